@@ -1,0 +1,60 @@
+# Tickwave: two commands for a newcomer.
+#   make demo   installs what it needs, starts the embedded services, runs the main job end to end
+#   make test   installs, then runs lint, type checks and the test suite against real services
+# Prerequisites (checked first): Python 3.11+, Java 17+, Maven, make. Everything else is
+# installed from PyPI (through uv and uv.lock) and Maven Central.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.DEFAULT_GOAL := help
+.PHONY: help prereqs bootstrap test lint typecheck pytest demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+prereqs: ## check Python 3.11+, Java 17+ and Maven, saying how to install what is missing
+	@missing=0; \
+	if ! command -v $(PYTHON) >/dev/null || ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+	  echo "missing: Python 3.11+ as '$(PYTHON)' (Debian/Ubuntu: apt-get install python3; or pyenv install 3.11; or make PYTHON=python3.12)"; missing=1; fi; \
+	if ! command -v java >/dev/null && [ -z "$${JAVA_HOME:-}" ]; then \
+	  echo "missing: Java 17+ (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)"; missing=1; \
+	else java=$${JAVA_HOME:+$$JAVA_HOME/bin/}java; \
+	  v=$$($$java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1); \
+	  if [ "$${v:-0}" -lt 17 ]; then echo "missing: Java 17+ (found Java $${v:-unknown}; apt-get install openjdk-17-jre-headless and set JAVA_HOME)"; missing=1; fi; fi; \
+	if ! command -v mvn >/dev/null; then echo "missing: Maven, to fetch Kafka's jars once (Debian/Ubuntu: apt-get install maven)"; missing=1; fi; \
+	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
+
+$(BIN)/tickwave: pyproject.toml uv.lock | prereqs
+	@if command -v uv >/dev/null; then uv=uv; \
+	elif $(PYTHON) -m uv --version >/dev/null 2>&1; then uv="$(PYTHON) -m uv"; \
+	else echo "installing uv with pip"; $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv; uv="$(PYTHON) -m uv"; fi; \
+	$$uv sync --frozen --python $$(command -v $(PYTHON))
+	@touch $@
+
+bootstrap: $(BIN)/tickwave ## install the locked Python environment and fetch Kafka's jars (once, cached)
+	@$(BIN)/tickwave prepare
+
+lint: bootstrap ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: bootstrap ## mypy on the core and the execution process
+	$(BIN)/mypy
+
+pytest: bootstrap ## the test suite (real Kafka, real warehouse)
+	$(BIN)/pytest
+
+test: lint typecheck pytest ## everything CI runs
+
+demo: bootstrap ## start the embedded services, run the main job end to end, print where to look
+	$(BIN)/tickwave demo
+
+clean: ## stop services and remove the state dir and the venv
+	-@[ -x $(BIN)/tickwave ] && $(BIN)/tickwave down
+	rm -rf .tickwave $(VENV)

@@ -1,0 +1,1 @@
+"""The isolated execution process: risk-checked, idempotent orders."""

@@ -1,0 +1,1 @@
+"""Model training, evaluation, ONNX export and the model registry."""

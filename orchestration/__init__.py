@@ -1,0 +1,1 @@
+"""Dagster definitions: training, dbt, quality checks and compliance reports."""

@@ -1,0 +1,1 @@
+"""Bytewax dataflows: ticks to bars, features, predictions and signals."""

@@ -1,0 +1,1 @@
+"""Tickwave: streaming analytics and AI trading platform for MetaTrader 5 markets."""

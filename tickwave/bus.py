@@ -1,0 +1,132 @@
+"""Kafka clients configured the Tickwave way, for any Kafka-protocol cluster.
+
+Two producer profiles and two consumer profiles, from what was measured on these
+machines (``shared/NOTES.md``):
+
+- ``bulk``: throughput first (ingest, replays): ``linger.ms=5``, large batches, lz4.
+- ``latency``: the hot path (signals, orders): ``linger.ms=0``, consumers with
+  ``fetch.wait.max.ms=5`` (the default 500 ms dominates end-to-end latency).
+
+Every producer uses ``acks=all`` with idempotence; never ``acks=0``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any, Literal
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
+from tickwave.config import Settings
+from tickwave.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+Profile = Literal["bulk", "latency"]
+
+# librdkafka's own log lines go through Python logging instead of raw stderr.
+_COMMON: dict[str, Any] = {
+    "client.dns.lookup": "use_all_dns_ips",
+    "socket.keepalive.enable": True,
+    "logger": logging.getLogger("librdkafka"),
+}
+
+_PRODUCER: dict[Profile, dict[str, Any]] = {
+    "bulk": {
+        "linger.ms": 5,
+        "batch.size": 1_000_000,
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": 1_000_000,
+    },
+    "latency": {"linger.ms": 0, "compression.type": "none"},
+}
+
+_CONSUMER: dict[Profile, dict[str, Any]] = {
+    "bulk": {"fetch.wait.max.ms": 100, "fetch.min.bytes": 1},
+    "latency": {"fetch.wait.max.ms": 5, "fetch.min.bytes": 1},
+}
+
+
+def resolve_bootstrap(settings: Settings) -> str:
+    """Return the bootstrap servers: the external cluster or the running embedded broker.
+
+    Raises:
+        ServiceError: when no external cluster is set and the embedded one is not up.
+    """
+    if settings.kafka.bootstrap:
+        return settings.kafka.bootstrap
+    from tickwave.services.supervisor import Supervisor
+
+    endpoint = Supervisor(settings).endpoint("kafka")
+    if endpoint is None:
+        raise ServiceError(
+            f"Kafka is not running for state dir {settings.state_path}: "
+            f"run `tickwave up`, or set TICKWAVE_KAFKA_BOOTSTRAP to an existing cluster"
+        )
+    return endpoint.address
+
+
+def producer_config(bootstrap: str, profile: Profile = "bulk", **overrides: Any) -> dict[str, Any]:
+    """Return librdkafka producer settings for ``profile``."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        **_COMMON,
+        **_PRODUCER[profile],
+        **overrides,
+    }
+
+
+def consumer_config(bootstrap: str, group_id: str, profile: Profile = "bulk", **overrides: Any) -> dict[str, Any]:
+    """Return librdkafka consumer settings for ``profile`` (manual commits by default)."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "enable.partition.eof": False,
+        **_COMMON,
+        **_CONSUMER[profile],
+        **overrides,
+    }
+
+
+def make_producer(bootstrap: str, profile: Profile = "bulk", **overrides: Any) -> Producer:
+    """Create a producer for ``profile``."""
+    return Producer(producer_config(bootstrap, profile, **overrides))
+
+
+def make_consumer(bootstrap: str, group_id: str, profile: Profile = "bulk", **overrides: Any) -> Consumer:
+    """Create a consumer for ``profile``."""
+    return Consumer(consumer_config(bootstrap, group_id, profile, **overrides))
+
+
+def make_admin(bootstrap: str) -> AdminClient:
+    """Create an admin client."""
+    return AdminClient({"bootstrap.servers": bootstrap, **_COMMON})
+
+
+def broker_answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """Return True when a metadata request to ``bootstrap`` succeeds within the timeout."""
+    if not any(_accepts_connections(server) for server in bootstrap.split(",")):
+        return False  # not listening yet: skip librdkafka and its connection-refused noise
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 1000, **_COMMON})
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException:
+        return False
+    return bool(metadata.brokers)
+
+
+def _accepts_connections(server: str) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=1.0):
+            return True
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,136 @@
+"""``tickwave up | status | down | logs``: the embedded services' lifecycle."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tickwave.bus import make_admin, resolve_bootstrap
+from tickwave.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
+from tickwave.config import Settings
+from tickwave.services.registry import embedded_services, service_by_name
+from tickwave.services.supervisor import Endpoint, Supervisor, tail
+from tickwave.topics import create_topics, topic_specs
+
+
+def bring_up(settings: Settings) -> dict[str, str]:
+    """Start every embedded service that is not external and create the topics.
+
+    Returns:
+        Service name to address.
+    """
+    supervisor = Supervisor(settings)
+    addresses: dict[str, str] = {}
+    for service in embedded_services(settings):
+        with console.status(f"starting {service.name}..."):
+            started = time.monotonic()
+            result = supervisor.start(service)
+        address = result.address if isinstance(result, Endpoint) else result
+        addresses[service.name] = address
+        kind = "external" if isinstance(result, str) else f"pid {result.pid}"
+        console.print(f"[green]✓[/] {service.name:<10} {address:<24} ({kind}, {time.monotonic() - started:.1f} s)")
+    created = create_topics(make_admin(resolve_bootstrap(settings)), topic_specs(settings), settings.kafka.topic_prefix)
+    if created:
+        console.print(f"[green]✓[/] topics     created {', '.join(created)}")
+    return addresses
+
+
+def bring_down(settings: Settings) -> list[str]:
+    """Stop every running embedded service, last started first.
+
+    Returns:
+        The names of the services that were stopped.
+    """
+    supervisor = Supervisor(settings)
+    stopped = []
+    for service in reversed(embedded_services(settings)):
+        with console.status(f"stopping {service.name}..."):
+            if supervisor.stop(service):
+                stopped.append(service.name)
+    return stopped
+
+
+def up() -> None:
+    """Start the embedded services (those not configured as external) and wait until ready."""
+    settings = settings_or_exit()
+    with exit_on_tickwave_error():
+        bring_up(settings)
+    console.print(f"state dir: {settings.state_path}")
+
+
+def down() -> None:
+    """Stop the embedded services with SIGTERM (SIGKILL only after a timeout)."""
+    settings = settings_or_exit()
+    with exit_on_tickwave_error():
+        stopped = bring_down(settings)
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def status() -> None:
+    """Show each service: state, pid, address and uptime."""
+    settings = settings_or_exit()
+    supervisor = Supervisor(settings)
+    table = Table("service", "state", "pid", "address", "uptime")
+    any_down = False
+    for service in embedded_services(settings):
+        state = supervisor.status(service)
+        colour = {"up": "green", "external": "cyan"}.get(state.state, "red")
+        any_down |= state.state not in ("up", "external")
+        table.add_row(
+            state.name, f"[{colour}]{state.state}[/]", str(state.pid or ""), state.address or "",
+            format_duration(state.uptime_s),
+        )  # fmt: skip
+    console.print(table)
+    raise typer.Exit(3 if any_down else 0)
+
+
+def logs(
+    service: Annotated[str, typer.Argument(help="service name, e.g. kafka")],
+    lines: Annotated[int, typer.Option("--lines", "-n", help="how many lines to show")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
+) -> None:
+    """Print the end of a service's log."""
+    settings = settings_or_exit()
+    try:
+        service_by_name(settings, service)
+    except KeyError as exc:
+        err_console.print(f"[bold red]error[/]: {exc.args[0]}")
+        raise typer.Exit(2) from exc
+    path = Supervisor(settings).log_path(service)
+    if not path.exists():
+        err_console.print(f"no log yet at {path}")
+        raise typer.Exit(1)
+    typer.echo(tail(path, lines))
+    if follow:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            while True:
+                chunk = handle.readline()
+                if chunk:
+                    typer.echo(chunk.decode(errors="replace"), nl=False)
+                else:
+                    time.sleep(0.5)
+
+
+def prepare() -> None:
+    """Check prerequisites and fetch what the embedded services need (Kafka's jars), once."""
+    settings = settings_or_exit()
+    with exit_on_tickwave_error():
+        for service in embedded_services(settings):
+            if service.external_address:
+                continue
+            service.check_prerequisites()
+            service.install()
+            console.print(f"[green]✓[/] {service.name} ready to start")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the lifecycle commands to the root app."""
+    app.command()(prepare)
+    app.command()(up)
+    app.command()(status)
+    app.command()(down)
+    app.command()(logs)

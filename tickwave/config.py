@@ -1,0 +1,239 @@
+"""Typed, frozen configuration for every Tickwave process.
+
+Sources, highest priority first: keyword overrides (tests), environment variables
+``TICKWAVE_<SECTION>_<KEY>`` (or ``TICKWAVE_<KEY>`` for top-level keys), the TOML file
+(``TICKWAVE_CONFIG`` or ``./tickwave.toml``), then defaults. Load once at the entry
+point with :func:`load_settings` and pass the object down; nothing reads the
+environment at import time.
+
+Unknown keys (in the file or as ``TICKWAVE_*`` variables) and invalid values fail with
+one :class:`~tickwave.errors.ConfigurationError` naming each key and the expected form.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from tickwave.errors import ConfigurationError
+
+ENV_PREFIX = "TICKWAVE_"
+CONFIG_FILE_ENV = "TICKWAVE_CONFIG"
+DEFAULT_CONFIG_FILE = "tickwave.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """The event bus: an external cluster, or the embedded single-node Kafka."""
+
+    bootstrap: str | None = Field(
+        default=None,
+        description="bootstrap servers of an external Kafka/Redpanda; when set, nothing is started",
+    )
+    port: int = Field(default=19092, ge=0, le=65535, description="embedded broker port (0 = pick a free one)")
+    controller_port: int = Field(
+        default=19093, ge=0, le=65535, description="embedded KRaft controller port (0 = pick a free one)"
+    )
+    heap_mb: int = Field(default=512, ge=128, description="embedded broker JVM heap (MB)")
+    version: str = Field(default="4.1.1", description="Apache Kafka version fetched from Maven Central")
+    jars_dir: Path | None = Field(
+        default=None, description="where Kafka's jars are cached (default: ~/.cache/tickwave/kafka-<version>)"
+    )
+    topic_prefix: str = Field(default="", description="prefix of every topic name (isolates tenants and tests)")
+    ticks_partitions: int = Field(default=6, ge=1, description="partitions of the ticks topics")
+    signals_partitions: int = Field(default=3, ge=1, description="partitions of the signals and orders topics")
+    start_timeout_s: float = Field(default=90.0, gt=0, description="how long `up` waits for the broker")
+
+    @property
+    def is_external(self) -> bool:
+        """Return True when a user-provided cluster is configured."""
+        return bool(self.bootstrap)
+
+
+class ClickHouseSettings(_Section):
+    """The warehouse: an external ClickHouse server, or the embedded chdb HTTP service."""
+
+    url: str | None = Field(
+        default=None, description="URL of an external ClickHouse HTTP interface; when set, nothing is started"
+    )
+    port: int = Field(default=18123, ge=0, le=65535, description="embedded warehouse HTTP port (0 = pick a free one)")
+    database: str = Field(default="tickwave", description="database holding Tickwave's tables")
+    user: str = Field(default="tickwave", description="read-write service user")
+    password: SecretStr | None = Field(default=None, description="password of the service user (secret)")
+    analyst_user: str = Field(default="analyst", description="read-only user for analysts and dashboards")
+    analyst_password: SecretStr | None = Field(default=None, description="password of the analyst user (secret)")
+    allow_no_password: bool = Field(default=False, description="local-only development: allow users without a password")
+    start_timeout_s: float = Field(default=60.0, gt=0, description="how long `up` waits for the warehouse")
+
+    @property
+    def is_external(self) -> bool:
+        """Return True when a user-provided ClickHouse server is configured."""
+        return bool(self.url)
+
+
+class Settings(BaseSettings):
+    """Everything a Tickwave process is configured with; frozen after loading."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    state_dir: Path = Field(
+        default=Path(".tickwave"), description="holds every service's data, logs, pid and port files"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="log level")
+    kafka: KafkaSettings = KafkaSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read overrides, then the environment, then the TOML file (no dotenv)."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _config_file()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def state_path(self) -> Path:
+        """Return the absolute state directory."""
+        return self.state_dir.expanduser().resolve()
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get(CONFIG_FILE_ENV)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigurationError(f"{CONFIG_FILE_ENV}={explicit}: no such file")
+        return path
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def known_env_names() -> dict[str, str]:
+    """Map every accepted ``TICKWAVE_*`` variable to its dotted key (e.g. ``kafka.port``)."""
+    names = {CONFIG_FILE_ENV: "(config file path)"}
+    for name, field in Settings.model_fields.items():
+        names[f"{ENV_PREFIX}{name}".upper()] = name
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub in annotation.model_fields:
+                names[f"{ENV_PREFIX}{name}_{sub}".upper()] = f"{name}.{sub}"
+    return names
+
+
+def _check_unknown_env(environ: dict[str, str]) -> list[str]:
+    known = known_env_names()
+    return [
+        f"{var}: unknown setting (known: see `tickwave config show` or the README's configuration table)"
+        for var in sorted(environ)
+        if var.upper().startswith(ENV_PREFIX) and var.upper() not in known
+    ]
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return (ENV_PREFIX + "_".join(str(part) for part in loc)).upper()
+
+
+def _describe_error(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    env_name = _env_name(error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{location}: unknown setting (in {DEFAULT_CONFIG_FILE} or ${CONFIG_FILE_ENV})"
+    expected = _expected_form(error["loc"])
+    shown = "***" if _is_secret(error["loc"]) else repr(error.get("input"))
+    return f"{location} ({env_name}) = {shown}: {error['msg']}" + (f"; expected {expected}" if expected else "")
+
+
+def _field_for(loc: tuple[Any, ...]) -> Any:
+    model: Any = Settings
+    field = None
+    for part in loc:
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return field
+        field = fields[part]
+        model = field.annotation
+    return field
+
+
+def _expected_form(loc: tuple[Any, ...]) -> str:
+    field = _field_for(loc)
+    if field is None:
+        return ""
+    annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
+    description = f" ({field.description})" if field.description else ""
+    return f"{annotation}{description}".replace("typing.", "")
+
+
+def _is_secret(loc: tuple[Any, ...]) -> bool:
+    field = _field_for(loc)
+    return field is not None and "SecretStr" in str(field.annotation)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load and validate the configuration once, at a process's entry point.
+
+    Args:
+        **overrides: values that win over every other source (used by tests).
+
+    Returns:
+        The frozen settings.
+
+    Raises:
+        ConfigurationError: naming every unknown or invalid key and its expected form.
+    """
+    problems = _check_unknown_env(dict(os.environ))
+    settings: Settings | None = None
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            described = _describe_error(error)
+            # An unknown TICKWAVE_* variable is reported once, by its variable name.
+            if not any(problem.startswith(_env_name(error["loc"]) + ":") for problem in problems):
+                problems.append(described)
+    if problems or settings is None:
+        raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems))
+    return settings
+
+
+def masked_settings(settings: Settings) -> dict[str, Any]:
+    """Return the effective configuration as plain data with every secret masked."""
+    data = settings.model_dump(mode="python")
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "********"
+        if isinstance(value, dict):
+            return {key: mask(item) for key, item in value.items()}
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return {key: mask(value) for key, value in data.items()}

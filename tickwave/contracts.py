@@ -1,0 +1,441 @@
+"""Every message on Tickwave's bus: frozen, typed, versioned msgspec structs.
+
+Wire format: one JSON object per Kafka message, encoded by :func:`encode` and decoded
+by :func:`decode` / :func:`decode_any`. The ``type`` field carries the message type and
+its schema version (``"tick.v1"``); a breaking change adds a new struct with a new tag
+(``"tick.v2"``) beside the old one, so old messages on a topic stay readable.
+
+Why msgspec: it validates while it decodes, into frozen slotted structs, at ~1 us per
+tick (pydantic v2 is several times slower; dataclasses + json validate nothing).
+
+Conventions:
+
+- Timestamps are UTC milliseconds since the Unix epoch, in fields ending ``_ms``
+  (``time_ms`` is the market event time of a tick).
+- Prices and volumes are floats, as MT5 gives them. Money that is *summed* (P&L,
+  exposure, cash) is never accumulated in floats: see :mod:`tickwave.money`.
+- Each message has an id that makes redelivery harmless (``tick_id``, ``bar_id``,
+  ``signal_id``, ``client_order_id``, ``event_id``, ``fill_id``...): consumers upsert or
+  skip by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from tickwave.errors import ContractError
+
+Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._#\-]+$")]
+EpochMs = Annotated[int, msgspec.Meta(ge=0)]
+Side = Literal["buy", "sell"]
+Direction = Literal["long", "short", "flat"]
+TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
+
+
+def _require_finite(message: msgspec.Struct, *names: str) -> None:
+    for name in names:
+        value = getattr(message, name)
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+
+
+def _require_positive(message: msgspec.Struct, *names: str) -> None:
+    for name in names:
+        value = getattr(message, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def stable_id(*parts: object, length: int = 32) -> str:
+    """Return a deterministic hex id of ``parts`` (the same inputs always give the same id)."""
+    text = "\x1f".join(str(part) for part in parts)
+    return hashlib.blake2b(text.encode(), digest_size=length // 2).hexdigest()
+
+
+class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
+    """Base of every bus message (not itself sent)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Market data and analytics
+# ---------------------------------------------------------------------------------------
+
+
+class Tick(Message, frozen=True, tag="tick.v1"):
+    """One quote or trade from a market source.
+
+    ``seq`` orders distinct ticks that share one millisecond (MT5 delivers such ticks
+    and they are real), so ``(symbol, time_ms, seq)`` identifies a tick.
+    """
+
+    symbol: Symbol
+    time_ms: EpochMs
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+    bid: float
+    ask: float
+    last: float = 0.0
+    volume: float = 0.0
+    flags: int = 0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        """Reject impossible quotes: non-finite, non-positive, or ask below bid."""
+        _require_finite(self, "bid", "ask", "last", "volume")
+        _require_positive(self, "bid", "ask")
+        if self.ask < self.bid:
+            raise ValueError(f"ask {self.ask!r} is below bid {self.bid!r}")
+        if self.volume < 0 or self.last < 0:
+            raise ValueError("last and volume must be >= 0")
+
+    @property
+    def tick_id(self) -> str:
+        """The natural id: symbol, event time and ordinal within the millisecond."""
+        return f"{self.symbol}:{self.time_ms}:{self.seq}"
+
+    @property
+    def mid(self) -> float:
+        """The mid price."""
+        return (self.bid + self.ask) / 2.0
+
+
+class DeadLetter(Message, frozen=True, tag="dead_letter.v1"):
+    """Input that was rejected, with the reason and the raw bytes (UTF-8 or base64)."""
+
+    source: str
+    reason: str
+    raw: str
+    received_at_ms: EpochMs
+    raw_encoding: Literal["utf-8", "base64"] = "utf-8"
+    symbol: str = ""
+
+    @property
+    def dead_letter_id(self) -> str:
+        """A deterministic id of the rejected input."""
+        return stable_id(self.source, self.raw)
+
+
+class Bar(Message, frozen=True, tag="bar.v1"):
+    """OHLC of bid, ask and mid over one event-time window of one symbol."""
+
+    symbol: Symbol
+    timeframe: str
+    start_ms: EpochMs
+    end_ms: EpochMs
+    bid_open: float
+    bid_high: float
+    bid_low: float
+    bid_close: float
+    ask_open: float
+    ask_high: float
+    ask_low: float
+    ask_close: float
+    mid_open: float
+    mid_high: float
+    mid_low: float
+    mid_close: float
+    tick_count: Annotated[int, msgspec.Meta(ge=1)]
+    volume: float
+    spread_mean: float
+    spread_max: float
+
+    def __post_init__(self) -> None:
+        """Reject windows that end before they start and non-finite values."""
+        if self.end_ms <= self.start_ms:
+            raise ValueError("end_ms must be after start_ms")
+        _require_finite(self, "bid_open", "bid_high", "bid_low", "bid_close", "ask_open", "ask_high",
+                        "ask_low", "ask_close", "mid_open", "mid_high", "mid_low", "mid_close",
+                        "volume", "spread_mean", "spread_max")  # fmt: skip
+
+    @property
+    def bar_id(self) -> str:
+        """The natural key ``(symbol, timeframe, start)``."""
+        return f"{self.symbol}:{self.timeframe}:{self.start_ms}"
+
+
+class FeatureVector(Message, frozen=True, tag="features.v1"):
+    """Indicator values at one bar close; ``None`` marks a value still warming up."""
+
+    symbol: Symbol
+    timeframe: str
+    bar_start_ms: EpochMs
+    values: dict[str, float | None]
+    is_warm: bool
+    schema_hash: str = ""
+
+    def __post_init__(self) -> None:
+        """Reject non-finite numbers (warm-up is ``None``, never NaN)."""
+        for name, value in self.values.items():
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"feature {name} must be finite or null, got {value!r}")
+
+    @property
+    def feature_id(self) -> str:
+        """The natural key: the bar's key."""
+        return f"{self.symbol}:{self.timeframe}:{self.bar_start_ms}"
+
+
+class Prediction(Message, frozen=True, tag="prediction.v1"):
+    """One model output for one feature vector."""
+
+    symbol: Symbol
+    timeframe: str
+    bar_start_ms: EpochMs
+    model_id: str
+    model_version: int
+    probabilities: dict[str, float]
+    inference_latency_us: float
+    predicted_at_ms: EpochMs
+
+    def __post_init__(self) -> None:
+        """Require probabilities in [0, 1]."""
+        for label, probability in self.probabilities.items():
+            if not (0.0 <= probability <= 1.0):
+                raise ValueError(f"probability of {label} must be in [0, 1], got {probability!r}")
+
+    @property
+    def prediction_id(self) -> str:
+        """The natural key: model, version and bar."""
+        return f"{self.model_id}:{self.model_version}:{self.symbol}:{self.timeframe}:{self.bar_start_ms}"
+
+
+class Signal(Message, frozen=True, tag="signal.v1"):
+    """A trading signal derived from a prediction; ``signal_id`` is deterministic."""
+
+    signal_id: str
+    symbol: Symbol
+    timeframe: str
+    bar_start_ms: EpochMs
+    direction: Direction
+    strength: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+    confidence: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+    model_id: str
+    model_version: int
+    created_at_ms: EpochMs
+
+    def __post_init__(self) -> None:
+        """Require strength and confidence within [0, 1] (also when constructed in code)."""
+        for name in ("strength", "confidence"):
+            value = getattr(self, name)
+            if not (0.0 <= value <= 1.0):
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+    @staticmethod
+    def make_id(model_id: str, model_version: int, symbol: str, timeframe: str, bar_start_ms: int) -> str:
+        """Return the deterministic id of the signal for one model and bar."""
+        return stable_id("signal", model_id, model_version, symbol, timeframe, bar_start_ms)
+
+
+# ---------------------------------------------------------------------------------------
+# Orders, fills, risk and control
+# ---------------------------------------------------------------------------------------
+
+
+def client_order_id_for(signal_id: str) -> str:
+    """Return the client order id of the (single) order a signal may produce.
+
+    MT5 carries it in the order ``comment`` (31 characters at most), hence the length.
+    """
+    return "tw-" + stable_id("order", signal_id, length=24)
+
+
+class OrderIntent(Message, frozen=True, tag="order_intent.v1"):
+    """A sized order the execution process wants to place, before risk checks."""
+
+    client_order_id: str
+    signal_id: str
+    symbol: Symbol
+    side: Side
+    quantity_lots: float
+    order_type: Literal["market", "limit"]
+    model_id: str
+    model_version: int
+    created_at_ms: EpochMs
+    limit_price: float | None = None
+
+    def __post_init__(self) -> None:
+        """Require a positive finite quantity and a price for limit orders."""
+        _require_finite(self, "quantity_lots", "limit_price")
+        _require_positive(self, "quantity_lots", "limit_price")
+        if self.order_type == "limit" and self.limit_price is None:
+            raise ValueError("a limit order needs limit_price")
+
+
+class _OrderEvent(Message, frozen=True):
+    """Fields every order event carries, so each is traceable to its signal and model."""
+
+    client_order_id: str
+    signal_id: str
+    symbol: Symbol
+    model_id: str
+    model_version: int
+    event_at_ms: EpochMs
+
+    @property
+    def event_id(self) -> str:
+        """A deterministic id: one event of a kind per order and time."""
+        return stable_id(type(self).__name__, self.client_order_id, self.event_at_ms)
+
+
+class OrderSubmitted(_OrderEvent, frozen=True, tag="order_submitted.v1"):
+    """The order was recorded in the journal and sent to the broker."""
+
+    side: Side
+    quantity_lots: float
+    order_type: Literal["market", "limit"]
+    limit_price: float | None = None
+
+
+class OrderAccepted(_OrderEvent, frozen=True, tag="order_accepted.v1"):
+    """The broker accepted the order."""
+
+    broker_order_id: str
+
+
+class OrderRejected(_OrderEvent, frozen=True, tag="order_rejected.v1"):
+    """The broker refused the order."""
+
+    reason: str
+    broker_code: int | None = None
+
+
+class OrderFilled(_OrderEvent, frozen=True, tag="order_filled.v1"):
+    """The order was filled, wholly (``is_final``) or in part."""
+
+    fill_id: str
+    fill_price: float
+    fill_lots: float
+    cumulative_lots: float
+    is_final: bool
+
+    def __post_init__(self) -> None:
+        """Require positive finite price and quantities."""
+        _require_finite(self, "fill_price", "fill_lots", "cumulative_lots")
+        _require_positive(self, "fill_price", "fill_lots", "cumulative_lots")
+
+
+class OrderCanceled(_OrderEvent, frozen=True, tag="order_canceled.v1"):
+    """The order was canceled (by a halt, an expiry or the operator)."""
+
+    reason: str
+
+
+class OrderDenied(_OrderEvent, frozen=True, tag="order_denied.v1"):
+    """The pre-trade risk gate refused the order before it reached a broker."""
+
+    reason: str
+    check: str
+
+
+OrderEvent = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | OrderDenied
+
+
+class Fill(Message, frozen=True, tag="fill.v1"):
+    """One execution of an order at the broker."""
+
+    fill_id: str
+    client_order_id: str
+    signal_id: str
+    symbol: Symbol
+    side: Side
+    price: float
+    quantity_lots: float
+    commission: float
+    filled_at_ms: EpochMs
+    model_id: str
+    model_version: int
+    broker_deal_id: str = ""
+
+    def __post_init__(self) -> None:
+        """Require positive finite price and quantity."""
+        _require_finite(self, "price", "quantity_lots", "commission")
+        _require_positive(self, "price", "quantity_lots")
+
+
+class RiskEvent(Message, frozen=True, tag="risk_event.v1"):
+    """A risk limit breach, circuit breaker, halt or resume."""
+
+    risk_event_id: str
+    kind: str
+    severity: Literal["info", "warning", "critical"]
+    trading_state: TradingState
+    detail: str
+    occurred_at_ms: EpochMs
+    symbol: str = ""
+    check: str = ""
+
+
+class ControlCommand(Message, frozen=True, tag="control_command.v1"):
+    """An operator's command to the execution process (audited on the bus)."""
+
+    command_id: str
+    command: Literal["halt", "reduce", "resume", "status", "set_limit"]
+    issued_by: str
+    issued_at_ms: EpochMs
+    reason: str = ""
+    symbol: str = ""
+    params: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+AnyMessage = (
+    Tick | DeadLetter | Bar | FeatureVector | Prediction | Signal | OrderIntent
+    | OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | OrderDenied
+    | Fill | RiskEvent | ControlCommand
+)  # fmt: skip
+
+MESSAGE_TYPES: tuple[type[Message], ...] = (
+    Tick, DeadLetter, Bar, FeatureVector, Prediction, Signal, OrderIntent,
+    OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled, OrderDenied,
+    Fill, RiskEvent, ControlCommand,
+)  # fmt: skip
+
+# ---------------------------------------------------------------------------------------
+# The one serializer
+# ---------------------------------------------------------------------------------------
+
+M = TypeVar("M", bound=Message)
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def encode(message: Message) -> bytes:
+    """Serialize a message to JSON bytes (the only wire format)."""
+    return _encoder.encode(message)
+
+
+def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    return decoder
+
+
+def decode(data: bytes | bytearray | memoryview | str, kind: type[M]) -> M:
+    """Decode bytes into a message of type ``kind``.
+
+    Raises:
+        ContractError: for malformed JSON, a wrong or unknown type tag, missing or
+            unknown fields, wrong types, or impossible values; ``reason`` says which.
+    """
+    try:
+        return _decoder(kind).decode(data)  # type: ignore[no-any-return]
+    except (msgspec.DecodeError, ValueError, TypeError) as exc:
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        raise ContractError(f"invalid {kind.__name__}: {exc}", raw) from exc
+
+
+def decode_any(data: bytes | bytearray | memoryview | str) -> AnyMessage:
+    """Decode bytes into whichever message type their ``type`` tag names.
+
+    Raises:
+        ContractError: as :func:`decode`.
+    """
+    try:
+        return _decoder(AnyMessage).decode(data)  # type: ignore[no-any-return]
+    except (msgspec.DecodeError, ValueError, TypeError) as exc:
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        raise ContractError(f"invalid message: {exc}", raw) from exc

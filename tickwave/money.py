@@ -1,0 +1,55 @@
+"""Exact arithmetic for money that is summed: P&L, exposure, cash.
+
+Prices and volumes travel as floats (that is what MT5 gives). Summing floats over a
+day of fills drifts (``0.1 + 0.2 != 0.3``) and, worse, the order of the sum changes
+the result, so two processes could disagree about a risk limit. Tickwave therefore
+converts each float once, at the boundary, to a :class:`~decimal.Decimal` built from
+the float's shortest round-trip text (``repr``), so ``1.1`` becomes exactly ``1.1``,
+and does every sum and product in decimal arithmetic with 34 significant digits.
+A sum of N amounts and the sum of their negations then cancel to exactly zero, in any
+order, which the property tests check.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Iterable
+from decimal import Decimal
+
+MONEY_CONTEXT = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
+
+
+def to_decimal(value: float | int | str | Decimal) -> Decimal:
+    """Convert a price, volume or amount to an exact decimal (floats via their shortest repr).
+
+    Raises:
+        ValueError: for NaN or infinity.
+    """
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, float):
+        result = Decimal(repr(value))
+    else:
+        result = Decimal(value)
+    if not result.is_finite():
+        raise ValueError(f"amount must be finite, got {value!r}")
+    return result
+
+
+def exact_sum(values: Iterable[float | int | str | Decimal]) -> Decimal:
+    """Sum amounts exactly (order does not change the result)."""
+    total = Decimal(0)
+    for value in values:
+        total = MONEY_CONTEXT.add(total, to_decimal(value))
+    return total
+
+
+def notional(price: float | Decimal, quantity_lots: float | Decimal, contract_size: float | Decimal) -> Decimal:
+    """Return price x lots x contract size, exactly."""
+    product = MONEY_CONTEXT.multiply(to_decimal(price), to_decimal(quantity_lots))
+    return MONEY_CONTEXT.multiply(product, to_decimal(contract_size))
+
+
+def quantize(amount: Decimal, places: int = 2) -> Decimal:
+    """Round an amount to ``places`` decimals (half even) for reports."""
+    return amount.quantize(Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_EVEN)

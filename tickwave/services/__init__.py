@@ -1,0 +1,1 @@
+"""Embedded services (Kafka, the warehouse) and the supervisor that runs them."""
