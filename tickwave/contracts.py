@@ -86,12 +86,14 @@ class Tick(Message, frozen=True, tag="tick.v1"):
 
     def __post_init__(self) -> None:
         """Reject impossible quotes: non-finite, non-positive, or ask below bid."""
+        # One chained comparison on the hot path (NaN fails every comparison).
+        if 0.0 < self.bid <= self.ask < math.inf and 0.0 <= self.last < math.inf and 0.0 <= self.volume < math.inf:
+            return
         _require_finite(self, "bid", "ask", "last", "volume")
         _require_positive(self, "bid", "ask")
         if self.ask < self.bid:
             raise ValueError(f"ask {self.ask!r} is below bid {self.bid!r}")
-        if self.volume < 0 or self.last < 0:
-            raise ValueError("last and volume must be >= 0")
+        raise ValueError("last and volume must be >= 0")
 
     @property
     def tick_id(self) -> str:
