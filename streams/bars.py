@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from tickwave.contracts import Bar, Tick
+
+TickStatus = Literal["accepted", "late", "duplicate"]
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -135,19 +138,20 @@ class BarState:
         """Ticks older than this are late."""
         return self.newest_ms - self.wait_ms
 
-    def on_tick(self, tick: Tick) -> tuple[list[Bar], bool]:
+    def on_tick(self, tick: Tick) -> tuple[list[Bar], TickStatus]:
         """Fold in a tick.
 
         Returns:
-            The bars this tick closed, and whether the tick was late (rejected).
+            The bars this tick closed, and what became of the tick: ``accepted`` (in
+            its bars), ``late`` (rejected, to quarantine) or ``duplicate`` (already in).
         """
         key = (tick.time_ms, tick.seq)
         if self.newest_ms >= 0 and tick.time_ms < self.watermark_ms:
             self.late_count += 1
-            return [], True
+            return [], "late"
         if key in self.seen:
             self.duplicate_count += 1
-            return [], False
+            return [], "duplicate"
         self.seen.add(key)
         for timeframe, length in self._lengths.items():
             start = tick.time_ms - tick.time_ms % length
@@ -161,8 +165,8 @@ class BarState:
         if tick.time_ms > self.newest_ms:
             self.newest_ms = tick.time_ms
             if self.watermark_ms >= self.next_close_ms:
-                return self._close_through(self.watermark_ms, tick.symbol), False
-        return [], False
+                return self._close_through(self.watermark_ms, tick.symbol), "accepted"
+        return [], "accepted"
 
     def advance_to(self, now_ms: int, symbol: str) -> list[Bar]:
         """Close windows as if a tick at ``now_ms`` had arrived (wall-clock closing)."""

@@ -60,9 +60,9 @@ def run(ticks: list[Tick], wait_ms: int, timeframes: tuple[str, ...] = ("1s", "1
     bars: list[Bar] = []
     late: list[Tick] = []
     for tick in ticks:
-        closed, is_late = state.on_tick(tick)
+        closed, status = state.on_tick(tick)
         bars.extend(closed)
-        if is_late:
+        if status == "late":
             late.append(tick)
     bars.extend(state.flush("EURUSD"))
     return bars, late
@@ -127,9 +127,9 @@ def test_bar_state_when_tick_older_than_wait_then_late_and_bars_unchanged() -> N
     for tick in ticks:
         state.on_tick(tick)
 
-    closed, is_late = state.on_tick(stale)
+    closed, status = state.on_tick(stale)
 
-    assert is_late and closed == []
+    assert status == "late" and closed == []
     assert state.late_count == 1
     assert all(bar.bid_high < 2 for bar in state.flush("EURUSD"))
 
@@ -139,9 +139,9 @@ def test_bar_state_when_tick_redelivered_then_counted_once() -> None:
     twin = Tick(symbol="EURUSD", time_ms=T0, seq=1, bid=1.1, ask=1.1002)  # same ms, distinct tick
     state = BarState(("1s",), wait_ms=500)
 
-    for item in (tick, twin, tick):
-        state.on_tick(item)
+    statuses = [state.on_tick(item)[1] for item in (tick, twin, tick)]
 
+    assert statuses == ["accepted", "accepted", "duplicate"]
     (bar,) = state.flush("EURUSD")
     assert bar.tick_count == 2
     assert state.duplicate_count == 1
