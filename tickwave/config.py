@@ -100,6 +100,62 @@ class StreamsSettings(_Section):
     processes: int = Field(default=1, ge=1, description="Bytewax processes (each takes a share of the partitions)")
 
 
+class ModelsSettings(_Section):
+    """Direction models: dataset, XGBoost hyper-parameters, walk-forward evaluation, export, promotion."""
+
+    model_id: str = Field(
+        default="xgb_direction",
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="registry id of the model `tickwave train` builds and the streams serve",
+    )
+    timeframe: str = Field(
+        default="1m", pattern=r"^[0-9]+[smhd]$", description="bar timeframe trained on (features + bars_<timeframe>)"
+    )
+    horizon_bars: int = Field(default=5, ge=1, description="label: direction of the mid close over this many bars")
+    dead_zone_bps: float = Field(default=1.0, ge=0, description="label: moves within this many bps are flat")
+    min_rows: int = Field(default=1000, ge=50, description="fewest labelled rows a training run accepts")
+    fold_scheme: Literal["expanding", "rolling"] = Field(
+        default="expanding", description="walk-forward training windows: expanding or rolling"
+    )
+    folds: int = Field(default=4, ge=1, description="walk-forward test blocks before the holdout")
+    rolling_window_bars: int = Field(default=5000, ge=10, description="training window of the rolling scheme (bars)")
+    embargo_bars: int = Field(
+        default=10, ge=0, description="bars dropped between training and test data after the purge gap of h bars"
+    )
+    holdout_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="most recent share of the range held out (report, parity, promotion)"
+    )
+    n_estimators: int = Field(default=300, ge=1, description="XGBoost: boosting rounds")
+    max_depth: int = Field(default=4, ge=1, le=16, description="XGBoost: tree depth")
+    learning_rate: float = Field(default=0.05, gt=0, le=1, description="XGBoost: shrinkage (eta)")
+    subsample: float = Field(default=0.8, gt=0, le=1, description="XGBoost: row sample per tree")
+    colsample_bytree: float = Field(default=0.8, gt=0, le=1, description="XGBoost: feature sample per tree")
+    min_child_weight: float = Field(default=1.0, ge=0, description="XGBoost: smallest hessian sum in a leaf")
+    reg_lambda: float = Field(default=1.0, ge=0, description="XGBoost: L2 regularisation")
+    n_jobs: int = Field(default=2, ge=1, description="XGBoost: training threads")
+    seed: int = Field(default=0, ge=0, description="random seed of training")
+    parity_tolerance: float = Field(
+        default=1e-5, gt=0, description="largest ONNX vs native probability difference on the holdout"
+    )
+    promotion_margin: float = Field(
+        default=0.005, ge=0, lt=1, description="relative holdout log-loss gain a candidate needs over the champion"
+    )
+    calibration_bound: float = Field(
+        default=0.1, gt=0, le=1, description="largest expected calibration error (any class) a champion may have"
+    )
+    backtest_lots: float = Field(default=1.0, gt=0, description="position size of the holdout backtest (lots)")
+    contract_size: float = Field(default=100_000.0, gt=0, description="units per lot, for P&L in money")
+    pip_sizes: dict[str, float] = Field(
+        default={}, description="pip size per symbol (JSON; others: 0.01 for *JPY, else 0.0001)"
+    )
+    leakage_windows: int = Field(
+        default=8, ge=1, description="replay windows per symbol of the point-in-time feature check"
+    )
+    leakage_tolerance: float = Field(
+        default=1e-6, gt=0, description="relative difference allowed between a stored feature and its replay"
+    )
+
+
 class Settings(BaseSettings):
     """Everything a Tickwave process is configured with; frozen after loading."""
 
@@ -119,6 +175,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     streams: StreamsSettings = StreamsSettings()
+    models: ModelsSettings = ModelsSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,289 @@
+"""The model lifecycle, owned by one base class; a concrete model only implements ``fit``.
+
+``DirectionModel.train`` runs the whole evaluation on a point-in-time dataset:
+
+1. split off the most recent ``holdout_fraction`` (purged and embargoed);
+2. walk forward over the rest: for each test block, ``fit`` on the rows before it
+   (purge + embargo, expanding or rolling) and predict the block; score every fold and
+   all out-of-sample predictions together (classification metrics and a backtest);
+3. ``fit`` the final model on the whole development part and score it on the holdout.
+
+``DirectionModel.save`` exports the final model to ONNX, checks its parity with the
+trained model on the holdout (else nothing is stored), writes the metadata JSON beside
+the artifact in the content-addressed store, and the HTML report beside both.
+
+The model that is saved is the one scored on the holdout: it is never refitted on the
+holdout afterwards, so the reported figures are the served model's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from models.dataset import LABELS, Dataset, require_all_classes
+from models.errors import NotEnoughDataError
+from models.evaluation import (
+    BacktestSettings,
+    ClassificationMetrics,
+    TradingResult,
+    backtest,
+    classification_metrics,
+    signal_positions,
+    timeframe_seconds,
+)
+from models.export import library_versions, parity_check, to_onnx
+from models.folds import holdout_split, walk_forward
+from models.store import ArtifactStore
+from streams.inference import ModelArtifact
+from streams.signals import SignalRules
+from tickwave.config import ModelsSettings
+from tickwave.errors import DataQualityError
+
+logger = logging.getLogger(__name__)
+
+
+class Classifier(Protocol):
+    """What ``fit`` returns: anything that gives class probabilities (rows x 3, order ``LABELS``)."""
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Return class probabilities."""
+        ...
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Classification metrics and the backtest of one set of predictions."""
+
+    metrics: ClassificationMetrics
+    trading: TradingResult
+
+    def as_dict(self, prefix: str) -> dict[str, float]:
+        """Return every figure as ``{prefix + name: value}``."""
+        return {**self.metrics.as_dict(prefix), **self.trading.as_dict(prefix)}
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One walk-forward step's ranges and scores."""
+
+    index: int
+    train_rows: int
+    test_rows: int
+    test_start_ms: int
+    test_end_ms: int
+    evaluation: Evaluation
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """Everything ``train`` produced: the final model, its holdout scores and the walk-forward scores."""
+
+    model: Classifier
+    dataset: Dataset
+    holdout: Dataset
+    holdout_probabilities: np.ndarray
+    holdout_evaluation: Evaluation
+    folds: list[FoldResult]
+    walk_forward: Evaluation
+    feature_importance: dict[str, float]
+    params: dict[str, str]
+    training_seconds: float
+    development_rows: int
+
+    def metrics(self) -> dict[str, float]:
+        """Return the holdout figures (``holdout_*``) and the walk-forward ones (``wf_*``)."""
+        return {**self.holdout_evaluation.as_dict("holdout_"), **self.walk_forward.as_dict("wf_"),
+                "training_seconds": self.training_seconds}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """An exported, parity-checked model in the artifact store (not yet registered)."""
+
+    model_id: str
+    framework: str
+    sha256: str
+    onnx_bytes: bytes
+    metadata: dict[str, Any] = field(repr=False)
+    artifact_uri: str = ""
+
+    def artifact(self, model_version: int) -> ModelArtifact:
+        """Return the artifact the streams serve, under ``model_version``."""
+        return ModelArtifact(self.model_id, model_version, self.onnx_bytes, tuple(self.metadata["feature_names"]),
+                             self.metadata["schema_hash"], LABELS)  # fmt: skip
+
+
+class DirectionModel(ABC):
+    """Trains, evaluates and saves a down/flat/up classifier; subclasses implement ``fit`` only."""
+
+    framework: ClassVar[str] = "unknown"
+
+    def __init__(self, settings: ModelsSettings, rules: SignalRules) -> None:
+        """Configure from the ``models`` settings and the streams' signal thresholds."""
+        self.settings = settings
+        self.rules = rules
+        self.backtest_settings = BacktestSettings(
+            lots=settings.backtest_lots,
+            contract_size=settings.contract_size,
+            pip_sizes=dict(settings.pip_sizes),
+            bars_per_year=252 * 86_400 / timeframe_seconds(settings.timeframe),
+        )
+
+    @abstractmethod
+    def fit(self, features: np.ndarray, labels: np.ndarray) -> Classifier:
+        """Return a classifier trained on ``features`` (float32, rows x features) and class indices."""
+
+    def params(self) -> dict[str, str]:
+        """Return the hyper-parameters to record in the registry (default: the ``models`` settings)."""
+        return {key: str(value) for key, value in self.settings.model_dump().items()}
+
+    def predict(self, model: Classifier, features: np.ndarray) -> np.ndarray:
+        """Return the probabilities of ``model`` (rows x 3), checked for shape and finiteness.
+
+        Raises:
+            DataQualityError: when the model's output is malformed or not finite.
+        """
+        if not len(features):
+            return np.empty((0, len(LABELS)))
+        probabilities = np.asarray(model.predict_proba(features), dtype=np.float64)
+        if probabilities.shape != (len(features), len(LABELS)):
+            raise DataQualityError(f"model output shape {probabilities.shape}, expected ({len(features)}, 3)")
+        if not np.isfinite(probabilities).all():
+            raise DataQualityError("the model predicts NaN or infinite probabilities")
+        return probabilities
+
+    def feature_importance(self, model: Classifier, names: tuple[str, ...]) -> dict[str, float]:
+        """Return the importance of each feature (empty when the model has none)."""
+        importances = getattr(model, "feature_importances_", None)
+        if importances is None:
+            return {}
+        return {name: float(value) for name, value in zip(names, importances, strict=True)}
+
+    def evaluate(self, dataset: Dataset, probabilities: np.ndarray) -> Evaluation:
+        """Score probabilities on ``dataset``: classification metrics and the backtest of their signals."""
+        metrics = classification_metrics(dataset.labels, probabilities, self.rules)
+        trading = backtest(dataset.frame, signal_positions(probabilities, self.rules), self.backtest_settings)
+        return Evaluation(metrics, trading)
+
+    def _fit_checked(self, dataset: Dataset, rows: np.ndarray, what: str) -> Classifier:
+        require_all_classes(dataset.labels[rows], what)
+        return self.fit(dataset.features[rows], dataset.labels[rows])
+
+    def train(self, dataset: Dataset) -> TrainingResult:
+        """Walk forward over the development part, then fit the final model and score it on the holdout.
+
+        Raises:
+            NotEnoughDataError: when no fold fits before the holdout, or a training set
+                lacks a class.
+        """
+        started = time.perf_counter()
+        settings = self.settings
+        development_rows, holdout_rows = holdout_split(
+            dataset.times_ms, dataset.label_end_ms, settings.holdout_fraction, settings.horizon_bars,
+            settings.embargo_bars,
+        )  # fmt: skip
+        development, holdout = dataset.take(development_rows), dataset.take(holdout_rows)
+        folds = walk_forward(
+            development.times_ms, development.label_end_ms, settings.folds, settings.horizon_bars,
+            settings.embargo_bars, settings.fold_scheme, settings.rolling_window_bars,
+        )  # fmt: skip
+        if not folds or not len(holdout):
+            raise NotEnoughDataError(
+                f"{len(dataset)} rows leave no walk-forward fold or holdout after the purge gap "
+                f"({settings.horizon_bars} bars) and embargo ({settings.embargo_bars} bars): widen the range"
+            )
+        results: list[FoldResult] = []
+        tested: list[np.ndarray] = []
+        tested_probabilities: list[np.ndarray] = []
+        for fold in folds:
+            model = self._fit_checked(development, fold.train, f"the training rows of fold {fold.index}")
+            probabilities = self.predict(model, development.features[fold.test])
+            evaluation = self.evaluate(development.take(fold.test), probabilities)
+            results.append(FoldResult(fold.index, len(fold.train), len(fold.test), fold.test_start_ms,
+                                      fold.test_end_ms, evaluation))  # fmt: skip
+            tested.append(fold.test)
+            tested_probabilities.append(probabilities)
+            logger.info("fold %d: train %d rows, test %d rows, log loss %.4f", fold.index, len(fold.train),
+                        len(fold.test), evaluation.metrics.log_loss)  # fmt: skip
+        out_of_sample = np.concatenate(tested)
+        walk_forward_evaluation = self.evaluate(development.take(out_of_sample), np.concatenate(tested_probabilities))
+        final = self._fit_checked(development, np.arange(len(development)), "the development rows")
+        holdout_probabilities = self.predict(final, holdout.features)
+        holdout_evaluation = self.evaluate(holdout, holdout_probabilities)
+        logger.info("holdout: %d rows, log loss %.4f", len(holdout), holdout_evaluation.metrics.log_loss)
+        return TrainingResult(
+            model=final,
+            dataset=dataset,
+            holdout=holdout,
+            holdout_probabilities=holdout_probabilities,
+            holdout_evaluation=holdout_evaluation,
+            folds=results,
+            walk_forward=walk_forward_evaluation,
+            feature_importance=self.feature_importance(final, dataset.feature_names),
+            params=self.params(),
+            training_seconds=time.perf_counter() - started,
+            development_rows=len(development),
+        )
+
+    def save(self, result: TrainingResult, store: ArtifactStore, model_id: str, write_report: bool = True) -> SavedModel:
+        """Export to ONNX, check parity on the holdout, store the artifact with its metadata and report.
+
+        Raises:
+            ParityError: the export differs from the trained model; nothing is stored.
+        """
+        dataset = result.dataset
+        onnx_bytes = to_onnx(result.model, dataset.feature_names, dataset.schema_hash, LABELS)
+        probe = ModelArtifact(model_id, 0, onnx_bytes, dataset.feature_names, dataset.schema_hash, LABELS)
+        difference = parity_check(result.holdout_probabilities, probe, result.holdout.features,
+                                  self.settings.parity_tolerance)  # fmt: skip
+        metadata = self.metadata(result, model_id, difference)
+        digest = store.put(onnx_bytes, metadata)
+        saved = SavedModel(model_id, self.framework, digest, onnx_bytes, {**metadata, "artifact_sha256": digest},
+                           store.relative_uri(digest))  # fmt: skip
+        if write_report:
+            from models.report import write_report as write
+
+            write(store.report_dir(digest), result, saved)
+        logger.info("model=%s artifact %s stored (parity max |diff| %.2g)", model_id, digest[:12], difference)
+        return saved
+
+    def metadata(self, result: TrainingResult, model_id: str, parity_difference: float) -> dict[str, Any]:
+        """Return the metadata written beside the artifact."""
+        dataset, holdout = result.dataset, result.holdout
+        return {
+            "model_id": model_id,
+            "framework": self.framework,
+            "created_at": datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
+            "feature_names": list(dataset.feature_names),
+            "schema_hash": dataset.schema_hash,
+            "labels": list(LABELS),
+            "label_definition": dataset.label_spec.describe(),
+            "horizon_bars": dataset.label_spec.horizon_bars,
+            "dead_zone_bps": dataset.label_spec.dead_zone_bps,
+            "timeframe": dataset.timeframe,
+            "symbols": list(dataset.symbols),
+            "data_range_ms": [dataset.from_ms, dataset.to_ms],
+            "rows": len(dataset),
+            "development_rows": result.development_rows,
+            "holdout_range_ms": [int(holdout.times_ms.min()), int(holdout.times_ms.max()) + 1],
+            "holdout_rows": len(holdout),
+            "fold_scheme": self.settings.fold_scheme,
+            "folds": [
+                {"index": fold.index, "train_rows": fold.train_rows, "test_rows": fold.test_rows,
+                 "test_range_ms": [fold.test_start_ms, fold.test_end_ms], **fold.evaluation.as_dict("")}
+                for fold in result.folds
+            ],  # fmt: skip
+            "signal_rules": {"entry_probability": self.rules.entry_probability, "min_edge": self.rules.min_edge},
+            "params": result.params,
+            "metrics": result.metrics(),
+            "feature_importance": result.feature_importance,
+            "parity_max_abs_diff": parity_difference,
+            "library_versions": library_versions(),
+        }

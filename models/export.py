@@ -1,0 +1,81 @@
+"""ONNX export with a parity check, and the metadata written beside every artifact.
+
+The export converts the trained classifier with onnxmltools (input ``features``:
+float32, rows x features; outputs ``label`` and ``probabilities``) and embeds the
+feature names, schema hash and labels in the ONNX metadata, so an artifact describes
+itself. The parity check runs the exported model through the same ``ServingModel``
+the streams use and compares its probabilities on the holdout with the trained
+model's own: a difference above the tolerance raises ``ParityError`` and the model is
+not registered.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from models.errors import ParityError
+from models.serving import META_FEATURE_NAMES, META_LABELS, META_SCHEMA_HASH, ServingModel
+from streams.inference import ModelArtifact
+from tickwave.errors import ConfigurationError
+
+_LIBRARIES = ("tickwave", "xgboost-cpu", "onnx", "onnxmltools", "onnxruntime", "scikit-learn", "numpy", "pandas")
+
+
+def to_onnx(model: Any, feature_names: Sequence[str], schema_hash: str, labels: Sequence[str]) -> bytes:
+    """Convert a trained classifier to ONNX bytes with Tickwave's metadata embedded.
+
+    Raises:
+        ConfigurationError: for a classifier onnxmltools cannot convert here.
+    """
+    import xgboost as xgb
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    if not isinstance(model, xgb.XGBClassifier):
+        raise ConfigurationError(f"no ONNX converter for {type(model).__name__}: only XGBClassifier is exported")
+    onnx_model = convert_xgboost(model, initial_types=[("features", FloatTensorType([None, len(feature_names)]))])
+    for key, value in (
+        (META_FEATURE_NAMES, json.dumps(list(feature_names))),
+        (META_SCHEMA_HASH, schema_hash),
+        (META_LABELS, json.dumps(list(labels))),
+    ):
+        prop = onnx_model.metadata_props.add()
+        prop.key, prop.value = key, value
+    return bytes(onnx_model.SerializeToString())
+
+
+def parity_check(native_probabilities: np.ndarray, artifact: ModelArtifact, features: np.ndarray, tolerance: float) -> float:
+    """Return the largest |ONNX - native| probability over ``features``.
+
+    Raises:
+        ParityError: when it exceeds ``tolerance``, or the shapes differ.
+    """
+    exported = ServingModel(artifact).predict_batch(features).astype(np.float64)
+    native = np.asarray(native_probabilities, dtype=np.float64)
+    if exported.shape != native.shape:
+        raise ParityError(f"ONNX output shape {exported.shape} differs from the trained model's {native.shape}")
+    difference = float(np.max(np.abs(exported - native))) if len(native) else 0.0
+    if not difference <= tolerance:
+        raise ParityError(
+            f"the ONNX export differs from the trained model by up to {difference:.3g} on the holdout "
+            f"(tolerance {tolerance:g}, models.parity_tolerance): not registered; check the converter versions"
+        )
+    return difference
+
+
+def library_versions() -> dict[str, str]:
+    """Return the versions of Python and the libraries that trained and exported the model."""
+    versions = {"python": platform.python_version(), "platform": sys.platform}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
