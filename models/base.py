@@ -232,7 +232,9 @@ class DirectionModel(ABC):
             development_rows=len(development),
         )
 
-    def save(self, result: TrainingResult, store: ArtifactStore, model_id: str, write_report: bool = True) -> SavedModel:
+    def save(
+        self, result: TrainingResult, store: ArtifactStore, model_id: str, write_report: bool = True
+    ) -> SavedModel:
         """Export to ONNX, check parity on the holdout, store the artifact with its metadata and report.
 
         Raises:
@@ -275,11 +277,7 @@ class DirectionModel(ABC):
             "holdout_range_ms": [int(holdout.times_ms.min()), int(holdout.times_ms.max()) + 1],
             "holdout_rows": len(holdout),
             "fold_scheme": self.settings.fold_scheme,
-            "folds": [
-                {"index": fold.index, "train_rows": fold.train_rows, "test_rows": fold.test_rows,
-                 "test_range_ms": [fold.test_start_ms, fold.test_end_ms], **fold.evaluation.as_dict("")}
-                for fold in result.folds
-            ],  # fmt: skip
+            "folds": [_fold_summary(fold) for fold in result.folds],
             "signal_rules": {"entry_probability": self.rules.entry_probability, "min_edge": self.rules.min_edge},
             "params": result.params,
             "metrics": result.metrics(),
@@ -287,3 +285,14 @@ class DirectionModel(ABC):
             "parity_max_abs_diff": parity_difference,
             "library_versions": library_versions(),
         }
+
+
+def _fold_summary(fold: FoldResult) -> dict[str, Any]:
+    # One fold's ranges and figures, for the metadata JSON.
+    return {
+        "index": fold.index,
+        "train_rows": fold.train_rows,
+        "test_rows": fold.test_rows,
+        "test_range_ms": [fold.test_start_ms, fold.test_end_ms],
+        **fold.evaluation.as_dict(""),
+    }

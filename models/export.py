@@ -51,7 +51,9 @@ def to_onnx(model: Any, feature_names: Sequence[str], schema_hash: str, labels: 
     return bytes(onnx_model.SerializeToString())
 
 
-def parity_check(native_probabilities: np.ndarray, artifact: ModelArtifact, features: np.ndarray, tolerance: float) -> float:
+def parity_check(
+    native_probabilities: np.ndarray, artifact: ModelArtifact, features: np.ndarray, tolerance: float
+) -> float:
     """Return the largest |ONNX - native| probability over ``features``.
 
     Raises:

@@ -106,4 +106,5 @@ class ServingModel:
             row = np.asarray(values, dtype=np.float32).reshape(1, -1)
         probabilities = self.predict_batch(row)[0]
         # float32 rounding can put a probability a hair outside [0, 1].
-        return {label: min(1.0, max(0.0, float(p))) for label, p in zip(self.artifact.labels, probabilities, strict=True)}
+        labels = self.artifact.labels
+        return {label: min(1.0, max(0.0, float(p))) for label, p in zip(labels, probabilities, strict=True)}
