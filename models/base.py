@@ -274,7 +274,7 @@ class DirectionModel(ABC):
             "data_range_ms": [dataset.from_ms, dataset.to_ms],
             "rows": len(dataset),
             "development_rows": result.development_rows,
-            "holdout_range_ms": [int(holdout.times_ms.min()), int(holdout.times_ms.max()) + 1],
+            "holdout_range_ms": [int(holdout.times_ms.min()), dataset.to_ms],
             "holdout_rows": len(holdout),
             "fold_scheme": self.settings.fold_scheme,
             "folds": [_fold_summary(fold) for fold in result.folds],

@@ -9,8 +9,8 @@ of the mid close from bar t to bar t+h of the same symbol's series:
 - ``flat`` otherwise (moves smaller than the costs are not worth a trade).
 
 Point in time: nothing here looks across rows except the label (bars t+1..t+h of the
-same symbol) and the two outcome columns the backtest needs (``next_mid_close`` at
-t+1, the spread at t); no statistic is taken over the range, and a bar whose horizon
+same symbol) and the outcome columns the backtest needs (``next_mid_close`` at t+1;
+bid and ask at t); no statistic is taken over the range, and a bar whose horizon
 reaches past the end of the range gets no label (so a dataset ending at ``to`` never
 uses data from after ``to``). ``label_end_ms`` is when the label becomes known: the
 walk-forward folds purge training rows whose label is not known before a test block.
@@ -46,6 +46,9 @@ BAR_COLUMNS = (
     "symbol", "timeframe", "start_ms", "end_ms",
     "bid_open", "bid_high", "bid_low", "bid_close", "ask_open", "ask_high", "ask_low", "ask_close",
     "mid_open", "mid_high", "mid_low", "mid_close", "tick_count", "volume", "spread_mean", "spread_max",
+)  # fmt: skip
+OUTCOME_COLUMNS = (
+    "symbol", "bar_start_ms", "label_end_ms", "label", "mid_close", "next_mid_close", "bid_close", "ask_close",
 )  # fmt: skip
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -85,8 +88,8 @@ class Dataset:
     """Labelled feature rows sorted by (bar_start_ms, symbol), with the outcome columns the backtest needs.
 
     ``frame`` columns: ``symbol``, ``bar_start_ms``, ``label_end_ms``, ``label``,
-    ``mid_close``, ``next_mid_close``, ``spread`` (ask - bid at the close), then one
-    column per feature, in model order.
+    ``mid_close``, ``next_mid_close``, ``bid_close``, ``ask_close``, then one column per
+    feature, in model order.
     """
 
     frame: pd.DataFrame
@@ -103,22 +106,26 @@ class Dataset:
     @property
     def features(self) -> np.ndarray:
         """The feature matrix as float32, the precision the served ONNX model receives."""
-        return self.frame.loc[:, list(self.feature_names)].to_numpy(dtype=np.float32)
+        features: np.ndarray = self.frame.loc[:, list(self.feature_names)].to_numpy(dtype=np.float32)
+        return features
 
     @property
     def labels(self) -> np.ndarray:
         """Class indices (``DOWN``, ``FLAT``, ``UP``)."""
-        return self.frame["label"].to_numpy(dtype=np.int64)
+        labels: np.ndarray = self.frame["label"].to_numpy(dtype=np.int64)
+        return labels
 
     @property
     def times_ms(self) -> np.ndarray:
         """Bar start of every row (non-decreasing)."""
-        return self.frame["bar_start_ms"].to_numpy(dtype=np.int64)
+        times: np.ndarray = self.frame["bar_start_ms"].to_numpy(dtype=np.int64)
+        return times
 
     @property
     def label_end_ms(self) -> np.ndarray:
         """When each row's label becomes known (start of bar t+h)."""
-        return self.frame["label_end_ms"].to_numpy(dtype=np.int64)
+        ends: np.ndarray = self.frame["label_end_ms"].to_numpy(dtype=np.int64)
+        return ends
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -151,11 +158,11 @@ def _labelled_bars(bars: pd.DataFrame, label_spec: LabelSpec) -> pd.DataFrame:
             "label": direction_labels(mid, horizon, label_spec.dead_zone_bps),
             "mid_close": mid,
             "next_mid_close": next_mid,
-            "spread": series["ask_close"].to_numpy(dtype=np.float64) - series["bid_close"].to_numpy(dtype=np.float64),
+            "bid_close": series["bid_close"].to_numpy(dtype=np.float64),
+            "ask_close": series["ask_close"].to_numpy(dtype=np.float64),
         }))  # fmt: skip
     if not parts:
-        return pd.DataFrame(columns=["symbol", "bar_start_ms", "label_end_ms", "label", "mid_close",
-                                     "next_mid_close", "spread"])  # fmt: skip
+        return pd.DataFrame(columns=list(OUTCOME_COLUMNS))
     labelled = pd.concat(parts, ignore_index=True)
     return labelled[labelled["label"] != NO_LABEL]
 
@@ -196,6 +203,7 @@ def build_dataset(
     timeframe: str,
     range_ms: tuple[int, int],
     min_rows: int,
+    require_classes: bool = True,
 ) -> Dataset:
     """Join warm feature rows with their bar's label; check the result can be trained on.
 
@@ -210,11 +218,13 @@ def build_dataset(
         timeframe: the bars' timeframe (recorded with the dataset).
         range_ms: the requested ``[from, to)`` range, recorded as the data range.
         min_rows: fewest labelled rows accepted.
+        require_classes: require every label to occur (training does; scoring a holdout does not).
 
     Raises:
         SchemaMismatchError: no feature rows of ``schema_hash`` in range but rows of another.
         InvalidFeaturesError: a warm row holds NaN, infinity or a missing value.
-        NotEnoughDataError: fewer than ``min_rows`` rows, or not all three classes present.
+        NotEnoughDataError: fewer than ``min_rows`` rows, or (``require_classes``) not all
+            three classes present.
     """
     warm = _warm_rows(features, feature_names, schema_hash)
     labelled = _labelled_bars(bars, label_spec)
@@ -229,7 +239,8 @@ def build_dataset(
             f"{len(frame)} labelled rows with warm features for {where}; at least {min_rows} needed "
             "(models.min_rows): widen the range or add symbols"
         )
-    require_all_classes(dataset.labels, where)
+    if require_classes:
+        require_all_classes(dataset.labels, where)
     logger.info("dataset %s: %d rows, %d features, label counts %s", where, len(frame), len(feature_names),
                 class_counts(dataset.labels))  # fmt: skip
     return dataset
@@ -306,7 +317,7 @@ def query_bars(client: Client, symbols: Sequence[str], timeframe: str, range_ms:
         ConfigurationError: when the warehouse keeps no bars of ``timeframe``.
     """
     table = f"bars_{timeframe}"
-    if not _IDENTIFIER.match(table) or not int(client.command(f"EXISTS TABLE {table}")):
+    if not _IDENTIFIER.match(table) or str(client.command(f"EXISTS TABLE {table}")) != "1":
         raise ConfigurationError(f"the warehouse has no table {table}: set models.timeframe to a stored timeframe")
     columns = ", ".join(
         f"toUnixTimestamp64Milli({name}) AS {name}" if name.endswith("_ms") else name for name in BAR_COLUMNS

@@ -38,8 +38,19 @@ class PromotionRefused(RegistryError):
 
     Attributes:
         reasons: every rule the candidate failed, in plain words.
+        notes: context of the decision (which champion, which holdout).
+        figures: the numbers compared (log losses, calibration error...).
     """
 
-    def __init__(self, model_id: str, model_version: int, reasons: list[str]) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        model_version: int,
+        reasons: list[str],
+        notes: list[str] | None = None,
+        figures: dict[str, float] | None = None,
+    ) -> None:
         super().__init__(f"{model_id} v{model_version} not promoted: " + "; ".join(reasons))
         self.reasons = reasons
+        self.notes = notes or []
+        self.figures = figures or {}

@@ -14,40 +14,47 @@ mid. A position held from bar t to t+1 earns ``position x (mid[t+1] - mid[t])``.
 Changing the position at bar t crosses half the spread at bar t per unit
 (``|position - previous| x spread / 2``); a position still open at the end is closed
 at half the last row's spread. Net P&L is in price units, then in pips (price / pip
-size) and in the account currency (price x lots x contract size, converted).
+size) and in the account currency (price x lots x contract size, converted). Prices
+enter through their shortest repr and every amount is an exact decimal
+(:mod:`tickwave.money`), so the hand-checked figures hold to the last digit and the
+order of the rows never changes a sum.
 
 - A **trade** is a run of bars with the same non-zero position; its P&L is the sum of
   its bars' P&L less its entry and exit half-spreads. **Hit rate** = share of trades
   with P&L > 0.
-- **Turnover** = position units traded per bar (a flip long to short counts 2).
+- **Turnover** = position units traded per bar (a flip long to short counts 2, the
+  close at the end counts).
 - **Sharpe** = mean / standard deviation of the per-bar portfolio P&L (all symbols
   summed per bar start), times the square root of the bars in a 252-day year.
 - **Max drawdown** = largest fall of the cumulative P&L from its running peak.
 
-Money that is summed goes through :mod:`tickwave.money`. The account currency is USD,
-as in the execution process: USD-quoted symbols need no conversion, USD-based ones
-(USDJPY) divide by the mid, crosses are taken as USD-quoted (an approximation).
+The account currency is USD, as in the execution process: USD-quoted symbols need no
+conversion, USD-based ones (USDJPY) divide by the mid (28 significant digits), crosses
+are taken as USD-quoted (an approximation).
 """
 
 from __future__ import annotations
 
+import decimal
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from models.dataset import DOWN, LABELS, UP
 from streams.signals import SignalRules
-from tickwave.money import MONEY_CONTEXT, exact_sum
+from tickwave.money import MONEY_CONTEXT, exact_sum, quantize, to_decimal
 
 ACCOUNT_CURRENCY = "USD"
 CALIBRATION_BINS = 10
 TRADING_DAYS_PER_YEAR = 252
 _EPSILON = 1e-15
+# Converting at a rate divides, which cannot be exact (tickwave.money traps rounding): it is
+# done per bar, after the exact price arithmetic, to 28 significant digits (as in execution).
+CONVERSION_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
 
 
 # ---------------------------------------------------------------------------------------
@@ -96,6 +103,20 @@ def reliability(labels: np.ndarray, probabilities: np.ndarray, class_index: int)
     return Reliability(LABELS[class_index], tuple(means), tuple(frequencies), tuple(counts), error)
 
 
+def binary_auc(is_positive: np.ndarray, scores: np.ndarray) -> float:
+    """Return the area under the ROC curve: the chance a positive outscores a negative (ties count half).
+
+    Computed from average ranks (Mann-Whitney U), so scikit-learn stays out of the import path.
+    """
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    average_rank = upper - (counts - 1) / 2.0  # 1-based rank, averaged over ties
+    ranks = average_rank[inverse]
+    positives = int(is_positive.sum())
+    negatives = len(scores) - positives
+    return float((ranks[is_positive].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
@@ -134,7 +155,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, rules:
     probabilities = probabilities.astype(np.float64)
     onehot = np.eye(len(LABELS))[labels]
     aucs = [
-        float(roc_auc_score(onehot[:, index], probabilities[:, index]))
+        binary_auc(onehot[:, index] == 1, probabilities[:, index])
         for index in range(len(LABELS))
         if 0 < onehot[:, index].sum() < len(labels)
     ]
@@ -194,129 +215,147 @@ class TradingResult:
     bars: int
     trades: int
     hit_rate: float | None
-    pnl_pips: float
+    pnl_pips: Decimal
     pnl_account: Decimal
     sharpe: float
-    max_drawdown_pips: float
+    max_drawdown_pips: Decimal
     max_drawdown_account: Decimal
     turnover: float
     curve: pd.DataFrame  # per bar start: pnl_account, equity_account, drawdown_account, equity_pips
 
     def as_dict(self, prefix: str = "") -> dict[str, float]:
-        """Return the figures as ``{prefix + name: value}`` (money as floats, rounded to cents)."""
+        """Return the figures as ``{prefix + name: value}`` (money rounded to cents)."""
         figures = {
-            "bars": float(self.bars), "trades": float(self.trades), "pnl_pips": self.pnl_pips,
-            "pnl_account": round(float(self.pnl_account), 2), "sharpe": self.sharpe,
-            "max_drawdown_pips": self.max_drawdown_pips,
-            "max_drawdown_account": round(float(self.max_drawdown_account), 2), "turnover": self.turnover,
+            "bars": float(self.bars), "trades": float(self.trades), "pnl_pips": float(self.pnl_pips),
+            "pnl_account": float(quantize(self.pnl_account)), "sharpe": self.sharpe,
+            "max_drawdown_pips": float(self.max_drawdown_pips),
+            "max_drawdown_account": float(quantize(self.max_drawdown_account)), "turnover": self.turnover,
         }  # fmt: skip
         if self.hit_rate is not None:
             figures["hit_rate"] = self.hit_rate
         return {f"{prefix}{name}": value for name, value in figures.items()}
 
 
-def _to_account(symbol: str, quote_amounts: np.ndarray, rates: np.ndarray) -> np.ndarray:
-    # USD-based symbols earn in the quote currency: divide by the mid at which the P&L is marked.
-    if symbol.upper().startswith(ACCOUNT_CURRENCY) and not symbol.upper().endswith(ACCOUNT_CURRENCY):
-        return quote_amounts / rates
-    return quote_amounts
-
-
 @dataclass(frozen=True)
-class _SymbolLedger:
-    net_price: np.ndarray  # per bar, price units
-    trade_pnls: list[float]  # price units
-    traded_units: float
+class _Ledger:
+    pnl_price: list[Decimal]  # per bar, net, in price units
+    trade_pnls: list[Decimal]  # per trade, net, in price units
+    traded_units: int
 
 
-def _symbol_ledger(positions: np.ndarray, mid: np.ndarray, next_mid: np.ndarray, spread: np.ndarray) -> _SymbolLedger:
-    previous = np.concatenate(([0], positions[:-1])).astype(np.float64)
-    current = positions.astype(np.float64)
-    half_spread = spread / 2.0
-    exit_cost = np.where(current != previous, np.abs(previous), 0.0) * half_spread
-    entry_cost = np.where(current != previous, np.abs(current), 0.0) * half_spread
-    final_exit = np.zeros(len(current))
-    final_exit[-1] = abs(current[-1]) * half_spread[-1]
-    gross = current * (next_mid - mid)
-    net = gross - exit_cost - entry_cost - final_exit
-    trade_pnls: list[float] = []
-    start = None
-    for index in range(len(current) + 1):
-        changed = index == len(current) or current[index] != previous[index]
-        if changed and start is not None:
-            exit_part = exit_cost[index] if index < len(current) else final_exit[-1]
-            trade_pnls.append(float(gross[start:index].sum() - entry_cost[start] - exit_part))
-            start = None
-        if changed and index < len(current) and current[index] != 0:
-            start = index
-    traded = float(np.abs(current - previous).sum() + abs(current[-1]))
-    return _SymbolLedger(net, trade_pnls, traded)
+def _ledger(
+    positions: np.ndarray, mid: Sequence[float], next_mid: Sequence[float], half_spread: list[Decimal]
+) -> _Ledger:
+    # One symbol in time order, exactly: each price through its shortest repr, every sum in decimal.
+    count = len(positions)
+    pnl: list[Decimal] = []
+    trade_pnls: list[Decimal] = []
+    open_trade: Decimal | None = None
+    previous = 0
+    traded = 0
+    for index in range(count):
+        current = int(positions[index])
+        cost = Decimal(0)
+        if current != previous:
+            traded += abs(current - previous)
+            exit_cost = MONEY_CONTEXT.multiply(abs(previous), half_spread[index])
+            entry_cost = MONEY_CONTEXT.multiply(abs(current), half_spread[index])
+            cost = MONEY_CONTEXT.add(exit_cost, entry_cost)
+            if open_trade is not None:
+                trade_pnls.append(MONEY_CONTEXT.subtract(open_trade, exit_cost))
+            open_trade = MONEY_CONTEXT.minus(entry_cost) if current else None
+        move = MONEY_CONTEXT.subtract(to_decimal(next_mid[index]), to_decimal(mid[index]))
+        gross = MONEY_CONTEXT.multiply(current, move)
+        if open_trade is not None:
+            open_trade = MONEY_CONTEXT.add(open_trade, gross)
+        pnl.append(MONEY_CONTEXT.subtract(gross, cost))
+        previous = current
+    if open_trade is not None:  # still open at the end: close at half the last spread
+        final_exit = MONEY_CONTEXT.multiply(abs(previous), half_spread[-1])
+        trade_pnls.append(MONEY_CONTEXT.subtract(open_trade, final_exit))
+        pnl[-1] = MONEY_CONTEXT.subtract(pnl[-1], final_exit)
+        traded += abs(previous)
+    return _Ledger(pnl, trade_pnls, traded)
 
 
-def _drawdowns(equity: np.ndarray) -> np.ndarray:
-    # Distance below the running peak (the curve starts at 0 before the first bar).
-    return np.maximum.accumulate(np.maximum(equity, 0.0)) - equity
+def _to_account(symbol: str, quote_amount: Decimal, rate: float) -> Decimal:
+    # USD-based symbols earn in the quote currency: divide by the mid at which the P&L is marked.
+    upper = symbol.upper()
+    if upper.startswith(ACCOUNT_CURRENCY) and not upper.endswith(ACCOUNT_CURRENCY):
+        return CONVERSION_CONTEXT.divide(quote_amount, to_decimal(rate))
+    return quote_amount
 
 
-def _max_drawdown(pnl: list[Decimal]) -> Decimal:
+def _max_drawdown(pnl: Sequence[Decimal]) -> tuple[Decimal, list[Decimal], list[Decimal]]:
+    # Largest fall below the running peak (the curve starts at 0 before the first bar); also the curves.
     equity, peak, worst = Decimal(0), Decimal(0), Decimal(0)
+    equities, drawdowns = [], []
     for amount in pnl:
         equity = MONEY_CONTEXT.add(equity, amount)
         peak = max(peak, equity)
-        worst = max(worst, MONEY_CONTEXT.subtract(peak, equity))
-    return worst
+        drawdown = MONEY_CONTEXT.subtract(peak, equity)
+        worst = max(worst, drawdown)
+        equities.append(equity)
+        drawdowns.append(drawdown)
+    return worst, equities, drawdowns
+
+
+def _half_spreads(frame: pd.DataFrame) -> list[Decimal]:
+    # .tolist() gives Python floats: to_decimal reads a float's shortest repr.
+    asks, bids = frame["ask_close"].to_numpy(np.float64).tolist(), frame["bid_close"].to_numpy(np.float64).tolist()
+    return [MONEY_CONTEXT.divide(MONEY_CONTEXT.subtract(to_decimal(ask), to_decimal(bid)), 2)
+            for ask, bid in zip(asks, bids, strict=True)]  # fmt: skip
 
 
 def backtest(frame: pd.DataFrame, positions: np.ndarray, settings: BacktestSettings) -> TradingResult:
     """Trade ``positions`` (-1/0/+1 per row) over the rows of ``frame``, symbol by symbol in time order.
 
-    ``frame`` needs ``symbol``, ``bar_start_ms``, ``mid_close``, ``next_mid_close`` and
-    ``spread``; rows need not be grouped by symbol.
+    ``frame`` needs ``symbol``, ``bar_start_ms``, ``mid_close``, ``next_mid_close``,
+    ``bid_close`` and ``ask_close``; rows need not be grouped by symbol. Amounts are
+    exact decimals; only a USD-based symbol's conversion divides (28 significant digits).
     """
-    per_bar: list[pd.DataFrame] = []
-    trade_pnls_pips: list[float] = []
-    traded_units = 0.0
+    units = MONEY_CONTEXT.multiply(to_decimal(settings.lots), to_decimal(settings.contract_size))
+    by_bar_account: dict[int, Decimal] = {}
+    by_bar_pips: dict[int, Decimal] = {}
+    trades: list[Decimal] = []
+    traded_units = 0
     for symbol, rows in frame.assign(position=positions).groupby("symbol", sort=True):
-        rows = rows.sort_values("bar_start_ms")
-        mid, next_mid = rows["mid_close"].to_numpy(np.float64), rows["next_mid_close"].to_numpy(np.float64)
-        ledger = _symbol_ledger(rows["position"].to_numpy(), mid, next_mid, rows["spread"].to_numpy(np.float64))
-        pip = default_pip_size(str(symbol), settings.pip_sizes)
-        units = settings.lots * settings.contract_size
-        per_bar.append(pd.DataFrame({
-            "bar_start_ms": rows["bar_start_ms"].to_numpy(np.int64),
-            "pnl_pips": ledger.net_price / pip,
-            "pnl_account": _to_account(str(symbol), ledger.net_price * units, next_mid),
-        }))  # fmt: skip
-        trade_pnls_pips.extend(pnl / pip for pnl in ledger.trade_pnls)
+        rows = rows.sort_values("bar_start_ms", kind="stable")
+        next_mid = rows["next_mid_close"].to_numpy(np.float64).tolist()
+        ledger = _ledger(rows["position"].to_numpy(), rows["mid_close"].to_numpy(np.float64).tolist(), next_mid,
+                         _half_spreads(rows))  # fmt: skip
+        pip = to_decimal(default_pip_size(str(symbol), settings.pip_sizes))
+        for start, price_pnl, rate in zip(rows["bar_start_ms"].to_numpy(np.int64), ledger.pnl_price, next_mid,
+                                          strict=True):  # fmt: skip
+            key = int(start)
+            money = _to_account(str(symbol), MONEY_CONTEXT.multiply(price_pnl, units), rate)
+            by_bar_account[key] = MONEY_CONTEXT.add(by_bar_account.get(key, Decimal(0)), money)
+            pips = CONVERSION_CONTEXT.divide(price_pnl, pip)
+            by_bar_pips[key] = MONEY_CONTEXT.add(by_bar_pips.get(key, Decimal(0)), pips)
+        trades.extend(ledger.trade_pnls)
         traded_units += ledger.traded_units
-    ledger_rows = (
-        pd.concat(per_bar, ignore_index=True)
-        if per_bar
-        else pd.DataFrame({"bar_start_ms": [], "pnl_pips": [], "pnl_account": []})
-    )
-    by_bar = ledger_rows.groupby("bar_start_ms", sort=True)
-    portfolio = by_bar[["pnl_pips", "pnl_account"]].sum()
-    step_pnl = [exact_sum(amounts) for _, amounts in by_bar["pnl_account"]]  # exact, per bar start
+    starts = sorted(by_bar_account)
+    account = [by_bar_account[start] for start in starts]
+    pip_pnl = [by_bar_pips[start] for start in starts]
+    drawdown_account, equity_account, drawdowns = _max_drawdown(account)
+    drawdown_pips, equity_pips, _ = _max_drawdown(pip_pnl)
+    per_bar = np.array([float(amount) for amount in account])
+    deviation = float(np.std(per_bar, ddof=1)) if len(per_bar) > 1 else 0.0
     curve = pd.DataFrame({
-        "bar_start_ms": portfolio.index.to_numpy(np.int64),
-        "pnl_account": portfolio["pnl_account"].to_numpy(),
-        "equity_account": np.cumsum(portfolio["pnl_account"].to_numpy()),
-        "equity_pips": np.cumsum(portfolio["pnl_pips"].to_numpy()),
+        "bar_start_ms": np.array(starts, dtype=np.int64), "pnl_account": per_bar,
+        "equity_account": [float(value) for value in equity_account],
+        "drawdown_account": [float(value) for value in drawdowns],
+        "equity_pips": [float(value) for value in equity_pips],
     })  # fmt: skip
-    curve["drawdown_account"] = _drawdowns(curve["equity_account"].to_numpy())
-    equity_pips = curve["equity_pips"].to_numpy()
-    per_step = curve["pnl_account"].to_numpy()
-    deviation = float(np.std(per_step, ddof=1)) if len(per_step) > 1 else 0.0
-    wins = sum(1 for pnl in trade_pnls_pips if pnl > 0)
     return TradingResult(
         bars=len(frame),
-        trades=len(trade_pnls_pips),
-        hit_rate=wins / len(trade_pnls_pips) if trade_pnls_pips else None,
-        pnl_pips=math.fsum(ledger_rows["pnl_pips"]),
-        pnl_account=exact_sum(step_pnl),
-        sharpe=float(np.mean(per_step) / deviation * math.sqrt(settings.bars_per_year)) if deviation > 0 else 0.0,
-        max_drawdown_pips=float(_drawdowns(equity_pips).max()) if len(equity_pips) else 0.0,
-        max_drawdown_account=_max_drawdown(step_pnl),
+        trades=len(trades),
+        hit_rate=sum(1 for pnl in trades if pnl > 0) / len(trades) if trades else None,
+        pnl_pips=exact_sum(pip_pnl),
+        pnl_account=exact_sum(account),
+        sharpe=float(per_bar.mean() / deviation * math.sqrt(settings.bars_per_year)) if deviation > 0 else 0.0,
+        max_drawdown_pips=drawdown_pips,
+        max_drawdown_account=drawdown_account,
         turnover=traded_units / len(frame) if len(frame) else 0.0,
         curve=curve,
     )

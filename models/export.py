@@ -3,10 +3,11 @@
 The export converts the trained classifier with onnxmltools (input ``features``:
 float32, rows x features; outputs ``label`` and ``probabilities``) and embeds the
 feature names, schema hash and labels in the ONNX metadata, so an artifact describes
-itself. The parity check runs the exported model through the same ``ServingModel``
-the streams use and compares its probabilities on the holdout with the trained
-model's own: a difference above the tolerance raises ``ParityError`` and the model is
-not registered.
+itself; the same trained model always exports to the same bytes (so the same SHA-256).
+The parity check runs the exported model through the same ``ServingModel`` the
+streams use and compares its probabilities on the holdout with the trained model's
+own: a difference above the tolerance raises ``ParityError`` and the model is not
+registered.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def to_onnx(model: Any, feature_names: Sequence[str], schema_hash: str, labels: 
     if not isinstance(model, xgb.XGBClassifier):
         raise ConfigurationError(f"no ONNX converter for {type(model).__name__}: only XGBClassifier is exported")
     onnx_model = convert_xgboost(model, initial_types=[("features", FloatTensorType([None, len(feature_names)]))])
+    onnx_model.graph.name = "tickwave_direction"  # the converter names it with a random UUID; keep the bytes stable
     for key, value in (
         (META_FEATURE_NAMES, json.dumps(list(feature_names))),
         (META_SCHEMA_HASH, schema_hash),

@@ -10,10 +10,12 @@ The check replays ``windows`` evenly spaced stretches of each symbol's bars. Eac
 stretch starts ``warmup`` bars early, because the exponential indicators (EMA, MACD,
 RSI, ATR) remember their whole history: after ten times the longest period their
 start no longer matters beyond float rounding, and values are compared with a relative
-tolerance scaled by the feature's typical size. A feature fails when more than
+tolerance scaled by the feature's typical size. Where the streams restarted without
+their recovery store (their indicators began again: cold rows after warm ones), the
+replay starts at that very bar. A feature fails when more than
 ``MAX_MISMATCH_FRACTION`` of its compared values differ: a leaky feature differs almost
-everywhere, while a streams restart without its recovery store (indicators warming up
-again) only disturbs the bars right after it.
+everywhere; the allowance absorbs what the replay cannot know (a restart whose cold
+rows were never stored).
 """
 
 from __future__ import annotations
@@ -69,6 +71,15 @@ def _window_starts(length: int, window: int, count: int) -> list[int]:
     return sorted({int(position) for position in np.linspace(0, length - window, num=count)})
 
 
+def _restarts(rows: pd.DataFrame, starts_ms: np.ndarray) -> np.ndarray:
+    # Bar positions where the streams restarted their feature state: a cold row after warm ones.
+    ordered = rows.sort_values("bar_start_ms")
+    warm = ordered["is_warm"].to_numpy(dtype=bool)
+    restarted = np.flatnonzero(~warm[1:] & warm[:-1]) + 1
+    positions: np.ndarray = np.searchsorted(starts_ms, ordered["bar_start_ms"].to_numpy(np.int64)[restarted])
+    return positions
+
+
 def replay_features(
     bars: pd.DataFrame,
     stored: pd.DataFrame,
@@ -79,10 +90,14 @@ def replay_features(
 ) -> LeakageReport:
     """Replay windows of each symbol's bars and compare with the stored warm feature rows.
 
+    A restart of the streams without their recovery store shows in the stored rows as
+    cold rows after warm ones: the feature state began again at that bar, so a window
+    that spans it replays from exactly there instead.
+
     Args:
         bars: the stored bars (every ``BAR_COLUMNS`` column) of one timeframe.
-        stored: warm feature rows of ``spec``'s schema: ``symbol``, ``bar_start_ms`` and
-            one column per feature name.
+        stored: the stored feature rows of ``spec``'s schema, warm and cold:
+            ``symbol``, ``bar_start_ms``, ``is_warm`` and one column per feature name.
         spec: the feature set the streams ran.
         windows: replay windows per symbol.
         tolerance: relative difference allowed (scaled by the feature's median size).
@@ -97,19 +112,26 @@ def replay_features(
         if rows is None:
             continue
         series = series.sort_values("start_ms").drop_duplicates("start_ms", keep="last")
-        stored_values = rows.set_index("bar_start_ms")[names]
+        rows = rows.drop_duplicates("bar_start_ms", keep="last")
+        starts_ms = series["start_ms"].to_numpy(np.int64)
+        restarts = _restarts(rows, starts_ms)
+        warm_values = rows[rows["is_warm"].astype(bool)].set_index("bar_start_ms")[names]
         records = series.loc[:, list(BAR_COLUMNS)].to_dict("records")
         for start in _window_starts(len(records), warmup + CHECK_ROWS, windows):
+            end = min(start + warmup + CHECK_ROWS, len(records))
+            inside = restarts[(restarts > start) & (restarts < end)]
+            replay_from = int(inside[-1]) if len(inside) else start
+            compare_from = max(start + warmup, replay_from)
             state = FeatureState(spec)
             replayed: dict[int, list[float | None]] = {}
-            for position in range(start, min(start + warmup + CHECK_ROWS, len(records))):
+            for position in range(replay_from, end):
                 vector = state.update(Bar(**records[position]))
-                if vector is not None and position - start >= warmup and vector.is_warm:
+                if vector is not None and position >= compare_from and vector.is_warm:
                     replayed[vector.bar_start_ms] = [vector.values[name] for name in names]
-            common = stored_values.index.intersection(list(replayed))
+            common = warm_values.index.intersection(list(replayed))
             if common.empty:
                 continue
-            _compare(report, str(symbol), names, stored_values.loc[common],
+            _compare(report, str(symbol), names, warm_values.loc[common],
                      np.array([replayed[key] for key in common], dtype=np.float64), tolerance)  # fmt: skip
     return report
 
@@ -119,7 +141,8 @@ def _compare(
 ) -> None:
     values = stored.to_numpy(dtype=np.float64)
     scale = np.maximum(np.median(np.abs(replay), axis=0), 1e-300)
-    differs = np.abs(values - replay) > tolerance * np.maximum(np.abs(replay), scale)
+    # Written as 'not within' so that a stored NaN counts as a difference.
+    differs = ~(np.abs(values - replay) <= tolerance * np.maximum(np.abs(replay), scale))
     report.compared_rows += len(values)
     for column, name in enumerate(names):
         count = int(differs[:, column].sum())

@@ -111,6 +111,12 @@ MODEL_REGISTRY = _table(
     ("artifact_uri", STRING), ("artifact_sha256", STRING), ("feature_schema_hash", STRING),
     ("metrics", pa.map_(STRING, FLOAT)), ("params", pa.map_(STRING, STRING)), ("trained_from_ms", TIMESTAMP),
     ("trained_to_ms", TIMESTAMP), ("created_at_ms", TIMESTAMP), ("updated_at_ms", TIMESTAMP),
+    ("stage_changed_by", STRING), ("stage_reason", STRING),
+)  # fmt: skip
+MODEL_REGISTRY_EVENTS = _table(
+    "model_registry_events", ("event_id", STRING), ("model_id", STRING), ("model_version", pa.uint32()),
+    ("action", STRING), ("from_stage", STRING), ("to_stage", STRING), ("actor", STRING), ("reason", STRING),
+    ("metrics", pa.map_(STRING, FLOAT)), ("occurred_at_ms", TIMESTAMP),
 )  # fmt: skip
 DQ_RESULTS = _table(
     "dq_results", ("run_id", STRING), ("dataset", STRING), ("check_name", STRING), ("is_success", pa.bool_()),
@@ -126,7 +132,7 @@ TABLES: dict[str, Table] = {
     table.name: table
     for table in (
         TICKS, BARS_1S, BARS_1M, FEATURES, PREDICTIONS, SIGNALS, ORDERS, ORDER_EVENTS, FILLS, RISK_EVENTS,
-        MODEL_REGISTRY, DQ_RESULTS, QUARANTINE,
+        MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, DQ_RESULTS, QUARANTINE,
     )
 }  # fmt: skip
 

@@ -63,9 +63,17 @@ def features_frame(bars: Sequence[Bar], spec: FeatureSpec) -> pd.DataFrame:
 
 
 def market(
-    symbols: Sequence[str] = ("EURUSD", "USDJPY"), count: int = 1500, seed: int = 7, spec: FeatureSpec | None = None
+    symbols: Sequence[str] = ("EURUSD", "USDJPY"),
+    count: int = 1500,
+    seed: int = 7,
+    momentum: float = 0.3,
+    spec: FeatureSpec | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[Bar]]:
     """Features and bars of several symbols over the same minutes."""
     spec = spec or FeatureSpec()
-    bars = [bar for offset, symbol in enumerate(symbols) for bar in momentum_bars(symbol, count, seed + offset)]
+    bars = [
+        bar
+        for offset, symbol in enumerate(symbols)
+        for bar in momentum_bars(symbol, count, seed + offset, momentum=momentum)
+    ]
     return features_frame(bars, spec), bars_frame(bars), bars

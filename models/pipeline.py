@@ -1,0 +1,97 @@
+"""The training run, end to end: warehouse -> dataset -> leakage check -> train -> export -> register -> promote.
+
+This is the imperative shell the CLI (``tickwave train``) and the orchestration call;
+each step is a tested function of its own. Every check runs before anything is written:
+too few rows, a single class, NaN or infinite features, a feature schema mismatch,
+leaky features or an export that differs from the trained model stop the run with a
+clear error and register nothing. A refused promotion does not fail the run: the new
+version stays a candidate and the outcome says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from models.base import SavedModel, TrainingResult
+from models.dataset import LabelSpec, build_dataset, query_bars, query_features
+from models.errors import PromotionRefused
+from models.leakage import LeakageReport, check_point_in_time
+from models.registry import ModelRegistry, PromotionDecision, RegistryEntry
+from models.xgb import XGBoostDirectionModel
+from streams.features import FeatureSpec
+from streams.signals import SignalRules
+from tickwave.config import Settings
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a training run produced."""
+
+    entry: RegistryEntry
+    saved: SavedModel
+    result: TrainingResult
+    leakage: LeakageReport
+    decision: PromotionDecision | None  # None when promotion was not attempted
+
+
+def train_model(
+    settings: Settings,
+    symbols: Sequence[str],
+    range_ms: tuple[int, int],
+    actor: str,
+    *,
+    promote: bool = True,
+    client: Client | None = None,
+    spec: FeatureSpec | None = None,
+) -> TrainOutcome:
+    """Train ``settings.models.model_id`` on ``symbols`` over ``[from, to)``, register it, try to promote it.
+
+    Args:
+        settings: the configuration (``models`` section, streams' signal thresholds, state dir).
+        symbols: the symbols whose rows make the dataset.
+        range_ms: ``[from, to)`` in epoch milliseconds; nothing after ``to`` is read.
+        actor: who or what trains (recorded in the registry).
+        promote: try to make the new version champion (the promotion rules apply).
+        client: a warehouse client (default: a new connection).
+        spec: the feature set the streams ran (default: ``FeatureSpec()``).
+
+    Raises:
+        NotEnoughDataError, InvalidFeaturesError, SchemaMismatchError, LeakageError,
+        ParityError: the run stops before anything is stored or registered.
+    """
+    models = settings.models
+    spec = spec or FeatureSpec()
+    registry = ModelRegistry(settings, client)
+    try:
+        features = query_features(registry.client, symbols, models.timeframe, range_ms, spec.names)
+        bars = query_bars(registry.client, symbols, models.timeframe, range_ms)
+        dataset = build_dataset(features, bars, spec.names, spec.schema_hash,
+                                LabelSpec(models.horizon_bars, models.dead_zone_bps), models.timeframe, range_ms,
+                                models.min_rows)  # fmt: skip
+        stored = features[features["schema_hash"] == spec.schema_hash]
+        leakage = check_point_in_time(bars, stored, spec, models.leakage_windows, models.leakage_tolerance)
+        trainer = XGBoostDirectionModel(models, SignalRules(settings.streams.entry_probability,
+                                                            settings.streams.min_edge))  # fmt: skip
+        result = trainer.train(dataset)
+        saved = trainer.save(result, registry.store, models.model_id)
+        entry = registry.register(saved, result, actor)
+        decision = None
+        if promote:
+            try:
+                decision = registry.promote(entry.model_id, entry.model_version, actor, holdout=result.holdout)
+            except PromotionRefused as refused:
+                logger.warning("%s stays a candidate: %s", entry.name, "; ".join(refused.reasons))
+                decision = PromotionDecision(False, refused.reasons, refused.notes, refused.figures)
+            entry = registry.entry(entry.model_id, entry.model_version)
+        return TrainOutcome(entry, saved, result, leakage, decision)
+    finally:
+        if client is None:
+            registry.close()

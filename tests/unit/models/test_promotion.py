@@ -1,0 +1,136 @@
+"""The promotion rules, the rollback target and the allowed stage changes (pure, no warehouse)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.dataset import DOWN, FLAT, UP
+from models.errors import RegistryError
+from models.registry import CANDIDATE, CHAMPION, RETIRED, RegistryEntry, RegistryEvent, judge_promotion, rollback_target
+
+LABELS = np.array([UP, DOWN, FLAT, UP, DOWN, FLAT] * 50)
+
+
+def honest(confidence: float) -> np.ndarray:
+    """Probabilities that put ``confidence`` on the true label (the rest split evenly)."""
+    probabilities = np.full((len(LABELS), 3), (1 - confidence) / 2)
+    probabilities[np.arange(len(LABELS)), LABELS] = confidence
+    return probabilities
+
+
+def test_judge_when_no_champion_and_sane_then_promoted() -> None:
+    decision = judge_promotion(LABELS, honest(0.5), None, margin=0.01, calibration_bound=0.6)
+
+    assert decision.is_promoted and decision.failures == []
+    assert decision.figures["candidate_log_loss"] == pytest.approx(-np.log(0.5))
+
+
+def test_judge_when_candidate_beats_champion_by_the_margin_then_promoted() -> None:
+    decision = judge_promotion(LABELS, honest(0.6), honest(0.5), margin=0.2, calibration_bound=0.6)
+
+    # -ln 0.6 = 0.511 <= -ln 0.5 x (1 - 0.2) = 0.555
+    assert decision.is_promoted
+    assert decision.figures["required_log_loss"] == pytest.approx(-np.log(0.5) * 0.8)
+
+
+def test_judge_when_candidate_better_but_not_by_the_margin_then_refused() -> None:
+    decision = judge_promotion(LABELS, honest(0.55), honest(0.5), margin=0.2, calibration_bound=0.6)
+
+    # -ln 0.55 = 0.598 > 0.555
+    assert not decision.is_promoted
+    assert len(decision.failures) == 1
+    assert "does not beat the champion" in decision.failures[0]
+
+
+def test_judge_when_candidate_worse_than_champion_then_refused() -> None:
+    decision = judge_promotion(LABELS, honest(0.4), honest(0.6), margin=0.0, calibration_bound=0.6)
+
+    assert not decision.is_promoted and "does not beat the champion" in decision.failures[0]
+
+
+def test_judge_when_output_has_nan_then_refused() -> None:
+    probabilities = honest(0.6)
+    probabilities[3, 1] = np.nan
+
+    decision = judge_promotion(LABELS, probabilities, None, margin=0.0, calibration_bound=1.0)
+
+    assert not decision.is_promoted and decision.failures == ["the candidate outputs NaN or infinite probabilities"]
+
+
+def test_judge_when_output_is_constant_then_refused() -> None:
+    constant = np.tile([0.3, 0.4, 0.3], (len(LABELS), 1))
+
+    decision = judge_promotion(LABELS, constant, None, margin=0.0, calibration_bound=1.0)
+
+    assert not decision.is_promoted and "constant" in decision.failures[0]
+
+
+def test_judge_when_overconfident_then_calibration_bound_refuses() -> None:
+    # 90% on the true label for half the rows, 90% on a wrong one for the other half: ECE ~0.4.
+    probabilities = honest(0.9)
+    probabilities[::2] = probabilities[::2][:, [1, 2, 0]]
+
+    decision = judge_promotion(LABELS, probabilities, None, margin=0.0, calibration_bound=0.1)
+
+    assert not decision.is_promoted and "calibration error" in decision.failures[0]
+    assert decision.figures["candidate_calibration_error"] > 0.1
+
+
+def test_judge_when_holdout_empty_then_refused() -> None:
+    decision = judge_promotion(np.array([], dtype=int), np.empty((0, 3)), None, margin=0.0, calibration_bound=1.0)
+
+    assert not decision.is_promoted and decision.failures == ["the holdout has no rows"]
+
+
+def event(version: int, action: str, at: int) -> RegistryEvent:
+    return RegistryEvent("m", version, action, "", "", "test", "", at)
+
+
+PROMOTED_1_2 = [event(1, "promoted", 1), event(2, "promoted", 2)]
+ROLLED_BACK_3 = [*PROMOTED_1_2, event(3, "promoted", 3), event(3, "rolled_back", 4), event(2, "restored", 4)]
+REPROMOTED_2 = [*PROMOTED_1_2, event(2, "rolled_back", 3), event(2, "promoted", 5), event(4, "promoted", 6)]
+
+
+@pytest.mark.parametrize(
+    ("events", "current", "expected"),
+    [
+        (PROMOTED_1_2, 2, 1),
+        ([event(1, "promoted", 1)], 1, None),  # the first champion: nothing earlier
+        (ROLLED_BACK_3, 2, 1),  # v3 was rolled back to v2; rolling back v2 goes to v1, never forward to v3
+        (REPROMOTED_2, 4, 2),  # v2 rolled back, then promoted again after a fix: it counts again
+        ([event(1, "registered", 1), event(1, "promotion_refused", 2)], 5, None),
+    ],
+)
+def test_rollback_target_when_history_given_then_latest_earlier_champion_not_rolled_back(
+    events: list[RegistryEvent], current: int, expected: int | None
+) -> None:
+    assert rollback_target(events, current) == expected
+
+
+ENTRY = RegistryEntry("m", 1, CANDIDATE, "xgboost", "models/a.onnx", "a" * 64, "h", {}, {}, 0, 1, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ((CANDIDATE, CHAMPION), True),
+        ((CHAMPION, RETIRED), True),
+        ((RETIRED, CHAMPION), True),
+        ((CANDIDATE, RETIRED), False),
+        ((CHAMPION, CANDIDATE), False),
+        ((RETIRED, CANDIDATE), False),
+        ((CHAMPION, CHAMPION), False),
+    ],
+)
+def test_moved_to_when_stage_changes_then_only_the_table_allows_it(path: tuple[str, str], allowed: bool) -> None:
+    start = RegistryEntry(**{**ENTRY.__dict__, "stage": path[0]})
+
+    if allowed:
+        moved = start.moved_to(path[1], "alice@host", "why", 10)
+        assert (moved.stage, moved.stage_changed_by, moved.stage_reason, moved.updated_at_ms) == (
+            path[1], "alice@host", "why", 10,
+        )  # fmt: skip
+    else:
+        with pytest.raises(RegistryError, match="not an allowed stage change"):
+            start.moved_to(path[1], "alice@host", "why", 10)

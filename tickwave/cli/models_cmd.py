@@ -1,0 +1,221 @@
+"""``tickwave train`` and ``tickwave models list | show | promote | rollback``: the model registry from the shell.
+
+The models component (XGBoost, ONNX, pandas, matplotlib) is imported inside the
+commands, so ``tickwave --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from tickwave.cli.common import console, err_console, exit_on_tickwave_error, settings_or_exit
+from tickwave.config import ModelsSettings, Settings
+
+if TYPE_CHECKING:
+    from models.registry import PromotionDecision, RegistryEntry
+
+app = typer.Typer(help="The model registry: list, show, promote and roll back models.", no_args_is_help=True)
+
+DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+KEY_METRICS = (
+    ("holdout_log_loss", "log loss"), ("holdout_auc", "AUC"), ("holdout_accuracy", "accuracy"),
+    ("holdout_brier", "Brier"), ("holdout_precision", "precision"), ("holdout_recall", "recall"),
+    ("holdout_pnl_pips", "P&L pips"), ("holdout_pnl_account", "P&L USD"), ("holdout_sharpe", "Sharpe"),
+    ("holdout_max_drawdown_account", "max DD USD"),
+)  # fmt: skip
+ModelIdOption = Annotated[str | None, typer.Option("--model-id", help="the model id (default: models.model_id)")]
+
+
+def _actor(command: str) -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()} via `tickwave {command}`"
+
+
+def _utc_ms(moment: datetime) -> int:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return int(aware.timestamp() * 1000)
+
+
+def _time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _print_decision(decision: PromotionDecision) -> None:
+    for note in decision.notes:
+        console.print(f"  note: {note}")
+    for failure in decision.failures:
+        console.print(f"  [red]failed[/]: {failure}")
+    for name, value in decision.figures.items():
+        console.print(f"  {name}: {value:.6g}")
+
+
+def train(
+    symbols: Annotated[str, typer.Option("--symbols", help="comma-separated symbols, e.g. EURUSD,USDJPY")],
+    start: Annotated[datetime, typer.Option("--from", formats=DATE_FORMATS, help="first bar (UTC, inclusive)")],
+    end: Annotated[datetime, typer.Option("--to", formats=DATE_FORMATS, help="end of the range (UTC, exclusive)")],
+    model_id: ModelIdOption = None,
+    promote: Annotated[bool, typer.Option(help="try to promote the new version (the promotion rules apply)")] = True,
+) -> None:
+    """Train a model on the warehouse's features, evaluate it walk-forward, export it and register it."""
+    settings = settings_or_exit()
+    if model_id:
+        settings = _with_model_id(settings, model_id)
+    names = [symbol.strip() for symbol in symbols.split(",") if symbol.strip()]
+    with exit_on_tickwave_error():
+        from models.pipeline import train_model
+
+        outcome = train_model(settings, names, (_utc_ms(start), _utc_ms(end)), _actor("train"), promote=promote)
+    entry, result = outcome.entry, outcome.result
+    table = Table("figure", "holdout", "walk-forward")
+    metrics = entry.metrics
+    for key, label in KEY_METRICS:
+        table.add_row(label, _number(metrics.get(key)), _number(metrics.get(key.replace("holdout_", "wf_"))))
+    console.print(table)
+    console.print(f"{entry.name}: {entry.stage}; {len(result.dataset)} rows, {len(result.folds)} folds, "
+                  f"trained in {result.training_seconds:.1f} s")  # fmt: skip
+    store_root = settings.state_path / "models"
+    console.print(f"artifact: {store_root / (entry.artifact_sha256 + '.onnx')}")
+    console.print(f"report:   {store_root / (entry.artifact_sha256 + '.report') / 'report.html'}")
+    if outcome.decision is not None:
+        console.print("promoted to champion" if outcome.decision.is_promoted else "not promoted:")
+        _print_decision(outcome.decision)
+
+
+def _with_model_id(settings: Settings, model_id: str) -> Settings:
+    models = ModelsSettings.model_validate({**settings.models.model_dump(), "model_id": model_id})
+    return settings.model_copy(update={"models": models})
+
+
+@app.command("list")
+def list_models(
+    model_id: ModelIdOption = None,
+    every_model: Annotated[bool, typer.Option("--all", help="list every model id")] = False,
+) -> None:
+    """List the registered versions with their key holdout metrics."""
+    settings = settings_or_exit()
+    from models.registry import ModelRegistry
+
+    with exit_on_tickwave_error():
+        registry = ModelRegistry(settings)
+        try:
+            entries = registry.entries(None if every_model else (model_id or settings.models.model_id))
+        finally:
+            registry.close()
+    table = Table("model", "version", "stage", "created", "data range", *(label for _, label in KEY_METRICS[:3]),
+                  "P&L USD", "Sharpe", "changed by")  # fmt: skip
+    for entry in entries:
+        stage = f"[bold green]{entry.stage}[/]" if entry.stage == "champion" else entry.stage
+        table.add_row(
+            entry.model_id, str(entry.model_version), stage, _time(entry.created_at_ms),
+            f"{_time(entry.trained_from_ms)} .. {_time(entry.trained_to_ms)}",
+            *(_number(entry.metrics.get(key)) for key, _ in KEY_METRICS[:3]),
+            _number(entry.metrics.get("holdout_pnl_account")), _number(entry.metrics.get("holdout_sharpe")),
+            entry.stage_changed_by,
+        )  # fmt: skip
+    console.print(table if entries else "no registered models")
+
+
+@app.command("show")
+def show(version: Annotated[int, typer.Argument(help="the version")], model_id: ModelIdOption = None) -> None:
+    """Show one version: its row, metrics, parameters, artifact, report and audit trail."""
+    settings = settings_or_exit()
+    from models.registry import ModelRegistry
+
+    name = model_id or settings.models.model_id
+    with exit_on_tickwave_error():
+        registry = ModelRegistry(settings)
+        try:
+            entry = registry.entry(name, version)
+            events = [event for event in registry.events(name) if event.model_version == version]
+            store = registry.store
+        finally:
+            registry.close()
+    _print_entry(entry, str(store.onnx_path(entry.artifact_sha256)),
+                 str(store.report_dir(entry.artifact_sha256) / "report.html"))  # fmt: skip
+    trail = Table("when", "action", "from", "to", "by", "reason")
+    for event in events:
+        trail.add_row(_time(event.occurred_at_ms), event.action, event.from_stage, event.to_stage, event.actor,
+                      event.reason)  # fmt: skip
+    console.print(trail)
+
+
+def _print_entry(entry: RegistryEntry, artifact: str, report: str) -> None:
+    facts = Table("field", "value", show_header=False)
+    for label, value in (
+        ("model", entry.name), ("stage", entry.stage), ("framework", entry.framework),
+        ("created", _time(entry.created_at_ms)),
+        ("data range", f"{_time(entry.trained_from_ms)} .. {_time(entry.trained_to_ms)}"),
+        ("feature schema", entry.feature_schema_hash), ("artifact sha256", entry.artifact_sha256),
+        ("artifact", artifact), ("report", report), ("last change", f"{entry.stage_changed_by}: {entry.stage_reason}"),
+    ):  # fmt: skip
+        facts.add_row(label, value)
+    console.print(facts)
+    metrics = Table("metric", "value")
+    for key, figure in sorted(entry.metrics.items()):
+        metrics.add_row(key, f"{figure:.6g}")
+    console.print(metrics)
+    params = Table("parameter", "value")
+    for key, setting in sorted(entry.params.items()):
+        params.add_row(key, setting)
+    console.print(params)
+
+
+@app.command("promote")
+def promote(
+    version: Annotated[int, typer.Argument(help="the version to promote")], model_id: ModelIdOption = None
+) -> None:
+    """Make a version champion if it beats the champion on its holdout by the margin and passes the sanity checks."""
+    settings = settings_or_exit()
+    from models.errors import PromotionRefused
+    from models.registry import ModelRegistry
+
+    name = model_id or settings.models.model_id
+    with exit_on_tickwave_error():
+        registry = ModelRegistry(settings)
+        try:
+            decision = registry.promote(name, version, _actor("models promote"))
+        except PromotionRefused as refused:
+            err_console.print(f"[bold red]not promoted[/]: {name} v{version}")
+            for note in refused.notes:
+                err_console.print(f"  note: {note}")
+            for name_, value in refused.figures.items():
+                err_console.print(f"  {name_}: {value:.6g}")
+            raise
+        finally:
+            registry.close()
+    console.print(f"{name} v{version} is the champion")
+    _print_decision(decision)
+
+
+@app.command("rollback")
+def rollback(
+    model_id: ModelIdOption = None,
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit trail)")] = "manual rollback",
+) -> None:
+    """Retire the champion and restore the previous champion."""
+    settings = settings_or_exit()
+    from models.registry import ModelRegistry
+
+    name = model_id or settings.models.model_id
+    with exit_on_tickwave_error():
+        registry = ModelRegistry(settings)
+        try:
+            restored = registry.rollback(name, _actor("models rollback"), reason)
+        finally:
+            registry.close()
+    console.print(f"rolled back: {restored.name} is the champion again")
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``train`` to the root command and the ``models`` group."""
+    root.command("train")(train)
+    root.add_typer(app, name="models")
