@@ -282,6 +282,8 @@ def iso_utc(ms: int) -> str:
 # The warehouse shell
 # ---------------------------------------------------------------------------------------
 
+# Epoch-millisecond columns are selected under other names: a ClickHouse alias equal to a
+# column's name would replace the column in WHERE (and compare integers with times).
 _RANGE = (
     "timeframe = {timeframe:String} AND symbol IN {symbols:Array(String)} "
     "AND {time} >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC') "
@@ -300,11 +302,13 @@ def query_features(
     where = _RANGE.replace("{time}", "bar_start_ms")
     # Only checked identifiers are interpolated; every value is a bound query parameter.
     sql = (
-        f"SELECT symbol, toUnixTimestamp64Milli(bar_start_ms) AS bar_start_ms, is_warm, schema_hash, {columns} "  # noqa: S608
+        f"SELECT symbol, toUnixTimestamp64Milli(bar_start_ms) AS bar_start_epoch_ms, is_warm, schema_hash, {columns} "  # noqa: S608
         f"FROM features FINAL WHERE {where} ORDER BY symbol, bar_start_ms"
     )
     parameters = {"timeframe": timeframe, "symbols": list(symbols), "from_ms": range_ms[0], "to_ms": range_ms[1]}
-    frame = client.query_df(sql, parameters=parameters)
+    frame = client.query_df(sql, parameters=parameters).rename(columns={"bar_start_epoch_ms": "bar_start_ms"})
+    if frame.empty:  # no rows: clickhouse-connect returns no columns either
+        frame = pd.DataFrame(columns=["symbol", "bar_start_ms", "is_warm", "schema_hash", *names])
     for name in names:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
     return frame
@@ -320,9 +324,10 @@ def query_bars(client: Client, symbols: Sequence[str], timeframe: str, range_ms:
     if not _IDENTIFIER.match(table) or str(client.command(f"EXISTS TABLE {table}")) != "1":
         raise ConfigurationError(f"the warehouse has no table {table}: set models.timeframe to a stored timeframe")
     columns = ", ".join(
-        f"toUnixTimestamp64Milli({name}) AS {name}" if name.endswith("_ms") else name for name in BAR_COLUMNS
+        f"toUnixTimestamp64Milli({name}) AS {name}_epoch" if name.endswith("_ms") else name for name in BAR_COLUMNS
     )
     where = _RANGE.replace("{time}", "start_ms")
     sql = f"SELECT {columns} FROM {table} FINAL WHERE {where} ORDER BY symbol, start_ms"  # noqa: S608 (identifiers only)
     parameters = {"timeframe": timeframe, "symbols": list(symbols), "from_ms": range_ms[0], "to_ms": range_ms[1]}
-    return client.query_df(sql, parameters=parameters)
+    frame = client.query_df(sql, parameters=parameters).rename(columns=lambda name: name.removesuffix("_epoch"))
+    return frame if not frame.empty else pd.DataFrame(columns=list(BAR_COLUMNS))

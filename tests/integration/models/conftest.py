@@ -1,0 +1,138 @@
+"""Features produced by the streams' dataflow, stored in the real embedded warehouse, for the models tests.
+
+A deterministic tick stream (two symbols, 20 hours of 1-minute bars with some momentum)
+runs through ``streams.flow.build_flow`` (Bytewax, ``TestingSource``); its bars and
+features are written with the warehouse's ``BatchWriter`` into a database of the
+models tests' own, migrated like production and dropped afterwards. Each test then talks to
+the warehouse as to an external ClickHouse (URL + password), with its own state dir,
+so the artifact store of one test never sees another's.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from streams.flow import FlowSinks, build_flow
+from streams.inference import ModelProvider
+from streams.validate import ValidationRules
+from tickwave.config import Settings, StreamsSettings, load_settings
+from tickwave.contracts import Bar, FeatureVector, Tick, encode
+from tickwave.services.supervisor import Endpoint
+from tickwave.warehouse.client import connect
+from tickwave.warehouse.credentials import resolve_credentials
+from tickwave.warehouse.migrate import migrate
+from tickwave.warehouse.tables import TABLES, table_for
+from tickwave.warehouse.writer import BatchWriter
+
+MINUTES = 1200
+# Recent data: the warehouse drops features older than 180 days (TTL), so the sample ends an hour ago.
+T0 = (time.time_ns() // 1_000_000 // 3_600_000 - 1) * 3_600_000 - MINUTES * 60_000
+TICKS_PER_MINUTE = 4
+SYMBOLS = ("EURUSD", "USDJPY")
+NOW_MS = T0 + (MINUTES + 60) * 60_000
+STREAMS = StreamsSettings(timeframes=("1s", "1m"), late_wait_ms=500, close_on_wall_clock=False, model_refresh_s=0.01)
+RANGE_MS = (T0, T0 + MINUTES * 60_000)
+MODELS = {
+    "n_estimators": 40, "max_depth": 3, "n_jobs": 1, "folds": 3, "min_rows": 500, "embargo_bars": 5,
+    "calibration_bound": 0.15, "leakage_windows": 4,
+}  # fmt: skip
+
+
+def ticks(minutes: int = MINUTES, seed: int = 11) -> list[Tick]:
+    """Ticks every 15 s; minute returns follow an AR(1) (momentum 0.6), so a model has something to learn."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for symbol, base in (("EURUSD", 1.085), ("USDJPY", 151.25)):
+        returns = np.zeros(minutes + 1)
+        for minute in range(1, minutes + 1):
+            returns[minute] = 0.6 * returns[minute - 1] + rng.normal(0.0, 2e-4)
+        path = base * np.exp(np.cumsum(returns))
+        half_spread = base * 1e-5
+        for minute in range(minutes):
+            for step in range(TICKS_PER_MINUTE):
+                mid = float(path[minute] + (path[minute + 1] - path[minute]) * step / TICKS_PER_MINUTE)
+                mid = round(mid, 5 if base < 10 else 3)
+                at_ms = T0 + minute * 60_000 + step * 15_000
+                bid, ask = round(mid - half_spread, 6), round(mid + half_spread, 6)
+                out.append(Tick(symbol=symbol, time_ms=at_ms, seq=0, bid=bid, ask=ask, volume=1.0))
+    return sorted(out, key=lambda tick: (tick.time_ms, tick.symbol))
+
+
+def run_streams(raw: list[bytes], provider: ModelProvider | None) -> dict[str, list[Any]]:
+    """Run the dataflow over raw tick messages; return what each sink received."""
+    out: dict[str, list[Any]] = {name: [] for name in ("ticks", "quarantine", "bars", "features", "predictions",
+                                                         "signals")}  # fmt: skip
+    sinks = FlowSinks(**{name: TestingSink(items) for name, items in out.items()})
+    rules = ValidationRules(known_symbols=frozenset(SYMBOLS))
+    run_main(build_flow(STREAMS, TestingSource(raw, batch_size=256), sinks, provider, rules, clock_ms=lambda: NOW_MS))
+    return out
+
+
+@dataclass(frozen=True)
+class StreamsOutput:
+    """What the dataflow produced from the sample ticks."""
+
+    raw: list[bytes]
+    bars: list[Bar]
+    features: list[FeatureVector]
+
+
+@pytest.fixture(scope="session")
+def streams_output() -> StreamsOutput:
+    raw = [encode(tick) for tick in ticks()]
+    out = run_streams(raw, None)
+    return StreamsOutput(raw, out["bars"], out["features"])
+
+
+def write(client: Any, messages: list[Any]) -> None:
+    """Store messages through the warehouse's batched writer, one writer per table."""
+    by_table: dict[str, list[Any]] = {}
+    for message in messages:
+        by_table.setdefault(table_for(message).name, []).append(message)
+    for name, group in by_table.items():
+        with BatchWriter(client, TABLES[name]) as writer:
+            writer.write_messages(group)
+
+
+@pytest.fixture(scope="session")
+def models_database(warehouse_settings: Settings, streams_output: StreamsOutput) -> Iterator[str]:
+    """A migrated database of the models tests' own holding the streams' bars and features (tests use own model ids)."""
+    database = f"models_{uuid.uuid4().hex[:8]}"
+    migrate(warehouse_settings, database=database)
+    client = connect(warehouse_settings, database=database)
+    try:
+        write(client, [*streams_output.bars, *streams_output.features])
+        yield database
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        client.close()
+
+
+def external_settings(
+    warehouse_settings: Settings, endpoint: Endpoint, database: str, state_dir: Path, **models: Any
+) -> Settings:
+    """Settings that reach the session warehouse as an external server, with their own state dir."""
+    password = resolve_credentials(warehouse_settings).password.get_secret_value()
+    return load_settings(
+        state_dir=state_dir,
+        clickhouse={"url": f"http://{endpoint.address}", "password": password, "database": database},
+        streams=STREAMS.model_dump(),
+        models={**MODELS, "model_id": f"m_{uuid.uuid4().hex[:8]}", **models},
+    )
+
+
+@pytest.fixture
+def models_settings(
+    warehouse_settings: Settings, warehouse_endpoint: Endpoint, models_database: str, tmp_path: Path
+) -> Settings:
+    """This test's settings: its own state dir (artifact store) and model id, the module's database."""
+    return external_settings(warehouse_settings, warehouse_endpoint, models_database, tmp_path / "state")

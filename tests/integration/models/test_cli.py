@@ -1,0 +1,69 @@
+"""`tickwave train` and `tickwave models list | show | promote | rollback` against the real warehouse."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.integration.models.conftest import MODELS, RANGE_MS
+from tickwave.cli import app
+from tickwave.config import Settings
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+@pytest.fixture
+def cli_env(models_settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """A tickwave.toml naming the warehouse (as an external server), the state dir and the model settings."""
+    clickhouse = models_settings.clickhouse
+    password = clickhouse.password.get_secret_value() if clickhouse.password else ""
+    models = "\n".join(f"{key} = {value!r}" for key, value in MODELS.items())
+    config = tmp_path / "tickwave.toml"
+    config.write_text(
+        f'state_dir = "{models_settings.state_path}"\n'
+        f'[clickhouse]\nurl = "{clickhouse.url}"\npassword = "{password}"\ndatabase = "{clickhouse.database}"\n'
+        f'[models]\nmodel_id = "{models_settings.models.model_id}"\n{models}\n'
+    )
+    env = {key: value for key, value in os.environ.items() if not key.upper().startswith("TICKWAVE_")}
+    return {**env, "TICKWAVE_CONFIG": str(config), "COLUMNS": "250"}
+
+
+def test_cli_when_training_and_managing_models_then_each_command_answers(cli_env: dict[str, str]) -> None:
+    runner = CliRunner(env=cli_env)
+    model_id = next(line for line in Path(cli_env["TICKWAVE_CONFIG"]).read_text().splitlines()
+                    if line.startswith("model_id")).split('"')[1]  # fmt: skip
+
+    trained = runner.invoke(app, ["train", "--symbols", "EURUSD,USDJPY", "--from", iso(RANGE_MS[0]),
+                                  "--to", iso(RANGE_MS[1])])  # fmt: skip
+    listed = runner.invoke(app, ["models", "list"])
+    shown = runner.invoke(app, ["models", "show", "1"])
+    promoted_again = runner.invoke(app, ["models", "promote", "1"])
+    rolled_back = runner.invoke(app, ["models", "rollback"])
+    unknown = runner.invoke(app, ["models", "show", "9"])
+
+    assert trained.exit_code == 0, trained.output
+    assert f"{model_id} v1: champion" in trained.output and "promoted to champion" in trained.output
+    assert "report.html" in trained.output and "log loss" in trained.output
+    assert listed.exit_code == 0 and model_id in listed.output and "champion" in listed.output
+    assert "via `tickwave train`" in listed.output  # who promoted it
+    assert shown.exit_code == 0 and "registered" in shown.output and "promoted" in shown.output
+    assert "holdout_log_loss" in shown.output and "label_definition" in shown.output
+    assert promoted_again.exit_code == 1 and "already the champion" in promoted_again.output
+    assert rolled_back.exit_code == 1 and "nothing to roll back to" in rolled_back.output
+    assert unknown.exit_code == 1 and "v9 is not registered" in unknown.output
+
+
+def test_cli_when_range_is_empty_then_error_exit_and_nothing_listed(cli_env: dict[str, str]) -> None:
+    runner = CliRunner(env=cli_env)
+
+    trained = runner.invoke(app, ["train", "--symbols", "EURUSD", "--from", "2020-01-01", "--to", "2020-01-02"])
+    listed = runner.invoke(app, ["models", "list"])
+
+    assert trained.exit_code == 1 and "0 labelled rows" in trained.output
+    assert listed.exit_code == 0 and "no registered models" in listed.output

@@ -1,0 +1,150 @@
+"""Promotion, refusal, rollback and their audit trail in the real warehouse; bad input registers nothing."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import msgspec
+import pytest
+
+from models.errors import LeakageError, NotEnoughDataError, PromotionRefused, RegistryError, SchemaMismatchError
+from models.pipeline import train_model
+from models.registry import CANDIDATE, CHAMPION, RETIRED, ModelRegistry, RegistryModelProvider
+from streams.features import FeatureSpec
+from tests.integration.models.conftest import RANGE_MS, SYMBOLS, StreamsOutput, write
+from tickwave.config import Settings
+from tickwave.contracts import FeatureVector
+from tickwave.warehouse.client import connect
+
+
+def with_models(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={"models": settings.models.model_copy(update=changes)})
+
+
+def registered(settings: Settings) -> tuple[list[Any], list[Any]]:
+    registry = ModelRegistry(settings)
+    try:
+        return registry.entries(settings.models.model_id), registry.events(settings.models.model_id)
+    finally:
+        registry.close()
+
+
+def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_are_audited(
+    models_settings: Settings,
+) -> None:
+    weak = with_models(models_settings, n_estimators=1, learning_rate=0.05)
+    strong = with_models(models_settings, n_estimators=40, max_depth=1, learning_rate=0.1)
+    demanding = with_models(strong, promotion_margin=0.9, seed=1)
+    model_id = models_settings.models.model_id
+
+    first = train_model(weak, SYMBOLS, RANGE_MS, "pytest-weak")
+    second = train_model(strong, SYMBOLS, RANGE_MS, "pytest-strong")
+    third = train_model(demanding, SYMBOLS, RANGE_MS, "pytest-demanding")
+
+    assert first.entry.stage == CHAMPION  # the first model only has to pass the sanity checks
+    assert second.decision is not None and second.decision.is_promoted, second.decision
+    assert second.decision.figures["candidate_log_loss"] < second.decision.figures["champion_log_loss"]
+    assert third.decision is not None and not third.decision.is_promoted
+    assert "does not beat the champion" in third.decision.failures[0]
+    entries, _ = registered(models_settings)
+    assert [(entry.model_version, entry.stage) for entry in entries] == [(3, CANDIDATE), (2, CHAMPION), (1, RETIRED)]
+    assert entries[2].stage_reason == "replaced by v2"
+
+    registry = ModelRegistry(models_settings)
+    provider = RegistryModelProvider(models_settings)
+    try:
+        with pytest.raises(PromotionRefused, match="not promoted"):
+            registry.promote(model_id, 3, "pytest-again")
+        served_before = provider.champion()
+        restored = registry.rollback(model_id, "pytest-oncall", "bad fills after the release")
+        served_after = provider.champion()
+        with pytest.raises(RegistryError, match="nothing to roll back to"):
+            registry.rollback(model_id, "pytest-oncall")
+    finally:
+        provider.close()
+        registry.close()
+
+    entries, events = registered(models_settings)
+    assert (restored.model_version, restored.stage, restored.stage_changed_by) == (1, CHAMPION, "pytest-oncall")
+    assert [(entry.model_version, entry.stage) for entry in entries] == [(3, CANDIDATE), (2, RETIRED), (1, CHAMPION)]
+    assert served_before is not None and served_before.model_version == 2
+    assert served_after is not None and served_after.model_version == 1
+    trail = [(event.model_version, event.action, event.actor) for event in events]
+    assert sorted(trail) == sorted([
+        (1, "registered", "pytest-weak"), (1, "promoted", "pytest-weak"),
+        (2, "registered", "pytest-strong"), (2, "promoted", "pytest-strong"), (1, "retired", "pytest-strong"),
+        (3, "registered", "pytest-demanding"), (3, "promotion_refused", "pytest-demanding"),
+        (3, "promotion_refused", "pytest-again"),
+        (2, "rolled_back", "pytest-oncall"), (1, "restored", "pytest-oncall"),
+    ])  # fmt: skip
+    times = {(event.model_version, event.action): event.occurred_at_ms for event in events}
+    assert times[(1, "promoted")] < times[(2, "promoted")] < times[(2, "rolled_back")]
+    rolled_back = next(event for event in events if event.action == "rolled_back")
+    assert rolled_back.reason == "bad fills after the release"
+    refused = next(event for event in events if event.action == "promotion_refused")
+    assert refused.metrics["champion_log_loss"] > 0 and "does not beat" in refused.reason
+
+
+def assert_nothing_registered(settings: Settings) -> None:
+    entries, events = registered(settings)
+    store = settings.state_path / "models"
+    assert entries == [] and events == []
+    assert not store.exists() or not any(store.iterdir())
+
+
+def test_train_when_a_stored_feature_leaks_then_leakage_error_and_nothing_registered(
+    models_settings: Settings, streams_output: StreamsOutput
+) -> None:
+    # A copy of EURUSD under another symbol whose logret_1 is the next bar's: what a bad backfill leaves.
+    bars = [bar for bar in streams_output.bars if bar.symbol == "EURUSD" and bar.timeframe == "1m"]
+    vectors = [vector for vector in streams_output.features if vector.symbol == "EURUSD" and vector.timeframe == "1m"]
+    leaked = []
+    for vector, following in pairwise(vectors):
+        values = {**vector.values, "logret_1": following.values["logret_1"]} if vector.is_warm else vector.values
+        leaked.append(FeatureVector(symbol="LEAKY", timeframe="1m", bar_start_ms=vector.bar_start_ms, values=values,
+                                    is_warm=vector.is_warm, schema_hash=vector.schema_hash))  # fmt: skip
+    client = connect(models_settings)
+    try:
+        write(client, [*(msgspec.structs.replace(bar, symbol="LEAKY") for bar in bars), *leaked])
+    finally:
+        client.close()
+
+    with pytest.raises(LeakageError, match=r"logret_1: \d+/\d+ differ"):
+        train_model(models_settings, ["LEAKY"], RANGE_MS, "pytest")
+
+    assert_nothing_registered(models_settings)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"range_ms": (RANGE_MS[0], RANGE_MS[0] + 90 * 60_000)}, NotEnoughDataError, "labelled rows"),
+        ({"symbols": ["NOSUCH"]}, NotEnoughDataError, "0 labelled rows"),
+        ({"spec": FeatureSpec(rsi_period=7)}, SchemaMismatchError, "feature schema"),
+        ({"settings": {"dead_zone_bps": 10_000.0}}, NotEnoughDataError, "single class"),
+    ],
+)
+def test_train_when_input_is_bad_then_clear_error_and_nothing_registered(
+    models_settings: Settings, change: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    settings = with_models(models_settings, **change.get("settings", {}))
+
+    with pytest.raises(error, match=match):
+        train_model(settings, change.get("symbols", SYMBOLS), change.get("range_ms", RANGE_MS), "pytest",
+                    spec=change.get("spec"))  # fmt: skip
+
+    assert_nothing_registered(settings)
+
+
+def test_rollback_when_no_champion_then_registry_error_and_nothing_written(models_settings: Settings) -> None:
+    registry = ModelRegistry(models_settings)
+    try:
+        with pytest.raises(RegistryError, match="has no champion to roll back"):
+            registry.rollback(models_settings.models.model_id, "pytest")
+        with pytest.raises(RegistryError, match="v7 is not registered"):
+            registry.promote(models_settings.models.model_id, 7, "pytest")
+    finally:
+        registry.close()
+
+    assert_nothing_registered(models_settings)
