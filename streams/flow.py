@@ -24,9 +24,9 @@ from streams.bars import BarState
 from streams.features import FeatureSpec, FeatureState
 from streams.inference import Inference, ModelProvider
 from streams.signals import SignalRules, signal_from
-from streams.validate import Rejection, SpikeFilter, ValidationRules, check_raw
+from streams.validate import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
 from tickwave.config import StreamsSettings
-from tickwave.contracts import Bar, FeatureVector, Prediction, Signal, Tick, encode
+from tickwave.contracts import Bar, DeadLetter, FeatureVector, Prediction, Signal, Tick, encode
 
 ClockMs = Callable[[], int]
 
@@ -38,14 +38,20 @@ def wall_clock_ms() -> int:
 
 @dataclass(frozen=True)
 class FlowSinks:
-    """Where each output of the flow goes."""
+    """Where each output of the flow goes; every item arrives as ``(key, value)``.
 
-    ticks: Sink[list[Tick]]  # accepted ticks, one list per symbol and batch
-    quarantine: Sink[Rejection]
-    bars: Sink[Bar]
-    features: Sink[FeatureVector]
-    predictions: Sink[Prediction]
-    signals: Sink[Signal]
+    The key is the symbol (``"EURUSD:1m"`` for per-series outputs), so partitioned
+    sinks can route by it.
+    """
+
+    ticks: Sink[tuple[str, list[Tick]]]  # accepted ticks, one list per symbol and batch
+    quarantine: Sink[tuple[str, DeadLetter]]  # the warehouse quarantine table
+    dead_letters: Sink[tuple[str, DeadLetter]]  # the ticks.dlq topic
+    bars: Sink[tuple[str, Bar]]
+    features: Sink[tuple[str, FeatureVector]]
+    predictions: Sink[tuple[str, Prediction]]
+    signals: Sink[tuple[str, Signal]]  # the signals topic
+    signal_records: Sink[tuple[str, Signal]]  # the warehouse signals table
 
 
 @dataclass
@@ -139,7 +145,8 @@ def build_flow(
     checked = op.flat_map_batch("validate", raw, lambda batch: _check_batch(batch, rules, clock_ms()))
     # checked: Tick | Rejection
     valid = op.branch("split_valid", checked, lambda item: isinstance(item, Tick))
-    op.output("quarantine_invalid", valid.falses, sinks.quarantine)
+    invalid = op.key_on("key_invalid", valid.falses, lambda rejection: rejection.symbol)
+    # invalid: (symbol or "", Rejection)
 
     by_symbol = op.key_on("key_by_symbol", valid.trues, lambda tick: tick.symbol)
     # by_symbol: (symbol, Tick)
@@ -151,33 +158,38 @@ def build_flow(
 
     outputs = op.stateful_batch("bars", by_symbol, build_symbol_logic)
     # outputs: (symbol, SymbolOutput)
-    outputs_only = op.map("drop_symbol_key", outputs, lambda pair: pair[1])
-    # outputs_only: SymbolOutput
 
-    accepted = op.filter_map("accepted_ticks", outputs_only, lambda out: out.accepted or None)
+    accepted = op.filter_map_value("accepted_ticks", outputs, lambda out: out.accepted or None)
+    # accepted: (symbol, list[Tick])
     op.output("ticks_out", accepted, sinks.ticks)
-    rejected = op.flat_map("rejected_ticks", outputs_only, lambda out: out.rejected)
-    op.output("quarantine_late_or_spike", rejected, sinks.quarantine)
-    bars = op.flat_map("closed_bars", outputs_only, lambda out: out.bars)
-    # bars: Bar
+    rejected = op.flat_map_value("rejected_ticks", outputs, lambda out: out.rejected)
+    # rejected: (symbol, Rejection)
+    all_rejected = op.merge("all_rejected", invalid, rejected)
+    dead_letters = op.map_value("dead_letters", all_rejected, lambda rejection: dead_letter(rejection, clock_ms()))
+    # dead_letters: (symbol or "", DeadLetter)
+    op.output("quarantine_out", dead_letters, sinks.quarantine)
+    op.output("dead_letters_out", dead_letters, sinks.dead_letters)
+    bars = op.flat_map_value("closed_bars", outputs, lambda out: out.bars)
+    # bars: (symbol, Bar)
     op.output("bars_out", bars, sinks.bars)
 
-    bars_by_series = op.key_on("key_by_series", bars, lambda bar: f"{bar.symbol}:{bar.timeframe}")
+    bars_by_series = op.key_on("key_by_series", op.key_rm("unkey_bars", bars), lambda bar: bar.bar_id.rsplit(":", 1)[0])
     # bars_by_series: ("EURUSD:1m", Bar)
     features = op.stateful_map("features", bars_by_series, lambda state, bar: _features(state, bar, spec))
     # features: ("EURUSD:1m", FeatureVector | None)
-    vectors = op.filter_map("feature_vectors", features, lambda pair: pair[1])
-    # vectors: FeatureVector
+    vectors = op.filter_map_value("feature_vectors", features, lambda vector: vector)
+    # vectors: ("EURUSD:1m", FeatureVector)
     op.output("features_out", vectors, sinks.features)
 
     inference = Inference(provider, spec.schema_hash, settings.model_refresh_s, clock_ms)
-    predictions = op.filter_map("inference", vectors, inference.predict)
-    # predictions: Prediction
+    predictions = op.filter_map_value("inference", vectors, inference.predict)
+    # predictions: ("EURUSD:1m", Prediction)
     op.output("predictions_out", predictions, sinks.predictions)
 
-    signals = op.map("signals", predictions, lambda prediction: signal_from(prediction, signal_rules, clock_ms()))
-    # signals: Signal
+    signals = op.map_value("signals", predictions, lambda prediction: signal_from(prediction, signal_rules, clock_ms()))
+    # signals: ("EURUSD:1m", Signal)
     op.output("signals_out", signals, sinks.signals)
+    op.output("signal_records_out", signals, sinks.signal_records)
     return flow
 
 

@@ -11,9 +11,10 @@ filter carries on, so a genuine level shift never locks a symbol out.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
-from tickwave.contracts import Tick, decode
+from tickwave.contracts import DeadLetter, Tick, decode
 from tickwave.errors import ContractError
 
 
@@ -82,3 +83,17 @@ class SpikeFilter:
             self.pending_side = self.pending_count = 0
             return None
         return f"spike: mid {mid!r} is {move_bps:+.0f} bps from reference {self.reference!r}"
+
+
+def dead_letter(rejection: Rejection, received_at_ms: int, source: str = "streams") -> DeadLetter:
+    """Return the quarantine record of a rejection (raw bytes as UTF-8, or base64 if binary)."""
+    try:
+        raw, encoding = rejection.raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        raw, encoding = base64.b64encode(rejection.raw).decode("ascii"), "base64"
+    reason = f"{rejection.check}: {rejection.reason}" if rejection.check else rejection.reason
+    return DeadLetter(
+        source=source, reason=reason, raw=raw, received_at_ms=received_at_ms,
+        raw_encoding=encoding,  # type: ignore[arg-type]
+        symbol=rejection.symbol,
+    )  # fmt: skip

@@ -10,10 +10,10 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from streams.features import FeatureSpec
 from streams.flow import FlowSinks, build_flow
-from streams.validate import Rejection, ValidationRules
+from streams.validate import ValidationRules
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.config import StreamsSettings
-from tickwave.contracts import Bar, Tick, encode
+from tickwave.contracts import Bar, DeadLetter, Tick, encode
 
 T0 = 1_700_000_040_000  # a minute boundary
 NOW_MS = T0 + 3_600_000
@@ -32,16 +32,35 @@ def stream(minutes: int = 55) -> list[Tick]:
     return ticks
 
 
+OUTPUTS = tuple(FlowSinks.__dataclass_fields__)
+
+
 def run_flow(raw: list[Any], provider: StaticProvider | None) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {
-        name: [] for name in ("ticks", "quarantine", "bars", "features", "predictions", "signals")
+        name: []
+        for name in (
+            "ticks",
+            "quarantine",
+            "dead_letters",
+            "bars",
+            "features",
+            "predictions",
+            "signals",
+            "signal_records",
+        )
     }
     sinks = FlowSinks(**{name: TestingSink(items) for name, items in out.items()})
     rules = ValidationRules(known_symbols=frozenset({"EURUSD", "USDJPY"}))
     flow = build_flow(SETTINGS, TestingSource(raw, batch_size=64), sinks, provider, rules, clock_ms=lambda: NOW_MS)
     run_main(flow)
-    out["ticks"] = [tick for batch in out["ticks"] for tick in batch]
-    return out
+    return unkey(out)
+
+
+def unkey(out: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Drop the routing keys; flatten the per-batch tick lists."""
+    values = {name: [value for _key, value in items] for name, items in out.items()}
+    values["ticks"] = [tick for batch in values["ticks"] for tick in batch]
+    return values
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +80,14 @@ def result() -> dict[str, list[Any]]:
 def test_flow_when_stream_has_bad_late_spike_and_duplicate_then_each_quarantined_with_reason(
     result: dict[str, list[Any]],
 ) -> None:
-    reasons = [rejection.reason for rejection in result["quarantine"]]
-    checks = sorted(rejection.check for rejection in result["quarantine"])
+    reasons = [dead.reason for dead in result["quarantine"]]
+    checks = sorted(reason.split(":")[0] for reason in reasons)
 
     assert checks == ["contract", "contract", "late", "spike", "symbol"]
-    assert all(isinstance(r, Rejection) and r.raw for r in result["quarantine"])
+    assert result["dead_letters"] == result["quarantine"]
+    assert all(isinstance(dead, DeadLetter) and dead.raw for dead in result["quarantine"])
     assert any("unknown symbol 'XAUUSD'" in reason for reason in reasons)
+    assert result["signal_records"] == result["signals"]
     assert len(result["ticks"]) == len(stream())  # every good tick kept, the duplicate once
 
 

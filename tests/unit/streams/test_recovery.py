@@ -11,11 +11,9 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from streams.features import FeatureSpec
 from streams.flow import FlowSinks, build_flow
-from tests.unit.streams.test_flow import NOW_MS, SETTINGS, stream
+from tests.unit.streams.test_flow import NOW_MS, OUTPUTS, SETTINGS, stream, unkey
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.contracts import encode
-
-OUTPUTS = ("ticks", "quarantine", "bars", "features", "predictions", "signals")
 
 
 def execute(raw: list[Any], out: dict[str, list[Any]], recovery: RecoveryConfig | None) -> None:
@@ -49,9 +47,8 @@ def test_flow_when_aborted_and_resumed_then_same_results_as_uninterrupted(tmp_pa
     assert bars_after_each_run[0] < bars_after_each_run[1] < bars_after_each_run[2]  # the aborts really stopped it
     assert bars_after_each_run[0] < len(expected["bars"]) / 2 + 100
 
-    ticks = [tick for batch in actual["ticks"] for tick in batch]
-    expected_ticks = [tick for batch in expected["ticks"] for tick in batch]
-    assert by_key(ticks, "tick_id") == by_key(expected_ticks, "tick_id")  # no tick lost
+    actual, expected = unkey(actual), unkey(expected)
+    assert by_key(actual["ticks"], "tick_id") == by_key(expected["ticks"], "tick_id")  # no tick lost
     assert by_key(actual["bars"], "bar_id") == by_key(expected["bars"], "bar_id")
     assert by_key(actual["features"], "feature_id") == by_key(expected["features"], "feature_id")
     assert by_key(actual["signals"], "signal_id").keys() == by_key(expected["signals"], "signal_id").keys()
