@@ -2,8 +2,9 @@
 
 A deterministic tick stream (two symbols, 20 hours of 1-minute bars with some momentum)
 runs through ``streams.flow.build_flow`` (Bytewax, ``TestingSource``); its bars and
-features are written with the warehouse's ``BatchWriter`` into a database of the
-models tests' own, migrated like production and dropped afterwards. Each test then talks to
+features are written through the streams' own ``WriterPool`` (the warehouse sinks'
+batched writers) into a database of the models tests' own, migrated like production
+and dropped afterwards. Each test then talks to
 the warehouse as to an external ClickHouse (URL + password), with its own state dir,
 so the artifact store of one test never sees another's.
 """
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+from streams.connectors import WriterPool
 from streams.flow import FlowSinks, build_flow
 from streams.inference import ModelProvider
 from streams.validate import ValidationRules
@@ -30,8 +32,6 @@ from tickwave.services.supervisor import Endpoint
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.credentials import resolve_credentials
 from tickwave.warehouse.migrate import migrate
-from tickwave.warehouse.tables import TABLES, table_for
-from tickwave.warehouse.writer import BatchWriter
 
 MINUTES = 1200
 # Recent data: the warehouse drops features older than 180 days (TTL), so the sample ends an hour ago.
@@ -68,13 +68,12 @@ def ticks(minutes: int = MINUTES, seed: int = 11) -> list[Tick]:
 
 
 def run_streams(raw: list[bytes], provider: ModelProvider | None) -> dict[str, list[Any]]:
-    """Run the dataflow over raw tick messages; return what each sink received."""
-    out: dict[str, list[Any]] = {name: [] for name in ("ticks", "quarantine", "bars", "features", "predictions",
-                                                         "signals")}  # fmt: skip
-    sinks = FlowSinks(**{name: TestingSink(items) for name, items in out.items()})
+    """Run the dataflow over raw tick messages; return what each sink received (values, keys dropped)."""
+    keyed: dict[str, list[Any]] = {name: [] for name in FlowSinks.__dataclass_fields__}
+    sinks = FlowSinks(**{name: TestingSink(items) for name, items in keyed.items()})
     rules = ValidationRules(known_symbols=frozenset(SYMBOLS))
     run_main(build_flow(STREAMS, TestingSource(raw, batch_size=256), sinks, provider, rules, clock_ms=lambda: NOW_MS))
-    return out
+    return {name: [value for _, value in items] for name, items in keyed.items()}
 
 
 @dataclass(frozen=True)
@@ -93,14 +92,13 @@ def streams_output() -> StreamsOutput:
     return StreamsOutput(raw, out["bars"], out["features"])
 
 
-def write(client: Any, messages: list[Any]) -> None:
-    """Store messages through the warehouse's batched writer, one writer per table."""
-    by_table: dict[str, list[Any]] = {}
-    for message in messages:
-        by_table.setdefault(table_for(message).name, []).append(message)
-    for name, group in by_table.items():
-        with BatchWriter(client, TABLES[name]) as writer:
-            writer.write_messages(group)
+def write(settings: Settings, database: str, messages: list[Any]) -> None:
+    """Store messages as the streams do: through their warehouse writer pool (one batched writer per table)."""
+    pool = WriterPool(lambda: connect(settings, database=database))
+    try:
+        pool.write(messages)
+    finally:
+        pool.close()
 
 
 @pytest.fixture(scope="session")
@@ -108,11 +106,11 @@ def models_database(warehouse_settings: Settings, streams_output: StreamsOutput)
     """A migrated database of the models tests' own holding the streams' bars and features (tests use own model ids)."""
     database = f"models_{uuid.uuid4().hex[:8]}"
     migrate(warehouse_settings, database=database)
-    client = connect(warehouse_settings, database=database)
     try:
-        write(client, [*streams_output.bars, *streams_output.features])
+        write(warehouse_settings, database, [*streams_output.bars, *streams_output.features])
         yield database
     finally:
+        client = connect(warehouse_settings, database="default")
         client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
         client.close()
 

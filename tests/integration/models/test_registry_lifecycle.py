@@ -15,7 +15,6 @@ from streams.features import FeatureSpec
 from tests.integration.models.conftest import RANGE_MS, SYMBOLS, StreamsOutput, write
 from tickwave.config import Settings
 from tickwave.contracts import FeatureVector
-from tickwave.warehouse.client import connect
 
 
 def with_models(settings: Settings, **changes: Any) -> Settings:
@@ -104,11 +103,8 @@ def test_train_when_a_stored_feature_leaks_then_leakage_error_and_nothing_regist
         values = {**vector.values, "logret_1": following.values["logret_1"]} if vector.is_warm else vector.values
         leaked.append(FeatureVector(symbol="LEAKY", timeframe="1m", bar_start_ms=vector.bar_start_ms, values=values,
                                     is_warm=vector.is_warm, schema_hash=vector.schema_hash))  # fmt: skip
-    client = connect(models_settings)
-    try:
-        write(client, [*(msgspec.structs.replace(bar, symbol="LEAKY") for bar in bars), *leaked])
-    finally:
-        client.close()
+    database = models_settings.clickhouse.database
+    write(models_settings, database, [*(msgspec.structs.replace(bar, symbol="LEAKY") for bar in bars), *leaked])
 
     with pytest.raises(LeakageError, match=r"logret_1: \d+/\d+ differ"):
         train_model(models_settings, ["LEAKY"], RANGE_MS, "pytest")
