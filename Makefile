@@ -44,7 +44,7 @@ lint: bootstrap ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: bootstrap ## mypy on the core and the execution process
+typecheck: bootstrap ## mypy on the core, the execution process and the models
 	$(BIN)/mypy
 
 pytest: bootstrap ## the test suite (real Kafka, real warehouse)

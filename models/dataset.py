@@ -109,23 +109,24 @@ class Dataset:
         features: np.ndarray = self.frame.loc[:, list(self.feature_names)].to_numpy(dtype=np.float32)
         return features
 
+    def _integers(self, column: str) -> np.ndarray:
+        values: np.ndarray = self.frame[column].to_numpy(dtype=np.int64)
+        return values
+
     @property
     def labels(self) -> np.ndarray:
         """Class indices (``DOWN``, ``FLAT``, ``UP``)."""
-        labels: np.ndarray = self.frame["label"].to_numpy(dtype=np.int64)
-        return labels
+        return self._integers("label")
 
     @property
     def times_ms(self) -> np.ndarray:
         """Bar start of every row (non-decreasing)."""
-        times: np.ndarray = self.frame["bar_start_ms"].to_numpy(dtype=np.int64)
-        return times
+        return self._integers("bar_start_ms")
 
     @property
     def label_end_ms(self) -> np.ndarray:
         """When each row's label becomes known (start of bar t+h)."""
-        ends: np.ndarray = self.frame["label_end_ms"].to_numpy(dtype=np.int64)
-        return ends
+        return self._integers("label_end_ms")
 
     @property
     def symbols(self) -> tuple[str, ...]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import getpass
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,7 +20,7 @@ from tickwave.cli.common import console, err_console, exit_on_tickwave_error, se
 from tickwave.config import ModelsSettings, Settings
 
 if TYPE_CHECKING:
-    from models.registry import PromotionDecision, RegistryEntry
+    from models.registry import ModelRegistry, PromotionDecision, RegistryEntry
 
 app = typer.Typer(help="The model registry: list, show, promote and roll back models.", no_args_is_help=True)
 
@@ -90,6 +92,19 @@ def train(
         _print_decision(outcome.decision)
 
 
+@contextmanager
+def _opened_registry(settings: Settings) -> Iterator[ModelRegistry]:
+    # The registry for one command; a TickwaveError inside becomes one red line and exit code 1.
+    from models.registry import ModelRegistry
+
+    with exit_on_tickwave_error():
+        registry = ModelRegistry(settings)
+        try:
+            yield registry
+        finally:
+            registry.close()
+
+
 def _with_model_id(settings: Settings, model_id: str) -> Settings:
     models = ModelsSettings.model_validate({**settings.models.model_dump(), "model_id": model_id})
     return settings.model_copy(update={"models": models})
@@ -102,14 +117,8 @@ def list_models(
 ) -> None:
     """List the registered versions with their key holdout metrics."""
     settings = settings_or_exit()
-    from models.registry import ModelRegistry
-
-    with exit_on_tickwave_error():
-        registry = ModelRegistry(settings)
-        try:
-            entries = registry.entries(None if every_model else (model_id or settings.models.model_id))
-        finally:
-            registry.close()
+    with _opened_registry(settings) as registry:
+        entries = registry.entries(None if every_model else (model_id or settings.models.model_id))
     table = Table("model", "version", "stage", "created", "data range", *(label for _, label in KEY_METRICS[:3]),
                   "P&L USD", "Sharpe", "changed by")  # fmt: skip
     for entry in entries:
@@ -128,17 +137,11 @@ def list_models(
 def show(version: Annotated[int, typer.Argument(help="the version")], model_id: ModelIdOption = None) -> None:
     """Show one version: its row, metrics, parameters, artifact, report and audit trail."""
     settings = settings_or_exit()
-    from models.registry import ModelRegistry
-
     name = model_id or settings.models.model_id
-    with exit_on_tickwave_error():
-        registry = ModelRegistry(settings)
-        try:
-            entry = registry.entry(name, version)
-            events = [event for event in registry.events(name) if event.model_version == version]
-            store = registry.store
-        finally:
-            registry.close()
+    with _opened_registry(settings) as registry:
+        entry = registry.entry(name, version)
+        events = [event for event in registry.events(name) if event.model_version == version]
+        store = registry.store
     _print_entry(entry, str(store.onnx_path(entry.artifact_sha256)),
                  str(store.report_dir(entry.artifact_sha256) / "report.html"))  # fmt: skip
     trail = Table("when", "action", "from", "to", "by", "reason")
@@ -176,22 +179,18 @@ def promote(
     """Make a version champion if it beats the champion on its holdout by the margin and passes the sanity checks."""
     settings = settings_or_exit()
     from models.errors import PromotionRefused
-    from models.registry import ModelRegistry
 
     name = model_id or settings.models.model_id
-    with exit_on_tickwave_error():
-        registry = ModelRegistry(settings)
+    with _opened_registry(settings) as registry:
         try:
             decision = registry.promote(name, version, _actor("models promote"))
         except PromotionRefused as refused:
             err_console.print(f"[bold red]not promoted[/]: {name} v{version}")
             for note in refused.notes:
                 err_console.print(f"  note: {note}")
-            for name_, value in refused.figures.items():
-                err_console.print(f"  {name_}: {value:.6g}")
+            for figure, value in refused.figures.items():
+                err_console.print(f"  {figure}: {value:.6g}")
             raise
-        finally:
-            registry.close()
     console.print(f"{name} v{version} is the champion")
     _print_decision(decision)
 
@@ -203,15 +202,9 @@ def rollback(
 ) -> None:
     """Retire the champion and restore the previous champion."""
     settings = settings_or_exit()
-    from models.registry import ModelRegistry
-
     name = model_id or settings.models.model_id
-    with exit_on_tickwave_error():
-        registry = ModelRegistry(settings)
-        try:
-            restored = registry.rollback(name, _actor("models rollback"), reason)
-        finally:
-            registry.close()
+    with _opened_registry(settings) as registry:
+        restored = registry.rollback(name, _actor("models rollback"), reason)
     console.print(f"rolled back: {restored.name} is the champion again")
 
 

@@ -1,0 +1,165 @@
+"""Models: training time on 1M rows x 30 features (2 cores), and single-row inference, ONNX Runtime vs XGBoost.
+
+In one run, on the same synthetic data and the same trained model:
+
+- training: one ``XGBoostDirectionModel.fit`` with the default ``models`` settings
+  (300 rounds, depth 4, 3 classes, ``hist``, ``n_jobs=2``); with ``--lifecycle``, also
+  the whole ``DirectionModel.train`` (walk-forward folds + final fit + backtests);
+- export: ONNX conversion and the parity check on 10k holdout rows;
+- inference, one row at a time, single-threaded on both sides: ONNX Runtime through
+  ``streams.inference.LoadedModel.predict`` (what the dataflow calls) and the bare
+  ``session.run``, against XGBoost's ``inplace_predict`` and ``predict_proba``. The
+  methods alternate in chunks of 500 calls, so load from other processes on the machine
+  falls on all of them alike. Batches of 1,000 rows are timed too.
+
+Run: .venv/bin/python bench/models.py [--rows 1000000] [--features 30] [--lifecycle]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from models.dataset import Dataset
+
+# Run as a script, this file's folder comes first on sys.path, and this file's name would
+# shadow the models package: drop the folder; the project's modules are imported in main().
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+CHUNK = 500
+
+
+def synthetic(rows: int, features: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Features with a weak linear signal; labels down/flat/up at roughly 40/20/40."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(size=(rows, features)).astype(np.float32)
+    weights = rng.normal(size=features) / np.sqrt(features)
+    score = matrix @ weights * 0.5 + rng.normal(size=rows)
+    low, high = np.quantile(score, [0.4, 0.6])
+    return matrix, np.where(score < low, 0, np.where(score > high, 2, 1)).astype(np.int64)
+
+
+def as_dataset(matrix: np.ndarray, labels: np.ndarray) -> Dataset:
+    """Wrap the matrix as one symbol's 1-minute rows, with a random-walk mid for the backtests."""
+    from models.dataset import Dataset, LabelSpec
+
+    rows = len(labels)
+    names = tuple(f"f{index}" for index in range(matrix.shape[1]))
+    mid = 1.1 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 1e-4, rows + 1)))
+    starts = 1_700_000_040_000 + np.arange(rows, dtype=np.int64) * 60_000
+    frame = pd.DataFrame({
+        "symbol": "EURUSD", "bar_start_ms": starts, "label_end_ms": starts + 5 * 60_000, "label": labels,
+        "mid_close": mid[:-1], "next_mid_close": mid[1:], "bid_close": mid[:-1] - 0.00005,
+        "ask_close": mid[:-1] + 0.00005,
+    })  # fmt: skip
+    frame = pd.concat([frame, pd.DataFrame(matrix, columns=list(names))], axis=1)
+    return Dataset(frame, names, "bench", LabelSpec(5, 1.0), "1m", int(starts[0]), int(starts[-1]) + 60_000)
+
+
+def latencies(calls: dict[str, Callable[[np.ndarray], object]], rows: np.ndarray, total: int) -> dict[str, np.ndarray]:
+    """Time each call on single rows, alternating methods every ``CHUNK`` calls; microseconds."""
+    timings: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():  # warm-up
+        for index in range(200):
+            call(rows[index : index + 1])
+    for start in range(0, total, CHUNK):
+        for name, call in calls.items():
+            for index in range(start, start + CHUNK):
+                row = rows[index % len(rows) : index % len(rows) + 1]
+                began = time.perf_counter_ns()
+                call(row)
+                timings[name].append((time.perf_counter_ns() - began) / 1000)
+    return {name: np.array(values) for name, values in timings.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=30)
+    parser.add_argument("--samples", type=int, default=20_000, help="single-row calls per method")
+    parser.add_argument("--lifecycle", action="store_true", help="also time the whole walk-forward train")
+    arguments = parser.parse_args()
+    from models.dataset import LABELS
+    from models.export import parity_check, to_onnx
+    from models.xgb import XGBoostDirectionModel
+    from streams.inference import LoadedModel, ModelArtifact
+    from streams.signals import SignalRules
+    from tickwave.config import ModelsSettings
+
+    console = Console()
+    load_before = os.getloadavg()[0]
+
+    matrix, labels = synthetic(arguments.rows, arguments.features)
+    settings = ModelsSettings(n_jobs=2)
+    model = XGBoostDirectionModel(settings, SignalRules())
+    started = time.perf_counter()
+    classifier = model.fit(matrix, labels)
+    fit_s = time.perf_counter() - started
+    lifecycle_s = None
+    if arguments.lifecycle:
+        started = time.perf_counter()
+        model.train(as_dataset(matrix, labels))
+        lifecycle_s = time.perf_counter() - started
+
+    names = tuple(f"f{index}" for index in range(arguments.features))
+    holdout = matrix[-10_000:]
+    started = time.perf_counter()
+    onnx_bytes = to_onnx(classifier, names, "bench", LABELS)
+    artifact = ModelArtifact("bench", 1, onnx_bytes, names, "bench", LABELS)
+    parity = parity_check(classifier.predict_proba(holdout), artifact, holdout, settings.parity_tolerance)
+    export_s = time.perf_counter() - started
+
+    classifier.set_params(n_jobs=1)  # single-threaded on both sides
+    booster = classifier.get_booster()
+    loaded = LoadedModel(artifact)
+    session, input_name = loaded.session, loaded.input_name
+    calls: dict[str, Callable[[np.ndarray], object]] = {
+        "onnxruntime, LoadedModel.predict (streams)": loaded.predict,
+        "onnxruntime, session.run": lambda row: session.run(["probabilities"], {input_name: row}),
+        "xgboost, booster.inplace_predict": lambda row: booster.inplace_predict(row),
+        "xgboost, XGBClassifier.predict_proba": classifier.predict_proba,
+    }
+    single = latencies(calls, holdout, arguments.samples)
+    batch = holdout[:1000]
+    batch_ms = {}
+    for name, call in (("onnxruntime", lambda: session.run(["probabilities"], {input_name: batch})),
+                       ("xgboost inplace_predict", lambda: booster.inplace_predict(batch))):  # fmt: skip
+        call()
+        began = time.perf_counter()
+        for _ in range(50):
+            call()
+        batch_ms[name] = (time.perf_counter() - began) / 50 * 1000
+    load_after = os.getloadavg()[0]
+
+    title = (
+        f"models, {arguments.rows:,} rows x {arguments.features} features, Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores, load average {load_before:.1f} -> {load_after:.1f}"
+    )
+    table = Table("measure", "figure", title=title)
+    table.add_row("fit (300 rounds, depth 4, 3 classes, hist, n_jobs=2)", f"{fit_s:.1f} s")
+    if lifecycle_s is not None:
+        label = f"whole train ({settings.folds} walk-forward folds + final fit + backtests)"
+        table.add_row(label, f"{lifecycle_s:.1f} s")
+    table.add_row("ONNX export + parity check on 10k rows", f"{export_s:.2f} s (max |diff| {parity:.1e})")
+    for name, values in single.items():
+        p50, p99 = np.percentile(values, [50, 99])
+        table.add_row(f"single row: {name}", f"p50 {p50:.0f} us, p99 {p99:.0f} us, mean {values.mean():.0f} us")
+    for name, value in batch_ms.items():
+        table.add_row(f"batch of 1,000 rows: {name}", f"{value:.2f} ms")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
