@@ -241,7 +241,8 @@ class DirectionModel(ABC):
             ParityError: the export differs from the trained model; nothing is stored.
         """
         dataset = result.dataset
-        onnx_bytes = to_onnx(result.model, dataset.feature_names, dataset.schema_hash, LABELS)
+        about = {"model_id": model_id, "timeframe": dataset.timeframe, "label": dataset.label_spec.describe()}
+        onnx_bytes = to_onnx(result.model, dataset.feature_names, dataset.schema_hash, LABELS, about)
         probe = ModelArtifact(model_id, 0, onnx_bytes, dataset.feature_names, dataset.schema_hash, LABELS)
         difference = parity_check(result.holdout_probabilities, probe, result.holdout.features,
                                   self.settings.parity_tolerance)  # fmt: skip

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -29,8 +29,17 @@ from tickwave.errors import ConfigurationError
 _LIBRARIES = ("tickwave", "xgboost-cpu", "onnx", "onnxmltools", "onnxruntime", "scikit-learn", "numpy", "pandas")
 
 
-def to_onnx(model: Any, feature_names: Sequence[str], schema_hash: str, labels: Sequence[str]) -> bytes:
+def to_onnx(
+    model: Any,
+    feature_names: Sequence[str],
+    schema_hash: str,
+    labels: Sequence[str],
+    extra: Mapping[str, str] | None = None,
+) -> bytes:
     """Convert a trained classifier to ONNX bytes with Tickwave's metadata embedded.
+
+    ``extra`` adds more ``tickwave.*`` metadata (the timeframe and label the model was
+    trained for), so a consumer can check more than the feature schema.
 
     Raises:
         ConfigurationError: for a classifier onnxmltools cannot convert here.
@@ -47,6 +56,7 @@ def to_onnx(model: Any, feature_names: Sequence[str], schema_hash: str, labels: 
         (META_FEATURE_NAMES, json.dumps(list(feature_names))),
         (META_SCHEMA_HASH, schema_hash),
         (META_LABELS, json.dumps(list(labels))),
+        *((f"tickwave.{key}", value) for key, value in (extra or {}).items()),
     ):
         prop = onnx_model.metadata_props.add()
         prop.key, prop.value = key, value

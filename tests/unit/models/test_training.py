@@ -129,6 +129,9 @@ def test_serving_when_artifact_loaded_then_row_batch_and_streams_agree(
     streams = LoadedModel(artifact).predict(features[:1])
 
     assert artifact.feature_names == SPEC.names and artifact.labels == LABELS and artifact.model_version == 3
+    properties = {prop.key: prop.value for prop in onnx.load_from_string(saved.onnx_bytes).metadata_props}
+    assert properties["tickwave.timeframe"] == "1m" and properties["tickwave.model_id"] == "xgb_test"
+    assert "t+5" in properties["tickwave.label"]
     assert batch.shape == (5, 3)
     assert np.abs(batch - trained.holdout_probabilities[:5]).max() <= SETTINGS.parity_tolerance
     assert by_name == pytest.approx(dict(zip(LABELS, batch[0].tolist(), strict=True)), abs=1e-7)
