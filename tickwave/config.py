@@ -292,3 +292,38 @@ def reference_markdown() -> str:
         lines.append(f"| `{env_name}` | `{key}` | {default} | {field.description or ''} |")
     lines.append(f"| `{CONFIG_FILE_ENV}` | | `./{DEFAULT_CONFIG_FILE}` if present | path of the TOML file |")
     return "\n".join(lines) + "\n"
+
+
+def to_environment(settings: Settings) -> dict[str, str]:
+    """Return ``TICKWAVE_*`` variables that give a child process this exact configuration.
+
+    Used when Tickwave starts its own processes (the dataflow, the execution process), so
+    they see what the parent resolved, keyword overrides included. Secrets are passed
+    in the child's environment only, never on a command line.
+    """
+    import json
+
+    environment: dict[str, str] = {}
+
+    def put(name: str, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, bool):
+            text = str(value).lower()
+        elif isinstance(value, tuple | list | dict):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        environment[(ENV_PREFIX + name).upper()] = text
+
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, BaseModel):
+            for sub in type(value).model_fields:
+                put(f"{name}_{sub}", getattr(value, sub))
+        else:
+            put(name, value)
+    environment[f"{ENV_PREFIX}STATE_DIR"] = str(settings.state_path)
+    return environment
