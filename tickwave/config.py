@@ -83,6 +83,60 @@ class ClickHouseSettings(_Section):
         return bool(self.url)
 
 
+class ExecutionSettings(_Section):
+    """The execution process: broker choice, sizing, pre-trade risk limits and paper/MT5 details.
+
+    Changing a limit needs a restart or an audited ``set_limit`` control command.
+    """
+
+    broker: Literal["paper", "mt5"] = Field(default="paper", description="where orders go: paper or mt5")
+    hot_path_client: Literal["confluent", "quixstreams"] = Field(
+        default="confluent",
+        description="Kafka client of the signal/tick loop (measured in bench/execution.py; see execution/README.md)",
+    )
+    consumer_group: str = Field(default="tickwave-execution", description="Kafka consumer group of the process")
+    instance_id: str = Field(default="execution-1", description="names this process in logs, events and groups")
+    allowed_symbols: tuple[str, ...] = Field(
+        default=("EURUSD", "GBPUSD", "USDJPY", "USDCHF", "AUDUSD", "XAUUSD"),
+        description="symbols the process may trade (JSON list in the environment)",
+    )
+    market_hours: Literal["fx", "always"] = Field(
+        default="fx", description="fx: closed from Friday 21:00 to Sunday 21:00 UTC; always: never closed"
+    )
+    max_position_lots: float = Field(default=1.0, gt=0, description="largest absolute position per symbol (lots)")
+    max_order_lots: float = Field(default=1.0, gt=0, description="largest single order (lots)")
+    lot_step: float = Field(default=0.01, gt=0, description="order sizes are multiples of this (lots)")
+    min_strength: float = Field(default=0.0, ge=0, le=1, description="signals weaker than this target flat")
+    contract_size: float = Field(default=100_000.0, gt=0, description="units per lot, for exposure and P&L")
+    max_gross_exposure: float = Field(
+        default=1_000_000.0, gt=0, description="largest sum of |position| x price x contract size (account ccy)"
+    )
+    signal_ttl_ms: int = Field(default=5_000, gt=0, description="signals older than this are denied (ms)")
+    max_tick_age_ms: int = Field(default=60_000, gt=0, description="a latest tick older than this is no price (ms)")
+    price_collar_bps: float = Field(
+        default=50.0, gt=0, description="deny when the latest spread (or a limit price) is this far from mid (bps)"
+    )
+    max_orders_per_second: int = Field(default=20, gt=0, description="order rate throttle (orders per second)")
+    daily_loss_limit: float = Field(
+        default=5_000.0, gt=0, description="realised + unrealised loss of the UTC day that halts trading"
+    )
+    max_consecutive_rejects: int = Field(default=5, gt=0, description="broker rejects in a row that halt trading")
+    flash_crash_pct: float = Field(
+        default=2.0, gt=0, description="a mid move over this many percent within the window halts the symbol"
+    )
+    flash_crash_window_ms: int = Field(default=5_000, gt=0, description="the flash-crash window (ms)")
+    journal_fsync: bool = Field(
+        default=True, description="fsync the journal before each broker call (off only for throwaway tests)"
+    )
+    paper_slippage_bps: float = Field(default=0.5, ge=0, description="paper fills this much worse than the quote")
+    paper_latency_ms: int = Field(default=0, ge=0, description="paper orders fill this long after submission")
+    paper_initial_cash: float = Field(default=100_000.0, gt=0, description="paper account starting cash")
+    mt5_magic: int = Field(default=770_077, ge=0, description="MT5 magic number marking Tickwave's orders")
+    mt5_deviation_points: int = Field(default=20, ge=0, description="MT5 allowed slippage (points)")
+    mt5_max_retries: int = Field(default=3, ge=0, description="MT5 retries of a requote or busy answer")
+    control_timeout_s: float = Field(default=10.0, gt=0, description="how long the CLI waits for the process to answer")
+
+
 class Settings(BaseSettings):
     """Everything a Tickwave process is configured with; frozen after loading."""
 
@@ -101,6 +155,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="log level")
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
+    execution: ExecutionSettings = ExecutionSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,167 @@
+"""The imperative shell around the engine: journal first, then broker, then the audit bus.
+
+Order of effects for a signal that passes the gate:
+
+1. ``OrderSubmitted`` is appended to the journal and fsynced;
+2. the engine applies it (the signal now counts as decided);
+3. the broker is called; each answer is journaled, applied and published.
+
+A crash before (1) leaves no trace, so the redelivered signal is decided afresh; a crash
+between (1) and (3) leaves a recorded order the broker may or may not have, which
+reconciliation on the next start settles. Either way a signal never yields two orders.
+
+Every entry point takes the one lock: the control listener's thread and the signal loop
+never interleave inside a decision, and a halt waits at most for the decision in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Protocol
+
+from execution.brokers.base import Broker, BrokerEvent
+from execution.engine import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, Engine, replay
+from execution.journal import Journal
+from execution.reconcile import position_differences, reconcile_orders
+from tickwave.contracts import ControlCommand, Message, RiskEvent, Signal, Tick, decode
+from tickwave.errors import ContractError
+
+logger = logging.getLogger(__name__)
+
+_STATE_KINDS = frozenset({TRADING_STATE, SYMBOL_HALTED, SYMBOL_RESUMED})
+
+
+class Publisher(Protocol):
+    """Where audit events go (``orders.events`` in production)."""
+
+    def publish(self, message: Message, key: str) -> None:
+        """Send one message, keyed (by symbol where there is one)."""
+        ...
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for delivery; return how many messages are still pending."""
+        ...
+
+
+class ExecutionService:
+    """Engine + journal + broker + publisher, driven by the Kafka loops or by tests."""
+
+    def __init__(self, engine: Engine, journal: Journal, broker: Broker, publisher: Publisher) -> None:
+        self.engine = engine
+        self.journal = journal
+        self.broker = broker
+        self.publisher = publisher
+        self.lock = threading.RLock()
+
+    def start(self) -> list[str]:
+        """Replay the journal, reconcile with the broker and report differences (before any signal).
+
+        Returns:
+            The differences found (also published as ``reconcile_difference`` risk events).
+        """
+        with self.lock:
+            replay(self.engine, list(self.journal.events()))
+            found = reconcile_orders(self.engine.orders, self.broker.orders(), self.engine.clock.now_ms())
+            for event in found.events:
+                self._record(event)
+            differences = found.differences + position_differences(self.engine.view.positions, self.broker.positions())
+            for difference in differences:
+                logger.warning("reconcile instance=%s %s", self.engine.instance_id, difference)
+                self._record(self.engine.report("reconcile_difference", difference))
+            status = self.engine.status()
+            logger.info("started instance=%s broker=%s %s", self.engine.instance_id, self.broker.name, status)
+            self._record(self.engine.report("started", f"{len(differences)} reconciliation differences", "info"))
+            return differences
+
+    def handle_signal_bytes(self, raw: bytes) -> None:
+        """Decode and handle one signal; an invalid one is logged with its reason and skipped."""
+        try:
+            signal = decode(raw, Signal)
+        except ContractError as exc:
+            logger.error("quarantined invalid signal: %s raw=%r", exc.reason, exc.raw[:200])
+            return
+        self.handle_signal(signal)
+
+    def handle_signal(self, signal: Signal) -> None:
+        """Decide on a signal; send its order if the gate lets it through."""
+        with self.lock:
+            decision = self.engine.on_signal(signal)
+            if decision.is_duplicate:
+                logger.debug("signal=%s seen before; ignored", signal.signal_id)
+                return
+            if decision.intent is not None:
+                intent = decision.intent
+                submitted = self.engine.submission(intent)
+                self.journal.append(submitted, sync=True)
+                self.engine.apply(submitted)
+                answers = self.broker.submit(intent)
+                self.publisher.publish(signal, signal.symbol)
+                self.publisher.publish(intent, signal.symbol)
+                self.publisher.publish(submitted, signal.symbol)
+                self._record_all(answers)
+            else:
+                self.publisher.publish(signal, signal.symbol)
+                self._record_all(decision.events)
+
+    def handle_tick_bytes(self, raw: bytes) -> None:
+        """Decode and handle one tick (invalid ticks were quarantined upstream: skip quietly)."""
+        try:
+            tick = decode(raw, Tick)
+        except ContractError as exc:
+            logger.warning("skipped invalid tick: %s", exc.reason)
+            return
+        self.handle_tick(tick)
+
+    def handle_tick(self, tick: Tick) -> None:
+        """Update prices (engine and paper broker) and let the flash-crash guard look."""
+        with self.lock:
+            self.broker.on_tick(tick)
+            self._record_all(self.engine.on_tick(tick))
+
+    def handle_control(self, command: ControlCommand) -> None:
+        """Apply an operator command; a halt is fsynced so it survives a restart."""
+        with self.lock:
+            outcome = self.engine.on_control(command)
+            if outcome.is_duplicate:
+                return
+            self.journal.append(command)
+            self.engine.apply(command)
+            self.publisher.publish(command, command.symbol)
+            for event in outcome.events:
+                self._record(event)
+                logger.warning("control %s: %s", command.command, event.detail)
+
+    def poll_broker(self) -> None:
+        """Collect late broker events (paper latency fills, MT5 deal updates)."""
+        with self.lock:
+            self._record_all(self.broker.poll())
+
+    def _record_all(self, events: Iterable[Message]) -> None:
+        for event in events:
+            self._record(event)
+
+    def _record(self, event: Message) -> None:
+        """Journal, apply and publish one event, then its follow-ups; a halt cancels working orders.
+
+        Trading-state changes are fsynced: a halt must survive a restart.
+        """
+        self.journal.append(event, sync=isinstance(event, RiskEvent) and event.kind in _STATE_KINDS)
+        follow_ups = self.engine.apply(event)
+        self.publisher.publish(event, getattr(event, "symbol", ""))
+        for follow_up in follow_ups:
+            self._record(follow_up)
+        if isinstance(event, RiskEvent):
+            for order in self.engine.cancellations_for(event):
+                answers: list[BrokerEvent] = self.broker.cancel(order, f"canceled by {event.kind}: {event.detail}")
+                self._record_all(answers)
+
+    def close(self) -> None:
+        """Flush the audit trail and close the broker and the journal."""
+        with self.lock:
+            pending = self.publisher.flush(10.0)
+            if pending:
+                logger.error("%d audit events were not delivered before shutdown", pending)
+            self.broker.close()
+            self.journal.close()
