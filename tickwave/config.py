@@ -292,3 +292,26 @@ def masked_settings(settings: Settings) -> dict[str, Any]:
         return value
 
     return {key: mask(value) for key, value in data.items()}
+
+
+def reference_markdown() -> str:
+    """Return the configuration table (one row per key) as Markdown, for the README."""
+    lines = [
+        "| environment variable | `tickwave.toml` key | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for env_name, key in known_env_names().items():
+        if env_name == CONFIG_FILE_ENV:
+            continue
+        section, _, sub = key.partition(".")
+        field = Settings.model_fields[section]
+        if sub:
+            annotation = field.annotation
+            assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            field = annotation.model_fields[sub]
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            continue  # a whole section: its keys have their own rows
+        default = "" if field.default is None or field.default == "" else f"`{field.default}`"
+        lines.append(f"| `{env_name}` | `{key}` | {default} | {field.description or ''} |")
+    lines.append(f"| `{CONFIG_FILE_ENV}` | | `./{DEFAULT_CONFIG_FILE}` if present | path of the TOML file |")
+    return "\n".join(lines) + "\n"

@@ -31,6 +31,8 @@ from tickwave.errors import ContractError
 
 Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._#\-]+$")]
 EpochMs = Annotated[int, msgspec.Meta(ge=0)]
+Positive = Annotated[float, msgspec.Meta(gt=0.0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0.0)]
 Side = Literal["buy", "sell"]
 Direction = Literal["long", "short", "flat"]
 TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
@@ -75,21 +77,23 @@ class Tick(Message, frozen=True, tag="tick.v1"):
     symbol: Symbol
     time_ms: EpochMs
     seq: Annotated[int, msgspec.Meta(ge=0)]
-    bid: float
-    ask: float
-    last: float = 0.0
-    volume: float = 0.0
+    bid: Positive
+    ask: Positive
+    last: NonNegative = 0.0
+    volume: NonNegative = 0.0
     flags: int = 0
     source: str = ""
 
     def __post_init__(self) -> None:
         """Reject impossible quotes: non-finite, non-positive, or ask below bid."""
+        # One chained comparison on the hot path (NaN fails every comparison).
+        if 0.0 < self.bid <= self.ask < math.inf and 0.0 <= self.last < math.inf and 0.0 <= self.volume < math.inf:
+            return
         _require_finite(self, "bid", "ask", "last", "volume")
         _require_positive(self, "bid", "ask")
         if self.ask < self.bid:
             raise ValueError(f"ask {self.ask!r} is below bid {self.bid!r}")
-        if self.volume < 0 or self.last < 0:
-            raise ValueError("last and volume must be >= 0")
+        raise ValueError("last and volume must be >= 0")
 
     @property
     def tick_id(self) -> str:
@@ -249,12 +253,12 @@ class OrderIntent(Message, frozen=True, tag="order_intent.v1"):
     signal_id: str
     symbol: Symbol
     side: Side
-    quantity_lots: float
+    quantity_lots: Positive
     order_type: Literal["market", "limit"]
     model_id: str
     model_version: int
     created_at_ms: EpochMs
-    limit_price: float | None = None
+    limit_price: Positive | None = None
 
     def __post_init__(self) -> None:
         """Require a positive finite quantity and a price for limit orders."""
@@ -284,9 +288,9 @@ class OrderSubmitted(_OrderEvent, frozen=True, tag="order_submitted.v1"):
     """The order was recorded in the journal and sent to the broker."""
 
     side: Side
-    quantity_lots: float
+    quantity_lots: Positive
     order_type: Literal["market", "limit"]
-    limit_price: float | None = None
+    limit_price: Positive | None = None
 
 
 class OrderAccepted(_OrderEvent, frozen=True, tag="order_accepted.v1"):
@@ -306,9 +310,9 @@ class OrderFilled(_OrderEvent, frozen=True, tag="order_filled.v1"):
     """The order was filled, wholly (``is_final``) or in part."""
 
     fill_id: str
-    fill_price: float
-    fill_lots: float
-    cumulative_lots: float
+    fill_price: Positive
+    fill_lots: Positive
+    cumulative_lots: Positive
     is_final: bool
 
     def __post_init__(self) -> None:
@@ -341,8 +345,8 @@ class Fill(Message, frozen=True, tag="fill.v1"):
     signal_id: str
     symbol: Symbol
     side: Side
-    price: float
-    quantity_lots: float
+    price: Positive
+    quantity_lots: Positive
     commission: float
     filled_at_ms: EpochMs
     model_id: str

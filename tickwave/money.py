@@ -5,9 +5,10 @@ day of fills drifts (``0.1 + 0.2 != 0.3``) and, worse, the order of the sum chan
 the result, so two processes could disagree about a risk limit. Tickwave therefore
 converts each float once, at the boundary, to a :class:`~decimal.Decimal` built from
 the float's shortest round-trip text (``repr``), so ``1.1`` becomes exactly ``1.1``,
-and does every sum and product in decimal arithmetic with 34 significant digits.
-A sum of N amounts and the sum of their negations then cancel to exactly zero, in any
-order, which the property tests check.
+and does every sum and product in exact decimal arithmetic: the context is wide
+enough for any float's digits and traps ``Inexact``, so an operation that would have
+to round raises instead of drifting silently. A sum of N amounts and the sum of their
+negations then cancel to exactly zero, in any order, which the property tests check.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import decimal
 from collections.abc import Iterable
 from decimal import Decimal
 
-MONEY_CONTEXT = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
+# 1,000 digits hold the sum of any floats (from 1e-308 up to 1e308 spans ~630 digits).
+MONEY_CONTEXT = decimal.Context(
+    prec=1000, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation, decimal.Inexact]
+)
 
 
 def to_decimal(value: float | int | str | Decimal) -> Decimal:

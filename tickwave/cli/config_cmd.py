@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from tickwave.cli.common import console, settings_or_exit
-from tickwave.config import ENV_PREFIX, masked_settings
+from tickwave.config import ENV_PREFIX, masked_settings, reference_markdown
 
 app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 
@@ -36,3 +36,9 @@ def show(as_json: Annotated[bool, typer.Option("--json", help="print JSON instea
     for key, value in _flatten(data):
         table.add_row(key, (ENV_PREFIX + key.replace(".", "_")).upper(), "" if value is None else str(value))
     console.print(table)
+
+
+@app.command("reference")
+def reference() -> None:
+    """Print the table of every setting (Markdown), as in the README."""
+    typer.echo(reference_markdown(), nl=False)

@@ -12,6 +12,7 @@ import uuid
 from typing import Annotated
 
 import typer
+from confluent_kafka import TopicPartition
 from rich.table import Table
 
 from tickwave.bus import make_consumer, make_producer, resolve_bootstrap
@@ -50,14 +51,17 @@ def round_trip(settings: Settings, ticks: list[Tick], timeout_s: float = 30.0) -
     """
     bootstrap = resolve_bootstrap(settings)
     topic = topic_name(settings, TICKS)
-    producer = make_producer(bootstrap, "bulk")
     marker = uuid.uuid4().hex  # this run's ticks only: the topic may hold earlier data
+    consumer = make_consumer(bootstrap, f"tickwave-demo-{marker}", "latency")
+    # Read from each partition's current end: no group join, no earlier data.
+    partitions = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
+    starts = [TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1]) for p in partitions]
+    consumer.assign(starts)
+    producer = make_producer(bootstrap, "bulk")
     for tick in ticks:
         producer.produce(topic, key=tick.symbol.encode(), value=encode(tick), headers={"demo-run": marker})
     if producer.flush(timeout_s) != 0:
         raise ServiceError("the broker did not acknowledge every demo tick")
-    consumer = make_consumer(bootstrap, f"tickwave-demo-{marker}", "latency", **{"auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
     received: list[Tick] = []
     deadline = time.monotonic() + timeout_s
     try:

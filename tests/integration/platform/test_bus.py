@@ -1,0 +1,119 @@
+"""Produce and consume through the real embedded Kafka broker."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from tickwave.bus import broker_answers, make_admin, make_consumer, make_producer
+from tickwave.cli.demo import demo_ticks
+from tickwave.config import Settings, load_settings
+from tickwave.contracts import Tick, decode, encode
+from tickwave.errors import ServiceError
+from tickwave.topics import TICKS, create_topics, topic_name, topic_specs
+
+
+def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0) -> list[Tick]:
+    consumer = make_consumer(bootstrap, f"test-{topic}", "latency")
+    consumer.subscribe([topic])
+    received: list[Tick] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(received) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None and not message.error():
+                received.append(decode(message.value(), Tick))
+    finally:
+        consumer.close()
+    return received
+
+
+def test_create_topics_when_run_twice_then_second_run_creates_nothing(settings: Settings) -> None:
+    admin = make_admin(settings.kafka.bootstrap or "")
+    specs = topic_specs(settings)
+
+    created = create_topics(admin, specs, settings.kafka.topic_prefix)
+    again = create_topics(admin, specs, settings.kafka.topic_prefix)
+
+    assert sorted(created) == sorted(spec.name(settings.kafka.topic_prefix) for spec in specs)
+    assert again == []
+    listed = admin.list_topics(timeout=10).topics
+    assert len(listed[topic_name(settings, TICKS)].partitions) == settings.kafka.ticks_partitions
+
+
+def test_create_topics_when_existing_topic_has_fewer_partitions_then_error(settings: Settings) -> None:
+    admin = make_admin(settings.kafka.bootstrap or "")
+    create_topics(admin, topic_specs(settings), settings.kafka.topic_prefix)
+    wider = load_settings(
+        state_dir=settings.state_dir,
+        kafka={"bootstrap": settings.kafka.bootstrap, "topic_prefix": settings.kafka.topic_prefix,
+               "ticks_partitions": settings.kafka.ticks_partitions + 2},
+    )  # fmt: skip
+
+    with pytest.raises(ServiceError, match="fewer than the"):
+        create_topics(admin, topic_specs(wider), wider.kafka.topic_prefix)
+
+
+def test_produce_consume_when_ticks_keyed_by_symbol_then_all_arrive_in_order_per_symbol(topics: Settings) -> None:
+    bootstrap = topics.kafka.bootstrap or ""
+    topic = topic_name(topics, TICKS)
+    sent = demo_ticks(400, now_ms=1_700_000_000_000)
+    producer = make_producer(bootstrap, "bulk")
+    for tick in sent:
+        producer.produce(topic, key=tick.symbol.encode(), value=encode(tick))
+    assert producer.flush(10) == 0
+
+    received = consume_all(bootstrap, topic, len(sent))
+
+    assert sorted(received, key=lambda t: t.time_ms) == sent
+    for symbol in ("EURUSD", "USDJPY"):
+        times = [tick.time_ms for tick in received if tick.symbol == symbol]
+        assert times == sorted(times)  # one symbol -> one partition -> order kept
+
+
+def test_produce_when_topic_not_registered_then_not_auto_created(topics: Settings) -> None:
+    bootstrap = topics.kafka.bootstrap or ""
+    producer = make_producer(bootstrap, "latency", **{"message.timeout.ms": 2000})
+    errors: list[str] = []
+    producer.produce(
+        f"{topics.kafka.topic_prefix}typo", value=b"x", on_delivery=lambda err, _msg: errors.append(str(err))
+    )
+    producer.flush(5)
+
+    assert errors and errors[0] != "None"
+    assert f"{topics.kafka.topic_prefix}typo" not in make_admin(bootstrap).list_topics(timeout=5).topics
+
+
+def test_latency_profile_when_round_trip_then_well_under_fetch_wait_default(topics: Settings) -> None:
+    bootstrap = topics.kafka.bootstrap or ""
+    topic = topic_name(topics, TICKS)
+    producer = make_producer(bootstrap, "latency")
+    consumer = make_consumer(bootstrap, "latency-probe", "latency")
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(topics.kafka.ticks_partitions)])
+    tick = demo_ticks(1, now_ms=1_700_000_000_000)[0]
+    producer.produce(topic, key=b"EURUSD", value=encode(tick))
+    producer.flush(5)
+    assert consumer.poll(10) is not None  # warm up: connections and fetch sessions
+    round_trips = []
+    for _ in range(20):
+        started = time.perf_counter()
+        producer.produce(topic, key=b"EURUSD", value=encode(tick))
+        producer.poll(0)
+        message = None
+        while message is None:
+            message = consumer.poll(1)
+        round_trips.append(time.perf_counter() - started)
+    consumer.close()
+
+    assert sorted(round_trips)[len(round_trips) // 2] < 0.25  # the 500 ms fetch wait default would dominate
+
+
+def test_broker_answers_when_nothing_listens_then_false_quickly() -> None:
+    from tickwave.services.supervisor import free_port
+
+    started = time.monotonic()
+
+    assert broker_answers(f"127.0.0.1:{free_port()}", timeout_s=1) is False
+    assert time.monotonic() - started < 3

@@ -1,0 +1,171 @@
+"""`tickwave up | status | down | logs` as a user runs them: real subprocesses, a real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.integration.platform.test_bus import consume_all
+from tickwave.bus import make_producer
+from tickwave.cli.demo import demo_ticks
+from tickwave.contracts import encode
+from tickwave.services.supervisor import free_port
+
+TICKWAVE = str(Path(sys.executable).with_name("tickwave"))
+
+
+def run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TICKWAVE, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.upper().startswith("TICKWAVE_")}
+    env.update({"COLUMNS": "200", **extra})
+    return env
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Its own state dir and ports; `tickwave down` always runs at the end."""
+    env = clean_env(
+        TICKWAVE_STATE_DIR=str(tmp_path / "state"),
+        TICKWAVE_KAFKA_PORT=str(free_port()),
+        TICKWAVE_KAFKA_CONTROLLER_PORT=str(free_port()),
+    )
+    yield env
+    run(env, "down")
+
+
+def exited(pid: int) -> bool:
+    """True once the process is gone or only a zombie awaiting its parent's reaping."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def broker_pid(env: dict[str, str]) -> int:
+    import json
+
+    record = Path(env["TICKWAVE_STATE_DIR"]) / "run" / "kafka.json"
+    return int(json.loads(record.read_text())["pid"])
+
+
+def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_survives(
+    cli_env: dict[str, str],
+) -> None:
+    address = f"127.0.0.1:{cli_env['TICKWAVE_KAFKA_PORT']}"
+    before = run(cli_env, "status")
+    assert before.returncode == 3 and "down" in before.stdout
+
+    first = run(cli_env, "up")
+    assert first.returncode == 0, first.stderr
+    assert address in first.stdout and "created ticks" in first.stdout
+    pid = broker_pid(cli_env)
+
+    second = run(cli_env, "up")
+    assert second.returncode == 0, second.stderr
+    assert broker_pid(cli_env) == pid  # a second `up` reuses the running broker
+    assert "created" not in second.stdout
+
+    status = run(cli_env, "status")
+    assert status.returncode == 0 and "up" in status.stdout and str(pid) in status.stdout
+
+    sent = demo_ticks(50, now_ms=1_700_000_000_000)
+    producer = make_producer(address)
+    for tick in sent:
+        producer.produce("ticks", key=tick.symbol.encode(), value=encode(tick))
+    assert producer.flush(10) == 0
+
+    down = run(cli_env, "down")
+    assert down.returncode == 0 and "stopped: kafka" in down.stdout
+    assert exited(pid)
+    assert run(cli_env, "status").returncode == 3
+
+    restarted = run(cli_env, "up")
+    assert restarted.returncode == 0, restarted.stderr
+    assert sorted(consume_all(address, "ticks", len(sent)), key=lambda t: t.time_ms) == sent
+
+    logs = run(cli_env, "logs", "kafka", "--lines", "400")
+    assert logs.returncode == 0 and "Kafka Server started" in logs.stdout
+
+
+def test_cli_status_when_broker_killed_then_stale_detected_and_up_recovers(cli_env: dict[str, str]) -> None:
+    assert run(cli_env, "up").returncode == 0
+    pid = broker_pid(cli_env)
+    os.kill(pid, signal.SIGKILL)
+    while not exited(pid):
+        time.sleep(0.1)
+
+    status = run(cli_env, "status")
+    assert status.returncode == 3 and "stale" in status.stdout
+
+    again = run(cli_env, "up")
+    assert again.returncode == 0, again.stderr
+    assert broker_pid(cli_env) != pid
+
+
+def test_cli_up_when_port_in_use_then_one_clear_message(cli_env: dict[str, str]) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", int(cli_env["TICKWAVE_KAFKA_PORT"])))
+        holder.listen()
+
+        result = run(cli_env, "up")
+
+    assert result.returncode == 1
+    assert f"port 127.0.0.1:{cli_env['TICKWAVE_KAFKA_PORT']} is in use" in result.stderr
+    assert "TICKWAVE_KAFKA_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_up_when_java_missing_then_says_what_to_install(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "PATH": str(Path(sys.executable).parent)}
+    env.pop("JAVA_HOME", None)
+
+    result = run(env, "up")
+
+    assert result.returncode == 1
+    assert "Java 17+ is needed" in result.stderr and "apt-get install openjdk-17" in result.stderr
+
+
+def test_cli_when_config_invalid_then_exit_2_naming_the_key(tmp_path: Path) -> None:
+    result = run(clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_KAFKA_HEAP="1g"), "status")
+
+    assert result.returncode == 2
+    assert "TICKWAVE_KAFKA_HEAP: unknown setting" in result.stderr
+
+
+def test_cli_config_show_when_secret_set_then_masked(tmp_path: Path) -> None:
+    env = clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_CLICKHOUSE_PASSWORD="s3cret-value")
+
+    result = run(env, "config", "show", "--json")
+
+    assert result.returncode == 0
+    assert "s3cret-value" not in result.stdout
+    assert '"password": "********"' in result.stdout
+
+
+def test_cli_when_external_kafka_configured_then_nothing_started(tmp_path: Path) -> None:
+    env = clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_KAFKA_BOOTSTRAP="10.255.255.1:9092")
+
+    status = run(env, "status")
+
+    assert "external" in status.stdout and "10.255.255.1:9092" in status.stdout
+    assert not (tmp_path / "run" / "kafka.json").exists()
+
+
+def test_cli_help_when_any_command_then_documented() -> None:
+    for args in (["--help"], ["up", "--help"], ["down", "--help"], ["status", "--help"], ["logs", "--help"],
+                 ["config", "show", "--help"], ["topics", "create", "--help"], ["demo", "--help"]):  # fmt: skip
+        result = run(clean_env(), *args)
+        assert result.returncode == 0, args
+        assert "Usage" in result.stdout

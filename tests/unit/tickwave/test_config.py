@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tickwave.config import known_env_names, load_settings, masked_settings
+from tickwave.errors import ConfigurationError
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(__import__("os").environ):
+        if name.upper().startswith("TICKWAVE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_load_settings_when_nothing_configured_then_defaults() -> None:
+    settings = load_settings()
+
+    assert settings.state_dir == Path(".tickwave")
+    assert settings.kafka.bootstrap is None
+    assert not settings.kafka.is_external
+    assert settings.kafka.heap_mb == 512
+
+
+def test_load_settings_when_env_names_nested_key_then_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKWAVE_KAFKA_BOOTSTRAP", "broker-1:9092")
+    monkeypatch.setenv("TICKWAVE_KAFKA_HEAP_MB", "768")
+    monkeypatch.setenv("TICKWAVE_STATE_DIR", "/var/lib/tickwave")
+
+    settings = load_settings()
+
+    assert settings.kafka.bootstrap == "broker-1:9092"
+    assert settings.kafka.is_external
+    assert settings.kafka.heap_mb == 768
+    assert settings.state_dir == Path("/var/lib/tickwave")
+
+
+def test_load_settings_when_toml_and_env_then_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "tickwave.toml").write_text('log_level = "DEBUG"\n[kafka]\nheap_mb = 300\nport = 29092\n')
+    monkeypatch.setenv("TICKWAVE_KAFKA_PORT", "39092")
+
+    settings = load_settings()
+
+    assert settings.log_level == "DEBUG"
+    assert settings.kafka.heap_mb == 300
+    assert settings.kafka.port == 39092
+
+
+def test_load_settings_when_unknown_env_key_then_error_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKWAVE_KAFKA_BOOTSTRAPS", "x:1")
+
+    with pytest.raises(ConfigurationError, match="TICKWAVE_KAFKA_BOOTSTRAPS: unknown setting"):
+        load_settings()
+
+
+def test_load_settings_when_unknown_toml_key_then_error_names_it(tmp_path: Path) -> None:
+    (tmp_path / "tickwave.toml").write_text("[kafka]\nheap = 3\n")
+
+    with pytest.raises(ConfigurationError, match=r"kafka\.heap: unknown setting"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("TICKWAVE_KAFKA_PORT", "abc", r"kafka\.port \(TICKWAVE_KAFKA_PORT\) = 'abc'.*expected int"),
+        ("TICKWAVE_KAFKA_PORT", "70000", r"kafka\.port.*less than or equal to 65535"),
+        ("TICKWAVE_KAFKA_HEAP_MB", "64", r"kafka\.heap_mb.*greater than or equal to 128"),
+        ("TICKWAVE_LOG_LEVEL", "LOUD", r"log_level.*'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+    ],
+)
+def test_load_settings_when_invalid_value_then_error_names_key_and_form(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigurationError, match=expected):
+        load_settings()
+
+
+def test_load_settings_when_several_problems_then_all_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKWAVE_NOPE", "1")
+    monkeypatch.setenv("TICKWAVE_KAFKA_PORT", "x")
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+
+    assert "TICKWAVE_NOPE" in str(caught.value)
+    assert "kafka.port" in str(caught.value)
+
+
+def test_load_settings_when_secret_invalid_then_value_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(clickhouse={"password": 12345678})
+
+    assert "12345678" not in str(caught.value)
+
+
+def test_masked_settings_when_password_set_then_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKWAVE_CLICKHOUSE_PASSWORD", "hunter2-secret")
+
+    shown = masked_settings(load_settings())
+
+    assert shown["clickhouse"]["password"] == "********"
+    assert "hunter2-secret" not in repr(shown)
+
+
+def test_settings_when_loaded_then_frozen() -> None:
+    settings = load_settings()
+
+    with pytest.raises(ValueError, match="frozen"):
+        settings.log_level = "DEBUG"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="frozen"):
+        settings.kafka.port = 1  # type: ignore[misc]
+
+
+def test_config_file_when_named_but_missing_then_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKWAVE_CONFIG", "/nonexistent/tickwave.toml")
+
+    with pytest.raises(ConfigurationError, match="no such file"):
+        load_settings()
+
+
+def test_known_env_names_when_listed_then_cover_every_section_key() -> None:
+    names = known_env_names()
+
+    assert names["TICKWAVE_KAFKA_BOOTSTRAP"] == "kafka.bootstrap"
+    assert names["TICKWAVE_CLICKHOUSE_URL"] == "clickhouse.url"
+    assert names["TICKWAVE_STATE_DIR"] == "state_dir"

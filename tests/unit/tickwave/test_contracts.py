@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import math
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.tickwave.strategies import message_strategy
+from tickwave.contracts import (
+    MESSAGE_TYPES,
+    Message,
+    Signal,
+    Tick,
+    client_order_id_for,
+    decode,
+    decode_any,
+    encode,
+)
+from tickwave.errors import ContractError
+
+GOOD_TICK = Tick(symbol="EURUSD", time_ms=1_700_000_000_123, seq=2, bid=1.08501, ask=1.08503, volume=1.5)
+
+
+@pytest.mark.parametrize("kind", MESSAGE_TYPES, ids=lambda kind: kind.__name__)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_encode_decode_when_any_valid_message_then_round_trips_exactly(
+    kind: type[Message], data: st.DataObject
+) -> None:
+    message = data.draw(message_strategy(kind))
+
+    wire = encode(message)
+
+    assert decode(wire, kind) == message
+    assert decode_any(wire) == message
+    assert type(decode_any(wire)) is kind
+
+
+@pytest.mark.parametrize("kind", MESSAGE_TYPES, ids=lambda kind: kind.__name__)
+def test_message_when_declared_then_frozen_versioned_and_strict(kind: type[Message]) -> None:
+    config = kind.__struct_config__
+
+    assert config.frozen
+    assert config.forbid_unknown_fields
+    assert isinstance(config.tag, str) and config.tag.endswith(".v1")
+
+
+def test_message_tags_when_all_types_listed_then_unique() -> None:
+    tags = [kind.__struct_config__.tag for kind in MESSAGE_TYPES]
+
+    assert len(tags) == len(set(tags))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(raw=st.binary(max_size=300))
+def test_decode_any_when_arbitrary_bytes_then_only_contract_error(raw: bytes) -> None:
+    try:
+        decode_any(raw)
+    except ContractError as error:
+        assert error.reason
+        assert error.raw == raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=message_strategy(Tick), cut=st.integers(min_value=0))
+def test_decode_when_message_truncated_then_contract_error_with_reason(message: Message, cut: int) -> None:
+    wire = encode(message)
+    truncated = wire[: cut % len(wire)]
+
+    with pytest.raises(ContractError, match="invalid Tick"):
+        decode(truncated, Tick)
+
+
+@pytest.mark.parametrize(
+    ("patch", "reason"),
+    [
+        ({"ask": 1.0, "bid": 2.0}, "below bid"),
+        ({"bid": 0.0}, "> 0.0 - at `$.bid`"),
+        ({"bid": -1.0}, "> 0.0 - at `$.bid`"),
+        ({"symbol": ""}, "symbol"),
+        ({"symbol": "EUR USD"}, "symbol"),
+        ({"time_ms": -5}, "time_ms"),
+        ({"volume": -1.0}, ">= 0"),
+        ({"unexpected": 1}, "unknown field"),
+        ({"type": "tick.v9"}, "type"),
+        ({"bid": "1.1"}, "Expected `float`"),
+    ],
+)
+def test_decode_when_tick_is_impossible_then_reason_names_the_problem(patch: dict[str, object], reason: str) -> None:
+    fields = msgspec.json.decode(encode(GOOD_TICK))
+    fields.update(patch)
+    raw = msgspec.json.encode(fields)
+
+    with pytest.raises(ContractError) as caught:
+        decode(raw, Tick)
+
+    assert reason in caught.value.reason
+    assert caught.value.raw == raw
+
+
+def test_decode_when_json_has_nan_then_rejected() -> None:
+    raw = encode(GOOD_TICK).replace(b'"bid":1.08501', b'"bid":NaN')
+
+    with pytest.raises(ContractError):
+        decode(raw, Tick)
+
+
+def test_tick_when_constructed_with_non_finite_price_then_value_error() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        Tick(symbol="EURUSD", time_ms=1, seq=0, bid=math.inf, ask=math.inf)
+
+
+def test_decode_when_other_message_type_then_contract_error() -> None:
+    signal = Signal(
+        signal_id="s", symbol="EURUSD", timeframe="1m", bar_start_ms=0, direction="long",
+        strength=0.5, confidence=0.7, model_id="m", model_version=1, created_at_ms=0,
+    )  # fmt: skip
+
+    with pytest.raises(ContractError, match="invalid Tick"):
+        decode(encode(signal), Tick)
+
+
+def test_ids_when_same_inputs_then_deterministic_and_distinct_otherwise() -> None:
+    first = Signal.make_id("model", 3, "EURUSD", "1m", 60_000)
+
+    assert first == Signal.make_id("model", 3, "EURUSD", "1m", 60_000)
+    assert first != Signal.make_id("model", 4, "EURUSD", "1m", 60_000)
+    assert client_order_id_for(first) == client_order_id_for(first)
+    assert client_order_id_for(first) != client_order_id_for(first + "x")
+    assert len(client_order_id_for(first)) <= 31  # fits MT5's order comment
+
+
+def test_tick_id_when_same_millisecond_then_seq_distinguishes() -> None:
+    other = Tick(symbol="EURUSD", time_ms=GOOD_TICK.time_ms, seq=3, bid=1.08501, ask=1.08503)
+
+    assert other.tick_id != GOOD_TICK.tick_id
+    assert GOOD_TICK.tick_id == "EURUSD:1700000000123:2"

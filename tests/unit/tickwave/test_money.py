@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tickwave.money import exact_sum, notional, quantize, to_decimal
+
+amounts = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
+
+
+@given(values=st.lists(amounts, max_size=200), seed=st.integers())
+def test_exact_sum_when_values_and_negations_in_any_order_then_exactly_zero(values: list[float], seed: int) -> None:
+    mixed = values + [-value for value in values]
+    random.Random(seed).shuffle(mixed)
+
+    assert exact_sum(mixed) == 0
+
+
+@given(values=st.lists(amounts, max_size=100), seed=st.integers())
+def test_exact_sum_when_order_changes_then_result_identical(values: list[float], seed: int) -> None:
+    shuffled = values[:]
+    random.Random(seed).shuffle(shuffled)
+
+    assert exact_sum(values) == exact_sum(shuffled)
+
+
+def test_exact_sum_when_floats_would_drift_then_exact() -> None:
+    fills = [0.1] * 10 + [0.2] * 5
+
+    assert sum(fills) != 2.0  # what a float accumulator gets
+    assert exact_sum(fills) == Decimal("2.0")
+
+
+def test_to_decimal_when_float_then_shortest_repr_not_binary_expansion() -> None:
+    assert to_decimal(1.1) == Decimal("1.1")
+    assert to_decimal(1.08503) == Decimal("1.08503")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_to_decimal_when_not_finite_then_rejected(bad: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        to_decimal(bad)
+
+
+def test_notional_when_fx_lot_then_exact() -> None:
+    assert notional(1.08503, 0.3, 100_000) == Decimal("32550.900")
+    assert quantize(notional(1.08503, 0.3, 100_000)) == Decimal("32550.90")
+
+
+def test_exact_sum_when_magnitudes_differ_by_hundreds_of_orders_then_still_exact() -> None:
+    tiny, one = 1.187822554045285e-197, 1.0
+
+    assert exact_sum([tiny, one, -tiny, -one]) == 0
+    assert exact_sum([one, tiny]) - Decimal(1) == Decimal(repr(tiny))
