@@ -10,6 +10,7 @@ that (``Denial.halts``).
 
 from __future__ import annotations
 
+import decimal
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from tickwave.contracts import Side, Signal, Tick, TradingState
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 ACCOUNT_CURRENCY = "USD"
+# Converting at a rate is a division and cannot be exact (tickwave.money traps rounding):
+# it is done once, after the exact sums in the quote currency, to 28 significant digits.
+CONVERSION_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
 _BPS = 10_000.0
 
 
@@ -149,7 +153,7 @@ def account_value(symbol: str, quote_amount: Decimal, mid: float) -> Decimal:
     the mid. Crosses are taken as USD-quoted: an approximation the README states.
     """
     if symbol.startswith(ACCOUNT_CURRENCY) and not symbol.endswith(ACCOUNT_CURRENCY):
-        return MONEY_CONTEXT.divide(quote_amount, to_decimal(mid))
+        return CONVERSION_CONTEXT.divide(quote_amount, to_decimal(mid))
     return quote_amount
 
 
