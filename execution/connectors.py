@@ -167,7 +167,7 @@ class ControlListener(threading.Thread):
         group = f"{settings.execution.consumer_group}.control.{settings.execution.instance_id}"
         self._consumer = make_consumer(bootstrap, group, "latency")
         self._service = service
-        self._stop = stop
+        self._stopping = stop
         self.ready = threading.Event()
         self.failure: BaseException | None = None
 
@@ -176,7 +176,7 @@ class ControlListener(threading.Thread):
         try:
             self._consumer.assign(_committed_or_beginning(self._consumer, _partitions(self._consumer, self.topic)))
             self.ready.set()
-            while not self._stop.is_set():
+            while not self._stopping.is_set():
                 message = self._consumer.poll(POLL_TIMEOUT_S)
                 if message is None:
                     continue
@@ -193,7 +193,7 @@ class ControlListener(threading.Thread):
         except BaseException as exc:  # the loop's outer edge: record, stop the process, never swallow
             logger.exception("control listener failed; stopping the process")
             self.failure = exc
-            self._stop.set()
+            self._stopping.set()
         finally:
             self.ready.set()
             self._consumer.close()
@@ -213,12 +213,16 @@ def send_control(
     params: dict[str, str] | None = None,
     issued_by: str = "cli",
 ) -> ControlCommand:
-    """Publish one control command and wait until the broker has it."""
+    """Publish one control command and wait until the broker has it.
+
+    The producer is not idempotent: its first send would wait 0.5-1 s for a producer id
+    (measured here), and a duplicated command is harmless anyway (``command_id``).
+    """
+    producer = make_producer(bootstrap, "latency", **{"enable.idempotence": False})
     message = ControlCommand(
         command_id=uuid.uuid4().hex, command=command, issued_by=issued_by,  # type: ignore[arg-type]
         issued_at_ms=time.time_ns() // 1_000_000, reason=reason, symbol=symbol, params=params or {},
     )  # fmt: skip
-    producer = make_producer(bootstrap, "latency")
     producer.produce(topic_name(settings, EXECUTION_CONTROL), value=encode(message))
     if producer.flush(10) != 0:
         raise ServiceError("the control command was not acknowledged by Kafka within 10 s")
