@@ -13,10 +13,11 @@ one :class:`~tickwave.errors.ConfigurationError` naming each key and the expecte
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,10 +26,12 @@ from pydantic_settings import (
 )
 
 from tickwave.errors import ConfigurationError
+from tickwave.timezones import parse_timezone
 
 ENV_PREFIX = "TICKWAVE_"
 CONFIG_FILE_ENV = "TICKWAVE_CONFIG"
 DEFAULT_CONFIG_FILE = "tickwave.toml"
+_SYMBOL_NAME = re.compile(r"^[A-Za-z0-9._#\-]{1,32}$")  # as tickwave.contracts.Symbol
 
 
 class _Section(BaseModel):
@@ -137,6 +140,73 @@ class ExecutionSettings(_Section):
     control_timeout_s: float = Field(default=10.0, gt=0, description="how long the CLI waits for the process to answer")
 
 
+class SymbolSpec(_Section):
+    """One tradable symbol: how its prices are quoted."""
+
+    digits: int = Field(ge=0, le=10, description="decimal places of a quote (EURUSD 5, USDJPY 3)")
+    tick_size: float = Field(gt=0, description="smallest price step (EURUSD 0.00001)")
+
+    @model_validator(mode="after")
+    def _tick_size_fits_digits(self) -> SymbolSpec:
+        # A tick size finer than the quoted digits could never be observed in a quote.
+        if self.tick_size < 10.0**-self.digits * (1 - 1e-9):
+            raise ValueError(f"tick_size {self.tick_size} is finer than {self.digits} digits allow")
+        return self
+
+
+def default_symbols() -> dict[str, SymbolSpec]:
+    """Return the built-in symbol registry: the FX majors and gold, as most brokers quote them."""
+    fx5 = SymbolSpec(digits=5, tick_size=0.00001)
+    return {
+        "EURUSD": fx5, "GBPUSD": fx5, "USDCHF": fx5, "AUDUSD": fx5, "NZDUSD": fx5, "USDCAD": fx5,
+        "EURGBP": fx5, "USDJPY": SymbolSpec(digits=3, tick_size=0.001), "EURJPY": SymbolSpec(digits=3, tick_size=0.001),
+        "XAUUSD": SymbolSpec(digits=2, tick_size=0.01),
+    }  # fmt: skip
+
+
+class IngestSettings(_Section):
+    """Tick ingestion (``tickwave ingest``): validation limits, batching, simulator defaults."""
+
+    max_future_ms: int = Field(
+        default=60_000, ge=0, description="ticks stamped later than now + this (ms) go to the DLQ as future_timestamp"
+    )
+    batch_ticks: int = Field(default=65_536, ge=1, description="rows read per batch from replay files")
+    stats_interval_s: float = Field(default=10.0, gt=0, description="how often counters are logged (s)")
+    flush_timeout_s: float = Field(default=30.0, gt=0, description="how long a stop waits for Kafka to acknowledge")
+    sim_symbols: list[str] = Field(
+        default=["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"], description="symbols the simulator quotes"
+    )
+    sim_rate: float = Field(default=20.0, gt=0, description="simulator ticks per second, all symbols together")
+    sim_seed: int = Field(default=7, description="simulator random seed (same seed, same market)")
+
+
+class MT5Settings(_Section):
+    """A MetaTrader 5 terminal (Windows only) polled for live ticks."""
+
+    login: int | None = Field(default=None, description="trading account number (None: the terminal's current one)")
+    password: SecretStr | None = Field(default=None, description="account password (secret)")
+    server: str | None = Field(default=None, description="trade server name as shown in the terminal")
+    path: Path | None = Field(default=None, description="terminal64.exe to start or attach to (None: auto-detect)")
+    portable: bool = Field(default=False, description="start the terminal in portable mode")
+    timeout_ms: int = Field(default=60_000, ge=1, description="how long initialize/login may take (ms)")
+    server_timezone: str = Field(
+        default="UTC",
+        description='time zone of the broker\'s server clock: an IANA name ("Europe/Athens") or "+02:00"',
+    )
+    symbols: list[str] = Field(default=["EURUSD"], description="symbols to poll")
+    poll_interval_ms: int = Field(default=100, ge=1, description="pause between polls of the terminal (ms)")
+    window_s: int = Field(default=60, ge=1, description="seconds of ticks requested per copy_ticks_range call")
+    backfill_s: int = Field(default=0, ge=0, description="seconds of history sent at start before live ticks")
+    reconnect_initial_s: float = Field(default=1.0, gt=0, description="first pause before reconnecting (s)")
+    reconnect_max_s: float = Field(default=60.0, gt=0, description="longest pause between reconnect attempts (s)")
+
+    @field_validator("server_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        parse_timezone(value)  # raises ValueError naming the accepted forms
+        return value
+
+
 class Settings(BaseSettings):
     """Everything a Tickwave process is configured with; frozen after loading."""
 
@@ -155,7 +225,22 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="log level")
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
+    ingest: IngestSettings = IngestSettings()
+    mt5: MT5Settings = MT5Settings()
     execution: ExecutionSettings = ExecutionSettings()
+    symbols: dict[str, SymbolSpec] = Field(
+        default_factory=default_symbols,
+        description="symbol registry, one [symbols.NAME] table each with digits and tick_size "
+        "(a configured table replaces the built-in FX majors and XAUUSD)",
+    )
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbol_names_valid(cls, value: dict[str, SymbolSpec]) -> dict[str, SymbolSpec]:
+        bad = [name for name in value if not _SYMBOL_NAME.match(name)]
+        if bad:
+            raise ValueError(f"invalid symbol names {bad}: 1-32 of A-Z a-z 0-9 . _ # -")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -311,7 +396,10 @@ def reference_markdown() -> str:
             field = annotation.model_fields[sub]
         elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
             continue  # a whole section: its keys have their own rows
-        default = "" if field.default is None or field.default == "" else f"`{field.default}`"
+        value = field.get_default(call_default_factory=True)
+        if isinstance(value, dict):
+            value = ", ".join(value)  # a registry (symbols): name its entries
+        default = "" if value is None or value == "" else f"`{value}`"
         lines.append(f"| `{env_name}` | `{key}` | {default} | {field.description or ''} |")
     lines.append(f"| `{CONFIG_FILE_ENV}` | | `./{DEFAULT_CONFIG_FILE}` if present | path of the TOML file |")
     return "\n".join(lines) + "\n"
