@@ -41,18 +41,20 @@ def build_broker(settings: Settings, clock: Clock) -> Broker:
     if settings.execution.broker == "mt5":
         from execution.brokers.mt5 import Mt5Broker, load_terminal
 
-        return Mt5Broker(settings.execution, clock, load_terminal())
+        return Mt5Broker(settings.execution, clock, load_terminal(settings))
     return PaperBroker(settings.execution, clock, instance_dir(settings) / LEDGER_NAME)
 
 
-def build_service(settings: Settings, publisher: Publisher, clock: Clock | None = None) -> ExecutionService:
-    """Build the engine, journal and broker for ``settings`` (nothing is replayed yet)."""
+def build_service(
+    settings: Settings, publisher: Publisher, clock: Clock | None = None, broker: Broker | None = None
+) -> ExecutionService:
+    """Build the engine, journal and (unless given) broker for ``settings`` (nothing is replayed yet)."""
     clock = clock or SystemClock()
     execution = settings.execution
     engine = Engine(RiskLimits.from_settings(execution), SizingPolicy.from_settings(execution), clock,
                     execution.instance_id)  # fmt: skip
     journal = Journal(instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync)
-    return ExecutionService(engine, journal, build_broker(settings, clock), publisher)
+    return ExecutionService(engine, journal, broker or build_broker(settings, clock), publisher)
 
 
 @contextmanager
