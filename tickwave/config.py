@@ -79,6 +79,20 @@ class ClickHouseSettings(_Section):
     analyst_password: SecretStr | None = Field(default=None, description="password of the analyst user (secret)")
     allow_no_password: bool = Field(default=False, description="local-only development: allow users without a password")
     start_timeout_s: float = Field(default=60.0, gt=0, description="how long `up` waits for the warehouse")
+    max_request_mb: int = Field(
+        default=512, ge=1, description="embedded warehouse: largest request body as sent (decoded: 4x this), MB"
+    )
+    max_concurrent_queries: int = Field(
+        default=16, ge=1, description="embedded warehouse: queries running at once (worker threads)"
+    )
+    max_sessions: int = Field(default=64, ge=1, description="embedded warehouse: open HTTP sessions at most")
+    session_timeout_s: float = Field(default=60.0, gt=0, description="embedded warehouse: default session idle timeout")
+    shutdown_timeout_s: float = Field(
+        default=25.0, gt=0, description="embedded warehouse: how long SIGTERM waits for in-flight requests"
+    )
+    client_compression: Literal["lz4", "zstd", "gzip", "none"] = Field(
+        default="lz4", description="compression Tickwave's clients use for requests and responses"
+    )
 
     @property
     def is_external(self) -> bool:

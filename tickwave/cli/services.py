@@ -17,7 +17,7 @@ from tickwave.topics import create_topics, topic_specs
 
 
 def bring_up(settings: Settings) -> dict[str, str]:
-    """Start every embedded service that is not external and create the topics.
+    """Start every embedded service that is not external, create the topics and migrate the warehouse.
 
     Returns:
         Service name to address.
@@ -35,6 +35,11 @@ def bring_up(settings: Settings) -> dict[str, str]:
     created = create_topics(make_admin(resolve_bootstrap(settings)), topic_specs(settings), settings.kafka.topic_prefix)
     if created:
         console.print(f"[green]✓[/] topics     created {', '.join(created)}")
+    from tickwave.warehouse.migrate import migrate  # clickhouse-connect loads only when needed
+
+    with console.status("migrating the warehouse schema..."):
+        applied = migrate(settings)
+    console.print(f"[green]✓[/] schema     {'applied ' + ', '.join(applied) if applied else 'up to date'}")
     return addresses
 
 
