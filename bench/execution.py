@@ -93,7 +93,10 @@ class HaltWatcher:
     def __init__(self) -> None:
         self.halted_ns: dict[str, int] = {}
 
-    def publish(self, message: Message, key: str) -> None:
+    def resume_position(self) -> int:
+        return 0
+
+    def publish(self, message: Message, key: str, position: int) -> None:
         if isinstance(message, RiskEvent) and message.trading_state == "HALTED" and "[command " in message.detail:
             command_id = message.detail.split("[command ")[1].split("]")[0]
             self.halted_ns.setdefault(command_id, time.monotonic_ns())

@@ -1,4 +1,4 @@
-"""``python -m execution``: run the execution process until SIGTERM or SIGINT."""
+"""``python -m execution [audit]``: run the execution process (or the audit loader) until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -28,10 +28,15 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    from execution.app import run
-
     try:
-        run(settings, stop)
+        if sys.argv[1:] == ["audit"]:
+            from execution.app import run_audit
+
+            run_audit(settings, stop)
+        else:
+            from execution.app import run
+
+            run(settings, stop)
     except TickwaveError as exc:
         logging.getLogger("execution").error("execution stopped: %s", exc)
         return 1

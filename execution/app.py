@@ -29,6 +29,7 @@ from tickwave.errors import ConfigurationError
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "instance.lock"
+CURSOR_NAME = "audit.cursor"
 
 
 def instance_dir(settings: Settings) -> Path:
@@ -84,7 +85,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
     """Run the execution process until ``stop`` is set: reconcile, then take commands and signals."""
     bootstrap = resolve_bootstrap(settings)
     with single_instance(settings):
-        service = build_service(settings, KafkaPublisher(settings, bootstrap))
+        publisher = KafkaPublisher(settings, bootstrap, instance_dir(settings) / CURSOR_NAME)
+        service = build_service(settings, publisher)
         try:
             service.start()
             control = ControlListener(settings, bootstrap, service, stop)
@@ -98,3 +100,10 @@ def run(settings: Settings, stop: threading.Event) -> None:
                 raise control.failure
         finally:
             service.close()
+
+
+def run_audit(settings: Settings, stop: threading.Event) -> None:
+    """Run the audit loader (``orders.events`` -> warehouse) until ``stop`` is set."""
+    from execution.audit import run_audit_loader
+
+    run_audit_loader(settings, resolve_bootstrap(settings), stop)

@@ -73,6 +73,7 @@ class Journal:
         self.fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
         self._events = self._load()
+        self.count = len(self._events)  # the position the next event gets
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def _load(self) -> list[AnyMessage]:
@@ -101,11 +102,13 @@ class Journal:
         """Return the events found when the journal was opened, oldest first."""
         return iter(self._events)
 
-    def append(self, message: Message, *, sync: bool = False) -> None:
-        """Append one event; with ``sync`` (and fsync enabled) return only once it is on disk."""
+    def append(self, message: Message, *, sync: bool = False) -> int:
+        """Append one event and return its position; with ``sync`` (and fsync on), return once it is on disk."""
         os.write(self._fd, _line(message))
         if sync and self.fsync:
             os.fdatasync(self._fd)
+        self.count += 1
+        return self.count - 1
 
     def close(self) -> None:
         """Close the file (everything written is already in the OS)."""

@@ -34,10 +34,19 @@ _STATE_KINDS = frozenset({TRADING_STATE, SYMBOL_HALTED, SYMBOL_RESUMED})
 
 
 class Publisher(Protocol):
-    """Where audit events go (``orders.events`` in production)."""
+    """Where audit events go (``orders.events`` in production).
 
-    def publish(self, message: Message, key: str) -> None:
+    Every journaled event is published with its journal position; the publisher keeps
+    the position up to which everything was delivered, so a restart republishes only
+    the tail a crash may have lost (the warehouse drops the duplicates by event id).
+    """
+
+    def publish(self, message: Message, key: str, position: int) -> None:
         """Send one message, keyed (by symbol where there is one)."""
+        ...
+
+    def resume_position(self) -> int:
+        """Return the first journal position not known to be delivered."""
         ...
 
     def flush(self, timeout_s: float) -> int:
@@ -62,7 +71,10 @@ class ExecutionService:
             The differences found (also published as ``reconcile_difference`` risk events).
         """
         with self.lock:
-            replay(self.engine, list(self.journal.events()))
+            recorded = list(self.journal.events())
+            replay(self.engine, recorded)
+            for position in range(self.publisher.resume_position(), len(recorded)):
+                self._publish(recorded[position], position)
             found = reconcile_orders(self.engine.orders, self.broker.orders(), self.engine.clock.now_ms())
             for event in found.events:
                 self._record(event)
@@ -91,19 +103,21 @@ class ExecutionService:
             if decision.is_duplicate:
                 logger.debug("signal=%s seen before; ignored", signal.signal_id)
                 return
-            if decision.intent is not None:
-                intent = decision.intent
-                submitted = self.engine.submission(intent)
-                self.journal.append(submitted, sync=True)
-                self.engine.apply(submitted)
-                answers = self.broker.submit(intent)
-                self.publisher.publish(signal, signal.symbol)
-                self.publisher.publish(intent, signal.symbol)
-                self.publisher.publish(submitted, signal.symbol)
-                self._record_all(answers)
-            else:
-                self.publisher.publish(signal, signal.symbol)
+            received = self.journal.append(signal)
+            if decision.intent is None:
+                self._publish(signal, received)
                 self._record_all(decision.events)
+                return
+            intent = decision.intent
+            submitted = self.engine.submission(intent)
+            decided = self.journal.append(intent)
+            sent = self.journal.append(submitted, sync=True)  # flushes the signal and intent too
+            self.engine.apply(submitted)
+            answers = self.broker.submit(intent)
+            self._publish(signal, received)
+            self._publish(intent, decided)
+            self._publish(submitted, sent)
+            self._record_all(answers)
 
     def handle_tick_bytes(self, raw: bytes) -> None:
         """Decode and handle one tick (invalid ticks were quarantined upstream: skip quietly)."""
@@ -126,9 +140,8 @@ class ExecutionService:
             outcome = self.engine.on_control(command)
             if outcome.is_duplicate:
                 return
-            self.journal.append(command)
+            self._publish(command, self.journal.append(command))
             self.engine.apply(command)
-            self.publisher.publish(command, command.symbol)
             for event in outcome.events:
                 self._record(event)
                 logger.warning("control %s: %s", command.command, event.detail)
@@ -147,15 +160,18 @@ class ExecutionService:
 
         Trading-state changes are fsynced: a halt must survive a restart.
         """
-        self.journal.append(event, sync=isinstance(event, RiskEvent) and event.kind in _STATE_KINDS)
+        position = self.journal.append(event, sync=isinstance(event, RiskEvent) and event.kind in _STATE_KINDS)
         follow_ups = self.engine.apply(event)
-        self.publisher.publish(event, getattr(event, "symbol", ""))
+        self._publish(event, position)
         for follow_up in follow_ups:
             self._record(follow_up)
         if isinstance(event, RiskEvent):
             for order in self.engine.cancellations_for(event):
                 answers: list[BrokerEvent] = self.broker.cancel(order, f"canceled by {event.kind}: {event.detail}")
                 self._record_all(answers)
+
+    def _publish(self, message: Message, position: int) -> None:
+        self.publisher.publish(message, getattr(message, "symbol", ""), position)
 
     def close(self) -> None:
         """Flush the audit trail and close the broker and the journal."""

@@ -1,4 +1,4 @@
-"""``tickwave execution run | halt | reduce | resume | status``: the execution process and its kill switch.
+"""``tickwave execution run | audit | halt | reduce | resume | status``: the execution process, its kill switch.
 
 Commands go through the ``execution.control`` topic (audited, totally ordered); the CLI
 then watches ``orders.events`` for the process's answer and prints it. A command sent
@@ -36,6 +36,17 @@ def run() -> None:
         signal.signal(signum, lambda *_: stop.set())
     with exit_on_tickwave_error():
         run_execution(settings, stop)
+
+
+@app.command("audit")
+def audit() -> None:
+    """Load the audit trail (orders.events) into the warehouse until Ctrl-C or SIGTERM."""
+    settings = settings_or_exit()
+    from execution.app import run_audit
+
+    stop = threading.Event()
+    with exit_on_tickwave_error():
+        run_audit(settings, stop)
 
 
 def _command(command: str, reason: str = "", symbol: str = "", params: dict[str, str] | None = None) -> None:

@@ -22,7 +22,9 @@ from confluent_kafka import Consumer, TopicPartition
 from tickwave.bus import make_consumer, make_producer
 from tickwave.config import Settings
 from tickwave.contracts import AnyMessage, Message, Signal, Tick, decode_any, encode
+from tickwave.services.supervisor import Endpoint
 from tickwave.topics import ORDERS_EVENTS, SIGNALS, TICKS, topic_name
+from tickwave.warehouse.credentials import resolve_credentials
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -30,15 +32,20 @@ ROOT = Path(__file__).resolve().parents[3]
 class ExecutionProcess:
     """One ``python -m execution`` subprocess."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, arguments: tuple[str, ...] = ()) -> None:
         self.env = env
         self.log_path = log_path
+        self.arguments = arguments
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ExecutionProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "execution"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "execution", *self.arguments],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return self
 
@@ -78,8 +85,8 @@ class Processes:
         }
         self.started: list[ExecutionProcess] = []
 
-    def start(self) -> ExecutionProcess:
-        process = ExecutionProcess(self.env, self.log_path).start()
+    def start(self, *arguments: str, extra_env: dict[str, str] | None = None) -> ExecutionProcess:
+        process = ExecutionProcess({**self.env, **(extra_env or {})}, self.log_path, arguments).start()
         self.started.append(process)
         return process
 
@@ -170,3 +177,15 @@ def make_tick(now_ms: int, mid: float = 1.1, symbol: str = "EURUSD", seq: int = 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+@pytest.fixture
+def warehouse_env(warehouse_settings: Settings, warehouse_endpoint: Endpoint, migrated_database: str) -> dict[str, str]:
+    """Environment that points a subprocess at the session warehouse and this run's database."""
+    credentials = resolve_credentials(warehouse_settings)
+    return {
+        "TICKWAVE_CLICKHOUSE_URL": f"http://{warehouse_endpoint.address}",
+        "TICKWAVE_CLICKHOUSE_DATABASE": migrated_database,
+        "TICKWAVE_CLICKHOUSE_PASSWORD": credentials.password.get_secret_value(),
+        "TICKWAVE_CLICKHOUSE_ANALYST_PASSWORD": credentials.analyst_password.get_secret_value(),
+    }

@@ -15,6 +15,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from clickhouse_connect.driver.client import Client
+
 from execution.brokers.paper import LEDGER_NAME
 from execution.clock import SystemClock
 from execution.engine import Engine, replay
@@ -66,8 +68,26 @@ def _engine_from(path: Path) -> Engine:
     return engine
 
 
+def _load_audit_trail(processes: Processes, warehouse_env: dict[str, str], warehouse: Client, journal: Engine) -> None:
+    """Run the audit loader until the warehouse holds every order of the journal and every fill."""
+    loader = processes.start("audit", extra_env=warehouse_env)
+    fills = sum(len(order.fill_ids) for order in journal.orders.values())
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            orders = warehouse.query("SELECT count() FROM orders FINAL").result_rows[0][0]
+            loaded_fills = warehouse.query("SELECT count() FROM fills FINAL").result_rows[0][0]
+            if orders >= len(journal.orders) and loaded_fills >= fills:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"the warehouse has {orders} orders and {loaded_fills} fills, expected "
+                             f"{len(journal.orders)} and {fills}\n{processes.log_tail()}")  # fmt: skip
+    finally:
+        assert loader.stop() == 0, processes.log_tail()
+
+
 def test_execution_when_killed_at_random_points_then_one_order_per_signal_and_books_agree(
-    processes: Processes, bus: Bus
+    processes: Processes, bus: Bus, warehouse: Client, warehouse_env: dict[str, str]
 ) -> None:
     processes.env.update(LIMITS)
     for symbol, mid in (("EURUSD", 1.1), ("GBPUSD", 1.27), ("USDJPY", 150.0)):
@@ -130,3 +150,17 @@ def test_execution_when_killed_at_random_points_then_one_order_per_signal_and_bo
     assert set(sides) <= set(journal.orders), "the broker has an order the journal does not know"
     broker_positions = {symbol: book.lots for symbol, book in books.items() if book.lots}
     assert {s: p for s, p in journal.view.positions.items() if p} == broker_positions
+
+    # The warehouse, loaded from the audit topic the killed processes wrote, agrees with the journal.
+    _load_audit_trail(processes, warehouse_env, warehouse, journal)
+    rows = warehouse.query("SELECT client_order_id, status, filled_lots FROM orders FINAL").result_rows
+    assert {cid: (status, lots) for cid, status, lots in rows} == {
+        cid: (str(order.status), order.filled_lots) for cid, order in journal.orders.items()
+    }
+    fill_rows = warehouse.query("SELECT fill_id, client_order_id FROM fills FINAL").result_rows
+    assert sorted(fill_rows) == sorted((fid, cid) for cid, o in journal.orders.items() for fid in o.fill_ids)
+    per_signal_rows = warehouse.query(
+        "SELECT signal_id, uniqExact(client_order_id) FROM order_events FINAL "
+        "WHERE event_type = 'order_submitted.v1' GROUP BY signal_id HAVING uniqExact(client_order_id) > 1"
+    ).result_rows
+    assert per_signal_rows == []

@@ -21,8 +21,11 @@ class ListPublisher:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    def publish(self, message: Message, key: str) -> None:
+    def publish(self, message: Message, key: str, position: int) -> None:
         self.messages.append(message)
+
+    def resume_position(self) -> int:
+        return 1 << 62  # a fresh list: nothing from earlier runs is republished into it
 
     def flush(self, timeout_s: float) -> int:
         return 0
