@@ -190,7 +190,7 @@ def run_audit_loader(settings: Settings, bootstrap: str, stop: threading.Event, 
             "fetch.wait.max.ms": 100,
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 1000,
-        },  # fmt: skip
+        },
         auto_create_topics=False,
         use_changelog_topics=False,
         loglevel=None,
