@@ -50,7 +50,7 @@ from execution.state import Order  # noqa: E402
 console = Console()
 WIDE_LIMITS: dict[str, Any] = {
     "market_hours": "always", "max_orders_per_second": 100_000, "daily_loss_limit": 1e15,
-    "max_gross_exposure": 1e15, "signal_ttl_ms": 600_000, "max_tick_age_ms": 3_600_000, "journal_fsync": False,
+    "max_gross_exposure": 1e15, "signal_ttl_ms": 600_000, "max_tick_age_ms": 3_600_000,
 }  # fmt: skip
 
 
@@ -150,12 +150,19 @@ def in_process(root: Path, count: int, fsync: bool) -> tuple[float, float, float
     return _percentiles(samples[count // 10 :])  # the first tenth warms caches up
 
 
-def over_kafka(root: Path, bootstrap: str, client: str, seconds: float, rate: int, label: str = "") -> dict[str, Any]:
+def over_kafka(
+    root: Path, bootstrap: str, client: str, seconds: float, rate: int, fsync: bool = True, label: str = ""
+) -> dict[str, Any]:
     """Stream signals at ``rate``/s through Kafka into the hot loop; time produce -> accepted."""
     settings = load_settings(
         state_dir=root / (label or client),
         kafka={"bootstrap": bootstrap, "topic_prefix": f"bench-{label or client}."},
-        execution={**WIDE_LIMITS, "hot_path_client": client, "consumer_group": f"bench-{label or client}"},
+        execution={
+            **WIDE_LIMITS,
+            "hot_path_client": client,
+            "consumer_group": f"bench-{label or client}",
+            "journal_fsync": fsync,
+        },  # fmt: skip
     )
     create_topics(make_admin(bootstrap), topic_specs(settings), settings.kafka.topic_prefix)
     watcher = HaltWatcher()
@@ -257,7 +264,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="stream length per client")
     parser.add_argument("--rate", type=int, default=1000, help="signals per second")
     parser.add_argument("--in-process", type=int, default=5000, help="signals for the in-process run")
+    parser.add_argument("--no-fsync", action="store_true", help="Kafka runs without the journal fsync")
     args = parser.parse_args()
+    load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="tickwave-bench-execution-") as directory:
         root = Path(directory)
         table = Table("path", "p50 (us)", "p99 (us)", "max (us)", "note", title="execution latency")
@@ -275,11 +284,11 @@ def main() -> None:
             halts: list[float] = []
             over_kafka(root, bootstrap, "confluent", 2.0, args.rate, label="warmup")  # the broker's JVM starts cold
             for client in ("confluent", "quixstreams"):
-                result = over_kafka(root, bootstrap, client, args.seconds, args.rate)
+                result = over_kafka(root, bootstrap, client, args.seconds, args.rate, fsync=not args.no_fsync)
                 p50, p99, worst = result["latency"]
                 table.add_row(
                     f"Kafka ({client}): signal produced -> order accepted", f"{p50:.0f}", f"{p99:.0f}",
-                    f"{worst:.0f}", f"{result['accepted']}/{result['sent']} at {args.rate}/s",
+                    f"{worst:.0f}", f"{result['accepted']}/{result['sent']} at {args.rate}/s, fsync {'off' if args.no_fsync else 'on'}",
                 )  # fmt: skip
                 halts.extend(result["halts"])
             if halts:
@@ -289,8 +298,9 @@ def main() -> None:
         finally:
             supervisor.stop(service)
     console.print(table)
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                  f"Python {platform.python_version()}")  # fmt: skip
+                  f"Python {platform.python_version()}, load average before/after: {load_before} / {load}")  # fmt: skip
 
 
 if __name__ == "__main__":

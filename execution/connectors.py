@@ -39,7 +39,7 @@ from confluent_kafka import (
 from execution.service import ExecutionService
 from tickwave.bus import consumer_config, make_consumer, make_producer
 from tickwave.config import Settings
-from tickwave.contracts import ControlCommand, RiskEvent, decode, decode_any, encode
+from tickwave.contracts import ControlCommand, RiskEvent, Signal, decode, decode_any, encode
 from tickwave.contracts import Message as Contract
 from tickwave.errors import ContractError, ServiceError
 from tickwave.topics import EXECUTION_CONTROL, ORDERS_EVENTS, SIGNALS, TICKS, topic_name
@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 TICK_LOOKBACK = 200  # ticks re-read per partition on start to recover the latest prices
 COMMIT_EVERY_S = 1.0
 POLL_TIMEOUT_S = 0.05
+MAX_BATCH = 100  # messages handled per lock hold at most: a halt waits for no more than this
 _COORDINATOR_STARTING = frozenset(
     {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE}
 )
@@ -159,15 +160,23 @@ def run_confluent_loop(settings: Settings, bootstrap: str, service: ExecutionSer
             # poll() returns as soon as one message is there; consume(timeout=0) then takes what else is
             # queued without waiting (a blocking consume() waits for its whole batch or the timeout).
             first = consumer.poll(POLL_TIMEOUT_S)
-            batch = [first, *consumer.consume(num_messages=499, timeout=0)] if first is not None else []
+            batch = [first, *consumer.consume(num_messages=MAX_BATCH - 1, timeout=0)] if first is not None else []
+            signals: list[Signal] = []  # consecutive signals are decided together (one fsync)
             for message in batch:
                 if message.error() is not None:
                     _log_kafka_error(message)
                 elif message.topic() == signals_topic:
-                    service.handle_signal_bytes(message.value())
+                    signal = service.decode_signal(message.value())
+                    if signal is not None:
+                        signals.append(signal)
                     next_offsets[message.partition()] = message.offset() + 1
                 else:
+                    if signals:  # keep the order of signals and ticks
+                        service.handle_signals(signals)
+                        signals = []
                     service.handle_tick_bytes(message.value())
+            if signals:
+                service.handle_signals(signals)
             service.poll_broker()
             if next_offsets and time.monotonic() - last_commit >= COMMIT_EVERY_S:
                 _commit(consumer, signals_topic, next_offsets)

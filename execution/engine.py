@@ -112,7 +112,7 @@ class Engine:
             return Decision(is_duplicate=True)
         now_ms = self.clock.now_ms()
         target = target_position_lots(signal, self.sizing)
-        sized = order_for(target, float(self.view.position(signal.symbol)), self.sizing)
+        sized = order_for(target, float(self.view.exposure_lots(signal.symbol)), self.sizing)
         if sized is None:
             return Decision(events=(self._denied(signal, now_ms, "sizing", "position already at target"),))
         side, lots = sized
@@ -236,6 +236,7 @@ class Engine:
                 side=event.side, quantity_lots=event.quantity_lots, model_id=event.model_id,
                 model_version=event.model_version, created_at_ms=event.event_at_ms, status=OrderStatus.SUBMITTED,
             )  # fmt: skip
+            self._add_pending(event.symbol, event.side, to_decimal(event.quantity_lots))
             times = self.view.order_times_ms
             times.append(event.event_at_ms)
             while times and times[0] <= event.event_at_ms - RATE_WINDOW_MS:
@@ -261,6 +262,7 @@ class Engine:
             self.view.consecutive_rejects = 0
         elif isinstance(event, OrderRejected):
             self.orders[order.client_order_id] = order.moved(OrderStatus.REJECTED)
+            self._release_rest(order)
             self.view.consecutive_rejects += 1
             if (
                 self.view.consecutive_rejects >= self.limits.max_consecutive_rejects
@@ -277,11 +279,23 @@ class Engine:
                 status, filled_lots=event.cumulative_lots, fill_id=event.fill_id
             )
             self._book_fill(order, event)
+            self._add_pending(order.symbol, order.side, -to_decimal(event.fill_lots))
             self.view.consecutive_rejects = 0
         else:
             expired = event.reason.startswith(EXPIRED_PREFIX)
             self.orders[order.client_order_id] = order.moved(OrderStatus.EXPIRED if expired else OrderStatus.CANCELED)
+            self._release_rest(order)
         return []
+
+    def _add_pending(self, symbol: str, side: str, lots: Decimal) -> None:
+        signed = lots if side == "buy" else -lots
+        self.view.pending[symbol] = self.view.pending.get(symbol, Decimal(0)) + signed
+
+    def _release_rest(self, order: Order) -> None:
+        """An order ended without filling the rest: it no longer counts towards exposure."""
+        rest = to_decimal(order.quantity_lots) - to_decimal(order.filled_lots)
+        if rest > 0:
+            self._add_pending(order.symbol, order.side, -rest)
 
     def _apply_risk_event(self, event: RiskEvent) -> None:
         if event.kind == TRADING_STATE:

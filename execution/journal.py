@@ -110,6 +110,11 @@ class Journal:
         self.count += 1
         return self.count - 1
 
+    def sync(self) -> None:
+        """Return once everything appended so far is on disk (no-op with fsync disabled)."""
+        if self.fsync:
+            os.fdatasync(self._fd)
+
     def close(self) -> None:
         """Close the file (everything written is already in the OS)."""
         os.close(self._fd)

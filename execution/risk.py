@@ -107,6 +107,7 @@ class RiskView:
     trading_state: TradingState = "ACTIVE"
     halted_symbols: set[str] = field(default_factory=set)
     positions: dict[str, Decimal] = field(default_factory=dict)
+    pending: dict[str, Decimal] = field(default_factory=dict)  # signed lots of working orders not yet filled
     last_ticks: dict[str, Tick] = field(default_factory=dict)
     order_times_ms: deque[int] = field(default_factory=deque)
     daily_pnl: Decimal = Decimal(0)
@@ -114,8 +115,12 @@ class RiskView:
     price_windows: dict[str, PriceWindow] = field(default_factory=dict)
 
     def position(self, symbol: str) -> Decimal:
-        """Return the signed position of ``symbol`` in lots."""
+        """Return the signed filled position of ``symbol`` in lots."""
         return self.positions.get(symbol, Decimal(0))
+
+    def exposure_lots(self, symbol: str) -> Decimal:
+        """Return the position as if every working order filled: what the limits must hold for."""
+        return self.positions.get(symbol, Decimal(0)) + self.pending.get(symbol, Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -191,7 +196,7 @@ def check_trading_state(order: ProposedOrder, view: RiskView, limits: RiskLimits
     if symbol in view.halted_symbols:
         return Denial("trading_state", f"{symbol} is HALTED")
     if view.trading_state == "REDUCING":
-        current = view.position(symbol)
+        current = view.exposure_lots(symbol)
         after = current + order.signed_lots
         if abs(after) >= abs(current) or (after != 0 and (after > 0) != (current > 0)):
             return Denial("trading_state", "REDUCING: the order would not reduce the position")
@@ -228,8 +233,8 @@ def check_max_order_size(order: ProposedOrder, view: RiskView, limits: RiskLimit
 
 
 def check_max_position(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
-    """Deny orders that leave the symbol's position beyond its limit."""
-    after = view.position(order.signal.symbol) + order.signed_lots
+    """Deny orders that leave the symbol's position (working orders included) beyond its limit."""
+    after = view.exposure_lots(order.signal.symbol) + order.signed_lots
     if abs(after) > to_decimal(limits.max_position_lots):
         return Denial("max_position", f"position would be {after} lots (limit {limits.max_position_lots})")
     return None
@@ -239,7 +244,8 @@ def check_gross_exposure(order: ProposedOrder, view: RiskView, limits: RiskLimit
     """Deny orders that take the gross exposure over its limit (needs a price for every position)."""
     symbol = order.signal.symbol
     total = Decimal(0)
-    for held, lots in view.positions.items():
+    for held in view.positions.keys() | view.pending.keys():
+        lots = view.exposure_lots(held)
         if held == symbol or lots == 0:
             continue
         tick = view.last_ticks.get(held)
@@ -249,7 +255,7 @@ def check_gross_exposure(order: ProposedOrder, view: RiskView, limits: RiskLimit
     tick = view.last_ticks.get(symbol)
     if tick is None:
         return Denial("gross_exposure", f"no price for {symbol}")
-    after = view.position(symbol) + order.signed_lots
+    after = view.exposure_lots(symbol) + order.signed_lots
     total = MONEY_CONTEXT.add(total, exposure(symbol, after, tick.mid, limits.contract_size))
     if total > limits.max_gross_exposure:
         return Denial("gross_exposure", f"gross exposure would be {total:.2f} (limit {limits.max_gross_exposure})")

@@ -2,9 +2,10 @@
 
 Order of effects for a signal that passes the gate:
 
-1. ``OrderSubmitted`` is appended to the journal and fsynced;
-2. the engine applies it (the signal now counts as decided);
-3. the broker is called; each answer is journaled, applied and published.
+1. the signal, the intent and ``OrderSubmitted`` are appended to the journal;
+2. the engine applies ``OrderSubmitted`` (the signal now counts as decided);
+3. the journal is fsynced (once for all the signals that arrived together);
+4. the broker is called; each answer is journaled, applied and published.
 
 A crash before (1) leaves no trace, so the redelivered signal is decided afresh; a crash
 between (1) and (3) leaves a recorded order the broker may or may not have, which
@@ -18,14 +19,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from execution.brokers.base import Broker, BrokerEvent
 from execution.engine import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, Engine, replay
 from execution.journal import Journal
 from execution.reconcile import position_differences, reconcile_orders
-from tickwave.contracts import ControlCommand, Message, RiskEvent, Signal, Tick, decode
+from tickwave.contracts import ControlCommand, Message, OrderIntent, OrderSubmitted, RiskEvent, Signal, Tick, decode
 from tickwave.errors import ContractError
 
 logger = logging.getLogger(__name__)
@@ -89,35 +90,56 @@ class ExecutionService:
 
     def handle_signal_bytes(self, raw: bytes) -> None:
         """Decode and handle one signal; an invalid one is logged with its reason and skipped."""
+        signal = self.decode_signal(raw)
+        if signal is not None:
+            self.handle_signal(signal)
+
+    @staticmethod
+    def decode_signal(raw: bytes) -> Signal | None:
+        """Decode a signal; log an invalid one with its reason and return None."""
         try:
-            signal = decode(raw, Signal)
+            return decode(raw, Signal)
         except ContractError as exc:
             logger.error("quarantined invalid signal: %s raw=%r", exc.reason, exc.raw[:200])
-            return
-        self.handle_signal(signal)
+            return None
 
     def handle_signal(self, signal: Signal) -> None:
         """Decide on a signal; send its order if the gate lets it through."""
+        self.handle_signals([signal])
+
+    def handle_signals(self, signals: Sequence[Signal]) -> None:
+        """Decide on signals that arrived together; one fsync covers all their orders (group commit).
+
+        Each decision sees the orders decided before it as working orders (the limits
+        count them), so deciding several before any broker call is as safe as one at a
+        time; only the fsync is shared.
+        """
         with self.lock:
-            decision = self.engine.on_signal(signal)
-            if decision.is_duplicate:
-                logger.debug("signal=%s seen before; ignored", signal.signal_id)
+            to_send: list[tuple[Signal, OrderIntent, OrderSubmitted, tuple[int, int, int]]] = []
+            for signal in signals:
+                decision = self.engine.on_signal(signal)
+                if decision.is_duplicate:
+                    logger.debug("signal=%s seen before; ignored", signal.signal_id)
+                    continue
+                received = self.journal.append(signal)
+                if decision.intent is None:
+                    self._publish(signal, received)
+                    self._record_all(decision.events)
+                    continue
+                intent = decision.intent
+                submitted = self.engine.submission(intent)
+                positions = (received, self.journal.append(intent), self.journal.append(submitted))
+                self.engine.apply(submitted)
+                to_send.append((signal, intent, submitted, positions))
+            if not to_send:
                 return
-            received = self.journal.append(signal)
-            if decision.intent is None:
+            self.journal.sync()  # every OrderSubmitted above is on disk before any broker call
+            for signal, intent, submitted, (received, decided, sent) in to_send:
+                answers = self.broker.submit(intent)
                 self._publish(signal, received)
-                self._record_all(decision.events)
-                return
-            intent = decision.intent
-            submitted = self.engine.submission(intent)
-            decided = self.journal.append(intent)
-            sent = self.journal.append(submitted, sync=True)  # flushes the signal and intent too
-            self.engine.apply(submitted)
-            answers = self.broker.submit(intent)
-            self._publish(signal, received)
-            self._publish(intent, decided)
-            self._publish(submitted, sent)
-            self._record_all(answers)
+                self._publish(intent, decided)
+                self._publish(submitted, sent)
+                self._record_all(answers)
 
     def handle_tick_bytes(self, raw: bytes) -> None:
         """Decode and handle one tick (invalid ticks were quarantined upstream: skip quietly)."""

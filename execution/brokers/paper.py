@@ -76,6 +76,7 @@ class PaperBroker:
         self.books: dict[str, Book] = {}
         self.quotes: dict[str, Tick] = {}
         self._orders: dict[str, _PaperOrder] = {}
+        self._working: set[str] = set()  # accepted, not yet filled (poll looks only at these)
         self._ledger = Journal(ledger_path, fsync=False)
         for event in self._ledger.events():
             if isinstance(event, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
@@ -120,8 +121,10 @@ class PaperBroker:
         """Fill the orders whose latency has elapsed."""
         now_ms = self.clock.now_ms()
         events: list[BrokerEvent] = []
-        for paper in list(self._orders.values()):
-            if paper.status == OrderStatus.ACCEPTED and paper.due_at_ms <= now_ms:
+        for client_order_id in list(self._working):
+            paper = self._orders[client_order_id]
+            # After a restart the venue has no quote until the next tick: the order waits for one.
+            if paper.due_at_ms <= now_ms and paper.submitted.symbol in self.quotes:
                 events.extend(self._fill(paper, now_ms))
         return events
 
@@ -182,7 +185,9 @@ class PaperBroker:
             self._orders[event.client_order_id] = _PaperOrder(event)
             return
         paper = self._orders[event.client_order_id]
+        self._working.discard(event.client_order_id)
         if isinstance(event, OrderAccepted):
+            self._working.add(event.client_order_id)
             paper.status = OrderStatus.ACCEPTED
             paper.broker_order_id = event.broker_order_id
             paper.due_at_ms = event.event_at_ms + self.latency_ms
