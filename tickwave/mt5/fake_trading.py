@@ -219,9 +219,7 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
 
     def order_check(self, request: dict[str, Any]) -> OrderCheckResult | None:
         """Check a request without sending it (retcode 0 = it would pass)."""
-        if not self._enter("order_check", request):
-            return None
-        parsed = self._parse(request)
+        parsed = self._accept("order_check", request)
         if parsed is None:
             return None
         retcode = self._refusal(parsed) or 0
@@ -233,9 +231,7 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
 
     def order_send(self, request: dict[str, Any]) -> OrderSendResult | None:
         """Send a request to the trade server."""
-        if not self._enter("order_send", request):
-            return None
-        parsed = self._parse(request)
+        parsed = self._accept("order_send", request)
         if parsed is None:
             return None
         self._succeed()
@@ -289,32 +285,37 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
 
     def history_orders_get(self, date_from: Any = None, date_to: Any = None, **selector: Any) -> Any:
         """Return finished orders in a time range (or by ``ticket=`` / ``position=``)."""
-        if not self._enter("history_orders_get", date_from, date_to, **selector):
-            return None
-        window = self._window(date_from, date_to, selector)
-        if window is None:
-            return None
-        self._succeed()
-        return tuple(
-            o for o in self._history_orders.values()
-            if _selected(o.time_setup_msc, o.ticket, o.position_id, o.symbol, window, selector)
-        )  # fmt: skip
+        rows = [(o, o.time_setup_msc, o.ticket, o.position_id, o.symbol) for o in self._history_orders.values()]
+        return self._history("history_orders_get", rows, date_from, date_to, selector)
 
     def history_deals_get(self, date_from: Any = None, date_to: Any = None, **selector: Any) -> Any:
         """Return deals in a time range (or by order ``ticket=`` / ``position=``)."""
-        if not self._enter("history_deals_get", date_from, date_to, **selector):
+        rows = [(d, d.time_msc, d.order, d.position_id, d.symbol) for d in self._deals]
+        return self._history("history_deals_get", rows, date_from, date_to, selector)
+
+    def _history(
+        self,
+        call: str,
+        rows: list[tuple[Any, int, int, int, str]],
+        date_from: Any,
+        date_to: Any,
+        selector: dict[str, Any],
+    ) -> Any:
+        # rows: (record, time_msc, ticket the selector's ticket= matches, position id, symbol)
+        if not self._enter(call, date_from, date_to, **selector):
             return None
         window = self._window(date_from, date_to, selector)
         if window is None:
             return None
         self._succeed()
-        return tuple(
-            d for d in self._deals if _selected(d.time_msc, d.order, d.position_id, d.symbol, window, selector)
-        )
+        return tuple(row[0] for row in rows if _selected(*row[1:], window, selector))
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _parse(self, request: Any) -> TradeRequest | None:
+    def _accept(self, call: str, request: Any) -> TradeRequest | None:
+        # The call's plumbing (link, injected faults, call log), then the request's shape.
+        if not self._enter(call, request):
+            return None
         if not isinstance(request, dict) or not set(request) <= set(TradeRequest._fields):
             self._fail(self.RES_E_INVALID_PARAMS)
             return None
