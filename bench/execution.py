@@ -162,7 +162,7 @@ def over_kafka(
             "hot_path_client": client,
             "consumer_group": f"bench-{label or client}",
             "journal_fsync": fsync,
-        },  # fmt: skip
+        },
     )
     create_topics(make_admin(bootstrap), topic_specs(settings), settings.kafka.topic_prefix)
     watcher = HaltWatcher()
@@ -286,9 +286,12 @@ def main() -> None:
             for client in ("confluent", "quixstreams"):
                 result = over_kafka(root, bootstrap, client, args.seconds, args.rate, fsync=not args.no_fsync)
                 p50, p99, worst = result["latency"]
+                note = (
+                    f"{result['accepted']}/{result['sent']} at {args.rate}/s, fsync {'off' if args.no_fsync else 'on'}"
+                )
                 table.add_row(
                     f"Kafka ({client}): signal produced -> order accepted", f"{p50:.0f}", f"{p99:.0f}",
-                    f"{worst:.0f}", f"{result['accepted']}/{result['sent']} at {args.rate}/s, fsync {'off' if args.no_fsync else 'on'}",
+                    f"{worst:.0f}", note,
                 )  # fmt: skip
                 halts.extend(result["halts"])
             if halts:
