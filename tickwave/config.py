@@ -221,6 +221,23 @@ class MT5Settings(_Section):
         return value
 
 
+class StreamsSettings(_Section):
+    """The Bytewax dataflow: bars, features, inference and signals."""
+
+    timeframes: tuple[str, ...] = Field(default=("1s", "1m"), description="bar timeframes (e.g. 1s, 1m, 5m)")
+    late_wait_ms: int = Field(default=2000, ge=0, description="how long a window waits for late ticks (ms)")
+    close_on_wall_clock: bool = Field(
+        default=True, description="close quiet symbols' bars on wall-clock time (live); off for exact replays"
+    )
+    max_future_ms: int = Field(default=5000, ge=0, description="reject ticks this far ahead of the wall clock (ms)")
+    spike_threshold_bps: float = Field(default=300.0, gt=0, description="reject a mid this far from its reference")
+    spike_confirm_ticks: int = Field(default=5, ge=1, description="consecutive spikes that confirm a real level shift")
+    entry_probability: float = Field(default=0.55, ge=0, le=1, description="probability needed for a long/short signal")
+    min_edge: float = Field(default=0.10, ge=0, le=1, description="p(up) - p(down) needed for a long/short signal")
+    model_refresh_s: float = Field(default=5.0, gt=0, description="how often the flow checks for a new champion model")
+    processes: int = Field(default=1, ge=1, description="Bytewax processes (each takes a share of the partitions)")
+
+
 class Settings(BaseSettings):
     """Everything a Tickwave process is configured with; frozen after loading."""
 
@@ -242,6 +259,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     mt5: MT5Settings = MT5Settings()
     execution: ExecutionSettings = ExecutionSettings()
+    streams: StreamsSettings = StreamsSettings()
     symbols: dict[str, SymbolSpec] = Field(
         default_factory=default_symbols,
         description="symbol registry, one [symbols.NAME] table each with digits and tick_size "

@@ -179,16 +179,20 @@ class BatchWriter:
             if self._closing:
                 raise ServiceError(f"writer for {self.table.name} is closed")
             self._wait_for_room(len(batch))
-            for row in batch:
-                for name in self._names:
-                    self._buffer.columns[name].append(row.get(name))
-            self._buffer.rows += len(batch)
-            if self._buffer.oldest_at is None:
-                self._buffer.oldest_at = self._clock()
             if self._counters.first_write_at is None:
                 self._counters.first_write_at = self._clock()
-            if self._buffer.rows >= self.config.max_rows:
-                self._seal()
+            offset = 0
+            while offset < len(batch):
+                # Fill the open buffer up to max_rows, seal it, continue with the rest.
+                piece = batch[offset : offset + self.config.max_rows - self._buffer.rows]
+                for name in self._names:
+                    self._buffer.columns[name].extend(row.get(name) for row in piece)
+                self._buffer.rows += len(piece)
+                offset += len(piece)
+                if self._buffer.oldest_at is None:
+                    self._buffer.oldest_at = self._clock()
+                if self._buffer.rows >= self.config.max_rows:
+                    self._seal()
             self._condition.notify_all()
 
     def write_messages(self, messages: Iterable[Message]) -> None:
