@@ -20,12 +20,13 @@ Rules (one symbol's state; the dataflow keys by symbol):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from tickwave.contracts import Bar, Tick
 
 TickStatus = Literal["accepted", "late", "duplicate"]
+NEVER = 2**62  # a time after every real one
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -103,6 +104,23 @@ class _OpenBar:
         self.volume += tick.volume
         self.tick_count += 1
 
+    def absorb(self, later: _OpenBar) -> None:
+        """Fold in the aggregate of a later sub-window (coarse bars are built from fine ones)."""
+        if later.first_key < self.first_key:
+            self.first_key, self.bid_open, self.ask_open = later.first_key, later.bid_open, later.ask_open
+        if later.last_key > self.last_key:
+            self.last_key, self.bid_close, self.ask_close = later.last_key, later.bid_close, later.ask_close
+        self.bid_high = max(self.bid_high, later.bid_high)
+        self.bid_low = min(self.bid_low, later.bid_low)
+        self.ask_high = max(self.ask_high, later.ask_high)
+        self.ask_low = min(self.ask_low, later.ask_low)
+        self.mid_high = max(self.mid_high, later.mid_high)
+        self.mid_low = min(self.mid_low, later.mid_low)
+        self.tick_count += later.tick_count
+        self.volume += later.volume
+        self.spread_sum += later.spread_sum
+        self.spread_max = max(self.spread_max, later.spread_max)
+
     def to_bar(self, symbol: str, timeframe: str) -> Bar:
         return Bar(
             symbol=symbol, timeframe=timeframe, start_ms=self.start_ms, end_ms=self.end_ms,
@@ -116,7 +134,12 @@ class _OpenBar:
 
 @dataclass
 class BarState:
-    """Open windows, watermark and seen tick ids of one symbol."""
+    """Open windows, watermark and seen tick ids of one symbol.
+
+    Ticks update only the finest timeframe's window; a coarser window (which the finest
+    divides, all aligned to the epoch) is folded from the finest bars as they close, so
+    per-tick work does not grow with the number of timeframes.
+    """
 
     timeframes: tuple[str, ...]
     wait_ms: int
@@ -125,12 +148,20 @@ class BarState:
     seen: set[tuple[int, int]] = field(default_factory=set)
     late_count: int = 0
     duplicate_count: int = 0
-    next_close_ms: int = 2**62  # the earliest end among open windows
+    next_close_ms: int = NEVER  # the earliest end among open windows
 
     def __post_init__(self) -> None:
-        """Parse the timeframes once."""
-        self._lengths = {timeframe: timeframe_ms(timeframe) for timeframe in self.timeframes}
-        for timeframe in self.timeframes:
+        """Check the timeframes nest and order them finest first."""
+        lengths = {timeframe: timeframe_ms(timeframe) for timeframe in self.timeframes}
+        if not lengths:
+            raise ValueError("at least one timeframe is needed")
+        ordered = sorted(lengths, key=lengths.__getitem__)
+        self._finest, self._finest_ms = ordered[0], lengths[ordered[0]]
+        for timeframe in ordered[1:]:
+            if lengths[timeframe] % self._finest_ms:
+                raise ValueError(f"timeframe {timeframe} is not a multiple of the finest one, {self._finest}")
+        self._coarser = [(timeframe, lengths[timeframe]) for timeframe in ordered[1:]]
+        for timeframe in ordered:
             self.open_bars.setdefault(timeframe, {})
 
     @property
@@ -145,27 +176,28 @@ class BarState:
             The bars this tick closed, and what became of the tick: ``accepted`` (in
             its bars), ``late`` (rejected, to quarantine) or ``duplicate`` (already in).
         """
-        key = (tick.time_ms, tick.seq)
-        if self.newest_ms >= 0 and tick.time_ms < self.watermark_ms:
+        time_ms = tick.time_ms
+        if time_ms < self.newest_ms - self.wait_ms:
             self.late_count += 1
             return [], "late"
+        key = (time_ms, tick.seq)
         if key in self.seen:
             self.duplicate_count += 1
             return [], "duplicate"
         self.seen.add(key)
-        for timeframe, length in self._lengths.items():
-            start = tick.time_ms - tick.time_ms % length
-            windows = self.open_bars[timeframe]
-            window = windows.get(start)
-            if window is None:
-                windows[start] = _OpenBar.first(tick, start, start + length)
-                self.next_close_ms = min(self.next_close_ms, start + length)
-            else:
-                window.add(tick)
-        if tick.time_ms > self.newest_ms:
-            self.newest_ms = tick.time_ms
-            if self.watermark_ms >= self.next_close_ms:
-                return self._close_through(self.watermark_ms, tick.symbol), "accepted"
+        start = time_ms - time_ms % self._finest_ms
+        windows = self.open_bars[self._finest]
+        window = windows.get(start)
+        if window is None:
+            windows[start] = _OpenBar.first(tick, start, start + self._finest_ms)
+            if start + self._finest_ms < self.next_close_ms:
+                self.next_close_ms = start + self._finest_ms
+        else:
+            window.add(tick)
+        if time_ms > self.newest_ms:
+            self.newest_ms = time_ms
+            if time_ms - self.wait_ms >= self.next_close_ms:
+                return self._close_through(time_ms - self.wait_ms, tick.symbol), "accepted"
         return [], "accepted"
 
     def advance_to(self, now_ms: int, symbol: str) -> list[Bar]:
@@ -177,16 +209,27 @@ class BarState:
 
     def flush(self, symbol: str) -> list[Bar]:
         """Close every open window (end of a finite input)."""
-        return self._close_through(2**62, symbol)
+        return self._close_through(NEVER, symbol)
 
     def _close_through(self, watermark_ms: int, symbol: str) -> list[Bar]:
         closed: list[Bar] = []
-        for timeframe, windows in self.open_bars.items():
-            ready = [start for start, window in windows.items() if window.end_ms <= watermark_ms]
-            for start in sorted(ready):
-                closed.append(windows.pop(start).to_bar(symbol, timeframe))
+        finest = self.open_bars[self._finest]
+        for start in sorted(start for start, window in finest.items() if window.end_ms <= watermark_ms):
+            window = finest.pop(start)
+            closed.append(window.to_bar(symbol, self._finest))
+            for timeframe, length in self._coarser:
+                coarse_start = start - start % length
+                coarse = self.open_bars[timeframe]
+                if coarse_start in coarse:
+                    coarse[coarse_start].absorb(window)
+                else:
+                    coarse[coarse_start] = replace(window, start_ms=coarse_start, end_ms=coarse_start + length)
+        for timeframe, _length in self._coarser:
+            coarse = self.open_bars[timeframe]
+            for start in sorted(start for start, window in coarse.items() if window.end_ms <= watermark_ms):
+                closed.append(coarse.pop(start).to_bar(symbol, timeframe))
         self.next_close_ms = min(
-            (window.end_ms for windows in self.open_bars.values() for window in windows.values()), default=2**62
+            (window.end_ms for windows in self.open_bars.values() for window in windows.values()), default=NEVER
         )
         if closed:
             self.seen = {key for key in self.seen if key[0] >= watermark_ms}

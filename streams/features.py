@@ -72,6 +72,7 @@ class FeatureState:
         self.volatility = RealizedVolatility(spec.volatility_period)
         self.spread = ZScore(spec.spread_period)
         self.schema_hash = spec.schema_hash
+        self.names = spec.names
         self.last_bar_start_ms = -1
 
     def update(self, bar: Bar) -> FeatureVector | None:
@@ -101,7 +102,7 @@ class FeatureState:
             symbol=bar.symbol,
             timeframe=bar.timeframe,
             bar_start_ms=bar.start_ms,
-            values=dict(zip(self.spec.names, values, strict=True)),
+            values=dict(zip(self.names, values, strict=True)),
             is_warm=all(value is not None for value in values),
             schema_hash=self.schema_hash,
         )

@@ -165,3 +165,17 @@ def test_timeframe_ms_when_valid_then_length(text: str, length: int) -> None:
 def test_timeframe_ms_when_invalid_then_value_error(text: str) -> None:
     with pytest.raises(ValueError, match="not like"):
         timeframe_ms(text)
+
+
+def test_bar_state_when_timeframes_do_not_nest_then_value_error() -> None:
+    with pytest.raises(ValueError, match="not a multiple"):
+        BarState(("7s", "1m"), wait_ms=0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(ticks=tick_streams())
+def test_bar_state_when_three_nested_timeframes_then_each_equals_batch_group_by(ticks: list[Tick]) -> None:
+    bars, _late = run(ticks, wait_ms=0, timeframes=("5s", "1s", "1m"))
+
+    for timeframe in ("1s", "5s", "1m"):
+        assert_bars_close(by_timeframe(bars, timeframe), batch_bars(ticks, timeframe))
