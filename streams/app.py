@@ -41,11 +41,12 @@ def model_provider(settings: Settings) -> ModelProvider | None:
     return RegistryModelProvider(settings)  # type: ignore[no-any-return]
 
 
-def flow_for(settings: Settings, tail: bool = True) -> Dataflow:
-    """Build the production flow for ``settings`` (``tail=False`` stops at the topic's end)."""
+def flow_for(settings: Settings, tail: bool = True, provider: ModelProvider | None = None) -> Dataflow:
+    """Build the production flow (``tail=False`` stops at the topic's end; ``provider`` overrides the registry)."""
     pool = WriterPool(lambda: connect(settings))
     source = TickTopicSource(resolve_bootstrap(settings), topic_name(settings, TICKS), tail=tail)
-    return build_flow(settings.streams, source, production_sinks(settings, pool), model_provider(settings))
+    sinks = production_sinks(settings, pool)
+    return build_flow(settings.streams, source, sinks, provider or model_provider(settings))
 
 
 def make_flow(tail: str = "true") -> Dataflow:

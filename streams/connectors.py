@@ -53,7 +53,9 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
     def next_batch(self) -> list[bytes]:
         if self.at_end:
             raise StopIteration
-        messages = self.consumer.consume(self.batch_size, 0.002)
+        # librdkafka prefetches in its own thread: take what is queued without blocking, so
+        # one idle partition never delays the others that Bytewax polls in turn.
+        messages = self.consumer.consume(self.batch_size, 0)
         values: list[bytes] = []
         for message in messages:
             error = message.error()
@@ -65,7 +67,7 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
             values.append(message.value())
             self.offset = message.offset() + 1
         # Back off briefly when idle so an empty partition does not spin a core.
-        self.idle_until = None if values else datetime.now(UTC) + timedelta(milliseconds=2)
+        self.idle_until = None if values else datetime.now(UTC) + timedelta(milliseconds=1)
         self.read_since_report += len(values)
         if time.monotonic() - self.reported_at >= REPORT_EVERY_S:
             self._report()
