@@ -25,6 +25,7 @@ from execution.sizing import SizingPolicy
 from tickwave.bus import resolve_bootstrap
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError
+from tickwave.services.own import mark_ready
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
             control = ControlListener(settings, bootstrap, service, stop)
             control.start()
             control.ready.wait(30)
+            mark_ready(settings, "execution")
             loop = run_quixstreams_loop if settings.execution.hot_path_client == "quixstreams" else run_confluent_loop
             loop(settings, bootstrap, service, stop)
             stop.set()
@@ -106,4 +108,6 @@ def run_audit(settings: Settings, stop: threading.Event) -> None:
     """Run the audit loader (``orders.events`` -> warehouse) until ``stop`` is set."""
     from execution.audit import run_audit_loader
 
-    run_audit_loader(settings, resolve_bootstrap(settings), stop)
+    bootstrap = resolve_bootstrap(settings)
+    mark_ready(settings, "audit")
+    run_audit_loader(settings, bootstrap, stop)

@@ -97,8 +97,6 @@ def _raise_on_sigterm() -> None:
 
 
 def _mark_ready(settings: Settings) -> None:
-    from tickwave.services.streams import ready_marker
+    from tickwave.services.own import mark_ready
 
-    marker = ready_marker(settings.state_path)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(str(os.getpid()))
+    mark_ready(settings, "streams")

@@ -227,7 +227,12 @@ class StreamsSettings(_Section):
     timeframes: tuple[str, ...] = Field(default=("1s", "1m"), description="bar timeframes (e.g. 1s, 1m, 5m)")
     late_wait_ms: int = Field(default=2000, ge=0, description="how long a window waits for late ticks (ms)")
     close_on_wall_clock: bool = Field(
-        default=True, description="close quiet symbols' bars on wall-clock time (live); off for exact replays"
+        default=True, description="close a quiet symbol's bars as wall-clock time passes (see idle_close_ms)"
+    )
+    idle_close_ms: int = Field(
+        default=3000,
+        ge=0,
+        description="after this long without ticks (wall clock), a symbol's event time advances with the wall clock",
     )
     max_future_ms: int = Field(default=5000, ge=0, description="reject ticks this far ahead of the wall clock (ms)")
     spike_threshold_bps: float = Field(default=300.0, gt=0, description="reject a mid this far from its reference")
@@ -447,15 +452,16 @@ def to_environment(settings: Settings) -> dict[str, str]:
     import json
 
     environment: dict[str, str] = {}
+    plain = settings.model_dump(mode="json")  # nested models and tuples as JSON-ready data
 
-    def put(name: str, value: Any) -> None:
+    def put(name: str, value: Any, original: Any) -> None:
         if value is None:
             return
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if isinstance(value, bool):
+        if isinstance(original, SecretStr):
+            text = original.get_secret_value()  # the JSON dump masks secrets
+        elif isinstance(value, bool):
             text = str(value).lower()
-        elif isinstance(value, tuple | list | dict):
+        elif isinstance(value, list | dict):
             text = json.dumps(value)
         else:
             text = str(value)
@@ -465,8 +471,8 @@ def to_environment(settings: Settings) -> dict[str, str]:
         value = getattr(settings, name)
         if isinstance(value, BaseModel):
             for sub in type(value).model_fields:
-                put(f"{name}_{sub}", getattr(value, sub))
+                put(f"{name}_{sub}", plain[name][sub], getattr(value, sub))
         else:
-            put(name, value)
+            put(name, plain[name], value)
     environment[f"{ENV_PREFIX}STATE_DIR"] = str(settings.state_path)
     return environment

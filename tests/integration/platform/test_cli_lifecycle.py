@@ -40,6 +40,7 @@ def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         TICKWAVE_STATE_DIR=str(tmp_path / "state"),
         TICKWAVE_KAFKA_PORT=str(free_port()),
         TICKWAVE_KAFKA_CONTROLLER_PORT=str(free_port()),
+        TICKWAVE_CLICKHOUSE_PORT=str(free_port()),
     )
     yield env
     run(env, "down")
@@ -87,7 +88,7 @@ def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_sur
     assert producer.flush(10) == 0
 
     down = run(cli_env, "down")
-    assert down.returncode == 0 and "stopped: streams, warehouse, kafka" in down.stdout
+    assert down.returncode == 0 and "stopped: audit, execution, streams, warehouse, kafka" in down.stdout
     assert exited(pid)
     assert run(cli_env, "status").returncode == 3
 
