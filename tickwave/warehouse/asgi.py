@@ -57,6 +57,7 @@ _NO_HANDLER = (
     "Send queries from your program with POST method or GET /?query=...\n"
 )
 _TAG_ALPHABET = string.ascii_letters + string.digits
+DISCARD_BYTES = 64 << 20  # how much of a refused body is read and dropped before answering
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,9 @@ class WarehouseApp:
         limit = self.limits.max_body_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
+            # A client waiting for 100-continue sends nothing more; any other is already sending.
+            if headers.get("expect", "").lower() != "100-continue":
+                await _discard(receive, DISCARD_BYTES)
             raise QueryError(
                 QUERY_IS_TOO_LARGE, f"Request body of {declared} bytes is larger than the limit of {limit}"
             )
@@ -183,6 +187,8 @@ class WarehouseApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
+                if message.get("more_body", False):
+                    await _discard(receive, DISCARD_BYTES)
                 raise QueryError(QUERY_IS_TOO_LARGE, f"Request body is larger than the limit of {limit} bytes")
             parts.append(chunk)
             if not message.get("more_body", False):
@@ -325,6 +331,21 @@ class WarehouseApp:
             summary.result_rows if summary else 0,
             (time.perf_counter() - started) * 1000,
         )
+
+
+async def _discard(receive: Receive, budget: int) -> None:
+    """Read and drop the rest of a refused body (up to ``budget`` bytes).
+
+    A client still sending its body cannot read the error until the body is consumed;
+    closing on it instead makes it see a connection reset rather than QUERY_IS_TOO_LARGE.
+    """
+    while budget > 0:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _pull(running: Running, limit: int | None) -> tuple[list[bytes], bool]:
