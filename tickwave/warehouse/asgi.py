@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl
 from tickwave.warehouse.auth import User, authenticate, presented_credentials
 from tickwave.warehouse.codecs import choose_encoding, decode_body, decode_native_blocks, make_encoder
 from tickwave.warehouse.execution import Executor, Running
-from tickwave.warehouse.planning import Plan, full_query, plan
+from tickwave.warehouse.planning import Plan, form_fields, full_query, plan
 from tickwave.warehouse.protocol import (
     NOT_IMPLEMENTED,
     QUERY_IS_TOO_LARGE,
@@ -201,9 +201,14 @@ class WarehouseApp:
         decoded = decode_body(body, headers.get("content-encoding", ""), self.limits.max_decoded_bytes)
         if _is_true(params.get("decompress")):
             decoded = decode_native_blocks(decoded, self.limits.max_decoded_bytes)
-        request_plan = plan(
-            method=method, params=params, headers=headers, text=full_query(params.get("query", ""), decoded), user=user
-        )
+        content_type = headers.get("content-type", "")
+        if content_type.lower().startswith("multipart/form-data"):
+            # Form fields are parameters (the query among them); the body is not SQL.
+            params = {**params, **form_fields(decoded, content_type)}
+            text = params.get("query", "").encode()
+        else:
+            text = full_query(params.get("query", ""), decoded)
+        request_plan = plan(method=method, params=params, headers=headers, text=text, user=user)
         running = self.executor.start(request_plan, user.name)
         try:
             wait_for_end = _is_true(params.get("wait_end_of_query")) or request_plan.http_flag(

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -18,7 +20,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tests.plugins.warehouse import start_warehouse
 from tickwave.config import Settings, load_settings
-from tickwave.services.supervisor import Endpoint, Supervisor
+from tickwave.services.supervisor import LOOPBACK, Endpoint, Supervisor, free_port
 from tickwave.services.warehouse import WarehouseService
 from tickwave.warehouse.client import connect
 
@@ -156,3 +158,36 @@ def test_warehouse_when_sigterm_arrives_mid_requests_then_they_finish_and_it_exi
     assert all(per_batch.get(batch) == BATCH for batch in acknowledged)
     log = own_warehouse.supervisor.log_path("warehouse").read_text()
     assert "warehouse engine closed" in log and "Finished server process" in log
+
+
+def test_serve_when_run_in_the_foreground_then_sigterm_exits_0_and_a_second_owner_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "TICKWAVE_STATE_DIR": str(tmp_path), "TICKWAVE_LOG_LEVEL": "INFO"}
+    first_port, second_port = free_port(), free_port()
+    command = [sys.executable, "-m", "tickwave.warehouse", "serve", "--data-dir", str(tmp_path / "data")]
+    first = subprocess.Popen([*command, "--port", str(first_port)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: WarehouseService(load_settings(state_dir=tmp_path)).probe(f"{LOOPBACK}:{first_port}"))
+        second = subprocess.run(
+            [*command, "--port", str(second_port)], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        first.send_signal(signal.SIGTERM)
+        first_code = first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    log = first.stderr.read() if first.stderr else ""
+
+    assert first_code == 0, log[-2000:]
+    assert "warehouse engine closed" in log
+    assert second.returncode != 0
+    assert "cannot open the warehouse directory" in second.stderr
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False

@@ -16,7 +16,7 @@ from tickwave.warehouse.auth import (
     users_from,
 )
 from tickwave.warehouse.credentials import Credentials
-from tickwave.warehouse.planning import full_query, plan
+from tickwave.warehouse.planning import form_fields, full_query, plan
 from tickwave.warehouse.protocol import QueryError, Summary, content_type_for, engine_error, error_text, http_status_for
 
 SERVICE = User("tickwave", "s3cret", READ_WRITE)
@@ -209,3 +209,22 @@ def test_plan_when_read_only_request_changes_protected_settings_then_164(
         plan(method=method, params=params, headers={}, text=b"SELECT 1", user=user)
 
     assert raised.value.code == 164
+
+
+FORM = (
+    b'--b\r\nContent-Disposition: form-data; name="query"\r\n\r\nSELECT {x:UInt8}\r\n'
+    b'--b\r\nContent-Disposition: form-data; name="param_x"\r\n\r\n7\r\n--b--\r\n'
+)
+
+
+def test_form_fields_when_multipart_then_fields_are_returned() -> None:
+    assert form_fields(FORM, "multipart/form-data; boundary=b") == {"query": "SELECT {x:UInt8}", "param_x": "7"}
+
+
+def test_form_fields_when_a_file_is_attached_then_external_data_is_refused() -> None:
+    body = b'--b\r\nContent-Disposition: form-data; name="t"; filename="t.tsv"\r\n\r\n1\r\n--b--\r\n'
+
+    with pytest.raises(QueryError) as raised:
+        form_fields(body, "multipart/form-data; boundary=b")
+
+    assert raised.value.code == 48
