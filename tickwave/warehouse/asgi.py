@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from tickwave.warehouse.auth import User, authenticate, presented_credentials
-from tickwave.warehouse.codecs import choose_encoding, decode_body, decode_native_blocks, make_encoder
+from tickwave.warehouse.codecs import Encoder, choose_encoding, decode_body, decode_native_blocks, make_encoder
 from tickwave.warehouse.execution import Executor, Running
 from tickwave.warehouse.planning import Plan, form_fields, full_query, plan
 from tickwave.warehouse.protocol import (
@@ -261,7 +261,7 @@ class WarehouseApp:
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
         await self._stream(begun, encoder, tag, receive, send)
 
-    async def _stream(self, begun: _Started, encoder: Any, tag: str, receive: Receive, send: Send) -> None:
+    async def _stream(self, begun: _Started, encoder: Encoder | None, tag: str, receive: Receive, send: Send) -> None:
         disconnected = asyncio.Event()
 
         async def watch() -> None:
@@ -366,7 +366,7 @@ def _pull(running: Running, limit: int | None) -> tuple[list[bytes], bool]:
     return chunks, False
 
 
-def _encode(encoder: Any, chunk: bytes) -> bytes:
+def _encode(encoder: Encoder | None, chunk: bytes) -> bytes:
     return encoder.compress(chunk) if encoder is not None else chunk
 
 

@@ -74,6 +74,15 @@ def _create_table(settings: Settings) -> None:
     client.close()
 
 
+def rows_per_batch_after_restart(warehouse: OwnWarehouse) -> dict[int, int]:
+    warehouse.restart()
+    client = connect(warehouse.settings, database="default")
+    try:
+        return dict(client.query("SELECT batch, count() FROM acks GROUP BY batch").result_rows)
+    finally:
+        client.close()
+
+
 def _insert_until_failure(settings: Settings, acknowledged: list[int], started: threading.Event) -> None:
     client = connect(settings, database="default", send_receive_timeout=10)
     batch = 0
@@ -102,12 +111,7 @@ def test_warehouse_when_killed_during_inserts_then_every_acknowledged_row_surviv
     own_warehouse.kill_hard()
     inserter.join(timeout=30)
 
-    own_warehouse.restart()
-    client = connect(own_warehouse.settings, database="default")
-    try:
-        per_batch = dict(client.query("SELECT batch, count() FROM acks GROUP BY batch").result_rows)
-    finally:
-        client.close()
+    per_batch = rows_per_batch_after_restart(own_warehouse)
 
     assert len(acknowledged) >= 5
     missing = [batch for batch in acknowledged if per_batch.get(batch) != BATCH]
@@ -145,12 +149,7 @@ def test_warehouse_when_sigterm_arrives_mid_requests_then_they_finish_and_it_exi
     query_thread.join(timeout=30)
     insert_thread.join(timeout=30)
 
-    own_warehouse.restart()
-    client = connect(own_warehouse.settings, database="default")
-    try:
-        per_batch = dict(client.query("SELECT batch, count() FROM acks GROUP BY batch").result_rows)
-    finally:
-        client.close()
+    per_batch = rows_per_batch_after_restart(own_warehouse)
 
     assert results.get("slow") == ["0", "finished"]
     assert has_exited(process)
