@@ -143,7 +143,7 @@ class WarehouseApp:
         path = scope["path"]
         params = dict(parse_qsl(scope["query_string"].decode("utf-8", errors="replace"), keep_blank_values=True))
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
-        if path == "/ping" or (path == "/" and method == "GET" and "query" not in params):
+        if path in ("/ping", "/replicas_status") or (path == "/" and method == "GET" and "query" not in params):
             await self._send_plain(send, 200, b"Ok.\n")
             return
         if path != "/":
