@@ -38,6 +38,7 @@ from tickwave.warehouse.protocol import (
     NOT_IMPLEMENTED,
     QUERY_IS_TOO_LARGE,
     SERVER_DISPLAY_NAME,
+    UNKNOWN_EXCEPTION,
     QueryError,
     Summary,
     content_type_for,
@@ -153,17 +154,28 @@ class WarehouseApp:
             await self._send_plain(send, 405, f"Method {method} is not supported; use GET or POST\n".encode())
             return
         user: User | None = None
+        reading_started = False  # from then on _read_body drains a refused body itself
         try:
             user = authenticate(self.users, *presented_credentials(headers, params))
             if _is_true(params.get("compress")):
                 raise QueryError(NOT_IMPLEMENTED, "compress=1 (ClickHouse block framing of responses) is not supported")
+            reading_started = True
             body = await self._read_body(receive, headers)
             begun = await self._in_worker(self._start, method, params, headers, body, user)
         except _ClientGone:
             return
         except QueryError as error:
+            if not reading_started and headers.get("expect", "").lower() != "100-continue":
+                await _discard(receive, DISCARD_BYTES)  # let a client still sending read the refusal
             await self._send_error(send, error, params.get("query_id", ""))
             self._log(started, method, user, None, None, error)
+            return
+        except Exception as exc:  # the request's outer edge: answer ClickHouse-style, log the cause
+            logger.exception("query_id=%s failed unexpectedly", params.get("query_id", "-"))
+            unexpected = QueryError(
+                UNKNOWN_EXCEPTION, f"Unexpected error in the warehouse service: {type(exc).__name__}"
+            )
+            await self._send_error(send, unexpected, params.get("query_id", ""))
             return
         await self._respond(begun, headers, receive, send)
         self._log(started, method, user, begun.plan, begun.running.stream.summary, None)

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from tests.integration.warehouse.http import post
 from tickwave.config import Settings
 from tickwave.services.supervisor import Endpoint
 from tickwave.warehouse.credentials import Credentials, resolve_credentials
@@ -232,3 +234,13 @@ def test_response_when_client_accepts_encodings_then_compressed_and_decoded_by_c
 
     assert reply.headers["content-encoding"] in ("zstd", "gzip", "deflate")
     assert reply.body.splitlines()[-1] == "99999"
+
+
+def test_auth_when_a_wrong_password_comes_with_a_large_body_then_client_reads_516_not_a_reset(
+    warehouse_endpoint: Endpoint, credentials: Credentials
+) -> None:
+    wrong = Credentials(credentials.user, SecretStr("wrong"), credentials.analyst_user, credentials.analyst_password)
+
+    response = post(warehouse_endpoint.address, wrong, b"1,x\n" * 1_000_000, query="INSERT INTO t FORMAT CSV")
+
+    assert (response.status, response.code) == (403, "516")
