@@ -99,6 +99,29 @@ def test_post_insert_csv_when_service_user_then_rows_land(
     assert read.body == '"EURUSD",1.085\n"GBPUSD",1.27\n"USDJPY",151.25\n'
 
 
+def test_post_insert_when_data_is_values_json_or_tsv_then_rows_land(
+    base: str, credentials: Credentials, fresh_database: str
+) -> None:
+    user = service_user(credentials)
+    table = f"{fresh_database}.quotes"
+    curl(
+        base,
+        "-u",
+        user,
+        data=f"CREATE TABLE {table} (symbol String, bid Float64) ENGINE = MergeTree ORDER BY symbol".encode(),
+    )
+
+    values = curl(base, "-u", user, data=f"INSERT INTO {table} VALUES ('EURUSD', 1.1), ('USDJPY', 151.2)".encode())
+    json_rows = curl(
+        url(base, query=f"INSERT INTO {table} FORMAT JSONEachRow"), "-u", user, data=b'{"symbol":"GBPUSD","bid":1.27}\n'
+    )
+    tsv = curl(base, "-u", user, data=f"INSERT INTO {table} FORMAT TSV\nAUDUSD\t0.66\n".encode())
+    read = curl(url(base, query=f"SELECT symbol FROM {table} ORDER BY symbol"), "-u", user)
+
+    assert [values.status, json_rows.status, tsv.status] == [200, 200, 200]
+    assert read.body.split() == ["AUDUSD", "EURUSD", "GBPUSD", "USDJPY"]
+
+
 @pytest.mark.parametrize(
     ("sql", "status", "code"),
     [
