@@ -190,3 +190,35 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_serve_when_a_user_has_no_password_then_refuses_to_start(tmp_path: Path) -> None:
+    env = {**os.environ, "TICKWAVE_STATE_DIR": str(tmp_path), "TICKWAVE_CLICKHOUSE_PASSWORD": ""}
+    command = [sys.executable, "-m", "tickwave.warehouse", "serve", "--port", str(free_port())]
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 1
+    assert "have no password" in result.stderr
+
+
+def test_serve_when_local_dev_allows_no_password_then_anonymous_requests_are_the_service_user(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path, clickhouse={"port": 0, "allow_no_password": True})
+    supervisor, service = Supervisor(settings), WarehouseService(settings)
+    endpoint = supervisor.start(service)
+    assert isinstance(endpoint, Endpoint)
+    try:
+        anonymous = subprocess.run(
+            ["curl", "-sS", "--data-binary", "CREATE TABLE anonymous (x UInt8) ENGINE = Memory", f"http://{endpoint.address}/"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        tables = subprocess.run(
+            ["curl", "-sS", f"http://{endpoint.address}/?query=SHOW%20TABLES"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+    finally:
+        supervisor.stop(service)
+
+    assert anonymous.stdout == ""
+    assert "anonymous" in tables.stdout.split()
+    assert not (tmp_path / "secrets").exists()

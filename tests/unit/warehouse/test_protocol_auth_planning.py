@@ -121,6 +121,8 @@ def test_users_when_no_password_is_allowed_then_default_is_the_service_user() ->
 
     assert authenticate(users, "default", "").readonly == READ_WRITE
     assert "default" not in users_from(credentials, allow_no_password=False)
+    with_password = Credentials("tickwave", SecretStr("set"), "analyst", SecretStr(""))
+    assert "default" not in users_from(with_password, allow_no_password=True)
     assert "s3cret" not in repr(SERVICE)
 
 
