@@ -30,6 +30,7 @@ import numpy as np
 from models.dataset import LABELS, Dataset, require_all_classes
 from models.errors import NotEnoughDataError
 from models.evaluation import (
+    TRADING_DAYS_PER_YEAR,
     BacktestSettings,
     ClassificationMetrics,
     TradingResult,
@@ -125,15 +126,13 @@ class DirectionModel(ABC):
 
     framework: ClassVar[str] = "unknown"
 
-    def __init__(self, settings: ModelsSettings, rules: SignalRules) -> None:
-        """Configure from the ``models`` settings and the streams' signal thresholds."""
+    def __init__(self, settings: ModelsSettings, rules: SignalRules, backtest: BacktestSettings | None = None) -> None:
+        """Configure from the ``models`` settings, the streams' signal thresholds and the backtest's sizes."""
         self.settings = settings
         self.rules = rules
-        self.backtest_settings = BacktestSettings(
+        self.backtest_settings = backtest or BacktestSettings(
             lots=settings.backtest_lots,
-            contract_size=settings.contract_size,
-            pip_sizes=dict(settings.pip_sizes),
-            bars_per_year=252 * 86_400 / timeframe_seconds(settings.timeframe),
+            bars_per_year=TRADING_DAYS_PER_YEAR * 86_400 / timeframe_seconds(settings.timeframe),
         )
 
     @abstractmethod

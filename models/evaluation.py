@@ -46,6 +46,7 @@ import pandas as pd
 
 from models.dataset import DOWN, LABELS, UP
 from streams.signals import SignalRules
+from tickwave.config import Settings
 from tickwave.money import MONEY_CONTEXT, exact_sum, quantize, to_decimal
 
 ACCOUNT_CURRENCY = "USD"
@@ -185,10 +186,16 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, rules:
 # ---------------------------------------------------------------------------------------
 
 
-def default_pip_size(symbol: str, overrides: Mapping[str, float]) -> float:
-    """Return the configured pip size of ``symbol``, else 0.01 for JPY-quoted pairs and 0.0001 otherwise."""
-    if symbol in overrides:
-        return overrides[symbol]
+def pip_size(symbol: str, digits: Mapping[str, int]) -> float:
+    """Return the pip of ``symbol`` from its quoted digits (symbol registry), else by the FX convention.
+
+    A 5- or 3-digit quote has a pip of ten ticks (EURUSD 0.0001, USDJPY 0.01); other
+    quotes count pips in their last digit (XAUUSD with 2 digits: 0.01). A symbol outside
+    the registry: 0.01 when JPY-quoted, else 0.0001.
+    """
+    if symbol in digits:
+        places = digits[symbol]
+        return float(10.0 ** -(places - 1) if places in (3, 5) else 10.0**-places)
     return 0.01 if symbol.upper().endswith("JPY") else 0.0001
 
 
@@ -204,8 +211,18 @@ class BacktestSettings:
 
     lots: float = 1.0
     contract_size: float = 100_000.0
-    pip_sizes: Mapping[str, float] = field(default_factory=dict)
+    digits: Mapping[str, int] = field(default_factory=dict)  # quoted digits per symbol (the symbol registry)
     bars_per_year: float = TRADING_DAYS_PER_YEAR * 86_400 / 60
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BacktestSettings:
+        """Size from ``models.backtest_lots``, units per lot from ``execution.contract_size``, pips from ``symbols``."""
+        return cls(
+            lots=settings.models.backtest_lots,
+            contract_size=settings.execution.contract_size,
+            digits={name: spec.digits for name, spec in settings.symbols.items()},
+            bars_per_year=TRADING_DAYS_PER_YEAR * 86_400 / timeframe_seconds(settings.models.timeframe),
+        )
 
 
 @dataclass(frozen=True)
@@ -324,7 +341,7 @@ def backtest(frame: pd.DataFrame, positions: np.ndarray, settings: BacktestSetti
         next_mid = rows["next_mid_close"].to_numpy(np.float64).tolist()
         ledger = _ledger(rows["position"].to_numpy(), rows["mid_close"].to_numpy(np.float64).tolist(), next_mid,
                          _half_spreads(rows))  # fmt: skip
-        pip = to_decimal(default_pip_size(str(symbol), settings.pip_sizes))
+        pip = to_decimal(pip_size(str(symbol), settings.digits))
         for start, price_pnl, rate in zip(rows["bar_start_ms"].to_numpy(np.int64), ledger.pnl_price, next_mid,
                                           strict=True):  # fmt: skip
             key = int(start)

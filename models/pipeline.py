@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from models.base import SavedModel, TrainingResult
 from models.dataset import LabelSpec, build_dataset, query_bars, query_features
 from models.errors import PromotionRefused
+from models.evaluation import BacktestSettings
 from models.leakage import LeakageReport, check_point_in_time
 from models.registry import ModelRegistry, PromotionDecision, RegistryEntry
 from models.xgb import XGBoostDirectionModel
@@ -78,8 +79,8 @@ def train_model(
                                 models.min_rows)  # fmt: skip
         stored = features[features["schema_hash"] == spec.schema_hash]
         leakage = check_point_in_time(bars, stored, spec, models.leakage_windows, models.leakage_tolerance)
-        trainer = XGBoostDirectionModel(models, SignalRules(settings.streams.entry_probability,
-                                                            settings.streams.min_edge))  # fmt: skip
+        rules = SignalRules(settings.streams.entry_probability, settings.streams.min_edge)
+        trainer = XGBoostDirectionModel(models, rules, BacktestSettings.from_settings(settings))
         result = trainer.train(dataset)
         saved = trainer.save(result, registry.store, models.model_id)
         entry = registry.register(saved, result, actor)

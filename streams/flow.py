@@ -20,7 +20,7 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
-from streams.bars import BarState
+from streams.bars import NEVER, BarState
 from streams.features import FeatureSpec, FeatureState
 from streams.inference import Inference, ModelProvider
 from streams.signals import SignalRules, signal_from
@@ -73,13 +73,22 @@ class SymbolState:
 
 
 class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
-    """Per-symbol step: spike filter, then bars; closes quiet bars on wall-clock time if asked."""
+    """Per-symbol step: spike filter, then bars; closes a quiet symbol's bars on wall-clock time.
+
+    Wall-clock closing follows the idea of Bytewax's ``EventClock``, but only after real
+    idleness: once a symbol has had no ticks for ``idle_close_ms`` of wall time, its
+    event time advances by the wall time elapsed since its last tick arrived. A replay
+    running at full speed never idles that long, so it is never cut short; a live
+    symbol that goes quiet still gets its bars closed.
+    """
 
     def __init__(self, state: SymbolState, settings: StreamsSettings, clock_ms: ClockMs) -> None:
-        """Wrap ``state``."""
+        """Wrap ``state``; the idle anchor starts now (never restored: a restart is not idleness)."""
         self.state = state
         self.settings = settings
         self.clock_ms = clock_ms
+        self.anchor_wall_ms = clock_ms()
+        self.anchor_event_ms = state.bars.newest_ms
 
     def on_batch(self, values: list[Tick]) -> tuple[Iterable[SymbolOutput], bool]:
         """Fold in a batch of one symbol's ticks."""
@@ -99,12 +108,15 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
             elif status == "accepted":
                 output.accepted.append(tick)
                 output.bars.extend(closed)
+        self.anchor_wall_ms, self.anchor_event_ms = self.clock_ms(), state.bars.newest_ms
         return [output], StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[SymbolOutput], bool]:
-        """Close bars of a quiet symbol (watermark = now - 2 x wait, tolerant of clock skew)."""
-        now_ms = self.clock_ms() - self.settings.late_wait_ms
-        closed = self.state.bars.advance_to(now_ms, self.state.symbol)
+        """Advance a quiet symbol's event time with the wall clock and close what that closes."""
+        idle_ms = self.clock_ms() - self.anchor_wall_ms
+        if idle_ms < self.settings.idle_close_ms or self.anchor_event_ms < 0:
+            return [], StatefulBatchLogic.RETAIN
+        closed = self.state.bars.advance_to(self.anchor_event_ms + idle_ms, self.state.symbol)
         return ([SymbolOutput(bars=closed)] if closed else []), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[SymbolOutput], bool]:
@@ -112,10 +124,12 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
         return [SymbolOutput(bars=self.state.bars.flush(self.state.symbol))], StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        """Wake when the earliest open window could close on wall-clock time."""
-        if not self.settings.close_on_wall_clock or self.state.bars.next_close_ms >= 2**62:
+        """Wake when idleness would advance event time past the earliest open window's close."""
+        bars = self.state.bars
+        if not self.settings.close_on_wall_clock or bars.next_close_ms >= NEVER or self.anchor_event_ms < 0:
             return None
-        wake_ms = self.state.bars.next_close_ms + 2 * self.settings.late_wait_ms
+        needed_ms = bars.next_close_ms + bars.wait_ms - self.anchor_event_ms
+        wake_ms = self.anchor_wall_ms + max(self.settings.idle_close_ms, needed_ms)
         return datetime.fromtimestamp(wake_ms / 1000, tz=UTC)
 
     def snapshot(self) -> SymbolState:

@@ -49,9 +49,11 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
 
     recovery = RecoveryConfig(str(recovery_dir(settings)))
     _raise_on_sigterm()
+    flow = flow_for(settings, tail=tail)
+    _mark_ready(settings)
     try:
         cli_main(
-            flow_for(settings, tail=tail),
+            flow,
             workers_per_process=1,
             epoch_interval=timedelta(seconds=SNAPSHOT_INTERVAL_S),
             recovery_config=recovery,
@@ -74,6 +76,7 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
         )
         for index in range(processes)
     ]  # fmt: skip
+    _mark_ready(settings)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         for child in children:
@@ -91,3 +94,9 @@ def _raise_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+
+
+def _mark_ready(settings: Settings) -> None:
+    from tickwave.services.own import mark_ready
+
+    mark_ready(settings, "streams")

@@ -13,10 +13,11 @@ one :class:`~tickwave.errors.ConfigurationError` naming each key and the expecte
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,10 +26,12 @@ from pydantic_settings import (
 )
 
 from tickwave.errors import ConfigurationError
+from tickwave.timezones import parse_timezone
 
 ENV_PREFIX = "TICKWAVE_"
 CONFIG_FILE_ENV = "TICKWAVE_CONFIG"
 DEFAULT_CONFIG_FILE = "tickwave.toml"
+_SYMBOL_NAME = re.compile(r"^[A-Za-z0-9._#\-]{1,32}$")  # as tickwave.contracts.Symbol
 
 
 class _Section(BaseModel):
@@ -97,13 +100,139 @@ class ClickHouseSettings(_Section):
         return bool(self.url)
 
 
+class ExecutionSettings(_Section):
+    """The execution process: broker choice, sizing, pre-trade risk limits and paper/MT5 details.
+
+    Changing a limit needs a restart or an audited ``set_limit`` control command.
+    """
+
+    broker: Literal["paper", "mt5"] = Field(default="paper", description="where orders go: paper or mt5")
+    hot_path_client: Literal["confluent", "quixstreams"] = Field(
+        default="confluent",
+        description="Kafka client of the signal/tick loop (measured in bench/execution.py; see execution/README.md)",
+    )
+    consumer_group: str = Field(default="tickwave-execution", description="Kafka consumer group of the process")
+    instance_id: str = Field(default="execution-1", description="names this process in logs, events and groups")
+    allowed_symbols: tuple[str, ...] = Field(
+        default=("EURUSD", "GBPUSD", "USDJPY", "USDCHF", "AUDUSD", "XAUUSD"),
+        description="symbols the process may trade (JSON list in the environment)",
+    )
+    market_hours: Literal["fx", "always"] = Field(
+        default="fx", description="fx: closed from Friday 21:00 to Sunday 21:00 UTC; always: never closed"
+    )
+    max_position_lots: float = Field(default=1.0, gt=0, description="largest absolute position per symbol (lots)")
+    max_order_lots: float = Field(default=1.0, gt=0, description="largest single order (lots)")
+    lot_step: float = Field(default=0.01, gt=0, description="order sizes are multiples of this (lots)")
+    min_strength: float = Field(default=0.0, ge=0, le=1, description="signals weaker than this target flat")
+    contract_size: float = Field(default=100_000.0, gt=0, description="units per lot, for exposure and P&L")
+    max_gross_exposure: float = Field(
+        default=1_000_000.0, gt=0, description="largest sum of |position| x price x contract size (account ccy)"
+    )
+    signal_ttl_ms: int = Field(default=5_000, gt=0, description="signals older than this are denied (ms)")
+    max_tick_age_ms: int = Field(default=60_000, gt=0, description="a latest tick older than this is no price (ms)")
+    price_collar_bps: float = Field(
+        default=50.0, gt=0, description="deny when the latest spread (or a limit price) is this far from mid (bps)"
+    )
+    max_orders_per_second: int = Field(default=20, gt=0, description="order rate throttle (orders per second)")
+    daily_loss_limit: float = Field(
+        default=5_000.0, gt=0, description="realised + unrealised loss of the UTC day that halts trading"
+    )
+    max_consecutive_rejects: int = Field(default=5, gt=0, description="broker rejects in a row that halt trading")
+    flash_crash_pct: float = Field(
+        default=2.0, gt=0, description="a mid move over this many percent within the window halts the symbol"
+    )
+    flash_crash_window_ms: int = Field(default=5_000, gt=0, description="the flash-crash window (ms)")
+    journal_fsync: bool = Field(
+        default=True, description="fsync the journal before each broker call (off only for throwaway tests)"
+    )
+    paper_slippage_bps: float = Field(default=0.5, ge=0, description="paper fills this much worse than the quote")
+    paper_latency_ms: int = Field(default=0, ge=0, description="paper orders fill this long after submission")
+    paper_initial_cash: float = Field(default=100_000.0, gt=0, description="paper account starting cash")
+    mt5_magic: int = Field(default=770_077, ge=0, description="MT5 magic number marking Tickwave's orders")
+    mt5_deviation_points: int = Field(default=20, ge=0, description="MT5 allowed slippage (points)")
+    mt5_max_retries: int = Field(default=3, ge=0, description="MT5 retries of a requote or busy answer")
+    control_timeout_s: float = Field(default=10.0, gt=0, description="how long the CLI waits for the process to answer")
+
+
+class SymbolSpec(_Section):
+    """One tradable symbol: how its prices are quoted."""
+
+    digits: int = Field(ge=0, le=10, description="decimal places of a quote (EURUSD 5, USDJPY 3)")
+    tick_size: float = Field(gt=0, description="smallest price step (EURUSD 0.00001)")
+
+    @model_validator(mode="after")
+    def _tick_size_fits_digits(self) -> SymbolSpec:
+        # A tick size finer than the quoted digits could never be observed in a quote.
+        if self.tick_size < 10.0**-self.digits * (1 - 1e-9):
+            raise ValueError(f"tick_size {self.tick_size} is finer than {self.digits} digits allow")
+        return self
+
+
+def default_symbols() -> dict[str, SymbolSpec]:
+    """Return the built-in symbol registry: the FX majors and gold, as most brokers quote them."""
+    fx5 = SymbolSpec(digits=5, tick_size=0.00001)
+    return {
+        "EURUSD": fx5, "GBPUSD": fx5, "USDCHF": fx5, "AUDUSD": fx5, "NZDUSD": fx5, "USDCAD": fx5,
+        "EURGBP": fx5, "USDJPY": SymbolSpec(digits=3, tick_size=0.001), "EURJPY": SymbolSpec(digits=3, tick_size=0.001),
+        "XAUUSD": SymbolSpec(digits=2, tick_size=0.01),
+    }  # fmt: skip
+
+
+class IngestSettings(_Section):
+    """Tick ingestion (``tickwave ingest``): validation limits, batching, simulator defaults."""
+
+    max_future_ms: int = Field(
+        default=60_000, ge=0, description="ticks stamped later than now + this (ms) go to the DLQ as future_timestamp"
+    )
+    batch_ticks: int = Field(default=65_536, ge=1, description="rows read per batch from replay files")
+    stats_interval_s: float = Field(default=10.0, gt=0, description="how often counters are logged (s)")
+    flush_timeout_s: float = Field(default=30.0, gt=0, description="how long a stop waits for Kafka to acknowledge")
+    sim_symbols: list[str] = Field(
+        default=["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"], description="symbols the simulator quotes"
+    )
+    sim_rate: float = Field(default=20.0, gt=0, description="simulator ticks per second, all symbols together")
+    sim_seed: int = Field(default=7, description="simulator random seed (same seed, same market)")
+
+
+class MT5Settings(_Section):
+    """A MetaTrader 5 terminal (Windows only) polled for live ticks."""
+
+    login: int | None = Field(default=None, description="trading account number (None: the terminal's current one)")
+    password: SecretStr | None = Field(default=None, description="account password (secret)")
+    server: str | None = Field(default=None, description="trade server name as shown in the terminal")
+    path: Path | None = Field(default=None, description="terminal64.exe to start or attach to (None: auto-detect)")
+    portable: bool = Field(default=False, description="start the terminal in portable mode")
+    timeout_ms: int = Field(default=60_000, ge=1, description="how long initialize/login may take (ms)")
+    server_timezone: str = Field(
+        default="UTC",
+        description='time zone of the broker\'s server clock: an IANA name ("Europe/Athens") or "+02:00"',
+    )
+    symbols: list[str] = Field(default=["EURUSD"], description="symbols to poll")
+    poll_interval_ms: int = Field(default=100, ge=1, description="pause between polls of the terminal (ms)")
+    window_s: int = Field(default=60, ge=1, description="seconds of ticks requested per copy_ticks_range call")
+    backfill_s: int = Field(default=0, ge=0, description="seconds of history sent at start before live ticks")
+    reconnect_initial_s: float = Field(default=1.0, gt=0, description="first pause before reconnecting (s)")
+    reconnect_max_s: float = Field(default=60.0, gt=0, description="longest pause between reconnect attempts (s)")
+
+    @field_validator("server_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        parse_timezone(value)  # raises ValueError naming the accepted forms
+        return value
+
+
 class StreamsSettings(_Section):
     """The Bytewax dataflow: bars, features, inference and signals."""
 
     timeframes: tuple[str, ...] = Field(default=("1s", "1m"), description="bar timeframes (e.g. 1s, 1m, 5m)")
     late_wait_ms: int = Field(default=2000, ge=0, description="how long a window waits for late ticks (ms)")
     close_on_wall_clock: bool = Field(
-        default=True, description="close quiet symbols' bars on wall-clock time (live); off for exact replays"
+        default=True, description="close a quiet symbol's bars as wall-clock time passes (see idle_close_ms)"
+    )
+    idle_close_ms: int = Field(
+        default=3000,
+        ge=0,
+        description="after this long without ticks (wall clock), a symbol's event time advances with the wall clock",
     )
     max_future_ms: int = Field(default=5000, ge=0, description="reject ticks this far ahead of the wall clock (ms)")
     spike_threshold_bps: float = Field(default=300.0, gt=0, description="reject a mid this far from its reference")
@@ -157,10 +286,8 @@ class ModelsSettings(_Section):
     calibration_bound: float = Field(
         default=0.1, gt=0, le=1, description="largest expected calibration error (any class) a champion may have"
     )
-    backtest_lots: float = Field(default=1.0, gt=0, description="position size of the holdout backtest (lots)")
-    contract_size: float = Field(default=100_000.0, gt=0, description="units per lot, for P&L in money")
-    pip_sizes: dict[str, float] = Field(
-        default={}, description="pip size per symbol (JSON; others: 0.01 for *JPY, else 0.0001)"
+    backtest_lots: float = Field(
+        default=1.0, gt=0, description="position size of the backtest (lots; units per lot: execution.contract_size)"
     )
     leakage_windows: int = Field(
         default=8, ge=1, description="replay windows per symbol of the point-in-time feature check"
@@ -188,8 +315,24 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="log level")
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
+    ingest: IngestSettings = IngestSettings()
+    mt5: MT5Settings = MT5Settings()
+    execution: ExecutionSettings = ExecutionSettings()
     streams: StreamsSettings = StreamsSettings()
     models: ModelsSettings = ModelsSettings()
+    symbols: dict[str, SymbolSpec] = Field(
+        default_factory=default_symbols,
+        description="symbol registry, one [symbols.NAME] table each with digits and tick_size "
+        "(a configured table replaces the built-in FX majors and XAUUSD)",
+    )
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbol_names_valid(cls, value: dict[str, SymbolSpec]) -> dict[str, SymbolSpec]:
+        bad = [name for name in value if not _SYMBOL_NAME.match(name)]
+        if bad:
+            raise ValueError(f"invalid symbol names {bad}: 1-32 of A-Z a-z 0-9 . _ # -")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -345,7 +488,46 @@ def reference_markdown() -> str:
             field = annotation.model_fields[sub]
         elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
             continue  # a whole section: its keys have their own rows
-        default = "" if field.default is None or field.default == "" else f"`{field.default}`"
+        value = field.get_default(call_default_factory=True)
+        if isinstance(value, dict):
+            value = ", ".join(value)  # a registry (symbols): name its entries
+        default = "" if value is None or value == "" else f"`{value}`"
         lines.append(f"| `{env_name}` | `{key}` | {default} | {field.description or ''} |")
     lines.append(f"| `{CONFIG_FILE_ENV}` | | `./{DEFAULT_CONFIG_FILE}` if present | path of the TOML file |")
     return "\n".join(lines) + "\n"
+
+
+def to_environment(settings: Settings) -> dict[str, str]:
+    """Return ``TICKWAVE_*`` variables that give a child process this exact configuration.
+
+    Used when Tickwave starts its own processes (the dataflow, the execution process), so
+    they see what the parent resolved, keyword overrides included. Secrets are passed
+    in the child's environment only, never on a command line.
+    """
+    import json
+
+    environment: dict[str, str] = {}
+    plain = settings.model_dump(mode="json")  # nested models and tuples as JSON-ready data
+
+    def put(name: str, value: Any, original: Any) -> None:
+        if value is None:
+            return
+        if isinstance(original, SecretStr):
+            text = original.get_secret_value()  # the JSON dump masks secrets
+        elif isinstance(value, bool):
+            text = str(value).lower()
+        elif isinstance(value, list | dict):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        environment[(ENV_PREFIX + name).upper()] = text
+
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, BaseModel):
+            for sub in type(value).model_fields:
+                put(f"{name}_{sub}", plain[name][sub], getattr(value, sub))
+        else:
+            put(name, plain[name], value)
+    environment[f"{ENV_PREFIX}STATE_DIR"] = str(settings.state_path)
+    return environment

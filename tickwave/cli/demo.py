@@ -1,7 +1,8 @@
 """``tickwave demo``: start the embedded services, run the main job end to end, show where to look.
 
-Until the ingest, streams and execution components land, the main job is the bus
-itself: a handful of ticks produced onto ``ticks`` and consumed back, checked one by one.
+Until the ingest, streams and execution components land, the main job is the bus and
+the warehouse: a handful of ticks produced onto ``ticks``, consumed back and checked one
+by one, then written through the batched writer into the warehouse and counted there.
 """
 
 from __future__ import annotations
@@ -78,6 +79,34 @@ def round_trip(settings: Settings, ticks: list[Tick], timeout_s: float = 30.0) -
     return received
 
 
+def warehouse_url(settings: Settings) -> str:
+    """Return the warehouse's URL (imported lazily: clickhouse-connect is not needed before)."""
+    from tickwave.warehouse.client import warehouse_url as resolve
+
+    return resolve(settings)
+
+
+def store_ticks(settings: Settings, ticks: list[Tick]) -> int:
+    """Write ``ticks`` into the warehouse's ``ticks`` table and return how many are there (exactly, FINAL)."""
+    from tickwave.warehouse.client import connect
+    from tickwave.warehouse.tables import TICKS
+    from tickwave.warehouse.writer import BatchWriter
+
+    client = connect(settings)
+    try:
+        with BatchWriter(client, TICKS) as writer:
+            writer.write_messages(ticks)
+        first_ms, last_ms = min(tick.time_ms for tick in ticks), max(tick.time_ms for tick in ticks)
+        counted = client.query(
+            "SELECT count() FROM ticks FINAL WHERE source = 'demo' AND time_ms "
+            "BETWEEN fromUnixTimestamp64Milli({first:Int64}) AND fromUnixTimestamp64Milli({last:Int64})",
+            parameters={"first": first_ms, "last": last_ms},
+        )
+        return int(counted.result_rows[0][0])
+    finally:
+        client.close()
+
+
 def demo(
     ticks: Annotated[int, typer.Option(help="how many ticks to send")] = 20,
     keep: Annotated[bool, typer.Option("--keep", help="leave the services running afterwards")] = False,
@@ -100,9 +129,21 @@ def demo(
             console.print(f"[green]✓[/] {matches}/{len(sent)} ticks round-tripped intact in {elapsed_ms:.0f} ms")
             if matches != len(sent):
                 raise ServiceError("some ticks came back different from what was sent")
+            stored = store_ticks(settings, received)
+            console.print(f"[green]✓[/] {stored}/{len(received)} ticks stored in the warehouse table ticks")
+            if stored != len(received):
+                raise ServiceError("the warehouse holds a different number of demo ticks than were written")
             console.print("\nwhere to look:")
             console.print(f"  Kafka bootstrap     {addresses.get('kafka')}  (topics: `tickwave topics list`)")
-            console.print(f"  service logs        {settings.state_path / 'logs'}  (`tickwave logs kafka`)")
+            console.print(
+                f"  ClickHouse HTTP     {warehouse_url(settings)}  (users {settings.clickhouse.user} and "
+                f"{settings.clickhouse.analyst_user}; passwords: `tickwave warehouse credentials-path`)"
+            )
+            console.print(
+                '  sample query        tickwave warehouse query "SELECT symbol, count() AS ticks, '
+                'max(time_ms) AS last FROM ticks FINAL GROUP BY symbol"'
+            )
+            console.print(f"  service logs        {settings.state_path / 'logs'}  (`tickwave logs kafka|warehouse`)")
             console.print("  service status      `tickwave status`")
         finally:
             if not keep:

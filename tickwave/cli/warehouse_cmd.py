@@ -67,13 +67,15 @@ def query(
 ) -> None:
     """Run SQL against the warehouse (as the read-only analyst unless --write) and print a table."""
     settings = settings_or_exit()
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
     from tickwave.warehouse.client import connect
 
     with exit_on_tickwave_error():
         client = connect(settings, readonly=not write)
         try:
             result = client.query(sql)
-        except Exception as exc:  # clickhouse-connect's errors carry the server's text
+        except ClickHouseError as exc:  # carries the server's `Code: N. DB::Exception: ...` text
             err_console.print(f"[bold red]error[/]: {exc}")
             raise typer.Exit(1) from exc
         finally:

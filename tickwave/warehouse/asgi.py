@@ -31,13 +31,14 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from tickwave.warehouse.auth import User, authenticate, presented_credentials
-from tickwave.warehouse.codecs import choose_encoding, decode_body, decode_native_blocks, make_encoder
+from tickwave.warehouse.codecs import Encoder, choose_encoding, decode_body, decode_native_blocks, make_encoder
 from tickwave.warehouse.execution import Executor, Running
-from tickwave.warehouse.planning import Plan, full_query, plan
+from tickwave.warehouse.planning import Plan, form_fields, full_query, plan
 from tickwave.warehouse.protocol import (
     NOT_IMPLEMENTED,
     QUERY_IS_TOO_LARGE,
     SERVER_DISPLAY_NAME,
+    UNKNOWN_EXCEPTION,
     QueryError,
     Summary,
     content_type_for,
@@ -57,6 +58,7 @@ _NO_HANDLER = (
     "Send queries from your program with POST method or GET /?query=...\n"
 )
 _TAG_ALPHABET = string.ascii_letters + string.digits
+DISCARD_BYTES = 64 << 20  # how much of a refused body is read and dropped before answering
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ class WarehouseApp:
         path = scope["path"]
         params = dict(parse_qsl(scope["query_string"].decode("utf-8", errors="replace"), keep_blank_values=True))
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
-        if path == "/ping" or (path == "/" and method == "GET" and "query" not in params):
+        if path in ("/ping", "/replicas_status") or (path == "/" and method == "GET" and "query" not in params):
             await self._send_plain(send, 200, b"Ok.\n")
             return
         if path != "/":
@@ -152,17 +154,28 @@ class WarehouseApp:
             await self._send_plain(send, 405, f"Method {method} is not supported; use GET or POST\n".encode())
             return
         user: User | None = None
+        reading_started = False  # from then on _read_body drains a refused body itself
         try:
             user = authenticate(self.users, *presented_credentials(headers, params))
             if _is_true(params.get("compress")):
                 raise QueryError(NOT_IMPLEMENTED, "compress=1 (ClickHouse block framing of responses) is not supported")
+            reading_started = True
             body = await self._read_body(receive, headers)
             begun = await self._in_worker(self._start, method, params, headers, body, user)
         except _ClientGone:
             return
         except QueryError as error:
+            if not reading_started and headers.get("expect", "").lower() != "100-continue":
+                await _discard(receive, DISCARD_BYTES)  # let a client still sending read the refusal
             await self._send_error(send, error, params.get("query_id", ""))
             self._log(started, method, user, None, None, error)
+            return
+        except Exception as exc:  # the request's outer edge: answer ClickHouse-style, log the cause
+            logger.exception("query_id=%s failed unexpectedly", params.get("query_id", "-"))
+            unexpected = QueryError(
+                UNKNOWN_EXCEPTION, f"Unexpected error in the warehouse service: {type(exc).__name__}"
+            )
+            await self._send_error(send, unexpected, params.get("query_id", ""))
             return
         await self._respond(begun, headers, receive, send)
         self._log(started, method, user, begun.plan, begun.running.stream.summary, None)
@@ -171,6 +184,9 @@ class WarehouseApp:
         limit = self.limits.max_body_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
+            # A client waiting for 100-continue sends nothing more; any other is already sending.
+            if headers.get("expect", "").lower() != "100-continue":
+                await _discard(receive, DISCARD_BYTES)
             raise QueryError(
                 QUERY_IS_TOO_LARGE, f"Request body of {declared} bytes is larger than the limit of {limit}"
             )
@@ -183,6 +199,8 @@ class WarehouseApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
+                if message.get("more_body", False):
+                    await _discard(receive, DISCARD_BYTES)
                 raise QueryError(QUERY_IS_TOO_LARGE, f"Request body is larger than the limit of {limit} bytes")
             parts.append(chunk)
             if not message.get("more_body", False):
@@ -195,9 +213,14 @@ class WarehouseApp:
         decoded = decode_body(body, headers.get("content-encoding", ""), self.limits.max_decoded_bytes)
         if _is_true(params.get("decompress")):
             decoded = decode_native_blocks(decoded, self.limits.max_decoded_bytes)
-        request_plan = plan(
-            method=method, params=params, headers=headers, text=full_query(params.get("query", ""), decoded), user=user
-        )
+        content_type = headers.get("content-type", "")
+        if content_type.lower().startswith("multipart/form-data"):
+            # Form fields are parameters (the query among them); the body is not SQL.
+            params = {**params, **form_fields(decoded, content_type)}
+            text = params.get("query", "").encode()
+        else:
+            text = full_query(params.get("query", ""), decoded)
+        request_plan = plan(method=method, params=params, headers=headers, text=text, user=user)
         running = self.executor.start(request_plan, user.name)
         try:
             wait_for_end = _is_true(params.get("wait_end_of_query")) or request_plan.http_flag(
@@ -250,7 +273,7 @@ class WarehouseApp:
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
         await self._stream(begun, encoder, tag, receive, send)
 
-    async def _stream(self, begun: _Started, encoder: Any, tag: str, receive: Receive, send: Send) -> None:
+    async def _stream(self, begun: _Started, encoder: Encoder | None, tag: str, receive: Receive, send: Send) -> None:
         disconnected = asyncio.Event()
 
         async def watch() -> None:
@@ -327,6 +350,21 @@ class WarehouseApp:
         )
 
 
+async def _discard(receive: Receive, budget: int) -> None:
+    """Read and drop the rest of a refused body (up to ``budget`` bytes).
+
+    A client still sending its body cannot read the error until the body is consumed;
+    closing on it instead makes it see a connection reset rather than QUERY_IS_TOO_LARGE.
+    """
+    while budget > 0:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 def _pull(running: Running, limit: int | None) -> tuple[list[bytes], bool]:
     """Pull chunks until ``limit`` bytes are buffered (None: until the end); return them and whether done."""
     chunks: list[bytes] = []
@@ -340,7 +378,7 @@ def _pull(running: Running, limit: int | None) -> tuple[list[bytes], bool]:
     return chunks, False
 
 
-def _encode(encoder: Any, chunk: bytes) -> bytes:
+def _encode(encoder: Encoder | None, chunk: bytes) -> bytes:
     return encoder.compress(chunk) if encoder is not None else chunk
 
 

@@ -60,14 +60,14 @@ class User:
 
 
 def users_from(credentials: Credentials, allow_no_password: bool) -> dict[str, User]:
-    """Return the service's users; ``default`` aliases the service user when no password is allowed."""
+    """Return the service's users; ``default`` aliases a password-less service user when that is allowed."""
     users = {
         credentials.user: User(credentials.user, credentials.password.get_secret_value(), READ_WRITE),
         credentials.analyst_user: User(
             credentials.analyst_user, credentials.analyst_password.get_secret_value(), READ_ONLY
         ),
     }
-    if allow_no_password and DEFAULT_USER not in users:
+    if allow_no_password and not credentials.password.get_secret_value() and DEFAULT_USER not in users:
         users[DEFAULT_USER] = User(DEFAULT_USER, "", READ_WRITE)
     return users
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tickwave.errors import ConfigurationError
 from tickwave.warehouse.protocol import SYNTAX_ERROR, QueryError, Summary, engine_error
 
 logger = logging.getLogger(__name__)
@@ -349,7 +350,10 @@ class Engine:
 
         Raises:
             QueryError: if chdb cannot open the directory (e.g. another process owns it).
+            ConfigurationError: for a path chdb would misread.
         """
+        if "?" in str(path):
+            raise ConfigurationError(f"the warehouse directory {path} must not contain '?' (chdb reads it as options)")
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
         module = _chdb_module()

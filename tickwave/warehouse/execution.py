@@ -100,36 +100,23 @@ def _overlay(handle: Handle, plan: Plan) -> Overlay:
     return overlay
 
 
-def _prepare_session(session: Session, plan: Plan) -> Callable[[], None]:
-    """Bring the session handle to this query's per-query state; return what to do after the query."""
-    handle = session.handle
-    changes_session = plan.keyword in SESSION_STATEMENTS
+def _prepare_session(session: Session, plan: Plan) -> None:
+    """Bring the session handle to this query's per-query database and settings.
+
+    ``SET``/``USE`` change the session itself, so they run on the session's own state:
+    any per-query overlay is undone first and none is applied to them.
+    """
+    wanted = (plan.database, plan.engine_settings)
     current = session.overlay
-    if (
-        current is not None
-        and not changes_session
-        and (current.database, current.settings)
-        == (
-            plan.database,
-            plan.engine_settings,
-        )
-    ):
-        return _nothing
+    changes_session = plan.keyword in SESSION_STATEMENTS
+    if current is not None and not changes_session and (current.database, current.settings) == wanted:
+        return
     if current is not None:
         session.overlay = None
         _undo_in(session, current)
-    if not plan.database and not plan.engine_settings:
-        return _nothing
-    overlay = _overlay(handle, plan)
-    if changes_session:
-        # SET/USE change the session itself: per-query values must not be what they change.
-        return lambda: _undo_in(session, overlay)
-    session.overlay = overlay
-    return _nothing
-
-
-def _nothing() -> None:
-    return None
+    if changes_session or not (plan.database or plan.engine_settings):
+        return
+    session.overlay = _overlay(session.handle, plan)
 
 
 def _run(handle: Handle, plan: Plan) -> ResultStream:
@@ -177,20 +164,9 @@ class Executor:
         )
         try:
             _check(plan, session.handle)
-            after = _prepare_session(session, plan)
+            _prepare_session(session, plan)
+            stream = _run(session.handle, plan)
         except BaseException:
             self.sessions.release(session, close=request.close)
             raise
-        try:
-            stream = _run(session.handle, plan)
-        except BaseException:
-            self._finish_session(session, after, request.close)
-            raise
-        return Running(stream, lambda: self._finish_session(session, after, request.close))
-
-    def _finish_session(self, session: Session, after: Callable[[], None], close: bool) -> None:
-        try:
-            after()
-        except QueryError:
-            logger.debug("session=%s closed after a failed undo", session.session_id)
-        self.sessions.release(session, close=close)
+        return Running(stream, lambda: self.sessions.release(session, close=request.close))

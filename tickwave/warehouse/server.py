@@ -88,7 +88,10 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
     try:
         engine = Engine(data_dir / CHDB_DIR)
     except QueryError as exc:
-        raise ServiceError(f"cannot open the warehouse directory {data_dir / CHDB_DIR}: {exc.message}") from exc
+        raise ServiceError(
+            f"cannot open the warehouse directory {data_dir / CHDB_DIR}: {exc.message} "
+            f"(one process owns a directory: is another warehouse running on it? see `tickwave status`)"
+        ) from exc
     sessions = SessionStore(engine.open, clickhouse.max_sessions)
     pool = ThreadPoolExecutor(max_workers=clickhouse.max_concurrent_queries, thread_name_prefix="warehouse-query")
 

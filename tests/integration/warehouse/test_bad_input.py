@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import subprocess
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,3 +151,22 @@ def test_body_when_larger_than_limit_then_413_and_nothing_lands(small_warehouse:
     assert bomb == (413, "229")  # 8 MB of rows from a ~30 kB body: the decoded bound (4x) applies
     assert within == (200, None)
     assert count(endpoint.address, credentials, "big_body") == 20_000
+
+
+def test_body_when_curl_waits_for_100_continue_then_refused_before_upload(
+    small_warehouse: tuple[Endpoint, Credentials], tmp_path: Path
+) -> None:
+    endpoint, credentials = small_warehouse
+    body = tmp_path / "rows.csv"
+    body.write_bytes(ROWS * 6)
+    user = f"{credentials.user}:{credentials.password.get_secret_value()}"
+
+    result = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_upload}", "-u", user,
+         "--data-binary", f"@{body}", f"http://{endpoint.address}/?query=INSERT%20INTO%20big_body%20FORMAT%20CSV"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    status, uploaded = result.stdout.split()
+
+    assert status == "413"
+    assert int(float(uploaded)) < len(ROWS * 6)  # curl's Expect: 100-continue was answered before the body

@@ -82,6 +82,23 @@ def test_client_when_binding_parameters_and_settings_then_server_applies_them(cl
     assert default.result_rows[0][0] > 1000
 
 
+def test_client_when_parameters_are_too_long_for_a_url_then_form_encoding_binds_them(
+    warehouse_settings: Settings, fresh_database: str
+) -> None:
+    ids = [f"order-{index}" for index in range(20_000)]
+    client = connect(warehouse_settings, database=fresh_database)
+    forced = connect(warehouse_settings, database=fresh_database, form_encode_query_params=True)
+    try:
+        large = client.query("SELECT length({ids:Array(String)}), {ids:Array(String)}[20000]", parameters={"ids": ids})
+        small = forced.query("SELECT {x:UInt8} + 1, {s:String}", parameters={"x": 41, "s": "a&b=c"})
+    finally:
+        client.close()
+        forced.close()
+
+    assert large.result_rows == [(20_000, "order-19999")]
+    assert small.result_rows == [(42, "a&b=c")]
+
+
 def test_client_when_query_is_wrong_then_raises_with_clickhouse_code(client: Client) -> None:
     with pytest.raises(DatabaseError) as unknown_column:
         client.query("SELECT no_such_column FROM items")

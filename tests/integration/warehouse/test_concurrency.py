@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import statistics
 import threading
 import time
@@ -9,7 +10,9 @@ import time
 from clickhouse_connect.driver.client import Client
 
 from tickwave.config import Settings
+from tickwave.services.supervisor import Endpoint
 from tickwave.warehouse.client import connect
+from tickwave.warehouse.credentials import resolve_credentials
 
 LONG_QUERY = "SELECT sum(sipHash64(number)) FROM numbers(30000000) SETTINGS max_threads = 1"
 
@@ -69,3 +72,25 @@ def test_clients_when_long_and_short_queries_mix_then_short_ones_stay_fast(
     assert len(short_latencies) >= 40, "short queries were starved while long ones ran"
     p95 = statistics.quantiles(short_latencies, n=20)[-1]
     assert p95 < max(0.5, long_alone_s / 2), f"short p95 {p95:.3f}s vs long query alone {long_alone_s:.2f}s"
+
+
+def test_keep_alive_when_sending_small_requests_then_no_nagle_stall(
+    warehouse_endpoint: Endpoint, warehouse_settings: Settings
+) -> None:
+    credentials = resolve_credentials(warehouse_settings)
+    host, _, port = warehouse_endpoint.address.rpartition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    headers = {"X-ClickHouse-User": credentials.user, "X-ClickHouse-Key": credentials.password.get_secret_value()}
+    latencies = []
+    try:
+        for _ in range(60):
+            started = time.perf_counter()
+            connection.request("POST", "/", body=b"SELECT 1", headers=headers)
+            response = connection.getresponse()
+            assert response.read() == b"1\n"
+            latencies.append(time.perf_counter() - started)
+    finally:
+        connection.close()
+
+    # Without TCP_NODELAY a keep-alive exchange waits ~40 ms on delayed ACKs every time.
+    assert statistics.median(latencies) < 0.025, f"median {statistics.median(latencies) * 1000:.1f} ms"

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from tests.integration.warehouse.http import post
 from tickwave.config import Settings
 from tickwave.services.supervisor import Endpoint
 from tickwave.warehouse.credentials import Credentials, resolve_credentials
@@ -95,6 +97,29 @@ def test_post_insert_csv_when_service_user_then_rows_land(
     assert inserted.status == 200 and '"written_rows":"2"' in inserted.headers["x-clickhouse-summary"]
     assert compressed.status == 200
     assert read.body == '"EURUSD",1.085\n"GBPUSD",1.27\n"USDJPY",151.25\n'
+
+
+def test_post_insert_when_data_is_values_json_or_tsv_then_rows_land(
+    base: str, credentials: Credentials, fresh_database: str
+) -> None:
+    user = service_user(credentials)
+    table = f"{fresh_database}.quotes"
+    curl(
+        base,
+        "-u",
+        user,
+        data=f"CREATE TABLE {table} (symbol String, bid Float64) ENGINE = MergeTree ORDER BY symbol".encode(),
+    )
+
+    values = curl(base, "-u", user, data=f"INSERT INTO {table} VALUES ('EURUSD', 1.1), ('USDJPY', 151.2)".encode())
+    json_rows = curl(
+        url(base, query=f"INSERT INTO {table} FORMAT JSONEachRow"), "-u", user, data=b'{"symbol":"GBPUSD","bid":1.27}\n'
+    )
+    tsv = curl(base, "-u", user, data=f"INSERT INTO {table} FORMAT TSV\nAUDUSD\t0.66\n".encode())
+    read = curl(url(base, query=f"SELECT symbol FROM {table} ORDER BY symbol"), "-u", user)
+
+    assert [values.status, json_rows.status, tsv.status] == [200, 200, 200]
+    assert read.body.split() == ["AUDUSD", "EURUSD", "GBPUSD", "USDJPY"]
 
 
 @pytest.mark.parametrize(
@@ -232,3 +257,13 @@ def test_response_when_client_accepts_encodings_then_compressed_and_decoded_by_c
 
     assert reply.headers["content-encoding"] in ("zstd", "gzip", "deflate")
     assert reply.body.splitlines()[-1] == "99999"
+
+
+def test_auth_when_a_wrong_password_comes_with_a_large_body_then_client_reads_516_not_a_reset(
+    warehouse_endpoint: Endpoint, credentials: Credentials
+) -> None:
+    wrong = Credentials(credentials.user, SecretStr("wrong"), credentials.analyst_user, credentials.analyst_password)
+
+    response = post(warehouse_endpoint.address, wrong, b"1,x\n" * 1_000_000, query="INSERT INTO t FORMAT CSV")
+
+    assert (response.status, response.code) == (403, "516")

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -18,7 +20,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tests.plugins.warehouse import start_warehouse
 from tickwave.config import Settings, load_settings
-from tickwave.services.supervisor import Endpoint, Supervisor
+from tickwave.services.supervisor import LOOPBACK, Endpoint, Supervisor, free_port
 from tickwave.services.warehouse import WarehouseService
 from tickwave.warehouse.client import connect
 
@@ -48,6 +50,13 @@ class OwnWarehouse:
         self.supervisor.stop(self.service)
 
 
+def has_exited(process: psutil.Process) -> bool:
+    try:
+        return bool(process.status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
 @pytest.fixture
 def own_warehouse(tmp_path: Path) -> Iterator[OwnWarehouse]:
     warehouse = OwnWarehouse(tmp_path / "state")
@@ -63,6 +72,15 @@ def _create_table(settings: Settings) -> None:
         "CREATE TABLE IF NOT EXISTS acks (batch UInt32, row UInt32) ENGINE = MergeTree ORDER BY (batch, row)"
     )
     client.close()
+
+
+def rows_per_batch_after_restart(warehouse: OwnWarehouse) -> dict[int, int]:
+    warehouse.restart()
+    client = connect(warehouse.settings, database="default")
+    try:
+        return dict(client.query("SELECT batch, count() FROM acks GROUP BY batch").result_rows)
+    finally:
+        client.close()
 
 
 def _insert_until_failure(settings: Settings, acknowledged: list[int], started: threading.Event) -> None:
@@ -93,12 +111,7 @@ def test_warehouse_when_killed_during_inserts_then_every_acknowledged_row_surviv
     own_warehouse.kill_hard()
     inserter.join(timeout=30)
 
-    own_warehouse.restart()
-    client = connect(own_warehouse.settings, database="default")
-    try:
-        per_batch = dict(client.query("SELECT batch, count() FROM acks GROUP BY batch").result_rows)
-    finally:
-        client.close()
+    per_batch = rows_per_batch_after_restart(own_warehouse)
 
     assert len(acknowledged) >= 5
     missing = [batch for batch in acknowledged if per_batch.get(batch) != BATCH]
@@ -136,16 +149,76 @@ def test_warehouse_when_sigterm_arrives_mid_requests_then_they_finish_and_it_exi
     query_thread.join(timeout=30)
     insert_thread.join(timeout=30)
 
-    own_warehouse.restart()
-    client = connect(own_warehouse.settings, database="default")
-    try:
-        per_batch = dict(client.query("SELECT batch, count() FROM acks GROUP BY batch").result_rows)
-    finally:
-        client.close()
+    per_batch = rows_per_batch_after_restart(own_warehouse)
 
     assert results.get("slow") == ["0", "finished"]
-    assert not process.is_running()
+    assert has_exited(process)
     assert stop_s < WarehouseService.stop_timeout_s, "the service had to be killed instead of stopping"
     assert all(per_batch.get(batch) == BATCH for batch in acknowledged)
     log = own_warehouse.supervisor.log_path("warehouse").read_text()
+    assert "warehouse engine closed" in log and "Finished server process" in log
+
+
+def test_serve_when_run_in_the_foreground_then_sigterm_exits_0_and_a_second_owner_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "TICKWAVE_STATE_DIR": str(tmp_path), "TICKWAVE_LOG_LEVEL": "INFO"}
+    first_port, second_port = free_port(), free_port()
+    command = [sys.executable, "-m", "tickwave.warehouse", "serve", "--data-dir", str(tmp_path / "data")]
+    first = subprocess.Popen([*command, "--port", str(first_port)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: WarehouseService(load_settings(state_dir=tmp_path)).probe(f"{LOOPBACK}:{first_port}"))
+        second = subprocess.run(
+            [*command, "--port", str(second_port)], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        first.send_signal(signal.SIGTERM)
+        first_code = first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    log = first.stderr.read() if first.stderr else ""
+
+    assert first_code == 0, log[-2000:]
     assert "warehouse engine closed" in log
+    assert second.returncode != 0
+    assert "cannot open the warehouse directory" in second.stderr
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_serve_when_a_user_has_no_password_then_refuses_to_start(tmp_path: Path) -> None:
+    env = {**os.environ, "TICKWAVE_STATE_DIR": str(tmp_path), "TICKWAVE_CLICKHOUSE_PASSWORD": ""}
+    command = [sys.executable, "-m", "tickwave.warehouse", "serve", "--port", str(free_port())]
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 1
+    assert "have no password" in result.stderr
+
+
+def test_serve_when_local_dev_allows_no_password_then_anonymous_requests_are_the_service_user(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path, clickhouse={"port": 0, "allow_no_password": True})
+    supervisor, service = Supervisor(settings), WarehouseService(settings)
+    endpoint = supervisor.start(service)
+    assert isinstance(endpoint, Endpoint)
+    try:
+        anonymous = subprocess.run(
+            ["curl", "-sS", "--data-binary", "CREATE TABLE anonymous (x UInt8) ENGINE = Memory", f"http://{endpoint.address}/"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        tables = subprocess.run(
+            ["curl", "-sS", f"http://{endpoint.address}/?query=SHOW%20TABLES"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+    finally:
+        supervisor.stop(service)
+
+    assert anonymous.stdout == ""
+    assert "anonymous" in tables.stdout.split()
+    assert not (tmp_path / "secrets").exists()

@@ -17,12 +17,13 @@ from models.evaluation import (
     backtest,
     binary_auc,
     classification_metrics,
-    default_pip_size,
     log_loss,
+    pip_size,
     reliability,
     signal_positions,
 )
 from streams.signals import SignalRules, signal_from
+from tickwave.config import load_settings
 from tickwave.contracts import Prediction
 
 RULES = SignalRules(entry_probability=0.55, min_edge=0.10)
@@ -79,7 +80,7 @@ def test_backtest_when_usd_based_symbol_then_money_converted_at_the_mid() -> Non
     result = backtest(frame, np.array([1]), UNIT)
 
     # +30 pips - 1 pip entry - 1 pip exit = 28 pips of 0.01 JPY: 2800 JPY per lot... / 150.30 USDJPY.
-    assert default_pip_size("USDJPY", {}) == 0.01
+    assert pip_size("USDJPY", {}) == 0.01
     assert result.pnl_pips == Decimal(28)
     assert result.pnl_account == Decimal(28_000) / Decimal("150.3")
 
@@ -116,9 +117,25 @@ def test_backtest_when_always_long_without_spread_then_pnl_is_the_whole_move(mov
     assert result.trades == 1
 
 
-def test_default_pip_size_when_configured_then_configuration_wins() -> None:
-    assert default_pip_size("EURUSD", {}) == 0.0001
-    assert default_pip_size("XAUUSD", {"XAUUSD": 0.1}) == 0.1
+@pytest.mark.parametrize(
+    ("symbol", "digits", "expected"),
+    [("EURUSD", 5, 0.0001), ("USDJPY", 3, 0.01), ("XAUUSD", 2, 0.01), ("EURUSD", 4, 0.0001), ("US500", 1, 0.1)],
+)
+def test_pip_size_when_symbol_registered_then_from_its_digits(symbol: str, digits: int, expected: float) -> None:
+    assert pip_size(symbol, {symbol: digits}) == pytest.approx(expected)
+
+
+def test_pip_size_when_symbol_unknown_then_fx_convention() -> None:
+    assert (pip_size("EURJPY", {}), pip_size("EURGBP", {})) == (0.01, 0.0001)
+
+
+def test_backtest_settings_when_from_settings_then_registry_digits_and_execution_contract() -> None:
+    settings = load_settings(execution={"contract_size": 1000.0}, models={"backtest_lots": 0.5, "timeframe": "1s"})
+
+    backtest_settings = BacktestSettings.from_settings(settings)
+
+    assert (backtest_settings.lots, backtest_settings.contract_size) == (0.5, 1000.0)
+    assert backtest_settings.digits["USDJPY"] == 3 and backtest_settings.bars_per_year == 252 * 86_400
 
 
 @pytest.mark.parametrize(

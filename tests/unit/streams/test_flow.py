@@ -8,9 +8,10 @@ import msgspec
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+from streams.bars import BarState
 from streams.features import FeatureSpec
-from streams.flow import FlowSinks, build_flow
-from streams.validate import ValidationRules
+from streams.flow import FlowSinks, SymbolLogic, SymbolState, build_flow
+from streams.validate import SpikeFilter, ValidationRules
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, Tick, encode
@@ -128,3 +129,47 @@ def test_flow_when_model_schema_differs_then_refused() -> None:
     out = run_flow(raw, StaticProvider(other))
 
     assert out["predictions"] == []
+
+
+class FakeWallClock:
+    """A wall clock the test moves by hand (the flow's clock is injected)."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+def symbol_logic(clock: FakeWallClock, idle_close_ms: int = 3000) -> SymbolLogic:
+    settings = StreamsSettings(timeframes=("1s",), late_wait_ms=200, close_on_wall_clock=True,
+                               idle_close_ms=idle_close_ms)  # fmt: skip
+    return SymbolLogic(SymbolState("", SpikeFilter(), BarState(("1s",), 200)), settings, clock)
+
+
+def test_symbol_logic_when_historical_replay_runs_then_wall_clock_never_makes_ticks_late() -> None:
+    clock = FakeWallClock(NOW_MS + 10**9)  # the replayed ticks are far in the past
+    logic = symbol_logic(clock)
+    ticks = [t for t in stream(minutes=1) if t.symbol == "EURUSD"]
+    outputs = []
+    for start in range(0, len(ticks), 20):
+        outputs.extend(logic.on_batch(ticks[start : start + 20])[0])
+        clock.now_ms += 50  # busy, never idle for 3 s
+        outputs.extend(logic.on_notify()[0])
+
+    assert all(not out.rejected for out in outputs)
+    assert sum(len(out.accepted) for out in outputs) == len(ticks)
+
+
+def test_symbol_logic_when_symbol_goes_quiet_then_bar_closes_after_idle_time() -> None:
+    clock = FakeWallClock(NOW_MS)
+    logic = symbol_logic(clock)
+    logic.on_batch([Tick(symbol="EURUSD", time_ms=NOW_MS - 500, seq=0, bid=1.1, ask=1.1002)])
+    wake = logic.notify_at()
+    assert wake is not None and wake.timestamp() * 1000 == NOW_MS + 3000
+
+    clock.now_ms += 2999
+    assert list(logic.on_notify()[0]) == []
+    clock.now_ms += 1
+    (closed,) = logic.on_notify()[0]
+    assert [bar.start_ms for bar in closed.bars] == [NOW_MS - 500 - (NOW_MS - 500) % 1000]

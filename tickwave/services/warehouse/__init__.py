@@ -78,6 +78,13 @@ class WarehouseService(ManagedService):
             env={**settings_env(self.settings), "TZ": "UTC"},
         )
 
+    def after_start(self) -> str | None:
+        """Apply the schema migrations not applied yet."""
+        from tickwave.warehouse.migrate import migrate  # clickhouse-connect loads only when needed
+
+        applied = migrate(self.settings)
+        return f"schema: applied {', '.join(applied)}" if applied else None
+
     def probe(self, address: str) -> bool:
         """Return True once ``GET /ping`` answers ``Ok.``."""
         try:

@@ -54,30 +54,8 @@ ORDER BY (symbol, start_ms)
 TTL toDateTime(start_ms) + INTERVAL 90 DAY
 SETTINGS non_replicated_deduplication_window = 1000, ttl_only_drop_parts = 1;
 
-CREATE TABLE IF NOT EXISTS bars_1m
-(
-    symbol      LowCardinality(String),
-    timeframe   LowCardinality(String),
-    start_ms    DateTime64(3, 'UTC'),
-    end_ms      DateTime64(3, 'UTC'),
-    bid_open    Float64,
-    bid_high    Float64,
-    bid_low     Float64,
-    bid_close   Float64,
-    ask_open    Float64,
-    ask_high    Float64,
-    ask_low     Float64,
-    ask_close   Float64,
-    mid_open    Float64,
-    mid_high    Float64,
-    mid_low     Float64,
-    mid_close   Float64,
-    tick_count  UInt32,
-    volume      Float64,
-    spread_mean Float64,
-    spread_max  Float64,
-    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
-)
+-- Same columns as bars_1s; kept without TTL.
+CREATE TABLE IF NOT EXISTS bars_1m AS bars_1s
 ENGINE = ReplacingMergeTree(inserted_at)
 PARTITION BY toYYYYMM(start_ms)
 ORDER BY (symbol, start_ms)
