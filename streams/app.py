@@ -32,13 +32,11 @@ def production_sinks(settings: Settings, pool: WriterPool) -> FlowSinks:
     )
 
 
-def model_provider(settings: Settings) -> ModelProvider | None:
-    """The registry's champion, once the models component provides one."""
-    try:
-        from models.registry import RegistryModelProvider  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return RegistryModelProvider(settings)  # type: ignore[no-any-return]
+def model_provider(settings: Settings) -> ModelProvider:
+    """The registry's champion (polled by the flow, hot-swapped when it changes)."""
+    from models.registry import RegistryModelProvider
+
+    return RegistryModelProvider(settings)
 
 
 def flow_for(settings: Settings, tail: bool = True, provider: ModelProvider | None = None) -> Dataflow:

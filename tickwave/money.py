@@ -32,7 +32,8 @@ def to_decimal(value: float | int | str | Decimal) -> Decimal:
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, float):
-        result = Decimal(repr(value))
+        # float.__repr__, not repr(): numpy's float64 subclasses float but reprs as "np.float64(1.1)".
+        result = Decimal(float.__repr__(value))
     else:
         result = Decimal(value)
     if not result.is_finite():

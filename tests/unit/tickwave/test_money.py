@@ -56,3 +56,10 @@ def test_exact_sum_when_magnitudes_differ_by_hundreds_of_orders_then_still_exact
 
     assert exact_sum([tiny, one, -tiny, -one]) == 0
     assert exact_sum([one, tiny]) - Decimal(1) == Decimal(repr(tiny))
+
+
+def test_to_decimal_when_numpy_float_then_same_as_python_float() -> None:
+    import numpy as np
+
+    assert to_decimal(np.float64(1.1)) == Decimal("1.1")
+    assert exact_sum(np.array([0.1, 0.2, -0.3])) == 0
