@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from tickwave.cli import config_cmd, demo, services, topics_cmd
+from tickwave.cli import config_cmd, demo, ingest_cmd, services, topics_cmd
 
 app = typer.Typer(
     name="tickwave",
@@ -23,6 +23,7 @@ services.register(app)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(topics_cmd.app, name="topics")
 demo.register(app)
+ingest_cmd.register(app)
 
 
 def main() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,38 +11,12 @@ from hypothesis import strategies as st
 
 from streams.ingest.adapters.mt5 import Mt5Source
 from streams.ingest.logic import TickValidator
-from tests.unit.ingest.helpers import REGISTRY
+from tests.unit.ingest.helpers import REGISTRY, T0, ScriptedTerminal, Step
 from tickwave.config import MT5Settings
 from tickwave.contracts import Tick
 from tickwave.errors import ConfigurationError
-from tickwave.mt5.fake import FakeMetaTrader5, make_ticks
+from tickwave.mt5.fake import FakeMetaTrader5
 from tickwave.mt5.terminal import Terminal
-
-T0 = 1_709_539_200_000  # 2024-03-04 08:00:00 (server clock)
-Step = Callable[["ScriptedTerminal"], None]
-
-
-class ScriptedTerminal(FakeMetaTrader5):
-    """A fake terminal that plays one script step each time the source checks a symbol's latest tick."""
-
-    def __init__(self, script: list[Step], stop: threading.Event) -> None:
-        super().__init__()
-        self.script = list(script)
-        self.stop = stop
-        self.pushed: list[tuple[int, float, float]] = []
-        for symbol, digits in (("EURUSD", 5), ("USDJPY", 3)):
-            self.add_symbol(symbol, digits=digits)
-
-    def push(self, symbol: str, rows: list[tuple[int, float, float]]) -> None:
-        self.push_ticks(symbol, make_ticks(rows))
-        self.pushed.extend(rows)
-
-    def symbol_info_tick(self, symbol: str):  # type: ignore[no-untyped-def]
-        if self.script:
-            self.script.pop(0)(self)
-        elif self.stop is not None:
-            self.stop.set()  # script done: this poll is the last
-        return super().symbol_info_tick(symbol)
 
 
 def run_source(
