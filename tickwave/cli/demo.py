@@ -1,7 +1,8 @@
 """``tickwave demo``: start the embedded services, run the main job end to end, show where to look.
 
-Until the ingest, streams and execution components land, the main job is the bus
-itself: a handful of ticks produced onto ``ticks`` and consumed back, checked one by one.
+The main job so far: a handful of ticks produced onto ``ticks`` and consumed back,
+checked one by one; then ingest replays the shipped sample (SIMULATED ticks in MT5 export
+format, ``streams/samples``) onto ``ticks``. Streams and execution join as they land.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from tickwave.bus import make_consumer, make_producer, resolve_bootstrap
 from tickwave.cli.common import console, exit_on_tickwave_error, settings_or_exit
+from tickwave.cli.ingest_cmd import replay_sample
 from tickwave.cli.services import bring_down, bring_up
 from tickwave.config import Settings
 from tickwave.contracts import Tick, decode, encode
@@ -96,6 +98,13 @@ def demo(
             console.print(f"[green]✓[/] {matches}/{len(sent)} ticks round-tripped intact in {elapsed_ms:.0f} ms")
             if matches != len(sent):
                 raise ServiceError("some ticks came back different from what was sent")
+            replayed = replay_sample(settings)
+            console.print(
+                f"[green]✓[/] ingest replayed {replayed.ticks} SIMULATED sample ticks (streams/samples) onto "
+                f"{TICKS}, all acknowledged; {replayed.dead_letters} dead letters"
+            )
+            if not replayed.is_clean:
+                raise ServiceError("the broker did not acknowledge every sample tick")
             console.print("\nwhere to look:")
             console.print(f"  Kafka bootstrap     {addresses.get('kafka')}  (topics: `tickwave topics list`)")
             console.print(f"  service logs        {settings.state_path / 'logs'}  (`tickwave logs kafka`)")

@@ -212,6 +212,15 @@ def run_source(settings: Settings, source: TickSource, stop: threading.Event, sh
     return report
 
 
+def replay_sample(settings: Settings) -> IngestReport:
+    """Replay the shipped sample (SIMULATED ticks, ``streams/samples``) at full speed; used by the demo."""
+    from streams.ingest.sample import SAMPLE_DIR
+
+    stop = threading.Event()
+    source = build_source(settings, SourceKind.REPLAY, stop, files=[SAMPLE_DIR], timezone="UTC")
+    return run_source(settings, source, stop, show_progress=False)
+
+
 def ingest(
     source: Annotated[SourceKind, typer.Option("--source", help="sim, replay or mt5")] = SourceKind.SIM,
     symbols: Annotated[

@@ -82,12 +82,12 @@ class KafkaSink:
         """Queue the batch's ticks and dead letters for delivery."""
         ticks = batch.ticks
         if len(ticks):
-            produce, topic, producer = self.producer.produce, self.ticks_topic, self.producer
-            for key, value in ticks.encoded():
+            keys, values = ticks.encoded()
+            produce, topic = self.producer.produce, self.ticks_topic
+            for key, value in zip(keys, values, strict=True):
                 try:
                     produce(topic, value, key)
                 except BufferError:
-                    producer.poll(0.05)
                     self._produce(topic, value, key)
             self.ticks_sent += len(ticks)
             newest = int(ticks.time_ms.max())

@@ -92,7 +92,10 @@ class Mt5Source:
                 continue
             except TerminalError as exc:
                 self.poll_errors += 1
-                logger.warning("mt5 poll failed (%s); retrying at the next poll", exc)
+                if self.poll_errors <= 10 or self.poll_errors % 100 == 0:  # polls run 10x a second: no log flood
+                    logger.warning(
+                        "mt5 poll failed (%s); retrying at the next poll (failures: %d)", exc, self.poll_errors
+                    )
             if self.stop.wait(self.settings.poll_interval_ms / 1000):
                 return
 

@@ -89,3 +89,16 @@ def test_replay_when_file_has_bad_lines_then_they_reach_the_dlq_and_good_lines_a
         assert letter.source == f"replay:{path.name}"
         assert letter.symbol == "EURUSD" and key == b"EURUSD"
         assert letter.reason.split(": ", 1)[1]
+
+
+def test_replay_when_kafka_cannot_deliver_then_failures_counted_and_run_not_clean(settings: Settings) -> None:
+    stop = threading.Event()
+    source = ReplaySource(sample_paths()[:1], ReplayOptions(clock=WallClock("UTC")), settings.symbols, 60_000, stop)
+    missing = f"{settings.kafka.topic_prefix}no-such-topic"  # auto-creation is off on the embedded broker
+    sink = KafkaSink(settings.kafka.bootstrap or "", missing, missing, "replay", **{"message.timeout.ms": 1500})
+
+    report = run_ingest(source, sink, stop, flush_timeout_s=20)
+
+    assert report.ticks == 1_788
+    assert report.delivery_failures == 1_788
+    assert not report.is_clean

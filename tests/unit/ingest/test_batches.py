@@ -34,11 +34,11 @@ tick_lists = st.lists(message_strategy(Tick), min_size=1, max_size=8).map(
 def test_encoded_when_any_valid_ticks_then_bytes_equal_the_contract_encoding(ticks: list[Tick]) -> None:
     batch = from_ticks(ticks)
 
-    encoded = list(batch.encoded())
+    keys, values = batch.encoded()
 
-    assert [value for _key, value in encoded] == [encode(tick) for tick in ticks]
-    assert [key for key, _value in encoded] == [tick.symbol.encode() for tick in ticks]
-    assert [decode(value, Tick) for _key, value in encoded] == ticks
+    assert values == [encode(tick) for tick in ticks]
+    assert keys == [tick.symbol.encode() for tick in ticks]
+    assert [decode(value, Tick) for value in values] == ticks
     assert batch.ticks() == ticks
 
 
