@@ -15,6 +15,9 @@ What it does, all in one run:
      ``run_ingest`` (read, parse, validate, number, serialize, produce, flush);
    - the sources alone (no Kafka), to show where the time goes.
 
+   The runs are interleaved (ceiling, parquet, csv, ceiling, ...) so that a busy spell on a
+   shared machine hits them alike; the median and the best of ``--repeat`` are printed.
+
 Every figure includes the final flush (all messages acknowledged, ``acks=all``).
 """
 
@@ -129,10 +132,15 @@ def source_only(settings: Settings, paths: list[Path], expected: int) -> float:
     return count / elapsed
 
 
-def measure(name: str, repeat: int, run: Callable[[], float]) -> tuple[str, float, float]:
-    rates = [run() for _ in range(repeat)]
-    print(f"  {name:<32} median {statistics.median(rates):>10,.0f}/s   best {max(rates):>10,.0f}/s", flush=True)
-    return name, statistics.median(rates), max(rates)
+def measure(runs: dict[str, Callable[[], float]], repeat: int, pause_s: float = 2.0) -> None:
+    """Run each measurement ``repeat`` times, round-robin (so a busy spell hits all alike); print them."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            rates[name].append(run())
+            time.sleep(pause_s)  # let the broker settle between runs
+    for name, values in rates.items():
+        print(f"  {name:<34} median {statistics.median(values):>10,.0f}/s   best {max(values):>10,.0f}/s", flush=True)
 
 
 def machine() -> str:
@@ -171,13 +179,15 @@ def main() -> None:
                 f"parquet {parquet.stat().st_size / 1e6:.1f} MB, csv {sum(p.stat().st_size for p in csvs) / 1e6:.1f} MB"
             )
             print(f"{len(ticks):,} ticks ({sizes}); {machine()}", flush=True)
-            measure("ceiling: plain produce loop", args.repeat, lambda: ceiling(fresh_topics(settings), messages))
-            measure("replay parquet -> kafka", args.repeat,
-                    lambda: replay_into_kafka(fresh_topics(settings), [parquet], len(ticks)))  # fmt: skip
-            measure("replay mt5 csv (3 files) -> kafka", args.repeat,
-                    lambda: replay_into_kafka(fresh_topics(settings), csvs, len(ticks)))  # fmt: skip
-            measure("parquet source alone", args.repeat, lambda: source_only(settings, [parquet], len(ticks)))
-            measure("mt5 csv source alone", args.repeat, lambda: source_only(settings, csvs, len(ticks)))
+            measure({
+                "ceiling: plain produce loop": lambda: ceiling(fresh_topics(settings), messages),
+                "replay parquet -> kafka": lambda: replay_into_kafka(fresh_topics(settings), [parquet], len(ticks)),
+                "replay mt5 csv -> kafka": lambda: replay_into_kafka(fresh_topics(settings), csvs, len(ticks)),
+            }, args.repeat)  # fmt: skip
+            measure({
+                "parquet source alone": lambda: source_only(settings, [parquet], len(ticks)),
+                "mt5 csv source alone": lambda: source_only(settings, csvs, len(ticks)),
+            }, args.repeat, pause_s=0)  # fmt: skip
         finally:
             supervisor.stop(service)
             print("Kafka stopped", flush=True)

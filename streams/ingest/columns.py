@@ -53,7 +53,7 @@ def tolerant_cast(array: pa.Array, target: pa.DataType) -> tuple[pa.Array, BoolA
     """
     try:
         return pc.cast(array, target), np.zeros(len(array), dtype=np.bool_)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except pa.ArrowException:
         if len(array) == 1:
             return pa.nulls(1, target), np.ones(1, dtype=np.bool_)
     middle = len(array) // 2
@@ -78,8 +78,13 @@ def number_column(array: pa.Array, target: pa.DataType | None = None) -> tuple[n
     """Return ``(values, present, unparseable)`` of a numeric or text column.
 
     Absent values (null) are NaN (floats) or 0 (integers) in ``values``.
+
+    Raises:
+        TypeError: for columns of any other type (lists, dates...).
     """
     array, target = _plain(array), target or pa.float64()
+    if not (_is_text(array) or pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
+        raise TypeError(f"a {array.type} column cannot hold tick numbers (expected numbers or text)")
     cast, failed = tolerant_cast(array, target) if _is_text(array) else (pc.cast(array, target), None)
     if failed is not None and pa.types.is_integer(target):
         # Arrow also reads "0x1F" as an integer; tick files write integers in decimal only.

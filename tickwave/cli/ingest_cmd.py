@@ -226,7 +226,9 @@ def ingest(
     symbols: Annotated[
         str | None, typer.Option(help="comma-separated symbols (sim, mt5; replay: of unnamed files)")
     ] = None,
-    rate: Annotated[float | None, typer.Option(help="sim: ticks per second, all symbols [ingest.sim_rate]")] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="sim: ticks per second, all symbols (default: setting ingest.sim_rate)")
+    ] = None,
     duration: Annotated[
         str | None, typer.Option(help="sim: simulated time to run (90s, 15m, 2h); default: until stopped")
     ] = None,
@@ -241,8 +243,10 @@ def ingest(
     columns: Annotated[
         str | None, typer.Option(help="replay CSV/Parquet: time=...,bid=...,ask=...,symbol=...,time_unit=ms")
     ] = None,
-    timezone: Annotated[str | None, typer.Option(help="replay: zone of the file's times [mt5.server_timezone]")] = None,
-    seed: Annotated[int | None, typer.Option(help="sim: random seed [ingest.sim_seed]")] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="replay: zone of the file's times (default: setting mt5.server_timezone)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="sim: random seed (default: setting ingest.sim_seed)")] = None,
 ) -> None:
     """Send ticks from the simulator, replay files or a MetaTrader 5 terminal to the ticks topic.
 

@@ -158,7 +158,7 @@ class _FileStream:
             for record_batch in parquet.iter_batches(batch_size=options.batch_ticks, columns=columns):
                 rows += record_batch.num_rows
                 self.consumed = int(self.size * rows / total_rows)
-                yield self._checked(*parser.parse(record_batch))
+                yield self._checked(*self._parse(parser, record_batch))
             return
         self._reader = Utf8Reader(self.path)
         if self.format == "mt5":
@@ -194,10 +194,18 @@ class _FileStream:
         )  # fmt: skip
         for record_batch in reader:
             self.consumed = self._reader.position
-            yield self._checked(*parser.parse(record_batch))
+            yield self._checked(*self._parse(parser, record_batch))
         self.consumed = self.size
         if self._invalid_rows:
             yield self._checked(None, [])
+
+    def _parse(
+        self, parser: Mt5ExportParser | MappedParser, batch: pa.RecordBatch
+    ) -> tuple[Candidates, list[Rejected]]:
+        try:
+            return parser.parse(batch)
+        except TypeError as exc:  # a mapped column of a type that cannot hold ticks: fix the mapping
+            raise ConfigurationError(f"{self.path.name}: {exc}; check --columns") from exc
 
     def _mapped_parser(self, names: list[str]) -> MappedParser:
         mapping, symbol = self.options.mapping, self.options.symbol

@@ -151,3 +151,10 @@ def test_mapped_parser_when_text_times_then_unit_applied(unit: str, value: str, 
 
     assert rows.time_ms.tolist() == [expected_ms]
     assert [r.reason for r in rejected] == ["unparseable: t 'garbage'"]
+
+
+def test_mapped_parser_when_a_column_cannot_hold_numbers_then_type_error_names_it() -> None:
+    batch = pa.RecordBatch.from_pydict({"time_ms": [1], "bid": [[1.0]], "ask": [1.1]})
+
+    with pytest.raises(TypeError, match="list<item: double> column cannot hold tick numbers"):
+        MappedParser(ColumnMap(symbol=None, last=None, volume=None, flags=None), UTC_CLOCK, "EURUSD").parse(batch)
