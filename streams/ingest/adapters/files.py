@@ -168,7 +168,7 @@ class _FileStream:
         else:
             header = first_line(self.path)
             delimiter = max((",", ";", "\t"), key=header.count)
-            names = [name.strip() for name in header.split(delimiter)]
+            names = [name.strip().strip('"') for name in header.split(delimiter)]
             parser, symbol_label = self._mapped_parser(names), options.symbol or ""
         expected = len(names)
 

@@ -104,7 +104,7 @@ def test_replay_when_parquet_with_typed_columns_then_ticks_and_progress(tmp_path
 
 def test_replay_when_generic_csv_with_epoch_seconds_and_quotes_then_mapped(tmp_path: Path) -> None:
     path = tmp_path / "dump.csv"
-    path.write_text('when;bid;ask;note\n1709535600.5;1.085;1.0851;"a; quoted note"\n1709535601;"1.086";1.0861;x\n')
+    path.write_text('"when";bid;ask;note\n1709535600.5;1.085;1.0851;"a; quoted note"\n1709535601;"1.086";1.0861;x\n')
 
     ticks, rejected, _source = replay([path], symbol="EURUSD", mapping=ColumnMap.parse("time=when,time_unit=s"))
 
