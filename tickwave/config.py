@@ -79,11 +79,79 @@ class ClickHouseSettings(_Section):
     analyst_password: SecretStr | None = Field(default=None, description="password of the analyst user (secret)")
     allow_no_password: bool = Field(default=False, description="local-only development: allow users without a password")
     start_timeout_s: float = Field(default=60.0, gt=0, description="how long `up` waits for the warehouse")
+    max_request_mb: int = Field(
+        default=512, ge=1, description="embedded warehouse: largest request body as sent (decoded: 4x this), MB"
+    )
+    max_concurrent_queries: int = Field(
+        default=16, ge=1, description="embedded warehouse: queries running at once (worker threads)"
+    )
+    max_sessions: int = Field(default=64, ge=1, description="embedded warehouse: open HTTP sessions at most")
+    session_timeout_s: float = Field(default=60.0, gt=0, description="embedded warehouse: default session idle timeout")
+    shutdown_timeout_s: float = Field(
+        default=25.0, gt=0, description="embedded warehouse: how long SIGTERM waits for in-flight requests"
+    )
+    client_compression: Literal["lz4", "zstd", "gzip", "none"] = Field(
+        default="lz4", description="compression Tickwave's clients use for requests and responses"
+    )
 
     @property
     def is_external(self) -> bool:
         """Return True when a user-provided ClickHouse server is configured."""
         return bool(self.url)
+
+
+class ExecutionSettings(_Section):
+    """The execution process: broker choice, sizing, pre-trade risk limits and paper/MT5 details.
+
+    Changing a limit needs a restart or an audited ``set_limit`` control command.
+    """
+
+    broker: Literal["paper", "mt5"] = Field(default="paper", description="where orders go: paper or mt5")
+    hot_path_client: Literal["confluent", "quixstreams"] = Field(
+        default="confluent",
+        description="Kafka client of the signal/tick loop (measured in bench/execution.py; see execution/README.md)",
+    )
+    consumer_group: str = Field(default="tickwave-execution", description="Kafka consumer group of the process")
+    instance_id: str = Field(default="execution-1", description="names this process in logs, events and groups")
+    allowed_symbols: tuple[str, ...] = Field(
+        default=("EURUSD", "GBPUSD", "USDJPY", "USDCHF", "AUDUSD", "XAUUSD"),
+        description="symbols the process may trade (JSON list in the environment)",
+    )
+    market_hours: Literal["fx", "always"] = Field(
+        default="fx", description="fx: closed from Friday 21:00 to Sunday 21:00 UTC; always: never closed"
+    )
+    max_position_lots: float = Field(default=1.0, gt=0, description="largest absolute position per symbol (lots)")
+    max_order_lots: float = Field(default=1.0, gt=0, description="largest single order (lots)")
+    lot_step: float = Field(default=0.01, gt=0, description="order sizes are multiples of this (lots)")
+    min_strength: float = Field(default=0.0, ge=0, le=1, description="signals weaker than this target flat")
+    contract_size: float = Field(default=100_000.0, gt=0, description="units per lot, for exposure and P&L")
+    max_gross_exposure: float = Field(
+        default=1_000_000.0, gt=0, description="largest sum of |position| x price x contract size (account ccy)"
+    )
+    signal_ttl_ms: int = Field(default=5_000, gt=0, description="signals older than this are denied (ms)")
+    max_tick_age_ms: int = Field(default=60_000, gt=0, description="a latest tick older than this is no price (ms)")
+    price_collar_bps: float = Field(
+        default=50.0, gt=0, description="deny when the latest spread (or a limit price) is this far from mid (bps)"
+    )
+    max_orders_per_second: int = Field(default=20, gt=0, description="order rate throttle (orders per second)")
+    daily_loss_limit: float = Field(
+        default=5_000.0, gt=0, description="realised + unrealised loss of the UTC day that halts trading"
+    )
+    max_consecutive_rejects: int = Field(default=5, gt=0, description="broker rejects in a row that halt trading")
+    flash_crash_pct: float = Field(
+        default=2.0, gt=0, description="a mid move over this many percent within the window halts the symbol"
+    )
+    flash_crash_window_ms: int = Field(default=5_000, gt=0, description="the flash-crash window (ms)")
+    journal_fsync: bool = Field(
+        default=True, description="fsync the journal before each broker call (off only for throwaway tests)"
+    )
+    paper_slippage_bps: float = Field(default=0.5, ge=0, description="paper fills this much worse than the quote")
+    paper_latency_ms: int = Field(default=0, ge=0, description="paper orders fill this long after submission")
+    paper_initial_cash: float = Field(default=100_000.0, gt=0, description="paper account starting cash")
+    mt5_magic: int = Field(default=770_077, ge=0, description="MT5 magic number marking Tickwave's orders")
+    mt5_deviation_points: int = Field(default=20, ge=0, description="MT5 allowed slippage (points)")
+    mt5_max_retries: int = Field(default=3, ge=0, description="MT5 retries of a requote or busy answer")
+    control_timeout_s: float = Field(default=10.0, gt=0, description="how long the CLI waits for the process to answer")
 
 
 class SymbolSpec(_Section):
@@ -153,6 +221,28 @@ class MT5Settings(_Section):
         return value
 
 
+class StreamsSettings(_Section):
+    """The Bytewax dataflow: bars, features, inference and signals."""
+
+    timeframes: tuple[str, ...] = Field(default=("1s", "1m"), description="bar timeframes (e.g. 1s, 1m, 5m)")
+    late_wait_ms: int = Field(default=2000, ge=0, description="how long a window waits for late ticks (ms)")
+    close_on_wall_clock: bool = Field(
+        default=True, description="close a quiet symbol's bars as wall-clock time passes (see idle_close_ms)"
+    )
+    idle_close_ms: int = Field(
+        default=3000,
+        ge=0,
+        description="after this long without ticks (wall clock), a symbol's event time advances with the wall clock",
+    )
+    max_future_ms: int = Field(default=5000, ge=0, description="reject ticks this far ahead of the wall clock (ms)")
+    spike_threshold_bps: float = Field(default=300.0, gt=0, description="reject a mid this far from its reference")
+    spike_confirm_ticks: int = Field(default=5, ge=1, description="consecutive spikes that confirm a real level shift")
+    entry_probability: float = Field(default=0.55, ge=0, le=1, description="probability needed for a long/short signal")
+    min_edge: float = Field(default=0.10, ge=0, le=1, description="p(up) - p(down) needed for a long/short signal")
+    model_refresh_s: float = Field(default=5.0, gt=0, description="how often the flow checks for a new champion model")
+    processes: int = Field(default=1, ge=1, description="Bytewax processes (each takes a share of the partitions)")
+
+
 class Settings(BaseSettings):
     """Everything a Tickwave process is configured with; frozen after loading."""
 
@@ -173,6 +263,8 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     ingest: IngestSettings = IngestSettings()
     mt5: MT5Settings = MT5Settings()
+    execution: ExecutionSettings = ExecutionSettings()
+    streams: StreamsSettings = StreamsSettings()
     symbols: dict[str, SymbolSpec] = Field(
         default_factory=default_symbols,
         description="symbol registry, one [symbols.NAME] table each with digits and tick_size "
@@ -348,3 +440,39 @@ def reference_markdown() -> str:
         lines.append(f"| `{env_name}` | `{key}` | {default} | {field.description or ''} |")
     lines.append(f"| `{CONFIG_FILE_ENV}` | | `./{DEFAULT_CONFIG_FILE}` if present | path of the TOML file |")
     return "\n".join(lines) + "\n"
+
+
+def to_environment(settings: Settings) -> dict[str, str]:
+    """Return ``TICKWAVE_*`` variables that give a child process this exact configuration.
+
+    Used when Tickwave starts its own processes (the dataflow, the execution process), so
+    they see what the parent resolved, keyword overrides included. Secrets are passed
+    in the child's environment only, never on a command line.
+    """
+    import json
+
+    environment: dict[str, str] = {}
+    plain = settings.model_dump(mode="json")  # nested models and tuples as JSON-ready data
+
+    def put(name: str, value: Any, original: Any) -> None:
+        if value is None:
+            return
+        if isinstance(original, SecretStr):
+            text = original.get_secret_value()  # the JSON dump masks secrets
+        elif isinstance(value, bool):
+            text = str(value).lower()
+        elif isinstance(value, list | dict):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        environment[(ENV_PREFIX + name).upper()] = text
+
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, BaseModel):
+            for sub in type(value).model_fields:
+                put(f"{name}_{sub}", plain[name][sub], getattr(value, sub))
+        else:
+            put(name, plain[name], value)
+    environment[f"{ENV_PREFIX}STATE_DIR"] = str(settings.state_path)
+    return environment

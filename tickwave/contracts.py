@@ -86,12 +86,14 @@ class Tick(Message, frozen=True, tag="tick.v1"):
 
     def __post_init__(self) -> None:
         """Reject impossible quotes: non-finite, non-positive, or ask below bid."""
+        # One chained comparison on the hot path (NaN fails every comparison).
+        if 0.0 < self.bid <= self.ask < math.inf and 0.0 <= self.last < math.inf and 0.0 <= self.volume < math.inf:
+            return
         _require_finite(self, "bid", "ask", "last", "volume")
         _require_positive(self, "bid", "ask")
         if self.ask < self.bid:
             raise ValueError(f"ask {self.ask!r} is below bid {self.bid!r}")
-        if self.volume < 0 or self.last < 0:
-            raise ValueError("last and volume must be >= 0")
+        raise ValueError("last and volume must be >= 0")
 
     @property
     def tick_id(self) -> str:
@@ -148,6 +150,15 @@ class Bar(Message, frozen=True, tag="bar.v1"):
         """Reject windows that end before they start and non-finite values."""
         if self.end_ms <= self.start_ms:
             raise ValueError("end_ms must be after start_ms")
+        # Fast path: a sum of finite values is finite (NaN and inf propagate; an overflow
+        # only sends a valid bar to the exact check below).
+        total = (
+            self.bid_open + self.bid_high + self.bid_low + self.bid_close + self.ask_open + self.ask_high
+            + self.ask_low + self.ask_close + self.mid_open + self.mid_high + self.mid_low + self.mid_close
+            + self.volume + self.spread_mean + self.spread_max
+        )  # fmt: skip
+        if math.isfinite(total):
+            return
         _require_finite(self, "bid_open", "bid_high", "bid_low", "bid_close", "ask_open", "ask_high",
                         "ask_low", "ask_close", "mid_open", "mid_high", "mid_low", "mid_close",
                         "volume", "spread_mean", "spread_max")  # fmt: skip
@@ -170,6 +181,8 @@ class FeatureVector(Message, frozen=True, tag="features.v1"):
 
     def __post_init__(self) -> None:
         """Reject non-finite numbers (warm-up is ``None``, never NaN)."""
+        if math.isfinite(sum(value for value in self.values.values() if value is not None)):
+            return
         for name, value in self.values.items():
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"feature {name} must be finite or null, got {value!r}")

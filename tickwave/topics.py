@@ -9,10 +9,11 @@ parallelism scales with partitions.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, TopicMetadata
 
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
@@ -95,8 +96,10 @@ def create_topics(admin: AdminClient, specs: list[TopicSpec], prefix: str = "", 
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise ServiceError(f"creating topic {name} failed: {exc.args[0].str()}") from exc
+        # Metadata can lag a creation (ours or a concurrent one): check against a fresh view.
+        existing = _wait_for_topics(admin, list(wanted), timeout_s)
     for name, spec in wanted.items():
-        if name in existing and len(existing[name].partitions) < spec.partitions:
+        if len(existing[name].partitions) < spec.partitions:
             raise ServiceError(
                 f"topic {name} has {len(existing[name].partitions)} partitions, fewer than the "
                 f"{spec.partitions} configured; raise them with kafka-topics --alter or change the setting"
@@ -104,3 +107,15 @@ def create_topics(admin: AdminClient, specs: list[TopicSpec], prefix: str = "", 
     if created:
         logger.info("created topics %s", ", ".join(created))
     return created
+
+
+def _wait_for_topics(admin: AdminClient, names: list[str], timeout_s: float) -> dict[str, TopicMetadata]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = admin.list_topics(timeout=timeout_s).topics
+        missing = [name for name in names if name not in topics or topics[name].error is not None]
+        if not missing:
+            return dict(topics)
+        if time.monotonic() > deadline:
+            raise ServiceError(f"topics {', '.join(missing)} did not appear within {timeout_s:.0f} s")
+        time.sleep(0.1)

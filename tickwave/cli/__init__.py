@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from tickwave.cli import config_cmd, demo, ingest_cmd, services, topics_cmd
+from tickwave.cli import config_cmd, demo, execution_cmd, ingest_cmd, services, streams_cmd, topics_cmd, warehouse_cmd
 
 app = typer.Typer(
     name="tickwave",
@@ -22,6 +22,9 @@ app = typer.Typer(
 services.register(app)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(execution_cmd.app, name="execution")
+app.add_typer(warehouse_cmd.app, name="warehouse")
+app.add_typer(streams_cmd.app, name="streams")
 demo.register(app)
 ingest_cmd.register(app)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,7 +39,26 @@ def show(as_json: Annotated[bool, typer.Option("--json", help="print JSON instea
     console.print(table)
 
 
+README_START = "<!-- config-reference:start"
+README_END = "<!-- config-reference:end -->"
+
+
 @app.command("reference")
-def reference() -> None:
-    """Print the table of every setting (Markdown), as in the README."""
-    typer.echo(reference_markdown(), nl=False)
+def reference(
+    update: Annotated[
+        Path | None, typer.Option("--update", help="rewrite the table between the markers in this file")
+    ] = None,
+) -> None:
+    """Print the table of every setting (Markdown), or update it in the README."""
+    table = reference_markdown()
+    if update is None:
+        typer.echo(table, nl=False)
+        return
+    text = update.read_text()
+    head, found, rest = text.partition(README_START)
+    marker_line, _, after_marker = rest.partition("\n")
+    _, found_end, tail = after_marker.partition(README_END)
+    if not (found and found_end):
+        raise typer.BadParameter(f"{update} has no {README_START} ... {README_END} markers")
+    update.write_text(f"{head}{README_START}{marker_line}\n{table}{README_END}{tail}")
+    console.print(f"updated the configuration table in {update}")

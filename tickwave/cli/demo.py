@@ -1,8 +1,9 @@
 """``tickwave demo``: start the embedded services, run the main job end to end, show where to look.
 
-The main job so far: a handful of ticks produced onto ``ticks`` and consumed back,
-checked one by one; then ingest replays the shipped sample (SIMULATED ticks in MT5 export
-format, ``streams/samples``) onto ``ticks``. Streams and execution join as they land.
+The main job so far: a handful of ticks produced onto ``ticks``, consumed back and
+checked one by one, then written through the batched writer into the warehouse and
+counted there; then ingest replays the shipped sample (SIMULATED ticks in MT5 export
+format, ``streams/samples``) onto ``ticks``, every message acknowledged.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import uuid
 from typing import Annotated
 
 import typer
+from confluent_kafka import TopicPartition
 from rich.table import Table
 
 from tickwave.bus import make_consumer, make_producer, resolve_bootstrap
@@ -52,14 +54,17 @@ def round_trip(settings: Settings, ticks: list[Tick], timeout_s: float = 30.0) -
     """
     bootstrap = resolve_bootstrap(settings)
     topic = topic_name(settings, TICKS)
-    producer = make_producer(bootstrap, "bulk")
     marker = uuid.uuid4().hex  # this run's ticks only: the topic may hold earlier data
+    consumer = make_consumer(bootstrap, f"tickwave-demo-{marker}", "latency")
+    # Read from each partition's current end: no group join, no earlier data.
+    partitions = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
+    starts = [TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1]) for p in partitions]
+    consumer.assign(starts)
+    producer = make_producer(bootstrap, "bulk")
     for tick in ticks:
         producer.produce(topic, key=tick.symbol.encode(), value=encode(tick), headers={"demo-run": marker})
     if producer.flush(timeout_s) != 0:
         raise ServiceError("the broker did not acknowledge every demo tick")
-    consumer = make_consumer(bootstrap, f"tickwave-demo-{marker}", "latency", **{"auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
     received: list[Tick] = []
     deadline = time.monotonic() + timeout_s
     try:
@@ -74,6 +79,34 @@ def round_trip(settings: Settings, ticks: list[Tick], timeout_s: float = 30.0) -
     if len(received) != len(ticks):
         raise ServiceError(f"only {len(received)} of {len(ticks)} demo ticks came back within {timeout_s:.0f} s")
     return received
+
+
+def warehouse_url(settings: Settings) -> str:
+    """Return the warehouse's URL (imported lazily: clickhouse-connect is not needed before)."""
+    from tickwave.warehouse.client import warehouse_url as resolve
+
+    return resolve(settings)
+
+
+def store_ticks(settings: Settings, ticks: list[Tick]) -> int:
+    """Write ``ticks`` into the warehouse's ``ticks`` table and return how many are there (exactly, FINAL)."""
+    from tickwave.warehouse.client import connect
+    from tickwave.warehouse.tables import TICKS
+    from tickwave.warehouse.writer import BatchWriter
+
+    client = connect(settings)
+    try:
+        with BatchWriter(client, TICKS) as writer:
+            writer.write_messages(ticks)
+        first_ms, last_ms = min(tick.time_ms for tick in ticks), max(tick.time_ms for tick in ticks)
+        counted = client.query(
+            "SELECT count() FROM ticks FINAL WHERE source = 'demo' AND time_ms "
+            "BETWEEN fromUnixTimestamp64Milli({first:Int64}) AND fromUnixTimestamp64Milli({last:Int64})",
+            parameters={"first": first_ms, "last": last_ms},
+        )
+        return int(counted.result_rows[0][0])
+    finally:
+        client.close()
 
 
 def demo(
@@ -98,6 +131,10 @@ def demo(
             console.print(f"[green]✓[/] {matches}/{len(sent)} ticks round-tripped intact in {elapsed_ms:.0f} ms")
             if matches != len(sent):
                 raise ServiceError("some ticks came back different from what was sent")
+            stored = store_ticks(settings, received)
+            console.print(f"[green]✓[/] {stored}/{len(received)} ticks stored in the warehouse table ticks")
+            if stored != len(received):
+                raise ServiceError("the warehouse holds a different number of demo ticks than were written")
             replayed = replay_sample(settings)
             console.print(
                 f"[green]✓[/] ingest replayed {replayed.ticks} SIMULATED sample ticks (streams/samples) onto "
@@ -107,7 +144,15 @@ def demo(
                 raise ServiceError("the broker did not acknowledge every sample tick")
             console.print("\nwhere to look:")
             console.print(f"  Kafka bootstrap     {addresses.get('kafka')}  (topics: `tickwave topics list`)")
-            console.print(f"  service logs        {settings.state_path / 'logs'}  (`tickwave logs kafka`)")
+            console.print(
+                f"  ClickHouse HTTP     {warehouse_url(settings)}  (users {settings.clickhouse.user} and "
+                f"{settings.clickhouse.analyst_user}; passwords: `tickwave warehouse credentials-path`)"
+            )
+            console.print(
+                '  sample query        tickwave warehouse query "SELECT symbol, count() AS ticks, '
+                'max(time_ms) AS last FROM ticks FINAL GROUP BY symbol"'
+            )
+            console.print(f"  service logs        {settings.state_path / 'logs'}  (`tickwave logs kafka|warehouse`)")
             console.print("  service status      `tickwave status`")
         finally:
             if not keep:

@@ -8,16 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tickwave.bus import make_admin, resolve_bootstrap
 from tickwave.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from tickwave.config import Settings
 from tickwave.services.registry import embedded_services, service_by_name
 from tickwave.services.supervisor import Endpoint, Supervisor, tail
-from tickwave.topics import create_topics, topic_specs
 
 
 def bring_up(settings: Settings) -> dict[str, str]:
-    """Start every embedded service that is not external and create the topics.
+    """Start every service not configured as external, in order, each with its after-start step.
+
+    Kafka creates the topics and the warehouse applies the migrations before the next
+    service (the dataflow needs both) starts.
 
     Returns:
         Service name to address.
@@ -28,13 +29,13 @@ def bring_up(settings: Settings) -> dict[str, str]:
         with console.status(f"starting {service.name}..."):
             started = time.monotonic()
             result = supervisor.start(service)
+            note = service.after_start()
         address = result.address if isinstance(result, Endpoint) else result
         addresses[service.name] = address
         kind = "external" if isinstance(result, str) else f"pid {result.pid}"
         console.print(f"[green]✓[/] {service.name:<10} {address:<24} ({kind}, {time.monotonic() - started:.1f} s)")
-    created = create_topics(make_admin(resolve_bootstrap(settings)), topic_specs(settings), settings.kafka.topic_prefix)
-    if created:
-        console.print(f"[green]✓[/] topics     created {', '.join(created)}")
+        if note:
+            console.print(f"  {note}")
     return addresses
 
 

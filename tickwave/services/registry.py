@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from tickwave.config import Settings
 from tickwave.services.kafka import KafkaService
+from tickwave.services.own import own_processes
 from tickwave.services.supervisor import ManagedService
+from tickwave.services.warehouse import WarehouseService
 
 
 def embedded_services(settings: Settings) -> list[ManagedService]:
     """Return every embedded service in start order (stop in reverse)."""
-    return [KafkaService(settings)]
+    return [KafkaService(settings), WarehouseService(settings), *own_processes(settings)]
 
 
 def service_by_name(settings: Settings, name: str) -> ManagedService:

@@ -105,6 +105,10 @@ class ManagedService(ABC):
     def prepare(self, data_dir: Path) -> None:  # noqa: B027 - optional hook
         """Do work in the service's data directory before each start (config files, formatting)."""
 
+    def after_start(self) -> str | None:
+        """Do what must follow every start (create topics, migrate); return a line to show."""
+        return None
+
     @abstractmethod
     def launch(self, data_dir: Path) -> Launch:
         """Return the command that runs the service in the foreground."""

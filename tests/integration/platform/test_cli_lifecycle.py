@@ -40,6 +40,7 @@ def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         TICKWAVE_STATE_DIR=str(tmp_path / "state"),
         TICKWAVE_KAFKA_PORT=str(free_port()),
         TICKWAVE_KAFKA_CONTROLLER_PORT=str(free_port()),
+        TICKWAVE_CLICKHOUSE_PORT=str(free_port()),
     )
     yield env
     run(env, "down")
@@ -69,7 +70,7 @@ def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_sur
 
     first = run(cli_env, "up")
     assert first.returncode == 0, first.stderr
-    assert address in first.stdout and "created ticks" in first.stdout
+    assert address in first.stdout and "created topics ticks" in first.stdout
     pid = broker_pid(cli_env)
 
     second = run(cli_env, "up")
@@ -87,7 +88,7 @@ def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_sur
     assert producer.flush(10) == 0
 
     down = run(cli_env, "down")
-    assert down.returncode == 0 and "stopped: kafka" in down.stdout
+    assert down.returncode == 0 and "stopped: audit, execution, streams, warehouse, kafka" in down.stdout
     assert exited(pid)
     assert run(cli_env, "status").returncode == 3
 

@@ -130,3 +130,20 @@ def test_known_env_names_when_listed_then_cover_every_section_key() -> None:
     assert names["TICKWAVE_KAFKA_BOOTSTRAP"] == "kafka.bootstrap"
     assert names["TICKWAVE_CLICKHOUSE_URL"] == "clickhouse.url"
     assert names["TICKWAVE_STATE_DIR"] == "state_dir"
+
+
+def test_to_environment_when_loaded_by_a_child_then_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tickwave.config import to_environment
+
+    parent = load_settings(
+        kafka={"bootstrap": "b:1", "heap_mb": 700}, clickhouse={"password": "pw-1"},
+        streams={"timeframes": ("1s", "5m")},
+    )  # fmt: skip
+    for name, value in to_environment(parent).items():
+        monkeypatch.setenv(name, value)
+
+    child = load_settings()
+
+    assert child.state_path == parent.state_path  # passed absolute: the child's working directory may differ
+    assert child.model_copy(update={"state_dir": parent.state_dir}) == parent
+    assert child.clickhouse.password is not None and child.clickhouse.password.get_secret_value() == "pw-1"

@@ -241,6 +241,15 @@ class KafkaService(ManagedService):
             raise ServiceError(f"formatting Kafka storage in {data_dir} failed:\n{result.stdout}{result.stderr}")
         logger.info("formatted Kafka storage in %s (cluster id %s)", data_dir, cluster_id)
 
+    def after_start(self) -> str | None:
+        """Create the registered topics that do not exist yet."""
+        from tickwave.bus import make_admin, resolve_bootstrap
+        from tickwave.topics import create_topics, topic_specs
+
+        admin = make_admin(resolve_bootstrap(self.settings))
+        created = create_topics(admin, topic_specs(self.settings), self.settings.kafka.topic_prefix)
+        return f"created topics {', '.join(created)}" if created else None
+
     def probe(self, address: str) -> bool:
         """Return True when a metadata request to the broker succeeds."""
         from tickwave.bus import broker_answers

@@ -1,0 +1,310 @@
+"""Execution latency: the in-process decision path, the Kafka hot path, the kill switch.
+
+1. In process (paper broker): from a decoded signal to the broker call returned, with
+   the journal fsync on (production) and off (the decision path alone).
+2. Over Kafka at 1k signals/s: from ``produce()`` of a signal to the paper broker's
+   acceptance of its order, once with the plain confluent-kafka loop and once with the
+   quixstreams Application (``execution.hot_path_client``), same settings otherwise.
+3. Kill switch: from sending ``halt`` on ``execution.control`` to the HALTED event
+   (20 halts, each followed by a resume), while the hot loop runs.
+
+It starts its own Kafka (Supervisor + KafkaService, free loopback ports, a temp state
+dir) and stops it. Run: .venv/bin/python bench/execution.py [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tickwave.bus import make_admin, make_producer
+from tickwave.config import Settings, load_settings
+from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, encode
+from tickwave.services.kafka import KafkaService
+from tickwave.services.supervisor import Supervisor
+from tickwave.topics import SIGNALS, TICKS, create_topics, topic_name, topic_specs
+
+# Run as a script, this folder comes first on sys.path and this file would shadow the package.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+from execution.app import build_service  # noqa: E402
+from execution.brokers.base import Broker, BrokerEvent, BrokerOrder  # noqa: E402
+from execution.connectors import ControlListener, run_confluent_loop, run_quixstreams_loop, send_control  # noqa: E402
+from execution.service import ExecutionService  # noqa: E402
+from execution.state import Order  # noqa: E402
+
+console = Console()
+WIDE_LIMITS: dict[str, Any] = {
+    "market_hours": "always", "max_orders_per_second": 100_000, "daily_loss_limit": 1e15,
+    "max_gross_exposure": 1e15, "signal_ttl_ms": 600_000, "max_tick_age_ms": 3_600_000,
+}  # fmt: skip
+
+
+class TimedBroker:
+    """Delegates to the real broker and notes when each submit returned (monotonic ns)."""
+
+    def __init__(self, inner: Broker) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.returned_ns: dict[str, int] = {}
+
+    def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
+        events = self.inner.submit(intent)
+        if any(isinstance(event, OrderAccepted) for event in events):
+            self.returned_ns[intent.signal_id] = time.monotonic_ns()
+        return events
+
+    def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
+        return self.inner.cancel(order, reason)
+
+    def poll(self) -> list[BrokerEvent]:
+        return self.inner.poll()
+
+    def on_tick(self, tick: Tick) -> None:
+        self.inner.on_tick(tick)
+
+    def orders(self) -> Mapping[str, BrokerOrder]:
+        return self.inner.orders()
+
+    def positions(self) -> Mapping[str, Decimal]:
+        return self.inner.positions()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class HaltWatcher:
+    """A publisher that drops audit events but notes when each HALTED event was recorded."""
+
+    def __init__(self) -> None:
+        self.halted_ns: dict[str, int] = {}
+
+    def resume_position(self) -> int:
+        return 0
+
+    def publish(self, message: Message, key: str, position: int) -> None:
+        if isinstance(message, RiskEvent) and message.trading_state == "HALTED" and "[command " in message.detail:
+            command_id = message.detail.split("[command ")[1].split("]")[0]
+            self.halted_ns.setdefault(command_id, time.monotonic_ns())
+
+    def flush(self, timeout_s: float) -> int:
+        return 0
+
+
+def _signal(index: int, now_ms: int, symbol: str = "EURUSD") -> Signal:
+    direction = "long" if index % 2 == 0 else "short"  # every signal flips the position: one order each
+    return Signal(
+        signal_id=Signal.make_id("bench", 1, symbol, "1m", index), symbol=symbol, timeframe="1m", bar_start_ms=index,
+        direction=direction, strength=0.5, confidence=0.9, model_id="bench", model_version=1, created_at_ms=now_ms,
+    )  # fmt: skip
+
+
+def _tick(now_ms: int, symbol: str = "EURUSD") -> Tick:
+    return Tick(symbol=symbol, time_ms=now_ms, seq=0, bid=1.09995, ask=1.10005)
+
+
+def _percentiles(samples_us: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(samples_us)
+    return (
+        statistics.median(ordered),
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        ordered[-1],
+    )
+
+
+def _timed_service(settings: Settings, publisher: Any) -> tuple[ExecutionService, TimedBroker]:
+    service = build_service(settings, publisher)
+    timed = TimedBroker(service.broker)
+    service.broker = timed
+    service.start()
+    return service, timed
+
+
+def in_process(root: Path, count: int, fsync: bool) -> tuple[float, float, float]:
+    """Decided and sent ``count`` signals in process; return p50/p99/max in microseconds."""
+    settings = load_settings(state_dir=root / f"inproc-{fsync}", execution={**WIDE_LIMITS, "journal_fsync": fsync})
+    service, timed = _timed_service(settings, HaltWatcher())
+    now_ms = time.time_ns() // 1_000_000
+    service.handle_tick(_tick(now_ms))
+    samples = []
+    for index in range(count):
+        signal = _signal(index, now_ms)
+        started = time.monotonic_ns()
+        service.handle_signal(signal)
+        samples.append((timed.returned_ns[signal.signal_id] - started) / 1000)
+    service.close()
+    return _percentiles(samples[count // 10 :])  # the first tenth warms caches up
+
+
+def over_kafka(
+    root: Path, bootstrap: str, client: str, seconds: float, rate: int, fsync: bool = True, label: str = ""
+) -> dict[str, Any]:
+    """Stream signals at ``rate``/s through Kafka into the hot loop; time produce -> accepted."""
+    settings = load_settings(
+        state_dir=root / (label or client),
+        kafka={"bootstrap": bootstrap, "topic_prefix": f"bench-{label or client}."},
+        execution={
+            **WIDE_LIMITS,
+            "hot_path_client": client,
+            "consumer_group": f"bench-{label or client}",
+            "journal_fsync": fsync,
+        },
+    )
+    create_topics(make_admin(bootstrap), topic_specs(settings), settings.kafka.topic_prefix)
+    watcher = HaltWatcher()
+    service, timed = _timed_service(settings, watcher)
+    producer = make_producer(bootstrap, "latency")
+    now_ms = time.time_ns() // 1_000_000
+    producer.produce(topic_name(settings, TICKS), key=b"EURUSD", value=encode(_tick(now_ms)))
+    producer.flush(10)
+    stop = threading.Event()
+    control = ControlListener(settings, bootstrap, service, stop)
+    control.start()
+    control.ready.wait(30)
+    measured: dict[str, Any] = {}
+    driver = threading.Thread(
+        target=_drive, args=(settings, bootstrap, producer, timed, watcher, seconds, rate, measured, stop), daemon=True
+    )
+    driver.start()
+    # quixstreams installs signal handlers, so its loop must run on the main thread.
+    loop = run_quixstreams_loop if client == "quixstreams" else run_confluent_loop
+    loop(settings, bootstrap, service, stop)
+    driver.join(30)
+    control.join(10)
+    service.close()
+    latencies = measured["latencies"]
+    return {"sent": measured["sent"], "accepted": len(latencies), "latency": _percentiles(latencies),
+            "halts": measured["halts"]}  # fmt: skip
+
+
+def _drive(
+    settings: Settings,
+    bootstrap: str,
+    producer: Any,
+    timed: TimedBroker,
+    watcher: HaltWatcher,
+    seconds: float,
+    rate: int,
+    measured: dict[str, Any],
+    stop: threading.Event,
+) -> None:
+    """Warm up, stream signals at ``rate``, then time 20 halts (confluent run only); stop the loop."""
+    signals_topic = topic_name(settings, SIGNALS)
+    try:
+        index = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the loop has joined and accepts orders
+            warm = _signal(index, time.time_ns() // 1_000_000)
+            producer.produce(signals_topic, key=b"EURUSD", value=encode(warm))
+            producer.flush(5)
+            index += 1
+            time.sleep(0.05)
+            if warm.signal_id in timed.returned_ns:
+                break
+        # The stream comes from another process: a pacing loop here would hold the GIL the hot loop needs.
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(1) as pool:
+            sent_ns = pool.apply(_stream, (bootstrap, signals_topic, index, seconds, rate))
+        time.sleep(1.0)
+        measured["sent"] = len(sent_ns)
+        measured["latencies"] = [
+            (timed.returned_ns[sid] - sent) / 1000 for sid, sent in sent_ns.items() if sid in timed.returned_ns
+        ]
+        halts = []
+        for _ in range(20 if settings.kafka.topic_prefix == "bench-confluent." else 0):
+            started = time.monotonic_ns()
+            command = send_control(settings, bootstrap, "halt", reason="bench")
+            while command.command_id not in watcher.halted_ns:
+                time.sleep(0.0005)
+            halts.append((watcher.halted_ns[command.command_id] - started) / 1000)
+            send_control(settings, bootstrap, "resume", reason="bench")
+            time.sleep(0.1)
+        measured["halts"] = halts
+    finally:
+        stop.set()
+
+
+def _stream(bootstrap: str, topic: str, first_index: int, seconds: float, rate: int) -> dict[str, int]:
+    """Produce ``seconds x rate`` signals at a steady pace; return each one's send time (monotonic ns)."""
+    producer = make_producer(bootstrap, "latency")
+    producer.list_topics(topic, timeout=10)
+    sent_ns: dict[str, int] = {}
+    interval_ns = 1_000_000_000 // rate
+    next_ns = time.monotonic_ns()
+    for index in range(first_index, first_index + int(seconds * rate)):
+        signal = _signal(index, time.time_ns() // 1_000_000)
+        value = encode(signal)
+        delay_ns = next_ns - time.monotonic_ns()
+        if delay_ns > 0:
+            time.sleep(delay_ns / 1e9)
+        sent_ns[signal.signal_id] = time.monotonic_ns()
+        producer.produce(topic, key=b"EURUSD", value=value)
+        producer.poll(0)
+        next_ns += interval_ns
+    producer.flush(10)
+    return sent_ns
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0, help="stream length per client")
+    parser.add_argument("--rate", type=int, default=1000, help="signals per second")
+    parser.add_argument("--in-process", type=int, default=5000, help="signals for the in-process run")
+    parser.add_argument("--no-fsync", action="store_true", help="Kafka runs without the journal fsync")
+    args = parser.parse_args()
+    load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    with tempfile.TemporaryDirectory(prefix="tickwave-bench-execution-") as directory:
+        root = Path(directory)
+        table = Table("path", "p50 (us)", "p99 (us)", "max (us)", "note", title="execution latency")
+        for fsync in (True, False):
+            p50, p99, worst = in_process(root, args.in_process, fsync)
+            note = "journal fsync on (production)" if fsync else "journal fsync off: decision + paper broker only"
+            table.add_row(
+                "in-process: signal decoded -> broker returned", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}", note
+            )
+        settings = load_settings(state_dir=root / "kafka", kafka={"port": 0, "controller_port": 0})
+        supervisor, service = Supervisor(settings), KafkaService(settings)
+        endpoint = supervisor.start(service)
+        bootstrap = endpoint if isinstance(endpoint, str) else endpoint.address
+        try:
+            halts: list[float] = []
+            over_kafka(root, bootstrap, "confluent", 2.0, args.rate, label="warmup")  # the broker's JVM starts cold
+            for client in ("confluent", "quixstreams"):
+                result = over_kafka(root, bootstrap, client, args.seconds, args.rate, fsync=not args.no_fsync)
+                p50, p99, worst = result["latency"]
+                note = (
+                    f"{result['accepted']}/{result['sent']} at {args.rate}/s, fsync {'off' if args.no_fsync else 'on'}"
+                )
+                table.add_row(
+                    f"Kafka ({client}): signal produced -> order accepted", f"{p50:.0f}", f"{p99:.0f}",
+                    f"{worst:.0f}", note,
+                )  # fmt: skip
+                halts.extend(result["halts"])
+            if halts:
+                p50, p99, worst = _percentiles(halts)
+                table.add_row("kill switch: halt sent -> HALTED", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}",
+                              f"{len(halts)} halts, confluent loop running")  # fmt: skip
+        finally:
+            supervisor.stop(service)
+    console.print(table)
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                  f"Python {platform.python_version()}, load average before/after: {load_before} / {load}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Tick-to-signal latency of the production flow, at a steady tick rate with a model loaded.
+
+The flow runs as ``tickwave streams run`` does (its own process, production sinks: the
+warehouse and the topics, recovery on), with a small ONNX model served by a provider
+file. One minute of history is replayed first so the features are warm; then ticks are
+produced at ``rate`` per second, stamped with the wall clock. For every 1 s bar's
+signal, latency = time the signal is consumed - time the tick that closed the bar was
+produced (the first tick of that symbol at or after bar end + the late wait).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import TopicPartition
+
+from streams.features import FeatureSpec
+from streams.inference import ModelArtifact
+from tickwave.bus import make_consumer, make_producer
+from tickwave.config import load_settings
+from tickwave.contracts import Signal, Tick, decode, encode
+from tickwave.services.supervisor import Supervisor
+from tickwave.services.warehouse import WarehouseService
+from tickwave.warehouse.migrate import migrate
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT_MS = 50
+SYMBOLS = [("EURUSD", 1.085), ("GBPUSD", 1.27), ("USDJPY", 151.25), ("AUDUSD", 0.655), ("USDCAD", 1.36)]
+
+
+class FileModelProvider:
+    """Serves the pickled artifact at ``path`` (the benchmark's stand-in for the registry)."""
+
+    def __init__(self, path: str) -> None:
+        self.artifact: ModelArtifact = pickle.loads(Path(path).read_bytes())
+
+    def champion(self) -> ModelArtifact:
+        return self.artifact
+
+
+def latency_flow(model_path: str, sinks: str = "production") -> object:
+    """The flow with the benchmark's model (imported by ``python -m bytewax.run``).
+
+    ``sinks="signals-only"`` discards every output but the signals topic, to separate the
+    flow's own latency from the warehouse's.
+    """
+    from streams.app import flow_for
+
+    settings = load_settings()
+    provider = FileModelProvider(model_path)
+    if sinks == "production":
+        return flow_for(settings, tail=True, provider=provider)
+    from bench.streams import CountingSink
+    from streams.connectors import TickTopicSource, TopicSink
+    from streams.flow import FlowSinks, build_flow
+
+    counts: dict[str, int] = {}
+    outputs = {name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__}
+    outputs["signals"] = TopicSink(settings.kafka.bootstrap or "", "lat.signals")
+    source = TickTopicSource(settings.kafka.bootstrap or "", "lat.ticks")
+    return build_flow(settings.streams, source, FlowSinks(**outputs), provider)
+
+
+def _model(path: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.unit.streams.tiny_model import tiny_artifact
+
+    path.write_bytes(pickle.dumps(tiny_artifact(FeatureSpec())))
+
+
+def tick_to_signal_latency(bootstrap: str, rate: int = 5000, seconds: float = 20.0, sinks: str = "production") -> str:
+    state = Path(tempfile.mkdtemp(prefix="tw-bench-latency-"))
+    env = {
+        **os.environ,
+        "TICKWAVE_STATE_DIR": str(state),
+        "TICKWAVE_KAFKA_BOOTSTRAP": bootstrap,
+        "TICKWAVE_KAFKA_TOPIC_PREFIX": "lat.",
+        "TICKWAVE_CLICKHOUSE_PORT": "0",
+        "TICKWAVE_STREAMS_LATE_WAIT_MS": str(WAIT_MS),
+        "TICKWAVE_STREAMS_MODEL_REFRESH_S": "0.5",
+    }
+    settings = load_settings(
+        state_dir=state, kafka={"bootstrap": bootstrap, "topic_prefix": "lat."}, clickhouse={"port": 0}
+    )
+    from tickwave.bus import make_admin
+    from tickwave.topics import create_topics, topic_specs
+
+    create_topics(make_admin(bootstrap), topic_specs(settings), "lat.")
+    supervisor, warehouse = Supervisor(settings), WarehouseService(settings)
+    supervisor.start(warehouse)
+    migrate(settings)
+    model_path = state / "model.pkl"
+    _model(model_path)
+    flow = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", f"bench.streams_latency:latency_flow('{model_path}', '{sinks}')",
+         "-r", str(_recovery(state)), "-s", "5", "-b", "0"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        return f"[{sinks}] " + _measure(bootstrap, rate, seconds)
+    finally:
+        flow.terminate()
+        flow.wait(30)
+        supervisor.stop(warehouse)
+
+
+def _recovery(state: Path) -> Path:
+    from bytewax.recovery import init_db_dir
+
+    path = state / "recovery"
+    path.mkdir()
+    init_db_dir(path, 1)
+    return path
+
+
+def _measure(bootstrap: str, rate: int, seconds: float) -> str:
+    producer = make_producer(bootstrap, "latency")
+    rng = np.random.default_rng(3)
+    mids = {symbol: price for symbol, price in SYMBOLS}
+    produced: dict[str, list[tuple[int, int]]] = defaultdict(list)  # symbol -> [(time_ms, produced_ns)]
+    received: list[tuple[Signal, int]] = []
+    stop = threading.Event()
+
+    def tick(symbol: str, time_ms: int, seq: int) -> Tick:
+        mids[symbol] *= 1 + rng.normal(0, 2e-5)
+        mid = mids[symbol]
+        return Tick(symbol=symbol, time_ms=time_ms, seq=seq, bid=mid * (1 - 1e-5), ask=mid * (1 + 1e-5))
+
+    def consume() -> None:
+        consumer = make_consumer(bootstrap, "latency-check", "latency")
+        partitions = consumer.list_topics("lat.signals", timeout=10).topics["lat.signals"].partitions
+        consumer.assign([TopicPartition("lat.signals", partition, 0) for partition in partitions])
+        while not stop.is_set():
+            message = consumer.poll(0.05)
+            if message is not None and not message.error():
+                received.append((decode(message.value(), Signal), time.time_ns()))
+        consumer.close()
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    # One minute of history at full speed: the 1 s features warm up (50 bars).
+    history_start = time.time_ns() // 1_000_000 - 62_000
+    for step in range(0, 61_000, 20):
+        for symbol, _price in SYMBOLS:
+            producer.produce("lat.ticks", encode(tick(symbol, history_start + step, 0)), key=symbol.encode())
+        producer.poll(0)
+    producer.flush(30)
+    time.sleep(3.0)
+    interval = len(SYMBOLS) / rate
+    deadline = time.monotonic() + seconds
+    next_at = time.monotonic()
+    seq: dict[tuple[str, int], int] = defaultdict(int)
+    while time.monotonic() < deadline:
+        now_ns = time.time_ns()
+        time_ms = now_ns // 1_000_000
+        for symbol, _price in SYMBOLS:
+            number = seq[(symbol, time_ms)]
+            seq[(symbol, time_ms)] += 1
+            producer.produce("lat.ticks", encode(tick(symbol, time_ms, number)), key=symbol.encode())
+            produced[symbol].append((time_ms, time.time_ns()))
+        producer.poll(0)
+        next_at += interval
+        pause = next_at - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    producer.flush(10)
+    time.sleep(2.0)
+    stop.set()
+    reader.join(5)
+    live_start_ms = produced[SYMBOLS[0][0]][0][0]
+    latencies_ms = []
+    in_flow_ms = []
+    for signal, received_ns in received:
+        if signal.timeframe != "1s" or signal.bar_start_ms < live_start_ms:
+            continue
+        times = produced[signal.symbol]
+        index = bisect.bisect_left(times, (signal.bar_start_ms + 1000 + WAIT_MS, 0))
+        if index < len(times):
+            latencies_ms.append((received_ns - times[index][1]) / 1e6)
+            in_flow_ms.append(signal.created_at_ms - times[index][1] / 1e6)
+    if not latencies_ms:
+        return "tick-to-signal latency: no live signals received (check the flow's log)"
+    values = np.array(latencies_ms)
+    return (
+        f"tick-to-signal latency at {rate:,} ticks/s ({len(values):,} signals, model loaded, production sinks): "
+        f"p50 {np.percentile(values, 50):.1f} ms, p99 {np.percentile(values, 99):.1f} ms, max {values.max():.1f} ms"
+        f" (of which tick produced -> signal step: p50 {np.percentile(in_flow_ms, 50):.1f} ms)"
+    )

@@ -1,0 +1,263 @@
+"""Warehouse benchmark: the embedded ClickHouse HTTP service against in-process chdb, same run.
+
+Measures insert throughput (Arrow batches of 1k, 10k and 100k rows; Python row inserts;
+the BatchWriter) and query latency (count, GROUP BY symbol, 1-minute OHLC) over 1M and
+10M ticks, once through the HTTP service with clickhouse-connect and once with chdb in
+this process, and prints one table.
+
+    .venv/bin/python bench/warehouse.py [--quick]
+
+It starts its own warehouse on a free port in a temporary state dir and stops it at the
+end. Figures from one run are recorded in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from tickwave.config import Settings, load_settings
+from tickwave.services.supervisor import Endpoint, Supervisor
+from tickwave.services.warehouse import WarehouseService
+from tickwave.warehouse.client import connect
+from tickwave.warehouse.tables import TICKS, Table, to_arrow
+from tickwave.warehouse.writer import BatchWriter, WriterConfig
+
+console = Console(width=150)
+SYMBOLS = np.array(["EURUSD", "USDJPY", "GBPUSD", "AUDUSD", "USDCHF", "USDCAD", "NZDUSD", "EURJPY", "EURGBP", "XAUUSD"])
+START_MS = 1_767_225_600_000  # 2026-01-01
+DDL = """
+CREATE TABLE IF NOT EXISTS {name} (
+    symbol LowCardinality(String), time_ms DateTime64(3, 'UTC'), seq UInt32, bid Float64, ask Float64,
+    last Float64, volume Float64, flags UInt32, source LowCardinality(String)
+) ENGINE = MergeTree PARTITION BY toYYYYMM(time_ms) ORDER BY (symbol, time_ms, seq)
+"""
+GENERATE = """
+INSERT INTO {name}
+SELECT
+    ['EURUSD','USDJPY','GBPUSD','AUDUSD','USDCHF','USDCAD','NZDUSD','EURJPY','EURGBP','XAUUSD'][number % 10 + 1],
+    fromUnixTimestamp64Milli(toInt64({start} + intDiv(number, 10) * 10), 'UTC'),
+    0, 1 + (number % 1000) / 100000, 1.0002 + (number % 1000) / 100000, 0, 1, 0, 'bench'
+FROM numbers({rows})
+"""
+TABLES = ("ins_1k", "ins_10k", "ins_100k", "ins_parallel", "ins_rows", "ins_writer", "ticks_1m", "ticks_10m")
+QUERIES = {
+    "count": "SELECT count() FROM {name}",
+    "GROUP BY symbol": "SELECT symbol, count(), avg(bid), max(ask) FROM {name} GROUP BY symbol",
+    "1-minute OHLC": (
+        "SELECT symbol, toStartOfMinute(time_ms) AS minute, argMin(bid, time_ms) AS open, max(bid) AS high, "
+        "min(bid) AS low, argMax(bid, time_ms) AS close, count() AS ticks FROM {name} "
+        "GROUP BY symbol, minute ORDER BY symbol, minute"
+    ),
+}
+
+
+@dataclass
+class Row:
+    measurement: str
+    http: str
+    local: str
+    note: str = ""
+
+
+def arrow_batch(rows: int, offset: int) -> pa.Table:
+    index = np.arange(offset, offset + rows)
+    return pa.table({
+        "symbol": pa.array(SYMBOLS[index % len(SYMBOLS)]),
+        "time_ms": pa.array(START_MS + index, pa.timestamp("ms", tz="UTC")),
+        "seq": pa.array(np.zeros(rows, dtype=np.uint32)),
+        "bid": pa.array(1.0 + (index % 1000) / 100000),
+        "ask": pa.array(1.0002 + (index % 1000) / 100000),
+        "last": pa.array(np.zeros(rows)),
+        "volume": pa.array(np.ones(rows)),
+        "flags": pa.array(np.zeros(rows, dtype=np.uint32)),
+        "source": pa.array(np.full(rows, "bench")),
+    })  # fmt: skip
+
+
+def ipc_stream(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def rate(rows: int, seconds: float) -> str:
+    return f"{rows / seconds / 1e6:.2f} M rows/s"
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def latencies(action: Callable[[], object], runs: int) -> str:
+    action()  # warm-up
+    samples = sorted(timed(action) * 1000 for _ in range(runs))
+    return f"p50 {statistics.median(samples):.1f} ms, min {samples[0]:.1f}"
+
+
+class Local:
+    """In-process chdb on its own directory (another directory than the service's)."""
+
+    def __init__(self, path: Path) -> None:
+        import chdb
+
+        self.connection = chdb.connect(str(path))
+
+    def command(self, sql: str) -> None:
+        self.connection.query(sql, "Native")
+
+    def insert_arrow(self, table: str, batch: pa.Table) -> None:
+        with self.connection.send_insert(f"INSERT INTO {table}", "ArrowStream") as inserter:
+            inserter.append(ipc_stream(batch))
+            inserter.finish()
+
+    def count(self, table: str) -> int:
+        return int(self.connection.query(f"SELECT count() FROM {table}", "CSV").bytes().strip())
+
+
+def rates(rows: int, seconds: list[float]) -> str:
+    """Median and best of repeated runs: the machine is shared, so single runs are noisy."""
+    per_s = sorted(rows / second for second in seconds)
+    return f"{statistics.median(per_s) / 1e6:.2f} M rows/s (best {per_s[-1] / 1e6:.2f})"
+
+
+def bench_arrow_inserts(client: Client, local: Local, scale: int, rounds: int) -> list[Row]:
+    rows: list[Row] = []
+    sizes = ((1_000, 200_000, "ins_1k"), (10_000, 1_000_000, "ins_10k"), (100_000, 2_000_000, "ins_100k"))
+    for size, total, table in sizes:
+        total //= scale
+        batches = [arrow_batch(size, offset) for offset in range(0, total, size)]
+        http_s: list[float] = []
+        local_s: list[float] = []
+        for _ in range(rounds):  # alternate, so both sides see the same background load
+            http_s.append(timed(lambda t=table, b=batches: [client.insert_arrow(t, batch) for batch in b]))
+            local_s.append(timed(lambda t=table, b=batches: [local.insert_arrow(t, batch) for batch in b]))
+        assert client.command(f"SELECT count() FROM {table}") == total * rounds == local.count(table)
+        note = f"{statistics.median(http_s) / len(batches) * 1000:.1f} ms per HTTP insert (median)"
+        label = f"insert Arrow, {size:,}-row batches ({total:,} rows) x{rounds}"
+        rows.append(Row(label, rates(total, http_s), rates(total, local_s), note))
+    return rows
+
+
+def bench_concurrent_inserts(settings: Settings, scale: int, writers: int = 4) -> Row:
+    total = 1_000_000 // scale
+    batches = [arrow_batch(10_000, offset) for offset in range(0, total, 10_000)]
+    clients = [connect(settings, database="default") for _ in range(writers)]
+
+    def insert_share(index: int) -> None:
+        for batch in batches[index::writers]:
+            clients[index].insert_arrow("ins_parallel", batch)
+
+    threads = [threading.Thread(target=insert_share, args=(index,)) for index in range(writers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    assert clients[0].command("SELECT count() FROM ins_parallel") == total
+    for client in clients:
+        client.close()
+    label = f"insert Arrow, 10,000-row batches, {writers} clients at once ({total:,} rows)"
+    return Row(label, rate(total, elapsed), "-", "aggregate over concurrent HTTP inserts")
+
+
+def bench_row_inserts(client: Client, settings: Settings, scale: int) -> list[Row]:
+    total = 200_000 // scale
+    python_rows = arrow_batch(total, 0).to_pylist()
+    columns = TICKS.column_names
+    row_lists = [[row[column] for column in columns] for row in python_rows]
+    rows_s = timed(
+        lambda: [
+            client.insert("ins_rows", row_lists[i : i + 10_000], column_names=columns) for i in range(0, total, 10_000)
+        ]
+    )
+    writer_rows = [{**row, "time_ms": int(row["time_ms"].timestamp() * 1000)} for row in python_rows]
+    to_arrow(TICKS, {"symbol": ["warm-up"]})  # pyarrow imports pandas on its first conversion (~1.5 s, once)
+    writer_client = connect(settings, database="default")
+    writer = BatchWriter(writer_client, Table("ins_writer", TICKS.schema), WriterConfig(max_rows=10_000))
+    writer_s = timed(lambda: (writer.write(writer_rows), writer.close()))
+    writer_client.close()
+    return [
+        Row(f"insert Python rows, 10,000 per insert ({total:,} rows)", rate(total, rows_s), "-",
+            "clickhouse-connect serializes Native in Python"),
+        Row(f"BatchWriter, dict rows, 10,000-row batches ({total:,} rows)", rate(total, writer_s), "-",
+            f"{writer.stats.batches_written} batches, {writer.stats.retries} retries"),
+    ]  # fmt: skip
+
+
+def bench_queries(client: Client, local: Local, scale: int, runs: int) -> list[Row]:
+    rows: list[Row] = []
+    for name, ticks in (("ticks_1m", 1_000_000 // scale), ("ticks_10m", 10_000_000 // scale)):
+        generate = GENERATE.format(name=name, start=START_MS, rows=ticks)
+        client.command(generate)
+        local.command(generate)
+        for label, sql in QUERIES.items():
+            query = sql.format(name=name)
+            http = latencies(lambda q=query: client.raw_query(q, fmt="Native"), runs)
+            in_process = latencies(lambda q=query: local.connection.query(q, "Native"), runs)
+            rows.append(Row(f"query {label} over {ticks:,} ticks", http, in_process))
+    http_select = latencies(lambda: client.raw_query("SELECT 1", fmt="Native"), runs * 10)
+    local_select = latencies(lambda: local.connection.query("SELECT 1", "Native"), runs * 10)
+    rows.append(Row("query SELECT 1 (request overhead)", http_select, local_select))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller volumes (a smoke run, not for the README)")
+    options = parser.parse_args()
+    scale = 10 if options.quick else 1
+    runs = 3 if options.quick else 10
+
+    console.print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
+    )
+    state_dir = Path(tempfile.mkdtemp(prefix="tickwave-bench-"))
+    settings = load_settings(state_dir=state_dir, clickhouse={"port": 0}, log_level="WARNING")
+    supervisor = Supervisor(settings)
+    service = WarehouseService(settings)
+    assert isinstance(supervisor.start(service), Endpoint)
+    client = connect(settings, database="default", send_receive_timeout=600)
+    local = Local(state_dir / "in-process-chdb")
+    try:
+        for target in (client, local):
+            for name in TABLES:
+                target.command(DDL.format(name=name))
+        results = [
+            *bench_arrow_inserts(client, local, scale, rounds=1 if options.quick else 3),
+            bench_concurrent_inserts(settings, scale),
+            *bench_row_inserts(client, settings, scale),
+            *bench_queries(client, local, scale, runs),
+        ]
+    finally:
+        client.close()
+        supervisor.stop(service)
+    table = RichTable("measurement", "HTTP service (clickhouse-connect)", "in-process chdb", "note",
+                      title="Tickwave warehouse benchmark")  # fmt: skip
+    for row in results:
+        table.add_row(row.measurement, row.http, row.local, row.note)
+    console.print(table)
+    console.print(f"load average {os.getloadavg()[0]:.1f} at end; state dir {state_dir}")
+
+
+if __name__ == "__main__":
+    main()

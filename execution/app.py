@@ -1,0 +1,113 @@
+"""Wiring: settings to a running execution process (journal, broker, engine, Kafka loops).
+
+Kept apart from ``__main__`` so tests and the benchmark build the same service in-process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from execution.brokers.base import Broker
+from execution.brokers.paper import LEDGER_NAME, PaperBroker
+from execution.clock import Clock, SystemClock
+from execution.connectors import ControlListener, KafkaPublisher, run_confluent_loop, run_quixstreams_loop
+from execution.engine import Engine
+from execution.journal import JOURNAL_NAME, Journal, journal_dir
+from execution.risk import RiskLimits
+from execution.service import ExecutionService, Publisher
+from execution.sizing import SizingPolicy
+from tickwave.bus import resolve_bootstrap
+from tickwave.config import Settings
+from tickwave.errors import ConfigurationError
+from tickwave.services.own import mark_ready
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = "instance.lock"
+CURSOR_NAME = "audit.cursor"
+
+
+def instance_dir(settings: Settings) -> Path:
+    """Return the directory of this instance's journal, ledger and lock."""
+    return journal_dir(settings.state_path, settings.execution.instance_id)
+
+
+def build_broker(settings: Settings, clock: Clock) -> Broker:
+    """Return the configured broker (the MT5 module is imported only when chosen)."""
+    if settings.execution.broker == "mt5":
+        from execution.brokers.mt5 import Mt5Broker, load_terminal
+
+        return Mt5Broker(settings.execution, clock, load_terminal(settings))
+    return PaperBroker(settings.execution, clock, instance_dir(settings) / LEDGER_NAME)
+
+
+def build_service(
+    settings: Settings, publisher: Publisher, clock: Clock | None = None, broker: Broker | None = None
+) -> ExecutionService:
+    """Build the engine, journal and (unless given) broker for ``settings`` (nothing is replayed yet)."""
+    clock = clock or SystemClock()
+    execution = settings.execution
+    engine = Engine(RiskLimits.from_settings(execution), SizingPolicy.from_settings(execution), clock,
+                    execution.instance_id)  # fmt: skip
+    journal = Journal(instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync)
+    return ExecutionService(engine, journal, broker or build_broker(settings, clock), publisher)
+
+
+@contextmanager
+def single_instance(settings: Settings) -> Iterator[None]:
+    """Hold the instance lock: two processes must never share a journal.
+
+    Raises:
+        ConfigurationError: when another process holds it.
+    """
+    path = instance_dir(settings) / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ConfigurationError(
+                f"another execution process holds {path}; stop it or give this one another execution.instance_id"
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock (so does the kernel on kill -9)
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    """Run the execution process until ``stop`` is set: reconcile, then take commands and signals."""
+    bootstrap = resolve_bootstrap(settings)
+    with single_instance(settings):
+        publisher = KafkaPublisher(settings, bootstrap, instance_dir(settings) / CURSOR_NAME)
+        service = build_service(settings, publisher)
+        try:
+            service.start()
+            control = ControlListener(settings, bootstrap, service, stop)
+            control.start()
+            control.ready.wait(30)
+            mark_ready(settings, "execution")
+            loop = run_quixstreams_loop if settings.execution.hot_path_client == "quixstreams" else run_confluent_loop
+            loop(settings, bootstrap, service, stop)
+            stop.set()
+            control.join(10)
+            if control.failure is not None:
+                raise control.failure
+        finally:
+            service.close()
+
+
+def run_audit(settings: Settings, stop: threading.Event) -> None:
+    """Run the audit loader (``orders.events`` -> warehouse) until ``stop`` is set."""
+    from execution.audit import run_audit_loader
+
+    bootstrap = resolve_bootstrap(settings)
+    mark_ready(settings, "audit")
+    run_audit_loader(settings, bootstrap, stop)

@@ -1,0 +1,207 @@
+"""The audit loader: ``orders.events`` into the warehouse, off the hot path.
+
+A quixstreams Application reads the audit topic and a :class:`AuditSink` (a quixstreams
+``BatchingSink``) writes each checkpoint's batch through the warehouse's batched writers
+and *flushes them before returning*: quixstreams commits the topic offsets only after
+the sink's ``write`` returned, so a row is committed to the warehouse before its offset
+is committed to Kafka (at-least-once). Replays and republished events are harmless:
+every table is a ReplacingMergeTree on the event's natural id and each batch carries a
+deduplication token.
+
+Where each message goes:
+
+- ``OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | OrderDenied``
+  -> ``order_events`` (one row per event), and, except denials, a new state row of the
+  order in ``orders`` (:func:`order_row`: newest event time wins, never a step back);
+- ``Fill`` -> ``fills``; ``RiskEvent`` -> ``risk_events``;
+- ``Signal``, ``OrderIntent``, ``ControlCommand`` stay on the topic only (the signal is
+  in the warehouse's ``signals`` table from the streams side; the command's effect is a
+  risk event).
+
+Run it with ``python -m execution audit`` or ``tickwave execution audit``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from quixstreams.sinks import BatchingSink, SinkBatch
+
+from execution.brokers.base import EXPIRED_PREFIX
+from tickwave.config import Settings
+from tickwave.contracts import (
+    AnyMessage,
+    Fill,
+    OrderAccepted,
+    OrderCanceled,
+    OrderDenied,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    RiskEvent,
+    decode_any,
+)
+from tickwave.errors import ContractError
+from tickwave.topics import ORDERS_EVENTS, topic_name
+from tickwave.warehouse.client import connect
+from tickwave.warehouse.tables import FILLS, ORDER_EVENTS, ORDERS, RISK_EVENTS
+from tickwave.warehouse.writer import BatchWriter, WriterConfig
+
+logger = logging.getLogger(__name__)
+
+OrderEvent = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled
+# Within one millisecond, a later stage wins (a paper order is accepted and filled in the same ms).
+_STAGE = {"submitted": 0, "accepted": 1, "partially_filled": 2, "filled": 3, "canceled": 3, "rejected": 3,
+          "expired": 3}  # fmt: skip
+
+
+def _at(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+
+
+def order_row(previous: Mapping[str, Any] | None, event: OrderEvent) -> dict[str, Any] | None:
+    """Return the order's state row after ``event`` (None when the event changes nothing).
+
+    An event older than the row (a replay, a republished tail) changes nothing; a
+    later-stage event in the same millisecond wins.
+    """
+    if previous is None:
+        if not isinstance(event, OrderSubmitted):
+            return None  # the order's details come with its submission; a replay brings it first
+        return {
+            "client_order_id": event.client_order_id, "signal_id": event.signal_id, "symbol": event.symbol,
+            "side": event.side, "quantity_lots": event.quantity_lots, "order_type": event.order_type,
+            "limit_price": event.limit_price, "model_id": event.model_id, "model_version": event.model_version,
+            "status": "submitted", "broker_order_id": "", "filled_lots": 0.0, "average_fill_price": None,
+            "reason": "", "created_at_ms": _at(event.event_at_ms), "updated_at_ms": _at(event.event_at_ms),
+        }  # fmt: skip
+    row = dict(previous)
+    if isinstance(event, OrderSubmitted):
+        return None
+    if isinstance(event, OrderAccepted):
+        row.update(status="accepted", broker_order_id=event.broker_order_id)
+    elif isinstance(event, OrderRejected):
+        row.update(status="rejected", reason=event.reason)
+    elif isinstance(event, OrderCanceled):
+        expired = event.reason.startswith(EXPIRED_PREFIX)
+        row.update(status="expired" if expired else "canceled", reason=event.reason)
+    else:
+        previous_lots = float(row["filled_lots"])
+        average = row["average_fill_price"] or 0.0
+        cost = previous_lots * average + event.fill_lots * event.fill_price
+        row.update(status="filled" if event.is_final else "partially_filled", filled_lots=event.cumulative_lots,
+                   average_fill_price=cost / (previous_lots + event.fill_lots))  # fmt: skip
+    at = _at(event.event_at_ms)
+    if (at, _STAGE[row["status"]]) <= (previous["updated_at_ms"], _STAGE[previous["status"]]):
+        return None
+    row["updated_at_ms"] = at
+    return row
+
+
+class AuditSink(BatchingSink):
+    """Writes audit batches into the warehouse and flushes them before quixstreams commits."""
+
+    def __init__(self, settings: Settings, database: str | None = None) -> None:
+        super().__init__()
+        self._settings = settings
+        self._database = database
+        self._writers: dict[str, BatchWriter] = {}
+        self._orders: dict[str, dict[str, Any]] = {}
+        self.rows_written = 0
+
+    def setup(self) -> None:
+        """Connect and start one writer per table (batches are sealed by our flush, not by time)."""
+        client = connect(self._settings, database=self._database)
+        config = WriterConfig(max_rows=50_000, max_delay_s=3_600.0)
+        self._writers = {table.name: BatchWriter(client, table, config) for table in (ORDERS, ORDER_EVENTS, FILLS,
+                                                                                      RISK_EVENTS)}  # fmt: skip
+
+    def write(self, batch: SinkBatch) -> None:
+        """Route each message to its table, then flush every writer (raises if the warehouse failed)."""
+        rows: dict[str, list[Any]] = {name: [] for name in self._writers}
+        for item in batch:
+            try:
+                message = decode_any(item.value)
+            except ContractError as exc:
+                logger.error("audit: skipped an undecodable message at offset %s: %s", item.offset, exc.reason)
+                continue
+            self._route(message, rows)
+        for name, messages in rows.items():
+            if name == ORDERS.name:
+                self._writers[name].write(messages)
+            else:
+                self._writers[name].write_messages(messages)
+        for writer in self._writers.values():
+            writer.flush()
+        self.rows_written += sum(len(messages) for messages in rows.values())
+
+    def _route(self, message: AnyMessage, rows: dict[str, list[Any]]) -> None:
+        if isinstance(message, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
+            rows[ORDER_EVENTS.name].append(message)
+            changed = order_row(self._order_state(message.client_order_id), message)
+            if changed is not None:
+                self._orders[message.client_order_id] = changed
+                rows[ORDERS.name].append(changed)
+        elif isinstance(message, OrderDenied):
+            rows[ORDER_EVENTS.name].append(message)
+        elif isinstance(message, Fill):
+            rows[FILLS.name].append(message)
+        elif isinstance(message, RiskEvent):
+            rows[RISK_EVENTS.name].append(message)
+
+    def _order_state(self, client_order_id: str) -> dict[str, Any] | None:
+        """Return the order's latest row: from memory, else from the warehouse (after a restart)."""
+        if client_order_id in self._orders:
+            return self._orders[client_order_id]
+        client = self._writers[ORDERS.name].client
+        result = client.query(
+            f"SELECT * FROM {ORDERS.name} FINAL WHERE client_order_id = %(id)s LIMIT 1",  # noqa: S608 - constant name
+            parameters={"id": client_order_id},
+        )
+        if not result.result_rows:
+            return None
+        row = dict(zip(result.column_names, result.result_rows[0], strict=True))
+        for name in ("created_at_ms", "updated_at_ms"):
+            row[name] = row[name].replace(tzinfo=UTC) if row[name].tzinfo is None else row[name]
+        self._orders[client_order_id] = row
+        return row
+
+    def cleanup(self) -> None:
+        """Close the writers (they flush first)."""
+        for writer in self._writers.values():
+            writer.close()
+
+
+def run_audit_loader(settings: Settings, bootstrap: str, stop: threading.Event, database: str | None = None) -> None:
+    """Run the loader until ``stop`` is set (quixstreams: call it on the main thread)."""
+    from quixstreams import Application
+
+    execution = settings.execution
+    app = Application(
+        broker_address=bootstrap,
+        consumer_group=f"{execution.consumer_group}-audit",
+        auto_offset_reset="earliest",
+        commit_interval=1.0,
+        consumer_extra_config={
+            "fetch.wait.max.ms": 100,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+        },
+        auto_create_topics=False,
+        use_changelog_topics=False,
+        loglevel=None,
+    )
+    sink = AuditSink(settings, database)
+    topic = app.topic(topic_name(settings, ORDERS_EVENTS), value_deserializer="bytes", key_deserializer="bytes")
+    app.dataframe(topic).sink(sink)
+    watcher = threading.Thread(target=lambda: (stop.wait(), app.stop()), name="audit-stop", daemon=True)
+    watcher.start()
+    logger.info("audit loader: %s -> warehouse", topic.name)
+    try:
+        app.run()
+    finally:
+        sink.cleanup()

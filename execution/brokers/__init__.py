@@ -1,0 +1,1 @@
+"""Brokers behind one interface: paper (simulated, deterministic) and MetaTrader 5."""

@@ -1,0 +1,163 @@
+"""The one broker interface, and the builders of the order events every broker reports.
+
+A broker takes an :class:`~tickwave.contracts.OrderIntent` and answers with contract
+events (accepted, rejected, filled, canceled, and a :class:`~tickwave.contracts.Fill` per
+execution). For reconciliation on start it also lists what it knows about Tickwave's
+orders (:class:`BrokerOrder`, keyed by ``client_order_id``) and its positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from execution.state import Order, OrderStatus
+from tickwave.contracts import (
+    Fill,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    Side,
+    Tick,
+    stable_id,
+)
+
+BrokerEvent = OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | Fill
+
+# An order canceled with this reason prefix moves to EXPIRED (the contracts have no separate event).
+EXPIRED_PREFIX = "expired: "
+
+
+class OrderIdentity(Protocol):
+    """The fields that tie an order event to its signal and model (an intent or an order)."""
+
+    @property
+    def client_order_id(self) -> str: ...  # noqa: D102
+    @property
+    def signal_id(self) -> str: ...  # noqa: D102
+    @property
+    def symbol(self) -> str: ...  # noqa: D102
+    @property
+    def side(self) -> Side: ...  # noqa: D102
+    @property
+    def model_id(self) -> str: ...  # noqa: D102
+    @property
+    def model_version(self) -> int: ...  # noqa: D102
+
+
+@dataclass(frozen=True)
+class BrokerFill:
+    """One execution as the broker records it."""
+
+    fill_id: str
+    price: float
+    lots: float
+    filled_at_ms: int
+    deal_id: str = ""
+    commission: float = 0.0
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    """What the broker knows about one of Tickwave's orders."""
+
+    client_order_id: str
+    broker_order_id: str
+    symbol: str
+    side: Side
+    quantity_lots: float
+    status: OrderStatus
+    fills: tuple[BrokerFill, ...] = ()
+    reason: str = ""
+
+    @property
+    def filled_lots(self) -> float:
+        """Return the lots filled so far."""
+        return sum(fill.lots for fill in self.fills)
+
+
+class Broker(Protocol):
+    """Where orders go: paper or MT5."""
+
+    name: str
+
+    def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
+        """Place the order; return what the broker answered (idempotent per client_order_id)."""
+        ...
+
+    def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
+        """Cancel a working order; return the resulting events (none if it already ended)."""
+        ...
+
+    def poll(self) -> list[BrokerEvent]:
+        """Return events that happened since the last call (late fills, expiries)."""
+        ...
+
+    def on_tick(self, tick: Tick) -> None:
+        """Learn the latest quote (the paper broker fills at it; MT5 ignores it)."""
+        ...
+
+    def orders(self) -> Mapping[str, BrokerOrder]:
+        """Return every order of Tickwave's the broker knows, by client_order_id."""
+        ...
+
+    def positions(self) -> Mapping[str, Decimal]:
+        """Return the signed net position per symbol, in lots."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+def accepted(order: OrderIdentity, broker_order_id: str, at_ms: int) -> OrderAccepted:
+    """Build the event of an order the broker took."""
+    return OrderAccepted(
+        client_order_id=order.client_order_id, signal_id=order.signal_id, symbol=order.symbol,
+        model_id=order.model_id, model_version=order.model_version, event_at_ms=at_ms,
+        broker_order_id=broker_order_id,
+    )  # fmt: skip
+
+
+def rejected(order: OrderIdentity, reason: str, at_ms: int, code: int | None = None) -> OrderRejected:
+    """Build the event of an order the broker refused."""
+    return OrderRejected(
+        client_order_id=order.client_order_id, signal_id=order.signal_id, symbol=order.symbol,
+        model_id=order.model_id, model_version=order.model_version, event_at_ms=at_ms,
+        reason=reason, broker_code=code,
+    )  # fmt: skip
+
+
+def canceled(order: OrderIdentity, reason: str, at_ms: int) -> OrderCanceled:
+    """Build the event of an order canceled (or, with :data:`EXPIRED_PREFIX`, expired)."""
+    return OrderCanceled(
+        client_order_id=order.client_order_id, signal_id=order.signal_id, symbol=order.symbol,
+        model_id=order.model_id, model_version=order.model_version, event_at_ms=at_ms, reason=reason,
+    )  # fmt: skip
+
+
+def fill_events(order: OrderIdentity, fill: BrokerFill, cumulative_lots: float, is_final: bool) -> list[BrokerEvent]:
+    """Build the ``OrderFilled`` event and the ``Fill`` record of one execution."""
+    return [
+        OrderFilled(
+            client_order_id=order.client_order_id, signal_id=order.signal_id, symbol=order.symbol,
+            model_id=order.model_id, model_version=order.model_version, event_at_ms=fill.filled_at_ms,
+            fill_id=fill.fill_id, fill_price=fill.price, fill_lots=fill.lots,
+            cumulative_lots=cumulative_lots, is_final=is_final,
+        ),
+        Fill(
+            fill_id=fill.fill_id, client_order_id=order.client_order_id, signal_id=order.signal_id,
+            symbol=order.symbol, side=order.side, price=fill.price, quantity_lots=fill.lots,
+            commission=fill.commission, filled_at_ms=fill.filled_at_ms, model_id=order.model_id,
+            model_version=order.model_version, broker_deal_id=fill.deal_id,
+        ),
+    ]  # fmt: skip
+
+
+def fill_id_for(client_order_id: str, sequence: int) -> str:
+    """Return the deterministic id of an order's ``sequence``-th fill."""
+    return stable_id("fill", client_order_id, sequence)

@@ -1,0 +1,246 @@
+"""The MetaTrader 5 broker: ``order_check`` then ``order_send``, retcodes mapped to events.
+
+Every request carries Tickwave's ``magic`` number and the ``client_order_id`` as its
+``comment`` (27 characters, within MT5's 31), so reconciliation finds our orders and
+deals again with ``orders_get``, ``positions_get``, ``history_orders_get`` and
+``history_deals_get``. The filling type is the one the symbol allows
+(``symbol_info().filling_mode``: FOK, else IOC).
+
+Retcodes (``order_send``):
+
+- 10009 done: accepted + filled.
+- 10010 done partial: accepted + partial fill + the rest canceled (IOC).
+- 10008 placed: accepted; the fills are picked up by :meth:`Mt5Broker.poll`.
+- 10004 requote, 10020 price changed, 10021 price off: nothing executed, the price
+  moved; retried at the new quote, at most ``mt5_max_retries`` times.
+- 10006 reject, 10018 market closed, 10019 no money, 10024 too many requests, 10027
+  autotrading disabled, 10030 invalid fill, and any other: rejected (the engine
+  counts rejects in a row and halts).
+
+Retries happen only where repeating cannot double an order: the requote family means
+nothing was executed. When ``order_send`` gives no answer at all (the IPC link broke),
+the outcome is unknown: the order stays *submitted* and is looked up by its comment in
+the history at the next poll or restart, never re-sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from execution.brokers.base import (
+    BrokerEvent,
+    BrokerFill,
+    BrokerOrder,
+    OrderIdentity,
+    accepted,
+    canceled,
+    fill_events,
+    fill_id_for,
+    rejected,
+)
+from execution.clock import Clock
+from execution.state import Order, OrderStatus
+from tickwave.config import ExecutionSettings, Settings
+from tickwave.contracts import OrderIntent, Tick
+from tickwave.money import to_decimal
+from tickwave.mt5.api import Constants
+from tickwave.mt5.terminal import Terminal, TerminalError
+
+logger = logging.getLogger(__name__)
+
+C = Constants
+SYMBOL_FILLING_FOK = 1  # symbol_info().filling_mode bits
+SYMBOL_FILLING_IOC = 2
+RETRYABLE = frozenset({C.TRADE_RETCODE_REQUOTE, C.TRADE_RETCODE_PRICE_CHANGED, C.TRADE_RETCODE_PRICE_OFF})
+POLL_EVERY_MS = 500
+HISTORY_FROM = datetime(2000, 1, 1)  # noqa: DTZ001 - the terminal reads naive datetimes on the server clock
+
+ORDER_STATES: dict[int, OrderStatus] = {
+    C.ORDER_STATE_STARTED: OrderStatus.SUBMITTED,
+    C.ORDER_STATE_PLACED: OrderStatus.ACCEPTED,
+    C.ORDER_STATE_PARTIAL: OrderStatus.PARTIALLY_FILLED,
+    C.ORDER_STATE_FILLED: OrderStatus.FILLED,
+    C.ORDER_STATE_CANCELED: OrderStatus.CANCELED,
+    C.ORDER_STATE_REJECTED: OrderStatus.REJECTED,
+    C.ORDER_STATE_EXPIRED: OrderStatus.EXPIRED,
+}
+
+
+def load_terminal(settings: Settings) -> Terminal:
+    """Connect to the real terminal (Windows only; fails with the fix elsewhere)."""
+    terminal = Terminal(settings.mt5)
+    terminal.connect()
+    return terminal
+
+
+class Mt5Broker:
+    """Orders through a MetaTrader 5 terminal."""
+
+    name = "mt5"
+
+    def __init__(self, settings: ExecutionSettings, clock: Clock, terminal: Terminal) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.terminal = terminal
+        self._working: dict[str, tuple[OrderIdentity, int]] = {}  # client_order_id -> (order, ticket or 0)
+        self._last_poll_ms = 0
+
+    # -- the Broker interface ---------------------------------------------------------------
+
+    def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
+        """Check, then send a market order; retry only a requote-like answer."""
+        now_ms = self.clock.now_ms()
+        try:
+            request = self._request(intent)
+            check = self.terminal.call("order_check", request)
+        except TerminalError as exc:
+            return [rejected(intent, f"order_check failed: {exc}", now_ms, exc.code)]
+        if check.retcode not in (0, C.TRADE_RETCODE_DONE):
+            return [rejected(intent, f"order_check: {check.comment}", now_ms, check.retcode)]
+        for attempt in range(self.settings.mt5_max_retries + 1):
+            try:
+                result = self.terminal.call("order_send", request)
+            except TerminalError as exc:
+                logger.error("order=%s order_send gave no answer (%s); outcome unknown, polling history",
+                             intent.client_order_id, exc)  # fmt: skip
+                self._working[intent.client_order_id] = (intent, 0)
+                return []
+            if result.retcode in RETRYABLE and attempt < self.settings.mt5_max_retries:
+                logger.info("order=%s retcode=%d (%s); retrying at the new quote",
+                            intent.client_order_id, result.retcode, result.comment)  # fmt: skip
+                request = self._request(intent)
+                continue
+            return self._events_for(intent, result, self.clock.now_ms())
+        raise AssertionError("unreachable: the last attempt always returns")
+
+    def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
+        """Remove a working (placed) order."""
+        working = self._working.get(order.client_order_id)
+        if working is None or working[1] == 0:
+            return []
+        try:
+            result = self.terminal.call("order_send", {"action": C.TRADE_ACTION_REMOVE, "order": working[1]})
+        except TerminalError as exc:
+            logger.error("order=%s cancel failed: %s", order.client_order_id, exc)
+            return []
+        if result.retcode != C.TRADE_RETCODE_DONE:
+            logger.warning("order=%s cancel refused: %d %s", order.client_order_id, result.retcode, result.comment)
+            return []
+        del self._working[order.client_order_id]
+        return [canceled(order, reason, self.clock.now_ms())]
+
+    def poll(self) -> list[BrokerEvent]:
+        """Pick up fills of placed orders and the outcome of unanswered sends (at most twice a second)."""
+        now_ms = self.clock.now_ms()
+        if not self._working or now_ms - self._last_poll_ms < POLL_EVERY_MS:
+            return []
+        self._last_poll_ms = now_ms
+        try:
+            known = self.orders()
+        except TerminalError as exc:
+            logger.warning("poll: the terminal did not answer (%s); %d orders still pending", exc, len(self._working))
+            return []
+        events: list[BrokerEvent] = []
+        for client_order_id, (order, ticket) in list(self._working.items()):
+            found = known.get(client_order_id)
+            if found is None or found.status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED):
+                if found is not None and ticket == 0:  # an unanswered send did reach the server
+                    self._working[client_order_id] = (order, int(found.broker_order_id))
+                    events.append(accepted(order, found.broker_order_id, now_ms))
+                continue
+            del self._working[client_order_id]
+            if ticket == 0:
+                events.append(accepted(order, found.broker_order_id, now_ms))
+            events.extend(self._fill_and_end_events(order, found, now_ms))
+        return events
+
+    def on_tick(self, tick: Tick) -> None:
+        """Nothing: the terminal has its own quotes."""
+
+    def orders(self) -> Mapping[str, BrokerOrder]:
+        """Return Tickwave's orders (magic) from the history and the active orders, with their deals."""
+        magic = self.settings.mt5_magic
+        until = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=2)
+        history = self.terminal.call("history_orders_get", HISTORY_FROM, until)
+        active = self.terminal.call("orders_get")
+        deals = self.terminal.call("history_deals_get", HISTORY_FROM, until)
+        deals_by_order: dict[int, list[Any]] = defaultdict(list)
+        for deal in deals:
+            if deal.magic == magic:
+                deals_by_order[deal.order].append(deal)
+        found: dict[str, BrokerOrder] = {}
+        for order in (*history, *active):
+            if order.magic != magic or not order.comment.startswith("tw-"):
+                continue
+            cid = order.comment
+            order_deals = sorted(deals_by_order.get(order.ticket, []), key=lambda d: (d.time_msc, d.ticket))
+            fills = tuple(
+                BrokerFill(fill_id_for(cid, n), d.price, d.volume, d.time_msc, str(d.ticket), d.commission)
+                for n, d in enumerate(order_deals)
+            )
+            found[cid] = BrokerOrder(
+                client_order_id=cid, broker_order_id=str(order.ticket), symbol=order.symbol,
+                side="buy" if order.type == C.ORDER_TYPE_BUY else "sell", quantity_lots=order.volume_initial,
+                status=ORDER_STATES.get(order.state, OrderStatus.ACCEPTED), fills=fills,
+            )  # fmt: skip
+        return found
+
+    def positions(self) -> Mapping[str, Decimal]:
+        """Return the net position per symbol of Tickwave's positions (magic)."""
+        net: dict[str, Decimal] = defaultdict(Decimal)
+        for position in self.terminal.call("positions_get"):
+            if position.magic == self.settings.mt5_magic:
+                volume = to_decimal(position.volume)
+                net[position.symbol] += volume if position.type == C.POSITION_TYPE_BUY else -volume
+        return {symbol: lots for symbol, lots in net.items() if lots}
+
+    def close(self) -> None:
+        """Detach from the terminal."""
+        self.terminal.close()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _request(self, intent: OrderIntent) -> dict[str, Any]:
+        info = self.terminal.call("symbol_info", intent.symbol)
+        tick = self.terminal.call("symbol_info_tick", intent.symbol)
+        is_buy = intent.side == "buy"
+        filling = C.ORDER_FILLING_FOK if info.filling_mode & SYMBOL_FILLING_FOK else C.ORDER_FILLING_IOC
+        return {
+            "action": C.TRADE_ACTION_DEAL, "symbol": intent.symbol, "volume": intent.quantity_lots,
+            "type": C.ORDER_TYPE_BUY if is_buy else C.ORDER_TYPE_SELL, "price": tick.ask if is_buy else tick.bid,
+            "deviation": self.settings.mt5_deviation_points, "magic": self.settings.mt5_magic,
+            "comment": intent.client_order_id, "type_time": C.ORDER_TIME_GTC, "type_filling": filling,
+        }  # fmt: skip
+
+    def _events_for(self, intent: OrderIntent, result: Any, now_ms: int) -> list[BrokerEvent]:
+        retcode = result.retcode
+        if retcode not in (C.TRADE_RETCODE_DONE, C.TRADE_RETCODE_DONE_PARTIAL, C.TRADE_RETCODE_PLACED):
+            return [rejected(intent, f"{result.comment} (retcode {retcode})", now_ms, retcode)]
+        events: list[BrokerEvent] = [accepted(intent, str(result.order), now_ms)]
+        if retcode == C.TRADE_RETCODE_PLACED:
+            self._working[intent.client_order_id] = (intent, result.order)
+            return events
+        fill = BrokerFill(fill_id_for(intent.client_order_id, 0), result.price, result.volume, now_ms, str(result.deal))
+        is_final = retcode == C.TRADE_RETCODE_DONE
+        events.extend(fill_events(intent, fill, result.volume, is_final))
+        if not is_final:
+            events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not filled (partial)", now_ms))
+        return events
+
+    def _fill_and_end_events(self, order: OrderIdentity, found: BrokerOrder, now_ms: int) -> list[BrokerEvent]:
+        events: list[BrokerEvent] = []
+        cumulative = 0.0
+        for n, fill in enumerate(found.fills):
+            cumulative += fill.lots
+            is_last = n == len(found.fills) - 1
+            events.extend(fill_events(order, fill, cumulative, is_last and found.status == OrderStatus.FILLED))
+        if found.status == OrderStatus.REJECTED:
+            events.append(rejected(order, "rejected by the server", now_ms))
+        elif found.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+            events.append(canceled(order, f"{found.status} at the broker", now_ms))
+        return events

@@ -1,0 +1,211 @@
+"""The paper broker: a simulated venue that fills market orders at the latest quote.
+
+Buys fill at the ask and sells at the bid, each worsened by the configured slippage;
+with a latency the order is accepted at once and filled at the first poll at or after
+``submitted + latency`` (at the quote of that moment). It keeps positions, cash and
+realised P&L in exact decimals. Time comes from the injected clock, so a test clock
+makes it deterministic.
+
+Its own state lives in a ledger under the state dir (same line format as the journal),
+written with a plain ``write`` before each answer: like a real venue, it outlives a
+``kill -9`` of the execution process (the page cache keeps it); it is not fsynced,
+because it simulates a remote system, not Tickwave's own durability. It is idempotent
+per ``client_order_id``: a second submit of a known order places nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from execution.brokers.base import (
+    BrokerEvent,
+    BrokerFill,
+    BrokerOrder,
+    accepted,
+    canceled,
+    fill_events,
+    fill_id_for,
+    rejected,
+)
+from execution.clock import Clock
+from execution.journal import Journal
+from execution.positions import Book
+from execution.state import Order, OrderStatus
+from tickwave.config import ExecutionSettings
+from tickwave.contracts import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    OrderSubmitted,
+    Tick,
+)
+from tickwave.money import MONEY_CONTEXT, to_decimal
+
+LEDGER_NAME = "paper_ledger.jsonl"
+_BPS = Decimal(10_000)
+
+
+@dataclass
+class _PaperOrder:
+    submitted: OrderSubmitted
+    status: OrderStatus = OrderStatus.SUBMITTED
+    broker_order_id: str = ""
+    due_at_ms: int = 0
+    fills: list[BrokerFill] = field(default_factory=list)
+    reason: str = ""
+
+
+class PaperBroker:
+    """Simulated fills, positions, cash and P&L; deterministic under a test clock."""
+
+    name = "paper"
+
+    def __init__(self, settings: ExecutionSettings, clock: Clock, ledger_path: Path) -> None:
+        """Load the ledger at ``ledger_path`` (creating it) and rebuild the account from it."""
+        self.clock = clock
+        self.slippage = to_decimal(settings.paper_slippage_bps) / _BPS
+        self.latency_ms = settings.paper_latency_ms
+        self.contract_size = to_decimal(settings.contract_size)
+        self.cash = to_decimal(settings.paper_initial_cash)
+        self.realized_pnl = Decimal(0)
+        self.books: dict[str, Book] = {}
+        self.quotes: dict[str, Tick] = {}
+        self._orders: dict[str, _PaperOrder] = {}
+        self._working: set[str] = set()  # accepted, not yet filled (poll looks only at these)
+        self._ledger = Journal(ledger_path, fsync=False)
+        for event in self._ledger.events():
+            if isinstance(event, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
+                self._apply(event)
+
+    # -- the Broker interface -------------------------------------------------------------
+
+    def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
+        """Accept and (without latency) fill a market order at the latest quote."""
+        if intent.client_order_id in self._orders:
+            return []
+        now_ms = self.clock.now_ms()
+        events: list[BrokerEvent] = []
+        submitted = OrderSubmitted(
+            client_order_id=intent.client_order_id, signal_id=intent.signal_id, symbol=intent.symbol,
+            model_id=intent.model_id, model_version=intent.model_version, event_at_ms=now_ms, side=intent.side,
+            quantity_lots=intent.quantity_lots, order_type=intent.order_type, limit_price=intent.limit_price,
+        )  # fmt: skip
+        self._record(submitted)
+        if intent.symbol not in self.quotes:
+            events.append(rejected(intent, f"no quote for {intent.symbol}", now_ms))
+        elif intent.order_type != "market":
+            events.append(rejected(intent, "the paper broker fills market orders only", now_ms))
+        else:
+            events.append(accepted(intent, f"paper-{len(self._orders)}", now_ms))
+        for event in events:
+            self._record(event)
+        if self.latency_ms == 0 and isinstance(events[0], OrderAccepted):
+            events.extend(self._fill(self._orders[intent.client_order_id], now_ms))
+        return events
+
+    def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
+        """Cancel an order still waiting for its fill."""
+        paper = self._orders.get(order.client_order_id)
+        if paper is None or paper.status not in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED):
+            return []
+        event = canceled(order, reason, self.clock.now_ms())
+        self._record(event)
+        return [event]
+
+    def poll(self) -> list[BrokerEvent]:
+        """Fill the orders whose latency has elapsed."""
+        now_ms = self.clock.now_ms()
+        events: list[BrokerEvent] = []
+        for client_order_id in list(self._working):
+            paper = self._orders[client_order_id]
+            # After a restart the venue has no quote until the next tick: the order waits for one.
+            if paper.due_at_ms <= now_ms and paper.submitted.symbol in self.quotes:
+                events.extend(self._fill(paper, now_ms))
+        return events
+
+    def on_tick(self, tick: Tick) -> None:
+        """Keep the latest quote per symbol."""
+        previous = self.quotes.get(tick.symbol)
+        if previous is None or tick.time_ms >= previous.time_ms:
+            self.quotes[tick.symbol] = tick
+
+    def orders(self) -> Mapping[str, BrokerOrder]:
+        """Return every order the paper venue has seen."""
+        return {
+            cid: BrokerOrder(
+                client_order_id=cid,
+                broker_order_id=paper.broker_order_id,
+                symbol=paper.submitted.symbol,
+                side=paper.submitted.side,
+                quantity_lots=paper.submitted.quantity_lots,
+                status=paper.status,
+                fills=tuple(paper.fills),
+                reason=paper.reason,
+            )
+            for cid, paper in self._orders.items()
+        }
+
+    def positions(self) -> Mapping[str, Decimal]:
+        """Return the net position per symbol (lots)."""
+        return {symbol: book.lots for symbol, book in self.books.items() if book.lots != 0}
+
+    def close(self) -> None:
+        """Close the ledger."""
+        self._ledger.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _fill(self, paper: _PaperOrder, now_ms: int) -> list[BrokerEvent]:
+        order = paper.submitted
+        quote = self.quotes[order.symbol]
+        if order.side == "buy":
+            price = to_decimal(quote.ask) * (1 + self.slippage)
+        else:
+            price = to_decimal(quote.bid) * (1 - self.slippage)
+        fill = BrokerFill(
+            fill_id=fill_id_for(order.client_order_id, len(paper.fills)), price=float(price),
+            lots=order.quantity_lots, filled_at_ms=now_ms, deal_id=f"{paper.broker_order_id}-{len(paper.fills)}",
+        )  # fmt: skip
+        events = fill_events(order, fill, order.quantity_lots, is_final=True)
+        self._record(events[0])
+        return events
+
+    def _record(self, event: OrderSubmitted | BrokerEvent) -> None:
+        if isinstance(event, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
+            self._ledger.append(event)
+            self._apply(event)
+
+    def _apply(self, event: OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled) -> None:
+        if isinstance(event, OrderSubmitted):
+            self._orders[event.client_order_id] = _PaperOrder(event)
+            return
+        paper = self._orders[event.client_order_id]
+        self._working.discard(event.client_order_id)
+        if isinstance(event, OrderAccepted):
+            self._working.add(event.client_order_id)
+            paper.status = OrderStatus.ACCEPTED
+            paper.broker_order_id = event.broker_order_id
+            paper.due_at_ms = event.event_at_ms + self.latency_ms
+        elif isinstance(event, OrderRejected):
+            paper.status, paper.reason = OrderStatus.REJECTED, event.reason
+        elif isinstance(event, OrderCanceled):
+            paper.status, paper.reason = OrderStatus.CANCELED, event.reason
+        else:
+            paper.status = OrderStatus.FILLED if event.is_final else OrderStatus.PARTIALLY_FILLED
+            paper.fills.append(
+                BrokerFill(event.fill_id, event.fill_price, event.fill_lots, event.event_at_ms,
+                           f"{paper.broker_order_id}-{len(paper.fills)}")
+            )  # fmt: skip
+            self._settle(paper.submitted, event)
+
+    def _settle(self, order: OrderSubmitted, fill: OrderFilled) -> None:
+        quantity, price = to_decimal(fill.fill_lots), to_decimal(fill.fill_price)
+        signed = quantity if order.side == "buy" else -quantity
+        book = self.books.setdefault(order.symbol, Book())
+        self.realized_pnl = MONEY_CONTEXT.add(self.realized_pnl, book.fill(signed, price) * self.contract_size)
+        self.cash = MONEY_CONTEXT.subtract(self.cash, signed * price * self.contract_size)

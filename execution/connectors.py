@@ -1,0 +1,335 @@
+"""Kafka adapters: the audit publisher, the signal/tick loops, the control listener, CLI helpers.
+
+The hot loop reads ``signals`` and ``ticks`` and comes in two builds, chosen by
+``execution.hot_path_client`` and measured against each other in ``bench/execution.py``:
+
+- ``confluent`` (default): one plain confluent-kafka consumer with *manual assignment*.
+  Signals resume from the group's committed offsets (redelivered ones are dropped by the
+  journal); ticks are a table, not a queue: each tick partition is read from a little
+  before its end, so the latest prices are back within milliseconds of a restart.
+  No group membership means no rebalance: a restart after ``kill -9`` resumes at once
+  instead of waiting out the dead member's session timeout.
+- ``quixstreams``: a quixstreams ``Application`` with one dataframe per topic and the same
+  latency settings (group membership with a static ``group.instance.id``).
+
+The control listener is its own thread and consumer, so a halt never queues behind a
+backlog of ticks; it commits each command after applying it, and commands are
+idempotent (``command_id``), so one redelivered after a crash changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from execution.service import ExecutionService
+from tickwave.bus import consumer_config, make_consumer, make_producer
+from tickwave.config import Settings
+from tickwave.contracts import ControlCommand, RiskEvent, Signal, decode, decode_any, encode
+from tickwave.contracts import Message as Contract
+from tickwave.errors import ContractError, ServiceError
+from tickwave.topics import EXECUTION_CONTROL, ORDERS_EVENTS, SIGNALS, TICKS, topic_name
+
+logger = logging.getLogger(__name__)
+
+TICK_LOOKBACK = 200  # ticks re-read per partition on start to recover the latest prices
+COMMIT_EVERY_S = 1.0
+POLL_TIMEOUT_S = 0.05
+MAX_BATCH = 100  # messages handled per lock hold at most: a halt waits for no more than this
+_COORDINATOR_STARTING = frozenset(
+    {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE}
+)
+
+
+class KafkaPublisher:
+    """Publishes audit events to ``orders.events`` and remembers how far delivery got.
+
+    Bulk profile (5 ms linger, lz4), on purpose: an order yields ~7 audit events, all
+    produced *after* the broker call, so batching them costs the order nothing, while
+    sending each alone (linger 0) made ~7k produce requests/s at 1k signals/s and took
+    the CPU the hot loop needs on a 2-core machine.
+
+    The delivery cursor (the first journal position not yet acknowledged by Kafka, with
+    everything before it acknowledged) is saved beside the journal at most once a
+    second and on close; after a crash the service republishes from it.
+    """
+
+    def __init__(self, settings: Settings, bootstrap: str, cursor_path: Path) -> None:
+        self.topic = topic_name(settings, ORDERS_EVENTS)
+        self._producer = make_producer(bootstrap, "bulk")
+        self._cursor_path = cursor_path
+        try:
+            self._delivered_through = int(cursor_path.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            self._delivered_through = 0
+        self._acknowledged: set[int] = set()
+        self._saved_at = time.monotonic()
+
+    def resume_position(self) -> int:
+        """Return the first journal position not known to be delivered."""
+        return self._delivered_through
+
+    def publish(self, message: Contract, key: str, position: int) -> None:
+        """Queue one event and serve delivery callbacks without blocking."""
+        self._producer.produce(
+            self.topic, key=key.encode(), value=encode(message),
+            on_delivery=lambda error, _message: self._on_delivery(error, position),
+        )  # fmt: skip
+        self._producer.poll(0)
+
+    def _on_delivery(self, error: KafkaError | None, position: int) -> None:
+        if error is not None:
+            logger.error("audit event at journal position %d not delivered: %s", position, error.str())
+            return  # the cursor stops before it: the next start republishes it
+        self._acknowledged.add(position)
+        while self._delivered_through in self._acknowledged:
+            self._acknowledged.remove(self._delivered_through)
+            self._delivered_through += 1
+        if time.monotonic() - self._saved_at >= COMMIT_EVERY_S:
+            self._save()
+
+    def _save(self) -> None:
+        temporary = self._cursor_path.with_suffix(".tmp")
+        temporary.write_text(str(self._delivered_through))
+        temporary.replace(self._cursor_path)
+        self._saved_at = time.monotonic()
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for delivery, save the cursor; return how many messages are still pending."""
+        pending = int(self._producer.flush(timeout_s))
+        self._save()
+        return pending
+
+
+def _committed_or_beginning(consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+            break
+        except KafkaException as exc:  # a fresh cluster answers NOT_COORDINATOR until its group coordinator loads
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in _COORDINATOR_STARTING) or time.monotonic() > deadline:
+                raise
+            logger.info("committed offsets not available yet (%s); retrying", error.str())
+            time.sleep(0.2)
+    return [
+        TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING if tp.offset in (OFFSET_INVALID, -1) else tp.offset)
+        for tp in committed
+    ]
+
+
+def _partitions(consumer: Consumer, topic: str) -> list[TopicPartition]:
+    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise ServiceError(f"topic {topic} does not exist: run `tickwave topics create`")
+    return [TopicPartition(topic, partition) for partition in sorted(metadata.partitions)]
+
+
+def run_confluent_loop(settings: Settings, bootstrap: str, service: ExecutionService, stop: threading.Event) -> None:
+    """Consume signals and ticks with a plain confluent-kafka consumer until ``stop`` is set."""
+    execution = settings.execution
+    signals_topic, ticks_topic = topic_name(settings, SIGNALS), topic_name(settings, TICKS)
+    consumer = make_consumer(bootstrap, execution.consumer_group, "latency")
+    try:
+        signal_partitions = _committed_or_beginning(consumer, _partitions(consumer, signals_topic))
+        tick_partitions = []
+        for tp in _partitions(consumer, ticks_topic):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            tick_partitions.append(TopicPartition(ticks_topic, tp.partition, max(low, high - TICK_LOOKBACK)))
+        consumer.assign(signal_partitions + tick_partitions)
+        logger.info("hot loop (confluent) assigned %d signal and %d tick partitions",
+                    len(signal_partitions), len(tick_partitions))  # fmt: skip
+        next_offsets: dict[int, int] = {}
+        last_commit = time.monotonic()
+        while not stop.is_set():
+            # poll() returns as soon as one message is there; consume(timeout=0) then takes what else is
+            # queued without waiting (a blocking consume() waits for its whole batch or the timeout).
+            first = consumer.poll(POLL_TIMEOUT_S)
+            batch = [first, *consumer.consume(num_messages=MAX_BATCH - 1, timeout=0)] if first is not None else []
+            signals: list[Signal] = []  # consecutive signals are decided together (one fsync)
+            for message in batch:
+                if message.error() is not None:
+                    _log_kafka_error(message)
+                elif message.topic() == signals_topic:
+                    signal = service.decode_signal(message.value())
+                    if signal is not None:
+                        signals.append(signal)
+                    next_offsets[message.partition()] = message.offset() + 1
+                else:
+                    if signals:  # keep the order of signals and ticks
+                        service.handle_signals(signals)
+                        signals = []
+                    service.handle_tick_bytes(message.value())
+            if signals:
+                service.handle_signals(signals)
+            service.poll_broker()
+            if next_offsets and time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                _commit(consumer, signals_topic, next_offsets)
+                next_offsets, last_commit = {}, time.monotonic()
+        if next_offsets:
+            _commit(consumer, signals_topic, next_offsets)
+    finally:
+        consumer.close()
+
+
+def _commit(consumer: Consumer, topic: str, next_offsets: dict[int, int]) -> None:
+    offsets = [TopicPartition(topic, partition, offset) for partition, offset in next_offsets.items()]
+    consumer.commit(offsets=offsets, asynchronous=True)
+
+
+def _log_kafka_error(message: Message) -> None:
+    error = message.error()
+    if error.code() != KafkaError._PARTITION_EOF:
+        logger.error("kafka error on %s[%s]: %s", message.topic(), message.partition(), error.str())
+
+
+def run_quixstreams_loop(settings: Settings, bootstrap: str, service: ExecutionService, stop: threading.Event) -> None:
+    """Consume signals and ticks with a quixstreams Application until ``stop`` is set."""
+    from quixstreams import Application
+
+    execution = settings.execution
+    latency = consumer_config(bootstrap, execution.consumer_group, "latency")
+    app = Application(
+        broker_address=bootstrap,
+        consumer_group=f"{execution.consumer_group}-quix",
+        auto_offset_reset="earliest",
+        commit_interval=COMMIT_EVERY_S,
+        consumer_poll_timeout=POLL_TIMEOUT_S,
+        consumer_extra_config={
+            "fetch.wait.max.ms": latency["fetch.wait.max.ms"],
+            "fetch.min.bytes": latency["fetch.min.bytes"],
+            "session.timeout.ms": latency["session.timeout.ms"],
+            "heartbeat.interval.ms": latency["heartbeat.interval.ms"],
+            "group.instance.id": execution.instance_id,
+        },
+        producer_extra_config={"linger.ms": 0},
+        auto_create_topics=False,
+        use_changelog_topics=False,
+        loglevel=None,
+    )
+
+    def on_signal(value: bytes) -> None:
+        service.handle_signal_bytes(value)
+        service.poll_broker()
+
+    for base, handler in ((SIGNALS, on_signal), (TICKS, service.handle_tick_bytes)):
+        topic = app.topic(topic_name(settings, base), value_deserializer="bytes", key_deserializer="bytes")
+        app.dataframe(topic).update(handler)
+    watcher = threading.Thread(target=lambda: (stop.wait(), app.stop()), name="quix-stop", daemon=True)
+    watcher.start()
+    logger.info("hot loop (quixstreams) starting")
+    app.run()
+
+
+class ControlListener(threading.Thread):
+    """Applies ``execution.control`` commands as they arrive, on its own consumer."""
+
+    def __init__(self, settings: Settings, bootstrap: str, service: ExecutionService, stop: threading.Event) -> None:
+        super().__init__(name="execution-control", daemon=True)
+        self.topic = topic_name(settings, EXECUTION_CONTROL)
+        group = f"{settings.execution.consumer_group}.control.{settings.execution.instance_id}"
+        self._consumer = make_consumer(bootstrap, group, "latency")
+        self._service = service
+        self._stopping = stop
+        self.ready = threading.Event()
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        """Poll, apply, commit; on an unexpected error, record it and stop the process."""
+        try:
+            self._consumer.assign(_committed_or_beginning(self._consumer, _partitions(self._consumer, self.topic)))
+            self.ready.set()
+            while not self._stopping.is_set():
+                message = self._consumer.poll(POLL_TIMEOUT_S)
+                if message is None:
+                    continue
+                if message.error() is not None:
+                    _log_kafka_error(message)
+                    continue
+                try:
+                    command = decode(message.value(), ControlCommand)
+                except ContractError as exc:
+                    logger.error("quarantined invalid control command: %s", exc.reason)
+                else:
+                    self._service.handle_control(command)
+                self._consumer.commit(message=message, asynchronous=False)
+        except BaseException as exc:  # the loop's outer edge: record, stop the process, never swallow
+            logger.exception("control listener failed; stopping the process")
+            self.failure = exc
+            self._stopping.set()
+        finally:
+            self.ready.set()
+            self._consumer.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Operator side (the CLI): send a command, wait for the process's answer
+# ---------------------------------------------------------------------------------------
+
+
+def send_control(
+    settings: Settings,
+    bootstrap: str,
+    command: str,
+    reason: str = "",
+    symbol: str = "",
+    params: dict[str, str] | None = None,
+    issued_by: str = "cli",
+) -> ControlCommand:
+    """Publish one control command and wait until the broker has it.
+
+    The producer is not idempotent: its first send would wait 0.5-1 s for a producer id
+    (measured here), and a duplicated command is harmless anyway (``command_id``).
+    """
+    producer = make_producer(bootstrap, "latency", **{"enable.idempotence": False})
+    message = ControlCommand(
+        command_id=uuid.uuid4().hex, command=command, issued_by=issued_by,  # type: ignore[arg-type]
+        issued_at_ms=time.time_ns() // 1_000_000, reason=reason, symbol=symbol, params=params or {},
+    )  # fmt: skip
+    producer.produce(topic_name(settings, EXECUTION_CONTROL), value=encode(message))
+    if producer.flush(10) != 0:
+        raise ServiceError("the control command was not acknowledged by Kafka within 10 s")
+    return message
+
+
+def audit_tail(settings: Settings, bootstrap: str) -> Consumer:
+    """Return a consumer positioned at the end of ``orders.events`` (to watch for answers)."""
+    topic = topic_name(settings, ORDERS_EVENTS)
+    consumer = make_consumer(bootstrap, f"tickwave-cli-{uuid.uuid4().hex[:8]}", "latency")
+    partitions = []
+    for tp in _partitions(consumer, topic):
+        _, high = consumer.get_watermark_offsets(tp, timeout=10)
+        partitions.append(TopicPartition(topic, tp.partition, high))
+    consumer.assign(partitions)
+    return consumer
+
+
+def await_risk_event(consumer: Consumer, accept: Callable[[RiskEvent], bool], timeout_s: float) -> RiskEvent | None:
+    """Return the first risk event on the audit trail that ``accept`` likes, or None on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = consumer.poll(POLL_TIMEOUT_S)
+        if message is None or message.error() is not None:
+            continue
+        try:
+            event = decode_any(message.value())
+        except ContractError:
+            continue
+        if isinstance(event, RiskEvent) and accept(event):
+            return event
+    return None

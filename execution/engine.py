@@ -1,0 +1,404 @@
+"""The decision path: signal -> sizing -> risk gate -> order intent, with an injected clock.
+
+The engine is event-sourced. Its decisions (:meth:`Engine.on_signal`,
+:meth:`Engine.on_tick`, :meth:`Engine.on_control`) only *read* its state and return
+contract events (one exception: ``set_limit`` swaps the limits in place; limits come from
+the configuration, so a restart returns to the configured ones and the command is not
+replayed); the state changes only in :meth:`Engine.apply`, which the shell calls
+with each event after the journal has recorded it. Replaying the journal through
+:meth:`Engine.apply` therefore rebuilds exactly the state the process had (positions,
+orders, signals already decided, trading state and symbol halts), which is what makes a
+restart safe: a signal whose decision is in the journal is never decided again.
+
+The engine never talks to a broker, the bus or the disk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
+from typing import Any, Literal
+
+from execution.brokers.base import EXPIRED_PREFIX
+from execution.clock import Clock
+from execution.positions import Book
+from execution.risk import PriceWindow, ProposedOrder, RiskLimits, RiskView, account_value, first_denial
+from execution.sizing import SizingPolicy, order_for, target_position_lots
+from execution.state import IllegalTransition, Order, OrderStatus
+from tickwave.contracts import (
+    ControlCommand,
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderDenied,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    OrderSubmitted,
+    RiskEvent,
+    Signal,
+    Tick,
+    TradingState,
+    client_order_id_for,
+    stable_id,
+)
+from tickwave.money import MONEY_CONTEXT, to_decimal
+
+logger = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+RATE_WINDOW_MS = 1_000
+
+# Risk event kinds that change state (the rest only inform).
+TRADING_STATE = "trading_state"
+SYMBOL_HALTED = "symbol_halted"
+SYMBOL_RESUMED = "symbol_resumed"
+
+# Limits an operator may change at run time with ``set_limit`` (until the next restart).
+SETTABLE_LIMITS = frozenset(
+    f.name for f in fields(RiskLimits) if f.name not in {"allowed_symbols", "market_hours", "contract_size"}
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the engine decided about one signal.
+
+    ``events`` (denials, breaker trips) are to be journaled and then applied; ``intent``
+    is the order to send, if any; a duplicate signal yields nothing.
+    """
+
+    intent: OrderIntent | None = None
+    events: tuple[OrderDenied | RiskEvent, ...] = ()
+    is_duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class ControlOutcome:
+    """What a control command leads to: the events to record (a duplicate command: none)."""
+
+    events: tuple[RiskEvent, ...] = ()
+    is_duplicate: bool = False
+
+
+@dataclass
+class Engine:
+    """Decides on signals, applies events; holds no I/O."""
+
+    limits: RiskLimits
+    sizing: SizingPolicy
+    clock: Clock
+    instance_id: str = "execution"
+    view: RiskView = field(default_factory=RiskView)
+    orders: dict[str, Order] = field(default_factory=dict)
+    decided_signals: set[str] = field(default_factory=set)
+    applied_commands: set[str] = field(default_factory=set)
+    books: dict[str, Book] = field(default_factory=dict)
+    realized_by_day: dict[int, Decimal] = field(default_factory=dict)
+    defects: list[str] = field(default_factory=list)
+    _sequence: itertools.count[int] = field(default_factory=itertools.count)
+
+    # -----------------------------------------------------------------------------------
+    # Decisions (read-only)
+    # -----------------------------------------------------------------------------------
+
+    def on_signal(self, signal: Signal) -> Decision:
+        """Size the signal and run the risk gate; a signal decided before yields nothing."""
+        if signal.signal_id in self.decided_signals:
+            return Decision(is_duplicate=True)
+        now_ms = self.clock.now_ms()
+        target = target_position_lots(signal, self.sizing)
+        sized = order_for(target, float(self.view.exposure_lots(signal.symbol)), self.sizing)
+        if sized is None:
+            return Decision(events=(self._denied(signal, now_ms, "sizing", "position already at target"),))
+        side, lots = sized
+        proposed = ProposedOrder(signal, side, lots)
+        self.view.daily_pnl = self.daily_pnl(now_ms)
+        denial = first_denial(proposed, self.view, self.limits, now_ms)
+        if denial is None:
+            intent = OrderIntent(
+                client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id,
+                symbol=signal.symbol, side=side, quantity_lots=lots, order_type="market",
+                model_id=signal.model_id, model_version=signal.model_version, created_at_ms=now_ms,
+            )  # fmt: skip
+            return Decision(intent=intent)
+        events: list[OrderDenied | RiskEvent] = [self._denied(signal, now_ms, denial.check, denial.reason)]
+        if denial.halts == "trading" and self.view.trading_state != "HALTED":
+            events.append(
+                self._risk_event(TRADING_STATE, "critical", denial.reason, now_ms, "HALTED", "", denial.check)
+            )
+        elif denial.halts == "symbol" and signal.symbol not in self.view.halted_symbols:
+            events.append(self._risk_event(SYMBOL_HALTED, "critical", denial.reason, now_ms, symbol=signal.symbol,
+                                           check=denial.check))  # fmt: skip
+        return Decision(events=tuple(events))
+
+    def submission(self, intent: OrderIntent) -> OrderSubmitted:
+        """Return the event that records ``intent`` as sent (journaled before the broker call)."""
+        return OrderSubmitted(
+            client_order_id=intent.client_order_id, signal_id=intent.signal_id, symbol=intent.symbol,
+            model_id=intent.model_id, model_version=intent.model_version, event_at_ms=self.clock.now_ms(),
+            side=intent.side, quantity_lots=intent.quantity_lots, order_type=intent.order_type,
+            limit_price=intent.limit_price,
+        )  # fmt: skip
+
+    def on_tick(self, tick: Tick) -> list[RiskEvent]:
+        """Keep the latest quote and the price window; trip the flash-crash guard (halts the symbol)."""
+        previous = self.view.last_ticks.get(tick.symbol)
+        if previous is None or tick.time_ms >= previous.time_ms:
+            self.view.last_ticks[tick.symbol] = tick
+        window = self.view.price_windows.get(tick.symbol)
+        if window is None:
+            window = self.view.price_windows[tick.symbol] = PriceWindow(self.limits.flash_crash_window_ms)
+        window.update(tick.time_ms, tick.mid)
+        move = window.move_pct()
+        if move > self.limits.flash_crash_pct and tick.symbol not in self.view.halted_symbols:
+            detail = f"{tick.symbol} moved {move:.2f}% within {self.limits.flash_crash_window_ms} ms"
+            return [self._risk_event(SYMBOL_HALTED, "critical", detail, self.clock.now_ms(), symbol=tick.symbol,
+                                     check="flash_crash")]  # fmt: skip
+        return []
+
+    def on_control(self, command: ControlCommand) -> ControlOutcome:
+        """Turn an operator command into state-change events and the orders to cancel."""
+        if command.command_id in self.applied_commands:
+            return ControlOutcome(is_duplicate=True)
+        now_ms = self.clock.now_ms()
+        took_ms = now_ms - command.issued_at_ms
+        who = (
+            f"by {command.issued_by} ({command.reason or 'no reason given'}) [command {command.command_id}]; "
+            f"{took_ms} ms after it was issued"
+        )
+        if command.command == "halt" and command.symbol:
+            event = self._risk_event(SYMBOL_HALTED, "critical", f"{command.symbol} halted {who}", now_ms,
+                                     symbol=command.symbol, check="operator")  # fmt: skip
+            return ControlOutcome((event,))
+        if command.command == "halt":
+            event = self._risk_event(TRADING_STATE, "critical", f"HALTED {who}", now_ms, "HALTED", check="operator")
+            return ControlOutcome((event,))
+        if command.command == "reduce":
+            event = self._risk_event(TRADING_STATE, "warning", f"REDUCING {who}", now_ms, "REDUCING", check="operator")
+            return ControlOutcome((event,))
+        if command.command == "resume":
+            return ControlOutcome(self._resume_events(command, who, now_ms))
+        if command.command == "set_limit":
+            return ControlOutcome(self._set_limit_events(command, who, now_ms))
+        status = {**self.status(), "command_id": command.command_id}
+        return ControlOutcome((self._risk_event("status", "info", json.dumps(status, sort_keys=True), now_ms),))
+
+    def _resume_events(self, command: ControlCommand, who: str, now_ms: int) -> tuple[RiskEvent, ...]:
+        symbols = [command.symbol] if command.symbol else sorted(self.view.halted_symbols)
+        events = [
+            self._risk_event(SYMBOL_RESUMED, "info", f"{symbol} resumed {who}", now_ms, symbol=symbol, check="operator")
+            for symbol in symbols
+        ]
+        if not command.symbol:
+            events.append(self._risk_event(TRADING_STATE, "info", f"ACTIVE {who}", now_ms, "ACTIVE", check="operator"))
+        return tuple(events)
+
+    def _set_limit_events(self, command: ControlCommand, who: str, now_ms: int) -> tuple[RiskEvent, ...]:
+        unknown = sorted(set(command.params) - SETTABLE_LIMITS)
+        if unknown or not command.params:
+            detail = f"set_limit refused: unknown or missing limits {unknown} (settable: {sorted(SETTABLE_LIMITS)})"
+            return (self._risk_event("limit_refused", "warning", detail, now_ms, check="operator"),)
+        changes: dict[str, Any] = {}
+        for name, text in command.params.items():
+            current = getattr(self.limits, name)
+            changes[name] = to_decimal(text) if isinstance(current, Decimal) else type(current)(text)
+        self.limits = replace(self.limits, **changes)
+        detail = f"limits changed {who}: " + ", ".join(f"{k}={v}" for k, v in sorted(command.params.items()))
+        return (self._risk_event("limit_changed", "warning", detail, now_ms, check="operator"),)
+
+    # -----------------------------------------------------------------------------------
+    # State changes (journal replay and live)
+    # -----------------------------------------------------------------------------------
+
+    def apply(self, event: Message) -> list[RiskEvent]:
+        """Apply one recorded event; return follow-up events (breaker trips) to record and apply.
+
+        An illegal order transition is a defect: it is logged, kept in ``defects`` and the
+        order is left as it was.
+        """
+        try:
+            return self._apply(event)
+        except IllegalTransition as exc:
+            self.defects.append(str(exc))
+            logger.error("defect: %s (event %s)", exc, type(event).__name__)
+            return []
+
+    def _apply(self, event: Message) -> list[RiskEvent]:
+        if isinstance(event, OrderSubmitted):
+            self.decided_signals.add(event.signal_id)
+            self.orders[event.client_order_id] = Order(
+                client_order_id=event.client_order_id, signal_id=event.signal_id, symbol=event.symbol,
+                side=event.side, quantity_lots=event.quantity_lots, model_id=event.model_id,
+                model_version=event.model_version, created_at_ms=event.event_at_ms, status=OrderStatus.SUBMITTED,
+            )  # fmt: skip
+            self._add_pending(event.symbol, event.side, to_decimal(event.quantity_lots))
+            times = self.view.order_times_ms
+            times.append(event.event_at_ms)
+            while times and times[0] <= event.event_at_ms - RATE_WINDOW_MS:
+                times.popleft()
+        elif isinstance(event, OrderDenied):
+            self.decided_signals.add(event.signal_id)
+        elif isinstance(event, OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
+            return self._apply_order_event(event)
+        elif isinstance(event, RiskEvent):
+            self._apply_risk_event(event)
+        elif isinstance(event, ControlCommand):
+            self.applied_commands.add(event.command_id)
+        return []
+
+    def _apply_order_event(self, event: OrderAccepted | OrderRejected | OrderFilled | OrderCanceled) -> list[RiskEvent]:
+        order = self.orders.get(event.client_order_id)
+        if order is None:
+            raise IllegalTransition(f"order {event.client_order_id}: {type(event).__name__} for an unknown order")
+        if isinstance(event, OrderAccepted):
+            self.orders[order.client_order_id] = order.moved(
+                OrderStatus.ACCEPTED, broker_order_id=event.broker_order_id
+            )
+            self.view.consecutive_rejects = 0
+        elif isinstance(event, OrderRejected):
+            self.orders[order.client_order_id] = order.moved(OrderStatus.REJECTED)
+            self._release_rest(order)
+            self.view.consecutive_rejects += 1
+            if (
+                self.view.consecutive_rejects >= self.limits.max_consecutive_rejects
+                and self.view.trading_state != "HALTED"
+            ):
+                detail = f"{self.view.consecutive_rejects} broker rejects in a row (last: {event.reason})"
+                return [self._risk_event(TRADING_STATE, "critical", detail, event.event_at_ms, "HALTED",
+                                         check="consecutive_rejects")]  # fmt: skip
+        elif isinstance(event, OrderFilled):
+            if event.fill_id in order.fill_ids:
+                return []  # the same execution reported twice (redelivery, reconciliation)
+            status = OrderStatus.FILLED if event.is_final else OrderStatus.PARTIALLY_FILLED
+            self.orders[order.client_order_id] = order.moved(
+                status, filled_lots=event.cumulative_lots, fill_id=event.fill_id
+            )
+            self._book_fill(order, event)
+            self._add_pending(order.symbol, order.side, -to_decimal(event.fill_lots))
+            self.view.consecutive_rejects = 0
+        else:
+            expired = event.reason.startswith(EXPIRED_PREFIX)
+            self.orders[order.client_order_id] = order.moved(OrderStatus.EXPIRED if expired else OrderStatus.CANCELED)
+            self._release_rest(order)
+        return []
+
+    def _add_pending(self, symbol: str, side: str, lots: Decimal) -> None:
+        signed = lots if side == "buy" else -lots
+        self.view.pending[symbol] = self.view.pending.get(symbol, Decimal(0)) + signed
+
+    def _release_rest(self, order: Order) -> None:
+        """An order ended without filling the rest: it no longer counts towards exposure."""
+        rest = to_decimal(order.quantity_lots) - to_decimal(order.filled_lots)
+        if rest > 0:
+            self._add_pending(order.symbol, order.side, -rest)
+
+    def _apply_risk_event(self, event: RiskEvent) -> None:
+        if event.kind == TRADING_STATE:
+            self.view.trading_state = event.trading_state
+            if event.trading_state == "ACTIVE":
+                self.view.consecutive_rejects = 0
+        elif event.kind == SYMBOL_HALTED:
+            self.view.halted_symbols.add(event.symbol)
+        elif event.kind == SYMBOL_RESUMED:
+            self.view.halted_symbols.discard(event.symbol)
+
+    def _book_fill(self, order: Order, fill: OrderFilled) -> None:
+        book = self.books.setdefault(order.symbol, Book())
+        quantity = to_decimal(fill.fill_lots)
+        realized = book.fill(quantity if order.side == "buy" else -quantity, to_decimal(fill.fill_price))
+        if realized:
+            day = fill.event_at_ms // DAY_MS
+            amount = account_value(order.symbol, realized * self.limits.contract_size, fill.fill_price)
+            self.realized_by_day[day] = MONEY_CONTEXT.add(self.realized_by_day.get(day, Decimal(0)), amount)
+        self.view.positions[order.symbol] = book.lots
+
+    # -----------------------------------------------------------------------------------
+    # Queries
+    # -----------------------------------------------------------------------------------
+
+    @property
+    def trading_state(self) -> TradingState:
+        """Return ACTIVE, REDUCING or HALTED."""
+        return self.view.trading_state
+
+    def cancellations_for(self, event: RiskEvent) -> list[Order]:
+        """Return the working orders a halt cancels (all of them, or the halted symbol's)."""
+        if event.kind == TRADING_STATE and event.trading_state == "HALTED":
+            return self.working_orders()
+        if event.kind == SYMBOL_HALTED:
+            return [order for order in self.working_orders() if order.symbol == event.symbol]
+        return []
+
+    def working_orders(self) -> list[Order]:
+        """Return the orders the broker may still fill."""
+        return [order for order in self.orders.values() if order.is_working]
+
+    def daily_pnl(self, now_ms: int) -> Decimal:
+        """Return realised P&L of the UTC day plus unrealised P&L at the latest mids (account ccy)."""
+        total = self.realized_by_day.get(now_ms // DAY_MS, Decimal(0))
+        for symbol, book in self.books.items():
+            tick = self.view.last_ticks.get(symbol)
+            if book.lots == 0 or tick is None:
+                continue
+            unrealized = book.unrealized(to_decimal(tick.mid)) * self.limits.contract_size
+            total = MONEY_CONTEXT.add(total, account_value(symbol, unrealized, tick.mid))
+        return total
+
+    def status(self) -> dict[str, Any]:
+        """Return a plain summary for ``tickwave execution status``."""
+        now_ms = self.clock.now_ms()
+        return {
+            "instance_id": self.instance_id,
+            "trading_state": self.view.trading_state,
+            "halted_symbols": sorted(self.view.halted_symbols),
+            "positions_lots": {symbol: str(lots) for symbol, lots in sorted(self.view.positions.items()) if lots},
+            "orders": len(self.orders),
+            "working_orders": len(self.working_orders()),
+            "signals_decided": len(self.decided_signals),
+            "daily_pnl": f"{self.daily_pnl(now_ms):.2f}",
+            "consecutive_rejects": self.view.consecutive_rejects,
+            "defects": len(self.defects),
+        }
+
+    # -----------------------------------------------------------------------------------
+    # Event builders
+    # -----------------------------------------------------------------------------------
+
+    def _denied(self, signal: Signal, now_ms: int, check: str, reason: str) -> OrderDenied:
+        return OrderDenied(
+            client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id, symbol=signal.symbol,
+            model_id=signal.model_id, model_version=signal.model_version, event_at_ms=now_ms,
+            reason=reason, check=check,
+        )  # fmt: skip
+
+    def _risk_event(
+        self,
+        kind: str,
+        severity: Literal["info", "warning", "critical"],
+        detail: str,
+        now_ms: int,
+        trading_state: TradingState | None = None,
+        symbol: str = "",
+        check: str = "",
+    ) -> RiskEvent:
+        sequence = next(self._sequence)
+        return RiskEvent(
+            risk_event_id=stable_id("risk", self.instance_id, kind, symbol, now_ms, sequence),
+            kind=kind, severity=severity, trading_state=trading_state or self.view.trading_state,
+            detail=detail, occurred_at_ms=now_ms, symbol=symbol, check=check,
+        )  # fmt: skip
+
+    def report(self, kind: str, detail: str, severity: Literal["info", "warning", "critical"] = "warning") -> RiskEvent:
+        """Build an informational risk event (reconciliation differences, start-up)."""
+        return self._risk_event(kind, severity, detail, self.clock.now_ms())
+
+
+def replay(engine: Engine, events: Sequence[Message]) -> None:
+    """Apply recorded events in order (follow-ups were recorded too, so they are not re-derived)."""
+    for event in events:
+        engine.apply(event)

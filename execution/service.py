@@ -1,0 +1,205 @@
+"""The imperative shell around the engine: journal first, then broker, then the audit bus.
+
+Order of effects for a signal that passes the gate:
+
+1. the signal, the intent and ``OrderSubmitted`` are appended to the journal;
+2. the engine applies ``OrderSubmitted`` (the signal now counts as decided);
+3. the journal is fsynced (once for all the signals that arrived together);
+4. the broker is called; each answer is journaled, applied and published.
+
+A crash before (1) leaves no trace, so the redelivered signal is decided afresh; a crash
+between (1) and (3) leaves a recorded order the broker may or may not have, which
+reconciliation on the next start settles. Either way a signal never yields two orders.
+
+Every entry point takes the one lock: the control listener's thread and the signal loop
+never interleave inside a decision, and a halt waits at most for the decision in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from execution.brokers.base import Broker, BrokerEvent
+from execution.engine import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, Engine, replay
+from execution.journal import Journal
+from execution.reconcile import position_differences, reconcile_orders
+from tickwave.contracts import ControlCommand, Message, OrderIntent, OrderSubmitted, RiskEvent, Signal, Tick, decode
+from tickwave.errors import ContractError
+
+logger = logging.getLogger(__name__)
+
+_STATE_KINDS = frozenset({TRADING_STATE, SYMBOL_HALTED, SYMBOL_RESUMED})
+
+
+class Publisher(Protocol):
+    """Where audit events go (``orders.events`` in production).
+
+    Every journaled event is published with its journal position; the publisher keeps
+    the position up to which everything was delivered, so a restart republishes only
+    the tail a crash may have lost (the warehouse drops the duplicates by event id).
+    """
+
+    def publish(self, message: Message, key: str, position: int) -> None:
+        """Send one message, keyed (by symbol where there is one)."""
+        ...
+
+    def resume_position(self) -> int:
+        """Return the first journal position not known to be delivered."""
+        ...
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for delivery; return how many messages are still pending."""
+        ...
+
+
+class ExecutionService:
+    """Engine + journal + broker + publisher, driven by the Kafka loops or by tests."""
+
+    def __init__(self, engine: Engine, journal: Journal, broker: Broker, publisher: Publisher) -> None:
+        self.engine = engine
+        self.journal = journal
+        self.broker = broker
+        self.publisher = publisher
+        self.lock = threading.RLock()
+
+    def start(self) -> list[str]:
+        """Replay the journal, reconcile with the broker and report differences (before any signal).
+
+        Returns:
+            The differences found (also published as ``reconcile_difference`` risk events).
+        """
+        with self.lock:
+            recorded = list(self.journal.events())
+            replay(self.engine, recorded)
+            for position in range(self.publisher.resume_position(), len(recorded)):
+                self._publish(recorded[position], position)
+            found = reconcile_orders(self.engine.orders, self.broker.orders(), self.engine.clock.now_ms())
+            for event in found.events:
+                self._record(event)
+            differences = found.differences + position_differences(self.engine.view.positions, self.broker.positions())
+            for difference in differences:
+                logger.warning("reconcile instance=%s %s", self.engine.instance_id, difference)
+                self._record(self.engine.report("reconcile_difference", difference))
+            status = self.engine.status()
+            logger.info("started instance=%s broker=%s %s", self.engine.instance_id, self.broker.name, status)
+            self._record(self.engine.report("started", f"{len(differences)} reconciliation differences", "info"))
+            return differences
+
+    def handle_signal_bytes(self, raw: bytes) -> None:
+        """Decode and handle one signal; an invalid one is logged with its reason and skipped."""
+        signal = self.decode_signal(raw)
+        if signal is not None:
+            self.handle_signal(signal)
+
+    @staticmethod
+    def decode_signal(raw: bytes) -> Signal | None:
+        """Decode a signal; log an invalid one with its reason and return None."""
+        try:
+            return decode(raw, Signal)
+        except ContractError as exc:
+            logger.error("quarantined invalid signal: %s raw=%r", exc.reason, exc.raw[:200])
+            return None
+
+    def handle_signal(self, signal: Signal) -> None:
+        """Decide on a signal; send its order if the gate lets it through."""
+        self.handle_signals([signal])
+
+    def handle_signals(self, signals: Sequence[Signal]) -> None:
+        """Decide on signals that arrived together; one fsync covers all their orders (group commit).
+
+        Each decision sees the orders decided before it as working orders (the limits
+        count them), so deciding several before any broker call is as safe as one at a
+        time; only the fsync is shared.
+        """
+        with self.lock:
+            to_send: list[tuple[Signal, OrderIntent, OrderSubmitted, tuple[int, int, int]]] = []
+            for signal in signals:
+                decision = self.engine.on_signal(signal)
+                if decision.is_duplicate:
+                    logger.debug("signal=%s seen before; ignored", signal.signal_id)
+                    continue
+                received = self.journal.append(signal)
+                if decision.intent is None:
+                    self._publish(signal, received)
+                    self._record_all(decision.events)
+                    continue
+                intent = decision.intent
+                submitted = self.engine.submission(intent)
+                positions = (received, self.journal.append(intent), self.journal.append(submitted))
+                self.engine.apply(submitted)
+                to_send.append((signal, intent, submitted, positions))
+            if not to_send:
+                return
+            self.journal.sync()  # every OrderSubmitted above is on disk before any broker call
+            for signal, intent, submitted, (received, decided, sent) in to_send:
+                answers = self.broker.submit(intent)
+                self._publish(signal, received)
+                self._publish(intent, decided)
+                self._publish(submitted, sent)
+                self._record_all(answers)
+
+    def handle_tick_bytes(self, raw: bytes) -> None:
+        """Decode and handle one tick (invalid ticks were quarantined upstream: skip quietly)."""
+        try:
+            tick = decode(raw, Tick)
+        except ContractError as exc:
+            logger.warning("skipped invalid tick: %s", exc.reason)
+            return
+        self.handle_tick(tick)
+
+    def handle_tick(self, tick: Tick) -> None:
+        """Update prices (engine and paper broker) and let the flash-crash guard look."""
+        with self.lock:
+            self.broker.on_tick(tick)
+            self._record_all(self.engine.on_tick(tick))
+
+    def handle_control(self, command: ControlCommand) -> None:
+        """Apply an operator command; a halt is fsynced so it survives a restart."""
+        with self.lock:
+            outcome = self.engine.on_control(command)
+            if outcome.is_duplicate:
+                return
+            self._publish(command, self.journal.append(command))
+            self.engine.apply(command)
+            for event in outcome.events:
+                self._record(event)
+                logger.warning("control %s: %s", command.command, event.detail)
+
+    def poll_broker(self) -> None:
+        """Collect late broker events (paper latency fills, MT5 deal updates)."""
+        with self.lock:
+            self._record_all(self.broker.poll())
+
+    def _record_all(self, events: Iterable[Message]) -> None:
+        for event in events:
+            self._record(event)
+
+    def _record(self, event: Message) -> None:
+        """Journal, apply and publish one event, then its follow-ups; a halt cancels working orders.
+
+        Trading-state changes are fsynced: a halt must survive a restart.
+        """
+        position = self.journal.append(event, sync=isinstance(event, RiskEvent) and event.kind in _STATE_KINDS)
+        follow_ups = self.engine.apply(event)
+        self._publish(event, position)
+        for follow_up in follow_ups:
+            self._record(follow_up)
+        if isinstance(event, RiskEvent):
+            for order in self.engine.cancellations_for(event):
+                answers: list[BrokerEvent] = self.broker.cancel(order, f"canceled by {event.kind}: {event.detail}")
+                self._record_all(answers)
+
+    def _publish(self, message: Message, position: int) -> None:
+        self.publisher.publish(message, getattr(message, "symbol", ""), position)
+
+    def close(self) -> None:
+        """Flush the audit trail and close the broker and the journal."""
+        with self.lock:
+            pending = self.publisher.flush(10.0)
+            if pending:
+                logger.error("%d audit events were not delivered before shutdown", pending)
+            self.broker.close()
+            self.journal.close()

@@ -1,0 +1,69 @@
+"""Sizing: a signal's direction and strength to a target position, and the order to reach it.
+
+Pure functions of their inputs. The target is ``sign(direction) x strength x max
+position``, rounded towards zero to the lot step, so it never exceeds the cap; the order
+is the difference to the current position, itself capped at the largest order size
+(a big move is reached over several signals, never by one oversized order).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tickwave.config import ExecutionSettings
+from tickwave.contracts import Direction, Side, Signal
+
+_DIRECTION_SIGN: dict[Direction, int] = {"long": 1, "short": -1, "flat": 0}
+
+
+@dataclass(frozen=True)
+class SizingPolicy:
+    """The sizing parameters, taken from the execution settings."""
+
+    max_position_lots: float
+    max_order_lots: float
+    lot_step: float
+    min_strength: float = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: ExecutionSettings) -> SizingPolicy:
+        """Build the policy from the ``execution`` settings."""
+        return cls(settings.max_position_lots, settings.max_order_lots, settings.lot_step, settings.min_strength)
+
+
+def to_steps(lots: float, lot_step: float) -> int:
+    """Return ``lots`` as a whole number of lot steps, rounded towards zero."""
+    # The epsilon absorbs float noise such as 0.3 / 0.1 = 2.9999999999999996.
+    steps = lots / lot_step
+    return int(math.copysign(math.floor(abs(steps) + 1e-9), steps))
+
+
+def round_lots(steps: int, lot_step: float) -> float:
+    """Return a whole number of lot steps as lots, without float noise (0.07, not 0.07000000000000001)."""
+    decimals = max(0, -math.floor(math.log10(lot_step))) + 2
+    return round(steps * lot_step, decimals)
+
+
+def target_position_lots(signal: Signal, policy: SizingPolicy) -> float:
+    """Return the signed position the signal asks for, within ``[-max, +max]``."""
+    if signal.strength < policy.min_strength:
+        return 0.0
+    raw = _DIRECTION_SIGN[signal.direction] * signal.strength * policy.max_position_lots
+    steps = to_steps(raw, policy.lot_step)
+    cap = to_steps(policy.max_position_lots, policy.lot_step)
+    return round_lots(max(-cap, min(cap, steps)), policy.lot_step)
+
+
+def order_for(target_lots: float, current_lots: float, policy: SizingPolicy) -> tuple[Side, float] | None:
+    """Return the side and size that move ``current`` towards ``target`` (None when already there).
+
+    The size is capped at the largest order size and is a whole number of lot steps.
+    """
+    delta_steps = to_steps(target_lots, policy.lot_step) - to_steps(current_lots, policy.lot_step)
+    cap = to_steps(policy.max_order_lots, policy.lot_step)
+    size_steps = min(abs(delta_steps), cap)
+    if size_steps == 0:
+        return None
+    side: Side = "buy" if delta_steps > 0 else "sell"
+    return side, round_lots(size_steps, policy.lot_step)

@@ -1,0 +1,125 @@
+"""The order lifecycle: an explicit table of allowed ``(from_state, to_state)`` pairs.
+
+Anything not in the table raises :class:`IllegalTransition` (a defect: a broker or the
+journal reported something impossible) and is logged by the caller. Terminal states
+(filled, canceled, rejected, expired) have no way out.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from tickwave.contracts import Side
+from tickwave.errors import TickwaveError
+
+
+class OrderStatus(enum.StrEnum):
+    """Where one order is in its life."""
+
+    NEW = "new"
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+S = OrderStatus
+
+TRANSITIONS: Final[frozenset[tuple[OrderStatus, OrderStatus]]] = frozenset(
+    {
+        (S.NEW, S.SUBMITTED),
+        (S.NEW, S.EXPIRED),  # recorded but never sent (crash before the broker call)
+        (S.SUBMITTED, S.ACCEPTED),
+        (S.SUBMITTED, S.REJECTED),
+        (S.SUBMITTED, S.PARTIALLY_FILLED),  # a market order may report its fill before an ack
+        (S.SUBMITTED, S.FILLED),
+        (S.SUBMITTED, S.CANCELED),
+        (S.SUBMITTED, S.EXPIRED),  # unknown to the broker after a restart
+        (S.ACCEPTED, S.PARTIALLY_FILLED),
+        (S.ACCEPTED, S.FILLED),
+        (S.ACCEPTED, S.CANCELED),
+        (S.ACCEPTED, S.EXPIRED),
+        (S.PARTIALLY_FILLED, S.PARTIALLY_FILLED),
+        (S.PARTIALLY_FILLED, S.FILLED),
+        (S.PARTIALLY_FILLED, S.CANCELED),  # the rest is canceled, the fills stand
+        (S.PARTIALLY_FILLED, S.EXPIRED),
+    }
+)
+
+TERMINAL: Final[frozenset[OrderStatus]] = frozenset({S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED})
+WORKING: Final[frozenset[OrderStatus]] = frozenset({S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED})
+
+
+class IllegalTransition(TickwaveError):
+    """An order was asked to move along a path the lifecycle table does not allow."""
+
+
+def is_allowed(from_status: OrderStatus, to_status: OrderStatus) -> bool:
+    """Return True when the table allows ``from_status -> to_status``."""
+    return (from_status, to_status) in TRANSITIONS
+
+
+def transition(client_order_id: str, from_status: OrderStatus, to_status: OrderStatus) -> OrderStatus:
+    """Return ``to_status`` when the move is allowed.
+
+    Raises:
+        IllegalTransition: for any pair outside :data:`TRANSITIONS`.
+    """
+    if (from_status, to_status) not in TRANSITIONS:
+        raise IllegalTransition(f"order {client_order_id}: illegal transition {from_status} -> {to_status}")
+    return to_status
+
+
+@dataclass(frozen=True)
+class Order:
+    """What the execution process knows about one order (rebuilt from the journal on start)."""
+
+    client_order_id: str
+    signal_id: str
+    symbol: str
+    side: Side
+    quantity_lots: float
+    model_id: str
+    model_version: int
+    created_at_ms: int
+    status: OrderStatus = OrderStatus.NEW
+    filled_lots: float = 0.0
+    broker_order_id: str = ""
+    fill_ids: tuple[str, ...] = field(default=())
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once nothing more can happen to the order."""
+        return self.status in TERMINAL
+
+    @property
+    def is_working(self) -> bool:
+        """True while the broker may still fill it."""
+        return self.status in WORKING
+
+    def moved(
+        self,
+        to_status: OrderStatus,
+        *,
+        filled_lots: float | None = None,
+        broker_order_id: str | None = None,
+        fill_id: str | None = None,
+    ) -> Order:
+        """Return a copy in ``to_status`` (a fill may repeat ``partially_filled``).
+
+        Raises:
+            IllegalTransition: when the table forbids the move.
+        """
+        status = transition(self.client_order_id, self.status, to_status)
+        return replace(
+            self,
+            status=status,
+            filled_lots=self.filled_lots if filled_lots is None else filled_lots,
+            broker_order_id=broker_order_id or self.broker_order_id,
+            fill_ids=self.fill_ids + ((fill_id,) if fill_id else ()),
+        )

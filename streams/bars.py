@@ -1,0 +1,236 @@
+"""Event-time tumbling bars per symbol, deterministic under replay and redelivery.
+
+Rules (one symbol's state; the dataflow keys by symbol):
+
+- A tick belongs to the window ``[start, start + length)`` of each timeframe, windows
+  aligned to the Unix epoch (a 1-minute bar starts on the minute, UTC).
+- The watermark is the newest event time seen for the symbol minus ``wait_ms``. A
+  window closes (its bar is emitted) once the watermark reaches its end.
+- A tick older than the watermark when it arrives is *late*: it is returned to the
+  caller to be counted and quarantined, never silently dropped, and never changes a
+  bar. Every accepted tick therefore lands in windows that are still open, for every
+  timeframe alike.
+- A tick seen twice (same ``tick_id``: symbol, time, seq) is counted once.
+- Open and close are the prices of the earliest and latest tick by ``(time_ms, seq)``,
+  so ticks arriving out of order within the wait give the same bar.
+- With ``advance_to(now_ms)`` a quiet symbol's bars still close on wall-clock time
+  (live trading); replays leave it unused so results depend on event time only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from tickwave.contracts import Bar, Tick
+
+TickStatus = Literal["accepted", "late", "duplicate"]
+NEVER = 2**62  # a time after every real one
+
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Return the length of a timeframe like ``1s``, ``5m`` or ``1h`` in milliseconds.
+
+    Raises:
+        ValueError: for anything else.
+    """
+    match = re.fullmatch(r"(\d+)(ms|s|m|h|d)", timeframe)
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"timeframe {timeframe!r} is not like 1s, 5m, 1h")
+    return int(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+@dataclass
+class _OpenBar:
+    """The running aggregate of one window."""
+
+    start_ms: int
+    end_ms: int
+    first_key: tuple[int, int]
+    last_key: tuple[int, int]
+    bid_open: float
+    bid_high: float
+    bid_low: float
+    bid_close: float
+    ask_open: float
+    ask_high: float
+    ask_low: float
+    ask_close: float
+    mid_high: float
+    mid_low: float
+    tick_count: int
+    volume: float
+    spread_sum: float
+    spread_max: float
+
+    @classmethod
+    def first(cls, tick: Tick, start_ms: int, end_ms: int) -> _OpenBar:
+        key = (tick.time_ms, tick.seq)
+        spread = tick.ask - tick.bid
+        mid = (tick.bid + tick.ask) / 2
+        return cls(
+            start_ms, end_ms, key, key,
+            tick.bid, tick.bid, tick.bid, tick.bid, tick.ask, tick.ask, tick.ask, tick.ask,
+            mid, mid, 1, tick.volume, spread, spread,
+        )  # fmt: skip
+
+    def add(self, tick: Tick) -> None:
+        key = (tick.time_ms, tick.seq)
+        bid, ask = tick.bid, tick.ask
+        if key < self.first_key:
+            self.first_key, self.bid_open, self.ask_open = key, bid, ask
+        if key > self.last_key:
+            self.last_key, self.bid_close, self.ask_close = key, bid, ask
+        if bid > self.bid_high:
+            self.bid_high = bid
+        if bid < self.bid_low:
+            self.bid_low = bid
+        if ask > self.ask_high:
+            self.ask_high = ask
+        if ask < self.ask_low:
+            self.ask_low = ask
+        mid = (bid + ask) / 2
+        if mid > self.mid_high:
+            self.mid_high = mid
+        if mid < self.mid_low:
+            self.mid_low = mid
+        spread = ask - bid
+        self.spread_sum += spread
+        if spread > self.spread_max:
+            self.spread_max = spread
+        self.volume += tick.volume
+        self.tick_count += 1
+
+    def absorb(self, later: _OpenBar) -> None:
+        """Fold in the aggregate of a later sub-window (coarse bars are built from fine ones)."""
+        if later.first_key < self.first_key:
+            self.first_key, self.bid_open, self.ask_open = later.first_key, later.bid_open, later.ask_open
+        if later.last_key > self.last_key:
+            self.last_key, self.bid_close, self.ask_close = later.last_key, later.bid_close, later.ask_close
+        self.bid_high = max(self.bid_high, later.bid_high)
+        self.bid_low = min(self.bid_low, later.bid_low)
+        self.ask_high = max(self.ask_high, later.ask_high)
+        self.ask_low = min(self.ask_low, later.ask_low)
+        self.mid_high = max(self.mid_high, later.mid_high)
+        self.mid_low = min(self.mid_low, later.mid_low)
+        self.tick_count += later.tick_count
+        self.volume += later.volume
+        self.spread_sum += later.spread_sum
+        self.spread_max = max(self.spread_max, later.spread_max)
+
+    def to_bar(self, symbol: str, timeframe: str) -> Bar:
+        return Bar(
+            symbol=symbol, timeframe=timeframe, start_ms=self.start_ms, end_ms=self.end_ms,
+            bid_open=self.bid_open, bid_high=self.bid_high, bid_low=self.bid_low, bid_close=self.bid_close,
+            ask_open=self.ask_open, ask_high=self.ask_high, ask_low=self.ask_low, ask_close=self.ask_close,
+            mid_open=(self.bid_open + self.ask_open) / 2, mid_high=self.mid_high, mid_low=self.mid_low,
+            mid_close=(self.bid_close + self.ask_close) / 2, tick_count=self.tick_count, volume=self.volume,
+            spread_mean=self.spread_sum / self.tick_count, spread_max=self.spread_max,
+        )  # fmt: skip
+
+
+@dataclass
+class BarState:
+    """Open windows, watermark and seen tick ids of one symbol.
+
+    Ticks update only the finest timeframe's window; a coarser window (which the finest
+    divides, all aligned to the epoch) is folded from the finest bars as they close, so
+    per-tick work does not grow with the number of timeframes.
+    """
+
+    timeframes: tuple[str, ...]
+    wait_ms: int
+    open_bars: dict[str, dict[int, _OpenBar]] = field(default_factory=dict)
+    newest_ms: int = -1
+    seen: set[tuple[int, int]] = field(default_factory=set)
+    late_count: int = 0
+    duplicate_count: int = 0
+    next_close_ms: int = NEVER  # the earliest end among open windows
+
+    def __post_init__(self) -> None:
+        """Check the timeframes nest and order them finest first."""
+        lengths = {timeframe: timeframe_ms(timeframe) for timeframe in self.timeframes}
+        if not lengths:
+            raise ValueError("at least one timeframe is needed")
+        ordered = sorted(lengths, key=lengths.__getitem__)
+        self._finest, self._finest_ms = ordered[0], lengths[ordered[0]]
+        for timeframe in ordered[1:]:
+            if lengths[timeframe] % self._finest_ms:
+                raise ValueError(f"timeframe {timeframe} is not a multiple of the finest one, {self._finest}")
+        self._coarser = [(timeframe, lengths[timeframe]) for timeframe in ordered[1:]]
+        for timeframe in ordered:
+            self.open_bars.setdefault(timeframe, {})
+
+    @property
+    def watermark_ms(self) -> int:
+        """Ticks older than this are late."""
+        return self.newest_ms - self.wait_ms
+
+    def on_tick(self, tick: Tick) -> tuple[list[Bar], TickStatus]:
+        """Fold in a tick.
+
+        Returns:
+            The bars this tick closed, and what became of the tick: ``accepted`` (in
+            its bars), ``late`` (rejected, to quarantine) or ``duplicate`` (already in).
+        """
+        time_ms = tick.time_ms
+        if time_ms < self.newest_ms - self.wait_ms:
+            self.late_count += 1
+            return [], "late"
+        key = (time_ms, tick.seq)
+        if key in self.seen:
+            self.duplicate_count += 1
+            return [], "duplicate"
+        self.seen.add(key)
+        start = time_ms - time_ms % self._finest_ms
+        windows = self.open_bars[self._finest]
+        window = windows.get(start)
+        if window is None:
+            windows[start] = _OpenBar.first(tick, start, start + self._finest_ms)
+            if start + self._finest_ms < self.next_close_ms:
+                self.next_close_ms = start + self._finest_ms
+        else:
+            window.add(tick)
+        if time_ms > self.newest_ms:
+            self.newest_ms = time_ms
+            if time_ms - self.wait_ms >= self.next_close_ms:
+                return self._close_through(time_ms - self.wait_ms, tick.symbol), "accepted"
+        return [], "accepted"
+
+    def advance_to(self, now_ms: int, symbol: str) -> list[Bar]:
+        """Close windows as if a tick at ``now_ms`` had arrived (wall-clock closing)."""
+        if now_ms <= self.newest_ms:
+            return []
+        self.newest_ms = now_ms
+        return self._close_through(self.watermark_ms, symbol)
+
+    def flush(self, symbol: str) -> list[Bar]:
+        """Close every open window (end of a finite input)."""
+        return self._close_through(NEVER, symbol)
+
+    def _close_through(self, watermark_ms: int, symbol: str) -> list[Bar]:
+        closed: list[Bar] = []
+        finest = self.open_bars[self._finest]
+        for start in sorted(start for start, window in finest.items() if window.end_ms <= watermark_ms):
+            window = finest.pop(start)
+            closed.append(window.to_bar(symbol, self._finest))
+            for timeframe, length in self._coarser:
+                coarse_start = start - start % length
+                coarse = self.open_bars[timeframe]
+                if coarse_start in coarse:
+                    coarse[coarse_start].absorb(window)
+                else:
+                    coarse[coarse_start] = replace(window, start_ms=coarse_start, end_ms=coarse_start + length)
+        for timeframe, _length in self._coarser:
+            coarse = self.open_bars[timeframe]
+            for start in sorted(start for start, window in coarse.items() if window.end_ms <= watermark_ms):
+                closed.append(coarse.pop(start).to_bar(symbol, timeframe))
+        self.next_close_ms = min(
+            (window.end_ms for windows in self.open_bars.values() for window in windows.values()), default=NEVER
+        )
+        if closed:
+            self.seen = {key for key in self.seen if key[0] >= watermark_ms}
+        return closed

@@ -1,0 +1,233 @@
+"""I/O adapters of the dataflow: the ticks topic in; topics and warehouse tables out.
+
+``TickTopicSource`` is a partitioned Bytewax source over one Kafka topic: each Kafka
+partition is a Bytewax partition (so several processes split them), its position is
+the next offset (saved in Bytewax's recovery snapshots, so a restart resumes exactly
+there, without consumer-group commits), and it yields raw message values, leaving
+decoding to the ``validate`` step. It logs throughput and lag behind the topic.
+
+``TopicSink`` publishes messages keyed by symbol and waits for the broker's
+acknowledgement before Bytewax moves on. ``WarehouseSink`` writes through one batched
+writer per table and process, and flushes them whenever Bytewax snapshots an epoch, so
+a resumed flow never skips rows that were only buffered when it died.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition
+from clickhouse_connect.driver.client import Client
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from tickwave.bus import Profile, consumer_config, make_admin, make_producer
+from tickwave.contracts import Message, encode
+from tickwave.errors import ServiceError
+from tickwave.warehouse.tables import Table, table_for
+from tickwave.warehouse.writer import BatchWriter, WriterConfig
+
+logger = logging.getLogger(__name__)
+
+REPORT_EVERY_S = 10.0
+
+
+class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
+    """Reads one Kafka partition from a given offset."""
+
+    def __init__(self, config: dict[str, Any], topic: str, partition: int, offset: int, batch_size: int) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+        self.consumer = Consumer(config)
+        self.consumer.assign([TopicPartition(topic, partition, offset)])
+        self.batch_size = batch_size
+        self.at_end = False
+        self.read_since_report = 0
+        self.reported_at = time.monotonic()
+        self.idle_until: datetime | None = None
+
+    def next_batch(self) -> list[bytes]:
+        if self.at_end:
+            raise StopIteration
+        # librdkafka prefetches in its own thread: take what is queued without blocking, so
+        # one idle partition never delays the others that Bytewax polls in turn.
+        messages = self.consumer.consume(self.batch_size, 0)
+        values: list[bytes] = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self.at_end = True
+                    break
+                raise ServiceError(f"reading {self.topic}[{self.partition}] failed: {error.str()}")
+            values.append(message.value())
+            self.offset = message.offset() + 1
+        # Back off briefly when idle so an empty partition does not spin a core.
+        self.idle_until = None if values else datetime.now(UTC) + timedelta(milliseconds=1)
+        self.read_since_report += len(values)
+        if time.monotonic() - self.reported_at >= REPORT_EVERY_S:
+            self._report()
+        return values
+
+    def next_awake(self) -> datetime | None:
+        return self.idle_until
+
+    def _report(self) -> None:
+        elapsed = time.monotonic() - self.reported_at
+        _low, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, self.partition), timeout=1.0)
+        logger.info(
+            "topic=%s partition=%d ticks_per_s=%.0f lag=%d offset=%d",
+            self.topic, self.partition, self.read_since_report / elapsed, max(0, high - self.offset), self.offset,
+        )  # fmt: skip
+        self.read_since_report = 0
+        self.reported_at = time.monotonic()
+
+    def snapshot(self) -> int:
+        return self.offset
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class TickTopicSource(FixedPartitionedSource[bytes, int]):
+    """Every partition of a Kafka topic, as raw message values."""
+
+    def __init__(self, bootstrap: str, topic: str, tail: bool = True, batch_size: int = 2000) -> None:
+        """Read ``topic``; with ``tail=False`` stop at the end (replays, tests, benchmarks)."""
+        self.bootstrap, self.topic, self.tail, self.batch_size = bootstrap, topic, tail, batch_size
+
+    def list_parts(self) -> list[str]:
+        """One Bytewax partition per Kafka partition."""
+        metadata = make_admin(self.bootstrap).list_topics(self.topic, timeout=10)
+        topic = metadata.topics.get(self.topic)
+        if topic is None or topic.error is not None:
+            raise ServiceError(f"topic {self.topic} does not exist: run `tickwave topics create`")
+        return [str(partition) for partition in sorted(topic.partitions)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _TopicPartitionReader:
+        """Open a reader at the recovered offset, or at the beginning."""
+        config = consumer_config(
+            self.bootstrap, "tickwave-streams-unused", "latency",
+            **{"enable.partition.eof": not self.tail, "fetch.max.bytes": 16 * 1024 * 1024},
+        )  # fmt: skip
+        offset = OFFSET_BEGINNING if resume_state is None else resume_state
+        return _TopicPartitionReader(config, self.topic, int(for_part), offset, self.batch_size)
+
+
+class _TopicWriter(StatelessSinkPartition[tuple[str, Message]]):
+    def __init__(self, bootstrap: str, topic: str, profile: Profile) -> None:
+        self.producer = make_producer(bootstrap, profile)
+        self.topic = topic
+
+    def write_batch(self, items: list[tuple[str, Message]]) -> None:
+        failures: list[str] = []
+
+        def on_delivery(error: KafkaError | None, _message: Any) -> None:
+            if error is not None:
+                failures.append(error.str())
+
+        for key, message in items:
+            self.producer.produce(self.topic, encode(message), key=key.encode(), on_delivery=on_delivery)
+        remaining = self.producer.flush(30)
+        if failures or remaining:
+            raise ServiceError(f"publishing to {self.topic} failed: {failures or f'{remaining} unacknowledged'}")
+
+    def close(self) -> None:
+        self.producer.flush(30)
+
+
+class TopicSink(DynamicSink[tuple[str, Message]]):
+    """Publishes ``(key, message)`` items to a Kafka topic; each batch acknowledged before moving on.
+
+    Signals use the ``latency`` profile (sent at once); dead letters the ``bulk`` one.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, profile: Profile = "latency") -> None:
+        """Write to ``topic`` on ``bootstrap``."""
+        self.bootstrap, self.topic, self.profile = bootstrap, topic, profile
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _TopicWriter:
+        """One producer per worker."""
+        return _TopicWriter(self.bootstrap, self.topic, self.profile)
+
+
+class WriterPool:
+    """One batched writer per warehouse table, shared by every sink of a process."""
+
+    def __init__(self, connect_client: Callable[[], Client], config: WriterConfig | None = None) -> None:
+        """Create writers lazily with clients from ``connect_client``."""
+        self.connect_client = connect_client
+        self.config = config or WriterConfig()
+        self.writers: dict[str, BatchWriter] = {}
+        self.lock = threading.Lock()
+
+    def write(self, messages: Iterable[Message]) -> None:
+        """Buffer messages in their tables' writers (blocks under backpressure)."""
+        by_table: dict[str, list[Message]] = {}
+        tables: dict[str, Table] = {}
+        for message in messages:
+            table = table_for(message)
+            tables[table.name] = table
+            by_table.setdefault(table.name, []).append(message)
+        for name, batch in by_table.items():
+            self._writer(tables[name]).write_messages(batch)
+
+    def _writer(self, table: Table) -> BatchWriter:
+        with self.lock:
+            writer = self.writers.get(table.name)
+            if writer is None:
+                writer = self.writers[table.name] = BatchWriter(self.connect_client(), table, self.config)
+            return writer
+
+    def flush(self) -> None:
+        """Return once every buffered row of every table is committed."""
+        for writer in list(self.writers.values()):
+            writer.flush()
+
+    def close(self) -> None:
+        """Flush and stop every writer."""
+        for writer in list(self.writers.values()):
+            writer.close()
+
+
+class _WarehousePartition(StatefulSinkPartition[Any, None]):
+    def __init__(self, pool: WriterPool, to_messages: Callable[[Any], Iterable[Message]]) -> None:
+        self.pool, self.to_messages = pool, to_messages
+
+    def write_batch(self, values: list[Any]) -> None:
+        self.pool.write(message for value in values for message in self.to_messages(value))
+
+    def snapshot(self) -> None:
+        # Bytewax snapshots at each epoch's end, before committing it: flushing here means
+        # every row of a committed epoch is in the warehouse, so a resume loses nothing.
+        self.pool.flush()
+
+    def close(self) -> None:
+        self.pool.flush()
+
+
+class WarehouseSink(FixedPartitionedSink[Any, None]):
+    """Rows into the warehouse through a process's ``WriterPool``, flushed at every epoch.
+
+    Items are ``(key, value)``; ``to_messages`` turns a value into the bus messages
+    stored (a list of ticks, or one bar...). Several partitions spread the writes of a
+    multi-process flow over its processes (routed by key).
+    """
+
+    PARTITIONS = 8
+
+    def __init__(self, pool: WriterPool, to_messages: Callable[[Any], Iterable[Message]] = lambda value: [value]):
+        """Write through ``pool``."""
+        self.pool, self.to_messages = pool, to_messages
+
+    def list_parts(self) -> list[str]:
+        """A fixed set of partitions (recovery requires the set to stay the same)."""
+        return [str(index) for index in range(self.PARTITIONS)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _WarehousePartition:
+        """Every partition of a process shares its pool."""
+        return _WarehousePartition(self.pool, self.to_messages)

@@ -1,0 +1,216 @@
+"""The Bytewax dataflow: raw tick messages to bars, features, predictions and signals.
+
+``build_flow`` takes its config, source, sinks and model provider, so tests run it with
+``TestingSource``/``TestingSink`` and production with Kafka and the warehouse. Stream
+logic lives in pure modules (``validate``, ``bars``, ``features``, ``inference``,
+``signals``); this module only wires them, one step id each.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
+
+from streams.bars import NEVER, BarState
+from streams.features import FeatureSpec, FeatureState
+from streams.inference import Inference, ModelProvider
+from streams.signals import SignalRules, signal_from
+from streams.validate import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
+from tickwave.config import StreamsSettings
+from tickwave.contracts import Bar, DeadLetter, FeatureVector, Prediction, Signal, Tick, encode
+
+ClockMs = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch, UTC."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class FlowSinks:
+    """Where each output of the flow goes; every item arrives as ``(key, value)``.
+
+    The key is the symbol (``"EURUSD:1m"`` for per-series outputs), so partitioned
+    sinks can route by it.
+    """
+
+    ticks: Sink[tuple[str, list[Tick]]]  # accepted ticks, one list per symbol and batch
+    quarantine: Sink[tuple[str, DeadLetter]]  # the warehouse quarantine table
+    dead_letters: Sink[tuple[str, DeadLetter]]  # the ticks.dlq topic
+    bars: Sink[tuple[str, Bar]]
+    features: Sink[tuple[str, FeatureVector]]
+    predictions: Sink[tuple[str, Prediction]]
+    signals: Sink[tuple[str, Signal]]  # the signals topic
+    signal_records: Sink[tuple[str, Signal]]  # the warehouse signals table
+
+
+@dataclass
+class SymbolOutput:
+    """What one batch of one symbol's ticks produced."""
+
+    accepted: list[Tick] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    bars: list[Bar] = field(default_factory=list)
+
+
+@dataclass
+class SymbolState:
+    """Spike filter and open bars of one symbol (the recovery snapshot)."""
+
+    symbol: str
+    spike_filter: SpikeFilter
+    bars: BarState
+
+
+class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
+    """Per-symbol step: spike filter, then bars; closes a quiet symbol's bars on wall-clock time.
+
+    Wall-clock closing follows the idea of Bytewax's ``EventClock``, but only after real
+    idleness: once a symbol has had no ticks for ``idle_close_ms`` of wall time, its
+    event time advances by the wall time elapsed since its last tick arrived. A replay
+    running at full speed never idles that long, so it is never cut short; a live
+    symbol that goes quiet still gets its bars closed.
+    """
+
+    def __init__(self, state: SymbolState, settings: StreamsSettings, clock_ms: ClockMs) -> None:
+        """Wrap ``state``; the idle anchor starts now (never restored: a restart is not idleness)."""
+        self.state = state
+        self.settings = settings
+        self.clock_ms = clock_ms
+        self.anchor_wall_ms = clock_ms()
+        self.anchor_event_ms = state.bars.newest_ms
+
+    def on_batch(self, values: list[Tick]) -> tuple[Iterable[SymbolOutput], bool]:
+        """Fold in a batch of one symbol's ticks."""
+        output = SymbolOutput()
+        state = self.state
+        if not state.symbol and values:
+            state.symbol = values[0].symbol  # the builder is not told its key
+        for tick in values:
+            reason = state.spike_filter.check(tick)
+            if reason is not None:
+                output.rejected.append(Rejection(reason, encode(tick), tick.symbol, "spike"))
+                continue
+            closed, status = state.bars.on_tick(tick)
+            if status == "late":
+                reason = f"late: {state.bars.watermark_ms - tick.time_ms} ms behind the watermark"
+                output.rejected.append(Rejection(reason, encode(tick), tick.symbol, "late"))
+            elif status == "accepted":
+                output.accepted.append(tick)
+                output.bars.extend(closed)
+        self.anchor_wall_ms, self.anchor_event_ms = self.clock_ms(), state.bars.newest_ms
+        return [output], StatefulBatchLogic.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[SymbolOutput], bool]:
+        """Advance a quiet symbol's event time with the wall clock and close what that closes."""
+        idle_ms = self.clock_ms() - self.anchor_wall_ms
+        if idle_ms < self.settings.idle_close_ms or self.anchor_event_ms < 0:
+            return [], StatefulBatchLogic.RETAIN
+        closed = self.state.bars.advance_to(self.anchor_event_ms + idle_ms, self.state.symbol)
+        return ([SymbolOutput(bars=closed)] if closed else []), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[SymbolOutput], bool]:
+        """Close every open bar at the end of a finite input."""
+        return [SymbolOutput(bars=self.state.bars.flush(self.state.symbol))], StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        """Wake when idleness would advance event time past the earliest open window's close."""
+        bars = self.state.bars
+        if not self.settings.close_on_wall_clock or bars.next_close_ms >= NEVER or self.anchor_event_ms < 0:
+            return None
+        needed_ms = bars.next_close_ms + bars.wait_ms - self.anchor_event_ms
+        wake_ms = self.anchor_wall_ms + max(self.settings.idle_close_ms, needed_ms)
+        return datetime.fromtimestamp(wake_ms / 1000, tz=UTC)
+
+    def snapshot(self) -> SymbolState:
+        """Return a copy of the state for the recovery store."""
+        return copy.deepcopy(self.state)
+
+
+def build_flow(
+    settings: StreamsSettings,
+    source: Source[bytes],
+    sinks: FlowSinks,
+    provider: ModelProvider | None = None,
+    rules: ValidationRules | None = None,
+    spec: FeatureSpec | None = None,
+    clock_ms: ClockMs = wall_clock_ms,
+    flow_id: str = "tickwave_streams",
+) -> Dataflow:
+    """Build the dataflow from raw tick messages to signals."""
+    rules = rules or ValidationRules(max_future_ms=settings.max_future_ms)
+    spec = spec or FeatureSpec()
+    signal_rules = SignalRules(settings.entry_probability, settings.min_edge)
+    flow = Dataflow(flow_id)
+
+    raw = op.input("ticks_in", flow, source)
+    # raw: bytes (one Kafka message value)
+
+    checked = op.flat_map_batch("validate", raw, lambda batch: _check_batch(batch, rules, clock_ms()))
+    # checked: Tick | Rejection
+    valid = op.branch("split_valid", checked, lambda item: isinstance(item, Tick))
+    invalid = op.key_on("key_invalid", valid.falses, lambda rejection: rejection.symbol)
+    # invalid: (symbol or "", Rejection)
+
+    by_symbol = op.key_on("key_by_symbol", valid.trues, lambda tick: tick.symbol)
+    # by_symbol: (symbol, Tick)
+
+    def build_symbol_logic(resume: SymbolState | None) -> SymbolLogic:
+        spike_filter = SpikeFilter(settings.spike_threshold_bps, confirm_after=settings.spike_confirm_ticks)
+        state = resume or SymbolState("", spike_filter, BarState(tuple(settings.timeframes), settings.late_wait_ms))
+        return SymbolLogic(state, settings, clock_ms)
+
+    outputs = op.stateful_batch("bars", by_symbol, build_symbol_logic)
+    # outputs: (symbol, SymbolOutput)
+
+    accepted = op.filter_map_value("accepted_ticks", outputs, lambda out: out.accepted or None)
+    # accepted: (symbol, list[Tick])
+    op.output("ticks_out", accepted, sinks.ticks)
+    rejected = op.flat_map_value("rejected_ticks", outputs, lambda out: out.rejected)
+    # rejected: (symbol, Rejection)
+    all_rejected = op.merge("all_rejected", invalid, rejected)
+    dead_letters = op.map_value("dead_letters", all_rejected, lambda rejection: dead_letter(rejection, clock_ms()))
+    # dead_letters: (symbol or "", DeadLetter)
+    op.output("quarantine_out", dead_letters, sinks.quarantine)
+    op.output("dead_letters_out", dead_letters, sinks.dead_letters)
+    bars = op.flat_map_value("closed_bars", outputs, lambda out: out.bars)
+    # bars: (symbol, Bar)
+    op.output("bars_out", bars, sinks.bars)
+
+    bars_by_series = op.key_on("key_by_series", op.key_rm("unkey_bars", bars), lambda bar: bar.bar_id.rsplit(":", 1)[0])
+    # bars_by_series: ("EURUSD:1m", Bar)
+    features = op.stateful_map("features", bars_by_series, lambda state, bar: _features(state, bar, spec))
+    # features: ("EURUSD:1m", FeatureVector | None)
+    vectors = op.filter_map_value("feature_vectors", features, lambda vector: vector)
+    # vectors: ("EURUSD:1m", FeatureVector)
+    op.output("features_out", vectors, sinks.features)
+
+    inference = Inference(provider, spec.schema_hash, settings.model_refresh_s, clock_ms)
+    predictions = op.filter_map_value("inference", vectors, inference.predict)
+    # predictions: ("EURUSD:1m", Prediction)
+    op.output("predictions_out", predictions, sinks.predictions)
+
+    signals = op.map_value("signals", predictions, lambda prediction: signal_from(prediction, signal_rules, clock_ms()))
+    # signals: ("EURUSD:1m", Signal)
+    op.output("signals_out", signals, sinks.signals)
+    op.output("signal_records_out", signals, sinks.signal_records)
+    return flow
+
+
+def _check_batch(batch: list[bytes], rules: ValidationRules, now_ms: int) -> list[Tick | Rejection]:
+    return [check_raw(raw, rules, now_ms) for raw in batch]
+
+
+def _features(state: FeatureState | None, bar: Bar, spec: FeatureSpec) -> tuple[FeatureState, FeatureVector | None]:
+    state = state or FeatureState(spec)
+    return state, state.update(bar)

@@ -1,0 +1,132 @@
+"""Model inference inside the dataflow: one ONNX Runtime session per worker, hot-swapped.
+
+A ``ModelProvider`` says which model is the champion now. ``Inference`` asks it at most
+every ``refresh_s`` seconds and, when the answer changes, loads the new model without
+stopping the flow. A model whose feature schema hash differs from the flow's feature
+set is refused (logged once) and the flow keeps the previous one. With no model, the
+flow emits features only and logs that once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from tickwave.contracts import FeatureVector, Prediction
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """What the flow needs to serve a model."""
+
+    model_id: str
+    model_version: int
+    onnx_bytes: bytes
+    feature_names: tuple[str, ...]
+    schema_hash: str
+    labels: tuple[str, ...]  # class index -> label, e.g. ("down", "flat", "up")
+
+
+class ModelProvider(Protocol):
+    """Tells the flow which model is the champion (the registry, in production)."""
+
+    def champion(self) -> ModelArtifact | None:
+        """Return the current champion, or None when there is none."""
+
+
+class LoadedModel:
+    """An ONNX Runtime session for one artifact, single-threaded (one per worker)."""
+
+    def __init__(self, artifact: ModelArtifact) -> None:
+        """Create the session."""
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.artifact = artifact
+        self.session = ort.InferenceSession(artifact.onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        outputs = [output.name for output in self.session.get_outputs()]
+        self.probability_output = next((name for name in outputs if "prob" in name.lower()), outputs[-1])
+
+    def predict(self, row: np.ndarray) -> dict[str, float]:
+        """Return the label probabilities for one row of features."""
+        result = self.session.run([self.probability_output], {self.input_name: row})[0]
+        probabilities = result[0]
+        if isinstance(probabilities, dict):  # ZipMap output: {class index: probability}
+            pairs = [(self.artifact.labels[int(k)], v) for k, v in probabilities.items()]
+        else:
+            pairs = list(zip(self.artifact.labels, probabilities, strict=True))
+        # float32 rounding can put a probability a hair outside [0, 1].
+        return {label: min(1.0, max(0.0, float(p))) for label, p in pairs}
+
+
+class Inference:
+    """Predicts for warm feature vectors with whichever model is the champion."""
+
+    def __init__(
+        self,
+        provider: ModelProvider | None,
+        schema_hash: str,
+        refresh_s: float = 5.0,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        """Serve models of the feature set ``schema_hash`` from ``provider``."""
+        self.provider = provider
+        self.schema_hash = schema_hash
+        self.refresh_s = refresh_s
+        self.clock_ms = clock_ms
+        self.model: LoadedModel | None = None
+        self._checked_at = -float("inf")
+        self._refused: set[tuple[str, int]] = set()
+        self._said_no_model = False
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < self.refresh_s:
+            return
+        self._checked_at = now
+        artifact = self.provider.champion() if self.provider else None
+        if artifact is None:
+            if not self._said_no_model:
+                logger.info("no champion model: emitting features only")
+                self._said_no_model = True
+            return
+        key = (artifact.model_id, artifact.model_version)
+        current = self.model.artifact if self.model else None
+        if current is not None and (current.model_id, current.model_version) == key:
+            return
+        if artifact.schema_hash != self.schema_hash:
+            if key not in self._refused:
+                self._refused.add(key)
+                logger.error(
+                    "model=%s version=%d refused: feature schema %s != flow's %s",
+                    artifact.model_id, artifact.model_version, artifact.schema_hash, self.schema_hash,
+                )  # fmt: skip
+            return
+        self.model = LoadedModel(artifact)
+        self._said_no_model = False
+        logger.info("model=%s version=%d loaded", artifact.model_id, artifact.model_version)
+
+    def predict(self, features: FeatureVector) -> Prediction | None:
+        """Return a prediction for a warm vector, or None (cold, or no model)."""
+        self._refresh()
+        if self.model is None or not features.is_warm:
+            return None
+        artifact = self.model.artifact
+        started = time.perf_counter_ns()
+        row = np.array([[features.values[name] for name in artifact.feature_names]], dtype=np.float32)
+        probabilities = self.model.predict(row)
+        latency_us = (time.perf_counter_ns() - started) / 1000
+        return Prediction(
+            symbol=features.symbol, timeframe=features.timeframe, bar_start_ms=features.bar_start_ms,
+            model_id=artifact.model_id, model_version=artifact.model_version, probabilities=probabilities,
+            inference_latency_us=latency_us, predicted_at_ms=self.clock_ms(),
+        )  # fmt: skip

@@ -1,0 +1,78 @@
+"""The dataflow through the real Kafka and the real warehouse, with exact expected counts."""
+
+from __future__ import annotations
+
+import time
+
+from bytewax.testing import run_main
+from confluent_kafka import TopicPartition
+
+from streams.app import production_sinks
+from streams.connectors import TickTopicSource, WriterPool
+from streams.features import FeatureSpec
+from streams.flow import build_flow
+from tests.unit.streams.test_flow import stream
+from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
+from tickwave.bus import make_consumer, make_producer
+from tickwave.config import Settings, load_settings
+from tickwave.contracts import Signal, decode, encode
+from tickwave.topics import SIGNALS, TICKS, TICKS_DLQ, topic_name
+from tickwave.warehouse.client import connect
+
+MINUTES = 52
+
+
+def consume_topic(settings: Settings, base_name: str, expected: int, timeout_s: float = 30) -> list[bytes]:
+    topic = topic_name(settings, base_name)
+    consumer = make_consumer(settings.kafka.bootstrap or "", "check", "latency")
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, partition, 0) for partition in partitions])
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while len(values) < expected and time.monotonic() < deadline:
+        message = consumer.poll(0.2)
+        if message is not None and not message.error():
+            values.append(message.value())
+    extra = consumer.poll(1.0)  # nothing more than expected
+    consumer.close()
+    assert extra is None, "more messages than expected"
+    return values
+
+
+def test_flow_when_ticks_on_kafka_then_exact_rows_in_warehouse_and_signals_on_topic(
+    topics: Settings, migrated_database: str
+) -> None:
+    settings = load_settings(
+        state_dir=topics.state_dir,
+        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
+        clickhouse={"database": migrated_database},
+        streams={"late_wait_ms": 500, "close_on_wall_clock": False, "model_refresh_s": 0.01},
+    )
+    ticks = stream(minutes=MINUTES)
+    producer = make_producer(settings.kafka.bootstrap or "")
+    for tick in ticks:
+        producer.produce(topic_name(settings, TICKS), encode(tick), key=tick.symbol.encode())
+    producer.produce(topic_name(settings, TICKS), b"garbage", key=b"EURUSD")
+    assert producer.flush(30) == 0
+
+    pool = WriterPool(lambda: connect(settings))
+    source = TickTopicSource(settings.kafka.bootstrap or "", topic_name(settings, TICKS), tail=False)
+    provider = StaticProvider(tiny_artifact(FeatureSpec()))
+    run_main(build_flow(settings.streams, source, production_sinks(settings, pool), provider))
+    pool.close()
+
+    client = connect(settings)
+    count = lambda table: client.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]  # noqa: E731
+    symbols, warm_1s, warm_1m = 2, MINUTES * 60 - 49, MINUTES - 49
+    assert count("ticks") == len(ticks)
+    assert count("bars_1s") == symbols * MINUTES * 60
+    assert count("bars_1m") == symbols * MINUTES
+    assert client.query("SELECT min(tick_count), max(tick_count) FROM bars_1m FINAL").result_rows == [(240, 240)]
+    assert count("features") == symbols * (MINUTES * 60 + MINUTES)
+    assert count("predictions") == symbols * (warm_1s + warm_1m)
+    assert count("signals") == symbols * (warm_1s + warm_1m)
+    assert count("quarantine") == 1
+    signals = [decode(raw, Signal) for raw in consume_topic(settings, SIGNALS, symbols * (warm_1s + warm_1m))]
+    assert len({signal.signal_id for signal in signals}) == symbols * (warm_1s + warm_1m)
+    assert len(consume_topic(settings, TICKS_DLQ, 1)) == 1
+    client.close()

@@ -1,0 +1,66 @@
+"""Builders shared by the execution unit tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from execution.app import build_service
+from execution.clock import ManualClock
+from execution.service import ExecutionService
+from tickwave.config import ExecutionSettings, load_settings
+from tickwave.contracts import Message, Signal, Tick
+
+# A Wednesday, 12:00 UTC: the fx market is open.
+WEDNESDAY_NOON_MS = 1_700_049_600_000
+
+
+class ListPublisher:
+    """Keeps published audit events in a list (the unit tests' stand-in for orders.events)."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def publish(self, message: Message, key: str, position: int) -> None:
+        self.messages.append(message)
+
+    def resume_position(self) -> int:
+        return 1 << 62  # a fresh list: nothing from earlier runs is republished into it
+
+    def flush(self, timeout_s: float) -> int:
+        return 0
+
+    def of_type(self, kind: type[Message]) -> list[Any]:
+        return [message for message in self.messages if isinstance(message, kind)]
+
+
+def execution_settings(**overrides: Any) -> ExecutionSettings:
+    return ExecutionSettings(**overrides)
+
+
+def make_service(
+    state_dir: Path, clock: ManualClock, publisher: ListPublisher | None = None, **execution: Any
+) -> ExecutionService:
+    settings = load_settings(state_dir=state_dir, execution={"journal_fsync": False, **execution})
+    service = build_service(settings, publisher or ListPublisher(), clock)
+    service.start()
+    return service
+
+
+def signal(
+    index: int,
+    now_ms: int,
+    direction: str = "long",
+    strength: float = 1.0,
+    symbol: str = "EURUSD",
+    model_id: str = "m1",
+) -> Signal:
+    return Signal(
+        signal_id=Signal.make_id(model_id, 1, symbol, "1m", index), symbol=symbol, timeframe="1m",
+        bar_start_ms=index, direction=direction, strength=strength, confidence=0.8,  # type: ignore[arg-type]
+        model_id=model_id, model_version=1, created_at_ms=now_ms,
+    )  # fmt: skip
+
+
+def tick(now_ms: int, mid: float = 1.1, symbol: str = "EURUSD", spread: float = 0.0001, seq: int = 0) -> Tick:
+    return Tick(symbol=symbol, time_ms=now_ms, seq=seq, bid=mid - spread / 2, ask=mid + spread / 2)

@@ -1,0 +1,41 @@
+"""The audit loader's order state rows: newest event wins, replays never step back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from execution.audit import order_row
+from tickwave.contracts import OrderAccepted, OrderCanceled, OrderFilled, OrderSubmitted
+
+IDS: dict[str, Any] = {"client_order_id": "tw-1", "signal_id": "s-1", "symbol": "EURUSD", "model_id": "m",
+                       "model_version": 1}  # fmt: skip
+SUBMITTED = OrderSubmitted(**IDS, event_at_ms=1_000, side="buy", quantity_lots=1.0, order_type="market")
+ACCEPTED = OrderAccepted(**IDS, event_at_ms=1_000, broker_order_id="b-1")
+
+
+def _filled(at_ms: int, lots: float, price: float, cumulative: float, final: bool) -> OrderFilled:
+    return OrderFilled(**IDS, event_at_ms=at_ms, fill_id=f"f{at_ms}", fill_price=price, fill_lots=lots,
+                       cumulative_lots=cumulative, is_final=final)  # fmt: skip
+
+
+def test_order_row_when_events_in_order_then_status_fills_and_average_price_follow() -> None:
+    row = order_row(None, SUBMITTED)
+    row = order_row(row, ACCEPTED)
+    row = order_row(row, _filled(1_001, 0.4, 1.10, 0.4, False))
+    row = order_row(row, _filled(1_002, 0.6, 1.20, 1.0, True))
+    assert row is not None
+    assert (row["status"], row["broker_order_id"], row["filled_lots"]) == ("filled", "b-1", 1.0)
+    assert abs(row["average_fill_price"] - 1.16) < 1e-12
+
+
+def test_order_row_when_replayed_or_unknown_then_nothing_changes() -> None:
+    filled = order_row(order_row(order_row(None, SUBMITTED), ACCEPTED), _filled(1_001, 1.0, 1.1, 1.0, True))
+    assert order_row(filled, SUBMITTED) is None
+    assert order_row(filled, ACCEPTED) is None, "an older stage in the same or an earlier ms never steps back"
+    assert order_row(None, ACCEPTED) is None, "without its submission the order's details are unknown"
+
+
+def test_order_row_when_canceled_as_expired_then_status_expired() -> None:
+    expired = OrderCanceled(**IDS, event_at_ms=2_000, reason="expired: not found at the broker after restart")
+    row = order_row(order_row(None, SUBMITTED), expired)
+    assert row is not None and row["status"] == "expired"

@@ -1,0 +1,159 @@
+"""The journal's durability rules, the paper broker, and reconciliation after a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from execution.brokers.paper import LEDGER_NAME, PaperBroker
+from execution.clock import ManualClock
+from execution.engine import replay
+from execution.journal import JOURNAL_NAME, Journal
+from execution.state import OrderStatus
+from tests.unit.execution.helpers import (
+    WEDNESDAY_NOON_MS,
+    ListPublisher,
+    execution_settings,
+    make_service,
+    signal,
+    tick,
+)
+from tickwave.contracts import OrderCanceled, OrderDenied, OrderFilled, OrderSubmitted, RiskEvent
+from tickwave.errors import DataQualityError
+
+INSTANCE = Path("execution") / "execution-1"
+
+
+def _denied(index: int) -> OrderDenied:
+    return OrderDenied(client_order_id=f"tw-{index}", signal_id=f"s-{index}", symbol="EURUSD", model_id="m",
+                       model_version=1, event_at_ms=index, reason="r", check="c")  # fmt: skip
+
+
+def test_journal_when_reopened_then_events_come_back_in_order(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.jsonl") as journal:
+        for index in range(3):
+            journal.append(_denied(index), sync=index == 2)
+    with Journal(tmp_path / "j.jsonl") as journal:
+        assert [event.signal_id for event in journal.events()] == ["s-0", "s-1", "s-2"]  # type: ignore[union-attr]
+
+
+def test_journal_when_last_line_is_torn_then_it_is_cut_and_appends_continue(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    with Journal(path) as journal:
+        journal.append(_denied(0))
+        journal.append(_denied(1))
+    data = path.read_bytes()
+    path.write_bytes(data[:-7])  # a crash in the middle of the last write
+    with Journal(path) as journal:
+        assert [event.signal_id for event in journal.events()] == ["s-0"]  # type: ignore[union-attr]
+        journal.append(_denied(2))
+    with Journal(path) as journal:
+        assert [event.signal_id for event in journal.events()] == ["s-0", "s-2"]  # type: ignore[union-attr]
+
+
+def test_journal_when_a_middle_line_is_corrupt_then_opening_fails(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    with Journal(path) as journal:
+        for index in range(3):
+            journal.append(_denied(index))
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b"s-1", b"s-X")  # checksum no longer matches
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(DataQualityError, match="line 2 of 3"):
+        Journal(path)
+
+
+def test_paper_when_buy_and_sell_then_fill_at_ask_and_bid_with_slippage(tmp_path: Path) -> None:
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    broker = PaperBroker(execution_settings(paper_slippage_bps=10), clock, tmp_path / LEDGER_NAME)
+    broker.on_tick(tick(clock.now_ms(), 1.1, spread=0.0002))
+    service = make_service(tmp_path / "s", clock, market_hours="always")
+    service.handle_tick(tick(clock.now_ms(), 1.1, spread=0.0002))
+    intent = service.engine.on_signal(signal(1, clock.now_ms())).intent
+    assert intent is not None and intent.side == "buy"
+    events = broker.submit(intent)
+    fill = next(event for event in events if isinstance(event, OrderFilled))
+    assert fill.fill_price == pytest.approx(1.1001 * 1.001)
+    assert broker.submit(intent) == [], "a second submit of the same order must place nothing"
+    assert broker.positions() == {"EURUSD": 1}
+    service.close()
+    broker.close()
+
+
+def test_paper_when_latency_then_fills_at_first_poll_after_it(tmp_path: Path) -> None:
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    service = make_service(tmp_path, clock, market_hours="always", paper_latency_ms=50)
+    service.handle_tick(tick(clock.now_ms(), 1.1))
+    service.handle_signal(signal(1, clock.now_ms()))
+    assert service.engine.working_orders()
+    clock.advance(49)
+    service.poll_broker()
+    assert service.engine.working_orders()
+    clock.advance(1)
+    service.handle_tick(tick(clock.now_ms(), 1.101))
+    service.poll_broker()
+    order = next(iter(service.engine.orders.values()))
+    assert order.status == OrderStatus.FILLED
+    assert service.broker.orders()[order.client_order_id].fills[0].price > 1.101
+    service.close()
+
+
+def test_halt_when_orders_are_working_then_they_are_canceled_and_halt_survives_restart(tmp_path: Path) -> None:
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    publisher = ListPublisher()
+    service = make_service(tmp_path, clock, publisher, market_hours="always", paper_latency_ms=1_000)
+    service.handle_tick(tick(clock.now_ms(), 1.1))
+    service.handle_signal(signal(1, clock.now_ms()))
+    from tickwave.contracts import ControlCommand
+
+    service.handle_control(ControlCommand(command_id="c1", command="halt", issued_by="t", issued_at_ms=clock.now_ms()))
+    assert [event.client_order_id for event in publisher.of_type(OrderCanceled)] == list(service.engine.orders)
+    service.handle_signal(signal(2, clock.now_ms(), "short"))
+    assert len(service.engine.orders) == 1
+    service.close()
+    restarted = make_service(tmp_path, clock, market_hours="always", paper_latency_ms=1_000)
+    assert restarted.engine.trading_state == "HALTED"
+    restarted.close()
+
+
+def _crash_after_journal_write(tmp_path: Path, clock: ManualClock, *, broker_call: bool) -> str:
+    """Simulate a kill between the journal fsync and (or right after) the broker call."""
+    service = make_service(tmp_path, clock, market_hours="always")
+    service.handle_tick(tick(clock.now_ms(), 1.1))
+    intent = service.engine.on_signal(signal(1, clock.now_ms())).intent
+    assert intent is not None
+    service.journal.append(service.engine.submission(intent), sync=True)
+    if broker_call:
+        service.broker.submit(intent)  # the answers never reach the journal
+    service.journal.close()
+    service.broker.close()
+    return intent.client_order_id
+
+
+def test_reconcile_when_order_never_reached_broker_then_expired_and_reported(tmp_path: Path) -> None:
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    client_order_id = _crash_after_journal_write(tmp_path, clock, broker_call=False)
+    publisher = ListPublisher()
+    service = make_service(tmp_path, clock, publisher, market_hours="always")
+    assert service.engine.orders[client_order_id].status == OrderStatus.EXPIRED
+    assert any("unknown to the broker" in event.detail for event in publisher.of_type(RiskEvent))
+    service.handle_signal(signal(1, clock.now_ms()))  # redelivered: still no second order
+    assert len(service.broker.orders()) == 0
+    service.close()
+
+
+def test_reconcile_when_broker_filled_but_journal_missed_it_then_journal_catches_up(tmp_path: Path) -> None:
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    client_order_id = _crash_after_journal_write(tmp_path, clock, broker_call=True)
+    service = make_service(tmp_path, clock, market_hours="always")
+    assert service.engine.orders[client_order_id].status == OrderStatus.FILLED
+    assert service.engine.view.positions == {"EURUSD": 1}
+    service.close()
+    with Journal(tmp_path / INSTANCE / JOURNAL_NAME) as journal:
+        events = list(journal.events())
+    assert sum(isinstance(event, OrderSubmitted) for event in events) == 1
+    fresh = make_service(tmp_path / "replay", clock, market_hours="always")
+    replay(fresh.engine, events)
+    assert fresh.engine.orders[client_order_id].status == OrderStatus.FILLED
+    fresh.close()

@@ -1,0 +1,199 @@
+"""The MT5 broker against the fake terminal: requests, retcodes, retries, polling, reconciliation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from execution.app import build_service
+from execution.brokers.mt5 import Mt5Broker
+from execution.clock import ManualClock
+from execution.service import ExecutionService
+from execution.state import OrderStatus
+from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
+from tickwave.config import ExecutionSettings, load_settings
+from tickwave.contracts import OrderAccepted, OrderFilled, OrderIntent, OrderRejected, RiskEvent
+from tickwave.mt5.api import Constants as C
+from tickwave.mt5.fake import make_ticks
+from tickwave.mt5.fake_trading import FakeTradingMetaTrader5
+from tickwave.mt5.terminal import Terminal
+
+MAGIC = 770_077
+
+
+def _terminal(filling_mode: int = 1) -> tuple[FakeTradingMetaTrader5, Terminal]:
+    fake = FakeTradingMetaTrader5()
+    fake.add_symbol("EURUSD", digits=5, filling_mode=filling_mode)
+    fake.push_ticks("EURUSD", make_ticks([(WEDNESDAY_NOON_MS, 1.10000, 1.10010)]))
+    terminal = Terminal(load_settings().mt5, api=fake)
+    terminal.connect()
+    terminal.call("symbol_select", "EURUSD", True)
+    return fake, terminal
+
+
+def _intent(index: int = 1, side: str = "buy", lots: float = 0.1) -> OrderIntent:
+    s = signal(index, WEDNESDAY_NOON_MS)
+    return OrderIntent(client_order_id=f"tw-{index:024x}", signal_id=s.signal_id, symbol="EURUSD", side=side,  # type: ignore[arg-type]
+                       quantity_lots=lots, order_type="market", model_id="m1", model_version=1,
+                       created_at_ms=WEDNESDAY_NOON_MS)  # fmt: skip
+
+
+def _broker(terminal: Terminal, **settings: object) -> Mt5Broker:
+    return Mt5Broker(ExecutionSettings(**settings), ManualClock(WEDNESDAY_NOON_MS), terminal)  # type: ignore[arg-type]
+
+
+def _sent(fake: FakeTradingMetaTrader5) -> list[dict[str, object]]:
+    return [args[0] for name, args, _ in fake.calls if name == "order_send"]
+
+
+@pytest.mark.parametrize(("filling_mode", "expected"), [(1, C.ORDER_FILLING_FOK), (3, C.ORDER_FILLING_FOK),
+                                                        (2, C.ORDER_FILLING_IOC)])  # fmt: skip
+def test_submit_when_done_then_accepted_and_filled_with_magic_comment_and_allowed_filling(
+    filling_mode: int, expected: int
+) -> None:
+    fake, terminal = _terminal(filling_mode)
+    events = _broker(terminal).submit(_intent())
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled", "Fill"]
+    filled = events[1]
+    assert isinstance(filled, OrderFilled) and filled.fill_price == 1.1001 and filled.is_final
+    request = _sent(fake)[0]
+    assert (request["magic"], request["comment"], request["type_filling"]) == (
+        MAGIC,
+        _intent().client_order_id,
+        expected,
+    )
+    assert [name for name, _, _ in fake.calls].index("order_check") < [name for name, _, _ in fake.calls].index(
+        "order_send"
+    )
+
+
+def test_submit_when_requoted_then_retried_and_one_order_exists() -> None:
+    fake, terminal = _terminal()
+    fake.script(C.TRADE_RETCODE_REQUOTE, C.TRADE_RETCODE_PRICE_OFF)
+    events = _broker(terminal).submit(_intent())
+    assert isinstance(events[0], OrderAccepted)
+    assert len(_sent(fake)) == 3
+    assert len(fake.history_orders_get(ticket=int(events[0].broker_order_id))) == 1
+    assert len(fake.history_deals_get(0, 2_000_000_000)) == 1
+
+
+def test_submit_when_requotes_outlast_retries_then_rejected() -> None:
+    fake, terminal = _terminal()
+    fake.script(*[C.TRADE_RETCODE_REQUOTE] * 5)
+    events = _broker(terminal, mt5_max_retries=2).submit(_intent())
+    assert len(_sent(fake)) == 3
+    assert isinstance(events[0], OrderRejected) and events[0].broker_code == C.TRADE_RETCODE_REQUOTE
+
+
+@pytest.mark.parametrize(
+    "retcode", [C.TRADE_RETCODE_REJECT, C.TRADE_RETCODE_NO_MONEY, C.TRADE_RETCODE_TOO_MANY_REQUESTS]
+)
+def test_submit_when_refused_by_server_then_rejected_without_retry(retcode: int) -> None:
+    fake, terminal = _terminal()
+    fake.script(retcode)
+    events = _broker(terminal).submit(_intent())
+    assert len(_sent(fake)) == 1
+    assert isinstance(events[0], OrderRejected) and events[0].broker_code == retcode
+
+
+@pytest.mark.parametrize(
+    ("setup", "retcode"),
+    [
+        (lambda fake: fake.closed_symbols.add("EURUSD"), C.TRADE_RETCODE_MARKET_CLOSED),
+        (lambda fake: setattr(fake, "is_trade_allowed", False), C.TRADE_RETCODE_CLIENT_DISABLES_AT),
+    ],
+)
+def test_submit_when_order_check_refuses_then_rejected_and_nothing_sent(setup: object, retcode: int) -> None:
+    fake, terminal = _terminal()
+    setup(fake)  # type: ignore[operator]
+    events = _broker(terminal).submit(_intent())
+    assert _sent(fake) == []
+    assert isinstance(events[0], OrderRejected) and events[0].broker_code == retcode
+
+
+def test_submit_when_symbol_allows_no_market_filling_then_invalid_fill() -> None:
+    _, terminal = _terminal(filling_mode=0)
+    events = _broker(terminal).submit(_intent())
+    assert isinstance(events[0], OrderRejected) and events[0].broker_code == C.TRADE_RETCODE_INVALID_FILL
+
+
+def test_submit_when_partial_then_partial_fill_and_rest_canceled() -> None:
+    fake, terminal = _terminal(filling_mode=2)
+    fake.script(C.TRADE_RETCODE_DONE_PARTIAL)
+    events = _broker(terminal).submit(_intent(lots=0.4))
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled", "Fill", "OrderCanceled"]
+    assert events[1].fill_lots == 0.2 and not events[1].is_final  # type: ignore[union-attr]
+
+
+def test_poll_when_placed_order_fills_later_then_fill_events() -> None:
+    fake, terminal = _terminal()
+    fake.script(C.TRADE_RETCODE_PLACED)
+    broker = _broker(terminal)
+    events = broker.submit(_intent())
+    assert [type(e).__name__ for e in events] == ["OrderAccepted"]
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+    assert broker.poll() == []
+    fake.fill_pending(int(events[0].broker_order_id))  # type: ignore[union-attr]
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+    assert [type(e).__name__ for e in broker.poll()] == ["OrderFilled", "Fill"]
+
+
+def test_submit_when_terminal_link_breaks_then_no_event_and_history_decides_later() -> None:
+    fake, terminal = _terminal()
+    fake.fail_next("order_send", C.RES_E_INTERNAL_FAIL_CONNECT)
+    broker = _broker(terminal)
+    assert broker.submit(_intent()) == []
+    terminal.connect()
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+    assert broker.poll() == [], "never sent: stays unknown (reconciliation expires it on restart)"
+
+
+def _service(tmp_path: Path, terminal: Terminal, publisher: ListPublisher | None = None) -> ExecutionService:
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    settings = load_settings(state_dir=tmp_path, execution={"journal_fsync": False, "market_hours": "always",
+                                                            "broker": "mt5"})  # fmt: skip
+    broker = Mt5Broker(settings.execution, clock, terminal)
+    service = build_service(settings, publisher or ListPublisher(), clock, broker)
+    service.start()
+    return service
+
+
+def test_reconcile_when_restarted_then_orders_and_positions_agree_with_the_terminal(tmp_path: Path) -> None:
+    _, terminal = _terminal()
+    service = _service(tmp_path, terminal)
+    service.handle_tick(tick(WEDNESDAY_NOON_MS, 1.10005, spread=0.0001))
+    service.handle_signal(signal(1, WEDNESDAY_NOON_MS, "long", 0.5))
+    service.handle_signal(signal(2, WEDNESDAY_NOON_MS, "short", 0.2))
+    service.journal.close()
+    publisher = ListPublisher()
+    restarted = _service(tmp_path, terminal, publisher)
+    differences = [e.detail for e in publisher.of_type(RiskEvent) if e.kind == "reconcile_difference"]
+    assert differences == []
+    assert restarted.engine.view.positions == {"EURUSD": restarted.broker.positions()["EURUSD"]}
+    assert all(order.status == OrderStatus.FILLED for order in restarted.engine.orders.values())
+
+
+def test_reconcile_when_terminal_has_an_order_the_journal_lacks_then_reported(tmp_path: Path) -> None:
+    _, terminal = _terminal()
+    _broker(terminal).submit(_intent(9))  # placed by someone with our magic, not in this journal
+    publisher = ListPublisher()
+    _service(tmp_path, terminal, publisher)
+    details = [e.detail for e in publisher.of_type(RiskEvent) if e.kind == "reconcile_difference"]
+    assert any("unknown to the journal" in d for d in details)
+    assert any("journal position 0 lots, broker 0.1 lots" in d for d in details)
+
+
+def test_reconcile_when_send_went_unanswered_but_filled_then_journal_catches_up(tmp_path: Path) -> None:
+    _, terminal = _terminal()
+    service = _service(tmp_path, terminal)
+    service.handle_tick(tick(WEDNESDAY_NOON_MS, 1.10005, spread=0.0001))
+    intent = service.engine.on_signal(signal(1, WEDNESDAY_NOON_MS, "long", 0.5)).intent
+    assert intent is not None
+    service.journal.append(service.engine.submission(intent), sync=True)
+    _broker(terminal).submit(intent)  # reached the terminal; the answer was lost with the process
+    service.journal.close()
+    restarted = _service(tmp_path, terminal)
+    order = restarted.engine.orders[intent.client_order_id]
+    assert (order.status, order.filled_lots) == (OrderStatus.FILLED, 0.5)
+    assert not restarted.engine.defects

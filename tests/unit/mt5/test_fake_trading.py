@@ -1,0 +1,57 @@
+"""The fake terminal's trading calls behave as the package documents them."""
+
+from __future__ import annotations
+
+from tickwave.mt5.api import Constants as C
+from tickwave.mt5.fake import make_ticks
+from tickwave.mt5.fake_trading import FakeTradingMetaTrader5
+
+NOW = 1_700_000_000_000
+
+
+def _fake() -> FakeTradingMetaTrader5:
+    fake = FakeTradingMetaTrader5()
+    fake.add_symbol("EURUSD", digits=5, filling_mode=1)
+    fake.push_ticks("EURUSD", make_ticks([(NOW, 1.1, 1.1002)]))
+    assert fake.initialize()
+    return fake
+
+
+def _deal(side: int, volume: float, comment: str = "tw-x") -> dict[str, object]:
+    return {"action": C.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": volume, "type": side, "price": 0.0,
+            "deviation": 10, "magic": 7, "comment": comment, "type_time": C.ORDER_TIME_GTC,
+            "type_filling": C.ORDER_FILLING_FOK}  # fmt: skip
+
+
+def test_order_send_when_buy_then_sell_more_then_netting_position_flips_with_deal_entries() -> None:
+    fake = _fake()
+    first = fake.order_send(_deal(C.ORDER_TYPE_BUY, 0.3))
+    second = fake.order_send(_deal(C.ORDER_TYPE_SELL, 0.5))
+    assert first is not None and second is not None
+    assert (first.retcode, first.price, second.price) == (C.TRADE_RETCODE_DONE, 1.1002, 1.1)
+    (position,) = fake.positions_get(symbol="EURUSD")
+    assert (position.type, position.volume, position.price_open) == (C.POSITION_TYPE_SELL, 0.2, 1.1)
+    entries = [deal.entry for deal in fake.history_deals_get(0, 2_000_000_000)]
+    assert entries == [C.DEAL_ENTRY_IN, C.DEAL_ENTRY_INOUT]
+    assert [d.order for d in fake.history_deals_get(ticket=second.order)] == [second.order]
+
+
+def test_order_check_when_fine_then_retcode_zero_and_nothing_traded() -> None:
+    fake = _fake()
+    result = fake.order_check(_deal(C.ORDER_TYPE_BUY, 0.1))
+    assert result is not None and (result.retcode, result.comment) == (0, "Done")
+    assert fake.history_orders_get(0, 2_000_000_000) == ()
+
+
+def test_order_send_when_comment_too_long_or_bad_volume_then_truncated_or_refused() -> None:
+    fake = _fake()
+    result = fake.order_send(_deal(C.ORDER_TYPE_BUY, 0.1, comment="x" * 40))
+    assert result is not None and result.request.comment == "x" * 31
+    refused = fake.order_send(_deal(C.ORDER_TYPE_BUY, 0.015))
+    assert refused is not None and refused.retcode == C.TRADE_RETCODE_INVALID_VOLUME
+
+
+def test_calls_when_not_initialized_then_none_and_last_error_no_ipc() -> None:
+    fake = FakeTradingMetaTrader5()
+    assert fake.order_send(_deal(C.ORDER_TYPE_BUY, 0.1)) is None
+    assert fake.last_error()[0] == C.RES_E_INTERNAL_FAIL_CONNECT

@@ -1,0 +1,153 @@
+"""Streaming features equal the batch reference: TA-Lib for its indicators, numpy for the rest."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+import numpy as np
+import pytest
+import talib
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.features import FeatureSpec, FeatureState
+from tests.unit.streams.bar_series import random_bars
+from tickwave.contracts import Bar
+
+SPEC = FeatureSpec()
+REL = 1e-9
+
+
+def batch_reference(bars: list[Bar], spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Every feature over the whole series at once (NaN during warm-up)."""
+    close = np.array([bar.mid_close for bar in bars])
+    high = np.array([bar.mid_high for bar in bars])
+    low = np.array([bar.mid_low for bar in bars])
+    spread = np.array([bar.spread_mean for bar in bars])
+    out: dict[str, np.ndarray] = {}
+    for period in spec.sma_periods:
+        out[f"sma_{period}"] = talib.SMA(close, period)
+    for period in spec.ema_periods:
+        out[f"ema_{period}"] = talib.EMA(close, period)
+    out[f"rsi_{spec.rsi_period}"] = talib.RSI(close, spec.rsi_period)
+    out["macd"], out["macd_signal"], out["macd_hist"] = talib.MACD(close, *spec.macd)
+    width = spec.bollinger_width
+    out["bb_upper"], out["bb_middle"], out["bb_lower"] = talib.BBANDS(close, spec.bollinger_period, width, width, 0)
+    out[f"atr_{spec.atr_period}"] = talib.ATR(high, low, close, spec.atr_period)
+    log_close = np.log(close)
+    for horizon in spec.return_horizons:
+        shifted = np.full_like(close, np.nan)
+        shifted[horizon:] = np.log(close[horizon:] / close[:-horizon])
+        out[f"logret_{horizon}"] = shifted
+    one_bar = np.diff(log_close, prepend=np.nan)
+    n = spec.volatility_period
+    out[f"rvol_{n}"] = np.array(
+        [math.sqrt(math.fsum(one_bar[i - n + 1 : i + 1] ** 2)) if i >= n else np.nan for i in range(len(close))]
+    )
+    n = spec.spread_period
+    z = np.full_like(spread, np.nan)
+    for i in range(n - 1, len(spread)):
+        window = spread[i - n + 1 : i + 1]
+        deviation = window.std()
+        z[i] = 0.0 if deviation <= 1e-12 * abs(window.mean()) else (spread[i] - window.mean()) / deviation
+    out[f"spread_z_{n}"] = z
+    return out
+
+
+def tolerance(name: str, price: float) -> float:
+    """Absolute floor for values that cross zero (relative error is meaningless at 0)."""
+    if name.startswith(("macd", "atr")):
+        return 1e-12 * price
+    if name.startswith("rsi"):
+        return 1e-9
+    if name.startswith(("logret", "rvol", "spread_z")):
+        return 1e-12
+    return 0.0
+
+
+def assert_streaming_equals_batch(bars: list[Bar], spec: FeatureSpec) -> None:
+    state = FeatureState(spec)
+    vectors = [state.update(bar) for bar in bars]
+    reference = batch_reference(bars, spec)
+    price = bars[0].mid_close
+    for index, vector in enumerate(vectors):
+        assert vector is not None
+        for name in spec.names:
+            streamed, expected = vector.values[name], float(reference[name][index])
+            if math.isnan(expected):
+                assert streamed is None, f"{name}[{index}] should be warming up, got {streamed}"
+            else:
+                assert streamed is not None, f"{name}[{index}] is None, TA-Lib/numpy has {expected}"
+                assert math.isclose(streamed, expected, rel_tol=REL, abs_tol=tolerance(name, price)), (
+                    f"{name}[{index}]: streaming {streamed!r} != batch {expected!r}"
+                )
+        assert vector.is_warm == all(not math.isnan(reference[name][index]) for name in spec.names)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    count=st.integers(min_value=1, max_value=260),
+    price=st.sampled_from([0.65, 1.0851, 151.25, 2650.0, 43_000.0]),
+    volatility=st.sampled_from([1e-6, 2e-5, 1e-4, 3e-3, 2e-2]),
+)
+def test_feature_state_when_random_bars_then_equals_batch_reference(
+    seed: int, count: int, price: float, volatility: float
+) -> None:
+    bars = random_bars(seed, count, price, volatility, point=price * 1e-5)
+
+    assert_streaming_equals_batch(bars, SPEC)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        FeatureSpec(sma_periods=(2,), ema_periods=(3,), rsi_period=2, macd=(3, 5, 2), bollinger_period=3,
+                    atr_period=2, return_horizons=(2,), volatility_period=3, spread_period=3),
+        FeatureSpec(macd=(26, 12, 9)),  # reversed periods: TA-Lib swaps them
+    ],
+)  # fmt: skip
+def test_feature_state_when_other_parameters_then_still_equals_batch_reference(spec: FeatureSpec) -> None:
+    assert_streaming_equals_batch(random_bars(11, 120, 1.0851, 1e-4, 1e-5), spec)
+
+
+def test_feature_state_when_flat_prices_then_rsi_zero_bands_collapse_and_z_zero() -> None:
+    bars = random_bars(3, 80, 1.2, 0.0, 1e-5)
+    flat = [msgspec.structs.replace(bar, spread_mean=2e-5) for bar in bars]
+
+    assert_streaming_equals_batch(flat, SPEC)
+
+
+def test_feature_state_when_long_history_then_no_drift() -> None:
+    bars = random_bars(5, 20_000, 1.0851, 2e-5, 1e-5)
+
+    assert_streaming_equals_batch(bars, SPEC)
+
+
+def test_feature_state_when_bar_repeated_after_recovery_then_ignored() -> None:
+    bars = random_bars(9, 60, 1.0851, 1e-4, 1e-5)
+    state, clean = FeatureState(), FeatureState()
+    for bar in bars[:40]:
+        state.update(bar)
+        clean.update(bar)
+
+    assert state.update(bars[39]) is None
+    assert state.update(bars[10]) is None
+    assert state.update(bars[40]) == clean.update(bars[40])
+
+
+def test_feature_vector_when_warm_then_all_numbers_and_schema_hash_set() -> None:
+    state = FeatureState()
+    vectors = [state.update(bar) for bar in random_bars(1, 60, 1.0851, 1e-4, 1e-5)]
+
+    first_warm = next(index for index, vector in enumerate(vectors) if vector and vector.is_warm)
+    assert first_warm == 49  # sma_50 / ema_50 are the last to warm
+    assert vectors[-1] is not None
+    assert vectors[-1].schema_hash == SPEC.schema_hash
+    assert list(vectors[-1].values) == list(SPEC.names)
+
+
+def test_schema_hash_when_parameters_change_then_differs() -> None:
+    assert FeatureSpec().schema_hash != FeatureSpec(rsi_period=7).schema_hash
+    assert FeatureSpec().schema_hash == FeatureSpec().schema_hash

@@ -1,0 +1,175 @@
+"""The dataflow end to end in one process, with TestingSource / TestingSink."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from streams.bars import BarState
+from streams.features import FeatureSpec
+from streams.flow import FlowSinks, SymbolLogic, SymbolState, build_flow
+from streams.validate import SpikeFilter, ValidationRules
+from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
+from tickwave.config import StreamsSettings
+from tickwave.contracts import Bar, DeadLetter, Tick, encode
+
+T0 = 1_700_000_040_000  # a minute boundary
+NOW_MS = T0 + 3_600_000
+SETTINGS = StreamsSettings(timeframes=("1s", "1m"), late_wait_ms=500, close_on_wall_clock=False, model_refresh_s=0.01)
+
+
+def stream(minutes: int = 55) -> list[Tick]:
+    """Two symbols, a tick every 250 ms each, a gentle deterministic walk."""
+    ticks = []
+    for index in range(minutes * 240):
+        for symbol, base in (("EURUSD", 1.085), ("USDJPY", 151.25)):
+            wiggle = ((index * 7919) % 13 - 6) * 1e-5 * base
+            mid = base * (1 + 1e-4 * ((index // 40) % 7)) + wiggle
+            ticks.append(Tick(symbol=symbol, time_ms=T0 + index * 250, seq=0, bid=mid - base * 1e-5,
+                              ask=mid + base * 1e-5, volume=1.0))  # fmt: skip
+    return ticks
+
+
+OUTPUTS = tuple(FlowSinks.__dataclass_fields__)
+
+
+def run_flow(raw: list[Any], provider: StaticProvider | None) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "ticks",
+            "quarantine",
+            "dead_letters",
+            "bars",
+            "features",
+            "predictions",
+            "signals",
+            "signal_records",
+        )
+    }
+    sinks = FlowSinks(**{name: TestingSink(items) for name, items in out.items()})
+    rules = ValidationRules(known_symbols=frozenset({"EURUSD", "USDJPY"}))
+    flow = build_flow(SETTINGS, TestingSource(raw, batch_size=64), sinks, provider, rules, clock_ms=lambda: NOW_MS)
+    run_main(flow)
+    return unkey(out)
+
+
+def unkey(out: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Drop the routing keys; flatten the per-batch tick lists."""
+    values = {name: [value for _key, value in items] for name, items in out.items()}
+    values["ticks"] = [tick for batch in values["ticks"] for tick in batch]
+    return values
+
+
+@pytest.fixture(scope="module")
+def result() -> dict[str, list[Any]]:
+    ticks = stream()
+    raw = [encode(tick) for tick in ticks]
+    spike = msgspec.structs.replace(ticks[2001], time_ms=ticks[2001].time_ms + 1, bid=2.0, ask=2.0001)
+    late = msgspec.structs.replace(ticks[3000], time_ms=ticks[3000].time_ms - 5_000, seq=1)
+    bad = [b"not json", b'{"type":"tick.v1"}', encode(msgspec.structs.replace(ticks[5], symbol="XAUUSD"))]
+    raw[2002:2002] = [encode(spike)]
+    raw[3002:3002] = [encode(late)]
+    raw[100:100] = bad
+    raw[4001:4001] = [raw[4000]]  # a message redelivered within the wait: counted once
+    return run_flow(raw, StaticProvider(tiny_artifact(FeatureSpec())))
+
+
+def test_flow_when_stream_has_bad_late_spike_and_duplicate_then_each_quarantined_with_reason(
+    result: dict[str, list[Any]],
+) -> None:
+    reasons = [dead.reason for dead in result["quarantine"]]
+    checks = sorted(reason.split(":")[0] for reason in reasons)
+
+    assert checks == ["contract", "contract", "late", "spike", "symbol"]
+    assert result["dead_letters"] == result["quarantine"]
+    assert all(isinstance(dead, DeadLetter) and dead.raw for dead in result["quarantine"])
+    assert any("unknown symbol 'XAUUSD'" in reason for reason in reasons)
+    assert result["signal_records"] == result["signals"]
+    assert len(result["ticks"]) == len(stream())  # every good tick kept, the duplicate once
+
+
+def test_flow_when_minutes_of_ticks_then_exact_bar_counts(result: dict[str, list[Any]]) -> None:
+    bars: list[Bar] = result["bars"]
+    one_minute = [bar for bar in bars if bar.timeframe == "1m"]
+    one_second = [bar for bar in bars if bar.timeframe == "1s"]
+
+    assert len(one_minute) == 2 * 55
+    assert len(one_second) == 2 * 55 * 60
+    assert all(bar.tick_count == 240 for bar in one_minute)
+    assert sum(bar.tick_count for bar in one_second) == len(result["ticks"])
+
+
+def test_flow_when_model_loaded_then_prediction_and_signal_per_warm_vector(result: dict[str, list[Any]]) -> None:
+    warm = [vector for vector in result["features"] if vector.is_warm]
+
+    assert len(result["features"]) == len(result["bars"])
+    assert len(warm) == 2 * (55 * 60 - 49) + 2 * (55 - 49)
+    assert len(result["predictions"]) == len(warm)
+    assert len(result["signals"]) == len(warm)
+    assert {signal.signal_id for signal in result["signals"]}.__len__() == len(warm)
+    assert {p.model_id for p in result["predictions"]} == {"tiny"}
+
+
+def test_flow_when_no_model_then_features_only() -> None:
+    raw = [encode(tick) for tick in stream(minutes=2)]
+
+    out = run_flow(raw, StaticProvider(None))
+
+    assert out["features"] and out["predictions"] == [] and out["signals"] == []
+
+
+def test_flow_when_model_schema_differs_then_refused() -> None:
+    raw = [encode(tick) for tick in stream(minutes=2)]
+    other = tiny_artifact(FeatureSpec(rsi_period=7))
+
+    out = run_flow(raw, StaticProvider(other))
+
+    assert out["predictions"] == []
+
+
+class FakeWallClock:
+    """A wall clock the test moves by hand (the flow's clock is injected)."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+def symbol_logic(clock: FakeWallClock, idle_close_ms: int = 3000) -> SymbolLogic:
+    settings = StreamsSettings(timeframes=("1s",), late_wait_ms=200, close_on_wall_clock=True,
+                               idle_close_ms=idle_close_ms)  # fmt: skip
+    return SymbolLogic(SymbolState("", SpikeFilter(), BarState(("1s",), 200)), settings, clock)
+
+
+def test_symbol_logic_when_historical_replay_runs_then_wall_clock_never_makes_ticks_late() -> None:
+    clock = FakeWallClock(NOW_MS + 10**9)  # the replayed ticks are far in the past
+    logic = symbol_logic(clock)
+    ticks = [t for t in stream(minutes=1) if t.symbol == "EURUSD"]
+    outputs = []
+    for start in range(0, len(ticks), 20):
+        outputs.extend(logic.on_batch(ticks[start : start + 20])[0])
+        clock.now_ms += 50  # busy, never idle for 3 s
+        outputs.extend(logic.on_notify()[0])
+
+    assert all(not out.rejected for out in outputs)
+    assert sum(len(out.accepted) for out in outputs) == len(ticks)
+
+
+def test_symbol_logic_when_symbol_goes_quiet_then_bar_closes_after_idle_time() -> None:
+    clock = FakeWallClock(NOW_MS)
+    logic = symbol_logic(clock)
+    logic.on_batch([Tick(symbol="EURUSD", time_ms=NOW_MS - 500, seq=0, bid=1.1, ask=1.1002)])
+    wake = logic.notify_at()
+    assert wake is not None and wake.timestamp() * 1000 == NOW_MS + 3000
+
+    clock.now_ms += 2999
+    assert list(logic.on_notify()[0]) == []
+    clock.now_ms += 1
+    (closed,) = logic.on_notify()[0]
+    assert [bar.start_ms for bar in closed.bars] == [NOW_MS - 500 - (NOW_MS - 500) % 1000]

@@ -1,0 +1,34 @@
+"""A small XGBoost model trained here and exported to ONNX, until the models issue lands."""
+
+from __future__ import annotations
+
+import numpy as np
+import xgboost as xgb
+from onnxmltools import convert_xgboost
+from onnxmltools.convert.common.data_types import FloatTensorType
+
+from streams.features import FeatureSpec
+from streams.inference import ModelArtifact
+
+LABELS = ("down", "flat", "up")
+
+
+def tiny_artifact(spec: FeatureSpec, model_id: str = "tiny", version: int = 1, seed: int = 0) -> ModelArtifact:
+    names = spec.names
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(300, len(names))).astype(np.float32)
+    labels = (features[:, 0] > 0).astype(int) + (features[:, 1] > 0.5).astype(int)
+    model = xgb.XGBClassifier(n_estimators=8, max_depth=3, random_state=seed, n_jobs=1)
+    model.fit(features, labels)
+    onnx_model = convert_xgboost(model, initial_types=[("features", FloatTensorType([None, len(names)]))])
+    return ModelArtifact(model_id, version, onnx_model.SerializeToString(), names, spec.schema_hash, LABELS)
+
+
+class StaticProvider:
+    """A provider that always names the same champion (tests can swap it)."""
+
+    def __init__(self, artifact: ModelArtifact | None) -> None:
+        self.artifact = artifact
+
+    def champion(self) -> ModelArtifact | None:
+        return self.artifact

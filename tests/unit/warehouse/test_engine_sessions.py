@@ -1,0 +1,199 @@
+"""The engine side with a real in-process chdb engine: handles, streams, sessions, per-query state.
+
+chdb hosts one database directory per process, so one engine serves this module (the
+service under test in the integration suite runs in its own process).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from tickwave.warehouse.auth import READ_ONLY, READ_WRITE, User
+from tickwave.warehouse.engine import Engine, Handle, ResultStream
+from tickwave.warehouse.execution import Executor, SessionLimits
+from tickwave.warehouse.planning import plan
+from tickwave.warehouse.protocol import QueryError
+from tickwave.warehouse.sessions import SessionStore
+
+SERVICE = User("tickwave", "x", READ_WRITE)
+ANALYST = User("analyst", "y", READ_ONLY)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    path: Path = tmp_path_factory.mktemp("engine") / "chdb"
+    engine = Engine(path)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+@pytest.fixture
+def executor(engine: Engine) -> Iterator[Executor]:
+    sessions = SessionStore(engine.open, max_sessions=4)
+    try:
+        yield Executor(engine, sessions, SessionLimits(60.0, 3600.0))
+    finally:
+        sessions.close_all()
+
+
+def run(executor: Executor, sql: str, user: User = SERVICE, **params: str) -> bytes:
+    request = plan(method="POST", params=params, headers={}, text=sql.encode(), user=user)
+    running = executor.start(request, user.name)
+    try:
+        return b"".join(iter(running.stream.next_chunk, None))
+    finally:
+        running.close()
+
+
+def collect(stream: ResultStream) -> bytes:
+    return b"".join(iter(stream.next_chunk, None))
+
+
+def test_handle_when_streaming_arrowstream_then_one_valid_stream_holds_every_row(engine: Engine) -> None:
+    handle = engine.open(0)
+    try:
+        body = collect(handle.stream("SELECT number, toString(number) AS s FROM numbers(300000)", "ArrowStream", {}))
+    finally:
+        handle.close()
+    table = pa.ipc.open_stream(io.BytesIO(body)).read_all()
+
+    assert table.num_rows == 300_000
+    assert table.column("number").to_pylist()[-1] == 299_999
+
+
+def test_handle_when_streaming_with_names_then_header_appears_once(engine: Engine) -> None:
+    handle = engine.open(0)
+    try:
+        stream = handle.stream("SELECT number FROM numbers(300000)", "TSVWithNamesAndTypes", {})
+        lines = collect(stream).split(b"\n")
+        summary = stream.summary
+    finally:
+        handle.close()
+
+    assert lines[:2] == [b"number", b"UInt64"]
+    assert lines.count(b"number") == 1 and len(lines) == 300_003
+    assert summary.result_rows == 300_000 and summary.read_rows == 300_000
+
+
+def test_handle_when_format_cannot_be_streamed_then_whole_result_is_valid(engine: Engine) -> None:
+    handle = engine.open(0)
+    try:
+        body = collect(handle.stream("SELECT number FROM numbers(200000)", "Parquet", {}))
+    finally:
+        handle.close()
+
+    assert pa.BufferReader(body).size() == len(body)
+    import pyarrow.parquet as parquet
+
+    assert parquet.read_table(io.BytesIO(body)).num_rows == 200_000
+
+
+def test_handle_when_read_only_then_engine_refuses_writes_and_setting_changes(engine: Engine) -> None:
+    handle: Handle = engine.open(1)
+    try:
+        with pytest.raises(QueryError) as write:
+            handle.execute("CREATE TABLE nope (x UInt8) ENGINE = Memory", "TabSeparated", {})
+        with pytest.raises(QueryError) as setting:
+            handle.apply_settings({"max_threads": "1"})
+    finally:
+        handle.close()
+
+    assert write.value.code == setting.value.code == 164
+
+
+def test_session_when_per_query_settings_are_used_then_they_never_leak_into_the_session(executor: Executor) -> None:
+    session = {"session_id": "s-leak"}
+
+    with_setting = run(executor, "SELECT getSetting('max_threads')", max_threads="1", **session)
+    again = run(executor, "SELECT getSetting('max_threads')", max_threads="1", **session)
+    without = run(executor, "SELECT getSetting('max_threads') = 1", **session)
+
+    assert with_setting == again == b"1\n"
+    assert without == b"0\n"
+
+
+def test_session_when_set_and_use_run_then_they_persist_but_per_query_values_do_not(executor: Executor) -> None:
+    session = {"session_id": "s-set"}
+    run(executor, "CREATE DATABASE IF NOT EXISTS unit_db", **session)
+
+    run(executor, "SET max_block_size = 777", max_block_size="5", **session)
+    run(executor, "USE unit_db", database="default", **session)
+    state = run(executor, "SELECT getSetting('max_block_size'), currentDatabase()", **session)
+    per_query = run(executor, "SELECT currentDatabase()", database="default", **session)
+    restored = run(executor, "SELECT currentDatabase()", **session)
+
+    assert state == b"777\tunit_db\n"
+    assert per_query == b"default\n"
+    assert restored == b"unit_db\n"
+
+
+def test_session_when_analyst_opens_one_then_its_handle_is_read_only(executor: Executor) -> None:
+    with pytest.raises(QueryError) as raised:
+        run(executor, "SET max_threads = 1", user=ANALYST, session_id="s-analyst")
+
+    assert raised.value.code == 164
+    assert run(executor, "SELECT getSetting('readonly')", user=ANALYST, session_id="s-analyst") == b"1\n"
+
+
+def test_session_store_when_full_then_least_recently_used_idle_session_is_closed(engine: Engine) -> None:
+    clock = FakeClock()
+    store = SessionStore(engine.open, max_sessions=2, clock=clock)
+    try:
+        for name in ("a", "b"):
+            store.release(store.acquire("u", name, 0, 60.0, must_exist=False), close=False)
+            clock.now += 1
+        store.release(store.acquire("u", "c", 0, 60.0, must_exist=False), close=False)
+        with pytest.raises(QueryError) as gone:
+            store.acquire("u", "a", 0, 60.0, must_exist=True)
+        kept = store.acquire("u", "b", 0, 60.0, must_exist=True)
+        store.release(kept, close=False)
+    finally:
+        store.close_all()
+
+    assert gone.value.code == 372
+
+
+def test_session_store_when_every_session_is_busy_then_202_and_busy_ones_are_373(engine: Engine) -> None:
+    store = SessionStore(engine.open, max_sessions=1)
+    try:
+        busy = store.acquire("u", "only", 0, 60.0, must_exist=False)
+        with pytest.raises(QueryError) as locked:
+            store.acquire("u", "only", 0, 60.0, must_exist=False)
+        with pytest.raises(QueryError) as full:
+            store.acquire("u", "another", 0, 60.0, must_exist=False)
+        store.release(busy, close=False)
+    finally:
+        store.close_all()
+
+    assert (locked.value.code, full.value.code) == (373, 202)
+
+
+def test_session_store_when_idle_past_timeout_then_expired_and_sessions_are_per_user(engine: Engine) -> None:
+    clock = FakeClock()
+    store = SessionStore(engine.open, max_sessions=8, clock=clock)
+    try:
+        store.release(store.acquire("alice", "same-id", 0, 10.0, must_exist=False), close=False)
+        store.release(store.acquire("bob", "same-id", 0, 10.0, must_exist=False), close=False)
+        sessions_before = len(store)
+        clock.now += 11
+        expired = store.expire()
+    finally:
+        store.close_all()
+
+    assert sessions_before == 2
+    assert expired == 2

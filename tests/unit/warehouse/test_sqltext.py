@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tickwave.warehouse.migrate import split_statements
+from tickwave.warehouse.sqltext import analyze, called_functions, has_identifier_parameter
+
+LIMIT = 262_144
+
+
+@pytest.mark.parametrize(
+    ("query", "statement", "input_format", "data"),
+    [
+        (b"INSERT INTO t (a, b) FORMAT Native\n\x0a\x01abc", "INSERT INTO t (a, b)", "Native", b"\x0a\x01abc"),
+        (b"insert into `db`.`t` format CSV 1,2\n", "insert into `db`.`t`", "CSV", b"1,2\n"),
+        (b"INSERT INTO t FORMAT CSV\r\n1,2\n", "INSERT INTO t", "CSV", b"1,2\n"),
+        (b"INSERT INTO t FORMAT TSV  \t\n\n1\n", "INSERT INTO t", "TSV", b"\n1\n"),
+        (b"INSERT INTO t VALUES (1, 'FORMAT x')", "INSERT INTO t", "Values", b" (1, 'FORMAT x')"),
+        (b"INSERT INTO t SETTINGS async_insert=0 FORMAT JSONEachRow\n{}", "INSERT INTO t SETTINGS async_insert=0",
+         "JSONEachRow", b"{}"),
+        (b"INSERT INTO t SELECT * FROM input('a UInt8') FORMAT CSV\n1\n",
+         "INSERT INTO t SELECT * FROM input('a UInt8')", "CSV", b"1\n"),
+        (b"/* lead */ INSERT INTO t -- note FORMAT X\n FORMAT RowBinary\n\xff\xfe",
+         "/* lead */ INSERT INTO t -- note FORMAT X", "RowBinary", b"\xff\xfe"),
+    ],
+)  # fmt: skip
+def test_analyze_when_insert_carries_data_then_statement_format_and_offset_are_exact(
+    query: bytes, statement: str, input_format: str, data: bytes
+) -> None:
+    result = analyze(query, LIMIT)
+
+    assert result.keyword == "INSERT"
+    assert result.insert is not None
+    assert (result.insert.statement, result.insert.input_format) == (statement, input_format)
+    assert query[result.insert.data_offset :] == data
+
+
+@pytest.mark.parametrize(
+    "query", [b"INSERT INTO t SELECT * FROM values('a UInt8', 1)", b"INSERT INTO t FORMAT", b"INSERT INTO t SELECT 1"]
+)
+def test_analyze_when_insert_has_no_inline_data_then_no_split(query: bytes) -> None:
+    assert analyze(query, LIMIT).insert is None
+
+
+@pytest.mark.parametrize(
+    ("query", "keyword", "output_format"),
+    [
+        (b"SELECT 1", "SELECT", None),
+        (b"select 'FORMAT JSON' FORMAT JSONEachRow", "SELECT", "JSONEachRow"),
+        (b"SELECT (SELECT 1 FORMAT X) FORMAT `CSV` SETTINGS a = 1", "SELECT", "CSV"),
+        (b"  -- comment\n/* c */ WITH 1 AS x SELECT x FORMAT Native", "WITH", "Native"),
+        (b"(SELECT 1) UNION ALL (SELECT 2)", "SELECT", None),
+        (b"SHOW TABLES FORMAT JSON", "SHOW", "JSON"),
+        (b"", "", None),
+    ],
+)
+def test_analyze_when_query_names_a_format_then_the_top_level_one_is_found(
+    query: bytes, keyword: str, output_format: str | None
+) -> None:
+    result = analyze(query, LIMIT)
+
+    assert (result.keyword, result.output_format, result.insert) == (keyword, output_format, None)
+
+
+def test_analyze_when_format_lies_beyond_the_sql_limit_then_not_treated_as_insert_data() -> None:
+    query = b"INSERT INTO t " + b" " * 100 + b"FORMAT CSV\n1\n"
+
+    assert analyze(query, 50).insert is None
+
+
+@given(st.binary(max_size=400))
+def test_analyze_when_given_arbitrary_bytes_then_never_raises_and_offsets_stay_in_range(raw: bytes) -> None:
+    for query in (raw, b"INSERT INTO t FORMAT CSV\n" + raw, b"SELECT " + raw):
+        result = analyze(query, LIMIT)
+        if result.insert is not None:
+            assert 0 <= result.insert.data_offset <= len(query)
+
+
+@given(st.binary(max_size=300))
+def test_analyze_when_binary_data_follows_format_then_it_is_returned_untouched(data: bytes) -> None:
+    query = b"INSERT INTO t FORMAT RowBinary\n" + data
+
+    result = analyze(query, LIMIT)
+
+    assert result.insert is not None
+    assert query[result.insert.data_offset :] == data
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT count(), file('x') FROM t", {"count", "file"}),
+        ("SELECT * FROM FILE /* c */ ('x')", {"file"}),
+        ("SELECT * FROM `url`('x')", {"url"}),
+        ("SELECT 'file(' FROM t", set()),
+        ("SELECT a IN (1) FROM t", {"in"}),
+    ],
+)
+def test_called_functions_when_scanning_then_only_real_calls_count(sql: str, expected: set[str]) -> None:
+    assert called_functions(sql) == expected
+
+
+def test_identifier_parameters_when_present_then_detected() -> None:
+    assert has_identifier_parameter("SELECT * FROM { t : identifier }")
+    assert not has_identifier_parameter("SELECT {x:UInt8}")
+
+
+def test_split_statements_when_semicolons_hide_in_strings_and_comments_then_ignored() -> None:
+    sql = "CREATE TABLE a (x String DEFAULT ';');\n-- done; really\nCREATE TABLE b (y UInt8); /* ; */ ;"
+
+    assert split_statements(sql) == [
+        "CREATE TABLE a (x String DEFAULT ';')",
+        "-- done; really\nCREATE TABLE b (y UInt8)",
+    ]

@@ -1,0 +1,97 @@
+"""``tickwave warehouse serve | migrate | query | credentials-path``: the ClickHouse warehouse."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tickwave.cli.common import console, err_console, exit_on_tickwave_error, settings_or_exit
+from tickwave.config import load_settings
+from tickwave.errors import ConfigurationError, TickwaveError
+
+app = typer.Typer(help="The ClickHouse warehouse: serve it, migrate its schema, query it.", no_args_is_help=True)
+
+
+@app.command("serve")
+def serve(
+    port: Annotated[int | None, typer.Option(help="port on 127.0.0.1 (default: clickhouse.port)")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="directory holding the database (default: <state dir>/data/warehouse)")
+    ] = None,
+) -> None:
+    """Serve the embedded ClickHouse HTTP interface in the foreground (`tickwave up` runs it in the background)."""
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        err_console.print(f"[bold red]configuration error[/]: {exc}")
+        raise typer.Exit(2) from exc
+    # Plain lines, not rich: this process writes into a service log file.
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from tickwave.warehouse.server import serve as run_server
+
+    chosen_port = settings.clickhouse.port if port is None else port
+    directory = data_dir or settings.state_path / "data" / "warehouse"
+    try:
+        run_server(settings, directory, chosen_port)
+    except TickwaveError as exc:
+        logging.getLogger(__name__).error("warehouse cannot start: %s", exc)
+        raise typer.Exit(1) from exc
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Create the database and apply every pending schema migration (idempotent)."""
+    settings = settings_or_exit()
+    from tickwave.warehouse.migrate import migrate as apply_migrations
+
+    with exit_on_tickwave_error():
+        applied = apply_migrations(settings)
+    if applied:
+        console.print(f"[green]✓[/] applied migrations: {', '.join(applied)}")
+    else:
+        console.print("schema is up to date")
+
+
+@app.command("query")
+def query(
+    sql: Annotated[str, typer.Argument(help="one SQL statement")],
+    write: Annotated[bool, typer.Option("--write", help="run as the read-write service user")] = False,
+    limit: Annotated[int, typer.Option(help="rows to show at most")] = 50,
+) -> None:
+    """Run SQL against the warehouse (as the read-only analyst unless --write) and print a table."""
+    settings = settings_or_exit()
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from tickwave.warehouse.client import connect
+
+    with exit_on_tickwave_error():
+        client = connect(settings, readonly=not write)
+        try:
+            result = client.query(sql)
+        except ClickHouseError as exc:  # carries the server's `Code: N. DB::Exception: ...` text
+            err_console.print(f"[bold red]error[/]: {exc}")
+            raise typer.Exit(1) from exc
+        finally:
+            client.close()
+    table = Table(*result.column_names)
+    for row in result.result_rows[:limit]:
+        table.add_row(*(str(value) for value in row))
+    console.print(table)
+    shown = min(limit, len(result.result_rows))
+    console.print(f"{shown} of {len(result.result_rows)} rows")
+
+
+@app.command("credentials-path")
+def credentials_path() -> None:
+    """Print where the generated warehouse passwords are kept (never the passwords)."""
+    settings = settings_or_exit()
+    from tickwave.warehouse.credentials import secrets_path
+
+    typer.echo(str(secrets_path(settings)))

@@ -1,0 +1,172 @@
+"""Run a plan on the engine: pick the handle, check read-only rules, apply, execute, clean up.
+
+Runs in the server's worker threads (every call blocks). A request without a session
+gets a fresh handle at its readonly level, closed afterwards. A request in a session
+uses the session's handle; its per-query ``database`` and settings are undone after
+the query, since in ClickHouse they apply to that query only, while ``SET``/``USE``
+statements and temporary tables stay with the session.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tickwave.warehouse.auth import read_only_refusal
+from tickwave.warehouse.engine import Engine, Handle, ResultStream, WholeResult, empty_query_error
+from tickwave.warehouse.planning import Plan
+from tickwave.warehouse.protocol import READONLY, SYNTAX_ERROR, QueryError
+from tickwave.warehouse.sessions import Overlay, Session, SessionStore, parse_session_timeout
+
+logger = logging.getLogger(__name__)
+
+STREAMED_KEYWORDS = frozenset({"SELECT", "WITH"})
+SESSION_STATEMENTS = frozenset({"SET", "USE"})
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Default and maximum session timeouts, in seconds."""
+
+    default_timeout_s: float
+    max_timeout_s: float
+
+
+class Running:
+    """A started request: its result stream and the clean-up to run when it is done."""
+
+    def __init__(self, stream: ResultStream, cleanup: Callable[[], None]) -> None:
+        """Hold ``stream`` until :meth:`close` runs ``cleanup`` (once)."""
+        self.stream = stream
+        self._cleanup: Callable[[], None] | None = cleanup
+
+    def close(self) -> None:
+        """Cancel what is left of the stream and release the handle or session."""
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is None:
+            return
+        try:
+            self.stream.cancel()
+        finally:
+            cleanup()
+
+
+def _check(plan: Plan, handle: Handle) -> None:
+    if plan.insert_format is None and not plan.sql.strip():
+        raise empty_query_error()
+    if plan.insert_format is not None and plan.readonly:
+        raise QueryError(READONLY, "Cannot execute query in readonly mode")
+    classification = handle.classify(plan.sql, plan.database or "")
+    if classification.statement_count > 1:
+        raise QueryError(SYNTAX_ERROR, "Syntax error: Multi-statements are not allowed")
+    if plan.readonly and classification.statement_count == 1:
+        refusal = read_only_refusal(plan.sql, plan.keyword, classification.is_read_only, plan.is_analyst)
+        if refusal is not None:
+            raise refusal
+
+
+def _apply(handle: Handle, plan: Plan) -> None:
+    if plan.database:
+        handle.use(plan.database)
+    handle.apply_settings(plan.engine_settings)
+
+
+def _undo(handle: Handle, overlay: Overlay) -> None:
+    handle.restore_settings(overlay.changed, overlay.defaults)
+    if overlay.previous_database is not None:
+        handle.use(overlay.previous_database)
+
+
+def _undo_in(session: Session, overlay: Overlay) -> None:
+    try:
+        _undo(session.handle, overlay)
+    except QueryError:
+        session.is_broken = True
+        logger.warning("session=%s could not undo per-query settings; it will be closed", session.session_id)
+        raise
+
+
+def _overlay(handle: Handle, plan: Plan) -> Overlay:
+    """Apply the plan's per-query database and settings to a session handle, remembering the old state."""
+    changed, defaults = handle.settings_snapshot(list(plan.engine_settings))
+    previous_database = handle.current_database() if plan.database else None
+    overlay = Overlay(plan.database, dict(plan.engine_settings), changed, defaults, previous_database)
+    try:
+        _apply(handle, plan)
+    except QueryError:
+        _undo(handle, overlay)
+        raise
+    return overlay
+
+
+def _prepare_session(session: Session, plan: Plan) -> None:
+    """Bring the session handle to this query's per-query database and settings.
+
+    ``SET``/``USE`` change the session itself, so they run on the session's own state:
+    any per-query overlay is undone first and none is applied to them.
+    """
+    wanted = (plan.database, plan.engine_settings)
+    current = session.overlay
+    changes_session = plan.keyword in SESSION_STATEMENTS
+    if current is not None and not changes_session and (current.database, current.settings) == wanted:
+        return
+    if current is not None:
+        session.overlay = None
+        _undo_in(session, current)
+    if changes_session or not (plan.database or plan.engine_settings):
+        return
+    session.overlay = _overlay(session.handle, plan)
+
+
+def _run(handle: Handle, plan: Plan) -> ResultStream:
+    if plan.insert_format is not None:
+        return WholeResult(b"", handle.insert(plan.sql, plan.insert_format, plan.data))
+    if plan.keyword in STREAMED_KEYWORDS:
+        return handle.stream(plan.sql, plan.output_format, plan.query_params)
+    # DDL, SET, SHOW... have small results and chdb streams only SELECTs.
+    return WholeResult(*handle.execute(plan.sql, plan.output_format, plan.query_params))
+
+
+class Executor:
+    """Starts plans on one engine, with its sessions."""
+
+    def __init__(self, engine: Engine, sessions: SessionStore, limits: SessionLimits) -> None:
+        """Use ``engine`` for fresh handles and ``sessions`` for session requests."""
+        self.engine = engine
+        self.sessions = sessions
+        self.limits = limits
+
+    def start(self, plan: Plan, user: str) -> Running:
+        """Start ``plan`` for ``user``: on return the first chunk can be pulled.
+
+        Raises:
+            QueryError: for refused, invalid or failing requests; nothing is left open.
+        """
+        if plan.session is None:
+            handle = self.engine.open(plan.readonly)
+            try:
+                _check(plan, handle)
+                _apply(handle, plan)
+                return Running(_run(handle, plan), handle.close)
+            except BaseException:
+                handle.close()
+                raise
+        return self._start_in_session(plan, user)
+
+    def _start_in_session(self, plan: Plan, user: str) -> Running:
+        request = plan.session
+        assert request is not None
+        timeout_s = parse_session_timeout(request.timeout, self.limits.default_timeout_s, self.limits.max_timeout_s)
+        # The session's handle carries the user's own level; a GET's level 2 is checked per query.
+        session = self.sessions.acquire(
+            user, request.session_id, 1 if plan.is_analyst else 0, timeout_s, request.must_exist
+        )
+        try:
+            _check(plan, session.handle)
+            _prepare_session(session, plan)
+            stream = _run(session.handle, plan)
+        except BaseException:
+            self.sessions.release(session, close=request.close)
+            raise
+        return Running(stream, lambda: self.sessions.release(session, close=request.close))

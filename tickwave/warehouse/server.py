@@ -1,0 +1,132 @@
+"""``tickwave warehouse serve``: run the embedded ClickHouse HTTP service in the foreground.
+
+Start-up: pin the engine's time zone to UTC, resolve the users (generating passwords
+on first start unless configured), refuse to start with a password-less user unless
+``allow_no_password`` is set, open the chdb directory (a second process on it fails
+here), then serve on 127.0.0.1 only.
+
+Shutdown on SIGTERM or SIGINT: stop accepting, let in-flight requests finish (up to
+``shutdown_timeout_s``), then close the sessions, wait for the worker threads (an
+insert that already reached the engine is committed, answered or not) and close the
+engine. Every acknowledged insert was committed before its response was sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import uvicorn
+
+from tickwave.config import Settings
+from tickwave.errors import ConfigurationError, ServiceError
+from tickwave.services.supervisor import LOOPBACK
+from tickwave.warehouse.asgi import Limits, WarehouseApp
+from tickwave.warehouse.auth import User, users_from
+from tickwave.warehouse.credentials import resolve_credentials
+from tickwave.warehouse.engine import Engine
+from tickwave.warehouse.execution import Executor, SessionLimits
+from tickwave.warehouse.protocol import QueryError
+from tickwave.warehouse.sessions import SessionStore
+
+logger = logging.getLogger(__name__)
+
+CHDB_DIR = "chdb"
+MAX_SESSION_TIMEOUT_S = 3600.0
+KEEP_ALIVE_TIMEOUT_S = 30
+RESPONSE_BUFFER_BYTES = 1 << 20
+MAX_CONNECTIONS = 512
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the signal after a graceful shutdown.
+
+    uvicorn re-raises SIGTERM/SIGINT once it has shut down, which would end the process
+    by the signal (or a KeyboardInterrupt traceback) after our clean shutdown; a
+    completed graceful shutdown should exit 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _users(settings: Settings) -> dict[str, User]:
+    credentials = resolve_credentials(settings, create=True)
+    users = users_from(credentials, settings.clickhouse.allow_no_password)
+    missing = [user.name for user in users.values() if not user.password and user.name != "default"]
+    if missing and not settings.clickhouse.allow_no_password:
+        raise ConfigurationError(
+            f"warehouse user(s) {', '.join(missing)} have no password; set TICKWAVE_CLICKHOUSE_PASSWORD / "
+            f"TICKWAVE_CLICKHOUSE_ANALYST_PASSWORD, or TICKWAVE_CLICKHOUSE_ALLOW_NO_PASSWORD=true for local development"
+        )
+    return users
+
+
+def serve(settings: Settings, data_dir: Path, port: int) -> None:
+    """Serve the warehouse on 127.0.0.1:``port`` over the chdb directory under ``data_dir``.
+
+    Raises:
+        ConfigurationError: when a user has no password and that is not allowed.
+        ServiceError: when the engine cannot open its directory.
+    """
+    os.environ["TZ"] = "UTC"  # the engine reads the zone once, at start
+    time.tzset()
+    users = _users(settings)
+    clickhouse = settings.clickhouse
+    try:
+        engine = Engine(data_dir / CHDB_DIR)
+    except QueryError as exc:
+        raise ServiceError(
+            f"cannot open the warehouse directory {data_dir / CHDB_DIR}: {exc.message} "
+            f"(one process owns a directory: is another warehouse running on it? see `tickwave status`)"
+        ) from exc
+    sessions = SessionStore(engine.open, clickhouse.max_sessions)
+    pool = ThreadPoolExecutor(max_workers=clickhouse.max_concurrent_queries, thread_name_prefix="warehouse-query")
+
+    def shutdown() -> None:
+        sessions.close_all()
+        pool.shutdown(wait=True)
+        engine.close()
+        logger.info("warehouse engine closed")
+
+    app = WarehouseApp(
+        Executor(engine, sessions, SessionLimits(clickhouse.session_timeout_s, MAX_SESSION_TIMEOUT_S)),
+        users,
+        Limits(
+            max_body_bytes=clickhouse.max_request_mb << 20,
+            max_decoded_bytes=4 * (clickhouse.max_request_mb << 20),
+            response_buffer_bytes=RESPONSE_BUFFER_BYTES,
+            keep_alive_timeout_s=KEEP_ALIVE_TIMEOUT_S,
+        ),
+        pool,
+        shutdown,
+    )
+    config = uvicorn.Config(
+        app,
+        host=LOOPBACK,
+        port=port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
+        timeout_graceful_shutdown=int(clickhouse.shutdown_timeout_s),
+        limit_concurrency=MAX_CONNECTIONS,
+    )
+    logger.info(
+        "warehouse serving ClickHouse HTTP on %s:%d (engine %s, data %s, %d workers)",
+        LOOPBACK, port, engine.version, data_dir / CHDB_DIR, clickhouse.max_concurrent_queries,
+    )  # fmt: skip
+    _Server(config).run()
