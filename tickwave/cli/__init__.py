@@ -13,6 +13,7 @@ from tickwave.cli import (
     config_cmd,
     demo,
     execution_cmd,
+    ingest_cmd,
     models_cmd,
     services,
     streams_cmd,
@@ -36,6 +37,7 @@ app.add_typer(warehouse_cmd.app, name="warehouse")
 app.add_typer(streams_cmd.app, name="streams")
 demo.register(app)
 models_cmd.register(app)
+ingest_cmd.register(app)
 
 
 def main() -> None:

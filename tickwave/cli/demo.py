@@ -1,8 +1,9 @@
 """``tickwave demo``: start the embedded services, run the main job end to end, show where to look.
 
-Until the ingest, streams and execution components land, the main job is the bus and
-the warehouse: a handful of ticks produced onto ``ticks``, consumed back and checked one
-by one, then written through the batched writer into the warehouse and counted there.
+The main job so far: a handful of ticks produced onto ``ticks``, consumed back and
+checked one by one, then written through the batched writer into the warehouse and
+counted there; then ingest replays the shipped sample (SIMULATED ticks in MT5 export
+format, ``streams/samples``) onto ``ticks``, every message acknowledged.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from tickwave.bus import make_consumer, make_producer, resolve_bootstrap
 from tickwave.cli.common import console, exit_on_tickwave_error, settings_or_exit
+from tickwave.cli.ingest_cmd import replay_sample
 from tickwave.cli.services import bring_down, bring_up
 from tickwave.config import Settings
 from tickwave.contracts import Tick, decode, encode
@@ -133,6 +135,13 @@ def demo(
             console.print(f"[green]✓[/] {stored}/{len(received)} ticks stored in the warehouse table ticks")
             if stored != len(received):
                 raise ServiceError("the warehouse holds a different number of demo ticks than were written")
+            replayed = replay_sample(settings)
+            console.print(
+                f"[green]✓[/] ingest replayed {replayed.ticks} SIMULATED sample ticks (streams/samples) onto "
+                f"{TICKS}, all acknowledged; {replayed.dead_letters} dead letters"
+            )
+            if not replayed.is_clean:
+                raise ServiceError("the broker did not acknowledge every sample tick")
             console.print("\nwhere to look:")
             console.print(f"  Kafka bootstrap     {addresses.get('kafka')}  (topics: `tickwave topics list`)")
             console.print(

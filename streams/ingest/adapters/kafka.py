@@ -1,0 +1,112 @@
+"""The Kafka side of ingest: good ticks to ``ticks``, rejects to ``ticks.dlq``.
+
+One confluent-kafka producer with the ``bulk`` profile (``tickwave.bus``), ``acks=all`` and
+idempotence. Ticks are keyed by symbol, so one symbol's ticks stay ordered in one
+partition. Delivery reports are requested for failures only
+(``delivery.report.only.error``): a success needs no Python callback, which roughly
+doubles the rate a single Python thread can hand messages to librdkafka.
+
+A dead letter (:class:`tickwave.contracts.DeadLetter`) carries the reason, the raw input
+(UTF-8 text) and where it came from; its key is the symbol when known.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from streams.ingest.batches import SourceBatch
+from tickwave.bus import make_producer
+from tickwave.contracts import DeadLetter, encode
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaSink:
+    """Sends source batches to the ticks and dead-letter topics, and counts what it sent.
+
+    Args:
+        bootstrap: Kafka bootstrap servers.
+        ticks_topic / dlq_topic: full topic names (with the configured prefix).
+        source: the label of dead letters whose input names no origin.
+        now_ms: the UTC wall clock (dead letters' ``received_at_ms``).
+        **overrides: extra producer settings.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        ticks_topic: str,
+        dlq_topic: str,
+        source: str,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        **overrides: Any,
+    ) -> None:
+        self.ticks_topic = ticks_topic
+        self.dlq_topic = dlq_topic
+        self.source = source
+        self.now_ms = now_ms
+        self.ticks_sent = 0
+        self.dead_letters_sent = 0
+        self.delivery_failures = 0
+        self.newest_time_ms: int | None = None
+        settings = {"delivery.report.only.error": True, "on_delivery": self._on_delivery, "error_cb": self._on_error}
+        self.producer: Producer = make_producer(bootstrap, "bulk", **settings, **overrides)
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self.delivery_failures += 1
+            if self.delivery_failures <= 10 or self.delivery_failures % 10_000 == 0:
+                logger.error(
+                    "kafka delivery failed topic=%s key=%s: %s (failures so far: %d)",
+                    message.topic(), message.key(), error.str(), self.delivery_failures,
+                )  # fmt: skip
+
+    @staticmethod
+    def _on_error(error: KafkaError) -> None:
+        logger.warning("kafka client error: %s", error.str())
+
+    def _produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key)
+                return
+            except BufferError:
+                self.producer.poll(0.05)  # the local queue is full: let librdkafka drain it
+
+    def send(self, batch: SourceBatch) -> None:
+        """Queue the batch's ticks and dead letters for delivery."""
+        ticks = batch.ticks
+        if len(ticks):
+            keys, values = ticks.encoded()
+            produce, topic = self.producer.produce, self.ticks_topic
+            for key, value in zip(keys, values, strict=True):
+                try:
+                    produce(topic, value, key)
+                except BufferError:
+                    self._produce(topic, value, key)
+            self.ticks_sent += len(ticks)
+            newest = int(ticks.time_ms.max())
+            self.newest_time_ms = newest if self.newest_time_ms is None else max(newest, self.newest_time_ms)
+        received_at = self.now_ms()
+        for rejected in batch.rejected:
+            letter = DeadLetter(
+                source=rejected.origin or self.source, reason=rejected.reason, raw=rejected.raw,
+                received_at_ms=received_at, symbol=rejected.symbol,
+            )  # fmt: skip
+            self._produce(self.dlq_topic, encode(letter), rejected.symbol.encode() or None)
+        self.dead_letters_sent += len(batch.rejected)
+        self.producer.poll(0)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages queued but not yet acknowledged by the broker."""
+        return len(self.producer)
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait until everything queued is acknowledged; return how many were not (0 = all)."""
+        return int(self.producer.flush(timeout_s))
