@@ -29,6 +29,7 @@ from tests.integration.execution.conftest import Bus, Processes, make_signal, ma
 from tickwave.config import Settings
 from tickwave.contracts import OrderFilled, OrderSubmitted, RiskEvent
 from tickwave.money import to_decimal
+from tickwave.services.own import ready_marker
 
 KILLS = 22
 SIGNALS = 400
@@ -106,6 +107,14 @@ def test_execution_when_killed_at_random_points_then_one_order_per_signal_and_bo
         producer.join(60)
         started_before = _started_count(bus)
         final = processes.start()
+        # Wait for this process's own readiness: a late "started" event of an earlier,
+        # killed run could satisfy a count, and SIGTERM before the handler is installed kills.
+        marker = ready_marker(processes.state_dir, "execution")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            marker.exists() and marker.read_text().strip() == str(final.process.pid if final.process else "")
+        ):
+            time.sleep(0.1)
         bus.wait_for(lambda events: _started_count(bus) > started_before, 30, "the last run to start")
         state = processes.state_dir / "execution" / "execution-1"
         deadline = time.monotonic() + 30
@@ -114,7 +123,7 @@ def test_execution_when_killed_at_random_points_then_one_order_per_signal_and_bo
                 break
             time.sleep(0.3)
         code = final.stop()
-        assert code == 0, f"exit code {code}\n" + processes.log_tail(15)
+        assert code == 0, f"exit code {code}\n" + processes.log_tail(60)
     finally:
         stop.set()
         producer.join(10)
