@@ -76,3 +76,54 @@ def test_flow_when_ticks_on_kafka_then_exact_rows_in_warehouse_and_signals_on_to
     assert len({signal.signal_id for signal in signals}) == symbols * (warm_1s + warm_1m)
     assert len(consume_topic(settings, TICKS_DLQ, 1)) == 1
     client.close()
+
+
+def sample_windows() -> tuple[int, int, int]:
+    """Independently of the flow: ticks, distinct (symbol, second) and (symbol, minute) of the shipped sample."""
+    from datetime import UTC, datetime
+
+    from streams.ingest.sample import sample_paths
+
+    ticks, seconds, minutes = 0, set(), set()
+    for path in sample_paths():
+        symbol = path.name.split("_")[0]
+        for line in path.read_text().splitlines()[1:]:
+            date, clock = line.split("\t")[:2]
+            moment = datetime.strptime(f"{date} {clock}", "%Y.%m.%d %H:%M:%S.%f").replace(tzinfo=UTC)
+            time_ms = int(moment.timestamp() * 1000)
+            ticks += 1
+            seconds.add((symbol, time_ms // 1000))
+            minutes.add((symbol, time_ms // 60_000))
+    return ticks, len(seconds), len(minutes)
+
+
+def test_flow_when_sample_file_replayed_then_exact_bars_features_predictions_and_signals(
+    topics: Settings, migrated_database: str
+) -> None:
+    from tickwave.cli.ingest_cmd import replay_sample
+
+    settings = load_settings(
+        state_dir=topics.state_dir,
+        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
+        clickhouse={"database": migrated_database},
+        streams={"close_on_wall_clock": False, "model_refresh_s": 0.01},
+    )
+    report = replay_sample(settings)
+    assert report.is_clean and report.dead_letters == 0
+
+    pool = WriterPool(lambda: connect(settings))
+    source = TickTopicSource(settings.kafka.bootstrap or "", topic_name(settings, TICKS), tail=False)
+    provider = StaticProvider(tiny_artifact(FeatureSpec()))
+    run_main(build_flow(settings.streams, source, production_sinks(settings, pool), provider))
+    pool.close()
+
+    ticks, seconds, minutes = sample_windows()
+    symbols = 3
+    warm = seconds - symbols * 49 + max(0, minutes - symbols * 49)  # 50 bars warm a series up
+    client = connect(settings)
+    count = lambda table: client.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]  # noqa: E731
+    assert (count("ticks"), count("bars_1s"), count("bars_1m")) == (ticks, seconds, minutes)
+    assert count("features") == seconds + minutes
+    assert count("predictions") == count("signals") == warm
+    assert len(consume_topic(settings, SIGNALS, warm)) == warm
+    client.close()
