@@ -18,6 +18,7 @@ from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, decode, encode
 from tickwave.topics import SIGNALS, TICKS, TICKS_DLQ, topic_name
 from tickwave.warehouse.client import connect
+from tickwave.warehouse.migrate import migrate
 
 MINUTES = 52
 
@@ -40,14 +41,15 @@ def consume_topic(settings: Settings, base_name: str, expected: int, timeout_s: 
 
 
 def test_flow_when_ticks_on_kafka_then_exact_rows_in_warehouse_and_signals_on_topic(
-    topics: Settings, migrated_database: str
+    topics: Settings, fresh_database: str
 ) -> None:
     settings = load_settings(
         state_dir=topics.state_dir,
         kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
-        clickhouse={"database": migrated_database},
+        clickhouse={"database": fresh_database},
         streams={"late_wait_ms": 500, "close_on_wall_clock": False, "model_refresh_s": 0.01},
     )
+    migrate(settings)  # a database of this test's own: exact counts
     ticks = stream(minutes=MINUTES)
     producer = make_producer(settings.kafka.bootstrap or "")
     for tick in ticks:
@@ -98,16 +100,17 @@ def sample_windows() -> tuple[int, int, int]:
 
 
 def test_flow_when_sample_file_replayed_then_exact_bars_features_predictions_and_signals(
-    topics: Settings, migrated_database: str
+    topics: Settings, fresh_database: str
 ) -> None:
     from tickwave.cli.ingest_cmd import replay_sample
 
     settings = load_settings(
         state_dir=topics.state_dir,
         kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
-        clickhouse={"database": migrated_database},
+        clickhouse={"database": fresh_database},
         streams={"close_on_wall_clock": False, "model_refresh_s": 0.01},
     )
+    migrate(settings)  # a database of this test's own: exact counts
     report = replay_sample(settings)
     assert report.is_clean and report.dead_letters == 0
 
