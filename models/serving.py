@@ -18,10 +18,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from models.errors import SchemaMismatchError
-from streams.inference import ModelArtifact
+from streams.inference import LoadedModel, ModelArtifact
 
 META_FEATURE_NAMES = "tickwave.feature_names"
 META_SCHEMA_HASH = "tickwave.schema_hash"
@@ -48,8 +47,8 @@ def artifact_from_onnx(model_id: str, model_version: int, onnx_bytes: bytes) -> 
     )
 
 
-class ServingModel:
-    """One ONNX Runtime session for one artifact; predicts rows in the artifact's feature order."""
+class ServingModel(LoadedModel):
+    """The streams' ONNX session with the registry's checks: feature schema and input width."""
 
     def __init__(self, artifact: ModelArtifact, expected_schema_hash: str | None = None, threads: int = 1) -> None:
         """Load ``artifact`` once.
@@ -69,27 +68,11 @@ class ServingModel:
                 f"{name} was trained on feature schema {artifact.schema_hash}, these features are "
                 f"{expected_schema_hash}: retrain on the current features, or serve the matching feature set"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.artifact = artifact
-        self.session = ort.InferenceSession(artifact.onnx_bytes, options, providers=["CPUExecutionProvider"])
+        super().__init__(artifact, threads)
         model_input = self.session.get_inputs()[0]
-        self.input_name = model_input.name
         width = model_input.shape[-1] if model_input.shape else None
         if isinstance(width, int) and width != len(artifact.feature_names):
             raise SchemaMismatchError(f"{name} takes {width} features but names {len(artifact.feature_names)}")
-        outputs = [output.name for output in self.session.get_outputs()]
-        self.output_name = next((output for output in outputs if "prob" in output.lower()), outputs[-1])
-        self._index = {feature: position for position, feature in enumerate(artifact.feature_names)}
-
-    def predict_batch(self, features: np.ndarray) -> np.ndarray:
-        """Return class probabilities (rows x labels, float32) for a feature matrix in model order."""
-        result = self.session.run([self.output_name], {self.input_name: np.asarray(features, dtype=np.float32)})[0]
-        if isinstance(result, list):  # a ZipMap output: one {class index: probability} per row
-            return np.array([[row[index] for index in range(len(self.artifact.labels))] for row in result],
-                            dtype=np.float32)  # fmt: skip
-        return np.asarray(result, dtype=np.float32)
 
     def predict_row(self, values: Mapping[str, float] | Sequence[float] | np.ndarray) -> dict[str, float]:
         """Return ``{label: probability}`` for one row: a mapping by feature name, or values in model order.
@@ -104,7 +87,4 @@ class ServingModel:
             row = np.array([[values[name] for name in self.artifact.feature_names]], dtype=np.float32)
         else:
             row = np.asarray(values, dtype=np.float32).reshape(1, -1)
-        probabilities = self.predict_batch(row)[0]
-        # float32 rounding can put a probability a hair outside [0, 1].
-        labels = self.artifact.labels
-        return {label: min(1.0, max(0.0, float(p))) for label, p in zip(labels, probabilities, strict=True)}
+        return self.predict(row)

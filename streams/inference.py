@@ -43,29 +43,33 @@ class ModelProvider(Protocol):
 
 
 class LoadedModel:
-    """An ONNX Runtime session for one artifact, single-threaded (one per worker)."""
+    """An ONNX Runtime session for one artifact, single-threaded by default (one per worker)."""
 
-    def __init__(self, artifact: ModelArtifact) -> None:
-        """Create the session."""
+    def __init__(self, artifact: ModelArtifact, threads: int = 1) -> None:
+        """Create the session (``threads``: ONNX Runtime intra-op threads; 1 for single rows)."""
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self.artifact = artifact
         self.session = ort.InferenceSession(artifact.onnx_bytes, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         outputs = [output.name for output in self.session.get_outputs()]
-        self.probability_output = next((name for name in outputs if "prob" in name.lower()), outputs[-1])
+        self.output_name = next((name for name in outputs if "prob" in name.lower()), outputs[-1])
+
+    def predict_batch(self, features: np.ndarray) -> np.ndarray:
+        """Return class probabilities (rows x labels, float32) for a feature matrix in model order."""
+        result = self.session.run([self.output_name], {self.input_name: np.asarray(features, dtype=np.float32)})[0]
+        if isinstance(result, list):  # a ZipMap output: one {class index: probability} per row
+            return np.array([[row[index] for index in range(len(self.artifact.labels))] for row in result],
+                            dtype=np.float32)  # fmt: skip
+        return np.asarray(result, dtype=np.float32)
 
     def predict(self, row: np.ndarray) -> dict[str, float]:
-        """Return the label probabilities for one row of features."""
-        result = self.session.run([self.probability_output], {self.input_name: row})[0]
-        probabilities = result[0]
-        if isinstance(probabilities, dict):  # ZipMap output: {class index: probability}
-            pairs = [(self.artifact.labels[int(k)], v) for k, v in probabilities.items()]
-        else:
-            pairs = list(zip(self.artifact.labels, probabilities, strict=True))
+        """Return the label probabilities for one row of features in model order."""
+        probabilities = self.predict_batch(row)[0]
         # float32 rounding can put a probability a hair outside [0, 1].
-        return {label: min(1.0, max(0.0, float(p))) for label, p in pairs}
+        labels = self.artifact.labels
+        return {label: min(1.0, max(0.0, float(p))) for label, p in zip(labels, probabilities, strict=True)}
 
 
 class Inference:
