@@ -1,9 +1,9 @@
-"""``tickwave demo``: start the embedded services, run the main job end to end, show where to look.
+"""``tickwave demo``: start everything, run the main job end to end, show where to look.
 
-The main job so far: a handful of ticks produced onto ``ticks``, consumed back and
-checked one by one, then written through the batched writer into the warehouse and
-counted there; then ingest replays the shipped sample (SIMULATED ticks in MT5 export
-format, ``streams/samples``) onto ``ticks``, every message acknowledged.
+The shipped sample is replayed through the dataflow into bars and features, a model is
+trained on them and promoted, then a live simulated market streams through the
+dataflow, whose signals the execution process turns into paper orders and fills.
+``demo_ticks`` also serves tests and benchmarks as a small, plausible tick series.
 """
 
 from __future__ import annotations
@@ -11,22 +11,19 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable
 from typing import Annotated
 
 import typer
-from confluent_kafka import TopicPartition
 from rich.table import Table
 
-from tickwave.bus import make_consumer, make_producer, resolve_bootstrap
 from tickwave.cli.common import console, exit_on_tickwave_error, settings_or_exit
 from tickwave.cli.ingest_cmd import replay_sample
 from tickwave.cli.services import bring_down, bring_up
 from tickwave.config import Settings
-from tickwave.contracts import Tick, decode, encode
+from tickwave.contracts import Tick
 from tickwave.errors import ServiceError
-from tickwave.topics import TICKS, topic_name
+from tickwave.topics import TICKS
 
 
 def demo_ticks(count: int, now_ms: int, seed: int = 7) -> list[Tick]:
@@ -48,67 +45,11 @@ def demo_ticks(count: int, now_ms: int, seed: int = 7) -> list[Tick]:
     return ticks
 
 
-def round_trip(settings: Settings, ticks: list[Tick], timeout_s: float = 30.0) -> list[Tick]:
-    """Produce ``ticks`` onto the ticks topic and consume them back from their offsets.
-
-    Raises:
-        ServiceError: if they do not all come back within the timeout.
-    """
-    bootstrap = resolve_bootstrap(settings)
-    topic = topic_name(settings, TICKS)
-    marker = uuid.uuid4().hex  # this run's ticks only: the topic may hold earlier data
-    consumer = make_consumer(bootstrap, f"tickwave-demo-{marker}", "latency")
-    # Read from each partition's current end: no group join, no earlier data.
-    partitions = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
-    starts = [TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1]) for p in partitions]
-    consumer.assign(starts)
-    producer = make_producer(bootstrap, "bulk")
-    for tick in ticks:
-        producer.produce(topic, key=tick.symbol.encode(), value=encode(tick), headers={"demo-run": marker})
-    if producer.flush(timeout_s) != 0:
-        raise ServiceError("the broker did not acknowledge every demo tick")
-    received: list[Tick] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(received) < len(ticks) and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            if dict(message.headers() or []).get("demo-run") == marker.encode():
-                received.append(decode(message.value(), Tick))
-    finally:
-        consumer.close()
-    if len(received) != len(ticks):
-        raise ServiceError(f"only {len(received)} of {len(ticks)} demo ticks came back within {timeout_s:.0f} s")
-    return received
-
-
 def warehouse_url(settings: Settings) -> str:
     """Return the warehouse's URL (imported lazily: clickhouse-connect is not needed before)."""
     from tickwave.warehouse.client import warehouse_url as resolve
 
     return resolve(settings)
-
-
-def store_ticks(settings: Settings, ticks: list[Tick]) -> int:
-    """Write ``ticks`` into the warehouse's ``ticks`` table and return how many are there (exactly, FINAL)."""
-    from tickwave.warehouse.client import connect
-    from tickwave.warehouse.tables import TICKS
-    from tickwave.warehouse.writer import BatchWriter
-
-    client = connect(settings)
-    try:
-        with BatchWriter(client, TICKS) as writer:
-            writer.write_messages(ticks)
-        first_ms, last_ms = min(tick.time_ms for tick in ticks), max(tick.time_ms for tick in ticks)
-        counted = client.query(
-            "SELECT count() FROM ticks FINAL WHERE source = 'demo' AND time_ms "
-            "BETWEEN fromUnixTimestamp64Milli({first:Int64}) AND fromUnixTimestamp64Milli({last:Int64})",
-            parameters={"first": first_ms, "last": last_ms},
-        )
-        return int(counted.result_rows[0][0])
-    finally:
-        client.close()
 
 
 DEMO_TABLES = ("ticks", "quarantine", "bars_1s", "bars_1m", "features", "predictions", "signals", "orders",
