@@ -14,27 +14,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from pydantic import SecretStr
-
-from tickwave.config import Settings
+from tickwave.config import to_environment
 from tickwave.services.supervisor import LOOPBACK, Launch, ManagedService, ensure_port_free, free_port
 from tickwave.warehouse.credentials import resolve_credentials
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Return ``TICKWAVE_*`` variables that give a child process the same effective configuration.
-
-    The server must see exactly what the parent resolved (keyword overrides included),
-    so every warehouse key is passed; secrets only when configured (else the child reads
-    the generated file itself).
-    """
-    env = {"TICKWAVE_STATE_DIR": str(settings.state_path), "TICKWAVE_LOG_LEVEL": settings.log_level}
-    for name, value in settings.clickhouse.model_dump().items():
-        if value is None or name in ("url", "port"):
-            continue
-        shown = value.get_secret_value() if isinstance(value, SecretStr) else value
-        env[f"TICKWAVE_CLICKHOUSE_{name.upper()}"] = str(shown).lower() if isinstance(shown, bool) else str(shown)
-    return env
 
 
 class WarehouseService(ManagedService):
@@ -75,7 +57,7 @@ class WarehouseService(ManagedService):
             command=command,
             address=f"{LOOPBACK}:{port}",
             ports={"http": port},
-            env={**settings_env(self.settings), "TZ": "UTC"},
+            env={**self._server_environment(), "TZ": "UTC"},
         )
 
     def after_start(self) -> str | None:
@@ -84,6 +66,14 @@ class WarehouseService(ManagedService):
 
         applied = migrate(self.settings)
         return f"schema: applied {', '.join(applied)}" if applied else None
+
+    def _server_environment(self) -> dict[str, str]:
+        # The server sees exactly what the parent resolved (keyword overrides included),
+        # except the URL (unset: it is the embedded server) and the port (given as --port).
+        environment = to_environment(self.settings)
+        for name in ("TICKWAVE_CLICKHOUSE_URL", "TICKWAVE_CLICKHOUSE_PORT"):
+            environment.pop(name, None)
+        return environment
 
     def probe(self, address: str) -> bool:
         """Return True once ``GET /ping`` answers ``Ok.``."""
