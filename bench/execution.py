@@ -34,6 +34,7 @@ from rich.table import Table
 from tickwave.bus import make_admin, make_producer
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, encode
+from tickwave.gcpause import start_gc_freezer
 from tickwave.services.kafka import KafkaService
 from tickwave.services.supervisor import Supervisor
 from tickwave.topics import SIGNALS, TICKS, create_topics, topic_name, topic_specs
@@ -138,6 +139,8 @@ def in_process(root: Path, count: int, fsync: bool) -> tuple[float, float, float
     """Decided and sent ``count`` signals in process; return p50/p99/max in microseconds."""
     settings = load_settings(state_dir=root / f"inproc-{fsync}", execution={**WIDE_LIMITS, "journal_fsync": fsync})
     service, timed = _timed_service(settings, HaltWatcher())
+    stop = threading.Event()
+    start_gc_freezer(stop)  # as execution.app.run does
     now_ms = time.time_ns() // 1_000_000
     service.handle_tick(_tick(now_ms))
     samples = []
@@ -146,6 +149,7 @@ def in_process(root: Path, count: int, fsync: bool) -> tuple[float, float, float
         started = time.monotonic_ns()
         service.handle_signal(signal)
         samples.append((timed.returned_ns[signal.signal_id] - started) / 1000)
+    stop.set()
     service.close()
     return _percentiles(samples[count // 10 :])  # the first tenth warms caches up
 
@@ -172,6 +176,7 @@ def over_kafka(
     producer.produce(topic_name(settings, TICKS), key=b"EURUSD", value=encode(_tick(now_ms)))
     producer.flush(10)
     stop = threading.Event()
+    start_gc_freezer(stop)  # as execution.app.run does
     control = ControlListener(settings, bootstrap, service, stop)
     control.start()
     control.ready.wait(30)
@@ -218,7 +223,8 @@ def _drive(
         # The stream comes from another process: a pacing loop here would hold the GIL the hot loop needs.
         context = multiprocessing.get_context("spawn")
         with context.Pool(1) as pool:
-            sent_ns = pool.apply(_stream, (bootstrap, signals_topic, index, seconds, rate))
+            ticks_topic = topic_name(settings, TICKS)
+            sent_ns = pool.apply(_stream, (bootstrap, signals_topic, ticks_topic, index, seconds, rate))
         time.sleep(1.0)
         measured["sent"] = len(sent_ns)
         measured["latencies"] = [
@@ -238,10 +244,17 @@ def _drive(
         stop.set()
 
 
-def _stream(bootstrap: str, topic: str, first_index: int, seconds: float, rate: int) -> dict[str, int]:
+def _stream(
+    bootstrap: str, topic: str, ticks_topic: str, first_index: int, seconds: float, rate: int
+) -> dict[str, int]:
     """Produce ``seconds x rate`` signals at a steady pace; return each one's send time (monotonic ns)."""
     producer = make_producer(bootstrap, "latency")
     producer.list_topics(topic, timeout=10)
+    # The first send of an idempotent producer waits for its producer id: do it before the clock runs.
+    producer.produce(
+        topic.rsplit(".", 1)[0] + ".ticks", key=b"EURUSD", value=encode(_tick(time.time_ns() // 1_000_000))
+    )
+    producer.flush(30)
     sent_ns: dict[str, int] = {}
     interval_ns = 1_000_000_000 // rate
     next_ns = time.monotonic_ns()

@@ -25,6 +25,7 @@ from execution.sizing import SizingPolicy
 from tickwave.bus import resolve_bootstrap
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError
+from tickwave.gcpause import start_gc_freezer
 from tickwave.services.own import mark_ready
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         service = build_service(settings, publisher)
         try:
             service.start()
+            start_gc_freezer(stop)  # the replayed journal and every later survivor: out of the collector's walk
             control = ControlListener(settings, bootstrap, service, stop)
             control.start()
             control.ready.wait(30)

@@ -6,6 +6,8 @@ it loads the settings itself (the process's entry point).
 
 from __future__ import annotations
 
+import threading
+
 from bytewax.dataflow import Dataflow
 
 from streams.connectors import TickTopicSource, TopicSink, WarehouseSink, WriterPool
@@ -13,6 +15,7 @@ from streams.flow import FlowSinks, build_flow
 from streams.inference import ModelProvider
 from tickwave.bus import resolve_bootstrap
 from tickwave.config import Settings, load_settings
+from tickwave.gcpause import start_gc_freezer
 from tickwave.topics import SIGNALS, TICKS, TICKS_DLQ, topic_name
 from tickwave.warehouse.client import connect
 
@@ -49,4 +52,6 @@ def flow_for(settings: Settings, tail: bool = True, provider: ModelProvider | No
 
 def make_flow(tail: str = "true") -> Dataflow:
     """Entry point for ``python -m bytewax.run streams.app:make_flow()``."""
-    return flow_for(load_settings(), tail=tail.lower() == "true")
+    flow = flow_for(load_settings(), tail=tail.lower() == "true")
+    start_gc_freezer(threading.Event())  # as ``streams.runner.run_in_process`` does
+    return flow

@@ -15,11 +15,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
 from tickwave.config import Settings
+from tickwave.gcpause import start_gc_freezer
 from tickwave.services.supervisor import LOOPBACK, free_port
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
     recovery = RecoveryConfig(str(recovery_dir(settings)))
     _raise_on_sigterm()
     flow = flow_for(settings, tail=tail)
+    start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (tickwave.gcpause)
     _mark_ready(settings)
     try:
         cli_main(

@@ -188,12 +188,15 @@ def run_source(settings: Settings, source: TickSource, stop: threading.Event, sh
     """Create the topics if needed, then send ``source`` to Kafka until it ends or ``stop`` is set."""
     from streams.ingest.adapters.kafka import KafkaSink
     from streams.ingest.runner import run_ingest
-    from tickwave.bus import make_admin, resolve_bootstrap
+    from tickwave.bus import Profile, make_admin, resolve_bootstrap
     from tickwave.topics import TICKS, TICKS_DLQ, create_topics, topic_name, topic_specs
 
     bootstrap = resolve_bootstrap(settings)
     create_topics(make_admin(bootstrap), topic_specs(settings), settings.kafka.topic_prefix)
-    sink = KafkaSink(bootstrap, topic_name(settings, TICKS), topic_name(settings, TICKS_DLQ), source.name)
+    profile: Profile = "bulk" if source.name == "replay" else "live"  # live ticks wait 1 ms for a batch, not 5
+    sink = KafkaSink(
+        bootstrap, topic_name(settings, TICKS), topic_name(settings, TICKS_DLQ), source.name, profile=profile
+    )
     ingest = settings.ingest
     if not show_progress:
         return run_ingest(source, sink, stop, stats_interval_s=ingest.stats_interval_s,

@@ -20,7 +20,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from streams.ingest.batches import SourceBatch
-from tickwave.bus import make_producer
+from tickwave.bus import Profile, make_producer
 from tickwave.contracts import DeadLetter, encode
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ class KafkaSink:
         ticks_topic / dlq_topic: full topic names (with the configured prefix).
         source: the label of dead letters whose input names no origin.
         now_ms: the UTC wall clock (dead letters' ``received_at_ms``).
+        profile: the producer profile: ``bulk`` for replays, ``live`` for live sources.
         **overrides: extra producer settings.
     """
 
@@ -44,6 +45,7 @@ class KafkaSink:
         dlq_topic: str,
         source: str,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        profile: Profile = "bulk",
         **overrides: Any,
     ) -> None:
         self.ticks_topic = ticks_topic
@@ -55,7 +57,7 @@ class KafkaSink:
         self.delivery_failures = 0
         self.newest_time_ms: int | None = None
         settings = {"delivery.report.only.error": True, "on_delivery": self._on_delivery, "error_cb": self._on_error}
-        self.producer: Producer = make_producer(bootstrap, "bulk", **settings, **overrides)
+        self.producer: Producer = make_producer(bootstrap, profile, **settings, **overrides)
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
