@@ -28,12 +28,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from tickwave.bus import make_admin, make_producer
+from tickwave.bus import make_admin, make_consumer, make_producer
 from tickwave.config import Settings, load_settings
-from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, encode
+from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, decode, encode
 from tickwave.gcpause import start_gc_freezer
 from tickwave.services.kafka import KafkaService
 from tickwave.services.supervisor import Supervisor
@@ -272,9 +273,60 @@ def _stream(
     return sent_ns
 
 
+def disk_floor(root: Path, count: int) -> tuple[float, float, float]:
+    """Time a 256-byte append + fdatasync in the journal's directory: the floor of every fsync row."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / "floor.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    samples = []
+    try:
+        for _ in range(count):
+            started = time.monotonic_ns()
+            os.write(fd, b"x" * 256)
+            os.fdatasync(fd)
+            samples.append((time.monotonic_ns() - started) / 1000)
+    finally:
+        os.close(fd)
+    return _percentiles(samples[count // 10 :])
+
+
+def kafka_floor(root: Path, bootstrap: str, seconds: float, rate: int) -> dict[str, Any]:
+    """Signals at ``rate``/s from another process to a plain consumer here: the floor of the Kafka rows."""
+    settings = load_settings(state_dir=root / "floor", kafka={"bootstrap": bootstrap, "topic_prefix": "bench-floor."})
+    create_topics(make_admin(bootstrap), topic_specs(settings), settings.kafka.topic_prefix)
+    signals_topic = topic_name(settings, SIGNALS)
+    consumer = make_consumer(bootstrap, "bench-floor", "latency")
+    consumer.assign(
+        [TopicPartition(signals_topic, tp.id, 0) for tp in _topic_partitions(consumer, signals_topic)]
+    )
+    received_ns: dict[str, int] = {}
+    stop = threading.Event()
+
+    def consume() -> None:
+        while not stop.is_set():
+            message = consumer.poll(0.05)
+            if message is not None and message.error() is None:
+                received_ns[decode(message.value(), Signal).signal_id] = time.monotonic_ns()
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        sent_ns = pool.apply(_stream, (bootstrap, signals_topic, topic_name(settings, TICKS), 0, seconds, rate))
+    time.sleep(1.0)
+    stop.set()
+    reader.join(5)
+    consumer.close()
+    latencies = [(received_ns[sid] - sent) / 1000 for sid, sent in sent_ns.items() if sid in received_ns]
+    return {"sent": len(sent_ns), "received": len(latencies), "latency": _percentiles(latencies)}
+
+
+def _topic_partitions(consumer: Any, topic: str) -> list[Any]:
+    return list(consumer.list_topics(topic, timeout=10).topics[topic].partitions.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0, help="stream length per client")
+    parser.add_argument("--seconds", type=float, default=30.0, help="stream length per client")
+    parser.add_argument("--warmup", type=float, default=10.0, help="untimed stream first (the broker's JIT)")
     parser.add_argument("--rate", type=int, default=1000, help="signals per second")
     parser.add_argument("--in-process", type=int, default=5000, help="signals for the in-process run")
     parser.add_argument("--no-fsync", action="store_true", help="Kafka runs without the journal fsync")
@@ -283,6 +335,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tickwave-bench-execution-") as directory:
         root = Path(directory)
         table = Table("path", "p50 (us)", "p99 (us)", "max (us)", "note", title="execution latency")
+        p50, p99, worst = disk_floor(root / "disk", args.in_process)
+        table.add_row("disk: 256-byte append + fdatasync alone", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}",
+                      "the floor of the fsync rows (this machine's disk)")  # fmt: skip
         for fsync in (True, False):
             p50, p99, worst = in_process(root, args.in_process, fsync)
             note = "journal fsync on (production)" if fsync else "journal fsync off: decision + paper broker only"
@@ -295,7 +350,13 @@ def main() -> None:
         bootstrap = endpoint if isinstance(endpoint, str) else endpoint.address
         try:
             halts: list[float] = []
-            over_kafka(root, bootstrap, "confluent", 2.0, args.rate, label="warmup")  # the broker's JVM starts cold
+            over_kafka(
+                root, bootstrap, "confluent", args.warmup, args.rate, label="warmup"
+            )  # the broker's JVM starts cold
+            floor = kafka_floor(root, bootstrap, args.seconds, args.rate)
+            p50, p99, worst = floor["latency"]
+            table.add_row("Kafka alone: signal produced -> consumed", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}",
+                          f"{floor['received']}/{floor['sent']} at {args.rate}/s: floor of the Kafka rows")  # fmt: skip
             for client in ("confluent", "quixstreams"):
                 result = over_kafka(root, bootstrap, client, args.seconds, args.rate, fsync=not args.no_fsync)
                 p50, p99, worst = result["latency"]

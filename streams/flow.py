@@ -61,15 +61,50 @@ class SymbolOutput:
     accepted: list[Tick] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     bars: list[Bar] = field(default_factory=list)
+    features: list[FeatureVector] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
 
 
 @dataclass
 class SymbolState:
-    """Spike filter and open bars of one symbol (the recovery snapshot)."""
+    """Spike filter, open bars and indicator state per timeframe of one symbol (the recovery snapshot)."""
 
     symbol: str
     spike_filter: SpikeFilter
     bars: BarState
+    features: dict[str, FeatureState] = field(default_factory=dict)
+
+
+@dataclass
+class BarConsequences:
+    """What a closed bar leads to: its feature vector, then the champion's prediction and the signal.
+
+    Computed in the per-symbol step itself rather than in steps of their own: every
+    Bytewax step and keyed exchange between a closing tick and its signal cost ~0.5-1 ms
+    at p50 and far more at p99 (``bench/streams_latency.py``), which is the budget.
+    """
+
+    spec: FeatureSpec
+    inference: Inference
+    signal_rules: SignalRules
+    clock_ms: ClockMs
+
+    def follow(self, features: dict[str, FeatureState], output: SymbolOutput) -> None:
+        """Append the features, predictions and signals of ``output.bars`` to ``output``."""
+        for bar in output.bars:
+            state = features.get(bar.timeframe)
+            if state is None:
+                state = features[bar.timeframe] = FeatureState(self.spec)
+            vector = state.update(bar)
+            if vector is None:
+                continue
+            output.features.append(vector)
+            prediction = self.inference.predict(vector)
+            if prediction is None:
+                continue
+            output.predictions.append(prediction)
+            output.signals.append(signal_from(prediction, self.signal_rules, self.clock_ms()))
 
 
 class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
@@ -82,11 +117,18 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
     symbol that goes quiet still gets its bars closed.
     """
 
-    def __init__(self, state: SymbolState, settings: StreamsSettings, clock_ms: ClockMs) -> None:
+    def __init__(
+        self,
+        state: SymbolState,
+        settings: StreamsSettings,
+        clock_ms: ClockMs,
+        consequences: BarConsequences | None = None,
+    ) -> None:
         """Wrap ``state``; the idle anchor starts now (never restored: a restart is not idleness)."""
         self.state = state
         self.settings = settings
         self.clock_ms = clock_ms
+        self.consequences = consequences
         self.anchor_wall_ms = clock_ms()
         self.anchor_event_ms = state.bars.newest_ms
 
@@ -109,7 +151,7 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
                 output.accepted.append(tick)
                 output.bars.extend(closed)
         self.anchor_wall_ms, self.anchor_event_ms = self.clock_ms(), state.bars.newest_ms
-        return [output], StatefulBatchLogic.RETAIN
+        return [self._followed(output)], StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[SymbolOutput], bool]:
         """Advance a quiet symbol's event time with the wall clock and close what that closes."""
@@ -117,11 +159,11 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
         if idle_ms < self.settings.idle_close_ms or self.anchor_event_ms < 0:
             return [], StatefulBatchLogic.RETAIN
         closed = self.state.bars.advance_to(self.anchor_event_ms + idle_ms, self.state.symbol)
-        return ([SymbolOutput(bars=closed)] if closed else []), StatefulBatchLogic.RETAIN
+        return ([self._followed(SymbolOutput(bars=closed))] if closed else []), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[SymbolOutput], bool]:
         """Close every open bar at the end of a finite input."""
-        return [SymbolOutput(bars=self.state.bars.flush(self.state.symbol))], StatefulBatchLogic.RETAIN
+        return [self._followed(SymbolOutput(bars=self.state.bars.flush(self.state.symbol)))], StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         """Wake when idleness would advance event time past the earliest open window's close."""
@@ -131,6 +173,11 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
         needed_ms = bars.next_close_ms + bars.wait_ms - self.anchor_event_ms
         wake_ms = self.anchor_wall_ms + max(self.settings.idle_close_ms, needed_ms)
         return datetime.fromtimestamp(wake_ms / 1000, tz=UTC)
+
+    def _followed(self, output: SymbolOutput) -> SymbolOutput:
+        if self.consequences is not None and output.bars:
+            self.consequences.follow(self.state.features, output)
+        return output
 
     def snapshot(self) -> SymbolState:
         """Return a copy of the state for the recovery store."""
@@ -165,13 +212,16 @@ def build_flow(
     by_symbol = op.key_on("key_by_symbol", valid.trues, lambda tick: tick.symbol)
     # by_symbol: (symbol, Tick)
 
+    inference = Inference(provider, spec.schema_hash, settings.model_refresh_s, clock_ms)
+    consequences = BarConsequences(spec, inference, signal_rules, clock_ms)
+
     def build_symbol_logic(resume: SymbolState | None) -> SymbolLogic:
         spike_filter = SpikeFilter(settings.spike_threshold_bps, confirm_after=settings.spike_confirm_ticks)
         state = resume or SymbolState("", spike_filter, BarState(tuple(settings.timeframes), settings.late_wait_ms))
-        return SymbolLogic(state, settings, clock_ms)
+        return SymbolLogic(state, settings, clock_ms, consequences)
 
     outputs = op.stateful_batch("bars", by_symbol, build_symbol_logic)
-    # outputs: (symbol, SymbolOutput)
+    # outputs: (symbol, SymbolOutput): ticks, rejections, closed bars and what each bar led to
 
     accepted = op.filter_map_value("accepted_ticks", outputs, lambda out: out.accepted or None)
     # accepted: (symbol, list[Tick])
@@ -183,34 +233,22 @@ def build_flow(
     # dead_letters: (symbol or "", DeadLetter)
     op.output("quarantine_out", dead_letters, sinks.quarantine)
     op.output("dead_letters_out", dead_letters, sinks.dead_letters)
+
+    signals = op.flat_map_value("signals", outputs, lambda out: out.signals)
+    # signals: (symbol, Signal); first, so the signals topic is written before the warehouse
+    op.output("signals_out", signals, sinks.signals)
+    op.output("signal_records_out", signals, sinks.signal_records)
     bars = op.flat_map_value("closed_bars", outputs, lambda out: out.bars)
     # bars: (symbol, Bar)
     op.output("bars_out", bars, sinks.bars)
-
-    bars_by_series = op.key_on("key_by_series", op.key_rm("unkey_bars", bars), lambda bar: bar.bar_id.rsplit(":", 1)[0])
-    # bars_by_series: ("EURUSD:1m", Bar)
-    features = op.stateful_map("features", bars_by_series, lambda state, bar: _features(state, bar, spec))
-    # features: ("EURUSD:1m", FeatureVector | None)
-    vectors = op.filter_map_value("feature_vectors", features, lambda vector: vector)
-    # vectors: ("EURUSD:1m", FeatureVector)
+    vectors = op.flat_map_value("feature_vectors", outputs, lambda out: out.features)
+    # vectors: (symbol, FeatureVector), warm or not (warm-up values are None)
     op.output("features_out", vectors, sinks.features)
-
-    inference = Inference(provider, spec.schema_hash, settings.model_refresh_s, clock_ms)
-    predictions = op.filter_map_value("inference", vectors, inference.predict)
-    # predictions: ("EURUSD:1m", Prediction)
+    predictions = op.flat_map_value("predictions", outputs, lambda out: out.predictions)
+    # predictions: (symbol, Prediction)
     op.output("predictions_out", predictions, sinks.predictions)
-
-    signals = op.map_value("signals", predictions, lambda prediction: signal_from(prediction, signal_rules, clock_ms()))
-    # signals: ("EURUSD:1m", Signal)
-    op.output("signals_out", signals, sinks.signals)
-    op.output("signal_records_out", signals, sinks.signal_records)
     return flow
 
 
 def _check_batch(batch: list[bytes], rules: ValidationRules, now_ms: int) -> list[Tick | Rejection]:
     return [check_raw(raw, rules, now_ms) for raw in batch]
-
-
-def _features(state: FeatureState | None, bar: Bar, spec: FeatureSpec) -> tuple[FeatureState, FeatureVector | None]:
-    state = state or FeatureState(spec)
-    return state, state.update(bar)
