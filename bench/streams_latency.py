@@ -11,6 +11,7 @@ produced (the first tick of that symbol at or after bar end + the late wait).
 from __future__ import annotations
 
 import bisect
+import multiprocessing
 import os
 import pickle
 import subprocess
@@ -20,6 +21,7 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from confluent_kafka import TopicPartition
@@ -130,30 +132,36 @@ def _recovery(state: Path) -> Path:
     return path
 
 
+def _read_signals(bootstrap: str, stop: Any, results: Any) -> None:
+    """Read ``lat.signals`` until ``stop``; put [(value, received_ns)] on ``results``."""
+    consumer = make_consumer(bootstrap, "latency-check", "latency")
+    partitions = consumer.list_topics("lat.signals", timeout=10).topics["lat.signals"].partitions
+    consumer.assign([TopicPartition("lat.signals", partition, 0) for partition in partitions])
+    received: list[tuple[bytes, int]] = []
+    while not stop.is_set():
+        message = consumer.poll(0.05)
+        if message is not None and not message.error():
+            received.append((message.value(), time.time_ns()))
+    consumer.close()
+    results.put(received)
+
+
 def _measure(bootstrap: str, rate: int, seconds: float, warmup_s: float) -> str:
     producer = make_producer(bootstrap, "live")  # as `tickwave ingest` sends live ticks
     rng = np.random.default_rng(3)
     mids = {symbol: price for symbol, price in SYMBOLS}
     produced: dict[str, list[tuple[int, int]]] = defaultdict(list)  # symbol -> [(time_ms, produced_ns)]
-    received: list[tuple[Signal, int]] = []
-    stop = threading.Event()
 
     def tick(symbol: str, time_ms: int, seq: int) -> Tick:
         mids[symbol] *= 1 + rng.normal(0, 2e-5)
         mid = mids[symbol]
         return Tick(symbol=symbol, time_ms=time_ms, seq=seq, bid=mid * (1 - 1e-5), ask=mid * (1 + 1e-5))
 
-    def consume() -> None:
-        consumer = make_consumer(bootstrap, "latency-check", "latency")
-        partitions = consumer.list_topics("lat.signals", timeout=10).topics["lat.signals"].partitions
-        consumer.assign([TopicPartition("lat.signals", partition, 0) for partition in partitions])
-        while not stop.is_set():
-            message = consumer.poll(0.05)
-            if message is not None and not message.error():
-                received.append((decode(message.value(), Signal), time.time_ns()))
-        consumer.close()
-
-    reader = threading.Thread(target=consume, daemon=True)
+    # The signals are read in a process of their own, as the execution process would: a
+    # thread here would wait for the GIL this process's pacing loop holds.
+    context = multiprocessing.get_context("spawn")
+    stop, results = context.Event(), context.Queue()
+    reader = context.Process(target=_read_signals, args=(bootstrap, stop, results), daemon=True)
     reader.start()
     # One minute of history at full speed: the 1 s features warm up (50 bars).
     history_start = time.time_ns() // 1_000_000 - 62_000
@@ -186,7 +194,8 @@ def _measure(bootstrap: str, rate: int, seconds: float, warmup_s: float) -> str:
     producer.flush(10)
     time.sleep(2.0)
     stop.set()
-    reader.join(5)
+    received = [(decode(value, Signal), received_ns) for value, received_ns in results.get(timeout=30)]
+    reader.join(10)
     total_ms, in_flow_ms, publish_ms = [], [], []
     for signal, received_ns in received:
         if signal.timeframe != "1s" or signal.bar_start_ms < live_start_ms:
