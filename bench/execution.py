@@ -295,9 +295,7 @@ def kafka_floor(root: Path, bootstrap: str, seconds: float, rate: int) -> dict[s
     create_topics(make_admin(bootstrap), topic_specs(settings), settings.kafka.topic_prefix)
     signals_topic = topic_name(settings, SIGNALS)
     consumer = make_consumer(bootstrap, "bench-floor", "latency")
-    consumer.assign(
-        [TopicPartition(signals_topic, tp.id, 0) for tp in _topic_partitions(consumer, signals_topic)]
-    )
+    consumer.assign([TopicPartition(signals_topic, tp.id, 0) for tp in _topic_partitions(consumer, signals_topic)])
     received_ns: dict[str, int] = {}
     stop = threading.Event()
 
