@@ -26,7 +26,6 @@ from tickwave.services.supervisor import LOOPBACK, free_port
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_INTERVAL_S = 5
 RECOVERY_PARTITIONS = 4
 
 
@@ -58,7 +57,7 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
         cli_main(
             flow,
             workers_per_process=1,
-            epoch_interval=timedelta(seconds=SNAPSHOT_INTERVAL_S),
+            epoch_interval=timedelta(seconds=settings.streams.snapshot_interval_s),
             recovery_config=recovery,
         )
     except KeyboardInterrupt:
@@ -73,7 +72,7 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
         subprocess.Popen(
             [
                 sys.executable, "-m", "bytewax.run", f"streams.app:make_flow('{str(tail).lower()}')",
-                "-i", str(index), "-a", addresses, "-r", str(store), "-s", str(SNAPSHOT_INTERVAL_S), "-b", "0",
+                "-i", str(index), "-a", addresses, "-r", str(store), "-s", str(settings.streams.snapshot_interval_s), "-b", "0",
             ],
             env={**os.environ, "TICKWAVE_STATE_DIR": str(settings.state_path)},
         )

@@ -241,6 +241,9 @@ class StreamsSettings(_Section):
     min_edge: float = Field(default=0.10, ge=0, le=1, description="p(up) - p(down) needed for a long/short signal")
     model_refresh_s: float = Field(default=5.0, gt=0, description="how often the flow checks for a new champion model")
     processes: int = Field(default=1, ge=1, description="Bytewax processes (each takes a share of the partitions)")
+    snapshot_interval_s: int = Field(
+        default=5, ge=1, description="recovery snapshot (epoch) interval: a restart resumes from the last one (s)"
+    )
 
 
 class ModelsSettings(_Section):
