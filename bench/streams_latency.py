@@ -116,7 +116,8 @@ def tick_to_signal_latency(
         cwd=ROOT, env=env,
     )  # fmt: skip
     try:
-        return f"[{sinks}] " + _measure(bootstrap, rate, seconds, warmup_s)
+        label = "signals topic only" if sinks == "signals-only" else "production sinks"
+        return f"{label}: " + _measure(bootstrap, rate, seconds, warmup_s)
     finally:
         flow.terminate()
         flow.wait(30)

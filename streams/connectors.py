@@ -234,8 +234,11 @@ class WriterPool:
             return writer
 
     def flush(self) -> None:
-        """Return once every buffered row of every table is committed."""
-        for writer in list(self.writers.values()):
+        """Return once every buffered row of every table is committed (the tables' inserts overlap)."""
+        writers = list(self.writers.values())
+        for writer in writers:
+            writer.seal_pending()
+        for writer in writers:
             writer.flush()
 
     def close(self) -> None:

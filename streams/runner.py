@@ -72,7 +72,8 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
         subprocess.Popen(
             [
                 sys.executable, "-m", "bytewax.run", f"streams.app:make_flow('{str(tail).lower()}')",
-                "-i", str(index), "-a", addresses, "-r", str(store), "-s", str(settings.streams.snapshot_interval_s), "-b", "0",
+                "-i", str(index), "-a", addresses, "-r", str(store),
+                "-s", str(settings.streams.snapshot_interval_s), "-b", "0",
             ],
             env={**os.environ, "TICKWAVE_STATE_DIR": str(settings.state_path)},
         )

@@ -210,6 +210,16 @@ class BatchWriter:
             rows.append(row_for(message))
         self.write(rows)
 
+    def seal_pending(self) -> None:
+        """Hand the buffered rows to the background thread now, without waiting for the insert.
+
+        Callers flushing several writers seal them all first, so their inserts overlap.
+        """
+        with self._condition:
+            if self._buffer.rows:
+                self._seal()
+                self._condition.notify_all()
+
     def flush(self, timeout_s: float | None = None) -> None:
         """Return once every row written so far is committed.
 
