@@ -1,5 +1,7 @@
 """Execution latency: the in-process decision path, the Kafka hot path, the kill switch.
 
+0. Floors, same run: the disk's 256-byte append + ``fdatasync`` alone, and a plain Kafka
+   hop (signal produced in another process -> a plain consumer here) at the same rate.
 1. In process (paper broker): from a decoded signal to the broker call returned, with
    the journal fsync on (production) and off (the decision path alone).
 2. Over Kafka at 1k signals/s: from ``produce()`` of a signal to the paper broker's
@@ -9,7 +11,8 @@
    (20 halts, each followed by a resume), while the hot loop runs.
 
 It starts its own Kafka (Supervisor + KafkaService, free loopback ports, a temp state
-dir) and stops it. Run: .venv/bin/python bench/execution.py [--seconds 5]
+dir), streams ``--warmup`` seconds untimed first (the broker's JIT), and stops it.
+Run: .venv/bin/python bench/execution.py [--seconds 30] [--warmup 10]
 """
 
 from __future__ import annotations
