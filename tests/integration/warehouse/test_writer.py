@@ -115,6 +115,25 @@ def test_writer_when_delay_passes_then_a_partial_batch_is_inserted_without_flush
     assert landed
 
 
+def test_writer_when_sealed_then_inserted_in_the_background_without_waiting_for_the_delay(
+    warehouse: Client, symbol: str
+) -> None:
+    writer = BatchWriter(warehouse, TICKS, WriterConfig(max_rows=10_000, max_delay_s=600))
+    try:
+        writer.write_messages(ticks(symbol, 7))
+        time.sleep(0.3)
+        buffered = count_of(warehouse, symbol)
+        started = time.monotonic()
+        writer.seal_pending()  # returns at once: the insert runs on the writer's thread
+        returned_after_s = time.monotonic() - started
+        landed = wait_for(lambda: count_of(warehouse, symbol) == 7, timeout_s=5.0)
+    finally:
+        writer.close()
+
+    assert buffered == 0  # the 600 s delay held the rows until sealed
+    assert returned_after_s < 0.5 and landed
+
+
 def test_writer_when_an_acknowledgement_is_lost_then_the_retry_adds_no_duplicate(
     proxied_client: Client, proxy: FaultProxy, warehouse: Client, plain_ticks: Table
 ) -> None:
