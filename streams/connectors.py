@@ -52,24 +52,22 @@ class _TopicReader:
         self.topic, self.batch_size = topic, batch_size
         self.consumer = Consumer(config)
         self.buffers: dict[int, deque[Any]] = {}
-        self.ended: set[int] = set()
 
     def add(self, partition: int, offset: int) -> None:
         """Start reading ``partition`` at ``offset``."""
         self.buffers[partition] = deque()
         self.consumer.incremental_assign([TopicPartition(self.topic, partition, offset)])
 
-    def remove(self, partition: int) -> bool:
-        """Stop reading ``partition``; return True when no partition is left (close the reader)."""
+    def remove(self, partition: int) -> None:
+        """Stop reading ``partition``; close the consumer with the last one."""
         self.buffers.pop(partition, None)
         if self.buffers:
             self.consumer.incremental_unassign([TopicPartition(self.topic, partition)])
-            return False
-        self.consumer.close()
-        return True
+        else:
+            self.consumer.close()
 
-    def take(self, partition: int, limit: int) -> list[Any]:
-        """Return up to ``limit`` queued messages of ``partition``, fetching without blocking if none."""
+    def take(self, partition: int) -> list[Any]:
+        """Return up to ``batch_size`` queued messages of ``partition``, fetching without blocking if none."""
         buffer = self.buffers[partition]
         if not buffer:
             # librdkafka prefetches in its own thread: take what is queued without blocking,
@@ -78,7 +76,7 @@ class _TopicReader:
                 queue = self.buffers.get(message.partition())
                 if queue is not None:
                     queue.append(message)
-        return [buffer.popleft() for _ in range(min(limit, len(buffer)))]
+        return [buffer.popleft() for _ in range(min(self.batch_size, len(buffer)))]
 
     def position(self, partition: int) -> int:
         """The high watermark of ``partition`` (for the lag report)."""
@@ -89,10 +87,9 @@ class _TopicReader:
 class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
     """Reads one Kafka partition from a given offset, through the process's shared reader."""
 
-    def __init__(self, reader: _TopicReader, partition: int, offset: int, batch_size: int) -> None:
+    def __init__(self, reader: _TopicReader, partition: int, offset: int) -> None:
         self.reader, self.partition, self.offset = reader, partition, offset
         self.topic = reader.topic
-        self.batch_size = batch_size
         self.at_end = False
         self.read_since_report = 0
         self.reported_at = time.monotonic()
@@ -103,7 +100,7 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
         if self.at_end:
             raise StopIteration
         values: list[bytes] = []
-        for message in self.reader.take(self.partition, self.batch_size):
+        for message in self.reader.take(self.partition):
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
@@ -136,8 +133,7 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
         return self.offset
 
     def close(self) -> None:
-        if self.reader.remove(self.partition):
-            self.reader = None  # type: ignore[assignment]
+        self.reader.remove(self.partition)
 
 
 class TickTopicSource(FixedPartitionedSource[bytes, int]):
@@ -165,7 +161,7 @@ class TickTopicSource(FixedPartitionedSource[bytes, int]):
             )  # fmt: skip
             self._reader = _TopicReader(config, self.topic, self.batch_size)
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
-        return _TopicPartitionReader(self._reader, int(for_part), offset, self.batch_size)
+        return _TopicPartitionReader(self._reader, int(for_part), offset)
 
 
 class _TopicWriter(StatelessSinkPartition[tuple[str, Message]]):

@@ -228,10 +228,8 @@ class BatchWriter:
             ServiceError: if the writer stopped on a permanent failure.
         """
         deadline = None if timeout_s is None else self._clock() + timeout_s
-        with self._condition:
-            if self._buffer.rows:
-                self._seal()
-                self._condition.notify_all()
+        with self._condition:  # reentrant: seal_pending takes it again
+            self.seal_pending()
             while self._in_flight and self._error is None:
                 remaining = None if deadline is None else deadline - self._clock()
                 if remaining is not None and remaining <= 0:
