@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from tickwave.contracts import Bar, Tick
 
@@ -145,7 +145,10 @@ class BarState:
     wait_ms: int
     open_bars: dict[str, dict[int, _OpenBar]] = field(default_factory=dict)
     newest_ms: int = -1
-    seen: set[tuple[int, int]] = field(default_factory=set)
+    # (time_ms, seq) of the ticks in each open finest window, by window start: dropped with
+    # the window, instead of re-filtering one set of every recent tick at each close
+    # (~170 us per close at 500 ticks/s per symbol, measured in the flow).
+    seen: dict[int, set[tuple[int, int]]] = field(default_factory=dict)
     late_count: int = 0
     duplicate_count: int = 0
     next_close_ms: int = NEVER  # the earliest end among open windows
@@ -181,11 +184,14 @@ class BarState:
             self.late_count += 1
             return [], "late"
         key = (time_ms, tick.seq)
-        if key in self.seen:
+        start = time_ms - time_ms % self._finest_ms
+        seen = self.seen.get(start)
+        if seen is None:
+            seen = self.seen[start] = set()
+        elif key in seen:
             self.duplicate_count += 1
             return [], "duplicate"
-        self.seen.add(key)
-        start = time_ms - time_ms % self._finest_ms
+        seen.add(key)
         windows = self.open_bars[self._finest]
         window = windows.get(start)
         if window is None:
@@ -216,6 +222,7 @@ class BarState:
         finest = self.open_bars[self._finest]
         for start in sorted(start for start, window in finest.items() if window.end_ms <= watermark_ms):
             window = finest.pop(start)
+            self.seen.pop(start, None)
             closed.append(window.to_bar(symbol, self._finest))
             for timeframe, length in self._coarser:
                 coarse_start = start - start % length
@@ -231,6 +238,14 @@ class BarState:
         self.next_close_ms = min(
             (window.end_ms for windows in self.open_bars.values() for window in windows.values()), default=NEVER
         )
-        if closed:
-            self.seen = {key for key in self.seen if key[0] >= watermark_ms}
         return closed
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled state; one saved with a single set of seen ids is split by window."""
+        self.__dict__.update(state)
+        seen: object = state.get("seen")
+        if isinstance(seen, set):
+            by_window: dict[int, set[tuple[int, int]]] = {}
+            for time_ms, seq in seen:
+                by_window.setdefault(time_ms - time_ms % self._finest_ms, set()).add((time_ms, seq))
+            self.seen = by_window

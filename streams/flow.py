@@ -223,6 +223,11 @@ def build_flow(
     outputs = op.stateful_batch("bars", by_symbol, build_symbol_logic)
     # outputs: (symbol, SymbolOutput): ticks, rejections, closed bars and what each bar led to
 
+    signals = op.flat_map_value("signals", outputs, lambda out: out.signals)
+    # signals: (symbol, Signal). Built first: Timely runs a step's operators in the order
+    # they were built, so the signals topic is written before any other output.
+    op.output("signals_out", signals, sinks.signals)
+    op.output("signal_records_out", signals, sinks.signal_records)
     accepted = op.filter_map_value("accepted_ticks", outputs, lambda out: out.accepted or None)
     # accepted: (symbol, list[Tick])
     op.output("ticks_out", accepted, sinks.ticks)
@@ -234,10 +239,6 @@ def build_flow(
     op.output("quarantine_out", dead_letters, sinks.quarantine)
     op.output("dead_letters_out", dead_letters, sinks.dead_letters)
 
-    signals = op.flat_map_value("signals", outputs, lambda out: out.signals)
-    # signals: (symbol, Signal); first, so the signals topic is written before the warehouse
-    op.output("signals_out", signals, sinks.signals)
-    op.output("signal_records_out", signals, sinks.signal_records)
     bars = op.flat_map_value("closed_bars", outputs, lambda out: out.bars)
     # bars: (symbol, Bar)
     op.output("bars_out", bars, sinks.bars)

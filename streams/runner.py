@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from tickwave.config import Settings
+from tickwave.errors import ServiceError
 from tickwave.gcpause import start_gc_freezer
 from tickwave.services.supervisor import LOOPBACK, free_port
 
@@ -66,6 +67,7 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
 
 def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
     """Run ``processes`` Bytewax processes and wait for them; return the worst exit code."""
+    _check_partitions(settings, processes)
     store = recovery_dir(settings)
     addresses = ";".join(f"{LOOPBACK}:{free_port()}" for _ in range(processes))
     children = [
@@ -89,6 +91,22 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     return max(child.wait() for child in children)
+
+
+def _check_partitions(settings: Settings, processes: int) -> None:
+    """Refuse more processes than the ticks topic has partitions (the extra ones would idle)."""
+    from tickwave.bus import make_admin, resolve_bootstrap
+    from tickwave.topics import TICKS, topic_name
+
+    topic = topic_name(settings, TICKS)
+    found = make_admin(resolve_bootstrap(settings)).list_topics(topic, timeout=10).topics.get(topic)
+    count = 0 if found is None or found.error is not None else len(found.partitions)
+    if count < processes:
+        raise ServiceError(
+            f"{processes} streams processes need at least {processes} partitions of {topic}, which has {count}: "
+            f"set kafka.ticks_partitions (TICKWAVE_KAFKA_TICKS_PARTITIONS) to {processes} or more, then "
+            f"`tickwave topics create` (or add partitions with kafka-topics --alter)"
+        )
 
 
 def _raise_on_sigterm() -> None:

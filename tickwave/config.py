@@ -55,8 +55,10 @@ class KafkaSettings(_Section):
         default=None, description="where Kafka's jars are cached (default: ~/.cache/tickwave/kafka-<version>)"
     )
     topic_prefix: str = Field(default="", description="prefix of every topic name (isolates tenants and tests)")
-    ticks_partitions: int = Field(default=6, ge=1, description="partitions of the ticks topics")
-    signals_partitions: int = Field(default=3, ge=1, description="partitions of the signals and orders topics")
+    ticks_partitions: int = Field(
+        default=1, ge=1, description="partitions of the ticks topics (at least `streams.processes`; more cost latency)"
+    )
+    signals_partitions: int = Field(default=1, ge=1, description="partitions of the signals and orders topics")
     start_timeout_s: float = Field(default=90.0, gt=0, description="how long `up` waits for the broker")
 
     @property

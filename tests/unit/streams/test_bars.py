@@ -147,6 +147,45 @@ def test_bar_state_when_tick_redelivered_then_counted_once() -> None:
     assert state.duplicate_count == 1
 
 
+@settings(max_examples=200, deadline=None)
+@given(ticks=tick_streams(), seed=st.integers(), wait_ms=st.integers(min_value=0, max_value=2000))
+def test_bar_state_when_ticks_redelivered_anywhere_then_each_counted_once_and_ids_kept_only_for_open_windows(
+    ticks: list[Tick], seed: int, wait_ms: int
+) -> None:
+    rng = random.Random(seed)
+    arrivals = ticks + rng.sample(ticks, k=rng.randint(0, len(ticks)))  # redelivered copies
+    rng.shuffle(arrivals)
+    state = BarState(("1s", "1m"), wait_ms=wait_ms)
+
+    counted, bars = set(), []
+    for tick in arrivals:
+        closed, status = state.on_tick(tick)
+        bars += closed
+        if status == "accepted":
+            assert (tick.time_ms, tick.seq) not in counted
+            counted.add((tick.time_ms, tick.seq))
+    open_starts = set(state.open_bars["1s"])
+    bars += state.flush("EURUSD")
+
+    accepted = sum(bar.tick_count for bar in bars if bar.timeframe == "1s")
+    assert accepted == len(counted) <= len({(tick.time_ms, tick.seq) for tick in ticks})
+    assert set(state.seen) <= open_starts  # the ids of closed windows are gone
+
+
+def test_bar_state_when_restored_from_a_single_seen_set_then_split_by_window_and_duplicates_still_caught() -> None:
+    state = BarState(("1s",), wait_ms=5000)
+    first, second = (Tick(symbol="EURUSD", time_ms=T0 + offset, seq=0, bid=1.1, ask=1.1002) for offset in (10, 1200))
+    state.on_tick(first)
+    state.on_tick(second)
+    old = state.__dict__ | {"seen": {(first.time_ms, 0), (second.time_ms, 0)}}  # the layout before per-window sets
+    restored = BarState.__new__(BarState)
+
+    restored.__setstate__(old)
+
+    assert restored.seen == {T0: {(first.time_ms, 0)}, T0 + 1000: {(second.time_ms, 0)}}
+    assert restored.on_tick(second)[1] == "duplicate"
+
+
 def test_bar_state_when_wall_clock_advances_then_quiet_symbol_bar_closes() -> None:
     state = BarState(("1s",), wait_ms=200)
     state.on_tick(Tick(symbol="EURUSD", time_ms=T0 + 10, seq=0, bid=1.1, ask=1.1002))
