@@ -1,11 +1,12 @@
 """Tick-to-signal latency of the production flow, at a steady tick rate with a model loaded.
 
 The flow runs as ``tickwave streams run`` does (its own process, production sinks: the
-warehouse and the topics, recovery on), with a small ONNX model served by a provider
-file. One minute of history is replayed first so the features are warm; then ticks are
-produced at ``rate`` per second, stamped with the wall clock. For every 1 s bar's
-signal, latency = time the signal is consumed - time the tick that closed the bar was
-produced (the first tick of that symbol at or after bar end + the late wait).
+topics, with the loader inserting the warehouse rows from a process of its own,
+recovery on), with a small ONNX model served by a provider file. One minute of history
+is replayed first so the features are warm; then ticks are produced at ``rate`` per
+second, stamped with the wall clock. For every 1 s bar's signal, latency = time the
+signal is consumed - time the tick that closed the bar was produced (the first tick of
+that symbol at or after bar end + the late wait).
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from confluent_kafka import TopicPartition
 
 from streams.features import FeatureSpec
 from streams.inference import ModelArtifact
+from streams.loader import start_loader, stop_loader
 from tickwave.bus import make_consumer, make_producer
 from tickwave.config import load_settings
 from tickwave.contracts import Signal, Tick, decode, encode
 from tickwave.gcpause import start_gc_freezer
 from tickwave.services.supervisor import Supervisor
 from tickwave.services.warehouse import WarehouseService
+from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,12 +71,12 @@ def latency_flow(model_path: str, sinks: str = "production") -> object:
     if sinks == "production":
         return flow_for(settings, tail=True, provider=provider)
     from bench.streams import CountingSink
-    from streams.connectors import TickTopicSource, TopicSink
+    from streams.connectors import Publisher, TickTopicSource, TopicSink
     from streams.flow import FlowSinks, build_flow
 
     counts: dict[str, int] = {}
     outputs = {name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__}
-    outputs["signals"] = TopicSink(settings.kafka.bootstrap or "", "lat.signals")
+    outputs["signals"] = TopicSink(Publisher(settings.kafka.bootstrap or "", "lat.signals"))
     source = TickTopicSource(settings.kafka.bootstrap or "", "lat.ticks")
     return build_flow(settings.streams, source, FlowSinks(**outputs), provider)
 
@@ -115,12 +118,23 @@ def tick_to_signal_latency(
          "-r", str(_recovery(state)), "-s", "5", "-b", "0"],
         cwd=ROOT, env=env,
     )  # fmt: skip
+    # Production: the records the flow publishes are inserted by the loader, as `tickwave streams run` does.
+    loader = start_loader(settings) if sinks == "production" else None
     try:
         label = "signals topic only" if sinks == "signals-only" else "production sinks"
-        return f"{label}: " + _measure(bootstrap, rate, seconds, warmup_s)
+        result = f"{label}: " + _measure(bootstrap, rate, seconds, warmup_s)
     finally:
         flow.terminate()
         flow.wait(30)
+        if loader is not None:
+            stop_loader(loader, drain=False)
+    try:
+        if loader is not None:
+            client = connect(settings)
+            stored = client.query("SELECT count() FROM ticks").result_rows[0][0]
+            result += f"\n  (the loader stored {stored:,} ticks in the warehouse meanwhile)"
+        return result
+    finally:
         supervisor.stop(warehouse)
 
 

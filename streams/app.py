@@ -10,28 +10,34 @@ import threading
 
 from bytewax.dataflow import Dataflow
 
-from streams.connectors import TickTopicSource, TopicSink, WarehouseSink, WriterPool
+from streams.connectors import Publisher, TickTopicSource, TopicSink
 from streams.flow import FlowSinks, build_flow
 from streams.inference import ModelProvider
 from tickwave.bus import resolve_bootstrap
 from tickwave.config import Settings, load_settings
 from tickwave.gcpause import start_gc_freezer
-from tickwave.topics import SIGNALS, TICKS, TICKS_DLQ, topic_name
-from tickwave.warehouse.client import connect
+from tickwave.topics import SIGNALS, STREAMS_RECORDS, TICKS, TICKS_DLQ, topic_name
 
 
-def production_sinks(settings: Settings, pool: WriterPool) -> FlowSinks:
-    """Warehouse tables through ``pool``; signals and dead letters to their topics."""
+def production_sinks(settings: Settings) -> FlowSinks:
+    """Signals and dead letters to their topics; warehouse rows to ``streams.records`` for the loader.
+
+    The flow never waits for the warehouse: an insert took 16-57 ms, and Bytewax holds
+    the input back while an epoch's snapshot waits (so did the writer threads' share of
+    the GIL). The broker acknowledges the records within a millisecond or two, and
+    ``streams.loader`` inserts them (``tickwave streams run`` starts it).
+    """
     bootstrap = resolve_bootstrap(settings)
+    records = Publisher(bootstrap, topic_name(settings, STREAMS_RECORDS), "bulk")
     return FlowSinks(
-        ticks=WarehouseSink(pool, lambda ticks: ticks),
-        quarantine=WarehouseSink(pool),
-        dead_letters=TopicSink(bootstrap, topic_name(settings, TICKS_DLQ), "bulk"),
-        bars=WarehouseSink(pool),
-        features=WarehouseSink(pool),
-        predictions=WarehouseSink(pool),
-        signals=TopicSink(bootstrap, topic_name(settings, SIGNALS), "latency"),
-        signal_records=WarehouseSink(pool),
+        ticks=TopicSink(records, lambda ticks: ticks),
+        quarantine=TopicSink(records),
+        dead_letters=TopicSink(Publisher(bootstrap, topic_name(settings, TICKS_DLQ), "bulk")),
+        bars=TopicSink(records),
+        features=TopicSink(records),
+        predictions=TopicSink(records),
+        signals=TopicSink(Publisher(bootstrap, topic_name(settings, SIGNALS), "latency")),
+        signal_records=TopicSink(records),
     )
 
 
@@ -44,14 +50,17 @@ def model_provider(settings: Settings) -> ModelProvider:
 
 def flow_for(settings: Settings, tail: bool = True, provider: ModelProvider | None = None) -> Dataflow:
     """Build the production flow (``tail=False`` stops at the topic's end; ``provider`` overrides the registry)."""
-    pool = WriterPool(lambda: connect(settings))
     source = TickTopicSource(resolve_bootstrap(settings), topic_name(settings, TICKS), tail=tail)
-    sinks = production_sinks(settings, pool)
+    sinks = production_sinks(settings)
     return build_flow(settings.streams, source, sinks, provider or model_provider(settings))
 
 
 def make_flow(tail: str = "true") -> Dataflow:
     """Entry point for ``python -m bytewax.run streams.app:make_flow()``."""
-    flow = flow_for(load_settings(), tail=tail.lower() == "true")
+    from tickwave.cli.common import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)  # a process of its own: its reports and errors reach its log
+    flow = flow_for(settings, tail=tail.lower() == "true")
     start_gc_freezer(threading.Event())  # as ``streams.runner.run_in_process`` does
     return flow

@@ -6,6 +6,10 @@ With ``processes > 1`` each process runs ``python -m bytewax.run`` with its proc
 and every process's address; Kafka partitions are split among them. SIGTERM/SIGINT stop
 every process; output written since the last snapshot is re-emitted on resume and the
 sinks' idempotent keys absorb it.
+
+The flow publishes its warehouse rows to ``streams.records``; each run also starts the
+loader (``streams.loader``) as a child process that inserts them, and stops it with
+the flow (after loading everything when ``--stop-at-end`` finished the topic).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
+from streams.loader import start_loader, stop_loader
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
 from tickwave.gcpause import start_gc_freezer
@@ -53,7 +58,9 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
     _raise_on_sigterm()
     flow = flow_for(settings, tail=tail)
     start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (tickwave.gcpause)
+    loader = start_loader(settings)
     _mark_ready(settings)
+    finished = False
     try:
         cli_main(
             flow,
@@ -61,8 +68,13 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
             epoch_interval=timedelta(seconds=settings.streams.snapshot_interval_s),
             recovery_config=recovery,
         )
+        finished = True
     except KeyboardInterrupt:
         logger.info("streams stopped by signal; the next start resumes from the last snapshot")
+    finally:
+        code = stop_loader(loader, drain=finished)
+    if code:
+        raise ServiceError(f"the streams loader exited with code {code}; see its log lines above")
 
 
 def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
@@ -81,6 +93,7 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
         )
         for index in range(processes)
     ]  # fmt: skip
+    loader = start_loader(settings)
     _mark_ready(settings)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -90,7 +103,8 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    return max(child.wait() for child in children)
+    code = max(child.wait() for child in children)
+    return max(code, stop_loader(loader, drain=code == 0 and not tail))
 
 
 def _check_partitions(settings: Settings, processes: int) -> None:

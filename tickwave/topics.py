@@ -27,6 +27,7 @@ TICKS_DLQ = "ticks.dlq"
 SIGNALS = "signals"
 ORDERS_EVENTS = "orders.events"
 EXECUTION_CONTROL = "execution.control"
+STREAMS_RECORDS = "streams.records"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(TICKS, kafka.ticks_partitions, 7 * DAY_MS, "symbol", "Tick", "validated ticks from every source"),
         TopicSpec(TICKS_DLQ, 1, 30 * DAY_MS, "symbol or empty", "DeadLetter", "rejected input, with the reason"),
         TopicSpec(SIGNALS, kafka.signals_partitions, 7 * DAY_MS, "symbol", "Signal", "trading signals from models"),
+        TopicSpec(
+            STREAMS_RECORDS, kafka.ticks_partitions, 7 * DAY_MS, "symbol",
+            "Tick | Bar | FeatureVector | Prediction | Signal | DeadLetter",
+            "the dataflow's warehouse rows, inserted by the streams loader",
+        ),
         TopicSpec(
             ORDERS_EVENTS, kafka.signals_partitions, 365 * DAY_MS, "symbol", "OrderEvent | Fill | RiskEvent",
             "event-sourced audit trail of every order",

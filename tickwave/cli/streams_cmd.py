@@ -30,3 +30,20 @@ def run(
             run_in_process(settings, tail=not stop_at_end)
         else:
             raise typer.Exit(run_processes(settings, count, tail=not stop_at_end))
+
+
+@app.command("load")
+def load(
+    follow_stdin: Annotated[
+        bool, typer.Option("--follow-stdin", help="stop at the end of stdin; the line 'drain' loads to the end first")
+    ] = False,
+) -> None:
+    """Insert the dataflow's records (topic streams.records) into the warehouse until SIGTERM.
+
+    ``tickwave streams run`` starts this itself, following it through stdin.
+    """
+    settings = settings_or_exit()
+    with exit_on_tickwave_error():
+        from streams.loader import run_loader
+
+        run_loader(settings, follow_stdin=follow_stdin)

@@ -8,9 +8,10 @@ from bytewax.testing import run_main
 from confluent_kafka import TopicPartition
 
 from streams.app import production_sinks
-from streams.connectors import TickTopicSource, WriterPool
+from streams.connectors import TickTopicSource
 from streams.features import FeatureSpec
 from streams.flow import build_flow
+from streams.loader import load_to_end
 from tests.unit.streams.test_flow import stream
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.bus import make_consumer, make_producer
@@ -57,11 +58,10 @@ def test_flow_when_ticks_on_kafka_then_exact_rows_in_warehouse_and_signals_on_to
     producer.produce(topic_name(settings, TICKS), b"garbage", key=b"EURUSD")
     assert producer.flush(30) == 0
 
-    pool = WriterPool(lambda: connect(settings))
     source = TickTopicSource(settings.kafka.bootstrap or "", topic_name(settings, TICKS), tail=False)
     provider = StaticProvider(tiny_artifact(FeatureSpec()))
-    run_main(build_flow(settings.streams, source, production_sinks(settings, pool), provider))
-    pool.close()
+    run_main(build_flow(settings.streams, source, production_sinks(settings), provider))
+    load_to_end(settings)
 
     client = connect(settings)
     count = lambda table: client.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]  # noqa: E731
@@ -114,11 +114,10 @@ def test_flow_when_sample_file_replayed_then_exact_bars_features_predictions_and
     report = replay_sample(settings)
     assert report.is_clean and report.dead_letters == 0
 
-    pool = WriterPool(lambda: connect(settings))
     source = TickTopicSource(settings.kafka.bootstrap or "", topic_name(settings, TICKS), tail=False)
     provider = StaticProvider(tiny_artifact(FeatureSpec()))
-    run_main(build_flow(settings.streams, source, production_sinks(settings, pool), provider))
-    pool.close()
+    run_main(build_flow(settings.streams, source, production_sinks(settings), provider))
+    load_to_end(settings)
 
     ticks, seconds, minutes = sample_windows()
     symbols = 3

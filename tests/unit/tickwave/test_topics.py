@@ -10,7 +10,7 @@ def test_topic_specs_when_listed_then_required_topics_with_unique_names() -> Non
     specs = topic_specs(load_settings())
     names = [spec.base_name for spec in specs]
 
-    assert names == ["ticks", "ticks.dlq", "signals", "orders.events", "execution.control"]
+    assert names == ["ticks", "ticks.dlq", "signals", "streams.records", "orders.events", "execution.control"]
     assert all(spec.partitions >= 1 and spec.retention_ms > 0 for spec in specs)
 
 

@@ -1,0 +1,164 @@
+"""`tickwave streams run --processes N`: N Bytewax processes split the ticks topic's partitions.
+
+The real service process over the real Kafka and warehouse. With two processes and a
+ticks topic of two partitions (both holding ticks of the shipped sample), the run must
+store exactly what the single-process run of the same sample stores; with more
+processes than partitions, the command refuses before it starts any Bytewax process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+import pytest
+from confluent_kafka import TopicPartition
+
+from tests.integration.streams.test_flow_kafka_warehouse import sample_windows
+from tests.integration.streams.test_kill_resume import start_flow
+from tickwave.bus import make_consumer
+from tickwave.config import Settings, load_settings
+from tickwave.services.own import ready_marker
+from tickwave.topics import TICKS, topic_name
+from tickwave.warehouse.client import connect
+from tickwave.warehouse.migrate import migrate
+
+PARTITIONS = 2
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The session broker and this test's topic prefix, with ticks topics of two partitions (``topics`` uses it)."""
+    kafka = settings.kafka
+    return load_settings(
+        state_dir=settings.state_dir,
+        kafka={"bootstrap": kafka.bootstrap, "topic_prefix": kafka.topic_prefix, "ticks_partitions": PARTITIONS},
+    )
+
+
+@contextmanager
+def flow_process(settings: Settings, *arguments: str) -> Iterator[tuple[subprocess.Popen[bytes], dict[int, list[str]]]]:
+    """`tickwave streams run <arguments>`, and the command line of every process it started (watched while it runs).
+
+    On the way out, whatever is still running (the command, its Bytewax processes, its
+    loader, even orphaned ones) is killed.
+    """
+    flow = start_flow(settings, *arguments)
+    seen: dict[int, psutil.Process] = {}
+    commands: dict[int, list[str]] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        parent = psutil.Process(flow.pid)
+        while not done.is_set():
+            try:
+                for child in parent.children(recursive=True):
+                    if child.pid not in seen:
+                        seen[child.pid], commands[child.pid] = child, child.cmdline()
+            except psutil.Error:  # a child ended between listing and reading it: the next round sees the rest
+                pass
+            done.wait(0.2)
+
+    watcher = threading.Thread(target=watch, name="flow-watcher", daemon=True)
+    watcher.start()
+    try:
+        yield flow, commands
+    finally:
+        done.set()
+        watcher.join()
+        if flow.poll() is None:
+            flow.kill()
+            flow.wait(30)
+        left = [process for process in seen.values() if process.is_running()]
+        for process in left:
+            process.kill()
+        psutil.wait_procs(left, timeout=30)
+
+
+def ticks_per_partition(settings: Settings) -> list[int]:
+    """How many messages each partition of the ticks topic holds."""
+    topic = topic_name(settings, TICKS)
+    consumer = make_consumer(settings.kafka.bootstrap or "", "check")
+    partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    counts = []
+    for partition in partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        counts.append(high - low)
+    consumer.close()
+    return counts
+
+
+def worker_counts(store: Path) -> list[int]:
+    """The worker count of every execution recorded in Bytewax's SQLite recovery store."""
+    counts: set[tuple[int, int]] = set()
+    for path in store.glob("*.sqlite3"):
+        with sqlite3.connect(path) as db:
+            counts.update(db.execute("SELECT ex_num, worker_count FROM exs"))
+    return [count for _, count in sorted(counts)]
+
+
+def test_streams_run_when_two_processes_and_two_partitions_then_exact_rows_of_one_process(
+    topics: Settings, fresh_database: str
+) -> None:
+    from tickwave.cli.ingest_cmd import replay_sample
+
+    settings = load_settings(
+        state_dir=topics.state_dir,
+        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix,
+               "ticks_partitions": PARTITIONS},
+        clickhouse={"database": fresh_database},
+        streams={"close_on_wall_clock": False},
+    )  # fmt: skip
+    migrate(settings)  # a database of this test's own: exact counts
+    report = replay_sample(settings)
+    assert report.is_clean and report.dead_letters == 0
+    ticks, seconds, minutes = sample_windows()
+    per_partition = ticks_per_partition(settings)
+    # Both partitions hold ticks (keyed by symbol): a process left without one would lose rows below.
+    assert len(per_partition) == PARTITIONS and min(per_partition) > 0 and sum(per_partition) == ticks, per_partition
+    store = settings.state_path / "data" / "streams" / "recovery"
+    shutil.rmtree(store, ignore_errors=True)  # the session's state dir: never resume another test's snapshots
+
+    with flow_process(settings, "--processes", str(PARTITIONS), "--stop-at-end") as (flow, started):
+        _, errors = flow.communicate(timeout=120)
+    assert flow.returncode == 0, errors.decode()[-3000:]
+
+    bytewax = [command for command in started.values() if "bytewax.run" in command]
+    assert sorted(command[command.index("-i") + 1] for command in bytewax) == ["0", "1"], started
+
+    assert worker_counts(store) == [PARTITIONS]  # one execution, by a cluster of two (one worker per process)
+    client = connect(settings)
+    count = lambda table: client.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]  # noqa: E731
+    assert (count("ticks"), count("bars_1s"), count("bars_1m")) == (ticks, seconds, minutes)
+    assert count("features") == seconds + minutes
+    assert count("quarantine") == 0
+    client.close()
+
+
+def test_streams_run_when_more_processes_than_partitions_then_refuses_before_starting_any(
+    topics: Settings, tmp_path: Path
+) -> None:
+    # A state dir of this test's own: whatever the command creates there is this run's.
+    settings = load_settings(
+        state_dir=tmp_path,
+        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
+    )
+
+    with flow_process(settings, "--processes", str(PARTITIONS + 1), "--stop-at-end") as (flow, started):
+        _, errors = flow.communicate(timeout=60)
+
+    message = " ".join(errors.decode().split())  # rich wraps lines at the console width
+    assert flow.returncode == 1, message
+    assert f"{PARTITIONS + 1} streams processes need at least" in message
+    assert f"partitions of {topic_name(settings, TICKS)}, which has {PARTITIONS}" in message
+    assert "kafka.ticks_partitions" in message
+    assert not [command for command in started.values() if "bytewax.run" in command]  # none seen (sampled)
+    # Race-free: the Bytewax processes start after the recovery store is made, the ready marker after them.
+    assert not (settings.state_path / "data" / "streams" / "recovery").exists()
+    assert not ready_marker(settings.state_path, "streams").exists()
