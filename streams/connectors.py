@@ -113,7 +113,7 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
             values.append(message.value())
             self.offset = message.offset() + 1
         # Back off briefly when idle so an empty partition does not spin a core.
-        self.idle_until = None if values else datetime.now(UTC) + timedelta(milliseconds=1)
+        self.idle_until = None if values else datetime.now(UTC) + timedelta(microseconds=250)
         self.read_since_report += len(values)
         if time.monotonic() - self.reported_at >= REPORT_EVERY_S:
             self._report()

@@ -48,7 +48,7 @@ _PRODUCER: dict[Profile, dict[str, Any]] = {
         "compression.type": "lz4",
         "queue.buffering.max.messages": 1_000_000,
     },
-    "live": {"linger.ms": 1, "compression.type": "none"},
+    "live": {"linger.ms": 0.2, "compression.type": "none"},
     "latency": {"linger.ms": 0, "compression.type": "none"},
 }
 
