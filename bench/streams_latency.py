@@ -71,13 +71,14 @@ def latency_flow(model_path: str, sinks: str = "production") -> object:
     if sinks == "production":
         return flow_for(settings, tail=True, provider=provider)
     from bench.streams import CountingSink
-    from streams.connectors import Publisher, TickTopicSource, TopicSink
+    from streams.connectors import Publisher, TickTopicSource
     from streams.flow import FlowSinks, build_flow
 
     counts: dict[str, int] = {}
     outputs = {name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__}
-    outputs["signals"] = TopicSink(Publisher(settings.kafka.bootstrap or "", "lat.signals"))
-    source = TickTopicSource(settings.kafka.bootstrap or "", "lat.ticks")
+    prefix = settings.kafka.topic_prefix
+    outputs["signals"] = Publisher(settings.kafka.bootstrap or "", f"{prefix}signals")
+    source = TickTopicSource(settings.kafka.bootstrap or "", f"{prefix}ticks")
     return build_flow(settings.streams, source, FlowSinks(**outputs), provider)
 
 
@@ -92,22 +93,23 @@ def tick_to_signal_latency(
     bootstrap: str, rate: int = 5000, seconds: float = 60.0, sinks: str = "production", warmup_s: float = 15.0
 ) -> str:
     state = Path(tempfile.mkdtemp(prefix="tw-bench-latency-"))
+    prefix = f"lat-{sinks}."  # topics of this run only: the next run never replays this one's ticks
     env = {
         **os.environ,
         "TICKWAVE_STATE_DIR": str(state),
         "TICKWAVE_KAFKA_BOOTSTRAP": bootstrap,
-        "TICKWAVE_KAFKA_TOPIC_PREFIX": "lat.",
+        "TICKWAVE_KAFKA_TOPIC_PREFIX": prefix,
         "TICKWAVE_CLICKHOUSE_PORT": "0",
         "TICKWAVE_STREAMS_LATE_WAIT_MS": str(WAIT_MS),
         "TICKWAVE_STREAMS_MODEL_REFRESH_S": "0.5",
     }
     settings = load_settings(
-        state_dir=state, kafka={"bootstrap": bootstrap, "topic_prefix": "lat."}, clickhouse={"port": 0}
+        state_dir=state, kafka={"bootstrap": bootstrap, "topic_prefix": prefix}, clickhouse={"port": 0}
     )
     from tickwave.bus import make_admin
     from tickwave.topics import create_topics, topic_specs
 
-    create_topics(make_admin(bootstrap), topic_specs(settings), "lat.")
+    create_topics(make_admin(bootstrap), topic_specs(settings), prefix)
     supervisor, warehouse = Supervisor(settings), WarehouseService(settings)
     supervisor.start(warehouse)
     migrate(settings)
@@ -122,7 +124,7 @@ def tick_to_signal_latency(
     loader = start_loader(settings) if sinks == "production" else None
     try:
         label = "signals topic only" if sinks == "signals-only" else "production sinks"
-        result = f"{label}: " + _measure(bootstrap, rate, seconds, warmup_s)
+        result = f"{label}: " + _measure(bootstrap, prefix, rate, seconds, warmup_s)
     finally:
         flow.terminate()
         flow.wait(30)
@@ -147,11 +149,11 @@ def _recovery(state: Path) -> Path:
     return path
 
 
-def _read_signals(bootstrap: str, stop: Any, results: Any) -> None:
-    """Read ``lat.signals`` until ``stop``; put [(value, received_ns)] on ``results``."""
+def _read_signals(bootstrap: str, topic: str, stop: Any, results: Any) -> None:
+    """Read ``topic`` until ``stop``; put [(value, received_ns)] on ``results``."""
     consumer = make_consumer(bootstrap, "latency-check", "latency")
-    partitions = consumer.list_topics("lat.signals", timeout=10).topics["lat.signals"].partitions
-    consumer.assign([TopicPartition("lat.signals", partition, 0) for partition in partitions])
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, partition, 0) for partition in partitions])
     received: list[tuple[bytes, int]] = []
     while not stop.is_set():
         message = consumer.poll(0.05)
@@ -161,7 +163,7 @@ def _read_signals(bootstrap: str, stop: Any, results: Any) -> None:
     results.put(received)
 
 
-def _measure(bootstrap: str, rate: int, seconds: float, warmup_s: float) -> str:
+def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: float) -> str:
     producer = make_producer(bootstrap, "live")  # as `tickwave ingest` sends live ticks
     rng = np.random.default_rng(3)
     mids = {symbol: price for symbol, price in SYMBOLS}
@@ -176,13 +178,13 @@ def _measure(bootstrap: str, rate: int, seconds: float, warmup_s: float) -> str:
     # thread here would wait for the GIL this process's pacing loop holds.
     context = multiprocessing.get_context("spawn")
     stop, results = context.Event(), context.Queue()
-    reader = context.Process(target=_read_signals, args=(bootstrap, stop, results), daemon=True)
+    reader = context.Process(target=_read_signals, args=(bootstrap, f"{prefix}signals", stop, results), daemon=True)
     reader.start()
     # One minute of history at full speed: the 1 s features warm up (50 bars).
     history_start = time.time_ns() // 1_000_000 - 62_000
     for step in range(0, 61_000, 20):
         for symbol, _price in SYMBOLS:
-            producer.produce("lat.ticks", encode(tick(symbol, history_start + step, 0)), key=symbol.encode())
+            producer.produce(f"{prefix}ticks", encode(tick(symbol, history_start + step, 0)), key=symbol.encode())
         producer.poll(0)
     producer.flush(30)
     time.sleep(3.0)
@@ -199,7 +201,7 @@ def _measure(bootstrap: str, rate: int, seconds: float, warmup_s: float) -> str:
         for symbol, _price in SYMBOLS:
             number = seq[(symbol, time_ms)]
             seq[(symbol, time_ms)] += 1
-            producer.produce("lat.ticks", encode(tick(symbol, time_ms, number)), key=symbol.encode())
+            producer.produce(f"{prefix}ticks", encode(tick(symbol, time_ms, number)), key=symbol.encode())
             produced[symbol].append((time_ms, time.time_ns()))
         producer.poll(0)
         next_at += interval

@@ -36,7 +36,7 @@ def production_sinks(settings: Settings) -> FlowSinks:
         bars=TopicSink(records),
         features=TopicSink(records),
         predictions=TopicSink(records),
-        signals=TopicSink(Publisher(bootstrap, topic_name(settings, SIGNALS), "latency")),
+        signals=Publisher(bootstrap, topic_name(settings, SIGNALS), "latency"),  # sent from the bars step
         signal_records=TopicSink(records),
     )
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -26,7 +27,7 @@ from streams.inference import Inference, ModelProvider
 from streams.signals import SignalRules, signal_from
 from streams.validate import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
 from tickwave.config import StreamsSettings
-from tickwave.contracts import Bar, DeadLetter, FeatureVector, Prediction, Signal, Tick, encode
+from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Signal, Tick, encode
 
 ClockMs = Callable[[], int]
 
@@ -34,6 +35,16 @@ ClockMs = Callable[[], int]
 def wall_clock_ms() -> int:
     """Milliseconds since the epoch, UTC."""
     return time.time_ns() // 1_000_000
+
+
+class SignalPublisher(Protocol):
+    """Sends messages without waiting; ``flush`` returns once all are acknowledged (``connectors.Publisher``)."""
+
+    def publish(self, messages: Iterable[Message]) -> None:
+        """Send ``messages``."""
+
+    def flush(self) -> None:
+        """Wait for every message sent so far to be acknowledged (raise if one was not)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,9 @@ class FlowSinks:
     bars: Sink[tuple[str, Bar]]
     features: Sink[tuple[str, FeatureVector]]
     predictions: Sink[tuple[str, Prediction]]
-    signals: Sink[tuple[str, Signal]]  # the signals topic
+    # The signals topic: a Bytewax sink, or a publisher that the per-symbol step sends each
+    # signal through the moment it is decided (production, see ``BarConsequences``).
+    signals: Sink[tuple[str, Signal]] | SignalPublisher
     signal_records: Sink[tuple[str, Signal]]  # the warehouse signals table
 
 
@@ -82,13 +95,18 @@ class BarConsequences:
 
     Computed in the per-symbol step itself rather than in steps of their own: every
     Bytewax step and keyed exchange between a closing tick and its signal cost ~0.5-1 ms
-    at p50 and far more at p99 (``bench/streams_latency.py``), which is the budget.
+    at p50 and far more at p99 (``bench/streams_latency.py``), which is the budget. With
+    a ``publisher``, each signal is sent the moment it is decided, not after the step
+    has processed every other symbol of the batch and the sink's steps ran (~2 ms at p50
+    when ten symbols close together); ``SymbolLogic.snapshot`` flushes it, so a
+    committed epoch's signals are acknowledged.
     """
 
     spec: FeatureSpec
     inference: Inference
     signal_rules: SignalRules
     clock_ms: ClockMs
+    publisher: SignalPublisher | None = None
 
     def follow(self, features: dict[str, FeatureState], output: SymbolOutput) -> None:
         """Append the features, predictions and signals of ``output.bars`` to ``output``."""
@@ -104,7 +122,10 @@ class BarConsequences:
             if prediction is None:
                 continue
             output.predictions.append(prediction)
-            output.signals.append(signal_from(prediction, self.signal_rules, self.clock_ms()))
+            signal = signal_from(prediction, self.signal_rules, self.clock_ms())
+            if self.publisher is not None:
+                self.publisher.publish((signal,))
+            output.signals.append(signal)
 
 
 class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
@@ -163,7 +184,9 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
 
     def on_eof(self) -> tuple[Iterable[SymbolOutput], bool]:
         """Close every open bar at the end of a finite input."""
-        return [self._followed(SymbolOutput(bars=self.state.bars.flush(self.state.symbol)))], StatefulBatchLogic.RETAIN
+        output = self._followed(SymbolOutput(bars=self.state.bars.flush(self.state.symbol)))
+        self._flush_published()
+        return [output], StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         """Wake when idleness would advance event time past the earliest open window's close."""
@@ -180,8 +203,13 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
         return output
 
     def snapshot(self) -> SymbolState:
-        """Return a copy of the state for the recovery store."""
+        """Return a copy of the state for the recovery store (signals sent so far acknowledged first)."""
+        self._flush_published()
         return copy.deepcopy(self.state)
+
+    def _flush_published(self) -> None:
+        if self.consequences is not None and self.consequences.publisher is not None:
+            self.consequences.publisher.flush()
 
 
 def build_flow(
@@ -213,7 +241,8 @@ def build_flow(
     # by_symbol: (symbol, Tick)
 
     inference = Inference(provider, spec.schema_hash, settings.model_refresh_s, clock_ms)
-    consequences = BarConsequences(spec, inference, signal_rules, clock_ms)
+    publisher = None if isinstance(sinks.signals, Sink) else sinks.signals
+    consequences = BarConsequences(spec, inference, signal_rules, clock_ms, publisher)
 
     def build_symbol_logic(resume: SymbolState | None) -> SymbolLogic:
         spike_filter = SpikeFilter(settings.spike_threshold_bps, confirm_after=settings.spike_confirm_ticks)
@@ -225,8 +254,10 @@ def build_flow(
 
     signals = op.flat_map_value("signals", outputs, lambda out: out.signals)
     # signals: (symbol, Signal). Built first: Timely runs a step's operators in the order
-    # they were built, so the signals topic is written before any other output.
-    op.output("signals_out", signals, sinks.signals)
+    # they were built, so the signals topic is written before any other output (unless
+    # the bars step already published them).
+    if isinstance(sinks.signals, Sink):
+        op.output("signals_out", signals, sinks.signals)
     op.output("signal_records_out", signals, sinks.signal_records)
     accepted = op.filter_map_value("accepted_ticks", outputs, lambda out: out.accepted or None)
     # accepted: (symbol, list[Tick])

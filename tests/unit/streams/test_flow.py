@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -14,7 +15,7 @@ from streams.flow import FlowSinks, SymbolLogic, SymbolState, build_flow
 from streams.validate import SpikeFilter, ValidationRules
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.config import StreamsSettings
-from tickwave.contracts import Bar, DeadLetter, Tick, encode
+from tickwave.contracts import Bar, DeadLetter, Message, Tick, encode
 
 T0 = 1_700_000_040_000  # a minute boundary
 NOW_MS = T0 + 3_600_000
@@ -173,3 +174,35 @@ def test_symbol_logic_when_symbol_goes_quiet_then_bar_closes_after_idle_time() -
     clock.now_ms += 1
     (closed,) = logic.on_notify()[0]
     assert [bar.start_ms for bar in closed.bars] == [NOW_MS - 500 - (NOW_MS - 500) % 1000]
+
+
+class RecordingPublisher:
+    """Records what the flow publishes, and when it flushes (the seam ``connectors.Publisher`` fills)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def publish(self, messages: Iterable[Message]) -> None:
+        self.events.extend(("publish", message) for message in messages)
+
+    def flush(self) -> None:
+        self.events.append(("flush", None))
+
+
+def test_flow_when_signals_go_to_a_publisher_then_each_sent_once_as_decided_and_flushed_before_the_end() -> None:
+    raw = [encode(tick) for tick in stream(minutes=2)]
+    publisher = RecordingPublisher()
+    out: dict[str, list[Any]] = {name: [] for name in OUTPUTS}
+    testing = {name: TestingSink(items) for name, items in out.items() if name != "signals"}
+    sinks = FlowSinks(**testing, signals=publisher)
+    rules = ValidationRules(known_symbols=frozenset({"EURUSD", "USDJPY"}))
+    provider = StaticProvider(tiny_artifact(FeatureSpec()))
+    flow = build_flow(SETTINGS, TestingSource(raw, batch_size=64), sinks, provider, rules, clock_ms=lambda: NOW_MS)
+
+    run_main(flow)
+
+    published = [message for kind, message in publisher.events if kind == "publish"]
+    records = [signal for _key, signal in out["signal_records"]]
+    assert published and sorted(s.signal_id for s in published) == sorted(s.signal_id for s in records)
+    assert publisher.events[-1] == ("flush", None)  # nothing sent after the last flush
+    assert "signals_out" not in {step.step_name for step in flow.substeps}  # not published a second time
