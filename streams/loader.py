@@ -161,6 +161,7 @@ def run_loader(settings: Settings, follow_stdin: bool = False) -> None:
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
+    os.nice(settings.streams.loader_nice)  # its inserts come in bursts: the flow it serves runs first
     if follow_stdin:
         threading.Thread(target=_follow_parent, args=(stop, drain), name="loader-parent", daemon=True).start()
     RecordLoader(settings).run(stop, drain)

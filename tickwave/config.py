@@ -88,6 +88,9 @@ class ClickHouseSettings(_Section):
         default=16, ge=1, description="embedded warehouse: queries running at once (worker threads)"
     )
     max_sessions: int = Field(default=64, ge=1, description="embedded warehouse: open HTTP sessions at most")
+    nice: int = Field(
+        default=10, ge=0, le=19, description="embedded warehouse: CPU niceness (its bursts yield to the hot path)"
+    )
     session_timeout_s: float = Field(default=60.0, gt=0, description="embedded warehouse: default session idle timeout")
     shutdown_timeout_s: float = Field(
         default=25.0, gt=0, description="embedded warehouse: how long SIGTERM waits for in-flight requests"
@@ -245,6 +248,9 @@ class StreamsSettings(_Section):
     processes: int = Field(default=1, ge=1, description="Bytewax processes (each takes a share of the partitions)")
     snapshot_interval_s: int = Field(
         default=5, ge=1, description="recovery snapshot (epoch) interval: a restart resumes from the last one (s)"
+    )
+    loader_nice: int = Field(
+        default=10, ge=0, le=19, description="CPU niceness of the streams loader (its bursts yield to the flow)"
     )
 
 

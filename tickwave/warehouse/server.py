@@ -83,6 +83,7 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
     """
     os.environ["TZ"] = "UTC"  # the engine reads the zone once, at start
     time.tzset()
+    os.nice(settings.clickhouse.nice)  # inserts and merges come in CPU bursts: let the hot path run first
     users = _users(settings)
     clickhouse = settings.clickhouse
     try:
