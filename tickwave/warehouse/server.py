@@ -74,6 +74,24 @@ def _users(settings: Settings) -> dict[str, User]:
     return users
 
 
+def lower_cpu_priority(niceness: int) -> None:
+    """Raise this process's niceness, and its session's on Linux.
+
+    The supervisor starts each service in a session of its own, and Linux's autogroup
+    scheduling shares the CPU fairly between sessions whatever a process's own nice
+    value: the session's nice (``/proc/self/autogroup``) is what yields to the others.
+    """
+    if niceness <= 0:
+        return
+    os.nice(niceness)
+    autogroup = Path("/proc/self/autogroup")
+    if autogroup.exists():
+        try:
+            autogroup.write_text(f"{niceness}\n")
+        except OSError as exc:  # not permitted here: the process's own niceness still applies
+            logger.info("could not lower the session's CPU priority: %s", exc)
+
+
 def serve(settings: Settings, data_dir: Path, port: int) -> None:
     """Serve the warehouse on 127.0.0.1:``port`` over the chdb directory under ``data_dir``.
 
@@ -83,7 +101,7 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
     """
     os.environ["TZ"] = "UTC"  # the engine reads the zone once, at start
     time.tzset()
-    os.nice(settings.clickhouse.nice)  # inserts and merges come in CPU bursts: let the hot path run first
+    lower_cpu_priority(settings.clickhouse.nice)  # inserts and merges come in CPU bursts: the hot path runs first
     users = _users(settings)
     clickhouse = settings.clickhouse
     try:
