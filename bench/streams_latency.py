@@ -118,7 +118,7 @@ def tick_to_signal_latency(
     flow = subprocess.Popen(
         [sys.executable, "-m", "bytewax.run", f"bench.streams_latency:latency_flow('{model_path}', '{sinks}')",
          "-r", str(_recovery(state)), "-s", "5", "-b", "0"],
-        cwd=ROOT, env=env,
+        cwd=ROOT, env=env, start_new_session=True,  # a session of its own, as `tickwave up` runs it
     )  # fmt: skip
     # Production: the records the flow publishes are inserted by the loader, as `tickwave streams run` does.
     loader = start_loader(settings) if sinks == "production" else None
@@ -151,6 +151,7 @@ def _recovery(state: Path) -> Path:
 
 def _read_signals(bootstrap: str, topic: str, stop: Any, results: Any) -> None:
     """Read ``topic`` until ``stop``; put [(value, received_ns)] on ``results``."""
+    os.setsid()  # a session of its own, as the execution process has under `tickwave up` (Linux autogroups)
     consumer = make_consumer(bootstrap, "latency-check", "latency")
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, partition, 0) for partition in partitions])

@@ -8,7 +8,7 @@ logic lives in pure modules (``validate``, ``bars``, ``features``, ``inference``
 
 from __future__ import annotations
 
-import copy
+import pickle
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -128,7 +128,7 @@ class BarConsequences:
             output.signals.append(signal)
 
 
-class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
+class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, bytes]):
     """Per-symbol step: spike filter, then bars; closes a quiet symbol's bars on wall-clock time.
 
     Wall-clock closing follows the idea of Bytewax's ``EventClock``, but only after real
@@ -202,14 +202,29 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, SymbolState]):
             self.consequences.follow(self.state.features, output)
         return output
 
-    def snapshot(self) -> SymbolState:
-        """Return a copy of the state for the recovery store (signals sent so far acknowledged first)."""
+    def snapshot(self) -> bytes:
+        """Return the state, pickled, for the recovery store (signals sent so far acknowledged first).
+
+        Pickled rather than deep-copied: a deep copy of one symbol's state took ~1 ms (up
+        to 11 ms) at 500 ticks/s per symbol, for every symbol at every epoch, while the
+        flow's input waited. A store written with plain states still resumes.
+        """
         self._flush_published()
-        return copy.deepcopy(self.state)
+        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
     def _flush_published(self) -> None:
         if self.consequences is not None and self.consequences.publisher is not None:
             self.consequences.publisher.flush()
+
+
+def symbol_state(settings: StreamsSettings, resume: bytes | SymbolState | None) -> SymbolState:
+    """A symbol's state from its snapshot (pickled; a plain state from older stores), or a new one."""
+    if isinstance(resume, bytes):
+        resume = pickle.loads(resume)  # noqa: S301 - the flow's own recovery store
+    if resume is not None:
+        return resume
+    spike_filter = SpikeFilter(settings.spike_threshold_bps, confirm_after=settings.spike_confirm_ticks)
+    return SymbolState("", spike_filter, BarState(tuple(settings.timeframes), settings.late_wait_ms))
 
 
 def build_flow(
@@ -244,10 +259,8 @@ def build_flow(
     publisher = None if isinstance(sinks.signals, Sink) else sinks.signals
     consequences = BarConsequences(spec, inference, signal_rules, clock_ms, publisher)
 
-    def build_symbol_logic(resume: SymbolState | None) -> SymbolLogic:
-        spike_filter = SpikeFilter(settings.spike_threshold_bps, confirm_after=settings.spike_confirm_ticks)
-        state = resume or SymbolState("", spike_filter, BarState(tuple(settings.timeframes), settings.late_wait_ms))
-        return SymbolLogic(state, settings, clock_ms, consequences)
+    def build_symbol_logic(resume: bytes | SymbolState | None) -> SymbolLogic:
+        return SymbolLogic(symbol_state(settings, resume), settings, clock_ms, consequences)
 
     outputs = op.stateful_batch("bars", by_symbol, build_symbol_logic)
     # outputs: (symbol, SymbolOutput): ticks, rejections, closed bars and what each bar led to

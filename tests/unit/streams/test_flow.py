@@ -11,7 +11,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from streams.bars import BarState
 from streams.features import FeatureSpec
-from streams.flow import FlowSinks, SymbolLogic, SymbolState, build_flow
+from streams.flow import FlowSinks, SymbolLogic, SymbolState, build_flow, symbol_state
 from streams.validate import SpikeFilter, ValidationRules
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.config import StreamsSettings
@@ -206,3 +206,17 @@ def test_flow_when_signals_go_to_a_publisher_then_each_sent_once_as_decided_and_
     assert published and sorted(s.signal_id for s in published) == sorted(s.signal_id for s in records)
     assert publisher.events[-1] == ("flush", None)  # nothing sent after the last flush
     assert "signals_out" not in {step.step_name for step in flow.substeps}  # not published a second time
+
+
+def test_symbol_state_when_snapshot_pickled_or_plain_then_resumed_equal_and_new_when_none() -> None:
+    logic = SymbolLogic(symbol_state(SETTINGS, None), SETTINGS, lambda: NOW_MS)
+    logic.on_batch(stream(minutes=1)[:50:2])  # one symbol's ticks: open bars, seen ids, spike reference
+
+    snapshot = logic.snapshot()
+    resumed, from_plain = symbol_state(SETTINGS, snapshot), symbol_state(SETTINGS, logic.state)
+
+    assert isinstance(snapshot, bytes)  # immutable: later ticks cannot change what was saved
+    assert resumed.bars.open_bars == logic.state.bars.open_bars and resumed.bars.seen == logic.state.bars.seen
+    assert resumed.bars.newest_ms == logic.state.bars.newest_ms > 0
+    assert from_plain is logic.state  # a store written before snapshots were pickled
+    assert symbol_state(SETTINGS, None).bars.newest_ms == -1
