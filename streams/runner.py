@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 
 from streams.loader import start_loader, stop_loader
-from tickwave.config import Settings
+from tickwave.config import Settings, to_environment
 from tickwave.errors import ServiceError
 from tickwave.gcpause import start_gc_freezer
 from tickwave.services.supervisor import LOOPBACK, free_port
@@ -82,27 +82,27 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
     _check_partitions(settings, processes)
     store = recovery_dir(settings)
     addresses = ";".join(f"{LOOPBACK}:{free_port()}" for _ in range(processes))
-    children = [
-        subprocess.Popen(
-            [
-                sys.executable, "-m", "bytewax.run", f"streams.app:make_flow('{str(tail).lower()}')",
-                "-i", str(index), "-a", addresses, "-r", str(store),
-                "-s", str(settings.streams.snapshot_interval_s), "-b", "0",
-            ],
-            env={**os.environ, "TICKWAVE_STATE_DIR": str(settings.state_path)},
-        )
-        for index in range(processes)
-    ]  # fmt: skip
-    loader = start_loader(settings)
-    _mark_ready(settings)
+    children: list[subprocess.Popen[bytes]] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGINT)
 
+    # Installed before any child starts: a signal in between must not leave children behind.
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    for index in range(processes):
+        children.append(subprocess.Popen(
+            [
+                sys.executable, "-m", "bytewax.run", f"streams.app:make_flow('{str(tail).lower()}')",
+                "-i", str(index), "-a", addresses, "-r", str(store),
+                "-s", str(settings.streams.snapshot_interval_s), "-b", "0",
+            ],
+            env={**os.environ, **to_environment(settings)},
+        ))  # fmt: skip
+    loader = start_loader(settings)
+    _mark_ready(settings)
     code = max(child.wait() for child in children)
     return max(code, stop_loader(loader, drain=code == 0 and not tail))
 
