@@ -1,4 +1,4 @@
-"""I/O adapters of the dataflow: the ticks topic in; topics and warehouse tables out.
+"""I/O adapters of the dataflow: the ticks topic in; topics out.
 
 ``TickTopicSource`` is a partitioned Bytewax source over one Kafka topic: each Kafka
 partition is a Bytewax partition (so several processes split them), its position is
@@ -6,10 +6,11 @@ the next offset (saved in Bytewax's recovery snapshots, so a restart resumes exa
 there, without consumer-group commits), and it yields raw message values, leaving
 decoding to the ``validate`` step. It logs throughput and lag behind the topic.
 
-``TopicSink`` publishes messages keyed by symbol without waiting, and waits for the
-broker's acknowledgements when Bytewax snapshots an epoch. ``WarehouseSink`` writes through one batched
-writer per table and process, and flushes them whenever Bytewax snapshots an epoch, so
-a resumed flow never skips rows that were only buffered when it died.
+``TopicSink`` publishes messages keyed by symbol through a shared ``Publisher``
+without waiting, and waits for the broker's acknowledgements when Bytewax snapshots an
+epoch, so a resumed flow never skips a message that was only queued when it died. The
+warehouse rows go to ``streams.records``; ``WriterPool`` (one batched writer per table)
+is what the loader (``streams.loader``) inserts them with.
 """
 
 from __future__ import annotations
@@ -252,7 +253,7 @@ class TopicSink(FixedPartitionedSink[Any, None]):
 
 
 class WriterPool:
-    """One batched writer per warehouse table, shared by every sink of a process."""
+    """One batched writer per warehouse table (the streams loader's; tests write features with it too)."""
 
     def __init__(self, connect_client: Callable[[], Client], config: WriterConfig | None = None) -> None:
         """Create writers lazily with clients from ``connect_client``."""
@@ -291,40 +292,3 @@ class WriterPool:
         """Flush and stop every writer."""
         for writer in list(self.writers.values()):
             writer.close()
-
-
-class _WarehousePartition(StatefulSinkPartition[Any, None]):
-    def __init__(self, pool: WriterPool, to_messages: Callable[[Any], Iterable[Message]]) -> None:
-        self.pool, self.to_messages = pool, to_messages
-
-    def write_batch(self, values: list[Any]) -> None:
-        self.pool.write(message for value in values for message in self.to_messages(value))
-
-    def snapshot(self) -> None:
-        # Bytewax snapshots at each epoch's end, before committing it: flushing here means
-        # every row of a committed epoch is in the warehouse, so a resume loses nothing.
-        self.pool.flush()
-
-    def close(self) -> None:
-        self.pool.flush()
-
-
-class WarehouseSink(FixedPartitionedSink[Any, None]):
-    """Rows into the warehouse through a process's ``WriterPool``, flushed at every epoch.
-
-    Items are ``(key, value)``; ``to_messages`` turns a value into the bus messages
-    stored (a list of ticks, or one bar...). Several partitions spread the writes of a
-    multi-process flow over its processes (routed by key).
-    """
-
-    def __init__(self, pool: WriterPool, to_messages: Callable[[Any], Iterable[Message]] = lambda value: [value]):
-        """Write through ``pool``."""
-        self.pool, self.to_messages = pool, to_messages
-
-    def list_parts(self) -> list[str]:
-        """A fixed set of partitions (recovery requires the set to stay the same)."""
-        return [str(index) for index in range(SINK_PARTITIONS)]
-
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _WarehousePartition:
-        """Every partition of a process shares its pool."""
-        return _WarehousePartition(self.pool, self.to_messages)
