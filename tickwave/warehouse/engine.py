@@ -241,6 +241,9 @@ class WholeResult(ResultStream):
 
 
 class _EngineStream(ResultStream):
+    # The summary adds up chdb's per-chunk progress: the result counts are exact, but the
+    # rows and bytes read can fall short when chdb has not reported all of its reading by
+    # the last chunk (seen rarely): for a streamed result they are a lower bound.
     def __init__(self, connection: Any, streaming: Any) -> None:
         self._connection = connection
         self._streaming = streaming

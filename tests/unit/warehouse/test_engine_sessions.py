@@ -87,7 +87,10 @@ def test_handle_when_streaming_with_names_then_header_appears_once(engine: Engin
 
     assert lines[:2] == [b"number", b"UInt64"]
     assert lines.count(b"number") == 1 and len(lines) == 300_003
-    assert summary.result_rows == 300_000 and summary.read_rows == 300_000
+    assert summary.result_rows == 300_000
+    # chdb reports a streamed query's read progress per chunk and, rarely, not all of it
+    # by the last chunk (234,591 of 300,000 seen once in ~10 clean runs): a lower bound.
+    assert 0 < summary.read_rows <= 300_000
 
 
 def test_handle_when_format_cannot_be_streamed_then_whole_result_is_valid(engine: Engine) -> None:
