@@ -109,12 +109,12 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
 
 def _check_partitions(settings: Settings, processes: int) -> None:
     """Refuse more processes than the ticks topic has partitions (the extra ones would idle)."""
-    from tickwave.bus import make_admin, resolve_bootstrap
+    from streams.connectors import TickTopicSource
+    from tickwave.bus import resolve_bootstrap
     from tickwave.topics import TICKS, topic_name
 
     topic = topic_name(settings, TICKS)
-    found = make_admin(resolve_bootstrap(settings)).list_topics(topic, timeout=10).topics.get(topic)
-    count = 0 if found is None or found.error is not None else len(found.partitions)
+    count = len(TickTopicSource(resolve_bootstrap(settings), topic).list_parts())  # raises if it does not exist
     if count < processes:
         raise ServiceError(
             f"{processes} streams processes need at least {processes} partitions of {topic}, which has {count}: "
