@@ -28,6 +28,7 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -40,18 +41,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streams.ingest.adapters.files import ReplayOptions, ReplaySource, write_mt5_export
-from streams.ingest.adapters.kafka import KafkaSink
-from streams.ingest.batches import TickBatch
-from streams.ingest.logic import TickValidator
-from streams.ingest.runner import run_ingest
-from streams.ingest.simulation import SimulatedMarket
-from tickwave.bus import make_admin, make_producer
-from tickwave.config import Settings, default_symbols, load_settings
-from tickwave.services.kafka import KafkaService
-from tickwave.services.supervisor import Endpoint, Supervisor
-from tickwave.timezones import WallClock
-from tickwave.topics import TICKS, TICKS_DLQ, create_topics, topic_name, topic_specs
+# Run as a script, this folder comes first on sys.path and bench/streams.py would shadow the package.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+from streams.ingest.adapters.files import ReplayOptions, ReplaySource, write_mt5_export  # noqa: E402
+from streams.ingest.adapters.kafka import KafkaSink  # noqa: E402
+from streams.ingest.batches import TickBatch  # noqa: E402
+from streams.ingest.logic import TickValidator  # noqa: E402
+from streams.ingest.runner import run_ingest  # noqa: E402
+from streams.ingest.simulation import SimulatedMarket  # noqa: E402
+from tickwave.bus import make_admin, make_producer  # noqa: E402
+from tickwave.config import Settings, default_symbols, load_settings  # noqa: E402
+from tickwave.services.kafka import KafkaService  # noqa: E402
+from tickwave.services.supervisor import Endpoint, Supervisor  # noqa: E402
+from tickwave.timezones import WallClock  # noqa: E402
+from tickwave.topics import TICKS, TICKS_DLQ, create_topics, topic_name, topic_specs  # noqa: E402
 
 SYMBOLS = ["EURUSD", "USDJPY", "XAUUSD"]
 START_MS = 1_709_539_200_000  # 2024-03-04 08:00 UTC

@@ -15,7 +15,18 @@ machines (``shared/NOTES.md``):
   0.44 ms with a 100 ms wait and 0.52 ms with 5 ms, and the 5 ms wait made every idle
   consumer send 200 requests/s, CPU the 2-core machines need elsewhere.
 
-Every producer uses ``acks=all`` with idempotence; never ``acks=0``.
+Every producer uses ``acks=all`` (never ``acks=0``) with one request in flight per
+connection, so a retried batch is never overtaken and each symbol's messages stay in
+order. They are *not* idempotent producers: librdkafka's idempotent producer lets at
+most five messages per partition be in flight, and while a ready batch waits for an
+earlier one's acknowledgement its broker thread calls ``poll()`` with a zero timeout
+in a loop, a whole core for as long as the broker takes to answer. Measured here with
+the broker paused 100 ms each second at 5k messages/s: the producer's threads used 22%
+of a core instead of 5%; traced in the streams latency benchmark, three such producers
+spun for tens to hundreds of milliseconds at a time on the 2-core machine, and the
+signal that waited behind them was 40-55 ms late (``bench/README.md``). A retry may
+now write a message twice; every consumer is idempotent by design (``tick_id``,
+``signal_id``, ``client_order_id``, ReplacingMergeTree tables; ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -83,7 +94,8 @@ def producer_config(bootstrap: str, profile: Profile = "bulk", **overrides: Any)
     return {
         "bootstrap.servers": bootstrap,
         "acks": "all",
-        "enable.idempotence": True,
+        "enable.idempotence": False,  # see the module docstring: its in-flight gate busy-polls a core
+        "max.in.flight.requests.per.connection": 1,  # keeps per-partition order across retries
         **_COMMON,
         **_PRODUCER[profile],
         **overrides,
