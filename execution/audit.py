@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quixstreams.sinks import BatchingSink, SinkBatch
@@ -59,6 +59,9 @@ _STAGE = {"submitted": 0, "accepted": 1, "partially_filled": 2, "filled": 3, "ca
           "expired": 3}  # fmt: skip
 
 
+_ONE_MS = timedelta(milliseconds=1)
+
+
 def _at(epoch_ms: int) -> datetime:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
 
@@ -66,8 +69,9 @@ def _at(epoch_ms: int) -> datetime:
 def order_row(previous: Mapping[str, Any] | None, event: OrderEvent) -> dict[str, Any] | None:
     """Return the order's state row after ``event`` (None when the event changes nothing).
 
-    An event older than the row (a replay, a republished tail) changes nothing; a
-    later-stage event in the same millisecond wins.
+    An event of an earlier stage, or of the same stage and no later (a replay, a
+    republished tail), changes nothing; a later stage wins even in the same millisecond,
+    its ``updated_at_ms`` then 1 ms after the previous row's so the table's version grows.
     """
     if previous is None:
         if not isinstance(event, OrderSubmitted):
@@ -95,10 +99,14 @@ def order_row(previous: Mapping[str, Any] | None, event: OrderEvent) -> dict[str
         cost = previous_lots * average + event.fill_lots * event.fill_price
         row.update(status="filled" if event.is_final else "partially_filled", filled_lots=event.cumulative_lots,
                    average_fill_price=cost / (previous_lots + event.fill_lots))  # fmt: skip
-    at = _at(event.event_at_ms)
-    if (at, _STAGE[row["status"]]) <= (previous["updated_at_ms"], _STAGE[previous["status"]]):
-        return None
-    row["updated_at_ms"] = at
+    at, previous_at = _at(event.event_at_ms), previous["updated_at_ms"]
+    stage, previous_stage = _STAGE[row["status"]], _STAGE[previous["status"]]
+    if stage < previous_stage or (stage == previous_stage and at <= previous_at):
+        return None  # an earlier stage, or this stage again no later (a replay): never step back
+    # ``orders`` keeps the row with the greatest ``updated_at_ms``: a later stage gets a
+    # strictly greater one, or a broker that accepts and fills in the same millisecond
+    # leaves FINAL to pick either row (seen as 'accepted' for a filled order).
+    row["updated_at_ms"] = max(at, previous_at + _ONE_MS)
     return row
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
-from execution.audit import order_row
+from hypothesis import given
+from hypothesis import strategies as st
+
+from execution.audit import _STAGE, order_row
 from tickwave.contracts import OrderAccepted, OrderCanceled, OrderFilled, OrderSubmitted
 
 IDS: dict[str, Any] = {"client_order_id": "tw-1", "signal_id": "s-1", "symbol": "EURUSD", "model_id": "m",
@@ -39,3 +43,40 @@ def test_order_row_when_canceled_as_expired_then_status_expired() -> None:
     expired = OrderCanceled(**IDS, event_at_ms=2_000, reason="expired: not found at the broker after restart")
     row = order_row(order_row(None, SUBMITTED), expired)
     assert row is not None and row["status"] == "expired"
+
+
+def test_order_row_when_accepted_and_filled_in_one_ms_then_versions_grow() -> None:
+    submitted = order_row(None, SUBMITTED)
+    accepted = order_row(submitted, ACCEPTED)
+    filled = order_row(accepted, _filled(1_000, 1.0, 1.1, 1.0, True))
+    assert submitted is not None and accepted is not None and filled is not None
+    versions = [row["updated_at_ms"] for row in (submitted, accepted, filled)]
+    assert versions == sorted(set(versions)), "ReplacingMergeTree(updated_at_ms) keeps the last stage only if it grows"
+    assert filled["status"] == "filled"
+
+
+_LIFECYCLE = st.lists(
+    st.tuples(st.sampled_from(["accepted", "partial", "filled", "canceled"]), st.integers(1_000, 1_003)),
+    min_size=1, max_size=8,
+)  # fmt: skip
+
+
+@given(_LIFECYCLE)
+def test_order_row_when_any_event_order_then_versions_strictly_grow(events: list[tuple[str, int]]) -> None:
+    row = order_row(None, SUBMITTED)
+    assert row is not None
+    stored = [row]
+    for kind, at_ms in events:
+        if kind == "accepted":
+            event: Any = OrderAccepted(**IDS, event_at_ms=at_ms, broker_order_id="b-1")
+        elif kind == "canceled":
+            event = OrderCanceled(**IDS, event_at_ms=at_ms, reason="user")
+        else:
+            event = _filled(at_ms, 0.5, 1.1, 1.0 if kind == "filled" else 0.5, kind == "filled")
+        changed = order_row(stored[-1], event)
+        if changed is not None:
+            stored.append(changed)
+    versions = [row["updated_at_ms"] for row in stored]
+    assert all(later > earlier for earlier, later in pairwise(versions))
+    stages = [_STAGE[row["status"]] for row in stored]
+    assert stages == sorted(stages), "an order's state never steps back a stage"
