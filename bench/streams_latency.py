@@ -12,6 +12,7 @@ that symbol at or after bar end + the late wait).
 from __future__ import annotations
 
 import bisect
+import gc
 import multiprocessing
 import os
 import pickle
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -166,12 +167,18 @@ def _read_signals(bootstrap: str, topic: str, stop: Any, results: Any) -> None:
 
 def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: float) -> str:
     producer = make_producer(bootstrap, "live")  # as `tickwave ingest` sends live ticks
-    rng = np.random.default_rng(3)
+    # Random-walk steps drawn up front as Python floats: numpy scalars in the pacing loop made
+    # every price a numpy float, whose arithmetic is several times slower than a float's.
+    count = 40_000 + 2 * rate * int(seconds + warmup_s)  # the history's ticks, then the live ones twice over
+    steps = iter(np.random.default_rng(3).normal(0, 2e-5, count).tolist())
     mids = {symbol: price for symbol, price in SYMBOLS}
-    produced: dict[str, list[tuple[int, int]]] = defaultdict(list)  # symbol -> [(time_ms, produced_ns)]
+    # symbol -> tick times (ms) and when each was produced (ns): flat arrays, so this process
+    # (the load generator) builds no heap of tuples for its garbage collector to walk while
+    # it paces ticks (its full collections had taken one of the two cores for tens of ms).
+    produced: dict[str, tuple[array[int], array[int]]] = {symbol: (array("q"), array("q")) for symbol, _ in SYMBOLS}
 
     def tick(symbol: str, time_ms: int, seq: int) -> Tick:
-        mids[symbol] *= 1 + rng.normal(0, 2e-5)
+        mids[symbol] *= 1 + next(steps, 0.0)
         mid = mids[symbol]
         return Tick(symbol=symbol, time_ms=time_ms, seq=seq, bid=mid * (1 - 1e-5), ask=mid * (1 + 1e-5))
 
@@ -195,15 +202,18 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
     live_start_ms = time.time_ns() // 1_000_000 + int(warmup_s * 1000)
     deadline = time.monotonic() + warmup_s + seconds
     next_at = time.monotonic()
-    seq: dict[tuple[str, int], int] = defaultdict(int)
+    last_ms, number = -1, 0  # ticks of one symbol in the same millisecond get seq 0, 1, ...
+    gc.freeze()  # what exists now is never collected again; the loop below allocates no lasting objects
     while time.monotonic() < deadline:
         now_ns = time.time_ns()
         time_ms = now_ns // 1_000_000
+        number = number + 1 if time_ms == last_ms else 0
+        last_ms = time_ms
         for symbol, _price in SYMBOLS:
-            number = seq[(symbol, time_ms)]
-            seq[(symbol, time_ms)] += 1
             producer.produce(f"{prefix}ticks", encode(tick(symbol, time_ms, number)), key=symbol.encode())
-            produced[symbol].append((time_ms, time.time_ns()))
+            times_ms, produced_ns = produced[symbol]
+            times_ms.append(time_ms)
+            produced_ns.append(time.time_ns())
         producer.poll(0)
         next_at += interval
         pause = next_at - time.monotonic()
@@ -218,10 +228,10 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
     for signal, received_ns in received:
         if signal.timeframe != "1s" or signal.bar_start_ms < live_start_ms:
             continue
-        times = produced[signal.symbol]
-        index = bisect.bisect_left(times, (signal.bar_start_ms + 1000 + WAIT_MS, 0))
-        if index < len(times):
-            closing_ns = times[index][1]
+        times_ms, produced_ns = produced[signal.symbol]
+        index = bisect.bisect_left(times_ms, signal.bar_start_ms + 1000 + WAIT_MS)
+        if index < len(times_ms):
+            closing_ns = produced_ns[index]
             total_ms.append((received_ns - closing_ns) / 1e6)
             in_flow_ms.append(signal.created_at_ms - closing_ns / 1e6)
             publish_ms.append(received_ns / 1e6 - signal.created_at_ms)
