@@ -4,8 +4,9 @@ State lives under ``<state dir>/data/streams/recovery`` (Bytewax's SQLite recove
 partitions, created once), so ``kill -9`` and a restart resume from the last snapshot.
 With ``processes > 1`` each process runs ``python -m bytewax.run`` with its process id
 and every process's address; Kafka partitions are split among them. SIGTERM/SIGINT stop
-every process; output written since the last snapshot is re-emitted on resume and the
-sinks' idempotent keys absorb it.
+every process, and on Linux so does the runner's death (even ``kill -9``: the kernel
+sends them SIGTERM); output written since the last snapshot is re-emitted on resume and
+the sinks' idempotent keys absorb it.
 
 The flow publishes its warehouse rows to ``streams.records``; each run also starts the
 loader (``streams.loader``) as a child process that inserts them, and stops it with
@@ -28,6 +29,7 @@ from streams.loader import start_loader, stop_loader
 from tickwave.config import Settings, to_environment
 from tickwave.errors import ServiceError
 from tickwave.gcpause import start_gc_freezer
+from tickwave.parentdeath import die_with_parent
 from tickwave.services.supervisor import LOOPBACK, free_port
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,12 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
     # Installed before any child starts: a signal in between must not leave children behind.
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    # The kernel SIGTERMs each Bytewax process if this one dies without forwarding (kill -9).
+    # A preexec_fn is safe here: no other Python thread runs yet (_check_partitions's admin
+    # client is gone, the loader comes after); the native threads of imports (OpenBLAS's
+    # workers, pyarrow's jemalloc) hold no lock the hook needs, which only calls prctl,
+    # os.getppid and os._exit (tickwave.parentdeath).
+    preexec = die_with_parent()
     for index in range(processes):
         children.append(subprocess.Popen(
             [
@@ -100,6 +108,7 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
                 "-s", str(settings.streams.snapshot_interval_s), "-b", "0",
             ],
             env={**os.environ, **to_environment(settings)},
+            preexec_fn=preexec,
         ))  # fmt: skip
     loader = start_loader(settings)
     _mark_ready(settings)

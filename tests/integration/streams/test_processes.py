@@ -3,15 +3,18 @@
 The real service process over the real Kafka and warehouse. With two processes and a
 ticks topic of two partitions (both holding ticks of the shipped sample), the run must
 store exactly what the single-process run of the same sample stores; with more
-processes than partitions, the command refuses before it starts any Bytewax process.
+processes than partitions, the command refuses before it starts any Bytewax process;
+killed with ``kill -9``, the command leaves none of its processes behind.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -162,3 +165,56 @@ def test_streams_run_when_more_processes_than_partitions_then_refuses_before_sta
     # Race-free: the Bytewax processes start after the recovery store is made, the ready marker after them.
     assert not (settings.state_path / "data" / "streams" / "recovery").exists()
     assert not ready_marker(settings.state_path, "streams").exists()
+
+
+def test_streams_run_when_killed_with_sigkill_then_no_process_of_it_remains(
+    topics: Settings, fresh_database: str
+) -> None:
+    settings = load_settings(
+        state_dir=topics.state_dir,
+        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix,
+               "ticks_partitions": PARTITIONS},
+        clickhouse={"database": fresh_database},
+    )  # fmt: skip
+    migrate(settings)  # the loader's tables
+    shutil.rmtree(settings.state_path / "data" / "streams" / "recovery", ignore_errors=True)
+    marker = ready_marker(settings.state_path, "streams")
+    marker.unlink(missing_ok=True)  # another test's run wrote it
+
+    with flow_process(settings, "--processes", str(PARTITIONS)) as (flow, started):  # tails: runs until stopped
+        assert flow.stderr is not None
+        os.set_blocking(flow.stderr.fileno(), False)  # its orphans would hold the pipe open: never wait on it
+        deadline = time.monotonic() + 120
+        while not (marker.exists() and clustered(started)):
+            assert flow.poll() is None, f"the flow exited early: {(flow.stderr.read() or b'').decode()[-3000:]}"
+            assert time.monotonic() < deadline, f"the Bytewax processes never formed their cluster: {started}"
+            time.sleep(0.2)
+        children = psutil.Process(flow.pid).children(recursive=True)  # the Bytewax processes and the loader
+        assert sum("bytewax.run" in started.get(child.pid, []) for child in children) == PARTITIONS, started
+
+        flow.kill()
+        flow.wait(30)
+        _, alive = psutil.wait_procs(children, timeout=10)
+        # flow_process kills the survivors on the way out
+        assert not alive, f"left running after kill -9 of the command: {[started.get(p.pid) for p in alive]}"
+
+
+def clustered(started: dict[int, list[str]]) -> bool:
+    """Whether every Bytewax process seen has a connection to a peer of its cluster (its flow is running)."""
+    bytewax = {pid: command for pid, command in started.items() if "bytewax.run" in command}
+    if len(bytewax) < PARTITIONS:
+        return False
+    for pid, command in bytewax.items():
+        ports = {int(address.rsplit(":", 1)[1]) for address in command[command.index("-a") + 1].split(";")}
+        try:
+            connections = psutil.Process(pid).net_connections("tcp")
+        except psutil.Error:
+            return False
+        if not any(
+            connection.status == psutil.CONN_ESTABLISHED
+            and connection.raddr
+            and (connection.raddr.port in ports or connection.laddr.port in ports)
+            for connection in connections
+        ):
+            return False
+    return True
