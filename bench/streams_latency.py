@@ -31,7 +31,7 @@ from confluent_kafka import TopicPartition
 from streams.features import FeatureSpec
 from streams.inference import ModelArtifact
 from streams.loader import start_loader, stop_loader
-from tickwave.bus import make_consumer, make_producer
+from tickwave.bus import NOT_IDEMPOTENT, make_consumer, make_producer
 from tickwave.config import load_settings
 from tickwave.contracts import Signal, Tick, decode, encode
 from tickwave.gcpause import start_gc_freezer
@@ -78,7 +78,7 @@ def latency_flow(model_path: str, sinks: str = "production") -> object:
     counts: dict[str, int] = {}
     outputs = {name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__}
     prefix = settings.kafka.topic_prefix
-    outputs["signals"] = Publisher(settings.kafka.bootstrap or "", f"{prefix}signals")
+    outputs["signals"] = Publisher(settings.kafka.bootstrap or "", f"{prefix}signals", "latency", **NOT_IDEMPOTENT)
     source = TickTopicSource(settings.kafka.bootstrap or "", f"{prefix}ticks")
     return build_flow(settings.streams, source, FlowSinks(**outputs), provider)
 

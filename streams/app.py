@@ -13,7 +13,7 @@ from bytewax.dataflow import Dataflow
 from streams.connectors import Publisher, TickTopicSource, TopicSink
 from streams.flow import FlowSinks, build_flow
 from streams.inference import ModelProvider
-from tickwave.bus import resolve_bootstrap
+from tickwave.bus import NOT_IDEMPOTENT, resolve_bootstrap
 from tickwave.config import Settings, load_settings
 from tickwave.gcpause import start_gc_freezer
 from tickwave.topics import SIGNALS, STREAMS_RECORDS, TICKS, TICKS_DLQ, topic_name
@@ -25,10 +25,14 @@ def production_sinks(settings: Settings) -> FlowSinks:
     The flow never waits for the warehouse: an insert took 16-57 ms, and Bytewax holds
     the input back while an epoch's snapshot waits (so did the writer threads' share of
     the GIL). The broker acknowledges the records within a millisecond or two, and
-    ``streams.loader`` inserts them (``tickwave streams run`` starts it).
+    ``streams.loader`` inserts them (``tickwave streams run`` starts it). The publishers
+    are not idempotent producers (``tickwave.bus.NOT_IDEMPOTENT``: an idempotent one
+    busy-polls a core while it waits for the broker, which made signals 40-55 ms late);
+    signals carry their ``signal_id`` and records their natural keys, so a retried
+    duplicate changes nothing.
     """
     bootstrap = resolve_bootstrap(settings)
-    records = Publisher(bootstrap, topic_name(settings, STREAMS_RECORDS), "bulk")
+    records = Publisher(bootstrap, topic_name(settings, STREAMS_RECORDS), "bulk", **NOT_IDEMPOTENT)
     return FlowSinks(
         ticks=TopicSink(records, lambda ticks: ticks),
         quarantine=TopicSink(records),
@@ -36,7 +40,7 @@ def production_sinks(settings: Settings) -> FlowSinks:
         bars=TopicSink(records),
         features=TopicSink(records),
         predictions=TopicSink(records),
-        signals=Publisher(bootstrap, topic_name(settings, SIGNALS), "latency"),  # sent from the bars step
+        signals=Publisher(bootstrap, topic_name(settings, SIGNALS), "latency", **NOT_IDEMPOTENT),  # from the bars step
         signal_records=TopicSink(records),
     )
 

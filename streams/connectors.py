@@ -178,16 +178,16 @@ class Publisher:
     the process that runs the flow.
     """
 
-    def __init__(self, bootstrap: str, topic: str, profile: Profile = "latency") -> None:
-        """Publish to ``topic`` on ``bootstrap`` with producer ``profile``."""
-        self.bootstrap, self.topic, self.profile = bootstrap, topic, profile
+    def __init__(self, bootstrap: str, topic: str, profile: Profile = "latency", **overrides: Any) -> None:
+        """Publish to ``topic`` on ``bootstrap`` with producer ``profile`` (and librdkafka ``overrides``)."""
+        self.bootstrap, self.topic, self.profile, self.overrides = bootstrap, topic, profile, overrides
         self._producer: Producer | None = None
         self.failures: list[str] = []
 
     def publish(self, messages: Iterable[Message]) -> None:
         """Send messages keyed by their symbol, without waiting."""
         if self._producer is None:
-            self._producer = make_producer(self.bootstrap, self.profile)
+            self._producer = make_producer(self.bootstrap, self.profile, **self.overrides)
         for message in messages:
             key = str(getattr(message, "symbol", "")).encode()
             self._producer.produce(self.topic, encode(message), key=key, on_delivery=self._delivered)

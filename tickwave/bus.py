@@ -15,18 +15,21 @@ machines (``shared/NOTES.md``):
   0.44 ms with a 100 ms wait and 0.52 ms with 5 ms, and the 5 ms wait made every idle
   consumer send 200 requests/s, CPU the 2-core machines need elsewhere.
 
-Every producer uses ``acks=all`` (never ``acks=0``) with one request in flight per
-connection, so a retried batch is never overtaken and each symbol's messages stay in
-order. They are *not* idempotent producers: librdkafka's idempotent producer lets at
-most five messages per partition be in flight, and while a ready batch waits for an
-earlier one's acknowledgement its broker thread calls ``poll()`` with a zero timeout
-in a loop, a whole core for as long as the broker takes to answer. Measured here with
-the broker paused 100 ms each second at 5k messages/s: the producer's threads used 22%
-of a core instead of 5%; traced in the streams latency benchmark, three such producers
-spun for tens to hundreds of milliseconds at a time on the 2-core machine, and the
-signal that waited behind them was 40-55 ms late (``bench/README.md``). A retry may
-now write a message twice; every consumer is idempotent by design (``tick_id``,
-``signal_id``, ``client_order_id``, ReplacingMergeTree tables; ARCHITECTURE.md).
+Every producer uses ``acks=all``; never ``acks=0``. The ``bulk`` and ``latency``
+profiles are idempotent producers. The ``live`` profile and the dataflow's publishers
+(``streams.app``) are not, with one request in flight per connection so a retried batch
+is never overtaken (``NOT_IDEMPOTENT``): librdkafka's idempotent producer lets at most
+five messages per partition be in flight, and while a ready batch waits for an earlier
+one's acknowledgement its broker thread calls ``poll()`` with a zero timeout in a loop,
+a whole core for as long as the broker takes to answer. With the broker paused 100 ms
+each second at 5k messages/s, a producer's threads used 22% of a core instead of 5%;
+traced in the streams latency benchmark, three such producers (ticks in, signals and
+records out) spun for tens to hundreds of milliseconds at a time on the 2-core machine,
+and signals waiting behind them were 40-55 ms late (``bench/README.md``). A retry may
+then write a message twice; those consumers are idempotent by design (``tick_id``,
+``signal_id``, ReplacingMergeTree tables). The execution path keeps the idempotent
+``latency``/``bulk`` profiles: measured on the same day, its signal -> order p99 was
+6.0-6.6 ms with them and 100-350 ms in some runs without (not understood yet).
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ _COMMON: dict[str, Any] = {
     "logger": logging.getLogger("librdkafka"),
 }
 
+# Not an idempotent producer (whose in-flight gate busy-polls a core, see above); one
+# request in flight keeps each partition's order across retries.
+NOT_IDEMPOTENT: dict[str, Any] = {"enable.idempotence": False, "max.in.flight.requests.per.connection": 1}
+
 _PRODUCER: dict[Profile, dict[str, Any]] = {
     "bulk": {
         "linger.ms": 5,
@@ -59,7 +66,7 @@ _PRODUCER: dict[Profile, dict[str, Any]] = {
         "compression.type": "lz4",
         "queue.buffering.max.messages": 1_000_000,
     },
-    "live": {"linger.ms": 0.2, "compression.type": "none"},
+    "live": {"linger.ms": 0.2, "compression.type": "none", **NOT_IDEMPOTENT},
     "latency": {"linger.ms": 0, "compression.type": "none"},
 }
 
@@ -94,8 +101,7 @@ def producer_config(bootstrap: str, profile: Profile = "bulk", **overrides: Any)
     return {
         "bootstrap.servers": bootstrap,
         "acks": "all",
-        "enable.idempotence": False,  # see the module docstring: its in-flight gate busy-polls a core
-        "max.in.flight.requests.per.connection": 1,  # keeps per-partition order across retries
+        "enable.idempotence": True,
         **_COMMON,
         **_PRODUCER[profile],
         **overrides,
