@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -97,6 +98,21 @@ def ticks_per_partition(settings: Settings) -> list[int]:
     return counts
 
 
+def partitioned_settings(topics: Settings, database: str, **overrides: Any) -> Settings:
+    """Settings for ``PARTITIONS`` tick partitions and a fresh migrated ``database``, with no recovery store yet."""
+    settings = load_settings(
+        state_dir=topics.state_dir,
+        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix,
+               "ticks_partitions": PARTITIONS},
+        clickhouse={"database": database},
+        **overrides,
+    )  # fmt: skip
+    migrate(settings)  # a database of the test's own: exact counts
+    # The session's state dir: never resume another test's snapshots.
+    shutil.rmtree(settings.state_path / "data" / "streams" / "recovery", ignore_errors=True)
+    return settings
+
+
 def worker_counts(store: Path) -> list[int]:
     """The worker count of every execution recorded in Bytewax's SQLite recovery store."""
     counts: set[tuple[int, int]] = set()
@@ -111,14 +127,7 @@ def test_streams_run_when_two_processes_and_two_partitions_then_exact_rows_of_on
 ) -> None:
     from tickwave.cli.ingest_cmd import replay_sample
 
-    settings = load_settings(
-        state_dir=topics.state_dir,
-        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix,
-               "ticks_partitions": PARTITIONS},
-        clickhouse={"database": fresh_database},
-        streams={"close_on_wall_clock": False},
-    )  # fmt: skip
-    migrate(settings)  # a database of this test's own: exact counts
+    settings = partitioned_settings(topics, fresh_database, streams={"close_on_wall_clock": False})
     report = replay_sample(settings)
     assert report.is_clean and report.dead_letters == 0
     ticks, seconds, minutes = sample_windows()
@@ -126,7 +135,6 @@ def test_streams_run_when_two_processes_and_two_partitions_then_exact_rows_of_on
     # Both partitions hold ticks (keyed by symbol): a process left without one would lose rows below.
     assert len(per_partition) == PARTITIONS and min(per_partition) > 0 and sum(per_partition) == ticks, per_partition
     store = settings.state_path / "data" / "streams" / "recovery"
-    shutil.rmtree(store, ignore_errors=True)  # the session's state dir: never resume another test's snapshots
 
     with flow_process(settings, "--processes", str(PARTITIONS), "--stop-at-end") as (flow, started):
         _, errors = flow.communicate(timeout=120)
@@ -170,14 +178,7 @@ def test_streams_run_when_more_processes_than_partitions_then_refuses_before_sta
 def test_streams_run_when_killed_with_sigkill_then_no_process_of_it_remains(
     topics: Settings, fresh_database: str
 ) -> None:
-    settings = load_settings(
-        state_dir=topics.state_dir,
-        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix,
-               "ticks_partitions": PARTITIONS},
-        clickhouse={"database": fresh_database},
-    )  # fmt: skip
-    migrate(settings)  # the loader's tables
-    shutil.rmtree(settings.state_path / "data" / "streams" / "recovery", ignore_errors=True)
+    settings = partitioned_settings(topics, fresh_database)
     marker = ready_marker(settings.state_path, "streams")
     marker.unlink(missing_ok=True)  # another test's run wrote it
 
