@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from array import array
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from confluent_kafka import TopicPartition
 from streams.features import FeatureSpec
 from streams.inference import ModelArtifact
 from streams.loader import start_loader, stop_loader
-from tickwave.bus import NOT_IDEMPOTENT, make_consumer, make_producer
+from tickwave.bus import make_consumer, make_producer
 from tickwave.config import load_settings
 from tickwave.contracts import Signal, Tick, decode, encode
 from tickwave.gcpause import start_gc_freezer
@@ -64,7 +65,7 @@ def latency_flow(model_path: str, sinks: str = "production") -> object:
     ``sinks="signals-only"`` discards every output but the signals topic, to separate the
     flow's own latency from the warehouse's.
     """
-    from streams.app import flow_for
+    from streams.app import flow_for, production_sinks
 
     settings = load_settings()
     provider = FileModelProvider(model_path)
@@ -72,15 +73,12 @@ def latency_flow(model_path: str, sinks: str = "production") -> object:
     if sinks == "production":
         return flow_for(settings, tail=True, provider=provider)
     from bench.streams import CountingSink
-    from streams.connectors import Publisher, TickTopicSource
-    from streams.flow import FlowSinks, build_flow
+    from streams.flow import FlowSinks
 
     counts: dict[str, int] = {}
-    outputs = {name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__}
-    prefix = settings.kafka.topic_prefix
-    outputs["signals"] = Publisher(settings.kafka.bootstrap or "", f"{prefix}signals", "latency", **NOT_IDEMPOTENT)
-    source = TickTopicSource(settings.kafka.bootstrap or "", f"{prefix}ticks")
-    return build_flow(settings.streams, source, FlowSinks(**outputs), provider)
+    others = {name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__ if name != "signals"}
+    # The production signals publisher; every other output only counted.
+    return flow_for(settings, tail=True, provider=provider, sinks=replace(production_sinks(settings), **others))
 
 
 def _model(path: Path) -> None:

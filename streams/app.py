@@ -52,10 +52,12 @@ def model_provider(settings: Settings) -> ModelProvider:
     return RegistryModelProvider(settings)
 
 
-def flow_for(settings: Settings, tail: bool = True, provider: ModelProvider | None = None) -> Dataflow:
-    """Build the production flow (``tail=False`` stops at the topic's end; ``provider`` overrides the registry)."""
+def flow_for(
+    settings: Settings, tail: bool = True, provider: ModelProvider | None = None, sinks: FlowSinks | None = None
+) -> Dataflow:
+    """Build the production flow (``tail=False`` stops at the topic's end; ``provider`` and ``sinks`` override)."""
     source = TickTopicSource(resolve_bootstrap(settings), topic_name(settings, TICKS), tail=tail)
-    sinks = production_sinks(settings)
+    sinks = sinks or production_sinks(settings)
     return build_flow(settings.streams, source, sinks, provider or model_provider(settings))
 
 
