@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from collections import defaultdict
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.bars import BarState, timeframe_ms
+from streams.bars import BarState, WindowIds, timeframe_ms
 from tickwave.contracts import Bar, Tick
 
 T0 = 1_700_000_040_000  # on a minute boundary
@@ -183,7 +184,54 @@ def test_bar_state_when_restored_from_a_single_seen_set_then_split_by_window_and
     restored.__setstate__(old)
 
     assert restored.seen == {T0: {(first.time_ms, 0)}, T0 + 1000: {(second.time_ms, 0)}}
+    assert all(isinstance(ids, WindowIds) for ids in restored.seen.values())
     assert restored.on_tick(second)[1] == "duplicate"
+
+
+ids_in_a_window = st.lists(
+    st.tuples(st.integers(0, 999), st.one_of(st.integers(0, 3), st.integers(0, 2**40))), max_size=60
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=ids_in_a_window, seed=st.integers())
+def test_window_ids_when_added_in_any_order_then_new_exactly_once_and_pickled_equal(
+    ids: list[tuple[int, int]], seed: int
+) -> None:
+    arrivals = [(T0 + offset, seq) for offset, seq in ids]
+    random.Random(seed).shuffle(arrivals)
+    window, reference = WindowIds(T0), set()
+
+    for time_ms, seq in arrivals:
+        assert window.add(time_ms, seq) is ((time_ms, seq) not in reference)
+        reference.add((time_ms, seq))
+
+    assert window == reference and len(window) == len(reference)
+    assert list(window)[: len(window.keys)] == sorted(i for i in reference if i[1] < 2**31)
+    restored = pickle.loads(pickle.dumps(window))
+    assert restored == window
+    assert all(restored.add(time_ms, seq) is False for time_ms, seq in arrivals)
+
+
+def test_window_ids_when_pickled_then_about_eight_bytes_per_id_not_one_object_each() -> None:
+    window = WindowIds(T0)
+    for offset in range(0, 1000, 2):
+        window.add(T0 + offset, 0)
+
+    assert len(pickle.dumps(window, protocol=pickle.HIGHEST_PROTOCOL)) < 8 * 500 + 200  # tuples took ~14 each
+
+
+def test_bar_state_when_restored_from_sets_per_window_then_window_ids_and_duplicates_still_caught() -> None:
+    state = BarState(("1s",), wait_ms=5000)
+    tick = Tick(symbol="EURUSD", time_ms=T0 + 10, seq=3, bid=1.1, ask=1.1002)
+    state.on_tick(tick)
+    old = state.__dict__ | {"seen": {T0: {(tick.time_ms, 3)}}}  # the layout of the previous release
+    restored = BarState.__new__(BarState)
+
+    restored.__setstate__(old)
+
+    assert isinstance(restored.seen[T0], WindowIds) and restored.seen == {T0: {(tick.time_ms, 3)}}
+    assert restored.on_tick(tick)[1] == "duplicate"
 
 
 def test_bar_state_when_wall_clock_advances_then_quiet_symbol_bar_closes() -> None:
