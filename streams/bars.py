@@ -46,60 +46,58 @@ def timeframe_ms(timeframe: str) -> int:
     return int(match.group(1)) * _UNITS_MS[match.group(2)]
 
 
-_SEQ_BITS = 31  # a key is (time_ms - window start) << 31 | seq: an int64 for windows up to ~49 days
-
-
 class WindowIds:
     """The ``(time_ms, seq)`` ids of the ticks in one window, with no Python object per tick.
 
-    Kept as sorted int64 keys in an ``array``: ticks arrive in order almost always, so an
-    id is appended, and a redelivered one is found by bisection. A set of tuples cost one
-    object per tick: freeing one window's 500 tuples took 30-40 us of every close (cold
-    memory, ten symbols interleaved), pickling three windows' took ~180 us of every
-    symbol's snapshot, and each tuple was one more object for the garbage collector to
-    count. A ``seq`` of 2**31 or more (never seen from MT5) goes to a small set instead.
+    A tick alone in its millisecond (``seq`` 0, nearly all of them) is kept as its time in
+    a sorted int64 ``array``: ticks arrive in time order almost always, so it is appended
+    with no arithmetic and no allocation, and a redelivered one is found by bisection.
+    The rarer ``seq > 0`` ids go to a set of tuples. A set of tuples for every tick cost
+    one object per tick: freeing one window's 500 took 30-40 us of every bar close (cold
+    memory, ten symbols interleaved), and pickling three windows' took ~180 us of every
+    symbol's recovery snapshot.
     """
 
-    __slots__ = ("keys", "overflow", "start_ms")
+    __slots__ = ("last_ms", "later_seqs", "start_ms", "times")
 
     def __init__(self, start_ms: int, ids: Iterable[tuple[int, int]] = ()) -> None:
         """Ids of the window starting at ``start_ms`` (``ids``: to begin with)."""
         self.start_ms = start_ms
-        self.keys = array("q")
-        self.overflow: set[tuple[int, int]] | None = None
+        self.times = array("q")  # time_ms of the seq-0 ticks, sorted
+        self.last_ms = -1  # times[-1], or -1: read on every tick, so kept unboxed from the array
+        self.later_seqs: set[tuple[int, int]] | None = None  # ids with seq > 0
         for time_ms, seq in sorted(ids):
             self.add(time_ms, seq)
 
     def add(self, time_ms: int, seq: int) -> bool:
         """Add an id; return False when it was already there."""
-        if seq >> _SEQ_BITS:
-            overflow = self.overflow if self.overflow is not None else set()
-            self.overflow = overflow
-            if (time_ms, seq) in overflow:
+        if seq:
+            later = self.later_seqs if self.later_seqs is not None else set()
+            self.later_seqs = later
+            if (time_ms, seq) in later:
                 return False
-            overflow.add((time_ms, seq))
+            later.add((time_ms, seq))
             return True
-        key = (time_ms - self.start_ms) << _SEQ_BITS | seq
-        keys = self.keys
-        if not keys or key > keys[-1]:
-            keys.append(key)
+        times = self.times
+        if time_ms > self.last_ms:
+            times.append(time_ms)
+            self.last_ms = time_ms
             return True
-        index = bisect_left(keys, key)
-        if index < len(keys) and keys[index] == key:
+        index = bisect_left(times, time_ms)
+        if index < len(times) and times[index] == time_ms:
             return False
-        keys.insert(index, key)
+        times.insert(index, time_ms)
         return True
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        """The ids as ``(time_ms, seq)``, in order (then the overflow's)."""
-        mask = (1 << _SEQ_BITS) - 1
-        for key in self.keys:
-            yield self.start_ms + (key >> _SEQ_BITS), key & mask
-        yield from sorted(self.overflow or ())
+        """The ids as ``(time_ms, seq)``: the seq-0 ones in time order, then the others in order."""
+        for time_ms in self.times:
+            yield time_ms, 0
+        yield from sorted(self.later_seqs or ())
 
     def __len__(self) -> int:
         """How many ids."""
-        return len(self.keys) + len(self.overflow or ())
+        return len(self.times) + len(self.later_seqs or ())
 
     def __eq__(self, other: object) -> bool:
         """Equal to another window's ids, or to a set of ``(time_ms, seq)``."""
@@ -114,12 +112,13 @@ class WindowIds:
         return f"WindowIds({self.start_ms}, {set(self)!r})"
 
     def __getstate__(self) -> tuple[int, array[int], set[tuple[int, int]] | None]:
-        """The start, the keys (pickled as one bytes object) and the overflow."""
-        return self.start_ms, self.keys, self.overflow
+        """The start, the seq-0 times (pickled as one bytes object) and the other ids."""
+        return self.start_ms, self.times, self.later_seqs
 
     def __setstate__(self, state: tuple[int, array[int], set[tuple[int, int]] | None]) -> None:
         """Restore from ``__getstate__``."""
-        self.start_ms, self.keys, self.overflow = state
+        self.start_ms, self.times, self.later_seqs = state
+        self.last_ms = self.times[-1] if self.times else -1
 
 
 @dataclass
@@ -266,7 +265,10 @@ class BarState:
         seen = self.seen.get(start)
         if seen is None:
             seen = self.seen[start] = WindowIds(start)
-        if not seen.add(time_ms, tick.seq):
+        if time_ms > seen.last_ms and not tick.seq:
+            seen.times.append(time_ms)  # the usual case, in time order: ``WindowIds.add`` inlined
+            seen.last_ms = time_ms
+        elif not seen.add(time_ms, tick.seq):
             self.duplicate_count += 1
             return [], "duplicate"
         windows = self.open_bars[self._finest]
