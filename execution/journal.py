@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tickwave.contracts import AnyMessage, Message, decode_any, encode
@@ -109,6 +109,21 @@ class Journal:
             os.fdatasync(self._fd)
         self.count += 1
         return self.count - 1
+
+    def append_all(self, messages: Sequence[Message], *, sync: bool = False) -> range:
+        """Append events that happened together in one write; return their positions.
+
+        One ``write`` call: a process killed at any instant leaves all of them or none
+        (an ``OrderFilled`` without its ``Fill`` record had left a booked fill missing
+        from the audit trail, and a restart cannot tell it is missing).
+        """
+        data = memoryview(b"".join(_line(message) for message in messages))
+        while data:
+            data = data[os.write(self._fd, data) :]
+        if sync and self.fsync:
+            os.fdatasync(self._fd)
+        self.count += len(messages)
+        return range(self.count - len(messages), self.count)
 
     def sync(self) -> None:
         """Return once everything appended so far is on disk (no-op with fsync disabled)."""

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from execution.brokers.base import Broker, BrokerEvent
+from execution.brokers.base import Broker
 from execution.engine import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, Engine, replay
 from execution.journal import Journal
 from execution.reconcile import position_differences, reconcile_orders
@@ -32,6 +32,10 @@ from tickwave.errors import ContractError
 logger = logging.getLogger(__name__)
 
 _STATE_KINDS = frozenset({TRADING_STATE, SYMBOL_HALTED, SYMBOL_RESUMED})
+
+
+def _changes_trading_state(event: Message) -> bool:
+    return isinstance(event, RiskEvent) and event.kind in _STATE_KINDS
 
 
 class Publisher(Protocol):
@@ -174,23 +178,34 @@ class ExecutionService:
             self._record_all(self.broker.poll())
 
     def _record_all(self, events: Iterable[Message]) -> None:
-        for event in events:
-            self._record(event)
+        """Journal events that happened together in one write, then apply and publish them; then their follow-ups.
+
+        One write (``Journal.append_all``): a broker reports an execution as an
+        ``OrderFilled`` and its ``Fill`` record, and a process killed between two
+        separate writes had journaled (and booked) the fill without its record, which
+        no restart could bring back: the warehouse's ``fills`` lacked a booked fill.
+        Follow-ups (a halt after rejects or a loss, the cancellations a halt causes)
+        come after the whole group, in the journal as in the engine, so a replay
+        applies everything in the order it was decided. Trading-state changes are
+        fsynced: a halt must survive a restart.
+        """
+        group = list(events)
+        if not group:
+            return
+        positions = self.journal.append_all(group, sync=any(_changes_trading_state(event) for event in group))
+        follow_ups: list[Message] = []
+        for event, position in zip(group, positions, strict=True):
+            follow_ups += self.engine.apply(event)
+            self._publish(event, position)
+        for event in group:
+            if isinstance(event, RiskEvent):
+                for order in self.engine.cancellations_for(event):
+                    follow_ups += self.broker.cancel(order, f"canceled by {event.kind}: {event.detail}")
+        self._record_all(follow_ups)
 
     def _record(self, event: Message) -> None:
-        """Journal, apply and publish one event, then its follow-ups; a halt cancels working orders.
-
-        Trading-state changes are fsynced: a halt must survive a restart.
-        """
-        position = self.journal.append(event, sync=isinstance(event, RiskEvent) and event.kind in _STATE_KINDS)
-        follow_ups = self.engine.apply(event)
-        self._publish(event, position)
-        for follow_up in follow_ups:
-            self._record(follow_up)
-        if isinstance(event, RiskEvent):
-            for order in self.engine.cancellations_for(event):
-                answers: list[BrokerEvent] = self.broker.cancel(order, f"canceled by {event.kind}: {event.detail}")
-                self._record_all(answers)
+        """Journal, apply and publish one event, then its follow-ups (see ``_record_all``)."""
+        self._record_all([event])
 
     def _publish(self, message: Message, position: int) -> None:
         self.publisher.publish(message, getattr(message, "symbol", ""), position)

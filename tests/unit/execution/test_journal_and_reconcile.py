@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 
+from execution import journal as journal_module
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
 from execution.clock import ManualClock
 from execution.engine import replay
@@ -19,7 +21,7 @@ from tests.unit.execution.helpers import (
     signal,
     tick,
 )
-from tickwave.contracts import OrderCanceled, OrderDenied, OrderFilled, OrderSubmitted, RiskEvent
+from tickwave.contracts import Fill, OrderCanceled, OrderDenied, OrderFilled, OrderSubmitted, RiskEvent
 from tickwave.errors import DataQualityError
 
 INSTANCE = Path("execution") / "execution-1"
@@ -115,6 +117,43 @@ def test_halt_when_orders_are_working_then_they_are_canceled_and_halt_survives_r
     restarted = make_service(tmp_path, clock, market_hours="always", paper_latency_ms=1_000)
     assert restarted.engine.trading_state == "HALTED"
     restarted.close()
+
+
+class _Killed(BaseException):
+    """A kill -9 right after a journal write returned (nothing after it runs)."""
+
+
+@pytest.mark.parametrize("writes_before_kill", range(1, 12))
+def test_journal_when_killed_after_any_write_then_every_booked_fill_has_its_fill_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writes_before_kill: int
+) -> None:
+    # A broker reports an execution as an OrderFilled (booked) and a Fill record (the
+    # audit row); a restart cannot re-create a lost record, so both land in one write.
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    service = make_service(tmp_path, clock, market_hours="always")
+    service.handle_tick(tick(clock.now_ms(), 1.1))
+    real_write, writes = journal_module.os.write, [0]
+
+    def write_then_maybe_die(fd: int, data: bytes) -> int:
+        written = real_write(fd, data)
+        writes[0] += 1
+        if writes[0] == writes_before_kill:
+            raise _Killed
+        return written
+
+    monkeypatch.setattr(journal_module.os, "write", write_then_maybe_die)
+    with contextlib.suppress(_Killed):
+        for index in range(1, 4):
+            service.handle_signal(signal(index, clock.now_ms(), "long" if index % 2 else "short"))
+    monkeypatch.undo()
+    service.broker.close()
+    service.journal.close()
+
+    with Journal(tmp_path / INSTANCE / JOURNAL_NAME) as journal:
+        recorded = list(journal.events())
+    booked = {event.fill_id for event in recorded if isinstance(event, OrderFilled)}
+    records = {event.fill_id for event in recorded if isinstance(event, Fill)}
+    assert booked == records
 
 
 def _crash_after_journal_write(tmp_path: Path, clock: ManualClock, *, broker_call: bool) -> str:
