@@ -104,11 +104,7 @@ class Journal:
 
     def append(self, message: Message, *, sync: bool = False) -> int:
         """Append one event and return its position; with ``sync`` (and fsync on), return once it is on disk."""
-        os.write(self._fd, _line(message))
-        if sync and self.fsync:
-            os.fdatasync(self._fd)
-        self.count += 1
-        return self.count - 1
+        return self.append_all((message,), sync=sync)[0]
 
     def append_all(self, messages: Sequence[Message], *, sync: bool = False) -> range:
         """Append events that happened together in one write; return their positions.
