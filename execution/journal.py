@@ -7,10 +7,19 @@ lines rebuilds the state), so a table, an index and a query planner buy nothing;
 ~300 us p99, against ~200/335 us for an SQLite WAL commit with ``synchronous=FULL``),
 and each line is the exact bus contract, readable with ``jq``.
 
-Line format: ``<crc32 as 8 hex digits> <message JSON>`` and a newline. A crash can tear only the last
-line (the file is opened ``O_APPEND`` and each line is one ``write``): on open, a torn
-or corrupt *last* line is cut off and logged; a corrupt line anywhere else means the
-file was damaged by something other than a crash, and opening fails loudly.
+Line format: ``<crc32 as 8 hex digits><separator><message JSON>`` and a newline. Events
+that happened together (a broker's ``OrderFilled`` and its ``Fill`` record) are one
+group, written in one ``write``: every line of a group but its last has the separator
+``+`` ("more follows"), the last one a space; the checksum covers the ``+`` too, so a
+flipped separator reads as corruption. A single event is a group of one, so journals
+written before groups existed read the same.
+
+A crash can tear only the tail (the file is opened ``O_APPEND`` and each group is one
+``write``; a power cut may keep part of one): on open, a torn or corrupt *last* line is
+cut off, and so is every line of a group left unfinished, and that is logged. A group
+is kept whole or not at all, so an ``OrderFilled`` never survives without its ``Fill``
+(reconciliation re-creates both from the broker). A corrupt line anywhere else means
+the file was damaged by something other than a crash, and opening fails loudly.
 
 Durability: :meth:`Journal.append` with ``sync=True`` returns only after
 ``fdatasync``; the shell calls it so for every ``OrderSubmitted`` *before* the broker
@@ -42,20 +51,32 @@ def journal_dir(state_path: Path, instance_id: str) -> Path:
     return path
 
 
-def _line(message: Message) -> bytes:
-    payload = encode(message)
-    return b"%08x %s\n" % (zlib.crc32(payload), payload)
+LAST, MORE = b" ", b"+"  # separators: the group's last line, a line with more of its group after it
+_MORE_CRC = zlib.crc32(MORE)  # a ``+`` line's checksum starts from the separator
 
 
-def _parse(line: bytes) -> AnyMessage | None:
-    # None when the line is torn or fails its checksum.
-    if len(line) < 10 or line[8:9] != b" " or not line.endswith(b"\n"):
+def _group(messages: Sequence[Message]) -> bytes:
+    lines = []
+    for number, message in enumerate(messages, start=1):
+        payload = encode(message)
+        if number == len(messages):
+            lines.append(b"%08x %s\n" % (zlib.crc32(payload), payload))
+        else:
+            lines.append(b"%08x+%s\n" % (zlib.crc32(payload, _MORE_CRC), payload))
+    return b"".join(lines)
+
+
+def _parse(line: bytes) -> tuple[AnyMessage, bool] | None:
+    # (event, whether more lines of its group follow); None when the line is torn or fails its checksum.
+    separator = line[8:9]
+    if len(line) < 10 or separator not in (LAST, MORE) or not line.endswith(b"\n"):
         return None
     payload = line[9:-1]
     try:
-        if int(line[:8], 16) != zlib.crc32(payload):
+        expected = zlib.crc32(payload) if separator == LAST else zlib.crc32(payload, _MORE_CRC)
+        if int(line[:8], 16) != expected:
             return None
-        return decode_any(payload)
+        return decode_any(payload), separator == MORE
     except (ValueError, ContractError):
         return None
 
@@ -64,7 +85,7 @@ class Journal:
     """Append-only, checksummed, fsync-on-demand event log."""
 
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
-        """Open (creating) the journal at ``path``; repair a torn last line.
+        """Open (creating) the journal at ``path``; cut a torn tail (a torn line, a group without its last line).
 
         Raises:
             DataQualityError: when a line other than the last is corrupt.
@@ -82,20 +103,29 @@ class Journal:
         except FileNotFoundError:
             return []
         events: list[AnyMessage] = []
-        offset = 0
+        group: list[AnyMessage] = []  # the group being read: kept once its last line is read
+        offset = whole = 0  # bytes read; bytes up to the end of the last whole group
         lines = data.splitlines(keepends=True)
         for number, line in enumerate(lines, start=1):
-            message = _parse(line)
-            if message is None:
-                if number != len(lines):
-                    raise DataQualityError(f"{self.path}: line {number} of {len(lines)} is corrupt (not a torn tail)")
-                logger.warning("journal %s: cutting a torn last line (%d bytes) left by a crash", self.path, len(line))
-                with self.path.open("r+b") as handle:
-                    handle.truncate(offset)
-                    os.fsync(handle.fileno())
+            parsed = _parse(line)
+            if parsed is None and number != len(lines):
+                raise DataQualityError(f"{self.path}: line {number} of {len(lines)} is corrupt (not a torn tail)")
+            if parsed is None:
                 break
-            events.append(message)
+            group.append(parsed[0])
             offset += len(line)
+            if not parsed[1]:
+                events.extend(group)
+                group.clear()
+                whole = offset
+        if whole < len(data):
+            logger.warning(
+                "journal %s: cutting the last %d bytes, left by a crash: a torn line, or %d whole lines of a group "
+                "whose last line is missing", self.path, len(data) - whole, len(group),
+            )  # fmt: skip
+            with self.path.open("r+b") as handle:
+                handle.truncate(whole)
+                os.fsync(handle.fileno())
         return events
 
     def events(self) -> Iterator[AnyMessage]:
@@ -109,11 +139,12 @@ class Journal:
     def append_all(self, messages: Sequence[Message], *, sync: bool = False) -> range:
         """Append events that happened together in one write; return their positions.
 
-        One ``write`` call: a process killed at any instant leaves all of them or none
-        (an ``OrderFilled`` without its ``Fill`` record had left a booked fill missing
-        from the audit trail, and a restart cannot tell it is missing).
+        One group, in one ``write`` call: a process killed at any instant leaves all of
+        them or none, and a power cut that keeps only part of the write has the part cut
+        on open (an ``OrderFilled`` without its ``Fill`` record had left a booked fill
+        missing from the audit trail, and a restart cannot tell it is missing).
         """
-        data = memoryview(b"".join(_line(message) for message in messages))
+        data = memoryview(_group(messages))
         while data:
             data = data[os.write(self._fd, data) :]
         if sync and self.fsync:

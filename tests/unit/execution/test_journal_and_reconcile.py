@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from execution import journal as journal_module
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
@@ -64,6 +67,67 @@ def test_journal_when_a_middle_line_is_corrupt_then_opening_fails(tmp_path: Path
     path.write_bytes(b"".join(lines))
     with pytest.raises(DataQualityError, match="line 2 of 3"):
         Journal(path)
+
+
+def test_journal_when_a_group_lost_its_last_line_then_the_whole_group_is_cut(tmp_path: Path) -> None:
+    # A power cut can keep part of a group's one write: an OrderFilled without its Fill.
+    path = tmp_path / "j.jsonl"
+    with Journal(path) as journal:
+        journal.append(_denied(0))
+        journal.append_all([_denied(1), _denied(2)])
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert [line[8:9] for line in lines] == [b" ", b"+", b" "]
+    path.write_bytes(b"".join(lines[:2]))  # the group's first line is whole, its last is gone
+    with Journal(path) as journal:
+        assert [event.signal_id for event in journal.events()] == ["s-0"]  # type: ignore[union-attr]
+        assert journal.count == 1
+        journal.append(_denied(3))
+    with Journal(path) as journal:
+        assert [event.signal_id for event in journal.events()] == ["s-0", "s-3"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("line", "separator"), [(0, b" "), (1, b"+")])
+def test_journal_when_a_separator_is_flipped_then_the_line_is_corrupt(
+    tmp_path: Path, line: int, separator: bytes
+) -> None:
+    path = tmp_path / "j.jsonl"
+    with Journal(path) as journal:
+        journal.append_all([_denied(0), _denied(1)])  # "+" then " "
+        journal.append(_denied(2))
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[line] = lines[line][:8] + separator + lines[line][9:]
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(DataQualityError, match=f"line {line + 1} of 3"):
+        Journal(path)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    group_sizes=st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=6),
+    cut=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_journal_when_cut_anywhere_then_exactly_the_whole_groups_before_the_cut_remain(
+    group_sizes: list[int], cut: float
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "j.jsonl"
+        ends, index = [], 0  # each group's end in bytes, and the events up to it
+        with Journal(path) as journal:
+            for size in group_sizes:
+                journal.append_all([_denied(index + offset) for offset in range(size)])
+                index += size
+                ends.append((path.stat().st_size, index))
+        data = path.read_bytes()
+        kept = int(len(data) * cut)
+        path.write_bytes(data[:kept])
+        expected = max((count for end, count in ends if end <= kept), default=0)
+        with Journal(path) as journal:
+            assert [event.signal_id for event in journal.events()] == [  # type: ignore[union-attr]
+                f"s-{number}" for number in range(expected)
+            ]
+            journal.append(_denied(index))
+        with Journal(path) as journal:
+            assert journal.count == expected + 1, "appending after the cut must leave a readable journal"
 
 
 def test_paper_when_buy_and_sell_then_fill_at_ask_and_bid_with_slippage(tmp_path: Path) -> None:
