@@ -239,7 +239,9 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
     if not total_ms:
         return "tick-to-signal latency: no live signals received (check the flow's log)"
 
-    late_seconds = sum(slowest >= 10.0 for slowest in slowest_by_second.values())
+    late = sorted(start for start, slowest in slowest_by_second.items() if slowest >= 10.0)
+    # The second of its minute each late bar started at (the bar of second 59 closes with the 1 min bars).
+    late_at = ", ".join(f":{start // 1000 % 60:02d}" for start in late) or "none"
 
     def summary(values: list[float]) -> str:
         p50, p90, p99 = np.percentile(values, [50, 90, 99])
@@ -251,6 +253,7 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
         f"  closing tick produced -> signal consumed: {summary(total_ms)}\n"
         f"  of which closing tick produced -> signal step (ms clock): {summary(in_flow_ms)}\n"
         f"  of which signal step -> signal consumed (ms clock): {summary(publish_ms)}\n"
-        f"  seconds whose slowest signal took 10 ms or more: {late_seconds} of {len(slowest_by_second)} "
-        f"(the ten symbols' signals of one second share its stalls, so ~6 signals of one bad second decide p99)"
+        f"  seconds whose slowest signal took 10 ms or more: {len(late)} of {len(slowest_by_second)} "
+        f"(the ten symbols' signals of one second share its stalls, so ~6 signals of one bad second decide p99); "
+        f"their bars started at second {late_at} of the minute"
     )
