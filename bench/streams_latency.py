@@ -116,7 +116,7 @@ def tick_to_signal_latency(
     _model(model_path)
     flow = subprocess.Popen(
         [sys.executable, "-m", "bytewax.run", f"bench.streams_latency:latency_flow('{model_path}', '{sinks}')",
-         "-r", str(_recovery(state)), "-s", "5", "-b", "0"],
+         "-r", str(_recovery(state)), "-s", str(settings.streams.snapshot_interval_s), "-b", "0"],
         cwd=ROOT, env=env, start_new_session=True,  # a session of its own, as `tickwave up` runs it
     )  # fmt: skip
     # Production: the records the flow publishes are inserted by the loader, as `tickwave streams run` does.

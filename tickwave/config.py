@@ -246,8 +246,11 @@ class StreamsSettings(_Section):
     min_edge: float = Field(default=0.10, ge=0, le=1, description="p(up) - p(down) needed for a long/short signal")
     model_refresh_s: float = Field(default=5.0, gt=0, description="how often the flow checks for a new champion model")
     processes: int = Field(default=1, ge=1, description="Bytewax processes (each takes a share of the partitions)")
+    # 30 s, not 5: each snapshot holds the input back ~10 ms (Bytewax's store syncs each commit), and when its phase
+    # met the 1 s bar closes, a 300 s run had 16 late seconds in 5 s steps (bench/README.md, session 6); a restart
+    # replays at most 30 s of ticks (~1.5 s at the flow's ~100k ticks/s), which the idempotent keys absorb.
     snapshot_interval_s: int = Field(
-        default=5, ge=1, description="recovery snapshot (epoch) interval: a restart resumes from the last one (s)"
+        default=30, ge=1, description="recovery snapshot (epoch) interval: a restart resumes from the last one (s)"
     )
     loader_nice: int = Field(
         default=10, ge=0, le=19, description="CPU niceness of the streams loader (its bursts yield to the flow)"
