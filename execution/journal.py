@@ -52,17 +52,20 @@ def journal_dir(state_path: Path, instance_id: str) -> Path:
 
 
 LAST, MORE = b" ", b"+"  # separators: the group's last line, a line with more of its group after it
-_MORE_CRC = zlib.crc32(MORE)  # a ``+`` line's checksum starts from the separator
+_MORE_CRC = zlib.crc32(MORE)
+
+
+def _checksum(payload: bytes, separator: bytes) -> int:
+    # A ``+`` line's checksum starts from its separator, so a flipped separator fails it.
+    return zlib.crc32(payload, _MORE_CRC) if separator == MORE else zlib.crc32(payload)
 
 
 def _group(messages: Sequence[Message]) -> bytes:
     lines = []
     for number, message in enumerate(messages, start=1):
         payload = encode(message)
-        if number == len(messages):
-            lines.append(b"%08x %s\n" % (zlib.crc32(payload), payload))
-        else:
-            lines.append(b"%08x+%s\n" % (zlib.crc32(payload, _MORE_CRC), payload))
+        separator = LAST if number == len(messages) else MORE
+        lines.append(b"%08x%s%s\n" % (_checksum(payload, separator), separator, payload))
     return b"".join(lines)
 
 
@@ -73,8 +76,7 @@ def _parse(line: bytes) -> tuple[AnyMessage, bool] | None:
         return None
     payload = line[9:-1]
     try:
-        expected = zlib.crc32(payload) if separator == LAST else zlib.crc32(payload, _MORE_CRC)
-        if int(line[:8], 16) != expected:
+        if int(line[:8], 16) != _checksum(payload, separator):
             return None
         return decode_any(payload), separator == MORE
     except (ValueError, ContractError):
