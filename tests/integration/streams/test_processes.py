@@ -63,8 +63,12 @@ def flow_process(settings: Settings, *arguments: str) -> Iterator[tuple[subproce
         while not done.is_set():
             try:
                 for child in parent.children(recursive=True):
-                    if child.pid not in seen:
-                        seen[child.pid], commands[child.pid] = child, child.cmdline()
+                    seen.setdefault(child.pid, child)
+                    # Read again each round: a child caught between fork and exec shows its parent's
+                    # command line, or none (a run saw a Bytewax process recorded as []).
+                    command = child.cmdline()
+                    if command:
+                        commands[child.pid] = command
             except psutil.Error:  # a child ended between listing and reading it: the next round sees the rest
                 pass
             done.wait(0.2)
