@@ -241,7 +241,8 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
 
     late = sorted(start for start, slowest in slowest_by_second.items() if slowest >= 10.0)
     # The second of its minute each late bar started at (the bar of second 59 closes with the 1 min bars).
-    late_at = ", ".join(f":{start // 1000 % 60:02d}" for start in late) or "none"
+    late_at = ", ".join(f":{start // 1000 % 60:02d}" for start in late)
+    late_at = f"; their bars started at second {late_at} of the minute" if late else ""
 
     def summary(values: list[float]) -> str:
         p50, p90, p99 = np.percentile(values, [50, 90, 99])
@@ -254,6 +255,6 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
         f"  of which closing tick produced -> signal step (ms clock): {summary(in_flow_ms)}\n"
         f"  of which signal step -> signal consumed (ms clock): {summary(publish_ms)}\n"
         f"  seconds whose slowest signal took 10 ms or more: {len(late)} of {len(slowest_by_second)} "
-        f"(the ten symbols' signals of one second share its stalls, so ~6 signals of one bad second decide p99); "
-        f"their bars started at second {late_at} of the minute"
+        f"(the ten symbols' signals of one second share its stalls, so ~6 signals of one bad second decide p99)"
+        f"{late_at}"
     )
