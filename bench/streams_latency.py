@@ -2,7 +2,9 @@
 
 The flow runs as ``tickwave streams run`` does (its own process, production sinks: the
 topics, with the loader inserting the warehouse rows from a process of its own,
-recovery on), with a small ONNX model served by a provider file. One minute of history
+recovery on), with a small ONNX model from a file, looked up as production looks up the
+champion: a query of the warehouse's model registry every ``streams.model_refresh_s``
+(``RegistryLookupProvider``; the signals-only variant skips the query). One minute of history
 is replayed first so the features are warm; then ticks are produced at ``rate`` per
 second, stamped with the wall clock. For every 1 s bar's signal, latency = time the
 signal is consumed - time the tick that closed the bar was produced (the first tick of
@@ -29,11 +31,12 @@ from typing import Any
 import numpy as np
 from confluent_kafka import TopicPartition
 
+from models.registry import ModelRegistry
 from streams.features import FeatureSpec
 from streams.inference import ModelArtifact
 from streams.loader import start_loader, stop_loader
 from tickwave.bus import make_consumer, make_producer
-from tickwave.config import load_settings
+from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, Tick, decode, encode
 from tickwave.gcpause import start_gc_freezer
 from tickwave.services.supervisor import Supervisor
@@ -59,6 +62,21 @@ class FileModelProvider:
         return self.artifact
 
 
+class RegistryLookupProvider(FileModelProvider):
+    """The file's model, each lookup paying what ``models.registry.RegistryModelProvider`` pays: the registry query."""
+
+    def __init__(self, path: str, settings: Settings) -> None:
+        super().__init__(path)
+        self.settings = settings
+        self.registry: ModelRegistry | None = None
+
+    def champion(self) -> ModelArtifact:
+        if self.registry is None:
+            self.registry = ModelRegistry(self.settings)
+        self.registry.champion(self.settings.models.model_id)  # the same warehouse query; no champion is registered
+        return self.artifact
+
+
 def latency_flow(model_path: str, sinks: str = "production") -> object:
     """The flow with the benchmark's model (imported by ``python -m bytewax.run``).
 
@@ -68,10 +86,10 @@ def latency_flow(model_path: str, sinks: str = "production") -> object:
     from streams.app import flow_for, production_sinks
 
     settings = load_settings()
-    provider = FileModelProvider(model_path)
     start_gc_freezer(threading.Event())  # as the production runner does
     if sinks == "production":
-        return flow_for(settings, tail=True, provider=provider)
+        return flow_for(settings, tail=True, provider=RegistryLookupProvider(model_path, settings))
+    provider = FileModelProvider(model_path)
     from bench.streams import CountingSink
     from streams.flow import FlowSinks
 
@@ -100,7 +118,6 @@ def tick_to_signal_latency(
         "TICKWAVE_KAFKA_TOPIC_PREFIX": prefix,
         "TICKWAVE_CLICKHOUSE_PORT": "0",
         "TICKWAVE_STREAMS_LATE_WAIT_MS": str(WAIT_MS),
-        "TICKWAVE_STREAMS_MODEL_REFRESH_S": "0.5",
     }
     settings = load_settings(
         state_dir=state, kafka={"bootstrap": bootstrap, "topic_prefix": prefix}, clickhouse={"port": 0}
