@@ -2,9 +2,10 @@
 
 The flow runs as ``tickwave streams run`` does (its own process, production sinks: the
 topics, with the loader inserting the warehouse rows from a process of its own,
-recovery on), with a small ONNX model from a file, looked up as production looks up the
-champion: a query of the warehouse's model registry every ``streams.model_refresh_s``
-(``RegistryLookupProvider``; the signals-only variant skips the query). One minute of history
+recovery on). It serves a model of the size ``tickwave train`` makes by default
+(``_model``) from a file, looked up as production looks up the champion: a query of the
+warehouse's model registry every ``streams.model_refresh_s`` (``RegistryLookupProvider``;
+the signals-only variant skips the query). One minute of history
 is replayed first so the features are warm; then ticks are produced at ``rate`` per
 second, stamped with the wall clock. For every 1 s bar's signal, latency = time the
 signal is consumed - time the tick that closed the bar was produced (the first tick of
@@ -99,11 +100,28 @@ def latency_flow(model_path: str, sinks: str = "production") -> object:
     return flow_for(settings, tail=True, provider=provider, sinks=replace(production_sinks(settings), **others))
 
 
-def _model(path: Path) -> None:
-    sys.path.insert(0, str(ROOT))
-    from tests.unit.streams.tiny_model import tiny_artifact
+def _model(path: Path, settings: Settings) -> None:
+    """The served model: fitted and exported as ``tickwave train`` does, at its default size (``models`` settings).
 
-    path.write_bytes(pickle.dumps(tiny_artifact(FeatureSpec())))
+    Fitted on synthetic features (only its cost matters here): 300 rounds x 3 classes of
+    depth-4 trees by default, ~830 KiB of ONNX; one row costs ~37 us in ONNX Runtime where
+    the tests' small model (8 rounds, depth 3) costs ~8 us.
+    """
+    from models.dataset import LABELS
+    from models.export import to_onnx
+    from models.serving import artifact_from_onnx
+    from models.xgb import XGBoostDirectionModel
+    from streams.signals import SignalRules
+
+    spec = FeatureSpec()
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(20_000, len(spec.names))).astype(np.float32)
+    noise = rng.normal(size=(2, len(features)))
+    labels = (features[:, 0] + noise[0] > 0).astype(int) + (features[:, 1] + noise[1] > 0.5).astype(int)
+    rules = SignalRules(settings.streams.entry_probability, settings.streams.min_edge)
+    model = XGBoostDirectionModel(settings.models, rules).fit(features, labels)
+    onnx_bytes = to_onnx(model, spec.names, spec.schema_hash, LABELS)
+    path.write_bytes(pickle.dumps(artifact_from_onnx(settings.models.model_id, 1, onnx_bytes)))
 
 
 def tick_to_signal_latency(
@@ -130,7 +148,7 @@ def tick_to_signal_latency(
     supervisor.start(warehouse)
     migrate(settings)
     model_path = state / "model.pkl"
-    _model(model_path)
+    _model(model_path, settings)
     flow = subprocess.Popen(
         [sys.executable, "-m", "bytewax.run", f"bench.streams_latency:latency_flow('{model_path}', '{sinks}')",
          "-r", str(_recovery(state)), "-s", str(settings.streams.snapshot_interval_s), "-b", "0"],
@@ -261,13 +279,16 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
     late_at = ", ".join(f":{start // 1000 % 60:02d}" for start in late)
     late_at = f"; their bars started at second {late_at} of the minute" if late else ""
 
+    models = load_settings().models
+    model = f"model of {models.n_estimators} rounds x 3 classes, depth {models.max_depth}"
+
     def summary(values: list[float]) -> str:
         p50, p90, p99 = np.percentile(values, [50, 90, 99])
         return f"p50 {p50:.1f} / p90 {p90:.1f} / p99 {p99:.1f} / max {max(values):.1f} ms"
 
     return (
         f"tick-to-signal latency at {rate:,} ticks/s over {len(SYMBOLS)} symbols, {seconds:.0f} s after a "
-        f"{warmup_s:.0f} s warm-up ({len(total_ms):,} signals, model loaded):\n"
+        f"{warmup_s:.0f} s warm-up ({len(total_ms):,} signals, {model}):\n"
         f"  closing tick produced -> signal consumed: {summary(total_ms)}\n"
         f"  of which closing tick produced -> signal step (ms clock): {summary(in_flow_ms)}\n"
         f"  of which signal step -> signal consumed (ms clock): {summary(publish_ms)}\n"
