@@ -103,8 +103,7 @@ class Inference:
         self.settle_s = settle_s
         self.clock_ms = clock_ms
         self.model: LoadedModel | None = None
-        self._refused: set[tuple[str, int]] = set()
-        self._failed: set[tuple[str, int]] = set()
+        self._rejected: set[tuple[str, int]] = set()  # refused or unloadable: logged once, never tried again
         self._said_no_model = False
         self._predicted = threading.Event()  # set by each prediction; the watcher looks up after one
         self._watcher: threading.Thread | None = None
@@ -119,22 +118,19 @@ class Inference:
             return
         key = (artifact.model_id, artifact.model_version)
         current = self.model.artifact if self.model else None
-        if current is not None and (current.model_id, current.model_version) == key:
+        if (current is not None and (current.model_id, current.model_version) == key) or key in self._rejected:
             return
         if artifact.schema_hash != self.schema_hash:
-            if key not in self._refused:
-                self._refused.add(key)
-                logger.error(
-                    "model=%s version=%d refused: feature schema %s != flow's %s",
-                    artifact.model_id, artifact.model_version, artifact.schema_hash, self.schema_hash,
-                )  # fmt: skip
-            return
-        if key in self._failed:
+            self._rejected.add(key)
+            logger.error(
+                "model=%s version=%d refused: feature schema %s != flow's %s",
+                artifact.model_id, artifact.model_version, artifact.schema_hash, self.schema_hash,
+            )  # fmt: skip
             return
         try:
             model = LoadedModel(artifact)
         except Exception:  # a broken artifact must not stop the flow: the previous model keeps serving
-            self._failed.add(key)
+            self._rejected.add(key)
             logger.exception("model=%s version=%d could not be loaded; keeping the model before", *key)
             return
         self.model = model
@@ -179,7 +175,8 @@ def _watch(inference_ref: weakref.ref[Inference], refresh_s: float, settle_s: fl
         predicted = inference._predicted
         del inference  # no strong reference while waiting: the flow's end collects it and ends this thread
         predicted.clear()
-        if predicted.wait(refresh_s):  # no prediction within an interval (no bars close): look up anyway
+        # After the next prediction, wait out its burst; with none for an interval (no bars close), look up now.
+        if predicted.wait(refresh_s):
             time.sleep(settle_s)
         inference = inference_ref()
         if inference is None:
