@@ -158,7 +158,8 @@ def tick_to_signal_latency(
     loader = start_loader(settings) if sinks == "production" else None
     try:
         label = "signals topic only" if sinks == "signals-only" else "production sinks"
-        result = f"{label}: " + _measure(bootstrap, prefix, rate, seconds, warmup_s)
+        model = f"model of {settings.models.n_estimators} rounds x 3 classes, depth {settings.models.max_depth}"
+        result = f"{label}: " + _measure(bootstrap, prefix, rate, seconds, warmup_s, model)
     finally:
         flow.terminate()
         flow.wait(30)
@@ -198,7 +199,7 @@ def _read_signals(bootstrap: str, topic: str, stop: Any, results: Any) -> None:
     results.put(received)
 
 
-def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: float) -> str:
+def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: float, model: str) -> str:
     producer = make_producer(bootstrap, "live")  # as `tickwave ingest` sends live ticks
     # Random-walk steps drawn up front as Python floats: numpy scalars in the pacing loop made
     # every price a numpy float, whose arithmetic is several times slower than a float's.
@@ -278,9 +279,6 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
     # The second of its minute each late bar started at (the bar of second 59 closes with the 1 min bars).
     late_at = ", ".join(f":{start // 1000 % 60:02d}" for start in late)
     late_at = f"; their bars started at second {late_at} of the minute" if late else ""
-
-    models = load_settings().models
-    model = f"model of {models.n_estimators} rounds x 3 classes, depth {models.max_depth}"
 
     def summary(values: list[float]) -> str:
         p50, p90, p99 = np.percentile(values, [50, 90, 99])
