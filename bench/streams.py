@@ -121,8 +121,8 @@ def counting_sinks(counts: dict[str, int]) -> FlowSinks:
     return FlowSinks(**{name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__})
 
 
-def bench_flow(bootstrap: str, topic: str, counts_file: str = "") -> Any:
-    """The flow with counting sinks; ``python -m bytewax.run`` imports this in each process."""
+def bench_flow(bootstrap: str, topic: str, counts_file: str = "", groups: int = 1) -> Any:
+    """The flow with counting sinks, ``groups`` symbol groups; ``python -m bytewax.run`` imports it in each process."""
     counts: dict[str, int] = {}
     if counts_file:
         import atexit
@@ -130,7 +130,8 @@ def bench_flow(bootstrap: str, topic: str, counts_file: str = "") -> Any:
 
         atexit.register(lambda: Path(f"{counts_file}.{os.getpid()}").write_text(json.dumps(counts)))
     source = TickTopicSource(bootstrap, topic, tail=False)
-    return build_flow(BENCH_SETTINGS, source, counting_sinks(counts), None, ValidationRules())
+    settings = BENCH_SETTINGS.model_copy(update={"symbol_groups": groups})
+    return build_flow(settings, source, counting_sinks(counts), None, ValidationRules())
 
 
 def run_bytewax(bootstrap: str, topic: str, processes: int) -> tuple[float, int]:
@@ -145,7 +146,8 @@ def run_bytewax(bootstrap: str, topic: str, processes: int) -> tuple[float, int]
 
     counts_file = tempfile.mktemp(prefix="tw-bench-counts-")
     addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
-    factory = f"bench.streams:bench_flow('{bootstrap}', '{topic}', '{counts_file}')"
+    # As many symbol groups as processes, so that each process folds a share of the symbols.
+    factory = f"bench.streams:bench_flow('{bootstrap}', '{topic}', '{counts_file}', {processes})"
     started = time.perf_counter()
     children = [
         subprocess.Popen(

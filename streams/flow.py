@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,25 +52,25 @@ class SignalPublisher(Protocol):
 class FlowSinks:
     """Where each output of the flow goes; every item arrives as ``(key, value)``.
 
-    The key is the symbol (``"EURUSD:1m"`` for per-series outputs), so partitioned
-    sinks can route by it.
+    The key is the symbol (the state group's key for the accepted ticks), so
+    partitioned sinks can route by it.
     """
 
-    ticks: Sink[tuple[str, list[Tick]]]  # accepted ticks, one list per symbol and batch
+    ticks: Sink[tuple[str, list[Tick]]]  # accepted ticks, one list per state group and batch (key: the group)
     quarantine: Sink[tuple[str, DeadLetter]]  # the warehouse quarantine table
     dead_letters: Sink[tuple[str, DeadLetter]]  # the ticks.dlq topic
     bars: Sink[tuple[str, Bar]]
     features: Sink[tuple[str, FeatureVector]]
     predictions: Sink[tuple[str, Prediction]]
-    # The signals topic: a Bytewax sink, or a publisher that the per-symbol step sends each
-    # signal through the moment it is decided (production, see ``BarConsequences``).
+    # The signals topic: a Bytewax sink, or a publisher that the per-group step sends the
+    # signals through the moment they are decided (production, see ``BarConsequences``).
     signals: Sink[tuple[str, Signal]] | SignalPublisher
     signal_records: Sink[tuple[str, Signal]]  # the warehouse signals table
 
 
 @dataclass
-class SymbolOutput:
-    """What one batch of one symbol's ticks produced."""
+class GroupOutput:
+    """What one batch of one group's ticks produced (its symbols' items interleaved, each in order)."""
 
     accepted: list[Tick] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
@@ -81,7 +82,7 @@ class SymbolOutput:
 
 @dataclass
 class SymbolState:
-    """Spike filter, open bars and indicator state per timeframe of one symbol (the recovery snapshot)."""
+    """Spike filter, open bars and indicator state per timeframe of one symbol."""
 
     symbol: str
     spike_filter: SpikeFilter
@@ -90,16 +91,29 @@ class SymbolState:
 
 
 @dataclass
-class BarConsequences:
-    """What a closed bar leads to: its feature vector, then the champion's prediction and the signal.
+class GroupState:
+    """The symbols of one state group (one Bytewax key), and how many groups there are (the recovery snapshot)."""
 
-    Computed in the per-symbol step itself rather than in steps of their own: every
+    groups: int
+    symbols: dict[str, SymbolState] = field(default_factory=dict)
+
+
+def symbol_group(symbol: str, groups: int) -> str:
+    """The key of the group ``symbol``'s state lives in: a stable hash, the same in every process and run."""
+    return f"g{zlib.crc32(symbol.encode()) % groups}" if groups > 1 else "g0"
+
+
+@dataclass
+class BarConsequences:
+    """What closed bars lead to: their feature vectors, then the champion's predictions and the signals.
+
+    Computed in the per-group step itself rather than in steps of their own: every
     Bytewax step and keyed exchange between a closing tick and its signal cost ~0.5-1 ms
-    at p50 and far more at p99 (``bench/streams_latency.py``), which is the budget. With
-    a ``publisher``, each signal is sent the moment it is decided, not after the step
-    has processed every other symbol of the batch and the sink's steps ran (~2 ms at p50
-    when ten symbols close together); ``SymbolLogic.snapshot`` flushes it, so a
-    committed epoch's signals are acknowledged.
+    at p50 and far more at p99 (``bench/streams_latency.py``), which is the budget. The
+    bars a batch closes are predicted in one model call, and with a ``publisher`` their
+    signals are sent together the moment they are decided, not after the sinks' steps
+    ran; ``GroupLogic.snapshot`` flushes them, so a committed epoch's signals are
+    acknowledged.
     """
 
     spec: FeatureSpec
@@ -108,28 +122,34 @@ class BarConsequences:
     clock_ms: ClockMs
     publisher: SignalPublisher | None = None
 
-    def follow(self, features: dict[str, FeatureState], output: SymbolOutput) -> None:
+    def follow(self, symbols: dict[str, SymbolState], output: GroupOutput) -> None:
         """Append the features, predictions and signals of ``output.bars`` to ``output``."""
         for bar in output.bars:
+            features = symbols[bar.symbol].features
             state = features.get(bar.timeframe)
             if state is None:
                 state = features[bar.timeframe] = FeatureState(self.spec)
             vector = state.update(bar)
-            if vector is None:
-                continue
-            output.features.append(vector)
-            prediction = self.inference.predict(vector)
-            if prediction is None:
-                continue
-            output.predictions.append(prediction)
-            signal = signal_from(prediction, self.signal_rules, self.clock_ms())
-            if self.publisher is not None:
-                self.publisher.publish((signal,))
-            output.signals.append(signal)
+            if vector is not None:
+                output.features.append(vector)
+        predictions = self.inference.predict_many(output.features)
+        if not predictions:
+            return
+        now_ms = self.clock_ms()
+        signals = [signal_from(prediction, self.signal_rules, now_ms) for prediction in predictions]
+        if self.publisher is not None:
+            self.publisher.publish(signals)
+        output.predictions.extend(predictions)
+        output.signals.extend(signals)
 
 
-class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, bytes]):
-    """Per-symbol step: spike filter, then bars; closes a quiet symbol's bars on wall-clock time.
+class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
+    """Per-group step: each symbol's spike filter and bars; closes a quiet symbol's bars on wall-clock time.
+
+    One key holds several symbols (``streams.symbol_groups``) so that the bars they close
+    in one batch cost one model call and one produce request: at a second's boundary
+    all the symbols close together, and one by one each waited for every symbol ahead
+    of it in Bytewax's key order.
 
     Wall-clock closing follows the idea of Bytewax's ``EventClock``, but only after real
     idleness: once a symbol has had no ticks for ``idle_close_ms`` of wall time, its
@@ -140,26 +160,28 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, bytes]):
 
     def __init__(
         self,
-        state: SymbolState,
+        state: GroupState,
         settings: StreamsSettings,
         clock_ms: ClockMs,
         consequences: BarConsequences | None = None,
     ) -> None:
-        """Wrap ``state``; the idle anchor starts now (never restored: a restart is not idleness)."""
+        """Wrap ``state``; each symbol's idle anchor starts now (never restored: a restart is not idleness)."""
         self.state = state
         self.settings = settings
         self.clock_ms = clock_ms
         self.consequences = consequences
-        self.anchor_wall_ms = clock_ms()
-        self.anchor_event_ms = state.bars.newest_ms
+        now_ms = clock_ms()
+        # symbol -> (wall ms of its last batch, its newest event ms then)
+        self.anchors = {symbol: (now_ms, symbol_state.bars.newest_ms) for symbol, symbol_state in state.symbols.items()}
 
-    def on_batch(self, values: list[Tick]) -> tuple[Iterable[SymbolOutput], bool]:
-        """Fold in a batch of one symbol's ticks."""
-        output = SymbolOutput()
-        state = self.state
-        if not state.symbol and values:
-            state.symbol = values[0].symbol  # the builder is not told its key
+    def on_batch(self, values: list[Tick]) -> tuple[Iterable[GroupOutput], bool]:
+        """Fold in a batch of the group's ticks."""
+        output = GroupOutput()
+        symbols = self.state.symbols
+        state: SymbolState | None = None
         for tick in values:
+            if state is None or state.symbol != tick.symbol:
+                state = symbols.get(tick.symbol) or self._new_symbol(tick.symbol)
             reason = state.spike_filter.check(tick)
             if reason is not None:
                 output.rejected.append(Rejection(reason, encode(tick), tick.symbol, "spike"))
@@ -170,36 +192,54 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, bytes]):
                 output.rejected.append(Rejection(reason, encode(tick), tick.symbol, "late"))
             elif status == "accepted":
                 output.accepted.append(tick)
-                output.bars.extend(closed)
-        self.anchor_wall_ms, self.anchor_event_ms = self.clock_ms(), state.bars.newest_ms
+                if closed:
+                    output.bars.extend(closed)
+        now_ms = self.clock_ms()
+        for symbol in {tick.symbol for tick in values}:
+            self.anchors[symbol] = (now_ms, symbols[symbol].bars.newest_ms)
         return [self._followed(output)], StatefulBatchLogic.RETAIN
 
-    def on_notify(self) -> tuple[Iterable[SymbolOutput], bool]:
-        """Advance a quiet symbol's event time with the wall clock and close what that closes."""
-        idle_ms = self.clock_ms() - self.anchor_wall_ms
-        if idle_ms < self.settings.idle_close_ms or self.anchor_event_ms < 0:
-            return [], StatefulBatchLogic.RETAIN
-        closed = self.state.bars.advance_to(self.anchor_event_ms + idle_ms, self.state.symbol)
-        return ([self._followed(SymbolOutput(bars=closed))] if closed else []), StatefulBatchLogic.RETAIN
+    def on_notify(self) -> tuple[Iterable[GroupOutput], bool]:
+        """Advance each quiet symbol's event time with the wall clock and close what that closes."""
+        now_ms = self.clock_ms()
+        closed: list[Bar] = []
+        for symbol, (anchor_wall_ms, anchor_event_ms) in self.anchors.items():
+            idle_ms = now_ms - anchor_wall_ms
+            if idle_ms >= self.settings.idle_close_ms and anchor_event_ms >= 0:
+                closed.extend(self.state.symbols[symbol].bars.advance_to(anchor_event_ms + idle_ms, symbol))
+        return ([self._followed(GroupOutput(bars=closed))] if closed else []), StatefulBatchLogic.RETAIN
 
-    def on_eof(self) -> tuple[Iterable[SymbolOutput], bool]:
+    def on_eof(self) -> tuple[Iterable[GroupOutput], bool]:
         """Close every open bar at the end of a finite input."""
-        output = self._followed(SymbolOutput(bars=self.state.bars.flush(self.state.symbol)))
+        closed = [bar for symbol, state in self.state.symbols.items() for bar in state.bars.flush(symbol)]
+        output = self._followed(GroupOutput(bars=closed))
         self._flush_published()
         return [output], StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        """Wake when idleness would advance event time past the earliest open window's close."""
-        bars = self.state.bars
-        if not self.settings.close_on_wall_clock or bars.next_close_ms >= NEVER or self.anchor_event_ms < 0:
+        """Wake when idleness would advance a symbol's event time past its earliest open window's close."""
+        if not self.settings.close_on_wall_clock:
             return None
-        needed_ms = bars.next_close_ms + bars.wait_ms - self.anchor_event_ms
-        wake_ms = self.anchor_wall_ms + max(self.settings.idle_close_ms, needed_ms)
-        return datetime.fromtimestamp(wake_ms / 1000, tz=UTC)
+        wake_ms = NEVER
+        for symbol, (anchor_wall_ms, anchor_event_ms) in self.anchors.items():
+            bars = self.state.symbols[symbol].bars
+            if bars.next_close_ms >= NEVER or anchor_event_ms < 0:
+                continue
+            needed_ms = bars.next_close_ms + bars.wait_ms - anchor_event_ms
+            wake_ms = min(wake_ms, anchor_wall_ms + max(self.settings.idle_close_ms, needed_ms))
+        return None if wake_ms >= NEVER else datetime.fromtimestamp(wake_ms / 1000, tz=UTC)
 
-    def _followed(self, output: SymbolOutput) -> SymbolOutput:
+    def _new_symbol(self, symbol: str) -> SymbolState:
+        settings = self.settings
+        spike_filter = SpikeFilter(settings.spike_threshold_bps, confirm_after=settings.spike_confirm_ticks)
+        state = self.state.symbols[symbol] = SymbolState(
+            symbol, spike_filter, BarState(tuple(settings.timeframes), settings.late_wait_ms)
+        )
+        return state
+
+    def _followed(self, output: GroupOutput) -> GroupOutput:
         if self.consequences is not None and output.bars:
-            self.consequences.follow(self.state.features, output)
+            self.consequences.follow(self.state.symbols, output)
         return output
 
     def snapshot(self) -> bytes:
@@ -207,7 +247,7 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, bytes]):
 
         Pickled rather than deep-copied: a deep copy of one symbol's state took ~1 ms (up
         to 11 ms) at 500 ticks/s per symbol, for every symbol at every epoch, while the
-        flow's input waited. A store written with plain states still resumes.
+        flow's input waited.
         """
         self._flush_published()
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
@@ -217,14 +257,28 @@ class SymbolLogic(StatefulBatchLogic[Tick, SymbolOutput, bytes]):
             self.consequences.publisher.flush()
 
 
-def symbol_state(settings: StreamsSettings, resume: bytes | SymbolState | None) -> SymbolState:
-    """A symbol's state from its snapshot (pickled; a plain state from older stores), or a new one."""
-    if isinstance(resume, bytes):
-        resume = pickle.loads(resume)  # noqa: S301 - the flow's own recovery store
-    if resume is not None:
-        return resume
-    spike_filter = SpikeFilter(settings.spike_threshold_bps, confirm_after=settings.spike_confirm_ticks)
-    return SymbolState("", spike_filter, BarState(tuple(settings.timeframes), settings.late_wait_ms))
+def group_state(groups: int, resume: bytes | None) -> GroupState:
+    """A group's state from its snapshot, or a new one.
+
+    Raises:
+        ValueError: for a snapshot of another layout: written with another
+            ``streams.symbol_groups``, or by a flow that kept one key per symbol. Its
+            open bars would be lost; the message says what to do.
+    """
+    if resume is None:
+        return GroupState(groups)
+    state = pickle.loads(resume) if isinstance(resume, bytes) else resume  # noqa: S301 - the flow's own recovery store
+    if not isinstance(state, GroupState):
+        raise ValueError(
+            "the recovery store holds one state per symbol, written before symbols were grouped: "
+            "let that flow finish, or start with an empty recovery store (<state dir>/data/streams/recovery)"
+        )
+    if state.groups != groups:
+        raise ValueError(
+            f"the recovery store was written with streams.symbol_groups={state.groups}, not {groups}: "
+            f"set it back (TICKWAVE_STREAMS_SYMBOL_GROUPS={state.groups}), or start with an empty recovery store"
+        )
+    return state
 
 
 def build_flow(
@@ -252,20 +306,21 @@ def build_flow(
     invalid = op.key_on("key_invalid", valid.falses, lambda rejection: rejection.symbol)
     # invalid: (symbol or "", Rejection)
 
-    by_symbol = op.key_on("key_by_symbol", valid.trues, lambda tick: tick.symbol)
-    # by_symbol: (symbol, Tick)
+    groups = settings.symbol_groups
+    by_group = op.key_on("key_by_group", valid.trues, lambda tick: symbol_group(tick.symbol, groups))
+    # by_group: (group key, Tick)
 
     inference = Inference(provider, spec.schema_hash, settings.model_refresh_s, clock_ms)
     publisher = None if isinstance(sinks.signals, Sink) else sinks.signals
     consequences = BarConsequences(spec, inference, signal_rules, clock_ms, publisher)
 
-    def build_symbol_logic(resume: bytes | SymbolState | None) -> SymbolLogic:
-        return SymbolLogic(symbol_state(settings, resume), settings, clock_ms, consequences)
+    def build_group_logic(resume: bytes | None) -> GroupLogic:
+        return GroupLogic(group_state(groups, resume), settings, clock_ms, consequences)
 
-    outputs = op.stateful_batch("bars", by_symbol, build_symbol_logic)
-    # outputs: (symbol, SymbolOutput): ticks, rejections, closed bars and what each bar led to
+    outputs = op.stateful_batch("bars", by_group, build_group_logic)
+    # outputs: (group key, GroupOutput): ticks, rejections, closed bars and what each bar led to
 
-    signals = op.flat_map_value("signals", outputs, lambda out: out.signals)
+    signals = op.flat_map("signals", outputs, lambda item: [(signal.symbol, signal) for signal in item[1].signals])
     # signals: (symbol, Signal). Built first: Timely runs a step's operators in the order
     # they were built, so the signals topic is written before any other output (unless
     # the bars step already published them).
@@ -273,9 +328,9 @@ def build_flow(
         op.output("signals_out", signals, sinks.signals)
     op.output("signal_records_out", signals, sinks.signal_records)
     accepted = op.filter_map_value("accepted_ticks", outputs, lambda out: out.accepted or None)
-    # accepted: (symbol, list[Tick])
+    # accepted: (group key, list[Tick])
     op.output("ticks_out", accepted, sinks.ticks)
-    rejected = op.flat_map_value("rejected_ticks", outputs, lambda out: out.rejected)
+    rejected = op.flat_map("rejected_ticks", outputs, lambda item: [(r.symbol, r) for r in item[1].rejected])
     # rejected: (symbol, Rejection)
     all_rejected = op.merge("all_rejected", invalid, rejected)
     dead_letters = op.map_value("dead_letters", all_rejected, lambda rejection: dead_letter(rejection, clock_ms()))
@@ -283,13 +338,13 @@ def build_flow(
     op.output("quarantine_out", dead_letters, sinks.quarantine)
     op.output("dead_letters_out", dead_letters, sinks.dead_letters)
 
-    bars = op.flat_map_value("closed_bars", outputs, lambda out: out.bars)
+    bars = op.flat_map("closed_bars", outputs, lambda item: [(bar.symbol, bar) for bar in item[1].bars])
     # bars: (symbol, Bar)
     op.output("bars_out", bars, sinks.bars)
-    vectors = op.flat_map_value("feature_vectors", outputs, lambda out: out.features)
+    vectors = op.flat_map("feature_vectors", outputs, lambda item: [(v.symbol, v) for v in item[1].features])
     # vectors: (symbol, FeatureVector), warm or not (warm-up values are None)
     op.output("features_out", vectors, sinks.features)
-    predictions = op.flat_map_value("predictions", outputs, lambda out: out.predictions)
+    predictions = op.flat_map("predictions", outputs, lambda item: [(p.symbol, p) for p in item[1].predictions])
     # predictions: (symbol, Prediction)
     op.output("predictions_out", predictions, sinks.predictions)
     return flow

@@ -82,6 +82,12 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
 def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
     """Run ``processes`` Bytewax processes and wait for them; return the worst exit code."""
     _check_partitions(settings, processes)
+    if settings.streams.symbol_groups < processes:
+        logger.warning(
+            "streams.symbol_groups=%d < %d processes: the bars, features and models run in %d of them (each group is "
+            "one key); a new recovery store may use more groups (TICKWAVE_STREAMS_SYMBOL_GROUPS)",
+            settings.streams.symbol_groups, processes, settings.streams.symbol_groups,
+        )  # fmt: skip
     store = recovery_dir(settings)
     addresses = ";".join(f"{LOOPBACK}:{free_port()}" for _ in range(processes))
     children: list[subprocess.Popen[bytes]] = []

@@ -246,6 +246,14 @@ class StreamsSettings(_Section):
     min_edge: float = Field(default=0.10, ge=0, le=1, description="p(up) - p(down) needed for a long/short signal")
     model_refresh_s: float = Field(default=5.0, gt=0, description="how often the flow checks for a new champion model")
     processes: int = Field(default=1, ge=1, description="Bytewax processes (each takes a share of the partitions)")
+    # One key per symbol made the ten symbols that close at a second's boundary run one after another, each
+    # with its own model call and produce request (bench/README.md, session 8).
+    symbol_groups: int = Field(
+        default=1,
+        ge=1,
+        description="keys the symbols' state is hashed into: each group's closes share one model call and one "
+        "produce request; groups spread over processes (fixed for a recovery store)",
+    )
     # 30 s, not 5: each snapshot holds the input back ~10 ms (Bytewax's store syncs each commit), and when its phase
     # met the 1 s bar closes, a 300 s run had 16 late seconds in 5 s steps (bench/README.md, session 6); a restart
     # replays at most 30 s of ticks (~1.5 s at the flow's ~100k ticks/s), which the idempotent keys absorb.

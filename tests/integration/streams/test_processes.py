@@ -24,6 +24,8 @@ import psutil
 import pytest
 from confluent_kafka import TopicPartition
 
+from streams.flow import symbol_group
+from streams.ingest.sample import sample_paths
 from tests.integration.streams.test_flow_kafka_warehouse import sample_windows
 from tests.integration.streams.test_kill_resume import start_flow
 from tickwave.bus import make_consumer
@@ -117,6 +119,15 @@ def partitioned_settings(topics: Settings, database: str, **overrides: Any) -> S
     return settings
 
 
+def group_keys(store: Path) -> set[str]:
+    """The keys of the bars step's snapshots in Bytewax's SQLite recovery store."""
+    keys: set[str] = set()
+    for path in store.glob("*.sqlite3"):
+        with sqlite3.connect(path) as db:
+            keys.update(key for (key,) in db.execute("SELECT state_key FROM snaps WHERE step_id LIKE '%.bars'"))
+    return keys
+
+
 def worker_counts(store: Path) -> list[int]:
     """The worker count of every execution recorded in Bytewax's SQLite recovery store."""
     counts: set[tuple[int, int]] = set()
@@ -131,7 +142,9 @@ def test_streams_run_when_two_processes_and_two_partitions_then_exact_rows_of_on
 ) -> None:
     from tickwave.cli.ingest_cmd import replay_sample
 
-    settings = partitioned_settings(topics, fresh_database, streams={"close_on_wall_clock": False})
+    # A symbol group per process: each process folds its share of the symbols.
+    streams = {"close_on_wall_clock": False, "symbol_groups": PARTITIONS}
+    settings = partitioned_settings(topics, fresh_database, streams=streams)
     report = replay_sample(settings)
     assert report.is_clean and report.dead_letters == 0
     ticks, seconds, minutes = sample_windows()
@@ -148,6 +161,8 @@ def test_streams_run_when_two_processes_and_two_partitions_then_exact_rows_of_on
     assert sorted(command[command.index("-i") + 1] for command in bytewax) == ["0", "1"], started
 
     assert worker_counts(store) == [PARTITIONS]  # one execution, by a cluster of two (one worker per process)
+    symbols = {path.name.split("_")[0] for path in sample_paths()}
+    assert group_keys(store) == {symbol_group(symbol, PARTITIONS) for symbol in symbols} == {"g0", "g1"}
     client = connect(settings)
     count = lambda table: client.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]  # noqa: E731
     assert (count("ticks"), count("bars_1s"), count("bars_1m")) == (ticks, seconds, minutes)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import pickle
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -11,11 +12,22 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from streams.bars import BarState
 from streams.features import FeatureSpec
-from streams.flow import FlowSinks, SymbolLogic, SymbolState, build_flow, symbol_state
+from streams.flow import (
+    BarConsequences,
+    FlowSinks,
+    GroupLogic,
+    GroupState,
+    SymbolState,
+    build_flow,
+    group_state,
+    symbol_group,
+)
+from streams.inference import Inference
+from streams.signals import SignalRules
 from streams.validate import SpikeFilter, ValidationRules
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.config import StreamsSettings
-from tickwave.contracts import Bar, DeadLetter, Message, Tick, encode
+from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Tick, encode
 
 T0 = 1_700_000_040_000  # a minute boundary
 NOW_MS = T0 + 3_600_000
@@ -142,16 +154,16 @@ class FakeWallClock:
         return self.now_ms
 
 
-def symbol_logic(clock: FakeWallClock, idle_close_ms: int = 3000) -> SymbolLogic:
+def group_logic(clock: FakeWallClock, idle_close_ms: int = 3000) -> GroupLogic:
     settings = StreamsSettings(timeframes=("1s",), late_wait_ms=200, close_on_wall_clock=True,
                                idle_close_ms=idle_close_ms)  # fmt: skip
-    return SymbolLogic(SymbolState("", SpikeFilter(), BarState(("1s",), 200)), settings, clock)
+    return GroupLogic(GroupState(1), settings, clock)
 
 
-def test_symbol_logic_when_historical_replay_runs_then_wall_clock_never_makes_ticks_late() -> None:
+def test_group_logic_when_historical_replay_runs_then_wall_clock_never_makes_ticks_late() -> None:
     clock = FakeWallClock(NOW_MS + 10**9)  # the replayed ticks are far in the past
-    logic = symbol_logic(clock)
-    ticks = [t for t in stream(minutes=1) if t.symbol == "EURUSD"]
+    logic = group_logic(clock)
+    ticks = stream(minutes=1)
     outputs = []
     for start in range(0, len(ticks), 20):
         outputs.extend(logic.on_batch(ticks[start : start + 20])[0])
@@ -162,18 +174,21 @@ def test_symbol_logic_when_historical_replay_runs_then_wall_clock_never_makes_ti
     assert sum(len(out.accepted) for out in outputs) == len(ticks)
 
 
-def test_symbol_logic_when_symbol_goes_quiet_then_bar_closes_after_idle_time() -> None:
+def test_group_logic_when_one_symbol_goes_quiet_then_its_bar_closes_after_idle_time_and_only_its() -> None:
     clock = FakeWallClock(NOW_MS)
-    logic = symbol_logic(clock)
+    logic = group_logic(clock)
     logic.on_batch([Tick(symbol="EURUSD", time_ms=NOW_MS - 500, seq=0, bid=1.1, ask=1.1002)])
+    clock.now_ms += 1000
+    logic.on_batch([Tick(symbol="USDJPY", time_ms=NOW_MS + 400, seq=0, bid=151.2, ask=151.22)])
     wake = logic.notify_at()
-    assert wake is not None and wake.timestamp() * 1000 == NOW_MS + 3000
+    assert wake is not None and wake.timestamp() * 1000 == NOW_MS + 3000  # EURUSD's, the earlier of the two
 
-    clock.now_ms += 2999
+    clock.now_ms = NOW_MS + 2999
     assert list(logic.on_notify()[0]) == []
     clock.now_ms += 1
     (closed,) = logic.on_notify()[0]
-    assert [bar.start_ms for bar in closed.bars] == [NOW_MS - 500 - (NOW_MS - 500) % 1000]
+    assert [(bar.symbol, bar.start_ms) for bar in closed.bars] == [("EURUSD", NOW_MS - 500 - (NOW_MS - 500) % 1000)]
+    assert logic.state.symbols["USDJPY"].bars.open_bars["1s"]  # still open: idle 2 s only
 
 
 class RecordingPublisher:
@@ -181,9 +196,11 @@ class RecordingPublisher:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, Any]] = []
+        self.batches: list[list[Any]] = []  # one list per publish call
 
     def publish(self, messages: Iterable[Message]) -> None:
-        self.events.extend(("publish", message) for message in messages)
+        self.batches.append(list(messages))
+        self.events.extend(("publish", message) for message in self.batches[-1])
 
     def flush(self) -> None:
         self.events.append(("flush", None))
@@ -208,15 +225,64 @@ def test_flow_when_signals_go_to_a_publisher_then_each_sent_once_as_decided_and_
     assert "signals_out" not in {step.step_name for step in flow.substeps}  # not published a second time
 
 
-def test_symbol_state_when_snapshot_pickled_or_plain_then_resumed_equal_and_new_when_none() -> None:
-    logic = SymbolLogic(symbol_state(SETTINGS, None), SETTINGS, lambda: NOW_MS)
-    logic.on_batch(stream(minutes=1)[:50:2])  # one symbol's ticks: open bars, seen ids, spike reference
+def test_group_state_when_snapshot_resumed_then_equal_and_new_when_none() -> None:
+    logic = GroupLogic(group_state(1, None), SETTINGS, lambda: NOW_MS)
+    logic.on_batch(stream(minutes=1)[:50])  # both symbols: open bars, seen ids, spike references
 
     snapshot = logic.snapshot()
-    resumed, from_plain = symbol_state(SETTINGS, snapshot), symbol_state(SETTINGS, logic.state)
+    resumed = group_state(1, snapshot)
 
     assert isinstance(snapshot, bytes)  # immutable: later ticks cannot change what was saved
-    assert resumed.bars.open_bars == logic.state.bars.open_bars and resumed.bars.seen == logic.state.bars.seen
-    assert resumed.bars.newest_ms == logic.state.bars.newest_ms > 0
-    assert from_plain is logic.state  # a store written before snapshots were pickled
-    assert symbol_state(SETTINGS, None).bars.newest_ms == -1
+    assert sorted(resumed.symbols) == ["EURUSD", "USDJPY"]
+    for symbol, state in logic.state.symbols.items():
+        again = resumed.symbols[symbol].bars
+        assert again.open_bars == state.bars.open_bars and again.seen == state.bars.seen
+        assert again.newest_ms == state.bars.newest_ms > 0
+    assert group_state(1, None) == GroupState(1)
+
+
+def test_group_state_when_store_has_another_layout_then_refused_with_what_to_do() -> None:
+    snapshot = GroupLogic(group_state(2, None), SETTINGS, lambda: NOW_MS).snapshot()
+    old = pickle.dumps(SymbolState("EURUSD", SpikeFilter(), BarState(("1s",), 200)))
+
+    with pytest.raises(ValueError, match="symbol_groups=2, not 1"):
+        group_state(1, snapshot)
+    with pytest.raises(ValueError, match="one state per symbol"):
+        group_state(1, old)
+
+
+def test_symbol_group_when_hashed_then_stable_across_runs_and_spread() -> None:
+    symbols = ["EURUSD", "USDJPY", "GBPUSD", "AUDUSD", "XAUUSD", "USDCHF", "USDCAD", "NZDUSD", "EURJPY", "EURGBP"]
+
+    assert {symbol_group(symbol, 1) for symbol in symbols} == {"g0"}
+    assert symbol_group("EURUSD", 2) == "g1" and symbol_group("USDJPY", 2) == "g0"  # crc32, not the salted hash()
+    assert {symbol_group(symbol, 4) for symbol in symbols} == {"g0", "g1", "g2", "g3"}
+
+
+class CountingInference(Inference):
+    """The flow's inference, counting its model calls."""
+
+    calls: list[int]
+
+    def predict_many(self, vectors: Sequence[FeatureVector]) -> list[Prediction]:
+        predictions = super().predict_many(vectors)
+        if predictions:
+            self.calls.append(len(predictions))
+        return predictions
+
+
+def test_group_logic_when_symbols_close_in_one_batch_then_one_model_call_and_one_publish() -> None:
+    spec = FeatureSpec()
+    inference = CountingInference(StaticProvider(tiny_artifact(spec)), spec.schema_hash)
+    inference.calls = []
+    publisher = RecordingPublisher()
+    consequences = BarConsequences(spec, inference, SignalRules(), lambda: NOW_MS, publisher)
+    logic = GroupLogic(group_state(1, None), SETTINGS, lambda: NOW_MS, consequences)
+    ticks = stream(minutes=2)
+    for start in range(0, len(ticks), 8):  # a batch holds both symbols' closing ticks of a second
+        logic.on_batch(ticks[start : start + 8])
+
+    warm_seconds = 2 * 60 - 1 - 49  # 1 s bars closed, less the 49 that warm the features up
+    assert inference.calls == [2] * warm_seconds
+    assert [len(batch) for batch in publisher.batches] == [2] * warm_seconds
+    assert all({s.symbol for s in batch} == {"EURUSD", "USDJPY"} for batch in publisher.batches)
