@@ -147,7 +147,7 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
     """Per-group step: each symbol's spike filter and bars; closes a quiet symbol's bars on wall-clock time.
 
     One key holds several symbols (``streams.symbol_groups``) so that the bars they close
-    in one batch cost one model call and one produce request: at a second's boundary
+    in one batch cost one model call and one publish: at a second's boundary
     all the symbols close together, and one by one each waited for every symbol ahead
     of it in Bytewax's key order.
 

@@ -252,7 +252,7 @@ class StreamsSettings(_Section):
         default=1,
         ge=1,
         description="keys the symbols' state is hashed into: each group's closes share one model call and one "
-        "produce request; groups spread over processes (fixed for a recovery store)",
+        "publish; groups spread over processes (fixed for a recovery store)",
     )
     # 30 s, not 5: each snapshot holds the input back ~10 ms (Bytewax's store syncs each commit), and when its phase
     # met the 1 s bar closes, a 300 s run had 16 late seconds in 5 s steps (bench/README.md, session 6); a restart
