@@ -100,7 +100,7 @@ class GroupState:
 
 def symbol_group(symbol: str, groups: int) -> str:
     """The key of the group ``symbol``'s state lives in: a stable hash, the same in every process and run."""
-    return f"g{zlib.crc32(symbol.encode()) % groups}" if groups > 1 else "g0"
+    return f"g{zlib.crc32(symbol.encode()) % groups}"
 
 
 @dataclass
@@ -307,7 +307,15 @@ def build_flow(
     # invalid: (symbol or "", Rejection)
 
     groups = settings.symbol_groups
-    by_group = op.key_on("key_by_group", valid.trues, lambda tick: symbol_group(tick.symbol, groups))
+    group_of: dict[str, str] = {}  # symbol -> group key, hashed once per symbol rather than once per tick
+
+    def group_key(tick: Tick) -> str:
+        key = group_of.get(tick.symbol)
+        if key is None:
+            key = group_of[tick.symbol] = symbol_group(tick.symbol, groups)
+        return key
+
+    by_group = op.key_on("key_by_group", valid.trues, group_key)
     # by_group: (group key, Tick)
 
     inference = Inference(provider, spec.schema_hash, settings.model_refresh_s, clock_ms)
