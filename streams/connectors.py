@@ -20,7 +20,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -37,6 +36,12 @@ from tickwave.warehouse.writer import BatchWriter, WriterConfig
 logger = logging.getLogger(__name__)
 
 REPORT_EVERY_S = 10.0
+# How long an idle source waits in librdkafka for the next message before handing the
+# worker back to Bytewax (its timers, snapshots and other processes' items wait that long
+# at most). Waiting on librdkafka's queue wakes the flow as a fetch lands; the earlier
+# 250 us back-off woke the flow 4,000 times a second on an idle topic and added half a
+# back-off to every tick on average.
+IDLE_WAIT_S = 0.001
 # Partitions of the sinks: several spread a multi-process flow's writes over its processes
 # (items are routed by key); the set must stay the same across restarts (recovery).
 SINK_PARTITIONS = 8
@@ -71,16 +76,26 @@ class _TopicReader:
             self.consumer.close()
 
     def take(self, partition: int) -> list[Any]:
-        """Return up to ``batch_size`` queued messages of ``partition``, fetching without blocking if none."""
+        """Return up to ``batch_size`` queued messages of ``partition``, fetching if none.
+
+        When no partition has a message queued, waits up to ``IDLE_WAIT_S`` for the next one
+        (librdkafka wakes the wait as the fetch lands); otherwise takes what librdkafka has
+        prefetched without blocking, so one idle partition never delays the others.
+        """
         buffer = self.buffers[partition]
         if not buffer:
-            # librdkafka prefetches in its own thread: take what is queued without blocking,
-            # so one idle partition never delays the others that Bytewax polls in turn.
-            for message in self.consumer.consume(self.batch_size, 0):
-                queue = self.buffers.get(message.partition())
-                if queue is not None:
-                    queue.append(message)
+            if not any(self.buffers.values()):
+                first = self.consumer.poll(IDLE_WAIT_S)
+                if first is not None:
+                    self._sort([first])
+            self._sort(self.consumer.consume(self.batch_size, 0))
         return [buffer.popleft() for _ in range(min(self.batch_size, len(buffer)))]
+
+    def _sort(self, messages: list[Any]) -> None:
+        for message in messages:
+            queue = self.buffers.get(message.partition())
+            if queue is not None:
+                queue.append(message)
 
     def position(self, partition: int) -> int | None:
         """The high watermark of ``partition`` from the last fetch (for the lag report), or None before one.
@@ -102,7 +117,6 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
         self.at_end = False
         self.read_since_report = 0
         self.reported_at = time.monotonic()
-        self.idle_until: datetime | None = None
         reader.add(partition, offset)
 
     def next_batch(self) -> list[bytes]:
@@ -118,15 +132,10 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
                 raise ServiceError(f"reading {self.topic}[{self.partition}] failed: {error.str()}")
             values.append(message.value())
             self.offset = message.offset() + 1
-        # Back off briefly when idle so an empty partition does not spin a core.
-        self.idle_until = None if values else datetime.now(UTC) + timedelta(microseconds=250)
         self.read_since_report += len(values)
         if time.monotonic() - self.reported_at >= REPORT_EVERY_S:
             self._report()
         return values
-
-    def next_awake(self) -> datetime | None:
-        return self.idle_until
 
     def _report(self) -> None:
         elapsed = time.monotonic() - self.reported_at
