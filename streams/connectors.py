@@ -87,11 +87,12 @@ class _TopicReader:
             if not any(self.buffers.values()):
                 first = self.consumer.poll(IDLE_WAIT_S)
                 if first is not None:
-                    self._sort([first])
-            self._sort(self.consumer.consume(self.batch_size, 0))
+                    self._queue_by_partition([first])
+            self._queue_by_partition(self.consumer.consume(self.batch_size, 0))
         return [buffer.popleft() for _ in range(min(self.batch_size, len(buffer)))]
 
-    def _sort(self, messages: list[Any]) -> None:
+    def _queue_by_partition(self, messages: list[Any]) -> None:
+        """Append each message to its partition's buffer (a partition no longer read drops it)."""
         for message in messages:
             queue = self.buffers.get(message.partition())
             if queue is not None:

@@ -192,8 +192,7 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
                 output.rejected.append(Rejection(reason, encode(tick), tick.symbol, "late"))
             elif status == "accepted":
                 output.accepted.append(tick)
-                if closed:
-                    output.bars.extend(closed)
+                output.bars.extend(closed)
         now_ms = self.clock_ms()
         for symbol in {tick.symbol for tick in values}:
             self.anchors[symbol] = (now_ms, symbols[symbol].bars.newest_ms)
