@@ -42,6 +42,7 @@ from streams.bars import BarState  # noqa: E402
 from streams.connectors import TickTopicSource  # noqa: E402
 from streams.features import FeatureState  # noqa: E402
 from streams.flow import FlowSinks, build_flow  # noqa: E402
+from streams.routing import GroupLayout  # noqa: E402
 from streams.validate import SpikeFilter, Tick, ValidationRules, check_raw  # noqa: E402
 from tickwave.bus import make_admin, make_consumer, make_producer  # noqa: E402
 from tickwave.config import StreamsSettings, load_settings  # noqa: E402
@@ -121,8 +122,11 @@ def counting_sinks(counts: dict[str, int]) -> FlowSinks:
     return FlowSinks(**{name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__})
 
 
-def bench_flow(bootstrap: str, topic: str, counts_file: str = "", groups: int = 1) -> Any:
-    """The flow with counting sinks, ``groups`` symbol groups; ``python -m bytewax.run`` imports it in each process."""
+def bench_flow(bootstrap: str, topic: str, counts_file: str = "", processes: int = 1, symbol_groups: int = 0) -> Any:
+    """The flow with counting sinks, run by ``processes``; ``python -m bytewax.run`` imports it in each process.
+
+    ``symbol_groups`` as the setting: 0 (the default) aligns one group per process with the partitions it reads.
+    """
     counts: dict[str, int] = {}
     if counts_file:
         import atexit
@@ -130,8 +134,8 @@ def bench_flow(bootstrap: str, topic: str, counts_file: str = "", groups: int = 
 
         atexit.register(lambda: Path(f"{counts_file}.{os.getpid()}").write_text(json.dumps(counts)))
     source = TickTopicSource(bootstrap, topic, tail=False)
-    settings = BENCH_SETTINGS.model_copy(update={"symbol_groups": groups})
-    return build_flow(settings, source, counting_sinks(counts), None, ValidationRules())
+    layout = GroupLayout.for_run(symbol_groups, processes, len(source.list_parts()))
+    return build_flow(BENCH_SETTINGS, source, counting_sinks(counts), None, ValidationRules(), layout=layout)
 
 
 def run_bytewax(bootstrap: str, topic: str, processes: int) -> tuple[float, int]:
@@ -146,7 +150,7 @@ def run_bytewax(bootstrap: str, topic: str, processes: int) -> tuple[float, int]
 
     counts_file = tempfile.mktemp(prefix="tw-bench-counts-")
     addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
-    # As many symbol groups as processes, so that each process folds a share of the symbols.
+    # The default layout: each process folds the symbols of the partitions it reads.
     factory = f"bench.streams:bench_flow('{bootstrap}', '{topic}', '{counts_file}', {processes})"
     started = time.perf_counter()
     children = [

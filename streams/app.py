@@ -13,6 +13,7 @@ from bytewax.dataflow import Dataflow
 from streams.connectors import Publisher, TickTopicSource, TopicSink
 from streams.flow import FlowSinks, build_flow
 from streams.inference import ModelProvider
+from streams.routing import GroupLayout
 from tickwave.bus import NOT_IDEMPOTENT, resolve_bootstrap
 from tickwave.config import Settings, load_settings
 from tickwave.gcpause import start_gc_freezer
@@ -53,20 +54,38 @@ def model_provider(settings: Settings) -> ModelProvider:
 
 
 def flow_for(
-    settings: Settings, tail: bool = True, provider: ModelProvider | None = None, sinks: FlowSinks | None = None
+    settings: Settings,
+    tail: bool = True,
+    provider: ModelProvider | None = None,
+    sinks: FlowSinks | None = None,
+    processes: int = 1,
 ) -> Dataflow:
-    """Build the production flow (``tail=False`` stops at the topic's end; ``provider`` and ``sinks`` override)."""
+    """Build the production flow (``tail=False`` stops at the topic's end; ``provider`` and ``sinks`` override).
+
+    ``processes``: how many Bytewax processes (one worker each) run it, for the symbol groups' layout.
+    """
     source = TickTopicSource(resolve_bootstrap(settings), topic_name(settings, TICKS), tail=tail)
     sinks = sinks or production_sinks(settings)
-    return build_flow(settings.streams, source, sinks, provider or model_provider(settings))
+    return build_flow(
+        settings.streams, source, sinks, provider or model_provider(settings), layout=group_layout(settings, processes)
+    )
 
 
-def make_flow(tail: str = "true") -> Dataflow:
-    """Entry point for ``python -m bytewax.run streams.app:make_flow()``."""
+def group_layout(settings: Settings, processes: int) -> GroupLayout:
+    """``streams.symbol_groups``' layout for ``processes`` processes and the ticks topic's partitions."""
+    groups = settings.streams.symbol_groups
+    if groups > 0 or processes <= 1:
+        return GroupLayout.for_run(groups, processes, partitions=0)
+    topic = TickTopicSource(resolve_bootstrap(settings), topic_name(settings, TICKS))
+    return GroupLayout.for_run(groups, processes, partitions=len(topic.list_parts()))
+
+
+def make_flow(tail: str = "true", processes: int = 1) -> Dataflow:
+    """Entry point for ``python -m bytewax.run "streams.app:make_flow('true', 2)"`` (one worker per process)."""
     from tickwave.cli.common import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)  # a process of its own: its reports and errors reach its log
-    flow = flow_for(settings, tail=tail.lower() == "true")
+    flow = flow_for(settings, tail=tail.lower() == "true", processes=processes)
     start_gc_freezer(threading.Event())  # as ``streams.runner.run_in_process`` does
     return flow

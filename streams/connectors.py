@@ -16,6 +16,7 @@ is what the loader (``streams.loader``) inserts them with.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -181,6 +182,8 @@ class TickTopicSource(FixedPartitionedSource[bytes, int]):
             )  # fmt: skip
             self._reader = _TopicReader(config, self.topic, self.batch_size)
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
+        start = "the beginning" if resume_state is None else f"offset {resume_state}"
+        logger.info("streams: reading %s[%s] from %s in process %d", self.topic, for_part, start, os.getpid())
         return _TopicPartitionReader(self._reader, int(for_part), offset)
 
 

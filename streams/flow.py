@@ -8,9 +8,10 @@ logic lives in pure modules (``validate``, ``bars``, ``features``, ``inference``
 
 from __future__ import annotations
 
+import logging
+import os
 import pickle
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,10 +26,13 @@ from bytewax.outputs import Sink
 from streams.bars import NEVER, BarState
 from streams.features import FeatureSpec, FeatureState
 from streams.inference import Inference, ModelProvider
+from streams.routing import GroupLayout
 from streams.signals import SignalRules, signal_from
 from streams.validate import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
 from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Signal, Tick, encode
+
+logger = logging.getLogger(__name__)
 
 ClockMs = Callable[[], int]
 
@@ -92,15 +96,16 @@ class SymbolState:
 
 @dataclass
 class GroupState:
-    """The symbols of one state group (one Bytewax key), and how many groups there are (the recovery snapshot)."""
+    """The symbols of one state group (one Bytewax key), and the layout of the groups (the recovery snapshot)."""
 
     groups: int
     symbols: dict[str, SymbolState] = field(default_factory=dict)
+    partitions: int = 0  # a class default: snapshots written before partition-aligned groups read 0
 
-
-def symbol_group(symbol: str, groups: int) -> str:
-    """The key of the group ``symbol``'s state lives in: a stable hash, the same in every process and run."""
-    return f"g{zlib.crc32(symbol.encode()) % groups}"
+    @property
+    def layout(self) -> GroupLayout:
+        """How the symbols were split into groups when this state was made."""
+        return GroupLayout(self.groups, self.partitions)
 
 
 @dataclass
@@ -146,7 +151,7 @@ class BarConsequences:
 class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
     """Per-group step: each symbol's spike filter and bars; closes a quiet symbol's bars on wall-clock time.
 
-    One key holds several symbols (``streams.symbol_groups``) so that the bars they close
+    One key holds several symbols (``streams.routing.GroupLayout``) so that the bars they close
     in one batch cost one model call and one publish: at a second's boundary
     all the symbols close together, and one by one each waited for every symbol ahead
     of it in Bytewax's key order.
@@ -234,6 +239,9 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
         state = self.state.symbols[symbol] = SymbolState(
             symbol, spike_filter, BarState(tuple(settings.timeframes), settings.late_wait_ms)
         )
+        # Where each symbol runs, once per symbol and process (one process, the default, says nothing).
+        level = logging.INFO if self.state.partitions else logging.DEBUG
+        logger.log(level, "streams: %s is folded in process %d (%s)", symbol, os.getpid(), self.state.layout.describe())
         return state
 
     def _followed(self, output: GroupOutput) -> GroupOutput:
@@ -256,26 +264,33 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
             self.consequences.publisher.flush()
 
 
-def group_state(groups: int, resume: bytes | None) -> GroupState:
+def group_state(layout: GroupLayout, resume: bytes | None) -> GroupState:
     """A group's state from its snapshot, or a new one.
 
     Raises:
         ValueError: for a snapshot of another layout: written with another
-            ``streams.symbol_groups``, or by a flow that kept one key per symbol. Its
-            open bars would be lost; the message says what to do.
+            ``streams.symbol_groups``, process count or partition count, or by a flow
+            that kept one key per symbol. Its symbols would land in other groups and
+            their open bars would be lost; the message says what to do.
     """
     if resume is None:
-        return GroupState(groups)
+        return GroupState(layout.groups, partitions=layout.partitions)
     state = pickle.loads(resume) if isinstance(resume, bytes) else resume  # noqa: S301 - the flow's own recovery store
     if not isinstance(state, GroupState):
         raise ValueError(
             "the recovery store holds one state per symbol, written before symbols were grouped: "
             "let that flow finish, or start with an empty recovery store (<state dir>/data/streams/recovery)"
         )
-    if state.groups != groups:
+    if state.layout != layout:
+        old = state.layout
+        back = (
+            f"run {old.groups} processes with TICKWAVE_STREAMS_SYMBOL_GROUPS=0 on the same ticks topic"
+            if old.partitions
+            else f"set it back (TICKWAVE_STREAMS_SYMBOL_GROUPS={old.groups})"
+        )
         raise ValueError(
-            f"the recovery store was written with streams.symbol_groups={state.groups}, not {groups}: "
-            f"set it back (TICKWAVE_STREAMS_SYMBOL_GROUPS={state.groups}), or start with an empty recovery store"
+            f"the recovery store was written with {old.describe()}, not {layout.describe()}: "
+            f"{back}, or start with an empty recovery store (<state dir>/data/streams/recovery)"
         )
     return state
 
@@ -289,8 +304,9 @@ def build_flow(
     spec: FeatureSpec | None = None,
     clock_ms: ClockMs = wall_clock_ms,
     flow_id: str = "tickwave_streams",
+    layout: GroupLayout | None = None,
 ) -> Dataflow:
-    """Build the dataflow from raw tick messages to signals."""
+    """Build the dataflow from raw tick messages to signals (``layout``: ``settings.symbol_groups`` by default)."""
     rules = rules or ValidationRules(max_future_ms=settings.max_future_ms)
     spec = spec or FeatureSpec()
     signal_rules = SignalRules(settings.entry_probability, settings.min_edge)
@@ -305,13 +321,13 @@ def build_flow(
     invalid = op.key_on("key_invalid", valid.falses, lambda rejection: rejection.symbol)
     # invalid: (symbol or "", Rejection)
 
-    groups = settings.symbol_groups
-    group_of: dict[str, str] = {}  # symbol -> group key, hashed once per symbol rather than once per tick
+    layout = layout or GroupLayout.for_run(settings.symbol_groups, workers=1, partitions=0)
+    group_of: dict[str, str] = {}  # symbol -> group key, worked out once per symbol rather than once per tick
 
     def group_key(tick: Tick) -> str:
         key = group_of.get(tick.symbol)
         if key is None:
-            key = group_of[tick.symbol] = symbol_group(tick.symbol, groups)
+            key = group_of[tick.symbol] = layout.key(tick.symbol)
         return key
 
     by_group = op.key_on("key_by_group", valid.trues, group_key)
@@ -322,7 +338,7 @@ def build_flow(
     consequences = BarConsequences(spec, inference, signal_rules, clock_ms, publisher)
 
     def build_group_logic(resume: bytes | None) -> GroupLogic:
-        return GroupLogic(group_state(groups, resume), settings, clock_ms, consequences)
+        return GroupLogic(group_state(layout, resume), settings, clock_ms, consequences)
 
     outputs = op.stateful_batch("bars", by_group, build_group_logic)
     # outputs: (group key, GroupOutput): ticks, rejections, closed bars and what each bar led to

@@ -82,11 +82,12 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
 def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
     """Run ``processes`` Bytewax processes and wait for them; return the worst exit code."""
     _check_partitions(settings, processes)
-    if settings.streams.symbol_groups < processes:
+    groups = settings.streams.symbol_groups
+    if 0 < groups < processes:
         logger.warning(
             "streams.symbol_groups=%d < %d processes: the bars, features and models run in %d of them (each group is "
-            "one key); a new recovery store may use more groups (TICKWAVE_STREAMS_SYMBOL_GROUPS)",
-            settings.streams.symbol_groups, processes, settings.streams.symbol_groups,
+            "one key); a new recovery store may use 0, one group per process (TICKWAVE_STREAMS_SYMBOL_GROUPS)",
+            groups, processes, groups,
         )  # fmt: skip
     store = recovery_dir(settings)
     addresses = ";".join(f"{LOOPBACK}:{free_port()}" for _ in range(processes))
@@ -109,7 +110,7 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
     for index in range(processes):
         children.append(subprocess.Popen(
             [
-                sys.executable, "-m", "bytewax.run", f"streams.app:make_flow('{str(tail).lower()}')",
+                sys.executable, "-m", "bytewax.run", f"streams.app:make_flow('{str(tail).lower()}', {processes})",
                 "-i", str(index), "-a", addresses, "-r", str(store),
                 "-s", str(settings.streams.snapshot_interval_s), "-b", "0",
             ],

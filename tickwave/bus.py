@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import zlib
 from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -132,6 +133,16 @@ def make_producer(bootstrap: str, profile: Profile = "bulk", **overrides: Any) -
 def make_consumer(bootstrap: str, group_id: str, profile: Profile = "bulk", **overrides: Any) -> Consumer:
     """Create a consumer for ``profile``."""
     return Consumer(consumer_config(bootstrap, group_id, profile, **overrides))
+
+
+def default_partition(key: bytes, partitions: int) -> int:
+    """The partition librdkafka's default partitioner (``consistent_random``) gives a message with ``key``.
+
+    CRC-32 of the key modulo the partition count, as every producer of Tickwave (all
+    librdkafka, none setting ``partitioner``) places a tick keyed by its symbol. A producer
+    with another partitioner (Java's murmur2) places keys elsewhere.
+    """
+    return zlib.crc32(key) % partitions
 
 
 def make_admin(bootstrap: str) -> AdminClient:

@@ -247,12 +247,14 @@ class StreamsSettings(_Section):
     model_refresh_s: float = Field(default=5.0, gt=0, description="how often the flow checks for a new champion model")
     processes: int = Field(default=1, ge=1, description="Bytewax processes (each takes a share of the partitions)")
     # One key per symbol made the ten symbols that close at a second's boundary run one after another, each
-    # with its own model call and produce request (bench/README.md, session 8).
+    # with its own model call and produce request (bench/README.md, session 8); hashed groups made ticks cross
+    # between processes, pickled, at half the speed of one process (session 9).
     symbol_groups: int = Field(
-        default=1,
-        ge=1,
-        description="keys the symbols' state is hashed into: each group's closes share one model call and one "
-        "publish; groups spread over processes (fixed for a recovery store)",
+        default=0,
+        ge=0,
+        description="state keys of the symbols (each group's closes share one model call and one publish): 0, one "
+        "group per process holding the symbols of the ticks partitions it reads, so no tick crosses processes; "
+        "N, N groups by a hash of the symbol (fixed for a recovery store)",
     )
     # 30 s, not 5: each snapshot holds the input back ~10 ms (Bytewax's store syncs each commit), and when its phase
     # met the 1 s bar closes, a 300 s run had 16 late seconds in 5 s steps (bench/README.md, session 6); a restart

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from confluent_kafka import TopicPartition
+from confluent_kafka.admin import NewTopic
 
-from tickwave.bus import broker_answers, make_admin, make_consumer, make_producer
+from tickwave.bus import Profile, broker_answers, default_partition, make_admin, make_consumer, make_producer
 from tickwave.cli.demo import demo_ticks
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Tick, decode, encode
@@ -108,6 +110,31 @@ def test_latency_profile_when_round_trip_then_well_under_fetch_wait_default(topi
     consumer.close()
 
     assert sorted(round_trips)[len(round_trips) // 2] < 0.25  # the 500 ms fetch wait default would dominate
+
+
+@pytest.mark.parametrize("profile", ["bulk", "live", "latency"])
+def test_default_partition_when_keyed_messages_produced_then_where_librdkafka_put_them(
+    settings: Settings, profile: Profile
+) -> None:
+    bootstrap = settings.kafka.bootstrap or ""
+    topic = f"{settings.kafka.topic_prefix}partitioner-{profile}"
+    partitions = 7
+    admin = make_admin(bootstrap)  # kept until the topic exists: a collected client cancels its request
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    keys = [f"SYM{number}".encode() for number in range(60)] + [b"EURUSD", b"XAUUSD", b"\xff\x00"]
+    placed: dict[bytes, int] = {}
+
+    def delivered(error: object, message: Any) -> None:
+        assert error is None, error
+        placed[message.key()] = message.partition()
+
+    producer = make_producer(bootstrap, profile)
+    for key in keys:
+        producer.produce(topic, b"x", key, on_delivery=delivered)
+    assert producer.flush(30) == 0
+
+    assert placed == {key: default_partition(key, partitions) for key in keys}
+    assert len(set(placed.values())) == partitions  # spread: a constant would not match by chance
 
 
 def test_broker_answers_when_nothing_listens_then_false_quickly() -> None:

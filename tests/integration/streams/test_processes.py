@@ -10,6 +10,7 @@ killed with ``kill -9``, the command leaves none of its processes behind.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -24,8 +25,8 @@ import psutil
 import pytest
 from confluent_kafka import TopicPartition
 
-from streams.flow import symbol_group
 from streams.ingest.sample import sample_paths
+from streams.routing import GroupLayout, key_for_worker
 from tests.integration.streams.test_flow_kafka_warehouse import sample_windows
 from tests.integration.streams.test_kill_resume import start_flow
 from tickwave.bus import make_consumer
@@ -137,14 +138,44 @@ def worker_counts(store: Path) -> list[int]:
     return [count for _, count in sorted(counts)]
 
 
+def symbol_partitions(settings: Settings) -> dict[str, int]:
+    """The partition of the ticks topic each symbol's ticks were put on (read back from the broker)."""
+    topic = topic_name(settings, TICKS)
+    consumer = make_consumer(settings.kafka.bootstrap or "", "check", **{"enable.partition.eof": True})
+    consumer.assign([TopicPartition(topic, partition, 0) for partition in range(PARTITIONS)])
+    found: dict[str, set[int]] = {}
+    ended: set[int] = set()
+    while len(ended) < PARTITIONS:
+        for message in consumer.consume(10_000, timeout=10):
+            if message.error() is not None:
+                ended.add(message.partition())  # end of that partition (anything else fails the check below)
+            else:
+                found.setdefault(message.key().decode(), set()).add(message.partition())
+    consumer.close()
+    assert all(len(partitions) == 1 for partitions in found.values()), found  # keyed by symbol
+    return {symbol: partitions.pop() for symbol, partitions in found.items()}
+
+
+def where_things_ran(log: str) -> tuple[dict[int, int], dict[str, int]]:
+    """From the processes' log: the process that read each partition, and the process that folded each symbol."""
+    log = " ".join(log.split())  # rich wraps long lines
+    readers = {
+        int(partition): int(pid)
+        for partition, pid in re.findall(r"reading \S+\[(\d+)\] from .*? in process (\d+)", log)
+    }
+    folded = re.findall(r"streams: (\w+) is folded in process (\d+)", log)
+    assert len(folded) == len(dict(folded)), folded  # each symbol's state made once, in one process
+    return readers, {symbol: int(pid) for symbol, pid in folded}
+
+
 def test_streams_run_when_two_processes_and_two_partitions_then_exact_rows_of_one_process(
-    topics: Settings, fresh_database: str
+    topics: Settings, fresh_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tickwave.cli.ingest_cmd import replay_sample
 
-    # A symbol group per process: each process folds its share of the symbols.
-    streams = {"close_on_wall_clock": False, "symbol_groups": PARTITIONS}
-    settings = partitioned_settings(topics, fresh_database, streams=streams)
+    monkeypatch.setenv("COLUMNS", "400")  # the processes' log lines unwrapped
+    # The default layout: one symbol group per process, holding the symbols of the partition it reads.
+    settings = partitioned_settings(topics, fresh_database, streams={"close_on_wall_clock": False})
     report = replay_sample(settings)
     assert report.is_clean and report.dead_letters == 0
     ticks, seconds, minutes = sample_windows()
@@ -162,7 +193,16 @@ def test_streams_run_when_two_processes_and_two_partitions_then_exact_rows_of_on
 
     assert worker_counts(store) == [PARTITIONS]  # one execution, by a cluster of two (one worker per process)
     symbols = {path.name.split("_")[0] for path in sample_paths()}
-    assert group_keys(store) == {symbol_group(symbol, PARTITIONS) for symbol in symbols} == {"g0", "g1"}
+    layout = GroupLayout(PARTITIONS, partitions=PARTITIONS)
+    assert (
+        group_keys(store) == {layout.key(symbol) for symbol in symbols} == {key_for_worker(0, 2), key_for_worker(1, 2)}
+    )
+    # No tick crossed between the processes: each symbol was folded where its partition was read.
+    readers, folded = where_things_ran(errors.decode())
+    partition_of = symbol_partitions(settings)
+    assert sorted(readers) == [0, 1] and len(set(readers.values())) == 2, readers
+    assert sorted(folded) == sorted(symbols) == sorted(partition_of)
+    assert {symbol: readers[partition_of[symbol]] for symbol in symbols} == folded
     client = connect(settings)
     count = lambda table: client.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]  # noqa: E731
     assert (count("ticks"), count("bars_1s"), count("bars_1m")) == (ticks, seconds, minutes)

@@ -20,9 +20,9 @@ from streams.flow import (
     SymbolState,
     build_flow,
     group_state,
-    symbol_group,
 )
 from streams.inference import Inference
+from streams.routing import GroupLayout
 from streams.signals import SignalRules
 from streams.validate import SpikeFilter, ValidationRules
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
@@ -32,6 +32,7 @@ from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Predicti
 T0 = 1_700_000_040_000  # a minute boundary
 NOW_MS = T0 + 3_600_000
 SETTINGS = StreamsSettings(timeframes=("1s", "1m"), late_wait_ms=500, close_on_wall_clock=False, model_refresh_s=0.01)
+ONE = GroupLayout(1)  # one group holds every symbol: one process, the default
 
 
 def stream(minutes: int = 55) -> list[Tick]:
@@ -226,11 +227,11 @@ def test_flow_when_signals_go_to_a_publisher_then_each_sent_once_as_decided_and_
 
 
 def test_group_state_when_snapshot_resumed_then_equal_and_new_when_none() -> None:
-    logic = GroupLogic(group_state(1, None), SETTINGS, lambda: NOW_MS)
+    logic = GroupLogic(group_state(ONE, None), SETTINGS, lambda: NOW_MS)
     logic.on_batch(stream(minutes=1)[:50])  # both symbols: open bars, seen ids, spike references
 
     snapshot = logic.snapshot()
-    resumed = group_state(1, snapshot)
+    resumed = group_state(ONE, snapshot)
 
     assert isinstance(snapshot, bytes)  # immutable: later ticks cannot change what was saved
     assert sorted(resumed.symbols) == ["EURUSD", "USDJPY"]
@@ -238,25 +239,36 @@ def test_group_state_when_snapshot_resumed_then_equal_and_new_when_none() -> Non
         again = resumed.symbols[symbol].bars
         assert again.open_bars == state.bars.open_bars and again.seen == state.bars.seen
         assert again.newest_ms == state.bars.newest_ms > 0
-    assert group_state(1, None) == GroupState(1)
+    assert group_state(ONE, None) == GroupState(1)
 
 
 def test_group_state_when_store_has_another_layout_then_refused_with_what_to_do() -> None:
-    snapshot = GroupLogic(group_state(2, None), SETTINGS, lambda: NOW_MS).snapshot()
+    snapshot = GroupLogic(group_state(GroupLayout(2), None), SETTINGS, lambda: NOW_MS).snapshot()
     old = pickle.dumps(SymbolState("EURUSD", SpikeFilter(), BarState(("1s",), 200)))
 
-    with pytest.raises(ValueError, match="symbol_groups=2, not 1"):
-        group_state(1, snapshot)
+    with pytest.raises(ValueError, match=r"streams\.symbol_groups=2, not streams\.symbol_groups=1: set it back"):
+        group_state(ONE, snapshot)
     with pytest.raises(ValueError, match="one state per symbol"):
-        group_state(1, old)
+        group_state(ONE, old)
 
 
-def test_symbol_group_when_hashed_then_stable_across_runs_and_spread() -> None:
-    symbols = ["EURUSD", "USDJPY", "GBPUSD", "AUDUSD", "XAUUSD", "USDCHF", "USDCAD", "NZDUSD", "EURJPY", "EURGBP"]
+def test_group_state_when_store_aligned_with_other_processes_or_partitions_then_refused() -> None:
+    aligned = GroupLayout(2, partitions=6)
+    snapshot = GroupLogic(group_state(aligned, None), SETTINGS, lambda: NOW_MS).snapshot()
 
-    assert {symbol_group(symbol, 1) for symbol in symbols} == {"g0"}
-    assert symbol_group("EURUSD", 2) == "g1" and symbol_group("USDJPY", 2) == "g0"  # crc32, not the salted hash()
-    assert {symbol_group(symbol, 4) for symbol in symbols} == {"g0", "g1", "g2", "g3"}
+    assert group_state(aligned, snapshot).layout == aligned
+    with pytest.raises(ValueError, match=r"with 2 processes and 6 ticks partitions, not .* with 2 processes and 8"):
+        group_state(GroupLayout(2, partitions=8), snapshot)
+    with pytest.raises(ValueError, match="run 2 processes with TICKWAVE_STREAMS_SYMBOL_GROUPS=0"):
+        group_state(GroupLayout(2), snapshot)  # hashed groups: the same count, another layout
+
+
+def test_group_state_when_snapshot_predates_aligned_groups_then_read_as_hashed() -> None:
+    state = GroupState(2)
+    del state.partitions  # pickled as a snapshot of session 9 was: no such field
+    snapshot = pickle.dumps(state)
+
+    assert group_state(GroupLayout(2), snapshot).layout == GroupLayout(2)
 
 
 class CountingInference(Inference):
@@ -277,7 +289,7 @@ def test_group_logic_when_symbols_close_in_one_batch_then_one_model_call_and_one
     inference.calls = []
     publisher = RecordingPublisher()
     consequences = BarConsequences(spec, inference, SignalRules(), lambda: NOW_MS, publisher)
-    logic = GroupLogic(group_state(1, None), SETTINGS, lambda: NOW_MS, consequences)
+    logic = GroupLogic(group_state(ONE, None), SETTINGS, lambda: NOW_MS, consequences)
     ticks = stream(minutes=2)
     for start in range(0, len(ticks), 8):  # a batch holds both symbols' closing ticks of a second
         logic.on_batch(ticks[start : start + 8])
