@@ -199,6 +199,62 @@ def _read_signals(bootstrap: str, topic: str, stop: Any, results: Any) -> None:
     results.put(received)
 
 
+def _sample_steal(stop: Any, results: Any) -> None:
+    """Every 10 ms until ``stop``: (time ns, steal, all) in ticks of the machine's CPUs, from /proc/stat (Linux).
+
+    Steal is the time the hypervisor ran something else while this VM's CPUs had work to
+    run: no process here can use it, and a hot path stalls for it.
+    """
+    samples: list[tuple[int, int, int]] = []
+    try:
+        with open("/proc/stat", "rb") as stat:
+            while not stop.is_set():
+                stat.seek(0)
+                fields = stat.readline().split()  # cpu user nice system idle iowait irq softirq steal ...
+                samples.append((time.time_ns(), int(fields[8]), sum(int(field) for field in fields[1:9])))
+                stop.wait(0.01)
+    except OSError:  # not Linux: nothing to report
+        samples = []
+    results.put(samples)
+
+
+def steal_report(
+    samples: list[tuple[int, int, int]],
+    slowest_by_second: dict[int, float],
+    by_second: dict[int, list[float]],
+    start_ms: int,
+    end_ms: int,
+) -> str:
+    """The host's CPU steal over the measured window, and how the late seconds fall against it.
+
+    A second "had steal" when the hypervisor took CPU time from 100 ms before its bars'
+    close (end + the late wait) to 60 ms after (/proc/stat counts in 10 ms ticks).
+    """
+    window = [sample for sample in samples if start_ms * 1_000_000 <= sample[0] <= end_ms * 1_000_000]
+    if len(window) < 2:
+        return "host CPU steal: not measured (no /proc/stat)"
+    times = [sample[0] for sample in window]
+
+    def steal_between(from_ms: int, to_ms: int) -> int:
+        first = bisect.bisect_left(times, from_ms * 1_000_000)
+        last = bisect.bisect_right(times, to_ms * 1_000_000) - 1
+        return window[last][1] - window[first][1] if 0 <= first < last else 0
+
+    share = (window[-1][1] - window[0][1]) / max(1, window[-1][2] - window[0][2])
+    stolen = {
+        start for start in slowest_by_second if steal_between(start + 1000 + WAIT_MS - 100, start + 1060 + WAIT_MS)
+    }
+    late = {start for start, slowest in slowest_by_second.items() if slowest >= 10.0}
+    calm = [value for start, values in by_second.items() if start not in stolen for value in values]
+    calm_p99 = f"{np.percentile(calm, 99):.1f} ms" if calm else "-"
+    return (
+        f"host CPU steal (the hypervisor ran others on this VM's CPUs): {share:.1%} of the CPU time; "
+        f"{len(stolen)} of {len(slowest_by_second)} seconds had steal around their close, and "
+        f"{len(late & stolen)} of the {len(late)} late seconds were among them; "
+        f"p99 over the {len(slowest_by_second) - len(stolen)} seconds without: {calm_p99}"
+    )
+
+
 def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: float, model: str) -> str:
     producer = make_producer(bootstrap, "live")  # as `tickwave ingest` sends live ticks
     # Random-walk steps drawn up front as Python floats: numpy scalars in the pacing loop made
@@ -222,6 +278,9 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
     stop, results = context.Event(), context.Queue()
     reader = context.Process(target=_read_signals, args=(bootstrap, f"{prefix}signals", stop, results), daemon=True)
     reader.start()
+    steal_stop, steal_results = context.Event(), context.Queue()
+    sampler = context.Process(target=_sample_steal, args=(steal_stop, steal_results), daemon=True)
+    sampler.start()
     # One minute of history at full speed: the 1 s features warm up (50 bars).
     history_start = time.time_ns() // 1_000_000 - 62_000
     for step in range(0, 61_000, 20):
@@ -256,10 +315,15 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
     producer.flush(10)
     time.sleep(2.0)
     stop.set()
+    steal_stop.set()
+    end_ms = time.time_ns() // 1_000_000
     received = [(decode(value, Signal), received_ns) for value, received_ns in results.get(timeout=30)]
+    steal_samples = steal_results.get(timeout=30)
     reader.join(10)
+    sampler.join(10)
     total_ms, in_flow_ms, publish_ms = [], [], []
     slowest_by_second: dict[int, float] = {}  # bar start -> its slowest signal (ten symbols close together)
+    by_second: dict[int, list[float]] = {}  # bar start -> its signals' latencies
     for signal, received_ns in received:
         if signal.timeframe != "1s" or signal.bar_start_ms < live_start_ms:
             continue
@@ -272,6 +336,7 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
             publish_ms.append(received_ns / 1e6 - signal.created_at_ms)
             slowest = slowest_by_second.get(signal.bar_start_ms, 0.0)
             slowest_by_second[signal.bar_start_ms] = max(slowest, total_ms[-1])
+            by_second.setdefault(signal.bar_start_ms, []).append(total_ms[-1])
     if not total_ms:
         return "tick-to-signal latency: no live signals received (check the flow's log)"
 
@@ -292,5 +357,6 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
         f"  of which signal step -> signal consumed (ms clock): {summary(publish_ms)}\n"
         f"  seconds whose slowest signal took 10 ms or more: {len(late)} of {len(slowest_by_second)} "
         f"(the ten symbols' signals of one second share its stalls, so ~6 signals of one bad second decide p99)"
-        f"{late_at}"
+        f"{late_at}\n"
+        f"  {steal_report(steal_samples, slowest_by_second, by_second, live_start_ms, end_ms)}"
     )
