@@ -125,8 +125,14 @@ def _model(path: Path, settings: Settings) -> None:
 
 
 def tick_to_signal_latency(
-    bootstrap: str, rate: int = 5000, seconds: float = 60.0, sinks: str = "production", warmup_s: float = 15.0
+    bootstrap: str,
+    rate: int = 5000,
+    seconds: float = 60.0,
+    sinks: str = "production",
+    warmup_s: float = 15.0,
+    plot: Path | None = None,
 ) -> str:
+    """Run the flow at ``rate`` ticks/s and report the latency (``plot``: a PNG of each second against the steal)."""
     state = Path(tempfile.mkdtemp(prefix="tw-bench-latency-"))
     prefix = f"lat-{sinks}."  # topics of this run only: the next run never replays this one's ticks
     env = {
@@ -159,7 +165,7 @@ def tick_to_signal_latency(
     try:
         label = "signals topic only" if sinks == "signals-only" else "production sinks"
         model = f"model of {settings.models.n_estimators} rounds x 3 classes, depth {settings.models.max_depth}"
-        result = f"{label}: " + _measure(bootstrap, prefix, rate, seconds, warmup_s, model)
+        result = f"{label}: " + _measure(bootstrap, prefix, rate, seconds, warmup_s, model, plot)
     finally:
         flow.terminate()
         flow.wait(30)
@@ -207,12 +213,12 @@ def _sample_steal(stop: Any, results: Any) -> None:
     """
     samples: list[tuple[int, int, int]] = []
     try:
-        with open("/proc/stat", "rb") as stat:
-            while not stop.is_set():
-                stat.seek(0)
+        while not stop.is_set():
+            # Opened each time: a buffered file's seek(0) re-reads its own stale buffer, not the kernel's counters.
+            with open("/proc/stat", "rb") as stat:
                 fields = stat.readline().split()  # cpu user nice system idle iowait irq softirq steal ...
-                samples.append((time.time_ns(), int(fields[8]), sum(int(field) for field in fields[1:9])))
-                stop.wait(0.01)
+            samples.append((time.time_ns(), int(fields[8]), sum(int(field) for field in fields[1:9])))
+            stop.wait(0.01)
     except OSError:  # not Linux: nothing to report
         samples = []
     results.put(samples)
@@ -231,8 +237,8 @@ def steal_report(
     close (end + the late wait) to 60 ms after (/proc/stat counts in 10 ms ticks).
     """
     window = [sample for sample in samples if start_ms * 1_000_000 <= sample[0] <= end_ms * 1_000_000]
-    if len(window) < 2:
-        return "host CPU steal: not measured (no /proc/stat)"
+    if len(window) < 2 or window[-1][2] == window[0][2]:
+        return "host CPU steal: not measured (no /proc/stat, or its counters did not move)"
     times = [sample[0] for sample in window]
 
     def steal_between(from_ms: int, to_ms: int) -> int:
@@ -255,7 +261,43 @@ def steal_report(
     )
 
 
-def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: float, model: str) -> str:
+def plot_seconds(path: Path, slowest_by_second: dict[int, float], steal_samples: list[tuple[int, int, int]]) -> None:
+    """Each second's slowest signal above the host's CPU steal in that second (one PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    starts = sorted(slowest_by_second)
+    times = [sample[0] for sample in steal_samples]
+
+    def steal_share(start: int) -> float:  # over the second that ends at this bar's close
+        first = bisect.bisect_left(times, (start + WAIT_MS) * 1_000_000)
+        last = bisect.bisect_right(times, (start + 1000 + WAIT_MS) * 1_000_000) - 1
+        if not 0 <= first < last:
+            return 0.0
+        (_, steal_a, all_a), (_, steal_b, all_b) = steal_samples[first][:3], steal_samples[last][:3]
+        return 100.0 * (steal_b - steal_a) / max(1, all_b - all_a)
+
+    elapsed = [(start - starts[0]) / 1000 for start in starts]
+    figure, (top, bottom) = pyplot.subplots(2, 1, figsize=(10, 5), sharex=True)
+    slowest = [slowest_by_second[start] for start in starts]
+    top.bar(elapsed, slowest, width=1.0, color=["tab:red" if value >= 10 else "tab:blue" for value in slowest])
+    top.axhline(10, color="black", linewidth=0.8, linestyle="--")
+    top.set_ylabel("slowest signal (ms)")
+    top.set_title("tick-to-signal latency per second (red: 10 ms or more) and the host's CPU steal")
+    bottom.bar(elapsed, [steal_share(start) for start in starts], width=1.0, color="tab:orange")
+    bottom.set_ylabel("CPU steal (% of the VM)")
+    bottom.set_xlabel("seconds into the measured window")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    pyplot.close(figure)
+
+
+def _measure(
+    bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: float, model: str, plot: Path | None = None
+) -> str:
     producer = make_producer(bootstrap, "live")  # as `tickwave ingest` sends live ticks
     # Random-walk steps drawn up front as Python floats: numpy scalars in the pacing loop made
     # every price a numpy float, whose arithmetic is several times slower than a float's.
@@ -340,6 +382,8 @@ def _measure(bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: f
     if not total_ms:
         return "tick-to-signal latency: no live signals received (check the flow's log)"
 
+    if plot is not None and steal_samples:
+        plot_seconds(plot, slowest_by_second, steal_samples)
     late = sorted(start for start, slowest in slowest_by_second.items() if slowest >= 10.0)
     # The second of its minute each late bar started at (the bar of second 59 closes with the 1 min bars).
     late_at = ", ".join(f":{start // 1000 % 60:02d}" for start in late)
