@@ -224,6 +224,20 @@ def _sample_steal(stop: Any, results: Any) -> None:
     results.put(samples)
 
 
+def _counters_between(
+    samples: list[tuple[int, int, int]], times: list[int], from_ms: int, to_ms: int
+) -> tuple[int, int]:
+    """(steal, all) ticks between the first sample at or after ``from_ms`` and the last at or before ``to_ms``.
+
+    ``times``: the samples' times, in order (bisected).
+    """
+    first = bisect.bisect_left(times, from_ms * 1_000_000)
+    last = bisect.bisect_right(times, to_ms * 1_000_000) - 1
+    if not 0 <= first < last:
+        return 0, 0
+    return samples[last][1] - samples[first][1], samples[last][2] - samples[first][2]
+
+
 def steal_report(
     samples: list[tuple[int, int, int]],
     slowest_by_second: dict[int, float],
@@ -239,16 +253,12 @@ def steal_report(
     window = [sample for sample in samples if start_ms * 1_000_000 <= sample[0] <= end_ms * 1_000_000]
     if len(window) < 2 or window[-1][2] == window[0][2]:
         return "host CPU steal: not measured (no /proc/stat, or its counters did not move)"
-    times = [sample[0] for sample in window]
-
-    def steal_between(from_ms: int, to_ms: int) -> int:
-        first = bisect.bisect_left(times, from_ms * 1_000_000)
-        last = bisect.bisect_right(times, to_ms * 1_000_000) - 1
-        return window[last][1] - window[first][1] if 0 <= first < last else 0
-
     share = (window[-1][1] - window[0][1]) / max(1, window[-1][2] - window[0][2])
+    times = [sample[0] for sample in window]
     stolen = {
-        start for start in slowest_by_second if steal_between(start + 1000 + WAIT_MS - 100, start + 1060 + WAIT_MS)
+        start
+        for start in slowest_by_second
+        if _counters_between(window, times, start + 1000 + WAIT_MS - 100, start + 1060 + WAIT_MS)[0]
     }
     late = {start for start, slowest in slowest_by_second.items() if slowest >= 10.0}
     calm = [value for start, values in by_second.items() if start not in stolen for value in values]
@@ -272,12 +282,8 @@ def plot_seconds(path: Path, slowest_by_second: dict[int, float], steal_samples:
     times = [sample[0] for sample in steal_samples]
 
     def steal_share(start: int) -> float:  # over the second that ends at this bar's close
-        first = bisect.bisect_left(times, (start + WAIT_MS) * 1_000_000)
-        last = bisect.bisect_right(times, (start + 1000 + WAIT_MS) * 1_000_000) - 1
-        if not 0 <= first < last:
-            return 0.0
-        (_, steal_a, all_a), (_, steal_b, all_b) = steal_samples[first][:3], steal_samples[last][:3]
-        return 100.0 * (steal_b - steal_a) / max(1, all_b - all_a)
+        stolen, counted = _counters_between(steal_samples, times, start + WAIT_MS, start + 1000 + WAIT_MS)
+        return 100.0 * stolen / max(1, counted)
 
     elapsed = [(start - starts[0]) / 1000 for start in starts]
     figure, (top, bottom) = pyplot.subplots(2, 1, figsize=(10, 5), sharex=True)

@@ -66,18 +66,9 @@ def flow_for(
     """
     source = TickTopicSource(resolve_bootstrap(settings), topic_name(settings, TICKS), tail=tail)
     sinks = sinks or production_sinks(settings)
-    return build_flow(
-        settings.streams, source, sinks, provider or model_provider(settings), layout=group_layout(settings, processes)
-    )
-
-
-def group_layout(settings: Settings, processes: int) -> GroupLayout:
-    """``streams.symbol_groups``' layout for ``processes`` processes and the ticks topic's partitions."""
-    groups = settings.streams.symbol_groups
-    if groups > 0 or processes <= 1:
-        return GroupLayout.for_run(groups, processes, partitions=0)
-    topic = TickTopicSource(resolve_bootstrap(settings), topic_name(settings, TICKS))
-    return GroupLayout.for_run(groups, processes, partitions=len(topic.list_parts()))
+    partitions = len(source.list_parts()) if processes > 1 else 0  # what aligned groups need from the broker
+    layout = GroupLayout.for_run(settings.streams.symbol_groups, processes, partitions)
+    return build_flow(settings.streams, source, sinks, provider or model_provider(settings), layout=layout)
 
 
 def make_flow(tail: str = "true", processes: int = 1) -> Dataflow:
