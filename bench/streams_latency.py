@@ -239,11 +239,7 @@ def _counters_between(
 
 
 def steal_report(
-    samples: list[tuple[int, int, int]],
-    slowest_by_second: dict[int, float],
-    by_second: dict[int, list[float]],
-    start_ms: int,
-    end_ms: int,
+    samples: list[tuple[int, int, int]], by_second: dict[int, list[float]], late: list[int], start_ms: int, end_ms: int
 ) -> str:
     """The host's CPU steal over the measured window, and how the late seconds fall against it.
 
@@ -257,17 +253,16 @@ def steal_report(
     times = [sample[0] for sample in window]
     stolen = {
         start
-        for start in slowest_by_second
+        for start in by_second
         if _counters_between(window, times, start + 1000 + WAIT_MS - 100, start + 1060 + WAIT_MS)[0]
     }
-    late = {start for start, slowest in slowest_by_second.items() if slowest >= 10.0}
     calm = [value for start, values in by_second.items() if start not in stolen for value in values]
     calm_p99 = f"{np.percentile(calm, 99):.1f} ms" if calm else "-"
     return (
         f"host CPU steal (the hypervisor ran others on this VM's CPUs): {share:.1%} of the CPU time; "
-        f"{len(stolen)} of {len(slowest_by_second)} seconds had steal around their close, and "
-        f"{len(late & stolen)} of the {len(late)} late seconds were among them; "
-        f"p99 over the {len(slowest_by_second) - len(stolen)} seconds without: {calm_p99}"
+        f"{len(stolen)} of {len(by_second)} seconds had steal around their close, and "
+        f"{len(stolen.intersection(late))} of the {len(late)} late seconds were among them; "
+        f"p99 over the {len(by_second) - len(stolen)} seconds without: {calm_p99}"
     )
 
 
@@ -370,8 +365,7 @@ def _measure(
     reader.join(10)
     sampler.join(10)
     total_ms, in_flow_ms, publish_ms = [], [], []
-    slowest_by_second: dict[int, float] = {}  # bar start -> its slowest signal (ten symbols close together)
-    by_second: dict[int, list[float]] = {}  # bar start -> its signals' latencies
+    by_second: dict[int, list[float]] = {}  # bar start -> its signals' latencies (ten symbols close together)
     for signal, received_ns in received:
         if signal.timeframe != "1s" or signal.bar_start_ms < live_start_ms:
             continue
@@ -382,12 +376,11 @@ def _measure(
             total_ms.append((received_ns - closing_ns) / 1e6)
             in_flow_ms.append(signal.created_at_ms - closing_ns / 1e6)
             publish_ms.append(received_ns / 1e6 - signal.created_at_ms)
-            slowest = slowest_by_second.get(signal.bar_start_ms, 0.0)
-            slowest_by_second[signal.bar_start_ms] = max(slowest, total_ms[-1])
             by_second.setdefault(signal.bar_start_ms, []).append(total_ms[-1])
     if not total_ms:
         return "tick-to-signal latency: no live signals received (check the flow's log)"
 
+    slowest_by_second = {start: max(values) for start, values in by_second.items()}
     if plot is not None and steal_samples:
         plot_seconds(plot, slowest_by_second, steal_samples)
     late = sorted(start for start, slowest in slowest_by_second.items() if slowest >= 10.0)
@@ -408,5 +401,5 @@ def _measure(
         f"  seconds whose slowest signal took 10 ms or more: {len(late)} of {len(slowest_by_second)} "
         f"(the ten symbols' signals of one second share its stalls, so ~6 signals of one bad second decide p99)"
         f"{late_at}\n"
-        f"  {steal_report(steal_samples, slowest_by_second, by_second, live_start_ms, end_ms)}"
+        f"  {steal_report(steal_samples, by_second, late, live_start_ms, end_ms)}"
     )

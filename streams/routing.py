@@ -86,11 +86,8 @@ def reader_of_partition(partition: int, partitions: int, workers: int) -> int:
 @lru_cache(maxsize=256)
 def key_for_worker(worker: int, workers: int) -> str:
     """The first of ``w<worker>``, ``w<worker>.1``, ``w<worker>.2``, ... that Bytewax runs on ``worker``."""
-    for attempt in itertools.count():
-        key = f"w{worker}" if attempt == 0 else f"w{worker}.{attempt}"
-        if worker_of_key(key, workers) == worker:
-            return key
-    raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
+    candidates = itertools.chain([f"w{worker}"], (f"w{worker}.{attempt}" for attempt in itertools.count(1)))
+    return next(key for key in candidates if worker_of_key(key, workers) == worker)
 
 
 @dataclass(frozen=True)
