@@ -297,7 +297,9 @@ def measure_latency(bootstrap: str) -> str:
     # Production for 300 s (~2,990 signals): in 60 s, p99 is the 6th worst signal, and one bad second decides it.
     plot = ROOT / "bench" / "figures" / "streams_latency.png"  # each second's slowest signal against the host's steal
     production = tick_to_signal_latency(bootstrap, sinks="production", seconds=300.0, plot=plot)
-    return f"{flow_only}\n{production}\n(plot: {plot.relative_to(ROOT)})"
+    # The floor: the flow's own step in a plain consumer loop, over the same two Kafka hops (bench/streams_relay.py).
+    loop = tick_to_signal_latency(bootstrap, sinks="production", seconds=300.0, engine="loop")
+    return f"{flow_only}\n{production}\n(plot: {plot.relative_to(ROOT)})\n{loop}"
 
 
 if __name__ == "__main__":

@@ -131,10 +131,15 @@ def tick_to_signal_latency(
     sinks: str = "production",
     warmup_s: float = 15.0,
     plot: Path | None = None,
+    engine: str = "bytewax",
 ) -> str:
-    """Run the flow at ``rate`` ticks/s and report the latency (``plot``: a PNG of each second against the steal)."""
+    """Run the flow at ``rate`` ticks/s and report the latency (``plot``: a PNG of each second against the steal).
+
+    ``engine="loop"`` runs the plain-loop contender (``bench.streams_relay``: the flow's
+    own step without Bytewax) in the flow's place, with the same sinks.
+    """
     state = Path(tempfile.mkdtemp(prefix="tw-bench-latency-"))
-    prefix = f"lat-{sinks}."  # topics of this run only: the next run never replays this one's ticks
+    prefix = f"lat-{engine}-{sinks}-{state.name[-8:]}."  # topics of this run only: the next never replays its ticks
     env = {
         **os.environ,
         "TICKWAVE_STATE_DIR": str(state),
@@ -155,15 +160,19 @@ def tick_to_signal_latency(
     migrate(settings)
     model_path = state / "model.pkl"
     _model(model_path, settings)
-    flow = subprocess.Popen(
+    command = (
         [sys.executable, "-m", "bytewax.run", f"bench.streams_latency:latency_flow('{model_path}', '{sinks}')",
-         "-r", str(_recovery(state)), "-s", str(settings.streams.snapshot_interval_s), "-b", "0"],
-        cwd=ROOT, env=env, start_new_session=True,  # a session of its own, as `tickwave up` runs it
+         "-r", str(_recovery(state)), "-s", str(settings.streams.snapshot_interval_s), "-b", "0"]
+        if engine == "bytewax"
+        else [sys.executable, "-m", "bench.streams_relay", str(model_path), sinks]
     )  # fmt: skip
+    # A session of its own, as `tickwave up` runs the flow.
+    flow = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     # Production: the records the flow publishes are inserted by the loader, as `tickwave streams run` does.
     loader = start_loader(settings) if sinks == "production" else None
     try:
-        label = "signals topic only" if sinks == "signals-only" else "production sinks"
+        label = "Bytewax flow" if engine == "bytewax" else "plain loop (bench.streams_relay)"
+        label += ", signals topic only" if sinks == "signals-only" else ", production sinks"
         model = f"model of {settings.models.n_estimators} rounds x 3 classes, depth {settings.models.max_depth}"
         result = f"{label}: " + _measure(bootstrap, prefix, rate, seconds, warmup_s, model, plot)
     finally:
