@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -181,7 +182,7 @@ class LoginGuard:
             failures = self._recent((user, address), now)
             if len(failures) < self.max_failures:
                 return
-            wait_s = max(1, int(self.window_s - (now - failures[0])) + 1)
+            wait_s = max(1, math.ceil(self.window_s - (now - failures[0])))
         logger.warning("login refused: user=%s address=%s is locked out for %d s more", user, address, wait_s)
         raise QueryError(
             AUTHENTICATION_FAILED,

@@ -27,13 +27,14 @@ import uvicorn
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.services.supervisor import LOOPBACK
+from tickwave.warehouse.accesslog import AccessLog
 from tickwave.warehouse.asgi import Limits, WarehouseApp
 from tickwave.warehouse.auth import User, users_from
 from tickwave.warehouse.confinement import confine_process
 from tickwave.warehouse.credentials import resolve_credentials
 from tickwave.warehouse.engine import Engine
 from tickwave.warehouse.execution import Executor, SessionLimits
-from tickwave.warehouse.limits import AnalystLimits
+from tickwave.warehouse.limits import AnalystLimits, LoginGuard
 from tickwave.warehouse.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
 from tickwave.warehouse.protocol import QueryError
 from tickwave.warehouse.sessions import SessionStore
@@ -124,9 +125,12 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
     policy = ReadOnlyPolicy(FunctionCatalog(lambda: read_catalog(engine.run_admin)))
     pool = ThreadPoolExecutor(max_workers=clickhouse.max_concurrent_queries, thread_name_prefix="warehouse-query")
 
+    access_log = AccessLog(lambda: engine.open(0), clickhouse.database)
+
     def shutdown() -> None:
         sessions.close_all()
         pool.shutdown(wait=True)
+        access_log.close()
         engine.close()
         logger.info("warehouse engine closed")
 
@@ -147,6 +151,8 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
         ),
         pool,
         shutdown,
+        LoginGuard(clickhouse.max_failed_logins, clickhouse.failed_login_window_s),
+        access_log,
     )
     config = uvicorn.Config(
         app,
