@@ -26,6 +26,7 @@ from tickwave.bus import resolve_bootstrap
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError
 from tickwave.gcpause import start_gc_freezer
+from tickwave.instruments import registry
 from tickwave.services.own import mark_ready
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def build_broker(settings: Settings, clock: Clock) -> Broker:
         from execution.brokers.mt5 import Mt5Broker, load_terminal
 
         return Mt5Broker(settings.execution, clock, load_terminal(settings))
-    return PaperBroker(settings.execution, clock, instance_dir(settings) / LEDGER_NAME)
+    return PaperBroker(settings.execution, clock, instance_dir(settings) / LEDGER_NAME, registry(settings.symbols))
 
 
 def build_service(
@@ -54,8 +55,8 @@ def build_service(
     """Build the engine, journal and (unless given) broker for ``settings`` (nothing is replayed yet)."""
     clock = clock or SystemClock()
     execution = settings.execution
-    engine = Engine(RiskLimits.from_settings(execution), SizingPolicy.from_settings(execution), clock,
-                    execution.instance_id)  # fmt: skip
+    limits = RiskLimits.from_settings(execution, registry(settings.symbols))
+    engine = Engine(limits, SizingPolicy.from_settings(execution), clock, execution.instance_id)
     journal = Journal(instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync)
     return ExecutionService(engine, journal, broker or build_broker(settings, clock), publisher)
 
