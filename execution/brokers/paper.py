@@ -98,16 +98,22 @@ class PaperBroker:
     # -- the Broker interface -------------------------------------------------------------
 
     def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
-        """Accept and (without latency) fill a market order at the latest quote."""
-        if intent.client_order_id in self._orders:
-            return []
+        """Accept and (without latency) fill a market order at the latest quote.
+
+        Every call is written to the ledger as it arrives, a repeated ``client_order_id``
+        too (then it changes nothing: idempotent), so the ledger counts what the venue was
+        sent, not only what it acted on.
+        """
         now_ms = self.clock.now_ms()
-        events: list[BrokerEvent] = []
         submitted = OrderSubmitted(
             client_order_id=intent.client_order_id, signal_id=intent.signal_id, symbol=intent.symbol,
             model_id=intent.model_id, model_version=intent.model_version, event_at_ms=now_ms, side=intent.side,
             quantity_lots=intent.quantity_lots, order_type=intent.order_type, limit_price=intent.limit_price,
         )  # fmt: skip
+        if intent.client_order_id in self._orders:
+            self._ledger.append(submitted)  # received again: recorded, not acted on
+            return []
+        events: list[BrokerEvent] = []
         self._record(submitted)
         if intent.symbol not in self.quotes:
             events.append(rejected(intent, f"no quote for {intent.symbol}", now_ms))
@@ -195,7 +201,7 @@ class PaperBroker:
 
     def _apply(self, event: OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled) -> None:
         if isinstance(event, OrderSubmitted):
-            self._orders[event.client_order_id] = _PaperOrder(event)
+            self._orders.setdefault(event.client_order_id, _PaperOrder(event))  # a repeat changes nothing
             return
         paper = self._orders[event.client_order_id]
         self._working.discard(event.client_order_id)
