@@ -26,7 +26,15 @@ from typing import Any, Literal
 from execution.brokers.base import EXPIRED_PREFIX
 from execution.clock import Clock
 from execution.positions import Book
-from execution.risk import PriceWindow, ProposedOrder, RiskLimits, RiskView, first_denial, mids_of
+from execution.risk import (
+    PriceWindow,
+    ProposedOrder,
+    RiskLimits,
+    RiskView,
+    first_denial,
+    mids_of,
+    operator_denial,
+)
 from execution.sizing import SizingPolicy, order_for, target_position_lots
 from execution.state import IllegalTransition, Order, OrderStatus
 from tickwave.contracts import (
@@ -57,6 +65,7 @@ RATE_WINDOW_MS = 1_000
 TRADING_STATE = "trading_state"
 SYMBOL_HALTED = "symbol_halted"
 SYMBOL_RESUMED = "symbol_resumed"
+FLATTEN = "flatten"
 DAY_ROLLOVER = "day_rollover"  # marks each position's unrealised P&L at the trading day's start
 
 # Limits an operator may change at run time with ``set_limit`` (until the next restart).
@@ -82,9 +91,10 @@ class Decision:
 
 @dataclass(frozen=True)
 class ControlOutcome:
-    """What a control command leads to: the events to record (a duplicate command: none)."""
+    """What a control command leads to: events to record, orders to send (flatten); a duplicate: none."""
 
-    events: tuple[RiskEvent, ...] = ()
+    events: tuple[RiskEvent | OrderDenied, ...] = ()
+    intents: tuple[OrderIntent, ...] = ()
     is_duplicate: bool = False
 
 
@@ -214,6 +224,8 @@ class Engine:
             return ControlOutcome(self._resume_events(command, who, now_ms))
         if command.command == "set_limit":
             return ControlOutcome(self._set_limit_events(command, who, now_ms))
+        if command.command == "flatten":
+            return self._flatten(command, who, now_ms)
         status = {**self.status(), "command_id": command.command_id}
         return ControlOutcome((self._risk_event("status", "info", json.dumps(status, sort_keys=True), now_ms),))
 
@@ -226,6 +238,47 @@ class Engine:
         if not command.symbol:
             events.append(self._risk_event(TRADING_STATE, "info", f"ACTIVE {who}", now_ms, "ACTIVE", check="operator"))
         return tuple(events)
+
+    def _flatten(self, command: ControlCommand, who: str, now_ms: int) -> ControlOutcome:
+        """Close positions (all, or one symbol's) with reduce-only market orders; cancel their working orders.
+
+        Each order is named by the command and the symbol (idempotent: a repeated command
+        is a duplicate), is at most ``max_order_lots`` (larger positions close in several
+        orders) and passes the gate except the trading state: an operator may flatten while
+        HALTED. A denied one (no price, market closed, collar) is recorded with its check.
+        """
+        symbols = [command.symbol] if command.symbol else sorted(s for s, lots in self.view.positions.items() if lots)
+        intents: list[OrderIntent] = []
+        denials: list[OrderDenied] = []
+        closing: list[str] = []
+        for symbol in symbols:
+            position = self.view.position(symbol)
+            remaining = abs(position)
+            side: Literal["buy", "sell"] = "sell" if position > 0 else "buy"
+            part = 0
+            while remaining > 0:
+                lots = min(remaining, to_decimal(self.limits.max_order_lots))
+                signal = flatten_signal(command, symbol, part, now_ms)
+                proposed = ProposedOrder(signal, side, float(lots))
+                denial = operator_denial(proposed, self.view, self.limits, now_ms)
+                if denial is not None:
+                    denials.append(self._denied(signal, now_ms, denial.check, denial.reason))
+                else:
+                    intents.append(OrderIntent(
+                        client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id,
+                        symbol=symbol, side=side, quantity_lots=float(lots), order_type="market",
+                        model_id=signal.model_id, model_version=0, created_at_ms=now_ms,
+                    ))  # fmt: skip
+                remaining -= lots
+                part += 1
+            if position:
+                closing.append(f"{symbol} {position} lots")
+        working = [order.client_order_id for order in self.working_orders() if order.symbol in symbols]
+        scope = command.symbol or "all symbols"
+        detail = (f"FLATTEN {scope} {who}: closing {', '.join(closing) or 'nothing (flat)'} with {len(intents)} "
+                  f"reduce-only orders; canceling {len(working)} working orders; {len(denials)} denied")  # fmt: skip
+        report = self._risk_event(FLATTEN, "critical", detail, now_ms, symbol=command.symbol, check="operator")
+        return ControlOutcome(events=(report, *denials), intents=tuple(intents))
 
     def _set_limit_events(self, command: ControlCommand, who: str, now_ms: int) -> tuple[RiskEvent, ...]:
         unknown = sorted(set(command.params) - SETTABLE_LIMITS)
@@ -368,8 +421,10 @@ class Engine:
         """Return the working orders a halt cancels (all of them, or the halted symbol's)."""
         if event.kind == TRADING_STATE and event.trading_state == "HALTED":
             return self.working_orders()
-        if event.kind == SYMBOL_HALTED:
+        if event.kind == SYMBOL_HALTED or (event.kind == FLATTEN and event.symbol):
             return [order for order in self.working_orders() if order.symbol == event.symbol]
+        if event.kind == FLATTEN:
+            return self.working_orders()
         return []
 
     def working_orders(self) -> list[Order]:
@@ -461,6 +516,15 @@ class Engine:
     def report(self, kind: str, detail: str, severity: Literal["info", "warning", "critical"] = "warning") -> RiskEvent:
         """Build an informational risk event (reconciliation differences, start-up)."""
         return self._risk_event(kind, severity, detail, self.clock.now_ms())
+
+
+def flatten_signal(command: ControlCommand, symbol: str, part: int, now_ms: int) -> Signal:
+    """The operator's decision a flatten order traces to (its id names the command, symbol and part)."""
+    return Signal(
+        signal_id=f"flatten-{command.command_id}-{symbol}-{part}", symbol=symbol, timeframe="operator",
+        bar_start_ms=now_ms, direction="flat", strength=0.0, confidence=1.0, model_id=f"operator:{command.issued_by}",
+        model_version=0, created_at_ms=now_ms,
+    )  # fmt: skip
 
 
 def _money_text(amount: Decimal | None) -> str:

@@ -345,6 +345,25 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
+# An operator's reduce-only order (flatten): the gate without the trading state (it must
+# work while HALTED), the signal's age and the breakers' trips; price, collar and rate stay.
+OPERATOR_CHECKS: tuple[Check, ...] = (
+    check_symbol_allowed, check_market_open, check_max_order_size, check_no_price, check_price_collar,
+    check_order_rate,
+)  # fmt: skip
+
+
+def operator_denial(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
+    """Run the operator checks on a reduce-only order; return the first denial, or None."""
+    if not is_reducing(order, view):
+        return Denial("reduce_only", "an operator's flatten order must only reduce the position")
+    for check in OPERATOR_CHECKS:
+        denial = check(order, view, limits, now_ms)
+        if denial is not None:
+            return denial
+    return None
+
+
 def first_denial(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Run every check in order; return the first denial, or None when the order may go."""
     for check in CHECKS:

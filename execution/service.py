@@ -119,31 +119,38 @@ class ExecutionService:
         time; only the fsync is shared.
         """
         with self.lock:
-            to_send: list[tuple[Signal, OrderIntent, OrderSubmitted, tuple[int, int, int]]] = []
+            to_send: list[tuple[OrderIntent, OrderSubmitted, int, int]] = []
             for signal in signals:
                 decision = self.engine.on_signal(signal)
                 if decision.is_duplicate:
                     logger.debug("signal=%s seen before; ignored", signal.signal_id)
                     continue
                 received = self.journal.append(signal)
+                self._publish(signal, received)
                 if decision.intent is None:
-                    self._publish(signal, received)
                     self._record_all(decision.events)
                     continue
-                intent = decision.intent
-                submitted = self.engine.submission(intent)
-                positions = (received, self.journal.append(intent), self.journal.append(submitted))
-                self.engine.apply(submitted)
-                to_send.append((signal, intent, submitted, positions))
-            if not to_send:
-                return
-            self.journal.sync()  # every OrderSubmitted above is on disk before any broker call
-            for signal, intent, submitted, (received, decided, sent) in to_send:
-                answers = self.broker.submit(intent)
-                self._publish(signal, received)
-                self._publish(intent, decided)
-                self._publish(submitted, sent)
-                self._record_all(answers)
+                to_send.append(self._journal_order(decision.intent))  # applied now: a repeat in this batch is seen
+            self._send(to_send)
+
+    def _journal_order(self, intent: OrderIntent) -> tuple[OrderIntent, OrderSubmitted, int, int]:
+        """Journal an intent and its OrderSubmitted and apply the latter (the broker call comes after the fsync)."""
+        decided = self.journal.append(intent)
+        submitted = self.engine.submission(intent)
+        sent = self.journal.append(submitted)
+        self.engine.apply(submitted)
+        return intent, submitted, decided, sent
+
+    def _send(self, to_send: Sequence[tuple[OrderIntent, OrderSubmitted, int, int]]) -> None:
+        """Fsync once, then call the broker for each journaled order and record its answers."""
+        if not to_send:
+            return
+        self.journal.sync()  # every OrderSubmitted is on disk before any broker call
+        for intent, submitted, decided, sent in to_send:
+            answers = self.broker.submit(intent)
+            self._publish(intent, decided)
+            self._publish(submitted, sent)
+            self._record_all(answers)
 
     def handle_tick_bytes(self, raw: bytes) -> None:
         """Decode and handle one tick (invalid ticks were quarantined upstream: skip quietly)."""
@@ -170,7 +177,8 @@ class ExecutionService:
             self.engine.apply(command)
             for event in outcome.events:
                 self._record(event)
-                logger.warning("control %s: %s", command.command, event.detail)
+                logger.warning("control %s: %s", command.command, getattr(event, "detail", event))
+            self._send([self._journal_order(intent) for intent in outcome.intents])
 
     def poll_broker(self) -> None:
         """Collect late broker events (paper latency fills, MT5 deal updates)."""

@@ -75,6 +75,17 @@ def test_execution_when_signals_over_kafka_then_one_order_each_and_kill_switch_h
     assert result.exit_code == 0, result.output
     assert "HALTED" in result.output
 
+    # Flatten works while HALTED: reduce-only market orders through the journal and the broker.
+    for symbol, mid in (("EURUSD", 1.1), ("GBPUSD", 1.27)):
+        bus.send(make_tick(now_ms(), mid, symbol))
+    result = CliRunner().invoke(app, ["execution", "flatten", "--reason", "end of test"], env=processes.env)
+    assert result.exit_code == 0 and "FLATTEN all symbols" in result.output, result.output
+    bus.wait_for(lambda events: sum(isinstance(e, OrderFilled) and e.signal_id.startswith("flatten-")
+                                    for e in events) >= 2, 15, "the flatten orders to fill")  # fmt: skip
+    result = CliRunner().invoke(app, ["execution", "status"], env=processes.env)
+    positions_row = next(line for line in result.output.splitlines() if "positions_lots" in line)
+    assert "{}" in positions_row, result.output
+
     result = CliRunner().invoke(app, ["execution", "resume", "--reason", "test over"], env=processes.env)
     assert result.exit_code == 0 and "ACTIVE" in result.output, result.output
     after = make_signal(200, now_ms(), "short", 1.0)

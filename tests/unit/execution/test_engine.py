@@ -124,3 +124,51 @@ def test_daily_loss_when_action_is_halted_then_halted() -> None:
     events = _tick(engine, 1.09)
 
     assert [event.trading_state for event in events] == ["HALTED"] and engine.trading_state == "HALTED"
+
+
+def _position(engine: Engine, number: int, symbol: str, lots: float, price: float) -> None:
+    """Put a filled position on the books (an order submitted and filled)."""
+    from tickwave.contracts import OrderFilled, OrderSubmitted
+
+    side = "buy" if lots > 0 else "sell"
+    now = engine.clock.now_ms()
+    engine.apply(OrderSubmitted(client_order_id=f"p{number}", signal_id=f"ps{number}", symbol=symbol, model_id="m1",
+                                model_version=1, event_at_ms=now, side=side, quantity_lots=abs(lots),
+                                order_type="market"))  # fmt: skip
+    engine.apply(OrderFilled(client_order_id=f"p{number}", signal_id=f"ps{number}", symbol=symbol, model_id="m1",
+                             model_version=1, event_at_ms=now, fill_id=f"pf{number}", fill_price=price,
+                             fill_lots=abs(lots), cumulative_lots=abs(lots), is_final=True))  # fmt: skip
+
+
+def test_flatten_when_positions_open_then_reduce_only_orders_close_them_even_when_halted() -> None:
+    engine, _ = _engine(max_order_lots=0.5, max_position_lots=5.0)
+    _tick(engine, 150.0, "USDJPY", spread=0.02)
+    _position(engine, 1, "EURUSD", 1.2, 1.1)
+    _position(engine, 2, "USDJPY", -0.3, 150.0)
+    _apply_events(engine, engine.on_control(_command("halt", 1)).events)
+
+    outcome = engine.on_control(_command("flatten", 2, reason="end of day"))
+
+    orders = [(intent.symbol, intent.side, intent.quantity_lots) for intent in outcome.intents]
+    assert orders == [("EURUSD", "sell", 0.5), ("EURUSD", "sell", 0.5), ("EURUSD", "sell", 0.2), ("USDJPY", "buy", 0.3)]
+    assert all(intent.signal_id.startswith("flatten-c2-") for intent in outcome.intents)
+    report = outcome.events[0]
+    assert isinstance(report, RiskEvent) and report.kind == "flatten" and "EURUSD 1.2 lots" in report.detail
+    engine.apply(_command("flatten", 2))
+    assert engine.on_control(_command("flatten", 2)).is_duplicate
+
+
+def test_flatten_when_no_price_then_denied_by_its_own_check_and_reported() -> None:
+    engine, _ = _engine()
+    _position(engine, 1, "GBPUSD", 0.4, 1.27)  # never quoted
+
+    outcome = engine.on_control(_command("flatten", 1, symbol="GBPUSD"))
+
+    assert outcome.intents == ()
+    denied = [event for event in outcome.events if isinstance(event, OrderDenied)]
+    assert [denial.check for denial in denied] == ["no_price"] and "1 denied" in outcome.events[0].detail  # type: ignore[union-attr]
+
+
+def _apply_events(engine: Engine, events: tuple[object, ...]) -> None:
+    for event in events:
+        engine.apply(event)  # type: ignore[arg-type]
