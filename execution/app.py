@@ -20,7 +20,7 @@ from execution.connectors import ControlListener, KafkaPublisher, run_confluent_
 from execution.engine import Engine
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
 from execution.risk import RiskLimits
-from execution.service import ExecutionService, Publisher
+from execution.service import ExecutionService, Publisher, TickChecks
 from execution.sizing import SizingPolicy
 from tickwave.bus import resolve_bootstrap
 from tickwave.config import Settings
@@ -58,7 +58,8 @@ def build_service(
     limits = RiskLimits.from_settings(execution, registry(settings.symbols))
     engine = Engine(limits, SizingPolicy.from_settings(execution), clock, execution.instance_id)
     journal = Journal(instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync)
-    return ExecutionService(engine, journal, broker or build_broker(settings, clock), publisher)
+    checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
+    return ExecutionService(engine, journal, broker or build_broker(settings, clock), publisher, checks)
 
 
 @contextmanager
