@@ -16,7 +16,13 @@ from pathlib import Path
 from execution.brokers.base import Broker
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
 from execution.clock import Clock, SystemClock
-from execution.connectors import ControlListener, KafkaPublisher, run_confluent_loop, run_quixstreams_loop
+from execution.connectors import (
+    ControlListener,
+    KafkaPublisher,
+    prime_prices,
+    run_confluent_loop,
+    run_quixstreams_loop,
+)
 from execution.engine import Engine
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
 from execution.risk import RiskLimits
@@ -97,6 +103,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
             control = ControlListener(settings, bootstrap, service, stop)
             control.start()
             control.ready.wait(30)
+            primed = prime_prices(settings, bootstrap, service)
+            logger.info("prices read back from %d ticks before the first signal", primed)
             mark_ready(settings, "execution")
             loop = run_quixstreams_loop if settings.execution.hot_path_client == "quixstreams" else run_confluent_loop
             loop(settings, bootstrap, service, stop)

@@ -94,3 +94,26 @@ def test_execution_when_signals_over_kafka_then_one_order_each_and_kill_switch_h
     assert after.signal_id in {e.signal_id for e in bus.of_type(OrderSubmitted)}
     status = [e for e in bus.drain(0.1) if isinstance(e, RiskEvent) and e.kind == "status"]
     assert json.loads(status[-1].detail)["trading_state"] == "HALTED"
+
+
+def test_execution_when_signals_wait_before_a_start_then_prices_are_read_back_first(
+    processes: Processes, bus: Bus, topics: Settings
+) -> None:
+    # GBPUSD's last tick lies 300 ticks back, behind a burst of EURUSD ones.
+    bus.send(make_tick(now_ms(), 1.27, "GBPUSD"), flush=False)
+    for seq in range(300):
+        bus.send(make_tick(now_ms(), 1.1, "EURUSD", seq), flush=False)
+    signals = [
+        make_signal(i, now_ms(), ("long", "short")[i // 2 % 2], 0.5, ("EURUSD", "GBPUSD")[i % 2]) for i in range(10)
+    ]
+    for signal in signals:
+        bus.send(signal, flush=False)
+    bus.producer.flush(10)
+
+    processes.start(extra_env={"TICKWAVE_EXECUTION_SIGNAL_TTL_MS": "120000"})
+    bus.wait_for(_decided({s.signal_id for s in signals}), 60, "a decision for every queued signal")
+
+    denied = {e.signal_id: f"{e.check}: {e.reason}" for e in bus.of_type(OrderDenied)}
+    submitted = {e.signal_id for e in bus.of_type(OrderSubmitted)}
+    assert not any(reason.startswith("no_price") for reason in denied.values()), denied
+    assert {s.signal_id for s in signals if s.symbol == "GBPUSD"} <= submitted, denied
