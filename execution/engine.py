@@ -18,10 +18,13 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
 
 from execution.brokers.base import EXPIRED_PREFIX
 from execution.clock import Clock
@@ -37,6 +40,7 @@ from execution.risk import (
 )
 from execution.sizing import SizingPolicy, order_for, target_position_lots
 from execution.state import IllegalTransition, Order, OrderStatus
+from tickwave.config import ExecutionSettings
 from tickwave.contracts import (
     ControlCommand,
     Message,
@@ -74,6 +78,22 @@ SETTABLE_LIMITS = frozenset(
     for f in fields(RiskLimits)
     if f.name not in {"allowed_symbols", "market", "instruments", "account_currency", "daily_loss_action"}
 )
+
+
+def parse_limit(name: str, text: str) -> float | int | str:
+    """The value of a ``set_limit`` parameter under the setting's own rules, or why it is refused.
+
+    The same pydantic field as ``[execution]`` in the configuration (type and range), and
+    finite: ``nan`` or ``inf`` would disable a check.
+    """
+    field_info = ExecutionSettings.model_fields[name]
+    try:
+        value: object = TypeAdapter(Annotated[field_info.annotation, field_info]).validate_python(text)
+    except ValidationError as exc:
+        return "; ".join(error["msg"] for error in exc.errors())
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "not a finite number"
+    return value
 
 
 @dataclass(frozen=True)
@@ -287,8 +307,12 @@ class Engine:
             return (self._risk_event("limit_refused", "warning", detail, now_ms, check="operator"),)
         changes: dict[str, Any] = {}
         for name, text in command.params.items():
+            value = parse_limit(name, text)
+            if isinstance(value, str):
+                detail = f"set_limit refused {who}: {name}={text!r}: {value}; limits unchanged"
+                return (self._risk_event("limit_refused", "warning", detail, now_ms, check="operator"),)
             current = getattr(self.limits, name)
-            changes[name] = to_decimal(text) if isinstance(current, Decimal) else type(current)(text)
+            changes[name] = to_decimal(value) if isinstance(current, Decimal) else value
         self.limits = replace(self.limits, **changes)
         detail = f"limits changed {who}: " + ", ".join(f"{k}={v}" for k, v in sorted(command.params.items()))
         return (self._risk_event("limit_changed", "warning", detail, now_ms, check="operator"),)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from execution.clock import ManualClock
 from execution.engine import Engine
 from execution.risk import RiskLimits
@@ -93,6 +95,21 @@ def test_control_when_set_limit_then_limit_changes_and_unknown_limit_refused() -
     assert changed.events[0].kind == "limit_changed" and engine.limits.max_position_lots == 0.2
     refused = engine.on_control(_command("set_limit", 2, params={"allowed_symbols": "X"}))
     assert refused.events[0].kind == "limit_refused"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("max_position_lots", "abc"), ("max_position_lots", "nan"), ("daily_loss_limit", "-5"),
+     ("price_collar_bps", "inf"), ("max_orders_per_second", "1.5"), ("daily_loss_limit", "")],
+)  # fmt: skip
+def test_control_when_set_limit_value_invalid_then_refused_and_limits_unchanged(name: str, text: str) -> None:
+    engine, _ = _engine()
+    before = engine.limits
+
+    outcome = engine.on_control(_command("set_limit", 1, params={name: text}))
+
+    assert [(event.kind, event.check) for event in outcome.events] == [("limit_refused", "operator")]
+    assert name in outcome.events[0].detail and engine.limits == before
 
 
 def test_control_when_status_then_detail_is_json_with_command_id() -> None:
