@@ -17,6 +17,15 @@ Retcodes (``order_send``):
   autotrading disabled, 10030 invalid fill, and any other: rejected (the engine
   counts rejects in a row and halts).
 
+Netting or hedging: the account's ``account_info().margin_mode`` is read once. On a
+netting account an order in the other direction reduces the symbol's one position. On a
+hedging account (the retail default) it would open a second position beside the first,
+with double margin and swap: there an order that reduces Tickwave's position closes
+positions by ticket (the request's ``position``), oldest first (FIFO, as US brokers
+require), one ``order_send`` per position, all with the order's comment; what is left
+after closing everything opposite opens a new position. :meth:`Mt5Broker.orders` merges
+the MT5 orders of one comment back into one order.
+
 Retries happen only where repeating cannot double an order: the requote family means
 nothing was executed. When ``order_send`` gives no answer at all (the IPC link broke),
 the outcome is unknown: the order stays *submitted* and is looked up by its comment in
@@ -89,14 +98,51 @@ class Mt5Broker:
         self.terminal = terminal
         self._working: dict[str, tuple[OrderIdentity, int]] = {}  # client_order_id -> (order, ticket or 0)
         self._last_poll_ms = 0
+        self._hedging: bool | None = None  # account_info().margin_mode, read at the first order
 
     # -- the Broker interface ---------------------------------------------------------------
 
     def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
-        """Check, then send a market order; retry only a requote-like answer."""
+        """Check, then send a market order (on a hedging account: one close per position); retry only a requote."""
         now_ms = self.clock.now_ms()
         try:
-            request = self._request(intent)
+            legs = self._legs(intent)
+        except TerminalError as exc:
+            return [rejected(intent, f"positions_get failed: {exc}", now_ms, exc.code)]
+        if len(legs) == 1:
+            return self._submit_leg(intent, legs[0][0], legs[0][1], now_ms)
+        events: list[BrokerEvent] = []
+        filled = 0.0
+        for n, (ticket, lots) in enumerate(legs):
+            result = self._send_leg(intent, ticket, lots, now_ms)
+            if isinstance(result, list):  # refused or unanswered
+                if n == 0:
+                    return result
+                events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not sent: {result}", now_ms))
+                return events
+            if n == 0:
+                events.append(accepted(intent, str(result.order), now_ms))
+            if result.retcode not in (C.TRADE_RETCODE_DONE, C.TRADE_RETCODE_DONE_PARTIAL):
+                events.append(canceled(intent, f"leg {n} retcode {result.retcode}: rest not sent", now_ms))
+                return events
+            filled = round(filled + result.volume, 8)
+            is_final = n == len(legs) - 1 and result.retcode == C.TRADE_RETCODE_DONE
+            fill = BrokerFill(fill_id_for(intent.client_order_id, n), result.price, result.volume,
+                              self.clock.now_ms(), str(result.deal))  # fmt: skip
+            events.extend(fill_events(intent, fill, filled, is_final))
+            if result.retcode != C.TRADE_RETCODE_DONE:
+                events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not filled (partial)", now_ms))
+                return events
+        return events
+
+    def _submit_leg(self, intent: OrderIntent, ticket: int, lots: float, now_ms: int) -> list[BrokerEvent]:
+        result = self._send_leg(intent, ticket, lots, now_ms)
+        return result if isinstance(result, list) else self._events_for(intent, result, self.clock.now_ms())
+
+    def _send_leg(self, intent: OrderIntent, ticket: int, lots: float, now_ms: int) -> Any:
+        """``order_check`` then ``order_send`` of one request; the result, or the events that end the order."""
+        try:
+            request = self._request(intent, ticket, lots)
             check = self.terminal.call("order_check", request)
         except TerminalError as exc:
             return [rejected(intent, f"order_check failed: {exc}", now_ms, exc.code)]
@@ -113,10 +159,44 @@ class Mt5Broker:
             if result.retcode in RETRYABLE and attempt < self.settings.mt5_max_retries:
                 logger.info("order=%s retcode=%d (%s); retrying at the new quote",
                             intent.client_order_id, result.retcode, result.comment)  # fmt: skip
-                request = self._request(intent)
+                request = self._request(intent, ticket, lots)
                 continue
-            return self._events_for(intent, result, self.clock.now_ms())
+            return result
         raise AssertionError("unreachable: the last attempt always returns")
+
+    def is_hedging(self) -> bool:
+        """Whether the account hedges (``account_info().margin_mode``), read once."""
+        if self._hedging is None:
+            mode = self.terminal.call("account_info").margin_mode
+            self._hedging = mode == C.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
+            logger.info("mt5 account margin_mode=%d (%s)", mode, "hedging" if self._hedging else "netting")
+        return self._hedging
+
+    def _legs(self, intent: OrderIntent) -> list[tuple[int, float]]:
+        """The requests an order needs: (position ticket to close or 0 to open, lots).
+
+        Netting: one request. Hedging: Tickwave's positions on the symbol in the other
+        direction, oldest first, closed by ticket up to the order's size; the rest opens.
+        """
+        if not self.is_hedging():
+            return [(0, intent.quantity_lots)]
+        opposite = C.POSITION_TYPE_SELL if intent.side == "buy" else C.POSITION_TYPE_BUY
+        positions = sorted(
+            (p for p in self.terminal.call("positions_get", symbol=intent.symbol)
+             if p.magic == self.settings.mt5_magic and p.type == opposite),
+            key=lambda p: (p.time_msc, p.ticket),
+        )  # fmt: skip
+        remaining = to_decimal(intent.quantity_lots)
+        legs: list[tuple[int, float]] = []
+        for position in positions:
+            if remaining <= 0:
+                break
+            lots = min(remaining, to_decimal(position.volume))
+            legs.append((position.ticket, float(lots)))
+            remaining -= lots
+        if remaining > 0:
+            legs.append((0, float(remaining)))
+        return legs
 
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
         """Remove a working (placed) order."""
@@ -173,20 +253,25 @@ class Mt5Broker:
         for deal in deals:
             if deal.magic == magic:
                 deals_by_order[deal.order].append(deal)
-        found: dict[str, BrokerOrder] = {}
+        by_comment: dict[str, list[Any]] = defaultdict(list)  # a hedging close: one MT5 order per position
         for order in (*history, *active):
-            if order.magic != magic or not order.comment.startswith("tw-"):
-                continue
-            cid = order.comment
-            order_deals = sorted(deals_by_order.get(order.ticket, []), key=lambda d: (d.time_msc, d.ticket))
+            if order.magic == magic and order.comment.startswith("tw-"):
+                by_comment[order.comment].append(order)
+        found: dict[str, BrokerOrder] = {}
+        for cid, legs in by_comment.items():
+            legs.sort(key=lambda o: (o.time_setup_msc, o.ticket))
+            order_deals = [d for o in legs for d in sorted(deals_by_order.get(o.ticket, []),
+                                                           key=lambda d: (d.time_msc, d.ticket))]  # fmt: skip
             fills = tuple(
                 BrokerFill(fill_id_for(cid, n), d.price, d.volume, d.time_msc, str(d.ticket), d.commission)
                 for n, d in enumerate(order_deals)
             )
+            first, last = legs[0], legs[-1]
             found[cid] = BrokerOrder(
-                client_order_id=cid, broker_order_id=str(order.ticket), symbol=order.symbol,
-                side="buy" if order.type == C.ORDER_TYPE_BUY else "sell", quantity_lots=order.volume_initial,
-                status=ORDER_STATES.get(order.state, OrderStatus.ACCEPTED), fills=fills,
+                client_order_id=cid, broker_order_id=str(first.ticket), symbol=first.symbol,
+                side="buy" if first.type == C.ORDER_TYPE_BUY else "sell",
+                quantity_lots=float(sum(to_decimal(o.volume_initial) for o in legs)),
+                status=ORDER_STATES.get(last.state, OrderStatus.ACCEPTED), fills=fills,
             )  # fmt: skip
         return found
 
@@ -205,13 +290,15 @@ class Mt5Broker:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _request(self, intent: OrderIntent) -> dict[str, Any]:
+    def _request(self, intent: OrderIntent, position: int = 0, lots: float | None = None) -> dict[str, Any]:
         info = self.terminal.call("symbol_info", intent.symbol)
         tick = self.terminal.call("symbol_info_tick", intent.symbol)
         is_buy = intent.side == "buy"
         filling = C.ORDER_FILLING_FOK if info.filling_mode & SYMBOL_FILLING_FOK else C.ORDER_FILLING_IOC
+        extra = {"position": position} if position else {}
         return {
-            "action": C.TRADE_ACTION_DEAL, "symbol": intent.symbol, "volume": intent.quantity_lots,
+            **extra, "action": C.TRADE_ACTION_DEAL, "symbol": intent.symbol,
+            "volume": intent.quantity_lots if lots is None else lots,
             "type": C.ORDER_TYPE_BUY if is_buy else C.ORDER_TYPE_SELL, "price": tick.ask if is_buy else tick.bid,
             "deviation": self.settings.mt5_deviation_points, "magic": self.settings.mt5_magic,
             "comment": intent.client_order_id, "type_time": C.ORDER_TIME_GTC, "type_filling": filling,

@@ -2,7 +2,17 @@
 
 Mimics the documented behaviour (MQL5 reference, "Python integration": ``order_check``,
 ``order_send``, ``orders_get``, ``positions_get``, ``history_orders_get``,
-``history_deals_get``) of a *netting* account with market execution:
+``history_deals_get``) of a *netting* or a *hedging* account with market execution
+(``margin_mode``, reported by ``account_info().margin_mode``):
+
+- netting (``ACCOUNT_MARGIN_MODE_RETAIL_NETTING``): one position per symbol; a deal in
+  the other direction reduces it (entry OUT), or reverses it (INOUT); ``position`` in a
+  request is ignored;
+- hedging (``ACCOUNT_MARGIN_MODE_RETAIL_HEDGING``, the retail default): a deal without
+  ``position`` always opens a new position (entry IN), so a "closing" sell opens a short
+  beside the long; a deal with ``position`` (the ticket) in the other direction closes
+  that position or part of it (entry OUT); a ticket that is not open gives 10036, the
+  same direction or more than its volume 10038;
 
 - ``order_check(request)`` returns an ``OrderCheckResult`` whose ``retcode`` is 0 when the
   request would pass (``comment`` "Done"), or the ``TRADE_RETCODE_*`` that would refuse it;
@@ -186,11 +196,16 @@ class _Position:
     time_msc: int
 
 
-class FakeTradingMetaTrader5(FakeMetaTrader5):
-    """The fake terminal with a netting trading account (see the module docstring)."""
+NETTING = 0  # Constants.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+HEDGING = 2  # Constants.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+
+class FakeTradingMetaTrader5(FakeMetaTrader5):
+    """The fake terminal with a netting or hedging trading account (see the module docstring)."""
+
+    def __init__(self, *args: Any, margin_mode: int = NETTING, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.margin_mode = margin_mode
         self.fill_ratio = 0.5
         self.is_trade_allowed = True
         self.closed_symbols: set[str] = set()
@@ -201,7 +216,7 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         self._active: dict[int, TradeOrder] = {}
         self._history_orders: dict[int, TradeOrder] = {}
         self._deals: list[TradeDeal] = []
-        self._positions: dict[str, _Position] = {}
+        self._positions: dict[int, _Position] = {}  # by ticket
 
     # -- test controls ----------------------------------------------------------------------
 
@@ -216,6 +231,11 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         self._execute(order, order.volume_initial, price)
 
     # -- the package's trading API ----------------------------------------------------------
+
+    def account_info(self) -> Any:
+        """Return the account, with this fake's ``margin_mode``."""
+        account = super().account_info()
+        return None if account is None else account._replace(margin_mode=self.margin_mode)
 
     def order_check(self, request: dict[str, Any]) -> OrderCheckResult | None:
         """Check a request without sending it (retcode 0 = it would pass)."""
@@ -265,7 +285,7 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         return tuple(o for o in self._active.values() if _matches(o.symbol, o.ticket, symbol, group, ticket))
 
     def positions_get(self, symbol: str | None = None, group: str | None = None, ticket: int | None = None) -> Any:
-        """Return the open positions (one per symbol: netting)."""
+        """Return the open positions (netting: one per symbol; hedging: any number)."""
         if not self._enter("positions_get", symbol=symbol, group=group, ticket=ticket):
             return None
         self._succeed()
@@ -339,6 +359,13 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         allowed = {self.ORDER_FILLING_FOK: SYMBOL_FILLING_FOK, self.ORDER_FILLING_IOC: SYMBOL_FILLING_IOC}
         if not info.filling_mode & allowed.get(request.type_filling, 0):
             return self.TRADE_RETCODE_INVALID_FILL
+        if request.position and self.margin_mode == HEDGING:
+            position = self._positions.get(request.position)
+            if position is None or position.symbol != request.symbol:
+                return self.TRADE_RETCODE_POSITION_CLOSED
+            closes = (position.signed_volume > 0) == (request.type == self.ORDER_TYPE_SELL)
+            if not closes or request.volume > abs(position.signed_volume) + 1e-9:
+                return self.TRADE_RETCODE_INVALID_CLOSE_VOLUME
         return None
 
     def _quote_for(self, symbol: str, order_type: int) -> float:
@@ -350,16 +377,20 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         now = self.now_msc
         return TradeOrder(
             ticket, now // 1000, now, 0, 0, 0, request.type, request.type_time, request.type_filling,
-            self.ORDER_STATE_PLACED, request.magic, 0, 0, self.ORDER_REASON_EXPERT, request.volume, request.volume,
-            request.price, 0.0, 0.0, request.price, 0.0, request.symbol, request.comment, "",
+            self.ORDER_STATE_PLACED, request.magic, request.position, 0, self.ORDER_REASON_EXPERT, request.volume,
+            request.volume, request.price, 0.0, 0.0, request.price, 0.0, request.symbol, request.comment, "",
         )  # fmt: skip
 
     def _execute(self, order: TradeOrder, volume: float, price: float) -> TradeDeal:
         signed = volume if order.type == self.ORDER_TYPE_BUY else -volume
-        position = self._positions.get(order.symbol)
+        if self.margin_mode == HEDGING:
+            position = self._positions.get(order.position_id) if order.position_id else None
+        else:
+            position = next((p for p in self._positions.values() if p.symbol == order.symbol), None)
         if position is None:
-            position = self._positions[order.symbol] = _Position(
-                next(self._tickets), order.symbol, 0.0, price, order.magic, order.comment, self.now_msc
+            ticket = order.ticket  # a position's ticket is the ticket of the order that opened it
+            position = self._positions[ticket] = _Position(
+                ticket, order.symbol, 0.0, price, order.magic, order.comment, self.now_msc
             )
         before = position.signed_volume
         after = round(before + signed, 8)
@@ -379,7 +410,7 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         )  # fmt: skip
         self._deals.append(deal)
         if after == 0:
-            del self._positions[order.symbol]
+            del self._positions[position.ticket]
         state = self.ORDER_STATE_FILLED if volume >= order.volume_initial else self.ORDER_STATE_CANCELED
         self._history_orders[order.ticket] = order._replace(
             state=state, volume_current=round(order.volume_initial - volume, 8), time_done=self.now_msc // 1000,

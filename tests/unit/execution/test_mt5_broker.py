@@ -1,7 +1,11 @@
-"""The MT5 broker against the fake terminal: requests, retcodes, retries, polling, reconciliation."""
+"""The MT5 broker against the fake terminal: requests, retcodes, retries, polling, reconciliation.
+
+Every test runs on a netting and on a hedging account (the ``margin_mode`` fixture).
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,17 +17,24 @@ from execution.service import ExecutionService
 from execution.state import OrderStatus
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
 from tickwave.config import ExecutionSettings, load_settings
-from tickwave.contracts import OrderAccepted, OrderFilled, OrderIntent, OrderRejected, RiskEvent
+from tickwave.contracts import ControlCommand, OrderAccepted, OrderFilled, OrderIntent, OrderRejected, RiskEvent
 from tickwave.mt5.api import Constants as C
 from tickwave.mt5.fake import make_ticks
-from tickwave.mt5.fake_trading import FakeTradingMetaTrader5
+from tickwave.mt5.fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
 from tickwave.mt5.terminal import Terminal
 
 MAGIC = 770_077
+MARGIN_MODE = {"mode": NETTING}
+
+
+@pytest.fixture(autouse=True, params=[NETTING, HEDGING], ids=["netting", "hedging"])
+def margin_mode(request: pytest.FixtureRequest) -> int:
+    MARGIN_MODE["mode"] = request.param
+    return int(request.param)
 
 
 def _terminal(filling_mode: int = 1) -> tuple[FakeTradingMetaTrader5, Terminal]:
-    fake = FakeTradingMetaTrader5()
+    fake = FakeTradingMetaTrader5(margin_mode=MARGIN_MODE["mode"])
     fake.add_symbol("EURUSD", digits=5, filling_mode=filling_mode)
     fake.push_ticks("EURUSD", make_ticks([(WEDNESDAY_NOON_MS, 1.10000, 1.10010)]))
     terminal = Terminal(load_settings().mt5, api=fake)
@@ -199,3 +210,44 @@ def test_reconcile_when_send_went_unanswered_but_filled_then_journal_catches_up(
     order = restarted.engine.orders[intent.client_order_id]
     assert (order.status, order.filled_lots) == (OrderStatus.FILLED, 0.5)
     assert not restarted.engine.defects
+
+
+def test_submit_when_an_order_reduces_then_the_position_shrinks_on_netting_and_hedging(margin_mode: int) -> None:
+    fake, terminal = _terminal()
+    broker = _broker(terminal)
+    opened = [broker.submit(_intent(1, "buy", 0.1))[0], broker.submit(_intent(2, "buy", 0.2))[0]]
+    fake.now_msc += 1_000
+
+    events = broker.submit(_intent(3, "sell", 0.25))  # closes the first long, 0.15 of the second
+
+    assert [(p.type, p.volume) for p in fake.positions_get()] == [(C.POSITION_TYPE_BUY, 0.05)]  # no short beside
+    assert broker.positions() == {"EURUSD": Decimal("0.05")}
+    filled = [e for e in events if isinstance(e, OrderFilled)]
+    assert filled[-1].cumulative_lots == pytest.approx(0.25) and filled[-1].is_final
+    if margin_mode == HEDGING:  # closed by ticket, oldest first (a position's ticket is its opening order's)
+        closes = [(request.get("position"), request["volume"]) for request in _sent(fake)[2:]]
+        assert closes == [(int(e.broker_order_id), lots) for e, lots in zip(opened, (0.1, 0.15), strict=True)
+                          if isinstance(e, OrderAccepted)]  # fmt: skip
+    order = broker.orders()[_intent(3).client_order_id]  # the MT5 orders of one comment merged back into one
+    assert order.quantity_lots == pytest.approx(0.25) and order.status == OrderStatus.FILLED
+    assert [fill.fill_id for fill in order.fills] == [f.fill_id for f in filled]
+
+
+def test_flatten_when_hedging_positions_are_open_then_all_are_closed_once(tmp_path: Path) -> None:
+    fake, terminal = _terminal()
+    publisher = ListPublisher()
+    service = _service(tmp_path, terminal, publisher)
+    service.handle_tick(tick(WEDNESDAY_NOON_MS, 1.10005, spread=0.0001))
+    for index in (1, 2):  # long 0.5, then long 1.0: two positions on a hedging account
+        service.handle_signal(signal(index, WEDNESDAY_NOON_MS, "long", 0.5 * index))
+    assert service.engine.view.positions["EURUSD"] == broker_net(fake) == Decimal("1.0")
+
+    service.handle_control(ControlCommand(command_id="f1", command="flatten", issued_by="t",
+                                          issued_at_ms=WEDNESDAY_NOON_MS))  # fmt: skip
+
+    assert fake.positions_get() == () and service.engine.view.positions.get("EURUSD", 0) == 0
+
+
+def broker_net(fake: FakeTradingMetaTrader5) -> Decimal:
+    return sum((Decimal(str(p.volume)) * (1 if p.type == C.POSITION_TYPE_BUY else -1) for p in fake.positions_get()),
+               Decimal(0))  # fmt: skip

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from tickwave.mt5.api import Constants as C
 from tickwave.mt5.fake import make_ticks
-from tickwave.mt5.fake_trading import FakeTradingMetaTrader5
+from tickwave.mt5.fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
 
 NOW = 1_700_000_000_000
 
 
-def _fake() -> FakeTradingMetaTrader5:
-    fake = FakeTradingMetaTrader5()
+def _fake(margin_mode: int = NETTING) -> FakeTradingMetaTrader5:
+    fake = FakeTradingMetaTrader5(margin_mode=margin_mode)
     fake.add_symbol("EURUSD", digits=5, filling_mode=1)
     fake.push_ticks("EURUSD", make_ticks([(NOW, 1.1, 1.1002)]))
     assert fake.initialize()
@@ -55,3 +55,21 @@ def test_calls_when_not_initialized_then_none_and_last_error_no_ipc() -> None:
     fake = FakeTradingMetaTrader5()
     assert fake.order_send(_deal(C.ORDER_TYPE_BUY, 0.1)) is None
     assert fake.last_error()[0] == C.RES_E_INTERNAL_FAIL_CONNECT
+
+
+def test_order_send_when_hedging_then_a_sell_opens_beside_and_only_position_closes() -> None:
+    fake = _fake(HEDGING)
+    assert fake.account_info().margin_mode == C.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
+    long = fake.order_send(_deal(C.ORDER_TYPE_BUY, 0.3))
+    fake.order_send(_deal(C.ORDER_TYPE_SELL, 0.1))  # no position: a new short beside the long
+    assert long is not None
+    assert sorted((p.type, p.volume) for p in fake.positions_get()) == [(C.POSITION_TYPE_BUY, 0.3),
+                                                                        (C.POSITION_TYPE_SELL, 0.1)]  # fmt: skip
+    too_much = fake.order_send({**_deal(C.ORDER_TYPE_SELL, 0.5), "position": long.order})
+    unknown = fake.order_send({**_deal(C.ORDER_TYPE_SELL, 0.1), "position": 42})
+    closed = fake.order_send({**_deal(C.ORDER_TYPE_SELL, 0.3), "position": long.order})
+    assert too_much is not None and unknown is not None and closed is not None
+    assert (too_much.retcode, unknown.retcode, closed.retcode) == (
+        C.TRADE_RETCODE_INVALID_CLOSE_VOLUME, C.TRADE_RETCODE_POSITION_CLOSED, C.TRADE_RETCODE_DONE)  # fmt: skip
+    assert [(p.type, p.volume) for p in fake.positions_get()] == [(C.POSITION_TYPE_SELL, 0.1)]
+    assert fake.history_deals_get(ticket=closed.order)[0].entry == C.DEAL_ENTRY_OUT
