@@ -29,7 +29,15 @@ the MT5 orders of one comment back into one order.
 Retries happen only where repeating cannot double an order: the requote family means
 nothing was executed. When ``order_send`` gives no answer at all (the IPC link broke),
 the outcome is unknown: the order stays *submitted* and is looked up by its comment in
-the history at the next poll or restart, never re-sent.
+the history at the next polls, never re-sent; not there after ``UNANSWERED_EXPIRE_MS`` it
+never reached the server and expires (reconciliation adopts it should it still appear).
+
+Tracking: a working order that fills in parts (``ORDER_STATE_PARTIAL``) stays working and
+each poll reports only its new deals; ``submit`` is idempotent per ``client_order_id``
+(a repeat sends nothing); a working order the process no longer holds in memory (after a
+restart) is found for ``cancel`` by its comment in ``orders_get``, and continuous
+reconciliation catches up its fills; a terminal failure while retrying a requote rejects
+the order (nothing was executed) instead of raising into the signal loop.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from decimal import Decimal
 from typing import Any
 
 from execution.brokers.base import (
+    EXPIRED_PREFIX,
     BrokerEvent,
     BrokerFill,
     BrokerOrder,
@@ -67,6 +76,7 @@ SYMBOL_FILLING_FOK = 1  # symbol_info().filling_mode bits
 SYMBOL_FILLING_IOC = 2
 RETRYABLE = frozenset({C.TRADE_RETCODE_REQUOTE, C.TRADE_RETCODE_PRICE_CHANGED, C.TRADE_RETCODE_PRICE_OFF})
 POLL_EVERY_MS = 500
+UNANSWERED_EXPIRE_MS = 30_000  # an unanswered send not in the history by then never reached the server
 HISTORY_FROM = datetime(2000, 1, 1)  # noqa: DTZ001 - the terminal reads naive datetimes on the server clock
 
 ORDER_STATES: dict[int, OrderStatus] = {
@@ -99,12 +109,19 @@ class Mt5Broker:
         self._working: dict[str, tuple[OrderIdentity, int]] = {}  # client_order_id -> (order, ticket or 0)
         self._last_poll_ms = 0
         self._hedging: bool | None = None  # account_info().margin_mode, read at the first order
+        self._sent: set[str] = set()  # every client_order_id submitted (submit is idempotent)
+        self._sent_at_ms: dict[str, int] = {}  # unanswered sends, when
+        self._fills_seen: dict[str, int] = {}  # working orders: fills already reported
 
     # -- the Broker interface ---------------------------------------------------------------
 
     def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
         """Check, then send a market order (on a hedging account: one close per position); retry only a requote."""
         now_ms = self.clock.now_ms()
+        if intent.client_order_id in self._sent:
+            logger.warning("order=%s submitted again: ignored (idempotent)", intent.client_order_id)
+            return []
+        self._sent.add(intent.client_order_id)
         try:
             legs = self._legs(intent)
         except TerminalError as exc:
@@ -116,8 +133,8 @@ class Mt5Broker:
         for n, (ticket, lots) in enumerate(legs):
             result = self._send_leg(intent, ticket, lots, now_ms)
             if isinstance(result, list):  # refused or unanswered
-                if n == 0:
-                    return result
+                if n == 0 or not result:  # not result: unanswered, the history decides (poll)
+                    return events + result
                 events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not sent: {result}", now_ms))
                 return events
             if n == 0:
@@ -155,11 +172,15 @@ class Mt5Broker:
                 logger.error("order=%s order_send gave no answer (%s); outcome unknown, polling history",
                              intent.client_order_id, exc)  # fmt: skip
                 self._working[intent.client_order_id] = (intent, 0)
+                self._sent_at_ms[intent.client_order_id] = now_ms
                 return []
             if result.retcode in RETRYABLE and attempt < self.settings.mt5_max_retries:
                 logger.info("order=%s retcode=%d (%s); retrying at the new quote",
                             intent.client_order_id, result.retcode, result.comment)  # fmt: skip
-                request = self._request(intent, ticket, lots)
+                try:
+                    request = self._request(intent, ticket, lots)
+                except TerminalError as exc:  # nothing was executed (a requote): safe to give up
+                    return [rejected(intent, f"retry after retcode {result.retcode} failed: {exc}", now_ms, exc.code)]
                 continue
             return result
         raise AssertionError("unreachable: the last attempt always returns")
@@ -201,18 +222,31 @@ class Mt5Broker:
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
         """Remove a working (placed) order."""
         working = self._working.get(order.client_order_id)
-        if working is None or working[1] == 0:
-            return []
         try:
-            result = self.terminal.call("order_send", {"action": C.TRADE_ACTION_REMOVE, "order": working[1]})
+            ticket = working[1] if working is not None and working[1] else self._active_ticket(order.client_order_id)
+            if ticket == 0:
+                return []
+            result = self.terminal.call("order_send", {"action": C.TRADE_ACTION_REMOVE, "order": ticket})
         except TerminalError as exc:
             logger.error("order=%s cancel failed: %s", order.client_order_id, exc)
             return []
         if result.retcode != C.TRADE_RETCODE_DONE:
             logger.warning("order=%s cancel refused: %d %s", order.client_order_id, result.retcode, result.comment)
             return []
-        del self._working[order.client_order_id]
+        self._forget(order.client_order_id)
         return [canceled(order, reason, self.clock.now_ms())]
+
+    def _active_ticket(self, client_order_id: str) -> int:
+        """The ticket of a working order found by its comment (after a restart nothing is in memory), or 0."""
+        for active in self.terminal.call("orders_get"):
+            if active.magic == self.settings.mt5_magic and active.comment == client_order_id:
+                return int(active.ticket)
+        return 0
+
+    def _forget(self, client_order_id: str) -> None:
+        self._working.pop(client_order_id, None)
+        self._sent_at_ms.pop(client_order_id, None)
+        self._fills_seen.pop(client_order_id, None)
 
     def poll(self) -> list[BrokerEvent]:
         """Pick up fills of placed orders and the outcome of unanswered sends (at most twice a second)."""
@@ -228,15 +262,22 @@ class Mt5Broker:
         events: list[BrokerEvent] = []
         for client_order_id, (order, ticket) in list(self._working.items()):
             found = known.get(client_order_id)
-            if found is None or found.status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED):
-                if found is not None and ticket == 0:  # an unanswered send did reach the server
-                    self._working[client_order_id] = (order, int(found.broker_order_id))
-                    events.append(accepted(order, found.broker_order_id, now_ms))
+            if found is None:
+                sent_ms = self._sent_at_ms.get(client_order_id, now_ms)
+                if ticket == 0 and now_ms - sent_ms >= UNANSWERED_EXPIRE_MS:
+                    self._forget(client_order_id)
+                    events.append(canceled(order, EXPIRED_PREFIX + "an unanswered send not at the server "
+                                           f"after {UNANSWERED_EXPIRE_MS} ms", now_ms))  # fmt: skip
                 continue
-            del self._working[client_order_id]
-            if ticket == 0:
+            if ticket == 0:  # an unanswered send did reach the server
+                self._working[client_order_id] = (order, int(found.broker_order_id))
+                self._sent_at_ms.pop(client_order_id, None)
                 events.append(accepted(order, found.broker_order_id, now_ms))
+            if found.status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
+                events.extend(self._fill_and_end_events(order, found, now_ms))  # new parts; still working
+                continue
             events.extend(self._fill_and_end_events(order, found, now_ms))
+            self._forget(client_order_id)
         return events
 
     def on_tick(self, tick: Tick) -> None:
@@ -322,10 +363,14 @@ class Mt5Broker:
     def _fill_and_end_events(self, order: OrderIdentity, found: BrokerOrder, now_ms: int) -> list[BrokerEvent]:
         events: list[BrokerEvent] = []
         cumulative = 0.0
+        seen = self._fills_seen.get(order.client_order_id, 0)
         for n, fill in enumerate(found.fills):
-            cumulative += fill.lots
+            cumulative = round(cumulative + fill.lots, 8)
+            if n < seen:
+                continue  # reported at an earlier poll (a part of a working order)
             is_last = n == len(found.fills) - 1
             events.extend(fill_events(order, fill, cumulative, is_last and found.status == OrderStatus.FILLED))
+        self._fills_seen[order.client_order_id] = len(found.fills)
         if found.status == OrderStatus.REJECTED:
             events.append(rejected(order, "rejected by the server", now_ms))
         elif found.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):

@@ -224,11 +224,19 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         """Make the next ``order_send`` calls answer these retcodes (then DONE again)."""
         self._scripted.extend(retcodes)
 
-    def fill_pending(self, ticket: int) -> None:
-        """Fill a placed (working) order at the current quote."""
+    def fill_pending(self, ticket: int, volume: float | None = None) -> None:
+        """Fill a placed (working) order at the current quote: all of what is left, or ``volume`` of it.
+
+        A part leaves the order active in ``ORDER_STATE_PARTIAL`` with less ``volume_current``.
+        """
         order = self._active.pop(ticket)
         price = self._quote_for(order.symbol, order.type)
-        self._execute(order, order.volume_initial, price)
+        lots = order.volume_current if volume is None else volume
+        self._execute(order, lots, price)
+        left = round(order.volume_current - lots, 8)
+        if left > 0:
+            del self._history_orders[ticket]
+            self._active[ticket] = order._replace(state=self.ORDER_STATE_PARTIAL, volume_current=left)
 
     # -- the package's trading API ----------------------------------------------------------
 
@@ -411,9 +419,9 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         self._deals.append(deal)
         if after == 0:
             del self._positions[position.ticket]
-        state = self.ORDER_STATE_FILLED if volume >= order.volume_initial else self.ORDER_STATE_CANCELED
+        state = self.ORDER_STATE_FILLED if volume >= order.volume_current - 1e-9 else self.ORDER_STATE_CANCELED
         self._history_orders[order.ticket] = order._replace(
-            state=state, volume_current=round(order.volume_initial - volume, 8), time_done=self.now_msc // 1000,
+            state=state, volume_current=round(order.volume_current - volume, 8), time_done=self.now_msc // 1000,
             time_done_msc=self.now_msc, position_id=position.ticket, price_current=price,
         )  # fmt: skip
         return deal

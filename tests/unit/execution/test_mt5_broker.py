@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from execution.app import build_service
-from execution.brokers.mt5 import Mt5Broker
+from execution.brokers.base import EXPIRED_PREFIX
+from execution.brokers.mt5 import UNANSWERED_EXPIRE_MS, Mt5Broker
 from execution.clock import ManualClock
 from execution.service import ExecutionService
-from execution.state import OrderStatus
+from execution.state import Order, OrderStatus
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
 from tickwave.config import ExecutionSettings, load_settings
 from tickwave.contracts import ControlCommand, OrderAccepted, OrderFilled, OrderIntent, OrderRejected, RiskEvent
@@ -251,3 +252,74 @@ def test_flatten_when_hedging_positions_are_open_then_all_are_closed_once(tmp_pa
 def broker_net(fake: FakeTradingMetaTrader5) -> Decimal:
     return sum((Decimal(str(p.volume)) * (1 if p.type == C.POSITION_TYPE_BUY else -1) for p in fake.positions_get()),
                Decimal(0))  # fmt: skip
+
+
+# -- order tracking (issue 23, defect 7) --------------------------------------------------------
+
+
+def test_submit_when_the_terminal_fails_between_retries_then_rejected_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake, terminal = _terminal()
+    fake.script(C.TRADE_RETCODE_REQUOTE)  # nothing executed, so the broker asks for a new quote...
+    original, seen = fake.symbol_info_tick, []
+
+    def tick_fails_the_second_time(*args: object, **kwargs: object) -> object:
+        seen.append(args)
+        if len(seen) == 2:
+            fake.fail_next("symbol_info_tick", C.RES_E_INTERNAL_FAIL_CONNECT)  # ...and the link breaks
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fake, "symbol_info_tick", tick_fails_the_second_time)
+    events = _broker(terminal).submit(_intent())
+    assert [type(e).__name__ for e in events] == ["OrderRejected"] and len(_sent(fake)) == 1
+
+
+def test_submit_when_the_same_client_order_id_comes_twice_then_one_order_send() -> None:
+    fake, terminal = _terminal()
+    broker = _broker(terminal)
+    first = broker.submit(_intent())
+    again = broker.submit(_intent())
+    assert [type(e).__name__ for e in first] == ["OrderAccepted", "OrderFilled", "Fill"]
+    assert again == [] and len(_sent(fake)) == 1
+
+
+def test_poll_when_a_placed_order_fills_in_parts_then_it_stays_working_until_filled() -> None:
+    fake, terminal = _terminal()
+    fake.script(C.TRADE_RETCODE_PLACED)
+    broker = _broker(terminal)
+    ticket = int(broker.submit(_intent(lots=0.4))[0].broker_order_id)  # type: ignore[union-attr]
+    fake.fill_pending(ticket, 0.1)
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+    part = [e for e in broker.poll() if isinstance(e, OrderFilled)]
+    assert [(e.fill_lots, e.cumulative_lots, e.is_final) for e in part] == [(0.1, 0.1, False)]
+    fake.fill_pending(ticket)
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+    rest = [e for e in broker.poll() if isinstance(e, OrderFilled)]
+    assert [(e.fill_lots, e.cumulative_lots, e.is_final) for e in rest] == [(0.3, 0.4, True)]
+
+
+def test_poll_when_an_unanswered_send_never_reaches_the_server_then_expired_after_a_while() -> None:
+    fake, terminal = _terminal()
+    fake.fail_next("order_send", C.RES_E_INTERNAL_FAIL_CONNECT)
+    broker = _broker(terminal)
+    assert broker.submit(_intent()) == []
+    terminal.connect()
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+    assert broker.poll() == []  # not found yet: could still be in flight
+    broker.clock.advance(UNANSWERED_EXPIRE_MS)  # type: ignore[attr-defined]
+    events = broker.poll()
+    assert [type(e).__name__ for e in events] == ["OrderCanceled"]
+    assert events[0].reason.startswith(EXPIRED_PREFIX)  # type: ignore[union-attr]
+
+
+def test_cancel_when_restarted_then_a_working_order_is_found_by_comment_and_removed() -> None:
+    fake, terminal = _terminal()
+    fake.script(C.TRADE_RETCODE_PLACED)
+    _broker(terminal).submit(_intent())
+    restarted = _broker(terminal)  # a new process: nothing in memory
+    order = Order(client_order_id=_intent().client_order_id, signal_id=_intent().signal_id, symbol="EURUSD",
+                  side="buy", quantity_lots=0.1, model_id="m1", model_version=1, created_at_ms=WEDNESDAY_NOON_MS,
+                  status=OrderStatus.ACCEPTED)  # fmt: skip
+    events = restarted.cancel(order, "halt")
+    assert [type(e).__name__ for e in events] == ["OrderCanceled"] and fake.orders_get() == ()
