@@ -151,16 +151,6 @@ def test_poll_when_placed_order_fills_later_then_fill_events() -> None:
     assert [type(e).__name__ for e in broker.poll()] == ["OrderFilled", "Fill"]
 
 
-def test_submit_when_terminal_link_breaks_then_no_event_and_history_decides_later() -> None:
-    fake, terminal = _terminal()
-    fake.fail_next("order_send", C.RES_E_INTERNAL_FAIL_CONNECT)
-    broker = _broker(terminal)
-    assert broker.submit(_intent()) == []
-    terminal.connect()
-    broker.clock.advance(1_000)  # type: ignore[attr-defined]
-    assert broker.poll() == [], "never sent: stays unknown (reconciliation expires it on restart)"
-
-
 def _service(tmp_path: Path, terminal: Terminal, publisher: ListPublisher | None = None) -> ExecutionService:
     clock = ManualClock(WEDNESDAY_NOON_MS)
     settings = load_settings(state_dir=tmp_path, execution={"journal_fsync": False, "market_hours": "always",
