@@ -3,7 +3,9 @@
 0. Floors, same run: the disk's 256-byte append + ``fdatasync`` alone, and a plain Kafka
    hop (signal produced in another process -> a plain consumer here) at the same rate.
 1. In process (paper broker): from a decoded signal to the broker call returned, with
-   the journal fsync on (production) and off (the decision path alone).
+   the journal fsync on (production) and off (the decision path alone). Signals go round
+   EURUSD, USDJPY, EURJPY and XAUUSD, so every conversion (direct, inverse, through USD)
+   and a non-FX contract size are in the path. ``--in-process-only`` skips the Kafka rows.
 2. Over Kafka at 1k signals/s: from ``produce()`` of a signal to the paper broker's
    acceptance of its order, once with the plain confluent-kafka loop and once with the
    quixstreams Application (``execution.hot_path_client``), same settings otherwise.
@@ -122,6 +124,15 @@ def _tick(now_ms: int, symbol: str = "EURUSD") -> Tick:
     return Tick(symbol=symbol, time_ms=now_ms, seq=0, bid=1.09995, ask=1.10005)
 
 
+# The in-process run's symbols and mids: USD-quoted, USD-based (inverse), a cross (through USD), gold.
+MIXED_MIDS = {"EURUSD": 1.1, "USDJPY": 150.0, "EURJPY": 165.0, "XAUUSD": 2300.0}
+
+
+def _mixed_tick(now_ms: int, symbol: str) -> Tick:
+    mid = MIXED_MIDS[symbol]
+    return Tick(symbol=symbol, time_ms=now_ms, seq=0, bid=mid * (1 - 1e-5), ask=mid * (1 + 1e-5))
+
+
 def _percentiles(samples_us: list[float]) -> tuple[float, float, float]:
     ordered = sorted(samples_us)
     return (
@@ -141,15 +152,20 @@ def _timed_service(settings: Settings, publisher: Any) -> tuple[ExecutionService
 
 def in_process(root: Path, count: int, fsync: bool) -> tuple[float, float, float]:
     """Decided and sent ``count`` signals in process; return p50/p99/max in microseconds."""
-    settings = load_settings(state_dir=root / f"inproc-{fsync}", execution={**WIDE_LIMITS, "journal_fsync": fsync})
+    symbols = list(MIXED_MIDS)
+    settings = load_settings(
+        state_dir=root / f"inproc-{fsync}",
+        execution={**WIDE_LIMITS, "journal_fsync": fsync, "allowed_symbols": symbols},
+    )  # fmt: skip
     service, timed = _timed_service(settings, HaltWatcher())
     stop = threading.Event()
     start_gc_freezer(stop)  # as execution.app.run does
     now_ms = time.time_ns() // 1_000_000
-    service.handle_tick(_tick(now_ms))
+    for symbol in symbols:
+        service.handle_tick(_mixed_tick(now_ms, symbol))
     samples = []
     for index in range(count):
-        signal = _signal(index, now_ms)
+        signal = _signal(index // len(symbols), now_ms, symbols[index % len(symbols)])
         started = time.monotonic_ns()
         service.handle_signal(signal)
         samples.append((timed.returned_ns[signal.signal_id] - started) / 1000)
@@ -331,6 +347,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="signals per second")
     parser.add_argument("--in-process", type=int, default=5000, help="signals for the in-process run")
     parser.add_argument("--no-fsync", action="store_true", help="Kafka runs without the journal fsync")
+    parser.add_argument("--in-process-only", action="store_true", help="only the disk floor and in-process rows")
     args = parser.parse_args()
     load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="tickwave-bench-execution-") as directory:
@@ -345,6 +362,9 @@ def main() -> None:
             table.add_row(
                 "in-process: signal decoded -> broker returned", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}", note
             )
+        if args.in_process_only:
+            console.print(table)
+            return
         settings = load_settings(state_dir=root / "kafka", kafka={"port": 0, "controller_port": 0})
         supervisor, service = Supervisor(settings), KafkaService(settings)
         endpoint = supervisor.start(service)
