@@ -55,6 +55,36 @@ def test_exposure_when_any_symbol_then_lots_times_contract_times_price_in_usd(
     assert amount is not None and abs(amount - expected) < Decimal("1e-18")
 
 
+# An independent table: units per lot, and how one unit of the quote currency becomes USD.
+QUOTE_TO_USD = {
+    "EURUSD": (100_000, lambda m: 1.0), "XAUUSD": (100, lambda m: 1.0), "XAGUSD": (5_000, lambda m: 1.0),
+    "US500": (1, lambda m: 1.0), "USDJPY": (100_000, lambda m: 1 / m["USDJPY"]),
+    "EURJPY": (100_000, lambda m: 1 / m["USDJPY"]), "GBPJPY": (100_000, lambda m: 1 / m["USDJPY"]),
+    "USDCHF": (100_000, lambda m: 1 / m["USDCHF"]), "EURCHF": (100_000, lambda m: 1 / m["USDCHF"]),
+    "EURGBP": (100_000, lambda m: m["GBPUSD"]), "AUDUSD": (100_000, lambda m: 1.0),
+}  # fmt: skip
+
+
+@given(
+    symbol=st.sampled_from(sorted(QUOTE_TO_USD)),
+    lots=st.decimals(min_value=-50, max_value=50, places=2),
+    mids=st.fixed_dictionaries({name: st.floats(min_value=0.5, max_value=5_000) for name in
+                                [*QUOTE_TO_USD, "GBPUSD"]}),  # fmt: skip
+)
+def test_exposure_when_any_symbol_lots_and_prices_then_lots_x_contract_x_price_through_the_right_pair(
+    symbol: str, lots: Decimal, mids: dict[str, float]
+) -> None:
+    contract, to_usd = QUOTE_TO_USD[symbol]
+
+    amount = exposure(symbol, lots, view_with(**mids), LIMITS)
+
+    expected = abs(float(lots)) * contract * mids[symbol] * to_usd(mids)
+    assert amount is not None and float(amount) == pytest.approx(expected, rel=1e-12, abs=1e-9)
+    alone = exposure(symbol, lots, view_with(**{symbol: mids[symbol]}), LIMITS)  # no other pair quoted
+    own_rate = symbol.startswith("USD") or symbol.endswith("USD") or symbol == "US500"  # USD in the pair itself
+    assert (alone is not None) == own_rate  # a missing rate is refused, never guessed
+
+
 def test_gross_exposure_when_gold_is_small_then_allowed_and_no_rate_is_its_own_denial() -> None:
     gold = ProposedOrder(signal(1, NOW, symbol="XAUUSD"), "buy", 0.01)
     cross = ProposedOrder(signal(2, NOW, symbol="EURJPY"), "buy", 0.1)
