@@ -68,8 +68,7 @@ QUOTE_TO_USD = {
 @given(
     symbol=st.sampled_from(sorted(QUOTE_TO_USD)),
     lots=st.decimals(min_value=-50, max_value=50, places=2),
-    mids=st.fixed_dictionaries({name: st.floats(min_value=0.5, max_value=5_000) for name in
-                                [*QUOTE_TO_USD, "GBPUSD"]}),  # fmt: skip
+    mids=st.fixed_dictionaries({name: st.floats(min_value=0.5, max_value=5_000) for name in [*QUOTE_TO_USD, "GBPUSD"]}),
 )
 def test_exposure_when_any_symbol_lots_and_prices_then_lots_x_contract_x_price_through_the_right_pair(
     symbol: str, lots: Decimal, mids: dict[str, float]
