@@ -14,7 +14,10 @@ The hot loop reads ``signals`` and ``ticks`` and comes in two builds, chosen by
 
 The control listener is its own thread and consumer, so a halt never queues behind a
 backlog of ticks; it commits each command after applying it, and commands are
-idempotent (``command_id``), so one redelivered after a crash changes nothing.
+idempotent (``command_id``), so one redelivered after a crash changes nothing. A command is
+acted on only if signed (HMAC-SHA256, ``tickwave.signing``) and within
+``execution.control_max_age_s`` of its issue; anything else is refused as a critical
+``control_refused`` event and committed: nothing a control message holds stops the process.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from confluent_kafka import (
@@ -42,6 +45,7 @@ from tickwave.config import Settings
 from tickwave.contracts import ControlCommand, RiskEvent, Signal, decode, decode_any, encode
 from tickwave.contracts import Message as Contract
 from tickwave.errors import ContractError, ServiceError
+from tickwave.signing import SIGNATURE_HEADER, control_key, is_signed_by, sign
 from tickwave.topics import EXECUTION_CONTROL, ORDERS_EVENTS, SIGNALS, TICKS, topic_name
 
 logger = logging.getLogger(__name__)
@@ -287,6 +291,8 @@ class ControlListener(threading.Thread):
         self._stopping = stop
         self.ready = threading.Event()
         self.failure: BaseException | None = None
+        self._key = control_key(settings)
+        self._max_age_ms = int(settings.execution.control_max_age_s * 1000)
 
     def run(self) -> None:
         """Poll, apply, commit; on an unexpected error, record it and stop the process."""
@@ -300,12 +306,13 @@ class ControlListener(threading.Thread):
                 if message.error() is not None:
                     _log_kafka_error(message)
                     continue
-                try:
-                    command = decode(message.value(), ControlCommand)
-                except ContractError as exc:
-                    logger.error("quarantined invalid control command: %s", exc.reason)
+                admitted = admit_control(message.value(), message.headers(), self._key,
+                                         self._service.engine.clock.now_ms(), self._max_age_ms)  # fmt: skip
+                if isinstance(admitted, str):
+                    logger.critical("control command refused: %s", admitted)
+                    self._service.refuse_control(admitted)
                 else:
-                    self._service.handle_control(command)
+                    self._service.handle_control(admitted)
                 self._consumer.commit(message=message, asynchronous=False)
         except BaseException as exc:  # the loop's outer edge: record, stop the process, never swallow
             logger.exception("control listener failed; stopping the process")
@@ -314,6 +321,27 @@ class ControlListener(threading.Thread):
         finally:
             self.ready.set()
             self._consumer.close()
+
+
+def admit_control(
+    value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None, key: bytes, now_ms: int, max_age_ms: int
+) -> ControlCommand | str:
+    """The command in a control message if it is signed with ``key`` and fresh; else why it is refused.
+
+    Checked before the bytes are decoded: nothing an unsigned producer writes is acted on.
+    """
+    signature = next((v for k, v in headers or () if k == SIGNATURE_HEADER), None)
+    if value is None or not is_signed_by(key, value, signature):
+        return "unsigned control message" if signature is None else "control message with a wrong signature"
+    try:
+        command = decode(value, ControlCommand)
+    except ContractError as exc:
+        return f"invalid control command: {exc.reason}"
+    age_ms = now_ms - command.issued_at_ms
+    if abs(age_ms) > max_age_ms:
+        return (f"stale control command {command.command_id} ({command.command} by {command.issued_by}): "
+                f"issued {age_ms} ms ago, window {max_age_ms} ms")  # fmt: skip
+    return command
 
 
 # ---------------------------------------------------------------------------------------
@@ -340,7 +368,9 @@ def send_control(
         command_id=uuid.uuid4().hex, command=command, issued_by=issued_by,  # type: ignore[arg-type]
         issued_at_ms=time.time_ns() // 1_000_000, reason=reason, symbol=symbol, params=params or {},
     )  # fmt: skip
-    producer.produce(topic_name(settings, EXECUTION_CONTROL), value=encode(message))
+    value = encode(message)
+    signature = sign(control_key(settings), value).encode()
+    producer.produce(topic_name(settings, EXECUTION_CONTROL), value=value, headers=[(SIGNATURE_HEADER, signature)])
     if producer.flush(10) != 0:
         raise ServiceError("the control command was not acknowledged by Kafka within 10 s")
     return message

@@ -243,6 +243,11 @@ class ExecutionService:
                 logger.warning("control %s: %s", command.command, getattr(event, "detail", event))
             self._send([self._journal_order(intent) for intent in outcome.intents])
 
+    def refuse_control(self, reason: str) -> None:
+        """Record a control message that was not acted on (unsigned, wrongly signed, stale, invalid)."""
+        with self.lock:
+            self._record(self.engine.report("control_refused", reason, "critical"))
+
     def poll_broker(self) -> None:
         """Collect late broker events (paper latency fills, MT5 deal updates); reconcile when due."""
         with self.lock:

@@ -11,7 +11,8 @@ from execution.connectors import audit_tail, await_risk_event, send_control
 from tests.integration.execution.conftest import Bus, Processes, make_signal, make_tick, now_ms
 from tickwave.cli import app
 from tickwave.config import Settings
-from tickwave.contracts import OrderDenied, OrderFilled, OrderSubmitted, RiskEvent
+from tickwave.contracts import ControlCommand, OrderDenied, OrderFilled, OrderSubmitted, RiskEvent, encode
+from tickwave.topics import EXECUTION_CONTROL, topic_name
 
 KILL_SWITCH_BUDGET_MS = 250  # the target is 100 ms (bench/execution.py); tests share 2 busy cores
 
@@ -50,10 +51,19 @@ def test_execution_when_signals_over_kafka_then_one_order_each_and_kill_switch_h
     assert len(submitted) == len(set(submitted)) == 20, "one order per signal, duplicates ignored"
     assert len(bus.of_type(OrderFilled)) == 20
 
-    # Kill switch: from the command to HALTED, as seen by the operator.
+    # An unsigned halt (a producer without the key) is refused, committed, and changes nothing.
+    forged = ControlCommand(command_id="forged", command="halt", issued_by="x", issued_at_ms=now_ms())
+    bus.producer.produce(topic_name(topics, EXECUTION_CONTROL), value=encode(forged))
+    bus.producer.flush(10)
+    refused = bus.wait_for(lambda events: any(isinstance(e, RiskEvent) and e.kind == "control_refused"
+                                              for e in events), 15, "the forged halt to be refused")  # fmt: skip
+    assert any(isinstance(e, RiskEvent) and e.severity == "critical" and "unsigned" in e.detail for e in refused)
+
+    # Kill switch: from the (signed) command to HALTED, as seen by the operator.
+    operator = topics.model_copy(update={"state_dir": processes.state_dir})  # the key is in the state dir
     watcher = audit_tail(topics, bus.bootstrap)
     started = time.perf_counter()
-    command = send_control(topics, bus.bootstrap, "halt", reason="integration test")
+    command = send_control(operator, bus.bootstrap, "halt", reason="integration test")
     halted = await_risk_event(watcher, lambda e: command.command_id in e.detail, 10)
     took_ms = (time.perf_counter() - started) * 1000
     watcher.close()
