@@ -270,7 +270,11 @@ def run_quixstreams_loop(settings: Settings, bootstrap: str, service: ExecutionS
         service.handle_signal_bytes(value)
         service.poll_broker()
 
-    for base, handler in ((SIGNALS, on_signal), (TICKS, service.handle_tick_bytes)):
+    def on_tick(value: bytes) -> None:
+        service.handle_tick_bytes(value)
+        service.poll_broker()  # late fills and the timed reconciliation also without signals
+
+    for base, handler in ((SIGNALS, on_signal), (TICKS, on_tick)):
         topic = app.topic(topic_name(settings, base), value_deserializer="bytes", key_deserializer="bytes")
         app.dataframe(topic).update(handler)
     watcher = threading.Thread(target=lambda: (stop.wait(), app.stop()), name="quix-stop", daemon=True)
