@@ -130,18 +130,24 @@ class Mt5Broker:
             return self._submit_leg(intent, legs[0][0], legs[0][1], now_ms)
         events: list[BrokerEvent] = []
         filled = 0.0
+        first_ticket = 0
         for n, (ticket, lots) in enumerate(legs):
             result = self._send_leg(intent, ticket, lots, now_ms)
-            if isinstance(result, list):  # refused or unanswered
-                if n == 0 or not result:  # not result: unanswered, the history decides (poll)
-                    return events + result
-                events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not sent: {result}", now_ms))
+            done = not isinstance(result, list) and result.retcode in (C.TRADE_RETCODE_DONE,
+                                                                       C.TRADE_RETCODE_DONE_PARTIAL)  # fmt: skip
+            if n == 0 and not done:  # nothing executed yet: as a one-request order
+                return result if isinstance(result, list) else self._events_for(intent, result, self.clock.now_ms())
+            if isinstance(result, list) and not result:  # a later leg unanswered: the history decides (poll)
+                self._working[intent.client_order_id] = (intent, first_ticket)
+                self._fills_seen[intent.client_order_id] = n
+                return events
+            if not done:
+                why = result[0].reason if isinstance(result, list) else f"retcode {result.retcode}"
+                events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not sent: {why}", now_ms))
                 return events
             if n == 0:
+                first_ticket = int(result.order)
                 events.append(accepted(intent, str(result.order), now_ms))
-            if result.retcode not in (C.TRADE_RETCODE_DONE, C.TRADE_RETCODE_DONE_PARTIAL):
-                events.append(canceled(intent, f"leg {n} retcode {result.retcode}: rest not sent", now_ms))
-                return events
             filled = round(filled + result.volume, 8)
             is_final = n == len(legs) - 1 and result.retcode == C.TRADE_RETCODE_DONE
             fill = BrokerFill(fill_id_for(intent.client_order_id, n), result.price, result.volume,

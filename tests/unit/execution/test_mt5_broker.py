@@ -313,3 +313,48 @@ def test_cancel_when_restarted_then_a_working_order_is_found_by_comment_and_remo
                   status=OrderStatus.ACCEPTED)  # fmt: skip
     events = restarted.cancel(order, "halt")
     assert [type(e).__name__ for e in events] == ["OrderCanceled"] and fake.orders_get() == ()
+
+
+def _hedging_with_two_longs(margin_mode: int) -> tuple[FakeTradingMetaTrader5, Terminal, Mt5Broker]:
+    if margin_mode != HEDGING:
+        pytest.skip("one request on a netting account")
+    fake, terminal = _terminal()
+    broker = _broker(terminal)
+    broker.submit(_intent(1, "buy", 0.1))
+    fake.now_msc += 1_000
+    broker.submit(_intent(2, "buy", 0.2))
+    return fake, terminal, broker
+
+
+def test_submit_when_a_later_hedging_close_is_refused_then_the_part_done_is_filled_and_the_rest_canceled(
+    margin_mode: int,
+) -> None:
+    fake, _, broker = _hedging_with_two_longs(margin_mode)
+    fake.script(C.TRADE_RETCODE_DONE, C.TRADE_RETCODE_REJECT)
+    events = broker.submit(_intent(3, "sell", 0.25))
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled", "Fill", "OrderCanceled"]
+    assert events[1].fill_lots == 0.1 and not events[1].is_final  # type: ignore[union-attr]
+
+
+def test_poll_when_a_later_hedging_close_goes_unanswered_then_its_fill_comes_once_without_a_second_accept(
+    margin_mode: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, terminal, broker = _hedging_with_two_longs(margin_mode)
+    original, sends = fake.order_send, []
+
+    def send(request: dict[str, object]) -> object:
+        sends.append(request)
+        if len(sends) == 2:
+            original(request)  # executed at the server, but the answer is lost
+            fake.fail_next("order_send", C.RES_E_INTERNAL_FAIL_CONNECT)
+            return original(request)  # the failing call: None with last_error set
+        return original(request)
+
+    monkeypatch.setattr(fake, "order_send", send)
+    events = broker.submit(_intent(3, "sell", 0.25))
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled", "Fill"]
+    terminal.connect()
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+    later = broker.poll()
+    assert [type(e).__name__ for e in later] == ["OrderFilled", "Fill"]
+    assert later[0].cumulative_lots == pytest.approx(0.25) and later[0].is_final  # type: ignore[union-attr]
