@@ -19,9 +19,10 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
@@ -131,6 +132,7 @@ class Engine:
     decided_signals: set[str] = field(default_factory=set)
     applied_commands: set[str] = field(default_factory=set)
     books: dict[str, Book] = field(default_factory=dict)
+    stop_denied_at_ms: dict[str, int] = field(default_factory=dict)  # protective closes denied, when (not journaled)
     # Realised P&L per trading day and quote currency (exact); converted only when valued.
     realized_by_day: dict[str, dict[str, Decimal]] = field(default_factory=dict)
     # Unrealised P&L of each position (quote currency) at the start of ``marked_day``.
@@ -273,24 +275,10 @@ class Engine:
         closing: list[str] = []
         for symbol in symbols:
             position = self.view.position(symbol)
-            remaining = abs(position)
-            side: Literal["buy", "sell"] = "sell" if position > 0 else "buy"
-            part = 0
-            while remaining > 0:
-                lots = min(remaining, to_decimal(self.limits.max_order_lots))
-                signal = flatten_signal(command, symbol, part, now_ms)
-                proposed = ProposedOrder(signal, side, float(lots))
-                denial = operator_denial(proposed, self.view, self.limits, now_ms)
-                if denial is not None:
-                    denials.append(self._denied(signal, now_ms, denial.check, denial.reason))
-                else:
-                    intents.append(OrderIntent(
-                        client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id,
-                        symbol=symbol, side=side, quantity_lots=float(lots), order_type="market",
-                        model_id=signal.model_id, model_version=0, created_at_ms=now_ms,
-                    ))  # fmt: skip
-                remaining -= lots
-                part += 1
+            signal_for = partial(flatten_signal, command, symbol, now_ms=now_ms)
+            closes, denied = self._closing_orders(symbol, signal_for, now_ms)
+            intents.extend(closes)
+            denials.extend(denied)
             if position:
                 closing.append(f"{symbol} {position} lots")
         working = [order.client_order_id for order in self.working_orders() if order.symbol in symbols]
@@ -298,6 +286,74 @@ class Engine:
         detail = (f"FLATTEN {scope} {who}: closing {', '.join(closing) or 'nothing (flat)'} with {len(intents)} "
                   f"reduce-only orders; canceling {len(working)} working orders; {len(denials)} denied")  # fmt: skip
         report = self._risk_event(FLATTEN, "critical", detail, now_ms, symbol=command.symbol, check="operator")
+        return ControlOutcome(events=(report, *denials), intents=tuple(intents))
+
+    def _closing_orders(
+        self, symbol: str, signal_for: Callable[[int], Signal], now_ms: int
+    ) -> tuple[list[OrderIntent], list[OrderDenied]]:
+        """Reduce-only market orders (at most ``max_order_lots`` each) that close ``symbol``'s position.
+
+        They pass the operator checks (price, market hours, collar, rate), not the trading
+        state: an operator's flatten and a protective stop work while HALTED.
+        """
+        position = self.view.position(symbol)
+        remaining = abs(position)
+        side: Literal["buy", "sell"] = "sell" if position > 0 else "buy"
+        intents: list[OrderIntent] = []
+        denials: list[OrderDenied] = []
+        part = 0
+        while remaining > 0:
+            lots = min(remaining, to_decimal(self.limits.max_order_lots))
+            signal = signal_for(part)
+            proposed = ProposedOrder(signal, side, float(lots))
+            denial = operator_denial(proposed, self.view, self.limits, now_ms)
+            if denial is not None:
+                denials.append(self._denied(signal, now_ms, denial.check, denial.reason))
+            else:
+                intents.append(OrderIntent(
+                    client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id,
+                    symbol=symbol, side=side, quantity_lots=float(lots), order_type="market",
+                    model_id=signal.model_id, model_version=0, created_at_ms=now_ms,
+                ))  # fmt: skip
+            remaining -= lots
+            part += 1
+        return intents, denials
+
+    def protective_stop(self, tick: Tick) -> ControlOutcome:
+        """Close a position whose bid (long) or ask (short) crossed its stop loss or take profit.
+
+        Levels are ``stop_loss_pips`` / ``take_profit_pips`` x the instrument's pip size
+        from the position's average entry, derived from the journaled fills (a restart
+        keeps them). Nothing while an order on the symbol is still working (the close in
+        flight, or another). The orders go through the journal and broker like a flatten.
+        """
+        limits, symbol = self.limits, tick.symbol
+        book, spec = self.books.get(symbol), limits.instruments.get(symbol)
+        position = self.view.positions.get(symbol, Decimal(0))
+        if not (limits.stop_loss_pips or limits.take_profit_pips) or book is None or spec is None or not position:
+            return ControlOutcome()
+        if self.view.pending.get(symbol):
+            return ControlOutcome()
+        entry = sum((lots * price for lots, price in book.entries), Decimal(0)) / position
+        pip = to_decimal(spec.pip_size)
+        direction = 1 if position > 0 else -1
+        exit_price = to_decimal(tick.bid if position > 0 else tick.ask)
+        moved_pips = (exit_price - entry) * direction / pip
+        if limits.stop_loss_pips and moved_pips <= -to_decimal(limits.stop_loss_pips):
+            which = "stop loss"
+        elif limits.take_profit_pips and moved_pips >= to_decimal(limits.take_profit_pips):
+            which = "take profit"
+        else:
+            return ControlOutcome()
+        now_ms = self.clock.now_ms()
+        if now_ms - self.stop_denied_at_ms.get(symbol, -RATE_WINDOW_MS) < RATE_WINDOW_MS:
+            return ControlOutcome()  # denied a moment ago (no price, collar, rate): retry once a second, not per tick
+        intents, denials = self._closing_orders(symbol, lambda part: protective_signal(which, tick, part), now_ms)
+        if denials:
+            self.stop_denied_at_ms[symbol] = now_ms
+        detail = (f"{which} {symbol}: {position} lots from {entry:.6g} at {exit_price} ({moved_pips:.1f} pips); "
+                  f"closing with {len(intents)} reduce-only orders, {len(denials)} denied")  # fmt: skip
+        report = self._risk_event("protective_stop", "warning", detail, now_ms, symbol=symbol, check="protective_stop")
         return ControlOutcome(events=(report, *denials), intents=tuple(intents))
 
     def _set_limit_events(self, command: ControlCommand, who: str, now_ms: int) -> tuple[RiskEvent, ...]:
@@ -552,6 +608,16 @@ def flatten_signal(command: ControlCommand, symbol: str, part: int, now_ms: int)
         signal_id=f"flatten-{command.command_id}-{symbol}-{part}", symbol=symbol, timeframe="operator",
         bar_start_ms=now_ms, direction="flat", strength=0.0, confidence=1.0, model_id=f"operator:{command.issued_by}",
         model_version=0, created_at_ms=now_ms,
+    )  # fmt: skip
+
+
+def protective_signal(which: str, tick: Tick, part: int) -> Signal:
+    """The decision a protective close traces to (its id names the level, symbol, tick time and part)."""
+    kind = "sl" if which == "stop loss" else "tp"
+    return Signal(
+        signal_id=f"{kind}-{tick.symbol}-{tick.time_ms}-{tick.seq}-{part}", symbol=tick.symbol, timeframe="protective",
+        bar_start_ms=tick.time_ms, direction="flat", strength=0.0, confidence=1.0, model_id=f"protective:{kind}",
+        model_version=0, created_at_ms=tick.time_ms,
     )  # fmt: skip
 
 

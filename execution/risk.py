@@ -47,6 +47,8 @@ class RiskLimits:
     max_consecutive_rejects: int
     flash_crash_pct: float
     flash_crash_window_ms: int
+    stop_loss_pips: float = 0.0
+    take_profit_pips: float = 0.0
 
     @classmethod
     def from_settings(
@@ -70,6 +72,8 @@ class RiskLimits:
             max_consecutive_rejects=settings.max_consecutive_rejects,
             flash_crash_pct=settings.flash_crash_pct,
             flash_crash_window_ms=settings.flash_crash_window_ms,
+            stop_loss_pips=settings.stop_loss_pips,
+            take_profit_pips=settings.take_profit_pips,
         )
 
 

@@ -224,6 +224,10 @@ class ExecutionService:
                 return
             self.broker.on_tick(tick)
             self._record_all(self.engine.on_tick(tick))
+            stop = self.engine.protective_stop(tick)
+            if stop.events or stop.intents:
+                self._record_all(stop.events)
+                self._send([self._journal_order(intent) for intent in stop.intents])
 
     def _skip(self, check: str, reason: str) -> None:
         self.ticks_rejected += 1

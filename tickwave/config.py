@@ -205,6 +205,12 @@ class ExecutionSettings(_Section):
     mt5_deviation_points: int = Field(default=20, ge=0, description="MT5 allowed slippage (points)")
     mt5_max_retries: int = Field(default=3, ge=0, description="MT5 retries of a requote or busy answer")
     control_timeout_s: float = Field(default=10.0, gt=0, description="how long the CLI waits for the process to answer")
+    stop_loss_pips: float = Field(
+        default=0.0, ge=0, description="protective stop this many pips (instrument pip size) from the entry; 0: off"
+    )
+    take_profit_pips: float = Field(
+        default=0.0, ge=0, description="take profit this many pips (instrument pip size) from the entry; 0: off"
+    )
     control_max_age_s: float = Field(
         default=60.0, gt=0, description="a signed control command older (or newer) than this is refused as a replay, s"
     )

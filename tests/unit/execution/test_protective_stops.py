@@ -1,0 +1,89 @@
+"""Protective stops: a position closes when its bid (long) or ask (short) crosses the levels."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from execution.clock import ManualClock
+from execution.service import ExecutionService
+from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
+from tickwave.contracts import ControlCommand, OrderFilled, OrderSubmitted, RiskEvent
+
+STOPS = {"market_hours": "always", "stop_loss_pips": 20, "take_profit_pips": 40, "flash_crash_pct": 50.0,
+         "paper_slippage_bps": 0.0}  # fmt: skip
+
+
+def _open(tmp_path: Path, direction: str = "long") -> tuple[ExecutionService, ManualClock, ListPublisher]:
+    clock, publisher = ManualClock(WEDNESDAY_NOON_MS), ListPublisher()
+    service = make_service(tmp_path, clock, publisher, **STOPS)
+    service.handle_tick(tick(clock.now_ms(), 1.1, spread=0.0002))
+    service.handle_signal(signal(1, clock.now_ms(), direction, 0.5))  # 0.5 lots, filled at 1.1001 (long)
+    assert service.engine.view.positions["EURUSD"] == Decimal("0.5") * (1 if direction == "long" else -1)
+    return service, clock, publisher
+
+
+def _protective_orders(publisher: ListPublisher) -> list[OrderSubmitted]:
+    return [e for e in publisher.of_type(OrderSubmitted) if e.model_id.startswith("protective:")]
+
+
+def _move(service: ExecutionService, clock: ManualClock, mid: float) -> None:
+    clock.advance(100)
+    service.handle_tick(tick(clock.now_ms(), mid, spread=0.0002, seq=clock.now_ms()))
+
+
+def test_stop_loss_when_the_bid_crosses_then_one_reduce_only_close_through_the_journal(tmp_path: Path) -> None:
+    service, clock, publisher = _open(tmp_path)  # long from 1.1001: stop at bid <= 1.0981
+
+    _move(service, clock, 1.0984)  # bid 1.0983: 18 pips down, inside the stop
+    assert _protective_orders(publisher) == []
+    _move(service, clock, 1.0980)  # bid 1.0979: 22 pips down
+    _move(service, clock, 1.0970)  # lower still: already flat, nothing more
+
+    (close,) = _protective_orders(publisher)
+    assert (close.side, close.quantity_lots, close.signal_id[:3]) == ("sell", 0.5, "sl-")
+    assert service.engine.view.positions.get("EURUSD", 0) == 0 and service.broker.positions() == {}
+    stops = [e for e in publisher.of_type(RiskEvent) if e.kind == "protective_stop"]
+    assert len(stops) == 1 and "stop loss EURUSD" in stops[0].detail
+    service.close()
+
+
+def test_take_profit_when_a_short_gains_then_closed_at_the_ask(tmp_path: Path) -> None:
+    service, clock, publisher = _open(tmp_path, "short")  # short from the bid 1.0999: profit at ask <= 1.0959
+
+    _move(service, clock, 1.0962)  # ask 1.0963: 36 pips
+    assert _protective_orders(publisher) == []
+    _move(service, clock, 1.0956)  # ask 1.0957: 42 pips
+
+    (close,) = _protective_orders(publisher)
+    assert (close.side, close.signal_id[:3]) == ("buy", "tp-")
+    fills = [e for e in publisher.of_type(OrderFilled) if e.client_order_id == close.client_order_id]
+    assert fills and fills[-1].is_final and service.engine.view.positions.get("EURUSD", 0) == 0
+    service.close()
+
+
+def test_stops_when_restarted_or_halted_then_still_protect(tmp_path: Path) -> None:
+    service, clock, _ = _open(tmp_path)
+    service.handle_control(ControlCommand(command_id="h", command="halt", issued_by="t", issued_at_ms=clock.now_ms()))
+    service.close()
+    publisher = ListPublisher()
+    restarted = make_service(tmp_path, clock, publisher, **STOPS)  # levels come back from the journaled fills
+    assert restarted.engine.trading_state == "HALTED"
+
+    _move(restarted, clock, 1.0975)
+
+    assert [o.side for o in _protective_orders(publisher)] == ["sell"]
+    assert restarted.engine.view.positions.get("EURUSD", 0) == 0
+    restarted.close()
+
+
+def test_stop_when_its_close_is_denied_then_retried_once_a_second_not_on_every_tick(tmp_path: Path) -> None:
+    service, clock, publisher = _open(tmp_path)
+    for _ in range(5):  # crossed, but the spread is outside the collar: denied
+        clock.advance(100)
+        service.handle_tick(tick(clock.now_ms(), 1.0975, spread=0.02, seq=clock.now_ms()))
+    assert len([e for e in publisher.of_type(RiskEvent) if e.kind == "protective_stop"]) == 1
+    clock.advance(1_000)
+    _move(service, clock, 1.0975)  # a second later, a normal spread: closed
+    assert [o.side for o in _protective_orders(publisher)] == ["sell"]
+    service.close()
