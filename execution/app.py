@@ -65,7 +65,8 @@ def build_service(
     engine = Engine(limits, SizingPolicy.from_settings(execution), clock, execution.instance_id)
     journal = Journal(instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync)
     checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
-    return ExecutionService(engine, journal, broker or build_broker(settings, clock), publisher, checks)
+    broker = broker or build_broker(settings, clock)
+    return ExecutionService(engine, journal, broker, publisher, checks, execution.reconcile_every_s)
 
 
 @contextmanager

@@ -513,6 +513,10 @@ class Engine:
             detail=detail, occurred_at_ms=now_ms, symbol=symbol, check=check,
         )  # fmt: skip
 
+    def trading_state_event(self, state: TradingState, detail: str, check: str) -> RiskEvent:
+        """Build the critical event that moves trading to ``state`` (a breaker outside the gate)."""
+        return self._risk_event(TRADING_STATE, "critical", detail, self.clock.now_ms(), state, check=check)
+
     def report(self, kind: str, detail: str, severity: Literal["info", "warning", "critical"] = "warning") -> RiskEvent:
         """Build an informational risk event (reconciliation differences, start-up)."""
         return self._risk_event(kind, severity, detail, self.clock.now_ms())

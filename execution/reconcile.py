@@ -26,6 +26,7 @@ from execution.brokers.base import (
     rejected,
 )
 from execution.state import Order, OrderStatus
+from tickwave.contracts import OrderSubmitted
 from tickwave.money import to_decimal
 
 
@@ -35,6 +36,7 @@ class Reconciliation:
 
     events: list[BrokerEvent] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
+    adopted: list[OrderSubmitted] = field(default_factory=list)  # broker orders the journal lacked
 
 
 def reconcile_orders(
@@ -54,11 +56,21 @@ def reconcile_orders(
         _catch_up(order, at_broker, now_ms, result)
     for client_order_id, at_broker in broker_orders.items():
         if client_order_id not in journal_orders:
+            result.adopted.append(adopted_submission(at_broker, now_ms))
             result.differences.append(
                 f"{client_order_id}: at the broker ({at_broker.status}, {at_broker.filled_lots} lots "
-                f"{at_broker.side} {at_broker.symbol}), unknown to the journal"
+                f"{at_broker.side} {at_broker.symbol}), unknown to the journal: adopted by its client order id"
             )
     return result
+
+
+def adopted_submission(at_broker: BrokerOrder, now_ms: int) -> OrderSubmitted:
+    """The OrderSubmitted the journal lacks for an order the broker has (the next pass catches up its fills)."""
+    return OrderSubmitted(
+        client_order_id=at_broker.client_order_id, signal_id=f"adopted-{at_broker.client_order_id}",
+        symbol=at_broker.symbol, model_id="unknown (adopted at reconciliation)", model_version=0, event_at_ms=now_ms,
+        side=at_broker.side, quantity_lots=at_broker.quantity_lots, order_type="market",
+    )  # fmt: skip
 
 
 def _catch_up(order: Order, at_broker: BrokerOrder, now_ms: int, result: Reconciliation) -> None:

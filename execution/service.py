@@ -28,7 +28,17 @@ from execution.engine import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, Engin
 from execution.journal import Journal
 from execution.reconcile import position_differences, reconcile_orders
 from tickwave.config import StreamsSettings
-from tickwave.contracts import ControlCommand, Message, OrderIntent, OrderSubmitted, RiskEvent, Signal, Tick, decode
+from tickwave.contracts import (
+    ControlCommand,
+    Message,
+    OrderIntent,
+    OrderRejected,
+    OrderSubmitted,
+    RiskEvent,
+    Signal,
+    Tick,
+    decode,
+)
 from tickwave.errors import ContractError
 from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_raw
 
@@ -95,6 +105,7 @@ class ExecutionService:
         broker: Broker,
         publisher: Publisher,
         tick_checks: TickChecks | None = None,
+        reconcile_every_s: float = 10.0,
     ) -> None:
         self.engine = engine
         self.journal = journal
@@ -102,6 +113,10 @@ class ExecutionService:
         self.publisher = publisher
         self.tick_checks = tick_checks or TickChecks()
         self.ticks_rejected = 0
+        self.reconcile_every_s = reconcile_every_s
+        self.reconcile_due = False
+        self.reconciled_at_ms = 0
+        self._mismatch_seen = False
         self.lock = threading.RLock()
 
     def start(self) -> list[str]:
@@ -115,13 +130,11 @@ class ExecutionService:
             replay(self.engine, recorded)
             for position in range(self.publisher.resume_position(), len(recorded)):
                 self._publish(recorded[position], position)
-            found = reconcile_orders(self.engine.orders, self.broker.orders(), self.engine.clock.now_ms())
-            for event in found.events:
-                self._record(event)
-            differences = found.differences + position_differences(self.engine.view.positions, self.broker.positions())
+            differences = self._reconcile() + position_differences(self.engine.view.positions, self.broker.positions())
             for difference in differences:
                 logger.warning("reconcile instance=%s %s", self.engine.instance_id, difference)
                 self._record(self.engine.report("reconcile_difference", difference))
+            self.reconciled_at_ms = self.engine.clock.now_ms()
             status = self.engine.status()
             logger.info("started instance=%s broker=%s %s", self.engine.instance_id, self.broker.name, status)
             self._record(self.engine.report("started", f"{len(differences)} reconciliation differences", "info"))
@@ -229,9 +242,55 @@ class ExecutionService:
             self._send([self._journal_order(intent) for intent in outcome.intents])
 
     def poll_broker(self) -> None:
-        """Collect late broker events (paper latency fills, MT5 deal updates)."""
+        """Collect late broker events (paper latency fills, MT5 deal updates); reconcile when due."""
         with self.lock:
-            self._record_all(self.broker.poll())
+            events = self.broker.poll()
+            self._record_all(events)
+            if any(isinstance(event, OrderRejected) for event in events):
+                self.reconcile_due = True  # after any broker error
+            if (
+                self.reconcile_due
+                or self.engine.clock.now_ms() - self.reconciled_at_ms >= self.reconcile_every_s * 1000
+            ):
+                self.reconcile_now()
+
+    def reconcile_now(self) -> list[str]:
+        """Compare journal and broker now; catch up, adopt, and on a remaining mismatch move to REDUCING.
+
+        A mismatch left after catching up (a position the broker and the journal disagree
+        on) raises a critical ``reconcile_mismatch`` event and moves trading to REDUCING
+        until an operator resumes.
+        """
+        with self.lock:
+            self.reconcile_due = False
+            self.reconciled_at_ms = self.engine.clock.now_ms()
+            differences = self._reconcile()
+            mismatches = position_differences(self.engine.view.positions, self.broker.positions())
+            for difference in differences:
+                logger.warning("reconcile instance=%s %s", self.engine.instance_id, difference)
+                self._record(self.engine.report("reconcile_difference", difference))
+            # A position still different after catching up, on two passes in a row (not a deal in flight).
+            persistent = mismatches and self._mismatch_seen
+            self._mismatch_seen = bool(mismatches)
+            if persistent:
+                detail = "reconcile: " + "; ".join(mismatches)
+                self._record(self.engine.report("reconcile_mismatch", detail, "critical"))
+                if self.engine.trading_state == "ACTIVE":
+                    self._record(self.engine.trading_state_event("REDUCING", detail, "reconcile"))
+            return differences + mismatches
+
+    def _reconcile(self) -> list[str]:
+        """Adopt broker orders the journal lacks and record what the journal missed; return the order differences."""
+        now_ms = self.engine.clock.now_ms()
+        found = reconcile_orders(self.engine.orders, self.broker.orders(), now_ms)
+        adopted = found.adopted
+        if adopted:
+            self._record_all(adopted)
+            differences = found.differences
+            found = reconcile_orders(self.engine.orders, self.broker.orders(), now_ms)  # now their fills
+            found.differences[:0] = differences
+        self._record_all(found.events)
+        return found.differences
 
     def _record_all(self, events: Iterable[Message]) -> None:
         """Journal events that happened together in one write, then apply and publish them; then their follow-ups.

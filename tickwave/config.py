@@ -205,6 +205,9 @@ class ExecutionSettings(_Section):
     mt5_deviation_points: int = Field(default=20, ge=0, description="MT5 allowed slippage (points)")
     mt5_max_retries: int = Field(default=3, ge=0, description="MT5 retries of a requote or busy answer")
     control_timeout_s: float = Field(default=10.0, gt=0, description="how long the CLI waits for the process to answer")
+    reconcile_every_s: float = Field(
+        default=10.0, gt=0, description="reconcile journal and broker this often (and after any broker reject), s"
+    )
 
 
 class SymbolSpec(_Section):

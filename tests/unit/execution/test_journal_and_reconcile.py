@@ -301,3 +301,32 @@ def test_ticks_when_one_bad_print_arrives_then_execution_neither_halts_nor_fills
     assert fills and fills[0].price < 1.11  # filled at the good quote, not at the spike
     assert service.engine.view.last_ticks["EURUSD"].mid == pytest.approx(1.1)
     service.close()
+
+
+def test_reconcile_when_running_then_broker_orders_are_adopted_and_a_lasting_mismatch_reduces(tmp_path: Path) -> None:
+    from execution.positions import Book
+
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    service = make_service(tmp_path, clock, market_hours="always", reconcile_every_s=10)
+    service.handle_tick(tick(clock.now_ms(), 1.1, spread=0.0002))
+    stray = service.engine.on_signal(signal(7, clock.now_ms(), "long", 0.5)).intent
+    assert stray is not None
+    service.broker.submit(stray)  # reached the venue outside this journal (another session, a lost answer)
+    service.poll_broker()
+    assert stray.client_order_id not in service.engine.orders  # not due yet
+
+    clock.advance(10_000)
+    service.poll_broker()
+
+    assert service.engine.orders[stray.client_order_id].status == OrderStatus.FILLED
+    assert service.engine.view.positions["EURUSD"] == service.broker.positions()["EURUSD"]
+    assert service.engine.trading_state == "ACTIVE"
+
+    service.broker.books["EURUSD"] = Book()  # the venue's position vanished: a real mismatch
+    clock.advance(10_000)
+    service.poll_broker()
+    assert service.engine.trading_state == "ACTIVE"  # once could be a deal in flight
+    clock.advance(10_000)
+    service.poll_broker()
+    assert service.engine.trading_state == "REDUCING"
+    service.close()

@@ -174,14 +174,16 @@ def test_reconcile_when_restarted_then_orders_and_positions_agree_with_the_termi
     assert all(order.status == OrderStatus.FILLED for order in restarted.engine.orders.values())
 
 
-def test_reconcile_when_terminal_has_an_order_the_journal_lacks_then_reported(tmp_path: Path) -> None:
+def test_reconcile_when_terminal_has_an_order_the_journal_lacks_then_adopted_and_reported(tmp_path: Path) -> None:
     _, terminal = _terminal()
     _broker(terminal).submit(_intent(9))  # placed by someone with our magic, not in this journal
     publisher = ListPublisher()
-    _service(tmp_path, terminal, publisher)
+    service = _service(tmp_path, terminal, publisher)
     details = [e.detail for e in publisher.of_type(RiskEvent) if e.kind == "reconcile_difference"]
-    assert any("unknown to the journal" in d for d in details)
-    assert any("journal position 0 lots, broker 0.1 lots" in d for d in details)
+    assert any("unknown to the journal: adopted" in d for d in details)
+    assert not any("journal position" in d for d in details)  # adopted with its fill: the books agree
+    adopted = service.engine.orders[_intent(9).client_order_id]
+    assert adopted.signal_id.startswith("adopted-") and adopted.status == OrderStatus.FILLED
 
 
 def test_reconcile_when_send_went_unanswered_but_filled_then_journal_catches_up(tmp_path: Path) -> None:
