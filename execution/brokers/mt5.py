@@ -28,11 +28,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from execution.brokers.base import (
+    EXPIRED_PREFIX,
     BrokerEvent,
     BrokerFill,
     BrokerOrder,
@@ -58,6 +60,7 @@ SYMBOL_FILLING_FOK = 1  # symbol_info().filling_mode bits
 SYMBOL_FILLING_IOC = 2
 RETRYABLE = frozenset({C.TRADE_RETCODE_REQUOTE, C.TRADE_RETCODE_PRICE_CHANGED, C.TRADE_RETCODE_PRICE_OFF})
 POLL_EVERY_MS = 500
+UNANSWERED_EXPIRY_MS = 10_000  # a send with no answer and no trace at the server after this is expired
 HISTORY_FROM = datetime(2000, 1, 1)  # noqa: DTZ001 - the terminal reads naive datetimes on the server clock
 
 ORDER_STATES: dict[int, OrderStatus] = {
@@ -69,6 +72,16 @@ ORDER_STATES: dict[int, OrderStatus] = {
     C.ORDER_STATE_REJECTED: OrderStatus.REJECTED,
     C.ORDER_STATE_EXPIRED: OrderStatus.EXPIRED,
 }
+
+
+@dataclass
+class _Working:
+    """An order the broker follows until it ends: its ticket (0 until known), since when, fills reported."""
+
+    order: OrderIdentity
+    ticket: int
+    since_ms: int
+    fills_reported: int = 0
 
 
 def load_terminal(settings: Settings) -> Terminal:
@@ -87,15 +100,26 @@ class Mt5Broker:
         self.settings = settings
         self.clock = clock
         self.terminal = terminal
-        self._working: dict[str, tuple[OrderIdentity, int]] = {}  # client_order_id -> (order, ticket or 0)
+        # client_order_id -> what is tracked until the order ends (ticket 0: the send got no answer)
+        self._working: dict[str, _Working] = {}
         self._last_poll_ms = 0
+        self._known: set[str] | None = None  # client order ids the terminal has (loaded at the first submit)
 
     # -- the Broker interface ---------------------------------------------------------------
 
     def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
-        """Check, then send a market order; retry only a requote-like answer."""
+        """Check, then send a market order; retry only a requote-like answer. Idempotent per client order id.
+
+        A ``client_order_id`` the terminal already has (this session or, read once at the
+        first submit, an earlier one) is never sent again. A terminal error at any step
+        answers with a rejection or, once a send may have reached the server, with
+        nothing but tracking: it never raises into the signal loop.
+        """
         now_ms = self.clock.now_ms()
         try:
+            if intent.client_order_id in self._known_ids():
+                logger.warning("order=%s is already at the terminal; not sent again", intent.client_order_id)
+                return []
             request = self._request(intent)
             check = self.terminal.call("order_check", request)
         except TerminalError as exc:
@@ -108,31 +132,58 @@ class Mt5Broker:
             except TerminalError as exc:
                 logger.error("order=%s order_send gave no answer (%s); outcome unknown, polling history",
                              intent.client_order_id, exc)  # fmt: skip
-                self._working[intent.client_order_id] = (intent, 0)
+                self._track(intent, 0)
                 return []
+            self._known_ids().add(intent.client_order_id)
             if result.retcode in RETRYABLE and attempt < self.settings.mt5_max_retries:
                 logger.info("order=%s retcode=%d (%s); retrying at the new quote",
                             intent.client_order_id, result.retcode, result.comment)  # fmt: skip
-                request = self._request(intent)
+                try:
+                    request = self._request(intent)
+                except TerminalError as exc:  # the requoted send placed nothing: refuse, do not crash
+                    return [rejected(intent, f"requote, then no quote to retry at: {exc}", self.clock.now_ms(),
+                                     exc.code)]  # fmt: skip
                 continue
             return self._events_for(intent, result, self.clock.now_ms())
         raise AssertionError("unreachable: the last attempt always returns")
 
+    def _known_ids(self) -> set[str]:
+        if self._known is None:
+            self._known = set(self.orders())
+        return self._known
+
+    def _track(self, order: OrderIdentity, ticket: int) -> None:
+        self._working[order.client_order_id] = _Working(order, ticket, self.clock.now_ms())
+
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
         """Remove a working (placed) order."""
-        working = self._working.get(order.client_order_id)
-        if working is None or working[1] == 0:
+        ticket = self._ticket_of(order.client_order_id)
+        if ticket == 0:
             return []
         try:
-            result = self.terminal.call("order_send", {"action": C.TRADE_ACTION_REMOVE, "order": working[1]})
+            result = self.terminal.call("order_send", {"action": C.TRADE_ACTION_REMOVE, "order": ticket})
         except TerminalError as exc:
             logger.error("order=%s cancel failed: %s", order.client_order_id, exc)
             return []
         if result.retcode != C.TRADE_RETCODE_DONE:
             logger.warning("order=%s cancel refused: %d %s", order.client_order_id, result.retcode, result.comment)
             return []
-        del self._working[order.client_order_id]
+        self._working.pop(order.client_order_id, None)
         return [canceled(order, reason, self.clock.now_ms())]
+
+    def _ticket_of(self, client_order_id: str) -> int:
+        """The ticket of a working order: tracked, or (after a restart) looked up at the terminal."""
+        working = self._working.get(client_order_id)
+        if working is not None and working.ticket:
+            return working.ticket
+        try:
+            found = self.orders().get(client_order_id)
+        except TerminalError as exc:
+            logger.error("order=%s: no ticket (the terminal did not answer: %s)", client_order_id, exc)
+            return 0
+        if found is None or found.status not in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
+            return 0
+        return int(found.broker_order_id)
 
     def poll(self) -> list[BrokerEvent]:
         """Pick up fills of placed orders and the outcome of unanswered sends (at most twice a second)."""
@@ -146,17 +197,32 @@ class Mt5Broker:
             logger.warning("poll: the terminal did not answer (%s); %d orders still pending", exc, len(self._working))
             return []
         events: list[BrokerEvent] = []
-        for client_order_id, (order, ticket) in list(self._working.items()):
-            found = known.get(client_order_id)
-            if found is None or found.status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED):
-                if found is not None and ticket == 0:  # an unanswered send did reach the server
-                    self._working[client_order_id] = (order, int(found.broker_order_id))
-                    events.append(accepted(order, found.broker_order_id, now_ms))
+        for client_order_id, working in list(self._working.items()):
+            order, found = working.order, known.get(client_order_id)
+            if found is None:
+                if working.ticket == 0 and now_ms - working.since_ms >= UNANSWERED_EXPIRY_MS:
+                    del self._working[client_order_id]  # the unanswered send never reached the server
+                    events.append(canceled(order, EXPIRED_PREFIX + "the send got no answer and the server has no "
+                                           "such order", now_ms))  # fmt: skip
                 continue
-            del self._working[client_order_id]
-            if ticket == 0:
+            if working.ticket == 0:  # an unanswered send did reach the server
+                working.ticket = int(found.broker_order_id)
                 events.append(accepted(order, found.broker_order_id, now_ms))
-            events.extend(self._fill_and_end_events(order, found, now_ms))
+            new_fills = found.fills[working.fills_reported :]
+            if new_fills:
+                cumulative = sum((to_decimal(fill.lots) for fill in found.fills[: working.fills_reported]), Decimal(0))
+                for n, fill in enumerate(new_fills):
+                    cumulative += to_decimal(fill.lots)  # exact: 0.1 + 0.2 lots is 0.3 lots
+                    is_final = found.status == OrderStatus.FILLED and n == len(new_fills) - 1
+                    events.extend(fill_events(order, fill, float(cumulative), is_final))
+                working.fills_reported = len(found.fills)
+            if found.status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
+                continue  # still working: a partial fill is not the end of the order
+            del self._working[client_order_id]
+            if found.status == OrderStatus.REJECTED:
+                events.append(rejected(order, "rejected by the server", now_ms))
+            elif found.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+                events.append(canceled(order, f"{found.status} at the broker", now_ms))
         return events
 
     def on_tick(self, tick: Tick) -> None:
@@ -223,24 +289,11 @@ class Mt5Broker:
             return [rejected(intent, f"{result.comment} (retcode {retcode})", now_ms, retcode)]
         events: list[BrokerEvent] = [accepted(intent, str(result.order), now_ms)]
         if retcode == C.TRADE_RETCODE_PLACED:
-            self._working[intent.client_order_id] = (intent, result.order)
+            self._track(intent, result.order)
             return events
         fill = BrokerFill(fill_id_for(intent.client_order_id, 0), result.price, result.volume, now_ms, str(result.deal))
         is_final = retcode == C.TRADE_RETCODE_DONE
         events.extend(fill_events(intent, fill, result.volume, is_final))
         if not is_final:
             events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not filled (partial)", now_ms))
-        return events
-
-    def _fill_and_end_events(self, order: OrderIdentity, found: BrokerOrder, now_ms: int) -> list[BrokerEvent]:
-        events: list[BrokerEvent] = []
-        cumulative = 0.0
-        for n, fill in enumerate(found.fills):
-            cumulative += fill.lots
-            is_last = n == len(found.fills) - 1
-            events.extend(fill_events(order, fill, cumulative, is_last and found.status == OrderStatus.FILLED))
-        if found.status == OrderStatus.REJECTED:
-            events.append(rejected(order, "rejected by the server", now_ms))
-        elif found.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
-            events.append(canceled(order, f"{found.status} at the broker", now_ms))
         return events

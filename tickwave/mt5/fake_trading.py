@@ -209,11 +209,19 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         """Make the next ``order_send`` calls answer these retcodes (then DONE again)."""
         self._scripted.extend(retcodes)
 
-    def fill_pending(self, ticket: int) -> None:
-        """Fill a placed (working) order at the current quote."""
+    def fill_pending(self, ticket: int, volume: float | None = None) -> None:
+        """Fill a placed (working) order at the current quote: all of what is left, or ``volume`` of it.
+
+        A partial fill leaves the order active in state ORDER_STATE_PARTIAL with its
+        ``volume_current`` reduced, as the terminal shows it.
+        """
         order = self._active.pop(ticket)
         price = self._quote_for(order.symbol, order.type)
-        self._execute(order, order.volume_initial, price)
+        fill = order.volume_current if volume is None else min(volume, order.volume_current)
+        self._execute(order, fill, price)
+        if fill < order.volume_current:
+            done = self._history_orders.pop(ticket)
+            self._active[ticket] = done._replace(state=self.ORDER_STATE_PARTIAL, time_done=0, time_done_msc=0)
 
     # -- the package's trading API ----------------------------------------------------------
 
@@ -380,9 +388,10 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         self._deals.append(deal)
         if after == 0:
             del self._positions[order.symbol]
-        state = self.ORDER_STATE_FILLED if volume >= order.volume_initial else self.ORDER_STATE_CANCELED
+        remaining = round(order.volume_current - volume, 8)
+        state = self.ORDER_STATE_FILLED if remaining <= 0 else self.ORDER_STATE_CANCELED
         self._history_orders[order.ticket] = order._replace(
-            state=state, volume_current=round(order.volume_initial - volume, 8), time_done=self.now_msc // 1000,
+            state=state, volume_current=remaining, time_done=self.now_msc // 1000,
             time_done_msc=self.now_msc, position_id=position.ticket, price_current=price,
         )  # fmt: skip
         return deal

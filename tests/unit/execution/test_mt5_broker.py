@@ -199,3 +199,86 @@ def test_reconcile_when_send_went_unanswered_but_filled_then_journal_catches_up(
     order = restarted.engine.orders[intent.client_order_id]
     assert (order.status, order.filled_lots) == (OrderStatus.FILLED, 0.5)
     assert not restarted.engine.defects
+
+
+def _placed(fake: FakeTradingMetaTrader5, broker: Mt5Broker, index: int = 1) -> int:
+    fake.script(C.TRADE_RETCODE_PLACED)
+    events = broker.submit(_intent(index, lots=0.3))
+    assert [type(e).__name__ for e in events] == ["OrderAccepted"]
+    return int(events[0].broker_order_id)  # type: ignore[union-attr]
+
+
+def test_poll_when_a_placed_order_fills_in_parts_then_it_stays_working_until_the_last_part() -> None:
+    fake, terminal = _terminal()
+    broker = _broker(terminal)
+    ticket = _placed(fake, broker)
+    fake.fill_pending(ticket, 0.1)
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+
+    first = broker.poll()
+    fake.fill_pending(ticket)
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+    second = broker.poll()
+
+    fills = [e for e in first + second if isinstance(e, OrderFilled)]
+    assert [(f.fill_lots, f.cumulative_lots, f.is_final) for f in fills] == [(0.1, 0.1, False), (0.2, 0.3, True)]
+
+
+def test_cancel_when_the_broker_restarted_then_the_working_order_is_found_and_removed() -> None:
+    fake, terminal = _terminal()
+    ticket = _placed(fake, _broker(terminal))
+    restarted = _broker(terminal)  # a new process: nothing tracked in memory
+    from execution.state import Order
+
+    order = Order(client_order_id=_intent(1).client_order_id, signal_id="s", symbol="EURUSD", side="buy",
+                  quantity_lots=0.3, model_id="m1", model_version=1, created_at_ms=WEDNESDAY_NOON_MS,
+                  status=OrderStatus.ACCEPTED)  # fmt: skip
+
+    events = restarted.cancel(order, "halt")
+
+    assert [type(e).__name__ for e in events] == ["OrderCanceled"]
+    assert ticket not in {o.ticket for o in fake.orders_get()}
+
+
+def test_poll_when_a_send_got_no_answer_and_never_arrived_then_expired_after_a_while() -> None:
+    fake, terminal = _terminal()
+    broker = _broker(terminal)
+    fake.fail_next("order_send", C.RES_E_INTERNAL_FAIL_TIMEOUT)
+
+    assert broker.submit(_intent()) == []
+    terminal.connect()  # the link comes back
+    broker.clock.advance(5_000)  # type: ignore[attr-defined]
+    assert broker.poll() == []
+    broker.clock.advance(6_000)  # type: ignore[attr-defined]
+    events = broker.poll()
+
+    assert [type(e).__name__ for e in events] == ["OrderCanceled"] and "no answer" in events[0].reason  # type: ignore[union-attr]
+
+
+def test_submit_when_the_same_client_order_id_comes_again_then_sent_once_even_after_a_restart() -> None:
+    fake, terminal = _terminal()
+    _broker(terminal).submit(_intent())
+
+    again = _broker(terminal).submit(_intent())  # a new process, the same order
+
+    assert again == [] and len(_sent(fake)) == 1
+
+
+def test_submit_when_the_quote_fails_after_a_requote_then_rejected_not_raised() -> None:
+    fake, terminal = _terminal()
+    fake.script(C.TRADE_RETCODE_REQUOTE)
+    calls = {"n": 0}
+    original = fake.symbol_info_tick
+
+    def flaky_tick(symbol: str) -> object:
+        calls["n"] += 1
+        if calls["n"] >= 2:  # the retry's fresh quote
+            fake._fail(C.RES_E_INTERNAL_FAIL_TIMEOUT, "Terminal: timeout")
+            return None
+        return original(symbol)
+
+    fake.symbol_info_tick = flaky_tick  # type: ignore[method-assign]
+
+    events = _broker(terminal).submit(_intent())
+
+    assert [type(e).__name__ for e in events] == ["OrderRejected"] and "requote" in events[0].reason  # type: ignore[union-attr]
