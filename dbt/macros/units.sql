@@ -1,0 +1,31 @@
+{# The pip of a symbol from its quoted digits (var symbol_digits): 5 or 3 digits -> ten ticks
+   (EURUSD 0.0001, USDJPY 0.01); other quotes count pips in their last digit (XAUUSD 0.01);
+   unknown symbols: 0.01 when JPY-quoted, else 0.0001 (models.evaluation.pip_size). #}
+{% macro pip_size(symbol) -%}
+  {%- set digits = var('symbol_digits') -%}
+  multiIf(
+    {%- for name, places in digits.items() %}
+    {{ symbol }} = '{{ name }}', {{ 10.0 ** (-(places - 1)) if places in (3, 5) else 10.0 ** (-places) }},
+    {%- endfor %}
+    endsWith({{ symbol }}, 'JPY'), 0.01, 0.0001)
+{%- endmacro %}
+
+{# An amount in the symbol's quote currency, in the account currency: USD-based symbols
+   (USDJPY) earn in the quote currency, divided by the rate it is marked at. #}
+{% macro to_account(amount, symbol, rate) -%}
+  if(startsWith({{ symbol }}, '{{ var("account_currency") }}') AND NOT endsWith({{ symbol }}, '{{ var("account_currency") }}'),
+     {{ amount }} / {{ rate }}, {{ amount }})
+{%- endmacro %}
+
+{# Seconds in a timeframe such as 1s, 5m, 1h, 1d. #}
+{% macro timeframe_seconds(timeframe) -%}
+  toUInt32OrZero(substring({{ timeframe }}, 1, length({{ timeframe }}) - 1))
+  * multiIf(endsWith({{ timeframe }}, 's'), 1, endsWith({{ timeframe }}, 'm'), 60, endsWith({{ timeframe }}, 'h'), 3600, 86400)
+{%- endmacro %}
+
+{# Incremental marts recompute whole months (their partitions) from this day on. #}
+{% macro incremental_from(day_column) -%}
+  {%- if is_incremental() -%}
+  WHERE {{ day_column }} >= toStartOfMonth((SELECT max({{ day_column }}) FROM {{ this }}) - {{ var('lookback_days') }})
+  {%- endif -%}
+{%- endmacro %}
