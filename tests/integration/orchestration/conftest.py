@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import dagster as dg
@@ -43,13 +44,18 @@ class Warehouse:
     day: SyntheticDay | None
 
 
-def new_database(settings: Settings, *, streams: bool, orders: int = SYNTHETIC_ORDERS) -> Warehouse:
-    """Create and fill a database (the caller drops it)."""
+@lru_cache(maxsize=1)
+def streams_rows() -> tuple[Any, ...]:
+    """The dataflow's bars and features from the models tests' ticks (run once per session)."""
+    out = run_streams([encode(tick) for tick in ticks()], None)
+    return (*out["bars"], *out["features"])
+
+
+def new_database(settings: Settings, *, orders: int = SYNTHETIC_ORDERS) -> Warehouse:
+    """Create a database holding the streams' rows and a synthetic day (the caller drops it)."""
     database = f"orch_{uuid.uuid4().hex[:8]}"
     migrate(settings, database=database)
-    if streams:
-        out = run_streams([encode(tick) for tick in ticks()], None)
-        write(settings, database, [*out["bars"], *out["features"]])
+    write(settings, database, list(streams_rows()))
     client = connect(settings, database=database)
     try:
         day = write_synthetic_day(client, SYNTHETIC_DAY, SYNTHETIC_TICKS, orders)
@@ -78,7 +84,7 @@ def models_environment() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def orchestration_warehouse(warehouse_settings: Settings, models_environment: None) -> Iterator[Warehouse]:
     """The session's database: the streams' features and bars plus a synthetic trading day."""
-    warehouse = new_database(warehouse_settings, streams=True)
+    warehouse = new_database(warehouse_settings)
     try:
         yield warehouse
     finally:
