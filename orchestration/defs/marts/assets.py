@@ -38,7 +38,8 @@ MARTS_JOB = dg.define_asset_job(
     description="dbt build: staging and marts with their tests (every 15 minutes).",
 )
 MODEL_PERFORMANCE_JOB = dg.define_asset_job(
-    "model_performance", selection=dg.AssetSelection.assets("model_performance_daily"),
+    "model_performance",
+    selection=dg.AssetSelection.assets("model_performance_daily").upstream() & dg.AssetSelection.assets(tickwave_dbt),
     description="Rebuild model_performance_daily (a new champion appeared).",
 )  # fmt: skip
 

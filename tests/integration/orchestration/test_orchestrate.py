@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from dagster_graphql import DagsterGraphQLClient
 
+from orchestration.client import run_job
 from tests.integration.orchestration.conftest import drop
 from tickwave.config import Settings
 from tickwave.services.supervisor import free_port
@@ -77,17 +77,11 @@ def test_orchestrate_when_running_then_graphql_lists_the_assets_and_a_launched_r
     nodes = graphql(orchestrator.port, ASSETS_QUERY)["data"]
     keys = {"/".join(node["assetKey"]["path"]) for node in nodes["assetNodes"]}  # type: ignore[index]
 
-    client = DagsterGraphQLClient("127.0.0.1", port_number=orchestrator.port)
-    run_id = client.submit_job_execution("dbt_marts", repository_location_name="orchestration",
-                                         repository_name="__repository__")  # fmt: skip
-    deadline = time.monotonic() + 240
-    status = client.get_run_status(run_id)
-    while status.value not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
-        time.sleep(2)
-        status = client.get_run_status(run_id)
+    outcome = run_job(f"http://127.0.0.1:{orchestrator.port}", "dbt_marts", timeout_s=240)
 
     assert {"fct_orders", "pnl_daily", "trained_model", "tickwave/ticks", "tickwave/features"} <= keys
-    assert status.value == "SUCCESS", orchestrator.log.read_text()[-3000:]
+    assert outcome.is_success, (outcome, orchestrator.log.read_text()[-3000:])
+    assert outcome.url.endswith(f"/runs/{outcome.run_id}")
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian `chromium` is not installed")
