@@ -6,10 +6,11 @@ datasource reaches ClickHouse only through ``clickhouse-sqlalchemy`` (SQLAlchemy
 which GX labels experimental and whose regex expectations are unsupported; the pandas path
 runs the same expectations on any ClickHouse, and the slice is bounded, so memory is too.
 
-The slice is a time window that ends at the table's newest row (default 24 h), so a check
+The slice is a time window that ends at the table's newest row (24 h; 1 h for ticks and
+1 s bars, whose day can hold ten million rows), so a check
 judges the data that exists; whether that newest row is recent enough is the separate
 freshness expectation (judged only while the FX market is open). Volume compares each
-hour of the slice with the median hour of the 24 h before it.
+whole hour of the slice with the median hour of the 24 h before it.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from quality.suites import BLOCKING, WARNING, QualityLimits, TableSuite, suites
+from quality.suites import BLOCKING, HOUR_MS, WARNING, QualityLimits, TableSuite, suites
 
 if TYPE_CHECKING:
     import pandas as pd
     from clickhouse_connect.driver.client import Client
 
-HOUR_MS = 3_600_000
 DEFAULT_WINDOW_MS = 24 * HOUR_MS
 
 
@@ -200,7 +200,8 @@ def _health(client: Client, suite: TableSuite, window: tuple[int, int], newest: 
         f"AND {column} < fromUnixTimestamp64Milli(toInt64({end}), 'UTC') GROUP BY hour"
     ).result_rows
     trailing = sorted(count for hour, count in hours if hour * HOUR_MS < start)
-    current = [count for hour, count in hours if hour * HOUR_MS >= start]
+    # only whole hours inside the window: the newest hour is still filling, the oldest cut by the window
+    current = [count for hour, count in hours if hour * HOUR_MS >= start and (hour + 1) * HOUR_MS <= end]
     median = trailing[len(trailing) // 2] if trailing else None
     ratios = [count / median for count in current] if median else [1.0]
     now_ms = int(now.timestamp() * 1000)
@@ -236,7 +237,7 @@ def validate_table(
         client: a client on the database holding the table.
         dataset: the table (one of :data:`quality.suites.RAW_TABLES`).
         limits: the bounds (default :class:`QualityLimits`).
-        window_ms: ``[start, end)`` to read (default: the 24 h up to the table's newest row).
+        window_ms: ``[start, end)`` to read (default: the suite's window up to the table's newest row).
         now: the time freshness is judged at (default: now).
         run_id: the run's id (default: a new one).
     """
@@ -245,7 +246,7 @@ def validate_table(
     now = now or datetime.now(UTC)
     newest = newest_ms(client, suite)
     if window_ms is None and newest is not None:
-        window_ms = (newest + 1 - DEFAULT_WINDOW_MS, newest + 1)
+        window_ms = (newest + 1 - suite.window_ms, newest + 1)
     frame = _read_slice(client, suite.slice_sql(*(window_ms or (None, None))))
     outcomes = _validate(dataset, frame, [*suite.expectations(limits), _has_rows()])
     if suite.time_column is not None and newest is not None and window_ms is not None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
 
+HOUR_MS = 3_600_000
 BLOCKING = "critical"
 ORDER_STATES = ("new", "submitted", "accepted", "partially_filled", "filled", "canceled", "rejected", "expired")
 WARNING = "warning"
@@ -54,7 +55,7 @@ class TableSuite:
     keys: tuple[str, ...]
     select: str  # the columns and derived columns of the slice (SQL)
     expectations: Callable[[QualityLimits], list[Expectation]]
-    blocking_keys: bool = True
+    window_ms: int = 24 * 3_600_000  # the slice: this long up to the newest row (ticks: 1 h, ~0.4M rows a day of 10M)
 
     def slice_sql(self, start_ms: int | None, end_ms: int | None) -> str:
         """Return the slice's SQL: the table ``FINAL`` within ``[start, end)`` of its time column."""
@@ -213,8 +214,8 @@ def suites(limits: QualityLimits) -> dict[str, TableSuite]:
     probability_values = "mapValues(probabilities)"
     return {
         "ticks": TableSuite("ticks", "time_ms", ("symbol", "time_ms", "seq"),
-                            f"symbol, time_ms, seq, bid, ask, {spread_excess}", _ticks),
-        "bars_1s": TableSuite("bars_1s", "start_ms", ("symbol", "start_ms"), bar_columns, _bars),
+                            f"symbol, time_ms, seq, bid, ask, {spread_excess}", _ticks, HOUR_MS),
+        "bars_1s": TableSuite("bars_1s", "start_ms", ("symbol", "start_ms"), bar_columns, _bars, HOUR_MS),
         "bars_1m": TableSuite("bars_1m", "start_ms", ("symbol", "start_ms"), bar_columns, _bars),
         "features": TableSuite(
             "features", "bar_start_ms", ("symbol", "timeframe", "bar_start_ms"),
