@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
 
+    from tickwave.config import Settings
+
 HOUR_MS = 3_600_000
 BLOCKING = "critical"
 ORDER_STATES = ("new", "submitted", "accepted", "partially_filled", "filled", "canceled", "rejected", "expired")
@@ -44,6 +46,14 @@ class QualityLimits:
     lot_step: float = 0.01
     freshness_minutes: float = 15.0
     volume_ratio_bounds: tuple[float, float] = (0.1, 10.0)  # an hour's rows against the trailing 24 h median
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QualityLimits:
+        """Pips from the symbol registry's digits (as the backtest counts them), the lot step from execution."""
+        from models.evaluation import pip_size
+
+        digits = {name: spec.digits for name, spec in settings.symbols.items()}
+        return cls(pip_sizes={name: pip_size(name, digits) for name in digits}, lot_step=settings.execution.lot_step)
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,11 @@ def quality_check(table: str) -> dg.AssetChecksDefinition:
     )  # fmt: skip
     def check(context: dg.AssetCheckExecutionContext, tickwave: TickwaveResource) -> dg.AssetCheckResult:
         from quality.runner import validate_table, write_results
+        from quality.suites import QualityLimits
 
+        limits = QualityLimits.from_settings(tickwave.settings())
         with tickwave.client() as client:
-            outcome = validate_table(client, table, run_id=context.run.run_id)
+            outcome = validate_table(client, table, limits=limits, run_id=context.run.run_id)
             written = write_results(client, outcome)
         context.log.info(f"{table}: {len(outcome.outcomes)} expectations over {outcome.rows} rows, "
                          f"{written} dq_results rows (run {outcome.run_id})")  # fmt: skip
