@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
+from orchestration.defs.marts.assets import tickwave_dbt
 from orchestration.defs.quality.assets import raw_key
 from quality.suites import RAW_TABLES
 from streams.features import FeatureSpec
@@ -26,7 +27,8 @@ from tickwave.warehouse.client import connect
 
 @pytest.fixture(scope="module")
 def broken_warehouse(warehouse_settings: Settings, models_environment: None) -> Iterator[Warehouse]:
-    """The session's data, plus a crossed quote, an order without its signal and a warm feature vector with NaN."""
+    """The session's data, plus a crossed quote, an order without its signal, an order filled beyond its size
+    and a warm feature vector with NaN."""
     warehouse = new_database(warehouse_settings, orders=200)
     client = connect(warehouse_settings, database=warehouse.database)
     try:
@@ -34,6 +36,8 @@ def broken_warehouse(warehouse_settings: Settings, models_environment: None) -> 
                        "SELECT 'EURUSD', max(time_ms), 99, 1.2, 1.1, 0, 1, 6, 'broken' FROM ticks")  # fmt: skip
         client.command("INSERT INTO orders SELECT * REPLACE ('ord-orphan' AS client_order_id, 'sig-missing' AS "
                        "signal_id) FROM orders FINAL ORDER BY created_at_ms DESC LIMIT 1")  # fmt: skip
+        client.command("INSERT INTO orders SELECT * REPLACE ('ord-overfilled' AS client_order_id, quantity_lots + 1 AS "
+                       "filled_lots) FROM orders FINAL ORDER BY created_at_ms DESC LIMIT 1")  # fmt: skip
         newest = client.query(
             "SELECT symbol, timeframe, max(bar_start_ms) FROM features WHERE timeframe = '1m' AND is_warm "
             "GROUP BY symbol, timeframe ORDER BY symbol LIMIT 1"
@@ -54,7 +58,8 @@ def broken_warehouse(warehouse_settings: Settings, models_environment: None) -> 
 def gated_run(definitions: dg.Definitions, broken_warehouse: Warehouse) -> dg.ExecuteInProcessResult:
     training = dg.AssetSelection.assets("training_dataset", "trained_model", "promotion_decision")
     quality = dg.AssetSelection.checks_for_assets(*(raw_key(table) for table in RAW_TABLES))
-    return materialize(definitions, broken_warehouse, training | quality, run_config=training_config())
+    dbt = dg.AssetSelection.assets(tickwave_dbt)
+    return materialize(definitions, broken_warehouse, training | quality | dbt, run_config=training_config())
 
 
 def test_quality_when_invariants_are_broken_then_the_right_checks_fail(
@@ -77,6 +82,20 @@ def test_quality_when_invariants_are_broken_then_the_right_checks_fail(
     assert not {dataset for dataset, _ in failed} & {"signals", "fills", "predictions", "risk_events"}
 
 
+def test_dbt_when_run_alone_on_the_broken_orders_then_their_mart_tests_fail_and_only_those(
+    definitions: dg.Definitions, broken_warehouse: Warehouse
+) -> None:
+    run = materialize(definitions, broken_warehouse, dg.AssetSelection.assets(tickwave_dbt))
+    failed = {key for key, (passed, _) in check_outcomes(run).items() if not passed}
+
+    assert failed == {
+        "fct_orders:relationships_fct_orders_signal_id__signal_id__ref_stg_tickwave__signals_",
+        "fct_orders:expression_is_true_fct_orders_filled_lots_quantity_lots_1e_9",
+        # the overfilled copy says 'filled' but no fill event of its own exists
+        "fct_orders:expression_is_true_fct_orders_status_filled_or_filled_at_is_not_null_and_average_fill_price_0_",
+    }
+
+
 def test_training_when_the_features_check_fails_then_the_model_is_not_trained(
     gated_run: dg.ExecuteInProcessResult,
 ) -> None:
@@ -86,3 +105,5 @@ def test_training_when_the_features_check_fails_then_the_model_is_not_trained(
     assert not gated_run.success
     assert not {"training_dataset", "trained_model", "promotion_decision"} & done
     assert any("features" in (event.step_key or "") for event in failures)
+    # the raw tables' blocking failures also stop the marts built on them in the same run
+    assert not {"stg_tickwave__orders", "fct_orders"} & done
