@@ -1,7 +1,5 @@
 """The training job, its nightly schedule and the two sensors (enough new data; a new champion)."""
 
-from collections.abc import Iterator
-
 import dagster as dg
 
 from orchestration.defs.marts.assets import MODEL_PERFORMANCE_JOB
@@ -22,8 +20,13 @@ TRAINING_JOB = dg.define_asset_job(
 
 
 @dg.sensor(job=TRAINING_JOB, minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING)
-def retrain_on_new_data(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> Iterator[dg.RunRequest]:
-    """Request training once enough newly labelled bars have landed since the champion's training range ended."""
+def retrain_on_new_data(
+    context: dg.SensorEvaluationContext, tickwave: TickwaveResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Request training once enough newly labelled bars have landed since the champion's training range ended.
+
+    The run key names the champion's data end, so one champion gets at most one retraining from this sensor.
+    """
     from models.registry import ModelRegistry
 
     settings = tickwave.settings()
@@ -35,23 +38,18 @@ def retrain_on_new_data(context: dg.SensorEvaluationContext, tickwave: TickwaveR
         new_bars = new_labelled_bars(registry.client, models.timeframe, since_ms, models.horizon_bars)
     finally:
         registry.close()
-    basis = f"{champion.name} (data to {since_ms})" if champion else "no champion yet"
+    basis = f"{champion.name}'s data" if champion else "the start (no champion yet)"
     if not should_retrain(new_bars, RETRAIN_AFTER_BARS):
-        context.update_cursor(f"{since_ms}:{new_bars}")
-        yield from ()
-        return
+        return dg.SkipReason(f"{new_bars} new labelled {models.timeframe} bars since {basis}; "
+                             f"retraining after {RETRAIN_AFTER_BARS}")  # fmt: skip
     context.log.info(f"{new_bars} new labelled {models.timeframe} bars since {basis}: retraining")
-    yield dg.RunRequest(run_key=f"retrain-after-{since_ms}", tags={"tickwave/reason": f"{new_bars} new bars"})
-
-
-def _champion_key(entry: object) -> str:
-    return f"{getattr(entry, 'model_id', '')}:{getattr(entry, 'model_version', '')}"
+    return dg.RunRequest(run_key=f"retrain-after-{since_ms}", tags={"tickwave/reason": f"{new_bars} new bars"})
 
 
 @dg.sensor(job=MODEL_PERFORMANCE_JOB, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def model_performance_on_new_champion(
     context: dg.SensorEvaluationContext, tickwave: TickwaveResource
-) -> Iterator[dg.RunRequest]:
+) -> dg.RunRequest | dg.SkipReason:
     """Rebuild the model-performance mart when the champion changes (the cursor holds the last one seen)."""
     from models.registry import ModelRegistry
 
@@ -62,12 +60,12 @@ def model_performance_on_new_champion(
     finally:
         registry.close()
     if champion is None:
-        return
-    key = _champion_key(champion)
+        return dg.SkipReason(f"{settings.models.model_id} has no champion")
+    key = f"{champion.model_id}:{champion.model_version}"
     if key == context.cursor:
-        return
+        return dg.SkipReason(f"champion {key} already seen")
     context.update_cursor(key)
-    yield dg.RunRequest(run_key=f"champion-{key}", tags={"tickwave/champion": key})
+    return dg.RunRequest(run_key=f"champion-{key}", tags={"tickwave/champion": key})
 
 
 @dg.definitions

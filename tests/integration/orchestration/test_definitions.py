@@ -106,8 +106,9 @@ def test_sensors_when_evaluated_then_they_request_retraining_and_the_performance
     seen = model_performance_on_new_champion.evaluate_tick(_context(orchestration_warehouse, "m_sensor", "m_sensor:3"))
 
     assert [request.run_key for request in no_champion.run_requests or []] == ["retrain-after-0"]
-    assert not no_champion_yet.run_requests
+    assert not no_champion_yet.run_requests and "m_sensor has no champion" in str(no_champion_yet.skip_message)
     assert not trained_on_everything.run_requests  # no labelled bar after the champion's data
+    assert str(trained_on_everything.skip_message).startswith("0 new labelled 1m bars")
     assert [request.run_key for request in new_champion.run_requests or []] == ["champion-m_sensor:3"]
     assert new_champion.cursor == "m_sensor:3"
-    assert not seen.run_requests
+    assert not seen.run_requests and "already seen" in str(seen.skip_message)
