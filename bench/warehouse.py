@@ -221,6 +221,72 @@ def bench_queries(client: Client, local: Local, scale: int, runs: int) -> list[R
     return rows
 
 
+POINT_QUERY = (
+    "SELECT bid, ask FROM {name} WHERE symbol = 'EURUSD' AND time_ms = fromUnixTimestamp64Milli(toInt64({at}), 'UTC')"
+)
+
+
+def percentiles(samples_us: list[float]) -> str:
+    ordered = sorted(samples_us)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return f"p50 {statistics.median(ordered) / 1000:.3f} ms, p99 {p99 / 1000:.3f} ms"
+
+
+def sample_us(action: Callable[[], object], runs: int) -> list[float]:
+    action()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter_ns()
+        action()
+        samples.append((time.perf_counter_ns() - started) / 1000)
+    return samples
+
+
+def bench_policy(settings: Settings, local: Local, scale: int, runs: int) -> list[Row]:
+    """The read-only policy's cost (classify + EXPLAIN AST + tree rules) beside the queries it guards."""
+    from tickwave.warehouse.policy import FunctionCatalog, ReadOnlyPolicy, Request, parse_ast, read_catalog
+
+    name, ticks = "ticks_10m", 10_000_000 // scale
+    point = POINT_QUERY.format(name=name, at=START_MS + 5_000)
+    ohlc = QUERIES["1-minute OHLC"].format(name=name)
+    connection = local.connection._conn
+    policy = ReadOnlyPolicy(
+        FunctionCatalog(lambda: read_catalog(lambda q: connection.query(q, "TabSeparated").bytes()))
+    )
+    request = Request(is_analyst=True, database="default", output_format="Native")
+
+    def parse_and_check(sql: str) -> None:
+        connection.classify_query(sql, "default")
+        dump = connection.query("EXPLAIN AST " + sql, "TabSeparatedRaw").bytes().decode()
+        policy._decide(parse_ast(dump), request)
+
+    def cached(sql: str) -> None:
+        policy.check(
+            sql, {}, request, lambda text: connection.query("EXPLAIN AST " + text, "TabSeparatedRaw").bytes().decode()
+        )
+
+    service = connect(settings, database="default")
+    analyst = connect(settings, database="default", readonly=True)
+    floor = percentiles(sample_us(lambda: connection.query("SELECT 1", "TabSeparatedRaw"), runs * 200))
+    explain = percentiles(sample_us(lambda: connection.query("EXPLAIN AST SELECT 1", "TabSeparatedRaw"), runs * 200))
+    rows: list[Row] = [Row("floor: in-process SELECT 1 | EXPLAIN AST SELECT 1", floor, explain,
+                           "the engine's own cost of any query, measured beside the policy")]  # fmt: skip
+    try:
+        for label, sql in (("point query", point), ("1-minute OHLC", ohlc)):
+            cold = percentiles(sample_us(lambda q=sql: parse_and_check(q), runs * 200))
+            warm = percentiles(sample_us(lambda q=sql: cached(q), runs * 200))
+            rows.append(Row(f"policy parse + check, {label} (cold; cached)", cold, warm, "in process, same engine"))
+            query_runs = runs * 100 if label == "point query" else runs
+            as_service = percentiles(sample_us(lambda q=sql: service.raw_query(q, fmt="Native"), query_runs))
+            as_analyst = percentiles(sample_us(lambda q=sql: analyst.raw_query(q, fmt="Native"), query_runs))
+            rows.append(Row(f"{label} over {ticks:,} ticks: service user | analyst", as_service, as_analyst,
+                            "HTTP; the analyst's pass through the policy is cached after the first"))  # fmt: skip
+    finally:
+        service.close()
+        analyst.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller volumes (a smoke run, not for the README)")
@@ -247,6 +313,7 @@ def main() -> None:
             bench_concurrent_inserts(settings, scale),
             *bench_row_inserts(client, settings, scale),
             *bench_queries(client, local, scale, runs),
+            *bench_policy(settings, local, scale, runs),
         ]
     finally:
         client.close()

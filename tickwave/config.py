@@ -98,6 +98,31 @@ class ClickHouseSettings(_Section):
     client_compression: Literal["lz4", "zstd", "gzip", "none"] = Field(
         default="lz4", description="compression Tickwave's clients use for requests and responses"
     )
+    analyst_max_execution_time_s: int = Field(
+        default=60, ge=1, description="embedded warehouse: longest analyst query (max_execution_time), seconds"
+    )
+    analyst_max_memory_mb: int = Field(
+        default=2048, ge=16, description="embedded warehouse: memory one analyst query may use (max_memory_usage), MB"
+    )
+    analyst_max_result_rows: int = Field(
+        default=5_000_000, ge=1, description="embedded warehouse: rows an analyst result may hold (max_result_rows)"
+    )
+    analyst_max_result_mb: int = Field(
+        default=512, ge=1, description="embedded warehouse: size of an analyst result (max_result_bytes), MB"
+    )
+    analyst_max_concurrent_queries: int = Field(
+        default=4, ge=1, description="embedded warehouse: queries one read-only user may run at once"
+    )
+    confine_engine: bool = Field(
+        default=True,
+        description="embedded warehouse: Landlock-confine the process to its data dir (Linux 5.13+; else logged)",
+    )
+    max_failed_logins: int = Field(
+        default=10, ge=1, description="embedded warehouse: failed logins per user and address before a lock-out"
+    )
+    failed_login_window_s: float = Field(
+        default=300.0, gt=0, description="embedded warehouse: window of the failed-login count and the lock-out, s"
+    )
 
     @property
     def is_external(self) -> bool:

@@ -170,6 +170,7 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     if counts["signals"] == 0:
         console.print("[yellow]no signals: the model was not promoted, so the flow emitted features only[/]")
     _orchestrate(settings, addresses)
+    _show_analyst_access(settings)
     _where_to_look(settings, addresses)
 
 
@@ -208,6 +209,29 @@ def _stable(settings: Settings, table: str) -> bool:
     before = table_counts(settings)[table]
     time.sleep(4.0)
     return table_counts(settings)[table] == before
+
+
+def _show_analyst_access(settings: Settings) -> None:
+    """Show the read-only analyst at work: a read passes, a read of the secrets file is refused."""
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    from tickwave.warehouse.client import connect
+    from tickwave.warehouse.credentials import secrets_path
+
+    analyst = connect(settings, readonly=True)
+    try:
+        requests = analyst.query("SELECT count() FROM query_log").result_rows[0][0]
+        try:
+            analyst.query(f"SELECT file('{secrets_path(settings)}')")
+            refusal = "[red]NOT refused[/]"
+        except DatabaseError as exc:
+            refusal = "refused: " + str(exc).split("DB::Exception:")[-1].strip().split("(")[0].strip()
+    finally:
+        analyst.close()
+    console.print(
+        f"[green]✓[/] analyst ({settings.clickhouse.analyst_user}): reads work ({requests:,} requests in query_log); "
+        f"reading the secrets file with file(): {refusal}"
+    )
 
 
 def _where_to_look(settings: Settings, addresses: dict[str, str]) -> None:

@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+from tickwave.warehouse.accesslog import AccessLog, AccessRecord
 from tickwave.warehouse.auth import User, authenticate, presented_credentials
 from tickwave.warehouse.codecs import Encoder, choose_encoding, decode_body, decode_native_blocks, make_encoder
 from tickwave.warehouse.execution import Executor, Running
+from tickwave.warehouse.limits import LoginGuard
 from tickwave.warehouse.planning import Plan, form_fields, full_query, plan
 from tickwave.warehouse.protocol import (
     NOT_IMPLEMENTED,
@@ -98,8 +100,12 @@ class WarehouseApp:
         limits: Limits,
         pool: ThreadPoolExecutor,
         on_shutdown: Callable[[], None],
+        login_guard: LoginGuard,
+        access_log: AccessLog | None = None,
     ) -> None:
         """Serve with ``executor`` running plans in ``pool``; call ``on_shutdown`` after the last request."""
+        self.login_guard = login_guard
+        self.access_log = access_log
         self.executor = executor
         self.users = users
         self.limits = limits
@@ -154,9 +160,12 @@ class WarehouseApp:
             await self._send_plain(send, 405, f"Method {method} is not supported; use GET or POST\n".encode())
             return
         user: User | None = None
+        presented = "-"
+        address = _client_address(scope)
         reading_started = False  # from then on _read_body drains a refused body itself
         try:
-            user = authenticate(self.users, *presented_credentials(headers, params))
+            presented, password = presented_credentials(headers, params)
+            user = self._authenticate(presented, password, address)
             if _is_true(params.get("compress")):
                 raise QueryError(NOT_IMPLEMENTED, "compress=1 (ClickHouse block framing of responses) is not supported")
             reading_started = True
@@ -168,7 +177,7 @@ class WarehouseApp:
             if not reading_started and headers.get("expect", "").lower() != "100-continue":
                 await _discard(receive, DISCARD_BYTES)  # let a client still sending read the refusal
             await self._send_error(send, error, params.get("query_id", ""))
-            self._log(started, method, user, None, None, error)
+            self._log(_Outcome(started, method, presented, address, params), None, None, error)
             return
         except Exception as exc:  # the request's outer edge: answer ClickHouse-style, log the cause
             logger.exception("query_id=%s failed unexpectedly", params.get("query_id", "-"))
@@ -178,7 +187,17 @@ class WarehouseApp:
             await self._send_error(send, unexpected, params.get("query_id", ""))
             return
         await self._respond(begun, headers, receive, send)
-        self._log(started, method, user, begun.plan, begun.running.stream.summary, None)
+        self._log(_Outcome(started, method, user.name, address, params), begun.plan, begun.running.stream.summary, None)
+
+    def _authenticate(self, name: str, password: str, address: str) -> User:
+        self.login_guard.check(name, address)
+        try:
+            user = authenticate(self.users, name, password)
+        except QueryError:
+            self.login_guard.failed(name, address)
+            raise
+        self.login_guard.succeeded(name, address)
+        return user
 
     async def _read_body(self, receive: Receive, headers: Mapping[str, str]) -> bytes:
         limit = self.limits.max_body_bytes
@@ -221,7 +240,11 @@ class WarehouseApp:
         else:
             text = full_query(params.get("query", ""), decoded)
         request_plan = plan(method=method, params=params, headers=headers, text=text, user=user)
-        running = self.executor.start(request_plan, user.name)
+        try:
+            running = self.executor.start(request_plan, user.name)
+        except QueryError as error:
+            error.query_text = request_plan.sql
+            raise
         try:
             wait_for_end = _is_true(params.get("wait_end_of_query")) or request_plan.http_flag(
                 "http_wait_end_of_query", default=False
@@ -325,29 +348,57 @@ class WarehouseApp:
         await send({"type": "http.response.body", "body": body})
 
     def _log(
-        self,
-        started: float,
-        method: str,
-        user: User | None,
-        request_plan: Plan | None,
-        summary: Summary | None,
-        error: QueryError | None,
+        self, outcome: _Outcome, request_plan: Plan | None, summary: Summary | None, error: QueryError | None
     ) -> None:
+        duration_ms = (time.perf_counter() - outcome.started) * 1000
+        query_id = request_plan.query_id if request_plan else outcome.params.get("query_id", "")
+        kind = (request_plan.keyword or "-") if request_plan else "-"
+        summary = summary or Summary()
+        if self.access_log is not None:
+            self.access_log.record(
+                AccessRecord(
+                    event_time_ms=int(time.time() * 1000),
+                    query_id=query_id,
+                    user=outcome.user,
+                    client_address=outcome.address,
+                    http_method=outcome.method,
+                    query_kind=kind,
+                    query=request_plan.sql if request_plan else (error.query_text if error else ""),
+                    duration_ms=duration_ms,
+                    read_rows=summary.read_rows,
+                    read_bytes=summary.read_bytes,
+                    written_rows=summary.written_rows,
+                    written_bytes=summary.written_bytes,
+                    result_rows=summary.result_rows,
+                    result_bytes=summary.result_bytes,
+                    exception_code=error.code if error else 0,
+                    exception=error.message if error else "",
+                )
+            )
         if not logger.isEnabledFor(logging.DEBUG):
             return
         logger.debug(
             "query_id=%s user=%s method=%s kind=%s status=%s read_rows=%d written_rows=%d result_rows=%d "
             "duration_ms=%.1f",
-            request_plan.query_id if request_plan else "-",
-            user.name if user else "-",
-            method,
-            (request_plan.keyword or "-") if request_plan else "-",
-            f"error {error.code}" if error else "ok",
-            summary.read_rows if summary else 0,
-            summary.written_rows if summary else 0,
-            summary.result_rows if summary else 0,
-            (time.perf_counter() - started) * 1000,
-        )
+            query_id or "-", outcome.user, outcome.method, kind, f"error {error.code}" if error else "ok",
+            summary.read_rows, summary.written_rows, summary.result_rows, duration_ms,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """Who asked what, from where, when: what the access log needs besides the plan."""
+
+    started: float
+    method: str
+    user: str
+    address: str
+    params: Mapping[str, str]
+
+
+def _client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "-"
 
 
 async def _discard(receive: Receive, budget: int) -> None:

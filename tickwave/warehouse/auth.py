@@ -9,12 +9,9 @@ Read-only levels follow ClickHouse's ``readonly`` setting: the analyst is ``1`` 
 only, cannot change any setting, so cannot lift it), a GET by the service user is ``2``
 (reads and settings, except ``readonly`` itself).
 
-The engine enforces ``readonly``, but chdb's ``readonly`` still lets ``INSERT INTO
-FUNCTION file(...)`` and ``INTO OUTFILE`` write host files, and functions such as
-``file()``, ``url()`` or ``Python()`` read the host or the server process. So read-only
-requests additionally pass :func:`read_only_refusal`: one statement, classified
-read-only by the engine (or ``SET``/``USE``), and, for the analyst, no function that
-reaches outside the warehouse.
+The engine enforces ``readonly``, but chdb's ``readonly`` still lets ``INTO OUTFILE``
+write host files, and the scalar ``file()`` read them: read-only requests also pass
+:mod:`tickwave.warehouse.policy`, which decides on the engine's own parse tree.
 """
 
 from __future__ import annotations
@@ -26,25 +23,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tickwave.warehouse.credentials import Credentials
-from tickwave.warehouse.protocol import AUTHENTICATION_FAILED, READONLY, QueryError
-from tickwave.warehouse.sqltext import called_functions, has_identifier_parameter
+from tickwave.warehouse.protocol import AUTHENTICATION_FAILED, QueryError
 
 READ_WRITE = 0
 READ_ONLY = 1
 READ_ONLY_SETTINGS_ALLOWED = 2
 DEFAULT_USER = "default"
-
-# Functions that read or write outside the warehouse: host files, the network, other
-# servers, programs, or objects of the server process. Matched case-insensitively,
-# exactly or by family prefix.
-_OUTSIDE_EXACT = frozenset({
-    "file", "filecluster", "url", "urlcluster", "executable", "executablepool", "python", "jdbc", "odbc",
-    "sqlite", "redis", "gcs", "oss", "cosn", "hive", "arrowflight", "ytsaurus", "zookeeper",
-})  # fmt: skip
-_OUTSIDE_PREFIXES = (
-    "s3", "hdfs", "azureblobstorage", "iceberg", "deltalake", "hudi", "paimon", "remote", "cluster",
-    "mysql", "postgresql", "mongodb", "prometheus",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -145,30 +129,3 @@ def request_readonly(user: User, method: str) -> int:
     if user.readonly:
         return user.readonly
     return READ_ONLY_SETTINGS_ALLOWED if method == "GET" else READ_WRITE
-
-
-def _reaches_outside(name: str) -> bool:
-    return name in _OUTSIDE_EXACT or name.startswith(_OUTSIDE_PREFIXES)
-
-
-def read_only_refusal(sql: str, keyword: str, classified_read_only: bool, is_analyst: bool) -> QueryError | None:
-    """Return why a read-only request may not run ``sql``, or None when it may.
-
-    Args:
-        sql: the statement text.
-        keyword: its first keyword, upper-cased.
-        classified_read_only: the engine's classification says it only reads.
-        is_analyst: the user is read-only by role (not just a GET), so outside-reaching
-            functions are refused too.
-    """
-    if not classified_read_only and keyword not in ("SET", "USE"):
-        return QueryError(READONLY, "Cannot execute query in readonly mode")
-    if is_analyst:
-        outside = sorted(name for name in called_functions(sql) if _reaches_outside(name))
-        if outside:
-            return QueryError(
-                READONLY, f"Function {outside[0]} reaches outside the warehouse; not allowed in readonly mode"
-            )
-        if has_identifier_parameter(sql):
-            return QueryError(READONLY, "Identifier query parameters are not allowed in readonly mode")
-    return None

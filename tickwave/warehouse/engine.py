@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -26,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from tickwave.errors import ConfigurationError
-from tickwave.warehouse.protocol import SYNTAX_ERROR, QueryError, Summary, engine_error
+from tickwave.warehouse.protocol import BAD_ARGUMENTS, SYNTAX_ERROR, QueryError, Summary, engine_error
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ logger = logging.getLogger(__name__)
 # objects of the calling Python process; nothing served over HTTP may reach those.
 HANDLE_SETTINGS = {"allow_python_table_function": "0"}
 INSERT_SLICE_BYTES = 16 * 1024 * 1024
+# A handle option goes into chdb's connection string (``path?name=value&...``): names and
+# values are checked whole, so no value can add an option of its own.
+_OPTION = re.compile(r"[A-Za-z0-9_.\-/]{1,128}")
 
 # Output formats whose streamed chunks concatenate into a valid result as they are.
 _CONCATENABLE = frozenset({
@@ -118,6 +122,10 @@ class Handle:
         report = self._connection.classify_query(sql, database)
         is_read_only = report["query_class"] == _chdb_module().query_class.READ_ONLY
         return Classification(int(report["statement_count"]), bool(is_read_only))
+
+    def explain_ast(self, sql: str, params: Mapping[str, str]) -> str:
+        """Return the engine's parse tree of ``sql`` (``EXPLAIN AST``, parameters substituted); nothing runs."""
+        return str(self._run("EXPLAIN AST " + sql, "TabSeparatedRaw", params).bytes().decode("utf-8", "replace"))
 
     def use(self, database: str) -> None:
         """Make ``database`` current (UNKNOWN_DATABASE if it does not exist)."""
@@ -348,8 +356,8 @@ class _ArrowStreamReframer(ResultStream):
 class Engine:
     """One chdb engine bound to one directory, kept up by an anchor handle."""
 
-    def __init__(self, path: Path) -> None:
-        """Start the engine on ``path`` (created if missing).
+    def __init__(self, path: Path, sandbox: Path | None = None) -> None:
+        """Start the engine on ``path`` (created if missing), every file root of the engine in ``sandbox``.
 
         Raises:
             QueryError: if chdb cannot open the directory (e.g. another process owns it).
@@ -360,19 +368,29 @@ class Engine:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
         module = _chdb_module()
+        roots = sandbox_roots(sandbox) if sandbox is not None else {}
+        for root in roots.values():
+            Path(root).mkdir(parents=True, exist_ok=True)
+        anchor = f"{path}?" + "&".join(f"{name}={value}" for name, value in roots.items()) if roots else str(path)
         try:
-            self._anchor = module.connect(str(path))
+            self._anchor = module.connect(anchor)
         except RuntimeError as exc:
             raise engine_error(str(exc)) from exc
         version, timezone = self._anchor.query("SELECT version(), timezone()", "TabSeparated").bytes().decode().split()
         self.version: str = version
         self.timezone: str = timezone
 
-    def open(self, readonly: int) -> Handle:
-        """Open a handle at ``readonly`` level (0, 1 or 2), with the handle settings applied."""
-        options = dict(HANDLE_SETTINGS)
+    def open(self, readonly: int, limits: Mapping[str, str] | None = None) -> Handle:
+        """Open a handle at ``readonly`` level (0, 1 or 2), with the handle settings and ``limits`` applied.
+
+        At ``readonly=1`` the query cannot change any of them (the engine refuses it).
+        """
+        options = {**HANDLE_SETTINGS, **(limits or {})}
         if readonly:
             options["readonly"] = str(readonly)
+        for name, value in options.items():
+            if not _OPTION.fullmatch(name) or not _OPTION.fullmatch(value):
+                raise QueryError(BAD_ARGUMENTS, f"Invalid value for setting {name}")
         connection_string = f"{self.path}?" + "&".join(f"{name}={value}" for name, value in options.items())
         try:
             connection = _chdb_module().connect(connection_string)
@@ -390,6 +408,20 @@ class Engine:
     def close(self) -> None:
         """Close the anchor; the engine stops once every handle is closed."""
         self._anchor.close()
+
+
+def sandbox_roots(sandbox: Path) -> dict[str, str]:
+    """Every file root the engine honours, inside ``sandbox`` (server settings of the anchor handle)."""
+    return {
+        "user_files_path": str(sandbox / "user_files"),
+        "format_schema_path": str(sandbox / "format_schemas"),
+        "google_protos_path": str(sandbox / "format_schemas"),
+        "user_scripts_path": str(sandbox / "user_scripts"),
+        "dictionaries_lib_path": str(sandbox / "dictionaries_lib"),
+        "dynamic_user_defined_executable_functions_path": str(sandbox / "user_scripts"),
+        "top_level_domains_path": str(sandbox / "top_level_domains"),
+        "tmp_path": str(sandbox / "tmp"),
+    }
 
 
 def empty_query_error() -> QueryError:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from tickwave.warehouse.auth import read_only_refusal
 from tickwave.warehouse.engine import Engine, Handle, ResultStream, WholeResult, empty_query_error
+from tickwave.warehouse.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
 from tickwave.warehouse.planning import Plan
+from tickwave.warehouse.policy import ReadOnlyPolicy, Request
 from tickwave.warehouse.protocol import READONLY, SYNTAX_ERROR, QueryError
 from tickwave.warehouse.sessions import Overlay, Session, SessionStore, parse_session_timeout
 
@@ -41,6 +42,12 @@ class Running:
         self.stream = stream
         self._cleanup: Callable[[], None] | None = cleanup
 
+    def add_cleanup(self, cleanup: Callable[[], None]) -> None:
+        """Run ``cleanup`` too when the request is closed (after the handle is released)."""
+        first = self._cleanup
+        assert first is not None, "the request is already closed"
+        self._cleanup = _both(first, cleanup)
+
     def close(self) -> None:
         """Cancel what is left of the stream and release the handle or session."""
         cleanup, self._cleanup = self._cleanup, None
@@ -52,7 +59,7 @@ class Running:
             cleanup()
 
 
-def _check(plan: Plan, handle: Handle) -> None:
+def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> None:
     if plan.insert_format is None and not plan.sql.strip():
         raise empty_query_error()
     if plan.insert_format is not None and plan.readonly:
@@ -60,10 +67,9 @@ def _check(plan: Plan, handle: Handle) -> None:
     classification = handle.classify(plan.sql, plan.database or "")
     if classification.statement_count > 1:
         raise QueryError(SYNTAX_ERROR, "Syntax error: Multi-statements are not allowed")
-    if plan.readonly and classification.statement_count == 1:
-        refusal = read_only_refusal(plan.sql, plan.keyword, classification.is_read_only, plan.is_analyst)
-        if refusal is not None:
-            raise refusal
+    if plan.readonly:
+        request = Request(plan.is_analyst, plan.database or "", plan.output_format)
+        policy.check(plan.sql, plan.query_params, request, lambda sql: handle.explain_ast(sql, plan.query_params))
 
 
 def _apply(handle: Handle, plan: Plan) -> None:
@@ -129,13 +135,23 @@ def _run(handle: Handle, plan: Plan) -> ResultStream:
 
 
 class Executor:
-    """Starts plans on one engine, with its sessions."""
+    """Starts plans on one engine, with its sessions, the read-only policy and the analyst's limits."""
 
-    def __init__(self, engine: Engine, sessions: SessionStore, limits: SessionLimits) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: SessionStore,
+        limits: SessionLimits,
+        policy: ReadOnlyPolicy,
+        analyst_limits: AnalystLimits,
+    ) -> None:
         """Use ``engine`` for fresh handles and ``sessions`` for session requests."""
         self.engine = engine
         self.sessions = sessions
         self.limits = limits
+        self.policy = policy
+        self.analyst_limits = analyst_limits
+        self.concurrency = ConcurrencyLimit(analyst_limits.max_concurrent_queries)
 
     def start(self, plan: Plan, user: str) -> Running:
         """Start ``plan`` for ``user``: on return the first chunk can be pulled.
@@ -143,30 +159,61 @@ class Executor:
         Raises:
             QueryError: for refused, invalid or failing requests; nothing is left open.
         """
-        if plan.session is None:
-            handle = self.engine.open(plan.readonly)
-            try:
-                _check(plan, handle)
-                _apply(handle, plan)
-                return Running(_run(handle, plan), handle.close)
-            except BaseException:
-                handle.close()
-                raise
-        return self._start_in_session(plan, user)
+        release = self.concurrency.acquire(user) if plan.is_analyst else _nothing
+        try:
+            running = self._start(plan, user)
+        except BaseException:
+            release()
+            raise
+        running.add_cleanup(release)
+        return running
+
+    def _start(self, plan: Plan, user: str) -> Running:
+        if plan.session is not None:
+            return self._start_in_session(plan, user)
+        limits = None
+        if plan.is_analyst:
+            limits = analyst_handle_settings(plan.engine_settings, self.analyst_limits)
+            plan = replace(plan, engine_settings={})
+        handle = self.engine.open(plan.readonly, limits)
+        try:
+            _check(plan, handle, self.policy)
+            _apply(handle, plan)
+            return Running(_run(handle, plan), handle.close)
+        except BaseException:
+            handle.close()
+            raise
 
     def _start_in_session(self, plan: Plan, user: str) -> Running:
         request = plan.session
         assert request is not None
+        if plan.is_analyst and plan.engine_settings:
+            name = next(iter(plan.engine_settings))
+            raise QueryError(READONLY, f"Cannot modify '{name}' setting in readonly mode: the session is read-only")
         timeout_s = parse_session_timeout(request.timeout, self.limits.default_timeout_s, self.limits.max_timeout_s)
         # The session's handle carries the user's own level; a GET's level 2 is checked per query.
         session = self.sessions.acquire(
             user, request.session_id, 1 if plan.is_analyst else 0, timeout_s, request.must_exist
         )
         try:
-            _check(plan, session.handle)
+            _check(plan, session.handle, self.policy)
             _prepare_session(session, plan)
             stream = _run(session.handle, plan)
         except BaseException:
             self.sessions.release(session, close=request.close)
             raise
         return Running(stream, lambda: self.sessions.release(session, close=request.close))
+
+
+def _nothing() -> None:
+    return None
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            first()
+        finally:
+            second()
+
+    return run

@@ -103,6 +103,7 @@ class QueryError(TickwaveError):
         super().__init__(f"Code: {code}. {message}")
         self.code = code
         self.message = message
+        self.query_text = ""  # the refused request's SQL, for the access log
 
     @property
     def http_status(self) -> int:

@@ -27,17 +27,22 @@ import uvicorn
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.services.supervisor import LOOPBACK
+from tickwave.warehouse.accesslog import AccessLog
 from tickwave.warehouse.asgi import Limits, WarehouseApp
 from tickwave.warehouse.auth import User, users_from
+from tickwave.warehouse.confinement import confine_process
 from tickwave.warehouse.credentials import resolve_credentials
 from tickwave.warehouse.engine import Engine
 from tickwave.warehouse.execution import Executor, SessionLimits
+from tickwave.warehouse.limits import AnalystLimits, LoginGuard
+from tickwave.warehouse.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
 from tickwave.warehouse.protocol import QueryError
 from tickwave.warehouse.sessions import SessionStore
 
 logger = logging.getLogger(__name__)
 
 CHDB_DIR = "chdb"
+SANDBOX_DIR = "sandbox"  # every file root of the engine (user_files_path...), empty
 MAX_SESSION_TIMEOUT_S = 3600.0
 KEEP_ALIVE_TIMEOUT_S = 30
 RESPONSE_BUFFER_BYTES = 1 << 20
@@ -102,26 +107,41 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
     os.environ["TZ"] = "UTC"  # the engine reads the zone once, at start
     time.tzset()
     lower_cpu_priority(settings.clickhouse.nice)  # inserts and merges come in CPU bursts: the hot path runs first
-    users = _users(settings)
+    users = _users(settings)  # the secrets are read before the process confines itself
     clickhouse = settings.clickhouse
+    sandbox = data_dir / SANDBOX_DIR
+    (sandbox / "tmp").mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(sandbox / "tmp")  # chdb's own scratch directory, inside what it may write
+    confine_process(writable=[data_dir], enabled=clickhouse.confine_engine)
     try:
-        engine = Engine(data_dir / CHDB_DIR)
+        engine = Engine(data_dir / CHDB_DIR, sandbox)
     except QueryError as exc:
         raise ServiceError(
             f"cannot open the warehouse directory {data_dir / CHDB_DIR}: {exc.message} "
             f"(one process owns a directory: is another warehouse running on it? see `tickwave status`)"
         ) from exc
-    sessions = SessionStore(engine.open, clickhouse.max_sessions)
+    analyst_limits = AnalystLimits.from_settings(clickhouse)
+    sessions = SessionStore(lambda level: engine.open(level, analyst_limits.for_level(level)), clickhouse.max_sessions)
+    policy = ReadOnlyPolicy(FunctionCatalog(lambda: read_catalog(engine.run_admin)))
     pool = ThreadPoolExecutor(max_workers=clickhouse.max_concurrent_queries, thread_name_prefix="warehouse-query")
+
+    access_log = AccessLog(lambda: engine.open(0), clickhouse.database)
 
     def shutdown() -> None:
         sessions.close_all()
         pool.shutdown(wait=True)
+        access_log.close()
         engine.close()
         logger.info("warehouse engine closed")
 
     app = WarehouseApp(
-        Executor(engine, sessions, SessionLimits(clickhouse.session_timeout_s, MAX_SESSION_TIMEOUT_S)),
+        Executor(
+            engine,
+            sessions,
+            SessionLimits(clickhouse.session_timeout_s, MAX_SESSION_TIMEOUT_S),
+            policy,
+            analyst_limits,
+        ),
         users,
         Limits(
             max_body_bytes=clickhouse.max_request_mb << 20,
@@ -131,6 +151,8 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
         ),
         pool,
         shutdown,
+        LoginGuard(clickhouse.max_failed_logins, clickhouse.failed_login_window_s),
+        access_log,
     )
     config = uvicorn.Config(
         app,

@@ -3,12 +3,14 @@
 The HTTP interface concatenates the ``query`` parameter, a newline and the body; for
 ``INSERT ... FORMAT X`` the bytes after the format name are data, not SQL (ClickHouse:
 "data starts after the first newline, if there is one, or after all the whitespace
-characters, otherwise"). The server needs three facts it cannot get from the engine
+characters, otherwise"). The server needs two facts it cannot get from the engine
 before running the statement:
 
 - where the SQL of an INSERT ends and its data begins, and the input format;
-- the output format a query names (``... FORMAT JSON``), for the response headers;
-- which functions a query calls, to keep host-touching ones away from read-only users.
+- the output format a query names (``... FORMAT JSON``), for the response headers.
+
+Nothing here decides security: the read-only policy runs on the engine's own parse tree
+(:mod:`tickwave.warehouse.policy`), so a misread here can only mislabel a response.
 
 Everything works on a latin-1 view of the bytes, so offsets are byte offsets and binary
 data after the SQL never needs to be valid text. Quoted strings, quoted identifiers and
@@ -35,7 +37,6 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_IDENTIFIER_PARAMETER = re.compile(r"\{\s*[A-Za-z_][A-Za-z0-9_]*\s*:\s*Identifier\s*\}", re.IGNORECASE)
 _SKIPPED = ("space", "comment")
 
 
@@ -161,19 +162,3 @@ def analyze(query: bytes, sql_limit: int) -> Statement:
             return Statement(keyword, None, InsertData(statement, insert.input_format, insert.data_offset))
         return Statement(keyword, None, None)
     return Statement(keyword, _output_format(tokens(view)), None)
-
-
-def called_functions(sql: str) -> set[str]:
-    """Return the lower-cased names of everything called with parentheses (``name(``) in ``sql``."""
-    called: set[str] = set()
-    previous: Token | None = None
-    for token in tokens(sql):
-        if token.kind == "open" and token.text == "(" and previous is not None and previous.name:
-            called.add(previous.name.lower())
-        previous = token
-    return called
-
-
-def has_identifier_parameter(sql: str) -> bool:
-    """Return True when ``sql`` substitutes a query parameter as an identifier (``{name:Identifier}``)."""
-    return bool(_IDENTIFIER_PARAMETER.search(sql))

@@ -16,12 +16,15 @@ import pytest
 from tickwave.warehouse.auth import READ_ONLY, READ_WRITE, User
 from tickwave.warehouse.engine import Engine, Handle, ResultStream
 from tickwave.warehouse.execution import Executor, SessionLimits
+from tickwave.warehouse.limits import AnalystLimits
 from tickwave.warehouse.planning import plan
+from tickwave.warehouse.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
 from tickwave.warehouse.protocol import QueryError
 from tickwave.warehouse.sessions import SessionStore
 
 SERVICE = User("tickwave", "x", READ_WRITE)
 ANALYST = User("analyst", "y", READ_ONLY)
+ANALYST_LIMITS = AnalystLimits(60, 1 << 30, 1_000_000, 1 << 28, 2)
 
 
 class FakeClock:
@@ -46,7 +49,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 def executor(engine: Engine) -> Iterator[Executor]:
     sessions = SessionStore(engine.open, max_sessions=4)
     try:
-        yield Executor(engine, sessions, SessionLimits(60.0, 3600.0))
+        policy = ReadOnlyPolicy(FunctionCatalog(lambda: read_catalog(engine.run_admin)))
+        yield Executor(engine, sessions, SessionLimits(60.0, 3600.0), policy, ANALYST_LIMITS)
     finally:
         sessions.close_all()
 

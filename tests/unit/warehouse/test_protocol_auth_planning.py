@@ -12,7 +12,6 @@ from tickwave.warehouse.auth import (
     User,
     authenticate,
     presented_credentials,
-    read_only_refusal,
     users_from,
 )
 from tickwave.warehouse.credentials import Credentials
@@ -124,29 +123,6 @@ def test_users_when_no_password_is_allowed_then_default_is_the_service_user() ->
     with_password = Credentials("tickwave", SecretStr("set"), "analyst", SecretStr(""))
     assert "default" not in users_from(with_password, allow_no_password=True)
     assert "s3cret" not in repr(SERVICE)
-
-
-@pytest.mark.parametrize(
-    ("sql", "keyword", "is_read_only", "is_analyst", "refused"),
-    [
-        ("SELECT 1", "SELECT", True, True, False),
-        ("SET max_threads = 1", "SET", False, True, False),
-        ("INSERT INTO t VALUES (1)", "INSERT", False, False, True),
-        ("SELECT 1 INTO OUTFILE 'x'", "SELECT", False, False, True),
-        ("SELECT file('/etc/passwd')", "SELECT", True, True, True),
-        ("SELECT file('/etc/passwd')", "SELECT", True, False, False),
-        ("SELECT * FROM s3Cluster('c', 'u')", "SELECT", True, True, True),
-        ("SELECT * FROM {t:Identifier}", "SELECT", True, True, True),
-        ("SELECT count() FROM ticks", "SELECT", True, True, False),
-    ],
-)
-def test_read_only_refusal_when_checking_statements_then_only_safe_reads_pass(
-    sql: str, keyword: str, is_read_only: bool, is_analyst: bool, refused: bool
-) -> None:
-    refusal = read_only_refusal(sql, keyword, is_read_only, is_analyst)
-
-    assert (refusal is not None) == refused
-    assert refusal is None or refusal.code == 164
 
 
 def test_full_query_when_parameter_and_body_given_then_joined_by_newline() -> None:

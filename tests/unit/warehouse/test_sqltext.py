@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tickwave.warehouse.migrate import split_statements
-from tickwave.warehouse.sqltext import analyze, called_functions, has_identifier_parameter
+from tickwave.warehouse.sqltext import analyze
 
 LIMIT = 262_144
 
@@ -86,25 +86,6 @@ def test_analyze_when_binary_data_follows_format_then_it_is_returned_untouched(d
 
     assert result.insert is not None
     assert query[result.insert.data_offset :] == data
-
-
-@pytest.mark.parametrize(
-    ("sql", "expected"),
-    [
-        ("SELECT count(), file('x') FROM t", {"count", "file"}),
-        ("SELECT * FROM FILE /* c */ ('x')", {"file"}),
-        ("SELECT * FROM `url`('x')", {"url"}),
-        ("SELECT 'file(' FROM t", set()),
-        ("SELECT a IN (1) FROM t", {"in"}),
-    ],
-)
-def test_called_functions_when_scanning_then_only_real_calls_count(sql: str, expected: set[str]) -> None:
-    assert called_functions(sql) == expected
-
-
-def test_identifier_parameters_when_present_then_detected() -> None:
-    assert has_identifier_parameter("SELECT * FROM { t : identifier }")
-    assert not has_identifier_parameter("SELECT {x:UInt8}")
 
 
 def test_split_statements_when_semicolons_hide_in_strings_and_comments_then_ignored() -> None:
