@@ -25,8 +25,8 @@ class RunOutcome:
         return self.status == "SUCCESS"
 
 
-def run_job(address: str, job: str, timeout_s: float = 600.0) -> RunOutcome:
-    """Submit ``job`` to the Dagster at ``address`` (``http://host:port``) and wait until it ends.
+def run_job(address: str, job: str, timeout_s: float = 600.0, partition: str | None = None) -> RunOutcome:
+    """Submit ``job`` (for ``partition``, if it is partitioned) to the Dagster at ``address`` and wait until it ends.
 
     Returns:
         The outcome; ``status`` is ``TIMEOUT`` when the run had not ended after ``timeout_s``.
@@ -35,8 +35,9 @@ def run_job(address: str, job: str, timeout_s: float = 600.0) -> RunOutcome:
 
     parts = urlsplit(address if "://" in address else f"http://{address}")
     client = DagsterGraphQLClient(parts.hostname or "127.0.0.1", port_number=parts.port)
+    tags = {"dagster/partition": partition} if partition else None
     run_id = client.submit_job_execution(job, repository_location_name=LOCATION_NAME,
-                                         repository_name="__repository__")  # fmt: skip
+                                         repository_name="__repository__", tags=tags)  # fmt: skip
     deadline = time.monotonic() + timeout_s
     status = client.get_run_status(run_id).value
     while status not in FINISHED and time.monotonic() < deadline:

@@ -23,9 +23,16 @@
   * multiIf(endsWith({{ timeframe }}, 's'), 1, endsWith({{ timeframe }}, 'm'), 60, endsWith({{ timeframe }}, 'h'), 3600, 86400)
 {%- endmacro %}
 
-{# Incremental marts recompute whole months (their partitions) from this day on. #}
-{% macro incremental_from(day_column) -%}
-  {%- if is_incremental() -%}
-  WHERE {{ day_column }} >= toStartOfMonth((SELECT max({{ day_column }}) FROM {{ this }}) - {{ var('lookback_days') }})
+{# Incremental marts rebuild whole months (their partitions, swapped in by insert_overwrite):
+   given var partition_day (a Dagster daily partition), the month holding that day; otherwise, on
+   an incremental run, the months holding the mart's last lookback_days; on a first build, everything.
+   day_column is the source's day expression, mart_day_column the mart's own day column. #}
+{% macro incremental_from(day_column, mart_day_column='day') -%}
+  {%- set day = var('partition_day', none) -%}
+  {%- if day -%}
+  WHERE {{ day_column }} >= toStartOfMonth(toDate('{{ day }}'))
+    AND {{ day_column }} < toStartOfMonth(toDate('{{ day }}')) + INTERVAL 1 MONTH
+  {%- elif is_incremental() -%}
+  WHERE {{ day_column }} >= toStartOfMonth((SELECT max({{ mart_day_column }}) FROM {{ this }}) - {{ var('lookback_days') }})
   {%- endif -%}
 {%- endmacro %}

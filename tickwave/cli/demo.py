@@ -174,7 +174,8 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     _where_to_look(settings, addresses)
 
 
-MARTS = ("fct_orders", "fct_fills", "fct_round_trips", "pnl_daily", "execution_quality", "decision_log")
+MARTS = ("fct_orders", "fct_fills", "fct_round_trips", "pnl_daily", "execution_quality", "execution_quality_daily",
+         "decision_log")  # fmt: skip
 
 
 def _orchestrate(settings: Settings, addresses: dict[str, str]) -> None:
@@ -183,13 +184,18 @@ def _orchestrate(settings: Settings, addresses: dict[str, str]) -> None:
     if address is None:
         console.print("[yellow]orchestration is disabled (orchestration.enabled=false): no dbt or quality runs[/]")
         return
+    from datetime import UTC, datetime
+
     from orchestration.client import run_job
     from tickwave.warehouse.client import connect
 
-    for job, what in (("dbt_marts", "dbt build: staging and marts with their tests"),
-                      ("quality_checks", "quality: every raw table's Great Expectations suite")):  # fmt: skip
+    today = str(datetime.now(UTC).date())
+    runs = [("dbt_marts", "dbt build: staging and marts with their tests", None),
+            ("dbt_daily_marts", f"dbt build: the daily marts of {today}", today),
+            ("quality_checks", "quality: every raw table's Great Expectations suite", None)]  # fmt: skip
+    for job, what, partition in runs:
         with console.status(f"Dagster: {what}..."):
-            outcome = run_job(address, job, timeout_s=600)
+            outcome = run_job(address, job, timeout_s=600, partition=partition)
         mark = "[green]✓[/]" if outcome.is_success else "[red]✗[/]"
         console.print(f"{mark} Dagster run {job}: {outcome.status.lower()} ({outcome.url})")
     client = connect(settings)

@@ -1,5 +1,7 @@
 """The training job, its nightly schedule and the two sensors (enough new data; a new champion)."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from orchestration.defs.marts.assets import MODEL_PERFORMANCE_JOB
@@ -50,7 +52,7 @@ def retrain_on_new_data(
 def model_performance_on_new_champion(
     context: dg.SensorEvaluationContext, tickwave: TickwaveResource
 ) -> dg.RunRequest | dg.SkipReason:
-    """Rebuild the model-performance mart when the champion changes (the cursor holds the last one seen)."""
+    """Rebuild today's model-performance mart when the champion changes (the cursor holds the last one seen)."""
     from models.registry import ModelRegistry
 
     settings = tickwave.settings()
@@ -65,7 +67,8 @@ def model_performance_on_new_champion(
     if key == context.cursor:
         return dg.SkipReason(f"champion {key} already seen")
     context.update_cursor(key)
-    return dg.RunRequest(run_key=f"champion-{key}", tags={"tickwave/champion": key})
+    today = str(datetime.now(UTC).date())
+    return dg.RunRequest(run_key=f"champion-{key}", partition_key=today, tags={"tickwave/champion": key})
 
 
 @dg.definitions

@@ -27,10 +27,11 @@ SNAPSHOT_ASSETS = sorted(
 )  # fmt: skip
 QUALITY_CHECKED = ["bars_1m", "bars_1s", "features", "fills", "model_registry", "orders", "predictions",
                    "risk_events", "signals", "ticks"]  # fmt: skip
-SNAPSHOT_JOBS = {"dbt_marts", "model_performance", "quality_checks", "train_model"}
+SNAPSHOT_JOBS = {"dbt_marts", "dbt_daily_marts", "model_performance", "quality_checks", "train_model"}
 SNAPSHOT_SCHEDULES = {
     "retrain_nightly": ("0 2 * * *", "train_model"),
     "dbt_marts_every_15_minutes": ("*/15 * * * *", "dbt_marts"),
+    "dbt_daily_marts_every_15_minutes": ("*/15 * * * *", "dbt_daily_marts"),
     "quality_hourly": ("0 * * * *", "quality_checks"),
 }
 SNAPSHOT_SENSORS = {"retrain_on_new_data": "train_model", "model_performance_on_new_champion": "model_performance"}
@@ -53,6 +54,9 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
     # the gate: the training job runs the features' blocking check with the training assets
     check = next(c for c in definitions.asset_checks or [] if "features" in str(next(iter(c.check_keys))))
     assert all(spec.blocking for spec in check.check_specs)
+    # the daily marts are daily-partitioned (UTC), the rest of the graph is not
+    partitioned = {key.to_user_string() for key in graph.get_all_asset_keys() if graph.get(key).partitions_def}
+    assert partitioned == {"execution_quality_daily", "model_performance_daily", "data_quality_daily"}
 
 
 @pytest.mark.parametrize(
@@ -76,10 +80,31 @@ def test_schedule_when_evaluated_at_a_time_then_it_requests_its_job_at_the_next_
     assert data.run_requests is not None and data.run_requests[0].tags["dagster/schedule_name"] == schedule
 
 
-def _context(warehouse: Warehouse, model_id: str, cursor: str | None = None) -> dg.SensorEvaluationContext:
+@pytest.mark.parametrize(
+    ("at", "partitions"),
+    [
+        (datetime(2026, 11, 20, 9, 15, tzinfo=UTC), ["2026-11-20"]),
+        (datetime(2026, 12, 1, 0, 15, tzinfo=UTC), ["2026-12-01", "2026-11-30"]),  # the last rows of November
+    ],
+)
+def test_daily_marts_schedule_when_evaluated_then_it_requests_today_and_on_the_1st_yesterday(
+    definitions: dg.Definitions, at: datetime, partitions: list[str]
+) -> None:
+    schedule = definitions.resolve_schedule_def("dbt_daily_marts_every_15_minutes")
+
+    context = dg.build_schedule_context(scheduled_execution_time=at, repository_def=definitions.get_repository_def())
+    data = schedule.evaluate_tick(context)
+
+    assert [request.partition_key for request in data.run_requests or []] == partitions
+
+
+def _context(
+    definitions: dg.Definitions, warehouse: Warehouse, model_id: str, cursor: str | None = None
+) -> dg.SensorEvaluationContext:
     resource = TickwaveResource(state_dir=str(warehouse.settings.state_path), database=warehouse.database,
                                 model_id=model_id)  # fmt: skip
-    return dg.build_sensor_context(cursor=cursor, resources={"tickwave": resource})
+    return dg.build_sensor_context(cursor=cursor, resources={"tickwave": resource},
+                                   repository_def=definitions.get_repository_def())  # fmt: skip
 
 
 def _set_champion(warehouse: Warehouse, model_id: str, version: int, trained_to: str) -> None:
@@ -96,19 +121,24 @@ def _set_champion(warehouse: Warehouse, model_id: str, version: int, trained_to:
 
 
 def test_sensors_when_evaluated_then_they_request_retraining_and_the_performance_mart_only_when_due(
-    orchestration_warehouse: Warehouse,
+    definitions: dg.Definitions, orchestration_warehouse: Warehouse
 ) -> None:
-    no_champion = retrain_on_new_data.evaluate_tick(_context(orchestration_warehouse, "m_sensor"))
-    no_champion_yet = model_performance_on_new_champion.evaluate_tick(_context(orchestration_warehouse, "m_sensor"))
+    def context(cursor: str | None = None) -> dg.SensorEvaluationContext:
+        return _context(definitions, orchestration_warehouse, "m_sensor", cursor)
+
+    no_champion = retrain_on_new_data.evaluate_tick(context())
+    no_champion_yet = model_performance_on_new_champion.evaluate_tick(context())
     _set_champion(orchestration_warehouse, "m_sensor", 3, "(SELECT max(start_ms) FROM bars_1m)")
-    trained_on_everything = retrain_on_new_data.evaluate_tick(_context(orchestration_warehouse, "m_sensor"))
-    new_champion = model_performance_on_new_champion.evaluate_tick(_context(orchestration_warehouse, "m_sensor"))
-    seen = model_performance_on_new_champion.evaluate_tick(_context(orchestration_warehouse, "m_sensor", "m_sensor:3"))
+    trained_on_everything = retrain_on_new_data.evaluate_tick(context())
+    new_champion = model_performance_on_new_champion.evaluate_tick(context())
+    seen = model_performance_on_new_champion.evaluate_tick(context("m_sensor:3"))
 
     assert [request.run_key for request in no_champion.run_requests or []] == ["retrain-after-0"]
     assert not no_champion_yet.run_requests and "m_sensor has no champion" in str(no_champion_yet.skip_message)
     assert not trained_on_everything.run_requests  # no labelled bar after the champion's data
     assert str(trained_on_everything.skip_message).startswith("0 new labelled 1m bars")
     assert [request.run_key for request in new_champion.run_requests or []] == ["champion-m_sensor:3"]
+    assert new_champion.run_requests is not None
+    assert new_champion.run_requests[0].partition_key == str(datetime.now(UTC).date())
     assert new_champion.cursor == "m_sensor:3"
     assert not seen.run_requests and "already seen" in str(seen.skip_message)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from orchestration.defs.marts.assets import tickwave_dbt_daily
+from orchestration.defs.quality.assets import raw_key
+from quality.suites import RAW_TABLES
 from tests.integration.orchestration.conftest import (
     MODEL_ID,
+    SYNTHETIC_DAY,
     Warehouse,
     check_outcomes,
     materialize,
@@ -43,19 +48,41 @@ def realized_pnl_from_fills(rows: list[tuple[str, str, float, float, float]]) ->
     return total
 
 
+@dataclass(frozen=True)
+class GraphRuns:
+    """The whole graph in two runs: everything unpartitioned, then the daily marts for the synthetic day."""
+
+    main: dg.ExecuteInProcessResult
+    daily: dg.ExecuteInProcessResult
+
+    @property
+    def success(self) -> bool:
+        return self.main.success and self.daily.success
+
+    def materialized(self) -> set[str]:
+        return materialized(self.main) | materialized(self.daily)
+
+    def checks(self) -> dict[str, tuple[bool, str]]:
+        return {**check_outcomes(self.main), **check_outcomes(self.daily)}
+
+
 @pytest.fixture(scope="module")
-def whole_graph(definitions: dg.Definitions, orchestration_warehouse: Warehouse) -> dg.ExecuteInProcessResult:
-    selection = dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks()
-    return materialize(definitions, orchestration_warehouse, selection, run_config=training_config())
+def whole_graph(definitions: dg.Definitions, orchestration_warehouse: Warehouse) -> GraphRuns:
+    raw = dg.AssetSelection.checks_for_assets(*(raw_key(table) for table in RAW_TABLES))
+    daily = dg.AssetSelection.assets(tickwave_dbt_daily)
+    main = materialize(definitions, orchestration_warehouse, (dg.AssetSelection.all() - daily) | raw,
+                       run_config=training_config())  # fmt: skip
+    day = str(SYNTHETIC_DAY.date())
+    return GraphRuns(main, materialize(definitions, orchestration_warehouse, daily, partition_key=day))
 
 
-def test_materialize_when_the_whole_graph_runs_then_every_asset_and_check_succeeds(
-    whole_graph: dg.ExecuteInProcessResult,
-) -> None:
-    done = materialized(whole_graph)
-    checks = check_outcomes(whole_graph)
+def test_materialize_when_the_whole_graph_runs_then_every_asset_and_check_succeeds(whole_graph: GraphRuns) -> None:
+    done = whole_graph.materialized()
+    checks = whole_graph.checks()
 
-    assert whole_graph.success, [event.message for event in whole_graph.all_events if event.is_failure]
+    failures = [event.message for run in (whole_graph.main, whole_graph.daily) for event in run.all_events
+                if event.is_failure]  # fmt: skip
+    assert whole_graph.success, failures
     assert MARTS <= done and {"training_dataset", "trained_model", "promotion_decision"} <= done
     assert {key for key in done if key.startswith("stg_tickwave__")} >= {"stg_tickwave__orders", "stg_tickwave__ticks"}
     quality = {key: outcome for key, outcome in checks.items() if key.endswith(":quality")}
@@ -66,7 +93,7 @@ def test_materialize_when_the_whole_graph_runs_then_every_asset_and_check_succee
 
 
 def test_marts_when_built_then_they_tie_out_to_the_raw_tables(
-    whole_graph: dg.ExecuteInProcessResult, orchestration_warehouse: Warehouse
+    whole_graph: GraphRuns, orchestration_warehouse: Warehouse
 ) -> None:
     client = connect(orchestration_warehouse.settings, database=orchestration_warehouse.database)
     try:
@@ -85,6 +112,7 @@ def test_marts_when_built_then_they_tie_out_to_the_raw_tables(
         dq_rows = client.command("SELECT uniqExact(dataset) FROM dq_results")
         denials = client.command("SELECT sum(denials) FROM risk_events_daily")
         kill_switch = client.query("SELECT sum(kill_switch_uses), max(max_time_to_halt_ms) FROM risk_events_daily")
+        filled_per_day = client.query("SELECT day, filled_orders FROM execution_quality_daily ORDER BY symbol")
     finally:
         client.close()
     day = orchestration_warehouse.day
@@ -98,12 +126,14 @@ def test_marts_when_built_then_they_tie_out_to_the_raw_tables(
     assert dq_rows == 10
     assert denials == day.denials
     assert kill_switch.result_rows[0] == (1, 37)
+    assert [str(day_) for day_, _ in filled_per_day.result_rows] == [str(SYNTHETIC_DAY.date())] * 2
+    assert sum(count for _, count in filled_per_day.result_rows) == day.fills
 
 
 def test_training_when_features_pass_then_a_model_is_registered_with_its_report(
-    whole_graph: dg.ExecuteInProcessResult, orchestration_warehouse: Warehouse
+    whole_graph: GraphRuns, orchestration_warehouse: Warehouse
 ) -> None:
-    events = {event.asset_key.to_user_string(): event for event in whole_graph.get_asset_materialization_events()}
+    events = {event.asset_key.to_user_string(): event for event in whole_graph.main.get_asset_materialization_events()}
     model = events["trained_model"].materialization.metadata
     decision = events["promotion_decision"].materialization.metadata
 
