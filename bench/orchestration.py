@@ -51,16 +51,22 @@ console = Console(width=140)
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 
 
-def dbt_build_by_hand(settings: Settings, database: str, target: Path) -> float:
+def dbt_build_by_hand(settings: Settings, database: str, target: Path, *selections: list[str]) -> float:
+    """Run ``dbt build`` once per selection (none: the whole project once); return the total seconds."""
     started = time.perf_counter()
-    done = subprocess.run(
-        [DBT_EXECUTABLE, "build", "--project-dir", str(DBT_PROJECT_DIR), "--target-path", str(target), "--quiet"],
-        env={**os.environ, **dbt_environment(settings, database)}, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"dbt build failed:\n{done.stdout[-3000:]}")
-    return elapsed
+    for selection in selections or ([],):
+        command = [DBT_EXECUTABLE, "build", "--project-dir", str(DBT_PROJECT_DIR), "--target-path", str(target),
+                   "--quiet", *selection]  # fmt: skip
+        done = subprocess.run(command, env={**os.environ, **dbt_environment(settings, database)}, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"dbt build failed:\n{done.stdout[-3000:]}")
+    return time.perf_counter() - started
+
+
+# The two dbt invocations the two Dagster jobs make: everything but the daily marts, then one day of them.
+SPLIT = (["--exclude", "config.materialized:incremental"],
+         ["--select", "config.materialized:incremental", "--vars", f"{{partition_day: '{DAY.date()}'}}"])  # fmt: skip
 
 
 def quality_by_hand(settings: Settings, database: str) -> float:
@@ -131,14 +137,17 @@ def run(settings: Settings, ticks: int, orders: int, rounds: int, state: Path) -
     resources = {"tickwave": TickwaveResource(state_dir=str(settings.state_path), database=database),
                  "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=DBT_EXECUTABLE)}  # fmt: skip
     quality_by_hand(settings, database)  # warm-up: GX's import (seconds) belongs to neither side
-    timings: dict[str, list[float]] = {name: [] for name in ("dbt", "dbt_dagster", "quality", "quality_dagster")}
+    names = ("dbt_whole", "dbt", "dbt_dagster", "quality", "quality_dagster")
+    timings: dict[str, list[float]] = {name: [] for name in names}
     for round_number in range(rounds):
+        timings["dbt_whole"].append(dbt_build_by_hand(settings, database, state / "dbt-target"))
+        console.print(f"round {round_number + 1}: dbt_whole {timings['dbt_whole'][-1]:.1f} s")
         order = [("dbt", "dbt_dagster"), ("quality", "quality_dagster")]
         for direct, orchestrated in order:
             pair = [direct, orchestrated] if round_number % 2 == 0 else [orchestrated, direct]
             for name in pair:
                 if name == "dbt":
-                    timings[name].append(dbt_build_by_hand(settings, database, state / "dbt-target"))
+                    timings[name].append(dbt_build_by_hand(settings, database, state / "dbt-target", *SPLIT))
                 elif name == "quality":
                     timings[name].append(quality_by_hand(settings, database))
                 else:
@@ -146,14 +155,17 @@ def run(settings: Settings, ticks: int, orders: int, rounds: int, state: Path) -
                     timings[name].append(dagster_run(definitions, job, resources))
                 console.print(f"round {round_number + 1}: {name} {timings[name][-1]:.1f} s")
     table = Table(title=f"orchestration on {ticks:,} ticks / {orders:,} orders (median of {rounds} rounds)")
-    for column in ("work", "direct (s)", "Dagster run (s)", "overhead (s)", "target"):
+    for column in ("work", "direct (s)", "Dagster (s)", "overhead per run (s)", "target"):
         table.add_column(column)
-    works = (("dbt build (all models, tests)", "dbt", "dbt_dagster", "build < 60 s, overhead < 10 s"),
-             ("10 quality checks (GX)", "quality", "quality_dagster", "overhead < 10 s"))  # fmt: skip
-    for work, direct, orchestrated, target in works:
-        overheads = [b - a for a, b in zip(timings[direct], timings[orchestrated], strict=True)]
+    table.add_row("dbt build, whole project, one invocation", f"{statistics.median(timings['dbt_whole']):.1f}", "-",
+                  "-", "< 60 s")  # fmt: skip
+    works = (("dbt build as the jobs split it (2 runs)", "dbt", "dbt_dagster", 2),
+             ("10 quality checks (GX, 1 run)", "quality", "quality_dagster", 1))  # fmt: skip
+    for work, direct, orchestrated, runs in works:
+        overheads = [(b - a) / runs for a, b in zip(timings[direct], timings[orchestrated], strict=True)]
         medians = statistics.median(timings[direct]), statistics.median(timings[orchestrated])
-        table.add_row(work, f"{medians[0]:.1f}", f"{medians[1]:.1f}", f"{statistics.median(overheads):+.1f}", target)
+        table.add_row(work, f"{medians[0]:.1f}", f"{medians[1]:.1f}", f"{statistics.median(overheads):+.1f}",
+                      "< 10 s per run")  # fmt: skip
     console.print(table)
     drop = connect(settings, database="default")
     drop.command(f"DROP DATABASE IF EXISTS {database} SYNC")

@@ -36,9 +36,10 @@ def training_dataset(
     settings, spec = tickwave.settings(), FeatureSpec()
     models = settings.models
     with tickwave.client() as client:
-        window = stored_window(client, models.timeframe, config.days)
         if config.symbols and config.to_ms:
-            window = TrainingWindow(tuple(config.symbols), (config.from_ms, config.to_ms))
+            window: TrainingWindow | None = TrainingWindow(tuple(config.symbols), (config.from_ms, config.to_ms))
+        else:
+            window = stored_window(client, models.timeframe, config.days)
         if window is None:
             raise dg.Failure(f"no {models.timeframe} features are stored: nothing to train on")
         features = query_features(client, window.symbols, models.timeframe, window.range_ms, spec.names)
