@@ -43,13 +43,13 @@ from streams.connectors import TickTopicSource  # noqa: E402
 from streams.features import FeatureState  # noqa: E402
 from streams.flow import FlowSinks, build_flow  # noqa: E402
 from streams.routing import GroupLayout  # noqa: E402
-from streams.validate import SpikeFilter, Tick, ValidationRules, check_raw  # noqa: E402
 from tickwave.bus import make_admin, make_consumer, make_producer  # noqa: E402
 from tickwave.config import StreamsSettings, load_settings  # noqa: E402
 from tickwave.contracts import decode, encode  # noqa: E402
 from tickwave.services.kafka import KafkaService  # noqa: E402
 from tickwave.services.supervisor import Supervisor, free_port  # noqa: E402
 from tickwave.topics import create_topics, topic_specs  # noqa: E402
+from tickwave.validation import SpikeFilter, Tick, ValidationRules, check_raw  # noqa: E402
 
 console = Console()
 SYMBOLS = [("EURUSD", 1.0850, 5), ("GBPUSD", 1.2700, 5), ("USDJPY", 151.25, 3), ("AUDUSD", 0.6550, 5),

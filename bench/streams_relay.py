@@ -31,12 +31,12 @@ from streams.features import FeatureSpec
 from streams.flow import BarConsequences, ClockMs, GroupLogic, GroupOutput, GroupState, SignalPublisher, wall_clock_ms
 from streams.inference import Inference, ModelProvider
 from streams.signals import SignalRules
-from streams.validate import Rejection, ValidationRules, check_raw, dead_letter
 from tickwave.bus import consumer_config, resolve_bootstrap
 from tickwave.config import Settings, StreamsSettings, load_settings
 from tickwave.contracts import Message
 from tickwave.gcpause import start_gc_freezer
 from tickwave.topics import TICKS, topic_name
+from tickwave.validation import Rejection, ValidationRules, check_raw, dead_letter
 
 BATCH = 2000  # messages taken per batch at most, as the flow's source
 

@@ -16,16 +16,23 @@ from pathlib import Path
 from execution.brokers.base import Broker
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
 from execution.clock import Clock, SystemClock
-from execution.connectors import ControlListener, KafkaPublisher, run_confluent_loop, run_quixstreams_loop
+from execution.connectors import (
+    ControlListener,
+    KafkaPublisher,
+    prime_prices,
+    run_confluent_loop,
+    run_quixstreams_loop,
+)
 from execution.engine import Engine
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
 from execution.risk import RiskLimits
-from execution.service import ExecutionService, Publisher
+from execution.service import ExecutionService, Publisher, TickChecks
 from execution.sizing import SizingPolicy
 from tickwave.bus import resolve_bootstrap
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError
 from tickwave.gcpause import start_gc_freezer
+from tickwave.instruments import registry
 from tickwave.services.own import mark_ready
 
 logger = logging.getLogger(__name__)
@@ -45,7 +52,7 @@ def build_broker(settings: Settings, clock: Clock) -> Broker:
         from execution.brokers.mt5 import Mt5Broker, load_terminal
 
         return Mt5Broker(settings.execution, clock, load_terminal(settings))
-    return PaperBroker(settings.execution, clock, instance_dir(settings) / LEDGER_NAME)
+    return PaperBroker(settings.execution, clock, instance_dir(settings) / LEDGER_NAME, registry(settings.symbols))
 
 
 def build_service(
@@ -54,10 +61,11 @@ def build_service(
     """Build the engine, journal and (unless given) broker for ``settings`` (nothing is replayed yet)."""
     clock = clock or SystemClock()
     execution = settings.execution
-    engine = Engine(RiskLimits.from_settings(execution), SizingPolicy.from_settings(execution), clock,
-                    execution.instance_id)  # fmt: skip
+    limits = RiskLimits.from_settings(execution, registry(settings.symbols))
+    engine = Engine(limits, SizingPolicy.from_settings(execution), clock, execution.instance_id)
     journal = Journal(instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync)
-    return ExecutionService(engine, journal, broker or build_broker(settings, clock), publisher)
+    checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
+    return ExecutionService(engine, journal, broker or build_broker(settings, clock), publisher, checks)
 
 
 @contextmanager
@@ -95,6 +103,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
             control = ControlListener(settings, bootstrap, service, stop)
             control.start()
             control.ready.wait(30)
+            primed = prime_prices(settings, bootstrap, service)
+            logger.info("prices read back from %d ticks before the first signal", primed)
             mark_ready(settings, "execution")
             loop = run_quixstreams_loop if settings.execution.hot_path_client == "quixstreams" else run_confluent_loop
             loop(settings, bootstrap, service, stop)

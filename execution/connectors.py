@@ -46,7 +46,8 @@ from tickwave.topics import EXECUTION_CONTROL, ORDERS_EVENTS, SIGNALS, TICKS, to
 
 logger = logging.getLogger(__name__)
 
-TICK_LOOKBACK = 200  # ticks re-read per partition on start to recover the latest prices
+TICK_LOOKBACK = 200  # ticks the hot loop re-reads per partition on start (after prime_prices)
+PRIME_LOOKBACK = 20_000  # ticks read back per partition before the first signal (~0.1 s): every symbol's latest
 COMMIT_EVERY_S = 1.0
 POLL_TIMEOUT_S = 0.05
 MAX_BATCH = 100  # messages handled per lock hold at most: a halt waits for no more than this
@@ -138,6 +139,44 @@ def _partitions(consumer: Consumer, topic: str) -> list[TopicPartition]:
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise ServiceError(f"topic {topic} does not exist: run `tickwave topics create`")
     return [TopicPartition(topic, partition) for partition in sorted(metadata.partitions)]
+
+
+def prime_prices(settings: Settings, bootstrap: str, service: ExecutionService, timeout_s: float = 10.0) -> int:
+    """Read back the latest ticks of every partition (up to the end seen now) before any signal is decided.
+
+    A restart that subscribed to signals and ticks together decided part of the queued
+    signals before the last ticks were read back, and denied them for want of a price.
+    The ticks pass the same validation as live ones. Returns how many were read.
+    """
+    topic = topic_name(settings, TICKS)
+    consumer = make_consumer(bootstrap, f"{settings.execution.consumer_group}-prime-{uuid.uuid4().hex[:8]}", "latency")
+    read = 0
+    try:
+        ends: dict[int, int] = {}
+        starts = []
+        for tp in _partitions(consumer, topic):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            if high > low:
+                ends[tp.partition] = high
+                starts.append(TopicPartition(topic, tp.partition, max(low, high - PRIME_LOOKBACK)))
+        if not starts:
+            return 0
+        consumer.assign(starts)
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for message in consumer.consume(500, timeout=0.2):
+                if message.error() is not None:
+                    continue
+                service.handle_tick_bytes(message.value())
+                read += 1
+                if message.offset() + 1 >= ends.get(message.partition(), 0):
+                    ends.pop(message.partition(), None)
+        if ends:
+            logger.warning("prices read back from %d ticks; %d partitions not read to their end in %.0f s",
+                           read, len(ends), timeout_s)  # fmt: skip
+    finally:
+        consumer.close()
+    return read
 
 
 def run_confluent_loop(settings: Settings, bootstrap: str, service: ExecutionService, stop: threading.Event) -> None:

@@ -26,7 +26,15 @@ from typing import Any, Literal
 from execution.brokers.base import EXPIRED_PREFIX
 from execution.clock import Clock
 from execution.positions import Book
-from execution.risk import PriceWindow, ProposedOrder, RiskLimits, RiskView, account_value, first_denial
+from execution.risk import (
+    PriceWindow,
+    ProposedOrder,
+    RiskLimits,
+    RiskView,
+    first_denial,
+    mids_of,
+    operator_denial,
+)
 from execution.sizing import SizingPolicy, order_for, target_position_lots
 from execution.state import IllegalTransition, Order, OrderStatus
 from tickwave.contracts import (
@@ -46,21 +54,25 @@ from tickwave.contracts import (
     client_order_id_for,
     stable_id,
 )
+from tickwave.instruments import convert
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 logger = logging.getLogger(__name__)
 
-DAY_MS = 86_400_000
 RATE_WINDOW_MS = 1_000
 
 # Risk event kinds that change state (the rest only inform).
 TRADING_STATE = "trading_state"
 SYMBOL_HALTED = "symbol_halted"
 SYMBOL_RESUMED = "symbol_resumed"
+FLATTEN = "flatten"
+DAY_ROLLOVER = "day_rollover"  # marks each position's unrealised P&L at the trading day's start
 
 # Limits an operator may change at run time with ``set_limit`` (until the next restart).
 SETTABLE_LIMITS = frozenset(
-    f.name for f in fields(RiskLimits) if f.name not in {"allowed_symbols", "market_hours", "contract_size"}
+    f.name
+    for f in fields(RiskLimits)
+    if f.name not in {"allowed_symbols", "market", "instruments", "account_currency", "daily_loss_action"}
 )
 
 
@@ -79,9 +91,10 @@ class Decision:
 
 @dataclass(frozen=True)
 class ControlOutcome:
-    """What a control command leads to: the events to record (a duplicate command: none)."""
+    """What a control command leads to: events to record, orders to send (flatten); a duplicate: none."""
 
-    events: tuple[RiskEvent, ...] = ()
+    events: tuple[RiskEvent | OrderDenied, ...] = ()
+    intents: tuple[OrderIntent, ...] = ()
     is_duplicate: bool = False
 
 
@@ -98,7 +111,11 @@ class Engine:
     decided_signals: set[str] = field(default_factory=set)
     applied_commands: set[str] = field(default_factory=set)
     books: dict[str, Book] = field(default_factory=dict)
-    realized_by_day: dict[int, Decimal] = field(default_factory=dict)
+    # Realised P&L per trading day and quote currency (exact); converted only when valued.
+    realized_by_day: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    # Unrealised P&L of each position (quote currency) at the start of ``marked_day``.
+    day_marks: dict[str, Decimal] = field(default_factory=dict)
+    marked_day: str = ""
     defects: list[str] = field(default_factory=list)
     _sequence: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -128,9 +145,11 @@ class Engine:
             return Decision(intent=intent)
         events: list[OrderDenied | RiskEvent] = [self._denied(signal, now_ms, denial.check, denial.reason)]
         if denial.halts == "trading" and self.view.trading_state != "HALTED":
-            events.append(
-                self._risk_event(TRADING_STATE, "critical", denial.reason, now_ms, "HALTED", "", denial.check)
-            )
+            state: TradingState = self.limits.daily_loss_action if denial.check == "daily_loss" else "HALTED"
+            if state != self.view.trading_state:
+                events.append(
+                    self._risk_event(TRADING_STATE, "critical", denial.reason, now_ms, state, "", denial.check)
+                )
         elif denial.halts == "symbol" and signal.symbol not in self.view.halted_symbols:
             events.append(self._risk_event(SYMBOL_HALTED, "critical", denial.reason, now_ms, symbol=signal.symbol,
                                            check=denial.check))  # fmt: skip
@@ -146,7 +165,7 @@ class Engine:
         )  # fmt: skip
 
     def on_tick(self, tick: Tick) -> list[RiskEvent]:
-        """Keep the latest quote and the price window; trip the flash-crash guard (halts the symbol)."""
+        """Keep the latest quote and price window; mark the day's start; trip the flash-crash and loss breakers."""
         previous = self.view.last_ticks.get(tick.symbol)
         if previous is None or tick.time_ms >= previous.time_ms:
             self.view.last_ticks[tick.symbol] = tick
@@ -154,12 +173,32 @@ class Engine:
         if window is None:
             window = self.view.price_windows[tick.symbol] = PriceWindow(self.limits.flash_crash_window_ms)
         window.update(tick.time_ms, tick.mid)
+        events: list[RiskEvent] = []
+        now_ms = self.clock.now_ms()
+        day = self.limits.market.trading_day(now_ms).isoformat()
+        if day != self.marked_day:
+            marks = {symbol: str(amount) for symbol, amount in sorted(self._unrealized_now().items())}
+            events.append(self._risk_event(DAY_ROLLOVER, "info", json.dumps({"trading_day": day, "marks": marks}),
+                                           now_ms, check="daily_loss"))  # fmt: skip
         move = window.move_pct()
         if move > self.limits.flash_crash_pct and tick.symbol not in self.view.halted_symbols:
             detail = f"{tick.symbol} moved {move:.2f}% within {self.limits.flash_crash_window_ms} ms"
-            return [self._risk_event(SYMBOL_HALTED, "critical", detail, self.clock.now_ms(), symbol=tick.symbol,
-                                     check="flash_crash")]  # fmt: skip
-        return []
+            events.append(self._risk_event(SYMBOL_HALTED, "critical", detail, now_ms, symbol=tick.symbol,
+                                           check="flash_crash"))  # fmt: skip
+        if day == self.marked_day:
+            events.extend(self._loss_breaker(now_ms))
+        return events
+
+    def _loss_breaker(self, now_ms: int) -> list[RiskEvent]:
+        """Move trading to ``daily_loss_action`` when the day's loss reaches the limit (only from ACTIVE)."""
+        if self.view.trading_state != "ACTIVE":
+            return []
+        pnl = self.daily_pnl(now_ms)
+        if pnl is None or pnl > -self.limits.daily_loss_limit:
+            return []
+        detail = f"daily P&L {pnl:.2f} {self.limits.account_currency} breaches -{self.limits.daily_loss_limit}"
+        return [self._risk_event(TRADING_STATE, "critical", detail, now_ms, self.limits.daily_loss_action,
+                                 check="daily_loss")]  # fmt: skip
 
     def on_control(self, command: ControlCommand) -> ControlOutcome:
         """Turn an operator command into state-change events and the orders to cancel."""
@@ -185,6 +224,8 @@ class Engine:
             return ControlOutcome(self._resume_events(command, who, now_ms))
         if command.command == "set_limit":
             return ControlOutcome(self._set_limit_events(command, who, now_ms))
+        if command.command == "flatten":
+            return self._flatten(command, who, now_ms)
         status = {**self.status(), "command_id": command.command_id}
         return ControlOutcome((self._risk_event("status", "info", json.dumps(status, sort_keys=True), now_ms),))
 
@@ -197,6 +238,47 @@ class Engine:
         if not command.symbol:
             events.append(self._risk_event(TRADING_STATE, "info", f"ACTIVE {who}", now_ms, "ACTIVE", check="operator"))
         return tuple(events)
+
+    def _flatten(self, command: ControlCommand, who: str, now_ms: int) -> ControlOutcome:
+        """Close positions (all, or one symbol's) with reduce-only market orders; cancel their working orders.
+
+        Each order is named by the command and the symbol (idempotent: a repeated command
+        is a duplicate), is at most ``max_order_lots`` (larger positions close in several
+        orders) and passes the gate except the trading state: an operator may flatten while
+        HALTED. A denied one (no price, market closed, collar) is recorded with its check.
+        """
+        symbols = [command.symbol] if command.symbol else sorted(s for s, lots in self.view.positions.items() if lots)
+        intents: list[OrderIntent] = []
+        denials: list[OrderDenied] = []
+        closing: list[str] = []
+        for symbol in symbols:
+            position = self.view.position(symbol)
+            remaining = abs(position)
+            side: Literal["buy", "sell"] = "sell" if position > 0 else "buy"
+            part = 0
+            while remaining > 0:
+                lots = min(remaining, to_decimal(self.limits.max_order_lots))
+                signal = flatten_signal(command, symbol, part, now_ms)
+                proposed = ProposedOrder(signal, side, float(lots))
+                denial = operator_denial(proposed, self.view, self.limits, now_ms)
+                if denial is not None:
+                    denials.append(self._denied(signal, now_ms, denial.check, denial.reason))
+                else:
+                    intents.append(OrderIntent(
+                        client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id,
+                        symbol=symbol, side=side, quantity_lots=float(lots), order_type="market",
+                        model_id=signal.model_id, model_version=0, created_at_ms=now_ms,
+                    ))  # fmt: skip
+                remaining -= lots
+                part += 1
+            if position:
+                closing.append(f"{symbol} {position} lots")
+        working = [order.client_order_id for order in self.working_orders() if order.symbol in symbols]
+        scope = command.symbol or "all symbols"
+        detail = (f"FLATTEN {scope} {who}: closing {', '.join(closing) or 'nothing (flat)'} with {len(intents)} "
+                  f"reduce-only orders; canceling {len(working)} working orders; {len(denials)} denied")  # fmt: skip
+        report = self._risk_event(FLATTEN, "critical", detail, now_ms, symbol=command.symbol, check="operator")
+        return ControlOutcome(events=(report, *denials), intents=tuple(intents))
 
     def _set_limit_events(self, command: ControlCommand, who: str, now_ms: int) -> tuple[RiskEvent, ...]:
         unknown = sorted(set(command.params) - SETTABLE_LIMITS)
@@ -281,6 +363,7 @@ class Engine:
             self._book_fill(order, event)
             self._add_pending(order.symbol, order.side, -to_decimal(event.fill_lots))
             self.view.consecutive_rejects = 0
+            return self._loss_breaker(event.event_at_ms)
         else:
             expired = event.reason.startswith(EXPIRED_PREFIX)
             self.orders[order.client_order_id] = order.moved(OrderStatus.EXPIRED if expired else OrderStatus.CANCELED)
@@ -298,7 +381,11 @@ class Engine:
             self._add_pending(order.symbol, order.side, -rest)
 
     def _apply_risk_event(self, event: RiskEvent) -> None:
-        if event.kind == TRADING_STATE:
+        if event.kind == DAY_ROLLOVER:
+            mark = json.loads(event.detail)
+            self.marked_day = mark["trading_day"]
+            self.day_marks = {symbol: Decimal(amount) for symbol, amount in mark["marks"].items()}
+        elif event.kind == TRADING_STATE:
             self.view.trading_state = event.trading_state
             if event.trading_state == "ACTIVE":
                 self.view.consecutive_rejects = 0
@@ -311,10 +398,14 @@ class Engine:
         book = self.books.setdefault(order.symbol, Book())
         quantity = to_decimal(fill.fill_lots)
         realized = book.fill(quantity if order.side == "buy" else -quantity, to_decimal(fill.fill_price))
-        if realized:
-            day = fill.event_at_ms // DAY_MS
-            amount = account_value(order.symbol, realized * self.limits.contract_size, fill.fill_price)
-            self.realized_by_day[day] = MONEY_CONTEXT.add(self.realized_by_day.get(day, Decimal(0)), amount)
+        spec = self.limits.instruments.get(order.symbol)
+        if realized and spec is not None:
+            day = self.limits.market.trading_day(fill.event_at_ms).isoformat()
+            by_currency = self.realized_by_day.setdefault(day, {})
+            amount = MONEY_CONTEXT.multiply(realized, to_decimal(spec.contract_size))
+            by_currency[spec.quote] = MONEY_CONTEXT.add(by_currency.get(spec.quote, Decimal(0)), amount)
+        elif realized:
+            self.defects.append(f"no instrument spec for {order.symbol}: realised P&L {realized} not booked")
         self.view.positions[order.symbol] = book.lots
 
     # -----------------------------------------------------------------------------------
@@ -330,23 +421,51 @@ class Engine:
         """Return the working orders a halt cancels (all of them, or the halted symbol's)."""
         if event.kind == TRADING_STATE and event.trading_state == "HALTED":
             return self.working_orders()
-        if event.kind == SYMBOL_HALTED:
+        if event.kind == SYMBOL_HALTED or (event.kind == FLATTEN and event.symbol):
             return [order for order in self.working_orders() if order.symbol == event.symbol]
+        if event.kind == FLATTEN:
+            return self.working_orders()
         return []
 
     def working_orders(self) -> list[Order]:
         """Return the orders the broker may still fill."""
         return [order for order in self.orders.values() if order.is_working]
 
-    def daily_pnl(self, now_ms: int) -> Decimal:
-        """Return realised P&L of the UTC day plus unrealised P&L at the latest mids (account ccy)."""
-        total = self.realized_by_day.get(now_ms // DAY_MS, Decimal(0))
+    def _unrealized_now(self) -> dict[str, Decimal]:
+        """Unrealised P&L of every open position at the latest mid, in its quote currency (exact)."""
+        amounts: dict[str, Decimal] = {}
         for symbol, book in self.books.items():
-            tick = self.view.last_ticks.get(symbol)
-            if book.lots == 0 or tick is None:
+            tick, spec = self.view.last_ticks.get(symbol), self.limits.instruments.get(symbol)
+            if book.lots == 0 or tick is None or spec is None:
                 continue
-            unrealized = book.unrealized(to_decimal(tick.mid)) * self.limits.contract_size
-            total = MONEY_CONTEXT.add(total, account_value(symbol, unrealized, tick.mid))
+            amounts[symbol] = MONEY_CONTEXT.multiply(
+                book.unrealized(to_decimal(tick.mid)), to_decimal(spec.contract_size)
+            )
+        return amounts
+
+    def daily_pnl(self, now_ms: int) -> Decimal | None:
+        """Return the trading day's P&L in the account currency, or None when a currency has no rate.
+
+        Day P&L = realised today + (unrealised now - unrealised at the day's start, as marked
+        at the rollover); each currency's sum is converted once, at the latest mids.
+        """
+        day = self.limits.market.trading_day(now_ms).isoformat()
+        by_currency = dict(self.realized_by_day.get(day, {}))
+        unrealized = self._unrealized_now()
+        marks = self.day_marks if day == self.marked_day else unrealized  # before the day's mark: no change yet
+        for symbol in sorted(unrealized.keys() | marks.keys()):
+            change = MONEY_CONTEXT.subtract(unrealized.get(symbol, Decimal(0)), marks.get(symbol, Decimal(0)))
+            quote = self.limits.instruments[symbol].quote
+            by_currency[quote] = MONEY_CONTEXT.add(by_currency.get(quote, Decimal(0)), change)
+        total = Decimal(0)
+        mids = mids_of(self.view)
+        for currency, amount in sorted(by_currency.items()):
+            if amount == 0:
+                continue
+            converted = convert(amount, currency, self.limits.account_currency, self.limits.instruments, mids)
+            if converted is None:
+                return None
+            total = MONEY_CONTEXT.add(total, converted)
         return total
 
     def status(self) -> dict[str, Any]:
@@ -360,7 +479,8 @@ class Engine:
             "orders": len(self.orders),
             "working_orders": len(self.working_orders()),
             "signals_decided": len(self.decided_signals),
-            "daily_pnl": f"{self.daily_pnl(now_ms):.2f}",
+            "daily_pnl": _money_text(self.daily_pnl(now_ms)),
+            "account_currency": self.limits.account_currency,
             "consecutive_rejects": self.view.consecutive_rejects,
             "defects": len(self.defects),
         }
@@ -396,6 +516,19 @@ class Engine:
     def report(self, kind: str, detail: str, severity: Literal["info", "warning", "critical"] = "warning") -> RiskEvent:
         """Build an informational risk event (reconciliation differences, start-up)."""
         return self._risk_event(kind, severity, detail, self.clock.now_ms())
+
+
+def flatten_signal(command: ControlCommand, symbol: str, part: int, now_ms: int) -> Signal:
+    """The operator's decision a flatten order traces to (its id names the command, symbol and part)."""
+    return Signal(
+        signal_id=f"flatten-{command.command_id}-{symbol}-{part}", symbol=symbol, timeframe="operator",
+        bar_start_ms=now_ms, direction="flat", strength=0.0, confidence=1.0, model_id=f"operator:{command.issued_by}",
+        model_version=0, created_at_ms=now_ms,
+    )  # fmt: skip
+
+
+def _money_text(amount: Decimal | None) -> str:
+    return "unknown (a conversion rate is missing)" if amount is None else f"{amount:.2f}"
 
 
 def replay(engine: Engine, events: Sequence[Message]) -> None:

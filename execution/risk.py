@@ -3,29 +3,27 @@
 The gate (:func:`first_denial`) runs them in a fixed order and stops at the first
 denial; the order of :data:`CHECKS` is the documented order (see the README). A check
 reads the proposed order, the risk view the engine keeps and the limits; it changes
-nothing. Three checks also trip a breaker: the daily loss limit and consecutive broker
-rejects halt all trading, the flash-crash guard halts one symbol; the engine applies
-that (``Denial.halts``).
+nothing. Three checks also trip a breaker: the daily loss limit (moves trading to
+``daily_loss_action``, REDUCING by default) and consecutive broker rejects (HALTED) act
+on all trading, the flash-crash guard halts one symbol; the engine applies that
+(``Denial.halts``). An order that only reduces a position passes the capital checks
+(position, gross exposure, daily loss) but still the collar, the rate limit and the rest.
 """
 
 from __future__ import annotations
 
-import decimal
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from tickwave.config import ExecutionSettings
+from execution.market import MarketCalendar
+from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.contracts import Side, Signal, Tick, TradingState
+from tickwave.instruments import Instrument, convert, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
-ACCOUNT_CURRENCY = "USD"
-# Converting at a rate is a division and cannot be exact (tickwave.money traps rounding):
-# it is done once, after the exact sums in the quote currency, to 28 significant digits.
-CONVERSION_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
 _BPS = 10_000.0
 
 
@@ -34,35 +32,41 @@ class RiskLimits:
     """The limits the checks enforce, from the ``execution`` settings."""
 
     allowed_symbols: frozenset[str]
-    market_hours: Literal["fx", "always"]
+    market: MarketCalendar
     signal_ttl_ms: int
     max_order_lots: float
     max_position_lots: float
     max_gross_exposure: Decimal
-    contract_size: Decimal
+    instruments: Mapping[str, Instrument]
+    account_currency: str
     max_tick_age_ms: int
     price_collar_bps: float
     max_orders_per_second: int
     daily_loss_limit: Decimal
+    daily_loss_action: Literal["REDUCING", "HALTED"]
     max_consecutive_rejects: int
     flash_crash_pct: float
     flash_crash_window_ms: int
 
     @classmethod
-    def from_settings(cls, settings: ExecutionSettings) -> RiskLimits:
-        """Build the limits from the ``execution`` settings."""
+    def from_settings(
+        cls, settings: ExecutionSettings, instruments: Mapping[str, Instrument] | None = None
+    ) -> RiskLimits:
+        """Build the limits from the ``execution`` settings and the instrument registry (default: built-in)."""
         return cls(
             allowed_symbols=frozenset(settings.allowed_symbols),
-            market_hours=settings.market_hours,
+            market=MarketCalendar.from_settings(settings),
             signal_ttl_ms=settings.signal_ttl_ms,
             max_order_lots=settings.max_order_lots,
             max_position_lots=settings.max_position_lots,
             max_gross_exposure=to_decimal(settings.max_gross_exposure),
-            contract_size=to_decimal(settings.contract_size),
+            instruments=instruments if instruments is not None else registry(default_symbols()),
+            account_currency=settings.account_currency,
             max_tick_age_ms=settings.max_tick_age_ms,
             price_collar_bps=settings.price_collar_bps,
             max_orders_per_second=settings.max_orders_per_second,
             daily_loss_limit=to_decimal(settings.daily_loss_limit),
+            daily_loss_action=settings.daily_loss_action,
             max_consecutive_rejects=settings.max_consecutive_rejects,
             flash_crash_pct=settings.flash_crash_pct,
             flash_crash_window_ms=settings.flash_crash_window_ms,
@@ -110,7 +114,7 @@ class RiskView:
     pending: dict[str, Decimal] = field(default_factory=dict)  # signed lots of working orders not yet filled
     last_ticks: dict[str, Tick] = field(default_factory=dict)
     order_times_ms: deque[int] = field(default_factory=deque)
-    daily_pnl: Decimal = Decimal(0)
+    daily_pnl: Decimal | None = Decimal(0)  # None: a currency of the day's P&L has no rate
     consecutive_rejects: int = 0
     price_windows: dict[str, PriceWindow] = field(default_factory=dict)
 
@@ -151,36 +155,25 @@ class Denial:
 Check = Callable[[ProposedOrder, RiskView, RiskLimits, int], "Denial | None"]
 
 
-def account_value(symbol: str, quote_amount: Decimal, mid: float) -> Decimal:
-    """Convert an amount in ``symbol``'s quote currency to the account currency (USD).
-
-    USD-quoted symbols (EURUSD, XAUUSD) need nothing; USD-based ones (USDJPY) divide by
-    the mid. Crosses are taken as USD-quoted: an approximation the README states.
-    """
-    if symbol.startswith(ACCOUNT_CURRENCY) and not symbol.endswith(ACCOUNT_CURRENCY):
-        return CONVERSION_CONTEXT.divide(quote_amount, to_decimal(mid))
-    return quote_amount
+def mids_of(view: RiskView) -> dict[str, float]:
+    """The latest mid of every symbol the view has a quote for (the conversion rates)."""
+    return {symbol: tick.mid for symbol, tick in view.last_ticks.items()}
 
 
-def exposure(symbol: str, lots: Decimal, mid: float, contract_size: Decimal) -> Decimal:
-    """Return the absolute notional of a position in the account currency."""
-    units = MONEY_CONTEXT.multiply(abs(lots), contract_size)
-    return account_value(symbol, MONEY_CONTEXT.multiply(units, to_decimal(mid)), mid)
+def exposure(symbol: str, lots: Decimal, view: RiskView, limits: RiskLimits) -> Decimal | None:
+    """Return |lots| x contract size x mid of ``symbol`` in the account currency, or None without a price or rate."""
+    spec, tick = limits.instruments.get(symbol), view.last_ticks.get(symbol)
+    if spec is None or tick is None:
+        return None
+    notional = spec.notional(lots, tick.mid)
+    return convert(notional, spec.quote, limits.account_currency, limits.instruments, mids_of(view))
 
 
-def is_market_open(market_hours: Literal["fx", "always"], now_ms: int) -> bool:
-    """Return False from Friday 21:00 to Sunday 21:00 UTC for ``fx``; ``always`` never closes."""
-    if market_hours == "always":
-        return True
-    now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
-    weekday, hour = now.weekday(), now.hour  # Monday is 0
-    if weekday == 5:
-        return False
-    if weekday == 4:
-        return hour < 21
-    if weekday == 6:
-        return hour >= 21
-    return True
+def is_reducing(order: ProposedOrder, view: RiskView) -> bool:
+    """Return True when the order only brings the symbol's position (working orders included) towards flat."""
+    current = view.exposure_lots(order.signal.symbol)
+    after = current + order.signed_lots
+    return current != 0 and abs(after) < abs(current) and (after == 0 or (after > 0) == (current > 0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -189,17 +182,14 @@ def is_market_open(market_hours: Literal["fx", "always"], now_ms: int) -> bool:
 
 
 def check_trading_state(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
-    """HALTED (globally or for the symbol) denies all; REDUCING denies what grows the position."""
+    """HALTED (globally or for the symbol) denies all; REDUCING denies what does not reduce the position."""
     symbol = order.signal.symbol
     if view.trading_state == "HALTED":
         return Denial("trading_state", "trading is HALTED")
     if symbol in view.halted_symbols:
         return Denial("trading_state", f"{symbol} is HALTED")
-    if view.trading_state == "REDUCING":
-        current = view.exposure_lots(symbol)
-        after = current + order.signed_lots
-        if abs(after) >= abs(current) or (after != 0 and (after > 0) != (current > 0)):
-            return Denial("trading_state", "REDUCING: the order would not reduce the position")
+    if view.trading_state == "REDUCING" and not is_reducing(order, view):
+        return Denial("trading_state", "REDUCING: the order would not reduce the position")
     return None
 
 
@@ -212,7 +202,7 @@ def check_symbol_allowed(order: ProposedOrder, view: RiskView, limits: RiskLimit
 
 def check_market_open(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny while the market is closed."""
-    if not is_market_open(limits.market_hours, now_ms):
+    if not limits.market.is_open(now_ms):
         return Denial("market_open", "the market is closed")
     return None
 
@@ -232,8 +222,20 @@ def check_max_order_size(order: ProposedOrder, view: RiskView, limits: RiskLimit
     return None
 
 
+def check_no_price(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
+    """Deny without a tick of the symbol, or with a tick older than ``max_tick_age_ms`` (its own check)."""
+    tick = view.last_ticks.get(order.signal.symbol)
+    if tick is None:
+        return Denial("no_price", f"no price for {order.signal.symbol} yet")
+    if now_ms - tick.time_ms > limits.max_tick_age_ms:
+        return Denial("no_price", f"latest {order.signal.symbol} tick is {now_ms - tick.time_ms} ms old")
+    return None
+
+
 def check_max_position(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny orders that leave the symbol's position (working orders included) beyond its limit."""
+    if is_reducing(order, view):
+        return None  # capital checks let an order that only reduces through
     after = view.exposure_lots(order.signal.symbol) + order.signed_lots
     if abs(after) > to_decimal(limits.max_position_lots):
         return Denial("max_position", f"position would be {after} lots (limit {limits.max_position_lots})")
@@ -241,22 +243,24 @@ def check_max_position(order: ProposedOrder, view: RiskView, limits: RiskLimits,
 
 
 def check_gross_exposure(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
-    """Deny orders that take the gross exposure over its limit (needs a price for every position)."""
+    """Deny orders that take the gross exposure (account currency) over its limit; every leg needs a rate."""
+    if is_reducing(order, view):
+        return None
     symbol = order.signal.symbol
+    if symbol not in limits.instruments:
+        return Denial("instrument", f"no instrument spec for {symbol}")
     total = Decimal(0)
-    for held in view.positions.keys() | view.pending.keys():
-        lots = view.exposure_lots(held)
-        if held == symbol or lots == 0:
+    legs = {held: view.exposure_lots(held) for held in view.positions.keys() | view.pending.keys() if held != symbol}
+    legs[symbol] = view.exposure_lots(symbol) + order.signed_lots
+    for held, lots in sorted(legs.items()):
+        if lots == 0:
             continue
-        tick = view.last_ticks.get(held)
-        if tick is None:
-            return Denial("gross_exposure", f"no price for held {held}")
-        total = MONEY_CONTEXT.add(total, exposure(held, lots, tick.mid, limits.contract_size))
-    tick = view.last_ticks.get(symbol)
-    if tick is None:
-        return Denial("gross_exposure", f"no price for {symbol}")
-    after = view.exposure_lots(symbol) + order.signed_lots
-    total = MONEY_CONTEXT.add(total, exposure(symbol, after, tick.mid, limits.contract_size))
+        amount = exposure(held, lots, view, limits)
+        if amount is None:
+            spec = limits.instruments.get(held)
+            currency = spec.quote if spec is not None else held
+            return Denial("no_rate", f"no rate to value {held} ({currency} -> {limits.account_currency})")
+        total = MONEY_CONTEXT.add(total, amount)
     if total > limits.max_gross_exposure:
         return Denial("gross_exposure", f"gross exposure would be {total:.2f} (limit {limits.max_gross_exposure})")
     return None
@@ -294,7 +298,11 @@ def check_order_rate(order: ProposedOrder, view: RiskView, limits: RiskLimits, n
 
 
 def check_daily_loss(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
-    """Deny and halt trading once the day's loss reaches the limit."""
+    """Deny what does not reduce once the day's loss reaches the limit (or cannot be valued)."""
+    if is_reducing(order, view):
+        return None
+    if view.daily_pnl is None:
+        return Denial("no_rate", f"the day's P&L cannot be valued in {limits.account_currency} (a rate is missing)")
     if view.daily_pnl <= -limits.daily_loss_limit:
         return Denial("daily_loss", f"daily P&L {view.daily_pnl:.2f} breaches -{limits.daily_loss_limit}", "trading")
     return None
@@ -326,6 +334,7 @@ CHECKS: tuple[Check, ...] = (
     check_market_open,
     check_signal_ttl,
     check_max_order_size,
+    check_no_price,
     check_max_position,
     check_gross_exposure,
     check_price_collar,
@@ -334,6 +343,25 @@ CHECKS: tuple[Check, ...] = (
     check_consecutive_rejects,
     check_flash_crash,
 )
+
+
+# An operator's reduce-only order (flatten): the gate without the trading state (it must
+# work while HALTED), the signal's age and the breakers' trips; price, collar and rate stay.
+OPERATOR_CHECKS: tuple[Check, ...] = (
+    check_symbol_allowed, check_market_open, check_max_order_size, check_no_price, check_price_collar,
+    check_order_rate,
+)  # fmt: skip
+
+
+def operator_denial(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
+    """Run the operator checks on a reduce-only order; return the first denial, or None."""
+    if not is_reducing(order, view):
+        return Denial("reduce_only", "an operator's flatten order must only reduce the position")
+    for check in OPERATOR_CHECKS:
+        denial = check(order, view, limits, now_ms)
+        if denial is not None:
+            return denial
+    return None
 
 
 def first_denial(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:

@@ -20,14 +20,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from execution.brokers.base import Broker
 from execution.engine import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, Engine, replay
 from execution.journal import Journal
 from execution.reconcile import position_differences, reconcile_orders
+from tickwave.config import StreamsSettings
 from tickwave.contracts import ControlCommand, Message, OrderIntent, OrderSubmitted, RiskEvent, Signal, Tick, decode
 from tickwave.errors import ContractError
+from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_raw
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +62,46 @@ class Publisher(Protocol):
         ...
 
 
+@dataclass
+class TickChecks:
+    """The dataflow's tick validation, kept per symbol by the execution process (one shared implementation)."""
+
+    rules: ValidationRules = field(default_factory=ValidationRules)
+    threshold_bps: float = 300.0
+    confirm_after: int = 5
+    filters: dict[str, SpikeFilter] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, streams: StreamsSettings, symbols: frozenset[str]) -> TickChecks:
+        """The same limits as the dataflow's (``streams.*``)."""
+        rules = ValidationRules(known_symbols=symbols, max_future_ms=streams.max_future_ms)
+        return cls(rules, streams.spike_threshold_bps, streams.spike_confirm_ticks)
+
+    def spike_filter(self, symbol: str) -> SpikeFilter:
+        """Return the symbol's spike filter (created on its first tick)."""
+        found = self.filters.get(symbol)
+        if found is None:
+            found = self.filters[symbol] = SpikeFilter(self.threshold_bps, confirm_after=self.confirm_after)
+        return found
+
+
 class ExecutionService:
     """Engine + journal + broker + publisher, driven by the Kafka loops or by tests."""
 
-    def __init__(self, engine: Engine, journal: Journal, broker: Broker, publisher: Publisher) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        journal: Journal,
+        broker: Broker,
+        publisher: Publisher,
+        tick_checks: TickChecks | None = None,
+    ) -> None:
         self.engine = engine
         self.journal = journal
         self.broker = broker
         self.publisher = publisher
+        self.tick_checks = tick_checks or TickChecks()
+        self.ticks_rejected = 0
         self.lock = threading.RLock()
 
     def start(self) -> list[str]:
@@ -119,46 +154,66 @@ class ExecutionService:
         time; only the fsync is shared.
         """
         with self.lock:
-            to_send: list[tuple[Signal, OrderIntent, OrderSubmitted, tuple[int, int, int]]] = []
+            to_send: list[tuple[OrderIntent, OrderSubmitted, int, int]] = []
             for signal in signals:
                 decision = self.engine.on_signal(signal)
                 if decision.is_duplicate:
                     logger.debug("signal=%s seen before; ignored", signal.signal_id)
                     continue
                 received = self.journal.append(signal)
+                self._publish(signal, received)
                 if decision.intent is None:
-                    self._publish(signal, received)
                     self._record_all(decision.events)
                     continue
-                intent = decision.intent
-                submitted = self.engine.submission(intent)
-                positions = (received, self.journal.append(intent), self.journal.append(submitted))
-                self.engine.apply(submitted)
-                to_send.append((signal, intent, submitted, positions))
-            if not to_send:
-                return
-            self.journal.sync()  # every OrderSubmitted above is on disk before any broker call
-            for signal, intent, submitted, (received, decided, sent) in to_send:
-                answers = self.broker.submit(intent)
-                self._publish(signal, received)
-                self._publish(intent, decided)
-                self._publish(submitted, sent)
-                self._record_all(answers)
+                to_send.append(self._journal_order(decision.intent))  # applied now: a repeat in this batch is seen
+            self._send(to_send)
+
+    def _journal_order(self, intent: OrderIntent) -> tuple[OrderIntent, OrderSubmitted, int, int]:
+        """Journal an intent and its OrderSubmitted and apply the latter (the broker call comes after the fsync)."""
+        decided = self.journal.append(intent)
+        submitted = self.engine.submission(intent)
+        sent = self.journal.append(submitted)
+        self.engine.apply(submitted)
+        return intent, submitted, decided, sent
+
+    def _send(self, to_send: Sequence[tuple[OrderIntent, OrderSubmitted, int, int]]) -> None:
+        """Fsync once, then call the broker for each journaled order and record its answers."""
+        if not to_send:
+            return
+        self.journal.sync()  # every OrderSubmitted is on disk before any broker call
+        for intent, submitted, decided, sent in to_send:
+            answers = self.broker.submit(intent)
+            self._publish(intent, decided)
+            self._publish(submitted, sent)
+            self._record_all(answers)
 
     def handle_tick_bytes(self, raw: bytes) -> None:
-        """Decode and handle one tick (invalid ticks were quarantined upstream: skip quietly)."""
-        try:
-            tick = decode(raw, Tick)
-        except ContractError as exc:
-            logger.warning("skipped invalid tick: %s", exc.reason)
+        """Check one raw tick exactly as the dataflow does (``tickwave.validation``), then handle it."""
+        checked = check_raw(raw, self.tick_checks.rules, self.engine.clock.now_ms())
+        if isinstance(checked, Rejection):
+            self._skip(checked.check, checked.reason)
             return
-        self.handle_tick(tick)
+        self.handle_tick(checked)
 
     def handle_tick(self, tick: Tick) -> None:
-        """Update prices (engine and paper broker) and let the flash-crash guard look."""
+        """Price from a tick that passed the dataflow's spike filter; then let the breakers look.
+
+        The dataflow quarantines what it rejects; here a rejected tick is only skipped (and
+        counted), so one bad print can neither trip the flash-crash halt, nor fill a paper
+        order at a bad price, nor move the day's P&L.
+        """
         with self.lock:
+            reason = self.tick_checks.spike_filter(tick.symbol).check(tick)
+            if reason is not None:
+                self._skip("spike", reason)
+                return
             self.broker.on_tick(tick)
             self._record_all(self.engine.on_tick(tick))
+
+    def _skip(self, check: str, reason: str) -> None:
+        self.ticks_rejected += 1
+        if self.ticks_rejected <= 10 or self.ticks_rejected % 1000 == 0:
+            logger.warning("tick not used for prices (%s: %s); %d skipped so far", check, reason, self.ticks_rejected)
 
     def handle_control(self, command: ControlCommand) -> None:
         """Apply an operator command; a halt is fsynced so it survives a restart."""
@@ -170,7 +225,8 @@ class ExecutionService:
             self.engine.apply(command)
             for event in outcome.events:
                 self._record(event)
-                logger.warning("control %s: %s", command.command, event.detail)
+                logger.warning("control %s: %s", command.command, getattr(event, "detail", event))
+            self._send([self._journal_order(intent) for intent in outcome.intents])
 
     def poll_broker(self) -> None:
         """Collect late broker events (paper latency fills, MT5 deal updates)."""

@@ -35,7 +35,6 @@ are taken as USD-quoted (an approximation).
 
 from __future__ import annotations
 
-import decimal
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,16 +45,13 @@ import pandas as pd
 
 from models.dataset import DOWN, LABELS, UP
 from streams.signals import SignalRules
-from tickwave.config import Settings
+from tickwave.config import Settings, default_symbols
+from tickwave.instruments import CONVERSION_CONTEXT, Instrument, convert, registry
 from tickwave.money import MONEY_CONTEXT, exact_sum, quantize, to_decimal
 
-ACCOUNT_CURRENCY = "USD"
 CALIBRATION_BINS = 10
 TRADING_DAYS_PER_YEAR = 252
 _EPSILON = 1e-15
-# Converting at a rate divides, which cannot be exact (tickwave.money traps rounding): it is
-# done per bar, after the exact price arithmetic, to 28 significant digits (as in execution).
-CONVERSION_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
 
 
 # ---------------------------------------------------------------------------------------
@@ -207,19 +203,21 @@ def timeframe_seconds(timeframe: str) -> int:
 
 @dataclass(frozen=True)
 class BacktestSettings:
-    """Size, contract and pip sizes of the trading evaluation."""
+    """Size, instruments (contract size, quote currency) and pip sizes of the trading evaluation."""
 
     lots: float = 1.0
-    contract_size: float = 100_000.0
     digits: Mapping[str, int] = field(default_factory=dict)  # quoted digits per symbol (the symbol registry)
     bars_per_year: float = TRADING_DAYS_PER_YEAR * 86_400 / 60
+    instruments: Mapping[str, Instrument] = field(default_factory=lambda: registry(default_symbols()))
+    account_currency: str = "USD"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BacktestSettings:
-        """Size from ``models.backtest_lots``, units per lot from ``execution.contract_size``, pips from ``symbols``."""
+        """Size from ``models.backtest_lots``, instruments and pips from ``symbols``, currency from ``execution``."""
         return cls(
             lots=settings.models.backtest_lots,
-            contract_size=settings.execution.contract_size,
+            instruments=registry(settings.symbols),
+            account_currency=settings.execution.account_currency,
             digits={name: spec.digits for name, spec in settings.symbols.items()},
             bars_per_year=TRADING_DAYS_PER_YEAR * 86_400 / timeframe_seconds(settings.models.timeframe),
         )
@@ -295,12 +293,15 @@ def _ledger(
     return _Ledger(pnl, trade_pnls, traded)
 
 
-def _to_account(symbol: str, quote_amount: Decimal, rate: float) -> Decimal:
-    # USD-based symbols earn in the quote currency: divide by the mid at which the P&L is marked.
-    upper = symbol.upper()
-    if upper.startswith(ACCOUNT_CURRENCY) and not upper.endswith(ACCOUNT_CURRENCY):
-        return CONVERSION_CONTEXT.divide(quote_amount, to_decimal(rate))
-    return quote_amount
+def _to_account(amount: Decimal, spec: Instrument, settings: BacktestSettings, mids: Mapping[str, float]) -> Decimal:
+    # The instrument's quote currency to the account's at the bar's mids (direct, inverse or via USD).
+    converted = convert(amount, spec.quote, settings.account_currency, settings.instruments, mids)
+    if converted is None:
+        raise ValueError(
+            f"no rate to convert {spec.symbol}'s {spec.quote} P&L to {settings.account_currency}: train on a "
+            f"symbol set that quotes it (e.g. USD{spec.quote} or {spec.quote}USD) or choose another account currency"
+        )
+    return converted
 
 
 def _max_drawdown(pnl: Sequence[Decimal]) -> tuple[Decimal, list[Decimal], list[Decimal]]:
@@ -331,7 +332,9 @@ def backtest(frame: pd.DataFrame, positions: np.ndarray, settings: BacktestSetti
     ``bid_close`` and ``ask_close``; rows need not be grouped by symbol. Amounts are
     exact decimals; only a USD-based symbol's conversion divides (28 significant digits).
     """
-    units = MONEY_CONTEXT.multiply(to_decimal(settings.lots), to_decimal(settings.contract_size))
+    rates: dict[int, dict[str, float]] = {}
+    for symbol, start, mid in frame[["symbol", "bar_start_ms", "next_mid_close"]].itertuples(index=False):
+        rates.setdefault(int(start), {})[str(symbol)] = float(mid)
     by_bar_account: dict[int, Decimal] = {}
     by_bar_pips: dict[int, Decimal] = {}
     trades: list[Decimal] = []
@@ -342,10 +345,13 @@ def backtest(frame: pd.DataFrame, positions: np.ndarray, settings: BacktestSetti
         ledger = _ledger(rows["position"].to_numpy(), rows["mid_close"].to_numpy(np.float64).tolist(), next_mid,
                          _half_spreads(rows))  # fmt: skip
         pip = to_decimal(pip_size(str(symbol), settings.digits))
-        for start, price_pnl, rate in zip(rows["bar_start_ms"].to_numpy(np.int64), ledger.pnl_price, next_mid,
-                                          strict=True):  # fmt: skip
+        spec = settings.instruments.get(str(symbol))
+        if spec is None:
+            raise ValueError(f"no instrument spec for {symbol}: add it to the [symbols] table")
+        units = MONEY_CONTEXT.multiply(to_decimal(settings.lots), to_decimal(spec.contract_size))
+        for start, price_pnl in zip(rows["bar_start_ms"].to_numpy(np.int64), ledger.pnl_price, strict=True):
             key = int(start)
-            money = _to_account(str(symbol), MONEY_CONTEXT.multiply(price_pnl, units), rate)
+            money = _to_account(MONEY_CONTEXT.multiply(price_pnl, units), spec, settings, rates[key])
             by_bar_account[key] = MONEY_CONTEXT.add(by_bar_account.get(key, Decimal(0)), money)
             pips = CONVERSION_CONTEXT.divide(price_pnl, pip)
             by_bar_pips[key] = MONEY_CONTEXT.add(by_bar_pips.get(key, Decimal(0)), pips)

@@ -28,9 +28,9 @@ from streams.features import FeatureSpec, FeatureState
 from streams.inference import Inference, ModelProvider
 from streams.routing import GroupLayout
 from streams.signals import SignalRules, signal_from
-from streams.validate import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
 from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Signal, Tick, encode
+from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
 
 logger = logging.getLogger(__name__)
 

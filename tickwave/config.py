@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,13 +149,35 @@ class ExecutionSettings(_Section):
         description="symbols the process may trade (JSON list in the environment)",
     )
     market_hours: Literal["fx", "always"] = Field(
-        default="fx", description="fx: closed from Friday 21:00 to Sunday 21:00 UTC; always: never closed"
+        default="fx", description="fx: closed from Friday to Sunday at the rollover (New York time); always: open"
+    )
+    market_timezone: str = Field(default="America/New_York", description="zone of the market hours and rollover")
+    rollover_time: str = Field(
+        default="17:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="trading day rollover, HH:MM local"
+    )
+    market_holidays: tuple[date, ...] = Field(
+        default=(), description="closed local dates (JSON list of YYYY-MM-DD in the environment)"
+    )
+    account_currency: str = Field(default="USD", description="currency of P&L, exposure and the loss limit")
+
+    @field_validator("market_timezone")
+    @classmethod
+    def _zone_known(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as America/New_York)") from exc
+        return value
+
+    daily_loss_action: Literal["REDUCING", "HALTED"] = Field(
+        default="REDUCING", description="trading state once the day's loss reaches daily_loss_limit"
     )
     max_position_lots: float = Field(default=1.0, gt=0, description="largest absolute position per symbol (lots)")
     max_order_lots: float = Field(default=1.0, gt=0, description="largest single order (lots)")
     lot_step: float = Field(default=0.01, gt=0, description="order sizes are multiples of this (lots)")
     min_strength: float = Field(default=0.0, ge=0, le=1, description="signals weaker than this target flat")
-    contract_size: float = Field(default=100_000.0, gt=0, description="units per lot, for exposure and P&L")
     max_gross_exposure: float = Field(
         default=1_000_000.0, gt=0, description="largest sum of |position| x price x contract size (account ccy)"
     )
@@ -165,7 +188,7 @@ class ExecutionSettings(_Section):
     )
     max_orders_per_second: int = Field(default=20, gt=0, description="order rate throttle (orders per second)")
     daily_loss_limit: float = Field(
-        default=5_000.0, gt=0, description="realised + unrealised loss of the UTC day that halts trading"
+        default=5_000.0, gt=0, description="day's loss (realised + change of unrealised since the rollover) limit"
     )
     max_consecutive_rejects: int = Field(default=5, gt=0, description="broker rejects in a row that halt trading")
     flash_crash_pct: float = Field(
@@ -189,6 +212,15 @@ class SymbolSpec(_Section):
 
     digits: int = Field(ge=0, le=10, description="decimal places of a quote (EURUSD 5, USDJPY 3)")
     tick_size: float = Field(gt=0, description="smallest price step (EURUSD 0.00001)")
+    # Instrument facts (tickwave.instruments): left out, they come from known symbols or the name.
+    contract_size: float | None = Field(default=None, gt=0, description="units per lot (FX 100000, XAUUSD 100)")
+    base: str | None = Field(default=None, description="base currency or asset (EURJPY: EUR)")
+    quote: str | None = Field(default=None, description="currency prices and P&L are in (EURJPY: JPY)")
+    margin_currency: str | None = Field(default=None, description="currency of the margin (default: base)")
+    pip_size: float | None = Field(default=None, gt=0, description="one pip in price units (EURUSD 0.0001)")
+    volume_min: float | None = Field(default=None, gt=0, description="smallest order (lots)")
+    volume_step: float | None = Field(default=None, gt=0, description="order sizes are multiples of this (lots)")
+    volume_max: float | None = Field(default=None, gt=0, description="largest order (lots)")
 
     @model_validator(mode="after")
     def _tick_size_fits_digits(self) -> SymbolSpec:
@@ -199,12 +231,13 @@ class SymbolSpec(_Section):
 
 
 def default_symbols() -> dict[str, SymbolSpec]:
-    """Return the built-in symbol registry: the FX majors and gold, as most brokers quote them."""
-    fx5 = SymbolSpec(digits=5, tick_size=0.00001)
+    """Return the built-in symbol registry: FX majors and crosses, gold, silver and an index CFD."""
+    fx5, fx3 = SymbolSpec(digits=5, tick_size=0.00001), SymbolSpec(digits=3, tick_size=0.001)
     return {
         "EURUSD": fx5, "GBPUSD": fx5, "USDCHF": fx5, "AUDUSD": fx5, "NZDUSD": fx5, "USDCAD": fx5,
-        "EURGBP": fx5, "USDJPY": SymbolSpec(digits=3, tick_size=0.001), "EURJPY": SymbolSpec(digits=3, tick_size=0.001),
-        "XAUUSD": SymbolSpec(digits=2, tick_size=0.01),
+        "EURGBP": fx5, "EURCHF": fx5, "USDJPY": fx3, "EURJPY": fx3, "GBPJPY": fx3, "AUDJPY": fx3,
+        "XAUUSD": SymbolSpec(digits=2, tick_size=0.01), "XAGUSD": SymbolSpec(digits=3, tick_size=0.001),
+        "US500": SymbolSpec(digits=1, tick_size=0.1),
     }  # fmt: skip
 
 
@@ -336,7 +369,7 @@ class ModelsSettings(_Section):
         default=0.1, gt=0, le=1, description="largest expected calibration error (any class) a champion may have"
     )
     backtest_lots: float = Field(
-        default=1.0, gt=0, description="position size of the backtest (lots; units per lot: execution.contract_size)"
+        default=1.0, gt=0, description="position size of the backtest (lots; units per lot: the symbol's contract_size)"
     )
     leakage_windows: int = Field(
         default=8, ge=1, description="replay windows per symbol of the point-in-time feature check"

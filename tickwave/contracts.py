@@ -387,7 +387,7 @@ class ControlCommand(Message, frozen=True, tag="control_command.v1"):
     """An operator's command to the execution process (audited on the bus)."""
 
     command_id: str
-    command: Literal["halt", "reduce", "resume", "status", "set_limit"]
+    command: Literal["halt", "reduce", "resume", "status", "set_limit", "flatten"]
     issued_by: str
     issued_at_ms: EpochMs
     reason: str = ""

@@ -34,7 +34,7 @@ from execution.clock import Clock
 from execution.journal import Journal
 from execution.positions import Book
 from execution.state import Order, OrderStatus
-from tickwave.config import ExecutionSettings
+from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.contracts import (
     OrderAccepted,
     OrderCanceled,
@@ -44,6 +44,7 @@ from tickwave.contracts import (
     OrderSubmitted,
     Tick,
 )
+from tickwave.instruments import Instrument, convert, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 LEDGER_NAME = "paper_ledger.jsonl"
@@ -65,14 +66,26 @@ class PaperBroker:
 
     name = "paper"
 
-    def __init__(self, settings: ExecutionSettings, clock: Clock, ledger_path: Path) -> None:
-        """Load the ledger at ``ledger_path`` (creating it) and rebuild the account from it."""
+    def __init__(
+        self,
+        settings: ExecutionSettings,
+        clock: Clock,
+        ledger_path: Path,
+        instruments: Mapping[str, Instrument] | None = None,
+    ) -> None:
+        """Load the ledger at ``ledger_path`` (creating it) and rebuild the account from it.
+
+        The account keeps cash and realised P&L per currency, exactly, as a multi-currency
+        ledger does (a EURJPY trade settles in JPY); :meth:`account_value` converts them at
+        the latest quotes.
+        """
         self.clock = clock
         self.slippage = to_decimal(settings.paper_slippage_bps) / _BPS
         self.latency_ms = settings.paper_latency_ms
-        self.contract_size = to_decimal(settings.contract_size)
-        self.cash = to_decimal(settings.paper_initial_cash)
-        self.realized_pnl = Decimal(0)
+        self.instruments = instruments if instruments is not None else registry(default_symbols())
+        self.account_currency = settings.account_currency
+        self.cash: dict[str, Decimal] = {self.account_currency: to_decimal(settings.paper_initial_cash)}
+        self.realized: dict[str, Decimal] = {}
         self.books: dict[str, Book] = {}
         self.quotes: dict[str, Tick] = {}
         self._orders: dict[str, _PaperOrder] = {}
@@ -85,16 +98,22 @@ class PaperBroker:
     # -- the Broker interface -------------------------------------------------------------
 
     def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
-        """Accept and (without latency) fill a market order at the latest quote."""
-        if intent.client_order_id in self._orders:
-            return []
+        """Accept and (without latency) fill a market order at the latest quote.
+
+        Every call is written to the ledger as it arrives, a repeated ``client_order_id``
+        too (then it changes nothing: idempotent), so the ledger counts what the venue was
+        sent, not only what it acted on.
+        """
         now_ms = self.clock.now_ms()
-        events: list[BrokerEvent] = []
         submitted = OrderSubmitted(
             client_order_id=intent.client_order_id, signal_id=intent.signal_id, symbol=intent.symbol,
             model_id=intent.model_id, model_version=intent.model_version, event_at_ms=now_ms, side=intent.side,
             quantity_lots=intent.quantity_lots, order_type=intent.order_type, limit_price=intent.limit_price,
         )  # fmt: skip
+        if intent.client_order_id in self._orders:
+            self._ledger.append(submitted)  # received again: recorded, not acted on
+            return []
+        events: list[BrokerEvent] = []
         self._record(submitted)
         if intent.symbol not in self.quotes:
             events.append(rejected(intent, f"no quote for {intent.symbol}", now_ms))
@@ -182,7 +201,7 @@ class PaperBroker:
 
     def _apply(self, event: OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled) -> None:
         if isinstance(event, OrderSubmitted):
-            self._orders[event.client_order_id] = _PaperOrder(event)
+            self._orders.setdefault(event.client_order_id, _PaperOrder(event))  # a repeat changes nothing
             return
         paper = self._orders[event.client_order_id]
         self._working.discard(event.client_order_id)
@@ -204,8 +223,30 @@ class PaperBroker:
             self._settle(paper.submitted, event)
 
     def _settle(self, order: OrderSubmitted, fill: OrderFilled) -> None:
+        spec = self.instruments[order.symbol]
         quantity, price = to_decimal(fill.fill_lots), to_decimal(fill.fill_price)
         signed = quantity if order.side == "buy" else -quantity
         book = self.books.setdefault(order.symbol, Book())
-        self.realized_pnl = MONEY_CONTEXT.add(self.realized_pnl, book.fill(signed, price) * self.contract_size)
-        self.cash = MONEY_CONTEXT.subtract(self.cash, signed * price * self.contract_size)
+        realized = spec.price_pnl(1, book.fill(signed, price))
+        self.realized[spec.quote] = MONEY_CONTEXT.add(self.realized.get(spec.quote, Decimal(0)), realized)
+        paid = spec.price_pnl(signed, price)
+        self.cash[spec.quote] = MONEY_CONTEXT.subtract(self.cash.get(spec.quote, Decimal(0)), paid)
+        self.cash[spec.base] = MONEY_CONTEXT.add(
+            self.cash.get(spec.base, Decimal(0)), MONEY_CONTEXT.multiply(signed, to_decimal(spec.contract_size))
+        )
+
+    def account_value(self, amounts: Mapping[str, Decimal]) -> Decimal | None:
+        """Sum per-currency ``amounts`` in the account currency at the latest mids (None without a rate)."""
+        mids = {symbol: tick.mid for symbol, tick in self.quotes.items()}
+        total = Decimal(0)
+        for currency, amount in sorted(amounts.items()):
+            converted = convert(amount, currency, self.account_currency, self.instruments, mids)
+            if converted is None:
+                return None
+            total = MONEY_CONTEXT.add(total, converted)
+        return total
+
+    @property
+    def realized_pnl(self) -> Decimal | None:
+        """Realised P&L in the account currency at the latest mids."""
+        return self.account_value(self.realized)

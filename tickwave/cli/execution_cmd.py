@@ -1,4 +1,4 @@
-"""``tickwave execution run | audit | halt | reduce | resume | status``: the execution process, its kill switch.
+"""``tickwave execution run | audit | halt | reduce | resume | flatten | status``: the execution process.
 
 Commands go through the ``execution.control`` topic (audited, totally ordered); the CLI
 then watches ``orders.events`` for the process's answer and prints it. A command sent
@@ -102,6 +102,12 @@ def reduce(reason: Reason = "") -> None:
 def resume(reason: Reason = "", symbol: SymbolOption = "") -> None:
     """Return to ACTIVE (or lift one symbol's halt)."""
     _command("resume", reason, symbol)
+
+
+@app.command("flatten")
+def flatten(reason: Reason = "", symbol: SymbolOption = "") -> None:
+    """Close every position (or one symbol's) with reduce-only market orders; cancel their working orders."""
+    _command("flatten", reason, symbol)
 
 
 @app.command("status")

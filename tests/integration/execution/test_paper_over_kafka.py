@@ -75,6 +75,17 @@ def test_execution_when_signals_over_kafka_then_one_order_each_and_kill_switch_h
     assert result.exit_code == 0, result.output
     assert "HALTED" in result.output
 
+    # Flatten works while HALTED: reduce-only market orders through the journal and the broker.
+    for symbol, mid in (("EURUSD", 1.1), ("GBPUSD", 1.27)):
+        bus.send(make_tick(now_ms(), mid, symbol))
+    result = CliRunner().invoke(app, ["execution", "flatten", "--reason", "end of test"], env=processes.env)
+    assert result.exit_code == 0 and "FLATTEN all symbols" in result.output, result.output
+    bus.wait_for(lambda events: sum(isinstance(e, OrderFilled) and e.signal_id.startswith("flatten-")
+                                    for e in events) >= 2, 15, "the flatten orders to fill")  # fmt: skip
+    result = CliRunner().invoke(app, ["execution", "status"], env=processes.env)
+    positions_row = next(line for line in result.output.splitlines() if "positions_lots" in line)
+    assert "{}" in positions_row, result.output
+
     result = CliRunner().invoke(app, ["execution", "resume", "--reason", "test over"], env=processes.env)
     assert result.exit_code == 0 and "ACTIVE" in result.output, result.output
     after = make_signal(200, now_ms(), "short", 1.0)
@@ -83,3 +94,26 @@ def test_execution_when_signals_over_kafka_then_one_order_each_and_kill_switch_h
     assert after.signal_id in {e.signal_id for e in bus.of_type(OrderSubmitted)}
     status = [e for e in bus.drain(0.1) if isinstance(e, RiskEvent) and e.kind == "status"]
     assert json.loads(status[-1].detail)["trading_state"] == "HALTED"
+
+
+def test_execution_when_signals_wait_before_a_start_then_prices_are_read_back_first(
+    processes: Processes, bus: Bus, topics: Settings
+) -> None:
+    # GBPUSD's last tick lies 300 ticks back, behind a burst of EURUSD ones.
+    bus.send(make_tick(now_ms(), 1.27, "GBPUSD"), flush=False)
+    for seq in range(300):
+        bus.send(make_tick(now_ms(), 1.1, "EURUSD", seq), flush=False)
+    signals = [
+        make_signal(i, now_ms(), ("long", "short")[i // 2 % 2], 0.5, ("EURUSD", "GBPUSD")[i % 2]) for i in range(10)
+    ]
+    for signal in signals:
+        bus.send(signal, flush=False)
+    bus.producer.flush(10)
+
+    processes.start(extra_env={"TICKWAVE_EXECUTION_SIGNAL_TTL_MS": "120000"})
+    bus.wait_for(_decided({s.signal_id for s in signals}), 60, "a decision for every queued signal")
+
+    denied = {e.signal_id: f"{e.check}: {e.reason}" for e in bus.of_type(OrderDenied)}
+    submitted = {e.signal_id for e in bus.of_type(OrderSubmitted)}
+    assert not any(reason.startswith("no_price") for reason in denied.values()), denied
+    assert {s.signal_id for s in signals if s.symbol == "GBPUSD"} <= submitted, denied

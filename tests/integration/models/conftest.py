@@ -25,10 +25,10 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from streams.connectors import WriterPool
 from streams.flow import FlowSinks, build_flow
 from streams.inference import ModelProvider
-from streams.validate import ValidationRules
 from tickwave.config import Settings, StreamsSettings, load_settings
 from tickwave.contracts import Bar, FeatureVector, Tick, encode
 from tickwave.services.supervisor import Endpoint
+from tickwave.validation import ValidationRules
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.credentials import resolve_credentials
 from tickwave.warehouse.migrate import migrate

@@ -11,10 +11,10 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from bench.streams_relay import RelayStep
 from streams.features import FeatureSpec
 from streams.flow import FlowSinks, build_flow
-from streams.validate import ValidationRules
 from tests.unit.streams.test_flow import NOW_MS, OUTPUTS, SETTINGS, RecordingPublisher, stream, unkey
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.contracts import Message, Prediction, encode
+from tickwave.validation import ValidationRules
 
 RULES = ValidationRules(known_symbols=frozenset({"EURUSD", "USDJPY"}))
 

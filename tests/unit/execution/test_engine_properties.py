@@ -49,9 +49,17 @@ actions = st.sampled_from(WEIGHTS).flatmap(lambda kind: STEP_KINDS[kind])
 
 
 def _ledger_submissions(service: ExecutionService) -> Counter[str]:
+    """Every submit call the paper venue received (it records repeats too), per signal."""
     path = service.engine_dir / "paper_ledger.jsonl"  # type: ignore[attr-defined]
     with Journal(path, fsync=False) as ledger:
         return Counter(event.signal_id for event in ledger.events() if isinstance(event, OrderSubmitted))
+
+
+def _journal_submissions(service: ExecutionService) -> Counter[str]:
+    """Every OrderSubmitted the engine journaled, per client order id."""
+    path = service.engine_dir / "journal.jsonl"  # type: ignore[attr-defined]
+    with Journal(path, fsync=False) as journal:
+        return Counter(event.client_order_id for event in journal.events() if isinstance(event, OrderSubmitted))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -100,7 +108,9 @@ def test_engine_when_any_sequence_then_limits_hold_and_one_order_per_signal(
                     s: p for s, p in positions.items() if p
                 }
             submissions = _ledger_submissions(service)
-            assert all(count == 1 for count in submissions.values()), "a signal produced two orders"
+            assert all(count == 1 for count in submissions.values()), "a signal reached the broker twice"
+            journaled = _journal_submissions(service)
+            assert all(count == 1 for count in journaled.values()), "the journal recorded two orders for one signal"
             if halted and kind in ("signal", "burst"):
                 assert sum(submissions.values()) == before, "a halted engine sent an order"
             for symbol in SYMBOLS:

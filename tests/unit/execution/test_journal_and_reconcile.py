@@ -260,3 +260,44 @@ def test_reconcile_when_broker_filled_but_journal_missed_it_then_journal_catches
     replay(fresh.engine, events)
     assert fresh.engine.orders[client_order_id].status == OrderStatus.FILLED
     fresh.close()
+
+
+def test_flatten_when_halted_then_paper_positions_close_through_the_journal_once(tmp_path: Path) -> None:
+    from tickwave.contracts import ControlCommand
+
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    service = make_service(tmp_path, clock, market_hours="always")
+    service.handle_tick(tick(clock.now_ms(), 1.1, spread=0.0002))
+    service.handle_signal(signal(1, clock.now_ms(), "long", 1.0))
+    assert service.broker.positions() == {"EURUSD": 1}
+
+    for command in ("halt", "flatten", "flatten"):  # the second flatten repeats the first's command id
+        number = 1 if command == "halt" else 2
+        service.handle_control(ControlCommand(command_id=f"c{number}", command=command, issued_by="ops",  # type: ignore[arg-type]
+                                              issued_at_ms=clock.now_ms()))  # fmt: skip
+
+    assert dict(service.broker.positions()) == {} and service.engine.trading_state == "HALTED"
+    with Journal(tmp_path / "execution" / "execution-1" / JOURNAL_NAME, fsync=False) as journal:
+        flattening = [
+            e for e in journal.events() if isinstance(e, OrderSubmitted) and e.signal_id.startswith("flatten")
+        ]
+    assert [(e.side, e.quantity_lots, e.model_id) for e in flattening] == [("sell", 1.0, "operator:ops")]
+    service.close()
+
+
+def test_ticks_when_one_bad_print_arrives_then_execution_neither_halts_nor_fills_at_it(tmp_path: Path) -> None:
+    from tickwave.contracts import encode
+
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    service = make_service(tmp_path, clock, market_hours="always", flash_crash_pct=2.0)
+    service.handle_tick(tick(clock.now_ms(), 1.1, spread=0.0002))
+    clock.advance(100)
+    service.handle_tick_bytes(encode(tick(clock.now_ms(), 1.21, spread=0.0002)))  # +10%: one bad print
+    clock.advance(100)
+    service.handle_signal(signal(1, clock.now_ms(), "long", 1.0))
+
+    assert service.engine.view.halted_symbols == set() and service.ticks_rejected == 1
+    fills = [e for e in service.broker.orders()[next(iter(service.broker.orders()))].fills]
+    assert fills and fills[0].price < 1.11  # filled at the good quote, not at the spike
+    assert service.engine.view.last_ticks["EURUSD"].mid == pytest.approx(1.1)
+    service.close()

@@ -26,7 +26,6 @@ from execution.risk import (
     check_symbol_allowed,
     check_trading_state,
     first_denial,
-    is_market_open,
 )
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, execution_settings, signal, tick
 
@@ -47,7 +46,7 @@ def _view(**changes: object) -> RiskView:
 
 def test_checks_when_listed_then_in_the_documented_order() -> None:
     assert [check.__name__.removeprefix("check_") for check in CHECKS] == [
-        "trading_state", "symbol_allowed", "market_open", "signal_ttl", "max_order_size", "max_position",
+        "trading_state", "symbol_allowed", "market_open", "signal_ttl", "max_order_size", "no_price", "max_position",
         "gross_exposure", "price_collar", "order_rate", "daily_loss", "consecutive_rejects", "flash_crash",
     ]  # fmt: skip
 
@@ -82,14 +81,26 @@ def test_symbol_allowed_when_unknown_symbol_then_denied() -> None:
 
 @pytest.mark.parametrize(
     ("iso_offset_hours", "is_open"),
-    [(0, True), (2 * 24 + 8, True), (2 * 24 + 9, False), (3 * 24, False), (4 * 24 + 8, False), (4 * 24 + 9, True)],
+    [(0, True), (2 * 24 + 9, True), (2 * 24 + 10, False), (3 * 24, False), (4 * 24 + 9, False), (4 * 24 + 10, True)],
 )
-def test_market_open_when_fx_hours_then_closed_friday_21_to_sunday_21(iso_offset_hours: int, is_open: bool) -> None:
-    # Wednesday 12:00 + 2 days 8 h = Friday 20:00 (open); +9 h = Friday 21:00 (closed); Sunday 21:00 reopens.
+def test_market_open_when_fx_hours_then_closed_friday_to_sunday_17_new_york(
+    iso_offset_hours: int, is_open: bool
+) -> None:
+    # November (New York on EST, UTC-5): Wednesday 12:00 UTC + 2 days 9 h = Friday 21:00 UTC = 16:00 New York
+    # (open); +10 h = 17:00 New York (closed); Sunday 22:00 UTC = 17:00 New York reopens.
     now_ms = NOW + iso_offset_hours * 3_600_000
-    assert is_market_open("fx", now_ms) is is_open
+    assert LIMITS.market.is_open(now_ms) is is_open
     assert (check_market_open(_order(), _view(), LIMITS, now_ms) is None) is is_open
-    assert is_market_open("always", now_ms)
+    always = RiskLimits.from_settings(execution_settings(market_hours="always"))
+    assert always.market.is_open(now_ms)
+
+
+def test_market_open_when_summer_or_holiday_then_new_york_time_decides() -> None:
+    friday_july_2100_utc = 1_720_213_200_000  # 2024-07-05 21:00 UTC = 17:00 New York (EDT): closed
+    assert not LIMITS.market.is_open(friday_july_2100_utc)
+    assert LIMITS.market.is_open(friday_july_2100_utc - 60_000)
+    holiday = RiskLimits.from_settings(execution_settings(market_holidays=["2023-11-15"]))
+    assert not holiday.market.is_open(NOW)
 
 
 def test_signal_ttl_when_older_than_ttl_then_denied() -> None:
@@ -117,7 +128,8 @@ def test_gross_exposure_when_sum_of_notionals_exceeds_then_denied() -> None:
     assert check_gross_exposure(_order(lots=1.2), view, LIMITS, NOW) is None
     assert check_gross_exposure(_order(lots=1.5), view, LIMITS, NOW) is not None
     view.last_ticks.pop("USDJPY")
-    assert "no price" in (check_gross_exposure(_order(lots=0.1), view, LIMITS, NOW) or pytest.fail()).reason
+    denial = check_gross_exposure(_order(lots=0.1), view, LIMITS, NOW) or pytest.fail()
+    assert denial.check == "no_rate" and "USDJPY" in denial.reason
 
 
 def test_price_collar_when_no_stale_or_wide_quote_then_denied() -> None:

@@ -27,7 +27,7 @@ from tickwave.config import load_settings
 from tickwave.contracts import Prediction
 
 RULES = SignalRules(entry_probability=0.55, min_edge=0.10)
-UNIT = BacktestSettings(lots=1.0, contract_size=100_000.0, bars_per_year=1.0)
+UNIT = BacktestSettings(lots=1.0, bars_per_year=1.0)
 
 
 def rows(symbol: str, mids: list[float], next_mids: list[float], half_spread: str) -> pd.DataFrame:
@@ -129,13 +129,40 @@ def test_pip_size_when_symbol_unknown_then_fx_convention() -> None:
     assert (pip_size("EURJPY", {}), pip_size("EURGBP", {})) == (0.01, 0.0001)
 
 
-def test_backtest_settings_when_from_settings_then_registry_digits_and_execution_contract() -> None:
-    settings = load_settings(execution={"contract_size": 1000.0}, models={"backtest_lots": 0.5, "timeframe": "1s"})
+def test_backtest_settings_when_from_settings_then_registry_digits_and_instruments() -> None:
+    symbols = {"EURUSD": {"digits": 5, "tick_size": 0.00001, "contract_size": 1000.0}, "USDJPY": {"digits": 3,
+               "tick_size": 0.001}}  # fmt: skip
+    settings = load_settings(symbols=symbols, models={"backtest_lots": 0.5, "timeframe": "1s"})
 
     backtest_settings = BacktestSettings.from_settings(settings)
 
-    assert (backtest_settings.lots, backtest_settings.contract_size) == (0.5, 1000.0)
+    assert backtest_settings.lots == 0.5 and backtest_settings.instruments["EURUSD"].contract_size == 1000.0
     assert backtest_settings.digits["USDJPY"] == 3 and backtest_settings.bars_per_year == 252 * 86_400
+
+
+def test_backtest_when_gold_then_a_lot_is_100_ounces() -> None:
+    frame = rows("XAUUSD", [2300.00], [2310.00], half_spread="0.10")
+
+    result = backtest(frame, np.array([1]), UNIT)
+
+    # +10.00 USD per ounce - 0.10 entry - 0.10 exit = 9.80 per ounce x 100 oz (not x 100,000).
+    assert result.pnl_account == Decimal(980)
+
+
+def test_backtest_when_cross_then_converted_through_the_right_pairs() -> None:
+    eurjpy = rows("EURJPY", [163.00], [163.50], half_spread="0")
+    usdjpy = rows("USDJPY", [150.00], [150.00], half_spread="0")
+    eurgbp = rows("EURGBP", [0.8700], [0.8710], half_spread="0")
+    gbpusd = rows("GBPUSD", [1.2700], [1.2700], half_spread="0")
+    flat = np.array([1, 0])
+
+    jpy = backtest(pd.concat([eurjpy, usdjpy], ignore_index=True), flat, UNIT)
+    gbp = backtest(pd.concat([eurgbp, gbpusd], ignore_index=True), flat, UNIT)
+
+    assert jpy.pnl_account == Decimal(50_000) / Decimal(150)  # 0.50 JPY x 100,000 EUR, / USDJPY
+    assert gbp.pnl_account == Decimal(100) * Decimal("1.27")  # 0.0010 GBP x 100,000, x GBPUSD
+    with pytest.raises(ValueError, match="no rate to convert EURJPY's JPY P&L to USD"):
+        backtest(eurjpy, np.array([1]), UNIT)
 
 
 @pytest.mark.parametrize(

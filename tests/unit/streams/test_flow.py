@@ -24,10 +24,10 @@ from streams.flow import (
 from streams.inference import Inference
 from streams.routing import GroupLayout
 from streams.signals import SignalRules
-from streams.validate import SpikeFilter, ValidationRules
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Tick, encode
+from tickwave.validation import SpikeFilter, ValidationRules
 
 T0 = 1_700_000_040_000  # a minute boundary
 NOW_MS = T0 + 3_600_000

@@ -1,4 +1,4 @@
-"""Tick validation: every raw message becomes a ``Tick`` or a ``Rejection`` with its reason.
+"""Tick validation, shared by the dataflow and the execution process: a ``Tick`` or a ``Rejection`` with its reason.
 
 Stateless checks (``check_raw``) run first: the contract (decodes, finite, bid > 0,
 ask >= bid), a known symbol, and time sanity (not before ``min_time_ms``, not more than

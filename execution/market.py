@@ -1,0 +1,62 @@
+"""When the market trades, and when the trading day rolls over: New York time, with holidays.
+
+The FX week opens on Sunday at 17:00 New York time and closes on Friday at 17:00 (22:00
+UTC in northern winter, 21:00 in summer): the clock is America/New_York, not a fixed UTC
+hour. The trading day rolls over at the same 17:00 (configurable): a trading day is named
+by the New York date on which it ends. Holidays (New York dates, from the configuration)
+are closed all day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from tickwave.config import ExecutionSettings
+
+_SUNDAY, _FRIDAY, _SATURDAY = 6, 4, 5
+
+
+@dataclass(frozen=True)
+class MarketCalendar:
+    """Trading hours and the daily rollover in one time zone."""
+
+    hours: Literal["fx", "always"]
+    zone: ZoneInfo
+    rollover: time
+    holidays: frozenset[date]
+
+    @classmethod
+    def from_settings(cls, settings: ExecutionSettings) -> MarketCalendar:
+        """Read hours, zone, rollover time and holidays from the ``execution`` settings."""
+        hour, minute = (int(part) for part in settings.rollover_time.split(":"))
+        return cls(settings.market_hours, ZoneInfo(settings.market_timezone), time(hour, minute),
+                   frozenset(settings.market_holidays))  # fmt: skip
+
+    def local(self, now_ms: int) -> datetime:
+        """Return ``now_ms`` as a wall-clock time of the market's zone."""
+        return datetime.fromtimestamp(now_ms / 1000, tz=self.zone)
+
+    def trading_day(self, now_ms: int) -> date:
+        """Return the trading day ``now_ms`` belongs to: the local date on which it ends at the rollover."""
+        local = self.local(now_ms)
+        day = local.date()
+        return day + timedelta(days=1) if local.time() >= self.rollover else day
+
+    def is_open(self, now_ms: int) -> bool:
+        """Return False from Friday's rollover to Sunday's and on holidays (``always`` never closes)."""
+        if self.hours == "always":
+            return True
+        local = self.local(now_ms)
+        weekday, at = local.weekday(), local.time()
+        if local.date() in self.holidays:
+            return False
+        if weekday == _SATURDAY:
+            return False
+        if weekday == _FRIDAY:
+            return at < self.rollover
+        if weekday == _SUNDAY:
+            return at >= self.rollover
+        return True

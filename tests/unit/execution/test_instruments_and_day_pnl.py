@@ -1,0 +1,218 @@
+"""Instrument specs and conversion (gold, a JPY pair, crosses), the day's P&L across the rollover, reduce-only."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from execution.clock import ManualClock
+from execution.engine import Engine
+from execution.risk import ProposedOrder, RiskLimits, RiskView, check_gross_exposure, exposure, first_denial
+from execution.sizing import SizingPolicy
+from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, execution_settings, signal, tick
+from tickwave.config import SymbolSpec, default_symbols
+from tickwave.contracts import OrderFilled, OrderSubmitted, RiskEvent
+from tickwave.instruments import convert, from_mt5_symbol_info, registry
+from tickwave.money import MONEY_CONTEXT, to_decimal
+
+NOW = WEDNESDAY_NOON_MS
+INSTRUMENTS = registry(default_symbols())
+LIMITS = RiskLimits.from_settings(execution_settings(max_gross_exposure=250_000, market_hours="always"))
+HOUR_MS = 3_600_000
+
+
+def view_with(**mids: float) -> RiskView:
+    return RiskView(last_ticks={symbol: tick(NOW, mid, symbol, mid * 0.00002) for symbol, mid in mids.items()})
+
+
+def test_instruments_when_resolved_then_gold_jpy_crosses_and_index_have_their_own_lot() -> None:
+    assert INSTRUMENTS["XAUUSD"].contract_size == 100 and INSTRUMENTS["XAGUSD"].contract_size == 5_000
+    assert (INSTRUMENTS["EURJPY"].base, INSTRUMENTS["EURJPY"].quote, INSTRUMENTS["EURJPY"].pip_size) == (
+        "EUR", "JPY", pytest.approx(0.01))  # fmt: skip
+    assert (INSTRUMENTS["US500"].contract_size, INSTRUMENTS["US500"].quote) == (1.0, "USD")
+    custom = registry({"XAUUSD": SymbolSpec(digits=2, tick_size=0.01, contract_size=10.0)})
+    assert custom["XAUUSD"].contract_size == 10.0  # configuration wins
+
+
+@pytest.mark.parametrize(
+    ("symbol", "lots", "mids", "expected"),
+    [
+        ("XAUUSD", "0.01", {"XAUUSD": 2300.0}, Decimal("2300")),  # 1 oz x 2300, not 0.01 x 100,000 x 2300
+        ("USDJPY", "1", {"USDJPY": 150.0}, Decimal("100000")),
+        ("EURJPY", "1", {"EURJPY": 163.0, "USDJPY": 150.0}, Decimal(16_300_000) / Decimal(150)),
+        ("EURGBP", "1", {"EURGBP": 0.87, "GBPUSD": 1.27}, Decimal("87000") * Decimal("1.27")),
+        ("US500", "2", {"US500": 5000.0}, Decimal("10000")),
+    ],
+)
+def test_exposure_when_any_symbol_then_lots_times_contract_times_price_in_usd(
+    symbol: str, lots: str, mids: dict[str, float], expected: Decimal
+) -> None:
+    amount = exposure(symbol, Decimal(lots), view_with(**mids), LIMITS)
+
+    assert amount is not None and abs(amount - expected) < Decimal("1e-18")
+
+
+def test_gross_exposure_when_gold_is_small_then_allowed_and_no_rate_is_its_own_denial() -> None:
+    gold = ProposedOrder(signal(1, NOW, symbol="XAUUSD"), "buy", 0.01)
+    cross = ProposedOrder(signal(2, NOW, symbol="EURJPY"), "buy", 0.1)
+
+    assert check_gross_exposure(gold, view_with(XAUUSD=2300.0), LIMITS, NOW) is None
+    denial = check_gross_exposure(cross, view_with(EURJPY=163.0), LIMITS, NOW)
+    assert denial is not None and denial.check == "no_rate" and "JPY -> USD" in denial.reason
+
+
+def test_gate_when_no_price_then_denied_by_its_own_check_first() -> None:
+    order = ProposedOrder(signal(1, NOW, symbol="GBPUSD"), "buy", 0.1)
+
+    denial = first_denial(order, view_with(EURUSD=1.1), LIMITS, NOW)
+
+    assert denial is not None and denial.check == "no_price"
+
+
+@given(
+    amount=st.decimals(min_value=-(10**9), max_value=10**9, places=2, allow_nan=False, allow_infinity=False),
+    usdjpy=st.floats(min_value=80, max_value=200),
+    gbpusd=st.floats(min_value=0.9, max_value=2.0),
+)
+def test_convert_when_round_trip_through_pairs_then_amount_comes_back(
+    amount: Decimal, usdjpy: float, gbpusd: float
+) -> None:
+    mids = {"USDJPY": usdjpy, "GBPUSD": gbpusd}
+
+    in_gbp = convert(amount, "JPY", "GBP", INSTRUMENTS, mids)  # JPY -> USD (divide) -> GBP (divide)
+    back = convert(in_gbp or Decimal(0), "GBP", "JPY", INSTRUMENTS, mids)
+
+    assert in_gbp is not None and back is not None
+    assert abs(back - amount) <= abs(amount) * Decimal("1e-20") + Decimal("1e-20")
+    assert convert(amount, "JPY", "CHF", INSTRUMENTS, mids) is None  # no USDCHF quote: refused, not guessed
+
+
+def test_from_mt5_symbol_info_when_gold_then_fields_follow_the_terminal() -> None:
+    from tickwave.mt5.fake import SymbolInfo
+
+    info = SymbolInfo(name="XAUUSD", digits=2, point=0.01, trade_contract_size=100.0, currency_base="XAU",
+                      currency_profit="USD", currency_margin="XAU", volume_min=0.01, volume_step=0.01,
+                      volume_max=50.0)  # fmt: skip
+    gold = from_mt5_symbol_info(info)
+    assert (gold.contract_size, gold.digits, gold.quote, gold.pip_size) == (100.0, 2, "USD", 0.01)
+
+
+# ---------------------------------------------------------------------------------------
+# The day's P&L
+# ---------------------------------------------------------------------------------------
+
+
+def _engine(start_ms: int = NOW, **overrides: object) -> tuple[Engine, ManualClock]:
+    options = {"market_hours": "always", "daily_loss_limit": 1e12, "flash_crash_pct": 90.0, "max_position_lots": 100.0,
+               "max_order_lots": 100.0, "max_gross_exposure": 1e15, **overrides}  # fmt: skip
+    settings = execution_settings(**options)
+    clock = ManualClock(start_ms)
+    return Engine(RiskLimits.from_settings(settings), SizingPolicy.from_settings(settings), clock), clock
+
+
+def _apply_all(engine: Engine, events: list[RiskEvent]) -> None:
+    for event in events:
+        for follow_up in engine.apply(event):
+            engine.apply(follow_up)
+
+
+def _price(engine: Engine, symbol: str, mid: float) -> None:
+    _apply_all(engine, engine.on_tick(tick(engine.clock.now_ms(), mid, symbol, mid * 0.00002)))
+
+
+def _trade(engine: Engine, number: int, symbol: str, lots: Decimal, price: float) -> None:
+    """Record a filled order of ``lots`` (signed) at ``price`` straight into the engine."""
+    side = "buy" if lots > 0 else "sell"
+    client_order_id = f"tw-{number}"
+    now = engine.clock.now_ms()
+    engine.apply(OrderSubmitted(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol, model_id="m",
+                                model_version=1, event_at_ms=now, side=side, quantity_lots=float(abs(lots)),
+                                order_type="market"))  # fmt: skip
+    follow_ups = engine.apply(OrderFilled(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol,
+                                          model_id="m", model_version=1, event_at_ms=now, fill_id=f"f{number}",
+                                          fill_price=price, fill_lots=float(abs(lots)),
+                                          cumulative_lots=float(abs(lots)), is_final=True))  # fmt: skip
+    _apply_all(engine, follow_ups)
+
+
+trades = st.lists(
+    st.tuples(st.integers(min_value=-50, max_value=50).filter(bool), st.integers(min_value=10_500, max_value=11_500)),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(fills=trades, final=st.integers(min_value=10_500, max_value=11_500))
+def test_day_pnl_when_trading_within_one_day_then_equals_cash_flows_plus_marked_position(
+    fills: list[tuple[int, int]], final: int
+) -> None:
+    engine, _ = _engine()
+    _price(engine, "EURUSD", 1.1)
+    for number, (hundredths, price_points) in enumerate(fills):
+        price = price_points / 10_000
+        _price(engine, "EURUSD", price)
+        _trade(engine, number, "EURUSD", Decimal(hundredths) / 100, price)
+    _price(engine, "EURUSD", final / 10_000)
+
+    # Independent recomputation: every fill's cash flow, plus what the open position is worth now.
+    cash = sum((-Decimal(h) / 100 * Decimal(p) / 10_000 for h, p in fills), Decimal(0))
+    position = sum((Decimal(h) / 100 for h, _ in fills), Decimal(0))
+    expected = (cash + position * Decimal(final) / 10_000) * 100_000
+    assert engine.daily_pnl(engine.clock.now_ms()) == expected
+
+
+def test_day_pnl_when_yesterday_gained_then_today_shows_only_todays_loss() -> None:
+    tuesday_noon_utc = NOW - 24 * HOUR_MS
+    engine, clock = _engine(tuesday_noon_utc, daily_loss_limit=1_000.0)
+    _price(engine, "EURUSD", 1.1000)
+    _trade(engine, 1, "EURUSD", Decimal(1), 1.1000)
+    _price(engine, "EURUSD", 1.1300)  # +3,000 USD open gain on Tuesday
+    clock.advance(24 * HOUR_MS)  # Wednesday noon: past the 17:00 New York rollover
+    _price(engine, "EURUSD", 1.1300)  # the first tick of the new day marks the open gain
+    _price(engine, "EURUSD", 1.1150)  # -1,500 today, still +1,500 since entry
+
+    pnl = engine.daily_pnl(clock.now_ms())
+
+    assert pnl == Decimal(-1500)
+    assert engine.trading_state == "REDUCING"  # the old definition (+1,500) would have hidden the breach
+
+
+def test_day_pnl_when_a_cross_trades_then_valued_in_usd_and_unknown_without_a_rate() -> None:
+    engine, clock = _engine()
+    _price(engine, "EURJPY", 163.0)
+    _trade(engine, 1, "EURJPY", Decimal(1), 163.0)
+    _price(engine, "EURJPY", 162.0)  # -1 JPY x 100,000 EUR = -100,000 JPY
+
+    assert engine.daily_pnl(clock.now_ms()) is None  # no USDJPY quote yet: unknown, never guessed
+    _price(engine, "USDJPY", 160.0)
+    assert engine.daily_pnl(clock.now_ms()) == Decimal(-100_000) / Decimal(160)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    position=st.integers(min_value=-100, max_value=100),
+    order=st.integers(min_value=-200, max_value=200).filter(bool),
+    state=st.sampled_from(["ACTIVE", "REDUCING"]),
+    loss=st.booleans(),
+)
+def test_gate_when_an_order_passes_while_reducing_or_breached_then_it_never_grows_the_position(
+    position: int, order: int, state: str, loss: bool
+) -> None:
+    limits = RiskLimits.from_settings(execution_settings(market_hours="always", max_order_lots=5.0,
+                                                         max_position_lots=1.0, daily_loss_limit=100.0))  # fmt: skip
+    view = view_with(EURUSD=1.1)
+    view.positions = {"EURUSD": Decimal(position) / 100}
+    view.trading_state = state  # type: ignore[assignment]
+    view.daily_pnl = Decimal(-1000) if loss else Decimal(0)
+    lots = Decimal(order) / 100
+    proposed = ProposedOrder(signal(1, NOW), "buy" if lots > 0 else "sell", float(abs(lots)))
+
+    denial = first_denial(proposed, view, limits, NOW)
+
+    after = MONEY_CONTEXT.add(to_decimal(position) / 100, lots)
+    if denial is None and (state == "REDUCING" or loss):
+        assert abs(after) < abs(Decimal(position) / 100) and (after == 0 or (after > 0) == (position > 0))

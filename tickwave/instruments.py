@@ -1,0 +1,139 @@
+"""Instrument specs and currency conversion: one implementation for execution, the paper broker and models.
+
+An :class:`Instrument` is what a position in a symbol means in money: units per lot
+(a EURUSD lot is 100,000 EUR, a gold lot 100 oz, an index CFD lot 1 index), the currency
+its prices are quoted in, the volume limits and the pip. The registry is the ``symbols``
+table of the settings (digits and tick size, plus any of these fields); what a table
+leaves out comes from :data:`KNOWN` for common symbols, else from the name (``EURJPY``:
+base EUR, quote JPY, 100,000 per lot). On MT5, ``symbol_info()`` gives the same fields
+(``trade_contract_size``, ``currency_base``, ``currency_profit``, ``currency_margin``,
+``volume_min``/``volume_step``/``volume_max``, ``digits``, ``point``), see
+:func:`from_mt5_symbol_info`.
+
+:func:`convert` turns an amount in one currency into another at the live mid of the
+right pair: direct (EURUSD for EUR -> USD: multiply), inverse (USDJPY for JPY -> USD:
+divide), or through USD when neither pair is quoted (JPY -> GBP via USDJPY and GBPUSD);
+it returns None when no rate is known, and callers refuse with a clear reason rather
+than guess.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tickwave.config import SymbolSpec
+from tickwave.money import MONEY_CONTEXT, to_decimal
+
+# A conversion is a division and cannot be exact (tickwave.money traps rounding): it is
+# done once, after the exact sums in the quote currency, to 28 significant digits.
+CONVERSION_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
+PIVOT = "USD"
+_FX_LOT = 100_000.0
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What one lot of a symbol is, and how its prices are quoted."""
+
+    symbol: str
+    contract_size: float
+    base: str
+    quote: str
+    margin_currency: str
+    digits: int
+    point: float
+    pip_size: float
+    volume_min: float
+    volume_step: float
+    volume_max: float
+
+    def notional(self, lots: Decimal | float, price: Decimal | float) -> Decimal:
+        """Return |lots| x contract size x price, in the quote currency (exact)."""
+        units = MONEY_CONTEXT.multiply(abs(to_decimal(lots)), to_decimal(self.contract_size))
+        return MONEY_CONTEXT.multiply(units, to_decimal(price))
+
+    def price_pnl(self, lots: Decimal | float, price_move: Decimal | float) -> Decimal:
+        """Return the P&L of ``lots`` (signed) over a price move, in the quote currency (exact)."""
+        units = MONEY_CONTEXT.multiply(to_decimal(lots), to_decimal(self.contract_size))
+        return MONEY_CONTEXT.multiply(units, to_decimal(price_move))
+
+
+# Contract and quoting facts of common symbols as most brokers set them (MT5 overrides them).
+KNOWN: dict[str, dict[str, Any]] = {
+    "XAUUSD": {"contract_size": 100.0, "base": "XAU", "quote": "USD", "pip_size": 0.1, "volume_max": 50.0},
+    "XAGUSD": {"contract_size": 5_000.0, "base": "XAG", "quote": "USD", "pip_size": 0.01, "volume_max": 50.0},
+    "US500": {"contract_size": 1.0, "base": "US500", "quote": "USD", "margin_currency": "USD", "pip_size": 0.1,
+              "volume_min": 0.1, "volume_step": 0.1, "volume_max": 500.0},
+}  # fmt: skip
+
+
+def instrument_for(symbol: str, spec: SymbolSpec) -> Instrument:
+    """Resolve the instrument of ``symbol`` from its registry entry, the known defaults and its name."""
+    known = KNOWN.get(symbol, {})
+    is_pair = len(symbol) == 6 and symbol.isalpha() and symbol.isupper()
+    base = spec.base or known.get("base") or (symbol[:3] if is_pair else symbol)
+    quote = spec.quote or known.get("quote") or (symbol[3:] if is_pair else PIVOT)
+    point = 10.0**-spec.digits
+    default_pip = point * 10 if is_pair and spec.digits in (3, 5) else point
+    return Instrument(
+        symbol=symbol,
+        contract_size=spec.contract_size or known.get("contract_size") or (_FX_LOT if is_pair else 1.0),
+        base=base,
+        quote=quote,
+        margin_currency=spec.margin_currency or known.get("margin_currency") or base,
+        digits=spec.digits,
+        point=point,
+        pip_size=spec.pip_size or known.get("pip_size") or default_pip,
+        volume_min=spec.volume_min or known.get("volume_min") or 0.01,
+        volume_step=spec.volume_step or known.get("volume_step") or 0.01,
+        volume_max=spec.volume_max or known.get("volume_max") or 100.0,
+    )
+
+
+def registry(symbols: Mapping[str, SymbolSpec]) -> dict[str, Instrument]:
+    """Resolve every symbol of the settings' ``symbols`` table."""
+    return {symbol: instrument_for(symbol, spec) for symbol, spec in symbols.items()}
+
+
+def from_mt5_symbol_info(info: Any) -> Instrument:
+    """Build an instrument from MetaTrader5's ``symbol_info()`` (a ``SymbolInfo`` named tuple)."""
+    return Instrument(
+        symbol=info.name, contract_size=float(info.trade_contract_size), base=info.currency_base,
+        quote=info.currency_profit, margin_currency=info.currency_margin, digits=int(info.digits),
+        point=float(info.point), pip_size=float(info.point) * (10 if int(info.digits) in (3, 5) else 1),
+        volume_min=float(info.volume_min), volume_step=float(info.volume_step), volume_max=float(info.volume_max),
+    )  # fmt: skip
+
+
+def _leg(amount: Decimal, source: str, target: str, instruments: Mapping[str, Instrument],
+         mids: Mapping[str, float]) -> Decimal | None:  # fmt: skip
+    """``amount`` of ``source`` in ``target`` through one quoted pair (multiply or divide by its mid), or None."""
+    for symbol, mid in sorted(mids.items()):
+        spec = instruments.get(symbol)
+        if spec is None or mid <= 0:
+            continue
+        if spec.base == source and spec.quote == target:
+            return CONVERSION_CONTEXT.multiply(amount, to_decimal(mid))
+        if spec.base == target and spec.quote == source:
+            return CONVERSION_CONTEXT.divide(amount, to_decimal(mid))
+    return None
+
+
+def convert(
+    amount: Decimal, source: str, target: str, instruments: Mapping[str, Instrument], mids: Mapping[str, float]
+) -> Decimal | None:
+    """Return ``amount`` of ``source`` in ``target`` at the live mids, or None when no rate is known.
+
+    One pair when one is quoted (direct: multiply; inverse: divide), else two through USD.
+    """
+    if source == target:
+        return amount
+    direct = _leg(amount, source, target, instruments, mids)
+    if direct is not None or PIVOT in (source, target):
+        return direct
+    in_pivot = _leg(amount, source, PIVOT, instruments, mids)
+    return None if in_pivot is None else _leg(in_pivot, PIVOT, target, instruments, mids)
