@@ -11,7 +11,7 @@ import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tickwave.config import Settings
@@ -86,6 +86,20 @@ def dbt_environment(settings: Settings, database: str | None = None) -> dict[str
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
     }
+
+
+def dbt_vars(settings: Settings) -> dict[str, Any]:
+    """Return the variables the marts read from the settings: each symbol's units per lot and pip."""
+    from tickwave.instruments import registry
+
+    def number(value: float) -> float | int:
+        return int(value) if float(value).is_integer() else value  # ClickHouse multiplies Decimal by integers
+
+    instruments = {
+        name: {"contract_size": number(spec.contract_size), "pip_size": spec.pip_size}
+        for name, spec in registry(settings.symbols).items()
+    }
+    return {"instruments": instruments}
 
 
 def apply_dbt_environment(settings: Settings, database: str | None = None) -> None:

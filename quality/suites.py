@@ -49,11 +49,11 @@ class QualityLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QualityLimits:
-        """Pips from the symbol registry's digits (as the backtest counts them), the lot step from execution."""
-        from models.evaluation import pip_size
+        """Pips from the symbol registry (``tickwave.instruments``), the lot step from execution."""
+        from tickwave.instruments import registry
 
-        digits = {name: spec.digits for name, spec in settings.symbols.items()}
-        return cls(pip_sizes={name: pip_size(name, digits) for name in digits}, lot_step=settings.execution.lot_step)
+        pips = {name: instrument.pip_size for name, instrument in registry(settings.symbols).items()}
+        return cls(pip_sizes=pips, lot_step=settings.execution.lot_step)
 
 
 @dataclass(frozen=True)

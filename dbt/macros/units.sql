@@ -1,13 +1,20 @@
-{# The pip of a symbol from its quoted digits (var symbol_digits): 5 or 3 digits -> ten ticks
-   (EURUSD 0.0001, USDJPY 0.01); other quotes count pips in their last digit (XAUUSD 0.01);
-   unknown symbols: 0.01 when JPY-quoted, else 0.0001 (models.evaluation.pip_size). #}
+{# The pip of a symbol (var instruments, the symbol registry's); unknown symbols: 0.01 when
+   JPY-quoted, else 0.0001. #}
 {% macro pip_size(symbol) -%}
-  {%- set digits = var('symbol_digits') -%}
   multiIf(
-    {%- for name, places in digits.items() %}
-    {{ symbol }} = '{{ name }}', {{ 10.0 ** (-(places - 1)) if places in (3, 5) else 10.0 ** (-places) }},
+    {%- for name, spec in var('instruments').items() %}
+    {{ symbol }} = '{{ name }}', {{ spec['pip_size'] }},
     {%- endfor %}
     endsWith({{ symbol }}, 'JPY'), 0.01, 0.0001)
+{%- endmacro %}
+
+{# Units per lot of a symbol (var instruments); unknown symbols: 100,000. #}
+{% macro contract_size(symbol) -%}
+  multiIf(
+    {%- for name, spec in var('instruments').items() %}
+    {{ symbol }} = '{{ name }}', {{ spec['contract_size'] }},
+    {%- endfor %}
+    100000)
 {%- endmacro %}
 
 {# An amount in the symbol's quote currency, in the account currency: USD-based symbols

@@ -9,7 +9,7 @@ select
     price,
     quantity_lots,
     if(side = 'buy', 1, -1) * toDecimal128(quantity_lots, 8) as signed_lots,
-    price * quantity_lots * {{ var('contract_size') }} as notional_quote,
+    price * quantity_lots * {{ contract_size('symbol') }} as notional_quote,
     commission,
     filled_at,
     toDate(filled_at) as fill_date,

@@ -13,7 +13,7 @@ with trips as (
         round(sumIf(quantity_lots, side = trip_side), 8) as lots,
         sumIf(price * quantity_lots, side = trip_side) / sumIf(quantity_lots, side = trip_side) as entry_price,
         sumIf(price * quantity_lots, side != trip_side) / sumIf(quantity_lots, side != trip_side) as exit_price,
-        sum(-signed_lots * toDecimal128(price, 10)) * {{ var('contract_size') }} as gross_pnl_quote,
+        sum(-signed_lots * toDecimal128(price, 10)) * toDecimal128({{ contract_size('symbol') }}, 4) as gross_pnl_quote,
         sum(commission) as costs_account,
         count() as fills,
         argMin(model_id, (filled_at, fill_id)) as model_id,

@@ -36,7 +36,7 @@ select
     toFloat64(positioned.position_after) as position_lots,
     if(positioned.position_after = 0, 0, positioned.entry_price) as entry_price,
     if(marks.mark_price > 0, marks.mark_price, positioned.last_fill_price) as mark_price,
-    round(toFloat64(positioned.position_after) * (mark_price - entry_price) * {{ var('contract_size') }}, 6)
+    round(toFloat64(positioned.position_after) * (mark_price - entry_price) * {{ contract_size('symbol') }}, 6)
         as unrealized_pnl_quote,
     round(if(mark_price > 0, {{ to_account('unrealized_pnl_quote', 'positioned.symbol', 'mark_price') }}, 0), 6)
         as unrealized_pnl_account

@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from orchestration.dbt_project import apply_dbt_environment, dbt_project
+from orchestration.dbt_project import apply_dbt_environment, dbt_project, dbt_vars
 from orchestration.resources import TickwaveResource
 
 
@@ -37,9 +37,10 @@ DAYS = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC", end
 @dbt_assets(manifest=dbt_project().manifest_path, project=dbt_project(), exclude=DAILY_MARTS,
             dagster_dbt_translator=TickwaveDbtTranslator())  # fmt: skip
 def tickwave_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, tickwave: TickwaveResource) -> Iterator[Any]:
-    """Run ``dbt build`` for the selected models against the configured warehouse."""
-    apply_dbt_environment(tickwave.settings(), tickwave.database)
-    yield from dbt.cli(["build"], context=context).stream()
+    """Run ``dbt build`` for the selected models against the configured warehouse and symbol registry."""
+    settings = tickwave.settings()
+    apply_dbt_environment(settings, tickwave.database)
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(settings))], context=context).stream()
 
 
 @dbt_assets(manifest=dbt_project().manifest_path, project=dbt_project(), select=DAILY_MARTS, partitions_def=DAYS,
@@ -48,8 +49,9 @@ def tickwave_dbt_daily(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, tickwave: TickwaveResource
 ) -> Iterator[Any]:
     """Run ``dbt build`` for the daily marts of the run's day (the month holding it is rebuilt)."""
-    apply_dbt_environment(tickwave.settings(), tickwave.database)
-    variables = json.dumps({"partition_day": context.partition_key})
+    settings = tickwave.settings()
+    apply_dbt_environment(settings, tickwave.database)
+    variables = json.dumps({**dbt_vars(settings), "partition_day": context.partition_key})
     yield from dbt.cli(["build", "--vars", variables], context=context).stream()
 
 
