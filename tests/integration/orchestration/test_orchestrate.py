@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -84,7 +83,6 @@ def test_orchestrate_when_running_then_graphql_lists_the_assets_and_a_launched_r
     assert outcome.url.endswith(f"/runs/{outcome.run_id}")
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian `chromium` is not installed")
 def test_orchestrate_when_the_ui_is_loaded_in_headless_chromium_then_the_asset_graph_shows_the_assets(
     orchestrator: Orchestrator, tmp_path: Path
 ) -> None:
