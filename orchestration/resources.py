@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 
-class TickwaveResource(dg.ConfigurableResource):  # type: ignore[misc]
+class TickwaveResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Tickwave's settings and a warehouse client (clickhouse-connect over HTTP)."""
 
     state_dir: str | None = None  # default: TICKWAVE_STATE_DIR / the TOML file / .tickwave

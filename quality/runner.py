@@ -174,8 +174,9 @@ def _read_slice(client: Client, sql: str) -> pd.DataFrame:
 
 def _has_rows() -> Any:
     from great_expectations import expectations as gxe
+    from great_expectations.expectations.metadata_types import FailureSeverity
 
-    return gxe.ExpectTableRowCountToBeBetween(min_value=1, severity=WARNING)
+    return gxe.ExpectTableRowCountToBeBetween(min_value=1, severity=FailureSeverity(WARNING))
 
 
 def newest_ms(client: Client, suite: TableSuite) -> int | None:
@@ -185,7 +186,8 @@ def newest_ms(client: Client, suite: TableSuite) -> int | None:
     newest = client.command(
         f"SELECT if(count() = 0, -1, toUnixTimestamp64Milli(max({suite.time_column}))) FROM {suite.dataset}"  # noqa: S608
     )
-    return None if int(newest) < 0 else int(newest)
+    value = int(str(newest))
+    return None if value < 0 else value
 
 
 def _health(client: Client, suite: TableSuite, window: tuple[int, int], newest: int, now: datetime,
@@ -212,13 +214,14 @@ def _health(client: Client, suite: TableSuite, window: tuple[int, int], newest: 
 
 def _health_expectations(limits: QualityLimits) -> list[Any]:
     from great_expectations import expectations as gxe
+    from great_expectations.expectations.metadata_types import FailureSeverity
 
     low, high = limits.volume_ratio_bounds
     return [
         gxe.ExpectColumnValuesToBeBetween(column="newest_age_minutes", max_value=limits.freshness_minutes,
-                                          severity=WARNING),
-        gxe.ExpectColumnValuesToBeBetween(column="min_hour_ratio", min_value=low, severity=WARNING),
-        gxe.ExpectColumnValuesToBeBetween(column="max_hour_ratio", max_value=high, severity=WARNING),
+                                          severity=FailureSeverity(WARNING)),
+        gxe.ExpectColumnValuesToBeBetween(column="min_hour_ratio", min_value=low, severity=FailureSeverity(WARNING)),
+        gxe.ExpectColumnValuesToBeBetween(column="max_hour_ratio", max_value=high, severity=FailureSeverity(WARNING)),
     ]  # fmt: skip
 
 

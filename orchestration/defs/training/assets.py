@@ -7,6 +7,8 @@ Thin glue over ``models/``: ``build_dataset`` (point in time, labels from later 
 when it fails (the model asset is then not executed; the run shows the failed check).
 """
 
+from typing import Any
+
 import dagster as dg
 from pydantic import Field
 
@@ -15,7 +17,7 @@ from orchestration.resources import TickwaveResource
 from orchestration.training import TrainingWindow, stored_window
 
 
-class TrainingConfig(dg.Config):  # type: ignore[misc]
+class TrainingConfig(dg.Config):
     """Which data to train on: explicit symbols and range, or the last ``days`` of stored features."""
 
     symbols: list[str] = Field(default_factory=list)
@@ -80,7 +82,7 @@ def trained_model(
 @dg.asset(group_name="training", kinds={"python"})
 def promotion_decision(
     context: dg.AssetExecutionContext, trained_model: tuple[str, int], tickwave: TickwaveResource
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult[Any]:
     """Try to promote the new version to champion under the registry's rules; record the decision either way."""
     from models.errors import PromotionRefused
     from models.registry import ModelRegistry
