@@ -23,16 +23,17 @@ MARTS = ["data_quality_daily", "decision_log", "execution_quality", "execution_q
          "risk_events_daily"]  # fmt: skip
 SNAPSHOT_ASSETS = sorted(
     [f"tickwave/{table}" for table in RAW] + [f"stg_tickwave__{table}" for table in STAGING] + MARTS
-    + ["training_dataset", "trained_model", "promotion_decision"]
+    + ["training_dataset", "trained_model", "promotion_decision", "warehouse_merged", "run_history_pruned"]
 )  # fmt: skip
 QUALITY_CHECKED = ["bars_1m", "bars_1s", "features", "fills", "model_registry", "orders", "predictions",
                    "risk_events", "signals", "ticks"]  # fmt: skip
-SNAPSHOT_JOBS = {"dbt_marts", "dbt_daily_marts", "model_performance", "quality_checks", "train_model"}
+SNAPSHOT_JOBS = {"dbt_marts", "dbt_daily_marts", "model_performance", "quality_checks", "train_model", "maintenance"}
 SNAPSHOT_SCHEDULES = {
     "retrain_nightly": ("0 2 * * *", "train_model"),
     "dbt_marts_every_15_minutes": ("*/15 * * * *", "dbt_marts"),
     "dbt_daily_marts_every_15_minutes": ("*/15 * * * *", "dbt_daily_marts"),
     "quality_hourly": ("0 * * * *", "quality_checks"),
+    "maintenance_weekly": ("0 3 * * 6", "maintenance"),
 }
 SNAPSHOT_SENSORS = {"retrain_on_new_data": "train_model", "model_performance_on_new_champion": "model_performance"}
 
