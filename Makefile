@@ -1,7 +1,8 @@
 # Tickwave: two commands for a newcomer.
 #   make demo   installs what it needs, starts the embedded services, runs the main job end to end
 #   make test   installs, then runs lint, type checks and the test suite against real services
-# Prerequisites (checked first): Python 3.11+, Java 17+, Maven, make. Everything else is
+# Prerequisites (checked first): Python 3.11+, Java 17+, Maven, make, Debian's chromium (installed with
+# apt-get when run as root). Everything else is
 # installed from PyPI (through uv and uv.lock) and Maven Central.
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-prereqs: ## check Python 3.11+, Java 17+ and Maven, saying how to install what is missing
+prereqs: ## check Python 3.11+, Java 17+, Maven and chromium, saying how to install what is missing
 	@missing=0; \
 	if ! command -v $(PYTHON) >/dev/null || ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
 	  echo "missing: Python 3.11+ as '$(PYTHON)' (Debian/Ubuntu: apt-get install python3; or pyenv install 3.11; or make PYTHON=python3.12)"; missing=1; fi; \
@@ -28,6 +29,12 @@ prereqs: ## check Python 3.11+, Java 17+ and Maven, saying how to install what i
 	  v=$$($$java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1); \
 	  if [ "$${v:-0}" -lt 17 ]; then echo "missing: Java 17+ (found Java $${v:-unknown}; apt-get install openjdk-17-jre-headless and set JAVA_HOME)"; missing=1; fi; fi; \
 	if ! command -v mvn >/dev/null; then echo "missing: Maven, to fetch Kafka's jars once (Debian/Ubuntu: apt-get install maven)"; missing=1; fi; \
+	if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium (headless browser for the UI tests)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	      || { echo "missing: chromium (apt-get install chromium failed)"; missing=1; }; \
+	  else echo "missing: Debian's chromium, for the headless UI tests (sudo apt-get install chromium)"; missing=1; fi; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
 
 $(BIN)/tickwave: pyproject.toml uv.lock | prereqs

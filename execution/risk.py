@@ -164,13 +164,17 @@ def mids_of(view: RiskView) -> dict[str, float]:
     return {symbol: tick.mid for symbol, tick in view.last_ticks.items()}
 
 
-def exposure(symbol: str, lots: Decimal, view: RiskView, limits: RiskLimits) -> Decimal | None:
+def exposure(
+    symbol: str, lots: Decimal, view: RiskView, limits: RiskLimits, mids: Mapping[str, float] | None = None
+) -> Decimal | None:
     """Return |lots| x contract size x mid of ``symbol`` in the account currency, or None without a price or rate."""
     spec, tick = limits.instruments.get(symbol), view.last_ticks.get(symbol)
     if spec is None or tick is None:
         return None
     notional = spec.notional(lots, tick.mid)
-    return convert(notional, spec.quote, limits.account_currency, limits.instruments, mids_of(view))
+    if spec.quote == limits.account_currency:
+        return notional
+    return convert(notional, spec.quote, limits.account_currency, limits.instruments, mids or mids_of(view))
 
 
 def is_reducing(order: ProposedOrder, view: RiskView) -> bool:
@@ -256,10 +260,11 @@ def check_gross_exposure(order: ProposedOrder, view: RiskView, limits: RiskLimit
     total = Decimal(0)
     legs = {held: view.exposure_lots(held) for held in view.positions.keys() | view.pending.keys() if held != symbol}
     legs[symbol] = view.exposure_lots(symbol) + order.signed_lots
+    mids = mids_of(view)
     for held, lots in sorted(legs.items()):
         if lots == 0:
             continue
-        amount = exposure(held, lots, view, limits)
+        amount = exposure(held, lots, view, limits, mids)
         if amount is None:
             spec = limits.instruments.get(held)
             currency = spec.quote if spec is not None else held

@@ -391,6 +391,14 @@ class ModelsSettings(_Section):
     )
 
 
+class OrchestrationSettings(_Section):
+    """Dagster (``tickwave orchestrate``): webserver and daemon with a SQLite instance under the state dir."""
+
+    enabled: bool = Field(default=True, description="`tickwave up` starts the Dagster webserver and daemon")
+    port: int = Field(default=13000, ge=0, le=65535, description="Dagster UI / GraphQL port on 127.0.0.1 (0 = free)")
+    start_timeout_s: float = Field(default=180.0, gt=0, description="how long `up` waits for the Dagster UI")
+
+
 class Settings(BaseSettings):
     """Everything a Tickwave process is configured with; frozen after loading."""
 
@@ -414,6 +422,7 @@ class Settings(BaseSettings):
     execution: ExecutionSettings = ExecutionSettings()
     streams: StreamsSettings = StreamsSettings()
     models: ModelsSettings = ModelsSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
     symbols: dict[str, SymbolSpec] = Field(
         default_factory=default_symbols,
         description="symbol registry, one [symbols.NAME] table each with digits and tick_size "

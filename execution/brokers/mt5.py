@@ -29,15 +29,7 @@ the MT5 orders of one comment back into one order.
 Retries happen only where repeating cannot double an order: the requote family means
 nothing was executed. When ``order_send`` gives no answer at all (the IPC link broke),
 the outcome is unknown: the order stays *submitted* and is looked up by its comment in
-the history at the next polls, never re-sent; not there after ``UNANSWERED_EXPIRE_MS`` it
-never reached the server and expires (reconciliation adopts it should it still appear).
-
-Tracking: a working order that fills in parts (``ORDER_STATE_PARTIAL``) stays working and
-each poll reports only its new deals; ``submit`` is idempotent per ``client_order_id``
-(a repeat sends nothing); a working order the process no longer holds in memory (after a
-restart) is found for ``cancel`` by its comment in ``orders_get``, and continuous
-reconciliation catches up its fills; a terminal failure while retrying a requote rejects
-the order (nothing was executed) instead of raising into the signal loop.
+the history at the next poll or restart, never re-sent.
 """
 
 from __future__ import annotations
@@ -45,6 +37,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -76,7 +69,7 @@ SYMBOL_FILLING_FOK = 1  # symbol_info().filling_mode bits
 SYMBOL_FILLING_IOC = 2
 RETRYABLE = frozenset({C.TRADE_RETCODE_REQUOTE, C.TRADE_RETCODE_PRICE_CHANGED, C.TRADE_RETCODE_PRICE_OFF})
 POLL_EVERY_MS = 500
-UNANSWERED_EXPIRE_MS = 30_000  # an unanswered send not in the history by then never reached the server
+UNANSWERED_EXPIRY_MS = 10_000  # a send with no answer and no trace at the server after this is expired
 HISTORY_FROM = datetime(2000, 1, 1)  # noqa: DTZ001 - the terminal reads naive datetimes on the server clock
 
 ORDER_STATES: dict[int, OrderStatus] = {
@@ -88,6 +81,16 @@ ORDER_STATES: dict[int, OrderStatus] = {
     C.ORDER_STATE_REJECTED: OrderStatus.REJECTED,
     C.ORDER_STATE_EXPIRED: OrderStatus.EXPIRED,
 }
+
+
+@dataclass
+class _Working:
+    """An order the broker follows until it ends: its ticket (0 until known), since when, fills reported."""
+
+    order: OrderIdentity
+    ticket: int
+    since_ms: int
+    fills_reported: int = 0
 
 
 def load_terminal(settings: Settings) -> Terminal:
@@ -106,30 +109,35 @@ class Mt5Broker:
         self.settings = settings
         self.clock = clock
         self.terminal = terminal
-        self._working: dict[str, tuple[OrderIdentity, int]] = {}  # client_order_id -> (order, ticket or 0)
+        # client_order_id -> what is tracked until the order ends (ticket 0: the send got no answer)
+        self._working: dict[str, _Working] = {}
         self._last_poll_ms = 0
         self._hedging: bool | None = None  # account_info().margin_mode, read at the first order
-        self._sent: set[str] = set()  # every client_order_id submitted (submit is idempotent)
-        self._sent_at_ms: dict[str, int] = {}  # unanswered sends, when
-        self._fills_seen: dict[str, int] = {}  # working orders: fills already reported
+        self._known: set[str] | None = None  # client order ids the terminal has (loaded at the first submit)
 
     # -- the Broker interface ---------------------------------------------------------------
 
     def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
-        """Check, then send a market order (on a hedging account: one close per position); retry only a requote."""
+        """Check, then send a market order (hedging: one close per position); retry only a requote-like answer.
+
+        Idempotent per client order id: a ``client_order_id`` the terminal already has (this
+        session or, read once at the first submit, an earlier one) is never sent again. A
+        terminal error at any step answers with a rejection or, once a send may have
+        reached the server, with nothing but tracking: it never raises into the signal loop.
+        """
         now_ms = self.clock.now_ms()
-        if intent.client_order_id in self._sent:
-            logger.warning("order=%s submitted again: ignored (idempotent)", intent.client_order_id)
-            return []
-        self._sent.add(intent.client_order_id)
         try:
+            if intent.client_order_id in self._known_ids():
+                logger.warning("order=%s is already at the terminal; not sent again", intent.client_order_id)
+                return []
             legs = self._legs(intent)
         except TerminalError as exc:
-            return [rejected(intent, f"positions_get failed: {exc}", now_ms, exc.code)]
+            return [rejected(intent, f"order_check failed: {exc}", now_ms, exc.code)]
         if len(legs) == 1:
-            return self._submit_leg(intent, legs[0][0], legs[0][1], now_ms)
+            result = self._send_leg(intent, *legs[0], now_ms)
+            return result if isinstance(result, list) else self._events_for(intent, result, self.clock.now_ms())
         events: list[BrokerEvent] = []
-        filled = 0.0
+        filled = Decimal(0)
         first_ticket = 0
         for n, (ticket, lots) in enumerate(legs):
             result = self._send_leg(intent, ticket, lots, now_ms)
@@ -138,8 +146,7 @@ class Mt5Broker:
             if n == 0 and not done:  # nothing executed yet: as a one-request order
                 return result if isinstance(result, list) else self._events_for(intent, result, self.clock.now_ms())
             if isinstance(result, list) and not result:  # a later leg unanswered: the history decides (poll)
-                self._working[intent.client_order_id] = (intent, first_ticket)
-                self._fills_seen[intent.client_order_id] = n
+                self._working[intent.client_order_id] = _Working(intent, first_ticket, now_ms, fills_reported=n)
                 return events
             if not done:
                 why = result[0].reason if isinstance(result, list) else f"retcode {result.retcode}"
@@ -148,22 +155,18 @@ class Mt5Broker:
             if n == 0:
                 first_ticket = int(result.order)
                 events.append(accepted(intent, str(result.order), now_ms))
-            filled = round(filled + result.volume, 8)
+            filled += to_decimal(result.volume)
             is_final = n == len(legs) - 1 and result.retcode == C.TRADE_RETCODE_DONE
             fill = BrokerFill(fill_id_for(intent.client_order_id, n), result.price, result.volume,
                               self.clock.now_ms(), str(result.deal))  # fmt: skip
-            events.extend(fill_events(intent, fill, filled, is_final))
+            events.extend(fill_events(intent, fill, float(filled), is_final))
             if result.retcode != C.TRADE_RETCODE_DONE:
                 events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not filled (partial)", now_ms))
                 return events
         return events
 
-    def _submit_leg(self, intent: OrderIntent, ticket: int, lots: float, now_ms: int) -> list[BrokerEvent]:
-        result = self._send_leg(intent, ticket, lots, now_ms)
-        return result if isinstance(result, list) else self._events_for(intent, result, self.clock.now_ms())
-
     def _send_leg(self, intent: OrderIntent, ticket: int, lots: float, now_ms: int) -> Any:
-        """``order_check`` then ``order_send`` of one request; the result, or the events that end the order."""
+        """``order_check`` then ``order_send`` of one request: its result, or the events that end the order."""
         try:
             request = self._request(intent, ticket, lots)
             check = self.terminal.call("order_check", request)
@@ -177,16 +180,17 @@ class Mt5Broker:
             except TerminalError as exc:
                 logger.error("order=%s order_send gave no answer (%s); outcome unknown, polling history",
                              intent.client_order_id, exc)  # fmt: skip
-                self._working[intent.client_order_id] = (intent, 0)
-                self._sent_at_ms[intent.client_order_id] = now_ms
+                self._track(intent, 0)
                 return []
+            self._known_ids().add(intent.client_order_id)
             if result.retcode in RETRYABLE and attempt < self.settings.mt5_max_retries:
                 logger.info("order=%s retcode=%d (%s); retrying at the new quote",
                             intent.client_order_id, result.retcode, result.comment)  # fmt: skip
                 try:
                     request = self._request(intent, ticket, lots)
-                except TerminalError as exc:  # nothing was executed (a requote): safe to give up
-                    return [rejected(intent, f"retry after retcode {result.retcode} failed: {exc}", now_ms, exc.code)]
+                except TerminalError as exc:  # the requoted send placed nothing: refuse, do not crash
+                    return [rejected(intent, f"requote, then no quote to retry at: {exc}", self.clock.now_ms(),
+                                     exc.code)]  # fmt: skip
                 continue
             return result
         raise AssertionError("unreachable: the last attempt always returns")
@@ -225,13 +229,20 @@ class Mt5Broker:
             legs.append((0, float(remaining)))
         return legs
 
+    def _known_ids(self) -> set[str]:
+        if self._known is None:
+            self._known = set(self.orders())
+        return self._known
+
+    def _track(self, order: OrderIdentity, ticket: int) -> None:
+        self._working[order.client_order_id] = _Working(order, ticket, self.clock.now_ms())
+
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
         """Remove a working (placed) order."""
-        working = self._working.get(order.client_order_id)
+        ticket = self._ticket_of(order.client_order_id)
+        if ticket == 0:
+            return []
         try:
-            ticket = working[1] if working is not None and working[1] else self._active_ticket(order.client_order_id)
-            if ticket == 0:
-                return []
             result = self.terminal.call("order_send", {"action": C.TRADE_ACTION_REMOVE, "order": ticket})
         except TerminalError as exc:
             logger.error("order=%s cancel failed: %s", order.client_order_id, exc)
@@ -239,20 +250,22 @@ class Mt5Broker:
         if result.retcode != C.TRADE_RETCODE_DONE:
             logger.warning("order=%s cancel refused: %d %s", order.client_order_id, result.retcode, result.comment)
             return []
-        self._forget(order.client_order_id)
+        self._working.pop(order.client_order_id, None)
         return [canceled(order, reason, self.clock.now_ms())]
 
-    def _active_ticket(self, client_order_id: str) -> int:
-        """The ticket of a working order found by its comment (after a restart nothing is in memory), or 0."""
-        for active in self.terminal.call("orders_get"):
-            if active.magic == self.settings.mt5_magic and active.comment == client_order_id:
-                return int(active.ticket)
-        return 0
-
-    def _forget(self, client_order_id: str) -> None:
-        self._working.pop(client_order_id, None)
-        self._sent_at_ms.pop(client_order_id, None)
-        self._fills_seen.pop(client_order_id, None)
+    def _ticket_of(self, client_order_id: str) -> int:
+        """The ticket of a working order: tracked, or (after a restart) looked up at the terminal."""
+        working = self._working.get(client_order_id)
+        if working is not None and working.ticket:
+            return working.ticket
+        try:
+            found = self.orders().get(client_order_id)
+        except TerminalError as exc:
+            logger.error("order=%s: no ticket (the terminal did not answer: %s)", client_order_id, exc)
+            return 0
+        if found is None or found.status not in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
+            return 0
+        return int(found.broker_order_id)
 
     def poll(self) -> list[BrokerEvent]:
         """Pick up fills of placed orders and the outcome of unanswered sends (at most twice a second)."""
@@ -266,24 +279,32 @@ class Mt5Broker:
             logger.warning("poll: the terminal did not answer (%s); %d orders still pending", exc, len(self._working))
             return []
         events: list[BrokerEvent] = []
-        for client_order_id, (order, ticket) in list(self._working.items()):
-            found = known.get(client_order_id)
+        for client_order_id, working in list(self._working.items()):
+            order, found = working.order, known.get(client_order_id)
             if found is None:
-                sent_ms = self._sent_at_ms.get(client_order_id, now_ms)
-                if ticket == 0 and now_ms - sent_ms >= UNANSWERED_EXPIRE_MS:
-                    self._forget(client_order_id)
-                    events.append(canceled(order, EXPIRED_PREFIX + "an unanswered send not at the server "
-                                           f"after {UNANSWERED_EXPIRE_MS} ms", now_ms))  # fmt: skip
+                if working.ticket == 0 and now_ms - working.since_ms >= UNANSWERED_EXPIRY_MS:
+                    del self._working[client_order_id]  # the unanswered send never reached the server
+                    events.append(canceled(order, EXPIRED_PREFIX + "the send got no answer and the server has no "
+                                           "such order", now_ms))  # fmt: skip
                 continue
-            if ticket == 0:  # an unanswered send did reach the server
-                self._working[client_order_id] = (order, int(found.broker_order_id))
-                self._sent_at_ms.pop(client_order_id, None)
+            if working.ticket == 0:  # an unanswered send did reach the server
+                working.ticket = int(found.broker_order_id)
                 events.append(accepted(order, found.broker_order_id, now_ms))
+            new_fills = found.fills[working.fills_reported :]
+            if new_fills:
+                cumulative = sum((to_decimal(fill.lots) for fill in found.fills[: working.fills_reported]), Decimal(0))
+                for n, fill in enumerate(new_fills):
+                    cumulative += to_decimal(fill.lots)  # exact: 0.1 + 0.2 lots is 0.3 lots
+                    is_final = found.status == OrderStatus.FILLED and n == len(new_fills) - 1
+                    events.extend(fill_events(order, fill, float(cumulative), is_final))
+                working.fills_reported = len(found.fills)
             if found.status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
-                events.extend(self._fill_and_end_events(order, found, now_ms))  # new parts; still working
-                continue
-            events.extend(self._fill_and_end_events(order, found, now_ms))
-            self._forget(client_order_id)
+                continue  # still working: a partial fill is not the end of the order
+            del self._working[client_order_id]
+            if found.status == OrderStatus.REJECTED:
+                events.append(rejected(order, "rejected by the server", now_ms))
+            elif found.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+                events.append(canceled(order, f"{found.status} at the broker", now_ms))
         return events
 
     def on_tick(self, tick: Tick) -> None:
@@ -357,28 +378,11 @@ class Mt5Broker:
             return [rejected(intent, f"{result.comment} (retcode {retcode})", now_ms, retcode)]
         events: list[BrokerEvent] = [accepted(intent, str(result.order), now_ms)]
         if retcode == C.TRADE_RETCODE_PLACED:
-            self._working[intent.client_order_id] = (intent, result.order)
+            self._track(intent, result.order)
             return events
         fill = BrokerFill(fill_id_for(intent.client_order_id, 0), result.price, result.volume, now_ms, str(result.deal))
         is_final = retcode == C.TRADE_RETCODE_DONE
         events.extend(fill_events(intent, fill, result.volume, is_final))
         if not is_final:
             events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not filled (partial)", now_ms))
-        return events
-
-    def _fill_and_end_events(self, order: OrderIdentity, found: BrokerOrder, now_ms: int) -> list[BrokerEvent]:
-        events: list[BrokerEvent] = []
-        cumulative = 0.0
-        seen = self._fills_seen.get(order.client_order_id, 0)
-        for n, fill in enumerate(found.fills):
-            cumulative = round(cumulative + fill.lots, 8)
-            if n < seen:
-                continue  # reported at an earlier poll (a part of a working order)
-            is_last = n == len(found.fills) - 1
-            events.extend(fill_events(order, fill, cumulative, is_last and found.status == OrderStatus.FILLED))
-        self._fills_seen[order.client_order_id] = len(found.fills)
-        if found.status == OrderStatus.REJECTED:
-            events.append(rejected(order, "rejected by the server", now_ms))
-        elif found.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
-            events.append(canceled(order, f"{found.status} at the broker", now_ms))
         return events

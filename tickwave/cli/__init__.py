@@ -15,6 +15,7 @@ from tickwave.cli import (
     execution_cmd,
     ingest_cmd,
     models_cmd,
+    orchestrate_cmd,
     services,
     streams_cmd,
     topics_cmd,
@@ -38,6 +39,7 @@ app.add_typer(streams_cmd.app, name="streams")
 demo.register(app)
 models_cmd.register(app)
 ingest_cmd.register(app)
+orchestrate_cmd.register(app)
 
 
 def main() -> None:

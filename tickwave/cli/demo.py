@@ -169,8 +169,46 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     console.print(table)
     if counts["signals"] == 0:
         console.print("[yellow]no signals: the model was not promoted, so the flow emitted features only[/]")
+    _orchestrate(settings, addresses)
     _show_analyst_access(settings)
     _where_to_look(settings, addresses)
+
+
+MARTS = ("fct_orders", "fct_fills", "fct_round_trips", "pnl_daily", "execution_quality", "execution_quality_daily",
+         "decision_log")  # fmt: skip
+
+
+def _orchestrate(settings: Settings, addresses: dict[str, str]) -> None:
+    """Run the dbt marts and the quality checks as Dagster runs on the orchestration service; show what they built."""
+    address = addresses.get("orchestration")
+    if address is None:
+        console.print("[yellow]orchestration is disabled (orchestration.enabled=false): no dbt or quality runs[/]")
+        return
+    from datetime import UTC, datetime
+
+    from orchestration.client import run_job
+    from tickwave.warehouse.client import connect
+
+    today = str(datetime.now(UTC).date())
+    runs = [("dbt_marts", "dbt build: staging and marts with their tests", None),
+            ("dbt_daily_marts", f"dbt build: the daily marts of {today}", today),
+            ("quality_checks", "quality: every raw table's Great Expectations suite", None)]  # fmt: skip
+    for job, what, partition in runs:
+        with console.status(f"Dagster: {what}..."):
+            outcome = run_job(address, job, timeout_s=600, partition=partition)
+        mark = "[green]✓[/]" if outcome.is_success else "[red]✗[/]"
+        console.print(f"{mark} Dagster run {job}: {outcome.status.lower()} ({outcome.url})")
+    client = connect(settings)
+    try:
+        # Names come from the fixed MARTS, never from input.
+        rows = {mart: int(client.query(f"SELECT count() FROM {mart}").result_rows[0][0]) for mart in MARTS}  # noqa: S608
+        failed = client.query("SELECT dataset, check_name FROM dq_results FINAL WHERE NOT is_success "
+                              "AND checked_at_ms >= now() - INTERVAL 1 HOUR").result_rows  # fmt: skip
+    finally:
+        client.close()
+    console.print("  marts: " + ", ".join(f"{mart} {count:,}" for mart, count in rows.items()))
+    console.print(f"  quality: {len(failed)} failed expectations in the last hour"
+                  + (f" ({', '.join(f'{d}.{c}' for d, c in failed[:4])}...)" if failed else ""))  # fmt: skip
 
 
 def _stable(settings: Settings, table: str) -> bool:
@@ -213,6 +251,8 @@ def _where_to_look(settings: Settings, addresses: dict[str, str]) -> None:
     console.print(f'  sample query        tickwave warehouse query "{query}"')
     console.print("  models              `tickwave models list`; reports under .tickwave/models/<sha256>.report/")
     console.print("  orders and risk     `tickwave execution status`; tables orders, fills, risk_events")
+    if "orchestration" in addresses:
+        console.print(f"  Dagster UI          {addresses['orchestration']}  (assets, runs, schedules, checks)")
     console.print(f"  service logs        {settings.state_path / 'logs'}  (`tickwave logs streams|execution|...`)")
     console.print("  service status      `tickwave status`")
 

@@ -227,16 +227,16 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
     def fill_pending(self, ticket: int, volume: float | None = None) -> None:
         """Fill a placed (working) order at the current quote: all of what is left, or ``volume`` of it.
 
-        A part leaves the order active in ``ORDER_STATE_PARTIAL`` with less ``volume_current``.
+        A partial fill leaves the order active in state ORDER_STATE_PARTIAL with its
+        ``volume_current`` reduced, as the terminal shows it.
         """
         order = self._active.pop(ticket)
         price = self._quote_for(order.symbol, order.type)
-        lots = order.volume_current if volume is None else volume
-        self._execute(order, lots, price)
-        left = round(order.volume_current - lots, 8)
-        if left > 0:
-            del self._history_orders[ticket]
-            self._active[ticket] = order._replace(state=self.ORDER_STATE_PARTIAL, volume_current=left)
+        fill = order.volume_current if volume is None else min(volume, order.volume_current)
+        self._execute(order, fill, price)
+        if fill < order.volume_current:
+            done = self._history_orders.pop(ticket)
+            self._active[ticket] = done._replace(state=self.ORDER_STATE_PARTIAL, time_done=0, time_done_msc=0)
 
     # -- the package's trading API ----------------------------------------------------------
 
@@ -419,9 +419,10 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         self._deals.append(deal)
         if after == 0:
             del self._positions[position.ticket]
-        state = self.ORDER_STATE_FILLED if volume >= order.volume_current - 1e-9 else self.ORDER_STATE_CANCELED
+        remaining = round(order.volume_current - volume, 8)
+        state = self.ORDER_STATE_FILLED if remaining <= 0 else self.ORDER_STATE_CANCELED
         self._history_orders[order.ticket] = order._replace(
-            state=state, volume_current=round(order.volume_current - volume, 8), time_done=self.now_msc // 1000,
+            state=state, volume_current=remaining, time_done=self.now_msc // 1000,
             time_done_msc=self.now_msc, position_id=position.ticket, price_current=price,
         )  # fmt: skip
         return deal

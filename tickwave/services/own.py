@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from tickwave.config import Settings, to_environment
-from tickwave.services.supervisor import Launch, ManagedService
+from tickwave.services.supervisor import Launch, ManagedService, free_port
 
 
 def ready_marker(state_path: Path, name: str) -> Path:
@@ -70,11 +70,27 @@ class OwnProcessService(ManagedService):
         return ready_marker(self.settings.state_path, self.name).exists()
 
 
+class OrchestrationService(OwnProcessService):
+    """``tickwave orchestrate``: Dagster's webserver and daemon (they take 10-25 s to answer)."""
+
+    stop_timeout_s = 45.0  # above the 20 s the command gives the webserver and daemon
+
+    @property
+    def start_timeout_s(self) -> float:
+        """Dagster's imports, the code location's load and the dbt manifest."""
+        return self.settings.orchestration.start_timeout_s + 30.0
+
+
 def own_processes(settings: Settings) -> list[ManagedService]:
-    """The dataflow, the execution process and the audit loader, in start order."""
+    """The dataflow, the execution process, the audit loader and (if enabled) Dagster, in start order."""
     processes = settings.streams.processes
-    return [
+    services: list[ManagedService] = [
         OwnProcessService(settings, "streams", ["streams", "run"], f"bytewax x{processes}"),
         OwnProcessService(settings, "execution", ["execution", "run"], f"{settings.execution.broker} broker"),
         OwnProcessService(settings, "audit", ["execution", "audit"], "orders.events -> warehouse"),
     ]
+    if settings.orchestration.enabled:
+        port = settings.orchestration.port or free_port()
+        services.append(OrchestrationService(settings, "orchestration", ["orchestrate", "--port", str(port)],
+                                             f"http://127.0.0.1:{port}"))  # fmt: skip
+    return services

@@ -41,6 +41,7 @@ def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         TICKWAVE_KAFKA_PORT=str(free_port()),
         TICKWAVE_KAFKA_CONTROLLER_PORT=str(free_port()),
         TICKWAVE_CLICKHOUSE_PORT=str(free_port()),
+        TICKWAVE_ORCHESTRATION_ENABLED="false",  # Dagster under `up` is tested in tests/integration/orchestration
     )
     yield env
     run(env, "down")

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from execution.app import build_service
-from execution.brokers.base import EXPIRED_PREFIX
-from execution.brokers.mt5 import UNANSWERED_EXPIRE_MS, Mt5Broker
+from execution.brokers.mt5 import Mt5Broker
 from execution.clock import ManualClock
 from execution.service import ExecutionService
-from execution.state import Order, OrderStatus
+from execution.state import OrderStatus
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
 from tickwave.config import ExecutionSettings, load_settings
 from tickwave.contracts import ControlCommand, OrderAccepted, OrderFilled, OrderIntent, OrderRejected, RiskEvent
@@ -151,6 +150,16 @@ def test_poll_when_placed_order_fills_later_then_fill_events() -> None:
     assert [type(e).__name__ for e in broker.poll()] == ["OrderFilled", "Fill"]
 
 
+def test_submit_when_terminal_link_breaks_then_no_event_and_history_decides_later() -> None:
+    fake, terminal = _terminal()
+    fake.fail_next("order_send", C.RES_E_INTERNAL_FAIL_CONNECT)
+    broker = _broker(terminal)
+    assert broker.submit(_intent()) == []
+    terminal.connect()
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+    assert broker.poll() == [], "never sent: stays unknown (reconciliation expires it on restart)"
+
+
 def _service(tmp_path: Path, terminal: Terminal, publisher: ListPublisher | None = None) -> ExecutionService:
     clock = ManualClock(WEDNESDAY_NOON_MS)
     settings = load_settings(state_dir=tmp_path, execution={"journal_fsync": False, "market_hours": "always",
@@ -203,6 +212,92 @@ def test_reconcile_when_send_went_unanswered_but_filled_then_journal_catches_up(
     assert not restarted.engine.defects
 
 
+def _placed(fake: FakeTradingMetaTrader5, broker: Mt5Broker, index: int = 1) -> int:
+    fake.script(C.TRADE_RETCODE_PLACED)
+    events = broker.submit(_intent(index, lots=0.3))
+    assert [type(e).__name__ for e in events] == ["OrderAccepted"]
+    return int(events[0].broker_order_id)  # type: ignore[union-attr]
+
+
+def test_poll_when_a_placed_order_fills_in_parts_then_it_stays_working_until_the_last_part() -> None:
+    fake, terminal = _terminal()
+    broker = _broker(terminal)
+    ticket = _placed(fake, broker)
+    fake.fill_pending(ticket, 0.1)
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+
+    first = broker.poll()
+    fake.fill_pending(ticket)
+    broker.clock.advance(1_000)  # type: ignore[attr-defined]
+    second = broker.poll()
+
+    fills = [e for e in first + second if isinstance(e, OrderFilled)]
+    assert [(f.fill_lots, f.cumulative_lots, f.is_final) for f in fills] == [(0.1, 0.1, False), (0.2, 0.3, True)]
+
+
+def test_cancel_when_the_broker_restarted_then_the_working_order_is_found_and_removed() -> None:
+    fake, terminal = _terminal()
+    ticket = _placed(fake, _broker(terminal))
+    restarted = _broker(terminal)  # a new process: nothing tracked in memory
+    from execution.state import Order
+
+    order = Order(client_order_id=_intent(1).client_order_id, signal_id="s", symbol="EURUSD", side="buy",
+                  quantity_lots=0.3, model_id="m1", model_version=1, created_at_ms=WEDNESDAY_NOON_MS,
+                  status=OrderStatus.ACCEPTED)  # fmt: skip
+
+    events = restarted.cancel(order, "halt")
+
+    assert [type(e).__name__ for e in events] == ["OrderCanceled"]
+    assert ticket not in {o.ticket for o in fake.orders_get()}
+
+
+def test_poll_when_a_send_got_no_answer_and_never_arrived_then_expired_after_a_while() -> None:
+    fake, terminal = _terminal()
+    broker = _broker(terminal)
+    fake.fail_next("order_send", C.RES_E_INTERNAL_FAIL_TIMEOUT)
+
+    assert broker.submit(_intent()) == []
+    terminal.connect()  # the link comes back
+    broker.clock.advance(5_000)  # type: ignore[attr-defined]
+    assert broker.poll() == []
+    broker.clock.advance(6_000)  # type: ignore[attr-defined]
+    events = broker.poll()
+
+    assert [type(e).__name__ for e in events] == ["OrderCanceled"] and "no answer" in events[0].reason  # type: ignore[union-attr]
+
+
+def test_submit_when_the_same_client_order_id_comes_again_then_sent_once_even_after_a_restart() -> None:
+    fake, terminal = _terminal()
+    _broker(terminal).submit(_intent())
+
+    again = _broker(terminal).submit(_intent())  # a new process, the same order
+
+    assert again == [] and len(_sent(fake)) == 1
+
+
+def test_submit_when_the_quote_fails_after_a_requote_then_rejected_not_raised() -> None:
+    fake, terminal = _terminal()
+    fake.script(C.TRADE_RETCODE_REQUOTE)
+    calls = {"n": 0}
+    original = fake.symbol_info_tick
+
+    def flaky_tick(symbol: str) -> object:
+        calls["n"] += 1
+        if calls["n"] >= 2:  # the retry's fresh quote
+            fake._fail(C.RES_E_INTERNAL_FAIL_TIMEOUT, "Terminal: timeout")
+            return None
+        return original(symbol)
+
+    fake.symbol_info_tick = flaky_tick  # type: ignore[method-assign]
+
+    events = _broker(terminal).submit(_intent())
+
+    assert [type(e).__name__ for e in events] == ["OrderRejected"] and "requote" in events[0].reason  # type: ignore[union-attr]
+
+
+# -- hedging accounts (issue 23, defect 6) -------------------------------------------------------
+
+
 def test_submit_when_an_order_reduces_then_the_position_shrinks_on_netting_and_hedging(margin_mode: int) -> None:
     fake, terminal = _terminal()
     broker = _broker(terminal)
@@ -242,77 +337,6 @@ def test_flatten_when_hedging_positions_are_open_then_all_are_closed_once(tmp_pa
 def broker_net(fake: FakeTradingMetaTrader5) -> Decimal:
     return sum((Decimal(str(p.volume)) * (1 if p.type == C.POSITION_TYPE_BUY else -1) for p in fake.positions_get()),
                Decimal(0))  # fmt: skip
-
-
-# -- order tracking (issue 23, defect 7) --------------------------------------------------------
-
-
-def test_submit_when_the_terminal_fails_between_retries_then_rejected_not_raised(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    fake, terminal = _terminal()
-    fake.script(C.TRADE_RETCODE_REQUOTE)  # nothing executed, so the broker asks for a new quote...
-    original, seen = fake.symbol_info_tick, []
-
-    def tick_fails_the_second_time(*args: object, **kwargs: object) -> object:
-        seen.append(args)
-        if len(seen) == 2:
-            fake.fail_next("symbol_info_tick", C.RES_E_INTERNAL_FAIL_CONNECT)  # ...and the link breaks
-        return original(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(fake, "symbol_info_tick", tick_fails_the_second_time)
-    events = _broker(terminal).submit(_intent())
-    assert [type(e).__name__ for e in events] == ["OrderRejected"] and len(_sent(fake)) == 1
-
-
-def test_submit_when_the_same_client_order_id_comes_twice_then_one_order_send() -> None:
-    fake, terminal = _terminal()
-    broker = _broker(terminal)
-    first = broker.submit(_intent())
-    again = broker.submit(_intent())
-    assert [type(e).__name__ for e in first] == ["OrderAccepted", "OrderFilled", "Fill"]
-    assert again == [] and len(_sent(fake)) == 1
-
-
-def test_poll_when_a_placed_order_fills_in_parts_then_it_stays_working_until_filled() -> None:
-    fake, terminal = _terminal()
-    fake.script(C.TRADE_RETCODE_PLACED)
-    broker = _broker(terminal)
-    ticket = int(broker.submit(_intent(lots=0.4))[0].broker_order_id)  # type: ignore[union-attr]
-    fake.fill_pending(ticket, 0.1)
-    broker.clock.advance(1_000)  # type: ignore[attr-defined]
-    part = [e for e in broker.poll() if isinstance(e, OrderFilled)]
-    assert [(e.fill_lots, e.cumulative_lots, e.is_final) for e in part] == [(0.1, 0.1, False)]
-    fake.fill_pending(ticket)
-    broker.clock.advance(1_000)  # type: ignore[attr-defined]
-    rest = [e for e in broker.poll() if isinstance(e, OrderFilled)]
-    assert [(e.fill_lots, e.cumulative_lots, e.is_final) for e in rest] == [(0.3, 0.4, True)]
-
-
-def test_poll_when_an_unanswered_send_never_reaches_the_server_then_expired_after_a_while() -> None:
-    fake, terminal = _terminal()
-    fake.fail_next("order_send", C.RES_E_INTERNAL_FAIL_CONNECT)
-    broker = _broker(terminal)
-    assert broker.submit(_intent()) == []
-    terminal.connect()
-    broker.clock.advance(1_000)  # type: ignore[attr-defined]
-    assert broker.poll() == []  # not found yet: could still be in flight
-    broker.clock.advance(UNANSWERED_EXPIRE_MS)  # type: ignore[attr-defined]
-    events = broker.poll()
-    assert [type(e).__name__ for e in events] == ["OrderCanceled"]
-    assert events[0].reason.startswith(EXPIRED_PREFIX)  # type: ignore[union-attr]
-
-
-def test_cancel_when_restarted_then_a_working_order_is_found_by_comment_and_removed() -> None:
-    fake, terminal = _terminal()
-    fake.script(C.TRADE_RETCODE_PLACED)
-    _broker(terminal).submit(_intent())
-    restarted = _broker(terminal)  # a new process: nothing in memory
-    order = Order(client_order_id=_intent().client_order_id, signal_id=_intent().signal_id, symbol="EURUSD",
-                  side="buy", quantity_lots=0.1, model_id="m1", model_version=1, created_at_ms=WEDNESDAY_NOON_MS,
-                  status=OrderStatus.ACCEPTED)  # fmt: skip
-    events = restarted.cancel(order, "halt")
-    assert [type(e).__name__ for e in events] == ["OrderCanceled"] and fake.orders_get() == ()
 
 
 def _hedging_with_two_longs(margin_mode: int) -> tuple[FakeTradingMetaTrader5, Terminal, Mt5Broker]:

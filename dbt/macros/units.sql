@@ -1,0 +1,45 @@
+{# The pip of a symbol (var instruments, the symbol registry's); unknown symbols: 0.01 when
+   JPY-quoted, else 0.0001. #}
+{% macro pip_size(symbol) -%}
+  multiIf(
+    {%- for name, spec in var('instruments').items() %}
+    {{ symbol }} = '{{ name }}', {{ spec['pip_size'] }},
+    {%- endfor %}
+    endsWith({{ symbol }}, 'JPY'), 0.01, 0.0001)
+{%- endmacro %}
+
+{# Units per lot of a symbol (var instruments); unknown symbols: 100,000. #}
+{% macro contract_size(symbol) -%}
+  multiIf(
+    {%- for name, spec in var('instruments').items() %}
+    {{ symbol }} = '{{ name }}', {{ spec['contract_size'] }},
+    {%- endfor %}
+    100000)
+{%- endmacro %}
+
+{# An amount in the symbol's quote currency, in the account currency: USD-based symbols
+   (USDJPY) earn in the quote currency, divided by the rate it is marked at. #}
+{% macro to_account(amount, symbol, rate) -%}
+  if(startsWith({{ symbol }}, '{{ var("account_currency") }}') AND NOT endsWith({{ symbol }}, '{{ var("account_currency") }}'),
+     {{ amount }} / {{ rate }}, {{ amount }})
+{%- endmacro %}
+
+{# Seconds in a timeframe such as 1s, 5m, 1h, 1d. #}
+{% macro timeframe_seconds(timeframe) -%}
+  toUInt32OrZero(substring({{ timeframe }}, 1, length({{ timeframe }}) - 1))
+  * multiIf(endsWith({{ timeframe }}, 's'), 1, endsWith({{ timeframe }}, 'm'), 60, endsWith({{ timeframe }}, 'h'), 3600, 86400)
+{%- endmacro %}
+
+{# Incremental marts rebuild whole months (their partitions, swapped in by insert_overwrite):
+   given var partition_day (a Dagster daily partition), the month holding that day; otherwise, on
+   an incremental run, the months holding the mart's last lookback_days; on a first build, everything.
+   day_column is the source's day expression, mart_day_column the mart's own day column. #}
+{% macro incremental_from(day_column, mart_day_column='day') -%}
+  {%- set day = var('partition_day', none) -%}
+  {%- if day -%}
+  WHERE {{ day_column }} >= toStartOfMonth(toDate('{{ day }}'))
+    AND {{ day_column }} < toStartOfMonth(toDate('{{ day }}')) + INTERVAL 1 MONTH
+  {%- elif is_incremental() -%}
+  WHERE {{ day_column }} >= toStartOfMonth((SELECT max({{ mart_day_column }}) FROM {{ this }}) - {{ var('lookback_days') }})
+  {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,40 @@
+-- one row per filled order (client_order_id): arrival quote (the last tick at or before submission),
+-- fill price, slippage against the arrival mid in pips and bps (positive = paid), the half spread
+-- paid, slippage beyond the spread, and the decision-to-fill latency.
+{{ config(order_by='(symbol, submitted_at, client_order_id)') }}
+with orders as (
+    select client_order_id, symbol, side, filled_lots, average_fill_price, decided_at, submitted_at, filled_at
+    from {{ ref('fct_orders') }}
+    where filled_lots > 0 and submitted_at is not null
+),
+
+quoted as (
+    select
+        orders.*,
+        ticks.bid as arrival_bid,
+        ticks.ask as arrival_ask,
+        ticks.tick_at as arrival_tick_at
+    from orders
+    asof left join {{ ref('stg_tickwave__ticks') }} as ticks
+        on ticks.symbol = orders.symbol and assumeNotNull(orders.submitted_at) >= ticks.tick_at
+)
+
+select
+    client_order_id,
+    symbol,
+    side,
+    filled_lots,
+    toDate(submitted_at) as day,
+    decided_at,
+    assumeNotNull(submitted_at) as submitted_at,
+    filled_at,
+    arrival_tick_at,
+    (arrival_bid + arrival_ask) / 2 as arrival_mid,
+    average_fill_price as fill_price,
+    round(if(side = 'buy', 1, -1) * (average_fill_price - arrival_mid) / {{ pip_size('symbol') }}, 4) as slippage_pips,
+    round(if(side = 'buy', 1, -1) * (average_fill_price - arrival_mid) / arrival_mid * 10000, 4) as slippage_bps,
+    round((arrival_ask - arrival_bid) / 2 / {{ pip_size('symbol') }}, 4) as spread_paid_pips,
+    round(slippage_pips - spread_paid_pips, 4) as slippage_beyond_spread_pips,
+    dateDiff('millisecond', decided_at, filled_at) as decision_to_fill_ms
+from quoted
+where arrival_bid > 0

@@ -1,0 +1,77 @@
+-- one row per UTC day, model_id and model_version: predictions made, how many could be scored
+-- (the bar the label horizon ahead exists), accuracy and hit rate of the predicted direction against
+-- what happened over the horizon (the registry's horizon_bars and dead_zone_bps), calibration (mean
+-- confidence minus accuracy) and the live figures beside the walk-forward holdout's (incremental).
+{{ config(materialized='incremental', incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
+          order_by='(model_id, model_version, day)') }}
+with registry as (
+    select
+        model_id,
+        model_version,
+        stage,
+        horizon_bars,
+        dead_zone_bps,
+        metrics['holdout_accuracy'] as holdout_accuracy,
+        metrics['holdout_precision'] as holdout_hit_rate
+    from {{ ref('stg_tickwave__model_registry') }}
+),
+
+bars as (
+    select symbol, timeframe, bar_start_at, mid_close from {{ ref('stg_tickwave__bars_1s') }}
+    union all
+    select symbol, timeframe, bar_start_at, mid_close from {{ ref('stg_tickwave__bars_1m') }}
+),
+
+predictions as (
+    select
+        predictions.*,
+        toDate(predictions.bar_start_at) as day,
+        registry.horizon_bars as horizon_bars,
+        registry.dead_zone_bps as dead_zone_bps,
+        predictions.bar_start_at + toIntervalSecond(registry.horizon_bars * {{ timeframe_seconds('predictions.timeframe') }})
+            as target_at,
+        multiIf(p_up >= p_down and p_up >= p_flat, 'up', p_down >= p_flat, 'down', 'flat') as predicted,
+        greatest(p_up, p_down, p_flat) as confidence
+    from {{ ref('stg_tickwave__predictions') }} as predictions
+    inner join registry
+        on registry.model_id = predictions.model_id and registry.model_version = predictions.model_version
+    {{ incremental_from('toDate(predictions.bar_start_at)') }}
+),
+
+scored as (
+    select
+        predictions.*,
+        now_bar.mid_close as mid_now,
+        later_bar.mid_close as mid_later,
+        mid_now > 0 and mid_later > 0 as is_scored,
+        (mid_later - mid_now) / mid_now * 10000 as move_bps,
+        multiIf(move_bps > dead_zone_bps, 'up', move_bps < -dead_zone_bps, 'down', 'flat') as actual
+    from predictions
+    left join bars as now_bar
+        on now_bar.symbol = predictions.symbol and now_bar.timeframe = predictions.timeframe
+        and now_bar.bar_start_at = predictions.bar_start_at
+    left join bars as later_bar
+        on later_bar.symbol = predictions.symbol and later_bar.timeframe = predictions.timeframe
+        and later_bar.bar_start_at = predictions.target_at
+)
+
+select
+    scored.day as day,
+    scored.model_id as model_id,
+    scored.model_version as model_version,
+    any(registry.stage) as stage,
+    count() as predictions,
+    countIf(is_scored) as scored_predictions,
+    countIf(is_scored and predicted != 'flat') as directional_predictions,
+    round(countIf(is_scored and predicted = actual) / nullIf(countIf(is_scored), 0), 6) as accuracy,
+    round(countIf(is_scored and predicted != 'flat' and predicted = actual)
+          / nullIf(countIf(is_scored and predicted != 'flat'), 0), 6) as hit_rate,
+    round(avgIf(confidence, is_scored), 6) as mean_confidence,
+    round(mean_confidence - accuracy, 6) as calibration_gap,
+    any(registry.holdout_accuracy) as holdout_accuracy,
+    any(registry.holdout_hit_rate) as holdout_hit_rate,
+    round(accuracy - holdout_accuracy, 6) as accuracy_vs_holdout,
+    round(hit_rate - holdout_hit_rate, 6) as hit_rate_vs_holdout
+from scored
+inner join registry on registry.model_id = scored.model_id and registry.model_version = scored.model_version
+group by day, model_id, model_version

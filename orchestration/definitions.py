@@ -1,0 +1,19 @@
+"""Tickwave's Dagster entry point: everything under ``orchestration/defs/<domain>/``.
+
+``defs/training`` (dataset -> model -> promotion, nightly and on new data), ``defs/marts``
+(every dbt model, every 15 minutes), ``defs/quality`` (the raw tables and their Great
+Expectations checks, hourly) and ``defs/resources.py``. Load with
+``dagster dev -m orchestration.definitions`` or ``tickwave orchestrate``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Load every domain's definitions from the defs folder (dg's own loader)."""
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -1,0 +1,1 @@
+"""Weekly housekeeping of the warehouse and the Dagster instance."""

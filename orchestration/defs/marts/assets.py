@@ -1,0 +1,96 @@
+"""Every dbt model as an asset (dagster-dbt); ``dbt build`` runs them with their tests, which become asset checks.
+
+dbt's sources are the raw tables' assets (same keys, ``tickwave/<table>``), so the graph
+runs from the warehouse tables through staging to the marts. Groups follow the folders.
+The incremental marts (one row per day: ``execution_quality_daily``,
+``model_performance_daily``, ``data_quality_daily``) are daily-partitioned assets of their
+own: a partition's run rebuilds the month holding that day (the models' ``partition_day``
+variable; ``insert_overwrite`` swaps the month in), so any day can be re-run or backfilled.
+"""
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from orchestration.dbt_project import apply_dbt_environment, dbt_project, dbt_vars
+from orchestration.resources import TickwaveResource
+
+
+class TickwaveDbtTranslator(DagsterDbtTranslator):
+    """Groups by folder (staging, intermediate, marts); sources keep dbt's ``tickwave/<table>`` keys."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        """Name the group after the model's folder."""
+        if dbt_resource_props["resource_type"] != "model":
+            return super().get_group_name(dbt_resource_props)
+        return str(dbt_resource_props["fqn"][1]) if len(dbt_resource_props["fqn"]) > 2 else "marts"
+
+
+DAILY_MARTS = "config.materialized:incremental"
+DAYS = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC", end_offset=1)  # today included
+
+
+@dbt_assets(manifest=dbt_project().manifest_path, project=dbt_project(), exclude=DAILY_MARTS,
+            dagster_dbt_translator=TickwaveDbtTranslator())  # fmt: skip
+def tickwave_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, tickwave: TickwaveResource) -> Iterator[Any]:
+    """Run ``dbt build`` for the selected models against the configured warehouse and symbol registry."""
+    settings = tickwave.settings()
+    apply_dbt_environment(settings, tickwave.database)
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(settings))], context=context).stream()
+
+
+@dbt_assets(manifest=dbt_project().manifest_path, project=dbt_project(), select=DAILY_MARTS, partitions_def=DAYS,
+            dagster_dbt_translator=TickwaveDbtTranslator())  # fmt: skip
+def tickwave_dbt_daily(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, tickwave: TickwaveResource
+) -> Iterator[Any]:
+    """Run ``dbt build`` for the daily marts of the run's day (the month holding it is rebuilt)."""
+    settings = tickwave.settings()
+    apply_dbt_environment(settings, tickwave.database)
+    variables = json.dumps({**dbt_vars(settings), "partition_day": context.partition_key})
+    yield from dbt.cli(["build", "--vars", variables], context=context).stream()
+
+
+MARTS_JOB = dg.define_asset_job(
+    "dbt_marts",
+    selection=dg.AssetSelection.assets(tickwave_dbt),
+    description="dbt build: staging and marts with their tests (every 15 minutes).",
+)
+DAILY_MARTS_JOB = dg.define_asset_job(
+    "dbt_daily_marts", selection=dg.AssetSelection.assets(tickwave_dbt_daily), partitions_def=DAYS,
+    description="dbt build of the daily marts for one day (today's every 15 minutes; any day by backfill).",
+)  # fmt: skip
+MODEL_PERFORMANCE_JOB = dg.define_asset_job(
+    "model_performance", selection=dg.AssetSelection.assets("model_performance_daily"), partitions_def=DAYS,
+    description="Rebuild model_performance_daily for a day (a new champion appeared).",
+)  # fmt: skip
+
+
+def partitions_due(now: datetime) -> list[str]:
+    """Today's partition, and yesterday's while its month is not today's (a month's last rows)."""
+    today = now.astimezone(UTC).date()
+    yesterday = today - timedelta(days=1)
+    return [str(today)] + ([str(yesterday)] if yesterday.month != today.month else [])
+
+
+@dg.schedule(job=DAILY_MARTS_JOB, cron_schedule="*/15 * * * *", execution_timezone="UTC")
+def dbt_daily_marts_every_15_minutes(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+    """Rebuild today's daily marts every 15 minutes (and yesterday's month on the 1st)."""
+    now = context.scheduled_execution_time or datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M")
+    return [dg.RunRequest(run_key=f"{day}@{stamp}", partition_key=day) for day in partitions_due(now)]
+
+
+@dg.definitions
+def marts() -> dg.Definitions:
+    """The dbt assets, their jobs, and the 15-minute schedules (UTC)."""
+    schedule = dg.ScheduleDefinition(name="dbt_marts_every_15_minutes", job=MARTS_JOB, cron_schedule="*/15 * * * *",
+                                     execution_timezone="UTC")  # fmt: skip
+    return dg.Definitions(
+        assets=[tickwave_dbt, tickwave_dbt_daily], jobs=[MARTS_JOB, DAILY_MARTS_JOB, MODEL_PERFORMANCE_JOB],
+        schedules=[schedule, dbt_daily_marts_every_15_minutes],
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Raw tables and their quality checks."""

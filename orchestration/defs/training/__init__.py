@@ -1,0 +1,1 @@
+"""Training, promotion, and when to retrain."""

@@ -1,0 +1,82 @@
+"""The training job, its nightly schedule and the two sensors (enough new data; a new champion)."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from orchestration.defs.marts.assets import MODEL_PERFORMANCE_JOB
+from orchestration.defs.quality.assets import raw_key
+from orchestration.defs.training.assets import promotion_decision, trained_model, training_dataset
+from orchestration.resources import TickwaveResource
+from orchestration.training import new_labelled_bars, should_retrain
+
+RETRAIN_AFTER_BARS = 1440  # a day of 1-minute bars, all symbols together
+
+# The features' quality check runs in the same job, so its blocking failure stops training.
+TRAINING_JOB = dg.define_asset_job(
+    "train_model",
+    selection=dg.AssetSelection.assets(training_dataset, trained_model, promotion_decision)
+    | dg.AssetSelection.checks_for_assets(raw_key("features")),
+    description="Check the features, build the dataset, train, register and try to promote a model.",
+)
+
+
+@dg.sensor(job=TRAINING_JOB, minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING)
+def retrain_on_new_data(
+    context: dg.SensorEvaluationContext, tickwave: TickwaveResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Request training once enough newly labelled bars have landed since the champion's training range ended.
+
+    The run key names the champion's data end, so one champion gets at most one retraining from this sensor.
+    """
+    from models.registry import ModelRegistry
+
+    settings = tickwave.settings()
+    models = settings.models
+    registry = ModelRegistry(settings)
+    try:
+        champion = registry.champion(models.model_id)
+        since_ms = champion.trained_to_ms if champion else 0
+        new_bars = new_labelled_bars(registry.client, models.timeframe, since_ms, models.horizon_bars)
+    finally:
+        registry.close()
+    basis = f"{champion.name}'s data" if champion else "the start (no champion yet)"
+    if not should_retrain(new_bars, RETRAIN_AFTER_BARS):
+        return dg.SkipReason(f"{new_bars} new labelled {models.timeframe} bars since {basis}; "
+                             f"retraining after {RETRAIN_AFTER_BARS}")  # fmt: skip
+    context.log.info(f"{new_bars} new labelled {models.timeframe} bars since {basis}: retraining")
+    return dg.RunRequest(run_key=f"retrain-after-{since_ms}", tags={"tickwave/reason": f"{new_bars} new bars"})
+
+
+@dg.sensor(job=MODEL_PERFORMANCE_JOB, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def model_performance_on_new_champion(
+    context: dg.SensorEvaluationContext, tickwave: TickwaveResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Rebuild today's model-performance mart when the champion changes (the cursor holds the last one seen)."""
+    from models.registry import ModelRegistry
+
+    settings = tickwave.settings()
+    registry = ModelRegistry(settings)
+    try:
+        champion = registry.champion(settings.models.model_id)
+    finally:
+        registry.close()
+    if champion is None:
+        return dg.SkipReason(f"{settings.models.model_id} has no champion")
+    key = f"{champion.model_id}:{champion.model_version}"
+    if key == context.cursor:
+        return dg.SkipReason(f"champion {key} already seen")
+    context.update_cursor(key)
+    today = str(datetime.now(UTC).date())
+    return dg.RunRequest(run_key=f"champion-{key}", partition_key=today, tags={"tickwave/champion": key})
+
+
+@dg.definitions
+def training() -> dg.Definitions:
+    """The training assets, job, nightly schedule (02:00 UTC) and sensors."""
+    nightly = dg.ScheduleDefinition(name="retrain_nightly", job=TRAINING_JOB, cron_schedule="0 2 * * *",
+                                    execution_timezone="UTC")  # fmt: skip
+    return dg.Definitions(
+        assets=[training_dataset, trained_model, promotion_decision], jobs=[TRAINING_JOB], schedules=[nightly],
+        sensors=[retrain_on_new_data, model_performance_on_new_champion],
+    )  # fmt: skip

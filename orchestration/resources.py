@@ -1,0 +1,52 @@
+"""Typed Dagster resources built from Tickwave's settings.
+
+The resource's configuration holds only *where* (a state dir, a database), never a
+secret: the warehouse's address and passwords are resolved at run time exactly as every
+Tickwave process resolves them (``TICKWAVE_*`` variables, the TOML file, or the secrets
+file the embedded warehouse generated), so nothing secret reaches Dagster's config, its
+UI or its logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from tickwave.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+
+class TickwaveResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Tickwave's settings and a warehouse client (clickhouse-connect over HTTP)."""
+
+    state_dir: str | None = None  # default: TICKWAVE_STATE_DIR / the TOML file / .tickwave
+    database: str | None = None  # default: clickhouse.database
+    model_id: str | None = None  # default: models.model_id (the model the training assets and sensors manage)
+
+    def settings(self) -> Settings:
+        """Load the settings once per call (they are frozen; the process environment is the source)."""
+        overrides: dict[str, Any] = {}
+        if self.state_dir:
+            overrides["state_dir"] = Path(self.state_dir)
+        if self.database:
+            overrides["clickhouse"] = {"database": self.database}
+        if self.model_id:
+            overrides["models"] = {"model_id": self.model_id}
+        return load_settings(**overrides)
+
+    @contextmanager
+    def client(self) -> Iterator[Client]:
+        """Yield a read-write warehouse client, closed afterwards."""
+        from tickwave.warehouse.client import connect
+
+        client = connect(self.settings())
+        try:
+            yield client
+        finally:
+            client.close()

@@ -1,0 +1,176 @@
+"""``tickwave orchestrate``: the Dagster webserver and daemon in the foreground, until SIGTERM.
+
+Dagster's instance lives under the state dir (``data/dagster``: SQLite run, event and
+schedule storage, telemetry off); both processes load ``orchestration.definitions`` and
+listen on 127.0.0.1 only. They are started with SIGINT and SIGTERM restored to their
+defaults (a process started in the background of a non-interactive shell inherits SIGINT
+ignored, which Dagster's processes then keep) and die with this process. SIGTERM (or
+Ctrl-C) stops both, the webserver first, SIGKILL only after a timeout. The warehouse's
+password never appears on a command line: the children inherit the ``TICKWAVE_*``
+environment and resolve it as every Tickwave process does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from tickwave.config import Settings
+from tickwave.errors import ServiceError
+from tickwave.parentdeath import die_with_parent
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFINITIONS_MODULE = "orchestration.definitions"
+LOCATION_NAME = "orchestration"  # as dg.toml names it (its root module)
+STOP_TIMEOUT_S = 20.0
+
+INSTANCE_YAML = """\
+# Written by `tickwave orchestrate`: a local instance, SQLite storage under this directory.
+storage:
+  sqlite:
+    base_dir: {home}/storage
+local_artifact_storage:
+  module: dagster._core.storage.root
+  class: LocalArtifactStorage
+  config:
+    base_dir: {home}
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 2
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+"""
+
+
+WORKSPACE_YAML = """\
+# Written by `tickwave orchestrate`: the one code location, this repository's definitions.
+load_from:
+  - python_module:
+      module_name: {module}
+      working_directory: {root}
+      location_name: {location}
+"""
+
+
+def dagster_home(settings: Settings) -> Path:
+    """Return the Dagster instance directory under the state dir, with ``dagster.yaml`` and ``workspace.yaml``."""
+    home = settings.state_path / "data" / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(INSTANCE_YAML.format(home=home))
+    (home / "workspace.yaml").write_text(
+        WORKSPACE_YAML.format(module=DEFINITIONS_MODULE, root=REPO_ROOT, location=LOCATION_NAME)
+    )
+    return home
+
+
+def _environment(home: Path) -> dict[str, str]:
+    environment = dict(os.environ)
+    environment.update({"DAGSTER_HOME": str(home), "GX_ANALYTICS_ENABLED": "false",
+                        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DAGSTER_DISABLE_TELEMETRY": "true"})  # fmt: skip
+    return environment
+
+
+def _restore_signals_then(preexec: Callable[[], None] | None) -> Callable[[], None]:
+    def start() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if preexec is not None:
+            preexec()
+
+    return start
+
+
+def commands(port: int, home: Path) -> dict[str, list[str]]:
+    """The webserver's and the daemon's command lines (the venv's executables, the workspace in ``home``)."""
+    binaries = Path(sys.executable).parent
+    location = ["-w", str(home / "workspace.yaml")]
+    return {
+        "webserver": [str(binaries / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *location],
+        "daemon": [str(binaries / "dagster-daemon"), "run", *location],
+    }
+
+
+def answers(port: int) -> bool:
+    """Return True once the webserver answers its server-info endpoint."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2.0) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def run(settings: Settings, port: int, on_ready: Callable[[], None], stop: threading.Event | None = None) -> int:
+    """Run the webserver and the daemon until SIGTERM/SIGINT (or ``stop``); return the exit code.
+
+    Raises:
+        ServiceError: when the webserver does not answer within ``orchestration.start_timeout_s``
+            or a process ends on its own (its exit code is in the message; see its log lines).
+    """
+    from orchestration.dbt_project import dbt_project
+
+    dbt_project()  # the manifest the definitions load, parsed once here rather than in each process
+    home = dagster_home(settings)
+    stop = stop or threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    environment = _environment(home)
+    processes = {
+        name: subprocess.Popen(command, env=environment, cwd=REPO_ROOT,
+                               preexec_fn=_restore_signals_then(die_with_parent()))
+        for name, command in commands(port, home).items()
+    }  # fmt: skip
+    logger.info("dagster: webserver pid %d, daemon pid %d, home %s", processes["webserver"].pid,
+                processes["daemon"].pid, home)  # fmt: skip
+    try:
+        deadline = time.monotonic() + settings.orchestration.start_timeout_s
+        while not answers(port):
+            _require_running(processes)
+            if time.monotonic() > deadline:
+                raise ServiceError(f"the Dagster webserver did not answer on 127.0.0.1:{port} within "
+                                   f"{settings.orchestration.start_timeout_s:.0f} s")  # fmt: skip
+            if stop.wait(0.5):
+                return 0
+        logger.info("dagster: UI and GraphQL at http://127.0.0.1:%d", port)
+        on_ready()
+        while not stop.wait(1.0):
+            _require_running(processes)
+        return 0
+    finally:
+        _stop(processes)
+
+
+def _require_running(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    for name, process in processes.items():
+        code = process.poll()
+        if code is not None:
+            raise ServiceError(f"the Dagster {name} ended with exit code {code}")
+
+
+def _stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    for name in ("webserver", "daemon"):
+        process = processes[name]
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            logger.warning("dagster %s did not stop within %.0f s: killing it", name, STOP_TIMEOUT_S)
+            process.kill()
+            process.wait()

@@ -1,0 +1,136 @@
+"""A warehouse database holding what the orchestration works on, and Dagster's definitions bound to it.
+
+The database (one per session, migrated like production) holds the streams' real bars and
+features (the models tests' deterministic ticks through the Bytewax dataflow) for training,
+and a small synthetic trading day (``orchestration.synthetic``: ticks, bars, predictions,
+signals, orders in two states each, fills, denials, risk events, a registry row) for the
+marts and the checks. Dagster runs in process on an ephemeral instance.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import dagster as dg
+import pytest
+from dagster_dbt import DbtCliResource
+
+from orchestration.dbt_project import DBT_EXECUTABLE, dbt_project
+from orchestration.resources import TickwaveResource
+from orchestration.synthetic import SyntheticDay, write_synthetic_day
+from tests.integration.models.conftest import MODELS, RANGE_MS, SYMBOLS, run_streams, ticks, write
+from tickwave.config import Settings
+from tickwave.contracts import encode
+from tickwave.warehouse.client import connect
+from tickwave.warehouse.migrate import migrate
+
+SYNTHETIC_DAY = datetime(2026, 11, 20, tzinfo=UTC)
+SYNTHETIC_TICKS = 100_000
+SYNTHETIC_ORDERS = 2_000
+MODEL_ID = "m_orchestration"
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """A migrated database of this session's own and what was written into it."""
+
+    settings: Settings
+    database: str
+    day: SyntheticDay | None
+
+
+@lru_cache(maxsize=1)
+def streams_rows() -> tuple[Any, ...]:
+    """The dataflow's bars and features from the models tests' ticks (run once per session)."""
+    out = run_streams([encode(tick) for tick in ticks()], None)
+    return (*out["bars"], *out["features"])
+
+
+def new_database(settings: Settings, *, orders: int = SYNTHETIC_ORDERS) -> Warehouse:
+    """Create a database holding the streams' rows and a synthetic day (the caller drops it)."""
+    database = f"orch_{uuid.uuid4().hex[:8]}"
+    migrate(settings, database=database)
+    write(settings, database, list(streams_rows()))
+    client = connect(settings, database=database)
+    try:
+        day = write_synthetic_day(client, SYNTHETIC_DAY, SYNTHETIC_TICKS, orders)
+    finally:
+        client.close()
+    return Warehouse(settings, database, day)
+
+
+def drop(settings: Settings, database: str) -> None:
+    client = connect(settings, database="default")
+    try:
+        client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def models_environment() -> Iterator[None]:
+    """Small, fast training settings (the models tests' own), read by the resource from the environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in MODELS.items():
+            patch.setenv(f"TICKWAVE_MODELS_{name.upper()}", str(value))
+        yield
+
+
+@pytest.fixture(scope="session")
+def orchestration_warehouse(warehouse_settings: Settings, models_environment: None) -> Iterator[Warehouse]:
+    """The session's database: the streams' features and bars plus a synthetic trading day."""
+    warehouse = new_database(warehouse_settings)
+    try:
+        yield warehouse
+    finally:
+        drop(warehouse_settings, warehouse.database)
+
+
+@pytest.fixture(scope="session")
+def definitions() -> dg.Definitions:
+    """Tickwave's Dagster definitions, loaded as `dagster` and `tickwave orchestrate` load them."""
+    from orchestration.definitions import defs
+
+    return defs()
+
+
+def resources_for(warehouse: Warehouse) -> dict[str, Any]:
+    """The definitions' resources, pointed at ``warehouse`` (state dir and database only: no secret)."""
+    return {
+        "tickwave": TickwaveResource(state_dir=str(warehouse.settings.state_path), database=warehouse.database,
+                                     model_id=MODEL_ID),
+        "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=DBT_EXECUTABLE),
+    }  # fmt: skip
+
+
+def training_config() -> dict[str, Any]:
+    """Run config of the training dataset: the streams' symbols and range."""
+    config = {"symbols": list(SYMBOLS), "from_ms": RANGE_MS[0], "to_ms": RANGE_MS[1]}
+    return {"ops": {"training_dataset": {"config": config}}}
+
+
+def materialize(
+    definitions: dg.Definitions, warehouse: Warehouse, selection: dg.AssetSelection, **options: Any
+) -> dg.ExecuteInProcessResult:
+    """Run ``selection`` of the definitions in process against ``warehouse`` (failures returned, not raised)."""
+    assets: Sequence[Any] = [*(definitions.assets or []), *(definitions.asset_checks or [])]
+    return dg.materialize(assets, selection=selection, resources=resources_for(warehouse), raise_on_error=False,
+                          instance=dg.DagsterInstance.ephemeral(), **options)  # fmt: skip
+
+
+def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, str]]:
+    """Map ``asset/check`` to (passed, severity) for every check evaluated in the run."""
+    outcomes = {}
+    for event in result.get_asset_check_evaluations():
+        outcomes[event.asset_check_key.to_user_string()] = (event.passed, event.severity.value)
+    return outcomes
+
+
+def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    """The asset keys materialized in the run."""
+    return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}

@@ -1,0 +1,144 @@
+"""The whole graph materialized in process with Dagster against the real warehouse and dbt; marts tie out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from orchestration.defs.marts.assets import tickwave_dbt_daily
+from orchestration.defs.quality.assets import raw_key
+from quality.suites import RAW_TABLES
+from tests.integration.orchestration.conftest import (
+    MODEL_ID,
+    SYNTHETIC_DAY,
+    Warehouse,
+    check_outcomes,
+    materialize,
+    materialized,
+    training_config,
+)
+from tickwave.warehouse.client import connect
+
+MARTS = {"fct_orders", "fct_fills", "fct_round_trips", "positions_daily", "pnl_daily", "execution_quality",
+         "execution_quality_daily", "model_performance_daily", "risk_events_daily", "decision_log",
+         "data_quality_daily"}  # fmt: skip
+CONTRACT_SIZE = Decimal(100_000)
+
+
+def realized_pnl_from_fills(rows: list[tuple[str, str, float, float, float]]) -> Decimal:
+    """Net realized P&L in USD, recomputed from the raw fills: each flat-to-flat trip's cash flows minus commissions."""
+    total = Decimal(0)
+    trips: dict[str, tuple[Decimal, Decimal, Decimal, Decimal]] = {}  # position, cash, costs, last price
+    for symbol, side, price, lots, commission in rows:  # in time order
+        position, cash, costs, _ = trips.get(symbol, (Decimal(0), Decimal(0), Decimal(0), Decimal(0)))
+        signed = Decimal(repr(lots)) * (1 if side == "buy" else -1)
+        position += signed
+        cash -= signed * Decimal(repr(price)) * CONTRACT_SIZE
+        costs += Decimal(repr(commission))
+        trips[symbol] = (position, cash, costs, Decimal(repr(price)))
+        if position == 0:
+            # the synthetic day trips close in one fill, so the exit price is this fill's
+            gross = cash / Decimal(repr(price)) if symbol.startswith("USD") else cash
+            total += gross - costs
+            trips[symbol] = (Decimal(0), Decimal(0), Decimal(0), Decimal(0))
+    return total
+
+
+@dataclass(frozen=True)
+class GraphRuns:
+    """The whole graph in two runs: everything unpartitioned, then the daily marts for the synthetic day."""
+
+    main: dg.ExecuteInProcessResult
+    daily: dg.ExecuteInProcessResult
+
+    @property
+    def success(self) -> bool:
+        return self.main.success and self.daily.success
+
+    def materialized(self) -> set[str]:
+        return materialized(self.main) | materialized(self.daily)
+
+    def checks(self) -> dict[str, tuple[bool, str]]:
+        return {**check_outcomes(self.main), **check_outcomes(self.daily)}
+
+
+@pytest.fixture(scope="module")
+def whole_graph(definitions: dg.Definitions, orchestration_warehouse: Warehouse) -> GraphRuns:
+    raw = dg.AssetSelection.checks_for_assets(*(raw_key(table) for table in RAW_TABLES))
+    daily = dg.AssetSelection.assets(tickwave_dbt_daily)
+    main = materialize(definitions, orchestration_warehouse, (dg.AssetSelection.all() - daily) | raw,
+                       run_config=training_config())  # fmt: skip
+    day = str(SYNTHETIC_DAY.date())
+    return GraphRuns(main, materialize(definitions, orchestration_warehouse, daily, partition_key=day))
+
+
+def test_materialize_when_the_whole_graph_runs_then_every_asset_and_check_succeeds(whole_graph: GraphRuns) -> None:
+    done = whole_graph.materialized()
+    checks = whole_graph.checks()
+
+    failures = [event.message for run in (whole_graph.main, whole_graph.daily) for event in run.all_events
+                if event.is_failure]  # fmt: skip
+    assert whole_graph.success, failures
+    assert MARTS <= done and {"training_dataset", "trained_model", "promotion_decision"} <= done
+    assert {key for key in done if key.startswith("stg_tickwave__")} >= {"stg_tickwave__orders", "stg_tickwave__ticks"}
+    quality = {key: outcome for key, outcome in checks.items() if key.endswith(":quality")}
+    assert len(quality) == 10
+    assert all(severity == "WARN" or passed for passed, severity in quality.values()), quality
+    dbt_checks = {key: passed for key, (passed, _) in checks.items() if not key.endswith(":quality")}
+    assert len(dbt_checks) > 40 and all(dbt_checks.values()), [key for key, ok in dbt_checks.items() if not ok]
+
+
+def test_marts_when_built_then_they_tie_out_to_the_raw_tables(
+    whole_graph: GraphRuns, orchestration_warehouse: Warehouse
+) -> None:
+    client = connect(orchestration_warehouse.settings, database=orchestration_warehouse.database)
+    try:
+        raw_orders = client.command("SELECT uniqExact(client_order_id) FROM orders")
+        mart_orders = client.command("SELECT count() FROM fct_orders")
+        raw_lots = client.command("SELECT toString(sum(toDecimal128(quantity_lots, 8))) FROM fills FINAL")
+        mart_lots = client.command("SELECT toString(sum(toDecimal128(quantity_lots, 8))) FROM fct_fills")
+        raw_fills = client.query(
+            "SELECT symbol, side, price, quantity_lots, commission FROM fills FINAL "
+            "ORDER BY symbol, filled_at_ms, fill_id"
+        ).result_rows
+        mart_pnl = Decimal(client.command("SELECT toString(sum(net_pnl_account)) FROM fct_round_trips"))
+        daily_pnl = Decimal(client.command("SELECT toString(sum(realized_pnl_account)) FROM pnl_daily"))
+        statuses = dict(client.query("SELECT status, count() FROM fct_orders GROUP BY status").result_rows)
+        decisions = client.command("SELECT countIf(empty(feature_values) OR empty(probabilities)) FROM decision_log")
+        dq_rows = client.command("SELECT uniqExact(dataset) FROM dq_results")
+        denials = client.command("SELECT sum(denials) FROM risk_events_daily")
+        kill_switch = client.query("SELECT sum(kill_switch_uses), max(max_time_to_halt_ms) FROM risk_events_daily")
+        filled_per_day = client.query("SELECT day, filled_orders FROM execution_quality_daily ORDER BY symbol")
+    finally:
+        client.close()
+    day = orchestration_warehouse.day
+    assert day is not None
+    assert raw_orders == mart_orders == day.orders
+    assert Decimal(raw_lots) == Decimal(mart_lots) > 0
+    assert statuses == {"filled": day.fills, "rejected": day.orders - day.fills}
+    assert float(mart_pnl) == pytest.approx(float(realized_pnl_from_fills(raw_fills)), abs=0.01)
+    assert float(daily_pnl) == pytest.approx(float(mart_pnl), abs=0.01)
+    assert decisions == 0  # every order traced to its prediction and feature vector
+    assert dq_rows == 10
+    assert denials == day.denials
+    assert kill_switch.result_rows[0] == (1, 37)
+    assert [str(day_) for day_, _ in filled_per_day.result_rows] == [str(SYNTHETIC_DAY.date())] * 2
+    assert sum(count for _, count in filled_per_day.result_rows) == day.fills
+
+
+def test_training_when_features_pass_then_a_model_is_registered_with_its_report(
+    whole_graph: GraphRuns, orchestration_warehouse: Warehouse
+) -> None:
+    events = {event.asset_key.to_user_string(): event for event in whole_graph.main.get_asset_materialization_events()}
+    model = events["trained_model"].materialization.metadata
+    decision = events["promotion_decision"].materialization.metadata
+
+    assert str(model["model"].value).startswith(f"{MODEL_ID} v1")
+    report = model["report"].value
+    assert str(report).endswith("report.html") and Path(str(report)).is_file()
+    assert set(model["walk_forward"].value) and set(model["holdout"].value)
+    assert "promoted" in decision and decision["model"].value == f"{MODEL_ID} v1"

@@ -1,0 +1,109 @@
+"""Rows that break an invariant, inserted on purpose, fail the right quality check; a failed blocking check on
+``features`` stops training in the same run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+
+from orchestration.defs.marts.assets import tickwave_dbt
+from orchestration.defs.quality.assets import raw_key
+from quality.suites import RAW_TABLES
+from streams.features import FeatureSpec
+from tests.integration.orchestration.conftest import (
+    Warehouse,
+    check_outcomes,
+    drop,
+    materialize,
+    materialized,
+    new_database,
+    training_config,
+)
+from tickwave.config import Settings
+from tickwave.warehouse.client import connect
+
+
+@pytest.fixture(scope="module")
+def broken_warehouse(warehouse_settings: Settings, models_environment: None) -> Iterator[Warehouse]:
+    """The session's data, plus a crossed quote, an order without its signal, an order filled beyond its size
+    and a warm feature vector with NaN."""
+    warehouse = new_database(warehouse_settings, orders=200)
+    client = connect(warehouse_settings, database=warehouse.database)
+    try:
+        client.command("INSERT INTO ticks (symbol, time_ms, seq, bid, ask, last, volume, flags, source) "
+                       "SELECT 'EURUSD', max(time_ms), 99, 1.2, 1.1, 0, 1, 6, 'broken' FROM ticks")  # fmt: skip
+        client.command("INSERT INTO orders SELECT * REPLACE ('ord-orphan' AS client_order_id, 'sig-missing' AS "
+                       "signal_id) FROM orders FINAL ORDER BY created_at_ms DESC LIMIT 1")  # fmt: skip
+        client.command("INSERT INTO orders SELECT * REPLACE ('ord-overfilled' AS client_order_id, quantity_lots + 1 AS "
+                       "filled_lots) FROM orders FINAL ORDER BY created_at_ms DESC LIMIT 1")  # fmt: skip
+        newest = client.query(
+            "SELECT symbol, timeframe, max(bar_start_ms) FROM features WHERE timeframe = '1m' AND is_warm "
+            "GROUP BY symbol, timeframe ORDER BY symbol LIMIT 1"
+        ).result_rows[0]
+        spec = FeatureSpec()
+        values = dict.fromkeys(spec.names, 0.5) | {spec.names[0]: float("nan")}
+        columns = ["symbol", "timeframe", "bar_start_ms", "values", "is_warm", "schema_hash"]
+        client.insert("features", [[*newest, values, True, spec.schema_hash]], column_names=columns)
+    finally:
+        client.close()
+    try:
+        yield warehouse
+    finally:
+        drop(warehouse_settings, warehouse.database)
+
+
+@pytest.fixture(scope="module")
+def gated_run(definitions: dg.Definitions, broken_warehouse: Warehouse) -> dg.ExecuteInProcessResult:
+    training = dg.AssetSelection.assets("training_dataset", "trained_model", "promotion_decision")
+    quality = dg.AssetSelection.checks_for_assets(*(raw_key(table) for table in RAW_TABLES))
+    dbt = dg.AssetSelection.assets(tickwave_dbt)
+    return materialize(definitions, broken_warehouse, training | quality | dbt, run_config=training_config())
+
+
+def test_quality_when_invariants_are_broken_then_the_right_checks_fail(
+    gated_run: dg.ExecuteInProcessResult, broken_warehouse: Warehouse
+) -> None:
+    outcomes = check_outcomes(gated_run)
+    client = connect(broken_warehouse.settings, database=broken_warehouse.database)
+    try:
+        failed = set(client.query("SELECT dataset, check_name FROM dq_results WHERE NOT is_success").result_rows)
+    finally:
+        client.close()
+
+    for table in ("ticks", "orders", "features"):
+        assert outcomes[f"tickwave/{table}:quality"] == (False, "ERROR"), outcomes
+    for table in ("signals", "fills", "predictions", "risk_events", "model_registry"):
+        assert outcomes[f"tickwave/{table}:quality"][1] != "ERROR" or outcomes[f"tickwave/{table}:quality"][0], table
+    assert ("ticks", "expect_column_pair_values_a_to_be_greater_than_b(ask,bid)") in failed
+    assert ("orders", "expect_column_values_to_be_in_set(has_signal)") in failed
+    assert ("features", "expect_column_values_to_be_between(non_finite_warm_values)") in failed
+    assert not {dataset for dataset, _ in failed} & {"signals", "fills", "predictions", "risk_events"}
+
+
+def test_dbt_when_run_alone_on_the_broken_orders_then_their_mart_tests_fail_and_only_those(
+    definitions: dg.Definitions, broken_warehouse: Warehouse
+) -> None:
+    run = materialize(definitions, broken_warehouse, dg.AssetSelection.assets(tickwave_dbt))
+    failed = {key for key, (passed, _) in check_outcomes(run).items() if not passed}
+
+    assert failed == {
+        "fct_orders:relationships_fct_orders_signal_id__signal_id__ref_stg_tickwave__signals_",
+        "fct_orders:expression_is_true_fct_orders_filled_lots_quantity_lots_1e_9",
+        # the overfilled copy says 'filled' but no fill event of its own exists
+        "fct_orders:expression_is_true_fct_orders_status_filled_or_filled_at_is_not_null_and_average_fill_price_0_",
+    }
+
+
+def test_training_when_the_features_check_fails_then_the_model_is_not_trained(
+    gated_run: dg.ExecuteInProcessResult,
+) -> None:
+    done = materialized(gated_run)
+    failures = [event for event in gated_run.all_events if event.is_step_failure]
+
+    assert not gated_run.success
+    assert not {"training_dataset", "trained_model", "promotion_decision"} & done
+    assert any("features" in (event.step_key or "") for event in failures)
+    # the raw tables' blocking failures also stop the marts built on them in the same run
+    assert not {"stg_tickwave__orders", "fct_orders"} & done

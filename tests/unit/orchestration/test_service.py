@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from orchestration.service import commands, dagster_home
+from tickwave.config import load_settings
+from tickwave.services.own import OrchestrationService, own_processes
+
+
+def test_own_processes_when_orchestration_enabled_then_dagster_runs_last_on_its_port(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path, orchestration={"port": 13555})
+
+    services = own_processes(settings)
+    disabled = own_processes(load_settings(state_dir=tmp_path, orchestration={"enabled": False}))
+
+    assert isinstance(services[-1], OrchestrationService)
+    assert services[-1].name == "orchestration" and services[-1].address == "http://127.0.0.1:13555"
+    assert services[-1].arguments == ["orchestrate", "--port", "13555"]
+    assert "orchestration" not in {service.name for service in disabled}
+
+
+def test_dagster_home_when_prepared_then_sqlite_under_the_state_dir_loopback_only_and_no_telemetry(
+    tmp_path: Path,
+) -> None:
+    home = dagster_home(load_settings(state_dir=tmp_path))
+    instance = yaml.safe_load((home / "dagster.yaml").read_text())
+    workspace = yaml.safe_load((home / "workspace.yaml").read_text())
+    webserver = commands(13555, home)["webserver"]
+
+    assert home == tmp_path.resolve() / "data" / "dagster"
+    assert instance["storage"]["sqlite"]["base_dir"].startswith(str(home))
+    assert instance["telemetry"] == {"enabled": False}
+    assert workspace["load_from"][0]["python_module"]["module_name"] == "orchestration.definitions"
+    assert webserver[webserver.index("-h") + 1] == "127.0.0.1"
+    assert "TICKWAVE" not in " ".join(webserver) and "password" not in " ".join(webserver).lower()
+
+
+def test_dbt_vars_when_built_from_settings_then_each_symbol_has_its_registry_lot_and_pip(tmp_path: Path) -> None:
+    from orchestration.dbt_project import dbt_vars
+
+    default = dbt_vars(load_settings(state_dir=tmp_path))["instruments"]
+    configured = dbt_vars(load_settings(state_dir=tmp_path, symbols={"XAUUSD": {"digits": 2, "tick_size": 0.01,
+                                                                                "contract_size": 50}}))  # fmt: skip
+
+    assert default["XAUUSD"] == {"contract_size": 100, "pip_size": 0.1}
+    assert default["USDJPY"] == {"contract_size": 100000, "pip_size": 0.01}
+    assert configured["instruments"]["XAUUSD"]["contract_size"] == 50 and set(configured["instruments"]) == {"XAUUSD"}

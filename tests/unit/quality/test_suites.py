@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from quality.runner import is_fx_market_open
+from quality.suites import RAW_TABLES, QualityLimits, pip_sql, spread_bound_sql, suites
+
+
+@pytest.mark.parametrize(
+    ("at", "is_open"),
+    [
+        (datetime(2026, 11, 20, 20, 59, tzinfo=UTC), True),  # Friday before the close
+        (datetime(2026, 11, 20, 21, 0, tzinfo=UTC), False),  # Friday at the close
+        (datetime(2026, 11, 21, 12, 0, tzinfo=UTC), False),  # Saturday
+        (datetime(2026, 11, 22, 20, 59, tzinfo=UTC), False),  # Sunday before the open
+        (datetime(2026, 11, 22, 21, 0, tzinfo=UTC), True),  # Sunday at the open
+        (datetime(2026, 11, 24, 3, 0, tzinfo=UTC), True),  # Tuesday
+    ],
+)
+def test_is_fx_market_open_when_at_the_weekend_edges_then_closed_only_between_them(at: datetime, is_open: bool) -> None:
+    assert is_fx_market_open(at) is is_open
+
+
+def test_suites_when_built_then_every_raw_table_has_blocking_key_checks_and_a_bounded_slice() -> None:
+    built = suites(QualityLimits())
+
+    assert set(built) == set(RAW_TABLES)
+    for table, suite in built.items():
+        expectations = suite.expectations(QualityLimits())
+        assert any(str(item.severity.value) == "critical" for item in expectations), table
+        if suite.time_column:
+            sql = suite.slice_sql(1_000, 2_000)
+            assert f"FROM {table} FINAL WHERE {suite.time_column} >=" in sql and "toInt64(2000)" in sql
+
+
+def test_limits_when_rendered_then_registry_pips_and_bounds_come_first() -> None:
+    limits = QualityLimits(pip_sizes={"XAUUSD": 0.01}, max_spread_pips={"XAUUSD": 80.0}, default_max_spread_pips=5.0)
+
+    assert pip_sql(limits) == "multiIf(symbol = 'XAUUSD', 0.01, endsWith(symbol, 'JPY'), 0.01, 0.0001)"
+    assert spread_bound_sql(limits) == "multiIf(symbol = 'XAUUSD', 80.0, 5.0)"
