@@ -340,8 +340,7 @@ def broker_net(fake: FakeTradingMetaTrader5) -> Decimal:
 
 
 def _hedging_with_two_longs(margin_mode: int) -> tuple[FakeTradingMetaTrader5, Terminal, Mt5Broker]:
-    if margin_mode != HEDGING:
-        pytest.skip("one request on a netting account")
+    assert margin_mode == HEDGING, "two positions of one symbol exist only on a hedging account"
     fake, terminal = _terminal()
     broker = _broker(terminal)
     broker.submit(_intent(1, "buy", 0.1))
@@ -350,6 +349,7 @@ def _hedging_with_two_longs(margin_mode: int) -> tuple[FakeTradingMetaTrader5, T
     return fake, terminal, broker
 
 
+@pytest.mark.parametrize("margin_mode", [HEDGING], indirect=True, ids=["hedging"])
 def test_submit_when_a_later_hedging_close_is_refused_then_the_part_done_is_filled_and_the_rest_canceled(
     margin_mode: int,
 ) -> None:
@@ -360,6 +360,7 @@ def test_submit_when_a_later_hedging_close_is_refused_then_the_part_done_is_fill
     assert events[1].fill_lots == 0.1 and not events[1].is_final  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("margin_mode", [HEDGING], indirect=True, ids=["hedging"])
 def test_poll_when_a_later_hedging_close_goes_unanswered_then_its_fill_comes_once_without_a_second_accept(
     margin_mode: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
