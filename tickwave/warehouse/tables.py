@@ -127,12 +127,21 @@ QUARANTINE = _table(
     "quarantine", ("dead_letter_id", STRING), ("source", STRING), ("reason", STRING), ("raw", STRING),
     ("raw_encoding", STRING), ("received_at_ms", TIMESTAMP), ("symbol", STRING),
 )  # fmt: skip
+SERVICE_EVENTS = _table(
+    "service_events", ("event_id", STRING), ("event_at_ms", TIMESTAMP), ("service", STRING), ("event", STRING),
+    ("pid", pa.uint32()), ("exit_code", pa.int32()), ("restarts", pa.uint32()), ("detail", STRING), ("host", STRING),
+)  # fmt: skip
+PIPELINE_RUNS = _table(
+    "pipeline_runs", ("run_id", STRING), ("job_name", STRING), ("status", STRING), ("partition_key", STRING),
+    ("asset_keys", pa.list_(STRING)), ("started_at_ms", TIMESTAMP), ("ended_at_ms", TIMESTAMP), ("detail", STRING),
+    ("updated_at_ms", TIMESTAMP),
+)  # fmt: skip
 
 TABLES: dict[str, Table] = {
     table.name: table
     for table in (
         TICKS, BARS_1S, BARS_1M, FEATURES, PREDICTIONS, SIGNALS, ORDERS, ORDER_EVENTS, FILLS, RISK_EVENTS,
-        MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, DQ_RESULTS, QUARANTINE,
+        MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, DQ_RESULTS, QUARANTINE, SERVICE_EVENTS, PIPELINE_RUNS,
     )
 }  # fmt: skip
 

@@ -37,6 +37,7 @@ NOW_MS = int(time.time() * 1000) // 1000 * 1000
 REQUIRED_TABLES = {
     "ticks", "bars_1s", "bars_1m", "features", "predictions", "signals", "orders", "order_events", "fills",
     "risk_events", "model_registry", "model_registry_events", "dq_results", "quarantine", "schema_migrations",
+    "service_events", "pipeline_runs",
 }  # fmt: skip
 ARROW_TO_CLICKHOUSE = {
     "string": "String",
@@ -48,6 +49,7 @@ ARROW_TO_CLICKHOUSE = {
     "bool": "Bool",
     "map<string, double>": "Map(String, Float64)",
     "map<string, string>": "Map(String, String)",
+    "list<item: string>": "Array(String)",
 }
 
 
@@ -57,7 +59,7 @@ def _unwrapped(clickhouse_type: str) -> str:
     while previous != clickhouse_type:
         previous, clickhouse_type = (
             clickhouse_type,
-            re.sub(r"(?:LowCardinality|Nullable)\(([^()]*)\)", r"\1", clickhouse_type),
+            re.sub(r"(?:LowCardinality|Nullable)\(((?:[^()]|\([^()]*\))*)\)", r"\1", clickhouse_type),
         )
     return clickhouse_type
 
