@@ -89,17 +89,22 @@ def dbt_environment(settings: Settings, database: str | None = None) -> dict[str
 
 
 def dbt_vars(settings: Settings) -> dict[str, Any]:
-    """Return the variables the marts read from the settings: each symbol's units per lot and pip."""
+    """Return the variables the marts read from the settings: each symbol's units per lot, pip and currencies."""
     from tickwave.instruments import registry
 
     def number(value: float) -> float | int:
         return int(value) if float(value).is_integer() else value  # ClickHouse multiplies Decimal by integers
 
     instruments = {
-        name: {"contract_size": number(spec.contract_size), "pip_size": spec.pip_size}
+        name: {
+            "contract_size": number(spec.contract_size),
+            "pip_size": spec.pip_size,
+            "base": spec.base,
+            "quote": spec.quote,
+        }
         for name, spec in registry(settings.symbols).items()
     }
-    return {"instruments": instruments}
+    return {"instruments": instruments, "account_currency": settings.execution.account_currency}
 
 
 def apply_dbt_environment(settings: Settings, database: str | None = None) -> None:

@@ -17,11 +17,35 @@
     100000)
 {%- endmacro %}
 
-{# An amount in the symbol's quote currency, in the account currency: USD-based symbols
-   (USDJPY) earn in the quote currency, divided by the rate it is marked at. #}
-{% macro to_account(amount, symbol, rate) -%}
-  if(startsWith({{ symbol }}, '{{ var("account_currency") }}') AND NOT endsWith({{ symbol }}, '{{ var("account_currency") }}'),
-     {{ amount }} / {{ rate }}, {{ amount }})
+{# A symbol's base and quote currency (var instruments, the symbol registry's); unknown symbols: the
+   first and the last three letters of a six-letter FX name. #}
+{% macro base_currency(symbol) -%}
+  multiIf(
+    {%- for name, spec in var('instruments').items() %}
+    {{ symbol }} = '{{ name }}', '{{ spec['base'] }}',
+    {%- endfor %}
+    substring({{ symbol }}, 1, 3))
+{%- endmacro %}
+
+{% macro quote_currency(symbol) -%}
+  multiIf(
+    {%- for name, spec in var('instruments').items() %}
+    {{ symbol }} = '{{ name }}', '{{ spec['quote'] }}',
+    {%- endfor %}
+    substring({{ symbol }}, 4, 3))
+{%- endmacro %}
+
+{# An amount in the symbol's quote currency, in the account currency (as tickwave.instruments.convert):
+   unchanged when the symbol is quoted in it (EURUSD, XAUUSD); divided by the symbol's own price when
+   the account currency is its base (USDJPY, at own_price); otherwise multiplied by the quote
+   currency's rate from int_account_rates (EURJPY through USDJPY, EURGBP through GBPUSD), and NULL
+   when no rate is known, which the marts' not_null tests turn into a failing build. #}
+{% macro to_account(amount, symbol, own_price, rate) -%}
+  multiIf(
+    {{ quote_currency(symbol) }} = '{{ var("account_currency") }}', {{ amount }},
+    {{ base_currency(symbol) }} = '{{ var("account_currency") }}', {{ amount }} / {{ own_price }},
+    {{ rate }} > 0, {{ amount }} * {{ rate }},
+    NULL)
 {%- endmacro %}
 
 {# Seconds in a timeframe such as 1s, 5m, 1h, 1d. #}

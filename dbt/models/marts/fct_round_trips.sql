@@ -1,6 +1,8 @@
 -- one row per closed position (round_trip_id = symbol + trip number): entry, exit, holding time,
 -- P&L in pips and in the account currency, costs. Gross P&L is the sum of the fills' cash flows
--- (exact, in Decimal128); a trip still open is not here (see positions_daily).
+-- (exact, in Decimal128); a trip still open is not here (see positions_daily). The account-currency
+-- amounts convert at the exit: by the exit price for a symbol based in the account currency, else by
+-- the quote currency's rate at the last closed minute (int_account_rates); NULL when none is known.
 {{ config(order_by='(symbol, exit_at, round_trip_id)') }}
 with trips as (
     select
@@ -17,9 +19,17 @@ with trips as (
         sum(commission) as costs_account,
         count() as fills,
         argMin(model_id, (filled_at, fill_id)) as model_id,
-        argMin(model_version, (filled_at, fill_id)) as model_version
+        argMin(model_version, (filled_at, fill_id)) as model_version,
+        {{ quote_currency('symbol') }} as quote_currency
     from {{ ref('int_fills_positioned') }}
     group by symbol, trip_number, trip_side
+),
+
+rated as (
+    select trips.*, rates.rate as quote_rate
+    from trips
+    asof left join {{ ref('int_account_rates') }} as rates
+        on rates.currency = trips.quote_currency and trips.exit_at >= rates.rate_at
 )
 
 select
@@ -37,10 +47,10 @@ select
     fills,
     round(if(trip_side = 'buy', 1, -1) * (exit_price - entry_price) / {{ pip_size('symbol') }}, 4) as pnl_pips,
     round(toFloat64(gross_pnl_quote), 6) as gross_pnl_quote,
-    round({{ to_account('toFloat64(gross_pnl_quote)', 'symbol', 'exit_price') }}, 6) as gross_pnl_account,
+    round({{ to_account('toFloat64(gross_pnl_quote)', 'symbol', 'exit_price', 'quote_rate') }}, 6) as gross_pnl_account,
     round(costs_account, 6) as costs_account,
-    round({{ to_account('toFloat64(gross_pnl_quote)', 'symbol', 'exit_price') }} - costs_account, 6) as net_pnl_account,
+    round({{ to_account('toFloat64(gross_pnl_quote)', 'symbol', 'exit_price', 'quote_rate') }} - costs_account, 6) as net_pnl_account,
     model_id,
     model_version
-from trips
+from rated
 where final_position = 0

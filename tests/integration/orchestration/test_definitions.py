@@ -18,8 +18,8 @@ RAW = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_registry"
 STAGING = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_registry", "order_events", "orders",
            "predictions", "risk_events", "signals", "ticks"]  # fmt: skip
 MARTS = ["data_quality_daily", "decision_log", "execution_quality", "execution_quality_daily", "fct_fills",
-         "fct_orders", "fct_round_trips", "int_fills_positioned", "model_performance_daily", "pnl_daily",
-         "positions_daily",
+         "fct_orders", "fct_round_trips", "int_account_rates", "int_fills_positioned", "model_performance_daily",
+         "pnl_daily", "positions_daily",
          "risk_events_daily"]  # fmt: skip
 SNAPSHOT_ASSETS = sorted(
     [f"tickwave/{table}" for table in RAW] + [f"stg_tickwave__{table}" for table in STAGING] + MARTS
@@ -35,7 +35,12 @@ SNAPSHOT_SCHEDULES = {
     "quality_hourly": ("0 * * * *", "quality_checks"),
     "maintenance_weekly": ("0 3 * * 6", "maintenance"),
 }
-SNAPSHOT_SENSORS = {"retrain_on_new_data": "train_model", "model_performance_on_new_champion": "model_performance"}
+SNAPSHOT_SENSORS = {
+    "retrain_on_new_data": "train_model",
+    "model_performance_on_new_champion": "model_performance",
+    "raw_tables_observed": None,
+    "pipeline_runs_recorded": None,
+}  # the last two request no run
 
 
 def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(definitions: dg.Definitions) -> None:
@@ -45,11 +50,11 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
     quality = sorted(key.split(":")[0].removeprefix("tickwave/") for key in checks if key.endswith(":quality"))
     jobs = {job.name for job in definitions.resolve_all_job_defs()} - {"__ASSET_JOB"}
     schedules = {s.name: (s.cron_schedule, s.job_name) for s in definitions.schedules or []}
-    sensors = {s.name: s.job_name for s in definitions.sensors or []}
+    sensors = {s.name: s.job_name if s.has_jobs else None for s in definitions.sensors or []}
 
     assert sorted(key.to_user_string() for key in graph.get_all_asset_keys()) == SNAPSHOT_ASSETS
     assert quality == QUALITY_CHECKED
-    assert len(checks) == 54  # 10 quality checks + the dbt tests of severity error
+    assert len(checks) == 56  # 10 quality checks + the dbt tests of severity error
     assert jobs == SNAPSHOT_JOBS and schedules == SNAPSHOT_SCHEDULES and sensors == SNAPSHOT_SENSORS
     assert all(s.execution_timezone == "UTC" for s in definitions.schedules or [])
     # the gate: the training job runs the features' blocking check with the training assets

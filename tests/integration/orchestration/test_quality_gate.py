@@ -27,8 +27,8 @@ from tickwave.warehouse.client import connect
 
 @pytest.fixture(scope="module")
 def broken_warehouse(warehouse_settings: Settings, models_environment: None) -> Iterator[Warehouse]:
-    """The session's data, plus a crossed quote, an order without its signal, an order filled beyond its size
-    and a warm feature vector with NaN."""
+    """The session's data, plus a crossed quote, an order without its signal, an order filled beyond its size,
+    a warm feature vector with NaN and a round trip in a cross (EURCAD) whose quote currency has no rate."""
     warehouse = new_database(warehouse_settings, orders=200)
     client = connect(warehouse_settings, database=warehouse.database)
     try:
@@ -38,6 +38,10 @@ def broken_warehouse(warehouse_settings: Settings, models_environment: None) -> 
                        "signal_id) FROM orders FINAL ORDER BY created_at_ms DESC LIMIT 1")  # fmt: skip
         client.command("INSERT INTO orders SELECT * REPLACE ('ord-overfilled' AS client_order_id, quantity_lots + 1 AS "
                        "filled_lots) FROM orders FINAL ORDER BY created_at_ms DESC LIMIT 1")  # fmt: skip
+        for number, (side, price, offset_ms) in enumerate((("buy", 1.5, 0), ("sell", 1.5625, 1000))):
+            client.command(f"INSERT INTO fills SELECT * REPLACE ('fill-cross-{number}' AS fill_id, 'EURCAD' AS symbol, "
+                           f"'{side}' AS side, {price} AS price, filled_at_ms + INTERVAL {offset_ms} MILLISECOND AS "
+                           "filled_at_ms) FROM fills FINAL ORDER BY filled_at_ms DESC LIMIT 1")  # fmt: skip
         newest = client.query(
             "SELECT symbol, timeframe, max(bar_start_ms) FROM features WHERE timeframe = '1m' AND is_warm "
             "GROUP BY symbol, timeframe ORDER BY symbol LIMIT 1"
@@ -82,7 +86,7 @@ def test_quality_when_invariants_are_broken_then_the_right_checks_fail(
     assert not {dataset for dataset, _ in failed} & {"signals", "fills", "predictions", "risk_events"}
 
 
-def test_dbt_when_run_alone_on_the_broken_orders_then_their_mart_tests_fail_and_only_those(
+def test_dbt_when_run_alone_on_the_broken_rows_then_their_mart_tests_fail_and_only_those(
     definitions: dg.Definitions, broken_warehouse: Warehouse
 ) -> None:
     run = materialize(definitions, broken_warehouse, dg.AssetSelection.assets(tickwave_dbt))
@@ -93,6 +97,8 @@ def test_dbt_when_run_alone_on_the_broken_orders_then_their_mart_tests_fail_and_
         "fct_orders:expression_is_true_fct_orders_filled_lots_quantity_lots_1e_9",
         # the overfilled copy says 'filled' but no fill event of its own exists
         "fct_orders:expression_is_true_fct_orders_status_filled_or_filled_at_is_not_null_and_average_fill_price_0_",
+        # the EURCAD round trip: no CAD rate to the account currency, so no account-currency P&L
+        "fct_round_trips:not_null_fct_round_trips_gross_pnl_account",
     }
 
 
