@@ -66,7 +66,8 @@ def build_service(
     journal = Journal(instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync)
     checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
     broker = broker or build_broker(settings, clock)
-    return ExecutionService(engine, journal, broker, publisher, checks, execution.reconcile_every_s)
+    return ExecutionService(engine, journal, broker, publisher, checks, execution.reconcile_every_s,
+                            execution.reconcile_window_s)  # fmt: skip
 
 
 @contextmanager

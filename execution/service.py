@@ -106,6 +106,7 @@ class ExecutionService:
         publisher: Publisher,
         tick_checks: TickChecks | None = None,
         reconcile_every_s: float = 10.0,
+        reconcile_window_s: float = 86_400.0,
     ) -> None:
         self.engine = engine
         self.journal = journal
@@ -114,6 +115,7 @@ class ExecutionService:
         self.tick_checks = tick_checks or TickChecks()
         self.ticks_rejected = 0
         self.reconcile_every_s = reconcile_every_s
+        self.reconcile_window_s = reconcile_window_s
         self.reconcile_due = False
         self.reconciled_at_ms = self.engine.clock.now_ms()
         self._mismatch_seen = False
@@ -130,7 +132,8 @@ class ExecutionService:
             replay(self.engine, recorded)
             for position in range(self.publisher.resume_position(), len(recorded)):
                 self._publish(recorded[position], position)
-            differences = self._reconcile() + position_differences(self.engine.view.positions, self.broker.positions())
+            differences = self._reconcile(whole=True)
+            differences += position_differences(self.engine.view.positions, self.broker.positions())
             for difference in differences:
                 logger.warning("reconcile instance=%s %s", self.engine.instance_id, difference)
                 self._record(self.engine.report("reconcile_difference", difference))
@@ -288,15 +291,28 @@ class ExecutionService:
                     self._record(self.engine.trading_state_event("REDUCING", detail, "reconcile"))
             return differences + mismatches
 
-    def _reconcile(self) -> list[str]:
-        """Adopt broker orders the journal lacks and record what the journal missed; return the order differences."""
+    def _reconcile(self, *, whole: bool = False) -> list[str]:
+        """Adopt broker orders the journal lacks and record what the journal missed; return the order differences.
+
+        ``whole``: compare every order (at start). Otherwise compare a window: orders created
+        within ``reconcile_window_s`` and every order the journal still has working
+        (so an old working order's late fill is still caught), not the whole history each pass.
+        """
         now_ms = self.engine.clock.now_ms()
-        found = reconcile_orders(self.engine.orders, self.broker.orders(), now_ms)
+        since_ms: int | None = None
+        journal = self.engine.orders
+        if not whole:
+            since_ms = now_ms - int(self.reconcile_window_s * 1000)
+            since_ms = min([since_ms, *(order.created_at_ms for order in journal.values() if not order.is_terminal)])
+            journal = {cid: order for cid, order in journal.items()
+                       if not order.is_terminal or order.created_at_ms >= since_ms}  # fmt: skip
+        found = reconcile_orders(journal, self.broker.orders(since_ms), now_ms)
         adopted = found.adopted
         if adopted:
             self._record_all(adopted)
             differences = found.differences
-            found = reconcile_orders(self.engine.orders, self.broker.orders(), now_ms)  # now their fills
+            journal = {cid: self.engine.orders[cid] for cid in (*journal, *(a.client_order_id for a in adopted))}
+            found = reconcile_orders(journal, self.broker.orders(since_ms), now_ms)  # now their fills
             found.differences[:0] = differences
         self._record_all(found.events)
         return found.differences

@@ -217,6 +217,12 @@ class ExecutionSettings(_Section):
     reconcile_every_s: float = Field(
         default=10.0, gt=0, description="reconcile journal and broker this often (and after any broker reject), s"
     )
+    reconcile_window_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="a periodic reconciliation compares orders created this recently and "
+        "every working one (the start compares all), s",
+    )
 
 
 class SymbolSpec(_Section):

@@ -101,8 +101,12 @@ class Broker(Protocol):
         """Learn the latest quote (the paper broker fills at it; MT5 ignores it)."""
         ...
 
-    def orders(self) -> Mapping[str, BrokerOrder]:
-        """Return every order of Tickwave's the broker knows, by client_order_id."""
+    def orders(self, since_ms: int | None = None) -> Mapping[str, BrokerOrder]:
+        """Return Tickwave's orders the broker knows, by client_order_id.
+
+        Every order created at or after ``since_ms`` (every order at all when None) and every
+        order still working; a broker may return more (older finished orders).
+        """
         ...
 
     def positions(self) -> Mapping[str, Decimal]:

@@ -71,6 +71,7 @@ RETRYABLE = frozenset({C.TRADE_RETCODE_REQUOTE, C.TRADE_RETCODE_PRICE_CHANGED, C
 POLL_EVERY_MS = 500
 UNANSWERED_EXPIRY_MS = 10_000  # a send with no answer and no trace at the server after this is expired
 HISTORY_FROM = datetime(2000, 1, 1)  # noqa: DTZ001 - the terminal reads naive datetimes on the server clock
+SERVER_CLOCK_MARGIN_S = 86_400  # a window's start moves back a day: the server clock may run hours off UTC
 
 ORDER_STATES: dict[int, OrderStatus] = {
     C.ORDER_STATE_STARTED: OrderStatus.SUBMITTED,
@@ -274,7 +275,7 @@ class Mt5Broker:
             return []
         self._last_poll_ms = now_ms
         try:
-            known = self.orders()
+            known = self.orders(since_ms=min(working.since_ms for working in self._working.values()))
         except TerminalError as exc:
             logger.warning("poll: the terminal did not answer (%s); %d orders still pending", exc, len(self._working))
             return []
@@ -310,13 +311,22 @@ class Mt5Broker:
     def on_tick(self, tick: Tick) -> None:
         """Nothing: the terminal has its own quotes."""
 
-    def orders(self) -> Mapping[str, BrokerOrder]:
-        """Return Tickwave's orders (magic) from the history and the active orders, with their deals."""
+    def orders(self, since_ms: int | None = None) -> Mapping[str, BrokerOrder]:
+        """Return Tickwave's orders (magic) from the history and the active orders, with their deals.
+
+        The history is read from ``since_ms`` (less a day for the server clock's offset), or
+        from 2000 when None: a poll or a periodic reconciliation reads a window, not the
+        account's whole history every few seconds. Active orders are always read whole.
+        """
         magic = self.settings.mt5_magic
         until = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=2)
-        history = self.terminal.call("history_orders_get", HISTORY_FROM, until)
+        start = HISTORY_FROM
+        if since_ms is not None:
+            window_start = datetime.fromtimestamp(since_ms / 1000 - SERVER_CLOCK_MARGIN_S, UTC).replace(tzinfo=None)
+            start = max(HISTORY_FROM, window_start)
+        history = self.terminal.call("history_orders_get", start, until)
         active = self.terminal.call("orders_get")
-        deals = self.terminal.call("history_deals_get", HISTORY_FROM, until)
+        deals = self.terminal.call("history_deals_get", start, until)
         deals_by_order: dict[int, list[Any]] = defaultdict(list)
         for deal in deals:
             if deal.magic == magic:

@@ -153,8 +153,8 @@ class PaperBroker:
         if previous is None or tick.time_ms >= previous.time_ms:
             self.quotes[tick.symbol] = tick
 
-    def orders(self) -> Mapping[str, BrokerOrder]:
-        """Return every order the paper venue has seen."""
+    def orders(self, since_ms: int | None = None) -> Mapping[str, BrokerOrder]:
+        """Return every order the paper venue has seen (in memory: the window costs nothing to ignore)."""
         return {
             cid: BrokerOrder(
                 client_order_id=cid,

@@ -5,6 +5,7 @@ Every test runs on a netting and on a hedging account (the ``margin_mode`` fixtu
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -383,3 +384,36 @@ def test_poll_when_a_later_hedging_close_goes_unanswered_then_its_fill_comes_onc
     later = broker.poll()
     assert [type(e).__name__ for e in later] == ["OrderFilled", "Fill"]
     assert later[0].cumulative_lots == pytest.approx(0.25) and later[0].is_final  # type: ignore[union-attr]
+
+
+def _history_starts(fake: FakeTradingMetaTrader5) -> set[object]:
+    return {args[0] for name, args, _ in fake.calls if name in ("history_orders_get", "history_deals_get")}
+
+
+def test_reconcile_when_periodic_then_history_is_read_from_a_window_and_an_old_working_order_still_catches_up(
+    tmp_path: Path,
+) -> None:
+    fake, terminal = _terminal()
+    service = _service(tmp_path, terminal)
+    service.handle_tick(tick(WEDNESDAY_NOON_MS, 1.10005, spread=0.0001))
+    fake.script(C.TRADE_RETCODE_PLACED)
+    service.handle_signal(signal(1, WEDNESDAY_NOON_MS, "long", 0.5))
+    (order,) = service.engine.orders.values()
+    assert order.status == OrderStatus.ACCEPTED
+    three_days_ms = 3 * 86_400_000  # beyond the one-day window: only its being still working keeps it in
+    service.engine.clock.advance(three_days_ms)  # type: ignore[attr-defined]
+    fake.now_msc += three_days_ms
+    (placed,) = fake.orders_get()
+    fake.fill_pending(placed.ticket)
+    fake.calls.clear()
+
+    service.reconcile_now()
+
+    order = service.engine.orders[order.client_order_id]
+    assert (order.status, order.filled_lots) == (OrderStatus.FILLED, 0.5)
+    created_less_a_day = datetime.fromtimestamp(WEDNESDAY_NOON_MS / 1000 - 86_400, UTC).replace(tzinfo=None)
+    assert _history_starts(fake) == {created_less_a_day}  # not the whole history since 2000
+    fake.calls.clear()
+    service.reconcile_now()  # nothing working now: the window is the last day's
+    now_less_two_days = datetime.fromtimestamp((WEDNESDAY_NOON_MS + three_days_ms) / 1000 - 2 * 86_400, UTC)
+    assert _history_starts(fake) == {now_less_two_days.replace(tzinfo=None)}
