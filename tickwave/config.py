@@ -211,6 +211,12 @@ class ExecutionSettings(_Section):
     take_profit_pips: float = Field(
         default=0.0, ge=0, description="take profit this many pips (instrument pip size) from the entry; 0: off"
     )
+    mt5_server_stops: bool = Field(
+        default=True, description="MT5: also set the stops at the trade server (sl/tp), a backstop while down"
+    )
+    mt5_server_stop_extra_pips: float = Field(
+        default=5.0, ge=0, description="MT5: the server's sl/tp are this many pips beyond the engine's (acting first)"
+    )
     control_max_age_s: float = Field(
         default=60.0, gt=0, description="a signed control command older (or newer) than this is refused as a replay, s"
     )

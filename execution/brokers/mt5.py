@@ -26,6 +26,19 @@ require), one ``order_send`` per position, all with the order's comment; what is
 after closing everything opposite opens a new position. :meth:`Mt5Broker.orders` merges
 the MT5 orders of one comment back into one order.
 
+Protective stops at the server: the engine closes a position whose price crosses its
+``stop_loss_pips`` / ``take_profit_pips`` (engine-managed, so they hold for paper and MT5
+alike), which protects only while the process runs. With ``mt5_server_stops`` on, after
+every fill the broker also sets each of Tickwave's positions' ``sl``/``tp`` at the trade
+server (``TRADE_ACTION_SLTP``), ``mt5_server_stop_extra_pips`` beyond the engine's levels,
+so the engine closes first while it runs and the server closes if it does not. A position
+closed by the server shows as an order of reason SL/TP with our magic and no comment of
+ours: :meth:`Mt5Broker.orders` reports it as ``mt5-sl-<ticket>`` / ``mt5-tp-<ticket>``, and
+reconciliation adopts it with its fill, so the journal books the close. Known limit: a
+price gapping through both levels in one tick can close at the server and, on a netting
+account, let the engine's own close open a small opposite position; reconciliation then
+reports the mismatch and moves trading to REDUCING.
+
 Retries happen only where repeating cannot double an order: the requote family means
 nothing was executed. When ``order_send`` gives no answer at all (the IPC link broke),
 the outcome is unknown: the order stays *submitted* and is looked up by its comment in
@@ -57,7 +70,8 @@ from execution.brokers.base import (
 from execution.clock import Clock
 from execution.state import Order, OrderStatus
 from tickwave.config import ExecutionSettings, Settings
-from tickwave.contracts import OrderIntent, Tick
+from tickwave.contracts import OrderFilled, OrderIntent, Tick
+from tickwave.instruments import from_mt5_symbol_info
 from tickwave.money import to_decimal
 from tickwave.mt5.api import Constants
 from tickwave.mt5.terminal import Terminal, TerminalError
@@ -68,6 +82,7 @@ C = Constants
 SYMBOL_FILLING_FOK = 1  # symbol_info().filling_mode bits
 SYMBOL_FILLING_IOC = 2
 RETRYABLE = frozenset({C.TRADE_RETCODE_REQUOTE, C.TRADE_RETCODE_PRICE_CHANGED, C.TRADE_RETCODE_PRICE_OFF})
+SERVER_CLOSE_REASONS = {C.ORDER_REASON_SL: "sl", C.ORDER_REASON_TP: "tp", C.ORDER_REASON_SO: "so"}  # stop out
 POLL_EVERY_MS = 500
 UNANSWERED_EXPIRY_MS = 10_000  # a send with no answer and no trace at the server after this is expired
 HISTORY_FROM = datetime(2000, 1, 1)  # noqa: DTZ001 - the terminal reads naive datetimes on the server clock
@@ -126,6 +141,12 @@ class Mt5Broker:
         terminal error at any step answers with a rejection or, once a send may have
         reached the server, with nothing but tracking: it never raises into the signal loop.
         """
+        events = self._submit(intent)
+        if any(isinstance(event, OrderFilled) for event in events):
+            self._protect(intent.symbol)
+        return events
+
+    def _submit(self, intent: OrderIntent) -> list[BrokerEvent]:
         now_ms = self.clock.now_ms()
         try:
             if intent.client_order_id in self._known_ids():
@@ -306,6 +327,8 @@ class Mt5Broker:
                 events.append(rejected(order, "rejected by the server", now_ms))
             elif found.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
                 events.append(canceled(order, f"{found.status} at the broker", now_ms))
+        for symbol in sorted({event.symbol for event in events if isinstance(event, OrderFilled)}):
+            self._protect(symbol)
         return events
 
     def on_tick(self, tick: Tick) -> None:
@@ -333,8 +356,12 @@ class Mt5Broker:
                 deals_by_order[deal.order].append(deal)
         by_comment: dict[str, list[Any]] = defaultdict(list)  # a hedging close: one MT5 order per position
         for order in (*history, *active):
-            if order.magic == magic and order.comment.startswith("tw-"):
+            if order.magic != magic:
+                continue
+            if order.comment.startswith("tw-"):
                 by_comment[order.comment].append(order)
+            elif order.reason in SERVER_CLOSE_REASONS:  # closed by the server (sl, tp, stop out)
+                by_comment[f"mt5-{SERVER_CLOSE_REASONS[order.reason]}-{order.ticket}"].append(order)
         found: dict[str, BrokerOrder] = {}
         for cid, legs in by_comment.items():
             legs.sort(key=lambda o: (o.time_setup_msc, o.ticket))
@@ -368,6 +395,37 @@ class Mt5Broker:
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _protect(self, symbol: str) -> None:
+        """Set the server-side sl/tp of Tickwave's positions in ``symbol`` (a backstop; failures are logged)."""
+        settings = self.settings
+        if not settings.mt5_server_stops or not (settings.stop_loss_pips or settings.take_profit_pips):
+            return
+        try:
+            info = self.terminal.call("symbol_info", symbol)
+            positions = self.terminal.call("positions_get", symbol=symbol)
+        except TerminalError as exc:
+            logger.warning("symbol=%s server stops not set: the terminal did not answer (%s)", symbol, exc)
+            return
+        pip, digits = from_mt5_symbol_info(info).pip_size, int(info.digits)
+        for position in positions:
+            if position.magic != settings.mt5_magic:
+                continue
+            sl, tp = server_stop_levels(position.type == C.POSITION_TYPE_BUY, position.price_open, pip, digits,
+                                        settings.stop_loss_pips, settings.take_profit_pips,
+                                        settings.mt5_server_stop_extra_pips)  # fmt: skip
+            if (round(position.sl, digits), round(position.tp, digits)) == (sl, tp):
+                continue
+            request = {"action": C.TRADE_ACTION_SLTP, "symbol": symbol, "position": position.ticket, "sl": sl,
+                       "tp": tp, "magic": settings.mt5_magic}  # fmt: skip
+            try:
+                result = self.terminal.call("order_send", request)
+            except TerminalError as exc:
+                logger.warning("position=%d server stops not set (%s)", position.ticket, exc)
+                continue
+            if result.retcode not in (C.TRADE_RETCODE_DONE, C.TRADE_RETCODE_NO_CHANGES):
+                logger.warning("position=%d server stops sl=%s tp=%s refused: %d %s", position.ticket, sl, tp,
+                               result.retcode, result.comment)  # fmt: skip
+
     def _request(self, intent: OrderIntent, position: int = 0, lots: float | None = None) -> dict[str, Any]:
         info = self.terminal.call("symbol_info", intent.symbol)
         tick = self.terminal.call("symbol_info_tick", intent.symbol)
@@ -396,3 +454,19 @@ class Mt5Broker:
         if not is_final:
             events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not filled (partial)", now_ms))
         return events
+
+
+def server_stop_levels(
+    is_long: bool,
+    price_open: float,
+    pip: float,
+    digits: int,
+    stop_loss_pips: float,
+    take_profit_pips: float,
+    extra_pips: float,
+) -> tuple[float, float]:
+    """Return the server's (sl, tp) around a position's open price, ``extra_pips`` beyond the engine's; 0 = none."""
+    direction = 1 if is_long else -1
+    sl = round(price_open - direction * (stop_loss_pips + extra_pips) * pip, digits) if stop_loss_pips else 0.0
+    tp = round(price_open + direction * (take_profit_pips + extra_pips) * pip, digits) if take_profit_pips else 0.0
+    return sl, tp

@@ -27,7 +27,15 @@ Mimics the documented behaviour (MQL5 reference, "Python integration": ``order_c
 - ``history_orders_get`` / ``history_deals_get`` take ``(date_from, date_to)`` with an
   optional ``group``, or a ``ticket=`` (deals: the order's ticket) or ``position=``;
   ``orders_get`` / ``positions_get`` take ``symbol=``, ``group=`` or ``ticket=``; all
-  return tuples (empty when nothing matches).
+  return tuples (empty when nothing matches);
+- ``order_send`` with ``TRADE_ACTION_SLTP`` sets a position's stop loss and take profit
+  (``position`` = its ticket, ``sl``/``tp`` prices, 0 = none): 10036 for a ticket that is
+  not open, 10016 (invalid stops) for a stop on the wrong side of the current bid (long) or
+  ask (short), 10025 when nothing changes; the levels show in ``positions_get``. On a tick
+  that reaches a level (long: bid <= sl or bid >= tp; short: ask >= sl or ask <= tp) the
+  server closes the whole position at that tick's price with an order and a deal of reason
+  SL / TP (``ORDER_REASON_SL``, ``DEAL_REASON_SL``...), the position's magic and the comment
+  ``[sl <level>]`` / ``[tp <level>]``, as the terminal shows server-side closes.
 
 Test controls: :meth:`script` (the retcodes of the next ``order_send`` calls),
 ``fill_ratio`` (fraction a DONE_PARTIAL fills), :meth:`fill_pending` (a placed order
@@ -194,6 +202,8 @@ class _Position:
     magic: int
     comment: str
     time_msc: int
+    sl: float = 0.0
+    tp: float = 0.0
 
 
 NETTING = 0  # Constants.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
@@ -238,6 +248,12 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
             done = self._history_orders.pop(ticket)
             self._active[ticket] = done._replace(state=self.ORDER_STATE_PARTIAL, time_done=0, time_done_msc=0)
 
+    def push_ticks(self, symbol: str, ticks: Any) -> None:
+        """Stream ticks (see the base class); a tick that reaches a position's stop closes it at the server."""
+        super().push_ticks(symbol, ticks)
+        for tick in ticks:
+            self._trigger_stops(symbol, float(tick["bid"]), float(tick["ask"]))
+
     # -- the package's trading API ----------------------------------------------------------
 
     def account_info(self) -> Any:
@@ -266,6 +282,8 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         request_id = next(self._request_ids)
         if parsed.action == self.TRADE_ACTION_REMOVE:
             return self._remove(parsed, request_id)
+        if parsed.action == self.TRADE_ACTION_SLTP:
+            return self._modify_stops(parsed, request_id)
         retcode = self._refusal(parsed) or (self._scripted.popleft() if self._scripted else self.TRADE_RETCODE_DONE)
         ticks = self._symbols[parsed.symbol].ticks if parsed.symbol in self._symbols else None
         bid, ask = (
@@ -306,7 +324,8 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
             result.append(TradePosition(
                 position.ticket, position.time_msc // 1000, position.time_msc, position.time_msc // 1000,
                 position.time_msc, kind, position.magic, position.ticket, self.POSITION_REASON_EXPERT,
-                abs(position.signed_volume), position.price_open, 0.0, 0.0, current, 0.0, 0.0, position.symbol,
+                abs(position.signed_volume), position.price_open, position.sl, position.tp, current, 0.0, 0.0,
+                position.symbol,
                 position.comment, "",
             ))  # fmt: skip
         return tuple(result)
@@ -389,7 +408,7 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
             request.volume, request.price, 0.0, 0.0, request.price, 0.0, request.symbol, request.comment, "",
         )  # fmt: skip
 
-    def _execute(self, order: TradeOrder, volume: float, price: float) -> TradeDeal:
+    def _execute(self, order: TradeOrder, volume: float, price: float, deal_reason: int | None = None) -> TradeDeal:
         signed = volume if order.type == self.ORDER_TYPE_BUY else -volume
         if self.margin_mode == HEDGING:
             position = self._positions.get(order.position_id) if order.position_id else None
@@ -413,7 +432,8 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
         deal = TradeDeal(
             next(self._tickets), order.ticket, self.now_msc // 1000, self.now_msc,
             self.DEAL_TYPE_BUY if order.type == self.ORDER_TYPE_BUY else self.DEAL_TYPE_SELL, entry, order.magic,
-            position.ticket, self.DEAL_REASON_EXPERT, volume, price, 0.0, 0.0, 0.0, 0.0, order.symbol,
+            position.ticket, self.DEAL_REASON_EXPERT if deal_reason is None else deal_reason, volume, price, 0.0, 0.0,
+            0.0, 0.0, order.symbol,
             order.comment, "",
         )  # fmt: skip
         self._deals.append(deal)
@@ -426,6 +446,46 @@ class FakeTradingMetaTrader5(FakeMetaTrader5):
             time_done_msc=self.now_msc, position_id=position.ticket, price_current=price,
         )  # fmt: skip
         return deal
+
+    def _modify_stops(self, request: TradeRequest, request_id: int) -> OrderSendResult:
+        position = self._positions.get(request.position)
+        if position is None or position.symbol != request.symbol:
+            retcode = self.TRADE_RETCODE_POSITION_CLOSED
+        else:
+            last = self._symbols[position.symbol].ticks[-1]
+            bid, ask = float(last["bid"]), float(last["ask"])
+            is_long = position.signed_volume > 0
+            wrong_side = (request.sl and (request.sl >= bid if is_long else request.sl <= ask)) or (
+                request.tp and (request.tp <= bid if is_long else request.tp >= ask)
+            )
+            if wrong_side:
+                retcode = self.TRADE_RETCODE_INVALID_STOPS
+            elif (position.sl, position.tp) == (request.sl, request.tp):
+                retcode = self.TRADE_RETCODE_NO_CHANGES
+            else:
+                position.sl, position.tp = request.sl, request.tp
+                retcode = self.TRADE_RETCODE_DONE
+        return OrderSendResult(retcode, 0, 0, 0.0, 0.0, 0.0, 0.0, RETCODE_COMMENTS.get(retcode, "Request rejected"),
+                               request_id, 0, request)  # fmt: skip
+
+    def _trigger_stops(self, symbol: str, bid: float, ask: float) -> None:
+        # The server's own closes: a long exits at the bid, a short at the ask, the whole position.
+        for position in [p for p in self._positions.values() if p.symbol == symbol and (p.sl or p.tp)]:
+            is_long = position.signed_volume > 0
+            price = bid if is_long else ask
+            if position.sl and (price <= position.sl if is_long else price >= position.sl):
+                reason, kind, level = self.ORDER_REASON_SL, "sl", position.sl
+            elif position.tp and (price >= position.tp if is_long else price <= position.tp):
+                reason, kind, level = self.ORDER_REASON_TP, "tp", position.tp
+            else:
+                continue
+            volume = abs(position.signed_volume)
+            order = self._new_order(TradeRequest(
+                action=self.TRADE_ACTION_DEAL, magic=position.magic, symbol=symbol, volume=volume, price=price,
+                type=self.ORDER_TYPE_SELL if is_long else self.ORDER_TYPE_BUY, type_filling=self.ORDER_FILLING_FOK,
+                comment=f"[{kind} {level}]", position=position.ticket,
+            ))._replace(reason=reason)  # fmt: skip
+            self._execute(order, volume, price, deal_reason=reason)
 
     def _remove(self, request: TradeRequest, request_id: int) -> OrderSendResult:
         order = self._active.pop(request.order, None)

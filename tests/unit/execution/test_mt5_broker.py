@@ -161,10 +161,12 @@ def test_submit_when_terminal_link_breaks_then_no_event_and_history_decides_late
     assert broker.poll() == [], "never sent: stays unknown (reconciliation expires it on restart)"
 
 
-def _service(tmp_path: Path, terminal: Terminal, publisher: ListPublisher | None = None) -> ExecutionService:
+def _service(
+    tmp_path: Path, terminal: Terminal, publisher: ListPublisher | None = None, **execution: object
+) -> ExecutionService:
     clock = ManualClock(WEDNESDAY_NOON_MS)
     settings = load_settings(state_dir=tmp_path, execution={"journal_fsync": False, "market_hours": "always",
-                                                            "broker": "mt5"})  # fmt: skip
+                                                            "broker": "mt5", **execution})  # fmt: skip
     broker = Mt5Broker(settings.execution, clock, terminal)
     service = build_service(settings, publisher or ListPublisher(), clock, broker)
     service.start()
@@ -417,3 +419,36 @@ def test_reconcile_when_periodic_then_history_is_read_from_a_window_and_an_old_w
     service.reconcile_now()  # nothing working now: the window is the last day's
     now_less_two_days = datetime.fromtimestamp((WEDNESDAY_NOON_MS + three_days_ms) / 1000 - 2 * 86_400, UTC)
     assert _history_starts(fake) == {now_less_two_days.replace(tzinfo=None)}
+
+
+def test_server_stops_when_the_process_is_down_then_the_server_closes_and_the_restart_books_the_close(
+    tmp_path: Path,
+) -> None:
+    fake, terminal = _terminal()
+    stops = {"stop_loss_pips": 10, "take_profit_pips": 20}
+    service = _service(tmp_path, terminal, **stops)
+    service.handle_tick(tick(WEDNESDAY_NOON_MS, 1.10005, spread=0.0001))
+    service.handle_signal(signal(1, WEDNESDAY_NOON_MS, "long", 0.5))
+    (position,) = fake.positions_get()
+    # the engine's levels are 10 / 20 pips; the server's lie 5 pips beyond them
+    expected = (round(position.price_open - 0.0015, 5), round(position.price_open + 0.0025, 5))
+    assert (position.sl, position.tp) == expected
+
+    service.journal.close()  # the process is down when the price falls through both stops
+    fake.push_ticks("EURUSD", make_ticks([(WEDNESDAY_NOON_MS + 60_000, 1.09800, 1.09810)]))
+    assert fake.positions_get() == ()
+    publisher = ListPublisher()
+    restarted = _service(tmp_path, terminal, publisher, **stops)
+
+    (close,) = [order for cid, order in restarted.engine.orders.items() if cid.startswith("mt5-sl-")]
+    assert (close.side, close.status, close.filled_lots) == ("sell", OrderStatus.FILLED, 0.5)
+    assert restarted.engine.view.positions.get("EURUSD", Decimal(0)) == 0 and restarted.broker.positions() == {}
+    assert not [e for e in publisher.of_type(RiskEvent) if e.kind == "reconcile_mismatch"]
+
+
+def test_server_stops_when_off_then_no_sltp_request_is_sent() -> None:
+    fake, terminal = _terminal()
+    broker = _broker(terminal, stop_loss_pips=10, mt5_server_stops=False)
+    broker.submit(_intent())
+    assert not [request for request in _sent(fake) if request["action"] == C.TRADE_ACTION_SLTP]
+    assert [(p.sl, p.tp) for p in fake.positions_get()] == [(0.0, 0.0)]

@@ -73,3 +73,39 @@ def test_order_send_when_hedging_then_a_sell_opens_beside_and_only_position_clos
         C.TRADE_RETCODE_INVALID_CLOSE_VOLUME, C.TRADE_RETCODE_POSITION_CLOSED, C.TRADE_RETCODE_DONE)  # fmt: skip
     assert [(p.type, p.volume) for p in fake.positions_get()] == [(C.POSITION_TYPE_SELL, 0.1)]
     assert fake.history_deals_get(ticket=closed.order)[0].entry == C.DEAL_ENTRY_OUT
+
+
+def _stops(position: int, sl: float, tp: float) -> dict[str, object]:
+    return {"action": C.TRADE_ACTION_SLTP, "symbol": "EURUSD", "position": position, "sl": sl, "tp": tp, "magic": 7}
+
+
+def test_order_send_when_sltp_then_levels_set_checked_and_the_server_closes_on_the_crossing_tick() -> None:
+    fake = _fake(HEDGING)
+    opened = fake.order_send(_deal(C.ORDER_TYPE_BUY, 0.2))  # long at the ask 1.1002
+    assert opened is not None
+    ticket = opened.order
+
+    wrong_side = fake.order_send(_stops(ticket, 1.1001, 0.0))  # a long's stop above the bid 1.1
+    unknown = fake.order_send(_stops(ticket + 99, 1.0990, 0.0))
+    done = fake.order_send(_stops(ticket, 1.0990, 1.1050))
+    again = fake.order_send(_stops(ticket, 1.0990, 1.1050))
+
+    assert [r.retcode for r in (wrong_side, unknown, done, again) if r is not None] == [
+        C.TRADE_RETCODE_INVALID_STOPS, C.TRADE_RETCODE_POSITION_CLOSED, C.TRADE_RETCODE_DONE,
+        C.TRADE_RETCODE_NO_CHANGES,
+    ]  # fmt: skip
+    (position,) = fake.positions_get()
+    assert (position.sl, position.tp) == (1.0990, 1.1050)
+    fake.push_ticks("EURUSD", make_ticks([(NOW + 1_000, 1.0995, 1.0997), (NOW + 2_000, 1.0985, 1.0987),
+                                          (NOW + 3_000, 1.0980, 1.0982)]))  # fmt: skip
+    assert fake.positions_get() == ()
+    close = fake.history_deals_get(0, 2_000_000_000)[-1]
+    assert (close.reason, close.price, close.volume, close.magic, close.position_id) == (
+        C.DEAL_REASON_SL,
+        1.0985,
+        0.2,
+        7,
+        ticket,
+    )  # the first tick at or below the stop, at its bid
+    order = fake.history_orders_get(ticket=close.order)[0]
+    assert (order.reason, order.comment, order.state) == (C.ORDER_REASON_SL, "[sl 1.099]", C.ORDER_STATE_FILLED)
