@@ -322,7 +322,8 @@ class Engine:
     def protective_stop(self, tick: Tick) -> ControlOutcome:
         """Close a position whose bid (long) or ask (short) crossed its stop loss or take profit.
 
-        Levels are ``stop_loss_pips`` / ``take_profit_pips`` x the instrument's pip size
+        Levels are ``stop_loss_pips`` / ``take_profit_pips`` (or the symbol's own pair from
+        ``stop_pips_by_symbol``) x the instrument's pip size
         from the position's average entry, derived from the journaled fills (a restart
         keeps them). Nothing while an order on the symbol is still working (the close in
         flight, or another). The orders go through the journal and broker like a flatten.
@@ -330,7 +331,8 @@ class Engine:
         limits, symbol = self.limits, tick.symbol
         book, spec = self.books.get(symbol), limits.instruments.get(symbol)
         position = self.view.positions.get(symbol, Decimal(0))
-        if not (limits.stop_loss_pips or limits.take_profit_pips) or book is None or spec is None or not position:
+        stop_loss_pips, take_profit_pips = limits.stop_pips(symbol)
+        if not (stop_loss_pips or take_profit_pips) or book is None or spec is None or not position:
             return ControlOutcome()
         if self.view.pending.get(symbol):
             return ControlOutcome()
@@ -339,9 +341,9 @@ class Engine:
         direction = 1 if position > 0 else -1
         exit_price = to_decimal(tick.bid if position > 0 else tick.ask)
         moved_pips = (exit_price - entry) * direction / pip
-        if limits.stop_loss_pips and moved_pips <= -to_decimal(limits.stop_loss_pips):
+        if stop_loss_pips and moved_pips <= -to_decimal(stop_loss_pips):
             which = "stop loss"
-        elif limits.take_profit_pips and moved_pips >= to_decimal(limits.take_profit_pips):
+        elif take_profit_pips and moved_pips >= to_decimal(take_profit_pips):
             which = "take profit"
         else:
             return ControlOutcome()

@@ -49,6 +49,11 @@ class RiskLimits:
     flash_crash_window_ms: int
     stop_loss_pips: float = 0.0
     take_profit_pips: float = 0.0
+    stop_pips_by_symbol: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    def stop_pips(self, symbol: str) -> tuple[float, float]:
+        """Return the (stop loss, take profit) pips of ``symbol``: its own, else the defaults (0 = off)."""
+        return self.stop_pips_by_symbol.get(symbol, (self.stop_loss_pips, self.take_profit_pips))
 
     @classmethod
     def from_settings(
@@ -74,6 +79,7 @@ class RiskLimits:
             flash_crash_window_ms=settings.flash_crash_window_ms,
             stop_loss_pips=settings.stop_loss_pips,
             take_profit_pips=settings.take_profit_pips,
+            stop_pips_by_symbol=dict(settings.stop_pips_by_symbol),
         )
 
 

@@ -12,6 +12,7 @@ one :class:`~tickwave.errors.ConfigurationError` naming each key and the expecte
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import date
@@ -160,6 +161,18 @@ class ExecutionSettings(_Section):
     )
     account_currency: str = Field(default="USD", description="currency of P&L, exposure and the loss limit")
 
+    @field_validator("stop_pips_by_symbol")
+    @classmethod
+    def _stop_pips_are_distances(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for symbol, pips in value.items():
+            if not all(math.isfinite(p) and p >= 0 for p in pips):
+                raise ValueError(f"{symbol}: stop pips must be finite and >= 0, got {list(pips)}")
+        return value
+
+    def stop_pips(self, symbol: str) -> tuple[float, float]:
+        """Return the (stop loss, take profit) pips of ``symbol``: its own, else the defaults (0 = off)."""
+        return self.stop_pips_by_symbol.get(symbol, (self.stop_loss_pips, self.take_profit_pips))
+
     @field_validator("market_timezone")
     @classmethod
     def _zone_known(cls, value: str) -> str:
@@ -210,6 +223,11 @@ class ExecutionSettings(_Section):
     )
     take_profit_pips: float = Field(
         default=0.0, ge=0, description="take profit this many pips (instrument pip size) from the entry; 0: off"
+    )
+    stop_pips_by_symbol: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="per symbol (stop loss, take profit) pips replacing the two above "
+        '(JSON object in the environment, e.g. {"XAUUSD": [300, 600]}; 0: off)',
     )
     mt5_server_stops: bool = Field(
         default=True, description="MT5: also set the stops at the trade server (sl/tp), a backstop while down"

@@ -398,7 +398,8 @@ class Mt5Broker:
     def _protect(self, symbol: str) -> None:
         """Set the server-side sl/tp of Tickwave's positions in ``symbol`` (a backstop; failures are logged)."""
         settings = self.settings
-        if not settings.mt5_server_stops or not (settings.stop_loss_pips or settings.take_profit_pips):
+        stop_loss_pips, take_profit_pips = settings.stop_pips(symbol)
+        if not settings.mt5_server_stops or not (stop_loss_pips or take_profit_pips):
             return
         try:
             info = self.terminal.call("symbol_info", symbol)
@@ -410,8 +411,8 @@ class Mt5Broker:
         for position in positions:
             if position.magic != settings.mt5_magic:
                 continue
-            sl, tp = server_stop_levels(position.type == C.POSITION_TYPE_BUY, position.price_open, pip, digits,
-                                        settings.stop_loss_pips, settings.take_profit_pips,
+            is_long = position.type == C.POSITION_TYPE_BUY
+            sl, tp = server_stop_levels(is_long, position.price_open, pip, digits, stop_loss_pips, take_profit_pips,
                                         settings.mt5_server_stop_extra_pips)  # fmt: skip
             if (round(position.sl, digits), round(position.tp, digits)) == (sl, tp):
                 continue

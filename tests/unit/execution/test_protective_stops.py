@@ -87,3 +87,18 @@ def test_stop_when_its_close_is_denied_then_retried_once_a_second_not_on_every_t
     _move(service, clock, 1.0975)  # a second later, a normal spread: closed
     assert [o.side for o in _protective_orders(publisher)] == ["sell"]
     service.close()
+
+
+def test_stops_when_a_symbol_has_its_own_pips_then_they_replace_the_defaults_for_it(tmp_path: Path) -> None:
+    clock, publisher = ManualClock(WEDNESDAY_NOON_MS), ListPublisher()
+    service = make_service(tmp_path, clock, publisher, **{**STOPS, "stop_pips_by_symbol": {"EURUSD": (5, 0)}})
+    service.handle_tick(tick(clock.now_ms(), 1.1, spread=0.0002))
+    service.handle_signal(signal(1, clock.now_ms(), "long", 0.5))  # long from 1.1001: own stop at bid <= 1.0996
+
+    _move(service, clock, 1.0998)  # bid 1.0997: 4 pips down
+    assert _protective_orders(publisher) == []
+    _move(service, clock, 1.0996)  # bid 1.0995: 6 pips down (the default 20 would not close)
+
+    (close,) = _protective_orders(publisher)
+    assert (close.side, close.signal_id[:3]) == ("sell", "sl-")
+    service.close()
