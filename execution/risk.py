@@ -49,6 +49,12 @@ class RiskLimits:
     flash_crash_window_ms: int
     stop_loss_pips: float = 0.0
     take_profit_pips: float = 0.0
+    signal_timeframe: str = "1m"
+    signal_timeframes: Mapping[str, str] = field(default_factory=dict)
+
+    def driving_timeframe(self, symbol: str) -> str:
+        """The timeframe whose signals drive ``symbol``'s position (one driver per symbol)."""
+        return self.signal_timeframes.get(symbol, self.signal_timeframe)
 
     @classmethod
     def from_settings(
@@ -74,6 +80,8 @@ class RiskLimits:
             flash_crash_window_ms=settings.flash_crash_window_ms,
             stop_loss_pips=settings.stop_loss_pips,
             take_profit_pips=settings.take_profit_pips,
+            signal_timeframe=settings.signal_timeframe,
+            signal_timeframes=dict(settings.signal_timeframes),
         )
 
 
@@ -187,6 +195,19 @@ def is_reducing(order: ProposedOrder, view: RiskView) -> bool:
 # ---------------------------------------------------------------------------------------
 # The checks, in gate order
 # ---------------------------------------------------------------------------------------
+
+
+def signal_timeframe_denial(signal: Signal, limits: RiskLimits) -> Denial | None:
+    """Deny a signal of another timeframe than the one that drives its symbol.
+
+    Two models on two timeframes would otherwise fight over one position (a 1 s signal
+    flipping what a 1 min signal set a second earlier). Checked before sizing: such a
+    signal says nothing about the position, so it is denied for what it is.
+    """
+    driver = limits.driving_timeframe(signal.symbol)
+    if signal.timeframe != driver:
+        return Denial("signal_timeframe", f"{signal.timeframe} signal; {signal.symbol} is driven by {driver} signals")
+    return None
 
 
 def check_trading_state(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:

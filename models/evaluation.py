@@ -44,9 +44,9 @@ import numpy as np
 import pandas as pd
 
 from models.dataset import DOWN, LABELS, UP
-from streams.signals import SignalRules
 from tickwave.config import Settings, default_symbols
 from tickwave.instruments import CONVERSION_CONTEXT, Instrument, convert, registry
+from tickwave.modeling import SignalRules
 from tickwave.money import MONEY_CONTEXT, exact_sum, quantize, to_decimal
 
 CALIBRATION_BINS = 10

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from models.errors import ParityError
-from models.serving import META_FEATURE_NAMES, META_LABELS, META_SCHEMA_HASH, ServingModel
-from streams.inference import ModelArtifact
+from models.serving import ServingModel
 from tickwave.errors import ConfigurationError
+from tickwave.modeling import META_FEATURE_NAMES, META_LABELS, META_SCHEMA_HASH, ModelArtifact
 
 _LIBRARIES = ("tickwave", "xgboost-cpu", "onnx", "onnxmltools", "onnxruntime", "scikit-learn", "numpy", "pandas")
 

@@ -23,8 +23,8 @@ from models.leakage import LeakageReport, check_point_in_time
 from models.registry import ModelRegistry, PromotionDecision, RegistryEntry
 from models.xgb import XGBoostDirectionModel
 from streams.features import FeatureSpec
-from streams.signals import SignalRules
 from tickwave.config import Settings
+from tickwave.modeling import SignalRules
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client

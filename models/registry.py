@@ -21,8 +21,10 @@ the latest change's actor and reason. Registration takes the next version number
 reads the row back: a concurrent trainer that took the same number is detected and the
 loser takes the next one.
 
-``RegistryModelProvider`` is the streams' ``ModelProvider``: it serves the champion of
-one model id and keeps serving the last one it loaded while the warehouse is unreachable.
+A model id has at most one champion per timeframe (the ``timeframe`` param of its rows):
+promoting a 5-minute version retires only the 5-minute champion. The streams serve the
+champions through ``tickwave.champions.RegistryModelProvider`` (in the core, so that
+``streams/`` imports no component).
 """
 
 from __future__ import annotations
@@ -39,11 +41,11 @@ import numpy as np
 from models.dataset import LabelSpec, build_dataset, query_bars, query_features
 from models.errors import PromotionRefused, RegistryError
 from models.evaluation import log_loss, reliability
-from models.serving import ServingModel, artifact_from_onnx
+from models.serving import ServingModel
 from models.store import ArtifactStore
-from streams.inference import ModelArtifact
+from tickwave.champions import CHAMPION as CHAMPION
 from tickwave.config import Settings
-from tickwave.errors import TickwaveError
+from tickwave.modeling import ModelArtifact, artifact_from_onnx
 from tickwave.warehouse.tables import MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, Table
 from tickwave.warehouse.writer import BatchWriter
 
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CANDIDATE, CHAMPION, RETIRED = "candidate", "champion", "retired"
+CANDIDATE, RETIRED = "candidate", "retired"
 TRANSITIONS = frozenset({("", CANDIDATE), (CANDIDATE, CHAMPION), (RETIRED, CHAMPION), (CHAMPION, RETIRED)})
 CONSTANT_STD = 1e-6  # below this spread across rows, a class probability counts as constant
 
@@ -84,6 +86,11 @@ class RegistryEntry:
     def name(self) -> str:
         """``model_id vN``."""
         return f"{self.model_id} v{self.model_version}"
+
+    @property
+    def timeframe(self) -> str:
+        """The bars this version was trained on (its champion slot is ``(model_id, timeframe)``)."""
+        return self.params.get("timeframe", "")
 
     def moved_to(self, stage: str, actor: str, reason: str, now_ms: int) -> RegistryEntry:
         """Return this entry in ``stage``.
@@ -241,9 +248,13 @@ class ModelRegistry:
                 return candidate
         raise RegistryError(f"{model_id} v{version} is not registered (see `tickwave models list`)")
 
-    def champion(self, model_id: str) -> RegistryEntry | None:
-        """Return the champion of ``model_id`` (the latest promoted, should two claim it), or None."""
-        champions = [entry for entry in self.entries(model_id) if entry.stage == CHAMPION]
+    def champion(self, model_id: str, timeframe: str | None = None) -> RegistryEntry | None:
+        """Return the champion of ``model_id`` on ``timeframe`` (the latest promoted, should two claim it), or None.
+
+        ``timeframe=None``: the champion of any timeframe promoted last.
+        """
+        champions = [entry for entry in self.entries(model_id)
+                     if entry.stage == CHAMPION and timeframe in (None, entry.timeframe)]  # fmt: skip
         return max(champions, key=lambda entry: entry.updated_at_ms) if champions else None
 
     def events(self, model_id: str) -> list[RegistryEvent]:
@@ -343,7 +354,7 @@ class ModelRegistry:
 
     def evaluate(self, candidate: RegistryEntry, holdout: Dataset) -> PromotionDecision:
         """Judge ``candidate`` against the current champion on ``holdout``, through the served ONNX models."""
-        champion = self.champion(candidate.model_id)
+        champion = self.champion(candidate.model_id, candidate.timeframe)
         features = holdout.features
         candidate_probabilities = ServingModel(self.artifact(candidate), holdout.schema_hash).predict_batch(features)
         champion_probabilities = None
@@ -392,7 +403,8 @@ class ModelRegistry:
             self._commit([], [RegistryEvent(model_id, version, "promotion_refused", candidate.stage, candidate.stage,
                                             actor, reason, now, decision.figures)])  # fmt: skip
             raise PromotionRefused(model_id, version, decision.failures, decision.notes, decision.figures)
-        champions = [entry for entry in self.entries(model_id) if entry.stage == CHAMPION]
+        champions = [entry for entry in self.entries(model_id)
+                     if entry.stage == CHAMPION and entry.timeframe == candidate.timeframe]  # fmt: skip
         entries = [candidate.moved_to(CHAMPION, actor, reason, now)]
         events = [RegistryEvent(model_id, version, "promoted", candidate.stage, CHAMPION, actor, reason, now,
                                 decision.figures)]  # fmt: skip
@@ -404,16 +416,20 @@ class ModelRegistry:
         self._commit(entries, events)
         return decision
 
-    def rollback(self, model_id: str, actor: str, reason: str = "rollback") -> RegistryEntry:
-        """Retire the champion and restore the previous one.
+    def rollback(
+        self, model_id: str, actor: str, reason: str = "rollback", timeframe: str | None = None
+    ) -> RegistryEntry:
+        """Retire the champion (of ``timeframe``; default: the one promoted last) and restore the previous one.
 
         Raises:
-            RegistryError: when there is no champion, or no earlier champion to restore.
+            RegistryError: when there is no champion, or no earlier champion of its timeframe to restore.
         """
-        current = self.champion(model_id)
+        current = self.champion(model_id, timeframe)
         if current is None:
             raise RegistryError(f"{model_id} has no champion to roll back")
-        target_version = rollback_target(self.events(model_id), current.model_version)
+        same_slot = {entry.model_version for entry in self.entries(model_id) if entry.timeframe == current.timeframe}
+        events = [event for event in self.events(model_id) if event.model_version in same_slot]
+        target_version = rollback_target(events, current.model_version)
         if target_version is None:
             raise RegistryError(f"{current.name} is the only champion {model_id} has had: nothing to roll back to")
         target = self.entry(model_id, target_version)
@@ -425,41 +441,3 @@ class ModelRegistry:
              RegistryEvent(model_id, target_version, "restored", target.stage, CHAMPION, actor, restored_reason, now)],
         )  # fmt: skip
         return self.entry(model_id, target_version)
-
-
-class RegistryModelProvider:
-    """The streams' ``ModelProvider``: the champion of one model id, from the warehouse and the artifact store."""
-
-    def __init__(self, settings: Settings, model_id: str | None = None, client: Client | None = None) -> None:
-        """Serve ``model_id`` (default ``models.model_id``); connect lazily on the first poll."""
-        self.settings = settings
-        self.model_id = model_id or settings.models.model_id
-        self._client = client
-        self._registry: ModelRegistry | None = None
-        self._loaded: tuple[int, str, ModelArtifact] | None = None
-
-    def champion(self) -> ModelArtifact | None:
-        """Return the current champion; on a warehouse or store failure, the last one loaded (logged)."""
-        from clickhouse_connect.driver.exceptions import ClickHouseError
-
-        try:
-            if self._registry is None:
-                self._registry = ModelRegistry(self.settings, self._client)
-            entry = self._registry.champion(self.model_id)
-            if entry is None:
-                self._loaded = None
-                return None
-            if self._loaded is None or self._loaded[:2] != (entry.model_version, entry.artifact_sha256):
-                artifact = self._registry.artifact(entry)
-                self._loaded = (entry.model_version, entry.artifact_sha256, artifact)
-                logger.info("model=%s version=%d champion loaded from the registry", self.model_id,
-                            entry.model_version)  # fmt: skip
-            return self._loaded[2]
-        except (ClickHouseError, OSError, TickwaveError) as exc:
-            logger.warning("model=%s registry unavailable (%s); keeping the model loaded before", self.model_id, exc)
-            return self._loaded[2] if self._loaded else None
-
-    def close(self) -> None:
-        """Close the registry's warehouse connection."""
-        if self._registry is not None:
-            self._registry.close()

@@ -182,6 +182,15 @@ class ExecutionSettings(_Section):
         default=1_000_000.0, gt=0, description="largest sum of |position| x price x contract size (account ccy)"
     )
     signal_ttl_ms: int = Field(default=5_000, gt=0, description="signals older than this are denied (ms)")
+    signal_timeframe: str = Field(
+        default="1m",
+        pattern=r"^[0-9]+[smhd]$",
+        description="bar timeframe whose signals drive each symbol's position (others are denied)",
+    )
+    signal_timeframes: dict[str, str] = Field(
+        default_factory=dict,
+        description="per-symbol driving timeframe overriding signal_timeframe (JSON object in the environment)",
+    )
     max_tick_age_ms: int = Field(default=60_000, gt=0, description="a latest tick older than this is no price (ms)")
     price_collar_bps: float = Field(
         default=50.0, gt=0, description="deny when the latest spread (or a limit price) is this far from mid (bps)"

@@ -58,7 +58,8 @@ DEMO_TABLES = ("ticks", "quarantine", "bars_1s", "bars_1m", "features", "predict
 
 def demo_settings(settings: Settings) -> Settings:
     """The user's settings, with the paper broker trading the simulated market at any hour."""
-    execution = settings.execution.model_copy(update={"market_hours": "always"})
+    # The demo trains its model on 1 s bars: their signals drive the positions.
+    execution = settings.execution.model_copy(update={"market_hours": "always", "signal_timeframe": "1s"})
     return settings.model_copy(update={"execution": execution})
 
 

@@ -24,9 +24,9 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from streams.connectors import WriterPool
 from streams.flow import FlowSinks, build_flow
-from streams.inference import ModelProvider
 from tickwave.config import Settings, StreamsSettings, load_settings
 from tickwave.contracts import Bar, FeatureVector, Tick, encode
+from tickwave.modeling import ModelProvider
 from tickwave.services.supervisor import Endpoint
 from tickwave.validation import ValidationRules
 from tickwave.warehouse.client import connect

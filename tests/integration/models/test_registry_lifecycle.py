@@ -10,9 +10,10 @@ import pytest
 
 from models.errors import LeakageError, NotEnoughDataError, PromotionRefused, RegistryError, SchemaMismatchError
 from models.pipeline import train_model
-from models.registry import CANDIDATE, CHAMPION, RETIRED, ModelRegistry, RegistryModelProvider
+from models.registry import CANDIDATE, CHAMPION, RETIRED, ModelRegistry
 from streams.features import FeatureSpec
 from tests.integration.models.conftest import RANGE_MS, SYMBOLS, StreamsOutput, write
+from tickwave.champions import RegistryModelProvider
 from tickwave.config import Settings
 from tickwave.contracts import FeatureVector
 
@@ -55,9 +56,9 @@ def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_ar
     try:
         with pytest.raises(PromotionRefused, match="not promoted"):
             registry.promote(model_id, 3, "pytest-again")
-        served_before = provider.champion()
+        served_before = provider.champions()
         restored = registry.rollback(model_id, "pytest-oncall", "bad fills after the release")
-        served_after = provider.champion()
+        served_after = provider.champions()
         with pytest.raises(RegistryError, match="nothing to roll back to"):
             registry.rollback(model_id, "pytest-oncall")
     finally:
@@ -67,8 +68,8 @@ def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_ar
     entries, events = registered(models_settings)
     assert (restored.model_version, restored.stage, restored.stage_changed_by) == (1, CHAMPION, "pytest-oncall")
     assert [(entry.model_version, entry.stage) for entry in entries] == [(3, CANDIDATE), (2, RETIRED), (1, CHAMPION)]
-    assert served_before is not None and served_before.model_version == 2
-    assert served_after is not None and served_after.model_version == 1
+    assert [(artifact.timeframe, artifact.model_version) for artifact in served_before] == [("1m", 2)]
+    assert [(artifact.timeframe, artifact.model_version) for artifact in served_after] == [("1m", 1)]
     trail = [(event.model_version, event.action, event.actor) for event in events]
     assert sorted(trail) == sorted([
         (1, "registered", "pytest-weak"), (1, "promoted", "pytest-weak"),

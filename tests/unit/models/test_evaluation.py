@@ -22,9 +22,10 @@ from models.evaluation import (
     reliability,
     signal_positions,
 )
-from streams.signals import SignalRules, signal_from
+from streams.signals import signal_from
 from tickwave.config import load_settings
 from tickwave.contracts import Prediction
+from tickwave.modeling import SignalRules
 
 RULES = SignalRules(entry_probability=0.55, min_edge=0.10)
 UNIT = BacktestSettings(lots=1.0, bars_per_year=1.0)

@@ -20,10 +20,10 @@ from models.store import ArtifactStore, sha256_of
 from models.xgb import XGBoostDirectionModel
 from streams.features import FeatureSpec
 from streams.inference import LoadedModel
-from streams.signals import SignalRules
 from tests.unit.models.market import MINUTE, T0, market
 from tickwave.config import ModelsSettings
 from tickwave.errors import DataQualityError
+from tickwave.modeling import ArtifactMetadataError, SignalRules
 
 SPEC = FeatureSpec()
 SETTINGS = ModelsSettings(n_estimators=40, max_depth=3, n_jobs=1, folds=3, embargo_bars=5, min_rows=500)
@@ -131,6 +131,8 @@ def test_serving_when_artifact_loaded_then_row_batch_and_streams_agree(
     assert artifact.feature_names == SPEC.names and artifact.labels == LABELS and artifact.model_version == 3
     properties = {prop.key: prop.value for prop in onnx.load_from_string(saved.onnx_bytes).metadata_props}
     assert properties["tickwave.timeframe"] == "1m" and properties["tickwave.model_id"] == "xgb_test"
+    assert (artifact.timeframe, artifact.symbols) == ("1m", trained.dataset.symbols)  # where it may serve
+    assert artifact.serves(trained.dataset.symbols[0], "1m") and not artifact.serves(trained.dataset.symbols[0], "1s")
     assert "t+5" in properties["tickwave.label"]
     assert batch.shape == (5, 3)
     assert np.abs(batch - trained.holdout_probabilities[:5]).max() <= SETTINGS.parity_tolerance
@@ -150,13 +152,13 @@ def test_serving_when_schema_differs_then_refused_at_load(
         ServingModel(artifact).predict_row({name: 1.0 for name in SPEC.names if name != "rsi_14"})
 
 
-def test_artifact_from_onnx_when_metadata_missing_then_schema_mismatch(trained: TrainingResult) -> None:
+def test_artifact_from_onnx_when_metadata_missing_then_refused(trained: TrainingResult) -> None:
     from onnxmltools import convert_xgboost
     from onnxmltools.convert.common.data_types import FloatTensorType
 
     bare = convert_xgboost(trained.model, initial_types=[("features", FloatTensorType([None, len(SPEC.names)]))])
 
-    with pytest.raises(SchemaMismatchError, match="lacks metadata"):
+    with pytest.raises(ArtifactMetadataError, match="lacks metadata"):
         artifact_from_onnx("bare", 1, bare.SerializeToString())
     assert isinstance(bare, onnx.ModelProto)
 
