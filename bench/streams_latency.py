@@ -115,14 +115,14 @@ def _model(path: Path, settings: Settings) -> None:
 
     spec = FeatureSpec()
     rng = np.random.default_rng(7)
-    features = rng.normal(size=(20_000, len(spec.names))).astype(np.float32)
+    features = rng.normal(size=(20_000, len(spec.model_names))).astype(np.float32)
     noise = rng.normal(size=(2, len(features)))
     labels = (features[:, 0] + noise[0] > 0).astype(int) + (features[:, 1] + noise[1] > 0.5).astype(int)
     rules = SignalRules(settings.streams.entry_probability, settings.streams.min_edge)
     model = XGBoostDirectionModel(settings.models, rules).fit(features, labels)
     # Served on the flow's first timeframe (1 s by default: ten signals per second) for every symbol.
     about = {"timeframe": settings.streams.timeframes[0], "symbols": json.dumps([symbol for symbol, _ in SYMBOLS])}
-    onnx_bytes = to_onnx(model, spec.names, spec.schema_hash, LABELS, about)
+    onnx_bytes = to_onnx(model, spec.model_names, spec.schema_hash, LABELS, about)
     path.write_bytes(pickle.dumps(artifact_from_onnx(settings.models.model_id, 1, onnx_bytes)))
 
 

@@ -74,7 +74,7 @@ def train_model(
     try:
         features = query_features(registry.client, symbols, models.timeframe, range_ms, spec.names)
         bars = query_bars(registry.client, symbols, models.timeframe, range_ms)
-        dataset = build_dataset(features, bars, spec.names, spec.schema_hash,
+        dataset = build_dataset(features, bars, spec.model_names, spec.schema_hash,
                                 LabelSpec(models.horizon_bars, models.dead_zone_bps), models.timeframe, range_ms,
                                 models.min_rows)  # fmt: skip
         stored = features[features["schema_hash"] == spec.schema_hash]

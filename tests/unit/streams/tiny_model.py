@@ -21,7 +21,7 @@ def tiny_artifact(
     timeframe: str = "1m",
     symbols: tuple[str, ...] = ("EURUSD", "USDJPY"),
 ) -> ModelArtifact:
-    names = spec.names
+    names = spec.model_names
     rng = np.random.default_rng(seed)
     features = rng.normal(size=(300, len(names))).astype(np.float32)
     labels = (features[:, 0] > 0).astype(int) + (features[:, 1] > 0.5).astype(int)
