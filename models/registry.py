@@ -40,12 +40,12 @@ import numpy as np
 
 from models.dataset import LabelSpec, build_dataset, query_bars, query_features
 from models.errors import PromotionRefused, RegistryError
-from models.evaluation import log_loss, reliability
+from models.evaluation import BacktestSettings, BaselineComparison, compare_with_baselines, log_loss, reliability
 from models.serving import ServingModel
 from models.store import ArtifactStore
 from tickwave.champions import CHAMPION as CHAMPION
 from tickwave.config import Settings
-from tickwave.modeling import ModelArtifact, artifact_from_onnx
+from tickwave.modeling import ModelArtifact, SignalRules, artifact_from_onnx
 from tickwave.warehouse.tables import MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, Table
 from tickwave.warehouse.writer import BatchWriter
 
@@ -136,6 +136,8 @@ def judge_promotion(
     margin: float,
     calibration_bound: float,
     notes: Sequence[str] = (),
+    trading: BaselineComparison | None = None,
+    min_trades: int = 0,
 ) -> PromotionDecision:
     """Apply the promotion rules to probabilities on one holdout (rows x 3, class order ``LABELS``).
 
@@ -146,6 +148,8 @@ def judge_promotion(
         margin: relative log-loss improvement required over the champion.
         calibration_bound: largest expected calibration error allowed for any class.
         notes: context to keep with the decision.
+        trading: the candidate's holdout P&L after costs beside the baselines' (None: not judged on P&L).
+        min_trades: fewest holdout trades the candidate must make for its P&L to count.
     """
     failures: list[str] = []
     figures: dict[str, float] = {"holdout_rows": float(len(labels))}
@@ -162,6 +166,16 @@ def judge_promotion(
         failures.append(f"the candidate's output is constant (largest std across rows {spread:.2g})")
     if calibration > calibration_bound:
         failures.append(f"calibration error {calibration:.3f} exceeds the bound {calibration_bound:g}")
+    if trading is not None:
+        figures.update(trading.figures(), min_trades=float(min_trades))
+        if trading.candidate_trades < min_trades:
+            failures.append(f"{trading.candidate_trades} holdout trades, fewer than models.min_trades ({min_trades})")
+        for name, pnl in trading.baseline_pnl_account.items():
+            if not trading.candidate_pnl_account > pnl:
+                failures.append(
+                    f"holdout P&L after costs {trading.candidate_pnl_account:.2f} does not beat the {name} "
+                    f"baseline's {pnl:.2f}"
+                )
     if champion is not None:
         champion_loss = log_loss(labels, champion)
         required = champion_loss * (1.0 - margin)
@@ -374,10 +388,20 @@ class ModelRegistry:
             notes.append(f"compared with champion {champion.name} on {len(holdout)} holdout rows")
             if champion.trained_to_ms > int(holdout.times_ms.min()):
                 notes.append(f"champion {champion.name} was trained on data overlapping the holdout (favours it)")
+        models, streams = self.settings.models, self.settings.streams
+        trading = None
+        if models.baselines:
+            trading = compare_with_baselines(
+                holdout.frame, candidate_probabilities.astype(np.float64),
+                SignalRules(streams.entry_probability, streams.min_edge), BacktestSettings.from_settings(self.settings),
+                models.baselines,
+            )  # fmt: skip
+        else:
+            notes.append("no baselines configured (models.baselines): not judged on P&L")
         return judge_promotion(
             holdout.labels, candidate_probabilities.astype(np.float64),
             None if champion_probabilities is None else champion_probabilities.astype(np.float64),
-            self.settings.models.promotion_margin, self.settings.models.calibration_bound, notes,
+            models.promotion_margin, models.calibration_bound, notes, trading, models.min_trades,
         )  # fmt: skip
 
     def promote(self, model_id: str, version: int, actor: str, holdout: Dataset | None = None) -> PromotionDecision:

@@ -389,6 +389,11 @@ class ModelsSettings(_Section):
     calibration_bound: float = Field(
         default=0.1, gt=0, le=1, description="largest expected calibration error (any class) a champion may have"
     )
+    baselines: tuple[Literal["flat", "last_direction"], ...] = Field(
+        default=("flat", "last_direction"),
+        description="promotion: holdout P&L after costs must beat each of these simple strategies",
+    )
+    min_trades: int = Field(default=10, ge=0, description="promotion: fewest holdout trades a candidate must make")
     backtest_lots: float = Field(
         default=1.0, gt=0, description="position size of the backtest (lots; units per lot: the symbol's contract_size)"
     )
