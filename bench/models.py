@@ -94,9 +94,9 @@ def main() -> None:
     from models.dataset import LABELS
     from models.export import parity_check, to_onnx
     from models.xgb import XGBoostDirectionModel
-    from streams.inference import LoadedModel, ModelArtifact
-    from streams.signals import SignalRules
+    from streams.inference import LoadedModel
     from tickwave.config import ModelsSettings
+    from tickwave.modeling import ModelArtifact, SignalRules
 
     console = Console()
     load_before = os.getloadavg()[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+import json
 import multiprocessing
 import os
 import pickle
@@ -34,12 +35,12 @@ from confluent_kafka import TopicPartition
 
 from models.registry import ModelRegistry
 from streams.features import FeatureSpec
-from streams.inference import ModelArtifact
 from streams.loader import start_loader, stop_loader
 from tickwave.bus import make_consumer, make_producer
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, Tick, decode, encode
 from tickwave.gcpause import start_gc_freezer
+from tickwave.modeling import ModelArtifact
 from tickwave.services.supervisor import Supervisor
 from tickwave.services.warehouse import WarehouseService
 from tickwave.warehouse.client import connect
@@ -59,23 +60,23 @@ class FileModelProvider:
     def __init__(self, path: str) -> None:
         self.artifact: ModelArtifact = pickle.loads(Path(path).read_bytes())
 
-    def champion(self) -> ModelArtifact:
-        return self.artifact
+    def champions(self) -> list[ModelArtifact]:
+        return [self.artifact]
 
 
 class RegistryLookupProvider(FileModelProvider):
-    """The file's model, each lookup paying what ``models.registry.RegistryModelProvider`` pays: the registry query."""
+    """The file's model, each lookup paying what the registry provider pays: the registry query."""
 
     def __init__(self, path: str, settings: Settings) -> None:
         super().__init__(path)
         self.settings = settings
         self.registry: ModelRegistry | None = None
 
-    def champion(self) -> ModelArtifact:
+    def champions(self) -> list[ModelArtifact]:
         if self.registry is None:
             self.registry = ModelRegistry(self.settings)
         self.registry.champion(self.settings.models.model_id)  # the same warehouse query; no champion is registered
-        return self.artifact
+        return [self.artifact]
 
 
 def latency_flow(model_path: str, sinks: str = "production") -> object:
@@ -109,18 +110,19 @@ def _model(path: Path, settings: Settings) -> None:
     """
     from models.dataset import LABELS
     from models.export import to_onnx
-    from models.serving import artifact_from_onnx
     from models.xgb import XGBoostDirectionModel
-    from streams.signals import SignalRules
+    from tickwave.modeling import SignalRules, artifact_from_onnx
 
     spec = FeatureSpec()
     rng = np.random.default_rng(7)
-    features = rng.normal(size=(20_000, len(spec.names))).astype(np.float32)
+    features = rng.normal(size=(20_000, len(spec.model_names))).astype(np.float32)
     noise = rng.normal(size=(2, len(features)))
     labels = (features[:, 0] + noise[0] > 0).astype(int) + (features[:, 1] + noise[1] > 0.5).astype(int)
     rules = SignalRules(settings.streams.entry_probability, settings.streams.min_edge)
     model = XGBoostDirectionModel(settings.models, rules).fit(features, labels)
-    onnx_bytes = to_onnx(model, spec.names, spec.schema_hash, LABELS)
+    # Served on the flow's first timeframe (1 s by default: ten signals per second) for every symbol.
+    about = {"timeframe": settings.streams.timeframes[0], "symbols": json.dumps([symbol for symbol, _ in SYMBOLS])}
+    onnx_bytes = to_onnx(model, spec.model_names, spec.schema_hash, LABELS, about)
     path.write_bytes(pickle.dumps(artifact_from_onnx(settings.models.model_id, 1, onnx_bytes)))
 
 

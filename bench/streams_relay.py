@@ -29,12 +29,12 @@ from streams.app import production_sinks
 from streams.connectors import Publisher, TopicSink
 from streams.features import FeatureSpec
 from streams.flow import BarConsequences, ClockMs, GroupLogic, GroupOutput, GroupState, SignalPublisher, wall_clock_ms
-from streams.inference import Inference, ModelProvider
-from streams.signals import SignalRules
+from streams.inference import Inference
 from tickwave.bus import consumer_config, resolve_bootstrap
 from tickwave.config import Settings, StreamsSettings, load_settings
 from tickwave.contracts import Message
 from tickwave.gcpause import start_gc_freezer
+from tickwave.modeling import ModelProvider, SignalRules
 from tickwave.topics import TICKS, topic_name
 from tickwave.validation import Rejection, ValidationRules, check_raw, dead_letter
 

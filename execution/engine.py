@@ -38,6 +38,7 @@ from execution.risk import (
     first_denial,
     mids_of,
     operator_denial,
+    signal_timeframe_denial,
 )
 from execution.sizing import SizingPolicy, order_for, target_position_lots
 from execution.state import IllegalTransition, Order, OrderStatus
@@ -77,7 +78,16 @@ DAY_ROLLOVER = "day_rollover"  # marks each position's unrealised P&L at the tra
 SETTABLE_LIMITS = frozenset(
     f.name
     for f in fields(RiskLimits)
-    if f.name not in {"allowed_symbols", "market", "instruments", "account_currency", "daily_loss_action"}
+    if f.name
+    not in {
+        "allowed_symbols",
+        "market",
+        "instruments",
+        "account_currency",
+        "daily_loss_action",
+        "signal_timeframe",
+        "signal_timeframes",
+    }
 )
 
 
@@ -150,6 +160,9 @@ class Engine:
         if signal.signal_id in self.decided_signals:
             return Decision(is_duplicate=True)
         now_ms = self.clock.now_ms()
+        wrong_timeframe = signal_timeframe_denial(signal, self.limits)
+        if wrong_timeframe is not None:
+            return Decision(events=(self._denied(signal, now_ms, wrong_timeframe.check, wrong_timeframe.reason),))
         target = target_position_lots(signal, self.sizing)
         sized = order_for(target, float(self.view.exposure_lots(signal.symbol)), self.sizing)
         if sized is None:

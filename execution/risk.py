@@ -50,10 +50,16 @@ class RiskLimits:
     stop_loss_pips: float = 0.0
     take_profit_pips: float = 0.0
     stop_pips_by_symbol: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    signal_timeframe: str = "1m"
+    signal_timeframes: Mapping[str, str] = field(default_factory=dict)
 
     def stop_pips(self, symbol: str) -> tuple[float, float]:
         """Return the (stop loss, take profit) pips of ``symbol``: its own, else the defaults (0 = off)."""
         return self.stop_pips_by_symbol.get(symbol, (self.stop_loss_pips, self.take_profit_pips))
+
+    def driving_timeframe(self, symbol: str) -> str:
+        """The timeframe whose signals drive ``symbol``'s position (one driver per symbol)."""
+        return self.signal_timeframes.get(symbol, self.signal_timeframe)
 
     @classmethod
     def from_settings(
@@ -80,6 +86,8 @@ class RiskLimits:
             stop_loss_pips=settings.stop_loss_pips,
             take_profit_pips=settings.take_profit_pips,
             stop_pips_by_symbol=dict(settings.stop_pips_by_symbol),
+            signal_timeframe=settings.signal_timeframe,
+            signal_timeframes=dict(settings.signal_timeframes),
         )
 
 
@@ -193,6 +201,19 @@ def is_reducing(order: ProposedOrder, view: RiskView) -> bool:
 # ---------------------------------------------------------------------------------------
 # The checks, in gate order
 # ---------------------------------------------------------------------------------------
+
+
+def signal_timeframe_denial(signal: Signal, limits: RiskLimits) -> Denial | None:
+    """Deny a signal of another timeframe than the one that drives its symbol.
+
+    Two models on two timeframes would otherwise fight over one position (a 1 s signal
+    flipping what a 1 min signal set a second earlier). Checked before sizing: such a
+    signal says nothing about the position, so it is denied for what it is.
+    """
+    driver = limits.driving_timeframe(signal.symbol)
+    if signal.timeframe != driver:
+        return Denial("signal_timeframe", f"{signal.timeframe} signal; {signal.symbol} is driven by {driver} signals")
+    return None
 
 
 def check_trading_state(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:

@@ -18,6 +18,7 @@ holdout afterwards, so the reported figures are the served model's.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -42,10 +43,9 @@ from models.evaluation import (
 from models.export import library_versions, parity_check, to_onnx
 from models.folds import holdout_split, walk_forward
 from models.store import ArtifactStore
-from streams.inference import ModelArtifact
-from streams.signals import SignalRules
 from tickwave.config import ModelsSettings
 from tickwave.errors import DataQualityError
+from tickwave.modeling import ModelArtifact, SignalRules
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ class SavedModel:
     def artifact(self, model_version: int) -> ModelArtifact:
         """Return the artifact the streams serve, under ``model_version``."""
         return ModelArtifact(self.model_id, model_version, self.onnx_bytes, tuple(self.metadata["feature_names"]),
-                             self.metadata["schema_hash"], LABELS)  # fmt: skip
+                             self.metadata["schema_hash"], LABELS, self.metadata["timeframe"],
+                             tuple(self.metadata["symbols"]))  # fmt: skip
 
 
 class DirectionModel(ABC):
@@ -240,9 +241,11 @@ class DirectionModel(ABC):
             ParityError: the export differs from the trained model; nothing is stored.
         """
         dataset = result.dataset
-        about = {"model_id": model_id, "timeframe": dataset.timeframe, "label": dataset.label_spec.describe()}
+        about = {"model_id": model_id, "timeframe": dataset.timeframe, "label": dataset.label_spec.describe(),
+                 "symbols": json.dumps(list(dataset.symbols))}  # fmt: skip
         onnx_bytes = to_onnx(result.model, dataset.feature_names, dataset.schema_hash, LABELS, about)
-        probe = ModelArtifact(model_id, 0, onnx_bytes, dataset.feature_names, dataset.schema_hash, LABELS)
+        probe = ModelArtifact(model_id, 0, onnx_bytes, dataset.feature_names, dataset.schema_hash, LABELS,
+                              dataset.timeframe, dataset.symbols)  # fmt: skip
         difference = parity_check(result.holdout_probabilities, probe, result.holdout.features,
                                   self.settings.parity_tolerance)  # fmt: skip
         metadata = self.metadata(result, model_id, difference)

@@ -49,6 +49,7 @@ BAR_COLUMNS = (
 )  # fmt: skip
 OUTCOME_COLUMNS = (
     "symbol", "bar_start_ms", "label_end_ms", "label", "mid_close", "next_mid_close", "bid_close", "ask_close",
+    "previous_mid_close",
 )  # fmt: skip
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -152,6 +153,8 @@ def _labelled_bars(bars: pd.DataFrame, label_spec: LabelSpec) -> pd.DataFrame:
         label_end[:-horizon] = starts[horizon:]
         next_mid = np.full(len(mid), np.nan)
         next_mid[:-1] = mid[1:]
+        previous_mid = np.full(len(mid), np.nan)  # the bar before's close: the "last bar's direction" baseline
+        previous_mid[1:] = mid[:-1]
         parts.append(pd.DataFrame({
             "symbol": symbol,
             "bar_start_ms": starts,
@@ -161,6 +164,7 @@ def _labelled_bars(bars: pd.DataFrame, label_spec: LabelSpec) -> pd.DataFrame:
             "next_mid_close": next_mid,
             "bid_close": series["bid_close"].to_numpy(dtype=np.float64),
             "ask_close": series["ask_close"].to_numpy(dtype=np.float64),
+            "previous_mid_close": previous_mid,
         }))  # fmt: skip
     if not parts:
         return pd.DataFrame(columns=list(OUTCOME_COLUMNS))

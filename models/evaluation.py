@@ -44,9 +44,9 @@ import numpy as np
 import pandas as pd
 
 from models.dataset import DOWN, LABELS, UP
-from streams.signals import SignalRules
 from tickwave.config import Settings, default_symbols
 from tickwave.instruments import CONVERSION_CONTEXT, Instrument, convert, registry
+from tickwave.modeling import SignalRules
 from tickwave.money import MONEY_CONTEXT, exact_sum, quantize, to_decimal
 
 CALIBRATION_BINS = 10
@@ -381,4 +381,66 @@ def backtest(frame: pd.DataFrame, positions: np.ndarray, settings: BacktestSetti
         max_drawdown_account=drawdown_account,
         turnover=traded_units / len(frame) if len(frame) else 0.0,
         curve=curve,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Baselines: what a candidate must beat on the holdout, after costs
+# ---------------------------------------------------------------------------------------
+
+BASELINES = ("flat", "last_direction")
+
+
+def baseline_positions(frame: pd.DataFrame, baseline: str) -> np.ndarray:
+    """Return the positions of a simple strategy over ``frame``'s rows (-1/0/+1 per row).
+
+    ``flat`` never trades (P&L 0 after costs). ``last_direction`` holds the direction of
+    the bar that just closed (its close against the close before; 0 without one, or on
+    no move): momentum with no model at all. It pays the same half spreads as the model.
+
+    Raises:
+        ValueError: for an unknown baseline.
+    """
+    if baseline == "flat":
+        return np.zeros(len(frame), dtype=np.int8)
+    if baseline == "last_direction":
+        move = frame["mid_close"].to_numpy(np.float64) - frame["previous_mid_close"].to_numpy(np.float64)
+        positions: np.ndarray = np.sign(np.nan_to_num(move, nan=0.0)).astype(np.int8)
+        return positions
+    raise ValueError(f"unknown baseline {baseline!r}: one of {', '.join(BASELINES)}")
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """The candidate's holdout P&L after costs and trade count beside each baseline's P&L."""
+
+    candidate_pnl_account: float
+    candidate_trades: int
+    baseline_pnl_account: dict[str, float]
+
+    def figures(self) -> dict[str, float]:
+        """Return every value under the name the registry records it."""
+        return {
+            "candidate_pnl_account": self.candidate_pnl_account,
+            "candidate_trades": float(self.candidate_trades),
+            **{f"baseline_{name}_pnl_account": pnl for name, pnl in self.baseline_pnl_account.items()},
+        }
+
+
+def compare_with_baselines(
+    frame: pd.DataFrame,
+    probabilities: np.ndarray,
+    rules: SignalRules,
+    settings: BacktestSettings,
+    baselines: Sequence[str] = BASELINES,
+) -> BaselineComparison:
+    """Backtest the candidate's signals and each baseline on the same rows, with the same costs."""
+    candidate = backtest(frame, signal_positions(probabilities, rules), settings)
+    return BaselineComparison(
+        candidate_pnl_account=float(quantize(candidate.pnl_account)),
+        candidate_trades=candidate.trades,
+        baseline_pnl_account={
+            name: float(quantize(backtest(frame, baseline_positions(frame, name), settings).pnl_account))
+            for name in baselines
+        },
     )

@@ -22,11 +22,21 @@ from typing import Any
 import numpy as np
 
 from models.errors import ParityError
-from models.serving import META_FEATURE_NAMES, META_LABELS, META_SCHEMA_HASH, ServingModel
-from streams.inference import ModelArtifact
+from models.serving import ServingModel
 from tickwave.errors import ConfigurationError
+from tickwave.modeling import META_FEATURE_NAMES, META_LABELS, META_SCHEMA_HASH, ModelArtifact
 
-_LIBRARIES = ("tickwave", "xgboost-cpu", "onnx", "onnxmltools", "onnxruntime", "scikit-learn", "numpy", "pandas")
+_LIBRARIES = (
+    "tickwave",
+    "xgboost-cpu",
+    "lightgbm",
+    "onnx",
+    "onnxmltools",
+    "onnxruntime",
+    "scikit-learn",
+    "numpy",
+    "pandas",
+)
 
 
 def to_onnx(
@@ -44,13 +54,7 @@ def to_onnx(
     Raises:
         ConfigurationError: for a classifier onnxmltools cannot convert here.
     """
-    import xgboost as xgb
-    from onnxmltools import convert_xgboost
-    from onnxmltools.convert.common.data_types import FloatTensorType
-
-    if not isinstance(model, xgb.XGBClassifier):
-        raise ConfigurationError(f"no ONNX converter for {type(model).__name__}: only XGBClassifier is exported")
-    onnx_model = convert_xgboost(model, initial_types=[("features", FloatTensorType([None, len(feature_names)]))])
+    onnx_model = _convert(model, len(feature_names))
     onnx_model.graph.name = "tickwave_direction"  # the converter names it with a random UUID; keep the bytes stable
     for key, value in (
         (META_FEATURE_NAMES, json.dumps(list(feature_names))),
@@ -61,6 +65,23 @@ def to_onnx(
         prop = onnx_model.metadata_props.add()
         prop.key, prop.value = key, value
     return bytes(onnx_model.SerializeToString())
+
+
+def _convert(model: Any, width: int) -> Any:
+    # The classifier's ONNX graph: input ``features`` (float32, rows x width), outputs label and probabilities.
+    import lightgbm as lgb
+    import xgboost as xgb
+    from onnxmltools import convert_lightgbm, convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    inputs = [("features", FloatTensorType([None, width]))]
+    if isinstance(model, xgb.XGBClassifier):
+        return convert_xgboost(model, initial_types=inputs)
+    if isinstance(model, lgb.LGBMClassifier):
+        return convert_lightgbm(model, initial_types=inputs, zipmap=False)  # probabilities as a tensor, like XGBoost's
+    raise ConfigurationError(
+        f"no ONNX converter for {type(model).__name__}: XGBClassifier and LGBMClassifier are exported"
+    )
 
 
 def parity_check(

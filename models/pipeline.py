@@ -15,21 +15,41 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from models.base import SavedModel, TrainingResult
+from models.base import DirectionModel, SavedModel, TrainingResult
 from models.dataset import LabelSpec, build_dataset, query_bars, query_features
 from models.errors import PromotionRefused
 from models.evaluation import BacktestSettings
 from models.leakage import LeakageReport, check_point_in_time
 from models.registry import ModelRegistry, PromotionDecision, RegistryEntry
-from models.xgb import XGBoostDirectionModel
 from streams.features import FeatureSpec
-from streams.signals import SignalRules
 from tickwave.config import Settings
+from tickwave.modeling import SignalRules
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 logger = logging.getLogger(__name__)
+
+
+def trainer_for(framework: str, settings: Settings) -> DirectionModel:
+    """Return the ``DirectionModel`` of ``framework`` (``xgboost``, ``lightgbm`` or ``ensemble``) for ``settings``.
+
+    Raises:
+        ConfigurationError: for an unknown framework.
+    """
+    from tickwave.errors import ConfigurationError
+
+    rules = SignalRules(settings.streams.entry_probability, settings.streams.min_edge)
+    backtest = BacktestSettings.from_settings(settings)
+    if framework == "xgboost":
+        from models.xgb import XGBoostDirectionModel
+
+        return XGBoostDirectionModel(settings.models, rules, backtest)
+    if framework == "lightgbm":
+        from models.lgbm import LightGBMDirectionModel
+
+        return LightGBMDirectionModel(settings.models, rules, backtest)
+    raise ConfigurationError(f"unknown model {framework!r}: one of xgboost, lightgbm")
 
 
 @dataclass(frozen=True)
@@ -53,7 +73,7 @@ def train_model(
     client: Client | None = None,
     spec: FeatureSpec | None = None,
 ) -> TrainOutcome:
-    """Train ``settings.models.model_id`` on ``symbols`` over ``[from, to)``, register it, try to promote it.
+    """Train a ``models.framework`` model as ``models.model_id`` on ``symbols`` over ``[from, to)``; register, promote.
 
     Args:
         settings: the configuration (``models`` section, streams' signal thresholds, state dir).
@@ -74,13 +94,12 @@ def train_model(
     try:
         features = query_features(registry.client, symbols, models.timeframe, range_ms, spec.names)
         bars = query_bars(registry.client, symbols, models.timeframe, range_ms)
-        dataset = build_dataset(features, bars, spec.names, spec.schema_hash,
+        dataset = build_dataset(features, bars, spec.model_names, spec.schema_hash,
                                 LabelSpec(models.horizon_bars, models.dead_zone_bps), models.timeframe, range_ms,
                                 models.min_rows)  # fmt: skip
         stored = features[features["schema_hash"] == spec.schema_hash]
         leakage = check_point_in_time(bars, stored, spec, models.leakage_windows, models.leakage_tolerance)
-        rules = SignalRules(settings.streams.entry_probability, settings.streams.min_edge)
-        trainer = XGBoostDirectionModel(models, rules, BacktestSettings.from_settings(settings))
+        trainer = trainer_for(models.framework, settings)
         result = trainer.train(dataset)
         saved = trainer.save(result, registry.store, models.model_id)
         entry = registry.register(saved, result, actor)

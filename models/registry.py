@@ -21,8 +21,10 @@ the latest change's actor and reason. Registration takes the next version number
 reads the row back: a concurrent trainer that took the same number is detected and the
 loser takes the next one.
 
-``RegistryModelProvider`` is the streams' ``ModelProvider``: it serves the champion of
-one model id and keeps serving the last one it loaded while the warehouse is unreachable.
+A model id has at most one champion per timeframe (the ``timeframe`` param of its rows):
+promoting a 5-minute version retires only the 5-minute champion. The streams serve the
+champions through ``tickwave.champions.RegistryModelProvider`` (in the core, so that
+``streams/`` imports no component).
 """
 
 from __future__ import annotations
@@ -38,12 +40,12 @@ import numpy as np
 
 from models.dataset import LabelSpec, build_dataset, query_bars, query_features
 from models.errors import PromotionRefused, RegistryError
-from models.evaluation import log_loss, reliability
-from models.serving import ServingModel, artifact_from_onnx
+from models.evaluation import BacktestSettings, BaselineComparison, compare_with_baselines, log_loss, reliability
+from models.serving import ServingModel
 from models.store import ArtifactStore
-from streams.inference import ModelArtifact
+from tickwave.champions import CHAMPION as CHAMPION
 from tickwave.config import Settings
-from tickwave.errors import TickwaveError
+from tickwave.modeling import ModelArtifact, SignalRules, artifact_from_onnx
 from tickwave.warehouse.tables import MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, Table
 from tickwave.warehouse.writer import BatchWriter
 
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CANDIDATE, CHAMPION, RETIRED = "candidate", "champion", "retired"
+CANDIDATE, RETIRED = "candidate", "retired"
 TRANSITIONS = frozenset({("", CANDIDATE), (CANDIDATE, CHAMPION), (RETIRED, CHAMPION), (CHAMPION, RETIRED)})
 CONSTANT_STD = 1e-6  # below this spread across rows, a class probability counts as constant
 
@@ -84,6 +86,11 @@ class RegistryEntry:
     def name(self) -> str:
         """``model_id vN``."""
         return f"{self.model_id} v{self.model_version}"
+
+    @property
+    def timeframe(self) -> str:
+        """The bars this version was trained on (its champion slot is ``(model_id, timeframe)``)."""
+        return self.params.get("timeframe", "")
 
     def moved_to(self, stage: str, actor: str, reason: str, now_ms: int) -> RegistryEntry:
         """Return this entry in ``stage``.
@@ -129,6 +136,8 @@ def judge_promotion(
     margin: float,
     calibration_bound: float,
     notes: Sequence[str] = (),
+    trading: BaselineComparison | None = None,
+    min_trades: int = 0,
 ) -> PromotionDecision:
     """Apply the promotion rules to probabilities on one holdout (rows x 3, class order ``LABELS``).
 
@@ -139,6 +148,8 @@ def judge_promotion(
         margin: relative log-loss improvement required over the champion.
         calibration_bound: largest expected calibration error allowed for any class.
         notes: context to keep with the decision.
+        trading: the candidate's holdout P&L after costs beside the baselines' (None: not judged on P&L).
+        min_trades: fewest holdout trades the candidate must make for its P&L to count.
     """
     failures: list[str] = []
     figures: dict[str, float] = {"holdout_rows": float(len(labels))}
@@ -155,6 +166,16 @@ def judge_promotion(
         failures.append(f"the candidate's output is constant (largest std across rows {spread:.2g})")
     if calibration > calibration_bound:
         failures.append(f"calibration error {calibration:.3f} exceeds the bound {calibration_bound:g}")
+    if trading is not None:
+        figures.update(trading.figures(), min_trades=float(min_trades))
+        if trading.candidate_trades < min_trades:
+            failures.append(f"{trading.candidate_trades} holdout trades, fewer than models.min_trades ({min_trades})")
+        for name, pnl in trading.baseline_pnl_account.items():
+            if not trading.candidate_pnl_account > pnl:
+                failures.append(
+                    f"holdout P&L after costs {trading.candidate_pnl_account:.2f} does not beat the {name} "
+                    f"baseline's {pnl:.2f}"
+                )
     if champion is not None:
         champion_loss = log_loss(labels, champion)
         required = champion_loss * (1.0 - margin)
@@ -241,9 +262,13 @@ class ModelRegistry:
                 return candidate
         raise RegistryError(f"{model_id} v{version} is not registered (see `tickwave models list`)")
 
-    def champion(self, model_id: str) -> RegistryEntry | None:
-        """Return the champion of ``model_id`` (the latest promoted, should two claim it), or None."""
-        champions = [entry for entry in self.entries(model_id) if entry.stage == CHAMPION]
+    def champion(self, model_id: str, timeframe: str | None = None) -> RegistryEntry | None:
+        """Return the champion of ``model_id`` on ``timeframe`` (the latest promoted, should two claim it), or None.
+
+        ``timeframe=None``: the champion of any timeframe promoted last.
+        """
+        champions = [entry for entry in self.entries(model_id)
+                     if entry.stage == CHAMPION and timeframe in (None, entry.timeframe)]  # fmt: skip
         return max(champions, key=lambda entry: entry.updated_at_ms) if champions else None
 
     def events(self, model_id: str) -> list[RegistryEvent]:
@@ -343,7 +368,7 @@ class ModelRegistry:
 
     def evaluate(self, candidate: RegistryEntry, holdout: Dataset) -> PromotionDecision:
         """Judge ``candidate`` against the current champion on ``holdout``, through the served ONNX models."""
-        champion = self.champion(candidate.model_id)
+        champion = self.champion(candidate.model_id, candidate.timeframe)
         features = holdout.features
         candidate_probabilities = ServingModel(self.artifact(candidate), holdout.schema_hash).predict_batch(features)
         champion_probabilities = None
@@ -363,10 +388,20 @@ class ModelRegistry:
             notes.append(f"compared with champion {champion.name} on {len(holdout)} holdout rows")
             if champion.trained_to_ms > int(holdout.times_ms.min()):
                 notes.append(f"champion {champion.name} was trained on data overlapping the holdout (favours it)")
+        models, streams = self.settings.models, self.settings.streams
+        trading = None
+        if models.baselines:
+            trading = compare_with_baselines(
+                holdout.frame, candidate_probabilities.astype(np.float64),
+                SignalRules(streams.entry_probability, streams.min_edge), BacktestSettings.from_settings(self.settings),
+                models.baselines,
+            )  # fmt: skip
+        else:
+            notes.append("no baselines configured (models.baselines): not judged on P&L")
         return judge_promotion(
             holdout.labels, candidate_probabilities.astype(np.float64),
             None if champion_probabilities is None else champion_probabilities.astype(np.float64),
-            self.settings.models.promotion_margin, self.settings.models.calibration_bound, notes,
+            models.promotion_margin, models.calibration_bound, notes, trading, models.min_trades,
         )  # fmt: skip
 
     def promote(self, model_id: str, version: int, actor: str, holdout: Dataset | None = None) -> PromotionDecision:
@@ -392,7 +427,8 @@ class ModelRegistry:
             self._commit([], [RegistryEvent(model_id, version, "promotion_refused", candidate.stage, candidate.stage,
                                             actor, reason, now, decision.figures)])  # fmt: skip
             raise PromotionRefused(model_id, version, decision.failures, decision.notes, decision.figures)
-        champions = [entry for entry in self.entries(model_id) if entry.stage == CHAMPION]
+        champions = [entry for entry in self.entries(model_id)
+                     if entry.stage == CHAMPION and entry.timeframe == candidate.timeframe]  # fmt: skip
         entries = [candidate.moved_to(CHAMPION, actor, reason, now)]
         events = [RegistryEvent(model_id, version, "promoted", candidate.stage, CHAMPION, actor, reason, now,
                                 decision.figures)]  # fmt: skip
@@ -404,16 +440,20 @@ class ModelRegistry:
         self._commit(entries, events)
         return decision
 
-    def rollback(self, model_id: str, actor: str, reason: str = "rollback") -> RegistryEntry:
-        """Retire the champion and restore the previous one.
+    def rollback(
+        self, model_id: str, actor: str, reason: str = "rollback", timeframe: str | None = None
+    ) -> RegistryEntry:
+        """Retire the champion (of ``timeframe``; default: the one promoted last) and restore the previous one.
 
         Raises:
-            RegistryError: when there is no champion, or no earlier champion to restore.
+            RegistryError: when there is no champion, or no earlier champion of its timeframe to restore.
         """
-        current = self.champion(model_id)
+        current = self.champion(model_id, timeframe)
         if current is None:
             raise RegistryError(f"{model_id} has no champion to roll back")
-        target_version = rollback_target(self.events(model_id), current.model_version)
+        same_slot = {entry.model_version for entry in self.entries(model_id) if entry.timeframe == current.timeframe}
+        events = [event for event in self.events(model_id) if event.model_version in same_slot]
+        target_version = rollback_target(events, current.model_version)
         if target_version is None:
             raise RegistryError(f"{current.name} is the only champion {model_id} has had: nothing to roll back to")
         target = self.entry(model_id, target_version)
@@ -425,41 +465,3 @@ class ModelRegistry:
              RegistryEvent(model_id, target_version, "restored", target.stage, CHAMPION, actor, restored_reason, now)],
         )  # fmt: skip
         return self.entry(model_id, target_version)
-
-
-class RegistryModelProvider:
-    """The streams' ``ModelProvider``: the champion of one model id, from the warehouse and the artifact store."""
-
-    def __init__(self, settings: Settings, model_id: str | None = None, client: Client | None = None) -> None:
-        """Serve ``model_id`` (default ``models.model_id``); connect lazily on the first poll."""
-        self.settings = settings
-        self.model_id = model_id or settings.models.model_id
-        self._client = client
-        self._registry: ModelRegistry | None = None
-        self._loaded: tuple[int, str, ModelArtifact] | None = None
-
-    def champion(self) -> ModelArtifact | None:
-        """Return the current champion; on a warehouse or store failure, the last one loaded (logged)."""
-        from clickhouse_connect.driver.exceptions import ClickHouseError
-
-        try:
-            if self._registry is None:
-                self._registry = ModelRegistry(self.settings, self._client)
-            entry = self._registry.champion(self.model_id)
-            if entry is None:
-                self._loaded = None
-                return None
-            if self._loaded is None or self._loaded[:2] != (entry.model_version, entry.artifact_sha256):
-                artifact = self._registry.artifact(entry)
-                self._loaded = (entry.model_version, entry.artifact_sha256, artifact)
-                logger.info("model=%s version=%d champion loaded from the registry", self.model_id,
-                            entry.model_version)  # fmt: skip
-            return self._loaded[2]
-        except (ClickHouseError, OSError, TickwaveError) as exc:
-            logger.warning("model=%s registry unavailable (%s); keeping the model loaded before", self.model_id, exc)
-            return self._loaded[2] if self._loaded else None
-
-    def close(self) -> None:
-        """Close the registry's warehouse connection."""
-        if self._registry is not None:
-            self._registry.close()

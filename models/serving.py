@@ -7,44 +7,22 @@ name, or values in model order) or a batch, with one ONNX Runtime thread by defa
 single rows are the streams' case, where a session per worker is fastest.
 
 The registry's artifacts carry their own description in the ONNX metadata
-(``feature_names``, ``schema_hash``, ``labels``), so :func:`artifact_from_onnx` rebuilds
-the ``ModelArtifact`` the streams need from the bytes alone.
+(``feature_names``, ``schema_hash``, ``labels``, ``timeframe``, ``symbols``), so
+:func:`tickwave.modeling.artifact_from_onnx` rebuilds the ``ModelArtifact`` the streams
+need from the bytes alone.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import onnx
 
 from models.errors import SchemaMismatchError
-from streams.inference import LoadedModel, ModelArtifact
+from streams.inference import LoadedModel
+from tickwave.modeling import ModelArtifact, artifact_from_onnx
 
-META_FEATURE_NAMES = "tickwave.feature_names"
-META_SCHEMA_HASH = "tickwave.schema_hash"
-META_LABELS = "tickwave.labels"
-
-
-def artifact_from_onnx(model_id: str, model_version: int, onnx_bytes: bytes) -> ModelArtifact:
-    """Return the artifact described by the metadata embedded in ``onnx_bytes``.
-
-    Raises:
-        SchemaMismatchError: when the model does not carry Tickwave's metadata.
-    """
-    properties = {prop.key: prop.value for prop in onnx.load_from_string(onnx_bytes).metadata_props}
-    missing = [key for key in (META_FEATURE_NAMES, META_SCHEMA_HASH, META_LABELS) if key not in properties]
-    if missing:
-        raise SchemaMismatchError(f"{model_id} v{model_version}: the ONNX model lacks metadata {', '.join(missing)}")
-    return ModelArtifact(
-        model_id=model_id,
-        model_version=model_version,
-        onnx_bytes=onnx_bytes,
-        feature_names=tuple(json.loads(properties[META_FEATURE_NAMES])),
-        schema_hash=properties[META_SCHEMA_HASH],
-        labels=tuple(json.loads(properties[META_LABELS])),
-    )
+__all__ = ["ServingModel", "artifact_from_onnx"]
 
 
 class ServingModel(LoadedModel):

@@ -14,7 +14,6 @@ so a corrupted or swapped file is refused rather than served.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -22,12 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import RegistryError
-from tickwave.errors import DataQualityError
+from tickwave.champions import read_checked, sha256_of
 
-
-def sha256_of(data: bytes) -> str:
-    """Return the hex SHA-256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
+__all__ = ["ArtifactStore", "sha256_of"]
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -86,12 +82,9 @@ class ArtifactStore:
         """
         path = self.onnx_path(sha256)
         try:
-            data = path.read_bytes()
+            return read_checked(path, sha256)
         except FileNotFoundError as exc:
             raise RegistryError(f"artifact {path} is missing: the registry row points to another state dir?") from exc
-        if sha256_of(data) != sha256:
-            raise DataQualityError(f"artifact {path} does not match its SHA-256: refusing to load it")
-        return data
 
     def metadata(self, sha256: str) -> dict[str, Any]:
         """Return the metadata stored beside ``sha256`` (empty when it is missing)."""

@@ -12,11 +12,11 @@ from bytewax.dataflow import Dataflow
 
 from streams.connectors import Publisher, TickTopicSource, TopicSink
 from streams.flow import FlowSinks, build_flow
-from streams.inference import ModelProvider
 from streams.routing import GroupLayout
 from tickwave.bus import NOT_IDEMPOTENT, resolve_bootstrap
 from tickwave.config import Settings, load_settings
 from tickwave.gcpause import start_gc_freezer
+from tickwave.modeling import ModelProvider
 from tickwave.topics import SIGNALS, STREAMS_RECORDS, TICKS, TICKS_DLQ, topic_name
 
 
@@ -47,8 +47,8 @@ def production_sinks(settings: Settings) -> FlowSinks:
 
 
 def model_provider(settings: Settings) -> ModelProvider:
-    """The registry's champion (polled by the flow, hot-swapped when it changes)."""
-    from models.registry import RegistryModelProvider
+    """The registry's champions, one per timeframe (polled by the flow, hot-swapped when they change)."""
+    from tickwave.champions import RegistryModelProvider
 
     return RegistryModelProvider(settings)
 
@@ -73,7 +73,7 @@ def flow_for(
 
 def make_flow(tail: str = "true", processes: int = 1) -> Dataflow:
     """Entry point for ``python -m bytewax.run "streams.app:make_flow('true', 2)"`` (one worker per process)."""
-    from tickwave.cli.common import configure_logging
+    from tickwave.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)  # a process of its own: its reports and errors reach its log

@@ -25,11 +25,12 @@ from bytewax.outputs import Sink
 
 from streams.bars import NEVER, BarState
 from streams.features import FeatureSpec, FeatureState
-from streams.inference import Inference, ModelProvider
+from streams.inference import Inference
 from streams.routing import GroupLayout
-from streams.signals import SignalRules, signal_from
+from streams.signals import signal_from
 from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Signal, Tick, encode
+from tickwave.modeling import ModelProvider, SignalRules
 from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
 
 logger = logging.getLogger(__name__)

@@ -1,11 +1,13 @@
 """Model inference inside the dataflow: one ONNX Runtime session per worker, hot-swapped.
 
-A ``ModelProvider`` says which model is the champion now. ``Inference`` asks it every
-``refresh_s`` seconds from a thread of its own (never in the flow's step, after the first
-prediction) and, when the answer changes, loads the new model without stopping the
-flow. A model whose feature schema hash differs from the flow's feature set is refused
-(logged once) and the flow keeps the previous one. With no model, the flow emits
-features only and logs that once.
+A ``ModelProvider`` (``tickwave.modeling``) says which models are champions now: at most
+one per ``(model_id, timeframe)``. ``Inference`` asks it every ``refresh_s`` seconds from
+a thread of its own (never in the flow's step, after the first prediction) and, when the
+answer changes, loads the new models without stopping the flow. Each champion scores
+only the vectors of the timeframe and symbols it was trained on. A model whose feature
+schema hash differs from the flow's feature set, or that does not declare its timeframe
+and symbols, is refused (logged once) and the flow keeps the previous one. With no
+model, the flow emits features only and logs that once.
 """
 
 from __future__ import annotations
@@ -15,34 +17,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
 
 from tickwave.contracts import FeatureVector, Prediction
+from tickwave.modeling import ModelArtifact, ModelProvider
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelArtifact:
-    """What the flow needs to serve a model."""
-
-    model_id: str
-    model_version: int
-    onnx_bytes: bytes
-    feature_names: tuple[str, ...]
-    schema_hash: str
-    labels: tuple[str, ...]  # class index -> label, e.g. ("down", "flat", "up")
-
-
-class ModelProvider(Protocol):
-    """Tells the flow which model is the champion (the registry, in production)."""
-
-    def champion(self) -> ModelArtifact | None:
-        """Return the current champion, or None when there is none."""
 
 
 class LoadedModel:
@@ -82,16 +64,21 @@ class LoadedModel:
 
 
 class Inference:
-    """Predicts for warm feature vectors with whichever model is the champion.
+    """Predicts for warm feature vectors with the champions, each on its own timeframe and symbols.
 
-    The champion is looked up off the hot path. The first prediction asks the provider
+    There is at most one champion per ``(model_id, timeframe)``; a vector is scored only
+    by the champions trained on its timeframe and symbol (a model trained on 1-minute
+    bars never scores 1-second ones). An artifact that does not declare its timeframe
+    and symbols is refused, like one of another feature schema (logged once).
+
+    The champions are looked up off the hot path. The first prediction asks the provider
     itself, so a flow serves from its first closed bar; from then on a watcher thread
     asks every ``refresh_s`` seconds, ``settle_s`` after a prediction (so its lookup falls
-    between two bursts of bar closes, not in one), and swaps a new model in once its
-    session is built. The registry's lookup is a warehouse query: ~8 ms of wall time and
+    between two bursts of bar closes, not in one), and swaps new models in once their
+    sessions are built. The registry's lookup is a warehouse query: ~8 ms of wall time and
     ~2 ms of CPU each (measured on the embedded warehouse), which in the flow's thread
     delayed every signal of that second. A lookup or a model that fails is logged and the
-    previous model keeps serving.
+    previous model of that slot keeps serving.
     """
 
     def __init__(
@@ -108,40 +95,58 @@ class Inference:
         self.refresh_s = refresh_s
         self.settle_s = settle_s
         self.clock_ms = clock_ms
-        self.model: LoadedModel | None = None
+        self.models: dict[tuple[str, str], LoadedModel] = {}  # (model_id, timeframe) -> session; swapped whole
         self._rejected: set[tuple[str, int]] = set()  # refused or unloadable: logged once, never tried again
         self._said_no_model = False
         self._predicted = threading.Event()  # set by each prediction; the watcher looks up after one
         self._watcher: threading.Thread | None = None
 
+    @property
+    def model(self) -> LoadedModel | None:
+        """The only champion, when there is exactly one (None otherwise)."""
+        models = list(self.models.values())
+        return models[0] if len(models) == 1 else None
+
+    def _refusal(self, artifact: ModelArtifact) -> str | None:
+        # Why an artifact may not serve in this flow, or None.
+        if artifact.schema_hash != self.schema_hash:
+            return f"feature schema {artifact.schema_hash} != flow's {self.schema_hash}"
+        if not artifact.timeframe or not artifact.symbols:
+            return "the artifact does not declare its timeframe and symbols (retrain it)"
+        return None
+
     def refresh(self) -> None:
-        """Ask the provider for the champion once; build and swap in a new one (the watcher's call)."""
-        artifact = self.provider.champion() if self.provider else None
-        if artifact is None:
-            if not self._said_no_model:
+        """Ask the provider for the champions once; build and swap in the new ones (the watcher's call)."""
+        artifacts = list(self.provider.champions()) if self.provider else []
+        if not artifacts:
+            if not self._said_no_model and not self.models:
                 logger.info("no champion model: emitting features only")
                 self._said_no_model = True
             return
-        key = (artifact.model_id, artifact.model_version)
-        current = self.model.artifact if self.model else None
-        if (current is not None and (current.model_id, current.model_version) == key) or key in self._rejected:
-            return
-        if artifact.schema_hash != self.schema_hash:
-            self._rejected.add(key)
-            logger.error(
-                "model=%s version=%d refused: feature schema %s != flow's %s",
-                artifact.model_id, artifact.model_version, artifact.schema_hash, self.schema_hash,
-            )  # fmt: skip
-            return
-        try:
-            model = LoadedModel(artifact)
-        except Exception:  # a broken artifact must not stop the flow: the previous model keeps serving
-            self._rejected.add(key)
-            logger.exception("model=%s version=%d could not be loaded; keeping the model before", *key)
-            return
-        self.model = model
+        models: dict[tuple[str, str], LoadedModel] = {}
+        for artifact in artifacts:
+            key = (artifact.model_id, artifact.model_version)
+            current = self.models.get(artifact.key)
+            if current is not None and (current.artifact.model_id, current.artifact.model_version) == key:
+                models[artifact.key] = current
+                continue
+            if key not in self._rejected:
+                refusal = self._refusal(artifact)
+                if refusal is None:
+                    try:
+                        models[artifact.key] = LoadedModel(artifact)
+                        logger.info("model=%s version=%d timeframe=%s symbols=%s loaded", artifact.model_id,
+                                    artifact.model_version, artifact.timeframe, ",".join(artifact.symbols))  # fmt: skip
+                        continue
+                    except Exception:  # a broken artifact must not stop the flow: the previous model keeps serving
+                        logger.exception("model=%s version=%d could not be loaded; keeping the model before", *key)
+                else:
+                    logger.error("model=%s version=%d refused: %s", *key, refusal)
+                self._rejected.add(key)
+            if current is not None:
+                models[artifact.key] = current
+        self.models = models
         self._said_no_model = False
-        logger.info("model=%s version=%d loaded", artifact.model_id, artifact.model_version)
 
     def _start_watcher(self) -> None:
         self._watcher = threading.Thread(
@@ -150,40 +155,45 @@ class Inference:
         self._watcher.start()
 
     def predict(self, features: FeatureVector) -> Prediction | None:
-        """Return a prediction for a warm vector, or None (cold, or no model)."""
+        """Return the first champion's prediction for a warm vector, or None (cold, or no model serves it)."""
         predictions = self.predict_many((features,))
         return predictions[0] if predictions else None
 
     def predict_many(self, vectors: Sequence[FeatureVector]) -> list[Prediction]:
-        """Return the predictions of the warm vectors among ``vectors``, in order, from one model call.
+        """Return the predictions of the warm vectors among ``vectors``: one model call per champion.
 
-        The symbols whose bars close together are predicted in one ONNX Runtime call: ten
-        rows of a default-size model (300 rounds x 3 classes) took 89 us in one call and
-        10 x 37 us one by one. Each prediction's ``inference_latency_us`` is its call's.
+        Each champion scores only the vectors of its timeframe and symbols. The symbols
+        whose bars close together are predicted in one ONNX Runtime call: ten rows of a
+        default-size model (300 rounds x 3 classes) took 89 us in one call and 10 x 37 us
+        one by one. Each prediction's ``inference_latency_us`` is its call's.
         """
         if self._watcher is None:
             self.refresh()
             self._start_watcher()
         if not self._predicted.is_set():
             self._predicted.set()
-        model = self.model  # one read: the watcher may swap in another meanwhile
+        models = self.models  # one read: the watcher may swap in others meanwhile
         warm = [vector for vector in vectors if vector.is_warm]
-        if model is None or not warm:
+        if not models or not warm:
             return []
-        artifact = model.artifact
-        names = artifact.feature_names
-        started = time.perf_counter_ns()
-        rows = np.array([[vector.values[name] for name in names] for vector in warm], dtype=np.float32)
-        probabilities = model.predict_rows(rows)
-        latency_us = (time.perf_counter_ns() - started) / 1000
-        now_ms = self.clock_ms()
         predictions = []
-        for vector, row in zip(warm, probabilities, strict=True):
-            predictions.append(Prediction(
-                symbol=vector.symbol, timeframe=vector.timeframe, bar_start_ms=vector.bar_start_ms,
-                model_id=artifact.model_id, model_version=artifact.model_version, probabilities=row,
-                inference_latency_us=latency_us, predicted_at_ms=now_ms,
-            ))  # fmt: skip
+        for model in models.values():
+            artifact = model.artifact
+            mine = [vector for vector in warm if artifact.serves(vector.symbol, vector.timeframe)]
+            if not mine:
+                continue
+            names = artifact.feature_names
+            started = time.perf_counter_ns()
+            rows = np.array([[vector.values[name] for name in names] for vector in mine], dtype=np.float32)
+            probabilities = model.predict_rows(rows)
+            latency_us = (time.perf_counter_ns() - started) / 1000
+            now_ms = self.clock_ms()
+            for vector, row in zip(mine, probabilities, strict=True):
+                predictions.append(Prediction(
+                    symbol=vector.symbol, timeframe=vector.timeframe, bar_start_ms=vector.bar_start_ms,
+                    model_id=artifact.model_id, model_version=artifact.model_version, probabilities=row,
+                    inference_latency_us=latency_us, predicted_at_ms=now_ms,
+                ))  # fmt: skip
         return predictions
 
 

@@ -11,17 +11,8 @@ bar (recovery, replay) gives the same id and execution places no second order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tickwave.contracts import Prediction, Signal
-
-
-@dataclass(frozen=True)
-class SignalRules:
-    """Thresholds that turn probabilities into a direction."""
-
-    entry_probability: float = 0.55
-    min_edge: float = 0.10
+from tickwave.modeling import SignalRules
 
 
 def signal_from(prediction: Prediction, rules: SignalRules, now_ms: int) -> Signal:

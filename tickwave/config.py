@@ -195,6 +195,15 @@ class ExecutionSettings(_Section):
         default=1_000_000.0, gt=0, description="largest sum of |position| x price x contract size (account ccy)"
     )
     signal_ttl_ms: int = Field(default=5_000, gt=0, description="signals older than this are denied (ms)")
+    signal_timeframe: str = Field(
+        default="1m",
+        pattern=r"^[0-9]+[smhd]$",
+        description="bar timeframe whose signals drive each symbol's position (others are denied)",
+    )
+    signal_timeframes: dict[str, str] = Field(
+        default_factory=dict,
+        description="per-symbol driving timeframe overriding signal_timeframe (JSON object in the environment)",
+    )
     max_tick_age_ms: int = Field(default=60_000, gt=0, description="a latest tick older than this is no price (ms)")
     price_collar_bps: float = Field(
         default=50.0, gt=0, description="deny when the latest spread (or a limit price) is this far from mid (bps)"
@@ -378,6 +387,9 @@ class ModelsSettings(_Section):
     timeframe: str = Field(
         default="1m", pattern=r"^[0-9]+[smhd]$", description="bar timeframe trained on (features + bars_<timeframe>)"
     )
+    framework: Literal["xgboost", "lightgbm"] = Field(
+        default="xgboost", description="which model `tickwave train` and the training job fit (xgboost, lightgbm)"
+    )
     horizon_bars: int = Field(default=5, ge=1, description="label: direction of the mid close over this many bars")
     dead_zone_bps: float = Field(default=1.0, ge=0, description="label: moves within this many bps are flat")
     min_rows: int = Field(default=1000, ge=50, description="fewest labelled rows a training run accepts")
@@ -410,6 +422,11 @@ class ModelsSettings(_Section):
     calibration_bound: float = Field(
         default=0.1, gt=0, le=1, description="largest expected calibration error (any class) a champion may have"
     )
+    baselines: tuple[Literal["flat", "last_direction"], ...] = Field(
+        default=("flat", "last_direction"),
+        description="promotion: holdout P&L after costs must beat each of these simple strategies",
+    )
+    min_trades: int = Field(default=10, ge=0, description="promotion: fewest holdout trades a candidate must make")
     backtest_lots: float = Field(
         default=1.0, gt=0, description="position size of the backtest (lots; units per lot: the symbol's contract_size)"
     )

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 
 from tickwave.config import Settings, load_settings
 from tickwave.errors import ConfigurationError, TickwaveError
+from tickwave.logs import configure_logging
+from tickwave.logs import err_console as err_console
 
 console = Console()
-err_console = Console(stderr=True)
-
-
-def configure_logging(level: str) -> None:
-    """Send log records to stderr through rich, once per process."""
-    root = logging.getLogger()
-    if not any(isinstance(handler, RichHandler) for handler in root.handlers):
-        root.addHandler(RichHandler(console=err_console, show_path=False, rich_tracebacks=False))
-    root.setLevel(level)
 
 
 def settings_or_exit() -> Settings:

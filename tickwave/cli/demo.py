@@ -58,7 +58,8 @@ DEMO_TABLES = ("ticks", "quarantine", "bars_1s", "bars_1m", "features", "predict
 
 def demo_settings(settings: Settings) -> Settings:
     """The user's settings, with the paper broker trading the simulated market at any hour."""
-    execution = settings.execution.model_copy(update={"market_hours": "always"})
+    # The demo trains its model on 1 s bars: their signals drive the positions.
+    execution = settings.execution.model_copy(update={"market_hours": "always", "signal_timeframe": "1s"})
     return settings.model_copy(update={"execution": execution})
 
 
@@ -92,11 +93,13 @@ def train_on_sample(settings: Settings, symbols: list[str], range_ms: tuple[int,
 
     # 1 s bars move little: a longer horizon and a narrower dead zone than the 1 min defaults.
     # The sample is a simulated random walk: nothing in it is learnable, so the model would
-    # (rightly) fail the calibration check. The demo lifts that one bound, and says so, so
-    # that the signal -> order path can be seen; real runs keep models.calibration_bound.
+    # (rightly) fail the calibration check and lose to the flat baseline after costs. The
+    # demo lifts that bound and the P&L baselines, and says so, so that the signal -> order
+    # path can be seen; real runs keep models.calibration_bound, baselines and min_trades.
     models = settings.models.model_copy(
-        update={"timeframe": "1s", "horizon_bars": 30, "dead_zone_bps": 0.3, "calibration_bound": 1.0}
-    )
+        update={"timeframe": "1s", "horizon_bars": 30, "dead_zone_bps": 0.3, "calibration_bound": 1.0,
+                "baselines": (), "min_trades": 0}
+    )  # fmt: skip
     outcome = train_model(settings.model_copy(update={"models": models}), symbols, range_ms, "tickwave demo")
     entry, decision = outcome.entry, outcome.decision
     rows = len(outcome.result.dataset.frame)
@@ -150,7 +153,8 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     symbols = sorted({path.name.split("_")[0] for path in sample_paths()})
     sample_start_ms = 1_709_539_200_000  # 2024-03-04T08:00:00Z, the sample's first minute
     console.print("[yellow]note[/]: the sample is a simulated random walk with nothing to learn; for this demo only, "
-                  "the champion's calibration bound is lifted so the signal -> order path runs")  # fmt: skip
+                  "the champion's calibration bound and P&L baselines are lifted so the signal -> order path "
+                  "runs")  # fmt: skip
     with console.status("training a model on the sample's 1 s features..."):
         trained = train_on_sample(settings, symbols, (sample_start_ms, sample_start_ms + 11 * 60_000))
     console.print(f"[green]✓[/] {trained}")

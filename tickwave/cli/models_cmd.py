@@ -66,11 +66,16 @@ def train(
     end: Annotated[datetime, typer.Option("--to", formats=DATE_FORMATS, help="end of the range (UTC, exclusive)")],
     model_id: ModelIdOption = None,
     promote: Annotated[bool, typer.Option(help="try to promote the new version (the promotion rules apply)")] = True,
+    model: Annotated[
+        str | None, typer.Option("--model", help="xgboost or lightgbm (default: models.framework)")
+    ] = None,
 ) -> None:
     """Train a model on the warehouse's features, evaluate it walk-forward, export it and register it."""
     settings = settings_or_exit()
     if model_id:
         settings = _with_model_id(settings, model_id)
+    if model:
+        settings = _with_models(settings, framework=model)
     names = [symbol.strip() for symbol in symbols.split(",") if symbol.strip()]
     with exit_on_tickwave_error():
         from models.pipeline import train_model
@@ -106,7 +111,16 @@ def _opened_registry(settings: Settings) -> Iterator[ModelRegistry]:
 
 
 def _with_model_id(settings: Settings, model_id: str) -> Settings:
-    models = ModelsSettings.model_validate({**settings.models.model_dump(), "model_id": model_id})
+    return _with_models(settings, model_id=model_id)
+
+
+def _with_models(settings: Settings, **changes: str) -> Settings:
+    # Validated like the configuration file: a wrong value exits with code 2 and says why.
+    try:
+        models = ModelsSettings.model_validate({**settings.models.model_dump(), **changes})
+    except ValueError as exc:
+        err_console.print(f"[bold red]configuration error[/]: {exc}")
+        raise typer.Exit(2) from exc
     return settings.model_copy(update={"models": models})
 
 

@@ -46,7 +46,7 @@ def training_dataset(
             raise dg.Failure(f"no {models.timeframe} features are stored: nothing to train on")
         features = query_features(client, window.symbols, models.timeframe, window.range_ms, spec.names)
         bars = query_bars(client, window.symbols, models.timeframe, window.range_ms)
-    dataset = build_dataset(features, bars, spec.names, spec.schema_hash,
+    dataset = build_dataset(features, bars, spec.model_names, spec.schema_hash,
                             LabelSpec(models.horizon_bars, models.dead_zone_bps), models.timeframe, window.range_ms,
                             models.min_rows)  # fmt: skip
     context.log.info(f"dataset: {len(dataset)} rows of {', '.join(window.symbols)}")
@@ -96,7 +96,7 @@ def promotion_decision(
             promoted = decision.is_promoted
         except PromotionRefused as refused:
             reasons, notes, figures, promoted = list(refused.reasons), list(refused.notes), dict(refused.figures), False
-        champion = registry.champion(model_id)
+        champion = registry.champion(model_id, registry.entry(model_id, version).timeframe)
     finally:
         registry.close()
     context.log.info(f"{model_id} v{version}: {'promoted' if promoted else 'stays a candidate: ' + '; '.join(reasons)}")

@@ -35,7 +35,7 @@ def retrain_on_new_data(
     models = settings.models
     registry = ModelRegistry(settings)
     try:
-        champion = registry.champion(models.model_id)
+        champion = registry.champion(models.model_id, models.timeframe)
         since_ms = champion.trained_to_ms if champion else 0
         new_bars = new_labelled_bars(registry.client, models.timeframe, since_ms, models.horizon_bars)
     finally:

@@ -24,9 +24,9 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from streams.connectors import WriterPool
 from streams.flow import FlowSinks, build_flow
-from streams.inference import ModelProvider
 from tickwave.config import Settings, StreamsSettings, load_settings
 from tickwave.contracts import Bar, FeatureVector, Tick, encode
+from tickwave.modeling import ModelProvider
 from tickwave.services.supervisor import Endpoint
 from tickwave.validation import ValidationRules
 from tickwave.warehouse.client import connect
@@ -48,18 +48,26 @@ MODELS = {
 
 
 def ticks(minutes: int = MINUTES, seed: int = 11) -> list[Tick]:
-    """Ticks every 15 s; minute returns follow an AR(1) (momentum 0.6), so a model has something to learn."""
+    """Ticks every 15 s; the log mid reverts to its level (Ornstein-Uhlenbeck, 10 % a minute), so a model can learn.
+
+    A momentum market would not do: there, holding the last bar's direction (a promotion
+    baseline) is the best strategy there is, and no model beats it. Here the last bar's
+    direction loses (returns are negatively autocorrelated) while the distance from the
+    averages (``close_sma_*``, %B) tells where the next minutes go.
+    """
     rng = np.random.default_rng(seed)
     out = []
     for symbol, base in (("EURUSD", 1.085), ("USDJPY", 151.25)):
-        returns = np.zeros(minutes + 1)
+        level = np.zeros(minutes + 1)
         for minute in range(1, minutes + 1):
-            returns[minute] = 0.6 * returns[minute - 1] + rng.normal(0.0, 2e-4)
-        path = base * np.exp(np.cumsum(returns))
+            level[minute] = 0.9 * level[minute - 1] + rng.normal(0.0, 2e-4)
+        path = base * np.exp(level)
         half_spread = base * 1e-5
         for minute in range(minutes):
             for step in range(TICKS_PER_MINUTE):
-                mid = float(path[minute] + (path[minute + 1] - path[minute]) * step / TICKS_PER_MINUTE)
+                # Around the minute's level, not interpolated towards the next one (that would
+                # leak the next minute into this bar's close: momentum again).
+                mid = float(path[minute] * (1.0 + 2e-5 * rng.standard_normal()))
                 mid = round(mid, 5 if base < 10 else 3)
                 at_ms = T0 + minute * 60_000 + step * 15_000
                 bid, ask = round(mid - half_spread, 6), round(mid + half_spread, 6)

@@ -67,3 +67,19 @@ def test_cli_when_range_is_empty_then_error_exit_and_nothing_listed(cli_env: dic
 
     assert trained.exit_code == 1 and "0 labelled rows" in trained.output
     assert listed.exit_code == 0 and "no registered models" in listed.output
+
+
+def test_cli_when_model_is_lightgbm_then_a_lightgbm_version_is_registered_and_unknown_refused(
+    cli_env: dict[str, str],
+) -> None:
+    runner = CliRunner(env=cli_env)
+    span = ["--symbols", "EURUSD,USDJPY", "--from", iso(RANGE_MS[0]), "--to", iso(RANGE_MS[1])]
+
+    trained = runner.invoke(app, ["train", *span, "--model", "lightgbm", "--no-promote"])
+    unknown = runner.invoke(app, ["train", *span, "--model", "catboost"])
+    shown = runner.invoke(app, ["models", "show", "1"])
+
+    assert trained.exit_code == 0, trained.output
+    assert "v1: candidate" in trained.output and "report.html" in trained.output
+    assert shown.exit_code == 0 and "lightgbm" in shown.output
+    assert unknown.exit_code == 2 and "framework" in unknown.output

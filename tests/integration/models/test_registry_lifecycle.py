@@ -10,9 +10,10 @@ import pytest
 
 from models.errors import LeakageError, NotEnoughDataError, PromotionRefused, RegistryError, SchemaMismatchError
 from models.pipeline import train_model
-from models.registry import CANDIDATE, CHAMPION, RETIRED, ModelRegistry, RegistryModelProvider
+from models.registry import CANDIDATE, CHAMPION, RETIRED, ModelRegistry
 from streams.features import FeatureSpec
 from tests.integration.models.conftest import RANGE_MS, SYMBOLS, StreamsOutput, write
+from tickwave.champions import RegistryModelProvider
 from tickwave.config import Settings
 from tickwave.contracts import FeatureVector
 
@@ -32,9 +33,10 @@ def registered(settings: Settings) -> tuple[list[Any], list[Any]]:
 def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_are_audited(
     models_settings: Settings,
 ) -> None:
-    weak = with_models(models_settings, n_estimators=1, learning_rate=0.05)
+    # One tree hardly trades: judged without the P&L baselines (tested below), it only needs the sanity checks.
+    weak = with_models(models_settings, n_estimators=1, learning_rate=0.05, baselines=(), min_trades=0)
     strong = with_models(models_settings, n_estimators=40, max_depth=1, learning_rate=0.1)
-    demanding = with_models(strong, promotion_margin=0.9, seed=1)
+    demanding = with_models(strong, promotion_margin=0.9)  # the same model again: it can beat v2 by no margin
     model_id = models_settings.models.model_id
 
     first = train_model(weak, SYMBOLS, RANGE_MS, "pytest-weak")
@@ -42,8 +44,13 @@ def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_ar
     third = train_model(demanding, SYMBOLS, RANGE_MS, "pytest-demanding")
 
     assert first.entry.stage == CHAMPION  # the first model only has to pass the sanity checks
+    assert first.decision is not None and "not judged on P&L" in " ".join(first.decision.notes)
     assert second.decision is not None and second.decision.is_promoted, second.decision
     assert second.decision.figures["candidate_log_loss"] < second.decision.figures["champion_log_loss"]
+    figures = second.decision.figures  # beat both baselines on the holdout, after costs, with enough trades
+    assert figures["candidate_pnl_account"] > max(figures["baseline_flat_pnl_account"],
+                                                  figures["baseline_last_direction_pnl_account"])  # fmt: skip
+    assert figures["candidate_trades"] >= figures["min_trades"] == 10
     assert third.decision is not None and not third.decision.is_promoted
     assert "does not beat the champion" in third.decision.failures[0]
     entries, _ = registered(models_settings)
@@ -55,9 +62,9 @@ def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_ar
     try:
         with pytest.raises(PromotionRefused, match="not promoted"):
             registry.promote(model_id, 3, "pytest-again")
-        served_before = provider.champion()
+        served_before = provider.champions()
         restored = registry.rollback(model_id, "pytest-oncall", "bad fills after the release")
-        served_after = provider.champion()
+        served_after = provider.champions()
         with pytest.raises(RegistryError, match="nothing to roll back to"):
             registry.rollback(model_id, "pytest-oncall")
     finally:
@@ -67,8 +74,8 @@ def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_ar
     entries, events = registered(models_settings)
     assert (restored.model_version, restored.stage, restored.stage_changed_by) == (1, CHAMPION, "pytest-oncall")
     assert [(entry.model_version, entry.stage) for entry in entries] == [(3, CANDIDATE), (2, RETIRED), (1, CHAMPION)]
-    assert served_before is not None and served_before.model_version == 2
-    assert served_after is not None and served_after.model_version == 1
+    assert [(artifact.timeframe, artifact.model_version) for artifact in served_before] == [("1m", 2)]
+    assert [(artifact.timeframe, artifact.model_version) for artifact in served_after] == [("1m", 1)]
     trail = [(event.model_version, event.action, event.actor) for event in events]
     assert sorted(trail) == sorted([
         (1, "registered", "pytest-weak"), (1, "promoted", "pytest-weak"),
@@ -83,6 +90,24 @@ def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_ar
     assert rolled_back.reason == "bad fills after the release"
     refused = next(event for event in events if event.action == "promotion_refused")
     assert refused.metrics["champion_log_loss"] > 0 and "does not beat" in refused.reason
+    promoted = next(event for event in events if (event.model_version, event.action) == (2, "promoted"))
+    assert {"candidate_pnl_account", "candidate_trades", "baseline_flat_pnl_account",
+            "baseline_last_direction_pnl_account", "min_trades"} <= set(promoted.metrics)  # fmt: skip
+
+
+def test_train_when_too_few_holdout_trades_then_refused_with_each_criterion_audited(models_settings: Settings) -> None:
+    picky = with_models(models_settings, min_trades=100_000)
+
+    outcome = train_model(picky, SYMBOLS, RANGE_MS, "pytest-picky")
+
+    assert outcome.decision is not None and not outcome.decision.is_promoted
+    assert outcome.entry.stage == CANDIDATE
+    assert any("fewer than models.min_trades (100000)" in reason for reason in outcome.decision.failures)
+    _, events = registered(picky)
+    refused = next(event for event in events if event.action == "promotion_refused")
+    assert refused.metrics["min_trades"] == 100_000
+    assert refused.metrics["candidate_trades"] == outcome.decision.figures["candidate_trades"] > 0
+    assert "baseline_last_direction_pnl_account" in refused.metrics and "fewer than" in refused.reason
 
 
 def assert_nothing_registered(settings: Settings) -> None:

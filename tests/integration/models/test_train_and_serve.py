@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from models.pipeline import train_model
-from models.registry import CHAMPION, ModelRegistry, RegistryModelProvider
+from models.registry import CHAMPION, ModelRegistry
 from streams.features import FeatureSpec
 from streams.inference import LoadedModel
 from tests.integration.models.conftest import RANGE_MS, SYMBOLS, StreamsOutput, run_streams
+from tickwave.champions import RegistryModelProvider
 from tickwave.config import Settings
 from tickwave.warehouse.client import connect
 
@@ -43,8 +44,11 @@ def test_train_when_streams_features_stored_then_champion_registered_and_served_
     # The streams' side: the provider serves the champion, and the dataflow predicts with it.
     provider = RegistryModelProvider(models_settings)
     try:
-        artifact = provider.champion()
-        assert artifact is not None and (artifact.model_id, artifact.model_version) == (entry.model_id, 1)
+        served = provider.champions()
+        assert [(a.model_id, a.model_version, a.timeframe, a.symbols) for a in served] == [
+            (entry.model_id, 1, "1m", SYMBOLS)
+        ]
+        artifact = served[0]
         warm = next(vector for vector in streams_output.features if vector.is_warm and vector.timeframe == "1m")
         row = np.array([[warm.values[name] for name in artifact.feature_names]], dtype=np.float32)
         probabilities = LoadedModel(artifact).predict(row)
@@ -53,16 +57,19 @@ def test_train_when_streams_features_stored_then_champion_registered_and_served_
         out = run_streams(streams_output.raw[: 2 * 4 * 90], provider)  # 90 minutes of both symbols
     finally:
         provider.close()
-    one_minute = [prediction for prediction in out["predictions"] if prediction.timeframe == "1m"]
-    assert len(one_minute) == 2 * (90 - 49)  # every warm 1-minute vector
+    # The flow also closes (and warms) 1 s bars: the 1-minute model scores only its own timeframe.
+    assert any(vector.is_warm and vector.timeframe == "1s" for vector in out["features"])
+    assert {prediction.timeframe for prediction in out["predictions"]} == {"1m"}
+    assert len(out["predictions"]) == 2 * (90 - 49)  # every warm 1-minute vector, nothing else
     assert {(p.model_id, p.model_version) for p in out["predictions"]} == {(entry.model_id, 1)}
     assert len(out["signals"]) == len(out["predictions"])
+    assert {signal.timeframe for signal in out["signals"]} == {"1m"}
 
 
 def test_provider_when_no_champion_then_none(models_settings: Settings) -> None:
     provider = RegistryModelProvider(models_settings)
     try:
-        assert provider.champion() is None
+        assert provider.champions() == []
     finally:
         provider.close()
 
@@ -74,7 +81,7 @@ def test_provider_when_warehouse_unreachable_from_the_start_then_none_without_ra
         update={"clickhouse": models_settings.clickhouse.model_copy(update={"url": "http://127.0.0.1:9"})}
     )
 
-    assert RegistryModelProvider(unreachable).champion() is None  # logged: the flow runs on without a model
+    assert RegistryModelProvider(unreachable).champions() == []  # logged: the flow runs on without a model
 
 
 def test_training_data_when_read_back_then_every_streams_row_is_in_the_warehouse(

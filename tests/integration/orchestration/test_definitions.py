@@ -117,11 +117,12 @@ def _set_champion(warehouse: Warehouse, model_id: str, version: int, trained_to:
     client = connect(warehouse.settings, database=warehouse.database)
     try:
         newest = client.command(f"SELECT {trained_to}")
-        client.insert("model_registry", [[model_id, version, "champion", "xgboost", "", "", "", newest, newest,
-                                          newest, newest]],
+        # A champion fills the slot (model id, timeframe): its row names the timeframe, as registration writes it.
+        client.insert("model_registry", [[model_id, version, "champion", "xgboost", "", "", "", {"timeframe": "1m"},
+                                          newest, newest, newest, newest]],
                       column_names=["model_id", "model_version", "stage", "framework", "artifact_uri",
-                                    "artifact_sha256", "feature_schema_hash", "trained_from_ms", "trained_to_ms",
-                                    "created_at_ms", "updated_at_ms"])  # fmt: skip
+                                    "artifact_sha256", "feature_schema_hash", "params", "trained_from_ms",
+                                    "trained_to_ms", "created_at_ms", "updated_at_ms"])  # fmt: skip
     finally:
         client.close()
 

@@ -36,7 +36,7 @@ def flow_outputs(raw: list[bytes]) -> tuple[list[Any], Counter[bytes]]:
     sinks = FlowSinks(
         **{name: TestingSink(items) for name, items in out.items() if name != "signals"}, signals=publisher
     )
-    provider = StaticProvider(tiny_artifact(FeatureSpec()))
+    provider = StaticProvider(tiny_artifact(FeatureSpec(), timeframe="1s"))
     run_main(build_flow(SETTINGS, TestingSource(raw, batch_size=64), sinks, provider, RULES, clock_ms=lambda: NOW_MS))
     values = unkey(out)
     records = [
@@ -58,7 +58,13 @@ def test_relay_when_same_ticks_then_same_signals_published_and_same_records_as_t
     raw = raw_ticks()
     flow_published, flow_records = flow_outputs(raw)
     publisher = RecordingPublisher()
-    step = RelayStep(SETTINGS, StaticProvider(tiny_artifact(FeatureSpec())), publisher, RULES, clock_ms=lambda: NOW_MS)
+    step = RelayStep(
+        SETTINGS,
+        StaticProvider(tiny_artifact(FeatureSpec(), timeframe="1s")),
+        publisher,
+        RULES,
+        clock_ms=lambda: NOW_MS,
+    )
 
     records = [record for start in range(0, len(raw), 64) for record in step.take(raw[start : start + 64])]
     records += step.finish()  # the flow closes the open bars at the input's end

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from execution.clock import ManualClock
@@ -189,3 +190,31 @@ def test_flatten_when_no_price_then_denied_by_its_own_check_and_reported() -> No
 def _apply_events(engine: Engine, events: tuple[object, ...]) -> None:
     for event in events:
         engine.apply(event)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "timeframe", "symbol", "is_driver"),
+    [
+        ({}, "1m", "EURUSD", True),
+        ({}, "1s", "EURUSD", False),
+        ({"signal_timeframes": {"USDJPY": "5m"}}, "5m", "USDJPY", True),
+        ({"signal_timeframes": {"USDJPY": "5m"}}, "1m", "USDJPY", False),
+        ({"signal_timeframe": "1s"}, "1s", "EURUSD", True),
+    ],
+)
+def test_signal_when_timeframe_is_not_the_symbols_driver_then_denied_by_its_own_check(
+    overrides: dict[str, object], timeframe: str, symbol: str, is_driver: bool
+) -> None:
+    engine, clock = _engine(**overrides)
+    _tick(engine, 150.0 if symbol == "USDJPY" else 1.1, symbol)
+    base = signal(1, clock.now_ms(), "long", 0.5, symbol=symbol)
+    sent = msgspec.structs.replace(base, timeframe=timeframe, signal_id=f"{base.signal_id}-{timeframe}")
+
+    decision = engine.on_signal(sent)
+
+    denials = [event for event in decision.events if isinstance(event, OrderDenied)]
+    if is_driver:
+        assert decision.intent is not None and not denials
+    else:
+        assert decision.intent is None and [d.check for d in denials] == ["signal_timeframe"]
+        assert f"{symbol} is driven by" in denials[0].reason

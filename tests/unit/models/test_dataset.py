@@ -65,8 +65,8 @@ def test_build_dataset_when_joined_then_rows_are_warm_labelled_and_time_ordered(
 
     warm_per_symbol = FEATURES[FEATURES["is_warm"]].groupby("symbol").size()
     assert len(dataset) == int((warm_per_symbol - LABELS.horizon_bars).sum())
-    assert list(frame.columns[:8]) == list(OUTCOME_COLUMNS)
-    assert list(frame.columns[8:]) == list(SPEC.names)
+    assert list(frame.columns[: len(OUTCOME_COLUMNS)]) == list(OUTCOME_COLUMNS)
+    assert list(frame.columns[len(OUTCOME_COLUMNS) :]) == list(SPEC.names)
     assert frame[["bar_start_ms", "symbol"]].equals(frame[["bar_start_ms", "symbol"]].sort_values(
         ["bar_start_ms", "symbol"]).reset_index(drop=True))  # fmt: skip
     assert (frame["label_end_ms"] == frame["bar_start_ms"] + LABELS.horizon_bars * MINUTE).all()

@@ -15,16 +15,19 @@ from models.dataset import DOWN, FLAT, UP
 from models.evaluation import (
     BacktestSettings,
     backtest,
+    baseline_positions,
     binary_auc,
     classification_metrics,
+    compare_with_baselines,
     log_loss,
     pip_size,
     reliability,
     signal_positions,
 )
-from streams.signals import SignalRules, signal_from
+from streams.signals import signal_from
 from tickwave.config import load_settings
 from tickwave.contracts import Prediction
+from tickwave.modeling import SignalRules
 
 RULES = SignalRules(entry_probability=0.55, min_edge=0.10)
 UNIT = BacktestSettings(lots=1.0, bars_per_year=1.0)
@@ -250,3 +253,36 @@ def test_signal_positions_when_any_probabilities_then_same_direction_as_the_stre
                                 probabilities=by_label, inference_latency_us=1.0, predicted_at_ms=0)  # fmt: skip
         direction = signal_from(prediction, RULES, 0).direction
         assert {"long": 1, "short": -1, "flat": 0}[direction] == position
+
+
+def with_previous(frame: pd.DataFrame, first_previous: float) -> pd.DataFrame:
+    """``frame`` with each row's previous close (the row before's mid; ``first_previous`` for the first)."""
+    previous = [first_previous, *frame["mid_close"].tolist()[:-1]]
+    return frame.assign(previous_mid_close=previous)
+
+
+def test_baseline_positions_when_hand_checked_then_flat_never_trades_and_last_direction_follows_the_bar() -> None:
+    frame = with_previous(
+        HAND, 1.0990
+    )  # closes 1.0990 -> 1.1000 (up), -> 1.1010 (up), -> 1.1005 (down), -> 1.1020 (up)
+
+    assert baseline_positions(frame, "flat").tolist() == [0, 0, 0, 0]
+    assert baseline_positions(frame, "last_direction").tolist() == [1, 1, -1, 1]
+    assert baseline_positions(frame.assign(previous_mid_close=np.nan), "last_direction").tolist() == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match="unknown baseline"):
+        baseline_positions(frame, "coin")
+
+
+def test_compare_with_baselines_when_hand_checked_then_pnl_after_costs_of_each() -> None:
+    frame = with_previous(HAND, 1.0990)
+    # The candidate goes long, long, short, flat: HAND_POSITIONS, -140 USD.
+    probabilities = np.array([[0.1, 0.1, 0.8], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1], [0.3, 0.4, 0.3]])
+
+    comparison = compare_with_baselines(frame, probabilities, RULES, UNIT)
+
+    # last_direction: long, long, short, long: +9, -5, -17, then flip long (1 + 1 pips) +10, close at the end -1:
+    # 9 - 5 - 17 + 7 = -6 pips = -60 USD.
+    assert comparison.figures() == {
+        "candidate_pnl_account": -140.0, "candidate_trades": 2.0,
+        "baseline_flat_pnl_account": 0.0, "baseline_last_direction_pnl_account": -60.0,
+    }  # fmt: skip

@@ -7,6 +7,7 @@ import pytest
 
 from models.dataset import DOWN, FLAT, UP
 from models.errors import RegistryError
+from models.evaluation import BaselineComparison
 from models.registry import CANDIDATE, CHAMPION, RETIRED, RegistryEntry, RegistryEvent, judge_promotion, rollback_target
 
 LABELS = np.array([UP, DOWN, FLAT, UP, DOWN, FLAT] * 50)
@@ -134,3 +135,34 @@ def test_moved_to_when_stage_changes_then_only_the_table_allows_it(path: tuple[s
     else:
         with pytest.raises(RegistryError, match="not an allowed stage change"):
             start.moved_to(path[1], "alice@host", "why", 10)
+
+
+def trading(candidate_pnl: float, trades: int, flat: float = 0.0, last_direction: float = -5.0) -> BaselineComparison:
+    return BaselineComparison(candidate_pnl, trades, {"flat": flat, "last_direction": last_direction})
+
+
+@pytest.mark.parametrize(
+    ("comparison", "failure"),
+    [
+        (trading(12.5, 30), None),
+        (trading(-3.0, 30), "does not beat the flat baseline's 0.00"),
+        (trading(0.0, 30), "does not beat the flat baseline's 0.00"),  # equal is not better
+        (trading(4.0, 30, last_direction=9.0), "does not beat the last_direction baseline's 9.00"),
+        (trading(12.5, 3), "3 holdout trades, fewer than models.min_trades (10)"),
+    ],
+)
+def test_judge_when_baselines_given_then_pnl_after_costs_must_beat_each_with_enough_trades(
+    comparison: BaselineComparison, failure: str | None
+) -> None:
+    decision = judge_promotion(LABELS, honest(0.5), None, 0.01, 0.6, trading=comparison, min_trades=10)
+
+    assert decision.is_promoted == (failure is None)
+    if failure is None:
+        assert decision.failures == []
+    else:
+        assert [reason for reason in decision.failures if failure in reason], decision.failures
+    assert decision.figures["candidate_pnl_account"] == comparison.candidate_pnl_account
+    assert decision.figures["candidate_trades"] == comparison.candidate_trades
+    assert decision.figures["baseline_flat_pnl_account"] == comparison.baseline_pnl_account["flat"]
+    assert decision.figures["baseline_last_direction_pnl_account"] == comparison.baseline_pnl_account["last_direction"]
+    assert decision.figures["min_trades"] == 10

@@ -20,10 +20,10 @@ from models.store import ArtifactStore, sha256_of
 from models.xgb import XGBoostDirectionModel
 from streams.features import FeatureSpec
 from streams.inference import LoadedModel
-from streams.signals import SignalRules
 from tests.unit.models.market import MINUTE, T0, market
 from tickwave.config import ModelsSettings
 from tickwave.errors import DataQualityError
+from tickwave.modeling import ArtifactMetadataError, SignalRules
 
 SPEC = FeatureSpec()
 SETTINGS = ModelsSettings(n_estimators=40, max_depth=3, n_jobs=1, folds=3, embargo_bars=5, min_rows=500)
@@ -33,7 +33,7 @@ COUNT = 1500
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
     features, bars, _ = market(count=COUNT, momentum=0.6)
-    return build_dataset(features, bars, SPEC.names, SPEC.schema_hash, LabelSpec(5, 1.0), "1m",
+    return build_dataset(features, bars, SPEC.model_names, SPEC.schema_hash, LabelSpec(5, 1.0), "1m",
                          (T0, T0 + COUNT * MINUTE), SETTINGS.min_rows)  # fmt: skip
 
 
@@ -76,7 +76,7 @@ def test_train_when_done_then_metrics_cover_holdout_and_walk_forward(trained: Tr
                  "pnl_account", "sharpe", "max_drawdown_account", "turnover", "hit_rate"):  # fmt: skip
         assert f"holdout_{name}" in metrics and f"wf_{name}" in metrics, name
         assert math.isfinite(metrics[f"holdout_{name}"])
-    assert set(trained.feature_importance) == set(SPEC.names)
+    assert set(trained.feature_importance) == set(SPEC.model_names)
 
 
 def test_save_when_exported_then_parity_holds_and_artifact_is_content_addressed(
@@ -91,7 +91,7 @@ def test_save_when_exported_then_parity_holds_and_artifact_is_content_addressed(
     assert sha256_of(onnx_path.read_bytes()) == saved.sha256 == again.sha256
     assert sorted(path.name for path in store.root.glob("*.onnx")) == [f"{saved.sha256}.onnx"]
     metadata = json.loads(store.metadata_path(saved.sha256).read_text())
-    assert metadata["feature_names"] == list(SPEC.names)
+    assert metadata["feature_names"] == list(SPEC.model_names)
     assert metadata["schema_hash"] == SPEC.schema_hash
     assert metadata["labels"] == list(LABELS)
     assert "t+5" in metadata["label_definition"] and metadata["data_range_ms"] == [T0, T0 + COUNT * MINUTE]
@@ -125,12 +125,14 @@ def test_serving_when_artifact_loaded_then_row_batch_and_streams_agree(
     features = trained.holdout.features[:5]
 
     batch = serving.predict_batch(features)
-    by_name = serving.predict_row(dict(zip(SPEC.names, features[0].tolist(), strict=True)))
+    by_name = serving.predict_row(dict(zip(SPEC.model_names, features[0].tolist(), strict=True)))
     streams = LoadedModel(artifact).predict(features[:1])
 
-    assert artifact.feature_names == SPEC.names and artifact.labels == LABELS and artifact.model_version == 3
+    assert artifact.feature_names == SPEC.model_names and artifact.labels == LABELS and artifact.model_version == 3
     properties = {prop.key: prop.value for prop in onnx.load_from_string(saved.onnx_bytes).metadata_props}
     assert properties["tickwave.timeframe"] == "1m" and properties["tickwave.model_id"] == "xgb_test"
+    assert (artifact.timeframe, artifact.symbols) == ("1m", trained.dataset.symbols)  # where it may serve
+    assert artifact.serves(trained.dataset.symbols[0], "1m") and not artifact.serves(trained.dataset.symbols[0], "1s")
     assert "t+5" in properties["tickwave.label"]
     assert batch.shape == (5, 3)
     assert np.abs(batch - trained.holdout_probabilities[:5]).max() <= SETTINGS.parity_tolerance
@@ -147,16 +149,16 @@ def test_serving_when_schema_differs_then_refused_at_load(
     with pytest.raises(SchemaMismatchError, match="trained on feature schema"):
         ServingModel(artifact, expected_schema_hash="0000000000000000")
     with pytest.raises(SchemaMismatchError, match="row lacks features rsi_14"):
-        ServingModel(artifact).predict_row({name: 1.0 for name in SPEC.names if name != "rsi_14"})
+        ServingModel(artifact).predict_row({name: 1.0 for name in SPEC.model_names if name != "rsi_14"})
 
 
-def test_artifact_from_onnx_when_metadata_missing_then_schema_mismatch(trained: TrainingResult) -> None:
+def test_artifact_from_onnx_when_metadata_missing_then_refused(trained: TrainingResult) -> None:
     from onnxmltools import convert_xgboost
     from onnxmltools.convert.common.data_types import FloatTensorType
 
-    bare = convert_xgboost(trained.model, initial_types=[("features", FloatTensorType([None, len(SPEC.names)]))])
+    bare = convert_xgboost(trained.model, initial_types=[("features", FloatTensorType([None, len(SPEC.model_names)]))])
 
-    with pytest.raises(SchemaMismatchError, match="lacks metadata"):
+    with pytest.raises(ArtifactMetadataError, match="lacks metadata"):
         artifact_from_onnx("bare", 1, bare.SerializeToString())
     assert isinstance(bare, onnx.ModelProto)
 

@@ -37,13 +37,16 @@ def test_dagster_home_when_prepared_then_sqlite_under_the_state_dir_loopback_onl
     assert "TICKWAVE" not in " ".join(webserver) and "password" not in " ".join(webserver).lower()
 
 
-def test_dbt_vars_when_built_from_settings_then_each_symbol_has_its_registry_lot_and_pip(tmp_path: Path) -> None:
+def test_dbt_vars_when_built_from_settings_then_each_symbol_has_its_registry_lot_pip_and_currencies(
+    tmp_path: Path,
+) -> None:
     from orchestration.dbt_project import dbt_vars
 
     default = dbt_vars(load_settings(state_dir=tmp_path))["instruments"]
     configured = dbt_vars(load_settings(state_dir=tmp_path, symbols={"XAUUSD": {"digits": 2, "tick_size": 0.01,
                                                                                 "contract_size": 50}}))  # fmt: skip
 
-    assert default["XAUUSD"] == {"contract_size": 100, "pip_size": 0.1}
-    assert default["USDJPY"] == {"contract_size": 100000, "pip_size": 0.01}
+    assert default["XAUUSD"] == {"contract_size": 100, "pip_size": 0.1, "base": "XAU", "quote": "USD"}
+    assert default["USDJPY"] == {"contract_size": 100000, "pip_size": 0.01, "base": "USD", "quote": "JPY"}
+    assert default["EURGBP"] == {"contract_size": 100000, "pip_size": 0.0001, "base": "EUR", "quote": "GBP"}
     assert configured["instruments"]["XAUUSD"]["contract_size"] == 50 and set(configured["instruments"]) == {"XAUUSD"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import msgspec
@@ -52,11 +53,60 @@ def batch_reference(bars: list[Bar], spec: FeatureSpec) -> dict[str, np.ndarray]
         deviation = window.std()
         z[i] = 0.0 if deviation <= 1e-12 * abs(window.mean()) else (spread[i] - window.mean()) / deviation
     out[f"spread_z_{n}"] = z
+    out.update(ratio_reference(out, close, spread, spec))
     return out
+
+
+def ratio_reference(
+    levels: dict[str, np.ndarray], close: np.ndarray, spread: np.ndarray, spec: FeatureSpec
+) -> dict[str, np.ndarray]:
+    """The scale-free values from the reference levels, by their definitions (flat denominators give 0, %B 0.5)."""
+
+    def ratio(numerator: np.ndarray, denominator: np.ndarray, flat: float = 0.0) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(np.abs(denominator) <= 1e-12 * np.abs(close), flat, numerator / denominator)
+
+    atr = levels[f"atr_{spec.atr_period}"]
+    out = {f"close_sma_{p}": ratio(close - levels[f"sma_{p}"], levels[f"sma_{p}"]) for p in spec.sma_periods}
+    out |= {f"close_ema_{p}": ratio(close - levels[f"ema_{p}"], levels[f"ema_{p}"]) for p in spec.ema_periods}
+    for fast, slow in itertools.pairwise(spec.ema_periods):
+        out[f"ema_spread_{fast}_{slow}_atr"] = ratio(levels[f"ema_{fast}"] - levels[f"ema_{slow}"], atr)
+    for name in ("macd", "macd_signal", "macd_hist"):
+        out[f"{name}_atr"] = ratio(levels[name], atr)
+    width = levels["bb_upper"] - levels["bb_lower"]
+    out["bb_pct_b"] = ratio(close - levels["bb_lower"], width, flat=0.5)
+    out["bb_bandwidth"] = ratio(width, levels["bb_middle"])
+    out[f"atr_{spec.atr_period}_pct"] = atr / close
+    out["spread_bps"] = spread * 10_000.0 / close
+    # NaN while a level warms up (np.where above would have turned some into the flat value).
+    for name, values in out.items():
+        values[np.isnan(np.sum([levels[level] for level in _sources(name, spec)], axis=0))] = np.nan
+    return out
+
+
+def _sources(name: str, spec: FeatureSpec) -> list[str]:
+    # The levels a scale-free value derives from (its warm-up is theirs).
+    atr = f"atr_{spec.atr_period}"
+    if name.startswith(("close_sma_", "close_ema_")):
+        return [name.removeprefix("close_")]
+    if name.startswith("ema_spread_"):
+        fast, slow = name.removeprefix("ema_spread_").removesuffix("_atr").split("_")
+        return [f"ema_{fast}", f"ema_{slow}", atr]
+    if name.startswith("macd"):
+        return [name.removesuffix("_atr"), atr]
+    if name.startswith("bb_"):
+        return ["bb_upper", "bb_middle", "bb_lower"]
+    if name.startswith("atr_"):
+        return [atr]
+    return []
 
 
 def tolerance(name: str, price: float) -> float:
     """Absolute floor for values that cross zero (relative error is meaningless at 0)."""
+    if name.endswith("_atr") or name == "bb_pct_b":
+        return 1e-6  # a ratio of two small differences: the references' own rounding, divided by a small range
+    if name.startswith(("close_", "bb_bandwidth")):
+        return 1e-9
     if name.startswith(("macd", "atr")):
         return 1e-12 * price
     if name.startswith("rsi"):
@@ -151,3 +201,48 @@ def test_feature_vector_when_warm_then_all_numbers_and_schema_hash_set() -> None
 def test_schema_hash_when_parameters_change_then_differs() -> None:
     assert FeatureSpec().schema_hash != FeatureSpec(rsi_period=7).schema_hash
     assert FeatureSpec().schema_hash == FeatureSpec().schema_hash
+
+
+def scaled(bar: Bar, factor: float) -> Bar:
+    """The same bar with every price (and the spread) multiplied by ``factor``."""
+    prices = {name: getattr(bar, name) * factor for name in (
+        "bid_open", "bid_high", "bid_low", "bid_close", "ask_open", "ask_high", "ask_low", "ask_close",
+        "mid_open", "mid_high", "mid_low", "mid_close", "spread_mean", "spread_max")}  # fmt: skip
+    return msgspec.structs.replace(bar, **prices)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    price=st.floats(min_value=0.01, max_value=50_000.0),
+    volatility=st.sampled_from([0.0, 1e-6, 2e-5, 1e-4, 3e-3, 2e-2]),
+    factor=st.floats(min_value=1e-4, max_value=1e4).filter(lambda value: value != 1.0),
+)
+def test_model_inputs_when_every_price_multiplied_by_a_positive_factor_then_unchanged(
+    seed: int, price: float, volatility: float, factor: float
+) -> None:
+    bars = random_bars(seed, 90, price, volatility, point=price * 1e-5)
+    original, rescaled = FeatureState(), FeatureState()
+
+    pairs = [(original.update(bar), rescaled.update(scaled(bar, factor))) for bar in bars]
+
+    compared = 0
+    for plain, other in pairs:
+        assert plain is not None and other is not None and plain.is_warm == other.is_warm
+        if not plain.is_warm:
+            continue
+        for name in SPEC.model_names:
+            a, b = plain.values[name], other.values[name]
+            assert a is not None and b is not None
+            assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9), f"{name}: {a!r} at scale 1, {b!r} at x{factor}"
+        compared += 1
+    assert compared == 90 - 49
+
+
+def test_model_inputs_when_listed_then_no_price_level_among_them() -> None:
+    levels = {"sma_", "ema_", "bb_upper", "bb_middle", "bb_lower", "macd", "atr_"}
+
+    assert not [
+        name for name in SPEC.model_names if name.startswith(tuple(levels)) and not name.endswith(("_atr", "_pct"))
+    ]
+    assert set(SPEC.model_names) <= set(SPEC.names)  # every model input is stored with the levels

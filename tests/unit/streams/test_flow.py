@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import msgspec
@@ -23,10 +24,10 @@ from streams.flow import (
 )
 from streams.inference import Inference
 from streams.routing import GroupLayout
-from streams.signals import SignalRules
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Tick, encode
+from tickwave.modeling import SignalRules
 from tickwave.validation import SpikeFilter, ValidationRules
 
 T0 = 1_700_000_040_000  # a minute boundary
@@ -89,7 +90,7 @@ def result() -> dict[str, list[Any]]:
     raw[3002:3002] = [encode(late)]
     raw[100:100] = bad
     raw[4001:4001] = [raw[4000]]  # a message redelivered within the wait: counted once
-    return run_flow(raw, StaticProvider(tiny_artifact(FeatureSpec())))
+    return run_flow(raw, StaticProvider(tiny_artifact(FeatureSpec(), timeframe="1m")))
 
 
 def test_flow_when_stream_has_bad_late_spike_and_duplicate_then_each_quarantined_with_reason(
@@ -117,15 +118,48 @@ def test_flow_when_minutes_of_ticks_then_exact_bar_counts(result: dict[str, list
     assert sum(bar.tick_count for bar in one_second) == len(result["ticks"])
 
 
-def test_flow_when_model_loaded_then_prediction_and_signal_per_warm_vector(result: dict[str, list[Any]]) -> None:
+def test_flow_when_1m_model_loaded_then_prediction_and_signal_per_warm_1m_vector_only(
+    result: dict[str, list[Any]],
+) -> None:
     warm = [vector for vector in result["features"] if vector.is_warm]
+    warm_1m = [vector for vector in warm if vector.timeframe == "1m"]
 
     assert len(result["features"]) == len(result["bars"])
-    assert len(warm) == 2 * (55 * 60 - 49) + 2 * (55 - 49)
-    assert len(result["predictions"]) == len(warm)
-    assert len(result["signals"]) == len(warm)
-    assert {signal.signal_id for signal in result["signals"]}.__len__() == len(warm)
+    assert len(warm) == 2 * (55 * 60 - 49) + 2 * (55 - 49)  # the 1 s vectors are warm too, and not scored
+    assert len(warm_1m) == 2 * (55 - 49)
+    assert sorted((p.symbol, p.bar_start_ms) for p in result["predictions"]) == sorted(
+        (vector.symbol, vector.bar_start_ms) for vector in warm_1m
+    )
+    assert {p.timeframe for p in result["predictions"]} == {s.timeframe for s in result["signals"]} == {"1m"}
+    assert len(result["signals"]) == len({signal.signal_id for signal in result["signals"]}) == len(warm_1m)
     assert {p.model_id for p in result["predictions"]} == {"tiny"}
+
+
+def test_flow_when_champions_on_two_timeframes_and_one_symbol_then_each_scores_only_its_own() -> None:
+    raw = [encode(tick) for tick in stream(minutes=52)]
+    spec = FeatureSpec()
+    provider = StaticProvider(
+        tiny_artifact(spec, version=1, timeframe="1m"),
+        tiny_artifact(spec, version=7, timeframe="1s", symbols=("USDJPY",)),
+    )
+
+    out = run_flow(raw, provider)
+
+    scored = {(p.model_version, p.timeframe, p.symbol) for p in out["predictions"]}
+    warm = [v for v in out["features"] if v.is_warm]
+    assert scored == {(1, "1m", "EURUSD"), (1, "1m", "USDJPY"), (7, "1s", "USDJPY")}
+    assert len(out["predictions"]) == sum(
+        1 for v in warm if v.timeframe == "1m" or (v.timeframe == "1s" and v.symbol == "USDJPY")
+    )
+
+
+def test_flow_when_model_declares_no_timeframe_then_refused() -> None:
+    raw = [encode(tick) for tick in stream(minutes=2)]
+    undeclared = replace(tiny_artifact(FeatureSpec(), timeframe="1s"), timeframe="", symbols=())
+
+    out = run_flow(raw, StaticProvider(undeclared))
+
+    assert out["features"] and out["predictions"] == []
 
 
 def test_flow_when_no_model_then_features_only() -> None:
@@ -138,7 +172,7 @@ def test_flow_when_no_model_then_features_only() -> None:
 
 def test_flow_when_model_schema_differs_then_refused() -> None:
     raw = [encode(tick) for tick in stream(minutes=2)]
-    other = tiny_artifact(FeatureSpec(rsi_period=7))
+    other = tiny_artifact(FeatureSpec(rsi_period=7), timeframe="1s")
 
     out = run_flow(raw, StaticProvider(other))
 
@@ -214,7 +248,7 @@ def test_flow_when_signals_go_to_a_publisher_then_each_sent_once_as_decided_and_
     testing = {name: TestingSink(items) for name, items in out.items() if name != "signals"}
     sinks = FlowSinks(**testing, signals=publisher)
     rules = ValidationRules(known_symbols=frozenset({"EURUSD", "USDJPY"}))
-    provider = StaticProvider(tiny_artifact(FeatureSpec()))
+    provider = StaticProvider(tiny_artifact(FeatureSpec(), timeframe="1s"))
     flow = build_flow(SETTINGS, TestingSource(raw, batch_size=64), sinks, provider, rules, clock_ms=lambda: NOW_MS)
 
     run_main(flow)
@@ -285,7 +319,7 @@ class CountingInference(Inference):
 
 def test_group_logic_when_symbols_close_in_one_batch_then_one_model_call_and_one_publish() -> None:
     spec = FeatureSpec()
-    inference = CountingInference(StaticProvider(tiny_artifact(spec)), spec.schema_hash)
+    inference = CountingInference(StaticProvider(tiny_artifact(spec, timeframe="1s")), spec.schema_hash)
     inference.calls = []
     publisher = RecordingPublisher()
     consequences = BarConsequences(spec, inference, SignalRules(), lambda: NOW_MS, publisher)

@@ -11,9 +11,10 @@ from dataclasses import replace
 import pytest
 
 from streams.features import FeatureSpec
-from streams.inference import Inference, ModelArtifact
+from streams.inference import Inference
 from tests.unit.streams.tiny_model import tiny_artifact
 from tickwave.contracts import FeatureVector
+from tickwave.modeling import ModelArtifact
 
 SPEC = FeatureSpec()
 WAIT_S = 10.0
@@ -21,7 +22,7 @@ WAIT_S = 10.0
 
 @pytest.fixture(scope="module")
 def artifact() -> ModelArtifact:
-    return tiny_artifact(SPEC)
+    return tiny_artifact(SPEC, timeframe="1s", symbols=("EURUSD",))
 
 
 def warm_vector(bar_start_ms: int = 1_700_000_000_000) -> FeatureVector:
@@ -39,12 +40,12 @@ class RecordingProvider:
         self.gate: threading.Event | None = None
         self.waiting = threading.Event()
 
-    def champion(self) -> ModelArtifact | None:
+    def champions(self) -> list[ModelArtifact]:
         self.threads.append(threading.current_thread().name)
         if self.gate is not None:
             self.waiting.set()
             self.gate.wait(WAIT_S)
-        return self.artifact
+        return [self.artifact] if self.artifact else []
 
 
 def predict_until(inference: Inference, version: int) -> None:

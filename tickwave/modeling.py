@@ -1,0 +1,99 @@
+"""What the model registry, the trainer and the dataflow share: the servable artifact and the signal rules.
+
+The trainer (``models/``) produces artifacts, the dataflow (``streams/``) serves them:
+both speak these definitions, so neither imports the other (``models/`` may import the
+streams' feature code, the one place features are computed; ``streams/`` imports no
+component).
+
+An artifact describes itself in its ONNX metadata (``tickwave.feature_names``,
+``tickwave.schema_hash``, ``tickwave.labels``, ``tickwave.timeframe``,
+``tickwave.symbols``), so :func:`artifact_from_onnx` rebuilds it from the bytes alone. A
+model learned one timeframe and a set of symbols: it is served only on feature vectors
+of that timeframe and those symbols.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from tickwave.errors import ConfigurationError
+
+META_FEATURE_NAMES = "tickwave.feature_names"
+META_SCHEMA_HASH = "tickwave.schema_hash"
+META_LABELS = "tickwave.labels"
+META_TIMEFRAME = "tickwave.timeframe"
+META_SYMBOLS = "tickwave.symbols"
+
+
+class ArtifactMetadataError(ConfigurationError):
+    """An ONNX model lacks the metadata that says what it was trained on (retrain or re-export it)."""
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """What the flow needs to serve a model, and where it applies (``timeframe``, ``symbols``)."""
+
+    model_id: str
+    model_version: int
+    onnx_bytes: bytes
+    feature_names: tuple[str, ...]
+    schema_hash: str
+    labels: tuple[str, ...]  # class index -> label, e.g. ("down", "flat", "up")
+    timeframe: str = ""  # the bars it learned; "" = undeclared (never served)
+    symbols: tuple[str, ...] = ()  # the symbols it learned; () = undeclared (never served)
+
+    @property
+    def name(self) -> str:
+        """``model_id vN``."""
+        return f"{self.model_id} v{self.model_version}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The champion slot this artifact fills: one champion per ``(model_id, timeframe)``."""
+        return (self.model_id, self.timeframe)
+
+    def serves(self, symbol: str, timeframe: str) -> bool:
+        """Return True when this model was trained for ``symbol`` on ``timeframe`` bars."""
+        return timeframe == self.timeframe and symbol in self.symbols
+
+
+class ModelProvider(Protocol):
+    """Tells the flow which models are champions now (the registry, in production)."""
+
+    def champions(self) -> Sequence[ModelArtifact]:
+        """Return the current champions, at most one per ``(model_id, timeframe)``."""
+
+
+@dataclass(frozen=True)
+class SignalRules:
+    """Thresholds that turn probabilities into a direction (the streams' and the backtest's)."""
+
+    entry_probability: float = 0.55
+    min_edge: float = 0.10
+
+
+def artifact_from_onnx(model_id: str, model_version: int, onnx_bytes: bytes) -> ModelArtifact:
+    """Return the artifact described by the metadata embedded in ``onnx_bytes``.
+
+    Raises:
+        ArtifactMetadataError: when the model does not carry Tickwave's feature metadata.
+    """
+    import onnx
+
+    properties = {prop.key: prop.value for prop in onnx.load_from_string(onnx_bytes).metadata_props}
+    missing = [key for key in (META_FEATURE_NAMES, META_SCHEMA_HASH, META_LABELS) if key not in properties]
+    if missing:
+        raise ArtifactMetadataError(f"{model_id} v{model_version}: the ONNX model lacks metadata {', '.join(missing)}")
+    return ModelArtifact(
+        model_id=model_id,
+        model_version=model_version,
+        onnx_bytes=onnx_bytes,
+        feature_names=tuple(json.loads(properties[META_FEATURE_NAMES])),
+        schema_hash=properties[META_SCHEMA_HASH],
+        labels=tuple(json.loads(properties[META_LABELS])),
+        timeframe=properties.get(META_TIMEFRAME, ""),
+        symbols=tuple(json.loads(properties.get(META_SYMBOLS, "[]"))),
+    )
