@@ -430,6 +430,18 @@ class ModelsSettings(_Section):
     backtest_lots: float = Field(
         default=1.0, gt=0, description="position size of the backtest (lots; units per lot: the symbol's contract_size)"
     )
+    drift_window_hours: float = Field(
+        default=24.0, gt=0, description="drift: the live window compared with the champion's training window (hours)"
+    )
+    drift_psi_threshold: float = Field(
+        default=0.25, gt=0, description="drift: a model input whose PSI against training exceeds this has drifted"
+    )
+    decay_log_loss_ratio: float = Field(
+        default=1.25, gt=1, description="decay: live log loss above this multiple of the holdout's has decayed"
+    )
+    decay_min_rows: int = Field(
+        default=200, ge=1, description="decay: fewest labelled live predictions before decay is judged"
+    )
     leakage_windows: int = Field(
         default=8, ge=1, description="replay windows per symbol of the point-in-time feature check"
     )

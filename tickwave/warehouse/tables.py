@@ -136,12 +136,20 @@ PIPELINE_RUNS = _table(
     ("asset_keys", pa.list_(STRING)), ("started_at_ms", TIMESTAMP), ("ended_at_ms", TIMESTAMP), ("detail", STRING),
     ("updated_at_ms", TIMESTAMP),
 )  # fmt: skip
+MODEL_DRIFT = _table(
+    "model_drift", ("model_id", STRING), ("model_version", pa.uint32()), ("timeframe", STRING),
+    ("window_from_ms", TIMESTAMP), ("window_to_ms", TIMESTAMP), ("training_rows", pa.uint64()),
+    ("live_rows", pa.uint64()), ("psi", pa.map_(STRING, FLOAT)), ("max_psi", FLOAT), ("worst_input", STRING),
+    ("live_scored", pa.uint64()), ("live_log_loss", FLOAT), ("live_accuracy", FLOAT), ("holdout_log_loss", FLOAT),
+    ("holdout_accuracy", FLOAT), ("is_retrain_due", pa.bool_()), ("reasons", STRING), ("measured_at_ms", TIMESTAMP),
+)  # fmt: skip
 
 TABLES: dict[str, Table] = {
     table.name: table
     for table in (
         TICKS, BARS_1S, BARS_1M, FEATURES, PREDICTIONS, SIGNALS, ORDERS, ORDER_EVENTS, FILLS, RISK_EVENTS,
         MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, DQ_RESULTS, QUARANTINE, SERVICE_EVENTS, PIPELINE_RUNS,
+        MODEL_DRIFT,
     )
 }  # fmt: skip
 

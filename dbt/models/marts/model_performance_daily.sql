@@ -1,7 +1,8 @@
 -- one row per UTC day, model_id and model_version: predictions made, how many could be scored
 -- (the bar the label horizon ahead exists), accuracy and hit rate of the predicted direction against
 -- what happened over the horizon (the registry's horizon_bars and dead_zone_bps), calibration (mean
--- confidence minus accuracy) and the live figures beside the walk-forward holdout's (incremental).
+-- confidence minus accuracy), the live figures beside the walk-forward holdout's, and the day's input
+-- drift (the largest PSI measured, its input, whether retraining was due: model_drift) (incremental).
 {{ config(materialized='incremental', incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
           order_by='(model_id, model_version, day)') }}
 with registry as (
@@ -14,6 +15,18 @@ with registry as (
         metrics['holdout_accuracy'] as holdout_accuracy,
         metrics['holdout_precision'] as holdout_hit_rate
     from {{ ref('stg_tickwave__model_registry') }}
+),
+
+drift as (
+    select
+        toDate(measured_at) as day,
+        model_id,
+        model_version,
+        max(max_psi) as max_input_psi,
+        argMax(worst_input, max_psi) as most_drifted_input,
+        max(is_retrain_due) as is_retrain_due
+    from {{ ref('stg_tickwave__model_drift') }}
+    group by day, model_id, model_version
 ),
 
 bars as (
@@ -71,7 +84,12 @@ select
     any(registry.holdout_accuracy) as holdout_accuracy,
     any(registry.holdout_hit_rate) as holdout_hit_rate,
     round(accuracy - holdout_accuracy, 6) as accuracy_vs_holdout,
-    round(hit_rate - holdout_hit_rate, 6) as hit_rate_vs_holdout
+    round(hit_rate - holdout_hit_rate, 6) as hit_rate_vs_holdout,
+    round(any(drift.max_input_psi), 6) as max_input_psi,
+    any(drift.most_drifted_input) as most_drifted_input,
+    toBool(any(drift.is_retrain_due)) as is_retrain_due
 from scored
 inner join registry on registry.model_id = scored.model_id and registry.model_version = scored.model_version
+left join drift
+    on drift.day = scored.day and drift.model_id = scored.model_id and drift.model_version = scored.model_version
 group by day, model_id, model_version

@@ -13,34 +13,45 @@ from orchestration.resources import TickwaveResource
 from tests.integration.orchestration.conftest import Warehouse
 from tickwave.warehouse.client import connect
 
-RAW = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_registry", "order_events", "orders",
-       "predictions", "risk_events", "signals", "ticks"]  # fmt: skip
-STAGING = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_registry", "order_events", "orders",
-           "predictions", "risk_events", "signals", "ticks"]  # fmt: skip
+RAW = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_drift", "model_registry", "order_events",
+       "orders", "predictions", "risk_events", "signals", "ticks"]  # fmt: skip
+STAGING = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_drift", "model_registry", "order_events",
+           "orders", "predictions", "risk_events", "signals", "ticks"]  # fmt: skip
 MARTS = ["data_quality_daily", "decision_log", "execution_quality", "execution_quality_daily", "fct_fills",
          "fct_orders", "fct_round_trips", "int_account_rates", "int_fills_positioned", "model_performance_daily",
          "pnl_daily", "positions_daily",
          "risk_events_daily"]  # fmt: skip
 SNAPSHOT_ASSETS = sorted(
     [f"tickwave/{table}" for table in RAW] + [f"stg_tickwave__{table}" for table in STAGING] + MARTS
-    + ["training_dataset", "trained_model", "promotion_decision", "warehouse_merged", "run_history_pruned"]
+    + ["training_dataset", "trained_model", "promotion_decision", "model_drift", "warehouse_merged",
+       "run_history_pruned"]
 )  # fmt: skip
 QUALITY_CHECKED = ["bars_1m", "bars_1s", "features", "fills", "model_registry", "orders", "predictions",
                    "risk_events", "signals", "ticks"]  # fmt: skip
-SNAPSHOT_JOBS = {"dbt_marts", "dbt_daily_marts", "model_performance", "quality_checks", "train_model", "maintenance"}
+SNAPSHOT_JOBS = {
+    "dbt_marts",
+    "dbt_daily_marts",
+    "model_performance",
+    "quality_checks",
+    "train_model",
+    "maintenance",
+    "measure_drift",
+}
 SNAPSHOT_SCHEDULES = {
     "retrain_nightly": ("0 2 * * *", "train_model"),
     "dbt_marts_every_15_minutes": ("*/15 * * * *", "dbt_marts"),
     "dbt_daily_marts_every_15_minutes": ("*/15 * * * *", "dbt_daily_marts"),
     "quality_hourly": ("0 * * * *", "quality_checks"),
     "maintenance_weekly": ("0 3 * * 6", "maintenance"),
+    "model_drift_hourly": ("15 * * * *", "measure_drift"),
 }
 SNAPSHOT_SENSORS = {
     "retrain_on_new_data": "train_model",
     "model_performance_on_new_champion": "model_performance",
-    "raw_tables_observed": None,
+    "retrain_on_drift": "train_model",
+    "raw_tables_observed": None,  # these two request no run
     "pipeline_runs_recorded": None,
-}  # the last two request no run
+}
 
 
 def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(definitions: dg.Definitions) -> None:
@@ -54,7 +65,7 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
 
     assert sorted(key.to_user_string() for key in graph.get_all_asset_keys()) == SNAPSHOT_ASSETS
     assert quality == QUALITY_CHECKED
-    assert len(checks) == 56  # 10 quality checks + the dbt tests of severity error
+    assert len(checks) == 57  # 10 quality checks + the dbt tests of severity error
     assert jobs == SNAPSHOT_JOBS and schedules == SNAPSHOT_SCHEDULES and sensors == SNAPSHOT_SENSORS
     assert all(s.execution_timezone == "UTC" for s in definitions.schedules or [])
     # the gate: the training job runs the features' blocking check with the training assets

@@ -142,3 +142,21 @@ def test_training_when_features_pass_then_a_model_is_registered_with_its_report(
     assert str(report).endswith("report.html") and Path(str(report)).is_file()
     assert set(model["walk_forward"].value) and set(model["holdout"].value)
     assert "promoted" in decision and decision["model"].value == f"{MODEL_ID} v1"
+
+
+def test_drift_when_the_graph_ran_then_the_champion_is_measured_once_in_model_drift(
+    whole_graph: GraphRuns, orchestration_warehouse: Warehouse
+) -> None:
+    events = {event.asset_key.to_user_string(): event for event in whole_graph.main.get_asset_materialization_events()}
+    decision = events["promotion_decision"].materialization.metadata
+    drift = events["model_drift"].materialization.metadata
+    client = connect(orchestration_warehouse.settings, database=orchestration_warehouse.database)
+    try:
+        rows = client.query("SELECT model_id, model_version, training_rows FROM model_drift").result_rows
+    finally:
+        client.close()
+
+    assert decision["promoted"].value is True, decision
+    assert drift["champion"].value == f"{MODEL_ID} v1"
+    (row,) = rows
+    assert row[:2] == (MODEL_ID, 1) and row[2] > 0  # its training window's features were read back

@@ -37,7 +37,7 @@ NOW_MS = int(time.time() * 1000) // 1000 * 1000
 REQUIRED_TABLES = {
     "ticks", "bars_1s", "bars_1m", "features", "predictions", "signals", "orders", "order_events", "fills",
     "risk_events", "model_registry", "model_registry_events", "dq_results", "quarantine", "schema_migrations",
-    "service_events", "pipeline_runs",
+    "service_events", "pipeline_runs", "model_drift",
 }  # fmt: skip
 ARROW_TO_CLICKHOUSE = {
     "string": "String",
