@@ -1,0 +1,72 @@
+"""Every panel's query, macros expanded as the plugin does, runs as the read-only analyst over HTTP.
+
+Each returns the columns (names, type families) its panel type needs and at least one row on the
+sample, and its best of five runs above the floor (SELECT 1) is within the panel's latency budget
+(the figures on 10M ticks and 100k orders are bench/dashboards.py's).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from dashboards.alerts import AlertRule, alert_rules
+from dashboards.build import boards
+from dashboards.macros import QueryContext, expand
+from dashboards.panels import ColumnType, PanelSpec, type_matches
+from dashboards.runner import AnalystRunner
+from tests.integration.dashboards.conftest import BoardData
+from tickwave.config import Settings
+
+SETTINGS = Settings()
+SPECS = [(board.uid, spec) for board in boards(SETTINGS) for spec in board.queries]
+RULES = alert_rules(SETTINGS)
+
+
+def context_for(board_uid: str, data: BoardData) -> QueryContext:
+    """The trader board's last hour at a 5 s interval, the ops board's last 6 h at 30 s; symbol EURUSD."""
+    span, interval = (timedelta(hours=1), timedelta(seconds=5)) if "trader" in board_uid else (
+        timedelta(hours=6), timedelta(seconds=30))  # fmt: skip
+    return QueryContext.last(span, interval, {"symbol": "EURUSD"}, data.now)
+
+
+def _analyst(data: BoardData) -> AnalystRunner:
+    return AnalystRunner(data.settings, data.database)
+
+
+@pytest.mark.parametrize(("board_uid", "spec"), SPECS, ids=[f"{uid}:{spec.title}" for uid, spec in SPECS])
+def test_panel_query_when_run_as_analyst_then_returns_its_columns_within_budget(
+    board_data: BoardData, board_uid: str, spec: PanelSpec
+) -> None:
+    sql = expand(spec.sql, context_for(board_uid, board_data))
+    client = _analyst(board_data)
+    try:
+        floor_ms = min(client.query("SELECT 1").elapsed_ms for _ in range(5))
+        results = [client.query(sql) for _ in range(5)]
+    finally:
+        client.close()
+
+    result, timings = results[-1], [item.elapsed_ms for item in results]
+    names, types = result.names, result.types
+    assert names == [name for name, _ in spec.columns], f"{spec.title}: columns {names}"
+    for (name, expected), actual in zip(spec.columns, types, strict=True):
+        assert type_matches(actual, expected), f"{spec.title}: {name} is {actual}, expected {expected}"
+    assert result.rows, f"{spec.title}: no rows on the sample"
+    # The best of five above the best round trip of SELECT 1 (the machine's floor under its load):
+    # a coarse guard against a full scan; the figures on 10M ticks are bench/dashboards.py's.
+    best_ms = min(timings) - floor_ms
+    assert best_ms <= spec.budget_ms, f"{spec.title}: {best_ms:.1f} ms over the floor > {spec.budget_ms} ms"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[rule.uid for rule in RULES])
+def test_alert_query_when_run_as_analyst_then_returns_one_number(board_data: BoardData, rule: AlertRule) -> None:
+    client = _analyst(board_data)
+    try:
+        result = client.query(rule.sql)
+    finally:
+        client.close()
+
+    assert result.names == ["value"]
+    assert type_matches(result.types[0], ColumnType.NUMBER)
+    assert len(result.rows) == 1
