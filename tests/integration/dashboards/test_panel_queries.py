@@ -7,13 +7,12 @@ sample, and its best of five runs above the floor (SELECT 1) is within the panel
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from dashboards.alerts import AlertRule, alert_rules
 from dashboards.build import boards
-from dashboards.macros import QueryContext, expand
+from dashboards.gocheck import board_context
+from dashboards.macros import expand
 from dashboards.panels import ColumnType, PanelSpec, type_matches
 from dashboards.runner import AnalystRunner
 from tests.integration.dashboards.conftest import BoardData
@@ -24,13 +23,6 @@ SPECS = [(board.uid, spec) for board in boards(SETTINGS) for spec in board.queri
 RULES = alert_rules(SETTINGS)
 
 
-def context_for(board_uid: str, data: BoardData) -> QueryContext:
-    """The trader board's last hour at a 5 s interval, the ops board's last 6 h at 30 s; symbol EURUSD."""
-    span, interval = (timedelta(hours=1), timedelta(seconds=5)) if "trader" in board_uid else (
-        timedelta(hours=6), timedelta(seconds=30))  # fmt: skip
-    return QueryContext.last(span, interval, {"symbol": "EURUSD"}, data.now)
-
-
 def _analyst(data: BoardData) -> AnalystRunner:
     return AnalystRunner(data.settings, data.database)
 
@@ -39,7 +31,7 @@ def _analyst(data: BoardData) -> AnalystRunner:
 def test_panel_query_when_run_as_analyst_then_returns_its_columns_within_budget(
     board_data: BoardData, board_uid: str, spec: PanelSpec
 ) -> None:
-    sql = expand(spec.sql, context_for(board_uid, board_data))
+    sql = expand(spec.sql, board_context(board_uid, board_data.now, "EURUSD"))
     client = _analyst(board_data)
     try:
         floor_ms = min(client.query("SELECT 1").elapsed_ms for _ in range(5))
