@@ -26,12 +26,13 @@ FORMAT = "JSONCompactEachRowWithNamesAndTypes"
 
 @dataclass(frozen=True)
 class QueryResult:
-    """Column names and ClickHouse types, the rows, and the round trip in milliseconds."""
+    """Column names and ClickHouse types, the rows, the round trip and the server's own time (ms)."""
 
     names: list[str]
     types: list[str]
     rows: list[list[Any]]
     elapsed_ms: float
+    server_ms: float
 
 
 class AnalystRunner:
@@ -65,7 +66,9 @@ class AnalystRunner:
         lines = [json.loads(line) for line in response.text.splitlines() if line.strip()]
         if len(lines) < 2:
             raise ServiceError(f"unexpected answer without names and types: {response.text[:200]!r}")
-        return QueryResult(names=lines[0], types=lines[1], rows=lines[2:], elapsed_ms=elapsed_ms)
+        summary = json.loads(response.headers.get("X-ClickHouse-Summary") or "{}")
+        server_ms = int(summary.get("elapsed_ns", 0)) / 1e6
+        return QueryResult(names=lines[0], types=lines[1], rows=lines[2:], elapsed_ms=elapsed_ms, server_ms=server_ms)
 
     def close(self) -> None:
         """Close the connection."""

@@ -136,7 +136,8 @@ SELECT f.symbol AS symbol,
        {currency} AS currency,
        round(f.position_now, 6) AS position_lots,
        {contract}
-         * (f.today_cash + f.position_now * n.mark_now - f.position_start * s.mark_start) AS pnl_today,
+         * (f.today_cash + f.position_now * if(n.symbol = '', s.mark_minute, n.mark_second)
+            - f.position_start * s.mark_start) AS pnl_today,
        f.today_commission AS commission_today
 FROM (
   SELECT symbol,
@@ -148,12 +149,13 @@ FROM (
   GROUP BY symbol
 ) AS f
 LEFT JOIN (
-  SELECT symbol, argMax(mid_close, start_ms) AS mark_now FROM bars_1s
-  WHERE start_ms >= now() - INTERVAL 1 DAY GROUP BY symbol
+  SELECT symbol, argMax(mid_close, start_ms) AS mark_second FROM bars_1s
+  WHERE start_ms >= now() - INTERVAL 5 MINUTE GROUP BY symbol
 ) AS n ON n.symbol = f.symbol
 LEFT JOIN (
-  SELECT symbol, argMax(mid_close, start_ms) AS mark_start FROM bars_1m
-  WHERE start_ms < rollover AND start_ms >= rollover - INTERVAL 4 DAY GROUP BY symbol
+  SELECT symbol, argMaxIf(mid_close, start_ms, start_ms < rollover) AS mark_start,
+         argMax(mid_close, start_ms) AS mark_minute
+  FROM bars_1m WHERE start_ms >= rollover - INTERVAL 4 DAY GROUP BY symbol
 ) AS s ON s.symbol = f.symbol
 ORDER BY symbol""",
         format=QueryFormat.TABLE,
@@ -168,7 +170,7 @@ ORDER BY symbol""",
         description="P&L of the trading day per symbol, in its quote currency: realized today + (unrealized now - "
         "unrealized at the rollover), execution's definition (execution/README.md). Computed as the identical "
         "mark-to-market sum: today's fill cash flows + position now x mark now - position at the rollover x "
-        "mark at the rollover, times the contract size; marks are the last 1 s / 1 min bar closes. The rollover "
+        "mark at the rollover, times the contract size; the mark now is the last 1 s bar close of the last 5 minutes (else the last 1 min bar's), the mark at the rollover the last 1 min bar close before it. The rollover "
         "is execution.rollover_time in execution.market_timezone. Commissions are shown apart.",
         budget_ms=TRADER_BUDGET_MS,
     )
@@ -178,18 +180,10 @@ def _orders() -> tuple[PanelSpec, ...]:
     working = PanelSpec(
         title="Working orders",
         kind=Kind.TABLE,
-        sql="""SELECT client_order_id, symbol, side, quantity_lots, filled_lots, status,
-       first_created_at AS created_at_ms, last_updated_at AS updated_at_ms
-FROM (
-  SELECT client_order_id, any(symbol) AS symbol, any(side) AS side, any(quantity_lots) AS quantity_lots,
-         argMax(filled_lots, updated_at_ms) AS filled_lots, argMax(status, updated_at_ms) AS status,
-         min(created_at_ms) AS first_created_at, max(updated_at_ms) AS last_updated_at
-  FROM orders
-  WHERE created_at_ms >= now() - INTERVAL 2 DAY
-  GROUP BY client_order_id
-)
-WHERE status IN ('new', 'submitted', 'accepted', 'partially_filled')
-ORDER BY first_created_at DESC
+        sql="""SELECT client_order_id, symbol, side, quantity_lots, filled_lots, status, created_at_ms, updated_at_ms
+FROM orders FINAL
+WHERE created_at_ms >= now() - INTERVAL 2 DAY AND status IN ('new', 'submitted', 'accepted', 'partially_filled')
+ORDER BY created_at_ms DESC
 LIMIT 100""",
         format=QueryFormat.TABLE,
         unit="none",
@@ -204,7 +198,8 @@ LIMIT 100""",
             ("updated_at_ms", T.TIME),
         ),
         description="Orders not yet final (new, submitted, accepted, partially filled) created in the last two "
-        "days, newest first; the current state is the newest row per client_order_id (argMax).",
+        "days, newest first; FINAL keeps each order's newest state row (its rows share one sorting key), and "
+        "the status filter applies after it.",
         budget_ms=TRADER_BUDGET_MS,
     )
     fills = PanelSpec(
