@@ -159,7 +159,7 @@ LEFT JOIN (
 ) AS s ON s.symbol = f.symbol
 ORDER BY symbol""",
         format=QueryFormat.TABLE,
-        unit="currencyUSD",
+        unit="none",  # per symbol in its quote currency (the currency column): no single currency unit
         columns=(
             ("symbol", T.STRING),
             ("currency", T.STRING),
