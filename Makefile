@@ -2,7 +2,7 @@
 #   make demo   installs what it needs, starts the embedded services, runs the main job end to end
 #   make test   installs, then runs lint, type checks and the test suite against real services
 # Prerequisites (checked first): Python 3.11+, Java 17+, Maven, make, Debian's chromium (installed with
-# apt-get when run as root). Everything else is
+# apt-get when run as root), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is
 # installed from PyPI (through uv and uv.lock) and Maven Central.
 
 SHELL := /bin/bash
@@ -19,7 +19,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-prereqs: ## check Python 3.11+, Java 17+, Maven and chromium, saying how to install what is missing
+prereqs: ## check Python 3.11+, Java 17+, Maven, chromium and Go, saying how to install what is missing
 	@missing=0; \
 	if ! command -v $(PYTHON) >/dev/null || ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
 	  echo "missing: Python 3.11+ as '$(PYTHON)' (Debian/Ubuntu: apt-get install python3; or pyenv install 3.11; or make PYTHON=python3.12)"; missing=1; fi; \
@@ -35,6 +35,8 @@ prereqs: ## check Python 3.11+, Java 17+, Maven and chromium, saying how to inst
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
 	      || { echo "missing: chromium (apt-get install chromium failed)"; missing=1; }; \
 	  else echo "missing: Debian's chromium, for the headless UI tests (sudo apt-get install chromium)"; missing=1; fi; fi; \
+	if ! command -v go >/dev/null; then \
+	  echo "missing: Go 1.22+, for the dashboards' clickhouse-go test only (https://go.dev/dl/; Debian: apt-get install golang)"; missing=1; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
 
 $(BIN)/tickwave: pyproject.toml uv.lock | prereqs

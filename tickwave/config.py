@@ -458,6 +458,36 @@ class OrchestrationSettings(_Section):
     start_timeout_s: float = Field(default=180.0, gt=0, description="how long `up` waits for the Dagster UI")
 
 
+class DashboardsSettings(_Section):
+    """Grafana boards as code (``tickwave dashboards build | push``): refresh, alert thresholds, contact point."""
+
+    refresh: Literal["1s", "2s", "5s"] = Field(default="5s", description="trader board auto-refresh (1-5 s)")
+    folder: str = Field(default="Tickwave", description="Grafana folder the boards and alert rules go into")
+    datasource_name: str = Field(default="Tickwave ClickHouse", description="name of the provisioned datasource")
+    password_env: str = Field(
+        default="CLICKHOUSE_ANALYST_PASSWORD",
+        pattern=r"^[A-Z][A-Z0-9_]*$",
+        description="environment variable of Grafana's process holding the analyst's password (never written)",
+    )
+    query_timeout_s: int = Field(
+        default=30, ge=1, description="datasource query timeout (max_execution_time; at most the analyst's limit)"
+    )
+    row_limit: int = Field(
+        default=100_000, ge=1, description="datasource row limit (the plugin's `limit` setting; at most the analyst's)"
+    )
+    webhook_url: str | None = Field(
+        default=None, description="alert contact point (webhook URL); unset: alert rules only, no contact point"
+    )
+    stale_data_s: int = Field(default=60, ge=1, description="alert: no tick for this long in market hours (s)")
+    stream_lag_s: int = Field(default=30, ge=1, description="alert: bars reach the warehouse this late (s)")
+    quarantine_spike: int = Field(default=100, ge=1, description="alert: quarantined inputs within 5 minutes")
+    report_due_utc: str = Field(
+        default="06:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="alert: the daily report is missing after this time (UTC)",
+    )
+
+
 class Settings(BaseSettings):
     """Everything a Tickwave process is configured with; frozen after loading."""
 
@@ -482,6 +512,7 @@ class Settings(BaseSettings):
     streams: StreamsSettings = StreamsSettings()
     models: ModelsSettings = ModelsSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
+    dashboards: DashboardsSettings = DashboardsSettings()
     symbols: dict[str, SymbolSpec] = Field(
         default_factory=default_symbols,
         description="symbol registry, one [symbols.NAME] table each with digits and tick_size "

@@ -11,6 +11,7 @@ import typer
 
 from tickwave.cli import (
     config_cmd,
+    dashboards_cmd,
     demo,
     execution_cmd,
     ingest_cmd,
@@ -36,6 +37,7 @@ app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(execution_cmd.app, name="execution")
 app.add_typer(warehouse_cmd.app, name="warehouse")
 app.add_typer(streams_cmd.app, name="streams")
+app.add_typer(dashboards_cmd.app, name="dashboards")
 demo.register(app)
 models_cmd.register(app)
 ingest_cmd.register(app)

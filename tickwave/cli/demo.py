@@ -22,7 +22,7 @@ from tickwave.cli.ingest_cmd import replay_sample
 from tickwave.cli.services import bring_down, bring_up
 from tickwave.config import Settings
 from tickwave.contracts import Tick
-from tickwave.errors import ServiceError
+from tickwave.errors import ServiceError, TickwaveError
 from tickwave.topics import TICKS
 
 
@@ -175,6 +175,7 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
         console.print("[yellow]no signals: the model was not promoted, so the flow emitted features only[/]")
     _orchestrate(settings, addresses)
     _show_analyst_access(settings)
+    _dashboards(settings)
     _where_to_look(settings, addresses)
 
 
@@ -242,6 +243,44 @@ def _show_analyst_access(settings: Settings) -> None:
         f"[green]✓[/] analyst ({settings.clickhouse.analyst_user}): reads work ({requests:,} requests in query_log); "
         f"reading the secrets file with file(): {refusal}"
     )
+
+
+def _dashboards(settings: Settings) -> None:
+    """Build the Grafana files and run every board query as the analyst, as Grafana's datasource would."""
+    from datetime import UTC, datetime
+
+    from dashboards.build import boards, build
+    from dashboards.gocheck import board_context
+    from dashboards.macros import expand
+    from dashboards.panels import type_matches
+    from dashboards.runner import AnalystRunner
+
+    result = build(settings, settings.state_path / "grafana")
+    now, symbol = datetime.now(tz=UTC), next(iter(settings.symbols))
+    runner = AnalystRunner(settings)
+    answered, total, slowest = 0, 0, (0.0, "")
+    try:
+        for board in boards(settings):
+            context = board_context(board.uid, now, symbol)
+            for spec in board.queries:
+                total += 1
+                try:
+                    answer = runner.query(expand(spec.sql, context))
+                except TickwaveError as exc:
+                    console.print(f"[red]✗[/] {board.title} / {spec.title}: {exc}")
+                    continue
+                wanted = [name for name, _ in spec.columns]
+                if answer.names == wanted and all(
+                    type_matches(actual, family) for (_, family), actual in zip(spec.columns, answer.types, strict=True)
+                ):
+                    answered += 1
+                    slowest = max(slowest, (answer.elapsed_ms, spec.title))
+    finally:
+        runner.close()
+    mark = "[green]✓[/]" if answered == total else "[red]✗[/]"
+    console.print(f"{mark} Grafana boards: {answered}/{total} panel queries answered as the analyst with their columns "
+                  f"(slowest {slowest[0]:.0f} ms: {slowest[1]}); files in {result.out} "
+                  "(`tickwave dashboards build`, dashboards/README.md)")  # fmt: skip
 
 
 def _where_to_look(settings: Settings, addresses: dict[str, str]) -> None:

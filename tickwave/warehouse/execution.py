@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from tickwave.warehouse.engine import Engine, Handle, ResultStream, WholeResult, empty_query_error
 from tickwave.warehouse.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
+from tickwave.warehouse.nativeframe import MIN_REVISION_WITH_CUSTOM_SERIALIZATION, reframe_native
 from tickwave.warehouse.planning import Plan
 from tickwave.warehouse.policy import ReadOnlyPolicy, Request
 from tickwave.warehouse.protocol import READONLY, SYNTAX_ERROR, QueryError
@@ -128,6 +129,12 @@ def _prepare_session(session: Session, plan: Plan) -> None:
 def _run(handle: Handle, plan: Plan) -> ResultStream:
     if plan.insert_format is not None:
         return WholeResult(b"", handle.insert(plan.sql, plan.insert_format, plan.data))
+    if plan.client_revision >= MIN_REVISION_WITH_CUSTOM_SERIALIZATION and plan.output_format.lower() == "native":
+        # clickhouse-go (Grafana's ClickHouse plugin) decodes Native for its revision: reframed whole (the
+        # walk needs block boundaries). Older revisions keep revision-0 Native, as before: clickhouse-connect
+        # probes with 54405, sees no block info and stays on protocol 0 with streamed results.
+        body, summary = handle.execute(plan.sql, plan.output_format, plan.query_params)
+        return WholeResult(reframe_native(body, plan.client_revision), summary)
     if plan.keyword in STREAMED_KEYWORDS:
         return handle.stream(plan.sql, plan.output_format, plan.query_params)
     # DDL, SET, SHOW... have small results and chdb streams only SELECTs.

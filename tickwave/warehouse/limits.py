@@ -7,7 +7,9 @@
 - A URL parameter becomes a setting of an analyst's query only from an allow-list: the
   output-shaping settings of :data:`HARMLESS_SETTINGS`, and the limits above when they
   tighten them (a value of 0 means "unlimited" to ClickHouse, so it is refused too). The
-  value must be a plain token (:mod:`tickwave.warehouse.engine` checks it again).
+  value must be a plain token (:mod:`tickwave.warehouse.engine` checks it again). The row
+  cap ``limit`` (Grafana's ClickHouse plugin sends it with every query) is allowed from 0
+  (no extra cap) to ``max_result_rows``, which applies in any case.
 - :class:`ConcurrencyLimit`: queries one read-only user runs at once.
 - :class:`LoginGuard`: failed logins per (user, client address) in a sliding window;
   at the limit, further attempts are refused without checking the password until the
@@ -39,6 +41,8 @@ HARMLESS_SETTINGS = frozenset({
     "output_format_csv_crlf_end_of_line", "format_csv_delimiter", "output_format_pretty_max_rows",
     "output_format_write_statistics", "session_timezone", "extremes", "totals_mode",
 })  # fmt: skip
+# Grafana's ClickHouse plugin sends its row limit as the `limit` setting with every query.
+ROW_LIMIT_SETTING = "limit"
 _TOKEN = re.compile(r"[A-Za-z0-9_.\-/]{1,128}")
 MAX_TRACKED_LOGIN_KEYS = 10_000
 
@@ -84,6 +88,15 @@ def _cannot_modify(name: str, why: str) -> QueryError:
     return QueryError(READONLY, f"Cannot modify '{name}' setting in readonly mode: {why}")
 
 
+def _row_limit(value: str, limits: AnalystLimits) -> str:
+    # `limit` caps the rows a query returns; 0 adds no cap, max_result_rows still applies either way.
+    if not value.isdigit() or int(value) > limits.max_result_rows:
+        raise _cannot_modify(
+            ROW_LIMIT_SETTING, f"a row limit from 0 to the read-only user's max_result_rows ({limits.max_result_rows})"
+        )
+    return value
+
+
 def analyst_handle_settings(requested: Mapping[str, str], limits: AnalystLimits) -> dict[str, str]:
     """Return the handle settings of an analyst query: the limits, tightened or shaped by ``requested``.
 
@@ -96,6 +109,9 @@ def analyst_handle_settings(requested: Mapping[str, str], limits: AnalystLimits)
             raise _cannot_modify(name, "the value must be a plain number or word")
         if name in HARMLESS_SETTINGS:
             settings[name] = value
+            continue
+        if name == ROW_LIMIT_SETTING:
+            settings[name] = _row_limit(value, limits)
             continue
         if name not in settings or name.endswith("_overflow_mode"):
             raise _cannot_modify(name, "not on the read-only user's allow-list")

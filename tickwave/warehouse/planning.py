@@ -61,6 +61,8 @@ class Plan:
         is_analyst: the user is read-only by role (stricter checks apply).
         query_id: the id echoed in ``X-ClickHouse-Query-Id``.
         session: the session to run in, if any.
+        client_revision: the ``client_protocol_version`` the client announced (0: none);
+            Native output is written for it (:mod:`tickwave.warehouse.nativeframe`).
     """
 
     sql: str
@@ -76,6 +78,7 @@ class Plan:
     is_analyst: bool = False
     query_id: str = ""
     session: SessionRequest | None = None
+    client_revision: int = 0
 
     def http_flag(self, name: str, default: bool) -> bool:
         """Return an HTTP-layer boolean setting of this request."""
@@ -187,4 +190,10 @@ def plan(
         is_analyst=user.readonly == READ_ONLY,
         query_id=params.get("query_id") or headers.get("x-clickhouse-query-id") or str(uuid.uuid4()),
         session=session,
+        client_revision=_client_revision(params.get("client_protocol_version", "")),
     )
+
+
+def _client_revision(value: str) -> int:
+    # A malformed revision counts as none, as ClickHouse ignores what it cannot parse here.
+    return int(value) if value.isdigit() and len(value) <= 10 else 0

@@ -1,0 +1,116 @@
+"""Alert rules (Grafana unified alerting, provisioned as files): each a one-number ClickHouse query and a threshold.
+
+Every rule's query returns one row with one numeric column ``value``; Grafana's threshold
+expression fires when ``value`` passes the rule's threshold. Thresholds come from
+``[dashboards]`` and ``[execution]`` settings.
+"""
+
+# ruff: noqa: S608, E501 - SQL built from this module's constants and typed settings, never from input; SQL lines kept whole
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dashboards.sqlparts import rollover_expression
+from tickwave.config import ExecutionSettings, Settings
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One alert: a query giving ``value``, fired when ``value > threshold`` for ``pending``."""
+
+    uid: str
+    title: str
+    sql: str
+    threshold: float
+    summary: str
+    severity: str = "critical"
+    pending: str = "0s"
+    lookback_s: int = 600
+
+
+def market_open_expression(execution: ExecutionSettings) -> str:
+    """1 while the market is open (fx: from Sunday to Friday at the rollover, New York time; else always)."""
+    if execution.market_hours == "always":
+        return "1"
+    hours, minutes = (int(part) for part in execution.rollover_time.split(":"))
+    local = f"toTimeZone(now(), '{execution.market_timezone}')"
+    minute_of_day = f"(toHour({local}) * 60 + toMinute({local}))"
+    roll = hours * 60 + minutes
+    day = f"toDayOfWeek({local})"
+    return f"NOT (({day} = 5 AND {minute_of_day} >= {roll}) OR {day} = 6 OR ({day} = 7 AND {minute_of_day} < {roll}))"
+
+
+def alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
+    """Every provisioned alert rule."""
+    board = settings.dashboards
+    hours, minutes = (int(part) for part in board.report_due_utc.split(":"))
+    due = hours * 60 + minutes
+    return (
+        AlertRule(
+            uid="tickwave-halted",
+            title="Trading halted (kill switch)",
+            sql="SELECT toUInt8(argMax(trading_state, (occurred_at_ms, risk_event_id)) = 'HALTED') AS value "
+            "FROM risk_events",
+            threshold=0,
+            summary="Trading is HALTED (kill switch or a halting breach): see the trader board's risk events.",
+        ),
+        AlertRule(
+            uid="tickwave-daily-loss",
+            title="Daily loss limit reached",
+            sql=f"WITH {rollover_expression(settings.execution)} AS rollover "
+            "SELECT count() AS value FROM risk_events FINAL "
+            "WHERE `check` = 'daily_loss' AND occurred_at_ms >= rollover",
+            threshold=0,
+            summary=f"The trading day's loss reached execution.daily_loss_limit ({settings.execution.daily_loss_limit:g} "
+            f"{settings.execution.account_currency}); trading moved to {settings.execution.daily_loss_action}.",
+        ),
+        AlertRule(
+            uid="tickwave-stale-ticks",
+            title="Stale market data",
+            sql=f"SELECT if({market_open_expression(settings.execution)}, "
+            "dateDiff('second', if(count() = 0, now() - INTERVAL 1 DAY, max(time_ms)), now()), 0) AS value "
+            "FROM ticks WHERE time_ms >= now() - INTERVAL 1 DAY",
+            threshold=board.stale_data_s,
+            summary=f"No tick for over {board.stale_data_s} s while the market is open.",
+        ),
+        AlertRule(
+            uid="tickwave-quarantine-spike",
+            title="Quarantine spike",
+            sql="SELECT count() AS value FROM quarantine WHERE received_at_ms >= now() - INTERVAL 5 MINUTE",
+            threshold=board.quarantine_spike,
+            summary=f"Over {board.quarantine_spike} inputs quarantined within 5 minutes: see the ops board.",
+            severity="warning",
+        ),
+        AlertRule(
+            uid="tickwave-stream-lag",
+            title="Stream lag",
+            sql="SELECT ifNotFinite(quantile(0.95)(dateDiff('millisecond', end_ms, inserted_at)) / 1000, 0) AS value "
+            "FROM bars_1s WHERE start_ms >= now() - INTERVAL 5 MINUTE",
+            threshold=board.stream_lag_s,
+            summary=f"1-second bars reach the warehouse over {board.stream_lag_s} s after they close (p95, 5 min).",
+            pending="1m",
+        ),
+        AlertRule(
+            uid="tickwave-blocking-quality",
+            title="Blocking quality check failed",
+            sql="SELECT count() AS value FROM ("
+            "SELECT argMax(is_success, checked_at_ms) AS ok, "
+            "JSONExtractString(argMax(details, checked_at_ms), 'severity') AS severity "
+            "FROM dq_results FINAL WHERE checked_at_ms >= now() - INTERVAL 1 DAY GROUP BY dataset, check_name"
+            ") WHERE NOT ok AND severity = 'blocking'",
+            threshold=0,
+            summary="A blocking data-quality check failed its latest run: downstream assets are held back.",
+        ),
+        AlertRule(
+            uid="tickwave-missing-report",
+            title="Daily report missing",
+            sql=f"SELECT toUInt8(now() >= toStartOfDay(now()) + INTERVAL {due} MINUTE AND countIf("
+            "job_name LIKE '%report%' AND status = 'SUCCESS' AND (partition_key = toString(yesterday()) "
+            "OR (partition_key = '' AND updated_at_ms >= toStartOfDay(now())))) = 0) AS value "
+            "FROM pipeline_runs FINAL",
+            threshold=0,
+            summary=f"No successful daily report for yesterday by {board.report_due_utc} UTC.",
+            severity="warning",
+        ),
+    )

@@ -1,0 +1,372 @@
+"""The trader board: price, signals and fills, positions, P&L today, orders, latency, trading state.
+
+Refresh 1-5 s (``dashboards.refresh``), last hour by default, one ``symbol`` variable (the
+configured symbols). Live panels read the source tables with their exact query patterns
+(``FINAL`` / ``argMax``) over short time ranges; the dbt marts are built every 15 minutes
+and so are too late for a live board.
+"""
+
+# ruff: noqa: S608, E501 - SQL built from this module's constants and typed settings, never from input; SQL lines kept whole
+
+from __future__ import annotations
+
+from dashboards.dataquery import QueryFormat
+from dashboards.panels import BoardSpec, Kind, PanelSpec, T
+from dashboards.sqlparts import contract_size_expression, quote_currency_expression, rollover_expression
+from tickwave.config import Settings
+
+UID = "tickwave-trader"
+TRADER_BUDGET_MS = 100.0
+BAR_COLUMNS = "start_ms AS time, mid_open AS open, mid_high AS high, mid_low AS low, mid_close AS close, volume"
+OHLC = (("time", T.TIME), ("open", T.NUMBER), ("high", T.NUMBER), ("low", T.NUMBER), ("close", T.NUMBER))
+SIGNED_FILLS = (
+    "SELECT symbol, fill_id, filled_at_ms, price, commission, "
+    "if(side = 'buy', quantity_lots, -quantity_lots) AS signed_lots FROM fills FINAL"
+)
+# The seconds a bar of each timeframe spans (its end = start + this).
+TIMEFRAME_SECONDS = "transform(toString(timeframe), ['1s', '1m', '5m', '15m', '1h', '4h', '1d'], [1, 60, 300, 900, 3600, 14400, 86400], 60)"
+
+
+def _price() -> PanelSpec:
+    return PanelSpec(
+        title="Price",
+        kind=Kind.CANDLESTICK,
+        sql=f"""SELECT * FROM (
+  SELECT {BAR_COLUMNS} FROM bars_1s FINAL
+  WHERE $__interval_s < 60 AND symbol = '${{symbol}}' AND $__timeFilter(start_ms)
+  UNION ALL
+  SELECT {BAR_COLUMNS} FROM bars_1m FINAL
+  WHERE $__interval_s >= 60 AND symbol = '${{symbol}}' AND $__timeFilter(start_ms)
+) ORDER BY time""",
+        format=QueryFormat.TIME_SERIES,
+        unit="none",
+        columns=(*OHLC, ("volume", T.NUMBER)),
+        description="Mid-price candles of the selected symbol: 1-second bars (bars_1s) while Grafana's interval "
+        "is under a minute, 1-minute bars (bars_1m) when zoomed out. Buy/sell signals and fills are the "
+        "board's annotations.",
+        budget_ms=TRADER_BUDGET_MS,
+        width=24,
+        height=10,
+    )
+
+
+def _annotations() -> tuple[PanelSpec, ...]:
+    signals = PanelSpec(
+        title="Signals",
+        kind=Kind.ANNOTATION,
+        sql="""SELECT created_at_ms AS time,
+       concat(upper(toString(direction)), ' conf ', toString(round(confidence, 2)), ' ', toString(model_id), ' v', toString(model_version)) AS text,
+       [toString(direction)] AS tags
+FROM signals FINAL
+WHERE symbol = '${symbol}' AND $__timeFilter(bar_start_ms)
+ORDER BY time""",
+        format=QueryFormat.TABLE,
+        unit="none",
+        columns=(("time", T.TIME), ("text", T.STRING), ("tags", T.ANY)),
+        description="Signals of the selected symbol (direction, confidence, model version) at the time they were made.",
+        budget_ms=TRADER_BUDGET_MS,
+    )
+    fills = PanelSpec(
+        title="Fills",
+        kind=Kind.ANNOTATION,
+        sql="""SELECT filled_at_ms AS time,
+       concat(upper(toString(side)), ' ', toString(quantity_lots), ' lots @ ', toString(price)) AS text,
+       [toString(side)] AS tags
+FROM fills FINAL
+WHERE symbol = '${symbol}' AND $__timeFilter(filled_at_ms)
+ORDER BY time""",
+        format=QueryFormat.TABLE,
+        unit="none",
+        columns=(("time", T.TIME), ("text", T.STRING), ("tags", T.ANY)),
+        description="Fills of the selected symbol (side, lots, price).",
+        budget_ms=TRADER_BUDGET_MS,
+    )
+    return signals, fills
+
+
+def _positions() -> PanelSpec:
+    # Each fill's running position; a trip starts after the position was flat; the open trip's
+    # adding fills give the average entry.
+    return PanelSpec(
+        title="Positions",
+        kind=Kind.TABLE,
+        sql=f"""SELECT symbol,
+       round(any(position_now), 6) AS position_lots,
+       if(abs(any(position_now)) < 1e-9, NULL,
+          sumIf(price * abs(signed_lots), trip = last_trip AND signed_lots * position_now > 0)
+          / sumIf(abs(signed_lots), trip = last_trip AND signed_lots * position_now > 0)) AS average_price,
+       max(filled_at_ms) AS last_fill_at
+FROM (
+  SELECT *, max(trip) OVER (PARTITION BY symbol) AS last_trip, sum(signed_lots) OVER (PARTITION BY symbol) AS position_now
+  FROM (
+    SELECT *, sum(is_flat) OVER (PARTITION BY symbol ORDER BY filled_at_ms, fill_id
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS trip
+    FROM (
+      SELECT *, abs(sum(signed_lots) OVER (PARTITION BY symbol ORDER BY filled_at_ms, fill_id
+                                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) < 1e-9 AS is_flat
+      FROM ({SIGNED_FILLS})
+    )
+  )
+)
+GROUP BY symbol
+ORDER BY symbol""",
+        format=QueryFormat.TABLE,
+        unit="none",
+        columns=(
+            ("symbol", T.STRING),
+            ("position_lots", T.NUMBER),
+            ("average_price", T.NUMBER),
+            ("last_fill_at", T.TIME),
+        ),
+        description="Net position per symbol (lots, + long / - short) from every fill, and the average entry "
+        "price of the open position (volume-weighted over the fills that built it since it was last flat).",
+        budget_ms=TRADER_BUDGET_MS,
+    )
+
+
+def _pnl_today(settings: Settings) -> PanelSpec:
+    rollover = rollover_expression(settings.execution)
+    contract = contract_size_expression(settings.symbols, "f.symbol")
+    currency = quote_currency_expression(settings.symbols, "f.symbol")
+    return PanelSpec(
+        title="P&L today",
+        kind=Kind.TABLE,
+        sql=f"""WITH {rollover} AS rollover
+SELECT f.symbol AS symbol,
+       {currency} AS currency,
+       round(f.position_now, 6) AS position_lots,
+       {contract}
+         * (f.today_cash + f.position_now * if(n.symbol = '', s.mark_minute, n.mark_second)
+            - f.position_start * s.mark_start) AS pnl_today,
+       f.today_commission AS commission_today
+FROM (
+  SELECT symbol,
+         sumIf(-signed_lots * price, filled_at_ms >= rollover) AS today_cash,
+         sumIf(commission, filled_at_ms >= rollover) AS today_commission,
+         sum(signed_lots) AS position_now,
+         sumIf(signed_lots, filled_at_ms < rollover) AS position_start
+  FROM ({SIGNED_FILLS})
+  GROUP BY symbol
+) AS f
+LEFT JOIN (
+  SELECT symbol, argMax(mid_close, start_ms) AS mark_second FROM bars_1s
+  WHERE start_ms >= now() - INTERVAL 5 MINUTE GROUP BY symbol
+) AS n ON n.symbol = f.symbol
+LEFT JOIN (
+  SELECT symbol, argMaxIf(mid_close, start_ms, start_ms < rollover) AS mark_start,
+         argMax(mid_close, start_ms) AS mark_minute
+  FROM bars_1m WHERE start_ms >= rollover - INTERVAL 4 DAY GROUP BY symbol
+) AS s ON s.symbol = f.symbol
+ORDER BY symbol""",
+        format=QueryFormat.TABLE,
+        unit="none",  # per symbol in its quote currency (the currency column): no single currency unit
+        columns=(
+            ("symbol", T.STRING),
+            ("currency", T.STRING),
+            ("position_lots", T.NUMBER),
+            ("pnl_today", T.NUMBER),
+            ("commission_today", T.NUMBER),
+        ),
+        description="P&L of the trading day per symbol, in its quote currency: realized today + (unrealized now - "
+        "unrealized at the rollover), execution's definition (execution/README.md). Computed as the identical "
+        "mark-to-market sum: today's fill cash flows + position now x mark now - position at the rollover x "
+        "mark at the rollover, times the contract size; the mark now is the last 1 s bar close of the last 5 minutes (else the last 1 min bar's), the mark at the rollover the last 1 min bar close before it. The rollover "
+        "is execution.rollover_time in execution.market_timezone. Commissions are shown apart.",
+        budget_ms=TRADER_BUDGET_MS,
+    )
+
+
+def _orders() -> tuple[PanelSpec, ...]:
+    working = PanelSpec(
+        title="Working orders",
+        kind=Kind.TABLE,
+        sql="""SELECT client_order_id, symbol, side, quantity_lots, filled_lots, status, created_at_ms, updated_at_ms
+FROM orders FINAL
+WHERE created_at_ms >= now() - INTERVAL 2 DAY AND status IN ('new', 'submitted', 'accepted', 'partially_filled')
+ORDER BY created_at_ms DESC
+LIMIT 100""",
+        format=QueryFormat.TABLE,
+        unit="none",
+        columns=(
+            ("client_order_id", T.STRING),
+            ("symbol", T.STRING),
+            ("side", T.STRING),
+            ("quantity_lots", T.NUMBER),
+            ("filled_lots", T.NUMBER),
+            ("status", T.STRING),
+            ("created_at_ms", T.TIME),
+            ("updated_at_ms", T.TIME),
+        ),
+        description="Orders not yet final (new, submitted, accepted, partially filled) created in the last two "
+        "days, newest first; FINAL keeps each order's newest state row (its rows share one sorting key), and "
+        "the status filter applies after it.",
+        budget_ms=TRADER_BUDGET_MS,
+    )
+    fills = PanelSpec(
+        title="Last fills",
+        kind=Kind.TABLE,
+        sql="""SELECT filled_at_ms AS time, symbol, side, quantity_lots, price, commission, client_order_id
+FROM fills FINAL
+WHERE filled_at_ms >= now() - INTERVAL 1 DAY
+ORDER BY filled_at_ms DESC
+LIMIT 50""",
+        format=QueryFormat.TABLE,
+        unit="none",
+        columns=(
+            ("time", T.TIME),
+            ("symbol", T.STRING),
+            ("side", T.STRING),
+            ("quantity_lots", T.NUMBER),
+            ("price", T.NUMBER),
+            ("commission", T.NUMBER),
+            ("client_order_id", T.STRING),
+        ),
+        description="The 50 latest fills of every symbol (last 24 h).",
+        budget_ms=TRADER_BUDGET_MS,
+    )
+    return working, fills
+
+
+def _signals() -> tuple[PanelSpec, ...]:
+    confidence = PanelSpec(
+        title="Signal confidence",
+        kind=Kind.TIME_SERIES,
+        sql="""SELECT $__timeInterval(created_at_ms) AS time, avg(confidence) AS confidence
+FROM signals
+WHERE symbol = '${symbol}' AND $__timeFilter(bar_start_ms)
+GROUP BY time
+ORDER BY time""",
+        format=QueryFormat.TIME_SERIES,
+        unit="percentunit",
+        columns=(("time", T.TIME), ("confidence", T.NUMBER)),
+        description="Mean confidence of the selected symbol's signals per interval.",
+        budget_ms=TRADER_BUDGET_MS,
+        width=16,
+    )
+    model = PanelSpec(
+        title="Model serving",
+        kind=Kind.STAT,
+        sql="""SELECT concat(toString(model_id), ' v', toString(model_version)) AS model, max(created_at_ms) AS last_signal_at
+FROM signals
+WHERE $__timeFilter(bar_start_ms)
+GROUP BY model
+ORDER BY last_signal_at DESC
+LIMIT 1""",
+        format=QueryFormat.TABLE,
+        unit="string",
+        columns=(("model", T.STRING), ("last_signal_at", T.TIME)),
+        description="The model id and version behind the latest signal in the time range.",
+        budget_ms=TRADER_BUDGET_MS,
+        width=8,
+    )
+    return confidence, model
+
+
+def _latency() -> tuple[PanelSpec, ...]:
+    tick_to_signal = PanelSpec(
+        title="Tick-to-signal latency",
+        kind=Kind.HEATMAP,
+        sql=f"""SELECT created_at_ms AS time,
+       dateDiff('millisecond', bar_start_ms + toIntervalSecond({TIMEFRAME_SECONDS}), created_at_ms) AS latency_ms
+FROM signals
+WHERE $__timeFilter(bar_start_ms)
+ORDER BY time""",
+        format=QueryFormat.TIME_SERIES,
+        unit="ms",
+        columns=(("time", T.TIME), ("latency_ms", T.NUMBER)),
+        description="From the close of the bar a signal was made on (its last tick's window end) to the signal, "
+        "per signal; Grafana buckets them into the heatmap.",
+        budget_ms=TRADER_BUDGET_MS,
+    )
+    signal_to_fill = PanelSpec(
+        title="Signal-to-fill latency",
+        kind=Kind.HEATMAP,
+        sql="""SELECT f.filled_at_ms AS time, dateDiff('millisecond', s.created_at_ms, f.filled_at_ms) AS latency_ms
+FROM (SELECT signal_id, filled_at_ms FROM fills WHERE $__timeFilter(filled_at_ms)) AS f
+INNER JOIN (
+  SELECT signal_id, created_at_ms FROM signals
+  WHERE bar_start_ms >= $__fromTime - INTERVAL 1 DAY AND bar_start_ms <= $__toTime
+) AS s ON s.signal_id = f.signal_id
+ORDER BY time""",
+        format=QueryFormat.TIME_SERIES,
+        unit="ms",
+        columns=(("time", T.TIME), ("latency_ms", T.NUMBER)),
+        description="From a signal to each fill of the order it caused, per fill.",
+        budget_ms=TRADER_BUDGET_MS,
+    )
+    return tick_to_signal, signal_to_fill
+
+
+def _risk() -> tuple[PanelSpec, ...]:
+    state = PanelSpec(
+        title="Trading state",
+        kind=Kind.STAT,
+        sql="""SELECT argMax(trading_state, (occurred_at_ms, risk_event_id)) AS trading_state, max(occurred_at_ms) AS since
+FROM risk_events""",
+        format=QueryFormat.TABLE,
+        unit="string",
+        columns=(("trading_state", T.STRING), ("since", T.TIME)),
+        description="ACTIVE / REDUCING / HALTED: the state recorded with the latest risk event (green, orange, red).",
+        budget_ms=TRADER_BUDGET_MS,
+        width=6,
+    )
+    halted = PanelSpec(
+        title="Halted symbols",
+        kind=Kind.TABLE,
+        sql="""SELECT symbol, max(occurred_at_ms) AS since, argMax(detail, occurred_at_ms) AS detail
+FROM risk_events FINAL
+WHERE kind IN ('symbol_halted', 'symbol_resumed') AND symbol != ''
+GROUP BY symbol
+HAVING argMax(kind, occurred_at_ms) = 'symbol_halted'
+ORDER BY since DESC""",
+        format=QueryFormat.TABLE,
+        unit="none",
+        columns=(("symbol", T.STRING), ("since", T.TIME), ("detail", T.STRING)),
+        description="Symbols whose latest halt/resume risk event is a halt (e.g. the flash-crash breaker).",
+        budget_ms=TRADER_BUDGET_MS,
+        width=6,
+    )
+    events = PanelSpec(
+        title="Latest risk events",
+        kind=Kind.TABLE,
+        sql="""SELECT occurred_at_ms AS time, severity, kind, `check`, symbol, trading_state, detail
+FROM risk_events FINAL
+ORDER BY occurred_at_ms DESC
+LIMIT 50""",
+        format=QueryFormat.TABLE,
+        unit="none",
+        columns=(
+            ("time", T.TIME),
+            ("severity", T.STRING),
+            ("kind", T.STRING),
+            ("check", T.STRING),
+            ("symbol", T.STRING),
+            ("trading_state", T.STRING),
+            ("detail", T.STRING),
+        ),
+        description="The 50 latest risk events: breaches, halts and resumes, rollovers, limit changes.",
+        budget_ms=TRADER_BUDGET_MS,
+    )
+    return state, halted, events
+
+
+def trader_board(settings: Settings) -> BoardSpec:
+    """The trader board for ``settings`` (symbols, rollover, refresh)."""
+    return BoardSpec(
+        uid=UID,
+        title="Tickwave · Trader",
+        description="Live trading: price with signals and fills, positions, P&L today, orders, latency, risk state.",
+        refresh=settings.dashboards.refresh,
+        time_from="now-1h",
+        panels=(
+            _price(),
+            _positions(),
+            _pnl_today(settings),
+            *_orders(),
+            *_signals(),
+            *_latency(),
+            *_risk(),
+        ),
+        annotations=_annotations(),
+        symbols=tuple(settings.symbols),
+    )

@@ -1,0 +1,76 @@
+"""Grafana's own client: clickhouse-go v2 over HTTP, as the analyst, runs every board query and sees its columns.
+
+Prerequisite: Go (``make prereqs``); the checker's modules come from the Go module proxy,
+pinned by dashboards/checker/go.sum.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dashboards.gocheck import build_checker, checker_queries, run_checker
+from tests.integration.dashboards.conftest import BoardData
+from tickwave.config import Settings
+
+
+@pytest.fixture(scope="module")
+def checker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_checker(tmp_path_factory.mktemp("checker") / "checker")
+
+
+def test_checker_when_every_board_query_runs_through_clickhouse_go_then_columns_match(
+    checker: Path, board_data: BoardData, tmp_path: Path
+) -> None:
+    queries = checker_queries(Settings(), board_data.now)
+
+    run = run_checker(checker, board_data.settings, board_data.database, queries, tmp_path)
+
+    assert run.returncode == 0, run.stderr + "\n".join(str(item) for item in run.outcomes if item.get("error"))
+    assert [item["title"] for item in run.outcomes] == [query["title"] for query in queries]
+    for query, outcome in zip(queries, run.outcomes, strict=True):
+        assert [column["name"] for column in outcome["columns"]] == [column["name"] for column in query["columns"]]
+        assert outcome["rows"] > 0, outcome["title"]
+
+
+def test_checker_when_a_column_is_wrong_or_the_query_fails_then_exits_1_naming_it(
+    checker: Path, board_data: BoardData, tmp_path: Path
+) -> None:
+    queries = [
+        {"title": "renamed", "sql": "SELECT 1 AS value", "columns": [{"name": "other", "type": "number"}]},
+        {"title": "wrong type", "sql": "SELECT 'x' AS value", "columns": [{"name": "value", "type": "time"}]},
+        {"title": "refused", "sql": "SELECT * FROM file('/etc/passwd')", "columns": []},
+        {"title": "fine", "sql": "SELECT now() AS time", "columns": [{"name": "time", "type": "time"}]},
+    ]
+
+    run = run_checker(checker, board_data.settings, board_data.database, queries, tmp_path)
+
+    assert run.returncode == 1
+    errors = {item["title"]: item.get("error", "") for item in run.outcomes}
+    assert 'expected "other"' in errors["renamed"]
+    assert "expected time" in errors["wrong type"]
+    assert "READONLY" in errors["refused"] or "164" in errors["refused"]
+    assert errors["fine"] == ""
+
+
+def test_checker_when_columns_nest_low_cardinality_maps_tuples_then_clickhouse_go_decodes_them(
+    checker: Path, board_data: BoardData, tmp_path: Path
+) -> None:
+    sql = (
+        "SELECT toLowCardinality(toString(number % 3)) AS lc, [toLowCardinality(toString(number)), 'x'] AS lcs, "
+        "map(toString(number), number) AS m, tuple(number, toString(number)) AS t, "
+        "if(number % 2 = 0, NULL, number) AS n, "
+        "CAST(if(number % 2 = 0, 'a, b', 'c'), 'Enum8(\\'a, b\\' = 1, \\'c\\' = 2)') AS e, "
+        "toDecimal64(number / 3, 4) AS d, now64(3, 'UTC') AS ts, s.symbol AS symbol "
+        "FROM numbers(1000) AS n CROSS JOIN (SELECT DISTINCT symbol FROM ticks) AS s ORDER BY number"
+    )
+    names = ["lc", "lcs", "m", "t", "n", "e", "d", "ts", "symbol"]
+    queries = [{"title": "types", "sql": sql, "columns": [{"name": name, "type": "any"} for name in names]}]
+
+    run = run_checker(checker, board_data.settings, board_data.database, queries, tmp_path)
+
+    assert run.returncode == 0, run.stderr + str(run.outcomes)
+    [outcome] = run.outcomes
+    assert outcome["rows"] == 2000
+    assert outcome["columns"][0]["type"] == "LowCardinality(String)"

@@ -1,0 +1,77 @@
+"""Native output reframed for a client's protocol revision (clickhouse-go, inside Grafana's ClickHouse plugin)."""
+
+from __future__ import annotations
+
+import chdb
+import pytest
+
+from tickwave.warehouse.nativeframe import BLOCK_INFO, reframe_native
+from tickwave.warehouse.protocol import QueryError
+
+REVISION = 54460  # what clickhouse-go v2.50 announces
+
+
+def native(sql: str) -> bytes:
+    return bytes(chdb.query(sql, "Native").bytes())
+
+
+def test_reframe_when_small_block_then_block_info_and_a_flag_per_column() -> None:
+    data = native("SELECT toUInt8(7) AS a, 'xy' AS s")
+
+    framed = reframe_native(data, REVISION)
+
+    assert data == b"\x02\x01\x01a\x05UInt8\x07\x01s\x06String\x02xy"
+    assert framed == BLOCK_INFO + b"\x02\x01\x01a\x05UInt8\x00\x07\x01s\x06String\x00\x02xy"
+
+
+def test_reframe_when_revision_before_custom_serialization_then_block_info_only() -> None:
+    data = native("SELECT toUInt8(7) AS a")
+
+    assert reframe_native(data, 54453) == BLOCK_INFO + data
+    assert reframe_native(data, 0) == data
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "toLowCardinality(toString(number % 3))",
+        "[toLowCardinality(toString(number)), 'x']",
+        "map(toString(number), number, 'k', 2)",
+        "tuple(number, toString(number), [number])",
+        "CAST(tuple(number, 'a'), 'Tuple(id UInt64, name String)')",
+        "if(number % 2 = 0, NULL, number * 1.5)",
+        "toLowCardinality(if(number % 2 = 0, NULL, toString(number)))",
+        "CAST(if(number % 2 = 0, 'a, b', 'c(d'), 'Enum8(\\'a, b\\' = 1, \\'c(d\\' = 2)')",
+        "toDecimal64(number / 3, 4)",
+        "toDecimal128(number, 20)",
+        "now64(3, 'Europe/London') + number",
+        "toFixedString(toString(number % 10), 3)",
+        "generateUUIDv4(number)",
+        "[[number, number + 1], []]",
+        "map('a', [toLowCardinality('x')])",
+        "toDate('2026-01-01') + number",
+    ],
+)
+def test_reframe_when_types_nest_then_every_column_is_walked(expression: str) -> None:
+    data = native(f"SELECT number AS n, {expression} AS v, 'end' AS tail FROM numbers(5)")
+
+    framed = reframe_native(data, REVISION)
+
+    # One block: block info + the same bytes with one flag after each of the three column types.
+    assert len(framed) == len(data) + len(BLOCK_INFO) + 3
+    assert framed.endswith(b"\x04tail\x06String\x00\x03end\x03end\x03end\x03end\x03end")
+
+
+def test_reframe_when_several_blocks_then_each_gets_block_info() -> None:
+    data = native("SELECT number FROM numbers(200000) SETTINGS max_block_size = 65536")
+
+    framed = reframe_native(data, REVISION)
+
+    assert framed.count(BLOCK_INFO) >= 2
+    assert len(framed) == len(data) + framed.count(BLOCK_INFO) * (len(BLOCK_INFO) + 1)
+
+
+@pytest.mark.parametrize("data", [b"\x01\x02\x01a\x06String\x05ab", b"\x01\x01\x01a\x07Dynamic\x00"])
+def test_reframe_when_truncated_or_unwalkable_then_refused(data: bytes) -> None:
+    with pytest.raises(QueryError):
+        reframe_native(data, REVISION)
