@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from reports.build import build_compliance_views
 from reports.catalog import REPORTS
 from reports.manifest import MANIFEST_NAME, sha256_file
 from tests.integration.reports.conftest import TradedDatabase, drop, traded_database
@@ -143,6 +144,11 @@ def test_execution_quality_and_decision_log_when_recomputed_then_counts_tie_out(
     assert int(quality[0]["filled_orders"]) == len({m.client_order_id for m in published if isinstance(m, Fill)})
     decisions = reported.csv("decision_log")
     assert sorted(row["client_order_id"] for row in decisions) == sorted(m.client_order_id for m in submitted)
+
+
+def test_compliance_models_when_dbt_tests_run_then_they_pass(reported: Reported, warehouse_settings: Settings) -> None:
+    # unique / not_null / relationships / accepted_values / expression_is_true and the hand-computed unit tests
+    build_compliance_views(warehouse_settings, reported.traded.database, command="test")
 
 
 def test_daily_when_rerun_on_the_same_data_then_byte_identical(reported: Reported) -> None:
