@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
@@ -177,6 +178,57 @@ def test_verify_when_untouched_then_passes_and_a_changed_file_is_named(reported:
                                       reported.traded.database], env=reported.env)  # fmt: skip
 
     assert result.exit_code == 1 and "trade_blotter.csv does not match its SHA-256" in result.output, result.output
+
+
+def test_dagster_when_the_days_partition_runs_then_seven_materializations_link_files_equal_to_the_cli_ones(
+    reported: Reported, warehouse_settings: Settings
+) -> None:
+    from orchestration.defs.reports.assets import compliance_reports
+    from orchestration.resources import TickwaveResource
+
+    state_dir = str(warehouse_settings.state_path)
+    resources = {"tickwave": TickwaveResource(state_dir=state_dir, database=reported.traded.database)}
+
+    result = dg.materialize([compliance_reports], partition_key=DAY, resources=resources,
+                            instance=dg.DagsterInstance.ephemeral())  # fmt: skip
+
+    assert result.success
+    events = result.get_asset_materialization_events()
+    assert sorted(event.asset_key.to_user_string() for event in events) == sorted(f"compliance/{report.name}"
+                                                                                  for report in REPORTS)  # fmt: skip
+    for event in events:
+        metadata = event.materialization.metadata
+        assert Path(str(metadata["html"].value)).is_file()
+        files = metadata["files"].value
+        assert isinstance(files, dict) and all(Path(entry["path"]).is_file() for entry in files.values())
+    folder = warehouse_settings.state_path / "reports" / DAY
+    for name in ("trade_blotter.csv", "order_audit_trail.csv", "daily_summary.html"):  # same data, same bytes
+        assert (folder / name).read_bytes() == (reported.root / DAY / name).read_bytes()
+
+
+def test_dagster_when_a_report_run_fails_then_the_failure_is_recorded_for_the_ops_board(
+    reported: Reported, warehouse_settings: Settings
+) -> None:
+    from orchestration.defs.reports.assets import compliance_reports, compliance_reports_failed
+    from orchestration.resources import TickwaveResource
+
+    state_dir = str(warehouse_settings.state_path)
+    instance = dg.DagsterInstance.ephemeral()
+    broken = {"tickwave": TickwaveResource(state_dir=state_dir, database="no_such_database")}
+    result = dg.materialize([compliance_reports], partition_key=DAY, resources=broken, instance=instance,
+                            raise_on_error=False)  # fmt: skip
+    assert not result.success
+    recorder = {"tickwave": TickwaveResource(state_dir=state_dir, database=reported.traded.database)}
+    context = dg.build_run_status_sensor_context(
+        sensor_name="compliance_reports_failed", dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance, dagster_run=result.dagster_run, resources=recorder,
+    ).for_run_failure()  # fmt: skip
+
+    compliance_reports_failed(context)
+
+    query = "SELECT status, partition_key, detail FROM pipeline_runs FINAL WHERE run_id = {run:String}"
+    rows = reported.traded.client.query(query, parameters={"run": result.run_id}).result_rows
+    assert len(rows) == 1 and rows[0][:2] == ("failure", DAY) and rows[0][2]
 
 
 def test_manifests_when_a_past_manifest_is_rewritten_then_the_next_day_names_the_break(
