@@ -12,6 +12,7 @@ import io
 import json
 import re
 import shutil
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from tickwave.cli import app
 from tickwave.config import Settings
 from tickwave.contracts import Fill, OrderCanceled, OrderDenied, OrderFilled, OrderRejected, OrderSubmitted, RiskEvent
 
+ARTIFACTS = Path(__file__).parents[2] / "artifacts"  # kept after the run: the screenshot a person can look at
 DAY = datetime.fromtimestamp(WEDNESDAY_NOON_MS / 1000, tz=UTC).date().isoformat()
 
 
@@ -79,6 +81,29 @@ def test_daily_when_run_then_seven_reports_as_csv_and_html_with_a_manifest(repor
     # self-contained: nothing is loaded from elsewhere (namespace URIs inside the SVG fetch nothing)
     assert re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", summary) is None
     assert "<link" not in summary and "<script" not in summary and "@import" not in summary
+
+
+def test_daily_summary_when_rendered_in_headless_chromium_then_it_shows_the_day_and_prints(
+    reported: Reported, tmp_path: Path
+) -> None:
+    url = (reported.root / DAY / "daily_summary.html").as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
+             "--window-size=1400,1800"]  # fmt: skip
+    dom = subprocess.run(["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120,
+                         check=False).stdout  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "compliance_daily_summary.png"
+    screenshot.unlink(missing_ok=True)
+    subprocess.run(["chromium", *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=120,
+                   check=False)  # fmt: skip
+    pdf = tmp_path / "daily_summary.pdf"
+    subprocess.run(["chromium", *flags, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url],
+                   capture_output=True, timeout=120, check=False)  # fmt: skip
+
+    assert "Daily summary" in dom and DAY in dom and "<svg" in dom and "kill switch" in dom, dom[-2000:]
+    assert screenshot.is_file() and screenshot.stat().st_size > 10_000
+    assert pdf.is_file() and pdf.read_bytes().startswith(b"%PDF")
 
 
 def test_trade_blotter_when_recomputed_from_the_journal_and_raw_fills_then_it_ties_out(reported: Reported) -> None:
