@@ -108,11 +108,30 @@ def drop(traded: TradedDatabase) -> None:
     traded.client.close()
 
 
-@pytest.fixture
-def traded(warehouse_settings: Settings, tmp_path: Path) -> Iterator[TradedDatabase]:
-    """A fresh database holding one execution run (dropped afterwards)."""
-    found, _ = traded_database(warehouse_settings, tmp_path)
+@pytest.fixture(scope="module")
+def traded_once(warehouse_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TradedDatabase]:
+    """One execution run stored in a database for the module (never changed: tests change copies)."""
+    found, _ = traded_database(warehouse_settings, tmp_path_factory.mktemp("execution"))
     try:
         yield found
     finally:
         drop(found)
+
+
+@pytest.fixture
+def traded(warehouse_settings: Settings, traded_once: TradedDatabase) -> Iterator[TradedDatabase]:
+    """A database of this test's own holding a copy of the module's ``order_events`` (dropped afterwards)."""
+    database = f"repc_{uuid.uuid4().hex[:8]}"
+    admin = connect(warehouse_settings, database="default")
+    try:
+        admin.command(f"CREATE DATABASE {database}")
+        admin.command(f"CREATE TABLE {database}.order_events AS {traded_once.database}.order_events")
+        admin.command(f"INSERT INTO {database}.order_events SELECT * FROM {traded_once.database}.order_events")
+    finally:
+        admin.close()
+    copy = TradedDatabase(connect(warehouse_settings, database=database), database, traded_once.published,
+                          traded_once.ticks)  # fmt: skip
+    try:
+        yield copy
+    finally:
+        drop(copy)
