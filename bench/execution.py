@@ -37,6 +37,7 @@ from confluent_kafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from tickwave.audit_chain import ChainLink
 from tickwave.bus import make_admin, make_consumer, make_producer
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, decode, encode
@@ -103,7 +104,7 @@ class HaltWatcher:
     def resume_position(self) -> int:
         return 0
 
-    def publish(self, message: Message, key: str, position: int) -> None:
+    def publish(self, message: Message, key: str, position: int, link: ChainLink | None = None) -> None:
         if isinstance(message, RiskEvent) and message.trading_state == "HALTED" and "[command " in message.detail:
             command_id = message.detail.split("[command ")[1].split("]")[0]
             self.halted_ns.setdefault(command_id, time.monotonic_ns())

@@ -63,7 +63,9 @@ def build_service(
     execution = settings.execution
     limits = RiskLimits.from_settings(execution, registry(settings.symbols))
     engine = Engine(limits, SizingPolicy.from_settings(execution), clock, execution.instance_id)
-    journal = Journal(instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync)
+    journal = Journal(
+        instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync, chain_id=execution.instance_id
+    )
     checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
     broker = broker or build_broker(settings, clock)
     return ExecutionService(engine, journal, broker, publisher, checks, execution.reconcile_every_s,

@@ -32,6 +32,7 @@ from typing import Any
 from quixstreams.sinks import BatchingSink, SinkBatch
 
 from execution.brokers.base import EXPIRED_PREFIX
+from tickwave.audit_chain import ChainLink, link_from_headers
 from tickwave.config import Settings
 from tickwave.contracts import (
     AnyMessage,
@@ -48,7 +49,7 @@ from tickwave.contracts import (
 from tickwave.errors import ContractError
 from tickwave.topics import ORDERS_EVENTS, topic_name
 from tickwave.warehouse.client import connect
-from tickwave.warehouse.tables import FILLS, ORDER_EVENTS, ORDERS, RISK_EVENTS
+from tickwave.warehouse.tables import FILLS, ORDER_EVENTS, ORDERS, RISK_EVENTS, row_for
 from tickwave.warehouse.writer import BatchWriter, WriterConfig
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,20 @@ def order_row(previous: Mapping[str, Any] | None, event: OrderEvent) -> dict[str
     return row
 
 
+def order_event_row(message: OrderEvent | OrderDenied, link: ChainLink | None) -> dict[str, Any]:
+    """Return the ``order_events`` row of an event with its chain link (from the Kafka headers).
+
+    An event without a link (published before the chain existed) is stored with empty
+    chain columns, which ``tickwave report verify`` names as unchained.
+    """
+    row = row_for(message)
+    if link is not None:
+        row.update(link.columns())
+    else:
+        logger.warning("audit: order event %s arrived without its chain link", message.event_id)
+    return row
+
+
 class AuditSink(BatchingSink):
     """Writes audit batches into the warehouse and flushes them before quixstreams commits."""
 
@@ -137,9 +152,9 @@ class AuditSink(BatchingSink):
             except ContractError as exc:
                 logger.error("audit: skipped an undecodable message at offset %s: %s", item.offset, exc.reason)
                 continue
-            self._route(message, rows)
+            self._route(message, rows, link_from_headers(item.headers))
         for name, messages in rows.items():
-            if name == ORDERS.name:
+            if name in (ORDERS.name, ORDER_EVENTS.name):
                 self._writers[name].write(messages)
             else:
                 self._writers[name].write_messages(messages)
@@ -147,15 +162,15 @@ class AuditSink(BatchingSink):
             writer.flush()
         self.rows_written += sum(len(messages) for messages in rows.values())
 
-    def _route(self, message: AnyMessage, rows: dict[str, list[Any]]) -> None:
+    def _route(self, message: AnyMessage, rows: dict[str, list[Any]], link: ChainLink | None) -> None:
         if isinstance(message, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
-            rows[ORDER_EVENTS.name].append(message)
+            rows[ORDER_EVENTS.name].append(order_event_row(message, link))
             changed = order_row(self._order_state(message.client_order_id), message)
             if changed is not None:
                 self._orders[message.client_order_id] = changed
                 rows[ORDERS.name].append(changed)
         elif isinstance(message, OrderDenied):
-            rows[ORDER_EVENTS.name].append(message)
+            rows[ORDER_EVENTS.name].append(order_event_row(message, link))
         elif isinstance(message, Fill):
             rows[FILLS.name].append(message)
         elif isinstance(message, RiskEvent):

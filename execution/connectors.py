@@ -40,6 +40,7 @@ from confluent_kafka import (
 )
 
 from execution.service import ExecutionService
+from tickwave.audit_chain import ChainLink
 from tickwave.bus import consumer_config, make_consumer, make_producer
 from tickwave.config import Settings
 from tickwave.contracts import ControlCommand, RiskEvent, Signal, decode, decode_any, encode
@@ -88,10 +89,10 @@ class KafkaPublisher:
         """Return the first journal position not known to be delivered."""
         return self._delivered_through
 
-    def publish(self, message: Contract, key: str, position: int) -> None:
-        """Queue one event and serve delivery callbacks without blocking."""
+    def publish(self, message: Contract, key: str, position: int, link: ChainLink | None = None) -> None:
+        """Queue one event (its chain link as headers) and serve delivery callbacks without blocking."""
         self._producer.produce(
-            self.topic, key=key.encode(), value=encode(message),
+            self.topic, key=key.encode(), value=encode(message), headers=link.headers() if link else None,
             on_delivery=lambda error, _message: self._on_delivery(error, position),
         )  # fmt: skip
         self._producer.poll(0)

@@ -36,6 +36,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from tickwave.audit_chain import AuditChain, ChainLink, is_chained
 from tickwave.contracts import AnyMessage, Message, decode_any, encode
 from tickwave.errors import ContractError, DataQualityError
 
@@ -60,11 +61,10 @@ def _checksum(payload: bytes, separator: bytes) -> int:
     return zlib.crc32(payload, _MORE_CRC) if separator == MORE else zlib.crc32(payload)
 
 
-def _group(messages: Sequence[Message]) -> bytes:
+def _group(payloads: Sequence[bytes]) -> bytes:
     lines = []
-    for number, message in enumerate(messages, start=1):
-        payload = encode(message)
-        separator = LAST if number == len(messages) else MORE
+    for number, payload in enumerate(payloads, start=1):
+        separator = LAST if number == len(payloads) else MORE
         lines.append(b"%08x%s%s\n" % (_checksum(payload, separator), separator, payload))
     return b"".join(lines)
 
@@ -86,8 +86,12 @@ def _parse(line: bytes) -> tuple[AnyMessage, bool] | None:
 class Journal:
     """Append-only, checksummed, fsync-on-demand event log."""
 
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+    def __init__(self, path: Path, *, fsync: bool = True, chain_id: str | None = None) -> None:
         """Open (creating) the journal at ``path``; cut a torn tail (a torn line, a group without its last line).
+
+        With ``chain_id``, every order event journaled gets its link of the audit hash
+        chain (:mod:`tickwave.audit_chain`), computed over the very bytes written; the
+        chain is rebuilt from the journal on open, so it continues across restarts.
 
         Raises:
             DataQualityError: when a line other than the last is corrupt.
@@ -95,6 +99,8 @@ class Journal:
         self.path = path
         self.fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.chain = AuditChain(chain_id) if chain_id else None
+        self._links: dict[int, ChainLink] = {}  # journal position -> link, until the publisher takes it
         self._events = self._load()
         self.count = len(self._events)  # the position the next event gets
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -105,7 +111,7 @@ class Journal:
         except FileNotFoundError:
             return []
         events: list[AnyMessage] = []
-        group: list[AnyMessage] = []  # the group being read: kept once its last line is read
+        group: list[tuple[AnyMessage, bytes]] = []  # the group being read (event, payload): kept once whole
         offset = whole = 0  # bytes read; bytes up to the end of the last whole group
         lines = data.splitlines(keepends=True)
         for number, line in enumerate(lines, start=1):
@@ -114,10 +120,12 @@ class Journal:
                 raise DataQualityError(f"{self.path}: line {number} of {len(lines)} is corrupt (not a torn tail)")
             if parsed is None:
                 break
-            group.append(parsed[0])
+            group.append((parsed[0], line[9:-1]))
             offset += len(line)
             if not parsed[1]:
-                events.extend(group)
+                for event, payload in group:
+                    self._link(len(events), event, payload)
+                    events.append(event)
                 group.clear()
                 whole = offset
         if whole < len(data):
@@ -129,6 +137,19 @@ class Journal:
                 handle.truncate(whole)
                 os.fsync(handle.fileno())
         return events
+
+    def _link(self, position: int, message: Message, payload: bytes) -> None:
+        if self.chain is not None and is_chained(message):
+            self._links[position] = self.chain.add(payload)
+
+    def pop_link(self, position: int) -> ChainLink | None:
+        """Return (and forget) the chain link of the event at ``position``; None for an unchained event."""
+        return self._links.pop(position, None)
+
+    def drop_links_before(self, position: int) -> None:
+        """Forget the links of events before ``position`` (published already; only the chain head matters)."""
+        for stale in [known for known in self._links if known < position]:
+            del self._links[stale]
 
     def events(self) -> Iterator[AnyMessage]:
         """Return the events found when the journal was opened, oldest first."""
@@ -146,11 +167,15 @@ class Journal:
         on open (an ``OrderFilled`` without its ``Fill`` record had left a booked fill
         missing from the audit trail, and a restart cannot tell it is missing).
         """
-        data = memoryview(_group(messages))
+        payloads = [encode(message) for message in messages]
+        data = memoryview(_group(payloads))
         while data:
             data = data[os.write(self._fd, data) :]
         if sync and self.fsync:
             os.fdatasync(self._fd)
+        if self.chain is not None:  # linked once written: a failed write leaves the chain as it was
+            for position, (message, payload) in enumerate(zip(messages, payloads, strict=True), start=self.count):
+                self._link(position, message, payload)
         self.count += len(messages)
         return range(self.count - len(messages), self.count)
 

@@ -27,6 +27,7 @@ from execution.brokers.base import Broker
 from execution.engine import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, Engine, replay
 from execution.journal import Journal
 from execution.reconcile import position_differences, reconcile_orders
+from tickwave.audit_chain import ChainLink
 from tickwave.config import StreamsSettings
 from tickwave.contracts import (
     ControlCommand,
@@ -57,10 +58,11 @@ class Publisher(Protocol):
     Every journaled event is published with its journal position; the publisher keeps
     the position up to which everything was delivered, so a restart republishes only
     the tail a crash may have lost (the warehouse drops the duplicates by event id).
+    An order event comes with its link of the audit hash chain, computed by the journal.
     """
 
-    def publish(self, message: Message, key: str, position: int) -> None:
-        """Send one message, keyed (by symbol where there is one)."""
+    def publish(self, message: Message, key: str, position: int, link: ChainLink | None = None) -> None:
+        """Send one message, keyed (by symbol where there is one), with its chain link if it has one."""
         ...
 
     def resume_position(self) -> int:
@@ -132,6 +134,7 @@ class ExecutionService:
             replay(self.engine, recorded)
             for position in range(self.publisher.resume_position(), len(recorded)):
                 self._publish(recorded[position], position)
+            self.journal.drop_links_before(len(recorded))  # delivered before the restart: not needed again
             differences = self._reconcile(whole=True)
             differences += position_differences(self.engine.view.positions, self.broker.positions())
             for difference in differences:
@@ -348,7 +351,7 @@ class ExecutionService:
         self._record_all([event])
 
     def _publish(self, message: Message, position: int) -> None:
-        self.publisher.publish(message, getattr(message, "symbol", ""), position)
+        self.publisher.publish(message, getattr(message, "symbol", ""), position, self.journal.pop_link(position))
 
     def close(self) -> None:
         """Flush the audit trail and close the broker and the journal."""

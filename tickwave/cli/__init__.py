@@ -17,6 +17,7 @@ from tickwave.cli import (
     ingest_cmd,
     models_cmd,
     orchestrate_cmd,
+    report_cmd,
     services,
     streams_cmd,
     topics_cmd,
@@ -42,6 +43,7 @@ demo.register(app)
 models_cmd.register(app)
 ingest_cmd.register(app)
 orchestrate_cmd.register(app)
+report_cmd.register(app)
 
 
 def main() -> None:

@@ -174,6 +174,7 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     if counts["signals"] == 0:
         console.print("[yellow]no signals: the model was not promoted, so the flow emitted features only[/]")
     _orchestrate(settings, addresses)
+    _compliance_reports(settings)
     _show_analyst_access(settings)
     _dashboards(settings)
     _where_to_look(settings, addresses)
@@ -214,6 +215,34 @@ def _orchestrate(settings: Settings, addresses: dict[str, str]) -> None:
     console.print("  marts: " + ", ".join(f"{mart} {count:,}" for mart, count in rows.items()))
     console.print(f"  quality: {len(failed)} failed expectations in the last hour"
                   + (f" ({', '.join(f'{d}.{c}' for d, c in failed[:4])}...)" if failed else ""))  # fmt: skip
+
+
+def _compliance_reports(settings: Settings) -> None:
+    """Produce today's compliance reports as `tickwave report daily` does, verify both chains, say where they are."""
+    from datetime import UTC, datetime
+
+    from reports.build import build_compliance_views
+    from reports.daily import generate_day
+    from reports.verify import verify
+    from tickwave.warehouse.client import connect
+
+    today = datetime.now(UTC).date()
+    root = settings.state_path / "reports"
+    with console.status(f"compliance: the seven reports of {today}..."):
+        build_compliance_views(settings)
+        client = connect(settings)
+        try:
+            outcome = generate_day(client, today, root)
+            problems = verify(client, root, today)
+        finally:
+            client.close()
+    console.print(f"[green]✓[/] compliance: seven reports (CSV + HTML) and a chained manifest for {today} in "
+                  f"{outcome.directory}")  # fmt: skip
+    for flag in outcome.flags:
+        console.print(f"  flag: {flag}")
+    mark = "[green]✓[/]" if not problems else "[red]✗[/]"
+    verdict = "; ".join(problems) if problems else "order-event hash chain, manifest chain and every file recompute"
+    console.print(f"{mark} `tickwave report verify`: {verdict}")
 
 
 def _stable(settings: Settings, table: str) -> bool:
@@ -294,6 +323,8 @@ def _where_to_look(settings: Settings, addresses: dict[str, str]) -> None:
     console.print(f'  sample query        tickwave warehouse query "{query}"')
     console.print("  models              `tickwave models list`; reports under .tickwave/models/<sha256>.report/")
     console.print("  orders and risk     `tickwave execution status`; tables orders, fills, risk_events")
+    console.print(f"  compliance reports  {settings.state_path / 'reports' / 'index.html'}  "
+                  "(`tickwave report list | daily --date D | verify`)")  # fmt: skip
     if "orchestration" in addresses:
         console.print(f"  Dagster UI          {addresses['orchestration']}  (assets, runs, schedules, checks)")
     console.print(f"  service logs        {settings.state_path / 'logs'}  (`tickwave logs streams|execution|...`)")

@@ -95,7 +95,8 @@ ORDER_EVENTS = _table(
     ("side", STRING), ("quantity_lots", FLOAT), ("order_type", STRING), ("limit_price", FLOAT),
     ("broker_order_id", STRING), ("reason", STRING), ("broker_code", pa.int32()), ("check", STRING),
     ("fill_id", STRING), ("fill_price", FLOAT), ("fill_lots", FLOAT), ("cumulative_lots", FLOAT),
-    ("is_final", pa.bool_()), ("payload", STRING),
+    ("is_final", pa.bool_()), ("payload", STRING), ("chain_id", STRING), ("chain_seq", pa.uint64()),
+    ("chain_prev_hash", STRING), ("chain_hash", STRING),
 )  # fmt: skip
 FILLS = _table(
     "fills", ("fill_id", STRING), ("client_order_id", STRING), ("signal_id", STRING), ("symbol", STRING),
@@ -168,6 +169,7 @@ def _order_event_row(message: Message) -> dict[str, Any]:
     row["event_id"] = message.event_id  # type: ignore[attr-defined]
     row["event_type"] = type(message).__struct_config__.tag
     row["payload"] = encode(message).decode()
+    row.update(chain_id="", chain_seq=0, chain_prev_hash="", chain_hash="")  # set by the audit loader from the link
     return row
 
 

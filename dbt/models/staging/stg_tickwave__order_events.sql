@@ -17,5 +17,9 @@ select
     fill_price,
     fill_lots,
     cumulative_lots,
-    is_final
+    is_final,
+    broker_code,
+    chain_id,
+    chain_seq,
+    chain_hash
 from {{ source('tickwave', 'order_events') }} final

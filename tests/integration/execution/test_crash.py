@@ -25,6 +25,7 @@ from execution.positions import Book
 from execution.risk import RiskLimits
 from execution.sizing import SizingPolicy
 from execution.state import OrderStatus
+from reports.events import first_event_break
 from tests.integration.execution.conftest import Bus, Processes, make_signal, make_tick, now_ms
 from tickwave.config import Settings
 from tickwave.contracts import OrderFilled, OrderSubmitted, RiskEvent
@@ -173,3 +174,5 @@ def test_execution_when_killed_at_random_points_then_one_order_per_signal_and_bo
         "WHERE event_type = 'order_submitted.v1' GROUP BY signal_id HAVING uniqExact(client_order_id) > 1"
     ).result_rows
     assert per_signal_rows == []
+    # Every order event reached the warehouse with its chain link, through Kafka headers, across 20+ kills.
+    assert first_event_break(warehouse) is None

@@ -13,10 +13,13 @@ from orchestration.resources import TickwaveResource
 from tests.integration.orchestration.conftest import Warehouse
 from tickwave.warehouse.client import connect
 
-RAW = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_drift", "model_registry", "order_events",
-       "orders", "predictions", "risk_events", "signals", "ticks"]  # fmt: skip
-STAGING = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_drift", "model_registry", "order_events",
-           "orders", "predictions", "risk_events", "signals", "ticks"]  # fmt: skip
+RAW = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_drift", "model_registry",
+       "model_registry_events", "order_events", "orders", "predictions", "risk_events", "signals", "ticks"]  # fmt: skip
+STAGING = RAW
+COMPLIANCE_VIEWS = ["algorithm_changes", "data_quality", "decision_log", "execution_quality", "order_audit_trail",
+                    "pnl_trips", "positions_close", "risk_controls", "trade_blotter"]  # fmt: skip
+REPORTS = ["algorithm_changes", "daily_summary", "decision_log", "execution_quality", "order_audit_trail",
+           "risk_controls", "trade_blotter"]  # fmt: skip
 MARTS = ["data_quality_daily", "decision_log", "execution_quality", "execution_quality_daily", "fct_fills",
          "fct_orders", "fct_round_trips", "int_account_rates", "int_fills_positioned", "model_performance_daily",
          "pnl_daily", "positions_daily",
@@ -25,18 +28,12 @@ SNAPSHOT_ASSETS = sorted(
     [f"tickwave/{table}" for table in RAW] + [f"stg_tickwave__{table}" for table in STAGING] + MARTS
     + ["training_dataset", "trained_model", "promotion_decision", "model_drift", "warehouse_merged",
        "run_history_pruned"]
+    + [f"compliance_{view}" for view in COMPLIANCE_VIEWS] + [f"compliance/{report}" for report in REPORTS]
 )  # fmt: skip
 QUALITY_CHECKED = ["bars_1m", "bars_1s", "features", "fills", "model_registry", "orders", "predictions",
                    "risk_events", "signals", "ticks"]  # fmt: skip
-SNAPSHOT_JOBS = {
-    "dbt_marts",
-    "dbt_daily_marts",
-    "model_performance",
-    "quality_checks",
-    "train_model",
-    "maintenance",
-    "measure_drift",
-}
+SNAPSHOT_JOBS = {"dbt_marts", "dbt_daily_marts", "model_performance", "quality_checks", "train_model", "maintenance",
+                 "measure_drift", "compliance_reports_job"}  # fmt: skip
 SNAPSHOT_SCHEDULES = {
     "retrain_nightly": ("0 2 * * *", "train_model"),
     "dbt_marts_every_15_minutes": ("*/15 * * * *", "dbt_marts"),
@@ -44,13 +41,16 @@ SNAPSHOT_SCHEDULES = {
     "quality_hourly": ("0 * * * *", "quality_checks"),
     "maintenance_weekly": ("0 3 * * 6", "maintenance"),
     "model_drift_hourly": ("15 * * * *", "measure_drift"),
+    "compliance_reports_daily": ("30 0 * * *", "compliance_reports_job"),
 }
 SNAPSHOT_SENSORS = {
     "retrain_on_new_data": "train_model",
     "model_performance_on_new_champion": "model_performance",
     "retrain_on_drift": "train_model",
-    "raw_tables_observed": None,  # these two request no run
+    "raw_tables_observed": None,  # these four request no run
     "pipeline_runs_recorded": None,
+    "compliance_reports_succeeded": None,
+    "compliance_reports_failed": None,
 }
 
 
@@ -65,7 +65,7 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
 
     assert sorted(key.to_user_string() for key in graph.get_all_asset_keys()) == SNAPSHOT_ASSETS
     assert quality == QUALITY_CHECKED
-    assert len(checks) == 57  # 10 quality checks + the dbt tests of severity error
+    assert len(checks) == 83  # 10 quality checks + the dbt tests of severity error
     assert jobs == SNAPSHOT_JOBS and schedules == SNAPSHOT_SCHEDULES and sensors == SNAPSHOT_SENSORS
     assert all(s.execution_timezone == "UTC" for s in definitions.schedules or [])
     # the gate: the training job runs the features' blocking check with the training assets
@@ -73,7 +73,8 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
     assert all(spec.blocking for spec in check.check_specs)
     # the daily marts are daily-partitioned (UTC), the rest of the graph is not
     partitioned = {key.to_user_string() for key in graph.get_all_asset_keys() if graph.get(key).partitions_def}
-    assert partitioned == {"execution_quality_daily", "model_performance_daily", "data_quality_daily"}
+    assert partitioned == {"execution_quality_daily", "model_performance_daily", "data_quality_daily",
+                           *(f"compliance/{report}" for report in REPORTS)}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -83,6 +84,8 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
         ("dbt_marts_every_15_minutes", datetime(2026, 11, 20, 9, 7, tzinfo=UTC),
          datetime(2026, 11, 20, 9, 15, tzinfo=UTC)),
         ("quality_hourly", datetime(2026, 11, 20, 23, 59, tzinfo=UTC), datetime(2026, 11, 21, 0, 0, tzinfo=UTC)),
+        ("compliance_reports_daily", datetime(2026, 11, 21, 0, 0, tzinfo=UTC),
+         datetime(2026, 11, 21, 0, 30, tzinfo=UTC)),
     ],
 )  # fmt: skip
 def test_schedule_when_evaluated_at_a_time_then_it_requests_its_job_at_the_next_fire_time(
@@ -95,6 +98,8 @@ def test_schedule_when_evaluated_at_a_time_then_it_requests_its_job_at_the_next_
     assert next_fire == expected
     assert len(data.run_requests or []) == 1
     assert data.run_requests is not None and data.run_requests[0].tags["dagster/schedule_name"] == schedule
+    if schedule == "compliance_reports_daily":  # the previous day, once it has ended
+        assert data.run_requests[0].partition_key == "2026-11-20"
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 
 from orchestration.defs.marts.assets import tickwave_dbt_daily
 from orchestration.defs.quality.assets import raw_key
+from orchestration.defs.reports.assets import compliance_reports
 from quality.suites import RAW_TABLES
 from tests.integration.orchestration.conftest import (
     MODEL_ID,
@@ -70,7 +71,8 @@ class GraphRuns:
 def whole_graph(definitions: dg.Definitions, orchestration_warehouse: Warehouse) -> GraphRuns:
     raw = dg.AssetSelection.checks_for_assets(*(raw_key(table) for table in RAW_TABLES))
     daily = dg.AssetSelection.assets(tickwave_dbt_daily)
-    main = materialize(definitions, orchestration_warehouse, (dg.AssetSelection.all() - daily) | raw,
+    reports = dg.AssetSelection.assets(compliance_reports)  # daily-partitioned: tests/integration/reports runs them
+    main = materialize(definitions, orchestration_warehouse, (dg.AssetSelection.all() - daily - reports) | raw,
                        run_config=training_config())  # fmt: skip
     day = str(SYNTHETIC_DAY.date())
     return GraphRuns(main, materialize(definitions, orchestration_warehouse, daily, partition_key=day))

@@ -8,6 +8,7 @@ from typing import Any
 from execution.app import build_service
 from execution.clock import ManualClock
 from execution.service import ExecutionService
+from tickwave.audit_chain import ChainLink
 from tickwave.config import ExecutionSettings, load_settings
 from tickwave.contracts import Message, Signal, Tick
 
@@ -20,9 +21,12 @@ class ListPublisher:
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.links: dict[str, ChainLink] = {}  # event id -> its chain link
 
-    def publish(self, message: Message, key: str, position: int) -> None:
+    def publish(self, message: Message, key: str, position: int, link: ChainLink | None = None) -> None:
         self.messages.append(message)
+        if link is not None:
+            self.links[message.event_id] = link  # type: ignore[attr-defined]
 
     def resume_position(self) -> int:
         return 1 << 62  # a fresh list: nothing from earlier runs is republished into it

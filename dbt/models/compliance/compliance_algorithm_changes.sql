@@ -1,0 +1,33 @@
+-- one row per change that reached production (change_id): model registry changes (registration,
+-- promotion, refusal, retirement, rollback, restore: who or what approved it and the metrics it
+-- passed) and configuration changes of the execution process (set_limit, accepted or refused).
+select
+    toDate(occurred_at) as report_date,
+    occurred_at as changed_at,
+    event_id as change_id,
+    'model' as change_kind,
+    concat(model_id, ' v', toString(model_version)) as subject,
+    action,
+    concat(from_stage, ' -> ', to_stage) as change,
+    to_stage,
+    actor as approved_by,
+    action = 'rollback' as is_rollback,
+    reason as detail
+from {{ ref('stg_tickwave__model_registry_events') }}
+
+union all
+
+select
+    toDate(occurred_at) as report_date,
+    occurred_at as changed_at,
+    risk_event_id as change_id,
+    'configuration' as change_kind,
+    'execution limits' as subject,
+    kind as action,
+    detail as change,
+    '' as to_stage,
+    'operator' as approved_by,
+    false as is_rollback,
+    detail
+from {{ ref('stg_tickwave__risk_events') }}
+where kind in ('limit_changed', 'limit_refused')

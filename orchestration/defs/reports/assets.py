@@ -1,0 +1,110 @@
+"""The seven compliance reports as daily-partitioned assets (thin glue over ``reports/``).
+
+One multi-asset writes the day's whole set (the manifest covers all seven files, so they
+are produced together) and reports one materialization per report, each with its files
+linked in the metadata. The schedule runs at 00:30 UTC for the previous day. Every run of
+the job, failed or not, is also written to the warehouse's ``pipeline_runs`` (the ops
+board reads it), so a failed report shows there as well as in the Dagster UI.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from orchestration.resources import TickwaveResource
+from reports.catalog import REPORTS
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2020-01-01", timezone="UTC")  # a day is due once it has ended
+REPORT_KEYS = {report.name: dg.AssetKey(["compliance", report.name]) for report in REPORTS}
+_VIEWS = sorted({table.view for report in REPORTS for table in report.tables})
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(key, group_name="compliance", kinds={"html", "csv"}, description=report.summary,
+                        deps=[dg.AssetKey(table.view) for table in report.tables])
+           for report, key in ((report, REPORT_KEYS[report.name]) for report in REPORTS)],
+    partitions_def=DAYS,
+    name="compliance_reports",
+)  # fmt: skip
+def compliance_reports(
+    context: dg.AssetExecutionContext, tickwave: TickwaveResource
+) -> Iterator[dg.MaterializeResult[None]]:
+    """Write the partition's seven reports, manifest and index under ``<state dir>/reports/<day>/``."""
+    from reports.build import build_compliance_views
+    from reports.daily import generate_day
+
+    settings = tickwave.settings()
+    day = date.fromisoformat(context.partition_key)
+    build_compliance_views(settings, tickwave.database)
+    with tickwave.client() as client:
+        outcome = generate_day(client, day, settings.state_path / "reports", context.log.info)
+    for line in outcome.changed:
+        context.log.warning(f"re-run of {day}: {line}")
+    for flag in outcome.flags:
+        context.log.warning(f"{day}: {flag}")
+    for report in REPORTS:
+        files = [f"{report.name}.html", *(f"{table.name}.csv" for table in report.tables)]
+        yield dg.MaterializeResult(asset_key=REPORT_KEYS[report.name], metadata={
+            "html": dg.MetadataValue.path(str(outcome.directory / f"{report.name}.html")),
+            "files": dg.MetadataValue.json({name: {"path": str(outcome.directory / name),
+                                                   "sha256": outcome.files[name][0],
+                                                   "rows": outcome.files[name][1]} for name in files}),
+            "manifest": dg.MetadataValue.path(str(outcome.directory / "manifest.json")),
+            "rows": sum(outcome.files[name][1] for name in files if name.endswith(".csv")),
+            "flags": dg.MetadataValue.json(outcome.flags),
+            "changed_since_last_run": dg.MetadataValue.json(outcome.changed),
+        })  # fmt: skip
+
+
+REPORTS_JOB = dg.define_asset_job(
+    "compliance_reports_job", selection=dg.AssetSelection.assets(compliance_reports), partitions_def=DAYS,
+    description="The day's seven compliance reports (CSV + HTML), manifest and index.",
+)  # fmt: skip
+REPORTS_SCHEDULE = dg.build_schedule_from_partitioned_job(
+    REPORTS_JOB, name="compliance_reports_daily", hour_of_day=0, minute_of_hour=30
+)
+
+
+def _record_run(context: dg.RunStatusSensorContext, status: str, detail: str) -> None:
+    from tickwave.warehouse.tables import PIPELINE_RUNS
+    from tickwave.warehouse.writer import BatchWriter
+
+    run = context.dagster_run
+    record = context.instance.get_run_record_by_id(run.run_id)
+    started = record.start_time if record else None
+    ended = record.end_time if record else None
+    now = datetime.now(UTC)
+    row = {
+        "run_id": run.run_id, "job_name": run.job_name, "status": status,
+        "partition_key": run.tags.get("dagster/partition", ""),
+        "asset_keys": sorted(key.to_user_string() for key in run.asset_selection or REPORT_KEYS.values()),
+        "started_at_ms": datetime.fromtimestamp(started, UTC) if started else None,
+        "ended_at_ms": datetime.fromtimestamp(ended, UTC) if ended else now, "detail": detail[:2000],
+        "updated_at_ms": now,
+    }  # fmt: skip
+    tickwave: TickwaveResource = context.resources.tickwave
+    with tickwave.client() as client:
+        writer = BatchWriter(client, PIPELINE_RUNS)
+        writer.write([row])
+        writer.close()
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[REPORTS_JOB],
+                      name="compliance_reports_succeeded", minimum_interval_seconds=60)  # fmt: skip
+def compliance_reports_succeeded(context: dg.RunStatusSensorContext, tickwave: TickwaveResource) -> None:
+    """Record a finished report run in ``pipeline_runs``."""
+    _record_run(context, "success", "reports written")
+
+
+@dg.run_failure_sensor(monitored_jobs=[REPORTS_JOB], name="compliance_reports_failed", minimum_interval_seconds=60)
+def compliance_reports_failed(context: dg.RunFailureSensorContext, tickwave: TickwaveResource) -> None:
+    """Record a failed report run in ``pipeline_runs`` (the ops board shows it)."""
+    _record_run(context, "failure", context.failure_event.message or "failed")
+
+
+@dg.definitions
+def reports() -> dg.Definitions:
+    """The report assets, their job, the 00:30 UTC schedule and the run-outcome sensors."""
+    return dg.Definitions(assets=[compliance_reports], jobs=[REPORTS_JOB], schedules=[REPORTS_SCHEDULE],
+                          sensors=[compliance_reports_succeeded, compliance_reports_failed])  # fmt: skip

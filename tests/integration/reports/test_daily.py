@@ -1,0 +1,292 @@
+"""tickwave report daily | list | verify on a real execution run: seven reports, tie-outs, re-runs, tampering.
+
+Every total is recomputed twice without the dbt SQL: from what the execution process
+published (the journal's view) and from the raw warehouse tables; both must equal the
+CSVs exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from typer.testing import CliRunner
+
+from reports.build import build_compliance_views
+from reports.catalog import REPORTS
+from reports.manifest import MANIFEST_NAME, sha256_file
+from tests.integration.reports.conftest import TradedDatabase, drop, traded_database
+from tests.unit.execution.helpers import WEDNESDAY_NOON_MS
+from tickwave.cli import app
+from tickwave.config import Settings
+from tickwave.contracts import Fill, OrderCanceled, OrderDenied, OrderFilled, OrderRejected, OrderSubmitted, RiskEvent
+
+ARTIFACTS = Path(__file__).parents[2] / "artifacts"  # kept after the run: the screenshot a person can look at
+DAY = datetime.fromtimestamp(WEDNESDAY_NOON_MS / 1000, tz=UTC).date().isoformat()
+
+
+@dataclass(frozen=True)
+class Reported:
+    traded: TradedDatabase
+    root: Path
+    env: dict[str, str]
+
+    def run(self, *arguments: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, ["report", *arguments, "--out", str(self.root)], env=self.env)
+        return result.exit_code, result.output
+
+    def csv(self, name: str) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO((self.root / DAY / f"{name}.csv").read_text())))
+
+
+@pytest.fixture(scope="module")
+def reported(warehouse_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reported]:
+    traded, database = traded_database(warehouse_settings, tmp_path_factory.mktemp("execution"))
+    env = {"TICKWAVE_STATE_DIR": str(warehouse_settings.state_path), "COLUMNS": "300"}  # no wrapped lines
+    found = Reported(traded, tmp_path_factory.mktemp("reports"), env)
+    try:
+        code, output = found.run("daily", "--date", DAY, "--database", database)
+        assert code == 0, output
+        yield found
+    finally:
+        drop(traded)
+
+
+def test_daily_when_run_then_seven_reports_as_csv_and_html_with_a_manifest(reported: Reported) -> None:
+    folder = reported.root / DAY
+    manifest = json.loads((folder / MANIFEST_NAME).read_bytes())
+
+    expected = {f"{report.name}.html" for report in REPORTS} | {f"{table.name}.csv" for report in REPORTS
+                                                                 for table in report.tables}  # fmt: skip
+    assert len(REPORTS) == 7
+    assert set(manifest["files"]) == expected
+    assert all(sha256_file(folder / name) == entry["sha256"] for name, entry in manifest["files"].items())
+    assert manifest["source_rows"]["order_events"] == len(reported.traded.events)
+    assert set(manifest["chain_heads"]) == {"execution-1"}
+    assert {"tickwave", "dbt-core", "dbt-clickhouse"} <= set(manifest["versions"])
+    assert (reported.root / "index.html").is_file()
+    summary = (folder / "daily_summary.html").read_text()
+    assert "hash chain recomputes" in summary and "kill switch" in summary and "<svg" in summary
+    # self-contained: nothing is loaded from elsewhere (namespace URIs inside the SVG fetch nothing)
+    assert re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", summary) is None
+    assert "<link" not in summary and "<script" not in summary and "@import" not in summary
+
+
+def test_daily_summary_when_rendered_in_headless_chromium_then_it_shows_the_day_and_prints(
+    reported: Reported, tmp_path: Path
+) -> None:
+    url = (reported.root / DAY / "daily_summary.html").as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
+             "--window-size=1400,1800"]  # fmt: skip
+    dom = subprocess.run(["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120,
+                         check=False).stdout  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "compliance_daily_summary.png"
+    screenshot.unlink(missing_ok=True)
+    subprocess.run(["chromium", *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=120,
+                   check=False)  # fmt: skip
+    pdf = tmp_path / "daily_summary.pdf"
+    subprocess.run(["chromium", *flags, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url],
+                   capture_output=True, timeout=120, check=False)  # fmt: skip
+
+    assert "Daily summary" in dom and DAY in dom and "<svg" in dom and "kill switch" in dom, dom[-2000:]
+    assert screenshot.is_file() and screenshot.stat().st_size > 10_000
+    assert pdf.is_file() and pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_trade_blotter_when_recomputed_from_the_journal_and_raw_fills_then_it_ties_out(reported: Reported) -> None:
+    blotter = reported.csv("trade_blotter")
+    fills = [message for message in reported.traded.published if isinstance(message, Fill)]
+    raw = reported.traded.client.query("SELECT count(), sum(quantity_lots), sum(commission) FROM fills FINAL")
+    raw_count, raw_lots, raw_commission = raw.result_rows[0]
+
+    assert len(blotter) == len(fills) == raw_count > 0
+    assert {row["fill_id"] for row in blotter} == {fill.fill_id for fill in fills}
+    assert sum(float(row["quantity_lots"]) for row in blotter) == pytest.approx(raw_lots, abs=1e-12)
+    assert sum(float(row["quantity_lots"]) for row in blotter) == pytest.approx(sum(f.quantity_lots for f in fills))
+    assert sum(float(row["commission_account"]) for row in blotter) == pytest.approx(raw_commission, abs=1e-12)
+    by_id = {fill.fill_id: fill for fill in fills}
+    for row in blotter:  # each fill's price, side and notional, exactly
+        fill = by_id[row["fill_id"]]
+        assert (float(row["price"]), row["side"], row["client_order_id"]) == (fill.price, fill.side,
+                                                                              fill.client_order_id)  # fmt: skip
+        assert float(row["notional_account"]) == round(fill.price * fill.quantity_lots * 100_000, 2)
+
+
+def test_audit_trail_when_recomputed_from_the_journal_then_every_event_is_there_in_order(reported: Reported) -> None:
+    trail = reported.csv("order_audit_trail")
+    events = reported.traded.events
+    raw_count = reported.traded.client.query("SELECT count() FROM order_events FINAL").result_rows[0][0]
+
+    assert len(trail) == len(events) == raw_count
+    assert [row["event_id"] for row in trail] == [event.event_id for event in events], "journal order"  # type: ignore[attr-defined]
+    assert [int(row["chain_seq"]) for row in trail] == list(range(len(events)))
+    kinds = Counter(row["lifecycle_event"] for row in trail)
+    assert kinds["submitted"] == sum(isinstance(e, OrderSubmitted) for e in events)
+    assert kinds["denied"] == sum(isinstance(e, OrderDenied) for e in events)
+    assert kinds["filled"] + kinds["partially_filled"] == sum(isinstance(e, OrderFilled) for e in events)
+    assert kinds["rejected"] == sum(isinstance(e, OrderRejected) for e in events)
+    assert kinds["canceled"] + kinds["expired"] == sum(isinstance(e, OrderCanceled) for e in events)
+    denied = [row for row in trail if row["lifecycle_event"] == "denied"]
+    assert denied and all(row["denied_by_check"] for row in denied)
+
+
+def test_risk_controls_when_recomputed_from_the_journal_then_denials_and_operator_actions_tie_out(
+    reported: Reported,
+) -> None:
+    controls = Counter(row["category"] for row in reported.csv("risk_controls"))
+    published = reported.traded.published
+    risk = [m for m in published if isinstance(m, RiskEvent)]
+
+    assert controls["pre_trade_denial"] == sum(isinstance(m, OrderDenied) for m in published) > 0
+    assert controls["kill_switch"] == sum(m.kind == "trading_state" and m.trading_state == "HALTED" for m in risk) == 1
+    overrides = [m for m in risk if m.kind in ("limit_changed", "limit_refused")
+                 or (m.kind == "trading_state" and m.trading_state != "HALTED" and m.check == "operator")]  # fmt: skip
+    assert controls["operator_override"] == len(overrides) == 2
+    changes = reported.csv("algorithm_changes")
+    assert [row["action"] for row in changes] == ["limit_changed"]
+
+
+def test_execution_quality_and_decision_log_when_recomputed_then_counts_tie_out(reported: Reported) -> None:
+    quality = reported.csv("execution_quality")
+    published = reported.traded.published
+    submitted = [m for m in published if isinstance(m, OrderSubmitted)]
+
+    assert [row["symbol"] for row in quality] == ["EURUSD"]
+    assert int(quality[0]["submitted_orders"]) == len(submitted)
+    assert int(quality[0]["rejected_orders"]) == sum(isinstance(m, OrderRejected) for m in published)
+    assert int(quality[0]["filled_orders"]) == len({m.client_order_id for m in published if isinstance(m, Fill)})
+    decisions = reported.csv("decision_log")
+    assert sorted(row["client_order_id"] for row in decisions) == sorted(m.client_order_id for m in submitted)
+
+
+def test_compliance_models_when_dbt_tests_run_then_they_pass(reported: Reported, warehouse_settings: Settings) -> None:
+    # unique / not_null / relationships / accepted_values / expression_is_true and the hand-computed unit tests
+    build_compliance_views(warehouse_settings, reported.traded.database, command="test")
+
+
+def test_daily_when_rerun_on_the_same_data_then_byte_identical(reported: Reported) -> None:
+    folder = reported.root / DAY
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+
+    code, output = reported.run("daily", "--date", DAY, "--database", reported.traded.database, "--no-build")
+
+    assert code == 0 and "byte-identical" in output, output
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
+def test_verify_when_untouched_then_passes_and_a_changed_file_is_named(reported: Reported, tmp_path: Path) -> None:
+    code, output = reported.run("verify", "--database", reported.traded.database)
+    assert code == 0, output
+    code, output = reported.run("list")
+    assert code == 0 and DAY in output
+
+    copy = tmp_path / "reports"
+    shutil.copytree(reported.root, copy)
+    blotter = copy / DAY / "trade_blotter.csv"
+    original = blotter.read_text()
+    blotter.write_text(original.replace('"buy"', '"sell"', 1))
+    assert blotter.read_text() != original
+    result = CliRunner().invoke(app, ["report", "verify", "--out", str(copy), "--database",
+                                      reported.traded.database], env=reported.env)  # fmt: skip
+
+    assert result.exit_code == 1 and "trade_blotter.csv does not match its SHA-256" in result.output, result.output
+
+
+def test_dagster_when_the_days_partition_runs_then_seven_materializations_link_files_equal_to_the_cli_ones(
+    reported: Reported, warehouse_settings: Settings
+) -> None:
+    from orchestration.defs.reports.assets import compliance_reports
+    from orchestration.resources import TickwaveResource
+
+    state_dir = str(warehouse_settings.state_path)
+    resources = {"tickwave": TickwaveResource(state_dir=state_dir, database=reported.traded.database)}
+
+    result = dg.materialize([compliance_reports], partition_key=DAY, resources=resources,
+                            instance=dg.DagsterInstance.ephemeral())  # fmt: skip
+
+    assert result.success
+    events = result.get_asset_materialization_events()
+    assert sorted(event.asset_key.to_user_string() for event in events) == sorted(f"compliance/{report.name}"
+                                                                                  for report in REPORTS)  # fmt: skip
+    for event in events:
+        metadata = event.materialization.metadata
+        assert Path(str(metadata["html"].value)).is_file()
+        files = metadata["files"].value
+        assert isinstance(files, dict) and all(Path(entry["path"]).is_file() for entry in files.values())
+    folder = warehouse_settings.state_path / "reports" / DAY
+    for name in ("trade_blotter.csv", "order_audit_trail.csv", "daily_summary.html"):  # same data, same bytes
+        assert (folder / name).read_bytes() == (reported.root / DAY / name).read_bytes()
+
+
+def test_dagster_when_a_report_run_fails_then_the_failure_is_recorded_for_the_ops_board(
+    reported: Reported, warehouse_settings: Settings
+) -> None:
+    from orchestration.defs.reports.assets import compliance_reports, compliance_reports_failed
+    from orchestration.resources import TickwaveResource
+
+    state_dir = str(warehouse_settings.state_path)
+    instance = dg.DagsterInstance.ephemeral()
+    broken = {"tickwave": TickwaveResource(state_dir=state_dir, database="no_such_database")}
+    result = dg.materialize([compliance_reports], partition_key=DAY, resources=broken, instance=instance,
+                            raise_on_error=False)  # fmt: skip
+    assert not result.success
+    recorder = {"tickwave": TickwaveResource(state_dir=state_dir, database=reported.traded.database)}
+    context = dg.build_run_status_sensor_context(
+        sensor_name="compliance_reports_failed", dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance, dagster_run=result.dagster_run, resources=recorder,
+    ).for_run_failure()  # fmt: skip
+
+    compliance_reports_failed(context)
+
+    query = "SELECT status, partition_key, detail FROM pipeline_runs FINAL WHERE run_id = {run:String}"
+    rows = reported.traded.client.query(query, parameters={"run": result.run_id}).result_rows
+    assert len(rows) == 1 and rows[0][:2] == ("failure", DAY) and rows[0][2]
+
+
+def test_manifests_when_a_past_manifest_is_rewritten_then_the_next_day_names_the_break(
+    reported: Reported, tmp_path: Path
+) -> None:
+    following = (datetime.fromisoformat(DAY) + timedelta(days=1)).date().isoformat()
+    code, output = reported.run("daily", "--date", following, "--database", reported.traded.database, "--no-build")
+    assert code == 0, output
+    manifest = json.loads((reported.root / following / MANIFEST_NAME).read_bytes())
+    assert manifest["previous_manifest_sha256"] == sha256_file(reported.root / DAY / MANIFEST_NAME)
+    assert reported.run("verify", "--database", reported.traded.database)[0] == 0
+
+    copy = tmp_path / "reports"
+    shutil.copytree(reported.root, copy)
+    rewritten = copy / DAY / MANIFEST_NAME
+    rewritten.write_text(rewritten.read_text().replace('"order_events": ', '"order_events": 1'))
+    result = CliRunner().invoke(app, ["report", "verify", "--out", str(copy), "--database",
+                                      reported.traded.database], env=reported.env)  # fmt: skip
+
+    assert result.exit_code == 1, result.output
+    assert f"{following}: the manifest does not chain to the previous day's manifest" in result.output
+
+
+def test_verify_when_an_order_event_is_deleted_then_it_fails_and_a_rerun_says_what_changed(reported: Reported) -> None:
+    # last: this test changes the module's warehouse
+    client = reported.traded.client
+    client.command("ALTER TABLE order_events DELETE WHERE chain_seq = 4 SETTINGS mutations_sync = 2")
+
+    code, output = reported.run("verify", "--date", DAY, "--database", reported.traded.database)
+    assert code == 1 and "event seq 4 is missing" in output, output
+
+    code, output = reported.run("daily", "--date", DAY, "--database", reported.traded.database, "--no-build")
+    assert code == 0 and "source changed" in output, output
+    total = len(reported.traded.events)
+    assert f"source order_events: {total} -> {total - 1} rows" in output
+    assert "TAMPERING SUSPECTED" in output
