@@ -16,17 +16,20 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from tickwave.errors import ConfigurationError
+from tickwave.timeframes import TIMEFRAMES, SessionAlignment, canonical_timeframe, canonical_timeframes
 from tickwave.timezones import parse_timezone
 
 ENV_PREFIX = "TICKWAVE_"
@@ -299,7 +302,22 @@ class MT5Settings(_Section):
 class StreamsSettings(_Section):
     """The Bytewax dataflow: bars, features, inference and signals."""
 
-    timeframes: tuple[str, ...] = Field(default=("1s", "1m"), description="bar timeframes (e.g. 1s, 1m, 5m)")
+    timeframes: tuple[str, ...] = Field(
+        default=("1s", "1m"),
+        description=f"bar timeframes, each stored in bars_<timeframe> (JSON list of {', '.join(TIMEFRAMES)}; "
+        "MT5's M1, H4, D1... accepted)",
+    )
+    bar_alignment: Literal["rollover", "utc"] = Field(
+        default="rollover",
+        description="where H4 and D1 bars start: the trading day's rollover (execution.rollover_time in "
+        "execution.market_timezone) or UTC midnight",
+    )
+
+    @field_validator("timeframes")
+    @classmethod
+    def _timeframes_stored(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return canonical_timeframes(value)  # ValueError naming what the warehouse stores
+
     late_wait_ms: int = Field(default=2000, ge=0, description="how long a window waits for late ticks (ms)")
     close_on_wall_clock: bool = Field(
         default=True, description="close a quiet symbol's bars as wall-clock time passes (see idle_close_ms)"
@@ -346,8 +364,14 @@ class ModelsSettings(_Section):
         description="registry id of the model `tickwave train` builds and the streams serve",
     )
     timeframe: str = Field(
-        default="1m", pattern=r"^[0-9]+[smhd]$", description="bar timeframe trained on (features + bars_<timeframe>)"
+        default="1m", description="bar timeframe trained on (features + bars_<timeframe>; one of streams.timeframes)"
     )
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe_stored(cls, value: str) -> str:
+        return canonical_timeframe(value)
+
     horizon_bars: int = Field(default=5, ge=1, description="label: direction of the mid close over this many bars")
     dead_zone_bps: float = Field(default=1.0, ge=0, description="label: moves within this many bps are flat")
     min_rows: int = Field(default=1000, ge=50, description="fewest labelled rows a training run accepts")
@@ -454,6 +478,13 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @property
+    def bar_alignment(self) -> SessionAlignment | None:
+        """Where H4 and D1 bars start: the rollover (``streams.bar_alignment``), or None for UTC."""
+        if self.streams.bar_alignment == "utc":
+            return None
+        return SessionAlignment.at(self.execution.market_timezone, self.execution.rollover_time)
+
+    @property
     def state_path(self) -> Path:
         """Return the absolute state directory."""
         return self.state_dir.expanduser().resolve()
@@ -531,6 +562,37 @@ def _is_secret(loc: tuple[Any, ...]) -> bool:
     return field is not None and "SecretStr" in str(field.annotation)
 
 
+def _is_structured(annotation: Any) -> bool:
+    """Return True for the types pydantic-settings reads from the environment as JSON."""
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_is_structured(arg) for arg in get_args(annotation) if arg is not type(None))
+    if origin in (list, tuple, dict, set, frozenset):
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel | list | tuple | dict | set)
+
+
+def _undecodable_env(environ: dict[str, str]) -> list[str]:
+    """Describe each ``TICKWAVE_*`` variable of a structured setting whose value is not JSON."""
+    import json
+
+    problems = []
+    for variable, key in known_env_names().items():
+        value = next((text for name, text in environ.items() if name.upper() == variable), None)
+        field = _field_for(tuple(key.split("."))) if variable != CONFIG_FILE_ENV else None
+        if value is None or field is None or not _is_structured(field.annotation):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            shown = "***" if _is_secret(tuple(key.split("."))) else repr(value)
+            problems.append(
+                f"{key} ({variable}) = {shown}: not valid JSON; expected {_expected_form(tuple(key.split('.')))} "
+                f'as JSON, e.g. ["1m", "1h"] for a list or {{"key": value}} for a table'
+            )
+    return problems
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Load and validate the configuration once, at a process's entry point.
 
@@ -547,6 +609,9 @@ def load_settings(**overrides: Any) -> Settings:
     settings: Settings | None = None
     try:
         settings = Settings(**overrides)
+    except SettingsError:
+        # pydantic-settings names only the section; find the variables it could not decode.
+        problems.extend(_undecodable_env(dict(os.environ)) or ["the environment: a TICKWAVE_* value is not valid JSON"])
     except ValidationError as exc:
         for error in exc.errors():
             described = _describe_error(error)
