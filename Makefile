@@ -62,8 +62,8 @@ test: lint typecheck pytest ## everything CI runs
 demo: bootstrap ## start the embedded services, run the main job end to end, print where to look
 	$(BIN)/tickwave demo
 
-bench: bootstrap ## run every benchmark in bench/ (slow; not part of make test)
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+bench: bootstrap ## run every benchmark in bench/ as a module, then write bench/results/summary.json and the README table (slow)
+	$(BIN)/python -m bench.summary
 
 clean: ## stop services and remove the state dir and the venv
 	-@[ -x $(BIN)/tickwave ] && $(BIN)/tickwave down
