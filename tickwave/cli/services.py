@@ -6,10 +6,12 @@ import time
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tickwave.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from tickwave.config import Settings
+from tickwave.services.probes import health_of
 from tickwave.services.registry import embedded_services, service_by_name
 from tickwave.services.supervisor import Endpoint, Supervisor, tail
 
@@ -71,18 +73,24 @@ def down() -> None:
 
 
 def status() -> None:
-    """Show each service: state, pid, address and uptime."""
+    """Show each service: state, pid, address, uptime and health; exit 3 when one is down or degraded."""
     settings = settings_or_exit()
     supervisor = Supervisor(settings)
-    table = Table("service", "state", "pid", "address", "uptime")
+    table = Table("service", "state", "pid", "address", "uptime", "health")
     any_down = False
     for service in embedded_services(settings):
         state = supervisor.status(service)
         colour = {"up": "green", "external": "cyan"}.get(state.state, "red")
         any_down |= state.state not in ("up", "external")
+        health_text = ""
+        if state.state in ("up", "external") and state.address:
+            health = health_of(settings, service, state.address)
+            any_down |= not health.is_ok
+            health_colour = "green" if health.is_ok else "red"
+            health_text = f"[{health_colour}]{health.state}[/] {escape(health.summary)}"
         table.add_row(
             state.name, f"[{colour}]{state.state}[/]", str(state.pid or ""), state.address or "",
-            format_duration(state.uptime_s),
+            format_duration(state.uptime_s), health_text,
         )  # fmt: skip
     console.print(table)
     raise typer.Exit(3 if any_down else 0)
