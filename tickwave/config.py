@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from datetime import date
 from pathlib import Path
 from types import UnionType
@@ -423,6 +424,23 @@ class OrchestrationSettings(_Section):
     start_timeout_s: float = Field(default=180.0, gt=0, description="how long `up` waits for the Dagster UI")
 
 
+class SupervisionSettings(_Section):
+    """The supervisor `tickwave up` starts: restarts crashed services with backoff, stops on a crash loop."""
+
+    enabled: bool = Field(
+        default=True, description="`tickwave up` starts the supervisor that restarts crashed services"
+    )
+    check_interval_s: float = Field(default=1.0, gt=0, description="how often the supervisor looks at each service (s)")
+    backoff_initial_s: float = Field(
+        default=1.0, ge=0, description="pause before the first restart (s); doubles each time"
+    )
+    backoff_max_s: float = Field(default=60.0, gt=0, description="longest pause between restarts (s)")
+    max_restarts: int = Field(
+        default=5, ge=1, description="crash loop: this many restarts of one service within window_s stop its restarts"
+    )
+    window_s: float = Field(default=300.0, gt=0, description="the crash-loop window (s)")
+
+
 class Settings(BaseSettings):
     """Everything a Tickwave process is configured with; frozen after loading."""
 
@@ -447,6 +465,7 @@ class Settings(BaseSettings):
     streams: StreamsSettings = StreamsSettings()
     models: ModelsSettings = ModelsSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
     symbols: dict[str, SymbolSpec] = Field(
         default_factory=default_symbols,
         description="symbol registry, one [symbols.NAME] table each with digits and tick_size "
@@ -612,6 +631,10 @@ def load_settings(**overrides: Any) -> Settings:
     except SettingsError:
         # pydantic-settings names only the section; find the variables it could not decode.
         problems.extend(_undecodable_env(dict(os.environ)) or ["the environment: a TICKWAVE_* value is not valid JSON"])
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        problems.append(
+            f"{_config_file()} ({CONFIG_FILE_ENV} or ./{DEFAULT_CONFIG_FILE}): not a valid TOML file: {exc}"
+        )
     except ValidationError as exc:
         for error in exc.errors():
             described = _describe_error(error)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -11,9 +14,11 @@ from rich.table import Table
 
 from tickwave.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from tickwave.config import Settings
+from tickwave.services.own import mark_ready
 from tickwave.services.probes import health_of
 from tickwave.services.registry import embedded_services, service_by_name
 from tickwave.services.supervisor import Endpoint, Supervisor, tail
+from tickwave.services.watchdog import SUPERVISOR_NAME, Watchdog, gave_up_path, read_gave_up
 
 
 def bring_up(settings: Settings) -> dict[str, str]:
@@ -28,6 +33,7 @@ def bring_up(settings: Settings) -> dict[str, str]:
     supervisor = Supervisor(settings)
     addresses: dict[str, str] = {}
     for service in embedded_services(settings):
+        gave_up_path(settings.state_path, service.name).unlink(missing_ok=True)  # `up` is the operator's restart
         with console.status(f"starting {service.name}..."):
             started = time.monotonic()
             result = supervisor.start(service)
@@ -82,7 +88,10 @@ def status() -> None:
         state = supervisor.status(service)
         colour = {"up": "green", "external": "cyan"}.get(state.state, "red")
         any_down |= state.state not in ("up", "external")
-        health_text = ""
+        gave_up = read_gave_up(settings.state_path, service.name)
+        if gave_up is not None and state.state != "up":
+            state = replace(state, state="gave up")
+        health_text = f"[red]{escape(gave_up)}[/]" if gave_up is not None and state.state == "gave up" else ""
         if state.state in ("up", "external") and state.address:
             health = health_of(settings, service, state.address)
             any_down |= not health.is_ok
@@ -94,6 +103,18 @@ def status() -> None:
         )  # fmt: skip
     console.print(table)
     raise typer.Exit(3 if any_down else 0)
+
+
+def supervise() -> None:
+    """Restart crashed services with backoff until SIGTERM (`tickwave up` runs it as service `supervisor`)."""
+    settings = settings_or_exit()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    watchdog = Watchdog(settings, embedded_services(settings))
+    mark_ready(settings, SUPERVISOR_NAME)
+    console.print(f"supervising {', '.join(watchdog.watched)}")
+    watchdog.run(stop)
 
 
 def logs(
@@ -142,4 +163,5 @@ def register(app: typer.Typer) -> None:
     app.command()(up)
     app.command()(status)
     app.command()(down)
+    app.command()(supervise)
     app.command()(logs)

@@ -19,7 +19,7 @@ from tickwave.config import Settings
 from tickwave.health import read_health
 from tickwave.services.supervisor import ManagedService
 
-SELF_REPORTING = frozenset({"streams", "execution", "audit"})
+SELF_REPORTING = frozenset({"streams", "execution", "audit", "supervisor"})
 
 
 @dataclass(frozen=True)
@@ -88,4 +88,7 @@ def _progress(name: str, detail: dict[str, Any]) -> str:
                 f"{detail.get('trading_state')}")  # fmt: skip
     if name == "audit":
         return f"cursor lag {detail.get('cursor_lag')}"
+    if name == "supervisor":
+        restarted = {service: count for service, count in (detail.get("restarts") or {}).items() if count}
+        return f"restarts {restarted or 'none'}; gave up on {', '.join(detail.get('gave_up') or []) or 'none'}"
     return ""

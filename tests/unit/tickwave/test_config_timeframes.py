@@ -76,3 +76,14 @@ def test_load_settings_when_model_timeframe_not_stored_then_clean_error(monkeypa
 
     with pytest.raises(ConfigurationError, match="TICKWAVE_MODELS_TIMEFRAME"):
         load_settings()
+
+
+def test_load_settings_when_config_file_not_toml_then_clean_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("x = [\n")
+    monkeypatch.setenv("TICKWAVE_CONFIG", str(broken))
+
+    with pytest.raises(ConfigurationError, match=r"TICKWAVE_CONFIG.*not a valid TOML file"):
+        load_settings()
