@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck pytest demo bench clean
+.PHONY: help prereqs bootstrap test lint typecheck pytest demo bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,8 +64,11 @@ test: lint typecheck pytest ## everything CI runs
 demo: bootstrap ## start the embedded services, run the main job end to end, print where to look
 	$(BIN)/tickwave demo
 
-bench: bootstrap ## run every benchmark in bench/ (slow; not part of make test)
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+bench: bootstrap ## run every benchmark in bench/ as a module, then write bench/results/summary.json and the README table (slow)
+	$(BIN)/python -m bench.summary
+
+chaos: bootstrap ## kill -9 every service at random during a replay and a live market, then check nothing was lost (minutes)
+	$(BIN)/python -m tests.chaos.harness --kills 3 --live-s 240 --freeze-s 30
 
 clean: ## stop services and remove the state dir and the venv
 	-@[ -x $(BIN)/tickwave ] && $(BIN)/tickwave down

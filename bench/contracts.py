@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 from rich.table import Table
 
+from bench.summary import record
 from tickwave.cli.demo import demo_ticks
 from tickwave.contracts import Tick, decode, encode
 
@@ -96,6 +97,9 @@ def main() -> None:
     for name, enc, dec, validates in rows:
         table.add_row(name, f"{enc:.2f}", f"{dec:.2f}", validates)
     Console().print(table)
+    (_, enc, dec, _), (pydantic_name, p_enc, p_dec, _) = rows[0], rows[1]
+    record("tick decode + validate, msgspec", dec, "us/tick", baseline=f"{pydantic_name}: {p_dec:.2f} us/tick")
+    record("tick encode, msgspec", enc, "us/tick", baseline=f"{pydantic_name}: {p_enc:.2f} us/tick")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from execution.brokers.base import Broker
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
@@ -30,8 +31,9 @@ from execution.service import ExecutionService, Publisher, TickChecks
 from execution.sizing import SizingPolicy
 from tickwave.bus import resolve_bootstrap
 from tickwave.config import Settings
-from tickwave.errors import ConfigurationError
+from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.gcpause import start_gc_freezer
+from tickwave.health import HealthReporter, group_lag
 from tickwave.instruments import registry
 from tickwave.services.own import mark_ready
 
@@ -109,21 +111,57 @@ def run(settings: Settings, stop: threading.Event) -> None:
             control.ready.wait(30)
             primed = prime_prices(settings, bootstrap, service)
             logger.info("prices read back from %d ticks before the first signal", primed)
+            reporter = HealthReporter(settings.state_path, "execution", lambda: execution_health(service),
+                                      on_death=lambda _what: stop.set())  # fmt: skip
+            reporter.watch("the control listener", control.is_alive)  # no trading without a kill switch
+            reporter.start()
             mark_ready(settings, "execution")
             loop = run_quixstreams_loop if settings.execution.hot_path_client == "quixstreams" else run_confluent_loop
-            loop(settings, bootstrap, service, stop)
+            try:
+                loop(settings, bootstrap, service, stop)
+            finally:
+                reporter.stop()
             stop.set()
             control.join(10)
             if control.failure is not None:
                 raise control.failure
+            if reporter.dead:
+                raise ServiceError(f"execution stopped because {', '.join(reporter.dead)} died")
         finally:
             service.close()
+
+
+BROKER_SILENT_S = 30.0  # no broker answer for this long: the broker counts as disconnected
+
+
+def execution_health(service: ExecutionService) -> tuple[list[str], dict[str, Any]]:
+    """The process's progress: last signal decided, journal position, trading state, broker answers."""
+    now_ms = service.engine.clock.now_ms()
+    answered = service.broker_answered_at_ms
+    is_connected = answered is not None and now_ms - answered < BROKER_SILENT_S * 1000
+    problems = [] if is_connected else [f"the broker has not answered for {BROKER_SILENT_S:.0f} s"]
+    signal = service.last_signal
+    detail = {
+        "last_signal_id": signal[0] if signal else None, "last_signal_decided_at_ms": signal[1] if signal else None,
+        "journal_position": service.journal.count, "broker": type(service.broker).__name__,
+        "is_broker_connected": is_connected, "broker_answered_at_ms": answered,
+        "trading_state": service.engine.view.trading_state,
+    }  # fmt: skip
+    return problems, detail
 
 
 def run_audit(settings: Settings, stop: threading.Event) -> None:
     """Run the audit loader (``orders.events`` -> warehouse) until ``stop`` is set."""
     from execution.audit import run_audit_loader
+    from tickwave.topics import ORDERS_EVENTS, topic_name
 
     bootstrap = resolve_bootstrap(settings)
+    group, topic = f"{settings.execution.consumer_group}-audit", topic_name(settings, ORDERS_EVENTS)
+    reporter = HealthReporter(settings.state_path, "audit", lambda: ([], {"cursor_lag": group_lag(bootstrap, group,
+                                                                                                  topic)}),
+                              interval_s=5.0).start()  # fmt: skip
     mark_ready(settings, "audit")
-    run_audit_loader(settings, bootstrap, stop)
+    try:
+        run_audit_loader(settings, bootstrap, stop)
+    finally:
+        reporter.stop()

@@ -122,6 +122,9 @@ class ExecutionService:
         self.reconciled_at_ms = self.engine.clock.now_ms()
         self._mismatch_seen = False
         self.lock = threading.RLock()
+        # Progress for the health report (tickwave.health): the last signal decided and the last broker answer.
+        self.last_signal: tuple[str, int] | None = None  # (signal_id, decided at ms)
+        self.broker_answered_at_ms: int | None = None
 
     def start(self) -> list[str]:
         """Replay the journal, reconcile with the broker and report differences (before any signal).
@@ -140,7 +143,7 @@ class ExecutionService:
             for difference in differences:
                 logger.warning("reconcile instance=%s %s", self.engine.instance_id, difference)
                 self._record(self.engine.report("reconcile_difference", difference))
-            self.reconciled_at_ms = self.engine.clock.now_ms()
+            self.reconciled_at_ms = self.broker_answered_at_ms = self.engine.clock.now_ms()
             status = self.engine.status()
             logger.info("started instance=%s broker=%s %s", self.engine.instance_id, self.broker.name, status)
             self._record(self.engine.report("started", f"{len(differences)} reconciliation differences", "info"))
@@ -180,6 +183,7 @@ class ExecutionService:
                     logger.debug("signal=%s seen before; ignored", signal.signal_id)
                     continue
                 received = self.journal.append(signal)
+                self.last_signal = (signal.signal_id, self.engine.clock.now_ms())
                 self._publish(signal, received)
                 if decision.intent is None:
                     self._record_all(decision.events)
@@ -262,6 +266,7 @@ class ExecutionService:
         """Collect late broker events (paper latency fills, MT5 deal updates); reconcile when due."""
         with self.lock:
             events = self.broker.poll()
+            self.broker_answered_at_ms = self.engine.clock.now_ms()
             self._record_all(events)
             if any(isinstance(event, OrderRejected) for event in events):
                 self.reconcile_due = True  # after any broker error

@@ -68,7 +68,14 @@ def flow_for(
     sinks = sinks or production_sinks(settings)
     partitions = len(source.list_parts()) if processes > 1 else 0  # what aligned groups need from the broker
     layout = GroupLayout.for_run(settings.streams.symbol_groups, processes, partitions)
-    return build_flow(settings.streams, source, sinks, provider or model_provider(settings), layout=layout)
+    return build_flow(
+        settings.streams,
+        source,
+        sinks,
+        provider or model_provider(settings),
+        layout=layout,
+        alignment=settings.bar_alignment,
+    )
 
 
 def make_flow(tail: str = "true", processes: int = 1) -> Dataflow:

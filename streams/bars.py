@@ -3,7 +3,9 @@
 Rules (one symbol's state; the dataflow keys by symbol):
 
 - A tick belongs to the window ``[start, start + length)`` of each timeframe, windows
-  aligned to the Unix epoch (a 1-minute bar starts on the minute, UTC).
+  aligned to the Unix epoch (a 1-minute bar starts on the minute, UTC), except H4 and
+  D1 bars given a ``SessionAlignment``: those start at the trading day's rollover
+  (``tickwave.timeframes``), and a D1 bar lasts 23 or 25 hours when the clocks change.
 - The watermark is the newest event time seen for the symbol minus ``wait_ms``. A
   window closes (its bar is emitted) once the watermark reaches its end.
 - A tick older than the watermark when it arrives is *late*: it is returned to the
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from tickwave.contracts import Bar, Tick
+from tickwave.timeframes import SESSION_TIMEFRAMES, SessionAlignment, window_of
 
 TickStatus = Literal["accepted", "late", "duplicate"]
 NEVER = 2**62  # a time after every real one
@@ -221,6 +224,7 @@ class BarState:
 
     timeframes: tuple[str, ...]
     wait_ms: int
+    alignment: SessionAlignment | None = None  # where H4 and D1 bars start (None: the epoch, like the others)
     open_bars: dict[str, dict[int, _OpenBar]] = field(default_factory=dict)
     newest_ms: int = -1
     # (time_ms, seq) of the ticks in each open finest window, by window start: dropped with
@@ -242,6 +246,13 @@ class BarState:
             if lengths[timeframe] % self._finest_ms:
                 raise ValueError(f"timeframe {timeframe} is not a multiple of the finest one, {self._finest}")
         self._coarser = [(timeframe, lengths[timeframe]) for timeframe in ordered[1:]]
+        self._session_finest = self.alignment is not None and self._finest in SESSION_TIMEFRAMES
+        if self.alignment is not None and not self._session_finest and SESSION_TIMEFRAMES & set(ordered):
+            if not self.alignment.nests(self._finest_ms):
+                raise ValueError(
+                    f"{self._finest} bars would straddle the rollover that starts the H4/D1 bars: choose a rollover "
+                    f"time and zone on the {self._finest} boundaries, or utc alignment"
+                )
         for timeframe in ordered:
             self.open_bars.setdefault(timeframe, {})
 
@@ -261,7 +272,11 @@ class BarState:
         if time_ms < self.newest_ms - self.wait_ms:
             self.late_count += 1
             return [], "late"
-        start = time_ms - time_ms % self._finest_ms
+        if self._session_finest:
+            start, end = window_of(self._finest, self._finest_ms, time_ms, self.alignment)
+        else:
+            start = time_ms - time_ms % self._finest_ms
+            end = start + self._finest_ms
         seen = self.seen.get(start)
         if seen is None:
             seen = self.seen[start] = WindowIds(start)
@@ -275,9 +290,9 @@ class BarState:
         windows = self.open_bars[self._finest]
         window = windows.get(start)
         if window is None:
-            windows[start] = _OpenBar.first(tick, start, start + self._finest_ms)
-            if start + self._finest_ms < self.next_close_ms:
-                self.next_close_ms = start + self._finest_ms
+            windows[start] = _OpenBar.first(tick, start, end)
+            if end < self.next_close_ms:
+                self.next_close_ms = end
         else:
             window.add(tick)
         if time_ms > self.newest_ms:
@@ -305,12 +320,14 @@ class BarState:
             self.seen.pop(start, None)
             closed.append(window.to_bar(symbol, self._finest))
             for timeframe, length in self._coarser:
-                coarse_start = start - start % length
                 coarse = self.open_bars[timeframe]
-                if coarse_start in coarse:
-                    coarse[coarse_start].absorb(window)
+                # Most finest windows fall in a coarse window already open (H4/D1 bounds cost a zone lookup).
+                holder = next((bar for bar in coarse.values() if bar.start_ms <= start < bar.end_ms), None)
+                if holder is not None:
+                    holder.absorb(window)
                 else:
-                    coarse[coarse_start] = replace(window, start_ms=coarse_start, end_ms=coarse_start + length)
+                    coarse_start, coarse_end = window_of(timeframe, length, start, self.alignment)
+                    coarse[coarse_start] = replace(window, start_ms=coarse_start, end_ms=coarse_end)
         for timeframe, _length in self._coarser:
             coarse = self.open_bars[timeframe]
             for start in sorted(start for start, window in coarse.items() if window.end_ms <= watermark_ms):
@@ -323,6 +340,7 @@ class BarState:
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore a pickled state; seen ids saved as sets (one, or one per window) become ``WindowIds``."""
         self.__dict__.update(state)
+        self.__dict__.setdefault("_session_finest", False)  # saved before H4/D1 alignment existed
         seen: object = state.get("seen")
         if isinstance(seen, set):  # one set of every recent id (the first layout)
             by_window: dict[int, list[tuple[int, int]]] = {}

@@ -110,6 +110,10 @@ class _TopicReader:
         return int(high) if high >= 0 else None
 
 
+# partition -> its progress at the last report (offset, lag, ticks/s, Unix time): read by the health report.
+PARTITION_PROGRESS: dict[int, dict[str, float | None]] = {}
+
+
 class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
     """Reads one Kafka partition from a given offset, through the process's shared reader."""
 
@@ -147,6 +151,10 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
             self.topic, self.partition, self.read_since_report / elapsed,
             "unknown" if high is None else max(0, high - self.offset), self.offset,
         )  # fmt: skip
+        PARTITION_PROGRESS[self.partition] = {
+            "offset": self.offset, "lag": None if high is None else max(0, high - self.offset),
+            "ticks_per_s": round(self.read_since_report / elapsed, 1), "at": time.time(),
+        }  # fmt: skip
         self.read_since_report = 0
         self.reported_at = time.monotonic()
 

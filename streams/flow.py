@@ -31,6 +31,7 @@ from streams.signals import signal_from
 from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Signal, Tick, encode
 from tickwave.modeling import ModelProvider, SignalRules
+from tickwave.timeframes import SessionAlignment
 from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
 
 logger = logging.getLogger(__name__)
@@ -170,10 +171,12 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
         settings: StreamsSettings,
         clock_ms: ClockMs,
         consequences: BarConsequences | None = None,
+        alignment: SessionAlignment | None = None,
     ) -> None:
         """Wrap ``state``; each symbol's idle anchor starts now (never restored: a restart is not idleness)."""
         self.state = state
         self.settings = settings
+        self.alignment = alignment  # where H4 and D1 bars start (tickwave.timeframes)
         self.clock_ms = clock_ms
         self.consequences = consequences
         now_ms = clock_ms()
@@ -238,7 +241,7 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
         settings = self.settings
         spike_filter = SpikeFilter(settings.spike_threshold_bps, confirm_after=settings.spike_confirm_ticks)
         state = self.state.symbols[symbol] = SymbolState(
-            symbol, spike_filter, BarState(tuple(settings.timeframes), settings.late_wait_ms)
+            symbol, spike_filter, BarState(tuple(settings.timeframes), settings.late_wait_ms, self.alignment)
         )
         # Where each symbol runs, once per symbol and process (one process, the default, says nothing).
         level = logging.INFO if self.state.partitions else logging.DEBUG
@@ -306,8 +309,12 @@ def build_flow(
     clock_ms: ClockMs = wall_clock_ms,
     flow_id: str = "tickwave_streams",
     layout: GroupLayout | None = None,
+    alignment: SessionAlignment | None = None,
 ) -> Dataflow:
-    """Build the dataflow from raw tick messages to signals (``layout``: ``settings.symbol_groups`` by default)."""
+    """Build the dataflow from raw tick messages to signals (``layout``: ``settings.symbol_groups`` by default).
+
+    ``alignment`` starts the H4 and D1 bars at the trading day's rollover (``Settings.bar_alignment``).
+    """
     rules = rules or ValidationRules(max_future_ms=settings.max_future_ms)
     spec = spec or FeatureSpec()
     signal_rules = SignalRules(settings.entry_probability, settings.min_edge)
@@ -339,7 +346,7 @@ def build_flow(
     consequences = BarConsequences(spec, inference, signal_rules, clock_ms, publisher)
 
     def build_group_logic(resume: bytes | None) -> GroupLogic:
-        return GroupLogic(group_state(layout, resume), settings, clock_ms, consequences)
+        return GroupLogic(group_state(layout, resume), settings, clock_ms, consequences, alignment)
 
     outputs = op.stateful_batch("bars", by_group, build_group_logic)
     # outputs: (group key, GroupOutput): ticks, rejections, closed bars and what each bar led to

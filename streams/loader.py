@@ -36,6 +36,7 @@ from tickwave.bus import make_consumer, resolve_bootstrap
 from tickwave.config import Settings, to_environment
 from tickwave.contracts import Message, decode_any
 from tickwave.errors import ContractError, ServiceError
+from tickwave.health import HealthReporter
 from tickwave.topics import STREAMS_RECORDS, topic_name
 from tickwave.warehouse.client import connect
 
@@ -61,6 +62,7 @@ class RecordLoader:
         self.assigned: set[int] = set()
         self.loaded = 0
         self.skipped = 0
+        self.last_insert_at: float | None = None  # Unix time of the last flush that inserted rows (health)
         self._uncommitted = False
 
     def run(self, stop: threading.Event, drain: threading.Event | None = None) -> None:
@@ -89,6 +91,7 @@ class RecordLoader:
         if not self._uncommitted:
             return
         self.pool.flush()
+        self.last_insert_at = time.time()
         try:
             self.consumer.commit(asynchronous=False)
         except KafkaException as exc:
@@ -164,7 +167,21 @@ def run_loader(settings: Settings, follow_stdin: bool = False) -> None:
     os.nice(settings.streams.loader_nice)  # its inserts come in bursts: the flow it serves runs first
     if follow_stdin:
         threading.Thread(target=_follow_parent, args=(stop, drain), name="loader-parent", daemon=True).start()
-    RecordLoader(settings).run(stop, drain)
+    loader = RecordLoader(settings)
+    reporter = HealthReporter(settings.state_path, LOADER_HEALTH, lambda: loader_health(loader)).start()
+    try:
+        loader.run(stop, drain)
+    finally:
+        reporter.stop()
+
+
+LOADER_HEALTH = "streams-loader"
+
+
+def loader_health(loader: RecordLoader) -> tuple[list[str], dict[str, Any]]:
+    """The loader's progress for its health file: rows loaded, skipped, when it last inserted."""
+    return [], {"rows_loaded": loader.loaded, "records_skipped": loader.skipped,
+                "last_insert_at": loader.last_insert_at, "partitions": sorted(loader.assigned)}  # fmt: skip
 
 
 def _follow_parent(stop: threading.Event, drain: threading.Event) -> None:

@@ -21,14 +21,17 @@ import signal
 import subprocess
 import sys
 import threading
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from streams.loader import start_loader, stop_loader
+from streams.loader import LOADER_HEALTH, start_loader, stop_loader
 from tickwave.config import Settings, to_environment
 from tickwave.errors import ServiceError
 from tickwave.gcpause import start_gc_freezer
+from tickwave.health import HealthReporter, read_health
 from tickwave.parentdeath import die_with_parent
 from tickwave.services.supervisor import LOOPBACK, free_port
 
@@ -61,6 +64,7 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
     flow = flow_for(settings, tail=tail)
     start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (tickwave.gcpause)
     loader = start_loader(settings)
+    reporter = start_health(settings, recovery_dir(settings), {"the streams loader": loader})
     _mark_ready(settings)
     finished = False
     try:
@@ -74,7 +78,10 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
     except KeyboardInterrupt:
         logger.info("streams stopped by signal; the next start resumes from the last snapshot")
     finally:
+        reporter.stop()
         code = stop_loader(loader, drain=finished)
+    if reporter.dead:
+        raise ServiceError(f"streams stopped because {', '.join(reporter.dead)} died; see the log lines above")
     if code:
         raise ServiceError(f"the streams loader exited with code {code}; see its log lines above")
 
@@ -118,9 +125,62 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
             preexec_fn=preexec,
         ))  # fmt: skip
     loader = start_loader(settings)
+    watched = {
+        "the streams loader": loader,
+        **{f"bytewax process {index}": child for index, child in enumerate(children)},
+    }
+    reporter = start_health(settings, store, watched)
     _mark_ready(settings)
     code = max(child.wait() for child in children)
-    return max(code, stop_loader(loader, drain=code == 0 and not tail))
+    reporter.stop()
+    code = max(code, stop_loader(loader, drain=code == 0 and not tail))
+    return max(code, 1 if reporter.dead else 0)
+
+
+def start_health(
+    settings: Settings, store: Path, children: dict[str, subprocess.Popen[bytes]], interval_s: float = 2.0
+) -> HealthReporter:
+    """Report the flow's health every ``interval_s``; a child that dies stops the flow (SIGTERM to this process)."""
+
+    def check() -> tuple[list[str], dict[str, Any]]:
+        from streams.connectors import PARTITION_PROGRESS
+
+        problems: list[str] = []
+        loader = read_health(settings.state_path, LOADER_HEALTH)
+        if loader is None or loader.is_stale():
+            problems.append("the streams loader is not reporting")
+        detail: dict[str, Any] = {
+            "last_epoch": last_epoch(store),
+            "partitions": {str(partition): progress for partition, progress in sorted(PARTITION_PROGRESS.items())},
+            "loader": None if loader is None else {**loader.detail, "pid": loader.pid, "problems": loader.problems},
+        }
+        return problems, detail
+
+    def take_down(what: str) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # run_in_process: Bytewax stops; run_processes: forwarded to children
+
+    reporter = HealthReporter(settings.state_path, "streams", check, interval_s, on_death=take_down)
+    for what, child in children.items():
+        reporter.watch(what, lambda child=child: child.poll() is None)  # type: ignore[misc]
+    return reporter.start()
+
+
+def last_epoch(store: Path) -> dict[str, Any] | None:
+    """Return the newest recovery epoch the flow's workers reached and when, from the recovery store."""
+    import sqlite3
+
+    newest: dict[str, Any] | None = None
+    for path in sorted(store.glob("*.sqlite3")):
+        try:
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as connection:
+                row = connection.execute(
+                    "SELECT worker_frontier, created_at FROM fronts ORDER BY ex_num DESC, worker_frontier DESC LIMIT 1"
+                ).fetchone()
+        except sqlite3.Error:
+            continue  # being written: the next report reads it
+        if row is not None and (newest is None or row[0] > newest["epoch"]):
+            newest = {"epoch": row[0], "written_at": row[1]}
+    return newest
 
 
 def _check_partitions(settings: Settings, processes: int) -> None:

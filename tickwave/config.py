@@ -15,19 +15,23 @@ from __future__ import annotations
 import math
 import os
 import re
+import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from tickwave.errors import ConfigurationError
+from tickwave.timeframes import TIMEFRAMES, SessionAlignment, canonical_timeframe, canonical_timeframes
 from tickwave.timezones import parse_timezone
 
 ENV_PREFIX = "TICKWAVE_"
@@ -338,7 +342,22 @@ class MT5Settings(_Section):
 class StreamsSettings(_Section):
     """The Bytewax dataflow: bars, features, inference and signals."""
 
-    timeframes: tuple[str, ...] = Field(default=("1s", "1m"), description="bar timeframes (e.g. 1s, 1m, 5m)")
+    timeframes: tuple[str, ...] = Field(
+        default=("1s", "1m"),
+        description=f"bar timeframes, each stored in bars_<timeframe> (JSON list of {', '.join(TIMEFRAMES)}; "
+        "MT5's M1, H4, D1... accepted)",
+    )
+    bar_alignment: Literal["rollover", "utc"] = Field(
+        default="rollover",
+        description="where H4 and D1 bars start: the trading day's rollover (execution.rollover_time in "
+        "execution.market_timezone) or UTC midnight",
+    )
+
+    @field_validator("timeframes")
+    @classmethod
+    def _timeframes_stored(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return canonical_timeframes(value)  # ValueError naming what the warehouse stores
+
     late_wait_ms: int = Field(default=2000, ge=0, description="how long a window waits for late ticks (ms)")
     close_on_wall_clock: bool = Field(
         default=True, description="close a quiet symbol's bars as wall-clock time passes (see idle_close_ms)"
@@ -385,11 +404,12 @@ class ModelsSettings(_Section):
         description="registry id of the model `tickwave train` builds and the streams serve",
     )
     timeframe: str = Field(
-        default="1m", pattern=r"^[0-9]+[smhd]$", description="bar timeframe trained on (features + bars_<timeframe>)"
+        default="1m", description="bar timeframe trained on (features + bars_<timeframe>; one of streams.timeframes)"
     )
     framework: Literal["xgboost", "lightgbm"] = Field(
         default="xgboost", description="which model `tickwave train` and the training job fit (xgboost, lightgbm)"
     )
+
     horizon_bars: int = Field(default=5, ge=1, description="label: direction of the mid close over this many bars")
     dead_zone_bps: float = Field(default=1.0, ge=0, description="label: moves within this many bps are flat")
     min_rows: int = Field(default=1000, ge=50, description="fewest labelled rows a training run accepts")
@@ -449,6 +469,11 @@ class ModelsSettings(_Section):
         default=1e-6, gt=0, description="relative difference allowed between a stored feature and its replay"
     )
 
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe_stored(cls, value: str) -> str:
+        return canonical_timeframe(value)
+
 
 class OrchestrationSettings(_Section):
     """Dagster (``tickwave orchestrate``): webserver and daemon with a SQLite instance under the state dir."""
@@ -488,6 +513,23 @@ class DashboardsSettings(_Section):
     )
 
 
+class SupervisionSettings(_Section):
+    """The supervisor `tickwave up` starts: restarts crashed services with backoff, stops on a crash loop."""
+
+    enabled: bool = Field(
+        default=True, description="`tickwave up` starts the supervisor that restarts crashed services"
+    )
+    check_interval_s: float = Field(default=1.0, gt=0, description="how often the supervisor looks at each service (s)")
+    backoff_initial_s: float = Field(
+        default=1.0, ge=0, description="pause before the first restart (s); doubles each time"
+    )
+    backoff_max_s: float = Field(default=60.0, gt=0, description="longest pause between restarts (s)")
+    max_restarts: int = Field(
+        default=5, ge=1, description="crash loop: this many restarts of one service within window_s stop its restarts"
+    )
+    window_s: float = Field(default=300.0, gt=0, description="the crash-loop window (s)")
+
+
 class Settings(BaseSettings):
     """Everything a Tickwave process is configured with; frozen after loading."""
 
@@ -513,6 +555,7 @@ class Settings(BaseSettings):
     models: ModelsSettings = ModelsSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
     dashboards: DashboardsSettings = DashboardsSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
     symbols: dict[str, SymbolSpec] = Field(
         default_factory=default_symbols,
         description="symbol registry, one [symbols.NAME] table each with digits and tick_size "
@@ -542,6 +585,13 @@ class Settings(BaseSettings):
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @property
+    def bar_alignment(self) -> SessionAlignment | None:
+        """Where H4 and D1 bars start: the rollover (``streams.bar_alignment``), or None for UTC."""
+        if self.streams.bar_alignment == "utc":
+            return None
+        return SessionAlignment.at(self.execution.market_timezone, self.execution.rollover_time)
 
     @property
     def state_path(self) -> Path:
@@ -621,6 +671,37 @@ def _is_secret(loc: tuple[Any, ...]) -> bool:
     return field is not None and "SecretStr" in str(field.annotation)
 
 
+def _is_structured(annotation: Any) -> bool:
+    """Return True for the types pydantic-settings reads from the environment as JSON."""
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_is_structured(arg) for arg in get_args(annotation) if arg is not type(None))
+    if origin in (list, tuple, dict, set, frozenset):
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel | list | tuple | dict | set)
+
+
+def _undecodable_env(environ: dict[str, str]) -> list[str]:
+    """Describe each ``TICKWAVE_*`` variable of a structured setting whose value is not JSON."""
+    import json
+
+    problems = []
+    for variable, key in known_env_names().items():
+        value = next((text for name, text in environ.items() if name.upper() == variable), None)
+        field = _field_for(tuple(key.split("."))) if variable != CONFIG_FILE_ENV else None
+        if value is None or field is None or not _is_structured(field.annotation):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            shown = "***" if _is_secret(tuple(key.split("."))) else repr(value)
+            problems.append(
+                f"{key} ({variable}) = {shown}: not valid JSON; expected {_expected_form(tuple(key.split('.')))} "
+                f'as JSON, e.g. ["1m", "1h"] for a list or {{"key": value}} for a table'
+            )
+    return problems
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Load and validate the configuration once, at a process's entry point.
 
@@ -637,6 +718,13 @@ def load_settings(**overrides: Any) -> Settings:
     settings: Settings | None = None
     try:
         settings = Settings(**overrides)
+    except SettingsError:
+        # pydantic-settings names only the section; find the variables it could not decode.
+        problems.extend(_undecodable_env(dict(os.environ)) or ["the environment: a TICKWAVE_* value is not valid JSON"])
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        problems.append(
+            f"{_config_file()} ({CONFIG_FILE_ENV} or ./{DEFAULT_CONFIG_FILE}): not a valid TOML file: {exc}"
+        )
     except ValidationError as exc:
         for error in exc.errors():
             described = _describe_error(error)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tickwave.cli.common import console, exit_on_tickwave_error, settings_or_exit
@@ -177,7 +178,24 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     _compliance_reports(settings)
     _show_analyst_access(settings)
     _dashboards(settings)
+    _show_health(settings)
     _where_to_look(settings, addresses)
+
+
+def _show_health(settings: Settings) -> None:
+    """Show each service's health as `tickwave status` does (supervised, with its own progress report)."""
+    from tickwave.services.probes import health_of
+    from tickwave.services.registry import embedded_services
+    from tickwave.services.supervisor import Supervisor
+
+    supervisor = Supervisor(settings)
+    for service in embedded_services(settings):
+        endpoint = supervisor.endpoint(service.name)
+        if endpoint is None:
+            continue
+        health = health_of(settings, service, endpoint.address)
+        mark = "[green]✓[/]" if health.is_ok else "[red]✗[/]"
+        console.print(f"{mark} health {service.name:<13} {health.state}: {escape(health.summary)}")
 
 
 MARTS = ("fct_orders", "fct_fills", "fct_round_trips", "pnl_daily", "execution_quality", "execution_quality_daily",

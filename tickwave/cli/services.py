@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from dataclasses import replace
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tickwave.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from tickwave.config import Settings
+from tickwave.services.own import mark_ready
+from tickwave.services.probes import health_of
 from tickwave.services.registry import embedded_services, service_by_name
 from tickwave.services.supervisor import Endpoint, Supervisor, tail
+from tickwave.services.watchdog import SUPERVISOR_NAME, Watchdog, gave_up_path, read_gave_up
 
 
 def bring_up(settings: Settings) -> dict[str, str]:
@@ -26,6 +33,7 @@ def bring_up(settings: Settings) -> dict[str, str]:
     supervisor = Supervisor(settings)
     addresses: dict[str, str] = {}
     for service in embedded_services(settings):
+        gave_up_path(settings.state_path, service.name).unlink(missing_ok=True)  # `up` is the operator's restart
         with console.status(f"starting {service.name}..."):
             started = time.monotonic()
             result = supervisor.start(service)
@@ -71,21 +79,42 @@ def down() -> None:
 
 
 def status() -> None:
-    """Show each service: state, pid, address and uptime."""
+    """Show each service: state, pid, address, uptime and health; exit 3 when one is down or degraded."""
     settings = settings_or_exit()
     supervisor = Supervisor(settings)
-    table = Table("service", "state", "pid", "address", "uptime")
+    table = Table("service", "state", "pid", "address", "uptime", "health")
     any_down = False
     for service in embedded_services(settings):
         state = supervisor.status(service)
         colour = {"up": "green", "external": "cyan"}.get(state.state, "red")
         any_down |= state.state not in ("up", "external")
+        gave_up = read_gave_up(settings.state_path, service.name)
+        if gave_up is not None and state.state != "up":
+            state = replace(state, state="gave up")
+        health_text = f"[red]{escape(gave_up)}[/]" if gave_up is not None and state.state == "gave up" else ""
+        if state.state in ("up", "external") and state.address:
+            health = health_of(settings, service, state.address)
+            any_down |= not health.is_ok
+            health_colour = "green" if health.is_ok else "red"
+            health_text = f"[{health_colour}]{health.state}[/] {escape(health.summary)}"
         table.add_row(
             state.name, f"[{colour}]{state.state}[/]", str(state.pid or ""), state.address or "",
-            format_duration(state.uptime_s),
+            format_duration(state.uptime_s), health_text,
         )  # fmt: skip
     console.print(table)
     raise typer.Exit(3 if any_down else 0)
+
+
+def supervise() -> None:
+    """Restart crashed services with backoff until SIGTERM (`tickwave up` runs it as service `supervisor`)."""
+    settings = settings_or_exit()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    watchdog = Watchdog(settings, embedded_services(settings))
+    mark_ready(settings, SUPERVISOR_NAME)
+    console.print(f"supervising {', '.join(watchdog.watched)}")
+    watchdog.run(stop)
 
 
 def logs(
@@ -134,4 +163,5 @@ def register(app: typer.Typer) -> None:
     app.command()(up)
     app.command()(status)
     app.command()(down)
+    app.command()(supervise)
     app.command()(logs)

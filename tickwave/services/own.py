@@ -82,7 +82,7 @@ class OrchestrationService(OwnProcessService):
 
 
 def own_processes(settings: Settings) -> list[ManagedService]:
-    """The dataflow, the execution process, the audit loader and (if enabled) Dagster, in start order."""
+    """The dataflow, the execution process, the audit loader, Dagster and the supervisor (if enabled), in order."""
     processes = settings.streams.processes
     services: list[ManagedService] = [
         OwnProcessService(settings, "streams", ["streams", "run"], f"bytewax x{processes}"),
@@ -93,4 +93,6 @@ def own_processes(settings: Settings) -> list[ManagedService]:
         port = settings.orchestration.port or free_port()
         services.append(OrchestrationService(settings, "orchestration", ["orchestrate", "--port", str(port)],
                                              f"http://127.0.0.1:{port}"))  # fmt: skip
+    if settings.supervision.enabled:  # last: it watches the others, and `down` stops it first
+        services.append(OwnProcessService(settings, "supervisor", ["supervise"], "restarts crashed services"))
     return services

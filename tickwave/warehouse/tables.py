@@ -34,6 +34,7 @@ from tickwave.contracts import (
     Tick,
     encode,
 )
+from tickwave.timeframes import TIMEFRAMES
 
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 STRING = pa.string()
@@ -67,8 +68,10 @@ TICKS = _table(
     "ticks", ("symbol", STRING), ("time_ms", TIMESTAMP), ("seq", pa.uint32()), ("bid", FLOAT), ("ask", FLOAT),
     ("last", FLOAT), ("volume", FLOAT), ("flags", pa.uint32()), ("source", STRING),
 )  # fmt: skip
-BARS_1S = _table("bars_1s", *_BAR_COLUMNS)
-BARS_1M = _table("bars_1m", *_BAR_COLUMNS)
+# One table per timeframe, bars_<timeframe> (tickwave.timeframes; README.md says why).
+BAR_TABLES: dict[str, Table] = {timeframe: _table(f"bars_{timeframe}", *_BAR_COLUMNS) for timeframe in TIMEFRAMES}
+BARS_1S = BAR_TABLES["1s"]
+BARS_1M = BAR_TABLES["1m"]
 FEATURES = _table(
     "features", ("symbol", STRING), ("timeframe", STRING), ("bar_start_ms", TIMESTAMP),
     ("values", pa.map_(STRING, FLOAT)), ("is_warm", pa.bool_()), ("schema_hash", STRING),
@@ -148,13 +151,12 @@ MODEL_DRIFT = _table(
 TABLES: dict[str, Table] = {
     table.name: table
     for table in (
-        TICKS, BARS_1S, BARS_1M, FEATURES, PREDICTIONS, SIGNALS, ORDERS, ORDER_EVENTS, FILLS, RISK_EVENTS,
+        TICKS, *BAR_TABLES.values(), FEATURES, PREDICTIONS, SIGNALS, ORDERS, ORDER_EVENTS, FILLS, RISK_EVENTS,
         MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, DQ_RESULTS, QUARANTINE, SERVICE_EVENTS, PIPELINE_RUNS,
         MODEL_DRIFT,
     )
 }  # fmt: skip
 
-_BAR_TABLES = {"1s": BARS_1S, "1m": BARS_1M}
 _ORDER_EVENT_TYPES = (OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled, OrderDenied)
 
 
@@ -191,10 +193,18 @@ _ROWS: dict[type[Message], tuple[Callable[[Message], Table], Callable[[Message],
 
 
 def _bar_table(message: Message) -> Table:
-    timeframe = message.timeframe  # type: ignore[attr-defined]
-    if timeframe not in _BAR_TABLES:
-        raise KeyError(f"no warehouse table for {timeframe!r} bars (known: {', '.join(_BAR_TABLES)})")
-    return _BAR_TABLES[timeframe]
+    return bar_table(message.timeframe)  # type: ignore[attr-defined]
+
+
+def bar_table(timeframe: str) -> Table:
+    """Return the table of ``timeframe``'s bars, ``bars_<timeframe>``.
+
+    Raises:
+        KeyError: for a timeframe the warehouse does not store (configuration rejects those).
+    """
+    if timeframe not in BAR_TABLES:
+        raise KeyError(f"no warehouse table for {timeframe!r} bars (known: {', '.join(BAR_TABLES)})")
+    return BAR_TABLES[timeframe]
 
 
 def table_for(message: Message) -> Table:

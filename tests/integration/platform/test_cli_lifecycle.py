@@ -81,6 +81,9 @@ def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_sur
 
     status = run(cli_env, "status")
     assert status.returncode == 0 and "up" in status.stdout and str(pid) in status.stdout
+    # Health, not just a pid (issue 26): every service answers or reports its progress itself.
+    assert "degraded" not in status.stdout and "stalled" not in status.stdout, status.stdout
+    assert "journal at" in status.stdout and "cursor lag" in status.stdout and "epoch" in status.stdout
 
     sent = demo_ticks(50, now_ms=1_700_000_000_000)
     producer = make_producer(address)
@@ -89,7 +92,7 @@ def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_sur
     assert producer.flush(10) == 0
 
     down = run(cli_env, "down")
-    assert down.returncode == 0 and "stopped: audit, execution, streams, warehouse, kafka" in down.stdout
+    assert down.returncode == 0 and "stopped: supervisor, audit, execution, streams, warehouse, kafka" in down.stdout
     assert exited(pid)
     assert run(cli_env, "status").returncode == 3
 
@@ -102,6 +105,7 @@ def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_sur
 
 
 def test_cli_status_when_broker_killed_then_stale_detected_and_up_recovers(cli_env: dict[str, str]) -> None:
+    cli_env = {**cli_env, "TICKWAVE_SUPERVISION_ENABLED": "false"}  # stale detection itself, without restarts
     assert run(cli_env, "up").returncode == 0
     pid = broker_pid(cli_env)
     os.kill(pid, signal.SIGKILL)

@@ -28,6 +28,7 @@ from tickwave.contracts import (
     Tick,
 )
 from tickwave.errors import ConfigurationError
+from tickwave.timeframes import TIMEFRAMES_MS
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import Migration, apply_migrations, load_migrations
 from tickwave.warehouse.tables import TABLES, table_for
@@ -37,7 +38,8 @@ NOW_MS = int(time.time() * 1000) // 1000 * 1000
 REQUIRED_TABLES = {
     "ticks", "bars_1s", "bars_1m", "features", "predictions", "signals", "orders", "order_events", "fills",
     "risk_events", "model_registry", "model_registry_events", "dq_results", "quarantine", "schema_migrations",
-    "service_events", "pipeline_runs", "model_drift",
+    "service_events", "pipeline_runs", "model_drift", "bars_5m", "bars_15m", "bars_30m", "bars_1h", "bars_4h",
+    "bars_1d",
 }  # fmt: skip
 ARROW_TO_CLICKHOUSE = {
     "string": "String",
@@ -125,6 +127,9 @@ def sample_messages(symbol: str) -> list[Message]:
             spread_mean=0.0002, spread_max=0.0003, **bar),
         Bar(symbol=symbol, timeframe="1m", start_ms=NOW_MS, end_ms=NOW_MS + 60_000, tick_count=9, volume=3.0,
             spread_mean=0.0002, spread_max=0.0004, **bar),
+        *(Bar(symbol=symbol, timeframe=timeframe, start_ms=NOW_MS, end_ms=NOW_MS + length, tick_count=9,
+              volume=3.0, spread_mean=0.0002, spread_max=0.0004, **bar)
+          for timeframe, length in TIMEFRAMES_MS.items() if timeframe not in ("1s", "1m")),
         FeatureVector(symbol=symbol, timeframe="1m", bar_start_ms=NOW_MS, values={"ema_12": 1.1, "rsi_14": None},
                       is_warm=False, schema_hash="abc"),
         Prediction(symbol=symbol, timeframe="1m", bar_start_ms=NOW_MS, model_id="m1", model_version=3,

@@ -1,0 +1,78 @@
+"""`tickwave up` supervises its services (issue 26): kill -9 is followed by a restart with backoff,
+a crash loop stops the restarts and says why in `tickwave status`, and every crash, restart and
+give-up is a row of the warehouse's `service_events`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.integration.platform.test_cli_lifecycle import cli_env, exited, run  # noqa: F401 - the fixture
+from tickwave.config import load_settings
+from tickwave.warehouse.client import connect
+
+
+def service_pid(env: dict[str, str], name: str) -> int | None:
+    try:
+        return int(json.loads((Path(env["TICKWAVE_STATE_DIR"]) / "run" / f"{name}.json").read_text())["pid"])
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def kill_and_wait_for_restart(env: dict[str, str], name: str, timeout_s: float = 90) -> tuple[int, int, float]:
+    before = service_pid(env, name)
+    assert before is not None
+    killed_at = time.monotonic()
+    os.kill(before, signal.SIGKILL)
+    deadline = killed_at + timeout_s
+    while time.monotonic() < deadline:
+        after = service_pid(env, name)
+        if after is not None and after != before:
+            return before, after, time.monotonic() - killed_at
+        time.sleep(0.2)
+    raise AssertionError(f"{name} was not restarted within {timeout_s} s")
+
+
+def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_stops_with_a_reason(
+    cli_env: dict[str, str],  # noqa: F811 - the fixture
+) -> None:
+    env = {**cli_env, "TICKWAVE_SUPERVISION_MAX_RESTARTS": "2", "TICKWAVE_SUPERVISION_BACKOFF_INITIAL_S": "0.2",
+           "TICKWAVE_SUPERVISION_CHECK_INTERVAL_S": "0.2"}  # fmt: skip
+    started = run(env, "up", timeout=300)
+    assert started.returncode == 0, started.stderr
+    assert "supervisor" in started.stdout
+
+    first = kill_and_wait_for_restart(env, "execution")
+    second = kill_and_wait_for_restart(env, "execution")
+    os.kill(second[1], signal.SIGKILL)  # the third crash within the window: a crash loop
+    deadline = time.monotonic() + 30
+    while (
+        time.monotonic() < deadline
+        and not (Path(env["TICKWAVE_STATE_DIR"]) / "run" / "execution.gave_up.json").exists()
+    ):
+        time.sleep(0.2)
+    time.sleep(3)  # the supervisor's health report and its events reach the warehouse
+    status = run(env, "status")
+
+    assert status.returncode == 3
+    assert "gave up" in status.stdout and "crash loop" in status.stdout, status.stdout
+    assert service_pid(env, "execution") is None
+    settings = load_settings(
+        state_dir=env["TICKWAVE_STATE_DIR"], clickhouse={"port": int(env["TICKWAVE_CLICKHOUSE_PORT"])}
+    )
+    client = connect(settings)
+    try:
+        events = client.query(
+            "SELECT event, pid, restarts FROM service_events FINAL WHERE service = 'execution' ORDER BY event_at_ms"
+        ).result_rows
+    finally:
+        client.close()
+    assert [event for event, _pid, _restarts in events] == [
+        "crashed", "restarted", "crashed", "restarted", "crashed", "gave_up",
+    ]  # fmt: skip
+    assert [pid for event, pid, _ in events if event == "crashed"] == [first[0], second[0], second[1]]
+    assert max(restarts for _, _, restarts in events) == 2
+    print(f"execution recovered in {first[2]:.1f} s and {second[2]:.1f} s after kill -9")

@@ -1,0 +1,51 @@
+"""Health files: written by the service, read by `tickwave status` (issue 26)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from tickwave.config import load_settings
+from tickwave.health import HealthReport, HealthReporter, read_health, write_health
+from tickwave.services.probes import _reported
+
+
+def test_reporter_when_watched_thread_dies_then_process_taken_down_and_reported(tmp_path: Path) -> None:
+    taken_down: list[str] = []
+    worker = threading.Thread(target=lambda: None)
+    worker.start()
+    worker.join()
+    reporter = HealthReporter(tmp_path, "svc", lambda: ([], {"done": 3}), interval_s=60, on_death=taken_down.append)
+    reporter.watch("the worker", worker.is_alive)
+
+    report = reporter.report()
+
+    assert taken_down == ["the worker"]
+    assert report.problems == ["the worker died"] and report.detail == {"done": 3}
+    assert read_health(tmp_path, "svc") == report
+
+
+def test_reporter_when_check_raises_then_degraded_not_dead(tmp_path: Path) -> None:
+    def broken() -> tuple[list[str], dict[str, object]]:
+        raise RuntimeError("no broker")
+
+    report = HealthReporter(tmp_path, "svc", broken, interval_s=60).report()
+
+    assert report.problems == ["health check failed: no broker"]
+
+
+def test_status_health_when_ok_degraded_or_silent_then_each_named(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path)
+    now = time.time()
+    detail = {"last_signal_id": "s1", "last_signal_decided_at_ms": now * 1000, "journal_position": 7,
+              "broker": "PaperBroker", "is_broker_connected": True, "trading_state": "ACTIVE"}  # fmt: skip
+    write_health(tmp_path, HealthReport("execution", 1, now, 2.0, [], detail))
+    write_health(tmp_path, HealthReport("audit", 1, now, 2.0, ["cannot reach the warehouse"], {"cursor_lag": {}}))
+    write_health(tmp_path, HealthReport("streams", 1, now - 30, 2.0, [], {}))
+
+    execution, audit, streams = (_reported(settings, name) for name in ("execution", "audit", "streams"))
+
+    assert execution.is_ok and "journal at 7" in execution.summary and "PaperBroker connected" in execution.summary
+    assert audit.state == "degraded" and "cannot reach the warehouse" in audit.summary
+    assert streams.state == "stalled" and "30 s ago" in streams.summary
