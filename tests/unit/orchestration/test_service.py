@@ -9,15 +9,19 @@ from tickwave.config import load_settings
 from tickwave.services.own import OrchestrationService, own_processes
 
 
-def test_own_processes_when_orchestration_enabled_then_dagster_runs_last_on_its_port(tmp_path: Path) -> None:
+def test_own_processes_when_orchestration_enabled_then_dagster_runs_after_the_data_path_on_its_port(
+    tmp_path: Path,
+) -> None:
     settings = load_settings(state_dir=tmp_path, orchestration={"port": 13555})
 
     services = own_processes(settings)
     disabled = own_processes(load_settings(state_dir=tmp_path, orchestration={"enabled": False}))
 
-    assert isinstance(services[-1], OrchestrationService)
-    assert services[-1].name == "orchestration" and services[-1].address == "http://127.0.0.1:13555"
-    assert services[-1].arguments == ["orchestrate", "--port", "13555"]
+    names = [service.name for service in services]
+    dagster = services[names.index("orchestration")]
+    assert names == ["streams", "execution", "audit", "orchestration", "supervisor"]  # the supervisor watches them all
+    assert isinstance(dagster, OrchestrationService) and dagster.address == "http://127.0.0.1:13555"
+    assert dagster.arguments == ["orchestrate", "--port", "13555"]
     assert "orchestration" not in {service.name for service in disabled}
 
 
