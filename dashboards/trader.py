@@ -180,10 +180,18 @@ def _orders() -> tuple[PanelSpec, ...]:
     working = PanelSpec(
         title="Working orders",
         kind=Kind.TABLE,
-        sql="""SELECT client_order_id, symbol, side, quantity_lots, filled_lots, status, created_at_ms, updated_at_ms
-FROM orders FINAL
-WHERE created_at_ms >= now() - INTERVAL 2 DAY AND status IN ('new', 'submitted', 'accepted', 'partially_filled')
-ORDER BY created_at_ms DESC
+        sql="""SELECT client_order_id, symbol, side, quantity_lots, filled_lots, status,
+       first_created_at AS created_at_ms, last_updated_at AS updated_at_ms
+FROM (
+  SELECT client_order_id, any(symbol) AS symbol, any(side) AS side, any(quantity_lots) AS quantity_lots,
+         argMax(filled_lots, updated_at_ms) AS filled_lots, argMax(status, updated_at_ms) AS status,
+         min(created_at_ms) AS first_created_at, max(updated_at_ms) AS last_updated_at
+  FROM orders
+  WHERE created_at_ms >= now() - INTERVAL 2 DAY
+  GROUP BY client_order_id
+)
+WHERE status IN ('new', 'submitted', 'accepted', 'partially_filled')
+ORDER BY first_created_at DESC
 LIMIT 100""",
         format=QueryFormat.TABLE,
         unit="none",
@@ -198,8 +206,8 @@ LIMIT 100""",
             ("updated_at_ms", T.TIME),
         ),
         description="Orders not yet final (new, submitted, accepted, partially filled) created in the last two "
-        "days, newest first; FINAL keeps each order's newest state row (its rows share one sorting key), and "
-        "the status filter applies after it.",
+        "days, newest first; the current state is the newest row per client_order_id (argMax; measured cheaper "
+        "here than FINAL over the same rows).",
         budget_ms=TRADER_BUDGET_MS,
     )
     fills = PanelSpec(

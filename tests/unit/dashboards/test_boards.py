@@ -14,7 +14,7 @@ from grafana_foundation_sdk.models import dashboard
 from dashboards import dataquery
 from dashboards.board import dashboard_json, render
 from dashboards.build import boards, build, build_files
-from dashboards.dataquery import PLUGIN_TYPE, ClickHouseQuery
+from dashboards.dataquery import DATASOURCE_UID, PLUGIN_TYPE, ClickHouseQuery
 from dashboards.panels import BoardSpec, Kind
 from tickwave.config import Settings
 
@@ -112,3 +112,27 @@ def test_datasource_when_timeout_exceeds_the_analyst_limit_then_refused() -> Non
     settings = Settings(clickhouse={"analyst_max_execution_time_s": 10}, dashboards={"query_timeout_s": 30})
     with pytest.raises(ConfigurationError, match="query_timeout_s"):
         build_files(settings)
+
+
+def test_alert_rules_when_provisioned_then_every_issue_alert_with_query_threshold_and_contact_point() -> None:
+    import yaml
+
+    from dashboards.provisioning import alert_rules_document, render_yaml
+
+    settings = Settings(dashboards={"stale_data_s": 45, "webhook_url": "https://hooks.example/x"})
+    files, _ = build_files(settings)
+
+    [group] = yaml.safe_load(render_yaml(alert_rules_document(settings)))["groups"]
+    rules = {rule["uid"]: rule for rule in group["rules"]}
+    assert set(rules) == {
+        "tickwave-halted", "tickwave-daily-loss", "tickwave-stale-ticks", "tickwave-quarantine-spike",
+        "tickwave-stream-lag", "tickwave-blocking-quality", "tickwave-missing-report",
+    }  # fmt: skip
+    for rule in rules.values():
+        query, threshold = rule["data"]
+        assert rule["condition"] == threshold["refId"] == "C" and threshold["model"]["expression"] == "A"
+        assert query["datasourceUid"] == DATASOURCE_UID and query["model"]["rawSql"].startswith(("SELECT", "WITH"))
+    assert rules["tickwave-stale-ticks"]["data"][1]["model"]["conditions"][0]["evaluator"]["params"] == [45]
+    contact = yaml.safe_load(files["provisioning/alerting/tickwave-contact-points.yaml"])
+    assert contact["contactPoints"][0]["receivers"][0]["settings"]["url"] == "https://hooks.example/x"
+    assert contact["policies"][0]["receiver"] == contact["contactPoints"][0]["name"]
