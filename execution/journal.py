@@ -14,12 +14,21 @@ group, written in one ``write``: every line of a group but its last has the sepa
 flipped separator reads as corruption. A single event is a group of one, so journals
 written before groups existed read the same.
 
-A crash can tear only the tail (the file is opened ``O_APPEND`` and each group is one
-``write``; a power cut may keep part of one): on open, a torn or corrupt *last* line is
+A crash can tear only the tail (each group is one write at the contents' end; a power cut
+may keep part of one): on open, a torn or corrupt *last* line is
 cut off, and so is every line of a group left unfinished, and that is logged. A group
 is kept whole or not at all, so an ``OrderFilled`` never survives without its ``Fill``
 (reconciliation re-creates both from the broker). A corrupt line anywhere else means
 the file was damaged by something other than a crash, and opening fails loudly.
+
+Preallocation: with fsync on, the file is kept ahead of its contents by zero-filled space
+(``PREALLOCATE_BYTES`` at a time) and each group is written in place (``pwrite`` at the
+logical end, not ``O_APPEND``). An ``fdatasync`` after an append that grows the file must
+also commit the new size through the filesystem's journal (ext4: a second flush); one
+within already-written space flushes the data alone. The zero tail is not content: a line
+never holds a NUL byte, so reading stops at the first one, and a torn group is cut as
+before. The space is extended (zeros, then one ``fdatasync``) when less than
+``PREALLOCATE_HEADROOM`` remains after a write: one append in several thousand pays it.
 
 Durability: :meth:`Journal.append` with ``sync=True`` returns only after
 ``fdatasync``; the shell calls it so for every ``OrderSubmitted`` *before* the broker
@@ -43,6 +52,8 @@ from tickwave.errors import ContractError, DataQualityError
 logger = logging.getLogger(__name__)
 
 JOURNAL_NAME = "journal.jsonl"
+PREALLOCATE_BYTES = 4 << 20  # zero-filled space kept ahead of the contents (fsync on)
+PREALLOCATE_HEADROOM = 1 << 20  # extend once less than this remains after a write
 
 
 def journal_dir(state_path: Path, instance_id: str) -> Path:
@@ -101,15 +112,20 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.chain = AuditChain(chain_id) if chain_id else None
         self._links: dict[int, ChainLink] = {}  # journal position -> link, until the publisher takes it
+        self._end = 0  # the contents' length: where the next group is written
         self._events = self._load()
         self.count = len(self._events)  # the position the next event gets
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._allocated = os.fstat(self._fd).st_size
+        if self.fsync and self._allocated - self._end < PREALLOCATE_HEADROOM:
+            self._extend()
 
     def _load(self) -> list[AnyMessage]:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return []
+        data = data[: len(data.rstrip(b"\0"))]  # the preallocated zero tail is not content
         events: list[AnyMessage] = []
         group: list[tuple[AnyMessage, bytes]] = []  # the group being read (event, payload): kept once whole
         offset = whole = 0  # bytes read; bytes up to the end of the last whole group
@@ -136,6 +152,7 @@ class Journal:
             with self.path.open("r+b") as handle:
                 handle.truncate(whole)
                 os.fsync(handle.fileno())
+        self._end = whole
         return events
 
     def _link(self, position: int, message: Message, payload: bytes) -> None:
@@ -170,14 +187,26 @@ class Journal:
         payloads = [encode(message) for message in messages]
         data = memoryview(_group(payloads))
         while data:
-            data = data[os.write(self._fd, data) :]
+            written = os.pwrite(self._fd, data, self._end)
+            self._end += written
+            data = data[written:]
         if sync and self.fsync:
             os.fdatasync(self._fd)
         if self.chain is not None:  # linked once written: a failed write leaves the chain as it was
             for position, (message, payload) in enumerate(zip(messages, payloads, strict=True), start=self.count):
                 self._link(position, message, payload)
         self.count += len(messages)
+        if self.fsync and self._allocated - self._end < PREALLOCATE_HEADROOM:
+            self._extend()
         return range(self.count - len(messages), self.count)
+
+    def _extend(self) -> None:
+        # Zeros written for real (posix_fallocate leaves unwritten extents, whose first write is a
+        # metadata change again), then one fdatasync for the new size.
+        start = max(self._allocated, self._end)
+        os.pwrite(self._fd, bytes(PREALLOCATE_BYTES), start)
+        os.fdatasync(self._fd)
+        self._allocated = start + PREALLOCATE_BYTES
 
     def sync(self) -> None:
         """Return once everything appended so far is on disk (no-op with fsync disabled)."""

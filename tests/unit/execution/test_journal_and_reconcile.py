@@ -48,7 +48,7 @@ def test_journal_when_last_line_is_torn_then_it_is_cut_and_appends_continue(tmp_
     with Journal(path) as journal:
         journal.append(_denied(0))
         journal.append(_denied(1))
-    data = path.read_bytes()
+    data = _contents(path)
     path.write_bytes(data[:-7])  # a crash in the middle of the last write
     with Journal(path) as journal:
         assert [event.signal_id for event in journal.events()] == ["s-0"]  # type: ignore[union-attr]
@@ -62,7 +62,7 @@ def test_journal_when_a_middle_line_is_corrupt_then_opening_fails(tmp_path: Path
     with Journal(path) as journal:
         for index in range(3):
             journal.append(_denied(index))
-    lines = path.read_bytes().splitlines(keepends=True)
+    lines = _contents(path).splitlines(keepends=True)
     lines[1] = lines[1].replace(b"s-1", b"s-X")  # checksum no longer matches
     path.write_bytes(b"".join(lines))
     with pytest.raises(DataQualityError, match="line 2 of 3"):
@@ -75,7 +75,7 @@ def test_journal_when_a_group_lost_its_last_line_then_the_whole_group_is_cut(tmp
     with Journal(path) as journal:
         journal.append(_denied(0))
         journal.append_all([_denied(1), _denied(2)])
-    lines = path.read_bytes().splitlines(keepends=True)
+    lines = _contents(path).splitlines(keepends=True)
     assert [line[8:9] for line in lines] == [b" ", b"+", b" "]
     path.write_bytes(b"".join(lines[:2]))  # the group's first line is whole, its last is gone
     with Journal(path) as journal:
@@ -94,20 +94,49 @@ def test_journal_when_a_separator_is_flipped_then_the_line_is_corrupt(
     with Journal(path) as journal:
         journal.append_all([_denied(0), _denied(1)])  # "+" then " "
         journal.append(_denied(2))
-    lines = path.read_bytes().splitlines(keepends=True)
+    lines = _contents(path).splitlines(keepends=True)
     lines[line] = lines[line][:8] + separator + lines[line][9:]
     path.write_bytes(b"".join(lines))
     with pytest.raises(DataQualityError, match=f"line {line + 1} of 3"):
         Journal(path)
 
 
+def _contents(path: Path) -> bytes:
+    """The journal's lines, without the preallocated zero tail."""
+    return path.read_bytes().rstrip(b"\0")
+
+
+def test_journal_when_fsync_on_then_space_is_preallocated_and_writes_go_in_place_at_the_contents_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_module, "PREALLOCATE_BYTES", 4096)
+    monkeypatch.setattr(journal_module, "PREALLOCATE_HEADROOM", 1024)
+    path = tmp_path / "j.jsonl"
+    with Journal(path) as journal:
+        journal.append(_denied(0), sync=True)
+        first_size, first = path.stat().st_size, _contents(path)
+        for index in range(1, 30):  # past the first 4 KiB: the space is extended
+            journal.append(_denied(index), sync=True)
+    with Journal(path) as journal:
+        assert [event.signal_id for event in journal.events()] == [f"s-{n}" for n in range(30)]  # type: ignore[union-attr]
+        journal.append(_denied(30))
+
+    assert first_size == 4096 and first.endswith(b"\n") and len(first) < first_size  # zeros after the contents
+    size, contents = path.stat().st_size, _contents(path)
+    assert size % 4096 == 0 and size - len(contents) >= 1024  # extended, headroom kept
+    assert contents.count(b"\n") == 31 and b"\0" not in contents  # in place, nothing written twice or skipped
+    with Journal(path, fsync=False) as unsynced:
+        assert unsynced.count == 31
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     group_sizes=st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=6),
     cut=st.floats(min_value=0.0, max_value=1.0),
+    zero_tail=st.booleans(),
 )
 def test_journal_when_cut_anywhere_then_exactly_the_whole_groups_before_the_cut_remain(
-    group_sizes: list[int], cut: float
+    group_sizes: list[int], cut: float, zero_tail: bool
 ) -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "j.jsonl"
@@ -116,10 +145,11 @@ def test_journal_when_cut_anywhere_then_exactly_the_whole_groups_before_the_cut_
             for size in group_sizes:
                 journal.append_all([_denied(index + offset) for offset in range(size)])
                 index += size
-                ends.append((path.stat().st_size, index))
-        data = path.read_bytes()
+                ends.append((len(_contents(path)), index))
+        data = _contents(path)
         kept = int(len(data) * cut)
-        path.write_bytes(data[:kept])
+        # the cut leaves the preallocated zeros after it (a torn in-place write), or none (a shorter file)
+        path.write_bytes(data[:kept] + (bytes(path.stat().st_size - kept) if zero_tail else b""))
         expected = max((count for end, count in ends if end <= kept), default=0)
         with Journal(path) as journal:
             assert [event.signal_id for event in journal.events()] == [  # type: ignore[union-attr]
