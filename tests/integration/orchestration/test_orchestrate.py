@@ -90,7 +90,7 @@ def test_orchestrate_when_the_ui_is_loaded_in_headless_chromium_then_the_asset_g
     url = f"http://127.0.0.1:{orchestrator.port}/locations/orchestration/asset-groups/marts"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
-             "--virtual-time-budget=30000", "--window-size=1600,1000"]  # fmt: skip
+             "--virtual-time-budget=30000", "--window-size=3840,2400"]  # fmt: skip
     dom = subprocess.run(["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120,
                          check=False).stdout  # fmt: skip
     ARTIFACTS.mkdir(exist_ok=True)
