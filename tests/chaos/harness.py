@@ -218,7 +218,7 @@ def _wait_quiet(settings: Settings, timeout_s: float = 240) -> None:
 
 
 def _wait_audit_caught_up(settings: Settings, timeout_s: float = 180) -> None:
-    """Wait (bounded) until the audit loader's cursor lag is 0: under load it may pause longer than the settle window."""
+    """Wait (bounded) for the audit loader's cursor lag to reach 0: under load it pauses past the settle window."""
     from tickwave.bus import resolve_bootstrap
     from tickwave.health import group_lag
     from tickwave.topics import ORDERS_EVENTS, topic_name
