@@ -33,7 +33,7 @@ from tickwave.bus import resolve_bootstrap
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.gcpause import start_gc_freezer
-from tickwave.health import HealthReporter, group_lag
+from tickwave.health import HealthReporter
 from tickwave.instruments import registry
 from tickwave.services.own import mark_ready
 
@@ -113,7 +113,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
             logger.info("prices read back from %d ticks before the first signal", primed)
             reporter = HealthReporter(settings.state_path, "execution", lambda: execution_health(service),
                                       on_death=lambda _what: stop.set())  # fmt: skip
-            reporter.watch("the control listener", control.is_alive)  # no trading without a kill switch
+            # No trading without a kill switch; a listener ending because the process stops is not a death.
+            reporter.watch("the control listener", lambda: control.is_alive() or stop.is_set())
             reporter.start()
             mark_ready(settings, "execution")
             loop = run_quixstreams_loop if settings.execution.hot_path_client == "quixstreams" else run_confluent_loop
@@ -153,13 +154,11 @@ def execution_health(service: ExecutionService) -> tuple[list[str], dict[str, An
 def run_audit(settings: Settings, stop: threading.Event) -> None:
     """Run the audit loader (``orders.events`` -> warehouse) until ``stop`` is set."""
     from execution.audit import run_audit_loader
-    from tickwave.topics import ORDERS_EVENTS, topic_name
 
     bootstrap = resolve_bootstrap(settings)
-    group, topic = f"{settings.execution.consumer_group}-audit", topic_name(settings, ORDERS_EVENTS)
-    reporter = HealthReporter(settings.state_path, "audit", lambda: ([], {"cursor_lag": group_lag(bootstrap, group,
-                                                                                                  topic)}),
-                              interval_s=5.0).start()  # fmt: skip
+    # Liveness only: `tickwave status` reads the cursor lag from the broker itself (a second consumer
+    # in this process held its SIGTERM stop past the 20 s the tests allow, under load).
+    reporter = HealthReporter(settings.state_path, "audit", lambda: ([], {}), interval_s=5.0).start()
     mark_ready(settings, "audit")
     try:
         run_audit_loader(settings, bootstrap, stop)

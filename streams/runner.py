@@ -38,6 +38,8 @@ from tickwave.services.supervisor import LOOPBACK, free_port
 logger = logging.getLogger(__name__)
 
 RECOVERY_PARTITIONS = 4
+# Set once this process was asked to stop: a child ending after that is stopping too, not dying.
+_STOPPING = threading.Event()
 
 
 def recovery_dir(settings: Settings) -> Path:
@@ -101,6 +103,7 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
     children: list[subprocess.Popen[bytes]] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        _STOPPING.set()
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGINT)
@@ -161,8 +164,18 @@ def start_health(
 
     reporter = HealthReporter(settings.state_path, "streams", check, interval_s, on_death=take_down)
     for what, child in children.items():
-        reporter.watch(what, lambda child=child: child.poll() is None)  # type: ignore[misc]
+        reporter.watch(what, lambda child=child: _running_or_stopped(child))  # type: ignore[misc]
     return reporter.start()
+
+
+def _running_or_stopped(child: subprocess.Popen[bytes]) -> bool:
+    """False only for a child that died on its own: not one that finished cleanly or was told to stop.
+
+    ``tickwave down`` signals the whole process group, so the loader may see SIGTERM before
+    this process does; a finite run's Bytewax processes end with 0.
+    """
+    code = child.poll()
+    return code is None or code in (0, -signal.SIGTERM, -signal.SIGINT) or _STOPPING.is_set()
 
 
 def last_epoch(store: Path) -> dict[str, Any] | None:
@@ -202,6 +215,7 @@ def _check_partitions(settings: Settings, processes: int) -> None:
 def _raise_on_sigterm() -> None:
     # Bytewax checks Python signals between batches; SIGTERM then stops it like Ctrl-C.
     def stop(signum: int, _frame: FrameType | None) -> None:
+        _STOPPING.set()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)

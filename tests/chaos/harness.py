@@ -217,6 +217,22 @@ def _wait_quiet(settings: Settings, timeout_s: float = 240) -> None:
     raise AssertionError("the platform did not settle after the chaos")
 
 
+def _wait_audit_caught_up(settings: Settings, timeout_s: float = 180) -> None:
+    """Wait (bounded) for the audit loader's cursor lag to reach 0: under load it pauses past the settle window."""
+    from tickwave.bus import resolve_bootstrap
+    from tickwave.health import group_lag
+    from tickwave.topics import ORDERS_EVENTS, topic_name
+
+    group = f"{settings.execution.consumer_group}-audit"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        lags = group_lag(resolve_bootstrap(settings), group, topic_name(settings, ORDERS_EVENTS))
+        if all(lag == 0 for lag in lags.values()):
+            return
+        time.sleep(2)
+    console.print(f"[yellow]the audit loader still lags after {timeout_s:.0f} s: {lags}[/]")
+
+
 def check_everything(settings: Settings) -> dict[str, Any]:
     """Run every invariant; return the figures (raises AssertionError naming the first one broken)."""
     from execution.app import instance_dir
@@ -231,6 +247,7 @@ def check_everything(settings: Settings) -> dict[str, Any]:
     from tickwave.warehouse.client import connect
 
     acknowledged = _topic_tick_ids(settings)
+    _wait_audit_caught_up(settings)
     client = connect(settings)
     try:
         rows = client.query("SELECT symbol, toUnixTimestamp64Milli(time_ms), seq FROM ticks FINAL").result_rows
@@ -278,9 +295,14 @@ def check_everything(settings: Settings) -> dict[str, Any]:
     assert not undecided, f"{len(undecided)} stored signals were never decided"
     broker_filled = {event.client_order_id: event.cumulative_lots for event in broker_events
                      if isinstance(event, OrderFilled)}  # fmt: skip
-    assert {cid: (str(o.status), o.filled_lots) for cid, o in engine.orders.items()} == {
-        cid: (status, lots) for cid, status, lots in order_rows
-    }, "journal and warehouse disagree on orders"
+    in_journal = {cid: (str(o.status), o.filled_lots) for cid, o in engine.orders.items()}
+    in_warehouse = {cid: (status, lots) for cid, status, lots in order_rows}
+    differing = sorted(cid for cid in in_journal.keys() | in_warehouse.keys()
+                       if in_journal.get(cid) != in_warehouse.get(cid))  # fmt: skip
+    assert not differing, (
+        f"journal and warehouse disagree on {len(differing)} of {len(in_journal)} orders, e.g. "
+        + "; ".join(f"{cid}: journal {in_journal.get(cid)}, warehouse {in_warehouse.get(cid)}" for cid in differing[:5])
+    )
     assert sorted(fill_rows) == sorted((fid, cid) for cid, o in engine.orders.items() for fid in o.fill_ids), (
         "journal and warehouse disagree on fills"
     )

@@ -62,10 +62,26 @@ def _reported(settings: Settings, name: str) -> Health:
         return Health("stalled", "no health report yet")
     if report.is_stale():
         return Health("stalled", f"last health report {report.age_s():.0f} s ago")
-    progress = _progress(name, report.detail)
+    detail = dict(report.detail)
+    if name == "audit":
+        detail["cursor_lag"] = _audit_lag(settings)
+    progress = _progress(name, detail)
     if report.problems:
         return Health("degraded", "; ".join(report.problems) + (f" ({progress})" if progress else ""))
     return Health("ok", progress)
+
+
+def _audit_lag(settings: Settings) -> dict[str, int | None] | str:
+    """The audit loader's consumer-group lag on ``orders.events``, asked of the broker now."""
+    from tickwave.bus import resolve_bootstrap
+    from tickwave.health import group_lag
+    from tickwave.topics import ORDERS_EVENTS, topic_name
+
+    try:
+        group = f"{settings.execution.consumer_group}-audit"
+        return group_lag(resolve_bootstrap(settings), group, topic_name(settings, ORDERS_EVENTS))
+    except Exception as exc:  # the broker may be restarting: say so, never fail `status`
+        return f"unknown ({exc.__class__.__name__})"
 
 
 def _ago(unix_s: float | None) -> str:
@@ -87,7 +103,7 @@ def _progress(name: str, detail: dict[str, Any]) -> str:
                 f"{detail.get('broker')} {'connected' if detail.get('is_broker_connected') else 'NOT connected'}, "
                 f"{detail.get('trading_state')}")  # fmt: skip
     if name == "audit":
-        return f"cursor lag {detail.get('cursor_lag')}"
+        return f"cursor lag {detail.get('cursor_lag', 'unknown')}"
     if name == "supervisor":
         restarted = {service: count for service, count in (detail.get("restarts") or {}).items() if count}
         return f"restarts {restarted or 'none'}; gave up on {', '.join(detail.get('gave_up') or []) or 'none'}"
