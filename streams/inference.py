@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from tickwave.contracts import FeatureVector, Prediction
-from tickwave.modeling import ModelArtifact, ModelProvider
+from tickwave.modeling import ModelArtifact, ModelProvider, ensemble_confidence
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class LoadedModel:
         self.input_name = self.session.get_inputs()[0].name
         outputs = [output.name for output in self.session.get_outputs()]
         self.output_name = next((name for name in outputs if "prob" in name.lower()), outputs[-1])
+        # An ensemble's graph also gives each member's probabilities (rows x members*labels): the confidence.
+        self.members_name = "member_probabilities" if artifact.members and "member_probabilities" in outputs else None
 
     def predict_batch(self, features: np.ndarray) -> np.ndarray:
         """Return class probabilities (rows x labels, float32) for a feature matrix in model order."""
@@ -48,6 +50,22 @@ class LoadedModel:
             return np.array([[row[index] for index in range(len(self.artifact.labels))] for row in result],
                             dtype=np.float32)  # fmt: skip
         return np.asarray(result, dtype=np.float32)
+
+    def predict_with_confidence(self, rows: np.ndarray) -> tuple[list[dict[str, float]], list[float] | None]:
+        """Return each row's label probabilities and, for an ensemble, its confidence score (else None), in one call."""
+        if self.members_name is None:
+            return self.predict_rows(rows), None
+        blended, members = self.session.run([self.output_name, self.members_name],
+                                            {self.input_name: np.asarray(rows, dtype=np.float32)})  # fmt: skip
+        labels = self.artifact.labels
+        weights = np.array([float(member.rsplit(":", 1)[1]) for member in self.artifact.members])
+        by_member = np.asarray(members, dtype=np.float64).reshape(len(rows), len(weights), len(labels))
+        scores = ensemble_confidence(by_member.transpose(1, 0, 2), weights / weights.sum())
+        rows_out = [
+            {label: min(1.0, max(0.0, p)) for label, p in zip(labels, row, strict=True)}
+            for row in np.asarray(blended, dtype=np.float32).tolist()
+        ]
+        return rows_out, [float(score) for score in scores]
 
     def predict(self, row: np.ndarray) -> dict[str, float]:
         """Return the label probabilities for one row of features in model order."""
@@ -185,14 +203,15 @@ class Inference:
             names = artifact.feature_names
             started = time.perf_counter_ns()
             rows = np.array([[vector.values[name] for name in names] for vector in mine], dtype=np.float32)
-            probabilities = model.predict_rows(rows)
+            probabilities, confidences = model.predict_with_confidence(rows)
             latency_us = (time.perf_counter_ns() - started) / 1000
             now_ms = self.clock_ms()
-            for vector, row in zip(mine, probabilities, strict=True):
+            for index, (vector, row) in enumerate(zip(mine, probabilities, strict=True)):
                 predictions.append(Prediction(
                     symbol=vector.symbol, timeframe=vector.timeframe, bar_start_ms=vector.bar_start_ms,
                     model_id=artifact.model_id, model_version=artifact.model_version, probabilities=row,
                     inference_latency_us=latency_us, predicted_at_ms=now_ms,
+                    confidence=None if confidences is None else confidences[index], members=artifact.members,
                 ))  # fmt: skip
         return predictions
 

@@ -357,8 +357,9 @@ class ModelsSettings(_Section):
     timeframe: str = Field(
         default="1m", pattern=r"^[0-9]+[smhd]$", description="bar timeframe trained on (features + bars_<timeframe>)"
     )
-    framework: Literal["xgboost", "lightgbm"] = Field(
-        default="xgboost", description="which model `tickwave train` and the training job fit (xgboost, lightgbm)"
+    framework: Literal["xgboost", "lightgbm", "ensemble"] = Field(
+        default="xgboost",
+        description="which model `tickwave train` and the training job fit (xgboost, lightgbm, ensemble)",
     )
     horizon_bars: int = Field(default=5, ge=1, description="label: direction of the mid close over this many bars")
     dead_zone_bps: float = Field(default=1.0, ge=0, description="label: moves within this many bps are flat")
