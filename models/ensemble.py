@@ -13,8 +13,8 @@ or a flat blend approach 0.
 
 **One graph.** The members' ONNX graphs are joined into one (prefixed, fed by the one
 ``features`` input), with the weighted sum as ``probabilities``, its arg-max as
-``label``, and ``member_probabilities`` (rows x members*3) for the confidence: one
-ONNX Runtime call per batch. ``bench/models.py`` measures it against one session per
+``label``, and the ``confidence`` computed in the graph too: one ONNX Runtime call per
+batch gives both. ``bench/models.py`` measures it against one session per
 member blended in numpy.
 """
 
@@ -144,8 +144,8 @@ class EnsembleDirectionModel(DirectionModel):
 def ensemble_onnx(members: list[Any], frameworks: tuple[str, ...], weights: np.ndarray, width: int) -> Any:
     """Join the members' ONNX graphs into one graph.
 
-    ``features`` in; ``label``, ``probabilities`` (the weighted vote) and
-    ``member_probabilities`` (rows x members*3, for the confidence) out.
+    ``features`` in; ``label``, ``probabilities`` (the weighted vote) and ``confidence``
+    (rows x 1, :func:`tickwave.modeling.ensemble_confidence` in ONNX operators) out.
     """
     import onnx
     from onnx import TensorProto, compose, helper
@@ -169,14 +169,15 @@ def ensemble_onnx(members: list[Any], frameworks: tuple[str, ...], weights: np.n
     opsets[""] = max(opsets.get("", 0), 13)
     nodes.append(helper.make_node("Sum", weighted, ["probabilities"]))
     nodes.append(helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0))
-    nodes.append(helper.make_node("Concat", each, ["member_probabilities"], axis=1))
+    nodes.extend(_confidence_nodes(each, [f"{frameworks[index]}_{index}_weight" for index in range(len(members))],
+                                   initializers))  # fmt: skip
     labels = 3
     graph = helper.make_graph(
         nodes, "tickwave_ensemble",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, width])],
         [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
          helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, labels]),
-         helper.make_tensor_value_info("member_probabilities", TensorProto.FLOAT, [None, labels * len(members)])],
+         helper.make_tensor_value_info("confidence", TensorProto.FLOAT, [None, 1])],
         initializer=initializers,
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(domain, version)
@@ -184,3 +185,40 @@ def ensemble_onnx(members: list[Any], frameworks: tuple[str, ...], weights: np.n
     model.ir_version = max(member.ir_version for member in members)
     onnx.checker.check_model(model)
     return model
+
+
+def _confidence_nodes(each: list[str], weights: list[str], initializers: list[Any]) -> list[Any]:
+    # ``confidence`` (rows x 1) = weighted agreement with the blend's label x (1 - entropy / ln 3), as
+    # tickwave.modeling.ensemble_confidence computes it, inside the graph: numpy's per-call cost on one
+    # row (~60 us under load) would exceed the members' own.
+    from onnx import TensorProto, helper
+
+    initializers.extend([
+        helper.make_tensor("confidence_floor", TensorProto.FLOAT, [], [1e-12]),
+        helper.make_tensor("confidence_one", TensorProto.FLOAT, [], [1.0]),
+        helper.make_tensor("confidence_zero", TensorProto.FLOAT, [], [0.0]),
+        helper.make_tensor("confidence_inverse_ln3", TensorProto.FLOAT, [], [1.0 / LN3]),
+        helper.make_tensor("confidence_axes", TensorProto.INT64, [1], [1]),
+    ])  # fmt: skip
+    nodes = [helper.make_node("ArgMax", ["probabilities"], ["blend_label"], axis=1, keepdims=1)]
+    votes = []
+    for index, (member, weight) in enumerate(zip(each, weights, strict=True)):
+        nodes += [
+            helper.make_node("ArgMax", [member], [f"vote_{index}_label"], axis=1, keepdims=1),
+            helper.make_node("Equal", [f"vote_{index}_label", "blend_label"], [f"vote_{index}_agrees"]),
+            helper.make_node("Cast", [f"vote_{index}_agrees"], [f"vote_{index}_float"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", [f"vote_{index}_float", weight], [f"vote_{index}"]),
+        ]
+        votes.append(f"vote_{index}")
+    return [
+        *nodes,
+        helper.make_node("Sum", votes, ["agreement"]),
+        helper.make_node("Clip", ["probabilities", "confidence_floor", "confidence_one"], ["clipped"]),
+        helper.make_node("Log", ["clipped"], ["log_probabilities"]),
+        helper.make_node("Mul", ["probabilities", "log_probabilities"], ["p_log_p"]),
+        helper.make_node("ReduceSum", ["p_log_p", "confidence_axes"], ["minus_entropy"], keepdims=1),
+        helper.make_node("Mul", ["minus_entropy", "confidence_inverse_ln3"], ["minus_scaled_entropy"]),
+        helper.make_node("Add", ["confidence_one", "minus_scaled_entropy"], ["raw_certainty"]),
+        helper.make_node("Clip", ["raw_certainty", "confidence_zero", "confidence_one"], ["certainty"]),
+        helper.make_node("Mul", ["agreement", "certainty"], ["confidence"]),
+    ]

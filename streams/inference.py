@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from tickwave.contracts import FeatureVector, Prediction
-from tickwave.modeling import ModelArtifact, ModelProvider, ensemble_confidence
+from tickwave.modeling import ModelArtifact, ModelProvider
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ class LoadedModel:
         self.input_name = self.session.get_inputs()[0].name
         outputs = [output.name for output in self.session.get_outputs()]
         self.output_name = next((name for name in outputs if "prob" in name.lower()), outputs[-1])
-        # An ensemble's graph also gives each member's probabilities (rows x members*labels): the confidence.
-        self.members_name = "member_probabilities" if artifact.members and "member_probabilities" in outputs else None
+        # An ensemble's graph also gives its confidence score (rows x 1), from the same call.
+        self.confidence_name = "confidence" if "confidence" in outputs else None
 
     def predict_batch(self, features: np.ndarray) -> np.ndarray:
         """Return class probabilities (rows x labels, float32) for a feature matrix in model order."""
@@ -53,19 +53,15 @@ class LoadedModel:
 
     def predict_with_confidence(self, rows: np.ndarray) -> tuple[list[dict[str, float]], list[float] | None]:
         """Return each row's label probabilities and, for an ensemble, its confidence score (else None), in one call."""
-        if self.members_name is None:
+        if self.confidence_name is None:
             return self.predict_rows(rows), None
-        blended, members = self.session.run([self.output_name, self.members_name],
-                                            {self.input_name: np.asarray(rows, dtype=np.float32)})  # fmt: skip
+        blended, scores = self.session.run([self.output_name, self.confidence_name],
+                                           {self.input_name: np.asarray(rows, dtype=np.float32)})  # fmt: skip
         labels = self.artifact.labels
-        weights = np.array([float(member.rsplit(":", 1)[1]) for member in self.artifact.members])
-        by_member = np.asarray(members, dtype=np.float64).reshape(len(rows), len(weights), len(labels))
-        scores = ensemble_confidence(by_member.transpose(1, 0, 2), weights / weights.sum())
-        rows_out = [
-            {label: min(1.0, max(0.0, p)) for label, p in zip(labels, row, strict=True)}
-            for row in np.asarray(blended, dtype=np.float32).tolist()
+        probabilities = [
+            {label: min(1.0, max(0.0, p)) for label, p in zip(labels, row, strict=True)} for row in blended.tolist()
         ]
-        return rows_out, [float(score) for score in scores]
+        return probabilities, [min(1.0, max(0.0, score[0])) for score in scores.tolist()]
 
     def predict(self, row: np.ndarray) -> dict[str, float]:
         """Return the label probabilities for one row of features in model order."""
