@@ -1,10 +1,15 @@
-"""Models: training time on 1M rows x 30 features (2 cores), and single-row inference, ONNX Runtime vs XGBoost.
+"""Models: training time on 1M rows x 30 features (2 cores), and single-row inference, ONNX Runtime vs native.
 
-In one run, on the same synthetic data and the same trained model:
+In one run, on the same synthetic data and the same trained models:
 
-- training: one ``XGBoostDirectionModel.fit`` with the default ``models`` settings
-  (300 rounds, depth 4, 3 classes, ``hist``, ``n_jobs=2``); with ``--lifecycle``, also
-  the whole ``DirectionModel.train`` (walk-forward folds + final fit + backtests);
+- training: one ``XGBoostDirectionModel.fit`` and one ``LightGBMDirectionModel.fit`` with
+  the default ``models`` settings (300 rounds, depth 4, 3 classes, ``n_jobs=2``); with
+  ``--lifecycle``, also the whole ``DirectionModel.train`` (walk-forward folds + final
+  fit + backtests);
+- the ensemble of the two (weights 0.6 / 0.4), served two ways: one ONNX graph
+  (``LoadedModel.predict_with_confidence``, what the dataflow calls: blended
+  probabilities and the confidence from one call) against one session per member,
+  blended and scored in numpy (the alternative);
 - export: ONNX conversion and the parity check on 10k holdout rows;
 - inference, one row at a time, single-threaded on both sides: ONNX Runtime through
   ``streams.inference.LoadedModel.predict`` (what the dataflow calls) and the bare
@@ -12,7 +17,7 @@ In one run, on the same synthetic data and the same trained model:
   methods alternate in chunks of 500 calls, so load from other processes on the machine
   falls on all of them alike. Batches of 1,000 rows are timed too.
 
-Run: .venv/bin/python bench/models.py [--rows 1000000] [--features 30] [--lifecycle]
+Run: .venv/bin/python -m bench.models [--rows 1000000] [--features 30] [--lifecycle]
 """
 
 from __future__ import annotations
@@ -84,6 +89,16 @@ def latencies(calls: dict[str, Callable[[np.ndarray], object]], rows: np.ndarray
     return {name: np.array(values) for name, values in timings.items()}
 
 
+def session_of(onnx_bytes: bytes) -> object:
+    """A single-threaded ONNX Runtime session, as the streams build one."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -92,11 +107,13 @@ def main() -> None:
     parser.add_argument("--lifecycle", action="store_true", help="also time the whole walk-forward train")
     arguments = parser.parse_args()
     from models.dataset import LABELS
+    from models.ensemble import EnsembleClassifier
     from models.export import parity_check, to_onnx
+    from models.lgbm import LightGBMDirectionModel
     from models.xgb import XGBoostDirectionModel
     from streams.inference import LoadedModel
     from tickwave.config import ModelsSettings
-    from tickwave.modeling import ModelArtifact, SignalRules
+    from tickwave.modeling import ModelArtifact, SignalRules, artifact_from_onnx, blend, ensemble_confidence
 
     console = Console()
     load_before = os.getloadavg()[0]
@@ -107,6 +124,9 @@ def main() -> None:
     started = time.perf_counter()
     classifier = model.fit(matrix, labels)
     fit_s = time.perf_counter() - started
+    started = time.perf_counter()
+    lightgbm = LightGBMDirectionModel(settings, SignalRules()).fit(matrix, labels)
+    lightgbm_fit_s = time.perf_counter() - started
     lifecycle_s = None
     if arguments.lifecycle:
         started = time.perf_counter()
@@ -121,6 +141,28 @@ def main() -> None:
     parity = parity_check(classifier.predict_proba(holdout), artifact, holdout, settings.parity_tolerance)
     export_s = time.perf_counter() - started
 
+    # The ensemble: one graph, and one session per member (each member's own export).
+    weights = np.array([0.6, 0.4])
+    ensemble = EnsembleClassifier(("xgboost", "lightgbm"), (classifier, lightgbm), weights)
+    about = {"timeframe": "1m", "symbols": '["EURUSD"]'}
+    started = time.perf_counter()
+    ensemble_bytes = to_onnx(ensemble, names, "bench", LABELS, about)
+    ensemble_artifact = artifact_from_onnx("bench_ensemble", 1, ensemble_bytes)
+    ensemble_parity = parity_check(ensemble.predict_proba(holdout), ensemble_artifact, holdout,
+                                   settings.parity_tolerance)  # fmt: skip
+    ensemble_export_s = time.perf_counter() - started
+    one_graph = LoadedModel(ensemble_artifact)
+    lightgbm_session = LoadedModel(ModelArtifact("bench_lgbm", 1, to_onnx(lightgbm, names, "bench", LABELS), names,
+                                                 "bench", LABELS)).session  # fmt: skip
+    member_sessions = [(session_of(onnx_bytes), "probabilities"), (lightgbm_session, "probabilities")]
+
+    def several_sessions(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        members = np.stack([np.asarray(member.run([output], {"features": row})[0], dtype=np.float64)
+                            for member, output in member_sessions])  # fmt: skip
+        return blend(members, weights), ensemble_confidence(members, weights)
+
+    agree = np.abs(several_sessions(holdout[:1000])[0] - one_graph.predict_batch(holdout[:1000])).max()
+
     classifier.set_params(n_jobs=1)  # single-threaded on both sides
     booster = classifier.get_booster()
     loaded = LoadedModel(artifact)
@@ -130,6 +172,9 @@ def main() -> None:
         "onnxruntime, session.run": lambda row: session.run(["probabilities"], {input_name: row}),
         "xgboost, booster.inplace_predict": lambda row: booster.inplace_predict(row),
         "xgboost, XGBClassifier.predict_proba": classifier.predict_proba,
+        "lightgbm ONNX, session.run": lambda row: lightgbm_session.run(["probabilities"], {"features": row}),
+        "ensemble, one graph: LoadedModel.predict_with_confidence (streams)": one_graph.predict_with_confidence,
+        "ensemble, one session per member + numpy blend and confidence": several_sessions,
     }
     single = latencies(calls, holdout, arguments.samples)
     batch = holdout[:1000]
@@ -148,11 +193,16 @@ def main() -> None:
         f"{os.cpu_count()} cores, load average {load_before:.1f} -> {load_after:.1f}"
     )
     table = Table("measure", "figure", title=title)
-    table.add_row("fit (300 rounds, depth 4, 3 classes, hist, n_jobs=2)", f"{fit_s:.1f} s")
+    table.add_row("xgboost fit (300 rounds, depth 4, 3 classes, hist, n_jobs=2)", f"{fit_s:.1f} s")
+    table.add_row("lightgbm fit (300 rounds, depth 4 / 16 leaves, 3 classes, n_jobs=2)", f"{lightgbm_fit_s:.1f} s")
     if lifecycle_s is not None:
         label = f"whole train ({settings.folds} walk-forward folds + final fit + backtests)"
         table.add_row(label, f"{lifecycle_s:.1f} s")
     table.add_row("ONNX export + parity check on 10k rows", f"{export_s:.2f} s (max |diff| {parity:.1e})")
+    table.add_row(
+        "ensemble: one-graph export + parity on 10k rows",
+        f"{ensemble_export_s:.2f} s (max |diff| {ensemble_parity:.1e}; vs several sessions {agree:.1e})",
+    )
     for name, values in single.items():
         p50, p99 = np.percentile(values, [50, 99])
         table.add_row(f"single row: {name}", f"p50 {p50:.0f} us, p99 {p99:.0f} us, mean {values.mean():.0f} us")

@@ -97,6 +97,9 @@ class TrainingResult:
     params: dict[str, str]
     training_seconds: float
     development_rows: int
+    # The out-of-sample rows of the walk-forward (fold after fold) and their probabilities: what an ensemble blends.
+    walk_forward_dataset: Dataset | None = None
+    walk_forward_probabilities: np.ndarray | None = None
 
     def metrics(self) -> dict[str, float]:
         """Return the holdout figures (``holdout_*``) and the walk-forward ones (``wf_*``)."""
@@ -212,8 +215,9 @@ class DirectionModel(ABC):
             tested_probabilities.append(probabilities)
             logger.info("fold %d: train %d rows, test %d rows, log loss %.4f", fold.index, len(fold.train),
                         len(fold.test), evaluation.metrics.log_loss)  # fmt: skip
-        out_of_sample = np.concatenate(tested)
-        walk_forward_evaluation = self.evaluate(development.take(out_of_sample), np.concatenate(tested_probabilities))
+        out_of_sample = development.take(np.concatenate(tested))
+        out_of_sample_probabilities = np.concatenate(tested_probabilities)
+        walk_forward_evaluation = self.evaluate(out_of_sample, out_of_sample_probabilities)
         final = self._fit_checked(development, np.arange(len(development)), "the development rows")
         holdout_probabilities = self.predict(final, holdout.features)
         holdout_evaluation = self.evaluate(holdout, holdout_probabilities)
@@ -230,6 +234,8 @@ class DirectionModel(ABC):
             params=self.params(),
             training_seconds=time.perf_counter() - started,
             development_rows=len(development),
+            walk_forward_dataset=out_of_sample,
+            walk_forward_probabilities=out_of_sample_probabilities,
         )
 
     def save(

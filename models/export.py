@@ -56,6 +56,13 @@ def to_onnx(
     """
     onnx_model = _convert(model, len(feature_names))
     onnx_model.graph.name = "tickwave_direction"  # the converter names it with a random UUID; keep the bytes stable
+    members = getattr(model, "frameworks", ())
+    if members:  # an ensemble: its members and weights, for the signal and the registry
+        weights = [round(float(weight), 6) for weight in model.weights]
+        extra = {
+            **(extra or {}),
+            "members": json.dumps([f"{name}:{weight}" for name, weight in zip(members, weights, strict=True)]),
+        }
     for key, value in (
         (META_FEATURE_NAMES, json.dumps(list(feature_names))),
         (META_SCHEMA_HASH, schema_hash),
@@ -74,7 +81,12 @@ def _convert(model: Any, width: int) -> Any:
     from onnxmltools import convert_lightgbm, convert_xgboost
     from onnxmltools.convert.common.data_types import FloatTensorType
 
+    from models.ensemble import EnsembleClassifier, ensemble_onnx
+
     inputs = [("features", FloatTensorType([None, width]))]
+    if isinstance(model, EnsembleClassifier):
+        members = [_convert(member, width) for member in model.models]
+        return ensemble_onnx(members, model.frameworks, model.weights, width)
     if isinstance(model, xgb.XGBClassifier):
         return convert_xgboost(model, initial_types=inputs)
     if isinstance(model, lgb.LGBMClassifier):

@@ -49,7 +49,11 @@ def trainer_for(framework: str, settings: Settings) -> DirectionModel:
         from models.lgbm import LightGBMDirectionModel
 
         return LightGBMDirectionModel(settings.models, rules, backtest)
-    raise ConfigurationError(f"unknown model {framework!r}: one of xgboost, lightgbm")
+    if framework == "ensemble":
+        from models.ensemble import EnsembleDirectionModel
+
+        return EnsembleDirectionModel(settings.models, rules, backtest)
+    raise ConfigurationError(f"unknown model {framework!r}: one of xgboost, lightgbm, ensemble")
 
 
 @dataclass(frozen=True)

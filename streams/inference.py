@@ -40,6 +40,8 @@ class LoadedModel:
         self.input_name = self.session.get_inputs()[0].name
         outputs = [output.name for output in self.session.get_outputs()]
         self.output_name = next((name for name in outputs if "prob" in name.lower()), outputs[-1])
+        # An ensemble's graph also gives its confidence score (rows x 1), from the same call.
+        self.confidence_name = "confidence" if "confidence" in outputs else None
 
     def predict_batch(self, features: np.ndarray) -> np.ndarray:
         """Return class probabilities (rows x labels, float32) for a feature matrix in model order."""
@@ -48,6 +50,18 @@ class LoadedModel:
             return np.array([[row[index] for index in range(len(self.artifact.labels))] for row in result],
                             dtype=np.float32)  # fmt: skip
         return np.asarray(result, dtype=np.float32)
+
+    def predict_with_confidence(self, rows: np.ndarray) -> tuple[list[dict[str, float]], list[float] | None]:
+        """Return each row's label probabilities and, for an ensemble, its confidence score (else None), in one call."""
+        if self.confidence_name is None:
+            return self.predict_rows(rows), None
+        blended, scores = self.session.run([self.output_name, self.confidence_name],
+                                           {self.input_name: np.asarray(rows, dtype=np.float32)})  # fmt: skip
+        labels = self.artifact.labels
+        probabilities = [
+            {label: min(1.0, max(0.0, p)) for label, p in zip(labels, row, strict=True)} for row in blended.tolist()
+        ]
+        return probabilities, [min(1.0, max(0.0, score[0])) for score in scores.tolist()]
 
     def predict(self, row: np.ndarray) -> dict[str, float]:
         """Return the label probabilities for one row of features in model order."""
@@ -185,14 +199,15 @@ class Inference:
             names = artifact.feature_names
             started = time.perf_counter_ns()
             rows = np.array([[vector.values[name] for name in names] for vector in mine], dtype=np.float32)
-            probabilities = model.predict_rows(rows)
+            probabilities, confidences = model.predict_with_confidence(rows)
             latency_us = (time.perf_counter_ns() - started) / 1000
             now_ms = self.clock_ms()
-            for vector, row in zip(mine, probabilities, strict=True):
+            for index, (vector, row) in enumerate(zip(mine, probabilities, strict=True)):
                 predictions.append(Prediction(
                     symbol=vector.symbol, timeframe=vector.timeframe, bar_start_ms=vector.bar_start_ms,
                     model_id=artifact.model_id, model_version=artifact.model_version, probabilities=row,
                     inference_latency_us=latency_us, predicted_at_ms=now_ms,
+                    confidence=None if confidences is None else confidences[index], members=artifact.members,
                 ))  # fmt: skip
         return predictions
 

@@ -3,7 +3,9 @@
 The model gives probabilities per label (``up``, ``down`` and optionally ``flat``). With
 ``edge = p(up) - p(down)``: long when ``p(up) >= entry_probability`` and
 ``edge >= min_edge``, short symmetrically, flat otherwise. ``strength`` is ``|edge|``
-for long/short (0 for flat) and ``confidence`` is the probability of the chosen label.
+for long/short (0 for flat) and ``confidence`` is the probability of the chosen label, or
+for an ensemble its confidence score (members' agreement x certainty of the blend), with
+its members named on the signal.
 A flat signal is emitted too: it tells execution to hold no position. The
 ``signal_id`` is a hash of model, version, symbol, timeframe and bar, so a re-emitted
 bar (recovery, replay) gives the same id and execution places no second order.
@@ -28,6 +30,8 @@ def signal_from(prediction: Prediction, rules: SignalRules, now_ms: int) -> Sign
     else:
         direction, strength = "flat", 0.0
         confidence = probabilities.get("flat", 1.0 - max(up, down))
+    if prediction.confidence is not None:  # an ensemble's own score: agreement x certainty
+        confidence = prediction.confidence
     return Signal(
         signal_id=Signal.make_id(
             prediction.model_id, prediction.model_version, prediction.symbol, prediction.timeframe,
@@ -42,4 +46,5 @@ def signal_from(prediction: Prediction, rules: SignalRules, now_ms: int) -> Sign
         model_id=prediction.model_id,
         model_version=prediction.model_version,
         created_at_ms=now_ms,
+        members=prediction.members,
     )  # fmt: skip

@@ -406,8 +406,9 @@ class ModelsSettings(_Section):
     timeframe: str = Field(
         default="1m", description="bar timeframe trained on (features + bars_<timeframe>; one of streams.timeframes)"
     )
-    framework: Literal["xgboost", "lightgbm"] = Field(
-        default="xgboost", description="which model `tickwave train` and the training job fit (xgboost, lightgbm)"
+    framework: Literal["xgboost", "lightgbm", "ensemble"] = Field(
+        default="xgboost",
+        description="which model `tickwave train` and the training job fit (xgboost, lightgbm, ensemble)",
     )
 
     horizon_bars: int = Field(default=5, ge=1, description="label: direction of the mid close over this many bars")

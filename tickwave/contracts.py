@@ -204,12 +204,18 @@ class Prediction(Message, frozen=True, tag="prediction.v1"):
     probabilities: dict[str, float]
     inference_latency_us: float
     predicted_at_ms: EpochMs
+    # Added compatibly (older messages decode with the defaults): an ensemble's confidence
+    # score (members' agreement x certainty of the blend) and its members ("framework:weight").
+    confidence: float | None = None
+    members: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        """Require probabilities in [0, 1]."""
+        """Require probabilities and the confidence in [0, 1]."""
         for label, probability in self.probabilities.items():
             if not (0.0 <= probability <= 1.0):
                 raise ValueError(f"probability of {label} must be in [0, 1], got {probability!r}")
+        if self.confidence is not None and not (0.0 <= self.confidence <= 1.0):
+            raise ValueError(f"confidence must be in [0, 1], got {self.confidence!r}")
 
     @property
     def prediction_id(self) -> str:
@@ -230,6 +236,9 @@ class Signal(Message, frozen=True, tag="signal.v1"):
     model_id: str
     model_version: int
     created_at_ms: EpochMs
+    # Added compatibly (older messages decode with the default): an ensemble's members
+    # ("framework:weight"); their confidence score is ``confidence``.
+    members: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Require strength and confidence within [0, 1] (also when constructed in code)."""

@@ -15,9 +15,12 @@ of that timeframe and those symbols.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+import numpy as np
 
 from tickwave.errors import ConfigurationError
 
@@ -26,6 +29,7 @@ META_SCHEMA_HASH = "tickwave.schema_hash"
 META_LABELS = "tickwave.labels"
 META_TIMEFRAME = "tickwave.timeframe"
 META_SYMBOLS = "tickwave.symbols"
+META_MEMBERS = "tickwave.members"
 
 
 class ArtifactMetadataError(ConfigurationError):
@@ -44,6 +48,7 @@ class ModelArtifact:
     labels: tuple[str, ...]  # class index -> label, e.g. ("down", "flat", "up")
     timeframe: str = ""  # the bars it learned; "" = undeclared (never served)
     symbols: tuple[str, ...] = ()  # the symbols it learned; () = undeclared (never served)
+    members: tuple[str, ...] = ()  # an ensemble's members, "framework:weight"; () for a single model
 
     @property
     def name(self) -> str:
@@ -96,4 +101,28 @@ def artifact_from_onnx(model_id: str, model_version: int, onnx_bytes: bytes) -> 
         labels=tuple(json.loads(properties[META_LABELS])),
         timeframe=properties.get(META_TIMEFRAME, ""),
         symbols=tuple(json.loads(properties.get(META_SYMBOLS, "[]"))),
+        members=tuple(json.loads(properties.get(META_MEMBERS, "[]"))),
     )
+
+
+def blend(member_probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Return the weighted sum over members of ``member_probabilities`` (members x rows x labels)."""
+    blended: np.ndarray = np.tensordot(weights, member_probabilities, axes=1)
+    return blended
+
+
+def ensemble_confidence(member_probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Return each row's confidence: the members' weighted agreement times the blend's certainty (1 - entropy/ln 3).
+
+    Args:
+        member_probabilities: members x rows x labels.
+        weights: one per member, summing to 1.
+    """
+    blended = blend(member_probabilities, weights)
+    agrees = member_probabilities.argmax(axis=2) == blended.argmax(axis=1)[None, :]
+    agreement = np.tensordot(weights, agrees.astype(np.float64), axes=1)
+    clipped = np.clip(blended, 1e-12, 1.0)
+    entropy = -(blended * np.log(clipped)).sum(axis=1)
+    certainty = np.clip(1.0 - entropy / math.log(blended.shape[1]), 0.0, 1.0)
+    result: np.ndarray = np.clip(agreement * certainty, 0.0, 1.0)
+    return result

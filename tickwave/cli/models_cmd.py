@@ -67,7 +67,7 @@ def train(
     model_id: ModelIdOption = None,
     promote: Annotated[bool, typer.Option(help="try to promote the new version (the promotion rules apply)")] = True,
     model: Annotated[
-        str | None, typer.Option("--model", help="xgboost or lightgbm (default: models.framework)")
+        str | None, typer.Option("--model", help="xgboost, lightgbm or ensemble (default: models.framework)")
     ] = None,
 ) -> None:
     """Train a model on the warehouse's features, evaluate it walk-forward, export it and register it."""

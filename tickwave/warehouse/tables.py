@@ -79,12 +79,12 @@ FEATURES = _table(
 PREDICTIONS = _table(
     "predictions", ("symbol", STRING), ("timeframe", STRING), ("bar_start_ms", TIMESTAMP), ("model_id", STRING),
     ("model_version", pa.uint32()), ("probabilities", pa.map_(STRING, FLOAT)), ("inference_latency_us", FLOAT),
-    ("predicted_at_ms", TIMESTAMP),
+    ("predicted_at_ms", TIMESTAMP), ("confidence", FLOAT), ("members", pa.list_(STRING)),
 )  # fmt: skip
 SIGNALS = _table(
     "signals", ("signal_id", STRING), ("symbol", STRING), ("timeframe", STRING), ("bar_start_ms", TIMESTAMP),
     ("direction", STRING), ("strength", FLOAT), ("confidence", FLOAT), ("model_id", STRING),
-    ("model_version", pa.uint32()), ("created_at_ms", TIMESTAMP),
+    ("model_version", pa.uint32()), ("created_at_ms", TIMESTAMP), ("members", pa.list_(STRING)),
 )  # fmt: skip
 ORDERS = _table(
     "orders", ("client_order_id", STRING), ("signal_id", STRING), ("symbol", STRING), ("side", STRING),

@@ -13,7 +13,7 @@ from streams.features import FeatureSpec
 from streams.flow import build_flow
 from streams.loader import load_to_end
 from tests.unit.streams.test_flow import stream
-from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
+from tests.unit.streams.tiny_model import every_timeframe
 from tickwave.bus import make_consumer, make_producer
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, decode, encode
@@ -59,7 +59,7 @@ def test_flow_when_ticks_on_kafka_then_exact_rows_in_warehouse_and_signals_on_to
     assert producer.flush(30) == 0
 
     source = TickTopicSource(settings.kafka.bootstrap or "", topic_name(settings, TICKS), tail=False)
-    provider = StaticProvider(tiny_artifact(FeatureSpec()))
+    provider = every_timeframe(FeatureSpec(), ("1s", "1m"), ("EURUSD", "USDJPY"))  # one champion per timeframe
     run_main(build_flow(settings.streams, source, production_sinks(settings), provider))
     load_to_end(settings)
 
@@ -115,7 +115,7 @@ def test_flow_when_sample_file_replayed_then_exact_bars_features_predictions_and
     assert report.is_clean and report.dead_letters == 0
 
     source = TickTopicSource(settings.kafka.bootstrap or "", topic_name(settings, TICKS), tail=False)
-    provider = StaticProvider(tiny_artifact(FeatureSpec()))
+    provider = every_timeframe(FeatureSpec(), ("1s", "1m"), ("EURUSD", "USDJPY", "XAUUSD"))  # the sample's symbols
     run_main(build_flow(settings.streams, source, production_sinks(settings), provider))
     load_to_end(settings)
 

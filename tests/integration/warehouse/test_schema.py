@@ -133,9 +133,11 @@ def sample_messages(symbol: str) -> list[Message]:
         FeatureVector(symbol=symbol, timeframe="1m", bar_start_ms=NOW_MS, values={"ema_12": 1.1, "rsi_14": None},
                       is_warm=False, schema_hash="abc"),
         Prediction(symbol=symbol, timeframe="1m", bar_start_ms=NOW_MS, model_id="m1", model_version=3,
-                   probabilities={"up": 0.6, "down": 0.4}, inference_latency_us=21.0, predicted_at_ms=NOW_MS + 5),
+                   probabilities={"up": 0.6, "down": 0.4}, inference_latency_us=21.0, predicted_at_ms=NOW_MS + 5,
+                   confidence=0.42, members=("xgboost:0.6", "lightgbm:0.4")),
         Signal(signal_id=signal_id, symbol=symbol, timeframe="1m", bar_start_ms=NOW_MS, direction="long",
-               strength=0.5, confidence=0.6, model_id="m1", model_version=3, created_at_ms=NOW_MS + 6),
+               strength=0.5, confidence=0.42, model_id="m1", model_version=3, created_at_ms=NOW_MS + 6,
+               members=("xgboost:0.6", "lightgbm:0.4")),
         OrderSubmitted(**common, event_at_ms=NOW_MS + 7, side="buy", quantity_lots=0.1, order_type="market"),
         OrderFilled(**common, event_at_ms=NOW_MS + 9, fill_id="f1", fill_price=1.1003, fill_lots=0.1,
                     cumulative_lots=0.1, is_final=True),
@@ -171,12 +173,17 @@ def test_contracts_when_written_through_writers_then_read_back_in_their_tables(w
         f"SELECT event_type, fill_price, side FROM order_events WHERE symbol = '{symbol}' ORDER BY event_at_ms"
     ).result_rows
     dead_letter_id = warehouse.command(f"SELECT dead_letter_id FROM quarantine WHERE symbol = '{symbol}'")
+    ensemble = warehouse.query(
+        f"SELECT p.confidence, p.members, s.members FROM predictions AS p "
+        f"JOIN signals AS s ON s.symbol = p.symbol WHERE p.symbol = '{symbol}'"
+    ).result_rows
 
     assert counts == {name: len(group) for name, group in by_table.items()}
     assert int(tick_row[0].timestamp() * 1000) == NOW_MS and tick_row[1:] == (1, 6, "t")
     assert features == 1
     assert event_types == [("order_submitted.v1", None, "buy"), ("order_filled.v1", 1.1003, "")]
     assert dead_letter_id == messages[-1].dead_letter_id  # type: ignore[attr-defined]
+    assert ensemble == [(0.42, ["xgboost:0.6", "lightgbm:0.4"], ["xgboost:0.6", "lightgbm:0.4"])]
 
 
 def test_orders_when_state_changes_then_argmax_and_final_give_the_latest(warehouse: Client) -> None:

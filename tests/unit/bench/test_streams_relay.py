@@ -12,7 +12,7 @@ from bench.streams_relay import RelayStep
 from streams.features import FeatureSpec
 from streams.flow import FlowSinks, build_flow
 from tests.unit.streams.test_flow import NOW_MS, OUTPUTS, SETTINGS, RecordingPublisher, stream, unkey
-from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
+from tests.unit.streams.tiny_model import every_timeframe
 from tickwave.contracts import Message, Prediction, encode
 from tickwave.validation import ValidationRules
 
@@ -36,7 +36,7 @@ def flow_outputs(raw: list[bytes]) -> tuple[list[Any], Counter[bytes]]:
     sinks = FlowSinks(
         **{name: TestingSink(items) for name, items in out.items() if name != "signals"}, signals=publisher
     )
-    provider = StaticProvider(tiny_artifact(FeatureSpec(), timeframe="1s"))
+    provider = every_timeframe(FeatureSpec(), SETTINGS.timeframes, ("EURUSD", "USDJPY"))
     run_main(build_flow(SETTINGS, TestingSource(raw, batch_size=64), sinks, provider, RULES, clock_ms=lambda: NOW_MS))
     values = unkey(out)
     records = [
@@ -58,13 +58,8 @@ def test_relay_when_same_ticks_then_same_signals_published_and_same_records_as_t
     raw = raw_ticks()
     flow_published, flow_records = flow_outputs(raw)
     publisher = RecordingPublisher()
-    step = RelayStep(
-        SETTINGS,
-        StaticProvider(tiny_artifact(FeatureSpec(), timeframe="1s")),
-        publisher,
-        RULES,
-        clock_ms=lambda: NOW_MS,
-    )
+    provider = every_timeframe(FeatureSpec(), SETTINGS.timeframes, ("EURUSD", "USDJPY"))
+    step = RelayStep(SETTINGS, provider, publisher, RULES, clock_ms=lambda: NOW_MS)
 
     records = [record for start in range(0, len(raw), 64) for record in step.take(raw[start : start + 64])]
     records += step.finish()  # the flow closes the open bars at the input's end

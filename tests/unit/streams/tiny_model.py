@@ -40,3 +40,8 @@ class StaticProvider:
 
     def champions(self) -> list[ModelArtifact]:
         return list(self.artifacts)
+
+
+def every_timeframe(spec: FeatureSpec, timeframes: tuple[str, ...], symbols: tuple[str, ...]) -> StaticProvider:
+    """One champion per timeframe (same model id): the flow predicts on every warm vector of ``symbols``."""
+    return StaticProvider(*(tiny_artifact(spec, timeframe=timeframe, symbols=symbols) for timeframe in timeframes))

@@ -50,6 +50,8 @@ def strategy_for(info: mi.Type) -> st.SearchStrategy[Any]:
             return st.one_of([strategy_for(member) for member in info.types])
         case mi.DictType():
             return st.dictionaries(strategy_for(info.key_type), strategy_for(info.value_type), max_size=5)
+        case mi.VarTupleType():
+            return st.lists(strategy_for(info.item_type), max_size=4).map(tuple)
     raise TypeError(f"no strategy for {info!r}")
 
 

@@ -11,6 +11,7 @@ from tests.unit.tickwave.strategies import message_strategy
 from tickwave.contracts import (
     MESSAGE_TYPES,
     Message,
+    Prediction,
     Signal,
     Tick,
     client_order_id_for,
@@ -137,3 +138,28 @@ def test_tick_id_when_same_millisecond_then_seq_distinguishes() -> None:
 
     assert other.tick_id != GOOD_TICK.tick_id
     assert GOOD_TICK.tick_id == "EURUSD:1700000000123:2"
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        (Signal, b'{"type":"signal.v1","signal_id":"s","symbol":"EURUSD","timeframe":"1m","bar_start_ms":0,'
+                 b'"direction":"long","strength":0.5,"confidence":0.7,"model_id":"m","model_version":1,'
+                 b'"created_at_ms":0}'),
+        (Prediction, b'{"type":"prediction.v1","symbol":"EURUSD","timeframe":"1m","bar_start_ms":0,"model_id":"m",'
+                     b'"model_version":1,"probabilities":{"up":0.5},"inference_latency_us":3.0,"predicted_at_ms":0}'),
+    ],
+)  # fmt: skip
+def test_decode_when_message_predates_the_ensemble_fields_then_read_with_their_defaults(
+    kind: type[Message], raw: bytes
+) -> None:
+    message = decode(raw, kind)
+
+    assert message.members == ()  # type: ignore[attr-defined]
+    assert getattr(message, "confidence", 0.7) in (None, 0.7)
+
+
+def test_prediction_when_confidence_outside_unit_interval_then_rejected() -> None:
+    with pytest.raises(ValueError, match="confidence"):
+        Prediction(symbol="EURUSD", timeframe="1m", bar_start_ms=0, model_id="m", model_version=1,
+                   probabilities={"up": 0.5}, inference_latency_us=1.0, predicted_at_ms=0, confidence=1.5)  # fmt: skip
