@@ -19,8 +19,15 @@ def iso(ms: int) -> str:
 
 
 @pytest.fixture
-def cli_env(models_settings: Settings, tmp_path: Path) -> dict[str, str]:
-    """A tickwave.toml naming the warehouse (as an external server), the state dir and the model settings."""
+def cli_env(models_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A tickwave.toml naming the warehouse (as an external server), the state dir and the model settings.
+
+    The CLI's console is held at 250 columns: rich fixes a console's width when COLUMNS is set as it is
+    created, so an earlier test of the session could leave it narrow and the tables wrapped.
+    """
+    from tickwave.cli.common import console
+
+    monkeypatch.setattr(console, "_width", 250)  # restored as it was (None: from the environment) afterwards
     clickhouse = models_settings.clickhouse
     password = clickhouse.password.get_secret_value() if clickhouse.password else ""
     models = "\n".join(f"{key} = {value!r}" for key, value in MODELS.items())
