@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from execution.market import MarketCalendar
 from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.contracts import Side, Signal, Tick, TradingState
 from tickwave.instruments import Instrument, convert, registry
+from tickwave.market import MarketCalendar
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 _BPS = 10_000.0

@@ -88,16 +88,15 @@ def _iso(ms: int) -> str:
 
 
 def is_fx_market_open(at: datetime) -> bool:
-    """Return False from Friday 21:00 to Sunday 21:00 UTC (the FX weekend), else True."""
-    at = at.astimezone(UTC)
-    weekday, hour = at.weekday(), at.hour
-    if weekday == 5:
-        return False
-    if weekday == 4:
-        return hour < 21
-    if weekday == 6:
-        return hour >= 21
-    return True
+    """Return False from Friday's 17:00 New York rollover to Sunday's (the FX weekend), else True.
+
+    The execution process's own calendar (``tickwave.market``, default settings), so freshness is
+    judged in the hours execution trades: 22:00 UTC in northern winter, 21:00 in summer.
+    """
+    from tickwave.config import ExecutionSettings
+    from tickwave.market import MarketCalendar
+
+    return MarketCalendar.from_settings(ExecutionSettings()).is_open(int(at.timestamp() * 1000))
 
 
 @lru_cache(maxsize=1)

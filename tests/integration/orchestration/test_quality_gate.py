@@ -24,6 +24,8 @@ from tests.integration.orchestration.conftest import (
 from tickwave.config import Settings
 from tickwave.warehouse.client import connect
 
+CLOCK_CHECKS = ("(newest_age_minutes)", "(min_hour_ratio)", "(max_hour_ratio)")
+
 
 @pytest.fixture(scope="module")
 def broken_warehouse(warehouse_settings: Settings, models_environment: None) -> Iterator[Warehouse]:
@@ -83,7 +85,10 @@ def test_quality_when_invariants_are_broken_then_the_right_checks_fail(
     assert ("ticks", "expect_column_pair_values_a_to_be_greater_than_b(ask,bid)") in failed
     assert ("orders", "expect_column_values_to_be_in_set(has_signal)") in failed
     assert ("features", "expect_column_values_to_be_between(non_finite_warm_values)") in failed
-    assert not {dataset for dataset, _ in failed} & {"signals", "fills", "predictions", "risk_events"}
+    # the freshness and volume warnings judge the synthetic day against the wall clock (stale whenever the
+    # market is open): not what this test breaks, so left out here (tests/unit/quality pins them to a time)
+    invariants = {(dataset, check) for dataset, check in failed if not check.endswith(CLOCK_CHECKS)}
+    assert not {dataset for dataset, _ in invariants} & {"signals", "fills", "predictions", "risk_events"}, failed
 
 
 def test_dbt_when_run_alone_on_the_broken_rows_then_their_mart_tests_fail_and_only_those(

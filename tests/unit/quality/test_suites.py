@@ -11,11 +11,12 @@ from quality.suites import RAW_TABLES, QualityLimits, pip_sql, spread_bound_sql,
 @pytest.mark.parametrize(
     ("at", "is_open"),
     [
-        (datetime(2026, 11, 20, 20, 59, tzinfo=UTC), True),  # Friday before the close
-        (datetime(2026, 11, 20, 21, 0, tzinfo=UTC), False),  # Friday at the close
+        (datetime(2026, 11, 20, 21, 59, tzinfo=UTC), True),  # Friday before the close (17:00 New York, winter)
+        (datetime(2026, 11, 20, 22, 0, tzinfo=UTC), False),  # Friday at the close
         (datetime(2026, 11, 21, 12, 0, tzinfo=UTC), False),  # Saturday
-        (datetime(2026, 11, 22, 20, 59, tzinfo=UTC), False),  # Sunday before the open
-        (datetime(2026, 11, 22, 21, 0, tzinfo=UTC), True),  # Sunday at the open
+        (datetime(2026, 11, 22, 21, 30, tzinfo=UTC), False),  # Sunday before the open (was judged open at 21:00)
+        (datetime(2026, 11, 22, 22, 0, tzinfo=UTC), True),  # Sunday at the open
+        (datetime(2026, 7, 17, 21, 0, tzinfo=UTC), False),  # a summer Friday at the close (17:00 EDT)
         (datetime(2026, 11, 24, 3, 0, tzinfo=UTC), True),  # Tuesday
     ],
 )

@@ -4,7 +4,8 @@ The FX week opens on Sunday at 17:00 New York time and closes on Friday at 17:00
 UTC in northern winter, 21:00 in summer): the clock is America/New_York, not a fixed UTC
 hour. The trading day rolls over at the same 17:00 (configurable): a trading day is named
 by the New York date on which it ends. Holidays (New York dates, from the configuration)
-are closed all day.
+are closed all day. In the core: the execution process and the data-quality freshness checks
+judge market hours the same way.
 """
 
 from __future__ import annotations
