@@ -1,6 +1,5 @@
 """Drift and decay of the champion, hourly, and the retraining they ask for (thin glue over ``models/drift.py``)."""
 
-import json
 import time
 
 import dagster as dg
@@ -52,7 +51,7 @@ def model_drift(context: dg.AssetExecutionContext, tickwave: TickwaveResource) -
         "live_rows": report.live_rows, "live_scored": report.live_scored,
         "live_log_loss": report.live_log_loss, "holdout_log_loss": report.holdout_log_loss,
         "retrain_due": bool(row["is_retrain_due"]), "reasons": str(row["reasons"]) or "none",
-        "psi": dg.MetadataValue.json(json.loads(json.dumps(dict(report.psi)))),
+        "psi": dg.MetadataValue.json(dict(report.psi)),
     })  # fmt: skip
 
 
