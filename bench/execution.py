@@ -49,6 +49,7 @@ from tickwave.topics import SIGNALS, TICKS, create_topics, topic_name, topic_spe
 # Run as a script, this folder comes first on sys.path and this file would shadow the package.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
+from bench.summary import record  # noqa: E402
 from execution.app import build_service  # noqa: E402
 from execution.brokers.base import Broker, BrokerEvent, BrokerOrder  # noqa: E402
 from execution.connectors import ControlListener, run_confluent_loop, run_quixstreams_loop, send_control  # noqa: E402
@@ -368,11 +369,21 @@ def main() -> None:
         p50, p99, worst = disk_floor(root / "disk", args.in_process)
         table.add_row("disk: 256-byte append + fdatasync alone", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}",
                       "the floor of the fsync rows (this machine's disk), the file growing")  # fmt: skip
+        append_p99 = p99
         p50, p99, worst = disk_floor(root / "disk", args.in_process, in_place=True)
         table.add_row("disk: 256-byte write in place + fdatasync alone", f"{p50:.0f}", f"{p99:.0f}",
                       f"{worst:.0f}", "into preallocated zeros, as the journal writes")  # fmt: skip
+        in_place_p99 = p99
         for fsync in (True, False):
             p50, p99, worst = in_process(root, args.in_process, fsync)
+            if fsync:
+                record("decision path, journal fsync on (production): p99", p99, "us",
+                       baseline=f"disk append + fdatasync p99 {append_p99:.0f} us; in place {in_place_p99:.0f} us",
+                       target=f"<= 1.5x the disk's append p99 ({1.5 * append_p99:.0f} us)",
+                       is_met=p99 <= 1.5 * append_p99)  # fmt: skip
+            else:
+                record("decision path, journal fsync off: p99", p99, "us", baseline=f"p50 {p50:.0f} us",
+                       target="< 200 us", is_met=p99 < 200)  # fmt: skip
             note = "journal fsync on (production)" if fsync else "journal fsync off: decision + paper broker only"
             table.add_row(
                 "in-process: signal decoded -> broker returned", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}", note
@@ -403,11 +414,16 @@ def main() -> None:
                     f"Kafka ({client}): signal produced -> order accepted", f"{p50:.0f}", f"{p99:.0f}",
                     f"{worst:.0f}", note,
                 )  # fmt: skip
+                record(f"over Kafka ({client}): signal produced -> order accepted, p99", p99, "us",
+                       baseline=f"Kafka alone p99 {floor['latency'][1]:.0f} us", target="")  # fmt: skip
                 halts.extend(result["halts"])
             if halts:
                 p50, p99, worst = _percentiles(halts)
                 table.add_row("kill switch: halt sent -> HALTED", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}",
                               f"{len(halts)} halts, confluent loop running")  # fmt: skip
+                record("kill switch: halt sent -> HALTED, max", worst / 1000, "ms",
+                       baseline=f"Kafka alone p99 {floor['latency'][1] / 1000:.1f} ms", target="< 10 ms",
+                       is_met=worst / 1000 < 10)  # fmt: skip
         finally:
             supervisor.stop(service)
     console.print(table)

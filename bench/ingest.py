@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 # Run as a script, this folder comes first on sys.path and bench/streams.py would shadow the package.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
+from bench.summary import record  # noqa: E402
 from streams.ingest.adapters.files import ReplayOptions, ReplaySource, write_mt5_export  # noqa: E402
 from streams.ingest.adapters.kafka import KafkaSink  # noqa: E402
 from streams.ingest.batches import TickBatch  # noqa: E402
@@ -136,8 +137,8 @@ def source_only(settings: Settings, paths: list[Path], expected: int) -> float:
     return count / elapsed
 
 
-def measure(runs: dict[str, Callable[[], float]], repeat: int, pause_s: float = 2.0) -> None:
-    """Run each measurement ``repeat`` times, round-robin (so a busy spell hits all alike); print them."""
+def measure(runs: dict[str, Callable[[], float]], repeat: int, pause_s: float = 2.0) -> dict[str, float]:
+    """Run each measurement ``repeat`` times, round-robin (so a busy spell hits all alike); print and return medians."""
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
         for name, run in runs.items():
@@ -145,6 +146,7 @@ def measure(runs: dict[str, Callable[[], float]], repeat: int, pause_s: float = 
             time.sleep(pause_s)  # let the broker settle between runs
     for name, values in rates.items():
         print(f"  {name:<34} median {statistics.median(values):>10,.0f}/s   best {max(values):>10,.0f}/s", flush=True)
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def machine() -> str:
@@ -183,15 +185,24 @@ def main() -> None:
                 f"parquet {parquet.stat().st_size / 1e6:.1f} MB, csv {sum(p.stat().st_size for p in csvs) / 1e6:.1f} MB"
             )
             print(f"{len(ticks):,} ticks ({sizes}); {machine()}", flush=True)
-            measure({
+            medians = measure({
                 "ceiling: plain produce loop": lambda: ceiling(fresh_topics(settings), messages),
                 "replay parquet -> kafka": lambda: replay_into_kafka(fresh_topics(settings), [parquet], len(ticks)),
                 "replay mt5 csv -> kafka": lambda: replay_into_kafka(fresh_topics(settings), csvs, len(ticks)),
             }, args.repeat)  # fmt: skip
-            measure({
+            ceiling_rate = medians["ceiling: plain produce loop"]
+            parquet_rate = medians["replay parquet -> kafka"]
+            record("replay parquet -> kafka, median", parquet_rate, "ticks/s",
+                   baseline=f"plain produce loop {ceiling_rate:,.0f} ticks/s", target=">= 300k ticks/s",
+                   is_met=parquet_rate >= 300_000)  # fmt: skip
+            record("replay mt5 csv -> kafka, median", medians["replay mt5 csv -> kafka"], "ticks/s",
+                   baseline=f"plain produce loop {ceiling_rate:,.0f} ticks/s")  # fmt: skip
+            sources = measure({
                 "parquet source alone": lambda: source_only(settings, [parquet], len(ticks)),
                 "mt5 csv source alone": lambda: source_only(settings, csvs, len(ticks)),
             }, args.repeat, pause_s=0)  # fmt: skip
+            for name, value in sources.items():
+                record(f"{name}, median", value, "ticks/s", baseline="(the replay rows above include it)")
         finally:
             supervisor.stop(service)
             print("Kafka stopped", flush=True)

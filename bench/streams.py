@@ -38,6 +38,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.summary import record  # noqa: E402
 from streams.bars import BarState  # noqa: E402
 from streams.connectors import TickTopicSource  # noqa: E402
 from streams.features import FeatureState  # noqa: E402
@@ -286,6 +287,13 @@ def main() -> None:
         rate = len(ticks) / seconds
         table.add_row(label, f"{rate:,.0f}", f"{rate / ceiling:.0%}", f"{bars:,}")
     console.print(table)
+    one_process = len(ticks) / rows[0][1]
+    record("Bytewax dataflow, 1 process", one_process, "ticks/s",
+           baseline=f"plain confluent-kafka loop, same functions: {ceiling:,.0f} ticks/s",
+           target=">= 80k ticks/s per process and >= 60% of the loop",
+           is_met=one_process >= 80_000 and one_process >= 0.6 * ceiling)  # fmt: skip
+    record("Bytewax dataflow, 2 processes", len(ticks) / rows[1][1], "ticks/s",
+           baseline=f"quixstreams, 1 s bars only: {len(ticks) / rows[3][1]:,.0f} ticks/s")  # fmt: skip
     if latency:
         console.print(latency)
 
@@ -296,9 +304,16 @@ def measure_latency(bootstrap: str) -> str:
     flow_only = tick_to_signal_latency(bootstrap, sinks="signals-only")
     # Production for 300 s (~2,990 signals): in 60 s, p99 is the 6th worst signal, and one bad second decides it.
     plot = ROOT / "bench" / "figures" / "streams_latency.png"  # each second's slowest signal against the host's steal
-    production = tick_to_signal_latency(bootstrap, sinks="production", seconds=300.0, plot=plot)
+    flow: dict[str, float] = {}
+    production = tick_to_signal_latency(bootstrap, sinks="production", seconds=300.0, plot=plot, figures=flow)
     # The floor: the flow's own step in a plain consumer loop, over the same two Kafka hops (bench/streams_relay.py).
-    loop = tick_to_signal_latency(bootstrap, sinks="production", seconds=300.0, engine="loop")
+    floor: dict[str, float] = {}
+    loop = tick_to_signal_latency(bootstrap, sinks="production", seconds=300.0, engine="loop", figures=floor)
+    if flow and floor:
+        record("tick-to-signal at 5k ticks/s, production sinks, p99", flow["p99_ms"], "ms",
+               baseline=f"plain loop over the same Kafka hops: p99 {floor['p99_ms']:.1f} ms",
+               target="< 10 ms (or the floor's own p99 when it misses)",
+               is_met=flow["p99_ms"] < max(10.0, floor["p99_ms"]))  # fmt: skip
     return f"{flow_only}\n{production}\n(plot: {plot.relative_to(ROOT)})\n{loop}"
 
 

@@ -134,11 +134,13 @@ def tick_to_signal_latency(
     warmup_s: float = 15.0,
     plot: Path | None = None,
     engine: str = "bytewax",
+    figures: dict[str, float] | None = None,
 ) -> str:
     """Run the flow at ``rate`` ticks/s and report the latency (``plot``: a PNG of each second against the steal).
 
     ``engine="loop"`` runs the plain-loop contender (``bench.streams_relay``: the flow's
-    own step without Bytewax) in the flow's place, with the same sinks.
+    own step without Bytewax) in the flow's place, with the same sinks. ``figures``, when
+    given, receives the end-to-end ``p50_ms`` and ``p99_ms``.
     """
     state = Path(tempfile.mkdtemp(prefix="tw-bench-latency-"))
     prefix = f"lat-{engine}-{sinks}-{state.name[-8:]}."  # topics of this run only: the next never replays its ticks
@@ -176,7 +178,7 @@ def tick_to_signal_latency(
         label = "Bytewax flow" if engine == "bytewax" else "plain loop (bench.streams_relay)"
         label += ", signals topic only" if sinks == "signals-only" else ", production sinks"
         model = f"model of {settings.models.n_estimators} rounds x 3 classes, depth {settings.models.max_depth}"
-        result = f"{label}: " + _measure(bootstrap, prefix, rate, seconds, warmup_s, model, plot)
+        result = f"{label}: " + _measure(bootstrap, prefix, rate, seconds, warmup_s, model, plot, figures)
     finally:
         flow.terminate()
         flow.wait(30)
@@ -308,7 +310,14 @@ def plot_seconds(path: Path, slowest_by_second: dict[int, float], steal_samples:
 
 
 def _measure(
-    bootstrap: str, prefix: str, rate: int, seconds: float, warmup_s: float, model: str, plot: Path | None = None
+    bootstrap: str,
+    prefix: str,
+    rate: int,
+    seconds: float,
+    warmup_s: float,
+    model: str,
+    plot: Path | None = None,
+    figures: dict[str, float] | None = None,
 ) -> str:
     producer = make_producer(bootstrap, "live")  # as `tickwave ingest` sends live ticks
     # Random-walk steps drawn up front as Python floats: numpy scalars in the pacing loop made
@@ -391,6 +400,8 @@ def _measure(
     if not total_ms:
         return "tick-to-signal latency: no live signals received (check the flow's log)"
 
+    if figures is not None:
+        figures.update(p50_ms=float(np.percentile(total_ms, 50)), p99_ms=float(np.percentile(total_ms, 99)))
     slowest_by_second = {start: max(values) for start, values in by_second.items()}
     if plot is not None and steal_samples:
         plot_seconds(plot, slowest_by_second, steal_samples)

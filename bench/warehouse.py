@@ -31,6 +31,7 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from bench.summary import record
 from tickwave.config import Settings, load_settings
 from tickwave.services.supervisor import Endpoint, Supervisor
 from tickwave.services.warehouse import WarehouseService
@@ -107,9 +108,14 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def latencies(action: Callable[[], object], runs: int) -> str:
+def latency_samples(action: Callable[[], object], runs: int) -> list[float]:
+    """Milliseconds of ``runs`` calls after a warm-up, sorted."""
     action()  # warm-up
-    samples = sorted(timed(action) * 1000 for _ in range(runs))
+    return sorted(timed(action) * 1000 for _ in range(runs))
+
+
+def latencies(action: Callable[[], object], runs: int) -> str:
+    samples = latency_samples(action, runs)
     return f"p50 {statistics.median(samples):.1f} ms, min {samples[0]:.1f}"
 
 
@@ -154,6 +160,10 @@ def bench_arrow_inserts(client: Client, local: Local, scale: int, rounds: int) -
         note = f"{statistics.median(http_s) / len(batches) * 1000:.1f} ms per HTTP insert (median)"
         label = f"insert Arrow, {size:,}-row batches ({total:,} rows) x{rounds}"
         rows.append(Row(label, rates(total, http_s), rates(total, local_s), note))
+        median = statistics.median(total / second for second in http_s) / 1e6
+        targeted = size == 10_000
+        record(label, median, "M rows/s", baseline=f"in-process chdb {rates(total, local_s)}",
+               target=">= 1M rows/s" if targeted else "", is_met=median >= 1 if targeted else None)  # fmt: skip
     return rows
 
 
@@ -212,9 +222,17 @@ def bench_queries(client: Client, local: Local, scale: int, runs: int) -> list[R
         local.command(generate)
         for label, sql in QUERIES.items():
             query = sql.format(name=name)
-            http = latencies(lambda q=query: client.raw_query(q, fmt="Native"), runs)
-            in_process = latencies(lambda q=query: local.connection.query(q, "Native"), runs)
-            rows.append(Row(f"query {label} over {ticks:,} ticks", http, in_process))
+            http = latency_samples(lambda q=query: client.raw_query(q, fmt="Native"), runs)
+            in_process = latency_samples(lambda q=query: local.connection.query(q, "Native"), runs)
+            http_p50, local_p50 = statistics.median(http), statistics.median(in_process)
+            rows.append(Row(f"query {label} over {ticks:,} ticks", f"p50 {http_p50:.1f} ms, min {http[0]:.1f}",
+                            f"p50 {local_p50:.1f} ms, min {in_process[0]:.1f}"))  # fmt: skip
+            record(
+                f"query {label} over {ticks:,} ticks, HTTP p50",
+                http_p50,
+                "ms",
+                baseline=f"in-process chdb p50 {local_p50:.1f} ms",
+            )
     http_select = latencies(lambda: client.raw_query("SELECT 1", fmt="Native"), runs * 10)
     local_select = latencies(lambda: local.connection.query("SELECT 1", "Native"), runs * 10)
     rows.append(Row("query SELECT 1 (request overhead)", http_select, local_select))
