@@ -306,8 +306,8 @@ class Supervisor:
             f"last lines of {log_path}:\n{tail(log_path, 25)}"
         )
 
-    def stop(self, service: ManagedService) -> bool:
-        """Stop ``service`` with SIGTERM, escalating to SIGKILL after its timeout.
+    def stop(self, service: ManagedService, timeout_s: float | None = None) -> bool:
+        """Stop ``service`` with SIGTERM, escalating to SIGKILL after ``timeout_s`` (default: the service's own).
 
         Returns:
             True if a process was stopped, False if it was not running.
@@ -317,9 +317,10 @@ class Supervisor:
         if pid is None:
             self._forget(service.name)
             return False
-        graceful = _terminate_group(pid, service.stop_timeout_s)
+        timeout_s = service.stop_timeout_s if timeout_s is None else timeout_s
+        graceful = _terminate_group(pid, timeout_s)
         if not graceful:
-            logger.warning("service=%s did not stop within %.0f s; killed", service.name, service.stop_timeout_s)
+            logger.warning("service=%s did not stop within %.0f s; killed", service.name, timeout_s)
         self._forget(service.name)
         return True
 

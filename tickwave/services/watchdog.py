@@ -2,14 +2,17 @@
 
 Design: one small process (``tickwave supervise``, service ``supervisor``) with its own
 run record, started after every other service and stopped first by ``tickwave down``. It
-looks at each service's endpoint record every ``supervision.check_interval_s``; a service
+looks at each service's endpoint record every ``supervision.check_interval_s``. A service
 whose process is gone (``kill -9``, a crash, a dead worker that took it down) is
 restarted through the same :class:`~tickwave.services.supervisor.Supervisor` ``up`` uses
 (readiness wait and after-start step included: topics, migrations), after an exponential
-backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``). ``max_restarts``
+backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``). A service whose process
+runs but stopped writing its health report for ``stall_restart_s`` (hung), or reported
+problems for ``degraded_restart_s`` (off by default), is stopped (SIGTERM, SIGKILL after
+``stop_grace_s``) and restarted the same way. ``max_restarts``
 restarts of one service within ``window_s`` is a crash loop: its restarts stop, the
 reason is logged and left in ``run/<name>.gave_up.json`` for ``tickwave status``, until
-the next ``tickwave up``. Every crash, restart and give-up is a row of the warehouse
+the next ``tickwave up``. Every crash, stall, restart and give-up is a row of the warehouse
 table ``service_events`` (kept in memory while the warehouse itself is down).
 
 Why a watcher of records rather than the parent of every service: ``up`` already starts
@@ -35,7 +38,7 @@ from typing import Any
 
 from tickwave.config import Settings, SupervisionSettings
 from tickwave.errors import TickwaveError
-from tickwave.health import HealthReporter
+from tickwave.health import HealthReporter, read_health
 from tickwave.services.supervisor import ManagedService, Supervisor
 
 logger = logging.getLogger(__name__)
@@ -92,6 +95,7 @@ class _Watched:
     restart_at: float | None = None  # monotonic time of the scheduled restart
     total_restarts: int = 0
     gave_up: str | None = None
+    degraded_since: float | None = None  # monotonic time its health first named a problem
 
 
 class EventLog:
@@ -158,18 +162,49 @@ class Watchdog:
                 endpoint = self.supervisor.endpoint(name)
                 if endpoint is not None:
                     watched.pid = endpoint.pid
-                    continue
-                if watched.pid is None:
+                    unwell = self._unwell(watched, endpoint.pid, now)
+                    if unwell is None:
+                        continue
+                    event, reason = unwell
+                    logger.error("service=%s %s; stopping it for a restart", name, reason)
+                    self.supervisor.stop(watched.service, timeout_s=self.settings.supervision.stop_grace_s)
+                    self._crashed(watched, now, event, reason)
+                elif watched.pid is None:
                     continue  # never seen up (not started by `up`): not ours to start
-                self._crashed(watched, now)
+                else:
+                    self._crashed(watched, now)
             if watched.restart_at is not None and now >= watched.restart_at:
                 self._restart(watched, now)
         self.events.flush()
 
-    def _crashed(self, watched: _Watched, now: float) -> None:
+    def _unwell(self, watched: _Watched, pid: int, now: float) -> tuple[str, str] | None:
+        """Return (event, reason) when the running ``pid`` is hung or degraded too long, else None.
+
+        Only services that write a health report (the dataflow, its loader, execution, the
+        audit loader) are judged; a report of another pid (a start in progress) is not theirs.
+        """
+        settings = self.settings.supervision
+        report = read_health(self.settings.state_path, watched.service.name)
+        if report is None or report.pid != pid:
+            watched.degraded_since = None
+            return None
+        age = report.age_s()
+        if settings.stall_restart_s > 0 and report.is_stale() and age > settings.stall_restart_s:
+            return "stalled", f"no health report for {age:.0f} s (hung)"
+        if report.is_healthy or report.is_stale():
+            watched.degraded_since = None
+            return None
+        watched.degraded_since = now if watched.degraded_since is None else watched.degraded_since
+        degraded_s = now - watched.degraded_since
+        if settings.degraded_restart_s > 0 and degraded_s > settings.degraded_restart_s:
+            return "degraded", f"degraded for {degraded_s:.0f} s: {'; '.join(report.problems)[:1500]}"
+        return None
+
+    def _crashed(self, watched: _Watched, now: float, event: str = "crashed", detail: str = "process gone") -> None:
         name = watched.service.name
         exit_code = watched.exit_code
-        self.events.add(name, "crashed", watched.pid, watched.total_restarts, "process gone", exit_code)
+        watched.degraded_since = None
+        self.events.add(name, event, watched.pid, watched.total_restarts, detail, exit_code)
         if watched.policy.is_crash_loop(now):
             settings = self.settings.supervision
             reason = (f"crash loop: {settings.max_restarts} restarts within {settings.window_s:.0f} s; "

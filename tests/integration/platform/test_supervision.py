@@ -40,10 +40,20 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     cli_env: dict[str, str],  # noqa: F811 - the fixture
 ) -> None:
     env = {**cli_env, "TICKWAVE_SUPERVISION_MAX_RESTARTS": "2", "TICKWAVE_SUPERVISION_BACKOFF_INITIAL_S": "0.2",
-           "TICKWAVE_SUPERVISION_CHECK_INTERVAL_S": "0.2"}  # fmt: skip
+           "TICKWAVE_SUPERVISION_CHECK_INTERVAL_S": "0.2", "TICKWAVE_SUPERVISION_STALL_RESTART_S": "1",
+           "TICKWAVE_SUPERVISION_STOP_GRACE_S": "1"}  # fmt: skip
     started = run(env, "up", timeout=300)
     assert started.returncode == 0, started.stderr
     assert "supervisor" in started.stdout
+
+    # A hung process (SIGSTOP: alive, but its health report goes stale after 3 intervals of 5 s) is restarted.
+    hung = service_pid(env, "audit")
+    assert hung is not None
+    os.kill(hung, signal.SIGSTOP)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and service_pid(env, "audit") in (hung, None):
+        time.sleep(0.2)
+    assert service_pid(env, "audit") not in (hung, None), "the hung audit loader was not restarted"
 
     first = kill_and_wait_for_restart(env, "execution")
     second = kill_and_wait_for_restart(env, "execution")
@@ -75,4 +85,13 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     ]  # fmt: skip
     assert [pid for event, pid, _ in events if event == "crashed"] == [first[0], second[0], second[1]]
     assert max(restarts for _, _, restarts in events) == 2
+    client = connect(settings)
+    try:
+        audit = client.query(
+            "SELECT event, pid, detail FROM service_events FINAL WHERE service = 'audit' ORDER BY event_at_ms"
+        ).result_rows
+    finally:
+        client.close()
+    assert [(event, pid) for event, pid, _ in audit] == [("stalled", hung), ("restarted", service_pid(env, "audit"))]
+    assert "hung" in audit[0][2]
     print(f"execution recovered in {first[2]:.1f} s and {second[2]:.1f} s after kill -9")
