@@ -150,6 +150,10 @@ class Engine:
     marked_day: str = ""
     defects: list[str] = field(default_factory=list)
     _sequence: itertools.count[int] = field(default_factory=itertools.count)
+    # The day's P&L is valued at most once per change of what it depends on (the latest ticks,
+    # the books and realised P&L, the day's marks): each such change bumps the revision.
+    _pnl_revision: int = 0
+    _pnl_memo: tuple[str, int, RiskLimits, Decimal | None] | None = None
 
     # -----------------------------------------------------------------------------------
     # Decisions (read-only)
@@ -204,6 +208,7 @@ class Engine:
         previous = self.view.last_ticks.get(tick.symbol)
         if previous is None or tick.time_ms >= previous.time_ms:
             self.view.last_ticks[tick.symbol] = tick
+            self._pnl_revision += 1
         window = self.view.price_windows.get(tick.symbol)
         if window is None:
             window = self.view.price_windows[tick.symbol] = PriceWindow(self.limits.flash_crash_window_ms)
@@ -480,6 +485,7 @@ class Engine:
             mark = json.loads(event.detail)
             self.marked_day = mark["trading_day"]
             self.day_marks = {symbol: Decimal(amount) for symbol, amount in mark["marks"].items()}
+            self._pnl_revision += 1
         elif event.kind == TRADING_STATE:
             self.view.trading_state = event.trading_state
             if event.trading_state == "ACTIVE":
@@ -490,6 +496,7 @@ class Engine:
             self.view.halted_symbols.discard(event.symbol)
 
     def _book_fill(self, order: Order, fill: OrderFilled) -> None:
+        self._pnl_revision += 1
         book = self.books.setdefault(order.symbol, Book())
         quantity = to_decimal(fill.fill_lots)
         realized = book.fill(quantity if order.side == "buy" else -quantity, to_decimal(fill.fill_price))
@@ -545,6 +552,16 @@ class Engine:
         at the rollover); each currency's sum is converted once, at the latest mids.
         """
         day = self.limits.market.trading_day(now_ms).isoformat()
+        memo = self._pnl_memo
+        # New limits (an operator's set_limit) are valued afresh: the memo holds the limits it was valued with.
+        if memo is not None and memo[0] == day and memo[1] == self._pnl_revision and memo[2] is self.limits:
+            return memo[3]
+        total = self._value_day(day)
+        self._pnl_memo = (day, self._pnl_revision, self.limits, total)
+        return total
+
+    def _value_day(self, day: str) -> Decimal | None:
+        """Value trading day ``day``'s P&L now (see :meth:`daily_pnl`)."""
         by_currency = dict(self.realized_by_day.get(day, {}))
         unrealized = self._unrealized_now()
         marks = self.day_marks if day == self.marked_day else unrealized  # before the day's mark: no change yet

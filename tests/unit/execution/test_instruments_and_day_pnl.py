@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from execution.clock import ManualClock
-from execution.engine import Engine
+from execution.engine import DAY_ROLLOVER, Engine
 from execution.risk import ProposedOrder, RiskLimits, RiskView, check_gross_exposure, exposure, first_denial
 from execution.sizing import SizingPolicy
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, execution_settings, signal, tick
@@ -181,17 +182,20 @@ def test_day_pnl_when_trading_within_one_day_then_equals_cash_flows_plus_marked_
 ) -> None:
     engine, _ = _engine()
     _price(engine, "EURUSD", 1.1)
+    cash = position = Decimal(0)
     for number, (hundredths, price_points) in enumerate(fills):
-        price = price_points / 10_000
-        _price(engine, "EURUSD", price)
-        _trade(engine, number, "EURUSD", Decimal(hundredths) / 100, price)
+        lots, mid = Decimal(hundredths) / 100, Decimal(price_points) / 10_000
+        paid = mid + Decimal(3) / 10_000 * (1 if lots > 0 else -1)  # filled 3 points off the mid: a cost
+        _price(engine, "EURUSD", float(mid))
+        _trade(engine, number, "EURUSD", lots, float(paid))
+        # Independent recomputation: every fill's cash flow, plus what the open position is worth at the mid.
+        cash -= lots * paid
+        position += lots
+        # Right after the fill, with no tick since, the fill's cost is already in the day's P&L.
+        assert engine.daily_pnl(engine.clock.now_ms()) == (cash + position * mid) * 100_000
     _price(engine, "EURUSD", final / 10_000)
 
-    # Independent recomputation: every fill's cash flow, plus what the open position is worth now.
-    cash = sum((-Decimal(h) / 100 * Decimal(p) / 10_000 for h, p in fills), Decimal(0))
-    position = sum((Decimal(h) / 100 for h, _ in fills), Decimal(0))
-    expected = (cash + position * Decimal(final) / 10_000) * 100_000
-    assert engine.daily_pnl(engine.clock.now_ms()) == expected
+    assert engine.daily_pnl(engine.clock.now_ms()) == (cash + position * Decimal(final) / 10_000) * 100_000
 
 
 def test_day_pnl_when_yesterday_gained_then_today_shows_only_todays_loss() -> None:
@@ -208,6 +212,21 @@ def test_day_pnl_when_yesterday_gained_then_today_shows_only_todays_loss() -> No
 
     assert pnl == Decimal(-1500)
     assert engine.trading_state == "REDUCING"  # the old definition (+1,500) would have hidden the breach
+
+
+def test_day_pnl_when_the_days_marks_are_replayed_after_it_was_valued_then_valued_against_them() -> None:
+    # A restart replays the journal's rollover marks onto an engine that may have valued the day already.
+    engine, clock = _engine()
+    _price(engine, "EURUSD", 1.1000)
+    _trade(engine, 1, "EURUSD", Decimal(1), 1.1000)
+    _price(engine, "EURUSD", 1.1010)
+    assert engine.daily_pnl(clock.now_ms()) == Decimal(100)  # marked flat at the day's first tick
+    day = engine.marked_day
+
+    marks = json.dumps({"trading_day": day, "marks": {"EURUSD": "40"}})
+    engine.apply(engine._risk_event(DAY_ROLLOVER, "info", marks, clock.now_ms(), check="daily_loss"))
+
+    assert engine.daily_pnl(clock.now_ms()) == Decimal(60)
 
 
 def test_day_pnl_when_a_cross_trades_then_valued_in_usd_and_unknown_without_a_rate() -> None:
