@@ -23,12 +23,22 @@ MONEY_CONTEXT = decimal.Context(
 )
 
 
+# Floats already converted (prices, lots and contract sizes recur within every decision). Zero
+# is never cached: 0.0 and -0.0 are one key but two decimals. Cleared when full.
+_CONVERTED: dict[float, Decimal] = {}
+_CONVERTED_MAX = 65_536
+
+
 def to_decimal(value: float | int | str | Decimal) -> Decimal:
     """Convert a price, volume or amount to an exact decimal (floats via their shortest repr).
 
     Raises:
         ValueError: for NaN or infinity.
     """
+    if type(value) is float and value:
+        cached = _CONVERTED.get(value)
+        if cached is not None:
+            return cached
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, float):
@@ -38,6 +48,10 @@ def to_decimal(value: float | int | str | Decimal) -> Decimal:
         result = Decimal(value)
     if not result.is_finite():
         raise ValueError(f"amount must be finite, got {value!r}")
+    if type(value) is float and value:
+        if len(_CONVERTED) >= _CONVERTED_MAX:
+            _CONVERTED.clear()
+        _CONVERTED[value] = result
     return result
 
 

@@ -63,3 +63,10 @@ def test_to_decimal_when_numpy_float_then_same_as_python_float() -> None:
 
     assert to_decimal(np.float64(1.1)) == Decimal("1.1")
     assert exact_sum(np.array([0.1, 0.2, -0.3])) == 0
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=30))
+def test_to_decimal_when_floats_recur_then_each_conversion_is_exactly_its_repr(values: list[float]) -> None:
+    # Recurring floats come from the cache: it must return exactly what a fresh conversion gives.
+    for value in [*values, *values, -0.0, 0.0, -0.0]:
+        assert str(to_decimal(value)) == str(Decimal(float.__repr__(value)))
