@@ -53,6 +53,7 @@ class ChaosPlan:
     warehouse_freeze_s: float = 30.0
     live_s: float = 240.0
     seed: int = 26
+    settle_s: float = 10.0  # the warehouse's counts unchanged this long: the platform has settled
 
 
 @dataclass
@@ -213,8 +214,8 @@ def _tick_ids_of(letters: list[tuple[str, str]]) -> set[tuple[str, int, int]]:
     return ids
 
 
-def _wait_quiet(settings: Settings, timeout_s: float = 240) -> None:
-    """Wait until every service is healthy and the warehouse's counts stop moving for 10 s."""
+def _wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 240) -> None:
+    """Wait until every service is healthy and the warehouse's counts stop moving for ``settle_s``."""
     from tickwave.warehouse.client import connect
 
     deadline = time.monotonic() + timeout_s
@@ -230,7 +231,7 @@ def _wait_quiet(settings: Settings, timeout_s: float = 240) -> None:
             if counts == previous:
                 return
             previous = counts
-        time.sleep(10)
+        time.sleep(settle_s)
     raise AssertionError("the platform did not settle after the chaos")
 
 
@@ -366,7 +367,7 @@ def run_chaos(state_dir: Path, plan: ChaosPlan) -> ChaosResult:
         console.print(f"replayed {replayed.ticks:,} sample ticks")
         symbols = sorted({path.name.split("_")[0] for path in sample_paths()})
         sample_start_ms = 1_709_539_200_000
-        _wait_quiet(settings)
+        _wait_quiet(settings, plan.settle_s)
         console.print(train_on_sample(settings, symbols, (sample_start_ms, sample_start_ms + 11 * 60_000)))
         stop = threading.Event()
         shaker = threading.Thread(target=shake, args=(settings, plan, stop, result), name="chaos")
@@ -378,7 +379,7 @@ def run_chaos(state_dir: Path, plan: ChaosPlan) -> ChaosResult:
         if result.failure is not None:
             raise result.failure
         console.print(f"live market: {live:,} ticks sent")
-        _wait_quiet(settings)
+        _wait_quiet(settings, plan.settle_s)
         result.checks = check_everything(settings)
     finally:
         bring_down(settings)

@@ -13,7 +13,7 @@ from tests.chaos.harness import TARGETS, ChaosPlan, console, report, run_chaos
 
 @pytest.mark.timeout(600)
 def test_chaos_when_every_service_killed_once_then_nothing_lost_or_doubled(tmp_path: Path) -> None:
-    plan = ChaosPlan(kills_per_service=1, warehouse_freeze_s=5.0, live_s=30.0, seed=7)
+    plan = ChaosPlan(kills_per_service=1, warehouse_freeze_s=5.0, live_s=30.0, seed=7, settle_s=5.0)
 
     result = run_chaos(tmp_path / "state", plan)
 
