@@ -61,6 +61,7 @@ from tickwave.money import MONEY_CONTEXT, to_decimal
 logger = logging.getLogger(__name__)
 
 BACKTEST_ACTOR = "backtest"
+REPLAY_RECONCILE_EVERY_S = 86_400.0
 
 
 class _NoPublisher:
@@ -176,8 +177,17 @@ class ReplayResult:
 
 
 def replay_settings(settings: Settings, state_dir: Path) -> Settings:
-    """The live settings with the paper broker, an unsynced journal and ``state_dir`` (nothing else changes)."""
-    execution = settings.execution.model_copy(update={"broker": "paper", "journal_fsync": False})
+    """The live settings with the paper broker, an unsynced journal, ``state_dir`` and a daily reconciliation.
+
+    Reconciliation compares the journal with the broker and changes nothing while they
+    agree (the paper broker of the same replay); each pass walks every order, so at the
+    live cadence (every ``reconcile_every_s`` of the replayed clock: every event of a
+    1-minute holdout) a replay would take quadratic time. It runs once a replayed day.
+    """
+    every_s = max(settings.execution.reconcile_every_s, REPLAY_RECONCILE_EVERY_S)
+    execution = settings.execution.model_copy(
+        update={"broker": "paper", "journal_fsync": False, "reconcile_every_s": every_s}
+    )
     return settings.model_copy(update={"state_dir": state_dir, "execution": execution})
 
 
