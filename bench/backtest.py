@@ -104,9 +104,10 @@ def main() -> None:
     console.print(table)
     console.print(engine.summary("the candidate"))
     is_met = promotion_s < TARGET_S
+    quiet = "" if max(load_before, load_after) <= 2 else " (not quiet)"
     console.print(f"engine / vectorised: {engine_s / vectorised_s:.1f}x; promotion's P&L judgement {promotion_s:.1f} s "
                   f"(target < {TARGET_S:.0f} s: {'met' if is_met else 'MISSED'}); "
-                  f"load {load_before:.1f} -> {load_after:.1f}{' (not quiet)' if max(load_before, load_after) > 2 else ''}")  # fmt: skip
+                  f"load {load_before:.1f} -> {load_after:.1f}{quiet}")  # fmt: skip
     baseline = f"vectorised {vectorised_s:.2f} s"
     record(f"engine backtest, {len(frame):,} holdout rows", engine_s, "s", baseline=baseline)
     record(f"promotion P&L on the engine (candidate + 2 baselines), {len(frame):,} rows", promotion_s, "s",
