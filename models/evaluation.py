@@ -28,6 +28,11 @@ order of the rows never changes a sum.
   summed per bar start), times the square root of the bars in a 252-day year.
 - **Max drawdown** = largest fall of the cumulative P&L from its running peak.
 
+This vectorised backtest gives the training report's figures and is the cross-check of
+the promotion's P&L, which runs through the live execution engine
+(:mod:`models.engine_backtest`). Positions may also be lots (the engine's own position
+path): a resize costs ``|change| x spread / 2``, as a flip of -1/0/+1 does.
+
 The account currency is USD, as in the execution process: USD-quoted symbols need no
 conversion, USD-based ones (USDJPY) divide by the mid (28 significant digits), crosses
 are taken as USD-quoted (an approximation).
