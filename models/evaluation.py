@@ -28,6 +28,11 @@ order of the rows never changes a sum.
   summed per bar start), times the square root of the bars in a 252-day year.
 - **Max drawdown** = largest fall of the cumulative P&L from its running peak.
 
+This vectorised backtest gives the training report's figures and is the cross-check of
+the promotion's P&L, which runs through the live execution engine
+(:mod:`models.engine_backtest`). Positions may also be lots (the engine's own position
+path): a resize costs ``|change| x spread / 2``, as a flip of -1/0/+1 does.
+
 The account currency is USD, as in the execution process: USD-quoted symbols need no
 conversion, USD-based ones (USDJPY) divide by the mid (28 significant digits), crosses
 are taken as USD-quoted (an approximation).
@@ -255,7 +260,7 @@ class TradingResult:
 class _Ledger:
     pnl_price: list[Decimal]  # per bar, net, in price units
     trade_pnls: list[Decimal]  # per trade, net, in price units
-    traded_units: int
+    traded_units: Decimal
 
 
 def _ledger(
@@ -266,19 +271,21 @@ def _ledger(
     pnl: list[Decimal] = []
     trade_pnls: list[Decimal] = []
     open_trade: Decimal | None = None
-    previous = 0
-    traded = 0
+    previous = Decimal(0)
+    traded = Decimal(0)
     for index in range(count):
-        current = int(positions[index])
+        current = to_decimal(float(positions[index]))  # -1/0/+1, or lots (the engine's path, for the cross-check)
         cost = Decimal(0)
         if current != previous:
             traded += abs(current - previous)
-            exit_cost = MONEY_CONTEXT.multiply(abs(previous), half_spread[index])
-            entry_cost = MONEY_CONTEXT.multiply(abs(current), half_spread[index])
-            cost = MONEY_CONTEXT.add(exit_cost, entry_cost)
-            if open_trade is not None:
-                trade_pnls.append(MONEY_CONTEXT.subtract(open_trade, exit_cost))
-            open_trade = MONEY_CONTEXT.minus(entry_cost) if current else None
+            cost = MONEY_CONTEXT.multiply(abs(current - previous), half_spread[index])
+            if open_trade is not None and current and (previous > 0) == (current > 0):
+                open_trade = MONEY_CONTEXT.subtract(open_trade, cost)  # resized (lots): the same trade goes on
+            else:  # closed, opened or flipped: |previous| + |current| = |current - previous|
+                exit_cost = MONEY_CONTEXT.multiply(abs(previous), half_spread[index])
+                if open_trade is not None:
+                    trade_pnls.append(MONEY_CONTEXT.subtract(open_trade, exit_cost))
+                open_trade = MONEY_CONTEXT.minus(MONEY_CONTEXT.subtract(cost, exit_cost)) if current else None
         move = MONEY_CONTEXT.subtract(to_decimal(next_mid[index]), to_decimal(mid[index]))
         gross = MONEY_CONTEXT.multiply(current, move)
         if open_trade is not None:
@@ -338,7 +345,7 @@ def backtest(frame: pd.DataFrame, positions: np.ndarray, settings: BacktestSetti
     by_bar_account: dict[int, Decimal] = {}
     by_bar_pips: dict[int, Decimal] = {}
     trades: list[Decimal] = []
-    traded_units = 0
+    traded_units = Decimal(0)
     for symbol, rows in frame.assign(position=positions).groupby("symbol", sort=True):
         rows = rows.sort_values("bar_start_ms", kind="stable")
         next_mid = rows["next_mid_close"].to_numpy(np.float64).tolist()
@@ -379,7 +386,7 @@ def backtest(frame: pd.DataFrame, positions: np.ndarray, settings: BacktestSetti
         sharpe=float(per_bar.mean() / deviation * math.sqrt(settings.bars_per_year)) if deviation > 0 else 0.0,
         max_drawdown_pips=drawdown_pips,
         max_drawdown_account=drawdown_account,
-        turnover=traded_units / len(frame) if len(frame) else 0.0,
+        turnover=float(traded_units) / len(frame) if len(frame) else 0.0,
         curve=curve,
     )
 
@@ -412,18 +419,29 @@ def baseline_positions(frame: pd.DataFrame, baseline: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BaselineComparison:
-    """The candidate's holdout P&L after costs and trade count beside each baseline's P&L."""
+    """The candidate's holdout P&L after costs and trade count beside each baseline's P&L.
+
+    From the engine backtest (:mod:`models.engine_backtest`) in promotion, with the
+    vectorised P&L of the same signals beside it as a cross-check; from the vectorised
+    backtest alone in :func:`compare_with_baselines`.
+    """
 
     candidate_pnl_account: float
     candidate_trades: int
     baseline_pnl_account: dict[str, float]
+    vectorised_pnl_account: float | None = None  # the cross-check, when the figures come from the engine
+    notes: tuple[str, ...] = ()  # how each run went (orders, trades, denials per check)
 
     def figures(self) -> dict[str, float]:
         """Return every value under the name the registry records it."""
+        cross_check: dict[str, float] = {}
+        if self.vectorised_pnl_account is not None:
+            cross_check["vectorised_pnl_account"] = self.vectorised_pnl_account
         return {
             "candidate_pnl_account": self.candidate_pnl_account,
             "candidate_trades": float(self.candidate_trades),
             **{f"baseline_{name}_pnl_account": pnl for name, pnl in self.baseline_pnl_account.items()},
+            **cross_check,
         }
 
 

@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.dataset import LabelSpec, build_dataset, query_bars, query_features
+from models.engine_backtest import compare_on_engine
 from models.errors import PromotionRefused, RegistryError
-from models.evaluation import BacktestSettings, BaselineComparison, compare_with_baselines, log_loss, reliability
+from models.evaluation import BaselineComparison, log_loss, reliability
 from models.serving import ServingModel
 from models.store import ArtifactStore
 from tickwave.champions import CHAMPION as CHAMPION
@@ -391,11 +392,13 @@ class ModelRegistry:
         models, streams = self.settings.models, self.settings.streams
         trading = None
         if models.baselines:
-            trading = compare_with_baselines(
+            # Through the live execution engine (sizing, gate, paper costs); the vectorised P&L rides along.
+            trading = compare_on_engine(
                 holdout.frame, candidate_probabilities.astype(np.float64),
-                SignalRules(streams.entry_probability, streams.min_edge), BacktestSettings.from_settings(self.settings),
-                models.baselines,
+                SignalRules(streams.entry_probability, streams.min_edge), self.settings, holdout.timeframe,
+                models.baselines, candidate.model_id, candidate.model_version,
             )  # fmt: skip
+            notes.extend(trading.notes)
         else:
             notes.append("no baselines configured (models.baselines): not judged on P&L")
         return judge_promotion(

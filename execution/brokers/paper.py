@@ -147,6 +147,14 @@ class PaperBroker:
                 events.extend(self._fill(paper, now_ms))
         return events
 
+    def next_due_ms(self) -> int | None:
+        """Return when the earliest accepted order falls due for its fill (None: nothing is waiting).
+
+        A replay (``execution.backtest``) moves its clock to this instant and polls, as the
+        live loop's poll does within ``POLL_TIMEOUT_S`` of it.
+        """
+        return min((self._orders[cid].due_at_ms for cid in self._working), default=None)
+
     def on_tick(self, tick: Tick) -> None:
         """Keep the latest quote per symbol."""
         previous = self.quotes.get(tick.symbol)

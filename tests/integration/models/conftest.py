@@ -133,6 +133,9 @@ def external_settings(
         clickhouse={"url": f"http://{endpoint.address}", "password": password, "database": database},
         streams=STREAMS.model_dump(),
         models={**MODELS, "model_id": f"m_{uuid.uuid4().hex[:8]}", **models},
+        # The promotion's P&L runs through the execution engine, whose fx calendar would close
+        # the synthetic hours on a weekend (they end an hour before the test runs).
+        execution={"market_hours": "always"},
     )
 
 

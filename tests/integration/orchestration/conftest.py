@@ -78,6 +78,9 @@ def models_environment() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in MODELS.items():
             patch.setenv(f"TICKWAVE_MODELS_{name.upper()}", str(value))
+        # The promotion's P&L runs through the execution engine: the features' synthetic hours
+        # end an hour before the run, which the fx calendar closes on a weekend.
+        patch.setenv("TICKWAVE_EXECUTION_MARKET_HOURS", "always")
         yield
 
 

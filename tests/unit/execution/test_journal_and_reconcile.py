@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -362,3 +363,21 @@ def test_reconcile_when_running_then_broker_orders_are_adopted_and_a_lasting_mis
     critical = [e for e in service.publisher.of_type(RiskEvent) if e.kind == "reconcile_mismatch"]
     assert critical and critical[0].severity == "critical" and "EURUSD" in critical[0].detail
     service.close()
+
+
+def test_reconcile_when_filled_orders_left_the_window_then_they_are_not_adopted_again(tmp_path: Path) -> None:
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    publisher = ListPublisher()
+    service = make_service(tmp_path, clock, publisher, market_hours="always", reconcile_window_s=3600.0)
+    service.handle_tick(tick(clock.now_ms()))
+    service.handle_signal(signal(1, clock.now_ms(), "long", 0.5))
+    # Two hours on: the filled order is older than the window, which the paper broker ignores.
+    clock.advance(2 * 3_600_000)
+    service.handle_tick(tick(clock.now_ms()))
+
+    service.poll_broker()
+
+    differences = [e.detail for e in publisher.of_type(RiskEvent) if e.kind.startswith("reconcile")]
+    assert differences == [], "a settled order was adopted again"
+    assert len(publisher.of_type(OrderSubmitted)) == len(publisher.of_type(OrderFilled)) == 1
+    assert service.engine.view.positions == {"EURUSD": Decimal("0.5")} == service.broker.positions()

@@ -1,0 +1,297 @@
+"""A backtest that is the live engine: recorded ticks and signals replayed through the execution service.
+
+:func:`replay_session` builds the service exactly as ``python -m execution`` does
+(:func:`execution.app.build_service`: the engine, the sizing, the risk gate, the journal
+and the paper broker with its slippage and latency), in a temporary state directory,
+under a :class:`~execution.clock.ManualClock` that the replay moves to each event's time.
+So a backtest's orders are the orders live trading would have sent, and its fills the
+fills the paper venue would have made.
+
+The replay's order of events, and why it matches the live loop:
+
+- ticks (at ``time_ms``) and signals (at ``created_at_ms``) are merged by time; at equal
+  times the tick comes first (the dataflow closes a bar on a tick, then signals);
+- a tick goes through ``handle_tick_bytes`` (the live validation and spike filter), a
+  signal through ``handle_signals``;
+- before each event, paper orders that fall due before it are filled: the clock moves to
+  their due time and the broker is polled, so a fill with latency is at the quote of its
+  due time (the live loop polls at least every ``POLL_TIMEOUT_S``: it fills within
+  ~50 ms of the due time, at the quote then);
+- after each event the broker is polled, as the live loop does after each batch.
+
+What time-dependent checks see: the signal's age and the tick's age are measured at the
+event's own time (live: plus the bus's transit, a few ms). A live run therefore gives the
+same orders when no tick of the symbol lands within the loop's reaction time (~50 ms)
+of a signal or of a fill's due time: the parity test
+(``tests/integration/execution/test_backtest_parity.py``) replays a session built that way.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import cast
+
+from execution.app import build_service
+from execution.brokers.paper import PaperBroker
+from execution.clock import ManualClock
+from execution.positions import Book
+from execution.service import ExecutionService
+from tickwave.audit_chain import ChainLink
+from tickwave.config import Settings
+from tickwave.contracts import (
+    AnyMessage,
+    ControlCommand,
+    Message,
+    OrderDenied,
+    OrderFilled,
+    OrderSubmitted,
+    Signal,
+    Tick,
+    encode,
+)
+from tickwave.instruments import Instrument, registry
+from tickwave.money import MONEY_CONTEXT, to_decimal
+
+logger = logging.getLogger(__name__)
+
+BACKTEST_ACTOR = "backtest"
+REPLAY_RECONCILE_EVERY_S = 86_400.0
+
+
+class _Recorder:
+    """The audit bus of a replay: every journaled event, kept by its journal position (nothing is sent)."""
+
+    def __init__(self) -> None:
+        self.by_position: dict[int, Message] = {}
+
+    def publish(self, message: Message, key: str, position: int, link: ChainLink | None = None) -> None:
+        """Keep the message at its journal position (the live process publishes each one once)."""
+        self.by_position[position] = message
+
+    def journal(self) -> tuple[Message, ...]:
+        """Return the events in journal order (reading the journal file back took a tenth of a replay)."""
+        return tuple(self.by_position[position] for position in sorted(self.by_position))
+
+    def resume_position(self) -> int:
+        """Return 0: a replay starts from an empty journal."""
+        return 0
+
+    def flush(self, timeout_s: float) -> int:
+        """Return 0: nothing is pending."""
+        return 0
+
+
+@dataclass(frozen=True)
+class FillPnl:
+    """The realised P&L one fill booked (first-in first-out), in its instrument's quote currency."""
+
+    client_order_id: str
+    fill_id: str
+    symbol: str
+    side: str
+    lots: Decimal
+    price: Decimal
+    realized: Decimal
+    currency: str
+
+
+def fill_pnls(events: Iterable[AnyMessage], instruments: Mapping[str, Instrument]) -> list[FillPnl]:
+    """Return the realised P&L of every fill in ``events`` (a journal, live or replayed), in order.
+
+    The same first-in first-out books as the engine and the paper broker
+    (:class:`execution.positions.Book`): a live journal and a replayed one give the same
+    list exactly when they hold the same fills.
+    """
+    sides: dict[str, str] = {}
+    books: dict[str, Book] = {}
+    result: list[FillPnl] = []
+    for event in events:
+        if isinstance(event, OrderSubmitted):
+            sides[event.client_order_id] = event.side
+        elif isinstance(event, OrderFilled):
+            side = sides[event.client_order_id]
+            lots, price = to_decimal(event.fill_lots), to_decimal(event.fill_price)
+            moved = books.setdefault(event.symbol, Book()).fill(lots if side == "buy" else -lots, price)
+            spec = instruments[event.symbol]
+            result.append(FillPnl(event.client_order_id, event.fill_id, event.symbol, side, lots, price,
+                                  spec.price_pnl(1, moved), spec.quote))  # fmt: skip
+    return result
+
+
+def count_trades(events: Iterable[AnyMessage]) -> int:
+    """Return how many positions were opened: from flat, or by a fill that crossed to the other side."""
+    sides: dict[str, str] = {}
+    positions: dict[str, Decimal] = {}
+    trades = 0
+    for event in events:
+        if isinstance(event, OrderSubmitted):
+            sides[event.client_order_id] = event.side
+        elif isinstance(event, OrderFilled):
+            lots = to_decimal(event.fill_lots)
+            before = positions.get(event.symbol, Decimal(0))
+            after = before + (lots if sides[event.client_order_id] == "buy" else -lots)
+            positions[event.symbol] = after
+            if after != 0 and (before == 0 or (before > 0) != (after > 0)):
+                trades += 1
+    return trades
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What a replayed session did: every journaled event, the positions left and the P&L.
+
+    Money is exact per currency; the account-currency figures convert each currency's sum
+    once, at the last mids (None when a rate is missing), as the paper broker values its
+    account.
+    """
+
+    events: tuple[AnyMessage, ...]  # the journal, in order
+    positions: dict[str, Decimal]
+    realized_by_currency: dict[str, Decimal]
+    unrealized_by_currency: dict[str, Decimal]
+    realized_pnl: Decimal | None  # account currency
+    total_pnl: Decimal | None  # realised + open positions at the last mids, account currency
+    account_currency: str
+
+    @property
+    def orders(self) -> list[OrderSubmitted]:
+        """Return the orders sent, in order."""
+        return [event for event in self.events if isinstance(event, OrderSubmitted)]
+
+    @property
+    def fills(self) -> list[OrderFilled]:
+        """Return the fills, in order."""
+        return [event for event in self.events if isinstance(event, OrderFilled)]
+
+    @property
+    def denials(self) -> list[OrderDenied]:
+        """Return the signals the gate (or sizing) turned down."""
+        return [event for event in self.events if isinstance(event, OrderDenied)]
+
+    def denial_counts(self) -> dict[str, int]:
+        """Return the denials per check (``sizing``, ``price_collar``, ...)."""
+        return dict(sorted(Counter(denial.check for denial in self.denials).items()))
+
+    @property
+    def trades(self) -> int:
+        """Return how many positions were opened (see :func:`count_trades`)."""
+        return count_trades(self.events)
+
+
+def replay_settings(settings: Settings, state_dir: Path) -> Settings:
+    """The live settings with the paper broker, an unsynced journal, ``state_dir`` and a daily reconciliation.
+
+    Reconciliation compares the journal with the broker and changes nothing while they
+    agree (the paper broker of the same replay); each pass walks every order, so at the
+    live cadence (every ``reconcile_every_s`` of the replayed clock: every event of a
+    1-minute holdout) a replay would take quadratic time. It runs once a replayed day.
+    """
+    every_s = max(settings.execution.reconcile_every_s, REPLAY_RECONCILE_EVERY_S)
+    execution = settings.execution.model_copy(
+        update={"broker": "paper", "journal_fsync": False, "reconcile_every_s": every_s}
+    )
+    return settings.model_copy(update={"state_dir": state_dir, "execution": execution})
+
+
+def _timeline(ticks: Iterable[Tick], signals: Iterable[Signal]) -> list[tuple[int, int, int, Tick | Signal]]:
+    # (time, 0 for a tick / 1 for a signal, arrival index, item): a tick before a signal at the same ms.
+    items: list[tuple[int, int, int, Tick | Signal]] = [(tick.time_ms, 0, n, tick) for n, tick in enumerate(ticks)]
+    items += [(signal.created_at_ms, 1, n, signal) for n, signal in enumerate(signals)]
+    items.sort(key=lambda item: item[:3])
+    return items
+
+
+def replay_session(
+    settings: Settings,
+    ticks: Iterable[Tick],
+    signals: Iterable[Signal],
+    *,
+    flatten_at_end: bool = False,
+    state_dir: Path | None = None,
+) -> ReplayResult:
+    """Replay ``ticks`` and ``signals`` through the execution service built from ``settings``; return what it did.
+
+    Args:
+        settings: the live configuration (``execution``, ``symbols``, ``streams`` validation);
+            the broker is the paper broker whatever ``execution.broker`` says.
+        ticks: the recorded ticks (any order; replayed by time).
+        signals: the recorded signals (replayed at their ``created_at_ms``).
+        flatten_at_end: close every position at the end with the operator's flatten (reduce-only
+            market orders through the gate and the broker), so the costs of the way out count.
+        state_dir: where the journal and the paper ledger go (default: a temporary directory,
+            removed afterwards).
+    """
+    if state_dir is None:
+        with tempfile.TemporaryDirectory(prefix="tickwave-backtest-") as temporary:
+            return replay_session(settings, ticks, signals, flatten_at_end=flatten_at_end, state_dir=Path(temporary))
+    timeline = _timeline(ticks, signals)
+    replayed = replay_settings(settings, state_dir)
+    clock = ManualClock(timeline[0][0] if timeline else 0)
+    recorder = _Recorder()
+    service = build_service(replayed, recorder, clock)
+    broker = service.broker
+    assert isinstance(broker, PaperBroker)  # replay_settings chose it
+    try:
+        service.start()
+        for at_ms, _kind, _index, item in timeline:
+            _fill_due(service, broker, clock, before_ms=at_ms)
+            clock.set(max(clock.now_ms(), at_ms))
+            if isinstance(item, Tick):
+                service.handle_tick_bytes(encode(item))
+            else:
+                service.handle_signals([item])
+            service.poll_broker()
+        _fill_due(service, broker, clock, before_ms=None)
+        if flatten_at_end and broker.positions():
+            now_ms = clock.now_ms()
+            command = ControlCommand(command_id=f"backtest-end-{now_ms}", command="flatten", issued_by=BACKTEST_ACTOR,
+                                     issued_at_ms=now_ms, reason="the backtest ends")  # fmt: skip
+            service.handle_control(command)
+            _fill_due(service, broker, clock, before_ms=None)
+        realized = dict(broker.realized)
+        unrealized = _unrealized(broker)
+        total = {currency: realized.get(currency, Decimal(0)) + unrealized.get(currency, Decimal(0))
+                 for currency in realized.keys() | unrealized.keys()}  # fmt: skip
+        positions = dict(broker.positions())
+        realized_pnl, total_pnl = broker.account_value(realized), broker.account_value(total)
+    finally:
+        service.close()
+    events = cast(tuple[AnyMessage, ...], recorder.journal())
+    return ReplayResult(events, positions, realized, unrealized, realized_pnl, total_pnl,
+                        settings.execution.account_currency)  # fmt: skip
+
+
+def _fill_due(service: ExecutionService, broker: PaperBroker, clock: ManualClock, before_ms: int | None) -> None:
+    """Poll the paper broker at each due time before ``before_ms`` (None: all that are due)."""
+    while (due_ms := broker.next_due_ms()) is not None and (before_ms is None or due_ms < before_ms):
+        clock.set(max(clock.now_ms(), due_ms))
+        service.poll_broker()
+
+
+def _unrealized(broker: PaperBroker) -> dict[str, Decimal]:
+    """Open P&L of the broker's positions at the latest mids, per quote currency (exact)."""
+    amounts: dict[str, Decimal] = {}
+    for symbol, book in sorted(broker.books.items()):
+        quote = broker.quotes.get(symbol)
+        if book.lots == 0 or quote is None:
+            continue
+        spec = broker.instruments[symbol]
+        amount = spec.price_pnl(1, book.unrealized(to_decimal(quote.mid)))
+        amounts[spec.quote] = MONEY_CONTEXT.add(amounts.get(spec.quote, Decimal(0)), amount)
+    return amounts
+
+
+def instruments_of(settings: Settings) -> dict[str, Instrument]:
+    """Return the instrument registry the replay uses (the settings' ``symbols``)."""
+    return registry(settings.symbols)
+
+
+def signals_in(events: Sequence[AnyMessage]) -> list[Signal]:
+    """Return the signals a journal received, in order (a live journal is a recorded session's signals)."""
+    return [event for event in events if isinstance(event, Signal)]

@@ -1,0 +1,215 @@
+"""The holdout through the live execution engine (:mod:`execution.backtest`): the promotion's P&L.
+
+The holdout frame (one row per symbol and bar close) becomes a recorded session:
+
+- a **signal** per row, by the streams' own rule (:func:`streams.signals.signal_from`:
+  direction, strength ``|p(up) - p(down)|``, flat too), on the dataset's timeframe,
+  created at the bar's end (``bar_start_ms`` + the timeframe), as the dataflow emits it;
+- a **tick** per row just before it (the bar's end - 1 ms) at the close's bid and ask;
+- after each symbol's last row, a tick at ``next_mid_close`` with the last row's spread
+  and a ``flat`` signal (``holdout-end``): the position is closed the way the vectorised
+  backtest closes it (at half the last spread), through the gate and the broker.
+
+The session is replayed by :func:`execution.backtest.replay_session` with the live
+``execution`` settings: the engine's sizing (strength x ``max_position_lots``, orders
+capped at ``max_order_lots``), the risk gate (market hours, collar, daily loss, ...), the
+paper broker's slippage and latency. So the P&L is what live trading would have made;
+its orders are the ones it would have sent.
+
+The vectorised backtest (:func:`models.evaluation.backtest`) stays as the cross-check: it
+holds +-``backtest_lots`` per signal at the mid with half-spread costs, no sizing, no
+gate, no slippage. Given the engine's own position path
+(:func:`engine_positions`) and no slippage, it gives the same P&L to the cent on
+account-currency-quoted symbols (``tests/unit/models/test_engine_backtest.py``); the
+remaining differences are exactly the sizing, the gate's denials, the slippage, and for
+other quote currencies the conversion (the engine converts each currency's sum once, at
+the last mids; the vectorised one bar by bar).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from execution.backtest import ReplayResult, replay_session
+from models.dataset import LABELS
+from models.evaluation import (
+    BacktestSettings,
+    BaselineComparison,
+    backtest,
+    baseline_positions,
+    signal_positions,
+    timeframe_seconds,
+)
+from streams.signals import signal_from
+from tickwave.config import Settings
+from tickwave.contracts import Direction, OrderFilled, OrderSubmitted, Prediction, Signal, Tick
+from tickwave.modeling import SignalRules
+from tickwave.money import MONEY_CONTEXT, quantize, to_decimal
+
+HOLDOUT_END = "holdout-end"
+_DIRECTIONS: dict[int, Direction] = {1: "long", -1: "short", 0: "flat"}
+
+
+def _tick(symbol: str, time_ms: int, bid: float, ask: float) -> Tick:
+    return Tick(symbol=symbol, time_ms=time_ms, seq=0, bid=bid, ask=ask, source="holdout")
+
+
+def _end_signal(symbol: str, timeframe: str, at_ms: int, model_id: str, model_version: int) -> Signal:
+    return Signal(
+        signal_id=Signal.make_id(f"{model_id}:{HOLDOUT_END}", model_version, symbol, timeframe, at_ms), symbol=symbol,
+        timeframe=timeframe, bar_start_ms=at_ms, direction="flat", strength=0.0, confidence=1.0,
+        model_id=model_id, model_version=model_version, created_at_ms=at_ms,
+    )  # fmt: skip
+
+
+def holdout_ticks(frame: pd.DataFrame, timeframe: str) -> list[Tick]:
+    """Return one tick per row at its bar's end - 1 ms (close bid/ask), and one after each symbol's last row.
+
+    The last one quotes ``next_mid_close`` with the last row's spread, each side computed
+    exactly (decimal) and rounded once to the nearest float.
+    """
+    frame_ms = timeframe_seconds(timeframe) * 1000
+    ticks: list[Tick] = []
+    for symbol, rows in frame.groupby("symbol", sort=True):
+        rows = rows.sort_values("bar_start_ms", kind="stable")
+        starts = rows["bar_start_ms"].to_numpy(np.int64).tolist()
+        bids, asks = rows["bid_close"].to_numpy(np.float64).tolist(), rows["ask_close"].to_numpy(np.float64).tolist()
+        for start, bid, ask in zip(starts, bids, asks, strict=True):
+            ticks.append(_tick(str(symbol), start + frame_ms - 1, bid, ask))
+        half = MONEY_CONTEXT.divide(MONEY_CONTEXT.subtract(to_decimal(asks[-1]), to_decimal(bids[-1])), 2)
+        mid = to_decimal(float(rows["next_mid_close"].to_numpy(np.float64)[-1]))
+        ticks.append(_tick(str(symbol), starts[-1] + 2 * frame_ms - 1, float(mid - half), float(mid + half)))
+    return ticks
+
+
+def holdout_signals(
+    frame: pd.DataFrame,
+    probabilities: np.ndarray,
+    rules: SignalRules,
+    timeframe: str,
+    model_id: str,
+    model_version: int,
+) -> list[Signal]:
+    """Return the signal of each row (the streams' rule) at its bar's end, and each symbol's ``holdout-end`` flat."""
+    frame_ms = timeframe_seconds(timeframe) * 1000
+    symbols = frame["symbol"].astype(str).tolist()
+    starts = frame["bar_start_ms"].to_numpy(np.int64).tolist()
+    signals = []
+    for symbol, start, row in zip(symbols, starts, probabilities.astype(np.float64).tolist(), strict=True):
+        prediction = Prediction(
+            symbol=symbol, timeframe=timeframe, bar_start_ms=start, model_id=model_id, model_version=model_version,
+            probabilities=dict(zip(LABELS, row, strict=True)), inference_latency_us=0.0, predicted_at_ms=start,
+        )  # fmt: skip
+        signals.append(signal_from(prediction, rules, start + frame_ms))
+    return signals + _end_signals(frame, timeframe, model_id, model_version)
+
+
+def position_signals(
+    frame: pd.DataFrame, positions: np.ndarray, timeframe: str, model_id: str, model_version: int = 0
+) -> list[Signal]:
+    """Return full-strength signals for -1/0/+1 positions (a baseline's), and each symbol's ``holdout-end`` flat."""
+    frame_ms = timeframe_seconds(timeframe) * 1000
+    signals = []
+    for symbol, start, position in zip(frame["symbol"].astype(str).tolist(),
+                                       frame["bar_start_ms"].to_numpy(np.int64).tolist(),
+                                       np.asarray(positions).astype(int).tolist(), strict=True):  # fmt: skip
+        direction = _DIRECTIONS[int(np.sign(position))]
+        signals.append(Signal(
+            signal_id=Signal.make_id(model_id, model_version, symbol, timeframe, start), symbol=symbol,
+            timeframe=timeframe, bar_start_ms=start, direction=direction, strength=1.0 if position else 0.0,
+            confidence=1.0, model_id=model_id, model_version=model_version, created_at_ms=start + frame_ms,
+        ))  # fmt: skip
+    return signals + _end_signals(frame, timeframe, model_id, model_version)
+
+
+def _end_signals(frame: pd.DataFrame, timeframe: str, model_id: str, model_version: int) -> list[Signal]:
+    # After each symbol's last row: its closing tick is at last start + 2 frames - 1 ms; the flat comes 1 ms later.
+    frame_ms = timeframe_seconds(timeframe) * 1000
+    last = frame.groupby("symbol", sort=True)["bar_start_ms"].max()
+    return [_end_signal(str(symbol), timeframe, int(start) + 2 * frame_ms, model_id, model_version)
+            for symbol, start in last.items()]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EngineTrading:
+    """The engine backtest of one set of signals over the holdout."""
+
+    replay: ReplayResult
+    pnl_account: Decimal | None  # realised + open at the last mids, account currency (None: a rate is missing)
+    trades: int
+    orders: int
+    denials: dict[str, int]
+
+    def summary(self, name: str) -> str:
+        """One line for the promotion's notes: P&L, orders, trades and denials per check."""
+        pnl = "unknown (a rate is missing)" if self.pnl_account is None else f"{quantize(self.pnl_account)}"
+        denied = ", ".join(f"{check} {count}" for check, count in self.denials.items()) or "none"
+        return (f"engine backtest of {name}: P&L {pnl} {self.replay.account_currency}, {self.orders} orders, "
+                f"{self.trades} trades; denied: {denied}")  # fmt: skip
+
+
+def run_engine(settings: Settings, ticks: Sequence[Tick], signals: Sequence[Signal]) -> EngineTrading:
+    """Replay ``ticks`` and ``signals`` through the execution engine with the live settings."""
+    replay = replay_session(settings, ticks, signals)
+    return EngineTrading(replay, replay.total_pnl, replay.trades, len(replay.orders), replay.denial_counts())
+
+
+def engine_positions(frame: pd.DataFrame, replay: ReplayResult, timeframe: str, model_id: str,
+                     model_version: int) -> np.ndarray:  # fmt: skip
+    """Return each row's position (lots) once its signal was acted on: the engine's path, for the cross-check."""
+    after: dict[str, Decimal] = {}
+    positions: dict[str, Decimal] = {}
+    orders: dict[str, OrderSubmitted] = {}
+    for event in replay.events:
+        if isinstance(event, Signal):
+            after[event.signal_id] = positions.get(event.symbol, Decimal(0))
+        elif isinstance(event, OrderSubmitted):
+            orders[event.client_order_id] = event
+        elif isinstance(event, OrderFilled):
+            order, lots = orders[event.client_order_id], to_decimal(event.fill_lots)
+            positions[event.symbol] = positions.get(event.symbol, Decimal(0)) + (lots if order.side == "buy" else -lots)
+            after[order.signal_id] = positions[event.symbol]
+    ids = [Signal.make_id(model_id, model_version, str(symbol), timeframe, int(start))
+           for symbol, start in frame[["symbol", "bar_start_ms"]].itertuples(index=False)]  # fmt: skip
+    return np.array([float(after.get(signal_id, Decimal(0))) for signal_id in ids])
+
+
+def compare_on_engine(
+    frame: pd.DataFrame,
+    probabilities: np.ndarray,
+    rules: SignalRules,
+    settings: Settings,
+    timeframe: str,
+    baselines: Sequence[str],
+    model_id: str = "candidate",
+    model_version: int = 0,
+) -> BaselineComparison:
+    """The candidate's and each baseline's holdout P&L through the execution engine, with the vectorised cross-check.
+
+    Raises:
+        ValueError: when an account-currency P&L cannot be valued (a conversion rate is missing).
+    """
+    ticks = holdout_ticks(frame, timeframe)
+    candidate = run_engine(settings, ticks, holdout_signals(frame, probabilities, rules, timeframe, model_id,
+                                                            model_version))  # fmt: skip
+    results = {"candidate": candidate}
+    for name in baselines:
+        signals = position_signals(frame, baseline_positions(frame, name), timeframe, f"baseline:{name}")
+        results[name] = run_engine(settings, ticks, signals)
+    for name, result in results.items():
+        if result.pnl_account is None:
+            currency = settings.execution.account_currency
+            raise ValueError(f"the engine backtest of {name} cannot value its P&L in {currency}: a rate is missing")
+    vectorised = backtest(frame, signal_positions(probabilities, rules), BacktestSettings.from_settings(settings))
+    return BaselineComparison(
+        candidate_pnl_account=float(quantize(candidate.pnl_account or Decimal(0))),
+        candidate_trades=candidate.trades,
+        baseline_pnl_account={name: float(quantize(results[name].pnl_account or Decimal(0))) for name in baselines},
+        vectorised_pnl_account=float(quantize(vectorised.pnl_account)),
+        notes=tuple(result.summary(name) for name, result in results.items()),
+    )

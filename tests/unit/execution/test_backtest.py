@@ -1,0 +1,142 @@
+"""The engine backtest (execution.backtest): the live service replayed under a clock driven by the events."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from execution.backtest import count_trades, fill_pnls, replay_session
+from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, signal, tick
+from tickwave.config import Settings, load_settings
+from tickwave.contracts import Signal, Tick
+from tickwave.instruments import registry
+from tickwave.money import to_decimal
+
+
+def _settings(tmp_path: Path, **execution: object) -> Settings:
+    return load_settings(state_dir=tmp_path, execution={"market_hours": "always", **execution})
+
+
+def _quote_at(ticks: list[Tick], symbol: str, at_ms: int) -> Tick:
+    """The latest tick of ``symbol`` at or before ``at_ms`` (ties: the later one in the list)."""
+    return [t for t in sorted(ticks, key=lambda t: t.time_ms) if t.symbol == symbol and t.time_ms <= at_ms][-1]
+
+
+def test_replay_when_a_signal_then_one_order_filled_at_the_quote_with_slippage(tmp_path: Path) -> None:
+    ticks = [tick(WEDNESDAY_NOON_MS, 1.1), tick(WEDNESDAY_NOON_MS + 500, 1.102)]
+    signals = [signal(1, WEDNESDAY_NOON_MS + 100, "long", 1.0)]
+
+    result = replay_session(_settings(tmp_path, paper_slippage_bps=1.0), ticks, signals)
+
+    assert [order.signal_id for order in result.orders] == [signals[0].signal_id]
+    (fill,) = result.fills
+    assert fill.fill_price == float(to_decimal(ticks[0].ask) * (1 + Decimal("0.0001")))
+    assert result.positions == {"EURUSD": Decimal(1)}
+    # Marked at the last mid: (mid - fill price) x 100,000.
+    assert result.total_pnl == (to_decimal(ticks[1].mid) - to_decimal(fill.fill_price)) * 100_000
+    assert result.realized_pnl == 0
+
+
+def test_replay_when_latency_then_the_fill_is_at_the_quote_of_its_due_time(tmp_path: Path) -> None:
+    ticks = [tick(WEDNESDAY_NOON_MS, 1.1), tick(WEDNESDAY_NOON_MS + 150, 1.101), tick(WEDNESDAY_NOON_MS + 400, 1.102)]
+    signals = [signal(1, WEDNESDAY_NOON_MS + 100, "long", 1.0)]
+
+    result = replay_session(_settings(tmp_path, paper_slippage_bps=0.0, paper_latency_ms=200), ticks, signals)
+
+    (fill,) = result.fills
+    assert fill.fill_price == ticks[1].ask, "due at +300 ms: the quote of +150, not of +100 or +400"
+    assert fill.event_at_ms == WEDNESDAY_NOON_MS + 300
+
+
+def test_replay_when_flatten_at_end_then_no_position_is_left_and_the_exit_pays_the_spread(tmp_path: Path) -> None:
+    ticks = [tick(WEDNESDAY_NOON_MS, 1.1), tick(WEDNESDAY_NOON_MS + 500, 1.102)]
+    signals = [signal(1, WEDNESDAY_NOON_MS + 100, "short", 0.5)]
+
+    result = replay_session(_settings(tmp_path, paper_slippage_bps=0.0), ticks, signals, flatten_at_end=True)
+
+    assert result.positions == {}
+    entry, close = result.fills
+    assert (entry.fill_price, close.fill_price) == (ticks[0].bid, ticks[1].ask)
+    assert result.realized_pnl == result.total_pnl == (to_decimal(ticks[0].bid) - to_decimal(ticks[1].ask)) * 50_000
+
+
+def test_replay_when_signals_break_the_limits_then_the_gate_denies_them_as_live(tmp_path: Path) -> None:
+    ticks = [tick(WEDNESDAY_NOON_MS, 1.1)]
+    signals = [
+        signal(1, WEDNESDAY_NOON_MS - 10_000, "long"),  # created before the first tick: no price yet
+        signal(2, WEDNESDAY_NOON_MS + 10, "long", symbol="NZDUSD"),  # not an allowed symbol
+        signal(3, WEDNESDAY_NOON_MS + 20, "long"),
+        signal(4, WEDNESDAY_NOON_MS + 30, "long"),  # already at the target
+    ]
+
+    result = replay_session(_settings(tmp_path), ticks, signals)
+
+    assert result.denial_counts() == {"no_price": 1, "sizing": 1, "symbol_allowed": 1}
+    assert [order.signal_id for order in result.orders] == [signals[2].signal_id]
+
+
+# Within the spike filter of 1.1 (300 bps).
+_MIDS = st.floats(min_value=1.09, max_value=1.11, allow_nan=False).map(lambda mid: round(mid, 5))
+_SESSION = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=900),  # ms after the previous event
+        st.one_of(
+            _MIDS.map(lambda mid: ("tick", mid)),
+            st.tuples(st.sampled_from(["long", "short", "flat"]), st.sampled_from([0.3, 0.5, 1.0])),
+        ),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def _session(steps: list[tuple[int, tuple[str, float]]]) -> tuple[list[Tick], list[Signal]]:
+    ticks, signals, now_ms = [tick(WEDNESDAY_NOON_MS, 1.1)], [], WEDNESDAY_NOON_MS
+    for gap_ms, (what, value) in steps:
+        now_ms += gap_ms
+        if what == "tick":
+            ticks.append(tick(now_ms, value, seq=len(ticks)))
+        else:
+            signals.append(signal(len(signals), now_ms, what, value))
+    return ticks, signals
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=_SESSION, latency_ms=st.sampled_from([0, 250]), slippage_bps=st.sampled_from([0.0, 0.5]))
+def test_replay_when_any_session_then_cash_flows_add_up_to_the_pnl_and_fills_are_at_their_quotes(
+    tmp_path_factory: pytest.TempPathFactory,
+    steps: list[tuple[int, tuple[str, float]]],
+    latency_ms: int,
+    slippage_bps: float,
+) -> None:
+    ticks, signals = _session(steps)
+    config = _settings(tmp_path_factory.mktemp("replay"), paper_latency_ms=latency_ms,
+                       paper_slippage_bps=slippage_bps, flash_crash_pct=50.0)  # fmt: skip
+
+    result = replay_session(config, ticks, signals)
+
+    slip = to_decimal(slippage_bps) / 10_000
+    cash, position = Decimal(0), Decimal(0)
+    for order, fill in zip(result.orders, result.fills, strict=True):
+        # One fill per order, at the quote of the moment it fell due, worsened by the slippage.
+        assert fill.client_order_id == order.client_order_id
+        assert fill.event_at_ms == order.event_at_ms + latency_ms
+        quote = _quote_at(ticks, "EURUSD", fill.event_at_ms)
+        expected = to_decimal(quote.ask) * (1 + slip) if order.side == "buy" else to_decimal(quote.bid) * (1 - slip)
+        assert to_decimal(fill.fill_price) == to_decimal(float(expected))
+        signed = to_decimal(fill.fill_lots) * (1 if order.side == "buy" else -1)
+        cash -= signed * to_decimal(fill.fill_price) * 100_000
+        position += signed
+        assert abs(position) <= 1, "never beyond max_position_lots"
+    assert len({order.signal_id for order in result.orders}) == len(result.orders), "one order per signal"
+    assert result.positions.get("EURUSD", Decimal(0)) == position
+    last_mid = to_decimal(max(ticks, key=lambda t: t.time_ms).mid)
+    # Cash flows plus the open position at the last mid: the P&L, whichever lots closed which.
+    assert result.total_pnl == cash + position * last_mid * 100_000
+    realized = sum((pnl.realized for pnl in fill_pnls(result.events, registry(config.symbols))), Decimal(0))
+    assert result.realized_pnl == realized
+    assert count_trades(result.events) == result.trades <= len(result.orders)
