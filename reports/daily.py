@@ -65,10 +65,12 @@ def _export_table(client: Client, table: ReportTable, day: date, path: Path) -> 
     of the view (the warehouse reads only the key columns for it): counting lines would
     be wrong for a text field holding a line break.
     """
-    query = f"FROM {table.view} WHERE report_date = {{day:Date}}"
+    query = f"FROM {table.view} WHERE {table.where}"
+    known = {"day": day, "end": day_bounds(day)["end"]}
+    parameters = {name: value for name, value in known.items() if f"{{{name}:" in table.where}
     digest, head, preview = hashlib.sha256(), bytearray(), None
-    response = cast(_Response, client.raw_stream(f"SELECT * EXCEPT (report_date) {query} ORDER BY {table.order_by}",
-                                             parameters={"day": day}, fmt="CSVWithNames"))  # fmt: skip
+    response = cast(_Response, client.raw_stream(f"SELECT {table.columns} {query} ORDER BY {table.order_by}",
+                                                 parameters=parameters, fmt="CSVWithNames"))  # fmt: skip
     try:
         with path.open("wb") as handle:
             for chunk in response.stream(_CHUNK_BYTES):
@@ -80,7 +82,7 @@ def _export_table(client: Client, table: ReportTable, day: date, path: Path) -> 
     finally:
         response.close()
     columns, shown = preview or csv_preview(head, is_complete=True) or ([], [])
-    rows = int(client.query(f"SELECT count() {query}", parameters={"day": day}).result_rows[0][0])
+    rows = int(client.query(f"SELECT count() {query}", parameters=parameters).result_rows[0][0])
     return {"name": table.name, "meaning": table.meaning, "rows": rows, "columns": columns, "shown": shown,
             "sha256": digest.hexdigest()}  # fmt: skip
 
