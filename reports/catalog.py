@@ -18,6 +18,9 @@ class ReportTable:
     view: str
     order_by: str
     meaning: str  # what the table means, in plain words (shown above it in the HTML)
+    # which rows belong to the day: {day:Date} is the day, {end:DateTime64(3, 'UTC')} its close (next midnight)
+    where: str = "report_date = {day:Date}"
+    columns: str = "* EXCEPT (report_date)"
 
 
 @dataclass(frozen=True)
@@ -56,16 +59,21 @@ RISK_CONTROLS = Report(
                  "One row per control action. pre_trade_denial: an order refused before it reached the broker, by "
                  "the named control. breaker_trip: trading halted or reduced by a limit. kill_switch: an operator "
                  "halted trading. flatten: positions closed on command. operator_override: a limit changed or "
-                 "trading resumed; who and what changed is in the detail."),),
+                 "trading resumed; what changed is in the detail. issued_by is the operator who gave the command. "
+                 "time_to_halt_ms (kill switch and flatten) is from the command's issue to the execution process "
+                 "acting on it. closing_orders (flatten) counts the closing orders it sent, from the order journal; "
+                 "canceled_orders the working orders it canceled, as the execution process recorded it."),),
 )  # fmt: skip
 EXECUTION_QUALITY = Report(
     "execution_quality", "Execution quality",
     "Best-execution monitoring per symbol: the price paid against the mid at the moment the order was sent, the "
-    "spread paid, the time from decision to fill, and how often the broker refused orders.",
+    "spread paid, the time from decision to fill, and how often the broker refused or requoted orders.",
     (ReportTable("execution_quality", "compliance_execution_quality", "symbol",
                  "One row per symbol. Slippage is the fill price minus the arrival mid, positive when it cost us, in "
                  "pips and basis points (mean, median, 95th percentile). Latency is from the decision to the fill, in "
-                 "milliseconds. Reject rate is rejected over submitted orders."),),
+                 "milliseconds. Reject rate is rejected over submitted orders; requote rate is the rejections whose "
+                 "broker code says the price moved (MT5 10004 requote, 10020 price changed, 10021 price off) over "
+                 "submitted orders."),),
 )  # fmt: skip
 DECISION_LOG = Report(
     "decision_log", "Model decision log",
@@ -78,11 +86,22 @@ DECISION_LOG = Report(
 )  # fmt: skip
 ALGORITHM_CHANGES = Report(
     "algorithm_changes", "Algorithm inventory and change log",
-    "Every model version and configuration change that reached production this day, who approved it, and rollbacks.",
-    (ReportTable("algorithm_changes", "compliance_algorithm_changes", "changed_at, change_id",
+    "What was in production at the day's close (the inventory), and every model version and configuration change "
+    "that reached production this day, who approved it, the checks it passed, and rollbacks.",
+    (ReportTable("algorithm_inventory", "compliance_algorithm_inventory", "inventory_kind, subject, inventory_id",
+                 "The inventory at the day's close: one row per model version in production (champion) and the "
+                 "execution limits in force, since when, approved by whom, whether it passed its checks (a model: "
+                 "the promotion rules, with the figures they judged; a limit: the execution process's validation), "
+                 "and the model's artifact hash and training window. Limits never changed by an operator are the "
+                 "configured defaults and have no row.",
+                 where="in_production_from < {end:DateTime64(3, 'UTC')} AND (in_production_to IS NULL "
+                       "OR in_production_to >= {end:DateTime64(3, 'UTC')})",
+                 columns="*"),
+     ReportTable("algorithm_changes", "compliance_algorithm_changes", "changed_at, change_id",
                  "One row per change. Model changes come from the model registry (registration, promotion, refusal, "
-                 "retirement, rollback, restore) with the approver and the metrics checked; configuration changes "
-                 "are the execution process's limit changes (set_limit), accepted or refused."),),
+                 "retirement, rollback, restore) with the approver, whether the promotion rules passed and the "
+                 "figures they judged; configuration changes are the execution process's limit changes (set_limit), "
+                 "accepted or refused."),),
 )  # fmt: skip
 DAILY_SUMMARY = Report(
     "daily_summary", "Daily summary",

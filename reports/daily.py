@@ -8,14 +8,19 @@ manifest beside the new one as ``manifest.superseded-<sha8>.json``.
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import itertools
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 from clickhouse_connect.driver.client import Client
 
@@ -31,8 +36,7 @@ from reports.manifest import (
     previous_manifest_sha256,
     sha256_file,
 )
-
-_DAY = {"day": "{day:Date}"}
+from tickwave.audit_chain import ChainBreak
 
 
 @dataclass
@@ -52,15 +56,64 @@ def versions() -> dict[str, str]:
     return {name: metadata.version(name) for name in ("tickwave", "dbt-core", "dbt-clickhouse")}
 
 
-def _read_table(client: Client, table: ReportTable, day: date) -> tuple[bytes, int, list[str], list[list[str]]]:
-    where = f"FROM {table.view} WHERE report_date = {_DAY['day']}"
-    parameters = {"day": day}
-    data = client.raw_query(f"SELECT * EXCEPT (report_date) {where} ORDER BY {table.order_by}",
-                            parameters=parameters, fmt="CSVWithNames")  # fmt: skip
-    rows = int(client.query(f"SELECT count() {where}", parameters=parameters).result_rows[0][0])
-    shown = client.query(f"SELECT * EXCEPT (report_date) {where} ORDER BY {table.order_by} LIMIT {HTML_ROW_LIMIT}",
-                         parameters=parameters)  # fmt: skip
-    return data, rows, list(shown.column_names), [[html.cell(value) for value in row] for row in shown.result_rows]
+def _export_table(client: Client, table: ReportTable, day: date, path: Path) -> dict[str, Any]:
+    """Stream one table's CSV into ``path`` in one read of its view; return its page table and SHA-256.
+
+    The warehouse formats the CSV (``CSVWithNames``); the bytes are hashed as they arrive
+    and the HTML preview (the first :data:`HTML_ROW_LIMIT` rows) is parsed from the same
+    stream, so the view is computed once for the file. The row count is a ``count()``
+    of the view (the warehouse reads only the key columns for it): counting lines would
+    be wrong for a text field holding a line break.
+    """
+    query = f"FROM {table.view} WHERE {table.where}"
+    known = {"day": day, "end": day_bounds(day)["end"]}
+    parameters = {name: value for name, value in known.items() if f"{{{name}:" in table.where}
+    digest, head, preview = hashlib.sha256(), bytearray(), None
+    response = cast(_Response, client.raw_stream(f"SELECT {table.columns} {query} ORDER BY {table.order_by}",
+                                                 parameters=parameters, fmt="CSVWithNames"))  # fmt: skip
+    try:
+        with path.open("wb") as handle:
+            for chunk in response.stream(_CHUNK_BYTES):
+                handle.write(chunk)
+                digest.update(chunk)
+                if preview is None:
+                    head += chunk
+                    preview = csv_preview(head, is_complete=False)
+    finally:
+        response.close()
+    columns, shown = preview or csv_preview(head, is_complete=True) or ([], [])
+    rows = int(client.query(f"SELECT count() {query}", parameters=parameters).result_rows[0][0])
+    return {"name": table.name, "meaning": table.meaning, "rows": rows, "columns": columns, "shown": shown,
+            "sha256": digest.hexdigest()}  # fmt: skip
+
+
+class _Response(Protocol):
+    """The streamed HTTP response ``Client.raw_stream`` returns (urllib3's), as used here."""
+
+    def stream(self, amt: int) -> Iterator[bytes]: ...
+    def close(self) -> None: ...
+
+
+_CHUNK_BYTES = 1 << 20
+_NULL = "\\N"  # how CSV writes NULL
+
+
+def csv_preview(head: bytes | bytearray, *, is_complete: bool) -> tuple[list[str], list[list[str]]] | None:
+    """Parse the header and the first rows shown in the HTML from the CSV's first bytes (None: need more bytes).
+
+    Only complete records count: unless the stream is complete, the preview is ready once
+    a record after the last one shown has begun (so the last one shown is whole).
+    """
+    wanted = HTML_ROW_LIMIT + 1  # the header and the rows shown
+    if not is_complete and head.count(b"\n") <= wanted:
+        return None
+    text = bytes(head if is_complete else head[: head.rindex(b"\n") + 1]).decode()
+    records = list(itertools.islice(csv.reader(io.StringIO(text, newline="")), wanted + 1))
+    if not is_complete and len(records) <= wanted:
+        return None
+    if not records:
+        return [], []
+    return records[0], [["" if value == _NULL else value for value in record] for record in records[1:wanted]]
 
 
 def _column(table: dict[str, Any], name: str) -> list[str]:
@@ -95,10 +148,14 @@ def _plots(report: Report, tables: dict[str, dict[str, Any]]) -> list[str]:
     return []
 
 
-def _summary_facts(client: Client, day: date, counts: dict[str, int]) -> tuple[list[str], list[str]]:
-    """Return (flags, facts) for the daily summary: anything abnormal, then the day's plain facts."""
+def _summary_facts(
+    client: Client, day: date, counts: dict[str, int], found: ChainBreak | None
+) -> tuple[list[str], list[str]]:
+    """Return (flags, facts) for the daily summary: anything abnormal, then the day's plain facts.
+
+    ``found`` is the first break of the day's order-event chain (None: it recomputes).
+    """
     flags, facts = [], []
-    found = first_event_break(client, day)
     if found is None:
         facts.append("The order audit trail's hash chain recomputes for every event of the day.")
     else:
@@ -127,6 +184,27 @@ def _summary_facts(client: Client, day: date, counts: dict[str, int]) -> tuple[l
     return flags, facts
 
 
+def _export_report(
+    client: Client,
+    report: Report,
+    day: date,
+    staging: Path,
+    pages: dict[str, tuple[Report, dict[str, dict[str, Any]]]],
+    counts: dict[str, int],
+    outcome: DayOutcome,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """Write the report's CSV files into ``staging``; keep its page tables in ``pages``, rows and hashes."""
+    tables: dict[str, dict[str, Any]] = {}
+    for table in report.tables:
+        if progress:
+            progress(table.name)
+        tables[table.name] = _export_table(client, table, day, staging / f"{table.name}.csv")
+        counts[table.name] = tables[table.name]["rows"]
+        outcome.files[f"{table.name}.csv"] = (tables[table.name]["sha256"], tables[table.name]["rows"])
+    pages[report.name] = (report, tables)
+
+
 def generate_day(client: Client, day: date, root: Path, progress: Callable[[str], None] | None = None) -> DayOutcome:
     """Write ``root/<day>/``: the seven reports (CSV + HTML), ``manifest.json``; refresh ``root/index.html``.
 
@@ -141,27 +219,20 @@ def generate_day(client: Client, day: date, root: Path, progress: Callable[[str]
     links = [(f"{report.name}.html", report.title) for report in REPORTS] + [("../index.html", "All days")]
     counts: dict[str, int] = {}
     pages: dict[str, tuple[Report, dict[str, dict[str, Any]]]] = {}
-    for report in REPORTS:
-        tables: dict[str, dict[str, Any]] = {}
-        for table in report.tables:
-            if progress:
-                progress(table.name)
-            data, rows, columns, shown = _read_table(client, table, day)
-            (staging / f"{table.name}.csv").write_bytes(data)
-            counts[table.name] = rows
-            tables[table.name] = {"name": table.name, "meaning": table.meaning, "rows": rows, "columns": columns,
-                                  "shown": shown}  # fmt: skip
-        pages[report.name] = (report, tables)
-    flags, facts = _summary_facts(client, day, counts)
+    # The chain is recomputed in the warehouse while the files stream out (two queries at once, no shared state).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-chain") as background:
+        chain_check = background.submit(first_event_break, client, day)
+        for report in REPORTS:
+            _export_report(client, report, day, staging, pages, counts, outcome, progress)
+        found = chain_check.result()
+    flags, facts = _summary_facts(client, day, counts, found)
     outcome.flags = flags
     for name, (report, tables) in pages.items():
         extra = {"flags": flags, "facts": facts} if report is DAILY_SUMMARY else {}
         body = html.page(report.title, day, report.summary, list(tables.values()), links, plots=_plots(report, tables),
                          **extra)  # fmt: skip
         (staging / f"{name}.html").write_bytes(body)
-    for path in sorted(staging.iterdir()):
-        rows = counts.get(path.stem, 0) if path.suffix == ".csv" else 0
-        outcome.files[path.name] = (sha256_file(path), rows)
+        outcome.files[f"{name}.html"] = (hashlib.sha256(body).hexdigest(), 0)
     manifest = build_manifest(day, outcome.files, source_rows(client, day), chain_heads(client, day),
                               previous_manifest_sha256(root, day), versions())  # fmt: skip
     (staging / MANIFEST_NAME).write_bytes(encode_manifest(manifest))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import jinja2
@@ -61,19 +61,6 @@ machines) and a manifest.json with every file's SHA-256, chained to the previous
 <td>{% for name in names %}<a href="{{ day }}/{{ name }}.html">{{ name }}</a> {% endfor %}</td></tr>{% endfor %}
 </tbody></table></body></html>
 """)
-
-
-def cell(value: Any) -> str:
-    """Format one value for a page (UTC times to the millisecond, maps as sorted key=value)."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, dict):
-        return ", ".join(f"{key}={cell(value[key])}" for key in sorted(value))
-    return str(value)
 
 
 def page(

@@ -11,6 +11,7 @@ chain's end.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -23,10 +24,13 @@ from reports.manifest import MANIFEST_NAME, day_dirs, verify_files
 def verify(client: Client, root: Path, day: date | None = None) -> list[str]:
     """Return the breaks found (empty when both chains and every file recompute)."""
     problems = []
-    found = first_event_break(client, day)
+    # The files are hashed here while the warehouse recomputes the chain (no shared state).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-files") as background:
+        hashed = background.submit(verify_files, root)
+        found = first_event_break(client, day)
+        broken_file = hashed.result()
     if found is not None:
         problems.append(f"order events: {found}")
-    broken_file = verify_files(root)
     if broken_file is not None:
         problems.append(f"report files: {broken_file}")
     for reported, path in day_dirs(root):

@@ -482,6 +482,12 @@ class OrchestrationSettings(_Section):
     enabled: bool = Field(default=True, description="`tickwave up` starts the Dagster webserver and daemon")
     port: int = Field(default=13000, ge=0, le=65535, description="Dagster UI / GraphQL port on 127.0.0.1 (0 = free)")
     start_timeout_s: float = Field(default=180.0, gt=0, description="how long `up` waits for the Dagster UI")
+    reports_due_utc: str = Field(
+        default="01:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Dagster sensor: yesterday's compliance reports are late after this time (UTC): a report_late "
+        "service event",
+    )
 
 
 class DashboardsSettings(_Section):

@@ -1,6 +1,9 @@
 -- one row per change that reached production (change_id): model registry changes (registration,
 -- promotion, refusal, retirement, rollback, restore: who or what approved it and the metrics it
 -- passed) and configuration changes of the execution process (set_limit, accepted or refused).
+-- has_passed_checks: true for a promotion or restore (the promotion rules passed) and an accepted
+-- limit change, false for a refused promotion or limit change, NULL for the rest (registration,
+-- retirement, rollback); checked_figures are the figures the promotion rules judged.
 select
     toDate(occurred_at) as report_date,
     occurred_at as changed_at,
@@ -11,7 +14,9 @@ select
     concat(from_stage, ' -> ', to_stage) as change,
     to_stage,
     actor as approved_by,
-    action = 'rollback' as is_rollback,
+    action in ('rolled_back', 'restored') as is_rollback,
+    multiIf(action in ('promoted', 'restored'), true, action = 'promotion_refused', false, null) as has_passed_checks,
+    metrics as checked_figures,
     reason as detail
 from {{ ref('stg_tickwave__model_registry_events') }}
 
@@ -28,6 +33,8 @@ select
     '' as to_stage,
     'operator' as approved_by,
     false as is_rollback,
+    kind = 'limit_changed' as has_passed_checks,
+    cast(map() as Map(String, Float64)) as checked_figures,
     detail
 from {{ ref('stg_tickwave__risk_events') }}
 where kind in ('limit_changed', 'limit_refused')

@@ -4,7 +4,9 @@ One multi-asset writes the day's whole set (the manifest covers all seven files,
 are produced together) and reports one materialization per report, each with its files
 linked in the metadata. The schedule runs at 00:30 UTC for the previous day. Every run of
 the job, failed or not, is also written to the warehouse's ``pipeline_runs`` (the ops
-board reads it), so a failed report shows there as well as in the Dagster UI.
+board reads it), so a failed report shows there as well as in the Dagster UI. A report that
+has not been written by ``orchestration.reports_due_utc`` (01:00 UTC) the next day is recorded
+as a ``report_late`` service event by the ``compliance_reports_late`` sensor.
 """
 
 from collections.abc import Iterator
@@ -103,8 +105,52 @@ def compliance_reports_failed(context: dg.RunFailureSensorContext, tickwave: Tic
     _record_run(context, "failure", context.failure_event.message or "failed")
 
 
+def now_utc() -> datetime:
+    """Return the current time (UTC); the late-report sensor's clock (tests set their own)."""
+    return datetime.now(UTC)
+
+
+def _record_late(tickwave: TickwaveResource, day: date, detail: str) -> None:
+    import socket
+
+    from tickwave.warehouse.tables import SERVICE_EVENTS, to_arrow
+
+    row = {"event_id": f"report-late-{day.isoformat()}", "event_at_ms": datetime.now(UTC), "service": "orchestration",
+           "event": "report_late", "pid": 0, "exit_code": None, "restarts": 0, "detail": detail,
+           "host": socket.gethostname()}  # fmt: skip
+    with tickwave.client() as client:
+        client.insert_arrow(SERVICE_EVENTS.name, to_arrow(SERVICE_EVENTS, {name: [row[name]] for name in
+                                                                          SERVICE_EVENTS.column_names}))  # fmt: skip
+
+
+@dg.sensor(name="compliance_reports_late", minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Records a report_late service event (the ops board shows it) when yesterday's reports are "
+           "still missing after orchestration.reports_due_utc.")  # fmt: skip
+def compliance_reports_late(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> dg.SkipReason:
+    """Check that yesterday's reports exist once they are due; record one ``report_late`` event per late day.
+
+    The cursor holds the last day recorded, so a late day is recorded once, however many
+    ticks see it missing; the tick's message says what was found (Dagster UI).
+    """
+    from reports.due import due_time, late_day
+
+    settings = tickwave.settings()
+    due = settings.orchestration.reports_due_utc
+    day = late_day(now_utc(), settings.state_path / "reports", due_time(due))
+    if day is None:
+        return dg.SkipReason("yesterday's reports are there, or not due yet")
+    detail = f"compliance reports for {day} are late: no manifest under {settings.state_path / 'reports'} by {due} UTC"
+    if context.cursor == day.isoformat():
+        return dg.SkipReason(f"{detail} (recorded already)")
+    _record_late(tickwave, day, detail)
+    context.update_cursor(day.isoformat())
+    context.log.error(detail)
+    return dg.SkipReason(f"{detail}: recorded as a report_late service event")
+
+
 @dg.definitions
 def reports() -> dg.Definitions:
     """The report assets, their job, the 00:30 UTC schedule and the run-outcome sensors."""
     return dg.Definitions(assets=[compliance_reports], jobs=[REPORTS_JOB], schedules=[REPORTS_SCHEDULE],
-                          sensors=[compliance_reports_succeeded, compliance_reports_failed])  # fmt: skip
+                          sensors=[compliance_reports_succeeded, compliance_reports_failed,
+                                   compliance_reports_late])  # fmt: skip

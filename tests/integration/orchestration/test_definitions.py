@@ -16,8 +16,8 @@ from tickwave.warehouse.client import connect
 RAW = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_drift", "model_registry",
        "model_registry_events", "order_events", "orders", "predictions", "risk_events", "signals", "ticks"]  # fmt: skip
 STAGING = RAW
-COMPLIANCE_VIEWS = ["algorithm_changes", "data_quality", "decision_log", "execution_quality", "order_audit_trail",
-                    "pnl_trips", "positions_close", "risk_controls", "trade_blotter"]  # fmt: skip
+COMPLIANCE_VIEWS = ["algorithm_changes", "algorithm_inventory", "data_quality", "decision_log", "execution_quality",
+                    "order_audit_trail", "pnl_trips", "positions_close", "risk_controls", "trade_blotter"]  # fmt: skip
 REPORTS = ["algorithm_changes", "daily_summary", "decision_log", "execution_quality", "order_audit_trail",
            "risk_controls", "trade_blotter"]  # fmt: skip
 MARTS = ["data_quality_daily", "decision_log", "execution_quality", "execution_quality_daily", "fct_fills",
@@ -47,10 +47,11 @@ SNAPSHOT_SENSORS = {
     "retrain_on_new_data": "train_model",
     "model_performance_on_new_champion": "model_performance",
     "retrain_on_drift": "train_model",
-    "raw_tables_observed": None,  # these four request no run
+    "raw_tables_observed": None,  # these five request no run
     "pipeline_runs_recorded": None,
     "compliance_reports_succeeded": None,
     "compliance_reports_failed": None,
+    "compliance_reports_late": None,
 }
 
 
@@ -65,7 +66,7 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
 
     assert sorted(key.to_user_string() for key in graph.get_all_asset_keys()) == SNAPSHOT_ASSETS
     assert quality == QUALITY_CHECKED
-    assert len(checks) == 83  # 10 quality checks + the dbt tests of severity error
+    assert len(checks) == 87  # 10 quality checks + the dbt tests of severity error
     assert jobs == SNAPSHOT_JOBS and schedules == SNAPSHOT_SCHEDULES and sensors == SNAPSHOT_SENSORS
     assert all(s.execution_timezone == "UTC" for s in definitions.schedules or [])
     # the gate: the training job runs the features' blocking check with the training assets

@@ -155,8 +155,36 @@ def test_risk_controls_when_recomputed_from_the_journal_then_denials_and_operato
     overrides = [m for m in risk if m.kind in ("limit_changed", "limit_refused")
                  or (m.kind == "trading_state" and m.trading_state != "HALTED" and m.check == "operator")]  # fmt: skip
     assert controls["operator_override"] == len(overrides) == 2
+    # the drill's halt: issued by ops@desk at the engine's own now (manual clock), so it took 0 ms to halt
+    halts = [row for row in reported.csv("risk_controls") if row["category"] == "kill_switch"]
+    assert [(row["issued_by"], row["time_to_halt_ms"]) for row in halts] == [("ops@desk", "0")]
     changes = reported.csv("algorithm_changes")
     assert [row["action"] for row in changes] == ["limit_changed"]
+
+
+def test_algorithm_inventory_when_recomputed_from_the_raw_tables_then_it_lists_what_ran_at_the_close(
+    reported: Reported,
+) -> None:
+    inventory = reported.csv("algorithm_inventory")
+    close = {"end": datetime.fromisoformat(DAY).replace(tzinfo=UTC) + timedelta(days=1)}
+    client = reported.traded.client
+    limits = client.query(  # the execution limits in force: the last accepted change before the close
+        "SELECT argMax(risk_event_id, occurred_at_ms) FROM risk_events FINAL WHERE kind = 'limit_changed' "
+        "AND occurred_at_ms < {end:DateTime64(3, 'UTC')}", parameters=close,
+    ).result_rows[0][0]  # fmt: skip
+    champions = client.query(  # every version whose latest stage change before the close made it champion
+        "SELECT concat(model_id, ' v', toString(model_version)) FROM model_registry_events FINAL "
+        "WHERE occurred_at_ms < {end:DateTime64(3, 'UTC')} GROUP BY model_id, model_version "
+        "HAVING argMax(to_stage, (occurred_at_ms, event_id)) = 'champion' ORDER BY 1", parameters=close,
+    ).result_rows  # fmt: skip
+
+    assert [row["inventory_id"] for row in inventory if row["inventory_kind"] == "configuration"] == [
+        f"execution limits @ {limits}"] and limits  # fmt: skip
+    assert sorted(row["subject"] for row in inventory if row["inventory_kind"] == "model") == [r[0] for r in champions]
+    assert all(row["has_passed_checks"] == "true" for row in inventory)
+
+
+REQUOTES = (10004, 10020, 10021)  # MT5 requote, price changed, price off
 
 
 def test_execution_quality_and_decision_log_when_recomputed_then_counts_tie_out(reported: Reported) -> None:
@@ -168,6 +196,13 @@ def test_execution_quality_and_decision_log_when_recomputed_then_counts_tie_out(
     assert int(quality[0]["submitted_orders"]) == len(submitted)
     assert int(quality[0]["rejected_orders"]) == sum(isinstance(m, OrderRejected) for m in published)
     assert int(quality[0]["filled_orders"]) == len({m.client_order_id for m in published if isinstance(m, Fill)})
+    requotes = {m.client_order_id for m in published if isinstance(m, OrderRejected) and m.broker_code in REQUOTES}
+    raw_requotes = reported.traded.client.query(
+        "SELECT uniqExact(client_order_id) FROM order_events FINAL WHERE event_type = 'order_rejected.v1' "
+        "AND broker_code IN (10004, 10020, 10021)"
+    ).result_rows[0][0]  # fmt: skip
+    assert int(quality[0]["requoted_orders"]) == len(requotes) == raw_requotes
+    assert float(quality[0]["requote_rate"]) == round(len(requotes) / len(submitted), 6)
     decisions = reported.csv("decision_log")
     assert sorted(row["client_order_id"] for row in decisions) == sorted(m.client_order_id for m in submitted)
 
@@ -254,6 +289,36 @@ def test_dagster_when_a_report_run_fails_then_the_failure_is_recorded_for_the_op
     query = "SELECT status, partition_key, detail FROM pipeline_runs FINAL WHERE run_id = {run:String}"
     rows = reported.traded.client.query(query, parameters={"run": result.run_id}).result_rows
     assert len(rows) == 1 and rows[0][:2] == ("failure", DAY) and rows[0][2]
+
+
+def test_dagster_late_sensor_when_yesterdays_reports_are_missing_after_due_then_one_report_late_event(
+    reported: Reported, warehouse_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestration.defs.reports import assets
+    from orchestration.resources import TickwaveResource
+
+    resources = {"tickwave": TickwaveResource(state_dir=str(warehouse_settings.state_path),
+                                              database=reported.traded.database)}  # fmt: skip
+    instance = dg.DagsterInstance.ephemeral()
+    missing = (datetime.fromisoformat(DAY) + timedelta(days=400)).date()  # a day no test reports
+    after = datetime.combine(missing + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=2)
+    query = (
+        "SELECT count(), any(detail) FROM service_events FINAL WHERE event = 'report_late' AND event_id = {id:String}"
+    )
+
+    monkeypatch.setattr(assets, "now_utc", lambda: after - timedelta(hours=1, minutes=30))  # 00:30: not due yet
+    early = assets.compliance_reports_late(dg.build_sensor_context(instance=instance, resources=resources))
+    monkeypatch.setattr(assets, "now_utc", lambda: after)  # 02:00: due at 01:00, yesterday missing
+    context = dg.build_sensor_context(instance=instance, resources=resources)
+    first = assets.compliance_reports_late(context)
+    again = assets.compliance_reports_late(dg.build_sensor_context(instance=instance, resources=resources,
+                                                                   cursor=context.cursor))  # fmt: skip
+
+    assert isinstance(early, dg.SkipReason) and "not due" in str(early.skip_message)
+    assert "recorded as a report_late service event" in str(first.skip_message)  # type: ignore[union-attr]
+    assert "recorded already" in str(again.skip_message)  # type: ignore[union-attr]
+    count, detail = reported.traded.client.query(query, parameters={"id": f"report-late-{missing}"}).result_rows[0]
+    assert count == 1 and str(missing) in detail
 
 
 def test_manifests_when_a_past_manifest_is_rewritten_then_the_next_day_names_the_break(
