@@ -135,3 +135,60 @@ def _predictions(client: Client, model_id: str, version: int, timeframe: str, ro
     if frame.empty:
         return pd.DataFrame(columns=["symbol", "bar_start_ms", *LABELS])
     return frame.rename(columns={"bar_start_epoch_ms": "bar_start_ms"})
+
+
+@dataclass(frozen=True)
+class LivePerformance:
+    """One model version's live figures from ``model_performance_daily`` over a window (or one day of it)."""
+
+    model_id: str
+    timeframe: str
+    model_version: int
+    role: str
+    stage: str  # the version's registry stage now
+    day: str  # the day, or "" for the whole window
+    days: int
+    predictions: int
+    scored: int
+    hit_rate: float | None
+    accuracy: float | None
+    log_loss: float | None
+
+
+def live_performance(
+    client: Client, days: int, model_id: str = "", timeframe: str = "", daily: bool = False
+) -> list[LivePerformance]:
+    """Read the model-performance mart's last ``days`` days: per version and role (and day, with ``daily``).
+
+    The window's figures weigh each day by its scored (hit rate: directional) predictions.
+    Rows come per slot, the champion first, then its challengers.
+
+    Raises:
+        ConfigurationError: when the mart is not built yet.
+    """
+    from tickwave.errors import ConfigurationError
+
+    if str(client.command("EXISTS TABLE model_performance_daily")) != "1":
+        raise ConfigurationError("model_performance_daily is not built yet: run the Dagster job dbt_daily_marts "
+                                 "(`tickwave orchestrate`, or `tickwave demo`)")  # fmt: skip
+    day = "toString(day)" if daily else "''"
+    result = client.query(
+        f"SELECT model_id, timeframe, model_version, role, any(stage) AS stage_now, {day} AS on_day, "  # noqa: S608 (constants)
+        "uniqExact(day) AS days_seen, sum(predictions) AS made, sum(scored_predictions) AS scored, "
+        "sum(hit_rate * directional_predictions) / nullIf(sumIf(directional_predictions, hit_rate IS NOT NULL), 0) "
+        "AS live_hit_rate, "
+        "sum(accuracy * scored_predictions) / nullIf(sumIf(scored_predictions, accuracy IS NOT NULL), 0) "
+        "AS live_accuracy, "
+        "sum(log_loss * scored_predictions) / nullIf(sumIf(scored_predictions, log_loss IS NOT NULL), 0) "
+        "AS live_log_loss FROM model_performance_daily "
+        "WHERE day > today() - {days:UInt32} AND ({model_id:String} = '' OR model_id = {model_id:String}) "
+        "AND ({timeframe:String} = '' OR timeframe = {timeframe:String}) "
+        "GROUP BY model_id, timeframe, model_version, role, on_day "
+        "ORDER BY model_id, timeframe, on_day, role != 'champion', model_version",
+        parameters={"days": days, "model_id": model_id, "timeframe": timeframe},
+    )
+    return [
+        LivePerformance(str(row[0]), str(row[1]), int(row[2]), str(row[3]), str(row[4]), str(row[5]), int(row[6]),
+                        int(row[7]), int(row[8]), *(None if value is None else float(value) for value in row[9:12]))
+        for row in result.result_rows
+    ]  # fmt: skip
