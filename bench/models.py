@@ -15,9 +15,20 @@ In one run, on the same synthetic data and the same trained models:
   ``streams.inference.LoadedModel.predict`` (what the dataflow calls) and the bare
   ``session.run``, against XGBoost's ``inplace_predict`` and ``predict_proba``. The
   methods alternate in chunks of 500 calls, so load from other processes on the machine
-  falls on all of them alike. Batches of 1,000 rows are timed too.
+  falls on all of them alike. Batches of 1,000 rows are timed too;
+- shadow scoring: the CPU time per tick of the flow's steps (decode and validate, then
+  the per-group step: bars, features, the champion's inference and signals) over ticks
+  arriving at 5,000 ticks/s of event time (10 symbols, 1 s and 1 min bars), with the
+  champion alone and with one challenger scored in shadow, alternating runs in the same
+  process. Timed after the features are warm, without Bytewax's scheduling and the
+  sinks: the denominator is the smallest the flow can have, so the overhead is an upper
+  bound.
 
-Run: .venv/bin/python -m bench.models [--rows 1000000] [--features 30] [--lifecycle]
+Targets (issue 27): fit of 1M rows x 30 features under 120 s per model; single-row p99
+under 100 us for one model and under 250 us for the ensemble; one challenger adds under
+25 % to the flow's CPU per tick at 5k ticks/s.
+
+Run: .venv/bin/python -m bench.models [--rows 1000000] [--features 30] [--lifecycle] [--shadow-seconds 60]
 """
 
 from __future__ import annotations
@@ -44,6 +55,9 @@ if TYPE_CHECKING:
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
 CHUNK = 500
+SHADOW_SYMBOLS = ("EURUSD", "USDJPY", "GBPUSD", "USDCHF", "AUDUSD", "NZDUSD", "USDCAD", "EURGBP", "EURJPY", "XAUUSD")
+TICKS_PER_S = 5_000
+WARM_S = 55  # 50 bars warm a series up: the timed part predicts on every 1 s bar close
 
 
 def synthetic(rows: int, features: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -99,13 +113,142 @@ def session_of(onnx_bytes: bytes) -> object:
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
+def shadow_models(names: tuple[str, ...], schema_hash: str) -> tuple[object, object]:
+    """A default-size XGBoost champion and LightGBM challenger on the flow's model inputs, served on 1 s bars."""
+    import json
+    from dataclasses import replace
+
+    from models.dataset import LABELS
+    from models.export import to_onnx
+    from models.lgbm import LightGBMDirectionModel
+    from models.xgb import XGBoostDirectionModel
+    from tickwave.config import ModelsSettings
+    from tickwave.modeling import CHALLENGER, SignalRules, artifact_from_onnx
+
+    matrix, labels = synthetic(20_000, len(names), seed=3)
+    settings = ModelsSettings(n_jobs=2)
+    about = {"timeframe": "1s", "symbols": json.dumps(list(SHADOW_SYMBOLS))}
+    champion = XGBoostDirectionModel(settings, SignalRules()).fit(matrix, labels)
+    challenger = LightGBMDirectionModel(settings, SignalRules()).fit(matrix, labels)
+    return (artifact_from_onnx("bench_shadow", 1, to_onnx(champion, names, schema_hash, LABELS, about)),
+            replace(artifact_from_onnx("bench_shadow", 2, to_onnx(challenger, names, schema_hash, LABELS, about)),
+                    role=CHALLENGER))  # fmt: skip
+
+
+def shadow_ticks(seconds: int) -> list[bytes]:
+    """Encoded ticks of ``SHADOW_SYMBOLS`` at 5,000 ticks/s of event time, warm-up first (a gentle random walk)."""
+    from tickwave.contracts import Tick, encode
+
+    rng = np.random.default_rng(5)
+    mids = {symbol: 1.0 + index for index, symbol in enumerate(SHADOW_SYMBOLS)}
+    ticks = []
+    for index in range((WARM_S + seconds) * TICKS_PER_S):
+        symbol = SHADOW_SYMBOLS[index % len(SHADOW_SYMBOLS)]
+        mid = mids[symbol] = mids[symbol] * (1 + rng.normal(0, 2e-5))
+        ticks.append(encode(Tick(symbol=symbol, time_ms=1_700_000_040_000 + index * 1000 // TICKS_PER_S, seq=index,
+                                 bid=round(mid * 0.99999, 6), ask=round(mid * 1.00001, 6), volume=1.0)))  # fmt: skip
+    return ticks
+
+
+def flow_cpu_us_per_tick(raw: list[bytes], artifacts: list[object]) -> tuple[float, int]:
+    """CPU microseconds per tick of the flow's steps after warm-up, and the predictions made (all roles)."""
+    from streams.features import FeatureSpec
+    from streams.flow import BarConsequences, GroupLogic, group_state
+    from streams.inference import Inference
+    from streams.routing import GroupLayout
+    from tickwave.config import StreamsSettings
+    from tickwave.contracts import Tick
+    from tickwave.modeling import SignalRules
+    from tickwave.validation import ValidationRules, check_raw
+
+    class Provider:
+        def champions(self) -> list[object]:
+            return list(artifacts)
+
+    spec = FeatureSpec()
+    now_ms = 1_700_000_040_000 + len(raw) * 1000 // TICKS_PER_S + 1000
+
+    def clock() -> int:
+        return now_ms
+
+    settings = StreamsSettings(timeframes=("1s", "1m"), late_wait_ms=200, close_on_wall_clock=False)
+    inference = Inference(Provider(), spec.schema_hash, refresh_s=3600.0, clock_ms=clock)  # type: ignore[arg-type]
+    consequences = BarConsequences(spec, inference, SignalRules(), clock)
+    logic = GroupLogic(group_state(GroupLayout(1), None), settings, clock, consequences)
+    rules = ValidationRules(known_symbols=frozenset(SHADOW_SYMBOLS))
+    warm = WARM_S * TICKS_PER_S
+    predictions = 0
+
+    def feed(part: list[bytes]) -> int:
+        made = 0
+        for start in range(0, len(part), 50):  # 10 ms of ticks a batch
+            checked = [check_raw(message, rules, now_ms) for message in part[start : start + 50]]
+            for output in logic.on_batch([tick for tick in checked if isinstance(tick, Tick)])[0]:
+                made += len(output.predictions)
+        return made
+
+    feed(raw[:warm])
+    started = time.process_time()
+    predictions = feed(raw[warm:])
+    return (time.process_time() - started) / (len(raw) - warm) * 1e6, predictions
+
+
+def shadow_overhead(seconds: int, repeats: int = 2) -> tuple[float, float, int, int]:
+    """Flow CPU per tick with the champion alone and with one challenger (best of ``repeats``, alternating)."""
+    from streams.features import FeatureSpec
+
+    spec = FeatureSpec()
+    champion, challenger = shadow_models(tuple(spec.model_names), spec.schema_hash)
+    raw = shadow_ticks(seconds)
+    alone: list[float] = []
+    shadowed: list[float] = []
+    counts = [0, 0]
+    for _ in range(repeats):
+        cpu, counts[0] = flow_cpu_us_per_tick(raw, [champion])
+        alone.append(cpu)
+        cpu, counts[1] = flow_cpu_us_per_tick(raw, [champion, challenger])
+        shadowed.append(cpu)
+    return min(alone), min(shadowed), counts[0], counts[1]
+
+
+def report_shadow(seconds: int, console: Console) -> None:
+    """Measure, print and record the shadow scoring overhead."""
+    from bench.summary import record
+
+    load_before = os.getloadavg()[0]
+    alone_us, shadowed_us, alone_predictions, shadowed_predictions = shadow_overhead(seconds)
+    overhead = (shadowed_us / alone_us - 1) * 100
+    load_after = os.getloadavg()[0]
+    quiet = "" if max(load_before, load_after) <= 2 else " (not quiet: > 2)"
+    table = Table(
+        "measure", "figure", title=f"shadow scoring, load average {load_before:.1f} -> {load_after:.1f}{quiet}"
+    )
+    table.add_row(
+        f"flow CPU per tick at {TICKS_PER_S:,} ticks/s, {len(SHADOW_SYMBOLS)} symbols ({seconds} s timed): "
+        "champion alone -> with one challenger in shadow",
+        f"{alone_us:.2f} -> {shadowed_us:.2f} us/tick ({overhead:+.1f} %; {alone_predictions:,} -> "
+        f"{shadowed_predictions:,} predictions)",
+    )
+    console.print(table)
+    record("shadow scoring of one challenger: flow CPU per tick at 5k ticks/s", overhead, "%",
+           baseline=f"champion alone {alone_us:.2f} us/tick, with the challenger {shadowed_us:.2f} us/tick",
+           target="< 25 %", is_met=overhead < 25)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=30)
     parser.add_argument("--samples", type=int, default=20_000, help="single-row calls per method")
     parser.add_argument("--lifecycle", action="store_true", help="also time the whole walk-forward train")
+    parser.add_argument("--shadow-seconds", type=int, default=60, help="timed event seconds of the shadow measure")
+    parser.add_argument("--shadow-only", action="store_true", help="only the shadow scoring measure")
     arguments = parser.parse_args()
+    from bench.summary import record
+
+    if arguments.shadow_only:
+        report_shadow(arguments.shadow_seconds, Console())
+        return
     from models.dataset import LABELS
     from models.ensemble import EnsembleClassifier
     from models.export import parity_check, to_onnx
@@ -209,6 +352,21 @@ def main() -> None:
     for name, value in batch_ms.items():
         table.add_row(f"batch of 1,000 rows: {name}", f"{value:.2f} ms")
     console.print(table)
+    report_shadow(arguments.shadow_seconds, console)
+
+    size = f"{arguments.rows:,} x {arguments.features}"
+    for name, seconds in (("xgboost", fit_s), ("lightgbm", lightgbm_fit_s)):
+        record(f"{name} fit, {size}", seconds, "s", target="< 120 s", is_met=seconds < 120)
+    one_p99 = float(np.percentile(single["onnxruntime, LoadedModel.predict (streams)"], 99))
+    native_p99 = float(np.percentile(single["xgboost, booster.inplace_predict"], 99))
+    record("single-row p99, one model (ONNX Runtime, LoadedModel.predict)", one_p99, "us",
+           baseline=f"xgboost inplace_predict p99 {native_p99:.0f} us", target="< 100 us",
+           is_met=one_p99 < 100)  # fmt: skip
+    graph_p99 = float(np.percentile(single["ensemble, one graph: LoadedModel.predict_with_confidence (streams)"], 99))
+    sessions_p99 = float(np.percentile(single["ensemble, one session per member + numpy blend and confidence"], 99))
+    record("single-row p99, ensemble (one ONNX graph with confidence)", graph_p99, "us",
+           baseline=f"one session per member p99 {sessions_p99:.0f} us", target="< 250 us",
+           is_met=graph_p99 < 250)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,7 +13,13 @@ moves only along :data:`TRANSITIONS`:
   compared on the same features: it is judged by the sanity checks alone, and the
   decision says so;
 - ``rollback``: the champion is retired and the version that was champion before it
-  (and was not itself rolled back since) is restored.
+  (and was not itself rolled back since) is restored;
+- ``shadow``: a candidate (or a retired version) becomes a ``challenger``: the dataflow
+  scores it beside the champion of its timeframe and stores its predictions with
+  ``role = 'challenger'``, never as signals. Promoting a challenger also compares the two
+  on those live predictions (``models.shadow``); with ``models.shadow_min_days`` > 0 it
+  must have been scored that many days and beaten the champion's live log loss. The
+  champion it replaces is retired; other challengers stay challengers.
 
 Every change, and every refused promotion, is an audited row of
 ``model_registry_events`` naming who or what did it and why; the registry row carries
@@ -44,9 +50,8 @@ from models.errors import PromotionRefused, RegistryError
 from models.evaluation import BaselineComparison, log_loss, reliability
 from models.serving import ServingModel
 from models.store import ArtifactStore
-from tickwave.champions import CHAMPION as CHAMPION
 from tickwave.config import Settings
-from tickwave.modeling import ModelArtifact, SignalRules, artifact_from_onnx
+from tickwave.modeling import CHALLENGER, CHAMPION, ModelArtifact, SignalRules, artifact_from_onnx
 from tickwave.warehouse.tables import MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, Table
 from tickwave.warehouse.writer import BatchWriter
 
@@ -59,7 +64,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CANDIDATE, RETIRED = "candidate", "retired"
-TRANSITIONS = frozenset({("", CANDIDATE), (CANDIDATE, CHAMPION), (RETIRED, CHAMPION), (CHAMPION, RETIRED)})
+TRANSITIONS = frozenset({
+    ("", CANDIDATE), (CANDIDATE, CHAMPION), (RETIRED, CHAMPION), (CHAMPION, RETIRED),
+    (CANDIDATE, CHALLENGER), (RETIRED, CHALLENGER), (CHALLENGER, CHAMPION), (CHALLENGER, RETIRED),
+})  # fmt: skip
 CONSTANT_STD = 1e-6  # below this spread across rows, a class probability counts as constant
 
 
@@ -110,7 +118,7 @@ class RegistryEvent:
 
     model_id: str
     model_version: int
-    action: str  # registered, promoted, promotion_refused, retired, rolled_back, restored
+    action: str  # registered, promoted, promotion_refused, retired, rolled_back, restored, shadowed
     from_stage: str
     to_stage: str
     actor: str
@@ -424,6 +432,7 @@ class ModelRegistry:
         if candidate.stage == CHAMPION:
             raise RegistryError(f"{candidate.name} is already the champion")
         decision = self.evaluate(candidate, holdout if holdout is not None else self.holdout_for(candidate))
+        decision = self._judged_in_shadow(candidate, decision)
         now = self._now_ms()
         reason = "; ".join(decision.notes + decision.failures)
         if not decision.is_promoted:
@@ -442,6 +451,48 @@ class ModelRegistry:
                                         now))  # fmt: skip
         self._commit(entries, events)
         return decision
+
+    def _judged_in_shadow(self, candidate: RegistryEntry, decision: PromotionDecision) -> PromotionDecision:
+        # The live shadow comparison with the champion, when there is one to compare with: its figures are
+        # always recorded; with models.shadow_min_days > 0 its criteria must pass too.
+        from models.shadow import NO_SHADOW, compare_live, judge_shadow
+
+        min_days = self.settings.models.shadow_min_days
+        champion = self.champion(candidate.model_id, candidate.timeframe)
+        notes = list(decision.notes)
+        if champion is None or champion.model_version == candidate.model_version:
+            comparison = NO_SHADOW
+            if min_days > 0:
+                notes.append("no champion to compare with on live data: models.shadow_min_days does not apply")
+                min_days = 0
+        else:
+            comparison = compare_live(
+                self.client, candidate.model_id, candidate.model_version, champion.model_version,
+                candidate.timeframe, candidate.params.get("symbols", "").split(","),
+                LabelSpec(int(candidate.params.get("horizon_bars", "1")),
+                          float(candidate.params.get("dead_zone_bps", "0"))),
+                self._clock_ms(),
+            )  # fmt: skip
+            if comparison.rows or candidate.stage == CHALLENGER or min_days > 0:
+                notes.append(f"live shadow comparison with champion {champion.name}: {comparison.rows} shared "
+                             f"labelled predictions over {comparison.days:.2f} days (models.shadow_min_days "
+                             f"{min_days:g})")  # fmt: skip
+        failures, figures = judge_shadow(comparison, min_days)
+        return PromotionDecision(decision.is_promoted and not failures, decision.failures + failures, notes,
+                                 {**decision.figures, **figures})  # fmt: skip
+
+    def shadow(self, model_id: str, version: int, actor: str) -> RegistryEntry:
+        """Make ``version`` a challenger: scored in shadow by the dataflow beside the champion, never traded.
+
+        Raises:
+            RegistryError: for an unknown version, or one whose stage cannot become challenger (a champion).
+        """
+        entry = self.entry(model_id, version)
+        now = self._now_ms()
+        reason = f"scored in shadow beside the {entry.timeframe} champion; its predictions are never traded"
+        event = RegistryEvent(model_id, version, "shadowed", entry.stage, CHALLENGER, actor, reason, now)
+        self._commit([entry.moved_to(CHALLENGER, actor, reason, now)], [event])
+        return self.entry(model_id, version)
 
     def rollback(
         self, model_id: str, actor: str, reason: str = "rollback", timeframe: str | None = None

@@ -55,7 +55,9 @@ def _mid(base: str, position: str) -> str:
     return f"({base} * (1 + 0.002 * sin({position} / 50000.0) + 0.0004 * sin({position} / 377.0)))"
 
 
-def write_synthetic_day(client: Client, day: datetime, ticks: int, orders: int) -> SyntheticDay:
+def write_synthetic_day(
+    client: Client, day: datetime, ticks: int, orders: int, challenger: bool = False
+) -> SyntheticDay:
     """Write one synthetic day into the client's database (migrated, ideally empty for that day).
 
     Args:
@@ -63,6 +65,8 @@ def write_synthetic_day(client: Client, day: datetime, ticks: int, orders: int) 
         day: the UTC day (its midnight).
         ticks: how many ticks, all symbols together (a multiple of the symbol count).
         orders: how many orders, all symbols together (a multiple of twice the symbol count).
+        challenger: also a challenger (version ``MODEL_VERSION + 1``) scored in shadow on every bar the
+            champion predicted (its predictions with role ``challenger``; no signal, no order).
     """
     count = len(SYMBOLS)
     if ticks % count or orders % (2 * count) or ticks <= 0 or orders <= 0:
@@ -110,10 +114,32 @@ def write_synthetic_day(client: Client, day: datetime, ticks: int, orders: int) 
         SELECT symbol, '1m', start_ms, '{MODEL_ID}', {MODEL_VERSION},
                map('up', {up}, 'down', (1 - {up}) * 0.7, 'flat', (1 - {up}) * 0.3),
                25, end_ms + INTERVAL 2 MILLISECOND {bars}""")
+    if challenger:
+        _write_challenger(client, bars, start_ms)
     _write_orders(client, start_ms, orders, (per_symbol_ticks, per_symbol_orders), symbol, base, pip, spread)
     _write_operations(client, start_ms)
     fills = orders - 2 * _rejected_pairs(per_symbol_orders) * count
     return SyntheticDay(start_ms, ticks, orders, fills, _denials(orders))
+
+
+def _write_challenger(client: Client, bars: str, start_ms: int) -> None:
+    # A challenger scored in shadow on the champion's bars: p(up) from another hash, between 0.3 and 0.6.
+    up = "(0.3 + 0.3 * (cityHash64(start_ms, symbol) % 1000) / 1000.0)"
+    client.command(f"""
+        INSERT INTO predictions (symbol, timeframe, bar_start_ms, model_id, model_version, probabilities,
+                                 inference_latency_us, predicted_at_ms, role)
+        SELECT symbol, '1m', start_ms, '{MODEL_ID}', {MODEL_VERSION + 1},
+               map('up', {up}, 'down', (1 - {up}) * 0.5, 'flat', (1 - {up}) * 0.5),
+               30, end_ms + INTERVAL 3 MILLISECOND, 'challenger' {bars}""")
+    at = f"fromUnixTimestamp64Milli(toInt64({start_ms}), 'UTC')"
+    client.command(f"""
+        INSERT INTO model_registry (model_id, model_version, stage, framework, artifact_uri, artifact_sha256,
+                                    feature_schema_hash, metrics, params, trained_from_ms, trained_to_ms,
+                                    created_at_ms, updated_at_ms, stage_changed_by, stage_reason)
+        VALUES ('{MODEL_ID}', {MODEL_VERSION + 1}, 'challenger', 'lightgbm', 'file:///synthetic', 'sha2',
+                'synthetic', map('holdout_accuracy', 0.43, 'holdout_precision', 0.5),
+                map('horizon_bars', '5', 'dead_zone_bps', '1.0', 'timeframe', '1m', 'symbols', 'EURUSD,USDJPY'),
+                {at}, {at}, {at}, {at}, 'synthetic', 'synthetic challenger')""")
 
 
 def _rejected_pairs(per_symbol_orders: int) -> int:

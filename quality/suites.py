@@ -205,7 +205,7 @@ def _model_registry(limits: QualityLimits) -> list[Expectation]:
     gxe = _gx()
     return [
         *_keys(("model_id", "model_version")),
-        gxe.ExpectColumnValuesToBeInSet(column="stage", value_set=["candidate", "champion", "retired"],
+        gxe.ExpectColumnValuesToBeInSet(column="stage", value_set=["candidate", "challenger", "champion", "retired"],
                                         severity=BLOCKING),
         gxe.ExpectColumnValuesToBeBetween(column="champions_of_model", max_value=1, severity=BLOCKING),
     ]  # fmt: skip

@@ -30,7 +30,7 @@ from streams.routing import GroupLayout
 from streams.signals import signal_from
 from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Signal, Tick, encode
-from tickwave.modeling import ModelProvider, SignalRules
+from tickwave.modeling import CHALLENGER, ModelProvider, SignalRules
 from tickwave.timeframes import SessionAlignment
 from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
 
@@ -112,7 +112,7 @@ class GroupState:
 
 @dataclass
 class BarConsequences:
-    """What closed bars lead to: their feature vectors, then the champion's predictions and the signals.
+    """What closed bars lead to: their feature vectors, the champions' predictions and signals, the challengers' scores.
 
     Computed in the per-group step itself rather than in steps of their own: every
     Bytewax step and keyed exchange between a closing tick and its signal cost ~0.5-1 ms
@@ -140,14 +140,15 @@ class BarConsequences:
             if vector is not None:
                 output.features.append(vector)
         predictions = self.inference.predict_many(output.features)
-        if not predictions:
-            return
-        now_ms = self.clock_ms()
-        signals = [signal_from(prediction, self.signal_rules, now_ms) for prediction in predictions]
-        if self.publisher is not None:
-            self.publisher.publish(signals)
-        output.predictions.extend(predictions)
-        output.signals.extend(signals)
+        if predictions:
+            now_ms = self.clock_ms()
+            signals = [signal_from(prediction, self.signal_rules, now_ms) for prediction in predictions]
+            if self.publisher is not None:
+                self.publisher.publish(signals)
+            output.predictions.extend(predictions)
+            output.signals.extend(signals)
+        # The challengers score the same vectors after the champions' signals are sent: stored, never traded.
+        output.predictions.extend(self.inference.predict_many(output.features, role=CHALLENGER))
 
 
 class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):

@@ -1,13 +1,15 @@
 """Model inference inside the dataflow: one ONNX Runtime session per worker, hot-swapped.
 
-A ``ModelProvider`` (``tickwave.modeling``) says which models are champions now: at most
-one per ``(model_id, timeframe)``. ``Inference`` asks it every ``refresh_s`` seconds from
-a thread of its own (never in the flow's step, after the first prediction) and, when the
-answer changes, loads the new models without stopping the flow. Each champion scores
-only the vectors of the timeframe and symbols it was trained on. A model whose feature
-schema hash differs from the flow's feature set, or that does not declare its timeframe
-and symbols, is refused (logged once) and the flow keeps the previous one. With no
-model, the flow emits features only and logs that once.
+A ``ModelProvider`` (``tickwave.modeling``) says which models are champions now (at most
+one per ``(model_id, timeframe)``) and which challengers are scored beside them in
+shadow. ``Inference`` asks it every ``refresh_s`` seconds from a thread of its own
+(never in the flow's step, after the first prediction) and, when the answer changes,
+loads the new models without stopping the flow. Each champion scores only the vectors of
+the timeframe and symbols it was trained on. A model whose feature schema hash differs
+from the flow's feature set, or that does not declare its timeframe and symbols, is
+refused (logged once) and the flow keeps the previous one. With no model, the flow emits
+features only and logs that once. A challenger's predictions carry
+``role="challenger"``: the flow stores them and never turns them into signals.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from tickwave.contracts import FeatureVector, Prediction
-from tickwave.modeling import ModelArtifact, ModelProvider
+from tickwave.modeling import CHAMPION, ModelArtifact, ModelProvider
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +111,9 @@ class Inference:
         self.refresh_s = refresh_s
         self.settle_s = settle_s
         self.clock_ms = clock_ms
-        self.models: dict[tuple[str, str], LoadedModel] = {}  # (model_id, timeframe) -> session; swapped whole
+        # (model_id, timeframe) -> the champion's session, (model_id, timeframe, "challenger:vN") -> a
+        # challenger's; swapped whole.
+        self.models: dict[tuple[str, ...], LoadedModel] = {}
         self._rejected: set[tuple[str, int]] = set()  # refused or unloadable: logged once, never tried again
         self._said_no_model = False
         self._predicted = threading.Event()  # set by each prediction; the watcher looks up after one
@@ -118,7 +122,7 @@ class Inference:
     @property
     def model(self) -> LoadedModel | None:
         """The only champion, when there is exactly one (None otherwise)."""
-        models = list(self.models.values())
+        models = [model for model in self.models.values() if model.artifact.role == CHAMPION]
         return models[0] if len(models) == 1 else None
 
     def _refusal(self, artifact: ModelArtifact) -> str | None:
@@ -137,20 +141,22 @@ class Inference:
                 logger.info("no champion model: emitting features only")
                 self._said_no_model = True
             return
-        models: dict[tuple[str, str], LoadedModel] = {}
+        models: dict[tuple[str, ...], LoadedModel] = {}
         for artifact in artifacts:
             key = (artifact.model_id, artifact.model_version)
-            current = self.models.get(artifact.key)
+            slot = artifact.serving_key
+            current = self.models.get(slot)
             if current is not None and (current.artifact.model_id, current.artifact.model_version) == key:
-                models[artifact.key] = current
+                models[slot] = current
                 continue
             if key not in self._rejected:
                 refusal = self._refusal(artifact)
                 if refusal is None:
                     try:
-                        models[artifact.key] = LoadedModel(artifact)
-                        logger.info("model=%s version=%d timeframe=%s symbols=%s loaded", artifact.model_id,
-                                    artifact.model_version, artifact.timeframe, ",".join(artifact.symbols))  # fmt: skip
+                        models[slot] = LoadedModel(artifact)
+                        logger.info("model=%s version=%d timeframe=%s symbols=%s loaded as %s", artifact.model_id,
+                                    artifact.model_version, artifact.timeframe, ",".join(artifact.symbols),
+                                    artifact.role)  # fmt: skip
                         continue
                     except Exception:  # a broken artifact must not stop the flow: the previous model keeps serving
                         logger.exception("model=%s version=%d could not be loaded; keeping the model before", *key)
@@ -158,7 +164,7 @@ class Inference:
                     logger.error("model=%s version=%d refused: %s", *key, refusal)
                 self._rejected.add(key)
             if current is not None:
-                models[artifact.key] = current
+                models[slot] = current
         self.models = models
         self._said_no_model = False
 
@@ -173,10 +179,12 @@ class Inference:
         predictions = self.predict_many((features,))
         return predictions[0] if predictions else None
 
-    def predict_many(self, vectors: Sequence[FeatureVector]) -> list[Prediction]:
-        """Return the predictions of the warm vectors among ``vectors``: one model call per champion.
+    def predict_many(self, vectors: Sequence[FeatureVector], role: str = CHAMPION) -> list[Prediction]:
+        """Return the predictions of the warm vectors among ``vectors`` by the models of ``role``: one call per model.
 
-        Each champion scores only the vectors of its timeframe and symbols. The symbols
+        ``role``: ``"champion"`` (the default: the predictions signals are made of) or
+        ``"challenger"`` (the shadow scores, asked for after the champions' signals are sent).
+        Each model scores only the vectors of its timeframe and symbols. The symbols
         whose bars close together are predicted in one ONNX Runtime call: ten rows of a
         default-size model (300 rounds x 3 classes) took 89 us in one call and 10 x 37 us
         one by one. Each prediction's ``inference_latency_us`` is its call's.
@@ -193,6 +201,8 @@ class Inference:
         predictions = []
         for model in models.values():
             artifact = model.artifact
+            if artifact.role != role:
+                continue
             mine = [vector for vector in warm if artifact.serves(vector.symbol, vector.timeframe)]
             if not mine:
                 continue
@@ -208,6 +218,7 @@ class Inference:
                     model_id=artifact.model_id, model_version=artifact.model_version, probabilities=row,
                     inference_latency_us=latency_us, predicted_at_ms=now_ms,
                     confidence=None if confidences is None else confidences[index], members=artifact.members,
+                    role=artifact.role,
                 ))  # fmt: skip
         return predictions
 

@@ -1,10 +1,12 @@
 """The champion lookup the dataflow serves from: registry rows in the warehouse, artifacts in the state dir.
 
 ``RegistryModelProvider`` is the streams' ``ModelProvider``. Each call reads the
-champion rows of its model ids (``model_registry FINAL``, stage ``champion``) and keeps,
-per ``(model_id, timeframe)``, the one promoted last; it loads an artifact only when a
-slot's version or hash changes, checks the bytes against their SHA-256, and keeps
-serving what it loaded before while the warehouse or the store is unavailable (logged).
+champion and challenger rows of its model ids (``model_registry FINAL``, stages
+``champion`` and ``challenger``) and keeps, per ``(model_id, timeframe)``, the champion
+promoted last and every challenger (served with ``role == "challenger"``: scored in
+shadow, never traded); it loads an artifact only when a slot's version or hash changes,
+checks the bytes against their SHA-256, and keeps serving what it loaded before while
+the warehouse or the store is unavailable (logged).
 
 It lives in the core because the trainer (``models/``) writes what the dataflow
 (``streams/``) reads, and neither component may import the other.
@@ -15,20 +17,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from tickwave.config import Settings
 from tickwave.errors import DataQualityError, TickwaveError
-from tickwave.modeling import ModelArtifact, artifact_from_onnx
+from tickwave.modeling import CHALLENGER, CHAMPION, ModelArtifact, artifact_from_onnx
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 logger = logging.getLogger(__name__)
-
-CHAMPION = "champion"
 
 
 def sha256_of(data: bytes) -> str:
@@ -51,35 +51,41 @@ def read_checked(path: Path, sha256: str) -> bytes:
 
 @dataclass(frozen=True)
 class ChampionRow:
-    """One champion row of the registry: which version fills the slot ``(model_id, timeframe)``."""
+    """One served row of the registry: the version that fills the slot ``(model_id, timeframe)``, or a challenger."""
 
     model_id: str
     model_version: int
     timeframe: str
     artifact_sha256: str
     updated_at_ms: int
+    stage: str = CHAMPION  # or CHALLENGER
 
     @property
     def key(self) -> tuple[str, str]:
         """The slot: ``(model_id, timeframe)``."""
         return (self.model_id, self.timeframe)
 
+    @property
+    def serving_key(self) -> tuple[str, ...]:
+        """The slot for a champion; the slot and version for a challenger (a slot may have several)."""
+        return self.key if self.stage == CHAMPION else (*self.key, f"{CHALLENGER}:v{self.model_version}")
+
 
 def latest_champions(rows: Iterable[ChampionRow]) -> list[ChampionRow]:
-    """Return one row per ``(model_id, timeframe)``: the latest promoted, should two claim the slot."""
-    best: dict[tuple[str, str], ChampionRow] = {}
+    """Return one champion per ``(model_id, timeframe)`` (the latest promoted, should two claim it); challengers."""
+    best: dict[tuple[str, ...], ChampionRow] = {}
     for row in rows:
-        current = best.get(row.key)
+        current = best.get(row.serving_key)
         if current is None or (row.updated_at_ms, row.model_version) > (current.updated_at_ms, current.model_version):
-            best[row.key] = row
-    return [best[key] for key in sorted(best)]
+            best[row.serving_key] = row
+    return [best[key] for key in sorted(best, key=lambda key: (len(key), key))]
 
 
 class ChampionSource(Protocol):
     """Where champion rows and their artifacts come from (the warehouse and the state dir in production)."""
 
     def rows(self, model_ids: Sequence[str]) -> list[ChampionRow]:
-        """Return the champion rows of ``model_ids``."""
+        """Return the champion and challenger rows of ``model_ids``."""
 
     def artifact(self, row: ChampionRow) -> ModelArtifact:
         """Return the servable artifact of ``row``."""
@@ -101,23 +107,23 @@ class WarehouseChampions:
         self.root = settings.state_path / "models"
 
     def rows(self, model_ids: Sequence[str]) -> list[ChampionRow]:
-        """Return the champion rows of ``model_ids`` (their timeframe from the row's params)."""
+        """Return the champion and challenger rows of ``model_ids`` (their timeframe from the row's params)."""
         result = self.client.query(
             "SELECT model_id, model_version, params['timeframe'] AS timeframe, artifact_sha256, "
-            "toUnixTimestamp64Milli(updated_at_ms) AS updated_at_ms FROM model_registry FINAL "
-            "WHERE stage = {stage:String} AND model_id IN {ids:Array(String)}",
-            parameters={"stage": CHAMPION, "ids": list(model_ids)},
+            "toUnixTimestamp64Milli(updated_at_ms) AS updated_at_ms, stage FROM model_registry FINAL "
+            "WHERE stage IN {stages:Array(String)} AND model_id IN {ids:Array(String)}",
+            parameters={"stages": [CHAMPION, CHALLENGER], "ids": list(model_ids)},
         )
         return [
             ChampionRow(str(row["model_id"]), int(row["model_version"]), str(row["timeframe"]),
-                        str(row["artifact_sha256"]), int(row["updated_at_ms"]))
+                        str(row["artifact_sha256"]), int(row["updated_at_ms"]), str(row["stage"]))
             for row in result.named_results()
         ]  # fmt: skip
 
     def artifact(self, row: ChampionRow) -> ModelArtifact:
-        """Return the artifact of ``row``, its bytes checked against the row's SHA-256."""
+        """Return the artifact of ``row`` in its role, its bytes checked against the row's SHA-256."""
         data = read_checked(self.root / f"{row.artifact_sha256}.onnx", row.artifact_sha256)
-        return artifact_from_onnx(row.model_id, row.model_version, data)
+        return replace(artifact_from_onnx(row.model_id, row.model_version, data), role=row.stage)
 
     def close(self) -> None:
         """Close the warehouse connection."""
@@ -125,7 +131,7 @@ class WarehouseChampions:
 
 
 class RegistryModelProvider:
-    """The streams' ``ModelProvider``: every champion of its model ids, one per timeframe."""
+    """The streams' ``ModelProvider``: every champion of its model ids (one per timeframe) and their challengers."""
 
     def __init__(
         self,
@@ -139,10 +145,10 @@ class RegistryModelProvider:
         self.model_ids = tuple(model_ids or (settings.models.model_id,))
         self._client = client
         self._source = source
-        self._loaded: dict[tuple[str, str], tuple[int, str, ModelArtifact]] = {}
+        self._loaded: dict[tuple[str, ...], tuple[int, str, ModelArtifact]] = {}
 
     def champions(self) -> list[ModelArtifact]:
-        """Return the current champions; on a warehouse or store failure, those loaded before (logged)."""
+        """Return the current champions and challengers; on a warehouse or store failure, those loaded before."""
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
         try:
@@ -153,11 +159,11 @@ class RegistryModelProvider:
             logger.warning("models=%s registry unavailable (%s); keeping the models loaded before",
                            ",".join(self.model_ids), exc)  # fmt: skip
             return [loaded[2] for loaded in self._loaded.values()]
-        loaded: dict[tuple[str, str], tuple[int, str, ModelArtifact]] = {}
+        loaded: dict[tuple[str, ...], tuple[int, str, ModelArtifact]] = {}
         for row in rows:
-            before = self._loaded.get(row.key)
+            before = self._loaded.get(row.serving_key)
             if before is not None and before[:2] == (row.model_version, row.artifact_sha256):
-                loaded[row.key] = before
+                loaded[row.serving_key] = before
                 continue
             try:
                 artifact = self._source.artifact(row)
@@ -165,11 +171,11 @@ class RegistryModelProvider:
                 logger.warning("model=%s version=%d timeframe=%s could not be loaded (%s); keeping the one before",
                                row.model_id, row.model_version, row.timeframe, exc)  # fmt: skip
                 if before is not None:
-                    loaded[row.key] = before
+                    loaded[row.serving_key] = before
                 continue
-            loaded[row.key] = (row.model_version, row.artifact_sha256, artifact)
-            logger.info("model=%s version=%d timeframe=%s champion loaded from the registry", row.model_id,
-                        row.model_version, row.timeframe)  # fmt: skip
+            loaded[row.serving_key] = (row.model_version, row.artifact_sha256, artifact)
+            logger.info("model=%s version=%d timeframe=%s %s loaded from the registry", row.model_id,
+                        row.model_version, row.timeframe, row.stage)  # fmt: skip
         self._loaded = loaded
         return [entry[2] for entry in loaded.values()]
 

@@ -448,6 +448,12 @@ class ModelsSettings(_Section):
         description="promotion: holdout P&L after costs must beat each of these simple strategies",
     )
     min_trades: int = Field(default=10, ge=0, description="promotion: fewest holdout trades a candidate must make")
+    shadow_min_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="promotion of a challenger: days it must have been scored in shadow, and beaten the champion's "
+        "live log loss on the same bars, before it may replace it (0: judged on the holdout alone)",
+    )
     backtest_lots: float = Field(
         default=1.0, gt=0, description="position size of the backtest (lots; units per lot: the symbol's contract_size)"
     )

@@ -208,6 +208,8 @@ class Prediction(Message, frozen=True, tag="prediction.v1"):
     # score (members' agreement x certainty of the blend) and its members ("framework:weight").
     confidence: float | None = None
     members: tuple[str, ...] = ()
+    # Added compatibly: "champion" (its signal trades) or "challenger" (scored in shadow, never a signal).
+    role: str = "champion"
 
     def __post_init__(self) -> None:
         """Require probabilities and the confidence in [0, 1]."""

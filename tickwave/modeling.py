@@ -31,6 +31,10 @@ META_TIMEFRAME = "tickwave.timeframe"
 META_SYMBOLS = "tickwave.symbols"
 META_MEMBERS = "tickwave.members"
 
+# The role a served model plays (a registry stage): the champion of a ``(model_id, timeframe)``
+# slot trades; its challengers are scored in shadow on the same vectors and never trade.
+CHAMPION, CHALLENGER = "champion", "challenger"
+
 
 class ArtifactMetadataError(ConfigurationError):
     """An ONNX model lacks the metadata that says what it was trained on (retrain or re-export it)."""
@@ -49,6 +53,7 @@ class ModelArtifact:
     timeframe: str = ""  # the bars it learned; "" = undeclared (never served)
     symbols: tuple[str, ...] = ()  # the symbols it learned; () = undeclared (never served)
     members: tuple[str, ...] = ()  # an ensemble's members, "framework:weight"; () for a single model
+    role: str = CHAMPION  # CHALLENGER: scored in shadow, its predictions stored, never turned into signals
 
     @property
     def name(self) -> str:
@@ -60,16 +65,24 @@ class ModelArtifact:
         """The champion slot this artifact fills: one champion per ``(model_id, timeframe)``."""
         return (self.model_id, self.timeframe)
 
+    @property
+    def serving_key(self) -> tuple[str, ...]:
+        """Where the flow keeps this model: the champion slot, or the slot and version of a challenger."""
+        return self.key if self.role == CHAMPION else (*self.key, f"{CHALLENGER}:v{self.model_version}")
+
     def serves(self, symbol: str, timeframe: str) -> bool:
         """Return True when this model was trained for ``symbol`` on ``timeframe`` bars."""
         return timeframe == self.timeframe and symbol in self.symbols
 
 
 class ModelProvider(Protocol):
-    """Tells the flow which models are champions now (the registry, in production)."""
+    """Tells the flow which models to serve now (the registry, in production)."""
 
     def champions(self) -> Sequence[ModelArtifact]:
-        """Return the current champions, at most one per ``(model_id, timeframe)``."""
+        """Return the current champions, at most one per ``(model_id, timeframe)``, and their challengers.
+
+        A challenger's artifact has ``role == CHALLENGER``: the flow scores it in shadow.
+        """
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``tickwave train`` and ``tickwave models list | show | promote | rollback``: the model registry from the shell.
+"""``tickwave train`` and ``tickwave models list|show|promote|rollback|shadow|compare``: the registry from the shell.
 
 The models component (XGBoost, ONNX, pandas, matplotlib) is imported inside the
 commands, so ``tickwave --help`` stays fast.
@@ -21,8 +21,11 @@ from tickwave.config import ModelsSettings, Settings
 
 if TYPE_CHECKING:
     from models.registry import ModelRegistry, PromotionDecision, RegistryEntry
+    from models.shadow import LivePerformance
 
-app = typer.Typer(help="The model registry: list, show, promote and roll back models.", no_args_is_help=True)
+app = typer.Typer(
+    help="The model registry: list, show, promote, roll back, shadow and compare models.", no_args_is_help=True
+)
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
 KEY_METRICS = (
@@ -220,6 +223,61 @@ def rollback(
     with _opened_registry(settings) as registry:
         restored = registry.rollback(name, _actor("models rollback"), reason)
     console.print(f"rolled back: {restored.name} is the champion again")
+
+
+@app.command("shadow")
+def shadow(
+    version: Annotated[int, typer.Argument(help="the version to score in shadow")], model_id: ModelIdOption = None
+) -> None:
+    """Make a version a challenger: the dataflow scores it beside its timeframe's champion and never trades it."""
+    settings = settings_or_exit()
+    name = model_id or settings.models.model_id
+    with _opened_registry(settings) as registry:
+        entry = registry.shadow(name, version, _actor("models shadow"))
+    console.print(f"{entry.name} is a challenger on {entry.timeframe} bars: the streams score it in shadow (within "
+                  "streams.model_refresh_s); `tickwave models compare` shows it beside the champion")  # fmt: skip
+
+
+@app.command("compare")
+def compare(
+    model_id: Annotated[str | None, typer.Option("--model-id", help="one model id (default: every model)")] = None,
+    timeframe: Annotated[str | None, typer.Option("--timeframe", help="one timeframe, e.g. 1m")] = None,
+    days: Annotated[int, typer.Option("--days", min=1, help="the last N UTC days, today included")] = 7,
+    daily: Annotated[bool, typer.Option("--daily", help="one row per day rather than per window")] = False,
+) -> None:
+    """Compare champions and their challengers on live data (the model_performance_daily mart)."""
+    settings = settings_or_exit()
+    from models.shadow import live_performance
+
+    with exit_on_tickwave_error():
+        from tickwave.warehouse.client import connect
+
+        client = connect(settings)
+        try:
+            rows = live_performance(client, days, model_id or "", timeframe or "", daily)
+        finally:
+            client.close()
+    if not rows:
+        console.print(f"no live predictions in model_performance_daily over the last {days} days")
+        return
+    console.print(comparison_table(rows, days))
+
+
+def comparison_table(rows: list[LivePerformance], days: int) -> Table:
+    """Return the rows as a table: each challenger's log loss beside its champion's (negative: it does better)."""
+    champions = {(row.model_id, row.timeframe, row.day): row.log_loss for row in rows if row.role == "champion"}
+    table = Table("model", "timeframe", "version", "role", "stage now", "day" if rows[0].day else "days",
+                  "predictions", "scored", "hit rate", "accuracy", "log loss", "vs champion",
+                  title=f"live champion / challenger, last {days} days (model_performance_daily)")  # fmt: skip
+    for row in rows:
+        reference = champions.get((row.model_id, row.timeframe, row.day))
+        delta = "" if row.role == "champion" or reference is None or row.log_loss is None else (
+            f"{row.log_loss - reference:+.4f}")  # fmt: skip
+        role = f"[bold green]{row.role}[/]" if row.role == "champion" else row.role
+        table.add_row(row.model_id, row.timeframe, str(row.model_version), role, row.stage, row.day or str(row.days),
+                      f"{row.predictions:,}", f"{row.scored:,}", _number(row.hit_rate), _number(row.accuracy),
+                      _number(row.log_loss), delta)  # fmt: skip
+    return table
 
 
 def register(root: typer.Typer) -> None:

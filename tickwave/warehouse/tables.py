@@ -80,6 +80,7 @@ PREDICTIONS = _table(
     "predictions", ("symbol", STRING), ("timeframe", STRING), ("bar_start_ms", TIMESTAMP), ("model_id", STRING),
     ("model_version", pa.uint32()), ("probabilities", pa.map_(STRING, FLOAT)), ("inference_latency_us", FLOAT),
     ("predicted_at_ms", TIMESTAMP), ("confidence", FLOAT), ("members", pa.list_(STRING)),
+    ("role", STRING),
 )  # fmt: skip
 SIGNALS = _table(
     "signals", ("signal_id", STRING), ("symbol", STRING), ("timeframe", STRING), ("bar_start_ms", TIMESTAMP),

@@ -1,10 +1,12 @@
--- one row per UTC day, model_id and model_version: predictions made, how many could be scored
--- (the bar the label horizon ahead exists), accuracy and hit rate of the predicted direction against
--- what happened over the horizon (the registry's horizon_bars and dead_zone_bps), calibration (mean
--- confidence minus accuracy), the live figures beside the walk-forward holdout's, and the day's input
--- drift (the largest PSI measured, its input, whether retraining was due: model_drift) (incremental).
+-- one row per UTC day, model_id, timeframe, model_version and role (champion, or challenger scored in
+-- shadow on the same bars): predictions made, how many could be scored (the bar the label horizon
+-- ahead exists), accuracy, hit rate and log loss of the predictions against what happened over the
+-- horizon (the registry's horizon_bars and dead_zone_bps), calibration (mean confidence minus
+-- accuracy), the live figures beside the walk-forward holdout's, and the day's input drift (the
+-- largest PSI measured, its input, whether retraining was due: model_drift) (incremental). Champion
+-- and challengers of a slot side by side: `tickwave models compare`.
 {{ config(materialized='incremental', incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
-          order_by='(model_id, model_version, day)') }}
+          order_by='(model_id, timeframe, model_version, role, day)') }}
 with registry as (
     select
         model_id,
@@ -39,6 +41,7 @@ predictions as (
     select
         predictions.*,
         toDate(predictions.bar_start_at) as day,
+        predictions.timeframe as slot_timeframe,  -- bars have a timeframe too: named apart for the joins below
         registry.horizon_bars as horizon_bars,
         registry.dead_zone_bps as dead_zone_bps,
         predictions.bar_start_at + toIntervalSecond(registry.horizon_bars * {{ timeframe_seconds('predictions.timeframe') }})
@@ -58,7 +61,9 @@ scored as (
         later_bar.mid_close as mid_later,
         mid_now > 0 and mid_later > 0 as is_scored,
         (mid_later - mid_now) / mid_now * 10000 as move_bps,
-        multiIf(move_bps > dead_zone_bps, 'up', move_bps < -dead_zone_bps, 'down', 'flat') as actual
+        multiIf(move_bps > dead_zone_bps, 'up', move_bps < -dead_zone_bps, 'down', 'flat') as actual,
+        -- the log loss of this prediction: minus the log of the probability it gave what happened
+        -log(greatest(multiIf(actual = 'up', p_up, actual = 'down', p_down, p_flat), 1e-15)) as row_log_loss
     from predictions
     left join bars as now_bar
         on now_bar.symbol = predictions.symbol and now_bar.timeframe = predictions.timeframe
@@ -71,7 +76,9 @@ scored as (
 select
     scored.day as day,
     scored.model_id as model_id,
+    scored.slot_timeframe as timeframe,
     scored.model_version as model_version,
+    scored.role as role,
     any(registry.stage) as stage,
     count() as predictions,
     countIf(is_scored) as scored_predictions,
@@ -79,6 +86,7 @@ select
     round(countIf(is_scored and predicted = actual) / nullIf(countIf(is_scored), 0), 6) as accuracy,
     round(countIf(is_scored and predicted != 'flat' and predicted = actual)
           / nullIf(countIf(is_scored and predicted != 'flat'), 0), 6) as hit_rate,
+    round(avgIf(row_log_loss, is_scored), 6) as log_loss,
     round(avgIf(confidence, is_scored), 6) as mean_confidence,
     round(mean_confidence - accuracy, 6) as calibration_gap,
     any(registry.holdout_accuracy) as holdout_accuracy,
@@ -92,4 +100,4 @@ from scored
 inner join registry on registry.model_id = scored.model_id and registry.model_version = scored.model_version
 left join drift
     on drift.day = scored.day and drift.model_id = scored.model_id and drift.model_version = scored.model_version
-group by day, model_id, model_version
+group by day, model_id, timeframe, model_version, role

@@ -1,4 +1,5 @@
--- one row per model output (symbol, timeframe, model_id, model_version, bar_start_at)
+-- one row per model output (symbol, timeframe, model_id, model_version, bar_start_at); role: champion
+-- (its signal traded) or challenger (scored in shadow, never traded)
 select
     symbol,
     timeframe,
@@ -10,5 +11,6 @@ select
     probabilities['down'] as p_down,
     probabilities['flat'] as p_flat,
     inference_latency_us,
-    predicted_at_ms as predicted_at
+    predicted_at_ms as predicted_at,
+    role
 from {{ source('tickwave', 'predictions') }} final

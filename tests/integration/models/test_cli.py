@@ -1,4 +1,4 @@
-"""`tickwave train` and `tickwave models list | show | promote | rollback` against the real warehouse."""
+"""`tickwave train` and `tickwave models list | show | promote | rollback | shadow` against the real warehouse."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ def test_cli_when_training_and_managing_models_then_each_command_answers(cli_env
     promoted_again = runner.invoke(app, ["models", "promote", "1"])
     rolled_back = runner.invoke(app, ["models", "rollback"])
     unknown = runner.invoke(app, ["models", "show", "9"])
+    champion_shadowed = runner.invoke(app, ["models", "shadow", "1"])
 
     assert trained.exit_code == 0, trained.output
     assert f"{model_id} v1: champion" in trained.output and "promoted to champion" in trained.output
@@ -65,6 +66,7 @@ def test_cli_when_training_and_managing_models_then_each_command_answers(cli_env
     assert promoted_again.exit_code == 1 and "already the champion" in promoted_again.output
     assert rolled_back.exit_code == 1 and "nothing to roll back to" in rolled_back.output
     assert unknown.exit_code == 1 and "v9 is not registered" in unknown.output
+    assert champion_shadowed.exit_code == 1 and "champion -> challenger is not an allowed" in champion_shadowed.output
 
 
 def test_cli_when_range_is_empty_then_error_exit_and_nothing_listed(cli_env: dict[str, str]) -> None:
@@ -88,6 +90,8 @@ def test_cli_when_model_is_lightgbm_or_ensemble_then_such_a_version_is_registere
     unknown = runner.invoke(app, ["train", *span, "--model", "catboost"])
     shown = runner.invoke(app, ["models", "show", "1"])
     shown_ensemble = runner.invoke(app, ["models", "show", "2"])
+    shadowed = runner.invoke(app, ["models", "shadow", "1"])
+    listed = runner.invoke(app, ["models", "list"])
 
     assert trained.exit_code == 0, trained.output
     assert "v1: candidate" in trained.output and "report.html" in trained.output
@@ -95,3 +99,5 @@ def test_cli_when_model_is_lightgbm_or_ensemble_then_such_a_version_is_registere
     assert ensemble.exit_code == 0 and "v2: candidate" in ensemble.output, ensemble.output
     assert "ensemble" in shown_ensemble.output and "weight_lightgbm" in shown_ensemble.output
     assert unknown.exit_code == 2 and "framework" in unknown.output
+    assert shadowed.exit_code == 0 and "v1 is a challenger on 1m bars" in shadowed.output, shadowed.output
+    assert "challenger" in listed.output

@@ -6,8 +6,10 @@ from itertools import pairwise
 from typing import Any
 
 import msgspec
+import numpy as np
 import pytest
 
+from models.dataset import LABELS, direction_labels
 from models.errors import LeakageError, NotEnoughDataError, PromotionRefused, RegistryError, SchemaMismatchError
 from models.pipeline import train_model
 from models.registry import CANDIDATE, CHAMPION, RETIRED, ModelRegistry
@@ -15,7 +17,8 @@ from streams.features import FeatureSpec
 from tests.integration.models.conftest import RANGE_MS, SYMBOLS, StreamsOutput, write
 from tickwave.champions import RegistryModelProvider
 from tickwave.config import Settings
-from tickwave.contracts import FeatureVector
+from tickwave.contracts import Bar, FeatureVector, Prediction
+from tickwave.modeling import CHALLENGER
 
 
 def with_models(settings: Settings, **changes: Any) -> Settings:
@@ -169,3 +172,67 @@ def test_rollback_when_no_champion_then_registry_error_and_nothing_written(model
         registry.close()
 
     assert_nothing_registered(models_settings)
+
+
+def shadow_predictions(settings: Settings, bars: list[Bar], version: int, role: str, hit: float) -> list[Prediction]:
+    """Every 10th labelled 1 min bar, predicted with ``hit`` on what happened (1/3: a coin, higher: a good model)."""
+    models = settings.models
+    out = []
+    for symbol in SYMBOLS:
+        series = sorted((bar for bar in bars if bar.symbol == symbol and bar.timeframe == "1m"),
+                        key=lambda bar: bar.start_ms)  # fmt: skip
+        labels = direction_labels(
+            np.array([bar.mid_close for bar in series]), models.horizon_bars, models.dead_zone_bps
+        )
+        for bar, label in list(zip(series, labels, strict=True))[::10]:
+            if label < 0:
+                continue
+            probabilities = {name: hit if index == label else (1 - hit) / 2 for index, name in enumerate(LABELS)}
+            out.append(Prediction(
+                symbol=symbol, timeframe="1m", bar_start_ms=bar.start_ms, model_id=models.model_id,
+                model_version=version, probabilities=probabilities, inference_latency_us=50.0,
+                predicted_at_ms=bar.start_ms + 60_000, role=role,
+            ))  # fmt: skip
+    return out
+
+
+def test_promote_when_challenger_shadowed_then_live_comparison_judged_and_recorded(
+    models_settings: Settings, streams_output: StreamsOutput
+) -> None:
+    weak = with_models(models_settings, n_estimators=1, baselines=(), min_trades=0)
+    strong = with_models(models_settings, n_estimators=40, max_depth=1, learning_rate=0.1)
+    model_id = models_settings.models.model_id
+    train_model(weak, SYMBOLS, RANGE_MS, "pytest-weak")  # v1: champion
+    train_model(strong, SYMBOLS, RANGE_MS, "pytest-strong", promote=False)  # v2: a candidate
+    registry = ModelRegistry(models_settings)
+    provider = RegistryModelProvider(models_settings)
+    try:
+        shadowed = registry.shadow(model_id, 2, "pytest-shadow")
+        served = sorted((artifact.model_version, artifact.role) for artifact in provider.champions())
+        # What the flow stored while it scored v2 in shadow (1/3: the champion is a coin; the challenger sees more).
+        write(models_settings, models_settings.clickhouse.database,
+              [*shadow_predictions(models_settings, streams_output.bars, 1, CHAMPION, 1 / 3),
+               *shadow_predictions(models_settings, streams_output.bars, 2, CHALLENGER, 0.6)])  # fmt: skip
+        with pytest.raises(PromotionRefused, match=r"fewer than models\.shadow_min_days"):
+            ModelRegistry(with_models(models_settings, shadow_min_days=1.0), registry.client).promote(
+                model_id, 2, "pytest-too-soon"
+            )
+        decision = ModelRegistry(with_models(models_settings, shadow_min_days=0.5), registry.client).promote(
+            model_id, 2, "pytest-shadowed")  # fmt: skip
+    finally:
+        provider.close()
+        registry.close()
+
+    entries, events = registered(models_settings)
+    assert shadowed.stage == CHALLENGER and served == [(1, CHAMPION), (2, CHALLENGER)]
+    assert [(entry.model_version, entry.stage) for entry in entries] == [(2, CHAMPION), (1, RETIRED)]
+    refused = next(event for event in events if event.action == "promotion_refused")
+    promoted = next(event for event in events if (event.model_version, event.action) == (2, "promoted"))
+    for event in (refused, promoted):  # each criterion's value, in the audit trail
+        assert 0.5 < event.metrics["shadow_days"] < 1.0  # the fixture's 20 hours
+        assert event.metrics["shadow_rows"] > 100
+        assert event.metrics["challenger_live_log_loss"] < event.metrics["champion_live_log_loss"]
+    assert refused.metrics["shadow_min_days"] == 1.0 and promoted.metrics["shadow_min_days"] == 0.5
+    assert decision.figures["champion_live_log_loss"] == pytest.approx(np.log(3))
+    assert [event.action for event in events if event.model_version == 2] == [
+        "registered", "shadowed", "promotion_refused", "promoted"]  # fmt: skip

@@ -58,7 +58,7 @@ def new_database(settings: Settings, *, orders: int = SYNTHETIC_ORDERS) -> Wareh
     write(settings, database, list(streams_rows()))
     client = connect(settings, database=database)
     try:
-        day = write_synthetic_day(client, SYNTHETIC_DAY, SYNTHETIC_TICKS, orders)
+        day = write_synthetic_day(client, SYNTHETIC_DAY, SYNTHETIC_TICKS, orders, challenger=True)
     finally:
         client.close()
     return Warehouse(settings, database, day)

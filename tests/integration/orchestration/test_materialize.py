@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -162,3 +163,40 @@ def test_drift_when_the_graph_ran_then_the_champion_is_measured_once_in_model_dr
     assert drift["champion"].value == f"{MODEL_ID} v1"
     (row,) = rows
     assert row[:2] == (MODEL_ID, 1) and row[2] > 0  # its training window's features were read back
+
+
+def test_model_performance_when_a_challenger_ran_in_shadow_then_compared_with_the_champion_on_the_same_bars(
+    whole_graph: GraphRuns, orchestration_warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from models.shadow import live_performance
+    from orchestration.synthetic import MODEL_ID as SYNTHETIC_MODEL
+    from tickwave.cli import app, models_cmd
+    from tickwave.cli.common import console
+
+    settings = orchestration_warehouse.settings
+    settings = settings.model_copy(update={"clickhouse": settings.clickhouse.model_copy(
+        update={"database": orchestration_warehouse.database})})  # fmt: skip
+    monkeypatch.setattr(models_cmd, "settings_or_exit", lambda: settings)
+    monkeypatch.setattr(console, "_width", 250)
+    client = connect(settings)
+    try:
+        days = (datetime.now(UTC) - SYNTHETIC_DAY).days + 2
+        window = live_performance(client, days, SYNTHETIC_MODEL)
+        daily = live_performance(client, days, SYNTHETIC_MODEL, "1m", daily=True)
+    finally:
+        client.close()
+    shown = CliRunner().invoke(app, ["models", "compare", "--model-id", SYNTHETIC_MODEL, "--days", str(days)])
+
+    champion, challenger = window
+    assert (champion.role, champion.model_version, challenger.role, challenger.model_version) == (
+        "champion", 1, "challenger", 2)  # fmt: skip
+    assert champion.scored == challenger.scored > 0  # scored on the same bars
+    assert champion.log_loss is not None and challenger.log_loss is not None
+    assert champion.log_loss != challenger.log_loss
+    assert 0 <= (challenger.hit_rate or 0) <= 1 and challenger.stage == "challenger"
+    assert [(row.day, row.role) for row in daily] == [(str(SYNTHETIC_DAY.date()), "champion"),
+                                                      (str(SYNTHETIC_DAY.date()), "challenger")]  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    assert "challenger" in shown.output and f"{challenger.log_loss - champion.log_loss:+.4f}" in shown.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from bytewax.testing import run_main
 from confluent_kafka import TopicPartition
@@ -13,10 +14,11 @@ from streams.features import FeatureSpec
 from streams.flow import build_flow
 from streams.loader import load_to_end
 from tests.unit.streams.test_flow import stream
-from tests.unit.streams.tiny_model import every_timeframe
+from tests.unit.streams.tiny_model import every_timeframe, tiny_artifact
 from tickwave.bus import make_consumer, make_producer
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, decode, encode
+from tickwave.modeling import CHALLENGER
 from tickwave.topics import SIGNALS, TICKS, TICKS_DLQ, topic_name
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
@@ -41,7 +43,7 @@ def consume_topic(settings: Settings, base_name: str, expected: int, timeout_s: 
     return values
 
 
-def test_flow_when_ticks_on_kafka_then_exact_rows_in_warehouse_and_signals_on_topic(
+def test_flow_when_ticks_on_kafka_and_a_challenger_in_shadow_then_exact_rows_and_only_champions_signal(
     topics: Settings, fresh_database: str
 ) -> None:
     settings = load_settings(
@@ -60,6 +62,8 @@ def test_flow_when_ticks_on_kafka_then_exact_rows_in_warehouse_and_signals_on_to
 
     source = TickTopicSource(settings.kafka.bootstrap or "", topic_name(settings, TICKS), tail=False)
     provider = every_timeframe(FeatureSpec(), ("1s", "1m"), ("EURUSD", "USDJPY"))  # one champion per timeframe
+    challenger = replace(tiny_artifact(FeatureSpec(), version=2, seed=1, timeframe="1m"), role=CHALLENGER)
+    provider.artifacts.append(challenger)  # the 1 min champion's challenger, scored in shadow
     run_main(build_flow(settings.streams, source, production_sinks(settings), provider))
     load_to_end(settings)
 
@@ -71,11 +75,20 @@ def test_flow_when_ticks_on_kafka_then_exact_rows_in_warehouse_and_signals_on_to
     assert count("bars_1m") == symbols * MINUTES
     assert client.query("SELECT min(tick_count), max(tick_count) FROM bars_1m FINAL").result_rows == [(240, 240)]
     assert count("features") == symbols * (MINUTES * 60 + MINUTES)
-    assert count("predictions") == symbols * (warm_1s + warm_1m)
+    assert count("predictions") == symbols * (warm_1s + warm_1m + warm_1m)  # the challenger scored every 1 min vector
+    shadow = (
+        "SELECT role, model_version, count() FROM predictions FINAL WHERE timeframe = '1m' GROUP BY ALL ORDER BY ALL"
+    )
+    assert client.query(shadow).result_rows == [
+        ("challenger", 2, symbols * warm_1m),
+        ("champion", 1, symbols * warm_1m),
+    ]
     assert count("signals") == symbols * (warm_1s + warm_1m)
+    assert client.query("SELECT DISTINCT model_version FROM signals FINAL").result_rows == [(1,)]
     assert count("quarantine") == 1
     signals = [decode(raw, Signal) for raw in consume_topic(settings, SIGNALS, symbols * (warm_1s + warm_1m))]
     assert len({signal.signal_id for signal in signals}) == symbols * (warm_1s + warm_1m)
+    assert {signal.model_version for signal in signals} == {1}  # no signal carries the challenger's version
     assert len(consume_topic(settings, TICKS_DLQ, 1)) == 1
     client.close()
 

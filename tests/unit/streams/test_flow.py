@@ -27,7 +27,7 @@ from streams.routing import GroupLayout
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Tick, encode
-from tickwave.modeling import SignalRules
+from tickwave.modeling import CHALLENGER, CHAMPION, SignalRules
 from tickwave.validation import SpikeFilter, ValidationRules
 
 T0 = 1_700_000_040_000  # a minute boundary
@@ -310,8 +310,8 @@ class CountingInference(Inference):
 
     calls: list[int]
 
-    def predict_many(self, vectors: Sequence[FeatureVector]) -> list[Prediction]:
-        predictions = super().predict_many(vectors)
+    def predict_many(self, vectors: Sequence[FeatureVector], role: str = CHAMPION) -> list[Prediction]:
+        predictions = super().predict_many(vectors, role)
         if predictions:
             self.calls.append(len(predictions))
         return predictions
@@ -332,3 +332,29 @@ def test_group_logic_when_symbols_close_in_one_batch_then_one_model_call_and_one
     assert inference.calls == [2] * warm_seconds
     assert [len(batch) for batch in publisher.batches] == [2] * warm_seconds
     assert all({s.symbol for s in batch} == {"EURUSD", "USDJPY"} for batch in publisher.batches)
+
+
+def test_group_logic_when_a_challenger_is_served_then_it_scores_every_vector_in_shadow_and_never_publishes() -> None:
+    spec = FeatureSpec()
+    champion = tiny_artifact(spec, version=1, timeframe="1s")
+    challenger = replace(tiny_artifact(spec, version=2, seed=1, timeframe="1s"), role=CHALLENGER)
+    inference = CountingInference(StaticProvider(champion, challenger), spec.schema_hash)
+    inference.calls = []
+    publisher = RecordingPublisher()
+    logic = GroupLogic(group_state(ONE, None), SETTINGS, lambda: NOW_MS,
+                       BarConsequences(spec, inference, SignalRules(), lambda: NOW_MS, publisher))  # fmt: skip
+    ticks = stream(minutes=2)
+    outputs = [output for start in range(0, len(ticks), 8) for output in logic.on_batch(ticks[start : start + 8])[0]]
+
+    predictions = [prediction for output in outputs for prediction in output.predictions]
+    signals = [signal for output in outputs for signal in output.signals]
+    published = [signal for batch in publisher.batches for signal in batch]
+    warm = 2 * (2 * 60 - 1 - 49)
+    by_role = {role: [p for p in predictions if p.role == role] for role in (CHAMPION, CHALLENGER)}
+    assert [len(by_role[CHAMPION]), len(by_role[CHALLENGER])] == [warm, warm]
+    assert {p.model_version for p in by_role[CHALLENGER]} == {2}
+    assert {(p.symbol, p.bar_start_ms) for p in by_role[CHALLENGER]} == {
+        (p.symbol, p.bar_start_ms) for p in by_role[CHAMPION]
+    }
+    assert len(signals) == len(published) == warm
+    assert {signal.model_version for signal in [*signals, *published]} == {1}  # the challenger never trades

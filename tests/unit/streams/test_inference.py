@@ -12,9 +12,9 @@ import pytest
 
 from streams.features import FeatureSpec
 from streams.inference import Inference
-from tests.unit.streams.tiny_model import tiny_artifact
+from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
 from tickwave.contracts import FeatureVector
-from tickwave.modeling import ModelArtifact
+from tickwave.modeling import CHALLENGER, CHAMPION, ModelArtifact
 
 SPEC = FeatureSpec()
 WAIT_S = 10.0
@@ -123,3 +123,20 @@ def test_inference_when_collected_then_its_watcher_thread_ends(artifact: ModelAr
     watcher.join(WAIT_S)
 
     assert not watcher.is_alive()
+
+
+def test_inference_when_refreshed_with_a_challenger_then_each_keeps_its_own_slot_and_role(
+    artifact: ModelArtifact,
+) -> None:
+    challenger = replace(artifact, model_version=2, role=CHALLENGER)
+    inference = Inference(StaticProvider(artifact, challenger), SPEC.schema_hash)
+
+    inference.refresh()
+    inference.refresh()  # the second lookup keeps both sessions: each must stay in its own slot
+
+    slots = {key: (model.artifact.model_version, model.artifact.role) for key, model in inference.models.items()}
+    assert slots == {("tiny", "1s"): (1, CHAMPION), ("tiny", "1s", "challenger:v2"): (2, CHALLENGER)}
+    champion_only = inference.predict_many([warm_vector()])
+    shadow = inference.predict_many([warm_vector()], role=CHALLENGER)
+    assert [(p.model_version, p.role) for p in champion_only] == [(1, CHAMPION)]
+    assert [(p.model_version, p.role) for p in shadow] == [(2, CHALLENGER)]

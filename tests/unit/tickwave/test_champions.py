@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from clickhouse_connect.driver.exceptions import OperationalError
@@ -9,7 +10,7 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from tickwave.champions import ChampionRow, RegistryModelProvider, latest_champions
 from tickwave.config import load_settings
 from tickwave.errors import DataQualityError
-from tickwave.modeling import ModelArtifact
+from tickwave.modeling import CHALLENGER, CHAMPION, ModelArtifact
 
 
 def row(version: int, timeframe: str = "1m", updated_at_ms: int = 2) -> ChampionRow:
@@ -96,3 +97,15 @@ def test_latest_champions_when_two_claim_a_slot_then_the_latest_promoted() -> No
     rows = [row(4, "1m", 10), row(5, "1m", 9), row(6, "1s", 1)]
 
     assert [(r.timeframe, r.model_version) for r in latest_champions(rows)] == [("1m", 4), ("1s", 6)]
+
+
+def test_latest_champions_when_a_slot_has_challengers_then_one_champion_and_every_challenger_kept() -> None:
+    rows = [row(1, updated_at_ms=1), row(2, updated_at_ms=5),
+            replace(row(3), stage=CHALLENGER), replace(row(4), stage=CHALLENGER)]  # fmt: skip
+
+    kept = latest_champions(rows)
+
+    assert [(found.model_version, found.stage) for found in kept] == [
+        (2, CHAMPION), (3, CHALLENGER), (4, CHALLENGER)
+    ]  # fmt: skip
+    assert kept[1].serving_key == ("m", "1m", "challenger:v3")
