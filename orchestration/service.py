@@ -12,6 +12,7 @@ environment and resolve it as every Tickwave process does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -23,6 +24,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+import psutil
 
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
@@ -162,6 +165,13 @@ def _require_running(processes: dict[str, subprocess.Popen[bytes]]) -> None:
 
 
 def _stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    # Their code servers (``dagster api grpc``) too: one started just before the stop had outlived its parent.
+    descendants = []
+    for process in processes.values():
+        try:
+            descendants.extend(psutil.Process(process.pid).children(recursive=True))
+        except psutil.Error:  # already gone
+            continue
     for name in ("webserver", "daemon"):
         process = processes[name]
         if process.poll() is None:
@@ -174,3 +184,12 @@ def _stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
             logger.warning("dagster %s did not stop within %.0f s: killing it", name, STOP_TIMEOUT_S)
             process.kill()
             process.wait()
+    _, alive = psutil.wait_procs(descendants, timeout=max(0.1, deadline - time.monotonic()))
+    for leftover in alive:
+        logger.warning("dagster: pid %d outlived its parent: stopping it", leftover.pid)
+        with contextlib.suppress(psutil.Error):
+            leftover.terminate()
+    _, alive = psutil.wait_procs(alive, timeout=5)
+    for leftover in alive:
+        with contextlib.suppress(psutil.Error):
+            leftover.kill()
