@@ -41,7 +41,7 @@ def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         TICKWAVE_KAFKA_PORT=str(free_port()),
         TICKWAVE_KAFKA_CONTROLLER_PORT=str(free_port()),
         TICKWAVE_CLICKHOUSE_PORT=str(free_port()),
-        TICKWAVE_ORCHESTRATION_ENABLED="false",  # Dagster under `up`: its own test below (it adds ~30 s)
+        TICKWAVE_ORCHESTRATION_ENABLED="false",  # Dagster under `up`: in test_supervision.py (it adds ~30 s)
     )
     yield env
     run(env, "down")
@@ -175,27 +175,3 @@ def test_cli_help_when_any_command_then_documented() -> None:
         result = run(clean_env(), *args)
         assert result.returncode == 0, args
         assert "Usage" in result.stdout
-
-
-def test_cli_up_when_orchestration_enabled_then_dagster_runs_as_a_service_with_its_address_in_status(
-    cli_env: dict[str, str],
-) -> None:
-    import json
-    import urllib.request
-
-    port = free_port()
-    env = {**cli_env, "TICKWAVE_ORCHESTRATION_ENABLED": "true", "TICKWAVE_ORCHESTRATION_PORT": str(port)}
-
-    up = run(env, "up", timeout=300)
-    status = run(env, "status")
-    record = json.loads((Path(env["TICKWAVE_STATE_DIR"]) / "run" / "orchestration.json").read_text())
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=30) as answer:
-        server_info = json.loads(answer.read())
-    down = run(env, "down", timeout=120)
-
-    assert up.returncode == 0, up.stdout + up.stderr
-    row = next(line for line in status.stdout.splitlines() if "orchestration" in line)
-    assert status.returncode == 0 and " up " in f" {row} " and f"127.0.0.1:{port}" in row, status.stdout
-    assert "dagster_webserver_version" in server_info
-    assert down.returncode == 0 and "orchestration" in down.stdout
-    assert exited(int(record["pid"]))

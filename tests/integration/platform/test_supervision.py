@@ -8,10 +8,12 @@ import json
 import os
 import signal
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.integration.platform.test_cli_lifecycle import cli_env, exited, run  # noqa: F401 - the fixture
 from tickwave.config import load_settings
+from tickwave.services.supervisor import free_port
 from tickwave.warehouse.client import connect
 
 
@@ -39,12 +41,20 @@ def kill_and_wait_for_restart(env: dict[str, str], name: str, timeout_s: float =
 def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_stops_with_a_reason(
     cli_env: dict[str, str],  # noqa: F811 - the fixture
 ) -> None:
+    # Dagster runs under `up` here too (as a service with its address in status; one `up` for both checks).
+    port = free_port()
     env = {**cli_env, "TICKWAVE_SUPERVISION_MAX_RESTARTS": "2", "TICKWAVE_SUPERVISION_BACKOFF_INITIAL_S": "0.2",
            "TICKWAVE_SUPERVISION_CHECK_INTERVAL_S": "0.2", "TICKWAVE_SUPERVISION_STALL_RESTART_S": "1",
-           "TICKWAVE_SUPERVISION_STOP_GRACE_S": "1"}  # fmt: skip
+           "TICKWAVE_SUPERVISION_STOP_GRACE_S": "1", "TICKWAVE_ORCHESTRATION_ENABLED": "true",
+           "TICKWAVE_ORCHESTRATION_PORT": str(port)}  # fmt: skip
     started = run(env, "up", timeout=300)
-    assert started.returncode == 0, started.stderr
+    assert started.returncode == 0, started.stdout + started.stderr
     assert "supervisor" in started.stdout
+    orchestration = json.loads((Path(env["TICKWAVE_STATE_DIR"]) / "run" / "orchestration.json").read_text())
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=30) as answer:
+        assert "dagster_webserver_version" in json.loads(answer.read())
+    row = next(line for line in run(env, "status").stdout.splitlines() if "orchestration" in line)
+    assert " up " in f" {row} " and f"127.0.0.1:{port}" in row, row
 
     # A hung process (SIGSTOP: alive, but its health report goes stale after 3 intervals of 5 s) is restarted.
     hung = service_pid(env, "audit")
@@ -94,4 +104,7 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
         client.close()
     assert [(event, pid) for event, pid, _ in audit] == [("stalled", hung), ("restarted", service_pid(env, "audit"))]
     assert "hung" in audit[0][2]
+    down = run(env, "down", timeout=120)
+    assert down.returncode == 0 and "orchestration" in down.stdout
+    assert exited(int(orchestration["pid"]))
     print(f"execution recovered in {first[2]:.1f} s and {second[2]:.1f} s after kill -9")
