@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from tickwave.config import Settings
 from tickwave.errors import DataQualityError, TickwaveError
-from tickwave.modeling import CHALLENGER, CHAMPION, ModelArtifact, artifact_from_onnx
+from tickwave.modeling import CHALLENGER, CHAMPION, ModelArtifact, artifact_from_onnx, serving_key
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -67,8 +67,8 @@ class ChampionRow:
 
     @property
     def serving_key(self) -> tuple[str, ...]:
-        """The slot for a champion; the slot and version for a challenger (a slot may have several)."""
-        return self.key if self.stage == CHAMPION else (*self.key, f"{CHALLENGER}:v{self.model_version}")
+        """Where the flow keeps this row's model (:func:`tickwave.modeling.serving_key`)."""
+        return serving_key(self.model_id, self.timeframe, self.stage, self.model_version)
 
 
 def latest_champions(rows: Iterable[ChampionRow]) -> list[ChampionRow]:

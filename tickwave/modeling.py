@@ -40,6 +40,15 @@ class ArtifactMetadataError(ConfigurationError):
     """An ONNX model lacks the metadata that says what it was trained on (retrain or re-export it)."""
 
 
+def serving_key(model_id: str, timeframe: str, role: str, model_version: int) -> tuple[str, ...]:
+    """Where a served model is kept: its champion slot, or the slot and version of a challenger.
+
+    A slot ``(model_id, timeframe)`` has one champion but may have several challengers.
+    """
+    slot = (model_id, timeframe)
+    return slot if role == CHAMPION else (*slot, f"{CHALLENGER}:v{model_version}")
+
+
 @dataclass(frozen=True)
 class ModelArtifact:
     """What the flow needs to serve a model, and where it applies (``timeframe``, ``symbols``)."""
@@ -67,8 +76,8 @@ class ModelArtifact:
 
     @property
     def serving_key(self) -> tuple[str, ...]:
-        """Where the flow keeps this model: the champion slot, or the slot and version of a challenger."""
-        return self.key if self.role == CHAMPION else (*self.key, f"{CHALLENGER}:v{self.model_version}")
+        """Where the flow keeps this model (:func:`serving_key`)."""
+        return serving_key(self.model_id, self.timeframe, self.role, self.model_version)
 
     def serves(self, symbol: str, timeframe: str) -> bool:
         """Return True when this model was trained for ``symbol`` on ``timeframe`` bars."""
