@@ -136,6 +136,20 @@ def input_drift(training: pd.DataFrame, live: pd.DataFrame, names: Sequence[str]
     return drift
 
 
+def bar_labels(bars: pd.DataFrame, label_spec: LabelSpec) -> pd.DataFrame | None:
+    """Label each bar (``symbol``, ``start_ms``, ``mid_close``) by the direction that followed it, per symbol.
+
+    Returns:
+        ``symbol``, ``bar_start_ms``, ``label`` (negative where the horizon is not known yet); None without bars.
+    """
+    labelled = []
+    for symbol, group in bars.sort_values("start_ms").groupby("symbol"):
+        labels = direction_labels(group["mid_close"].to_numpy(float), label_spec.horizon_bars,
+                                  label_spec.dead_zone_bps)  # fmt: skip
+        labelled.append(pd.DataFrame({"symbol": symbol, "bar_start_ms": group["start_ms"].to_numpy(), "label": labels}))
+    return pd.concat(labelled) if labelled else None
+
+
 def live_scores(
     predictions: pd.DataFrame, bars: pd.DataFrame, label_spec: LabelSpec
 ) -> tuple[int, float | None, float | None]:
@@ -144,14 +158,10 @@ def live_scores(
     Returns:
         (labelled predictions, log loss, accuracy); None figures when none is labelled yet.
     """
-    labelled = []
-    for symbol, group in bars.sort_values("start_ms").groupby("symbol"):
-        labels = direction_labels(group["mid_close"].to_numpy(float), label_spec.horizon_bars,
-                                  label_spec.dead_zone_bps)  # fmt: skip
-        labelled.append(pd.DataFrame({"symbol": symbol, "bar_start_ms": group["start_ms"].to_numpy(), "label": labels}))
-    if not labelled or predictions.empty:
+    labelled = bar_labels(bars, label_spec)
+    if labelled is None or predictions.empty:
         return 0, None, None
-    frame = predictions.merge(pd.concat(labelled), on=["symbol", "bar_start_ms"], how="inner")
+    frame = predictions.merge(labelled, on=["symbol", "bar_start_ms"], how="inner")
     frame = frame[(frame["label"] >= 0) & (frame["label"] < len(LABELS))]
     if frame.empty:
         return 0, None, None

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from models.dataset import LABELS, LabelSpec, direction_labels, query_bars
+from models.dataset import LABELS, LabelSpec, query_bars
+from models.drift import bar_labels
 from models.evaluation import log_loss
 from tickwave.modeling import CHALLENGER, CHAMPION
 
@@ -89,15 +90,11 @@ def score_shared(
     challenger: pd.DataFrame, champion: pd.DataFrame, bars: pd.DataFrame, label_spec: LabelSpec
 ) -> ShadowComparison:
     """Score both models' predictions (``symbol``, ``bar_start_ms``, a column per label) on their shared bars."""
-    labelled = []
-    for symbol, group in bars.sort_values("start_ms").groupby("symbol"):
-        labels = direction_labels(group["mid_close"].to_numpy(float), label_spec.horizon_bars,
-                                  label_spec.dead_zone_bps)  # fmt: skip
-        labelled.append(pd.DataFrame({"symbol": symbol, "bar_start_ms": group["start_ms"].to_numpy(), "label": labels}))
-    if not labelled or challenger.empty or champion.empty:
+    labelled = bar_labels(bars, label_spec)
+    if labelled is None or challenger.empty or champion.empty:
         return NO_SHADOW
     shared = challenger.merge(champion, on=["symbol", "bar_start_ms"], suffixes=("_challenger", "_champion"))
-    frame = shared.merge(pd.concat(labelled), on=["symbol", "bar_start_ms"], how="inner")
+    frame = shared.merge(labelled, on=["symbol", "bar_start_ms"], how="inner")
     frame = frame[(frame["label"] >= 0) & (frame["label"] < len(LABELS))]
     if frame.empty:
         return NO_SHADOW
