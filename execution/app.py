@@ -120,6 +120,9 @@ def run(settings: Settings, stop: threading.Event) -> None:
             loop = run_quixstreams_loop if settings.execution.hot_path_client == "quixstreams" else run_confluent_loop
             try:
                 loop(settings, bootstrap, service, stop)
+                # A stop between an acceptance and the loop's next poll left a fill that was due
+                # uncollected (found by the kill -9 test): collect what the broker has before closing.
+                service.poll_broker()
             finally:
                 reporter.stop()
             stop.set()

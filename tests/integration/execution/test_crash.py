@@ -28,10 +28,12 @@ from execution.state import OrderStatus
 from reports.events import first_event_break
 from tests.integration.execution.conftest import Bus, Processes, make_signal, make_tick, now_ms
 from tickwave.config import Settings
-from tickwave.contracts import OrderFilled, OrderSubmitted, RiskEvent
+from tickwave.contracts import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, RiskEvent
 from tickwave.money import to_decimal
 from tickwave.services.own import ready_marker
 
+BROKER_STATUS = {OrderAccepted: OrderStatus.ACCEPTED, OrderFilled: OrderStatus.FILLED,
+                 OrderRejected: OrderStatus.REJECTED, OrderCanceled: OrderStatus.CANCELED}  # fmt: skip
 KILLS = 22
 SIGNALS = 400
 SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY")
@@ -143,9 +145,14 @@ def test_execution_when_killed_at_random_points_then_one_order_per_signal_and_bo
     assert len(per_signal) > 50, f"only {len(per_signal)} orders: the test exercised too little"
 
     broker_filled: dict[str, float] = {}
+    broker_status: dict[str, OrderStatus] = {}
     books: dict[str, Book] = {}
     sides = {e.client_order_id: e.side for e in broker_events if isinstance(e, OrderSubmitted)}
     for event in broker_events:
+        status = BROKER_STATUS.get(type(event))
+        if status is not None:
+            is_part = isinstance(event, OrderFilled) and not event.is_final
+            broker_status[event.client_order_id] = OrderStatus.PARTIALLY_FILLED if is_part else status
         if isinstance(event, OrderFilled):
             broker_filled[event.client_order_id] = event.cumulative_lots
             lots = to_decimal(event.fill_lots)
@@ -153,8 +160,10 @@ def test_execution_when_killed_at_random_points_then_one_order_per_signal_and_bo
                                                         to_decimal(event.fill_price))  # fmt: skip
     for client_order_id, order in journal.orders.items():
         if client_order_id in sides:
-            assert order.status == OrderStatus.FILLED, (client_order_id, order.status)
-            assert order.filled_lots == broker_filled[client_order_id]
+            # The journal says what the venue says: a kill between the ledger's acceptance and its
+            # fill leaves the order working at the venue until a later run's poll fills it.
+            assert order.status == broker_status[client_order_id], (client_order_id, order.status)
+            assert order.filled_lots == broker_filled.get(client_order_id, 0.0)
         else:
             assert order.status == OrderStatus.EXPIRED, "recorded, never sent: must be expired"
     assert set(sides) <= set(journal.orders), "the broker has an order the journal does not know"
