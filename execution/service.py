@@ -182,20 +182,29 @@ class ExecutionService:
                 if decision.is_duplicate:
                     logger.debug("signal=%s seen before; ignored", signal.signal_id)
                     continue
-                received = self.journal.append(signal)
                 self.last_signal = (signal.signal_id, self.engine.clock.now_ms())
-                self._publish(signal, received)
                 if decision.intent is None:
+                    self._publish(signal, self.journal.append(signal))
                     self._record_all(decision.events)
                     continue
-                to_send.append(self._journal_order(decision.intent))  # applied now: a repeat in this batch is seen
+                # applied now: a repeat in this batch is seen
+                to_send.append(self._journal_order(decision.intent, received=signal))
             self._send(to_send)
 
-    def _journal_order(self, intent: OrderIntent) -> tuple[OrderIntent, OrderSubmitted, int, int]:
-        """Journal an intent and its OrderSubmitted and apply the latter (the broker call comes after the fsync)."""
-        decided = self.journal.append(intent)
+    def _journal_order(
+        self, intent: OrderIntent, received: Signal | None = None
+    ) -> tuple[OrderIntent, OrderSubmitted, int, int]:
+        """Journal an intent and its OrderSubmitted and apply the latter (the broker call comes after the fsync).
+
+        ``received``: the signal the intent answers, journaled in the same write (one
+        syscall on the decision path; a kill leaves the three together or none of them).
+        """
         submitted = self.engine.submission(intent)
-        sent = self.journal.append(submitted)
+        if received is None:
+            decided, sent = self.journal.append_all((intent, submitted))
+        else:
+            position, decided, sent = self.journal.append_all((received, intent, submitted))
+            self._publish(received, position)
         self.engine.apply(submitted)
         return intent, submitted, decided, sent
 

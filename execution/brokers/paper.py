@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeGuard, cast
 
 from execution.brokers.base import (
     BrokerEvent,
@@ -49,6 +50,14 @@ from tickwave.money import MONEY_CONTEXT, to_decimal
 
 LEDGER_NAME = "paper_ledger.jsonl"
 _BPS = Decimal(10_000)
+
+
+_Ledgered = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled
+
+
+def _is_ledgered(event: OrderSubmitted | BrokerEvent) -> TypeGuard[_Ledgered]:
+    # The ledger keeps the order's lifecycle; a ``Fill`` record is rebuilt from its ``OrderFilled``.
+    return isinstance(event, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled)
 
 
 @dataclass
@@ -113,18 +122,20 @@ class PaperBroker:
         if intent.client_order_id in self._orders:
             self._ledger.append(submitted)  # received again: recorded, not acted on
             return []
-        events: list[BrokerEvent] = []
-        self._record(submitted)
+        self._apply(submitted)
         if intent.symbol not in self.quotes:
-            events.append(rejected(intent, f"no quote for {intent.symbol}", now_ms))
+            answer: OrderAccepted | OrderRejected = rejected(intent, f"no quote for {intent.symbol}", now_ms)
         elif intent.order_type != "market":
-            events.append(rejected(intent, "the paper broker fills market orders only", now_ms))
+            answer = rejected(intent, "the paper broker fills market orders only", now_ms)
         else:
-            events.append(accepted(intent, f"paper-{len(self._orders)}", now_ms))
-        for event in events:
-            self._record(event)
-        if self.latency_ms == 0 and isinstance(events[0], OrderAccepted):
-            events.extend(self._fill(self._orders[intent.client_order_id], now_ms))
+            answer = accepted(intent, f"paper-{len(self._orders)}", now_ms)
+        self._apply(answer)
+        events: list[BrokerEvent] = [answer]
+        if self.latency_ms == 0 and isinstance(answer, OrderAccepted):
+            events += self._fill(self._orders[intent.client_order_id], now_ms)
+        # One write for the call: a kill leaves the order wholly recorded or not at all (not
+        # accepted without its immediate fill), and it is one syscall on the decision path.
+        self._ledger.append_all([submitted, *(event for event in events if _is_ledgered(event))])
         return events
 
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
@@ -144,7 +155,9 @@ class PaperBroker:
             paper = self._orders[client_order_id]
             # After a restart the venue has no quote until the next tick: the order waits for one.
             if paper.due_at_ms <= now_ms and paper.submitted.symbol in self.quotes:
-                events.extend(self._fill(paper, now_ms))
+                filled = self._fill(paper, now_ms)
+                self._ledger.append(filled[0])
+                events += filled
         return events
 
     def next_due_ms(self) -> int | None:
@@ -199,15 +212,15 @@ class PaperBroker:
             lots=order.quantity_lots, filled_at_ms=now_ms, deal_id=f"{paper.broker_order_id}-{len(paper.fills)}",
         )  # fmt: skip
         events = fill_events(order, fill, order.quantity_lots, is_final=True)
-        self._record(events[0])
+        self._apply(cast(OrderFilled, events[0]))  # the caller writes it to the ledger
         return events
 
     def _record(self, event: OrderSubmitted | BrokerEvent) -> None:
-        if isinstance(event, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
+        if _is_ledgered(event):
             self._ledger.append(event)
             self._apply(event)
 
-    def _apply(self, event: OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled) -> None:
+    def _apply(self, event: _Ledgered) -> None:
         if isinstance(event, OrderSubmitted):
             self._orders.setdefault(event.client_order_id, _PaperOrder(event))  # a repeat changes nothing
             return
