@@ -194,7 +194,7 @@ class ExecutionService:
     def _journal_order(self, intent: OrderIntent) -> tuple[OrderIntent, OrderSubmitted, int, int]:
         """Journal an intent and its OrderSubmitted and apply the latter (the broker call comes after the fsync)."""
         decided = self.journal.append(intent)
-        submitted = self.engine.submission(intent)
+        submitted = self.engine.submission(intent, self.broker.venue())  # the broker computed it once
         sent = self.journal.append(submitted)
         self.engine.apply(submitted)
         return intent, submitted, decided, sent
@@ -314,7 +314,7 @@ class ExecutionService:
             since_ms = min([since_ms, *(order.created_at_ms for order in journal.values() if not order.is_terminal)])
             journal = {cid: order for cid, order in journal.items()
                        if not order.is_terminal or order.created_at_ms >= since_ms}  # fmt: skip
-        found = reconcile_orders(journal, self._broker_orders(since_ms), now_ms)
+        found = reconcile_orders(journal, self._broker_orders(since_ms), now_ms, self.broker.venue())
         adopted = found.adopted
         if adopted:
             self._record_all(adopted)
