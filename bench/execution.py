@@ -71,6 +71,9 @@ class TimedBroker:
         self.name = inner.name
         self.returned_ns: dict[str, int] = {}
 
+    def venue(self) -> str:
+        return self.inner.venue()
+
     def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
         events = self.inner.submit(intent)
         if any(isinstance(event, OrderAccepted) for event in events):

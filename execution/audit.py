@@ -12,7 +12,8 @@ Where each message goes:
 
 - ``OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | OrderDenied``
   -> ``order_events`` (one row per event), and, except denials, a new state row of the
-  order in ``orders`` (:func:`order_row`: newest event time wins, never a step back);
+  order in ``orders`` (:func:`order_row`: newest event time wins, never a step back; the
+  order's venue comes from its ``OrderSubmitted``);
 - ``Fill`` -> ``fills``; ``RiskEvent`` -> ``risk_events``;
 - ``Signal``, ``OrderIntent``, ``ControlCommand`` stay on the topic only (the signal is
   in the warehouse's ``signals`` table from the streams side; the command's effect is a
@@ -83,6 +84,7 @@ def order_row(previous: Mapping[str, Any] | None, event: OrderEvent) -> dict[str
             "limit_price": event.limit_price, "model_id": event.model_id, "model_version": event.model_version,
             "status": "submitted", "broker_order_id": "", "filled_lots": 0.0, "average_fill_price": None,
             "reason": "", "created_at_ms": _at(event.event_at_ms), "updated_at_ms": _at(event.event_at_ms),
+            "venue": event.venue_name,
         }  # fmt: skip
     row = dict(previous)
     if isinstance(event, OrderSubmitted):

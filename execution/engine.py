@@ -194,13 +194,13 @@ class Engine:
                                            check=denial.check))  # fmt: skip
         return Decision(events=tuple(events))
 
-    def submission(self, intent: OrderIntent) -> OrderSubmitted:
-        """Return the event that records ``intent`` as sent (journaled before the broker call)."""
+    def submission(self, intent: OrderIntent, venue: str = "") -> OrderSubmitted:
+        """Return the event that records ``intent`` as sent to ``venue`` (journaled before the broker call)."""
         return OrderSubmitted(
             client_order_id=intent.client_order_id, signal_id=intent.signal_id, symbol=intent.symbol,
             model_id=intent.model_id, model_version=intent.model_version, event_at_ms=self.clock.now_ms(),
             side=intent.side, quantity_lots=intent.quantity_lots, order_type=intent.order_type,
-            limit_price=intent.limit_price,
+            limit_price=intent.limit_price, venue=venue,
         )  # fmt: skip
 
     def on_tick(self, tick: Tick) -> list[RiskEvent]:

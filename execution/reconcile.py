@@ -40,9 +40,9 @@ class Reconciliation:
 
 
 def reconcile_orders(
-    journal_orders: Mapping[str, Order], broker_orders: Mapping[str, BrokerOrder], now_ms: int
+    journal_orders: Mapping[str, Order], broker_orders: Mapping[str, BrokerOrder], now_ms: int, venue: str = ""
 ) -> Reconciliation:
-    """Return the events missing from the journal and the differences found."""
+    """Return the events missing from the journal and the differences found (``venue``: the broker's)."""
     result = Reconciliation()
     for client_order_id, order in journal_orders.items():
         at_broker = broker_orders.get(client_order_id)
@@ -56,7 +56,7 @@ def reconcile_orders(
         _catch_up(order, at_broker, now_ms, result)
     for client_order_id, at_broker in broker_orders.items():
         if client_order_id not in journal_orders:
-            result.adopted.append(adopted_submission(at_broker, now_ms))
+            result.adopted.append(adopted_submission(at_broker, now_ms, venue))
             result.differences.append(
                 f"{client_order_id}: at the broker ({at_broker.status}, {at_broker.filled_lots} lots "
                 f"{at_broker.side} {at_broker.symbol}), unknown to the journal: adopted by its client order id"
@@ -64,12 +64,12 @@ def reconcile_orders(
     return result
 
 
-def adopted_submission(at_broker: BrokerOrder, now_ms: int) -> OrderSubmitted:
+def adopted_submission(at_broker: BrokerOrder, now_ms: int, venue: str = "") -> OrderSubmitted:
     """The OrderSubmitted the journal lacks for an order the broker has (the next pass catches up its fills)."""
     return OrderSubmitted(
         client_order_id=at_broker.client_order_id, signal_id=f"adopted-{at_broker.client_order_id}",
         symbol=at_broker.symbol, model_id="unknown (adopted at reconciliation)", model_version=0, event_at_ms=now_ms,
-        side=at_broker.side, quantity_lots=at_broker.quantity_lots, order_type="market",
+        side=at_broker.side, quantity_lots=at_broker.quantity_lots, order_type="market", venue=venue,
     )  # fmt: skip
 
 

@@ -199,7 +199,7 @@ class ExecutionService:
         ``received``: the signal the intent answers, journaled in the same write (one
         syscall on the decision path; a kill leaves the three together or none of them).
         """
-        submitted = self.engine.submission(intent)
+        submitted = self.engine.submission(intent, self.broker.venue())  # the broker computed it once
         if received is None:
             decided, sent = self.journal.append_all((intent, submitted))
         else:
@@ -323,7 +323,7 @@ class ExecutionService:
             since_ms = min([since_ms, *(order.created_at_ms for order in journal.values() if not order.is_terminal)])
             journal = {cid: order for cid, order in journal.items()
                        if not order.is_terminal or order.created_at_ms >= since_ms}  # fmt: skip
-        found = reconcile_orders(journal, self._broker_orders(since_ms), now_ms)
+        found = reconcile_orders(journal, self._broker_orders(since_ms), now_ms, self.broker.venue())
         adopted = found.adopted
         if adopted:
             self._record_all(adopted)

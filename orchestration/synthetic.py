@@ -183,16 +183,16 @@ def _write_orders(
                '{MODEL_ID}', {MODEL_VERSION}, {at.format(0)} FROM synthetic_orders""")
     columns = """client_order_id, signal_id, symbol, side, quantity_lots, order_type, limit_price, model_id,
                  model_version, status, broker_order_id, filled_lots, average_fill_price, reason, created_at_ms,
-                 updated_at_ms"""
+                 updated_at_ms, venue"""
     client.command(f"""
         INSERT INTO orders ({columns})
         SELECT client_order_id, signal_id, symbol, side, lots, 'market', NULL, '{MODEL_ID}', {MODEL_VERSION},
-               'submitted', '', 0, NULL, '', {at.format(1)}, {at.format(1)} FROM synthetic_orders""")
+               'submitted', '', 0, NULL, '', {at.format(1)}, {at.format(1)}, 'paper' FROM synthetic_orders""")
     client.command(f"""
         INSERT INTO orders ({columns})
         SELECT client_order_id, signal_id, symbol, side, lots, 'market', NULL, '{MODEL_ID}', {MODEL_VERSION},
                if(is_rejected, 'rejected', 'filled'), concat('b-', toString(n)), if(is_rejected, 0, lots),
-               if(is_rejected, NULL, price), if(is_rejected, 'no money', ''), {at.format(1)}, {at.format(4)}
+               if(is_rejected, NULL, price), if(is_rejected, 'no money', ''), {at.format(1)}, {at.format(4)}, 'paper'
         FROM synthetic_orders""")
     client.command(f"""
         INSERT INTO fills (fill_id, client_order_id, signal_id, symbol, side, price, quantity_lots, commission,

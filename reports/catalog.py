@@ -66,10 +66,12 @@ RISK_CONTROLS = Report(
 )  # fmt: skip
 EXECUTION_QUALITY = Report(
     "execution_quality", "Execution quality",
-    "Best-execution monitoring per symbol: the price paid against the mid at the moment the order was sent, the "
-    "spread paid, the time from decision to fill, and how often the broker refused or requoted orders.",
-    (ReportTable("execution_quality", "compliance_execution_quality", "symbol",
-                 "One row per symbol. Slippage is the fill price minus the arrival mid, positive when it cost us, in "
+    "Best-execution monitoring per symbol and venue: the price paid against the mid at the moment the order was "
+    "sent, the spread paid, the time from decision to fill, and how often each venue refused or requoted orders.",
+    (ReportTable("execution_quality", "compliance_execution_quality", "symbol, venue",
+                 "One row per symbol and venue. The venue is where the orders were sent: paper (simulated) or "
+                 "mt5:<trade server>; unknown for orders recorded before venues were. Slippage is the fill price "
+                 "minus the arrival mid, positive when it cost us, in "
                  "pips and basis points (mean, median, 95th percentile). Latency is from the decision to the fill, in "
                  "milliseconds. Reject rate is rejected over submitted orders; requote rate is the rejections whose "
                  "broker code says the price moved (MT5 10004 requote, 10020 price changed, 10021 price off) over "

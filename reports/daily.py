@@ -128,7 +128,8 @@ def _numbers(values: list[str]) -> list[float]:
 def _plots(report: Report, tables: dict[str, dict[str, Any]]) -> list[str]:
     if report is EXECUTION_QUALITY and tables["execution_quality"]["shown"]:
         quality = tables["execution_quality"]
-        symbols = _column(quality, "symbol")
+        symbols = [f"{symbol} {venue}" for symbol, venue in zip(_column(quality, "symbol"), _column(quality, "venue"),
+                                                                strict=True)]  # fmt: skip
         return [
             html.svg_plot("bar", {"mean": (symbols, _numbers(_column(quality, "slippage_mean_pips"))),
                                   "p95": (symbols, _numbers(_column(quality, "slippage_p95_pips")))},

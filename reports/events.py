@@ -29,7 +29,7 @@ from tickwave.warehouse.tables import row_for
 CHECKED_COLUMNS = (
     "event_id", "event_type", "client_order_id", "signal_id", "symbol", "model_id", "model_version", "side",
     "quantity_lots", "broker_order_id", "reason", "broker_code", "check", "fill_id", "fill_price", "fill_lots",
-    "cumulative_lots", "is_final",
+    "cumulative_lots", "is_final", "venue",
 )  # fmt: skip
 # Source tables counted per day for the manifest: (table, its time column).
 SOURCES = (("order_events", "event_at_ms"), ("fills", "filled_at_ms"), ("risk_events", "occurred_at_ms"),

@@ -307,12 +307,24 @@ class _OrderEvent(Message, frozen=True):
 
 
 class OrderSubmitted(_OrderEvent, frozen=True, tag="order_submitted.v1"):
-    """The order was recorded in the journal and sent to the broker."""
+    """The order was recorded in the journal and sent to the broker.
+
+    ``venue`` names where it went (``paper``, ``mt5:<trade server>``). It is ``UNSET``, and
+    then absent from the JSON, on events journaled before it existed: a default of ``""``
+    would add ``"venue":""`` when such an event is encoded again (a republished journal
+    tail, an audit replay), and the audit hash chain covers the exact bytes.
+    """
 
     side: Side
     quantity_lots: Positive
     order_type: Literal["market", "limit"]
     limit_price: Positive | None = None
+    venue: str | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def venue_name(self) -> str:
+        """Return the venue, ``""`` when the event predates it."""
+        return self.venue or ""
 
 
 class OrderAccepted(_OrderEvent, frozen=True, tag="order_accepted.v1"):

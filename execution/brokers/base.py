@@ -85,6 +85,10 @@ class Broker(Protocol):
 
     name: str
 
+    def venue(self) -> str:
+        """Return where orders go, as each ``OrderSubmitted`` records it (computed once, not per order)."""
+        ...
+
     def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
         """Place the order; return what the broker answered (idempotent per client_order_id)."""
         ...

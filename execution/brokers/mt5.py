@@ -130,6 +130,25 @@ class Mt5Broker:
         self._last_poll_ms = 0
         self._hedging: bool | None = None  # account_info().margin_mode, read at the first order
         self._known: set[str] | None = None  # client order ids the terminal has (loaded at the first submit)
+        self._venue: str | None = None  # "mt5:<account_info().server>", read once
+
+    def venue(self) -> str:
+        """Return ``mt5:<trade server>`` (``account_info().server``), read once.
+
+        The trade server tells venues apart (two brokers, or a broker's demo and live
+        servers). While the terminal does not answer, the configured ``mt5.server`` stands
+        in (or plain ``mt5``) and the terminal is asked again at the next order.
+        """
+        if self._venue is None:
+            try:
+                server = str(self.terminal.call("account_info").server)
+            except TerminalError as exc:
+                configured = self.terminal.settings.server
+                logger.warning("mt5 venue: account_info failed (%s); recording the configured server %r", exc,
+                               configured)  # fmt: skip
+                return f"{self.name}:{configured}" if configured else self.name
+            self._venue = f"{self.name}:{server}" if server else self.name
+        return self._venue
 
     # -- the Broker interface ---------------------------------------------------------------
 

@@ -106,6 +106,10 @@ class PaperBroker:
 
     # -- the Broker interface -------------------------------------------------------------
 
+    def venue(self) -> str:
+        """Return ``paper``: the simulated venue."""
+        return self.name
+
     def submit(self, intent: OrderIntent) -> list[BrokerEvent]:
         """Accept and (without latency) fill a market order at the latest quote.
 

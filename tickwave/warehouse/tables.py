@@ -92,6 +92,7 @@ ORDERS = _table(
     ("quantity_lots", FLOAT), ("order_type", STRING), ("limit_price", FLOAT), ("model_id", STRING),
     ("model_version", pa.uint32()), ("status", STRING), ("broker_order_id", STRING), ("filled_lots", FLOAT),
     ("average_fill_price", FLOAT), ("reason", STRING), ("created_at_ms", TIMESTAMP), ("updated_at_ms", TIMESTAMP),
+    ("venue", STRING),
 )  # fmt: skip
 ORDER_EVENTS = _table(
     "order_events", ("event_id", STRING), ("event_type", STRING), ("client_order_id", STRING), ("signal_id", STRING),
@@ -100,7 +101,7 @@ ORDER_EVENTS = _table(
     ("broker_order_id", STRING), ("reason", STRING), ("broker_code", pa.int32()), ("check", STRING),
     ("fill_id", STRING), ("fill_price", FLOAT), ("fill_lots", FLOAT), ("cumulative_lots", FLOAT),
     ("is_final", pa.bool_()), ("payload", STRING), ("chain_id", STRING), ("chain_seq", pa.uint64()),
-    ("chain_prev_hash", STRING), ("chain_hash", STRING),
+    ("chain_prev_hash", STRING), ("chain_hash", STRING), ("venue", STRING),
 )  # fmt: skip
 FILLS = _table(
     "fills", ("fill_id", STRING), ("client_order_id", STRING), ("signal_id", STRING), ("symbol", STRING),
@@ -169,6 +170,7 @@ def _order_event_row(message: Message) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(ORDER_EVENTS.column_names)
     row.update({"side": "", "order_type": "", "broker_order_id": "", "reason": "", "check": "", "fill_id": ""})
     row.update(_fields(message))
+    row["venue"] = getattr(message, "venue", None) or ""  # OrderSubmitted only; unset on events that predate it
     row["event_id"] = message.event_id  # type: ignore[attr-defined]
     row["event_type"] = type(message).__struct_config__.tag
     row["payload"] = encode(message).decode()

@@ -1,9 +1,9 @@
--- one row per filled order (client_order_id): arrival quote (the last tick at or before submission),
+-- one row per filled order (client_order_id): its venue, arrival quote (the last tick at or before submission),
 -- fill price, slippage against the arrival mid in pips and bps (positive = paid), the half spread
 -- paid, slippage beyond the spread, and the decision-to-fill latency.
 {{ config(order_by='(symbol, submitted_at, client_order_id)') }}
 with orders as (
-    select client_order_id, symbol, side, filled_lots, average_fill_price, decided_at, submitted_at, filled_at
+    select client_order_id, symbol, venue, side, filled_lots, average_fill_price, decided_at, submitted_at, filled_at
     from {{ ref('fct_orders') }}
     where filled_lots > 0 and submitted_at is not null
 ),
@@ -22,6 +22,7 @@ quoted as (
 select
     client_order_id,
     symbol,
+    venue,
     side,
     filled_lots,
     toDate(submitted_at) as day,

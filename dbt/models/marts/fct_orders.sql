@@ -1,4 +1,5 @@
--- one row per order (client_order_id): every lifecycle timestamp, final state, fill price, the signal, the model version
+-- one row per order (client_order_id): every lifecycle timestamp, final state, fill price, the venue it was sent to
+-- ('' for orders that predate the venue), the signal, the model version
 {{ config(order_by='client_order_id') }}
 with orders as (
     select * from {{ ref('stg_tickwave__orders') }}
@@ -33,6 +34,7 @@ select
     orders.status as status,
     orders.average_fill_price as average_fill_price,
     orders.reason as reason,
+    orders.venue as venue,
     orders.model_id as model_id,
     orders.model_version as model_version,
     signals.direction as signal_direction,

@@ -19,6 +19,7 @@ select
     cumulative_lots,
     is_final,
     broker_code,
+    venue,
     chain_id,
     chain_seq,
     chain_hash

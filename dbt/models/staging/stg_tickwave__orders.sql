@@ -14,6 +14,7 @@ select
     argMax(filled_lots, updated_at_ms) as filled_lots,
     argMax(average_fill_price, updated_at_ms) as average_fill_price,
     argMax(reason, updated_at_ms) as reason,
+    max(venue) as venue,  -- set from the submission on every row of the order ('' on rows that predate it)
     min(created_at_ms) as created_at,
     max(updated_at_ms) as updated_at
 from {{ source('tickwave', 'orders') }}

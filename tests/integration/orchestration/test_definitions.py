@@ -66,7 +66,7 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
 
     assert sorted(key.to_user_string() for key in graph.get_all_asset_keys()) == SNAPSHOT_ASSETS
     assert quality == QUALITY_CHECKED
-    assert len(checks) == 88  # 10 quality checks + the dbt tests of severity error
+    assert len(checks) == 91  # 10 quality checks + the dbt tests of severity error
     assert jobs == SNAPSHOT_JOBS and schedules == SNAPSHOT_SCHEDULES and sensors == SNAPSHOT_SENSORS
     assert all(s.execution_timezone == "UTC" for s in definitions.schedules or [])
     # the gate: the training job runs the features' blocking check with the training assets

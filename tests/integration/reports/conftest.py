@@ -4,6 +4,9 @@ The execution service runs in process (paper broker, manual clock); every messag
 publishes, with its chain link as Kafka headers, goes through the audit loader's sink
 (``execution.audit.AuditSink``) into the warehouse, as ``orders.events`` would carry it.
 The ticks it priced from and the signals it decided on are written as the streams would.
+Later the same day, three orders go to a second venue (the MT5 broker on the fake
+terminal, trade server ``Fake-Demo``): one filled, one requoted past its retries (10004),
+one refused for money (10019), so the reports hold two venues with different reject rates.
 """
 
 from __future__ import annotations
@@ -18,11 +21,16 @@ from clickhouse_connect.driver.client import Client
 from quixstreams.sinks import SinkBatch
 
 from execution.audit import AuditSink
+from execution.brokers.mt5 import Mt5Broker
 from execution.clock import ManualClock
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
-from tickwave.audit_chain import is_chained
-from tickwave.config import Settings
-from tickwave.contracts import ControlCommand, Message, Signal, Tick, encode
+from tickwave.audit_chain import AuditChain, is_chained
+from tickwave.config import ExecutionSettings, Settings, load_settings
+from tickwave.contracts import ControlCommand, Message, OrderIntent, OrderSubmitted, Signal, Tick, encode
+from tickwave.mt5.api import Constants
+from tickwave.mt5.fake import make_ticks
+from tickwave.mt5.fake_trading import FakeTradingMetaTrader5
+from tickwave.mt5.terminal import Terminal
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
 from tickwave.warehouse.tables import SIGNALS, TICKS
@@ -68,7 +76,46 @@ def trade(state_dir: Path, signals: int = 12) -> tuple[ListPublisher, list[Tick]
                                                           reason="drill", params=params))  # fmt: skip
     finally:
         service.close()
+    trade_at_a_second_venue(publisher, ManualClock(clock.now_ms() + 60_000))
     return publisher, ticks
+
+
+SECOND_VENUE = "mt5:Fake-Demo"
+# The second venue's three orders: what the fake terminal answers (its retcodes, in order).
+SECOND_VENUE_ANSWERS = ((), (Constants.TRADE_RETCODE_REQUOTE,) * 2, (Constants.TRADE_RETCODE_NO_MONEY,))
+
+
+def trade_at_a_second_venue(publisher: ListPublisher, clock: ManualClock) -> None:
+    """Send three orders through the MT5 broker on the fake terminal; chain them after the paper run's events.
+
+    They are journaled as the execution process would: the OrderSubmitted (with the MT5
+    broker's venue) and the broker's answers, each linked to the chain's head, and their
+    signals published beside them.
+    """
+    fake = FakeTradingMetaTrader5()
+    fake.add_symbol("EURUSD", digits=5, filling_mode=1)
+    fake.push_ticks("EURUSD", make_ticks([(clock.now_ms(), 1.10100, 1.10110)]))
+    terminal = Terminal(load_settings().mt5, api=fake)
+    terminal.connect()
+    terminal.call("symbol_select", "EURUSD", True)
+    broker = Mt5Broker(ExecutionSettings(mt5_max_retries=1), clock, terminal)
+    last = publisher.links[[m for m in publisher.messages if is_chained(m)][-1].event_id]  # type: ignore[attr-defined]
+    chain = AuditChain(last.chain_id, last.seq + 1, last.hash)
+    for index, retcodes in enumerate(SECOND_VENUE_ANSWERS, start=100):
+        clock.advance(1_000)
+        fake.script(*retcodes)
+        decided = signal(index, clock.now_ms(), "long")
+        intent = OrderIntent(client_order_id=f"tw-{index:024x}", signal_id=decided.signal_id, symbol="EURUSD",
+                             side="buy", quantity_lots=0.1, order_type="market", model_id="m1", model_version=1,
+                             created_at_ms=clock.now_ms())  # fmt: skip
+        submitted = OrderSubmitted(client_order_id=intent.client_order_id, signal_id=intent.signal_id,
+                                   symbol="EURUSD", model_id="m1", model_version=1, event_at_ms=clock.now_ms(),
+                                   side="buy", quantity_lots=0.1, order_type="market",
+                                   venue=broker.venue())  # fmt: skip
+        for message in (decided, submitted, *broker.submit(intent)):
+            if is_chained(message):
+                publisher.links[message.event_id] = chain.add(encode(message))  # type: ignore[attr-defined]
+            publisher.messages.append(message)
 
 
 def load(settings: Settings, database: str, publisher: ListPublisher, ticks: list[Tick]) -> None:

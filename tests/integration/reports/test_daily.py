@@ -26,11 +26,20 @@ from typer.testing import CliRunner
 from reports.build import build_compliance_views
 from reports.catalog import REPORTS
 from reports.manifest import MANIFEST_NAME, sha256_file
-from tests.integration.reports.conftest import TradedDatabase, drop, traded_database
+from tests.integration.reports.conftest import SECOND_VENUE, TradedDatabase, drop, traded_database
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS
 from tickwave.cli import app
 from tickwave.config import Settings
-from tickwave.contracts import Fill, OrderCanceled, OrderDenied, OrderFilled, OrderRejected, OrderSubmitted, RiskEvent
+from tickwave.contracts import (
+    Fill,
+    Message,
+    OrderCanceled,
+    OrderDenied,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    RiskEvent,
+)
 
 ARTIFACTS = Path(__file__).parents[2] / "artifacts"  # kept after the run: the screenshot a person can look at
 DAY = datetime.fromtimestamp(WEDNESDAY_NOON_MS / 1000, tz=UTC).date().isoformat()
@@ -187,23 +196,52 @@ def test_algorithm_inventory_when_recomputed_from_the_raw_tables_then_it_lists_w
 REQUOTES = (10004, 10020, 10021)  # MT5 requote, price changed, price off
 
 
-def test_execution_quality_and_decision_log_when_recomputed_then_counts_tie_out(reported: Reported) -> None:
-    quality = reported.csv("execution_quality")
-    published = reported.traded.published
-    submitted = [m for m in published if isinstance(m, OrderSubmitted)]
+def _per_venue_from_the_journal(published: list[Message]) -> dict[str, tuple[int, int, int, int]]:
+    """(submitted, rejected, requoted, filled) orders per venue, from what the execution process published."""
+    venue = {m.client_order_id: m.venue_name or "unknown" for m in published if isinstance(m, OrderSubmitted)}
+    counts: dict[str, list[set[str]]] = {name: [set(), set(), set(), set()] for name in venue.values()}
+    for message in published:
+        if isinstance(message, OrderSubmitted):
+            counts[venue[message.client_order_id]][0].add(message.client_order_id)
+        elif isinstance(message, OrderRejected):
+            counts[venue[message.client_order_id]][1].add(message.client_order_id)
+            if message.broker_code in REQUOTES:
+                counts[venue[message.client_order_id]][2].add(message.client_order_id)
+        elif isinstance(message, Fill):
+            counts[venue[message.client_order_id]][3].add(message.client_order_id)
+    return {name: (len(a), len(b), len(c), len(d)) for name, (a, b, c, d) in counts.items()}
 
-    assert [row["symbol"] for row in quality] == ["EURUSD"]
-    assert int(quality[0]["submitted_orders"]) == len(submitted)
-    assert int(quality[0]["rejected_orders"]) == sum(isinstance(m, OrderRejected) for m in published)
-    assert int(quality[0]["filled_orders"]) == len({m.client_order_id for m in published if isinstance(m, Fill)})
-    requotes = {m.client_order_id for m in published if isinstance(m, OrderRejected) and m.broker_code in REQUOTES}
-    raw_requotes = reported.traded.client.query(
-        "SELECT uniqExact(client_order_id) FROM order_events FINAL WHERE event_type = 'order_rejected.v1' "
-        "AND broker_code IN (10004, 10020, 10021)"
-    ).result_rows[0][0]  # fmt: skip
-    assert int(quality[0]["requoted_orders"]) == len(requotes) == raw_requotes
-    assert float(quality[0]["requote_rate"]) == round(len(requotes) / len(submitted), 6)
+
+def test_execution_quality_when_recomputed_per_venue_from_the_journal_and_raw_tables_then_rates_tie_out(
+    reported: Reported,
+) -> None:
+    quality = reported.csv("execution_quality")
+    journal = _per_venue_from_the_journal(reported.traded.published)
+    raw = reported.traded.client.query(  # the raw tables, without the dbt SQL: orders, their rejections' codes, fills
+        "SELECT if(venue = '', 'unknown', venue), count(), countIf(status = 'rejected'), countIf(status = 'rejected' "
+        "AND client_order_id IN (SELECT client_order_id FROM order_events FINAL WHERE event_type = 'order_rejected.v1' "
+        "AND broker_code IN (10004, 10020, 10021))), countIf(client_order_id IN (SELECT client_order_id FROM fills "
+        "FINAL)) FROM orders FINAL GROUP BY 1 ORDER BY 1"
+    ).result_rows  # fmt: skip
+    by_venue = {row["venue"]: row for row in quality}
+
+    assert [(row["symbol"], row["venue"]) for row in quality] == [("EURUSD", SECOND_VENUE), ("EURUSD", "paper")]
+    assert {venue: tuple(int(n) for n in counts) for venue, *counts in raw} == journal
+    for venue, (submitted, rejected, requoted, filled) in journal.items():
+        row = by_venue[venue]
+        assert (int(row["submitted_orders"]), int(row["rejected_orders"]), int(row["requoted_orders"]),
+                int(row["filled_orders"])) == (submitted, rejected, requoted, filled), venue  # fmt: skip
+        assert float(row["reject_rate"]) == round(rejected / submitted, 6), venue
+        assert float(row["requote_rate"]) == round(requoted / submitted, 6), venue
+    # the second venue: 1 of 3 filled, one requoted past its retries (10004), one refused for money (10019)
+    assert journal[SECOND_VENUE] == (3, 2, 1, 1)
+    assert by_venue[SECOND_VENUE]["reject_rate"] != by_venue["paper"]["reject_rate"]
+
+
+def test_decision_log_when_recomputed_from_the_journal_then_every_order_is_there(reported: Reported) -> None:
     decisions = reported.csv("decision_log")
+    submitted = [m for m in reported.traded.published if isinstance(m, OrderSubmitted)]
+
     assert sorted(row["client_order_id"] for row in decisions) == sorted(m.client_order_id for m in submitted)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
 from execution.audit import _STAGE, order_row
 from tickwave.contracts import OrderAccepted, OrderCanceled, OrderFilled, OrderSubmitted
+from tickwave.warehouse.tables import row_for
 
 IDS: dict[str, Any] = {"client_order_id": "tw-1", "signal_id": "s-1", "symbol": "EURUSD", "model_id": "m",
                        "model_version": 1}  # fmt: skip
@@ -80,3 +82,22 @@ def test_order_row_when_any_event_order_then_versions_strictly_grow(events: list
     assert all(later > earlier for earlier, later in pairwise(versions))
     stages = [_STAGE[row["status"]] for row in stored]
     assert stages == sorted(stages), "an order's state never steps back a stage"
+
+
+def test_order_row_when_submitted_then_the_venue_stays_on_every_later_row() -> None:
+    submitted = msgspec.structs.replace(SUBMITTED, venue="mt5:Broker-Live")
+
+    first = order_row(None, submitted)
+    later = order_row(first, ACCEPTED)
+
+    assert first is not None and later is not None
+    assert (first["venue"], later["venue"]) == ("mt5:Broker-Live", "mt5:Broker-Live")
+    assert order_row(None, SUBMITTED)["venue"] == ""  # type: ignore[index]  # journaled before venues: ''
+
+
+def test_order_event_row_when_submitted_then_venue_column_and_empty_for_other_events() -> None:
+    submitted = msgspec.structs.replace(SUBMITTED, venue="paper")
+
+    rows = [row_for(event) for event in (submitted, SUBMITTED, ACCEPTED)]
+
+    assert [row["venue"] for row in rows] == ["paper", "", ""]

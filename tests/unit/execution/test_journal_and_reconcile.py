@@ -381,3 +381,19 @@ def test_reconcile_when_filled_orders_left_the_window_then_they_are_not_adopted_
     assert differences == [], "a settled order was adopted again"
     assert len(publisher.of_type(OrderSubmitted)) == len(publisher.of_type(OrderFilled)) == 1
     assert service.engine.view.positions == {"EURUSD": Decimal("0.5")} == service.broker.positions()
+
+
+def test_service_when_an_order_is_sent_then_its_submission_names_the_paper_venue(tmp_path: Path) -> None:
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    publisher = ListPublisher()
+    service = make_service(tmp_path, clock, publisher, market_hours="always")
+    service.handle_tick(tick(clock.now_ms()))
+
+    service.handle_signal(signal(1, clock.now_ms()))
+    service.close()
+
+    submitted = publisher.of_type(OrderSubmitted)
+    assert [event.venue for event in submitted] == ["paper"]
+    with Journal(tmp_path / INSTANCE / JOURNAL_NAME, fsync=False) as journal:
+        journaled = [event for event in journal.events() if isinstance(event, OrderSubmitted)]
+    assert journaled == submitted, "journaled with its venue: a replay sees the same event"

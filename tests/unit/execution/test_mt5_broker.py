@@ -18,7 +18,15 @@ from execution.service import ExecutionService
 from execution.state import OrderStatus
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
 from tickwave.config import ExecutionSettings, load_settings
-from tickwave.contracts import ControlCommand, OrderAccepted, OrderFilled, OrderIntent, OrderRejected, RiskEvent
+from tickwave.contracts import (
+    ControlCommand,
+    OrderAccepted,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    OrderSubmitted,
+    RiskEvent,
+)
 from tickwave.mt5.api import Constants as C
 from tickwave.mt5.fake import make_ticks
 from tickwave.mt5.fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
@@ -452,3 +460,45 @@ def test_server_stops_when_off_then_no_sltp_request_is_sent() -> None:
     broker.submit(_intent())
     assert not [request for request in _sent(fake) if request["action"] == C.TRADE_ACTION_SLTP]
     assert [(p.sl, p.tp) for p in fake.positions_get()] == [(0.0, 0.0)]
+
+
+def test_venue_when_the_terminal_answers_then_mt5_and_its_trade_server_read_once() -> None:
+    fake, terminal = _terminal()
+    broker = _broker(terminal)
+    before = sum(name == "account_info" for name, _, _ in fake.calls)  # connecting reads it too
+
+    venues = [broker.venue(), broker.venue()]
+
+    assert venues == ["mt5:Fake-Demo"] * 2
+    assert sum(name == "account_info" for name, _, _ in fake.calls) - before == 1, "read once, not per order"
+
+
+def test_venue_when_account_info_fails_then_configured_server_now_and_the_terminal_next_time() -> None:
+    fake, terminal = _terminal()
+    terminal.settings = terminal.settings.model_copy(update={"server": "Broker-Live"})
+    fake.fail_next("account_info", C.RES_E_FAIL)
+    broker = _broker(terminal)
+
+    assert broker.venue() == "mt5:Broker-Live"
+    assert broker.venue() == "mt5:Fake-Demo"
+
+
+def test_service_when_an_order_is_sent_then_its_submission_names_the_mt5_venue(tmp_path: Path) -> None:
+    _, terminal = _terminal()
+    publisher = ListPublisher()
+    service = _service(tmp_path, terminal, publisher)
+    service.handle_tick(tick(WEDNESDAY_NOON_MS, 1.10005, spread=0.0001))
+
+    service.handle_signal(signal(1, WEDNESDAY_NOON_MS, "long", 0.5))
+
+    assert [event.venue for event in publisher.of_type(OrderSubmitted)] == ["mt5:Fake-Demo"]
+
+
+def test_reconcile_when_an_order_is_adopted_then_its_submission_names_the_mt5_venue(tmp_path: Path) -> None:
+    _, terminal = _terminal()
+    _broker(terminal).submit(_intent(9))  # placed by someone with our magic, not in this journal
+    publisher = ListPublisher()
+
+    _service(tmp_path, terminal, publisher)
+
+    assert [event.venue for event in publisher.of_type(OrderSubmitted)] == ["mt5:Fake-Demo"]

@@ -11,6 +11,7 @@ from tests.unit.tickwave.strategies import message_strategy
 from tickwave.contracts import (
     MESSAGE_TYPES,
     Message,
+    OrderSubmitted,
     Prediction,
     Signal,
     Tick,
@@ -163,3 +164,26 @@ def test_prediction_when_confidence_outside_unit_interval_then_rejected() -> Non
     with pytest.raises(ValueError, match="confidence"):
         Prediction(symbol="EURUSD", timeframe="1m", bar_start_ms=0, model_id="m", model_version=1,
                    probabilities={"up": 0.5}, inference_latency_us=1.0, predicted_at_ms=0, confidence=1.5)  # fmt: skip
+
+
+# An OrderSubmitted as journaled before it named its venue: the audit hash chain covers these bytes.
+SUBMITTED_BEFORE_VENUES = (
+    b'{"type":"order_submitted.v1","client_order_id":"tw-1","signal_id":"s","symbol":"EURUSD","model_id":"m",'
+    b'"model_version":1,"event_at_ms":5,"side":"buy","quantity_lots":0.1,"order_type":"market","limit_price":null}'
+)
+
+
+def test_order_submitted_when_it_predates_the_venue_then_encoded_again_byte_identical() -> None:
+    message = decode(SUBMITTED_BEFORE_VENUES, OrderSubmitted)
+
+    assert message.venue_name == ""
+    assert encode(message) == SUBMITTED_BEFORE_VENUES  # a republished tail or an audit replay keeps its hash
+
+
+def test_order_submitted_when_it_names_its_venue_then_the_venue_round_trips() -> None:
+    message = msgspec.structs.replace(decode(SUBMITTED_BEFORE_VENUES, OrderSubmitted), venue="mt5:Broker-Live")
+
+    wire = encode(message)
+
+    assert wire.endswith(b',"venue":"mt5:Broker-Live"}')
+    assert decode(wire, OrderSubmitted).venue_name == "mt5:Broker-Live"
