@@ -45,7 +45,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tickwave.audit_chain import AuditChain, ChainLink, is_chained
+from tickwave.audit_chain import CHAINED_TYPES, AuditChain, ChainLink, is_chained
 from tickwave.contracts import AnyMessage, Message, decode_any, encode
 from tickwave.errors import ContractError, DataQualityError
 
@@ -201,21 +201,26 @@ class Journal:
         missing from the audit trail, and a restart cannot tell it is missing).
         """
         payloads = [encode(message) for message in messages]
-        data = memoryview(_group(payloads))
-        while data:
-            written = os.pwrite(self._fd, data, self._end)
-            self._end += written
-            data = data[written:]
+        data = _group(payloads)
+        written = os.pwrite(self._fd, data, self._end)
+        if written < len(data):  # a short write (rare): the rest from where it stopped
+            rest = memoryview(data)[written:]
+            while rest:
+                more = os.pwrite(self._fd, rest, self._end + written)
+                written += more
+                rest = rest[more:]
+        self._end += written
         if sync and self.fsync:
             os.fdatasync(self._fd)
+        first = self.count
         if self.chain is not None:  # noted once written (see _unlinked): a failed write leaves the chain as it was
-            for position, (message, payload) in enumerate(zip(messages, payloads, strict=True), start=self.count):
-                if is_chained(message):
-                    self._unlinked.append((position, payload))
+            for offset, message in enumerate(messages):
+                if isinstance(message, CHAINED_TYPES):
+                    self._unlinked.append((first + offset, payloads[offset]))
         self.count += len(messages)
         if self.fsync and self._allocated - self._end < PREALLOCATE_HEADROOM:
             self._extend()
-        return range(self.count - len(messages), self.count)
+        return range(first, self.count)
 
     def _extend(self) -> None:
         # Zeros written for real (posix_fallocate leaves unwritten extents, whose first write is a
