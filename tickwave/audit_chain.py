@@ -2,8 +2,9 @@
 
 Each order event (``OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled |
 OrderCanceled | OrderDenied``, the rows of the warehouse's ``order_events``) gets a link
-the moment the execution process journals it: its position in the chain (``seq``, from
-0), the previous link's hash, and ``sha256(previous hash, a newline, the canonical bytes)``.
+in the order the execution process journals it (computed when it is published): its
+position in the chain (``seq``, from 0), the previous link's hash, and
+``sha256(previous hash, a newline, the canonical bytes)``.
 The canonical bytes are the event's contract JSON (:func:`tickwave.contracts.encode`),
 exactly the bytes the journal writes and the warehouse keeps in ``order_events.payload``,
 so anyone holding the warehouse can recompute the chain without the execution process.

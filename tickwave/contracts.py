@@ -54,7 +54,7 @@ def _require_positive(message: msgspec.Struct, *names: str) -> None:
 
 def stable_id(*parts: object, length: int = 32) -> str:
     """Return a deterministic hex id of ``parts`` (the same inputs always give the same id)."""
-    text = "\x1f".join(str(part) for part in parts)
+    text = "\x1f".join(map(str, parts))
     return hashlib.blake2b(text.encode(), digest_size=length // 2).hexdigest()
 
 
@@ -284,6 +284,9 @@ class OrderIntent(Message, frozen=True, tag="order_intent.v1"):
 
     def __post_init__(self) -> None:
         """Require a positive finite quantity and a price for limit orders."""
+        # One chained comparison for a market order, the decision path's case (NaN fails it): ~1 us saved.
+        if self.order_type == "market" and self.limit_price is None and 0.0 < self.quantity_lots < math.inf:
+            return
         _require_finite(self, "quantity_lots", "limit_price")
         _require_positive(self, "quantity_lots", "limit_price")
         if self.order_type == "limit" and self.limit_price is None:
@@ -351,6 +354,13 @@ class OrderFilled(_OrderEvent, frozen=True, tag="order_filled.v1"):
 
     def __post_init__(self) -> None:
         """Require positive finite price and quantities."""
+        # One chained comparison on the fill path (NaN fails every comparison); the checks below name the field.
+        if (
+            0.0 < self.fill_price < math.inf
+            and 0.0 < self.fill_lots < math.inf
+            and 0.0 < self.cumulative_lots < math.inf
+        ):
+            return
         _require_finite(self, "fill_price", "fill_lots", "cumulative_lots")
         _require_positive(self, "fill_price", "fill_lots", "cumulative_lots")
 
@@ -389,6 +399,13 @@ class Fill(Message, frozen=True, tag="fill.v1"):
 
     def __post_init__(self) -> None:
         """Require positive finite price and quantity."""
+        # One chained comparison on the fill path (NaN fails every comparison); the checks below name the field.
+        if (
+            0.0 < self.price < math.inf
+            and 0.0 < self.quantity_lots < math.inf
+            and -math.inf < self.commission < math.inf
+        ):
+            return
         _require_finite(self, "price", "quantity_lots", "commission")
         _require_positive(self, "price", "quantity_lots")
 

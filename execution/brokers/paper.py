@@ -50,14 +50,16 @@ from tickwave.money import MONEY_CONTEXT, to_decimal
 
 LEDGER_NAME = "paper_ledger.jsonl"
 _BPS = Decimal(10_000)
+_ZERO = Decimal(0)
 
 
 _Ledgered = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled
+_LEDGERED = (OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled)  # a tuple: isinstance is faster
 
 
 def _is_ledgered(event: OrderSubmitted | BrokerEvent) -> TypeGuard[_Ledgered]:
     # The ledger keeps the order's lifecycle; a ``Fill`` record is rebuilt from its ``OrderFilled``.
-    return isinstance(event, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled)
+    return isinstance(event, _LEDGERED)
 
 
 @dataclass
@@ -216,7 +218,7 @@ class PaperBroker:
             lots=order.quantity_lots, filled_at_ms=now_ms, deal_id=f"{paper.broker_order_id}-{len(paper.fills)}",
         )  # fmt: skip
         events = fill_events(order, fill, order.quantity_lots, is_final=True)
-        self._apply(cast(OrderFilled, events[0]))  # the caller writes it to the ledger
+        self._apply(cast(OrderFilled, events[0]), fill)  # the caller writes it to the ledger
         return events
 
     def _record(self, event: OrderSubmitted | BrokerEvent) -> None:
@@ -224,7 +226,8 @@ class PaperBroker:
             self._ledger.append(event)
             self._apply(event)
 
-    def _apply(self, event: _Ledgered) -> None:
+    def _apply(self, event: _Ledgered, fill: BrokerFill | None = None) -> None:
+        # ``fill``: the execution an ``OrderFilled`` was just built from (else rebuilt from the event).
         if isinstance(event, OrderSubmitted):
             self._orders.setdefault(event.client_order_id, _PaperOrder(event))  # a repeat changes nothing
             return
@@ -242,8 +245,8 @@ class PaperBroker:
         else:
             paper.status = OrderStatus.FILLED if event.is_final else OrderStatus.PARTIALLY_FILLED
             paper.fills.append(
-                BrokerFill(event.fill_id, event.fill_price, event.fill_lots, event.event_at_ms,
-                           f"{paper.broker_order_id}-{len(paper.fills)}")
+                fill or BrokerFill(event.fill_id, event.fill_price, event.fill_lots, event.event_at_ms,
+                                   f"{paper.broker_order_id}-{len(paper.fills)}")
             )  # fmt: skip
             self._settle(paper.submitted, event)
 
@@ -251,14 +254,17 @@ class PaperBroker:
         spec = self.instruments[order.symbol]
         quantity, price = to_decimal(fill.fill_lots), to_decimal(fill.fill_price)
         signed = quantity if order.side == "buy" else -quantity
-        book = self.books.setdefault(order.symbol, Book())
-        realized = spec.price_pnl(1, book.fill(signed, price))
-        self.realized[spec.quote] = MONEY_CONTEXT.add(self.realized.get(spec.quote, Decimal(0)), realized)
-        paid = spec.price_pnl(signed, price)
-        self.cash[spec.quote] = MONEY_CONTEXT.subtract(self.cash.get(spec.quote, Decimal(0)), paid)
-        self.cash[spec.base] = MONEY_CONTEXT.add(
-            self.cash.get(spec.base, Decimal(0)), MONEY_CONTEXT.multiply(signed, to_decimal(spec.contract_size))
-        )
+        book = self.books.get(order.symbol)
+        if book is None:
+            book = self.books[order.symbol] = Book()
+        contract = to_decimal(spec.contract_size)
+        # Units (lots x contract size) first, then x price: Instrument.price_pnl's products, in its order.
+        realized = MONEY_CONTEXT.multiply(contract, book.fill(signed, price))
+        self.realized[spec.quote] = MONEY_CONTEXT.add(self.realized.get(spec.quote, _ZERO), realized)
+        units = MONEY_CONTEXT.multiply(signed, contract)
+        paid = MONEY_CONTEXT.multiply(units, price)
+        self.cash[spec.quote] = MONEY_CONTEXT.subtract(self.cash.get(spec.quote, _ZERO), paid)
+        self.cash[spec.base] = MONEY_CONTEXT.add(self.cash.get(spec.base, _ZERO), units)
 
     def account_value(self, amounts: Mapping[str, Decimal]) -> Decimal | None:
         """Sum per-currency ``amounts`` in the account currency at the latest mids (None without a rate)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -11,7 +12,16 @@ from hypothesis import strategies as st
 
 from execution.clock import ManualClock
 from execution.engine import DAY_ROLLOVER, Engine
-from execution.risk import ProposedOrder, RiskLimits, RiskView, check_gross_exposure, exposure, first_denial
+from execution.risk import (
+    LegValues,
+    ProposedOrder,
+    RiskLimits,
+    RiskView,
+    check_gross_exposure,
+    exposure,
+    first_denial,
+    mids_of,
+)
 from execution.sizing import SizingPolicy
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, execution_settings, signal, tick
 from tickwave.config import SymbolSpec, default_symbols
@@ -264,3 +274,78 @@ def test_gate_when_an_order_passes_while_reducing_or_breached_then_it_never_grow
     after = MONEY_CONTEXT.add(to_decimal(position) / 100, lots)
     if denial is None and (state == "REDUCING" or loss):
         assert abs(after) < abs(Decimal(position) / 100) and (after == 0 or (after > 0) == (position > 0))
+
+
+# ---------------------------------------------------------------------------------------
+# The gross exposure memo (risk.LegValues): never stale
+# ---------------------------------------------------------------------------------------
+
+MEMO_MIDS = {"EURUSD": 1.1, "USDJPY": 150.0, "EURJPY": 165.0, "XAUUSD": 2300.0, "GBPUSD": 1.27, "EURGBP": 0.87}
+MEMO_SYMBOLS = sorted(MEMO_MIDS)
+memo_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("tick"), st.sampled_from(MEMO_SYMBOLS), st.sampled_from([0.999, 1.0, 1.001, 1.3])),
+        st.tuples(st.just("fill"), st.sampled_from(MEMO_SYMBOLS), st.integers(-300, 300).filter(bool)),
+        st.tuples(
+            st.just("signal"),
+            st.sampled_from(MEMO_SYMBOLS),
+            st.sampled_from(["long", "short", "flat"]),
+            st.sampled_from([0.1, 0.5, 1.0]),
+        ),
+        st.tuples(st.just("limit"), st.sampled_from([1e5, 3e5, 1e6, 1e7])),
+        st.tuples(st.just("gold_lot"), st.sampled_from([10.0, 100.0])),  # new limits with another registry
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=memo_steps, quoted=st.sets(st.sampled_from(MEMO_SYMBOLS), min_size=1))
+def test_gross_exposure_when_ticks_fills_signals_and_limits_change_then_the_memo_equals_a_fresh_valuation(
+    steps: list[tuple[object, ...]], quoted: set[str]
+) -> None:
+    # Decisions go through the engine (which keeps its memo); after every step, probe orders
+    # on every symbol, both ways, are checked with the engine's memo and with a fresh one.
+    engine, clock = _engine(max_gross_exposure=1e6, max_position_lots=5.0, max_order_lots=5.0)
+    mids = dict(MEMO_MIDS)
+    for symbol in sorted(quoted):  # some symbols unquoted at first: the no_rate path is memoised too
+        _price(engine, symbol, mids[symbol])
+    number = 0
+    for step in steps:
+        number += 1
+        clock.advance(1)
+        if step[0] == "tick":
+            _, symbol, factor = step
+            mids[symbol] = round(mids[symbol] * factor, 6)  # type: ignore[operator]
+            _price(engine, symbol, mids[symbol])  # type: ignore[arg-type]
+        elif step[0] == "fill":
+            _, symbol, hundredths = step
+            _trade(engine, number, symbol, Decimal(hundredths) / 100, mids[symbol])  # type: ignore[arg-type,index]
+        elif step[0] == "signal":
+            _, symbol, direction, strength = step
+            decision = engine.on_signal(signal(number, clock.now_ms(), direction, strength, symbol))  # type: ignore[arg-type]
+            if decision.intent is not None:  # a working order: counted as pending exposure
+                engine.apply(engine.submission(decision.intent))
+        elif step[0] == "limit":
+            engine.limits = replace(engine.limits, max_gross_exposure=to_decimal(step[1]))  # as set_limit does
+        else:
+            gold = SymbolSpec(digits=2, tick_size=0.01, contract_size=step[1])  # type: ignore[arg-type]
+            engine.limits = replace(engine.limits, instruments={**INSTRUMENTS, **registry({"XAUUSD": gold})})
+        _assert_legs_as_valued_afresh(engine)  # as the steps before left the memo
+        for symbol in MEMO_SYMBOLS:
+            for side in ("buy", "sell"):
+                order = ProposedOrder(signal(10_000 + number, clock.now_ms(), symbol=symbol), side, 0.7)  # type: ignore[arg-type]
+                fresh = replace(engine.view, leg_values=LegValues())
+                expected = check_gross_exposure(order, fresh, engine.limits, clock.now_ms())
+                assert check_gross_exposure(order, engine.view, engine.limits, clock.now_ms()) == expected
+        _assert_legs_as_valued_afresh(engine)  # the memo holds every leg at its lots for the next step
+
+
+def _assert_legs_as_valued_afresh(engine: Engine) -> None:
+    # Each leg's amount itself: a denial shows the total only when it is over the limit.
+    view_mids = mids_of(engine.view)
+    for symbol in MEMO_SYMBOLS:
+        lots = engine.view.exposure_lots(symbol)
+        memoised = engine.view.leg_values.amount(symbol, lots, engine.view, engine.limits, view_mids)
+        assert memoised == exposure(symbol, lots, engine.view, engine.limits, view_mids)
