@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck pytest demo bench chaos clean
+.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,10 +56,20 @@ lint: bootstrap ## ruff lint and format check
 typecheck: bootstrap ## mypy on the core, the execution process and the models
 	$(BIN)/mypy
 
-pytest: bootstrap ## the test suite (real Kafka, real warehouse)
+pytest: bootstrap ## the whole test suite in one run (real Kafka, real warehouse)
 	$(BIN)/pytest
 
-test: lint typecheck pytest ## everything CI runs
+unit: bootstrap ## the unit tests (no services; about 2.5 minutes)
+	$(BIN)/pytest tests/unit
+
+integration: bootstrap ## the tests against the real services: Kafka, warehouse, Dagster, dbt, GX, chromium, chaos
+	$(BIN)/pytest --ignore=tests/unit
+
+# mypy (about 70 s from a cold cache) and the unit tests each use one core: run side by side,
+# then the service tests alone (their timing-sensitive checks get both cores).
+test: lint ## everything CI runs: lint, then type checks beside the unit tests, then the service tests
+	@$(MAKE) --no-print-directory -j2 typecheck unit
+	@$(MAKE) --no-print-directory integration
 
 demo: bootstrap ## start the embedded services, run the main job end to end, print where to look
 	$(BIN)/tickwave demo
