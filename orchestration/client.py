@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, urlsplit
 
 from orchestration.service import LOCATION_NAME
+
+if TYPE_CHECKING:
+    from dagster_graphql import DagsterGraphQLClient
 
 FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
@@ -31,18 +35,36 @@ def run_job(address: str, job: str, timeout_s: float = 600.0, partition: str | N
     Returns:
         The outcome; ``status`` is ``TIMEOUT`` when the run had not ended after ``timeout_s``.
     """
-    from dagster_graphql import DagsterGraphQLClient
+    return wait_for_run(address, submit_job(address, job, partition), timeout_s)
 
-    parts = urlsplit(address if "://" in address else f"http://{address}")
-    client = DagsterGraphQLClient(parts.hostname or "127.0.0.1", port_number=parts.port)
+
+def submit_job(address: str, job: str, partition: str | None = None) -> str:
+    """Submit ``job`` (for ``partition``, if it is partitioned) to the Dagster at ``address``; return its run id."""
     tags = {"dagster/partition": partition} if partition else None
-    run_id = client.submit_job_execution(job, repository_location_name=LOCATION_NAME,
-                                         repository_name="__repository__", tags=tags)  # fmt: skip
+    return _client(address).submit_job_execution(job, repository_location_name=LOCATION_NAME,
+                                                 repository_name="__repository__", tags=tags)  # fmt: skip
+
+
+def wait_for_run(address: str, run_id: str, timeout_s: float = 600.0) -> RunOutcome:
+    """Wait until run ``run_id`` ends; ``status`` is ``TIMEOUT`` when it had not ended after ``timeout_s``."""
+    client = _client(address)
     deadline = time.monotonic() + timeout_s
     status = client.get_run_status(run_id).value
     while status not in FINISHED and time.monotonic() < deadline:
         time.sleep(1.0)
         status = client.get_run_status(run_id).value
+    parts = _parts(address)
     return RunOutcome(
         run_id, status if status in FINISHED else "TIMEOUT", f"{parts.scheme}://{parts.netloc}/runs/{run_id}"
     )
+
+
+def _parts(address: str) -> SplitResult:
+    return urlsplit(address if "://" in address else f"http://{address}")
+
+
+def _client(address: str) -> DagsterGraphQLClient:
+    from dagster_graphql import DagsterGraphQLClient
+
+    parts = _parts(address)
+    return DagsterGraphQLClient(parts.hostname or "127.0.0.1", port_number=parts.port)

@@ -245,18 +245,24 @@ def _orchestrate(settings: Settings, addresses: dict[str, str]) -> None:
         return
     from datetime import UTC, datetime
 
-    from orchestration.client import run_job
+    from orchestration.client import RunOutcome, submit_job, wait_for_run
     from tickwave.warehouse.client import connect
 
-    today = str(datetime.now(UTC).date())
-    runs = [("dbt_marts", "dbt build: staging and marts with their tests", None),
-            ("dbt_daily_marts", f"dbt build: the daily marts of {today}", today),
-            ("quality_checks", "quality: every raw table's Great Expectations suite", None)]  # fmt: skip
-    for job, what, partition in runs:
-        with console.status(f"Dagster: {what}..."):
-            outcome = run_job(address, job, timeout_s=600, partition=partition)
+    def show(job: str, outcome: RunOutcome) -> None:
         mark = "[green]✓[/]" if outcome.is_success else "[red]✗[/]"
         console.print(f"{mark} Dagster run {job}: {outcome.status.lower()} ({outcome.url})")
+
+    today = str(datetime.now(UTC).date())
+    # The quality checks read only the raw tables: they run beside the marts (the daemon runs two
+    # at once); the daily marts read the marts, so they start when those are built.
+    with console.status("Dagster: dbt build (staging and marts, with their tests) beside the raw tables' "
+                        "Great Expectations suites..."):  # fmt: skip
+        marts, quality = submit_job(address, "dbt_marts"), submit_job(address, "quality_checks")
+        show("dbt_marts", wait_for_run(address, marts))
+    with console.status(f"Dagster: dbt build of the daily marts of {today}..."):
+        daily = submit_job(address, "dbt_daily_marts", partition=today)
+        show("quality_checks", wait_for_run(address, quality))
+        show("dbt_daily_marts", wait_for_run(address, daily))
     client = connect(settings)
     try:
         # Names come from the fixed MARTS, never from input.
