@@ -66,15 +66,21 @@ class ChaosResult:
 
 
 def chaos_settings(state_dir: Path) -> Settings:
-    """A state dir and ports of its own, the paper broker at any hour, a fast but patient supervisor."""
-    return load_settings(
+    """A state dir and ports of its own, a fast but patient supervisor, and the demo's execution settings.
+
+    The demo's: the paper broker at any hour, driven by the 1 s signals of the model trained
+    on the sample's 1 s bars. With the default (1 min signals), every signal was denied as
+    the wrong timeframe, no order was placed, and the one-order-per-signal checks held vacuously.
+    """
+    from tickwave.cli.demo import demo_settings
+
+    return demo_settings(load_settings(
         state_dir=state_dir,
         kafka={"port": free_port(), "controller_port": free_port()},
         clickhouse={"port": free_port()},
         orchestration={"enabled": False},
-        execution={"market_hours": "always"},
         supervision={"backoff_initial_s": 0.5, "backoff_max_s": 5.0, "max_restarts": 100, "check_interval_s": 0.5},
-    )
+    ))  # fmt: skip
 
 
 def _pid(settings: Settings, target: str) -> int | None:
@@ -308,6 +314,10 @@ def check_everything(settings: Settings) -> dict[str, Any]:
     with Journal(state / LEDGER_NAME, fsync=False) as ledger:
         broker_events = list(ledger.events())
     broker_orders = Counter(event.signal_id for event in broker_events if isinstance(event, OrderSubmitted))
+    assert signal_ids and journal_orders and broker_orders, (
+        f"{len(signal_ids)} signals, {len(journal_orders)} orders journaled, {len(broker_orders)} at the broker: "
+        "with no order the one-order-per-signal checks below would hold vacuously"
+    )
     assert max(journal_orders.values(), default=1) == 1, "the journal holds two orders for one signal"
     assert max(broker_orders.values(), default=1) == 1, "a signal reached the broker twice"
     undecided = signal_ids - engine.decided_signals
