@@ -92,6 +92,8 @@ class PaperBroker:
         """
         self.clock = clock
         self.slippage = to_decimal(settings.paper_slippage_bps) / _BPS
+        # The fill price's factors, worked out once (the same decimals as on each fill before).
+        self._buy_factor, self._sell_factor = 1 + self.slippage, 1 - self.slippage
         self.latency_ms = settings.paper_latency_ms
         self.instruments = instruments if instruments is not None else registry(default_symbols())
         self.account_currency = settings.account_currency
@@ -210,9 +212,9 @@ class PaperBroker:
         order = paper.submitted
         quote = self.quotes[order.symbol]
         if order.side == "buy":
-            price = to_decimal(quote.ask) * (1 + self.slippage)
+            price = to_decimal(quote.ask) * self._buy_factor
         else:
-            price = to_decimal(quote.bid) * (1 - self.slippage)
+            price = to_decimal(quote.bid) * self._sell_factor
         fill = BrokerFill(
             fill_id=fill_id_for(order.client_order_id, len(paper.fills)), price=float(price),
             lots=order.quantity_lots, filled_at_ms=now_ms, deal_id=f"{paper.broker_order_id}-{len(paper.fills)}",

@@ -19,6 +19,7 @@ from tickwave.contracts import (
     decode,
     decode_any,
     encode,
+    stable_id,
 )
 from tickwave.errors import ContractError
 
@@ -132,6 +133,14 @@ def test_ids_when_same_inputs_then_deterministic_and_distinct_otherwise() -> Non
     assert client_order_id_for(first) == client_order_id_for(first)
     assert client_order_id_for(first) != client_order_id_for(first + "x")
     assert len(client_order_id_for(first)) <= 31  # fits MT5's order comment
+
+
+@settings(max_examples=200, deadline=None)
+@given(signal_id=st.text())
+def test_client_order_id_for_when_spelled_out_then_the_stable_id_it_always_was(signal_id: str) -> None:
+    # Persisted in journals, the warehouse and MT5 comments: the fast spelling must never change an id.
+    assert client_order_id_for(signal_id) == "tw-" + stable_id("order", signal_id, length=24)
+    assert client_order_id_for("sig-1") == "tw-8536f6838e9656d24281bd53"
 
 
 def test_tick_id_when_same_millisecond_then_seq_distinguishes() -> None:
