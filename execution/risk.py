@@ -340,14 +340,15 @@ def check_gross_exposure(order: ProposedOrder, view: RiskView, limits: RiskLimit
     if symbol not in limits.instruments:
         return Denial("instrument", f"no instrument spec for {symbol}")
     total = _ZERO
-    mids = view.leg_values.mids(view, limits)
-    for held in sorted(view.positions.keys() | view.pending.keys() | {symbol}):
-        lots = view.exposure_lots(held)
+    legs, mids = view.leg_values, view.leg_values.mids(view, limits)
+    positions, pending = view.positions, view.pending
+    for held in sorted(positions.keys() | pending.keys() | {symbol}):
+        lots = positions.get(held, _ZERO) + pending.get(held, _ZERO)  # view.exposure_lots, inlined (4+ legs a check)
         if held == symbol:
             lots += order.signed_lots
         if lots == 0:
             continue
-        amount = view.leg_values.amount(held, lots, view, limits, mids)
+        amount = legs.amount(held, lots, view, limits, mids)
         if amount is None:
             spec = limits.instruments.get(held)
             currency = spec.quote if spec is not None else held

@@ -62,6 +62,28 @@ class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field
     """Base of every bus message (not itself sent)."""
 
 
+class KindTest:
+    """``isinstance(message, kinds)``, worked out once per message type and then looked up.
+
+    ``isinstance`` against a msgspec struct class costs ~150 ns for each class that does
+    not match (~0.9 us for a tuple of six order events), measured here; on the decision
+    path the journal and the paper broker ask it several times per order. The answer is
+    ``issubclass(type(message), kinds)``, the same as ``isinstance`` for these classes.
+    """
+
+    def __init__(self, *kinds: type) -> None:
+        self.kinds = kinds
+        self._known: dict[type, bool] = {}
+
+    def __call__(self, message: object) -> bool:
+        """Return whether ``message`` is an instance of one of the kinds."""
+        kind = type(message)
+        known = self._known.get(kind)
+        if known is None:
+            known = self._known[kind] = issubclass(kind, self.kinds)
+        return known
+
+
 # ---------------------------------------------------------------------------------------
 # Market data and analytics
 # ---------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from execution.positions import Book
 from execution.state import Order, OrderStatus
 from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.contracts import (
+    KindTest,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -54,12 +55,12 @@ _ZERO = Decimal(0)
 
 
 _Ledgered = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled
-_LEDGERED = (OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled)  # a tuple: isinstance is faster
+_LEDGERED = KindTest(OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled)
 
 
 def _is_ledgered(event: OrderSubmitted | BrokerEvent) -> TypeGuard[_Ledgered]:
     # The ledger keeps the order's lifecycle; a ``Fill`` record is rebuilt from its ``OrderFilled``.
-    return isinstance(event, _LEDGERED)
+    return _LEDGERED(event)
 
 
 @dataclass
@@ -143,7 +144,7 @@ class PaperBroker:
             events += self._fill(self._orders[intent.client_order_id], now_ms)
         # One write for the call: a kill leaves the order wholly recorded or not at all (not
         # accepted without its immediate fill), and it is one syscall on the decision path.
-        self._ledger.append_all([submitted, *(event for event in events if _is_ledgered(event))])
+        self._ledger.append_all([submitted, *[event for event in events if _LEDGERED(event)]])
         return events
 
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from tests.unit.tickwave.strategies import message_strategy
 from tickwave.contracts import (
     MESSAGE_TYPES,
+    KindTest,
     Message,
     OrderSubmitted,
     Prediction,
@@ -39,6 +40,18 @@ def test_encode_decode_when_any_valid_message_then_round_trips_exactly(
     assert decode(wire, kind) == message
     assert decode_any(wire) == message
     assert type(decode_any(wire)) is kind
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_kind_test_when_any_message_and_kinds_then_the_same_as_isinstance(data: st.DataObject) -> None:
+    # The journal's audit chain and the paper ledger choose what they keep with it.
+    kinds = tuple(data.draw(st.lists(st.sampled_from((*MESSAGE_TYPES, Message)), min_size=1, max_size=6)))
+    test = KindTest(*kinds)
+    for _ in range(2):  # the second answer comes from the memo
+        message = data.draw(message_strategy(data.draw(st.sampled_from(MESSAGE_TYPES))))
+        assert test(message) is isinstance(message, kinds)
+        assert test(message) is isinstance(message, kinds)
 
 
 @pytest.mark.parametrize("kind", MESSAGE_TYPES, ids=lambda kind: kind.__name__)
