@@ -63,7 +63,7 @@ def _is_ledgered(event: OrderSubmitted | BrokerEvent) -> TypeGuard[_Ledgered]:
     return _LEDGERED(event)
 
 
-@dataclass
+@dataclass(slots=True)
 class _PaperOrder:
     submitted: OrderSubmitted
     status: OrderStatus = OrderStatus.SUBMITTED
@@ -241,17 +241,17 @@ class PaperBroker:
             paper.status = OrderStatus.ACCEPTED
             paper.broker_order_id = event.broker_order_id
             paper.due_at_ms = event.event_at_ms + self.latency_ms
-        elif isinstance(event, OrderRejected):
-            paper.status, paper.reason = OrderStatus.REJECTED, event.reason
-        elif isinstance(event, OrderCanceled):
-            paper.status, paper.reason = OrderStatus.CANCELED, event.reason
-        else:
+        elif isinstance(event, OrderFilled):  # before the rarer answers: isinstance on a struct costs ~150 ns a miss
             paper.status = OrderStatus.FILLED if event.is_final else OrderStatus.PARTIALLY_FILLED
             paper.fills.append(
                 fill or BrokerFill(event.fill_id, event.fill_price, event.fill_lots, event.event_at_ms,
                                    f"{paper.broker_order_id}-{len(paper.fills)}")
             )  # fmt: skip
             self._settle(paper.submitted, event)
+        elif isinstance(event, OrderRejected):
+            paper.status, paper.reason = OrderStatus.REJECTED, event.reason
+        else:
+            paper.status, paper.reason = OrderStatus.CANCELED, event.reason
 
     def _settle(self, order: OrderSubmitted, fill: OrderFilled) -> None:
         spec = self.instruments[order.symbol]
