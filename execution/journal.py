@@ -45,7 +45,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tickwave.audit_chain import CHAINED_TYPES, AuditChain, ChainLink, is_chained
+from tickwave.audit_chain import AuditChain, ChainLink, is_chained
 from tickwave.contracts import AnyMessage, Message, decode_any, encode
 from tickwave.errors import ContractError, DataQualityError
 
@@ -215,7 +215,7 @@ class Journal:
         first = self.count
         if self.chain is not None:  # noted once written (see _unlinked): a failed write leaves the chain as it was
             for offset, message in enumerate(messages):
-                if isinstance(message, CHAINED_TYPES):
+                if is_chained(message):
                     self._unlinked.append((first + offset, payloads[offset]))
         self.count += len(messages)
         if self.fsync and self._allocated - self._end < PREALLOCATE_HEADROOM:

@@ -62,6 +62,28 @@ class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field
     """Base of every bus message (not itself sent)."""
 
 
+class KindTest:
+    """``isinstance(message, kinds)``, worked out once per message type and then looked up.
+
+    ``isinstance`` against a msgspec struct class costs ~150 ns for each class that does
+    not match (~0.9 us for a tuple of six order events), measured here; on the decision
+    path the journal and the paper broker ask it several times per order. The answer is
+    ``issubclass(type(message), kinds)``, the same as ``isinstance`` for these classes.
+    """
+
+    def __init__(self, *kinds: type) -> None:
+        self.kinds = kinds
+        self._known: dict[type, bool] = {}
+
+    def __call__(self, message: object) -> bool:
+        """Return whether ``message`` is an instance of one of the kinds."""
+        kind = type(message)
+        known = self._known.get(kind)
+        if known is None:
+            known = self._known[kind] = issubclass(kind, self.kinds)
+        return known
+
+
 # ---------------------------------------------------------------------------------------
 # Market data and analytics
 # ---------------------------------------------------------------------------------------
@@ -264,8 +286,10 @@ def client_order_id_for(signal_id: str) -> str:
     """Return the client order id of the (single) order a signal may produce.
 
     MT5 carries it in the order ``comment`` (31 characters at most), hence the length.
+    It is ``"tw-" + stable_id("order", signal_id, length=24)``, spelled out (the same text
+    hashed the same way) without the general join of any parts: 1.7 -> 0.8 us, once per decision.
     """
-    return "tw-" + stable_id("order", signal_id, length=24)
+    return "tw-" + hashlib.blake2b(f"order\x1f{signal_id}".encode(), digest_size=12).hexdigest()
 
 
 class OrderIntent(Message, frozen=True, tag="order_intent.v1"):

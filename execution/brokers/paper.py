@@ -37,6 +37,7 @@ from execution.positions import Book
 from execution.state import Order, OrderStatus
 from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.contracts import (
+    KindTest,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -54,15 +55,15 @@ _ZERO = Decimal(0)
 
 
 _Ledgered = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled
-_LEDGERED = (OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled)  # a tuple: isinstance is faster
+_LEDGERED = KindTest(OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled)
 
 
 def _is_ledgered(event: OrderSubmitted | BrokerEvent) -> TypeGuard[_Ledgered]:
     # The ledger keeps the order's lifecycle; a ``Fill`` record is rebuilt from its ``OrderFilled``.
-    return isinstance(event, _LEDGERED)
+    return _LEDGERED(event)
 
 
-@dataclass
+@dataclass(slots=True)
 class _PaperOrder:
     submitted: OrderSubmitted
     status: OrderStatus = OrderStatus.SUBMITTED
@@ -92,6 +93,8 @@ class PaperBroker:
         """
         self.clock = clock
         self.slippage = to_decimal(settings.paper_slippage_bps) / _BPS
+        # The fill price's factors, worked out once (the same decimals as on each fill before).
+        self._buy_factor, self._sell_factor = 1 + self.slippage, 1 - self.slippage
         self.latency_ms = settings.paper_latency_ms
         self.instruments = instruments if instruments is not None else registry(default_symbols())
         self.account_currency = settings.account_currency
@@ -141,7 +144,7 @@ class PaperBroker:
             events += self._fill(self._orders[intent.client_order_id], now_ms)
         # One write for the call: a kill leaves the order wholly recorded or not at all (not
         # accepted without its immediate fill), and it is one syscall on the decision path.
-        self._ledger.append_all([submitted, *(event for event in events if _is_ledgered(event))])
+        self._ledger.append_all([submitted, *[event for event in events if _LEDGERED(event)]])
         return events
 
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
@@ -210,9 +213,9 @@ class PaperBroker:
         order = paper.submitted
         quote = self.quotes[order.symbol]
         if order.side == "buy":
-            price = to_decimal(quote.ask) * (1 + self.slippage)
+            price = to_decimal(quote.ask) * self._buy_factor
         else:
-            price = to_decimal(quote.bid) * (1 - self.slippage)
+            price = to_decimal(quote.bid) * self._sell_factor
         fill = BrokerFill(
             fill_id=fill_id_for(order.client_order_id, len(paper.fills)), price=float(price),
             lots=order.quantity_lots, filled_at_ms=now_ms, deal_id=f"{paper.broker_order_id}-{len(paper.fills)}",
@@ -238,17 +241,17 @@ class PaperBroker:
             paper.status = OrderStatus.ACCEPTED
             paper.broker_order_id = event.broker_order_id
             paper.due_at_ms = event.event_at_ms + self.latency_ms
-        elif isinstance(event, OrderRejected):
-            paper.status, paper.reason = OrderStatus.REJECTED, event.reason
-        elif isinstance(event, OrderCanceled):
-            paper.status, paper.reason = OrderStatus.CANCELED, event.reason
-        else:
+        elif isinstance(event, OrderFilled):  # before the rarer answers: isinstance on a struct costs ~150 ns a miss
             paper.status = OrderStatus.FILLED if event.is_final else OrderStatus.PARTIALLY_FILLED
             paper.fills.append(
                 fill or BrokerFill(event.fill_id, event.fill_price, event.fill_lots, event.event_at_ms,
                                    f"{paper.broker_order_id}-{len(paper.fills)}")
             )  # fmt: skip
             self._settle(paper.submitted, event)
+        elif isinstance(event, OrderRejected):
+            paper.status, paper.reason = OrderStatus.REJECTED, event.reason
+        else:
+            paper.status, paper.reason = OrderStatus.CANCELED, event.reason
 
     def _settle(self, order: OrderSubmitted, fill: OrderFilled) -> None:
         spec = self.instruments[order.symbol]

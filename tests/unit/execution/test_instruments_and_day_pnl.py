@@ -345,7 +345,9 @@ def test_gross_exposure_when_ticks_fills_signals_and_limits_change_then_the_memo
 def _assert_legs_as_valued_afresh(engine: Engine) -> None:
     # Each leg's amount itself: a denial shows the total only when it is over the limit.
     view_mids = mids_of(engine.view)
+    memo_mids = engine.view.leg_values.mids(engine.view, engine.limits)  # the mids the memo values at
+    assert memo_mids == view_mids
     for symbol in MEMO_SYMBOLS:
         lots = engine.view.exposure_lots(symbol)
-        memoised = engine.view.leg_values.amount(symbol, lots, engine.view, engine.limits, view_mids)
+        memoised = engine.view.leg_values.amount(symbol, lots, engine.view, engine.limits, memo_mids)
         assert memoised == exposure(symbol, lots, engine.view, engine.limits, view_mids)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from execution import journal as journal_module
+from execution.brokers.base import fill_id_for
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
 from execution.clock import ManualClock
 from execution.engine import replay
@@ -25,7 +26,7 @@ from tests.unit.execution.helpers import (
     signal,
     tick,
 )
-from tickwave.contracts import Fill, OrderCanceled, OrderDenied, OrderFilled, OrderSubmitted, RiskEvent
+from tickwave.contracts import Fill, OrderCanceled, OrderDenied, OrderFilled, OrderSubmitted, RiskEvent, stable_id
 from tickwave.errors import DataQualityError
 
 INSTANCE = Path("execution") / "execution-1"
@@ -397,3 +398,11 @@ def test_service_when_an_order_is_sent_then_its_submission_names_the_paper_venue
     with Journal(tmp_path / INSTANCE / JOURNAL_NAME, fsync=False) as journal:
         journaled = [event for event in journal.events() if isinstance(event, OrderSubmitted)]
     assert journaled == submitted, "journaled with its venue: a replay sees the same event"
+
+
+@settings(max_examples=200, deadline=None)
+@given(client_order_id=st.text(), sequence=st.integers(min_value=0, max_value=10**6))
+def test_fill_id_for_when_spelled_out_then_the_stable_id_it_always_was(client_order_id: str, sequence: int) -> None:
+    # Fill ids are persisted (journal, ledger, warehouse): the fast spelling must never change one.
+    assert fill_id_for(client_order_id, sequence) == stable_id("fill", client_order_id, sequence)
+    assert fill_id_for("tw-abc", 0) == "a6664928ce70cc4d1d554cf7511c18f4"

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from tests.unit.tickwave.strategies import message_strategy
 from tickwave.contracts import (
     MESSAGE_TYPES,
+    KindTest,
     Message,
     OrderSubmitted,
     Prediction,
@@ -19,6 +20,7 @@ from tickwave.contracts import (
     decode,
     decode_any,
     encode,
+    stable_id,
 )
 from tickwave.errors import ContractError
 
@@ -38,6 +40,18 @@ def test_encode_decode_when_any_valid_message_then_round_trips_exactly(
     assert decode(wire, kind) == message
     assert decode_any(wire) == message
     assert type(decode_any(wire)) is kind
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_kind_test_when_any_message_and_kinds_then_the_same_as_isinstance(data: st.DataObject) -> None:
+    # The journal's audit chain and the paper ledger choose what they keep with it.
+    kinds = tuple(data.draw(st.lists(st.sampled_from((*MESSAGE_TYPES, Message)), min_size=1, max_size=6)))
+    test = KindTest(*kinds)
+    for _ in range(2):  # the second answer comes from the memo
+        message = data.draw(message_strategy(data.draw(st.sampled_from(MESSAGE_TYPES))))
+        assert test(message) is isinstance(message, kinds)
+        assert test(message) is isinstance(message, kinds)
 
 
 @pytest.mark.parametrize("kind", MESSAGE_TYPES, ids=lambda kind: kind.__name__)
@@ -132,6 +146,14 @@ def test_ids_when_same_inputs_then_deterministic_and_distinct_otherwise() -> Non
     assert client_order_id_for(first) == client_order_id_for(first)
     assert client_order_id_for(first) != client_order_id_for(first + "x")
     assert len(client_order_id_for(first)) <= 31  # fits MT5's order comment
+
+
+@settings(max_examples=200, deadline=None)
+@given(signal_id=st.text())
+def test_client_order_id_for_when_spelled_out_then_the_stable_id_it_always_was(signal_id: str) -> None:
+    # Persisted in journals, the warehouse and MT5 comments: the fast spelling must never change an id.
+    assert client_order_id_for(signal_id) == "tw-" + stable_id("order", signal_id, length=24)
+    assert client_order_id_for("sig-1") == "tw-8536f6838e9656d24281bd53"
 
 
 def test_tick_id_when_same_millisecond_then_seq_distinguishes() -> None:
