@@ -59,14 +59,14 @@ typecheck: bootstrap ## mypy on the core, the execution process and the models
 pytest: bootstrap ## the whole test suite in one run (real Kafka, real warehouse)
 	$(BIN)/pytest
 
-unit: bootstrap ## the unit tests (no services; about 2.5 minutes)
-	$(BIN)/pytest tests/unit
+unit: bootstrap ## the unit tests, on both cores (no services; about 2 minutes)
+	$(BIN)/pytest -n 2 tests/unit
 
 integration: bootstrap ## the tests against the real services: Kafka, warehouse, Dagster, dbt, GX, chromium, chaos
 	$(BIN)/pytest --ignore=tests/unit
 
-# mypy (about 70 s from a cold cache) and the unit tests each use one core: run side by side,
-# then the service tests alone (their timing-sensitive checks get both cores).
+# mypy (about 70 s from a cold cache, one core) runs beside the unit tests (two workers), then
+# the service tests run alone (their timing-sensitive checks get both cores).
 test: lint ## everything CI runs: lint, then type checks beside the unit tests, then the service tests
 	@$(MAKE) --no-print-directory -j2 typecheck unit
 	@$(MAKE) --no-print-directory integration
