@@ -160,9 +160,10 @@ def test_execution_when_killed_at_random_points_then_one_order_per_signal_and_bo
                                                         to_decimal(event.fill_price))  # fmt: skip
     for client_order_id, order in journal.orders.items():
         if client_order_id in sides:
-            # The journal says what the venue says: a kill between the ledger's acceptance and its
-            # fill leaves the order working at the venue until a later run's poll fills it.
+            # The journal says what the venue says; and the paper venue (no latency) writes a call's
+            # acceptance and fill in one ledger write, so a kill never leaves an order accepted, unfilled.
             assert order.status == broker_status[client_order_id], (client_order_id, order.status)
+            assert order.status == OrderStatus.FILLED, (client_order_id, order.status)
             assert order.filled_lots == broker_filled.get(client_order_id, 0.0)
         else:
             assert order.status == OrderStatus.EXPIRED, "recorded, never sent: must be expired"

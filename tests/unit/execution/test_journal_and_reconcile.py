@@ -183,6 +183,26 @@ def test_paper_when_buy_and_sell_then_fill_at_ask_and_bid_with_slippage(tmp_path
     broker.close()
 
 
+def test_paper_when_an_order_fills_at_once_then_the_ledger_has_it_in_one_group(tmp_path: Path) -> None:
+    # Submitted, accepted and filled in one group (one write): a kill leaves all three or none,
+    # never an order accepted at the venue without its immediate fill (stop 30's kill -9 failure).
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    broker = PaperBroker(execution_settings(), clock, tmp_path / LEDGER_NAME)
+    broker.on_tick(tick(clock.now_ms(), 1.1))
+    service = make_service(tmp_path / "s", clock, market_hours="always")
+    service.handle_tick(tick(clock.now_ms(), 1.1))
+    intent = service.engine.on_signal(signal(1, clock.now_ms())).intent
+    assert intent is not None
+    broker.submit(intent)
+    lines = _contents(tmp_path / LEDGER_NAME).splitlines()
+    assert [line[8:9] for line in lines] == [b"+", b"+", b" "]  # two lines with more of the group, then its last
+    assert [line.split(b'"type":"')[1].split(b'"')[0] for line in lines] == [
+        b"order_submitted.v1", b"order_accepted.v1", b"order_filled.v1",
+    ]  # fmt: skip
+    service.close()
+    broker.close()
+
+
 def test_paper_when_latency_then_fills_at_first_poll_after_it(tmp_path: Path) -> None:
     clock = ManualClock(WEDNESDAY_NOON_MS)
     service = make_service(tmp_path, clock, market_hours="always", paper_latency_ms=50)
