@@ -151,6 +151,9 @@ class BarConsequences:
         output.predictions.extend(self.inference.predict_many(output.features, role=CHALLENGER))
 
 
+STALL_MS = 1000  # woken this much later than asked: the flow was held up, not the market quiet
+
+
 class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
     """Per-group step: each symbol's spike filter and bars; closes a quiet symbol's bars on wall-clock time.
 
@@ -183,6 +186,7 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
         now_ms = clock_ms()
         # symbol -> (wall ms of its last batch, its newest event ms then)
         self.anchors = {symbol: (now_ms, symbol_state.bars.newest_ms) for symbol, symbol_state in state.symbols.items()}
+        self.wake_ms = NEVER  # when notify_at last asked to be woken
 
     def on_batch(self, values: list[Tick]) -> tuple[Iterable[GroupOutput], bool]:
         """Fold in a batch of the group's ticks."""
@@ -209,8 +213,20 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
         return [self._followed(output)], StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[GroupOutput], bool]:
-        """Advance each quiet symbol's event time with the wall clock and close what that closes."""
+        """Advance each quiet symbol's event time with the wall clock and close what that closes.
+
+        Woken much later than asked (by over ``STALL_MS`` and half ``idle_close_ms``), the
+        flow itself was held up (a restart's catch-up waiting on the warehouse, a paused
+        process), not the market: the symbols'
+        ticks may be queued unread, so the wait counts as no idleness. The short chaos run
+        found this: a restarted flow re-reading the topic stalled while the warehouse was
+        frozen, was woken past 3 s, closed a minute early and re-stored its bar without its
+        last ticks (late).
+        """
         now_ms = self.clock_ms()
+        if now_ms - self.wake_ms > max(STALL_MS, self.settings.idle_close_ms // 2):
+            self.anchors = {symbol: (now_ms, event_ms) for symbol, (_wall_ms, event_ms) in self.anchors.items()}
+            return [], StatefulBatchLogic.RETAIN
         closed: list[Bar] = []
         for symbol, (anchor_wall_ms, anchor_event_ms) in self.anchors.items():
             idle_ms = now_ms - anchor_wall_ms
@@ -236,6 +252,7 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
                 continue
             needed_ms = bars.next_close_ms + bars.wait_ms - anchor_event_ms
             wake_ms = min(wake_ms, anchor_wall_ms + max(self.settings.idle_close_ms, needed_ms))
+        self.wake_ms = wake_ms
         return None if wake_ms >= NEVER else datetime.fromtimestamp(wake_ms / 1000, tz=UTC)
 
     def _new_symbol(self, symbol: str) -> SymbolState:

@@ -358,3 +358,26 @@ def test_group_logic_when_a_challenger_is_served_then_it_scores_every_vector_in_
     }
     assert len(signals) == len(published) == warm
     assert {signal.model_version for signal in [*signals, *published]} == {1}  # the challenger never trades
+
+
+def test_group_logic_when_woken_long_after_it_asked_then_the_stall_is_not_idleness() -> None:
+    # A restarted flow re-reading the topic, held up 5 s (the chaos run's frozen warehouse):
+    # the minute's last ticks are still queued, so the late wake-up must not close the bar.
+    clock = FakeWallClock(NOW_MS + 10**9)
+    logic = group_logic(clock)
+    ticks = stream(minutes=1)
+    logic.on_batch(ticks[: len(ticks) - 5])
+    wake = logic.notify_at()
+    assert wake is not None
+    clock.now_ms = int(wake.timestamp() * 1000) + 5000  # woken 5 s late
+    assert list(logic.on_notify()[0]) == []
+    (output,) = logic.on_batch(ticks[len(ticks) - 5 :])[0]
+    assert not output.rejected, [rejection.reason for rejection in output.rejected]
+    assert len(output.accepted) == 5
+
+    # Woken on time afterwards (nothing queued: the market is quiet), the idle rule closes the bar.
+    wake = logic.notify_at()
+    assert wake is not None
+    clock.now_ms = int(wake.timestamp() * 1000)
+    (closed,) = logic.on_notify()[0]
+    assert closed.bars
