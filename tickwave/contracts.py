@@ -286,10 +286,8 @@ def client_order_id_for(signal_id: str) -> str:
     """Return the client order id of the (single) order a signal may produce.
 
     MT5 carries it in the order ``comment`` (31 characters at most), hence the length.
-    It is ``"tw-" + stable_id("order", signal_id, length=24)``, spelled out (the same text
-    hashed the same way) without the general join of any parts: 1.7 -> 0.8 us, once per decision.
     """
-    return "tw-" + hashlib.blake2b(f"order\x1f{signal_id}".encode(), digest_size=12).hexdigest()
+    return "tw-" + stable_id("order", signal_id, length=24)
 
 
 class OrderIntent(Message, frozen=True, tag="order_intent.v1"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from hashlib import blake2b
 from typing import Protocol
 
 import msgspec
@@ -26,6 +25,7 @@ from tickwave.contracts import (
     OrderRejected,
     Side,
     Tick,
+    stable_id,
 )
 
 BrokerEvent = OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | Fill
@@ -172,9 +172,5 @@ def fill_events(order: OrderIdentity, fill: BrokerFill, cumulative_lots: float, 
 
 
 def fill_id_for(client_order_id: str, sequence: int) -> str:
-    """Return the deterministic id of an order's ``sequence``-th fill: ``stable_id("fill", client_order_id, sequence)``.
-
-    Spelled out (the same text hashed the same way), without the general join of any parts:
-    1.9 -> 0.9 us, on the paper broker's decision path.
-    """
-    return blake2b(f"fill\x1f{client_order_id}\x1f{sequence}".encode(), digest_size=16).hexdigest()
+    """Return the deterministic id of an order's ``sequence``-th fill."""
+    return stable_id("fill", client_order_id, sequence)
