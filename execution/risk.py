@@ -229,9 +229,13 @@ class LegValues:
         the mids on every check.
         """
         if limits is not self._limits or view.last_ticks != self._ticks:
-            self._limits, self._ticks, self._mids = limits, dict(view.last_ticks), mids_of(view)
-            self._amounts.clear()
+            self._forget(limits, view, mids_of(view))
         return self._mids
+
+    def _forget(self, limits: RiskLimits, view: RiskView, mids: dict[str, float]) -> None:
+        # Every amount, now valued at other limits or ticks than these.
+        self._limits, self._ticks, self._mids = limits, dict(view.last_ticks), mids
+        self._amounts.clear()
 
     def amount(
         self, symbol: str, lots: Decimal, view: RiskView, limits: RiskLimits, mids: dict[str, float]
@@ -241,8 +245,7 @@ class LegValues:
         ``mids``: as :meth:`mids` returned them for ``view`` and ``limits``, just before.
         """
         if limits is not self._limits or mids is not self._mids:
-            self._limits, self._ticks, self._mids = limits, dict(view.last_ticks), mids
-            self._amounts.clear()
+            self._forget(limits, view, mids)
         known = self._amounts.get(symbol)
         if known is not None and known[0] == lots:
             return known[1]

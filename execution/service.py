@@ -207,14 +207,10 @@ class ExecutionService:
         All three are published after the broker call (the audit bus is not on the decision path).
         """
         submitted = self.engine.submission(intent, self.broker.venue())  # the broker computed it once
-        if received is None:
-            decided, sent = self.journal.append_all((intent, submitted))
-            journaled: tuple[tuple[Message, int], ...] = ((intent, decided), (submitted, sent))
-        else:
-            position, decided, sent = self.journal.append_all((received, intent, submitted))
-            journaled = ((received, position), (intent, decided), (submitted, sent))
+        messages: tuple[Message, ...] = (intent, submitted) if received is None else (received, intent, submitted)
+        positions = self.journal.append_all(messages)
         self.engine.apply(submitted)
-        return _Journaled(intent, journaled)
+        return _Journaled(intent, tuple(zip(messages, positions, strict=True)))
 
     def _send(self, to_send: Sequence[_Journaled]) -> None:
         """Fsync once, then call the broker for each journaled order; publish what was journaled; record its answers."""

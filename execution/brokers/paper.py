@@ -144,7 +144,7 @@ class PaperBroker:
             events += self._fill(self._orders[intent.client_order_id], now_ms)
         # One write for the call: a kill leaves the order wholly recorded or not at all (not
         # accepted without its immediate fill), and it is one syscall on the decision path.
-        self._ledger.append_all([submitted, *[event for event in events if _LEDGERED(event)]])
+        self._ledger.append_all([submitted, *[event for event in events if _is_ledgered(event)]])
         return events
 
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
