@@ -336,3 +336,28 @@ def query_bars(client: Client, symbols: Sequence[str], timeframe: str, range_ms:
     parameters = {"timeframe": timeframe, "symbols": list(symbols), "from_ms": range_ms[0], "to_ms": range_ms[1]}
     frame = client.query_df(sql, parameters=parameters).rename(columns=lambda name: name.removesuffix("_epoch"))
     return frame if not frame.empty else pd.DataFrame(columns=list(BAR_COLUMNS))
+
+
+def query_predictions(
+    client: Client, model_id: str, version: int, timeframe: str, *, role: str | None = None,
+    range_ms: tuple[int, int] | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Read a model version's stored class probabilities per bar: of one ``role``, in ``[from, to)``, when given."""
+    columns = ", ".join(f"probabilities['{label}'] AS {label}" for label in LABELS)
+    conditions = ["model_id = {model_id:String}", "model_version = {version:UInt32}", "timeframe = {timeframe:String}"]
+    parameters: dict[str, object] = {"model_id": model_id, "version": version, "timeframe": timeframe}
+    if role is not None:
+        conditions.append("role = {role:String}")
+        parameters["role"] = role
+    if range_ms is not None:
+        conditions += ["bar_start_ms >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')",
+                       "bar_start_ms < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')"]  # fmt: skip
+        parameters |= {"from_ms": range_ms[0], "to_ms": range_ms[1]}
+    sql = (
+        f"SELECT symbol, toUnixTimestamp64Milli(bar_start_ms) AS bar_start_epoch_ms, {columns} "  # noqa: S608 (labels are constants)
+        f"FROM predictions FINAL WHERE {' AND '.join(conditions)}"
+    )
+    frame = client.query_df(sql, parameters=parameters)
+    if frame.empty:
+        return pd.DataFrame(columns=["symbol", "bar_start_ms", *LABELS])
+    return frame.rename(columns={"bar_start_epoch_ms": "bar_start_ms"})

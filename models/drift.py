@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from models.dataset import LABELS, LabelSpec, direction_labels, query_bars, query_features
+from models.dataset import LABELS, LabelSpec, direction_labels, query_bars, query_features, query_predictions
 from models.evaluation import log_loss
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def measure_drift(
     live = query_features(client, symbols, timeframe, live_range, names)
     training = training[training["is_warm"].astype(bool) & (training["schema_hash"] == entry.feature_schema_hash)]
     live = live[live["is_warm"].astype(bool) & (live["schema_hash"] == entry.feature_schema_hash)]
-    predictions = _query_predictions(client, entry, timeframe, live_range)
+    predictions = query_predictions(client, entry.model_id, entry.model_version, timeframe, range_ms=live_range)
     bars = query_bars(client, symbols, timeframe, (live_range[0], now_ms + 1))
     scored, live_loss, live_accuracy = live_scores(predictions, bars, label_spec)
     metrics = entry.metrics
@@ -190,18 +190,3 @@ def measure_drift(
         input_drift(training, live, names), scored, live_loss, live_accuracy,
         metrics.get("holdout_log_loss"), metrics.get("holdout_accuracy"),
     )  # fmt: skip
-
-
-def _query_predictions(client: Client, entry: RegistryEntry, timeframe: str, range_ms: tuple[int, int]) -> pd.DataFrame:
-    columns = ", ".join(f"probabilities['{label}'] AS {label}" for label in LABELS)
-    frame = client.query_df(
-        f"SELECT symbol, toUnixTimestamp64Milli(bar_start_ms) AS bar_start_epoch_ms, {columns} FROM predictions FINAL "  # noqa: S608 (labels are constants)
-        "WHERE model_id = {model_id:String} AND model_version = {version:UInt32} AND timeframe = {timeframe:String} "
-        "AND bar_start_ms >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC') "
-        "AND bar_start_ms < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')",
-        parameters={"model_id": entry.model_id, "version": entry.model_version, "timeframe": timeframe,
-                    "from_ms": range_ms[0], "to_ms": range_ms[1]},
-    )  # fmt: skip
-    if frame.empty:
-        return pd.DataFrame(columns=["symbol", "bar_start_ms", *LABELS])
-    return frame.rename(columns={"bar_start_epoch_ms": "bar_start_ms"})

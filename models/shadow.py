@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from models.dataset import LABELS, LabelSpec, query_bars
+from models.dataset import LABELS, LabelSpec, query_bars, query_predictions
 from models.drift import bar_labels
 from models.evaluation import log_loss
 from tickwave.modeling import CHALLENGER, CHAMPION
@@ -113,25 +113,12 @@ def compare_live(
     symbols: list[str], label_spec: LabelSpec, now_ms: int,
 ) -> ShadowComparison:  # fmt: skip
     """Read the challenger's shadow predictions and the champion's of the same bars; score both."""
-    challenger = _predictions(client, model_id, challenger_version, timeframe, CHALLENGER)
+    challenger = query_predictions(client, model_id, challenger_version, timeframe, role=CHALLENGER)
     if challenger.empty:
         return NO_SHADOW
-    champion = _predictions(client, model_id, champion_version, timeframe, CHAMPION)
+    champion = query_predictions(client, model_id, champion_version, timeframe, role=CHAMPION)
     bars = query_bars(client, symbols, timeframe, (int(challenger["bar_start_ms"].min()), now_ms + 1))
     return score_shared(challenger, champion, bars, label_spec)
-
-
-def _predictions(client: Client, model_id: str, version: int, timeframe: str, role: str) -> pd.DataFrame:
-    columns = ", ".join(f"probabilities['{label}'] AS {label}" for label in LABELS)
-    frame = client.query_df(
-        f"SELECT symbol, toUnixTimestamp64Milli(bar_start_ms) AS bar_start_epoch_ms, {columns} FROM predictions FINAL "  # noqa: S608 (labels are constants)
-        "WHERE model_id = {model_id:String} AND model_version = {version:UInt32} AND timeframe = {timeframe:String} "
-        "AND role = {role:String}",
-        parameters={"model_id": model_id, "version": version, "timeframe": timeframe, "role": role},
-    )  # fmt: skip
-    if frame.empty:
-        return pd.DataFrame(columns=["symbol", "bar_start_ms", *LABELS])
-    return frame.rename(columns={"bar_start_epoch_ms": "bar_start_ms"})
 
 
 @dataclass(frozen=True)
