@@ -90,11 +90,12 @@ def run_all(modules: list[str], results_dir: Path, extra_args: dict[str, list[st
             code = process.wait()
         runs.append({"benchmark": name, "command": " ".join(["python", "-m", module]), "exit_code": code,
                      "duration_s": round(time.monotonic() - started, 1),
-                     "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)})  # fmt: skip
+                     "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
+                     "finished_at": _now()})  # fmt: skip
         print(f"== {module}: {'ok' if code == 0 else f'FAILED (exit {code})'}", flush=True)
     figures = [json.loads(line) for line in figures_path.read_text().splitlines()] if figures_path.exists() else []
     summary = {
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "generated_at": _now(),
         "machine": f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}",
         "runs": runs,
         "figures": figures,
@@ -103,10 +104,32 @@ def run_all(modules: list[str], results_dir: Path, extra_args: dict[str, list[st
     return summary
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def merged(previous: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """Return ``previous`` with the benchmarks ``fresh`` ran replaced by their new runs and figures.
+
+    For re-running one benchmark (after a fix, or a failure) without the hour of a full
+    ``make bench``; each run keeps its own ``finished_at`` and the table names the re-runs.
+    """
+    names = {run["benchmark"] for run in fresh["runs"]}
+    rerun = [run | {"rerun": True} for run in fresh["runs"]]
+    runs = sorted([run for run in previous["runs"] if run["benchmark"] not in names] + rerun,
+                  key=lambda run: run["benchmark"])  # fmt: skip
+    figures = [figure for figure in previous["figures"] if figure["benchmark"] not in names] + fresh["figures"]
+    order = [run["benchmark"] for run in runs]
+    figures.sort(key=lambda figure: order.index(figure["benchmark"]) if figure["benchmark"] in order else len(order))
+    return {"generated_at": previous["generated_at"], "machine": fresh["machine"], "runs": runs, "figures": figures}
+
+
 def markdown_table(summary: dict[str, Any]) -> str:
     """Return the README's summary table: one row per figure, and one per benchmark without figures."""
+    reruns = [f"{run['benchmark']} ({run['finished_at']})" for run in summary["runs"] if run.get("rerun")]
     lines = [
-        f"Last `make bench`: {summary['generated_at']} on {summary['machine']}.",
+        f"Last `make bench`: {summary['generated_at']} on {summary['machine']}."
+        + (f" Re-run alone since (`python -m bench.summary <name>`): {', '.join(reruns)}." if reruns else ""),
         "",
         "| benchmark | figure | value | baseline in the same run | target | load (before -> after) | command |",
         "|---|---|---|---|---|---|---|",
@@ -144,12 +167,18 @@ def update_readme(readme: Path, table: str) -> None:
 def main() -> None:
     """Run every benchmark (or those named), write the summary and the README table."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("names", nargs="*", help="benchmarks to run (default: every bench/*.py)")
+    parser.add_argument("names", nargs="*", help="benchmarks to run (default: every bench/*.py); named ones "
+                        "replace theirs in the last summary")  # fmt: skip
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     arguments = parser.parse_args()
     modules = [f"bench.{name}" for name in arguments.names] or benchmarks()
+    previous_path = arguments.results / "summary.json"
+    previous = json.loads(previous_path.read_text()) if arguments.names and previous_path.exists() else None
     summary = run_all(modules, arguments.results)
+    if previous is not None:  # named benchmarks only: the others keep their figures from the last full run
+        summary = merged(previous, summary)
+        previous_path.write_text(json.dumps(summary, indent=2) + "\n")
     if not arguments.no_readme:
         update_readme(ROOT / "README.md", markdown_table(summary))
     failed = [run["benchmark"] for run in summary["runs"] if run["exit_code"] != 0]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.summary import MARKERS, benchmarks, markdown_table, run_all, update_readme
+from bench.summary import MARKERS, benchmarks, markdown_table, merged, run_all, update_readme
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -71,3 +71,29 @@ def test_update_readme_when_summary_given_then_table_between_markers(tmp_path: P
     assert "old" not in text and text.endswith(f"{MARKERS[1]}\nafter\n")
     assert "| a | rate | 1.235e+05 ticks/s | loop | >= 1e5 **met** | 1.0 -> 2.0 | `python -m bench.a` |" in text
     assert "| b | **failed** (exit 1) |" in text
+
+
+def _run(name: str, finished_at: str) -> dict[str, object]:
+    return {"benchmark": name, "command": f"python -m bench.{name}", "exit_code": 0, "duration_s": 1,
+            "load_before": 1.0, "load_after": 1.0, "finished_at": finished_at}  # fmt: skip
+
+
+def _figure(name: str, value: float) -> dict[str, object]:
+    return {"benchmark": name, "figure": "f", "value": value, "unit": "s", "baseline": "", "target": "", "is_met": None}
+
+
+def test_merged_when_one_benchmark_rerun_then_it_replaces_its_runs_and_figures_and_is_named() -> None:
+    previous = {"generated_at": "t0", "machine": "m", "runs": [_run("a", "t0"), {**_run("b", "t0"), "exit_code": 1}],
+                "figures": [_figure("a", 1.0)]}  # fmt: skip
+    fresh = {"generated_at": "t1", "machine": "m", "runs": [_run("b", "t1")], "figures": [_figure("b", 2.0)]}
+
+    summary = merged(previous, fresh)
+
+    assert [(run["benchmark"], run["exit_code"], run.get("rerun", False)) for run in summary["runs"]] == [
+        ("a", 0, False),
+        ("b", 0, True),
+    ]
+    assert [(figure["benchmark"], figure["value"]) for figure in summary["figures"]] == [("a", 1.0), ("b", 2.0)]
+    header = markdown_table(summary).splitlines()[0]
+    assert header == "Last `make bench`: t0 on m. Re-run alone since (`python -m bench.summary <name>`): b (t1)."
+    assert "**failed**" not in markdown_table(summary)
