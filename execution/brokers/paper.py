@@ -15,7 +15,8 @@ per ``client_order_id``: a second submit of a known order places nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bisect
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -104,6 +105,8 @@ class PaperBroker:
         self.quotes: dict[str, Tick] = {}
         self._orders: dict[str, _PaperOrder] = {}
         self._working: set[str] = set()  # accepted, not yet filled (poll looks only at these)
+        # (created_at_ms, client_order_id) of every order, in time order: orders(since_ms) reads a window of it.
+        self._created: list[tuple[int, str]] = []
         self._ledger = Journal(ledger_path, fsync=False)
         for event in self._ledger.events():
             if isinstance(event, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
@@ -184,20 +187,30 @@ class PaperBroker:
             self.quotes[tick.symbol] = tick
 
     def orders(self, since_ms: int | None = None) -> Mapping[str, BrokerOrder]:
-        """Return every order the paper venue has seen (in memory: the window costs nothing to ignore)."""
-        return {
-            cid: BrokerOrder(
-                client_order_id=cid,
-                broker_order_id=paper.broker_order_id,
-                symbol=paper.submitted.symbol,
-                side=paper.submitted.side,
-                quantity_lots=paper.submitted.quantity_lots,
-                status=paper.status,
-                fills=tuple(paper.fills),
-                reason=paper.reason,
-            )
-            for cid, paper in self._orders.items()
-        }
+        """Return the orders created at or after ``since_ms`` and every working one (all of them when None).
+
+        The window matters even in memory: every order of the run, rebuilt at each periodic
+        reconciliation, made a long replay quadratic (a fifth of a 200,000-row engine backtest).
+        """
+        if since_ms is None:
+            chosen: Iterable[str] = self._orders
+        else:
+            start = bisect.bisect_left(self._created, (since_ms,))
+            chosen = {cid for _, cid in self._created[start:]} | self._working
+        return {cid: self._broker_order(cid, self._orders[cid]) for cid in chosen}
+
+    @staticmethod
+    def _broker_order(cid: str, paper: _PaperOrder) -> BrokerOrder:
+        return BrokerOrder(
+            client_order_id=cid,
+            broker_order_id=paper.broker_order_id,
+            symbol=paper.submitted.symbol,
+            side=paper.submitted.side,
+            quantity_lots=paper.submitted.quantity_lots,
+            status=paper.status,
+            fills=tuple(paper.fills),
+            reason=paper.reason,
+        )
 
     def positions(self) -> Mapping[str, Decimal]:
         """Return the net position per symbol (lots)."""
@@ -232,7 +245,10 @@ class PaperBroker:
     def _apply(self, event: _Ledgered, fill: BrokerFill | None = None) -> None:
         # ``fill``: the execution an ``OrderFilled`` was just built from (else rebuilt from the event).
         if isinstance(event, OrderSubmitted):
-            self._orders.setdefault(event.client_order_id, _PaperOrder(event))  # a repeat changes nothing
+            if event.client_order_id not in self._orders:  # a repeat changes nothing
+                self._orders[event.client_order_id] = _PaperOrder(event)
+                # insort appends at the end, unless the clock stepped back: the window stays exact either way
+                bisect.insort(self._created, (event.event_at_ms, event.client_order_id))
             return
         paper = self._orders[event.client_order_id]
         self._working.discard(event.client_order_id)

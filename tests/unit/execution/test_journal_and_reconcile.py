@@ -27,7 +27,16 @@ from tests.unit.execution.helpers import (
     signal,
     tick,
 )
-from tickwave.contracts import Fill, OrderCanceled, OrderDenied, OrderFilled, OrderSubmitted, RiskEvent, stable_id
+from tickwave.contracts import (
+    Fill,
+    OrderCanceled,
+    OrderDenied,
+    OrderFilled,
+    OrderIntent,
+    OrderSubmitted,
+    RiskEvent,
+    stable_id,
+)
 from tickwave.errors import DataQualityError
 
 INSTANCE = Path("execution") / "execution-1"
@@ -219,6 +228,39 @@ def test_paper_when_latency_then_fills_at_first_poll_after_it(tmp_path: Path) ->
     assert order.status == OrderStatus.FILLED
     assert service.broker.orders()[order.client_order_id].fills[0].price > 1.101
     service.close()
+
+
+def _market(client_order_id: str, now_ms: int) -> OrderIntent:
+    return OrderIntent(
+        client_order_id=client_order_id, signal_id=f"s-{client_order_id}", symbol="EURUSD", side="buy",
+        quantity_lots=0.1, order_type="market", model_id="m", model_version=1, created_at_ms=now_ms,
+    )  # fmt: skip
+
+
+def test_paper_orders_when_a_window_is_asked_then_its_orders_and_every_working_one(tmp_path: Path) -> None:
+    # The window keeps a long replay's periodic reconciliation linear (it rebuilt every order each time).
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    start = clock.now_ms()
+    broker = PaperBroker(execution_settings(paper_latency_ms=1_000), clock, tmp_path / LEDGER_NAME)
+    broker.on_tick(tick(start, 1.1))
+    broker.submit(_market("old-working", start))
+    clock.advance(5_000)
+    broker.submit(_market("new", clock.now_ms()))
+
+    assert set(broker.orders(start + 4_000)) == {"old-working", "new"}, "a working order counts, however old"
+    broker.poll()  # old-working falls due and fills; new is not due yet
+    assert set(broker.orders(start + 4_000)) == {"new"}
+    assert set(broker.orders(start + 5_001)) == {"new"}, "still working"
+    clock.advance(1_000)
+    broker.poll()
+    assert set(broker.orders(start + 5_001)) == set()
+    assert set(broker.orders(start + 5_000)) == {"new"}, "filled, and created at since_ms: inside the window"
+    assert set(broker.orders()) == {"old-working", "new"}
+    assert broker.orders()["old-working"].status == OrderStatus.FILLED
+    broker.close()
+    reopened = PaperBroker(execution_settings(paper_latency_ms=1_000), clock, tmp_path / LEDGER_NAME)
+    assert set(reopened.orders(start + 1)) == {"new"}, "the window is rebuilt from the ledger"
+    reopened.close()
 
 
 def test_halt_when_orders_are_working_then_they_are_canceled_and_halt_survives_restart(tmp_path: Path) -> None:
