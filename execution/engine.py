@@ -15,6 +15,7 @@ The engine never talks to a broker, the bus or the disk.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import logging
@@ -155,6 +156,11 @@ class Engine:
     # the books and realised P&L, the day's marks): each such change bumps the revision.
     _pnl_revision: int = 0
     _pnl_memo: tuple[str, int, RiskLimits, Decimal | None] | None = None
+    # Indexes of ``orders`` for a periodic reconciliation's window (it scanned every order of the
+    # run each pass: a long replay went quadratic): (created_at_ms, id) in time order, and the
+    # ids of the orders not yet terminal. Kept by _put, the one writer of ``orders``.
+    _created: list[tuple[int, str]] = field(default_factory=list, init=False, repr=False)
+    _open_ids: set[str] = field(default_factory=set, init=False, repr=False)
 
     # -----------------------------------------------------------------------------------
     # Decisions (read-only)
@@ -414,11 +420,11 @@ class Engine:
     def _apply(self, event: Message) -> list[RiskEvent]:
         if isinstance(event, OrderSubmitted):
             self.decided_signals.add(event.signal_id)
-            self.orders[event.client_order_id] = Order(
+            self._put(Order(
                 client_order_id=event.client_order_id, signal_id=event.signal_id, symbol=event.symbol,
                 side=event.side, quantity_lots=event.quantity_lots, model_id=event.model_id,
                 model_version=event.model_version, created_at_ms=event.event_at_ms, status=OrderStatus.SUBMITTED,
-            )  # fmt: skip
+            ))  # fmt: skip
             self._add_pending(event.symbol, event.side, to_decimal(event.quantity_lots))
             times = self.view.order_times_ms
             times.append(event.event_at_ms)
@@ -439,12 +445,10 @@ class Engine:
         if order is None:
             raise IllegalTransition(f"order {event.client_order_id}: {type(event).__name__} for an unknown order")
         if isinstance(event, OrderAccepted):
-            self.orders[order.client_order_id] = order.moved(
-                OrderStatus.ACCEPTED, broker_order_id=event.broker_order_id
-            )
+            self._put(order.moved(OrderStatus.ACCEPTED, broker_order_id=event.broker_order_id))
             self.view.consecutive_rejects = 0
         elif isinstance(event, OrderRejected):
-            self.orders[order.client_order_id] = order.moved(OrderStatus.REJECTED)
+            self._put(order.moved(OrderStatus.REJECTED))
             self._release_rest(order)
             self.view.consecutive_rejects += 1
             if (
@@ -458,18 +462,40 @@ class Engine:
             if event.fill_id in order.fill_ids:
                 return []  # the same execution reported twice (redelivery, reconciliation)
             status = OrderStatus.FILLED if event.is_final else OrderStatus.PARTIALLY_FILLED
-            self.orders[order.client_order_id] = order.moved(
-                status, filled_lots=event.cumulative_lots, fill_id=event.fill_id
-            )
+            self._put(order.moved(status, filled_lots=event.cumulative_lots, fill_id=event.fill_id))
             self._book_fill(order, event)
             self._add_pending(order.symbol, order.side, -to_decimal(event.fill_lots))
             self.view.consecutive_rejects = 0
             return self._loss_breaker(event.event_at_ms)
         else:
             expired = event.reason.startswith(EXPIRED_PREFIX)
-            self.orders[order.client_order_id] = order.moved(OrderStatus.EXPIRED if expired else OrderStatus.CANCELED)
+            self._put(order.moved(OrderStatus.EXPIRED if expired else OrderStatus.CANCELED))
             self._release_rest(order)
         return []
+
+    def _put(self, order: Order) -> None:
+        """Store ``order`` (new or moved) and keep the reconciliation indexes in step."""
+        cid = order.client_order_id
+        previous = self.orders.get(cid)
+        if previous is None or previous.created_at_ms != order.created_at_ms:
+            if previous is not None:
+                self._created.remove((previous.created_at_ms, cid))
+            bisect.insort(self._created, (order.created_at_ms, cid))  # appends, unless the clock stepped back
+        self.orders[cid] = order
+        if order.is_terminal:
+            self._open_ids.discard(cid)
+        else:
+            self._open_ids.add(cid)
+
+    def orders_in_window(self, since_ms: int) -> tuple[int, dict[str, Order]]:
+        """Return a reconciliation window's start and its orders, in time order.
+
+        The window starts at the earlier of ``since_ms`` and the oldest order not yet terminal
+        (so a working order's late fill is still compared); O(window + working orders).
+        """
+        start_ms = min([since_ms, *(self.orders[cid].created_at_ms for cid in self._open_ids)])
+        first = bisect.bisect_left(self._created, (start_ms,))
+        return start_ms, {cid: self.orders[cid] for _, cid in self._created[first:]}
 
     def _add_pending(self, symbol: str, side: str, lots: Decimal) -> None:
         signed = lots if side == "buy" else -lots

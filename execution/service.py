@@ -323,10 +323,7 @@ class ExecutionService:
         since_ms: int | None = None
         journal = self.engine.orders
         if not whole:
-            since_ms = now_ms - int(self.reconcile_window_s * 1000)
-            since_ms = min([since_ms, *(order.created_at_ms for order in journal.values() if not order.is_terminal)])
-            journal = {cid: order for cid, order in journal.items()
-                       if not order.is_terminal or order.created_at_ms >= since_ms}  # fmt: skip
+            since_ms, journal = self.engine.orders_in_window(now_ms - int(self.reconcile_window_s * 1000))
         found = reconcile_orders(journal, self._broker_orders(since_ms), now_ms, self.broker.venue())
         adopted = found.adopted
         if adopted:

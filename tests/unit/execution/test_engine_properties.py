@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from execution.clock import ManualClock
+from execution.engine import Engine
 from execution.journal import Journal
 from execution.service import ExecutionService
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick
@@ -60,6 +61,16 @@ def _journal_submissions(service: ExecutionService) -> Counter[str]:
     path = service.engine_dir / "journal.jsonl"  # type: ignore[attr-defined]
     with Journal(path, fsync=False) as journal:
         return Counter(event.client_order_id for event in journal.events() if isinstance(event, OrderSubmitted))
+
+
+def _assert_window_is_the_scan(engine: Engine, now_ms: int) -> None:
+    # The reconciliation's indexed window equals the scan of every order it replaced.
+    for since_ms in (now_ms - 1_000, now_ms, now_ms + 1):
+        start_ms = min([since_ms, *(order.created_at_ms for order in engine.orders.values() if not order.is_terminal)])
+        scanned = {cid for cid, o in engine.orders.items() if not o.is_terminal or o.created_at_ms >= start_ms}
+        window_start, window = engine.orders_in_window(since_ms)
+        assert (window_start, set(window)) == (start_ms, scanned)
+        assert [order.created_at_ms for order in window.values()] == sorted(o.created_at_ms for o in window.values())
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -118,6 +129,7 @@ def test_engine_when_any_sequence_then_limits_hold_and_one_order_per_signal(
                 assert abs(service.broker.positions().get(symbol, Decimal(0))) <= MAX_POSITION
             assert {s: p for s, p in service.engine.view.positions.items() if p} == dict(service.broker.positions())
             assert not service.engine.defects
+            _assert_window_is_the_scan(service.engine, clock.now_ms())
         event(f"orders placed: {min(sum(_ledger_submissions(service).values()), 3)}+")
         event(f"ended {service.engine.trading_state}")
         service.close()
