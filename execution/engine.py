@@ -15,7 +15,6 @@ The engine never talks to a broker, the bus or the disk.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import json
 import logging
@@ -43,7 +42,7 @@ from execution.risk import (
     signal_timeframe_denial,
 )
 from execution.sizing import SizingPolicy, order_for, target_position_lots
-from execution.state import IllegalTransition, Order, OrderStatus
+from execution.state import CreationIndex, IllegalTransition, Order, OrderStatus
 from tickwave.config import ExecutionSettings
 from tickwave.contracts import (
     ControlCommand,
@@ -156,10 +155,9 @@ class Engine:
     # the books and realised P&L, the day's marks): each such change bumps the revision.
     _pnl_revision: int = 0
     _pnl_memo: tuple[str, int, RiskLimits, Decimal | None] | None = None
-    # Indexes of ``orders`` for a periodic reconciliation's window (it scanned every order of the
-    # run each pass: a long replay went quadratic): (created_at_ms, id) in time order, and the
-    # ids of the orders not yet terminal. Kept by _put, the one writer of ``orders``.
-    _created: list[tuple[int, str]] = field(default_factory=list, init=False, repr=False)
+    # Indexes of ``orders`` for a periodic reconciliation's window: by creation time, and the ids
+    # of the orders not yet terminal. Kept by _put, the one writer of ``orders``.
+    _created: CreationIndex = field(default_factory=CreationIndex, init=False, repr=False)
     _open_ids: set[str] = field(default_factory=set, init=False, repr=False)
 
     # -----------------------------------------------------------------------------------
@@ -479,8 +477,8 @@ class Engine:
         previous = self.orders.get(cid)
         if previous is None or previous.created_at_ms != order.created_at_ms:
             if previous is not None:
-                self._created.remove((previous.created_at_ms, cid))
-            bisect.insort(self._created, (order.created_at_ms, cid))  # appends, unless the clock stepped back
+                self._created.remove(previous.created_at_ms, cid)
+            self._created.add(order.created_at_ms, cid)
         self.orders[cid] = order
         if order.is_terminal:
             self._open_ids.discard(cid)
@@ -494,8 +492,7 @@ class Engine:
         (so a working order's late fill is still compared); O(window + working orders).
         """
         start_ms = min([since_ms, *(self.orders[cid].created_at_ms for cid in self._open_ids)])
-        first = bisect.bisect_left(self._created, (start_ms,))
-        return start_ms, {cid: self.orders[cid] for _, cid in self._created[first:]}
+        return start_ms, {cid: self.orders[cid] for cid in self._created.since(start_ms)}
 
     def _add_pending(self, symbol: str, side: str, lots: Decimal) -> None:
         signed = lots if side == "buy" else -lots

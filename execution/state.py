@@ -7,6 +7,7 @@ journal reported something impossible) and is logged by the caller. Terminal sta
 
 from __future__ import annotations
 
+import bisect
 import enum
 from typing import Final
 
@@ -128,3 +129,26 @@ class Order(msgspec.Struct, frozen=True):
             broker_order_id=broker_order_id or self.broker_order_id,
             fill_ids=self.fill_ids + ((fill_id,) if fill_id else ()),
         )
+
+
+class CreationIndex:
+    """Order ids by creation time: those created at or after an instant, without a scan of every order.
+
+    A periodic reconciliation reads a window of orders; scanning every order of the run at
+    each pass made a long replay quadratic. Used by the engine and the paper broker.
+    """
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[int, str]] = []  # (created_at_ms, client_order_id), in time order
+
+    def add(self, created_at_ms: int, client_order_id: str) -> None:
+        """Index an order (insort appends at the end unless the clock stepped back: exact either way)."""
+        bisect.insort(self._entries, (created_at_ms, client_order_id))
+
+    def remove(self, created_at_ms: int, client_order_id: str) -> None:
+        """Forget an order indexed at ``created_at_ms``."""
+        self._entries.remove((created_at_ms, client_order_id))
+
+    def since(self, since_ms: int) -> list[str]:
+        """Return the ids created at or after ``since_ms``, oldest first."""
+        return [cid for _, cid in self._entries[bisect.bisect_left(self._entries, (since_ms,)) :]]

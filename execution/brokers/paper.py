@@ -15,7 +15,6 @@ per ``client_order_id``: a second submit of a known order places nothing.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,7 +34,7 @@ from execution.brokers.base import (
 from execution.clock import Clock
 from execution.journal import Journal
 from execution.positions import Book
-from execution.state import Order, OrderStatus
+from execution.state import CreationIndex, Order, OrderStatus
 from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.contracts import (
     KindTest,
@@ -105,8 +104,7 @@ class PaperBroker:
         self.quotes: dict[str, Tick] = {}
         self._orders: dict[str, _PaperOrder] = {}
         self._working: set[str] = set()  # accepted, not yet filled (poll looks only at these)
-        # (created_at_ms, client_order_id) of every order, in time order: orders(since_ms) reads a window of it.
-        self._created: list[tuple[int, str]] = []
+        self._created = CreationIndex()  # orders(since_ms) reads a window of it
         self._ledger = Journal(ledger_path, fsync=False)
         for event in self._ledger.events():
             if isinstance(event, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
@@ -192,11 +190,10 @@ class PaperBroker:
         The window matters even in memory: every order of the run, rebuilt at each periodic
         reconciliation, made a long replay quadratic (a fifth of a 200,000-row engine backtest).
         """
-        if since_ms is None:
-            chosen: Iterable[str] = self._orders
-        else:
-            start = bisect.bisect_left(self._created, (since_ms,))
-            chosen = {cid for _, cid in self._created[start:]} | self._working
+        chosen: Iterable[str] = self._orders
+        if since_ms is not None:  # in time order, then the older working ones (a stable order: replays repeat)
+            window = self._created.since(since_ms)
+            chosen = window + sorted(self._working.difference(window))
         return {cid: self._broker_order(cid, self._orders[cid]) for cid in chosen}
 
     @staticmethod
@@ -247,8 +244,7 @@ class PaperBroker:
         if isinstance(event, OrderSubmitted):
             if event.client_order_id not in self._orders:  # a repeat changes nothing
                 self._orders[event.client_order_id] = _PaperOrder(event)
-                # insort appends at the end, unless the clock stepped back: the window stays exact either way
-                bisect.insort(self._created, (event.event_at_ms, event.client_order_id))
+                self._created.add(event.event_at_ms, event.client_order_id)
             return
         paper = self._orders[event.client_order_id]
         self._working.discard(event.client_order_id)
