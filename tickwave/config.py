@@ -488,6 +488,11 @@ class OrchestrationSettings(_Section):
     enabled: bool = Field(default=True, description="`tickwave up` starts the Dagster webserver and daemon")
     port: int = Field(default=13000, ge=0, le=65535, description="Dagster UI / GraphQL port on 127.0.0.1 (0 = free)")
     start_timeout_s: float = Field(default=180.0, gt=0, description="how long `up` waits for the Dagster UI")
+    schedules_enabled: bool = Field(
+        default=True,
+        description="the schedules and the sensors that launch runs start RUNNING on a fresh Dagster instance "
+        "(false: STOPPED, for those who schedule elsewhere; a toggle in the UI is kept by the instance and wins)",
+    )
     reports_due_utc: str = Field(
         default="01:00",
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",

@@ -209,6 +209,7 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     if counts["signals"] == 0:
         console.print("[yellow]no signals: the model was not promoted, so the flow emitted features only[/]")
     _orchestrate(settings, addresses)
+    _schedules(addresses)
     _champion_and_challenger(settings)
     _compliance_reports(settings)
     _show_analyst_access(settings)
@@ -274,6 +275,27 @@ def _orchestrate(settings: Settings, addresses: dict[str, str]) -> None:
     console.print("  marts: " + ", ".join(f"{mart} {count:,}" for mart, count in rows.items()))
     console.print(f"  quality: {len(failed)} failed expectations in the last hour"
                   + (f" ({', '.join(f'{d}.{c}' for d, c in failed[:4])}...)" if failed else ""))  # fmt: skip
+
+
+def _schedules(addresses: dict[str, str]) -> None:
+    """Say that the schedules and sensors run on their own, and when the daily reports come next."""
+    address = addresses.get("orchestration")
+    if address is None:
+        return
+    from orchestration.automation_status import automations
+
+    try:
+        found = automations(address)
+    except (OSError, ValueError) as exc:
+        console.print(f"[yellow]Dagster's schedules[/]: not listed ({escape(str(exc))})")
+        return
+    running = [item for item in found if item.status == "RUNNING"]
+    reports = next((item for item in running if item.name == "compliance_reports_daily"), None)
+    mark = "[green]✓[/]" if len(running) == len(found) else "[yellow]![/]"
+    next_at = reports.next_tick_at if reports else None
+    when = f"; daily reports next at {next_at:%Y-%m-%d %H:%M} UTC" if next_at else ""
+    console.print(f"{mark} Dagster: {len(running)} of {len(found)} schedules and sensors running on their own{when} "
+                  "(`tickwave status` lists each; orchestration.schedules_enabled=false: stopped)")  # fmt: skip
 
 
 def _champion_and_challenger(settings: Settings) -> None:

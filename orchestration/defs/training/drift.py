@@ -4,6 +4,7 @@ import time
 
 import dagster as dg
 
+from orchestration.automation import launching_sensor_status, schedule_status
 from orchestration.defs.quality.assets import raw_key
 from orchestration.defs.training.jobs import TRAINING_JOB
 from orchestration.resources import TickwaveResource
@@ -59,7 +60,6 @@ DRIFT_JOB = dg.define_asset_job("measure_drift", selection=dg.AssetSelection.ass
                                 description="Measure the champion's input drift and live decay (hourly).")  # fmt: skip
 
 
-@dg.sensor(job=TRAINING_JOB, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
 def retrain_on_drift(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> dg.RunRequest | dg.SkipReason:
     """Retrain once per champion when its latest drift measurement says so (the run key names the champion)."""
     settings = tickwave.settings()
@@ -82,5 +82,7 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, tickwave: TickwaveReso
 def drift() -> dg.Definitions:
     """The drift asset, its hourly schedule and the retraining sensor."""
     hourly = dg.ScheduleDefinition(name="model_drift_hourly", job=DRIFT_JOB, cron_schedule="15 * * * *",
-                                   execution_timezone="UTC")  # fmt: skip
-    return dg.Definitions(assets=[model_drift], jobs=[DRIFT_JOB], schedules=[hourly], sensors=[retrain_on_drift])
+                                   execution_timezone="UTC", default_status=schedule_status())  # fmt: skip
+    sensor = dg.sensor(job=TRAINING_JOB, minimum_interval_seconds=300,
+                       default_status=launching_sensor_status())(retrain_on_drift)  # fmt: skip
+    return dg.Definitions(assets=[model_drift], jobs=[DRIFT_JOB], schedules=[hourly], sensors=[sensor])
