@@ -395,13 +395,17 @@ class StreamsSettings(_Section):
     )
 
 
+DEFAULT_MODEL_IDS = {"xgboost": "xgb_direction", "lightgbm": "lgbm_direction", "ensemble": "ensemble_direction"}
+
+
 class ModelsSettings(_Section):
     """Direction models: dataset, XGBoost hyper-parameters, walk-forward evaluation, export, promotion."""
 
-    model_id: str = Field(
-        default="xgb_direction",
+    model_id: str | None = Field(
+        default=None,
         pattern=r"^[a-z][a-z0-9_]*$",
-        description="registry id of the model `tickwave train` builds and the streams serve",
+        description="registry id of the model `tickwave train` builds and the streams serve (default after "
+        "models.framework: xgb_direction, lgbm_direction or ensemble_direction)",
     )
     timeframe: str = Field(
         default="1m", description="bar timeframe trained on (features + bars_<timeframe>; one of streams.timeframes)"
@@ -480,6 +484,11 @@ class ModelsSettings(_Section):
     @classmethod
     def _timeframe_stored(cls, value: str) -> str:
         return canonical_timeframe(value)
+
+    @property
+    def registry_id(self) -> str:
+        """The model id: ``model_id`` when set, else the default of ``framework``'s kind (``lgbm_direction``...)."""
+        return self.model_id or DEFAULT_MODEL_IDS[self.framework]
 
 
 class OrchestrationSettings(_Section):

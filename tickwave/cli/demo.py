@@ -60,10 +60,12 @@ DEMO_TABLES = ("ticks", "quarantine", "bars_1s", "bars_1m", "features", "predict
 
 
 def demo_settings(settings: Settings) -> Settings:
-    """The user's settings, with the paper broker trading the simulated market at any hour."""
+    """The user's settings, with the paper broker trading the simulated market at any hour, and an ensemble served."""
     # The demo trains its model on 1 s bars: their signals drive the positions.
     execution = settings.execution.model_copy(update={"market_hours": "always", "signal_timeframe": "1s"})
-    return settings.model_copy(update={"execution": execution})
+    # Its champion is a weighted ensemble: the streams serve that model's id (ensemble_direction by default).
+    models = settings.models.model_copy(update={"framework": "ensemble"})
+    return settings.model_copy(update={"execution": execution, "models": models})
 
 
 def table_counts(settings: Settings) -> dict[str, int]:
@@ -101,9 +103,12 @@ def demo_models(settings: Settings, framework: str) -> Settings:
     # 100 rounds on one thread: the ensemble (XGBoost and LightGBM, each walk-forward) took
     # 110 s with the defaults (300 rounds, n_jobs=2) on ~1,500 rows of this 2-core machine
     # under load; the sample teaches nothing more with more trees.
+    # Every kind is registered under the served model's id (the champion's line): a challenger of
+    # another kind is a version of the model it challenges, its framework recorded with it.
     models = settings.models.model_copy(
         update={"timeframe": "1s", "horizon_bars": 10, "dead_zone_bps": 0.3, "calibration_bound": 1.0,
-                "baselines": (), "min_trades": 0, "framework": framework, "n_estimators": 100, "n_jobs": 1}
+                "baselines": (), "min_trades": 0, "framework": framework, "n_estimators": 100, "n_jobs": 1,
+                "model_id": settings.models.registry_id}
     )  # fmt: skip
     return settings.model_copy(update={"models": models})
 
@@ -139,8 +144,9 @@ def shadow_challenger(settings: Settings, symbols: list[str], range_ms: tuple[in
         entry = registry.shadow(outcome.entry.model_id, outcome.entry.model_version, "tickwave demo")
     finally:
         registry.close()
-    return (f"lightgbm {entry.name} trained in {outcome.result.training_seconds:.1f} s -> challenger: the streams "
-            "score it in shadow on the same 1 s vectors; its predictions are stored, never traded")  # fmt: skip
+    return (f"lightgbm {entry.name} (a {entry.framework} version of the champion's model) trained in "
+            f"{outcome.result.training_seconds:.1f} s -> challenger: the streams score it in shadow on the same 1 s "
+            "vectors; its predictions are stored, never traded")  # fmt: skip
 
 
 def demo(
@@ -306,7 +312,7 @@ def _champion_and_challenger(settings: Settings) -> None:
 
     client = connect(settings)
     try:
-        rows = live_performance(client, 1, settings.models.model_id)
+        rows = live_performance(client, 1, settings.models.registry_id)
     except TickwaveError as exc:
         console.print(f"[yellow]champion / challenger[/]: {escape(str(exc))}")
         return

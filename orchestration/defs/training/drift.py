@@ -29,9 +29,9 @@ def model_drift(context: dg.AssetExecutionContext, tickwave: TickwaveResource) -
     thresholds = DriftThresholds(models.drift_psi_threshold, models.decay_log_loss_ratio, models.decay_min_rows)
     registry = ModelRegistry(settings)
     try:
-        champion = registry.champion(models.model_id)
+        champion = registry.champion(models.registry_id)
         if champion is None:
-            context.log.info(f"{models.model_id} has no champion: nothing to measure")
+            context.log.info(f"{models.registry_id} has no champion: nothing to measure")
             return dg.MaterializeResult(metadata={"champion": "none"})
         artifact = registry.artifact(champion)
         params = champion.params
@@ -66,15 +66,15 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, tickwave: TickwaveReso
     with tickwave.client() as client:
         rows = client.query(
             "SELECT model_version, is_retrain_due, reasons FROM model_drift FINAL WHERE model_id = {model:String} "
-            "ORDER BY measured_at_ms DESC LIMIT 1", parameters={"model": settings.models.model_id},
+            "ORDER BY measured_at_ms DESC LIMIT 1", parameters={"model": settings.models.registry_id},
         ).result_rows  # fmt: skip
     if not rows:
-        return dg.SkipReason(f"no drift measured yet for {settings.models.model_id}")
+        return dg.SkipReason(f"no drift measured yet for {settings.models.registry_id}")
     version, is_due, reasons = rows[0]
     if not is_due:
-        return dg.SkipReason(f"{settings.models.model_id} v{version}: no drift or decay beyond the thresholds")
-    context.log.info(f"{settings.models.model_id} v{version}: retraining ({reasons})")
-    return dg.RunRequest(run_key=f"drift-{settings.models.model_id}-v{version}",
+        return dg.SkipReason(f"{settings.models.registry_id} v{version}: no drift or decay beyond the thresholds")
+    context.log.info(f"{settings.models.registry_id} v{version}: retraining ({reasons})")
+    return dg.RunRequest(run_key=f"drift-{settings.models.registry_id}-v{version}",
                          tags={"tickwave/reason": str(reasons)[:200]})  # fmt: skip
 
 

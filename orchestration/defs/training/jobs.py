@@ -35,7 +35,7 @@ def retrain_on_new_data(
     models = settings.models
     registry = ModelRegistry(settings)
     try:
-        champion = registry.champion(models.model_id, models.timeframe)
+        champion = registry.champion(models.registry_id, models.timeframe)
         since_ms = champion.trained_to_ms if champion else 0
         new_bars = new_labelled_bars(registry.client, models.timeframe, since_ms, models.horizon_bars)
     finally:
@@ -57,11 +57,11 @@ def model_performance_on_new_champion(
     settings = tickwave.settings()
     registry = ModelRegistry(settings)
     try:
-        champion = registry.champion(settings.models.model_id)
+        champion = registry.champion(settings.models.registry_id)
     finally:
         registry.close()
     if champion is None:
-        return dg.SkipReason(f"{settings.models.model_id} has no champion")
+        return dg.SkipReason(f"{settings.models.registry_id} has no champion")
     key = f"{champion.model_id}:{champion.model_version}"
     if key == context.cursor:
         return dg.SkipReason(f"champion {key} already seen")
