@@ -355,6 +355,7 @@ def _compliance_reports(settings: Settings) -> None:
     from reports.build import build_compliance_views
     from reports.daily import generate_day
     from reports.verify import verify
+    from tickwave.instruments import registry
     from tickwave.warehouse.client import connect
 
     today = datetime.now(UTC).date()
@@ -363,7 +364,7 @@ def _compliance_reports(settings: Settings) -> None:
         build_compliance_views(settings)
         client = connect(settings)
         try:
-            outcome = generate_day(client, today, root)
+            outcome = generate_day(client, today, root, instruments=registry(settings.symbols))
             problems = verify(client, root, today)
         finally:
             client.close()

@@ -36,12 +36,14 @@ def compliance_reports(
     """Write the partition's seven reports, manifest and index under ``<state dir>/reports/<day>/``."""
     from reports.build import build_compliance_views
     from reports.daily import generate_day
+    from tickwave.instruments import registry
 
     settings = tickwave.settings()
     day = date.fromisoformat(context.partition_key)
     build_compliance_views(settings, tickwave.database)
     with tickwave.client() as client:
-        outcome = generate_day(client, day, settings.state_path / "reports", context.log.info)
+        outcome = generate_day(client, day, settings.state_path / "reports", context.log.info,
+                               instruments=registry(settings.symbols))  # fmt: skip
     for line in outcome.changed:
         context.log.warning(f"re-run of {day}: {line}")
     for flag in outcome.flags:
