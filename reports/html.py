@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import jinja2
@@ -88,7 +88,7 @@ def svg_plot(kind: str, series: dict[str, tuple[Sequence[Any], Sequence[float]]]
     """Draw ``series`` (label -> (x, y)) as a line, step line or grouped bar plot; return inline SVG.
 
     ``kind="step"`` holds each level until the next x (a running sum of events); datetime x
-    values (UTC) make a time axis (HH:MM).
+    values (UTC) make a time axis (HH:MM, with seconds over a span of minutes).
     """
     import matplotlib
 
@@ -103,8 +103,10 @@ def svg_plot(kind: str, series: dict[str, tuple[Sequence[Any], Sequence[float]]]
                 for label, (xs, ys) in series.items():
                     axes.plot(list(xs), list(ys), label=label, linewidth=1.2, marker=".",
                               drawstyle="steps-post" if kind == "step" else "default")  # fmt: skip
-                if any(isinstance(x, datetime) for xs, _ in series.values() for x in xs):
-                    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))  # type: ignore[no-untyped-call]
+                times = [x for xs, _ in series.values() for x in xs if isinstance(x, datetime)]
+                if times:  # seconds shown when the whole curve spans minutes
+                    shape = "%H:%M" if max(times) - min(times) > timedelta(minutes=10) else "%H:%M:%S"
+                    axes.xaxis.set_major_formatter(mdates.DateFormatter(shape, tz=UTC))  # type: ignore[no-untyped-call]
                     axes.set_xlabel("time (UTC)")
             else:
                 labels = list(series)

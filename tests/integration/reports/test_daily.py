@@ -104,7 +104,7 @@ def test_daily_when_run_then_mark_prices_at_their_digits_and_pnl_over_the_days_c
     assert marks  # booked fill prices are written as booked (the blotter's tie-out checks them exactly)
     assert all(len(text.partition(".")[2]) <= digits[symbol] + 1 for symbol, text in marks), marks  # a mid: +1
     curve = summary[summary.index("<svg") : summary.index("</svg>")]
-    assert "time (UTC)" in curve and re.search(r">\d\d:\d\d<", curve), "the P&L curve's x-axis is the time of day"
+    assert "time (UTC)" in curve and re.search(r">\d\d:\d\d(:\d\d)?<", curve), "the P&L curve's x-axis: time of day"
 
 
 def test_daily_summary_when_rendered_in_headless_chromium_then_it_shows_the_day_and_prints(
