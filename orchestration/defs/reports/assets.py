@@ -66,7 +66,7 @@ REPORTS_JOB = dg.define_asset_job(
     "compliance_reports_job", selection=dg.AssetSelection.assets(compliance_reports), partitions_def=DAYS,
     description="The day's seven compliance reports (CSV + HTML), manifest and index.",
 )  # fmt: skip
-REPORTS_DUE_HOUR, REPORTS_DUE_MINUTE = 0, 30  # UTC, for the previous day
+REPORTS_AT_UTC = (0, 30)  # hour, minute: the previous day's reports, before orchestration.reports_due_utc
 
 
 def _record_run(context: dg.RunStatusSensorContext, status: str, detail: str) -> None:
@@ -161,8 +161,8 @@ def reports() -> dg.Definitions:
     schedule = dg.build_schedule_from_partitioned_job(
         REPORTS_JOB,
         name="compliance_reports_daily",
-        hour_of_day=REPORTS_DUE_HOUR,
-        minute_of_hour=REPORTS_DUE_MINUTE,
+        hour_of_day=REPORTS_AT_UTC[0],
+        minute_of_hour=REPORTS_AT_UTC[1],
         default_status=schedule_status(),
     )
     return dg.Definitions(assets=[compliance_reports], jobs=[REPORTS_JOB], schedules=[schedule],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 import dagster as dg
 import pytest
@@ -97,6 +97,18 @@ def test_definitions_when_schedules_are_disabled_then_schedules_and_launching_se
     launching = {name for name, job in SNAPSHOT_SENSORS.items() if job}
     assert {name for name, status in sensors.items() if status == dg.DefaultSensorStatus.STOPPED} == launching
     assert set(sensors) == set(SNAPSHOT_SENSORS)  # the recording sensors keep running: they launch nothing
+
+
+def test_reports_schedule_when_compared_with_the_due_times_then_reports_run_before_they_count_as_late() -> None:
+    from orchestration.defs.reports.assets import REPORTS_AT_UTC
+    from tickwave.config import load_settings
+
+    settings = load_settings()
+    at = time(*REPORTS_AT_UTC)
+
+    assert at == time(0, 30)  # the daily reports at 00:30 UTC, for the day before
+    assert at < time.fromisoformat(settings.orchestration.reports_due_utc)  # the late sensor: 01:00
+    assert at < time.fromisoformat(settings.dashboards.report_due_utc)  # the board's alert: 06:00
 
 
 @pytest.mark.parametrize(
