@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import string
 import time
@@ -31,12 +32,20 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from tickwave.warehouse.accesslog import AccessLog, AccessRecord
-from tickwave.warehouse.auth import User, authenticate, presented_credentials
-from tickwave.warehouse.codecs import Encoder, choose_encoding, decode_body, decode_native_blocks, make_encoder
+from tickwave.warehouse.auth import READ_ONLY, User, authenticate, presented_credentials
+from tickwave.warehouse.codecs import (
+    Encoder,
+    choose_encoding,
+    decode_body,
+    decode_native_blocks,
+    form_fields,
+    make_encoder,
+)
 from tickwave.warehouse.execution import Executor, Running
 from tickwave.warehouse.limits import LoginGuard
-from tickwave.warehouse.planning import Plan, form_fields, full_query, plan
+from tickwave.warehouse.planning import Plan, full_query, plan
 from tickwave.warehouse.protocol import (
+    BAD_ARGUMENTS,
     NOT_IMPLEMENTED,
     QUERY_IS_TOO_LARGE,
     SERVER_DISPLAY_NAME,
@@ -61,6 +70,8 @@ _NO_HANDLER = (
 )
 _TAG_ALPHABET = string.ascii_letters + string.digits
 DISCARD_BYTES = 64 << 20  # how much of a refused body is read and dropped before answering
+MAX_QUERY_ID_CHARS = 128
+_QUERY_ID = re.compile(rf"[!-~](?:[ -~]{{0,{MAX_QUERY_ID_CHARS - 2}}}[!-~])?")
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,9 @@ class Limits:
     response_buffer_bytes: int
     keep_alive_timeout_s: int
     session_sweep_s: float = 5.0
+    # A read-only user sends queries, never data: its body and decoded body are capped lower.
+    read_only_max_body_bytes: int = 1 << 20
+    read_only_max_decoded_bytes: int = 8 << 20
 
 
 class _ClientGone(Exception):
@@ -161,33 +175,65 @@ class WarehouseApp:
             return
         user: User | None = None
         presented = "-"
+        echoed_id = ""  # a query id is echoed in headers only once it is known to be a valid header value
         address = _client_address(scope)
         reading_started = False  # from then on _read_body drains a refused body itself
+        release_slot: Callable[[], None] = _nothing
         try:
-            presented, password = presented_credentials(headers, params)
-            user = self._authenticate(presented, password, address)
-            if _is_true(params.get("compress")):
-                raise QueryError(NOT_IMPLEMENTED, "compress=1 (ClickHouse block framing of responses) is not supported")
-            reading_started = True
-            body = await self._read_body(receive, headers)
-            begun = await self._in_worker(self._start, method, params, headers, body, user)
-        except _ClientGone:
-            return
-        except QueryError as error:
-            if not reading_started and headers.get("expect", "").lower() != "100-continue":
-                await _discard(receive, DISCARD_BYTES)  # let a client still sending read the refusal
-            await self._send_error(send, error, params.get("query_id", ""))
-            self._log(_Outcome(started, method, presented, address, params), None, None, error)
-            return
-        except Exception as exc:  # the request's outer edge: answer ClickHouse-style, log the cause
-            logger.exception("query_id=%s failed unexpectedly", params.get("query_id", "-"))
-            unexpected = QueryError(
-                UNKNOWN_EXCEPTION, f"Unexpected error in the warehouse service: {type(exc).__name__}"
+            try:
+                presented, password = presented_credentials(headers, params)
+                user = self._authenticate(presented, password, address)
+                echoed_id = checked_query_id(params, headers)
+                if _is_true(params.get("compress")):
+                    raise QueryError(
+                        NOT_IMPLEMENTED, "compress=1 (ClickHouse block framing of responses) is not supported"
+                    )
+                # A read-only user's slot is taken before its body is read or decoded, so the
+                # decoding work it can start at once is bounded by its slots too.
+                release_slot = self.executor.admit(user)
+                reading_started = True
+                body = await self._read_body(receive, headers, self._body_limit(user))
+                begun = await self._in_worker(self._start, method, params, headers, body, user, release_slot)
+            except _ClientGone:
+                return
+            except QueryError as error:
+                if not reading_started and headers.get("expect", "").lower() != "100-continue":
+                    await _discard(receive, DISCARD_BYTES)  # let a client still sending read the refusal
+                await self._send_error(send, error, echoed_id)
+                self._log(_Outcome(started, method, presented, address, params), None, None, error)
+                return
+            except Exception as exc:  # the request's outer edge: answer ClickHouse-style, log the cause
+                logger.exception("query_id=%s failed unexpectedly", echoed_id or "-")
+                unexpected = QueryError(
+                    UNKNOWN_EXCEPTION, f"Unexpected error in the warehouse service: {type(exc).__name__}"
+                )
+                await self._send_error(send, unexpected, echoed_id)
+                return
+            try:
+                await self._respond(begun, headers, receive, send)
+            finally:
+                # Whatever happened while sending (a header the server refuses to write, the
+                # client gone, a cancelled task), the query is closed and its handle released.
+                await self._close(begun.running)
+            self._log(
+                _Outcome(started, method, user.name, address, params), begun.plan, begun.running.stream.summary, None
             )
-            await self._send_error(send, unexpected, params.get("query_id", ""))
-            return
-        await self._respond(begun, headers, receive, send)
-        self._log(_Outcome(started, method, user.name, address, params), begun.plan, begun.running.stream.summary, None)
+        finally:
+            release_slot()
+
+    def _body_limit(self, user: User) -> int:
+        if user.readonly == READ_ONLY:
+            return min(self.limits.max_body_bytes, self.limits.read_only_max_body_bytes)
+        return self.limits.max_body_bytes
+
+    def _decoded_limit(self, user: User) -> int:
+        if user.readonly == READ_ONLY:
+            return min(self.limits.max_decoded_bytes, self.limits.read_only_max_decoded_bytes)
+        return self.limits.max_decoded_bytes
+
+    async def _close(self, running: Running) -> None:
+        """Close ``running`` in a worker; it is closed even if this task is cancelled meanwhile."""
+        await asyncio.shield(asyncio.wrap_future(self.pool.submit(running.close)))
 
     def _authenticate(self, name: str, password: str, address: str) -> User:
         self.login_guard.check(name, address)
@@ -199,8 +245,7 @@ class WarehouseApp:
         self.login_guard.succeeded(name, address)
         return user
 
-    async def _read_body(self, receive: Receive, headers: Mapping[str, str]) -> bytes:
-        limit = self.limits.max_body_bytes
+    async def _read_body(self, receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             # A client waiting for 100-continue sends nothing more; any other is already sending.
@@ -226,12 +271,20 @@ class WarehouseApp:
                 return b"".join(parts)
 
     def _start(
-        self, method: str, params: Mapping[str, str], headers: Mapping[str, str], body: bytes, user: User
+        self,
+        method: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+        user: User,
+        release_slot: Callable[[], None],
     ) -> _Started:
         # Worker thread: decode, plan, start, and pull up to one response buffer of output.
-        decoded = decode_body(body, headers.get("content-encoding", ""), self.limits.max_decoded_bytes)
+        limit = self._decoded_limit(user)
+        decoded = decode_body(body, headers.get("content-encoding", ""), limit)
+        del body  # the compressed copy is not needed past here: a large body is not held twice
         if _is_true(params.get("decompress")):
-            decoded = decode_native_blocks(decoded, self.limits.max_decoded_bytes)
+            decoded = decode_native_blocks(decoded, limit)
         content_type = headers.get("content-type", "")
         if content_type.lower().startswith("multipart/form-data"):
             # Form fields are parameters (the query among them); the body is not SQL.
@@ -241,7 +294,7 @@ class WarehouseApp:
             text = full_query(params.get("query", ""), decoded)
         request_plan = plan(method=method, params=params, headers=headers, text=text, user=user)
         try:
-            running = self.executor.start(request_plan, user.name)
+            running = self.executor.start(request_plan, user.name, release_slot)
         except QueryError as error:
             error.query_text = request_plan.sql
             raise
@@ -322,7 +375,6 @@ class WarehouseApp:
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
             watcher.cancel()
-            await self._in_worker(begun.running.close)
 
     async def _send_plain(self, send: Send, status: int, body: bytes) -> None:
         await send({
@@ -394,6 +446,29 @@ class _Outcome:
     user: str
     address: str
     params: Mapping[str, str]
+
+
+def checked_query_id(params: Mapping[str, str], headers: Mapping[str, str]) -> str:
+    """Return the query id a request names ("" for none), refusing one that is not a safe header value.
+
+    The id is echoed in ``X-ClickHouse-Query-Id``; a control character in it made the HTTP
+    server fail while writing the response headers, after the query had started.
+
+    Raises:
+        QueryError: BAD_ARGUMENTS for an id that is not 1 to 128 printable ASCII characters.
+    """
+    query_id = params.get("query_id") or headers.get("x-clickhouse-query-id") or ""
+    if query_id and not _QUERY_ID.fullmatch(query_id):
+        raise QueryError(
+            BAD_ARGUMENTS,
+            f"Invalid query_id: it must be 1 to {MAX_QUERY_ID_CHARS} printable ASCII characters, "
+            f"without leading or trailing spaces",
+        )
+    return query_id
+
+
+def _nothing() -> None:
+    return None
 
 
 def _client_address(scope: Scope) -> str:

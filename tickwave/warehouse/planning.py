@@ -11,17 +11,14 @@ user may not change (READONLY).
 
 from __future__ import annotations
 
-import email.policy
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.parser import BytesParser
 
 from tickwave.warehouse.auth import READ_ONLY, READ_WRITE, User, request_readonly
 from tickwave.warehouse.protocol import (
     BAD_ARGUMENTS,
     HTTP_LAYER_SETTINGS,
-    NOT_IMPLEMENTED,
     QUERY_PARAM_PREFIX,
     READONLY,
     QueryError,
@@ -84,32 +81,6 @@ class Plan:
         """Return an HTTP-layer boolean setting of this request."""
         value = self.http_settings.get(name)
         return default if value is None else value.strip().lower() not in ("0", "false", "")
-
-
-def form_fields(body: bytes, content_type: str) -> dict[str, str]:
-    """Return the fields of a ``multipart/form-data`` body (clickhouse-connect's form encoding).
-
-    Clients send the query and ``param_*`` values as form fields when they are too long
-    for a URL. File fields are ClickHouse "external data" tables, which this server does
-    not support.
-
-    Raises:
-        QueryError: NOT_IMPLEMENTED for external data, BAD_ARGUMENTS for a malformed form.
-    """
-    message = BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-    )
-    if not message.is_multipart():
-        raise QueryError(BAD_ARGUMENTS, "Malformed multipart/form-data body")
-    fields: dict[str, str] = {}
-    for part in message.iter_parts():
-        if part.get_filename() is not None:
-            raise QueryError(NOT_IMPLEMENTED, "External data (file fields of a form) is not supported by this server")
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(payload, bytes):
-            fields[name] = payload.decode("utf-8", errors="replace")
-    return fields
 
 
 def full_query(query_param: str, body: bytes) -> bytes:

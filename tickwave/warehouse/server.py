@@ -29,7 +29,7 @@ from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.services.supervisor import LOOPBACK
 from tickwave.warehouse.accesslog import AccessLog
 from tickwave.warehouse.asgi import Limits, WarehouseApp
-from tickwave.warehouse.auth import User, users_from
+from tickwave.warehouse.auth import READ_WRITE, User, users_from
 from tickwave.warehouse.confinement import confine_process
 from tickwave.warehouse.credentials import resolve_credentials
 from tickwave.warehouse.engine import Engine
@@ -151,7 +151,11 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
         ),
         pool,
         shutdown,
-        LoginGuard(clickhouse.max_failed_logins, clickhouse.failed_login_window_s),
+        LoginGuard(
+            clickhouse.max_failed_logins,
+            clickhouse.failed_login_window_s,
+            never_locked=[user.name for user in users.values() if user.readonly == READ_WRITE],
+        ),
         access_log,
     )
     config = uvicorn.Config(
@@ -165,6 +169,10 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
         timeout_graceful_shutdown=int(clickhouse.shutdown_timeout_s),
         limit_concurrency=MAX_CONNECTIONS,
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: every local client could
+        # name any address (and so dodge or aim the login lock-out, and forge query_log).
+        proxy_headers=bool(clickhouse.trusted_proxies),
+        forwarded_allow_ips=list(clickhouse.trusted_proxies) or None,
     )
     logger.info(
         "warehouse serving ClickHouse HTTP on %s:%d (engine %s, data %s, %d workers)",
