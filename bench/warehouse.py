@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
+import multiprocessing
 import os
 import platform
 import statistics
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,7 +44,7 @@ from tickwave.config import Settings, load_settings
 from tickwave.services.supervisor import Endpoint, Supervisor
 from tickwave.services.warehouse import WarehouseService
 from tickwave.warehouse.client import connect
-from tickwave.warehouse.credentials import resolve_credentials
+from tickwave.warehouse.credentials import Credentials, resolve_credentials
 from tickwave.warehouse.tables import TICKS, Table, to_arrow
 from tickwave.warehouse.writer import BatchWriter, WriterConfig
 
@@ -370,6 +372,60 @@ def bench_bombs(settings: Settings, endpoint: Endpoint) -> list[Row]:
     return rows
 
 
+def _flood(address: str, credentials: Credentials, body: bytes, headers: dict[str, str], stop: Any) -> None:
+    """Send ``body`` as the analyst, again and again, until ``stop`` is set (one process per client)."""
+    while not stop.is_set():
+        post(address, credentials, body, analyst=True, headers=headers)
+
+
+FLOODS = {
+    "256 KiB of NUL bytes as SQL": (lambda: bytes(256 * 1024), {}),
+    "the gzip bomb": (lambda: BOMBS["gzip"][0](), {"Content-Encoding": "gzip"}),
+}
+
+
+def bench_writer_under_flood(settings: Settings, endpoint: Endpoint, seconds: float, clients: int = 4) -> list[Row]:
+    """A writer's insert latency alone and while ``clients`` analyst processes flood the service."""
+    credentials = resolve_credentials(settings)
+    writer = connect(settings, database="default")
+    writer.command(DDL.format(name="flooded"))
+    batch = arrow_batch(1_000, 0)
+
+    def insert_samples() -> list[float]:
+        samples: list[float] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            started = time.perf_counter_ns()
+            writer.insert_arrow("flooded", batch)
+            samples.append((time.perf_counter_ns() - started) / 1000)
+        return samples
+
+    context = multiprocessing.get_context("spawn")
+    rows = [Row("writer: 1,000-row Arrow insert, alone", percentiles(insert_samples()), "-", "the baseline")]
+    try:
+        for label, (make_body, headers) in FLOODS.items():
+            stop = context.Event()
+            body = make_body()
+            flooders = [
+                context.Process(target=_flood, args=(endpoint.address, credentials, body, headers, stop))
+                for _ in range(clients)
+            ]
+            for process in flooders:
+                process.start()
+            time.sleep(2.0)  # the flooders' interpreters start
+            flooded = insert_samples()
+            stop.set()
+            for process in flooders:
+                process.join()
+            rows.append(Row(f"writer: the same insert, {clients} analyst clients sending {label}",
+                            percentiles(flooded), "-", "analyst clients in processes of their own"))  # fmt: skip
+            record(f"writer insert p50 under an analyst flood ({label})",
+                   round(statistics.median(flooded) / 1000, 1), "ms", baseline=rows[0].http)  # fmt: skip
+    finally:
+        writer.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller volumes (a smoke run, not for the README)")
@@ -390,7 +446,11 @@ def main() -> None:
     client = connect(settings, database="default", send_receive_timeout=600)
     local = Local(state_dir / "in-process-chdb")
     try:
-        results = [*bench_policy_http(settings, runs), *bench_bombs(settings, endpoint)]
+        results = [
+            *bench_policy_http(settings, runs),
+            *bench_bombs(settings, endpoint),
+            *bench_writer_under_flood(settings, endpoint, seconds=3 if options.quick else 8),
+        ]
         if not options.security_only:
             for target in (client, local):
                 for name in TABLES:
