@@ -21,10 +21,11 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
-from tickwave.config import Settings
+from tickwave.config import ClickHouseSettings, Settings
 from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.services.supervisor import LOOPBACK
 from tickwave.warehouse.accesslog import AccessLog
@@ -95,6 +96,16 @@ def lower_cpu_priority(niceness: int) -> None:
             autogroup.write_text(f"{niceness}\n")
         except OSError as exc:  # not permitted here: the process's own niceness still applies
             logger.info("could not lower the session's CPU priority: %s", exc)
+
+
+def proxy_options(clickhouse: ClickHouseSettings) -> dict[str, Any]:
+    """Uvicorn's proxy-header options: forwarded headers count only from ``clickhouse.trusted_proxies``.
+
+    uvicorn trusts ``X-Forwarded-For`` from 127.0.0.1 by default: every local client could
+    name any address, and so dodge or aim the login lock-out and forge ``query_log``.
+    """
+    trusted = list(clickhouse.trusted_proxies)
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
 
 
 def serve(settings: Settings, data_dir: Path, port: int) -> None:
@@ -169,10 +180,7 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
         timeout_graceful_shutdown=int(clickhouse.shutdown_timeout_s),
         limit_concurrency=MAX_CONNECTIONS,
-        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: every local client could
-        # name any address (and so dodge or aim the login lock-out, and forge query_log).
-        proxy_headers=bool(clickhouse.trusted_proxies),
-        forwarded_allow_ips=list(clickhouse.trusted_proxies) or None,
+        **proxy_options(clickhouse),
     )
     logger.info(
         "warehouse serving ClickHouse HTTP on %s:%d (engine %s, data %s, %d workers)",
