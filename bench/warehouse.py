@@ -372,9 +372,9 @@ def bench_bombs(settings: Settings, endpoint: Endpoint) -> list[Row]:
     return rows
 
 
-def _flood(address: str, credentials: Credentials, body: bytes, headers: dict[str, str], stop: Any) -> None:
-    """Send ``body`` as the analyst, again and again, until ``stop`` is set (one process per client)."""
-    while not stop.is_set():
+def _flood(address: str, credentials: Credentials, body: bytes, headers: dict[str, str], done: Any) -> None:
+    """Send ``body`` as the analyst, again and again, until ``done`` is set (one process per client)."""
+    while not done.is_set():
         post(address, credentials, body, analyst=True, headers=headers)
 
 
@@ -404,17 +404,17 @@ def bench_writer_under_flood(settings: Settings, endpoint: Endpoint, seconds: fl
     rows = [Row("writer: 1,000-row Arrow insert, alone", percentiles(insert_samples()), "-", "the baseline")]
     try:
         for label, (make_body, headers) in FLOODS.items():
-            stop = context.Event()
+            done = context.Event()
             body = make_body()
             flooders = [
-                context.Process(target=_flood, args=(endpoint.address, credentials, body, headers, stop))
+                context.Process(target=_flood, args=(endpoint.address, credentials, body, headers, done))
                 for _ in range(clients)
             ]
             for process in flooders:
                 process.start()
             time.sleep(2.0)  # the flooders' interpreters start
             flooded = insert_samples()
-            stop.set()
+            done.set()
             for process in flooders:
                 process.join()
             rows.append(Row(f"writer: the same insert, {clients} analyst clients sending {label}",

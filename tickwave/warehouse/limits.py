@@ -18,7 +18,7 @@
   cannot move its failures to other keys. Users named ``never_locked`` (the read-write
   service user, whose generated password no online guessing reaches) are never locked
   out: every client on the loopback interface shares 127.0.0.1, so a lock-out of the
-  service user would let any local process stop the pipeline's writes. Their failures
+  service user would let any local process lock the pipeline's writes out. Their failures
   are still counted and logged.
 """
 
