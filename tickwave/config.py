@@ -93,7 +93,7 @@ class ClickHouseSettings(_Section):
     max_concurrent_queries: int = Field(
         default=16, ge=1, description="embedded warehouse: queries running at once (worker threads)"
     )
-    max_sessions: int = Field(default=64, ge=1, description="embedded warehouse: open HTTP sessions at most")
+    max_sessions: int = Field(default=64, ge=1, description="embedded warehouse: open HTTP sessions per user at most")
     nice: int = Field(
         default=10, ge=0, le=19, description="embedded warehouse: CPU niceness (its bursts yield to the hot path)"
     )
@@ -128,6 +128,13 @@ class ClickHouseSettings(_Section):
     )
     failed_login_window_s: float = Field(
         default=300.0, gt=0, description="embedded warehouse: window of the failed-login count and the lock-out, s"
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "embedded warehouse: proxy addresses or networks whose X-Forwarded-For names the client "
+            "(JSON list; empty: the TCP peer is the client, forwarded headers are ignored)"
+        ),
     )
 
     @property

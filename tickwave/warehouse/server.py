@@ -21,15 +21,16 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
-from tickwave.config import Settings
+from tickwave.config import ClickHouseSettings, Settings
 from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.services.supervisor import LOOPBACK
 from tickwave.warehouse.accesslog import AccessLog
 from tickwave.warehouse.asgi import Limits, WarehouseApp
-from tickwave.warehouse.auth import User, users_from
+from tickwave.warehouse.auth import READ_WRITE, User, users_from
 from tickwave.warehouse.confinement import confine_process
 from tickwave.warehouse.credentials import resolve_credentials
 from tickwave.warehouse.engine import Engine
@@ -97,6 +98,16 @@ def lower_cpu_priority(niceness: int) -> None:
             logger.info("could not lower the session's CPU priority: %s", exc)
 
 
+def proxy_options(clickhouse: ClickHouseSettings) -> dict[str, Any]:
+    """Uvicorn's proxy-header options: forwarded headers count only from ``clickhouse.trusted_proxies``.
+
+    uvicorn trusts ``X-Forwarded-For`` from 127.0.0.1 by default: every local client could
+    name any address, and so dodge or aim the login lock-out and forge ``query_log``.
+    """
+    trusted = list(clickhouse.trusted_proxies)
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
+
+
 def serve(settings: Settings, data_dir: Path, port: int) -> None:
     """Serve the warehouse on 127.0.0.1:``port`` over the chdb directory under ``data_dir``.
 
@@ -151,7 +162,11 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
         ),
         pool,
         shutdown,
-        LoginGuard(clickhouse.max_failed_logins, clickhouse.failed_login_window_s),
+        LoginGuard(
+            clickhouse.max_failed_logins,
+            clickhouse.failed_login_window_s,
+            never_locked=[user.name for user in users.values() if user.readonly == READ_WRITE],
+        ),
         access_log,
     )
     config = uvicorn.Config(
@@ -165,6 +180,7 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
         timeout_graceful_shutdown=int(clickhouse.shutdown_timeout_s),
         limit_concurrency=MAX_CONNECTIONS,
+        **proxy_options(clickhouse),
     )
     logger.info(
         "warehouse serving ClickHouse HTTP on %s:%d (engine %s, data %s, %d workers)",
