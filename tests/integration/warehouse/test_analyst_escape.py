@@ -10,19 +10,21 @@ queries the READMEs show analysts keep working.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from tests.integration.warehouse.http import Response, post
+from tests.integration.warehouse.http import _POOL, Response, post
 from tickwave.config import Settings
 from tickwave.services.supervisor import Endpoint
 from tickwave.warehouse.credentials import Credentials, resolve_credentials, secrets_path
@@ -100,6 +102,18 @@ def corpus(path: str) -> list[str]:
         f"SELECT 1 WHERE 'x' IN (SELECT {read})",
         f"SELECT {read} AS count",
         f"SELECT count() FROM numbers(1) GROUP BY {read}",
+        # calls the parse tree does not name (APPLY, REPLACE)
+        f"SELECT * APPLY(file) FROM (SELECT '{path}' AS p)",
+        f"SELECT * APPLY file FROM (SELECT '{path}' AS p)",
+        f"SELECT * APPLY(x -> file(x)) FROM (SELECT '{path}' AS p)",
+        f"SELECT COLUMNS('p') APPLY(file) FROM (SELECT '{path}' AS p)",
+        f"SELECT s.* APPLY(file) FROM (SELECT '{path}' AS p) AS s",
+        f"SELECT * REPLACE(file(p) AS p) FROM (SELECT '{path}' AS p)",
+        f"SELECT * FROM (SELECT * APPLY(file) FROM (SELECT '{path}' AS p))",
+        f"DESCRIBE (SELECT * APPLY(file) FROM (SELECT '{path}' AS p))",
+        # AI functions, by name and alias
+        "SELECT AIGenerate('hello')",
+        "SELECT AIClassify('hello', ['a'])",
         # table functions
         f"SELECT * FROM file('{path}', 'LineAsString')",
         f"SELECT * FROM FILE /* c */ ('{path}', 'LineAsString')",
@@ -161,6 +175,75 @@ def corpus(path: str) -> list[str]:
         "SELECT aiGenerate('hello')",
         f"SELECT catboostEvaluate('{path}', 1)",
     ]
+
+
+OUT_FILE_STATEMENTS = [
+    "DESCRIBE (SELECT 'x' AS a) INTO OUTFILE '{target}' {mode} FORMAT TSVRaw",
+    "DESC TABLE numbers(1) INTO OUTFILE '{target}' {mode}",
+    "SHOW TABLES INTO OUTFILE '{target}' {mode}",
+    "SHOW DATABASES INTO OUTFILE '{target}' {mode}",
+    "SHOW COLUMNS FROM system.one INTO OUTFILE '{target}' {mode}",
+    "SHOW CREATE TABLE system.one INTO OUTFILE '{target}' {mode}",
+    "EXISTS system.one INTO OUTFILE '{target}' {mode}",
+    "EXISTS DATABASE system INTO OUTFILE '{target}' {mode}",
+    "EXPLAIN SELECT 1 INTO OUTFILE '{target}' {mode}",
+    "SELECT 1 INTO OUTFILE '{target}' {mode}",
+]
+
+
+@pytest.mark.parametrize("mode", ["TRUNCATE", "APPEND"])
+@pytest.mark.parametrize("statement", OUT_FILE_STATEMENTS)
+def test_analyst_when_writing_an_out_file_into_the_data_directory_then_refused_and_nothing_written(
+    warehouse_endpoint: Endpoint, credentials: Credentials, state_dir: Path, statement: str, mode: str
+) -> None:
+    target = state_dir / "data" / "warehouse" / f"planted-{uuid.uuid4().hex}.sql"
+
+    reply = as_analyst(warehouse_endpoint, credentials, statement.format(target=target, mode=mode))
+
+    assert_refused(reply)
+    assert not target.exists()
+
+
+def _multipart(fields: dict[str, str]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    return (("".join(parts) + f"--{boundary}--\r\n").encode(), f"multipart/form-data; boundary={boundary}")
+
+
+@pytest.mark.parametrize("transport", ["get", "gzip", "multipart", "param"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * APPLY(file) FROM (SELECT {p:String} AS p)",
+        "SELECT * APPLY(x -> file(x)) FROM (SELECT {p:String} AS p)",
+        "SELECT COLUMNS('p') APPLY(file) FROM (SELECT {p:String} AS p)",
+    ],
+)
+def test_analyst_when_apply_comes_over_another_transport_then_refused(
+    warehouse_endpoint: Endpoint, credentials: Credentials, canary: Path, transport: str, sql: str
+) -> None:
+    user, password = credentials.analyst_user, credentials.analyst_password.get_secret_value()
+    auth = {"X-ClickHouse-User": user, "X-ClickHouse-Key": password}
+    url = f"http://{warehouse_endpoint.address}/"
+    params = {"param_p": str(canary)}
+    if transport == "get":
+        response = _POOL.request("GET", url, fields={"query": sql, **params}, headers=auth)
+    elif transport == "gzip":
+        response = _POOL.request(
+            "POST", url + "?" + urlencode(params), body=gzip.compress(sql.encode()),
+            headers={**auth, "Content-Encoding": "gzip"},
+        )  # fmt: skip
+    elif transport == "multipart":
+        body, content_type = _multipart({"query": sql, **params})
+        response = _POOL.request("POST", url, body=body, headers={**auth, "Content-Type": content_type})
+    else:
+        response = _POOL.request("POST", url + "?" + urlencode(params), body=sql.encode(), headers=auth)
+    reply = Response(response.status, {k.lower(): v for k, v in response.headers.items()}, response.data)
+
+    assert_refused(reply)
 
 
 def expected_code(sql: str) -> str:
