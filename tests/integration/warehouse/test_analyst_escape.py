@@ -246,6 +246,39 @@ def test_analyst_when_apply_comes_over_another_transport_then_refused(
     assert_refused(reply)
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM system.databases",
+        "SELECT data_path, metadata_path FROM system.databases",
+        "SELECT metadata_path, data_paths FROM system.tables",
+        "SELECT create_table_query FROM system.tables",
+        "SELECT path, disk_name FROM system.parts",
+        "SELECT x FROM (SELECT path AS x FROM system.parts_columns)",
+        "SELECT name FROM system.tables WHERE startsWith(metadata_path, '/')",
+        "SELECT COLUMNS('path') FROM system.tables",
+    ],
+)
+def test_analyst_when_reading_host_paths_from_system_tables_then_refused(
+    warehouse_endpoint: Endpoint, credentials: Credentials, state_dir: Path, sql: str
+) -> None:
+    assert_refused(as_analyst(warehouse_endpoint, credentials, sql), str(state_dir))
+
+
+def test_analyst_when_reading_catalog_columns_of_system_tables_then_allowed_without_paths(
+    warehouse_endpoint: Endpoint, credentials: Credentials, state_dir: Path
+) -> None:
+    for sql in (
+        "SELECT name, engine FROM system.databases",
+        "SELECT database, name, engine, total_rows FROM system.tables",
+        "SELECT database, table, name, rows, max_time FROM system.parts",
+    ):
+        reply = as_analyst(warehouse_endpoint, credentials, sql)
+
+        assert reply.status == 200, reply.body
+        assert str(state_dir).encode() not in reply.body
+
+
 def expected_code(sql: str) -> str:
     if "; " in sql:
         return "62"  # SYNTAX_ERROR: multi-statements
@@ -435,6 +468,9 @@ def test_access_log_when_requests_are_served_then_each_lands_normalized_and_read
     as_analyst(warehouse_endpoint, credentials, f"SELECT 'secret-{marker}' AS x, 42")
     post(warehouse_endpoint.address, credentials, b"SELECT 1", analyst=False, query_id=marker)
     refused = as_analyst(warehouse_endpoint, credentials, "SELECT file('/x')", query_id=f"{marker}-r")
+    for index, failing in enumerate([f"SELECT 'secret-{marker}' AS x, nope", f"SELECT 'secret-{marker} FROM"]):
+        failed = post(warehouse_endpoint.address, credentials, failing.encode(), query_id=f"{marker}-f{index}")
+        assert failed.status != 200 and f"secret-{marker}".encode() in failed.body  # the client sees its own text
 
     rows = wait_for_rows(
         warehouse_endpoint,
@@ -452,10 +488,19 @@ def test_access_log_when_requests_are_served_then_each_lands_normalized_and_read
     change = as_analyst(
         warehouse_endpoint, credentials, "ALTER TABLE query_log DELETE WHERE 1", database=tickwave_database
     )
+    failures = wait_for_rows(
+        warehouse_endpoint,
+        credentials,
+        tickwave_database,
+        f"SELECT exception_code, exception FROM query_log WHERE query_id LIKE '{marker}-f%' "
+        f"AND (SELECT count() FROM query_log WHERE query_id LIKE '{marker}-f%') = 2 ORDER BY query_id",
+    )
 
     assert refused.code == "164"
     assert rows == ["analyst\t127.0.0.1\tSELECT file(?)\t164", "tickwave\t127.0.0.1\tSELECT ?\t0"]
     assert literal == ["0"]  # literals are never stored
+    assert [row.split("\t")[0] for row in failures] == ["47", "62"], failures
+    assert not [row for row in failures if marker in row], failures  # error texts are stored masked
     assert_refused(change)
 
 
