@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from tickwave.warehouse.allowlist import ALLOWED_CATEGORIES, ALLOWED_FUNCTIONS, PARSER_AGGREGATES, PARSER_FUNCTIONS
+from tickwave.warehouse.allowlist import (
+    ALLOWED_CATEGORIES,
+    ALLOWED_FUNCTIONS,
+    PARSER_AGGREGATES,
+    PARSER_FUNCTIONS,
+    REFUSED_ON_REVIEW,
+)
 
 SNAPSHOT = Path(__file__).with_name("allowed_functions.txt")
 MIN_RELOAD_INTERVAL_S = 60.0
@@ -134,8 +140,8 @@ class FunctionCatalog:
 
 def is_allowed_kind(canonical: str, info: FunctionInfo) -> bool:
     """Return True when a built-in function of this name and entry only computes (by category or by name)."""
-    if info.origin != BUILT_IN:
-        return False  # user-defined: its body is not checked here
+    if info.origin != BUILT_IN or canonical in REFUSED_ON_REVIEW:
+        return False  # user-defined (its body is not checked here), or refused by a review
     return info.category in ALLOWED_CATEGORIES or canonical in ALLOWED_FUNCTIONS or canonical in PARSER_FUNCTIONS
 
 
