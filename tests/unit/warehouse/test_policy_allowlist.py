@@ -154,8 +154,29 @@ def test_policy_when_the_service_user_reads_with_get_then_the_same_tree_rules_ap
             decide(connection, catalog, sql, SERVICE_GET)
 
 
+def dbt_model_queries() -> list[str]:
+    """Every dbt model's SELECT, rendered as a full build would (refs and sources to table names)."""
+    import jinja2
+    import yaml
+
+    variables = yaml.safe_load((REPO / "dbt" / "dbt_project.yml").read_text())["vars"]
+    environment = jinja2.Environment(extensions=["jinja2.ext.do"], autoescape=False)  # SQL, not HTML
+    context: dict[str, Any] = {
+        "ref": lambda *names: names[-1],
+        "source": lambda _source, table: table,
+        "config": lambda **_options: "",
+        "var": lambda name, default=None: variables.get(name, default),
+        "env_var": lambda _name, default="": default,
+        "is_incremental": lambda: False,
+    }
+    macros = environment.from_string((REPO / "dbt" / "macros" / "units.sql").read_text()).make_module(context)
+    context.update({name: getattr(macros, name) for name in dir(macros) if not name.startswith("_")})
+    models = sorted((REPO / "dbt" / "models").rglob("*.sql"))
+    return [environment.from_string(model.read_text()).render(**context).strip() for model in models]
+
+
 def analyst_queries() -> list[str]:
-    """Every query the analyst is shown or runs: the READMEs, every board panel, every alert rule."""
+    """Every query the analyst is shown or runs: the READMEs, board panels, alert rules, dbt models' SELECTs."""
     queries = []
     for readme in (REPO / "README.md", REPO / "tickwave" / "warehouse" / "README.md"):
         for block in re.findall(r"```sql\n(.*?)```", readme.read_text(), re.DOTALL):
@@ -164,7 +185,7 @@ def analyst_queries() -> list[str]:
     for board in boards(settings):
         queries.extend(expand(spec.sql, board_context(board.uid, now, "EURUSD")) for spec in board.queries)
     queries.extend(rule.sql for rule in alert_rules(settings))
-    return queries
+    return queries + dbt_model_queries()
 
 
 ALLOWED = [
