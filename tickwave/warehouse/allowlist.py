@@ -43,15 +43,15 @@ ALLOWED_CATEGORIES = frozenset({
     "Dates and Times", "Arrays", "Tuple", "Map", "JSON", "Hash", "Type Conversion",
     "Aggregate Functions",  # with the window functions (row_number, lagInFrame...), which the engine files here
 })  # fmt: skip
-# Category Other or Internal, but they only compute or read the request's own state: ``version``
-# (clickhouse-connect and Grafana's plugin ask for it when they connect), ``getSetting`` (the query's
-# own settings, not the server's). ``sleep`` is bounded by max_execution_time and the analyst's
-# concurrency slots (clients use it to hold a query open).
+# Category Other or Internal, but they only compute or read the request's own state: ``version``,
+# ``revision`` and ``displayName`` (clickhouse-connect and clickhouse-go, inside Grafana's plugin,
+# ask for them when they connect: ``SELECT displayName(), version(), revision(), timezone()``),
+# ``getSetting`` (the query's own settings, not the server's). ``sleep`` is bounded by
+# max_execution_time and the analyst's concurrency slots (clients use it to hold a query open).
 ALLOWED_FUNCTIONS = frozenset({
-    "version", "getSetting", "getSettingOrDefault", "currentDatabase", "transform", "toTypeName",
-    "toColumnTypeName", "formatReadableSize",
-    "formatReadableDecimalSize", "formatReadableQuantity", "formatReadableTimeDelta", "caseWithExpression",
-    "_CAST", "sleep",
+    "version", "revision", "displayName", "getSetting", "getSettingOrDefault", "currentDatabase", "transform",
+    "toTypeName", "toColumnTypeName", "formatReadableSize", "formatReadableDecimalSize", "formatReadableQuantity",
+    "formatReadableTimeDelta", "caseWithExpression", "_CAST", "sleep",
 })  # fmt: skip
 # In an allowed category, but a review found that they reach outside the database: refused. A
 # function added here leaves the snapshot too (it is regenerated from these lists).

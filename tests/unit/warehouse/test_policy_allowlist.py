@@ -199,6 +199,8 @@ ALLOWED = [
     "SELECT name, engine FROM system.databases ORDER BY name",
     "SELECT database, name, total_rows FROM system.tables WHERE database = currentDatabase()",
     "SELECT version(), timezone(), getSetting('readonly')",
+    "SELECT displayName(), version(), revision(), timezone()",  # clickhouse-go's hello (Grafana's plugin)
+    "SELECT name, value, readonly FROM system.settings LIMIT 10000",  # clickhouse-connect's
     "DESCRIBE TABLE system.tables",
     "SHOW TABLES",
     "EXISTS TABLE ticks",
