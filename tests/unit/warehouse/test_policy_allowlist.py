@@ -16,13 +16,15 @@ from typing import Any
 
 import chdb
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from dashboards.alerts import alert_rules
 from dashboards.build import boards
 from dashboards.gocheck import board_context
 from dashboards.macros import expand
 from tickwave.config import Settings
-from tickwave.warehouse.allowlist import ALLOWED_CATEGORIES
+from tickwave.warehouse.allowlist import ALLOWED_CATEGORIES, ALLOWED_NODE_KINDS, LITERAL_PARENTS
 from tickwave.warehouse.catalog import (
     SNAPSHOT,
     FunctionCatalog,
@@ -265,3 +267,40 @@ def test_catalog_when_many_unknown_names_arrive_then_it_reloads_at_most_once_per
     assert catalog.reloads == 2 and len(loads) == 3  # the first load, one at 61 s, one at 200 s
     assert elapsed_s < 0.2
     assert catalog.find("sumIf") == ("sum", FunctionInfo("Aggregate Functions", "System", True))
+
+
+def _graft(dump: str, line_index: int, kind: str) -> str:
+    """Add a child of ``kind`` under the dump's line ``line_index``, keeping every count consistent."""
+    lines = dump.rstrip("\n").split("\n")
+    parent = lines[line_index]
+    indent = len(parent) - len(parent.lstrip(" "))
+    count = re.search(r" \(children (\d+)\)$", parent)
+    declared = int(count.group(1)) if count else 0
+    head = parent[: count.start()] if count else parent
+    lines[line_index] = f"{head} (children {declared + 1})"
+    lines.insert(line_index + 1, " " * (indent + 1) + (f"{kind} '/x'" if kind == "Literal" else kind))
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sql=st.sampled_from(ALLOWED),
+    where=st.integers(min_value=0, max_value=400),
+    kind=st.one_of(
+        st.from_regex(r"[A-Z][A-Za-z]{2,30}", fullmatch=True).filter(lambda kind: kind not in ALLOWED_NODE_KINDS),
+        st.sampled_from(["ColumnsApplyTransformer", "ColumnsReplaceTransformer", "Literal"]),
+    ),
+)
+def test_policy_when_any_node_is_grafted_outside_the_allow_lists_then_refused(
+    connection: Any, catalog: FunctionCatalog, sql: str, where: int, kind: str
+) -> None:
+    dump = connection.query("EXPLAIN AST " + sql, "TabSeparatedRaw").bytes().decode()
+    lines = dump.rstrip("\n").split("\n")
+    index = where % len(lines)
+    parent_kind = lines[index].strip().split(" ")[0]
+    assume(kind != "Literal" or parent_kind not in LITERAL_PARENTS)
+
+    with pytest.raises(QueryError) as refused:
+        ReadOnlyPolicy(catalog).check(sql, {}, ANALYST, lambda _text: _graft(dump, index, kind))
+
+    assert refused.value.code == READONLY
