@@ -77,7 +77,12 @@ class FunctionCatalog:
         functions = {**{name: FunctionInfo("", BUILT_IN, False) for name in PARSER_FUNCTIONS}, **functions}
         functions.update({name: FunctionInfo("Aggregate Functions", BUILT_IN, True) for name in PARSER_AGGREGATES})
         self._functions = functions
-        self._lower = {name.lower(): info for name, info in functions.items()}
+        # A name typed in another case resolves only when every function of that spelling is one
+        # function (AIGenerate, aiGenerate); an ambiguous spelling is unknown, so refused.
+        canonical: dict[str, set[str]] = {}
+        for name, info in functions.items():
+            canonical.setdefault(name.lower(), set()).add(info.alias_to or name)
+        self._lower = {name.lower(): info for name, info in functions.items() if len(canonical[name.lower()]) == 1}
         self._combinators = sorted(combinators, key=len, reverse=True)
 
     @property

@@ -304,3 +304,21 @@ def test_policy_when_any_node_is_grafted_outside_the_allow_lists_then_refused(
         ReadOnlyPolicy(catalog).check(sql, {}, ANALYST, lambda _text: _graft(dump, index, kind))
 
     assert refused.value.code == READONLY
+
+
+def test_catalog_when_a_name_comes_in_another_case_then_it_resolves_only_if_unambiguous() -> None:
+    catalog = FunctionCatalog(
+        lambda: (
+            {
+                "aiGenerate": FunctionInfo("AI", "System", False),
+                "AIGenerate": FunctionInfo("", "System", False, "aiGenerate"),
+                "lower": FunctionInfo("String", "System", False),
+                "LOWER": FunctionInfo("Other", "System", False),  # a different function of the same spelling
+            },
+            [],
+        )
+    )
+
+    assert catalog.resolve("AIGENERATE") == ("aiGenerate", FunctionInfo("AI", "System", False))
+    assert catalog.resolve("Lower") is None  # ambiguous: unknown, so refused
+    assert catalog.resolve("lower") == ("lower", FunctionInfo("String", "System", False))
