@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench chaos clean
+.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench chaos fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench: bootstrap ## run every benchmark in bench/ as a module, then write bench/
 
 chaos: bootstrap ## kill -9 every service at random during a replay and a live market, then check nothing was lost (minutes)
 	$(BIN)/python -m tests.chaos.harness --kills 3 --live-s 240 --freeze-s 30
+
+fuzz: bootstrap ## fuzz the warehouse's read-only policy with 20,000 statements from the engine's grammar (POLICY_FUZZ_SEED=N repeats a run; minutes)
+	POLICY_FUZZ_QUERIES=20000 $(BIN)/pytest -s tests/integration/warehouse/test_policy_fuzz.py
 
 clean: ## stop services and remove the state dir and the venv
 	-@[ -x $(BIN)/tickwave ] && $(BIN)/tickwave down

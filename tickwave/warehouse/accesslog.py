@@ -4,7 +4,9 @@ The request path only appends a small dict to a bounded queue; a thread of its o
 inserts the queued rows every ``flush_interval_s`` (or at ``batch_rows``) through a
 handle of the engine, as JSONEachRow. The raw query text goes into the table's
 EPHEMERAL ``query`` column, from which the engine derives ``normalized_query`` (literals
-replaced by ``?``) and its hash; the raw text itself is never stored. Until the table
+replaced by ``?``) and its hash; the raw text itself is never stored. A failed request's
+error text, which quotes the query, goes the same way: into the EPHEMERAL ``exception_text``,
+stored as ``exception`` with its literals masked by the engine's ``normalizeQuery``. Until the table
 exists (migrations run after the service starts) rows wait in the queue; past
 ``max_queued`` the oldest are dropped and counted, with a warning. ``close()`` flushes.
 """
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 TABLE = "query_log"
 MAX_QUERY_CHARS = 65_536
 MAX_EXCEPTION_CHARS = 2_000
+EXCEPTION_INPUT = "exception_text"  # EPHEMERAL: the table keeps normalizeQuery(exception_text)
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,14 @@ class AccessRecord:
     exception: str = ""
 
     def json_line(self) -> bytes:
-        """The record as one JSONEachRow line (time as text, query and exception truncated)."""
+        """The record as one JSONEachRow line (time as text, query and error text truncated, as table inputs)."""
         row = asdict(self)
         row["event_time_ms"] = datetime.fromtimestamp(self.event_time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[
             :-3
         ]
         row["query"] = self.query[:MAX_QUERY_CHARS]
-        row["exception"] = self.exception[:MAX_EXCEPTION_CHARS]
+        del row["exception"]
+        row[EXCEPTION_INPUT] = self.exception[:MAX_EXCEPTION_CHARS]  # the table stores it masked
         return json.dumps(row, ensure_ascii=False).encode() + b"\n"
 
 
@@ -144,4 +148,4 @@ class AccessLog:
         self.flush()
 
 
-_COLUMNS = tuple(AccessRecord.__dataclass_fields__)
+_COLUMNS = tuple(EXCEPTION_INPUT if name == "exception" else name for name in AccessRecord.__dataclass_fields__)

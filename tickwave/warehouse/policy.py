@@ -2,23 +2,24 @@
 
 Every read-only request (the analyst, or a GET) is parsed by ClickHouse itself: the
 statement count comes from chdb's ``classify_query`` and the tree from ``EXPLAIN AST``
-on the request's own handle, with its query parameters substituted. The rules then run
-on that tree:
+on the request's own handle, with its query parameters substituted. The tree is then
+checked against allow-lists (:mod:`tickwave.warehouse.allowlist`); whatever is not on
+them is refused, so what a later ClickHouse adds stays refused until it is reviewed:
 
-- one statement, and a read: SELECT / WITH / UNION / INTERSECT / EXCEPT, SHOW (tables,
-  databases, columns, create), DESCRIBE, EXISTS, EXPLAIN of one of those, or USE (and
-  SET for a GET of the service user, whose ``readonly=2`` allows settings);
-- no ``INTO OUTFILE`` (a literal child of a query node) and, for the analyst, no
-  ``SETTINGS`` clause (a ``Set`` node);
-- every table function on :data:`ALLOWED_TABLE_FUNCTIONS` (closed by default: whatever a
-  later ClickHouse adds stays refused);
-- no function that reaches outside the database, by name or family
-  (:data:`OUTSIDE_NAMES`, :data:`OUTSIDE_PREFIXES`) or by what ``system.functions`` says of
-  it (its category is Introspection, AI, Dictionary or Embedded Dictionary, or it is
-  user-defined, so its body is not checked here);
-- for the analyst: system tables only from :data:`ALLOWED_SYSTEM_TABLES` (metadata BI
-  tools read), and neither ``USE system`` nor ``database=system``;
-- output formats that read schema or template files of the host are refused.
+- one statement, and a read (:data:`~tickwave.warehouse.allowlist.READ_ROOTS`: SELECT and
+  set operations, SHOW tables/columns/create, DESCRIBE, EXISTS, EXPLAIN of one of those,
+  USE; and SET for a GET of the service user, whose ``readonly=2`` allows settings);
+- every node kind on the allow-list: ``* APPLY(f)`` and ``* REPLACE(...)`` are refused,
+  since the dump prints them without the function they call;
+- a literal only where it is a value: under a statement node it is an ``INTO OUTFILE``
+  target (or its compression), refused in any statement (DESCRIBE, SHOW, EXISTS too);
+- every function resolving (aliases, combinators) to a built-in function of an allowed
+  category or list, and in the reviewed snapshot (:mod:`tickwave.warehouse.catalog`);
+  unknown names are refused;
+- every table function on the allow-list; for the analyst, no ``SETTINGS`` clause, system
+  tables only from the allow-list, and in a query block reading ``system.databases``,
+  ``tables``, ``parts`` or ``parts_columns`` only their columns without host paths;
+- no output format that reads schema or template files of the host.
 
 The dump of ``EXPLAIN AST`` is an indented tree whose lines carry ``(children N)``: it is
 parsed by indentation and every count is checked, so a name with a line break in it
@@ -35,52 +36,44 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from tickwave.warehouse.allowlist import (
+    ALLOWED_NODE_KINDS,
+    ALLOWED_SYSTEM_TABLES,
+    ALLOWED_TABLE_FUNCTIONS,
+    FILE_FORMATS,
+    LITERAL_PARENTS,
+    PARSER_AGGREGATES,
+    PARSER_FUNCTIONS,
+    READ_ROOTS,
+    SYSTEM_DATABASE,
+    SYSTEM_TABLE_COLUMNS,
+)
+from tickwave.warehouse.catalog import FunctionCatalog, FunctionInfo, is_allowed_kind, read_catalog, reviewed_functions
 from tickwave.warehouse.protocol import READONLY, QueryError
 
-ALLOWED_TABLE_FUNCTIONS = frozenset({
-    "numbers", "numbers_mt", "zeros", "zeros_mt", "values", "generateseries", "generate_series", "primes",
-    "generaterandom", "null", "view", "format",
-})  # fmt: skip
-# Host files, the network, other servers, programs, objects of the server process.
-OUTSIDE_NAMES = frozenset({
-    "file", "filecluster", "url", "urlcluster", "executable", "executablepool", "python", "jdbc", "odbc",
-    "sqlite", "redis", "gcs", "oss", "cosn", "hive", "arrowflight", "ytsaurus", "zookeeper", "input",
-    "filesystem", "bigquery", "catboostevaluate", "getserversetting", "filesystemavailable",
-    "filesystemcapacity", "filesystemunreserved", "getmacro", "dictionary", "merge", "loop", "eval",
-})  # fmt: skip
-OUTSIDE_PREFIXES = (
-    "s3", "hdfs", "azure", "iceberg", "deltalake", "hudi", "paimon", "remote", "cluster", "mysql",
-    "postgresql", "mongodb", "prometheus", "dictget", "dicthas", "dictisin", "timeseries", "mergetree",
-)  # fmt: skip
-OUTSIDE_CATEGORIES = frozenset({"Introspection", "AI", "Dictionary", "Embedded Dictionary"})
-ALLOWED_SYSTEM_TABLES = frozenset({
-    "one", "numbers", "numbers_mt", "zeros", "zeros_mt", "databases", "tables", "columns", "functions",
-    "table_functions", "formats", "data_type_families", "time_zones", "parts", "parts_columns",
-    "aggregate_function_combinators", "table_engines", "settings", "collations", "keywords", "build_options",
-})  # fmt: skip
-# Formats that read a schema or template file of the host.
-FILE_FORMATS = frozenset({
-    "protobuf", "protobufsingle", "protobuflist", "capnproto", "template", "templateignorespaces", "regexp",
-})  # fmt: skip
-READ_ROOTS = frozenset({
-    "SelectWithUnionQuery", "SelectIntersectExceptQuery", "SelectQuery", "ShowTables", "ShowColumns",
-    "ShowCreateTableQuery", "ShowCreateDatabaseQuery", "ShowCreateViewQuery", "ShowCreateDictionaryQuery",
-    "ExistsTableQuery", "ExistsDatabaseQuery", "ExistsViewQuery", "DescribeQuery", "Explain", "UseQuery",
-})  # fmt: skip
-QUERY_NODES = frozenset({"SelectWithUnionQuery", "SelectIntersectExceptQuery", "Explain"})
-SYSTEM_DATABASE = "system"
+__all__ = ["AstNode", "FunctionCatalog", "FunctionInfo", "ReadOnlyPolicy", "Request", "parse_ast", "read_catalog"]
+
 _CHILDREN = re.compile(r" \(children (\d+)\)$")
-_ALIAS = re.compile(r" \(alias [^\n]*\)$")
+_ALIAS = re.compile(r" \(alias ([^\n]*)\)$")
 CACHE_SIZE = 4096
+MATCHER_KINDS = frozenset({
+    "Asterisk", "QualifiedAsterisk", "ColumnsRegexpMatcher", "ColumnsListMatcher", "QualifiedColumnsRegexpMatcher",
+    "QualifiedColumnsListMatcher",
+})  # fmt: skip
+HIDDEN_CALLS = {
+    "ColumnsApplyTransformer": "APPLY (the parse tree does not name the function it calls)",
+    "ColumnsReplaceTransformer": "REPLACE in a column list",
+}
 
 
 @dataclass
 class AstNode:
-    """One node of the engine's parse tree: its kind (``Function``, ``Literal``...), label and children."""
+    """One node of the engine's parse tree: its kind (``Function``, ``Literal``...), label, alias and children."""
 
     kind: str
     label: str
     declared: int
+    alias: str = ""
     children: list[AstNode] = field(default_factory=list)
     parent: AstNode | None = field(default=None, repr=False)
 
@@ -94,6 +87,13 @@ class AstNode:
         yield self
         for child in self.children:
             yield from child.walk()
+
+    def ancestors(self) -> Iterator[AstNode]:
+        """Yield the parent, its parent, ... up to the root."""
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
 
 
 def _refuse(message: str) -> QueryError:
@@ -119,13 +119,16 @@ def parse_ast(dump: str) -> AstNode:
             declared = int(match.group(1))
             text = text[: match.start()]
         kind, _, label = text.partition(" ")
-        label = _ALIAS.sub("", label.strip())
+        label = label.strip()
+        alias = _ALIAS.search(label)
+        if alias:
+            label = label[: alias.start()]
         while stack[-1][0] >= indent:
             stack.pop()
         if stack[-1][0] != indent - 1 and stack[-1][1] is not root:
             raise _refuse("The statement's parse tree could not be verified")
         parent = stack[-1][1]
-        node = AstNode(kind, label, declared, parent=parent)
+        node = AstNode(kind, label, declared, alias.group(1) if alias else "", parent=parent)
         parent.children.append(node)
         stack.append((indent, node))
     for node in root.walk():
@@ -136,68 +139,6 @@ def parse_ast(dump: str) -> AstNode:
     statement = root.children[0]
     statement.parent = None
     return statement
-
-
-@dataclass(frozen=True)
-class FunctionInfo:
-    """What ``system.functions`` says of a function."""
-
-    category: str
-    origin: str
-    is_aggregate: bool
-
-
-class FunctionCatalog:
-    """The engine's functions (``system.functions``) and aggregate combinators, reloaded on unknown names."""
-
-    def __init__(self, load: Callable[[], tuple[dict[str, FunctionInfo], list[str]]]) -> None:
-        """Load the catalog now with ``load`` -> (functions by name, combinator suffixes)."""
-        self._load = load
-        self._lock = threading.Lock()
-        self.reloads = 0
-        self._set(*load())
-
-    def _set(self, functions: dict[str, FunctionInfo], combinators: list[str]) -> None:
-        self._functions = functions
-        self._lower = {name.lower(): info for name, info in functions.items()}
-        self._combinators = sorted(combinators, key=len, reverse=True)
-
-    def reload(self) -> None:
-        """Read the catalog again (a user-defined function may have been created since)."""
-        with self._lock:
-            self._set(*self._load())
-            self.reloads += 1
-
-    def lookup(self, name: str) -> FunctionInfo | None:
-        """Return the function ``name`` resolves to, seeing through combinators (``sumIf`` -> ``sum``)."""
-        info = self._functions.get(name) or self._lower.get(name.lower())
-        if info is not None or name == "lambda":
-            return info or FunctionInfo("", "System", False)
-        for suffix in self._combinators:
-            if name.endswith(suffix) and len(name) > len(suffix):
-                base = self.lookup(name[: -len(suffix)])
-                if base is not None and base.is_aggregate:
-                    return base
-        return None
-
-
-def read_catalog(run: Callable[[str], bytes]) -> tuple[dict[str, FunctionInfo], list[str]]:
-    """Read ``system.functions`` and the aggregate combinators with ``run`` (SQL -> TabSeparated bytes)."""
-    functions: dict[str, FunctionInfo] = {}
-    rows = run("SELECT name, categories, origin, is_aggregate FROM system.functions")
-    for line in rows.decode("utf-8", "replace").splitlines():
-        name, category, origin, is_aggregate = line.split("\t")
-        functions[name] = FunctionInfo(category, origin, is_aggregate == "1")
-    combinators = run("SELECT name FROM system.aggregate_function_combinators").decode().split()
-    return functions, combinators
-
-
-def reaches_outside(name: str, info: FunctionInfo | None) -> bool:
-    """Return True when calling ``name`` may read or write outside the database."""
-    lowered = name.lower()
-    if lowered in OUTSIDE_NAMES or lowered.startswith(OUTSIDE_PREFIXES):
-        return True
-    return info is not None and (info.category in OUTSIDE_CATEGORIES or info.origin != "System")
 
 
 @dataclass(frozen=True)
@@ -212,9 +153,12 @@ class Request:
 class ReadOnlyPolicy:
     """Decides whether a read-only request may run, from the engine's parse tree."""
 
-    def __init__(self, catalog: FunctionCatalog, cache_size: int = CACHE_SIZE) -> None:
-        """Check functions against ``catalog``; remember up to ``cache_size`` verdicts."""
+    def __init__(
+        self, catalog: FunctionCatalog, cache_size: int = CACHE_SIZE, reviewed: frozenset[str] | None = None
+    ) -> None:
+        """Check functions against ``catalog`` and the ``reviewed`` snapshot; remember ``cache_size`` verdicts."""
         self.catalog = catalog
+        self.reviewed = reviewed_functions() if reviewed is None else reviewed
         self._cache: OrderedDict[tuple[object, ...], QueryError | None] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -254,9 +198,10 @@ class ReadOnlyPolicy:
             raise verdict
 
     def _decide(self, statement: AstNode, request: Request) -> None:
-        root = statement.children[0] if statement.kind == "Explain" and statement.children else statement
         if statement.kind == "Set" and not request.is_analyst:
             return
+        explained = [child for child in statement.children if child.kind in READ_ROOTS]
+        root = explained[0] if statement.kind == "Explain" and explained else statement
         if statement.kind not in READ_ROOTS or root.kind not in READ_ROOTS:
             raise QueryError(READONLY, "Cannot execute query in readonly mode")
         if request.output_format.lower() in FILE_FORMATS:
@@ -269,33 +214,59 @@ class ReadOnlyPolicy:
             self._check_node(node, request)
 
     def _check_node(self, node: AstNode, request: Request) -> None:
-        if node.kind in QUERY_NODES:
-            for child in node.children:
-                if child.kind == "Literal":
-                    raise _refuse("INTO OUTFILE")
-                if child.kind == "Identifier" and child.name.lower() in FILE_FORMATS:
-                    raise _refuse(f"Format {child.name} reads schema files of the host")
+        if node.kind not in ALLOWED_NODE_KINDS:
+            raise _refuse(HIDDEN_CALLS.get(node.kind) or f"{node.kind or 'An unnamed node'} (not on the allow-list)")
+        parent = node.parent
+        if node.kind == "Literal" and parent is not None and parent.kind not in LITERAL_PARENTS:
+            raise _refuse("INTO OUTFILE")
+        if node.kind == "Identifier" and parent is not None and parent.kind in READ_ROOTS:
+            if node.name.lower() in FILE_FORMATS:
+                raise _refuse(f"Format {node.name} reads schema files of the host")
         if node.kind == "Set" and request.is_analyst:
             raise _refuse("Changing settings (a SETTINGS clause)")
         if node.kind == "Function":
             self._check_function(node)
         if request.is_analyst and node.kind in ("TableIdentifier", "Identifier"):
-            _check_system_table(node.name)
+            _check_system_table(node)
 
     def _check_function(self, node: AstNode) -> None:
         name = node.name
-        is_table_function = node.parent is not None and node.parent.kind == "TableExpression"
-        if is_table_function and name.lower() not in ALLOWED_TABLE_FUNCTIONS:
-            raise _refuse(f"Table function {name}")
-        info = self.catalog.lookup(name)
-        if info is None and not is_table_function:
-            self.catalog.reload()  # perhaps a function created since: decide on the current catalog
-            info = self.catalog.lookup(name)
-        if reaches_outside(name, info):
-            raise _refuse(f"Function {name} reaches outside the warehouse")
+        if node.parent is not None and node.parent.kind == "TableExpression":
+            if name.lower() not in ALLOWED_TABLE_FUNCTIONS:
+                raise _refuse(f"Table function {name}")
+            return
+        resolved = self.catalog.find(name)
+        if resolved is None:
+            raise _refuse(f"Function {name} (unknown to the engine's catalog)")
+        canonical, info = resolved
+        is_reviewed = canonical in self.reviewed or canonical in PARSER_FUNCTIONS | PARSER_AGGREGATES
+        if not (is_allowed_kind(canonical, info) and is_reviewed):
+            what = info.category or info.origin
+            raise _refuse(f"Function {name} ({canonical}: {what}) is not on the read-only allow-list")
 
 
-def _check_system_table(name: str) -> None:
-    database, dot, table = name.partition(".")
-    if dot and database == SYSTEM_DATABASE and table.split(".")[0] not in ALLOWED_SYSTEM_TABLES:
+def _check_system_table(node: AstNode) -> None:
+    database, dot, rest = node.name.partition(".")
+    if not dot or database != SYSTEM_DATABASE:
+        return
+    table = rest.split(".")[0]
+    if table not in ALLOWED_SYSTEM_TABLES:
         raise _refuse(f"Table system.{table}")
+    if table not in SYSTEM_TABLE_COLUMNS:
+        return
+    if node.kind != "TableIdentifier":
+        raise _refuse(f"Table system.{table} as a set")
+    block = next((above for above in node.ancestors() if above.kind == "SelectQuery"), None)
+    if block is None:
+        return  # DESCRIBE, SHOW CREATE: column names and types only
+    _check_block_columns(block, table)
+
+
+def _check_block_columns(block: AstNode, table: str) -> None:
+    """In a query block reading ``system.<table>``, allow only its columns without host paths."""
+    allowed = SYSTEM_TABLE_COLUMNS[table]
+    for node in block.walk():
+        if node.kind in MATCHER_KINDS:
+            raise _refuse(f"* or COLUMNS() over system.{table} (it holds host paths); name the columns")
+        if node.kind == "Identifier" and node.name.rsplit(".", 1)[-1] not in allowed:
+            raise _refuse(f"Column {node.name} of system.{table} (allowed: {', '.join(sorted(allowed))})")

@@ -10,19 +10,22 @@ queries the READMEs show analysts keep working.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import re
+import statistics
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from tests.integration.warehouse.http import Response, post
+from tests.integration.warehouse.http import _POOL, Response, post
 from tickwave.config import Settings
 from tickwave.services.supervisor import Endpoint
 from tickwave.warehouse.credentials import Credentials, resolve_credentials, secrets_path
@@ -100,6 +103,18 @@ def corpus(path: str) -> list[str]:
         f"SELECT 1 WHERE 'x' IN (SELECT {read})",
         f"SELECT {read} AS count",
         f"SELECT count() FROM numbers(1) GROUP BY {read}",
+        # calls the parse tree does not name (APPLY, REPLACE)
+        f"SELECT * APPLY(file) FROM (SELECT '{path}' AS p)",
+        f"SELECT * APPLY file FROM (SELECT '{path}' AS p)",
+        f"SELECT * APPLY(x -> file(x)) FROM (SELECT '{path}' AS p)",
+        f"SELECT COLUMNS('p') APPLY(file) FROM (SELECT '{path}' AS p)",
+        f"SELECT s.* APPLY(file) FROM (SELECT '{path}' AS p) AS s",
+        f"SELECT * REPLACE(file(p) AS p) FROM (SELECT '{path}' AS p)",
+        f"SELECT * FROM (SELECT * APPLY(file) FROM (SELECT '{path}' AS p))",
+        f"DESCRIBE (SELECT * APPLY(file) FROM (SELECT '{path}' AS p))",
+        # AI functions, by name and alias
+        "SELECT AIGenerate('hello')",
+        "SELECT AIClassify('hello', ['a'])",
         # table functions
         f"SELECT * FROM file('{path}', 'LineAsString')",
         f"SELECT * FROM FILE /* c */ ('{path}', 'LineAsString')",
@@ -161,6 +176,108 @@ def corpus(path: str) -> list[str]:
         "SELECT aiGenerate('hello')",
         f"SELECT catboostEvaluate('{path}', 1)",
     ]
+
+
+OUT_FILE_STATEMENTS = [
+    "DESCRIBE (SELECT 'x' AS a) INTO OUTFILE '{target}' {mode} FORMAT TSVRaw",
+    "DESC TABLE numbers(1) INTO OUTFILE '{target}' {mode}",
+    "SHOW TABLES INTO OUTFILE '{target}' {mode}",
+    "SHOW DATABASES INTO OUTFILE '{target}' {mode}",
+    "SHOW COLUMNS FROM system.one INTO OUTFILE '{target}' {mode}",
+    "SHOW CREATE TABLE system.one INTO OUTFILE '{target}' {mode}",
+    "EXISTS system.one INTO OUTFILE '{target}' {mode}",
+    "EXISTS DATABASE system INTO OUTFILE '{target}' {mode}",
+    "EXPLAIN SELECT 1 INTO OUTFILE '{target}' {mode}",
+    "SELECT 1 INTO OUTFILE '{target}' {mode}",
+]
+
+
+@pytest.mark.parametrize("mode", ["TRUNCATE", "APPEND"])
+@pytest.mark.parametrize("statement", OUT_FILE_STATEMENTS)
+def test_analyst_when_writing_an_out_file_into_the_data_directory_then_refused_and_nothing_written(
+    warehouse_endpoint: Endpoint, credentials: Credentials, state_dir: Path, statement: str, mode: str
+) -> None:
+    target = state_dir / "data" / "warehouse" / f"planted-{uuid.uuid4().hex}.sql"
+
+    reply = as_analyst(warehouse_endpoint, credentials, statement.format(target=target, mode=mode))
+
+    assert_refused(reply)
+    assert not target.exists()
+
+
+def _multipart(fields: dict[str, str]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    return (("".join(parts) + f"--{boundary}--\r\n").encode(), f"multipart/form-data; boundary={boundary}")
+
+
+@pytest.mark.parametrize("transport", ["get", "gzip", "multipart", "param"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * APPLY(file) FROM (SELECT {p:String} AS p)",
+        "SELECT * APPLY(x -> file(x)) FROM (SELECT {p:String} AS p)",
+        "SELECT COLUMNS('p') APPLY(file) FROM (SELECT {p:String} AS p)",
+    ],
+)
+def test_analyst_when_apply_comes_over_another_transport_then_refused(
+    warehouse_endpoint: Endpoint, credentials: Credentials, canary: Path, transport: str, sql: str
+) -> None:
+    user, password = credentials.analyst_user, credentials.analyst_password.get_secret_value()
+    auth = {"X-ClickHouse-User": user, "X-ClickHouse-Key": password}
+    url = f"http://{warehouse_endpoint.address}/"
+    params = {"param_p": str(canary)}
+    if transport == "get":
+        response = _POOL.request("GET", url, fields={"query": sql, **params}, headers=auth)
+    elif transport == "gzip":
+        response = _POOL.request(
+            "POST", url + "?" + urlencode(params), body=gzip.compress(sql.encode()),
+            headers={**auth, "Content-Encoding": "gzip"},
+        )  # fmt: skip
+    elif transport == "multipart":
+        body, content_type = _multipart({"query": sql, **params})
+        response = _POOL.request("POST", url, body=body, headers={**auth, "Content-Type": content_type})
+    else:
+        response = _POOL.request("POST", url + "?" + urlencode(params), body=sql.encode(), headers=auth)
+    reply = Response(response.status, {k.lower(): v for k, v in response.headers.items()}, response.data)
+
+    assert_refused(reply)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM system.databases",
+        "SELECT data_path, metadata_path FROM system.databases",
+        "SELECT metadata_path, data_paths FROM system.tables",
+        "SELECT create_table_query FROM system.tables",
+        "SELECT path, disk_name FROM system.parts",
+        "SELECT x FROM (SELECT path AS x FROM system.parts_columns)",
+        "SELECT name FROM system.tables WHERE startsWith(metadata_path, '/')",
+        "SELECT COLUMNS('path') FROM system.tables",
+    ],
+)
+def test_analyst_when_reading_host_paths_from_system_tables_then_refused(
+    warehouse_endpoint: Endpoint, credentials: Credentials, state_dir: Path, sql: str
+) -> None:
+    assert_refused(as_analyst(warehouse_endpoint, credentials, sql), str(state_dir))
+
+
+def test_analyst_when_reading_catalog_columns_of_system_tables_then_allowed_without_paths(
+    warehouse_endpoint: Endpoint, credentials: Credentials, state_dir: Path
+) -> None:
+    for sql in (
+        "SELECT name, engine FROM system.databases",
+        "SELECT database, name, engine, total_rows FROM system.tables",
+        "SELECT database, table, name, rows, max_time FROM system.parts",
+    ):
+        reply = as_analyst(warehouse_endpoint, credentials, sql)
+
+        assert reply.status == 200, reply.body
+        assert str(state_dir).encode() not in reply.body
 
 
 def expected_code(sql: str) -> str:
@@ -352,6 +469,9 @@ def test_access_log_when_requests_are_served_then_each_lands_normalized_and_read
     as_analyst(warehouse_endpoint, credentials, f"SELECT 'secret-{marker}' AS x, 42")
     post(warehouse_endpoint.address, credentials, b"SELECT 1", analyst=False, query_id=marker)
     refused = as_analyst(warehouse_endpoint, credentials, "SELECT file('/x')", query_id=f"{marker}-r")
+    for index, failing in enumerate([f"SELECT 'secret-{marker}' AS x, nope", f"SELECT 'secret-{marker} FROM"]):
+        failed = post(warehouse_endpoint.address, credentials, failing.encode(), query_id=f"{marker}-f{index}")
+        assert failed.status != 200 and f"secret-{marker}".encode() in failed.body  # the client sees its own text
 
     rows = wait_for_rows(
         warehouse_endpoint,
@@ -369,10 +489,19 @@ def test_access_log_when_requests_are_served_then_each_lands_normalized_and_read
     change = as_analyst(
         warehouse_endpoint, credentials, "ALTER TABLE query_log DELETE WHERE 1", database=tickwave_database
     )
+    failures = wait_for_rows(
+        warehouse_endpoint,
+        credentials,
+        tickwave_database,
+        f"SELECT exception_code, exception FROM query_log WHERE query_id LIKE '{marker}-f%' "
+        f"AND (SELECT count() FROM query_log WHERE query_id LIKE '{marker}-f%') = 2 ORDER BY query_id",
+    )
 
     assert refused.code == "164"
     assert rows == ["analyst\t127.0.0.1\tSELECT file(?)\t164", "tickwave\t127.0.0.1\tSELECT ?\t0"]
     assert literal == ["0"]  # literals are never stored
+    assert [row.split("\t")[0] for row in failures] == ["47", "62"], failures
+    assert not [row for row in failures if marker in row], failures  # error texts are stored masked
     assert_refused(change)
 
 
@@ -419,3 +548,23 @@ def test_analyst_when_over_its_concurrency_limit_then_refused_until_a_slot_frees
 
     assert second.code == "202", second.body  # TOO_MANY_SIMULTANEOUS_QUERIES
     assert slow[0].status == 200 and third.status == 200
+
+
+def test_analyst_when_sending_many_unknown_function_names_then_each_costs_no_more_than_a_known_query(
+    warehouse_endpoint: Endpoint, credentials: Credentials
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+
+    def median_ms(queries: list[str]) -> float:
+        times = []
+        for sql in queries:
+            started = time.perf_counter()
+            as_analyst(warehouse_endpoint, credentials, sql)
+            times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times)
+
+    known_ms = median_ms([f"SELECT lower('{marker}{index}')" for index in range(200)])
+    unknown_ms = median_ms([f"SELECT unknown_{marker}_{index}(1)" for index in range(200)])
+
+    # Reading system.functions again costs ~14 ms; each unknown name used to (under a global lock).
+    assert unknown_ms < known_ms + 5, f"median of 200 unknown names {unknown_ms:.1f} ms, known {known_ms:.1f} ms"

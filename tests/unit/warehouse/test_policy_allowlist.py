@@ -1,0 +1,324 @@
+"""The read-only policy's allow-lists on the engine's own parse trees (chdb in process, nothing served).
+
+Every tree here comes from the installed engine's ``EXPLAIN AST``, so the tests follow the
+parser when ClickHouse changes it; the function catalog is the engine's ``system.functions``
+and the reviewed snapshot beside the policy.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import chdb
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from dashboards.alerts import alert_rules
+from dashboards.build import boards
+from dashboards.gocheck import board_context
+from dashboards.macros import expand
+from tickwave.config import Settings
+from tickwave.warehouse.allowlist import ALLOWED_CATEGORIES, ALLOWED_NODE_KINDS, LITERAL_PARENTS
+from tickwave.warehouse.catalog import (
+    SNAPSHOT,
+    FunctionCatalog,
+    FunctionInfo,
+    allowed_names,
+    read_catalog,
+    reviewed_functions,
+)
+from tickwave.warehouse.policy import ReadOnlyPolicy, Request
+from tickwave.warehouse.protocol import READONLY, QueryError
+
+REPO = Path(__file__).resolve().parents[3]
+ANALYST = Request(is_analyst=True, database="tickwave", output_format="TabSeparated")
+SERVICE_GET = Request(is_analyst=False, database="tickwave", output_format="TabSeparated")
+DATA_FILE = "/state/data/warehouse/chdb/metadata/tickwave.sql"
+
+
+@pytest.fixture(scope="module")
+def connection() -> Iterator[Any]:
+    connection = chdb.connect(":memory:")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def catalog(connection: Any) -> FunctionCatalog:
+    return FunctionCatalog(lambda: read_catalog(lambda sql: connection.query(sql, "TabSeparated").bytes()))
+
+
+def decide(connection: Any, catalog: FunctionCatalog, sql: str, request: Request = ANALYST, **params: str) -> None:
+    """Run the policy on ``sql`` as the server does (a fresh verdict cache each time)."""
+
+    def explain(text: str) -> str:
+        try:
+            return str(connection.query("EXPLAIN AST " + text, "TabSeparatedRaw", params=params).bytes().decode())
+        except RuntimeError as exc:  # the engine's own refusal (a syntax error, an unknown parameter)
+            code = re.search(r"Code: (\d+)", str(exc))
+            raise QueryError(int(code.group(1)) if code else 0, str(exc)) from exc
+
+    ReadOnlyPolicy(catalog).check(sql, params, request, explain)
+
+
+ESCAPES = [
+    # functions the dump does not name: APPLY prints a bare ColumnsApplyTransformer
+    "SELECT * APPLY(file) FROM (SELECT '/etc/hostname' AS p)",
+    "SELECT * APPLY file FROM (SELECT '/etc/hostname' AS p)",
+    "SELECT * APPLY(x -> file(x)) FROM (SELECT '/etc/hostname' AS p)",
+    "SELECT COLUMNS('p') APPLY(file) FROM (SELECT '/etc/hostname' AS p)",
+    "SELECT s.* APPLY(file) FROM (SELECT '/etc/hostname' AS p) AS s",
+    "SELECT * EXCEPT(q) APPLY(file) FROM (SELECT '/etc/hostname' AS p, 1 AS q)",
+    "SELECT * APPLY(toString) APPLY(file) FROM (SELECT '/etc/hostname' AS p)",
+    "SELECT * REPLACE(file(p) AS p) FROM (SELECT '/etc/hostname' AS p)",
+    "SELECT * FROM (SELECT * APPLY(file) FROM (SELECT '/etc/hostname' AS p))",
+    "SELECT 1 WHERE 'x' IN (SELECT * APPLY(file) FROM (SELECT '/etc/hostname' AS p))",
+    "DESCRIBE (SELECT * APPLY(file) FROM (SELECT '/etc/hostname' AS p))",
+    "EXPLAIN SYNTAX SELECT * APPLY(file) FROM (SELECT '/etc/hostname' AS p)",
+    # out-files after every statement that takes one, TRUNCATE and APPEND
+    f"SELECT 1 INTO OUTFILE '{DATA_FILE}' TRUNCATE",
+    f"DESCRIBE (SELECT 1 AS x) INTO OUTFILE '{DATA_FILE}' TRUNCATE FORMAT TSVRaw",
+    f"DESCRIBE TABLE numbers(1) INTO OUTFILE '{DATA_FILE}' APPEND FORMAT TSVRaw",
+    f"DESC (SELECT 'ATTACH TABLE x' AS `ATTACH`) INTO OUTFILE '{DATA_FILE}' APPEND",
+    f"SHOW TABLES INTO OUTFILE '{DATA_FILE}' TRUNCATE",
+    f"SHOW DATABASES INTO OUTFILE '{DATA_FILE}' APPEND",
+    f"SHOW COLUMNS FROM ticks INTO OUTFILE '{DATA_FILE}' TRUNCATE",
+    f"SHOW CREATE TABLE ticks INTO OUTFILE '{DATA_FILE}' APPEND",
+    f"SHOW CREATE DATABASE tickwave INTO OUTFILE '{DATA_FILE}' TRUNCATE",
+    f"EXISTS ticks INTO OUTFILE '{DATA_FILE}' TRUNCATE",
+    f"EXISTS DATABASE tickwave INTO OUTFILE '{DATA_FILE}' APPEND",
+    f"EXPLAIN SELECT 1 INTO OUTFILE '{DATA_FILE}' TRUNCATE",
+    f"SELECT 1 INTO OUTFILE '{DATA_FILE}' AND STDOUT",
+    f"SELECT 1 INTO OUTFILE '{DATA_FILE}' COMPRESSION 'gzip' LEVEL 3",
+    # AI functions by name and by alias; functions outside the allowed categories
+    "SELECT aiGenerate('hello')",
+    "SELECT AIGenerate('hello')",
+    "SELECT AIClassify('hello', ['a'])",
+    "SELECT file('/etc/hostname')",
+    "SELECT throwIf(1)",
+    "SELECT getServerSetting('user_files_path')",
+    "SELECT hostName()",
+    "SELECT joinGet('t', 'v', 1)",
+    "SELECT addressToLine(toUInt64(1))",
+    "SELECT notAFunctionAnywhere(1)",
+    # host paths in system tables
+    "SELECT * FROM system.databases",
+    "SELECT metadata_path FROM system.tables",
+    "SELECT name FROM system.tables WHERE metadata_path LIKE '/home/%'",
+    "SELECT t.data_paths FROM system.tables AS t",
+    "SELECT COLUMNS('path') FROM system.parts",
+    "SELECT x FROM (SELECT path AS x FROM system.parts)",
+    "SELECT (SELECT max(data_path) FROM system.databases)",
+    "SELECT 1 WHERE 'x' IN system.databases",
+]
+
+
+@pytest.mark.parametrize("sql", ESCAPES)
+def test_policy_when_an_escape_is_tried_then_refused(connection: Any, catalog: FunctionCatalog, sql: str) -> None:
+    with pytest.raises(QueryError) as refused:
+        decide(connection, catalog, sql)
+
+    assert refused.value.code == READONLY
+
+
+@pytest.mark.parametrize(
+    ("sql", "params"),
+    [
+        ("SELECT * APPLY({f:Identifier}) FROM (SELECT {p:String} AS p)", {"f": "file", "p": "/etc/hostname"}),
+        ("SELECT {f:Identifier}({p:String})", {"f": "file", "p": "/etc/hostname"}),
+        ("DESCRIBE (SELECT 1 AS x) INTO OUTFILE {p:String}", {"p": DATA_FILE}),
+        ("SELECT * FROM {t:Identifier}", {"t": "system.processes"}),
+    ],
+)
+def test_policy_when_the_escape_comes_in_query_parameters_then_refused(
+    connection: Any, catalog: FunctionCatalog, sql: str, params: dict[str, str]
+) -> None:
+    try:
+        decide(connection, catalog, sql, **params)
+    except QueryError as refused:
+        assert refused.code in (READONLY, 62, 456), refused  # refused, or the engine cannot parse it at all
+    else:
+        pytest.fail(f"allowed: {sql} with {params}")
+
+
+def test_policy_when_the_service_user_reads_with_get_then_the_same_tree_rules_apply(
+    connection: Any, catalog: FunctionCatalog
+) -> None:
+    decide(connection, catalog, "SELECT 1 SETTINGS max_threads = 1", SERVICE_GET)
+    for sql in ("SELECT * APPLY(file) FROM (SELECT '/x' AS p)", f"SHOW TABLES INTO OUTFILE '{DATA_FILE}'"):
+        with pytest.raises(QueryError):
+            decide(connection, catalog, sql, SERVICE_GET)
+
+
+def dbt_model_queries() -> list[str]:
+    """Every dbt model's SELECT, rendered as a full build would (refs and sources to table names)."""
+    import jinja2
+    import yaml
+
+    variables = yaml.safe_load((REPO / "dbt" / "dbt_project.yml").read_text())["vars"]
+    environment = jinja2.Environment(extensions=["jinja2.ext.do"], autoescape=False)  # SQL, not HTML
+    context: dict[str, Any] = {
+        "ref": lambda *names: names[-1],
+        "source": lambda _source, table: table,
+        "config": lambda **_options: "",
+        "var": lambda name, default=None: variables.get(name, default),
+        "env_var": lambda _name, default="": default,
+        "is_incremental": lambda: False,
+    }
+    macros = environment.from_string((REPO / "dbt" / "macros" / "units.sql").read_text()).make_module(context)
+    context.update({name: getattr(macros, name) for name in dir(macros) if not name.startswith("_")})
+    models = sorted((REPO / "dbt" / "models").rglob("*.sql"))
+    return [environment.from_string(model.read_text()).render(**context).strip() for model in models]
+
+
+def analyst_queries() -> list[str]:
+    """Every query the analyst is shown or runs: the READMEs, board panels, alert rules, dbt models' SELECTs."""
+    queries = []
+    for readme in (REPO / "README.md", REPO / "tickwave" / "warehouse" / "README.md"):
+        for block in re.findall(r"```sql\n(.*?)```", readme.read_text(), re.DOTALL):
+            queries.extend(query.strip() for query in block.split(";") if query.strip())
+    settings, now = Settings(), datetime(2026, 1, 5, 12, tzinfo=UTC)
+    for board in boards(settings):
+        queries.extend(expand(spec.sql, board_context(board.uid, now, "EURUSD")) for spec in board.queries)
+    queries.extend(rule.sql for rule in alert_rules(settings))
+    return queries + dbt_model_queries()
+
+
+ALLOWED = [
+    "SELECT sumIf(number, number > 1), count(DISTINCT number), avgState(number) FROM numbers(5)",
+    "SELECT arrayMap(x -> x * 2, [1, 2]), arrayFold((acc, x) -> acc + x, [1, 2], 0)",
+    "SELECT row_number() OVER w, lagInFrame(number) OVER w FROM numbers(3) WINDOW w AS (ORDER BY number)",
+    "SELECT * EXCEPT(number) FROM (SELECT number, 1 AS one FROM numbers(2))",
+    "SELECT COLUMNS('num') FROM numbers(2)",
+    "SELECT CASE number WHEN 1 THEN 'a' ELSE 'b' END, number::String, toTypeName(number) FROM numbers(2)",
+    "SELECT 1 WHERE exists(SELECT 1) AND 1 IN (SELECT 1)",
+    "SELECT name, engine FROM system.databases ORDER BY name",
+    "SELECT database, name, total_rows FROM system.tables WHERE database = currentDatabase()",
+    "SELECT version(), timezone(), getSetting('readonly')",
+    "SELECT displayName(), version(), revision(), timezone()",  # clickhouse-go's hello (Grafana's plugin)
+    "SELECT name, value, readonly FROM system.settings LIMIT 10000",  # clickhouse-connect's
+    "DESCRIBE TABLE system.tables",
+    "SHOW TABLES",
+    "EXISTS TABLE ticks",
+    "EXPLAIN SYNTAX SELECT number FROM numbers(2)",
+]
+
+
+@pytest.mark.parametrize("sql", ALLOWED + analyst_queries())
+def test_policy_when_analysts_read_as_documented_then_allowed(
+    connection: Any, catalog: FunctionCatalog, sql: str
+) -> None:
+    decide(connection, catalog, sql)
+
+
+def test_catalog_when_chdb_changes_its_functions_then_the_reviewed_snapshot_must_change_too(
+    catalog: FunctionCatalog,
+) -> None:
+    engine = {name: info for name, info in catalog.functions.items() if info.origin == "System"}
+    current = set(allowed_names(engine)) - {"lambda", "exists", "untuple", "grouping", "countDistinct"}
+    reviewed = reviewed_functions(SNAPSHOT)
+
+    added, removed = sorted(current - reviewed), sorted(reviewed - current)
+    assert not added and not removed, (
+        f"the engine's allowed functions changed: new {added}, gone {removed}. Read the new ones' "
+        "descriptions in system.functions, then regenerate the snapshot: "
+        "python -m tickwave.warehouse.catalog > tickwave/warehouse/allowed_functions.txt"
+    )
+
+
+def test_policy_when_a_function_is_not_in_the_reviewed_snapshot_then_refused_though_its_category_is_allowed(
+    connection: Any, catalog: FunctionCatalog
+) -> None:
+    sql = "SELECT lower('A')"
+    decide(connection, catalog, sql)
+
+    policy = ReadOnlyPolicy(catalog, reviewed=reviewed_functions(SNAPSHOT) - {"lower"})
+    with pytest.raises(QueryError, match="lower"):
+        policy.check(sql, {}, ANALYST, lambda text: connection.query("EXPLAIN AST " + text, "TSVRaw").bytes().decode())
+    assert catalog.lookup("lower") is not None and catalog.lookup("lower").category in ALLOWED_CATEGORIES  # type: ignore[union-attr]
+
+
+def test_catalog_when_many_unknown_names_arrive_then_it_reloads_at_most_once_per_interval() -> None:
+    loads: list[float] = []
+    now = [0.0]
+
+    def load() -> tuple[dict[str, FunctionInfo], list[str]]:
+        loads.append(now[0])
+        time.sleep(0.02)  # a real reload costs tens of milliseconds
+        return {"sum": FunctionInfo("Aggregate Functions", "System", True)}, ["If"]
+
+    catalog = FunctionCatalog(load, min_reload_interval_s=60.0, clock=lambda: now[0])
+    now[0] = 61.0
+    started = time.perf_counter()
+    found = [catalog.find(f"unknown_{index}") for index in range(200)]
+    elapsed_s = time.perf_counter() - started
+    repeated = catalog.find("unknown_0")
+    now[0] = 200.0
+    again = catalog.find("unknown_0")  # due again, but known unknown since the last reload
+    fresh = catalog.find("another_unknown")  # due and not yet known: one reload
+
+    assert found == [None] * 200 and repeated is None and again is None and fresh is None
+    assert catalog.reloads == 2 and len(loads) == 3  # the first load, one at 61 s, one at 200 s
+    assert elapsed_s < 0.2
+    assert catalog.find("sumIf") == ("sum", FunctionInfo("Aggregate Functions", "System", True))
+
+
+def _graft(dump: str, line_index: int, kind: str) -> str:
+    """Add a child of ``kind`` under the dump's line ``line_index``, keeping every count consistent."""
+    lines = dump.rstrip("\n").split("\n")
+    parent = lines[line_index]
+    indent = len(parent) - len(parent.lstrip(" "))
+    count = re.search(r" \(children (\d+)\)$", parent)
+    declared = int(count.group(1)) if count else 0
+    head = parent[: count.start()] if count else parent
+    lines[line_index] = f"{head} (children {declared + 1})"
+    lines.insert(line_index + 1, " " * (indent + 1) + (f"{kind} '/x'" if kind == "Literal" else kind))
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sql=st.sampled_from(ALLOWED),
+    where=st.integers(min_value=0, max_value=400),
+    kind=st.one_of(
+        st.from_regex(r"[A-Z][A-Za-z]{2,30}", fullmatch=True).filter(lambda kind: kind not in ALLOWED_NODE_KINDS),
+        st.sampled_from(["ColumnsApplyTransformer", "ColumnsReplaceTransformer", "Literal"]),
+    ),
+)
+def test_policy_when_any_node_is_grafted_outside_the_allow_lists_then_refused(
+    connection: Any, catalog: FunctionCatalog, sql: str, where: int, kind: str
+) -> None:
+    dump = connection.query("EXPLAIN AST " + sql, "TabSeparatedRaw").bytes().decode()
+    lines = dump.rstrip("\n").split("\n")
+    index = where % len(lines)
+    parent_kind = lines[index].strip().split(" ")[0]
+    assume(kind != "Literal" or parent_kind not in LITERAL_PARENTS)
+
+    with pytest.raises(QueryError) as refused:
+        ReadOnlyPolicy(catalog).check(sql, {}, ANALYST, lambda _text: _graft(dump, index, kind))
+
+    assert refused.value.code == READONLY
+
+
+def test_catalog_when_a_name_comes_in_another_case_then_it_resolves_only_if_unambiguous() -> None:
+    catalog = FunctionCatalog(
+        lambda: (
+            {
+                "aiGenerate": FunctionInfo("AI", "System", False),
+                "AIGenerate": FunctionInfo("", "System", False, "aiGenerate"),
+                "lower": FunctionInfo("String", "System", False),
+                "LOWER": FunctionInfo("Other", "System", False),  # a different function of the same spelling
+            },
+            [],
+        )
+    )
+
+    assert catalog.resolve("AIGENERATE") == ("aiGenerate", FunctionInfo("AI", "System", False))
+    assert catalog.resolve("Lower") is None  # ambiguous: unknown, so refused
+    assert catalog.resolve("lower") == ("lower", FunctionInfo("String", "System", False))
