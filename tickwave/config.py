@@ -802,12 +802,13 @@ def reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_environment(settings: Settings) -> dict[str, str]:
+def to_environment(settings: Settings, *, include_secrets: bool = True) -> dict[str, str]:
     """Return ``TICKWAVE_*`` variables that give a child process this exact configuration.
 
     Used when Tickwave starts its own processes (the dataflow, the execution process), so
     they see what the parent resolved, keyword overrides included. Secrets are passed
-    in the child's environment only, never on a command line.
+    in the child's environment only, never on a command line; with ``include_secrets``
+    false they are left out (the warehouse, which receives its passwords by descriptor).
     """
     import json
 
@@ -818,6 +819,8 @@ def to_environment(settings: Settings) -> dict[str, str]:
         if value is None:
             return
         if isinstance(original, SecretStr):
+            if not include_secrets:
+                return
             text = original.get_secret_value()  # the JSON dump masks secrets
         elif isinstance(value, bool):
             text = str(value).lower()
