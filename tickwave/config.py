@@ -97,6 +97,12 @@ class ClickHouseSettings(_Section):
     nice: int = Field(
         default=10, ge=0, le=19, description="embedded warehouse: CPU niceness (its bursts yield to the hot path)"
     )
+    max_memory_mb: int = Field(
+        default=0,
+        ge=0,
+        description="embedded warehouse: memory the engine may hold in all, past which queries fail "
+        "(max_server_memory_usage), MB; 0: half of the machine's",
+    )
     session_timeout_s: float = Field(default=60.0, gt=0, description="embedded warehouse: default session idle timeout")
     shutdown_timeout_s: float = Field(
         default=25.0, gt=0, description="embedded warehouse: how long SIGTERM waits for in-flight requests"

@@ -82,6 +82,7 @@ _KERNEL_FILES = (
     "/proc/self/maps",  # the engine's memory map at start (symbolizer, allocator)
     "/proc/self/auxv",  # the engine's CPU features at start
     "/proc/self/cgroup",  # where the cgroup v2 limits below live
+    "/proc/self/statm",  # the server's resident size, to give memory back after a spike
     "/proc/sys/vm/overcommit_memory",  # the allocator's start
     "/sys/kernel/mm/transparent_hugepage/enabled",  # the allocator's start
     "/sys/devices/system/cpu/online",  # thread pool sizes

@@ -37,6 +37,7 @@ from tickwave.warehouse.credentials import Credentials
 from tickwave.warehouse.engine import Engine
 from tickwave.warehouse.execution import Executor, SessionLimits
 from tickwave.warehouse.limits import AnalystLimits, LoginGuard
+from tickwave.warehouse.memory import MemoryReturner, engine_memory_settings
 from tickwave.warehouse.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
 from tickwave.warehouse.protocol import QueryError
 from tickwave.warehouse.sessions import SessionStore
@@ -117,7 +118,7 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
     os.environ["TMPDIR"] = str(sandbox / "tmp")  # chdb's own scratch directory, inside what it may write
     confine(warehouse_rules(data_dir, port), enabled=clickhouse.confine_engine)
     try:
-        engine = Engine(data_dir / CHDB_DIR, sandbox)
+        engine = Engine(data_dir / CHDB_DIR, sandbox, engine_memory_settings(clickhouse.max_memory_mb))
     except QueryError as exc:
         raise ServiceError(
             f"cannot open the warehouse directory {data_dir / CHDB_DIR}: {exc.message} "
@@ -129,11 +130,14 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
     pool = ThreadPoolExecutor(max_workers=clickhouse.max_concurrent_queries, thread_name_prefix="warehouse-query")
 
     access_log = AccessLog(lambda: engine.open(0), clickhouse.database)
+    memory = MemoryReturner(lambda: engine.open(0))
+    memory.start()
 
     def shutdown() -> None:
         sessions.close_all()
         pool.shutdown(wait=True)
         access_log.close()
+        memory.close()
         engine.close()
         logger.info("warehouse engine closed")
 

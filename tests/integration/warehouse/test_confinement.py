@@ -1,4 +1,4 @@
-"""The kernel layer under the read-only policy: what the warehouse process can open and hold.
+"""The warehouse process itself: what it can open, what its environment holds, its memory.
 
 A probe process applies exactly the production confinement (``warehouse_rules`` and
 ``confine``), then tries to open every path of the host it could list before; whatever
@@ -6,7 +6,8 @@ opens must be granted by a rule it applied, ``/proc``, ``/sys``, ``/dev`` and ``
 only file by file, and the secrets a query must never see stay shut. A real warehouse,
 started the way ``tickwave up`` starts it while the password is exported in the
 environment, holds no password in its environment and refuses those files to the
-trusted service user.
+trusted service user. The same warehouse, capped at 1 GiB, refuses a query past the cap
+and stays up, and gives a spike's memory back to the host.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from pydantic import SecretStr
 
@@ -32,6 +37,7 @@ REPO = Path(__file__).resolve().parents[3]
 PSEUDO_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"), Path("/etc"))
 PASSWORD = f"pw-{uuid.uuid4().hex}"
 CANARY_TEXT = f"text-{uuid.uuid4().hex}"
+INSERT = "INSERT INTO default.sink FORMAT TSV"
 
 pytestmark = pytest.mark.skipif(landlock_abi() == 0, reason="this kernel has no Landlock")
 
@@ -130,13 +136,25 @@ def test_scrubbed_environment_when_secrets_are_exported_then_none_is_kept(tmp_pa
     assert "HOME" not in environment and "AWS_SECRET_ACCESS_KEY" not in environment
 
 
+def settled_rss(process: psutil.Process) -> int:
+    """Return the resident size once it stops falling (an earlier test's memory may still be returning)."""
+    previous = process.memory_info().rss
+    for _ in range(20):
+        time.sleep(0.5)
+        current = process.memory_info().rss
+        if current > previous - (16 << 20):
+            return current
+        previous = current
+    return previous
+
+
 @pytest.fixture(scope="module")
 def exported_password_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     """A warehouse started by the supervisor while its password is exported, as the README offers."""
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("TICKWAVE_CLICKHOUSE_PASSWORD", PASSWORD)
     state_dir = tmp_path_factory.mktemp("exported")
-    supervisor, service, endpoint = start_warehouse(state_dir, password=PASSWORD)
+    supervisor, service, endpoint = start_warehouse(state_dir, password=PASSWORD, max_memory_mb=1024, max_request_mb=64)
     try:
         yield endpoint
     finally:
@@ -160,3 +178,54 @@ def test_warehouse_when_the_password_is_exported_then_its_process_holds_none_and
         assert b"Permission denied" in reply.body, reply.body
         assert PASSWORD.encode() not in reply.body and CANARY_TEXT.encode() not in reply.body
     assert post(endpoint.address, credentials, b"SELECT 1").body == b"1\n"  # the password arrived by descriptor
+
+
+def test_warehouse_when_a_refused_bomb_was_decoded_then_its_memory_returns(
+    exported_password_warehouse: Endpoint,
+) -> None:
+    # The decoded body (300 MB) passes the 4 x 64 MB limit: refused, after Python's heap grew
+    # by hundreds of MB that glibc keeps unless trimmed.
+    endpoint = exported_password_warehouse
+    credentials = Credentials("tickwave", SecretStr(PASSWORD), "analyst", SecretStr(""))
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    block = (b"y" * 1023 + b"\n") * (16 << 10)
+    bomb = b"".join([*(compressor.compress(block) for _ in range((300 << 20) // len(block))), compressor.flush()])
+    post(endpoint.address, credentials, b"CREATE TABLE IF NOT EXISTS default.sink (s String) ENGINE = Null")
+    process = psutil.Process(endpoint.pid)
+    idle = settled_rss(process)
+    samples: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            samples.append(process.memory_info().rss)
+
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    try:
+        reply = post(endpoint.address, credentials, bomb, headers={"Content-Encoding": "gzip"}, query=INSERT)
+    finally:
+        done.set()
+        watcher.join()
+
+    assert reply.status == 413, reply.body
+    peak = max(samples)
+    deadline = time.monotonic() + 10
+    while process.memory_info().rss > idle + (100 << 20) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    settled = process.memory_info().rss
+    assert peak > idle + (200 << 20), "the request must have grown the server for this test to mean anything"
+    assert settled <= idle + (100 << 20), f"idle {idle >> 20} MiB, peak {peak >> 20} MiB, settled {settled >> 20} MiB"
+
+
+def test_warehouse_when_a_query_passes_the_memory_cap_then_it_fails_and_the_server_stays(
+    exported_password_warehouse: Endpoint,
+) -> None:
+    endpoint = exported_password_warehouse
+    credentials = Credentials("tickwave", SecretStr(PASSWORD), "analyst", SecretStr(""))
+    sql = "SELECT length(groupArray(repeat('x', 1000))) FROM numbers(3000000) FORMAT Null"  # 3 GB in one array
+
+    reply = post(endpoint.address, credentials, sql.encode())
+
+    assert reply.status != 200 and reply.code == "241", reply.body  # MEMORY_LIMIT_EXCEEDED
+    assert post(endpoint.address, credentials, b"SELECT 1").body == b"1\n"
