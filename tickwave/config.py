@@ -127,7 +127,8 @@ class ClickHouseSettings(_Section):
     )
     confine_engine: bool = Field(
         default=True,
-        description="embedded warehouse: Landlock-confine the process to its data dir (Linux 5.13+; else logged)",
+        description="embedded warehouse: Landlock-confine the process to the files it needs and its data dir, "
+        "no TCP connection (Linux 5.13+, network 6.7+; else logged)",
     )
     max_failed_logins: int = Field(
         default=10, ge=1, description="embedded warehouse: failed logins per user and address before a lock-out"

@@ -28,8 +28,8 @@ thread's ``environ`` and ``mem``; the engine then goes without per-thread I/O co
 
 Landlock needs Linux 5.13+; it is unprivileged (no root, no capability) and irrevocable.
 Without it the server logs that it runs unconfined and goes on; with ABI 1-3 it logs
-that the network is not confined. The three system calls are called through ctypes: no
-maintained Python binding of Landlock is packaged on PyPI for this use.
+that the network is not confined. The three system calls are called through ctypes: the
+PyPI bindings are a filesystem-only pre-release (``landlock``) or young 0.x packages.
 """
 
 from __future__ import annotations
