@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from tickwave.config import Settings, to_environment
+from tickwave.config import CONFIG_FILE_ENV, Settings, to_environment
 from tickwave.warehouse.credentials import CREDENTIALS_FD_VARIABLE, Credentials, hand_over
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ INHERITED_VARIABLES = (
     "PYTHONDONTWRITEBYTECODE",
     "PYTHONUNBUFFERED",
     "PYTHONFAULTHANDLER",
+    CONFIG_FILE_ENV,  # the same configuration file (a path; its secrets stay in the file)
 )
 _WAREHOUSE_SETTINGS = ("TICKWAVE_CLICKHOUSE_", "TICKWAVE_STATE_DIR", "TICKWAVE_LOG_LEVEL")  # what it reads
 
