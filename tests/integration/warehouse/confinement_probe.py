@@ -6,7 +6,8 @@ itself with exactly the warehouse's production rules (``warehouse_rules`` and
 ``confine``, the calls the server makes), then tries to open every listed path for
 reading and prints, as JSON, the ABI enforced, how many paths were tried and which
 opened. It also tries a TCP connection to 127.0.0.1 and a bind on a port that is not
-the warehouse's. Read-only: nothing is written but into the data directory.
+the warehouse's. With ``PROBE_AS_LANDLOCK_ABI=N`` it confines itself as on a kernel of
+that Landlock ABI (0: none). Read-only: nothing is written but into the data directory.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import stat
 import sys
 from pathlib import Path
 
+from tickwave.warehouse import confinement
 from tickwave.warehouse.confinement import confine, warehouse_rules
 
 MAX_PATHS_PER_ROOT = 20_000
+OLDER_KERNEL_VARIABLE = "PROBE_AS_LANDLOCK_ABI"
 # Device nodes whose open has an effect of its own (arms a hardware timer): never opened.
 UNSAFE_DEVICES = ("watchdog",)
 
@@ -98,6 +101,9 @@ def main(arguments: list[str]) -> None:
         listener.bind(("127.0.0.1", 0))  # a live target, made before confinement
         listener.listen(1)
         rules = warehouse_rules(data_dir, port)
+        if OLDER_KERNEL_VARIABLE in os.environ:  # build the ruleset as a kernel of that Landlock ABI would
+            older = int(os.environ[OLDER_KERNEL_VARIABLE])
+            confinement.landlock_abi = lambda: older
         abi = confine(rules)
         opened = [(path, _target(path)) for path in sorted(set(candidates)) if _opens(path)]
         named_opened = {path: _opens(path) for path in named}

@@ -119,6 +119,29 @@ def test_confinement_when_the_production_rules_apply_then_only_granted_paths_ope
         assert not found["connected"] and not found["bound_elsewhere"]
 
 
+@pytest.mark.parametrize("abi", [0, NETWORK_ABI - 1])
+def test_confinement_when_the_kernel_is_older_then_the_start_says_what_is_not_confined(
+    tmp_path: Path, abi: int
+) -> None:
+    data_dir = tmp_path / "data"
+    named = ["/etc/passwd", "/dev/urandom"]
+
+    probe = subprocess.run(
+        [sys.executable, "-m", "tests.integration.warehouse.confinement_probe", str(data_dir), "18123",
+         *(f"{path}:0" for path in named)],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "PROBE_AS_LANDLOCK_ABI": str(abi)},
+    )  # fmt: skip
+    found = json.loads(probe.stdout)
+
+    assert found["abi"] == abi and found["connected"], "below ABI 4 the kernel does not hold TCP"
+    assert found["named"]["/dev/urandom"]
+    if abi == 0:
+        assert "runs without file confinement" in probe.stderr and found["named"]["/etc/passwd"]
+    else:
+        assert "the network is not" in probe.stderr and not found["named"]["/etc/passwd"]
+
+
 def test_scrubbed_environment_when_secrets_are_exported_then_none_is_kept(tmp_path: Path) -> None:
     from tickwave.config import load_settings
 
