@@ -75,7 +75,7 @@ class RegistryLookupProvider(FileModelProvider):
     def champions(self) -> list[ModelArtifact]:
         if self.registry is None:
             self.registry = ModelRegistry(self.settings)
-        self.registry.champion(self.settings.models.model_id)  # the same warehouse query; no champion is registered
+        self.registry.champion(self.settings.models.registry_id)  # the same warehouse query; no champion is registered
         return [self.artifact]
 
 
@@ -123,7 +123,7 @@ def _model(path: Path, settings: Settings) -> None:
     # Served on the flow's first timeframe (1 s by default: ten signals per second) for every symbol.
     about = {"timeframe": settings.streams.timeframes[0], "symbols": json.dumps([symbol for symbol, _ in SYMBOLS])}
     onnx_bytes = to_onnx(model, spec.model_names, spec.schema_hash, LABELS, about)
-    path.write_bytes(pickle.dumps(artifact_from_onnx(settings.models.model_id, 1, onnx_bytes)))
+    path.write_bytes(pickle.dumps(artifact_from_onnx(settings.models.registry_id, 1, onnx_bytes)))
 
 
 def tick_to_signal_latency(

@@ -3,9 +3,12 @@
 Measures insert throughput (Arrow batches of 1k, 10k and 100k rows; Python row inserts;
 the BatchWriter) and query latency (count, GROUP BY symbol, 1-minute OHLC) over 1M and
 10M ticks, once through the HTTP service with clickhouse-connect and once with chdb in
-this process, and prints one table.
+this process; the read-only policy's cost per request over HTTP (the analyst's
+``SELECT 1``, cold and cached, beside the engine's own ``SELECT 1`` as the service user,
+which the policy does not see); and the server's peak and settled RSS under each bomb
+class of ``tests/integration/warehouse/bombs.py``. It prints one table.
 
-    .venv/bin/python bench/warehouse.py [--quick]
+    .venv/bin/python -m bench.warehouse [--quick] [--security-only]
 
 It starts its own warehouse on a free port in a temporary state dir and stops it at the
 end. Figures from one run are recorded in bench/README.md.
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
+import multiprocessing
 import os
 import platform
 import statistics
@@ -24,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,10 +38,13 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from bench.summary import record
+from tests.integration.warehouse.bombs import BOMBS, footprint
+from tests.integration.warehouse.http import post
 from tickwave.config import Settings, load_settings
 from tickwave.services.supervisor import Endpoint, Supervisor
 from tickwave.services.warehouse import WarehouseService
 from tickwave.warehouse.client import connect
+from tickwave.warehouse.credentials import Credentials, resolve_credentials
 from tickwave.warehouse.tables import TICKS, Table, to_arrow
 from tickwave.warehouse.writer import BatchWriter, WriterConfig
 
@@ -305,9 +314,122 @@ def bench_policy(settings: Settings, local: Local, scale: int, runs: int) -> lis
     return rows
 
 
+def bench_policy_http(settings: Settings, runs: int) -> list[Row]:
+    """The read-only policy's cost per request over HTTP, beside the engine's own SELECT 1 on the same path.
+
+    The same client kind, the same POST path and the same tiny query; the service user's
+    request is not policed, the analyst's is: cold (a text never seen, so classify +
+    EXPLAIN AST + the tree rules run) and cached (the verdict cache hit).
+    """
+    service = connect(settings, database="default")
+    analyst = connect(settings, database="default", readonly=True)
+    distinct = itertools.count(1_000_000)
+    samples = runs * 100
+    try:
+        engine = sample_us(lambda: service.raw_query("SELECT 1", fmt="TabSeparated"), samples)
+        cached = sample_us(lambda: analyst.raw_query("SELECT 1", fmt="TabSeparated"), samples)
+        cold = sample_us(lambda: analyst.raw_query(f"SELECT {next(distinct)}", fmt="TabSeparated"), samples)
+    finally:
+        service.close()
+        analyst.close()
+    engine_p50 = statistics.median(engine)
+    rows = [Row("SELECT 1 over HTTP, service user (no policy)", percentiles(engine), "-", "the engine's own floor")]
+    for label, found in (("cold", cold), ("cached", cached)):
+        extra_ms = (statistics.median(found) - engine_p50) / 1000
+        rows.append(Row(f"SELECT 1 over HTTP, analyst, policy {label}", percentiles(found), "-",
+                        f"policy adds {extra_ms:+.3f} ms at p50"))  # fmt: skip
+        record(f"read-only policy, {label}, per request over HTTP (p50 added)", round(extra_ms, 3), "ms",
+               baseline=f"SELECT 1 as the service user, {percentiles(engine)}")  # fmt: skip
+    return rows
+
+
+RESULT_BOMB = "SELECT repeat('x', 500000) FROM numbers(200)"
+
+
+def bench_bombs(settings: Settings, endpoint: Endpoint) -> list[Row]:
+    """Each bomb class as the analyst: the refusal, and the server's peak and settled RSS around it."""
+    credentials = resolve_credentials(settings)
+    requests = {
+        name: (make_body(), headers, params, code) for name, (make_body, headers, params, code) in BOMBS.items()
+    }
+    requests[f"{RESULT_BOMB}, max_result_bytes=1000000"] = (
+        RESULT_BOMB.encode(), {}, {"max_result_bytes": "1000000", "buffer_size": "0"}, "396"
+    )  # fmt: skip
+    rows: list[Row] = []
+    for name, (body, headers, params, code) in requests.items():
+        started = time.perf_counter()
+        reply, used = footprint(
+            endpoint.pid,
+            lambda b=body, h=headers, p=params: post(endpoint.address, credentials, b, analyst=True, headers=h, **p),
+        )
+        elapsed_ms = (time.perf_counter() - started - 0.3) * 1000
+        outcome = f"code {reply.code}" + ("" if reply.code == code else f" (expected {code})")
+        rows.append(Row(f"bomb: {name} ({len(body):,} B body)",
+                        f"peak +{used.peak_mib:.0f} MiB, settled +{used.settled_mib:.0f} MiB",
+                        "-", f"{outcome} in {elapsed_ms:.0f} ms; RSS before {used.before_mib:.0f} MiB"))  # fmt: skip
+        record(f"bomb {name}: peak RSS added", round(used.peak_mib, 1), "MiB",
+               baseline=f"settled +{used.settled_mib:.1f} MiB, {outcome}")  # fmt: skip
+    return rows
+
+
+def _flood(address: str, credentials: Credentials, body: bytes, headers: dict[str, str], done: Any) -> None:
+    """Send ``body`` as the analyst, again and again, until ``done`` is set (one process per client)."""
+    while not done.is_set():
+        post(address, credentials, body, analyst=True, headers=headers)
+
+
+FLOODS = {
+    "256 KiB of NUL bytes as SQL": (lambda: bytes(256 * 1024), {}),
+    "the gzip bomb": (lambda: BOMBS["gzip"][0](), {"Content-Encoding": "gzip"}),
+}
+
+
+def bench_writer_under_flood(settings: Settings, endpoint: Endpoint, seconds: float, clients: int = 4) -> list[Row]:
+    """A writer's insert latency alone and while ``clients`` analyst processes flood the service."""
+    credentials = resolve_credentials(settings)
+    writer = connect(settings, database="default")
+    writer.command(DDL.format(name="flooded"))
+    batch = arrow_batch(1_000, 0)
+
+    def insert_samples() -> list[float]:
+        samples: list[float] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            started = time.perf_counter_ns()
+            writer.insert_arrow("flooded", batch)
+            samples.append((time.perf_counter_ns() - started) / 1000)
+        return samples
+
+    context = multiprocessing.get_context("spawn")
+    rows = [Row("writer: 1,000-row Arrow insert, alone", percentiles(insert_samples()), "-", "the baseline")]
+    try:
+        for label, (make_body, headers) in FLOODS.items():
+            done = context.Event()
+            body = make_body()
+            flooders = [
+                context.Process(target=_flood, args=(endpoint.address, credentials, body, headers, done))
+                for _ in range(clients)
+            ]
+            for process in flooders:
+                process.start()
+            time.sleep(2.0)  # the flooders' interpreters start
+            flooded = insert_samples()
+            done.set()
+            for process in flooders:
+                process.join()
+            rows.append(Row(f"writer: the same insert, {clients} analyst clients sending {label}",
+                            percentiles(flooded), "-", "analyst clients in processes of their own"))  # fmt: skip
+            record(f"writer insert p50 under an analyst flood ({label})",
+                   round(statistics.median(flooded) / 1000, 1), "ms", baseline=rows[0].http)  # fmt: skip
+    finally:
+        writer.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller volumes (a smoke run, not for the README)")
+    parser.add_argument("--security-only", action="store_true", help="only the policy's cost and the bombs")
     options = parser.parse_args()
     scale = 10 if options.quick else 1
     runs = 3 if options.quick else 10
@@ -319,20 +441,27 @@ def main() -> None:
     settings = load_settings(state_dir=state_dir, clickhouse={"port": 0}, log_level="WARNING")
     supervisor = Supervisor(settings)
     service = WarehouseService(settings)
-    assert isinstance(supervisor.start(service), Endpoint)
+    endpoint = supervisor.start(service)
+    assert isinstance(endpoint, Endpoint)
     client = connect(settings, database="default", send_receive_timeout=600)
     local = Local(state_dir / "in-process-chdb")
     try:
-        for target in (client, local):
-            for name in TABLES:
-                target.command(DDL.format(name=name))
         results = [
-            *bench_arrow_inserts(client, local, scale, rounds=1 if options.quick else 3),
-            bench_concurrent_inserts(settings, scale),
-            *bench_row_inserts(client, settings, scale),
-            *bench_queries(client, local, scale, runs),
-            *bench_policy(settings, local, scale, runs),
+            *bench_policy_http(settings, runs),
+            *bench_bombs(settings, endpoint),
+            *bench_writer_under_flood(settings, endpoint, seconds=3 if options.quick else 8),
         ]
+        if not options.security_only:
+            for target in (client, local):
+                for name in TABLES:
+                    target.command(DDL.format(name=name))
+            results += [
+                *bench_arrow_inserts(client, local, scale, rounds=1 if options.quick else 3),
+                bench_concurrent_inserts(settings, scale),
+                *bench_row_inserts(client, settings, scale),
+                *bench_queries(client, local, scale, runs),
+                *bench_policy(settings, local, scale, runs),
+            ]
     finally:
         client.close()
         supervisor.stop(service)

@@ -14,7 +14,12 @@ The session is replayed by :func:`execution.backtest.replay_session` with the li
 ``execution`` settings: the engine's sizing (strength x ``max_position_lots``, orders
 capped at ``max_order_lots``), the risk gate (market hours, collar, daily loss, ...), the
 paper broker's slippage and latency. So the P&L is what live trading would have made;
-its orders are the ones it would have sent.
+its orders are the ones it would have sent. One setting is the model's own: every symbol
+is driven by the model's timeframe (``execution.signal_timeframe(s)`` replaced, see
+:func:`driven_by`). A model is judged on its own signals, as it would trade once it drives
+the symbol; live execution configured with another driver would deny each of them as
+``signal_timeframe`` and leave a judgement of zeros, so the notes say where the live
+configuration differs instead.
 
 The vectorised backtest (:func:`models.evaluation.backtest`) stays as the cross-check: it
 holds +-``backtest_lots`` per signal at the mid with half-spread costs, no sizing, no
@@ -179,6 +184,25 @@ def engine_positions(frame: pd.DataFrame, replay: ReplayResult, timeframe: str, 
     return np.array([float(after.get(signal_id, Decimal(0))) for signal_id in ids])
 
 
+def driven_by(settings: Settings, timeframe: str) -> Settings:
+    """Return ``settings`` with every symbol's position driven by ``timeframe`` signals (the model's own)."""
+    execution = settings.execution.model_copy(update={"signal_timeframe": timeframe, "signal_timeframes": {}})
+    return settings.model_copy(update={"execution": execution})
+
+
+def live_driver_note(settings: Settings, symbols: Sequence[str], timeframe: str) -> str | None:
+    """Say which symbols live execution drives from another timeframe than the model's (None: none)."""
+    execution = settings.execution
+    others = {symbol: execution.signal_timeframes.get(symbol, execution.signal_timeframe) for symbol in symbols}
+    others = {symbol: driver for symbol, driver in others.items() if driver != timeframe}
+    if not others:
+        return None
+    listed = ", ".join(f"{symbol} by {driver}" for symbol, driver in sorted(others.items()))
+    return (f"judged on its own {timeframe} signals (models.timeframe); live execution drives {listed} "
+            f"(execution.signal_timeframe / signal_timeframes): there its signals are denied until "
+            f"execution.signal_timeframe names {timeframe}")  # fmt: skip
+
+
 def compare_on_engine(
     frame: pd.DataFrame,
     probabilities: np.ndarray,
@@ -194,13 +218,15 @@ def compare_on_engine(
     Raises:
         ValueError: when an account-currency P&L cannot be valued (a conversion rate is missing).
     """
+    live_note = live_driver_note(settings, sorted(frame["symbol"].astype(str).unique()), timeframe)
+    judged = driven_by(settings, timeframe)
     ticks = holdout_ticks(frame, timeframe)
-    candidate = run_engine(settings, ticks, holdout_signals(frame, probabilities, rules, timeframe, model_id,
-                                                            model_version))  # fmt: skip
+    candidate = run_engine(judged, ticks, holdout_signals(frame, probabilities, rules, timeframe, model_id,
+                                                          model_version))  # fmt: skip
     results = {"candidate": candidate}
     for name in baselines:
         signals = position_signals(frame, baseline_positions(frame, name), timeframe, f"baseline:{name}")
-        results[name] = run_engine(settings, ticks, signals)
+        results[name] = run_engine(judged, ticks, signals)
     for name, result in results.items():
         if result.pnl_account is None:
             currency = settings.execution.account_currency
@@ -211,5 +237,6 @@ def compare_on_engine(
         candidate_trades=candidate.trades,
         baseline_pnl_account={name: float(quantize(results[name].pnl_account or Decimal(0))) for name in baselines},
         vectorised_pnl_account=float(quantize(vectorised.pnl_account)),
-        notes=tuple(result.summary(name) for name, result in results.items()),
+        notes=tuple(result.summary(name) for name, result in results.items()) + ((live_note,) if live_note else ()),
+        orders={name: result.orders for name, result in results.items()},
     )

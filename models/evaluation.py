@@ -431,6 +431,12 @@ class BaselineComparison:
     baseline_pnl_account: dict[str, float]
     vectorised_pnl_account: float | None = None  # the cross-check, when the figures come from the engine
     notes: tuple[str, ...] = ()  # how each run went (orders, trades, denials per check)
+    orders: dict[str, int] | None = None  # the engine's orders of each run ("candidate" and each baseline)
+
+    @property
+    def is_judgement(self) -> bool:
+        """False when the candidate and every baseline placed no order: there is nothing to compare."""
+        return self.orders is None or any(self.orders.values())
 
     def figures(self) -> dict[str, float]:
         """Return every value under the name the registry records it."""

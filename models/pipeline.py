@@ -77,7 +77,7 @@ def train_model(
     client: Client | None = None,
     spec: FeatureSpec | None = None,
 ) -> TrainOutcome:
-    """Train a ``models.framework`` model as ``models.model_id`` on ``symbols`` over ``[from, to)``; register, promote.
+    """Train a ``models.framework`` model as ``models.registry_id`` on ``symbols`` in ``[from, to)``; register, promote.
 
     Args:
         settings: the configuration (``models`` section, streams' signal thresholds, state dir).
@@ -105,7 +105,7 @@ def train_model(
         leakage = check_point_in_time(bars, stored, spec, models.leakage_windows, models.leakage_tolerance)
         trainer = trainer_for(models.framework, settings)
         result = trainer.train(dataset)
-        saved = trainer.save(result, registry.store, models.model_id)
+        saved = trainer.save(result, registry.store, models.registry_id)
         entry = registry.register(saved, result, actor)
         decision = None
         if promote:

@@ -175,8 +175,13 @@ def judge_promotion(
         failures.append(f"the candidate's output is constant (largest std across rows {spread:.2g})")
     if calibration > calibration_bound:
         failures.append(f"calibration error {calibration:.3f} exceeds the bound {calibration_bound:g}")
-    if trading is not None:
-        figures.update(trading.figures(), min_trades=float(min_trades))
+    if trading is not None and not trading.is_judgement:
+        # Zeros against zeros (every signal denied, say) compare nothing: no verdict on P&L, so no promotion.
+        figures.update(is_pnl_judged=0.0)
+        failures.append("no judgement on P&L: the candidate and every baseline placed no order in the engine "
+                        "backtest of the holdout (the denials are in the notes)")  # fmt: skip
+    elif trading is not None:
+        figures.update(trading.figures(), min_trades=float(min_trades), is_pnl_judged=1.0)
         if trading.candidate_trades < min_trades:
             failures.append(f"{trading.candidate_trades} holdout trades, fewer than models.min_trades ({min_trades})")
         for name, pnl in trading.baseline_pnl_account.items():

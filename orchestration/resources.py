@@ -27,7 +27,7 @@ class TickwaveResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     state_dir: str | None = None  # default: TICKWAVE_STATE_DIR / the TOML file / .tickwave
     database: str | None = None  # default: clickhouse.database
-    model_id: str | None = None  # default: models.model_id (the model the training assets and sensors manage)
+    model_id: str | None = None  # default: models.model_id, else the default id of models.framework's kind
 
     def settings(self) -> Settings:
         """Load the settings once per call (they are frozen; the process environment is the source)."""

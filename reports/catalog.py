@@ -122,3 +122,7 @@ DAILY_SUMMARY = Report(
 REPORTS: tuple[Report, ...] = (TRADE_BLOTTER, ORDER_AUDIT_TRAIL, RISK_CONTROLS, EXECUTION_QUALITY, DECISION_LOG,
                                ALGORITHM_CHANGES, DAILY_SUMMARY)  # fmt: skip
 HTML_ROW_LIMIT = 500  # rows shown per table in the HTML; the CSV holds them all
+# Prices computed in SQL, shown at their symbol's digits + this many (a mid lies on the half-point grid), so
+# Float64 arithmetic's noise (1.0850849999999999) never reaches a report. Booked fill prices are written as the
+# execution process recorded them: a paper fill's slippage puts them off the grid, and rounding would misstate them.
+PRICE_COLUMNS: dict[str, dict[str, int]] = {"positions_close": {"mark_price": 1}}

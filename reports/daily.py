@@ -14,10 +14,10 @@ import io
 import itertools
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -25,7 +25,15 @@ from typing import Any, Protocol, cast
 from clickhouse_connect.driver.client import Client
 
 from reports import html
-from reports.catalog import DAILY_SUMMARY, EXECUTION_QUALITY, HTML_ROW_LIMIT, REPORTS, Report, ReportTable
+from reports.catalog import (
+    DAILY_SUMMARY,
+    EXECUTION_QUALITY,
+    HTML_ROW_LIMIT,
+    PRICE_COLUMNS,
+    REPORTS,
+    Report,
+    ReportTable,
+)
 from reports.events import chain_heads, day_bounds, first_event_break, source_rows
 from reports.manifest import (
     MANIFEST_NAME,
@@ -37,6 +45,8 @@ from reports.manifest import (
     sha256_file,
 )
 from tickwave.audit_chain import ChainBreak
+from tickwave.config import default_symbols
+from tickwave.instruments import Instrument, price_sql, registry
 
 
 @dataclass
@@ -56,7 +66,18 @@ def versions() -> dict[str, str]:
     return {name: metadata.version(name) for name in ("tickwave", "dbt-core", "dbt-clickhouse")}
 
 
-def _export_table(client: Client, table: ReportTable, day: date, path: Path) -> dict[str, Any]:
+def _columns(table: ReportTable, instruments: Mapping[str, Instrument]) -> str:
+    """The table's columns, its prices at their symbol's digits (the warehouse writes Float64 in full)."""
+    prices = PRICE_COLUMNS.get(table.name, {})
+    if not prices:
+        return table.columns
+    shown = ", ".join(f"{price_sql(name, instruments, extra_digits=extra)} AS {name}" for name, extra in prices.items())
+    return f"{table.columns} REPLACE ({shown})"
+
+
+def _export_table(
+    client: Client, table: ReportTable, day: date, path: Path, instruments: Mapping[str, Instrument]
+) -> dict[str, Any]:
     """Stream one table's CSV into ``path`` in one read of its view; return its page table and SHA-256.
 
     The warehouse formats the CSV (``CSVWithNames``); the bytes are hashed as they arrive
@@ -69,8 +90,8 @@ def _export_table(client: Client, table: ReportTable, day: date, path: Path) -> 
     known = {"day": day, "end": day_bounds(day)["end"]}
     parameters = {name: value for name, value in known.items() if f"{{{name}:" in table.where}
     digest, head, preview = hashlib.sha256(), bytearray(), None
-    response = cast(_Response, client.raw_stream(f"SELECT {table.columns} {query} ORDER BY {table.order_by}",
-                                                 parameters=parameters, fmt="CSVWithNames"))  # fmt: skip
+    select = f"SELECT {_columns(table, instruments)} {query} ORDER BY {table.order_by}"
+    response = cast(_Response, client.raw_stream(select, parameters=parameters, fmt="CSVWithNames"))
     try:
         with path.open("wb") as handle:
             for chunk in response.stream(_CHUNK_BYTES):
@@ -144,8 +165,10 @@ def _plots(report: Report, tables: dict[str, dict[str, Any]]) -> list[str]:
         for value in _column(trips, "net_pnl_account"):
             running += float(value or 0)
             curve.append(running)
-        return [html.svg_plot("line", {"net P&L": (range(1, len(curve) + 1), curve)},
-                              "Realized P&L over the day's closed round trips", "account currency")]  # fmt: skip
+        # Over the day's clock: each round trip's P&L counts from its closing fill (exit_at, UTC).
+        times = [datetime.fromisoformat(value).replace(tzinfo=UTC) for value in _column(trips, "exit_at")]
+        return [html.svg_plot("step", {"net P&L": (times, curve)},
+                              "Realized P&L over the day (closed round trips)", "account currency")]  # fmt: skip
     return []
 
 
@@ -194,23 +217,32 @@ def _export_report(
     counts: dict[str, int],
     outcome: DayOutcome,
     progress: Callable[[str], None] | None,
+    instruments: Mapping[str, Instrument],
 ) -> None:
     """Write the report's CSV files into ``staging``; keep its page tables in ``pages``, rows and hashes."""
     tables: dict[str, dict[str, Any]] = {}
     for table in report.tables:
         if progress:
             progress(table.name)
-        tables[table.name] = _export_table(client, table, day, staging / f"{table.name}.csv")
+        tables[table.name] = _export_table(client, table, day, staging / f"{table.name}.csv", instruments)
         counts[table.name] = tables[table.name]["rows"]
         outcome.files[f"{table.name}.csv"] = (tables[table.name]["sha256"], tables[table.name]["rows"])
     pages[report.name] = (report, tables)
 
 
-def generate_day(client: Client, day: date, root: Path, progress: Callable[[str], None] | None = None) -> DayOutcome:
+def generate_day(
+    client: Client,
+    day: date,
+    root: Path,
+    progress: Callable[[str], None] | None = None,
+    instruments: Mapping[str, Instrument] | None = None,
+) -> DayOutcome:
     """Write ``root/<day>/``: the seven reports (CSV + HTML), ``manifest.json``; refresh ``root/index.html``.
 
-    ``client`` must read the database the dbt compliance views were built in.
+    ``client`` must read the database the dbt compliance views were built in; ``instruments``
+    give the prices' digits (default: the built-in symbols).
     """
+    instruments = instruments if instruments is not None else registry(default_symbols())
     root.mkdir(parents=True, exist_ok=True)
     directory = root / day.isoformat()
     staging = root / f".{day.isoformat()}.partial"
@@ -224,7 +256,7 @@ def generate_day(client: Client, day: date, root: Path, progress: Callable[[str]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-chain") as background:
         chain_check = background.submit(first_event_break, client, day)
         for report in REPORTS:
-            _export_report(client, report, day, staging, pages, counts, outcome, progress)
+            _export_report(client, report, day, staging, pages, counts, outcome, progress, instruments)
         found = chain_check.result()
     flags, facts = _summary_facts(client, day, counts, found)
     outcome.flags = flags

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import jinja2
@@ -85,18 +85,29 @@ def index(days: Sequence[tuple[str, Sequence[str]]]) -> bytes:
 
 
 def svg_plot(kind: str, series: dict[str, tuple[Sequence[Any], Sequence[float]]], title: str, ylabel: str) -> str:
-    """Draw ``series`` (label -> (x, y)) as a line (``kind="line"``) or grouped bar plot; return inline SVG."""
+    """Draw ``series`` (label -> (x, y)) as a line, step line or grouped bar plot; return inline SVG.
+
+    ``kind="step"`` holds each level until the next x (a running sum of events); datetime x
+    values (UTC) make a time axis (HH:MM, with seconds over a span of minutes).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     with plt.rc_context({"svg.hashsalt": "tickwave-reports", "svg.fonttype": "none", "font.size": 9}):
         figure, axes = plt.subplots(figsize=(8, 3))
         try:
-            if kind == "line":
+            if kind in ("line", "step"):
                 for label, (xs, ys) in series.items():
-                    axes.plot(list(xs), list(ys), label=label, linewidth=1.2)
+                    axes.plot(list(xs), list(ys), label=label, linewidth=1.2, marker=".",
+                              drawstyle="steps-post" if kind == "step" else "default")  # fmt: skip
+                times = [x for xs, _ in series.values() for x in xs if isinstance(x, datetime)]
+                if times:  # seconds shown when the whole curve spans minutes
+                    shape = "%H:%M" if max(times) - min(times) > timedelta(minutes=10) else "%H:%M:%S"
+                    axes.xaxis.set_major_formatter(mdates.DateFormatter(shape, tz=UTC))  # type: ignore[no-untyped-call]
+                    axes.set_xlabel("time (UTC)")
             else:
                 labels = list(series)
                 positions = range(len(next(iter(series.values()))[0])) if series else range(0)

@@ -140,9 +140,9 @@ class RegistryModelProvider:
         client: Client | None = None,
         source: ChampionSource | None = None,
     ) -> None:
-        """Serve ``model_ids`` (default ``[models.model_id]``); connect lazily on the first poll."""
+        """Serve ``model_ids`` (default ``[models.registry_id]``); connect lazily on the first poll."""
         self.settings = settings
-        self.model_ids = tuple(model_ids or (settings.models.model_id,))
+        self.model_ids = tuple(model_ids or (settings.models.registry_id,))
         self._client = client
         self._source = source
         self._loaded: dict[tuple[str, ...], tuple[int, str, ModelArtifact]] = {}

@@ -93,7 +93,7 @@ class ClickHouseSettings(_Section):
     max_concurrent_queries: int = Field(
         default=16, ge=1, description="embedded warehouse: queries running at once (worker threads)"
     )
-    max_sessions: int = Field(default=64, ge=1, description="embedded warehouse: open HTTP sessions at most")
+    max_sessions: int = Field(default=64, ge=1, description="embedded warehouse: open HTTP sessions per user at most")
     nice: int = Field(
         default=10, ge=0, le=19, description="embedded warehouse: CPU niceness (its bursts yield to the hot path)"
     )
@@ -135,6 +135,13 @@ class ClickHouseSettings(_Section):
     )
     failed_login_window_s: float = Field(
         default=300.0, gt=0, description="embedded warehouse: window of the failed-login count and the lock-out, s"
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "embedded warehouse: proxy addresses or networks whose X-Forwarded-For names the client "
+            "(JSON list; empty: the TCP peer is the client, forwarded headers are ignored)"
+        ),
     )
 
     @property
@@ -402,13 +409,17 @@ class StreamsSettings(_Section):
     )
 
 
+DEFAULT_MODEL_IDS = {"xgboost": "xgb_direction", "lightgbm": "lgbm_direction", "ensemble": "ensemble_direction"}
+
+
 class ModelsSettings(_Section):
     """Direction models: dataset, XGBoost hyper-parameters, walk-forward evaluation, export, promotion."""
 
-    model_id: str = Field(
-        default="xgb_direction",
+    model_id: str | None = Field(
+        default=None,
         pattern=r"^[a-z][a-z0-9_]*$",
-        description="registry id of the model `tickwave train` builds and the streams serve",
+        description="registry id of the model `tickwave train` builds and the streams serve (default after "
+        "models.framework: xgb_direction, lgbm_direction or ensemble_direction)",
     )
     timeframe: str = Field(
         default="1m", description="bar timeframe trained on (features + bars_<timeframe>; one of streams.timeframes)"
@@ -488,6 +499,11 @@ class ModelsSettings(_Section):
     def _timeframe_stored(cls, value: str) -> str:
         return canonical_timeframe(value)
 
+    @property
+    def registry_id(self) -> str:
+        """The model id: ``model_id`` when set, else the default of ``framework``'s kind (``lgbm_direction``...)."""
+        return self.model_id or DEFAULT_MODEL_IDS[self.framework]
+
 
 class OrchestrationSettings(_Section):
     """Dagster (``tickwave orchestrate``): webserver and daemon with a SQLite instance under the state dir."""
@@ -495,6 +511,11 @@ class OrchestrationSettings(_Section):
     enabled: bool = Field(default=True, description="`tickwave up` starts the Dagster webserver and daemon")
     port: int = Field(default=13000, ge=0, le=65535, description="Dagster UI / GraphQL port on 127.0.0.1 (0 = free)")
     start_timeout_s: float = Field(default=180.0, gt=0, description="how long `up` waits for the Dagster UI")
+    schedules_enabled: bool = Field(
+        default=True,
+        description="the schedules and the sensors that launch runs start RUNNING on a fresh Dagster instance "
+        "(false: STOPPED, for those who schedule elsewhere; a toggle in the UI is kept by the instance and wins)",
+    )
     reports_due_utc: str = Field(
         default="01:00",
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",

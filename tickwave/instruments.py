@@ -99,6 +99,19 @@ def registry(symbols: Mapping[str, SymbolSpec]) -> dict[str, Instrument]:
     return {symbol: instrument_for(symbol, spec) for symbol, spec in symbols.items()}
 
 
+def price_sql(price: str, instruments: Mapping[str, Instrument], symbol: str = "symbol", extra_digits: int = 0) -> str:
+    """SQL showing the Float64 ``price`` at its symbol's digits (+ ``extra_digits``): no float noise in reports.
+
+    ClickHouse's ``round`` takes a constant scale, so there is one branch per instrument
+    (``multiIf(symbol = 'EURUSD', round(price, 5), ...)``); a symbol without an instrument
+    keeps its value. A mid of two prices on the grid needs one digit more to stay exact
+    (``extra_digits=1``). Symbol names are validated by the settings (letters, digits, ``._#-``).
+    """
+    branches = [f"{symbol} = '{name}', round({price}, {instruments[name].digits + extra_digits})"
+                for name in sorted(instruments)]  # fmt: skip
+    return f"multiIf({', '.join([*branches, price])})" if branches else price
+
+
 def from_mt5_symbol_info(info: Any) -> Instrument:
     """Build an instrument from MetaTrader5's ``symbol_info()`` (a ``SymbolInfo`` named tuple)."""
     return Instrument(

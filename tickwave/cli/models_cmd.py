@@ -34,7 +34,11 @@ KEY_METRICS = (
     ("holdout_pnl_pips", "P&L pips"), ("holdout_pnl_account", "P&L USD"), ("holdout_sharpe", "Sharpe"),
     ("holdout_max_drawdown_account", "max DD USD"),
 )  # fmt: skip
-ModelIdOption = Annotated[str | None, typer.Option("--model-id", help="the model id (default: models.model_id)")]
+ModelIdOption = Annotated[
+    str | None,
+    typer.Option("--model-id", help="the model id (default: models.model_id, else xgb_direction, lgbm_direction or "
+                 "ensemble_direction after the model's kind)"),
+]  # fmt: skip
 
 
 def _actor(command: str) -> str:
@@ -135,13 +139,13 @@ def list_models(
     """List the registered versions with their key holdout metrics."""
     settings = settings_or_exit()
     with _opened_registry(settings) as registry:
-        entries = registry.entries(None if every_model else (model_id or settings.models.model_id))
-    table = Table("model", "version", "stage", "created", "data range", *(label for _, label in KEY_METRICS[:3]),
-                  "P&L USD", "Sharpe", "changed by")  # fmt: skip
+        entries = registry.entries(None if every_model else (model_id or settings.models.registry_id))
+    table = Table("model", "version", "kind", "stage", "created", "data range",
+                  *(label for _, label in KEY_METRICS[:3]), "P&L USD", "Sharpe", "changed by")  # fmt: skip
     for entry in entries:
         stage = f"[bold green]{entry.stage}[/]" if entry.stage == "champion" else entry.stage
         table.add_row(
-            entry.model_id, str(entry.model_version), stage, _time(entry.created_at_ms),
+            entry.model_id, str(entry.model_version), entry.framework, stage, _time(entry.created_at_ms),
             f"{_time(entry.trained_from_ms)} .. {_time(entry.trained_to_ms)}",
             *(_number(entry.metrics.get(key)) for key, _ in KEY_METRICS[:3]),
             _number(entry.metrics.get("holdout_pnl_account")), _number(entry.metrics.get("holdout_sharpe")),
@@ -154,7 +158,7 @@ def list_models(
 def show(version: Annotated[int, typer.Argument(help="the version")], model_id: ModelIdOption = None) -> None:
     """Show one version: its row, metrics, parameters, artifact, report and audit trail."""
     settings = settings_or_exit()
-    name = model_id or settings.models.model_id
+    name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
         entry = registry.entry(name, version)
         events = [event for event in registry.events(name) if event.model_version == version]
@@ -197,7 +201,7 @@ def promote(
     settings = settings_or_exit()
     from models.errors import PromotionRefused
 
-    name = model_id or settings.models.model_id
+    name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
         try:
             decision = registry.promote(name, version, _actor("models promote"))
@@ -219,7 +223,7 @@ def rollback(
 ) -> None:
     """Retire the champion and restore the previous champion."""
     settings = settings_or_exit()
-    name = model_id or settings.models.model_id
+    name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
         restored = registry.rollback(name, _actor("models rollback"), reason)
     console.print(f"rolled back: {restored.name} is the champion again")
@@ -231,7 +235,7 @@ def shadow(
 ) -> None:
     """Make a version a challenger: the dataflow scores it beside its timeframe's champion and never trades it."""
     settings = settings_or_exit()
-    name = model_id or settings.models.model_id
+    name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
         entry = registry.shadow(name, version, _actor("models shadow"))
     console.print(f"{entry.name} is a challenger on {entry.timeframe} bars: the streams score it in shadow (within "

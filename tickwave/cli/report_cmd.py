@@ -44,6 +44,7 @@ def daily(
     """Produce the day's seven reports (CSV + HTML) and its chained manifest; say what changed on a re-run."""
     from reports.build import build_compliance_views
     from reports.daily import generate_day
+    from tickwave.instruments import registry
     from tickwave.warehouse.client import connect
 
     settings = settings_or_exit()
@@ -54,7 +55,8 @@ def daily(
             build_compliance_views(settings, database)
         client = connect(settings, database=database)
         try:
-            outcome = generate_day(client, reported, root, lambda name: status.update(f"writing {name}"))
+            outcome = generate_day(client, reported, root, lambda name: status.update(f"writing {name}"),
+                                   instruments=registry(settings.symbols))  # fmt: skip
         finally:
             client.close()
     for flag in outcome.flags:

@@ -84,8 +84,11 @@ def status() -> None:
     supervisor = Supervisor(settings)
     table = Table("service", "state", "pid", "address", "uptime", "health")
     any_down = False
+    dagster_address = None
     for service in embedded_services(settings):
         state = supervisor.status(service)
+        if service.name == "orchestration" and state.state == "up":
+            dagster_address = state.address
         colour = {"up": "green", "external": "cyan"}.get(state.state, "red")
         any_down |= state.state not in ("up", "external")
         gave_up = read_gave_up(settings.state_path, service.name)
@@ -102,7 +105,27 @@ def status() -> None:
             format_duration(state.uptime_s), health_text,
         )  # fmt: skip
     console.print(table)
+    if dagster_address:
+        print_automations(dagster_address)
     raise typer.Exit(3 if any_down else 0)
+
+
+def print_automations(address: str) -> None:
+    """Print each Dagster schedule and sensor: state, cadence, last tick and next tick (UTC)."""
+    from orchestration.automation_status import automations
+
+    try:
+        found = automations(address)
+    except (OSError, ValueError) as exc:  # Dagster still loading, or restarting: say so, never fail `status`
+        console.print(f"[yellow]schedules: Dagster at {address} did not list them ({escape(str(exc))})[/]")
+        return
+    table = Table("schedule / sensor", "state", "cadence", "last tick (UTC)", "next tick (UTC)")
+    for item in found:
+        colour = "green" if item.status == "RUNNING" else "yellow"
+        last = f"{item.last_tick_at:%Y-%m-%d %H:%M:%S} {item.last_tick_status}" if item.last_tick_at else "never"
+        upcoming = f"{item.next_tick_at:%Y-%m-%d %H:%M:%S}" if item.next_tick_at and item.status == "RUNNING" else "-"
+        table.add_row(item.name, f"[{colour}]{item.status}[/]", item.cadence, last, upcoming)
+    console.print(table)
 
 
 def supervise() -> None:

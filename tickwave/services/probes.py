@@ -84,6 +84,44 @@ def _audit_lag(settings: Settings) -> dict[str, int | None] | str:
         return f"unknown ({exc.__class__.__name__})"
 
 
+def pipeline_lags(settings: Settings) -> dict[str, int | None]:
+    """Messages each stage has still to take in, from the dataflow to the warehouse (None: unknown).
+
+    ``dataflow``: ticks behind the topic's end (its health report); ``streams loader``,
+    ``execution`` and ``audit loader``: their consumer groups' lag on ``streams.records``,
+    ``signals`` and ``orders.events``. The loaders commit only what the warehouse holds, so
+    all four at 0, twice in a row, means every row produced so far is stored.
+    """
+    from confluent_kafka import KafkaException
+
+    from tickwave.bus import resolve_bootstrap
+    from tickwave.health import group_lag
+    from tickwave.topics import ORDERS_EVENTS, SIGNALS, STREAMS_RECORDS, topic_name
+
+    lags: dict[str, int | None] = {"dataflow": _dataflow_lag(settings)}
+    groups = {"streams loader": (f"{settings.kafka.topic_prefix}tickwave-streams-loader", STREAMS_RECORDS),
+              "execution": (settings.execution.consumer_group, SIGNALS),
+              "audit loader": (f"{settings.execution.consumer_group}-audit", ORDERS_EVENTS)}  # fmt: skip
+    bootstrap = resolve_bootstrap(settings)
+    for stage, (group, topic) in groups.items():
+        try:
+            partitions = group_lag(bootstrap, group, topic_name(settings, topic))
+        except (KafkaException, KeyError):  # the broker restarting, the topic not there: unknown, not drained
+            lags[stage] = None
+            continue
+        known = [lag for lag in partitions.values() if lag is not None]
+        lags[stage] = sum(known) if known and len(known) == len(partitions) else None
+    return lags
+
+
+def _dataflow_lag(settings: Settings) -> int | None:
+    report = read_health(settings.state_path, "streams")
+    if report is None or report.is_stale():
+        return None
+    lags = [progress.get("lag") for progress in (report.detail.get("partitions") or {}).values()]
+    return sum(lags) if lags and all(isinstance(lag, int) for lag in lags) else None
+
+
 def _ago(unix_s: float | None) -> str:
     return "never" if unix_s is None else f"{max(0.0, time.time() - unix_s):.0f} s ago"
 

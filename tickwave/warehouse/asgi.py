@@ -9,8 +9,11 @@ their responses. No framework sits on top: the interface needs raw control over
 headers, streaming and body limits, which the ASGI messages give directly.
 
 One request: route, authenticate (before reading the body, so a wrong password never
-uploads a large body), read the body up to the size bound, then in a worker thread
-decode it, plan it and start it on the engine, pulling the first result bytes. A result
+uploads a large body), take a read-only user's query slot, read the body up to the
+user's size bound, decode and plan it in a worker thread (a read-only user's in a
+single thread of its own, so its pure-Python work cannot crowd the writers out of the
+GIL), then start it on the engine in the shared pool, pulling the first result bytes.
+Whatever the response's fate, the query is closed and the slot released. A result
 that completes within the response buffer is sent with Content-Length and an exact
 ``X-ClickHouse-Summary``; a larger one is streamed, compressed as one frame, and an
 error after the first bytes is written ClickHouse's way (``X-ClickHouse-Exception-Tag``
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import string
 import time
@@ -31,12 +35,20 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from tickwave.warehouse.accesslog import AccessLog, AccessRecord
-from tickwave.warehouse.auth import User, authenticate, presented_credentials
-from tickwave.warehouse.codecs import Encoder, choose_encoding, decode_body, decode_native_blocks, make_encoder
+from tickwave.warehouse.auth import READ_ONLY, User, authenticate, presented_credentials
+from tickwave.warehouse.codecs import (
+    Encoder,
+    choose_encoding,
+    decode_body,
+    decode_native_blocks,
+    form_fields,
+    make_encoder,
+)
 from tickwave.warehouse.execution import Executor, Running
 from tickwave.warehouse.limits import LoginGuard
-from tickwave.warehouse.planning import Plan, form_fields, full_query, plan
+from tickwave.warehouse.planning import Plan, full_query, plan
 from tickwave.warehouse.protocol import (
+    BAD_ARGUMENTS,
     NOT_IMPLEMENTED,
     QUERY_IS_TOO_LARGE,
     SERVER_DISPLAY_NAME,
@@ -61,6 +73,8 @@ _NO_HANDLER = (
 )
 _TAG_ALPHABET = string.ascii_letters + string.digits
 DISCARD_BYTES = 64 << 20  # how much of a refused body is read and dropped before answering
+MAX_QUERY_ID_CHARS = 128
+_QUERY_ID = re.compile(rf"[!-~](?:[ -~]{{0,{MAX_QUERY_ID_CHARS - 2}}}[!-~])?")
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,9 @@ class Limits:
     response_buffer_bytes: int
     keep_alive_timeout_s: int
     session_sweep_s: float = 5.0
+    # A read-only user sends queries, never data: its body and decoded body are capped lower.
+    read_only_max_body_bytes: int = 1 << 20
+    read_only_max_decoded_bytes: int = 8 << 20
 
 
 class _ClientGone(Exception):
@@ -114,6 +131,7 @@ class WarehouseApp:
         self.version = executor.engine.version
         self.timezone = executor.engine.timezone
         self._sweeper: asyncio.Task[None] | None = None
+        self._read_only_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse-read-only")
 
     async def _in_worker(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
@@ -135,6 +153,7 @@ class WarehouseApp:
                 if self._sweeper is not None:
                     self._sweeper.cancel()
                 # Runs after uvicorn has let every in-flight request finish.
+                self._read_only_pool.shutdown(wait=False)
                 await asyncio.get_running_loop().run_in_executor(None, self.on_shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -161,33 +180,76 @@ class WarehouseApp:
             return
         user: User | None = None
         presented = "-"
+        echoed_id = ""  # a query id is echoed in headers only once it is known to be a valid header value
         address = _client_address(scope)
         reading_started = False  # from then on _read_body drains a refused body itself
+        release_slot: Callable[[], None] = _nothing
         try:
-            presented, password = presented_credentials(headers, params)
-            user = self._authenticate(presented, password, address)
-            if _is_true(params.get("compress")):
-                raise QueryError(NOT_IMPLEMENTED, "compress=1 (ClickHouse block framing of responses) is not supported")
-            reading_started = True
-            body = await self._read_body(receive, headers)
-            begun = await self._in_worker(self._start, method, params, headers, body, user)
-        except _ClientGone:
-            return
-        except QueryError as error:
-            if not reading_started and headers.get("expect", "").lower() != "100-continue":
-                await _discard(receive, DISCARD_BYTES)  # let a client still sending read the refusal
-            await self._send_error(send, error, params.get("query_id", ""))
-            self._log(_Outcome(started, method, presented, address, params), None, None, error)
-            return
-        except Exception as exc:  # the request's outer edge: answer ClickHouse-style, log the cause
-            logger.exception("query_id=%s failed unexpectedly", params.get("query_id", "-"))
-            unexpected = QueryError(
-                UNKNOWN_EXCEPTION, f"Unexpected error in the warehouse service: {type(exc).__name__}"
+            try:
+                presented, password = presented_credentials(headers, params)
+                user = self._authenticate(presented, password, address)
+                echoed_id = checked_query_id(params, headers)
+                if _is_true(params.get("compress")):
+                    raise QueryError(
+                        NOT_IMPLEMENTED, "compress=1 (ClickHouse block framing of responses) is not supported"
+                    )
+                # A read-only user's slot is taken before its body is read or decoded, so the
+                # decoding work it can start at once is bounded by its slots too.
+                release_slot = self.executor.admit(user)
+                reading_started = True
+                body = await self._read_body(receive, headers, self._body_limit(user))
+                if user.readonly == READ_ONLY:
+                    # Its decoding and planning run in a thread of their own: pure Python holds
+                    # the GIL, and four of them at once slowed the writers' inserts 15x.
+                    request_plan, used_params = await asyncio.get_running_loop().run_in_executor(
+                        self._read_only_pool, self._prepare, method, params, headers, body, user
+                    )
+                    del body
+                    begun = await self._in_worker(self._begin, request_plan, used_params, user, release_slot)
+                else:  # one hand-off to a worker, as the pipeline's requests are latency-bound
+                    begun = await self._in_worker(
+                        self._prepare_and_begin, method, params, headers, body, user, release_slot
+                    )
+            except _ClientGone:
+                return
+            except QueryError as error:
+                if not reading_started and headers.get("expect", "").lower() != "100-continue":
+                    await _discard(receive, DISCARD_BYTES)  # let a client still sending read the refusal
+                await self._send_error(send, error, echoed_id)
+                self._log(_Outcome(started, method, presented, address, params), None, None, error)
+                return
+            except Exception as exc:  # the request's outer edge: answer ClickHouse-style, log the cause
+                logger.exception("query_id=%s failed unexpectedly", echoed_id or "-")
+                unexpected = QueryError(
+                    UNKNOWN_EXCEPTION, f"Unexpected error in the warehouse service: {type(exc).__name__}"
+                )
+                await self._send_error(send, unexpected, echoed_id)
+                return
+            try:
+                await self._respond(begun, headers, receive, send)
+            finally:
+                # Whatever happened while sending (a header the server refuses to write, the
+                # client gone, a cancelled task), the query is closed and its handle released.
+                await self._close(begun.running)
+            self._log(
+                _Outcome(started, method, user.name, address, params), begun.plan, begun.running.stream.summary, None
             )
-            await self._send_error(send, unexpected, params.get("query_id", ""))
-            return
-        await self._respond(begun, headers, receive, send)
-        self._log(_Outcome(started, method, user.name, address, params), begun.plan, begun.running.stream.summary, None)
+        finally:
+            release_slot()
+
+    def _body_limit(self, user: User) -> int:
+        if user.readonly == READ_ONLY:
+            return min(self.limits.max_body_bytes, self.limits.read_only_max_body_bytes)
+        return self.limits.max_body_bytes
+
+    def _decoded_limit(self, user: User) -> int:
+        if user.readonly == READ_ONLY:
+            return min(self.limits.max_decoded_bytes, self.limits.read_only_max_decoded_bytes)
+        return self.limits.max_decoded_bytes
+
+    async def _close(self, running: Running) -> None:
+        """Close ``running`` in a worker; it is closed even if this task is cancelled meanwhile."""
+        await asyncio.shield(asyncio.wrap_future(self.pool.submit(running.close)))
 
     def _authenticate(self, name: str, password: str, address: str) -> User:
         self.login_guard.check(name, address)
@@ -199,8 +261,7 @@ class WarehouseApp:
         self.login_guard.succeeded(name, address)
         return user
 
-    async def _read_body(self, receive: Receive, headers: Mapping[str, str]) -> bytes:
-        limit = self.limits.max_body_bytes
+    async def _read_body(self, receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             # A client waiting for 100-continue sends nothing more; any other is already sending.
@@ -225,13 +286,15 @@ class WarehouseApp:
             if not message.get("more_body", False):
                 return b"".join(parts)
 
-    def _start(
+    def _prepare(
         self, method: str, params: Mapping[str, str], headers: Mapping[str, str], body: bytes, user: User
-    ) -> _Started:
-        # Worker thread: decode, plan, start, and pull up to one response buffer of output.
-        decoded = decode_body(body, headers.get("content-encoding", ""), self.limits.max_decoded_bytes)
+    ) -> tuple[Plan, Mapping[str, str]]:
+        # Worker thread: decode the body and plan the request (Python work that holds the GIL).
+        limit = self._decoded_limit(user)
+        decoded = decode_body(body, headers.get("content-encoding", ""), limit)
+        del body  # the compressed copy is not needed past here: a large body is not held twice
         if _is_true(params.get("decompress")):
-            decoded = decode_native_blocks(decoded, self.limits.max_decoded_bytes)
+            decoded = decode_native_blocks(decoded, limit)
         content_type = headers.get("content-type", "")
         if content_type.lower().startswith("multipart/form-data"):
             # Form fields are parameters (the query among them); the body is not SQL.
@@ -239,9 +302,27 @@ class WarehouseApp:
             text = params.get("query", "").encode()
         else:
             text = full_query(params.get("query", ""), decoded)
-        request_plan = plan(method=method, params=params, headers=headers, text=text, user=user)
+        return plan(method=method, params=params, headers=headers, text=text, user=user), params
+
+    def _prepare_and_begin(
+        self,
+        method: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+        user: User,
+        release_slot: Callable[[], None],
+    ) -> _Started:
+        request_plan, used_params = self._prepare(method, params, headers, body, user)
+        del body
+        return self._begin(request_plan, used_params, user, release_slot)
+
+    def _begin(
+        self, request_plan: Plan, params: Mapping[str, str], user: User, release_slot: Callable[[], None]
+    ) -> _Started:
+        # Worker thread: start the plan on the engine and pull up to one response buffer of output.
         try:
-            running = self.executor.start(request_plan, user.name)
+            running = self.executor.start(request_plan, user.name, release_slot)
         except QueryError as error:
             error.query_text = request_plan.sql
             raise
@@ -322,7 +403,6 @@ class WarehouseApp:
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
             watcher.cancel()
-            await self._in_worker(begun.running.close)
 
     async def _send_plain(self, send: Send, status: int, body: bytes) -> None:
         await send({
@@ -394,6 +474,29 @@ class _Outcome:
     user: str
     address: str
     params: Mapping[str, str]
+
+
+def checked_query_id(params: Mapping[str, str], headers: Mapping[str, str]) -> str:
+    """Return the query id a request names ("" for none), refusing one that is not a safe header value.
+
+    The id is echoed in ``X-ClickHouse-Query-Id``; a control character in it made the HTTP
+    server fail while writing the response headers, after the query had started.
+
+    Raises:
+        QueryError: BAD_ARGUMENTS for an id that is not 1 to 128 printable ASCII characters.
+    """
+    query_id = params.get("query_id") or headers.get("x-clickhouse-query-id") or ""
+    if query_id and not _QUERY_ID.fullmatch(query_id):
+        raise QueryError(
+            BAD_ARGUMENTS,
+            f"Invalid query_id: it must be 1 to {MAX_QUERY_ID_CHARS} printable ASCII characters, "
+            f"without leading or trailing spaces",
+        )
+    return query_id
+
+
+def _nothing() -> None:
+    return None
 
 
 def _client_address(scope: Scope) -> str:

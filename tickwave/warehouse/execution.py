@@ -13,12 +13,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from tickwave.warehouse.auth import READ_ONLY, User
 from tickwave.warehouse.engine import Engine, Handle, ResultStream, WholeResult, empty_query_error
 from tickwave.warehouse.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
 from tickwave.warehouse.nativeframe import MIN_REVISION_WITH_CUSTOM_SERIALIZATION, reframe_native
 from tickwave.warehouse.planning import Plan
 from tickwave.warehouse.policy import ReadOnlyPolicy, Request
-from tickwave.warehouse.protocol import READONLY, SYNTAX_ERROR, QueryError
+from tickwave.warehouse.protocol import READONLY, SYNTAX_ERROR, TOO_MANY_ROWS_OR_BYTES, QueryError, Summary
 from tickwave.warehouse.sessions import Overlay, Session, SessionStore, parse_session_timeout
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,46 @@ class Running:
             self.stream.cancel()
         finally:
             cleanup()
+
+
+class SentBytesCap(ResultStream):
+    """A result stream refused once the bytes it has handed out would pass ``limit``.
+
+    ``max_result_bytes`` as the engine applies it counts a block's memory, in which a
+    constant column is held once however many rows repeat it: ``SELECT repeat('x', 500000)
+    FROM numbers(200)`` passed a 1 MB limit and sent 100 MB. This counts the formatted bytes
+    actually handed to the client, so the limit holds for what is sent; the chunk that
+    would cross it is not sent.
+    """
+
+    def __init__(self, inner: ResultStream, limit: int) -> None:
+        """Pass ``inner``'s chunks on while their total stays within ``limit`` bytes."""
+        self._inner = inner
+        self._limit = limit
+        self._sent = 0
+
+    @property
+    def summary(self) -> Summary:
+        """The inner stream's counters."""
+        return self._inner.summary
+
+    def next_chunk(self) -> bytes | None:
+        """Return the next chunk, or refuse the result with TOO_MANY_ROWS_OR_BYTES past the limit."""
+        chunk = self._inner.next_chunk()
+        if chunk is None:
+            return None
+        self._sent += len(chunk)
+        if self._sent > self._limit:
+            self._inner.cancel()
+            raise QueryError(
+                TOO_MANY_ROWS_OR_BYTES,
+                f"Limit for result exceeded, max bytes: {self._limit}, current bytes: at least {self._sent}",
+            )
+        return chunk
+
+    def cancel(self) -> None:
+        """Cancel the inner stream."""
+        self._inner.cancel()
 
 
 def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> None:
@@ -160,13 +201,29 @@ class Executor:
         self.analyst_limits = analyst_limits
         self.concurrency = ConcurrencyLimit(analyst_limits.max_concurrent_queries)
 
-    def start(self, plan: Plan, user: str) -> Running:
-        """Start ``plan`` for ``user``: on return the first chunk can be pulled.
+    def admit(self, user: User) -> Callable[[], None]:
+        """Take one of a read-only user's query slots; return its release (idempotent).
+
+        The HTTP layer calls this before it reads or decodes a body, so the work a
+        read-only user can start at once (decoding included) is bounded by its slots.
 
         Raises:
-            QueryError: for refused, invalid or failing requests; nothing is left open.
+            QueryError: TOO_MANY_SIMULTANEOUS_QUERIES when the user's slots are all taken.
         """
-        release = self.concurrency.acquire(user) if plan.is_analyst else _nothing
+        return self.concurrency.acquire(user.name) if user.readonly == READ_ONLY else _nothing
+
+    def start(self, plan: Plan, user: str, slot: Callable[[], None] | None = None) -> Running:
+        """Start ``plan`` for ``user``: on return the first chunk can be pulled.
+
+        Args:
+            plan: the request's plan.
+            user: the user's name.
+            slot: the release of a slot :meth:`admit` took; without one, an analyst's plan takes its own.
+
+        Raises:
+            QueryError: for refused, invalid or failing requests; nothing is left open, the slot released.
+        """
+        release = slot if slot is not None else self.concurrency.acquire(user) if plan.is_analyst else _nothing
         try:
             running = self._start(plan, user)
         except BaseException:
@@ -186,7 +243,10 @@ class Executor:
         try:
             _check(plan, handle, self.policy)
             _apply(handle, plan)
-            return Running(_run(handle, plan), handle.close)
+            stream = _run(handle, plan)
+            if limits is not None:
+                stream = SentBytesCap(stream, int(limits["max_result_bytes"]))
+            return Running(stream, handle.close)
         except BaseException:
             handle.close()
             raise
@@ -206,6 +266,8 @@ class Executor:
             _check(plan, session.handle, self.policy)
             _prepare_session(session, plan)
             stream = _run(session.handle, plan)
+            if plan.is_analyst:
+                stream = SentBytesCap(stream, self.analyst_limits.max_result_bytes)
         except BaseException:
             self.sessions.release(session, close=request.close)
             raise

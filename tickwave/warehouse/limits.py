@@ -12,8 +12,14 @@
   (no extra cap) to ``max_result_rows``, which applies in any case.
 - :class:`ConcurrencyLimit`: queries one read-only user runs at once.
 - :class:`LoginGuard`: failed logins per (user, client address) in a sliding window;
-  at the limit, further attempts are refused without checking the password until the
-  oldest failure leaves the window.
+  at the limit, further attempts of that pair are refused without checking the password
+  until the oldest failure leaves the window. The address is the TCP peer (a proxy's
+  ``X-Forwarded-For`` counts only from ``clickhouse.trusted_proxies``), so a client
+  cannot move its failures to other keys. Users named ``never_locked`` (the read-write
+  service user, whose generated password no online guessing reaches) are never locked
+  out: every client on the loopback interface shares 127.0.0.1, so a lock-out of the
+  service user would let any local process lock the pipeline's writes out. Their failures
+  are still counted and logged.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -173,10 +179,17 @@ class ConcurrencyLimit:
 class LoginGuard:
     """Counts failed logins per (user, client address) and locks the pair out at the limit."""
 
-    def __init__(self, max_failures: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        """Allow ``max_failures`` failures per pair within ``window_s`` seconds."""
+    def __init__(
+        self,
+        max_failures: int,
+        window_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        never_locked: Collection[str] = (),
+    ) -> None:
+        """Allow ``max_failures`` failures per pair within ``window_s`` seconds; never lock ``never_locked`` out."""
         self.max_failures = max_failures
         self.window_s = window_s
+        self.never_locked = frozenset(never_locked)
         self._clock = clock
         self._failures: dict[tuple[str, str], deque[float]] = {}
         self._lock = threading.Lock()
@@ -193,6 +206,8 @@ class LoginGuard:
         Raises:
             QueryError: AUTHENTICATION_FAILED saying when to try again.
         """
+        if user in self.never_locked:
+            return
         now = self._clock()
         with self._lock:
             failures = self._recent((user, address), now)

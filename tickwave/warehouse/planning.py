@@ -11,26 +11,24 @@ user may not change (READONLY).
 
 from __future__ import annotations
 
-import email.policy
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.parser import BytesParser
 
 from tickwave.warehouse.auth import READ_ONLY, READ_WRITE, User, request_readonly
 from tickwave.warehouse.protocol import (
     BAD_ARGUMENTS,
     HTTP_LAYER_SETTINGS,
-    NOT_IMPLEMENTED,
     QUERY_PARAM_PREFIX,
     READONLY,
+    SYNTAX_ERROR,
     QueryError,
     is_setting_param,
 )
 from tickwave.warehouse.sqltext import analyze
 
 DEFAULT_FORMAT = "TabSeparated"
-MAX_QUERY_SIZE = 262_144  # ClickHouse's max_query_size default: how far the SQL of an INSERT may reach
+MAX_QUERY_SIZE = 262_144  # ClickHouse's max_query_size default: the most SQL a request may hold
 
 
 @dataclass(frozen=True)
@@ -86,32 +84,6 @@ class Plan:
         return default if value is None else value.strip().lower() not in ("0", "false", "")
 
 
-def form_fields(body: bytes, content_type: str) -> dict[str, str]:
-    """Return the fields of a ``multipart/form-data`` body (clickhouse-connect's form encoding).
-
-    Clients send the query and ``param_*`` values as form fields when they are too long
-    for a URL. File fields are ClickHouse "external data" tables, which this server does
-    not support.
-
-    Raises:
-        QueryError: NOT_IMPLEMENTED for external data, BAD_ARGUMENTS for a malformed form.
-    """
-    message = BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-    )
-    if not message.is_multipart():
-        raise QueryError(BAD_ARGUMENTS, "Malformed multipart/form-data body")
-    fields: dict[str, str] = {}
-    for part in message.iter_parts():
-        if part.get_filename() is not None:
-            raise QueryError(NOT_IMPLEMENTED, "External data (file fields of a form) is not supported by this server")
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(payload, bytes):
-            fields[name] = payload.decode("utf-8", errors="replace")
-    return fields
-
-
 def full_query(query_param: str, body: bytes) -> bytes:
     """Return the request's text: the ``query`` parameter, a newline, then the body (ClickHouse's rule)."""
     return (query_param.encode() + b"\n" + body) if query_param else body
@@ -156,10 +128,14 @@ def plan(
     if user.readonly == READ_ONLY and http_settings:
         name = next(iter(http_settings))
         raise QueryError(READONLY, f"Cannot modify '{name}' setting in readonly mode")
-    statement = analyze(text, MAX_QUERY_SIZE)
+    max_query_size = _max_query_size(user, settings)
+    statement = analyze(text, max_query_size)
     insert = statement.insert
     if insert is not None:
         sql, data = insert.statement, memoryview(text)[insert.data_offset :]
+    elif len(text) > max_query_size:
+        # The engine would parse it whole (8 MiB of SQL cost it ~600 MiB); ClickHouse refuses it so.
+        raise QueryError(SYNTAX_ERROR, f"Max query size exceeded: {len(text)} bytes (max_query_size {max_query_size})")
     else:
         sql, data = text.decode("utf-8", errors="replace"), memoryview(b"")
     default_format = headers.get("x-clickhouse-format") or params.get("default_format") or DEFAULT_FORMAT
@@ -192,6 +168,12 @@ def plan(
         session=session,
         client_revision=_client_revision(params.get("client_protocol_version", "")),
     )
+
+
+def _max_query_size(user: User, settings: Mapping[str, str]) -> int:
+    # A read-write user may raise it per query, as in ClickHouse; a read-only user may not.
+    requested = settings.get("max_query_size", "")
+    return int(requested) if user.readonly != READ_ONLY and requested.isdigit() else MAX_QUERY_SIZE
 
 
 def _client_revision(value: str) -> int:

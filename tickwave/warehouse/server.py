@@ -23,15 +23,16 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
-from tickwave.config import Settings
+from tickwave.config import ClickHouseSettings, Settings
 from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.services.supervisor import LOOPBACK
 from tickwave.warehouse.accesslog import AccessLog
 from tickwave.warehouse.asgi import Limits, WarehouseApp
-from tickwave.warehouse.auth import User, users_from
+from tickwave.warehouse.auth import READ_WRITE, User, users_from
 from tickwave.warehouse.confinement import confine, warehouse_rules
 from tickwave.warehouse.credentials import Credentials
 from tickwave.warehouse.engine import Engine
@@ -99,6 +100,16 @@ def lower_cpu_priority(niceness: int) -> None:
             logger.info("could not lower the session's CPU priority: %s", exc)
 
 
+def proxy_options(clickhouse: ClickHouseSettings) -> dict[str, Any]:
+    """Uvicorn's proxy-header options: forwarded headers count only from ``clickhouse.trusted_proxies``.
+
+    uvicorn trusts ``X-Forwarded-For`` from 127.0.0.1 by default: every local client could
+    name any address, and so dodge or aim the login lock-out and forge ``query_log``.
+    """
+    trusted = list(clickhouse.trusted_proxies)
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
+
+
 def serve(settings: Settings, data_dir: Path, port: int, credentials: Credentials) -> None:
     """Serve the warehouse on 127.0.0.1:``port`` over the chdb directory under ``data_dir``.
 
@@ -158,7 +169,11 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
         ),
         pool,
         shutdown,
-        LoginGuard(clickhouse.max_failed_logins, clickhouse.failed_login_window_s),
+        LoginGuard(
+            clickhouse.max_failed_logins,
+            clickhouse.failed_login_window_s,
+            never_locked=[user.name for user in users.values() if user.readonly == READ_WRITE],
+        ),
         access_log,
     )
     config = uvicorn.Config(
@@ -172,6 +187,7 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
         timeout_graceful_shutdown=int(clickhouse.shutdown_timeout_s),
         limit_concurrency=MAX_CONNECTIONS,
+        **proxy_options(clickhouse),
     )
     logger.info(
         "warehouse serving ClickHouse HTTP on %s:%d (engine %s, data %s, %d workers)",

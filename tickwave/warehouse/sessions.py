@@ -3,10 +3,12 @@
 As in ClickHouse, a session keeps its temporary tables and ``SET``/``USE`` across
 requests, belongs to the user who opened it, serves one request at a time (a second
 concurrent request gets SESSION_IS_LOCKED) and expires after ``session_timeout``
-seconds without use (default 60, at most the configured maximum). The number of open
-sessions is capped: at the cap, the least recently used idle session is closed to make
-room (its next request starts a fresh session, as after an expiry); if every session is
-busy, the request is refused with TOO_MANY_SIMULTANEOUS_QUERIES.
+seconds without use (default 60, at most the configured maximum). Open sessions are
+counted and capped per user: at a user's cap, that user's least recently used idle
+session is closed to make room (its next request starts a fresh session, as after an
+expiry); if every one of the user's sessions is busy, the request is refused with
+TOO_MANY_SIMULTANEOUS_QUERIES. One user never closes another's sessions, so the analyst
+cannot evict the service user's.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class SessionStore:
         max_sessions: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Keep at most ``max_sessions`` sessions, each opened with ``open_handle(readonly)``."""
+        """Keep at most ``max_sessions`` sessions per user, each opened with ``open_handle(readonly)``."""
         self._open_handle = open_handle
         self._max_sessions = max_sessions
         self._clock = clock
@@ -116,7 +118,7 @@ class SessionStore:
                 if session is None:
                     if must_exist:
                         raise QueryError(SESSION_NOT_FOUND, f"Session {session_id} not found")
-                    to_close.extend(self._make_room_locked())
+                    to_close.extend(self._make_room_locked(user))
                     session = Session(key, self._open_handle(readonly), timeout_s, self._clock())
                     self._sessions[key] = session
                 if session.is_busy:
@@ -166,16 +168,26 @@ class SessionStore:
             logger.debug("session=%s expired after %.0f s idle", session.session_id, now - session.last_used)
         return expired
 
-    def _make_room_locked(self) -> list[Session]:
-        if len(self._sessions) < self._max_sessions:
+    def count(self, user: str) -> int:
+        """Return how many sessions ``user`` has open."""
+        with self._lock:
+            return sum(1 for key in self._sessions if key[0] == user)
+
+    def _make_room_locked(self, user: str) -> list[Session]:
+        own = [session for key, session in self._sessions.items() if key[0] == user]
+        if len(own) < self._max_sessions:
             return []
-        idle = [session for session in self._sessions.values() if not session.is_busy]
+        idle = [session for session in own if not session.is_busy]
         if not idle:
             raise QueryError(
                 TOO_MANY_SIMULTANEOUS_QUERIES,
-                f"Too many open sessions ({self._max_sessions}), all busy; retry later or close sessions",
+                f"Too many open sessions for user {user} ({self._max_sessions}), all busy; "
+                f"retry later or close sessions",
             )
         oldest = min(idle, key=lambda session: session.last_used)
         del self._sessions[oldest.key]
-        logger.warning("session=%s closed to make room (cap %d sessions)", oldest.session_id, self._max_sessions)
+        logger.warning(
+            "session=%s of user=%s closed to make room (cap %d sessions per user)",
+            oldest.session_id, user, self._max_sessions,
+        )  # fmt: skip
         return [oldest]

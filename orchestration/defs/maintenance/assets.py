@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from orchestration.automation import schedule_status
 from orchestration.resources import TickwaveResource
 
 RUN_HISTORY_DAYS = 30
@@ -49,5 +50,5 @@ MAINTENANCE_JOB = dg.define_asset_job(
 def maintenance() -> dg.Definitions:
     """The housekeeping assets, their job and their weekly schedule (Saturday 03:00 UTC: the FX market is shut)."""
     schedule = dg.ScheduleDefinition(name="maintenance_weekly", job=MAINTENANCE_JOB, cron_schedule="0 3 * * 6",
-                                      execution_timezone="UTC")  # fmt: skip
+                                      execution_timezone="UTC", default_status=schedule_status())  # fmt: skip
     return dg.Definitions(assets=[warehouse_merged, run_history_pruned], jobs=[MAINTENANCE_JOB], schedules=[schedule])

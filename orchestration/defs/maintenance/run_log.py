@@ -4,10 +4,11 @@ from datetime import datetime
 
 import dagster as dg
 
+from orchestration.automation import RECORDING
 from orchestration.resources import TickwaveResource
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(minimum_interval_seconds=60, default_status=RECORDING,
            description="Copy the runs whose status changed into the warehouse table pipeline_runs")  # fmt: skip
 def pipeline_runs_recorded(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> dg.SkipReason:
     """Write one row per run changed since the cursor (the newest update seen), failures with their reason."""

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from orchestration.automation import schedule_status
 from orchestration.dbt_project import apply_dbt_environment, dbt_project, dbt_vars
 from orchestration.resources import TickwaveResource
 
@@ -77,7 +78,6 @@ def partitions_due(now: datetime) -> list[str]:
     return [str(today)] + ([str(yesterday)] if yesterday.month != today.month else [])
 
 
-@dg.schedule(job=DAILY_MARTS_JOB, cron_schedule="*/15 * * * *", execution_timezone="UTC")
 def dbt_daily_marts_every_15_minutes(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
     """Rebuild today's daily marts every 15 minutes (and yesterday's month on the 1st)."""
     now = context.scheduled_execution_time or datetime.now(UTC)
@@ -88,9 +88,12 @@ def dbt_daily_marts_every_15_minutes(context: dg.ScheduleEvaluationContext) -> l
 @dg.definitions
 def marts() -> dg.Definitions:
     """The dbt assets, their jobs, and the 15-minute schedules (UTC)."""
+    status = schedule_status()
     schedule = dg.ScheduleDefinition(name="dbt_marts_every_15_minutes", job=MARTS_JOB, cron_schedule="*/15 * * * *",
-                                     execution_timezone="UTC")  # fmt: skip
+                                     execution_timezone="UTC", default_status=status)  # fmt: skip
+    daily = dg.schedule(job=DAILY_MARTS_JOB, cron_schedule="*/15 * * * *", execution_timezone="UTC",
+                        default_status=status)(dbt_daily_marts_every_15_minutes)  # fmt: skip
     return dg.Definitions(
         assets=[tickwave_dbt, tickwave_dbt_daily], jobs=[MARTS_JOB, DAILY_MARTS_JOB, MODEL_PERFORMANCE_JOB],
-        schedules=[schedule, dbt_daily_marts_every_15_minutes],
+        schedules=[schedule, daily],
     )  # fmt: skip

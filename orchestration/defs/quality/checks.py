@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from orchestration.automation import schedule_status
 from orchestration.defs.quality.assets import raw_key
 from orchestration.resources import TickwaveResource
 from quality.suites import RAW_TABLES
@@ -66,5 +67,5 @@ QUALITY_JOB = dg.define_asset_job(
 def quality() -> dg.Definitions:
     """The checks, their job and their hourly schedule (UTC)."""
     schedule = dg.ScheduleDefinition(name="quality_hourly", job=QUALITY_JOB, cron_schedule="0 * * * *",
-                                     execution_timezone="UTC")  # fmt: skip
+                                     execution_timezone="UTC", default_status=schedule_status())  # fmt: skip
     return dg.Definitions(asset_checks=QUALITY_CHECKS, jobs=[QUALITY_JOB], schedules=[schedule])

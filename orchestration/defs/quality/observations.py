@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from orchestration.automation import RECORDING
 from orchestration.defs.quality.assets import raw_key
 from orchestration.resources import TickwaveResource
 
 OBSERVE_EVERY_S = 300
 
 
-@dg.sensor(minimum_interval_seconds=OBSERVE_EVERY_S, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(minimum_interval_seconds=OBSERVE_EVERY_S, default_status=RECORDING,
            description="Observe every raw table's rows and newest row (asset observations)")  # fmt: skip
 def raw_tables_observed(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> dg.SensorResult:
     """Record one observation per raw table."""

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from orchestration.automation import RECORDING, schedule_status
 from orchestration.resources import TickwaveResource
 from reports.catalog import REPORTS
 
@@ -35,12 +36,14 @@ def compliance_reports(
     """Write the partition's seven reports, manifest and index under ``<state dir>/reports/<day>/``."""
     from reports.build import build_compliance_views
     from reports.daily import generate_day
+    from tickwave.instruments import registry
 
     settings = tickwave.settings()
     day = date.fromisoformat(context.partition_key)
     build_compliance_views(settings, tickwave.database)
     with tickwave.client() as client:
-        outcome = generate_day(client, day, settings.state_path / "reports", context.log.info)
+        outcome = generate_day(client, day, settings.state_path / "reports", context.log.info,
+                               instruments=registry(settings.symbols))  # fmt: skip
     for line in outcome.changed:
         context.log.warning(f"re-run of {day}: {line}")
     for flag in outcome.flags:
@@ -63,9 +66,7 @@ REPORTS_JOB = dg.define_asset_job(
     "compliance_reports_job", selection=dg.AssetSelection.assets(compliance_reports), partitions_def=DAYS,
     description="The day's seven compliance reports (CSV + HTML), manifest and index.",
 )  # fmt: skip
-REPORTS_SCHEDULE = dg.build_schedule_from_partitioned_job(
-    REPORTS_JOB, name="compliance_reports_daily", hour_of_day=0, minute_of_hour=30
-)
+REPORTS_AT_UTC = (0, 30)  # hour, minute: the previous day's reports, before orchestration.reports_due_utc
 
 
 def _record_run(context: dg.RunStatusSensorContext, status: str, detail: str) -> None:
@@ -93,13 +94,19 @@ def _record_run(context: dg.RunStatusSensorContext, status: str, detail: str) ->
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[REPORTS_JOB],
-                      name="compliance_reports_succeeded", minimum_interval_seconds=60)  # fmt: skip
+                      name="compliance_reports_succeeded", minimum_interval_seconds=60,
+                      default_status=RECORDING)  # fmt: skip
 def compliance_reports_succeeded(context: dg.RunStatusSensorContext, tickwave: TickwaveResource) -> None:
     """Record a finished report run in ``pipeline_runs``."""
     _record_run(context, "success", "reports written")
 
 
-@dg.run_failure_sensor(monitored_jobs=[REPORTS_JOB], name="compliance_reports_failed", minimum_interval_seconds=60)
+@dg.run_failure_sensor(
+    monitored_jobs=[REPORTS_JOB],
+    name="compliance_reports_failed",
+    minimum_interval_seconds=60,
+    default_status=RECORDING,
+)
 def compliance_reports_failed(context: dg.RunFailureSensorContext, tickwave: TickwaveResource) -> None:
     """Record a failed report run in ``pipeline_runs`` (the ops board shows it)."""
     _record_run(context, "failure", context.failure_event.message or "failed")
@@ -123,7 +130,7 @@ def _record_late(tickwave: TickwaveResource, day: date, detail: str) -> None:
                                                                           SERVICE_EVENTS.column_names}))  # fmt: skip
 
 
-@dg.sensor(name="compliance_reports_late", minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(name="compliance_reports_late", minimum_interval_seconds=300, default_status=RECORDING,
            description="Records a report_late service event (the ops board shows it) when yesterday's reports are "
            "still missing after orchestration.reports_due_utc.")  # fmt: skip
 def compliance_reports_late(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> dg.SkipReason:
@@ -151,6 +158,13 @@ def compliance_reports_late(context: dg.SensorEvaluationContext, tickwave: Tickw
 @dg.definitions
 def reports() -> dg.Definitions:
     """The report assets, their job, the 00:30 UTC schedule and the run-outcome sensors."""
-    return dg.Definitions(assets=[compliance_reports], jobs=[REPORTS_JOB], schedules=[REPORTS_SCHEDULE],
+    schedule = dg.build_schedule_from_partitioned_job(
+        REPORTS_JOB,
+        name="compliance_reports_daily",
+        hour_of_day=REPORTS_AT_UTC[0],
+        minute_of_hour=REPORTS_AT_UTC[1],
+        default_status=schedule_status(),
+    )
+    return dg.Definitions(assets=[compliance_reports], jobs=[REPORTS_JOB], schedules=[schedule],
                           sensors=[compliance_reports_succeeded, compliance_reports_failed,
                                    compliance_reports_late])  # fmt: skip

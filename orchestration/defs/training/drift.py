@@ -4,6 +4,7 @@ import time
 
 import dagster as dg
 
+from orchestration.automation import launching_sensor_status, schedule_status
 from orchestration.defs.quality.assets import raw_key
 from orchestration.defs.training.jobs import TRAINING_JOB
 from orchestration.resources import TickwaveResource
@@ -28,9 +29,9 @@ def model_drift(context: dg.AssetExecutionContext, tickwave: TickwaveResource) -
     thresholds = DriftThresholds(models.drift_psi_threshold, models.decay_log_loss_ratio, models.decay_min_rows)
     registry = ModelRegistry(settings)
     try:
-        champion = registry.champion(models.model_id)
+        champion = registry.champion(models.registry_id)
         if champion is None:
-            context.log.info(f"{models.model_id} has no champion: nothing to measure")
+            context.log.info(f"{models.registry_id} has no champion: nothing to measure")
             return dg.MaterializeResult(metadata={"champion": "none"})
         artifact = registry.artifact(champion)
         params = champion.params
@@ -59,22 +60,21 @@ DRIFT_JOB = dg.define_asset_job("measure_drift", selection=dg.AssetSelection.ass
                                 description="Measure the champion's input drift and live decay (hourly).")  # fmt: skip
 
 
-@dg.sensor(job=TRAINING_JOB, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
 def retrain_on_drift(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> dg.RunRequest | dg.SkipReason:
     """Retrain once per champion when its latest drift measurement says so (the run key names the champion)."""
     settings = tickwave.settings()
     with tickwave.client() as client:
         rows = client.query(
             "SELECT model_version, is_retrain_due, reasons FROM model_drift FINAL WHERE model_id = {model:String} "
-            "ORDER BY measured_at_ms DESC LIMIT 1", parameters={"model": settings.models.model_id},
+            "ORDER BY measured_at_ms DESC LIMIT 1", parameters={"model": settings.models.registry_id},
         ).result_rows  # fmt: skip
     if not rows:
-        return dg.SkipReason(f"no drift measured yet for {settings.models.model_id}")
+        return dg.SkipReason(f"no drift measured yet for {settings.models.registry_id}")
     version, is_due, reasons = rows[0]
     if not is_due:
-        return dg.SkipReason(f"{settings.models.model_id} v{version}: no drift or decay beyond the thresholds")
-    context.log.info(f"{settings.models.model_id} v{version}: retraining ({reasons})")
-    return dg.RunRequest(run_key=f"drift-{settings.models.model_id}-v{version}",
+        return dg.SkipReason(f"{settings.models.registry_id} v{version}: no drift or decay beyond the thresholds")
+    context.log.info(f"{settings.models.registry_id} v{version}: retraining ({reasons})")
+    return dg.RunRequest(run_key=f"drift-{settings.models.registry_id}-v{version}",
                          tags={"tickwave/reason": str(reasons)[:200]})  # fmt: skip
 
 
@@ -82,5 +82,7 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, tickwave: TickwaveReso
 def drift() -> dg.Definitions:
     """The drift asset, its hourly schedule and the retraining sensor."""
     hourly = dg.ScheduleDefinition(name="model_drift_hourly", job=DRIFT_JOB, cron_schedule="15 * * * *",
-                                   execution_timezone="UTC")  # fmt: skip
-    return dg.Definitions(assets=[model_drift], jobs=[DRIFT_JOB], schedules=[hourly], sensors=[retrain_on_drift])
+                                   execution_timezone="UTC", default_status=schedule_status())  # fmt: skip
+    sensor = dg.sensor(job=TRAINING_JOB, minimum_interval_seconds=300,
+                       default_status=launching_sensor_status())(retrain_on_drift)  # fmt: skip
+    return dg.Definitions(assets=[model_drift], jobs=[DRIFT_JOB], schedules=[hourly], sensors=[sensor])

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from orchestration.automation import launching_sensor_status, schedule_status
 from orchestration.defs.marts.assets import MODEL_PERFORMANCE_JOB
 from orchestration.defs.quality.assets import raw_key
 from orchestration.defs.training.assets import promotion_decision, trained_model, training_dataset
@@ -21,7 +22,6 @@ TRAINING_JOB = dg.define_asset_job(
 )
 
 
-@dg.sensor(job=TRAINING_JOB, minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING)
 def retrain_on_new_data(
     context: dg.SensorEvaluationContext, tickwave: TickwaveResource
 ) -> dg.RunRequest | dg.SkipReason:
@@ -35,7 +35,7 @@ def retrain_on_new_data(
     models = settings.models
     registry = ModelRegistry(settings)
     try:
-        champion = registry.champion(models.model_id, models.timeframe)
+        champion = registry.champion(models.registry_id, models.timeframe)
         since_ms = champion.trained_to_ms if champion else 0
         new_bars = new_labelled_bars(registry.client, models.timeframe, since_ms, models.horizon_bars)
     finally:
@@ -48,7 +48,6 @@ def retrain_on_new_data(
     return dg.RunRequest(run_key=f"retrain-after-{since_ms}", tags={"tickwave/reason": f"{new_bars} new bars"})
 
 
-@dg.sensor(job=MODEL_PERFORMANCE_JOB, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def model_performance_on_new_champion(
     context: dg.SensorEvaluationContext, tickwave: TickwaveResource
 ) -> dg.RunRequest | dg.SkipReason:
@@ -58,11 +57,11 @@ def model_performance_on_new_champion(
     settings = tickwave.settings()
     registry = ModelRegistry(settings)
     try:
-        champion = registry.champion(settings.models.model_id)
+        champion = registry.champion(settings.models.registry_id)
     finally:
         registry.close()
     if champion is None:
-        return dg.SkipReason(f"{settings.models.model_id} has no champion")
+        return dg.SkipReason(f"{settings.models.registry_id} has no champion")
     key = f"{champion.model_id}:{champion.model_version}"
     if key == context.cursor:
         return dg.SkipReason(f"champion {key} already seen")
@@ -75,8 +74,11 @@ def model_performance_on_new_champion(
 def training() -> dg.Definitions:
     """The training assets, job, nightly schedule (02:00 UTC) and sensors."""
     nightly = dg.ScheduleDefinition(name="retrain_nightly", job=TRAINING_JOB, cron_schedule="0 2 * * *",
-                                    execution_timezone="UTC")  # fmt: skip
+                                    execution_timezone="UTC", default_status=schedule_status())  # fmt: skip
+    status = launching_sensor_status()
     return dg.Definitions(
         assets=[training_dataset, trained_model, promotion_decision], jobs=[TRAINING_JOB], schedules=[nightly],
-        sensors=[retrain_on_new_data, model_performance_on_new_champion],
+        sensors=[dg.sensor(job=TRAINING_JOB, minimum_interval_seconds=600, default_status=status)(retrain_on_new_data),
+                 dg.sensor(job=MODEL_PERFORMANCE_JOB, minimum_interval_seconds=60,
+                           default_status=status)(model_performance_on_new_champion)],
     )  # fmt: skip

@@ -79,25 +79,27 @@ def test_cli_when_range_is_empty_then_error_exit_and_nothing_listed(cli_env: dic
     assert listed.exit_code == 0 and "no registered models" in listed.output
 
 
-def test_cli_when_model_is_lightgbm_or_ensemble_then_such_a_version_is_registered_and_unknown_refused(
+def test_cli_when_model_is_lightgbm_or_ensemble_then_registered_under_its_kinds_id_and_unknown_refused(
     cli_env: dict[str, str],
 ) -> None:
+    config = Path(cli_env["TICKWAVE_CONFIG"])  # no models.model_id: each kind's default id
+    config.write_text("\n".join(line for line in config.read_text().splitlines() if not line.startswith("model_id")))
     runner = CliRunner(env=cli_env)
     span = ["--symbols", "EURUSD,USDJPY", "--from", iso(RANGE_MS[0]), "--to", iso(RANGE_MS[1])]
 
     trained = runner.invoke(app, ["train", *span, "--model", "lightgbm", "--no-promote"])
     ensemble = runner.invoke(app, ["train", *span, "--model", "ensemble", "--no-promote"])
     unknown = runner.invoke(app, ["train", *span, "--model", "catboost"])
-    shown = runner.invoke(app, ["models", "show", "1"])
-    shown_ensemble = runner.invoke(app, ["models", "show", "2"])
-    shadowed = runner.invoke(app, ["models", "shadow", "1"])
-    listed = runner.invoke(app, ["models", "list"])
+    shown = runner.invoke(app, ["models", "show", "1", "--model-id", "lgbm_direction"])
+    shown_ensemble = runner.invoke(app, ["models", "show", "1", "--model-id", "ensemble_direction"])
+    shadowed = runner.invoke(app, ["models", "shadow", "1", "--model-id", "lgbm_direction"])
+    listed = runner.invoke(app, ["models", "list", "--all"])
 
     assert trained.exit_code == 0, trained.output
-    assert "v1: candidate" in trained.output and "report.html" in trained.output
+    assert "lgbm_direction v1: candidate" in trained.output and "report.html" in trained.output
     assert shown.exit_code == 0 and "lightgbm" in shown.output
-    assert ensemble.exit_code == 0 and "v2: candidate" in ensemble.output, ensemble.output
+    assert ensemble.exit_code == 0 and "ensemble_direction v1: candidate" in ensemble.output, ensemble.output
     assert "ensemble" in shown_ensemble.output and "weight_lightgbm" in shown_ensemble.output
     assert unknown.exit_code == 2 and "framework" in unknown.output
     assert shadowed.exit_code == 0 and "v1 is a challenger on 1m bars" in shadowed.output, shadowed.output
-    assert "challenger" in listed.output
+    assert "challenger" in listed.output and "xgb_direction" not in listed.output

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 import dagster as dg
 import pytest
 from dagster._utils.schedules import cron_string_iterator
 
-from orchestration.defs.training.jobs import model_performance_on_new_champion, retrain_on_new_data
 from orchestration.resources import TickwaveResource
 from tests.integration.orchestration.conftest import Warehouse
 from tickwave.warehouse.client import connect
@@ -69,6 +68,11 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
     assert len(checks) == 91  # 10 quality checks + the dbt tests of severity error
     assert jobs == SNAPSHOT_JOBS and schedules == SNAPSHOT_SCHEDULES and sensors == SNAPSHOT_SENSORS
     assert all(s.execution_timezone == "UTC" for s in definitions.schedules or [])
+    # a fresh instance runs them all: nobody has to find the toggles in the UI
+    assert {s.name: s.default_status for s in definitions.schedules or []} == dict.fromkeys(
+        SNAPSHOT_SCHEDULES, dg.DefaultScheduleStatus.RUNNING)  # fmt: skip
+    assert {s.name: s.default_status for s in definitions.sensors or []} == dict.fromkeys(
+        SNAPSHOT_SENSORS, dg.DefaultSensorStatus.RUNNING)  # fmt: skip
     # the gate: the training job runs the features' blocking check with the training assets
     check = next(c for c in definitions.asset_checks or [] if "features" in str(next(iter(c.check_keys))))
     assert all(spec.blocking for spec in check.check_specs)
@@ -76,6 +80,35 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
     partitioned = {key.to_user_string() for key in graph.get_all_asset_keys() if graph.get(key).partitions_def}
     assert partitioned == {"execution_quality_daily", "model_performance_daily", "data_quality_daily",
                            *(f"compliance/{report}" for report in REPORTS)}  # fmt: skip
+
+
+def test_definitions_when_schedules_are_disabled_then_schedules_and_launching_sensors_start_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orchestration.definitions import defs
+
+    monkeypatch.setenv("TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED", "false")
+
+    loaded = defs()
+
+    schedules = {s.name: s.default_status for s in loaded.schedules or []}
+    sensors = {s.name: s.default_status for s in loaded.sensors or []}
+    assert schedules == dict.fromkeys(SNAPSHOT_SCHEDULES, dg.DefaultScheduleStatus.STOPPED)
+    launching = {name for name, job in SNAPSHOT_SENSORS.items() if job}
+    assert {name for name, status in sensors.items() if status == dg.DefaultSensorStatus.STOPPED} == launching
+    assert set(sensors) == set(SNAPSHOT_SENSORS)  # the recording sensors keep running: they launch nothing
+
+
+def test_reports_schedule_when_compared_with_the_due_times_then_reports_run_before_they_count_as_late() -> None:
+    from orchestration.defs.reports.assets import REPORTS_AT_UTC
+    from tickwave.config import load_settings
+
+    settings = load_settings()
+    at = time(*REPORTS_AT_UTC)
+
+    assert at == time(0, 30)  # the daily reports at 00:30 UTC, for the day before
+    assert at < time.fromisoformat(settings.orchestration.reports_due_utc)  # the late sensor: 01:00
+    assert at < time.fromisoformat(settings.dashboards.report_due_utc)  # the board's alert: 06:00
 
 
 @pytest.mark.parametrize(
@@ -150,6 +183,8 @@ def test_sensors_when_evaluated_then_they_request_retraining_and_the_performance
     def context(cursor: str | None = None) -> dg.SensorEvaluationContext:
         return _context(definitions, orchestration_warehouse, "m_sensor", cursor)
 
+    retrain_on_new_data = definitions.resolve_sensor_def("retrain_on_new_data")
+    model_performance_on_new_champion = definitions.resolve_sensor_def("model_performance_on_new_champion")
     no_champion = retrain_on_new_data.evaluate_tick(context())
     no_champion_yet = model_performance_on_new_champion.evaluate_tick(context())
     _set_champion(orchestration_warehouse, "m_sensor", 3, "(SELECT max(start_ms) FROM bars_1m)")

@@ -12,13 +12,16 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
 import pytest
 
+from orchestration.automation_status import automations
 from orchestration.client import run_job
 from tests.integration.orchestration.conftest import drop
+from tests.integration.orchestration.test_definitions import SNAPSHOT_SCHEDULES, SNAPSHOT_SENSORS
 from tickwave.config import Settings
 from tickwave.services.supervisor import free_port
 from tickwave.warehouse.migrate import migrate
@@ -100,6 +103,22 @@ def test_orchestrate_when_the_ui_is_loaded_in_headless_chromium_then_the_asset_g
 
     assert all(name in dom for name in ("fct_orders", "fct_round_trips", "pnl_daily", "execution_quality")), dom[-2000:]
     assert screenshot.is_file() and screenshot.stat().st_size > 10_000
+
+
+def test_automations_when_read_from_a_fresh_orchestrate_then_every_schedule_runs_and_reports_tick_at_0030_utc(
+    orchestrator: Orchestrator,
+) -> None:
+    now = datetime.now(UTC)
+
+    found = {item.name: item for item in automations(f"http://127.0.0.1:{orchestrator.port}")}
+
+    assert set(found) == set(SNAPSHOT_SCHEDULES) | set(SNAPSHOT_SENSORS)
+    assert {name: item.status for name, item in found.items()} == dict.fromkeys(found, "RUNNING")
+    reports = found["compliance_reports_daily"]
+    assert reports.cadence == "30 0 * * * UTC"
+    assert reports.next_tick_at is not None and (reports.next_tick_at.hour, reports.next_tick_at.minute) == (0, 30)
+    assert now < reports.next_tick_at <= now + timedelta(days=1)
+    assert found["pipeline_runs_recorded"].kind == "sensor" and found["quality_hourly"].kind == "schedule"
 
 
 def test_orchestrate_when_sigterm_then_webserver_and_daemon_stop_and_it_exits_zero(orchestrator: Orchestrator) -> None:

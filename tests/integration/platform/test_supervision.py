@@ -46,15 +46,21 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     env = {**cli_env, "TICKWAVE_SUPERVISION_MAX_RESTARTS": "2", "TICKWAVE_SUPERVISION_BACKOFF_INITIAL_S": "0.2",
            "TICKWAVE_SUPERVISION_CHECK_INTERVAL_S": "0.2", "TICKWAVE_SUPERVISION_STALL_RESTART_S": "1",
            "TICKWAVE_SUPERVISION_STOP_GRACE_S": "1", "TICKWAVE_ORCHESTRATION_ENABLED": "true",
-           "TICKWAVE_ORCHESTRATION_PORT": str(port)}  # fmt: skip
+           "TICKWAVE_ORCHESTRATION_PORT": str(port),
+           # no scheduled dbt run competing with the restarts timed here (schedules: test_orchestrate.py)
+           "TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false"}  # fmt: skip
     started = run(env, "up", timeout=300)
     assert started.returncode == 0, started.stdout + started.stderr
     assert "supervisor" in started.stdout
     orchestration = json.loads((Path(env["TICKWAVE_STATE_DIR"]) / "run" / "orchestration.json").read_text())
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=30) as answer:
         assert "dagster_webserver_version" in json.loads(answer.read())
-    row = next(line for line in run(env, "status").stdout.splitlines() if "orchestration" in line)
+    shown = run(env, "status").stdout
+    row = next(line for line in shown.splitlines() if "orchestration" in line)
     assert " up " in f" {row} " and f"127.0.0.1:{port}" in row, row
+    # each schedule's state from Dagster, here as orchestration.schedules_enabled = false leaves them
+    reports = next(line for line in shown.splitlines() if "compliance_reports_daily" in line)
+    assert "STOPPED" in reports and "30 0 * * * UTC" in reports, shown
 
     # A hung process (SIGSTOP: alive, but its health report goes stale after 3 intervals of 5 s) is restarted.
     hung = service_pid(env, "audit")

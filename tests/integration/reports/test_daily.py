@@ -29,7 +29,7 @@ from reports.manifest import MANIFEST_NAME, sha256_file
 from tests.integration.reports.conftest import SECOND_VENUE, TradedDatabase, drop, traded_database
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS
 from tickwave.cli import app
-from tickwave.config import Settings
+from tickwave.config import Settings, default_symbols
 from tickwave.contracts import (
     Fill,
     Message,
@@ -40,6 +40,7 @@ from tickwave.contracts import (
     OrderSubmitted,
     RiskEvent,
 )
+from tickwave.instruments import registry
 
 ARTIFACTS = Path(__file__).parents[2] / "artifacts"  # kept after the run: the screenshot a person can look at
 DAY = datetime.fromtimestamp(WEDNESDAY_NOON_MS / 1000, tz=UTC).date().isoformat()
@@ -90,6 +91,20 @@ def test_daily_when_run_then_seven_reports_as_csv_and_html_with_a_manifest(repor
     # self-contained: nothing is loaded from elsewhere (namespace URIs inside the SVG fetch nothing)
     assert re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", summary) is None
     assert "<link" not in summary and "<script" not in summary and "@import" not in summary
+
+
+def test_daily_when_run_then_mark_prices_at_their_digits_and_pnl_over_the_days_clock(
+    reported: Reported,
+) -> None:
+    digits = {name: instrument.digits for name, instrument in registry(default_symbols()).items()}
+    summary = (reported.root / DAY / "daily_summary.html").read_text()
+
+    marks = [(row["symbol"], row["mark_price"]) for row in reported.csv("positions_close") if row["mark_price"]]
+
+    assert marks  # booked fill prices are written as booked (the blotter's tie-out checks them exactly)
+    assert all(len(text.partition(".")[2]) <= digits[symbol] + 1 for symbol, text in marks), marks  # a mid: +1
+    curve = summary[summary.index("<svg") : summary.index("</svg>")]
+    assert "time (UTC)" in curve and re.search(r">\d\d:\d\d(:\d\d)?<", curve), "the P&L curve's x-axis: time of day"
 
 
 def test_daily_summary_when_rendered_in_headless_chromium_then_it_shows_the_day_and_prints(
@@ -393,3 +408,28 @@ def test_verify_when_an_order_event_is_deleted_then_it_fails_and_a_rerun_says_wh
     total = len(reported.traded.events)
     assert f"source order_events: {total} -> {total - 1} rows" in output
     assert "TAMPERING SUSPECTED" in output
+
+
+def test_export_when_a_mark_carries_float_noise_then_the_csv_shows_it_at_the_symbols_digits_plus_one(
+    warehouse_settings: Settings, fresh_database: str, tmp_path: Path
+) -> None:
+    from reports.catalog import DAILY_SUMMARY
+    from reports.daily import _export_table
+    from tickwave.warehouse.client import connect
+
+    table = next(table for table in DAILY_SUMMARY.tables if table.name == "positions_close")
+    client = connect(warehouse_settings, database=fresh_database)
+    try:  # the view's shape, holding a mid as Float64 arithmetic leaves it ((1.08507 + 1.0851) / 2)
+        client.command(f"CREATE TABLE {table.view} (report_date Date, symbol String, position_lots Float64, "
+                       "mark_price Nullable(Float64), unrealized_pnl_account Float64) ENGINE = Memory")  # fmt: skip
+        client.command(f"INSERT INTO {table.view} VALUES ('{DAY}', 'EURUSD', 1, 1.0850849999999999, 0), "
+                       f"('{DAY}', 'USDJPY', 0, NULL, 0), ('{DAY}', 'XAUUSD', -1, 2345.6749999999997, 0)")  # fmt: skip
+        exported = _export_table(client, table, datetime.fromisoformat(DAY).date(), tmp_path / "positions_close.csv",
+                                 registry(default_symbols()))  # fmt: skip
+    finally:
+        client.close()
+
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "positions_close.csv").read_text())))
+    assert [(row["symbol"], row["mark_price"]) for row in rows] == [
+        ("EURUSD", "1.085085"), ("USDJPY", "\\N"), ("XAUUSD", "2345.675")]  # fmt: skip
+    assert exported["shown"][0][exported["columns"].index("mark_price")] == "1.085085"  # the HTML shows the same

@@ -119,3 +119,22 @@ def test_engine_when_slippage_then_pnl_is_lower_by_the_slippage_paid(tmp_path: P
     assert abs(free.pnl_account - slipped.pnl_account - paid) < Decimal("0.000001")
     # Long 1 lot at the first ask 1.1001, out at the end at 1.1030 - half a spread: +29 pips less 1 pip.
     assert free.summary("m") == "engine backtest of m: P&L 280.00 USD, 2 orders, 1 trades; denied: sizing 2"
+
+
+def test_compare_when_execution_is_driven_by_another_timeframe_then_the_model_is_judged_on_its_own(
+    tmp_path: Path,
+) -> None:
+    frame = _frame("EURUSD", [0, 10, 20, 10, 0, 10], 0.0001, 1.1, 2)
+    frame["bar_start_ms"] = WEDNESDAY_NOON_MS + 3_600_000 * np.arange(len(frame))  # hourly bars
+    probabilities = np.array([ONE_HOT[call] for call in ("up", "up", "down", "down", "up")])
+    live = _settings(tmp_path, signal_timeframe="1m", signal_timeframes={"EURUSD": "1m"})
+
+    comparison = compare_on_engine(frame, probabilities, RULES, live, "1h", ("flat", "last_direction"))
+
+    assert comparison.orders is not None and comparison.orders["candidate"] > 0
+    assert comparison.orders["last_direction"] > 0 and comparison.is_judgement
+    denials = [note.split("denied: ")[1] for note in comparison.notes if note.startswith("engine backtest")]
+    assert len(denials) == 3 and not [denied for denied in denials if "signal_timeframe" in denied]
+    assert comparison.candidate_pnl_account != 0.0 and comparison.candidate_trades > 0
+    assert any("judged on its own 1h signals (models.timeframe); live execution drives EURUSD by 1m "
+               "(execution.signal_timeframe" in note for note in comparison.notes), comparison.notes  # fmt: skip

@@ -166,3 +166,26 @@ def test_judge_when_baselines_given_then_pnl_after_costs_must_beat_each_with_eno
     assert decision.figures["baseline_flat_pnl_account"] == comparison.baseline_pnl_account["flat"]
     assert decision.figures["baseline_last_direction_pnl_account"] == comparison.baseline_pnl_account["last_direction"]
     assert decision.figures["min_trades"] == 10
+
+
+def test_judge_when_the_candidate_and_every_baseline_placed_no_order_then_no_judgement_and_no_promotion() -> None:
+    idle = BaselineComparison(0.0, 0, {"flat": 0.0, "last_direction": 0.0},
+                              orders={"candidate": 0, "flat": 0, "last_direction": 0})  # fmt: skip
+
+    decision = judge_promotion(LABELS, honest(0.5), None, 0.01, 0.6, trading=idle, min_trades=0)
+
+    assert not decision.is_promoted
+    assert decision.failures == ["no judgement on P&L: the candidate and every baseline placed no order in the "
+                                 "engine backtest of the holdout (the denials are in the notes)"]  # fmt: skip
+    assert decision.figures["is_pnl_judged"] == 0.0
+    assert not {"candidate_pnl_account", "baseline_flat_pnl_account"} & set(decision.figures)  # no comparison
+
+
+def test_judge_when_only_a_baseline_placed_orders_then_it_is_a_comparison() -> None:
+    comparison = BaselineComparison(0.0, 0, {"flat": 0.0, "last_direction": -4.0},
+                                    orders={"candidate": 0, "flat": 0, "last_direction": 12})  # fmt: skip
+
+    decision = judge_promotion(LABELS, honest(0.5), None, 0.01, 0.6, trading=comparison, min_trades=0)
+
+    assert decision.figures["is_pnl_judged"] == 1.0
+    assert decision.failures == ["holdout P&L after costs 0.00 does not beat the flat baseline's 0.00"]

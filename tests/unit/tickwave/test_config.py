@@ -147,3 +147,25 @@ def test_to_environment_when_loaded_by_a_child_then_same_settings(monkeypatch: p
     assert child.state_path == parent.state_path  # passed absolute: the child's working directory may differ
     assert child.model_copy(update={"state_dir": parent.state_dir}) == parent
     assert child.clickhouse.password is not None and child.clickhouse.password.get_secret_value() == "pw-1"
+
+
+@pytest.mark.parametrize(
+    ("models", "expected"),
+    [
+        ({}, "xgb_direction"),
+        ({"framework": "lightgbm"}, "lgbm_direction"),
+        ({"framework": "ensemble"}, "ensemble_direction"),
+        ({"framework": "ensemble", "model_id": "eurusd_trend"}, "eurusd_trend"),  # the user's choice wins
+    ],
+)
+def test_models_registry_id_when_no_model_id_then_the_default_of_the_kind(
+    monkeypatch: pytest.MonkeyPatch, models: dict[str, str], expected: str
+) -> None:
+    from tickwave.config import to_environment
+
+    settings = load_settings(models=models)
+    for name, value in to_environment(settings).items():
+        monkeypatch.setenv(name, value)
+
+    assert settings.models.registry_id == expected
+    assert load_settings().models.registry_id == expected  # a child process serves the same id

@@ -4,6 +4,8 @@ import bz2
 import gzip
 import lzma
 import struct
+import time
+import tracemalloc
 import zlib
 from collections.abc import Callable
 
@@ -14,8 +16,22 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickwave.warehouse.codecs import choose_encoding, decode_body, decode_native_blocks, make_encoder
-from tickwave.warehouse.protocol import CANNOT_DECOMPRESS, NOT_IMPLEMENTED, QUERY_IS_TOO_LARGE, QueryError
+from tickwave.warehouse.codecs import (
+    MAX_FORM_FIELDS,
+    choose_encoding,
+    decode_body,
+    decode_native_blocks,
+    form_fields,
+    make_encoder,
+)
+from tickwave.warehouse.protocol import (
+    BAD_ARGUMENTS,
+    CANNOT_DECOMPRESS,
+    NOT_IMPLEMENTED,
+    QUERY_IS_TOO_LARGE,
+    TOO_LARGE_SIZE_COMPRESSED,
+    QueryError,
+)
 
 DATA = b"".join(f"{index},EURUSD,1.0850{index % 10}\n".encode() for index in range(30_000))
 LIMIT = 1 << 26
@@ -142,3 +158,106 @@ def test_encoder_when_streaming_chunks_then_one_frame_decodes_to_their_concatena
         "deflate": zlib.decompress,
     }
     assert decoders[name](body) == b"".join(chunks)
+
+
+MIB = 1 << 20
+BOMB_LIMIT = 4 * MIB
+
+
+def streamed(compressor: zlib._Compress | lzma.LZMACompressor | bz2.BZ2Compressor, mib: int) -> bytes:
+    zeros = bytes(MIB)
+    return b"".join(compressor.compress(zeros) for _ in range(mib)) + compressor.flush()
+
+
+BOMBS: dict[str, Callable[[], bytes]] = {
+    "gzip": lambda: streamed(zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS), 64),
+    "deflate": lambda: streamed(zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS), 64),
+    "zstd": lambda: zstandard.ZstdCompressor().compress(bytes(256 * MIB)),
+    "lz4": lambda: lz4.frame.compress(bytes(64 * MIB)),
+    "xz": lambda: streamed(lzma.LZMACompressor(preset=0), 16),
+    "bz2": lambda: streamed(bz2.BZ2Compressor(1), 16),
+}
+
+
+def peak_bytes(action: Callable[[], object]) -> tuple[int, BaseException | None]:
+    """Run ``action`` and return the peak of Python-allocated memory during it, and what it raised."""
+    tracemalloc.start()
+    raised: BaseException | None = None
+    try:
+        action()
+    except QueryError as exc:
+        raised = exc
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak, raised
+
+
+@pytest.mark.parametrize("encoding", sorted(BOMBS))
+def test_decode_body_when_a_bomb_expands_past_the_limit_then_refused_before_it_is_decoded(encoding: str) -> None:
+    body = BOMBS[encoding]()
+
+    peak, raised = peak_bytes(lambda: decode_body(body, encoding, BOMB_LIMIT))
+
+    assert isinstance(raised, QueryError) and raised.code == QUERY_IS_TOO_LARGE
+    # The limit plus one decoder step (and xz's own window); before, a 8 KB zstd body reached 255 MiB.
+    assert peak < BOMB_LIMIT + 12 * MIB, f"{encoding}: peak {peak / MIB:.1f} MiB"
+
+
+def test_decode_native_blocks_when_a_block_declares_4_gib_then_too_large_size_compressed() -> None:
+    header = struct.pack("<BII", 0x82, 9 + 16, 0xFFFFFFFF)
+    body = b"\x00" * 16 + header + b"\x00" * 16
+
+    peak, raised = peak_bytes(lambda: decode_native_blocks(body, LIMIT))
+
+    assert isinstance(raised, QueryError) and raised.code == TOO_LARGE_SIZE_COMPRESSED
+    assert peak < MIB
+
+
+def test_decode_native_blocks_when_a_real_block_expands_past_the_limit_then_refused_before_decoding() -> None:
+    payload = lz4.block.compress(bytes(64 * MIB), store_size=False)
+    body = b"\x00" * 16 + struct.pack("<BII", 0x82, len(payload) + 9, 64 * MIB) + payload
+
+    peak, raised = peak_bytes(lambda: decode_native_blocks(body, BOMB_LIMIT))
+
+    assert isinstance(raised, QueryError) and raised.code == QUERY_IS_TOO_LARGE
+    assert peak < MIB
+
+
+def form(*parts: bytes) -> bytes:
+    return b"".join(b"--b\r\n" + part + b"\r\n" for part in parts) + b"--b--\r\n"
+
+
+def field(name: str, value: str, extra: bytes = b"") -> bytes:
+    return f'Content-Disposition: form-data; name="{name}"\r\n'.encode() + extra + b"\r\n" + value.encode()
+
+
+def test_form_fields_when_clickhouse_connect_encodes_a_form_then_every_field_is_read() -> None:
+    body = form(field("query", "SELECT {x:String}"), field("param_x", "a\r\nb -- c"), field("empty", ""))
+
+    assert form_fields(body, 'multipart/form-data; boundary="b"') == {
+        "query": "SELECT {x:String}",
+        "param_x": "a\r\nb -- c",
+        "empty": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (form(*(field(f"p{index}", "x") for index in range(MAX_FORM_FIELDS + 1))), QUERY_IS_TOO_LARGE),
+        (form(field("q", "x", b"Content-Type: text/plain" + b"(" * 50_000 + b"\r\n")), BAD_ARGUMENTS),
+        (form(field("q", "x", b"X-Pad: " + b"a" * 10_000 + b"\r\n")), BAD_ARGUMENTS),
+        (form(field("q", "x", b"Content-Type: multipart/mixed; boundary=c\r\n")), BAD_ARGUMENTS),
+        (b"--b\r\n" + field("q", "never closed"), BAD_ARGUMENTS),
+        (form(b'Content-Disposition: form-data; name="t"; filename="t.tsv"\r\n\r\n1'), NOT_IMPLEMENTED),
+    ],
+    ids=["too-many-fields", "nested-comments", "long-headers", "nested-form", "unclosed", "external-data"],
+)
+def test_form_fields_when_a_form_is_crafted_then_refused_quickly(body: bytes, code: int) -> None:
+    started = time.perf_counter()
+    with pytest.raises(QueryError) as raised:
+        form_fields(body, "multipart/form-data; boundary=b")
+
+    assert raised.value.code == code
+    assert time.perf_counter() - started < 0.5  # the e-mail parser took seconds, or recursed without bound

@@ -6,17 +6,21 @@ service under test in the integration suite runs in its own process).
 
 from __future__ import annotations
 
+import asyncio
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
+from tickwave.warehouse.asgi import Limits, WarehouseApp
 from tickwave.warehouse.auth import READ_ONLY, READ_WRITE, User
 from tickwave.warehouse.engine import Engine, Handle, ResultStream
 from tickwave.warehouse.execution import Executor, SessionLimits
-from tickwave.warehouse.limits import AnalystLimits
+from tickwave.warehouse.limits import AnalystLimits, LoginGuard
 from tickwave.warehouse.planning import plan
 from tickwave.warehouse.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
 from tickwave.warehouse.protocol import QueryError
@@ -204,3 +208,83 @@ def test_session_store_when_idle_past_timeout_then_expired_and_sessions_are_per_
 
     assert sessions_before == 2
     assert expired == 2
+
+
+def test_session_store_when_the_analyst_fills_its_cap_then_only_its_own_sessions_are_evicted(engine: Engine) -> None:
+    clock = FakeClock()
+    store = SessionStore(engine.open, max_sessions=2, clock=clock)
+    try:
+        store.release(store.acquire("tickwave", "loader", 0, 60.0, must_exist=False), close=False)
+        clock.now += 1
+        for index in range(5):  # the analyst opens more sessions than its cap, all newer than the service user's
+            store.release(store.acquire("analyst", f"a{index}", 1, 60.0, must_exist=False), close=False)
+            clock.now += 1
+        service_session = store.acquire("tickwave", "loader", 0, 60.0, must_exist=True)
+        store.release(service_session, close=False)
+        counts = (store.count("tickwave"), store.count("analyst"))
+    finally:
+        store.close_all()
+
+    assert counts == (1, 2)
+
+
+class FailingTransport:
+    """An ASGI transport whose response headers cannot be written (as when the server refuses a header value)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.sent: list[str] = []
+
+    async def receive(self) -> MutableMapping[str, Any]:
+        if self.body:
+            body, self.body = self.body, b""
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)  # the client stays connected
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        self.sent.append(message["type"])
+        raise RuntimeError("Invalid HTTP header value.")
+
+
+def test_app_when_sending_the_response_fails_then_the_query_is_closed_and_its_slot_released(
+    executor: Executor,
+) -> None:
+    pool = ThreadPoolExecutor(max_workers=2)
+    app = WarehouseApp(
+        executor,
+        {ANALYST.name: ANALYST},
+        Limits(
+            max_body_bytes=1 << 20, max_decoded_bytes=1 << 22, response_buffer_bytes=1 << 20, keep_alive_timeout_s=5
+        ),
+        pool,
+        lambda: None,
+        LoginGuard(10, 60.0),
+    )
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "query_string": b"buffer_size=0",  # streamed: the query is still running when the headers go out
+        "headers": [(b"x-clickhouse-user", ANALYST.name.encode()), (b"x-clickhouse-key", ANALYST.password.encode())],
+        "client": ("127.0.0.1", 40000),
+    }
+    failures = 0
+    try:
+        for _ in range(ANALYST_LIMITS.max_concurrent_queries + 3):
+            transport = FailingTransport(b"SELECT number FROM numbers(1000000)")
+            with pytest.raises(RuntimeError):
+                asyncio.run(app(scope, transport.receive, transport.send))
+            failures += transport.sent == ["http.response.start"]
+        slots = [executor.admit(ANALYST) for _ in range(ANALYST_LIMITS.max_concurrent_queries)]
+        still_running = executor.engine.run_admin(
+            "SELECT count() FROM system.processes "
+            "WHERE query LIKE '%numbers(1000000)%' AND query NOT LIKE '%processes%'"
+        )
+    finally:
+        pool.shutdown(wait=True)
+
+    assert failures == ANALYST_LIMITS.max_concurrent_queries + 3
+    assert still_running == b"0\n"
+    for release in slots:
+        release()

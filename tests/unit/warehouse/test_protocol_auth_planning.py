@@ -14,8 +14,9 @@ from tickwave.warehouse.auth import (
     presented_credentials,
     users_from,
 )
+from tickwave.warehouse.codecs import form_fields
 from tickwave.warehouse.credentials import Credentials
-from tickwave.warehouse.planning import form_fields, full_query, plan
+from tickwave.warehouse.planning import full_query, plan
 from tickwave.warehouse.protocol import QueryError, Summary, content_type_for, engine_error, error_text, http_status_for
 
 SERVICE = User("tickwave", "s3cret", READ_WRITE)

@@ -1,0 +1,65 @@
+"""A fresh Dagster instance, configured as `tickwave orchestrate` configures it, runs the schedules on its own.
+
+The scheduler daemon's own iteration (``launch_scheduled_runs``) ticks over the production
+definitions on a new SQLite instance with Dagster's frozen clock: nobody starts a schedule
+in the UI, yet the daily compliance reports are requested at 00:30 UTC for the day before.
+The instance queues the runs (its run coordinator); no run is executed here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.scheduler.instigation import InstigatorType
+from dagster._core.test_utils import freeze_time
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster._scheduler.scheduler import launch_scheduled_runs
+
+from orchestration.service import DEFINITIONS_MODULE, LOCATION_NAME, REPO_ROOT, dagster_home
+from tickwave.config import load_settings
+
+REPORTS_SCHEDULE = "compliance_reports_daily"
+
+
+@pytest.fixture
+def fresh_instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A new instance written by the same code as `tickwave orchestrate`'s (SQLite, queued runs)."""
+    home = dagster_home(load_settings(state_dir=tmp_path))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+def _tick(context: WorkspaceProcessContext, at: datetime) -> None:
+    with freeze_time(at):
+        list(launch_scheduled_runs(context, logging.getLogger("scheduler"), at, {}))
+
+
+def test_scheduler_when_a_fresh_instance_passes_0030_utc_then_it_requests_yesterdays_reports(
+    fresh_instance: dg.DagsterInstance,
+) -> None:
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(module_name=DEFINITIONS_MODULE, working_directory=str(REPO_ROOT)),
+        location_name=LOCATION_NAME,
+    )
+    with WorkspaceProcessContext(fresh_instance, InProcessWorkspaceLoadTarget(origin)) as context:
+        _tick(context, datetime(2026, 11, 21, 0, 29, tzinfo=UTC))  # the daemon's first pass: nothing due
+        before = fresh_instance.get_runs()
+        _tick(context, datetime(2026, 11, 21, 0, 30, 5, tzinfo=UTC))
+
+    runs = fresh_instance.get_runs(dg.RunsFilter(tags={"dagster/schedule_name": REPORTS_SCHEDULE}))
+    assert before == []
+    assert [(run.job_name, run.tags["dagster/partition"]) for run in runs] == [("compliance_reports_job", "2026-11-20")]
+    assert runs[0].status == dg.DagsterRunStatus.QUEUED  # handed to the instance's run queue
+    state = next(state for state in fresh_instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
+                 if state.instigator_name == REPORTS_SCHEDULE)  # fmt: skip
+    ticks = fresh_instance.get_ticks(state.instigator_origin_id, state.selector_id)
+    assert [(tick.timestamp, tick.status.value) for tick in ticks] == [
+        (datetime(2026, 11, 21, 0, 30, tzinfo=UTC).timestamp(), "SUCCESS")]  # fmt: skip
