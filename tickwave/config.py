@@ -97,6 +97,12 @@ class ClickHouseSettings(_Section):
     nice: int = Field(
         default=10, ge=0, le=19, description="embedded warehouse: CPU niceness (its bursts yield to the hot path)"
     )
+    max_memory_mb: int = Field(
+        default=0,
+        ge=0,
+        description="embedded warehouse: memory the engine may hold in all, past which queries fail "
+        "(max_server_memory_usage), MB; 0: half of the machine's",
+    )
     session_timeout_s: float = Field(default=60.0, gt=0, description="embedded warehouse: default session idle timeout")
     shutdown_timeout_s: float = Field(
         default=25.0, gt=0, description="embedded warehouse: how long SIGTERM waits for in-flight requests"
@@ -121,7 +127,8 @@ class ClickHouseSettings(_Section):
     )
     confine_engine: bool = Field(
         default=True,
-        description="embedded warehouse: Landlock-confine the process to its data dir (Linux 5.13+; else logged)",
+        description="embedded warehouse: Landlock-confine the process to the files it needs and its data dir, "
+        "no TCP connection (Linux 5.13+, network 6.7+; else logged)",
     )
     max_failed_logins: int = Field(
         default=10, ge=1, description="embedded warehouse: failed logins per user and address before a lock-out"
@@ -823,12 +830,13 @@ def reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_environment(settings: Settings) -> dict[str, str]:
+def to_environment(settings: Settings, *, include_secrets: bool = True) -> dict[str, str]:
     """Return ``TICKWAVE_*`` variables that give a child process this exact configuration.
 
     Used when Tickwave starts its own processes (the dataflow, the execution process), so
     they see what the parent resolved, keyword overrides included. Secrets are passed
-    in the child's environment only, never on a command line.
+    in the child's environment only, never on a command line; with ``include_secrets``
+    false they are left out (the warehouse, which receives its passwords by descriptor).
     """
     import json
 
@@ -839,6 +847,8 @@ def to_environment(settings: Settings) -> dict[str, str]:
         if value is None:
             return
         if isinstance(original, SecretStr):
+            if not include_secrets:
+                return
             text = original.get_secret_value()  # the JSON dump masks secrets
         elif isinstance(value, bool):
             text = str(value).lower()

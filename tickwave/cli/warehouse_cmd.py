@@ -24,7 +24,11 @@ def serve(
         Path | None, typer.Option(help="directory holding the database (default: <state dir>/data/warehouse)")
     ] = None,
 ) -> None:
-    """Serve the embedded ClickHouse HTTP interface in the foreground (`tickwave up` runs it in the background)."""
+    """Serve the embedded ClickHouse HTTP interface in the foreground (`tickwave up` runs it in the background).
+
+    The process re-executes itself once with a scrubbed environment and its passwords on an
+    inherited pipe, so a password exported in the shell never reaches the engine's process.
+    """
     try:
         settings = load_settings()
     except ConfigurationError as exc:
@@ -34,12 +38,20 @@ def serve(
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from tickwave.warehouse.server import serve as run_server
+    import os
+
+    from tickwave.warehouse.confinement import exec_scrubbed
+    from tickwave.warehouse.credentials import CREDENTIALS_FD_VARIABLE, resolve_credentials, take_over
 
     chosen_port = settings.clickhouse.port if port is None else port
     directory = data_dir or settings.state_path / "data" / "warehouse"
     try:
-        run_server(settings, directory, chosen_port)
+        handed = os.environ.get(CREDENTIALS_FD_VARIABLE)
+        if handed is None:  # first stage: resolve the passwords, then run again without them in the environment
+            exec_scrubbed(settings, resolve_credentials(settings, create=True), chosen_port, directory)
+        from tickwave.warehouse.server import serve as run_server
+
+        run_server(settings, directory, chosen_port, take_over(int(handed)))
     except TickwaveError as exc:
         logging.getLogger(__name__).error("warehouse cannot start: %s", exc)
         raise typer.Exit(1) from exc

@@ -13,6 +13,11 @@ the server and every client on the machine read them from there. Nothing prints 
 a password in; without it, a user with no password is a start-up error. With an
 external server (``clickhouse.url``) nothing is generated: its passwords come from the
 configuration only.
+
+The warehouse process itself never holds a password in its environment: its start
+re-executes it with a scrubbed one (see :func:`tickwave.warehouse.confinement.exec_scrubbed`) and hands it
+the resolved passwords through a pipe, whose read end it inherits (:func:`hand_over`,
+:func:`take_over`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pydantic import SecretStr
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError, ServiceError
 
+CREDENTIALS_FD_VARIABLE = "TW_WAREHOUSE_CREDENTIALS_FD"  # outside TICKWAVE_*: not a setting
 SECRETS_DIR = "secrets"
 SECRETS_FILE = "warehouse.json"
 _KEYS = ("password", "analyst_password")
@@ -105,3 +111,42 @@ def resolve_credentials(settings: Settings, *, create: bool = False) -> Credenti
         return value if value is not None else SecretStr(generated.get(key, ""))
 
     return Credentials(clickhouse.user, password("password"), clickhouse.analyst_user, password("analyst_password"))
+
+
+def hand_over(credentials: Credentials) -> int:
+    """Write ``credentials`` into a new pipe and return its inheritable read end.
+
+    The write end is closed before returning, so the reader sees the end of the data; the
+    text (a few hundred bytes) fits the pipe's buffer, so no writer must wait for it.
+    """
+    text = json.dumps(
+        {
+            "user": credentials.user,
+            "password": credentials.password.get_secret_value(),
+            "analyst_user": credentials.analyst_user,
+            "analyst_password": credentials.analyst_password.get_secret_value(),
+        }
+    ).encode()
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, text)
+    finally:
+        os.close(write_end)
+    os.set_inheritable(read_end, True)
+    return read_end
+
+
+def take_over(descriptor: int) -> Credentials:
+    """Read the credentials :func:`hand_over` wrote, and close ``descriptor``.
+
+    Raises:
+        ConfigurationError: when the descriptor does not carry them.
+    """
+    try:
+        with os.fdopen(descriptor, "rb") as handle:
+            data = json.loads(handle.read())
+        return Credentials(
+            data["user"], SecretStr(data["password"]), data["analyst_user"], SecretStr(data["analyst_password"])
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigurationError(f"descriptor {descriptor} does not carry the warehouse credentials: {exc}") from exc

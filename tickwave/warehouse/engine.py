@@ -356,8 +356,12 @@ class _ArrowStreamReframer(ResultStream):
 class Engine:
     """One chdb engine bound to one directory, kept up by an anchor handle."""
 
-    def __init__(self, path: Path, sandbox: Path | None = None) -> None:
+    def __init__(
+        self, path: Path, sandbox: Path | None = None, server_settings: Mapping[str, str] | None = None
+    ) -> None:
         """Start the engine on ``path`` (created if missing), every file root of the engine in ``sandbox``.
+
+        ``server_settings`` (memory cap, cache sizes) join the file roots on the anchor handle.
 
         Raises:
             QueryError: if chdb cannot open the directory (e.g. another process owns it).
@@ -371,7 +375,11 @@ class Engine:
         roots = sandbox_roots(sandbox) if sandbox is not None else {}
         for root in roots.values():
             Path(root).mkdir(parents=True, exist_ok=True)
-        anchor = f"{path}?" + "&".join(f"{name}={value}" for name, value in roots.items()) if roots else str(path)
+        for name, value in (server_settings or {}).items():
+            if not _OPTION.fullmatch(name) or not _OPTION.fullmatch(value):
+                raise ConfigurationError(f"invalid engine option {name}={value}")
+        options = {**roots, **(server_settings or {})}
+        anchor = f"{path}?" + "&".join(f"{name}={value}" for name, value in options.items()) if options else str(path)
         try:
             self._anchor = module.connect(anchor)
         except RuntimeError as exc:

@@ -1,9 +1,11 @@
 """``tickwave warehouse serve``: run the embedded ClickHouse HTTP service in the foreground.
 
-Start-up: pin the engine's time zone to UTC, resolve the users (generating passwords
-on first start unless configured), refuse to start with a password-less user unless
-``allow_no_password`` is set, open the chdb directory (a second process on it fails
-here), then serve on 127.0.0.1 only.
+Start-up (in a process executed with a scrubbed environment, see
+:func:`tickwave.warehouse.confinement.exec_scrubbed`): pin the engine's time zone to UTC,
+take the users' passwords from the inherited descriptor, refuse to start with a
+password-less user unless ``allow_no_password`` is set, confine the process with
+Landlock (:mod:`tickwave.warehouse.confinement`), open the chdb directory (a second
+process on it fails here), then serve on 127.0.0.1 only.
 
 Shutdown on SIGTERM or SIGINT: stop accepting, let in-flight requests finish (up to
 ``shutdown_timeout_s``), then close the sessions, wait for the worker threads (an
@@ -31,11 +33,12 @@ from tickwave.services.supervisor import LOOPBACK
 from tickwave.warehouse.accesslog import AccessLog
 from tickwave.warehouse.asgi import Limits, WarehouseApp
 from tickwave.warehouse.auth import READ_WRITE, User, users_from
-from tickwave.warehouse.confinement import confine_process
-from tickwave.warehouse.credentials import resolve_credentials
+from tickwave.warehouse.confinement import confine, warehouse_rules
+from tickwave.warehouse.credentials import Credentials
 from tickwave.warehouse.engine import Engine
 from tickwave.warehouse.execution import Executor, SessionLimits
 from tickwave.warehouse.limits import AnalystLimits, LoginGuard
+from tickwave.warehouse.memory import MemoryReturner, engine_memory_settings
 from tickwave.warehouse.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
 from tickwave.warehouse.protocol import QueryError
 from tickwave.warehouse.sessions import SessionStore
@@ -68,8 +71,7 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _users(settings: Settings) -> dict[str, User]:
-    credentials = resolve_credentials(settings, create=True)
+def _users(settings: Settings, credentials: Credentials) -> dict[str, User]:
     users = users_from(credentials, settings.clickhouse.allow_no_password)
     missing = [user.name for user in users.values() if not user.password and user.name != "default"]
     if missing and not settings.clickhouse.allow_no_password:
@@ -108,8 +110,10 @@ def proxy_options(clickhouse: ClickHouseSettings) -> dict[str, Any]:
     return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
 
 
-def serve(settings: Settings, data_dir: Path, port: int) -> None:
+def serve(settings: Settings, data_dir: Path, port: int, credentials: Credentials) -> None:
     """Serve the warehouse on 127.0.0.1:``port`` over the chdb directory under ``data_dir``.
+
+    ``credentials`` are the users' passwords, taken from the inherited descriptor.
 
     Raises:
         ConfigurationError: when a user has no password and that is not allowed.
@@ -118,14 +122,14 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
     os.environ["TZ"] = "UTC"  # the engine reads the zone once, at start
     time.tzset()
     lower_cpu_priority(settings.clickhouse.nice)  # inserts and merges come in CPU bursts: the hot path runs first
-    users = _users(settings)  # the secrets are read before the process confines itself
+    users = _users(settings, credentials)
     clickhouse = settings.clickhouse
     sandbox = data_dir / SANDBOX_DIR
     (sandbox / "tmp").mkdir(parents=True, exist_ok=True)
     os.environ["TMPDIR"] = str(sandbox / "tmp")  # chdb's own scratch directory, inside what it may write
-    confine_process(writable=[data_dir], enabled=clickhouse.confine_engine)
+    confine(warehouse_rules(data_dir, port), enabled=clickhouse.confine_engine)
     try:
-        engine = Engine(data_dir / CHDB_DIR, sandbox)
+        engine = Engine(data_dir / CHDB_DIR, sandbox, engine_memory_settings(clickhouse.max_memory_mb))
     except QueryError as exc:
         raise ServiceError(
             f"cannot open the warehouse directory {data_dir / CHDB_DIR}: {exc.message} "
@@ -137,11 +141,14 @@ def serve(settings: Settings, data_dir: Path, port: int) -> None:
     pool = ThreadPoolExecutor(max_workers=clickhouse.max_concurrent_queries, thread_name_prefix="warehouse-query")
 
     access_log = AccessLog(lambda: engine.open(0), clickhouse.database)
+    memory = MemoryReturner(lambda: engine.open(0))
+    memory.start()
 
     def shutdown() -> None:
         sessions.close_all()
         pool.shutdown(wait=True)
         access_log.close()
+        memory.close()
         engine.close()
         logger.info("warehouse engine closed")
 

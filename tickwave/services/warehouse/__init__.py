@@ -4,7 +4,10 @@ It serves the ClickHouse HTTP interface on 127.0.0.1 over a chdb directory under
 state dir (``data/warehouse/chdb``). Its first start generates the warehouse passwords
 unless they are configured (see :mod:`tickwave.warehouse.credentials`); the server
 process receives the effective configuration through ``TICKWAVE_*`` variables, never on
-its command line. With ``TICKWAVE_CLICKHOUSE_URL`` set, none of this runs.
+its command line, and re-executes itself at once with a scrubbed environment and its
+passwords on an inherited pipe (:func:`tickwave.warehouse.confinement.exec_scrubbed`), so
+what this launch passes (or the user exported) does not stay in the engine's process.
+With ``TICKWAVE_CLICKHOUSE_URL`` set, none of this runs.
 """
 
 from __future__ import annotations
