@@ -11,11 +11,17 @@ with booked as (
         opens_round_trip_id != '' and opens_round_trip_id != round_trip_id as is_flip
     from {{ ref('fct_fills') }}
     where is_booked
+),
+
+legs as (
+    -- a flip's second row (is_opening) is the trip it opens
+    select *, arrayJoin(if(is_flip, [false, true], [false])) as is_opening
+    from booked
 )
 
 select
     fill_id,
-    round_trip_id,
+    if(is_opening, opens_round_trip_id, round_trip_id) as round_trip_id,
     symbol,
     side,
     price,
@@ -26,36 +32,12 @@ select
     model_version,
     position_before_lots,
     position_after_lots,
-    if(is_flip, toDecimal64(0, 8), assumeNotNull(position_after_lots)) as trip_position_after,
-    if(position_before_lots != 0, position_before_lots > 0, position_after_lots > 0) as is_long,
-    toDecimal64(if(is_reducing, 0, abs(signed_lots)), 8) as entry_lots,
-    toDecimal64(if(is_reducing, least(abs(position_before_lots), abs(signed_lots)), 0), 8) as exit_lots,
-    realized_pnl_quote,
-    realized_pnl_account,
-    commission_account
-from booked
-
-union all
-
-select
-    fill_id,
-    opens_round_trip_id as round_trip_id,
-    symbol,
-    side,
-    price,
-    quantity_lots,
-    signed_lots,
-    filled_at,
-    model_id,
-    model_version,
-    position_before_lots,
-    position_after_lots,
-    assumeNotNull(position_after_lots) as trip_position_after,
-    position_after_lots > 0 as is_long,
-    toDecimal64(abs(position_after_lots), 8) as entry_lots,
-    toDecimal64(0, 8) as exit_lots,
-    toNullable(toDecimal128(0, 18)) as realized_pnl_quote,
-    toNullable(toDecimal128(0, 18)) as realized_pnl_account,
-    toDecimal128(0, 18) as commission_account
-from booked
-where is_flip
+    toDecimal64(if(is_flip and not is_opening, 0, assumeNotNull(position_after_lots)), 8) as trip_position_after,
+    if(position_before_lots != 0 and not is_opening, position_before_lots > 0, position_after_lots > 0) as is_long,
+    toDecimal64(multiIf(is_opening, abs(position_after_lots), is_reducing, 0, abs(signed_lots)), 8) as entry_lots,
+    toDecimal64(if(is_reducing and not is_opening, least(abs(position_before_lots), abs(signed_lots)), 0), 8)
+        as exit_lots,
+    if(is_opening, toDecimal128(0, 18), realized_pnl_quote) as realized_pnl_quote,
+    if(is_opening, toDecimal128(0, 18), realized_pnl_account) as realized_pnl_account,
+    if(is_opening, toDecimal128(0, 18), commission_account) as commission_account
+from legs
