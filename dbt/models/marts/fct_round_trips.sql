@@ -3,7 +3,8 @@
 -- the realized P&L in the quote and account currencies as the engine booked each fill (summed, exact
 -- decimals; the account amounts converted by the engine at each fill's live mids; NULL when the engine
 -- knew no rate). A trip still open is not here (see positions_daily). trip_number counts the symbol's
--- trips in the order they opened (for display; the key is round_trip_id).
+-- trips in the order they opened (for display; the key is round_trip_id). Entry and exit prices are the
+-- lot-weighted averages of the trip's entry and exit legs (exact sums, shown as Float64).
 {{ config(order_by='(symbol, exit_at, round_trip_id)') }}
 with trips as (
     select
@@ -14,8 +15,8 @@ with trips as (
         max(filled_at) as exit_at,
         argMax(trip_position_after, (filled_at, fill_id, exit_lots)) as final_position,
         sum(entry_lots) as lots,
-        sum(toFloat64(entry_lots) * price) / sum(toFloat64(entry_lots)) as entry_price,
-        sum(toFloat64(exit_lots) * price) / nullIf(sum(toFloat64(exit_lots)), 0) as exit_price,
+        toFloat64(sum(entry_lots * {{ exact('price') }}) / sum(entry_lots)) as entry_price,
+        toFloat64(sum(exit_lots * {{ exact('price') }}) / nullIf(sum(exit_lots), 0)) as exit_price,
         sum(realized_pnl_quote) as gross_pnl_quote,
         if(countIf(realized_pnl_account is null) > 0, null, sum(realized_pnl_account)) as gross_pnl_account,
         sum(commission_account) as costs_account,
