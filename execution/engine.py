@@ -64,12 +64,11 @@ from tickwave.contracts import (
     stable_id,
 )
 from tickwave.instruments import convert
-from tickwave.money import MONEY_CONTEXT, quantize, to_decimal
+from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
 
 logger = logging.getLogger(__name__)
 
 RATE_WINDOW_MS = 1_000
-ACCOUNT_PLACES = 18  # a fill's realised P&L in the account currency (a conversion rounds): the warehouse's scale
 
 # Risk event kinds that change state (the rest only inform).
 TRADING_STATE = "trading_state"
@@ -569,16 +568,18 @@ class Engine:
         spec = self.limits.instruments.get(fill.symbol)
         if booking is None or spec is None:
             return fill
-        contract = to_decimal(spec.contract_size)
-        realized = MONEY_CONTEXT.multiply(booking.realized, contract)
+        # Amounts at the warehouse's scale (18 decimals: a no-op for prices of up to 16 decimals), so
+        # the record and its warehouse row hold the same figures; a conversion (a division) rounds there.
+        realized = within_places(MONEY_CONTEXT.multiply(booking.realized, to_decimal(spec.contract_size)))
         account: Decimal | None = Decimal(0)
         if realized:
             converted = convert(realized, spec.quote, self.limits.account_currency, self.limits.instruments,
                                 mids_of(self.view))  # fmt: skip
-            account = None if converted is None else quantize(converted, ACCOUNT_PLACES)
+            account = None if converted is None else within_places(converted)
         return replace_struct(
             fill, position_before_lots=booking.position_before, position_after_lots=booking.position_after,
-            entry_value_after=booking.entry_value_after, realized_pnl_quote=realized, realized_pnl_account=account,
+            entry_value_after=within_places(booking.entry_value_after), realized_pnl_quote=realized,
+            realized_pnl_account=account,
             round_trip_id=booking.round_trip_id, opens_round_trip_id=booking.opens_round_trip_id,
         )  # fmt: skip
 

@@ -16,10 +16,22 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from execution.brokers.base import BrokerFill, fill_events
 from execution.clock import ManualClock
+from execution.engine import Engine
 from execution.positions import Book
-from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
-from tickwave.contracts import Fill, OrderFilled, decode, encode
+from execution.risk import RiskLimits
+from execution.sizing import SizingPolicy
+from tests.unit.execution.helpers import (
+    WEDNESDAY_NOON_MS,
+    ListPublisher,
+    execution_settings,
+    make_service,
+    signal,
+    tick,
+)
+from tickwave.contracts import Fill, OrderFilled, OrderSubmitted, decode, encode
+from tickwave.warehouse.tables import FILLS, row_for, to_arrow
 
 STEP = Decimal("0.01")
 # Lots in steps of 0.01 (0.1, 0.2 and 0.3 among them), either side; prices with up to 5 decimals.
@@ -79,7 +91,7 @@ def test_book_when_0_1_plus_0_2_minus_0_3_then_flat_and_the_trip_closes() -> Non
     after = book.book(Decimal("0.1"), Decimal("1.0"), "d")
 
     assert first.round_trip_id == first.opens_round_trip_id == "a"
-    assert (last.position_after, last.round_trip_id, last.opens_round_trip_id) == (0, "a", "")
+    assert (last.position_after, last.round_trip_id, last.opens_round_trip_id) == (Decimal(0), "a", "")
     assert last.realized == Decimal("0.1") * Decimal("0.2") + Decimal("0.2") * Decimal("0.1")
     assert (after.round_trip_id, after.opens_round_trip_id) == ("d", "d")
 
@@ -94,11 +106,8 @@ def test_book_when_a_fill_flips_through_zero_then_it_closes_its_trip_and_opens_t
     assert (flip.round_trip_id, flip.opens_round_trip_id) == ("a", "b")
     assert flip.realized == Decimal("0.3") * Decimal("0.1")  # only the closing lots: the new trip has none yet
     assert flip.entry_value_after == Decimal("-0.2") * Decimal("1.2")
-    assert (closing.round_trip_id, closing.realized, closing.position_after) == (
-        "b",
-        Decimal("0.2") * Decimal("0.05"),
-        0,
-    )
+    assert (closing.round_trip_id, closing.position_after) == ("b", Decimal(0))
+    assert closing.realized == Decimal("0.2") * Decimal("0.05")
 
 
 def test_fill_when_written_before_the_booking_existed_then_it_decodes_and_encodes_to_the_same_bytes() -> None:
@@ -142,3 +151,26 @@ def test_service_when_signals_reverse_then_every_fill_record_carries_the_engines
     assert position == engine.books["EURUSD"].lots
     assert any(r.opens_round_trip_id and r.opens_round_trip_id != r.round_trip_id for r in records)  # a flip
     assert len(trips) >= 2
+
+
+def test_fill_record_when_a_price_has_many_decimals_then_its_amounts_fit_the_warehouse_columns() -> None:
+    engine = Engine(RiskLimits.from_settings(execution_settings(market_hours="always")),
+                    SizingPolicy.from_settings(execution_settings()), ManualClock(WEDNESDAY_NOON_MS))  # fmt: skip
+    engine.on_tick(tick(WEDNESDAY_NOON_MS, 1.1))
+    rows = []
+    for number, (side, price) in enumerate((("buy", 0.012345678901234567), ("sell", 0.013345678901234568))):
+        submitted = OrderSubmitted(client_order_id=f"c{number}", signal_id=f"s{number}", symbol="EURUSD",
+                                   model_id="m", model_version=1, event_at_ms=WEDNESDAY_NOON_MS, side=side,  # type: ignore[arg-type]
+                                   quantity_lots=0.07, order_type="market")  # fmt: skip
+        engine.apply(submitted)
+        group = engine.booked(fill_events(submitted, BrokerFill(f"f{number}", price, 0.07, WEDNESDAY_NOON_MS), 0.07,
+                                          True))  # fmt: skip
+        for event in group:
+            engine.apply(event)
+        rows += [row_for(event) for event in group if isinstance(event, Fill)]
+
+    table = to_arrow(FILLS, {name: [row[name] for row in rows] for name in FILLS.column_names})  # no data lost
+    opened, closed = table.to_pylist()
+    # 0.07 x 0.012345678901234567 has 19 decimals: rounded to the column's 18
+    assert opened["entry_value_after"] == Decimal("0.000864197523086420")
+    assert closed["realized_pnl_quote"] == Decimal("7.000000000000007") and closed["position_after_lots"] == 0
