@@ -19,9 +19,12 @@ UID = "tickwave-trader"
 TRADER_BUDGET_MS = 100.0
 BAR_COLUMNS = "start_ms AS time, mid_open AS open, mid_high AS high, mid_low AS low, mid_close AS close, volume"
 OHLC = (("time", T.TIME), ("open", T.NUMBER), ("high", T.NUMBER), ("low", T.NUMBER), ("close", T.NUMBER))
-SIGNED_FILLS = (
-    "SELECT symbol, fill_id, filled_at_ms, price, commission, "
-    "if(side = 'buy', quantity_lots, -quantity_lots) AS signed_lots FROM fills FINAL"
+# Each fill's booking by the execution engine (execution.positions.Book.book): the position after it,
+# the open lots' entry value after it and the realized P&L it booked, exact decimals (fills written
+# before the engine booked them have no round trip and are left out).
+BOOKED_FILLS = (
+    "SELECT symbol, fill_id, filled_at_ms, commission, position_after_lots, entry_value_after, realized_pnl_quote "
+    "FROM fills FINAL WHERE round_trip_id != ''"
 )
 # The seconds a bar of each timeframe spans (its end = start + this).
 TIMEFRAME_SECONDS = "transform(toString(timeframe), ['1s', '1m', '5m', '15m', '1h', '4h', '1d'], [1, 60, 300, 900, 3600, 14400, 86400], 60)"
@@ -84,30 +87,22 @@ ORDER BY time""",
     return signals, fills
 
 
+def exact(value: str, scale: int = 18) -> str:
+    """A Float64 expression as an exact decimal of its shortest text (as ``tickwave.money.to_decimal``)."""
+    return f"toDecimal256(toString({value}), {scale})"
+
+
 def _positions() -> PanelSpec:
-    # Each fill's running position; a trip starts after the position was flat; the open trip's
-    # adding fills give the average entry.
+    # The engine's booking of each symbol's last fill: the position and its open lots' entry value.
     return PanelSpec(
         title="Positions",
         kind=Kind.TABLE,
         sql=f"""SELECT symbol,
-       round(any(position_now), 6) AS position_lots,
-       if(abs(any(position_now)) < 1e-9, NULL,
-          sumIf(price * abs(signed_lots), trip = last_trip AND signed_lots * position_now > 0)
-          / sumIf(abs(signed_lots), trip = last_trip AND signed_lots * position_now > 0)) AS average_price,
+       argMax(position_after_lots, (filled_at_ms, fill_id)) AS position_lots,
+       if(position_lots = 0, NULL,
+          toFloat64(argMax(entry_value_after, (filled_at_ms, fill_id))) / toFloat64(position_lots)) AS average_price,
        max(filled_at_ms) AS last_fill_at
-FROM (
-  SELECT *, max(trip) OVER (PARTITION BY symbol) AS last_trip, sum(signed_lots) OVER (PARTITION BY symbol) AS position_now
-  FROM (
-    SELECT *, sum(is_flat) OVER (PARTITION BY symbol ORDER BY filled_at_ms, fill_id
-                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS trip
-    FROM (
-      SELECT *, abs(sum(signed_lots) OVER (PARTITION BY symbol ORDER BY filled_at_ms, fill_id
-                                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) < 1e-9 AS is_flat
-      FROM ({SIGNED_FILLS})
-    )
-  )
-)
+FROM ({BOOKED_FILLS})
 GROUP BY symbol
 ORDER BY symbol""",
         format=QueryFormat.TABLE,
@@ -118,34 +113,37 @@ ORDER BY symbol""",
             ("average_price", T.NUMBER),
             ("last_fill_at", T.TIME),
         ),
-        description="Net position per symbol (lots, + long / - short) from every fill, and the average entry "
-        "price of the open position (volume-weighted over the fills that built it since it was last flat).",
+        description="Net position per symbol (lots, + long / - short) as the execution engine booked its last "
+        "fill (exact), and the average entry price of the open lots (first-in first-out, as execution books them).",
         budget_ms=TRADER_BUDGET_MS,
     )
 
 
 def _pnl_today(settings: Settings) -> PanelSpec:
     rollover = rollover_expression(settings.execution)
-    contract = contract_size_expression(settings.symbols, "f.symbol")
+    contract = exact(contract_size_expression(settings.symbols, "f.symbol"), 8)
     currency = quote_currency_expression(settings.symbols, "f.symbol")
+    mark_now = exact("if(n.symbol = '', s.mark_minute, n.mark_second)")
     return PanelSpec(
         title="P&L today",
         kind=Kind.TABLE,
         sql=f"""WITH {rollover} AS rollover
 SELECT f.symbol AS symbol,
        {currency} AS currency,
-       round(f.position_now, 6) AS position_lots,
-       {contract}
-         * (f.today_cash + f.position_now * if(n.symbol = '', s.mark_minute, n.mark_second)
-            - f.position_start * s.mark_start) AS pnl_today,
+       f.position_now AS position_lots,
+       toDecimal128(f.realized_today
+         + ({mark_now} * f.position_now - f.value_now
+            - {exact("s.mark_start")} * f.position_start + f.value_start) * {contract}, 18) AS pnl_today,
        f.today_commission AS commission_today
 FROM (
   SELECT symbol,
-         sumIf(-signed_lots * price, filled_at_ms >= rollover) AS today_cash,
-         sumIf(commission, filled_at_ms >= rollover) AS today_commission,
-         sum(signed_lots) AS position_now,
-         sumIf(signed_lots, filled_at_ms < rollover) AS position_start
-  FROM ({SIGNED_FILLS})
+         sumIf(realized_pnl_quote, filled_at_ms >= rollover) AS realized_today,
+         sumIf(toDecimal128(toString(commission), 18), filled_at_ms >= rollover) AS today_commission,
+         ifNull(argMax(position_after_lots, (filled_at_ms, fill_id)), 0) AS position_now,
+         ifNull(argMax(entry_value_after, (filled_at_ms, fill_id)), 0) AS value_now,
+         ifNull(argMaxIf(position_after_lots, (filled_at_ms, fill_id), filled_at_ms < rollover), 0) AS position_start,
+         ifNull(argMaxIf(entry_value_after, (filled_at_ms, fill_id), filled_at_ms < rollover), 0) AS value_start
+  FROM ({BOOKED_FILLS})
   GROUP BY symbol
 ) AS f
 LEFT JOIN (
@@ -168,10 +166,12 @@ ORDER BY symbol""",
             ("commission_today", T.NUMBER),
         ),
         description="P&L of the trading day per symbol, in its quote currency: realized today + (unrealized now - "
-        "unrealized at the rollover), execution's definition (execution/README.md). Computed as the identical "
-        "mark-to-market sum: today's fill cash flows + position now x mark now - position at the rollover x "
-        "mark at the rollover, times the contract size; the mark now is the last 1 s bar close of the last 5 minutes (else the last 1 min bar's), the mark at the rollover the last 1 min bar close before it. The rollover "
-        "is execution.rollover_time in execution.market_timezone. Commissions are shown apart.",
+        "unrealized at the rollover), execution's definition (execution/README.md), from what the engine booked "
+        "on each fill (exact decimals): the realized P&L of today's fills, and the open lots valued at a mark "
+        "(mark x position - their entry value, times the contract size) now and at the rollover; the mark now is "
+        "the last 1 s bar close of the last 5 minutes (else the last 1 min bar's), the mark at the rollover the "
+        "last 1 min bar close before it. The rollover is execution.rollover_time in execution.market_timezone. "
+        "Commissions are shown apart.",
         budget_ms=TRADER_BUDGET_MS,
     )
 

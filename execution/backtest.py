@@ -125,20 +125,21 @@ def fill_pnls(events: Iterable[AnyMessage], instruments: Mapping[str, Instrument
 
 
 def count_trades(events: Iterable[AnyMessage]) -> int:
-    """Return how many positions were opened: from flat, or by a fill that crossed to the other side."""
+    """Return how many round trips were opened: from flat, or by a fill that flipped through zero.
+
+    The engine's rule (:meth:`execution.positions.Book.book`): a fill that opens a round trip.
+    """
     sides: dict[str, str] = {}
-    positions: dict[str, Decimal] = {}
+    books: dict[str, Book] = {}
     trades = 0
     for event in events:
         if isinstance(event, OrderSubmitted):
             sides[event.client_order_id] = event.side
         elif isinstance(event, OrderFilled):
             lots = to_decimal(event.fill_lots)
-            before = positions.get(event.symbol, Decimal(0))
-            after = before + (lots if sides[event.client_order_id] == "buy" else -lots)
-            positions[event.symbol] = after
-            if after != 0 and (before == 0 or (before > 0) != (after > 0)):
-                trades += 1
+            signed = lots if sides[event.client_order_id] == "buy" else -lots
+            booking = books.setdefault(event.symbol, Book()).book(signed, to_decimal(event.fill_price), event.fill_id)
+            trades += booking.opens_round_trip_id != ""
     return trades
 
 

@@ -26,11 +26,12 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec.structs import replace as replace_struct
 from pydantic import TypeAdapter, ValidationError
 
 from execution.brokers.base import EXPIRED_PREFIX
 from execution.clock import Clock
-from execution.positions import Book
+from execution.positions import Book, Booking
 from execution.risk import (
     PriceWindow,
     ProposedOrder,
@@ -46,6 +47,7 @@ from execution.state import CreationIndex, IllegalTransition, Order, OrderStatus
 from tickwave.config import ExecutionSettings
 from tickwave.contracts import (
     ControlCommand,
+    Fill,
     Message,
     OrderAccepted,
     OrderCanceled,
@@ -62,7 +64,7 @@ from tickwave.contracts import (
     stable_id,
 )
 from tickwave.instruments import convert
-from tickwave.money import MONEY_CONTEXT, to_decimal
+from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +145,8 @@ class Engine:
     decided_signals: set[str] = field(default_factory=set)
     applied_commands: set[str] = field(default_factory=set)
     books: dict[str, Book] = field(default_factory=dict)
+    # What each booked fill did to its position (by fill_id): a redelivered Fill record gets the same figures.
+    bookings: dict[str, Booking] = field(default_factory=dict)
     stop_denied_at_ms: dict[str, int] = field(default_factory=dict)  # protective closes denied, when (not journaled)
     # Realised P&L per trading day and quote currency (exact); converted only when valued.
     realized_by_day: dict[str, dict[str, Decimal]] = field(default_factory=dict)
@@ -522,8 +526,8 @@ class Engine:
     def _book_fill(self, order: Order, fill: OrderFilled) -> None:
         self._pnl_revision += 1
         book = self.books.setdefault(order.symbol, Book())
-        quantity = to_decimal(fill.fill_lots)
-        realized = book.fill(quantity if order.side == "buy" else -quantity, to_decimal(fill.fill_price))
+        booking = self.bookings[fill.fill_id] = _book(book, order, fill)
+        realized = booking.realized
         spec = self.limits.instruments.get(order.symbol)
         if realized and spec is not None:
             day = self.limits.market.trading_day(fill.event_at_ms).isoformat()
@@ -533,6 +537,51 @@ class Engine:
         elif realized:
             self.defects.append(f"no instrument spec for {order.symbol}: realised P&L {realized} not booked")
         self.view.positions[order.symbol] = book.lots
+
+    def booked(self, events: Sequence[Message]) -> list[Message]:
+        """Return ``events`` with each ``Fill`` record carrying what its execution does to the position (read-only).
+
+        Called on a group of broker events before it is journaled: each ``OrderFilled`` is
+        booked, in order, on a copy of its symbol's book (exactly as :meth:`apply` will book it),
+        and the ``Fill`` record of that execution gets the figures (see
+        :class:`~tickwave.contracts.Fill`); a fill booked before gets its recorded figures.
+        The realised P&L is also converted to the account currency at the latest mids.
+        """
+        if not any(type(event) is Fill for event in events):
+            return list(events)
+        previews: dict[str, Book] = {}
+        bookings: dict[str, Booking] = {}
+        for event in events:
+            if type(event) is not OrderFilled:
+                continue
+            order = self.orders.get(event.client_order_id)
+            if order is None or event.fill_id in order.fill_ids or event.fill_id in bookings:
+                continue
+            book = previews.get(order.symbol)
+            if book is None:
+                book = previews[order.symbol] = self.books.get(order.symbol, Book()).copy()
+            bookings[event.fill_id] = _book(book, order, event)
+        return [self._with_booking(event, bookings) if isinstance(event, Fill) else event for event in events]
+
+    def _with_booking(self, fill: Fill, bookings: dict[str, Booking]) -> Fill:
+        booking = bookings.get(fill.fill_id) or self.bookings.get(fill.fill_id)
+        spec = self.limits.instruments.get(fill.symbol)
+        if booking is None or spec is None:
+            return fill
+        # Amounts at the warehouse's scale (18 decimals: a no-op for prices of up to 16 decimals), so
+        # the record and its warehouse row hold the same figures; a conversion (a division) rounds there.
+        realized = within_places(MONEY_CONTEXT.multiply(booking.realized, to_decimal(spec.contract_size)))
+        account: Decimal | None = Decimal(0)
+        if realized:
+            converted = convert(realized, spec.quote, self.limits.account_currency, self.limits.instruments,
+                                mids_of(self.view))  # fmt: skip
+            account = None if converted is None else within_places(converted)
+        return replace_struct(
+            fill, position_before_lots=booking.position_before, position_after_lots=booking.position_after,
+            entry_value_after=within_places(booking.entry_value_after), realized_pnl_quote=realized,
+            realized_pnl_account=account,
+            round_trip_id=booking.round_trip_id, opens_round_trip_id=booking.opens_round_trip_id,
+        )  # fmt: skip
 
     # -----------------------------------------------------------------------------------
     # Queries
@@ -675,6 +724,12 @@ def protective_signal(which: str, tick: Tick, part: int) -> Signal:
         bar_start_ms=tick.time_ms, direction="flat", strength=0.0, confidence=1.0, model_id=f"protective:{kind}",
         model_version=0, created_at_ms=tick.time_ms,
     )  # fmt: skip
+
+
+def _book(book: Book, order: Order, fill: OrderFilled) -> Booking:
+    """Book ``fill`` of ``order`` on ``book``: the one rule for the engine's state and the fill's record."""
+    quantity = to_decimal(fill.fill_lots)
+    return book.book(quantity if order.side == "buy" else -quantity, to_decimal(fill.fill_price), fill.fill_id)
 
 
 def _money_text(amount: Decimal | None) -> str:

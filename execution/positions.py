@@ -3,6 +3,10 @@
 FIFO lots rather than an average price: an average needs a division, which cannot be
 exact, while matching a closing fill against the oldest open lots needs only products
 and sums, so realised and open P&L stay exact (``tickwave.money`` traps any rounding).
+
+This is Tickwave's one accounting rule: :meth:`Book.book` says what each fill did to the
+position (before and after, realised P&L, the round trip), the engine puts that on the
+fill's record, and the warehouse's marts and reports only add those figures up.
 """
 
 from __future__ import annotations
@@ -14,11 +18,37 @@ from decimal import Decimal
 from tickwave.money import MONEY_CONTEXT
 
 
+@dataclass(frozen=True)
+class Booking:
+    """What one fill did to its symbol's position (amounts in price x lots: multiply by the contract size).
+
+    A round trip runs from flat to flat and is named by the fill that opened it. A fill that
+    flips the position through zero closes its trip (``round_trip_id``, which its realised
+    P&L belongs to) and opens the next at its own price (``opens_round_trip_id``, its own id);
+    a fill from flat opens a trip (both ids are its own); any other fill opens none (``""``).
+    """
+
+    position_before: Decimal
+    position_after: Decimal
+    entry_value_after: Decimal  # sum of the open lots x their entry prices (signed), after the fill
+    realized: Decimal
+    round_trip_id: str
+    opens_round_trip_id: str
+
+
 @dataclass
 class Book:
-    """One symbol's open lots, oldest first, each with its entry price (signed lots: + long, - short)."""
+    """One symbol's open lots, oldest first, each with its entry price (signed lots: + long, - short).
+
+    ``trip_id`` names the open round trip (the fill that opened it), ``""`` when flat.
+    """
 
     entries: deque[tuple[Decimal, Decimal]] = field(default_factory=deque)
+    trip_id: str = ""
+
+    def copy(self) -> Book:
+        """Return an independent copy (to preview fills without booking them)."""
+        return Book(deque(self.entries), self.trip_id)
 
     @property
     def lots(self) -> Decimal:
@@ -50,6 +80,28 @@ class Book:
         if remaining:
             self.entries.append((remaining, price))
         return realized
+
+    def book(self, signed_lots: Decimal, price: Decimal, fill_id: str) -> Booking:
+        """Apply one execution (as :meth:`fill`) and return what it did to the position and the round trip."""
+        before = self.lots
+        realized = self.fill(signed_lots, price)
+        after = self.lots
+        trip = self.trip_id
+        if not before:
+            trip = opened = fill_id
+        elif after and (after > 0) != (before > 0):
+            opened = fill_id
+        else:
+            opened = ""
+        self.trip_id = (opened or trip) if after else ""
+        return Booking(before, after, self.entry_value(), realized, trip, opened)
+
+    def entry_value(self) -> Decimal:
+        """Return the open lots x their entry prices (signed), so open P&L at ``mark`` is mark x lots - this."""
+        total = Decimal(0)
+        for lots, entry_price in self.entries:
+            total = MONEY_CONTEXT.add(total, MONEY_CONTEXT.multiply(lots, entry_price))
+        return total
 
     def unrealized(self, mid: Decimal) -> Decimal:
         """Return the open P&L at ``mid`` in price x lots."""

@@ -360,9 +360,11 @@ class ExecutionService:
         Follow-ups (a halt after rejects or a loss, the cancellations a halt causes)
         come after the whole group, in the journal as in the engine, so a replay
         applies everything in the order it was decided. Trading-state changes are
-        fsynced: a halt must survive a restart.
+        fsynced: a halt must survive a restart. Each ``Fill`` record is journaled with what the
+        engine books for its execution (``Engine.booked``), so the warehouse reads the engine's
+        position, round trip and realised P&L instead of deriving them again.
         """
-        group = list(events)
+        group = self.engine.booked(list(events))  # each Fill record carries the engine's booking
         if not group:
             return
         positions = self.journal.append_all(group, sync=any(_changes_trading_state(event) for event in group))

@@ -194,12 +194,26 @@ def _write_orders(
                if(is_rejected, 'rejected', 'filled'), concat('b-', toString(n)), if(is_rejected, 0, lots),
                if(is_rejected, NULL, price), if(is_rejected, 'no money', ''), {at.format(1)}, {at.format(4)}, 'paper'
         FROM synthetic_orders""")
+    # Each fill with what the execution engine books for it (execution.positions.Book.book): a pair's
+    # opening fill opens its round trip from flat, its closing fill returns to flat and realizes
+    # (close - open) x the position x 100,000 units (both symbols' lot), in USD at its own price for USDJPY.
+    signed = "if(c.side = 'buy', 1, -1) * toDecimal64(toString(c.lots), 8)"
+    realized = f"(toDecimal256(toString(c.price), 18) - toDecimal256(toString(o.price), 18)) * -{signed} * 100000"
     client.command(f"""
         INSERT INTO fills (fill_id, client_order_id, signal_id, symbol, side, price, quantity_lots, commission,
-                           filled_at_ms, model_id, model_version, broker_deal_id)
-        SELECT concat('fill-', client_order_id), client_order_id, signal_id, symbol, side, price, lots,
-               {COMMISSION_PER_LOT} * lots, {at.format(4)}, '{MODEL_ID}', {MODEL_VERSION}, concat('d-', toString(n))
-        FROM synthetic_orders WHERE NOT is_rejected""")
+                           filled_at_ms, model_id, model_version, broker_deal_id, position_before_lots,
+                           position_after_lots, entry_value_after, realized_pnl_quote, realized_pnl_account,
+                           round_trip_id, opens_round_trip_id)
+        SELECT concat('fill-', c.client_order_id), c.client_order_id, c.signal_id, c.symbol, c.side, c.price, c.lots,
+               {COMMISSION_PER_LOT} * c.lots, {at.replace("decided_ms", "c.decided_ms").format(4)}, '{MODEL_ID}',
+               {MODEL_VERSION}, concat('d-', toString(c.n)), if(opens, 0, -{signed}), if(opens, {signed}, 0),
+               if(opens, {signed} * toDecimal256(toString(c.price), 18), 0), if(opens, 0, {realized}),
+               if(opens, 0, if(c.symbol = 'USDJPY', {realized} / toDecimal256(toString(c.price), 18), {realized})),
+               concat('fill-', if(opens, c.client_order_id, o.client_order_id)),
+               if(opens, concat('fill-', c.client_order_id), '')
+        FROM (SELECT *, intDiv(n, {count}) % 2 = 0 AS opens FROM synthetic_orders) AS c
+        LEFT JOIN synthetic_orders AS o ON o.n = c.n - {count}
+        WHERE NOT c.is_rejected""")
     events = """event_id, event_type, client_order_id, signal_id, symbol, model_id, model_version, event_at_ms, side,
                 quantity_lots, order_type, broker_order_id, reason, `check`, fill_id, fill_price, fill_lots,
                 cumulative_lots, is_final, payload"""

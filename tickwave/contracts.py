@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -404,7 +405,17 @@ OrderEvent = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | Orde
 
 
 class Fill(Message, frozen=True, tag="fill.v1"):
-    """One execution of an order at the broker."""
+    """One execution of an order at the broker, and what the execution engine booked for it.
+
+    The booking (added compatibly: ``UNSET``, and then absent from the JSON, on records
+    written before it existed, so they decode and encode again to the same bytes) is the
+    engine's one accounting rule (``execution.positions.Book.book``): the symbol's position
+    before and after the fill in lots, the open lots' entry value (lots x entry price,
+    first-in first-out) after it, the realised P&L in the quote currency and in the account
+    currency (at the live mids when booked, to 18 decimals; ``None`` when no rate was known),
+    the round trip the fill belongs to (for a flip: the one it closes) and the one it opens
+    (its own id from flat or on a flip, else ``""``). Exact decimals, sent as JSON strings.
+    """
 
     fill_id: str
     client_order_id: str
@@ -418,6 +429,18 @@ class Fill(Message, frozen=True, tag="fill.v1"):
     model_id: str
     model_version: int
     broker_deal_id: str = ""
+    position_before_lots: Decimal | msgspec.UnsetType = msgspec.UNSET
+    position_after_lots: Decimal | msgspec.UnsetType = msgspec.UNSET
+    entry_value_after: Decimal | msgspec.UnsetType = msgspec.UNSET
+    realized_pnl_quote: Decimal | msgspec.UnsetType = msgspec.UNSET
+    realized_pnl_account: Decimal | msgspec.UnsetType | None = msgspec.UNSET
+    round_trip_id: str | msgspec.UnsetType = msgspec.UNSET
+    opens_round_trip_id: str | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def is_booked(self) -> bool:
+        """Return whether the record carries the engine's booking (records written before it do not)."""
+        return self.round_trip_id is not msgspec.UNSET
 
     def __post_init__(self) -> None:
         """Require positive finite price and quantity."""

@@ -69,6 +69,24 @@ def notional(price: float | Decimal, quantity_lots: float | Decimal, contract_si
     return MONEY_CONTEXT.multiply(product, to_decimal(contract_size))
 
 
+# Rounding on purpose (reports, the warehouse's scale): as wide as MONEY_CONTEXT, so a large amount is
+# rounded rather than refused for its number of digits, and no trap on the rounding itself.
+_ROUNDING_CONTEXT = decimal.Context(prec=1000, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
+# Decimal places of the warehouse's money columns (Decimal(38, 18)).
+WAREHOUSE_PLACES = 18
+
+
 def quantize(amount: Decimal, places: int = 2) -> Decimal:
     """Round an amount to ``places`` decimals (half even) for reports."""
-    return amount.quantize(Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_EVEN)
+    return amount.quantize(Decimal(1).scaleb(-places), context=_ROUNDING_CONTEXT)
+
+
+def within_places(amount: Decimal, places: int = WAREHOUSE_PLACES) -> Decimal:
+    """Return ``amount`` unchanged when it has at most ``places`` decimals, else rounded to them (half even).
+
+    For a column of fixed scale: an exact amount keeps its own digits (and its short text).
+    """
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -places:
+        return amount
+    return quantize(amount, places)

@@ -67,3 +67,9 @@
   WHERE {{ day_column }} >= toStartOfMonth((SELECT max({{ mart_day_column }}) FROM {{ this }}) - {{ var('lookback_days') }})
   {%- endif -%}
 {%- endmacro %}
+
+{# A Float64 column (a price, a mark, a rate, a commission) as an exact decimal of its shortest text, as
+   tickwave.money.to_decimal converts floats (1.1 is 1.1, not 1.100000000000000088...). #}
+{% macro exact(value, scale=18) -%}
+  toDecimal256(toString({{ value }}), {{ scale }})
+{%- endmacro %}

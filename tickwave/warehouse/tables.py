@@ -39,6 +39,8 @@ from tickwave.timeframes import TIMEFRAMES
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 STRING = pa.string()
 FLOAT = pa.float64()
+LOTS = pa.decimal128(18, 8)  # ClickHouse Decimal(18, 8): a position in lots, exact
+MONEY = pa.decimal128(38, 18)  # ClickHouse Decimal(38, 18): prices x lots and P&L, exact
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ FILLS = _table(
     "fills", ("fill_id", STRING), ("client_order_id", STRING), ("signal_id", STRING), ("symbol", STRING),
     ("side", STRING), ("price", FLOAT), ("quantity_lots", FLOAT), ("commission", FLOAT), ("filled_at_ms", TIMESTAMP),
     ("model_id", STRING), ("model_version", pa.uint32()), ("broker_deal_id", STRING),
+    ("position_before_lots", LOTS), ("position_after_lots", LOTS), ("entry_value_after", MONEY),
+    ("realized_pnl_quote", MONEY), ("realized_pnl_account", MONEY), ("round_trip_id", STRING),
+    ("opens_round_trip_id", STRING),
 )  # fmt: skip
 RISK_EVENTS = _table(
     "risk_events", ("risk_event_id", STRING), ("kind", STRING), ("severity", STRING), ("trading_state", STRING),
@@ -178,6 +183,14 @@ def _order_event_row(message: Message) -> dict[str, Any]:
     return row
 
 
+def _fill_row(message: Message) -> dict[str, Any]:
+    """A fill's columns; a record written before the engine booked fills has NULL figures and no trip."""
+    row = {name: None if value is msgspec.UNSET else value for name, value in _fields(message).items()}
+    row["round_trip_id"] = row["round_trip_id"] or ""
+    row["opens_round_trip_id"] = row["opens_round_trip_id"] or ""
+    return row
+
+
 def _dead_letter_row(message: Message) -> dict[str, Any]:
     return {**_fields(message), "dead_letter_id": message.dead_letter_id}  # type: ignore[attr-defined]
 
@@ -188,7 +201,7 @@ _ROWS: dict[type[Message], tuple[Callable[[Message], Table], Callable[[Message],
     FeatureVector: (lambda _: FEATURES, _fields),
     Prediction: (lambda _: PREDICTIONS, _fields),
     Signal: (lambda _: SIGNALS, _fields),
-    Fill: (lambda _: FILLS, _fields),
+    Fill: (lambda _: FILLS, _fill_row),
     RiskEvent: (lambda _: RISK_EVENTS, _fields),
     DeadLetter: (lambda _: QUARANTINE, _dead_letter_row),
     **{kind: (lambda _: ORDER_EVENTS, _order_event_row) for kind in _ORDER_EVENT_TYPES},

@@ -1,34 +1,43 @@
--- one row per fill (fill_id): the symbol's position before and after it, and the round trip it belongs to.
--- A round trip runs from flat to flat: a fill from a flat position opens the next one. A fill that
--- flips the position through zero stays in the trip it started from (that trip then never closes).
-with positioned as (
+-- one row per fill and round trip it belongs to (fill_id, round_trip_id), from what the execution engine
+-- booked (execution.positions.Book.book): no position or trip is derived here. A trip runs flat to flat
+-- and is named by the fill that opened it; a fill that flips the position through zero closes its trip
+-- (its realized P&L and costs are that trip's) and opens the next at its price, so it has two rows here:
+-- the closing one (trip_position_after 0) and the opening one (entry_lots = the lots it opened, no P&L).
+-- Fills written before the engine booked them (no round_trip_id) are left out. Lots and money are exact.
+with booked as (
     select
         *,
-        sum(signed_lots) over by_symbol as position_after
+        position_before_lots != 0 and (signed_lots > 0) != (position_before_lots > 0) as is_reducing,
+        opens_round_trip_id != '' and opens_round_trip_id != round_trip_id as is_flip
     from {{ ref('fct_fills') }}
-    window by_symbol as (partition by symbol order by filled_at, fill_id rows between unbounded preceding and current row)
+    where is_booked
 ),
 
-numbered as (
-    select
-        *,
-        position_after - signed_lots as position_before,
-        sum(if(position_after - signed_lots = 0, 1, 0)) over by_symbol as trip_number
-    from positioned
-    window by_symbol as (partition by symbol order by filled_at, fill_id rows between unbounded preceding and current row)
-),
-
-sided as (
-    select
-        *,
-        first_value(side) over by_trip as trip_side
-    from numbered
-    window by_trip as (partition by symbol, trip_number order by filled_at, fill_id rows between unbounded preceding and current row)
+legs as (
+    -- a flip's second row (is_opening) is the trip it opens
+    select *, arrayJoin(if(is_flip, [false, true], [false])) as is_opening
+    from booked
 )
 
 select
-    *,
-    round(sum(if(side = trip_side, quantity_lots, 0)) over by_trip, 8) as trip_entry_lots,
-    round(sum(if(side = trip_side, price * quantity_lots, 0)) over by_trip, 10) as trip_entry_cost
-from sided
-window by_trip as (partition by symbol, trip_number order by filled_at, fill_id rows between unbounded preceding and current row)
+    fill_id,
+    if(is_opening, opens_round_trip_id, round_trip_id) as round_trip_id,
+    symbol,
+    side,
+    price,
+    quantity_lots,
+    signed_lots,
+    filled_at,
+    model_id,
+    model_version,
+    position_before_lots,
+    position_after_lots,
+    toDecimal64(if(is_flip and not is_opening, 0, assumeNotNull(position_after_lots)), 8) as trip_position_after,
+    if(position_before_lots != 0 and not is_opening, position_before_lots > 0, position_after_lots > 0) as is_long,
+    toDecimal64(multiIf(is_opening, abs(position_after_lots), is_reducing, 0, abs(signed_lots)), 8) as entry_lots,
+    toDecimal64(if(is_reducing and not is_opening, least(abs(position_before_lots), abs(signed_lots)), 0), 8)
+        as exit_lots,
+    if(is_opening, toDecimal128(0, 18), realized_pnl_quote) as realized_pnl_quote,
+    if(is_opening, toDecimal128(0, 18), realized_pnl_account) as realized_pnl_account,
+    if(is_opening, toDecimal128(0, 18), commission_account) as commission_account
+from legs

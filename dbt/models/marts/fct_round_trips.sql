@@ -1,42 +1,44 @@
--- one row per closed position (round_trip_id = symbol + trip number): entry, exit, holding time,
--- P&L in pips and in the account currency, costs. Gross P&L is the sum of the fills' cash flows
--- (exact, in Decimal128); a trip still open is not here (see positions_daily). The account-currency
--- amounts convert at the exit: by the exit price for a symbol based in the account currency, else by
--- the quote currency's rate at the last closed minute (int_account_rates); NULL when none is known.
+-- one row per closed round trip (round_trip_id: the fill that opened it), from flat to flat as the
+-- execution engine booked it (int_fills_positioned): entry, exit, holding time, lots, P&L in pips, and
+-- the realized P&L in the quote and account currencies as the engine booked each fill (summed, exact
+-- decimals; the account amounts converted by the engine at each fill's live mids; NULL when the engine
+-- knew no rate). A trip still open is not here (see positions_daily). trip_number counts the symbol's
+-- trips in the order they opened (for display; the key is round_trip_id). Entry and exit prices are the
+-- lot-weighted averages of the trip's entry and exit legs (exact sums, shown as Float64).
 {{ config(order_by='(symbol, exit_at, round_trip_id)') }}
 with trips as (
     select
-        symbol,
-        trip_number,
-        trip_side,
+        round_trip_id,
+        any(symbol) as symbol,
+        any(is_long) as is_long,
         min(filled_at) as entry_at,
         max(filled_at) as exit_at,
-        argMax(position_after, (filled_at, fill_id)) as final_position,
-        round(sumIf(quantity_lots, side = trip_side), 8) as lots,
-        sumIf(price * quantity_lots, side = trip_side) / sumIf(quantity_lots, side = trip_side) as entry_price,
-        sumIf(price * quantity_lots, side != trip_side) / sumIf(quantity_lots, side != trip_side) as exit_price,
-        sum(-signed_lots * toDecimal128(price, 10)) * toDecimal128({{ contract_size('symbol') }}, 4) as gross_pnl_quote,
-        sum(commission) as costs_account,
+        argMax(trip_position_after, (filled_at, fill_id, exit_lots)) as final_position,
+        sum(entry_lots) as lots,
+        toFloat64(sum(entry_lots * {{ exact('price') }}) / sum(entry_lots)) as entry_price,
+        toFloat64(sum(exit_lots * {{ exact('price') }}) / nullIf(sum(exit_lots), 0)) as exit_price,
+        sum(realized_pnl_quote) as gross_pnl_quote,
+        if(countIf(realized_pnl_account is null) > 0, null, sum(realized_pnl_account)) as gross_pnl_account,
+        sum(commission_account) as costs_account,
         count() as fills,
         argMin(model_id, (filled_at, fill_id)) as model_id,
-        argMin(model_version, (filled_at, fill_id)) as model_version,
-        {{ quote_currency('symbol') }} as quote_currency
+        argMin(model_version, (filled_at, fill_id)) as model_version
     from {{ ref('int_fills_positioned') }}
-    group by symbol, trip_number, trip_side
+    group by round_trip_id
 ),
 
-rated as (
-    select trips.*, rates.rate as quote_rate
+numbered as (
+    select
+        *,
+        row_number() over (partition by symbol order by entry_at, round_trip_id) as trip_number
     from trips
-    asof left join {{ ref('int_account_rates') }} as rates
-        on rates.currency = trips.quote_currency and trips.exit_at >= rates.rate_at
 )
 
 select
-    concat(symbol, '-', toString(trip_number)) as round_trip_id,
+    round_trip_id,
     symbol,
     trip_number,
-    if(trip_side = 'buy', 'long', 'short') as direction,
+    if(is_long, 'long', 'short') as direction,
     lots,
     entry_at,
     exit_at,
@@ -45,12 +47,12 @@ select
     entry_price,
     exit_price,
     fills,
-    round(if(trip_side = 'buy', 1, -1) * (exit_price - entry_price) / {{ pip_size('symbol') }}, 4) as pnl_pips,
-    round(toFloat64(gross_pnl_quote), 6) as gross_pnl_quote,
-    round({{ to_account('toFloat64(gross_pnl_quote)', 'symbol', 'exit_price', 'quote_rate') }}, 6) as gross_pnl_account,
-    round(costs_account, 6) as costs_account,
-    round({{ to_account('toFloat64(gross_pnl_quote)', 'symbol', 'exit_price', 'quote_rate') }} - costs_account, 6) as net_pnl_account,
+    round(if(is_long, 1, -1) * (exit_price - entry_price) / {{ pip_size('symbol') }}, 4) as pnl_pips,
+    gross_pnl_quote,
+    gross_pnl_account,
+    costs_account,
+    gross_pnl_account - costs_account as net_pnl_account,
     model_id,
     model_version
-from rated
+from numbered
 where final_position = 0

@@ -1,14 +1,19 @@
--- one row per symbol and UTC day: realized P&L (round trips closed that day, net of costs) and
--- unrealized P&L (the position open at the day's end), in the account currency.
+-- one row per symbol and UTC day: the realized P&L the execution engine booked on that day's fills
+-- (partial closes included, net of costs), the round trips closed that day, and the unrealized P&L of
+-- the position open at the day's end (positions_daily), in the account currency, exact decimals.
 {{ config(order_by='(symbol, day)') }}
 with realized as (
     select
         symbol,
-        exit_date as day,
-        count() as round_trips,
-        sum(gross_pnl_account) as gross_realized,
-        sum(costs_account) as costs,
-        sum(net_pnl_account) as net_realized
+        toDate(filled_at) as day,
+        if(countIf(realized_pnl_account is null) > 0, null, sum(realized_pnl_account)) as gross_realized,
+        sum(commission_account) as costs
+    from {{ ref('int_fills_positioned') }}
+    group by symbol, day
+),
+
+trips as (
+    select symbol, exit_date as day, count() as round_trips
     from {{ ref('fct_round_trips') }}
     group by symbol, day
 )
@@ -16,11 +21,12 @@ with realized as (
 select
     positions.symbol as symbol,
     positions.day as day,
-    realized.round_trips as round_trips,
-    round(realized.gross_realized, 6) as gross_realized_pnl_account,
-    round(realized.costs, 6) as costs_account,
-    round(realized.net_realized, 6) as realized_pnl_account,
+    trips.round_trips as round_trips,
+    realized.gross_realized as gross_realized_pnl_account,
+    realized.costs as costs_account,
+    realized.gross_realized - realized.costs as realized_pnl_account,
     positions.unrealized_pnl_account as unrealized_pnl_account,
-    round(realized.net_realized + positions.unrealized_pnl_account, 6) as total_pnl_account
+    realized.gross_realized - realized.costs + positions.unrealized_pnl_account as total_pnl_account
 from {{ ref('positions_daily') }} as positions
 left join realized on realized.symbol = positions.symbol and realized.day = positions.day
+left join trips on trips.symbol = positions.symbol and trips.day = positions.day

@@ -1,4 +1,5 @@
--- one row per fill (fill_id)
+-- one row per fill (fill_id), with what the execution engine booked for it (NULL / '' on fills
+-- written before the engine booked them)
 select
     fill_id,
     client_order_id,
@@ -11,5 +12,12 @@ select
     filled_at_ms as filled_at,
     model_id,
     model_version,
-    broker_deal_id
+    broker_deal_id,
+    position_before_lots,
+    position_after_lots,
+    entry_value_after,
+    realized_pnl_quote,
+    realized_pnl_account,
+    round_trip_id,
+    opens_round_trip_id
 from {{ source('tickwave', 'fills') }} final

@@ -15,11 +15,14 @@ import pytest
 from dashboards.runner import AnalystRunner
 from dashboards.sqlparts import rollover_expression
 from dashboards.trader import trader_board
+from execution.positions import Book
 from tickwave.config import Settings
+from tickwave.money import to_decimal
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
 
 SETTINGS = Settings()
+BOOKS: dict[str, Book] = {}  # the engine's books of the fills written (execution.positions)
 
 
 def _ms(moment: datetime) -> str:
@@ -27,8 +30,14 @@ def _ms(moment: datetime) -> str:
 
 
 def _fill(fill_id: str, symbol: str, side: str, lots: float, price: float, at: datetime, commission: float = 0) -> str:
+    """A fill row with what the engine books for it (the fills are listed in time order per symbol)."""
+    signed = to_decimal(lots) if side == "buy" else -to_decimal(lots)
+    booked = BOOKS.setdefault(symbol, Book()).book(signed, to_decimal(price), fill_id)
+    realized = booked.realized * 100_000
     return (f"('{fill_id}', 'o-{fill_id}', 's-{fill_id}', '{symbol}', '{side}', {price}, {lots}, {commission}, "
-            f"{_ms(at)}, 'm', 1, 'd-{fill_id}')")  # fmt: skip
+            f"{_ms(at)}, 'm', 1, 'd-{fill_id}', {booked.position_before}, {booked.position_after}, "
+            f"{booked.entry_value_after}, {realized}, {realized}, '{booked.round_trip_id}', "
+            f"'{booked.opens_round_trip_id}')")  # fmt: skip
 
 
 def _bar(table: str, symbol: str, start: datetime, close: float) -> str:
@@ -45,6 +54,7 @@ def money_database(warehouse_settings: Settings, fresh_database: str) -> tuple[S
         start: datetime = rollover[0][0].replace(tzinfo=UTC)
         now = datetime.now(tz=UTC)
         today = start + (now - start) / 2
+        BOOKS.clear()
         fills = [
             _fill("a", "EURUSD", "buy", 1.0, 1.1000, start - timedelta(hours=2)),
             _fill("b", "EURUSD", "sell", 0.4, 1.1030, today, commission=2.0),
@@ -56,7 +66,9 @@ def money_database(warehouse_settings: Settings, fresh_database: str) -> tuple[S
         ]
         client.command(
             "INSERT INTO fills (fill_id, client_order_id, signal_id, symbol, side, price, quantity_lots, commission, "
-            "filled_at_ms, model_id, model_version, broker_deal_id) VALUES " + ", ".join(fills)
+            "filled_at_ms, model_id, model_version, broker_deal_id, position_before_lots, position_after_lots, "
+            "entry_value_after, realized_pnl_quote, realized_pnl_account, round_trip_id, opens_round_trip_id) VALUES "
+            + ", ".join(fills)
         )
         client.command(_bar("bars_1m", "EURUSD", start - timedelta(minutes=1), 1.1010))
         client.command(_bar("bars_1m", "EURUSD", today, 1.1040))  # a later minute: not the rollover's mark
@@ -85,13 +97,13 @@ def test_pnl_today_when_position_carried_over_the_rollover_then_realized_plus_un
 
     rows = _panel_rows(settings, database, "P&L today")
 
-    assert rows["EURUSD"]["pnl_today"] == pytest.approx(320.0, abs=1e-6)
+    assert rows["EURUSD"]["pnl_today"] == 320  # exact (the runner shows it as a float)
     assert rows["EURUSD"]["currency"] == "USD"
-    assert rows["EURUSD"]["position_lots"] == pytest.approx(0.6)
+    assert rows["EURUSD"]["position_lots"] == 0.6
     assert rows["EURUSD"]["commission_today"] == pytest.approx(2.0)
     # GBPUSD: 0.5 at 1.30 carried (mark 1.30 at the rollover), 0.5 bought at 1.32 today, mark 1.33:
     # 0.5 x (1.33 - 1.30) + 0.5 x (1.33 - 1.32) = 0.02 -> 2,000
-    assert rows["GBPUSD"]["pnl_today"] == pytest.approx(2000.0, abs=1e-6)
+    assert rows["GBPUSD"]["pnl_today"] == 2000
 
 
 def test_positions_when_a_trip_closed_before_then_average_of_the_open_trip_only(

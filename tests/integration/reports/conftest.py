@@ -52,7 +52,7 @@ class TradedDatabase:
         return [message for message in self.published if is_chained(message)]
 
 
-def trade(state_dir: Path, signals: int = 12) -> tuple[ListPublisher, list[Tick]]:
+def trade(state_dir: Path, signals: int = 24) -> tuple[ListPublisher, list[Tick]]:
     """Run the real execution service in process over ``signals`` signals, a halt, a resume and a limit change."""
     clock = ManualClock(WEDNESDAY_NOON_MS)
     publisher = ListPublisher()
@@ -65,7 +65,9 @@ def trade(state_dir: Path, signals: int = 12) -> tuple[ListPublisher, list[Tick]
             service.handle_tick(ticks[-1])
             clock.advance(25)
             # each direction twice: the repeat asks for the position already held and is denied (sizing)
-            service.handle_signal(signal(index, clock.now_ms(), "long" if index // 2 % 2 else "short"))
+            # each pair at its own strength: fractional positions, reductions and flips through zero
+            strength = 0.3 + index // 2 % 4 * 0.2
+            service.handle_signal(signal(index, clock.now_ms(), "long" if index // 2 % 2 else "short", strength))
             if index == signals // 2:
                 for number, (command, params) in enumerate(
                     (("halt", {}), ("resume", {}), ("set_limit", {"max_order_lots": "2"}))

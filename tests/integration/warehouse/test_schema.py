@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,8 @@ ARROW_TO_CLICKHOUSE = {
     "map<string, double>": "Map(String, Float64)",
     "map<string, string>": "Map(String, String)",
     "list<item: string>": "Array(String)",
+    "decimal128(18, 8)": "Decimal(18, 8)",
+    "decimal128(38, 18)": "Decimal(38, 18)",
 }
 
 
@@ -142,7 +145,10 @@ def sample_messages(symbol: str) -> list[Message]:
         OrderFilled(**common, event_at_ms=NOW_MS + 9, fill_id="f1", fill_price=1.1003, fill_lots=0.1,
                     cumulative_lots=0.1, is_final=True),
         Fill(fill_id="f1", client_order_id=common["client_order_id"], signal_id=signal_id, symbol=symbol, side="buy",
-             price=1.1003, quantity_lots=0.1, commission=0.7, filled_at_ms=NOW_MS + 9, model_id="m1", model_version=3),
+             price=1.1003, quantity_lots=0.1, commission=0.7, filled_at_ms=NOW_MS + 9, model_id="m1", model_version=3,
+             position_before_lots=Decimal("0.2"), position_after_lots=Decimal("0.1"),
+             entry_value_after=Decimal("0.11002"), realized_pnl_quote=Decimal("0.00000000000000001"),
+             realized_pnl_account=None, round_trip_id="f0", opens_round_trip_id=""),
         RiskEvent(risk_event_id=uuid.uuid4().hex, kind="drawdown", severity="warning", trading_state="REDUCING",
                   detail="daily loss 2%", occurred_at_ms=NOW_MS + 10, symbol=symbol, check="max_daily_loss"),
         DeadLetter(source="mt5", reason="ask below bid", raw='{"bid": 2, "ask": 1}', received_at_ms=NOW_MS,
@@ -172,6 +178,10 @@ def test_contracts_when_written_through_writers_then_read_back_in_their_tables(w
     event_types = warehouse.query(
         f"SELECT event_type, fill_price, side FROM order_events WHERE symbol = '{symbol}' ORDER BY event_at_ms"
     ).result_rows
+    booked = warehouse.query(
+        "SELECT toString(position_before_lots), toString(position_after_lots), toString(entry_value_after), "
+        f"toString(realized_pnl_quote), realized_pnl_account, round_trip_id FROM fills WHERE symbol = '{symbol}'"
+    ).result_rows
     dead_letter_id = warehouse.command(f"SELECT dead_letter_id FROM quarantine WHERE symbol = '{symbol}'")
     ensemble = warehouse.query(
         f"SELECT p.confidence, p.members, s.members FROM predictions AS p "
@@ -182,6 +192,7 @@ def test_contracts_when_written_through_writers_then_read_back_in_their_tables(w
     assert int(tick_row[0].timestamp() * 1000) == NOW_MS and tick_row[1:] == (1, 6, "t")
     assert features == 1
     assert event_types == [("order_submitted.v1", None, "buy"), ("order_filled.v1", 1.1003, "")]
+    assert booked == [("0.2", "0.1", "0.11002", "0.00000000000000001", None, "f0")]  # exact, as booked
     assert dead_letter_id == messages[-1].dead_letter_id  # type: ignore[attr-defined]
     assert ensemble == [(0.42, ["xgboost:0.6", "lightgbm:0.4"], ["xgboost:0.6", "lightgbm:0.4"])]
 

@@ -5,7 +5,8 @@ Each example drives the real service (engine + journal + paper broker) with a te
   are still working (paper latency), since the limits count working orders;
 - a halted engine sends nothing to the broker;
 - each signal yields at most one order, even when redelivered and across restarts;
-- replaying the journal rebuilds the same positions and orders.
+- replaying the journal rebuilds the same positions and orders;
+- each journaled fill record carries the booking the replayed engine books for it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from execution.engine import Engine
 from execution.journal import Journal
 from execution.service import ExecutionService
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick
-from tickwave.contracts import ControlCommand, OrderSubmitted
+from tickwave.contracts import ControlCommand, Fill, OrderSubmitted
 
 MAX_POSITION = Decimal("1.0")
 SYMBOLS = ["EURUSD", "GBPUSD"]
@@ -71,6 +72,24 @@ def _assert_window_is_the_scan(engine: Engine, now_ms: int) -> None:
         window_start, window = engine.orders_in_window(since_ms)
         assert (window_start, set(window)) == (start_ms, scanned)
         assert [order.created_at_ms for order in window.values()] == sorted(o.created_at_ms for o in window.values())
+
+
+def _assert_fill_records_carry_the_replayed_booking(service: ExecutionService) -> None:
+    # Each journaled Fill record carries what the engine booked for its execution before the journal
+    # write; the engine now (rebuilt by replay after any restart) booked exactly the same.
+    path = service.engine_dir / "journal.jsonl"  # type: ignore[attr-defined]
+    with Journal(path, fsync=False) as journal:
+        records = [event for event in journal.events() if isinstance(event, Fill)]
+    positions: dict[str, Decimal] = {}
+    for record in records:
+        booking = service.engine.bookings[record.fill_id]
+        assert record.position_before_lots == positions.get(record.symbol, Decimal(0)) == booking.position_before
+        assert (record.position_after_lots, record.entry_value_after) == (booking.position_after,
+                                                                          booking.entry_value_after)  # fmt: skip
+        assert record.realized_pnl_quote == booking.realized * 100_000
+        assert (record.round_trip_id, record.opens_round_trip_id) == (booking.round_trip_id,
+                                                                      booking.opens_round_trip_id)  # fmt: skip
+        positions[record.symbol] = booking.position_after
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -130,6 +149,7 @@ def test_engine_when_any_sequence_then_limits_hold_and_one_order_per_signal(
             assert {s: p for s, p in service.engine.view.positions.items() if p} == dict(service.broker.positions())
             assert not service.engine.defects
             _assert_window_is_the_scan(service.engine, clock.now_ms())
+        _assert_fill_records_carry_the_replayed_booking(service)
         event(f"orders placed: {min(sum(_ledger_submissions(service).values()), 3)}+")
         event(f"ended {service.engine.trading_state}")
         service.close()

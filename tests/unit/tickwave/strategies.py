@@ -40,6 +40,8 @@ def strategy_for(info: mi.Type) -> st.SearchStrategy[Any]:
             return st.integers(min_value=low, max_value=_INT64)
         case mi.FloatType():
             return _float(info)
+        case mi.DecimalType():
+            return st.decimals(allow_nan=False, allow_infinity=False)
         case mi.BoolType():
             return st.booleans()
         case mi.NoneType():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tickwave.money import exact_sum, notional, quantize, to_decimal
+from tickwave.money import exact_sum, notional, quantize, to_decimal, within_places
 
 amounts = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 
@@ -70,3 +70,10 @@ def test_to_decimal_when_floats_recur_then_each_conversion_is_exactly_its_repr(v
     # Recurring floats come from the cache: it must return exactly what a fresh conversion gives.
     for value in [*values, *values, -0.0, 0.0, -0.0]:
         assert str(to_decimal(value)) == str(Decimal(float.__repr__(value)))
+
+
+def test_within_places_when_an_amount_has_more_decimals_then_only_it_is_rounded_half_even() -> None:
+    assert str(within_places(Decimal("1.5"), 2)) == "1.5"  # exact: its own digits kept
+    assert within_places(Decimal("0.125"), 2) == Decimal("0.12")
+    assert within_places(Decimal("0.135"), 2) == Decimal("0.14")
+    assert within_places(Decimal("12345678901234567890123456789.5"), 0) == Decimal("12345678901234567890123456790")
