@@ -91,7 +91,38 @@ SYSTEM_TABLE_COLUMNS = {
         "column_bytes_on_disk", "column_data_compressed_bytes", "column_data_uncompressed_bytes",
     }),
 }  # fmt: skip
-# Output formats that read a schema or template file of the host.
-FILE_FORMATS = frozenset({
-    "protobuf", "protobufsingle", "protobuflist", "capnproto", "template", "templateignorespaces", "regexp",
+# Output formats a read-only request may ask for (lower case: the check ignores case). Every output
+# format of the engine is either here or on REFUSED_OUTPUT_FORMATS, with the reason: a unit test
+# compares the two lists with ``system.formats``, so a new ClickHouse's formats are reviewed before
+# a read-only user gets them.
+OUTPUT_FORMATS = frozenset({
+    "arrow", "arrowstream", "avro", "bsoneachrow", "buffers", "csv", "csvwithnames", "csvwithnamesandtypes",
+    "customseparated", "customseparatedwithnames", "customseparatedwithnamesandtypes", "geojson", "hash",
+    "hivetext", "json", "jsoncolumns", "jsoncolumnswithmetadata", "jsoncompact", "jsoncompactcolumns",
+    "jsoncompacteachrow", "jsoncompacteachrowwithnames", "jsoncompacteachrowwithnamesandtypes",
+    "jsoncompacteachrowwithprogress", "jsoncompactstrings", "jsoncompactstringseachrow",
+    "jsoncompactstringseachrowwithnames", "jsoncompactstringseachrowwithnamesandtypes",
+    "jsoncompactstringseachrowwithprogress", "jsoneachrow", "jsoneachrowwithprogress", "jsonl", "jsonlines",
+    "jsonobjecteachrow", "jsonstrings", "jsonstringseachrow", "jsonstringseachrowwithprogress", "lineasstring",
+    "lineasstringwithnames", "lineasstringwithnamesandtypes", "md", "markdown", "msgpack", "mysqlwire", "ndjson",
+    "native", "npy", "null", "odbcdriver2", "orc", "png", "parquet", "postgresqlwire", "pretty", "prettycompact",
+    "prettycompactmonoblock", "prettycompactnoescapes", "prettycompactnoescapesmonoblock", "prettyjsoneachrow",
+    "prettyjsonlines", "prettymonoblock", "prettyndjson", "prettynoescapes", "prettynoescapesmonoblock",
+    "prettyspace", "prettyspacemonoblock", "prettyspacenoescapes", "prettyspacenoescapesmonoblock", "prometheus",
+    "raw", "rawblob", "rawwithnames", "rawwithnamesandtypes", "rowbinary", "rowbinarywithnames",
+    "rowbinarywithnamesandtypes", "sqlinsert", "tskv", "tsv", "tsvraw", "tsvrawwithnames",
+    "tsvrawwithnamesandtypes", "tsvwithnames", "tsvwithnamesandtypes", "tabseparated", "tabseparatedraw",
+    "tabseparatedrawwithnames", "tabseparatedrawwithnamesandtypes", "tabseparatedwithnames",
+    "tabseparatedwithnamesandtypes", "values", "vertical", "xml",
 })  # fmt: skip
+REFUSED_OUTPUT_FORMATS = {
+    "protobuf": "reads a schema file of the host (format_schema)",
+    "protobuflist": "reads a schema file of the host (format_schema)",
+    "protobufsingle": "reads a schema file of the host (format_schema)",
+    "template": "reads template files of the host (format_template_*)",
+    "avroconfluent": "reaches a schema registry over the network",
+}
+# Statements under which an Identifier child can only be the FORMAT clause (under SHOW and EXISTS
+# it may also be a database or table name, so there only the engine's format names are checked).
+FORMAT_ONLY_ROOTS = frozenset({"SelectWithUnionQuery", "SelectIntersectExceptQuery", "DescribeQuery", "Explain"})
+ENGINE_OUTPUT_FORMATS = OUTPUT_FORMATS | frozenset(REFUSED_OUTPUT_FORMATS)

@@ -19,7 +19,8 @@ them is refused, so what a later ClickHouse adds stays refused until it is revie
 - every table function on the allow-list; for the analyst, no ``SETTINGS`` clause, system
   tables only from the allow-list, and in a query block reading ``system.databases``,
   ``tables``, ``parts`` or ``parts_columns`` only their columns without host paths;
-- no output format that reads schema or template files of the host.
+- output formats only from an allow-list (none that reads a schema or template file of the host,
+  or reaches a schema registry); the engine's formats are reviewed like its functions.
 
 The dump of ``EXPLAIN AST`` is an indented tree whose lines carry ``(children N)``: it is
 parsed by indentation and every count is checked, so a name with a line break in it
@@ -40,11 +41,14 @@ from tickwave.warehouse.allowlist import (
     ALLOWED_NODE_KINDS,
     ALLOWED_SYSTEM_TABLES,
     ALLOWED_TABLE_FUNCTIONS,
-    FILE_FORMATS,
+    ENGINE_OUTPUT_FORMATS,
+    FORMAT_ONLY_ROOTS,
     LITERAL_PARENTS,
+    OUTPUT_FORMATS,
     PARSER_AGGREGATES,
     PARSER_FUNCTIONS,
     READ_ROOTS,
+    REFUSED_OUTPUT_FORMATS,
     SYSTEM_DATABASE,
     SYSTEM_TABLE_COLUMNS,
 )
@@ -204,8 +208,8 @@ class ReadOnlyPolicy:
         root = explained[0] if statement.kind == "Explain" and explained else statement
         if statement.kind not in READ_ROOTS or root.kind not in READ_ROOTS:
             raise QueryError(READONLY, "Cannot execute query in readonly mode")
-        if request.output_format.lower() in FILE_FORMATS:
-            raise _refuse(f"Format {request.output_format} reads schema files of the host")
+        if request.output_format and request.output_format.lower() not in OUTPUT_FORMATS:
+            raise _refuse(f"Format {request.output_format} (not on the allow-list)")
         if request.is_analyst and request.database == SYSTEM_DATABASE:
             raise _refuse(f"Database {request.database} as the current database")
         if statement.kind == "UseQuery" and request.is_analyst and statement.name == SYSTEM_DATABASE:
@@ -220,8 +224,7 @@ class ReadOnlyPolicy:
         if node.kind == "Literal" and parent is not None and parent.kind not in LITERAL_PARENTS:
             raise _refuse("INTO OUTFILE")
         if node.kind == "Identifier" and parent is not None and parent.kind in READ_ROOTS:
-            if node.name.lower() in FILE_FORMATS:
-                raise _refuse(f"Format {node.name} reads schema files of the host")
+            _check_format(node.name, parent.kind)
         if node.kind == "Set" and request.is_analyst:
             raise _refuse("Changing settings (a SETTINGS clause)")
         if node.kind == "Function":
@@ -243,6 +246,15 @@ class ReadOnlyPolicy:
         if not (is_allowed_kind(canonical, info) and is_reviewed):
             what = info.category or info.origin
             raise _refuse(f"Function {name} ({canonical}: {what}) is not on the read-only allow-list")
+
+
+def _check_format(name: str, root_kind: str) -> None:
+    # An Identifier child of a statement: its FORMAT clause, or (under SHOW and EXISTS) a name.
+    lowered = name.lower()
+    if lowered in OUTPUT_FORMATS:
+        return
+    if root_kind in FORMAT_ONLY_ROOTS or lowered in ENGINE_OUTPUT_FORMATS:
+        raise _refuse(f"Format {name} ({REFUSED_OUTPUT_FORMATS.get(lowered, 'not on the allow-list')})")
 
 
 def _check_system_table(node: AstNode) -> None:

@@ -24,7 +24,13 @@ from dashboards.build import boards
 from dashboards.gocheck import board_context
 from dashboards.macros import expand
 from tickwave.config import Settings
-from tickwave.warehouse.allowlist import ALLOWED_CATEGORIES, ALLOWED_NODE_KINDS, LITERAL_PARENTS
+from tickwave.warehouse.allowlist import (
+    ALLOWED_CATEGORIES,
+    ALLOWED_NODE_KINDS,
+    LITERAL_PARENTS,
+    OUTPUT_FORMATS,
+    REFUSED_OUTPUT_FORMATS,
+)
 from tickwave.warehouse.catalog import (
     SNAPSHOT,
     FunctionCatalog,
@@ -116,6 +122,14 @@ ESCAPES = [
     "SELECT x FROM (SELECT path AS x FROM system.parts)",
     "SELECT (SELECT max(data_path) FROM system.databases)",
     "SELECT 1 WHERE 'x' IN system.databases",
+    # output formats off the allow-list: schema and template files of the host, a schema registry
+    "SELECT 1 FORMAT Protobuf",
+    "SELECT 1 FORMAT template",
+    "SELECT 1 FORMAT AvroConfluent",
+    "DESCRIBE (SELECT 1) FORMAT ProtobufSingle",
+    "EXPLAIN SELECT 1 FORMAT ProtobufList",
+    "SHOW TABLES FROM tickwave FORMAT Protobuf",
+    "SELECT 1 UNION ALL SELECT 2 FORMAT NotAFormatAnywhere",
 ]
 
 
@@ -207,6 +221,9 @@ ALLOWED = [
     "SHOW TABLES",
     "EXISTS TABLE ticks",
     "EXPLAIN SYNTAX SELECT number FROM numbers(2)",
+    "SELECT 1 FORMAT JSONEachRow",
+    "SHOW TABLES FROM tickwave FORMAT PrettyCompact",
+    "SHOW CREATE TABLE tickwave.ticks FORMAT TSVRaw",
 ]
 
 
@@ -230,6 +247,29 @@ def test_catalog_when_chdb_changes_its_functions_then_the_reviewed_snapshot_must
         "descriptions in system.functions, then regenerate the snapshot: "
         "python -m tickwave.warehouse.catalog > tickwave/warehouse/allowed_functions.txt"
     )
+
+
+def test_policy_when_chdb_changes_its_output_formats_then_each_is_reviewed(connection: Any) -> None:
+    engine = set(connection.query("SELECT name FROM system.formats WHERE is_output", "TSV").bytes().decode().split())
+    reviewed = OUTPUT_FORMATS | set(REFUSED_OUTPUT_FORMATS)
+
+    assert {name.lower() for name in engine} == reviewed, (
+        "the engine's output formats changed: put each new one on OUTPUT_FORMATS or REFUSED_OUTPUT_FORMATS "
+        "(tickwave/warehouse/allowlist.py) after reading what it does"
+    )
+
+
+@pytest.mark.parametrize(("output_format", "is_allowed"), [("JSON", True), ("protobuf", False), ("Nope", False)])
+def test_policy_when_a_format_is_asked_outside_the_sql_then_only_allowed_ones_pass(
+    connection: Any, catalog: FunctionCatalog, output_format: str, is_allowed: bool
+) -> None:
+    request = Request(is_analyst=True, database="tickwave", output_format=output_format)
+
+    if is_allowed:
+        decide(connection, catalog, "SELECT 1", request)
+    else:
+        with pytest.raises(QueryError, match=output_format):
+            decide(connection, catalog, "SELECT 1", request)
 
 
 def test_policy_when_a_function_is_not_in_the_reviewed_snapshot_then_refused_though_its_category_is_allowed(
