@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -95,3 +97,33 @@ def test_split_statements_when_semicolons_hide_in_strings_and_comments_then_igno
         "CREATE TABLE a (x String DEFAULT ';')",
         "-- done; really\nCREATE TABLE b (y UInt8)",
     ]
+
+
+SQL_LIMIT = 262_144  # ClickHouse's max_query_size
+
+
+@pytest.mark.parametrize(
+    "crafted",
+    [
+        b"SELECT " + b"/*x" * (SQL_LIMIT // 3),  # comments that never close
+        b"SELECT " + b"'\\" * (SQL_LIMIT // 2),  # strings that never close, escapes eating each quote
+        b"SELECT " + b"'a''" * (SQL_LIMIT // 4),
+        b"SELECT " + b'"a\\' * (SQL_LIMIT // 3),
+        b"SELECT " + b"`a" * (SQL_LIMIT // 2),
+    ],
+    ids=["comment", "string", "doubled-quote", "quoted-name", "backquote"],
+)
+def test_analyze_when_delimiters_never_close_then_the_lexer_stays_linear(crafted: bytes) -> None:
+    # Each unclosed delimiter used to be scanned to the end of the text again: 256 KiB of "/*x" took 78 s.
+    started = time.perf_counter()
+
+    statement = analyze(crafted[:SQL_LIMIT], SQL_LIMIT)
+
+    assert statement.keyword == "SELECT"
+    assert time.perf_counter() - started < 1.0  # linear: ~0.01-0.15 s here; quadratic was minutes
+
+
+def test_analyze_when_a_string_or_comment_is_unclosed_then_the_rest_is_inside_it() -> None:
+    assert analyze(b"SELECT '/* FORMAT JSON", SQL_LIMIT).output_format is None
+    assert analyze(b"SELECT 1 /* FORMAT JSON", SQL_LIMIT).output_format is None
+    assert analyze(b"SELECT 1 FORMAT JSON /* x", SQL_LIMIT).output_format == "JSON"
