@@ -231,25 +231,43 @@ def rollback(
 
 @app.command("shadow")
 def shadow(
-    version: Annotated[int, typer.Argument(help="the version to score in shadow")], model_id: ModelIdOption = None
+    version: Annotated[int, typer.Argument(help="the version to score in shadow")],
+    model_id: ModelIdOption = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="the model id whose champion it challenges (default: its own model id's); "
+            "timeframe, feature schema and labels must match",
+        ),
+    ] = None,
 ) -> None:
     """Make a version a challenger: the dataflow scores it beside its timeframe's champion and never trades it."""
     settings = settings_or_exit()
     name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
-        entry = registry.shadow(name, version, _actor("models shadow"))
-    console.print(f"{entry.name} is a challenger on {entry.timeframe} bars: the streams score it in shadow (within "
-                  "streams.model_refresh_s); `tickwave models compare` shows it beside the champion")  # fmt: skip
+        entry = registry.shadow(name, version, _actor("models shadow"), against)
+        champion = registry.champion(entry.slot, entry.timeframe)
+    beside = f"beside champion {champion.name}" if champion is not None else f"in slot {entry.slot} (no champion yet)"
+    console.print(f"{entry.name} is a challenger on {entry.timeframe} bars {beside}: the streams score it in shadow "
+                  "(within streams.model_refresh_s); `tickwave models compare` shows it beside the champion; "
+                  f"`tickwave models promote {entry.model_version} --model-id {entry.model_id}` makes it the champion "
+                  "of that slot")  # fmt: skip
 
 
 @app.command("compare")
 def compare(
-    model_id: Annotated[str | None, typer.Option("--model-id", help="one model id (default: every model)")] = None,
+    model_id: Annotated[
+        str | None,
+        typer.Option(
+            "--model-id", help="the slots of one model id, champion and challengers of every id (default: every slot)"
+        ),
+    ] = None,
     timeframe: Annotated[str | None, typer.Option("--timeframe", help="one timeframe, e.g. 1m")] = None,
     days: Annotated[int, typer.Option("--days", min=1, help="the last N UTC days, today included")] = 7,
     daily: Annotated[bool, typer.Option("--daily", help="one row per day rather than per window")] = False,
 ) -> None:
-    """Compare champions and their challengers on live data (the model_performance_daily mart)."""
+    """Compare each slot's champion with its challengers, of any model id, on live data (model_performance_daily)."""
     settings = settings_or_exit()
     from models.shadow import live_performance
 
@@ -268,19 +286,22 @@ def compare(
 
 
 def comparison_table(rows: list[LivePerformance], days: int) -> Table:
-    """Return the rows as a table: each challenger's log loss beside its champion's (negative: it does better)."""
-    champions = {(row.model_id, row.timeframe, row.day): row.log_loss for row in rows if row.role == "champion"}
-    table = Table("model", "timeframe", "version", "role", "stage now", "day" if rows[0].day else "days",
+    """Return the rows as a table: each challenger's log loss beside its slot's champion's (negative: it does better).
+
+    The champion of a slot ``(slot, timeframe)`` may have another model id than its challengers.
+    """
+    champions = {(row.slot, row.timeframe, row.day): row.log_loss for row in rows if row.role == "champion"}
+    table = Table("model", "slot", "timeframe", "version", "role", "stage now", "day" if rows[0].day else "days",
                   "predictions", "scored", "hit rate", "accuracy", "log loss", "vs champion",
                   title=f"live champion / challenger, last {days} days (model_performance_daily)")  # fmt: skip
     for row in rows:
-        reference = champions.get((row.model_id, row.timeframe, row.day))
+        reference = champions.get((row.slot, row.timeframe, row.day))
         delta = "" if row.role == "champion" or reference is None or row.log_loss is None else (
             f"{row.log_loss - reference:+.4f}")  # fmt: skip
         role = f"[bold green]{row.role}[/]" if row.role == "champion" else row.role
-        table.add_row(row.model_id, row.timeframe, str(row.model_version), role, row.stage, row.day or str(row.days),
-                      f"{row.predictions:,}", f"{row.scored:,}", _number(row.hit_rate), _number(row.accuracy),
-                      _number(row.log_loss), delta)  # fmt: skip
+        table.add_row(row.model_id, row.slot, row.timeframe, str(row.model_version), role, row.stage,
+                      row.day or str(row.days), f"{row.predictions:,}", f"{row.scored:,}", _number(row.hit_rate),
+                      _number(row.accuracy), _number(row.log_loss), delta)  # fmt: skip
     return table
 
 

@@ -84,8 +84,8 @@ def test_judge_when_holdout_empty_then_refused() -> None:
     assert not decision.is_promoted and decision.failures == ["the holdout has no rows"]
 
 
-def event(version: int, action: str, at: int) -> RegistryEvent:
-    return RegistryEvent("m", version, action, "", "", "test", "", at)
+def event(version: int, action: str, at: int, model_id: str = "m") -> RegistryEvent:
+    return RegistryEvent(model_id, version, action, "", "", "test", "", at)
 
 
 PROMOTED_1_2 = [event(1, "promoted", 1), event(2, "promoted", 2)]
@@ -101,12 +101,17 @@ REPROMOTED_2 = [*PROMOTED_1_2, event(2, "rolled_back", 3), event(2, "promoted", 
         (ROLLED_BACK_3, 2, 1),  # v3 was rolled back to v2; rolling back v2 goes to v1, never forward to v3
         (REPROMOTED_2, 4, 2),  # v2 rolled back, then promoted again after a fix: it counts again
         ([event(1, "registered", 1), event(1, "promotion_refused", 2)], 5, None),
+        # another model id's v1 (a challenger of m's slot) replaced m v1: rolling it back restores m v1, not itself
+        ([event(1, "promoted", 1), event(1, "promoted", 2, "lgbm")], ("lgbm", 1), ("m", 1)),
     ],
 )
 def test_rollback_target_when_history_given_then_latest_earlier_champion_not_rolled_back(
-    events: list[RegistryEvent], current: int, expected: int | None
+    events: list[RegistryEvent], current: int | tuple[str, int], expected: int | tuple[str, int] | None
 ) -> None:
-    assert rollback_target(events, current) == expected
+    def key(version: int | tuple[str, int]) -> tuple[str, int]:
+        return version if isinstance(version, tuple) else ("m", version)
+
+    assert rollback_target(events, key(current)) == (None if expected is None else key(expected))
 
 
 ENTRY = RegistryEntry("m", 1, CANDIDATE, "xgboost", "models/a.onnx", "a" * 64, "h", {}, {}, 0, 1, 2, 2)
