@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from models.dataset import DOWN, FLAT, UP
 from models.errors import RegistryError
 from models.evaluation import BaselineComparison
-from models.registry import CANDIDATE, CHAMPION, RETIRED, RegistryEntry, RegistryEvent, judge_promotion, rollback_target
+from models.registry import (
+    CANDIDATE,
+    CHAMPION,
+    RETIRED,
+    RegistryEntry,
+    RegistryEvent,
+    contract_mismatches,
+    judge_promotion,
+    rollback_target,
+)
 
 LABELS = np.array([UP, DOWN, FLAT, UP, DOWN, FLAT] * 50)
 
@@ -194,3 +205,37 @@ def test_judge_when_only_a_baseline_placed_orders_then_it_is_a_comparison() -> N
 
     assert decision.figures["is_pnl_judged"] == 1.0
     assert decision.failures == ["holdout P&L after costs 0.00 does not beat the flat baseline's 0.00"]
+
+
+CONTRACT = {"timeframe": "1m", "horizon_bars": "5", "dead_zone_bps": "1.0", "symbols": "EURUSD,USDJPY"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, []),
+        ({"symbols": "USDJPY,XAUUSD"}, []),  # one symbol in common is enough: scored on the shared bars
+        ({"timeframe": "5m"}, ["timeframe 5m != the champion's 1m"]),
+        ({"horizon_bars": "10"}, ["labels"]),
+        ({"dead_zone_bps": "0.5"}, ["labels"]),
+        ({"symbols": "XAUUSD"}, ["no symbol in common with the champion's (EURUSD,USDJPY)"]),
+    ],
+)
+def test_contract_mismatches_when_a_challenger_differs_then_each_difference_named(
+    changes: dict[str, str], expected: list[str]
+) -> None:
+    champion = replace(ENTRY, model_id="ensemble_direction", params=CONTRACT)
+    challenger = replace(ENTRY, model_id="lgbm_direction", framework="lightgbm", params={**CONTRACT, **changes})
+
+    found = contract_mismatches(challenger, champion)
+
+    assert [message[: len(prefix)] for message, prefix in zip(found, expected, strict=False)] == expected
+    assert len(found) == len(expected)
+
+
+def test_contract_mismatches_when_feature_schemas_differ_then_refused() -> None:
+    champion = replace(ENTRY, params=CONTRACT)
+
+    found = contract_mismatches(replace(champion, model_id="other", feature_schema_hash="other"), champion)
+
+    assert found == ["feature schema other != the champion's h"]
