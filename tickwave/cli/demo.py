@@ -355,7 +355,8 @@ def _champion_and_challenger(settings: Settings) -> None:
     if rows:
         console.print(comparison_table(rows, 1))
     console.print("  champion vs challenger on live data: `tickwave models compare --days 1` (the "
-                  "model_performance_daily mart; `--daily` per day); `tickwave models promote <version>`")  # fmt: skip
+                  "model_performance_daily mart; `--daily` per day); `tickwave models promote <version> --model-id "
+                  "<challenger's id>` makes a challenger the champion of its slot")  # fmt: skip
 
 
 def _compliance_reports(settings: Settings) -> None:

@@ -136,16 +136,17 @@ def list_models(
     model_id: ModelIdOption = None,
     every_model: Annotated[bool, typer.Option("--all", help="list every model id")] = False,
 ) -> None:
-    """List the registered versions with their key holdout metrics."""
+    """List the registered versions with their key holdout metrics: a model id's, and the challengers of its slots."""
     settings = settings_or_exit()
+    name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
-        entries = registry.entries(None if every_model else (model_id or settings.models.registry_id))
-    table = Table("model", "version", "kind", "stage", "created", "data range",
+        entries = [entry for entry in registry.entries() if every_model or name in (entry.model_id, entry.slot)]
+    table = Table("model", "version", "kind", "stage", "slot", "created", "data range",
                   *(label for _, label in KEY_METRICS[:3]), "P&L USD", "Sharpe", "changed by")  # fmt: skip
     for entry in entries:
         stage = f"[bold green]{entry.stage}[/]" if entry.stage == "champion" else entry.stage
         table.add_row(
-            entry.model_id, str(entry.model_version), entry.framework, stage, _time(entry.created_at_ms),
+            entry.model_id, str(entry.model_version), entry.framework, stage, entry.slot, _time(entry.created_at_ms),
             f"{_time(entry.trained_from_ms)} .. {_time(entry.trained_to_ms)}",
             *(_number(entry.metrics.get(key)) for key, _ in KEY_METRICS[:3]),
             _number(entry.metrics.get("holdout_pnl_account")), _number(entry.metrics.get("holdout_sharpe")),
@@ -175,7 +176,7 @@ def show(version: Annotated[int, typer.Argument(help="the version")], model_id: 
 def _print_entry(entry: RegistryEntry, artifact: str, report: str) -> None:
     facts = Table("field", "value", show_header=False)
     for label, value in (
-        ("model", entry.name), ("stage", entry.stage), ("framework", entry.framework),
+        ("model", entry.name), ("stage", entry.stage), ("slot", entry.slot), ("framework", entry.framework),
         ("created", _time(entry.created_at_ms)),
         ("data range", f"{_time(entry.trained_from_ms)} .. {_time(entry.trained_to_ms)}"),
         ("feature schema", entry.feature_schema_hash), ("artifact sha256", entry.artifact_sha256),
@@ -205,6 +206,7 @@ def promote(
     with _opened_registry(settings) as registry:
         try:
             decision = registry.promote(name, version, _actor("models promote"))
+            entry = registry.entry(name, version)
         except PromotionRefused as refused:
             err_console.print(f"[bold red]not promoted[/]: {name} v{version}")
             for note in refused.notes:
@@ -212,7 +214,7 @@ def promote(
             for figure, value in refused.figures.items():
                 err_console.print(f"  {figure}: {value:.6g}")
             raise
-    console.print(f"{name} v{version} is the champion")
+    console.print(f"{entry.name} is the champion of slot {entry.slot} on {entry.timeframe} bars")
     _print_decision(decision)
 
 

@@ -96,6 +96,7 @@ def test_cli_when_model_is_lightgbm_or_ensemble_then_registered_under_its_kinds_
     nobody = runner.invoke(app, [*challenge, "xgb_direction"])
     shadowed = runner.invoke(app, [*challenge, "ensemble_direction"])
     listed = runner.invoke(app, ["models", "list", "--all"])
+    slot = runner.invoke(app, ["models", "list", "--model-id", "ensemble_direction"])
 
     assert trained.exit_code == 0, trained.output
     assert "lgbm_direction v1: candidate" in trained.output and "report.html" in trained.output
@@ -107,3 +108,4 @@ def test_cli_when_model_is_lightgbm_or_ensemble_then_registered_under_its_kinds_
     assert shadowed.exit_code == 0, shadowed.output
     assert "lgbm_direction v1 is a challenger on 1m bars beside champion ensemble_direction v1" in shadowed.output
     assert "challenger" in listed.output and "xgb_direction" not in listed.output
+    assert "lgbm_direction" in slot.output and "challenger" in slot.output  # the slot's challenger of another id
