@@ -14,12 +14,17 @@ moves only along :data:`TRANSITIONS`:
   decision says so;
 - ``rollback``: the champion is retired and the version that was champion before it
   (and was not itself rolled back since) is restored;
-- ``shadow``: a candidate (or a retired version) becomes a ``challenger``: the dataflow
-  scores it beside the champion of its timeframe and stores its predictions with
-  ``role = 'challenger'``, never as signals. Promoting a challenger also compares the two
-  on those live predictions (``models.shadow``); with ``models.shadow_min_days`` > 0 it
-  must have been scored that many days and beaten the champion's live log loss. The
-  champion it replaces is retired; other challengers stay challengers.
+- ``shadow``: a candidate (or a retired version) becomes a ``challenger`` of the champion
+  of its timeframe in a slot: its own model id's, or (``against``) another model id's, say
+  ``lgbm_direction v1`` against the ``ensemble_direction`` champion. It must have the
+  champion's contract (:func:`contract_mismatches`: timeframe, feature schema, label
+  definition, a shared symbol), or it is refused. The dataflow scores it beside that
+  champion and stores its predictions under its own model id with ``role = 'challenger'``,
+  never as signals. Promoting a challenger also compares the two on those live
+  predictions (``models.shadow``); with ``models.shadow_min_days`` > 0 it must have been
+  scored that many days and beaten the champion's live log loss. It then becomes the
+  champion of the slot, whatever its model id; the champion it replaces is retired; other
+  challengers stay challengers.
 
 Every change, and every refused promotion, is an audited row of
 ``model_registry_events`` naming who or what did it and why; the registry row carries
@@ -27,10 +32,13 @@ the latest change's actor and reason. Registration takes the next version number
 reads the row back: a concurrent trainer that took the same number is detected and the
 loser takes the next one.
 
-A model id has at most one champion per timeframe (the ``timeframe`` param of its rows):
-promoting a 5-minute version retires only the 5-minute champion. The streams serve the
-champions through ``tickwave.champions.RegistryModelProvider`` (in the core, so that
-``streams/`` imports no component).
+A slot is ``(slot id, timeframe)``: the slot id is a model id, the version's own unless it
+was shadowed against another model id's champion (then ``params['slot']`` names that id,
+and keeps naming it once the version is promoted). A slot has at most one champion: it
+alone trades; promoting a 5-minute version retires only the 5-minute champion of its
+slot. The streams serve the slots of ``models.registry_id`` through
+``tickwave.champions.RegistryModelProvider`` (in the core, so that ``streams/`` imports no
+component).
 """
 
 from __future__ import annotations
@@ -98,8 +106,18 @@ class RegistryEntry:
 
     @property
     def timeframe(self) -> str:
-        """The bars this version was trained on (its champion slot is ``(model_id, timeframe)``)."""
+        """The bars this version was trained on (its champion slot is ``(slot, timeframe)``)."""
         return self.params.get("timeframe", "")
+
+    @property
+    def slot(self) -> str:
+        """The model id naming the slot this version fills or challenges: its own unless shadowed against another."""
+        return self.params.get("slot") or self.model_id
+
+    @property
+    def label_spec(self) -> LabelSpec:
+        """The label definition it was trained on (horizon and dead zone), from its params."""
+        return LabelSpec(int(self.params.get("horizon_bars", "1")), float(self.params.get("dead_zone_bps", "0")))
 
     def moved_to(self, stage: str, actor: str, reason: str, now_ms: int) -> RegistryEntry:
         """Return this entry in ``stage``.
@@ -202,19 +220,46 @@ def judge_promotion(
     return PromotionDecision(not failures, failures, list(notes), figures)
 
 
-def rollback_target(events: Iterable[RegistryEvent], current_version: int) -> int | None:
-    """Return the version to restore: the latest earlier champion not rolled back since its promotion."""
-    last_action: dict[int, str] = {}
-    promoted_order: list[int] = []
+def rollback_target(events: Iterable[RegistryEvent], current: tuple[str, int]) -> tuple[str, int] | None:
+    """Return the ``(model_id, version)`` to restore: the latest earlier champion not rolled back since its promotion.
+
+    ``events``: the audit trail of every version of the slot, whatever its model id.
+    """
+    last_action: dict[tuple[str, int], str] = {}
+    promoted_order: list[tuple[str, int]] = []
     for event in sorted(events, key=lambda event: event.occurred_at_ms):
+        key = (event.model_id, event.model_version)
         if event.action in ("promoted", "rolled_back"):
-            last_action[event.model_version] = event.action
+            last_action[key] = event.action
         if event.action == "promoted":
-            promoted_order.append(event.model_version)
-    for version in reversed(promoted_order):
-        if version != current_version and last_action.get(version) == "promoted":
-            return version
+            promoted_order.append(key)
+    for key in reversed(promoted_order):
+        if key != current and last_action.get(key) == "promoted":
+            return key
     return None
+
+
+def contract_mismatches(challenger: RegistryEntry, champion: RegistryEntry) -> list[str]:
+    """Return why ``challenger`` cannot be scored beside ``champion`` and compared with it (empty: it can).
+
+    Both must score the same vectors (timeframe and feature schema: the flow serves one
+    feature set) and be judged against the same labels (horizon and dead zone), on at
+    least one symbol in common. The framework and the model id may differ.
+    """
+    mismatches = []
+    if challenger.timeframe != champion.timeframe:
+        mismatches.append(f"timeframe {challenger.timeframe} != the champion's {champion.timeframe}")
+    if challenger.feature_schema_hash != champion.feature_schema_hash:
+        mismatches.append(f"feature schema {challenger.feature_schema_hash} != the champion's "
+                          f"{champion.feature_schema_hash}")  # fmt: skip
+    if challenger.label_spec != champion.label_spec:
+        mismatches.append(f"labels {challenger.label_spec.describe()} != the champion's "
+                          f"{champion.label_spec.describe()}")  # fmt: skip
+    mine = set(challenger.params.get("symbols", "").split(",")) - {""}
+    theirs = set(champion.params.get("symbols", "").split(",")) - {""}
+    if not mine & theirs:
+        mismatches.append(f"no symbol in common with the champion's ({','.join(sorted(theirs))})")
+    return mismatches
 
 
 class ModelRegistry:
@@ -276,14 +321,21 @@ class ModelRegistry:
                 return candidate
         raise RegistryError(f"{model_id} v{version} is not registered (see `tickwave models list`)")
 
-    def champion(self, model_id: str, timeframe: str | None = None) -> RegistryEntry | None:
-        """Return the champion of ``model_id`` on ``timeframe`` (the latest promoted, should two claim it), or None.
+    def champion(self, slot: str | None, timeframe: str | None = None) -> RegistryEntry | None:
+        """Return the champion of the slot ``(slot, timeframe)`` (the latest promoted, should two claim it), or None.
 
-        ``timeframe=None``: the champion of any timeframe promoted last.
+        ``slot`` is a model id; the champion may be a version of another model id that was
+        shadowed against it and promoted. ``slot=None``: any slot; ``timeframe=None``: the
+        champion of any timeframe promoted last.
         """
-        champions = [entry for entry in self.entries(model_id)
+        champions = [entry for entry in self.slot_entries(slot)
                      if entry.stage == CHAMPION and timeframe in (None, entry.timeframe)]  # fmt: skip
         return max(champions, key=lambda entry: entry.updated_at_ms) if champions else None
+
+    def slot_entries(self, slot: str | None, timeframe: str | None = None) -> list[RegistryEntry]:
+        """Return every version in the slots ``slot`` names (of any model id; ``None``: every slot), newest first."""
+        return [entry for entry in self.entries()
+                if slot in (None, entry.slot) and timeframe in (None, entry.timeframe)]  # fmt: skip
 
     def events(self, model_id: str) -> list[RegistryEvent]:
         """Return the audit trail of ``model_id``, oldest first."""
@@ -381,15 +433,15 @@ class ModelRegistry:
                              min_rows=1, require_classes=False)  # fmt: skip
 
     def evaluate(self, candidate: RegistryEntry, holdout: Dataset) -> PromotionDecision:
-        """Judge ``candidate`` against the current champion on ``holdout``, through the served ONNX models."""
-        champion = self.champion(candidate.model_id, candidate.timeframe)
+        """Judge ``candidate`` against its slot's champion on ``holdout``, through the served ONNX models."""
+        champion = self.champion(candidate.slot, candidate.timeframe)
         features = holdout.features
         candidate_probabilities = ServingModel(self.artifact(candidate), holdout.schema_hash).predict_batch(features)
         champion_probabilities = None
         notes: list[str] = []
         if champion is None:
             notes.append("no champion yet: judged by the sanity checks alone")
-        elif champion.model_version == candidate.model_version:
+        elif champion.name == candidate.name:
             notes.append("the candidate is the champion")
         elif champion.feature_schema_hash != holdout.schema_hash:
             notes.append(
@@ -421,7 +473,9 @@ class ModelRegistry:
         )  # fmt: skip
 
     def promote(self, model_id: str, version: int, actor: str, holdout: Dataset | None = None) -> PromotionDecision:
-        """Make ``version`` the champion if it passes the promotion rules; audit the outcome either way.
+        """Make ``version`` the champion of its slot if it passes the promotion rules; audit the outcome either way.
+
+        The champion it replaces (of its slot and timeframe, whatever that one's model id) is retired.
 
         Args:
             model_id: the model.
@@ -444,16 +498,16 @@ class ModelRegistry:
             self._commit([], [RegistryEvent(model_id, version, "promotion_refused", candidate.stage, candidate.stage,
                                             actor, reason, now, decision.figures)])  # fmt: skip
             raise PromotionRefused(model_id, version, decision.failures, decision.notes, decision.figures)
-        champions = [entry for entry in self.entries(model_id)
-                     if entry.stage == CHAMPION and entry.timeframe == candidate.timeframe]  # fmt: skip
+        champions = [entry for entry in self.slot_entries(candidate.slot, candidate.timeframe)
+                     if entry.stage == CHAMPION]  # fmt: skip
         entries = [candidate.moved_to(CHAMPION, actor, reason, now)]
         events = [RegistryEvent(model_id, version, "promoted", candidate.stage, CHAMPION, actor, reason, now,
                                 decision.figures)]  # fmt: skip
         for old in champions:
-            replaced = f"replaced by v{version}"
+            replaced = f"replaced by {candidate.name}"
             entries.append(old.moved_to(RETIRED, actor, replaced, now))
-            events.append(RegistryEvent(model_id, old.model_version, "retired", CHAMPION, RETIRED, actor, replaced,
-                                        now))  # fmt: skip
+            events.append(RegistryEvent(old.model_id, old.model_version, "retired", CHAMPION, RETIRED, actor,
+                                        replaced, now))  # fmt: skip
         self._commit(entries, events)
         return decision
 
@@ -463,19 +517,17 @@ class ModelRegistry:
         from models.shadow import NO_SHADOW, compare_live, judge_shadow
 
         min_days = self.settings.models.shadow_min_days
-        champion = self.champion(candidate.model_id, candidate.timeframe)
+        champion = self.champion(candidate.slot, candidate.timeframe)
         notes = list(decision.notes)
-        if champion is None or champion.model_version == candidate.model_version:
+        if champion is None or champion.name == candidate.name:
             comparison = NO_SHADOW
             if min_days > 0:
                 notes.append("no champion to compare with on live data: models.shadow_min_days does not apply")
                 min_days = 0
         else:
             comparison = compare_live(
-                self.client, candidate.model_id, candidate.model_version, champion.model_version,
-                candidate.timeframe, candidate.params.get("symbols", "").split(","),
-                LabelSpec(int(candidate.params.get("horizon_bars", "1")),
-                          float(candidate.params.get("dead_zone_bps", "0"))),
+                self.client, (candidate.model_id, candidate.model_version), (champion.model_id, champion.model_version),
+                candidate.timeframe, candidate.params.get("symbols", "").split(","), candidate.label_spec,
                 self._clock_ms(),
             )  # fmt: skip
             if comparison.rows or candidate.stage == CHALLENGER or min_days > 0:
@@ -486,41 +538,70 @@ class ModelRegistry:
         return PromotionDecision(decision.is_promoted and not failures, decision.failures + failures, notes,
                                  {**decision.figures, **figures})  # fmt: skip
 
-    def shadow(self, model_id: str, version: int, actor: str) -> RegistryEntry:
-        """Make ``version`` a challenger: scored in shadow by the dataflow beside the champion, never traded.
+    def shadow(self, model_id: str, version: int, actor: str, against: str | None = None) -> RegistryEntry:
+        """Make ``version`` a challenger: scored in shadow by the dataflow beside a champion, never traded.
+
+        Args:
+            model_id: the challenger's model id.
+            version: its version (a candidate or a retired version).
+            actor: who or what asks (recorded).
+            against: the model id whose champion (of the challenger's timeframe) it challenges; default:
+                the slot it is in (its own model id unless shadowed against another before).
 
         Raises:
-            RegistryError: for an unknown version, or one whose stage cannot become challenger (a champion).
+            RegistryError: for an unknown version; one whose stage cannot become challenger (a champion);
+                ``against`` naming a model id with no champion of that timeframe; or a challenger whose
+                contract differs from the champion's (:func:`contract_mismatches`).
         """
         entry = self.entry(model_id, version)
+        slot = against or entry.slot
+        champion = self.champion(slot, entry.timeframe)
+        if champion is None and slot != model_id:
+            raise RegistryError(f"{slot} has no {entry.timeframe} champion for {entry.name} to challenge "
+                                "(see `tickwave models list --all`)")  # fmt: skip
+        if champion is not None and champion.name != entry.name:
+            mismatches = contract_mismatches(entry, champion)
+            if mismatches:
+                raise RegistryError(f"{entry.name} cannot challenge {champion.name}: " + "; ".join(mismatches))
+        params = {key: value for key, value in entry.params.items() if key != "slot"}
+        if slot != model_id:
+            params["slot"] = slot
         now = self._now_ms()
-        reason = f"scored in shadow beside the {entry.timeframe} champion; its predictions are never traded"
+        beside = f"champion {champion.name}" if champion is not None and champion.name != entry.name else "champion"
+        reason = (f"scored in shadow beside the {entry.timeframe} {beside} (slot {slot}); its predictions are never "
+                  "traded")  # fmt: skip
         event = RegistryEvent(model_id, version, "shadowed", entry.stage, CHALLENGER, actor, reason, now)
-        self._commit([entry.moved_to(CHALLENGER, actor, reason, now)], [event])
+        self._commit([replace(entry, params=params).moved_to(CHALLENGER, actor, reason, now)], [event])
         return self.entry(model_id, version)
 
     def rollback(
         self, model_id: str, actor: str, reason: str = "rollback", timeframe: str | None = None
     ) -> RegistryEntry:
-        """Retire the champion (of ``timeframe``; default: the one promoted last) and restore the previous one.
+        """Retire the champion of the slot ``model_id`` names (of ``timeframe``; default: the one promoted last).
+
+        The version restored is the slot's previous champion, whatever its model id.
 
         Raises:
-            RegistryError: when there is no champion, or no earlier champion of its timeframe to restore.
+            RegistryError: when there is no champion, or no earlier champion of its slot and timeframe to restore.
         """
         current = self.champion(model_id, timeframe)
         if current is None:
             raise RegistryError(f"{model_id} has no champion to roll back")
-        same_slot = {entry.model_version for entry in self.entries(model_id) if entry.timeframe == current.timeframe}
-        events = [event for event in self.events(model_id) if event.model_version in same_slot]
-        target_version = rollback_target(events, current.model_version)
-        if target_version is None:
+        same_slot = {entry.name: entry for entry in self.slot_entries(current.slot, current.timeframe)}
+        events = [event for version_id in sorted({entry.model_id for entry in same_slot.values()})
+                  for event in self.events(version_id)
+                  if f"{event.model_id} v{event.model_version}" in same_slot]  # fmt: skip
+        target_key = rollback_target(events, (current.model_id, current.model_version))
+        if target_key is None:
             raise RegistryError(f"{current.name} is the only champion {model_id} has had: nothing to roll back to")
-        target = self.entry(model_id, target_version)
+        target = same_slot[f"{target_key[0]} v{target_key[1]}"]
         now = self._now_ms()
-        restored_reason = f"restored by rolling back v{current.model_version}: {reason}"
+        restored_reason = f"restored by rolling back {current.name}: {reason}"
         self._commit(
             [current.moved_to(RETIRED, actor, reason, now), target.moved_to(CHAMPION, actor, restored_reason, now)],
-            [RegistryEvent(model_id, current.model_version, "rolled_back", CHAMPION, RETIRED, actor, reason, now),
-             RegistryEvent(model_id, target_version, "restored", target.stage, CHAMPION, actor, restored_reason, now)],
+            [RegistryEvent(current.model_id, current.model_version, "rolled_back", CHAMPION, RETIRED, actor, reason,
+                           now),
+             RegistryEvent(target.model_id, target.model_version, "restored", target.stage, CHAMPION, actor,
+                           restored_reason, now)],
         )  # fmt: skip
-        return self.entry(model_id, target_version)
+        return self.entry(target.model_id, target.model_version)

@@ -1,8 +1,10 @@
 """Live champion / challenger: how a challenger scored in shadow compares with the champion on the same bars.
 
 The dataflow scores every registered challenger (stage ``challenger``) on the feature
-vectors its champion scores, and stores those predictions with ``role = 'challenger'``
-(never as signals). :func:`compare_live` reads the challenger's shadow predictions and the
+vectors the champion of its slot scores, and stores those predictions under the
+challenger's own model id (which may differ from the champion's: a LightGBM
+``lgbm_direction`` challenging an ``ensemble_direction`` champion) with
+``role = 'challenger'`` (never as signals). :func:`compare_live` reads the challenger's shadow predictions and the
 champion's predictions of the same bars, labels them with the challenger's label
 definition (horizon and dead zone, as the training labels and the drift's decay do), and
 returns both log losses and accuracies on the shared labelled rows, and how many days
@@ -109,14 +111,17 @@ def score_shared(
 
 
 def compare_live(
-    client: Client, model_id: str, challenger_version: int, champion_version: int, timeframe: str,
+    client: Client, challenger_version: tuple[str, int], champion_version: tuple[str, int], timeframe: str,
     symbols: list[str], label_spec: LabelSpec, now_ms: int,
 ) -> ShadowComparison:  # fmt: skip
-    """Read the challenger's shadow predictions and the champion's of the same bars; score both."""
-    challenger = query_predictions(client, model_id, challenger_version, timeframe, role=CHALLENGER)
+    """Read the challenger's shadow predictions and the champion's of the same bars; score both.
+
+    ``challenger_version`` and ``champion_version``: ``(model_id, version)`` each; the ids may differ.
+    """
+    challenger = query_predictions(client, *challenger_version, timeframe, role=CHALLENGER)
     if challenger.empty:
         return NO_SHADOW
-    champion = query_predictions(client, model_id, champion_version, timeframe, role=CHAMPION)
+    champion = query_predictions(client, *champion_version, timeframe, role=CHAMPION)
     bars = query_bars(client, symbols, timeframe, (int(challenger["bar_start_ms"].min()), now_ms + 1))
     return score_shared(challenger, champion, bars, label_spec)
 
@@ -130,6 +135,7 @@ class LivePerformance:
     model_version: int
     role: str
     stage: str  # the version's registry stage now
+    slot: str  # the model id naming its slot now (its champion's, for a challenger of another model id)
     day: str  # the day, or "" for the whole window
     days: int
     predictions: int
@@ -145,7 +151,9 @@ def live_performance(
     """Read the model-performance mart's last ``days`` days: per version and role (and day, with ``daily``).
 
     The window's figures weigh each day by its scored (hit rate: directional) predictions.
-    Rows come per slot, the champion first, then its challengers.
+    Rows come per slot (``(slot, timeframe)``), the champion first, then its challengers of
+    every model id. ``model_id``: the slots that model id is in (as champion or challenger),
+    whole, so a challenger is shown beside its champion.
 
     Raises:
         ConfigurationError: when the mart is not built yet.
@@ -156,8 +164,10 @@ def live_performance(
         raise ConfigurationError("model_performance_daily is not built yet: run the Dagster job dbt_daily_marts "
                                  "(`tickwave orchestrate`, or `tickwave demo`)")  # fmt: skip
     day = "toString(day)" if daily else "''"
+    slot = "if(slot = '', model_id, slot)"  # rows built before the mart had the column: the model's own slot
     result = client.query(
-        f"SELECT model_id, timeframe, model_version, role, any(stage) AS stage_now, {day} AS on_day, "  # noqa: S608 (constants)
+        "SELECT model_id, timeframe, model_version, role, any(stage) AS stage_now, "  # noqa: S608 (constants)
+        f"any({slot}) AS slot_now, {day} AS on_day, "
         "uniqExact(day) AS days_seen, sum(predictions) AS made, sum(scored_predictions) AS scored, "
         "sum(hit_rate * directional_predictions) / nullIf(sumIf(directional_predictions, hit_rate IS NOT NULL), 0) "
         "AS live_hit_rate, "
@@ -165,14 +175,17 @@ def live_performance(
         "AS live_accuracy, "
         "sum(log_loss * scored_predictions) / nullIf(sumIf(scored_predictions, log_loss IS NOT NULL), 0) "
         "AS live_log_loss FROM model_performance_daily "
-        "WHERE day > today() - {days:UInt32} AND ({model_id:String} = '' OR model_id = {model_id:String}) "
+        "WHERE day > today() - {days:UInt32} AND ({model_id:String} = '' "
+        f"OR {slot} IN (SELECT {slot} FROM model_performance_daily "
+        "WHERE model_id = {model_id:String} OR slot = {model_id:String})) "
         "AND ({timeframe:String} = '' OR timeframe = {timeframe:String}) "
         "GROUP BY model_id, timeframe, model_version, role, on_day "
-        "ORDER BY model_id, timeframe, on_day, role != 'champion', model_version",
+        "ORDER BY slot_now, timeframe, on_day, role != 'champion', model_id, model_version",
         parameters={"days": days, "model_id": model_id, "timeframe": timeframe},
     )
     return [
-        LivePerformance(str(row[0]), str(row[1]), int(row[2]), str(row[3]), str(row[4]), str(row[5]), int(row[6]),
-                        int(row[7]), int(row[8]), *(None if value is None else float(value) for value in row[9:12]))
+        LivePerformance(str(row[0]), str(row[1]), int(row[2]), str(row[3]), str(row[4]), str(row[5]), str(row[6]),
+                        int(row[7]), int(row[8]), int(row[9]),
+                        *(None if value is None else float(value) for value in row[10:13]))
         for row in result.result_rows
     ]  # fmt: skip

@@ -26,6 +26,7 @@ SYMBOLS: dict[str, tuple[float, int, float, float]] = {
 }
 MODEL_ID = "xgb_direction"
 MODEL_VERSION = 1
+CHALLENGER_ID = "lgbm_direction"  # the challenger's own model id, shadowed against MODEL_ID's champion
 COMMISSION_PER_LOT = 3.5
 SLIPPAGE_PIPS = 0.1
 
@@ -65,8 +66,8 @@ def write_synthetic_day(
         day: the UTC day (its midnight).
         ticks: how many ticks, all symbols together (a multiple of the symbol count).
         orders: how many orders, all symbols together (a multiple of twice the symbol count).
-        challenger: also a challenger (version ``MODEL_VERSION + 1``) scored in shadow on every bar the
-            champion predicted (its predictions with role ``challenger``; no signal, no order).
+        challenger: also a challenger (``CHALLENGER_ID`` v1, in ``MODEL_ID``'s slot) scored in shadow on
+            every bar the champion predicted (its predictions with role ``challenger``; no signal, no order).
     """
     count = len(SYMBOLS)
     if ticks % count or orders % (2 * count) or ticks <= 0 or orders <= 0:
@@ -123,12 +124,13 @@ def write_synthetic_day(
 
 
 def _write_challenger(client: Client, bars: str, start_ms: int) -> None:
-    # A challenger scored in shadow on the champion's bars: p(up) from another hash, between 0.3 and 0.6.
+    # A challenger of another model id scored in shadow on the champion's bars: p(up) from another hash,
+    # between 0.3 and 0.6.
     up = "(0.3 + 0.3 * (cityHash64(start_ms, symbol) % 1000) / 1000.0)"
     client.command(f"""
         INSERT INTO predictions (symbol, timeframe, bar_start_ms, model_id, model_version, probabilities,
                                  inference_latency_us, predicted_at_ms, role)
-        SELECT symbol, '1m', start_ms, '{MODEL_ID}', {MODEL_VERSION + 1},
+        SELECT symbol, '1m', start_ms, '{CHALLENGER_ID}', 1,
                map('up', {up}, 'down', (1 - {up}) * 0.5, 'flat', (1 - {up}) * 0.5),
                30, end_ms + INTERVAL 3 MILLISECOND, 'challenger' {bars}""")
     at = f"fromUnixTimestamp64Milli(toInt64({start_ms}), 'UTC')"
@@ -136,9 +138,10 @@ def _write_challenger(client: Client, bars: str, start_ms: int) -> None:
         INSERT INTO model_registry (model_id, model_version, stage, framework, artifact_uri, artifact_sha256,
                                     feature_schema_hash, metrics, params, trained_from_ms, trained_to_ms,
                                     created_at_ms, updated_at_ms, stage_changed_by, stage_reason)
-        VALUES ('{MODEL_ID}', {MODEL_VERSION + 1}, 'challenger', 'lightgbm', 'file:///synthetic', 'sha2',
+        VALUES ('{CHALLENGER_ID}', 1, 'challenger', 'lightgbm', 'file:///synthetic', 'sha2',
                 'synthetic', map('holdout_accuracy', 0.43, 'holdout_precision', 0.5),
-                map('horizon_bars', '5', 'dead_zone_bps', '1.0', 'timeframe', '1m', 'symbols', 'EURUSD,USDJPY'),
+                map('horizon_bars', '5', 'dead_zone_bps', '1.0', 'timeframe', '1m', 'symbols', 'EURUSD,USDJPY',
+                    'slot', '{MODEL_ID}'),
                 {at}, {at}, {at}, {at}, 'synthetic', 'synthetic challenger')""")
 
 

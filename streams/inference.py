@@ -1,9 +1,10 @@
 """Model inference inside the dataflow: one ONNX Runtime session per worker, hot-swapped.
 
 A ``ModelProvider`` (``tickwave.modeling``) says which models are champions now (at most
-one per ``(model_id, timeframe)``) and which challengers are scored beside them in
-shadow. ``Inference`` asks it every ``refresh_s`` seconds from a thread of its own
-(never in the flow's step, after the first prediction) and, when the answer changes,
+one per slot ``(slot, timeframe)``, the slot named by a model id) and which challengers
+(of any model id) are scored beside them in shadow. ``Inference`` asks it every
+``refresh_s`` seconds from a thread of its own (never in the flow's step, after the first
+prediction) and, when the answer changes,
 loads the new models without stopping the flow. Each champion scores only the vectors of
 the timeframe and symbols it was trained on. A model whose feature schema hash differs
 from the flow's feature set, or that does not declare its timeframe and symbols, is
@@ -82,7 +83,7 @@ class LoadedModel:
 class Inference:
     """Predicts for warm feature vectors with the champions, each on its own timeframe and symbols.
 
-    There is at most one champion per ``(model_id, timeframe)``; a vector is scored only
+    There is at most one champion per slot ``(slot, timeframe)``; a vector is scored only
     by the champions trained on its timeframe and symbol (a model trained on 1-minute
     bars never scores 1-second ones). An artifact that does not declare its timeframe
     and symbols is refused, like one of another feature schema (logged once).
@@ -111,7 +112,7 @@ class Inference:
         self.refresh_s = refresh_s
         self.settle_s = settle_s
         self.clock_ms = clock_ms
-        # (model_id, timeframe) -> the champion's session, (model_id, timeframe, "challenger:vN") -> a
+        # (slot, timeframe) -> the champion's session, (slot, timeframe, "challenger:<model_id> vN") -> a
         # challenger's; swapped whole.
         self.models: dict[tuple[str, ...], LoadedModel] = {}
         self._rejected: set[tuple[str, int]] = set()  # refused or unloadable: logged once, never tried again

@@ -1,11 +1,12 @@
 """The champion lookup the dataflow serves from: registry rows in the warehouse, artifacts in the state dir.
 
 ``RegistryModelProvider`` is the streams' ``ModelProvider``. Each call reads the
-champion and challenger rows of its model ids (``model_registry FINAL``, stages
-``champion`` and ``challenger``) and keeps, per ``(model_id, timeframe)``, the champion
-promoted last and every challenger (served with ``role == "challenger"``: scored in
-shadow, never traded); it loads an artifact only when a slot's version or hash changes,
-checks the bytes against their SHA-256, and keeps serving what it loaded before while
+champion and challenger rows of the slots its model ids name (``model_registry FINAL``,
+stages ``champion`` and ``challenger``; a row's slot is ``params['slot']``, or its own
+model id when unset) and keeps, per ``(slot, timeframe)``, the champion promoted last (the
+only one whose signals trade) and every challenger, whatever its model id (served with
+``role == "challenger"``: scored in shadow, never traded); it loads an artifact only when
+a slot's version or hash changes, checks the bytes against their SHA-256, and keeps serving what it loaded before while
 the warehouse or the store is unavailable (logged).
 
 It lives in the core because the trainer (``models/``) writes what the dataflow
@@ -51,7 +52,7 @@ def read_checked(path: Path, sha256: str) -> bytes:
 
 @dataclass(frozen=True)
 class ChampionRow:
-    """One served row of the registry: the version that fills the slot ``(model_id, timeframe)``, or a challenger."""
+    """One served row of the registry: the version that fills the slot ``(slot, timeframe)``, or a challenger of it."""
 
     model_id: str
     model_version: int
@@ -59,20 +60,21 @@ class ChampionRow:
     artifact_sha256: str
     updated_at_ms: int
     stage: str = CHAMPION  # or CHALLENGER
+    slot: str = ""  # the model id naming the slot; "" = its own
 
     @property
     def key(self) -> tuple[str, str]:
-        """The slot: ``(model_id, timeframe)``."""
-        return (self.model_id, self.timeframe)
+        """The slot: ``(slot, timeframe)``."""
+        return (self.slot or self.model_id, self.timeframe)
 
     @property
     def serving_key(self) -> tuple[str, ...]:
         """Where the flow keeps this row's model (:func:`tickwave.modeling.serving_key`)."""
-        return serving_key(self.model_id, self.timeframe, self.stage, self.model_version)
+        return serving_key(self.model_id, self.timeframe, self.stage, self.model_version, self.slot)
 
 
 def latest_champions(rows: Iterable[ChampionRow]) -> list[ChampionRow]:
-    """Return one champion per ``(model_id, timeframe)`` (the latest promoted, should two claim it); challengers."""
+    """Return one champion per ``(slot, timeframe)`` (the latest promoted, should two claim it); challengers."""
     best: dict[tuple[str, ...], ChampionRow] = {}
     for row in rows:
         current = best.get(row.serving_key)
@@ -85,7 +87,7 @@ class ChampionSource(Protocol):
     """Where champion rows and their artifacts come from (the warehouse and the state dir in production)."""
 
     def rows(self, model_ids: Sequence[str]) -> list[ChampionRow]:
-        """Return the champion and challenger rows of ``model_ids``."""
+        """Return the champion and challenger rows of the slots ``model_ids`` name."""
 
     def artifact(self, row: ChampionRow) -> ModelArtifact:
         """Return the servable artifact of ``row``."""
@@ -107,23 +109,27 @@ class WarehouseChampions:
         self.root = settings.state_path / "models"
 
     def rows(self, model_ids: Sequence[str]) -> list[ChampionRow]:
-        """Return the champion and challenger rows of ``model_ids`` (their timeframe from the row's params)."""
+        """Return the champion and challenger rows of the slots ``model_ids`` name (timeframe and slot from params).
+
+        A challenger of another model id is in its champion's slot (``params['slot']``).
+        """
         result = self.client.query(
             "SELECT model_id, model_version, params['timeframe'] AS timeframe, artifact_sha256, "
-            "toUnixTimestamp64Milli(updated_at_ms) AS updated_at_ms, stage FROM model_registry FINAL "
-            "WHERE stage IN {stages:Array(String)} AND model_id IN {ids:Array(String)}",
+            "toUnixTimestamp64Milli(updated_at_ms) AS updated_at_ms, stage, "
+            "if(params['slot'] = '', model_id, params['slot']) AS slot FROM model_registry FINAL "
+            "WHERE stage IN {stages:Array(String)} AND slot IN {ids:Array(String)}",
             parameters={"stages": [CHAMPION, CHALLENGER], "ids": list(model_ids)},
         )
         return [
             ChampionRow(str(row["model_id"]), int(row["model_version"]), str(row["timeframe"]),
-                        str(row["artifact_sha256"]), int(row["updated_at_ms"]), str(row["stage"]))
+                        str(row["artifact_sha256"]), int(row["updated_at_ms"]), str(row["stage"]), str(row["slot"]))
             for row in result.named_results()
         ]  # fmt: skip
 
     def artifact(self, row: ChampionRow) -> ModelArtifact:
         """Return the artifact of ``row`` in its role, its bytes checked against the row's SHA-256."""
         data = read_checked(self.root / f"{row.artifact_sha256}.onnx", row.artifact_sha256)
-        return replace(artifact_from_onnx(row.model_id, row.model_version, data), role=row.stage)
+        return replace(artifact_from_onnx(row.model_id, row.model_version, data), role=row.stage, slot=row.slot)
 
     def close(self) -> None:
         """Close the warehouse connection."""
@@ -131,7 +137,7 @@ class WarehouseChampions:
 
 
 class RegistryModelProvider:
-    """The streams' ``ModelProvider``: every champion of its model ids (one per timeframe) and their challengers."""
+    """The streams' ``ModelProvider``: the champion of each slot its model ids name (one per timeframe), challengers."""
 
     def __init__(
         self,
@@ -140,7 +146,7 @@ class RegistryModelProvider:
         client: Client | None = None,
         source: ChampionSource | None = None,
     ) -> None:
-        """Serve ``model_ids`` (default ``[models.registry_id]``); connect lazily on the first poll."""
+        """Serve the slots ``model_ids`` name (default ``[models.registry_id]``); connect lazily on the first poll."""
         self.settings = settings
         self.model_ids = tuple(model_ids or (settings.models.registry_id,))
         self._client = client

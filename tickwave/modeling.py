@@ -31,8 +31,10 @@ META_TIMEFRAME = "tickwave.timeframe"
 META_SYMBOLS = "tickwave.symbols"
 META_MEMBERS = "tickwave.members"
 
-# The role a served model plays (a registry stage): the champion of a ``(model_id, timeframe)``
-# slot trades; its challengers are scored in shadow on the same vectors and never trade.
+# The role a served model plays (a registry stage): the champion of a ``(slot, timeframe)`` slot
+# trades; its challengers (of its model id or another) are scored in shadow on the same vectors
+# and never trade. A slot is named by a model id: the version's own, or the one whose champion
+# it was shadowed against.
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
@@ -40,13 +42,14 @@ class ArtifactMetadataError(ConfigurationError):
     """An ONNX model lacks the metadata that says what it was trained on (retrain or re-export it)."""
 
 
-def serving_key(model_id: str, timeframe: str, role: str, model_version: int) -> tuple[str, ...]:
-    """Where a served model is kept: its champion slot, or the slot and version of a challenger.
+def serving_key(model_id: str, timeframe: str, role: str, model_version: int, slot: str = "") -> tuple[str, ...]:
+    """Where a served model is kept: its champion slot, or the slot, model id and version of a challenger.
 
-    A slot ``(model_id, timeframe)`` has one champion but may have several challengers.
+    A slot ``(slot, timeframe)`` (``slot`` defaults to ``model_id``) has one champion but
+    may have several challengers, of its model id or of others.
     """
-    slot = (model_id, timeframe)
-    return slot if role == CHAMPION else (*slot, f"{CHALLENGER}:v{model_version}")
+    key = (slot or model_id, timeframe)
+    return key if role == CHAMPION else (*key, f"{CHALLENGER}:{model_id} v{model_version}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class ModelArtifact:
     symbols: tuple[str, ...] = ()  # the symbols it learned; () = undeclared (never served)
     members: tuple[str, ...] = ()  # an ensemble's members, "framework:weight"; () for a single model
     role: str = CHAMPION  # CHALLENGER: scored in shadow, its predictions stored, never turned into signals
+    slot: str = ""  # the model id naming the slot it serves or challenges; "" = its own
 
     @property
     def name(self) -> str:
@@ -71,13 +75,13 @@ class ModelArtifact:
 
     @property
     def key(self) -> tuple[str, str]:
-        """The champion slot this artifact fills: one champion per ``(model_id, timeframe)``."""
-        return (self.model_id, self.timeframe)
+        """The champion slot this artifact fills or challenges: one champion per ``(slot, timeframe)``."""
+        return (self.slot or self.model_id, self.timeframe)
 
     @property
     def serving_key(self) -> tuple[str, ...]:
         """Where the flow keeps this model (:func:`serving_key`)."""
-        return serving_key(self.model_id, self.timeframe, self.role, self.model_version)
+        return serving_key(self.model_id, self.timeframe, self.role, self.model_version, self.slot)
 
     def serves(self, symbol: str, timeframe: str) -> bool:
         """Return True when this model was trained for ``symbol`` on ``timeframe`` bars."""
@@ -88,7 +92,7 @@ class ModelProvider(Protocol):
     """Tells the flow which models to serve now (the registry, in production)."""
 
     def champions(self) -> Sequence[ModelArtifact]:
-        """Return the current champions, at most one per ``(model_id, timeframe)``, and their challengers.
+        """Return the current champions, at most one per ``(slot, timeframe)``, and their challengers.
 
         A challenger's artifact has ``role == CHALLENGER``: the flow scores it in shadow.
         """

@@ -23,7 +23,7 @@ from rich.table import Table
 from tickwave.cli.common import console, exit_on_tickwave_error, settings_or_exit
 from tickwave.cli.ingest_cmd import replay_sample
 from tickwave.cli.services import bring_down, bring_up
-from tickwave.config import Settings
+from tickwave.config import DEFAULT_MODEL_IDS, Settings
 from tickwave.contracts import Tick
 from tickwave.errors import ServiceError, TickwaveError
 from tickwave.topics import TICKS
@@ -112,8 +112,11 @@ def wait_drained(settings: Settings, timeout_s: float, pause_s: float = 2.0) -> 
             lags = pipeline_lags(settings)
 
 
-def demo_models(settings: Settings, framework: str) -> Settings:
-    """The settings the demo trains with: ``framework`` on the sample's 1 s bars, the bounds lifted (see below)."""
+def demo_models(settings: Settings, framework: str, model_id: str | None = None) -> Settings:
+    """The settings the demo trains with: ``framework`` on the sample's 1 s bars, the bounds lifted (see below).
+
+    ``model_id``: the id to register under (default: the served one, ``models.registry_id``).
+    """
     # 1 s bars move little: a longer horizon and a narrower dead zone than the 1 min defaults.
     # The sample is a simulated random walk: nothing in it is learnable, so the model would
     # (rightly) fail the calibration check and lose to the flat baseline after costs. The
@@ -123,12 +126,10 @@ def demo_models(settings: Settings, framework: str) -> Settings:
     # 100 rounds on one thread: the ensemble (XGBoost and LightGBM, each walk-forward) took
     # 110 s with the defaults (300 rounds, n_jobs=2) on ~1,500 rows of this 2-core machine
     # under load; the sample teaches nothing more with more trees.
-    # Every kind is registered under the served model's id (the champion's line): a challenger of
-    # another kind is a version of the model it challenges, its framework recorded with it.
     models = settings.models.model_copy(
         update={"timeframe": "1s", "horizon_bars": 10, "dead_zone_bps": 0.3, "calibration_bound": 1.0,
                 "baselines": (), "min_trades": 0, "framework": framework, "n_estimators": 100, "n_jobs": 1,
-                "model_id": settings.models.registry_id}
+                "model_id": model_id or settings.models.registry_id}
     )  # fmt: skip
     return settings.model_copy(update={"models": models})
 
@@ -154,19 +155,28 @@ def train_on_sample(settings: Settings, symbols: list[str], range_ms: tuple[int,
 
 
 def shadow_challenger(settings: Settings, symbols: list[str], range_ms: tuple[int, int]) -> str:
-    """Train a LightGBM challenger on the same rows and put it in shadow beside the champion; describe it."""
+    """Train a LightGBM challenger on the same rows and put it in shadow beside the champion; describe it.
+
+    The challenger has its own model id (``lgbm_direction``) and challenges the champion of
+    the served id's 1 s slot (``ensemble_direction``).
+    """
     from models.pipeline import train_model
     from models.registry import ModelRegistry
 
-    outcome = train_model(demo_models(settings, "lightgbm"), symbols, range_ms, "tickwave demo", promote=False)
+    served = settings.models.registry_id
+    trainer = demo_models(settings, "lightgbm", DEFAULT_MODEL_IDS["lightgbm"])
+    outcome = train_model(trainer, symbols, range_ms, "tickwave demo", promote=False)
     registry = ModelRegistry(settings)
     try:
-        entry = registry.shadow(outcome.entry.model_id, outcome.entry.model_version, "tickwave demo")
+        champion = registry.champion(served, trainer.models.timeframe)
+        against = served if champion is not None and champion.model_id != outcome.entry.model_id else None
+        entry = registry.shadow(outcome.entry.model_id, outcome.entry.model_version, "tickwave demo", against)
     finally:
         registry.close()
-    return (f"lightgbm {entry.name} (a {entry.framework} version of the champion's model) trained in "
-            f"{outcome.result.training_seconds:.1f} s -> challenger: the streams score it in shadow on the same 1 s "
-            "vectors; its predictions are stored, never traded")  # fmt: skip
+    beside = f"challenging {champion.name}" if against and champion else "no champion to challenge yet"
+    return (f"lightgbm {entry.name} trained in {outcome.result.training_seconds:.1f} s -> challenger ({beside}): "
+            "the streams score it in shadow on the same 1 s vectors; its predictions are stored under its own id, "
+            "never traded")  # fmt: skip
 
 
 def demo(
@@ -345,7 +355,8 @@ def _champion_and_challenger(settings: Settings) -> None:
     if rows:
         console.print(comparison_table(rows, 1))
     console.print("  champion vs challenger on live data: `tickwave models compare --days 1` (the "
-                  "model_performance_daily mart; `--daily` per day); `tickwave models promote <version>`")  # fmt: skip
+                  "model_performance_daily mart; `--daily` per day); `tickwave models promote <version> --model-id "
+                  "<challenger's id>` makes a challenger the champion of its slot")  # fmt: skip
 
 
 def _compliance_reports(settings: Settings) -> None:

@@ -136,16 +136,17 @@ def list_models(
     model_id: ModelIdOption = None,
     every_model: Annotated[bool, typer.Option("--all", help="list every model id")] = False,
 ) -> None:
-    """List the registered versions with their key holdout metrics."""
+    """List the registered versions with their key holdout metrics: a model id's, and the challengers of its slots."""
     settings = settings_or_exit()
+    name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
-        entries = registry.entries(None if every_model else (model_id or settings.models.registry_id))
-    table = Table("model", "version", "kind", "stage", "created", "data range",
+        entries = [entry for entry in registry.entries() if every_model or name in (entry.model_id, entry.slot)]
+    table = Table("model", "version", "kind", "stage", "slot", "created", "data range",
                   *(label for _, label in KEY_METRICS[:3]), "P&L USD", "Sharpe", "changed by")  # fmt: skip
     for entry in entries:
         stage = f"[bold green]{entry.stage}[/]" if entry.stage == "champion" else entry.stage
         table.add_row(
-            entry.model_id, str(entry.model_version), entry.framework, stage, _time(entry.created_at_ms),
+            entry.model_id, str(entry.model_version), entry.framework, stage, entry.slot, _time(entry.created_at_ms),
             f"{_time(entry.trained_from_ms)} .. {_time(entry.trained_to_ms)}",
             *(_number(entry.metrics.get(key)) for key, _ in KEY_METRICS[:3]),
             _number(entry.metrics.get("holdout_pnl_account")), _number(entry.metrics.get("holdout_sharpe")),
@@ -175,7 +176,7 @@ def show(version: Annotated[int, typer.Argument(help="the version")], model_id: 
 def _print_entry(entry: RegistryEntry, artifact: str, report: str) -> None:
     facts = Table("field", "value", show_header=False)
     for label, value in (
-        ("model", entry.name), ("stage", entry.stage), ("framework", entry.framework),
+        ("model", entry.name), ("stage", entry.stage), ("slot", entry.slot), ("framework", entry.framework),
         ("created", _time(entry.created_at_ms)),
         ("data range", f"{_time(entry.trained_from_ms)} .. {_time(entry.trained_to_ms)}"),
         ("feature schema", entry.feature_schema_hash), ("artifact sha256", entry.artifact_sha256),
@@ -205,6 +206,7 @@ def promote(
     with _opened_registry(settings) as registry:
         try:
             decision = registry.promote(name, version, _actor("models promote"))
+            entry = registry.entry(name, version)
         except PromotionRefused as refused:
             err_console.print(f"[bold red]not promoted[/]: {name} v{version}")
             for note in refused.notes:
@@ -212,7 +214,7 @@ def promote(
             for figure, value in refused.figures.items():
                 err_console.print(f"  {figure}: {value:.6g}")
             raise
-    console.print(f"{name} v{version} is the champion")
+    console.print(f"{entry.name} is the champion of slot {entry.slot} on {entry.timeframe} bars")
     _print_decision(decision)
 
 
@@ -231,25 +233,43 @@ def rollback(
 
 @app.command("shadow")
 def shadow(
-    version: Annotated[int, typer.Argument(help="the version to score in shadow")], model_id: ModelIdOption = None
+    version: Annotated[int, typer.Argument(help="the version to score in shadow")],
+    model_id: ModelIdOption = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="the model id whose champion it challenges (default: its own model id's); "
+            "timeframe, feature schema and labels must match",
+        ),
+    ] = None,
 ) -> None:
     """Make a version a challenger: the dataflow scores it beside its timeframe's champion and never trades it."""
     settings = settings_or_exit()
     name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
-        entry = registry.shadow(name, version, _actor("models shadow"))
-    console.print(f"{entry.name} is a challenger on {entry.timeframe} bars: the streams score it in shadow (within "
-                  "streams.model_refresh_s); `tickwave models compare` shows it beside the champion")  # fmt: skip
+        entry = registry.shadow(name, version, _actor("models shadow"), against)
+        champion = registry.champion(entry.slot, entry.timeframe)
+    beside = f"beside champion {champion.name}" if champion is not None else f"in slot {entry.slot} (no champion yet)"
+    console.print(f"{entry.name} is a challenger on {entry.timeframe} bars {beside}: the streams score it in shadow "
+                  "(within streams.model_refresh_s); `tickwave models compare` shows it beside the champion; "
+                  f"`tickwave models promote {entry.model_version} --model-id {entry.model_id}` makes it the champion "
+                  "of that slot")  # fmt: skip
 
 
 @app.command("compare")
 def compare(
-    model_id: Annotated[str | None, typer.Option("--model-id", help="one model id (default: every model)")] = None,
+    model_id: Annotated[
+        str | None,
+        typer.Option(
+            "--model-id", help="the slots of one model id, champion and challengers of every id (default: every slot)"
+        ),
+    ] = None,
     timeframe: Annotated[str | None, typer.Option("--timeframe", help="one timeframe, e.g. 1m")] = None,
     days: Annotated[int, typer.Option("--days", min=1, help="the last N UTC days, today included")] = 7,
     daily: Annotated[bool, typer.Option("--daily", help="one row per day rather than per window")] = False,
 ) -> None:
-    """Compare champions and their challengers on live data (the model_performance_daily mart)."""
+    """Compare each slot's champion with its challengers, of any model id, on live data (model_performance_daily)."""
     settings = settings_or_exit()
     from models.shadow import live_performance
 
@@ -268,19 +288,22 @@ def compare(
 
 
 def comparison_table(rows: list[LivePerformance], days: int) -> Table:
-    """Return the rows as a table: each challenger's log loss beside its champion's (negative: it does better)."""
-    champions = {(row.model_id, row.timeframe, row.day): row.log_loss for row in rows if row.role == "champion"}
-    table = Table("model", "timeframe", "version", "role", "stage now", "day" if rows[0].day else "days",
+    """Return the rows as a table: each challenger's log loss beside its slot's champion's (negative: it does better).
+
+    The champion of a slot ``(slot, timeframe)`` may have another model id than its challengers.
+    """
+    champions = {(row.slot, row.timeframe, row.day): row.log_loss for row in rows if row.role == "champion"}
+    table = Table("model", "slot", "timeframe", "version", "role", "stage now", "day" if rows[0].day else "days",
                   "predictions", "scored", "hit rate", "accuracy", "log loss", "vs champion",
                   title=f"live champion / challenger, last {days} days (model_performance_daily)")  # fmt: skip
     for row in rows:
-        reference = champions.get((row.model_id, row.timeframe, row.day))
+        reference = champions.get((row.slot, row.timeframe, row.day))
         delta = "" if row.role == "champion" or reference is None or row.log_loss is None else (
             f"{row.log_loss - reference:+.4f}")  # fmt: skip
         role = f"[bold green]{row.role}[/]" if row.role == "champion" else row.role
-        table.add_row(row.model_id, row.timeframe, str(row.model_version), role, row.stage, row.day or str(row.days),
-                      f"{row.predictions:,}", f"{row.scored:,}", _number(row.hit_rate), _number(row.accuracy),
-                      _number(row.log_loss), delta)  # fmt: skip
+        table.add_row(row.model_id, row.slot, row.timeframe, str(row.model_version), role, row.stage,
+                      row.day or str(row.days), f"{row.predictions:,}", f"{row.scored:,}", _number(row.hit_rate),
+                      _number(row.accuracy), _number(row.log_loss), delta)  # fmt: skip
     return table
 
 

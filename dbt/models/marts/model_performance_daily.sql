@@ -3,15 +3,19 @@
 -- ahead exists), accuracy, hit rate and log loss of the predictions against what happened over the
 -- horizon (the registry's horizon_bars and dead_zone_bps), calibration (mean confidence minus
 -- accuracy), the live figures beside the walk-forward holdout's, and the day's input drift (the
--- largest PSI measured, its input, whether retraining was due: model_drift) (incremental). Champion
--- and challengers of a slot side by side: `tickwave models compare`.
+-- largest PSI measured, its input, whether retraining was due: model_drift) (incremental). `slot` is
+-- the model id naming the champion slot the version is in now: a challenger of another model id
+-- (lgbm_direction challenging the ensemble_direction champion) keeps its own model_id and carries
+-- its champion's slot. Champion and challengers of a slot (slot, timeframe) side by side:
+-- `tickwave models compare`.
 {{ config(materialized='incremental', incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
-          order_by='(model_id, timeframe, model_version, role, day)') }}
+          order_by='(model_id, timeframe, model_version, role, day)', on_schema_change='append_new_columns') }}
 with registry as (
     select
         model_id,
         model_version,
         stage,
+        slot,
         horizon_bars,
         dead_zone_bps,
         metrics['holdout_accuracy'] as holdout_accuracy,
@@ -80,6 +84,7 @@ select
     scored.model_version as model_version,
     scored.role as role,
     any(registry.stage) as stage,
+    any(registry.slot) as slot,
     count() as predictions,
     countIf(is_scored) as scored_predictions,
     countIf(is_scored and predicted != 'flat') as directional_predictions,

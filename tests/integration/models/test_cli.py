@@ -88,18 +88,24 @@ def test_cli_when_model_is_lightgbm_or_ensemble_then_registered_under_its_kinds_
     span = ["--symbols", "EURUSD,USDJPY", "--from", iso(RANGE_MS[0]), "--to", iso(RANGE_MS[1])]
 
     trained = runner.invoke(app, ["train", *span, "--model", "lightgbm", "--no-promote"])
-    ensemble = runner.invoke(app, ["train", *span, "--model", "ensemble", "--no-promote"])
+    ensemble = runner.invoke(app, ["train", *span, "--model", "ensemble"])
     unknown = runner.invoke(app, ["train", *span, "--model", "catboost"])
     shown = runner.invoke(app, ["models", "show", "1", "--model-id", "lgbm_direction"])
     shown_ensemble = runner.invoke(app, ["models", "show", "1", "--model-id", "ensemble_direction"])
-    shadowed = runner.invoke(app, ["models", "shadow", "1", "--model-id", "lgbm_direction"])
+    challenge = ["models", "shadow", "1", "--model-id", "lgbm_direction", "--against"]
+    nobody = runner.invoke(app, [*challenge, "xgb_direction"])
+    shadowed = runner.invoke(app, [*challenge, "ensemble_direction"])
     listed = runner.invoke(app, ["models", "list", "--all"])
+    slot = runner.invoke(app, ["models", "list", "--model-id", "ensemble_direction"])
 
     assert trained.exit_code == 0, trained.output
     assert "lgbm_direction v1: candidate" in trained.output and "report.html" in trained.output
     assert shown.exit_code == 0 and "lightgbm" in shown.output
-    assert ensemble.exit_code == 0 and "ensemble_direction v1: candidate" in ensemble.output, ensemble.output
+    assert ensemble.exit_code == 0 and "ensemble_direction v1: champion" in ensemble.output, ensemble.output
     assert "ensemble" in shown_ensemble.output and "weight_lightgbm" in shown_ensemble.output
     assert unknown.exit_code == 2 and "framework" in unknown.output
-    assert shadowed.exit_code == 0 and "v1 is a challenger on 1m bars" in shadowed.output, shadowed.output
+    assert nobody.exit_code == 1 and "xgb_direction has no 1m champion" in nobody.output, nobody.output
+    assert shadowed.exit_code == 0, shadowed.output
+    assert "lgbm_direction v1 is a challenger on 1m bars beside champion ensemble_direction v1" in shadowed.output
     assert "challenger" in listed.output and "xgb_direction" not in listed.output
+    assert "lgbm_direction" in slot.output and "challenger" in slot.output  # the slot's challenger of another id

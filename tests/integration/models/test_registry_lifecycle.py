@@ -58,7 +58,7 @@ def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_ar
     assert "does not beat the champion" in third.decision.failures[0]
     entries, _ = registered(models_settings)
     assert [(entry.model_version, entry.stage) for entry in entries] == [(3, CANDIDATE), (2, CHAMPION), (1, RETIRED)]
-    assert entries[2].stage_reason == "replaced by v2"
+    assert entries[2].stage_reason == f"replaced by {model_id} v2"
 
     registry = ModelRegistry(models_settings)
     provider = RegistryModelProvider(models_settings)
@@ -174,8 +174,13 @@ def test_rollback_when_no_champion_then_registry_error_and_nothing_written(model
     assert_nothing_registered(models_settings)
 
 
-def shadow_predictions(settings: Settings, bars: list[Bar], version: int, role: str, hit: float) -> list[Prediction]:
-    """Every 10th labelled 1 min bar, predicted with ``hit`` on what happened (1/3: a coin, higher: a good model)."""
+def shadow_predictions(
+    settings: Settings, bars: list[Bar], version: tuple[str, int], role: str, hit: float
+) -> list[Prediction]:
+    """Every 10th labelled 1 min bar, predicted by ``(model_id, version)`` with ``hit`` on what happened.
+
+    ``hit`` 1/3: a coin; higher: a good model.
+    """
     models = settings.models
     out = []
     for symbol in SYMBOLS:
@@ -189,50 +194,65 @@ def shadow_predictions(settings: Settings, bars: list[Bar], version: int, role: 
                 continue
             probabilities = {name: hit if index == label else (1 - hit) / 2 for index, name in enumerate(LABELS)}
             out.append(Prediction(
-                symbol=symbol, timeframe="1m", bar_start_ms=bar.start_ms, model_id=models.model_id,
-                model_version=version, probabilities=probabilities, inference_latency_us=50.0,
+                symbol=symbol, timeframe="1m", bar_start_ms=bar.start_ms, model_id=version[0],
+                model_version=version[1], probabilities=probabilities, inference_latency_us=50.0,
                 predicted_at_ms=bar.start_ms + 60_000, role=role,
             ))  # fmt: skip
     return out
 
 
-def test_promote_when_challenger_shadowed_then_live_comparison_judged_and_recorded(
+def test_promote_when_a_challenger_of_another_model_id_shadowed_then_judged_live_and_takes_the_slot(
     models_settings: Settings, streams_output: StreamsOutput
 ) -> None:
     weak = with_models(models_settings, n_estimators=1, baselines=(), min_trades=0)
-    strong = with_models(models_settings, n_estimators=40, max_depth=1, learning_rate=0.1)
     model_id = models_settings.models.model_id
-    train_model(weak, SYMBOLS, RANGE_MS, "pytest-weak")  # v1: champion
-    train_model(strong, SYMBOLS, RANGE_MS, "pytest-strong", promote=False)  # v2: a candidate
+    challenger_id = f"{model_id}_challenger"
+    strong = with_models(models_settings, model_id=challenger_id, n_estimators=40, max_depth=1, learning_rate=0.1)
+    train_model(weak, SYMBOLS, RANGE_MS, "pytest-weak")  # the champion of the served slot
+    train_model(strong, SYMBOLS, RANGE_MS, "pytest-strong", promote=False)  # a candidate of its own model id
     registry = ModelRegistry(models_settings)
-    provider = RegistryModelProvider(models_settings)
+    provider = RegistryModelProvider(models_settings)  # serves the slot of models.model_id
     try:
-        shadowed = registry.shadow(model_id, 2, "pytest-shadow")
-        served = sorted((artifact.model_version, artifact.role) for artifact in provider.champions())
-        # What the flow stored while it scored v2 in shadow (1/3: the champion is a coin; the challenger sees more).
+        with pytest.raises(RegistryError, match="has no 1m champion"):
+            registry.shadow(challenger_id, 1, "pytest-shadow", against=f"{model_id}_unknown")
+        shadowed = registry.shadow(challenger_id, 1, "pytest-shadow", against=model_id)
+        served = sorted((artifact.model_id, artifact.model_version, artifact.role) for artifact in provider.champions())
+        # What the flow stored while it scored the challenger in shadow under its own id (1/3: the champion is a
+        # coin; the challenger sees more).
+        bars = streams_output.bars
         write(models_settings, models_settings.clickhouse.database,
-              [*shadow_predictions(models_settings, streams_output.bars, 1, CHAMPION, 1 / 3),
-               *shadow_predictions(models_settings, streams_output.bars, 2, CHALLENGER, 0.6)])  # fmt: skip
+              [*shadow_predictions(models_settings, bars, (model_id, 1), CHAMPION, 1 / 3),
+               *shadow_predictions(models_settings, bars, (challenger_id, 1), CHALLENGER, 0.6)])  # fmt: skip
         with pytest.raises(PromotionRefused, match=r"fewer than models\.shadow_min_days"):
             ModelRegistry(with_models(models_settings, shadow_min_days=1.0), registry.client).promote(
-                model_id, 2, "pytest-too-soon"
+                challenger_id, 1, "pytest-too-soon"
             )
         decision = ModelRegistry(with_models(models_settings, shadow_min_days=0.5), registry.client).promote(
-            model_id, 2, "pytest-shadowed")  # fmt: skip
+            challenger_id, 1, "pytest-shadowed")  # fmt: skip
+        served_promoted = [(artifact.model_id, artifact.role) for artifact in provider.champions()]
+        restored = registry.rollback(model_id, "pytest-oncall", "the challenger traded badly")
+        served_restored = [(artifact.model_id, artifact.role) for artifact in provider.champions()]
+        champion_events, challenger_events = registry.events(model_id), registry.events(challenger_id)
     finally:
         provider.close()
         registry.close()
 
-    entries, events = registered(models_settings)
-    assert shadowed.stage == CHALLENGER and served == [(1, CHAMPION), (2, CHALLENGER)]
-    assert [(entry.model_version, entry.stage) for entry in entries] == [(2, CHAMPION), (1, RETIRED)]
-    refused = next(event for event in events if event.action == "promotion_refused")
-    promoted = next(event for event in events if (event.model_version, event.action) == (2, "promoted"))
+    assert shadowed.stage == CHALLENGER and shadowed.slot == model_id
+    assert served == [(model_id, 1, CHAMPION), (challenger_id, 1, CHALLENGER)]  # scored beside the champion
+    assert served_promoted == [(challenger_id, CHAMPION)]  # the only champion of the slot: the one that trades
+    assert served_restored == [(model_id, CHAMPION)] and restored.name == f"{model_id} v1"
+    refused = next(event for event in challenger_events if event.action == "promotion_refused")
+    promoted = next(event for event in challenger_events if event.action == "promoted")
     for event in (refused, promoted):  # each criterion's value, in the audit trail
         assert 0.5 < event.metrics["shadow_days"] < 1.0  # the fixture's 20 hours
         assert event.metrics["shadow_rows"] > 100
         assert event.metrics["challenger_live_log_loss"] < event.metrics["champion_live_log_loss"]
     assert refused.metrics["shadow_min_days"] == 1.0 and promoted.metrics["shadow_min_days"] == 0.5
+    assert f"champion {model_id} v1" in promoted.reason
     assert decision.figures["champion_live_log_loss"] == pytest.approx(np.log(3))
-    assert [event.action for event in events if event.model_version == 2] == [
-        "registered", "shadowed", "promotion_refused", "promoted"]  # fmt: skip
+    assert [event.action for event in challenger_events] == [
+        "registered", "shadowed", "promotion_refused", "promoted", "rolled_back"]  # fmt: skip
+    assert [(event.action, event.reason) for event in champion_events][-2:] == [
+        ("retired", f"replaced by {challenger_id} v1"),
+        ("restored", f"restored by rolling back {challenger_id} v1: the challenger traded badly"),
+    ]  # fmt: skip

@@ -171,6 +171,7 @@ def test_model_performance_when_a_challenger_ran_in_shadow_then_compared_with_th
     from typer.testing import CliRunner
 
     from models.shadow import live_performance
+    from orchestration.synthetic import CHALLENGER_ID
     from orchestration.synthetic import MODEL_ID as SYNTHETIC_MODEL
     from tickwave.cli import app, models_cmd
     from tickwave.cli.common import console
@@ -184,14 +185,16 @@ def test_model_performance_when_a_challenger_ran_in_shadow_then_compared_with_th
     try:
         days = (datetime.now(UTC) - SYNTHETIC_DAY).days + 2
         window = live_performance(client, days, SYNTHETIC_MODEL)
-        daily = live_performance(client, days, SYNTHETIC_MODEL, "1m", daily=True)
+        daily = live_performance(client, days, CHALLENGER_ID, "1m", daily=True)  # the slot the challenger is in
     finally:
         client.close()
-    shown = CliRunner().invoke(app, ["models", "compare", "--model-id", SYNTHETIC_MODEL, "--days", str(days)])
+    shown = CliRunner().invoke(app, ["models", "compare", "--model-id", CHALLENGER_ID, "--days", str(days)])
 
-    champion, challenger = window
-    assert (champion.role, champion.model_version, challenger.role, challenger.model_version) == (
-        "champion", 1, "challenger", 2)  # fmt: skip
+    champion, challenger = window  # a challenger of another model id, beside the champion of its slot
+    assert [(row.model_id, row.model_version, row.role, row.slot) for row in window] == [
+        (SYNTHETIC_MODEL, 1, "champion", SYNTHETIC_MODEL),
+        (CHALLENGER_ID, 1, "challenger", SYNTHETIC_MODEL),
+    ]
     assert champion.scored == challenger.scored > 0  # scored on the same bars
     assert champion.log_loss is not None and challenger.log_loss is not None
     assert champion.log_loss != challenger.log_loss
@@ -200,3 +203,4 @@ def test_model_performance_when_a_challenger_ran_in_shadow_then_compared_with_th
                                                       (str(SYNTHETIC_DAY.date()), "challenger")]  # fmt: skip
     assert shown.exit_code == 0, shown.output
     assert "challenger" in shown.output and f"{challenger.log_loss - champion.log_loss:+.4f}" in shown.output
+    assert SYNTHETIC_MODEL in shown.output and CHALLENGER_ID in shown.output

@@ -62,8 +62,9 @@ def test_flow_when_ticks_on_kafka_and_a_challenger_in_shadow_then_exact_rows_and
 
     source = TickTopicSource(settings.kafka.bootstrap or "", topic_name(settings, TICKS), tail=False)
     provider = every_timeframe(FeatureSpec(), ("1s", "1m"), ("EURUSD", "USDJPY"))  # one champion per timeframe
-    challenger = replace(tiny_artifact(FeatureSpec(), version=2, seed=1, timeframe="1m"), role=CHALLENGER)
-    provider.artifacts.append(challenger)  # the 1 min champion's challenger, scored in shadow
+    # The 1 min champion's challenger, of another model id (in the champion's slot), scored in shadow.
+    challenger = tiny_artifact(FeatureSpec(), model_id="tiny_lgbm", version=1, seed=1, timeframe="1m")
+    provider.artifacts.append(replace(challenger, role=CHALLENGER, slot="tiny"))
     run_main(build_flow(settings.streams, source, production_sinks(settings), provider))
     load_to_end(settings)
 
@@ -77,18 +78,19 @@ def test_flow_when_ticks_on_kafka_and_a_challenger_in_shadow_then_exact_rows_and
     assert count("features") == symbols * (MINUTES * 60 + MINUTES)
     assert count("predictions") == symbols * (warm_1s + warm_1m + warm_1m)  # the challenger scored every 1 min vector
     shadow = (
-        "SELECT role, model_version, count() FROM predictions FINAL WHERE timeframe = '1m' GROUP BY ALL ORDER BY ALL"
+        "SELECT role, model_id, model_version, count() FROM predictions FINAL WHERE timeframe = '1m' "
+        "GROUP BY ALL ORDER BY ALL"
     )
     assert client.query(shadow).result_rows == [
-        ("challenger", 2, symbols * warm_1m),
-        ("champion", 1, symbols * warm_1m),
+        ("challenger", "tiny_lgbm", 1, symbols * warm_1m),  # under its own model id
+        ("champion", "tiny", 1, symbols * warm_1m),
     ]
     assert count("signals") == symbols * (warm_1s + warm_1m)
-    assert client.query("SELECT DISTINCT model_version FROM signals FINAL").result_rows == [(1,)]
+    assert client.query("SELECT DISTINCT model_id FROM signals FINAL").result_rows == [("tiny",)]
     assert count("quarantine") == 1
     signals = [decode(raw, Signal) for raw in consume_topic(settings, SIGNALS, symbols * (warm_1s + warm_1m))]
     assert len({signal.signal_id for signal in signals}) == symbols * (warm_1s + warm_1m)
-    assert {signal.model_version for signal in signals} == {1}  # no signal carries the challenger's version
+    assert {signal.model_id for signal in signals} == {"tiny"}  # no signal carries the challenger's model id
     assert len(consume_topic(settings, TICKS_DLQ, 1)) == 1
     client.close()
 

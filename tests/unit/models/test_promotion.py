@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from models.dataset import DOWN, FLAT, UP
 from models.errors import RegistryError
 from models.evaluation import BaselineComparison
-from models.registry import CANDIDATE, CHAMPION, RETIRED, RegistryEntry, RegistryEvent, judge_promotion, rollback_target
+from models.registry import (
+    CANDIDATE,
+    CHAMPION,
+    RETIRED,
+    RegistryEntry,
+    RegistryEvent,
+    contract_mismatches,
+    judge_promotion,
+    rollback_target,
+)
 
 LABELS = np.array([UP, DOWN, FLAT, UP, DOWN, FLAT] * 50)
 
@@ -84,8 +95,8 @@ def test_judge_when_holdout_empty_then_refused() -> None:
     assert not decision.is_promoted and decision.failures == ["the holdout has no rows"]
 
 
-def event(version: int, action: str, at: int) -> RegistryEvent:
-    return RegistryEvent("m", version, action, "", "", "test", "", at)
+def event(version: int, action: str, at: int, model_id: str = "m") -> RegistryEvent:
+    return RegistryEvent(model_id, version, action, "", "", "test", "", at)
 
 
 PROMOTED_1_2 = [event(1, "promoted", 1), event(2, "promoted", 2)]
@@ -101,12 +112,17 @@ REPROMOTED_2 = [*PROMOTED_1_2, event(2, "rolled_back", 3), event(2, "promoted", 
         (ROLLED_BACK_3, 2, 1),  # v3 was rolled back to v2; rolling back v2 goes to v1, never forward to v3
         (REPROMOTED_2, 4, 2),  # v2 rolled back, then promoted again after a fix: it counts again
         ([event(1, "registered", 1), event(1, "promotion_refused", 2)], 5, None),
+        # another model id's v1 (a challenger of m's slot) replaced m v1: rolling it back restores m v1, not itself
+        ([event(1, "promoted", 1), event(1, "promoted", 2, "lgbm")], ("lgbm", 1), ("m", 1)),
     ],
 )
 def test_rollback_target_when_history_given_then_latest_earlier_champion_not_rolled_back(
-    events: list[RegistryEvent], current: int, expected: int | None
+    events: list[RegistryEvent], current: int | tuple[str, int], expected: int | tuple[str, int] | None
 ) -> None:
-    assert rollback_target(events, current) == expected
+    def key(version: int | tuple[str, int]) -> tuple[str, int]:
+        return version if isinstance(version, tuple) else ("m", version)
+
+    assert rollback_target(events, key(current)) == (None if expected is None else key(expected))
 
 
 ENTRY = RegistryEntry("m", 1, CANDIDATE, "xgboost", "models/a.onnx", "a" * 64, "h", {}, {}, 0, 1, 2, 2)
@@ -189,3 +205,37 @@ def test_judge_when_only_a_baseline_placed_orders_then_it_is_a_comparison() -> N
 
     assert decision.figures["is_pnl_judged"] == 1.0
     assert decision.failures == ["holdout P&L after costs 0.00 does not beat the flat baseline's 0.00"]
+
+
+CONTRACT = {"timeframe": "1m", "horizon_bars": "5", "dead_zone_bps": "1.0", "symbols": "EURUSD,USDJPY"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, []),
+        ({"symbols": "USDJPY,XAUUSD"}, []),  # one symbol in common is enough: scored on the shared bars
+        ({"timeframe": "5m"}, ["timeframe 5m != the champion's 1m"]),
+        ({"horizon_bars": "10"}, ["labels"]),
+        ({"dead_zone_bps": "0.5"}, ["labels"]),
+        ({"symbols": "XAUUSD"}, ["no symbol in common with the champion's (EURUSD,USDJPY)"]),
+    ],
+)
+def test_contract_mismatches_when_a_challenger_differs_then_each_difference_named(
+    changes: dict[str, str], expected: list[str]
+) -> None:
+    champion = replace(ENTRY, model_id="ensemble_direction", params=CONTRACT)
+    challenger = replace(ENTRY, model_id="lgbm_direction", framework="lightgbm", params={**CONTRACT, **changes})
+
+    found = contract_mismatches(challenger, champion)
+
+    assert [message[: len(prefix)] for message, prefix in zip(found, expected, strict=False)] == expected
+    assert len(found) == len(expected)
+
+
+def test_contract_mismatches_when_feature_schemas_differ_then_refused() -> None:
+    champion = replace(ENTRY, params=CONTRACT)
+
+    found = contract_mismatches(replace(champion, model_id="other", feature_schema_hash="other"), champion)
+
+    assert found == ["feature schema other != the champion's h"]

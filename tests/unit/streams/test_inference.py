@@ -129,14 +129,18 @@ def test_inference_when_refreshed_with_a_challenger_then_each_keeps_its_own_slot
     artifact: ModelArtifact,
 ) -> None:
     challenger = replace(artifact, model_version=2, role=CHALLENGER)
-    inference = Inference(StaticProvider(artifact, challenger), SPEC.schema_hash)
+    # A challenger of another model id in the champion's slot, with the champion's version number.
+    other = replace(artifact, model_id="lgbm", role=CHALLENGER, slot="tiny")
+    inference = Inference(StaticProvider(artifact, challenger, other), SPEC.schema_hash)
 
     inference.refresh()
-    inference.refresh()  # the second lookup keeps both sessions: each must stay in its own slot
+    inference.refresh()  # the second lookup keeps the sessions: each must stay in its own slot
 
     slots = {key: (model.artifact.model_version, model.artifact.role) for key, model in inference.models.items()}
-    assert slots == {("tiny", "1s"): (1, CHAMPION), ("tiny", "1s", "challenger:v2"): (2, CHALLENGER)}
+    assert slots == {("tiny", "1s"): (1, CHAMPION), ("tiny", "1s", "challenger:tiny v2"): (2, CHALLENGER),
+                     ("tiny", "1s", "challenger:lgbm v1"): (1, CHALLENGER)}  # fmt: skip
     champion_only = inference.predict_many([warm_vector()])
     shadow = inference.predict_many([warm_vector()], role=CHALLENGER)
-    assert [(p.model_version, p.role) for p in champion_only] == [(1, CHAMPION)]
-    assert [(p.model_version, p.role) for p in shadow] == [(2, CHALLENGER)]
+    assert [(p.model_id, p.model_version, p.role) for p in champion_only] == [("tiny", 1, CHAMPION)]
+    assert sorted((p.model_id, p.model_version, p.role) for p in shadow) == [
+        ("lgbm", 1, CHALLENGER), ("tiny", 2, CHALLENGER)]  # fmt: skip

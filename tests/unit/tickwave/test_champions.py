@@ -108,4 +108,18 @@ def test_latest_champions_when_a_slot_has_challengers_then_one_champion_and_ever
     assert [(found.model_version, found.stage) for found in kept] == [
         (2, CHAMPION), (3, CHALLENGER), (4, CHALLENGER)
     ]  # fmt: skip
-    assert kept[1].serving_key == ("m", "1m", "challenger:v3")
+    assert kept[1].serving_key == ("m", "1m", "challenger:m v3")
+
+
+def test_latest_champions_when_other_model_ids_are_in_the_slot_then_one_champion_and_each_challenger() -> None:
+    # lgbm v1, shadowed against m's champion, was promoted in slot m after m v1 (which still claims it);
+    # lgbm v2 and m v2 challenge it with the same version number.
+    rows = [row(1, updated_at_ms=1), ChampionRow("lgbm", 1, "1m", "1" * 64, 5, CHAMPION, "m"),
+            ChampionRow("lgbm", 2, "1m", "2" * 64, 6, CHALLENGER, "m"), replace(row(2), stage=CHALLENGER)]  # fmt: skip
+
+    kept = latest_champions(rows)
+
+    assert [(found.model_id, found.model_version, found.stage) for found in kept] == [
+        ("lgbm", 1, CHAMPION), ("lgbm", 2, CHALLENGER), ("m", 2, CHALLENGER)
+    ]  # fmt: skip
+    assert kept[0].key == kept[1].key == ("m", "1m")
