@@ -25,29 +25,38 @@ from tickwave.warehouse.writer import BatchWriter
 
 BOOKING = ("position_before_lots", "position_after_lots", "entry_value_after", "realized_pnl_quote",
            "realized_pnl_account", "round_trip_id", "opens_round_trip_id")  # fmt: skip
-# Beyond the tie-out's fixed cases: a JPY-quoted flip (converted at the 1-minute bar's mid) and a
-# symbol whose fills are all unbooked; EURUSD carries on from its first day over two more.
+# Beyond the tie-out's fixed cases: EURUSD carries on from its first day over two more; USDJPY flips
+# (converted at the 1-minute bar's mid) with every fill unbooked. GBPUSD and AUDUSD have histories the
+# engine's bookings do not continue: an unbooked fill after a booked one; a fill missing before them.
 SEQUENCES = [*FIXED, ("USDJPY", [(20, 0, 0), (-50, 30, 10), (40, -25, 10)], False),
-             ("EURUSD", [(-30, 4, 5), (60, -8, 5)], False), ("GBPUSD", [(7, 0, 0), (-7, 11, 3)], False),
-             ("EURUSD", [(-30, 2, 0), (15, 3, 0)], True)]  # fmt: skip
+             ("EURUSD", [(-30, 4, 5), (60, -8, 5)], False),
+             ("GBPUSD", [(7, 0, 0), (-4, 11, 3), (-3, 2, 0)], False), ("EURUSD", [(-30, 2, 0), (15, 3, 0)], True),
+             ("AUDUSD", [(10, 0, 0), (20, 3, 0), (-30, 5, 0)], False)]  # fmt: skip
+REFUSED = ("GBPUSD", "AUDUSD")
 
 
 def _unbooked(fill: Fill) -> Fill:
     return msgspec.structs.replace(fill, **dict.fromkeys(BOOKING, msgspec.UNSET))
 
 
-def _as_stored_before(records: list[Fill]) -> tuple[list[Fill], int]:
-    """Strip the booking from each symbol's first fills (all of GBPUSD's), as an older engine stored them."""
-    counts: dict[str, int] = {}
+def _as_stored_before(records: list[Fill]) -> list[Fill]:
+    """Strip the booking from each symbol's first fills (USDJPY: all), as an older engine stored them.
+
+    GBPUSD: its second fill unbooked after a booked first; AUDUSD: its second fill missing.
+    """
+    by_symbol: dict[str, list[Fill]] = {}
     for fill in records:
-        counts[fill.symbol] = counts.get(fill.symbol, 0) + 1
-    seen: dict[str, int] = {}
+        by_symbol.setdefault(fill.symbol, []).append(fill)
     stored = []
-    for fill in records:
-        seen[fill.symbol] = seen.get(fill.symbol, 0) + 1
-        prefix = counts[fill.symbol] if fill.symbol == "GBPUSD" else (counts[fill.symbol] + 1) // 2
-        stored.append(_unbooked(fill) if seen[fill.symbol] <= prefix else fill)
-    return stored, sum(1 for fill in stored if not fill.is_booked)
+    for symbol, fills in by_symbol.items():
+        if symbol == "GBPUSD":
+            stored += [fills[0], _unbooked(fills[1]), fills[2]]
+        elif symbol == "AUDUSD":
+            stored += [_unbooked(fills[0]), fills[2]]
+        else:
+            prefix = len(fills) if symbol == "USDJPY" else (len(fills) + 1) // 2
+            stored += [_unbooked(fill) if index < prefix else fill for index, fill in enumerate(fills)]
+    return stored
 
 
 def _rate_bars() -> list[Bar]:
@@ -70,7 +79,7 @@ def test_backfill_when_fills_were_stored_unbooked_then_rows_and_marts_equal_the_
     warehouse_settings: Settings, fresh_database: str
 ) -> None:
     records, bars, expected = run_engine(SEQUENCES)
-    stored, unbooked = _as_stored_before(records)
+    stored = _as_stored_before(records)
     migrate(warehouse_settings, database=fresh_database)
     client = connect(warehouse_settings, database=fresh_database)
     try:
@@ -84,13 +93,22 @@ def test_backfill_when_fills_were_stored_unbooked_then_rows_and_marts_equal_the_
     result = backfill_warehouse(warehouse_settings, fresh_database)
     again = backfill_warehouse(warehouse_settings, fresh_database)
 
-    assert result.booked == unbooked >= 8 and not result.refused
-    assert {outcome.symbol for outcome in result.symbols} == {"EURUSD", "XAUUSD", "USDJPY", "GBPUSD"}
-    assert not again.symbols  # idempotent: nothing left to book
-    # Every row carries exactly what the engine booked (the JPY flip converted at the bar's mid).
-    assert _booked_rows(warehouse_settings, fresh_database) == {
-        fill.fill_id: tuple(getattr(fill, name) for name in BOOKING) for fill in records
+    booked = {outcome.symbol: outcome.booked for outcome in result.symbols if not outcome.refused}
+    assert booked == {"EURUSD": 4, "XAUUSD": 2, "USDJPY": 3}
+    gbpusd, audusd = ([fill for fill in records if fill.symbol == symbol] for symbol in REFUSED)
+    assert {outcome.symbol: outcome.refused for outcome in result.refused} == {
+        "GBPUSD": "1 unbooked fill(s) come after a booked one; the engine's bookings do not count them",
+        "AUDUSD": f"the unbooked fills end at 0.1 lots but the first booked fill {audusd[2].fill_id} starts from 0.3",
     }
+    assert {outcome.symbol for outcome in again.symbols} == set(REFUSED)  # idempotent: nothing else to book
+    # Every row carries exactly what the engine booked (the JPY flip converted at the bar's mid); nothing
+    # was written for a refused symbol.
+    rows = _booked_rows(warehouse_settings, fresh_database)
+    kept = [fill for fill in records if fill.symbol not in REFUSED]
+    assert {fill.fill_id: rows[fill.fill_id] for fill in kept} == {
+        fill.fill_id: tuple(getattr(fill, name) for name in BOOKING) for fill in kept
+    }
+    assert rows[gbpusd[1].fill_id][-2] == rows[audusd[0].fill_id][-2] == ""
     dbt_build(warehouse_settings, fresh_database)
     client = connect(warehouse_settings, database=fresh_database)
     try:
@@ -102,35 +120,13 @@ def test_backfill_when_fills_were_stored_unbooked_then_rows_and_marts_equal_the_
         trips = {t: (s, d, Decimal(q), Decimal(a)) for t, s, d, q, a, _ in rows_of_trips(client)}
     finally:
         client.close()
-    assert {key: positions[key] for key in expected.positions} == expected.positions
-    assert {key: realized[key] for key in expected.realized} == expected.realized
-    assert trips == {trip: figures for trip, figures in expected.trips.items() if figures[1] != date.min}
-    assert positions[("EURUSD", FIRST_DAY.date())] == 0  # 0.1 + 0.2 - 0.3: flat exactly
-
-
-def test_backfill_when_the_unbooked_fills_do_not_lead_to_the_booked_ones_then_the_symbol_is_refused(
-    warehouse_settings: Settings, fresh_database: str
-) -> None:
-    records, _, _ = run_engine(FIXED)
-    eurusd = [fill for fill in records if fill.symbol == "EURUSD"]
-    xauusd = [fill for fill in records if fill.symbol == "XAUUSD"]
-    # EURUSD: its second fill is missing, so the first booked one starts from another position;
-    # XAUUSD: an unbooked fill after a booked one (an engine that books does not count it).
-    stored = [_unbooked(eurusd[0]), eurusd[2], xauusd[0], _unbooked(xauusd[1]), xauusd[2]]
-    migrate(warehouse_settings, database=fresh_database)
-    client = connect(warehouse_settings, database=fresh_database)
-    try:
-        with BatchWriter(client, FILLS) as writer:
-            writer.write_messages(stored)
-    finally:
-        client.close()
-
-    result = backfill_warehouse(warehouse_settings, fresh_database)
-
-    assert result.booked == 0
-    assert {outcome.symbol: outcome.refused for outcome in result.refused} == {
-        "EURUSD": f"the unbooked fills end at 0.1 lots but the first booked fill {eurusd[2].fill_id} starts from 0.3",
-        "XAUUSD": "1 unbooked fill(s) come after a booked one; the engine's bookings do not count them",
+    traded = {key for key in expected.positions if key[0] not in REFUSED}
+    assert {key: positions[key] for key in traded} == {key: expected.positions[key] for key in traded}
+    assert {key: realized[key] for key in traded} == {key: expected.realized[key] for key in traded}
+    assert {trip: figures for trip, figures in trips.items() if figures[0] not in REFUSED} == {
+        trip: figures
+        for trip, figures in expected.trips.items()
+        if figures[1] != date.min and figures[0] not in REFUSED
     }
-    rows = _booked_rows(warehouse_settings, fresh_database)
-    assert rows[eurusd[0].fill_id][-2] == rows[xauusd[1].fill_id][-2] == ""  # nothing written for either
+    assert positions[("EURUSD", FIRST_DAY.date())] == 0  # 0.1 + 0.2 - 0.3: flat exactly
+    assert all(symbol != "AUDUSD" for symbol, *_ in trips.values())  # its trip's opening fill is not booked
