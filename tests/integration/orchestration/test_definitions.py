@@ -65,7 +65,7 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
 
     assert sorted(key.to_user_string() for key in graph.get_all_asset_keys()) == SNAPSHOT_ASSETS
     assert quality == QUALITY_CHECKED
-    assert len(checks) == 91  # 10 quality checks + the dbt tests of severity error
+    assert len(checks) == 95  # 10 quality checks + the dbt tests of severity error
     assert jobs == SNAPSHOT_JOBS and schedules == SNAPSHOT_SCHEDULES and sensors == SNAPSHOT_SENSORS
     assert all(s.execution_timezone == "UTC" for s in definitions.schedules or [])
     # a fresh instance runs them all: nobody has to find the toggles in the UI
