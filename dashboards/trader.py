@@ -14,6 +14,7 @@ from dashboards.dataquery import QueryFormat
 from dashboards.panels import BoardSpec, Kind, PanelSpec, T
 from dashboards.sqlparts import contract_size_expression, quote_currency_expression, rollover_expression
 from tickwave.config import Settings
+from tickwave.instruments import price_sql, registry
 
 UID = "tickwave-trader"
 TRADER_BUDGET_MS = 100.0
@@ -92,18 +93,22 @@ def exact(value: str, scale: int = 18) -> str:
     return f"toDecimal256(toString({value}), {scale})"
 
 
-def _positions() -> PanelSpec:
-    # The engine's booking of each symbol's last fill: the position and its open lots' entry value.
+def _positions(settings: Settings) -> PanelSpec:
+    # The engine's booking of each symbol's last fill: the position and its open lots' entry value; the
+    # average entry price at the symbol's digits (as MetaTrader shows a position's price).
+    average = price_sql("entry_value / toFloat64(position_lots)", registry(settings.symbols))
     return PanelSpec(
         title="Positions",
         kind=Kind.TABLE,
-        sql=f"""SELECT symbol,
-       argMax(position_after_lots, (filled_at_ms, fill_id)) AS position_lots,
-       if(position_lots = 0, NULL,
-          toFloat64(argMax(entry_value_after, (filled_at_ms, fill_id))) / toFloat64(position_lots)) AS average_price,
-       max(filled_at_ms) AS last_fill_at
-FROM ({BOOKED_FILLS})
-GROUP BY symbol
+        sql=f"""SELECT symbol, position_lots, if(position_lots = 0, NULL, {average}) AS average_price, last_fill_at
+FROM (
+  SELECT symbol,
+         argMax(position_after_lots, (filled_at_ms, fill_id)) AS position_lots,
+         toFloat64(argMax(entry_value_after, (filled_at_ms, fill_id))) AS entry_value,
+         max(filled_at_ms) AS last_fill_at
+  FROM ({BOOKED_FILLS})
+  GROUP BY symbol
+)
 ORDER BY symbol""",
         format=QueryFormat.TABLE,
         unit="none",
@@ -114,7 +119,8 @@ ORDER BY symbol""",
             ("last_fill_at", T.TIME),
         ),
         description="Net position per symbol (lots, + long / - short) as the execution engine booked its last "
-        "fill (exact), and the average entry price of the open lots (first-in first-out, as execution books them).",
+        "fill (exact), and the average entry price of the open lots (first-in first-out, as execution books them) at "
+        "the symbol's digits.",
         budget_ms=TRADER_BUDGET_MS,
     )
 
@@ -368,7 +374,7 @@ def trader_board(settings: Settings) -> BoardSpec:
         time_from="now-1h",
         panels=(
             _price(),
-            _positions(),
+            _positions(settings),
             _pnl_today(settings),
             *_orders(),
             *_signals(),

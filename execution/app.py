@@ -164,6 +164,25 @@ def run_audit(settings: Settings, stop: threading.Event) -> None:
     reporter = HealthReporter(settings.state_path, "audit", lambda: ([], {}), interval_s=5.0).start()
     mark_ready(settings, "audit")
     try:
+        _backfill_bookings(settings)
         run_audit_loader(settings, bootstrap, stop)
     finally:
         reporter.stop()
+
+
+def _backfill_bookings(settings: Settings) -> None:
+    """Book the warehouse's fills written before the engine booked them (a no-op once done).
+
+    Run before loading, so an upgraded platform counts its history in trips, positions and P&L
+    without anyone asking. A failure is logged, never fatal: the audit trail loads regardless.
+    """
+    from execution.backfill import backfill_warehouse
+
+    try:
+        result = backfill_warehouse(settings)
+    except Exception:  # the loader's outer edge: named in the log, the audit trail loads anyway
+        logger.exception("audit: booking the fills written before the engine booked them failed")
+        return
+    if result.symbols:
+        logger.info("audit: booked %d fills written before the engine booked them; refused: %s", result.booked,
+                    ", ".join(outcome.symbol for outcome in result.refused) or "none")  # fmt: skip

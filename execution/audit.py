@@ -14,7 +14,8 @@ Where each message goes:
   -> ``order_events`` (one row per event), and, except denials, a new state row of the
   order in ``orders`` (:func:`order_row`: newest event time wins, never a step back; the
   order's venue comes from its ``OrderSubmitted``);
-- ``Fill`` -> ``fills``; ``RiskEvent`` -> ``risk_events``;
+- ``Fill`` -> ``fills`` (a record without the engine's booking, from an engine that predates it, is
+  then booked by :mod:`execution.backfill`); ``RiskEvent`` -> ``risk_events``;
 - ``Signal``, ``OrderIntent``, ``ControlCommand`` stay on the topic only (the signal is
   in the warehouse's ``signals`` table from the streams side; the command's effect is a
   risk event).
@@ -32,6 +33,7 @@ from typing import Any
 
 from quixstreams.sinks import BatchingSink, SinkBatch
 
+from execution.backfill import backfill_bookings
 from execution.brokers.base import EXPIRED_PREFIX
 from tickwave.audit_chain import ChainLink, link_from_headers
 from tickwave.config import Settings
@@ -48,6 +50,7 @@ from tickwave.contracts import (
     decode_any,
 )
 from tickwave.errors import ContractError
+from tickwave.instruments import registry
 from tickwave.topics import ORDERS_EVENTS, topic_name
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.tables import FILLS, ORDER_EVENTS, ORDERS, RISK_EVENTS, row_for
@@ -163,6 +166,9 @@ class AuditSink(BatchingSink):
         for writer in self._writers.values():
             writer.flush()
         self.rows_written += sum(len(messages) for messages in rows.values())
+        if any(not fill.is_booked for fill in rows[FILLS.name]):  # written by an engine that did not book fills
+            backfill_bookings(self._writers[FILLS.name].client, registry(self._settings.symbols),
+                              self._settings.execution.account_currency)  # fmt: skip
 
     def _route(self, message: AnyMessage, rows: dict[str, list[Any]], link: ChainLink | None) -> None:
         if isinstance(message, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):

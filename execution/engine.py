@@ -19,7 +19,7 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from functools import partial
@@ -63,7 +63,7 @@ from tickwave.contracts import (
     client_order_id_for,
     stable_id,
 )
-from tickwave.instruments import convert
+from tickwave.instruments import Instrument, convert
 from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
 
 logger = logging.getLogger(__name__)
@@ -568,20 +568,8 @@ class Engine:
         spec = self.limits.instruments.get(fill.symbol)
         if booking is None or spec is None:
             return fill
-        # Amounts at the warehouse's scale (18 decimals: a no-op for prices of up to 16 decimals), so
-        # the record and its warehouse row hold the same figures; a conversion (a division) rounds there.
-        realized = within_places(MONEY_CONTEXT.multiply(booking.realized, to_decimal(spec.contract_size)))
-        account: Decimal | None = Decimal(0)
-        if realized:
-            converted = convert(realized, spec.quote, self.limits.account_currency, self.limits.instruments,
-                                mids_of(self.view))  # fmt: skip
-            account = None if converted is None else within_places(converted)
-        return replace_struct(
-            fill, position_before_lots=booking.position_before, position_after_lots=booking.position_after,
-            entry_value_after=within_places(booking.entry_value_after), realized_pnl_quote=realized,
-            realized_pnl_account=account,
-            round_trip_id=booking.round_trip_id, opens_round_trip_id=booking.opens_round_trip_id,
-        )  # fmt: skip
+        return with_booking(fill, booking, spec, self.limits.account_currency, self.limits.instruments,
+                            mids_of(self.view))  # fmt: skip
 
     # -----------------------------------------------------------------------------------
     # Queries
@@ -730,6 +718,34 @@ def _book(book: Book, order: Order, fill: OrderFilled) -> Booking:
     """Book ``fill`` of ``order`` on ``book``: the one rule for the engine's state and the fill's record."""
     quantity = to_decimal(fill.fill_lots)
     return book.book(quantity if order.side == "buy" else -quantity, to_decimal(fill.fill_price), fill.fill_id)
+
+
+def with_booking(
+    fill: Fill,
+    booking: Booking,
+    spec: Instrument,
+    account_currency: str,
+    instruments: Mapping[str, Instrument],
+    mids: Mapping[str, float],
+) -> Fill:
+    """Return the ``Fill`` record carrying ``booking`` (see :class:`~tickwave.contracts.Fill`).
+
+    The realised P&L is converted to the account currency at ``mids`` (the engine: its latest
+    mids; a backfill of fills booked later: the 1-minute bar mids at each fill's time).
+    """
+    # Amounts at the warehouse's scale (18 decimals: a no-op for prices of up to 16 decimals), so
+    # the record and its warehouse row hold the same figures; a conversion (a division) rounds there.
+    realized = within_places(MONEY_CONTEXT.multiply(booking.realized, to_decimal(spec.contract_size)))
+    account: Decimal | None = Decimal(0)
+    if realized:
+        converted = convert(realized, spec.quote, account_currency, instruments, mids)
+        account = None if converted is None else within_places(converted)
+    return replace_struct(
+        fill, position_before_lots=booking.position_before, position_after_lots=booking.position_after,
+        entry_value_after=within_places(booking.entry_value_after), realized_pnl_quote=realized,
+        realized_pnl_account=account,
+        round_trip_id=booking.round_trip_id, opens_round_trip_id=booking.opens_round_trip_id,
+    )  # fmt: skip
 
 
 def _money_text(amount: Decimal | None) -> str:

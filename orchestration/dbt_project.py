@@ -88,9 +88,19 @@ def dbt_environment(settings: Settings, database: str | None = None) -> dict[str
     }
 
 
+# Placeholders of the price_at_digits variable (filled by the dbt macro of that name).
+PRICE_PLACEHOLDER = "__price__"
+SYMBOL_PLACEHOLDER = "__symbol__"
+
+
 def dbt_vars(settings: Settings) -> dict[str, Any]:
-    """Return the variables the marts read from the settings: each symbol's units per lot, pip and currencies."""
-    from tickwave.instruments import registry
+    """Return the variables the marts read from the settings: each symbol's units per lot, pip and currencies.
+
+    ``price_at_digits`` is :func:`tickwave.instruments.price_sql` with placeholders for the price and
+    the symbol column (the ``price_at_digits`` macro fills them), so the marts round a shown price as
+    the reports do, from the same registry.
+    """
+    from tickwave.instruments import price_sql, registry
 
     def number(value: float) -> float | int:
         return int(value) if float(value).is_integer() else value  # ClickHouse multiplies Decimal by integers
@@ -104,7 +114,11 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
         }
         for name, spec in registry(settings.symbols).items()
     }
-    return {"instruments": instruments, "account_currency": settings.execution.account_currency}
+    return {
+        "instruments": instruments,
+        "account_currency": settings.execution.account_currency,
+        "price_at_digits": price_sql(PRICE_PLACEHOLDER, registry(settings.symbols), symbol=SYMBOL_PLACEHOLDER),
+    }
 
 
 def apply_dbt_environment(settings: Settings, database: str | None = None) -> None:

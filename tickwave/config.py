@@ -505,6 +505,21 @@ class ModelsSettings(_Section):
         return self.model_id or DEFAULT_MODEL_IDS[self.framework]
 
 
+# When the daily compliance reports of the previous day run (UTC, HH:MM; Dagster's
+# compliance_reports_daily schedule). A due time must come after it, or every day is late.
+REPORTS_SCHEDULE_UTC = "00:30"
+
+
+def _after_the_reports_schedule(value: str) -> str:
+    # HH:MM strings (the fields' pattern) order as times do.
+    if value <= REPORTS_SCHEDULE_UTC:
+        raise ValueError(
+            f"due at {value} UTC, not after the daily reports' schedule at {REPORTS_SCHEDULE_UTC} UTC "
+            "(compliance_reports_daily): every day's reports would be reported late"
+        )
+    return value
+
+
 class OrchestrationSettings(_Section):
     """Dagster (``tickwave orchestrate``): webserver and daemon with a SQLite instance under the state dir."""
 
@@ -520,8 +535,10 @@ class OrchestrationSettings(_Section):
         default="01:00",
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
         description="Dagster sensor: yesterday's compliance reports are late after this time (UTC): a report_late "
-        "service event",
+        f"service event (after the reports' schedule, {REPORTS_SCHEDULE_UTC})",
     )
+
+    _reports_due_after_schedule = field_validator("reports_due_utc")(_after_the_reports_schedule)
 
 
 class DashboardsSettings(_Section):
@@ -550,8 +567,10 @@ class DashboardsSettings(_Section):
     report_due_utc: str = Field(
         default="06:00",
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
-        description="alert: the daily report is missing after this time (UTC)",
+        description=f"alert: the daily report is missing after this time (UTC; after {REPORTS_SCHEDULE_UTC})",
     )
+
+    _report_due_after_schedule = field_validator("report_due_utc")(_after_the_reports_schedule)
 
 
 class SupervisionSettings(_Section):

@@ -48,6 +48,12 @@
     NULL)
 {%- endmacro %}
 
+{# A Float64 price shown at its symbol's digits (tickwave.instruments.price_sql, passed by Tickwave as
+   var price_at_digits with __price__ and __symbol__ placeholders); dbt run by hand: unrounded. #}
+{% macro price_at_digits(price, symbol='symbol') -%}
+  ({{ var('price_at_digits', '__price__') | replace('__symbol__', symbol) | replace('__price__', price) }})
+{%- endmacro %}
+
 {# Seconds in a timeframe such as 1s, 5m, 1h, 1d. #}
 {% macro timeframe_seconds(timeframe) -%}
   toUInt32OrZero(substring({{ timeframe }}, 1, length({{ timeframe }}) - 1))

@@ -1,4 +1,4 @@
-"""``tickwave warehouse serve | migrate | query | credentials-path``: the ClickHouse warehouse."""
+"""``tickwave warehouse serve | migrate | backfill-bookings | query | credentials-path``: the ClickHouse warehouse."""
 
 from __future__ import annotations
 
@@ -69,6 +69,35 @@ def migrate() -> None:
         console.print(f"[green]✓[/] applied migrations: {', '.join(applied)}")
     else:
         console.print("schema is up to date")
+
+
+@app.command("backfill-bookings")
+def backfill_bookings() -> None:
+    """Book the fills written before the engine booked them, with its rule (idempotent; the audit loader runs it too).
+
+    Exits 1 when a symbol is refused: its unbooked fills do not lead to its first booked fill's position.
+    """
+    settings = settings_or_exit()
+    from rich.progress import Progress
+
+    from execution.backfill import SymbolBackfill, backfill_warehouse
+
+    with exit_on_tickwave_error(), Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("booking fills", total=None)
+
+        def advance(outcome: SymbolBackfill) -> None:
+            progress.update(task, advance=1, description=f"booked {outcome.symbol}")
+
+        result = backfill_warehouse(settings, on_symbol=advance)
+    for outcome in result.symbols:
+        if outcome.refused:
+            err_console.print(f"[bold red]✗[/] {outcome.symbol}: left unbooked: {outcome.refused}")
+        else:
+            console.print(f"[green]✓[/] {outcome.symbol}: booked {outcome.booked} fills")
+    if not result.symbols:
+        console.print("every fill is booked")
+    if result.refused:
+        raise typer.Exit(1)
 
 
 @app.command("query")

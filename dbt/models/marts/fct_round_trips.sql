@@ -2,7 +2,9 @@
 -- execution engine booked it (int_fills_positioned): entry, exit, holding time, lots, P&L in pips, and
 -- the realized P&L in the quote and account currencies as the engine booked each fill (summed, exact
 -- decimals; the account amounts converted by the engine at each fill's live mids; NULL when the engine
--- knew no rate). A trip still open is not here (see positions_daily). trip_number counts the symbol's
+-- knew no rate). A trip still open is not here (see positions_daily), nor one whose opening fill is not
+-- booked (stored before the engine booked fills, on a symbol the backfill refused): its figures would
+-- lack that fill (execution/README.md, "Fills stored before the engine booked them"). trip_number counts the symbol's
 -- trips in the order they opened (for display; the key is round_trip_id). Entry and exit prices are the
 -- lot-weighted averages of the trip's entry and exit legs (exact sums, shown as Float64).
 {{ config(order_by='(symbol, exit_at, round_trip_id)') }}
@@ -15,7 +17,8 @@ with trips as (
         max(filled_at) as exit_at,
         argMax(trip_position_after, (filled_at, fill_id, exit_lots)) as final_position,
         sum(entry_lots) as lots,
-        toFloat64(sum(entry_lots * {{ exact('price') }}) / sum(entry_lots)) as entry_price,
+        max(fill_id = round_trip_id) as is_opening_booked,
+        toFloat64(sum(entry_lots * {{ exact('price') }}) / nullIf(sum(entry_lots), 0)) as entry_price,
         toFloat64(sum(exit_lots * {{ exact('price') }}) / nullIf(sum(exit_lots), 0)) as exit_price,
         sum(realized_pnl_quote) as gross_pnl_quote,
         if(countIf(realized_pnl_account is null) > 0, null, sum(realized_pnl_account)) as gross_pnl_account,
@@ -55,4 +58,4 @@ select
     model_id,
     model_version
 from numbered
-where final_position = 0
+where final_position = 0 and is_opening_booked

@@ -1,5 +1,6 @@
 -- one row per symbol and UTC day with prices or fills: the position at the day's end as the execution
--- engine booked it (exact lots: 0 when flat), the open lots' average entry price (first-in first-out),
+-- engine booked it (exact lots: 0 when flat), the open lots' average entry price (first-in first-out,
+-- at the symbol's digits, as MetaTrader shows a position's price),
 -- the mark (the day's last 1 min mid close, else the last fill) and the unrealized P&L,
 -- (mark x position - the open lots' entry value) x contract size, exact in the quote currency; in the
 -- account currency unchanged for a symbol quoted in it, else converted at the day's end as the marts'
@@ -43,7 +44,8 @@ marked as (
         positioned.symbol as symbol,
         positioned.day as day,
         positioned.position_lots as position_lots,
-        if(positioned.position_lots = 0, 0, toFloat64(positioned.entry_value) / toFloat64(positioned.position_lots))
+        if(positioned.position_lots = 0, 0, {{ price_at_digits(
+            'toFloat64(positioned.entry_value) / toFloat64(positioned.position_lots)', 'positioned.symbol') }})
             as entry_price,
         if(marks.mark_price > 0, marks.mark_price, positioned.last_fill_price) as mark_price,
         ({{ exact('mark_price') }} * positioned.position_lots - positioned.entry_value)

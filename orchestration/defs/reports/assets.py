@@ -17,6 +17,7 @@ import dagster as dg
 from orchestration.automation import RECORDING, schedule_status
 from orchestration.resources import TickwaveResource
 from reports.catalog import REPORTS
+from tickwave.config import REPORTS_SCHEDULE_UTC
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2020-01-01", timezone="UTC")  # a day is due once it has ended
 REPORT_KEYS = {report.name: dg.AssetKey(["compliance", report.name]) for report in REPORTS}
@@ -66,7 +67,8 @@ REPORTS_JOB = dg.define_asset_job(
     "compliance_reports_job", selection=dg.AssetSelection.assets(compliance_reports), partitions_def=DAYS,
     description="The day's seven compliance reports (CSV + HTML), manifest and index.",
 )  # fmt: skip
-REPORTS_AT_UTC = (0, 30)  # hour, minute: the previous day's reports, before orchestration.reports_due_utc
+# hour, minute: the previous day's reports, before orchestration.reports_due_utc (the settings check it)
+REPORTS_AT_UTC = (int(REPORTS_SCHEDULE_UTC[:2]), int(REPORTS_SCHEDULE_UTC[3:]))
 
 
 def _record_run(context: dg.RunStatusSensorContext, status: str, detail: str) -> None:

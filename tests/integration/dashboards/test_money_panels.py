@@ -63,6 +63,9 @@ def money_database(warehouse_settings: Settings, fresh_database: str) -> tuple[S
             _fill("d", "GBPUSD", "sell", 1.0, 1.2600, start - timedelta(hours=4)),
             _fill("e", "GBPUSD", "buy", 0.5, 1.3000, start - timedelta(hours=3)),
             _fill("f", "GBPUSD", "buy", 0.5, 1.3200, today),
+            # AUDUSD: an average off the price grid, 0.462011 / 0.7 = 0.660015714...: shown at 5 digits
+            _fill("g", "AUDUSD", "buy", 0.3, 0.66001, today),
+            _fill("h", "AUDUSD", "buy", 0.4, 0.66002, today),
         ]
         client.command(
             "INSERT INTO fills (fill_id, client_order_id, signal_id, symbol, side, price, quantity_lots, commission, "
@@ -106,7 +109,7 @@ def test_pnl_today_when_position_carried_over_the_rollover_then_realized_plus_un
     assert rows["GBPUSD"]["pnl_today"] == 2000
 
 
-def test_positions_when_a_trip_closed_before_then_average_of_the_open_trip_only(
+def test_positions_when_a_trip_closed_before_then_average_of_the_open_trip_only_at_the_symbols_digits(
     money_database: tuple[Settings, str, datetime],
 ) -> None:
     settings, database, _ = money_database
@@ -114,6 +117,7 @@ def test_positions_when_a_trip_closed_before_then_average_of_the_open_trip_only(
     rows = _panel_rows(settings, database, "Positions")
 
     assert rows["EURUSD"]["position_lots"] == pytest.approx(0.6)
-    assert rows["EURUSD"]["average_price"] == pytest.approx(1.1000)
+    assert rows["EURUSD"]["average_price"] == 1.1
     assert rows["GBPUSD"]["position_lots"] == pytest.approx(1.0)
-    assert rows["GBPUSD"]["average_price"] == pytest.approx(1.3100)
+    assert rows["GBPUSD"]["average_price"] == 1.31
+    assert rows["AUDUSD"]["average_price"] == 0.66002  # at the symbol's digits, not 0.6600157142857143

@@ -132,6 +132,10 @@ def _expect_fill(expected: Expected, fill: Fill, day: date) -> None:
                             (gross_account or ZERO) + account)  # fmt: skip
 
 
+def _end_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000) + 86_400_000
+
+
 def _bar(symbol: str, start_ms: int, mid: float) -> Bar:
     prices = {f"{side}_{point}": mid for side in ("bid", "ask", "mid") for point in ("open", "high", "low", "close")}
     return Bar(symbol=symbol, timeframe="1m", start_ms=start_ms, end_ms=start_ms + 60_000, tick_count=1, volume=0.0,
@@ -188,6 +192,8 @@ def test_marts_when_any_fills_with_reversals_then_positions_trips_and_pnl_equal_
         dbt_build(warehouse_settings, database)
         positions = {(s, d): Decimal(p) for s, d, p in client.query(
             "SELECT symbol, day, toString(position_lots) FROM positions_daily").result_rows}  # fmt: skip
+        entry_prices = {(s, d): Decimal(repr(p)) for s, d, p in client.query(
+            "SELECT symbol, day, entry_price FROM positions_daily").result_rows}  # fmt: skip
         unrealized = {(s, d): (Decimal(q), Decimal(a)) for s, d, q, a in client.query(
             "SELECT symbol, day, toString(unrealized_pnl_quote), toString(unrealized_pnl_account) "
             "FROM positions_daily").result_rows}  # fmt: skip
@@ -206,6 +212,15 @@ def test_marts_when_any_fills_with_reversals_then_positions_trips_and_pnl_equal_
     assert {key: positions[key] for key in expected.positions} == expected.positions
     assert {key: closes[key] for key in expected.positions} == expected.positions
     assert {key: unrealized[key][0] for key in expected.unrealized_quote} == expected.unrealized_quote
+    # The open lots' average entry at the symbol's digits: within half a point of the engine's average.
+    instruments = RiskLimits.from_settings(execution_settings()).instruments
+    for (symbol, day), position in expected.positions.items():
+        spec, shown = instruments[symbol], entry_prices[(symbol, day)]
+        assert -shown.as_tuple().exponent <= spec.digits  # type: ignore[operator]
+        if position:
+            average = [f for f in records if f.symbol == symbol and f.filled_at_ms < _end_ms(day)][-1]
+            exact = Decimal(str(average.entry_value_after)) / position
+            assert abs(shown - exact) <= to_decimal(spec.point) / 2, (symbol, day, shown, exact)
     usd = {key for key in expected.unrealized_quote if key[0] != "USDJPY"}
     assert {key: unrealized[key][1] for key in usd} == {key: expected.unrealized_quote[key] for key in usd}
     assert {key: realized[key] for key in expected.realized} == expected.realized

@@ -237,9 +237,26 @@ def test_cli_when_migrating_and_querying_then_commands_work(warehouse_settings: 
     refused = subprocess.run(
         [tickwave, "warehouse", "query", "DROP TABLE ticks"], env=env, capture_output=True, text=True, timeout=120
     )
+    client = connect(warehouse_settings, database=database)
+    try:  # two fills stored without the engine's booking, as an engine that predates it wrote them
+        client.command(
+            "INSERT INTO fills (fill_id, client_order_id, signal_id, symbol, side, price, quantity_lots, commission, "
+            "filled_at_ms, model_id, model_version) VALUES ('f1', 'o1', 's1', 'EURUSD', 'buy', 1.1, 0.1, 0, "
+            "'2026-10-05 01:00:00', 'm', 1), ('f2', 'o2', 's2', 'EURUSD', 'sell', 1.1, 0.1, 0, '2026-10-05 01:00:01', "
+            "'m', 1)"
+        )
+        backfilled = subprocess.run(
+            [tickwave, "warehouse", "backfill-bookings"], env=env, capture_output=True, text=True, timeout=120
+        )
+        trips = client.command("SELECT groupArray(round_trip_id) FROM (SELECT * FROM fills FINAL ORDER BY fill_id)")
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        client.close()
 
     assert migrated.returncode == 0, migrated.stderr
     assert "0001_market_data" in migrated.stdout
     assert "up to date" in again.stdout
     assert queried.returncode == 0 and "1 of 1 rows" in queried.stdout
     assert refused.returncode == 1 and "164" in refused.stderr
+    assert backfilled.returncode == 0 and "EURUSD: booked 2 fills" in backfilled.stdout, backfilled.stderr
+    assert trips == "['f1','f1']"  # one round trip, named by the fill that opened it
