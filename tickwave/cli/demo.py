@@ -353,7 +353,7 @@ def _champion_and_challenger(settings: Settings) -> None:
     finally:
         client.close()
     if rows:
-        console.print(comparison_table(rows, 1))
+        console.print(comparison_table(rows, 1, is_compact=True))
     console.print("  champion vs challenger on live data: `tickwave models compare --days 1` (the "
                   "model_performance_daily mart; `--daily` per day); `tickwave models promote <version> --model-id "
                   "<challenger's id>` makes a challenger the champion of its slot")  # fmt: skip
