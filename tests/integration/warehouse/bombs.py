@@ -39,13 +39,13 @@ class Footprint:
     settled_mib: float
 
 
-def footprint(pid: int, request: Callable[[], Response]) -> tuple[Response, Footprint]:
-    """Send ``request`` and return the server's RSS before, at its peak during it, and after."""
+def footprint(pid: int, request: Callable[[], Response], settle_s: float = 0.3) -> tuple[Response, Footprint]:
+    """Send ``request`` and return the server's RSS before, at its peak during it, and ``settle_s`` after."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM, the peak RSS, to the current RSS
     before = memory_mib(pid, "VmRSS")
     reply = request()
     peak = memory_mib(pid, "VmHWM")
-    time.sleep(0.3)
+    time.sleep(settle_s)
     return reply, Footprint(before, peak - before, memory_mib(pid, "VmRSS") - before)
 
 
