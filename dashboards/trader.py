@@ -15,6 +15,7 @@ from dashboards.panels import BoardSpec, Kind, PanelSpec, T
 from dashboards.sqlparts import contract_size_expression, quote_currency_expression, rollover_expression
 from tickwave.config import Settings
 from tickwave.instruments import price_sql, registry
+from tickwave.timeframes import timeframe_seconds_sql
 
 UID = "tickwave-trader"
 TRADER_BUDGET_MS = 100.0
@@ -28,7 +29,7 @@ BOOKED_FILLS = (
     "FROM fills FINAL WHERE round_trip_id != ''"
 )
 # The seconds a bar of each timeframe spans (its end = start + this).
-TIMEFRAME_SECONDS = "transform(toString(timeframe), ['1s', '1m', '5m', '15m', '1h', '4h', '1d'], [1, 60, 300, 900, 3600, 14400, 86400], 60)"
+TIMEFRAME_SECONDS = timeframe_seconds_sql("timeframe")
 
 
 def _price() -> PanelSpec:

@@ -30,6 +30,18 @@ MT5_ALIASES: dict[str, str] = {
 SESSION_TIMEFRAMES: frozenset[str] = frozenset({"4h", "1d"})  # aligned to the rollover when so configured
 
 
+def timeframe_seconds_sql(column: str = "timeframe") -> str:
+    """Return a ClickHouse expression for the seconds a bar of the timeframe in ``column`` spans.
+
+    Generated from :data:`TIMEFRAMES_MS`, so SQL (the boards' panels) knows every timeframe
+    this module does; a name it does not know gives 0. H4 and D1 bars aligned to a
+    rollover in a zone with daylight saving last an hour more or less on the days it changes.
+    """
+    names = ", ".join(f"'{name}'" for name in TIMEFRAMES_MS)
+    seconds = ", ".join(str(length_ms // 1000) for length_ms in TIMEFRAMES_MS.values())
+    return f"transform(toString({column}), [{names}], [{seconds}], 0)"
+
+
 def canonical_timeframe(text: str) -> str:
     """Return the canonical name of a timeframe (``"H1"`` and ``"1h"`` give ``"1h"``).
 
