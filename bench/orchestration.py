@@ -72,12 +72,14 @@ SPLIT = (["--exclude", "config.materialized:incremental"],
 
 def quality_by_hand(settings: Settings, database: str) -> float:
     from quality.runner import validate_table, write_results
+    from tickwave.market import MarketCalendar
 
+    calendar = MarketCalendar.from_settings(settings.execution)
     started = time.perf_counter()
     client = connect(settings, database=database)
     try:
         for table in RAW_TABLES:
-            write_results(client, validate_table(client, table))
+            write_results(client, validate_table(client, table, calendar=calendar))
     finally:
         client.close()
     return time.perf_counter() - started

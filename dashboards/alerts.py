@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from dashboards.sqlparts import rollover_expression
 from tickwave.config import ExecutionSettings, Settings
+from tickwave.market import MarketCalendar
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,8 @@ class AlertRule:
 
 
 def market_open_expression(execution: ExecutionSettings) -> str:
-    """1 while the market is open (fx: from Sunday to Friday at the rollover, New York time; else always)."""
-    if execution.market_hours == "always":
-        return "1"
-    hours, minutes = (int(part) for part in execution.rollover_time.split(":"))
-    local = f"toTimeZone(now(), '{execution.market_timezone}')"
-    minute_of_day = f"(toHour({local}) * 60 + toMinute({local}))"
-    roll = hours * 60 + minutes
-    day = f"toDayOfWeek({local})"
-    return f"NOT (({day} = 5 AND {minute_of_day} >= {roll}) OR {day} = 6 OR ({day} = 7 AND {minute_of_day} < {roll}))"
+    """1 while the market is open now: the configured calendar (``tickwave.market``) rendered as SQL."""
+    return MarketCalendar.from_settings(execution).open_sql("now()")
 
 
 def alert_rules(settings: Settings) -> tuple[AlertRule, ...]:

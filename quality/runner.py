@@ -9,7 +9,7 @@ runs the same expectations on any ClickHouse, and the slice is bounded, so memor
 The slice is a time window that ends at the table's newest row (24 h; 1 h for ticks and
 1 s bars, whose day can hold ten million rows), so a check
 judges the data that exists; whether that newest row is recent enough is the separate
-freshness expectation (judged only while the FX market is open). Volume compares each
+freshness expectation (judged only while the configured market calendar is open). Volume compares each
 whole hour of the slice with the median hour of the 24 h before it.
 """
 
@@ -30,6 +30,8 @@ from quality.suites import BLOCKING, HOUR_MS, WARNING, QualityLimits, TableSuite
 if TYPE_CHECKING:
     import pandas as pd
     from clickhouse_connect.driver.client import Client
+
+    from tickwave.market import MarketCalendar
 
 DEFAULT_WINDOW_MS = 24 * HOUR_MS
 
@@ -87,16 +89,13 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
 
 
-def is_fx_market_open(at: datetime) -> bool:
-    """Return False from Friday's 17:00 New York rollover to Sunday's (the FX weekend), else True.
+def is_fx_market_open(at: datetime, calendar: MarketCalendar) -> bool:
+    """Return whether ``calendar`` (the configured ``tickwave.market`` rule) has the market open at ``at``.
 
-    The execution process's own calendar (``tickwave.market``, default settings), so freshness is
-    judged in the hours execution trades: 22:00 UTC in northern winter, 21:00 in summer.
+    The execution process's own calendar, with the configured zone, hours and holidays, so
+    freshness is judged in the hours execution trades: no tick is due on a weekend or a holiday.
     """
-    from tickwave.config import ExecutionSettings
-    from tickwave.market import MarketCalendar
-
-    return MarketCalendar.from_settings(ExecutionSettings()).is_open(int(at.timestamp() * 1000))
+    return calendar.is_open(int(at.timestamp() * 1000))
 
 
 @lru_cache(maxsize=1)
@@ -190,7 +189,7 @@ def newest_ms(client: Client, suite: TableSuite) -> int | None:
 
 
 def _health(client: Client, suite: TableSuite, window: tuple[int, int], newest: int, now: datetime,
-            limits: QualityLimits) -> pd.DataFrame:  # fmt: skip
+            calendar: MarketCalendar) -> pd.DataFrame:  # fmt: skip
     import pandas as pd
 
     start, end = window
@@ -206,7 +205,7 @@ def _health(client: Client, suite: TableSuite, window: tuple[int, int], newest: 
     median = trailing[len(trailing) // 2] if trailing else None
     ratios = [count / median for count in current] if median else [1.0]
     now_ms = int(now.timestamp() * 1000)
-    age_minutes = (now_ms - newest) / 60_000 if is_fx_market_open(now) else 0.0
+    age_minutes = (now_ms - newest) / 60_000 if is_fx_market_open(now, calendar) else 0.0
     return pd.DataFrame({"newest_age_minutes": [age_minutes], "min_hour_ratio": [min(ratios or [1.0])],
                          "max_hour_ratio": [max(ratios or [1.0])]})  # fmt: skip
 
@@ -228,6 +227,7 @@ def validate_table(
     client: Client,
     dataset: str,
     *,
+    calendar: MarketCalendar,
     limits: QualityLimits | None = None,
     window_ms: tuple[int, int] | None = None,
     now: datetime | None = None,
@@ -238,6 +238,7 @@ def validate_table(
     Args:
         client: a client on the database holding the table.
         dataset: the table (one of :data:`quality.suites.RAW_TABLES`).
+        calendar: the configured market calendar; freshness is judged only while it is open.
         limits: the bounds (default :class:`QualityLimits`).
         window_ms: ``[start, end)`` to read (default: the suite's window up to the table's newest row).
         now: the time freshness is judged at (default: now).
@@ -252,7 +253,7 @@ def validate_table(
     frame = _read_slice(client, suite.slice_sql(*(window_ms or (None, None))))
     outcomes = _validate(dataset, frame, [*suite.expectations(limits), _has_rows()])
     if suite.time_column is not None and newest is not None and window_ms is not None:
-        outcomes += _validate(f"{dataset}_health", _health(client, suite, window_ms, newest, now, limits),
+        outcomes += _validate(f"{dataset}_health", _health(client, suite, window_ms, newest, now, calendar),
                               _health_expectations(limits))  # fmt: skip
     return SuiteOutcome(run_id or uuid.uuid4().hex, dataset, window_ms, len(frame), tuple(outcomes), now)
 

@@ -4,8 +4,9 @@ The FX week opens on Sunday at 17:00 New York time and closes on Friday at 17:00
 UTC in northern winter, 21:00 in summer): the clock is America/New_York, not a fixed UTC
 hour. The trading day rolls over at the same 17:00 (configurable): a trading day is named
 by the New York date on which it ends. Holidays (New York dates, from the configuration)
-are closed all day. In the core: the execution process and the data-quality freshness checks
-judge market hours the same way.
+are closed all day. The execution process, the data-quality freshness checks and the alert
+rules judge market hours by this one rule: the alert rules through :meth:`MarketCalendar.open_sql`,
+the same rule rendered as a ClickHouse expression.
 """
 
 from __future__ import annotations
@@ -72,3 +73,21 @@ class MarketCalendar:
         if weekday == _SUNDAY:
             return at >= self.rollover
         return True
+
+    def open_sql(self, at: str) -> str:
+        """Render :meth:`is_open` as a ClickHouse expression (1 open, 0 closed) of the DateTime SQL ``at``.
+
+        Alert rules are SQL evaluated by Grafana, so the rule is generated from this calendar
+        (zone, rollover, holidays) instead of copied; a test compares the two on the warehouse.
+        """
+        if self.hours == "always":
+            return "1"
+        local = f"toTimeZone({at}, '{self.zone.key}')"
+        second = f"(toHour({local}) * 3600 + toMinute({local}) * 60 + toSecond({local}))"
+        roll = self.rollover.hour * 3600 + self.rollover.minute * 60 + self.rollover.second
+        day = f"toDayOfWeek({local})"  # ClickHouse: Monday 1 .. Sunday 7
+        closed = f"({day} = 5 AND {second} >= {roll}) OR {day} = 6 OR ({day} = 7 AND {second} < {roll})"
+        if self.holidays:
+            listed = ", ".join(f"'{holiday.isoformat()}'" for holiday in sorted(self.holidays))
+            closed = f"toDate({local}) IN ({listed}) OR {closed}"
+        return f"toUInt8(NOT ({closed}))"

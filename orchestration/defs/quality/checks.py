@@ -28,10 +28,13 @@ def quality_check(table: str) -> dg.AssetChecksDefinition:
     def check(context: dg.AssetCheckExecutionContext, tickwave: TickwaveResource) -> dg.AssetCheckResult:
         from quality.runner import validate_table, write_results
         from quality.suites import QualityLimits
+        from tickwave.market import MarketCalendar
 
-        limits = QualityLimits.from_settings(tickwave.settings())
+        settings = tickwave.settings()
+        limits = QualityLimits.from_settings(settings)
+        calendar = MarketCalendar.from_settings(settings.execution)
         with tickwave.client() as client:
-            outcome = validate_table(client, table, limits=limits, run_id=context.run.run_id)
+            outcome = validate_table(client, table, calendar=calendar, limits=limits, run_id=context.run.run_id)
             written = write_results(client, outcome)
         context.log.info(f"{table}: {len(outcome.outcomes)} expectations over {outcome.rows} rows, "
                          f"{written} dq_results rows (run {outcome.run_id})")  # fmt: skip

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
 from quality.runner import is_fx_market_open
 from quality.suites import RAW_TABLES, QualityLimits, pip_sql, spread_bound_sql, suites
+from tickwave.config import ExecutionSettings
+from tickwave.market import MarketCalendar
 
 
 @pytest.mark.parametrize(
@@ -21,7 +23,24 @@ from quality.suites import RAW_TABLES, QualityLimits, pip_sql, spread_bound_sql,
     ],
 )
 def test_is_fx_market_open_when_at_the_weekend_edges_then_closed_only_between_them(at: datetime, is_open: bool) -> None:
-    assert is_fx_market_open(at) is is_open
+    assert is_fx_market_open(at, MarketCalendar.from_settings(ExecutionSettings())) is is_open
+
+
+@pytest.mark.parametrize(
+    ("at", "is_open"),
+    [
+        (datetime(2026, 12, 25, 4, 59, tzinfo=UTC), True),  # 24 Dec, 23:59 New York: the eve trades
+        (datetime(2026, 12, 25, 5, 1, tzinfo=UTC), False),  # 25 Dec, 00:01 New York
+        (datetime(2026, 12, 25, 15, 0, tzinfo=UTC), False),  # a Friday holiday's midday
+        (datetime(2026, 12, 24, 15, 0, tzinfo=UTC), True),  # the day before
+    ],
+)
+def test_is_fx_market_open_when_a_holiday_is_configured_then_closed_on_that_new_york_date(
+    at: datetime, is_open: bool
+) -> None:
+    calendar = MarketCalendar.from_settings(ExecutionSettings(market_holidays=(date(2026, 12, 25),)))
+
+    assert is_fx_market_open(at, calendar) is is_open
 
 
 def test_suites_when_built_then_every_raw_table_has_blocking_key_checks_and_a_bounded_slice() -> None:
