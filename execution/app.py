@@ -16,7 +16,6 @@ from typing import Any
 
 from execution.brokers.base import Broker
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
-from execution.clock import Clock, SystemClock
 from execution.connectors import (
     ControlListener,
     KafkaPublisher,
@@ -30,6 +29,7 @@ from execution.risk import RiskLimits
 from execution.service import ExecutionService, Publisher, TickChecks
 from execution.sizing import SizingPolicy
 from tickwave.bus import resolve_bootstrap
+from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.gcpause import start_gc_freezer

@@ -3,7 +3,7 @@
 :func:`replay_session` builds the service exactly as ``python -m execution`` does
 (:func:`execution.app.build_service`: the engine, the sizing, the risk gate, the journal
 and the paper broker with its slippage and latency), in a temporary state directory,
-under a :class:`~execution.clock.ManualClock` that the replay moves to each event's time.
+under a :class:`~tickwave.clock.ManualClock` that the replay moves to each event's time.
 So a backtest's orders are the orders live trading would have sent, and its fills the
 fills the paper venue would have made.
 
@@ -39,10 +39,10 @@ from typing import cast
 
 from execution.app import build_service
 from execution.brokers.paper import PaperBroker
-from execution.clock import ManualClock
 from execution.positions import Book
 from execution.service import ExecutionService
 from tickwave.audit_chain import ChainLink
+from tickwave.clock import ManualClock
 from tickwave.config import Settings
 from tickwave.contracts import (
     AnyMessage,

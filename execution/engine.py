@@ -30,7 +30,6 @@ from msgspec.structs import replace as replace_struct
 from pydantic import TypeAdapter, ValidationError
 
 from execution.brokers.base import EXPIRED_PREFIX
-from execution.clock import Clock
 from execution.positions import Book, Booking
 from execution.risk import (
     PriceWindow,
@@ -44,6 +43,7 @@ from execution.risk import (
 )
 from execution.sizing import SizingPolicy, order_for, target_position_lots
 from execution.state import CreationIndex, IllegalTransition, Order, OrderStatus
+from tickwave.clock import Clock
 from tickwave.config import ExecutionSettings
 from tickwave.contracts import (
     ControlCommand,

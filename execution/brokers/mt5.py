@@ -67,8 +67,8 @@ from execution.brokers.base import (
     fill_id_for,
     rejected,
 )
-from execution.clock import Clock
 from execution.state import Order, OrderStatus
+from tickwave.clock import Clock
 from tickwave.config import ExecutionSettings, Settings
 from tickwave.contracts import OrderFilled, OrderIntent, Tick
 from tickwave.instruments import from_mt5_symbol_info

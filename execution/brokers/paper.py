@@ -31,10 +31,10 @@ from execution.brokers.base import (
     fill_id_for,
     rejected,
 )
-from execution.clock import Clock
 from execution.journal import Journal
 from execution.positions import Book
 from execution.state import CreationIndex, Order, OrderStatus
+from tickwave.clock import Clock
 from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.contracts import (
     KindTest,

@@ -261,11 +261,11 @@ def check_everything(settings: Settings) -> dict[str, Any]:
     """Run every invariant; return the figures (raises AssertionError naming the first one broken)."""
     from execution.app import instance_dir
     from execution.brokers.paper import LEDGER_NAME
-    from execution.clock import SystemClock
     from execution.engine import Engine, replay
     from execution.journal import JOURNAL_NAME, Journal
     from execution.risk import RiskLimits
     from execution.sizing import SizingPolicy
+    from tickwave.clock import SystemClock
     from tickwave.contracts import OrderFilled, OrderSubmitted
     from tickwave.instruments import registry
     from tickwave.warehouse.client import connect

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from execution.backtest import fill_pnls, replay_session
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
-from execution.clock import ManualClock
 from execution.journal import JOURNAL_NAME, Journal
 from streams.ingest.sample import sample_paths
 from tests.integration.execution.conftest import Bus, Processes, now_ms
 from tests.integration.ingest.test_replay_kafka import expected_ticks
+from tickwave.clock import ManualClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import AnyMessage, OrderDenied, OrderFilled, OrderSubmitted, Signal, Tick
 from tickwave.instruments import registry

@@ -18,7 +18,6 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 
 from execution.brokers.paper import LEDGER_NAME
-from execution.clock import SystemClock
 from execution.engine import Engine, replay
 from execution.journal import JOURNAL_NAME, Journal
 from execution.positions import Book
@@ -27,6 +26,7 @@ from execution.sizing import SizingPolicy
 from execution.state import OrderStatus
 from reports.events import first_event_break
 from tests.integration.execution.conftest import Bus, Processes, make_signal, make_tick, now_ms
+from tickwave.clock import SystemClock
 from tickwave.config import Settings
 from tickwave.contracts import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, RiskEvent
 from tickwave.money import to_decimal

@@ -22,9 +22,9 @@ from quixstreams.sinks import SinkBatch
 
 from execution.audit import AuditSink
 from execution.brokers.mt5 import Mt5Broker
-from execution.clock import ManualClock
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
 from tickwave.audit_chain import AuditChain, is_chained
+from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, Settings, load_settings
 from tickwave.contracts import ControlCommand, Message, OrderIntent, OrderSubmitted, Signal, Tick, encode
 from tickwave.mt5.api import Constants

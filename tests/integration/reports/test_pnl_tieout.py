@@ -27,7 +27,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from execution.brokers.base import BrokerFill, fill_events, fill_id_for
-from execution.clock import ManualClock
 from execution.engine import Engine
 from execution.positions import Book
 from execution.risk import RiskLimits
@@ -35,6 +34,7 @@ from execution.sizing import SizingPolicy
 from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_environment, dbt_vars
 from tests.integration.reports.conftest import load
 from tests.unit.execution.helpers import ListPublisher, execution_settings
+from tickwave.clock import ManualClock
 from tickwave.config import Settings
 from tickwave.contracts import Bar, Fill, OrderSubmitted, Side, Tick
 from tickwave.money import to_decimal

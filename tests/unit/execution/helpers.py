@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from execution.app import build_service
-from execution.clock import ManualClock
 from execution.service import ExecutionService
 from tickwave.audit_chain import ChainLink
+from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, load_settings
 from tickwave.contracts import Message, Signal, Tick
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from execution.clock import ManualClock
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
 from tickwave.audit_chain import CHAINED_TYPES, GENESIS_HASH, StoredLink, first_break, is_chained
+from tickwave.clock import ManualClock
 from tickwave.contracts import OrderDenied, OrderFilled, OrderSubmitted, encode
 
 

@@ -7,11 +7,11 @@ import json
 import msgspec
 import pytest
 
-from execution.clock import ManualClock
 from execution.engine import Engine
 from execution.risk import RiskLimits
 from execution.sizing import SizingPolicy
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, execution_settings, signal, tick
+from tickwave.clock import ManualClock
 from tickwave.contracts import ControlCommand, OrderDenied, OrderRejected, RiskEvent
 
 

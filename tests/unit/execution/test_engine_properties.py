@@ -19,11 +19,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from execution.clock import ManualClock
 from execution.engine import Engine
 from execution.journal import Journal
 from execution.service import ExecutionService
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick
+from tickwave.clock import ManualClock
 from tickwave.contracts import ControlCommand, Fill, OrderSubmitted
 
 MAX_POSITION = Decimal("1.0")

@@ -17,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from execution.brokers.base import BrokerFill, fill_events
-from execution.clock import ManualClock
 from execution.engine import Engine
 from execution.positions import Book
 from execution.risk import RiskLimits
@@ -30,6 +29,7 @@ from tests.unit.execution.helpers import (
     signal,
     tick,
 )
+from tickwave.clock import ManualClock
 from tickwave.contracts import Fill, OrderFilled, OrderSubmitted, decode, encode
 from tickwave.warehouse.tables import FILLS, row_for, to_arrow
 

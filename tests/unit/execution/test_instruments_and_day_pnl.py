@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execution.clock import ManualClock
 from execution.engine import DAY_ROLLOVER, Engine
 from execution.risk import (
     LegValues,
@@ -24,6 +23,7 @@ from execution.risk import (
 )
 from execution.sizing import SizingPolicy
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, execution_settings, signal, tick
+from tickwave.clock import ManualClock
 from tickwave.config import SymbolSpec, default_symbols
 from tickwave.contracts import OrderFilled, OrderSubmitted, RiskEvent
 from tickwave.instruments import convert, from_mt5_symbol_info, registry

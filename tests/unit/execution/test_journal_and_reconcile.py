@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from execution import journal as journal_module
 from execution.brokers.base import fill_id_for
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
-from execution.clock import ManualClock
 from execution.engine import replay
 from execution.journal import JOURNAL_NAME, Journal
 from execution.state import OrderStatus
@@ -27,6 +26,7 @@ from tests.unit.execution.helpers import (
     signal,
     tick,
 )
+from tickwave.clock import ManualClock
 from tickwave.contracts import (
     Fill,
     OrderCanceled,

@@ -13,10 +13,10 @@ import pytest
 
 from execution.app import build_service
 from execution.brokers.mt5 import Mt5Broker
-from execution.clock import ManualClock
 from execution.service import ExecutionService
 from execution.state import OrderStatus
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
+from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, load_settings
 from tickwave.contracts import (
     ControlCommand,

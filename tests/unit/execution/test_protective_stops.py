@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from execution.clock import ManualClock
 from execution.service import ExecutionService
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
+from tickwave.clock import ManualClock
 from tickwave.contracts import ControlCommand, OrderFilled, OrderSubmitted, RiskEvent
 
 STOPS = {"market_hours": "always", "stop_loss_pips": 20, "take_profit_pips": 40, "flash_crash_pct": 50.0,

@@ -1,4 +1,4 @@
-"""Injected clocks: the system clock in production, a manual clock in tests and replays."""
+"""The one clock every component is given: the system clock live, a manual clock in tests and replays."""
 
 from __future__ import annotations
 
