@@ -37,7 +37,7 @@ was shadowed against another model id's champion (then ``params['slot']`` names 
 and keeps naming it once the version is promoted). A slot has at most one champion: it
 alone trades; promoting a 5-minute version retires only the 5-minute champion of its
 slot. The streams serve the slots of ``models.registry_id`` through
-``tickwave.champions.RegistryModelProvider`` (in the core, so that ``streams/`` imports no
+``streams.champions.RegistryModelProvider`` (in the core, so that ``streams/`` imports no
 component).
 """
 

@@ -48,7 +48,7 @@ def production_sinks(settings: Settings) -> FlowSinks:
 
 def model_provider(settings: Settings) -> ModelProvider:
     """The registry's champions, one per timeframe (polled by the flow, hot-swapped when they change)."""
-    from tickwave.champions import RegistryModelProvider
+    from streams.champions import RegistryModelProvider
 
     return RegistryModelProvider(settings)
 

@@ -29,11 +29,11 @@ from typing import Any
 
 from streams.loader import LOADER_HEALTH, start_loader, stop_loader
 from tickwave.config import Settings, to_environment
+from tickwave.endpoints import LOOPBACK, free_port, mark_ready
 from tickwave.errors import ServiceError
 from tickwave.gcpause import start_gc_freezer
 from tickwave.health import HealthReporter, read_health
 from tickwave.parentdeath import die_with_parent
-from tickwave.services.supervisor import LOOPBACK, free_port
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +222,4 @@ def _raise_on_sigterm() -> None:
 
 
 def _mark_ready(settings: Settings) -> None:
-    from tickwave.services.own import mark_ready
-
-    mark_ready(settings, "streams")
+    mark_ready(settings.state_path, "streams")

@@ -43,6 +43,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from tickwave.config import Settings
+from tickwave.endpoints import live_endpoint
 from tickwave.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -86,9 +87,7 @@ def resolve_bootstrap(settings: Settings) -> str:
     """
     if settings.kafka.bootstrap:
         return settings.kafka.bootstrap
-    from tickwave.services.supervisor import Supervisor
-
-    endpoint = Supervisor(settings).endpoint("kafka")
+    endpoint = live_endpoint(settings.state_path, "kafka")
     if endpoint is None:
         raise ServiceError(
             f"Kafka is not running for state dir {settings.state_path}: "

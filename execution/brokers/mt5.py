@@ -68,13 +68,13 @@ from execution.brokers.base import (
     rejected,
 )
 from execution.state import Order, OrderStatus
+from mt5.api import Constants
+from mt5.terminal import Terminal, TerminalError
 from tickwave.clock import Clock
 from tickwave.config import ExecutionSettings, Settings
 from tickwave.contracts import OrderFilled, OrderIntent, Tick
 from tickwave.instruments import from_mt5_symbol_info
 from tickwave.money import to_decimal
-from tickwave.mt5.api import Constants
-from tickwave.mt5.terminal import Terminal, TerminalError
 
 logger = logging.getLogger(__name__)
 

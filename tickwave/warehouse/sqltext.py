@@ -10,7 +10,7 @@ before running the statement:
 - the output format a query names (``... FORMAT JSON``), for the response headers.
 
 Nothing here decides security: the read-only policy runs on the engine's own parse tree
-(:mod:`tickwave.warehouse.policy`), so a misread here can only mislabel a response.
+(:mod:`warehouse_server.policy`), so a misread here can only mislabel a response.
 
 Everything works on a latin-1 view of the bytes, so offsets are byte offsets and binary
 data after the SQL never needs to be valid text. Quoted strings, quoted identifiers and
@@ -162,3 +162,13 @@ def analyze(query: bytes, sql_limit: int) -> Statement:
             return Statement(keyword, None, InsertData(statement, insert.input_format, insert.data_offset))
         return Statement(keyword, None, None)
     return Statement(keyword, _output_format(tokens(view)), None)
+
+
+def quote_literal(value: str) -> str:
+    """Return ``value`` as a ClickHouse single-quoted string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def quote_identifier(name: str) -> str:
+    """Return ``name`` as a back-quoted ClickHouse identifier."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"

@@ -35,7 +35,7 @@ def compliance_reports(
     context: dg.AssetExecutionContext, tickwave: TickwaveResource
 ) -> Iterator[dg.MaterializeResult[None]]:
     """Write the partition's seven reports, manifest and index under ``<state dir>/reports/<day>/``."""
-    from reports.build import build_compliance_views
+    from orchestration.compliance_views import build_compliance_views
     from reports.daily import generate_day
     from tickwave.instruments import registry
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.integration.platform.test_cli_lifecycle import cli_env, exited, run  # noqa: F401 - the fixture
 from tickwave.config import load_settings
-from tickwave.services.supervisor import free_port
+from tickwave.endpoints import free_port
 from tickwave.warehouse.client import connect
 
 

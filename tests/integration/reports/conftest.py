@@ -22,15 +22,15 @@ from quixstreams.sinks import SinkBatch
 
 from execution.audit import AuditSink
 from execution.brokers.mt5 import Mt5Broker
+from mt5.api import Constants
+from mt5.terminal import Terminal
+from testkit.mt5_fake import make_ticks
+from testkit.mt5_fake_trading import FakeTradingMetaTrader5
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
 from tickwave.audit_chain import AuditChain, is_chained
 from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, Settings, load_settings
 from tickwave.contracts import ControlCommand, Message, OrderIntent, OrderSubmitted, Signal, Tick, encode
-from tickwave.mt5.api import Constants
-from tickwave.mt5.fake import make_ticks
-from tickwave.mt5.fake_trading import FakeTradingMetaTrader5
-from tickwave.mt5.terminal import Terminal
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
 from tickwave.warehouse.tables import SIGNALS, TICKS

@@ -66,7 +66,7 @@ def test_streams_when_hourly_bars_configured_then_stored_and_a_dead_loader_stops
     assert producer.flush(30) == 0
     client = connect(settings)
     flow = subprocess.Popen(
-        [sys.executable, "-m", "tickwave.cli", "streams", "run"], cwd=ROOT,
+        [sys.executable, "-m", "app.cli", "streams", "run"], cwd=ROOT,
         env={**os.environ, **to_environment(settings)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from tests.integration.warehouse.http import _POOL, Response, post
 from tickwave.config import Settings
-from tickwave.services.supervisor import Endpoint
+from tickwave.endpoints import Endpoint
 from tickwave.warehouse.credentials import Credentials, resolve_credentials, secrets_path
 from tickwave.warehouse.migrate import migrate
 
@@ -411,7 +411,11 @@ def test_analyst_when_a_forbidden_call_hides_in_random_syntax_then_refused(
 
 def readme_queries() -> list[str]:
     queries: list[str] = []
-    for readme in (REPO / "README.md", REPO / "tickwave" / "warehouse" / "README.md"):
+    for readme in (
+        REPO / "README.md",
+        REPO / "warehouse_server" / "README.md",
+        *sorted((REPO / "docs").glob("**/*.md")),
+    ):
         for block in re.findall(r"```sql\n(.*?)```", readme.read_text(), re.DOTALL):
             queries.extend(query.strip() for query in block.split(";") if query.strip())
     return queries

@@ -12,8 +12,8 @@ from clickhouse_connect.driver.client import Client
 from tests.integration.warehouse.faults import FaultProxy
 from tickwave.config import Settings
 from tickwave.contracts import Tick
+from tickwave.endpoints import Endpoint
 from tickwave.errors import RetryableError, ServiceError
-from tickwave.services.supervisor import Endpoint
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.credentials import resolve_credentials
 from tickwave.warehouse.tables import TICKS, Table, row_for

@@ -15,6 +15,10 @@ from execution.app import build_service
 from execution.brokers.mt5 import Mt5Broker
 from execution.service import ExecutionService
 from execution.state import OrderStatus
+from mt5.api import Constants as C
+from mt5.terminal import Terminal
+from testkit.mt5_fake import make_ticks
+from testkit.mt5_fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, load_settings
@@ -27,10 +31,6 @@ from tickwave.contracts import (
     OrderSubmitted,
     RiskEvent,
 )
-from tickwave.mt5.api import Constants as C
-from tickwave.mt5.fake import make_ticks
-from tickwave.mt5.fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
-from tickwave.mt5.terminal import Terminal
 
 MAGIC = 770_077
 MARGIN_MODE = {"mode": NETTING}

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import yaml
 
+from app.services.processes import OrchestrationService, own_processes
 from orchestration.service import commands, dagster_home
 from tickwave.config import load_settings
-from tickwave.services.own import OrchestrationService, own_processes
 
 
 def test_own_processes_when_orchestration_enabled_then_dagster_runs_after_the_data_path_on_its_port(

@@ -33,17 +33,17 @@ def offending(folder: str, forbidden: tuple[str, ...], except_under: str | None 
 
 
 def test_streams_when_imports_read_then_neither_models_nor_the_cli() -> None:
-    assert offending("streams", ("models", "tickwave.cli")) == []
+    assert offending("streams", ("models", "app.cli")) == []
 
 
 def test_core_when_imports_read_then_no_component_outside_the_cli() -> None:
     components = ("streams", "models", "execution", "orchestration", "quality", "dashboards")
-    assert offending("tickwave", components, except_under="tickwave/cli") == []
+    assert offending("tickwave", components, except_under="app/cli") == []
 
 
-@pytest.mark.parametrize("source", ["from models.registry import X\n", "def f():\n    import tickwave.cli.common\n"])
+@pytest.mark.parametrize("source", ["from models.registry import X\n", "def f():\n    import app.cli.common\n"])
 def test_import_rule_when_a_forbidden_import_is_written_then_it_is_found(source: str, tmp_path: Path) -> None:
     path = tmp_path / "module.py"
     path.write_text(source)
 
-    assert imported_modules(path) & {"models.registry", "tickwave.cli.common"}
+    assert imported_modules(path) & {"models.registry", "app.cli.common"}
