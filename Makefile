@@ -49,9 +49,10 @@ $(BIN)/tickwave: pyproject.toml uv.lock | prereqs
 bootstrap: $(BIN)/tickwave ## install the locked Python environment and fetch Kafka's jars (once, cached)
 	@$(BIN)/tickwave prepare
 
-lint: bootstrap ## ruff lint and format check
+lint: bootstrap ## ruff lint and format check, and the import walls (lint-imports, contracts in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: bootstrap ## mypy on the core, the execution process and the models
 	$(BIN)/mypy

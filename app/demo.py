@@ -17,7 +17,7 @@ from collections.abc import Callable
 from rich.markup import escape
 from rich.table import Table
 
-from app.cli.common import console
+from app.console import console
 from streams.ingest.sources import replay_sample
 from tickwave.config import DEFAULT_MODEL_IDS, Settings
 from tickwave.contracts import Tick
@@ -318,7 +318,7 @@ def _schedules(addresses: dict[str, str]) -> None:
 
 def _champion_and_challenger(settings: Settings) -> None:
     """Show today's live comparison of the champion and its challenger (the model_performance_daily mart)."""
-    from app.cli.models_cmd import comparison_table
+    from app.views import comparison_table
     from models.shadow import live_performance
     from tickwave.warehouse.client import connect
 

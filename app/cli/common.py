@@ -6,14 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
-from rich.console import Console
 
+from app.console import console as console
+from app.console import err_console as err_console
 from tickwave.config import Settings, load_settings
 from tickwave.errors import ConfigurationError, TickwaveError
 from tickwave.logs import configure_logging
-from tickwave.logs import err_console as err_console
-
-console = Console()
 
 
 def settings_or_exit() -> Settings:

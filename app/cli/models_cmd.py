@@ -14,15 +14,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
 from rich.table import Table
 
 from app.cli.common import console, err_console, exit_on_tickwave_error, settings_or_exit
+from app.views import comparison_table, figure
 from tickwave.config import ModelsSettings, Settings
 
 if TYPE_CHECKING:
     from models.registry import ModelRegistry, PromotionDecision, RegistryEntry
-    from models.shadow import LivePerformance
 
 app = typer.Typer(
     help="The model registry: list, show, promote, roll back, shadow and compare models.", no_args_is_help=True
@@ -53,10 +52,6 @@ def _utc_ms(moment: datetime) -> int:
 
 def _time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:.4g}"
 
 
 def _print_decision(decision: PromotionDecision) -> None:
@@ -93,7 +88,7 @@ def train(
     table = Table("figure", "holdout", "walk-forward")
     metrics = entry.metrics
     for key, label in KEY_METRICS:
-        table.add_row(label, _number(metrics.get(key)), _number(metrics.get(key.replace("holdout_", "wf_"))))
+        table.add_row(label, figure(metrics.get(key)), figure(metrics.get(key.replace("holdout_", "wf_"))))
     console.print(table)
     console.print(f"{entry.name}: {entry.stage}; {len(result.dataset)} rows, {len(result.folds)} folds, "
                   f"trained in {result.training_seconds:.1f} s")  # fmt: skip
@@ -149,8 +144,8 @@ def list_models(
         table.add_row(
             entry.model_id, str(entry.model_version), entry.framework, stage, entry.slot, _time(entry.created_at_ms),
             f"{_time(entry.trained_from_ms)} .. {_time(entry.trained_to_ms)}",
-            *(_number(entry.metrics.get(key)) for key, _ in KEY_METRICS[:3]),
-            _number(entry.metrics.get("holdout_pnl_account")), _number(entry.metrics.get("holdout_sharpe")),
+            *(figure(entry.metrics.get(key)) for key, _ in KEY_METRICS[:3]),
+            figure(entry.metrics.get("holdout_pnl_account")), figure(entry.metrics.get("holdout_sharpe")),
             entry.stage_changed_by,
         )  # fmt: skip
     console.print(table if entries else "no registered models")
@@ -186,8 +181,8 @@ def _print_entry(entry: RegistryEntry, artifact: str, report: str) -> None:
         facts.add_row(label, value)
     console.print(facts)
     metrics = Table("metric", "value")
-    for key, figure in sorted(entry.metrics.items()):
-        metrics.add_row(key, f"{figure:.6g}")
+    for key, metric in sorted(entry.metrics.items()):
+        metrics.add_row(key, f"{metric:.6g}")
     console.print(metrics)
     params = Table("parameter", "value")
     for key, setting in sorted(entry.params.items()):
@@ -286,38 +281,6 @@ def compare(
         console.print(f"no live predictions in model_performance_daily over the last {days} days")
         return
     console.print(comparison_table(rows, days))
-
-
-def comparison_table(rows: list[LivePerformance], days: int, is_compact: bool = False) -> Table:
-    """Return the rows as a table: each challenger's log loss beside its slot's champion's (negative: it does better).
-
-    The champion of a slot ``(slot, timeframe)`` may have another model id than its challengers.
-    ``is_compact`` keeps the columns that fit an 80-column terminal (model, version, role,
-    predictions, hit rate, log loss, the difference to the champion's), as the demo prints it.
-    """
-    champions = {(row.slot, row.timeframe, row.day): row.log_loss for row in rows if row.role == "champion"}
-    title = f"live champion / challenger, last {days} days (model_performance_daily)"
-    headers = ["model", "slot", "timeframe", "version", "role", "stage now", "day" if rows[0].day else "days",
-               "predictions", "scored", "hit rate", "accuracy", "log loss", "vs champion"]  # fmt: skip
-    kept = [0, 3, 4, 7, 9, 11, 12] if is_compact else list(range(len(headers)))
-    if is_compact:
-        headers = [*headers[:3], "v", "role", *headers[5:7], "preds", headers[8], "hit", headers[10], "log loss", "Δ"]
-    table = Table(
-        *(headers[index] for index in kept), title=title, box=box.SIMPLE_HEAD if is_compact else box.HEAVY_HEAD
-    )
-    for row in rows:
-        reference = champions.get((row.slot, row.timeframe, row.day))
-        delta = "" if row.role == "champion" or reference is None or row.log_loss is None else (
-            f"{row.log_loss - reference:+.4f}")  # fmt: skip
-        role = f"[bold green]{row.role}[/]" if row.role == "champion" else row.role
-        cells = [row.model_id, row.slot, row.timeframe, str(row.model_version), role, row.stage,
-                 row.day or str(row.days), f"{row.predictions:,}", f"{row.scored:,}", _number(row.hit_rate),
-                 _number(row.accuracy), _number(row.log_loss), delta]  # fmt: skip
-        table.add_row(*(cells[index] for index in kept))
-    if is_compact:  # names and roles whole; the figures' headers wrap instead
-        table.columns[0].min_width = max(len(row.model_id) for row in rows)
-        table.columns[2].min_width = max(len(row.role) for row in rows)
-    return table
 
 
 def register(root: typer.Typer) -> None:

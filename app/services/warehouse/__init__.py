@@ -50,7 +50,7 @@ class WarehouseService(ManagedService):
         command = [
             sys.executable,
             "-m",
-            "tickwave.warehouse",
+            "warehouse_server",
             "serve",
             "--port",
             str(port),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from app.cli.models_cmd import comparison_table
+from app.views import comparison_table
 from models.shadow import LivePerformance
 
 ROWS = [

@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from app.services.supervisor import Launch, ManagedService, Supervisor, ensure_port_free
-from tickwave.endpoints import LOOPBACK, Endpoint, free_port
 from tickwave.config import Settings, load_settings
+from tickwave.endpoints import LOOPBACK, Endpoint, free_port
 from tickwave.errors import ServiceError
 
 
