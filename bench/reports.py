@@ -44,6 +44,7 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Pa
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from adapters.warehouse_writer import BatchWriter, WriterConfig  # noqa: E402
 from app.services.supervisor import Supervisor  # noqa: E402
 from app.services.warehouse import WarehouseService  # noqa: E402
 from bench.summary import record  # noqa: E402
@@ -59,7 +60,6 @@ from tickwave.endpoints import Endpoint  # noqa: E402
 from tickwave.warehouse.client import connect  # noqa: E402
 from tickwave.warehouse.migrate import migrate  # noqa: E402
 from tickwave.warehouse.tables import ORDER_EVENTS  # noqa: E402
-from tickwave.warehouse.writer import BatchWriter, WriterConfig  # noqa: E402
 
 console = Console()
 DAY = datetime(2026, 11, 20, tzinfo=UTC)

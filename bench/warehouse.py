@@ -37,6 +37,7 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from adapters.warehouse_writer import BatchWriter, WriterConfig
 from app.services.supervisor import Supervisor
 from app.services.warehouse import WarehouseService
 from bench.summary import record
@@ -47,7 +48,6 @@ from tickwave.endpoints import Endpoint
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.credentials import Credentials, resolve_credentials
 from tickwave.warehouse.tables import TICKS, Table, to_arrow
-from tickwave.warehouse.writer import BatchWriter, WriterConfig
 from warehouse_server.memory import PURGE_INTERVAL_S
 
 console = Console(width=150)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from adapters.gcpause import start_gc_freezer
 from execution.brokers.base import Broker
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
 from execution.connectors import (
@@ -33,7 +34,6 @@ from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings
 from tickwave.endpoints import mark_ready
 from tickwave.errors import ConfigurationError, ServiceError
-from tickwave.gcpause import start_gc_freezer
 from tickwave.health import HealthReporter
 from tickwave.instruments import registry
 

@@ -13,7 +13,7 @@ What it mimics, from the package's documentation (MQL5 reference, "Python integr
   in :meth:`last_error`; calls made before :meth:`initialize` fail with
   ``(-10004, 'No IPC connection')``;
 - ``copy_ticks_from`` / ``copy_ticks_range`` return numpy structured arrays with the real
-  field names and dtypes (:data:`mt5.api.TICK_DTYPE`), ordered by ``time_msc``,
+  field names and dtypes (:data:`adapters.mt5.api.TICK_DTYPE`), ordered by ``time_msc``,
   with both ends of a range included and several ticks allowed in one millisecond; times
   are given as ``datetime`` or integer seconds since 1970 on the server clock (naive
   datetimes are read as that clock, as the package does with UTC-built ones);
@@ -32,7 +32,7 @@ new call with ``if not self._enter("order_send", ...): return None`` (connection
 injected faults, call log), finish with ``self._succeed()`` or ``return self._fail(code)``,
 and keep trading state in new attributes. The constants (``ORDER_*``, ``TRADE_ACTION_*``,
 ``TRADE_RETCODE_*``, ``DEAL_*``, ``POSITION_*``) are already here, inherited from
-:class:`mt5.api.Constants`.
+:class:`adapters.mt5.api.Constants`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from mt5.api import TICK_DTYPE, Constants
+from adapters.mt5.api import TICK_DTYPE, Constants
 
 TickArray = npt.NDArray[np.void]
 

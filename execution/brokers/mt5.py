@@ -55,6 +55,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from adapters.mt5.api import Constants
+from adapters.mt5.terminal import Terminal, TerminalError
 from execution.brokers.base import (
     EXPIRED_PREFIX,
     BrokerEvent,
@@ -68,8 +70,6 @@ from execution.brokers.base import (
     rejected,
 )
 from execution.state import Order, OrderStatus
-from mt5.api import Constants
-from mt5.terminal import Terminal, TerminalError
 from tickwave.clock import Clock
 from tickwave.config import ExecutionSettings, Settings
 from tickwave.contracts import OrderFilled, OrderIntent, Tick

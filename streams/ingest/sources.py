@@ -158,8 +158,8 @@ def build_source(
             speed=parse_speed(speed or "max"), batch_ticks=ingest.batch_ticks,
         )  # fmt: skip
         return ReplaySource(paths, options, registry, ingest.max_future_ms, stop, _now_ms)
-    from mt5.api import load_metatrader5
-    from mt5.terminal import Terminal
+    from adapters.mt5.api import load_metatrader5
+    from adapters.mt5.terminal import Terminal
     from streams.ingest.adapters.mt5 import Mt5Source
 
     terminal = Terminal(settings.mt5, load_metatrader5())

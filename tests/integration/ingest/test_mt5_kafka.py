@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from mt5.terminal import Terminal
+from adapters.mt5.terminal import Terminal
 from streams.ingest.adapters.kafka import KafkaSink
 from streams.ingest.adapters.mt5 import Mt5Source
 from streams.ingest.logic import TickValidator

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from adapters.warehouse_writer import BatchWriter, RetryPolicy, WriterConfig
 from tests.integration.warehouse.faults import FaultProxy
 from tickwave.config import Settings
 from tickwave.contracts import Tick
@@ -17,7 +18,6 @@ from tickwave.errors import RetryableError, ServiceError
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.credentials import resolve_credentials
 from tickwave.warehouse.tables import TICKS, Table, row_for
-from tickwave.warehouse.writer import BatchWriter, RetryPolicy, WriterConfig
 
 NOW_MS = int(time.time() * 1000)
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from adapters.mt5.api import Constants as C
+from adapters.mt5.terminal import Terminal
 from execution.app import build_service
 from execution.brokers.mt5 import Mt5Broker
 from execution.service import ExecutionService
 from execution.state import OrderStatus
-from mt5.api import Constants as C
-from mt5.terminal import Terminal
 from testkit.mt5_fake import make_ticks
 from testkit.mt5_fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mt5.terminal import Terminal
+from adapters.mt5.terminal import Terminal
 from streams.ingest.adapters.mt5 import Mt5Source
 from streams.ingest.logic import TickValidator
 from testkit.mt5_fake import FakeMetaTrader5

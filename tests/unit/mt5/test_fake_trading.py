@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mt5.api import Constants as C
+from adapters.mt5.api import Constants as C
 from testkit.mt5_fake import make_ticks
 from testkit.mt5_fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
 

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from mt5.api import NOT_WINDOWS_MESSAGE, load_metatrader5
-from mt5.terminal import Backoff, Terminal, TerminalDisconnected, TerminalError
+from adapters.mt5.api import NOT_WINDOWS_MESSAGE, load_metatrader5
+from adapters.mt5.terminal import Backoff, Terminal, TerminalDisconnected, TerminalError
 from testkit.mt5_fake import FakeMetaTrader5, make_ticks
 from tickwave.config import MT5Settings
 from tickwave.errors import ConfigurationError, RetryableError

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mt5.api import (
+from adapters.mt5.api import (
     COPY_TICKS_ALL,
     IPC_ERRORS,
     RES_E_AUTH_FAILED,
