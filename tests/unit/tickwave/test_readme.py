@@ -18,7 +18,8 @@ def test_readme_configuration_table_when_settings_change_then_kept_current() -> 
 
 def test_repository_when_checked_out_then_has_the_agreed_layout() -> None:
     for name in ("tickwave", "adapters", "app", "warehouse_server", "testkit", "streams", "orchestration", "dbt",
-                 "models", "execution", "quality", "dashboards", "reports", "tests", "bench", "pyproject.toml", "README.md", "Makefile", ".ci/run", "uv.lock"):  # fmt: skip
+                 "models", "execution", "quality", "dashboards", "reports", "tests", "bench", "pyproject.toml",
+                 "README.md", "Makefile", ".ci/run", "uv.lock"):  # fmt: skip
         assert (ROOT / name).exists(), name
     for folder in (
         "adapters",
