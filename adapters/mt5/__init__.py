@@ -4,7 +4,7 @@
   lazy, Windows-only loader.
 - :mod:`adapters.mt5.terminal`: connect/login, calls that raise with ``last_error()``,
   reconnect with backoff, the server clock (:mod:`tickwave.timezones`).
-- :mod:`testkit.mt5_fake`: a stand-in for the package with the same calls, constants and
+- :mod:`testkit.mt5`: a stand-in for the package with the same calls, constants and
   return shapes, plus fault injection, for tests and demos on any OS.
 
 Nothing here imports ``MetaTrader5`` at module import time.

@@ -3,7 +3,7 @@
 The ``MetaTrader5`` package ships only ``win_amd64`` wheels and talks to a running
 terminal over IPC, so it is imported lazily, only where a terminal is wanted, and only
 through :func:`load_metatrader5`. Everything else sees the :class:`MetaTrader5Api`
-protocol, which the real module and :class:`testkit.mt5_fake.FakeMetaTrader5` both
+protocol, which the real module and :class:`testkit.mt5.FakeMetaTrader5` both
 satisfy.
 
 The constant values are those of the package (``MetaTrader5/__init__.py``, 5.0.x) and the

@@ -25,8 +25,7 @@ from adapters.mt5.terminal import Terminal
 from adapters.warehouse_writer import BatchWriter
 from execution.audit import AuditSink
 from execution.brokers.mt5 import Mt5Broker
-from testkit.mt5_fake import make_ticks
-from testkit.mt5_fake_trading import FakeTradingMetaTrader5
+from testkit.mt5 import FakeTradingMetaTrader5, make_ticks
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
 from tickwave.audit_chain import AuditChain, is_chained
 from tickwave.clock import ManualClock

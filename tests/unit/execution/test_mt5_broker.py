@@ -17,8 +17,7 @@ from execution.app import build_service
 from execution.brokers.mt5 import Mt5Broker
 from execution.service import ExecutionService
 from execution.state import OrderStatus
-from testkit.mt5_fake import make_ticks
-from testkit.mt5_fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
+from testkit.mt5 import HEDGING, NETTING, FakeTradingMetaTrader5, make_ticks
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, load_settings

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from streams.ingest.batches import Candidates
-from testkit.mt5_fake import FakeMetaTrader5, make_ticks
-from testkit.mt5_fake import Tick as TerminalTick
+from testkit.mt5 import FakeMetaTrader5, make_ticks
+from testkit.mt5 import Tick as TerminalTick
 from tickwave.config import default_symbols
 
 REGISTRY = default_symbols()

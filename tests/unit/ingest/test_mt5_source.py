@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from adapters.mt5.terminal import Terminal
 from streams.ingest.adapters.mt5 import Mt5Source
 from streams.ingest.logic import TickValidator
-from testkit.mt5_fake import FakeMetaTrader5
+from testkit.mt5 import FakeMetaTrader5
 from tests.unit.ingest.helpers import REGISTRY, T0, ScriptedTerminal, Step
 from tickwave.config import MT5Settings
 from tickwave.contracts import Tick

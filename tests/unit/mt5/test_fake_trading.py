@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from adapters.mt5.api import Constants as C
-from testkit.mt5_fake import make_ticks
-from testkit.mt5_fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
+from testkit.mt5 import HEDGING, NETTING, FakeTradingMetaTrader5, make_ticks
 
 NOW = 1_700_000_000_000
 

@@ -9,7 +9,7 @@ import pytest
 
 from adapters.mt5.api import NOT_WINDOWS_MESSAGE, load_metatrader5
 from adapters.mt5.terminal import Backoff, Terminal, TerminalDisconnected, TerminalError
-from testkit.mt5_fake import FakeMetaTrader5, make_ticks
+from testkit.mt5 import FakeMetaTrader5, make_ticks
 from tickwave.config import MT5Settings
 from tickwave.errors import ConfigurationError, RetryableError
 
