@@ -16,14 +16,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from tickwave.warehouse.sqltext import quote_identifier
 from warehouse_server.engine import Handle
-from warehouse_server.protocol import QueryError
+from warehouse_server.planning import Plan
+from warehouse_server.protocol import QueryError, Summary
 
 logger = logging.getLogger(__name__)
 
@@ -150,3 +152,57 @@ class AccessLog:
 
 
 _COLUMNS = tuple(EXCEPTION_INPUT if name == "exception" else name for name in AccessRecord.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """Who asked what, from where, when: what the access log needs besides the plan."""
+
+    started: float  # time.perf_counter() when the request arrived
+    method: str
+    user: str
+    address: str
+    params: Mapping[str, str]
+
+
+def log_request(
+    access_log: AccessLog | None,
+    outcome: RequestOutcome,
+    request_plan: Plan | None,
+    summary: Summary | None,
+    error: QueryError | None,
+) -> None:
+    """Record a finished request in ``access_log`` (when there is one) and in a debug line."""
+    duration_ms = (time.perf_counter() - outcome.started) * 1000
+    query_id = request_plan.query_id if request_plan else outcome.params.get("query_id", "")
+    kind = (request_plan.keyword or "-") if request_plan else "-"
+    summary = summary or Summary()
+    if access_log is not None:
+        access_log.record(
+            AccessRecord(
+                event_time_ms=int(time.time() * 1000),
+                query_id=query_id,
+                user=outcome.user,
+                client_address=outcome.address,
+                http_method=outcome.method,
+                query_kind=kind,
+                query=request_plan.sql if request_plan else (error.query_text if error else ""),
+                duration_ms=duration_ms,
+                read_rows=summary.read_rows,
+                read_bytes=summary.read_bytes,
+                written_rows=summary.written_rows,
+                written_bytes=summary.written_bytes,
+                result_rows=summary.result_rows,
+                result_bytes=summary.result_bytes,
+                exception_code=error.code if error else 0,
+                exception=error.message if error else "",
+            )
+        )
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    logger.debug(
+        "query_id=%s user=%s method=%s kind=%s status=%s read_rows=%d written_rows=%d result_rows=%d "
+        "duration_ms=%.1f",
+        query_id or "-", outcome.user, outcome.method, kind, f"error {error.code}" if error else "ok",
+        summary.read_rows, summary.written_rows, summary.result_rows, duration_ms,
+    )  # fmt: skip

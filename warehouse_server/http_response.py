@@ -1,0 +1,172 @@
+"""Writing one HTTP response of the ClickHouse interface: plain answers, errors and results.
+
+A result that completed within the response buffer is sent with ``Content-Length`` and
+an exact ``X-ClickHouse-Summary``; a larger one is streamed, compressed as one frame,
+and an error after the first bytes is written ClickHouse's way (an
+``X-ClickHouse-Exception-Tag`` header and the tagged block in the body) so clients
+notice. Streaming stops when the client disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import string
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from warehouse_server.codecs import Encoder, choose_encoding, make_encoder
+from warehouse_server.dispatch import Running
+from warehouse_server.http_request import Receive, Send
+from warehouse_server.planning import Plan
+from warehouse_server.protocol import (
+    QUERY_IS_TOO_LARGE,
+    SERVER_DISPLAY_NAME,
+    QueryError,
+    Summary,
+    content_type_for,
+    error_text,
+)
+
+logger = logging.getLogger(__name__)
+
+_TAG_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass
+class Started:
+    """A query started on the engine, with the output pulled so far and whether that is all of it."""
+
+    plan: Plan
+    running: Running
+    chunks: list[bytes]
+    is_done: bool
+
+
+def pull(running: Running, limit: int | None) -> tuple[list[bytes], bool]:
+    """Pull chunks until ``limit`` bytes are buffered (None: until the end); return them and whether done."""
+    chunks: list[bytes] = []
+    size = 0
+    while limit is None or size <= limit:
+        chunk = running.stream.next_chunk()
+        if chunk is None:
+            return chunks, True
+        chunks.append(chunk)
+        size += len(chunk)
+    return chunks, False
+
+
+@dataclass(frozen=True)
+class Responder:
+    """Sends the responses of one server: its version and timezone go into errors and headers.
+
+    Args:
+        version: the engine's version, quoted in error texts.
+        timezone: the engine's timezone, for ``X-ClickHouse-Timezone``.
+        keep_alive_timeout_s: announced in the ``Keep-Alive`` header.
+        next_chunk: runs a stream's ``next_chunk`` off the event loop and returns its result.
+    """
+
+    version: str
+    timezone: str
+    keep_alive_timeout_s: int
+    next_chunk: Callable[[Running], Awaitable[bytes | None]]
+
+    async def plain(self, send: Send, status: int, body: bytes) -> None:
+        """Send a plain-text answer (health checks, unknown paths, refused methods)."""
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=UTF-8"), (b"content-length", str(len(body)).encode())],
+        })  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+    async def error(self, send: Send, error: QueryError, query_id: str) -> None:
+        """Send ``error`` as ClickHouse does, echoing ``query_id`` when there is one."""
+        body = error_text(error.code, error.message, self.version).encode()
+        headers = [
+            (b"content-type", b"text/plain; charset=UTF-8"),
+            (b"x-clickhouse-exception-code", str(error.code).encode()),
+            (b"x-clickhouse-server-display-name", SERVER_DISPLAY_NAME.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if query_id:
+            headers.append((b"x-clickhouse-query-id", query_id.encode()))
+        if error.code == QUERY_IS_TOO_LARGE:
+            headers.append((b"connection", b"close"))  # the rest of the body was never read
+        await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def result(self, begun: Started, headers: Mapping[str, str], receive: Receive, send: Send) -> None:
+        """Send a started query's output: whole when it is done, else streamed to its end."""
+        request_plan = begun.plan
+        encoding = None
+        if request_plan.http_flag("enable_http_compression", default=True):
+            encoding = choose_encoding(headers.get("accept-encoding", ""))
+        response_headers = self._headers(request_plan, begun.running.stream.summary)
+        level = request_plan.http_settings.get("http_zlib_compression_level", "3")
+        encoder = make_encoder(encoding, int(level) if level.isdigit() else 3) if encoding else None
+        if begun.is_done:
+            body = b"".join(begun.chunks)
+            if encoder is not None and body:
+                body = encoder.compress(body) + encoder.finish()
+                response_headers.append((b"content-encoding", encoder.name.encode()))
+            response_headers.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        tag = "".join(secrets.choice(_TAG_ALPHABET) for _ in range(16))
+        response_headers.append((b"x-clickhouse-exception-tag", tag.encode()))
+        if encoder is not None:
+            response_headers.append((b"content-encoding", encoder.name.encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+        await self._stream(begun, encoder, tag, receive, send)
+
+    def _headers(self, request_plan: Plan, summary: Summary) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"content-type", content_type_for(request_plan.output_format).encode()),
+            (b"x-clickhouse-query-id", request_plan.query_id.encode()),
+            (b"x-clickhouse-format", request_plan.output_format.encode()),
+            (b"x-clickhouse-timezone", self.timezone.encode()),
+            (b"x-clickhouse-server-display-name", SERVER_DISPLAY_NAME.encode()),
+            (b"x-clickhouse-summary", summary.header().encode()),
+            (b"keep-alive", f"timeout={self.keep_alive_timeout_s}".encode()),
+        ]
+
+    async def _stream(self, begun: Started, encoder: Encoder | None, tag: str, receive: Receive, send: Send) -> None:
+        disconnected = asyncio.Event()
+
+        async def watch() -> None:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected.set()
+
+        watcher = asyncio.create_task(watch())
+        pending: list[bytes] | None = begun.chunks
+        try:
+            while pending is not None and not disconnected.is_set():
+                for chunk in pending:
+                    await send({"type": "http.response.body", "body": _encode(encoder, chunk), "more_body": True})
+                try:
+                    next_chunk = await self.next_chunk(begun.running)
+                except QueryError as error:
+                    block = _exception_block(tag, error_text(error.code, error.message, self.version))
+                    await send({"type": "http.response.body", "body": _encode(encoder, block), "more_body": True})
+                    logger.warning("query_id=%s failed after streaming began: %s", begun.plan.query_id, error)
+                    break
+                pending = [next_chunk] if next_chunk is not None else None
+            tail = encoder.finish() if encoder is not None else b""
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        finally:
+            watcher.cancel()
+
+
+def _encode(encoder: Encoder | None, chunk: bytes) -> bytes:
+    return encoder.compress(chunk) if encoder is not None else chunk
+
+
+def _exception_block(tag: str, message: str) -> bytes:
+    """Return ClickHouse's in-stream error block (server 25.11+ layout)."""
+    text = message.rstrip("\n")
+    return f"__exception__\r\n{tag}\r\n{text}\n{len(text)} {tag}\r\n__exception__\r\n".encode()
