@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tickwave.warehouse.migrate import split_statements
-from tickwave.warehouse.sqltext import analyze
+from warehouse_server.routing import analyze
 
 LIMIT = 262_144
 
