@@ -70,8 +70,8 @@ def chaos_settings(state_dir: Path) -> Settings:
     """A state dir and ports of its own, a fast but patient supervisor, and the demo's execution settings.
 
     The demo's: the paper broker at any hour, driven by the 1 s signals of the model trained
-    on the sample's 1 s bars. With the default (1 min signals), every signal was denied as
-    the wrong timeframe, no order was placed, and the one-order-per-signal checks held vacuously.
+    on the sample's 1 s bars. With the default (1 min signals), every signal would be denied as
+    the wrong timeframe, no order placed, and the one-order-per-signal checks would hold vacuously.
     """
     from app.demo import demo_settings
 
