@@ -306,7 +306,7 @@ def test_submit_when_the_quote_fails_after_a_requote_then_rejected_not_raised() 
     assert [type(e).__name__ for e in events] == ["OrderRejected"] and "requote" in events[0].reason  # type: ignore[union-attr]
 
 
-# -- hedging accounts (issue 23, defect 6) -------------------------------------------------------
+# -- hedging accounts -------------------------------------------------------------------------
 
 
 def test_submit_when_an_order_reduces_then_the_position_shrinks_on_netting_and_hedging(margin_mode: int) -> None:

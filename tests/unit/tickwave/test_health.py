@@ -1,4 +1,4 @@
-"""Health files: written by the service, read by `tickwave status` (issue 26)."""
+"""Health files: written by the service, read by `tickwave status`."""
 
 from __future__ import annotations
 
