@@ -21,17 +21,6 @@ def test_repository_when_checked_out_then_has_the_agreed_layout() -> None:
                  "models", "execution", "quality", "dashboards", "reports", "tests", "bench", "pyproject.toml",
                  "README.md", "Makefile", ".ci/run", "uv.lock"):  # fmt: skip
         assert (ROOT / name).exists(), name
-    for folder in (
-        "adapters",
-        "warehouse_server",
-        "streams",
-        "orchestration",
-        "dbt",
-        "models",
-        "execution",
-        "quality",
-        "dashboards",
-        "reports",
-        "bench",
-    ):
+    for folder in ("tickwave", "adapters", "app", "warehouse_server", "testkit", "streams", "orchestration", "dbt",
+                   "models", "execution", "quality", "dashboards", "reports", "bench", "tests", "docs"):  # fmt: skip
         assert (ROOT / folder / "README.md").is_file(), f"{folder}/README.md"
