@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from execution.brokers.base import Broker, BrokerOrder
-from execution.engine import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, Engine, replay
+from execution.engine import Engine, replay
+from execution.engine_state import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE
 from execution.journal import Journal
 from execution.reconcile import position_differences, reconcile_orders
 from tickwave.audit_chain import ChainLink
