@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -125,6 +125,25 @@ class PriceWindow:
         return (high - low) / low * 100.0
 
 
+class DayPnl(Protocol):
+    """Values the trading day's P&L in the account currency (None: a currency of it has no rate)."""
+
+    def daily_pnl(self, limits: RiskLimits, now_ms: int) -> Decimal | None:
+        """Return the P&L of the trading day of ``now_ms``."""
+        ...
+
+
+@dataclass(frozen=True)
+class FixedDayPnl:
+    """A day's P&L given in advance (a view built outside the engine)."""
+
+    amount: Decimal | None = _ZERO
+
+    def daily_pnl(self, limits: RiskLimits, now_ms: int) -> Decimal | None:
+        """Return the given amount."""
+        return self.amount
+
+
 @dataclass
 class RiskView:
     """What the checks read: kept up to date by the engine, never changed by a check."""
@@ -135,9 +154,10 @@ class RiskView:
     pending: dict[str, Decimal] = field(default_factory=dict)  # signed lots of working orders not yet filled
     last_ticks: dict[str, Tick] = field(default_factory=dict)
     order_times_ms: deque[int] = field(default_factory=deque)
-    daily_pnl: Decimal | None = Decimal(0)  # None: a currency of the day's P&L has no rate
     consecutive_rejects: int = 0
     price_windows: dict[str, PriceWindow] = field(default_factory=dict)
+    # Where the daily loss check values the day's P&L: a query, not state (the engine's valuation).
+    day_pnl: DayPnl = field(default_factory=lambda: FixedDayPnl(), repr=False, compare=False)
     # A cache, not state: what the gross exposure check valued last (see LegValues).
     leg_values: LegValues = field(default_factory=lambda: LegValues(), repr=False, compare=False)
 
@@ -402,10 +422,11 @@ def check_daily_loss(order: ProposedOrder, view: RiskView, limits: RiskLimits, n
     """Deny what does not reduce once the day's loss reaches the limit (or cannot be valued)."""
     if is_reducing(order, view):
         return None
-    if view.daily_pnl is None:
+    pnl = view.day_pnl.daily_pnl(limits, now_ms)
+    if pnl is None:
         return Denial("no_rate", f"the day's P&L cannot be valued in {limits.account_currency} (a rate is missing)")
-    if view.daily_pnl <= -limits.daily_loss_limit:
-        return Denial("daily_loss", f"daily P&L {view.daily_pnl:.2f} breaches -{limits.daily_loss_limit}", "trading")
+    if pnl <= -limits.daily_loss_limit:
+        return Denial("daily_loss", f"daily P&L {pnl:.2f} breaches -{limits.daily_loss_limit}", "trading")
     return None
 
 

@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execution.engine import DAY_ROLLOVER, Engine
+from execution.engine import Engine
+from execution.engine_state import DAY_ROLLOVER
 from execution.risk import (
+    FixedDayPnl,
     LegValues,
     ProposedOrder,
     RiskLimits,
@@ -234,7 +236,7 @@ def test_day_pnl_when_the_days_marks_are_replayed_after_it_was_valued_then_value
     day = engine.marked_day
 
     marks = json.dumps({"trading_day": day, "marks": {"EURUSD": "40"}})
-    engine.apply(engine._risk_event(DAY_ROLLOVER, "info", marks, clock.now_ms(), check="daily_loss"))
+    engine.apply(engine.events.risk(DAY_ROLLOVER, "info", marks, clock.now_ms(), check="daily_loss"))
 
     assert engine.daily_pnl(clock.now_ms()) == Decimal(60)
 
@@ -265,7 +267,7 @@ def test_gate_when_an_order_passes_while_reducing_or_breached_then_it_never_grow
     view = view_with(EURUSD=1.1)
     view.positions = {"EURUSD": Decimal(position) / 100}
     view.trading_state = state  # type: ignore[assignment]
-    view.daily_pnl = Decimal(-1000) if loss else Decimal(0)
+    view.day_pnl = FixedDayPnl(Decimal(-1000) if loss else Decimal(0))
     lots = Decimal(order) / 100
     proposed = ProposedOrder(signal(1, NOW), "buy" if lots > 0 else "sell", float(abs(lots)))
 

@@ -9,6 +9,7 @@ import pytest
 
 from execution.risk import (
     CHECKS,
+    FixedDayPnl,
     PriceWindow,
     ProposedOrder,
     RiskLimits,
@@ -148,9 +149,9 @@ def test_order_rate_when_limit_reached_within_one_second_then_denied() -> None:
 
 
 def test_daily_loss_when_breached_then_denied_and_halts_trading() -> None:
-    denial = check_daily_loss(_order(), _view(daily_pnl=-LIMITS.daily_loss_limit), LIMITS, NOW)
+    denial = check_daily_loss(_order(), _view(day_pnl=FixedDayPnl(-LIMITS.daily_loss_limit)), LIMITS, NOW)
     assert denial is not None and denial.halts == "trading"
-    assert check_daily_loss(_order(), _view(daily_pnl=-LIMITS.daily_loss_limit + 1), LIMITS, NOW) is None
+    assert check_daily_loss(_order(), _view(day_pnl=FixedDayPnl(-LIMITS.daily_loss_limit + 1)), LIMITS, NOW) is None
 
 
 def test_consecutive_rejects_when_limit_reached_then_denied_and_halts_trading() -> None:
