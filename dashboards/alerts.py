@@ -38,7 +38,7 @@ def market_open_expression(execution: ExecutionSettings) -> str:
 def alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
     """Every provisioned alert rule."""
     board = settings.dashboards
-    hours, minutes = (int(part) for part in board.report_due_utc.split(":"))
+    hours, minutes = (int(part) for part in board.missing_report_alert_utc.split(":"))
     due = hours * 60 + minutes
     return (
         AlertRule(
@@ -104,7 +104,7 @@ def alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
             "OR (partition_key = '' AND updated_at_ms >= toStartOfDay(now())))) = 0) AS value "
             "FROM pipeline_runs FINAL",
             threshold=0,
-            summary=f"No successful daily report for yesterday by {board.report_due_utc} UTC.",
+            summary=f"No successful daily report for yesterday by {board.missing_report_alert_utc} UTC.",
             severity="warning",
         ),
     )

@@ -33,10 +33,11 @@ class DashboardsSettings(Section):
     stale_data_s: int = Field(default=60, ge=1, description="alert: no tick for this long in market hours (s)")
     stream_lag_s: int = Field(default=30, ge=1, description="alert: bars reach the warehouse this late (s)")
     quarantine_spike: int = Field(default=100, ge=1, description="alert: quarantined inputs within 5 minutes")
-    report_due_utc: str = Field(
+    missing_report_alert_utc: str = Field(
         default="06:00",
         pattern=HH_MM,
-        description=f"alert: the daily report is missing after this time (UTC; after {REPORTS_SCHEDULE_UTC})",
+        description=f"alert: the daily report is still missing at this time (UTC; after {REPORTS_SCHEDULE_UTC}; the "
+        "Dagster sensor records the day late earlier, at orchestration.late_reports_sensor_utc)",
     )
 
-    _report_due_after_schedule = field_validator("report_due_utc")(after_the_reports_schedule)
+    _report_due_after_schedule = field_validator("missing_report_alert_utc")(after_the_reports_schedule)

@@ -10,7 +10,7 @@ from tickwave.config.base import Section
 class IngestSettings(Section):
     """Tick ingestion (``tickwave ingest``): validation limits, batching, simulator defaults."""
 
-    max_future_ms: int = Field(
+    max_source_clock_lead_ms: int = Field(
         default=60_000, ge=0, description="ticks stamped later than now + this (ms) go to the DLQ as future_timestamp"
     )
     batch_ticks: int = Field(default=65_536, ge=1, description="rows read per batch from replay files")

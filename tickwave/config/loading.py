@@ -5,31 +5,27 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
 from tickwave.config.base import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, ENV_PREFIX
+from tickwave.config.environment import env_name, is_section, is_structured, keys_of, renamed_env_names
+from tickwave.config.renames import RENAMED
 from tickwave.config.settings import Settings, config_file
 from tickwave.errors import ConfigurationError
 
 
 def known_env_names() -> dict[str, str]:
-    """Map every accepted ``TICKWAVE_*`` variable to its dotted key (e.g. ``kafka.port``)."""
+    """Map every ``TICKWAVE_*`` variable of a current key to its dotted key (e.g. ``kafka.port``)."""
     names = {CONFIG_FILE_ENV: "(config file path)"}
-    for name, field in Settings.model_fields.items():
-        names[f"{ENV_PREFIX}{name}".upper()] = name
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            for sub in annotation.model_fields:
-                names[f"{ENV_PREFIX}{name}_{sub}".upper()] = f"{name}.{sub}"
+    names.update((env_name(key), key) for key in keys_of(Settings))
     return names
 
 
 def _check_unknown_env(environ: dict[str, str]) -> list[str]:
-    known = known_env_names()
+    known = known_env_names().keys() | renamed_env_names().keys()
     return [
         f"{var}: unknown setting (known: see `tickwave config show` or the README's configuration table)"
         for var in sorted(environ)
@@ -38,17 +34,17 @@ def _check_unknown_env(environ: dict[str, str]) -> list[str]:
 
 
 def _env_name(loc: tuple[Any, ...]) -> str:
-    return (ENV_PREFIX + "_".join(str(part) for part in loc)).upper()
+    return env_name(".".join(str(part) for part in loc))
 
 
 def _describe_error(error: Any) -> str:
     location = ".".join(str(part) for part in error["loc"])
-    env_name = _env_name(error["loc"])
+    variable = _env_name(error["loc"])
     if error["type"] == "extra_forbidden":
         return f"{location}: unknown setting (in {DEFAULT_CONFIG_FILE} or ${CONFIG_FILE_ENV})"
     expected = _expected_form(error["loc"])
     shown = "***" if _is_secret(error["loc"]) else repr(error.get("input"))
-    return f"{location} ({env_name}) = {shown}: {error['msg']}" + (f"; expected {expected}" if expected else "")
+    return f"{location} ({variable}) = {shown}: {error['msg']}" + (f"; expected {expected}" if expected else "")
 
 
 def _field_for(loc: tuple[Any, ...]) -> Any:
@@ -77,25 +73,16 @@ def _is_secret(loc: tuple[Any, ...]) -> bool:
     return field is not None and "SecretStr" in str(field.annotation)
 
 
-def _is_structured(annotation: Any) -> bool:
-    """Return True for the types pydantic-settings reads from the environment as JSON."""
-    origin = get_origin(annotation)
-    if origin in (Union, UnionType):
-        return any(_is_structured(arg) for arg in get_args(annotation) if arg is not type(None))
-    if origin in (list, tuple, dict, set, frozenset):
-        return True
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel | list | tuple | dict | set)
-
-
 def _undecodable_env(environ: dict[str, str]) -> list[str]:
     """Describe each ``TICKWAVE_*`` variable of a structured setting whose value is not JSON."""
     import json
 
     problems = []
-    for variable, key in known_env_names().items():
+    old_names = {env_name(old): new for old, new in RENAMED.items()}  # an old name decodes as its new key
+    for variable, key in [*known_env_names().items(), *old_names.items()]:
         value = next((text for name, text in environ.items() if name.upper() == variable), None)
         field = _field_for(tuple(key.split("."))) if variable != CONFIG_FILE_ENV else None
-        if value is None or field is None or not _is_structured(field.annotation):
+        if value is None or field is None or not is_structured(field.annotation):
             continue
         try:
             json.loads(value)
@@ -125,7 +112,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         settings = Settings(**overrides)
     except SettingsError:
-        # pydantic-settings names only the section; find the variables it could not decode.
+        # Name every variable that could not be decoded, not only the first.
         problems.extend(_undecodable_env(dict(os.environ)) or ["the environment: a TICKWAVE_* value is not valid JSON"])
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
         problems.append(f"{config_file()} ({CONFIG_FILE_ENV} or ./{DEFAULT_CONFIG_FILE}): not a valid TOML file: {exc}")
@@ -162,23 +149,18 @@ def reference_markdown() -> str:
         "| environment variable | `tickwave.toml` key | default | meaning |",
         "|---|---|---|---|",
     ]
-    for env_name, key in known_env_names().items():
-        if env_name == CONFIG_FILE_ENV:
-            continue
-        section, _, sub = key.partition(".")
-        field = Settings.model_fields[section]
-        if sub:
-            annotation = field.annotation
-            assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            field = annotation.model_fields[sub]
-        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+    for key, field in keys_of(Settings).items():
+        if is_section(field.annotation):
             continue  # a whole section: its keys have their own rows
         value = field.get_default(call_default_factory=True)
         if isinstance(value, dict):
             value = ", ".join(value)  # a registry (symbols): name its entries
         default = "" if value is None or value == "" else f"`{value}`"
-        lines.append(f"| `{env_name}` | `{key}` | {default} | {field.description or ''} |")
+        lines.append(f"| `{env_name(key)}` | `{key}` | {default} | {field.description or ''} |")
     lines.append(f"| `{CONFIG_FILE_ENV}` | | `./{DEFAULT_CONFIG_FILE}` if present | path of the TOML file |")
+    lines += ["", "Old names, still read for one release with a warning (the new name wins when both are set):", ""]
+    lines += ["| old variable | old `tickwave.toml` key | use instead |", "|---|---|---|"]
+    lines += [f"| `{env_name(old)}` | `{old}` | `{env_name(new)}`, `{new}` |" for old, new in RENAMED.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -189,18 +171,25 @@ def to_environment(settings: Settings, *, include_secrets: bool = True) -> dict[
     they see what the parent resolved, keyword overrides included. Secrets are passed
     in the child's environment only, never on a command line; with ``include_secrets``
     false they are left out (the warehouse, which receives its passwords by descriptor).
+    Every key is passed under its current variable, which wins over an old name the
+    child inherits.
     """
     import json
 
     environment: dict[str, str] = {}
     plain = settings.model_dump(mode="json")  # nested models and tuples as JSON-ready data
-
-    def put(name: str, value: Any, original: Any) -> None:
+    for key, field in keys_of(Settings).items():
+        if is_section(field.annotation):
+            continue
+        value: Any = plain
+        original: Any = settings
+        for part in key.split("."):
+            value, original = value[part], getattr(original, part)
         if value is None:
-            return
+            continue
         if isinstance(original, SecretStr):
             if not include_secrets:
-                return
+                continue
             text = original.get_secret_value()  # the JSON dump masks secrets
         elif isinstance(value, bool):
             text = str(value).lower()
@@ -208,14 +197,6 @@ def to_environment(settings: Settings, *, include_secrets: bool = True) -> dict[
             text = json.dumps(value)
         else:
             text = str(value)
-        environment[(ENV_PREFIX + name).upper()] = text
-
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, BaseModel):
-            for sub in type(value).model_fields:
-                put(f"{name}_{sub}", plain[name][sub], getattr(value, sub))
-        else:
-            put(name, plain[name], value)
+        environment[env_name(key)] = text
     environment[f"{ENV_PREFIX}STATE_DIR"] = str(settings.state_path)
     return environment

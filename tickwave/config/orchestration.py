@@ -33,11 +33,12 @@ class OrchestrationSettings(Section):
         description="the schedules and the sensors that launch runs start RUNNING on a fresh Dagster instance "
         "(false: STOPPED, for those who schedule elsewhere; a toggle in the UI is kept by the instance and wins)",
     )
-    reports_due_utc: str = Field(
+    late_reports_sensor_utc: str = Field(
         default="01:00",
         pattern=HH_MM,
         description="Dagster sensor: yesterday's compliance reports are late after this time (UTC): a report_late "
-        f"service event (after the reports' schedule, {REPORTS_SCHEDULE_UTC})",
+        f"service event (after the reports' schedule, {REPORTS_SCHEDULE_UTC}; the Grafana alert waits until "
+        "dashboards.missing_report_alert_utc)",
     )
 
-    _reports_due_after_schedule = field_validator("reports_due_utc")(after_the_reports_schedule)
+    _reports_due_after_schedule = field_validator("late_reports_sensor_utc")(after_the_reports_schedule)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -12,12 +13,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from tickwave.config.base import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, ENV_PREFIX
 from tickwave.config.clickhouse import ClickHouseSettings
 from tickwave.config.dashboards import DashboardsSettings
+from tickwave.config.environment import EnvironmentSource
 from tickwave.config.execution import ExecutionSettings
 from tickwave.config.ingest import IngestSettings
 from tickwave.config.kafka import KafkaSettings
 from tickwave.config.models import ModelsSettings
 from tickwave.config.mt5 import MT5Settings
 from tickwave.config.orchestration import OrchestrationSettings
+from tickwave.config.renames import move_renamed
 from tickwave.config.streams import StreamsSettings
 from tickwave.config.supervision import SupervisionSettings
 from tickwave.config.symbols import SYMBOL_NAME, SymbolSpec, default_symbols
@@ -30,8 +33,6 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_nested_delimiter="_",
-        env_nested_max_split=1,
         extra="forbid",
         frozen=True,
         case_sensitive=False,
@@ -74,11 +75,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Read overrides, then the environment, then the TOML file (no dotenv)."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        """Read overrides, then the environment (by the table of keys), then the TOML file (no dotenv)."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, EnvironmentSource(settings_cls)]
         toml_file = config_file()
         if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            sources.append(_TomlSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
     @property
@@ -92,6 +93,14 @@ class Settings(BaseSettings):
     def state_path(self) -> Path:
         """Return the absolute state directory."""
         return self.state_dir.expanduser().resolve()
+
+
+class _TomlSource(TomlConfigSettingsSource):
+    """The TOML file, its old keys moved to their new ones with a warning."""
+
+    def __call__(self) -> dict[str, Any]:
+        """Return the file's values under the current keys."""
+        return move_renamed(copy.deepcopy(super().__call__()), lambda key: f"{key} ({DEFAULT_CONFIG_FILE} key)")
 
 
 def config_file() -> Path | None:

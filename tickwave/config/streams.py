@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from tickwave.config.base import Section
 from tickwave.timeframes import TIMEFRAMES, canonical_timeframes
+from tickwave.validation import MAX_TICK_LEAD_MS
 
 
 class StreamsSettings(Section):
@@ -38,7 +39,12 @@ class StreamsSettings(Section):
         ge=0,
         description="after this long without ticks (wall clock), a symbol's event time advances with the wall clock",
     )
-    max_future_ms: int = Field(default=5000, ge=0, description="reject ticks this far ahead of the wall clock (ms)")
+    max_tick_lead_ms: int = Field(
+        default=MAX_TICK_LEAD_MS,
+        ge=0,
+        description="the dataflow and the execution process reject a tick stamped this far ahead of their wall "
+        "clock (ms; ingestion has its own, looser ingest.max_source_clock_lead_ms)",
+    )
     spike_threshold_bps: float = Field(default=300.0, gt=0, description="reject a mid this far from its reference")
     spike_confirm_ticks: int = Field(default=5, ge=1, description="consecutive spikes that confirm a real level shift")
     entry_probability: float = Field(default=0.55, ge=0, le=1, description="probability needed for a long/short signal")
