@@ -44,7 +44,7 @@ from execution.risk import (
 from execution.sizing import SizingPolicy, order_for, target_position_lots
 from execution.state import CreationIndex, IllegalTransition, Order, OrderStatus
 from tickwave.clock import Clock
-from tickwave.config import ExecutionSettings
+from tickwave.config import RiskSettings
 from tickwave.contracts import (
     ControlCommand,
     Fill,
@@ -97,10 +97,10 @@ SETTABLE_LIMITS = frozenset(
 def parse_limit(name: str, text: str) -> float | int | str:
     """The value of a ``set_limit`` parameter under the setting's own rules, or why it is refused.
 
-    The same pydantic field as ``[execution]`` in the configuration (type and range), and
+    The same pydantic field as ``[execution.risk]`` in the configuration (type and range), and
     finite: ``nan`` or ``inf`` would disable a check.
     """
-    field_info = ExecutionSettings.model_fields[name]
+    field_info = RiskSettings.model_fields[name]
     try:
         value: object = TypeAdapter(Annotated[field_info.annotation, field_info]).validate_python(text)
     except ValidationError as exc:

@@ -215,7 +215,7 @@ class Mt5Broker:
             return [rejected(intent, f"order_check failed: {exc}", now_ms, exc.code)]
         if check.retcode not in (0, C.TRADE_RETCODE_DONE):
             return [rejected(intent, f"order_check: {check.comment}", now_ms, check.retcode)]
-        for attempt in range(self.settings.mt5_max_retries + 1):
+        for attempt in range(self.settings.mt5_broker.max_retries + 1):
             try:
                 result = self.terminal.call("order_send", request)
             except TerminalError as exc:
@@ -224,7 +224,7 @@ class Mt5Broker:
                 self._track(intent, 0)
                 return []
             self._known_ids().add(intent.client_order_id)
-            if result.retcode in RETRYABLE and attempt < self.settings.mt5_max_retries:
+            if result.retcode in RETRYABLE and attempt < self.settings.mt5_broker.max_retries:
                 logger.info("order=%s retcode=%d (%s); retrying at the new quote",
                             intent.client_order_id, result.retcode, result.comment)  # fmt: skip
                 try:
@@ -255,7 +255,7 @@ class Mt5Broker:
         opposite = C.POSITION_TYPE_SELL if intent.side == "buy" else C.POSITION_TYPE_BUY
         positions = sorted(
             (p for p in self.terminal.call("positions_get", symbol=intent.symbol)
-             if p.magic == self.settings.mt5_magic and p.type == opposite),
+             if p.magic == self.settings.mt5_broker.magic and p.type == opposite),
             key=lambda p: (p.time_msc, p.ticket),
         )  # fmt: skip
         remaining = to_decimal(intent.quantity_lots)
@@ -360,7 +360,7 @@ class Mt5Broker:
         from 2000 when None: a poll or a periodic reconciliation reads a window, not the
         account's whole history every few seconds. Active orders are always read whole.
         """
-        magic = self.settings.mt5_magic
+        magic = self.settings.mt5_broker.magic
         until = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=2)
         start = HISTORY_FROM
         if since_ms is not None:
@@ -403,7 +403,7 @@ class Mt5Broker:
         """Return the net position per symbol of Tickwave's positions (magic)."""
         net: dict[str, Decimal] = defaultdict(Decimal)
         for position in self.terminal.call("positions_get"):
-            if position.magic == self.settings.mt5_magic:
+            if position.magic == self.settings.mt5_broker.magic:
                 volume = to_decimal(position.volume)
                 net[position.symbol] += volume if position.type == C.POSITION_TYPE_BUY else -volume
         return {symbol: lots for symbol, lots in net.items() if lots}
@@ -417,8 +417,8 @@ class Mt5Broker:
     def _protect(self, symbol: str) -> None:
         """Set the server-side sl/tp of Tickwave's positions in ``symbol`` (a backstop; failures are logged)."""
         settings = self.settings
-        stop_loss_pips, take_profit_pips = settings.stop_pips(symbol)
-        if not settings.mt5_server_stops or not (stop_loss_pips or take_profit_pips):
+        stop_loss_pips, take_profit_pips = settings.risk.stop_pips(symbol)
+        if not settings.mt5_broker.server_stops or not (stop_loss_pips or take_profit_pips):
             return
         try:
             info = self.terminal.call("symbol_info", symbol)
@@ -428,15 +428,15 @@ class Mt5Broker:
             return
         pip, digits = from_mt5_symbol_info(info).pip_size, int(info.digits)
         for position in positions:
-            if position.magic != settings.mt5_magic:
+            if position.magic != settings.mt5_broker.magic:
                 continue
             is_long = position.type == C.POSITION_TYPE_BUY
             sl, tp = server_stop_levels(is_long, position.price_open, pip, digits, stop_loss_pips, take_profit_pips,
-                                        settings.mt5_server_stop_extra_pips)  # fmt: skip
+                                        settings.mt5_broker.server_stop_extra_pips)  # fmt: skip
             if (round(position.sl, digits), round(position.tp, digits)) == (sl, tp):
                 continue
             request = {"action": C.TRADE_ACTION_SLTP, "symbol": symbol, "position": position.ticket, "sl": sl,
-                       "tp": tp, "magic": settings.mt5_magic}  # fmt: skip
+                       "tp": tp, "magic": settings.mt5_broker.magic}  # fmt: skip
             try:
                 result = self.terminal.call("order_send", request)
             except TerminalError as exc:
@@ -456,7 +456,7 @@ class Mt5Broker:
             **extra, "action": C.TRADE_ACTION_DEAL, "symbol": intent.symbol,
             "volume": intent.quantity_lots if lots is None else lots,
             "type": C.ORDER_TYPE_BUY if is_buy else C.ORDER_TYPE_SELL, "price": tick.ask if is_buy else tick.bid,
-            "deviation": self.settings.mt5_deviation_points, "magic": self.settings.mt5_magic,
+            "deviation": self.settings.mt5_broker.deviation_points, "magic": self.settings.mt5_broker.magic,
             "comment": intent.client_order_id, "type_time": C.ORDER_TIME_GTC, "type_filling": filling,
         }  # fmt: skip
 

@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 
 from tickwave.config.base import ENV_PREFIX
-from tickwave.config.renames import RENAMED, move_renamed
+from tickwave.config.renames import RENAMED, move_renamed, put
 
 
 def env_name(key: str) -> str:
@@ -54,20 +54,8 @@ def is_structured(annotation: Any) -> bool:
 
 
 def renamed_env_names() -> dict[str, str]:
-    """Map each deprecated variable to the variable that replaces it."""
-    return {env_name(old): env_name(new) for old, new in RENAMED.items()}
-
-
-def _put(data: dict[str, Any], path: list[str], value: Any) -> None:
-    node = data
-    for part in path[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            return  # the section's JSON is not an object: its validation error says so
-        node = child
-    if isinstance(value, dict) and isinstance(node.get(path[-1]), dict):
-        value = {**node[path[-1]], **value}  # a sub-section's variable over its section's JSON
-    node[path[-1]] = value
+    """Map each deprecated variable to the variable that replaces it (a renamed key may keep its variable)."""
+    return {env_name(old): env_name(new) for old, new in RENAMED.items() if env_name(old) != env_name(new)}
 
 
 class EnvironmentSource(PydanticBaseSettingsSource):
@@ -77,8 +65,9 @@ class EnvironmentSource(PydanticBaseSettingsSource):
         """Build the table of variables of ``settings_cls``'s keys, old names included."""
         super().__init__(settings_cls)
         self._fields = keys_of(settings_cls)
-        self._keys = {env_name(key): key for key in self._fields}
-        self._keys.update({env_name(old): old for old in RENAMED})
+        # An old key whose variable is unchanged (execution.control_max_age_s) is read as the new one.
+        self._keys = {env_name(old): old for old in RENAMED}
+        self._keys.update({env_name(key): key for key in self._fields})
         self._renamed = {old: self._fields[new] for old, new in RENAMED.items()}
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
@@ -97,5 +86,5 @@ class EnvironmentSource(PydanticBaseSettingsSource):
                     value = json.loads(value)
                 except ValueError as exc:
                     raise SettingsError(f"{env_name(key)}: not valid JSON") from exc
-            _put(data, key.split("."), value)
+            put(data, key.split("."), value)
         return move_renamed(data, env_name)

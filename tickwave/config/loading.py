@@ -160,7 +160,9 @@ def reference_markdown() -> str:
     lines.append(f"| `{CONFIG_FILE_ENV}` | | `./{DEFAULT_CONFIG_FILE}` if present | path of the TOML file |")
     lines += ["", "Old names, still read for one release with a warning (the new name wins when both are set):", ""]
     lines += ["| old variable | old `tickwave.toml` key | use instead |", "|---|---|---|"]
-    lines += [f"| `{env_name(old)}` | `{old}` | `{env_name(new)}`, `{new}` |" for old, new in RENAMED.items()]
+    for old, new in RENAMED.items():
+        variable = "(unchanged)" if env_name(old) == env_name(new) else f"`{env_name(old)}`"
+        lines.append(f"| {variable} | `{old}` | `{env_name(new)}`, `{new}` |")
     return "\n".join(lines) + "\n"
 
 

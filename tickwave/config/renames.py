@@ -18,6 +18,42 @@ RENAMED: dict[str, str] = {
     "streams.max_future_ms": "streams.max_tick_lead_ms",
     "orchestration.reports_due_utc": "orchestration.late_reports_sensor_utc",
     "dashboards.report_due_utc": "dashboards.missing_report_alert_utc",
+    "execution.allowed_symbols": "execution.risk.allowed_symbols",
+    "execution.daily_loss_action": "execution.risk.daily_loss_action",
+    "execution.max_position_lots": "execution.risk.max_position_lots",
+    "execution.max_order_lots": "execution.risk.max_order_lots",
+    "execution.lot_step": "execution.risk.lot_step",
+    "execution.min_strength": "execution.risk.min_strength",
+    "execution.max_gross_exposure": "execution.risk.max_gross_exposure",
+    "execution.signal_ttl_ms": "execution.risk.signal_ttl_ms",
+    "execution.signal_timeframe": "execution.risk.signal_timeframe",
+    "execution.signal_timeframes": "execution.risk.signal_timeframes",
+    "execution.max_tick_age_ms": "execution.risk.max_tick_age_ms",
+    "execution.price_collar_bps": "execution.risk.price_collar_bps",
+    "execution.max_orders_per_second": "execution.risk.max_orders_per_second",
+    "execution.daily_loss_limit": "execution.risk.daily_loss_limit",
+    "execution.max_consecutive_rejects": "execution.risk.max_consecutive_rejects",
+    "execution.flash_crash_pct": "execution.risk.flash_crash_pct",
+    "execution.flash_crash_window_ms": "execution.risk.flash_crash_window_ms",
+    "execution.stop_loss_pips": "execution.risk.stop_loss_pips",
+    "execution.take_profit_pips": "execution.risk.take_profit_pips",
+    "execution.stop_pips_by_symbol": "execution.risk.stop_pips_by_symbol",
+    "execution.paper_slippage_bps": "execution.paper_broker.slippage_bps",
+    "execution.paper_latency_ms": "execution.paper_broker.latency_ms",
+    "execution.paper_initial_cash": "execution.paper_broker.initial_cash",
+    "execution.mt5_magic": "execution.mt5_broker.magic",
+    "execution.mt5_deviation_points": "execution.mt5_broker.deviation_points",
+    "execution.mt5_max_retries": "execution.mt5_broker.max_retries",
+    "execution.mt5_server_stops": "execution.mt5_broker.server_stops",
+    "execution.mt5_server_stop_extra_pips": "execution.mt5_broker.server_stop_extra_pips",
+    "execution.reconcile_every_s": "execution.reconciliation.interval_s",
+    "execution.reconcile_window_s": "execution.reconciliation.window_s",
+    "execution.control_timeout_s": "execution.control.reply_timeout_s",
+    "execution.control_max_age_s": "execution.control.max_age_s",
+    "execution.market_hours": "market.hours",
+    "execution.market_timezone": "market.timezone",
+    "execution.rollover_time": "market.rollover_time",
+    "execution.market_holidays": "market.holidays",
 }
 
 
@@ -35,7 +71,8 @@ def warn_renamed(old: str, new: str, *, is_ignored: bool) -> None:
         message = f"{old} is deprecated and ignored: {new} is also set and wins; remove {old}"
     else:
         message = f"{old} is deprecated: use {new} (the old name is accepted for one release)"
-    warnings.warn(message, DeprecatedSettingWarning, stacklevel=3)
+    # Attributed to the configuration, not to a line of Tickwave: the operator's file or environment is at fault.
+    warnings.warn_explicit(message, DeprecatedSettingWarning, filename="tickwave configuration", lineno=0)
 
 
 def _pop(data: dict[str, Any], path: list[str]) -> tuple[bool, Any]:
@@ -56,13 +93,16 @@ def _contains(data: dict[str, Any], path: list[str]) -> bool:
     return True
 
 
-def _put(data: dict[str, Any], path: list[str], value: Any) -> None:
+def put(data: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``path`` in nested ``data``; a table's value is merged over the table already there."""
     node = data
     for part in path[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
             return  # the section is not a table: its own validation error says so
         node = child
+    if isinstance(value, dict) and isinstance(node.get(path[-1]), dict):
+        value = {**node[path[-1]], **value}  # a sub-section's variable over its section's JSON
     node[path[-1]] = value
 
 
@@ -83,5 +123,5 @@ def move_renamed(data: dict[str, Any], name: Callable[[str], str]) -> dict[str, 
         is_ignored = _contains(data, new.split("."))
         warn_renamed(name(old), name(new), is_ignored=is_ignored)
         if not is_ignored:
-            _put(data, new.split("."), value)
+            put(data, new.split("."), value)
     return data

@@ -17,6 +17,7 @@ from tickwave.config.environment import EnvironmentSource
 from tickwave.config.execution import ExecutionSettings
 from tickwave.config.ingest import IngestSettings
 from tickwave.config.kafka import KafkaSettings
+from tickwave.config.market import MarketSettings
 from tickwave.config.models import ModelsSettings
 from tickwave.config.mt5 import MT5Settings
 from tickwave.config.orchestration import OrchestrationSettings
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     ingest: IngestSettings = IngestSettings()
     mt5: MT5Settings = MT5Settings()
+    market: MarketSettings = MarketSettings()
     execution: ExecutionSettings = ExecutionSettings()
     streams: StreamsSettings = StreamsSettings()
     models: ModelsSettings = ModelsSettings()
@@ -87,7 +89,7 @@ class Settings(BaseSettings):
         """Where H4 and D1 bars start: the rollover (``streams.bar_alignment``), or None for UTC."""
         if self.streams.bar_alignment == "utc":
             return None
-        return SessionAlignment.at(self.execution.market_timezone, self.execution.rollover_time)
+        return SessionAlignment.at(self.market.timezone, self.market.rollover_time)
 
     @property
     def state_path(self) -> Path:

@@ -21,8 +21,8 @@ class StreamsSettings(Section):
     )
     bar_alignment: Literal["rollover", "utc"] = Field(
         default="rollover",
-        description="where H4 and D1 bars start: the trading day's rollover (execution.rollover_time in "
-        "execution.market_timezone) or UTC midnight",
+        description="where H4 and D1 bars start: the trading day's rollover (market.rollover_time in "
+        "market.timezone) or UTC midnight",
     )
 
     @field_validator("timeframes")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from execution.service import ExecutionService
 from execution.state import OrderStatus
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
 from tickwave.clock import ManualClock
-from tickwave.config import ExecutionSettings, load_settings
+from tickwave.config import ExecutionSettings, MT5BrokerSettings, RiskSettings, load_settings
 from tickwave.contracts import (
     ControlCommand,
     OrderAccepted,
@@ -59,8 +60,9 @@ def _intent(index: int = 1, side: str = "buy", lots: float = 0.1) -> OrderIntent
                        created_at_ms=WEDNESDAY_NOON_MS)  # fmt: skip
 
 
-def _broker(terminal: Terminal, **settings: object) -> Mt5Broker:
-    return Mt5Broker(ExecutionSettings(**settings), ManualClock(WEDNESDAY_NOON_MS), terminal)  # type: ignore[arg-type]
+def _broker(terminal: Terminal, risk: dict[str, Any] | None = None, **mt5_broker: Any) -> Mt5Broker:
+    settings = ExecutionSettings(risk=RiskSettings(**(risk or {})), mt5_broker=MT5BrokerSettings(**mt5_broker))
+    return Mt5Broker(settings, ManualClock(WEDNESDAY_NOON_MS), terminal)
 
 
 def _sent(fake: FakeTradingMetaTrader5) -> list[dict[str, object]]:
@@ -101,7 +103,7 @@ def test_submit_when_requoted_then_retried_and_one_order_exists() -> None:
 def test_submit_when_requotes_outlast_retries_then_rejected() -> None:
     fake, terminal = _terminal()
     fake.script(*[C.TRADE_RETCODE_REQUOTE] * 5)
-    events = _broker(terminal, mt5_max_retries=2).submit(_intent())
+    events = _broker(terminal, max_retries=2).submit(_intent())
     assert len(_sent(fake)) == 3
     assert isinstance(events[0], OrderRejected) and events[0].broker_code == C.TRADE_RETCODE_REQUOTE
 
@@ -170,11 +172,11 @@ def test_submit_when_terminal_link_breaks_then_no_event_and_history_decides_late
 
 
 def _service(
-    tmp_path: Path, terminal: Terminal, publisher: ListPublisher | None = None, **execution: object
+    tmp_path: Path, terminal: Terminal, publisher: ListPublisher | None = None, **risk: object
 ) -> ExecutionService:
     clock = ManualClock(WEDNESDAY_NOON_MS)
-    settings = load_settings(state_dir=tmp_path, execution={"journal_fsync": False, "market_hours": "always",
-                                                            "broker": "mt5", **execution})  # fmt: skip
+    settings = load_settings(state_dir=tmp_path, market={"hours": "always"},
+                             execution={"journal_fsync": False, "broker": "mt5", "risk": risk})  # fmt: skip
     broker = Mt5Broker(settings.execution, clock, terminal)
     service = build_service(settings, publisher or ListPublisher(), clock, broker)
     service.start()
@@ -456,7 +458,7 @@ def test_server_stops_when_the_process_is_down_then_the_server_closes_and_the_re
 
 def test_server_stops_when_off_then_no_sltp_request_is_sent() -> None:
     fake, terminal = _terminal()
-    broker = _broker(terminal, stop_loss_pips=10, mt5_server_stops=False)
+    broker = _broker(terminal, {"stop_loss_pips": 10}, server_stops=False)
     broker.submit(_intent())
     assert not [request for request in _sent(fake) if request["action"] == C.TRADE_ACTION_SLTP]
     assert [(p.sl, p.tp) for p in fake.positions_get()] == [(0.0, 0.0)]
