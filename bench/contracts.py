@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 from rich.table import Table
 
+from app.demo import demo_ticks
 from bench.summary import record
-from tickwave.cli.demo import demo_ticks
 from tickwave.contracts import Tick, decode, encode
 
 N = 200_000

@@ -1,8 +1,8 @@
 """Dashboards benchmark: every board query over a synthetic day, as the analyst over HTTP, p50/p95 per panel.
 
 1. starts its own warehouse (free loopback port, temporary state dir) and writes a day ending
-   now into a migrated database: ``orchestration.synthetic`` (10M ticks, 100k orders by default)
-   plus ``dashboards.sample`` (1 s bars from those ticks, quarantine, quality results, service
+   now into a migrated database: ``testkit.synthetic_day`` (10M ticks, 100k orders by default)
+   plus ``testkit.dashboard_sample`` (1 s bars from those ticks, quarantine, quality results, service
    events, Dagster runs);
 2. runs every panel's and annotation's query, macros expanded as the ClickHouse plugin does
    (trader: last 1 h at a 5 s interval, symbol EURUSD; ops: last 6 h at 30 s), as the
@@ -11,7 +11,7 @@
 3. beside them, in the same run: the floor (``SELECT 1``) and the raw-table queries a user
    would otherwise write (candles and ticks per second from the 10M raw ticks).
 
-Targets (issue 25): the trader board's slowest panel p95 under 100 ms, the ops board's under 250 ms.
+Targets: the trader board's slowest panel p95 under 100 ms, the ops board's under 250 ms.
 
     .venv/bin/python bench/dashboards.py [--ticks 10000000] [--orders 100000] [--runs 20]
 """
@@ -35,17 +35,18 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from app.services.supervisor import Supervisor  # noqa: E402
+from app.services.warehouse import WarehouseService  # noqa: E402
 from bench.summary import record  # noqa: E402
 from dashboards.build import boards  # noqa: E402
 from dashboards.gocheck import board_context  # noqa: E402
 from dashboards.macros import expand  # noqa: E402
 from dashboards.ops import OPS_BUDGET_MS  # noqa: E402
 from dashboards.runner import AnalystRunner  # noqa: E402
-from dashboards.sample import write_sample  # noqa: E402
 from dashboards.trader import TRADER_BUDGET_MS  # noqa: E402
+from testkit.dashboard_sample import write_sample  # noqa: E402
 from tickwave.config import Settings, load_settings  # noqa: E402
-from tickwave.services.supervisor import Endpoint, Supervisor  # noqa: E402
-from tickwave.services.warehouse import WarehouseService  # noqa: E402
+from tickwave.endpoints import Endpoint  # noqa: E402
 from tickwave.warehouse.client import connect  # noqa: E402
 from tickwave.warehouse.migrate import migrate  # noqa: E402
 

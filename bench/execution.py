@@ -37,13 +37,13 @@ from confluent_kafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from adapters.gcpause import start_gc_freezer
+from app.services.kafka import KafkaService
+from app.services.supervisor import Supervisor
 from tickwave.audit_chain import ChainLink
 from tickwave.bus import make_admin, make_consumer, make_producer
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, decode, encode
-from tickwave.gcpause import start_gc_freezer
-from tickwave.services.kafka import KafkaService
-from tickwave.services.supervisor import Supervisor
 from tickwave.topics import SIGNALS, TICKS, create_topics, topic_name, topic_specs
 
 # Run as a script, this folder comes first on sys.path and this file would shadow the package.

@@ -24,7 +24,7 @@ In one run, on the same synthetic data and the same trained models:
   sinks: the denominator is the smallest the flow can have, so the overhead is an upper
   bound.
 
-Targets (issue 27): fit of 1M rows x 30 features under 120 s per model; single-row p99
+Targets: fit of 1M rows x 30 features under 120 s per model; single-row p99
 under 100 us for one model and under 250 us for the ensemble; one challenger adds under
 25 % to the flow's CPU per tick at 5k ticks/s.
 

@@ -1,7 +1,7 @@
 """Orchestration benchmark: the full `dbt build` on a synthetic trading day, and Dagster's run overhead.
 
 1. starts its own warehouse (free loopback port, temporary state dir) and writes one
-   synthetic day (``orchestration.synthetic``: 10M ticks, 100k orders by default) into a
+   synthetic day (``testkit.synthetic_day``: 10M ticks, 100k orders by default) into a
    migrated database;
 2. times the full ``dbt build`` (every staging view, mart, test and unit test) once by
    hand (the dbt CLI, as `make` or a user runs it) and once as a Dagster run of the
@@ -10,7 +10,7 @@
    for every raw table, and the ``quality_checks`` job run by Dagster in process.
 
 The overhead of a Dagster run is its wall time minus the direct call's, per round.
-Targets (issue 22): ``dbt build`` under 60 s on that day; Dagster overhead under 10 s.
+Targets: ``dbt build`` under 60 s on that day; Dagster overhead under 10 s.
 
     .venv/bin/python bench/orchestration.py [--ticks 10000000] [--orders 100000] [--rounds 2]
 """
@@ -37,14 +37,15 @@ from dagster_dbt import DbtCliResource  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from app.services.supervisor import Supervisor  # noqa: E402
+from app.services.warehouse import WarehouseService  # noqa: E402
 from bench.summary import record  # noqa: E402
 from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_environment, dbt_project  # noqa: E402
 from orchestration.resources import TickwaveResource  # noqa: E402
-from orchestration.synthetic import write_synthetic_day  # noqa: E402
 from quality.suites import RAW_TABLES  # noqa: E402
+from testkit.synthetic_day import write_synthetic_day  # noqa: E402
 from tickwave.config import Settings, load_settings  # noqa: E402
-from tickwave.services.supervisor import Endpoint, Supervisor  # noqa: E402
-from tickwave.services.warehouse import WarehouseService  # noqa: E402
+from tickwave.endpoints import Endpoint  # noqa: E402
 from tickwave.warehouse.client import connect  # noqa: E402
 from tickwave.warehouse.migrate import migrate  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Compliance reports benchmark: a day of 100k orders and 1M order events, produced and verified, same run.
 
 1. starts its own warehouse (free loopback port, temporary state dir), writes a synthetic
-   day (``orchestration.synthetic``: ticks, bars, features, predictions, signals, orders,
+   day (``testkit.synthetic_day``: ticks, bars, features, predictions, signals, orders,
    fills) and replaces its order events by ~1M *chained* ones, built as the execution
    process journals them (contract messages, links of ``tickwave.audit_chain`` over their
    bytes, rows from the audit loader's row builder): per order a submission, an
@@ -14,7 +14,7 @@
 4. the baseline, same run: a plain CSV export of ``order_events`` (what a user would
    pull by hand) and a SHA-256 of it.
 
-Targets (issue 24): reports under 60 s and verify under 30 s. Each figure is also given as a
+Targets: reports under 60 s and verify under 30 s. Each figure is also given as a
 ratio to the baseline of the same run, which carries the machine's load with it.
 
 The benchmark's warehouse runs at the production niceness (``clickhouse.nice``, 10: the
@@ -44,21 +44,22 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Pa
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from adapters.warehouse_writer import BatchWriter, WriterConfig  # noqa: E402
+from app.services.supervisor import Supervisor  # noqa: E402
+from app.services.warehouse import WarehouseService  # noqa: E402
 from bench.summary import record  # noqa: E402
 from execution.audit import order_event_row  # noqa: E402
-from orchestration.synthetic import write_synthetic_day  # noqa: E402
-from reports.build import build_compliance_views  # noqa: E402
+from orchestration.compliance_views import build_compliance_views  # noqa: E402
 from reports.daily import generate_day  # noqa: E402
 from reports.verify import verify  # noqa: E402
+from testkit.synthetic_day import write_synthetic_day  # noqa: E402
 from tickwave.audit_chain import AuditChain  # noqa: E402
 from tickwave.config import Settings, load_settings  # noqa: E402
 from tickwave.contracts import OrderAccepted, OrderFilled, OrderRejected, OrderSubmitted, encode  # noqa: E402
-from tickwave.services.supervisor import Endpoint, Supervisor  # noqa: E402
-from tickwave.services.warehouse import WarehouseService  # noqa: E402
+from tickwave.endpoints import Endpoint  # noqa: E402
 from tickwave.warehouse.client import connect  # noqa: E402
 from tickwave.warehouse.migrate import migrate  # noqa: E402
 from tickwave.warehouse.tables import ORDER_EVENTS  # noqa: E402
-from tickwave.warehouse.writer import BatchWriter, WriterConfig  # noqa: E402
 
 console = Console()
 DAY = datetime(2026, 11, 20, tzinfo=UTC)

@@ -33,16 +33,16 @@ from typing import Any
 import numpy as np
 from confluent_kafka import TopicPartition
 
+from adapters.gcpause import start_gc_freezer
+from app.services.supervisor import Supervisor
+from app.services.warehouse import WarehouseService
 from models.registry import ModelRegistry
 from streams.features import FeatureSpec
 from streams.loader import start_loader, stop_loader
 from tickwave.bus import make_consumer, make_producer
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, Tick, decode, encode
-from tickwave.gcpause import start_gc_freezer
 from tickwave.modeling import ModelArtifact
-from tickwave.services.supervisor import Supervisor
-from tickwave.services.warehouse import WarehouseService
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
 

@@ -24,6 +24,7 @@ from types import FrameType
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from adapters.gcpause import start_gc_freezer
 from bench.streams_latency import FileModelProvider, RegistryLookupProvider
 from streams.app import production_sinks
 from streams.connectors import Publisher, TopicSink
@@ -33,7 +34,6 @@ from streams.inference import Inference
 from tickwave.bus import consumer_config, resolve_bootstrap
 from tickwave.config import Settings, StreamsSettings, load_settings
 from tickwave.contracts import Message
-from tickwave.gcpause import start_gc_freezer
 from tickwave.modeling import ModelProvider, SignalRules
 from tickwave.topics import TICKS, topic_name
 from tickwave.validation import Rejection, ValidationRules, check_raw, dead_letter

@@ -7,7 +7,7 @@ output in ``bench/results/<name>.log``; a benchmark that fails is reported and t
 still run. A benchmark reports its figures with :func:`record` (each with the baseline
 measured in the same run and its target); the summary ``bench/results/summary.json`` holds
 every figure, the exit code, duration and machine load of each benchmark, and the table
-between the ``bench-summary`` markers of the README is generated from it.
+between the ``bench-summary`` markers of ``bench/README.md`` is generated from it.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def merged(previous: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown_table(summary: dict[str, Any]) -> str:
-    """Return the README's summary table: one row per figure, and one per benchmark without figures."""
+    """Return the summary table of bench/README.md: one row per figure, and one per benchmark without figures."""
     reruns = [f"{run['benchmark']} ({run['finished_at']})" for run in summary["runs"] if run.get("rerun")]
     lines = [
         f"Last `make bench`: {summary['generated_at']} on {summary['machine']}."
@@ -154,7 +154,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
 
 
 def update_readme(readme: Path, table: str) -> None:
-    """Replace the text between the README's bench-summary markers with ``table``."""
+    """Replace the text between the bench-summary markers of ``readme`` with ``table``."""
     text = readme.read_text()
     start, end = (re.escape(marker) for marker in MARKERS)
     updated, count = re.subn(f"({start}\n)(.*?)({end})", lambda match: match.group(1) + table + match.group(3),
@@ -165,12 +165,12 @@ def update_readme(readme: Path, table: str) -> None:
 
 
 def main() -> None:
-    """Run every benchmark (or those named), write the summary and the README table."""
+    """Run every benchmark (or those named), write the summary and the table of bench/README.md."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: every bench/*.py); named ones "
                         "replace theirs in the last summary")  # fmt: skip
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--no-readme", action="store_true", help="leave bench/README.md alone")
     arguments = parser.parse_args()
     modules = [f"bench.{name}" for name in arguments.names] or benchmarks()
     previous_path = arguments.results / "summary.json"
@@ -180,7 +180,7 @@ def main() -> None:
         summary = merged(previous, summary)
         previous_path.write_text(json.dumps(summary, indent=2) + "\n")
     if not arguments.no_readme:
-        update_readme(ROOT / "README.md", markdown_table(summary))
+        update_readme(ROOT / "bench" / "README.md", markdown_table(summary))
     failed = [run["benchmark"] for run in summary["runs"] if run["exit_code"] != 0]
     print(f"summary: {arguments.results / 'summary.json'}; {len(summary['figures'])} figures; "
           f"failed: {', '.join(failed) or 'none'}")  # fmt: skip

@@ -37,17 +37,18 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from adapters.warehouse_writer import BatchWriter, WriterConfig
+from app.services.supervisor import Supervisor
+from app.services.warehouse import WarehouseService
 from bench.summary import record
 from tests.integration.warehouse.bombs import BOMBS, footprint
 from tests.integration.warehouse.http import post
 from tickwave.config import Settings, load_settings
-from tickwave.services.supervisor import Endpoint, Supervisor
-from tickwave.services.warehouse import WarehouseService
+from tickwave.endpoints import Endpoint
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.credentials import Credentials, resolve_credentials
-from tickwave.warehouse.memory import PURGE_INTERVAL_S
 from tickwave.warehouse.tables import TICKS, Table, to_arrow
-from tickwave.warehouse.writer import BatchWriter, WriterConfig
+from warehouse_server.memory import PURGE_INTERVAL_S
 
 console = Console(width=150)
 SYMBOLS = np.array(["EURUSD", "USDJPY", "GBPUSD", "AUDUSD", "USDCHF", "USDCAD", "NZDUSD", "EURJPY", "EURGBP", "XAUUSD"])
@@ -272,7 +273,7 @@ def sample_us(action: Callable[[], object], runs: int) -> list[float]:
 
 def bench_policy(settings: Settings, local: Local, scale: int, runs: int) -> list[Row]:
     """The read-only policy's cost (classify + EXPLAIN AST + tree rules) beside the queries it guards."""
-    from tickwave.warehouse.policy import FunctionCatalog, ReadOnlyPolicy, Request, parse_ast, read_catalog
+    from warehouse_server.policy import FunctionCatalog, ReadOnlyPolicy, Request, parse_ast, read_catalog
 
     name, ticks = "ticks_10m", 10_000_000 // scale
     point = POINT_QUERY.format(name=name, at=START_MS + 5_000)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from adapters.gcpause import start_gc_freezer
 from execution.brokers.base import Broker
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
 from execution.connectors import (
@@ -31,11 +32,10 @@ from execution.sizing import SizingPolicy
 from tickwave.bus import resolve_bootstrap
 from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings
+from tickwave.endpoints import mark_ready
 from tickwave.errors import ConfigurationError, ServiceError
-from tickwave.gcpause import start_gc_freezer
 from tickwave.health import HealthReporter
 from tickwave.instruments import registry
-from tickwave.services.own import mark_ready
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
             # No trading without a kill switch; a listener ending because the process stops is not a death.
             reporter.watch("the control listener", lambda: control.is_alive() or stop.is_set())
             reporter.start()
-            mark_ready(settings, "execution")
+            mark_ready(settings.state_path, "execution")
             loop = run_quixstreams_loop if settings.execution.hot_path_client == "quixstreams" else run_confluent_loop
             try:
                 loop(settings, bootstrap, service, stop)
@@ -162,7 +162,7 @@ def run_audit(settings: Settings, stop: threading.Event) -> None:
     # Liveness only: `tickwave status` reads the cursor lag from the broker itself (a second consumer
     # in this process held its SIGTERM stop past the 20 s the tests allow, under load).
     reporter = HealthReporter(settings.state_path, "audit", lambda: ([], {}), interval_s=5.0).start()
-    mark_ready(settings, "audit")
+    mark_ready(settings.state_path, "audit")
     try:
         _backfill_bookings(settings)
         run_audit_loader(settings, bootstrap, stop)

@@ -33,6 +33,7 @@ from typing import Any
 
 from quixstreams.sinks import BatchingSink, SinkBatch
 
+from adapters.warehouse_writer import BatchWriter, WriterConfig
 from execution.backfill import backfill_bookings
 from execution.brokers.base import EXPIRED_PREFIX
 from tickwave.audit_chain import ChainLink, link_from_headers
@@ -54,7 +55,6 @@ from tickwave.instruments import registry
 from tickwave.topics import ORDERS_EVENTS, topic_name
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.tables import FILLS, ORDER_EVENTS, ORDERS, RISK_EVENTS, row_for
-from tickwave.warehouse.writer import BatchWriter, WriterConfig
 
 logger = logging.getLogger(__name__)
 

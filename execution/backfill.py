@@ -33,6 +33,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from adapters.warehouse_writer import BatchWriter
 from execution.engine import with_booking
 from execution.positions import Book, Booking
 from tickwave.config import Settings
@@ -41,7 +42,6 @@ from tickwave.instruments import Instrument, registry
 from tickwave.money import to_decimal
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.tables import BARS_1M, FILLS
-from tickwave.warehouse.writer import BatchWriter
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ The hot loop reads ``signals`` and ``ticks`` and comes in two builds, chosen by
 The control listener is its own thread and consumer, so a halt never queues behind a
 backlog of ticks; it commits each command after applying it, and commands are
 idempotent (``command_id``), so one redelivered after a crash changes nothing. A command is
-acted on only if signed (HMAC-SHA256, ``tickwave.signing``) and within
+acted on only if signed (HMAC-SHA256, ``execution.signing``) and within
 ``execution.control.max_age_s`` of its issue; anything else is refused as a critical
 ``control_refused`` event and committed: nothing a control message holds stops the process.
 """
@@ -40,13 +40,13 @@ from confluent_kafka import (
 )
 
 from execution.service import ExecutionService
+from execution.signing import SIGNATURE_HEADER, control_key, is_signed_by, sign
 from tickwave.audit_chain import ChainLink
 from tickwave.bus import consumer_config, make_consumer, make_producer
 from tickwave.config import Settings
 from tickwave.contracts import ControlCommand, RiskEvent, Signal, decode, decode_any, encode
 from tickwave.contracts import Message as Contract
 from tickwave.errors import ContractError, ServiceError
-from tickwave.signing import SIGNATURE_HEADER, control_key, is_signed_by, sign
 from tickwave.topics import EXECUTION_CONTROL, ORDERS_EVENTS, SIGNALS, TICKS, topic_name
 
 logger = logging.getLogger(__name__)

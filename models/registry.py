@@ -37,7 +37,7 @@ was shadowed against another model id's champion (then ``params['slot']`` names 
 and keeps naming it once the version is promoted). A slot has at most one champion: it
 alone trades; promoting a 5-minute version retires only the 5-minute champion of its
 slot. The streams serve the slots of ``models.registry_id`` through
-``tickwave.champions.RegistryModelProvider`` (in the core, so that ``streams/`` imports no
+``streams.champions.RegistryModelProvider`` (in the core, so that ``streams/`` imports no
 component).
 """
 
@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from adapters.warehouse_writer import BatchWriter
 from models.dataset import LabelSpec, build_dataset, query_bars, query_features
 from models.engine_backtest import compare_on_engine
 from models.errors import PromotionRefused, RegistryError
@@ -61,7 +62,6 @@ from models.store import ArtifactStore
 from tickwave.config import Settings
 from tickwave.modeling import CHALLENGER, CHAMPION, ModelArtifact, SignalRules, artifact_from_onnx
 from tickwave.warehouse.tables import MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, Table
-from tickwave.warehouse.writer import BatchWriter
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import RegistryError
-from tickwave.champions import read_checked, sha256_of
+from streams.champions import read_checked, sha256_of
 
 __all__ = ["ArtifactStore", "sha256_of"]
 

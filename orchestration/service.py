@@ -27,9 +27,9 @@ from pathlib import Path
 
 import psutil
 
+from adapters.parentdeath import die_with_parent
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
-from tickwave.parentdeath import die_with_parent
 
 logger = logging.getLogger(__name__)
 

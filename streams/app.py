@@ -10,12 +10,12 @@ import threading
 
 from bytewax.dataflow import Dataflow
 
+from adapters.gcpause import start_gc_freezer
 from streams.connectors import Publisher, TickTopicSource, TopicSink
 from streams.flow import FlowSinks, build_flow
 from streams.routing import GroupLayout
 from tickwave.bus import NOT_IDEMPOTENT, resolve_bootstrap
 from tickwave.config import Settings, load_settings
-from tickwave.gcpause import start_gc_freezer
 from tickwave.modeling import ModelProvider
 from tickwave.topics import SIGNALS, STREAMS_RECORDS, TICKS, TICKS_DLQ, topic_name
 
@@ -48,7 +48,7 @@ def production_sinks(settings: Settings) -> FlowSinks:
 
 def model_provider(settings: Settings) -> ModelProvider:
     """The registry's champions, one per timeframe (polled by the flow, hot-swapped when they change)."""
-    from tickwave.champions import RegistryModelProvider
+    from streams.champions import RegistryModelProvider
 
     return RegistryModelProvider(settings)
 

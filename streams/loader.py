@@ -200,7 +200,7 @@ def _follow_parent(stop: threading.Event, drain: threading.Event) -> None:
 def start_loader(settings: Settings) -> subprocess.Popen[bytes]:
     """Start the loader as a child of this process, which it follows through its stdin."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tickwave.cli", "streams", "load", "--follow-stdin"],
+        [sys.executable, "-m", "app.cli", "streams", "load", "--follow-stdin"],
         env={**os.environ, **to_environment(settings)},
         stdin=subprocess.PIPE,
     )

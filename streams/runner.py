@@ -27,13 +27,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from adapters.gcpause import start_gc_freezer
+from adapters.parentdeath import die_with_parent
 from streams.loader import LOADER_HEALTH, start_loader, stop_loader
 from tickwave.config import Settings, to_environment
+from tickwave.endpoints import LOOPBACK, free_port, mark_ready
 from tickwave.errors import ServiceError
-from tickwave.gcpause import start_gc_freezer
 from tickwave.health import HealthReporter, read_health
-from tickwave.parentdeath import die_with_parent
-from tickwave.services.supervisor import LOOPBACK, free_port
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
     recovery = RecoveryConfig(str(recovery_dir(settings)))
     _raise_on_sigterm()
     flow = flow_for(settings, tail=tail)
-    start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (tickwave.gcpause)
+    start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (adapters.gcpause)
     loader = start_loader(settings)
     reporter = start_health(settings, recovery_dir(settings), {"the streams loader": loader})
     _mark_ready(settings)
@@ -115,7 +115,7 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
     # A preexec_fn is safe here: no other Python thread runs yet (_check_partitions's admin
     # client is gone, the loader comes after); the native threads of imports (OpenBLAS's
     # workers, pyarrow's jemalloc) hold no lock the hook needs, which only calls prctl,
-    # os.getppid and os._exit (tickwave.parentdeath).
+    # os.getppid and os._exit (adapters.parentdeath).
     preexec = die_with_parent()
     for index in range(processes):
         children.append(subprocess.Popen(
@@ -222,6 +222,4 @@ def _raise_on_sigterm() -> None:
 
 
 def _mark_ready(settings: Settings) -> None:
-    from tickwave.services.own import mark_ready
-
-    mark_ready(settings, "streams")
+    mark_ready(settings.state_path, "streams")

@@ -55,6 +55,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from adapters.mt5.api import Constants
+from adapters.mt5.terminal import Terminal, TerminalError
 from execution.brokers.base import (
     EXPIRED_PREFIX,
     BrokerEvent,
@@ -73,8 +75,6 @@ from tickwave.config import ExecutionSettings, Settings
 from tickwave.contracts import OrderFilled, OrderIntent, Tick
 from tickwave.instruments import from_mt5_symbol_info
 from tickwave.money import to_decimal
-from tickwave.mt5.api import Constants
-from tickwave.mt5.terminal import Terminal, TerminalError
 
 logger = logging.getLogger(__name__)
 

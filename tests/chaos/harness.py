@@ -36,10 +36,11 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from app.services.probes import health_of
+from app.services.registry import service_by_name
+from app.services.supervisor import Supervisor
 from tickwave.config import Settings, load_settings
-from tickwave.services.probes import health_of
-from tickwave.services.registry import service_by_name
-from tickwave.services.supervisor import Supervisor, free_port
+from tickwave.endpoints import free_port
 
 console = Console()
 TARGETS = ("kafka", "warehouse", "streams", "loader", "execution", "audit")
@@ -69,10 +70,10 @@ def chaos_settings(state_dir: Path) -> Settings:
     """A state dir and ports of its own, a fast but patient supervisor, and the demo's execution settings.
 
     The demo's: the paper broker at any hour, driven by the 1 s signals of the model trained
-    on the sample's 1 s bars. With the default (1 min signals), every signal was denied as
-    the wrong timeframe, no order was placed, and the one-order-per-signal checks held vacuously.
+    on the sample's 1 s bars. With the default (1 min signals), every signal would be denied as
+    the wrong timeframe, no order placed, and the one-order-per-signal checks would hold vacuously.
     """
-    from tickwave.cli.demo import demo_settings
+    from app.demo import demo_settings
 
     return demo_settings(load_settings(
         state_dir=state_dir,
@@ -347,7 +348,7 @@ def check_everything(settings: Settings) -> dict[str, Any]:
 
 def _live_market(settings: Settings, symbols: list[str], seconds: float, stop: threading.Event) -> int:
     """Stream simulated ticks until ``seconds`` passed, restarting the source if a broker outage ends it."""
-    from tickwave.cli.ingest_cmd import SourceKind, build_source, run_source
+    from streams.ingest.sources import SourceKind, build_source, run_source
 
     sent, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline and not stop.is_set():
@@ -355,7 +356,7 @@ def _live_market(settings: Settings, symbols: list[str], seconds: float, stop: t
         source = build_source(settings, SourceKind.SIM, stop, symbols=",".join(symbols), rate=40.0,
                               duration=f"{remaining}s", seed=int(time.monotonic()))  # fmt: skip
         try:
-            sent += run_source(settings, source, stop, show_progress=False).ticks
+            sent += run_source(settings, source, stop).ticks
         except Exception as exc:  # the broker was down: what it acknowledged counts, the rest was never acknowledged
             console.print(f"  live market interrupted ({exc.__class__.__name__}); resuming")
             time.sleep(1)
@@ -364,10 +365,10 @@ def _live_market(settings: Settings, symbols: list[str], seconds: float, stop: t
 
 def run_chaos(state_dir: Path, plan: ChaosPlan) -> ChaosResult:
     """Bring the platform up, replay, train, shake during a live market, settle, check; always bring it down."""
+    from app.cli.services import bring_down, bring_up
+    from app.demo import train_on_sample
     from streams.ingest.sample import sample_paths
-    from tickwave.cli.demo import train_on_sample
-    from tickwave.cli.ingest_cmd import replay_sample
-    from tickwave.cli.services import bring_down, bring_up
+    from streams.ingest.sources import replay_sample
 
     settings = chaos_settings(state_dir)
     result = ChaosResult()

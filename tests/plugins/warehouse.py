@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from app.services.supervisor import Supervisor
+from app.services.warehouse import WarehouseService
 from tickwave.config import Settings, load_settings
-from tickwave.services.supervisor import Endpoint, Supervisor
-from tickwave.services.warehouse import WarehouseService
+from tickwave.endpoints import Endpoint
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
 

@@ -27,7 +27,7 @@ def known_env_names() -> dict[str, str]:
 def _check_unknown_env(environ: dict[str, str]) -> list[str]:
     known = known_env_names().keys() | renamed_env_names().keys()
     return [
-        f"{var}: unknown setting (known: see `tickwave config show` or the README's configuration table)"
+        f"{var}: unknown setting (known: see `tickwave config show` or docs/configuration.md)"
         for var in sorted(environ)
         if var.upper().startswith(ENV_PREFIX) and var.upper() not in known
     ]
@@ -144,7 +144,7 @@ def masked_settings(settings: Settings) -> dict[str, Any]:
 
 
 def reference_markdown() -> str:
-    """Return the configuration table (one row per key) as Markdown, for the README."""
+    """Return the configuration table (one row per key) as Markdown, for docs/configuration.md."""
     lines = [
         "| environment variable | `tickwave.toml` key | default | meaning |",
         "|---|---|---|---|",

@@ -51,9 +51,9 @@ class StreamsSettings(Section):
     min_edge: float = Field(default=0.10, ge=0, le=1, description="p(up) - p(down) needed for a long/short signal")
     model_refresh_s: float = Field(default=5.0, gt=0, description="how often the flow checks for a new champion model")
     processes: int = Field(default=1, ge=1, description="Bytewax processes (each takes a share of the partitions)")
-    # One key per symbol made the ten symbols that close at a second's boundary run one after another, each
-    # with its own model call and produce request (bench/README.md, session 8); hashed groups made ticks cross
-    # between processes, pickled, at half the speed of one process (session 9).
+    # One key per symbol makes the ten symbols that close at a second's boundary run one after another, each
+    # with its own model call and produce request; hashed groups make ticks cross between processes, pickled,
+    # at half the speed of one process (both measured with bench/streams.py).
     symbol_groups: int = Field(
         default=0,
         ge=0,
@@ -62,7 +62,7 @@ class StreamsSettings(Section):
         "N, N groups by a hash of the symbol (fixed for a recovery store)",
     )
     # 30 s, not 5: each snapshot holds the input back ~10 ms (Bytewax's store syncs each commit), and when its phase
-    # met the 1 s bar closes, a 300 s run had 16 late seconds in 5 s steps (bench/README.md, session 6); a restart
+    # meets the 1 s bar closes, a 300 s run at 5 s has 16 late seconds in 5 s steps (bench/streams.py); a restart
     # replays at most 30 s of ticks (~1.5 s at the flow's ~100k ticks/s), which the idempotent keys absorb.
     snapshot_interval_s: int = Field(
         default=30, ge=1, description="recovery snapshot (epoch) interval: a restart resumes from the last one (s)"

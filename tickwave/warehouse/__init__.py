@@ -1,6 +1,6 @@
-"""The ClickHouse warehouse: schema, migrations, clients, the batched writer and the embedded HTTP service.
+"""The ClickHouse warehouse as every component sees it: the client, the tables, the migrations and the credentials.
 
-Importing this package is cheap: the engine (chdb) and the HTTP server load only in the
-process that serves (``tickwave warehouse serve``); producers use
-:mod:`tickwave.warehouse.client` and :mod:`tickwave.warehouse.writer` over HTTP.
+Importing this package is cheap: it talks HTTP to whichever ClickHouse is configured
+(the embedded one is ``warehouse_server``). Producers batch rows through
+:mod:`adapters.warehouse_writer`.
 """

@@ -18,6 +18,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from tickwave.config import Settings
+from tickwave.endpoints import live_endpoint
 from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.warehouse.credentials import resolve_credentials
 
@@ -32,9 +33,7 @@ def warehouse_url(settings: Settings) -> str:
     """
     if settings.clickhouse.url:
         return settings.clickhouse.url
-    from tickwave.services.supervisor import Supervisor
-
-    endpoint = Supervisor(settings).endpoint(SERVICE_NAME)
+    endpoint = live_endpoint(settings.state_path, SERVICE_NAME)
     if endpoint is None:
         raise ServiceError(
             f"the warehouse is not running for state dir {settings.state_path}: "

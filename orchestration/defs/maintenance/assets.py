@@ -13,7 +13,7 @@ RUN_HISTORY_DAYS = 30
 @dg.asset(group_name="maintenance", kinds={"clickhouse"})
 def warehouse_merged(context: dg.AssetExecutionContext, tickwave: TickwaveResource) -> dg.MaterializeResult[None]:
     """ReplacingMergeTree partitions with several parts merged, so plain reads stop counting redelivered rows."""
-    from tickwave.warehouse.maintenance import merge_duplicates
+    from orchestration.maintenance import merge_duplicates
 
     settings = tickwave.settings()
     with tickwave.client() as client:

@@ -35,7 +35,7 @@ def compliance_reports(
     context: dg.AssetExecutionContext, tickwave: TickwaveResource
 ) -> Iterator[dg.MaterializeResult[None]]:
     """Write the partition's seven reports, manifest and index under ``<state dir>/reports/<day>/``."""
-    from reports.build import build_compliance_views
+    from orchestration.compliance_views import build_compliance_views
     from reports.daily import generate_day
     from tickwave.instruments import registry
 
@@ -72,8 +72,8 @@ REPORTS_AT_UTC = (int(REPORTS_SCHEDULE_UTC[:2]), int(REPORTS_SCHEDULE_UTC[3:]))
 
 
 def _record_run(context: dg.RunStatusSensorContext, status: str, detail: str) -> None:
+    from adapters.warehouse_writer import BatchWriter
     from tickwave.warehouse.tables import PIPELINE_RUNS
-    from tickwave.warehouse.writer import BatchWriter
 
     run = context.dagster_run
     record = context.instance.get_run_record_by_id(run.run_id)

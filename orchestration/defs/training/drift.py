@@ -18,11 +18,11 @@ def model_drift(context: dg.AssetExecutionContext, tickwave: TickwaveResource) -
 
     One ``model_drift`` row per measurement; ``retrain_on_drift`` retrains when it says so.
     """
+    from adapters.warehouse_writer import BatchWriter
     from models.dataset import LabelSpec
     from models.drift import DriftThresholds, measure_drift
     from models.registry import ModelRegistry
     from tickwave.warehouse.tables import MODEL_DRIFT
-    from tickwave.warehouse.writer import BatchWriter
 
     settings = tickwave.settings()
     models = settings.models

@@ -26,11 +26,11 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 import numpy.typing as npt
 
+from adapters.mt5.terminal import Terminal, TerminalDisconnected, TerminalError
 from streams.ingest.batches import Candidates, SourceBatch
 from streams.ingest.logic import PollCursor, TickValidator, select_new
 from tickwave.config import SymbolSpec
 from tickwave.errors import ConfigurationError
-from tickwave.mt5.terminal import Terminal, TerminalDisconnected, TerminalError
 
 logger = logging.getLogger(__name__)
 

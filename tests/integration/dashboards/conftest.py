@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dashboards.sample import write_sample
+from testkit.dashboard_sample import write_sample
 from tickwave.config import Settings
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate

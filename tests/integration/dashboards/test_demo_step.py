@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app import demo
 from tests.integration.dashboards.conftest import BoardData
-from tickwave.cli import demo
 from tickwave.config import load_settings
 
 

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from dashboards.build import boards
 from dashboards.dataquery import DATASOURCE_UID
 from dashboards.push import ExitCode, PushError, push
 from tests.integration.dashboards.fake_grafana import FakeGrafana
-from tickwave.cli import app
 from tickwave.config import Settings
 
 PASSWORD = "analyst-password-from-env"

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, TopicPartition
 from tickwave.bus import make_consumer, make_producer
 from tickwave.config import Settings
 from tickwave.contracts import AnyMessage, Message, Signal, Tick, decode_any, encode
-from tickwave.services.supervisor import Endpoint
+from tickwave.endpoints import Endpoint
 from tickwave.topics import ORDERS_EVENTS, SIGNALS, TICKS, topic_name
 from tickwave.warehouse.credentials import resolve_credentials
 

@@ -23,8 +23,8 @@ from tests.integration.ingest.test_replay_kafka import expected_ticks
 from tickwave.clock import ManualClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import AnyMessage, OrderDenied, OrderFilled, OrderSubmitted, Signal, Tick
+from tickwave.endpoints import ready_marker
 from tickwave.instruments import registry
-from tickwave.services.own import ready_marker
 
 LATENCY_MS = 300
 WINDOW_MS = 20_000

@@ -29,8 +29,8 @@ from tests.integration.execution.conftest import Bus, Processes, make_signal, ma
 from tickwave.clock import SystemClock
 from tickwave.config import Settings
 from tickwave.contracts import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, RiskEvent
+from tickwave.endpoints import ready_marker
 from tickwave.money import to_decimal
-from tickwave.services.own import ready_marker
 
 BROKER_STATUS = {OrderAccepted: OrderStatus.ACCEPTED, OrderFilled: OrderStatus.FILLED,
                  OrderRejected: OrderStatus.REJECTED, OrderCanceled: OrderStatus.CANCELED}  # fmt: skip

@@ -7,9 +7,9 @@ import time
 
 from typer.testing import CliRunner
 
+from app.cli import app
 from execution.connectors import audit_tail, await_risk_event, send_control
 from tests.integration.execution.conftest import Bus, Processes, make_signal, make_tick, now_ms
-from tickwave.cli import app
 from tickwave.config import Settings
 from tickwave.contracts import ControlCommand, OrderDenied, OrderFilled, OrderSubmitted, RiskEvent, encode
 from tickwave.topics import EXECUTION_CONTROL, topic_name

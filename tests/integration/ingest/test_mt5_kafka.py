@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from adapters.mt5.terminal import Terminal
 from streams.ingest.adapters.kafka import KafkaSink
 from streams.ingest.adapters.mt5 import Mt5Source
 from streams.ingest.logic import TickValidator
@@ -11,7 +12,6 @@ from streams.ingest.runner import run_ingest
 from tests.integration.ingest.kafka_reading import read_ticks
 from tests.unit.ingest.helpers import T0, ScriptedTerminal
 from tickwave.config import MT5Settings, Settings
-from tickwave.mt5.terminal import Terminal
 from tickwave.topics import TICKS, TICKS_DLQ, topic_name
 
 

@@ -26,8 +26,8 @@ from streams.connectors import WriterPool
 from streams.flow import FlowSinks, build_flow
 from tickwave.config import Settings, StreamsSettings, load_settings
 from tickwave.contracts import Bar, FeatureVector, Tick, encode
+from tickwave.endpoints import Endpoint
 from tickwave.modeling import ModelProvider
-from tickwave.services.supervisor import Endpoint
 from tickwave.validation import ValidationRules
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.credentials import resolve_credentials

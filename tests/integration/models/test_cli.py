@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from tests.integration.models.conftest import MODELS, RANGE_MS
-from tickwave.cli import app
 from tickwave.config import Settings
 
 
@@ -25,7 +25,7 @@ def cli_env(models_settings: Settings, tmp_path: Path, monkeypatch: pytest.Monke
     The CLI's console is held at 250 columns: rich fixes a console's width when COLUMNS is set as it is
     created, so an earlier test of the session could leave it narrow and the tables wrapped.
     """
-    from tickwave.cli.common import console
+    from app.cli.common import console
 
     monkeypatch.setattr(console, "_width", 250)  # restored as it was (None: from the environment) afterwards
     clickhouse = models_settings.clickhouse

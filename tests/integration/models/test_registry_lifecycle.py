@@ -13,9 +13,9 @@ from models.dataset import LABELS, direction_labels
 from models.errors import LeakageError, NotEnoughDataError, PromotionRefused, RegistryError, SchemaMismatchError
 from models.pipeline import train_model
 from models.registry import CANDIDATE, CHAMPION, RETIRED, ModelRegistry
+from streams.champions import RegistryModelProvider
 from streams.features import FeatureSpec
 from tests.integration.models.conftest import RANGE_MS, SYMBOLS, StreamsOutput, write
-from tickwave.champions import RegistryModelProvider
 from tickwave.config import Settings
 from tickwave.contracts import Bar, FeatureVector, Prediction
 from tickwave.modeling import CHALLENGER

@@ -14,7 +14,7 @@ from streams.flow import FlowSinks, build_flow
 from tests.integration.models.conftest import SYMBOLS, external_settings, write
 from tickwave.config import Settings, StreamsSettings
 from tickwave.contracts import Tick, encode
-from tickwave.services.supervisor import Endpoint
+from tickwave.endpoints import Endpoint
 from tickwave.validation import ValidationRules
 
 HOURS = 160  # 50 to warm the features up, the rest labelled

@@ -7,10 +7,10 @@ import pytest
 
 from models.pipeline import train_model
 from models.registry import CHAMPION, ModelRegistry
+from streams.champions import RegistryModelProvider
 from streams.features import FeatureSpec
 from streams.inference import LoadedModel
 from tests.integration.models.conftest import RANGE_MS, SYMBOLS, StreamsOutput, run_streams
-from tickwave.champions import RegistryModelProvider
 from tickwave.config import Settings
 from tickwave.warehouse.client import connect
 

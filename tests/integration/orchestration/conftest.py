@@ -2,7 +2,7 @@
 
 The database (one per session, migrated like production) holds the streams' real bars and
 features (the models tests' deterministic ticks through the Bytewax dataflow) for training,
-and a small synthetic trading day (``orchestration.synthetic``: ticks, bars, predictions,
+and a small synthetic trading day (``testkit.synthetic_day``: ticks, bars, predictions,
 signals, orders in two states each, fills, denials, risk events, a registry row) for the
 marts and the checks. Dagster runs in process on an ephemeral instance.
 """
@@ -22,7 +22,7 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.dbt_project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import TickwaveResource
-from orchestration.synthetic import SyntheticDay, write_synthetic_day
+from testkit.synthetic_day import SyntheticDay, write_synthetic_day
 from tests.integration.models.conftest import MODELS, RANGE_MS, SYMBOLS, run_streams, ticks, write
 from tickwave.config import Settings
 from tickwave.contracts import encode

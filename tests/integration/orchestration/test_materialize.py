@@ -170,11 +170,11 @@ def test_model_performance_when_a_challenger_ran_in_shadow_then_compared_with_th
 ) -> None:
     from typer.testing import CliRunner
 
+    from app.cli import app, models_cmd
+    from app.cli.common import console
     from models.shadow import live_performance
-    from orchestration.synthetic import CHALLENGER_ID
-    from orchestration.synthetic import MODEL_ID as SYNTHETIC_MODEL
-    from tickwave.cli import app, models_cmd
-    from tickwave.cli.common import console
+    from testkit.synthetic_day import CHALLENGER_ID
+    from testkit.synthetic_day import MODEL_ID as SYNTHETIC_MODEL
 
     settings = orchestration_warehouse.settings
     settings = settings.model_copy(update={"clickhouse": settings.clickhouse.model_copy(

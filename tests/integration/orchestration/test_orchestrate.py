@@ -23,7 +23,7 @@ from orchestration.client import run_job
 from tests.integration.orchestration.conftest import drop
 from tests.integration.orchestration.test_definitions import SNAPSHOT_SCHEDULES, SNAPSHOT_SENSORS
 from tickwave.config import Settings
-from tickwave.services.supervisor import free_port
+from tickwave.endpoints import free_port
 from tickwave.warehouse.migrate import migrate
 
 TICKWAVE = str(Path(sys.executable).with_name("tickwave"))

@@ -1,4 +1,4 @@
-"""`tickwave up` supervises its services (issue 26): kill -9 is followed by a restart with backoff,
+"""`tickwave up` supervises its services: kill -9 is followed by a restart with backoff,
 a crash loop stops the restarts and says why in `tickwave status`, and every crash, restart and
 give-up is a row of the warehouse's `service_events`."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.integration.platform.test_cli_lifecycle import cli_env, exited, run  # noqa: F401 - the fixture
 from tickwave.config import load_settings
-from tickwave.services.supervisor import free_port
+from tickwave.endpoints import free_port
 from tickwave.warehouse.client import connect
 
 

@@ -20,21 +20,21 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from quixstreams.sinks import SinkBatch
 
+from adapters.mt5.api import Constants
+from adapters.mt5.terminal import Terminal
+from adapters.warehouse_writer import BatchWriter
 from execution.audit import AuditSink
 from execution.brokers.mt5 import Mt5Broker
+from testkit.mt5_fake import make_ticks
+from testkit.mt5_fake_trading import FakeTradingMetaTrader5
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
 from tickwave.audit_chain import AuditChain, is_chained
 from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, MT5BrokerSettings, Settings, load_settings
 from tickwave.contracts import ControlCommand, Message, OrderIntent, OrderSubmitted, Signal, Tick, encode
-from tickwave.mt5.api import Constants
-from tickwave.mt5.fake import make_ticks
-from tickwave.mt5.fake_trading import FakeTradingMetaTrader5
-from tickwave.mt5.terminal import Terminal
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
 from tickwave.warehouse.tables import SIGNALS, TICKS
-from tickwave.warehouse.writer import BatchWriter
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import msgspec
 
+from adapters.warehouse_writer import BatchWriter
 from execution.backfill import backfill_warehouse
 from tests.integration.reports.conftest import load
 from tests.integration.reports.test_pnl_tieout import FIRST_DAY, FIXED, MIDS, _bar, dbt_build, rows_of_trips, run_engine
@@ -23,7 +24,6 @@ from tickwave.contracts import Bar, Fill, Side
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
 from tickwave.warehouse.tables import BARS_1M, FILLS
-from tickwave.warehouse.writer import BatchWriter
 
 BOOKING = ("position_before_lots", "position_after_lots", "entry_value_after", "realized_pnl_quote",
            "realized_pnl_account", "round_trip_id", "opens_round_trip_id")  # fmt: skip

@@ -24,12 +24,12 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from reports.build import build_compliance_views
+from app.cli import app
+from orchestration.compliance_views import build_compliance_views
 from reports.catalog import REPORTS
 from reports.manifest import MANIFEST_NAME, sha256_file
 from tests.integration.reports.conftest import SECOND_VENUE, TradedDatabase, drop, traded_database
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS
-from tickwave.cli import app
 from tickwave.config import Settings, default_symbols
 from tickwave.contracts import (
     Fill,

@@ -26,6 +26,7 @@ from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from adapters.warehouse_writer import BatchWriter
 from execution.brokers.base import BrokerFill, fill_events, fill_id_for
 from execution.engine import Engine
 from execution.positions import Book
@@ -41,7 +42,6 @@ from tickwave.money import to_decimal
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
 from tickwave.warehouse.tables import BARS_1M
-from tickwave.warehouse.writer import BatchWriter
 
 # USD-quoted symbols (their P&L is in the account currency as booked) and USDJPY (converted by the engine).
 SYMBOLS = ("EURUSD", "GBPUSD", "AUDUSD", "XAUUSD", "USDJPY")

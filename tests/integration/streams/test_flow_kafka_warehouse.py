@@ -117,7 +117,7 @@ def sample_windows() -> tuple[int, int, int]:
 def test_flow_when_sample_file_replayed_then_exact_bars_features_predictions_and_signals(
     topics: Settings, fresh_database: str
 ) -> None:
-    from tickwave.cli.ingest_cmd import replay_sample
+    from streams.ingest.sources import replay_sample
 
     settings = load_settings(
         state_dir=topics.state_dir,

@@ -1,9 +1,9 @@
-"""The dataflow's honest health (issue 26): hourly bars reach the warehouse, and a dead loader stops the flow.
+"""The dataflow's honest health: hourly bars reach the warehouse, and a dead loader stops the flow.
 
-Defect 1: with ``["1m", "1h"]`` the loader died with ``KeyError`` on the first 1 h bar,
-the flow ran on and ``tickwave status`` said up. Now every configurable timeframe has a
-table, the flow writes ``run/streams.health.json`` (last epoch, partitions, the loader's
-last insert) and the loader's death takes the flow down with a non-zero exit.
+With ``["1m", "1h"]`` every 1 h bar must reach its table rather than kill the loader while
+the flow runs on and ``tickwave status`` says up: every configurable timeframe has a table,
+the flow writes ``run/streams.health.json`` (last epoch, partitions, the loader's last
+insert) and the loader's death takes the flow down with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def test_streams_when_hourly_bars_configured_then_stored_and_a_dead_loader_stops
     assert producer.flush(30) == 0
     client = connect(settings)
     flow = subprocess.Popen(
-        [sys.executable, "-m", "tickwave.cli", "streams", "run"], cwd=ROOT,
+        [sys.executable, "-m", "app.cli", "streams", "run"], cwd=ROOT,
         env={**os.environ, **to_environment(settings)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def start_flow(settings: Settings, *arguments: str) -> subprocess.Popen[bytes]:
     environment = {**os.environ, **to_environment(settings)}
     return subprocess.Popen(
-        [sys.executable, "-m", "tickwave.cli", "streams", "run", *arguments],
+        [sys.executable, "-m", "app.cli", "streams", "run", *arguments],
         cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
 

@@ -68,7 +68,7 @@ def test_loader_process_when_its_flow_goes_away_then_flushes_commits_and_exits(
     ticks = stream(minutes=1)
     _publish(settings, [encode(tick) for tick in ticks])
     loader = subprocess.Popen(
-        [sys.executable, "-m", "tickwave.cli", "streams", "load", "--follow-stdin"],
+        [sys.executable, "-m", "app.cli", "streams", "load", "--follow-stdin"],
         cwd=ROOT, env={**os.environ, **to_environment(settings)}, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:

@@ -31,7 +31,7 @@ from tests.integration.streams.test_flow_kafka_warehouse import sample_windows
 from tests.integration.streams.test_kill_resume import start_flow
 from tickwave.bus import make_consumer
 from tickwave.config import Settings, load_settings
-from tickwave.services.own import ready_marker
+from tickwave.endpoints import ready_marker
 from tickwave.topics import TICKS, topic_name
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
@@ -171,7 +171,7 @@ def where_things_ran(log: str) -> tuple[dict[int, int], dict[str, int]]:
 def test_streams_run_when_two_processes_and_two_partitions_then_exact_rows_of_one_process(
     topics: Settings, fresh_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tickwave.cli.ingest_cmd import replay_sample
+    from streams.ingest.sources import replay_sample
 
     monkeypatch.setenv("COLUMNS", "400")  # the processes' log lines unwrapped
     # The default layout: one symbol group per process, holding the symbols of the partition it reads.

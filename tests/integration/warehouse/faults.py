@@ -13,7 +13,7 @@ import select
 import socket
 import threading
 
-from tickwave.services.supervisor import LOOPBACK
+from tickwave.endpoints import LOOPBACK
 
 
 class FaultProxy:

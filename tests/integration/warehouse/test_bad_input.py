@@ -15,7 +15,7 @@ import zstandard
 from tests.integration.warehouse.http import post
 from tests.plugins.warehouse import start_warehouse
 from tickwave.config import Settings
-from tickwave.services.supervisor import Endpoint
+from tickwave.endpoints import Endpoint
 from tickwave.warehouse.credentials import Credentials, resolve_credentials
 
 ROWS = b"".join(f"{index},row-{index}\n".encode() for index in range(20_000))

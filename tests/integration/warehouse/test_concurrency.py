@@ -10,7 +10,7 @@ import time
 from clickhouse_connect.driver.client import Client
 
 from tickwave.config import Settings
-from tickwave.services.supervisor import Endpoint
+from tickwave.endpoints import Endpoint
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.credentials import resolve_credentials
 

@@ -29,9 +29,9 @@ from pydantic import SecretStr
 
 from tests.integration.warehouse.http import post
 from tests.plugins.warehouse import start_warehouse
-from tickwave.services.supervisor import Endpoint
-from tickwave.warehouse.confinement import NETWORK_ABI, Rules, landlock_abi, scrubbed_environment
+from tickwave.endpoints import Endpoint
 from tickwave.warehouse.credentials import Credentials
+from warehouse_server.confinement import NETWORK_ABI, Rules, landlock_abi, scrubbed_environment
 
 REPO = Path(__file__).resolve().parents[3]
 PSEUDO_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"), Path("/etc"))
@@ -173,7 +173,7 @@ def settled_rss(process: psutil.Process) -> int:
 
 @pytest.fixture(scope="module")
 def exported_password_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
-    """A warehouse started by the supervisor while its password is exported, as the README offers."""
+    """A warehouse started by the supervisor while its password is exported, as docs/operations.md offers."""
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("TICKWAVE_CLICKHOUSE_PASSWORD", PASSWORD)
     state_dir = tmp_path_factory.mktemp("exported")

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from tests.integration.warehouse.http import post
 from tickwave.config import Settings
-from tickwave.services.supervisor import Endpoint
+from tickwave.endpoints import Endpoint
 from tickwave.warehouse.credentials import Credentials, resolve_credentials
 
 

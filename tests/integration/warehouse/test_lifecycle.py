@@ -18,10 +18,11 @@ import psutil
 import pytest
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from app.services.supervisor import Supervisor
+from app.services.warehouse import WarehouseService
 from tests.plugins.warehouse import start_warehouse
 from tickwave.config import Settings, load_settings
-from tickwave.services.supervisor import LOOPBACK, Endpoint, Supervisor, free_port
-from tickwave.services.warehouse import WarehouseService
+from tickwave.endpoints import LOOPBACK, Endpoint, free_port
 from tickwave.warehouse.client import connect
 
 BATCH = 2_000
@@ -162,7 +163,7 @@ def test_warehouse_when_sigterm_arrives_mid_requests_then_they_finish_and_it_exi
 def test_serve_when_run_in_the_foreground_then_sigterm_exits_0_and_a_second_owner_is_refused(tmp_path: Path) -> None:
     env = {**os.environ, "TICKWAVE_STATE_DIR": str(tmp_path), "TICKWAVE_LOG_LEVEL": "INFO"}
     first_port, second_port = free_port(), free_port()
-    command = [sys.executable, "-m", "tickwave.warehouse", "serve", "--data-dir", str(tmp_path / "data")]
+    command = [sys.executable, "-m", "warehouse_server", "serve", "--data-dir", str(tmp_path / "data")]
     first = subprocess.Popen([*command, "--port", str(first_port)], env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_until(lambda: WarehouseService(load_settings(state_dir=tmp_path)).probe(f"{LOOPBACK}:{first_port}"))
@@ -194,7 +195,7 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> bool:
 
 def test_serve_when_a_user_has_no_password_then_refuses_to_start(tmp_path: Path) -> None:
     env = {**os.environ, "TICKWAVE_STATE_DIR": str(tmp_path), "TICKWAVE_CLICKHOUSE_PASSWORD": ""}
-    command = [sys.executable, "-m", "tickwave.warehouse", "serve", "--port", str(free_port())]
+    command = [sys.executable, "-m", "warehouse_server", "serve", "--port", str(free_port())]
 
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
 

@@ -26,9 +26,9 @@ import pytest
 
 from tests.integration.warehouse.grammar import PRODUCED_KINDS, EngineCatalog, Grammar, Query
 from tests.integration.warehouse.http import _POOL, post
-from tickwave.services.supervisor import Endpoint
-from tickwave.warehouse.allowlist import ALLOWED_CATEGORIES
+from tickwave.endpoints import Endpoint
 from tickwave.warehouse.credentials import Credentials, resolve_credentials
+from warehouse_server.allowlist import ALLOWED_CATEGORIES
 
 QUERIES = int(os.environ.get("POLICY_FUZZ_QUERIES", "2000"))
 SEED = int(os.environ.get("POLICY_FUZZ_SEED", str(random.SystemRandom().randrange(1 << 32))))

@@ -27,7 +27,7 @@ from tests.integration.warehouse.bombs import BOMBS, footprint, streamed_gzip
 from tests.integration.warehouse.http import Response, post
 from tests.plugins.warehouse import start_warehouse
 from tickwave.config import load_settings
-from tickwave.services.supervisor import Endpoint
+from tickwave.endpoints import Endpoint
 from tickwave.warehouse.credentials import Credentials, resolve_credentials
 from tickwave.warehouse.migrate import migrate
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
+from adapters.warehouse_writer import BatchWriter
 from tickwave.contracts import Tick
 from tickwave.warehouse.tables import TICKS, row_for
-from tickwave.warehouse.writer import BatchWriter
 
 
 def test_ticks_when_event_time_years_old_then_kept_after_ttl_merge(warehouse: Client) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from adapters.warehouse_writer import BatchWriter
 from tickwave.config import Settings
 from tickwave.contracts import (
     Bar,
@@ -33,7 +34,6 @@ from tickwave.timeframes import TIMEFRAMES_MS
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import Migration, apply_migrations, load_migrations
 from tickwave.warehouse.tables import TABLES, table_for
-from tickwave.warehouse.writer import BatchWriter
 
 NOW_MS = int(time.time() * 1000) // 1000 * 1000
 REQUIRED_TABLES = {

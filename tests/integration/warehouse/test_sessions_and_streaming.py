@@ -11,7 +11,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from tests.integration.warehouse.http import Response, post
 from tickwave.config import Settings
-from tickwave.services.supervisor import Endpoint
+from tickwave.endpoints import Endpoint
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.credentials import Credentials, resolve_credentials
 

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 from execution.connectors import admit_control
+from execution.signing import SIGNATURE_HEADER, control_key, key_path, sign
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service
 from tickwave.clock import ManualClock
 from tickwave.config import load_settings
 from tickwave.contracts import ControlCommand, RiskEvent, encode
-from tickwave.signing import SIGNATURE_HEADER, control_key, key_path, sign
 
 WINDOW_MS = 60_000
 

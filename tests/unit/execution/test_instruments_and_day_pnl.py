@@ -131,7 +131,7 @@ def test_convert_when_round_trip_through_pairs_then_amount_comes_back(
 
 
 def test_from_mt5_symbol_info_when_gold_then_fields_follow_the_terminal() -> None:
-    from tickwave.mt5.fake import SymbolInfo
+    from testkit.mt5_fake import SymbolInfo
 
     info = SymbolInfo(name="XAUUSD", digits=2, point=0.01, trade_contract_size=100.0, currency_base="XAU",
                       currency_profit="USD", currency_margin="XAU", volume_min=0.01, volume_step=0.01,

@@ -197,7 +197,7 @@ def test_paper_when_buy_and_sell_then_fill_at_ask_and_bid_with_slippage(tmp_path
 
 def test_paper_when_an_order_fills_at_once_then_the_ledger_has_it_in_one_group(tmp_path: Path) -> None:
     # Submitted, accepted and filled in one group (one write): a kill leaves all three or none,
-    # never an order accepted at the venue without its immediate fill (stop 30's kill -9 failure).
+    # never an order accepted at the venue without its immediate fill.
     clock = ManualClock(WEDNESDAY_NOON_MS)
     broker = PaperBroker(execution_settings(), clock, tmp_path / LEDGER_NAME)
     broker.on_tick(tick(clock.now_ms(), 1.1))

@@ -12,10 +12,14 @@ from typing import Any
 
 import pytest
 
+from adapters.mt5.api import Constants as C
+from adapters.mt5.terminal import Terminal
 from execution.app import build_service
 from execution.brokers.mt5 import Mt5Broker
 from execution.service import ExecutionService
 from execution.state import OrderStatus
+from testkit.mt5_fake import make_ticks
+from testkit.mt5_fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, MT5BrokerSettings, RiskSettings, load_settings
@@ -28,10 +32,6 @@ from tickwave.contracts import (
     OrderSubmitted,
     RiskEvent,
 )
-from tickwave.mt5.api import Constants as C
-from tickwave.mt5.fake import make_ticks
-from tickwave.mt5.fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
-from tickwave.mt5.terminal import Terminal
 
 MAGIC = 770_077
 MARGIN_MODE = {"mode": NETTING}
@@ -308,7 +308,7 @@ def test_submit_when_the_quote_fails_after_a_requote_then_rejected_not_raised() 
     assert [type(e).__name__ for e in events] == ["OrderRejected"] and "requote" in events[0].reason  # type: ignore[union-attr]
 
 
-# -- hedging accounts (issue 23, defect 6) -------------------------------------------------------
+# -- hedging accounts -------------------------------------------------------------------------
 
 
 def test_submit_when_an_order_reduces_then_the_position_shrinks_on_netting_and_hedging(margin_mode: int) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from streams.ingest.batches import Candidates
+from testkit.mt5_fake import FakeMetaTrader5, make_ticks
+from testkit.mt5_fake import Tick as TerminalTick
 from tickwave.config import default_symbols
-from tickwave.mt5.fake import FakeMetaTrader5, make_ticks
-from tickwave.mt5.fake import Tick as TerminalTick
 
 REGISTRY = default_symbols()
 NOW_MS = 1_709_539_200_000  # 2024-03-04 08:00:00 UTC

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tickwave.cli.ingest_cmd import parse_duration_ms, parse_instant_ms, parse_speed
+from streams.ingest.sources import parse_duration_ms, parse_instant_ms, parse_speed
 from tickwave.errors import ConfigurationError
 
 

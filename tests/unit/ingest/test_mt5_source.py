@@ -9,14 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.mt5.terminal import Terminal
 from streams.ingest.adapters.mt5 import Mt5Source
 from streams.ingest.logic import TickValidator
+from testkit.mt5_fake import FakeMetaTrader5
 from tests.unit.ingest.helpers import REGISTRY, T0, ScriptedTerminal, Step
 from tickwave.config import MT5Settings
 from tickwave.contracts import Tick
 from tickwave.errors import ConfigurationError
-from tickwave.mt5.fake import FakeMetaTrader5
-from tickwave.mt5.terminal import Terminal
 
 
 def run_source(

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from tickwave.mt5.api import TICK_DTYPE, Constants, MetaTrader5Api
-from tickwave.mt5.fake import AccountInfo, FakeMetaTrader5, SymbolInfo, TerminalInfo, make_ticks
+from adapters.mt5.api import TICK_DTYPE, Constants, MetaTrader5Api
+from testkit.mt5_fake import AccountInfo, FakeMetaTrader5, SymbolInfo, TerminalInfo, make_ticks
 
 T0 = 1_709_539_200_000  # 2024-03-04 08:00:00 on the server clock
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tickwave.mt5.api import Constants as C
-from tickwave.mt5.fake import make_ticks
-from tickwave.mt5.fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
+from adapters.mt5.api import Constants as C
+from testkit.mt5_fake import make_ticks
+from testkit.mt5_fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
 
 NOW = 1_700_000_000_000
 

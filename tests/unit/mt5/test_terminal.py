@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
+from adapters.mt5.api import NOT_WINDOWS_MESSAGE, load_metatrader5
+from adapters.mt5.terminal import Backoff, Terminal, TerminalDisconnected, TerminalError
+from testkit.mt5_fake import FakeMetaTrader5, make_ticks
 from tickwave.config import MT5Settings
 from tickwave.errors import ConfigurationError, RetryableError
-from tickwave.mt5.api import NOT_WINDOWS_MESSAGE, load_metatrader5
-from tickwave.mt5.fake import FakeMetaTrader5, make_ticks
-from tickwave.mt5.terminal import Backoff, Terminal, TerminalDisconnected, TerminalError
 
 
 def settings(**overrides: object) -> MT5Settings:

@@ -299,7 +299,7 @@ def test_group_state_when_store_aligned_with_other_processes_or_partitions_then_
 
 def test_group_state_when_snapshot_predates_aligned_groups_then_read_as_hashed() -> None:
     state = GroupState(2)
-    del state.partitions  # pickled as a snapshot of session 9 was: no such field
+    del state.partitions  # pickled as a snapshot from before aligned groups: no such field
     snapshot = pickle.dumps(state)
 
     assert group_state(GroupLayout(2), snapshot).layout == GroupLayout(2)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from clickhouse_connect.driver.exceptions import OperationalError
 
-from tickwave.champions import ChampionRow, RegistryModelProvider, latest_champions
+from streams.champions import ChampionRow, RegistryModelProvider, latest_champions
 from tickwave.config import load_settings
 from tickwave.errors import DataQualityError
 from tickwave.modeling import CHALLENGER, CHAMPION, ModelArtifact

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from app.views import comparison_table
 from models.shadow import LivePerformance
-from tickwave.cli.models_cmd import comparison_table
 
 ROWS = [
     LivePerformance("ensemble_direction", "1s", 1, "champion", "champion", "ensemble_direction", "", 1, 78, 48,

@@ -1,4 +1,4 @@
-"""Configuration fuzzing (issue 26): any string in any setting's variable gives a valid
+"""Configuration fuzzing: any string in any setting's variable gives a valid
 configuration or the one clean ConfigurationError naming the key, never another exception."""
 
 from __future__ import annotations

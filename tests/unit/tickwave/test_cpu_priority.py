@@ -9,7 +9,7 @@ from pathlib import Path
 PROBE = """
 import os
 from pathlib import Path
-from tickwave.warehouse.server import lower_cpu_priority
+from warehouse_server.server import lower_cpu_priority
 lower_cpu_priority(7)
 autogroup = Path("/proc/self/autogroup")
 print(os.nice(0), autogroup.read_text().split()[-1] if autogroup.exists() else "none")

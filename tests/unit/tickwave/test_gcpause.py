@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tickwave import gcpause
-from tickwave.gcpause import freeze_survivors, peak_rss_mib, start_gc_freezer
+from adapters import gcpause
+from adapters.gcpause import freeze_survivors, peak_rss_mib, start_gc_freezer
 
 
 class Node:

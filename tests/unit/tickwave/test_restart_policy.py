@@ -1,9 +1,9 @@
-"""The supervisor's restart rule: exponential backoff, and a crash loop stops restarts (issue 26)."""
+"""The supervisor's restart rule: exponential backoff, and a crash loop stops restarts."""
 
 from __future__ import annotations
 
+from app.services.watchdog import RestartPolicy
 from tickwave.config import SupervisionSettings
-from tickwave.services.watchdog import RestartPolicy
 
 
 def test_restart_policy_when_restarts_accumulate_then_backoff_doubles_up_to_the_cap() -> None:

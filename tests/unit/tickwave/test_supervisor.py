@@ -14,17 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from app.services.supervisor import Launch, ManagedService, Supervisor, ensure_port_free
 from tickwave.config import Settings, load_settings
+from tickwave.endpoints import LOOPBACK, Endpoint, free_port
 from tickwave.errors import ServiceError
-from tickwave.services.supervisor import (
-    LOOPBACK,
-    Endpoint,
-    Launch,
-    ManagedService,
-    Supervisor,
-    ensure_port_free,
-    free_port,
-)
 
 
 class HttpServerService(ManagedService):

@@ -16,7 +16,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickwave.warehouse.codecs import (
+from warehouse_server.codecs import (
     MAX_FORM_FIELDS,
     choose_encoding,
     decode_body,
@@ -24,7 +24,7 @@ from tickwave.warehouse.codecs import (
     form_fields,
     make_encoder,
 )
-from tickwave.warehouse.protocol import (
+from warehouse_server.protocol import (
     BAD_ARGUMENTS,
     CANNOT_DECOMPRESS,
     NOT_IMPLEMENTED,

@@ -7,12 +7,12 @@ import pyarrow as pa
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
+from adapters.warehouse_writer import RetryPolicy, batch_token, is_transient
 from tickwave.config import load_settings
 from tickwave.contracts import ControlCommand, DeadLetter, OrderAccepted, Tick
 from tickwave.errors import ServiceError
 from tickwave.warehouse.credentials import resolve_credentials, secrets_path
 from tickwave.warehouse.tables import BARS_1M, ORDER_EVENTS, QUARANTINE, TICKS, row_for, table_for, to_arrow
-from tickwave.warehouse.writer import RetryPolicy, batch_token, is_transient
 
 
 def test_credentials_when_none_configured_then_generated_once_into_a_private_file(tmp_path: Path) -> None:

@@ -16,15 +16,15 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from tickwave.warehouse.asgi import Limits, WarehouseApp
-from tickwave.warehouse.auth import READ_ONLY, READ_WRITE, User
-from tickwave.warehouse.engine import Engine, Handle, ResultStream
-from tickwave.warehouse.execution import Executor, SessionLimits
-from tickwave.warehouse.limits import AnalystLimits, LoginGuard
-from tickwave.warehouse.planning import plan
-from tickwave.warehouse.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
-from tickwave.warehouse.protocol import QueryError
-from tickwave.warehouse.sessions import SessionStore
+from warehouse_server.asgi import Limits, WarehouseApp
+from warehouse_server.auth import READ_ONLY, READ_WRITE, User
+from warehouse_server.dispatch import Executor, SessionLimits
+from warehouse_server.engine import Engine, Handle, ResultStream
+from warehouse_server.limits import AnalystLimits, LoginGuard
+from warehouse_server.planning import plan
+from warehouse_server.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
+from warehouse_server.protocol import QueryError
+from warehouse_server.sessions import SessionStore
 
 SERVICE = User("tickwave", "x", READ_WRITE)
 ANALYST = User("analyst", "y", READ_ONLY)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import chdb
 import pytest
 
-from tickwave.warehouse.nativeframe import BLOCK_INFO, reframe_native
-from tickwave.warehouse.protocol import QueryError
+from warehouse_server.nativeframe import BLOCK_INFO, reframe_native
+from warehouse_server.protocol import QueryError
 
 REVISION = 54460  # what clickhouse-go v2.50 announces
 

@@ -24,14 +24,14 @@ from dashboards.build import boards
 from dashboards.gocheck import board_context
 from dashboards.macros import expand
 from tickwave.config import Settings
-from tickwave.warehouse.allowlist import (
+from warehouse_server.allowlist import (
     ALLOWED_CATEGORIES,
     ALLOWED_NODE_KINDS,
     LITERAL_PARENTS,
     OUTPUT_FORMATS,
     REFUSED_OUTPUT_FORMATS,
 )
-from tickwave.warehouse.catalog import (
+from warehouse_server.catalog import (
     SNAPSHOT,
     FunctionCatalog,
     FunctionInfo,
@@ -39,8 +39,8 @@ from tickwave.warehouse.catalog import (
     read_catalog,
     reviewed_functions,
 )
-from tickwave.warehouse.policy import ReadOnlyPolicy, Request
-from tickwave.warehouse.protocol import READONLY, QueryError
+from warehouse_server.policy import ReadOnlyPolicy, Request
+from warehouse_server.protocol import READONLY, QueryError
 
 REPO = Path(__file__).resolve().parents[3]
 ANALYST = Request(is_analyst=True, database="tickwave", output_format="TabSeparated")
@@ -194,7 +194,11 @@ def dbt_model_queries() -> list[str]:
 def analyst_queries() -> list[str]:
     """Every query the analyst is shown or runs: the READMEs, board panels, alert rules, dbt models' SELECTs."""
     queries = []
-    for readme in (REPO / "README.md", REPO / "tickwave" / "warehouse" / "README.md"):
+    for readme in (
+        REPO / "README.md",
+        REPO / "warehouse_server" / "README.md",
+        *sorted((REPO / "docs").glob("**/*.md")),
+    ):
         for block in re.findall(r"```sql\n(.*?)```", readme.read_text(), re.DOTALL):
             queries.extend(query.strip() for query in block.split(";") if query.strip())
     settings, now = Settings(), datetime(2026, 1, 5, 12, tzinfo=UTC)
@@ -245,7 +249,7 @@ def test_catalog_when_chdb_changes_its_functions_then_the_reviewed_snapshot_must
     assert not added and not removed, (
         f"the engine's allowed functions changed: new {added}, gone {removed}. Read the new ones' "
         "descriptions in system.functions, then regenerate the snapshot: "
-        "python -m tickwave.warehouse.catalog > tickwave/warehouse/allowed_functions.txt"
+        "python -m warehouse_server.catalog > warehouse_server/allowed_functions.txt"
     )
 
 
@@ -255,7 +259,7 @@ def test_policy_when_chdb_changes_its_output_formats_then_each_is_reviewed(conne
 
     assert {name.lower() for name in engine} == reviewed, (
         "the engine's output formats changed: put each new one on OUTPUT_FORMATS or REFUSED_OUTPUT_FORMATS "
-        "(tickwave/warehouse/allowlist.py) after reading what it does"
+        "(warehouse_server/allowlist.py) after reading what it does"
     )
 
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tickwave.warehouse.limits import AnalystLimits, ConcurrencyLimit, LoginGuard, analyst_handle_settings
-from tickwave.warehouse.policy import FunctionCatalog, FunctionInfo, ReadOnlyPolicy, Request, parse_ast
-from tickwave.warehouse.protocol import QueryError
+from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, LoginGuard, analyst_handle_settings
+from warehouse_server.policy import FunctionCatalog, FunctionInfo, ReadOnlyPolicy, Request, parse_ast
+from warehouse_server.protocol import QueryError
 
 DUMP = """SelectWithUnionQuery (children 1)
  ExpressionList (children 1)

@@ -6,7 +6,8 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from tickwave.warehouse.auth import (
+from tickwave.warehouse.credentials import Credentials
+from warehouse_server.auth import (
     READ_ONLY,
     READ_WRITE,
     User,
@@ -14,10 +15,9 @@ from tickwave.warehouse.auth import (
     presented_credentials,
     users_from,
 )
-from tickwave.warehouse.codecs import form_fields
-from tickwave.warehouse.credentials import Credentials
-from tickwave.warehouse.planning import full_query, plan
-from tickwave.warehouse.protocol import QueryError, Summary, content_type_for, engine_error, error_text, http_status_for
+from warehouse_server.codecs import form_fields
+from warehouse_server.planning import full_query, plan
+from warehouse_server.protocol import QueryError, Summary, content_type_for, engine_error, error_text, http_status_for
 
 SERVICE = User("tickwave", "s3cret", READ_WRITE)
 ANALYST = User("analyst", "look", READ_ONLY)

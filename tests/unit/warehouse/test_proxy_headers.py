@@ -10,7 +10,7 @@ import pytest
 import uvicorn
 
 from tickwave.config import ClickHouseSettings
-from tickwave.warehouse.server import proxy_options
+from warehouse_server.server import proxy_options
 
 FORGED = [(b"x-forwarded-for", b"203.0.113.7"), (b"x-real-ip", b"203.0.113.7"), (b"forwarded", b"for=203.0.113.7")]
 

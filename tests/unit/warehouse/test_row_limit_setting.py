@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tickwave.warehouse.limits import AnalystLimits, analyst_handle_settings
-from tickwave.warehouse.protocol import QueryError
+from warehouse_server.limits import AnalystLimits, analyst_handle_settings
+from warehouse_server.protocol import QueryError
 
 LIMITS = AnalystLimits(
     max_execution_time_s=60, max_memory_bytes=1 << 30, max_result_rows=1_000, max_result_bytes=1 << 20,

@@ -2,7 +2,7 @@
 -- Tick, Bar, FeatureVector, Prediction, Signal). Column names are the contract's fields;
 -- every `_ms` field is a DateTime64(3, 'UTC'). Redelivery repeats rows, so each table is
 -- a ReplacingMergeTree on the message's natural key: exact reads use FINAL (or argMax
--- by the key), see tickwave/warehouse/README.md. `inserted_at` is the replacing version:
+-- by the key), see warehouse_server/README.md. `inserted_at` is the replacing version:
 -- the latest copy of a key wins.
 
 CREATE TABLE IF NOT EXISTS ticks

@@ -1,5 +1,5 @@
 -- Bars at every MetaTrader 5 timeframe, one table per timeframe like bars_1s and bars_1m
--- (tickwave/warehouse/README.md says why: no data moves, every reader keeps its table,
+-- (warehouse_server/README.md says why: no data moves, every reader keeps its table,
 -- and each timeframe gets its own retention and partitioning). Same columns, engine and
 -- key as bars_1m; retention counts from arrival (as 0009), longer for coarser bars.
 CREATE TABLE IF NOT EXISTS bars_5m AS bars_1m

@@ -1,0 +1,64 @@
+"""``tickwave config show``: the effective configuration, secrets masked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from app.cli.common import console, settings_or_exit
+from tickwave.config import ENV_PREFIX, masked_settings, reference_markdown
+
+app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+
+
+def _flatten(data: dict[str, object], prefix: str = "") -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, f"{prefix}{key}."))
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
+
+
+@app.command("show")
+def show(as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False) -> None:
+    """Print the effective configuration (every source applied), secrets masked."""
+    settings = settings_or_exit()
+    data = masked_settings(settings)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    table = Table("key", "environment variable", "value")
+    for key, value in _flatten(data):
+        table.add_row(key, (ENV_PREFIX + key.replace(".", "_")).upper(), "" if value is None else str(value))
+    console.print(table)
+
+
+README_START = "<!-- config-reference:start"
+README_END = "<!-- config-reference:end -->"
+
+
+@app.command("reference")
+def reference(
+    update: Annotated[
+        Path | None, typer.Option("--update", help="rewrite the table between the markers in this file")
+    ] = None,
+) -> None:
+    """Print the table of every setting (Markdown), or update it in a file (docs/configuration.md)."""
+    table = reference_markdown()
+    if update is None:
+        typer.echo(table, nl=False)
+        return
+    text = update.read_text()
+    head, found, rest = text.partition(README_START)
+    marker_line, _, after_marker = rest.partition("\n")
+    _, found_end, tail = after_marker.partition(README_END)
+    if not (found and found_end):
+        raise typer.BadParameter(f"{update} has no {README_START} ... {README_END} markers")
+    update.write_text(f"{head}{README_START}{marker_line}\n{table}{README_END}{tail}")
+    console.print(f"updated the configuration table in {update}")

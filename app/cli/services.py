@@ -1,0 +1,190 @@
+"""``tickwave up | status | down | logs``: the embedded services' lifecycle."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import replace
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
+from app.services.probes import health_of
+from app.services.registry import embedded_services, service_by_name
+from app.services.supervisor import Supervisor, tail
+from app.services.watchdog import SUPERVISOR_NAME, Watchdog, gave_up_path, read_gave_up
+from tickwave.config import Settings
+from tickwave.endpoints import Endpoint, mark_ready
+
+
+def bring_up(settings: Settings) -> dict[str, str]:
+    """Start every service not configured as external, in order, each with its after-start step.
+
+    Kafka creates the topics and the warehouse applies the migrations before the next
+    service (the dataflow needs both) starts.
+
+    Returns:
+        Service name to address.
+    """
+    supervisor = Supervisor(settings)
+    addresses: dict[str, str] = {}
+    for service in embedded_services(settings):
+        gave_up_path(settings.state_path, service.name).unlink(missing_ok=True)  # `up` is the operator's restart
+        with console.status(f"starting {service.name}..."):
+            started = time.monotonic()
+            result = supervisor.start(service)
+            note = service.after_start()
+        address = result.address if isinstance(result, Endpoint) else result
+        addresses[service.name] = address
+        kind = "external" if isinstance(result, str) else f"pid {result.pid}"
+        console.print(f"[green]✓[/] {service.name:<10} {address:<24} ({kind}, {time.monotonic() - started:.1f} s)")
+        if note:
+            console.print(f"  {note}")
+    return addresses
+
+
+def bring_down(settings: Settings) -> list[str]:
+    """Stop every running embedded service, last started first.
+
+    Returns:
+        The names of the services that were stopped.
+    """
+    supervisor = Supervisor(settings)
+    stopped = []
+    for service in reversed(embedded_services(settings)):
+        with console.status(f"stopping {service.name}..."):
+            if supervisor.stop(service):
+                stopped.append(service.name)
+    return stopped
+
+
+def up() -> None:
+    """Start the embedded services (those not configured as external) and wait until ready."""
+    settings = settings_or_exit()
+    with exit_on_tickwave_error():
+        bring_up(settings)
+    console.print(f"state dir: {settings.state_path}")
+
+
+def down() -> None:
+    """Stop the embedded services with SIGTERM (SIGKILL only after a timeout)."""
+    settings = settings_or_exit()
+    with exit_on_tickwave_error():
+        stopped = bring_down(settings)
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def status() -> None:
+    """Show each service: state, pid, address, uptime and health; exit 3 when one is down or degraded."""
+    settings = settings_or_exit()
+    supervisor = Supervisor(settings)
+    table = Table("service", "state", "pid", "address", "uptime", "health")
+    any_down = False
+    dagster_address = None
+    for service in embedded_services(settings):
+        state = supervisor.status(service)
+        if service.name == "orchestration" and state.state == "up":
+            dagster_address = state.address
+        colour = {"up": "green", "external": "cyan"}.get(state.state, "red")
+        any_down |= state.state not in ("up", "external")
+        gave_up = read_gave_up(settings.state_path, service.name)
+        if gave_up is not None and state.state != "up":
+            state = replace(state, state="gave up")
+        health_text = f"[red]{escape(gave_up)}[/]" if gave_up is not None and state.state == "gave up" else ""
+        if state.state in ("up", "external") and state.address:
+            health = health_of(settings, service, state.address)
+            any_down |= not health.is_ok
+            health_colour = "green" if health.is_ok else "red"
+            health_text = f"[{health_colour}]{health.state}[/] {escape(health.summary)}"
+        table.add_row(
+            state.name, f"[{colour}]{state.state}[/]", str(state.pid or ""), state.address or "",
+            format_duration(state.uptime_s), health_text,
+        )  # fmt: skip
+    console.print(table)
+    if dagster_address:
+        print_automations(dagster_address)
+    raise typer.Exit(3 if any_down else 0)
+
+
+def print_automations(address: str) -> None:
+    """Print each Dagster schedule and sensor: state, cadence, last tick and next tick (UTC)."""
+    from orchestration.automation_status import automations
+
+    try:
+        found = automations(address)
+    except (OSError, ValueError) as exc:  # Dagster still loading, or restarting: say so, never fail `status`
+        console.print(f"[yellow]schedules: Dagster at {address} did not list them ({escape(str(exc))})[/]")
+        return
+    table = Table("schedule / sensor", "state", "cadence", "last tick (UTC)", "next tick (UTC)")
+    for item in found:
+        colour = "green" if item.status == "RUNNING" else "yellow"
+        last = f"{item.last_tick_at:%Y-%m-%d %H:%M:%S} {item.last_tick_status}" if item.last_tick_at else "never"
+        upcoming = f"{item.next_tick_at:%Y-%m-%d %H:%M:%S}" if item.next_tick_at and item.status == "RUNNING" else "-"
+        table.add_row(item.name, f"[{colour}]{item.status}[/]", item.cadence, last, upcoming)
+    console.print(table)
+
+
+def supervise() -> None:
+    """Restart crashed services with backoff until SIGTERM (`tickwave up` runs it as service `supervisor`)."""
+    settings = settings_or_exit()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    watchdog = Watchdog(settings, embedded_services(settings))
+    mark_ready(settings.state_path, SUPERVISOR_NAME)
+    console.print(f"supervising {', '.join(watchdog.watched)}")
+    watchdog.run(stop)
+
+
+def logs(
+    service: Annotated[str, typer.Argument(help="service name, e.g. kafka")],
+    lines: Annotated[int, typer.Option("--lines", "-n", help="how many lines to show")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
+) -> None:
+    """Print the end of a service's log."""
+    settings = settings_or_exit()
+    try:
+        service_by_name(settings, service)
+    except KeyError as exc:
+        err_console.print(f"[bold red]error[/]: {exc.args[0]}")
+        raise typer.Exit(2) from exc
+    path = Supervisor(settings).log_path(service)
+    if not path.exists():
+        err_console.print(f"no log yet at {path}")
+        raise typer.Exit(1)
+    typer.echo(tail(path, lines))
+    if follow:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            while True:
+                chunk = handle.readline()
+                if chunk:
+                    typer.echo(chunk.decode(errors="replace"), nl=False)
+                else:
+                    time.sleep(0.5)
+
+
+def prepare() -> None:
+    """Check prerequisites and fetch what the embedded services need (Kafka's jars), once."""
+    settings = settings_or_exit()
+    with exit_on_tickwave_error():
+        for service in embedded_services(settings):
+            if service.external_address:
+                continue
+            service.check_prerequisites()
+            service.install()
+            console.print(f"[green]✓[/] {service.name} ready to start")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the lifecycle commands to the root app."""
+    app.command()(prepare)
+    app.command()(up)
+    app.command()(status)
+    app.command()(down)
+    app.command()(supervise)
+    app.command()(logs)

@@ -1,0 +1,39 @@
+"""``tickwave topics create | list``: the topic registry on any Kafka."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from app.cli.common import console, exit_on_tickwave_error, settings_or_exit
+from tickwave.bus import make_admin, resolve_bootstrap
+from tickwave.topics import create_topics, topic_specs
+
+app = typer.Typer(help="Create and list Tickwave's Kafka topics.", no_args_is_help=True)
+
+
+@app.command("create")
+def create() -> None:
+    """Create every registered topic that does not exist yet (never relies on auto-creation)."""
+    settings = settings_or_exit()
+    with exit_on_tickwave_error():
+        admin = make_admin(resolve_bootstrap(settings))
+        created = create_topics(admin, topic_specs(settings), settings.kafka.topic_prefix)
+    console.print(f"created: {', '.join(created)}" if created else "all topics already exist")
+
+
+@app.command("list")
+def list_topics() -> None:
+    """List the registered topics and whether each exists on the cluster."""
+    settings = settings_or_exit()
+    with exit_on_tickwave_error():
+        existing = make_admin(resolve_bootstrap(settings)).list_topics(timeout=10).topics
+    table = Table("topic", "partitions", "retention (days)", "key", "value", "exists")
+    for spec in topic_specs(settings):
+        name = spec.name(settings.kafka.topic_prefix)
+        found = existing.get(name)
+        table.add_row(
+            name, str(spec.partitions), f"{spec.retention_ms / 86_400_000:g}", spec.key, spec.value,
+            f"yes ({len(found.partitions)} partitions)" if found else "[red]no[/]",
+        )  # fmt: skip
+    console.print(table)

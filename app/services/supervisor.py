@@ -1,0 +1,334 @@
+"""Start, watch and stop Tickwave's embedded services as background processes.
+
+Each service owns, under the state directory:
+
+- ``run/<name>.json``: its endpoint record (pid, process start time, address, ports);
+  written only once the service is ready, so its presence means "was up";
+- ``logs/<name>.log``: everything the process prints;
+- ``data/<name>/``: its data, kept across restarts.
+
+A pid is trusted only if a live process with that pid has the recorded start time, so
+a stale record left by a crash or a reboot is detected and removed instead of being
+mistaken for a running service.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from tickwave.config import Settings
+from tickwave.endpoints import (
+    LOOPBACK,
+    Endpoint,
+    forget,
+    live_endpoint,
+    pid_path,
+    process_matches,
+    reap,
+    record_path,
+)
+from tickwave.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a service process: its command, extra environment and ports."""
+
+    command: Sequence[str]
+    address: str
+    ports: Mapping[str, int]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What ``tickwave status`` shows for one service."""
+
+    name: str
+    state: str  # "up", "down", "external", "stale" (a dead record was just removed)
+    address: str | None = None
+    pid: int | None = None
+    uptime_s: float | None = None
+
+
+class ManagedService(ABC):
+    """An embedded service the supervisor can start, probe and stop."""
+
+    name: str = ""
+    stop_timeout_s: float = 30.0
+
+    def __init__(self, settings: Settings) -> None:
+        """Keep the settings the service is configured with."""
+        self.settings = settings
+
+    @property
+    @abstractmethod
+    def external_address(self) -> str | None:
+        """The address of a user-provided replacement, or None to run the embedded one."""
+
+    @property
+    @abstractmethod
+    def start_timeout_s(self) -> float:
+        """How long to wait for readiness."""
+
+    def check_prerequisites(self) -> None:  # noqa: B027 - optional hook
+        """Raise ServiceError with the fix when something the service needs is missing."""
+
+    def install(self) -> None:  # noqa: B027 - optional hook
+        """Fetch what the service needs, once per machine (downloads into a cache)."""
+
+    def prepare(self, data_dir: Path) -> None:  # noqa: B027 - optional hook
+        """Do work in the service's data directory before each start (config files, formatting)."""
+
+    def after_start(self) -> str | None:
+        """Do what must follow every start (create topics, migrate); return a line to show."""
+        return None
+
+    @abstractmethod
+    def launch(self, data_dir: Path) -> Launch:
+        """Return the command that runs the service in the foreground."""
+
+    @abstractmethod
+    def probe(self, address: str) -> bool:
+        """Return True once the service really answers at ``address``."""
+
+
+def ensure_port_free(port: int, what: str, setting: str) -> None:
+    """Raise ServiceError naming the owner and the fix when ``port`` is taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+            return
+        except OSError:
+            pass
+    owner = _port_owner(port)
+    raise ServiceError(
+        f"{what} cannot start: port {LOOPBACK}:{port} is in use{owner}. "
+        f"Stop that process, or choose another port with {setting}=<port> (0 picks a free one)."
+    )
+
+
+def _port_owner(port: int) -> str:
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                return f" by pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+    except (psutil.Error, OSError):
+        pass
+    return ""
+
+
+class Supervisor:
+    """Starts, stops and reports embedded services for one state directory."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Use the state directory of ``settings``."""
+        self.state_dir = settings.state_path
+        self.run_dir = self.state_dir / "run"
+        self.logs_dir = self.state_dir / "logs"
+
+    def data_dir(self, service: ManagedService) -> Path:
+        """Return (creating) the data directory of ``service``."""
+        path = self.state_dir / "data" / service.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def log_path(self, name: str) -> Path:
+        """Return the log file of service ``name``."""
+        return self.logs_dir / f"{name}.log"
+
+    def _record_path(self, name: str) -> Path:
+        return record_path(self.state_dir, name)
+
+    def _pid_path(self, name: str) -> Path:
+        return pid_path(self.state_dir, name)
+
+    def endpoint(self, name: str) -> Endpoint | None:
+        """Return the live endpoint of ``name``, removing a stale record if found."""
+        return live_endpoint(self.state_dir, name)
+
+    def _forget(self, name: str) -> None:
+        forget(self.state_dir, name)
+
+    def _starting_pid(self, name: str) -> int | None:
+        # A pid file without a record: a start in progress, or one that died half-way.
+        try:
+            pid, started = self._pid_path(name).read_text().split()
+        except (FileNotFoundError, ValueError):
+            return None
+        return int(pid) if process_matches(int(pid), float(started)) else None
+
+    def start(self, service: ManagedService) -> Endpoint | str:
+        """Start ``service`` unless it already runs; wait until it is ready.
+
+        Returns:
+            The endpoint record, or the external address when the service is external.
+
+        Raises:
+            ServiceError: with the log tail and a fix when it cannot start.
+        """
+        if service.external_address:
+            return service.external_address
+        existing = self.endpoint(service.name)
+        if existing is not None:
+            logger.info("service=%s already up at %s (pid %d)", service.name, existing.address, existing.pid)
+            return existing
+        leftover = self._starting_pid(service.name)
+        if leftover is not None:
+            raise ServiceError(
+                f"{service.name}: a process (pid {leftover}) from an unfinished start is still running; "
+                f"run `tickwave down` first"
+            )
+        service.check_prerequisites()
+        service.install()
+        data_dir = self.data_dir(service)
+        service.prepare(data_dir)
+        launch = service.launch(data_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_path(service.name)
+        with log_path.open("ab") as log_file:
+            log_file.write(f"\n--- start {datetime.now(UTC).isoformat()} {' '.join(launch.command)}\n".encode())
+            log_file.flush()
+            process = subprocess.Popen(
+                list(launch.command),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **launch.env},
+                start_new_session=True,  # its own process group: `down` signals the whole group
+            )
+        process_started_at = psutil.Process(process.pid).create_time()
+        self._pid_path(service.name).write_text(f"{process.pid} {process_started_at}\n")
+        try:
+            self._wait_ready(service, process, launch.address, log_path)
+        except BaseException:
+            _terminate_group(process.pid, service.stop_timeout_s)
+            reap(process.pid)
+            self._forget(service.name)
+            raise
+        endpoint = Endpoint(
+            name=service.name,
+            pid=process.pid,
+            process_started_at=process_started_at,
+            address=launch.address,
+            ports=dict(launch.ports),
+            started_at=datetime.now(UTC).isoformat(),
+            command=list(launch.command),
+        )
+        temporary = self._record_path(service.name).with_suffix(".tmp")
+        temporary.write_text(json.dumps(asdict(endpoint), indent=2))
+        temporary.replace(self._record_path(service.name))
+        logger.info("service=%s up at %s (pid %d)", service.name, launch.address, process.pid)
+        return endpoint
+
+    def _wait_ready(
+        self, service: ManagedService, process: subprocess.Popen[bytes], address: str, log_path: Path
+    ) -> None:
+        deadline = time.monotonic() + service.start_timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServiceError(
+                    f"{service.name} exited with code {process.returncode} while starting; "
+                    f"last lines of {log_path}:\n{tail(log_path, 25)}"
+                )
+            if service.probe(address):
+                return
+            time.sleep(0.2)
+        raise ServiceError(
+            f"{service.name} did not become ready at {address} within {service.start_timeout_s:.0f} s; "
+            f"last lines of {log_path}:\n{tail(log_path, 25)}"
+        )
+
+    def stop(self, service: ManagedService, timeout_s: float | None = None) -> bool:
+        """Stop ``service`` with SIGTERM, escalating to SIGKILL after ``timeout_s`` (default: the service's own).
+
+        Returns:
+            True if a process was stopped, False if it was not running.
+        """
+        endpoint = self.endpoint(service.name)
+        pid = endpoint.pid if endpoint else self._starting_pid(service.name)
+        if pid is None:
+            self._forget(service.name)
+            return False
+        timeout_s = service.stop_timeout_s if timeout_s is None else timeout_s
+        graceful = _terminate_group(pid, timeout_s)
+        if not graceful:
+            logger.warning("service=%s did not stop within %.0f s; killed", service.name, timeout_s)
+        self._forget(service.name)
+        return True
+
+    def status(self, service: ManagedService) -> ServiceStatus:
+        """Report whether ``service`` is up, down or external."""
+        if service.external_address:
+            return ServiceStatus(service.name, "external", address=service.external_address)
+        had_record = self._record_path(service.name).exists()
+        endpoint = self.endpoint(service.name)
+        if endpoint is None:
+            return ServiceStatus(service.name, "stale" if had_record else "down")
+        return ServiceStatus(service.name, "up", endpoint.address, endpoint.pid, endpoint.uptime_s)
+
+
+def _terminate_group(pid: int, timeout_s: float) -> bool:
+    """SIGTERM the process group led by ``pid``; SIGKILL it after ``timeout_s``.
+
+    Returns:
+        True if the group ended within the timeout.
+    """
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        reap(pid)
+        if not _group_alive(pid):
+            return True
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    while _group_alive(pid):
+        reap(pid)
+        time.sleep(0.05)
+    return False
+
+
+def _group_alive(pgid: int) -> bool:
+    for process in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(process.info["pid"]) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return False
+
+
+def tail(path: Path, lines: int) -> str:
+    """Return the last ``lines`` lines of a text file (empty if it does not exist)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

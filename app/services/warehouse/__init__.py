@@ -1,0 +1,88 @@
+"""The embedded warehouse: ``tickwave warehouse serve`` as a supervised background service.
+
+It serves the ClickHouse HTTP interface on 127.0.0.1 over a chdb directory under the
+state dir (``data/warehouse/chdb``). Its first start generates the warehouse passwords
+unless they are configured (see :mod:`tickwave.warehouse.credentials`); the server
+process receives the effective configuration through ``TICKWAVE_*`` variables, never on
+its command line, and re-executes itself at once with a scrubbed environment and its
+passwords on an inherited pipe (:func:`warehouse_server.confinement.exec_scrubbed`), so
+what this launch passes (or the user exported) does not stay in the engine's process.
+With ``TICKWAVE_CLICKHOUSE_URL`` set, none of this runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from app.services.supervisor import Launch, ManagedService, ensure_port_free
+from tickwave.config import to_environment
+from tickwave.endpoints import LOOPBACK, free_port
+from tickwave.warehouse.credentials import resolve_credentials
+
+
+class WarehouseService(ManagedService):
+    """The embedded ClickHouse HTTP service on chdb."""
+
+    name = "warehouse"
+    stop_timeout_s = 45.0  # above clickhouse.shutdown_timeout_s (25 s): in-flight requests finish first
+
+    @property
+    def external_address(self) -> str | None:
+        """The user's ClickHouse server, if configured."""
+        return self.settings.clickhouse.url
+
+    @property
+    def start_timeout_s(self) -> float:
+        """How long to wait for /ping to answer."""
+        return self.settings.clickhouse.start_timeout_s
+
+    def prepare(self, data_dir: Path) -> None:
+        """Generate the warehouse passwords once, unless configured."""
+        resolve_credentials(self.settings, create=True)
+
+    def launch(self, data_dir: Path) -> Launch:
+        """Return the ``python -m warehouse_server serve`` command on a free or configured port."""
+        port = self.settings.clickhouse.port or free_port()
+        ensure_port_free(port, "warehouse", "TICKWAVE_CLICKHOUSE_PORT")
+        command = [
+            sys.executable,
+            "-m",
+            "warehouse_server",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ]
+        return Launch(
+            command=command,
+            address=f"{LOOPBACK}:{port}",
+            ports={"http": port},
+            env={**self._server_environment(), "TZ": "UTC"},
+        )
+
+    def after_start(self) -> str | None:
+        """Apply the schema migrations not applied yet."""
+        from tickwave.warehouse.migrate import migrate  # clickhouse-connect loads only when needed
+
+        applied = migrate(self.settings)
+        return f"schema: applied {', '.join(applied)}" if applied else None
+
+    def _server_environment(self) -> dict[str, str]:
+        # The server sees exactly what the parent resolved (keyword overrides included),
+        # except the URL (unset: it is the embedded server) and the port (given as --port).
+        environment = to_environment(self.settings)
+        for name in ("TICKWAVE_CLICKHOUSE_URL", "TICKWAVE_CLICKHOUSE_PORT"):
+            environment.pop(name, None)
+        return environment
+
+    def probe(self, address: str) -> bool:
+        """Return True once ``GET /ping`` answers ``Ok.``."""
+        try:
+            with urllib.request.urlopen(f"http://{address}/ping", timeout=2.0) as response:
+                return bool(response.read() == b"Ok.\n")
+        except (urllib.error.URLError, OSError):
+            return False

@@ -1,0 +1,65 @@
+"""Warehouse housekeeping: merge the parts of ReplacingMergeTree partitions so plain reads stop counting duplicates.
+
+ClickHouse collapses rows with the same sorting key only when it merges parts, in the
+background and at its own pace; until then a read without ``FINAL`` counts a redelivered
+row twice (README: exact reads use ``FINAL``). :func:`merge_duplicates` forces that merge,
+one partition at a time and only where a partition holds more than one active part, with
+``OPTIMIZE TABLE ... PARTITION ID ... FINAL``: the engine's own deduplication, nothing
+deleted by hand. Run weekly by Dagster (``orchestration/defs/maintenance``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from clickhouse_connect.driver.client import Client
+
+from tickwave.warehouse.sqltext import quote_identifier, quote_literal
+
+
+@dataclass(frozen=True)
+class MergedTable:
+    """What merging one table did."""
+
+    table: str
+    partitions: int
+    parts_before: int
+    parts_after: int
+    rows_before: int
+    rows_after: int
+    seconds: float
+
+
+def merge_duplicates(client: Client, database: str) -> list[MergedTable]:
+    """Merge every ReplacingMergeTree partition of ``database`` that has more than one active part."""
+    tables = client.query(
+        "SELECT name FROM system.tables WHERE database = {database:String} AND engine LIKE '%ReplacingMergeTree' "
+        "ORDER BY name",
+        parameters={"database": database},
+    ).result_rows
+    merged: list[MergedTable] = []
+    for (table,) in tables:
+        parts = client.query(
+            "SELECT partition_id, count(), sum(rows) FROM system.parts WHERE database = {database:String} "
+            "AND table = {table:String} AND active GROUP BY partition_id ORDER BY partition_id",
+            parameters={"database": database, "table": table},
+        ).result_rows
+        split = [partition for partition, count, _ in parts if int(count) > 1]
+        if not split:
+            continue
+        started = time.perf_counter()
+        name = f"{quote_identifier(database)}.{quote_identifier(table)}"
+        for partition in split:
+            client.command(f"OPTIMIZE TABLE {name} PARTITION ID {quote_literal(str(partition))} FINAL")
+        after = client.query(
+            "SELECT count(), sum(rows) FROM system.parts WHERE database = {database:String} "
+            "AND table = {table:String} AND active",
+            parameters={"database": database, "table": table},
+        ).result_rows[0]
+        merged.append(MergedTable(
+            table=table, partitions=len(split), parts_before=sum(int(c) for _, c, _ in parts),
+            parts_after=int(after[0]), rows_before=sum(int(r) for _, _, r in parts), rows_after=int(after[1] or 0),
+            seconds=time.perf_counter() - started,
+        ))  # fmt: skip
+    return merged

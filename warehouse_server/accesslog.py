@@ -1,0 +1,152 @@
+"""The access log: one ``query_log`` row per HTTP request, batched off the request path.
+
+The request path only appends a small dict to a bounded queue; a thread of its own
+inserts the queued rows every ``flush_interval_s`` (or at ``batch_rows``) through a
+handle of the engine, as JSONEachRow. The raw query text goes into the table's
+EPHEMERAL ``query`` column, from which the engine derives ``normalized_query`` (literals
+replaced by ``?``) and its hash; the raw text itself is never stored. A failed request's
+error text, which quotes the query, goes the same way: into the EPHEMERAL ``exception_text``,
+stored as ``exception`` with its literals masked by the engine's ``normalizeQuery``. Until the table
+exists (migrations run after the service starts) rows wait in the queue; past
+``max_queued`` the oldest are dropped and counted, with a warning. ``close()`` flushes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from tickwave.warehouse.sqltext import quote_identifier
+from warehouse_server.engine import Handle
+from warehouse_server.protocol import QueryError
+
+logger = logging.getLogger(__name__)
+
+TABLE = "query_log"
+MAX_QUERY_CHARS = 65_536
+MAX_EXCEPTION_CHARS = 2_000
+EXCEPTION_INPUT = "exception_text"  # EPHEMERAL: the table keeps normalizeQuery(exception_text)
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """One request as the access log keeps it."""
+
+    event_time_ms: int
+    query_id: str
+    user: str
+    client_address: str
+    http_method: str
+    query_kind: str
+    query: str
+    duration_ms: float
+    read_rows: int = 0
+    read_bytes: int = 0
+    written_rows: int = 0
+    written_bytes: int = 0
+    result_rows: int = 0
+    result_bytes: int = 0
+    exception_code: int = 0
+    exception: str = ""
+
+    def json_line(self) -> bytes:
+        """The record as one JSONEachRow line (time as text, query and error text truncated, as table inputs)."""
+        row = asdict(self)
+        row["event_time_ms"] = datetime.fromtimestamp(self.event_time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[
+            :-3
+        ]
+        row["query"] = self.query[:MAX_QUERY_CHARS]
+        del row["exception"]
+        row[EXCEPTION_INPUT] = self.exception[:MAX_EXCEPTION_CHARS]  # the table stores it masked
+        return json.dumps(row, ensure_ascii=False).encode() + b"\n"
+
+
+class AccessLog:
+    """Queues access records and inserts them in batches from a background thread."""
+
+    def __init__(
+        self,
+        open_handle: Callable[[], Handle],
+        database: str,
+        flush_interval_s: float = 1.0,
+        batch_rows: int = 5_000,
+        max_queued: int = 100_000,
+    ) -> None:
+        """Insert into ``database.query_log`` through handles from ``open_handle``."""
+        self._open_handle = open_handle
+        self._statement = f"INSERT INTO {quote_identifier(database)}.{TABLE} ({', '.join(_COLUMNS)})"
+        self.flush_interval_s = flush_interval_s
+        self.batch_rows = batch_rows
+        self._queue: deque[AccessRecord] = deque(maxlen=max_queued)
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self.written = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="warehouse-access-log", daemon=True)
+        self._thread.start()
+
+    def record(self, record: AccessRecord) -> None:
+        """Queue one record (never blocks; the oldest is dropped when the queue is full)."""
+        with self._lock:
+            if len(self._queue) == self._queue.maxlen:
+                self.dropped += 1
+            self._queue.append(record)
+            if len(self._queue) >= self.batch_rows:
+                self._wake.set()
+
+    def _take(self) -> list[AccessRecord]:
+        with self._lock:
+            batch = list(self._queue)
+            self._queue.clear()
+            return batch
+
+    def _put_back(self, batch: list[AccessRecord]) -> None:
+        with self._lock:
+            room = (self._queue.maxlen or 0) - len(self._queue)
+            kept = batch[-room:] if room > 0 else []
+            self.dropped += len(batch) - len(kept)
+            self._queue.extendleft(reversed(kept))
+
+    def flush(self) -> int:
+        """Insert what is queued now; return how many rows were written."""
+        batch = self._take()
+        if not batch:
+            return 0
+        handle = self._open_handle()
+        try:
+            handle.insert(self._statement, "JSONEachRow", memoryview(b"".join(r.json_line() for r in batch)))
+        except QueryError as exc:
+            self._put_back(batch)
+            logger.warning(
+                "access log: %d rows wait for %s (%s); %d dropped so far", len(batch), TABLE, exc, self.dropped
+            )
+            return 0
+        finally:
+            handle.close()
+        self.written += len(batch)
+        return len(batch)
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # the log must never take the service down
+                logger.exception("access log flush failed")
+
+    def close(self) -> None:
+        """Stop the thread and flush what is left."""
+        self._closed.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+        self.flush()
+
+
+_COLUMNS = tuple(EXCEPTION_INPUT if name == "exception" else name for name in AccessRecord.__dataclass_fields__)

@@ -1,0 +1,288 @@
+"""Run a plan on the engine: pick the handle, check read-only rules, apply, execute, clean up.
+
+Runs in the server's worker threads (every call blocks). A request without a session
+gets a fresh handle at its readonly level, closed afterwards. A request in a session
+uses the session's handle; its per-query ``database`` and settings are undone after
+the query, since in ClickHouse they apply to that query only, while ``SET``/``USE``
+statements and temporary tables stay with the session.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from warehouse_server.auth import READ_ONLY, User
+from warehouse_server.engine import Engine, Handle, ResultStream, WholeResult, empty_query_error
+from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
+from warehouse_server.nativeframe import MIN_REVISION_WITH_CUSTOM_SERIALIZATION, reframe_native
+from warehouse_server.planning import Plan
+from warehouse_server.policy import ReadOnlyPolicy, Request
+from warehouse_server.protocol import READONLY, SYNTAX_ERROR, TOO_MANY_ROWS_OR_BYTES, QueryError, Summary
+from warehouse_server.sessions import Overlay, Session, SessionStore, parse_session_timeout
+
+logger = logging.getLogger(__name__)
+
+STREAMED_KEYWORDS = frozenset({"SELECT", "WITH"})
+SESSION_STATEMENTS = frozenset({"SET", "USE"})
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Default and maximum session timeouts, in seconds."""
+
+    default_timeout_s: float
+    max_timeout_s: float
+
+
+class Running:
+    """A started request: its result stream and the clean-up to run when it is done."""
+
+    def __init__(self, stream: ResultStream, cleanup: Callable[[], None]) -> None:
+        """Hold ``stream`` until :meth:`close` runs ``cleanup`` (once)."""
+        self.stream = stream
+        self._cleanup: Callable[[], None] | None = cleanup
+
+    def add_cleanup(self, cleanup: Callable[[], None]) -> None:
+        """Run ``cleanup`` too when the request is closed (after the handle is released)."""
+        first = self._cleanup
+        assert first is not None, "the request is already closed"
+        self._cleanup = _both(first, cleanup)
+
+    def close(self) -> None:
+        """Cancel what is left of the stream and release the handle or session."""
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is None:
+            return
+        try:
+            self.stream.cancel()
+        finally:
+            cleanup()
+
+
+class SentBytesCap(ResultStream):
+    """A result stream refused once the bytes it has handed out would pass ``limit``.
+
+    ``max_result_bytes`` as the engine applies it counts a block's memory, in which a
+    constant column is held once however many rows repeat it: ``SELECT repeat('x', 500000)
+    FROM numbers(200)`` passed a 1 MB limit and sent 100 MB. This counts the formatted bytes
+    actually handed to the client, so the limit holds for what is sent; the chunk that
+    would cross it is not sent.
+    """
+
+    def __init__(self, inner: ResultStream, limit: int) -> None:
+        """Pass ``inner``'s chunks on while their total stays within ``limit`` bytes."""
+        self._inner = inner
+        self._limit = limit
+        self._sent = 0
+
+    @property
+    def summary(self) -> Summary:
+        """The inner stream's counters."""
+        return self._inner.summary
+
+    def next_chunk(self) -> bytes | None:
+        """Return the next chunk, or refuse the result with TOO_MANY_ROWS_OR_BYTES past the limit."""
+        chunk = self._inner.next_chunk()
+        if chunk is None:
+            return None
+        self._sent += len(chunk)
+        if self._sent > self._limit:
+            self._inner.cancel()
+            raise QueryError(
+                TOO_MANY_ROWS_OR_BYTES,
+                f"Limit for result exceeded, max bytes: {self._limit}, current bytes: at least {self._sent}",
+            )
+        return chunk
+
+    def cancel(self) -> None:
+        """Cancel the inner stream."""
+        self._inner.cancel()
+
+
+def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> None:
+    if plan.insert_format is None and not plan.sql.strip():
+        raise empty_query_error()
+    if plan.insert_format is not None and plan.readonly:
+        raise QueryError(READONLY, "Cannot execute query in readonly mode")
+    classification = handle.classify(plan.sql, plan.database or "")
+    if classification.statement_count > 1:
+        raise QueryError(SYNTAX_ERROR, "Syntax error: Multi-statements are not allowed")
+    if plan.readonly:
+        request = Request(plan.is_analyst, plan.database or "", plan.output_format)
+        policy.check(plan.sql, plan.query_params, request, lambda sql: handle.explain_ast(sql, plan.query_params))
+
+
+def _apply(handle: Handle, plan: Plan) -> None:
+    if plan.database:
+        handle.use(plan.database)
+    handle.apply_settings(plan.engine_settings)
+
+
+def _undo(handle: Handle, overlay: Overlay) -> None:
+    handle.restore_settings(overlay.changed, overlay.defaults)
+    if overlay.previous_database is not None:
+        handle.use(overlay.previous_database)
+
+
+def _undo_in(session: Session, overlay: Overlay) -> None:
+    try:
+        _undo(session.handle, overlay)
+    except QueryError:
+        session.is_broken = True
+        logger.warning("session=%s could not undo per-query settings; it will be closed", session.session_id)
+        raise
+
+
+def _overlay(handle: Handle, plan: Plan) -> Overlay:
+    """Apply the plan's per-query database and settings to a session handle, remembering the old state."""
+    changed, defaults = handle.settings_snapshot(list(plan.engine_settings))
+    previous_database = handle.current_database() if plan.database else None
+    overlay = Overlay(plan.database, dict(plan.engine_settings), changed, defaults, previous_database)
+    try:
+        _apply(handle, plan)
+    except QueryError:
+        _undo(handle, overlay)
+        raise
+    return overlay
+
+
+def _prepare_session(session: Session, plan: Plan) -> None:
+    """Bring the session handle to this query's per-query database and settings.
+
+    ``SET``/``USE`` change the session itself, so they run on the session's own state:
+    any per-query overlay is undone first and none is applied to them.
+    """
+    wanted = (plan.database, plan.engine_settings)
+    current = session.overlay
+    changes_session = plan.keyword in SESSION_STATEMENTS
+    if current is not None and not changes_session and (current.database, current.settings) == wanted:
+        return
+    if current is not None:
+        session.overlay = None
+        _undo_in(session, current)
+    if changes_session or not (plan.database or plan.engine_settings):
+        return
+    session.overlay = _overlay(session.handle, plan)
+
+
+def _run(handle: Handle, plan: Plan) -> ResultStream:
+    if plan.insert_format is not None:
+        return WholeResult(b"", handle.insert(plan.sql, plan.insert_format, plan.data))
+    if plan.client_revision >= MIN_REVISION_WITH_CUSTOM_SERIALIZATION and plan.output_format.lower() == "native":
+        # clickhouse-go (Grafana's ClickHouse plugin) decodes Native for its revision: reframed whole (the
+        # walk needs block boundaries). Older revisions keep revision-0 Native, as before: clickhouse-connect
+        # probes with 54405, sees no block info and stays on protocol 0 with streamed results.
+        body, summary = handle.execute(plan.sql, plan.output_format, plan.query_params)
+        return WholeResult(reframe_native(body, plan.client_revision), summary)
+    if plan.keyword in STREAMED_KEYWORDS:
+        return handle.stream(plan.sql, plan.output_format, plan.query_params)
+    # DDL, SET, SHOW... have small results and chdb streams only SELECTs.
+    return WholeResult(*handle.execute(plan.sql, plan.output_format, plan.query_params))
+
+
+class Executor:
+    """Starts plans on one engine, with its sessions, the read-only policy and the analyst's limits."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: SessionStore,
+        limits: SessionLimits,
+        policy: ReadOnlyPolicy,
+        analyst_limits: AnalystLimits,
+    ) -> None:
+        """Use ``engine`` for fresh handles and ``sessions`` for session requests."""
+        self.engine = engine
+        self.sessions = sessions
+        self.limits = limits
+        self.policy = policy
+        self.analyst_limits = analyst_limits
+        self.concurrency = ConcurrencyLimit(analyst_limits.max_concurrent_queries)
+
+    def admit(self, user: User) -> Callable[[], None]:
+        """Take one of a read-only user's query slots; return its release (idempotent).
+
+        The HTTP layer calls this before it reads or decodes a body, so the work a
+        read-only user can start at once (decoding included) is bounded by its slots.
+
+        Raises:
+            QueryError: TOO_MANY_SIMULTANEOUS_QUERIES when the user's slots are all taken.
+        """
+        return self.concurrency.acquire(user.name) if user.readonly == READ_ONLY else _nothing
+
+    def start(self, plan: Plan, user: str, slot: Callable[[], None] | None = None) -> Running:
+        """Start ``plan`` for ``user``: on return the first chunk can be pulled.
+
+        Args:
+            plan: the request's plan.
+            user: the user's name.
+            slot: the release of a slot :meth:`admit` took; without one, an analyst's plan takes its own.
+
+        Raises:
+            QueryError: for refused, invalid or failing requests; nothing is left open, the slot released.
+        """
+        release = slot if slot is not None else self.concurrency.acquire(user) if plan.is_analyst else _nothing
+        try:
+            running = self._start(plan, user)
+        except BaseException:
+            release()
+            raise
+        running.add_cleanup(release)
+        return running
+
+    def _start(self, plan: Plan, user: str) -> Running:
+        if plan.session is not None:
+            return self._start_in_session(plan, user)
+        limits = None
+        if plan.is_analyst:
+            limits = analyst_handle_settings(plan.engine_settings, self.analyst_limits)
+            plan = replace(plan, engine_settings={})
+        handle = self.engine.open(plan.readonly, limits)
+        try:
+            _check(plan, handle, self.policy)
+            _apply(handle, plan)
+            stream = _run(handle, plan)
+            if limits is not None:
+                stream = SentBytesCap(stream, int(limits["max_result_bytes"]))
+            return Running(stream, handle.close)
+        except BaseException:
+            handle.close()
+            raise
+
+    def _start_in_session(self, plan: Plan, user: str) -> Running:
+        request = plan.session
+        assert request is not None
+        if plan.is_analyst and plan.engine_settings:
+            name = next(iter(plan.engine_settings))
+            raise QueryError(READONLY, f"Cannot modify '{name}' setting in readonly mode: the session is read-only")
+        timeout_s = parse_session_timeout(request.timeout, self.limits.default_timeout_s, self.limits.max_timeout_s)
+        # The session's handle carries the user's own level; a GET's level 2 is checked per query.
+        session = self.sessions.acquire(
+            user, request.session_id, 1 if plan.is_analyst else 0, timeout_s, request.must_exist
+        )
+        try:
+            _check(plan, session.handle, self.policy)
+            _prepare_session(session, plan)
+            stream = _run(session.handle, plan)
+            if plan.is_analyst:
+                stream = SentBytesCap(stream, self.analyst_limits.max_result_bytes)
+        except BaseException:
+            self.sessions.release(session, close=request.close)
+            raise
+        return Running(stream, lambda: self.sessions.release(session, close=request.close))
+
+
+def _nothing() -> None:
+    return None
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            first()
+        finally:
+            second()
+
+    return run

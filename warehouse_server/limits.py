@@ -1,0 +1,239 @@
+"""Limits on read-only users, enforced by the engine and the HTTP service.
+
+- Query limits are ClickHouse settings baked into the analyst's handle
+  (``max_execution_time``, ``max_memory_usage``, ``max_result_rows``,
+  ``max_result_bytes``, overflow mode ``throw``). The handle is ``readonly=1``, so no query
+  can change them: the engine itself refuses a ``SETTINGS`` clause or ``SET``.
+- A URL parameter becomes a setting of an analyst's query only from an allow-list: the
+  output-shaping settings of :data:`HARMLESS_SETTINGS`, and the limits above when they
+  tighten them (a value of 0 means "unlimited" to ClickHouse, so it is refused too). The
+  value must be a plain token (:mod:`warehouse_server.engine` checks it again). The row
+  cap ``limit`` (Grafana's ClickHouse plugin sends it with every query) is allowed from 0
+  (no extra cap) to ``max_result_rows``, which applies in any case.
+- :class:`ConcurrencyLimit`: queries one read-only user runs at once.
+- :class:`LoginGuard`: failed logins per (user, client address) in a sliding window;
+  at the limit, further attempts of that pair are refused without checking the password
+  until the oldest failure leaves the window. The address is the TCP peer (a proxy's
+  ``X-Forwarded-For`` counts only from ``clickhouse.trusted_proxies``), so a client
+  cannot move its failures to other keys. Users named ``never_locked`` (the read-write
+  service user, whose generated password no online guessing reaches) are never locked
+  out: every client on the loopback interface shares 127.0.0.1, so a lock-out of the
+  service user would let any local process lock the pipeline's writes out. Their failures
+  are still counted and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from tickwave.config import ClickHouseSettings
+from warehouse_server.protocol import AUTHENTICATION_FAILED, READONLY, TOO_MANY_SIMULTANEOUS_QUERIES, QueryError
+
+logger = logging.getLogger(__name__)
+
+HARMLESS_SETTINGS = frozenset({
+    "output_format_json_quote_64bit_integers", "output_format_json_quote_64bit_floats",
+    "output_format_json_quote_denormals", "output_format_json_quote_decimals",
+    "output_format_json_named_tuples_as_objects",
+    "output_format_decimal_trailing_zeros", "output_format_arrow_string_as_string", "date_time_output_format",
+    "output_format_csv_crlf_end_of_line", "format_csv_delimiter", "output_format_pretty_max_rows",
+    "output_format_write_statistics", "session_timezone", "extremes", "totals_mode",
+})  # fmt: skip
+# Grafana's ClickHouse plugin sends its row limit as the `limit` setting with every query.
+ROW_LIMIT_SETTING = "limit"
+_TOKEN = re.compile(r"[A-Za-z0-9_.\-/]{1,128}")
+MAX_TRACKED_LOGIN_KEYS = 10_000
+
+
+@dataclass(frozen=True)
+class AnalystLimits:
+    """What one analyst query may use, and how many may run at once."""
+
+    max_execution_time_s: int
+    max_memory_bytes: int
+    max_result_rows: int
+    max_result_bytes: int
+    max_concurrent_queries: int
+
+    @classmethod
+    def from_settings(cls, clickhouse: ClickHouseSettings) -> AnalystLimits:
+        """Read the limits from the ``[clickhouse]`` settings."""
+        return cls(
+            max_execution_time_s=clickhouse.analyst_max_execution_time_s,
+            max_memory_bytes=clickhouse.analyst_max_memory_mb << 20,
+            max_result_rows=clickhouse.analyst_max_result_rows,
+            max_result_bytes=clickhouse.analyst_max_result_mb << 20,
+            max_concurrent_queries=clickhouse.analyst_max_concurrent_queries,
+        )
+
+    def handle_settings(self) -> dict[str, str]:
+        """The limits as ClickHouse settings of a handle."""
+        return {
+            "max_execution_time": str(self.max_execution_time_s),
+            "max_memory_usage": str(self.max_memory_bytes),
+            "max_result_rows": str(self.max_result_rows),
+            "max_result_bytes": str(self.max_result_bytes),
+            "result_overflow_mode": "throw",
+            "timeout_overflow_mode": "throw",
+        }
+
+    def for_level(self, readonly: int) -> dict[str, str] | None:
+        """The handle settings for a handle opened at ``readonly`` (the limits for level 1, else none)."""
+        return self.handle_settings() if readonly == 1 else None
+
+
+def _cannot_modify(name: str, why: str) -> QueryError:
+    return QueryError(READONLY, f"Cannot modify '{name}' setting in readonly mode: {why}")
+
+
+def _row_limit(value: str, limits: AnalystLimits) -> str:
+    # `limit` caps the rows a query returns; 0 adds no cap, max_result_rows still applies either way.
+    if not value.isdigit() or int(value) > limits.max_result_rows:
+        raise _cannot_modify(
+            ROW_LIMIT_SETTING, f"a row limit from 0 to the read-only user's max_result_rows ({limits.max_result_rows})"
+        )
+    return value
+
+
+def analyst_handle_settings(requested: Mapping[str, str], limits: AnalystLimits) -> dict[str, str]:
+    """Return the handle settings of an analyst query: the limits, tightened or shaped by ``requested``.
+
+    Raises:
+        QueryError: READONLY for a setting off the allow-list, a looser limit or an odd value.
+    """
+    settings = limits.handle_settings()
+    for name, value in requested.items():
+        if not _TOKEN.fullmatch(value):
+            raise _cannot_modify(name, "the value must be a plain number or word")
+        if name in HARMLESS_SETTINGS:
+            settings[name] = value
+            continue
+        if name == ROW_LIMIT_SETTING:
+            settings[name] = _row_limit(value, limits)
+            continue
+        if name not in settings or name.endswith("_overflow_mode"):
+            raise _cannot_modify(name, "not on the read-only user's allow-list")
+        if not value.isdigit() or not 0 < int(value) <= int(settings[name]):
+            raise _cannot_modify(name, f"the read-only user's limit is {settings[name]} (a tighter value is allowed)")
+        settings[name] = value
+    return settings
+
+
+class ConcurrencyLimit:
+    """At most ``limit`` queries at once per user (ClickHouse's ``max_concurrent_queries_for_user``)."""
+
+    def __init__(self, limit: int) -> None:
+        """Allow ``limit`` simultaneous queries per user."""
+        self.limit = limit
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, user: str) -> Callable[[], None]:
+        """Count a query of ``user``; return the release (idempotent).
+
+        Raises:
+            QueryError: TOO_MANY_SIMULTANEOUS_QUERIES at the limit.
+        """
+        with self._lock:
+            running = self._running.get(user, 0)
+            if running >= self.limit:
+                raise QueryError(
+                    TOO_MANY_SIMULTANEOUS_QUERIES,
+                    f"Too many simultaneous queries for user {user}. Current: {running}, maximum: {self.limit}",
+                )
+            self._running[user] = running + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._lock:
+                if released:
+                    return
+                released = True
+                remaining = self._running[user] - 1
+                if remaining:
+                    self._running[user] = remaining
+                else:
+                    del self._running[user]
+
+        return release
+
+    @contextmanager
+    def held(self, user: str) -> Iterator[None]:
+        """Hold one of ``user``'s slots for the block."""
+        release = self.acquire(user)
+        try:
+            yield
+        finally:
+            release()
+
+
+class LoginGuard:
+    """Counts failed logins per (user, client address) and locks the pair out at the limit."""
+
+    def __init__(
+        self,
+        max_failures: int,
+        window_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        never_locked: Collection[str] = (),
+    ) -> None:
+        """Allow ``max_failures`` failures per pair within ``window_s`` seconds; never lock ``never_locked`` out."""
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.never_locked = frozenset(never_locked)
+        self._clock = clock
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        failures = self._failures.get(key, deque())
+        while failures and now - failures[0] >= self.window_s:
+            failures.popleft()
+        return failures
+
+    def check(self, user: str, address: str) -> None:
+        """Refuse a login attempt of ``user`` from ``address`` while it is locked out.
+
+        Raises:
+            QueryError: AUTHENTICATION_FAILED saying when to try again.
+        """
+        if user in self.never_locked:
+            return
+        now = self._clock()
+        with self._lock:
+            failures = self._recent((user, address), now)
+            if len(failures) < self.max_failures:
+                return
+            wait_s = max(1, math.ceil(self.window_s - (now - failures[0])))
+        logger.warning("login refused: user=%s address=%s is locked out for %d s more", user, address, wait_s)
+        raise QueryError(
+            AUTHENTICATION_FAILED,
+            f"{user}: Authentication failed: too many failed login attempts from {address} "
+            f"({self.max_failures} in {self.window_s:g} s); try again in {wait_s} s",
+        )
+
+    def failed(self, user: str, address: str) -> None:
+        """Record a failed login (and log it)."""
+        now = self._clock()
+        with self._lock:
+            if len(self._failures) >= MAX_TRACKED_LOGIN_KEYS:
+                self._failures = {key: f for key, f in self._failures.items() if self._recent(key, now)}
+            failures = self._recent((user, address), now)
+            failures.append(now)
+            self._failures[(user, address)] = failures
+            count = len(failures)
+        logger.warning("failed login: user=%s address=%s (%d in the last %g s)", user, address, count, self.window_s)
+
+    def succeeded(self, user: str, address: str) -> None:
+        """Forget the pair's failures after a good login."""
+        with self._lock:
+            self._failures.pop((user, address), None)

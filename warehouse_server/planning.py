@@ -1,0 +1,181 @@
+"""Turn one HTTP request into a plan the engine can run: pure functions, no I/O.
+
+ClickHouse's rules, in order: the SQL is the ``query`` parameter, a newline, then the
+(decoded) body; ``database`` and ``default_format`` come from ``X-ClickHouse-Database``
+/``X-ClickHouse-Format`` headers or parameters; ``param_<name>`` are query parameters;
+the reserved transport parameters are consumed; every other parameter is a setting for
+this query only. Settings that shape the HTTP exchange stay with the server; the rest go
+to the engine, which rejects unknown names (UNKNOWN_SETTING) and settings a read-only
+user may not change (READONLY).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from warehouse_server.auth import READ_ONLY, READ_WRITE, User, request_readonly
+from warehouse_server.protocol import (
+    BAD_ARGUMENTS,
+    HTTP_LAYER_SETTINGS,
+    QUERY_PARAM_PREFIX,
+    READONLY,
+    SYNTAX_ERROR,
+    QueryError,
+    is_setting_param,
+)
+from warehouse_server.routing import analyze
+
+DEFAULT_FORMAT = "TabSeparated"
+MAX_QUERY_SIZE = 262_144  # ClickHouse's max_query_size default: the most SQL a request may hold
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """The session parameters of a request."""
+
+    session_id: str
+    timeout: str | None
+    must_exist: bool
+    close: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the engine side needs to run one request.
+
+    Attributes:
+        sql: the statement (for an insert with data: the INSERT up to its FORMAT/VALUES).
+        keyword: the statement's first keyword, upper-cased.
+        insert_format: the input format when rows follow the statement.
+        data: those rows (a view into the request body; empty otherwise).
+        output_format: the format of the result.
+        database: the database to use for this query only.
+        engine_settings: settings for this query only, applied in the engine.
+        http_settings: settings the server honours itself (compression, buffering...).
+        query_params: values for ``{name:Type}`` placeholders.
+        readonly: 0, 1 or 2 as ClickHouse's ``readonly`` setting.
+        is_analyst: the user is read-only by role (stricter checks apply).
+        query_id: the id echoed in ``X-ClickHouse-Query-Id``.
+        session: the session to run in, if any.
+        client_revision: the ``client_protocol_version`` the client announced (0: none);
+            Native output is written for it (:mod:`warehouse_server.nativeframe`).
+    """
+
+    sql: str
+    keyword: str
+    insert_format: str | None
+    data: memoryview
+    output_format: str
+    database: str | None
+    engine_settings: dict[str, str] = field(default_factory=dict)
+    http_settings: dict[str, str] = field(default_factory=dict)
+    query_params: dict[str, str] = field(default_factory=dict)
+    readonly: int = READ_WRITE
+    is_analyst: bool = False
+    query_id: str = ""
+    session: SessionRequest | None = None
+    client_revision: int = 0
+
+    def http_flag(self, name: str, default: bool) -> bool:
+        """Return an HTTP-layer boolean setting of this request."""
+        value = self.http_settings.get(name)
+        return default if value is None else value.strip().lower() not in ("0", "false", "")
+
+
+def full_query(query_param: str, body: bytes) -> bytes:
+    """Return the request's text: the ``query`` parameter, a newline, then the body (ClickHouse's rule)."""
+    return (query_param.encode() + b"\n" + body) if query_param else body
+
+
+def _readonly_level(user: User, method: str, settings: dict[str, str]) -> int:
+    level = request_readonly(user, method)
+    requested = settings.pop("readonly", None)
+    if requested is None:
+        return level
+    if not requested.strip().isdigit():
+        raise QueryError(BAD_ARGUMENTS, f"Invalid value '{requested}' for setting readonly")
+    wanted = int(requested)
+    if level and wanted != level:
+        raise QueryError(READONLY, "Cannot modify 'readonly' setting in readonly mode")
+    return max(level, wanted)
+
+
+def plan(
+    *,
+    method: str,
+    params: Mapping[str, str],
+    headers: Mapping[str, str],
+    text: bytes,
+    user: User,
+) -> Plan:
+    """Build the plan of one request.
+
+    Args:
+        method: ``GET`` or ``POST``.
+        params: URL parameters (last value of each name).
+        headers: request headers, names lower-cased.
+        text: :func:`full_query` of the decoded body.
+        user: the authenticated user.
+
+    Raises:
+        QueryError: for settings a read-only user may not change or an invalid ``readonly``.
+    """
+    settings = {name: value for name, value in params.items() if is_setting_param(name)}
+    readonly = _readonly_level(user, method, settings)
+    http_settings = {name: settings.pop(name) for name in list(settings) if name in HTTP_LAYER_SETTINGS}
+    if user.readonly == READ_ONLY and http_settings:
+        name = next(iter(http_settings))
+        raise QueryError(READONLY, f"Cannot modify '{name}' setting in readonly mode")
+    max_query_size = _max_query_size(user, settings)
+    statement = analyze(text, max_query_size)
+    insert = statement.insert
+    if insert is not None:
+        sql, data = insert.statement, memoryview(text)[insert.data_offset :]
+    elif len(text) > max_query_size:
+        # The engine would parse it whole (8 MiB of SQL cost it ~600 MiB); ClickHouse refuses it so.
+        raise QueryError(SYNTAX_ERROR, f"Max query size exceeded: {len(text)} bytes (max_query_size {max_query_size})")
+    else:
+        sql, data = text.decode("utf-8", errors="replace"), memoryview(b"")
+    default_format = headers.get("x-clickhouse-format") or params.get("default_format") or DEFAULT_FORMAT
+    session_id = params.get("session_id", "")
+    session = None
+    if session_id:
+        session = SessionRequest(
+            session_id=session_id,
+            timeout=params.get("session_timeout"),
+            must_exist=params.get("session_check", "0") not in ("0", ""),
+            close=params.get("close_session", "0") not in ("0", ""),
+        )
+    return Plan(
+        sql=sql,
+        keyword=statement.keyword,
+        insert_format=insert.input_format if insert else None,
+        data=data,
+        output_format=statement.output_format or default_format,
+        database=headers.get("x-clickhouse-database") or params.get("database") or None,
+        engine_settings=settings,
+        http_settings=http_settings,
+        query_params={
+            name.removeprefix(QUERY_PARAM_PREFIX): value
+            for name, value in params.items()
+            if name.startswith(QUERY_PARAM_PREFIX)
+        },
+        readonly=readonly,
+        is_analyst=user.readonly == READ_ONLY,
+        query_id=params.get("query_id") or headers.get("x-clickhouse-query-id") or str(uuid.uuid4()),
+        session=session,
+        client_revision=_client_revision(params.get("client_protocol_version", "")),
+    )
+
+
+def _max_query_size(user: User, settings: Mapping[str, str]) -> int:
+    # A read-write user may raise it per query, as in ClickHouse; a read-only user may not.
+    requested = settings.get("max_query_size", "")
+    return int(requested) if user.readonly != READ_ONLY and requested.isdigit() else MAX_QUERY_SIZE
+
+
+def _client_revision(value: str) -> int:
+    # A malformed revision counts as none, as ClickHouse ignores what it cannot parse here.
+    return int(value) if value.isdigit() and len(value) <= 10 else 0

@@ -1,0 +1,284 @@
+"""The read-only policy, decided on the engine's own parse tree (``EXPLAIN AST``), never on text.
+
+Every read-only request (the analyst, or a GET) is parsed by ClickHouse itself: the
+statement count comes from chdb's ``classify_query`` and the tree from ``EXPLAIN AST``
+on the request's own handle, with its query parameters substituted. The tree is then
+checked against allow-lists (:mod:`warehouse_server.allowlist`); whatever is not on
+them is refused, so what a later ClickHouse adds stays refused until it is reviewed:
+
+- one statement, and a read (:data:`~warehouse_server.allowlist.READ_ROOTS`: SELECT and
+  set operations, SHOW tables/columns/create, DESCRIBE, EXISTS, EXPLAIN of one of those,
+  USE; and SET for a GET of the service user, whose ``readonly=2`` allows settings);
+- every node kind on the allow-list: ``* APPLY(f)`` and ``* REPLACE(...)`` are refused,
+  since the dump prints them without the function they call;
+- a literal only where it is a value: under a statement node it is an ``INTO OUTFILE``
+  target (or its compression), refused in any statement (DESCRIBE, SHOW, EXISTS too);
+- every function resolving (aliases, combinators) to a built-in function of an allowed
+  category or list, and in the reviewed snapshot (:mod:`warehouse_server.catalog`);
+  unknown names are refused;
+- every table function on the allow-list; for the analyst, no ``SETTINGS`` clause, system
+  tables only from the allow-list, and in a query block reading ``system.databases``,
+  ``tables``, ``parts`` or ``parts_columns`` only their columns without host paths;
+- output formats only from an allow-list (none that reads a schema or template file of the host,
+  or reaches a schema registry); the engine's formats are reviewed like its functions.
+
+The dump of ``EXPLAIN AST`` is an indented tree whose lines carry ``(children N)``: it is
+parsed by indentation and every count is checked, so a name with a line break in it
+(which the dump prints raw) can only add lines, never hide one; a tree that does not
+add up is refused. Verdicts are cached by the exact text and parameters (the tree is a
+function of them), so a dashboard's repeated query costs a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from warehouse_server.allowlist import (
+    ALLOWED_NODE_KINDS,
+    ALLOWED_SYSTEM_TABLES,
+    ALLOWED_TABLE_FUNCTIONS,
+    ENGINE_OUTPUT_FORMATS,
+    FORMAT_ONLY_ROOTS,
+    LITERAL_PARENTS,
+    OUTPUT_FORMATS,
+    PARSER_AGGREGATES,
+    PARSER_FUNCTIONS,
+    READ_ROOTS,
+    REFUSED_OUTPUT_FORMATS,
+    SYSTEM_DATABASE,
+    SYSTEM_TABLE_COLUMNS,
+)
+from warehouse_server.catalog import FunctionCatalog, FunctionInfo, is_allowed_kind, read_catalog, reviewed_functions
+from warehouse_server.protocol import READONLY, QueryError
+
+__all__ = ["AstNode", "FunctionCatalog", "FunctionInfo", "ReadOnlyPolicy", "Request", "parse_ast", "read_catalog"]
+
+_CHILDREN = re.compile(r" \(children (\d+)\)$")
+_ALIAS = re.compile(r" \(alias ([^\n]*)\)$")
+CACHE_SIZE = 4096
+MATCHER_KINDS = frozenset({
+    "Asterisk", "QualifiedAsterisk", "ColumnsRegexpMatcher", "ColumnsListMatcher", "QualifiedColumnsRegexpMatcher",
+    "QualifiedColumnsListMatcher",
+})  # fmt: skip
+HIDDEN_CALLS = {
+    "ColumnsApplyTransformer": "APPLY (the parse tree does not name the function it calls)",
+    "ColumnsReplaceTransformer": "REPLACE in a column list",
+}
+
+
+@dataclass
+class AstNode:
+    """One node of the engine's parse tree: its kind (``Function``, ``Literal``...), label, alias and children."""
+
+    kind: str
+    label: str
+    declared: int
+    alias: str = ""
+    children: list[AstNode] = field(default_factory=list)
+    parent: AstNode | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The first word of the label (a function's or identifier's name)."""
+        return self.label.split(" ", 1)[0] if self.label else ""
+
+    def walk(self) -> Iterator[AstNode]:
+        """Yield this node and every node below it, depth first."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def ancestors(self) -> Iterator[AstNode]:
+        """Yield the parent, its parent, ... up to the root."""
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
+
+
+def _refuse(message: str) -> QueryError:
+    return QueryError(READONLY, f"{message}; not allowed in readonly mode")
+
+
+def parse_ast(dump: str) -> AstNode:
+    """Parse the text of ``EXPLAIN AST`` into a tree, checking every ``(children N)``.
+
+    Raises:
+        QueryError: READONLY when the dump is not one consistent tree.
+    """
+    root = AstNode("", "", -1)
+    stack: list[tuple[int, AstNode]] = [(-1, root)]
+    for line in dump.split("\n"):
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        text = line[indent:]
+        declared = 0
+        match = _CHILDREN.search(text)
+        if match:
+            declared = int(match.group(1))
+            text = text[: match.start()]
+        kind, _, label = text.partition(" ")
+        label = label.strip()
+        alias = _ALIAS.search(label)
+        if alias:
+            label = label[: alias.start()]
+        while stack[-1][0] >= indent:
+            stack.pop()
+        if stack[-1][0] != indent - 1 and stack[-1][1] is not root:
+            raise _refuse("The statement's parse tree could not be verified")
+        parent = stack[-1][1]
+        node = AstNode(kind, label, declared, alias.group(1) if alias else "", parent=parent)
+        parent.children.append(node)
+        stack.append((indent, node))
+    for node in root.walk():
+        if node is not root and len(node.children) != node.declared:
+            raise _refuse("The statement's parse tree could not be verified")
+    if len(root.children) != 1:
+        raise _refuse("The statement's parse tree could not be verified")
+    statement = root.children[0]
+    statement.parent = None
+    return statement
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the policy looks at besides the tree: who asks, where, in which format."""
+
+    is_analyst: bool
+    database: str
+    output_format: str
+
+
+class ReadOnlyPolicy:
+    """Decides whether a read-only request may run, from the engine's parse tree."""
+
+    def __init__(
+        self, catalog: FunctionCatalog, cache_size: int = CACHE_SIZE, reviewed: frozenset[str] | None = None
+    ) -> None:
+        """Check functions against ``catalog`` and the ``reviewed`` snapshot; remember ``cache_size`` verdicts."""
+        self.catalog = catalog
+        self.reviewed = reviewed_functions() if reviewed is None else reviewed
+        self._cache: OrderedDict[tuple[object, ...], QueryError | None] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def check(self, sql: str, params: Mapping[str, str], request: Request, explain: Callable[[str], str]) -> None:
+        """Refuse ``sql`` unless the policy allows it.
+
+        Args:
+            sql: the one statement the request runs (the engine counted it).
+            params: its query parameters (substituted before parsing, as the engine will).
+            request: the user's role, current database and output format.
+            explain: runs ``EXPLAIN AST <sql>`` on the request's handle and returns the dump.
+
+        Raises:
+            QueryError: READONLY with the reason.
+        """
+        key = (sql, tuple(sorted(params.items())), request)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                verdict = self._cache[key]
+                if verdict is not None:
+                    raise verdict
+                return
+        try:
+            self._decide(parse_ast(explain(sql)), request)
+            verdict = None
+        except QueryError as refusal:
+            if refusal.code != READONLY:
+                raise  # a syntax error or unknown parameter: the engine's answer, not a verdict
+            verdict = refusal
+        with self._lock:
+            self._cache[key] = verdict
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        if verdict is not None:
+            raise verdict
+
+    def _decide(self, statement: AstNode, request: Request) -> None:
+        if statement.kind == "Set" and not request.is_analyst:
+            return
+        explained = [child for child in statement.children if child.kind in READ_ROOTS]
+        root = explained[0] if statement.kind == "Explain" and explained else statement
+        if statement.kind not in READ_ROOTS or root.kind not in READ_ROOTS:
+            raise QueryError(READONLY, "Cannot execute query in readonly mode")
+        if request.output_format and request.output_format.lower() not in OUTPUT_FORMATS:
+            raise _refuse(f"Format {request.output_format} (not on the allow-list)")
+        if request.is_analyst and request.database == SYSTEM_DATABASE:
+            raise _refuse(f"Database {request.database} as the current database")
+        if statement.kind == "UseQuery" and request.is_analyst and statement.name == SYSTEM_DATABASE:
+            raise _refuse(f"USE {statement.name}")
+        for node in statement.walk():
+            self._check_node(node, request)
+
+    def _check_node(self, node: AstNode, request: Request) -> None:
+        if node.kind not in ALLOWED_NODE_KINDS:
+            raise _refuse(HIDDEN_CALLS.get(node.kind) or f"{node.kind or 'An unnamed node'} (not on the allow-list)")
+        parent = node.parent
+        if node.kind == "Literal" and parent is not None and parent.kind not in LITERAL_PARENTS:
+            raise _refuse("INTO OUTFILE")
+        if node.kind == "Identifier" and parent is not None and parent.kind in READ_ROOTS:
+            _check_format(node.name, parent.kind)
+        if node.kind == "Set" and request.is_analyst:
+            raise _refuse("Changing settings (a SETTINGS clause)")
+        if node.kind == "Function":
+            self._check_function(node)
+        if request.is_analyst and node.kind in ("TableIdentifier", "Identifier"):
+            _check_system_table(node)
+
+    def _check_function(self, node: AstNode) -> None:
+        name = node.name
+        if node.parent is not None and node.parent.kind == "TableExpression":
+            if name.lower() not in ALLOWED_TABLE_FUNCTIONS:
+                raise _refuse(f"Table function {name}")
+            return
+        resolved = self.catalog.find(name)
+        if resolved is None:
+            raise _refuse(f"Function {name} (unknown to the engine's catalog)")
+        canonical, info = resolved
+        is_reviewed = canonical in self.reviewed or canonical in PARSER_FUNCTIONS | PARSER_AGGREGATES
+        if not (is_allowed_kind(canonical, info) and is_reviewed):
+            what = info.category or info.origin
+            raise _refuse(f"Function {name} ({canonical}: {what}) is not on the read-only allow-list")
+
+
+def _check_format(name: str, root_kind: str) -> None:
+    # An Identifier child of a statement: its FORMAT clause, or (under SHOW and EXISTS) a name.
+    lowered = name.lower()
+    if lowered in OUTPUT_FORMATS:
+        return
+    if root_kind in FORMAT_ONLY_ROOTS or lowered in ENGINE_OUTPUT_FORMATS:
+        raise _refuse(f"Format {name} ({REFUSED_OUTPUT_FORMATS.get(lowered, 'not on the allow-list')})")
+
+
+def _check_system_table(node: AstNode) -> None:
+    database, dot, rest = node.name.partition(".")
+    if not dot or database != SYSTEM_DATABASE:
+        return
+    table = rest.split(".")[0]
+    if table not in ALLOWED_SYSTEM_TABLES:
+        raise _refuse(f"Table system.{table}")
+    if table not in SYSTEM_TABLE_COLUMNS:
+        return
+    if node.kind != "TableIdentifier":
+        raise _refuse(f"Table system.{table} as a set")
+    block = next((above for above in node.ancestors() if above.kind == "SelectQuery"), None)
+    if block is None:
+        return  # DESCRIBE, SHOW CREATE: column names and types only
+    _check_block_columns(block, table)
+
+
+def _check_block_columns(block: AstNode, table: str) -> None:
+    """In a query block reading ``system.<table>``, allow only its columns without host paths."""
+    allowed = SYSTEM_TABLE_COLUMNS[table]
+    for node in block.walk():
+        if node.kind in MATCHER_KINDS:
+            raise _refuse(f"* or COLUMNS() over system.{table} (it holds host paths); name the columns")
+        if node.kind == "Identifier" and node.name.rsplit(".", 1)[-1] not in allowed:
+            raise _refuse(f"Column {node.name} of system.{table} (allowed: {', '.join(sorted(allowed))})")

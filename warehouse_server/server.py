@@ -1,0 +1,196 @@
+"""``tickwave warehouse serve``: run the embedded ClickHouse HTTP service in the foreground.
+
+Start-up (in a process executed with a scrubbed environment, see
+:func:`warehouse_server.confinement.exec_scrubbed`): pin the engine's time zone to UTC,
+take the users' passwords from the inherited descriptor, refuse to start with a
+password-less user unless ``allow_no_password`` is set, confine the process with
+Landlock (:mod:`warehouse_server.confinement`), open the chdb directory (a second
+process on it fails here), then serve on 127.0.0.1 only.
+
+Shutdown on SIGTERM or SIGINT: stop accepting, let in-flight requests finish (up to
+``shutdown_timeout_s``), then close the sessions, wait for the worker threads (an
+insert that already reached the engine is committed, answered or not) and close the
+engine. Every acknowledged insert was committed before its response was sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from tickwave.config import ClickHouseSettings, Settings
+from tickwave.endpoints import LOOPBACK
+from tickwave.errors import ConfigurationError, ServiceError
+from tickwave.warehouse.credentials import Credentials
+from warehouse_server.accesslog import AccessLog
+from warehouse_server.asgi import Limits, WarehouseApp
+from warehouse_server.auth import READ_WRITE, User, users_from
+from warehouse_server.confinement import confine, warehouse_rules
+from warehouse_server.dispatch import Executor, SessionLimits
+from warehouse_server.engine import Engine
+from warehouse_server.limits import AnalystLimits, LoginGuard
+from warehouse_server.memory import MemoryReturner, engine_memory_settings
+from warehouse_server.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
+from warehouse_server.protocol import QueryError
+from warehouse_server.sessions import SessionStore
+
+logger = logging.getLogger(__name__)
+
+CHDB_DIR = "chdb"
+SANDBOX_DIR = "sandbox"  # every file root of the engine (user_files_path...), empty
+MAX_SESSION_TIMEOUT_S = 3600.0
+KEEP_ALIVE_TIMEOUT_S = 30
+RESPONSE_BUFFER_BYTES = 1 << 20
+MAX_CONNECTIONS = 512
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the signal after a graceful shutdown.
+
+    uvicorn re-raises SIGTERM/SIGINT once it has shut down, which would end the process
+    by the signal (or a KeyboardInterrupt traceback) after our clean shutdown; a
+    completed graceful shutdown should exit 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _users(settings: Settings, credentials: Credentials) -> dict[str, User]:
+    users = users_from(credentials, settings.clickhouse.allow_no_password)
+    missing = [user.name for user in users.values() if not user.password and user.name != "default"]
+    if missing and not settings.clickhouse.allow_no_password:
+        raise ConfigurationError(
+            f"warehouse user(s) {', '.join(missing)} have no password; set TICKWAVE_CLICKHOUSE_PASSWORD / "
+            f"TICKWAVE_CLICKHOUSE_ANALYST_PASSWORD, or TICKWAVE_CLICKHOUSE_ALLOW_NO_PASSWORD=true for local development"
+        )
+    return users
+
+
+def lower_cpu_priority(niceness: int) -> None:
+    """Raise this process's niceness, and its session's on Linux.
+
+    The supervisor starts each service in a session of its own, and Linux's autogroup
+    scheduling shares the CPU fairly between sessions whatever a process's own nice
+    value: the session's nice (``/proc/self/autogroup``) is what yields to the others.
+    """
+    if niceness <= 0:
+        return
+    os.nice(niceness)
+    autogroup = Path("/proc/self/autogroup")
+    if autogroup.exists():
+        try:
+            autogroup.write_text(f"{niceness}\n")
+        except OSError as exc:  # not permitted here: the process's own niceness still applies
+            logger.info("could not lower the session's CPU priority: %s", exc)
+
+
+def proxy_options(clickhouse: ClickHouseSettings) -> dict[str, Any]:
+    """Uvicorn's proxy-header options: forwarded headers count only from ``clickhouse.trusted_proxies``.
+
+    uvicorn trusts ``X-Forwarded-For`` from 127.0.0.1 by default: every local client could
+    name any address, and so dodge or aim the login lock-out and forge ``query_log``.
+    """
+    trusted = list(clickhouse.trusted_proxies)
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
+
+
+def serve(settings: Settings, data_dir: Path, port: int, credentials: Credentials) -> None:
+    """Serve the warehouse on 127.0.0.1:``port`` over the chdb directory under ``data_dir``.
+
+    ``credentials`` are the users' passwords, taken from the inherited descriptor.
+
+    Raises:
+        ConfigurationError: when a user has no password and that is not allowed.
+        ServiceError: when the engine cannot open its directory.
+    """
+    os.environ["TZ"] = "UTC"  # the engine reads the zone once, at start
+    time.tzset()
+    lower_cpu_priority(settings.clickhouse.nice)  # inserts and merges come in CPU bursts: the hot path runs first
+    users = _users(settings, credentials)
+    clickhouse = settings.clickhouse
+    sandbox = data_dir / SANDBOX_DIR
+    (sandbox / "tmp").mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(sandbox / "tmp")  # chdb's own scratch directory, inside what it may write
+    confine(warehouse_rules(data_dir, port), enabled=clickhouse.confine_engine)
+    try:
+        engine = Engine(data_dir / CHDB_DIR, sandbox, engine_memory_settings(clickhouse.max_memory_mb))
+    except QueryError as exc:
+        raise ServiceError(
+            f"cannot open the warehouse directory {data_dir / CHDB_DIR}: {exc.message} "
+            f"(one process owns a directory: is another warehouse running on it? see `tickwave status`)"
+        ) from exc
+    analyst_limits = AnalystLimits.from_settings(clickhouse)
+    sessions = SessionStore(lambda level: engine.open(level, analyst_limits.for_level(level)), clickhouse.max_sessions)
+    policy = ReadOnlyPolicy(FunctionCatalog(lambda: read_catalog(engine.run_admin)))
+    pool = ThreadPoolExecutor(max_workers=clickhouse.max_concurrent_queries, thread_name_prefix="warehouse-query")
+
+    access_log = AccessLog(lambda: engine.open(0), clickhouse.database)
+    memory = MemoryReturner(lambda: engine.open(0))
+    memory.start()
+
+    def shutdown() -> None:
+        sessions.close_all()
+        pool.shutdown(wait=True)
+        access_log.close()
+        memory.close()
+        engine.close()
+        logger.info("warehouse engine closed")
+
+    app = WarehouseApp(
+        Executor(
+            engine,
+            sessions,
+            SessionLimits(clickhouse.session_timeout_s, MAX_SESSION_TIMEOUT_S),
+            policy,
+            analyst_limits,
+        ),
+        users,
+        Limits(
+            max_body_bytes=clickhouse.max_request_mb << 20,
+            max_decoded_bytes=4 * (clickhouse.max_request_mb << 20),
+            response_buffer_bytes=RESPONSE_BUFFER_BYTES,
+            keep_alive_timeout_s=KEEP_ALIVE_TIMEOUT_S,
+        ),
+        pool,
+        shutdown,
+        LoginGuard(
+            clickhouse.max_failed_logins,
+            clickhouse.failed_login_window_s,
+            never_locked=[user.name for user in users.values() if user.readonly == READ_WRITE],
+        ),
+        access_log,
+    )
+    config = uvicorn.Config(
+        app,
+        host=LOOPBACK,
+        port=port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
+        timeout_graceful_shutdown=int(clickhouse.shutdown_timeout_s),
+        limit_concurrency=MAX_CONNECTIONS,
+        **proxy_options(clickhouse),
+    )
+    logger.info(
+        "warehouse serving ClickHouse HTTP on %s:%d (engine %s, data %s, %d workers)",
+        LOOPBACK, port, engine.version, data_dir / CHDB_DIR, clickhouse.max_concurrent_queries,
+    )  # fmt: skip
+    _Server(config).run()
