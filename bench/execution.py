@@ -58,7 +58,7 @@ from execution.state import Order  # noqa: E402
 
 console = Console()
 WIDE_LIMITS: dict[str, Any] = {
-    "market_hours": "always", "max_orders_per_second": 100_000, "daily_loss_limit": 1e15,
+    "max_orders_per_second": 100_000, "daily_loss_limit": 1e15,
     "max_gross_exposure": 1e15, "signal_ttl_ms": 600_000, "max_tick_age_ms": 3_600_000,
 }  # fmt: skip
 
@@ -167,7 +167,8 @@ def in_process(
     symbols = list(MIXED_MIDS)
     settings = load_settings(
         state_dir=root / f"inproc-{fsync}",
-        execution={**WIDE_LIMITS, "journal_fsync": fsync, "allowed_symbols": symbols},
+        market={"hours": "always"},
+        execution={"risk": {**WIDE_LIMITS, "allowed_symbols": symbols}, "journal_fsync": fsync},
     )  # fmt: skip
     service, timed = _timed_service(settings, HaltWatcher())
     syncs_us: list[float] = []
@@ -208,8 +209,9 @@ def over_kafka(
     settings = load_settings(
         state_dir=root / (label or client),
         kafka={"bootstrap": bootstrap, "topic_prefix": f"bench-{label or client}."},
+        market={"hours": "always"},
         execution={
-            **WIDE_LIMITS,
+            "risk": WIDE_LIMITS,
             "hot_path_client": client,
             "consumer_group": f"bench-{label or client}",
             "journal_fsync": fsync,

@@ -75,7 +75,7 @@ def quality_by_hand(settings: Settings, database: str) -> float:
     from quality.runner import validate_table, write_results
     from tickwave.market import MarketCalendar
 
-    calendar = MarketCalendar.from_settings(settings.execution)
+    calendar = MarketCalendar.from_settings(settings.market)
     started = time.perf_counter()
     client = connect(settings, database=database)
     try:

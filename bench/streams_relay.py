@@ -62,7 +62,7 @@ class RelayStep:
         signal_rules = SignalRules(settings.entry_probability, settings.min_edge)
         consequences = BarConsequences(spec, inference, signal_rules, clock_ms, signals)
         self.step = GroupLogic(GroupState(1), settings, clock_ms, consequences)
-        self.rules = rules or ValidationRules(max_future_ms=settings.max_future_ms)
+        self.rules = rules or ValidationRules(max_tick_lead_ms=settings.max_tick_lead_ms)
         self.clock_ms = clock_ms
 
     def take(self, values: list[bytes]) -> list[Message]:

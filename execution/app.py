@@ -63,15 +63,15 @@ def build_service(
     """Build the engine, journal and (unless given) broker for ``settings`` (nothing is replayed yet)."""
     clock = clock or SystemClock()
     execution = settings.execution
-    limits = RiskLimits.from_settings(execution, registry(settings.symbols))
+    limits = RiskLimits.from_settings(execution, registry(settings.symbols), settings.market)
     engine = Engine(limits, SizingPolicy.from_settings(execution), clock, execution.instance_id)
     journal = Journal(
         instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync, chain_id=execution.instance_id
     )
     checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
     broker = broker or build_broker(settings, clock)
-    return ExecutionService(engine, journal, broker, publisher, checks, execution.reconcile_every_s,
-                            execution.reconcile_window_s)  # fmt: skip
+    return ExecutionService(engine, journal, broker, publisher, checks, execution.reconciliation.interval_s,
+                            execution.reconciliation.window_s)  # fmt: skip
 
 
 @contextmanager

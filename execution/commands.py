@@ -22,7 +22,7 @@ from execution.engine_state import FLATTEN, SYMBOL_HALTED, SYMBOL_RESUMED, TRADI
 from execution.risk import RiskLimits
 from execution.valuation import Valuation
 from tickwave.clock import Clock
-from tickwave.config import ExecutionSettings
+from tickwave.config import RiskSettings
 from tickwave.contracts import ControlCommand, OrderDenied, OrderIntent, RiskEvent, Signal
 from tickwave.money import to_decimal
 
@@ -46,10 +46,10 @@ SETTABLE_LIMITS = frozenset(
 def parse_limit(name: str, text: str) -> float | int | str:
     """The value of a ``set_limit`` parameter under the setting's own rules, or why it is refused.
 
-    The same pydantic field as ``[execution]`` in the configuration (type and range), and
+    The same pydantic field as ``[execution.risk]`` in the configuration (type and range), and
     finite: ``nan`` or ``inf`` would disable a check.
     """
-    field_info = ExecutionSettings.model_fields[name]
+    field_info = RiskSettings.model_fields[name]
     try:
         value: object = TypeAdapter(Annotated[field_info.annotation, field_info]).validate_python(text)
     except ValidationError as exc:

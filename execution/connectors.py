@@ -16,7 +16,7 @@ The control listener is its own thread and consumer, so a halt never queues behi
 backlog of ticks; it commits each command after applying it, and commands are
 idempotent (``command_id``), so one redelivered after a crash changes nothing. A command is
 acted on only if signed (HMAC-SHA256, ``execution.signing``) and within
-``execution.control_max_age_s`` of its issue; anything else is refused as a critical
+``execution.control.max_age_s`` of its issue; anything else is refused as a critical
 ``control_refused`` event and committed: nothing a control message holds stops the process.
 """
 
@@ -297,7 +297,7 @@ class ControlListener(threading.Thread):
         self.ready = threading.Event()
         self.failure: BaseException | None = None
         self._key = control_key(settings)
-        self._max_age_ms = int(settings.execution.control_max_age_s * 1000)
+        self._max_age_ms = int(settings.execution.control.max_age_s * 1000)
 
     def run(self) -> None:
         """Poll, apply, commit; on an unexpected error, record it and stop the process."""

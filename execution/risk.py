@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from tickwave.config import ExecutionSettings, default_symbols
+from tickwave.config import ExecutionSettings, MarketSettings, default_symbols
 from tickwave.contracts import Side, Signal, Tick, TradingState
 from tickwave.instruments import Instrument, convert, registry
 from tickwave.market import MarketCalendar
@@ -66,31 +66,37 @@ class RiskLimits:
 
     @classmethod
     def from_settings(
-        cls, settings: ExecutionSettings, instruments: Mapping[str, Instrument] | None = None
+        cls,
+        settings: ExecutionSettings,
+        instruments: Mapping[str, Instrument] | None = None,
+        market: MarketSettings | None = None,
     ) -> RiskLimits:
-        """Build the limits from the ``execution`` settings and the instrument registry (default: built-in)."""
+        """Build the limits from the ``execution`` settings, the instrument registry and the market calendar.
+
+        The registry defaults to the built-in symbols, the calendar to the ``market`` section's defaults.
+        """
         return cls(
-            allowed_symbols=frozenset(settings.allowed_symbols),
-            market=MarketCalendar.from_settings(settings),
-            signal_ttl_ms=settings.signal_ttl_ms,
-            max_order_lots=settings.max_order_lots,
-            max_position_lots=settings.max_position_lots,
-            max_gross_exposure=to_decimal(settings.max_gross_exposure),
+            allowed_symbols=frozenset(settings.risk.allowed_symbols),
+            market=MarketCalendar.from_settings(market if market is not None else MarketSettings()),
+            signal_ttl_ms=settings.risk.signal_ttl_ms,
+            max_order_lots=settings.risk.max_order_lots,
+            max_position_lots=settings.risk.max_position_lots,
+            max_gross_exposure=to_decimal(settings.risk.max_gross_exposure),
             instruments=instruments if instruments is not None else registry(default_symbols()),
             account_currency=settings.account_currency,
-            max_tick_age_ms=settings.max_tick_age_ms,
-            price_collar_bps=settings.price_collar_bps,
-            max_orders_per_second=settings.max_orders_per_second,
-            daily_loss_limit=to_decimal(settings.daily_loss_limit),
-            daily_loss_action=settings.daily_loss_action,
-            max_consecutive_rejects=settings.max_consecutive_rejects,
-            flash_crash_pct=settings.flash_crash_pct,
-            flash_crash_window_ms=settings.flash_crash_window_ms,
-            stop_loss_pips=settings.stop_loss_pips,
-            take_profit_pips=settings.take_profit_pips,
-            stop_pips_by_symbol=dict(settings.stop_pips_by_symbol),
-            signal_timeframe=settings.signal_timeframe,
-            signal_timeframes=dict(settings.signal_timeframes),
+            max_tick_age_ms=settings.risk.max_tick_age_ms,
+            price_collar_bps=settings.risk.price_collar_bps,
+            max_orders_per_second=settings.risk.max_orders_per_second,
+            daily_loss_limit=to_decimal(settings.risk.daily_loss_limit),
+            daily_loss_action=settings.risk.daily_loss_action,
+            max_consecutive_rejects=settings.risk.max_consecutive_rejects,
+            flash_crash_pct=settings.risk.flash_crash_pct,
+            flash_crash_window_ms=settings.risk.flash_crash_window_ms,
+            stop_loss_pips=settings.risk.stop_loss_pips,
+            take_profit_pips=settings.risk.take_profit_pips,
+            stop_pips_by_symbol=dict(settings.risk.stop_pips_by_symbol),
+            signal_timeframe=settings.risk.signal_timeframe,
+            signal_timeframes=dict(settings.risk.signal_timeframes),
         )
 
 

@@ -88,7 +88,7 @@ class TickChecks:
     @classmethod
     def from_settings(cls, streams: StreamsSettings, symbols: frozenset[str]) -> TickChecks:
         """The same limits as the dataflow's (``streams.*``)."""
-        rules = ValidationRules(known_symbols=symbols, max_future_ms=streams.max_future_ms)
+        rules = ValidationRules(known_symbols=symbols, max_tick_lead_ms=streams.max_tick_lead_ms)
         return cls(rules, streams.spike_threshold_bps, streams.spike_confirm_ticks)
 
     def spike_filter(self, symbol: str) -> SpikeFilter:

@@ -333,7 +333,7 @@ def build_flow(
 
     ``alignment`` starts the H4 and D1 bars at the trading day's rollover (``Settings.bar_alignment``).
     """
-    rules = rules or ValidationRules(max_future_ms=settings.max_future_ms)
+    rules = rules or ValidationRules(max_tick_lead_ms=settings.max_tick_lead_ms)
     spec = spec or FeatureSpec()
     signal_rules = SignalRules(settings.entry_probability, settings.min_edge)
     flow = Dataflow(flow_id)

@@ -2,7 +2,7 @@
 
 Stateless checks (``check_raw``) run first: the contract (decodes, finite, bid > 0,
 ask >= bid), a known symbol, and time sanity (not before ``min_time_ms``, not more than
-``max_future_ms`` ahead of the wall clock). The stateful spike filter (``SpikeFilter``,
+``max_tick_lead_ms`` ahead of the wall clock). The stateful spike filter (``SpikeFilter``,
 one per symbol) then rejects a mid price that jumps more than ``threshold_bps`` away
 from a slow reference; after ``confirm_after`` consecutive rejections on the same side
 the move is taken as real (a gap, not a bad tick), the reference jumps to it and the
@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 from tickwave.contracts import DeadLetter, Tick, decode
 from tickwave.errors import ContractError
+
+# How far ahead of the reader's wall clock a tick on the bus may be stamped, ms: the default
+# of ValidationRules and of the streams.max_tick_lead_ms setting.
+MAX_TICK_LEAD_MS = 5_000
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class ValidationRules:
 
     known_symbols: frozenset[str] | None = None  # None accepts every symbol
     min_time_ms: int = 946_684_800_000  # 2000-01-01T00:00:00Z
-    max_future_ms: int = 5_000
+    max_tick_lead_ms: int = MAX_TICK_LEAD_MS
 
 
 def check_raw(raw: bytes, rules: ValidationRules, now_ms: int) -> Tick | Rejection:
@@ -47,7 +51,7 @@ def check_raw(raw: bytes, rules: ValidationRules, now_ms: int) -> Tick | Rejecti
         return Rejection(f"unknown symbol {tick.symbol!r}", raw, tick.symbol, "symbol")
     if tick.time_ms < rules.min_time_ms:
         return Rejection(f"time_ms {tick.time_ms} is before {rules.min_time_ms}", raw, tick.symbol, "time")
-    if tick.time_ms > now_ms + rules.max_future_ms:
+    if tick.time_ms > now_ms + rules.max_tick_lead_ms:
         ahead_s = (tick.time_ms - now_ms) / 1000
         return Rejection(f"time_ms {tick.time_ms} is {ahead_s:.1f} s in the future", raw, tick.symbol, "time")
     return tick

@@ -62,13 +62,13 @@ def _command(command: str, reason: str = "", symbol: str = "", params: dict[str,
                 settings, bootstrap, command, reason=reason or "operator command", symbol=symbol, params=params
             )
             answer = await_risk_event(
-                watcher, lambda event: sent.command_id in event.detail, settings.execution.control_timeout_s
+                watcher, lambda event: sent.command_id in event.detail, settings.execution.control.reply_timeout_s
             )
         finally:
             watcher.close()
     if answer is None:
         err_console.print(
-            f"[yellow]no answer within {settings.execution.control_timeout_s:.0f} s[/]: is the execution process "
+            f"[yellow]no answer within {settings.execution.control.reply_timeout_s:.0f} s[/]: is the execution process "
             f"running? The command waits on the control topic and applies when it starts."
         )
         raise typer.Exit(1)

@@ -179,7 +179,7 @@ class Mt5Broker:
             return [rejected(intent, f"order_check failed: {exc}", now_ms, exc.code)]
         if check.retcode not in (0, C.TRADE_RETCODE_DONE):
             return [rejected(intent, f"order_check: {check.comment}", now_ms, check.retcode)]
-        for attempt in range(self.settings.mt5_max_retries + 1):
+        for attempt in range(self.settings.mt5_broker.max_retries + 1):
             try:
                 result = self.terminal.call("order_send", request)
             except TerminalError as exc:
@@ -188,7 +188,7 @@ class Mt5Broker:
                 self.tracking.track(intent, 0)
                 return []
             self._known_ids().add(intent.client_order_id)
-            if result.retcode in RETRYABLE and attempt < self.settings.mt5_max_retries:
+            if result.retcode in RETRYABLE and attempt < self.settings.mt5_broker.max_retries:
                 logger.info("order=%s retcode=%d (%s); retrying at the new quote",
                             intent.client_order_id, result.retcode, result.comment)  # fmt: skip
                 try:
@@ -219,7 +219,7 @@ class Mt5Broker:
         opposite = C.POSITION_TYPE_SELL if intent.side == "buy" else C.POSITION_TYPE_BUY
         positions = sorted(
             (p for p in self.terminal.call("positions_get", symbol=intent.symbol)
-             if p.magic == self.settings.mt5_magic and p.type == opposite),
+             if p.magic == self.settings.mt5_broker.magic and p.type == opposite),
             key=lambda p: (p.time_msc, p.ticket),
         )  # fmt: skip
         remaining = to_decimal(intent.quantity_lots)
@@ -289,7 +289,7 @@ class Mt5Broker:
             **extra, "action": C.TRADE_ACTION_DEAL, "symbol": intent.symbol,
             "volume": intent.quantity_lots if lots is None else lots,
             "type": C.ORDER_TYPE_BUY if is_buy else C.ORDER_TYPE_SELL, "price": tick.ask if is_buy else tick.bid,
-            "deviation": self.settings.mt5_deviation_points, "magic": self.settings.mt5_magic,
+            "deviation": self.settings.mt5_broker.deviation_points, "magic": self.settings.mt5_broker.magic,
             "comment": intent.client_order_id, "type_time": C.ORDER_TIME_GTC, "type_filling": filling,
         }  # fmt: skip
 

@@ -54,7 +54,7 @@ class Mt5History:
         from 2000 when None: a poll or a periodic reconciliation reads a window, not the
         account's whole history every few seconds. Active orders are always read whole.
         """
-        magic = self.settings.mt5_magic
+        magic = self.settings.mt5_broker.magic
         until = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=2)
         start = HISTORY_FROM
         if since_ms is not None:
@@ -81,7 +81,7 @@ class Mt5History:
         """Return the net position per symbol of Tickwave's positions (magic)."""
         net: dict[str, Decimal] = defaultdict(Decimal)
         for position in self.terminal.call("positions_get"):
-            if position.magic == self.settings.mt5_magic:
+            if position.magic == self.settings.mt5_broker.magic:
                 volume = to_decimal(position.volume)
                 net[position.symbol] += volume if position.type == C.POSITION_TYPE_BUY else -volume
         return {symbol: lots for symbol, lots in net.items() if lots}

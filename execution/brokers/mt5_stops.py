@@ -35,8 +35,8 @@ class ServerStops:
     def protect(self, symbol: str) -> None:
         """Set the server-side sl/tp of Tickwave's positions in ``symbol`` (a backstop; failures are logged)."""
         settings = self.settings
-        stop_loss_pips, take_profit_pips = settings.stop_pips(symbol)
-        if not settings.mt5_server_stops or not (stop_loss_pips or take_profit_pips):
+        stop_loss_pips, take_profit_pips = settings.risk.stop_pips(symbol)
+        if not settings.mt5_broker.server_stops or not (stop_loss_pips or take_profit_pips):
             return
         try:
             info = self.terminal.call("symbol_info", symbol)
@@ -46,15 +46,15 @@ class ServerStops:
             return
         pip, digits = from_mt5_symbol_info(info).pip_size, int(info.digits)
         for position in positions:
-            if position.magic != settings.mt5_magic:
+            if position.magic != settings.mt5_broker.magic:
                 continue
             is_long = position.type == C.POSITION_TYPE_BUY
             sl, tp = server_stop_levels(is_long, position.price_open, pip, digits, stop_loss_pips, take_profit_pips,
-                                        settings.mt5_server_stop_extra_pips)  # fmt: skip
+                                        settings.mt5_broker.server_stop_extra_pips)  # fmt: skip
             if (round(position.sl, digits), round(position.tp, digits)) == (sl, tp):
                 continue
             request = {"action": C.TRADE_ACTION_SLTP, "symbol": symbol, "position": position.ticket, "sl": sl,
-                       "tp": tp, "magic": settings.mt5_magic}  # fmt: skip
+                       "tp": tp, "magic": settings.mt5_broker.magic}  # fmt: skip
             try:
                 result = self.terminal.call("order_send", request)
             except TerminalError as exc:

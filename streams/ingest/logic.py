@@ -14,7 +14,7 @@ reason code           rule
 ``negative``          last or volume is negative
 ``bad_flags``         flags outside 0..2^32-1
 ``before_epoch``      time before 1970-01-01
-``future_timestamp``  time later than now + ``ingest.max_future_ms``
+``future_timestamp``  time later than now + ``ingest.max_source_clock_lead_ms``
 ``out_of_order``      time earlier than a tick already accepted for the symbol
 ====================  ==========================================================
 

@@ -135,7 +135,7 @@ def build_source(
             )
         except (KeyError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from exc
-        validator = TickValidator(registry, "sim", ingest.max_future_ms, _now_ms)
+        validator = TickValidator(registry, "sim", ingest.max_source_clock_lead_ms, _now_ms)
         step_ms = 100 if pace is not None else 10_000
         return SimulatorSource(market, validator, Pacer(pace, time.monotonic, stop.wait), stop, duration_ms, step_ms)
     if kind is SourceKind.REPLAY:
@@ -157,13 +157,13 @@ def build_source(
             from_ms=parse_instant_ms(from_time, "--from"), to_ms=parse_instant_ms(to_time, "--to"),
             speed=parse_speed(speed or "max"), batch_ticks=ingest.batch_ticks,
         )  # fmt: skip
-        return ReplaySource(paths, options, registry, ingest.max_future_ms, stop, _now_ms)
+        return ReplaySource(paths, options, registry, ingest.max_source_clock_lead_ms, stop, _now_ms)
     from adapters.mt5.api import load_metatrader5
     from adapters.mt5.terminal import Terminal
     from streams.ingest.adapters.mt5 import Mt5Source
 
     terminal = Terminal(settings.mt5, load_metatrader5())
-    validator = TickValidator(registry, "mt5", ingest.max_future_ms, _now_ms)
+    validator = TickValidator(registry, "mt5", ingest.max_source_clock_lead_ms, _now_ms)
     return Mt5Source(terminal, _symbols(symbols, settings.mt5.symbols), registry, validator, stop, _now_ms)
 
 

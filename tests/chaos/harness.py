@@ -306,7 +306,7 @@ def check_everything(settings: Settings) -> dict[str, Any]:
 
     state = instance_dir(settings)
     execution = settings.execution
-    engine = Engine(RiskLimits.from_settings(execution, registry(settings.symbols)),
+    engine = Engine(RiskLimits.from_settings(execution, registry(settings.symbols), settings.market),
                     SizingPolicy.from_settings(execution), SystemClock())  # fmt: skip
     with Journal(state / JOURNAL_NAME, fsync=False) as journal:
         events = list(journal.events())

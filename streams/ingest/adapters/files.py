@@ -243,7 +243,7 @@ class ReplaySource:
         paths: the files (one symbol each for MT5 exports; several are interleaved by time).
         options: parsing, window and speed.
         registry: the known symbols.
-        max_future_ms: see ``ingest.max_future_ms``.
+        max_future_ms: see ``ingest.max_source_clock_lead_ms``.
         stop: set to end the replay early (SIGTERM).
         now_ms / monotonic: clocks (injected by tests).
     """

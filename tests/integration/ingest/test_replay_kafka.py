@@ -37,7 +37,7 @@ def replay(settings: Settings, paths: list[Path]) -> None:
     bootstrap = settings.kafka.bootstrap or ""
     stop = threading.Event()
     options = ReplayOptions(clock=WallClock("UTC"), batch_ticks=1000)
-    source = ReplaySource(paths, options, settings.symbols, settings.ingest.max_future_ms, stop)
+    source = ReplaySource(paths, options, settings.symbols, settings.ingest.max_source_clock_lead_ms, stop)
     sink = KafkaSink(bootstrap, topic_name(settings, TICKS), topic_name(settings, TICKS_DLQ), "replay")
     report = run_ingest(source, sink, stop, flush_timeout_s=30)
     assert report.is_clean

@@ -135,7 +135,7 @@ def external_settings(
         models={**MODELS, "model_id": f"m_{uuid.uuid4().hex[:8]}", **models},
         # The promotion's P&L runs through the execution engine, whose fx calendar would close
         # the synthetic hours on a weekend (they end an hour before the test runs).
-        execution={"market_hours": "always"},
+        market={"hours": "always"},
     )
 
 

@@ -27,6 +27,7 @@ from execution.engine_state import EngineState
 from execution.risk import FixedDayPnl, RiskLimits
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, execution_settings, make_service, signal, tick
 from tickwave.clock import ManualClock
+from tickwave.config import MarketSettings
 from tickwave.contracts import ControlCommand, Fill, OrderFilled, OrderRejected
 
 SYMBOLS = ["EURUSD", "GBPUSD"]
@@ -133,9 +134,9 @@ def test_decisions_when_probed_on_any_state_then_the_state_is_unchanged(sequence
     with tempfile.TemporaryDirectory() as directory:
         clock = ManualClock(WEDNESDAY_NOON_MS)
         options = {"market_hours": "always", "max_position_lots": 1.0, "max_order_lots": 0.5,
-                   "max_orders_per_second": 1_000, "signal_ttl_ms": 60_000, "paper_latency_ms": 400,
+                   "max_orders_per_second": 1_000, "signal_ttl_ms": 60_000,
                    "stop_loss_pips": 20.0, "take_profit_pips": 20.0, "daily_loss_limit": 500.0}  # fmt: skip
-        service = make_service(Path(directory), clock, **options)
+        service = make_service(Path(directory), clock, paper_broker={"latency_ms": 400}, **options)
         engine = service.engine
         mids = dict.fromkeys(SYMBOLS, 1.2)
         for symbol in SYMBOLS:
@@ -161,7 +162,7 @@ def test_decisions_when_probed_on_any_state_then_the_state_is_unchanged(sequence
 
 def test_snapshot_when_the_state_changes_then_it_differs() -> None:
     # The snapshot sees a change deep inside the state (a quote, a price window) and a replaced query.
-    state = EngineState(RiskLimits.from_settings(execution_settings(market_hours="always")))
+    state = EngineState(RiskLimits.from_settings(execution_settings(), market=MarketSettings(hours="always")))
     before = snapshot(state)
     state.observe_tick(tick(WEDNESDAY_NOON_MS, 1.1))
     assert snapshot(state) != before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from adapters.mt5.api import Constants as C
 from adapters.mt5.terminal import Terminal
@@ -14,7 +15,7 @@ from testkit.mt5_fake import make_ticks
 from testkit.mt5_fake_trading import HEDGING, NETTING, FakeTradingMetaTrader5
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal
 from tickwave.clock import ManualClock
-from tickwave.config import ExecutionSettings, load_settings
+from tickwave.config import ExecutionSettings, MT5BrokerSettings, RiskSettings, load_settings
 from tickwave.contracts import OrderIntent
 
 MAGIC = 770_077
@@ -38,8 +39,9 @@ def make_intent(index: int = 1, side: str = "buy", lots: float = 0.1) -> OrderIn
                        created_at_ms=WEDNESDAY_NOON_MS)  # fmt: skip
 
 
-def make_broker(terminal: Terminal, **settings: object) -> Mt5Broker:
-    return Mt5Broker(ExecutionSettings(**settings), ManualClock(WEDNESDAY_NOON_MS), terminal)  # type: ignore[arg-type]
+def make_broker(terminal: Terminal, risk: dict[str, Any] | None = None, **mt5_broker: Any) -> Mt5Broker:
+    settings = ExecutionSettings(risk=RiskSettings(**(risk or {})), mt5_broker=MT5BrokerSettings(**mt5_broker))
+    return Mt5Broker(settings, ManualClock(WEDNESDAY_NOON_MS), terminal)
 
 
 def sent_requests(fake: FakeTradingMetaTrader5) -> list[dict[str, object]]:
@@ -47,11 +49,11 @@ def sent_requests(fake: FakeTradingMetaTrader5) -> list[dict[str, object]]:
 
 
 def mt5_service(
-    tmp_path: Path, terminal: Terminal, publisher: ListPublisher | None = None, **execution: object
+    tmp_path: Path, terminal: Terminal, publisher: ListPublisher | None = None, **risk: object
 ) -> ExecutionService:
     clock = ManualClock(WEDNESDAY_NOON_MS)
-    settings = load_settings(state_dir=tmp_path, execution={"journal_fsync": False, "market_hours": "always",
-                                                            "broker": "mt5", **execution})  # fmt: skip
+    settings = load_settings(state_dir=tmp_path, market={"hours": "always"},
+                             execution={"journal_fsync": False, "broker": "mt5", "risk": risk})  # fmt: skip
     broker = Mt5Broker(settings.execution, clock, terminal)
     service = build_service(settings, publisher or ListPublisher(), clock, broker)
     service.start()

@@ -126,7 +126,7 @@ def test_server_stops_when_the_process_is_down_then_the_server_closes_and_the_re
 
 def test_server_stops_when_off_then_no_sltp_request_is_sent() -> None:
     fake, terminal = make_terminal()
-    broker = make_broker(terminal, stop_loss_pips=10, mt5_server_stops=False)
+    broker = make_broker(terminal, {"stop_loss_pips": 10}, server_stops=False)
     broker.submit(make_intent())
     assert not [request for request in sent_requests(fake) if request["action"] == C.TRADE_ACTION_SLTP]
     assert [(p.sl, p.tp) for p in fake.positions_get()] == [(0.0, 0.0)]

@@ -46,7 +46,7 @@ def test_submit_when_requoted_then_retried_and_one_order_exists() -> None:
 def test_submit_when_requotes_outlast_retries_then_rejected() -> None:
     fake, terminal = make_terminal()
     fake.script(*[C.TRADE_RETCODE_REQUOTE] * 5)
-    events = make_broker(terminal, mt5_max_retries=2).submit(make_intent())
+    events = make_broker(terminal, max_retries=2).submit(make_intent())
     assert len(sent_requests(fake)) == 3
     assert isinstance(events[0], OrderRejected) and events[0].broker_code == C.TRADE_RETCODE_REQUOTE
 
