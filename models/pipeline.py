@@ -13,16 +13,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from models.base import DirectionModel, SavedModel, TrainingResult
 from models.dataset import LabelSpec, build_dataset, query_bars, query_features
+from models.ensemble import EnsembleDirectionModel
 from models.errors import PromotionRefused
 from models.evaluation import BacktestSettings
 from models.leakage import LeakageReport, check_point_in_time
+from models.lgbm import LightGBMDirectionModel
 from models.registry import ModelRegistry, PromotionDecision, RegistryEntry
+from models.xgb import XGBoostDirectionModel
 from streams.features import FeatureSpec
 from tickwave.config import Settings
+from tickwave.errors import ConfigurationError
 from tickwave.modeling import SignalRules
 
 if TYPE_CHECKING:
@@ -30,30 +34,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+TRAINERS: dict[str, type[DirectionModel[Any]]] = {
+    model.framework: model for model in (XGBoostDirectionModel, LightGBMDirectionModel, EnsembleDirectionModel)
+}
 
-def trainer_for(framework: str, settings: Settings) -> DirectionModel:
+
+def trainer_for(framework: str, settings: Settings) -> DirectionModel[Any]:
     """Return the ``DirectionModel`` of ``framework`` (``xgboost``, ``lightgbm`` or ``ensemble``) for ``settings``.
 
     Raises:
         ConfigurationError: for an unknown framework.
     """
-    from tickwave.errors import ConfigurationError
-
+    if framework not in TRAINERS:
+        raise ConfigurationError(f"unknown model {framework!r}: one of {', '.join(TRAINERS)}")
     rules = SignalRules(settings.streams.entry_probability, settings.streams.min_edge)
-    backtest = BacktestSettings.from_settings(settings)
-    if framework == "xgboost":
-        from models.xgb import XGBoostDirectionModel
-
-        return XGBoostDirectionModel(settings.models, rules, backtest)
-    if framework == "lightgbm":
-        from models.lgbm import LightGBMDirectionModel
-
-        return LightGBMDirectionModel(settings.models, rules, backtest)
-    if framework == "ensemble":
-        from models.ensemble import EnsembleDirectionModel
-
-        return EnsembleDirectionModel(settings.models, rules, backtest)
-    raise ConfigurationError(f"unknown model {framework!r}: one of xgboost, lightgbm, ensemble")
+    return TRAINERS[framework](settings.models, rules, BacktestSettings.from_settings(settings))
 
 
 @dataclass(frozen=True)
@@ -62,7 +57,7 @@ class TrainOutcome:
 
     entry: RegistryEntry
     saved: SavedModel
-    result: TrainingResult
+    result: TrainingResult[Any]
     leakage: LeakageReport
     decision: PromotionDecision | None  # None when promotion was not attempted
 

@@ -66,8 +66,8 @@ from tickwave.warehouse.tables import MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, Tab
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-    from models.base import SavedModel, TrainingResult
     from models.dataset import Dataset
+    from models.results import SavedModel, TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -370,7 +370,7 @@ class ModelRegistry:
             logger.info("model=%s version=%d %s (%s -> %s) by %s: %s", event.model_id, event.model_version,
                         event.action, event.from_stage or "new", event.to_stage, event.actor, event.reason)  # fmt: skip
 
-    def register(self, saved: SavedModel, result: TrainingResult, actor: str) -> RegistryEntry:
+    def register(self, saved: SavedModel, result: TrainingResult[Any], actor: str) -> RegistryEntry:
         """Record a stored artifact as the next candidate version of its model id."""
         dataset = result.dataset
         metadata = saved.metadata
