@@ -44,6 +44,7 @@ from models.folds import holdout_split, walk_forward
 from models.report import write_report as write
 from models.results import Classifier, ClassifierT, Evaluation, FoldResult, SavedModel, TrainingResult
 from models.store import ArtifactStore
+from tickwave.clock import Clock, SystemClock
 from tickwave.config import ModelsSettings
 from tickwave.errors import DataQualityError
 from tickwave.modeling import ModelArtifact, SignalRules
@@ -61,10 +62,20 @@ class DirectionModel(ABC, Generic[ClassifierT]):
 
     framework: ClassVar[str] = "unknown"
 
-    def __init__(self, settings: ModelsSettings, rules: SignalRules, backtest: BacktestSettings | None = None) -> None:
-        """Configure from the ``models`` settings, the streams' signal thresholds and the backtest's sizes."""
+    def __init__(
+        self,
+        settings: ModelsSettings,
+        rules: SignalRules,
+        backtest: BacktestSettings | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """Configure from the ``models`` settings, the streams' signal thresholds and the backtest's sizes.
+
+        ``clock`` dates the saved metadata (default: the system clock).
+        """
         self.settings = settings
         self.rules = rules
+        self.clock = clock or SystemClock()
         self.backtest_settings = backtest or BacktestSettings(
             lots=settings.backtest_lots,
             bars_per_year=TRADING_DAYS_PER_YEAR * 86_400 / timeframe_seconds(settings.timeframe),
@@ -228,7 +239,7 @@ class DirectionModel(ABC, Generic[ClassifierT]):
         return {
             "model_id": model_id,
             "framework": self.framework,
-            "created_at": datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
+            "created_at": datetime.fromtimestamp(self.clock.now_ms() / 1000, tz=UTC).isoformat(timespec="milliseconds"),
             "feature_names": list(dataset.feature_names),
             "schema_hash": dataset.schema_hash,
             "labels": list(LABELS),

@@ -25,18 +25,17 @@ import logging
 import math
 import time
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from models.base import DirectionModel, FoldResult, TrainingResult
 from models.dataset import Dataset
-from models.evaluation import BacktestSettings
 from models.lgbm import LightGBMDirectionModel
 from models.xgb import XGBoostDirectionModel
-from tickwave.config import ModelsSettings
 from tickwave.errors import ConfigurationError
-from tickwave.modeling import SignalRules, blend, ensemble_confidence
+from tickwave.modeling import blend, ensemble_confidence
 
 if TYPE_CHECKING:
     from onnx import ModelProto
@@ -79,12 +78,12 @@ class EnsembleDirectionModel(DirectionModel[EnsembleClassifier]):
 
     framework: ClassVar[str] = "ensemble"
 
-    def __init__(self, settings: ModelsSettings, rules: SignalRules, backtest: BacktestSettings | None = None) -> None:
-        """Build the members with the same settings, rules and backtest sizes."""
-        super().__init__(settings, rules, backtest)
-        self.members: tuple[DirectionModel[Any], ...] = (
-            XGBoostDirectionModel(settings, rules, self.backtest_settings),
-            LightGBMDirectionModel(settings, rules, self.backtest_settings),
+    @cached_property
+    def members(self) -> tuple[DirectionModel[Any], ...]:
+        """XGBoost and LightGBM, with this ensemble's settings, rules, backtest sizes and clock."""
+        return (
+            XGBoostDirectionModel(self.settings, self.rules, self.backtest_settings, self.clock),
+            LightGBMDirectionModel(self.settings, self.rules, self.backtest_settings, self.clock),
         )
 
     def fit(self, features: np.ndarray, labels: np.ndarray) -> EnsembleClassifier:
