@@ -2,7 +2,7 @@
 
 A model version is a row of ``model_registry`` (one current row per model id and
 version; read with FINAL) pointing at ``<state_dir>/models/<sha256>.onnx``. Its stage
-moves only along :data:`TRANSITIONS`:
+moves only along :data:`models.registry_rows.TRANSITIONS`:
 
 - ``register``: a new version enters as ``candidate``;
 - ``promote``: a candidate (or a retired version) becomes ``champion`` only if it beats
@@ -17,14 +17,14 @@ moves only along :data:`TRANSITIONS`:
 - ``shadow``: a candidate (or a retired version) becomes a ``challenger`` of the champion
   of its timeframe in a slot: its own model id's, or (``against``) another model id's, say
   ``lgbm_direction v1`` against the ``ensemble_direction`` champion. It must have the
-  champion's contract (:func:`contract_mismatches`: timeframe, feature schema, label
-  definition, a shared symbol), or it is refused. The dataflow scores it beside that
-  champion and stores its predictions under its own model id with ``role = 'challenger'``,
-  never as signals. Promoting a challenger also compares the two on those live
-  predictions (``models.shadow``); with ``models.shadow_min_days`` > 0 it must have been
-  scored that many days and beaten the champion's live log loss. It then becomes the
-  champion of the slot, whatever its model id; the champion it replaces is retired; other
-  challengers stay challengers.
+  champion's contract (:func:`models.promotion.contract_mismatches`: timeframe, feature
+  schema, label definition, a shared symbol), or it is refused. The dataflow scores it
+  beside that champion and stores its predictions under its own model id with
+  ``role = 'challenger'``, never as signals. Promoting a challenger also compares the two
+  on those live predictions (``models.shadow``); with ``models.shadow_min_days`` > 0 it
+  must have been scored that many days and beaten the champion's live log loss. It then
+  becomes the champion of the slot, whatever its model id; the champion it replaces is
+  retired; other challengers stay challengers.
 
 Every change, and every refused promotion, is an audited row of
 ``model_registry_events`` naming who or what did it and why; the registry row carries
@@ -219,7 +219,7 @@ class ModelRegistry:
         Raises:
             RegistryError: for an unknown version; one whose stage cannot become challenger (a champion);
                 ``against`` naming a model id with no champion of that timeframe; or a challenger whose
-                contract differs from the champion's (:func:`contract_mismatches`).
+                contract differs from the champion's (:func:`models.promotion.contract_mismatches`).
         """
         entry = self.entry(model_id, version)
         slot = against or entry.slot
