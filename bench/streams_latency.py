@@ -108,8 +108,6 @@ def _model(path: Path, settings: Settings) -> None:
     depth-4 trees by default, ~830 KiB of ONNX; one row costs ~37 us in ONNX Runtime where
     the tests' small model (8 rounds, depth 3) costs ~8 us.
     """
-    from models.dataset import LABELS
-    from models.export import to_onnx
     from models.xgb import XGBoostDirectionModel
     from tickwave.modeling import SignalRules, artifact_from_onnx
 
@@ -119,10 +117,11 @@ def _model(path: Path, settings: Settings) -> None:
     noise = rng.normal(size=(2, len(features)))
     labels = (features[:, 0] + noise[0] > 0).astype(int) + (features[:, 1] + noise[1] > 0.5).astype(int)
     rules = SignalRules(settings.streams.entry_probability, settings.streams.min_edge)
-    model = XGBoostDirectionModel(settings.models, rules).fit(features, labels)
+    trainer = XGBoostDirectionModel(settings.models, rules)
+    model = trainer.fit(features, labels)
     # Served on the flow's first timeframe (1 s by default: ten signals per second) for every symbol.
     about = {"timeframe": settings.streams.timeframes[0], "symbols": json.dumps([symbol for symbol, _ in SYMBOLS])}
-    onnx_bytes = to_onnx(model, spec.model_names, spec.schema_hash, LABELS, about)
+    onnx_bytes = trainer.export_onnx(model, spec.model_names, spec.schema_hash, about)
     path.write_bytes(pickle.dumps(artifact_from_onnx(settings.models.registry_id, 1, onnx_bytes)))
 
 
