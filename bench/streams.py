@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import run_main
 from confluent_kafka import TopicPartition
 from rich.console import Console
@@ -38,6 +37,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.streams_latency import tick_to_signal_latency  # noqa: E402
+from bench.streams_sinks import counting_sinks  # noqa: E402
 from bench.summary import record  # noqa: E402
 from streams.bars import BarState  # noqa: E402
 from streams.connectors import TickTopicSource  # noqa: E402
@@ -103,24 +104,8 @@ def produce(bootstrap: str, topic: str, ticks: list[Tick]) -> None:
     producer.flush(120)
 
 
-class CountingSink(DynamicSink[Any]):
-    """Discards items, counting them (outputs are not what is measured)."""
-
-    def __init__(self, counts: dict[str, int], name: str) -> None:
-        self.counts, self.name = counts, name
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> StatelessSinkPartition[Any]:
-        counts, name = self.counts, self.name
-
-        class Partition(StatelessSinkPartition[Any]):
-            def write_batch(self, items: list[Any]) -> None:
-                counts[name] = counts.get(name, 0) + len(items)
-
-        return Partition()
-
-
-def counting_sinks(counts: dict[str, int]) -> FlowSinks:
-    return FlowSinks(**{name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__})
+def all_counted(counts: dict[str, int]) -> FlowSinks:
+    return FlowSinks(**counting_sinks(counts))
 
 
 def bench_flow(bootstrap: str, topic: str, counts_file: str = "", processes: int = 1, symbol_groups: int = 0) -> Any:
@@ -136,14 +121,14 @@ def bench_flow(bootstrap: str, topic: str, counts_file: str = "", processes: int
         atexit.register(lambda: Path(f"{counts_file}.{os.getpid()}").write_text(json.dumps(counts)))
     source = TickTopicSource(bootstrap, topic, tail=False)
     layout = GroupLayout.for_run(symbol_groups, processes, len(source.list_parts()))
-    return build_flow(BENCH_SETTINGS, source, counting_sinks(counts), None, ValidationRules(), layout=layout)
+    return build_flow(BENCH_SETTINGS, source, all_counted(counts), None, ValidationRules(), layout=layout)
 
 
 def run_bytewax(bootstrap: str, topic: str, processes: int) -> tuple[float, int]:
     """Return (seconds, bars)."""
     if processes == 1:
         counts: dict[str, int] = {}
-        flow = build_flow(BENCH_SETTINGS, TickTopicSource(bootstrap, topic, tail=False), counting_sinks(counts))
+        flow = build_flow(BENCH_SETTINGS, TickTopicSource(bootstrap, topic, tail=False), all_counted(counts))
         started = time.perf_counter()
         run_main(flow)
         return time.perf_counter() - started, counts.get("bars", 0)
@@ -299,8 +284,6 @@ def main() -> None:
 
 
 def measure_latency(bootstrap: str) -> str:
-    from bench.streams_latency import tick_to_signal_latency
-
     flow_only = tick_to_signal_latency(bootstrap, sinks="signals-only")
     # Production for 300 s (~2,990 signals): in 60 s, p99 is the 6th worst signal, and one bad second decides it.
     plot = ROOT / "bench" / "figures" / "streams_latency.png"  # each second's slowest signal against the host's steal

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import TopicPartition
 
+from bench.streams_sinks import counting_sinks
 from models.registry import ModelRegistry
 from streams.features import FeatureSpec
 from streams.loader import start_loader, stop_loader
@@ -92,11 +93,8 @@ def latency_flow(model_path: str, sinks: str = "production") -> object:
     if sinks == "production":
         return flow_for(settings, tail=True, provider=RegistryLookupProvider(model_path, settings))
     provider = FileModelProvider(model_path)
-    from bench.streams import CountingSink
-    from streams.flow import FlowSinks
-
     counts: dict[str, int] = {}
-    others = {name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__ if name != "signals"}
+    others = counting_sinks(counts, but=frozenset({"signals"}))
     # The production signals publisher; every other output only counted.
     return flow_for(settings, tail=True, provider=provider, sinks=replace(production_sinks(settings), **others))
 
