@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -343,8 +343,8 @@ def build_flow(
 
     checked = op.flat_map_batch("validate", raw, lambda batch: _check_batch(batch, rules, clock_ms()))
     # checked: Tick | Rejection
-    valid = op.branch("split_valid", checked, lambda item: isinstance(item, Tick))
-    invalid = op.key_on("key_invalid", valid.falses, lambda rejection: rejection.symbol)
+    valid = op.branch("split_valid", checked, _is_tick)
+    invalid = op.map("key_invalid", valid.falses, _keyed_rejection)
     # invalid: (symbol or "", Rejection)
 
     layout = layout or GroupLayout.for_run(settings.symbol_groups, workers=1, partitions=0)
@@ -397,6 +397,17 @@ def build_flow(
     # predictions: (symbol, Prediction)
     op.output("predictions_out", predictions, sinks.predictions)
     return flow
+
+
+def _is_tick(item: Tick | Rejection) -> TypeGuard[Tick]:
+    return isinstance(item, Tick)
+
+
+def _keyed_rejection(item: Tick | Rejection) -> tuple[str, Rejection]:
+    # The falses of split_valid: what check_raw did not accept is a Rejection.
+    if isinstance(item, Tick):
+        raise TypeError(f"split_valid sent the accepted tick {item.tick_id} to the rejections")
+    return item.symbol, item
 
 
 def _check_batch(batch: list[bytes], rules: ValidationRules, now_ms: int) -> list[Tick | Rejection]:
