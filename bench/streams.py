@@ -46,6 +46,7 @@ from streams.features import FeatureState  # noqa: E402
 from streams.flow import FlowSinks, build_flow  # noqa: E402
 from streams.routing import GroupLayout  # noqa: E402
 from tickwave.bus import make_admin, make_consumer, make_producer  # noqa: E402
+from tickwave.clock import SystemClock  # noqa: E402
 from tickwave.config import StreamsSettings, load_settings  # noqa: E402
 from tickwave.contracts import decode, encode  # noqa: E402
 from tickwave.services.kafka import KafkaService  # noqa: E402
@@ -121,14 +122,18 @@ def bench_flow(bootstrap: str, topic: str, counts_file: str = "", processes: int
         atexit.register(lambda: Path(f"{counts_file}.{os.getpid()}").write_text(json.dumps(counts)))
     source = TickTopicSource(bootstrap, topic, tail=False)
     layout = GroupLayout.for_run(symbol_groups, processes, len(source.list_parts()))
-    return build_flow(BENCH_SETTINGS, source, all_counted(counts), None, ValidationRules(), layout=layout)
+    return build_flow(
+        BENCH_SETTINGS, source, all_counted(counts), None, ValidationRules(), clock=SystemClock(), layout=layout
+    )
 
 
 def run_bytewax(bootstrap: str, topic: str, processes: int) -> tuple[float, int]:
     """Return (seconds, bars)."""
     if processes == 1:
         counts: dict[str, int] = {}
-        flow = build_flow(BENCH_SETTINGS, TickTopicSource(bootstrap, topic, tail=False), all_counted(counts))
+        flow = build_flow(
+            BENCH_SETTINGS, TickTopicSource(bootstrap, topic, tail=False), all_counted(counts), clock=SystemClock()
+        )
         started = time.perf_counter()
         run_main(flow)
         return time.perf_counter() - started, counts.get("bars", 0)
@@ -163,7 +168,7 @@ def run_plain_loop(bootstrap: str, topic: str, total: int) -> tuple[float, int]:
     filters: dict[str, SpikeFilter] = {}
     bar_states: dict[str, BarState] = {}
     features: dict[str, FeatureState] = {}
-    now_ms = time.time_ns() // 1_000_000
+    now_ms = SystemClock().now_ms()
     seen, bars, finished = 0, 0, 0
     started = time.perf_counter()
     while finished < len(partitions):
@@ -246,7 +251,7 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
     console.print(f"simulating {args.ticks:,} ticks of {len(SYMBOLS)} symbols...")
-    ticks = simulate(args.ticks, start_ms=time.time_ns() // 1_000_000 - 86_400_000)
+    ticks = simulate(args.ticks, start_ms=SystemClock().now_ms() - 86_400_000)
     rows: list[tuple[str, float, int]] = []
     with embedded_kafka() as (bootstrap, _state):
         with console.status("producing the ticks..."):

@@ -29,6 +29,7 @@ from types import FrameType
 from typing import Any
 
 from streams.loader import LOADER_HEALTH, start_loader, stop_loader
+from tickwave.clock import SystemClock
 from tickwave.config import Settings, to_environment
 from tickwave.errors import ServiceError
 from tickwave.gcpause import start_gc_freezer
@@ -64,7 +65,7 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
 
     recovery = RecoveryConfig(str(recovery_dir(settings)))  # type: ignore[no-untyped-call]  # unannotated in _bytewax.pyi
     _raise_on_sigterm()
-    flow = flow_for(settings, tail=tail)
+    flow = flow_for(settings, SystemClock(), tail=tail)
     start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (tickwave.gcpause)
     loader = start_loader(settings)
     reporter = start_health(settings, recovery_dir(settings), {"the streams loader": loader})

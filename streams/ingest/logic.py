@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from streams.ingest.batches import BoolArray, Candidates, IntArray, Rejected, SourceBatch, TickBatch
+from tickwave.clock import Clock
 from tickwave.config import SymbolSpec
 
 UINT32_MAX = 2**32 - 1
@@ -115,17 +116,15 @@ class TickValidator:
     Args:
         registry: the known symbols.
         source: the ``source`` label written into every tick.
-        max_future_ms: how far past ``now_ms()`` a tick may be stamped.
-        now_ms: the wall clock (UTC ms); injected so tests control it.
+        max_future_ms: how far past the clock's now a tick may be stamped.
+        clock: the wall clock; injected so tests control it.
     """
 
-    def __init__(
-        self, registry: Mapping[str, SymbolSpec], source: str, max_future_ms: int, now_ms: Callable[[], int]
-    ) -> None:
+    def __init__(self, registry: Mapping[str, SymbolSpec], source: str, max_future_ms: int, clock: Clock) -> None:
         self.registry = registry
         self.source = source
         self.max_future_ms = max_future_ms
-        self.now_ms = now_ms
+        self.clock = clock
         self.cursors: dict[str, SeqCursor] = {}
 
     def validate(self, rows: Candidates) -> SourceBatch:
@@ -159,7 +158,7 @@ class TickValidator:
         return SourceBatch(ticks, rejected)
 
     def _rules(self) -> tuple[_Rule, ...]:
-        horizon = self.now_ms() + self.max_future_ms
+        horizon = self.clock.now_ms() + self.max_future_ms
 
         def unknown_symbol(c: Candidates) -> BoolArray:
             missing = np.array([name not in self.registry for name in c.symbols] + [False], dtype=bool)

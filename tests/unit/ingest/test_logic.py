@@ -23,11 +23,12 @@ from streams.ingest.logic import (
     within,
 )
 from tests.unit.ingest.helpers import NOW_MS, REGISTRY, candidates
+from tickwave.clock import ManualClock
 from tickwave.contracts import Tick
 
 
 def validator(max_future_ms: int = 60_000) -> TickValidator:
-    return TickValidator(REGISTRY, "test", max_future_ms, lambda: NOW_MS)
+    return TickValidator(REGISTRY, "test", max_future_ms, ManualClock(NOW_MS))
 
 
 @pytest.mark.parametrize(
