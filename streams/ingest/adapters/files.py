@@ -30,11 +30,12 @@ import pyarrow.parquet as pq
 
 from streams.ingest.batches import Candidates, Rejected, SourceBatch, TickBatch
 from streams.ingest.columns import MT5_COLUMNS, ColumnMap, MappedParser, Mt5ExportParser
-from streams.ingest.logic import Pacer, TickValidator, merge_by_time, reason, within
+from streams.ingest.logic import Pacer, TickValidator, merge_by_time, within
 from tickwave.clock import Clock
 from tickwave.config import SymbolSpec
 from tickwave.errors import ConfigurationError
 from tickwave.timezones import WallClock
+from tickwave.validation import reason
 
 logger = logging.getLogger(__name__)
 

@@ -100,10 +100,10 @@ def test_flow_when_stream_has_bad_late_spike_and_duplicate_then_each_quarantined
     reasons = [dead.reason for dead in result["quarantine"]]
     checks = sorted(reason.split(":")[0] for reason in reasons)
 
-    assert checks == ["contract", "contract", "late", "spike", "symbol"]
+    assert checks == ["contract", "contract", "late", "spike", "unknown_symbol"]
     assert result["dead_letters"] == result["quarantine"]
     assert all(isinstance(dead, DeadLetter) and dead.raw for dead in result["quarantine"])
-    assert any("unknown symbol 'XAUUSD'" in reason for reason in reasons)
+    assert "unknown_symbol: 'XAUUSD' is not in [symbols]" in reasons
     assert result["signal_records"] == result["signals"]
     assert len(result["ticks"]) == len(stream())  # every good tick kept, the duplicate once
 
