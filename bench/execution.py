@@ -42,6 +42,7 @@ from app.services.kafka import KafkaService
 from app.services.supervisor import Supervisor
 from tickwave.audit_chain import ChainLink
 from tickwave.bus import make_admin, make_consumer, make_producer
+from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, decode, encode
 from tickwave.topics import SIGNALS, TICKS, create_topics, topic_name, topic_specs
@@ -282,11 +283,11 @@ def _drive(
         halts = []
         for _ in range(20 if settings.kafka.topic_prefix == "bench-confluent." else 0):
             started = time.monotonic_ns()
-            command = send_control(settings, bootstrap, "halt", reason="bench")
+            command = send_control(settings, bootstrap, "halt", reason="bench", clock=SystemClock())
             while command.command_id not in watcher.halted_ns:
                 time.sleep(0.0005)
             halts.append((watcher.halted_ns[command.command_id] - started) / 1000)
-            send_control(settings, bootstrap, "resume", reason="bench")
+            send_control(settings, bootstrap, "resume", reason="bench", clock=SystemClock())
             time.sleep(0.1)
         measured["halts"] = halts
     finally:

@@ -154,6 +154,7 @@ def flow_cpu_us_per_tick(raw: list[bytes], artifacts: list[object]) -> tuple[flo
     from streams.flow import BarConsequences, GroupLogic, group_state
     from streams.inference import Inference
     from streams.routing import GroupLayout
+    from tickwave.clock import ManualClock
     from tickwave.config import StreamsSettings
     from tickwave.contracts import Tick
     from tickwave.modeling import SignalRules
@@ -165,12 +166,9 @@ def flow_cpu_us_per_tick(raw: list[bytes], artifacts: list[object]) -> tuple[flo
 
     spec = FeatureSpec()
     now_ms = 1_700_000_040_000 + len(raw) * 1000 // TICKS_PER_S + 1000
-
-    def clock() -> int:
-        return now_ms
-
+    clock = ManualClock(now_ms)
     settings = StreamsSettings(timeframes=("1s", "1m"), late_wait_ms=200, close_on_wall_clock=False)
-    inference = Inference(Provider(), spec.schema_hash, refresh_s=3600.0, clock_ms=clock)  # type: ignore[arg-type]
+    inference = Inference(Provider(), spec.schema_hash, clock, refresh_s=3600.0)  # type: ignore[arg-type]
     consequences = BarConsequences(spec, inference, SignalRules(), clock)
     logic = GroupLogic(group_state(GroupLayout(1), None), settings, clock, consequences)
     rules = ValidationRules(known_symbols=frozenset(SHADOW_SYMBOLS))

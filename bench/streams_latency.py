@@ -36,10 +36,12 @@ from confluent_kafka import TopicPartition
 from adapters.gcpause import start_gc_freezer
 from app.services.supervisor import Supervisor
 from app.services.warehouse import WarehouseService
+from bench.streams_sinks import counting_sinks
 from models.registry import ModelRegistry
 from streams.features import FeatureSpec
 from streams.loader import start_loader, stop_loader
 from tickwave.bus import make_consumer, make_producer
+from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, Tick, decode, encode
 from tickwave.modeling import ModelArtifact
@@ -90,15 +92,14 @@ def latency_flow(model_path: str, sinks: str = "production") -> object:
     settings = load_settings()
     start_gc_freezer(threading.Event())  # as the production runner does
     if sinks == "production":
-        return flow_for(settings, tail=True, provider=RegistryLookupProvider(model_path, settings))
+        return flow_for(settings, SystemClock(), tail=True, provider=RegistryLookupProvider(model_path, settings))
     provider = FileModelProvider(model_path)
-    from bench.streams import CountingSink
-    from streams.flow import FlowSinks
-
     counts: dict[str, int] = {}
-    others = {name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__ if name != "signals"}
+    others = counting_sinks(counts, but=frozenset({"signals"}))
     # The production signals publisher; every other output only counted.
-    return flow_for(settings, tail=True, provider=provider, sinks=replace(production_sinks(settings), **others))
+    return flow_for(
+        settings, SystemClock(), tail=True, provider=provider, sinks=replace(production_sinks(settings), **others)
+    )
 
 
 def _model(path: Path, settings: Settings) -> None:

@@ -12,6 +12,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from models.pipeline import train_model
 from streams.flow import FlowSinks, build_flow
 from tests.integration.models.conftest import SYMBOLS, external_settings, write
+from tickwave.clock import ManualClock
 from tickwave.config import Settings, StreamsSettings
 from tickwave.contracts import Tick, encode
 from tickwave.endpoints import Endpoint
@@ -49,7 +50,7 @@ def hourly_features(warehouse_settings: Settings, models_database: str) -> str:
     sinks = FlowSinks(**{name: TestingSink(items) for name, items in keyed.items()})
     raw = [encode(tick) for tick in hourly_ticks()]
     rules = ValidationRules(known_symbols=frozenset(SYMBOLS))
-    run_main(build_flow(HOURLY, TestingSource(raw, batch_size=256), sinks, None, rules, clock_ms=lambda: END_MS))
+    run_main(build_flow(HOURLY, TestingSource(raw, batch_size=256), sinks, None, rules, clock=ManualClock(END_MS)))
     rows = [value for name in ("bars", "features") for _, value in keyed[name]]  # type: ignore[misc]
     write(warehouse_settings, models_database, rows)
     return models_database
