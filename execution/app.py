@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.gcpause import start_gc_freezer
+from adapters.health import HealthReporter
 from execution.brokers.base import Broker
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
 from execution.connectors import (
@@ -34,7 +35,6 @@ from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings
 from tickwave.endpoints import mark_ready
 from tickwave.errors import ConfigurationError, ServiceError
-from tickwave.health import HealthReporter
 from tickwave.instruments import registry
 
 logger = logging.getLogger(__name__)

@@ -127,7 +127,7 @@ class ExecutionService:
         self.reconciler = Reconciler(engine, broker, self._record_all, reconcile_every_s, reconcile_window_s)
         self.broker = broker
         self.lock = threading.RLock()
-        # Progress for the health report (tickwave.health): the last signal decided and the last broker answer.
+        # Progress for the health report (adapters.health): the last signal decided and the last broker answer.
         self.last_signal: tuple[str, int] | None = None  # (signal_id, decided at ms)
         self.broker_answered_at_ms: int | None = None
 

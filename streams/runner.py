@@ -29,13 +29,13 @@ from types import FrameType
 from typing import Any
 
 from adapters.gcpause import start_gc_freezer
+from adapters.health import HealthReporter, read_health
 from adapters.parentdeath import die_with_parent
 from streams.loader import LOADER_HEALTH, start_loader, stop_loader
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, to_environment
 from tickwave.endpoints import LOOPBACK, free_port, mark_ready
 from tickwave.errors import ServiceError
-from tickwave.health import HealthReporter, read_health
 
 logger = logging.getLogger(__name__)
 

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.health import HealthReporter, read_health
 from app.services.supervisor import ManagedService, Supervisor
 from tickwave.config import Settings, SupervisionSettings
 from tickwave.errors import TickwaveError
-from tickwave.health import HealthReporter, read_health
 
 logger = logging.getLogger(__name__)
 

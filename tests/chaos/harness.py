@@ -244,8 +244,8 @@ def _wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 2
 
 def _wait_audit_caught_up(settings: Settings, timeout_s: float = 180) -> None:
     """Wait (bounded) for the audit loader's cursor lag to reach 0: under load it pauses past the settle window."""
+    from adapters.health import group_lag
     from tickwave.bus import resolve_bootstrap
-    from tickwave.health import group_lag
     from tickwave.topics import ORDERS_EVENTS, topic_name
 
     group = f"{settings.execution.consumer_group}-audit"

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import psutil
 
+from adapters.health import read_health
 from tests.unit.streams.test_flow import T0
 from tickwave.bus import make_producer
 from tickwave.config import Settings, load_settings, to_environment
 from tickwave.contracts import Tick, encode
-from tickwave.health import read_health
 from tickwave.topics import TICKS, topic_name
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
