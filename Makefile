@@ -75,7 +75,7 @@ test: lint ## everything CI runs: lint, then type checks beside the unit tests, 
 demo: bootstrap ## start the embedded services, run the main job end to end, print where to look
 	$(BIN)/tickwave demo
 
-bench: bootstrap ## run every benchmark in bench/ as a module, then write bench/results/summary.json and the README table (slow)
+bench: bootstrap ## run every benchmark in bench/ as a module, then write bench/results/summary.json and the table in bench/README.md (slow)
 	$(BIN)/python -m bench.summary
 
 chaos: bootstrap ## kill -9 every service at random during a replay and a live market, then check nothing was lost (minutes)

@@ -2,5 +2,5 @@
 
 The MetaTrader 5 terminal adapter (ingest and execution), the batched warehouse writer
 (the dataflow's and the audit trail's loaders), and what long-running processes do about
-garbage-collection pauses and a parent that died.
+garbage-collection pauses, their health and a parent that died.
 """

@@ -58,10 +58,12 @@ DEMO_TABLES = ("ticks", "quarantine", "bars_1s", "bars_1m", "features", "predict
 def demo_settings(settings: Settings) -> Settings:
     """The user's settings, with the paper broker trading the simulated market at any hour, and an ensemble served."""
     # The demo trains its model on 1 s bars: their signals drive the positions.
-    execution = settings.execution.model_copy(update={"market_hours": "always", "signal_timeframe": "1s"})
+    risk = settings.execution.risk.model_copy(update={"signal_timeframe": "1s"})
+    execution = settings.execution.model_copy(update={"risk": risk})
+    market = settings.market.model_copy(update={"hours": "always"})
     # Its champion is a weighted ensemble: the streams serve that model's id (ensemble_direction by default).
     models = settings.models.model_copy(update={"framework": "ensemble"})
-    return settings.model_copy(update={"execution": execution, "models": models})
+    return settings.model_copy(update={"execution": execution, "market": market, "models": models})
 
 
 def table_counts(settings: Settings) -> dict[str, int]:

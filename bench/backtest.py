@@ -71,7 +71,7 @@ def main() -> None:
     # The live defaults, except the market hours (the synthetic bars run through weekends) and the loss limit.
     with tempfile.TemporaryDirectory() as state:
         settings = load_settings(state_dir=Path(state),
-                                 execution={"market_hours": "always", "daily_loss_limit": 1e9})  # fmt: skip
+                                 market={"hours": "always"}, execution={"risk": {"daily_loss_limit": 1e9}})  # fmt: skip
 
         started = time.perf_counter()
         vectorised = backtest(frame, signal_positions(probabilities, rules), BacktestSettings.from_settings(settings))

@@ -11,7 +11,7 @@
 3. beside them, in the same run: the floor (``SELECT 1``) and the raw-table queries a user
    would otherwise write (candles and ticks per second from the 10M raw ticks).
 
-Targets (issue 25): the trader board's slowest panel p95 under 100 ms, the ops board's under 250 ms.
+Targets: the trader board's slowest panel p95 under 100 ms, the ops board's under 250 ms.
 
     .venv/bin/python bench/dashboards.py [--ticks 10000000] [--orders 100000] [--runs 20]
 """

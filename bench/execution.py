@@ -42,6 +42,7 @@ from app.services.kafka import KafkaService
 from app.services.supervisor import Supervisor
 from tickwave.audit_chain import ChainLink
 from tickwave.bus import make_admin, make_consumer, make_producer
+from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, decode, encode
 from tickwave.topics import SIGNALS, TICKS, create_topics, topic_name, topic_specs
@@ -58,7 +59,7 @@ from execution.state import Order  # noqa: E402
 
 console = Console()
 WIDE_LIMITS: dict[str, Any] = {
-    "market_hours": "always", "max_orders_per_second": 100_000, "daily_loss_limit": 1e15,
+    "max_orders_per_second": 100_000, "daily_loss_limit": 1e15,
     "max_gross_exposure": 1e15, "signal_ttl_ms": 600_000, "max_tick_age_ms": 3_600_000,
 }  # fmt: skip
 
@@ -167,7 +168,8 @@ def in_process(
     symbols = list(MIXED_MIDS)
     settings = load_settings(
         state_dir=root / f"inproc-{fsync}",
-        execution={**WIDE_LIMITS, "journal_fsync": fsync, "allowed_symbols": symbols},
+        market={"hours": "always"},
+        execution={"risk": {**WIDE_LIMITS, "allowed_symbols": symbols}, "journal_fsync": fsync},
     )  # fmt: skip
     service, timed = _timed_service(settings, HaltWatcher())
     syncs_us: list[float] = []
@@ -208,8 +210,9 @@ def over_kafka(
     settings = load_settings(
         state_dir=root / (label or client),
         kafka={"bootstrap": bootstrap, "topic_prefix": f"bench-{label or client}."},
+        market={"hours": "always"},
         execution={
-            **WIDE_LIMITS,
+            "risk": WIDE_LIMITS,
             "hot_path_client": client,
             "consumer_group": f"bench-{label or client}",
             "journal_fsync": fsync,
@@ -280,11 +283,11 @@ def _drive(
         halts = []
         for _ in range(20 if settings.kafka.topic_prefix == "bench-confluent." else 0):
             started = time.monotonic_ns()
-            command = send_control(settings, bootstrap, "halt", reason="bench")
+            command = send_control(settings, bootstrap, "halt", reason="bench", clock=SystemClock())
             while command.command_id not in watcher.halted_ns:
                 time.sleep(0.0005)
             halts.append((watcher.halted_ns[command.command_id] - started) / 1000)
-            send_control(settings, bootstrap, "resume", reason="bench")
+            send_control(settings, bootstrap, "resume", reason="bench", clock=SystemClock())
             time.sleep(0.1)
         measured["halts"] = halts
     finally:

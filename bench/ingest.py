@@ -54,6 +54,7 @@ from streams.ingest.logic import TickValidator  # noqa: E402
 from streams.ingest.runner import run_ingest  # noqa: E402
 from streams.ingest.simulation import SimulatedMarket  # noqa: E402
 from tickwave.bus import make_admin, make_producer  # noqa: E402
+from tickwave.clock import ManualClock, SystemClock  # noqa: E402
 from tickwave.config import Settings, default_symbols, load_settings  # noqa: E402
 from tickwave.endpoints import Endpoint  # noqa: E402
 from tickwave.timezones import WallClock  # noqa: E402
@@ -66,7 +67,7 @@ START_MS = 1_709_539_200_000  # 2024-03-04 08:00 UTC
 def simulate(count: int) -> TickBatch:
     registry = default_symbols()
     market = SimulatedMarket(SYMBOLS, registry, rate=20_000.0, seed=1, start_ms=START_MS)
-    validator = TickValidator(registry, "sim", 0, lambda: 2**62)
+    validator = TickValidator(registry, "sim", 0, ManualClock(2**62))
     batches, total = [], 0
     while total < count:
         batch = validator.validate(market.advance(10_000)).ticks
@@ -118,9 +119,13 @@ def ceiling(settings: Settings, messages: list[tuple[bytes, bytes]]) -> float:
 
 def replay_into_kafka(settings: Settings, paths: list[Path], expected: int) -> float:
     stop = threading.Event()
-    source = ReplaySource(paths, ReplayOptions(clock=WallClock("UTC")), settings.symbols, 60_000, stop)
+    source = ReplaySource(paths, ReplayOptions(clock=WallClock("UTC")), settings.symbols, 60_000, stop, SystemClock())
     sink = KafkaSink(
-        settings.kafka.bootstrap or "", topic_name(settings, TICKS), topic_name(settings, TICKS_DLQ), "replay"
+        settings.kafka.bootstrap or "",
+        topic_name(settings, TICKS),
+        topic_name(settings, TICKS_DLQ),
+        "replay",
+        SystemClock(),
     )
     started = time.perf_counter()
     report = run_ingest(source, sink, stop, stats_interval_s=3600, flush_timeout_s=60)
@@ -130,7 +135,9 @@ def replay_into_kafka(settings: Settings, paths: list[Path], expected: int) -> f
 
 
 def source_only(settings: Settings, paths: list[Path], expected: int) -> float:
-    source = ReplaySource(paths, ReplayOptions(clock=WallClock("UTC")), settings.symbols, 60_000, threading.Event())
+    source = ReplaySource(
+        paths, ReplayOptions(clock=WallClock("UTC")), settings.symbols, 60_000, threading.Event(), SystemClock()
+    )
     started = time.perf_counter()
     count = sum(len(batch.ticks) for batch in source.batches())
     elapsed = time.perf_counter() - started

@@ -24,7 +24,7 @@ In one run, on the same synthetic data and the same trained models:
   sinks: the denominator is the smallest the flow can have, so the overhead is an upper
   bound.
 
-Targets (issue 27): fit of 1M rows x 30 features under 120 s per model; single-row p99
+Targets: fit of 1M rows x 30 features under 120 s per model; single-row p99
 under 100 us for one model and under 250 us for the ensemble; one challenger adds under
 25 % to the flow's CPU per tick at 5k ticks/s.
 
@@ -118,8 +118,6 @@ def shadow_models(names: tuple[str, ...], schema_hash: str) -> tuple[object, obj
     import json
     from dataclasses import replace
 
-    from models.dataset import LABELS
-    from models.export import to_onnx
     from models.lgbm import LightGBMDirectionModel
     from models.xgb import XGBoostDirectionModel
     from tickwave.config import ModelsSettings
@@ -128,11 +126,11 @@ def shadow_models(names: tuple[str, ...], schema_hash: str) -> tuple[object, obj
     matrix, labels = synthetic(20_000, len(names), seed=3)
     settings = ModelsSettings(n_jobs=2)
     about = {"timeframe": "1s", "symbols": json.dumps(list(SHADOW_SYMBOLS))}
-    champion = XGBoostDirectionModel(settings, SignalRules()).fit(matrix, labels)
-    challenger = LightGBMDirectionModel(settings, SignalRules()).fit(matrix, labels)
-    return (artifact_from_onnx("bench_shadow", 1, to_onnx(champion, names, schema_hash, LABELS, about)),
-            replace(artifact_from_onnx("bench_shadow", 2, to_onnx(challenger, names, schema_hash, LABELS, about)),
-                    role=CHALLENGER))  # fmt: skip
+    xgboost, lightgbm = XGBoostDirectionModel(settings, SignalRules()), LightGBMDirectionModel(settings, SignalRules())
+    champion = xgboost.export_onnx(xgboost.fit(matrix, labels), names, schema_hash, about)
+    challenger = lightgbm.export_onnx(lightgbm.fit(matrix, labels), names, schema_hash, about)
+    return (artifact_from_onnx("bench_shadow", 1, champion),
+            replace(artifact_from_onnx("bench_shadow", 2, challenger), role=CHALLENGER))  # fmt: skip
 
 
 def shadow_ticks(seconds: int) -> list[bytes]:
@@ -156,6 +154,7 @@ def flow_cpu_us_per_tick(raw: list[bytes], artifacts: list[object]) -> tuple[flo
     from streams.flow import BarConsequences, GroupLogic, group_state
     from streams.inference import Inference
     from streams.routing import GroupLayout
+    from tickwave.clock import ManualClock
     from tickwave.config import StreamsSettings
     from tickwave.contracts import Tick
     from tickwave.modeling import SignalRules
@@ -167,12 +166,9 @@ def flow_cpu_us_per_tick(raw: list[bytes], artifacts: list[object]) -> tuple[flo
 
     spec = FeatureSpec()
     now_ms = 1_700_000_040_000 + len(raw) * 1000 // TICKS_PER_S + 1000
-
-    def clock() -> int:
-        return now_ms
-
+    clock = ManualClock(now_ms)
     settings = StreamsSettings(timeframes=("1s", "1m"), late_wait_ms=200, close_on_wall_clock=False)
-    inference = Inference(Provider(), spec.schema_hash, refresh_s=3600.0, clock_ms=clock)  # type: ignore[arg-type]
+    inference = Inference(Provider(), spec.schema_hash, clock, refresh_s=3600.0)  # type: ignore[arg-type]
     consequences = BarConsequences(spec, inference, SignalRules(), clock)
     logic = GroupLogic(group_state(GroupLayout(1), None), settings, clock, consequences)
     rules = ValidationRules(known_symbols=frozenset(SHADOW_SYMBOLS))
@@ -250,8 +246,8 @@ def main() -> None:
         report_shadow(arguments.shadow_seconds, Console())
         return
     from models.dataset import LABELS
-    from models.ensemble import EnsembleClassifier
-    from models.export import parity_check, to_onnx
+    from models.ensemble import EnsembleClassifier, EnsembleDirectionModel
+    from models.export import parity_check
     from models.lgbm import LightGBMDirectionModel
     from models.xgb import XGBoostDirectionModel
     from streams.inference import LoadedModel
@@ -268,7 +264,8 @@ def main() -> None:
     classifier = model.fit(matrix, labels)
     fit_s = time.perf_counter() - started
     started = time.perf_counter()
-    lightgbm = LightGBMDirectionModel(settings, SignalRules()).fit(matrix, labels)
+    lightgbm_model = LightGBMDirectionModel(settings, SignalRules())
+    lightgbm = lightgbm_model.fit(matrix, labels)
     lightgbm_fit_s = time.perf_counter() - started
     lifecycle_s = None
     if arguments.lifecycle:
@@ -279,7 +276,7 @@ def main() -> None:
     names = tuple(f"f{index}" for index in range(arguments.features))
     holdout = matrix[-10_000:]
     started = time.perf_counter()
-    onnx_bytes = to_onnx(classifier, names, "bench", LABELS)
+    onnx_bytes = model.export_onnx(classifier, names, "bench")
     artifact = ModelArtifact("bench", 1, onnx_bytes, names, "bench", LABELS)
     parity = parity_check(classifier.predict_proba(holdout), artifact, holdout, settings.parity_tolerance)
     export_s = time.perf_counter() - started
@@ -289,14 +286,14 @@ def main() -> None:
     ensemble = EnsembleClassifier(("xgboost", "lightgbm"), (classifier, lightgbm), weights)
     about = {"timeframe": "1m", "symbols": '["EURUSD"]'}
     started = time.perf_counter()
-    ensemble_bytes = to_onnx(ensemble, names, "bench", LABELS, about)
+    ensemble_bytes = EnsembleDirectionModel(settings, SignalRules()).export_onnx(ensemble, names, "bench", about)
     ensemble_artifact = artifact_from_onnx("bench_ensemble", 1, ensemble_bytes)
     ensemble_parity = parity_check(ensemble.predict_proba(holdout), ensemble_artifact, holdout,
                                    settings.parity_tolerance)  # fmt: skip
     ensemble_export_s = time.perf_counter() - started
     one_graph = LoadedModel(ensemble_artifact)
-    lightgbm_session = LoadedModel(ModelArtifact("bench_lgbm", 1, to_onnx(lightgbm, names, "bench", LABELS), names,
-                                                 "bench", LABELS)).session  # fmt: skip
+    lightgbm_bytes = lightgbm_model.export_onnx(lightgbm, names, "bench")
+    lightgbm_session = LoadedModel(ModelArtifact("bench_lgbm", 1, lightgbm_bytes, names, "bench", LABELS)).session
     member_sessions = [(session_of(onnx_bytes), "probabilities"), (lightgbm_session, "probabilities")]
 
     def several_sessions(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@
    for every raw table, and the ``quality_checks`` job run by Dagster in process.
 
 The overhead of a Dagster run is its wall time minus the direct call's, per round.
-Targets (issue 22): ``dbt build`` under 60 s on that day; Dagster overhead under 10 s.
+Targets: ``dbt build`` under 60 s on that day; Dagster overhead under 10 s.
 
     .venv/bin/python bench/orchestration.py [--ticks 10000000] [--orders 100000] [--rounds 2]
 """
@@ -75,7 +75,7 @@ def quality_by_hand(settings: Settings, database: str) -> float:
     from quality.runner import validate_table, write_results
     from tickwave.market import MarketCalendar
 
-    calendar = MarketCalendar.from_settings(settings.execution)
+    calendar = MarketCalendar.from_settings(settings.market)
     started = time.perf_counter()
     client = connect(settings, database=database)
     try:

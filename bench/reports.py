@@ -14,7 +14,7 @@
 4. the baseline, same run: a plain CSV export of ``order_events`` (what a user would
    pull by hand) and a SHA-256 of it.
 
-Targets (issue 24): reports under 60 s and verify under 30 s. Each figure is also given as a
+Targets: reports under 60 s and verify under 30 s. Each figure is also given as a
 ratio to the baseline of the same run, which carries the machine's load with it.
 
 The benchmark's warehouse runs at the production niceness (``clickhouse.nice``, 10: the

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import run_main
 from confluent_kafka import TopicPartition
 from rich.console import Console
@@ -40,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.services.kafka import KafkaService  # noqa: E402
 from app.services.supervisor import Supervisor  # noqa: E402
+from bench.streams_latency import tick_to_signal_latency  # noqa: E402
+from bench.streams_sinks import counting_sinks  # noqa: E402
 from bench.summary import record  # noqa: E402
 from streams.bars import BarState  # noqa: E402
 from streams.connectors import TickTopicSource  # noqa: E402
@@ -47,6 +48,7 @@ from streams.features import FeatureState  # noqa: E402
 from streams.flow import FlowSinks, build_flow  # noqa: E402
 from streams.routing import GroupLayout  # noqa: E402
 from tickwave.bus import make_admin, make_consumer, make_producer  # noqa: E402
+from tickwave.clock import SystemClock  # noqa: E402
 from tickwave.config import StreamsSettings, load_settings  # noqa: E402
 from tickwave.contracts import decode, encode  # noqa: E402
 from tickwave.endpoints import free_port  # noqa: E402
@@ -104,24 +106,8 @@ def produce(bootstrap: str, topic: str, ticks: list[Tick]) -> None:
     producer.flush(120)
 
 
-class CountingSink(DynamicSink[Any]):
-    """Discards items, counting them (outputs are not what is measured)."""
-
-    def __init__(self, counts: dict[str, int], name: str) -> None:
-        self.counts, self.name = counts, name
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> StatelessSinkPartition[Any]:
-        counts, name = self.counts, self.name
-
-        class Partition(StatelessSinkPartition[Any]):
-            def write_batch(self, items: list[Any]) -> None:
-                counts[name] = counts.get(name, 0) + len(items)
-
-        return Partition()
-
-
-def counting_sinks(counts: dict[str, int]) -> FlowSinks:
-    return FlowSinks(**{name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__})
+def all_counted(counts: dict[str, int]) -> FlowSinks:
+    return FlowSinks(**counting_sinks(counts))
 
 
 def bench_flow(bootstrap: str, topic: str, counts_file: str = "", processes: int = 1, symbol_groups: int = 0) -> Any:
@@ -137,14 +123,18 @@ def bench_flow(bootstrap: str, topic: str, counts_file: str = "", processes: int
         atexit.register(lambda: Path(f"{counts_file}.{os.getpid()}").write_text(json.dumps(counts)))
     source = TickTopicSource(bootstrap, topic, tail=False)
     layout = GroupLayout.for_run(symbol_groups, processes, len(source.list_parts()))
-    return build_flow(BENCH_SETTINGS, source, counting_sinks(counts), None, ValidationRules(), layout=layout)
+    return build_flow(
+        BENCH_SETTINGS, source, all_counted(counts), None, ValidationRules(), clock=SystemClock(), layout=layout
+    )
 
 
 def run_bytewax(bootstrap: str, topic: str, processes: int) -> tuple[float, int]:
     """Return (seconds, bars)."""
     if processes == 1:
         counts: dict[str, int] = {}
-        flow = build_flow(BENCH_SETTINGS, TickTopicSource(bootstrap, topic, tail=False), counting_sinks(counts))
+        flow = build_flow(
+            BENCH_SETTINGS, TickTopicSource(bootstrap, topic, tail=False), all_counted(counts), clock=SystemClock()
+        )
         started = time.perf_counter()
         run_main(flow)
         return time.perf_counter() - started, counts.get("bars", 0)
@@ -179,7 +169,7 @@ def run_plain_loop(bootstrap: str, topic: str, total: int) -> tuple[float, int]:
     filters: dict[str, SpikeFilter] = {}
     bar_states: dict[str, BarState] = {}
     features: dict[str, FeatureState] = {}
-    now_ms = time.time_ns() // 1_000_000
+    now_ms = SystemClock().now_ms()
     seen, bars, finished = 0, 0, 0
     started = time.perf_counter()
     while finished < len(partitions):
@@ -262,7 +252,7 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
     console.print(f"simulating {args.ticks:,} ticks of {len(SYMBOLS)} symbols...")
-    ticks = simulate(args.ticks, start_ms=time.time_ns() // 1_000_000 - 86_400_000)
+    ticks = simulate(args.ticks, start_ms=SystemClock().now_ms() - 86_400_000)
     rows: list[tuple[str, float, int]] = []
     with embedded_kafka() as (bootstrap, _state):
         with console.status("producing the ticks..."):
@@ -300,8 +290,6 @@ def main() -> None:
 
 
 def measure_latency(bootstrap: str) -> str:
-    from bench.streams_latency import tick_to_signal_latency
-
     flow_only = tick_to_signal_latency(bootstrap, sinks="signals-only")
     # Production for 300 s (~2,990 signals): in 60 s, p99 is the 6th worst signal, and one bad second decides it.
     plot = ROOT / "bench" / "figures" / "streams_latency.png"  # each second's slowest signal against the host's steal

@@ -36,10 +36,12 @@ from confluent_kafka import TopicPartition
 from adapters.gcpause import start_gc_freezer
 from app.services.supervisor import Supervisor
 from app.services.warehouse import WarehouseService
+from bench.streams_sinks import counting_sinks
 from models.registry import ModelRegistry
 from streams.features import FeatureSpec
 from streams.loader import start_loader, stop_loader
 from tickwave.bus import make_consumer, make_producer
+from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, Tick, decode, encode
 from tickwave.modeling import ModelArtifact
@@ -90,15 +92,14 @@ def latency_flow(model_path: str, sinks: str = "production") -> object:
     settings = load_settings()
     start_gc_freezer(threading.Event())  # as the production runner does
     if sinks == "production":
-        return flow_for(settings, tail=True, provider=RegistryLookupProvider(model_path, settings))
+        return flow_for(settings, SystemClock(), tail=True, provider=RegistryLookupProvider(model_path, settings))
     provider = FileModelProvider(model_path)
-    from bench.streams import CountingSink
-    from streams.flow import FlowSinks
-
     counts: dict[str, int] = {}
-    others = {name: CountingSink(counts, name) for name in FlowSinks.__dataclass_fields__ if name != "signals"}
+    others = counting_sinks(counts, but=frozenset({"signals"}))
     # The production signals publisher; every other output only counted.
-    return flow_for(settings, tail=True, provider=provider, sinks=replace(production_sinks(settings), **others))
+    return flow_for(
+        settings, SystemClock(), tail=True, provider=provider, sinks=replace(production_sinks(settings), **others)
+    )
 
 
 def _model(path: Path, settings: Settings) -> None:
@@ -108,8 +109,6 @@ def _model(path: Path, settings: Settings) -> None:
     depth-4 trees by default, ~830 KiB of ONNX; one row costs ~37 us in ONNX Runtime where
     the tests' small model (8 rounds, depth 3) costs ~8 us.
     """
-    from models.dataset import LABELS
-    from models.export import to_onnx
     from models.xgb import XGBoostDirectionModel
     from tickwave.modeling import SignalRules, artifact_from_onnx
 
@@ -119,10 +118,11 @@ def _model(path: Path, settings: Settings) -> None:
     noise = rng.normal(size=(2, len(features)))
     labels = (features[:, 0] + noise[0] > 0).astype(int) + (features[:, 1] + noise[1] > 0.5).astype(int)
     rules = SignalRules(settings.streams.entry_probability, settings.streams.min_edge)
-    model = XGBoostDirectionModel(settings.models, rules).fit(features, labels)
+    trainer = XGBoostDirectionModel(settings.models, rules)
+    model = trainer.fit(features, labels)
     # Served on the flow's first timeframe (1 s by default: ten signals per second) for every symbol.
     about = {"timeframe": settings.streams.timeframes[0], "symbols": json.dumps([symbol for symbol, _ in SYMBOLS])}
-    onnx_bytes = to_onnx(model, spec.model_names, spec.schema_hash, LABELS, about)
+    onnx_bytes = trainer.export_onnx(model, spec.model_names, spec.schema_hash, about)
     path.write_bytes(pickle.dumps(artifact_from_onnx(settings.models.registry_id, 1, onnx_bytes)))
 
 

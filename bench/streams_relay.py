@@ -29,9 +29,10 @@ from bench.streams_latency import FileModelProvider, RegistryLookupProvider
 from streams.app import production_sinks
 from streams.connectors import Publisher, TopicSink
 from streams.features import FeatureSpec
-from streams.flow import BarConsequences, ClockMs, GroupLogic, GroupOutput, GroupState, SignalPublisher, wall_clock_ms
+from streams.flow import BarConsequences, GroupLogic, GroupOutput, GroupState, SignalPublisher
 from streams.inference import Inference
 from tickwave.bus import consumer_config, resolve_bootstrap
+from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings, StreamsSettings, load_settings
 from tickwave.contracts import Message
 from tickwave.modeling import ModelProvider, SignalRules
@@ -53,21 +54,21 @@ class RelayStep:
         settings: StreamsSettings,
         provider: ModelProvider | None,
         signals: SignalPublisher,
+        clock: Clock,
         rules: ValidationRules | None = None,
-        clock_ms: ClockMs = wall_clock_ms,
     ) -> None:
-        """Validate with ``rules`` and fold into one group, serving ``provider``'s champion."""
+        """Validate with ``rules`` and fold into one group, serving ``provider``'s champion; ``clock`` as the flow's."""
         spec = FeatureSpec()
-        inference = Inference(provider, spec.schema_hash, settings.model_refresh_s, clock_ms)
+        inference = Inference(provider, spec.schema_hash, clock, settings.model_refresh_s)
         signal_rules = SignalRules(settings.entry_probability, settings.min_edge)
-        consequences = BarConsequences(spec, inference, signal_rules, clock_ms, signals)
-        self.step = GroupLogic(GroupState(1), settings, clock_ms, consequences)
-        self.rules = rules or ValidationRules(max_future_ms=settings.max_future_ms)
-        self.clock_ms = clock_ms
+        consequences = BarConsequences(spec, inference, signal_rules, clock, signals)
+        self.step = GroupLogic(GroupState(1), settings, clock, consequences)
+        self.rules = rules or ValidationRules(max_tick_lead_ms=settings.max_tick_lead_ms)
+        self.clock = clock
 
     def take(self, values: list[bytes]) -> list[Message]:
         """Fold in a batch; return its records: signals, ticks, dead letters, bars, features, predictions."""
-        now_ms = self.clock_ms()
+        now_ms = self.clock.now_ms()
         checked = [check_raw(value, self.rules, now_ms) for value in values]
         rejected = [item for item in checked if isinstance(item, Rejection)]
         outputs, _retain = self.step.on_batch([item for item in checked if not isinstance(item, Rejection)])
@@ -76,7 +77,7 @@ class RelayStep:
     def finish(self) -> list[Message]:
         """Close every open bar, as the flow does at the end of a finite input; return the records."""
         outputs, _retain = self.step.on_eof()
-        return self._records(outputs, [], self.clock_ms())
+        return self._records(outputs, [], self.clock.now_ms())
 
     @staticmethod
     def _records(outputs: Iterable[GroupOutput], rejected: list[Rejection], now_ms: int) -> list[Message]:
@@ -98,7 +99,7 @@ def relay(settings: Settings, model_path: str, sinks: str, stop: threading.Event
     assert isinstance(signals, Publisher) and isinstance(records_sink, TopicSink)
     records = records_sink.publisher if sinks == "production" else None  # the flow's records publisher
     provider = RegistryLookupProvider(model_path, settings) if sinks == "production" else FileModelProvider(model_path)
-    step = RelayStep(settings.streams, provider, signals)
+    step = RelayStep(settings.streams, provider, signals, SystemClock())
     topic = topic_name(settings, TICKS)
     config = consumer_config(
         resolve_bootstrap(settings), "tickwave-relay-unused", "latency", **{"fetch.max.bytes": 16 * 1024 * 1024}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dashboards.sqlparts import rollover_expression
-from tickwave.config import ExecutionSettings, Settings
+from tickwave.config import MarketSettings, Settings
 from tickwave.market import MarketCalendar
 
 
@@ -30,15 +30,15 @@ class AlertRule:
     lookback_s: int = 600
 
 
-def market_open_expression(execution: ExecutionSettings) -> str:
+def market_open_expression(market: MarketSettings) -> str:
     """1 while the market is open now: the configured calendar (``tickwave.market``) rendered as SQL."""
-    return MarketCalendar.from_settings(execution).open_sql("now()")
+    return MarketCalendar.from_settings(market).open_sql("now()")
 
 
 def alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
     """Every provisioned alert rule."""
     board = settings.dashboards
-    hours, minutes = (int(part) for part in board.report_due_utc.split(":"))
+    hours, minutes = (int(part) for part in board.missing_report_alert_utc.split(":"))
     due = hours * 60 + minutes
     return (
         AlertRule(
@@ -52,17 +52,17 @@ def alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
         AlertRule(
             uid="tickwave-daily-loss",
             title="Daily loss limit reached",
-            sql=f"WITH {rollover_expression(settings.execution)} AS rollover "
+            sql=f"WITH {rollover_expression(settings.market)} AS rollover "
             "SELECT count() AS value FROM risk_events FINAL "
             "WHERE `check` = 'daily_loss' AND occurred_at_ms >= rollover",
             threshold=0,
-            summary=f"The trading day's loss reached execution.daily_loss_limit ({settings.execution.daily_loss_limit:g} "
-            f"{settings.execution.account_currency}); trading moved to {settings.execution.daily_loss_action}.",
+            summary=f"The trading day's loss reached execution.risk.daily_loss_limit ({settings.execution.risk.daily_loss_limit:g} "
+            f"{settings.execution.account_currency}); trading moved to {settings.execution.risk.daily_loss_action}.",
         ),
         AlertRule(
             uid="tickwave-stale-ticks",
             title="Stale market data",
-            sql=f"SELECT if({market_open_expression(settings.execution)}, "
+            sql=f"SELECT if({market_open_expression(settings.market)}, "
             "dateDiff('second', if(count() = 0, now() - INTERVAL 1 DAY, max(time_ms)), now()), 0) AS value "
             "FROM ticks WHERE time_ms >= now() - INTERVAL 1 DAY",
             threshold=board.stale_data_s,
@@ -104,7 +104,7 @@ def alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
             "OR (partition_key = '' AND updated_at_ms >= toStartOfDay(now())))) = 0) AS value "
             "FROM pipeline_runs FINAL",
             threshold=0,
-            summary=f"No successful daily report for yesterday by {board.report_due_utc} UTC.",
+            summary=f"No successful daily report for yesterday by {board.missing_report_alert_utc} UTC.",
             severity="warning",
         ),
     )

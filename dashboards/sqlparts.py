@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tickwave.config import ExecutionSettings, SymbolSpec
+from tickwave.config import MarketSettings, SymbolSpec
 from tickwave.instruments import registry
 
 
@@ -16,15 +16,15 @@ def _literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def rollover_expression(execution: ExecutionSettings) -> str:
+def rollover_expression(market: MarketSettings) -> str:
     """The start of the current trading day (a DateTime in the market's zone), as execution defines it.
 
-    The day rolls over at ``rollover_time`` in ``market_timezone`` (17:00 New York by default):
+    The day rolls over at ``market.rollover_time`` in ``market.timezone`` (17:00 New York by default):
     shift now back by the rollover's offset, take that local day's midnight, add the offset.
     """
-    hours, minutes = (int(part) for part in execution.rollover_time.split(":"))
+    hours, minutes = (int(part) for part in market.rollover_time.split(":"))
     offset = hours * 60 + minutes
-    zone = _literal(execution.market_timezone)
+    zone = _literal(market.timezone)
     return f"toStartOfDay(toTimeZone(now() - INTERVAL {offset} MINUTE, {zone})) + INTERVAL {offset} MINUTE"
 
 

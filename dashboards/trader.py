@@ -127,7 +127,7 @@ ORDER BY symbol""",
 
 
 def _pnl_today(settings: Settings) -> PanelSpec:
-    rollover = rollover_expression(settings.execution)
+    rollover = rollover_expression(settings.market)
     contract = exact(contract_size_expression(settings.symbols, "f.symbol"), 8)
     currency = quote_currency_expression(settings.symbols, "f.symbol")
     mark_now = exact("if(n.symbol = '', s.mark_minute, n.mark_second)")
@@ -177,7 +177,7 @@ ORDER BY symbol""",
         "on each fill (exact decimals): the realized P&L of today's fills, and the open lots valued at a mark "
         "(mark x position - their entry value, times the contract size) now and at the rollover; the mark now is "
         "the last 1 s bar close of the last 5 minutes (else the last 1 min bar's), the mark at the rollover the "
-        "last 1 min bar close before it. The rollover is execution.rollover_time in execution.market_timezone. "
+        "last 1 min bar close before it. The rollover is market.rollover_time in market.timezone. "
         "Commissions are shown apart.",
         budget_ms=TRADER_BUDGET_MS,
     )

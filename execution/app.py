@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.gcpause import start_gc_freezer
+from adapters.health import HealthReporter
 from execution.brokers.base import Broker
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
 from execution.connectors import (
@@ -26,7 +27,7 @@ from execution.connectors import (
 )
 from execution.engine import Engine
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
-from execution.risk import RiskLimits
+from execution.limits import RiskLimits
 from execution.service import ExecutionService, Publisher, TickChecks
 from execution.sizing import SizingPolicy
 from tickwave.bus import resolve_bootstrap
@@ -34,7 +35,6 @@ from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings
 from tickwave.endpoints import mark_ready
 from tickwave.errors import ConfigurationError, ServiceError
-from tickwave.health import HealthReporter
 from tickwave.instruments import registry
 
 logger = logging.getLogger(__name__)
@@ -63,15 +63,15 @@ def build_service(
     """Build the engine, journal and (unless given) broker for ``settings`` (nothing is replayed yet)."""
     clock = clock or SystemClock()
     execution = settings.execution
-    limits = RiskLimits.from_settings(execution, registry(settings.symbols))
+    limits = RiskLimits.from_settings(execution, registry(settings.symbols), settings.market)
     engine = Engine(limits, SizingPolicy.from_settings(execution), clock, execution.instance_id)
     journal = Journal(
         instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync, chain_id=execution.instance_id
     )
     checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
     broker = broker or build_broker(settings, clock)
-    return ExecutionService(engine, journal, broker, publisher, checks, execution.reconcile_every_s,
-                            execution.reconcile_window_s)  # fmt: skip
+    return ExecutionService(engine, journal, broker, publisher, checks, execution.reconciliation.interval_s,
+                            execution.reconciliation.window_s)  # fmt: skip
 
 
 @contextmanager

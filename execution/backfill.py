@@ -3,7 +3,7 @@
 The marts, reports and boards add up what the engine booked for each fill; a fill row without a
 booking (``round_trip_id`` empty) would be left out of trips, positions and P&L. The backfill books
 those rows with the engine's own rule (:meth:`execution.positions.Book.book`, then
-:func:`execution.engine.with_booking`), never with SQL:
+:func:`execution.valuation.with_booking`), never with SQL:
 
 - per symbol, in ``(filled_at_ms, fill_id)`` order, the unbooked fills must come first (an engine
   that books replays its journal, so its first booked fill already counts the fills before it);
@@ -34,8 +34,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from adapters.warehouse_writer import BatchWriter
-from execution.engine import with_booking
 from execution.positions import Book, Booking
+from execution.valuation import with_booking
 from tickwave.config import Settings
 from tickwave.contracts import Fill
 from tickwave.instruments import Instrument, registry

@@ -190,12 +190,13 @@ def replay_settings(settings: Settings, state_dir: Path) -> Settings:
 
     Reconciliation compares the journal with the broker and changes nothing while they
     agree (the paper broker of the same replay); each pass walks every order, so at the
-    live cadence (every ``reconcile_every_s`` of the replayed clock: every event of a
+    live cadence (every ``execution.reconciliation.interval_s`` of the replayed clock: every event of a
     1-minute holdout) a replay would take quadratic time. It runs once a replayed day.
     """
-    every_s = max(settings.execution.reconcile_every_s, REPLAY_RECONCILE_EVERY_S)
+    every_s = max(settings.execution.reconciliation.interval_s, REPLAY_RECONCILE_EVERY_S)
+    reconciliation = settings.execution.reconciliation.model_copy(update={"interval_s": every_s})
     execution = settings.execution.model_copy(
-        update={"broker": "paper", "journal_fsync": False, "reconcile_every_s": every_s}
+        update={"broker": "paper", "journal_fsync": False, "reconciliation": reconciliation}
     )
     return settings.model_copy(update={"state_dir": state_dir, "execution": execution})
 

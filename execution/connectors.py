@@ -16,7 +16,7 @@ The control listener is its own thread and consumer, so a halt never queues behi
 backlog of ticks; it commits each command after applying it, and commands are
 idempotent (``command_id``), so one redelivered after a crash changes nothing. A command is
 acted on only if signed (HMAC-SHA256, ``execution.signing``) and within
-``execution.control_max_age_s`` of its issue; anything else is refused as a critical
+``execution.control.max_age_s`` of its issue; anything else is refused as a critical
 ``control_refused`` event and committed: nothing a control message holds stops the process.
 """
 
@@ -43,6 +43,7 @@ from execution.service import ExecutionService
 from execution.signing import SIGNATURE_HEADER, control_key, is_signed_by, sign
 from tickwave.audit_chain import ChainLink
 from tickwave.bus import consumer_config, make_consumer, make_producer
+from tickwave.clock import Clock
 from tickwave.config import Settings
 from tickwave.contracts import ControlCommand, RiskEvent, Signal, decode, decode_any, encode
 from tickwave.contracts import Message as Contract
@@ -297,7 +298,7 @@ class ControlListener(threading.Thread):
         self.ready = threading.Event()
         self.failure: BaseException | None = None
         self._key = control_key(settings)
-        self._max_age_ms = int(settings.execution.control_max_age_s * 1000)
+        self._max_age_ms = int(settings.execution.control.max_age_s * 1000)
 
     def run(self) -> None:
         """Poll, apply, commit; on an unexpected error, record it and stop the process."""
@@ -362,8 +363,10 @@ def send_control(
     symbol: str = "",
     params: dict[str, str] | None = None,
     issued_by: str = "cli",
+    *,
+    clock: Clock,
 ) -> ControlCommand:
-    """Publish one control command and wait until the broker has it.
+    """Publish one control command, stamped ``issued_at_ms`` by ``clock``, and wait until the broker has it.
 
     The producer is not idempotent: its first send would wait 0.5-1 s for a producer id
     (measured here), and a duplicated command is harmless anyway (``command_id``).
@@ -371,7 +374,7 @@ def send_control(
     producer = make_producer(bootstrap, "latency", **{"enable.idempotence": False})
     message = ControlCommand(
         command_id=uuid.uuid4().hex, command=command, issued_by=issued_by,  # type: ignore[arg-type]
-        issued_at_ms=time.time_ns() // 1_000_000, reason=reason, symbol=symbol, params=params or {},
+        issued_at_ms=clock.now_ms(), reason=reason, symbol=symbol, params=params or {},
     )  # fmt: skip
     value = encode(message)
     signature = sign(control_key(settings), value).encode()

@@ -16,82 +16,17 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 
-from tickwave.config import ExecutionSettings, default_symbols
+from execution.limits import RiskLimits
 from tickwave.contracts import Side, Signal, Tick, TradingState
-from tickwave.instruments import Instrument, convert, registry
-from tickwave.market import MarketCalendar
+from tickwave.instruments import convert
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 _BPS = 10_000.0
 _ZERO = Decimal(0)
-
-
-@dataclass(frozen=True)
-class RiskLimits:
-    """The limits the checks enforce, from the ``execution`` settings."""
-
-    allowed_symbols: frozenset[str]
-    market: MarketCalendar
-    signal_ttl_ms: int
-    max_order_lots: float
-    max_position_lots: float
-    max_gross_exposure: Decimal
-    instruments: Mapping[str, Instrument]
-    account_currency: str
-    max_tick_age_ms: int
-    price_collar_bps: float
-    max_orders_per_second: int
-    daily_loss_limit: Decimal
-    daily_loss_action: Literal["REDUCING", "HALTED"]
-    max_consecutive_rejects: int
-    flash_crash_pct: float
-    flash_crash_window_ms: int
-    stop_loss_pips: float = 0.0
-    take_profit_pips: float = 0.0
-    stop_pips_by_symbol: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    signal_timeframe: str = "1m"
-    signal_timeframes: Mapping[str, str] = field(default_factory=dict)
-
-    def stop_pips(self, symbol: str) -> tuple[float, float]:
-        """Return the (stop loss, take profit) pips of ``symbol``: its own, else the defaults (0 = off)."""
-        return self.stop_pips_by_symbol.get(symbol, (self.stop_loss_pips, self.take_profit_pips))
-
-    def driving_timeframe(self, symbol: str) -> str:
-        """The timeframe whose signals drive ``symbol``'s position (one driver per symbol)."""
-        return self.signal_timeframes.get(symbol, self.signal_timeframe)
-
-    @classmethod
-    def from_settings(
-        cls, settings: ExecutionSettings, instruments: Mapping[str, Instrument] | None = None
-    ) -> RiskLimits:
-        """Build the limits from the ``execution`` settings and the instrument registry (default: built-in)."""
-        return cls(
-            allowed_symbols=frozenset(settings.allowed_symbols),
-            market=MarketCalendar.from_settings(settings),
-            signal_ttl_ms=settings.signal_ttl_ms,
-            max_order_lots=settings.max_order_lots,
-            max_position_lots=settings.max_position_lots,
-            max_gross_exposure=to_decimal(settings.max_gross_exposure),
-            instruments=instruments if instruments is not None else registry(default_symbols()),
-            account_currency=settings.account_currency,
-            max_tick_age_ms=settings.max_tick_age_ms,
-            price_collar_bps=settings.price_collar_bps,
-            max_orders_per_second=settings.max_orders_per_second,
-            daily_loss_limit=to_decimal(settings.daily_loss_limit),
-            daily_loss_action=settings.daily_loss_action,
-            max_consecutive_rejects=settings.max_consecutive_rejects,
-            flash_crash_pct=settings.flash_crash_pct,
-            flash_crash_window_ms=settings.flash_crash_window_ms,
-            stop_loss_pips=settings.stop_loss_pips,
-            take_profit_pips=settings.take_profit_pips,
-            stop_pips_by_symbol=dict(settings.stop_pips_by_symbol),
-            signal_timeframe=settings.signal_timeframe,
-            signal_timeframes=dict(settings.signal_timeframes),
-        )
 
 
 class PriceWindow:
@@ -125,6 +60,25 @@ class PriceWindow:
         return (high - low) / low * 100.0
 
 
+class DayPnl(Protocol):
+    """Values the trading day's P&L in the account currency (None: a currency of it has no rate)."""
+
+    def daily_pnl(self, limits: RiskLimits, now_ms: int) -> Decimal | None:
+        """Return the P&L of the trading day of ``now_ms``."""
+        ...
+
+
+@dataclass(frozen=True)
+class FixedDayPnl:
+    """A day's P&L given in advance (a view built outside the engine)."""
+
+    amount: Decimal | None = _ZERO
+
+    def daily_pnl(self, limits: RiskLimits, now_ms: int) -> Decimal | None:
+        """Return the given amount."""
+        return self.amount
+
+
 @dataclass
 class RiskView:
     """What the checks read: kept up to date by the engine, never changed by a check."""
@@ -135,9 +89,10 @@ class RiskView:
     pending: dict[str, Decimal] = field(default_factory=dict)  # signed lots of working orders not yet filled
     last_ticks: dict[str, Tick] = field(default_factory=dict)
     order_times_ms: deque[int] = field(default_factory=deque)
-    daily_pnl: Decimal | None = Decimal(0)  # None: a currency of the day's P&L has no rate
     consecutive_rejects: int = 0
     price_windows: dict[str, PriceWindow] = field(default_factory=dict)
+    # Where the daily loss check values the day's P&L: a query, not state (the engine's valuation).
+    day_pnl: DayPnl = field(default_factory=lambda: FixedDayPnl(), repr=False, compare=False)
     # A cache, not state: what the gross exposure check valued last (see LegValues).
     leg_values: LegValues = field(default_factory=lambda: LegValues(), repr=False, compare=False)
 
@@ -402,10 +357,11 @@ def check_daily_loss(order: ProposedOrder, view: RiskView, limits: RiskLimits, n
     """Deny what does not reduce once the day's loss reaches the limit (or cannot be valued)."""
     if is_reducing(order, view):
         return None
-    if view.daily_pnl is None:
+    pnl = view.day_pnl.daily_pnl(limits, now_ms)
+    if pnl is None:
         return Denial("no_rate", f"the day's P&L cannot be valued in {limits.account_currency} (a rate is missing)")
-    if view.daily_pnl <= -limits.daily_loss_limit:
-        return Denial("daily_loss", f"daily P&L {view.daily_pnl:.2f} breaches -{limits.daily_loss_limit}", "trading")
+    if pnl <= -limits.daily_loss_limit:
+        return Denial("daily_loss", f"daily P&L {pnl:.2f} breaches -{limits.daily_loss_limit}", "trading")
     return None
 
 

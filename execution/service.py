@@ -25,10 +25,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from execution.brokers.base import Broker, BrokerOrder
-from execution.engine import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, Engine, replay
+from execution.brokers.base import Broker
+from execution.engine import Engine, replay
+from execution.engine_state import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE
 from execution.journal import Journal
-from execution.reconcile import position_differences, reconcile_orders
+from execution.reconciler import Reconciler
 from tickwave.audit_chain import ChainLink
 from tickwave.config import StreamsSettings
 from tickwave.contracts import (
@@ -87,7 +88,7 @@ class TickChecks:
     @classmethod
     def from_settings(cls, streams: StreamsSettings, symbols: frozenset[str]) -> TickChecks:
         """The same limits as the dataflow's (``streams.*``)."""
-        rules = ValidationRules(known_symbols=symbols, max_future_ms=streams.max_future_ms)
+        rules = ValidationRules(known_symbols=symbols, max_tick_lead_ms=streams.max_tick_lead_ms)
         return cls(rules, streams.spike_threshold_bps, streams.spike_confirm_ticks)
 
     def spike_filter(self, symbol: str) -> SpikeFilter:
@@ -120,19 +121,25 @@ class ExecutionService:
     ) -> None:
         self.engine = engine
         self.journal = journal
-        self.broker = broker
         self.publisher = publisher
         self.tick_checks = tick_checks or TickChecks()
         self.ticks_rejected = 0
-        self.reconcile_every_s = reconcile_every_s
-        self.reconcile_window_s = reconcile_window_s
-        self.reconcile_due = False
-        self.reconciled_at_ms = self.engine.clock.now_ms()
-        self._mismatch_seen = False
+        self.reconciler = Reconciler(engine, broker, self._record_all, reconcile_every_s, reconcile_window_s)
+        self.broker = broker
         self.lock = threading.RLock()
-        # Progress for the health report (tickwave.health): the last signal decided and the last broker answer.
+        # Progress for the health report (adapters.health): the last signal decided and the last broker answer.
         self.last_signal: tuple[str, int] | None = None  # (signal_id, decided at ms)
         self.broker_answered_at_ms: int | None = None
+
+    @property
+    def broker(self) -> Broker:
+        """The venue orders go to (the reconciliation compares with the same one)."""
+        return self._broker
+
+    @broker.setter
+    def broker(self, broker: Broker) -> None:
+        # Replaceable after build (a benchmark wraps it to time its calls): the reconciler follows.
+        self._broker = self.reconciler.broker = broker
 
     def start(self) -> list[str]:
         """Replay the journal, reconcile with the broker and report differences (before any signal).
@@ -146,12 +153,8 @@ class ExecutionService:
             for position in range(self.publisher.resume_position(), len(recorded)):
                 self._publish(recorded[position], position)
             self.journal.drop_links_before(len(recorded))  # delivered before the restart: not needed again
-            differences = self._reconcile(whole=True)
-            differences += position_differences(self.engine.view.positions, self.broker.positions())
-            for difference in differences:
-                logger.warning("reconcile instance=%s %s", self.engine.instance_id, difference)
-                self._record(self.engine.report("reconcile_difference", difference))
-            self.reconciled_at_ms = self.broker_answered_at_ms = self.engine.clock.now_ms()
+            differences = self.reconciler.at_start()
+            self.broker_answered_at_ms = self.reconciler.reconciled_at_ms
             status = self.engine.status()
             logger.info("started instance=%s broker=%s %s", self.engine.instance_id, self.broker.name, status)
             self._record(self.engine.report("started", f"{len(differences)} reconciliation differences", "info"))
@@ -223,7 +226,7 @@ class ExecutionService:
                 self._publish(message, position)
             self._record_all(answers)
             if any(isinstance(answer, OrderRejected) for answer in answers):
-                self.reconcile_due = True  # after any broker error, at the next poll
+                self.reconciler.is_due = True  # after any broker error, at the next poll
 
     def handle_tick_bytes(self, raw: bytes) -> None:
         """Check one raw tick exactly as the dataflow does (``tickwave.validation``), then handle it."""
@@ -282,73 +285,14 @@ class ExecutionService:
             self.broker_answered_at_ms = self.engine.clock.now_ms()
             self._record_all(events)
             if any(isinstance(event, OrderRejected) for event in events):
-                self.reconcile_due = True  # after any broker error
-            elapsed_ms = self.engine.clock.now_ms() - self.reconciled_at_ms
-            if self.reconcile_due or elapsed_ms >= self.reconcile_every_s * 1000:
+                self.reconciler.is_due = True  # after any broker error
+            if self.reconciler.is_time(self.engine.clock.now_ms()):
                 self.reconcile_now()
 
     def reconcile_now(self) -> list[str]:
-        """Compare journal and broker now; catch up, adopt, and on a remaining mismatch move to REDUCING.
-
-        A mismatch left after catching up (a position the broker and the journal disagree
-        on) raises a critical ``reconcile_mismatch`` event and moves trading to REDUCING
-        until an operator resumes.
-        """
+        """Compare journal and broker now (see :meth:`Reconciler.now`); return the differences and mismatches."""
         with self.lock:
-            self.reconcile_due = False
-            self.reconciled_at_ms = self.engine.clock.now_ms()
-            differences = self._reconcile()
-            mismatches = position_differences(self.engine.view.positions, self.broker.positions())
-            for difference in differences:
-                logger.warning("reconcile instance=%s %s", self.engine.instance_id, difference)
-                self._record(self.engine.report("reconcile_difference", difference))
-            # A position still different after catching up, on two passes in a row (not a deal in flight).
-            persistent = mismatches and self._mismatch_seen
-            self._mismatch_seen = bool(mismatches)
-            if persistent:
-                detail = "reconcile: " + "; ".join(mismatches)
-                self._record(self.engine.report("reconcile_mismatch", detail, "critical"))
-                if self.engine.trading_state == "ACTIVE":
-                    self._record(self.engine.trading_state_event("REDUCING", detail, "reconcile"))
-            return differences + mismatches
-
-    def _reconcile(self, *, whole: bool = False) -> list[str]:
-        """Adopt broker orders the journal lacks and record what the journal missed; return the order differences.
-
-        ``whole``: compare every order (at start). Otherwise compare a window: orders created
-        within ``reconcile_window_s`` and every order the journal still has working
-        (so an old working order's late fill is still caught), not the whole history each pass.
-        """
-        now_ms = self.engine.clock.now_ms()
-        since_ms: int | None = None
-        journal = self.engine.orders
-        if not whole:
-            since_ms, journal = self.engine.orders_in_window(now_ms - int(self.reconcile_window_s * 1000))
-        found = reconcile_orders(journal, self._broker_orders(since_ms), now_ms, self.broker.venue())
-        adopted = found.adopted
-        if adopted:
-            self._record_all(adopted)
-            differences = found.differences
-            journal = {cid: self.engine.orders[cid] for cid in (*journal, *(a.client_order_id for a in adopted))}
-            found = reconcile_orders(journal, self._broker_orders(since_ms), now_ms)  # now their fills
-            found.differences[:0] = differences
-        self._record_all(found.events)
-        return found.differences
-
-    def _broker_orders(self, since_ms: int | None) -> dict[str, BrokerOrder]:
-        """The broker's orders to compare, without those the journal settled before the window.
-
-        A broker may return more than the window (the paper broker returns every order):
-        an order the journal knows but left out of the window is finished and was compared
-        before; taking it for one the journal lacks had adopted it again and booked its
-        fills twice (found by the engine backtest of a two-day holdout).
-        """
-        orders = self.broker.orders(since_ms)
-        if since_ms is None:
-            return dict(orders)
-        known = self.engine.orders
-        return {cid: order for cid, order in orders.items() if cid not in known or known[cid].created_at_ms >= since_ms
-                or not known[cid].is_terminal}  # fmt: skip
+            return self.reconciler.now()
 
     def _record_all(self, events: Iterable[Message]) -> None:
         """Journal events that happened together in one write, then apply and publish them; then their follow-ups.

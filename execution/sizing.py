@@ -47,7 +47,8 @@ class SizingPolicy:
     @classmethod
     def from_settings(cls, settings: ExecutionSettings) -> SizingPolicy:
         """Build the policy from the ``execution`` settings."""
-        return cls(settings.max_position_lots, settings.max_order_lots, settings.lot_step, settings.min_strength)
+        risk = settings.risk
+        return cls(risk.max_position_lots, risk.max_order_lots, risk.lot_step, risk.min_strength)
 
 
 def to_steps(lots: float, lot_step: float) -> int:

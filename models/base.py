@@ -1,4 +1,4 @@
-"""The model lifecycle, owned by one base class; a concrete model only implements ``fit``.
+"""The model lifecycle, owned by one base class; a concrete model only implements ``fit`` and ``to_onnx``.
 
 ``DirectionModel.train`` runs the whole evaluation on a point-in-time dataset:
 
@@ -8,9 +8,10 @@
    all out-of-sample predictions together (classification metrics and a backtest);
 3. ``fit`` the final model on the whole development part and score it on the holdout.
 
-``DirectionModel.save`` exports the final model to ONNX, checks its parity with the
-trained model on the holdout (else nothing is stored), writes the metadata JSON beside
-the artifact in the content-addressed store, and the HTML report beside both.
+``DirectionModel.save`` exports the final model to ONNX (the model's own ``to_onnx``
+graph, with Tickwave's metadata embedded), checks its parity with the trained model on
+the holdout (else nothing is stored), writes the metadata JSON beside the artifact in
+the content-addressed store, and the HTML report beside both.
 
 The model that is saved is the one scored on the holdout: it is never refitted on the
 holdout afterwards, so the reported figures are the served model's.
@@ -22,9 +23,9 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 import numpy as np
 
@@ -33,115 +34,84 @@ from models.errors import NotEnoughDataError
 from models.evaluation import (
     TRADING_DAYS_PER_YEAR,
     BacktestSettings,
-    ClassificationMetrics,
-    TradingResult,
     backtest,
     classification_metrics,
     signal_positions,
     timeframe_seconds,
 )
-from models.export import library_versions, parity_check, to_onnx
+from models.export import embed_metadata, library_versions, parity_check
 from models.folds import holdout_split, walk_forward
+from models.report import write_report as write
+from models.results import Classifier, ClassifierT, Evaluation, FoldResult, SavedModel, TrainingResult
 from models.store import ArtifactStore
+from tickwave.clock import Clock, SystemClock
 from tickwave.config import ModelsSettings
 from tickwave.errors import DataQualityError
 from tickwave.modeling import ModelArtifact, SignalRules
 
+if TYPE_CHECKING:
+    from onnx import ModelProto
+
+__all__ = ["Classifier", "DirectionModel", "Evaluation", "FoldResult", "SavedModel", "TrainingResult"]
+
 logger = logging.getLogger(__name__)
 
 
-class Classifier(Protocol):
-    """What ``fit`` returns: anything that gives class probabilities (rows x 3, order ``LABELS``)."""
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """Return class probabilities."""
-        ...
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Classification metrics and the backtest of one set of predictions."""
-
-    metrics: ClassificationMetrics
-    trading: TradingResult
-
-    def as_dict(self, prefix: str) -> dict[str, float]:
-        """Return every figure as ``{prefix + name: value}``."""
-        return {**self.metrics.as_dict(prefix), **self.trading.as_dict(prefix)}
-
-
-@dataclass(frozen=True)
-class FoldResult:
-    """One walk-forward step's ranges and scores."""
-
-    index: int
-    train_rows: int
-    test_rows: int
-    test_start_ms: int
-    test_end_ms: int
-    evaluation: Evaluation
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    """Everything ``train`` produced: the final model, its holdout scores and the walk-forward scores."""
-
-    model: Classifier
-    dataset: Dataset
-    holdout: Dataset
-    holdout_probabilities: np.ndarray
-    holdout_evaluation: Evaluation
-    folds: list[FoldResult]
-    walk_forward: Evaluation
-    feature_importance: dict[str, float]
-    params: dict[str, str]
-    training_seconds: float
-    development_rows: int
-    # The out-of-sample rows of the walk-forward (fold after fold) and their probabilities: what an ensemble blends.
-    walk_forward_dataset: Dataset | None = None
-    walk_forward_probabilities: np.ndarray | None = None
-
-    def metrics(self) -> dict[str, float]:
-        """Return the holdout figures (``holdout_*``) and the walk-forward ones (``wf_*``)."""
-        return {**self.holdout_evaluation.as_dict("holdout_"), **self.walk_forward.as_dict("wf_"),
-                "training_seconds": self.training_seconds}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SavedModel:
-    """An exported, parity-checked model in the artifact store (not yet registered)."""
-
-    model_id: str
-    framework: str
-    sha256: str
-    onnx_bytes: bytes
-    metadata: dict[str, Any] = field(repr=False)
-    artifact_uri: str = ""
-
-    def artifact(self, model_version: int) -> ModelArtifact:
-        """Return the artifact the streams serve, under ``model_version``."""
-        return ModelArtifact(self.model_id, model_version, self.onnx_bytes, tuple(self.metadata["feature_names"]),
-                             self.metadata["schema_hash"], LABELS, self.metadata["timeframe"],
-                             tuple(self.metadata["symbols"]))  # fmt: skip
-
-
-class DirectionModel(ABC):
-    """Trains, evaluates and saves a down/flat/up classifier; subclasses implement ``fit`` only."""
+class DirectionModel(ABC, Generic[ClassifierT]):
+    """Trains, evaluates, exports and saves a down/flat/up classifier; subclasses implement ``fit`` and ``to_onnx``."""
 
     framework: ClassVar[str] = "unknown"
 
-    def __init__(self, settings: ModelsSettings, rules: SignalRules, backtest: BacktestSettings | None = None) -> None:
-        """Configure from the ``models`` settings, the streams' signal thresholds and the backtest's sizes."""
+    def __init__(
+        self,
+        settings: ModelsSettings,
+        rules: SignalRules,
+        backtest: BacktestSettings | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """Configure from the ``models`` settings, the streams' signal thresholds and the backtest's sizes.
+
+        ``clock`` dates the saved metadata (default: the system clock).
+        """
         self.settings = settings
         self.rules = rules
+        self.clock = clock or SystemClock()
         self.backtest_settings = backtest or BacktestSettings(
             lots=settings.backtest_lots,
             bars_per_year=TRADING_DAYS_PER_YEAR * 86_400 / timeframe_seconds(settings.timeframe),
         )
 
     @abstractmethod
-    def fit(self, features: np.ndarray, labels: np.ndarray) -> Classifier:
+    def fit(self, features: np.ndarray, labels: np.ndarray) -> ClassifierT:
         """Return a classifier trained on ``features`` (float32, rows x features) and class indices."""
+
+    @abstractmethod
+    def to_onnx(self, model: ClassifierT, width: int) -> ModelProto:
+        """Return the ONNX graph of ``model``, computing what ``model.predict_proba`` does.
+
+        Input ``features`` (float32, rows x ``width``); outputs ``label`` and
+        ``probabilities`` (rows x 3, order ``LABELS``). The same trained model must give
+        the same graph, so the same bytes and SHA-256.
+        """
+
+    def onnx_metadata(self, model: ClassifierT) -> dict[str, str]:
+        """Return what else the export embeds as ``tickwave.*`` metadata about ``model`` (default: nothing)."""
+        return {}
+
+    def export_onnx(
+        self,
+        model: ClassifierT,
+        feature_names: Sequence[str],
+        schema_hash: str,
+        about: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """Return the ONNX bytes of ``model`` with Tickwave's metadata embedded (:func:`models.export.embed_metadata`).
+
+        ``about`` adds ``tickwave.*`` metadata (the timeframe and label the model was
+        trained for), so a consumer can check more than the feature schema.
+        """
+        return embed_metadata(self.to_onnx(model, len(feature_names)), feature_names, schema_hash, LABELS,
+                              {**(about or {}), **self.onnx_metadata(model)})  # fmt: skip
 
     def params(self) -> dict[str, str]:
         """Return the hyper-parameters to record in the registry (default: the ``models`` settings)."""
@@ -175,11 +145,11 @@ class DirectionModel(ABC):
         trading = backtest(dataset.frame, signal_positions(probabilities, self.rules), self.backtest_settings)
         return Evaluation(metrics, trading)
 
-    def _fit_checked(self, dataset: Dataset, rows: np.ndarray, what: str) -> Classifier:
+    def _fit_checked(self, dataset: Dataset, rows: np.ndarray, what: str) -> ClassifierT:
         require_all_classes(dataset.labels[rows], what)
         return self.fit(dataset.features[rows], dataset.labels[rows])
 
-    def train(self, dataset: Dataset) -> TrainingResult:
+    def train(self, dataset: Dataset) -> TrainingResult[ClassifierT]:
         """Walk forward over the development part, then fit the final model and score it on the holdout.
 
         Raises:
@@ -239,7 +209,7 @@ class DirectionModel(ABC):
         )
 
     def save(
-        self, result: TrainingResult, store: ArtifactStore, model_id: str, write_report: bool = True
+        self, result: TrainingResult[ClassifierT], store: ArtifactStore, model_id: str, write_report: bool = True
     ) -> SavedModel:
         """Export to ONNX, check parity on the holdout, store the artifact with its metadata and report.
 
@@ -249,7 +219,7 @@ class DirectionModel(ABC):
         dataset = result.dataset
         about = {"model_id": model_id, "timeframe": dataset.timeframe, "label": dataset.label_spec.describe(),
                  "symbols": json.dumps(list(dataset.symbols))}  # fmt: skip
-        onnx_bytes = to_onnx(result.model, dataset.feature_names, dataset.schema_hash, LABELS, about)
+        onnx_bytes = self.export_onnx(result.model, dataset.feature_names, dataset.schema_hash, about)
         probe = ModelArtifact(model_id, 0, onnx_bytes, dataset.feature_names, dataset.schema_hash, LABELS,
                               dataset.timeframe, dataset.symbols)  # fmt: skip
         difference = parity_check(result.holdout_probabilities, probe, result.holdout.features,
@@ -259,19 +229,17 @@ class DirectionModel(ABC):
         saved = SavedModel(model_id, self.framework, digest, onnx_bytes, {**metadata, "artifact_sha256": digest},
                            store.relative_uri(digest))  # fmt: skip
         if write_report:
-            from models.report import write_report as write
-
             write(store.report_dir(digest), result, saved)
         logger.info("model=%s artifact %s stored (parity max |diff| %.2g)", model_id, digest[:12], difference)
         return saved
 
-    def metadata(self, result: TrainingResult, model_id: str, parity_difference: float) -> dict[str, Any]:
+    def metadata(self, result: TrainingResult[ClassifierT], model_id: str, parity_difference: float) -> dict[str, Any]:
         """Return the metadata written beside the artifact."""
         dataset, holdout = result.dataset, result.holdout
         return {
             "model_id": model_id,
             "framework": self.framework,
-            "created_at": datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
+            "created_at": datetime.fromtimestamp(self.clock.now_ms() / 1000, tz=UTC).isoformat(timespec="milliseconds"),
             "feature_names": list(dataset.feature_names),
             "schema_hash": dataset.schema_hash,
             "labels": list(LABELS),

@@ -34,7 +34,7 @@ from models.evaluation import log_loss
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-    from models.registry import RegistryEntry
+    from models.registry_rows import RegistryEntry
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ The session is replayed by :func:`execution.backtest.replay_session` with the li
 capped at ``max_order_lots``), the risk gate (market hours, collar, daily loss, ...), the
 paper broker's slippage and latency. So the P&L is what live trading would have made;
 its orders are the ones it would have sent. One setting is the model's own: every symbol
-is driven by the model's timeframe (``execution.signal_timeframe(s)`` replaced, see
+is driven by the model's timeframe (``execution.risk.signal_timeframe(s)`` replaced, see
 :func:`driven_by`). A model is judged on its own signals, as it would trade once it drives
 the symbol; live execution configured with another driver would deny each of them as
 ``signal_timeframe`` and leave a judgement of zeros, so the notes say where the live
@@ -186,21 +186,22 @@ def engine_positions(frame: pd.DataFrame, replay: ReplayResult, timeframe: str, 
 
 def driven_by(settings: Settings, timeframe: str) -> Settings:
     """Return ``settings`` with every symbol's position driven by ``timeframe`` signals (the model's own)."""
-    execution = settings.execution.model_copy(update={"signal_timeframe": timeframe, "signal_timeframes": {}})
+    risk = settings.execution.risk.model_copy(update={"signal_timeframe": timeframe, "signal_timeframes": {}})
+    execution = settings.execution.model_copy(update={"risk": risk})
     return settings.model_copy(update={"execution": execution})
 
 
 def live_driver_note(settings: Settings, symbols: Sequence[str], timeframe: str) -> str | None:
     """Say which symbols live execution drives from another timeframe than the model's (None: none)."""
-    execution = settings.execution
-    others = {symbol: execution.signal_timeframes.get(symbol, execution.signal_timeframe) for symbol in symbols}
+    risk = settings.execution.risk
+    others = {symbol: risk.signal_timeframes.get(symbol, risk.signal_timeframe) for symbol in symbols}
     others = {symbol: driver for symbol, driver in others.items() if driver != timeframe}
     if not others:
         return None
     listed = ", ".join(f"{symbol} by {driver}" for symbol, driver in sorted(others.items()))
     return (f"judged on its own {timeframe} signals (models.timeframe); live execution drives {listed} "
-            f"(execution.signal_timeframe / signal_timeframes): there its signals are denied until "
-            f"execution.signal_timeframe names {timeframe}")  # fmt: skip
+            f"(execution.risk.signal_timeframe / signal_timeframes): there its signals are denied until "
+            f"execution.risk.signal_timeframe names {timeframe}")  # fmt: skip
 
 
 def compare_on_engine(

@@ -20,19 +20,25 @@ member blended in numpy.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from models.base import Classifier, DirectionModel, FoldResult, TrainingResult
+from models.base import DirectionModel, FoldResult, TrainingResult
 from models.dataset import Dataset
-from models.evaluation import BacktestSettings
-from tickwave.config import ModelsSettings
-from tickwave.modeling import SignalRules, blend, ensemble_confidence
+from models.lgbm import LightGBMDirectionModel
+from models.xgb import XGBoostDirectionModel
+from tickwave.errors import ConfigurationError
+from tickwave.modeling import blend, ensemble_confidence
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
 
 __all__ = ["EnsembleClassifier", "EnsembleDirectionModel", "blend", "ensemble_confidence", "skill_weights"]
 
@@ -67,29 +73,26 @@ class EnsembleClassifier:
         return blend(self.member_probabilities(features), self.weights)
 
 
-class EnsembleDirectionModel(DirectionModel):
+class EnsembleDirectionModel(DirectionModel[EnsembleClassifier]):
     """XGBoost and LightGBM, trained through their own lifecycle and blended by walk-forward skill."""
 
     framework: ClassVar[str] = "ensemble"
 
-    def __init__(self, settings: ModelsSettings, rules: SignalRules, backtest: BacktestSettings | None = None) -> None:
-        """Build the members with the same settings, rules and backtest sizes."""
-        super().__init__(settings, rules, backtest)
-        from models.lgbm import LightGBMDirectionModel
-        from models.xgb import XGBoostDirectionModel
-
-        self.members: tuple[DirectionModel, ...] = (
-            XGBoostDirectionModel(settings, rules, self.backtest_settings),
-            LightGBMDirectionModel(settings, rules, self.backtest_settings),
+    @cached_property
+    def members(self) -> tuple[DirectionModel[Any], ...]:
+        """XGBoost and LightGBM, with this ensemble's settings, rules, backtest sizes and clock."""
+        return (
+            XGBoostDirectionModel(self.settings, self.rules, self.backtest_settings, self.clock),
+            LightGBMDirectionModel(self.settings, self.rules, self.backtest_settings, self.clock),
         )
 
-    def fit(self, features: np.ndarray, labels: np.ndarray) -> Classifier:
+    def fit(self, features: np.ndarray, labels: np.ndarray) -> EnsembleClassifier:
         """Fit every member on the rows, weighted equally (``train`` weighs them by walk-forward skill)."""
         models = tuple(member.fit(features, labels) for member in self.members)
         return EnsembleClassifier(tuple(member.framework for member in self.members), models,
                                   np.full(len(models), 1.0 / len(models)))  # fmt: skip
 
-    def train(self, dataset: Dataset) -> TrainingResult:
+    def train(self, dataset: Dataset) -> TrainingResult[EnsembleClassifier]:
         """Train every member on ``dataset``; weigh them by walk-forward skill; score the blend the same way."""
         started = time.perf_counter()
         results = [member.train(dataset) for member in self.members]
@@ -140,8 +143,29 @@ class EnsembleDirectionModel(DirectionModel):
             walk_forward_probabilities=walk_forward,
         )
 
+    def to_onnx(self, model: EnsembleClassifier, width: int) -> ModelProto:
+        """Convert each member through its own ``to_onnx`` and join the graphs (:func:`ensemble_onnx`).
 
-def ensemble_onnx(members: list[Any], frameworks: tuple[str, ...], weights: np.ndarray, width: int) -> Any:
+        Raises:
+            ConfigurationError: when ``model``'s members are not this ensemble's (by framework, in order).
+        """
+        frameworks = tuple(member.framework for member in self.members)
+        if model.frameworks != frameworks:
+            raise ConfigurationError(f"an ensemble of {', '.join(model.frameworks)} cannot export as one of "
+                                     f"{', '.join(frameworks)}")  # fmt: skip
+        graphs = [member.to_onnx(trained, width) for member, trained in zip(self.members, model.models, strict=True)]
+        return ensemble_onnx(graphs, model.frameworks, model.weights, width)
+
+    def onnx_metadata(self, model: EnsembleClassifier) -> dict[str, str]:
+        """Return the members and their weights (``tickwave.members``), for the signal and the registry."""
+        weights = [round(float(weight), 6) for weight in model.weights]
+        return {"members": json.dumps([f"{name}:{weight}" for name, weight in zip(model.frameworks, weights,
+                                                                                  strict=True)])}  # fmt: skip
+
+
+def ensemble_onnx(
+    members: list[ModelProto], frameworks: tuple[str, ...], weights: np.ndarray, width: int
+) -> ModelProto:
     """Join the members' ONNX graphs into one graph.
 
     ``features`` in; ``label``, ``probabilities`` (the weighted vote) and ``confidence``

@@ -1,9 +1,9 @@
 """ONNX export with a parity check, and the metadata written beside every artifact.
 
-The export converts the trained classifier with onnxmltools (input ``features``:
-float32, rows x features; outputs ``label`` and ``probabilities``) and embeds the
-feature names, schema hash and labels in the ONNX metadata, so an artifact describes
-itself; the same trained model always exports to the same bytes (so the same SHA-256).
+Each model converts itself (``DirectionModel.to_onnx``: input ``features``, float32, rows
+x features; outputs ``label`` and ``probabilities``); this embeds the feature names,
+schema hash and labels in the ONNX metadata, so an artifact describes itself; the same
+trained model always exports to the same bytes (so the same SHA-256).
 The parity check runs the exported model through the same ``ServingModel`` the
 streams use and compares its probabilities on the holdout with the trained model's
 own: a difference above the tolerance raises ``ParityError`` and the model is not
@@ -17,14 +17,16 @@ import platform
 import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.errors import ParityError
 from models.serving import ServingModel
-from tickwave.errors import ConfigurationError
 from tickwave.modeling import META_FEATURE_NAMES, META_LABELS, META_SCHEMA_HASH, ModelArtifact
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
 
 _LIBRARIES = (
     "tickwave",
@@ -39,30 +41,21 @@ _LIBRARIES = (
 )
 
 
-def to_onnx(
-    model: Any,
+def embed_metadata(
+    onnx_model: ModelProto,
     feature_names: Sequence[str],
     schema_hash: str,
     labels: Sequence[str],
     extra: Mapping[str, str] | None = None,
 ) -> bytes:
-    """Convert a trained classifier to ONNX bytes with Tickwave's metadata embedded.
+    """Return ``onnx_model`` as bytes with Tickwave's metadata embedded (``tickwave.*`` keys).
 
-    ``extra`` adds more ``tickwave.*`` metadata (the timeframe and label the model was
-    trained for), so a consumer can check more than the feature schema.
-
-    Raises:
-        ConfigurationError: for a classifier onnxmltools cannot convert here.
+    The feature names, schema hash and labels, then ``extra`` (the timeframe and label the
+    model was trained for, an ensemble's members), so a consumer can check more than the
+    feature schema. The graph is renamed ``tickwave_direction``: converters name it with a
+    random UUID, and the same trained model must give the same bytes.
     """
-    onnx_model = _convert(model, len(feature_names))
-    onnx_model.graph.name = "tickwave_direction"  # the converter names it with a random UUID; keep the bytes stable
-    members = getattr(model, "frameworks", ())
-    if members:  # an ensemble: its members and weights, for the signal and the registry
-        weights = [round(float(weight), 6) for weight in model.weights]
-        extra = {
-            **(extra or {}),
-            "members": json.dumps([f"{name}:{weight}" for name, weight in zip(members, weights, strict=True)]),
-        }
+    onnx_model.graph.name = "tickwave_direction"
     for key, value in (
         (META_FEATURE_NAMES, json.dumps(list(feature_names))),
         (META_SCHEMA_HASH, schema_hash),
@@ -74,26 +67,12 @@ def to_onnx(
     return bytes(onnx_model.SerializeToString())
 
 
-def _convert(model: Any, width: int) -> Any:
-    # The classifier's ONNX graph: input ``features`` (float32, rows x width), outputs label and probabilities.
-    import lightgbm as lgb
-    import xgboost as xgb
-    from onnxmltools import convert_lightgbm, convert_xgboost
+def onnx_inputs(width: int) -> list[tuple[str, Any]]:
+    """Return the converters' input declaration: ``features``, float32, rows x ``width``."""
+    # onnxmltools loads every converter it has (~1 s): only an export pays for it.
     from onnxmltools.convert.common.data_types import FloatTensorType
 
-    from models.ensemble import EnsembleClassifier, ensemble_onnx
-
-    inputs = [("features", FloatTensorType([None, width]))]
-    if isinstance(model, EnsembleClassifier):
-        members = [_convert(member, width) for member in model.models]
-        return ensemble_onnx(members, model.frameworks, model.weights, width)
-    if isinstance(model, xgb.XGBClassifier):
-        return convert_xgboost(model, initial_types=inputs)
-    if isinstance(model, lgb.LGBMClassifier):
-        return convert_lightgbm(model, initial_types=inputs, zipmap=False)  # probabilities as a tensor, like XGBoost's
-    raise ConfigurationError(
-        f"no ONNX converter for {type(model).__name__}: XGBClassifier and LGBMClassifier are exported"
-    )
+    return [("features", FloatTensorType([None, width]))]
 
 
 def parity_check(

@@ -1,14 +1,20 @@
-"""The LightGBM direction classifier: the lifecycle is the base class's, this only fits."""
+"""The LightGBM direction classifier: the lifecycle is the base class's, this fits and converts to ONNX."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import lightgbm as lgb
 import numpy as np
 
 from models.base import DirectionModel
+from models.export import onnx_inputs
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
 
 
-class LightGBMDirectionModel(DirectionModel):
+class LightGBMDirectionModel(DirectionModel[lgb.LGBMClassifier]):
     """A multi-class gradient-boosted tree classifier from LightGBM, sized like the XGBoost one.
 
     The ``models`` hyper-parameters map one to one (rounds, depth, shrinkage, row and
@@ -45,6 +51,13 @@ class LightGBMDirectionModel(DirectionModel):
         model.fit(features, labels)
         model._Booster = float32_safe_thresholds(model.booster_)
         return model
+
+    def to_onnx(self, model: lgb.LGBMClassifier, width: int) -> ModelProto:
+        """Convert with onnxmltools' LightGBM converter (probabilities as a tensor, like XGBoost's: no zipmap)."""
+        from onnxmltools import convert_lightgbm
+
+        onnx_model: ModelProto = convert_lightgbm(model, initial_types=onnx_inputs(width), zipmap=False)
+        return onnx_model
 
 
 def float32_safe_thresholds(booster: lgb.Booster) -> lgb.Booster:

@@ -13,16 +13,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from models.base import DirectionModel, SavedModel, TrainingResult
 from models.dataset import LabelSpec, build_dataset, query_bars, query_features
+from models.ensemble import EnsembleDirectionModel
 from models.errors import PromotionRefused
 from models.evaluation import BacktestSettings
 from models.leakage import LeakageReport, check_point_in_time
-from models.registry import ModelRegistry, PromotionDecision, RegistryEntry
+from models.lgbm import LightGBMDirectionModel
+from models.promotion import PromotionDecision
+from models.registry import ModelRegistry
+from models.registry_rows import RegistryEntry
+from models.xgb import XGBoostDirectionModel
 from streams.features import FeatureSpec
+from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings
+from tickwave.errors import ConfigurationError
 from tickwave.modeling import SignalRules
 
 if TYPE_CHECKING:
@@ -30,30 +37,23 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+TRAINERS: dict[str, type[DirectionModel[Any]]] = {
+    model.framework: model for model in (XGBoostDirectionModel, LightGBMDirectionModel, EnsembleDirectionModel)
+}
 
-def trainer_for(framework: str, settings: Settings) -> DirectionModel:
+
+def trainer_for(framework: str, settings: Settings, clock: Clock | None = None) -> DirectionModel[Any]:
     """Return the ``DirectionModel`` of ``framework`` (``xgboost``, ``lightgbm`` or ``ensemble``) for ``settings``.
+
+    ``clock`` dates what it saves (default: the system clock).
 
     Raises:
         ConfigurationError: for an unknown framework.
     """
-    from tickwave.errors import ConfigurationError
-
+    if framework not in TRAINERS:
+        raise ConfigurationError(f"unknown model {framework!r}: one of {', '.join(TRAINERS)}")
     rules = SignalRules(settings.streams.entry_probability, settings.streams.min_edge)
-    backtest = BacktestSettings.from_settings(settings)
-    if framework == "xgboost":
-        from models.xgb import XGBoostDirectionModel
-
-        return XGBoostDirectionModel(settings.models, rules, backtest)
-    if framework == "lightgbm":
-        from models.lgbm import LightGBMDirectionModel
-
-        return LightGBMDirectionModel(settings.models, rules, backtest)
-    if framework == "ensemble":
-        from models.ensemble import EnsembleDirectionModel
-
-        return EnsembleDirectionModel(settings.models, rules, backtest)
-    raise ConfigurationError(f"unknown model {framework!r}: one of xgboost, lightgbm, ensemble")
+    return TRAINERS[framework](settings.models, rules, BacktestSettings.from_settings(settings), clock)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class TrainOutcome:
 
     entry: RegistryEntry
     saved: SavedModel
-    result: TrainingResult
+    result: TrainingResult[Any]
     leakage: LeakageReport
     decision: PromotionDecision | None  # None when promotion was not attempted
 
@@ -76,6 +76,7 @@ def train_model(
     promote: bool = True,
     client: Client | None = None,
     spec: FeatureSpec | None = None,
+    clock: Clock | None = None,
 ) -> TrainOutcome:
     """Train a ``models.framework`` model as ``models.registry_id`` on ``symbols`` in ``[from, to)``; register, promote.
 
@@ -87,6 +88,7 @@ def train_model(
         promote: try to make the new version champion (the promotion rules apply).
         client: a warehouse client (default: a new connection).
         spec: the feature set the streams ran (default: ``FeatureSpec()``).
+        clock: dates the metadata and the registry's changes (default: the system clock).
 
     Raises:
         NotEnoughDataError, InvalidFeaturesError, SchemaMismatchError, LeakageError,
@@ -94,7 +96,8 @@ def train_model(
     """
     models = settings.models
     spec = spec or FeatureSpec()
-    registry = ModelRegistry(settings, client)
+    clock = clock or SystemClock()
+    registry = ModelRegistry(settings, client, clock)
     try:
         features = query_features(registry.client, symbols, models.timeframe, range_ms, spec.names)
         bars = query_bars(registry.client, symbols, models.timeframe, range_ms)
@@ -103,7 +106,7 @@ def train_model(
                                 models.min_rows)  # fmt: skip
         stored = features[features["schema_hash"] == spec.schema_hash]
         leakage = check_point_in_time(bars, stored, spec, models.leakage_windows, models.leakage_tolerance)
-        trainer = trainer_for(models.framework, settings)
+        trainer = trainer_for(models.framework, settings, clock)
         result = trainer.train(dataset)
         saved = trainer.save(result, registry.store, models.registry_id)
         entry = registry.register(saved, result, actor)

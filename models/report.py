@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from models.dataset import LABELS, iso_utc
 from models.evaluation import reliability
+from models.results import SavedModel, TrainingResult
 
 if TYPE_CHECKING:
-    from models.base import SavedModel, TrainingResult
+    from matplotlib.figure import Figure
 
 PLOTS = ("equity.png", "drawdown.png", "feature_importance.png", "calibration.png", "confusion_matrix.png")
 
@@ -28,6 +28,13 @@ PLOTS = ("equity.png", "drawdown.png", "feature_importance.png", "calibration.pn
 def _times(ms: np.ndarray) -> np.ndarray:
     # Bar starts as datetime64 (UTC), which matplotlib plots as dates.
     return np.asarray(ms, dtype="datetime64[ms]")
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    # matplotlib takes seconds to import: only a run that writes a report pays for it.
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
 
 
 def _save(figure: Figure, path: Path) -> None:
@@ -42,33 +49,33 @@ def confusion_matrix(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarra
     return matrix
 
 
-def _equity_plots(directory: Path, result: TrainingResult) -> None:
+def _equity_plots(directory: Path, result: TrainingResult[Any]) -> None:
     holdout = result.holdout_evaluation.trading.curve
     walk_forward = result.walk_forward.trading.curve
-    figure = Figure(figsize=(9, 4))
+    figure = _new_figure(9, 4)
     axes = figure.subplots()
     axes.plot(_times(walk_forward["bar_start_ms"].to_numpy()), walk_forward["equity_account"], label="walk-forward")
     axes.plot(_times(holdout["bar_start_ms"].to_numpy()), holdout["equity_account"], label="holdout")
     axes.set_title("Equity (account currency, spread costs included)")
     axes.legend()
     _save(figure, directory / "equity.png")
-    figure = Figure(figsize=(9, 3))
+    figure = _new_figure(9, 3)
     axes = figure.subplots()
     axes.fill_between(_times(holdout["bar_start_ms"].to_numpy()), -holdout["drawdown_account"], color="tab:red")
     axes.set_title("Holdout drawdown (account currency)")
     _save(figure, directory / "drawdown.png")
 
 
-def _model_plots(directory: Path, result: TrainingResult) -> None:
+def _model_plots(directory: Path, result: TrainingResult[Any]) -> None:
     importance = sorted(result.feature_importance.items(), key=lambda item: item[1])
-    figure = Figure(figsize=(7, max(3.0, 0.25 * len(importance))))
+    figure = _new_figure(7, max(3.0, 0.25 * len(importance)))
     axes = figure.subplots()
     axes.barh([name for name, _ in importance], [value for _, value in importance])
     axes.set_title("Feature importance")
     _save(figure, directory / "feature_importance.png")
 
     labels, probabilities = result.holdout.labels, result.holdout_probabilities
-    figure = Figure(figsize=(5, 5))
+    figure = _new_figure(5, 5)
     axes = figure.subplots()
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect")
     for index in range(len(LABELS)):
@@ -81,7 +88,7 @@ def _model_plots(directory: Path, result: TrainingResult) -> None:
     _save(figure, directory / "calibration.png")
 
     matrix = confusion_matrix(labels, probabilities)
-    figure = Figure(figsize=(4.5, 4))
+    figure = _new_figure(4.5, 4)
     axes = figure.subplots()
     axes.imshow(matrix, cmap="Blues")
     axes.set_xticks(range(len(LABELS)), LABELS)
@@ -104,7 +111,7 @@ def _figure(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def write_report(directory: Path, result: TrainingResult, saved: SavedModel) -> Path:
+def write_report(directory: Path, result: TrainingResult[Any], saved: SavedModel) -> Path:
     """Write ``report.html`` and its plots into ``directory``; return the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
     _equity_plots(directory, result)

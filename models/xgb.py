@@ -1,14 +1,20 @@
-"""The XGBoost direction classifier: the lifecycle is the base class's, this only fits."""
+"""The XGBoost direction classifier: the lifecycle is the base class's, this fits and converts to ONNX."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xgboost as xgb
 
 from models.base import DirectionModel
+from models.export import onnx_inputs
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
 
 
-class XGBoostDirectionModel(DirectionModel):
+class XGBoostDirectionModel(DirectionModel[xgb.XGBClassifier]):
     """A multi-class (``multi:softprob``) gradient-boosted tree classifier from ``xgboost-cpu``."""
 
     framework = "xgboost"
@@ -32,3 +38,10 @@ class XGBoostDirectionModel(DirectionModel):
         )
         model.fit(features, labels)
         return model
+
+    def to_onnx(self, model: xgb.XGBClassifier, width: int) -> ModelProto:
+        """Convert with onnxmltools' XGBoost converter (probabilities as a tensor)."""
+        from onnxmltools import convert_xgboost
+
+        onnx_model: ModelProto = convert_xgboost(model, initial_types=onnx_inputs(width))
+        return onnx_model

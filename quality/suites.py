@@ -53,7 +53,7 @@ class QualityLimits:
         from tickwave.instruments import registry
 
         pips = {name: instrument.pip_size for name, instrument in registry(settings.symbols).items()}
-        return cls(pip_sizes=pips, lot_step=settings.execution.lot_step)
+        return cls(pip_sizes=pips, lot_step=settings.execution.risk.lot_step)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from reports.manifest import MANIFEST_NAME
 
 
 def due_time(text: str) -> time:
-    """Parse a ``HH:MM`` due time (UTC), as ``orchestration.reports_due_utc`` holds it."""
+    """Parse a ``HH:MM`` due time (UTC), as ``orchestration.late_reports_sensor_utc`` holds it."""
     hours, minutes = (int(part) for part in text.split(":"))
     return time(hours, minutes)
 

@@ -15,6 +15,7 @@ from streams.connectors import Publisher, TickTopicSource, TopicSink
 from streams.flow import FlowSinks, build_flow
 from streams.routing import GroupLayout
 from tickwave.bus import NOT_IDEMPOTENT, resolve_bootstrap
+from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.modeling import ModelProvider
 from tickwave.topics import SIGNALS, STREAMS_RECORDS, TICKS, TICKS_DLQ, topic_name
@@ -55,12 +56,15 @@ def model_provider(settings: Settings) -> ModelProvider:
 
 def flow_for(
     settings: Settings,
+    clock: Clock,
     tail: bool = True,
     provider: ModelProvider | None = None,
     sinks: FlowSinks | None = None,
     processes: int = 1,
 ) -> Dataflow:
     """Build the production flow (``tail=False`` stops at the topic's end; ``provider`` and ``sinks`` override).
+
+    ``clock``: the wall clock the flow runs on (``SystemClock()`` in production).
 
     ``processes``: how many Bytewax processes (one worker each) run it, for the symbol groups' layout.
     """
@@ -73,6 +77,7 @@ def flow_for(
         source,
         sinks,
         provider or model_provider(settings),
+        clock=clock,
         layout=layout,
         alignment=settings.bar_alignment,
     )
@@ -84,6 +89,6 @@ def make_flow(tail: str = "true", processes: int = 1) -> Dataflow:
 
     settings = load_settings()
     configure_logging(settings.log_level)  # a process of its own: its reports and errors reach its log
-    flow = flow_for(settings, tail=tail.lower() == "true", processes=processes)
+    flow = flow_for(settings, SystemClock(), tail=tail.lower() == "true", processes=processes)
     start_gc_freezer(threading.Event())  # as ``streams.runner.run_in_process`` does
     return flow

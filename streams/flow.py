@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -28,6 +27,7 @@ from streams.features import FeatureSpec, FeatureState
 from streams.inference import Inference
 from streams.routing import GroupLayout
 from streams.signals import signal_from
+from tickwave.clock import Clock
 from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Signal, Tick, encode
 from tickwave.modeling import CHALLENGER, ModelProvider, SignalRules
@@ -35,13 +35,6 @@ from tickwave.timeframes import SessionAlignment
 from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
 
 logger = logging.getLogger(__name__)
-
-ClockMs = Callable[[], int]
-
-
-def wall_clock_ms() -> int:
-    """Milliseconds since the epoch, UTC."""
-    return time.time_ns() // 1_000_000
 
 
 class SignalPublisher(Protocol):
@@ -126,7 +119,7 @@ class BarConsequences:
     spec: FeatureSpec
     inference: Inference
     signal_rules: SignalRules
-    clock_ms: ClockMs
+    clock: Clock  # stamps the signals' created_at_ms
     publisher: SignalPublisher | None = None
 
     def follow(self, symbols: dict[str, SymbolState], output: GroupOutput) -> None:
@@ -141,7 +134,7 @@ class BarConsequences:
                 output.features.append(vector)
         predictions = self.inference.predict_many(output.features)
         if predictions:
-            now_ms = self.clock_ms()
+            now_ms = self.clock.now_ms()
             signals = [signal_from(prediction, self.signal_rules, now_ms) for prediction in predictions]
             if self.publisher is not None:
                 self.publisher.publish(signals)
@@ -173,7 +166,7 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
         self,
         state: GroupState,
         settings: StreamsSettings,
-        clock_ms: ClockMs,
+        clock: Clock,
         consequences: BarConsequences | None = None,
         alignment: SessionAlignment | None = None,
     ) -> None:
@@ -181,9 +174,9 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
         self.state = state
         self.settings = settings
         self.alignment = alignment  # where H4 and D1 bars start (tickwave.timeframes)
-        self.clock_ms = clock_ms
+        self.clock = clock  # the wall clock that closes a quiet symbol's bars
         self.consequences = consequences
-        now_ms = clock_ms()
+        now_ms = clock.now_ms()
         # symbol -> (wall ms of its last batch, its newest event ms then)
         self.anchors = {symbol: (now_ms, symbol_state.bars.newest_ms) for symbol, symbol_state in state.symbols.items()}
         self.wake_ms = NEVER  # when notify_at last asked to be woken
@@ -207,7 +200,7 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
             elif status == "accepted":
                 output.accepted.append(tick)
                 output.bars.extend(closed)
-        now_ms = self.clock_ms()
+        now_ms = self.clock.now_ms()
         for symbol in {tick.symbol for tick in values}:
             self.anchors[symbol] = (now_ms, symbols[symbol].bars.newest_ms)
         return [self._followed(output)], StatefulBatchLogic.RETAIN
@@ -223,7 +216,7 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
         frozen, was woken past 3 s, closed a minute early and re-stored its bar without its
         last ticks (late).
         """
-        now_ms = self.clock_ms()
+        now_ms = self.clock.now_ms()
         if now_ms - self.wake_ms > max(STALL_MS, self.settings.idle_close_ms // 2):
             self.anchors = {symbol: (now_ms, event_ms) for symbol, (_wall_ms, event_ms) in self.anchors.items()}
             return [], StatefulBatchLogic.RETAIN
@@ -324,16 +317,19 @@ def build_flow(
     provider: ModelProvider | None = None,
     rules: ValidationRules | None = None,
     spec: FeatureSpec | None = None,
-    clock_ms: ClockMs = wall_clock_ms,
+    *,
+    clock: Clock,
     flow_id: str = "tickwave_streams",
     layout: GroupLayout | None = None,
     alignment: SessionAlignment | None = None,
 ) -> Dataflow:
     """Build the dataflow from raw tick messages to signals (``layout``: ``settings.symbol_groups`` by default).
 
+    ``clock`` is the wall clock: the time checks of validation, the wall-clock closing of
+    quiet symbols' bars, and the stamps of predictions, signals and dead letters.
     ``alignment`` starts the H4 and D1 bars at the trading day's rollover (``Settings.bar_alignment``).
     """
-    rules = rules or ValidationRules(max_future_ms=settings.max_future_ms)
+    rules = rules or ValidationRules(max_tick_lead_ms=settings.max_tick_lead_ms)
     spec = spec or FeatureSpec()
     signal_rules = SignalRules(settings.entry_probability, settings.min_edge)
     flow = Dataflow(flow_id)
@@ -341,10 +337,10 @@ def build_flow(
     raw = op.input("ticks_in", flow, source)
     # raw: bytes (one Kafka message value)
 
-    checked = op.flat_map_batch("validate", raw, lambda batch: _check_batch(batch, rules, clock_ms()))
+    checked = op.flat_map_batch("validate", raw, lambda batch: _check_batch(batch, rules, clock.now_ms()))
     # checked: Tick | Rejection
-    valid = op.branch("split_valid", checked, lambda item: isinstance(item, Tick))
-    invalid = op.key_on("key_invalid", valid.falses, lambda rejection: rejection.symbol)
+    valid = op.branch("split_valid", checked, _is_tick)
+    invalid = op.map("key_invalid", valid.falses, _keyed_rejection)
     # invalid: (symbol or "", Rejection)
 
     layout = layout or GroupLayout.for_run(settings.symbol_groups, workers=1, partitions=0)
@@ -359,12 +355,12 @@ def build_flow(
     by_group = op.key_on("key_by_group", valid.trues, group_key)
     # by_group: (group key, Tick)
 
-    inference = Inference(provider, spec.schema_hash, settings.model_refresh_s, clock_ms)
+    inference = Inference(provider, spec.schema_hash, clock, settings.model_refresh_s)
     publisher = None if isinstance(sinks.signals, Sink) else sinks.signals
-    consequences = BarConsequences(spec, inference, signal_rules, clock_ms, publisher)
+    consequences = BarConsequences(spec, inference, signal_rules, clock, publisher)
 
     def build_group_logic(resume: bytes | None) -> GroupLogic:
-        return GroupLogic(group_state(layout, resume), settings, clock_ms, consequences, alignment)
+        return GroupLogic(group_state(layout, resume), settings, clock, consequences, alignment)
 
     outputs = op.stateful_batch("bars", by_group, build_group_logic)
     # outputs: (group key, GroupOutput): ticks, rejections, closed bars and what each bar led to
@@ -382,7 +378,7 @@ def build_flow(
     rejected = op.flat_map("rejected_ticks", outputs, lambda item: [(r.symbol, r) for r in item[1].rejected])
     # rejected: (symbol, Rejection)
     all_rejected = op.merge("all_rejected", invalid, rejected)
-    dead_letters = op.map_value("dead_letters", all_rejected, lambda rejection: dead_letter(rejection, clock_ms()))
+    dead_letters = op.map_value("dead_letters", all_rejected, lambda rejection: dead_letter(rejection, clock.now_ms()))
     # dead_letters: (symbol or "", DeadLetter)
     op.output("quarantine_out", dead_letters, sinks.quarantine)
     op.output("dead_letters_out", dead_letters, sinks.dead_letters)
@@ -397,6 +393,17 @@ def build_flow(
     # predictions: (symbol, Prediction)
     op.output("predictions_out", predictions, sinks.predictions)
     return flow
+
+
+def _is_tick(item: Tick | Rejection) -> TypeGuard[Tick]:
+    return isinstance(item, Tick)
+
+
+def _keyed_rejection(item: Tick | Rejection) -> tuple[str, Rejection]:
+    # The falses of split_valid: what check_raw did not accept is a Rejection.
+    if isinstance(item, Tick):
+        raise TypeError(f"split_valid sent the accepted tick {item.tick_id} to the rejections")
+    return item.symbol, item
 
 
 def _check_batch(batch: list[bytes], rules: ValidationRules, now_ms: int) -> list[Tick | Rejection]:

@@ -245,12 +245,13 @@ class LogReturn:
 
     def __init__(self, horizon: int) -> None:
         """Compare with the close ``horizon`` bars ago."""
-        self.closes: deque[float] = deque(maxlen=horizon + 1)
+        self.window = horizon + 1
+        self.closes: deque[float] = deque(maxlen=self.window)
 
     def update(self, close: float) -> float | None:
         """Add a close; return ``ln(close / close[-horizon])`` once available."""
         self.closes.append(close)
-        if len(self.closes) < self.closes.maxlen:  # type: ignore[operator]
+        if len(self.closes) < self.window:
             return None
         return math.log(close / self.closes[0])
 

@@ -19,11 +19,12 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnxruntime as ort
 
+from tickwave.clock import Clock
 from tickwave.contracts import FeatureVector, Prediction
 from tickwave.modeling import CHAMPION, ModelArtifact, ModelProvider
 
@@ -102,16 +103,16 @@ class Inference:
         self,
         provider: ModelProvider | None,
         schema_hash: str,
+        clock: Clock,
         refresh_s: float = 5.0,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         settle_s: float = 0.1,
     ) -> None:
-        """Serve models of the feature set ``schema_hash`` from ``provider``."""
+        """Serve models of the feature set ``schema_hash`` from ``provider`` (``clock`` stamps the predictions)."""
         self.provider = provider
         self.schema_hash = schema_hash
         self.refresh_s = refresh_s
         self.settle_s = settle_s
-        self.clock_ms = clock_ms
+        self.clock = clock
         # (slot, timeframe) -> the champion's session, (slot, timeframe, "challenger:<model_id> vN") -> a
         # challenger's; swapped whole.
         self.models: dict[tuple[str, ...], LoadedModel] = {}
@@ -212,7 +213,7 @@ class Inference:
             rows = np.array([[vector.values[name] for name in names] for vector in mine], dtype=np.float32)
             probabilities, confidences = model.predict_with_confidence(rows)
             latency_us = (time.perf_counter_ns() - started) / 1000
-            now_ms = self.clock_ms()
+            now_ms = self.clock.now_ms()
             for index, (vector, row) in enumerate(zip(mine, probabilities, strict=True)):
                 predictions.append(Prediction(
                     symbol=vector.symbol, timeframe=vector.timeframe, bar_start_ms=vector.bar_start_ms,

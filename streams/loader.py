@@ -31,12 +31,12 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from adapters.health import HealthReporter
 from streams.connectors import WriterPool
 from tickwave.bus import make_consumer, resolve_bootstrap
 from tickwave.config import Settings, to_environment
 from tickwave.contracts import Message, decode_any
 from tickwave.errors import ContractError, ServiceError
-from tickwave.health import HealthReporter
 from tickwave.topics import STREAMS_RECORDS, topic_name
 from tickwave.warehouse.client import connect
 

@@ -2,8 +2,8 @@
 
 A tick that Bytewax routes to a key of another process is pickled there and unpickled on
 arrival: with two processes and symbols hashed into two groups, the process reading the
-topic spent 25% of its time pickling ticks and the other 40% unpickling them, and two
-processes ran at half the speed of one (``bench/README.md``, session 9). A
+topic spends 25% of its time pickling ticks and the other 40% unpickling them, and two
+processes run at half the speed of one (measured with ``bench/streams.py``). A
 partition-aligned ``GroupLayout`` avoids that: one group per worker, holding the symbols
 whose ticks that worker reads, under a key Bytewax routes to that worker.
 

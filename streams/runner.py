@@ -23,17 +23,19 @@ import sys
 import threading
 from contextlib import closing
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from adapters.gcpause import start_gc_freezer
+from adapters.health import HealthReporter, read_health
 from adapters.parentdeath import die_with_parent
 from streams.loader import LOADER_HEALTH, start_loader, stop_loader
+from tickwave.clock import SystemClock
 from tickwave.config import Settings, to_environment
 from tickwave.endpoints import LOOPBACK, free_port, mark_ready
 from tickwave.errors import ServiceError
-from tickwave.health import HealthReporter, read_health
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def recovery_dir(settings: Settings) -> Path:
     path = settings.state_path / "data" / "streams" / "recovery"
     if not path.exists() or not any(path.glob("*.sqlite3")):
         path.mkdir(parents=True, exist_ok=True)
-        init_db_dir(path, RECOVERY_PARTITIONS)
+        init_db_dir(path, RECOVERY_PARTITIONS)  # type: ignore[no-untyped-call]  # bytewax's _bytewax.pyi has no annotations
         logger.info("created the recovery store in %s", path)
     return path
 
@@ -61,16 +63,16 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
 
     from streams.app import flow_for
 
-    recovery = RecoveryConfig(str(recovery_dir(settings)))
+    recovery = RecoveryConfig(str(recovery_dir(settings)))  # type: ignore[no-untyped-call]  # unannotated in _bytewax.pyi
     _raise_on_sigterm()
-    flow = flow_for(settings, tail=tail)
+    flow = flow_for(settings, SystemClock(), tail=tail)
     start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (adapters.gcpause)
     loader = start_loader(settings)
     reporter = start_health(settings, recovery_dir(settings), {"the streams loader": loader})
     _mark_ready(settings)
     finished = False
     try:
-        cli_main(
+        cli_main(  # type: ignore[no-untyped-call]  # unannotated in bytewax's _bytewax.pyi
             flow,
             workers_per_process=1,
             epoch_interval=timedelta(seconds=settings.streams.snapshot_interval_s),
@@ -164,7 +166,7 @@ def start_health(
 
     reporter = HealthReporter(settings.state_path, "streams", check, interval_s, on_death=take_down)
     for what, child in children.items():
-        reporter.watch(what, lambda child=child: _running_or_stopped(child))  # type: ignore[misc]
+        reporter.watch(what, partial(_running_or_stopped, child))
     return reporter.start()
 
 

@@ -13,7 +13,7 @@ bar (recovery, replay) gives the same id and execution places no second order.
 
 from __future__ import annotations
 
-from tickwave.contracts import Prediction, Signal
+from tickwave.contracts import Direction, Prediction, Signal
 from tickwave.modeling import SignalRules
 
 
@@ -23,6 +23,7 @@ def signal_from(prediction: Prediction, rules: SignalRules, now_ms: int) -> Sign
     up = probabilities.get("up", 0.0)
     down = probabilities.get("down", 0.0)
     edge = up - down
+    direction: Direction
     if up >= rules.entry_probability and edge >= rules.min_edge:
         direction, strength, confidence = "long", min(1.0, edge), up
     elif down >= rules.entry_probability and -edge >= rules.min_edge:

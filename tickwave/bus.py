@@ -25,11 +25,11 @@ a whole core for as long as the broker takes to answer. With the broker paused 1
 each second at 5k messages/s, a producer's threads used 22% of a core instead of 5%;
 traced in the streams latency benchmark, three such producers (ticks in, signals and
 records out) spun for tens to hundreds of milliseconds at a time on the 2-core machine,
-and signals waiting behind them were 40-55 ms late (``bench/README.md``). A retry may
+and signals waiting behind them were 40-55 ms late (``bench/streams.py``). A retry may
 then write a message twice; those consumers are idempotent by design (``tick_id``,
 ``signal_id``, ReplacingMergeTree tables). The execution path keeps the idempotent
-``latency``/``bulk`` profiles: measured on the same day, its signal -> order p99 was
-6.0-6.6 ms with them and 100-350 ms in some runs without (not understood yet).
+``latency``/``bulk`` profiles: measured side by side, its signal -> order p99 is
+6.0-6.6 ms with them and 100-350 ms in some runs without (cause not known).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from tickwave.config import ExecutionSettings
+from tickwave.config import MarketSettings
 
 _SUNDAY, _FRIDAY, _SATURDAY = 6, 4, 5
 
@@ -35,11 +35,11 @@ class MarketCalendar:
     _last_day: list[tuple[int, date]] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @classmethod
-    def from_settings(cls, settings: ExecutionSettings) -> MarketCalendar:
-        """Read hours, zone, rollover time and holidays from the ``execution`` settings."""
+    def from_settings(cls, settings: MarketSettings) -> MarketCalendar:
+        """Read hours, zone, rollover time and holidays from the ``market`` settings."""
         hour, minute = (int(part) for part in settings.rollover_time.split(":"))
-        return cls(settings.market_hours, ZoneInfo(settings.market_timezone), time(hour, minute),
-                   frozenset(settings.market_holidays))  # fmt: skip
+        return cls(settings.hours, ZoneInfo(settings.timezone), time(hour, minute),
+                   frozenset(settings.holidays))  # fmt: skip
 
     def local(self, now_ms: int) -> datetime:
         """Return ``now_ms`` as a wall-clock time of the market's zone."""

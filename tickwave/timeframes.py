@@ -5,8 +5,8 @@ The warehouse keeps one table per timeframe, ``bars_<timeframe>`` (migrations 00
 ``D1``...) and nothing the system could not store.
 
 Bars up to an hour start on the Unix epoch's boundaries (a 5 min bar on the 5 minutes,
-UTC). H4 and D1 bars start at the trading day's rollover (``execution.rollover_time`` in
-``execution.market_timezone``, 17:00 New York by default) when ``streams.bar_alignment``
+UTC). H4 and D1 bars start at the trading day's rollover (``market.rollover_time`` in
+``market.timezone``, 17:00 New York by default) when ``streams.bar_alignment``
 is ``rollover``, as MT5 brokers' server clocks put them; a D1 bar then lasts 23 or 25
 hours on the days the zone changes its clocks.
 """

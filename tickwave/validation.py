@@ -1,26 +1,172 @@
-"""Tick validation, shared by the dataflow and the execution process: a ``Tick`` or a ``Rejection`` with its reason.
+"""Tick validation, the one definition: the dataflow, the execution process and ingest all check ticks by it.
 
-Stateless checks (``check_raw``) run first: the contract (decodes, finite, bid > 0,
-ask >= bid), a known symbol, and time sanity (not before ``min_time_ms``, not more than
-``max_future_ms`` ahead of the wall clock). The stateful spike filter (``SpikeFilter``,
-one per symbol) then rejects a mid price that jumps more than ``threshold_bps`` away
-from a slow reference; after ``confirm_after`` consecutive rejections on the same side
-the move is taken as real (a gap, not a bad tick), the reference jumps to it and the
-filter carries on, so a genuine level shift never locks a symbol out.
+The stateless rules are one table, :func:`tick_rules`, in the order they are checked (a
+tick's reason is the first rule it breaks):
+
+====================  ==========================================================
+reason code           rule
+====================  ==========================================================
+``unknown_symbol``    the symbol is not in the known symbols (``[symbols]``)
+``non_finite``        bid, ask, last or volume is NaN or infinite
+``non_positive``      bid or ask is zero or negative
+``ask_below_bid``     ask < bid
+``negative``          last or volume is negative
+``bad_flags``         flags outside 0..2^32-1 (MT5 flags are uint32)
+``before_min_time``   time before ``min_time_ms`` (2000-01-01 by default)
+``future_timestamp``  time later than now + ``max_tick_lead_ms``
+====================  ==========================================================
+
+The value rules are :class:`tickwave.contracts.Tick`'s own, so a tick that keeps every
+rule is a valid ``Tick``. Each rule reads columns (:class:`TickColumns`): ingest applies
+the table to whole batches of rows at once (``streams.ingest.logic.TickValidator``);
+:func:`check_raw` decodes one message and, when it fails, applies the same table to that
+one row, so both name the same rule with the same detail. What the table does not cover
+(malformed JSON, a missing field, a symbol the contract cannot hold) is a ``contract``
+rejection.
+
+The stateful spike filter (``SpikeFilter``, one per symbol) then rejects a mid price that
+jumps more than ``threshold_bps`` away from a slow reference; after ``confirm_after``
+consecutive rejections on the same side the move is taken as real (a gap, not a bad
+tick), the reference jumps to it and the filter carries on, so a genuine level shift
+never locks a symbol out.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Container
 from dataclasses import dataclass
+from typing import Annotated, Any, Protocol, get_args, get_origin
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from tickwave.contracts import DeadLetter, Tick, decode
 from tickwave.errors import ContractError
 
+# How far ahead of the reader's wall clock a tick on the bus may be stamped, ms: the default
+# of ValidationRules and of the streams.max_tick_lead_ms setting.
+MAX_TICK_LEAD_MS = 5_000
+
+UINT32_MAX = 2**32 - 1
+MIN_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: earlier stamps are unit mistakes (seconds read as ms)
+CONTRACT = "contract"
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+class TickColumns(Protocol):
+    """Tick fields as columns, one entry per row (``symbol_code[i]`` indexes ``symbols``)."""
+
+    @property
+    def symbols(self) -> tuple[str, ...]: ...  # noqa: D102
+    @property
+    def symbol_code(self) -> npt.NDArray[np.int32]: ...  # noqa: D102
+    @property
+    def time_ms(self) -> npt.NDArray[np.int64]: ...  # noqa: D102
+    @property
+    def bid(self) -> npt.NDArray[np.float64]: ...  # noqa: D102
+    @property
+    def ask(self) -> npt.NDArray[np.float64]: ...  # noqa: D102
+    @property
+    def last(self) -> npt.NDArray[np.float64]: ...  # noqa: D102
+    @property
+    def volume(self) -> npt.NDArray[np.float64]: ...  # noqa: D102
+    @property
+    def flags(self) -> npt.NDArray[np.int64]: ...  # noqa: D102
+
+
+@dataclass(frozen=True)
+class TickRule:
+    """One rule a tick must keep: its reason code, the rows that break it, and why row ``i`` does.
+
+    ``broken`` sees NaN as "not broken" except in the rule about NaN, so each row is
+    named by the first rule it really breaks.
+    """
+
+    code: str
+    broken: Callable[[TickColumns], BoolArray]
+    detail: Callable[[TickColumns, int], str]
+
+
+def reason(code: str, detail: str) -> str:
+    """Return a dead-letter reason: a stable code, then the specifics."""
+    return f"{code}: {detail}"
+
+
+def _fmt(value: Any) -> str:
+    return repr(float(value)) if isinstance(value, float | np.floating) else str(value)
+
+
+def _non_finite(c: TickColumns, i: int) -> str:
+    values = {"bid": c.bid[i], "ask": c.ask[i], "last": c.last[i], "volume": c.volume[i]}
+    return ", ".join(f"{name} {_fmt(value)}" for name, value in values.items() if not np.isfinite(value))
+
+
+_VALUE_RULES = (
+    TickRule(
+        "non_finite",
+        lambda c: ~(np.isfinite(c.bid) & np.isfinite(c.ask) & np.isfinite(c.last) & np.isfinite(c.volume)),
+        _non_finite,
+    ),
+    TickRule(
+        "non_positive",
+        lambda c: (c.bid <= 0) | (c.ask <= 0),
+        lambda c, i: f"bid {_fmt(c.bid[i])}, ask {_fmt(c.ask[i])}",
+    ),
+    TickRule("ask_below_bid", lambda c: c.ask < c.bid, lambda c, i: f"ask {_fmt(c.ask[i])} < bid {_fmt(c.bid[i])}"),
+    TickRule(
+        "negative",
+        lambda c: (c.last < 0) | (c.volume < 0),
+        lambda c, i: f"last {_fmt(c.last[i])}, volume {_fmt(c.volume[i])}",
+    ),
+    TickRule("bad_flags", lambda c: (c.flags < 0) | (c.flags > UINT32_MAX), lambda c, i: f"flags {c.flags[i]}"),
+)
+
+
+def tick_rules(known_symbols: Container[str] | None, min_time_ms: int, horizon_ms: int) -> tuple[TickRule, ...]:
+    """Return the stateless rules in the order they are checked.
+
+    Args:
+        known_symbols: the symbols accepted (None accepts every symbol).
+        min_time_ms: the earliest ``time_ms`` accepted.
+        horizon_ms: the latest ``time_ms`` accepted: now + ``max_tick_lead_ms``.
+    """
+
+    def unknown_symbol(c: TickColumns) -> BoolArray:
+        if known_symbols is None:
+            return np.zeros(len(c.symbol_code), dtype=np.bool_)
+        missing = np.array([name not in known_symbols for name in c.symbols] + [False], dtype=np.bool_)
+        return missing[c.symbol_code]
+
+    return (
+        TickRule("unknown_symbol", unknown_symbol, lambda c, i: f"{c.symbols[c.symbol_code[i]]!r} is not in [symbols]"),
+        *_VALUE_RULES,
+        TickRule(
+            "before_min_time", lambda c: c.time_ms < min_time_ms, lambda c, i: f"time_ms {c.time_ms[i]} < {min_time_ms}"
+        ),
+        TickRule(
+            "future_timestamp", lambda c: c.time_ms > horizon_ms, lambda c, i: f"time_ms {c.time_ms[i]} > {horizon_ms}"
+        ),
+    )
+
+
+def first_broken(rows: TickColumns, rules: tuple[TickRule, ...]) -> npt.NDArray[np.int16]:
+    """Return, for each row, the index in ``rules`` of the first rule it breaks (-1: none)."""
+    failed = np.full(len(rows.time_ms), -1, dtype=np.int16)
+    for index, rule in enumerate(rules):
+        failed[(failed < 0) & rule.broken(rows)] = index
+    return failed
+
 
 @dataclass(frozen=True)
 class Rejection:
-    """A message that failed validation, ready for the quarantine table and the DLQ."""
+    """A message that failed validation, ready for the quarantine table and the DLQ.
+
+    ``check`` is the rule's reason code (``"contract"``, a code of :func:`tick_rules`,
+    ``"spike"``, ``"late"``); ``reason`` the specifics.
+    """
 
     reason: str
     raw: bytes
@@ -33,24 +179,87 @@ class ValidationRules:
     """Limits for the stateless checks."""
 
     known_symbols: frozenset[str] | None = None  # None accepts every symbol
-    min_time_ms: int = 946_684_800_000  # 2000-01-01T00:00:00Z
-    max_future_ms: int = 5_000
+    min_time_ms: int = MIN_TIME_MS
+    max_tick_lead_ms: int = MAX_TICK_LEAD_MS
+
+
+def _fields_struct() -> type[msgspec.Struct]:
+    # Tick's fields with their plain types (no bounds, no __post_init__), built from Tick
+    # itself: a message Tick refused still decodes, so the rule table can name the rule
+    # it breaks.
+    def plain(annotation: Any) -> Any:
+        return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+    fields = [
+        (info.name, plain(info.type))
+        if info.default is msgspec.NODEFAULT
+        else (info.name, plain(info.type), info.default)
+        for info in msgspec.structs.fields(Tick)
+    ]
+    config = Tick.__struct_config__
+    return msgspec.defstruct(
+        "TickFields", fields, tag=config.tag, tag_field=config.tag_field, frozen=True, forbid_unknown_fields=True
+    )
+
+
+@dataclass(frozen=True)
+class _OneRow:
+    # One message's fields as one-row columns (a TickColumns).
+    symbols: tuple[str, ...]
+    symbol_code: npt.NDArray[np.int32]
+    time_ms: npt.NDArray[np.int64]
+    bid: npt.NDArray[np.float64]
+    ask: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+    volume: npt.NDArray[np.float64]
+    flags: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, tick: Any) -> _OneRow:  # a Tick, or the fields of one it refused
+        def floats(value: float) -> npt.NDArray[np.float64]:
+            return np.array([value], dtype=np.float64)
+
+        def ints(value: int) -> npt.NDArray[np.int64]:
+            # JSON integers are unbounded; past int64 they break the same rule as at its edge.
+            return np.array([min(max(value, -(2**63)), 2**63 - 1)], dtype=np.int64)
+
+        return cls(
+            (tick.symbol,), np.zeros(1, dtype=np.int32), ints(tick.time_ms), floats(tick.bid), floats(tick.ask),
+            floats(tick.last), floats(tick.volume), ints(tick.flags),
+        )  # fmt: skip
+
+
+_decode_fields = msgspec.json.Decoder(_fields_struct()).decode
+
+
+def _broken_rule(tick: Any, raw: bytes, rules: ValidationRules, now_ms: int) -> Rejection | None:
+    # The rejection of the first rule of the table the message breaks, or None.
+    row = _OneRow.of(tick)
+    table = tick_rules(rules.known_symbols, rules.min_time_ms, now_ms + rules.max_tick_lead_ms)
+    index = int(first_broken(row, table)[0])
+    if index < 0:
+        return None
+    return Rejection(table[index].detail(row, 0), raw, tick.symbol, table[index].code)
 
 
 def check_raw(raw: bytes, rules: ValidationRules, now_ms: int) -> Tick | Rejection:
-    """Decode and check one message without any state."""
+    """Decode and check one message without any state (the rules of :func:`tick_rules`)."""
     try:
         tick = decode(raw, Tick)
     except ContractError as error:
-        return Rejection(error.reason, raw, check="contract")
-    if rules.known_symbols is not None and tick.symbol not in rules.known_symbols:
-        return Rejection(f"unknown symbol {tick.symbol!r}", raw, tick.symbol, "symbol")
-    if tick.time_ms < rules.min_time_ms:
-        return Rejection(f"time_ms {tick.time_ms} is before {rules.min_time_ms}", raw, tick.symbol, "time")
-    if tick.time_ms > now_ms + rules.max_future_ms:
-        ahead_s = (tick.time_ms - now_ms) / 1000
-        return Rejection(f"time_ms {tick.time_ms} is {ahead_s:.1f} s in the future", raw, tick.symbol, "time")
-    return tick
+        try:
+            fields = _decode_fields(raw)
+        except (msgspec.DecodeError, OverflowError):
+            return Rejection(error.reason, raw, check=CONTRACT)
+        return _broken_rule(fields, raw, rules, now_ms) or Rejection(error.reason, raw, check=CONTRACT)
+    # Tick itself kept the value rules; the rest, in one comparison on the hot path.
+    if (
+        (rules.known_symbols is None or tick.symbol in rules.known_symbols)
+        and rules.min_time_ms <= tick.time_ms <= now_ms + rules.max_tick_lead_ms
+        and 0 <= tick.flags <= UINT32_MAX
+    ):
+        return tick
+    return _broken_rule(tick, raw, rules, now_ms) or tick
 
 
 @dataclass
@@ -91,9 +300,9 @@ def dead_letter(rejection: Rejection, received_at_ms: int, source: str = "stream
         raw, encoding = rejection.raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         raw, encoding = base64.b64encode(rejection.raw).decode("ascii"), "base64"
-    reason = f"{rejection.check}: {rejection.reason}" if rejection.check else rejection.reason
+    text = reason(rejection.check, rejection.reason) if rejection.check else rejection.reason
     return DeadLetter(
-        source=source, reason=reason, raw=raw, received_at_ms=received_at_ms,
+        source=source, reason=text, raw=raw, received_at_ms=received_at_ms,
         raw_encoding=encoding,  # type: ignore[arg-type]
         symbol=rejection.symbol,
     )  # fmt: skip

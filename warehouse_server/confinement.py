@@ -98,7 +98,7 @@ _CGROUP_V2_FILES = ("memory.max", "memory.current", "memory.stat", "cpu.max")  #
 _NUMA_DIR = "/sys/devices/system/node"  # listed (not its files' contents) to count NUMA nodes
 
 
-# The host variables the warehouse inherits; everything else (a password the README lets
+# The host variables the warehouse inherits; everything else (a password docs/operations.md lets
 # users export, cloud keys, tokens) is left behind. Its configuration comes from the
 # parent's resolved settings, without their secrets.
 INHERITED_VARIABLES = (

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from tickwave.warehouse.sqltext import analyze
 from warehouse_server.auth import READ_ONLY, READ_WRITE, User, request_readonly
 from warehouse_server.protocol import (
     BAD_ARGUMENTS,
@@ -26,6 +25,7 @@ from warehouse_server.protocol import (
     QueryError,
     is_setting_param,
 )
+from warehouse_server.routing import analyze
 
 DEFAULT_FORMAT = "TabSeparated"
 MAX_QUERY_SIZE = 262_144  # ClickHouse's max_query_size default: the most SQL a request may hold

@@ -49,7 +49,7 @@ def reference(
         Path | None, typer.Option("--update", help="rewrite the table between the markers in this file")
     ] = None,
 ) -> None:
-    """Print the table of every setting (Markdown), or update it in the README."""
+    """Print the table of every setting (Markdown), or update it in a file (docs/configuration.md)."""
     table = reference_markdown()
     if update is None:
         typer.echo(table, nl=False)

@@ -52,6 +52,7 @@ def audit() -> None:
 def _command(command: str, reason: str = "", symbol: str = "", params: dict[str, str] | None = None) -> None:
     settings = settings_or_exit()
     from execution.connectors import audit_tail, await_risk_event, send_control
+    from tickwave.clock import SystemClock
 
     with exit_on_tickwave_error():
         bootstrap = resolve_bootstrap(settings)
@@ -59,16 +60,17 @@ def _command(command: str, reason: str = "", symbol: str = "", params: dict[str,
         try:
             started = time.monotonic()
             sent = send_control(
-                settings, bootstrap, command, reason=reason or "operator command", symbol=symbol, params=params
-            )
+                settings, bootstrap, command, reason=reason or "operator command", symbol=symbol, params=params,
+                clock=SystemClock(),
+            )  # fmt: skip
             answer = await_risk_event(
-                watcher, lambda event: sent.command_id in event.detail, settings.execution.control_timeout_s
+                watcher, lambda event: sent.command_id in event.detail, settings.execution.control.reply_timeout_s
             )
         finally:
             watcher.close()
     if answer is None:
         err_console.print(
-            f"[yellow]no answer within {settings.execution.control_timeout_s:.0f} s[/]: is the execution process "
+            f"[yellow]no answer within {settings.execution.control.reply_timeout_s:.0f} s[/]: is the execution process "
             f"running? The command waits on the control topic and applies when it starts."
         )
         raise typer.Exit(1)

@@ -3,7 +3,7 @@
 Kafka and the warehouse are asked over their own protocols (a metadata request,
 ``/ping``), Dagster over ``/server_info``; Tickwave's own processes (the dataflow, the
 execution process, the audit loader) are read from the health file each writes itself
-(``tickwave.health``): ``ok``, ``degraded`` with the problems it names, or ``stalled``
+(``adapters.health``): ``ok``, ``degraded`` with the problems it names, or ``stalled``
 when it stopped reporting.
 """
 
@@ -15,9 +15,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.health import read_health
 from app.services.supervisor import ManagedService
 from tickwave.config import Settings
-from tickwave.health import read_health
 
 SELF_REPORTING = frozenset({"streams", "execution", "audit", "supervisor"})
 
@@ -73,8 +73,8 @@ def _reported(settings: Settings, name: str) -> Health:
 
 def _audit_lag(settings: Settings) -> dict[str, int | None] | str:
     """The audit loader's consumer-group lag on ``orders.events``, asked of the broker now."""
+    from adapters.health import group_lag
     from tickwave.bus import resolve_bootstrap
-    from tickwave.health import group_lag
     from tickwave.topics import ORDERS_EVENTS, topic_name
 
     try:
@@ -94,8 +94,8 @@ def pipeline_lags(settings: Settings) -> dict[str, int | None]:
     """
     from confluent_kafka import KafkaException
 
+    from adapters.health import group_lag
     from tickwave.bus import resolve_bootstrap
-    from tickwave.health import group_lag
     from tickwave.topics import ORDERS_EVENTS, SIGNALS, STREAMS_RECORDS, topic_name
 
     lags: dict[str, int | None] = {"dataflow": _dataflow_lag(settings)}

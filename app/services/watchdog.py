@@ -19,7 +19,7 @@ Why a watcher of records rather than the parent of every service: ``up`` already
 each service in its own session with a record, so a supervisor started (or restarted)
 later takes over running services without restarting them. Under systemd the same job
 falls to ``Restart=on-failure`` and ``StartLimitBurst``/``StartLimitIntervalSec``
-(README: "Running under systemd").
+(docs/operations.md: "Running under systemd").
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.health import HealthReporter, read_health
 from app.services.supervisor import ManagedService, Supervisor
 from tickwave.config import Settings, SupervisionSettings
 from tickwave.errors import TickwaveError
-from tickwave.health import HealthReporter, read_health
 
 logger = logging.getLogger(__name__)
 

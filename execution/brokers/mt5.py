@@ -26,18 +26,10 @@ require), one ``order_send`` per position, all with the order's comment; what is
 after closing everything opposite opens a new position. :meth:`Mt5Broker.orders` merges
 the MT5 orders of one comment back into one order.
 
-Protective stops at the server: the engine closes a position whose price crosses its
-``stop_loss_pips`` / ``take_profit_pips`` (engine-managed, so they hold for paper and MT5
-alike), which protects only while the process runs. With ``mt5_server_stops`` on, after
-every fill the broker also sets each of Tickwave's positions' ``sl``/``tp`` at the trade
-server (``TRADE_ACTION_SLTP``), ``mt5_server_stop_extra_pips`` beyond the engine's levels,
-so the engine closes first while it runs and the server closes if it does not. A position
-closed by the server shows as an order of reason SL/TP with our magic and no comment of
-ours: :meth:`Mt5Broker.orders` reports it as ``mt5-sl-<ticket>`` / ``mt5-tp-<ticket>``, and
-reconciliation adopts it with its fill, so the journal books the close. Known limit: a
-price gapping through both levels in one tick can close at the server and, on a netting
-account, let the engine's own close open a small opposite position; reconciliation then
-reports the mismatch and moves trading to REDUCING.
+Server-side stops (a backstop for the engine's own, ``mt5_server_stops``) are set after
+every fill by :class:`~execution.brokers.mt5_stops.ServerStops`; orders and positions are
+read back by :class:`~execution.brokers.mt5_history.Mt5History`, and placed or unanswered
+orders are followed by :class:`~execution.brokers.mt5_tracking.WorkingOrders`.
 
 Retries happen only where repeating cannot double an order: the requote family means
 nothing was executed. When ``order_send`` gives no answer at all (the IPC link broke),
@@ -48,32 +40,29 @@ the history at the next poll or restart, never re-sent.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from adapters.mt5.api import Constants
 from adapters.mt5.terminal import Terminal, TerminalError
 from execution.brokers.base import (
-    EXPIRED_PREFIX,
     BrokerEvent,
     BrokerFill,
     BrokerOrder,
-    OrderIdentity,
     accepted,
     canceled,
     fill_events,
     fill_id_for,
     rejected,
 )
-from execution.state import Order, OrderStatus
+from execution.brokers.mt5_history import Mt5History
+from execution.brokers.mt5_stops import ServerStops
+from execution.brokers.mt5_tracking import WorkingOrders
+from execution.state import Order
 from tickwave.clock import Clock
 from tickwave.config import ExecutionSettings, Settings
 from tickwave.contracts import OrderFilled, OrderIntent, Tick
-from tickwave.instruments import from_mt5_symbol_info
 from tickwave.money import to_decimal
 
 logger = logging.getLogger(__name__)
@@ -82,31 +71,6 @@ C = Constants
 SYMBOL_FILLING_FOK = 1  # symbol_info().filling_mode bits
 SYMBOL_FILLING_IOC = 2
 RETRYABLE = frozenset({C.TRADE_RETCODE_REQUOTE, C.TRADE_RETCODE_PRICE_CHANGED, C.TRADE_RETCODE_PRICE_OFF})
-SERVER_CLOSE_REASONS = {C.ORDER_REASON_SL: "sl", C.ORDER_REASON_TP: "tp", C.ORDER_REASON_SO: "so"}  # stop out
-POLL_EVERY_MS = 500
-UNANSWERED_EXPIRY_MS = 10_000  # a send with no answer and no trace at the server after this is expired
-HISTORY_FROM = datetime(2000, 1, 1)  # noqa: DTZ001 - the terminal reads naive datetimes on the server clock
-SERVER_CLOCK_MARGIN_S = 86_400  # a window's start moves back a day: the server clock may run hours off UTC
-
-ORDER_STATES: dict[int, OrderStatus] = {
-    C.ORDER_STATE_STARTED: OrderStatus.SUBMITTED,
-    C.ORDER_STATE_PLACED: OrderStatus.ACCEPTED,
-    C.ORDER_STATE_PARTIAL: OrderStatus.PARTIALLY_FILLED,
-    C.ORDER_STATE_FILLED: OrderStatus.FILLED,
-    C.ORDER_STATE_CANCELED: OrderStatus.CANCELED,
-    C.ORDER_STATE_REJECTED: OrderStatus.REJECTED,
-    C.ORDER_STATE_EXPIRED: OrderStatus.EXPIRED,
-}
-
-
-@dataclass
-class _Working:
-    """An order the broker follows until it ends: its ticket (0 until known), since when, fills reported."""
-
-    order: OrderIdentity
-    ticket: int
-    since_ms: int
-    fills_reported: int = 0
 
 
 def load_terminal(settings: Settings) -> Terminal:
@@ -125,9 +89,9 @@ class Mt5Broker:
         self.settings = settings
         self.clock = clock
         self.terminal = terminal
-        # client_order_id -> what is tracked until the order ends (ticket 0: the send got no answer)
-        self._working: dict[str, _Working] = {}
-        self._last_poll_ms = 0
+        self.history = Mt5History(settings, terminal)
+        self.tracking = WorkingOrders(clock, self.history.orders)
+        self.server_stops = ServerStops(settings, terminal)
         self._hedging: bool | None = None  # account_info().margin_mode, read at the first order
         self._known: set[str] | None = None  # client order ids the terminal has (loaded at the first submit)
         self._venue: str | None = None  # "mt5:<account_info().server>", read once
@@ -162,7 +126,7 @@ class Mt5Broker:
         """
         events = self._submit(intent)
         if any(isinstance(event, OrderFilled) for event in events):
-            self._protect(intent.symbol)
+            self.server_stops.protect(intent.symbol)
         return events
 
     def _submit(self, intent: OrderIntent) -> list[BrokerEvent]:
@@ -187,7 +151,7 @@ class Mt5Broker:
             if n == 0 and not done:  # nothing executed yet: as a one-request order
                 return result if isinstance(result, list) else self._events_for(intent, result, self.clock.now_ms())
             if isinstance(result, list) and not result:  # a later leg unanswered: the history decides (poll)
-                self._working[intent.client_order_id] = _Working(intent, first_ticket, now_ms, fills_reported=n)
+                self.tracking.track(intent, first_ticket, now_ms, fills_reported=n)
                 return events
             if not done:
                 why = result[0].reason if isinstance(result, list) else f"retcode {result.retcode}"
@@ -215,16 +179,16 @@ class Mt5Broker:
             return [rejected(intent, f"order_check failed: {exc}", now_ms, exc.code)]
         if check.retcode not in (0, C.TRADE_RETCODE_DONE):
             return [rejected(intent, f"order_check: {check.comment}", now_ms, check.retcode)]
-        for attempt in range(self.settings.mt5_max_retries + 1):
+        for attempt in range(self.settings.mt5_broker.max_retries + 1):
             try:
                 result = self.terminal.call("order_send", request)
             except TerminalError as exc:
                 logger.error("order=%s order_send gave no answer (%s); outcome unknown, polling history",
                              intent.client_order_id, exc)  # fmt: skip
-                self._track(intent, 0)
+                self.tracking.track(intent, 0)
                 return []
             self._known_ids().add(intent.client_order_id)
-            if result.retcode in RETRYABLE and attempt < self.settings.mt5_max_retries:
+            if result.retcode in RETRYABLE and attempt < self.settings.mt5_broker.max_retries:
                 logger.info("order=%s retcode=%d (%s); retrying at the new quote",
                             intent.client_order_id, result.retcode, result.comment)  # fmt: skip
                 try:
@@ -255,7 +219,7 @@ class Mt5Broker:
         opposite = C.POSITION_TYPE_SELL if intent.side == "buy" else C.POSITION_TYPE_BUY
         positions = sorted(
             (p for p in self.terminal.call("positions_get", symbol=intent.symbol)
-             if p.magic == self.settings.mt5_magic and p.type == opposite),
+             if p.magic == self.settings.mt5_broker.magic and p.type == opposite),
             key=lambda p: (p.time_msc, p.ticket),
         )  # fmt: skip
         remaining = to_decimal(intent.quantity_lots)
@@ -275,12 +239,9 @@ class Mt5Broker:
             self._known = set(self.orders())
         return self._known
 
-    def _track(self, order: OrderIdentity, ticket: int) -> None:
-        self._working[order.client_order_id] = _Working(order, ticket, self.clock.now_ms())
-
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
         """Remove a working (placed) order."""
-        ticket = self._ticket_of(order.client_order_id)
+        ticket = self.tracking.ticket_of(order.client_order_id)
         if ticket == 0:
             return []
         try:
@@ -291,160 +252,32 @@ class Mt5Broker:
         if result.retcode != C.TRADE_RETCODE_DONE:
             logger.warning("order=%s cancel refused: %d %s", order.client_order_id, result.retcode, result.comment)
             return []
-        self._working.pop(order.client_order_id, None)
+        self.tracking.forget(order.client_order_id)
         return [canceled(order, reason, self.clock.now_ms())]
 
-    def _ticket_of(self, client_order_id: str) -> int:
-        """The ticket of a working order: tracked, or (after a restart) looked up at the terminal."""
-        working = self._working.get(client_order_id)
-        if working is not None and working.ticket:
-            return working.ticket
-        try:
-            found = self.orders().get(client_order_id)
-        except TerminalError as exc:
-            logger.error("order=%s: no ticket (the terminal did not answer: %s)", client_order_id, exc)
-            return 0
-        if found is None or found.status not in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
-            return 0
-        return int(found.broker_order_id)
-
     def poll(self) -> list[BrokerEvent]:
-        """Pick up fills of placed orders and the outcome of unanswered sends (at most twice a second)."""
-        now_ms = self.clock.now_ms()
-        if not self._working or now_ms - self._last_poll_ms < POLL_EVERY_MS:
-            return []
-        self._last_poll_ms = now_ms
-        try:
-            known = self.orders(since_ms=min(working.since_ms for working in self._working.values()))
-        except TerminalError as exc:
-            logger.warning("poll: the terminal did not answer (%s); %d orders still pending", exc, len(self._working))
-            return []
-        events: list[BrokerEvent] = []
-        for client_order_id, working in list(self._working.items()):
-            order, found = working.order, known.get(client_order_id)
-            if found is None:
-                if working.ticket == 0 and now_ms - working.since_ms >= UNANSWERED_EXPIRY_MS:
-                    del self._working[client_order_id]  # the unanswered send never reached the server
-                    events.append(canceled(order, EXPIRED_PREFIX + "the send got no answer and the server has no "
-                                           "such order", now_ms))  # fmt: skip
-                continue
-            if working.ticket == 0:  # an unanswered send did reach the server
-                working.ticket = int(found.broker_order_id)
-                events.append(accepted(order, found.broker_order_id, now_ms))
-            new_fills = found.fills[working.fills_reported :]
-            if new_fills:
-                cumulative = sum((to_decimal(fill.lots) for fill in found.fills[: working.fills_reported]), Decimal(0))
-                for n, fill in enumerate(new_fills):
-                    cumulative += to_decimal(fill.lots)  # exact: 0.1 + 0.2 lots is 0.3 lots
-                    is_final = found.status == OrderStatus.FILLED and n == len(new_fills) - 1
-                    events.extend(fill_events(order, fill, float(cumulative), is_final))
-                working.fills_reported = len(found.fills)
-            if found.status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
-                continue  # still working: a partial fill is not the end of the order
-            del self._working[client_order_id]
-            if found.status == OrderStatus.REJECTED:
-                events.append(rejected(order, "rejected by the server", now_ms))
-            elif found.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
-                events.append(canceled(order, f"{found.status} at the broker", now_ms))
+        """Pick up fills of placed orders and the outcome of unanswered sends; protect the symbols that filled."""
+        events = self.tracking.poll()
         for symbol in sorted({event.symbol for event in events if isinstance(event, OrderFilled)}):
-            self._protect(symbol)
+            self.server_stops.protect(symbol)
         return events
 
     def on_tick(self, tick: Tick) -> None:
         """Nothing: the terminal has its own quotes."""
 
     def orders(self, since_ms: int | None = None) -> Mapping[str, BrokerOrder]:
-        """Return Tickwave's orders (magic) from the history and the active orders, with their deals.
-
-        The history is read from ``since_ms`` (less a day for the server clock's offset), or
-        from 2000 when None: a poll or a periodic reconciliation reads a window, not the
-        account's whole history every few seconds. Active orders are always read whole.
-        """
-        magic = self.settings.mt5_magic
-        until = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=2)
-        start = HISTORY_FROM
-        if since_ms is not None:
-            window_start = datetime.fromtimestamp(since_ms / 1000 - SERVER_CLOCK_MARGIN_S, UTC).replace(tzinfo=None)
-            start = max(HISTORY_FROM, window_start)
-        history = self.terminal.call("history_orders_get", start, until)
-        active = self.terminal.call("orders_get")
-        deals = self.terminal.call("history_deals_get", start, until)
-        deals_by_order: dict[int, list[Any]] = defaultdict(list)
-        for deal in deals:
-            if deal.magic == magic:
-                deals_by_order[deal.order].append(deal)
-        by_comment: dict[str, list[Any]] = defaultdict(list)  # a hedging close: one MT5 order per position
-        for order in (*history, *active):
-            if order.magic != magic:
-                continue
-            if order.comment.startswith("tw-"):
-                by_comment[order.comment].append(order)
-            elif order.reason in SERVER_CLOSE_REASONS:  # closed by the server (sl, tp, stop out)
-                by_comment[f"mt5-{SERVER_CLOSE_REASONS[order.reason]}-{order.ticket}"].append(order)
-        found: dict[str, BrokerOrder] = {}
-        for cid, legs in by_comment.items():
-            legs.sort(key=lambda o: (o.time_setup_msc, o.ticket))
-            order_deals = [d for o in legs for d in sorted(deals_by_order.get(o.ticket, []),
-                                                           key=lambda d: (d.time_msc, d.ticket))]  # fmt: skip
-            fills = tuple(
-                BrokerFill(fill_id_for(cid, n), d.price, d.volume, d.time_msc, str(d.ticket), d.commission)
-                for n, d in enumerate(order_deals)
-            )
-            first, last = legs[0], legs[-1]
-            found[cid] = BrokerOrder(
-                client_order_id=cid, broker_order_id=str(first.ticket), symbol=first.symbol,
-                side="buy" if first.type == C.ORDER_TYPE_BUY else "sell",
-                quantity_lots=float(sum(to_decimal(o.volume_initial) for o in legs)),
-                status=ORDER_STATES.get(last.state, OrderStatus.ACCEPTED), fills=fills,
-            )  # fmt: skip
-        return found
+        """Return Tickwave's orders (magic) with their deals, the history from ``since_ms`` (see ``Mt5History``)."""
+        return self.history.orders(since_ms)
 
     def positions(self) -> Mapping[str, Decimal]:
         """Return the net position per symbol of Tickwave's positions (magic)."""
-        net: dict[str, Decimal] = defaultdict(Decimal)
-        for position in self.terminal.call("positions_get"):
-            if position.magic == self.settings.mt5_magic:
-                volume = to_decimal(position.volume)
-                net[position.symbol] += volume if position.type == C.POSITION_TYPE_BUY else -volume
-        return {symbol: lots for symbol, lots in net.items() if lots}
+        return self.history.positions()
 
     def close(self) -> None:
         """Detach from the terminal."""
         self.terminal.close()
 
     # -- internals ------------------------------------------------------------------------------
-
-    def _protect(self, symbol: str) -> None:
-        """Set the server-side sl/tp of Tickwave's positions in ``symbol`` (a backstop; failures are logged)."""
-        settings = self.settings
-        stop_loss_pips, take_profit_pips = settings.stop_pips(symbol)
-        if not settings.mt5_server_stops or not (stop_loss_pips or take_profit_pips):
-            return
-        try:
-            info = self.terminal.call("symbol_info", symbol)
-            positions = self.terminal.call("positions_get", symbol=symbol)
-        except TerminalError as exc:
-            logger.warning("symbol=%s server stops not set: the terminal did not answer (%s)", symbol, exc)
-            return
-        pip, digits = from_mt5_symbol_info(info).pip_size, int(info.digits)
-        for position in positions:
-            if position.magic != settings.mt5_magic:
-                continue
-            is_long = position.type == C.POSITION_TYPE_BUY
-            sl, tp = server_stop_levels(is_long, position.price_open, pip, digits, stop_loss_pips, take_profit_pips,
-                                        settings.mt5_server_stop_extra_pips)  # fmt: skip
-            if (round(position.sl, digits), round(position.tp, digits)) == (sl, tp):
-                continue
-            request = {"action": C.TRADE_ACTION_SLTP, "symbol": symbol, "position": position.ticket, "sl": sl,
-                       "tp": tp, "magic": settings.mt5_magic}  # fmt: skip
-            try:
-                result = self.terminal.call("order_send", request)
-            except TerminalError as exc:
-                logger.warning("position=%d server stops not set (%s)", position.ticket, exc)
-                continue
-            if result.retcode not in (C.TRADE_RETCODE_DONE, C.TRADE_RETCODE_NO_CHANGES):
-                logger.warning("position=%d server stops sl=%s tp=%s refused: %d %s", position.ticket, sl, tp,
-                               result.retcode, result.comment)  # fmt: skip
 
     def _request(self, intent: OrderIntent, position: int = 0, lots: float | None = None) -> dict[str, Any]:
         info = self.terminal.call("symbol_info", intent.symbol)
@@ -456,7 +289,7 @@ class Mt5Broker:
             **extra, "action": C.TRADE_ACTION_DEAL, "symbol": intent.symbol,
             "volume": intent.quantity_lots if lots is None else lots,
             "type": C.ORDER_TYPE_BUY if is_buy else C.ORDER_TYPE_SELL, "price": tick.ask if is_buy else tick.bid,
-            "deviation": self.settings.mt5_deviation_points, "magic": self.settings.mt5_magic,
+            "deviation": self.settings.mt5_broker.deviation_points, "magic": self.settings.mt5_broker.magic,
             "comment": intent.client_order_id, "type_time": C.ORDER_TIME_GTC, "type_filling": filling,
         }  # fmt: skip
 
@@ -466,7 +299,7 @@ class Mt5Broker:
             return [rejected(intent, f"{result.comment} (retcode {retcode})", now_ms, retcode)]
         events: list[BrokerEvent] = [accepted(intent, str(result.order), now_ms)]
         if retcode == C.TRADE_RETCODE_PLACED:
-            self._track(intent, result.order)
+            self.tracking.track(intent, result.order)
             return events
         fill = BrokerFill(fill_id_for(intent.client_order_id, 0), result.price, result.volume, now_ms, str(result.deal))
         is_final = retcode == C.TRADE_RETCODE_DONE
@@ -474,19 +307,3 @@ class Mt5Broker:
         if not is_final:
             events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not filled (partial)", now_ms))
         return events
-
-
-def server_stop_levels(
-    is_long: bool,
-    price_open: float,
-    pip: float,
-    digits: int,
-    stop_loss_pips: float,
-    take_profit_pips: float,
-    extra_pips: float,
-) -> tuple[float, float]:
-    """Return the server's (sl, tp) around a position's open price, ``extra_pips`` beyond the engine's; 0 = none."""
-    direction = 1 if is_long else -1
-    sl = round(price_open - direction * (stop_loss_pips + extra_pips) * pip, digits) if stop_loss_pips else 0.0
-    tp = round(price_open + direction * (take_profit_pips + extra_pips) * pip, digits) if take_profit_pips else 0.0
-    return sl, tp

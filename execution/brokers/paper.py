@@ -92,13 +92,13 @@ class PaperBroker:
         the latest quotes.
         """
         self.clock = clock
-        self.slippage = to_decimal(settings.paper_slippage_bps) / _BPS
+        self.slippage = to_decimal(settings.paper_broker.slippage_bps) / _BPS
         # The fill price's factors, worked out once (the same decimals as on each fill before).
         self._buy_factor, self._sell_factor = 1 + self.slippage, 1 - self.slippage
-        self.latency_ms = settings.paper_latency_ms
+        self.latency_ms = settings.paper_broker.latency_ms
         self.instruments = instruments if instruments is not None else registry(default_symbols())
         self.account_currency = settings.account_currency
-        self.cash: dict[str, Decimal] = {self.account_currency: to_decimal(settings.paper_initial_cash)}
+        self.cash: dict[str, Decimal] = {self.account_currency: to_decimal(settings.paper_broker.initial_cash)}
         self.realized: dict[str, Decimal] = {}
         self.books: dict[str, Book] = {}
         self.quotes: dict[str, Tick] = {}

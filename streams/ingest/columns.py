@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from streams.ingest.batches import BoolArray, Candidates, FloatArray, IntArray, Rejected
-from streams.ingest.logic import reason
 from tickwave.timezones import WallClock
+from tickwave.validation import reason
 
 MT5_COLUMNS = ("<DATE>", "<TIME>", "<BID>", "<ASK>", "<LAST>", "<VOLUME>", "<FLAGS>")
 TimeUnit = Literal["ms", "s", "us", "ns", "iso"]

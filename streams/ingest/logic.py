@@ -2,10 +2,10 @@
 
 Nothing here does I/O; time comes in as arguments or injected clocks.
 
-Validation rules, applied to whole columns (the first rule a row breaks is its reason):
+Validation applies the rules of :func:`tickwave.validation.tick_rules` (the one
+definition, shared with the dataflow's row-by-row ``check_raw``) to whole columns, then
+one rule of its own, which needs the symbol's history:
 
-====================  ==========================================================
-reason code           rule
 ====================  ==========================================================
 ``unknown_symbol``    the symbol is not in the registry (``[symbols]`` settings)
 ``non_finite``        bid, ask, last or volume is NaN or infinite
@@ -14,12 +14,14 @@ reason code           rule
 ``negative``          last or volume is negative
 ``bad_flags``         flags outside 0..2^32-1
 ``before_epoch``      time before 1970-01-01
-``future_timestamp``  time later than now + ``ingest.max_future_ms``
+``future_timestamp``  time later than now + ``ingest.max_source_clock_lead_ms``
+=======
 ``out_of_order``      time earlier than a tick already accepted for the symbol
 ====================  ==========================================================
 
-These are :class:`tickwave.contracts.Tick`'s own rules (plus the three about time), so a
-row that passes is a valid Tick; ``tests/unit/ingest`` checks the two agree.
+A row that passes is a valid :class:`tickwave.contracts.Tick`; ``tests/unit/ingest``
+checks that the columns and ``check_raw`` accept and reject the same ticks for the same
+reasons.
 
 ``seq`` numbers the accepted ticks of one symbol within one millisecond (0, 1, 2...), so
 ``(symbol, time_ms, seq)`` names a tick, and replaying the same input gives the same
@@ -30,56 +32,15 @@ numbered again.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from streams.ingest.batches import BoolArray, Candidates, IntArray, Rejected, SourceBatch, TickBatch
+from tickwave.clock import Clock
 from tickwave.config import SymbolSpec
-
-UINT32_MAX = 2**32 - 1
-
-
-def reason(code: str, detail: str) -> str:
-    """Return a dead-letter reason: a stable code, then the specifics."""
-    return f"{code}: {detail}"
-
-
-def _fmt(value: Any) -> str:
-    return repr(float(value)) if isinstance(value, float | np.floating) else str(value)
-
-
-# Each rule: (code, mask of broken rows, detail of row i). Masks see NaN as "not broken"
-# except in the rule that is about NaN, so each row gets the first rule it really breaks.
-_Rule = tuple[str, Callable[[Candidates], BoolArray], Callable[[Candidates, int], str]]
-
-_VALUE_RULES: tuple[_Rule, ...] = (
-    (
-        "non_finite",
-        lambda c: ~(np.isfinite(c.bid) & np.isfinite(c.ask) & np.isfinite(c.last) & np.isfinite(c.volume)),
-        lambda c, i: ", ".join(
-            f"{name} {_fmt(getattr(c, name)[i])}"
-            for name in ("bid", "ask", "last", "volume")
-            if not math.isfinite(getattr(c, name)[i])
-        ),
-    ),
-    (
-        "non_positive",
-        lambda c: (c.bid <= 0) | (c.ask <= 0),
-        lambda c, i: f"bid {_fmt(c.bid[i])}, ask {_fmt(c.ask[i])}",
-    ),
-    ("ask_below_bid", lambda c: c.ask < c.bid, lambda c, i: f"ask {_fmt(c.ask[i])} < bid {_fmt(c.bid[i])}"),
-    (
-        "negative",
-        lambda c: (c.last < 0) | (c.volume < 0),
-        lambda c, i: f"last {_fmt(c.last[i])}, volume {_fmt(c.volume[i])}",
-    ),
-    ("bad_flags", lambda c: (c.flags < 0) | (c.flags > UINT32_MAX), lambda c, i: f"flags {c.flags[i]}"),
-    ("before_epoch", lambda c: c.time_ms < 0, lambda c, i: f"time_ms {c.time_ms[i]}"),
-)
+from tickwave.validation import MIN_TIME_MS, TickRule, first_broken, reason, tick_rules
 
 
 @dataclass
@@ -115,26 +76,22 @@ class TickValidator:
     Args:
         registry: the known symbols.
         source: the ``source`` label written into every tick.
-        max_future_ms: how far past ``now_ms()`` a tick may be stamped.
-        now_ms: the wall clock (UTC ms); injected so tests control it.
+        max_future_ms: how far past the clock's now a tick may be stamped.
+        clock: the wall clock; injected so tests control it.
     """
 
-    def __init__(
-        self, registry: Mapping[str, SymbolSpec], source: str, max_future_ms: int, now_ms: Callable[[], int]
-    ) -> None:
+    def __init__(self, registry: Mapping[str, SymbolSpec], source: str, max_future_ms: int, clock: Clock) -> None:
         self.registry = registry
         self.source = source
         self.max_future_ms = max_future_ms
-        self.now_ms = now_ms
+        self.clock = clock
         self.cursors: dict[str, SeqCursor] = {}
 
     def validate(self, rows: Candidates) -> SourceBatch:
         """Return the rows that pass as ticks and the others as rejects (input order kept in each)."""
         count = len(rows)
-        failed = np.full(count, -1, dtype=np.int16)  # index of the first broken rule, -1 = none
-        rules = self._rules()
-        for index, (_code, broken, _detail) in enumerate(rules):
-            failed[(failed < 0) & broken(rows)] = index
+        rules = tick_rules(self.registry, MIN_TIME_MS, self.clock.now_ms() + self.max_future_ms)
+        failed = first_broken(rows, rules)  # index of the first broken rule, -1 = none
         seq = np.zeros(count, dtype=np.int64)
         floors = np.zeros(count, dtype=np.int64)  # for out-of-order rows: the time already sent
         out_of_order = len(rules)
@@ -158,27 +115,13 @@ class TickValidator:
         )
         return SourceBatch(ticks, rejected)
 
-    def _rules(self) -> tuple[_Rule, ...]:
-        horizon = self.now_ms() + self.max_future_ms
-
-        def unknown_symbol(c: Candidates) -> BoolArray:
-            missing = np.array([name not in self.registry for name in c.symbols] + [False], dtype=bool)
-            return missing[c.symbol_code]
-
-        return (
-            ("unknown_symbol", unknown_symbol, lambda c, i: f"{c.symbols[c.symbol_code[i]]!r} is not in [symbols]"),
-            *_VALUE_RULES,
-            ("future_timestamp", lambda c: c.time_ms > horizon, lambda c, i: f"time_ms {c.time_ms[i]} > {horizon}"),
-        )
-
     @staticmethod
-    def _reject(rows: Candidates, i: int, rules: tuple[_Rule, ...], rule: int, floor: int) -> Rejected:
+    def _reject(rows: Candidates, i: int, rules: tuple[TickRule, ...], rule: int, floor: int) -> Rejected:
         symbol = rows.symbols[rows.symbol_code[i]]
         if rule == len(rules):
             text = reason("out_of_order", f"time_ms {rows.time_ms[i]} is before {floor}, already sent for {symbol}")
         else:
-            code, _broken, detail = rules[rule]
-            text = reason(code, detail(rows, i))
+            text = reason(rules[rule].code, rules[rule].detail(rows, i))
         return Rejected(text, rows.raw(i), symbol)
 
 

@@ -15,6 +15,7 @@ from streams.ingest.adapters.files import write_mt5_export
 from streams.ingest.batches import TickBatch
 from streams.ingest.logic import TickValidator
 from streams.ingest.simulation import SimulatedMarket
+from tickwave.clock import ManualClock
 from tickwave.config import default_symbols
 from tickwave.timezones import WallClock
 
@@ -42,7 +43,7 @@ def simulate_sample() -> TickBatch:
     registry = default_symbols()
     start_ms = int(SAMPLE_START.timestamp() * 1000)
     market = SimulatedMarket(list(SAMPLE_SYMBOLS), registry, SAMPLE_RATE, SAMPLE_SEED, start_ms)
-    validator = TickValidator(registry, "sim", max_future_ms=0, now_ms=lambda: start_ms + SAMPLE_MINUTES * 60_000)
+    validator = TickValidator(registry, "sim", max_future_ms=0, clock=ManualClock(start_ms + SAMPLE_MINUTES * 60_000))
     batches = [validator.validate(market.advance(1000)).ticks for _ in range(SAMPLE_MINUTES * 60)]
     return TickBatch.concat(batches)
 

@@ -83,10 +83,6 @@ def parse_instant_ms(text: str | None, option: str) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
-def _now_ms() -> int:
-    return SystemClock().now_ms()
-
-
 def _symbols(text: str | None, default: list[str]) -> list[str]:
     return [symbol.strip() for symbol in text.split(",") if symbol.strip()] if text else list(default)
 
@@ -115,6 +111,7 @@ def build_source(
     from streams.ingest.logic import Pacer, TickValidator  # heavy imports stay out of `tickwave --help`
 
     registry, ingest = settings.symbols, settings.ingest
+    system_clock = SystemClock()
     duration_ms = parse_duration_ms(duration) if duration else None
     if kind is SourceKind.SIM:
         from streams.ingest.adapters.simulator import SimulatorSource
@@ -127,7 +124,7 @@ def build_source(
                 raise ConfigurationError(
                     "--speed max needs --duration (or --from): the simulator would outrun the clock"
                 )
-            start = _now_ms() - (duration_ms or 0) if pace is None else _now_ms()
+            start = system_clock.now_ms() - (duration_ms or 0) if pace is None else system_clock.now_ms()
         chosen = _symbols(symbols, ingest.sim_symbols)
         try:
             market = SimulatedMarket(
@@ -135,7 +132,7 @@ def build_source(
             )
         except (KeyError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from exc
-        validator = TickValidator(registry, "sim", ingest.max_future_ms, _now_ms)
+        validator = TickValidator(registry, "sim", ingest.max_source_clock_lead_ms, system_clock)
         step_ms = 100 if pace is not None else 10_000
         return SimulatorSource(market, validator, Pacer(pace, time.monotonic, stop.wait), stop, duration_ms, step_ms)
     if kind is SourceKind.REPLAY:
@@ -157,14 +154,14 @@ def build_source(
             from_ms=parse_instant_ms(from_time, "--from"), to_ms=parse_instant_ms(to_time, "--to"),
             speed=parse_speed(speed or "max"), batch_ticks=ingest.batch_ticks,
         )  # fmt: skip
-        return ReplaySource(paths, options, registry, ingest.max_future_ms, stop, _now_ms)
+        return ReplaySource(paths, options, registry, ingest.max_source_clock_lead_ms, stop, system_clock)
     from adapters.mt5.api import load_metatrader5
     from adapters.mt5.terminal import Terminal
     from streams.ingest.adapters.mt5 import Mt5Source
 
     terminal = Terminal(settings.mt5, load_metatrader5())
-    validator = TickValidator(registry, "mt5", ingest.max_future_ms, _now_ms)
-    return Mt5Source(terminal, _symbols(symbols, settings.mt5.symbols), registry, validator, stop, _now_ms)
+    validator = TickValidator(registry, "mt5", ingest.max_source_clock_lead_ms, system_clock)
+    return Mt5Source(terminal, _symbols(symbols, settings.mt5.symbols), registry, validator, stop, system_clock)
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -196,7 +193,12 @@ def run_source(
     create_topics(make_admin(bootstrap), topic_specs(settings), settings.kafka.topic_prefix)
     profile: Profile = "bulk" if source.name == "replay" else "live"  # live ticks wait 1 ms for a batch, not 5
     sink = KafkaSink(
-        bootstrap, topic_name(settings, TICKS), topic_name(settings, TICKS_DLQ), source.name, profile=profile
+        bootstrap,
+        topic_name(settings, TICKS),
+        topic_name(settings, TICKS_DLQ),
+        source.name,
+        SystemClock(),
+        profile=profile,
     )
     ingest = settings.ingest
     return run_ingest(source, sink, stop, stats_interval_s=ingest.stats_interval_s,

@@ -70,8 +70,8 @@ def chaos_settings(state_dir: Path) -> Settings:
     """A state dir and ports of its own, a fast but patient supervisor, and the demo's execution settings.
 
     The demo's: the paper broker at any hour, driven by the 1 s signals of the model trained
-    on the sample's 1 s bars. With the default (1 min signals), every signal was denied as
-    the wrong timeframe, no order was placed, and the one-order-per-signal checks held vacuously.
+    on the sample's 1 s bars. With the default (1 min signals), every signal would be denied as
+    the wrong timeframe, no order placed, and the one-order-per-signal checks would hold vacuously.
     """
     from app.demo import demo_settings
 
@@ -244,8 +244,8 @@ def _wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 2
 
 def _wait_audit_caught_up(settings: Settings, timeout_s: float = 180) -> None:
     """Wait (bounded) for the audit loader's cursor lag to reach 0: under load it pauses past the settle window."""
+    from adapters.health import group_lag
     from tickwave.bus import resolve_bootstrap
-    from tickwave.health import group_lag
     from tickwave.topics import ORDERS_EVENTS, topic_name
 
     group = f"{settings.execution.consumer_group}-audit"
@@ -264,7 +264,7 @@ def check_everything(settings: Settings) -> dict[str, Any]:
     from execution.brokers.paper import LEDGER_NAME
     from execution.engine import Engine, replay
     from execution.journal import JOURNAL_NAME, Journal
-    from execution.risk import RiskLimits
+    from execution.limits import RiskLimits
     from execution.sizing import SizingPolicy
     from tickwave.clock import SystemClock
     from tickwave.contracts import OrderFilled, OrderSubmitted
@@ -306,7 +306,7 @@ def check_everything(settings: Settings) -> dict[str, Any]:
 
     state = instance_dir(settings)
     execution = settings.execution
-    engine = Engine(RiskLimits.from_settings(execution, registry(settings.symbols)),
+    engine = Engine(RiskLimits.from_settings(execution, registry(settings.symbols), settings.market),
                     SizingPolicy.from_settings(execution), SystemClock())  # fmt: skip
     with Journal(state / JOURNAL_NAME, fsync=False) as journal:
         events = list(journal.events())

@@ -32,7 +32,7 @@ def quality_check(table: str) -> dg.AssetChecksDefinition:
 
         settings = tickwave.settings()
         limits = QualityLimits.from_settings(settings)
-        calendar = MarketCalendar.from_settings(settings.execution)
+        calendar = MarketCalendar.from_settings(settings.market)
         with tickwave.client() as client:
             outcome = validate_table(client, table, calendar=calendar, limits=limits, run_id=context.run.run_id)
             written = write_results(client, outcome)

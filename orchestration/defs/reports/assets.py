@@ -5,7 +5,7 @@ are produced together) and reports one materialization per report, each with its
 linked in the metadata. The schedule runs at 00:30 UTC for the previous day. Every run of
 the job, failed or not, is also written to the warehouse's ``pipeline_runs`` (the ops
 board reads it), so a failed report shows there as well as in the Dagster UI. A report that
-has not been written by ``orchestration.reports_due_utc`` (01:00 UTC) the next day is recorded
+has not been written by ``orchestration.late_reports_sensor_utc`` (01:00 UTC) the next day is recorded
 as a ``report_late`` service event by the ``compliance_reports_late`` sensor.
 """
 
@@ -67,7 +67,7 @@ REPORTS_JOB = dg.define_asset_job(
     "compliance_reports_job", selection=dg.AssetSelection.assets(compliance_reports), partitions_def=DAYS,
     description="The day's seven compliance reports (CSV + HTML), manifest and index.",
 )  # fmt: skip
-# hour, minute: the previous day's reports, before orchestration.reports_due_utc (the settings check it)
+# hour, minute: the previous day's reports, before orchestration.late_reports_sensor_utc (the settings check it)
 REPORTS_AT_UTC = (int(REPORTS_SCHEDULE_UTC[:2]), int(REPORTS_SCHEDULE_UTC[3:]))
 
 
@@ -134,7 +134,7 @@ def _record_late(tickwave: TickwaveResource, day: date, detail: str) -> None:
 
 @dg.sensor(name="compliance_reports_late", minimum_interval_seconds=300, default_status=RECORDING,
            description="Records a report_late service event (the ops board shows it) when yesterday's reports are "
-           "still missing after orchestration.reports_due_utc.")  # fmt: skip
+           "still missing after orchestration.late_reports_sensor_utc.")  # fmt: skip
 def compliance_reports_late(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> dg.SkipReason:
     """Check that yesterday's reports exist once they are due; record one ``report_late`` event per late day.
 
@@ -144,7 +144,7 @@ def compliance_reports_late(context: dg.SensorEvaluationContext, tickwave: Tickw
     from reports.due import due_time, late_day
 
     settings = tickwave.settings()
-    due = settings.orchestration.reports_due_utc
+    due = settings.orchestration.late_reports_sensor_utc
     day = late_day(now_utc(), settings.state_path / "reports", due_time(due))
     if day is None:
         return dg.SkipReason("yesterday's reports are there, or not due yet")

@@ -30,10 +30,12 @@ import pyarrow.parquet as pq
 
 from streams.ingest.batches import Candidates, Rejected, SourceBatch, TickBatch
 from streams.ingest.columns import MT5_COLUMNS, ColumnMap, MappedParser, Mt5ExportParser
-from streams.ingest.logic import Pacer, TickValidator, merge_by_time, reason, within
+from streams.ingest.logic import Pacer, TickValidator, merge_by_time, within
+from tickwave.clock import Clock
 from tickwave.config import SymbolSpec
 from tickwave.errors import ConfigurationError
 from tickwave.timezones import WallClock
+from tickwave.validation import reason
 
 logger = logging.getLogger(__name__)
 
@@ -243,9 +245,10 @@ class ReplaySource:
         paths: the files (one symbol each for MT5 exports; several are interleaved by time).
         options: parsing, window and speed.
         registry: the known symbols.
-        max_future_ms: see ``ingest.max_future_ms``.
+        max_future_ms: see ``ingest.max_source_clock_lead_ms``.
         stop: set to end the replay early (SIGTERM).
-        now_ms / monotonic: clocks (injected by tests).
+        clock: the wall clock (the future-timestamp check).
+        monotonic: seconds for pacing (injected by tests).
     """
 
     name = "replay"
@@ -257,7 +260,7 @@ class ReplaySource:
         registry: Mapping[str, SymbolSpec],
         max_future_ms: int,
         stop: threading.Event,
-        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         missing = [str(path) for path in paths if not path.is_file()]
@@ -266,7 +269,7 @@ class ReplaySource:
         self.options = options
         self.stop = stop
         self._streams = [
-            _FileStream(path, options, TickValidator(registry, self.name, max_future_ms, now_ms)) for path in paths
+            _FileStream(path, options, TickValidator(registry, self.name, max_future_ms, clock)) for path in paths
         ]
         self._check_named_symbols(registry)
         self.pacer = Pacer(options.speed, monotonic, stop.wait)

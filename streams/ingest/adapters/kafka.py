@@ -13,14 +13,13 @@ A dead letter (:class:`tickwave.contracts.DeadLetter`) carries the reason, the r
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from streams.ingest.batches import SourceBatch
 from tickwave.bus import Profile, make_producer
+from tickwave.clock import Clock
 from tickwave.contracts import DeadLetter, encode
 
 logger = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ class KafkaSink:
         bootstrap: Kafka bootstrap servers.
         ticks_topic / dlq_topic: full topic names (with the configured prefix).
         source: the label of dead letters whose input names no origin.
-        now_ms: the UTC wall clock (dead letters' ``received_at_ms``).
+        clock: the wall clock (dead letters' ``received_at_ms``).
         profile: the producer profile: ``bulk`` for replays, ``live`` for live sources.
         **overrides: extra producer settings.
     """
@@ -44,14 +43,14 @@ class KafkaSink:
         ticks_topic: str,
         dlq_topic: str,
         source: str,
-        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock: Clock,
         profile: Profile = "bulk",
         **overrides: Any,
     ) -> None:
         self.ticks_topic = ticks_topic
         self.dlq_topic = dlq_topic
         self.source = source
-        self.now_ms = now_ms
+        self.clock = clock
         self.ticks_sent = 0
         self.dead_letters_sent = 0
         self.delivery_failures = 0
@@ -94,7 +93,7 @@ class KafkaSink:
             self.ticks_sent += len(ticks)
             newest = int(ticks.time_ms.max())
             self.newest_time_ms = newest if self.newest_time_ms is None else max(newest, self.newest_time_ms)
-        received_at = self.now_ms()
+        received_at = self.clock.now_ms()
         for rejected in batch.rejected:
             letter = DeadLetter(
                 source=rejected.origin or self.source, reason=rejected.reason, raw=rejected.raw,

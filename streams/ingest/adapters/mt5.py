@@ -20,8 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +28,7 @@ import numpy.typing as npt
 from adapters.mt5.terminal import Terminal, TerminalDisconnected, TerminalError
 from streams.ingest.batches import Candidates, SourceBatch
 from streams.ingest.logic import PollCursor, TickValidator, select_new
+from tickwave.clock import Clock
 from tickwave.config import SymbolSpec
 from tickwave.errors import ConfigurationError
 
@@ -44,7 +44,7 @@ class Mt5Source:
         registry: the known symbols (digits are compared with the terminal's).
         validator: checks and numbers the ticks.
         stop: set to end polling (SIGTERM).
-        now_ms: the UTC wall clock.
+        clock: the wall clock (where the backfill starts; the lag is measured against it).
     """
 
     name = "mt5"
@@ -56,7 +56,7 @@ class Mt5Source:
         registry: Mapping[str, SymbolSpec],
         validator: TickValidator,
         stop: threading.Event,
-        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock: Clock,
     ) -> None:
         unknown = [symbol for symbol in symbols if symbol not in registry]
         if unknown:
@@ -66,7 +66,7 @@ class Mt5Source:
         self.registry = registry
         self.validator = validator
         self.stop = stop
-        self.now_ms = now_ms
+        self.clock = clock
         self.settings = terminal.settings
         self.cursors = {symbol: PollCursor() for symbol in symbols}
         self.poll_errors = 0
@@ -77,7 +77,7 @@ class Mt5Source:
         """Poll until stopped, yielding new ticks as they appear."""
         if not self._connect():
             return
-        self._start_server_ms = self.terminal.clock.local_ms(self.now_ms() - self.settings.backfill_s * 1000)
+        self._start_server_ms = self.terminal.clock.local_ms(self.clock.now_ms() - self.settings.backfill_s * 1000)
         while not self.stop.is_set():
             try:
                 if self._needs_setup:
@@ -150,7 +150,7 @@ class Mt5Source:
 
     def clock_ms(self) -> int | None:
         """Return the UTC wall clock (lag = how far the newest sent tick is behind it)."""
-        return self.now_ms()
+        return self.clock.now_ms()
 
     def progress(self) -> float | None:
         """Return None: a live source has no end."""

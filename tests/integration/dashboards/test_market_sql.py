@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from dashboards.alerts import market_open_expression
-from tickwave.config import ExecutionSettings, Settings
+from tickwave.config import MarketSettings, Settings
 from tickwave.market import MarketCalendar
 from tickwave.warehouse.client import connect
 
@@ -25,8 +25,8 @@ GRID_MS = sorted(
 )
 
 
-def _sql_open(settings: Settings, execution: ExecutionSettings) -> dict[int, bool]:
-    expression = MarketCalendar.from_settings(execution).open_sql("fromUnixTimestamp64Milli(ms, 'UTC')")
+def _sql_open(settings: Settings, market: MarketSettings) -> dict[int, bool]:
+    expression = MarketCalendar.from_settings(market).open_sql("fromUnixTimestamp64Milli(ms, 'UTC')")
     client = connect(settings, database="system")
     try:
         rows = client.query(
@@ -41,10 +41,10 @@ def _sql_open(settings: Settings, execution: ExecutionSettings) -> dict[int, boo
 def test_open_sql_when_evaluated_on_the_warehouse_then_equals_the_python_calendar_with_holidays(
     warehouse_settings: Settings,
 ) -> None:
-    execution = ExecutionSettings(market_holidays=HOLIDAYS)
-    calendar = MarketCalendar.from_settings(execution)
+    market = MarketSettings(holidays=HOLIDAYS)
+    calendar = MarketCalendar.from_settings(market)
 
-    in_sql = _sql_open(warehouse_settings, execution)
+    in_sql = _sql_open(warehouse_settings, market)
 
     differ = [ms for ms in GRID_MS if in_sql[ms] != calendar.is_open(ms)]
     assert not differ, f"{len(differ)} of {len(GRID_MS)} instants differ, first {differ[:3]}"
@@ -53,7 +53,7 @@ def test_open_sql_when_evaluated_on_the_warehouse_then_equals_the_python_calenda
 
 
 def test_market_open_expression_when_a_holiday_is_configured_then_the_stale_ticks_rule_reads_it() -> None:
-    execution = ExecutionSettings(market_holidays=HOLIDAYS)
+    market = MarketSettings(holidays=HOLIDAYS)
 
-    assert market_open_expression(execution) == MarketCalendar.from_settings(execution).open_sql("now()")
-    assert "'2026-12-25'" in market_open_expression(execution)
+    assert market_open_expression(market) == MarketCalendar.from_settings(market).open_sql("now()")
+    assert "'2026-12-25'" in market_open_expression(market)

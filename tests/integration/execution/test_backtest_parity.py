@@ -141,7 +141,9 @@ def test_backtest_when_a_recorded_session_replays_then_orders_fills_and_pnl_equa
     instance = processes.state_dir / "execution" / "execution-1"
     with Journal(instance / JOURNAL_NAME, fsync=False) as journal:
         live = list(journal.events())
-    settings = load_settings(state_dir=tmp_path, execution={"market_hours": "always", "paper_latency_ms": LATENCY_MS})
+    settings = load_settings(
+        state_dir=tmp_path, market={"hours": "always"}, execution={"paper_broker": {"latency_ms": LATENCY_MS}}
+    )
     ledger = PaperBroker(settings.execution, ManualClock(0), instance / LEDGER_NAME, registry(settings.symbols))
     live_realized = {currency: amount for currency, amount in ledger.realized.items() if amount}
     live_positions = dict(ledger.positions())

@@ -20,8 +20,8 @@ from clickhouse_connect.driver.client import Client
 from execution.brokers.paper import LEDGER_NAME
 from execution.engine import Engine, replay
 from execution.journal import JOURNAL_NAME, Journal
+from execution.limits import RiskLimits
 from execution.positions import Book
-from execution.risk import RiskLimits
 from execution.sizing import SizingPolicy
 from execution.state import OrderStatus
 from reports.events import first_event_break

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from app.cli import app
 from execution.connectors import audit_tail, await_risk_event, send_control
 from tests.integration.execution.conftest import Bus, Processes, make_signal, make_tick, now_ms
+from tickwave.clock import SystemClock
 from tickwave.config import Settings
 from tickwave.contracts import ControlCommand, OrderDenied, OrderFilled, OrderSubmitted, RiskEvent, encode
 from tickwave.topics import EXECUTION_CONTROL, topic_name
@@ -63,7 +64,7 @@ def test_execution_when_signals_over_kafka_then_one_order_each_and_kill_switch_h
     operator = topics.model_copy(update={"state_dir": processes.state_dir})  # the key is in the state dir
     watcher = audit_tail(topics, bus.bootstrap)
     started = time.perf_counter()
-    command = send_control(operator, bus.bootstrap, "halt", reason="integration test")
+    command = send_control(operator, bus.bootstrap, "halt", reason="integration test", clock=SystemClock())
     halted = await_risk_event(watcher, lambda e: command.command_id in e.detail, 10)
     took_ms = (time.perf_counter() - started) * 1000
     watcher.close()

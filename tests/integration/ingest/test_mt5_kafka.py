@@ -11,6 +11,7 @@ from streams.ingest.logic import TickValidator
 from streams.ingest.runner import run_ingest
 from tests.integration.ingest.kafka_reading import read_ticks
 from tests.unit.ingest.helpers import T0, ScriptedTerminal
+from tickwave.clock import ManualClock
 from tickwave.config import MT5Settings, Settings
 from tickwave.topics import TICKS, TICKS_DLQ, topic_name
 
@@ -31,10 +32,10 @@ def test_mt5_source_when_terminal_restarts_mid_stream_then_kafka_gets_every_tick
         [lambda t: t.push("EURUSD", burst(0)), restart, lambda t: t.push("EURUSD", burst(120_000))], stop
     )
     mt5 = MT5Settings(server_timezone="+02:00", poll_interval_ms=1, backfill_s=600, reconnect_initial_s=0.01)
-    now = lambda: T0 + 300_000  # noqa: E731
+    now = ManualClock(T0 + 300_000)
     validator = TickValidator(topics.symbols, "mt5", 60_000, now)
     source = Mt5Source(Terminal(mt5, fake), ["EURUSD"], topics.symbols, validator, stop, now)
-    sink = KafkaSink(bootstrap, topic_name(topics, TICKS), topic_name(topics, TICKS_DLQ), "mt5")
+    sink = KafkaSink(bootstrap, topic_name(topics, TICKS), topic_name(topics, TICKS_DLQ), "mt5", now)
 
     report = run_ingest(source, sink, stop)
 

@@ -12,6 +12,7 @@ from streams.ingest.adapters.kafka import KafkaSink
 from streams.ingest.runner import run_ingest
 from streams.ingest.sample import sample_paths
 from tests.integration.ingest.kafka_reading import message_count, read_dead_letters, read_ticks
+from tickwave.clock import SystemClock
 from tickwave.config import Settings
 from tickwave.contracts import Tick
 from tickwave.timezones import WallClock
@@ -37,8 +38,10 @@ def replay(settings: Settings, paths: list[Path]) -> None:
     bootstrap = settings.kafka.bootstrap or ""
     stop = threading.Event()
     options = ReplayOptions(clock=WallClock("UTC"), batch_ticks=1000)
-    source = ReplaySource(paths, options, settings.symbols, settings.ingest.max_future_ms, stop)
-    sink = KafkaSink(bootstrap, topic_name(settings, TICKS), topic_name(settings, TICKS_DLQ), "replay")
+    source = ReplaySource(
+        paths, options, settings.symbols, settings.ingest.max_source_clock_lead_ms, stop, SystemClock()
+    )
+    sink = KafkaSink(bootstrap, topic_name(settings, TICKS), topic_name(settings, TICKS_DLQ), "replay", SystemClock())
     report = run_ingest(source, sink, stop, flush_timeout_s=30)
     assert report.is_clean
 
@@ -93,9 +96,13 @@ def test_replay_when_file_has_bad_lines_then_they_reach_the_dlq_and_good_lines_a
 
 def test_replay_when_kafka_cannot_deliver_then_failures_counted_and_run_not_clean(settings: Settings) -> None:
     stop = threading.Event()
-    source = ReplaySource(sample_paths()[:1], ReplayOptions(clock=WallClock("UTC")), settings.symbols, 60_000, stop)
+    source = ReplaySource(
+        sample_paths()[:1], ReplayOptions(clock=WallClock("UTC")), settings.symbols, 60_000, stop, SystemClock()
+    )
     missing = f"{settings.kafka.topic_prefix}no-such-topic"  # auto-creation is off on the embedded broker
-    sink = KafkaSink(settings.kafka.bootstrap or "", missing, missing, "replay", **{"message.timeout.ms": 1500})
+    sink = KafkaSink(
+        settings.kafka.bootstrap or "", missing, missing, "replay", SystemClock(), **{"message.timeout.ms": 1500}
+    )
 
     report = run_ingest(source, sink, stop, flush_timeout_s=20)
 

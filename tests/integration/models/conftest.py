@@ -24,6 +24,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from streams.connectors import WriterPool
 from streams.flow import FlowSinks, build_flow
+from tickwave.clock import ManualClock
 from tickwave.config import Settings, StreamsSettings, load_settings
 from tickwave.contracts import Bar, FeatureVector, Tick, encode
 from tickwave.endpoints import Endpoint
@@ -80,7 +81,7 @@ def run_streams(raw: list[bytes], provider: ModelProvider | None) -> dict[str, l
     keyed: dict[str, list[Any]] = {name: [] for name in FlowSinks.__dataclass_fields__}
     sinks = FlowSinks(**{name: TestingSink(items) for name, items in keyed.items()})
     rules = ValidationRules(known_symbols=frozenset(SYMBOLS))
-    run_main(build_flow(STREAMS, TestingSource(raw, batch_size=256), sinks, provider, rules, clock_ms=lambda: NOW_MS))
+    run_main(build_flow(STREAMS, TestingSource(raw, batch_size=256), sinks, provider, rules, clock=ManualClock(NOW_MS)))
     return {name: [value for _, value in items] for name, items in keyed.items()}
 
 
@@ -135,7 +136,7 @@ def external_settings(
         models={**MODELS, "model_id": f"m_{uuid.uuid4().hex[:8]}", **models},
         # The promotion's P&L runs through the execution engine, whose fx calendar would close
         # the synthetic hours on a weekend (they end an hour before the test runs).
-        execution={"market_hours": "always"},
+        market={"hours": "always"},
     )
 
 

@@ -36,7 +36,7 @@ def cli_env(models_settings: Settings, tmp_path: Path, monkeypatch: pytest.Monke
         f'state_dir = "{models_settings.state_path}"\n'
         f'[clickhouse]\nurl = "{clickhouse.url}"\npassword = "{password}"\ndatabase = "{clickhouse.database}"\n'
         f'[models]\nmodel_id = "{models_settings.models.model_id}"\n{models}\n'
-        '[execution]\nmarket_hours = "always"\n'  # the promotion's engine backtest: synthetic hours, any weekday
+        '[market]\nhours = "always"\n'  # the promotion's engine backtest: synthetic hours, any weekday
     )
     env = {key: value for key, value in os.environ.items() if not key.upper().startswith("TICKWAVE_")}
     return {**env, "TICKWAVE_CONFIG": str(config), "COLUMNS": "250"}

@@ -12,6 +12,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from models.pipeline import train_model
 from streams.flow import FlowSinks, build_flow
 from tests.integration.models.conftest import SYMBOLS, external_settings, write
+from tickwave.clock import ManualClock
 from tickwave.config import Settings, StreamsSettings
 from tickwave.contracts import Tick, encode
 from tickwave.endpoints import Endpoint
@@ -49,7 +50,7 @@ def hourly_features(warehouse_settings: Settings, models_database: str) -> str:
     sinks = FlowSinks(**{name: TestingSink(items) for name, items in keyed.items()})
     raw = [encode(tick) for tick in hourly_ticks()]
     rules = ValidationRules(known_symbols=frozenset(SYMBOLS))
-    run_main(build_flow(HOURLY, TestingSource(raw, batch_size=256), sinks, None, rules, clock_ms=lambda: END_MS))
+    run_main(build_flow(HOURLY, TestingSource(raw, batch_size=256), sinks, None, rules, clock=ManualClock(END_MS)))
     rows = [value for name in ("bars", "features") for _, value in keyed[name]]  # type: ignore[misc]
     write(warehouse_settings, models_database, rows)
     return models_database
@@ -58,10 +59,10 @@ def hourly_features(warehouse_settings: Settings, models_database: str) -> str:
 def test_train_when_the_model_is_hourly_and_execution_is_driven_by_minutes_then_judged_on_hourly_signals(
     warehouse_settings: Settings, warehouse_endpoint: Endpoint, hourly_features: str, tmp_path: Path
 ) -> None:
-    # execution.signal_timeframe stays at its default, 1m: live, these hourly signals would be denied.
+    # execution.risk.signal_timeframe stays at its default, 1m: live, these hourly signals would be denied.
     settings = external_settings(warehouse_settings, warehouse_endpoint, hourly_features, tmp_path / "state",
                                  timeframe="1h", min_rows=50, folds=2, horizon_bars=1, embargo_bars=1)  # fmt: skip
-    assert settings.execution.signal_timeframe == "1m"
+    assert settings.execution.risk.signal_timeframe == "1m"
 
     outcome = train_model(settings, SYMBOLS, RANGE_MS, "pytest-hourly")
 
@@ -74,5 +75,5 @@ def test_train_when_the_model_is_hourly_and_execution_is_driven_by_minutes_then_
     assert " 0 orders" not in last_direction, last_direction  # the baseline traded the hourly bars
     assert decision.figures["is_pnl_judged"] == 1.0
     assert not [reason for reason in decision.failures if "no judgement" in reason], decision.failures
-    assert any("judged on its own 1h signals" in note and "execution.signal_timeframe" in note
+    assert any("judged on its own 1h signals" in note and "execution.risk.signal_timeframe" in note
                for note in decision.notes), decision.notes  # fmt: skip

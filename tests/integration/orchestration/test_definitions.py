@@ -107,8 +107,8 @@ def test_reports_schedule_when_compared_with_the_due_times_then_reports_run_befo
     at = time(*REPORTS_AT_UTC)
 
     assert at == time(0, 30)  # the daily reports at 00:30 UTC, for the day before
-    assert at < time.fromisoformat(settings.orchestration.reports_due_utc)  # the late sensor: 01:00
-    assert at < time.fromisoformat(settings.dashboards.report_due_utc)  # the board's alert: 06:00
+    assert at < time.fromisoformat(settings.orchestration.late_reports_sensor_utc)  # the late sensor: 01:00
+    assert at < time.fromisoformat(settings.dashboards.missing_report_alert_utc)  # the board's alert: 06:00
 
 
 @pytest.mark.parametrize(

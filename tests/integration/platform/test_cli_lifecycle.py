@@ -80,7 +80,7 @@ def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_sur
 
     status = run(cli_env, "status")
     assert status.returncode == 0 and "up" in status.stdout and str(pid) in status.stdout
-    # Health, not just a pid (issue 26): every service answers or reports its progress itself.
+    # Health, not just a pid: every service answers or reports its progress itself.
     assert "degraded" not in status.stdout and "stalled" not in status.stdout, status.stdout
     assert "journal at" in status.stdout and "cursor lag" in status.stdout and "epoch" in status.stdout
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
+from adapters.health import HealthReport, write_health
 from app.services.probes import pipeline_lags
 from tickwave.bus import make_consumer, make_producer
 from tickwave.config import Settings, load_settings
-from tickwave.health import HealthReport, write_health
 from tickwave.topics import ORDERS_EVENTS, SIGNALS, STREAMS_RECORDS, topic_name
 
 

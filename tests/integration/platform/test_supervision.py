@@ -1,4 +1,4 @@
-"""`tickwave up` supervises its services (issue 26): kill -9 is followed by a restart with backoff,
+"""`tickwave up` supervises its services: kill -9 is followed by a restart with backoff,
 a crash loop stops the restarts and says why in `tickwave status`, and every crash, restart and
 give-up is a row of the warehouse's `service_events`."""
 

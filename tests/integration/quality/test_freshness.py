@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from quality.runner import validate_table
-from tickwave.config import ExecutionSettings, Settings
+from tickwave.config import MarketSettings, Settings
 from tickwave.market import MarketCalendar
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
@@ -29,7 +29,7 @@ def test_validate_table_when_a_holiday_is_configured_then_no_stale_ticks_on_that
                 for step in range(100)]  # fmt: skip
         client.insert("ticks", rows, column_names=["symbol", "time_ms", "seq", "bid", "ask", "last", "volume",
                                                    "flags", "source"])  # fmt: skip
-        calendar = MarketCalendar.from_settings(ExecutionSettings(market_holidays=holidays))
+        calendar = MarketCalendar.from_settings(MarketSettings(holidays=holidays))
 
         outcome = validate_table(client, "ticks", calendar=calendar, now=CHRISTMAS_MIDDAY)
     finally:

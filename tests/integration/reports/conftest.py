@@ -29,7 +29,7 @@ from testkit.mt5 import FakeTradingMetaTrader5, make_ticks
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
 from tickwave.audit_chain import AuditChain, is_chained
 from tickwave.clock import ManualClock
-from tickwave.config import ExecutionSettings, Settings, load_settings
+from tickwave.config import ExecutionSettings, MT5BrokerSettings, Settings, load_settings
 from tickwave.contracts import ControlCommand, Message, OrderIntent, OrderSubmitted, Signal, Tick, encode
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate
@@ -99,7 +99,7 @@ def trade_at_a_second_venue(publisher: ListPublisher, clock: ManualClock) -> Non
     terminal = Terminal(load_settings().mt5, api=fake)
     terminal.connect()
     terminal.call("symbol_select", "EURUSD", True)
-    broker = Mt5Broker(ExecutionSettings(mt5_max_retries=1), clock, terminal)
+    broker = Mt5Broker(ExecutionSettings(mt5_broker=MT5BrokerSettings(max_retries=1)), clock, terminal)
     last = publisher.links[[m for m in publisher.messages if is_chained(m)][-1].event_id]  # type: ignore[attr-defined]
     chain = AuditChain(last.chain_id, last.seq + 1, last.hash)
     for index, retcodes in enumerate(SECOND_VENUE_ANSWERS, start=100):

@@ -29,12 +29,12 @@ from hypothesis import strategies as st
 from adapters.warehouse_writer import BatchWriter
 from execution.brokers.base import BrokerFill, fill_events, fill_id_for
 from execution.engine import Engine
+from execution.limits import RiskLimits
 from execution.positions import Book
-from execution.risk import RiskLimits
 from execution.sizing import SizingPolicy
 from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_environment, dbt_vars
 from tests.integration.reports.conftest import load
-from tests.unit.execution.helpers import ListPublisher, execution_settings
+from tests.unit.execution.helpers import ALWAYS_OPEN, ListPublisher, execution_settings
 from tickwave.clock import ManualClock
 from tickwave.config import Settings
 from tickwave.contracts import Bar, Fill, OrderSubmitted, Side, Tick
@@ -71,7 +71,7 @@ class Expected:
 
 def run_engine(examples: list[tuple[str, list[tuple[int, int, int]], bool]]) -> tuple[list[Fill], list[Bar], Expected]:
     """Book each sequence's fills on its own day through the real engine; return its records and figures."""
-    limits = RiskLimits.from_settings(execution_settings(market_hours="always"))
+    limits = RiskLimits.from_settings(execution_settings(), market=ALWAYS_OPEN)
     clock = ManualClock(int(FIRST_DAY.timestamp() * 1000))
     engine = Engine(limits, SizingPolicy.from_settings(execution_settings()), clock)
     records: list[Fill] = []

@@ -16,6 +16,7 @@ from streams.loader import load_to_end
 from tests.unit.streams.test_flow import stream
 from tests.unit.streams.tiny_model import every_timeframe, tiny_artifact
 from tickwave.bus import make_consumer, make_producer
+from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, decode, encode
 from tickwave.modeling import CHALLENGER
@@ -65,7 +66,7 @@ def test_flow_when_ticks_on_kafka_and_a_challenger_in_shadow_then_exact_rows_and
     # The 1 min champion's challenger, of another model id (in the champion's slot), scored in shadow.
     challenger = tiny_artifact(FeatureSpec(), model_id="tiny_lgbm", version=1, seed=1, timeframe="1m")
     provider.artifacts.append(replace(challenger, role=CHALLENGER, slot="tiny"))
-    run_main(build_flow(settings.streams, source, production_sinks(settings), provider))
+    run_main(build_flow(settings.streams, source, production_sinks(settings), provider, clock=SystemClock()))
     load_to_end(settings)
 
     client = connect(settings)
@@ -131,7 +132,7 @@ def test_flow_when_sample_file_replayed_then_exact_bars_features_predictions_and
 
     source = TickTopicSource(settings.kafka.bootstrap or "", topic_name(settings, TICKS), tail=False)
     provider = every_timeframe(FeatureSpec(), ("1s", "1m"), ("EURUSD", "USDJPY", "XAUUSD"))  # the sample's symbols
-    run_main(build_flow(settings.streams, source, production_sinks(settings), provider))
+    run_main(build_flow(settings.streams, source, production_sinks(settings), provider, clock=SystemClock()))
     load_to_end(settings)
 
     ticks, seconds, minutes = sample_windows()

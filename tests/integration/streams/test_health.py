@@ -1,9 +1,9 @@
-"""The dataflow's honest health (issue 26): hourly bars reach the warehouse, and a dead loader stops the flow.
+"""The dataflow's honest health: hourly bars reach the warehouse, and a dead loader stops the flow.
 
-Defect 1: with ``["1m", "1h"]`` the loader died with ``KeyError`` on the first 1 h bar,
-the flow ran on and ``tickwave status`` said up. Now every configurable timeframe has a
-table, the flow writes ``run/streams.health.json`` (last epoch, partitions, the loader's
-last insert) and the loader's death takes the flow down with a non-zero exit.
+With ``["1m", "1h"]`` every 1 h bar must reach its table rather than kill the loader while
+the flow runs on and ``tickwave status`` says up: every configurable timeframe has a table,
+the flow writes ``run/streams.health.json`` (last epoch, partitions, the loader's last
+insert) and the loader's death takes the flow down with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import psutil
 
+from adapters.health import read_health
 from tests.unit.streams.test_flow import T0
 from tickwave.bus import make_producer
 from tickwave.config import Settings, load_settings, to_environment
 from tickwave.contracts import Tick, encode
-from tickwave.health import read_health
 from tickwave.topics import TICKS, topic_name
 from tickwave.warehouse.client import connect
 from tickwave.warehouse.migrate import migrate

@@ -173,7 +173,7 @@ def settled_rss(process: psutil.Process) -> int:
 
 @pytest.fixture(scope="module")
 def exported_password_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
-    """A warehouse started by the supervisor while its password is exported, as the README offers."""
+    """A warehouse started by the supervisor while its password is exported, as docs/operations.md offers."""
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("TICKWAVE_CLICKHOUSE_PASSWORD", PASSWORD)
     state_dir = tmp_path_factory.mktemp("exported")

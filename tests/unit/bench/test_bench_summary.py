@@ -1,4 +1,4 @@
-"""``make bench`` runs every benchmark as a module from the root and ends with one summary (issue 26)."""
+"""``make bench`` runs every benchmark as a module from the root and ends with one summary."""
 
 from __future__ import annotations
 
@@ -71,6 +71,12 @@ def test_update_readme_when_summary_given_then_table_between_markers(tmp_path: P
     assert "old" not in text and text.endswith(f"{MARKERS[1]}\nafter\n")
     assert "| a | rate | 1.235e+05 ticks/s | loop | >= 1e5 **met** | 1.0 -> 2.0 | `python -m bench.a` |" in text
     assert "| b | **failed** (exit 1) |" in text
+
+
+def test_bench_readme_when_checked_out_then_holds_the_summary_markers_once() -> None:
+    text = (ROOT / "bench" / "README.md").read_text()
+
+    assert [text.count(marker) for marker in MARKERS] == [1, 1], "make bench writes its table between these"
 
 
 def _run(name: str, finished_at: str) -> dict[str, object]:

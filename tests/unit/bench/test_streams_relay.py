@@ -13,6 +13,7 @@ from streams.features import FeatureSpec
 from streams.flow import FlowSinks, build_flow
 from tests.unit.streams.test_flow import NOW_MS, OUTPUTS, SETTINGS, RecordingPublisher, stream, unkey
 from tests.unit.streams.tiny_model import every_timeframe
+from tickwave.clock import ManualClock
 from tickwave.contracts import Message, Prediction, encode
 from tickwave.validation import ValidationRules
 
@@ -37,7 +38,7 @@ def flow_outputs(raw: list[bytes]) -> tuple[list[Any], Counter[bytes]]:
         **{name: TestingSink(items) for name, items in out.items() if name != "signals"}, signals=publisher
     )
     provider = every_timeframe(FeatureSpec(), SETTINGS.timeframes, ("EURUSD", "USDJPY"))
-    run_main(build_flow(SETTINGS, TestingSource(raw, batch_size=64), sinks, provider, RULES, clock_ms=lambda: NOW_MS))
+    run_main(build_flow(SETTINGS, TestingSource(raw, batch_size=64), sinks, provider, RULES, clock=ManualClock(NOW_MS)))
     values = unkey(out)
     records = [
         message for name, messages in values.items() if name not in ("signals", "dead_letters") for message in messages
@@ -59,7 +60,7 @@ def test_relay_when_same_ticks_then_same_signals_published_and_same_records_as_t
     flow_published, flow_records = flow_outputs(raw)
     publisher = RecordingPublisher()
     provider = every_timeframe(FeatureSpec(), SETTINGS.timeframes, ("EURUSD", "USDJPY"))
-    step = RelayStep(SETTINGS, provider, publisher, RULES, clock_ms=lambda: NOW_MS)
+    step = RelayStep(SETTINGS, provider, publisher, ManualClock(NOW_MS), RULES)
 
     records = [record for start in range(0, len(raw), 64) for record in step.take(raw[start : start + 64])]
     records += step.finish()  # the flow closes the open bars at the input's end

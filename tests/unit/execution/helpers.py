@@ -9,7 +9,7 @@ from execution.app import build_service
 from execution.service import ExecutionService
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import ManualClock
-from tickwave.config import ExecutionSettings, load_settings
+from tickwave.config import ExecutionSettings, MarketSettings, RiskSettings, load_settings
 from tickwave.contracts import Message, Signal, Tick
 
 # A Wednesday, 12:00 UTC: the fx market is open.
@@ -38,14 +38,27 @@ class ListPublisher:
         return [message for message in self.messages if isinstance(message, kind)]
 
 
-def execution_settings(**overrides: Any) -> ExecutionSettings:
-    return ExecutionSettings(**overrides)
+# The market open at every hour: the tests' clocks need not fall on a weekday.
+ALWAYS_OPEN = MarketSettings(hours="always")
+
+
+def execution_settings(**risk: Any) -> ExecutionSettings:
+    return ExecutionSettings(risk=RiskSettings(**risk))
 
 
 def make_service(
-    state_dir: Path, clock: ManualClock, publisher: ListPublisher | None = None, **execution: Any
+    state_dir: Path,
+    clock: ManualClock,
+    publisher: ListPublisher | None = None,
+    *,
+    market_hours: str = "fx",
+    paper_broker: dict[str, Any] | None = None,
+    reconciliation: dict[str, Any] | None = None,
+    **risk: Any,
 ) -> ExecutionService:
-    settings = load_settings(state_dir=state_dir, execution={"journal_fsync": False, **execution})
+    execution = {"journal_fsync": False, "risk": risk, "paper_broker": paper_broker or {},
+                 "reconciliation": reconciliation or {}}  # fmt: skip
+    settings = load_settings(state_dir=state_dir, market={"hours": market_hours}, execution=execution)
     service = build_service(settings, publisher or ListPublisher(), clock)
     service.start()
     return service

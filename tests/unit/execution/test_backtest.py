@@ -17,8 +17,9 @@ from tickwave.instruments import registry
 from tickwave.money import to_decimal
 
 
-def _settings(tmp_path: Path, **execution: object) -> Settings:
-    return load_settings(state_dir=tmp_path, execution={"market_hours": "always", **execution})
+def _settings(tmp_path: Path, paper_broker: dict[str, object] | None = None, **risk: object) -> Settings:
+    execution = {"risk": risk, "paper_broker": paper_broker or {}}
+    return load_settings(state_dir=tmp_path, market={"hours": "always"}, execution=execution)
 
 
 def _quote_at(ticks: list[Tick], symbol: str, at_ms: int) -> Tick:
@@ -30,7 +31,7 @@ def test_replay_when_a_signal_then_one_order_filled_at_the_quote_with_slippage(t
     ticks = [tick(WEDNESDAY_NOON_MS, 1.1), tick(WEDNESDAY_NOON_MS + 500, 1.102)]
     signals = [signal(1, WEDNESDAY_NOON_MS + 100, "long", 1.0)]
 
-    result = replay_session(_settings(tmp_path, paper_slippage_bps=1.0), ticks, signals)
+    result = replay_session(_settings(tmp_path, {"slippage_bps": 1.0}), ticks, signals)
 
     assert [order.signal_id for order in result.orders] == [signals[0].signal_id]
     (fill,) = result.fills
@@ -45,7 +46,7 @@ def test_replay_when_latency_then_the_fill_is_at_the_quote_of_its_due_time(tmp_p
     ticks = [tick(WEDNESDAY_NOON_MS, 1.1), tick(WEDNESDAY_NOON_MS + 150, 1.101), tick(WEDNESDAY_NOON_MS + 400, 1.102)]
     signals = [signal(1, WEDNESDAY_NOON_MS + 100, "long", 1.0)]
 
-    result = replay_session(_settings(tmp_path, paper_slippage_bps=0.0, paper_latency_ms=200), ticks, signals)
+    result = replay_session(_settings(tmp_path, {"slippage_bps": 0.0, "latency_ms": 200}), ticks, signals)
 
     (fill,) = result.fills
     assert fill.fill_price == ticks[1].ask, "due at +300 ms: the quote of +150, not of +100 or +400"
@@ -56,7 +57,7 @@ def test_replay_when_flatten_at_end_then_no_position_is_left_and_the_exit_pays_t
     ticks = [tick(WEDNESDAY_NOON_MS, 1.1), tick(WEDNESDAY_NOON_MS + 500, 1.102)]
     signals = [signal(1, WEDNESDAY_NOON_MS + 100, "short", 0.5)]
 
-    result = replay_session(_settings(tmp_path, paper_slippage_bps=0.0), ticks, signals, flatten_at_end=True)
+    result = replay_session(_settings(tmp_path, {"slippage_bps": 0.0}), ticks, signals, flatten_at_end=True)
 
     assert result.positions == {}
     entry, close = result.fills
@@ -114,8 +115,8 @@ def test_replay_when_any_session_then_cash_flows_add_up_to_the_pnl_and_fills_are
     slippage_bps: float,
 ) -> None:
     ticks, signals = _session(steps)
-    config = _settings(tmp_path_factory.mktemp("replay"), paper_latency_ms=latency_ms,
-                       paper_slippage_bps=slippage_bps, flash_crash_pct=50.0)  # fmt: skip
+    config = _settings(tmp_path_factory.mktemp("replay"), {"latency_ms": latency_ms, "slippage_bps": slippage_bps},
+                       flash_crash_pct=50.0)  # fmt: skip
 
     result = replay_session(config, ticks, signals)
 

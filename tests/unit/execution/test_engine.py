@@ -8,17 +8,17 @@ import msgspec
 import pytest
 
 from execution.engine import Engine
-from execution.risk import RiskLimits
+from execution.limits import RiskLimits
 from execution.sizing import SizingPolicy
-from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, execution_settings, signal, tick
+from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.contracts import ControlCommand, OrderDenied, OrderRejected, RiskEvent
 
 
 def _engine(**overrides: object) -> tuple[Engine, ManualClock]:
-    settings = execution_settings(market_hours="always", **overrides)
+    settings = execution_settings(**overrides)
     clock = ManualClock(WEDNESDAY_NOON_MS)
-    engine = Engine(RiskLimits.from_settings(settings), SizingPolicy.from_settings(settings), clock)
+    engine = Engine(RiskLimits.from_settings(settings, market=ALWAYS_OPEN), SizingPolicy.from_settings(settings), clock)
     _tick(engine, 1.1)
     return engine, clock
 

@@ -102,7 +102,7 @@ def test_engine_when_any_sequence_then_limits_hold_and_one_order_per_signal(
         clock = ManualClock(WEDNESDAY_NOON_MS)
         options = {"market_hours": "always", "max_position_lots": 1.0, "max_order_lots": 0.5,
                    "max_orders_per_second": 1_000, "flash_crash_pct": 2.5, "signal_ttl_ms": 60_000,
-                   "paper_latency_ms": latency_ms}  # fmt: skip
+                   "paper_broker": {"latency_ms": latency_ms}}  # fmt: skip
         service = make_service(state, clock, **options)
         service.engine_dir = state / "execution" / "execution-1"  # type: ignore[attr-defined]
         mids = dict.fromkeys(SYMBOLS, 1.2)

@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 
 from execution.brokers.base import BrokerFill, fill_events
 from execution.engine import Engine
+from execution.limits import RiskLimits
 from execution.positions import Book
-from execution.risk import RiskLimits
 from execution.sizing import SizingPolicy
 from tests.unit.execution.helpers import (
+    ALWAYS_OPEN,
     WEDNESDAY_NOON_MS,
     ListPublisher,
     execution_settings,
@@ -154,7 +155,7 @@ def test_service_when_signals_reverse_then_every_fill_record_carries_the_engines
 
 
 def test_fill_record_when_a_price_has_many_decimals_then_its_amounts_fit_the_warehouse_columns() -> None:
-    engine = Engine(RiskLimits.from_settings(execution_settings(market_hours="always")),
+    engine = Engine(RiskLimits.from_settings(execution_settings(), market=ALWAYS_OPEN),
                     SizingPolicy.from_settings(execution_settings()), ManualClock(WEDNESDAY_NOON_MS))  # fmt: skip
     engine.on_tick(tick(WEDNESDAY_NOON_MS, 1.1))
     rows = []

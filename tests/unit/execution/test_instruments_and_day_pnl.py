@@ -10,11 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execution.engine import DAY_ROLLOVER, Engine
+from execution.engine import Engine
+from execution.engine_state import DAY_ROLLOVER
+from execution.limits import RiskLimits
 from execution.risk import (
+    FixedDayPnl,
     LegValues,
     ProposedOrder,
-    RiskLimits,
     RiskView,
     check_gross_exposure,
     exposure,
@@ -22,7 +24,7 @@ from execution.risk import (
     mids_of,
 )
 from execution.sizing import SizingPolicy
-from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, execution_settings, signal, tick
+from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.config import SymbolSpec, default_symbols
 from tickwave.contracts import OrderFilled, OrderSubmitted, RiskEvent
@@ -31,7 +33,7 @@ from tickwave.money import MONEY_CONTEXT, to_decimal
 
 NOW = WEDNESDAY_NOON_MS
 INSTRUMENTS = registry(default_symbols())
-LIMITS = RiskLimits.from_settings(execution_settings(max_gross_exposure=250_000, market_hours="always"))
+LIMITS = RiskLimits.from_settings(execution_settings(max_gross_exposure=250_000), market=ALWAYS_OPEN)
 HOUR_MS = 3_600_000
 
 
@@ -146,11 +148,12 @@ def test_from_mt5_symbol_info_when_gold_then_fields_follow_the_terminal() -> Non
 
 
 def _engine(start_ms: int = NOW, **overrides: object) -> tuple[Engine, ManualClock]:
-    options = {"market_hours": "always", "daily_loss_limit": 1e12, "flash_crash_pct": 90.0, "max_position_lots": 100.0,
+    options = {"daily_loss_limit": 1e12, "flash_crash_pct": 90.0, "max_position_lots": 100.0,
                "max_order_lots": 100.0, "max_gross_exposure": 1e15, **overrides}  # fmt: skip
     settings = execution_settings(**options)
     clock = ManualClock(start_ms)
-    return Engine(RiskLimits.from_settings(settings), SizingPolicy.from_settings(settings), clock), clock
+    limits = RiskLimits.from_settings(settings, market=ALWAYS_OPEN)
+    return Engine(limits, SizingPolicy.from_settings(settings), clock), clock
 
 
 def _apply_all(engine: Engine, events: list[RiskEvent]) -> None:
@@ -234,7 +237,7 @@ def test_day_pnl_when_the_days_marks_are_replayed_after_it_was_valued_then_value
     day = engine.marked_day
 
     marks = json.dumps({"trading_day": day, "marks": {"EURUSD": "40"}})
-    engine.apply(engine._risk_event(DAY_ROLLOVER, "info", marks, clock.now_ms(), check="daily_loss"))
+    engine.apply(engine.events.risk(DAY_ROLLOVER, "info", marks, clock.now_ms(), check="daily_loss"))
 
     assert engine.daily_pnl(clock.now_ms()) == Decimal(60)
 
@@ -260,12 +263,12 @@ def test_day_pnl_when_a_cross_trades_then_valued_in_usd_and_unknown_without_a_ra
 def test_gate_when_an_order_passes_while_reducing_or_breached_then_it_never_grows_the_position(
     position: int, order: int, state: str, loss: bool
 ) -> None:
-    limits = RiskLimits.from_settings(execution_settings(market_hours="always", max_order_lots=5.0,
-                                                         max_position_lots=1.0, daily_loss_limit=100.0))  # fmt: skip
+    limits = RiskLimits.from_settings(execution_settings(max_order_lots=5.0, max_position_lots=1.0,
+                                                         daily_loss_limit=100.0), market=ALWAYS_OPEN)  # fmt: skip
     view = view_with(EURUSD=1.1)
     view.positions = {"EURUSD": Decimal(position) / 100}
     view.trading_state = state  # type: ignore[assignment]
-    view.daily_pnl = Decimal(-1000) if loss else Decimal(0)
+    view.day_pnl = FixedDayPnl(Decimal(-1000) if loss else Decimal(0))
     lots = Decimal(order) / 100
     proposed = ProposedOrder(signal(1, NOW), "buy" if lots > 0 else "sell", float(abs(lots)))
 

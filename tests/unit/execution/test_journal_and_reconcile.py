@@ -27,6 +27,7 @@ from tests.unit.execution.helpers import (
     tick,
 )
 from tickwave.clock import ManualClock
+from tickwave.config import ExecutionSettings, PaperBrokerSettings
 from tickwave.contracts import (
     Fill,
     OrderCanceled,
@@ -177,7 +178,9 @@ def test_journal_when_cut_anywhere_then_exactly_the_whole_groups_before_the_cut_
 
 def test_paper_when_buy_and_sell_then_fill_at_ask_and_bid_with_slippage(tmp_path: Path) -> None:
     clock = ManualClock(WEDNESDAY_NOON_MS)
-    broker = PaperBroker(execution_settings(paper_slippage_bps=10), clock, tmp_path / LEDGER_NAME)
+    broker = PaperBroker(
+        ExecutionSettings(paper_broker=PaperBrokerSettings(slippage_bps=10)), clock, tmp_path / LEDGER_NAME
+    )
     broker.on_tick(tick(clock.now_ms(), 1.1, spread=0.0002))
     service = make_service(tmp_path / "s", clock, market_hours="always")
     service.handle_tick(tick(clock.now_ms(), 1.1, spread=0.0002))
@@ -194,7 +197,7 @@ def test_paper_when_buy_and_sell_then_fill_at_ask_and_bid_with_slippage(tmp_path
 
 def test_paper_when_an_order_fills_at_once_then_the_ledger_has_it_in_one_group(tmp_path: Path) -> None:
     # Submitted, accepted and filled in one group (one write): a kill leaves all three or none,
-    # never an order accepted at the venue without its immediate fill (stop 30's kill -9 failure).
+    # never an order accepted at the venue without its immediate fill.
     clock = ManualClock(WEDNESDAY_NOON_MS)
     broker = PaperBroker(execution_settings(), clock, tmp_path / LEDGER_NAME)
     broker.on_tick(tick(clock.now_ms(), 1.1))
@@ -214,7 +217,7 @@ def test_paper_when_an_order_fills_at_once_then_the_ledger_has_it_in_one_group(t
 
 def test_paper_when_latency_then_fills_at_first_poll_after_it(tmp_path: Path) -> None:
     clock = ManualClock(WEDNESDAY_NOON_MS)
-    service = make_service(tmp_path, clock, market_hours="always", paper_latency_ms=50)
+    service = make_service(tmp_path, clock, market_hours="always", paper_broker={"latency_ms": 50})
     service.handle_tick(tick(clock.now_ms(), 1.1))
     service.handle_signal(signal(1, clock.now_ms()))
     assert service.engine.working_orders()
@@ -241,7 +244,9 @@ def test_paper_orders_when_a_window_is_asked_then_its_orders_and_every_working_o
     # The window keeps a long replay's periodic reconciliation linear (it rebuilt every order each time).
     clock = ManualClock(WEDNESDAY_NOON_MS)
     start = clock.now_ms()
-    broker = PaperBroker(execution_settings(paper_latency_ms=1_000), clock, tmp_path / LEDGER_NAME)
+    broker = PaperBroker(
+        ExecutionSettings(paper_broker=PaperBrokerSettings(latency_ms=1_000)), clock, tmp_path / LEDGER_NAME
+    )
     broker.on_tick(tick(start, 1.1))
     broker.submit(_market("old-working", start))
     clock.advance(5_000)
@@ -258,7 +263,9 @@ def test_paper_orders_when_a_window_is_asked_then_its_orders_and_every_working_o
     assert set(broker.orders()) == {"old-working", "new"}
     assert broker.orders()["old-working"].status == OrderStatus.FILLED
     broker.close()
-    reopened = PaperBroker(execution_settings(paper_latency_ms=1_000), clock, tmp_path / LEDGER_NAME)
+    reopened = PaperBroker(
+        ExecutionSettings(paper_broker=PaperBrokerSettings(latency_ms=1_000)), clock, tmp_path / LEDGER_NAME
+    )
     assert set(reopened.orders(start + 1)) == {"new"}, "the window is rebuilt from the ledger"
     reopened.close()
 
@@ -266,7 +273,7 @@ def test_paper_orders_when_a_window_is_asked_then_its_orders_and_every_working_o
 def test_halt_when_orders_are_working_then_they_are_canceled_and_halt_survives_restart(tmp_path: Path) -> None:
     clock = ManualClock(WEDNESDAY_NOON_MS)
     publisher = ListPublisher()
-    service = make_service(tmp_path, clock, publisher, market_hours="always", paper_latency_ms=1_000)
+    service = make_service(tmp_path, clock, publisher, market_hours="always", paper_broker={"latency_ms": 1_000})
     service.handle_tick(tick(clock.now_ms(), 1.1))
     service.handle_signal(signal(1, clock.now_ms()))
     from tickwave.contracts import ControlCommand
@@ -276,7 +283,7 @@ def test_halt_when_orders_are_working_then_they_are_canceled_and_halt_survives_r
     service.handle_signal(signal(2, clock.now_ms(), "short"))
     assert len(service.engine.orders) == 1
     service.close()
-    restarted = make_service(tmp_path, clock, market_hours="always", paper_latency_ms=1_000)
+    restarted = make_service(tmp_path, clock, market_hours="always", paper_broker={"latency_ms": 1_000})
     assert restarted.engine.trading_state == "HALTED"
     restarted.close()
 
@@ -405,7 +412,7 @@ def test_reconcile_when_running_then_broker_orders_are_adopted_and_a_lasting_mis
     from execution.positions import Book
 
     clock = ManualClock(WEDNESDAY_NOON_MS)
-    service = make_service(tmp_path, clock, market_hours="always", reconcile_every_s=5)
+    service = make_service(tmp_path, clock, market_hours="always", reconciliation={"interval_s": 5})
     service.handle_tick(tick(clock.now_ms(), 1.1, spread=0.0002))
     stray = service.engine.on_signal(signal(7, clock.now_ms(), "long", 0.5)).intent
     assert stray is not None
@@ -435,7 +442,7 @@ def test_reconcile_when_running_then_broker_orders_are_adopted_and_a_lasting_mis
 def test_reconcile_when_filled_orders_left_the_window_then_they_are_not_adopted_again(tmp_path: Path) -> None:
     clock = ManualClock(WEDNESDAY_NOON_MS)
     publisher = ListPublisher()
-    service = make_service(tmp_path, clock, publisher, market_hours="always", reconcile_window_s=3600.0)
+    service = make_service(tmp_path, clock, publisher, market_hours="always", reconciliation={"window_s": 3600.0})
     service.handle_tick(tick(clock.now_ms()))
     service.handle_signal(signal(1, clock.now_ms(), "long", 0.5))
     # Two hours on: the filled order is older than the window, which the paper broker ignores.

@@ -11,7 +11,7 @@ from tickwave.clock import ManualClock
 from tickwave.contracts import ControlCommand, OrderFilled, OrderSubmitted, RiskEvent
 
 STOPS = {"market_hours": "always", "stop_loss_pips": 20, "take_profit_pips": 40, "flash_crash_pct": 50.0,
-         "paper_slippage_bps": 0.0}  # fmt: skip
+         "paper_broker": {"slippage_bps": 0.0}}  # fmt: skip
 
 
 def _open(tmp_path: Path, direction: str = "long") -> tuple[ExecutionService, ManualClock, ListPublisher]:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections import deque
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
+from execution.limits import RiskLimits
 from execution.risk import (
     CHECKS,
+    FixedDayPnl,
     PriceWindow,
     ProposedOrder,
-    RiskLimits,
     RiskView,
     check_consecutive_rejects,
     check_daily_loss,
@@ -27,7 +29,8 @@ from execution.risk import (
     check_trading_state,
     first_denial,
 )
-from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, execution_settings, signal, tick
+from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, signal, tick
+from tickwave.config import MarketSettings
 
 NOW = WEDNESDAY_NOON_MS
 LIMITS = RiskLimits.from_settings(execution_settings(max_orders_per_second=2, max_gross_exposure=250_000))
@@ -91,7 +94,7 @@ def test_market_open_when_fx_hours_then_closed_friday_to_sunday_17_new_york(
     now_ms = NOW + iso_offset_hours * 3_600_000
     assert LIMITS.market.is_open(now_ms) is is_open
     assert (check_market_open(_order(), _view(), LIMITS, now_ms) is None) is is_open
-    always = RiskLimits.from_settings(execution_settings(market_hours="always"))
+    always = RiskLimits.from_settings(execution_settings(), market=ALWAYS_OPEN)
     assert always.market.is_open(now_ms)
 
 
@@ -99,7 +102,7 @@ def test_market_open_when_summer_or_holiday_then_new_york_time_decides() -> None
     friday_july_2100_utc = 1_720_213_200_000  # 2024-07-05 21:00 UTC = 17:00 New York (EDT): closed
     assert not LIMITS.market.is_open(friday_july_2100_utc)
     assert LIMITS.market.is_open(friday_july_2100_utc - 60_000)
-    holiday = RiskLimits.from_settings(execution_settings(market_holidays=["2023-11-15"]))
+    holiday = RiskLimits.from_settings(execution_settings(), market=MarketSettings(holidays=(date(2023, 11, 15),)))
     assert not holiday.market.is_open(NOW)
 
 
@@ -148,9 +151,9 @@ def test_order_rate_when_limit_reached_within_one_second_then_denied() -> None:
 
 
 def test_daily_loss_when_breached_then_denied_and_halts_trading() -> None:
-    denial = check_daily_loss(_order(), _view(daily_pnl=-LIMITS.daily_loss_limit), LIMITS, NOW)
+    denial = check_daily_loss(_order(), _view(day_pnl=FixedDayPnl(-LIMITS.daily_loss_limit)), LIMITS, NOW)
     assert denial is not None and denial.halts == "trading"
-    assert check_daily_loss(_order(), _view(daily_pnl=-LIMITS.daily_loss_limit + 1), LIMITS, NOW) is None
+    assert check_daily_loss(_order(), _view(day_pnl=FixedDayPnl(-LIMITS.daily_loss_limit + 1)), LIMITS, NOW) is None
 
 
 def test_consecutive_rejects_when_limit_reached_then_denied_and_halts_trading() -> None:

@@ -23,11 +23,12 @@ from streams.ingest.logic import (
     within,
 )
 from tests.unit.ingest.helpers import NOW_MS, REGISTRY, candidates
+from tickwave.clock import ManualClock
 from tickwave.contracts import Tick
 
 
 def validator(max_future_ms: int = 60_000) -> TickValidator:
-    return TickValidator(REGISTRY, "test", max_future_ms, lambda: NOW_MS)
+    return TickValidator(REGISTRY, "test", max_future_ms, ManualClock(NOW_MS))
 
 
 @pytest.mark.parametrize(
@@ -43,7 +44,7 @@ def validator(max_future_ms: int = 60_000) -> TickValidator:
         (("EURUSD", NOW_MS, 1.0, 1.1, -0.5, 0.0, 6), "negative"),
         (("EURUSD", NOW_MS, 1.0, 1.1, 0.0, -1.0, 6), "negative"),
         (("EURUSD", NOW_MS, 1.0, 1.1, 0.0, 0.0, 2**32), "bad_flags"),
-        (("EURUSD", -1, 1.0, 1.1, 0.0, 0.0, 6), "before_epoch"),
+        (("EURUSD", -1, 1.0, 1.1, 0.0, 0.0, 6), "before_min_time"),
         (("EURUSD", NOW_MS + 60_001, 1.0, 1.1, 0.0, 0.0, 6), "future_timestamp"),
     ],
 )

@@ -14,6 +14,7 @@ from streams.ingest.adapters.mt5 import Mt5Source
 from streams.ingest.logic import TickValidator
 from testkit.mt5 import FakeMetaTrader5
 from tests.unit.ingest.helpers import REGISTRY, T0, ScriptedTerminal, Step
+from tickwave.clock import ManualClock
 from tickwave.config import MT5Settings
 from tickwave.contracts import Tick
 from tickwave.errors import ConfigurationError
@@ -28,7 +29,7 @@ def run_source(
         server_timezone=timezone, poll_interval_ms=1, window_s=window_s, backfill_s=3600,
         reconnect_initial_s=0.001, reconnect_max_s=0.002,
     )  # fmt: skip
-    now = lambda: T0 + 600_000  # noqa: E731 - the UTC wall clock during the test
+    now = ManualClock(T0 + 600_000)  # the UTC wall clock during the test
     validator = TickValidator(REGISTRY, "mt5", 60_000, now)
     source = Mt5Source(Terminal(mt5, fake), list(symbols), REGISTRY, validator, stop, now)
     ticks: list[Tick] = []
@@ -149,7 +150,9 @@ def test_source_when_symbol_not_in_registry_then_configuration_error() -> None:
     terminal = Terminal(MT5Settings(), FakeMetaTrader5())
 
     with pytest.raises(ConfigurationError, match="BTCUSD"):
-        Mt5Source(terminal, ["BTCUSD"], REGISTRY, TickValidator(REGISTRY, "mt5", 0, lambda: 0), stop)
+        Mt5Source(
+            terminal, ["BTCUSD"], REGISTRY, TickValidator(REGISTRY, "mt5", 0, ManualClock(0)), stop, ManualClock(0)
+        )
 
 
 def test_source_when_broker_digits_differ_then_warns(caplog: pytest.LogCaptureFixture) -> None:
@@ -159,9 +162,9 @@ def test_source_when_broker_digits_differ_then_warns(caplog: pytest.LogCaptureFi
     stop = threading.Event()
     fake = ScriptedTerminal([quote_eurusd_with_three_digits], stop)
     fake.add_symbol("EURUSD", digits=3)
-    validator = TickValidator(REGISTRY, "mt5", 60_000, lambda: T0)
+    validator = TickValidator(REGISTRY, "mt5", 60_000, ManualClock(T0))
     source = Mt5Source(
-        Terminal(MT5Settings(poll_interval_ms=1), fake), ["EURUSD"], REGISTRY, validator, stop, lambda: T0
+        Terminal(MT5Settings(poll_interval_ms=1), fake), ["EURUSD"], REGISTRY, validator, stop, ManualClock(T0)
     )
 
     sent = sum(len(batch.ticks) for batch in source.batches())

@@ -14,6 +14,7 @@ from streams.ingest.adapters.files import ReplayOptions, ReplaySource, detect_fo
 from streams.ingest.batches import Rejected
 from streams.ingest.columns import ColumnMap
 from tests.unit.ingest.helpers import NOW_MS, REGISTRY
+from tickwave.clock import ManualClock
 from tickwave.contracts import Tick
 from tickwave.errors import ConfigurationError
 from tickwave.timezones import WallClock
@@ -22,7 +23,9 @@ HEADER = "<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>"
 
 
 def replay(paths: list[Path], **options: object) -> tuple[list[Tick], list[Rejected], ReplaySource]:
-    source = ReplaySource(paths, ReplayOptions(**options), REGISTRY, 60_000, threading.Event(), now_ms=lambda: NOW_MS)  # type: ignore[arg-type]
+    source = ReplaySource(
+        paths, ReplayOptions(**options), REGISTRY, 60_000, threading.Event(), clock=ManualClock(NOW_MS)
+    )  # type: ignore[arg-type]
     ticks: list[Tick] = []
     rejected: list[Rejected] = []
     for batch in source.batches():

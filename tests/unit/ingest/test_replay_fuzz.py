@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from streams.ingest.adapters.files import ReplayOptions, ReplaySource
 from streams.ingest.batches import Rejected
 from tests.unit.ingest.helpers import NOW_MS, REGISTRY
+from tickwave.clock import ManualClock
 from tickwave.contracts import Tick
 
 HEADER = "<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>"
@@ -157,7 +158,7 @@ tick_file = st.lists(st.sampled_from([0, 0, 1, 7, 250, 1000, 4000]), min_size=40
 
 def replay(path: Path) -> tuple[list[Tick], list[Rejected]]:
     options = ReplayOptions(batch_ticks=50)  # 2.4 KB blocks: a file spans several batches
-    source = ReplaySource([path], options, REGISTRY, 60_000, threading.Event(), now_ms=lambda: NOW_MS)
+    source = ReplaySource([path], options, REGISTRY, 60_000, threading.Event(), clock=ManualClock(NOW_MS))
     ticks: list[Tick] = []
     rejected: list[Rejected] = []
     try:

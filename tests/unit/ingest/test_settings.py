@@ -70,10 +70,10 @@ def test_mt5_when_server_timezone_unknown_then_error_names_the_key(monkeypatch: 
 
 
 def test_ingest_when_env_sets_values_then_applied(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TICKWAVE_INGEST_MAX_FUTURE_MS", "5000")
+    monkeypatch.setenv("TICKWAVE_INGEST_MAX_SOURCE_CLOCK_LEAD_MS", "5000")
     monkeypatch.setenv("TICKWAVE_INGEST_SIM_SYMBOLS", '["EURUSD","XAUUSD"]')
 
     settings = load_settings()
 
-    assert settings.ingest.max_future_ms == 5000
+    assert settings.ingest.max_source_clock_lead_ms == 5000
     assert settings.ingest.sim_symbols == ["EURUSD", "XAUUSD"]

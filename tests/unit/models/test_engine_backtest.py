@@ -28,10 +28,10 @@ WEDNESDAY_NOON_MS = 1_700_049_600_000
 ONE_HOT = {"up": [0.0, 0.0, 1.0], "down": [1.0, 0.0, 0.0], "flat": [0.0, 1.0, 0.0]}
 
 
-def _settings(state_dir: Path, **execution: Any) -> Settings:
+def _settings(state_dir: Path, slippage_bps: float = 0.0, **risk: Any) -> Settings:
     # Nothing in the gate binds (the market is open, no loss limit is reached), no slippage.
-    return load_settings(state_dir=state_dir, execution={
-        "market_hours": "always", "paper_slippage_bps": 0.0, "daily_loss_limit": 1e9, **execution,
+    return load_settings(state_dir=state_dir, market={"hours": "always"}, execution={
+        "paper_broker": {"slippage_bps": slippage_bps}, "risk": {"daily_loss_limit": 1e9, **risk},
     })  # fmt: skip
 
 
@@ -110,7 +110,7 @@ def test_engine_when_slippage_then_pnl_is_lower_by_the_slippage_paid(tmp_path: P
     ticks, signals = holdout_ticks(frame, "1m"), holdout_signals(frame, probabilities, RULES, "1m", "m", 1)
 
     free = run_engine(_settings(tmp_path), ticks, signals)
-    slipped = run_engine(_settings(tmp_path, paper_slippage_bps=1.0), ticks, signals)
+    slipped = run_engine(_settings(tmp_path, slippage_bps=1.0), ticks, signals)
 
     # One lot in at the first ask, out at the last bid: each fill pays 1 bp of its price on 100,000 units.
     (entry, close) = (fill.fill_price for fill in free.replay.fills)
@@ -137,4 +137,4 @@ def test_compare_when_execution_is_driven_by_another_timeframe_then_the_model_is
     assert len(denials) == 3 and not [denied for denied in denials if "signal_timeframe" in denied]
     assert comparison.candidate_pnl_account != 0.0 and comparison.candidate_trades > 0
     assert any("judged on its own 1h signals (models.timeframe); live execution drives EURUSD by 1m "
-               "(execution.signal_timeframe" in note for note in comparison.notes), comparison.notes  # fmt: skip
+               "(execution.risk.signal_timeframe" in note for note in comparison.notes), comparison.notes  # fmt: skip

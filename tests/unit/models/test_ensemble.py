@@ -17,6 +17,7 @@ from streams.inference import Inference
 from streams.signals import signal_from
 from tests.unit.models.market import MINUTE, T0, market
 from tests.unit.streams.tiny_model import StaticProvider
+from tickwave.clock import SystemClock
 from tickwave.config import ModelsSettings
 from tickwave.contracts import FeatureVector, Signal, decode, encode
 from tickwave.modeling import SignalRules, artifact_from_onnx, ensemble_confidence
@@ -81,7 +82,7 @@ def test_ensemble_when_trained_saved_and_served_then_one_graph_votes_as_trained_
     vector = FeatureVector(symbol="EURUSD", timeframe="1m", bar_start_ms=T0, is_warm=True, schema_hash=SPEC.schema_hash,
                            values=dict(zip(SPEC.model_names, row.tolist(), strict=True)))  # fmt: skip
     served = replace(artifact, symbols=("EURUSD",))  # served on the vector's symbol
-    prediction = Inference(StaticProvider(served), SPEC.schema_hash).predict(vector)
+    prediction = Inference(StaticProvider(served), SPEC.schema_hash, SystemClock()).predict(vector)
     assert prediction is not None and prediction.members == artifact.members
     members = result.model.member_probabilities(result.holdout.features[:1])
     expected = ensemble_confidence(members, result.model.weights)[0]

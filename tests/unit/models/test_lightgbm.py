@@ -55,7 +55,6 @@ def test_lightgbm_when_trained_and_saved_then_parity_holds_and_the_export_serves
 def test_float32_safe_thresholds_when_features_sit_on_split_midpoints_then_onnx_decides_as_lightgbm() -> None:
     import lightgbm as lgb
 
-    from models.export import to_onnx
     from models.lgbm import float32_safe_thresholds
 
     rng = np.random.default_rng(3)
@@ -68,7 +67,8 @@ def test_float32_safe_thresholds_when_features_sit_on_split_midpoints_then_onnx_
     native = raw.predict_proba(features)
 
     def served(model: lgb.LGBMClassifier) -> np.ndarray:
-        onnx_bytes = to_onnx(model, [f"f{index}" for index in range(4)], "h", LABELS, {"timeframe": "1m"})
+        exporter = LightGBMDirectionModel(SETTINGS, SignalRules())
+        onnx_bytes = exporter.export_onnx(model, [f"f{index}" for index in range(4)], "h", {"timeframe": "1m"})
         return LoadedModel(artifact_from_onnx("t", 1, onnx_bytes)).predict_batch(features).astype(np.float64)
 
     as_trained = np.abs(served(raw) - native).max()

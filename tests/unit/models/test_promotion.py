@@ -10,16 +10,8 @@ import pytest
 from models.dataset import DOWN, FLAT, UP
 from models.errors import RegistryError
 from models.evaluation import BaselineComparison
-from models.registry import (
-    CANDIDATE,
-    CHAMPION,
-    RETIRED,
-    RegistryEntry,
-    RegistryEvent,
-    contract_mismatches,
-    judge_promotion,
-    rollback_target,
-)
+from models.promotion import contract_mismatches, judge_promotion, rollback_target
+from models.registry_rows import CANDIDATE, CHAMPION, RETIRED, RegistryEntry, RegistryEvent
 
 LABELS = np.array([UP, DOWN, FLAT, UP, DOWN, FLAT] * 50)
 

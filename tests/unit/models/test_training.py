@@ -21,11 +21,13 @@ from models.xgb import XGBoostDirectionModel
 from streams.features import FeatureSpec
 from streams.inference import LoadedModel
 from tests.unit.models.market import MINUTE, T0, market
+from tickwave.clock import ManualClock
 from tickwave.config import ModelsSettings
 from tickwave.errors import DataQualityError
 from tickwave.modeling import ArtifactMetadataError, SignalRules
 
 SPEC = FeatureSpec()
+SAVED_AT_MS = 1_700_000_000_000
 SETTINGS = ModelsSettings(n_estimators=40, max_depth=3, n_jobs=1, folds=3, embargo_bars=5, min_rows=500)
 COUNT = 1500
 
@@ -39,7 +41,7 @@ def dataset() -> Dataset:
 
 @pytest.fixture(scope="module")
 def model() -> XGBoostDirectionModel:
-    return XGBoostDirectionModel(SETTINGS, SignalRules())
+    return XGBoostDirectionModel(SETTINGS, SignalRules(), clock=ManualClock(SAVED_AT_MS))
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +96,7 @@ def test_save_when_exported_then_parity_holds_and_artifact_is_content_addressed(
     assert metadata["feature_names"] == list(SPEC.model_names)
     assert metadata["schema_hash"] == SPEC.schema_hash
     assert metadata["labels"] == list(LABELS)
+    assert metadata["created_at"] == "2023-11-14T22:13:20.000+00:00"  # the injected clock's time
     assert "t+5" in metadata["label_definition"] and metadata["data_range_ms"] == [T0, T0 + COUNT * MINUTE]
     assert {"xgboost-cpu", "onnxruntime", "onnxmltools", "python"} <= set(metadata["library_versions"])
     assert metadata["metrics"]["holdout_log_loss"] == trained.metrics()["holdout_log_loss"]

@@ -54,3 +54,16 @@ def test_dbt_vars_when_built_from_settings_then_each_symbol_has_its_registry_lot
     assert default["USDJPY"] == {"contract_size": 100000, "pip_size": 0.01, "base": "USD", "quote": "JPY"}
     assert default["EURGBP"] == {"contract_size": 100000, "pip_size": 0.0001, "base": "EUR", "quote": "GBP"}
     assert configured["instruments"]["XAUUSD"]["contract_size"] == 50 and set(configured["instruments"]) == {"XAUUSD"}
+
+
+def test_dbt_project_defaults_when_compared_with_the_registry_then_they_are_the_generated_vars(tmp_path: Path) -> None:
+    # dbt run by hand reads dbt_project.yml's vars; Tickwave passes dbt_vars(settings). Both must say the same.
+    import yaml
+
+    from orchestration.dbt_project import DBT_PROJECT_DIR, dbt_vars
+
+    written = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    generated = dbt_vars(load_settings(state_dir=tmp_path))
+
+    assert written["instruments"] == generated["instruments"]
+    assert written["account_currency"] == generated["account_currency"]

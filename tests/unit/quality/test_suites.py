@@ -6,7 +6,7 @@ import pytest
 
 from quality.runner import is_fx_market_open
 from quality.suites import RAW_TABLES, QualityLimits, pip_sql, spread_bound_sql, suites
-from tickwave.config import ExecutionSettings
+from tickwave.config import MarketSettings
 from tickwave.market import MarketCalendar
 
 
@@ -23,7 +23,7 @@ from tickwave.market import MarketCalendar
     ],
 )
 def test_is_fx_market_open_when_at_the_weekend_edges_then_closed_only_between_them(at: datetime, is_open: bool) -> None:
-    assert is_fx_market_open(at, MarketCalendar.from_settings(ExecutionSettings())) is is_open
+    assert is_fx_market_open(at, MarketCalendar.from_settings(MarketSettings())) is is_open
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ def test_is_fx_market_open_when_at_the_weekend_edges_then_closed_only_between_th
 def test_is_fx_market_open_when_a_holiday_is_configured_then_closed_on_that_new_york_date(
     at: datetime, is_open: bool
 ) -> None:
-    calendar = MarketCalendar.from_settings(ExecutionSettings(market_holidays=(date(2026, 12, 25),)))
+    calendar = MarketCalendar.from_settings(MarketSettings(holidays=(date(2026, 12, 25),)))
 
     assert is_fx_market_open(at, calendar) is is_open
 

@@ -1,4 +1,4 @@
-"""Bars at every MT5 timeframe: a year of M1-derived ticks gives the H1, H4 and D1 bars pandas gives (issue 26).
+"""Bars at every MT5 timeframe: a year of M1-derived ticks gives the H1, H4 and D1 bars pandas gives.
 
 The pure bar logic (``streams.bars``) is driven directly, so a year of one symbol takes
 seconds; the expected bars are aggregated independently with pandas, H4 and D1 in New

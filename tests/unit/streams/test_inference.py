@@ -13,9 +13,11 @@ import pytest
 from streams.features import FeatureSpec
 from streams.inference import Inference
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
+from tickwave.clock import ManualClock
 from tickwave.contracts import FeatureVector
 from tickwave.modeling import CHALLENGER, CHAMPION, ModelArtifact
 
+NOW_MS = 1_700_000_000_000  # the predictions' stamp
 SPEC = FeatureSpec()
 WAIT_S = 10.0
 
@@ -63,7 +65,7 @@ def test_inference_when_champion_changes_then_watcher_swaps_it_and_flow_thread_a
     artifact: ModelArtifact,
 ) -> None:
     provider = RecordingProvider(artifact)
-    inference = Inference(provider, SPEC.schema_hash, refresh_s=0.01, settle_s=0.0)
+    inference = Inference(provider, SPEC.schema_hash, ManualClock(NOW_MS), refresh_s=0.01, settle_s=0.0)
 
     first = inference.predict(warm_vector())
     provider.artifact = replace(artifact, model_version=2)
@@ -76,7 +78,7 @@ def test_inference_when_champion_changes_then_watcher_swaps_it_and_flow_thread_a
 
 def test_inference_when_lookup_hangs_then_predictions_go_on_with_the_current_model(artifact: ModelArtifact) -> None:
     provider = RecordingProvider(artifact)
-    inference = Inference(provider, SPEC.schema_hash, refresh_s=0.01, settle_s=0.0)
+    inference = Inference(provider, SPEC.schema_hash, ManualClock(NOW_MS), refresh_s=0.01, settle_s=0.0)
     inference.predict(warm_vector())
     provider.gate = threading.Event()
     try:
@@ -93,7 +95,7 @@ def test_inference_when_new_champion_cannot_load_then_previous_serves_and_error_
     artifact: ModelArtifact, caplog: pytest.LogCaptureFixture
 ) -> None:
     provider = RecordingProvider(artifact)
-    inference = Inference(provider, SPEC.schema_hash, refresh_s=0.01, settle_s=0.0)
+    inference = Inference(provider, SPEC.schema_hash, ManualClock(NOW_MS), refresh_s=0.01, settle_s=0.0)
     inference.predict(warm_vector())
     broken = replace(artifact, model_version=2, onnx_bytes=b"not an onnx model")
     provider.artifact = broken
@@ -113,7 +115,9 @@ def test_inference_when_new_champion_cannot_load_then_previous_serves_and_error_
 
 
 def test_inference_when_collected_then_its_watcher_thread_ends(artifact: ModelArtifact) -> None:
-    inference = Inference(RecordingProvider(artifact), SPEC.schema_hash, refresh_s=0.01, settle_s=0.0)
+    inference = Inference(
+        RecordingProvider(artifact), SPEC.schema_hash, ManualClock(NOW_MS), refresh_s=0.01, settle_s=0.0
+    )
     inference.predict(warm_vector())
     watcher = inference._watcher
     assert watcher is not None and watcher.is_alive()
@@ -131,7 +135,7 @@ def test_inference_when_refreshed_with_a_challenger_then_each_keeps_its_own_slot
     challenger = replace(artifact, model_version=2, role=CHALLENGER)
     # A challenger of another model id in the champion's slot, with the champion's version number.
     other = replace(artifact, model_id="lgbm", role=CHALLENGER, slot="tiny")
-    inference = Inference(StaticProvider(artifact, challenger, other), SPEC.schema_hash)
+    inference = Inference(StaticProvider(artifact, challenger, other), SPEC.schema_hash, ManualClock(NOW_MS))
 
     inference.refresh()
     inference.refresh()  # the second lookup keeps the sessions: each must stay in its own slot

@@ -13,13 +13,14 @@ from streams.features import FeatureSpec
 from streams.flow import FlowSinks, build_flow
 from tests.unit.streams.test_flow import NOW_MS, OUTPUTS, SETTINGS, stream, unkey
 from tests.unit.streams.tiny_model import StaticProvider, tiny_artifact
+from tickwave.clock import ManualClock
 from tickwave.contracts import encode
 
 
 def execute(raw: list[Any], out: dict[str, list[Any]], recovery: RecoveryConfig | None) -> None:
     sinks = FlowSinks(**{name: TestingSink(out[name]) for name in OUTPUTS})
     provider = StaticProvider(tiny_artifact(FeatureSpec()))
-    flow = build_flow(SETTINGS, TestingSource(raw, batch_size=50), sinks, provider, clock_ms=lambda: NOW_MS)
+    flow = build_flow(SETTINGS, TestingSource(raw, batch_size=50), sinks, provider, clock=ManualClock(NOW_MS))
     run_main(flow, epoch_interval=timedelta(0), recovery_config=recovery)
 
 

@@ -171,7 +171,9 @@ def test_models_registry_id_when_no_model_id_then_the_default_of_the_kind(
     assert load_settings().models.registry_id == expected  # a child process serves the same id
 
 
-@pytest.mark.parametrize(("section", "key"), [("orchestration", "reports_due_utc"), ("dashboards", "report_due_utc")])
+@pytest.mark.parametrize(
+    ("section", "key"), [("orchestration", "late_reports_sensor_utc"), ("dashboards", "missing_report_alert_utc")]
+)
 @pytest.mark.parametrize("due", ["00:00", "00:15", "00:30"])
 def test_load_settings_when_reports_due_before_their_schedule_then_error_names_both(
     section: str, key: str, due: str
@@ -184,6 +186,9 @@ def test_load_settings_when_reports_due_before_their_schedule_then_error_names_b
 
 
 def test_load_settings_when_reports_due_after_their_schedule_then_accepted() -> None:
-    settings = load_settings(orchestration={"reports_due_utc": "00:31"}, dashboards={"report_due_utc": "23:59"})
+    settings = load_settings(
+        orchestration={"late_reports_sensor_utc": "00:31"}, dashboards={"missing_report_alert_utc": "23:59"}
+    )
 
-    assert (settings.orchestration.reports_due_utc, settings.dashboards.report_due_utc) == ("00:31", "23:59")
+    assert settings.orchestration.late_reports_sensor_utc == "00:31"
+    assert settings.dashboards.missing_report_alert_utc == "23:59"

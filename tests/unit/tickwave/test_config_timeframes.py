@@ -1,4 +1,4 @@
-"""Configuration of bar timeframes: only what the warehouse stores, clean errors otherwise (issue 26)."""
+"""Configuration of bar timeframes: only what the warehouse stores, clean errors otherwise."""
 
 from __future__ import annotations
 

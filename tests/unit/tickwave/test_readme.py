@@ -8,12 +8,12 @@ from tickwave.config import reference_markdown
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_readme_configuration_table_when_settings_change_then_kept_current() -> None:
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- config-reference:start[^\n]*-->\n(.*?)<!-- config-reference:end -->", readme, re.S)
+def test_configuration_docs_when_settings_change_then_kept_current() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    match = re.search(r"<!-- config-reference:start[^\n]*-->\n(.*?)<!-- config-reference:end -->", text, re.S)
 
-    assert match, "README.md lost its config-reference markers"
-    assert match.group(1) == reference_markdown(), "run `tickwave config reference` and paste it into README.md"
+    assert match, "docs/configuration.md lost its config-reference markers"
+    assert match.group(1) == reference_markdown(), "run `tickwave config reference --update docs/configuration.md`"
 
 
 def test_repository_when_checked_out_then_has_the_agreed_layout() -> None:
@@ -21,17 +21,6 @@ def test_repository_when_checked_out_then_has_the_agreed_layout() -> None:
                  "models", "execution", "quality", "dashboards", "reports", "tests", "bench", "pyproject.toml",
                  "README.md", "Makefile", ".ci/run", "uv.lock"):  # fmt: skip
         assert (ROOT / name).exists(), name
-    for folder in (
-        "adapters",
-        "warehouse_server",
-        "streams",
-        "orchestration",
-        "dbt",
-        "models",
-        "execution",
-        "quality",
-        "dashboards",
-        "reports",
-        "bench",
-    ):
+    for folder in ("tickwave", "adapters", "app", "warehouse_server", "testkit", "streams", "orchestration", "dbt",
+                   "models", "execution", "quality", "dashboards", "reports", "bench", "tests", "docs"):  # fmt: skip
         assert (ROOT / folder / "README.md").is_file(), f"{folder}/README.md"

@@ -1,4 +1,4 @@
-"""The supervisor's restart rule: exponential backoff, and a crash loop stops restarts (issue 26)."""
+"""The supervisor's restart rule: exponential backoff, and a crash loop stops restarts."""
 
 from __future__ import annotations
 

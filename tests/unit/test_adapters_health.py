@@ -1,4 +1,4 @@
-"""Health files: written by the service, read by `tickwave status` (issue 26)."""
+"""Health files: written by the service, read by `tickwave status`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import threading
 import time
 from pathlib import Path
 
+from adapters.health import HealthReport, HealthReporter, read_health, write_health
 from app.services.probes import _reported
 from tickwave.config import load_settings
-from tickwave.health import HealthReport, HealthReporter, read_health, write_health
 
 
 def test_reporter_when_watched_thread_dies_then_process_taken_down_and_reported(tmp_path: Path) -> None:

@@ -1,0 +1,244 @@
+"""Decisions on signals and ticks: signal -> sizing -> risk gate -> order intent, and the breakers.
+
+Read-only: each function reads the :class:`~execution.engine_state.EngineState` and returns
+contract events (to be journaled, then applied by the state's one writer) and the orders
+to send; none changes the state. The risk event builder here is shared with the operator
+commands (:mod:`execution.commands`) and the protective stops (:mod:`execution.stops`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+
+from execution.engine_state import DAY_ROLLOVER, SYMBOL_HALTED, TRADING_STATE, EngineState
+from execution.limits import RiskLimits
+from execution.risk import ProposedOrder, first_denial, operator_denial, signal_timeframe_denial
+from execution.sizing import SizingPolicy, order_for, target_position_lots
+from execution.valuation import Valuation
+from tickwave.clock import Clock
+from tickwave.contracts import (
+    Message,
+    OrderDenied,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    OrderSubmitted,
+    RiskEvent,
+    Signal,
+    Tick,
+    TradingState,
+    client_order_id_for,
+    stable_id,
+)
+from tickwave.money import to_decimal
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """What the engine decided about one signal.
+
+    ``events`` (denials, breaker trips) are to be journaled and then applied; ``intent``
+    is the order to send, if any; a duplicate signal yields nothing. A frozen msgspec
+    struct (built once per signal: 1.2 -> 0.2 us against a frozen dataclass).
+    """
+
+    intent: OrderIntent | None = None
+    events: tuple[OrderDenied | RiskEvent, ...] = ()
+    is_duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class ControlOutcome:
+    """What a command or a protective stop leads to: events to record, orders to send; a duplicate: none.
+
+    ``limits``: the limits an operator's ``set_limit`` puts in force (None: unchanged).
+    """
+
+    events: tuple[RiskEvent | OrderDenied, ...] = ()
+    intents: tuple[OrderIntent, ...] = ()
+    is_duplicate: bool = False
+    limits: RiskLimits | None = None
+
+    @property
+    def has_denials(self) -> bool:
+        """True when the gate refused one of the orders (recorded as an ``OrderDenied``)."""
+        return any(isinstance(event, OrderDenied) for event in self.events)
+
+
+class EventBuilder:
+    """Builds the engine's risk events, each with a stable id (instance, kind, symbol, time, sequence)."""
+
+    def __init__(self, instance_id: str, state: EngineState) -> None:
+        self.instance_id = instance_id
+        self._state = state
+        self._sequence = itertools.count()  # an id source, not state: ids only need to differ within a run
+
+    def risk(
+        self,
+        kind: str,
+        severity: Severity,
+        detail: str,
+        now_ms: int,
+        trading_state: TradingState | None = None,
+        symbol: str = "",
+        check: str = "",
+    ) -> RiskEvent:
+        """Build one risk event; its trading state is ``trading_state``, else the current one."""
+        sequence = next(self._sequence)
+        return RiskEvent(
+            risk_event_id=stable_id("risk", self.instance_id, kind, symbol, now_ms, sequence),
+            kind=kind, severity=severity, trading_state=trading_state or self._state.view.trading_state,
+            detail=detail, occurred_at_ms=now_ms, symbol=symbol, check=check,
+        )  # fmt: skip
+
+
+def denied(signal: Signal, now_ms: int, check: str, reason: str) -> OrderDenied:
+    """Build the event that records ``signal`` as denied by ``check``."""
+    return OrderDenied(
+        client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id, symbol=signal.symbol,
+        model_id=signal.model_id, model_version=signal.model_version, event_at_ms=now_ms,
+        reason=reason, check=check,
+    )  # fmt: skip
+
+
+def closing_orders(
+    state: EngineState, symbol: str, signal_for: Callable[[int], Signal], now_ms: int
+) -> tuple[list[OrderIntent], list[OrderDenied]]:
+    """Reduce-only market orders (at most ``max_order_lots`` each) that close ``symbol``'s position.
+
+    They pass the operator checks (price, market hours, collar, rate), not the trading
+    state: an operator's flatten and a protective stop work while HALTED. ``signal_for``
+    names the decision each part traces to.
+    """
+    view, limits = state.view, state.limits
+    position = view.position(symbol)
+    remaining = abs(position)
+    side: Literal["buy", "sell"] = "sell" if position > 0 else "buy"
+    intents: list[OrderIntent] = []
+    denials: list[OrderDenied] = []
+    part = 0
+    while remaining > 0:
+        lots = min(remaining, to_decimal(limits.max_order_lots))
+        signal = signal_for(part)
+        proposed = ProposedOrder(signal, side, float(lots))
+        denial = operator_denial(proposed, view, limits, now_ms)
+        if denial is not None:
+            denials.append(denied(signal, now_ms, denial.check, denial.reason))
+        else:
+            intents.append(OrderIntent(
+                client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id,
+                symbol=symbol, side=side, quantity_lots=float(lots), order_type="market",
+                model_id=signal.model_id, model_version=0, created_at_ms=now_ms,
+            ))  # fmt: skip
+        remaining -= lots
+        part += 1
+    return intents, denials
+
+
+class SignalDecisions:
+    """The gate for signals and the breakers on ticks, fills and rejects (reads the state only)."""
+
+    def __init__(
+        self, state: EngineState, sizing: SizingPolicy, clock: Clock, events: EventBuilder, valuation: Valuation
+    ) -> None:
+        self.state = state
+        self.sizing = sizing
+        self.clock = clock
+        self.events = events
+        self.valuation = valuation
+
+    def on_signal(self, signal: Signal) -> Decision:
+        """Size the signal and run the risk gate; a signal decided before yields nothing."""
+        state = self.state
+        if signal.signal_id in state.decided_signals:
+            return Decision(is_duplicate=True)
+        view, limits = state.view, state.limits
+        now_ms = self.clock.now_ms()
+        wrong_timeframe = signal_timeframe_denial(signal, limits)
+        if wrong_timeframe is not None:
+            return Decision(events=(denied(signal, now_ms, wrong_timeframe.check, wrong_timeframe.reason),))
+        target = target_position_lots(signal, self.sizing)
+        sized = order_for(target, float(view.exposure_lots(signal.symbol)), self.sizing)
+        if sized is None:
+            return Decision(events=(denied(signal, now_ms, "sizing", "position already at target"),))
+        side, lots = sized
+        denial = first_denial(ProposedOrder(signal, side, lots), view, limits, now_ms)
+        if denial is None:
+            intent = OrderIntent(
+                client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id,
+                symbol=signal.symbol, side=side, quantity_lots=lots, order_type="market",
+                model_id=signal.model_id, model_version=signal.model_version, created_at_ms=now_ms,
+            )  # fmt: skip
+            return Decision(intent=intent)
+        events: list[OrderDenied | RiskEvent] = [denied(signal, now_ms, denial.check, denial.reason)]
+        if denial.halts == "trading" and view.trading_state != "HALTED":
+            halt: TradingState = limits.daily_loss_action if denial.check == "daily_loss" else "HALTED"
+            if halt != view.trading_state:
+                events.append(self.events.risk(TRADING_STATE, "critical", denial.reason, now_ms, halt, "",
+                                               denial.check))  # fmt: skip
+        elif denial.halts == "symbol" and signal.symbol not in view.halted_symbols:
+            events.append(self.events.risk(SYMBOL_HALTED, "critical", denial.reason, now_ms, symbol=signal.symbol,
+                                           check=denial.check))  # fmt: skip
+        return Decision(events=tuple(events))
+
+    def submission(self, intent: OrderIntent, venue: str = "") -> OrderSubmitted:
+        """Return the event that records ``intent`` as sent to ``venue`` (journaled before the broker call)."""
+        return OrderSubmitted(
+            client_order_id=intent.client_order_id, signal_id=intent.signal_id, symbol=intent.symbol,
+            model_id=intent.model_id, model_version=intent.model_version, event_at_ms=self.clock.now_ms(),
+            side=intent.side, quantity_lots=intent.quantity_lots, order_type=intent.order_type,
+            limit_price=intent.limit_price, venue=venue,
+        )  # fmt: skip
+
+    def on_tick(self, tick: Tick) -> list[RiskEvent]:
+        """Mark the day's start; trip the flash-crash and loss breakers (the tick is already observed)."""
+        state = self.state
+        limits = state.limits
+        events: list[RiskEvent] = []
+        now_ms = self.clock.now_ms()
+        day = limits.market.trading_day(now_ms).isoformat()
+        if day != state.marked_day:
+            marks = {symbol: str(amount) for symbol, amount in sorted(self.valuation.unrealized_now(limits).items())}
+            events.append(self.events.risk(DAY_ROLLOVER, "info", json.dumps({"trading_day": day, "marks": marks}),
+                                           now_ms, check="daily_loss"))  # fmt: skip
+        window = state.view.price_windows[tick.symbol]
+        move = window.move_pct()
+        if move > limits.flash_crash_pct and tick.symbol not in state.view.halted_symbols:
+            detail = f"{tick.symbol} moved {move:.2f}% within {limits.flash_crash_window_ms} ms"
+            events.append(self.events.risk(SYMBOL_HALTED, "critical", detail, now_ms, symbol=tick.symbol,
+                                           check="flash_crash"))  # fmt: skip
+        if day == state.marked_day:
+            events.extend(self.loss_breaker(now_ms))
+        return events
+
+    def loss_breaker(self, now_ms: int) -> list[RiskEvent]:
+        """Move trading to ``daily_loss_action`` when the day's loss reaches the limit (only from ACTIVE)."""
+        state = self.state
+        if state.view.trading_state != "ACTIVE":
+            return []
+        limits = state.limits
+        pnl = self.valuation.daily_pnl(limits, now_ms)
+        if pnl is None or pnl > -limits.daily_loss_limit:
+            return []
+        detail = f"daily P&L {pnl:.2f} {limits.account_currency} breaches -{limits.daily_loss_limit}"
+        return [self.events.risk(TRADING_STATE, "critical", detail, now_ms, limits.daily_loss_action,
+                                 check="daily_loss")]  # fmt: skip
+
+    def follow_ups(self, event: Message) -> list[RiskEvent]:
+        """Return the breaker trips an applied event leads to: a reject in a row too many, a fill's loss."""
+        if isinstance(event, OrderFilled):
+            return self.loss_breaker(event.event_at_ms)
+        if isinstance(event, OrderRejected):
+            view, limits = self.state.view, self.state.limits
+            if view.consecutive_rejects >= limits.max_consecutive_rejects and view.trading_state != "HALTED":
+                detail = f"{view.consecutive_rejects} broker rejects in a row (last: {event.reason})"
+                return [self.events.risk(TRADING_STATE, "critical", detail, event.event_at_ms, "HALTED",
+                                         check="consecutive_rejects")]  # fmt: skip
+        return []

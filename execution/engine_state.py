@@ -1,0 +1,238 @@
+"""The engine's trading state and its one writer.
+
+Everything the journal rebuilds (orders, positions and their books, signals and commands
+already decided, trading state and symbol halts, realised P&L per day, the day's marks)
+plus the latest quotes and the limits in force. :class:`EngineState` is the only code that
+changes it: :meth:`EngineState.apply` with each recorded event, :meth:`EngineState.observe_tick`
+with each validated quote (ticks are prices, not journaled), :meth:`EngineState.set_limits`
+with an operator's ``set_limit`` and :meth:`EngineState.note_stop_denied` with a protective
+close the gate refused. The decision code (:mod:`execution.decisions`,
+:mod:`execution.commands`, :mod:`execution.stops`, :mod:`execution.valuation`) only reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from execution.brokers.base import EXPIRED_PREFIX
+from execution.limits import RiskLimits
+from execution.positions import Book, Booking
+from execution.risk import PriceWindow, RiskView
+from execution.state import CreationIndex, IllegalTransition, Order, OrderStatus
+from tickwave.contracts import (
+    ControlCommand,
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderDenied,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    RiskEvent,
+    Tick,
+)
+from tickwave.money import MONEY_CONTEXT, to_decimal
+
+logger = logging.getLogger(__name__)
+
+RATE_WINDOW_MS = 1_000
+
+# Risk event kinds that change state (the rest only inform).
+TRADING_STATE = "trading_state"
+SYMBOL_HALTED = "symbol_halted"
+SYMBOL_RESUMED = "symbol_resumed"
+FLATTEN = "flatten"
+DAY_ROLLOVER = "day_rollover"  # marks each position's unrealised P&L at the trading day's start
+
+
+def book_fill(book: Book, order: Order, fill: OrderFilled) -> Booking:
+    """Book ``fill`` of ``order`` on ``book``: the one rule for the engine's state and the fill's record."""
+    quantity = to_decimal(fill.fill_lots)
+    return book.book(quantity if order.side == "buy" else -quantity, to_decimal(fill.fill_price), fill.fill_id)
+
+
+@dataclass
+class EngineState:
+    """What the engine knows; changed only by its own methods (the single mutator)."""
+
+    limits: RiskLimits
+    view: RiskView = field(default_factory=RiskView)
+    orders: dict[str, Order] = field(default_factory=dict)
+    decided_signals: set[str] = field(default_factory=set)
+    applied_commands: set[str] = field(default_factory=set)
+    books: dict[str, Book] = field(default_factory=dict)
+    # What each booked fill did to its position (by fill_id): a redelivered Fill record gets the same figures.
+    bookings: dict[str, Booking] = field(default_factory=dict)
+    stop_denied_at_ms: dict[str, int] = field(default_factory=dict)  # protective closes denied, when (not journaled)
+    # Realised P&L per trading day and quote currency (exact); converted only when valued.
+    realized_by_day: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    # Unrealised P&L of each position (quote currency) at the start of ``marked_day``.
+    day_marks: dict[str, Decimal] = field(default_factory=dict)
+    marked_day: str = ""
+    defects: list[str] = field(default_factory=list)
+    # Bumped by every change the day's P&L depends on (the latest ticks, the books and realised
+    # P&L, the day's marks), so a valuation is reused only while nothing it read changed.
+    pnl_revision: int = 0
+    # Indexes of ``orders`` for a periodic reconciliation's window: by creation time, and the ids
+    # of the orders not yet terminal. Kept by _put, the one writer of ``orders``.
+    _created: CreationIndex = field(default_factory=CreationIndex, init=False, repr=False)
+    _open_ids: set[str] = field(default_factory=set, init=False, repr=False)
+
+    # -----------------------------------------------------------------------------------
+    # The writers
+    # -----------------------------------------------------------------------------------
+
+    def apply(self, event: Message) -> bool:
+        """Apply one recorded event; return False when it changed nothing (a fill seen before, a defect).
+
+        An illegal order transition is a defect: it is logged, kept in ``defects`` and the
+        order is left as it was.
+        """
+        try:
+            return self._apply(event)
+        except IllegalTransition as exc:
+            self.defects.append(str(exc))
+            logger.error("defect: %s (event %s)", exc, type(event).__name__)
+            return False
+
+    def observe_tick(self, tick: Tick) -> None:
+        """Keep the latest quote (a late tick does not replace a newer one) and the symbol's price window."""
+        view = self.view
+        previous = view.last_ticks.get(tick.symbol)
+        if previous is None or tick.time_ms >= previous.time_ms:
+            view.last_ticks[tick.symbol] = tick
+            self.pnl_revision += 1
+        window = view.price_windows.get(tick.symbol)
+        if window is None:
+            window = view.price_windows[tick.symbol] = PriceWindow(self.limits.flash_crash_window_ms)
+        window.update(tick.time_ms, tick.mid)
+
+    def set_limits(self, limits: RiskLimits) -> None:
+        """Put an operator's limits in force (until a restart: the command is not replayed)."""
+        self.limits = limits
+
+    def note_stop_denied(self, symbol: str, now_ms: int) -> None:
+        """Remember that a protective close of ``symbol`` was denied at ``now_ms`` (retried a second later)."""
+        self.stop_denied_at_ms[symbol] = now_ms
+
+    def _apply(self, event: Message) -> bool:
+        if isinstance(event, OrderSubmitted):
+            self.decided_signals.add(event.signal_id)
+            self._put(Order(
+                client_order_id=event.client_order_id, signal_id=event.signal_id, symbol=event.symbol,
+                side=event.side, quantity_lots=event.quantity_lots, model_id=event.model_id,
+                model_version=event.model_version, created_at_ms=event.event_at_ms, status=OrderStatus.SUBMITTED,
+            ))  # fmt: skip
+            self._add_pending(event.symbol, event.side, to_decimal(event.quantity_lots))
+            times = self.view.order_times_ms
+            times.append(event.event_at_ms)
+            while times and times[0] <= event.event_at_ms - RATE_WINDOW_MS:
+                times.popleft()
+        elif isinstance(event, OrderDenied):
+            self.decided_signals.add(event.signal_id)
+        elif isinstance(event, OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
+            return self._apply_order_event(event)
+        elif isinstance(event, RiskEvent):
+            self._apply_risk_event(event)
+        elif isinstance(event, ControlCommand):
+            self.applied_commands.add(event.command_id)
+        return True
+
+    def _apply_order_event(self, event: OrderAccepted | OrderRejected | OrderFilled | OrderCanceled) -> bool:
+        order = self.orders.get(event.client_order_id)
+        if order is None:
+            raise IllegalTransition(f"order {event.client_order_id}: {type(event).__name__} for an unknown order")
+        if isinstance(event, OrderAccepted):
+            self._put(order.moved(OrderStatus.ACCEPTED, broker_order_id=event.broker_order_id))
+            self.view.consecutive_rejects = 0
+        elif isinstance(event, OrderRejected):
+            self._put(order.moved(OrderStatus.REJECTED))
+            self._release_rest(order)
+            self.view.consecutive_rejects += 1
+        elif isinstance(event, OrderFilled):
+            if event.fill_id in order.fill_ids:
+                return False  # the same execution reported twice (redelivery, reconciliation)
+            status = OrderStatus.FILLED if event.is_final else OrderStatus.PARTIALLY_FILLED
+            self._put(order.moved(status, filled_lots=event.cumulative_lots, fill_id=event.fill_id))
+            self._book_fill(order, event)
+            self._add_pending(order.symbol, order.side, -to_decimal(event.fill_lots))
+            self.view.consecutive_rejects = 0
+        else:
+            expired = event.reason.startswith(EXPIRED_PREFIX)
+            self._put(order.moved(OrderStatus.EXPIRED if expired else OrderStatus.CANCELED))
+            self._release_rest(order)
+        return True
+
+    def _put(self, order: Order) -> None:
+        """Store ``order`` (new or moved) and keep the reconciliation indexes in step."""
+        cid = order.client_order_id
+        previous = self.orders.get(cid)
+        if previous is None or previous.created_at_ms != order.created_at_ms:
+            if previous is not None:
+                self._created.remove(previous.created_at_ms, cid)
+            self._created.add(order.created_at_ms, cid)
+        self.orders[cid] = order
+        if order.is_terminal:
+            self._open_ids.discard(cid)
+        else:
+            self._open_ids.add(cid)
+
+    def _add_pending(self, symbol: str, side: str, lots: Decimal) -> None:
+        signed = lots if side == "buy" else -lots
+        self.view.pending[symbol] = self.view.pending.get(symbol, Decimal(0)) + signed
+
+    def _release_rest(self, order: Order) -> None:
+        """An order ended without filling the rest: it no longer counts towards exposure."""
+        rest = to_decimal(order.quantity_lots) - to_decimal(order.filled_lots)
+        if rest > 0:
+            self._add_pending(order.symbol, order.side, -rest)
+
+    def _apply_risk_event(self, event: RiskEvent) -> None:
+        if event.kind == DAY_ROLLOVER:
+            mark = json.loads(event.detail)
+            self.marked_day = mark["trading_day"]
+            self.day_marks = {symbol: Decimal(amount) for symbol, amount in mark["marks"].items()}
+            self.pnl_revision += 1
+        elif event.kind == TRADING_STATE:
+            self.view.trading_state = event.trading_state
+            if event.trading_state == "ACTIVE":
+                self.view.consecutive_rejects = 0
+        elif event.kind == SYMBOL_HALTED:
+            self.view.halted_symbols.add(event.symbol)
+        elif event.kind == SYMBOL_RESUMED:
+            self.view.halted_symbols.discard(event.symbol)
+
+    def _book_fill(self, order: Order, fill: OrderFilled) -> None:
+        self.pnl_revision += 1
+        book = self.books.setdefault(order.symbol, Book())
+        booking = self.bookings[fill.fill_id] = book_fill(book, order, fill)
+        realized = booking.realized
+        spec = self.limits.instruments.get(order.symbol)
+        if realized and spec is not None:
+            day = self.limits.market.trading_day(fill.event_at_ms).isoformat()
+            by_currency = self.realized_by_day.setdefault(day, {})
+            amount = MONEY_CONTEXT.multiply(realized, to_decimal(spec.contract_size))
+            by_currency[spec.quote] = MONEY_CONTEXT.add(by_currency.get(spec.quote, Decimal(0)), amount)
+        elif realized:
+            self.defects.append(f"no instrument spec for {order.symbol}: realised P&L {realized} not booked")
+        self.view.positions[order.symbol] = book.lots
+
+    # -----------------------------------------------------------------------------------
+    # Queries
+    # -----------------------------------------------------------------------------------
+
+    def working_orders(self) -> list[Order]:
+        """Return the orders the broker may still fill."""
+        return [order for order in self.orders.values() if order.is_working]
+
+    def orders_in_window(self, since_ms: int) -> tuple[int, dict[str, Order]]:
+        """Return a reconciliation window's start and its orders, in time order.
+
+        The window starts at the earlier of ``since_ms`` and the oldest order not yet terminal
+        (so a working order's late fill is still compared); O(window + working orders).
+        """
+        start_ms = min([since_ms, *(self.orders[cid].created_at_ms for cid in self._open_ids)])
+        return start_ms, {cid: self.orders[cid] for cid in self._created.since(start_ms)}

@@ -1,0 +1,135 @@
+"""The promotion and rollback rules, as pure functions of what the registry read (no warehouse).
+
+- :func:`judge_promotion`: may a candidate replace the champion, judged on one holdout
+  (sanity, calibration, log-loss margin over the champion, P&L against the baselines)?
+- :func:`contract_mismatches`: can a challenger be scored beside a champion at all?
+- :func:`rollback_target`: which earlier champion does a rollback restore?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.evaluation import BaselineComparison, log_loss, reliability
+from models.registry_rows import RegistryEntry, RegistryEvent
+
+CONSTANT_STD = 1e-6  # below this spread across rows, a class probability counts as constant
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Whether a candidate may replace the champion, why, and the figures compared."""
+
+    is_promoted: bool
+    failures: list[str]
+    notes: list[str]
+    figures: dict[str, float]
+
+
+def judge_promotion(
+    labels: np.ndarray,
+    candidate: np.ndarray,
+    champion: np.ndarray | None,
+    margin: float,
+    calibration_bound: float,
+    notes: Sequence[str] = (),
+    trading: BaselineComparison | None = None,
+    min_trades: int = 0,
+) -> PromotionDecision:
+    """Apply the promotion rules to probabilities on one holdout (rows x 3, class order ``LABELS``).
+
+    Args:
+        labels: the holdout's class indices.
+        candidate: the candidate's probabilities.
+        champion: the champion's probabilities on the same rows, or None (no comparable champion).
+        margin: relative log-loss improvement required over the champion.
+        calibration_bound: largest expected calibration error allowed for any class.
+        notes: context to keep with the decision.
+        trading: the candidate's holdout P&L after costs beside the baselines' (None: not judged on P&L).
+        min_trades: fewest holdout trades the candidate must make for its P&L to count.
+    """
+    failures: list[str] = []
+    figures: dict[str, float] = {"holdout_rows": float(len(labels))}
+    if not len(labels):
+        return PromotionDecision(False, ["the holdout has no rows"], list(notes), figures)
+    if not np.isfinite(candidate).all():
+        return PromotionDecision(False, ["the candidate outputs NaN or infinite probabilities"], list(notes), figures)
+    spread = float(np.max(np.std(candidate, axis=0)))
+    calibration = max(reliability(labels, candidate, index).error for index in range(candidate.shape[1]))
+    candidate_loss = log_loss(labels, candidate)
+    figures.update(candidate_log_loss=candidate_loss, candidate_calibration_error=calibration,
+                   candidate_probability_std=spread)  # fmt: skip
+    if spread < CONSTANT_STD:
+        failures.append(f"the candidate's output is constant (largest std across rows {spread:.2g})")
+    if calibration > calibration_bound:
+        failures.append(f"calibration error {calibration:.3f} exceeds the bound {calibration_bound:g}")
+    if trading is not None and not trading.is_judgement:
+        # Zeros against zeros (every signal denied, say) compare nothing: no verdict on P&L, so no promotion.
+        figures.update(is_pnl_judged=0.0)
+        failures.append("no judgement on P&L: the candidate and every baseline placed no order in the engine "
+                        "backtest of the holdout (the denials are in the notes)")  # fmt: skip
+    elif trading is not None:
+        figures.update(trading.figures(), min_trades=float(min_trades), is_pnl_judged=1.0)
+        if trading.candidate_trades < min_trades:
+            failures.append(f"{trading.candidate_trades} holdout trades, fewer than models.min_trades ({min_trades})")
+        for name, pnl in trading.baseline_pnl_account.items():
+            if not trading.candidate_pnl_account > pnl:
+                failures.append(
+                    f"holdout P&L after costs {trading.candidate_pnl_account:.2f} does not beat the {name} "
+                    f"baseline's {pnl:.2f}"
+                )
+    if champion is not None:
+        champion_loss = log_loss(labels, champion)
+        required = champion_loss * (1.0 - margin)
+        figures.update(champion_log_loss=champion_loss, required_log_loss=required)
+        if not candidate_loss <= required:
+            failures.append(
+                f"holdout log loss {candidate_loss:.5f} does not beat the champion's {champion_loss:.5f} "
+                f"by the margin {margin:g} (needs <= {required:.5f})"
+            )
+    return PromotionDecision(not failures, failures, list(notes), figures)
+
+
+def rollback_target(events: Iterable[RegistryEvent], current: tuple[str, int]) -> tuple[str, int] | None:
+    """Return the ``(model_id, version)`` to restore: the latest earlier champion not rolled back since its promotion.
+
+    ``events``: the audit trail of every version of the slot, whatever its model id.
+    """
+    last_action: dict[tuple[str, int], str] = {}
+    promoted_order: list[tuple[str, int]] = []
+    for event in sorted(events, key=lambda event: event.occurred_at_ms):
+        key = (event.model_id, event.model_version)
+        if event.action in ("promoted", "rolled_back"):
+            last_action[key] = event.action
+        if event.action == "promoted":
+            promoted_order.append(key)
+    for key in reversed(promoted_order):
+        if key != current and last_action.get(key) == "promoted":
+            return key
+    return None
+
+
+def contract_mismatches(challenger: RegistryEntry, champion: RegistryEntry) -> list[str]:
+    """Return why ``challenger`` cannot be scored beside ``champion`` and compared with it (empty: it can).
+
+    Both must score the same vectors (timeframe and feature schema: the flow serves one
+    feature set) and be judged against the same labels (horizon and dead zone), on at
+    least one symbol in common. The framework and the model id may differ.
+    """
+    mismatches = []
+    if challenger.timeframe != champion.timeframe:
+        mismatches.append(f"timeframe {challenger.timeframe} != the champion's {champion.timeframe}")
+    if challenger.feature_schema_hash != champion.feature_schema_hash:
+        mismatches.append(f"feature schema {challenger.feature_schema_hash} != the champion's "
+                          f"{champion.feature_schema_hash}")  # fmt: skip
+    if challenger.label_spec != champion.label_spec:
+        mismatches.append(f"labels {challenger.label_spec.describe()} != the champion's "
+                          f"{champion.label_spec.describe()}")  # fmt: skip
+    mine = set(challenger.params.get("symbols", "").split(",")) - {""}
+    theirs = set(champion.params.get("symbols", "").split(",")) - {""}
+    if not mine & theirs:
+        mismatches.append(f"no symbol in common with the champion's ({','.join(sorted(theirs))})")
+    return mismatches

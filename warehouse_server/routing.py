@@ -1,0 +1,110 @@
+"""Route a ClickHouse HTTP request by its SQL, without parsing SQL.
+
+The HTTP interface concatenates the ``query`` parameter, a newline and the body; for
+``INSERT ... FORMAT X`` the bytes after the format name are data, not SQL (ClickHouse:
+"data starts after the first newline, if there is one, or after all the whitespace
+characters, otherwise"). The server needs two facts it cannot get from the engine
+before running the statement:
+
+- where the SQL of an INSERT ends and its data begins, and the input format;
+- the output format a query names (``... FORMAT JSON``), for the response headers.
+
+Nothing here decides security: the read-only policy runs on the engine's own parse tree
+(:mod:`warehouse_server.policy`), so a misread here can only mislabel a response.
+
+Everything works on a latin-1 view of the bytes, so offsets are byte offsets and binary
+data after the SQL never needs to be valid text. Quoted strings, quoted identifiers and
+comments are skipped, so ``'FORMAT'`` inside a literal is never mistaken for a clause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from tickwave.warehouse.sqltext import Token, tokens
+
+
+@dataclass(frozen=True)
+class InsertData:
+    """An INSERT whose rows follow the SQL: the statement, the input format, where data starts."""
+
+    statement: str
+    input_format: str
+    data_offset: int
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What the router knows about a request's SQL.
+
+    Attributes:
+        keyword: the first keyword, upper-cased (``SELECT``, ``INSERT``...); empty if none.
+        output_format: the format named by a top-level ``FORMAT`` clause of a non-INSERT.
+        insert: set when the statement is an INSERT followed by data in some format.
+    """
+
+    keyword: str
+    output_format: str | None
+    insert: InsertData | None
+
+
+def _data_start(text: str, position: int) -> int:
+    # ClickHouse: skip spaces and tabs, then at most one CR and one LF; the rest is data.
+    while position < len(text) and text[position] in " \t\f":
+        position += 1
+    if position < len(text) and text[position] == "\r":
+        position += 1
+    if position < len(text) and text[position] == "\n":
+        position += 1
+    return position
+
+
+def _insert_data(view: str, stream: Iterator[Token]) -> InsertData | None:
+    is_select = False  # INSERT ... SELECT: a later `values(...)` is a table function, not the clause
+    for token in stream:
+        if token.depth != 0 or token.kind != "word":
+            continue
+        is_select = is_select or token.upper in ("SELECT", "WITH")
+        if token.upper == "VALUES" and not is_select:
+            return InsertData(view[: token.start].rstrip(), "Values", token.end)
+        if token.upper == "FORMAT":
+            name = next(stream, None)
+            if name is None or not name.name:
+                return None
+            return InsertData(view[: token.start].rstrip(), name.name, _data_start(view, name.end))
+    return None
+
+
+def _output_format(stream: Iterator[Token]) -> str | None:
+    found: str | None = None
+    previous: Token | None = None
+    for token in stream:
+        if previous is not None and previous.depth == 0 and previous.kind == "word" and previous.upper == "FORMAT":
+            found = token.name or found
+        previous = token
+    return found
+
+
+def analyze(query: bytes, sql_limit: int) -> Statement:
+    """Describe the SQL at the start of ``query`` (query parameter, newline, body).
+
+    Args:
+        query: the full request text; for inserts, data may follow the SQL.
+        sql_limit: how many bytes may hold SQL (ClickHouse's ``max_query_size``); an
+            INSERT whose data has not started by then is treated as plain SQL.
+
+    Returns:
+        The first keyword, the output format of a query, or where an INSERT's data starts.
+    """
+    view = query[:sql_limit].decode("latin-1")
+    stream = tokens(view)
+    first = next((token for token in stream if token.kind == "word"), None)
+    keyword = first.upper if first else ""
+    if keyword == "INSERT":
+        insert = _insert_data(view, stream)
+        if insert is not None:
+            statement = query[: len(insert.statement)].decode("utf-8", errors="replace")
+            return Statement(keyword, None, InsertData(statement, insert.input_format, insert.data_offset))
+        return Statement(keyword, None, None)
+    return Statement(keyword, _output_format(tokens(view)), None)
