@@ -50,7 +50,7 @@ def money_database(warehouse_settings: Settings, fresh_database: str) -> tuple[S
     migrate(warehouse_settings, database=fresh_database)
     client = connect(warehouse_settings, database=fresh_database)
     try:
-        rollover = client.query(f"SELECT toDateTime64({rollover_expression(SETTINGS.execution)}, 3, 'UTC')").result_rows
+        rollover = client.query(f"SELECT toDateTime64({rollover_expression(SETTINGS.market)}, 3, 'UTC')").result_rows
         start: datetime = rollover[0][0].replace(tzinfo=UTC)
         now = datetime.now(tz=UTC)
         today = start + (now - start) / 2
