@@ -42,12 +42,9 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from tickwave.config.streams import MAX_TICK_LEAD_MS
 from tickwave.contracts import DeadLetter, Tick, decode
 from tickwave.errors import ContractError
-
-# How far ahead of the reader's wall clock a tick on the bus may be stamped, ms: the default
-# of ValidationRules and of the streams.max_tick_lead_ms setting.
-MAX_TICK_LEAD_MS = 5_000
 
 UINT32_MAX = 2**32 - 1
 MIN_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: earlier stamps are unit mistakes (seconds read as ms)

@@ -8,7 +8,10 @@ from pydantic import Field, field_validator
 
 from tickwave.config.base import Section
 from tickwave.timeframes import TIMEFRAMES, canonical_timeframes
-from tickwave.validation import MAX_TICK_LEAD_MS
+
+# How far ahead of the reader's wall clock a tick on the bus may be stamped, ms: the default
+# of the streams.max_tick_lead_ms setting and of tickwave.validation.ValidationRules.
+MAX_TICK_LEAD_MS = 5_000
 
 
 class StreamsSettings(Section):
