@@ -46,7 +46,7 @@ def demo_ticks(count: int, now_ms: int, seed: int = 7) -> list[Tick]:
 
 def warehouse_url(settings: Settings) -> str:
     """Return the warehouse's URL (imported lazily: clickhouse-connect is not needed before)."""
-    from tickwave.warehouse.client import warehouse_url as resolve
+    from adapters.warehouse.client import warehouse_url as resolve
 
     return resolve(settings)
 
@@ -68,7 +68,7 @@ def demo_settings(settings: Settings) -> Settings:
 
 def table_counts(settings: Settings) -> dict[str, int]:
     """Exact row counts (``FINAL``) of the tables the demo fills."""
-    from tickwave.warehouse.client import connect
+    from adapters.warehouse.client import connect
 
     client = connect(settings)
     try:
@@ -266,8 +266,8 @@ def _orchestrate(settings: Settings, addresses: dict[str, str]) -> None:
         return
     from datetime import UTC, datetime
 
+    from adapters.warehouse.client import connect
     from orchestration.client import RunOutcome, submit_job, wait_for_run
-    from tickwave.warehouse.client import connect
 
     def show(job: str, outcome: RunOutcome) -> None:
         mark = "[green]✓[/]" if outcome.is_success else "[red]✗[/]"
@@ -320,9 +320,9 @@ def _schedules(addresses: dict[str, str]) -> None:
 
 def _champion_and_challenger(settings: Settings) -> None:
     """Show today's live comparison of the champion and its challenger (the model_performance_daily mart)."""
+    from adapters.warehouse.client import connect
     from app.views import comparison_table
     from models.shadow import live_performance
-    from tickwave.warehouse.client import connect
 
     client = connect(settings)
     try:
@@ -343,11 +343,11 @@ def _compliance_reports(settings: Settings) -> None:
     """Produce today's compliance reports as `tickwave report daily` does, verify both chains, say where they are."""
     from datetime import UTC, datetime
 
+    from adapters.warehouse.client import connect
     from orchestration.compliance_views import build_compliance_views
     from reports.daily import generate_day
     from reports.verify import verify
     from tickwave.instruments import registry
-    from tickwave.warehouse.client import connect
 
     today = datetime.now(UTC).date()
     root = settings.state_path / "reports"
@@ -378,8 +378,8 @@ def _show_analyst_access(settings: Settings) -> None:
     """Show the read-only analyst at work: a read passes, a read of the secrets file is refused."""
     from clickhouse_connect.driver.exceptions import DatabaseError
 
-    from tickwave.warehouse.client import connect
-    from tickwave.warehouse.credentials import secrets_path
+    from adapters.warehouse.client import connect
+    from adapters.warehouse.credentials import secrets_path
 
     analyst = connect(settings, readonly=True)
     try:

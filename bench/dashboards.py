@@ -35,6 +35,9 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from adapters.endpoints import Endpoint  # noqa: E402
+from adapters.warehouse.client import connect  # noqa: E402
+from adapters.warehouse.migrate import migrate  # noqa: E402
 from app.services.supervisor import Supervisor  # noqa: E402
 from app.services.warehouse import WarehouseService  # noqa: E402
 from bench.summary import record  # noqa: E402
@@ -46,9 +49,6 @@ from dashboards.runner import AnalystRunner  # noqa: E402
 from dashboards.trader import TRADER_BUDGET_MS  # noqa: E402
 from testkit.dashboard_sample import write_sample  # noqa: E402
 from tickwave.config import Settings, load_settings  # noqa: E402
-from tickwave.endpoints import Endpoint  # noqa: E402
-from tickwave.warehouse.client import connect  # noqa: E402
-from tickwave.warehouse.migrate import migrate  # noqa: E402
 
 console = Console(width=150)
 # What a user would write without the pre-aggregated bars: the same panels from the raw ticks.

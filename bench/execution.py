@@ -37,11 +37,11 @@ from confluent_kafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from adapters.bus import make_admin, make_consumer, make_producer
 from adapters.gcpause import start_gc_freezer
 from app.services.kafka import KafkaService
 from app.services.supervisor import Supervisor
 from tickwave.audit_chain import ChainLink
-from tickwave.bus import make_admin, make_consumer, make_producer
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, decode, encode

@@ -44,6 +44,8 @@ import pyarrow.parquet as pq
 # Run as a script, this folder comes first on sys.path and bench/streams.py would shadow the package.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
+from adapters.bus import make_admin, make_producer  # noqa: E402
+from adapters.endpoints import Endpoint  # noqa: E402
 from app.services.kafka import KafkaService  # noqa: E402
 from app.services.supervisor import Supervisor  # noqa: E402
 from bench.summary import record  # noqa: E402
@@ -53,10 +55,8 @@ from streams.ingest.batches import TickBatch  # noqa: E402
 from streams.ingest.logic import TickValidator  # noqa: E402
 from streams.ingest.runner import run_ingest  # noqa: E402
 from streams.ingest.simulation import SimulatedMarket  # noqa: E402
-from tickwave.bus import make_admin, make_producer  # noqa: E402
 from tickwave.clock import ManualClock, SystemClock  # noqa: E402
 from tickwave.config import Settings, default_symbols, load_settings  # noqa: E402
-from tickwave.endpoints import Endpoint  # noqa: E402
 from tickwave.timezones import WallClock  # noqa: E402
 from tickwave.topics import TICKS, TICKS_DLQ, create_topics, topic_name, topic_specs  # noqa: E402
 

@@ -37,6 +37,9 @@ from dagster_dbt import DbtCliResource  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from adapters.endpoints import Endpoint  # noqa: E402
+from adapters.warehouse.client import connect  # noqa: E402
+from adapters.warehouse.migrate import migrate  # noqa: E402
 from app.services.supervisor import Supervisor  # noqa: E402
 from app.services.warehouse import WarehouseService  # noqa: E402
 from bench.summary import record  # noqa: E402
@@ -45,9 +48,6 @@ from orchestration.resources import TickwaveResource  # noqa: E402
 from quality.suites import RAW_TABLES  # noqa: E402
 from testkit.synthetic_day import write_synthetic_day  # noqa: E402
 from tickwave.config import Settings, load_settings  # noqa: E402
-from tickwave.endpoints import Endpoint  # noqa: E402
-from tickwave.warehouse.client import connect  # noqa: E402
-from tickwave.warehouse.migrate import migrate  # noqa: E402
 
 console = Console(width=140)
 DAY = datetime(2026, 11, 20, tzinfo=UTC)

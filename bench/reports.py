@@ -44,7 +44,10 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Pa
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from adapters.warehouse_writer import BatchWriter, WriterConfig  # noqa: E402
+from adapters.endpoints import Endpoint  # noqa: E402
+from adapters.warehouse.client import connect  # noqa: E402
+from adapters.warehouse.migrate import migrate  # noqa: E402
+from adapters.warehouse.writer import BatchWriter, WriterConfig  # noqa: E402
 from app.services.supervisor import Supervisor  # noqa: E402
 from app.services.warehouse import WarehouseService  # noqa: E402
 from bench.summary import record  # noqa: E402
@@ -56,9 +59,6 @@ from testkit.synthetic_day import write_synthetic_day  # noqa: E402
 from tickwave.audit_chain import AuditChain  # noqa: E402
 from tickwave.config import Settings, load_settings  # noqa: E402
 from tickwave.contracts import OrderAccepted, OrderFilled, OrderRejected, OrderSubmitted, encode  # noqa: E402
-from tickwave.endpoints import Endpoint  # noqa: E402
-from tickwave.warehouse.client import connect  # noqa: E402
-from tickwave.warehouse.migrate import migrate  # noqa: E402
 from tickwave.warehouse.tables import ORDER_EVENTS  # noqa: E402
 
 console = Console()

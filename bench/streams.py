@@ -37,6 +37,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from adapters.bus import make_admin, make_consumer, make_producer  # noqa: E402
+from adapters.endpoints import free_port  # noqa: E402
 from app.services.kafka import KafkaService  # noqa: E402
 from app.services.supervisor import Supervisor  # noqa: E402
 from bench.streams_latency import tick_to_signal_latency  # noqa: E402
@@ -47,11 +49,9 @@ from streams.connectors import TickTopicSource  # noqa: E402
 from streams.features import FeatureState  # noqa: E402
 from streams.flow import FlowSinks, build_flow  # noqa: E402
 from streams.routing import GroupLayout  # noqa: E402
-from tickwave.bus import make_admin, make_consumer, make_producer  # noqa: E402
 from tickwave.clock import SystemClock  # noqa: E402
 from tickwave.config import StreamsSettings, load_settings  # noqa: E402
 from tickwave.contracts import decode, encode  # noqa: E402
-from tickwave.endpoints import free_port  # noqa: E402
 from tickwave.topics import create_topics, topic_specs  # noqa: E402
 from tickwave.validation import SpikeFilter, Tick, ValidationRules, check_raw  # noqa: E402
 

@@ -33,20 +33,20 @@ from typing import Any
 import numpy as np
 from confluent_kafka import TopicPartition
 
+from adapters.bus import make_consumer, make_producer
 from adapters.gcpause import start_gc_freezer
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from app.services.supervisor import Supervisor
 from app.services.warehouse import WarehouseService
 from bench.streams_sinks import counting_sinks
 from models.registry import ModelRegistry
 from streams.features import FeatureSpec
 from streams.loader import start_loader, stop_loader
-from tickwave.bus import make_consumer, make_producer
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, Tick, decode, encode
 from tickwave.modeling import ModelArtifact
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_MS = 50
@@ -155,7 +155,7 @@ def tick_to_signal_latency(
     settings = load_settings(
         state_dir=state, kafka={"bootstrap": bootstrap, "topic_prefix": prefix}, clickhouse={"port": 0}
     )
-    from tickwave.bus import make_admin
+    from adapters.bus import make_admin
     from tickwave.topics import create_topics, topic_specs
 
     create_topics(make_admin(bootstrap), topic_specs(settings), prefix)

@@ -24,6 +24,7 @@ from types import FrameType
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from adapters.bus import consumer_config, resolve_bootstrap
 from adapters.gcpause import start_gc_freezer
 from bench.streams_latency import FileModelProvider, RegistryLookupProvider
 from streams.app import production_sinks
@@ -31,7 +32,6 @@ from streams.connectors import Publisher, TopicSink
 from streams.features import FeatureSpec
 from streams.flow import BarConsequences, GroupLogic, GroupOutput, GroupState, SignalPublisher
 from streams.inference import Inference
-from tickwave.bus import consumer_config, resolve_bootstrap
 from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings, StreamsSettings, load_settings
 from tickwave.contracts import Message

@@ -37,16 +37,16 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from adapters.warehouse_writer import BatchWriter, WriterConfig
+from adapters.endpoints import Endpoint
+from adapters.warehouse.client import connect
+from adapters.warehouse.credentials import Credentials, resolve_credentials
+from adapters.warehouse.writer import BatchWriter, WriterConfig
 from app.services.supervisor import Supervisor
 from app.services.warehouse import WarehouseService
 from bench.summary import record
 from tests.integration.warehouse.bombs import BOMBS, footprint
 from tests.integration.warehouse.http import post
 from tickwave.config import Settings, load_settings
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.credentials import Credentials, resolve_credentials
 from tickwave.warehouse.tables import TICKS, Table, to_arrow
 from warehouse_server.memory import PURGE_INTERVAL_S
 

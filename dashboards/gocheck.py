@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from adapters.warehouse.client import warehouse_url
+from adapters.warehouse.credentials import resolve_credentials
 from dashboards.build import boards
 from dashboards.macros import QueryContext, expand
 from dashboards.panels import PanelSpec
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError
-from tickwave.warehouse.client import warehouse_url
-from tickwave.warehouse.credentials import resolve_credentials
 
 CHECKER_DIR = Path(__file__).parent / "checker"
 

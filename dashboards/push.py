@@ -28,6 +28,7 @@ import niquests
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaUnauthorizedError
 
+from adapters.warehouse.credentials import resolve_credentials
 from dashboards.board import dashboard_json
 from dashboards.build import boards
 from dashboards.dataquery import DATASOURCE_UID, PLUGIN_TYPE
@@ -41,7 +42,6 @@ from dashboards.provisioning import (
 )
 from tickwave.config import Settings
 from tickwave.errors import TickwaveError
-from tickwave.warehouse.credentials import resolve_credentials
 
 MESSAGE = "tickwave dashboards push"
 # Fields Grafana adds to a stored dashboard that the generated one does not carry.

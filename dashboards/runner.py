@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
+from adapters.warehouse.client import warehouse_url
+from adapters.warehouse.credentials import resolve_credentials
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
-from tickwave.warehouse.client import warehouse_url
-from tickwave.warehouse.credentials import resolve_credentials
 
 FORMAT = "JSONCompactEachRowWithNamesAndTypes"
 

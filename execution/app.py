@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from adapters.bus import resolve_bootstrap
+from adapters.endpoints import mark_ready
 from adapters.gcpause import start_gc_freezer
 from adapters.health import HealthReporter
 from execution.brokers.base import Broker
@@ -30,10 +32,8 @@ from execution.journal import JOURNAL_NAME, Journal, journal_dir
 from execution.limits import RiskLimits
 from execution.service import ExecutionService, Publisher, TickChecks
 from execution.sizing import SizingPolicy
-from tickwave.bus import resolve_bootstrap
 from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings
-from tickwave.endpoints import mark_ready
 from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.instruments import registry
 

@@ -33,7 +33,8 @@ from typing import Any
 
 from quixstreams.sinks import BatchingSink, SinkBatch
 
-from adapters.warehouse_writer import BatchWriter, WriterConfig
+from adapters.warehouse.client import connect
+from adapters.warehouse.writer import BatchWriter, WriterConfig
 from execution.backfill import backfill_bookings
 from execution.brokers.base import EXPIRED_PREFIX
 from tickwave.audit_chain import ChainLink, link_from_headers
@@ -53,7 +54,6 @@ from tickwave.contracts import (
 from tickwave.errors import ContractError
 from tickwave.instruments import registry
 from tickwave.topics import ORDERS_EVENTS, topic_name
-from tickwave.warehouse.client import connect
 from tickwave.warehouse.tables import FILLS, ORDER_EVENTS, ORDERS, RISK_EVENTS, row_for
 
 logger = logging.getLogger(__name__)

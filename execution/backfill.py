@@ -33,14 +33,14 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from adapters.warehouse_writer import BatchWriter
+from adapters.warehouse.client import connect
+from adapters.warehouse.writer import BatchWriter
 from execution.positions import Book, Booking
 from execution.valuation import with_booking
 from tickwave.config import Settings
 from tickwave.contracts import Fill
 from tickwave.instruments import Instrument, registry
 from tickwave.money import to_decimal
-from tickwave.warehouse.client import connect
 from tickwave.warehouse.tables import BARS_1M, FILLS
 
 logger = logging.getLogger(__name__)

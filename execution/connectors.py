@@ -39,10 +39,10 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from adapters.bus import consumer_config, make_consumer, make_producer
 from execution.service import ExecutionService
 from execution.signing import SIGNATURE_HEADER, control_key, is_signed_by, sign
 from tickwave.audit_chain import ChainLink
-from tickwave.bus import consumer_config, make_consumer, make_producer
 from tickwave.clock import Clock
 from tickwave.config import Settings
 from tickwave.contracts import ControlCommand, RiskEvent, Signal, decode, decode_any, encode

@@ -81,7 +81,7 @@ class ModelRegistry:
         ``clock`` stamps every change and bounds the live shadow window (default: the system clock).
         """
         if client is None:
-            from tickwave.warehouse.client import connect
+            from adapters.warehouse.client import connect
 
             client = connect(settings)
         self.settings = settings

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from adapters.warehouse_writer import BatchWriter
+from adapters.warehouse.writer import BatchWriter
 from models.errors import RegistryError
 from models.registry_rows import RegistryEntry, RegistryEvent
 from models.store import ArtifactStore

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from adapters.warehouse.client import warehouse_url
+from adapters.warehouse.credentials import resolve_credentials
 from tickwave.config import Settings
-from tickwave.warehouse.client import warehouse_url
-from tickwave.warehouse.credentials import resolve_credentials
 
 if TYPE_CHECKING:
     from dagster_dbt import DbtProject

@@ -43,7 +43,7 @@ class TickwaveResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     @contextmanager
     def client(self) -> Iterator[Client]:
         """Yield a read-write warehouse client, closed afterwards."""
-        from tickwave.warehouse.client import connect
+        from adapters.warehouse.client import connect
 
         client = connect(self.settings())
         try:

@@ -10,11 +10,11 @@ import threading
 
 from bytewax.dataflow import Dataflow
 
+from adapters.bus import NOT_IDEMPOTENT, resolve_bootstrap
 from adapters.gcpause import start_gc_freezer
 from streams.connectors import Publisher, TickTopicSource, TopicSink
 from streams.flow import FlowSinks, build_flow
 from streams.routing import GroupLayout
-from tickwave.bus import NOT_IDEMPOTENT, resolve_bootstrap
 from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.modeling import ModelProvider
@@ -28,7 +28,7 @@ def production_sinks(settings: Settings) -> FlowSinks:
     the input back while an epoch's snapshot waits (so did the writer threads' share of
     the GIL). The broker acknowledges the records within a millisecond or two, and
     ``streams.loader`` inserts them (``tickwave streams run`` starts it). The publishers
-    are not idempotent producers (``tickwave.bus.NOT_IDEMPOTENT``: an idempotent one
+    are not idempotent producers (``adapters.bus.NOT_IDEMPOTENT``: an idempotent one
     busy-polls a core while it waits for the broker, which made signals 40-55 ms late);
     signals carry their ``signal_id`` and records their natural keys, so a retried
     duplicate changes nothing.

@@ -102,7 +102,7 @@ class WarehouseChampions:
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         """Use ``client`` (default: a new warehouse connection)."""
         if client is None:
-            from tickwave.warehouse.client import connect
+            from adapters.warehouse.client import connect
 
             client = connect(settings)
         self.client = client

@@ -28,8 +28,8 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from adapters.warehouse_writer import BatchWriter, WriterConfig
-from tickwave.bus import Profile, consumer_config, make_admin, make_producer
+from adapters.bus import Profile, consumer_config, make_admin, make_producer
+from adapters.warehouse.writer import BatchWriter, WriterConfig
 from tickwave.contracts import Message, encode
 from tickwave.errors import ServiceError
 from tickwave.warehouse.tables import Table, table_for

@@ -31,14 +31,14 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from adapters.bus import make_consumer, resolve_bootstrap
 from adapters.health import HealthReporter
+from adapters.warehouse.client import connect
 from streams.connectors import WriterPool
-from tickwave.bus import make_consumer, resolve_bootstrap
 from tickwave.config import Settings, to_environment
 from tickwave.contracts import Message, decode_any
 from tickwave.errors import ContractError, ServiceError
 from tickwave.topics import STREAMS_RECORDS, topic_name
-from tickwave.warehouse.client import connect
 
 logger = logging.getLogger(__name__)
 

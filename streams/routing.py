@@ -11,7 +11,7 @@ It predicts three things, each a fact of the pinned versions that
 ``tests/integration/streams/test_processes.py`` checks end to end on real processes:
 
 - a symbol's partition: every Tickwave producer keys a tick by its symbol and uses
-  librdkafka's default partitioner (``tickwave.bus.default_partition``);
+  librdkafka's default partitioner (``adapters.bus.default_partition``);
 - the worker that reads a partition: Bytewax 0.21 hands the partitions, sorted by name
   as strings ("10" before "2"), to the workers in turn when every worker lists them all
   (``reader_of_partition``);
@@ -30,7 +30,7 @@ import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
-from tickwave.bus import default_partition
+from adapters.bus import default_partition
 
 _MASK = (1 << 64) - 1
 

@@ -28,13 +28,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from adapters.endpoints import LOOPBACK, free_port, mark_ready
 from adapters.gcpause import start_gc_freezer
 from adapters.health import HealthReporter, read_health
 from adapters.parentdeath import die_with_parent
 from streams.loader import LOADER_HEALTH, start_loader, stop_loader
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, to_environment
-from tickwave.endpoints import LOOPBACK, free_port, mark_ready
 from tickwave.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -200,8 +200,8 @@ def last_epoch(store: Path) -> dict[str, Any] | None:
 
 def _check_partitions(settings: Settings, processes: int) -> None:
     """Refuse more processes than the ticks topic has partitions (the extra ones would idle)."""
+    from adapters.bus import resolve_bootstrap
     from streams.connectors import TickTopicSource
-    from tickwave.bus import resolve_bootstrap
     from tickwave.topics import TICKS, topic_name
 
     topic = topic_name(settings, TICKS)

@@ -22,7 +22,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tickwave.warehouse.credentials import Credentials
+from adapters.warehouse.credentials import Credentials
 from warehouse_server.protocol import AUTHENTICATION_FAILED, QueryError
 
 READ_WRITE = 0

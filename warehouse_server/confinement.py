@@ -6,7 +6,7 @@ to ``user_files_path`` (measured: ``file('/tmp/x')`` reads ``/tmp/x`` with
 analyst; this is the layer under it, and it does not depend on the policy being right.
 
 After reading its passwords (from an inherited descriptor, see
-:mod:`tickwave.warehouse.credentials`), the server restricts itself and every thread it
+:mod:`adapters.warehouse.credentials`), the server restricts itself and every thread it
 starts later to the exact list :func:`warehouse_rules` returns, closed by default:
 
 - read: the Python standard library and the virtual environment's packages, the
@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import NoReturn
 
 import tickwave
+from adapters.warehouse.credentials import CREDENTIALS_FD_VARIABLE, Credentials, hand_over
 from tickwave.config import CONFIG_FILE_ENV, Settings, to_environment
-from tickwave.warehouse.credentials import CREDENTIALS_FD_VARIABLE, Credentials, hand_over
 
 logger = logging.getLogger(__name__)
 

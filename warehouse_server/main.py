@@ -13,9 +13,9 @@ import os
 import sys
 from pathlib import Path
 
+from adapters.warehouse.credentials import CREDENTIALS_FD_VARIABLE, resolve_credentials, take_over
 from tickwave.config import load_settings
 from tickwave.errors import ConfigurationError, TickwaveError
-from tickwave.warehouse.credentials import CREDENTIALS_FD_VARIABLE, resolve_credentials, take_over
 
 logger = logging.getLogger(__name__)
 

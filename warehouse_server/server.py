@@ -27,10 +27,10 @@ from typing import Any
 
 import uvicorn
 
+from adapters.endpoints import LOOPBACK
+from adapters.warehouse.credentials import Credentials
 from tickwave.config import ClickHouseSettings, Settings
-from tickwave.endpoints import LOOPBACK
 from tickwave.errors import ConfigurationError, ServiceError
-from tickwave.warehouse.credentials import Credentials
 from warehouse_server.accesslog import AccessLog
 from warehouse_server.asgi import Limits, WarehouseApp
 from warehouse_server.auth import READ_WRITE, User, users_from

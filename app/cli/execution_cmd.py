@@ -16,8 +16,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from adapters.bus import resolve_bootstrap
 from app.cli.common import console, err_console, exit_on_tickwave_error, settings_or_exit
-from tickwave.bus import resolve_bootstrap
 
 app = typer.Typer(help="Run the execution process; halt, reduce, resume it; show its status.", no_args_is_help=True)
 

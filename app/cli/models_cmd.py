@@ -270,7 +270,7 @@ def compare(
     from models.shadow import live_performance
 
     with exit_on_tickwave_error():
-        from tickwave.warehouse.client import connect
+        from adapters.warehouse.client import connect
 
         client = connect(settings)
         try:

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
+from adapters.endpoints import free_port, mark_ready
 from app.cli.common import console, exit_on_tickwave_error, settings_or_exit
 from app.services.supervisor import ensure_port_free
-from tickwave.endpoints import free_port, mark_ready
 
 
 def orchestrate(

@@ -42,10 +42,10 @@ def daily(
     build: Annotated[bool, typer.Option(help="rebuild the dbt compliance views first")] = True,
 ) -> None:
     """Produce the day's seven reports (CSV + HTML) and its chained manifest; say what changed on a re-run."""
+    from adapters.warehouse.client import connect
     from orchestration.compliance_views import build_compliance_views
     from reports.daily import generate_day
     from tickwave.instruments import registry
-    from tickwave.warehouse.client import connect
 
     settings = settings_or_exit()
     reported = _day(day)
@@ -95,8 +95,8 @@ def verify_reports(
     database: DatabaseOption = None,
 ) -> None:
     """Recompute the order-event hash chain and the manifest chain; name the first break (exit 1 on any)."""
+    from adapters.warehouse.client import connect
     from reports.verify import verify
-    from tickwave.warehouse.client import connect
 
     settings = settings_or_exit()
     root = reports_root(settings, out)

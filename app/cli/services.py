@@ -12,13 +12,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from adapters.endpoints import Endpoint, mark_ready
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from app.services.probes import health_of
 from app.services.registry import embedded_services, service_by_name
 from app.services.supervisor import Supervisor, tail
 from app.services.watchdog import SUPERVISOR_NAME, Watchdog, gave_up_path, read_gave_up
 from tickwave.config import Settings
-from tickwave.endpoints import Endpoint, mark_ready
 
 
 def bring_up(settings: Settings) -> dict[str, str]:

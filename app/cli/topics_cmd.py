@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from adapters.bus import make_admin, resolve_bootstrap
 from app.cli.common import console, exit_on_tickwave_error, settings_or_exit
-from tickwave.bus import make_admin, resolve_bootstrap
 from tickwave.topics import create_topics, topic_specs
 
 app = typer.Typer(help="Create and list Tickwave's Kafka topics.", no_args_is_help=True)

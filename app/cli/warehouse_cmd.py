@@ -35,7 +35,7 @@ def serve(
 def migrate() -> None:
     """Create the database and apply every pending schema migration (idempotent)."""
     settings = settings_or_exit()
-    from tickwave.warehouse.migrate import migrate as apply_migrations
+    from adapters.warehouse.migrate import migrate as apply_migrations
 
     with exit_on_tickwave_error():
         applied = apply_migrations(settings)
@@ -84,7 +84,7 @@ def query(
     settings = settings_or_exit()
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
-    from tickwave.warehouse.client import connect
+    from adapters.warehouse.client import connect
 
     with exit_on_tickwave_error():
         client = connect(settings, readonly=not write)
@@ -107,6 +107,6 @@ def query(
 def credentials_path() -> None:
     """Print where the generated warehouse passwords are kept (never the passwords)."""
     settings = settings_or_exit()
-    from tickwave.warehouse.credentials import secrets_path
+    from adapters.warehouse.credentials import secrets_path
 
     typer.echo(str(secrets_path(settings)))

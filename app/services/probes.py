@@ -73,8 +73,8 @@ def _reported(settings: Settings, name: str) -> Health:
 
 def _audit_lag(settings: Settings) -> dict[str, int | None] | str:
     """The audit loader's consumer-group lag on ``orders.events``, asked of the broker now."""
+    from adapters.bus import resolve_bootstrap
     from adapters.health import group_lag
-    from tickwave.bus import resolve_bootstrap
     from tickwave.topics import ORDERS_EVENTS, topic_name
 
     try:
@@ -94,8 +94,8 @@ def pipeline_lags(settings: Settings) -> dict[str, int | None]:
     """
     from confluent_kafka import KafkaException
 
+    from adapters.bus import resolve_bootstrap
     from adapters.health import group_lag
-    from tickwave.bus import resolve_bootstrap
     from tickwave.topics import ORDERS_EVENTS, SIGNALS, STREAMS_RECORDS, topic_name
 
     lags: dict[str, int | None] = {"dataflow": _dataflow_lag(settings)}

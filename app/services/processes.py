@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from adapters.endpoints import free_port, ready_marker
 from app.services.supervisor import Launch, ManagedService
 from tickwave.config import Settings, to_environment
-from tickwave.endpoints import free_port, ready_marker
 
 
 class OwnProcessService(ManagedService):

@@ -29,8 +29,7 @@ from pathlib import Path
 
 import psutil
 
-from tickwave.config import Settings
-from tickwave.endpoints import (
+from adapters.endpoints import (
     LOOPBACK,
     Endpoint,
     forget,
@@ -40,6 +39,7 @@ from tickwave.endpoints import (
     reap,
     record_path,
 )
+from tickwave.config import Settings
 from tickwave.errors import ServiceError
 
 logger = logging.getLogger(__name__)

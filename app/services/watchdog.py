@@ -121,7 +121,7 @@ class EventLog:
         """Insert the pending events; keep them if the warehouse does not answer."""
         if not self.pending:
             return
-        from tickwave.warehouse.client import connect
+        from adapters.warehouse.client import connect
         from tickwave.warehouse.tables import SERVICE_EVENTS, to_arrow
 
         rows = self.pending

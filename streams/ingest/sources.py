@@ -184,9 +184,9 @@ def run_source(
     on_batch: Callable[[IngestReport], None] | None = None,
 ) -> IngestReport:
     """Create the topics if needed, then send ``source`` to Kafka until it ends or ``stop`` is set."""
+    from adapters.bus import Profile, make_admin, resolve_bootstrap
     from streams.ingest.adapters.kafka import KafkaSink
     from streams.ingest.runner import run_ingest
-    from tickwave.bus import Profile, make_admin, resolve_bootstrap
     from tickwave.topics import TICKS, TICKS_DLQ, create_topics, topic_name, topic_specs
 
     bootstrap = resolve_bootstrap(settings)

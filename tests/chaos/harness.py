@@ -36,11 +36,11 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from adapters.endpoints import free_port
 from app.services.probes import health_of
 from app.services.registry import service_by_name
 from app.services.supervisor import Supervisor
 from tickwave.config import Settings, load_settings
-from tickwave.endpoints import free_port
 
 console = Console()
 TARGETS = ("kafka", "warehouse", "streams", "loader", "execution", "audit")
@@ -176,7 +176,7 @@ def _topic_tick_ids(settings: Settings) -> set[tuple[str, int, int]]:
     """Every tick the broker acknowledged: the whole ``ticks`` topic, read to its end."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from tickwave.bus import resolve_bootstrap
+    from adapters.bus import resolve_bootstrap
     from tickwave.contracts import Tick, decode
     from tickwave.errors import ContractError
     from tickwave.topics import TICKS, topic_name
@@ -223,7 +223,7 @@ def _tick_ids_of(letters: list[tuple[str, str]]) -> set[tuple[str, int, int]]:
 
 def _wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 240) -> None:
     """Wait until every service is healthy and the warehouse's counts stop moving for ``settle_s``."""
-    from tickwave.warehouse.client import connect
+    from adapters.warehouse.client import connect
 
     deadline = time.monotonic() + timeout_s
     previous: tuple[int, ...] | None = None
@@ -244,8 +244,8 @@ def _wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 2
 
 def _wait_audit_caught_up(settings: Settings, timeout_s: float = 180) -> None:
     """Wait (bounded) for the audit loader's cursor lag to reach 0: under load it pauses past the settle window."""
+    from adapters.bus import resolve_bootstrap
     from adapters.health import group_lag
-    from tickwave.bus import resolve_bootstrap
     from tickwave.topics import ORDERS_EVENTS, topic_name
 
     group = f"{settings.execution.consumer_group}-audit"
@@ -260,6 +260,7 @@ def _wait_audit_caught_up(settings: Settings, timeout_s: float = 180) -> None:
 
 def check_everything(settings: Settings) -> dict[str, Any]:
     """Run every invariant; return the figures (raises AssertionError naming the first one broken)."""
+    from adapters.warehouse.client import connect
     from execution.app import instance_dir
     from execution.brokers.paper import LEDGER_NAME
     from execution.engine import Engine, replay
@@ -269,7 +270,6 @@ def check_everything(settings: Settings) -> dict[str, Any]:
     from tickwave.clock import SystemClock
     from tickwave.contracts import OrderFilled, OrderSubmitted
     from tickwave.instruments import registry
-    from tickwave.warehouse.client import connect
 
     acknowledged = _topic_tick_ids(settings)
     _wait_audit_caught_up(settings)

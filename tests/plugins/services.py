@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from adapters.bus import make_admin
+from adapters.endpoints import Endpoint
 from app.services.kafka import KafkaService
 from app.services.supervisor import Supervisor
-from tickwave.bus import make_admin
 from tickwave.config import Settings, load_settings
-from tickwave.endpoints import Endpoint
 from tickwave.topics import create_topics, topic_specs
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from app.services.supervisor import Supervisor
 from app.services.warehouse import WarehouseService
 from tickwave.config import Settings, load_settings
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 
 def start_warehouse(state_dir: Path, **clickhouse: object) -> tuple[Supervisor, WarehouseService, Endpoint]:

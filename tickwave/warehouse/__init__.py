@@ -1,6 +1,6 @@
-"""The ClickHouse warehouse as every component sees it: the client, the tables, the migrations and the credentials.
+"""The warehouse's schema as every component sees it: the tables and the numbered migrations.
 
-Importing this package is cheap: it talks HTTP to whichever ClickHouse is configured
-(the embedded one is ``warehouse_server``). Producers batch rows through
-:mod:`adapters.warehouse_writer`.
+Definitions only: the client, the credentials and the migration runner, which talk to
+whichever ClickHouse is configured (the embedded one is ``warehouse_server``), are in
+:mod:`adapters.warehouse`.
 """

@@ -18,8 +18,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from adapters.endpoints import LOOPBACK, free_port
 from app.services.supervisor import Launch, ManagedService, ensure_port_free
-from tickwave.endpoints import LOOPBACK, free_port
 from tickwave.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ class KafkaService(ManagedService):
 
     def after_start(self) -> str | None:
         """Create the registered topics that do not exist yet."""
-        from tickwave.bus import make_admin, resolve_bootstrap
+        from adapters.bus import make_admin, resolve_bootstrap
         from tickwave.topics import create_topics, topic_specs
 
         admin = make_admin(resolve_bootstrap(self.settings))
@@ -255,6 +255,6 @@ class KafkaService(ManagedService):
 
     def probe(self, address: str) -> bool:
         """Return True when a metadata request to the broker succeeds."""
-        from tickwave.bus import broker_answers
+        from adapters.bus import broker_answers
 
         return broker_answers(address, timeout_s=2.0)

@@ -2,7 +2,7 @@
 
 It serves the ClickHouse HTTP interface on 127.0.0.1 over a chdb directory under the
 state dir (``data/warehouse/chdb``). Its first start generates the warehouse passwords
-unless they are configured (see :mod:`tickwave.warehouse.credentials`); the server
+unless they are configured (see :mod:`adapters.warehouse.credentials`); the server
 process receives the effective configuration through ``TICKWAVE_*`` variables, never on
 its command line, and re-executes itself at once with a scrubbed environment and its
 passwords on an inherited pipe (:func:`warehouse_server.confinement.exec_scrubbed`), so
@@ -17,10 +17,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from adapters.endpoints import LOOPBACK, free_port
+from adapters.warehouse.credentials import resolve_credentials
 from app.services.supervisor import Launch, ManagedService, ensure_port_free
 from tickwave.config import to_environment
-from tickwave.endpoints import LOOPBACK, free_port
-from tickwave.warehouse.credentials import resolve_credentials
 
 
 class WarehouseService(ManagedService):
@@ -66,7 +66,7 @@ class WarehouseService(ManagedService):
 
     def after_start(self) -> str | None:
         """Apply the schema migrations not applied yet."""
-        from tickwave.warehouse.migrate import migrate  # clickhouse-connect loads only when needed
+        from adapters.warehouse.migrate import migrate  # clickhouse-connect loads only when needed
 
         applied = migrate(self.settings)
         return f"schema: applied {', '.join(applied)}" if applied else None

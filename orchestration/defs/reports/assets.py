@@ -72,7 +72,7 @@ REPORTS_AT_UTC = (int(REPORTS_SCHEDULE_UTC[:2]), int(REPORTS_SCHEDULE_UTC[3:]))
 
 
 def _record_run(context: dg.RunStatusSensorContext, status: str, detail: str) -> None:
-    from adapters.warehouse_writer import BatchWriter
+    from adapters.warehouse.writer import BatchWriter
     from tickwave.warehouse.tables import PIPELINE_RUNS
 
     run = context.dagster_run

@@ -18,7 +18,7 @@ def model_drift(context: dg.AssetExecutionContext, tickwave: TickwaveResource) -
 
     One ``model_drift`` row per measurement; ``retrain_on_drift`` retrains when it says so.
     """
-    from adapters.warehouse_writer import BatchWriter
+    from adapters.warehouse.writer import BatchWriter
     from models.dataset import LabelSpec
     from models.drift import DriftThresholds, measure_drift
     from models.registry import ModelRegistry

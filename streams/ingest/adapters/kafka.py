@@ -1,6 +1,6 @@
 """The Kafka side of ingest: good ticks to ``ticks``, rejects to ``ticks.dlq``.
 
-One confluent-kafka producer with the ``bulk`` profile (``tickwave.bus``), ``acks=all`` and
+One confluent-kafka producer with the ``bulk`` profile (``adapters.bus``), ``acks=all`` and
 idempotence. Ticks are keyed by symbol, so one symbol's ticks stay ordered in one
 partition. Delivery reports are requested for failures only
 (``delivery.report.only.error``): a success needs no Python callback, which roughly
@@ -17,8 +17,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from adapters.bus import Profile, make_producer
 from streams.ingest.batches import SourceBatch
-from tickwave.bus import Profile, make_producer
 from tickwave.clock import Clock
 from tickwave.contracts import DeadLetter, encode
 

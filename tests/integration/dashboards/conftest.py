@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from testkit.dashboard_sample import write_sample
 from tickwave.config import Settings
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 
 @dataclass(frozen=True)

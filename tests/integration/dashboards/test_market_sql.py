@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from adapters.warehouse.client import connect
 from dashboards.alerts import market_open_expression
 from tickwave.config import MarketSettings, Settings
 from tickwave.market import MarketCalendar
-from tickwave.warehouse.client import connect
 
 HOLIDAYS = (date(2026, 12, 25), date(2027, 1, 1), date(2026, 3, 9))
 # a grid over a year with a week around each DST change (US: 8 Mar and 1 Nov 2026), every edge

@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from dashboards.runner import AnalystRunner
 from dashboards.sqlparts import rollover_expression
 from dashboards.trader import trader_board
 from execution.positions import Book
 from tickwave.config import Settings
 from tickwave.money import to_decimal
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 SETTINGS = Settings()
 BOOKS: dict[str, Book] = {}  # the engine's books of the fills written (execution.positions)

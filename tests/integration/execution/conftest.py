@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tickwave.bus import make_consumer, make_producer
+from adapters.bus import make_consumer, make_producer
+from adapters.endpoints import Endpoint
+from adapters.warehouse.credentials import resolve_credentials
 from tickwave.config import Settings
 from tickwave.contracts import AnyMessage, Message, Signal, Tick, decode_any, encode
-from tickwave.endpoints import Endpoint
 from tickwave.topics import ORDERS_EVENTS, SIGNALS, TICKS, topic_name
-from tickwave.warehouse.credentials import resolve_credentials
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -14,6 +14,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from adapters.endpoints import ready_marker
 from execution.backtest import fill_pnls, replay_session
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
 from execution.journal import JOURNAL_NAME, Journal
@@ -23,7 +24,6 @@ from tests.integration.ingest.test_replay_kafka import expected_ticks
 from tickwave.clock import ManualClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import AnyMessage, OrderDenied, OrderFilled, OrderSubmitted, Signal, Tick
-from tickwave.endpoints import ready_marker
 from tickwave.instruments import registry
 
 LATENCY_MS = 300

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
+from adapters.endpoints import ready_marker
 from execution.brokers.paper import LEDGER_NAME
 from execution.engine import Engine, replay
 from execution.journal import JOURNAL_NAME, Journal
@@ -29,7 +30,6 @@ from tests.integration.execution.conftest import Bus, Processes, make_signal, ma
 from tickwave.clock import SystemClock
 from tickwave.config import Settings
 from tickwave.contracts import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, RiskEvent
-from tickwave.endpoints import ready_marker
 from tickwave.money import to_decimal
 
 BROKER_STATUS = {OrderAccepted: OrderStatus.ACCEPTED, OrderFilled: OrderStatus.FILLED,

@@ -7,7 +7,7 @@ import uuid
 
 from confluent_kafka import KafkaException, Message, TopicPartition
 
-from tickwave.bus import make_consumer
+from adapters.bus import make_consumer
 from tickwave.contracts import DeadLetter, Tick, decode
 
 

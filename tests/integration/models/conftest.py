@@ -22,17 +22,17 @@ import numpy as np
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.client import connect
+from adapters.warehouse.credentials import resolve_credentials
+from adapters.warehouse.migrate import migrate
 from streams.connectors import WriterPool
 from streams.flow import FlowSinks, build_flow
 from tickwave.clock import ManualClock
 from tickwave.config import Settings, StreamsSettings, load_settings
 from tickwave.contracts import Bar, FeatureVector, Tick, encode
-from tickwave.endpoints import Endpoint
 from tickwave.modeling import ModelProvider
 from tickwave.validation import ValidationRules
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.credentials import resolve_credentials
-from tickwave.warehouse.migrate import migrate
 
 MINUTES = 1200
 # Recent data: the warehouse drops features older than 180 days (TTL), so the sample ends an hour ago.

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from models.dataset import LabelSpec
 from models.drift import DriftThresholds, measure_drift
 from models.registry import RegistryEntry
 from streams.features import FeatureSpec
 from tickwave.config import Settings
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 MINUTE_MS = 60_000
 BARS = 600

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+from adapters.endpoints import Endpoint
 from models.pipeline import train_model
 from streams.flow import FlowSinks, build_flow
 from tests.integration.models.conftest import SYMBOLS, external_settings, write
 from tickwave.clock import ManualClock
 from tickwave.config import Settings, StreamsSettings
 from tickwave.contracts import Tick, encode
-from tickwave.endpoints import Endpoint
 from tickwave.validation import ValidationRules
 
 HOURS = 160  # 50 to warm the features up, the rest labelled

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from adapters.warehouse.client import connect
 from models.pipeline import train_model
 from models.registry import CHAMPION, ModelRegistry
 from streams.champions import RegistryModelProvider
@@ -12,7 +13,6 @@ from streams.features import FeatureSpec
 from streams.inference import LoadedModel
 from tests.integration.models.conftest import RANGE_MS, SYMBOLS, StreamsOutput, run_streams
 from tickwave.config import Settings
-from tickwave.warehouse.client import connect
 
 
 def test_train_when_streams_features_stored_then_champion_registered_and_served_to_the_flow(

@@ -20,14 +20,14 @@ import dagster as dg
 import pytest
 from dagster_dbt import DbtCliResource
 
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from orchestration.dbt_project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import TickwaveResource
 from testkit.synthetic_day import SyntheticDay, write_synthetic_day
 from tests.integration.models.conftest import MODELS, RANGE_MS, SYMBOLS, run_streams, ticks, write
 from tickwave.config import Settings
 from tickwave.contracts import encode
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 SYNTHETIC_DAY = datetime(2026, 11, 20, tzinfo=UTC)
 SYNTHETIC_TICKS = 100_000

@@ -8,9 +8,9 @@ import dagster as dg
 import pytest
 from dagster._utils.schedules import cron_string_iterator
 
+from adapters.warehouse.client import connect
 from orchestration.resources import TickwaveResource
 from tests.integration.orchestration.conftest import Warehouse
-from tickwave.warehouse.client import connect
 
 RAW = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_drift", "model_registry",
        "model_registry_events", "order_events", "orders", "predictions", "risk_events", "signals", "ticks"]  # fmt: skip

@@ -6,10 +6,10 @@ import uuid
 
 import dagster as dg
 
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from tests.integration.orchestration.conftest import Warehouse, drop, materialize, materialized
 from tickwave.config import Settings
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 
 def test_maintenance_when_a_table_holds_redelivered_rows_then_plain_reads_count_each_once(

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from adapters.warehouse.client import connect
 from orchestration.defs.marts.assets import tickwave_dbt_daily
 from orchestration.defs.quality.assets import raw_key
 from orchestration.defs.reports.assets import compliance_reports
@@ -23,7 +24,6 @@ from tests.integration.orchestration.conftest import (
     materialized,
     training_config,
 )
-from tickwave.warehouse.client import connect
 
 MARTS = {"fct_orders", "fct_fills", "fct_round_trips", "positions_daily", "pnl_daily", "execution_quality",
          "execution_quality_daily", "model_performance_daily", "risk_events_daily", "decision_log",

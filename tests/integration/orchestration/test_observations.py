@@ -9,14 +9,14 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from orchestration.defs.maintenance.run_log import pipeline_runs_recorded
 from orchestration.defs.quality.observations import raw_tables_observed
 from orchestration.resources import TickwaveResource
 from quality.suites import RAW_TABLES
 from tests.integration.orchestration.conftest import Warehouse, drop
 from tickwave.config import Settings
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 
 def _resource(warehouse: Warehouse) -> TickwaveResource:

@@ -18,13 +18,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from adapters.endpoints import free_port
+from adapters.warehouse.migrate import migrate
 from orchestration.automation_status import automations
 from orchestration.client import run_job
 from tests.integration.orchestration.conftest import drop
 from tests.integration.orchestration.test_definitions import SNAPSHOT_SCHEDULES, SNAPSHOT_SENSORS
 from tickwave.config import Settings
-from tickwave.endpoints import free_port
-from tickwave.warehouse.migrate import migrate
 
 TICKWAVE = str(Path(sys.executable).with_name("tickwave"))
 ARTIFACTS = Path(__file__).parents[2] / "artifacts"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
+from adapters.warehouse.client import connect
 from orchestration.defs.marts.assets import tickwave_dbt
 from orchestration.defs.quality.assets import raw_key
 from quality.suites import RAW_TABLES
@@ -22,7 +23,6 @@ from tests.integration.orchestration.conftest import (
     training_config,
 )
 from tickwave.config import Settings
-from tickwave.warehouse.client import connect
 
 CLOCK_CHECKS = ("(newest_age_minutes)", "(min_hour_ratio)", "(max_hour_ratio)")
 

@@ -9,8 +9,8 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
+from adapters.bus import Profile, broker_answers, default_partition, make_admin, make_consumer, make_producer
 from app.demo import demo_ticks
-from tickwave.bus import Profile, broker_answers, default_partition, make_admin, make_consumer, make_producer
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Tick, decode, encode
 from tickwave.errors import ServiceError
@@ -138,7 +138,7 @@ def test_default_partition_when_keyed_messages_produced_then_where_librdkafka_pu
 
 
 def test_broker_answers_when_nothing_listens_then_false_quickly() -> None:
-    from tickwave.endpoints import free_port
+    from adapters.endpoints import free_port
 
     started = time.monotonic()
 

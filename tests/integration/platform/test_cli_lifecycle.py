@@ -15,11 +15,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from adapters.bus import make_producer
+from adapters.endpoints import free_port
 from app.demo import demo_ticks
 from tests.integration.platform.test_bus import consume_all
-from tickwave.bus import make_producer
 from tickwave.contracts import encode
-from tickwave.endpoints import free_port
 
 TICKWAVE = str(Path(sys.executable).with_name("tickwave"))
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
+from adapters.bus import make_consumer, make_producer
 from adapters.health import HealthReport, write_health
 from app.services.probes import pipeline_lags
-from tickwave.bus import make_consumer, make_producer
 from tickwave.config import Settings, load_settings
 from tickwave.topics import ORDERS_EVENTS, SIGNALS, STREAMS_RECORDS, topic_name
 

@@ -11,10 +11,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from adapters.endpoints import free_port
+from adapters.warehouse.client import connect
 from tests.integration.platform.test_cli_lifecycle import cli_env, exited, run  # noqa: F401 - the fixture
 from tickwave.config import load_settings
-from tickwave.endpoints import free_port
-from tickwave.warehouse.client import connect
 
 
 def service_pid(env: dict[str, str], name: str) -> int | None:

@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from quality.runner import validate_table
 from tickwave.config import MarketSettings, Settings
 from tickwave.market import MarketCalendar
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 CHRISTMAS_MIDDAY = datetime(2026, 12, 25, 17, 0, tzinfo=UTC)  # a Friday, 12:00 New York
 LAST_TICK = datetime(2026, 12, 25, 4, 0, tzinfo=UTC)  # 24 Dec, 23:00 New York

@@ -22,7 +22,9 @@ from quixstreams.sinks import SinkBatch
 
 from adapters.mt5.api import Constants
 from adapters.mt5.terminal import Terminal
-from adapters.warehouse_writer import BatchWriter
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
+from adapters.warehouse.writer import BatchWriter
 from execution.audit import AuditSink
 from execution.brokers.mt5 import Mt5Broker
 from testkit.mt5 import FakeTradingMetaTrader5, make_ticks
@@ -31,8 +33,6 @@ from tickwave.audit_chain import AuditChain, is_chained
 from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, MT5BrokerSettings, Settings, load_settings
 from tickwave.contracts import ControlCommand, Message, OrderIntent, OrderSubmitted, Signal, Tick, encode
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 from tickwave.warehouse.tables import SIGNALS, TICKS
 
 

@@ -14,15 +14,15 @@ from decimal import Decimal
 
 import msgspec
 
-from adapters.warehouse_writer import BatchWriter
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
+from adapters.warehouse.writer import BatchWriter
 from execution.backfill import backfill_warehouse
 from tests.integration.reports.conftest import load
 from tests.integration.reports.test_pnl_tieout import FIRST_DAY, FIXED, MIDS, _bar, dbt_build, rows_of_trips, run_engine
 from tests.unit.execution.helpers import ListPublisher
 from tickwave.config import Settings
 from tickwave.contracts import Bar, Fill, Side
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 from tickwave.warehouse.tables import BARS_1M, FILLS
 
 BOOKING = ("position_before_lots", "position_after_lots", "entry_value_after", "realized_pnl_quote",

@@ -439,9 +439,9 @@ def test_verify_when_an_order_event_is_deleted_then_it_fails_and_a_rerun_says_wh
 def test_export_when_a_mark_carries_float_noise_then_the_csv_shows_it_at_the_symbols_digits_plus_one(
     warehouse_settings: Settings, fresh_database: str, tmp_path: Path
 ) -> None:
+    from adapters.warehouse.client import connect
     from reports.catalog import DAILY_SUMMARY
     from reports.daily import _export_table
-    from tickwave.warehouse.client import connect
 
     table = next(table for table in DAILY_SUMMARY.tables if table.name == "positions_close")
     client = connect(warehouse_settings, database=fresh_database)

@@ -26,7 +26,9 @@ from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from adapters.warehouse_writer import BatchWriter
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
+from adapters.warehouse.writer import BatchWriter
 from execution.brokers.base import BrokerFill, fill_events, fill_id_for
 from execution.engine import Engine
 from execution.limits import RiskLimits
@@ -39,8 +41,6 @@ from tickwave.clock import ManualClock
 from tickwave.config import Settings
 from tickwave.contracts import Bar, Fill, OrderSubmitted, Side, Tick
 from tickwave.money import to_decimal
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 from tickwave.warehouse.tables import BARS_1M
 
 # USD-quoted symbols (their P&L is in the account currency as booked) and USDJPY (converted by the engine).

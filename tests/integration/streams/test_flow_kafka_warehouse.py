@@ -8,6 +8,9 @@ from dataclasses import replace
 from bytewax.testing import run_main
 from confluent_kafka import TopicPartition
 
+from adapters.bus import make_consumer, make_producer
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from streams.app import production_sinks
 from streams.connectors import TickTopicSource
 from streams.features import FeatureSpec
@@ -15,14 +18,11 @@ from streams.flow import build_flow
 from streams.loader import load_to_end
 from tests.unit.streams.test_flow import stream
 from tests.unit.streams.tiny_model import every_timeframe, tiny_artifact
-from tickwave.bus import make_consumer, make_producer
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, decode, encode
 from tickwave.modeling import CHALLENGER
 from tickwave.topics import SIGNALS, TICKS, TICKS_DLQ, topic_name
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 MINUTES = 52
 

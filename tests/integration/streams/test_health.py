@@ -18,14 +18,14 @@ from pathlib import Path
 
 import psutil
 
+from adapters.bus import make_producer
 from adapters.health import read_health
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from tests.unit.streams.test_flow import T0
-from tickwave.bus import make_producer
 from tickwave.config import Settings, load_settings, to_environment
 from tickwave.contracts import Tick, encode
 from tickwave.topics import TICKS, topic_name
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 ROOT = Path(__file__).resolve().parents[3]
 

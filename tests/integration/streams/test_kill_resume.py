@@ -18,13 +18,13 @@ import sys
 import time
 from pathlib import Path
 
+from adapters.bus import make_producer
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from tests.unit.streams.test_flow import stream
-from tickwave.bus import make_producer
 from tickwave.config import Settings, load_settings, to_environment
 from tickwave.contracts import encode
 from tickwave.topics import TICKS, topic_name
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 MINUTES = 12
 ROOT = Path(__file__).resolve().parents[3]

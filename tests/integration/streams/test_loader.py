@@ -9,14 +9,14 @@ import time
 
 from confluent_kafka import TopicPartition
 
+from adapters.bus import make_consumer, make_producer
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from tests.integration.streams.test_kill_resume import ROOT
 from tests.unit.streams.test_flow import stream
-from tickwave.bus import make_consumer, make_producer
 from tickwave.config import Settings, load_settings, to_environment
 from tickwave.contracts import encode
 from tickwave.topics import STREAMS_RECORDS, topic_name
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 
 def _settings(topics: Settings, database: str) -> Settings:

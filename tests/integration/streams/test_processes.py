@@ -25,16 +25,16 @@ import psutil
 import pytest
 from confluent_kafka import TopicPartition
 
+from adapters.bus import make_consumer
+from adapters.endpoints import ready_marker
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from streams.ingest.sample import sample_paths
 from streams.routing import GroupLayout, key_for_worker
 from tests.integration.streams.test_flow_kafka_warehouse import sample_windows
 from tests.integration.streams.test_kill_resume import start_flow
-from tickwave.bus import make_consumer
 from tickwave.config import Settings, load_settings
-from tickwave.endpoints import ready_marker
 from tickwave.topics import TICKS, topic_name
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import migrate
 
 PARTITIONS = 2
 

@@ -6,8 +6,8 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
+from adapters.bus import NOT_IDEMPOTENT, make_admin, make_consumer
 from streams.connectors import Publisher
-from tickwave.bus import NOT_IDEMPOTENT, make_admin, make_consumer
 from tickwave.config import Settings
 from tickwave.contracts import Signal, decode
 from tickwave.errors import ServiceError

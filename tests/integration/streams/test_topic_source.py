@@ -9,9 +9,9 @@ import time
 import pytest
 from confluent_kafka.admin import NewTopic
 
+from adapters.bus import make_admin, make_producer
 from streams import connectors
 from streams.connectors import TickTopicSource
-from tickwave.bus import make_admin, make_producer
 from tickwave.config import Settings
 from tickwave.topics import TICKS, topic_name
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.credentials import Credentials
 from tests.integration.warehouse.http import Response, post
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.credentials import Credentials
 
 CANARY_TEXT = f"canary-{uuid.uuid4().hex}"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.warehouse.credentials import Credentials, resolve_credentials, secrets_path
+from adapters.warehouse.migrate import migrate
 from tests.integration.warehouse.analyst import CANARY_TEXT
 from tickwave.config import Settings
-from tickwave.warehouse.credentials import Credentials, resolve_credentials, secrets_path
-from tickwave.warehouse.migrate import migrate
 
 
 @pytest.fixture(scope="module")

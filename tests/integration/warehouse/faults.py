@@ -13,7 +13,7 @@ import select
 import socket
 import threading
 
-from tickwave.endpoints import LOOPBACK
+from adapters.endpoints import LOOPBACK
 
 
 class FaultProxy:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import urllib3
 
-from tickwave.warehouse.credentials import Credentials
+from adapters.warehouse.credentials import Credentials
 
 _POOL = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=60))
 

@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.credentials import Credentials
 from tests.integration.warehouse.analyst import CANARY_TEXT, as_analyst, assert_refused
 from tests.integration.warehouse.http import _POOL, Response, post
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.credentials import Credentials
 
 
 def corpus(path: str) -> list[str]:

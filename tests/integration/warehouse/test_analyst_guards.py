@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.credentials import Credentials, resolve_credentials
 from tests.integration.warehouse.analyst import as_analyst, assert_refused
 from tests.integration.warehouse.http import Response, post
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.credentials import Credentials, resolve_credentials
 
 
 def wait_for_rows(endpoint: Endpoint, credentials: Credentials, database: str, sql: str) -> list[str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.credentials import Credentials
 from tests.integration.warehouse.analyst import as_analyst, assert_refused
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.credentials import Credentials
 
 REPO = Path(__file__).resolve().parents[3]
 

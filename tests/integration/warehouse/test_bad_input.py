@@ -12,11 +12,11 @@ import lz4.frame
 import pytest
 import zstandard
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.credentials import Credentials, resolve_credentials
 from tests.integration.warehouse.http import post
 from tests.plugins.warehouse import start_warehouse
 from tickwave.config import Settings
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.credentials import Credentials, resolve_credentials
 
 ROWS = b"".join(f"{index},row-{index}\n".encode() for index in range(20_000))
 

@@ -13,8 +13,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from adapters.warehouse.client import connect
 from tickwave.config import Settings
-from tickwave.warehouse.client import connect
 
 COMPRESSIONS = ["none", "lz4", "zstd", "gzip"]
 COLUMNS = ["id", "name", "price", "at", "tags", "kind"]

@@ -9,10 +9,10 @@ import time
 
 from clickhouse_connect.driver.client import Client
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.client import connect
+from adapters.warehouse.credentials import resolve_credentials
 from tickwave.config import Settings
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.credentials import resolve_credentials
 
 LONG_QUERY = "SELECT sum(sipHash64(number)) FROM numbers(30000000) SETTINGS max_threads = 1"
 

@@ -27,10 +27,10 @@ import psutil
 import pytest
 from pydantic import SecretStr
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.credentials import Credentials
 from tests.integration.warehouse.http import post
 from tests.plugins.warehouse import start_warehouse
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.credentials import Credentials
 from warehouse_server.confinement import NETWORK_ABI, Rules, landlock_abi, scrubbed_environment
 
 REPO = Path(__file__).resolve().parents[3]

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.credentials import Credentials, resolve_credentials
 from tests.integration.warehouse.http import post
 from tickwave.config import Settings
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.credentials import Credentials, resolve_credentials
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from adapters.warehouse.client import connect, warehouse_url
+from adapters.warehouse.credentials import resolve_credentials
 from tickwave.config import Settings
-from tickwave.warehouse.client import connect, warehouse_url
-from tickwave.warehouse.credentials import resolve_credentials
 
 PROJECT = Path(__file__).parents[2] / "fixtures" / "dbt_smoke"
 DBT = Path(sys.executable).with_name("dbt")

@@ -18,12 +18,12 @@ import psutil
 import pytest
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from adapters.endpoints import LOOPBACK, Endpoint, free_port
+from adapters.warehouse.client import connect
 from app.services.supervisor import Supervisor
 from app.services.warehouse import WarehouseService
 from tests.plugins.warehouse import start_warehouse
 from tickwave.config import Settings, load_settings
-from tickwave.endpoints import LOOPBACK, Endpoint, free_port
-from tickwave.warehouse.client import connect
 
 BATCH = 2_000
 

@@ -24,10 +24,10 @@ from urllib.parse import urlencode
 
 import pytest
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.credentials import Credentials, resolve_credentials
 from tests.integration.warehouse.grammar import PRODUCED_KINDS, EngineCatalog, Grammar, Query
 from tests.integration.warehouse.http import _POOL, post
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.credentials import Credentials, resolve_credentials
 from warehouse_server.allowlist import ALLOWED_CATEGORIES
 
 QUERIES = int(os.environ.get("POLICY_FUZZ_QUERIES", "2000"))

@@ -23,13 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pydantic import SecretStr
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.credentials import Credentials, resolve_credentials
+from adapters.warehouse.migrate import migrate
 from tests.integration.warehouse.bombs import BOMBS, footprint, streamed_gzip
 from tests.integration.warehouse.http import Response, post
 from tests.plugins.warehouse import start_warehouse
 from tickwave.config import load_settings
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.credentials import Credentials, resolve_credentials
-from tickwave.warehouse.migrate import migrate
 from warehouse_server.memory import PURGE_INTERVAL_S
 
 SLOTS = 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from adapters.warehouse_writer import BatchWriter
+from adapters.warehouse.writer import BatchWriter
 from tickwave.contracts import Tick
 from tickwave.warehouse.tables import TICKS, row_for
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from adapters.warehouse_writer import BatchWriter
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import Migration, apply_migrations, load_migrations
+from adapters.warehouse.writer import BatchWriter
 from tickwave.config import Settings
 from tickwave.contracts import (
     Bar,
@@ -31,8 +33,6 @@ from tickwave.contracts import (
 )
 from tickwave.errors import ConfigurationError
 from tickwave.timeframes import TIMEFRAMES_MS
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.migrate import Migration, apply_migrations, load_migrations
 from tickwave.warehouse.tables import TABLES, table_for
 
 NOW_MS = int(time.time() * 1000) // 1000 * 1000

@@ -9,11 +9,11 @@ import uuid
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from adapters.endpoints import Endpoint
+from adapters.warehouse.client import connect
+from adapters.warehouse.credentials import Credentials, resolve_credentials
 from tests.integration.warehouse.http import Response, post
 from tickwave.config import Settings
-from tickwave.endpoints import Endpoint
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.credentials import Credentials, resolve_credentials
 
 
 @pytest.fixture(scope="module")

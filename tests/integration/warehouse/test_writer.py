@@ -9,14 +9,14 @@ from collections.abc import Iterator
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from adapters.warehouse_writer import BatchWriter, RetryPolicy, WriterConfig
+from adapters.endpoints import Endpoint
+from adapters.warehouse.client import connect
+from adapters.warehouse.credentials import resolve_credentials
+from adapters.warehouse.writer import BatchWriter, RetryPolicy, WriterConfig
 from tests.integration.warehouse.faults import FaultProxy
 from tickwave.config import Settings
 from tickwave.contracts import Tick
-from tickwave.endpoints import Endpoint
 from tickwave.errors import RetryableError, ServiceError
-from tickwave.warehouse.client import connect
-from tickwave.warehouse.credentials import resolve_credentials
 from tickwave.warehouse.tables import TICKS, Table, row_for
 
 NOW_MS = int(time.time() * 1000)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.bus import default_partition
 from streams.routing import GroupLayout, key_for_worker, reader_of_partition, siphash13, worker_of_key
-from tickwave.bus import default_partition
 
 SYMBOLS = ["EURUSD", "USDJPY", "GBPUSD", "AUDUSD", "XAUUSD", "USDCHF", "USDCAD", "NZDUSD", "EURJPY", "EURGBP"]
 KEYS = ["0", "1", "2", "3", "4", "5", "g0", "g1", "g2", "g3", "p0", "p1", "p2", "p3", "p4", "p5"]

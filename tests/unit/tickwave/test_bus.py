@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.bus import NOT_IDEMPOTENT, producer_config
 from streams.app import production_sinks
 from streams.connectors import Publisher
-from tickwave.bus import NOT_IDEMPOTENT, producer_config
 from tickwave.config import load_settings
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from adapters.endpoints import LOOPBACK, Endpoint, free_port
 from app.services.supervisor import Launch, ManagedService, Supervisor, ensure_port_free
 from tickwave.config import Settings, load_settings
-from tickwave.endpoints import LOOPBACK, Endpoint, free_port
 from tickwave.errors import ServiceError
 
 

@@ -7,11 +7,11 @@ import pyarrow as pa
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
-from adapters.warehouse_writer import RetryPolicy, batch_token, is_transient
+from adapters.warehouse.credentials import resolve_credentials, secrets_path
+from adapters.warehouse.writer import RetryPolicy, batch_token, is_transient
 from tickwave.config import load_settings
 from tickwave.contracts import ControlCommand, DeadLetter, OrderAccepted, Tick
 from tickwave.errors import ServiceError
-from tickwave.warehouse.credentials import resolve_credentials, secrets_path
 from tickwave.warehouse.tables import BARS_1M, ORDER_EVENTS, QUARANTINE, TICKS, row_for, table_for, to_arrow
 
 

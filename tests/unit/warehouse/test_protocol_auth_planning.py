@@ -6,7 +6,7 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from tickwave.warehouse.credentials import Credentials
+from adapters.warehouse.credentials import Credentials
 from warehouse_server.auth import (
     READ_ONLY,
     READ_WRITE,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tickwave.warehouse.migrate import split_statements
+from adapters.warehouse.migrate import split_statements
 from warehouse_server.routing import analyze
 
 LIMIT = 262_144

@@ -42,8 +42,8 @@ from typing import Any, Literal
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from adapters.endpoints import live_endpoint
 from tickwave.config import Settings
-from tickwave.endpoints import live_endpoint
 from tickwave.errors import ServiceError
 
 logger = logging.getLogger(__name__)

@@ -18,13 +18,14 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
+from tickwave import warehouse
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError
 from tickwave.warehouse.sqltext import tokens
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATIONS_DIR = Path(warehouse.__file__).with_name("migrations")  # the schema is a definition: the kernel's
 MIGRATIONS_TABLE = "schema_migrations"
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -145,7 +146,7 @@ def migrate(settings: Settings, database: str | None = None) -> list[str]:
     Returns:
         The labels of the migrations applied.
     """
-    from tickwave.warehouse.client import connect
+    from adapters.warehouse.client import connect
 
     client = connect(settings, database="default")
     try:

@@ -1,8 +1,8 @@
 """clickhouse-connect clients configured the Tickwave way, for any ClickHouse HTTP server.
 
 The URL is ``clickhouse.url`` when an external server is configured, else the embedded
-service's endpoint record (as :func:`tickwave.bus.resolve_bootstrap` does for Kafka).
-Users and passwords come from :mod:`tickwave.warehouse.credentials`.
+service's endpoint record (as :func:`adapters.bus.resolve_bootstrap` does for Kafka).
+Users and passwords come from :mod:`adapters.warehouse.credentials`.
 
 Clients are created without an HTTP session (``autogenerate_session_id=False``): a
 session serves one request at a time, so one client shared by a writer thread and its
@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from adapters.endpoints import live_endpoint
+from adapters.warehouse.credentials import resolve_credentials
 from tickwave.config import Settings
-from tickwave.endpoints import live_endpoint
 from tickwave.errors import ConfigurationError, ServiceError
-from tickwave.warehouse.credentials import resolve_credentials
 
 SERVICE_NAME = "warehouse"
 
