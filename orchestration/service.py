@@ -13,6 +13,7 @@ environment and resolve it as every Tickwave process does.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -108,13 +110,48 @@ def commands(port: int, home: Path) -> dict[str, list[str]]:
     }
 
 
+WORKSPACE_QUERY = (
+    "{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus "
+    "locationOrLoadError { __typename ... on PythonError { message } } } } } }"
+)
+
+
 def answers(port: int) -> bool:
-    """Return True once the webserver answers its server-info endpoint."""
+    """Return True once the webserver answers and has loaded the code location (its schedules, jobs and assets).
+
+    The webserver answers ``/server_info`` seconds before its code server has imported the
+    definitions; until then GraphQL lists no loaded location, so readiness waits for the load.
+
+    Raises:
+        ServiceError: when the code location failed to load (the definitions' error is in the message).
+    """
+    body = json.dumps({"query": WORKSPACE_QUERY}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2.0) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
+        with urllib.request.urlopen(request, timeout=5.0) as response:  # noqa: S310 - loopback http
+            answer = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
         return False
+    return workspace_loaded(answer)
+
+
+def workspace_loaded(answer: dict[str, Any]) -> bool:
+    """Return True when every code location of a ``WORKSPACE_QUERY`` answer is loaded.
+
+    Raises:
+        ServiceError: when a location loaded with an error (the definitions did not import).
+    """
+    workspace = (answer.get("data") or {}).get("workspaceOrError") or {}
+    entries = workspace.get("locationEntries") or []
+    if workspace.get("__typename") != "Workspace" or not entries:
+        return False
+    for entry in entries:
+        loaded = entry.get("locationOrLoadError") or {}
+        if entry.get("loadStatus") == "LOADED" and loaded.get("__typename") == "PythonError":
+            raise ServiceError(f"Dagster could not load code location {entry.get('name')}: {loaded.get('message')}")
+    return all(entry.get("loadStatus") == "LOADED" for entry in entries)
 
 
 def run(settings: Settings, port: int, on_ready: Callable[[], None], stop: threading.Event | None = None) -> int:

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from app.services.processes import OrchestrationService, own_processes
-from orchestration.service import commands, dagster_home
+from orchestration.service import commands, dagster_home, workspace_loaded
 from tickwave.config import load_settings
+from tickwave.errors import ServiceError
 
 
 def test_own_processes_when_orchestration_enabled_then_dagster_runs_after_the_data_path_on_its_port(
@@ -67,3 +69,32 @@ def test_dbt_project_defaults_when_compared_with_the_registry_then_they_are_the_
 
     assert written["instruments"] == generated["instruments"]
     assert written["account_currency"] == generated["account_currency"]
+
+
+def _workspace(*entries: tuple[str, str]) -> dict[str, object]:
+    # The shape of Dagster's answer to WORKSPACE_QUERY: (loadStatus, locationOrLoadError's type) per location.
+    return {"data": {"workspaceOrError": {"__typename": "Workspace", "locationEntries": [
+        {"name": "orchestration", "loadStatus": status, "locationOrLoadError": {"__typename": kind, "message": "boom"}}
+        for status, kind in entries
+    ]}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "ready"),
+    [
+        (_workspace(("LOADING", "RepositoryLocation")), False),  # the webserver answers before its code server
+        (_workspace(), False),
+        ({"data": {"workspaceOrError": {"__typename": "PythonError"}}}, False),
+        (_workspace(("LOADED", "RepositoryLocation"), ("LOADING", "RepositoryLocation")), False),
+        (_workspace(("LOADED", "RepositoryLocation")), True),
+    ],
+)
+def test_workspace_loaded_when_a_location_is_still_loading_then_not_ready(
+    answer: dict[str, object], ready: bool
+) -> None:
+    assert workspace_loaded(answer) is ready
+
+
+def test_workspace_loaded_when_the_definitions_failed_to_import_then_the_error_is_raised() -> None:
+    with pytest.raises(ServiceError, match="boom"):
+        workspace_loaded(_workspace(("LOADED", "PythonError")))
