@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from tickwave.clock import Clock, ManualClock, SystemClock
 from tickwave.config import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -28,6 +30,15 @@ class TickwaveResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     state_dir: str | None = None  # default: TICKWAVE_STATE_DIR / the TOML file / .tickwave
     database: str | None = None  # default: clickhouse.database
     model_id: str | None = None  # default: models.model_id, else the default id of models.framework's kind
+    clock_ms: int | None = None  # a fixed time (UTC ms) for tests and replays; default: the system clock
+
+    def clock(self) -> Clock:
+        """Return the clock runs and sensors tell the time by: the system clock, or the fixed ``clock_ms``."""
+        return SystemClock() if self.clock_ms is None else ManualClock(self.clock_ms)
+
+    def now(self) -> datetime:
+        """Return the clock's time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.clock().now_ms() / 1000, UTC)
 
     def settings(self) -> Settings:
         """Load the settings once per call (they are frozen; the process environment is the source)."""

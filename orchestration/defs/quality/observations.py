@@ -6,8 +6,6 @@ row's time as ``dagster/last_updated_timestamp``, and its lag), so the catalog s
 table's volume and freshness over time.
 """
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from orchestration.automation import RECORDING
@@ -26,7 +24,7 @@ def raw_tables_observed(context: dg.SensorEvaluationContext, tickwave: TickwaveR
 
     with tickwave.client() as client:
         observations = observe_tables(client, suites(QualityLimits()))
-    now = datetime.now(UTC)
+    now = tickwave.now()
     events = []
     for observation in observations:
         metadata: dict[str, dg.RawMetadataValue] = {"dagster/row_count": observation.rows}

@@ -79,7 +79,8 @@ def _record_run(context: dg.RunStatusSensorContext, status: str, detail: str) ->
     record = context.instance.get_run_record_by_id(run.run_id)
     started = record.start_time if record else None
     ended = record.end_time if record else None
-    now = datetime.now(UTC)
+    tickwave: TickwaveResource = context.resources.tickwave
+    now = tickwave.now()
     row = {
         "run_id": run.run_id, "job_name": run.job_name, "status": status,
         "partition_key": run.tags.get("dagster/partition", ""),
@@ -88,7 +89,6 @@ def _record_run(context: dg.RunStatusSensorContext, status: str, detail: str) ->
         "ended_at_ms": datetime.fromtimestamp(ended, UTC) if ended else now, "detail": detail[:2000],
         "updated_at_ms": now,
     }  # fmt: skip
-    tickwave: TickwaveResource = context.resources.tickwave
     with tickwave.client() as client:
         writer = BatchWriter(client, PIPELINE_RUNS)
         writer.write([row])
@@ -114,17 +114,12 @@ def compliance_reports_failed(context: dg.RunFailureSensorContext, tickwave: Tic
     _record_run(context, "failure", context.failure_event.message or "failed")
 
 
-def now_utc() -> datetime:
-    """Return the current time (UTC); the late-report sensor's clock (tests set their own)."""
-    return datetime.now(UTC)
-
-
 def _record_late(tickwave: TickwaveResource, day: date, detail: str) -> None:
     import socket
 
     from tickwave.warehouse.tables import SERVICE_EVENTS, to_arrow
 
-    row = {"event_id": f"report-late-{day.isoformat()}", "event_at_ms": datetime.now(UTC), "service": "orchestration",
+    row = {"event_id": f"report-late-{day.isoformat()}", "event_at_ms": tickwave.now(), "service": "orchestration",
            "event": "report_late", "pid": 0, "exit_code": None, "restarts": 0, "detail": detail,
            "host": socket.gethostname()}  # fmt: skip
     with tickwave.client() as client:
@@ -145,7 +140,7 @@ def compliance_reports_late(context: dg.SensorEvaluationContext, tickwave: Tickw
 
     settings = tickwave.settings()
     due = settings.orchestration.late_reports_sensor_utc
-    day = late_day(now_utc(), settings.state_path / "reports", due_time(due))
+    day = late_day(tickwave.now(), settings.state_path / "reports", due_time(due))
     if day is None:
         return dg.SkipReason("yesterday's reports are there, or not due yet")
     detail = f"compliance reports for {day} are late: no manifest under {settings.state_path / 'reports'} by {due} UTC"

@@ -1,7 +1,5 @@
 """Drift and decay of the champion, hourly, and the retraining they ask for (thin glue over ``models/drift.py``)."""
 
-import time
-
 import dagster as dg
 
 from orchestration.automation import launching_sensor_status, schedule_status
@@ -37,7 +35,7 @@ def model_drift(context: dg.AssetExecutionContext, tickwave: TickwaveResource) -
         params = champion.params
         label_spec = LabelSpec(int(params.get("horizon_bars", models.horizon_bars)),
                                float(params.get("dead_zone_bps", models.dead_zone_bps)))  # fmt: skip
-        now_ms, window_ms = int(time.time() * 1000), int(models.drift_window_hours * 3_600_000)
+        now_ms, window_ms = tickwave.clock().now_ms(), int(models.drift_window_hours * 3_600_000)
         report = measure_drift(registry.client, champion, artifact.feature_names, artifact.timeframe,
                                artifact.symbols, label_spec, window_ms, now_ms)  # fmt: skip
         row = report.row(thresholds, now_ms)

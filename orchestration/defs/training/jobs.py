@@ -1,7 +1,5 @@
 """The training job, its nightly schedule and the two sensors (enough new data; a new champion)."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from orchestration.automation import launching_sensor_status, schedule_status
@@ -66,7 +64,7 @@ def model_performance_on_new_champion(
     if key == context.cursor:
         return dg.SkipReason(f"champion {key} already seen")
     context.update_cursor(key)
-    today = str(datetime.now(UTC).date())
+    today = str(tickwave.now().date())
     return dg.RunRequest(run_key=f"champion-{key}", partition_key=today, tags={"tickwave/champion": key})
 
 

@@ -371,26 +371,32 @@ def test_dagster_when_a_report_run_fails_then_the_failure_is_recorded_for_the_op
 
 
 def test_dagster_late_sensor_when_yesterdays_reports_are_missing_after_due_then_one_report_late_event(
-    reported: Reported, warehouse_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    reported: Reported, warehouse_settings: Settings
 ) -> None:
     from orchestration.defs.reports import assets
     from orchestration.resources import TickwaveResource
 
-    resources = {"tickwave": TickwaveResource(state_dir=str(warehouse_settings.state_path),
-                                              database=reported.traded.database)}  # fmt: skip
+    def resources(at: datetime) -> dict[str, TickwaveResource]:
+        resource = TickwaveResource(
+            state_dir=str(warehouse_settings.state_path), database=reported.traded.database,
+            clock_ms=int(at.timestamp() * 1000),
+        )  # fmt: skip
+        return {"tickwave": resource}
+
     instance = dg.DagsterInstance.ephemeral()
-    missing = (datetime.fromisoformat(DAY) + timedelta(days=400)).date()  # a day no test reports
+    # a day no test reports, inside service_events' TTL (the event is stamped at the sensor's clock)
+    missing = (datetime.now(UTC) - timedelta(days=30)).date()
     after = datetime.combine(missing + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=2)
     query = (
         "SELECT count(), any(detail) FROM service_events FINAL WHERE event = 'report_late' AND event_id = {id:String}"
     )
 
-    monkeypatch.setattr(assets, "now_utc", lambda: after - timedelta(hours=1, minutes=30))  # 00:30: not due yet
-    early = assets.compliance_reports_late(dg.build_sensor_context(instance=instance, resources=resources))
-    monkeypatch.setattr(assets, "now_utc", lambda: after)  # 02:00: due at 01:00, yesterday missing
-    context = dg.build_sensor_context(instance=instance, resources=resources)
+    early = assets.compliance_reports_late(  # 00:30: not due yet
+        dg.build_sensor_context(instance=instance, resources=resources(after - timedelta(hours=1, minutes=30)))
+    )
+    context = dg.build_sensor_context(instance=instance, resources=resources(after))  # 02:00: due at 01:00, missing
     first = assets.compliance_reports_late(context)
-    again = assets.compliance_reports_late(dg.build_sensor_context(instance=instance, resources=resources,
+    again = assets.compliance_reports_late(dg.build_sensor_context(instance=instance, resources=resources(after),
                                                                    cursor=context.cursor))  # fmt: skip
 
     assert isinstance(early, dg.SkipReason) and "not due" in str(early.skip_message)
