@@ -117,15 +117,18 @@ def demo_models(settings: Settings, framework: str, model_id: str | None = None)
     """
     # 1 s bars move little: a longer horizon and a narrower dead zone than the 1 min defaults.
     # The sample is a simulated random walk: nothing in it is learnable, so the model would
-    # (rightly) fail the calibration check and lose to the flat baseline after costs. The
-    # demo lifts that bound and the P&L baselines, and says so, so that the signal -> order
-    # path can be seen; real runs keep models.calibration_bound, baselines and min_trades.
+    # (rightly) fail the calibration check, score no better than the class-frequency prior and
+    # lose to the flat baseline after costs. The demo lifts that bound, the prior's gate (a
+    # model within twice the prior's log loss passes) and the P&L baselines, and says so, so
+    # that the signal -> order path can be seen; real runs keep models.calibration_bound,
+    # prior_margin, baselines and min_trades.
     # The horizon (10 bars) is short enough for the live seconds' predictions to be scored.
     # 100 rounds on one thread: the ensemble (XGBoost and LightGBM, each walk-forward) took
     # 110 s with the defaults (300 rounds, n_jobs=2) on ~1,500 rows of this 2-core machine
     # under load; the sample teaches nothing more with more trees.
     models = settings.models.model_copy(
         update={"timeframe": "1s", "horizon_bars": 10, "dead_zone_bps": 0.3, "calibration_bound": 1.0,
+                "prior_margin": -1.0,
                 "baselines": (), "min_trades": 0, "framework": framework, "n_estimators": 100, "n_jobs": 1,
                 "model_id": model_id or settings.models.registry_id}
     )  # fmt: skip
@@ -200,8 +203,8 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     symbols = sorted({path.name.split("_")[0] for path in sample_paths()})
     sample_start_ms = 1_709_539_200_000  # 2024-03-04T08:00:00Z, the sample's first minute
     console.print("[yellow]note[/]: the sample is a simulated random walk with nothing to learn; for this demo only, "
-                  "the champion's calibration bound and P&L baselines are lifted so the signal -> order path "
-                  "runs")  # fmt: skip
+                  "the champion's calibration bound, class-frequency prior gate and P&L baselines are lifted so "
+                  "the signal -> order path runs")  # fmt: skip
     sample_range_ms = (sample_start_ms, sample_start_ms + 11 * 60_000)
     with console.status("training the weighted ensemble (XGBoost + LightGBM) on the sample's 1 s features..."):
         trained = train_on_sample(settings, symbols, sample_range_ms)

@@ -41,6 +41,7 @@ from models.evaluation import (
 )
 from models.export import embed_metadata, library_versions, parity_check
 from models.folds import holdout_split, walk_forward
+from models.prior import class_frequencies, prior_probabilities
 from models.report import write_report as write
 from models.results import Classifier, ClassifierT, Evaluation, FoldResult, SavedModel, TrainingResult
 from models.store import ArtifactStore
@@ -175,6 +176,7 @@ class DirectionModel(ABC, Generic[ClassifierT]):
         results: list[FoldResult] = []
         tested: list[np.ndarray] = []
         tested_probabilities: list[np.ndarray] = []
+        tested_priors: list[np.ndarray] = []  # the class-frequency prior of each fold: its training labels' shares
         for fold in folds:
             model = self._fit_checked(development, fold.train, f"the training rows of fold {fold.index}")
             probabilities = self.predict(model, development.features[fold.test])
@@ -183,6 +185,8 @@ class DirectionModel(ABC, Generic[ClassifierT]):
                                       fold.test_end_ms, evaluation))  # fmt: skip
             tested.append(fold.test)
             tested_probabilities.append(probabilities)
+            tested_priors.append(prior_probabilities(class_frequencies(development.labels[fold.train]),
+                                                     len(fold.test)))  # fmt: skip
             logger.info("fold %d: train %d rows, test %d rows, log loss %.4f", fold.index, len(fold.train),
                         len(fold.test), evaluation.metrics.log_loss)  # fmt: skip
         out_of_sample = development.take(np.concatenate(tested))
@@ -206,6 +210,8 @@ class DirectionModel(ABC, Generic[ClassifierT]):
             development_rows=len(development),
             walk_forward_dataset=out_of_sample,
             walk_forward_probabilities=out_of_sample_probabilities,
+            class_frequencies=class_frequencies(development.labels),
+            walk_forward_prior=np.concatenate(tested_priors),
         )
 
     def save(

@@ -141,6 +141,8 @@ class EnsembleDirectionModel(DirectionModel[EnsembleClassifier]):
             development_rows=first.development_rows,
             walk_forward_dataset=walk_forward_dataset,
             walk_forward_probabilities=walk_forward,
+            class_frequencies=first.class_frequencies,  # the members' training rows are the same
+            walk_forward_prior=first.walk_forward_prior,
         )
 
     def to_onnx(self, model: EnsembleClassifier, width: int) -> ModelProto:

@@ -1,7 +1,8 @@
 """The promotion and rollback rules, as pure functions of what the registry read (no warehouse).
 
 - :func:`judge_promotion`: may a candidate replace the champion, judged on one holdout
-  (sanity, calibration, log-loss margin over the champion, P&L against the baselines)?
+  (sanity, calibration, log loss below the class-frequency prior's, log-loss margin over the
+  champion, P&L against the baselines)?
 - :func:`contract_mismatches`: can a challenger be scored beside a champion at all?
 - :func:`rollback_target`: which earlier champion does a rollback restore?
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.evaluation import BaselineComparison, log_loss, reliability
+from models.prior import PriorBaseline, describe_shares, prior_log_loss
 from models.registry_rows import RegistryEntry, RegistryEvent
 
 CONSTANT_STD = 1e-6  # below this spread across rows, a class probability counts as constant
@@ -38,6 +40,8 @@ def judge_promotion(
     notes: Sequence[str] = (),
     trading: BaselineComparison | None = None,
     min_trades: int = 0,
+    prior: PriorBaseline | None = None,
+    prior_margin: float = 0.0,
 ) -> PromotionDecision:
     """Apply the promotion rules to probabilities on one holdout (rows x 3, class order ``LABELS``).
 
@@ -50,6 +54,11 @@ def judge_promotion(
         notes: context to keep with the decision.
         trading: the candidate's holdout P&L after costs beside the baselines' (None: not judged on P&L).
         min_trades: fewest holdout trades the candidate must make for its P&L to count.
+        prior: the class shares of the candidate's training labels (class order ``LABELS``), which the "no
+            edge" baseline predicts for every row, and the walk-forward log losses of the candidate and of
+            that prior: the candidate's must be below the prior's on the holdout and in the walk-forward
+            (None: not judged against the prior).
+        prior_margin: relative log-loss improvement required over the prior (0: strictly below it).
     """
     failures: list[str] = []
     figures: dict[str, float] = {"holdout_rows": float(len(labels))}
@@ -66,6 +75,8 @@ def judge_promotion(
         failures.append(f"the candidate's output is constant (largest std across rows {spread:.2g})")
     if calibration > calibration_bound:
         failures.append(f"calibration error {calibration:.3f} exceeds the bound {calibration_bound:g}")
+    if prior is not None:
+        failures.extend(_prior_failures(labels, candidate_loss, prior, prior_margin, figures))
     if trading is not None and not trading.is_judgement:
         # Zeros against zeros (every signal denied, say) compare nothing: no verdict on P&L, so no promotion.
         figures.update(is_pnl_judged=0.0)
@@ -91,6 +102,33 @@ def judge_promotion(
                 f"by the margin {margin:g} (needs <= {required:.5f})"
             )
     return PromotionDecision(not failures, failures, list(notes), figures)
+
+
+def _prior_failures(
+    labels: np.ndarray, candidate_loss: float, prior: PriorBaseline, margin: float, figures: dict[str, float]
+) -> list[str]:
+    # The "no edge" gate: below the log loss of predicting the training labels' shares, on the holdout
+    # (scored here) and in the walk-forward (recorded at training: more rows, so less room for chance).
+    failures = []
+    prior_loss = prior_log_loss(labels, prior.shares)
+    required = prior_loss * (1.0 - margin)
+    figures.update(prior_log_loss=prior_loss, prior_required_log_loss=required, prior_margin=margin)
+    if not candidate_loss < required:
+        failures.append(
+            f"holdout log loss {candidate_loss:.5f} is not below the class-frequency prior's {prior_loss:.5f} "
+            f"(predicting the training labels' shares, {describe_shares(prior.shares)}, for every row; "
+            f"models.prior_margin {margin:g}, needs < {required:.5f}): no edge over the label frequencies"
+        )
+    if prior.walk_forward_log_loss is not None and prior.walk_forward_prior_log_loss is not None:
+        model, baseline = prior.walk_forward_log_loss, prior.walk_forward_prior_log_loss
+        figures.update(wf_log_loss=model, wf_prior_log_loss=baseline)
+        if not model < baseline * (1.0 - margin):
+            failures.append(
+                f"walk-forward log loss {model:.5f} is not below the class-frequency prior's {baseline:.5f} "
+                f"(each fold's training shares on its test rows; models.prior_margin {margin:g}, needs < "
+                f"{baseline * (1.0 - margin):.5f}): no edge over the label frequencies out of sample"
+            )
+    return failures
 
 
 def rollback_target(events: Iterable[RegistryEvent], current: tuple[str, int]) -> tuple[str, int] | None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from models.dataset import Dataset, LabelSpec, build_dataset, query_bars, query_features
 from models.engine_backtest import compare_on_engine
+from models.prior import prior_baseline
 from models.promotion import PromotionDecision, judge_promotion
 from models.registry_rows import RegistryEntry
 from models.registry_table import RegistryTable
@@ -74,6 +75,10 @@ class PromotionReview:
             if champion.trained_to_ms > int(holdout.times_ms.min()):
                 notes.append(f"champion {champion.name} was trained on data overlapping the holdout (favours it)")
         models, streams = self.settings.models, self.settings.streams
+        prior = prior_baseline(candidate.metrics)
+        if prior is None:
+            notes.append(f"{candidate.name} records no training class shares: not judged against the "
+                         "class-frequency prior")  # fmt: skip
         trading = None
         if models.baselines:
             # Through the live execution engine (sizing, gate, paper costs); the vectorised P&L rides along.
@@ -88,7 +93,8 @@ class PromotionReview:
         return judge_promotion(
             holdout.labels, candidate_probabilities.astype(np.float64),
             None if champion_probabilities is None else champion_probabilities.astype(np.float64),
-            models.promotion_margin, models.calibration_bound, notes, trading, models.min_trades,
+            models.promotion_margin, models.calibration_bound, notes, trading, models.min_trades, prior,
+            models.prior_margin,
         )  # fmt: skip
 
     def judged_in_shadow(self, candidate: RegistryEntry, decision: PromotionDecision) -> PromotionDecision:

@@ -7,7 +7,10 @@ moves only along :data:`models.registry_rows.TRANSITIONS`:
 - ``register``: a new version enters as ``candidate``;
 - ``promote``: a candidate (or a retired version) becomes ``champion`` only if it beats
   the champion on the same recent holdout by ``models.promotion_margin`` (relative log
-  loss) and passes the sanity checks (no NaN output, not constant, expected calibration
+  loss), has a lower log loss than the class-frequency prior on the holdout and in the
+  walk-forward (``models.prior_margin``: predicting its training labels' shares for every
+  row, what a model with no edge scores)
+  and passes the sanity checks (no NaN output, not constant, expected calibration
   error of every class within ``models.calibration_bound``); the champion it replaces
   is ``retired``. A version whose feature schema differs from the champion's cannot be
   compared on the same features: it is judged by the sanity checks alone, and the

@@ -17,6 +17,7 @@ import numpy as np
 
 from models.dataset import LABELS, iso_utc
 from models.evaluation import reliability
+from models.prior import describe_shares
 from models.results import SavedModel, TrainingResult
 
 if TYPE_CHECKING:
@@ -111,6 +112,19 @@ def _figure(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+def _shares(result: TrainingResult[Any]) -> str:
+    return describe_shares(result.class_frequencies) if result.class_frequencies is not None else "not recorded"
+
+
+def _edge(metrics: dict[str, float]) -> str:
+    # The "no edge" verdict of the holdout: is the log loss below what predicting the training shares scores?
+    if "holdout_prior_log_loss" not in metrics:
+        return "not measured"
+    loss, prior = metrics["holdout_log_loss"], metrics["holdout_prior_log_loss"]
+    verdict = "below it" if loss < prior else "not below it: no edge over the label frequencies"
+    return f"holdout log loss {loss:.5f} vs the prior's {prior:.5f}: {verdict}"
+
+
 def write_report(directory: Path, result: TrainingResult[Any], saved: SavedModel) -> Path:
     """Write ``report.html`` and its plots into ``directory``; return the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -119,6 +133,10 @@ def write_report(directory: Path, result: TrainingResult[Any], saved: SavedModel
     metadata = saved.metadata
     holdout, walk_forward = result.holdout_evaluation.as_dict(""), result.walk_forward.as_dict("")
     summary = [(name, _figure(value), _figure(walk_forward.get(name, ""))) for name, value in holdout.items()]
+    metrics = result.metrics()
+    if "holdout_prior_log_loss" in metrics:  # what no edge scores: the training labels' shares on every row
+        summary.insert(2, ("prior_log_loss (class frequencies)", _figure(metrics["holdout_prior_log_loss"]),
+                           _figure(metrics.get("wf_prior_log_loss", ""))))  # fmt: skip
     folds = [
         (str(fold.index), str(fold.train_rows), str(fold.test_rows),
          _figure(fold.evaluation.metrics.log_loss), _figure(fold.evaluation.metrics.accuracy),
@@ -132,6 +150,8 @@ def write_report(directory: Path, result: TrainingResult[Any], saved: SavedModel
         ("data range", " .. ".join(iso_utc(ms) for ms in metadata["data_range_ms"])),
         ("holdout range", " .. ".join(iso_utc(ms) for ms in metadata["holdout_range_ms"])),
         ("label", metadata["label_definition"]),
+        ("training class shares", _shares(result)),
+        ("edge over the class-frequency prior", _edge(metrics)),
         ("feature schema", metadata["schema_hash"]),
         ("ONNX parity (max |diff|)", f"{metadata['parity_max_abs_diff']:.3g}"),
         ("libraries", ", ".join(f"{name} {version}" for name, version in metadata["library_versions"].items())),

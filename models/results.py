@@ -12,7 +12,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from models.dataset import LABELS, Dataset
-from models.evaluation import ClassificationMetrics, TradingResult
+from models.evaluation import ClassificationMetrics, TradingResult, log_loss
+from models.prior import prior_log_loss, share_figures
 from tickwave.modeling import ModelArtifact
 
 
@@ -69,11 +70,25 @@ class TrainingResult(Generic[ClassifierT]):
     # The out-of-sample rows of the walk-forward (fold after fold) and their probabilities: what an ensemble blends.
     walk_forward_dataset: Dataset | None = None
     walk_forward_probabilities: np.ndarray | None = None
+    # The class shares of the final model's training labels (the development rows), and per walk-forward row the
+    # shares of its fold's training labels: the class-frequency prior each is scored against (models.prior).
+    class_frequencies: np.ndarray | None = None
+    walk_forward_prior: np.ndarray | None = None
 
     def metrics(self) -> dict[str, float]:
-        """Return the holdout figures (``holdout_*``) and the walk-forward ones (``wf_*``)."""
-        return {**self.holdout_evaluation.as_dict("holdout_"), **self.walk_forward.as_dict("wf_"),
-                "training_seconds": self.training_seconds}  # fmt: skip
+        """Return the holdout figures (``holdout_*``), the walk-forward ones (``wf_*``) and the prior's beside them.
+
+        The prior (``holdout_prior_log_loss``, ``wf_prior_log_loss``) predicts the training labels' class
+        shares (``train_share_down`` ...) for every row: the log loss of a model with no edge.
+        """
+        figures = {**self.holdout_evaluation.as_dict("holdout_"), **self.walk_forward.as_dict("wf_"),
+                   "training_seconds": self.training_seconds}  # fmt: skip
+        if self.class_frequencies is not None:
+            figures.update(share_figures(self.class_frequencies))
+            figures["holdout_prior_log_loss"] = prior_log_loss(self.holdout.labels, self.class_frequencies)
+        if self.walk_forward_prior is not None and self.walk_forward_dataset is not None:
+            figures["wf_prior_log_loss"] = log_loss(self.walk_forward_dataset.labels, self.walk_forward_prior)
+        return figures
 
 
 @dataclass(frozen=True)

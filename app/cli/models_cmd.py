@@ -29,8 +29,9 @@ app = typer.Typer(
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
 KEY_METRICS = (
-    ("holdout_log_loss", "log loss"), ("holdout_auc", "AUC"), ("holdout_accuracy", "accuracy"),
-    ("holdout_brier", "Brier"), ("holdout_precision", "precision"), ("holdout_recall", "recall"),
+    ("holdout_log_loss", "log loss"), ("holdout_prior_log_loss", "prior log loss"), ("holdout_auc", "AUC"),
+    ("holdout_accuracy", "accuracy"), ("holdout_brier", "Brier"), ("holdout_precision", "precision"),
+    ("holdout_recall", "recall"),
     ("holdout_pnl_pips", "P&L pips"), ("holdout_pnl_account", "P&L USD"), ("holdout_sharpe", "Sharpe"),
     ("holdout_max_drawdown_account", "max DD USD"),
 )  # fmt: skip

@@ -58,6 +58,14 @@ class ModelsSettings(Section):
     promotion_margin: float = Field(
         default=0.005, ge=0, lt=1, description="relative holdout log-loss gain a candidate needs over the champion"
     )
+    prior_margin: float = Field(
+        default=0.0,
+        ge=-1,
+        lt=1,
+        description="promotion: relative holdout log-loss gain a candidate needs over the class-frequency prior "
+        "(predicting the training labels' shares for every row; 0: strictly below it; a negative value lets a "
+        "model worse than the prior through, as the demo does on its random-walk sample)",
+    )
     calibration_bound: float = Field(
         default=0.1, gt=0, le=1, description="largest expected calibration error (any class) a champion may have"
     )

@@ -11,9 +11,10 @@ so the artifact store of one test never sees another's.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,18 @@ def write(settings: Settings, database: str, messages: list[Any]) -> None:
         pool.close()
 
 
+def stream_into(
+    settings: Settings, database: str, ticks: Sequence[Tick], streams: StreamsSettings, now_ms: int
+) -> None:
+    """Run ``ticks`` through the dataflow (``streams``' timeframes, no model) and store its bars and features."""
+    keyed: dict[str, list[Any]] = {name: [] for name in FlowSinks.__dataclass_fields__}
+    sinks = FlowSinks(**{name: TestingSink(items) for name, items in keyed.items()})
+    rules = ValidationRules(known_symbols=frozenset(tick.symbol for tick in ticks))
+    source = TestingSource([encode(tick) for tick in ticks], batch_size=256)
+    run_main(build_flow(streams, source, sinks, None, rules, clock=ManualClock(now_ms)))
+    write(settings, database, [value for name in ("bars", "features") for _, value in keyed[name]])
+
+
 @pytest.fixture(scope="session")
 def models_database(warehouse_settings: Settings, streams_output: StreamsOutput) -> Iterator[str]:
     """A migrated database of the models tests' own holding the streams' bars and features (tests use own model ids)."""
@@ -122,6 +135,26 @@ def models_database(warehouse_settings: Settings, streams_output: StreamsOutput)
         client = connect(warehouse_settings, database="default")
         client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
         client.close()
+
+
+def cli_environment(settings: Settings, directory: Path, models: dict[str, Any]) -> dict[str, str]:
+    """The environment of a ``tickwave`` CLI run with ``settings``' warehouse, state dir and model id, and ``models``.
+
+    A ``tickwave.toml`` in ``directory`` names the warehouse (as an external server); the
+    market is open at all hours (the promotion's engine backtest replays synthetic hours).
+    """
+    clickhouse = settings.clickhouse
+    password = clickhouse.password.get_secret_value() if clickhouse.password else ""
+    lines = "\n".join(f"{key} = {value!r}" for key, value in models.items())
+    config = directory / "tickwave.toml"
+    config.write_text(
+        f'state_dir = "{settings.state_path}"\n'
+        f'[clickhouse]\nurl = "{clickhouse.url}"\npassword = "{password}"\ndatabase = "{clickhouse.database}"\n'
+        f'[models]\nmodel_id = "{settings.models.model_id}"\n{lines}\n'
+        '[market]\nhours = "always"\n'
+    )
+    env = {key: value for key, value in os.environ.items() if not key.upper().startswith("TICKWAVE_")}
+    return {**env, "TICKWAVE_CONFIG": str(config), "COLUMNS": "250"}
 
 
 def external_settings(

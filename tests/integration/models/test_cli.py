@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from tests.integration.models.conftest import MODELS, RANGE_MS
+from tests.integration.models.conftest import MODELS, RANGE_MS, cli_environment
 from tickwave.config import Settings
 
 
@@ -28,18 +27,7 @@ def cli_env(models_settings: Settings, tmp_path: Path, monkeypatch: pytest.Monke
     from app.cli.common import console
 
     monkeypatch.setattr(console, "_width", 250)  # restored as it was (None: from the environment) afterwards
-    clickhouse = models_settings.clickhouse
-    password = clickhouse.password.get_secret_value() if clickhouse.password else ""
-    models = "\n".join(f"{key} = {value!r}" for key, value in MODELS.items())
-    config = tmp_path / "tickwave.toml"
-    config.write_text(
-        f'state_dir = "{models_settings.state_path}"\n'
-        f'[clickhouse]\nurl = "{clickhouse.url}"\npassword = "{password}"\ndatabase = "{clickhouse.database}"\n'
-        f'[models]\nmodel_id = "{models_settings.models.model_id}"\n{models}\n'
-        '[market]\nhours = "always"\n'  # the promotion's engine backtest: synthetic hours, any weekday
-    )
-    env = {key: value for key, value in os.environ.items() if not key.upper().startswith("TICKWAVE_")}
-    return {**env, "TICKWAVE_CONFIG": str(config), "COLUMNS": "250"}
+    return cli_environment(models_settings, tmp_path, MODELS)
 
 
 def test_cli_when_training_and_managing_models_then_each_command_answers(cli_env: dict[str, str]) -> None:

@@ -7,16 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 from adapters.endpoints import Endpoint
 from models.pipeline import train_model
-from streams.flow import FlowSinks, build_flow
-from tests.integration.models.conftest import SYMBOLS, external_settings, write
-from tickwave.clock import ManualClock
+from tests.integration.models.conftest import SYMBOLS, external_settings, stream_into
 from tickwave.config import Settings, StreamsSettings
-from tickwave.contracts import Tick, encode
-from tickwave.validation import ValidationRules
+from tickwave.contracts import Tick
 
 HOURS = 160  # 50 to warm the features up, the rest labelled
 TICKS_PER_HOUR = 6
@@ -46,13 +42,7 @@ def hourly_ticks(seed: int = 5) -> list[Tick]:
 @pytest.fixture(scope="module")
 def hourly_features(warehouse_settings: Settings, models_database: str) -> str:
     """The dataflow's 1 h bars and features of the hourly ticks, stored in the models tests' database."""
-    keyed: dict[str, list[object]] = {name: [] for name in FlowSinks.__dataclass_fields__}
-    sinks = FlowSinks(**{name: TestingSink(items) for name, items in keyed.items()})
-    raw = [encode(tick) for tick in hourly_ticks()]
-    rules = ValidationRules(known_symbols=frozenset(SYMBOLS))
-    run_main(build_flow(HOURLY, TestingSource(raw, batch_size=256), sinks, None, rules, clock=ManualClock(END_MS)))
-    rows = [value for name in ("bars", "features") for _, value in keyed[name]]  # type: ignore[misc]
-    write(warehouse_settings, models_database, rows)
+    stream_into(warehouse_settings, models_database, hourly_ticks(), HOURLY, END_MS)
     return models_database
 
 

@@ -10,6 +10,7 @@ import pytest
 from models.dataset import DOWN, FLAT, UP
 from models.errors import RegistryError
 from models.evaluation import BaselineComparison
+from models.prior import PriorBaseline
 from models.promotion import contract_mismatches, judge_promotion, rollback_target
 from models.registry_rows import CANDIDATE, CHAMPION, RETIRED, RegistryEntry, RegistryEvent
 
@@ -85,6 +86,76 @@ def test_judge_when_holdout_empty_then_refused() -> None:
     decision = judge_promotion(np.array([], dtype=int), np.empty((0, 3)), None, margin=0.0, calibration_bound=1.0)
 
     assert not decision.is_promoted and decision.failures == ["the holdout has no rows"]
+
+
+THIRDS = PriorBaseline((1 / 3, 1 / 3, 1 / 3))  # the training shares of LABELS' mix: the prior scores ln 3 on it
+
+
+def test_judge_when_the_candidate_is_worse_than_the_class_frequency_prior_then_refused_naming_both_figures() -> None:
+    decision = judge_promotion(LABELS, honest(0.3), None, margin=0.0, calibration_bound=1.0, prior=THIRDS)
+
+    assert not decision.is_promoted and len(decision.failures) == 1
+    reason = decision.failures[0]
+    assert f"holdout log loss {-np.log(0.3):.5f} is not below the class-frequency prior's {np.log(3):.5f}" in reason
+    assert "down 33.3% / flat 33.3% / up 33.3%" in reason and "no edge over the label frequencies" in reason
+    assert decision.figures["prior_log_loss"] == pytest.approx(np.log(3))
+    assert decision.figures["candidate_log_loss"] == pytest.approx(-np.log(0.3))
+
+
+def test_judge_when_the_candidate_beats_the_prior_then_promoted_with_the_prior_recorded() -> None:
+    decision = judge_promotion(LABELS, honest(0.36), None, margin=0.0, calibration_bound=1.0, prior=THIRDS)
+
+    assert decision.is_promoted, decision.failures
+    assert decision.figures["prior_log_loss"] == pytest.approx(np.log(3))
+    assert decision.figures["prior_required_log_loss"] == pytest.approx(np.log(3))
+
+
+def test_judge_when_the_candidate_beats_the_prior_but_not_by_the_margin_then_refused() -> None:
+    # -ln 0.36 = 1.0217 < ln 3 = 1.0986, but a 10 % margin needs <= 0.98875.
+    decision = judge_promotion(LABELS, honest(0.36), None, margin=0.0, calibration_bound=1.0, prior=THIRDS,
+                               prior_margin=0.1)  # fmt: skip
+
+    assert not decision.is_promoted
+    assert decision.figures["prior_required_log_loss"] == pytest.approx(0.9 * np.log(3))
+    assert ["models.prior_margin 0.1, needs < 0.98875" in reason for reason in decision.failures] == [True]
+
+
+def test_judge_when_the_prior_is_given_then_it_predicts_the_training_shares_not_the_holdouts() -> None:
+    # The holdout is a third of each class; the training shares were 20 / 20 / 60 %.
+    prior = PriorBaseline((0.2, 0.2, 0.6))
+
+    decision = judge_promotion(LABELS, honest(0.4), None, margin=0.0, calibration_bound=1.0, prior=prior)
+
+    by_hand = -(np.log(0.2) + np.log(0.2) + np.log(0.6)) / 3
+    assert decision.figures["prior_log_loss"] == pytest.approx(by_hand)
+    assert decision.is_promoted  # -ln 0.4 = 0.916 < 1.243
+
+
+@pytest.mark.parametrize(
+    ("walk_forward", "is_promoted"),
+    [((0.95, 0.94), False), ((0.94, 0.94), False), ((0.93, 0.94), True), ((0.93, None), True)],
+)
+def test_judge_when_the_walk_forward_is_not_below_its_prior_then_refused_out_of_sample(
+    walk_forward: tuple[float, float | None], is_promoted: bool
+) -> None:
+    prior = PriorBaseline((1 / 3, 1 / 3, 1 / 3), *walk_forward)
+
+    decision = judge_promotion(LABELS, honest(0.4), None, margin=0.0, calibration_bound=1.0, prior=prior)
+
+    assert decision.is_promoted is is_promoted, decision.failures
+    if not is_promoted:
+        assert decision.failures == [
+            f"walk-forward log loss {walk_forward[0]:.5f} is not below the class-frequency prior's 0.94000 (each "
+            "fold's training shares on its test rows; models.prior_margin 0, needs < 0.94000): no edge over the "
+            "label frequencies out of sample"
+        ]
+        assert decision.figures["wf_prior_log_loss"] == 0.94
+
+
+def test_judge_when_no_prior_is_known_then_not_judged_against_it() -> None:
+    decision = judge_promotion(LABELS, honest(0.3), None, margin=0.0, calibration_bound=1.0)
+
+    assert decision.is_promoted and "prior_log_loss" not in decision.figures
 
 
 def event(version: int, action: str, at: int, model_id: str = "m") -> RegistryEvent:

@@ -14,6 +14,7 @@ import pytest
 from models.base import TrainingResult
 from models.dataset import LABELS, Dataset, LabelSpec, build_dataset, class_counts
 from models.errors import NotEnoughDataError, ParityError, SchemaMismatchError
+from models.folds import holdout_split, walk_forward
 from models.report import PLOTS
 from models.serving import ServingModel, artifact_from_onnx
 from models.store import ArtifactStore, sha256_of
@@ -68,7 +69,33 @@ def test_train_when_the_market_has_momentum_then_the_model_beats_the_class_frequ
     baseline = -float(np.sum(frequencies * np.log(np.where(frequencies > 0, frequencies, 1.0))))
 
     assert trained.holdout_evaluation.metrics.log_loss < baseline
+    assert trained.holdout_evaluation.metrics.log_loss < trained.metrics()["holdout_prior_log_loss"]
     assert trained.holdout_evaluation.metrics.auc is not None and trained.holdout_evaluation.metrics.auc > 0.5
+
+
+def test_train_when_done_then_the_prior_uses_the_training_labels_shares_only(
+    trained: TrainingResult, dataset: Dataset
+) -> None:
+    development, holdout = holdout_split(dataset.times_ms, dataset.label_end_ms, SETTINGS.holdout_fraction,
+                                         SETTINGS.horizon_bars, SETTINGS.embargo_bars)  # fmt: skip
+    shares = np.bincount(dataset.labels[development], minlength=3) / len(development)
+    folds = walk_forward(dataset.times_ms[development], dataset.label_end_ms[development], SETTINGS.folds,
+                         SETTINGS.horizon_bars, SETTINGS.embargo_bars)  # fmt: skip
+    fold_shares = [np.bincount(dataset.labels[development][fold.train], minlength=3) / len(fold.train)
+                   for fold in folds]  # fmt: skip
+    fold_labels = [dataset.labels[development][fold.test] for fold in folds]
+
+    metrics = trained.metrics()
+
+    assert [metrics[f"train_share_{label}"] for label in LABELS] == pytest.approx(shares.tolist(), abs=1e-12)
+    by_hand = -np.mean(np.log(shares[dataset.labels[holdout]]))
+    assert metrics["holdout_prior_log_loss"] == pytest.approx(by_hand, rel=1e-12)
+    wf_by_hand = -np.mean(np.concatenate([np.log(each[labels]) for each, labels in zip(fold_shares, fold_labels,
+                                                                                      strict=True)]))  # fmt: skip
+    assert metrics["wf_prior_log_loss"] == pytest.approx(wf_by_hand, rel=1e-12)
+    # Not the holdout's own shares (that prior would have looked ahead): here the two differ.
+    holdout_shares = np.bincount(dataset.labels[holdout], minlength=3) / len(holdout)
+    assert np.abs(holdout_shares - shares).max() > 1e-3
 
 
 def test_train_when_done_then_metrics_cover_holdout_and_walk_forward(trained: TrainingResult) -> None:
@@ -105,6 +132,8 @@ def test_save_when_exported_then_parity_holds_and_artifact_is_content_addressed(
     assert {path.name for path in report.iterdir()} == {"report.html", *PLOTS}
     assert all((report / name).read_bytes().startswith(b"\x89PNG") for name in PLOTS)
     assert all(name in (report / "report.html").read_text() for name in PLOTS)
+    page = (report / "report.html").read_text()
+    assert "prior_log_loss (class frequencies)" in page and "edge over the class-frequency prior" in page
 
 
 def test_save_when_export_differs_beyond_tolerance_then_parity_error_and_nothing_stored(
