@@ -3,8 +3,10 @@
 Design: one small process (``tickwave supervise``, service ``supervisor``) with its own
 run record, started after every other service and stopped first by ``tickwave down``. It
 looks at each service's endpoint record every ``supervision.check_interval_s``. A service
-whose process is gone (``kill -9``, a crash, a dead worker that took it down) is
-restarted through the same :class:`~app.services.supervisor.Supervisor` ``up`` uses
+that should run (``run/<name>.wanted``: started, not stopped by ``down``) and whose process
+is gone (``kill -9``, a crash, a dead worker that took it down) is restarted whatever the
+moment it died (before this watcher first saw it, or after ``tickwave status`` or a client
+removed its stale record) through the same :class:`~app.services.supervisor.Supervisor` ``up`` uses
 (readiness wait and after-start step included: topics, migrations), after an exponential
 backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``). A service whose process
 runs but stopped writing its health report for ``stall_restart_s`` (hung), or reported
@@ -156,9 +158,13 @@ class Watchdog:
         """Look at every service once: note crashes, restart those whose backoff ended."""
         for name, watched in self.watched.items():
             if watched.gave_up is not None:
-                continue
+                if gave_up_path(self.settings.state_path, name).exists():
+                    continue
+                watched.gave_up = None  # `tickwave up` removed the file: it started the service again
+                watched.policy.restarts.clear()
             if watched.restart_at is None:
                 watched.exit_code = _exit_code(watched.pid)  # before endpoint(), which reaps our exited children
+                recorded_pid = self.supervisor.recorded_pid(name)  # before endpoint() removes a stale record
                 endpoint = self.supervisor.endpoint(name)
                 if endpoint is not None:
                     watched.pid = endpoint.pid
@@ -167,11 +173,14 @@ class Watchdog:
                         continue
                     event, reason = unwell
                     logger.error("service=%s %s; stopping it for a restart", name, reason)
-                    self.supervisor.stop(watched.service, timeout_s=self.settings.supervision.stop_grace_s)
+                    self.supervisor.stop(
+                        watched.service, timeout_s=self.settings.supervision.stop_grace_s, is_restart=True
+                    )
                     self._crashed(watched, now, event, reason)
-                elif watched.pid is None:
-                    continue  # never seen up (not started by `up`): not ours to start
-                else:
+                elif not self.supervisor.is_wanted(name) or self.supervisor.is_starting(name):
+                    continue  # stopped by `down` (or never started), or a start in progress: not ours to start
+                else:  # gone, whether or not this watcher ever saw it running
+                    watched.pid = recorded_pid or watched.pid
                     self._crashed(watched, now)
             if watched.restart_at is not None and now >= watched.restart_at:
                 self._restart(watched, now)
