@@ -15,7 +15,8 @@ problems for ``degraded_restart_s`` (off by default), is stopped (SIGTERM, SIGKI
 restarts of one service within ``window_s`` is a crash loop: its restarts stop, the
 reason is logged and left in ``run/<name>.gave_up.json`` for ``tickwave status``, until
 the next ``tickwave up``. Every crash, stall, restart and give-up is a row of the warehouse
-table ``service_events`` (kept in memory while the warehouse itself is down).
+table ``service_events`` (kept in memory while the warehouse itself is down), and so, every
+minute, is the free space of each volume holding the data (``disk_free``, for the ops board).
 
 Why a watcher of records rather than the parent of every service: ``up`` already starts
 each service in its own session with a record, so a supervisor started (or restarted)
@@ -38,7 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.disk import DISK_FREE_EVENT, volumes
 from adapters.health import HealthReporter, read_health
+from app.services.resources import data_paths
 from app.services.supervisor import ManagedService, Supervisor
 from tickwave.config import Settings, SupervisionSettings
 from tickwave.errors import TickwaveError
@@ -47,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 SUPERVISOR_NAME = "supervisor"
 MAX_PENDING_EVENTS = 10_000
+DISK_SAMPLE_INTERVAL_S = 60.0
 
 
 def gave_up_path(state_path: Path, name: str) -> Path:
@@ -110,9 +114,9 @@ class EventLog:
         self.host = socket.gethostname()
 
     def add(self, service: str, event: str, pid: int | None, restarts: int, detail: str,
-            exit_code: int | None = None) -> None:  # fmt: skip
-        """Queue one event (and log it)."""
-        logger.warning("service=%s %s pid=%s restarts=%d %s", service, event, pid, restarts, detail)
+            exit_code: int | None = None, level: int = logging.WARNING) -> None:  # fmt: skip
+        """Queue one event (and log it at ``level``)."""
+        logger.log(level, "service=%s %s pid=%s restarts=%d %s", service, event, pid, restarts, detail)
         self.pending.append({
             "event_id": uuid.uuid4().hex, "event_at_ms": int(time.time() * 1000), "service": service, "event": event,
             "pid": pid or 0, "exit_code": exit_code, "restarts": restarts, "detail": detail, "host": self.host,
@@ -153,6 +157,8 @@ class Watchdog:
             for service in services
             if not service.external_address and service.name != SUPERVISOR_NAME
         }
+        self.disk_paths = data_paths(settings, services)
+        self.next_disk_sample_at = 0.0  # monotonic; the first round samples
 
     def step(self, now: float) -> None:
         """Look at every service once: note crashes, restart those whose backoff ended."""
@@ -245,6 +251,16 @@ class Watchdog:
         watched.pid = endpoint.pid if not isinstance(endpoint, str) else None
         self.events.add(name, "restarted", watched.pid, watched.total_restarts, "")
 
+    def sample_disks(self, now: float) -> None:
+        """Every ``DISK_SAMPLE_INTERVAL_S``, record each data volume's free space (``disk_free``) for the ops board."""
+        if now < self.next_disk_sample_at:
+            return
+        self.next_disk_sample_at = now + DISK_SAMPLE_INTERVAL_S
+        for volume in volumes(self.disk_paths):
+            detail = {"volume": volume.mount, "holds": list(volume.holds), "free_bytes": volume.free_bytes,
+                      "total_bytes": volume.total_bytes, "free_pct": round(volume.free_pct, 2)}  # fmt: skip
+            self.events.add(SUPERVISOR_NAME, DISK_FREE_EVENT, os.getpid(), 0, json.dumps(detail), level=logging.DEBUG)
+
     def health(self) -> tuple[list[str], dict[str, Any]]:
         """The supervisor's own report: restarts per service and the services it gave up on."""
         problems = [f"{name}: {watched.gave_up}" for name, watched in self.watched.items() if watched.gave_up]
@@ -260,6 +276,7 @@ class Watchdog:
             while not stop.wait(self.settings.supervision.check_interval_s):
                 try:
                     self.step(time.monotonic())
+                    self.sample_disks(time.monotonic())
                 except Exception:  # the loop's outer edge: log and look again next round, never stop supervising
                     logger.exception("supervisor: a round failed")
         finally:

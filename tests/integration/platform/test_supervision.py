@@ -13,7 +13,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from adapters.disk import DISK_FREE_EVENT
 from app.services.watchdog import SUPERVISOR_NAME
+from dashboards.alerts import disk_low_alert_sql
 from tests.integration.platform.test_cli_lifecycle import TICKWAVE, cli_env, exited, run  # noqa: F401 - the fixture
 from tickwave.config import load_settings
 from tickwave.endpoints import free_port
@@ -44,6 +46,14 @@ def kill_and_wait_for_restart(env: dict[str, str], name: str, timeout_s: float =
     os.kill(before, signal.SIGKILL)
     after = wait_for_new_pid(env, name, before, timeout_s)
     return before, after, time.monotonic() - killed_at
+
+
+def rss_mb(shown: str, service: str) -> int:
+    """The `rss MB` cell of ``service``'s row in `tickwave status`'s table."""
+    lines = shown.splitlines()
+    header = [cell.strip() for cell in next(line for line in lines if "rss MB" in line).split("┃")]
+    row = next(line for line in lines if line.startswith(f"│ {service} "))
+    return int([cell.strip() for cell in row.split("│")][header.index("rss MB")])
 
 
 def up_killing_streams_as_soon_as_it_is_ready(env: dict[str, str]) -> tuple[str, int]:
@@ -94,6 +104,12 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     # each schedule's state from Dagster, here as orchestration.schedules_enabled = false leaves them
     reports = next(line for line in shown.splitlines() if "compliance_reports_daily" in line)
     assert "STOPPED" in reports and "30 0 * * * UTC" in reports, shown
+    # memory per service (Kafka's JVM, Dagster's process tree) and the data's one volume, shown once
+    assert rss_mb(shown, "kafka") > 50 and rss_mb(shown, "orchestration") > 100, shown
+    disks = [line for line in shown.splitlines() if line.startswith("disk ")]
+    assert len(disks) == 1 and "(kafka, warehouse, journal)" in disks[0] and " GB free of " in disks[0], shown
+    low = run({**env, "TICKWAVE_SUPERVISION_DISK_FREE_ALERT_PCT": "100"}, "status").stdout
+    assert "disk low (under 100 %)" in low, low
 
     # A hung process (SIGSTOP: alive, but its health report goes stale after 3 intervals of 5 s) is restarted.
     hung = service_pid(env, "audit")
@@ -147,8 +163,13 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
         streams = client.query(
             "SELECT event, pid FROM service_events FINAL WHERE service = 'streams' ORDER BY event_at_ms"
         ).result_rows
+        # the supervisor's disk samples reach the warehouse; the ops board's alert reads them at its threshold
+        disk = client.query(f"SELECT detail FROM service_events FINAL WHERE event = '{DISK_FREE_EVENT}'").result_rows
+        low_at = {pct: client.query(disk_low_alert_sql(pct)).result_rows[0][0] for pct in (0.0, 100.0)}
     finally:
         client.close()
+    assert disk and json.loads(disk[0][0])["holds"] == ["kafka", "warehouse", "journal"], disk
+    assert low_at == {0.0: 0, 100.0: 1}
     assert streams == [("crashed", streams_killed), ("restarted", streams_back)]
     down = run(env, "down", timeout=120)
     assert down.returncode == 0 and "orchestration" in down.stdout
