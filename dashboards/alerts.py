@@ -2,7 +2,7 @@
 
 Every rule's query returns one row with one numeric column ``value``; Grafana's threshold
 expression fires when ``value`` passes the rule's threshold. Thresholds come from
-``[dashboards]`` and ``[execution]`` settings.
+``[dashboards]``, ``[execution]`` and ``[supervision]`` settings.
 """
 
 # ruff: noqa: S608, E501 - SQL built from this module's constants and typed settings, never from input; SQL lines kept whole
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adapters.disk import DISK_FREE_EVENT, disk_low_sql
 from dashboards.sqlparts import rollover_expression
 from tickwave.config import MarketSettings, Settings
 from tickwave.market import MarketCalendar
@@ -28,6 +29,19 @@ class AlertRule:
     severity: str = "critical"
     pending: str = "0s"
     lookback_s: int = 600
+
+
+def disk_low_alert_sql(alert_pct: float) -> str:
+    """How many volumes' latest free-space sample (10 minutes) is under ``alert_pct`` (``adapters.disk``'s rule)."""
+    low = disk_low_sql("free_bytes", "total_bytes", alert_pct)
+    return (
+        "SELECT count() AS value FROM ("
+        "SELECT JSONExtractString(detail, 'volume') AS volume, "
+        "argMax(JSONExtractUInt(detail, 'free_bytes'), event_at_ms) AS free_bytes, "
+        "argMax(JSONExtractUInt(detail, 'total_bytes'), event_at_ms) AS total_bytes "
+        f"FROM service_events WHERE event = '{DISK_FREE_EVENT}' AND event_at_ms >= now() - INTERVAL 10 MINUTE "
+        f"GROUP BY volume) WHERE {low}"
+    )
 
 
 def market_open_expression(market: MarketSettings) -> str:
@@ -95,6 +109,14 @@ def alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
             ") WHERE NOT ok AND severity = 'blocking'",
             threshold=0,
             summary="A blocking data-quality check failed its latest run: downstream assets are held back.",
+        ),
+        AlertRule(
+            uid="tickwave-disk-low",
+            title="Disk space low",
+            sql=disk_low_alert_sql(settings.supervision.disk_free_alert_pct),
+            threshold=0,
+            summary=f"A volume holding Tickwave's data has under {settings.supervision.disk_free_alert_pct:g} % free "
+            "(supervision.disk_free_alert_pct): see the ops board's disk panel and `tickwave status`.",
         ),
         AlertRule(
             uid="tickwave-missing-report",

@@ -1,9 +1,10 @@
-"""The ops board: throughput, quarantine, stream lag, inserts, data quality, models, runs, restarts, freshness."""
+"""The ops board: throughput, quarantine, stream lag, inserts, data quality, models, runs, restarts, disk, freshness."""
 
 # ruff: noqa: S608, E501 - SQL built from this module's constants and typed settings, never from input; SQL lines kept whole
 
 from __future__ import annotations
 
+from adapters.disk import DISK_FREE_EVENT
 from dashboards.dataquery import QueryFormat
 from dashboards.panels import BoardSpec, Kind, PanelSpec, T
 from tickwave.config import Settings
@@ -232,11 +233,11 @@ WHERE job_name LIKE '%report%'""",
     restarts = PanelSpec(
         title="Service restarts",
         kind=Kind.TABLE,
-        sql="""SELECT service, countIf(event = 'restarted') AS restarts, countIf(event = 'crashed') AS crashes,
+        sql=f"""SELECT service, countIf(event = 'restarted') AS restarts, countIf(event = 'crashed') AS crashes,
        countIf(event = 'gave_up') AS gave_up, max(event_at_ms) AS last_event_at, argMax(event, event_at_ms) AS last_event,
        argMax(detail, event_at_ms) AS last_detail
 FROM service_events FINAL
-WHERE $__timeFilter(event_at_ms)
+WHERE $__timeFilter(event_at_ms) AND event != '{DISK_FREE_EVENT}'
 GROUP BY service
 ORDER BY restarts + crashes DESC, service""",
         format=QueryFormat.TABLE,
@@ -256,6 +257,27 @@ ORDER BY restarts + crashes DESC, service""",
         width=18,
     )
     return runs, report, restarts
+
+
+def _disk() -> PanelSpec:
+    return PanelSpec(
+        title="Disk free",
+        kind=Kind.TIME_SERIES,
+        sql=f"""SELECT $__timeInterval(event_at_ms) AS time, JSONExtractString(detail, 'volume') AS volume,
+       min(JSONExtractFloat(detail, 'free_pct')) AS free_pct
+FROM service_events
+WHERE $__timeFilter(event_at_ms) AND event = '{DISK_FREE_EVENT}'
+GROUP BY time, volume
+ORDER BY time""",
+        format=QueryFormat.TIME_SERIES,
+        unit="percent",
+        columns=(("time", T.TIME), ("volume", T.STRING), ("free_pct", T.NUMBER)),
+        description="Free space of each volume holding the data (Kafka's, the warehouse's, the journal's), in "
+        "percent, sampled every minute by the supervisor; the alert 'Disk space low' fires under "
+        "supervision.disk_free_alert_pct.",
+        budget_ms=OPS_BUDGET_MS,
+        width=24,
+    )
 
 
 def _freshness() -> PanelSpec:
@@ -278,8 +300,9 @@ def ops_board(settings: Settings) -> BoardSpec:
     return BoardSpec(
         uid=UID,
         title="Tickwave · Ops",
-        description="Platform health: throughput, quarantine, lag, inserts, data quality, models, runs, restarts.",
+        description="Platform health: throughput, quarantine, lag, inserts, data quality, models, runs, restarts, "
+        "disk.",
         refresh="30s",
         time_from="now-6h",
-        panels=(*_flow(), *_quarantine(), *_quality_and_models(), *_runs(), _freshness()),
+        panels=(*_flow(), *_quarantine(), *_quality_and_models(), *_runs(), _disk(), _freshness()),
     )

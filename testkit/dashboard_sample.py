@@ -3,7 +3,8 @@
 :func:`testkit.synthetic_day.write_synthetic_day` writes the trading tables (ticks, 1-minute
 bars, features, predictions, signals, orders, fills, order events, risk events, the registry);
 this adds what the boards also read: 1-second bars from the ticks, quarantined inputs,
-data-quality results, service events and Dagster runs.
+data-quality results, service events (lifecycle and the supervisor's disk samples) and
+Dagster runs.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def write_sample(client: Client, ticks: int, orders: int, now: datetime | None =
                arrayElement(['started', 'crashed', 'restarted'], number % 3 + 1), 1000 + number,
                if(number % 3 = 1, 1, NULL), intDiv(number, 3), 'sample', 'localhost'
         FROM numbers(24)""")  # noqa: S608 - built from integers
+    client.command(f"""
+        INSERT INTO service_events (event_id, event_at_ms, service, event, pid, exit_code, restarts, detail, host)
+        SELECT concat('disk-', toString(number)), {at}, 'supervisor', 'disk_free', 999, NULL, 0,
+               concat('{{"volume": "/", "holds": ["kafka", "warehouse", "journal"], "free_bytes": ',
+                      toString(80000000000 - number * 100000000), ', "total_bytes": 250000000000, "free_pct": ',
+                      toString(round((80000000000 - number * 100000000) / 2500000000, 2)), '}}'), 'localhost'
+        FROM numbers(60)""")  # noqa: S608 - built from integers
     client.command(f"""
         INSERT INTO pipeline_runs (run_id, job_name, status, partition_key, asset_keys, started_at_ms, ended_at_ms,
                                    detail, updated_at_ms)

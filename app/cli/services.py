@@ -12,11 +12,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from adapters.disk import volumes
 from adapters.endpoints import Endpoint, mark_ready
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from app.services.probes import health_of
 from app.services.registry import embedded_services, service_by_name
-from app.services.supervisor import Supervisor, tail
+from app.services.resources import data_paths, rss_bytes
+from app.services.supervisor import ManagedService, Supervisor, tail
 from app.services.watchdog import SUPERVISOR_NAME, Watchdog, gave_up_path, read_gave_up
 from tickwave.config import Settings
 
@@ -79,13 +81,17 @@ def down() -> None:
 
 
 def status() -> None:
-    """Show each service: state, pid, address, uptime and health; exit 3 when one is down or degraded."""
+    """Show each service's state, pid, address, uptime, memory and health, then the free disk per volume.
+
+    Exits 3 when a service is down or degraded.
+    """
     settings = settings_or_exit()
     supervisor = Supervisor(settings)
-    table = Table("service", "state", "pid", "address", "uptime", "health")
+    table = Table("service", "state", "pid", "address", "uptime", "rss MB", "health")
     any_down = False
     dagster_address = None
-    for service in embedded_services(settings):
+    services = embedded_services(settings)
+    for service in services:
         state = supervisor.status(service)
         if service.name == "orchestration" and state.state == "up":
             dagster_address = state.address
@@ -100,14 +106,27 @@ def status() -> None:
             any_down |= not health.is_ok
             health_colour = "green" if health.is_ok else "red"
             health_text = f"[{health_colour}]{health.state}[/] {escape(health.summary)}"
+        rss = rss_bytes(state.pid) if state.pid else None
         table.add_row(
             state.name, f"[{colour}]{state.state}[/]", str(state.pid or ""), state.address or "",
-            format_duration(state.uptime_s), health_text,
+            format_duration(state.uptime_s), "" if rss is None else f"{rss / 1e6:.0f}", health_text,
         )  # fmt: skip
     console.print(table)
+    print_disks(settings, services)
     if dagster_address:
         print_automations(dagster_address)
     raise typer.Exit(3 if any_down else 0)
+
+
+def print_disks(settings: Settings, services: list[ManagedService]) -> None:
+    """Print the free space of each volume holding the data, once per mount; mark the ones under the threshold."""
+    alert_pct = settings.supervision.disk_free_alert_pct
+    for volume in volumes(data_paths(settings, services)):
+        low = f" [red]disk low[/] (under {alert_pct:g} %)" if volume.is_low(alert_pct) else ""
+        console.print(
+            f"disk {escape(volume.mount)} ({', '.join(volume.holds)}): {volume.free_bytes / 1e9:.1f} GB free of "
+            f"{volume.total_bytes / 1e9:.1f} GB ({volume.free_pct:.0f} %){low}"
+        )
 
 
 def print_automations(address: str) -> None:

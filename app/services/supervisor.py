@@ -4,6 +4,11 @@ Each service owns, under the state directory:
 
 - ``run/<name>.json``: its endpoint record (pid, process start time, address, ports);
   written only once the service is ready, so its presence means "was up";
+- ``run/<name>.wanted``: the operator's intent "this service should run", written by
+  :meth:`Supervisor.start` and removed only by :meth:`Supervisor.stop` (``tickwave down``).
+  A stale endpoint record is removed by whoever finds it first (``tickwave status``, a
+  client, the watcher), so the intent must not live in the record: the watcher restarts
+  a wanted service whose process is gone, whenever it died;
 - ``logs/<name>.log``: everything the process prints;
 - ``data/<name>/``: its data, kept across restarts.
 
@@ -166,6 +171,24 @@ class Supervisor:
     def _forget(self, name: str) -> None:
         forget(self.state_dir, name)
 
+    def _wanted_path(self, name: str) -> Path:
+        return self.run_dir / f"{name}.wanted"
+
+    def is_wanted(self, name: str) -> bool:
+        """Return True while ``name`` was started and not stopped since (it should be running)."""
+        return self._wanted_path(name).exists()
+
+    def is_starting(self, name: str) -> bool:
+        """Return True while a start of ``name`` is in progress (its process runs, no record yet)."""
+        return self._starting_pid(name) is not None
+
+    def recorded_pid(self, name: str) -> int | None:
+        """Return the pid in the record of ``name``, live or not (None without a readable record)."""
+        try:
+            return int(json.loads(self._record_path(name).read_text())["pid"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
     def _starting_pid(self, name: str) -> int | None:
         # A pid file without a record: a start in progress, or one that died half-way.
         try:
@@ -185,6 +208,8 @@ class Supervisor:
         """
         if service.external_address:
             return service.external_address
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._wanted_path(service.name).touch()  # before the process exists: a crash at any moment is seen
         existing = self.endpoint(service.name)
         if existing is not None:
             logger.info("service=%s already up at %s (pid %d)", service.name, existing.address, existing.pid)
@@ -256,12 +281,19 @@ class Supervisor:
             f"last lines of {log_path}:\n{tail(log_path, 25)}"
         )
 
-    def stop(self, service: ManagedService, timeout_s: float | None = None) -> bool:
+    def stop(self, service: ManagedService, timeout_s: float | None = None, *, is_restart: bool = False) -> bool:
         """Stop ``service`` with SIGTERM, escalating to SIGKILL after ``timeout_s`` (default: the service's own).
+
+        Args:
+            service: the service to stop.
+            timeout_s: SIGTERM to SIGKILL.
+            is_restart: the watcher stops it to start it again: it stays wanted.
 
         Returns:
             True if a process was stopped, False if it was not running.
         """
+        if not is_restart:
+            self._wanted_path(service.name).unlink(missing_ok=True)  # first: no watcher restarts it meanwhile
         endpoint = self.endpoint(service.name)
         pid = endpoint.pid if endpoint else self._starting_pid(service.name)
         if pid is None:

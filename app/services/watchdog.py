@@ -3,8 +3,10 @@
 Design: one small process (``tickwave supervise``, service ``supervisor``) with its own
 run record, started after every other service and stopped first by ``tickwave down``. It
 looks at each service's endpoint record every ``supervision.check_interval_s``. A service
-whose process is gone (``kill -9``, a crash, a dead worker that took it down) is
-restarted through the same :class:`~app.services.supervisor.Supervisor` ``up`` uses
+that should run (``run/<name>.wanted``: started, not stopped by ``down``) and whose process
+is gone (``kill -9``, a crash, a dead worker that took it down) is restarted whatever the
+moment it died (before this watcher first saw it, or after ``tickwave status`` or a client
+removed its stale record) through the same :class:`~app.services.supervisor.Supervisor` ``up`` uses
 (readiness wait and after-start step included: topics, migrations), after an exponential
 backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``). A service whose process
 runs but stopped writing its health report for ``stall_restart_s`` (hung), or reported
@@ -13,7 +15,8 @@ problems for ``degraded_restart_s`` (off by default), is stopped (SIGTERM, SIGKI
 restarts of one service within ``window_s`` is a crash loop: its restarts stop, the
 reason is logged and left in ``run/<name>.gave_up.json`` for ``tickwave status``, until
 the next ``tickwave up``. Every crash, stall, restart and give-up is a row of the warehouse
-table ``service_events`` (kept in memory while the warehouse itself is down).
+table ``service_events`` (kept in memory while the warehouse itself is down), and so, every
+minute, is the free space of each volume holding the data (``disk_free``, for the ops board).
 
 Why a watcher of records rather than the parent of every service: ``up`` already starts
 each service in its own session with a record, so a supervisor started (or restarted)
@@ -36,7 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.disk import DISK_FREE_EVENT, volumes
 from adapters.health import HealthReporter, read_health
+from app.services.resources import data_paths
 from app.services.supervisor import ManagedService, Supervisor
 from tickwave.config import Settings, SupervisionSettings
 from tickwave.errors import TickwaveError
@@ -45,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 SUPERVISOR_NAME = "supervisor"
 MAX_PENDING_EVENTS = 10_000
+DISK_SAMPLE_INTERVAL_S = 60.0
 
 
 def gave_up_path(state_path: Path, name: str) -> Path:
@@ -108,9 +114,9 @@ class EventLog:
         self.host = socket.gethostname()
 
     def add(self, service: str, event: str, pid: int | None, restarts: int, detail: str,
-            exit_code: int | None = None) -> None:  # fmt: skip
-        """Queue one event (and log it)."""
-        logger.warning("service=%s %s pid=%s restarts=%d %s", service, event, pid, restarts, detail)
+            exit_code: int | None = None, level: int = logging.WARNING) -> None:  # fmt: skip
+        """Queue one event (and log it at ``level``)."""
+        logger.log(level, "service=%s %s pid=%s restarts=%d %s", service, event, pid, restarts, detail)
         self.pending.append({
             "event_id": uuid.uuid4().hex, "event_at_ms": int(time.time() * 1000), "service": service, "event": event,
             "pid": pid or 0, "exit_code": exit_code, "restarts": restarts, "detail": detail, "host": self.host,
@@ -151,14 +157,20 @@ class Watchdog:
             for service in services
             if not service.external_address and service.name != SUPERVISOR_NAME
         }
+        self.disk_paths = data_paths(settings, services)
+        self.next_disk_sample_at = 0.0  # monotonic; the first round samples
 
     def step(self, now: float) -> None:
         """Look at every service once: note crashes, restart those whose backoff ended."""
         for name, watched in self.watched.items():
             if watched.gave_up is not None:
-                continue
+                if gave_up_path(self.settings.state_path, name).exists():
+                    continue
+                watched.gave_up = None  # `tickwave up` removed the file: it started the service again
+                watched.policy.restarts.clear()
             if watched.restart_at is None:
                 watched.exit_code = _exit_code(watched.pid)  # before endpoint(), which reaps our exited children
+                recorded_pid = self.supervisor.recorded_pid(name)  # before endpoint() removes a stale record
                 endpoint = self.supervisor.endpoint(name)
                 if endpoint is not None:
                     watched.pid = endpoint.pid
@@ -167,11 +179,14 @@ class Watchdog:
                         continue
                     event, reason = unwell
                     logger.error("service=%s %s; stopping it for a restart", name, reason)
-                    self.supervisor.stop(watched.service, timeout_s=self.settings.supervision.stop_grace_s)
+                    self.supervisor.stop(
+                        watched.service, timeout_s=self.settings.supervision.stop_grace_s, is_restart=True
+                    )
                     self._crashed(watched, now, event, reason)
-                elif watched.pid is None:
-                    continue  # never seen up (not started by `up`): not ours to start
-                else:
+                elif not self.supervisor.is_wanted(name) or self.supervisor.is_starting(name):
+                    continue  # stopped by `down` (or never started), or a start in progress: not ours to start
+                else:  # gone, whether or not this watcher ever saw it running
+                    watched.pid = recorded_pid or watched.pid
                     self._crashed(watched, now)
             if watched.restart_at is not None and now >= watched.restart_at:
                 self._restart(watched, now)
@@ -236,6 +251,16 @@ class Watchdog:
         watched.pid = endpoint.pid if not isinstance(endpoint, str) else None
         self.events.add(name, "restarted", watched.pid, watched.total_restarts, "")
 
+    def sample_disks(self, now: float) -> None:
+        """Every ``DISK_SAMPLE_INTERVAL_S``, record each data volume's free space (``disk_free``) for the ops board."""
+        if now < self.next_disk_sample_at:
+            return
+        self.next_disk_sample_at = now + DISK_SAMPLE_INTERVAL_S
+        for volume in volumes(self.disk_paths):
+            detail = {"volume": volume.mount, "holds": list(volume.holds), "free_bytes": volume.free_bytes,
+                      "total_bytes": volume.total_bytes, "free_pct": round(volume.free_pct, 2)}  # fmt: skip
+            self.events.add(SUPERVISOR_NAME, DISK_FREE_EVENT, os.getpid(), 0, json.dumps(detail), level=logging.DEBUG)
+
     def health(self) -> tuple[list[str], dict[str, Any]]:
         """The supervisor's own report: restarts per service and the services it gave up on."""
         problems = [f"{name}: {watched.gave_up}" for name, watched in self.watched.items() if watched.gave_up]
@@ -251,6 +276,7 @@ class Watchdog:
             while not stop.wait(self.settings.supervision.check_interval_s):
                 try:
                     self.step(time.monotonic())
+                    self.sample_disks(time.monotonic())
                 except Exception:  # the loop's outer edge: log and look again next round, never stop supervising
                     logger.exception("supervisor: a round failed")
         finally:

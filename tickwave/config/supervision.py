@@ -33,3 +33,7 @@ class SupervisionSettings(Section):
     stop_grace_s: float = Field(
         default=5.0, gt=0, description="SIGTERM to SIGKILL when the supervisor stops a hung or degraded service (s)"
     )
+    disk_free_alert_pct: float = Field(
+        default=10.0, ge=0, le=100, description="free disk under this percent of a volume holding the data (Kafka's, "
+        "the warehouse's, the journal's) is `disk low` in `tickwave status` and fires the ops board's alert",
+    )  # fmt: skip

@@ -1,19 +1,29 @@
 """`tickwave up` supervises its services: kill -9 is followed by a restart with backoff,
-a crash loop stops the restarts and says why in `tickwave status`, and every crash, restart and
-give-up is a row of the warehouse's `service_events`."""
+whatever the moment (while `up` still starts the others, as `up` returns, later), a crash loop
+stops the restarts and says why in `tickwave status`, and every crash, restart and give-up is
+a row of the warehouse's `service_events`."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
+from adapters.disk import DISK_FREE_EVENT
 from adapters.endpoints import free_port
 from adapters.warehouse.client import connect
-from tests.integration.platform.test_cli_lifecycle import cli_env, exited, run  # noqa: F401 - the fixture
+from app.services.watchdog import SUPERVISOR_NAME
+from dashboards.alerts import disk_low_alert_sql
+from tests.integration.platform.test_cli_lifecycle import (  # noqa: F401 - the fixture
+    TICKWAVE,
+    cli_env,
+    exited,
+    run,
+)
 from tickwave.config import load_settings
 
 
@@ -24,18 +34,51 @@ def service_pid(env: dict[str, str], name: str) -> int | None:
         return None
 
 
+def wait_for_new_pid(env: dict[str, str], name: str, before: int | None, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        after = service_pid(env, name)
+        if after is not None and after != before:
+            return after
+        time.sleep(0.1)
+    raise AssertionError(f"{name} had no new process within {timeout_s} s")
+
+
 def kill_and_wait_for_restart(env: dict[str, str], name: str, timeout_s: float = 90) -> tuple[int, int, float]:
     before = service_pid(env, name)
     assert before is not None
     killed_at = time.monotonic()
     os.kill(before, signal.SIGKILL)
-    deadline = killed_at + timeout_s
-    while time.monotonic() < deadline:
-        after = service_pid(env, name)
-        if after is not None and after != before:
-            return before, after, time.monotonic() - killed_at
-        time.sleep(0.2)
-    raise AssertionError(f"{name} was not restarted within {timeout_s} s")
+    after = wait_for_new_pid(env, name, before, timeout_s)
+    return before, after, time.monotonic() - killed_at
+
+
+def rss_mb(shown: str, service: str) -> int:
+    """The `rss MB` cell of ``service``'s row in `tickwave status`'s table."""
+    lines = shown.splitlines()
+    header = [cell.strip() for cell in next(line for line in lines if "rss MB" in line).split("┃")]
+    row = next(line for line in lines if line.startswith(f"│ {service} "))
+    return int([cell.strip() for cell in row.split("│")][header.index("rss MB")])
+
+
+def up_killing_streams_as_soon_as_it_is_ready(env: dict[str, str]) -> tuple[str, int]:
+    """Run `up`; kill -9 the dataflow once it is recorded ready, while `up` still starts the others.
+
+    The supervisor starts last, so its first look finds only the dataflow's stale record.
+    Returns `up`'s output and the killed pid.
+    """
+    starting = subprocess.Popen([TICKWAVE, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        killed = wait_for_new_pid(env, "streams", None, timeout_s=240)
+        os.kill(killed, signal.SIGKILL)
+        assert service_pid(env, SUPERVISOR_NAME) is None  # killed before the watcher existed
+        out, err = starting.communicate(timeout=300)
+    finally:
+        if starting.poll() is None:
+            starting.kill()
+            starting.wait()
+    assert starting.returncode == 0, out + err
+    return out, killed
 
 
 def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_stops_with_a_reason(
@@ -43,15 +86,20 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
 ) -> None:
     # Dagster runs under `up` here too (as a service with its address in status; one `up` for both checks).
     port = free_port()
-    env = {**cli_env, "TICKWAVE_SUPERVISION_MAX_RESTARTS": "2", "TICKWAVE_SUPERVISION_BACKOFF_INITIAL_S": "0.2",
+    env = cli_env  # updated in place: the fixture's `down` then stops Dagster too, also after a failure
+    env |= {"TICKWAVE_SUPERVISION_MAX_RESTARTS": "2", "TICKWAVE_SUPERVISION_BACKOFF_INITIAL_S": "0.2",
            "TICKWAVE_SUPERVISION_CHECK_INTERVAL_S": "0.2", "TICKWAVE_SUPERVISION_STALL_RESTART_S": "1",
            "TICKWAVE_SUPERVISION_STOP_GRACE_S": "1", "TICKWAVE_ORCHESTRATION_ENABLED": "true",
            "TICKWAVE_ORCHESTRATION_PORT": str(port),
            # no scheduled dbt run competing with the restarts timed here (schedules: test_orchestrate.py)
            "TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false"}  # fmt: skip
-    started = run(env, "up", timeout=300)
-    assert started.returncode == 0, started.stdout + started.stderr
-    assert "supervisor" in started.stdout
+    started, streams_killed = up_killing_streams_as_soon_as_it_is_ready(env)
+    up_returned = time.monotonic()
+    first = kill_and_wait_for_restart(env, "execution")  # killed within 2 s of `up` returning
+    assert first[2] < 30, first
+    streams_back = wait_for_new_pid(env, "streams", streams_killed, timeout_s=60)
+    streams_back_s = time.monotonic() - up_returned
+    assert "supervisor" in started
     orchestration = json.loads((Path(env["TICKWAVE_STATE_DIR"]) / "run" / "orchestration.json").read_text())
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=30) as answer:
         assert "dagster_webserver_version" in json.loads(answer.read())
@@ -61,6 +109,12 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     # each schedule's state from Dagster, here as orchestration.schedules_enabled = false leaves them
     reports = next(line for line in shown.splitlines() if "compliance_reports_daily" in line)
     assert "STOPPED" in reports and "30 0 * * * UTC" in reports, shown
+    # memory per service (Kafka's JVM, Dagster's process tree) and the data's one volume, shown once
+    assert rss_mb(shown, "kafka") > 50 and rss_mb(shown, "orchestration") > 100, shown
+    disks = [line for line in shown.splitlines() if line.startswith("disk ")]
+    assert len(disks) == 1 and "(kafka, warehouse, journal)" in disks[0] and " GB free of " in disks[0], shown
+    low = run({**env, "TICKWAVE_SUPERVISION_DISK_FREE_ALERT_PCT": "100"}, "status").stdout
+    assert "disk low (under 100 %)" in low, low
 
     # A hung process (SIGSTOP: alive, but its health report goes stale after 3 intervals of 5 s) is restarted.
     hung = service_pid(env, "audit")
@@ -71,7 +125,6 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
         time.sleep(0.2)
     assert service_pid(env, "audit") not in (hung, None), "the hung audit loader was not restarted"
 
-    first = kill_and_wait_for_restart(env, "execution")
     second = kill_and_wait_for_restart(env, "execution")
     os.kill(second[1], signal.SIGKILL)  # the third crash within the window: a crash loop
     deadline = time.monotonic() + 30
@@ -110,7 +163,23 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
         client.close()
     assert [(event, pid) for event, pid, _ in audit] == [("stalled", hung), ("restarted", service_pid(env, "audit"))]
     assert "hung" in audit[0][2]
+    client = connect(settings)
+    try:
+        streams = client.query(
+            "SELECT event, pid FROM service_events FINAL WHERE service = 'streams' ORDER BY event_at_ms"
+        ).result_rows
+        # the supervisor's disk samples reach the warehouse; the ops board's alert reads them at its threshold
+        disk = client.query(f"SELECT detail FROM service_events FINAL WHERE event = '{DISK_FREE_EVENT}'").result_rows
+        low_at = {pct: client.query(disk_low_alert_sql(pct)).result_rows[0][0] for pct in (0.0, 100.0)}
+    finally:
+        client.close()
+    assert disk and json.loads(disk[0][0])["holds"] == ["kafka", "warehouse", "journal"], disk
+    assert low_at == {0.0: 0, 100.0: 1}
+    assert streams == [("crashed", streams_killed), ("restarted", streams_back)]
     down = run(env, "down", timeout=120)
     assert down.returncode == 0 and "orchestration" in down.stdout
     assert exited(int(orchestration["pid"]))
-    print(f"execution recovered in {first[2]:.1f} s and {second[2]:.1f} s after kill -9")
+    print(
+        f"execution recovered in {first[2]:.1f} s (killed as `up` returned) and {second[2]:.1f} s after kill -9; "
+        f"streams (killed during `up`) was back {streams_back_s:.1f} s after `up` returned"
+    )

@@ -126,7 +126,7 @@ def test_alert_rules_when_provisioned_then_every_issue_alert_with_query_threshol
     rules = {rule["uid"]: rule for rule in group["rules"]}
     assert set(rules) == {
         "tickwave-halted", "tickwave-daily-loss", "tickwave-stale-ticks", "tickwave-quarantine-spike",
-        "tickwave-stream-lag", "tickwave-blocking-quality", "tickwave-missing-report",
+        "tickwave-stream-lag", "tickwave-blocking-quality", "tickwave-disk-low", "tickwave-missing-report",
     }  # fmt: skip
     for rule in rules.values():
         query, threshold = rule["data"]

@@ -1,0 +1,45 @@
+"""What the services use of the machine: memory per service, free disk where their data lives.
+
+``tickwave status`` shows both; the supervisor records the disk figures in the warehouse for
+the ops board (``service_events`` rows ``disk_free``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import psutil
+
+from app.services.supervisor import ManagedService, Supervisor
+from execution.journal import journal_dir
+from tickwave.config import Settings
+
+DATA_OWNERS = ("kafka", "warehouse")  # the embedded services with a data directory of their own
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of ``pid`` and its descendants (the dataflow's workers, Dagster's daemon), or None if gone."""
+    try:
+        process = psutil.Process(pid)
+        total = process.memory_info().rss
+        for child in process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:  # a child that ended meanwhile
+                continue
+    except psutil.Error:
+        return None
+    return int(total)
+
+
+def data_paths(settings: Settings, services: Iterable[ManagedService]) -> dict[str, Path]:
+    """The directories holding the platform's data: the embedded broker's and warehouse's, and the journal."""
+    supervisor = Supervisor(settings)
+    paths = {
+        service.name: supervisor.data_dir(service)
+        for service in services
+        if service.name in DATA_OWNERS and not service.external_address
+    }
+    paths["journal"] = journal_dir(settings.state_path, settings.execution.instance_id)
+    return paths
