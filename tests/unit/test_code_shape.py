@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MAX_FILE_LINES = 500
 MAX_CLASS_LINES = 250
 # A ratchet: the kernel's size now. Lower it whenever a part leaves the kernel; never raise it without a design reason.
-MAX_KERNEL_LINES = 4450
+MAX_KERNEL_LINES = 4425
 
 
 def python_files() -> list[Path]:
