@@ -39,13 +39,14 @@ from rich.table import Table
 
 from adapters.bus import make_admin, make_consumer, make_producer
 from adapters.gcpause import start_gc_freezer
+from adapters.topics import create_topics
 from app.services.kafka import KafkaService
 from app.services.supervisor import Supervisor
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, decode, encode
-from tickwave.topics import SIGNALS, TICKS, create_topics, topic_name, topic_specs
+from tickwave.topics import SIGNALS, TICKS, topic_name
 
 # Run as a script, this folder comes first on sys.path and this file would shadow the package.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
@@ -218,7 +219,7 @@ def over_kafka(
             "journal_fsync": fsync,
         },
     )
-    create_topics(make_admin(bootstrap), topic_specs(settings), settings.kafka.topic_prefix)
+    create_topics(make_admin(bootstrap), settings)
     watcher = HaltWatcher()
     service, timed = _timed_service(settings, watcher)
     producer = make_producer(bootstrap, "latency")
@@ -370,7 +371,7 @@ class DiskFloor:
 def kafka_floor(root: Path, bootstrap: str, seconds: float, rate: int) -> dict[str, Any]:
     """Signals at ``rate``/s from another process to a plain consumer here: the floor of the Kafka rows."""
     settings = load_settings(state_dir=root / "floor", kafka={"bootstrap": bootstrap, "topic_prefix": "bench-floor."})
-    create_topics(make_admin(bootstrap), topic_specs(settings), settings.kafka.topic_prefix)
+    create_topics(make_admin(bootstrap), settings)
     signals_topic = topic_name(settings, SIGNALS)
     consumer = make_consumer(bootstrap, "bench-floor", "latency")
     consumer.assign([TopicPartition(signals_topic, tp.id, 0) for tp in _topic_partitions(consumer, signals_topic)])

@@ -46,6 +46,7 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Pa
 
 from adapters.bus import make_admin, make_producer  # noqa: E402
 from adapters.endpoints import Endpoint  # noqa: E402
+from adapters.topics import create_topics  # noqa: E402
 from app.services.kafka import KafkaService  # noqa: E402
 from app.services.supervisor import Supervisor  # noqa: E402
 from bench.summary import record  # noqa: E402
@@ -58,7 +59,7 @@ from streams.ingest.simulation import SimulatedMarket  # noqa: E402
 from tickwave.clock import ManualClock, SystemClock  # noqa: E402
 from tickwave.config import Settings, default_symbols, load_settings  # noqa: E402
 from tickwave.timezones import WallClock  # noqa: E402
-from tickwave.topics import TICKS, TICKS_DLQ, create_topics, topic_name, topic_specs  # noqa: E402
+from tickwave.topics import TICKS, TICKS_DLQ, topic_name  # noqa: E402
 
 SYMBOLS = ["EURUSD", "USDJPY", "XAUUSD"]
 START_MS = 1_709_539_200_000  # 2024-03-04 08:00 UTC
@@ -97,7 +98,7 @@ def fresh_topics(base: Settings) -> Settings:
     settings = base.model_copy(
         update={"kafka": base.kafka.model_copy(update={"topic_prefix": f"b{uuid.uuid4().hex[:8]}."})}
     )
-    create_topics(make_admin(settings.kafka.bootstrap or ""), topic_specs(settings), settings.kafka.topic_prefix)
+    create_topics(make_admin(settings.kafka.bootstrap or ""), settings)
     return settings
 
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.bus import make_admin, make_consumer, make_producer  # noqa: E402
 from adapters.endpoints import free_port  # noqa: E402
+from adapters.topics import create_topics  # noqa: E402
 from app.services.kafka import KafkaService  # noqa: E402
 from app.services.supervisor import Supervisor  # noqa: E402
 from bench.streams_latency import tick_to_signal_latency  # noqa: E402
@@ -52,7 +53,6 @@ from streams.routing import GroupLayout  # noqa: E402
 from tickwave.clock import SystemClock  # noqa: E402
 from tickwave.config import StreamsSettings, load_settings  # noqa: E402
 from tickwave.contracts import decode, encode  # noqa: E402
-from tickwave.topics import create_topics, topic_specs  # noqa: E402
 from tickwave.validation import SpikeFilter, Tick, ValidationRules, check_raw  # noqa: E402
 
 console = Console()
@@ -92,7 +92,7 @@ def embedded_kafka() -> Iterator[tuple[str, Path]]:
     endpoint = supervisor.start(service)
     assert not isinstance(endpoint, str)
     try:
-        create_topics(make_admin(endpoint.address), topic_specs(settings))
+        create_topics(make_admin(endpoint.address), settings)
         yield endpoint.address, state
     finally:
         supervisor.stop(service)

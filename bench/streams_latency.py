@@ -156,9 +156,9 @@ def tick_to_signal_latency(
         state_dir=state, kafka={"bootstrap": bootstrap, "topic_prefix": prefix}, clickhouse={"port": 0}
     )
     from adapters.bus import make_admin
-    from tickwave.topics import create_topics, topic_specs
+    from adapters.topics import create_topics
 
-    create_topics(make_admin(bootstrap), topic_specs(settings), prefix)
+    create_topics(make_admin(bootstrap), settings)
     supervisor, warehouse = Supervisor(settings), WarehouseService(settings)
     supervisor.start(warehouse)
     migrate(settings)

@@ -1,21 +1,27 @@
-"""Warehouse housekeeping: merge the parts of ReplacingMergeTree partitions so plain reads stop counting duplicates.
+"""Housekeeping: merge the parts of ReplacingMergeTree partitions so plain reads stop counting duplicates.
 
 ClickHouse collapses rows with the same sorting key only when it merges parts, in the
 background and at its own pace; until then a read without ``FINAL`` counts a redelivered
 row twice (README: exact reads use ``FINAL``). :func:`merge_duplicates` forces that merge,
 one partition at a time and only where a partition holds more than one active part, with
 ``OPTIMIZE TABLE ... PARTITION ID ... FINAL``: the engine's own deduplication, nothing
-deleted by hand. Run weekly by Dagster (``orchestration/defs/maintenance``).
+deleted by hand. :func:`prune_runs` deletes old Dagster runs. Run weekly by Dagster
+(``orchestration/defs/maintenance``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.client import Client
 
 from tickwave.warehouse.sqltext import quote_identifier, quote_literal
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 @dataclass(frozen=True)
@@ -63,3 +69,15 @@ def merge_duplicates(client: Client, database: str) -> list[MergedTable]:
             seconds=time.perf_counter() - started,
         ))  # fmt: skip
     return merged
+
+
+def prune_runs(instance: dg.DagsterInstance, older_than: datetime, batch: int = 1000) -> int:
+    """Delete the Dagster runs created before ``older_than`` (with their event logs); return how many."""
+    import dagster as dg
+
+    deleted = 0
+    while old := instance.get_run_records(filters=dg.RunsFilter(created_before=older_than), limit=batch):
+        for record in old:
+            instance.delete_run(record.dagster_run.run_id)
+        deleted += len(old)
+    return deleted

@@ -19,6 +19,7 @@ from typing import Any
 from tickwave.audit_chain import GENESIS_HASH
 
 MANIFEST_NAME = "manifest.json"
+PRUNED_NAME = "pruned.json"  # the newest pruned day and its manifest's SHA-256 (reports/retention.py)
 FORMAT_VERSION = 1
 
 
@@ -78,10 +79,31 @@ def day_dirs(root: Path) -> list[tuple[date, Path]]:
     return sorted(found)
 
 
+def chain_anchor(root: Path) -> tuple[date | None, str]:
+    """Return where the manifest chain under ``root`` starts: the newest pruned day and its manifest's SHA-256.
+
+    ``(None, genesis hash)`` when no day was ever pruned. Days up to the pruned day are not part of the chain.
+    """
+    path = root / PRUNED_NAME
+    if not path.is_file():
+        return None, GENESIS_HASH
+    pruned = json.loads(path.read_bytes())
+    return date.fromisoformat(pruned["through"]), str(pruned["manifest_sha256"])
+
+
+def chained_days(root: Path) -> list[tuple[date, Path]]:
+    """Return the days under ``root`` the manifest chain covers (after the newest pruned day), oldest first."""
+    through, _ = chain_anchor(root)
+    return [(day, path) for day, path in day_dirs(root) if through is None or day > through]
+
+
 def previous_manifest_sha256(root: Path, day: date) -> str:
-    """Return the SHA-256 of the latest manifest before ``day`` under ``root`` (the genesis hash if none)."""
-    earlier = [path for found, path in day_dirs(root) if found < day]
-    return sha256_file(earlier[-1] / MANIFEST_NAME) if earlier else GENESIS_HASH
+    """Return the SHA-256 of the latest manifest before ``day`` under ``root`` (the chain's anchor if none)."""
+    earlier = [path for found, path in chained_days(root) if found < day]
+    if earlier:
+        return sha256_file(earlier[-1] / MANIFEST_NAME)
+    through, anchor = chain_anchor(root)
+    return anchor if through is not None and through < day else GENESIS_HASH
 
 
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -109,8 +131,8 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def verify_files(root: Path) -> str | None:
     """Recompute every day's files and the manifest chain under ``root``; return the first break in words."""
-    previous = GENESIS_HASH
-    for day, path in day_dirs(root):
+    _, previous = chain_anchor(root)
+    for day, path in chained_days(root):
         manifest_path = path / MANIFEST_NAME
         manifest = json.loads(manifest_path.read_bytes())
         if manifest.get("previous_manifest_sha256") != previous:

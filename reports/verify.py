@@ -18,7 +18,7 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 
 from reports.events import first_event_break, head_break, source_rows
-from reports.manifest import MANIFEST_NAME, day_dirs, verify_files
+from reports.manifest import MANIFEST_NAME, chained_days, verify_files
 
 
 def verify(client: Client, root: Path, day: date | None = None) -> list[str]:
@@ -33,7 +33,7 @@ def verify(client: Client, root: Path, day: date | None = None) -> list[str]:
         problems.append(f"order events: {found}")
     if broken_file is not None:
         problems.append(f"report files: {broken_file}")
-    for reported, path in day_dirs(root):
+    for reported, path in chained_days(root):
         if day is not None and reported != day:
             continue
         manifest = json.loads((path / MANIFEST_NAME).read_bytes())

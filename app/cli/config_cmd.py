@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from app.cli.common import console, settings_or_exit
+from app.cli.common import console, exit_on_tickwave_error, settings_or_exit
 from tickwave.config import ENV_PREFIX, masked_settings, reference_markdown
 
 app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
@@ -41,24 +41,44 @@ def show(as_json: Annotated[bool, typer.Option("--json", help="print JSON instea
 
 README_START = "<!-- config-reference:start"
 README_END = "<!-- config-reference:end -->"
+RETENTION_START = "<!-- retention:start"
+RETENTION_END = "<!-- retention:end -->"
+UpdateOption = Annotated[
+    Path | None, typer.Option("--update", help="rewrite the table between the markers in this file")
+]
 
 
 @app.command("reference")
-def reference(
-    update: Annotated[
-        Path | None, typer.Option("--update", help="rewrite the table between the markers in this file")
-    ] = None,
-) -> None:
+def reference(update: UpdateOption = None) -> None:
     """Print the table of every setting (Markdown), or update it in a file (docs/configuration.md)."""
     table = reference_markdown()
     if update is None:
         typer.echo(table, nl=False)
         return
-    text = update.read_text()
-    head, found, rest = text.partition(README_START)
-    marker_line, _, after_marker = rest.partition("\n")
-    _, found_end, tail = after_marker.partition(README_END)
-    if not (found and found_end):
-        raise typer.BadParameter(f"{update} has no {README_START} ... {README_END} markers")
-    update.write_text(f"{head}{README_START}{marker_line}\n{table}{README_END}{tail}")
+    _replace_between_markers(update, README_START, README_END, table)
     console.print(f"updated the configuration table in {update}")
+
+
+@app.command("retention")
+def retention(update: UpdateOption = None) -> None:
+    """Print the retention of every table, topic and file as configured, or update the defaults' table in a file."""
+    from adapters.retention import retention_markdown
+    from tickwave.config import RetentionSettings
+
+    if update is None:
+        settings = settings_or_exit()
+        with exit_on_tickwave_error():
+            typer.echo(retention_markdown(settings.retention), nl=False)
+        return
+    _replace_between_markers(update, RETENTION_START, RETENTION_END, retention_markdown(RetentionSettings()))
+    console.print(f"updated the retention table in {update}")
+
+
+def _replace_between_markers(path: Path, start: str, end: str, table: str) -> None:
+    text = path.read_text()
+    head, found, rest = text.partition(start)
+    marker_line, _, after_marker = rest.partition("\n")
+    _, found_end, tail = after_marker.partition(end)
+    if not (found and found_end):
+        raise typer.BadParameter(f"{path} has no {start} ... {end} markers")
+    path.write_text(f"{head}{start}{marker_line}\n{table}{end}{tail}")

@@ -6,19 +6,21 @@ import typer
 from rich.table import Table
 
 from adapters.bus import make_admin, resolve_bootstrap
+from adapters.retention import topic_retention
+from adapters.topics import create_topics
 from app.cli.common import console, exit_on_tickwave_error, settings_or_exit
-from tickwave.topics import create_topics, topic_specs
+from tickwave.topics import topic_specs
 
 app = typer.Typer(help="Create and list Tickwave's Kafka topics.", no_args_is_help=True)
 
 
 @app.command("create")
 def create() -> None:
-    """Create every registered topic that does not exist yet (never relies on auto-creation)."""
+    """Create every registered topic that does not exist yet (never relies on auto-creation); set retention."""
     settings = settings_or_exit()
     with exit_on_tickwave_error():
         admin = make_admin(resolve_bootstrap(settings))
-        created = create_topics(admin, topic_specs(settings), settings.kafka.topic_prefix)
+        created = create_topics(admin, settings)
     console.print(f"created: {', '.join(created)}" if created else "all topics already exist")
 
 
@@ -28,12 +30,14 @@ def list_topics() -> None:
     settings = settings_or_exit()
     with exit_on_tickwave_error():
         existing = make_admin(resolve_bootstrap(settings)).list_topics(timeout=10).topics
-    table = Table("topic", "partitions", "retention (days)", "key", "value", "exists")
+        retention = {rule.topic: rule for rule in topic_retention(settings.retention)}
+    table = Table("topic", "partitions", "kept", "size per partition", "key", "value", "exists")
     for spec in topic_specs(settings):
+        rule = retention[spec.base_name]
         name = spec.name(settings.kafka.topic_prefix)
         found = existing.get(name)
         table.add_row(
-            name, str(spec.partitions), f"{spec.retention_ms / 86_400_000:g}", spec.key, spec.value,
+            name, str(spec.partitions), rule.time_text, rule.size_text, spec.key, spec.value,
             f"yes ({len(found.partitions)} partitions)" if found else "[red]no[/]",
         )  # fmt: skip
     console.print(table)

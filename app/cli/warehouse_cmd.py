@@ -33,16 +33,18 @@ def serve(
 
 @app.command("migrate")
 def migrate() -> None:
-    """Create the database and apply every pending schema migration (idempotent)."""
+    """Create the database, apply every pending schema migration and the retention settings' TTLs (idempotent)."""
     settings = settings_or_exit()
-    from adapters.warehouse.migrate import migrate as apply_migrations
+    from adapters.warehouse.retention import migrate as apply_migrations
 
     with exit_on_tickwave_error():
-        applied = apply_migrations(settings)
+        applied, retention = apply_migrations(settings)
     if applied:
         console.print(f"[green]✓[/] applied migrations: {', '.join(applied)}")
-    else:
-        console.print("schema is up to date")
+    for line in retention:
+        console.print(f"[green]✓[/] retention {line}")
+    if not applied and not retention:
+        console.print("schema and retention are up to date")
 
 
 @app.command("backfill-bookings")

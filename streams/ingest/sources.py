@@ -185,12 +185,13 @@ def run_source(
 ) -> IngestReport:
     """Create the topics if needed, then send ``source`` to Kafka until it ends or ``stop`` is set."""
     from adapters.bus import Profile, make_admin, resolve_bootstrap
+    from adapters.topics import create_topics
     from streams.ingest.adapters.kafka import KafkaSink
     from streams.ingest.runner import run_ingest
-    from tickwave.topics import TICKS, TICKS_DLQ, create_topics, topic_name, topic_specs
+    from tickwave.topics import TICKS, TICKS_DLQ, topic_name
 
     bootstrap = resolve_bootstrap(settings)
-    create_topics(make_admin(bootstrap), topic_specs(settings), settings.kafka.topic_prefix)
+    create_topics(make_admin(bootstrap), settings, is_retention_set=False)  # `topics create` and `up` set it
     profile: Profile = "bulk" if source.name == "replay" else "live"  # live ticks wait 1 ms for a batch, not 5
     sink = KafkaSink(
         bootstrap,

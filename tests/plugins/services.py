@@ -15,10 +15,10 @@ import pytest
 
 from adapters.bus import make_admin
 from adapters.endpoints import Endpoint
+from adapters.topics import create_topics
 from app.services.kafka import KafkaService
 from app.services.supervisor import Supervisor
 from tickwave.config import Settings, load_settings
-from tickwave.topics import create_topics, topic_specs
 
 
 @pytest.fixture(scope="session")
@@ -59,5 +59,5 @@ def settings(state_dir: Path, kafka_endpoint: Endpoint, unique_prefix: str) -> S
 @pytest.fixture
 def topics(settings: Settings) -> Settings:
     """Create every registered topic under this test's prefix; return the settings."""
-    create_topics(make_admin(settings.kafka.bootstrap or ""), topic_specs(settings), settings.kafka.topic_prefix)
+    create_topics(make_admin(settings.kafka.bootstrap or ""), settings)
     return settings

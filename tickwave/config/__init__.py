@@ -36,6 +36,7 @@ from tickwave.config.market import MarketSettings
 from tickwave.config.models import DEFAULT_MODEL_IDS, ModelsSettings
 from tickwave.config.mt5 import MT5Settings
 from tickwave.config.orchestration import REPORTS_SCHEDULE_UTC, OrchestrationSettings
+from tickwave.config.retention import REGULATORY_MINIMUM_DAYS, RetentionSettings
 from tickwave.config.settings import Settings
 from tickwave.config.streams import StreamsSettings
 from tickwave.config.supervision import SupervisionSettings
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_CONFIG_FILE",
     "DEFAULT_MODEL_IDS",
     "ENV_PREFIX",
+    "REGULATORY_MINIMUM_DAYS",
     "REPORTS_SCHEDULE_UTC",
     "ClickHouseSettings",
     "ControlSettings",
@@ -60,6 +62,7 @@ __all__ = [
     "OrchestrationSettings",
     "PaperBrokerSettings",
     "ReconciliationSettings",
+    "RetentionSettings",
     "RiskSettings",
     "Settings",
     "StreamsSettings",

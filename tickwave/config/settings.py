@@ -22,6 +22,7 @@ from tickwave.config.models import ModelsSettings
 from tickwave.config.mt5 import MT5Settings
 from tickwave.config.orchestration import OrchestrationSettings
 from tickwave.config.renames import move_renamed
+from tickwave.config.retention import RetentionSettings
 from tickwave.config.streams import StreamsSettings
 from tickwave.config.supervision import SupervisionSettings
 from tickwave.config.symbols import SYMBOL_NAME, SymbolSpec, default_symbols
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     orchestration: OrchestrationSettings = OrchestrationSettings()
     dashboards: DashboardsSettings = DashboardsSettings()
     supervision: SupervisionSettings = SupervisionSettings()
+    retention: RetentionSettings = RetentionSettings()
     symbols: dict[str, SymbolSpec] = Field(
         default_factory=default_symbols,
         description="symbol registry, one [symbols.NAME] table each with digits and tick_size "

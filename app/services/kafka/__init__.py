@@ -245,12 +245,12 @@ class KafkaService(ManagedService):
         logger.info("formatted Kafka storage in %s (cluster id %s)", data_dir, cluster_id)
 
     def after_start(self) -> str | None:
-        """Create the registered topics that do not exist yet."""
+        """Create the registered topics that do not exist yet, and give every topic its retention."""
         from adapters.bus import make_admin, resolve_bootstrap
-        from tickwave.topics import create_topics, topic_specs
+        from adapters.topics import create_topics
 
         admin = make_admin(resolve_bootstrap(self.settings))
-        created = create_topics(admin, topic_specs(self.settings), self.settings.kafka.topic_prefix)
+        created = create_topics(admin, self.settings)
         return f"created topics {', '.join(created)}" if created else None
 
     def probe(self, address: str) -> bool:

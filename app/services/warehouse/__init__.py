@@ -65,11 +65,13 @@ class WarehouseService(ManagedService):
         )
 
     def after_start(self) -> str | None:
-        """Apply the schema migrations not applied yet."""
-        from adapters.warehouse.migrate import migrate  # clickhouse-connect loads only when needed
+        """Apply the schema migrations not applied yet, then the retention settings' TTLs."""
+        from adapters.warehouse.retention import migrate  # clickhouse-connect loads only when needed
 
-        applied = migrate(self.settings)
-        return f"schema: applied {', '.join(applied)}" if applied else None
+        applied, retention = migrate(self.settings)
+        done = [f"schema: applied {', '.join(applied)}"] if applied else []
+        done += [f"retention: TTLs of {len(retention)} tables set (logged)"] if retention else []
+        return "; ".join(done) or None
 
     def _server_environment(self) -> dict[str, str]:
         # The server sees exactly what the parent resolved (keyword overrides included),

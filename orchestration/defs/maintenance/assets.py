@@ -1,4 +1,7 @@
-"""Weekly housekeeping: merge the warehouse's duplicate rows, prune old Dagster runs (Saturday 03:00 UTC)."""
+"""Weekly housekeeping: merge the warehouse's duplicate rows, prune old Dagster runs and report folders.
+
+Saturday 03:00 UTC. The ages are settings (``retention.dagster_runs_days``, ``retention.reports_days``).
+"""
 
 from datetime import UTC, datetime, timedelta
 
@@ -6,8 +9,6 @@ import dagster as dg
 
 from orchestration.automation import schedule_status
 from orchestration.resources import TickwaveResource
-
-RUN_HISTORY_DAYS = 30
 
 
 @dg.asset(group_name="maintenance", kinds={"clickhouse"})
@@ -32,13 +33,26 @@ def warehouse_merged(context: dg.AssetExecutionContext, tickwave: TickwaveResour
 
 
 @dg.asset(group_name="maintenance", kinds={"dagster"})
-def run_history_pruned(context: dg.AssetExecutionContext) -> dg.MaterializeResult[None]:
-    """Dagster runs older than 30 days deleted from the instance (its SQLite storage stays small)."""
-    cutoff = datetime.now(UTC) - timedelta(days=RUN_HISTORY_DAYS)
-    old = context.instance.get_run_records(filters=dg.RunsFilter(created_before=cutoff), limit=10_000)
-    for record in old:
-        context.instance.delete_run(record.dagster_run.run_id)
-    return dg.MaterializeResult(metadata={"runs_deleted": len(old), "older_than": cutoff.isoformat()})
+def run_history_pruned(context: dg.AssetExecutionContext, tickwave: TickwaveResource) -> dg.MaterializeResult[None]:
+    """Dagster runs older than ``retention.dagster_runs_days`` deleted from the instance (its storage stays small)."""
+    from orchestration.maintenance import prune_runs
+
+    cutoff = datetime.now(UTC) - timedelta(days=tickwave.settings().retention.dagster_runs_days)
+    deleted = prune_runs(context.instance, cutoff)
+    return dg.MaterializeResult(metadata={"runs_deleted": deleted, "older_than": cutoff.isoformat()})
+
+
+@dg.asset(group_name="maintenance", kinds={"file"})
+def report_folders_pruned(tickwave: TickwaveResource) -> dg.MaterializeResult[None]:
+    """Report folders older than ``retention.reports_days`` deleted; their chain verifies from the pruned head."""
+    from reports.retention import prune_days
+
+    settings = tickwave.settings()
+    deleted = prune_days(settings.state_path / "reports", settings.retention.reports_days, datetime.now(UTC).date())
+    return dg.MaterializeResult(metadata={
+        "days_deleted": len(deleted), "oldest": deleted[0].isoformat() if deleted else "",
+        "newest": deleted[-1].isoformat() if deleted else "", "kept_days": settings.retention.reports_days,
+    })  # fmt: skip
 
 
 MAINTENANCE_JOB = dg.define_asset_job(
@@ -51,4 +65,8 @@ def maintenance() -> dg.Definitions:
     """The housekeeping assets, their job and their weekly schedule (Saturday 03:00 UTC: the FX market is shut)."""
     schedule = dg.ScheduleDefinition(name="maintenance_weekly", job=MAINTENANCE_JOB, cron_schedule="0 3 * * 6",
                                       execution_timezone="UTC", default_status=schedule_status())  # fmt: skip
-    return dg.Definitions(assets=[warehouse_merged, run_history_pruned], jobs=[MAINTENANCE_JOB], schedules=[schedule])
+    return dg.Definitions(
+        assets=[warehouse_merged, run_history_pruned, report_folders_pruned],
+        jobs=[MAINTENANCE_JOB],
+        schedules=[schedule],
+    )

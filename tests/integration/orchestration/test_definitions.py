@@ -26,7 +26,7 @@ MARTS = ["data_quality_daily", "decision_log", "execution_quality", "execution_q
 SNAPSHOT_ASSETS = sorted(
     [f"tickwave/{table}" for table in RAW] + [f"stg_tickwave__{table}" for table in STAGING] + MARTS
     + ["training_dataset", "trained_model", "promotion_decision", "model_drift", "warehouse_merged",
-       "run_history_pruned"]
+       "run_history_pruned", "report_folders_pruned"]
     + [f"compliance_{view}" for view in COMPLIANCE_VIEWS] + [f"compliance/{report}" for report in REPORTS]
 )  # fmt: skip
 QUALITY_CHECKED = ["bars_1m", "bars_1s", "features", "fills", "model_registry", "orders", "predictions",

@@ -37,7 +37,11 @@ def test_maintenance_when_a_table_holds_redelivered_rows_then_plain_reads_count_
         result = materialize(definitions, Warehouse(warehouse_settings, database, None),
                              dg.AssetSelection.groups("maintenance"))  # fmt: skip
 
-        assert result.success and materialized(result) == {"warehouse_merged", "run_history_pruned"}
+        assert result.success and materialized(result) == {
+            "warehouse_merged",
+            "run_history_pruned",
+            "report_folders_pruned",
+        }
         assert client.command("SELECT count() FROM signals") == 2  # no FINAL needed any more
         assert client.command("SELECT count() FROM signals FINAL") == 2
         metadata = result.asset_materializations_for_node("warehouse_merged")[0].metadata

@@ -10,11 +10,13 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from adapters.bus import Profile, broker_answers, default_partition, make_admin, make_consumer, make_producer
+from adapters.retention import topic_retention
+from adapters.topics import create_topics, topic_configs
 from app.demo import demo_ticks
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Tick, decode, encode
 from tickwave.errors import ServiceError
-from tickwave.topics import TICKS, create_topics, topic_name, topic_specs
+from tickwave.topics import ORDERS_EVENTS, TICKS, topic_name, topic_specs
 
 
 def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0) -> list[Tick]:
@@ -36,8 +38,8 @@ def test_create_topics_when_run_twice_then_second_run_creates_nothing(settings: 
     admin = make_admin(settings.kafka.bootstrap or "")
     specs = topic_specs(settings)
 
-    created = create_topics(admin, specs, settings.kafka.topic_prefix)
-    again = create_topics(admin, specs, settings.kafka.topic_prefix)
+    created = create_topics(admin, settings)
+    again = create_topics(admin, settings)
 
     assert sorted(created) == sorted(spec.name(settings.kafka.topic_prefix) for spec in specs)
     assert again == []
@@ -47,7 +49,7 @@ def test_create_topics_when_run_twice_then_second_run_creates_nothing(settings: 
 
 def test_create_topics_when_existing_topic_has_fewer_partitions_then_error(settings: Settings) -> None:
     admin = make_admin(settings.kafka.bootstrap or "")
-    create_topics(admin, topic_specs(settings), settings.kafka.topic_prefix)
+    create_topics(admin, settings)
     wider = load_settings(
         state_dir=settings.state_dir,
         kafka={"bootstrap": settings.kafka.bootstrap, "topic_prefix": settings.kafka.topic_prefix,
@@ -55,7 +57,30 @@ def test_create_topics_when_existing_topic_has_fewer_partitions_then_error(setti
     )  # fmt: skip
 
     with pytest.raises(ServiceError, match="fewer than the"):
-        create_topics(admin, topic_specs(wider), wider.kafka.topic_prefix)
+        create_topics(admin, wider)
+
+
+def test_create_topics_when_retention_configured_then_kafka_reports_it_and_a_change_reaches_existing_topics(
+    settings: Settings,
+) -> None:
+    admin = make_admin(settings.kafka.bootstrap or "")
+    names = {topic_name(settings, spec.base_name): spec.base_name for spec in topic_specs(settings)}
+    create_topics(admin, settings)
+    rules = {rule.topic: rule.config for rule in topic_retention(settings.retention)}
+
+    assert topic_configs(admin, list(names)) == {name: rules[base] for name, base in names.items()}
+    assert rules[TICKS] == {"retention.ms": str(7 * 86_400_000), "retention.bytes": str(8 << 30)}
+    assert rules[ORDERS_EVENTS]["retention.bytes"] == "-1"  # the audit trail is never cut by size
+
+    changed = load_settings(
+        state_dir=settings.state_dir, kafka=settings.kafka.model_dump(),
+        retention={"topic_retention_ms": {TICKS: 3_600_000}, "topic_retention_bytes": {TICKS: 1 << 20}},
+    )  # fmt: skip
+    assert create_topics(admin, changed) == []  # nothing created: the existing topic is altered
+
+    after = topic_configs(admin, list(names))
+    assert after[topic_name(settings, TICKS)] == {"retention.ms": "3600000", "retention.bytes": str(1 << 20)}
+    assert after[topic_name(settings, ORDERS_EVENTS)] == rules[ORDERS_EVENTS]
 
 
 def test_produce_consume_when_ticks_keyed_by_symbol_then_all_arrive_in_order_per_symbol(topics: Settings) -> None:

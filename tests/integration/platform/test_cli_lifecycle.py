@@ -155,6 +155,21 @@ def test_cli_config_show_when_secret_set_then_masked(tmp_path: Path) -> None:
     assert '"password": "********"' in result.stdout
 
 
+def test_cli_config_retention_when_set_by_environment_then_shown_and_a_short_compliance_table_refused(
+    tmp_path: Path,
+) -> None:
+    shown = run(clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_RETENTION_TABLE_DAYS='{"ticks": 30}'),
+                "config", "retention")  # fmt: skip
+    refused = run(clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_RETENTION_TABLE_DAYS='{"orders": 30}'),
+                  "config", "retention")  # fmt: skip
+
+    assert shown.returncode == 0, shown.stderr
+    assert "| `ticks` | 30 days | `inserted_at` |" in shown.stdout
+    assert "| `orders` | 1827 days | `inserted_at` | yes |" in shown.stdout
+    assert refused.returncode != 0
+    assert "retention.table_days.orders = 30: a compliance table keeps rows at least 1827 days" in refused.stderr
+
+
 def test_cli_when_external_kafka_configured_then_nothing_started(tmp_path: Path) -> None:
     env = clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_KAFKA_BOOTSTRAP="10.255.255.1:9092")
 

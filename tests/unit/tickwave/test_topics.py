@@ -11,7 +11,7 @@ def test_topic_specs_when_listed_then_required_topics_with_unique_names() -> Non
     names = [spec.base_name for spec in specs]
 
     assert names == ["ticks", "ticks.dlq", "signals", "streams.records", "orders.events", "execution.control"]
-    assert all(spec.partitions >= 1 and spec.retention_ms > 0 for spec in specs)
+    assert all(spec.partitions >= 1 for spec in specs)
 
 
 def test_topic_specs_when_partitions_configured_then_used() -> None:

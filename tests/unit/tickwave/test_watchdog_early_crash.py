@@ -1,7 +1,7 @@
 """The watcher restarts a service that should run whatever the moment its process died.
 
 A real (tiny) server process; the watcher's rounds are driven by hand with the time given.
-The moment that used to be missed: the process dies before the watcher's first look, and
+The hard moment: the process dies before the watcher's first look, and
 something else (here `tickwave status`) removes its stale record first.
 """
 

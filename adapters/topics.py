@@ -1,0 +1,133 @@
+"""The registered topics made to exist on a cluster, each with the retention of the retention table.
+
+Topics are created explicitly (``tickwave topics create``, ``tickwave up``); the embedded broker has
+auto-creation off so that a typo never silently makes a new topic. A topic that exists already keeps its
+partitions (too few is an error) and gets the configured ``retention.ms`` and ``retention.bytes``
+(incrementally: its other settings are left alone), so a changed retention setting reaches the cluster
+on the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+    TopicMetadata,
+)
+
+from adapters.retention import TopicRetention, topic_retention
+from tickwave.config import Settings
+from tickwave.errors import ServiceError
+from tickwave.topics import topic_specs
+
+logger = logging.getLogger(__name__)
+
+
+def create_topics(
+    admin: AdminClient, settings: Settings, timeout_s: float = 30.0, *, is_retention_set: bool = True
+) -> list[str]:
+    """Create the registered topics that do not exist yet; verify the partitions and set the retention of all.
+
+    Args:
+        admin: a client of the cluster.
+        settings: the topics' partitions, prefix and retention.
+        timeout_s: how long each step may take.
+        is_retention_set: set existing topics' retention too (a process that only needs its topics to exist,
+            such as ingest, passes False: its principal may not be allowed to alter topic configs).
+
+    Returns:
+        The names of the topics created by this call.
+
+    Raises:
+        ServiceError: when a topic cannot be created, exists with too few partitions, or its retention cannot be set.
+    """
+    prefix = settings.kafka.topic_prefix
+    retention = {rule.topic: rule for rule in topic_retention(settings.retention)}
+    existing = admin.list_topics(timeout=timeout_s).topics
+    wanted = {spec.name(prefix): spec for spec in topic_specs(settings)}
+    new = [
+        NewTopic(name, num_partitions=spec.partitions, replication_factor=-1, config=retention[spec.base_name].config)
+        for name, spec in wanted.items()
+        if name not in existing
+    ]
+    created: list[str] = []
+    if new:
+        for name, future in admin.create_topics(new, operation_timeout=timeout_s).items():
+            try:
+                future.result(timeout=timeout_s)
+                created.append(name)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise ServiceError(f"creating topic {name} failed: {exc.args[0].str()}") from exc
+        # Metadata can lag a creation (ours or a concurrent one): check against a fresh view.
+        existing = _wait_for_topics(admin, list(wanted), timeout_s)
+    for name, spec in wanted.items():
+        if len(existing[name].partitions) < spec.partitions:
+            raise ServiceError(
+                f"topic {name} has {len(existing[name].partitions)} partitions, fewer than the "
+                f"{spec.partitions} configured; raise them with kafka-topics --alter or change the setting"
+            )
+    if created:
+        logger.info("created topics %s", ", ".join(created))
+    if is_retention_set:
+        set_retention(admin, {name: retention[spec.base_name] for name, spec in wanted.items()}, timeout_s)
+    return created
+
+
+def topic_configs(admin: AdminClient, names: list[str], timeout_s: float = 30.0) -> dict[str, dict[str, str]]:
+    """Return each topic's retention.ms and retention.bytes as the cluster reports them."""
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+    found: dict[str, dict[str, str]] = {}
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout_s).items():
+        entries = future.result(timeout=timeout_s)
+        found[resource.name] = {key: str(entries[key].value) for key in ("retention.ms", "retention.bytes")}
+    return found
+
+
+def set_retention(admin: AdminClient, rules: dict[str, TopicRetention], timeout_s: float = 30.0) -> list[str]:
+    """Give each named topic its rule's retention where the cluster's differs; return the topics changed.
+
+    Raises:
+        ServiceError: when the cluster refuses a change (e.g. the principal may not alter topic configs).
+    """
+    current = topic_configs(admin, list(rules), timeout_s)
+    changes = [
+        ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+            for key, value in rule.config.items() if current[name].get(key) != value
+        ])
+        for name, rule in rules.items()
+        if current[name] != rule.config
+    ]  # fmt: skip
+    changed = []
+    if changes:
+        for resource, future in admin.incremental_alter_configs(changes, request_timeout=timeout_s).items():
+            try:
+                future.result(timeout=timeout_s)
+            except KafkaException as exc:
+                raise ServiceError(
+                    f"setting the retention of topic {resource.name} failed: {exc.args[0].str()}"
+                ) from exc
+            changed.append(resource.name)
+        logger.info("set the retention of topics %s", ", ".join(sorted(changed)))
+    return sorted(changed)
+
+
+def _wait_for_topics(admin: AdminClient, names: list[str], timeout_s: float) -> dict[str, TopicMetadata]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = admin.list_topics(timeout=timeout_s).topics
+        missing = [name for name in names if name not in topics or topics[name].error is not None]
+        if not missing:
+            return dict(topics)
+        if time.monotonic() > deadline:
+            raise ServiceError(f"topics {', '.join(missing)} did not appear within {timeout_s:.0f} s")
+        time.sleep(0.1)
