@@ -3,7 +3,7 @@
 Saturday 03:00 UTC. The ages are settings (``retention.dagster_runs_days``, ``retention.reports_days``).
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import dagster as dg
 
@@ -37,7 +37,7 @@ def run_history_pruned(context: dg.AssetExecutionContext, tickwave: TickwaveReso
     """Dagster runs older than ``retention.dagster_runs_days`` deleted from the instance (its storage stays small)."""
     from orchestration.maintenance import prune_runs
 
-    cutoff = datetime.now(UTC) - timedelta(days=tickwave.settings().retention.dagster_runs_days)
+    cutoff = tickwave.now() - timedelta(days=tickwave.settings().retention.dagster_runs_days)
     deleted = prune_runs(context.instance, cutoff)
     return dg.MaterializeResult(metadata={"runs_deleted": deleted, "older_than": cutoff.isoformat()})
 
@@ -48,7 +48,7 @@ def report_folders_pruned(tickwave: TickwaveResource) -> dg.MaterializeResult[No
     from reports.retention import prune_days
 
     settings = tickwave.settings()
-    deleted = prune_days(settings.state_path / "reports", settings.retention.reports_days, datetime.now(UTC).date())
+    deleted = prune_days(settings.state_path / "reports", settings.retention.reports_days, tickwave.now().date())
     return dg.MaterializeResult(metadata={
         "days_deleted": len(deleted), "oldest": deleted[0].isoformat() if deleted else "",
         "newest": deleted[-1].isoformat() if deleted else "", "kept_days": settings.retention.reports_days,
