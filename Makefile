@@ -1,8 +1,8 @@
 # Tickwave: two commands for a newcomer.
 #   make demo   installs what it needs, starts the embedded services, runs the main job end to end
 #   make test   installs, then runs lint, type checks and the test suite against real services
-# Prerequisites (checked first): Python 3.11+, Java 17+, Maven, make, Debian's chromium (installed with
-# apt-get when run as root), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is
+# Prerequisites (checked first): Python 3.11+, Java 17+, Maven, make, Debian's chromium and postgresql (installed
+# with apt-get when run as root), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is
 # installed from PyPI (through uv and uv.lock) and Maven Central.
 
 SHELL := /bin/bash
@@ -19,7 +19,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-prereqs: ## check Python 3.11+, Java 17+, Maven, chromium and Go, saying how to install what is missing
+prereqs: ## check Python 3.11+, Java 17+, Maven, chromium, PostgreSQL and Go, saying how to install what is missing
 	@missing=0; \
 	if ! command -v $(PYTHON) >/dev/null || ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
 	  echo "missing: Python 3.11+ as '$(PYTHON)' (Debian/Ubuntu: apt-get install python3; or pyenv install 3.11; or make PYTHON=python3.12)"; missing=1; fi; \
@@ -35,6 +35,13 @@ prereqs: ## check Python 3.11+, Java 17+, Maven, chromium and Go, saying how to 
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
 	      || { echo "missing: chromium (apt-get install chromium failed)"; missing=1; }; \
 	  else echo "missing: Debian's chromium, for the headless UI tests (sudo apt-get install chromium)"; missing=1; fi; fi; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null \
+	  && ! { command -v pg_config >/dev/null && [ -x "$$(pg_config --bindir)/initdb" ]; }; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's postgresql (initdb and pg_ctl: a throwaway cluster for the Dagster storage tests)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
+	      || { echo "missing: PostgreSQL's server (apt-get install postgresql failed)"; missing=1; }; \
+	  else echo "missing: PostgreSQL's server binaries, for the Dagster storage tests (sudo apt-get install postgresql)"; missing=1; fi; fi; \
 	if ! command -v go >/dev/null; then \
 	  echo "missing: Go 1.22+, for the dashboards' clickhouse-go test only (https://go.dev/dl/; Debian: apt-get install golang)"; missing=1; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi

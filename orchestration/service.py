@@ -1,13 +1,16 @@
 """``tickwave orchestrate``: the Dagster webserver and daemon in the foreground, until SIGTERM.
 
 Dagster's instance lives under the state dir (``data/dagster``: SQLite run, event and
-schedule storage, telemetry off); both processes load ``orchestration.definitions`` and
+schedule storage, telemetry off), its storage on PostgreSQL instead when
+``orchestration.postgres_url`` is set; both processes load ``orchestration.definitions`` and
 listen on 127.0.0.1 only. They are started with SIGINT and SIGTERM restored to their
 defaults (a process started in the background of a non-interactive shell inherits SIGINT
 ignored, which Dagster's processes then keep) and die with this process. SIGTERM (or
 Ctrl-C) stops both, the webserver first, SIGKILL only after a timeout. The warehouse's
 password never appears on a command line: the children inherit the ``TICKWAVE_*``
-environment and resolve it as every Tickwave process does.
+environment and resolve it as every Tickwave process does; nor does PostgreSQL's: ``dagster.yaml``
+names the variable that holds the URL (``{env: TICKWAVE_ORCHESTRATION_POSTGRES_URL}``), set in
+the children's environment only, and the log shows the server without its credentials.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
 from adapters.parentdeath import die_with_parent
 from tickwave.config import Settings
+from tickwave.config.environment import env_name
 from tickwave.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -40,11 +45,26 @@ DEFINITIONS_MODULE = "orchestration.definitions"
 LOCATION_NAME = "orchestration"  # as dg.toml names it (its root module)
 STOP_TIMEOUT_S = 20.0
 
-INSTANCE_YAML = """\
+# The variable Dagster reads PostgreSQL's URL from (dagster.yaml names it; its value never lands in a file).
+POSTGRES_URL_VARIABLE = env_name("orchestration.postgres_url")
+
+SQLITE_STORAGE = """\
 # Written by `tickwave orchestrate`: a local instance, SQLite storage under this directory.
 storage:
   sqlite:
     base_dir: {home}/storage
+"""
+
+POSTGRES_STORAGE = f"""\
+# Written by `tickwave orchestrate`: run, event-log and schedule storage on PostgreSQL
+# (orchestration.postgres_url, read from the environment); artifacts and compute logs here.
+storage:
+  postgres:
+    postgres_url:
+      env: {POSTGRES_URL_VARIABLE}
+"""
+
+INSTANCE_YAML = """\
 local_artifact_storage:
   module: dagster._core.storage.root
   class: LocalArtifactStorage
@@ -76,18 +96,31 @@ def dagster_home(settings: Settings) -> Path:
     """Return the Dagster instance directory under the state dir, with ``dagster.yaml`` and ``workspace.yaml``."""
     home = settings.state_path / "data" / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(INSTANCE_YAML.format(home=home))
+    storage = SQLITE_STORAGE if settings.orchestration.postgres_url is None else POSTGRES_STORAGE
+    (home / "dagster.yaml").write_text(storage.format(home=home) + INSTANCE_YAML.format(home=home))
     (home / "workspace.yaml").write_text(
         WORKSPACE_YAML.format(module=DEFINITIONS_MODULE, root=REPO_ROOT, location=LOCATION_NAME)
     )
     return home
 
 
-def _environment(home: Path) -> dict[str, str]:
-    environment = dict(os.environ)
-    environment.update({"DAGSTER_HOME": str(home), "GX_ANALYTICS_ENABLED": "false",
-                        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DAGSTER_DISABLE_TELEMETRY": "true"})  # fmt: skip
-    return environment
+def storage_description(settings: Settings, home: Path) -> str:
+    """Say where the instance stores runs, events and ticks, for the log: no credentials, only server and database."""
+    url = settings.orchestration.postgres_url
+    if url is None:
+        return f"SQLite under {home / 'storage'}"
+    parts = urlsplit(url.get_secret_value())
+    return f"PostgreSQL at {parts.hostname or 'its local socket'}:{parts.port or 5432}{parts.path}"
+
+
+def environment(settings: Settings, home: Path) -> dict[str, str]:
+    """The webserver's and the daemon's environment: this one, the instance's home and PostgreSQL's URL if set."""
+    variables = dict(os.environ)
+    variables.update({"DAGSTER_HOME": str(home), "GX_ANALYTICS_ENABLED": "false",
+                      "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DAGSTER_DISABLE_TELEMETRY": "true"})  # fmt: skip
+    if settings.orchestration.postgres_url is not None:  # set here too when it came from the TOML file
+        variables[POSTGRES_URL_VARIABLE] = settings.orchestration.postgres_url.get_secret_value()
+    return variables
 
 
 def _restore_signals_then(preexec: Callable[[], None] | None) -> Callable[[], None]:
@@ -168,14 +201,14 @@ def run(settings: Settings, port: int, on_ready: Callable[[], None], stop: threa
     stop = stop or threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    environment = _environment(home)
+    variables = environment(settings, home)
     processes = {
-        name: subprocess.Popen(command, env=environment, cwd=REPO_ROOT,
+        name: subprocess.Popen(command, env=variables, cwd=REPO_ROOT,
                                preexec_fn=_restore_signals_then(die_with_parent()))
         for name, command in commands(port, home).items()
     }  # fmt: skip
-    logger.info("dagster: webserver pid %d, daemon pid %d, home %s", processes["webserver"].pid,
-                processes["daemon"].pid, home)  # fmt: skip
+    logger.info("dagster: webserver pid %d, daemon pid %d, home %s, storage: %s", processes["webserver"].pid,
+                processes["daemon"].pid, home, storage_description(settings, home))  # fmt: skip
     try:
         deadline = time.monotonic() + settings.orchestration.start_timeout_s
         while not answers(port):

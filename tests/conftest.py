@@ -3,4 +3,4 @@
 Fixtures live in ``tests/plugins/<area>.py``; add a module to ``pytest_plugins`` below.
 """
 
-pytest_plugins = ["tests.plugins.services", "tests.plugins.warehouse"]
+pytest_plugins = ["tests.plugins.services", "tests.plugins.warehouse", "tests.plugins.postgres"]

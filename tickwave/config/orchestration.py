@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
 
 from tickwave.config.base import HH_MM, Section
+
+# The URL schemes SQLAlchemy (under dagster-postgres) accepts for PostgreSQL through psycopg2.
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgresql+psycopg2"})
 
 # When the daily compliance reports of the previous day run (UTC, HH:MM; Dagster's
 # compliance_reports_daily schedule). A due time must come after it, or every day is late.
@@ -22,8 +27,15 @@ def after_the_reports_schedule(value: str) -> str:
     return value
 
 
+def a_postgres_url(value: SecretStr | None) -> SecretStr | None:
+    """Refuse a URL that is not PostgreSQL's, without echoing it (it holds a password)."""
+    if value is not None and urlsplit(value.get_secret_value()).scheme not in POSTGRES_SCHEMES:
+        raise ValueError("not a PostgreSQL URL; expected postgresql://user:password@host:port/database")
+    return value
+
+
 class OrchestrationSettings(Section):
-    """Dagster (``tickwave orchestrate``): webserver and daemon with a SQLite instance under the state dir."""
+    """Dagster (``tickwave orchestrate``): webserver and daemon, their instance under the state dir."""
 
     enabled: bool = Field(default=True, description="`tickwave up` starts the Dagster webserver and daemon")
     port: int = Field(default=13000, ge=0, le=65535, description="Dagster UI / GraphQL port on 127.0.0.1 (0 = free)")
@@ -32,6 +44,12 @@ class OrchestrationSettings(Section):
         default=True,
         description="the schedules and the sensors that launch runs start RUNNING on a fresh Dagster instance "
         "(false: STOPPED, for those who schedule elsewhere; a toggle in the UI is kept by the instance and wins)",
+    )
+    postgres_url: SecretStr | None = Field(
+        default=None,
+        description="Dagster's run, event-log and schedule storage on PostgreSQL (dagster-postgres): "
+        "postgresql://user:password@host:port/database (secret: passed to Dagster in its environment only); "
+        "unset: SQLite under the state dir",
     )
     late_reports_sensor_utc: str = Field(
         default="01:00",
@@ -42,3 +60,4 @@ class OrchestrationSettings(Section):
     )
 
     _reports_due_after_schedule = field_validator("late_reports_sensor_utc")(after_the_reports_schedule)
+    _postgres_url_is_postgres = field_validator("postgres_url")(a_postgres_url)

@@ -1,7 +1,13 @@
-"""`tickwave orchestrate` as a user runs it: a subprocess, Dagster's GraphQL API, its UI in headless Chromium."""
+"""`tickwave orchestrate` as a user runs it: a subprocess, Dagster's GraphQL API, its UI in headless Chromium.
+
+Its instance stores runs, events and ticks on PostgreSQL (``orchestration.postgres_url``, a
+database of the run's throwaway cluster), as in production; the SQLite default runs under
+`tickwave up` (``tests/integration/platform/test_supervision.py``) and the scheduler's test.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,16 +20,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import pytest
+from dagster import DagsterEventType
 
 from adapters.endpoints import free_port
 from adapters.warehouse.migrate import migrate
 from orchestration.automation_status import automations
 from orchestration.client import run_job
+from orchestration.service import POSTGRES_URL_VARIABLE
 from tests.integration.orchestration.conftest import drop
 from tests.integration.orchestration.test_definitions import SNAPSHOT_SCHEDULES, SNAPSHOT_SENSORS
+from tests.plugins.postgres import PostgresCluster
 from tickwave.config import Settings
 
 TICKWAVE = str(Path(sys.executable).with_name("tickwave"))
@@ -36,6 +46,12 @@ class Orchestrator:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    home: Path  # the Dagster instance's directory
+    storage: str  # the PostgreSQL database holding its runs, events and ticks
+    password: str  # of the role Dagster logs in as
+
+    def stored(self, cluster: PostgresCluster, statement: str, *parameters: object) -> list[tuple[object, ...]]:
+        return cluster.execute(self.storage, statement, parameters)
 
 
 def graphql(port: int, query: str, variables: dict[str, object] | None = None) -> dict[str, object]:
@@ -47,14 +63,23 @@ def graphql(port: int, query: str, variables: dict[str, object] | None = None) -
 
 
 @pytest.fixture(scope="module")
-def orchestrator(warehouse_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orchestrator]:
-    """`tickwave orchestrate` on a free port over an empty migrated database (so sensors find nothing to do)."""
+def orchestrator(
+    warehouse_settings: Settings, postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Orchestrator]:
+    """`tickwave orchestrate` on a free port over an empty migrated database (so sensors find nothing to do).
+
+    Its Dagster storage is a new PostgreSQL database, its URL (password included) given as a user
+    gives it: in the environment.
+    """
     database = f"orch_ui_{uuid.uuid4().hex[:8]}"
     migrate(warehouse_settings, database=database)
+    storage = f"dagster_{uuid.uuid4().hex[:8]}"
+    postgres_url = postgres_cluster.create_database(storage)
     port = free_port()
     log = tmp_path_factory.mktemp("orchestrate") / "orchestrate.log"
     env = {key: value for key, value in os.environ.items() if not key.upper().startswith("TICKWAVE_")}
     env.update(TICKWAVE_STATE_DIR=str(warehouse_settings.state_path), TICKWAVE_CLICKHOUSE_DATABASE=database)
+    env[POSTGRES_URL_VARIABLE] = postgres_url
     with log.open("wb") as output:
         process = subprocess.Popen([TICKWAVE, "orchestrate", "--port", str(port)], env=env, stdout=output,
                                    stderr=subprocess.STDOUT)  # fmt: skip
@@ -65,7 +90,8 @@ def orchestrator(warehouse_settings: Settings, tmp_path_factory: pytest.TempPath
             assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "Dagster did not become ready in 240 s"
             time.sleep(1)
-        yield Orchestrator(process, port, log)
+        password = urlsplit(postgres_url).password or ""
+        yield Orchestrator(process, port, log, warehouse_settings.state_path / "data" / "dagster", storage, password)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -73,8 +99,8 @@ def orchestrator(warehouse_settings: Settings, tmp_path_factory: pytest.TempPath
         drop(warehouse_settings, database)
 
 
-def test_orchestrate_when_running_then_graphql_lists_the_assets_and_a_launched_run_succeeds(
-    orchestrator: Orchestrator,
+def test_orchestrate_when_running_then_graphql_lists_the_assets_and_a_launched_run_succeeds_stored_in_postgresql(
+    orchestrator: Orchestrator, postgres_cluster: PostgresCluster
 ) -> None:
     nodes = graphql(orchestrator.port, ASSETS_QUERY)["data"]
     keys = {"/".join(node["assetKey"]["path"]) for node in nodes["assetNodes"]}  # type: ignore[index]
@@ -84,6 +110,14 @@ def test_orchestrate_when_running_then_graphql_lists_the_assets_and_a_launched_r
     assert {"fct_orders", "pnl_daily", "trained_model", "tickwave/ticks", "tickwave/features"} <= keys
     assert outcome.is_success, (outcome, orchestrator.log.read_text()[-3000:])
     assert outcome.url.endswith(f"/runs/{outcome.run_id}")
+    run = orchestrator.stored(postgres_cluster, "SELECT pipeline_name, status FROM runs WHERE run_id = %s",
+                              outcome.run_id)  # fmt: skip
+    events = orchestrator.stored(postgres_cluster, "SELECT dagster_event_type FROM event_logs WHERE run_id = %s",
+                                 outcome.run_id)  # fmt: skip
+    assert run == [("dbt_marts", "SUCCESS")]
+    assert {DagsterEventType.RUN_SUCCESS.value, DagsterEventType.ASSET_MATERIALIZATION.value} <= {
+        kind for (kind,) in events
+    }
 
 
 def test_orchestrate_when_the_ui_is_loaded_in_headless_chromium_then_the_asset_graph_shows_the_assets(
@@ -119,6 +153,47 @@ def test_automations_when_read_from_a_fresh_orchestrate_then_every_schedule_runs
     assert reports.next_tick_at is not None and (reports.next_tick_at.hour, reports.next_tick_at.minute) == (0, 30)
     assert now < reports.next_tick_at <= now + timedelta(days=1)
     assert found["pipeline_runs_recorded"].kind == "sensor" and found["quality_hourly"].kind == "schedule"
+
+
+def test_orchestrate_when_the_daemon_runs_then_its_heartbeats_and_sensor_ticks_are_stored_in_postgresql(
+    orchestrator: Orchestrator, postgres_cluster: PostgresCluster
+) -> None:
+    deadline = time.monotonic() + 90  # the sensor daemon's first pass follows the code location's load
+    ticks = orchestrator.stored(postgres_cluster, "SELECT status FROM job_ticks WHERE type = 'SENSOR'")
+    while not ticks and time.monotonic() < deadline:
+        time.sleep(1)
+        ticks = orchestrator.stored(postgres_cluster, "SELECT status FROM job_ticks WHERE type = 'SENSOR'")
+
+    daemons = orchestrator.stored(postgres_cluster, "SELECT daemon_type FROM daemon_heartbeats")
+
+    assert ticks, orchestrator.log.read_text()[-3000:]
+    assert {"SCHEDULER", "SENSOR"} <= {kind for (kind,) in daemons}
+
+
+def test_orchestrate_when_storage_is_postgresql_then_its_password_is_in_no_command_line_file_log_or_ui(
+    orchestrator: Orchestrator, postgres_cluster: PostgresCluster
+) -> None:
+    environments = {}  # of the webserver, the daemon and their code servers: the URL reaches Dagster there
+    for child in psutil.Process(orchestrator.process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # ended meanwhile
+            environments[" ".join(child.cmdline()[:3])] = child.environ()
+    command_lines = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):  # ended meanwhile, or not ours to read
+            command_lines.append(" ".join(process.cmdline()))
+    files = [path for path in orchestrator.home.rglob("*") if path.is_file()]
+    logs = [path.read_text(errors="replace") for path in (orchestrator.log, postgres_cluster.log, *files)]
+    logs += ["".join(text.split()) for text in logs]  # as printed, and with the console's line wrapping undone
+    info = graphql(orchestrator.port, "{ instance { info } }")["data"]["instance"]["info"]  # type: ignore[index]
+
+    assert sum("dagster-webserver" in line or "dagster-daemon" in line for line in environments) == 2, environments
+    assert all(environment.get(POSTGRES_URL_VARIABLE) for environment in environments.values())
+    assert POSTGRES_URL_VARIABLE in (orchestrator.home / "dagster.yaml").read_text()  # named, not written
+    assert not [line for line in command_lines if orchestrator.password in line]
+    assert not [text[-300:] for text in logs if orchestrator.password in text]
+    assert "postgres" in info.lower() and orchestrator.password not in info
+    printed = " ".join(orchestrator.log.read_text().split())  # where, without who
+    assert f"storage: PostgreSQL at 127.0.0.1:{postgres_cluster.port}/{orchestrator.storage}" in printed
 
 
 def test_orchestrate_when_sigterm_then_webserver_and_daemon_stop_and_it_exits_zero(orchestrator: Orchestrator) -> None:

@@ -146,13 +146,15 @@ def test_cli_when_config_invalid_then_exit_2_naming_the_key(tmp_path: Path) -> N
 
 
 def test_cli_config_show_when_secret_set_then_masked(tmp_path: Path) -> None:
-    env = clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_CLICKHOUSE_PASSWORD="s3cret-value")
+    env = clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_CLICKHOUSE_PASSWORD="s3cret-value",
+                    TICKWAVE_ORCHESTRATION_POSTGRES_URL="postgresql://dagster:pg-s3cret@127.0.0.1/dagster")  # fmt: skip
 
     result = run(env, "config", "show", "--json")
+    table = run(env, "config", "show")
 
-    assert result.returncode == 0
-    assert "s3cret-value" not in result.stdout
-    assert '"password": "********"' in result.stdout
+    assert result.returncode == 0 and table.returncode == 0
+    assert "s3cret" not in result.stdout + table.stdout
+    assert '"password": "********"' in result.stdout and '"postgres_url": "********"' in result.stdout
 
 
 def test_cli_config_retention_when_set_by_environment_then_shown_and_a_short_compliance_table_refused(

@@ -6,7 +6,14 @@ import pytest
 import yaml
 
 from app.services.processes import OrchestrationService, own_processes
-from orchestration.service import commands, dagster_home, workspace_loaded
+from orchestration.service import (
+    POSTGRES_URL_VARIABLE,
+    commands,
+    dagster_home,
+    environment,
+    storage_description,
+    workspace_loaded,
+)
 from tickwave.config import load_settings
 from tickwave.errors import ServiceError
 
@@ -41,6 +48,26 @@ def test_dagster_home_when_prepared_then_sqlite_under_the_state_dir_loopback_onl
     assert workspace["load_from"][0]["python_module"]["module_name"] == "orchestration.definitions"
     assert webserver[webserver.index("-h") + 1] == "127.0.0.1"
     assert "TICKWAVE" not in " ".join(webserver) and "password" not in " ".join(webserver).lower()
+
+
+def test_dagster_home_when_postgres_url_is_set_then_storage_names_the_variable_and_only_the_environment_holds_it(
+    tmp_path: Path,
+) -> None:
+    url = "postgresql://dagster:s3cret-Pw@db.internal:6432/dagster"
+    settings = load_settings(state_dir=tmp_path, orchestration={"postgres_url": url})
+
+    home = dagster_home(settings)
+    written = (home / "dagster.yaml").read_text()
+    variables = environment(settings, home)
+    sqlite = environment(load_settings(state_dir=tmp_path), home)
+
+    assert POSTGRES_URL_VARIABLE == "TICKWAVE_ORCHESTRATION_POSTGRES_URL"
+    assert yaml.safe_load(written)["storage"] == {"postgres": {"postgres_url": {"env": POSTGRES_URL_VARIABLE}}}
+    assert "s3cret-Pw" not in written and "sqlite" not in written
+    assert variables[POSTGRES_URL_VARIABLE] == url and variables["DAGSTER_HOME"] == str(home)
+    assert POSTGRES_URL_VARIABLE not in sqlite
+    assert "s3cret-Pw" not in " ".join(" ".join(command) for command in commands(13555, home).values())
+    assert storage_description(settings, home) == "PostgreSQL at db.internal:6432/dagster"
 
 
 def test_dbt_vars_when_built_from_settings_then_each_symbol_has_its_registry_lot_pip_and_currencies(

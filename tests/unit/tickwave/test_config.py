@@ -108,6 +108,24 @@ def test_masked_settings_when_password_set_then_never_shown(monkeypatch: pytest.
     assert "hunter2-secret" not in repr(shown)
 
 
+def test_postgres_url_when_set_then_masked_passed_to_children_and_a_wrong_scheme_refused_unechoed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tickwave.config import to_environment
+
+    monkeypatch.setenv("TICKWAVE_ORCHESTRATION_POSTGRES_URL", "postgresql://dagster:hunter2-pg@127.0.0.1:5432/dagster")
+    settings = load_settings()
+    shown = masked_settings(settings)
+    monkeypatch.setenv("TICKWAVE_ORCHESTRATION_POSTGRES_URL", "mysql://dagster:hunter3-pg@127.0.0.1/dagster")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+
+    assert shown["orchestration"]["postgres_url"] == "********" and "hunter2-pg" not in repr(shown)
+    assert to_environment(settings)["TICKWAVE_ORCHESTRATION_POSTGRES_URL"].endswith("hunter2-pg@127.0.0.1:5432/dagster")
+    assert "orchestration.postgres_url" in str(caught.value) and "not a PostgreSQL URL" in str(caught.value)
+    assert "hunter3-pg" not in str(caught.value)
+
+
 def test_settings_when_loaded_then_frozen() -> None:
     settings = load_settings()
 
