@@ -9,6 +9,7 @@ marts and the checks. Dagster runs in process on an ephemeral instance.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
 from dagster_dbt import DbtCliResource
 
 from adapters.warehouse.client import connect
@@ -65,9 +67,18 @@ def new_database(settings: Settings, *, orders: int = SYNTHETIC_ORDERS) -> Wareh
 
 
 def drop(settings: Settings, database: str) -> None:
+    # A scheduled run stopped with its Dagster may still have a dbt request on the wire that
+    # creates a view while the database is dropped (DATABASE_NOT_EMPTY, code 219): drop again.
     client = connect(settings, database="default")
     try:
-        client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        for attempt in range(5):
+            try:
+                client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+                return
+            except DatabaseError as error:
+                if "Code: 219" not in str(error) or attempt == 4:
+                    raise
+                time.sleep(1.0)
     finally:
         client.close()
 
