@@ -18,5 +18,5 @@ def test_demo_step_when_warehouse_has_data_then_every_panel_query_answers(
     demo._dashboards(settings)
 
     out = capsys.readouterr().out
-    assert "25/25 panel queries answered as the analyst" in out, out
+    assert "26/26 panel queries answered as the analyst" in out, out
     assert (settings.state_path / "grafana" / "dashboards" / "tickwave-trader.json").is_file()

@@ -43,8 +43,8 @@ def test_push_when_grafana_is_empty_then_creates_folder_datasource_boards_and_al
     assert "password" not in str(state.datasources[DATASOURCE_UID].get("jsonData"))
     assert sorted(state.dashboards) == sorted(board.uid for board in boards(SETTINGS))
     assert all(item["meta"]["folderUid"] == "tickwave" for item in state.dashboards.values())
-    assert len(state.alert_rules) == 7 and len(state.contact_points) == 1
-    assert report.changed == 1 + 1 + 2 + 7 + 1
+    assert len(state.alert_rules) == 8 and len(state.contact_points) == 1
+    assert report.changed == 1 + 1 + 2 + 8 + 1
     assert ("dashboard", "Tickwave · Trader", "created") in report.changes
 
 
