@@ -47,14 +47,23 @@ def automations(address: str, timeout_s: float = 10.0) -> list[Automation]:
         OSError: when the webserver does not answer (``urllib.error.URLError`` included).
         ValueError: when GraphQL answers with an error.
     """
+    return parse(graphql(address, QUERY, timeout_s))
+
+
+def graphql(address: str, query: str, timeout_s: float) -> dict[str, Any]:
+    """Return the JSON answer of the Dagster webserver at ``address`` (``[http(s)://]host:port``) to ``query``.
+
+    Raises:
+        OSError: when the webserver does not answer (``urllib.error.URLError`` included).
+        ValueError: when the address is not http(s), or the answer is not JSON.
+    """
     base = address if "://" in address else f"http://{address}"
     if urlsplit(base).scheme not in ("http", "https"):
         raise ValueError(f"Dagster's address must be http(s)://host:port, not {address!r}")
-    request = urllib.request.Request(f"{base.rstrip('/')}/graphql", data=json.dumps({"query": QUERY}).encode(),  # noqa: S310 - http(s) only, checked above
+    request = urllib.request.Request(f"{base.rstrip('/')}/graphql", data=json.dumps({"query": query}).encode(),  # noqa: S310 - http(s) only, checked above
                                      headers={"Content-Type": "application/json"})  # fmt: skip
     with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - http(s) only
-        answer = json.loads(response.read())
-    return parse(answer)
+        return dict(json.loads(response.read()))
 
 
 def parse(answer: dict[str, Any]) -> list[Automation]:

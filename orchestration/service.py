@@ -16,7 +16,6 @@ the children's environment only, and the log shows the server without its creden
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -24,8 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from adapters.parentdeath import die_with_parent
+from orchestration.automation_status import graphql
 from tickwave.config import Settings
 from tickwave.config.environment import env_name
 from tickwave.errors import ServiceError
@@ -158,14 +156,9 @@ def answers(port: int) -> bool:
     Raises:
         ServiceError: when the code location failed to load (the definitions' error is in the message).
     """
-    body = json.dumps({"query": WORKSPACE_QUERY}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
-    )
     try:
-        with urllib.request.urlopen(request, timeout=5.0) as response:  # noqa: S310 - loopback http
-            answer = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError):
+        answer = graphql(f"127.0.0.1:{port}", WORKSPACE_QUERY, timeout_s=5.0)
+    except (OSError, ValueError):
         return False
     return workspace_loaded(answer)
 
