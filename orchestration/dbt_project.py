@@ -6,9 +6,15 @@ the ``DBT_CLICKHOUSE_*`` variables it reads, for dbt run by Dagster, tests or by
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,10 +42,64 @@ def dbt_project() -> DbtProject:
     from dagster_dbt import DbtProject
 
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-    project.prepare_if_dev()
-    if _is_stale(project.manifest_path):
-        parse_project()
+    with _project_lock():  # two processes starting together parse once, and never read a half-written manifest
+        project.prepare_if_dev()
+        if _is_stale(project.manifest_path):
+            parse_project()
     return project
+
+
+@contextmanager
+def _project_lock() -> Iterator[None]:
+    target = DBT_PROJECT_DIR / "target"
+    target.mkdir(exist_ok=True)
+    fd = os.open(target / ".parse.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextmanager
+def private_target(name: str) -> Iterator[Path]:
+    """Yield a target folder of one dbt invocation's own, removed afterwards.
+
+    dbt writes ``run_results.json``, the manifest and its logs into the target folder: two
+    invocations sharing one (the compliance views built while the marts job runs) overwrite
+    each other's files mid-run. dagster-dbt gives each of its invocations a folder of its own
+    the same way. The project's partial parse is copied in, so the invocation need not parse
+    the project again.
+    """
+    target = DBT_PROJECT_DIR / "target"
+    seed = target / "partial_parse.msgpack"
+    if not seed.is_file():
+        dbt_project()  # parses the project once (under its lock), leaving the partial parse to copy
+    path = target / f"{name}-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    if seed.is_file():
+        shutil.copy2(seed, path / seed.name)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def run_dbt(
+    settings: Settings, arguments: Sequence[str], database: str | None = None, timeout_s: float = 1800
+) -> subprocess.CompletedProcess[str]:
+    """Run ``dbt <arguments>`` on the project against the configured warehouse, in a target folder of its own.
+
+    The settings give the warehouse (:func:`dbt_environment`) and the marts' variables (:func:`dbt_vars`).
+    """
+    environment = {**os.environ, **dbt_environment(settings, database), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                   "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}  # fmt: skip
+    with private_target(arguments[0]) as target:
+        return subprocess.run(
+            [DBT_EXECUTABLE, *arguments, "--project-dir", str(DBT_PROJECT_DIR), "--target-path", str(target),
+             "--log-path", str(target), "--vars", json.dumps(dbt_vars(settings)), "--quiet"],
+            capture_output=True, text=True, timeout=timeout_s, check=False, env=environment,
+        )  # fmt: skip
 
 
 def parse_project() -> None:

@@ -11,9 +11,6 @@ valued at that day's mark.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,7 +31,7 @@ from execution.engine import Engine
 from execution.limits import RiskLimits
 from execution.positions import Book
 from execution.sizing import SizingPolicy
-from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_environment, dbt_vars
+from orchestration.dbt_project import run_dbt
 from tests.integration.reports.conftest import load
 from tests.unit.execution.helpers import ALWAYS_OPEN, ListPublisher, execution_settings
 from tickwave.clock import ManualClock
@@ -143,14 +140,8 @@ def _bar(symbol: str, start_ms: int, mid: float) -> Bar:
 
 
 def dbt_build(settings: Settings, database: str) -> None:
-    environment = {**os.environ, **dbt_environment(settings, database), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-                   "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}  # fmt: skip
-    done = subprocess.run(
-        [DBT_EXECUTABLE, "build", "--select", *SELECT.split(), "--indirect-selection", "cautious",
-         "--project-dir", str(DBT_PROJECT_DIR),
-         "--vars", json.dumps(dbt_vars(settings)), "--quiet"],
-        capture_output=True, text=True, timeout=600, check=False, env=environment,
-    )  # fmt: skip
+    done = run_dbt(settings, ["build", "--select", *SELECT.split(), "--indirect-selection", "cautious"], database,
+                   timeout_s=600)  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
