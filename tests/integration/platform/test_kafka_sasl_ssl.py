@@ -10,6 +10,7 @@ username, password and CA file in the settings).
 from __future__ import annotations
 
 import logging
+import os
 import stat
 import time
 import uuid
@@ -106,8 +107,10 @@ def tick() -> Tick:
     return Tick(symbol="EURUSD", time_ms=1_700_000_000_000, seq=0, bid=1.1, ask=1.1002, source="test")
 
 
-def read_values(connection: KafkaConnection, topic: str, expected: int, timeout_s: float = 20.0) -> list[bytes]:
-    consumer = make_consumer(connection, f"tickwave-streams-test-{uuid.uuid4().hex[:6]}", "latency")
+def read_values(
+    connection: KafkaConnection, topic: str, expected: int, timeout_s: float = 20.0, group: str = "tickwave-streams"
+) -> list[bytes]:
+    consumer = make_consumer(connection, f"{group}-test-{uuid.uuid4().hex[:6]}", "latency")
     consumer.assign([TopicPartition(topic, 0, 0)])
     values: list[bytes] = []
     deadline = time.monotonic() + timeout_s
@@ -275,3 +278,99 @@ def test_admin_when_listing_topics_then_super_user_sees_every_topic(
     # Assert
     assert {topic_name(settings, spec.base_name) for spec in topic_specs(settings)} <= set(visible)
     assert {name for name in ingest_visible if not name.startswith("__")} == {TICKS, TICKS_DLQ}
+
+
+def pipeline_settings(
+    secured_state: Path, endpoint: Endpoint, principal: str, state_dir: Path, database: str
+) -> Settings:
+    """One process's settings on the secured broker (under its own prefix) and the session warehouse."""
+    kafka = as_external(secured_state, endpoint, principal).kafka.model_dump()
+    return load_settings(
+        state_dir=state_dir,
+        kafka={**kafka, "topic_prefix": PIPELINE_PREFIX},
+        clickhouse={"database": database},
+        streams={"close_on_wall_clock": False, "model_refresh_s": 0.01},
+    )
+
+
+PIPELINE_PREFIX = "pipeline."
+
+
+def test_pipeline_when_sample_replayed_over_sasl_ssl_then_each_stage_as_its_own_principal_reaches_the_next(
+    secured_broker: Endpoint,
+    secured_state: Path,
+    state_dir: Path,
+    warehouse_settings: Settings,
+    warehouse_endpoint: Endpoint,
+    fresh_database: str,
+    tmp_path: Path,
+) -> None:
+    """Ingest -> dataflow -> warehouse -> execution, each as its principal, on topics and ACLs of a new prefix."""
+    from bytewax.testing import run_main
+
+    from adapters.acls import apply_acls
+    from adapters.topics import create_topics
+    from adapters.warehouse.client import connect
+    from adapters.warehouse.credentials import resolve_credentials
+    from adapters.warehouse.migrate import migrate
+    from streams.app import production_sinks
+    from streams.features import FeatureSpec
+    from streams.flow import build_flow
+    from streams.ingest.sources import replay_sample
+    from streams.loader import load_to_end
+    from tests.integration.execution.conftest import ExecutionProcess
+    from tests.unit.streams.tiny_model import every_timeframe
+    from tickwave.config import to_environment
+    from tickwave.contracts import decode_any
+
+    # Arrange: the super user creates the prefix's topics and ACLs, as `tickwave up` does for its own
+    admin_settings = load_settings(
+        state_dir=secured_state, kafka={**SECURED, "username": ADMIN, "topic_prefix": PIPELINE_PREFIX}
+    )
+    admin = make_admin(resolve_admin(admin_settings))
+    create_topics(admin, admin_settings)
+    apply_acls(admin, admin_settings)
+    ingest, dataflow, execution, operator = (
+        pipeline_settings(secured_state, secured_broker, principal, state_dir, fresh_database)
+        for principal in (INGEST, DATAFLOW, EXECUTION, "operator")
+    )
+    migrate(dataflow)
+
+    # Act: ingest replays the sample; the dataflow makes bars, features, predictions and signals;
+    # the loader fills the warehouse; the execution process decides on the signals
+    replayed = replay_sample(ingest)
+    source = TickTopicSource(resolve_bootstrap(dataflow), topic_name(dataflow, TICKS), tail=False)
+    provider = every_timeframe(FeatureSpec(), ("1s", "1m"), ("EURUSD", "USDJPY", "XAUUSD"))
+    run_main(build_flow(dataflow.streams, source, production_sinks(dataflow), provider, clock=SystemClock()))
+    load_to_end(dataflow)
+    credentials = resolve_credentials(warehouse_settings)
+    environment = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("TICKWAVE_")},
+        **to_environment(execution),
+        "TICKWAVE_STATE_DIR": str(tmp_path),
+        "TICKWAVE_CLICKHOUSE_URL": f"http://{warehouse_endpoint.address}",
+        "TICKWAVE_EXECUTION_MARKET_HOURS": "always",
+        "TICKWAVE_CLICKHOUSE_PASSWORD": credentials.password.get_secret_value(),
+        "TICKWAVE_CLICKHOUSE_ANALYST_PASSWORD": credentials.analyst_password.get_secret_value(),
+    }
+    process = ExecutionProcess(environment, tmp_path / "execution.log").start()
+    try:
+        orders_events = topic_name(operator, ORDERS_EVENTS)
+        audit = read_values(resolve_bootstrap(operator), orders_events, 1, timeout_s=60, group="tickwave-cli")
+    finally:
+        process.stop()
+
+    # Assert
+    client = connect(dataflow)
+    counts = {
+        table: client.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]
+        for table in ("ticks", "bars_1s", "signals")
+    }
+    client.close()
+    log = (tmp_path / "execution.log").read_text(errors="replace")
+    assert replayed.is_clean and replayed.ticks > 0
+    assert counts["ticks"] == replayed.ticks
+    assert counts["bars_1s"] > 0 and counts["signals"] > 0
+    assert audit, f"no audit event from the execution process:\n{log[-3000:]}"
+    assert {type(decode_any(value)).__name__ for value in audit} <= {"OrderEvent", "Fill", "RiskEvent"}
+    assert "AUTHORIZATION_FAILED" not in log
