@@ -187,6 +187,18 @@ def resolve_admin(settings: Settings) -> KafkaConnection:
     return resolve_bootstrap(settings, principal=ADMIN if is_embedded_secured else None)
 
 
+def as_principal(settings: Settings, principal: str) -> Settings:
+    """Return the settings of a process that runs as ``principal`` on the secured embedded broker.
+
+    Its password is then read from the state dir; settings for any other cluster are returned unchanged
+    (there each process is given its own username and password by its operator).
+    """
+    kafka = settings.kafka
+    if kafka.is_external or not kafka.is_sasl:
+        return settings
+    return settings.model_copy(update={"kafka": kafka.model_copy(update={"username": principal, "password": None})})
+
+
 def embedded_connection(settings: Settings, address: str, principal: str | None = None) -> KafkaConnection:
     """Return the connection to the embedded broker at ``address``: its CA and the principal's generated password.
 
@@ -198,7 +210,7 @@ def embedded_connection(settings: Settings, address: str, principal: str | None 
         return KafkaConnection(address)
     credentials = EmbeddedCredentials(settings.state_path)
     if principal is not None:
-        kafka = kafka.model_copy(update={"username": principal, "password": None})
+        kafka = as_principal(settings, principal).kafka
     password = None if kafka.password is not None else credentials.password(kafka.username or "")
     return KafkaConnection(address, client_security(kafka, password=password, ca_file=credentials.ca_file))
 

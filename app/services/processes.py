@@ -13,10 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from adapters.bus import as_principal
 from adapters.endpoints import free_port, ready_marker
 from app.services.supervisor import Launch, ManagedService
 from tickwave.config import Settings, to_environment
-from tickwave.config.environment import env_name
 from tickwave.topics import DATAFLOW, EXECUTION
 
 
@@ -60,16 +60,12 @@ class OwnProcessService(ManagedService):
 
     def launch(self, data_dir: Path) -> Launch:
         """Return the command, with the effective configuration in its environment."""
-        environment = to_environment(self.settings)
-        kafka = self.settings.kafka
-        if self.principal and kafka.is_sasl and not kafka.is_external:
-            environment[env_name("kafka.username")] = self.principal
-            environment.pop(env_name("kafka.password"), None)
+        settings = as_principal(self.settings, self.principal) if self.principal else self.settings
         return Launch(
             command=[sys.executable, "-m", "app.cli", *self.arguments],
             address=self.address,
             ports={},
-            env=environment,
+            env=to_environment(settings),
         )
 
     def probe(self, address: str) -> bool:

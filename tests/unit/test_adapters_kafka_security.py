@@ -13,6 +13,7 @@ from adapters.bus import KafkaConnection, client_security, consumer_config, deni
 from adapters.bus_credentials import EmbeddedCredentials
 from app.services.kafka import server_properties
 from app.services.kafka.security import scram_arguments, secured_properties
+from app.services.processes import own_processes
 from tickwave.config import load_settings
 from tickwave.config.loading import masked_settings
 from tickwave.errors import ConfigurationError
@@ -157,3 +158,27 @@ def test_scram_arguments_when_principals_then_both_mechanisms_each() -> None:
 
     assert arguments.count("--add-scram") == 4
     assert "SCRAM-SHA-512=[name=ingest,password=b]" in arguments
+
+
+@pytest.mark.parametrize(
+    ("kafka", "expected"),
+    [
+        ({"security_protocol": "SASL_SSL"}, {"streams": "dataflow", "execution": "execution", "audit": "execution"}),
+        ({**EXTERNAL, "security_protocol": "SASL_SSL", "username": "svc", "password": "p"},
+         {"streams": "svc", "execution": "svc", "audit": "svc"}),
+    ],
+)  # fmt: skip
+def test_own_processes_when_embedded_broker_secured_then_each_runs_as_its_principal(
+    tmp_path: Path, kafka: dict[str, Any], expected: dict[str, str]
+) -> None:
+    # Arrange
+    settings = load_settings(state_dir=tmp_path, kafka=kafka, orchestration={"enabled": False})
+
+    # Act
+    environments = {service.name: service.launch(tmp_path).env for service in own_processes(settings)}
+
+    # Assert
+    assert {name: env.get("TICKWAVE_KAFKA_USERNAME") for name, env in environments.items() if name in expected} == (
+        expected
+    )
+    assert all("TICKWAVE_KAFKA_PASSWORD" not in env for env in environments.values()) == ("bootstrap" not in kafka)

@@ -105,7 +105,9 @@ def secured_properties(credentials: EmbeddedCredentials, port: int, controller_p
     store = credentials.ensure_password(KEYSTORE_SECRET)
     scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
     plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
-    return listener_block("SASL_SSL", "SASL_PLAINTEXT", port, controller_port) + f"""\
+    return (
+        listener_block("SASL_SSL", "SASL_PLAINTEXT", port, controller_port)
+        + f"""\
 sasl.enabled.mechanisms={",".join(SCRAM_MECHANISMS)}
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
 sasl.mechanism.controller.protocol=PLAIN
@@ -124,6 +126,7 @@ authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
 super.users=User:{ADMIN}
 """
+    )
 
 
 def scram_arguments(passwords: dict[str, str]) -> list[str]:
