@@ -1,8 +1,8 @@
 """The ACLs of a secured cluster, generated from the topic registry (``tickwave/topics.py``).
 
 Each registered topic names the principals that write and read it; this module turns that
-table into Kafka ACL bindings: WRITE (and DESCRIBE) for writers, READ (and DESCRIBE) for
-readers, READ on the consumer groups of each reading principal. Nothing else is allowed:
+table into Kafka ACL bindings: WRITE for writers, READ for readers (both with DESCRIBE and
+DESCRIBE_CONFIGS), READ on the consumer groups of each reading principal. Nothing else is allowed:
 the embedded broker runs with ``allow.everyone.if.no.acl.found=false``, so a principal
 with no entry (the analyst) reaches no topic at all.
 """
@@ -29,6 +29,9 @@ from tickwave.topics import DATAFLOW, EXECUTION, OPERATOR, topic_specs
 logger = logging.getLogger(__name__)
 
 ANY_HOST = "*"
+# What a user of a topic may also look at: its metadata, and its configs (quixstreams checks them
+# before it reads or writes, and refuses to start without DESCRIBE_CONFIGS).
+_LOOK = ("DESCRIBE", "DESCRIBE_CONFIGS")
 
 
 @dataclass(frozen=True, order=True)
@@ -38,7 +41,7 @@ class Grant:
     principal: str
     resource: str  # "topic" or "group"
     name: str
-    operation: str  # "WRITE", "READ" or "DESCRIBE"
+    operation: str  # "WRITE", "READ", "DESCRIBE" or "DESCRIBE_CONFIGS"
     is_prefix: bool = False
 
     def binding(self) -> AclBinding:
@@ -72,9 +75,9 @@ def grants(settings: Settings) -> list[Grant]:
     for spec in topic_specs(settings):
         name = spec.name(prefix)
         for principal in spec.writers:
-            found |= {Grant(principal, "topic", name, "WRITE"), Grant(principal, "topic", name, "DESCRIBE")}
+            found |= {Grant(principal, "topic", name, operation) for operation in ("WRITE", *_LOOK)}
         for principal in spec.readers:
-            found |= {Grant(principal, "topic", name, "READ"), Grant(principal, "topic", name, "DESCRIBE")}
+            found |= {Grant(principal, "topic", name, operation) for operation in ("READ", *_LOOK)}
             found |= {Grant(principal, "group", group, "READ", is_prefix=True) for group in groups[principal]}
     return sorted(found)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -296,6 +297,25 @@ def pipeline_settings(
 PIPELINE_PREFIX = "pipeline."
 
 
+def wait_for_audit_rows(settings: Settings, done: threading.Event, timeout_s: float = 90.0) -> None:
+    """Set ``done`` once the warehouse holds audit rows (or after ``timeout_s``)."""
+    from adapters.warehouse.client import connect
+
+    client = connect(settings)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not done.is_set() and time.monotonic() < deadline:
+            query = "SELECT (SELECT count() FROM order_events) + (SELECT count() FROM risk_events)"
+            if client.query(query).result_rows[0][0] > 0:
+                time.sleep(2.0)  # the rest of the batch
+                break
+            time.sleep(0.5)
+    finally:
+        client.close()
+        done.set()
+
+
+@pytest.mark.timeout(900)  # four stages, each waiting for the one before, on a shared 2-core machine
 def test_pipeline_when_sample_replayed_over_sasl_ssl_then_each_stage_as_its_own_principal_reaches_the_next(
     secured_broker: Endpoint,
     secured_state: Path,
@@ -313,6 +333,7 @@ def test_pipeline_when_sample_replayed_over_sasl_ssl_then_each_stage_as_its_own_
     from adapters.warehouse.client import connect
     from adapters.warehouse.credentials import resolve_credentials
     from adapters.warehouse.migrate import migrate
+    from execution.audit import run_audit_loader
     from streams.app import production_sinks
     from streams.features import FeatureSpec
     from streams.flow import build_flow
@@ -359,12 +380,17 @@ def test_pipeline_when_sample_replayed_over_sasl_ssl_then_each_stage_as_its_own_
         audit = read_values(resolve_bootstrap(operator), orders_events, 1, timeout_s=60, group="tickwave-cli")
     finally:
         process.stop()
+    # The audit loader (quixstreams) moves the trail into the warehouse as execution, on this thread.
+    loaded = threading.Event()
+    watcher = threading.Thread(target=wait_for_audit_rows, args=(execution, loaded), daemon=True)
+    watcher.start()
+    run_audit_loader(execution, resolve_bootstrap(execution), loaded)
 
     # Assert
     client = connect(dataflow)
     counts = {
         table: client.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]
-        for table in ("ticks", "bars_1s", "signals")
+        for table in ("ticks", "bars_1s", "signals", "order_events", "risk_events")
     }
     client.close()
     log = (tmp_path / "execution.log").read_text(errors="replace")
@@ -373,4 +399,5 @@ def test_pipeline_when_sample_replayed_over_sasl_ssl_then_each_stage_as_its_own_
     assert counts["bars_1s"] > 0 and counts["signals"] > 0
     assert audit, f"no audit event from the execution process:\n{log[-3000:]}"
     assert {type(decode_any(value)).__name__ for value in audit} <= {"OrderEvent", "Fill", "RiskEvent"}
+    assert counts["order_events"] + counts["risk_events"] > 0
     assert "AUTHORIZATION_FAILED" not in log
