@@ -37,14 +37,19 @@ from __future__ import annotations
 import logging
 import socket
 import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from adapters.bus_credentials import ADMIN, EmbeddedCredentials
 from adapters.endpoints import live_endpoint
 from tickwave.config import Settings
-from tickwave.errors import ServiceError
+from tickwave.config.kafka import PASSWORD_MECHANISMS, KafkaSettings
+from tickwave.errors import ConfigurationError, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -79,57 +84,215 @@ _CONSUMER: dict[Profile, dict[str, Any]] = {
 }
 
 
-def resolve_bootstrap(settings: Settings) -> str:
-    """Return the bootstrap servers: the external cluster or the running embedded broker.
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where a cluster is and how this process proves who it is: what every client is built from.
+
+    ``security`` holds librdkafka's security properties, secrets included; it never appears
+    in ``repr`` or ``str`` (both name only the servers and the principal), so logging a
+    connection is safe.
+    """
+
+    bootstrap: str
+    security: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __str__(self) -> str:
+        """Name the servers (and the principal), never a secret."""
+        return f"{self.bootstrap} as {self.principal}" if "sasl.username" in self.security else self.bootstrap
+
+    @property
+    def principal(self) -> str:
+        """The SASL user this connection authenticates as (``ANONYMOUS`` without SASL)."""
+        return self.security.get("sasl.username", "ANONYMOUS")
+
+    def client_config(self) -> dict[str, Any]:
+        """Return the properties every librdkafka client of this connection starts from."""
+        return {"bootstrap.servers": self.bootstrap, **self.security, **_COMMON}
+
+
+# A bare bootstrap string is a PLAINTEXT connection (tests, benchmarks, the probe of a plain broker).
+Bootstrap = str | KafkaConnection
+
+
+def connection(bootstrap: Bootstrap) -> KafkaConnection:
+    """Return ``bootstrap`` as a connection (a bare string: PLAINTEXT)."""
+    return bootstrap if isinstance(bootstrap, KafkaConnection) else KafkaConnection(bootstrap)
+
+
+def client_security(
+    kafka: KafkaSettings, *, password: str | None = None, ca_file: Path | None = None
+) -> dict[str, str]:
+    """Return librdkafka's security properties for the kafka section: the one place they are derived.
+
+    Args:
+        kafka: the section (protocol, mechanism, credentials, TLS files).
+        password: the embedded broker's generated password of ``kafka.username``, used when the
+            section has none.
+        ca_file: the embedded broker's CA, used when the section names none.
+    """
+    if kafka.security_protocol == "PLAINTEXT":
+        return {}
+    config = {"security.protocol": kafka.security_protocol.lower()}
+    if kafka.is_tls:
+        ca = kafka.ssl_ca_file or ca_file
+        if ca is not None:
+            config["ssl.ca.location"] = str(ca)
+        if kafka.ssl_certificate_file and kafka.ssl_key_file:
+            config["ssl.certificate.location"] = str(kafka.ssl_certificate_file)
+            config["ssl.key.location"] = str(kafka.ssl_key_file)
+        if kafka.ssl_key_password is not None:
+            config["ssl.key.password"] = kafka.ssl_key_password.get_secret_value()
+    if kafka.is_sasl:
+        config["sasl.mechanism"] = kafka.sasl_mechanism
+        if kafka.sasl_mechanism in PASSWORD_MECHANISMS:
+            secret = kafka.password.get_secret_value() if kafka.password is not None else password
+            config["sasl.username"] = kafka.username or ""
+            config["sasl.password"] = secret or ""
+        elif kafka.sasl_oauthbearer_config is not None:
+            config["sasl.oauthbearer.config"] = kafka.sasl_oauthbearer_config.get_secret_value()
+    return config
+
+
+def resolve_bootstrap(settings: Settings, principal: str | None = None) -> KafkaConnection:
+    """Return the connection to the external cluster or to the running embedded broker.
+
+    Args:
+        settings: the kafka section and the state dir.
+        principal: the embedded broker's user to connect as instead of ``kafka.username``
+            (the composition root creates topics and ACLs as the super user).
 
     Raises:
         ServiceError: when no external cluster is set and the embedded one is not up.
+        ConfigurationError: when the embedded broker has no password for the principal.
     """
-    if settings.kafka.bootstrap:
-        return settings.kafka.bootstrap
+    kafka = settings.kafka
+    if kafka.bootstrap:
+        return KafkaConnection(kafka.bootstrap, client_security(kafka))
     endpoint = live_endpoint(settings.state_path, "kafka")
     if endpoint is None:
         raise ServiceError(
             f"Kafka is not running for state dir {settings.state_path}: "
             f"run `tickwave up`, or set TICKWAVE_KAFKA_BOOTSTRAP to an existing cluster"
         )
-    return endpoint.address
+    return embedded_connection(settings, endpoint.address, principal)
 
 
-def producer_config(bootstrap: str, profile: Profile = "bulk", **overrides: Any) -> dict[str, Any]:
+def resolve_admin(settings: Settings) -> KafkaConnection:
+    """Return the connection for administration and diagnostics (topics, ACLs, lags, `status`).
+
+    The embedded broker's super user when it is secured (the composition root owns the broker);
+    on an external cluster, the configured principal, with whatever rights the cluster gives it.
+    """
+    is_embedded_secured = not settings.kafka.is_external and settings.kafka.is_sasl
+    return resolve_bootstrap(settings, principal=ADMIN if is_embedded_secured else None)
+
+
+def as_principal(settings: Settings, principal: str) -> Settings:
+    """Return the settings of a process that runs as ``principal`` on the secured embedded broker.
+
+    Its password is then read from the state dir; settings for any other cluster are returned unchanged
+    (there each process is given its own username and password by its operator).
+    """
+    kafka = settings.kafka
+    if kafka.is_external or not kafka.is_sasl:
+        return settings
+    return settings.model_copy(update={"kafka": kafka.model_copy(update={"username": principal, "password": None})})
+
+
+def embedded_connection(settings: Settings, address: str, principal: str | None = None) -> KafkaConnection:
+    """Return the connection to the embedded broker at ``address``: its CA and the principal's generated password.
+
+    Raises:
+        ConfigurationError: when the embedded broker has no password for the principal.
+    """
+    kafka = settings.kafka
+    if not kafka.is_sasl:
+        return KafkaConnection(address)
+    credentials = EmbeddedCredentials(settings.state_path)
+    if principal is not None:
+        kafka = as_principal(settings, principal).kafka
+    password = None if kafka.password is not None else credentials.password(kafka.username or "")
+    return KafkaConnection(address, client_security(kafka, password=password, ca_file=credentials.ca_file))
+
+
+# What the cluster refused, said of the topic the client was using.
+_DENIALS = {
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "topic {resource!r}",
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "the consumer group it reads topic {resource!r} with",
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "a cluster operation on topic {resource!r}",
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "the transactional id it writes topic {resource!r} with",
+}
+
+
+def denial(error: KafkaError | None, bootstrap: Bootstrap, resource: str) -> str | None:
+    """Return a message naming the principal and ``resource`` when ``error`` is a refusal by the cluster, else None.
+
+    Args:
+        error: a delivery, consume or admin error.
+        bootstrap: the connection the client used (its principal is named).
+        resource: the topic the client used.
+    """
+    if error is None:
+        return None
+    code = error.code()
+    principal = connection(bootstrap).principal
+    if code in _DENIALS:
+        return (
+            f"Kafka refused principal {principal!r} {_DENIALS[code].format(resource=resource)} ({error.name()}): "
+            f"run the process as a principal with an ACL for it, or grant one"
+        )
+    if code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+        return (
+            f"Kafka did not authenticate principal {principal!r} (using {resource!r}): {error.str()}; "
+            f"check kafka.username and kafka.password"
+        )
+    return None
+
+
+def raise_if_denied(error: KafkaError | None, bootstrap: Bootstrap, resource: str) -> None:
+    """Raise when ``error`` is a refusal by the cluster (see :func:`denial`).
+
+    Raises:
+        ConfigurationError: naming the principal and the resource; nothing works until an ACL or
+            the process's principal is fixed.
+    """
+    message = denial(error, bootstrap, resource)
+    if message is not None:
+        raise ConfigurationError(message)
+
+
+def producer_config(bootstrap: Bootstrap, profile: Profile = "bulk", **overrides: Any) -> dict[str, Any]:
     """Return librdkafka producer settings for ``profile``."""
     return {
-        "bootstrap.servers": bootstrap,
+        **connection(bootstrap).client_config(),
         "acks": "all",
         "enable.idempotence": True,
-        **_COMMON,
         **_PRODUCER[profile],
         **overrides,
     }
 
 
-def consumer_config(bootstrap: str, group_id: str, profile: Profile = "bulk", **overrides: Any) -> dict[str, Any]:
+def consumer_config(bootstrap: Bootstrap, group_id: str, profile: Profile = "bulk", **overrides: Any) -> dict[str, Any]:
     """Return librdkafka consumer settings for ``profile`` (manual commits by default)."""
     return {
-        "bootstrap.servers": bootstrap,
+        **connection(bootstrap).client_config(),
         "group.id": group_id,
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "enable.partition.eof": False,
-        **_COMMON,
         **_CONSUMER[profile],
         **overrides,
     }
 
 
-def make_producer(bootstrap: str, profile: Profile = "bulk", **overrides: Any) -> Producer:
+def make_producer(bootstrap: Bootstrap, profile: Profile = "bulk", **overrides: Any) -> Producer:
     """Create a producer for ``profile``."""
     return Producer(producer_config(bootstrap, profile, **overrides))
 
 
-def make_consumer(bootstrap: str, group_id: str, profile: Profile = "bulk", **overrides: Any) -> Consumer:
+def make_consumer(bootstrap: Bootstrap, group_id: str, profile: Profile = "bulk", **overrides: Any) -> Consumer:
     """Create a consumer for ``profile``."""
     return Consumer(consumer_config(bootstrap, group_id, profile, **overrides))
 
@@ -144,16 +307,27 @@ def default_partition(key: bytes, partitions: int) -> int:
     return zlib.crc32(key) % partitions
 
 
-def make_admin(bootstrap: str) -> AdminClient:
+def make_admin(bootstrap: Bootstrap) -> AdminClient:
     """Create an admin client."""
-    return AdminClient({"bootstrap.servers": bootstrap, **_COMMON})
+    return AdminClient(connection(bootstrap).client_config())
 
 
-def broker_answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
+def quix_connection(bootstrap: Bootstrap) -> Any:
+    """Return ``bootstrap`` as quixstreams' ``broker_address`` (a ``ConnectionConfig`` when secured)."""
+    from quixstreams.kafka.configuration import ConnectionConfig
+
+    target = connection(bootstrap)
+    if not target.security:
+        return target.bootstrap
+    return ConnectionConfig.from_librdkafka_dict({"bootstrap.servers": target.bootstrap, **target.security})
+
+
+def broker_answers(bootstrap: Bootstrap, timeout_s: float = 2.0) -> bool:
     """Return True when a metadata request to ``bootstrap`` succeeds within the timeout."""
-    if not any(_accepts_connections(server) for server in bootstrap.split(",")):
+    target = connection(bootstrap)
+    if not any(_accepts_connections(server) for server in target.bootstrap.split(",")):
         return False  # not listening yet: skip librdkafka and its connection-refused noise
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 1000, **_COMMON})
+    admin = AdminClient({**target.client_config(), "socket.connection.setup.timeout.ms": 1000})
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException:

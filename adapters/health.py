@@ -23,7 +23,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from adapters.bus import Bootstrap
 
 logger = logging.getLogger(__name__)
 
@@ -139,11 +142,13 @@ class HealthReporter:
                 logger.error("service=%s cannot write its health: %s", self.service, exc)
 
 
-def group_lag(bootstrap: str, group: str, topic: str) -> dict[str, int | None]:
+def group_lag(bootstrap: Bootstrap, group: str, topic: str) -> dict[str, int | None]:
     """Return each partition's lag (end offset - committed offset) of consumer ``group`` on ``topic``."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    from adapters.bus import make_consumer
+
+    consumer = make_consumer(bootstrap, group)
     try:
         metadata = consumer.list_topics(topic, timeout=5).topics[topic]
         partitions = [TopicPartition(topic, partition) for partition in sorted(metadata.partitions)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
@@ -32,7 +33,12 @@ logger = logging.getLogger(__name__)
 
 
 def create_topics(
-    admin: AdminClient, settings: Settings, timeout_s: float = 30.0, *, is_retention_set: bool = True
+    admin: AdminClient,
+    settings: Settings,
+    timeout_s: float = 30.0,
+    *,
+    is_retention_set: bool = True,
+    base_names: Collection[str] | None = None,
 ) -> list[str]:
     """Create the registered topics that do not exist yet; verify the partitions and set the retention of all.
 
@@ -42,6 +48,7 @@ def create_topics(
         timeout_s: how long each step may take.
         is_retention_set: set existing topics' retention too (a process that only needs its topics to exist,
             such as ingest, passes False: its principal may not be allowed to alter topic configs).
+        base_names: only these registered topics (a principal under ACLs sees only the topics it may use).
 
     Returns:
         The names of the topics created by this call.
@@ -52,7 +59,9 @@ def create_topics(
     prefix = settings.kafka.topic_prefix
     retention = {rule.topic: rule for rule in topic_retention(settings.retention)}
     existing = admin.list_topics(timeout=timeout_s).topics
-    wanted = {spec.name(prefix): spec for spec in topic_specs(settings)}
+    wanted = {
+        spec.name(prefix): spec for spec in topic_specs(settings) if base_names is None or spec.base_name in base_names
+    }
     new = [
         NewTopic(name, num_partitions=spec.partitions, replication_factor=-1, config=retention[spec.base_name].config)
         for name, spec in wanted.items()

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from rich.markup import escape
 from rich.table import Table
 
+from adapters.bus import as_principal
 from app.console import console
 from streams.ingest.sources import replay_sample
 from tickwave.config import DEFAULT_MODEL_IDS, Settings
 from tickwave.contracts import Tick
 from tickwave.errors import ServiceError, TickwaveError
-from tickwave.topics import TICKS
+from tickwave.topics import INGEST, TICKS
 
 
 def demo_ticks(count: int, now_ms: int, seed: int = 7) -> list[Tick]:
@@ -187,7 +188,8 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     from streams.ingest.sample import SAMPLE_DIR, sample_paths
     from streams.ingest.sources import SourceKind, build_source, run_source
 
-    replayed = replay_sample(settings)
+    ingest = as_principal(settings, INGEST)  # the demo's ingest runs as ingest on a secured embedded broker
+    replayed = replay_sample(ingest)
     console.print(f"[green]✓[/] ingest replayed {replayed.ticks:,} SIMULATED sample ticks ({SAMPLE_DIR.name}/) onto "
                   f"{TICKS}; {replayed.dead_letters} dead letters")  # fmt: skip
     if not replayed.is_clean:
@@ -214,10 +216,10 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     console.print(f"[green]✓[/] {challenger}")
 
     stop = threading.Event()
-    source = build_source(settings, SourceKind.SIM, stop, symbols=",".join(symbols), rate=60.0,
+    source = build_source(ingest, SourceKind.SIM, stop, symbols=",".join(symbols), rate=60.0,
                           duration=f"{live_seconds}s")  # fmt: skip
     with console.status(f"live: simulated market for {live_seconds} s -> streams -> signals -> execution..."):
-        live = run_source(settings, source, stop)
+        live = run_source(ingest, source, stop)
     console.print(f"[green]✓[/] live: {live.ticks:,} simulated ticks streamed")
     lags = wait_drained(settings, 90)
     counts = table_counts(settings)

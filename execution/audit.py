@@ -33,6 +33,7 @@ from typing import Any
 
 from quixstreams.sinks import BatchingSink, SinkBatch
 
+from adapters.bus import Bootstrap, quix_connection
 from adapters.warehouse.client import connect
 from adapters.warehouse.writer import BatchWriter, WriterConfig
 from execution.backfill import backfill_bookings
@@ -207,13 +208,15 @@ class AuditSink(BatchingSink):
             writer.close()
 
 
-def run_audit_loader(settings: Settings, bootstrap: str, stop: threading.Event, database: str | None = None) -> None:
+def run_audit_loader(
+    settings: Settings, bootstrap: Bootstrap, stop: threading.Event, database: str | None = None
+) -> None:
     """Run the loader until ``stop`` is set (quixstreams: call it on the main thread)."""
     from quixstreams import Application
 
     execution = settings.execution
     app = Application(
-        broker_address=bootstrap,
+        broker_address=quix_connection(bootstrap),
         consumer_group=f"{execution.consumer_group}-audit",
         auto_offset_reset="earliest",
         commit_interval=1.0,

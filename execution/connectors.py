@@ -39,7 +39,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from adapters.bus import consumer_config, make_consumer, make_producer
+from adapters.bus import Bootstrap, consumer_config, denial, make_consumer, make_producer, quix_connection
 from execution.service import ExecutionService
 from execution.signing import SIGNATURE_HEADER, control_key, is_signed_by, sign
 from tickwave.audit_chain import ChainLink
@@ -75,7 +75,8 @@ class KafkaPublisher:
     second and on close; after a crash the service republishes from it.
     """
 
-    def __init__(self, settings: Settings, bootstrap: str, cursor_path: Path) -> None:
+    def __init__(self, settings: Settings, bootstrap: Bootstrap, cursor_path: Path) -> None:
+        self.bootstrap = bootstrap
         self.topic = topic_name(settings, ORDERS_EVENTS)
         self._producer = make_producer(bootstrap, "bulk")
         self._cursor_path = cursor_path
@@ -100,7 +101,8 @@ class KafkaPublisher:
 
     def _on_delivery(self, error: KafkaError | None, position: int) -> None:
         if error is not None:
-            logger.error("audit event at journal position %d not delivered: %s", position, error.str())
+            refused = denial(error, self.bootstrap, self.topic)
+            logger.error("audit event at journal position %d not delivered: %s", position, refused or error.str())
             return  # the cursor stops before it: the next start republishes it
         self._acknowledged.add(position)
         while self._delivered_through in self._acknowledged:
@@ -147,7 +149,7 @@ def _partitions(consumer: Consumer, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, partition) for partition in sorted(metadata.partitions)]
 
 
-def prime_prices(settings: Settings, bootstrap: str, service: ExecutionService, timeout_s: float = 10.0) -> int:
+def prime_prices(settings: Settings, bootstrap: Bootstrap, service: ExecutionService, timeout_s: float = 10.0) -> int:
     """Read back the latest ticks of every partition (up to the end seen now) before any signal is decided.
 
     A restart that subscribed to signals and ticks together decided part of the queued
@@ -185,7 +187,9 @@ def prime_prices(settings: Settings, bootstrap: str, service: ExecutionService, 
     return read
 
 
-def run_confluent_loop(settings: Settings, bootstrap: str, service: ExecutionService, stop: threading.Event) -> None:
+def run_confluent_loop(
+    settings: Settings, bootstrap: Bootstrap, service: ExecutionService, stop: threading.Event
+) -> None:
     """Consume signals and ticks with a plain confluent-kafka consumer until ``stop`` is set."""
     execution = settings.execution
     signals_topic, ticks_topic = topic_name(settings, SIGNALS), topic_name(settings, TICKS)
@@ -209,7 +213,7 @@ def run_confluent_loop(settings: Settings, bootstrap: str, service: ExecutionSer
             signals: list[Signal] = []  # consecutive signals are decided together (one fsync)
             for message in batch:
                 if message.error() is not None:
-                    _log_kafka_error(message)
+                    _log_kafka_error(message, bootstrap)
                 elif message.topic() == signals_topic:
                     signal = service.decode_signal(message.value())
                     if signal is not None:
@@ -237,20 +241,23 @@ def _commit(consumer: Consumer, topic: str, next_offsets: dict[int, int]) -> Non
     consumer.commit(offsets=offsets, asynchronous=True)
 
 
-def _log_kafka_error(message: Message) -> None:
+def _log_kafka_error(message: Message, bootstrap: Bootstrap) -> None:
     error = message.error()
     if error.code() != KafkaError._PARTITION_EOF:
-        logger.error("kafka error on %s[%s]: %s", message.topic(), message.partition(), error.str())
+        refused = denial(error, bootstrap, message.topic() or "")
+        logger.error("kafka error on %s[%s]: %s", message.topic(), message.partition(), refused or error.str())
 
 
-def run_quixstreams_loop(settings: Settings, bootstrap: str, service: ExecutionService, stop: threading.Event) -> None:
+def run_quixstreams_loop(
+    settings: Settings, bootstrap: Bootstrap, service: ExecutionService, stop: threading.Event
+) -> None:
     """Consume signals and ticks with a quixstreams Application until ``stop`` is set."""
     from quixstreams import Application
 
     execution = settings.execution
     latency = consumer_config(bootstrap, execution.consumer_group, "latency")
     app = Application(
-        broker_address=bootstrap,
+        broker_address=quix_connection(bootstrap),
         consumer_group=f"{execution.consumer_group}-quix",
         auto_offset_reset="earliest",
         commit_interval=COMMIT_EVERY_S,
@@ -288,9 +295,12 @@ def run_quixstreams_loop(settings: Settings, bootstrap: str, service: ExecutionS
 class ControlListener(threading.Thread):
     """Applies ``execution.control`` commands as they arrive, on its own consumer."""
 
-    def __init__(self, settings: Settings, bootstrap: str, service: ExecutionService, stop: threading.Event) -> None:
+    def __init__(
+        self, settings: Settings, bootstrap: Bootstrap, service: ExecutionService, stop: threading.Event
+    ) -> None:
         super().__init__(name="execution-control", daemon=True)
         self.topic = topic_name(settings, EXECUTION_CONTROL)
+        self._bootstrap = bootstrap
         group = f"{settings.execution.consumer_group}.control.{settings.execution.instance_id}"
         self._consumer = make_consumer(bootstrap, group, "latency")
         self._service = service
@@ -310,7 +320,7 @@ class ControlListener(threading.Thread):
                 if message is None:
                     continue
                 if message.error() is not None:
-                    _log_kafka_error(message)
+                    _log_kafka_error(message, self._bootstrap)
                     continue
                 admitted = admit_control(message.value(), message.headers(), self._key,
                                          self._service.engine.clock.now_ms(), self._max_age_ms)  # fmt: skip
@@ -357,7 +367,7 @@ def admit_control(
 
 def send_control(
     settings: Settings,
-    bootstrap: str,
+    bootstrap: Bootstrap,
     command: str,
     reason: str = "",
     symbol: str = "",
@@ -384,7 +394,7 @@ def send_control(
     return message
 
 
-def audit_tail(settings: Settings, bootstrap: str) -> Consumer:
+def audit_tail(settings: Settings, bootstrap: Bootstrap) -> Consumer:
     """Return a consumer positioned at the end of ``orders.events`` (to watch for answers)."""
     topic = topic_name(settings, ORDERS_EVENTS)
     consumer = make_consumer(bootstrap, f"tickwave-cli-{uuid.uuid4().hex[:8]}", "latency")

@@ -28,7 +28,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from adapters.bus import Profile, consumer_config, make_admin, make_producer
+from adapters.bus import Bootstrap, Profile, consumer_config, make_admin, make_producer, raise_if_denied
 from adapters.warehouse.writer import BatchWriter, WriterConfig
 from tickwave.contracts import Message, encode
 from tickwave.errors import ServiceError
@@ -58,8 +58,8 @@ class _TopicReader:
     and keeps its own offset.
     """
 
-    def __init__(self, config: dict[str, Any], topic: str, batch_size: int) -> None:
-        self.topic, self.batch_size = topic, batch_size
+    def __init__(self, bootstrap: Bootstrap, config: dict[str, Any], topic: str, batch_size: int) -> None:
+        self.bootstrap, self.topic, self.batch_size = bootstrap, topic, batch_size
         self.consumer = Consumer(config)
         self.buffers: dict[int, deque[Any]] = {}
 
@@ -135,6 +135,7 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
                 if error.code() == KafkaError._PARTITION_EOF:
                     self.at_end = True
                     break
+                raise_if_denied(error, self.reader.bootstrap, self.topic)
                 raise ServiceError(f"reading {self.topic}[{self.partition}] failed: {error.str()}")
             values.append(message.value())
             self.offset = message.offset() + 1
@@ -168,7 +169,7 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
 class TickTopicSource(FixedPartitionedSource[bytes, int]):
     """Every partition of a Kafka topic, as raw message values."""
 
-    def __init__(self, bootstrap: str, topic: str, tail: bool = True, batch_size: int = 2000) -> None:
+    def __init__(self, bootstrap: Bootstrap, topic: str, tail: bool = True, batch_size: int = 2000) -> None:
         """Read ``topic``; with ``tail=False`` stop at the end (replays, tests, benchmarks)."""
         self.bootstrap, self.topic, self.tail, self.batch_size = bootstrap, topic, tail, batch_size
         self._reader: _TopicReader | None = None
@@ -177,6 +178,7 @@ class TickTopicSource(FixedPartitionedSource[bytes, int]):
         """One Bytewax partition per Kafka partition."""
         metadata = make_admin(self.bootstrap).list_topics(self.topic, timeout=10)
         topic = metadata.topics.get(self.topic)
+        raise_if_denied(topic.error if topic is not None else None, self.bootstrap, self.topic)
         if topic is None or topic.error is not None:
             raise ServiceError(f"topic {self.topic} does not exist: run `tickwave topics create`")
         return [str(partition) for partition in sorted(topic.partitions)]
@@ -188,7 +190,7 @@ class TickTopicSource(FixedPartitionedSource[bytes, int]):
                 self.bootstrap, "tickwave-streams-unused", "latency",
                 **{"enable.partition.eof": not self.tail, "fetch.max.bytes": 16 * 1024 * 1024},
             )  # fmt: skip
-            self._reader = _TopicReader(config, self.topic, self.batch_size)
+            self._reader = _TopicReader(self.bootstrap, config, self.topic, self.batch_size)
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
         start = "the beginning" if resume_state is None else f"offset {resume_state}"
         logger.info("streams: reading %s[%s] from %s in process %d", self.topic, for_part, start, os.getpid())
@@ -205,7 +207,7 @@ class Publisher:
     the process that runs the flow.
     """
 
-    def __init__(self, bootstrap: str, topic: str, profile: Profile = "latency", **overrides: Any) -> None:
+    def __init__(self, bootstrap: Bootstrap, topic: str, profile: Profile = "latency", **overrides: Any) -> None:
         """Publish to ``topic`` on ``bootstrap`` with producer ``profile`` (and librdkafka ``overrides``)."""
         self.bootstrap, self.topic, self.profile, self.overrides = bootstrap, topic, profile, overrides
         self._producer: Producer | None = None
@@ -249,6 +251,7 @@ class Publisher:
 
     def _delivered(self, error: KafkaError | None, _message: Any) -> None:
         if error is not None:
+            raise_if_denied(error, self.bootstrap, self.topic)  # raised from poll() and flush()
             self.failures.append(error.str())
 
     def _raise_if_failed(self) -> None:

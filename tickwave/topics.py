@@ -18,16 +18,26 @@ ORDERS_EVENTS = "orders.events"
 EXECUTION_CONTROL = "execution.control"
 STREAMS_RECORDS = "streams.records"
 
+# The principals a secured cluster knows Tickwave's processes by; each topic names who may write and read it.
+INGEST = "ingest"
+DATAFLOW = "dataflow"
+EXECUTION = "execution"
+OPERATOR = "operator"  # `tickwave execution halt|reduce|resume|status`
+ANALYST = "analyst"  # reads the warehouse, never Kafka
+PRINCIPALS = (INGEST, DATAFLOW, EXECUTION, OPERATOR, ANALYST)
+
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """One topic: its base name, partitions, key and value contract."""
+    """One topic: its base name, partitions, key and value contract, and the principals that write and read it."""
 
     base_name: str
     partitions: int
     key: str
     value: str
     description: str
+    writers: tuple[str, ...] = ()
+    readers: tuple[str, ...] = ()
 
     def name(self, prefix: str = "") -> str:
         """Return the topic name with the configured prefix."""
@@ -38,21 +48,33 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Return every topic Tickwave uses, sized from the settings."""
     kafka = settings.kafka
     return [
-        TopicSpec(TICKS, kafka.ticks_partitions, "symbol", "Tick", "validated ticks from every source"),
-        TopicSpec(TICKS_DLQ, 1, "symbol or empty", "DeadLetter", "rejected input, with the reason"),
-        TopicSpec(SIGNALS, kafka.signals_partitions, "symbol", "Signal", "trading signals from models"),
+        TopicSpec(
+            TICKS, kafka.ticks_partitions, "symbol", "Tick", "validated ticks from every source",
+            writers=(INGEST,), readers=(DATAFLOW, EXECUTION),
+        ),
+        TopicSpec(
+            TICKS_DLQ, 1, "symbol or empty", "DeadLetter", "rejected input, with the reason",
+            writers=(INGEST, DATAFLOW),
+        ),
+        TopicSpec(
+            SIGNALS, kafka.signals_partitions, "symbol", "Signal", "trading signals from models",
+            writers=(DATAFLOW,), readers=(EXECUTION,),
+        ),
         TopicSpec(
             STREAMS_RECORDS, kafka.ticks_partitions, "symbol",
             "Tick | Bar | FeatureVector | Prediction | Signal | DeadLetter",
             "the dataflow's warehouse rows, inserted by the streams loader",
+            writers=(DATAFLOW,), readers=(DATAFLOW,),
         ),
         TopicSpec(
             ORDERS_EVENTS, kafka.signals_partitions, "symbol", "OrderEvent | Fill | RiskEvent",
             "event-sourced audit trail of every order",
+            writers=(EXECUTION,), readers=(EXECUTION, OPERATOR),
         ),
         TopicSpec(
             EXECUTION_CONTROL, 1, "none", "ControlCommand",
             "halt / reduce / resume commands (one partition: total order)",
+            writers=(OPERATOR,), readers=(EXECUTION,),
         ),
     ]  # fmt: skip
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.table import Table
 
-from adapters.bus import make_admin, resolve_bootstrap
+from adapters.acls import apply_acls, grants
+from adapters.bus import make_admin, resolve_admin
 from adapters.retention import topic_retention
 from adapters.topics import create_topics
 from app.cli.common import console, exit_on_tickwave_error, settings_or_exit
 from tickwave.topics import topic_specs
 
-app = typer.Typer(help="Create and list Tickwave's Kafka topics.", no_args_is_help=True)
+app = typer.Typer(help="Create and list Tickwave's Kafka topics and their ACLs.", no_args_is_help=True)
 
 
 @app.command("create")
@@ -19,7 +22,7 @@ def create() -> None:
     """Create every registered topic that does not exist yet (never relies on auto-creation); set retention."""
     settings = settings_or_exit()
     with exit_on_tickwave_error():
-        admin = make_admin(resolve_bootstrap(settings))
+        admin = make_admin(resolve_admin(settings))
         created = create_topics(admin, settings)
     console.print(f"created: {', '.join(created)}" if created else "all topics already exist")
 
@@ -29,7 +32,7 @@ def list_topics() -> None:
     """List the registered topics and whether each exists on the cluster."""
     settings = settings_or_exit()
     with exit_on_tickwave_error():
-        existing = make_admin(resolve_bootstrap(settings)).list_topics(timeout=10).topics
+        existing = make_admin(resolve_admin(settings)).list_topics(timeout=10).topics
         retention = {rule.topic: rule for rule in topic_retention(settings.retention)}
     table = Table("topic", "partitions", "kept", "size per partition", "key", "value", "exists")
     for spec in topic_specs(settings):
@@ -41,3 +44,22 @@ def list_topics() -> None:
             f"yes ({len(found.partitions)} partitions)" if found else "[red]no[/]",
         )  # fmt: skip
     console.print(table)
+
+
+@app.command("acls")
+def acls(
+    is_applied: Annotated[bool, typer.Option("--apply", help="create them on the cluster (needs ALTER on it)")] = False,
+) -> None:
+    """Print the ACLs the topic registry grants each principal; with --apply, create them."""
+    settings = settings_or_exit()
+    table = Table("principal", "operation", "resource", "name", "pattern")
+    for grant in grants(settings):
+        table.add_row(
+            f"User:{grant.principal}", grant.operation, grant.resource, grant.name,
+            "prefixed" if grant.is_prefix else "literal",
+        )  # fmt: skip
+    console.print(table)
+    if is_applied:
+        with exit_on_tickwave_error():
+            count = apply_acls(make_admin(resolve_admin(settings)), settings)
+        console.print(f"applied {count} ACLs")

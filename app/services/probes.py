@@ -73,13 +73,13 @@ def _reported(settings: Settings, name: str) -> Health:
 
 def _audit_lag(settings: Settings) -> dict[str, int | None] | str:
     """The audit loader's consumer-group lag on ``orders.events``, asked of the broker now."""
-    from adapters.bus import resolve_bootstrap
+    from adapters.bus import resolve_admin
     from adapters.health import group_lag
     from tickwave.topics import ORDERS_EVENTS, topic_name
 
     try:
         group = f"{settings.execution.consumer_group}-audit"
-        return group_lag(resolve_bootstrap(settings), group, topic_name(settings, ORDERS_EVENTS))
+        return group_lag(resolve_admin(settings), group, topic_name(settings, ORDERS_EVENTS))
     except Exception as exc:  # the broker may be restarting: say so, never fail `status`
         return f"unknown ({exc.__class__.__name__})"
 
@@ -94,7 +94,7 @@ def pipeline_lags(settings: Settings) -> dict[str, int | None]:
     """
     from confluent_kafka import KafkaException
 
-    from adapters.bus import resolve_bootstrap
+    from adapters.bus import resolve_admin
     from adapters.health import group_lag
     from tickwave.topics import ORDERS_EVENTS, SIGNALS, STREAMS_RECORDS, topic_name
 
@@ -102,7 +102,7 @@ def pipeline_lags(settings: Settings) -> dict[str, int | None]:
     groups = {"streams loader": (f"{settings.kafka.topic_prefix}tickwave-streams-loader", STREAMS_RECORDS),
               "execution": (settings.execution.consumer_group, SIGNALS),
               "audit loader": (f"{settings.execution.consumer_group}-audit", ORDERS_EVENTS)}  # fmt: skip
-    bootstrap = resolve_bootstrap(settings)
+    bootstrap = resolve_admin(settings)
     for stage, (group, topic) in groups.items():
         try:
             partitions = group_lag(bootstrap, group, topic_name(settings, topic))

@@ -13,9 +13,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from adapters.bus import as_principal
 from adapters.endpoints import free_port, ready_marker
 from app.services.supervisor import Launch, ManagedService
 from tickwave.config import Settings, to_environment
+from tickwave.topics import DATAFLOW, EXECUTION
 
 
 class OwnProcessService(ManagedService):
@@ -23,12 +25,24 @@ class OwnProcessService(ManagedService):
 
     stop_timeout_s = 30.0
 
-    def __init__(self, settings: Settings, name: str, arguments: list[str], address: str) -> None:
-        """Run ``tickwave <arguments>`` as service ``name``, shown at ``address`` in status."""
+    def __init__(
+        self, settings: Settings, name: str, arguments: list[str], address: str, principal: str | None = None
+    ) -> None:
+        """Run ``tickwave <arguments>`` as service ``name``, shown at ``address`` in status.
+
+        Args:
+            settings: the effective configuration, passed to the process.
+            name: the service's name.
+            arguments: the CLI arguments.
+            address: what status shows as its address.
+            principal: the Kafka principal it runs as on the secured embedded broker (its password is read
+                from the state dir by the process itself).
+        """
         super().__init__(settings)
         self.name = name
         self.arguments = arguments
         self.address = address
+        self.principal = principal
 
     @property
     def external_address(self) -> str | None:
@@ -46,11 +60,12 @@ class OwnProcessService(ManagedService):
 
     def launch(self, data_dir: Path) -> Launch:
         """Return the command, with the effective configuration in its environment."""
+        settings = as_principal(self.settings, self.principal) if self.principal else self.settings
         return Launch(
             command=[sys.executable, "-m", "app.cli", *self.arguments],
             address=self.address,
             ports={},
-            env=to_environment(self.settings),
+            env=to_environment(settings),
         )
 
     def probe(self, address: str) -> bool:
@@ -73,9 +88,11 @@ def own_processes(settings: Settings) -> list[ManagedService]:
     """The dataflow, the execution process, the audit loader, Dagster and the supervisor (if enabled), in order."""
     processes = settings.streams.processes
     services: list[ManagedService] = [
-        OwnProcessService(settings, "streams", ["streams", "run"], f"bytewax x{processes}"),
-        OwnProcessService(settings, "execution", ["execution", "run"], f"{settings.execution.broker} broker"),
-        OwnProcessService(settings, "audit", ["execution", "audit"], "orders.events -> warehouse"),
+        OwnProcessService(settings, "streams", ["streams", "run"], f"bytewax x{processes}", DATAFLOW),
+        OwnProcessService(
+            settings, "execution", ["execution", "run"], f"{settings.execution.broker} broker", EXECUTION
+        ),
+        OwnProcessService(settings, "audit", ["execution", "audit"], "orders.events -> warehouse", EXECUTION),
     ]
     if settings.orchestration.enabled:
         port = settings.orchestration.port or free_port()

@@ -191,7 +191,8 @@ def run_source(
     from tickwave.topics import TICKS, TICKS_DLQ, topic_name
 
     bootstrap = resolve_bootstrap(settings)
-    create_topics(make_admin(bootstrap), settings, is_retention_set=False)  # `topics create` and `up` set it
+    # `topics create` and `up` set the retention; under ACLs ingest sees (and may write) only its two topics.
+    create_topics(make_admin(bootstrap), settings, is_retention_set=False, base_names=(TICKS, TICKS_DLQ))
     profile: Profile = "bulk" if source.name == "replay" else "live"  # live ticks wait 1 ms for a batch, not 5
     sink = KafkaSink(
         bootstrap,

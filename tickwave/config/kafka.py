@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
 from tickwave.config.base import Section
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+PASSWORD_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
 
 
 class KafkaSettings(Section):
@@ -31,8 +36,92 @@ class KafkaSettings(Section):
     )
     signals_partitions: int = Field(default=1, ge=1, description="partitions of the signals and orders topics")
     start_timeout_s: float = Field(default=90.0, gt=0, description="how long `up` waits for the broker")
+    security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed services: SASL_SSL); the embedded "
+        "broker runs PLAINTEXT or SASL_SSL with SCRAM, certificates and ACLs per principal",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        default="SCRAM-SHA-512",
+        description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, or OAUTHBEARER (passed to librdkafka with "
+        "`sasl_oauthbearer_config`)",
+    )
+    username: str | None = Field(
+        default=None,
+        description="SASL principal of this process (embedded broker: ingest, dataflow, execution, analyst or admin)",
+    )
+    password: SecretStr | None = Field(
+        default=None,
+        description="SASL password (secret; embedded broker: read from its state dir when unset)",
+    )
+    sasl_oauthbearer_config: SecretStr | None = Field(
+        default=None, description="OAUTHBEARER: librdkafka's `sasl.oauthbearer.config` (secret)"
+    )
+    ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle that verifies the brokers (SSL, SASL_SSL; unset: the system's trust store, "
+        "embedded broker: its own CA)",
+    )
+    ssl_certificate_file: Path | None = Field(
+        default=None, description="PEM client certificate for mutual TLS (with `ssl_key_file`)"
+    )
+    ssl_key_file: Path | None = Field(default=None, description="PEM private key of `ssl_certificate_file`")
+    ssl_key_password: SecretStr | None = Field(
+        default=None, description="password of `ssl_key_file` when it is encrypted (secret)"
+    )
 
     @property
     def is_external(self) -> bool:
         """Return True when a user-provided cluster is configured."""
         return bool(self.bootstrap)
+
+    @property
+    def is_sasl(self) -> bool:
+        """Return True when clients authenticate with SASL."""
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def is_tls(self) -> bool:
+        """Return True when connections are encrypted with TLS."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> Self:
+        problems = [*self._sasl_problems(), *self._tls_problems()]
+        if not self.is_external and self.security_protocol not in ("PLAINTEXT", "SASL_SSL"):
+            problems.append(f"the embedded broker runs PLAINTEXT or SASL_SSL, not {self.security_protocol}")
+        if not self.is_external and self.is_sasl and not self.sasl_mechanism.startswith("SCRAM-"):
+            problems.append(f"the embedded broker authenticates with SCRAM, not {self.sasl_mechanism}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _sasl_problems(self) -> list[str]:
+        if not self.is_sasl:
+            unused = [name for name in ("username", "password", "sasl_oauthbearer_config") if getattr(self, name)]
+            return [f"{', '.join(unused)} set but security_protocol is {self.security_protocol}"] if unused else []
+        if self.sasl_mechanism not in PASSWORD_MECHANISMS:
+            return []
+        # The embedded broker generates the passwords, and `tickwave up` gives each process its principal.
+        missing = [name for name in ("username", "password") if getattr(self, name) is None]
+        return [f"{self.security_protocol} with {self.sasl_mechanism} needs a {' and a '.join(missing)}"] * bool(
+            self.is_external and missing
+        )
+
+    def _tls_problems(self) -> list[str]:
+        files = {
+            "ssl_ca_file": self.ssl_ca_file,
+            "ssl_certificate_file": self.ssl_certificate_file,
+            "ssl_key_file": self.ssl_key_file,
+        }
+        if not self.is_tls:
+            unused = [name for name, path in files.items() if path] + (
+                ["ssl_key_password"] if self.ssl_key_password else []
+            )
+            return [f"{', '.join(unused)} set but security_protocol is {self.security_protocol}"] if unused else []
+        problems = [f"{name} {path} does not exist" for name, path in files.items() if path and not path.is_file()]
+        if (self.ssl_certificate_file is None) != (self.ssl_key_file is None):
+            problems.append("ssl_certificate_file and ssl_key_file go together")
+        if self.ssl_key_password and not self.ssl_key_file:
+            problems.append("ssl_key_password set without ssl_key_file")
+        return problems

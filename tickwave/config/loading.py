@@ -43,7 +43,7 @@ def _describe_error(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return f"{location}: unknown setting (in {DEFAULT_CONFIG_FILE} or ${CONFIG_FILE_ENV})"
     expected = _expected_form(error["loc"])
-    shown = "***" if _is_secret(error["loc"]) else repr(error.get("input"))
+    shown = repr(_masked_input(tuple(error["loc"]), error.get("input")))
     return f"{location} ({variable}) = {shown}: {error['msg']}" + (f"; expected {expected}" if expected else "")
 
 
@@ -66,6 +66,15 @@ def _expected_form(loc: tuple[Any, ...]) -> str:
     annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
     description = f" ({field.description})" if field.description else ""
     return f"{annotation}{description}".replace("typing.", "")
+
+
+def _masked_input(loc: tuple[Any, ...], value: Any) -> Any:
+    # A section-level error (a model validator) shows the whole section: mask the secrets inside it too.
+    if _is_secret(loc):
+        return "***"
+    if isinstance(value, dict):
+        return {key: _masked_input((*loc, key), item) for key, item in value.items()}
+    return value
 
 
 def _is_secret(loc: tuple[Any, ...]) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from adapters.bus import Profile, make_producer
+from adapters.bus import Bootstrap, Profile, make_producer, raise_if_denied
 from streams.ingest.batches import SourceBatch
 from tickwave.clock import Clock
 from tickwave.contracts import DeadLetter, encode
@@ -39,7 +39,7 @@ class KafkaSink:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Bootstrap,
         ticks_topic: str,
         dlq_topic: str,
         source: str,
@@ -47,6 +47,7 @@ class KafkaSink:
         profile: Profile = "bulk",
         **overrides: Any,
     ) -> None:
+        self.bootstrap = bootstrap
         self.ticks_topic = ticks_topic
         self.dlq_topic = dlq_topic
         self.source = source
@@ -60,6 +61,7 @@ class KafkaSink:
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
+            raise_if_denied(error, self.bootstrap, message.topic() or "")  # raised from poll() and flush()
             self.delivery_failures += 1
             if self.delivery_failures <= 10 or self.delivery_failures % 10_000 == 0:
                 logger.error(

@@ -1,0 +1,98 @@
+"""The ACLs of a secured cluster, generated from the topic registry (``tickwave/topics.py``).
+
+Each registered topic names the principals that write and read it; this module turns that
+table into Kafka ACL bindings: WRITE for writers, READ for readers (both with DESCRIBE and
+DESCRIBE_CONFIGS), READ on the consumer groups of each reading principal. Nothing else is allowed:
+the embedded broker runs with ``allow.everyone.if.no.acl.found=false``, so a principal
+with no entry (the analyst) reaches no topic at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from tickwave.config import Settings
+from tickwave.errors import ServiceError
+from tickwave.topics import DATAFLOW, EXECUTION, OPERATOR, topic_specs
+
+logger = logging.getLogger(__name__)
+
+ANY_HOST = "*"
+# What a user of a topic may also look at: its metadata, and its configs (quixstreams checks them
+# before it reads or writes, and refuses to start without DESCRIBE_CONFIGS).
+_LOOK = ("DESCRIBE", "DESCRIBE_CONFIGS")
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One allowed operation: a principal may do ``operation`` on a topic or consumer group (prefix)."""
+
+    principal: str
+    resource: str  # "topic" or "group"
+    name: str
+    operation: str  # "WRITE", "READ", "DESCRIBE" or "DESCRIBE_CONFIGS"
+    is_prefix: bool = False
+
+    def binding(self) -> AclBinding:
+        """Return the Kafka ACL binding of this grant."""
+        return AclBinding(
+            ResourceType.TOPIC if self.resource == "topic" else ResourceType.GROUP,
+            self.name,
+            ResourcePatternType.PREFIXED if self.is_prefix else ResourcePatternType.LITERAL,
+            f"User:{self.principal}",
+            ANY_HOST,
+            AclOperation[self.operation],
+            AclPermissionType.ALLOW,
+        )
+
+
+def consumer_group_prefixes(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Return the consumer-group name prefixes each reading principal uses."""
+    prefix = settings.kafka.topic_prefix
+    return {
+        DATAFLOW: (f"{prefix}tickwave-streams", "tickwave-streams"),
+        EXECUTION: (settings.execution.consumer_group,),
+        OPERATOR: ("tickwave-cli-",),
+    }
+
+
+def grants(settings: Settings) -> list[Grant]:
+    """Return every grant the registry implies, sorted (one table: the registry's writers and readers)."""
+    prefix = settings.kafka.topic_prefix
+    found: set[Grant] = set()
+    groups = consumer_group_prefixes(settings)
+    for spec in topic_specs(settings):
+        name = spec.name(prefix)
+        for principal in spec.writers:
+            found |= {Grant(principal, "topic", name, operation) for operation in ("WRITE", *_LOOK)}
+        for principal in spec.readers:
+            found |= {Grant(principal, "topic", name, operation) for operation in ("READ", *_LOOK)}
+            found |= {Grant(principal, "group", group, "READ", is_prefix=True) for group in groups[principal]}
+    return sorted(found)
+
+
+def apply_acls(admin: AdminClient, settings: Settings, timeout_s: float = 30.0) -> int:
+    """Create the registry's ACLs on the cluster (existing ones are kept); return how many were sent.
+
+    Raises:
+        ServiceError: when the cluster refuses them (the client is not a super user or has no ALTER on the cluster).
+    """
+    bindings = [grant.binding() for grant in grants(settings)]
+    for binding, future in admin.create_acls(bindings, request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            raise ServiceError(f"creating ACL {binding} failed: {exc.args[0].str()}") from exc
+    logger.info("applied %d ACLs from the topic registry", len(bindings))
+    return len(bindings)

@@ -1,0 +1,148 @@
+"""SASL_SSL for the embedded broker: its certificates, its SCRAM users, its listeners and authorizer.
+
+At the first secured start the broker gets, under ``<state dir>/secrets/kafka`` (0700, files 0600):
+
+- a CA and a broker certificate signed by it, made with the JDK's ``keytool``
+  (``-genkeypair``, ``-certreq``, ``-gencert``; the broker's names are 127.0.0.1 and localhost),
+  and the CA exported as PEM for the Python clients;
+- one random password per principal: the super user ``admin`` (the broker itself, its
+  controller, ``tickwave up`` and ``tickwave topics``) and the registry's principals.
+
+The SCRAM users are written into the metadata log when the storage is formatted
+(``StorageTool format --add-scram``); the ACLs are created after the start from the topic
+registry (``adapters/acls.py``). Passwords reach keytool through its ``:env`` option and
+the storage tool through a Java argument file, never a command line; the broker reads
+them from its 0600 ``server.properties``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from adapters.bus_credentials import ADMIN, EmbeddedCredentials
+from adapters.endpoints import LOOPBACK
+from tickwave.errors import ServiceError
+from tickwave.topics import PRINCIPALS
+
+KEYSTORE_SECRET = ".keystore"  # noqa: S105 - the file name of the broker's keystore password
+SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+CERTIFICATE_DAYS = 825
+_STORE_PASSWORD_ENV = "TICKWAVE_KEYSTORE_SECRET"  # noqa: S105 - the name of a variable, not a secret
+
+
+def keystore_path(credentials: EmbeddedCredentials) -> Path:
+    """The broker's PKCS12 keystore: its key, its certificate and the CA."""
+    return credentials.folder / "broker.p12"
+
+
+def ensure_principals(credentials: EmbeddedCredentials) -> dict[str, str]:
+    """Return every principal's password, generating the missing ones (0600)."""
+    return {name: credentials.ensure_password(name) for name in (ADMIN, *PRINCIPALS)}
+
+
+def ensure_certificates(credentials: EmbeddedCredentials) -> None:
+    """Make the CA, the broker's certificate signed by it and the CA's PEM, once (keytool)."""
+    keystore = keystore_path(credentials)
+    if keystore.exists() and credentials.ca_file.exists():
+        return
+    password = credentials.ensure_password(KEYSTORE_SECRET)
+    folder = credentials.folder
+    ca_store, request, signed = folder / "ca.p12", folder / "broker.csr", folder / "broker.crt"
+    for leftover in (ca_store, keystore, request, signed, credentials.ca_file):
+        leftover.unlink(missing_ok=True)  # a start that died half-way: begin again
+    store = ["-storetype", "PKCS12", "-storepass:env", _STORE_PASSWORD_ENV]
+    days = ["-validity", str(CERTIFICATE_DAYS)]
+    steps = [
+        ["-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "2048", "-dname", "CN=Tickwave embedded Kafka CA",
+         "-ext", "bc:c", "-validity", "3650", "-keystore", str(ca_store), *store],
+        ["-exportcert", "-rfc", "-alias", "ca", "-keystore", str(ca_store), *store, "-file", str(credentials.ca_file)],
+        ["-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048", "-dname", f"CN={LOOPBACK}",
+         *days, "-keystore", str(keystore), *store],
+        ["-certreq", "-alias", "broker", "-keystore", str(keystore), *store, "-file", str(request)],
+        ["-gencert", "-rfc", "-alias", "ca", "-keystore", str(ca_store), *store, "-infile", str(request),
+         "-outfile", str(signed), *days, "-ext", f"SAN=ip:{LOOPBACK},dns:localhost", "-ext", "EKU=serverAuth"],
+        ["-importcert", "-noprompt", "-alias", "ca", "-file", str(credentials.ca_file), "-keystore", str(keystore),
+         *store],
+        ["-importcert", "-alias", "broker", "-file", str(signed), "-keystore", str(keystore), *store],
+    ]  # fmt: skip
+    environment = {**os.environ, _STORE_PASSWORD_ENV: password}
+    for step in steps:
+        result = subprocess.run(["keytool", *step], capture_output=True, text=True, env=environment, check=False)
+        if result.returncode != 0:
+            raise ServiceError(f"keytool {step[0]} failed for the embedded Kafka's certificates:\n{result.stdout}"
+                               f"{result.stderr}")  # fmt: skip
+    request.unlink()
+    for path in folder.iterdir():
+        path.chmod(0o600)
+
+
+def listener_block(protocol: str, controller_protocol: str, port: int, controller_port: int) -> str:
+    """Return the client listener (named after its ``protocol``) and the controller listener, on loopback."""
+    return f"""\
+listeners={protocol}://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{controller_port}
+advertised.listeners={protocol}://{LOOPBACK}:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name={protocol}
+listener.security.protocol.map=CONTROLLER:{controller_protocol},{protocol}:{protocol}
+"""
+
+
+def _jaas(module: str, password: str, *, is_plain_server: bool = False) -> str:
+    users = f' user_{ADMIN}="{password}"' if is_plain_server else ""
+    return f'{module} required username="{ADMIN}" password="{password}"{users};'
+
+
+def secured_properties(credentials: EmbeddedCredentials, port: int, controller_port: int) -> str:
+    """Return the listener, TLS, SASL and authorizer part of server.properties (it holds secrets: 0600).
+
+    The client listener is SASL_SSL with SCRAM; the controller listener, on loopback and
+    spoken only by this process to itself, is SASL_PLAINTEXT with PLAIN (KRaft cannot check
+    SCRAM there: the credentials live in the metadata the controller serves).
+    """
+    admin = credentials.ensure_password(ADMIN)
+    store = credentials.ensure_password(KEYSTORE_SECRET)
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+    return (
+        listener_block("SASL_SSL", "SASL_PLAINTEXT", port, controller_port)
+        + f"""\
+sasl.enabled.mechanisms={",".join(SCRAM_MECHANISMS)}
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config={_jaas(plain, admin, is_plain_server=True)}
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={_jaas(scram, admin)}
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={_jaas(scram, admin)}
+ssl.keystore.type=PKCS12
+ssl.keystore.location={keystore_path(credentials)}
+ssl.keystore.password={store}
+ssl.key.password={store}
+ssl.truststore.type=PEM
+ssl.truststore.location={credentials.ca_file}
+ssl.client.auth=none
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:{ADMIN}
+"""
+    )
+
+
+def scram_arguments(passwords: dict[str, str]) -> list[str]:
+    """Return StorageTool's ``--add-scram`` arguments for every principal and mechanism (for an argument file)."""
+    return [
+        argument
+        for name, password in sorted(passwords.items())
+        for mechanism in SCRAM_MECHANISMS
+        for argument in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+    ]
+
+
+def write_argument_file(path: Path, arguments: list[str]) -> Path:
+    """Write a Java launcher argument file (``java @file``) readable by the owner only."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write("\n".join(arguments) + "\n")
+    return path

@@ -1,0 +1,184 @@
+"""The kafka section's security settings, the client properties derived from them, and the ACL table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError
+
+from adapters.acls import grants
+from adapters.bus import KafkaConnection, client_security, consumer_config, denial, producer_config, raise_if_denied
+from adapters.bus_credentials import EmbeddedCredentials
+from app.services.kafka import server_properties
+from app.services.kafka.security import scram_arguments, secured_properties
+from app.services.processes import own_processes
+from tickwave.config import load_settings
+from tickwave.config.loading import masked_settings
+from tickwave.errors import ConfigurationError
+from tickwave.topics import ANALYST, INGEST, PRINCIPALS, topic_specs
+
+EXTERNAL = {"bootstrap": "broker.example:9092"}
+
+
+@pytest.fixture
+def ca_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    path.write_text("-----BEGIN CERTIFICATE-----\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kafka", "problem"),
+    [
+        ({**EXTERNAL, "security_protocol": "SASL_SSL", "password": "p"}, "needs a username"),
+        ({**EXTERNAL, "security_protocol": "SASL_SSL"}, "needs a username and a password"),
+        ({**EXTERNAL, "security_protocol": "SASL_PLAINTEXT", "username": "u"}, "needs a password"),
+        ({**EXTERNAL, "security_protocol": "SSL", "ssl_ca_file": "/no/such/ca.pem"}, "does not exist"),
+        ({**EXTERNAL, "username": "u"}, "set but security_protocol is PLAINTEXT"),
+        ({**EXTERNAL, "security_protocol": "SASL_PLAINTEXT", "username": "u", "password": "p", "ssl_ca_file": "/x"},
+         "set but security_protocol is SASL_PLAINTEXT"),
+        ({"security_protocol": "SSL"}, "the embedded broker runs PLAINTEXT or SASL_SSL"),
+        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "username": "u"}, "authenticates with SCRAM"),
+    ],
+)  # fmt: skip
+def test_kafka_settings_when_security_inconsistent_then_refused_without_showing_the_password(
+    kafka: dict[str, Any], problem: str
+) -> None:
+    # Act
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(kafka=kafka)
+
+    # Assert
+    assert problem in str(raised.value)
+    assert "'p'" not in str(raised.value)
+
+
+def test_kafka_settings_when_oauthbearer_then_no_password_needed() -> None:
+    settings = load_settings(kafka={**EXTERNAL, "security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER"})
+
+    assert client_security(settings.kafka) == {"security.protocol": "sasl_ssl", "sasl.mechanism": "OAUTHBEARER"}
+
+
+def test_client_security_when_sasl_ssl_then_librdkafka_properties(ca_file: Path) -> None:
+    # Arrange
+    kafka = load_settings(
+        kafka={**EXTERNAL, "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-256", "username": "ingest",
+               "password": "s3cret", "ssl_ca_file": str(ca_file)}
+    ).kafka  # fmt: skip
+
+    # Act
+    config = client_security(kafka)
+
+    # Assert
+    assert config == {
+        "security.protocol": "sasl_ssl",
+        "ssl.ca.location": str(ca_file),
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "ingest",
+        "sasl.password": "s3cret",
+    }
+
+
+def test_client_security_when_plaintext_then_nothing_added() -> None:
+    assert client_security(load_settings().kafka) == {}
+
+
+def test_client_configs_when_secured_connection_then_every_client_carries_the_security() -> None:
+    # Arrange
+    secured = KafkaConnection("b:1", {"security.protocol": "sasl_ssl", "sasl.username": "u", "sasl.password": "pw"})
+
+    # Act
+    configs = [producer_config(secured, "live"), consumer_config(secured, "g", "latency")]
+
+    # Assert
+    assert all(config["sasl.password"] == "pw" and config["bootstrap.servers"] == "b:1" for config in configs)
+
+
+def test_kafka_connection_when_printed_then_no_secret() -> None:
+    secured = KafkaConnection("b:1", {"sasl.username": "ingest", "sasl.password": "hunter2"})
+
+    assert "hunter2" not in f"{secured} {secured!r}"
+    assert str(secured) == "b:1 as ingest"
+
+
+def test_config_show_when_password_set_then_masked() -> None:
+    settings = load_settings(
+        kafka={**EXTERNAL, "security_protocol": "SASL_SSL", "username": "u", "password": "hunter2"}
+    )
+
+    assert "hunter2" not in str(masked_settings(settings))
+
+
+def test_denial_when_topic_refused_then_message_names_principal_and_topic() -> None:
+    secured = KafkaConnection("b:1", {"sasl.username": "ingest"})
+
+    with pytest.raises(ConfigurationError, match=r"principal 'ingest' topic 'signals'"):
+        raise_if_denied(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED), secured, "signals")
+    assert denial(KafkaError(KafkaError._MSG_TIMED_OUT), secured, "signals") is None
+
+
+def test_grants_when_generated_then_follow_the_registry_and_analyst_has_none() -> None:
+    # Arrange
+    settings = load_settings()
+
+    # Act
+    table = grants(settings)
+
+    # Assert
+    writes = {(grant.principal, grant.name) for grant in table if grant.operation == "WRITE"}
+    reads = {
+        (grant.principal, grant.name) for grant in table if grant.operation == "READ" and grant.resource == "topic"
+    }
+    specs = topic_specs(settings)
+    assert writes == {(principal, spec.base_name) for spec in specs for principal in spec.writers}
+    assert reads == {(principal, spec.base_name) for spec in specs for principal in spec.readers}
+    assert {(INGEST, "ticks")} == {(p, n) for p, n in writes if p == INGEST and n == "ticks"}
+    assert not [grant for grant in table if grant.principal == ANALYST]
+    assert {grant.principal for grant in table} <= set(PRINCIPALS)
+
+
+def test_secured_properties_when_written_then_authorizer_closed_and_super_user_admin(tmp_path: Path) -> None:
+    # Arrange
+    credentials = EmbeddedCredentials(tmp_path)
+
+    # Act
+    text = server_properties(tmp_path, 1, 2, secured_properties(credentials, 1, 2))
+
+    # Assert
+    assert "allow.everyone.if.no.acl.found=false" in text
+    assert "super.users=User:admin\n" in text
+    assert "listeners=SASL_SSL://127.0.0.1:1,CONTROLLER://127.0.0.1:2" in text
+    assert "PLAINTEXT://" not in text.replace("SASL_PLAINTEXT", "")
+
+
+def test_scram_arguments_when_principals_then_both_mechanisms_each() -> None:
+    arguments = scram_arguments({"admin": "a", "ingest": "b"})
+
+    assert arguments.count("--add-scram") == 4
+    assert "SCRAM-SHA-512=[name=ingest,password=b]" in arguments
+
+
+@pytest.mark.parametrize(
+    ("kafka", "expected"),
+    [
+        ({"security_protocol": "SASL_SSL"}, {"streams": "dataflow", "execution": "execution", "audit": "execution"}),
+        ({**EXTERNAL, "security_protocol": "SASL_SSL", "username": "svc", "password": "p"},
+         {"streams": "svc", "execution": "svc", "audit": "svc"}),
+    ],
+)  # fmt: skip
+def test_own_processes_when_embedded_broker_secured_then_each_runs_as_its_principal(
+    tmp_path: Path, kafka: dict[str, Any], expected: dict[str, str]
+) -> None:
+    # Arrange
+    settings = load_settings(state_dir=tmp_path, kafka=kafka, orchestration={"enabled": False})
+
+    # Act
+    environments = {service.name: service.launch(tmp_path).env for service in own_processes(settings)}
+
+    # Assert
+    assert {name: env.get("TICKWAVE_KAFKA_USERNAME") for name, env in environments.items() if name in expected} == (
+        expected
+    )
+    assert all("TICKWAVE_KAFKA_PASSWORD" not in env for env in environments.values()) == ("bootstrap" not in kafka)
