@@ -14,13 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import numpy as np
-
 from tickwave.money import quantize, to_decimal
 
 HOLDOUT = "holdout"
 _FOLD_ROWS = re.compile(r"fold_(\d+)_rows")  # a recorded walk-forward fold
-_MISSING = float("nan")  # a hit rate without a closing fill, in the registry's Float64 map
 
 
 @dataclass(frozen=True)
@@ -35,24 +32,26 @@ class StrategyFigures:
 
     def figures(self, prefix: str) -> dict[str, float]:
         """Return the figures under ``prefix`` (money to the cent, as the registry records it)."""
-        return {
+        figures = {
             f"{prefix}pnl_account": float(quantize(self.pnl_account)),
             f"{prefix}trades": float(self.trades),
             f"{prefix}orders": float(self.orders),
-            f"{prefix}hit_rate": _MISSING if self.hit_rate is None else self.hit_rate,
             f"{prefix}max_drawdown_account": float(quantize(self.max_drawdown_account)),
         }
+        if self.hit_rate is not None:  # no closing fill, no hit rate (and no NaN in the registry or in JSON)
+            figures[f"{prefix}hit_rate"] = self.hit_rate
+        return figures
 
     @classmethod
     def from_figures(cls, figures: Mapping[str, float], prefix: str) -> StrategyFigures | None:
         """Read back what :meth:`figures` wrote (money exactly to the cent); None when it is not there."""
         try:
-            hit_rate = float(figures[f"{prefix}hit_rate"])
+            hit_rate = figures.get(f"{prefix}hit_rate")
             return cls(
                 pnl_account=quantize(to_decimal(float(figures[f"{prefix}pnl_account"]))),
                 trades=int(figures[f"{prefix}trades"]),
                 orders=int(figures[f"{prefix}orders"]),
-                hit_rate=None if np.isnan(hit_rate) else hit_rate,
+                hit_rate=None if hit_rate is None else float(hit_rate),
                 max_drawdown_account=quantize(to_decimal(float(figures[f"{prefix}max_drawdown_account"]))),
             )
         except KeyError:
