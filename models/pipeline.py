@@ -121,8 +121,9 @@ def train_model(
         started = time.perf_counter()
         folds = judge_walk_forward(result, settings, models.registry_id)
         if folds:
+            runs = [note for fold in folds for note in fold.notes]  # orders, trades and denials of each run
             logger.info("walk-forward folds on the engine in %.1f s:\n%s", time.perf_counter() - started,
-                        "\n".join(folds_table(folds)))  # fmt: skip
+                        "\n".join(folds_table(folds) + runs))  # fmt: skip
         entry = registry.register(saved, result, actor, {key: value for fold in folds
                                                          for key, value in fold.figures().items()})  # fmt: skip
         decision = None
