@@ -2,9 +2,13 @@
 
 **Members and weights.** Each member (XGBoost, LightGBM) runs the whole lifecycle on the
 same dataset: the same folds, the same holdout. A member's weight is its walk-forward
-skill over the uninformed guess, ``ln 3 - log loss`` (out of sample, before the holdout),
-normalised to sum to 1; a member no better than the guess gets 0 (all of them: equal
-weights). The ensemble's probabilities are the weighted sum of the members'.
+skill over the class-frequency prior (:mod:`models.prior`: each fold's training labels'
+shares predicted for its test rows, what a model with no edge scores), ``prior log loss -
+log loss`` (out of sample, before the holdout), normalised to sum to 1; a member no better
+than the prior gets 0, even when it beats the uniform guess (``ln 3``, the floor above the
+prior). With no member better than the prior, equal weights: the blend then has no edge
+either, and the promotion's prior gate refuses it. The ensemble's probabilities are the
+weighted sum of the members'.
 
 **Confidence** of a prediction, in [0, 1]: the members' agreement (the weight of the
 members whose most probable label is the ensemble's) times the certainty of the blend
@@ -32,6 +36,7 @@ import numpy as np
 
 from models.base import DirectionModel, FoldResult, TrainingResult
 from models.dataset import Dataset
+from models.evaluation import log_loss
 from models.lgbm import LightGBMDirectionModel
 from models.xgb import XGBoostDirectionModel
 from tickwave.errors import ConfigurationError
@@ -47,9 +52,13 @@ logger = logging.getLogger(__name__)
 LN3 = math.log(3.0)
 
 
-def skill_weights(log_losses: list[float]) -> np.ndarray:
-    """Return each member's weight: its skill ``ln 3 - log loss`` (at least 0), normalised; equal without skill."""
-    skill = np.maximum(0.0, LN3 - np.asarray(log_losses, dtype=np.float64))
+def skill_weights(log_losses: list[float], no_edge_log_loss: float = LN3) -> np.ndarray:
+    """Return each member's weight: its skill ``no_edge_log_loss - log loss`` (at least 0), normalised.
+
+    ``no_edge_log_loss``: what a model without edge scores on the same rows; the ensemble passes the
+    class-frequency prior's (default: the uniform guess, ``ln 3``). Equal weights when no member has skill.
+    """
+    skill = np.maximum(0.0, no_edge_log_loss - np.asarray(log_losses, dtype=np.float64))
     if not skill.sum() > 0:
         return np.full(len(log_losses), 1.0 / len(log_losses))
     weights: np.ndarray = skill / skill.sum()
@@ -96,10 +105,12 @@ class EnsembleDirectionModel(DirectionModel[EnsembleClassifier]):
         """Train every member on ``dataset``; weigh them by walk-forward skill; score the blend the same way."""
         started = time.perf_counter()
         results = [member.train(dataset) for member in self.members]
-        weights = skill_weights([result.walk_forward.metrics.log_loss for result in results])
         first = results[0]
         walk_forward_dataset = first.walk_forward_dataset
-        assert walk_forward_dataset is not None  # set by DirectionModel.train
+        assert walk_forward_dataset is not None and first.walk_forward_prior is not None  # set by DirectionModel.train
+        # The members' out-of-sample rows and fold priors are the same: one "no edge" log loss for all of them.
+        prior_loss = log_loss(walk_forward_dataset.labels, first.walk_forward_prior)
+        weights = skill_weights([result.walk_forward.metrics.log_loss for result in results], prior_loss)
         out_of_sample = [result.walk_forward_probabilities for result in results]
         walk_forward = blend(np.stack([member for member in out_of_sample if member is not None]), weights)
         holdout = blend(np.stack([result.holdout_probabilities for result in results]), weights)

@@ -6,11 +6,17 @@ too few rows, a single class, NaN or infinite features, a feature schema mismatc
 leaky features or an export that differs from the trained model stop the run with a
 clear error and register nothing. A refused promotion does not fail the run: the new
 version stays a candidate and the outcome says why.
+
+The walk-forward folds are replayed through the execution engine here, after training
+(:func:`models.fold_judgement.judge_walk_forward`): only this run holds the fold models,
+so their figures are recorded with the version, and every promotion judges them beside
+the holdout.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +26,8 @@ from models.dataset import LabelSpec, build_dataset, query_bars, query_features
 from models.ensemble import EnsembleDirectionModel
 from models.errors import PromotionRefused
 from models.evaluation import BacktestSettings
+from models.fold_figures import folds_table
+from models.fold_judgement import judge_walk_forward
 from models.leakage import LeakageReport, check_point_in_time
 from models.lgbm import LightGBMDirectionModel
 from models.promotion import PromotionDecision
@@ -109,7 +117,15 @@ def train_model(
         trainer = trainer_for(models.framework, settings, clock)
         result = trainer.train(dataset)
         saved = trainer.save(result, registry.store, models.registry_id)
-        entry = registry.register(saved, result, actor)
+        # The fold models exist only here: their test blocks go through the engine now, recorded with the version.
+        started = time.perf_counter()
+        folds = judge_walk_forward(result, settings, models.registry_id)
+        if folds:
+            runs = [note for fold in folds for note in fold.notes]  # orders, trades and denials of each run
+            logger.info("walk-forward folds on the engine in %.1f s:\n%s", time.perf_counter() - started,
+                        "\n".join(folds_table(folds) + runs))  # fmt: skip
+        entry = registry.register(saved, result, actor, {key: value for fold in folds
+                                                         for key, value in fold.figures().items()})  # fmt: skip
         decision = None
         if promote:
             try:

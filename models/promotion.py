@@ -1,8 +1,9 @@
 """The promotion and rollback rules, as pure functions of what the registry read (no warehouse).
 
-- :func:`judge_promotion`: may a candidate replace the champion, judged on one holdout
+- :func:`judge_promotion`: may a candidate replace the champion, judged on its holdout
   (sanity, calibration, log loss below the class-frequency prior's, log-loss margin over the
-  champion, P&L against the baselines)?
+  champion) and walk-forward (P&L against the baselines on the engine in each fold)?
+- :func:`fold_share_failures`: does the candidate beat every baseline in enough folds?
 - :func:`contract_mismatches`: can a challenger be scored beside a champion at all?
 - :func:`rollback_target`: which earlier champion does a rollback restore?
 """
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 
 from models.evaluation import BaselineComparison, log_loss, reliability
+from models.fold_figures import HOLDOUT, FoldJudgement, StrategyFigures
 from models.prior import PriorBaseline, describe_shares, prior_log_loss
 from models.registry_rows import RegistryEntry, RegistryEvent
 
@@ -42,6 +46,8 @@ def judge_promotion(
     min_trades: int = 0,
     prior: PriorBaseline | None = None,
     prior_margin: float = 0.0,
+    folds: Sequence[FoldJudgement] = (),
+    min_fold_share: float = 1.0,
 ) -> PromotionDecision:
     """Apply the promotion rules to probabilities on one holdout (rows x 3, class order ``LABELS``).
 
@@ -59,6 +65,10 @@ def judge_promotion(
             that prior: the candidate's must be below the prior's on the holdout and in the walk-forward
             (None: not judged against the prior).
         prior_margin: relative log-loss improvement required over the prior (0: strictly below it).
+        folds: the candidate and the baselines on the engine in each judged window (the walk-forward folds'
+            test blocks and the holdout); empty: the holdout of ``trading`` is the one window.
+        min_fold_share: share of the windows in which the candidate must beat every baseline
+            (:func:`fold_share_failures`).
     """
     failures: list[str] = []
     figures: dict[str, float] = {"holdout_rows": float(len(labels))}
@@ -86,12 +96,12 @@ def judge_promotion(
         figures.update(trading.figures(), min_trades=float(min_trades), is_pnl_judged=1.0)
         if trading.candidate_trades < min_trades:
             failures.append(f"{trading.candidate_trades} holdout trades, fewer than models.min_trades ({min_trades})")
-        for name, pnl in trading.baseline_pnl_account.items():
-            if not trading.candidate_pnl_account > pnl:
-                failures.append(
-                    f"holdout P&L after costs {trading.candidate_pnl_account:.2f} does not beat the {name} "
-                    f"baseline's {pnl:.2f}"
-                )
+        fold_failures, fold_figures = fold_share_failures(list(folds) or [_holdout_fold(trading, len(labels))],
+                                                          min_fold_share)  # fmt: skip
+        failures.extend(fold_failures)
+        figures.update(fold_figures)
+        for fold in folds:  # the per-fold table (a holdout without engine folds has none)
+            figures.update(fold.figures())
     if champion is not None:
         champion_loss = log_loss(labels, champion)
         required = champion_loss * (1.0 - margin)
@@ -102,6 +112,41 @@ def judge_promotion(
                 f"by the margin {margin:g} (needs <= {required:.5f})"
             )
     return PromotionDecision(not failures, failures, list(notes), figures)
+
+
+def fold_share_failures(folds: Sequence[FoldJudgement], min_share: float) -> tuple[list[str], dict[str, float]]:
+    """Return why the candidate does not beat the baselines in enough folds (empty: it does), and the figures.
+
+    A fold is won when the candidate's P&L after costs on the engine is strictly above every
+    baseline's (a tie is a loss: a candidate that trades no better than a simple strategy adds
+    nothing). At least ``min_share`` of the folds must be won; the reason names each fold lost,
+    with the P&L it lost by.
+    """
+    won = [fold for fold in folds if not fold.lost_to()]
+    share = Fraction(len(won), len(folds)) if folds else Fraction(0)
+    required = Fraction(str(min_share))
+    figures = {"folds_judged": float(len(folds)), "folds_won": float(len(won)), "fold_won_share": float(share),
+               "min_fold_share": min_share}  # fmt: skip
+    if folds and share >= required:
+        return [], figures
+    lost = "; ".join(
+        f"{fold.label} (candidate {fold.candidate.pnl_account:.2f} vs "
+        + ", ".join(f"{name} {fold.baselines[name].pnl_account:.2f}" for name in fold.lost_to()) + ")"
+        for fold in folds if fold.lost_to()
+    )  # fmt: skip
+    return [
+        f"P&L after costs on the engine beats every baseline in {len(won)} of {len(folds)} folds ({float(share):.0%}), "
+        f"fewer than models.promotion_min_fold_share {min_share:g} requires; lost: {lost or 'no fold judged'}"
+    ], figures
+
+
+def _holdout_fold(trading: BaselineComparison, rows: int) -> FoldJudgement:
+    # The holdout comparison alone as the one window (no per-fold engine figures: the vectorised comparison).
+    def strategy(pnl: float, trades: int = 0) -> StrategyFigures:
+        return StrategyFigures(Decimal(repr(pnl)), trades, 0, None, Decimal(0))
+
+    return FoldJudgement(HOLDOUT, rows, strategy(trading.candidate_pnl_account, trading.candidate_trades),
+                         {name: strategy(pnl) for name, pnl in trading.baseline_pnl_account.items()})  # fmt: skip
 
 
 def _prior_failures(

@@ -2,8 +2,9 @@
 
 What :func:`models.promotion.judge_promotion` and :func:`models.shadow.judge_shadow` judge is
 read here: the candidate's holdout rebuilt from the warehouse, the candidate's and the
-champion's probabilities through the served ONNX models, the engine backtest against the
-baselines, and the two models' live predictions.
+champion's probabilities through the served ONNX models, the engine backtest of the holdout
+against the baselines beside the walk-forward folds' recorded at training
+(:mod:`models.fold_judgement`), and the two models' live predictions.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from models.dataset import Dataset, LabelSpec, build_dataset, query_bars, query_features
-from models.engine_backtest import compare_on_engine
+from models.fold_figures import HOLDOUT, FoldJudgement, recorded_folds
+from models.fold_judgement import judge_window
 from models.prior import prior_baseline
 from models.promotion import PromotionDecision, judge_promotion
 from models.registry_rows import RegistryEntry
@@ -80,21 +82,27 @@ class PromotionReview:
             notes.append(f"{candidate.name} records no training class shares: not judged against the "
                          "class-frequency prior")  # fmt: skip
         trading = None
+        folds: list[FoldJudgement] = []
         if models.baselines:
             # Through the live execution engine (sizing, gate, paper costs); the vectorised P&L rides along.
-            trading = compare_on_engine(
-                holdout.frame, candidate_probabilities.astype(np.float64),
+            window = judge_window(
+                HOLDOUT, holdout.frame, candidate_probabilities.astype(np.float64),
                 SignalRules(streams.entry_probability, streams.min_edge), self.settings, holdout.timeframe,
                 models.baselines, candidate.model_id, candidate.model_version,
             )  # fmt: skip
+            trading = window.comparison
             notes.extend(trading.notes)
+            folds = [*recorded_folds(candidate.metrics, models.baselines), window.fold]
+            if len(folds) == 1:
+                notes.append(f"{candidate.name} records no walk-forward fold on the engine (fold_<n>_*): its P&L "
+                             "is judged on the holdout alone")  # fmt: skip
         else:
             notes.append("no baselines configured (models.baselines): not judged on P&L")
         return judge_promotion(
             holdout.labels, candidate_probabilities.astype(np.float64),
             None if champion_probabilities is None else champion_probabilities.astype(np.float64),
             models.promotion_margin, models.calibration_bound, notes, trading, models.min_trades, prior,
-            models.prior_margin,
+            models.prior_margin, folds, models.promotion_min_fold_share,
         )  # fmt: skip
 
     def judged_in_shadow(self, candidate: RegistryEntry, decision: PromotionDecision) -> PromotionDecision:

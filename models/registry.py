@@ -9,7 +9,9 @@ moves only along :data:`models.registry_rows.TRANSITIONS`:
   the champion on the same recent holdout by ``models.promotion_margin`` (relative log
   loss), has a lower log loss than the class-frequency prior on the holdout and in the
   walk-forward (``models.prior_margin``: predicting its training labels' shares for every
-  row, what a model with no edge scores)
+  row, what a model with no edge scores), beats every baseline's P&L after costs on the
+  execution engine in ``models.promotion_min_fold_share`` of the windows judged (each
+  walk-forward fold's test block, recorded at registration, and the holdout)
   and passes the sanity checks (no NaN output, not constant, expected calibration
   error of every class within ``models.calibration_bound``); the champion it replaces
   is ``retired``. A version whose feature schema differs from the champion's cannot be
@@ -133,8 +135,14 @@ class ModelRegistry:
 
     # -- changing stages ------------------------------------------------------------------
 
-    def register(self, saved: SavedModel, result: TrainingResult[Any], actor: str) -> RegistryEntry:
-        """Record a stored artifact as the next candidate version of its model id."""
+    def register(
+        self, saved: SavedModel, result: TrainingResult[Any], actor: str, figures: dict[str, float] | None = None
+    ) -> RegistryEntry:
+        """Record a stored artifact as the next candidate version of its model id.
+
+        ``figures`` join the training's metrics: what only the training run can measure, such as the
+        walk-forward folds on the engine (``fold_<n>_*``, :mod:`models.fold_judgement`).
+        """
         dataset = result.dataset
         metadata = saved.metadata
         params = {
@@ -153,7 +161,7 @@ class ModelRegistry:
             entry = RegistryEntry(
                 model_id=saved.model_id, model_version=version, stage=CANDIDATE, framework=saved.framework,
                 artifact_uri=saved.artifact_uri, artifact_sha256=saved.sha256,
-                feature_schema_hash=dataset.schema_hash, metrics=result.metrics(), params=params,
+                feature_schema_hash=dataset.schema_hash, metrics={**result.metrics(), **(figures or {})}, params=params,
                 trained_from_ms=dataset.from_ms, trained_to_ms=dataset.to_ms, created_at_ms=now, updated_at_ms=now,
                 stage_changed_by=actor, stage_reason="trained",
             )  # fmt: skip

@@ -21,6 +21,8 @@ from app.views import comparison_table, figure
 from tickwave.config import ModelsSettings, Settings
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from models.registry import ModelRegistry, PromotionDecision, RegistryEntry
 
 app = typer.Typer(
@@ -55,13 +57,24 @@ def _time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def _print_decision(decision: PromotionDecision) -> None:
+def _print_decision(decision: PromotionDecision, baselines: tuple[str, ...]) -> None:
     for note in decision.notes:
         console.print(f"  note: {note}")
     for failure in decision.failures:
         console.print(f"  [red]failed[/]: {failure}")
-    for name, value in decision.figures.items():
-        console.print(f"  {name}: {value:.6g}")
+    _print_figures(decision.figures, baselines)
+
+
+def _print_figures(figures: dict[str, float], baselines: tuple[str, ...], out: Console | None = None) -> None:
+    # The decision's figures, the per-fold ones as a table (P&L / trades / hit rate / max drawdown per strategy).
+    from models.fold_figures import folds_table, judged_folds
+
+    out = out or console
+    for name, value in figures.items():
+        if not name.startswith("fold_"):
+            out.print(f"  {name}: {value:.6g}")
+    for line in folds_table(judged_folds(figures, baselines)):
+        out.print(f"  {line}", markup=False, highlight=False)
 
 
 def train(
@@ -98,7 +111,7 @@ def train(
     console.print(f"report:   {store_root / (entry.artifact_sha256 + '.report') / 'report.html'}")
     if outcome.decision is not None:
         console.print("promoted to champion" if outcome.decision.is_promoted else "not promoted:")
-        _print_decision(outcome.decision)
+        _print_decision(outcome.decision, settings.models.baselines)
 
 
 @contextmanager
@@ -208,11 +221,10 @@ def promote(
             err_console.print(f"[bold red]not promoted[/]: {name} v{version}")
             for note in refused.notes:
                 err_console.print(f"  note: {note}")
-            for figure, value in refused.figures.items():
-                err_console.print(f"  {figure}: {value:.6g}")
+            _print_figures(refused.figures, settings.models.baselines, err_console)
             raise
     console.print(f"{entry.name} is the champion of slot {entry.slot} on {entry.timeframe} bars")
-    _print_decision(decision)
+    _print_decision(decision, settings.models.baselines)
 
 
 @app.command("rollback")

@@ -74,6 +74,14 @@ class ModelsSettings(Section):
         description="promotion: holdout P&L after costs must beat each of these simple strategies",
     )
     min_trades: int = Field(default=10, ge=0, description="promotion: fewest holdout trades a candidate must make")
+    promotion_min_fold_share: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="promotion: share of the judged folds (each walk-forward test block and the holdout) in which "
+        "the candidate's P&L after costs on the execution engine must beat every baseline's (0.6: 3 of the default "
+        "4 + 1, a majority that neither the holdout alone nor one lucky stretch can carry)",
+    )
     shadow_min_days: float = Field(
         default=0.0,
         ge=0,

@@ -3,10 +3,14 @@
 Two synthetic markets of the same volatility (``testkit.planted_edge``) run as ticks through
 the streams' dataflow into the models tests' database, then through ``train_model``
 (what ``tickwave train`` runs): one has a planted edge (bar returns an AR(1) with
-``PHI = -0.4``: the next minute's direction follows the minute's own log return, the
-feature ``logret_1``, 63 % of the time), which the pipeline must find and promote; the other
-is a random walk, which it must refuse, the class-frequency prior's gate saying why in
-``tickwave train``'s verdict.
+``PHI = -0.6``: the next minute's direction follows the minute's own log return, the
+feature ``logret_1``, 70 % of the time), which the pipeline must find and promote, its P&L
+after costs on the execution engine beating both baselines in most walk-forward windows;
+the other is a random walk, which it must refuse, the class-frequency prior's gate saying
+why in ``tickwave train``'s verdict, beside the per-fold table. The edge is strong enough to
+pay its costs in each window of ~780 rows: at ``PHI = -0.4`` (63 %) the model is as right
+but its P&L after costs is noise around zero window by window (won 2 of 4), and the
+walk-forward judgement rightly refuses it.
 """
 
 from __future__ import annotations
@@ -22,17 +26,18 @@ from typer.testing import CliRunner
 from adapters.endpoints import Endpoint
 from app.cli import app
 from models.dataset import DOWN, FLAT, UP
+from models.fold_figures import HOLDOUT, folds_table, judged_folds
 from models.pipeline import train_model
 from models.registry import CANDIDATE, CHAMPION, ModelRegistry
 from testkit.planted_edge import direction_hit_rate, planted_edge_ticks
 from tests.integration.models.conftest import MODELS, cli_environment, external_settings, stream_into
 from tickwave.config import Settings, StreamsSettings
 
-MINUTES = 1000
+MINUTES = 2000
 # Recent minutes (the warehouse keeps features 180 days), ending an hour ago.
 END_MS = (time.time_ns() // 1_000_000 // 3_600_000 - 1) * 3_600_000
 RANGE_MS = (END_MS - MINUTES * 60_000, END_MS)
-PHI, VOLATILITY = -0.4, 2e-4  # the planted edge, and both markets' volatility of a minute's log return
+PHI, VOLATILITY = -0.6, 2e-4  # the planted edge, and both markets' volatility of a minute's log return
 # symbol -> seed; symbols execution.risk.allowed_symbols trades, none of SYMBOLS (the other tests' own)
 EDGE = {"GBPUSD": 21, "AUDUSD": 22}
 RANDOM_WALK = {"USDCHF": 23, "XAUUSD": 24}
@@ -81,6 +86,11 @@ def test_train_when_the_market_has_a_planted_edge_then_the_edge_is_found_and_pro
     assert model_hits > rule_hits - 0.04, (model_hits, rule_hits)
     # ... and trading it after costs beats both baselines (last_direction loses in a mean-reverting market).
     assert decision.figures["candidate_pnl_account"] > max(decision.figures["baseline_last_direction_pnl_account"], 0)
+    # ... and not on the holdout alone: walk-forward, in at least models.promotion_min_fold_share of the windows.
+    folds = judged_folds(decision.figures, settings.models.baselines)
+    assert [fold.name for fold in folds] == ["0", "1", "2", HOLDOUT], decision.figures
+    assert decision.figures["folds_won"] >= 3 and decision.figures["min_fold_share"] == 0.6, folds_table(folds)
+    assert all(fold.candidate.trades > 0 for fold in folds)
 
 
 def iso(ms: int) -> str:
@@ -114,3 +124,6 @@ def test_train_when_the_market_is_a_random_walk_then_the_prior_gate_refuses_it_i
     assert (figures["candidate_log_loss"] >= figures["prior_log_loss"]
             or figures["wf_log_loss"] >= figures["wf_prior_log_loss"]), figures  # fmt: skip
     assert "no edge over the label frequencies" in refused[0].reason
+    assert figures["folds_judged"] == 4  # three walk-forward folds and the holdout, in the verdict's table
+    assert "fold 0 " in trained.output, trained.output
+    assert "last_direction P&L / trades / hit / max dd" in trained.output, trained.output

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import ModelProto
 
+from models.base import DirectionModel
 from models.dataset import LABELS, Dataset, LabelSpec, build_dataset
 from models.ensemble import EnsembleDirectionModel, skill_weights
+from models.prior import class_frequencies
 from models.store import ArtifactStore
 from streams.features import FeatureSpec
 from streams.inference import Inference
@@ -33,6 +36,52 @@ def test_skill_weights_when_hand_checked_then_skill_over_the_uniform_guess_norma
     assert skill_weights([ln3 - 0.3, ln3 - 0.1]) == pytest.approx([0.75, 0.25])
     assert skill_weights([ln3 - 0.2, ln3 + 0.5]) == pytest.approx([1.0, 0.0])  # worse than guessing: no vote
     assert skill_weights([ln3 + 0.1, ln3 + 0.2]) == pytest.approx([0.5, 0.5])  # nobody has skill: equal votes
+
+
+def test_skill_weights_when_a_member_beats_the_guess_but_not_the_prior_then_it_gets_no_weight() -> None:
+    ln3, prior = math.log(3), 0.85
+
+    weights = skill_weights([0.80, 0.95], prior)  # 0.95: below ln 3 (1.0986), above the prior
+
+    assert weights == pytest.approx([1.0, 0.0])
+    assert skill_weights([0.80, 0.95])[1] > 0  # against the uniform guess it would have voted
+    assert skill_weights([0.90, 0.95], prior) == pytest.approx([0.5, 0.5])  # nobody beats the prior: equal votes
+    assert skill_weights([ln3 - 0.3, ln3 - 0.1], ln3) == pytest.approx([0.75, 0.25])
+
+
+@dataclass(frozen=True)
+class _Constant:
+    probabilities: np.ndarray
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return np.tile(self.probabilities, (len(features), 1))
+
+
+class _HalfGuessing(DirectionModel[_Constant]):
+    # Half the uniform guess, half the training shares, for every row: better than ln 3, worse than the prior.
+    framework = "half_guessing"
+
+    def fit(self, features: np.ndarray, labels: np.ndarray) -> _Constant:
+        return _Constant(0.5 * np.full(3, 1 / 3) + 0.5 * class_frequencies(labels))
+
+    def to_onnx(self, model: _Constant, width: int) -> ModelProto:
+        raise NotImplementedError
+
+
+def test_ensemble_when_a_member_is_worse_than_the_class_frequency_prior_then_it_gets_no_weight(
+    dataset: Dataset,
+) -> None:
+    model = EnsembleDirectionModel(SETTINGS, SignalRules())
+    model.__dict__["members"] = (model.members[0], _HalfGuessing(SETTINGS, SignalRules()))
+
+    result = model.train(dataset)
+
+    metrics = result.metrics()
+    noise = float(result.params["wf_log_loss_half_guessing"])
+    assert metrics["wf_prior_log_loss"] < noise < math.log(3), (metrics["wf_prior_log_loss"], noise)
+    assert float(result.params["wf_log_loss_xgboost"]) < metrics["wf_prior_log_loss"]
+    assert float(result.params["weight_half_guessing"]) == 0.0
+    assert float(result.params["weight_xgboost"]) == 1.0
 
 
 def test_ensemble_confidence_when_hand_checked_then_agreement_times_certainty() -> None:

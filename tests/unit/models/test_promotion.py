@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -10,8 +11,9 @@ import pytest
 from models.dataset import DOWN, FLAT, UP
 from models.errors import RegistryError
 from models.evaluation import BaselineComparison
+from models.fold_figures import HOLDOUT, NO_POSITION, FoldJudgement, StrategyFigures, judged_folds
 from models.prior import PriorBaseline
-from models.promotion import contract_mismatches, judge_promotion, rollback_target
+from models.promotion import contract_mismatches, fold_share_failures, judge_promotion, rollback_target
 from models.registry_rows import CANDIDATE, CHAMPION, RETIRED, RegistryEntry, RegistryEvent
 
 LABELS = np.array([UP, DOWN, FLAT, UP, DOWN, FLAT] * 50)
@@ -224,9 +226,9 @@ def trading(candidate_pnl: float, trades: int, flat: float = 0.0, last_direction
     ("comparison", "failure"),
     [
         (trading(12.5, 30), None),
-        (trading(-3.0, 30), "does not beat the flat baseline's 0.00"),
-        (trading(0.0, 30), "does not beat the flat baseline's 0.00"),  # equal is not better
-        (trading(4.0, 30, last_direction=9.0), "does not beat the last_direction baseline's 9.00"),
+        (trading(-3.0, 30), "lost: holdout (candidate -3.00 vs flat 0.00)"),
+        (trading(0.0, 30), "lost: holdout (candidate 0.00 vs flat 0.00)"),  # equal is not better
+        (trading(4.0, 30, last_direction=9.0), "lost: holdout (candidate 4.00 vs last_direction 9.00)"),
         (trading(12.5, 3), "3 holdout trades, fewer than models.min_trades (10)"),
     ],
 )
@@ -267,7 +269,90 @@ def test_judge_when_only_a_baseline_placed_orders_then_it_is_a_comparison() -> N
     decision = judge_promotion(LABELS, honest(0.5), None, 0.01, 0.6, trading=comparison, min_trades=0)
 
     assert decision.figures["is_pnl_judged"] == 1.0
-    assert decision.failures == ["holdout P&L after costs 0.00 does not beat the flat baseline's 0.00"]
+    assert decision.failures == ["P&L after costs on the engine beats every baseline in 0 of 1 folds (0%), fewer "
+                                 "than models.promotion_min_fold_share 1 requires; lost: holdout (candidate 0.00 vs "
+                                 "flat 0.00)"]  # fmt: skip
+
+
+def fold(name: str, candidate: str, last_direction: str = "-5.00", rows: int = 100) -> FoldJudgement:
+    """A window on the engine: the candidate's P&L against flat (0) and last_direction's."""
+
+    def strategy(pnl: str, trades: int = 0) -> StrategyFigures:
+        return StrategyFigures(Decimal(pnl), trades, 2 * trades, 0.5 if trades else None, Decimal("1.25"))
+
+    return FoldJudgement(name, rows, strategy(candidate, 20),
+                         {"flat": NO_POSITION, "last_direction": strategy(last_direction, 30)})  # fmt: skip
+
+
+WIN, LOSS = "12.50", "-3.10"
+
+
+@pytest.mark.parametrize(
+    ("candidates", "share", "is_passed", "lost"),
+    [
+        ([WIN, LOSS, WIN, LOSS, LOSS], 0.6, False, ["fold 1", "fold 3", "holdout"]),  # 2 of 5 won
+        ([WIN, WIN, LOSS, WIN, WIN], 0.6, True, []),  # 4 of 5 won
+        ([WIN, WIN, LOSS, WIN, LOSS], 0.6, True, []),  # 3 of 5 is exactly 0.6
+        ([WIN, WIN, LOSS, WIN, LOSS], 0.61, False, ["fold 2", "holdout"]),
+        ([WIN, WIN, WIN, WIN, LOSS], 1.0, False, ["holdout"]),  # the holdout is one fold among five
+        ([LOSS] * 5, 0.0, True, []),  # share 0: P&L not a criterion
+    ],
+)
+def test_fold_share_when_folds_are_won_and_lost_then_the_share_decides_and_names_the_folds_lost(
+    candidates: list[str], share: float, is_passed: bool, lost: list[str]
+) -> None:
+    folds = [fold(str(index), pnl) for index, pnl in enumerate(candidates[:-1])] + [fold(HOLDOUT, candidates[-1])]
+
+    failures, figures = fold_share_failures(folds, share)
+
+    assert (failures == []) == is_passed, failures
+    won = sum(pnl == WIN for pnl in candidates)
+    assert (figures["folds_judged"], figures["folds_won"], figures["min_fold_share"]) == (5, won, share)
+    assert figures["fold_won_share"] == pytest.approx(won / 5)
+    if not is_passed:
+        assert f"beats every baseline in {won} of 5 folds" in failures[0], failures
+        named = [label for label in ("fold 0", "fold 1", "fold 2", "fold 3", "holdout") if f"{label} (" in failures[0]]
+        assert named == lost, failures
+        assert f"(candidate {LOSS} vs flat 0.00)" in failures[0], failures
+
+
+@pytest.mark.parametrize(
+    ("candidate", "last_direction", "lost_to"),
+    [
+        ("0.00", "-5.00", ["flat"]),  # no better than never trading
+        ("7.25", "7.25", ["last_direction"]),  # equal to the momentum baseline's: not a win
+        ("7.26", "7.25", []),  # a cent above every baseline wins
+        ("-1.00", "3.00", ["flat", "last_direction"]),
+    ],
+)
+def test_fold_when_the_candidate_ties_a_baseline_then_the_fold_is_lost(
+    candidate: str, last_direction: str, lost_to: list[str]
+) -> None:
+    window = fold("0", candidate, last_direction)
+
+    failures, figures = fold_share_failures([window], 1.0)
+
+    assert window.lost_to() == lost_to
+    assert (failures == []) == (not lost_to)
+    assert figures["folds_won"] == (0 if lost_to else 1)
+
+
+def test_judge_when_folds_given_then_the_share_rule_judges_and_the_table_is_recorded() -> None:
+    folds = [fold("0", WIN), fold("1", LOSS), fold("2", LOSS), fold("3", WIN), fold(HOLDOUT, WIN)]
+    holdout = trading(12.5, 30)
+
+    refused = judge_promotion(LABELS, honest(0.5), None, 0.01, 0.6, trading=holdout, min_trades=10, folds=folds,
+                              min_fold_share=0.8)  # fmt: skip
+    promoted = judge_promotion(LABELS, honest(0.5), None, 0.01, 0.6, trading=holdout, min_trades=10, folds=folds,
+                               min_fold_share=0.6)  # fmt: skip
+
+    assert not refused.is_promoted and promoted.is_promoted, promoted.failures
+    assert refused.failures[0].endswith("lost: fold 1 (candidate -3.10 vs flat 0.00); fold 2 (candidate -3.10 vs "
+                                        "flat 0.00)"), refused.failures  # fmt: skip
+    figures = promoted.figures
+    assert figures["fold_1_candidate_pnl_account"] == -3.10 and figures["fold_holdout_last_direction_trades"] == 30
+    assert figures["fold_0_flat_pnl_account"] == 0.0 and figures["fold_2_candidate_max_drawdown_account"] == 1.25
+    assert judged_folds(figures, ("flat", "last_direction")) == folds  # read back exactly, in order
 
 
 CONTRACT = {"timeframe": "1m", "horizon_bars": "5", "dead_zone_bps": "1.0", "symbols": "EURUSD,USDJPY"}

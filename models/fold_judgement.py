@@ -1,0 +1,177 @@
+"""The promotion's P&L judged walk-forward: every fold's test window through the live execution engine.
+
+A candidate is judged on several windows of time, not on one holdout, so that neither one
+lucky stretch nor one unlucky one decides:
+
+- each **walk-forward fold's test block**, scored out of sample by the model fitted on the
+  rows before it (the fold models exist only in the training run, so these folds are
+  replayed at training and their figures recorded with the version, ``fold_<n>_*``);
+- the **holdout**, scored by the candidate itself (the served model), replayed when it is
+  judged for promotion.
+
+In each window the candidate's signals and each baseline's positions replay through the
+execution engine (:mod:`models.engine_backtest`'s public functions: the live sizing, gate
+and paper costs) as a session of their own that starts flat and ends flat. Per strategy and
+window: the P&L (exact ``Decimal``, account currency, realised plus open at the last mids,
+what the engine reports), the trades, the hit rate (the share of the fills that closed
+part of a position with a realised gain) and the max drawdown (the largest fall of the
+realised equity after each closing fill, and of the final P&L, below its running peak;
+every currency converted at the window's last mids, as the engine values its account).
+A strategy that never holds a position sends no order: its figures are zeros without a
+replay (the ``flat`` baseline).
+
+The rule applied to these figures is :func:`models.promotion.fold_share_failures`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from execution.backtest import fill_pnls, instruments_of
+from models.dataset import Dataset
+from models.engine_backtest import (
+    EngineTrading,
+    driven_by,
+    holdout_signals,
+    holdout_ticks,
+    live_driver_note,
+    position_signals,
+    run_engine,
+)
+from models.evaluation import BacktestSettings, BaselineComparison, backtest, baseline_positions, signal_positions
+from models.fold_figures import HOLDOUT, NO_POSITION, FoldJudgement, StrategyFigures
+from models.results import TrainingResult
+from tickwave.config import Settings
+from tickwave.instruments import Instrument, convert
+from tickwave.modeling import SignalRules
+from tickwave.money import MONEY_CONTEXT, quantize
+
+
+def strategy_figures(trading: EngineTrading, instruments: Mapping[str, Instrument], account_currency: str,
+                     mids: Mapping[str, float]) -> StrategyFigures:  # fmt: skip
+    """Return one replay's figures: its P&L, trades and orders, the hit rate and max drawdown of its closing fills.
+
+    Raises:
+        ValueError: when the P&L cannot be valued in the account currency (a conversion rate is missing).
+    """
+    if trading.pnl_account is None:
+        raise ValueError(f"the engine backtest cannot value its P&L in {account_currency}: a rate is missing")
+    positions: dict[str, Decimal] = {}
+    equity, peak, worst = Decimal(0), Decimal(0), Decimal(0)
+    closing = gains = 0
+    for fill in fill_pnls(trading.replay.events, instruments):
+        held = positions.get(fill.symbol, Decimal(0))
+        signed = fill.lots if fill.side == "buy" else -fill.lots
+        positions[fill.symbol] = held + signed
+        if not held or (held > 0) == (signed > 0):
+            continue  # opened or added to a position: nothing realised
+        closing += 1
+        gains += fill.realized > 0
+        amount = convert(fill.realized, fill.currency, account_currency, instruments, mids)
+        if amount is None:
+            raise ValueError(f"no rate to convert {fill.symbol}'s {fill.currency} P&L to {account_currency}")
+        equity = MONEY_CONTEXT.add(equity, amount)
+        peak = max(peak, equity)
+        worst = max(worst, MONEY_CONTEXT.subtract(peak, equity))
+    worst = max(worst, MONEY_CONTEXT.subtract(peak, trading.pnl_account))  # what stayed open at the end
+    return StrategyFigures(trading.pnl_account, trading.trades, trading.orders,
+                           gains / closing if closing else None, worst)  # fmt: skip
+
+
+def _last_mids(frame: pd.DataFrame) -> dict[str, float]:
+    # Each symbol's mid after its last row: the closing tick the engine values the account at.
+    last = frame.sort_values("bar_start_ms", kind="stable").groupby("symbol", sort=True)["next_mid_close"].last()
+    return {str(symbol): float(mid) for symbol, mid in last.items()}
+
+
+@dataclass(frozen=True)
+class WindowJudgement:
+    """One window judged on the engine, and the candidate's vectorised P&L of the same signals (the cross-check)."""
+
+    fold: FoldJudgement
+    comparison: BaselineComparison  # the figures the holdout judgement has always recorded
+
+
+def judge_window(
+    name: str,
+    frame: pd.DataFrame,
+    probabilities: np.ndarray,
+    rules: SignalRules,
+    settings: Settings,
+    timeframe: str,
+    baselines: Sequence[str],
+    model_id: str = "candidate",
+    model_version: int = 0,
+) -> WindowJudgement:
+    """Replay one window's candidate signals and each baseline through the engine; return its figures.
+
+    Raises:
+        ValueError: when an account-currency P&L cannot be valued (a conversion rate is missing).
+    """
+    judged = driven_by(settings, timeframe)
+    instruments, currency = instruments_of(settings), settings.execution.account_currency
+    mids = _last_mids(frame)
+    ticks = holdout_ticks(frame, timeframe)
+    runs: dict[str, EngineTrading | None] = {
+        "candidate": run_engine(judged, ticks, holdout_signals(frame, probabilities, rules, timeframe, model_id,
+                                                               model_version)),
+    }  # fmt: skip
+    for baseline in baselines:
+        positions = baseline_positions(frame, baseline)
+        runs[baseline] = (run_engine(judged, ticks, position_signals(frame, positions, timeframe,
+                                                                     f"baseline:{baseline}"))
+                          if positions.any() else None)  # fmt: skip
+    figures = {key: NO_POSITION if run is None else strategy_figures(run, instruments, currency, mids)
+               for key, run in runs.items()}  # fmt: skip
+    notes = tuple(f"{'' if name == HOLDOUT else f'fold {name}: '}"
+                  + (run.summary(key) if run is not None else f"engine backtest of {key}: never holds a position, "
+                     "no order (not replayed)")
+                  for key, run in runs.items())  # fmt: skip
+    live_note = live_driver_note(settings, sorted(frame["symbol"].astype(str).unique()), timeframe)
+    fold = FoldJudgement(name, len(frame), figures["candidate"], {key: figures[key] for key in baselines},
+                         notes + ((live_note,) if live_note and name == HOLDOUT else ()))  # fmt: skip
+    vectorised = backtest(frame, signal_positions(probabilities, rules), BacktestSettings.from_settings(settings))
+    comparison = BaselineComparison(
+        candidate_pnl_account=float(quantize(fold.candidate.pnl_account)),
+        candidate_trades=fold.candidate.trades,
+        baseline_pnl_account={key: float(quantize(value.pnl_account)) for key, value in fold.baselines.items()},
+        vectorised_pnl_account=float(quantize(vectorised.pnl_account)),
+        notes=fold.notes,
+        orders={key: value.orders for key, value in figures.items()},
+    )
+    return WindowJudgement(fold, comparison)
+
+
+def walk_forward_windows(result: TrainingResult[Any]) -> list[tuple[str, Dataset, np.ndarray]]:
+    """Return each walk-forward fold's test rows and their out-of-sample probabilities, fold after fold."""
+    dataset, probabilities = result.walk_forward_dataset, result.walk_forward_probabilities
+    if dataset is None or probabilities is None:
+        return []
+    windows, start = [], 0
+    for fold in result.folds:  # the out-of-sample rows are the folds' test blocks, in order
+        rows = np.arange(start, start + fold.test_rows)
+        windows.append((str(fold.index), dataset.take(rows), probabilities[rows]))
+        start += fold.test_rows
+    return windows
+
+
+def judge_walk_forward(
+    result: TrainingResult[Any], settings: Settings, model_id: str = "candidate", model_version: int = 0
+) -> list[FoldJudgement]:
+    """Replay every walk-forward fold's test block on the engine: the candidate's folds and the baselines'.
+
+    Nothing to replay without baselines (``models.baselines`` empty: not judged on P&L).
+    """
+    models, streams = settings.models, settings.streams
+    if not models.baselines:
+        return []
+    rules = SignalRules(streams.entry_probability, streams.min_edge)
+    return [judge_window(name, window.frame, probabilities, rules, settings, window.timeframe, models.baselines,
+                         model_id, model_version).fold
+            for name, window, probabilities in walk_forward_windows(result)]  # fmt: skip
