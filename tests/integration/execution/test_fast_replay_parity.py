@@ -19,7 +19,8 @@ from models.engine_backtest import holdout_signals, holdout_ticks
 from tickwave.config import load_settings
 from tickwave.modeling import SignalRules
 
-ROWS = int(os.environ.get("TICKWAVE_PARITY_ROWS", "200000"))
+# Not TICKWAVE_*: the settings refuse an unknown TICKWAVE_ variable.
+ROWS = int(os.environ.get("FAST_REPLAY_PARITY_ROWS", "200000"))
 
 
 def test_fast_replay_when_200k_rows_then_every_order_fill_and_pnl_equals_the_live_path(tmp_path: Path) -> None:
