@@ -229,7 +229,7 @@ def _timeline(ticks: Iterable[Tick], signals: Iterable[Signal]) -> list[_Timed]:
     # A tick before a signal at the same ms, then in arrival order.
     items: list[_Timed] = [(tick.time_ms, 0, n, tick) for n, tick in enumerate(ticks)]
     items += [(signal.created_at_ms, 1, n, signal) for n, signal in enumerate(signals)]
-    items.sort(key=lambda item: item[:3])
+    items.sort()  # (time, kind, index) is unique: the items themselves are never compared
     return items
 
 
