@@ -30,6 +30,7 @@ from execution.connectors import (
 from execution.engine import Engine
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
 from execution.limits import RiskLimits
+from execution.memory_journal import JournalLike
 from execution.service import ExecutionService, Publisher, TickChecks
 from execution.sizing import SizingPolicy
 from tickwave.clock import Clock, SystemClock
@@ -58,16 +59,25 @@ def build_broker(settings: Settings, clock: Clock) -> Broker:
 
 
 def build_service(
-    settings: Settings, publisher: Publisher, clock: Clock | None = None, broker: Broker | None = None
+    settings: Settings,
+    publisher: Publisher,
+    clock: Clock | None = None,
+    broker: Broker | None = None,
+    journal: JournalLike | None = None,
 ) -> ExecutionService:
-    """Build the engine, journal and (unless given) broker for ``settings`` (nothing is replayed yet)."""
+    """Build the engine, journal and broker for ``settings`` (nothing is replayed yet).
+
+    ``broker`` and ``journal``, when given, are used instead of the configured ones (a replay
+    keeps its journal and the paper ledger in memory: :mod:`execution.backtest`).
+    """
     clock = clock or SystemClock()
     execution = settings.execution
     limits = RiskLimits.from_settings(execution, registry(settings.symbols), settings.market)
     engine = Engine(limits, SizingPolicy.from_settings(execution), clock, execution.instance_id)
-    journal = Journal(
-        instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync, chain_id=execution.instance_id
-    )
+    if journal is None:
+        journal = Journal(
+            instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync, chain_id=execution.instance_id
+        )
     checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
     broker = broker or build_broker(settings, clock)
     return ExecutionService(engine, journal, broker, publisher, checks, execution.reconciliation.interval_s,

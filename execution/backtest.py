@@ -28,6 +28,7 @@ of a signal or of a fill's due time: the parity test
 
 from __future__ import annotations
 
+import gc
 import logging
 import tempfile
 from collections import Counter
@@ -39,6 +40,8 @@ from typing import cast
 
 from execution.app import build_service
 from execution.brokers.paper import PaperBroker
+from execution.journal import Journal
+from execution.memory_journal import MemoryJournal
 from execution.positions import Book
 from execution.service import ExecutionService
 from tickwave.audit_chain import ChainLink
@@ -62,6 +65,21 @@ logger = logging.getLogger(__name__)
 
 BACKTEST_ACTOR = "backtest"
 REPLAY_RECONCILE_EVERY_S = 86_400.0
+
+
+class _NoPublisher:
+    """The audit bus of a fast replay: nothing is published (the memory journal holds every event in order)."""
+
+    def publish(self, message: Message, key: str, position: int, link: ChainLink | None = None) -> None:
+        """Do nothing."""
+
+    def resume_position(self) -> int:
+        """Return 0: a replay starts from an empty journal."""
+        return 0
+
+    def flush(self, timeout_s: float) -> int:
+        """Return 0: nothing is pending."""
+        return 0
 
 
 class _Recorder:
@@ -159,6 +177,9 @@ class ReplayResult:
     realized_pnl: Decimal | None  # account currency
     total_pnl: Decimal | None  # realised + open positions at the last mids, account currency
     account_currency: str
+    # The audit hash chain's head over the journal's order events (its genesis when none; None: not computed).
+    chain_head: str | None = None
+    is_fast: bool = False  # replayed with the journal and the paper ledger in memory (see replay_session)
 
     @property
     def orders(self) -> list[OrderSubmitted]:
@@ -201,11 +222,14 @@ def replay_settings(settings: Settings, state_dir: Path) -> Settings:
     return settings.model_copy(update={"state_dir": state_dir, "execution": execution})
 
 
-def _timeline(ticks: Iterable[Tick], signals: Iterable[Signal]) -> list[tuple[int, int, int, Tick | Signal]]:
-    # (time, 0 for a tick / 1 for a signal, arrival index, item): a tick before a signal at the same ms.
-    items: list[tuple[int, int, int, Tick | Signal]] = [(tick.time_ms, 0, n, tick) for n, tick in enumerate(ticks)]
+_Timed = tuple[int, int, int, Tick | Signal]  # (time, 0 for a tick / 1 for a signal, arrival index, item)
+
+
+def _timeline(ticks: Iterable[Tick], signals: Iterable[Signal]) -> list[_Timed]:
+    # A tick before a signal at the same ms, then in arrival order.
+    items: list[_Timed] = [(tick.time_ms, 0, n, tick) for n, tick in enumerate(ticks)]
     items += [(signal.created_at_ms, 1, n, signal) for n, signal in enumerate(signals)]
-    items.sort(key=lambda item: item[:3])
+    items.sort()  # (time, kind, index) is unique: the items themselves are never compared
     return items
 
 
@@ -216,8 +240,22 @@ def replay_session(
     *,
     flatten_at_end: bool = False,
     state_dir: Path | None = None,
+    fast: bool = True,
+    audit_chain: bool = True,
 ) -> ReplayResult:
     """Replay ``ticks`` and ``signals`` through the execution service built from ``settings``; return what it did.
+
+    Two ways, with the same decisions (the same engine, risk gate, sizing and paper broker;
+    ``tests/integration/execution/test_fast_replay_parity.py`` holds them equal event by event):
+
+    - ``fast`` (the default): the journal and the paper broker's ledger are kept in memory
+      (:class:`~execution.memory_journal.MemoryJournal`; nothing is encoded per event, nothing
+      written), the broker is polled only when an order falls due or the reconciliation is
+      due (a poll with nothing due changes nothing), and the garbage collector pauses
+      during the replay (nothing a replay builds is cyclic garbage). The audit chain is
+      computed once at the end (``audit_chain``; False skips it and leaves ``chain_head`` None).
+    - not ``fast``: the live process's files (the journal with its per-event chain links and
+      the paper ledger) in ``state_dir``, and a poll after every event, as the live loop does.
 
     Args:
         settings: the live configuration (``execution``, ``symbols``, ``streams`` validation);
@@ -226,29 +264,45 @@ def replay_session(
         signals: the recorded signals (replayed at their ``created_at_ms``).
         flatten_at_end: close every position at the end with the operator's flatten (reduce-only
             market orders through the gate and the broker), so the costs of the way out count.
-        state_dir: where the journal and the paper ledger go (default: a temporary directory,
-            removed afterwards).
+        state_dir: where the journal and the paper ledger go when not ``fast`` (default: a
+            temporary directory, removed afterwards).
+        fast: keep the journal and the ledger in memory (above).
+        audit_chain: with ``fast``, link the order events into the audit chain at the end.
     """
-    if state_dir is None:
+    if state_dir is None and not fast:
         with tempfile.TemporaryDirectory(prefix="tickwave-backtest-") as temporary:
-            return replay_session(settings, ticks, signals, flatten_at_end=flatten_at_end, state_dir=Path(temporary))
+            return replay_session(settings, ticks, signals, flatten_at_end=flatten_at_end, state_dir=Path(temporary),
+                                  fast=False)  # fmt: skip
     timeline = _timeline(ticks, signals)
-    replayed = replay_settings(settings, state_dir)
     clock = ManualClock(timeline[0][0] if timeline else 0)
     recorder = _Recorder()
-    service = build_service(replayed, recorder, clock)
+    memory: MemoryJournal | None = None
+    if fast:
+        replayed = replay_settings(settings, state_dir or Path(tempfile.gettempdir()))  # no file is opened there
+        memory = MemoryJournal(replayed.execution.instance_id if audit_chain else None)
+        ledger = PaperBroker(replayed.execution, clock, None, instruments_of(replayed), ledger=MemoryJournal())
+        service = build_service(replayed, _NoPublisher(), clock, broker=ledger, journal=memory)
+    else:
+        assert state_dir is not None  # chosen above
+        replayed = replay_settings(settings, state_dir)
+        service = build_service(replayed, recorder, clock)
     broker = service.broker
     assert isinstance(broker, PaperBroker)  # replay_settings chose it
+    is_collecting = gc.isenabled()
     try:
         service.start()
-        for at_ms, _kind, _index, item in timeline:
-            _fill_due(service, broker, clock, before_ms=at_ms)
-            clock.set(max(clock.now_ms(), at_ms))
-            if isinstance(item, Tick):
-                service.handle_tick_bytes(encode(item))
-            else:
-                service.handle_signals([item])
-            service.poll_broker()
+        if fast:
+            gc.disable()
+            _replay_fast(service, broker, clock, timeline)
+        else:
+            for at_ms, _kind, _index, item in timeline:
+                _fill_due(service, broker, clock, before_ms=at_ms)
+                clock.set(max(clock.now_ms(), at_ms))
+                if isinstance(item, Tick):
+                    service.handle_tick_bytes(encode(item))
+                else:
+                    service.handle_signals([item])
+                service.poll_broker()
         _fill_due(service, broker, clock, before_ms=None)
         if flatten_at_end and broker.positions():
             now_ms = clock.now_ms()
@@ -263,10 +317,39 @@ def replay_session(
         positions = dict(broker.positions())
         realized_pnl, total_pnl = broker.account_value(realized), broker.account_value(total)
     finally:
+        if is_collecting:
+            gc.enable()
         service.close()
-    events = cast(tuple[AnyMessage, ...], recorder.journal())
+    if memory is not None:
+        events = cast(tuple[AnyMessage, ...], tuple(memory.messages))
+        chain = memory.chain()
+    else:
+        events = cast(tuple[AnyMessage, ...], recorder.journal())
+        chain = cast(Journal, service.journal).chain
+    head = None if chain is None else chain.head
     return ReplayResult(events, positions, realized, unrealized, realized_pnl, total_pnl,
-                        settings.execution.account_currency)  # fmt: skip
+                        settings.execution.account_currency, head, fast)  # fmt: skip
+
+
+def _replay_fast(
+    service: ExecutionService, broker: PaperBroker, clock: ManualClock, timeline: Sequence[_Timed]
+) -> None:
+    """The replay loop without the polls that find nothing due (the decisions are the same calls)."""
+    reconciler = service.reconciler
+    for at_ms, _kind, _index, item in timeline:
+        due_ms = broker.next_due_ms()
+        if due_ms is not None and due_ms < at_ms:
+            _fill_due(service, broker, clock, before_ms=at_ms)
+        now_ms = at_ms if at_ms > clock.now_ms() else clock.now_ms()
+        clock.set(now_ms)
+        if type(item) is Tick:
+            service.handle_tick_bytes(encode(item))
+        else:
+            service.handle_signals([cast(Signal, item)])
+        # A poll changes something only when an order is due or the reconciliation is (else it returns nothing).
+        due_ms = broker.next_due_ms()
+        if (due_ms is not None and due_ms <= now_ms) or reconciler.is_time(now_ms):
+            service.poll_broker()
 
 
 def _fill_due(service: ExecutionService, broker: PaperBroker, clock: ManualClock, before_ms: int | None) -> None:

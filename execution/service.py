@@ -28,7 +28,7 @@ from typing import NamedTuple, Protocol
 from execution.brokers.base import Broker
 from execution.engine import Engine, replay
 from execution.engine_state import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE
-from execution.journal import Journal
+from execution.memory_journal import JournalLike
 from execution.reconciler import Reconciler
 from tickwave.audit_chain import ChainLink
 from tickwave.config import StreamsSettings
@@ -112,7 +112,7 @@ class ExecutionService:
     def __init__(
         self,
         engine: Engine,
-        journal: Journal,
+        journal: JournalLike,
         broker: Broker,
         publisher: Publisher,
         tick_checks: TickChecks | None = None,

@@ -158,9 +158,15 @@ class EngineTrading:
                 f"{self.trades} trades; denied: {denied}")  # fmt: skip
 
 
-def run_engine(settings: Settings, ticks: Sequence[Tick], signals: Sequence[Signal]) -> EngineTrading:
-    """Replay ``ticks`` and ``signals`` through the execution engine with the live settings."""
-    replay = replay_session(settings, ticks, signals)
+def run_engine(
+    settings: Settings, ticks: Sequence[Tick], signals: Sequence[Signal], *, fast: bool = True
+) -> EngineTrading:
+    """Replay ``ticks`` and ``signals`` through the execution engine with the live settings.
+
+    ``fast``: the replay with its journal and paper ledger in memory (the same decisions;
+    see :func:`execution.backtest.replay_session`); False replays through the live files.
+    """
+    replay = replay_session(settings, ticks, signals, fast=fast)
     return EngineTrading(replay, replay.total_pnl, replay.trades, len(replay.orders), replay.denial_counts())
 
 

@@ -32,6 +32,7 @@ from execution.brokers.base import (
     rejected,
 )
 from execution.journal import Journal
+from execution.memory_journal import JournalLike
 from execution.positions import Book
 from execution.state import CreationIndex, Order, OrderStatus
 from tickwave.clock import Clock
@@ -82,10 +83,14 @@ class PaperBroker:
         self,
         settings: ExecutionSettings,
         clock: Clock,
-        ledger_path: Path,
+        ledger_path: Path | None,
         instruments: Mapping[str, Instrument] | None = None,
+        ledger: JournalLike | None = None,
     ) -> None:
         """Load the ledger at ``ledger_path`` (creating it) and rebuild the account from it.
+
+        ``ledger``: a journal to keep the ledger in instead of a file (a replay's, in memory:
+        :class:`~execution.memory_journal.MemoryJournal`); ``ledger_path`` is then not used.
 
         The account keeps cash and realised P&L per currency, exactly, as a multi-currency
         ledger does (a EURJPY trade settles in JPY); :meth:`account_value` converts them at
@@ -105,7 +110,11 @@ class PaperBroker:
         self._orders: dict[str, _PaperOrder] = {}
         self._working: set[str] = set()  # accepted, not yet filled (poll looks only at these)
         self._created = CreationIndex()  # orders(since_ms) reads a window of it
-        self._ledger = Journal(ledger_path, fsync=False)
+        if ledger is None:
+            if ledger_path is None:
+                raise ValueError("the paper broker needs a ledger: a path or a journal")
+            ledger = Journal(ledger_path, fsync=False)
+        self._ledger: JournalLike = ledger
         for event in self._ledger.events():
             if isinstance(event, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
                 self._apply(event)
