@@ -238,10 +238,14 @@ class ExecutionService:
                 self.reconciler.is_due = True  # after any broker error, at the next poll
 
     def keep_fence(self, force: bool = False) -> None:
-        """Confirm the fence when due (an idle process learns within a second that it was fenced), or now."""
+        """Confirm the fence when due (an idle process learns within a second that it was fenced), or now.
+
+        Called by the signal loop between batches, without the service lock: a halt never waits
+        for an idle confirmation (the fence serialises its own transactions), and every offset
+        staged so far belongs to a batch already decided.
+        """
         if force or self.fence.is_due():
-            with self.lock:
-                self._confirm_fence()
+            self._confirm_fence()
 
     def _confirm_fence(self) -> None:
         try:
@@ -249,7 +253,8 @@ class ExecutionService:
         except Fenced as exc:
             # Recorded for the operator; no halt event: that would cancel working orders the new owner now tracks.
             logger.critical("%s: this process stops deciding and exits", exc)
-            self._record(self.engine.report("fenced", f"{exc}; this process stopped deciding", "critical"))
+            with self.lock:
+                self._record(self.engine.report("fenced", f"{exc}; this process stopped deciding", "critical"))
             raise
 
     def handle_tick_bytes(self, raw: bytes) -> None:
