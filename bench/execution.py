@@ -207,21 +207,9 @@ def in_process(
     return figures
 
 
-def over_kafka(
-    root: Path,
-    bootstrap: str,
-    client: str,
-    seconds: float,
-    rate: int,
-    fsync: bool = True,
-    label: str = "",
-    is_fenced: bool = False,
-) -> dict[str, Any]:
-    """Stream signals at ``rate``/s through Kafka into the hot loop; time produce -> accepted.
-
-    ``is_fenced``: with the account's fence, as ``execution.app.run`` builds it (a Kafka
-    transaction before every broker call).
-    """
+def over_kafka(root: Path, bootstrap: str, client: str, seconds: float, rate: int, fsync: bool = True,
+               label: str = "", is_fenced: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Stream signals at ``rate``/s into the hot loop; time produce -> accepted (fenced: as ``app.run`` builds it)."""
     settings = load_settings(
         state_dir=root / (label or client),
         kafka={"bootstrap": bootstrap, "topic_prefix": f"bench-{label or client}."},

@@ -189,12 +189,10 @@ class ExecutionService:
 
         Each decision sees the orders decided before it as working orders (the limits
         count them), so deciding several before any broker call is as safe as one at a
-        time; only the fsync is shared. ``consumed``: how far the signals were read, committed
-        with the fence's next confirmation (before these orders' broker calls).
+        time; only the fsync is shared. ``consumed``: how far the signals were read (for the fence).
         """
         with self.lock:
-            if consumed:
-                self.fence.stage(consumed)
+            self.fence.stage(consumed or {})
             to_send: list[_Journaled] = []
             for signal in signals:
                 decision = self.engine.on_signal(signal)
@@ -238,12 +236,7 @@ class ExecutionService:
                 self.reconciler.is_due = True  # after any broker error, at the next poll
 
     def keep_fence(self, force: bool = False) -> None:
-        """Confirm the fence when due (an idle process learns within a second that it was fenced), or now.
-
-        Called by the signal loop between batches, without the service lock: a halt never waits
-        for an idle confirmation (the fence serialises its own transactions), and every offset
-        staged so far belongs to a batch already decided.
-        """
+        """Confirm the fence when due (an idle process learns within 1 s), or now; no lock: a halt never waits."""
         if force or self.fence.is_due():
             self._confirm_fence()
 
@@ -251,9 +244,8 @@ class ExecutionService:
         try:
             self.fence.confirm()
         except Fenced as exc:
-            # Recorded for the operator; no halt event: that would cancel working orders the new owner now tracks.
             logger.critical("%s: this process stops deciding and exits", exc)
-            with self.lock:
+            with self.lock:  # no halt: it would cancel working orders the new owner now tracks
                 self._record(self.engine.report("fenced", f"{exc}; this process stopped deciding", "critical"))
             raise
 
