@@ -24,11 +24,14 @@ from confluent_kafka.admin import (
 
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
-from tickwave.topics import DATAFLOW, EXECUTION, OPERATOR, topic_specs
+from tickwave.topics import DATAFLOW, EXECUTION, EXECUTION_TRANSACTIONAL_ID, OPERATOR, topic_specs
 
 logger = logging.getLogger(__name__)
 
 ANY_HOST = "*"
+_RESOURCES = {
+    "topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "transactional_id": ResourceType.TRANSACTIONAL_ID,
+}  # fmt: skip
 # What a user of a topic may also look at: its metadata, and its configs (quixstreams checks them
 # before it reads or writes, and refuses to start without DESCRIBE_CONFIGS).
 _LOOK = ("DESCRIBE", "DESCRIBE_CONFIGS")
@@ -36,10 +39,10 @@ _LOOK = ("DESCRIBE", "DESCRIBE_CONFIGS")
 
 @dataclass(frozen=True, order=True)
 class Grant:
-    """One allowed operation: a principal may do ``operation`` on a topic or consumer group (prefix)."""
+    """One allowed operation: a principal may do ``operation`` on a topic, consumer group or transactional id."""
 
     principal: str
-    resource: str  # "topic" or "group"
+    resource: str  # "topic", "group" or "transactional_id"
     name: str
     operation: str  # "WRITE", "READ", "DESCRIBE" or "DESCRIBE_CONFIGS"
     is_prefix: bool = False
@@ -47,7 +50,7 @@ class Grant:
     def binding(self) -> AclBinding:
         """Return the Kafka ACL binding of this grant."""
         return AclBinding(
-            ResourceType.TOPIC if self.resource == "topic" else ResourceType.GROUP,
+            _RESOURCES[self.resource],
             self.name,
             ResourcePatternType.PREFIXED if self.is_prefix else ResourcePatternType.LITERAL,
             f"User:{self.principal}",
@@ -79,6 +82,9 @@ def grants(settings: Settings) -> list[Grant]:
         for principal in spec.readers:
             found |= {Grant(principal, "topic", name, operation) for operation in ("READ", *_LOOK)}
             found |= {Grant(principal, "group", group, "READ", is_prefix=True) for group in groups[principal]}
+    # The account fence (execution/fence.py): a transactional producer per account, ids under one prefix.
+    fence = f"{prefix}{EXECUTION_TRANSACTIONAL_ID}"
+    found |= {Grant(EXECUTION, "transactional_id", fence, grant, is_prefix=True) for grant in ("WRITE", "DESCRIBE")}
     return sorted(found)
 
 

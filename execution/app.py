@@ -28,6 +28,7 @@ from execution.connectors import (
     run_quixstreams_loop,
 )
 from execution.engine import Engine
+from execution.fence import AccountFence, Fence
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
 from execution.limits import RiskLimits
 from execution.memory_journal import JournalLike
@@ -64,6 +65,7 @@ def build_service(
     clock: Clock | None = None,
     broker: Broker | None = None,
     journal: JournalLike | None = None,
+    fence: Fence | None = None,
 ) -> ExecutionService:
     """Build the engine, journal and broker for ``settings`` (nothing is replayed yet).
 
@@ -81,7 +83,7 @@ def build_service(
     checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
     broker = broker or build_broker(settings, clock)
     return ExecutionService(engine, journal, broker, publisher, checks, execution.reconciliation.interval_s,
-                            execution.reconciliation.window_s)  # fmt: skip
+                            execution.reconciliation.window_s, fence)  # fmt: skip
 
 
 @contextmanager
@@ -110,9 +112,11 @@ def single_instance(settings: Settings) -> Iterator[None]:
 def run(settings: Settings, stop: threading.Event) -> None:
     """Run the execution process until ``stop`` is set: reconcile, then take commands and signals."""
     bootstrap = resolve_bootstrap(settings)
-    with single_instance(settings):
+    with single_instance(settings):  # this host, this state dir
+        fence = AccountFence(settings, bootstrap)  # every host: taken before the journal is replayed
+        fence.claim()
         publisher = KafkaPublisher(settings, bootstrap, instance_dir(settings) / CURSOR_NAME)
-        service = build_service(settings, publisher)
+        service = build_service(settings, publisher, fence=fence)
         try:
             service.start()
             start_gc_freezer(stop)  # the replayed journal and every later survivor: out of the collector's walk
@@ -135,7 +139,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
                 service.poll_broker()
             finally:
                 reporter.stop()
-            stop.set()
+                stop.set()  # also when the loop failed (fenced): the control listener ends with it
             control.join(10)
             if control.failure is not None:
                 raise control.failure

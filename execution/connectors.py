@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 TICK_LOOKBACK = 200  # ticks the hot loop re-reads per partition on start (after prime_prices)
 PRIME_LOOKBACK = 20_000  # ticks read back per partition before the first signal (~0.1 s): every symbol's latest
-COMMIT_EVERY_S = 1.0
+COMMIT_EVERY_S = 1.0  # the audit cursor is saved this often
 POLL_TIMEOUT_S = 0.05
 MAX_BATCH = 100  # messages handled per lock hold at most: a halt waits for no more than this
 _COORDINATOR_STARTING = frozenset(
@@ -203,14 +203,13 @@ def run_confluent_loop(
         consumer.assign(signal_partitions + tick_partitions)
         logger.info("hot loop (confluent) assigned %d signal and %d tick partitions",
                     len(signal_partitions), len(tick_partitions))  # fmt: skip
-        next_offsets: dict[int, int] = {}
-        last_commit = time.monotonic()
         while not stop.is_set():
             # poll() returns as soon as one message is there; consume(timeout=0) then takes what else is
             # queued without waiting (a blocking consume() waits for its whole batch or the timeout).
             first = consumer.poll(POLL_TIMEOUT_S)
             batch = [first, *consumer.consume(num_messages=MAX_BATCH - 1, timeout=0)] if first is not None else []
             signals: list[Signal] = []  # consecutive signals are decided together (one fsync)
+            consumed: dict[tuple[str, int], int] = {}  # their offsets: committed by the fence, before any order
             for message in batch:
                 if message.error() is not None:
                     _log_kafka_error(message, bootstrap)
@@ -218,27 +217,19 @@ def run_confluent_loop(
                     signal = service.decode_signal(message.value())
                     if signal is not None:
                         signals.append(signal)
-                    next_offsets[message.partition()] = message.offset() + 1
+                    consumed[(signals_topic, message.partition())] = message.offset() + 1
                 else:
-                    if signals:  # keep the order of signals and ticks
-                        service.handle_signals(signals)
-                        signals = []
+                    if signals or consumed:  # keep the order of signals and ticks
+                        service.handle_signals(signals, consumed)
+                        signals, consumed = [], {}
                     service.handle_tick_bytes(message.value())
-            if signals:
-                service.handle_signals(signals)
+            if signals or consumed:
+                service.handle_signals(signals, consumed)
             service.poll_broker()
-            if next_offsets and time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                _commit(consumer, signals_topic, next_offsets)
-                next_offsets, last_commit = {}, time.monotonic()
-        if next_offsets:
-            _commit(consumer, signals_topic, next_offsets)
+            service.keep_fence()  # commits the offsets of signals without orders, at least once a second
+        service.keep_fence(force=True)
     finally:
         consumer.close()
-
-
-def _commit(consumer: Consumer, topic: str, next_offsets: dict[int, int]) -> None:
-    offsets = [TopicPartition(topic, partition, offset) for partition, offset in next_offsets.items()]
-    consumer.commit(offsets=offsets, asynchronous=True)
 
 
 def _log_kafka_error(message: Message, bootstrap: Bootstrap) -> None:
@@ -278,10 +269,12 @@ def run_quixstreams_loop(
     def on_signal(value: bytes) -> None:
         service.handle_signal_bytes(value)
         service.poll_broker()
+        service.keep_fence()
 
     def on_tick(value: bytes) -> None:
         service.handle_tick_bytes(value)
         service.poll_broker()  # late fills and the timed reconciliation also without signals
+        service.keep_fence()
 
     for base, handler in ((SIGNALS, on_signal), (TICKS, on_tick)):
         topic = app.topic(topic_name(settings, base), value_deserializer="bytes", key_deserializer="bytes")

@@ -5,7 +5,9 @@ Order of effects for a signal that passes the gate:
 1. the signal, the intent and ``OrderSubmitted`` are appended to the journal;
 2. the engine applies ``OrderSubmitted`` (the signal now counts as decided);
 3. the journal is fsynced (once for all the signals that arrived together);
-4. the broker is called; then the signal, the intent and ``OrderSubmitted`` are published
+4. the account's fence is confirmed (``execution.fence``: a Kafka transaction that also commits
+   the signals consumed; a process fenced by another one for the same account stops here);
+5. the broker is called; then the signal, the intent and ``OrderSubmitted`` are published
    (the audit bus is not on the decision path), and each answer is journaled, applied and
    published.
 
@@ -28,6 +30,7 @@ from typing import NamedTuple, Protocol
 from execution.brokers.base import Broker
 from execution.engine import Engine, replay
 from execution.engine_state import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE
+from execution.fence import Consumed, Fence, Fenced, Unfenced
 from execution.memory_journal import JournalLike
 from execution.reconciler import Reconciler
 from tickwave.audit_chain import ChainLink
@@ -118,8 +121,10 @@ class ExecutionService:
         tick_checks: TickChecks | None = None,
         reconcile_every_s: float = 10.0,
         reconcile_window_s: float = 86_400.0,
+        fence: Fence | None = None,
     ) -> None:
         self.engine = engine
+        self.fence = fence or Unfenced()
         self.journal = journal
         self.publisher = publisher
         self.tick_checks = tick_checks or TickChecks()
@@ -179,14 +184,15 @@ class ExecutionService:
         """Decide on a signal; send its order if the gate lets it through."""
         self.handle_signals([signal])
 
-    def handle_signals(self, signals: Sequence[Signal]) -> None:
+    def handle_signals(self, signals: Sequence[Signal], consumed: Consumed | None = None) -> None:
         """Decide on signals that arrived together; one fsync covers all their orders (group commit).
 
         Each decision sees the orders decided before it as working orders (the limits
         count them), so deciding several before any broker call is as safe as one at a
-        time; only the fsync is shared.
+        time; only the fsync is shared. ``consumed``: how far the signals were read (for the fence).
         """
         with self.lock:
+            self.fence.stage(consumed or {})
             to_send: list[_Journaled] = []
             for signal in signals:
                 decision = self.engine.on_signal(signal)
@@ -220,6 +226,7 @@ class ExecutionService:
         if not to_send:
             return
         self.journal.sync()  # every OrderSubmitted is on disk before any broker call
+        self._confirm_fence()  # and this process still owns the account
         for intent, journaled in to_send:
             answers = self.broker.submit(intent)
             for message, position in journaled:
@@ -227,6 +234,20 @@ class ExecutionService:
             self._record_all(answers)
             if any(isinstance(answer, OrderRejected) for answer in answers):
                 self.reconciler.is_due = True  # after any broker error, at the next poll
+
+    def keep_fence(self, force: bool = False) -> None:
+        """Confirm the fence when due (an idle process learns within 1 s), or now; no lock: a halt never waits."""
+        if force or self.fence.is_due():
+            self._confirm_fence()
+
+    def _confirm_fence(self) -> None:
+        try:
+            self.fence.confirm()
+        except Fenced as exc:
+            logger.critical("%s: this process stops deciding and exits", exc)
+            with self.lock:  # no halt: it would cancel working orders the new owner now tracks
+                self._record(self.engine.report("fenced", f"{exc}; this process stopped deciding", "critical"))
+            raise
 
     def handle_tick_bytes(self, raw: bytes) -> None:
         """Check one raw tick exactly as the dataflow does (``tickwave.validation``), then handle it."""

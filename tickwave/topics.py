@@ -23,6 +23,8 @@ INGEST = "ingest"
 DATAFLOW = "dataflow"
 EXECUTION = "execution"
 OPERATOR = "operator"  # `tickwave execution halt|reduce|resume|status`
+# The execution process's transactional ids (its account fence) start so, after the topic prefix.
+EXECUTION_TRANSACTIONAL_ID = "tickwave-execution-"
 ANALYST = "analyst"  # reads the warehouse, never Kafka
 PRINCIPALS = (INGEST, DATAFLOW, EXECUTION, OPERATOR, ANALYST)
 

@@ -17,7 +17,7 @@ from app.services.processes import own_processes
 from tickwave.config import load_settings
 from tickwave.config.loading import masked_settings
 from tickwave.errors import ConfigurationError
-from tickwave.topics import ANALYST, INGEST, PRINCIPALS, topic_specs
+from tickwave.topics import ANALYST, EXECUTION, INGEST, PRINCIPALS, topic_specs
 
 EXTERNAL = {"bootstrap": "broker.example:9092"}
 
@@ -127,7 +127,9 @@ def test_grants_when_generated_then_follow_the_registry_and_analyst_has_none() -
     table = grants(settings)
 
     # Assert
-    writes = {(grant.principal, grant.name) for grant in table if grant.operation == "WRITE"}
+    writes = {
+        (grant.principal, grant.name) for grant in table if grant.operation == "WRITE" and grant.resource == "topic"
+    }
     reads = {
         (grant.principal, grant.name) for grant in table if grant.operation == "READ" and grant.resource == "topic"
     }
@@ -137,6 +139,8 @@ def test_grants_when_generated_then_follow_the_registry_and_analyst_has_none() -
     assert {(INGEST, "ticks")} == {(p, n) for p, n in writes if p == INGEST and n == "ticks"}
     assert not [grant for grant in table if grant.principal == ANALYST]
     assert {grant.principal for grant in table} <= set(PRINCIPALS)
+    fences = {(grant.principal, grant.name, grant.operation) for grant in table if grant.resource == "transactional_id"}
+    assert fences == {(EXECUTION, "tickwave-execution-", "WRITE"), (EXECUTION, "tickwave-execution-", "DESCRIBE")}
 
 
 def test_secured_properties_when_written_then_authorizer_closed_and_super_user_admin(tmp_path: Path) -> None:

@@ -1,0 +1,194 @@
+"""One writer per trading account, across hosts: a Kafka transactional-id fence.
+
+The instance lock (``app.single_instance``) keeps a second process off one state dir on one
+host. A second process for the same account on another host (another state dir) would read
+the same signals and send every order twice. The fence closes that:
+
+- the process owns a transactional producer whose ``transactional.id`` names the account
+  (:func:`transactional_id`); ``init_transactions()`` at start bumps the id's epoch at the
+  broker's transaction coordinator, which aborts the older holder's open transaction and
+  fails its next one with a fatal fenced error;
+- before every broker call (after the journal's fsync), the process commits one Kafka
+  transaction holding the consumed signals' offsets (:meth:`AccountFence.confirm`). A
+  fenced process learns it there, before the order leaves, records a critical ``fenced``
+  risk event and exits non-zero; it sends nothing more;
+- the signals' offsets are committed only inside those transactions, and ``init_transactions()``
+  returns only once the predecessor's last transaction is complete or aborted: a process that
+  takes over resumes exactly after the signals its predecessor decided before the takeover and
+  decides the others itself; a signal never yields two orders, even with the predecessor running;
+- an idle process confirms once a second (``CONFIRM_EVERY_S``), so a fenced one exits within
+  about a second even without signals.
+
+Why a fence and not a lease: a lease is a timer, and a process paused past its lease (GC, a
+stalled VM, a slow disk: this machine's stalls for tens of milliseconds now and then) still
+believes it holds it. The fence is checked by the broker on the very step that precedes the
+order, with no clock. Its cost is one transaction per batch of orders (measured in
+``docs/deployment.md``, section "Single writer per account").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from adapters.bus import Bootstrap, make_consumer, make_producer
+from tickwave.config import Settings
+from tickwave.errors import ServiceError
+from tickwave.topics import EXECUTION_TRANSACTIONAL_ID, SIGNALS, topic_name
+
+logger = logging.getLogger(__name__)
+
+CONFIRM_EVERY_S = 1.0  # an idle process confirms this often: a fenced one learns it within about a second
+TRANSACTION_TIMEOUT_MS = 10_000  # a transaction left open by a killed process is aborted by the broker after this
+RETRY_FOR_S = 10.0  # retriable errors (a broker restarting) are retried this long, then the process stops
+_FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+
+Consumed = Mapping[tuple[str, int], int]  # (topic, partition) -> the next offset to read
+
+
+class Fenced(ServiceError):
+    """Another process took this account's transactional id: stop deciding and exit."""
+
+
+class Fence(Protocol):
+    """What the service checks before every broker call."""
+
+    def stage(self, consumed: Consumed) -> None:
+        """Remember how far the signals were read; committed with the next confirmation."""
+        ...
+
+    def confirm(self) -> None:
+        """Prove this process still owns the account (raise :class:`Fenced` if not)."""
+        ...
+
+    def is_due(self) -> bool:
+        """Return True when an idle process should confirm again."""
+        ...
+
+
+class Unfenced:
+    """No fence: tests and benchmarks that build the service in-process, without a Kafka broker."""
+
+    def stage(self, consumed: Consumed) -> None:
+        """Nothing to remember."""
+
+    def confirm(self) -> None:
+        """Nothing to prove."""
+
+    def is_due(self) -> bool:
+        """Never due."""
+        return False
+
+
+def fence_account(settings: Settings) -> str:
+    """The account the fence names: the MT5 server and login when configured, else ``instance_id``.
+
+    Two processes given different instance ids for one MT5 account are still one account.
+    """
+    mt5 = settings.mt5
+    if settings.execution.broker == "mt5" and mt5.login is not None:
+        return f"mt5-{mt5.server or 'default'}-{mt5.login}"
+    return settings.execution.instance_id
+
+
+def transactional_id(settings: Settings) -> str:
+    """``<topic prefix>tickwave-execution-<account>``: environments sharing a cluster never fence each other."""
+    return f"{settings.kafka.topic_prefix}{EXECUTION_TRANSACTIONAL_ID}{fence_account(settings)}"
+
+
+class AccountFence:
+    """The transactional producer that fences older holders and confirms ownership before each order."""
+
+    def __init__(self, settings: Settings, bootstrap: Bootstrap) -> None:
+        self.transactional_id = transactional_id(settings)
+        self._producer = make_producer(
+            bootstrap, "latency", **{"transactional.id": self.transactional_id,
+                                     "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                                     "retry.backoff.ms": 10},
+        )  # fmt: skip
+        group = settings.execution.consumer_group
+        # Group metadata only (no subscription, no membership): offsets are committed like a manual commit.
+        self._signals = make_consumer(bootstrap, group).consumer_group_metadata()
+        # An idle confirmation commits a count to the fence's own group (the signals' group is not touched).
+        self._beats = make_consumer(bootstrap, f"{group}.fence").consumer_group_metadata()
+        self._beat_at = TopicPartition(topic_name(settings, SIGNALS), 0)
+        self._confirmations = 0
+        self._staged: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+        self._confirmed_at = time.monotonic()
+
+    def claim(self, timeout_s: float = 30.0) -> None:
+        """Take the account: fence any older holder (its open transaction is aborted).
+
+        Raises:
+            ServiceError: when the transaction coordinator does not answer in time.
+        """
+        started = time.monotonic()
+        try:
+            self._producer.init_transactions(timeout_s)
+        except KafkaException as exc:
+            raise ServiceError(f"could not take the fence {self.transactional_id}: {exc.args[0].str()}") from exc
+        self._confirmed_at = time.monotonic()
+        logger.info("fence %s taken in %.0f ms: any older process for this account is fenced",
+                    self.transactional_id, (self._confirmed_at - started) * 1000)  # fmt: skip
+
+    def stage(self, consumed: Consumed) -> None:
+        """Remember how far the signals were read; committed with the next confirmation."""
+        with self._lock:
+            self._staged.update(consumed)
+
+    def is_due(self) -> bool:
+        """Return True when an idle process should confirm again."""
+        return time.monotonic() - self._confirmed_at >= CONFIRM_EVERY_S
+
+    def confirm(self) -> None:
+        """Commit one transaction: the staged offsets, or a beat when none are staged.
+
+        Raises:
+            Fenced: another process took the account's transactional id.
+            ServiceError: the broker did not take the transaction within ``RETRY_FOR_S``.
+        """
+        with self._lock:
+            staged = dict(self._staged)
+            deadline = time.monotonic() + RETRY_FOR_S
+            while True:
+                try:
+                    self._commit(staged)
+                    break
+                except KafkaException as exc:
+                    error = exc.args[0]
+                    if error.code() in _FENCED_CODES:
+                        raise Fenced(f"another execution process took the account's fence {self.transactional_id}"
+                                     f" ({error.str()})") from exc  # fmt: skip
+                    if error.fatal() or time.monotonic() > deadline:
+                        raise ServiceError(f"fence {self.transactional_id}: {error.str()}") from exc
+                    logger.warning("fence %s: %s; retrying", self.transactional_id, error.str())
+                    if error.txn_requires_abort():
+                        self._abort()
+                    time.sleep(0.1)
+            for key, offset in staged.items():
+                if self._staged.get(key) == offset:
+                    del self._staged[key]
+            self._confirmed_at = time.monotonic()
+
+    def _commit(self, staged: Mapping[tuple[str, int], int]) -> None:
+        self._producer.begin_transaction()
+        if staged:
+            offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in staged.items()]
+            self._producer.send_offsets_to_transaction(offsets, self._signals, RETRY_FOR_S)
+        else:
+            self._confirmations += 1
+            beat = TopicPartition(self._beat_at.topic, self._beat_at.partition, self._confirmations)
+            self._producer.send_offsets_to_transaction([beat], self._beats, RETRY_FOR_S)
+        self._producer.commit_transaction(RETRY_FOR_S)
+
+    def _abort(self) -> None:
+        try:
+            self._producer.abort_transaction(RETRY_FOR_S)
+        except KafkaException as exc:  # the retry's own begin_transaction reports what is left
+            logger.warning("fence %s: abort failed: %s", self.transactional_id, exc.args[0].str())
