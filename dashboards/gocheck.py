@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from adapters.warehouse.client import warehouse_url
+from adapters.warehouse.address import warehouse_address
 from adapters.warehouse.credentials import resolve_credentials
 from dashboards.build import boards
 from dashboards.macros import QueryContext, expand
@@ -77,13 +76,15 @@ def run_checker(
     binary: Path, settings: Settings, database: str, queries: list[dict[str, Any]], workdir: Path
 ) -> CheckerRun:
     """Run the checker as the analyst on ``database`` (password through the environment, never argv)."""
-    parts = urlsplit(warehouse_url(settings))
+    address = warehouse_address(settings)
     credentials = resolve_credentials(settings)
     queries_file = workdir / "checker-queries.json"
     queries_file.write_text(json.dumps(queries, indent=1), encoding="utf-8")
     environment = {
         **os.environ,
-        "CHECKER_ADDR": f"{parts.hostname}:{parts.port or 8123}",
+        "CHECKER_ADDR": address.host_port,
+        "CHECKER_SECURE": "1" if address.is_secure else "0",
+        "CHECKER_CA_FILE": str(address.ca_file or ""),  # empty: the system's trust store
         "CHECKER_USER": credentials.analyst_user,
         "CHECKER_PASSWORD": credentials.analyst_password.get_secret_value(),
         "CHECKER_DATABASE": database,

@@ -3,16 +3,20 @@
 The datasource file holds the URL and user from Tickwave's configuration; the password is
 a reference to an environment variable of Grafana's process (``$CLICKHOUSE_ANALYST_PASSWORD``
 by default), which Grafana expands when it reads the file: the secret is never written.
+Over HTTPS the file says ``secure`` and, when the warehouse has a CA of its own
+(``clickhouse.ca_file`` or the generated one), carries that CA's certificate (public) in
+``tlsCACert`` with ``tlsAuthWithCACert``, so the plugin verifies against it; verification is
+never skipped.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
+from adapters.warehouse.address import configured_address
 from dashboards.alerts import AlertRule, alert_rules
 from dashboards.dataquery import DATASOURCE_UID, PLUGIN_TYPE, QueryFormat
 from tickwave.config import Settings
@@ -21,18 +25,6 @@ from tickwave.errors import ConfigurationError
 FOLDER_UID = "tickwave"
 RULE_GROUP = "tickwave"
 CONTACT_POINT = "tickwave-webhook"
-
-
-def warehouse_address(settings: Settings) -> tuple[str, int, bool, str]:
-    """Host, port, TLS and URL path of the warehouse's HTTP interface, as Grafana reaches it."""
-    url = settings.clickhouse.url
-    if not url:
-        return "127.0.0.1", settings.clickhouse.port, False, ""
-    parts = urlsplit(url)
-    secure = parts.scheme == "https"
-    if not parts.hostname:
-        raise ConfigurationError(f"clickhouse.url={url!r}: no host")
-    return parts.hostname, parts.port or (8443 if secure else 8123), secure, parts.path.rstrip("/")
 
 
 def datasource_document(settings: Settings) -> dict[str, Any]:
@@ -48,20 +40,24 @@ def datasource_document(settings: Settings) -> dict[str, Any]:
             f"dashboards.row_limit={board.row_limit} exceeds clickhouse.analyst_max_result_rows="
             f"{clickhouse.analyst_max_result_rows}"
         )
-    host, port, secure, path = warehouse_address(settings)
+    address = configured_address(settings)
     json_data: dict[str, Any] = {
-        "host": host,
-        "port": port,
+        "host": address.host,
+        "port": address.port,
         "protocol": "http",
-        "secure": secure,
+        "secure": address.is_secure,
         "username": clickhouse.analyst_user,
         "defaultDatabase": clickhouse.database,
         "dialTimeout": "10",
         "queryTimeout": str(board.query_timeout_s),
         "rowLimit": board.row_limit,
     }
-    if path:
-        json_data["path"] = path
+    if address.path:
+        json_data["path"] = f"/{address.path}"
+    secure_json_data = {"password": f"${board.password_env}"}
+    if address.ca_file is not None:
+        json_data["tlsAuthWithCACert"] = True
+        secure_json_data["tlsCACert"] = _read_ca(address.ca_file)
     return {
         "apiVersion": 1,
         "datasources": [
@@ -71,10 +67,20 @@ def datasource_document(settings: Settings) -> dict[str, Any]:
                 "type": PLUGIN_TYPE,
                 "editable": False,
                 "jsonData": json_data,
-                "secureJsonData": {"password": f"${board.password_env}"},
+                "secureJsonData": secure_json_data,
             }
         ],
     }
+
+
+def _read_ca(ca_file: Path) -> str:
+    try:
+        return ca_file.read_text(encoding="ascii")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read the warehouse's CA {ca_file} for Grafana ({exc}): with a generated one, start the "
+            "warehouse once first"
+        ) from exc
 
 
 def dashboard_provider_document(dashboards_path: Path, folder: str) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def _datasource(api: GrafanaApi, settings: Settings, report: PushReport) -> None
             "type": PLUGIN_TYPE,
             "access": "proxy",
             "jsonData": document["jsonData"],
-            "secureJsonData": {"password": _analyst_password(settings)},
+            "secureJsonData": {**document["secureJsonData"], "password": _analyst_password(settings)},
         }
     )
     report.add("datasource", document["name"], "created")

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from adapters.warehouse.client import warehouse_url
+from adapters.warehouse.address import warehouse_address
 from adapters.warehouse.credentials import resolve_credentials
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
@@ -41,7 +41,8 @@ class AnalystRunner:
     def __init__(self, settings: Settings, database: str | None = None) -> None:
         """Resolve the URL and the analyst's credentials from ``settings``."""
         credentials = resolve_credentials(settings)
-        self.url = warehouse_url(settings)
+        address = warehouse_address(settings)
+        self.url = address.url
         self.params = {
             "database": database or settings.clickhouse.database,
             "limit": str(settings.dashboards.row_limit),
@@ -49,7 +50,9 @@ class AnalystRunner:
             "default_format": FORMAT,
         }
         self.client = httpx.Client(
-            auth=(credentials.analyst_user, credentials.analyst_password.get_secret_value()), timeout=60.0
+            auth=(credentials.analyst_user, credentials.analyst_password.get_secret_value()),
+            timeout=60.0,
+            verify=address.ssl_context() or True,  # over HTTPS: verified against the warehouse's CA
         )
 
     def query(self, sql: str) -> QueryResult:

@@ -2,6 +2,11 @@
 
 The profile holds no address or secret: ``dbt_environment`` turns Tickwave's settings into
 the ``DBT_CLICKHOUSE_*`` variables it reads, for dbt run by Dagster, tests or by hand.
+
+Over HTTPS the profile sets ``secure`` and ``verify``; dbt-clickhouse (1.10) has no profile
+key for a CA file, but with ``verify`` and no CA clickhouse-connect
+verifies against OpenSSL's default trust store, which ``SSL_CERT_FILE`` names: so the
+warehouse's CA, when there is one, is passed as ``SSL_CERT_FILE`` to dbt's process.
 """
 
 from __future__ import annotations
@@ -18,9 +23,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from adapters.warehouse.client import warehouse_url
+from adapters.warehouse.address import warehouse_address
 from adapters.warehouse.credentials import resolve_credentials
 from tickwave.config import Settings
 
@@ -133,19 +137,21 @@ def dbt_environment(settings: Settings, database: str | None = None) -> dict[str
     Raises:
         ServiceError: when the warehouse cannot be located or no password is known yet.
     """
-    address = urlsplit(warehouse_url(settings))
+    address = warehouse_address(settings)
     credentials = resolve_credentials(settings)
-    secure = address.scheme == "https"
-    return {
-        "DBT_CLICKHOUSE_HOST": address.hostname or "127.0.0.1",
-        "DBT_CLICKHOUSE_PORT": str(address.port or (8443 if secure else 8123)),
+    environment = {
+        "DBT_CLICKHOUSE_HOST": address.host,
+        "DBT_CLICKHOUSE_PORT": str(address.port),
         "DBT_CLICKHOUSE_USER": credentials.user,
         "DBT_CLICKHOUSE_PASSWORD": credentials.password.get_secret_value(),
         "DBT_CLICKHOUSE_DATABASE": database or settings.clickhouse.database,
-        "DBT_CLICKHOUSE_SECURE": str(secure),
+        "DBT_CLICKHOUSE_SECURE": str(address.is_secure),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
     }
+    if address.ca_file is not None:  # the profile cannot name a CA: OpenSSL's default store is this file
+        environment["SSL_CERT_FILE"] = str(address.ca_file)
+    return environment
 
 
 # Placeholders of the price_at_digits variable (filled by the dbt macro of that name).

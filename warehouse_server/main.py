@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from adapters.warehouse.credentials import CREDENTIALS_FD_VARIABLE, resolve_credentials, take_over
+from adapters.warehouse.tls import server_tls
 from tickwave.config import load_settings
 from tickwave.errors import ConfigurationError, TickwaveError
 
@@ -42,6 +43,7 @@ def serve_foreground(port: int | None, data_dir: Path | None) -> int:
     try:
         handed = os.environ.get(CREDENTIALS_FD_VARIABLE)
         if handed is None:  # first stage: resolve the passwords, then run again without them in the environment
+            server_tls(settings, create=True)  # the certificate, generated if TLS is on and none is configured
             exec_scrubbed(settings, resolve_credentials(settings, create=True), chosen_port, directory)
         serve(settings, directory, chosen_port, take_over(int(handed)))
     except TickwaveError as exc:

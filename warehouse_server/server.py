@@ -3,9 +3,10 @@
 Start-up (in a process executed with a scrubbed environment, see
 :func:`warehouse_server.confinement.exec_scrubbed`): pin the engine's time zone to UTC,
 take the users' passwords from the inherited descriptor, refuse to start with a
-password-less user unless ``allow_no_password`` is set, confine the process with
+password-less user unless ``allow_no_password`` is set, load the TLS certificate and key
+when ``clickhouse.tls`` is on (:mod:`adapters.warehouse.tls`), confine the process with
 Landlock (:mod:`warehouse_server.confinement`), open the chdb directory (a second
-process on it fails here), then serve on 127.0.0.1 only.
+process on it fails here), then serve on 127.0.0.1 only (HTTPS with TLS on, else HTTP).
 
 Shutdown on SIGTERM or SIGINT: stop accepting, let in-flight requests finish (up to
 ``shutdown_timeout_s``), then close the sessions, wait for the worker threads (an
@@ -19,6 +20,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +31,7 @@ import uvicorn
 
 from adapters.endpoints import LOOPBACK
 from adapters.warehouse.credentials import Credentials
+from adapters.warehouse.tls import ServerTls, server_tls
 from tickwave.config import ClickHouseSettings, Settings
 from tickwave.errors import ConfigurationError, ServiceError
 from warehouse_server.accesslog import AccessLog
@@ -110,6 +113,30 @@ def proxy_options(clickhouse: ClickHouseSettings) -> dict[str, Any]:
     return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
 
 
+def tls_context(files: ServerTls) -> ssl.SSLContext:
+    """Return the server's TLS context (TLS 1.2 at least), its certificate and key loaded now.
+
+    Loaded before the process confines itself: afterwards it can no longer read the key file.
+
+    Raises:
+        ConfigurationError: the files cannot be read or do not form a certificate and its key.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(files.cert_file, files.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot load the warehouse certificate {files.cert_file} and key: {exc}") from exc
+    return context
+
+
+def tls_options(context: ssl.SSLContext | None) -> dict[str, Any]:
+    """Uvicorn's options to serve HTTPS with ``context`` (none: plain HTTP)."""
+    if context is None:
+        return {}
+    return {"ssl_context_factory": lambda _config, _default: context}
+
+
 def serve(settings: Settings, data_dir: Path, port: int, credentials: Credentials) -> None:
     """Serve the warehouse on 127.0.0.1:``port`` over the chdb directory under ``data_dir``.
 
@@ -127,6 +154,8 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
     sandbox = data_dir / SANDBOX_DIR
     (sandbox / "tmp").mkdir(parents=True, exist_ok=True)
     os.environ["TMPDIR"] = str(sandbox / "tmp")  # chdb's own scratch directory, inside what it may write
+    files = server_tls(settings)
+    context = tls_context(files) if files else None
     confine(warehouse_rules(data_dir, port), enabled=clickhouse.confine_engine)
     try:
         engine = Engine(data_dir / CHDB_DIR, sandbox, engine_memory_settings(clickhouse.max_memory_mb))
@@ -188,9 +217,11 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
         timeout_graceful_shutdown=int(clickhouse.shutdown_timeout_s),
         limit_concurrency=MAX_CONNECTIONS,
         **proxy_options(clickhouse),
+        **tls_options(context),
     )
     logger.info(
-        "warehouse serving ClickHouse HTTP on %s:%d (engine %s, data %s, %d workers)",
-        LOOPBACK, port, engine.version, data_dir / CHDB_DIR, clickhouse.max_concurrent_queries,
+        "warehouse serving ClickHouse %s on %s:%d (engine %s, data %s, %d workers)",
+        "HTTPS" if context else "HTTP", LOOPBACK, port, engine.version, data_dir / CHDB_DIR,
+        clickhouse.max_concurrent_queries,
     )  # fmt: skip
     _Server(config).run()

@@ -1,45 +1,73 @@
 """clickhouse-connect clients configured the Tickwave way, for any ClickHouse HTTP server.
 
-The URL is ``clickhouse.url`` when an external server is configured, else the embedded
-service's endpoint record (as :func:`adapters.bus.resolve_bootstrap` does for Kafka).
-Users and passwords come from :mod:`adapters.warehouse.credentials`.
+The address (``clickhouse.url``, else the embedded service's endpoint record, as
+:func:`adapters.bus.resolve_bootstrap` does for Kafka) and, over HTTPS, the CA the
+certificate is verified against come from :mod:`adapters.warehouse.address`. Users and
+passwords come from :mod:`adapters.warehouse.credentials`.
 
 Clients are created without an HTTP session (``autogenerate_session_id=False``): a
 session serves one request at a time, so one client shared by a writer thread and its
 caller would fail with SESSION_IS_LOCKED. Pass ``session_id=...`` to get one.
+
+Over HTTPS with a CA file, clients share one verifying connection pool per CA file (as
+plain clients share clickhouse-connect's default pool) instead of letting each client
+build its own: clickhouse-connect closes a pool it built through urllib3 internals that
+the installed ``urllib3`` (urllib3-future, brought in by niquests) lacks, so ``close()``
+of such a client raises ``AttributeError``. A pool passed in is not closed by the client.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.httputil import get_pool_manager
 
-from adapters.endpoints import live_endpoint
+from adapters.warehouse.address import WarehouseAddress, warehouse_address
 from adapters.warehouse.credentials import resolve_credentials
 from tickwave.config import Settings
-from tickwave.errors import ConfigurationError, ServiceError
+from tickwave.errors import ConfigurationError
 
-SERVICE_NAME = "warehouse"
+__all__ = ["connect", "tls_options", "warehouse_url"]
 
 
 def warehouse_url(settings: Settings) -> str:
-    """Return the warehouse's HTTP URL: the external server or the running embedded service.
+    """Return the warehouse's base URL: the external server or the running embedded service.
 
     Raises:
         ServiceError: when no external server is set and the embedded one is not up.
     """
-    if settings.clickhouse.url:
-        return settings.clickhouse.url
-    endpoint = live_endpoint(settings.state_path, SERVICE_NAME)
-    if endpoint is None:
-        raise ServiceError(
-            f"the warehouse is not running for state dir {settings.state_path}: "
-            f"run `tickwave up`, or set TICKWAVE_CLICKHOUSE_URL to an existing ClickHouse server"
-        )
-    return f"http://{endpoint.address}"
+    return warehouse_address(settings).url
+
+
+def tls_options(address: WarehouseAddress) -> dict[str, Any]:
+    """Return clickhouse-connect's TLS options for ``address``: verified, against its CA if it has one.
+
+    Raises:
+        ConfigurationError: the CA file cannot be read.
+    """
+    if not address.is_secure:
+        return {}
+    options: dict[str, Any] = {"secure": True, "verify": True}
+    if address.ca_file is not None:
+        options["pool_mgr"] = _verifying_pool(address.ca_file)
+    return options
+
+
+def _verifying_pool(ca_file: Path) -> Any:
+    try:
+        changed_ns = ca_file.stat().st_mtime_ns  # a renewed CA gets a new pool
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the warehouse's CA file {ca_file}: {exc}") from exc
+    return _pool_for(str(ca_file), changed_ns)
+
+
+@lru_cache(maxsize=8)
+def _pool_for(ca_file: str, changed_ns: int) -> Any:
+    return get_pool_manager(ca_cert=ca_file, verify=True)
 
 
 def connect(
@@ -62,23 +90,21 @@ def connect(
         ServiceError: when the warehouse cannot be located or credentials are missing.
         ConfigurationError: for a malformed ``clickhouse.url``.
     """
-    url = warehouse_url(settings)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"clickhouse.url {url!r}: expected http(s)://host[:port][/path]")
+    address = warehouse_address(settings)
     credentials = resolve_credentials(settings)
     user = credentials.analyst_user if readonly else credentials.user
     password = (credentials.analyst_password if readonly else credentials.password).get_secret_value()
     compression = settings.clickhouse.client_compression
     options.setdefault("autogenerate_session_id", False)
     return clickhouse_connect.get_client(
-        interface=parts.scheme,
-        host=parts.hostname,
-        port=parts.port or (8443 if parts.scheme == "https" else 8123),
+        interface=address.scheme,
+        host=address.host,
+        port=address.port,
         username=user,
         password=password,
         database=settings.clickhouse.database if database is None else database,
         compress=False if compression == "none" else compression,
-        proxy_path=parts.path.strip("/"),
+        proxy_path=address.path,
+        **tls_options(address),
         **options,
     )

@@ -5,8 +5,11 @@
 // (name, type family: time, number, string, any) their panel needs. Connection: the
 // environment variables CHECKER_ADDR (host:port), CHECKER_USER, CHECKER_PASSWORD,
 // CHECKER_DATABASE, CHECKER_ROW_LIMIT, CHECKER_QUERY_TIMEOUT_S (the password is never an
-// argument). The connection is opened as the plugin opens it (pkg/plugin/driver.go): HTTP
-// protocol, gzip compression, the row limit as the `limit` setting.
+// argument), and optionally CHECKER_SECURE=1 (HTTPS) with CHECKER_CA_FILE (the PEM CA the
+// server certificate is verified against; empty: the system's roots). The connection is
+// opened as the plugin opens it (pkg/plugin/driver.go): HTTP protocol, gzip compression,
+// the row limit as the `limit` setting, and over HTTPS a TLS config whose RootCAs hold the
+// CA (the plugin's tlsAuthWithCACert); verification is never skipped.
 //
 // Output: one JSON line per query (title, columns seen, rows, milliseconds, error). Exit
 // status 0 when every query ran and matched, 1 when any did not, 2 on bad input.
@@ -14,6 +17,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -81,6 +86,29 @@ func env(name string) string {
 	return value
 }
 
+// tlsConfig returns the TLS config for CHECKER_SECURE=1 (nil otherwise): the CA file's
+// certificates as the only roots, or the system's when no file is named.
+func tlsConfig() (*tls.Config, error) {
+	if os.Getenv("CHECKER_SECURE") != "1" {
+		return nil, nil
+	}
+	config := &tls.Config{MinVersion: tls.VersionTLS12}
+	caFile := os.Getenv("CHECKER_CA_FILE")
+	if caFile == "" {
+		return config, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	config.RootCAs = pool
+	return config, nil
+}
+
 // check runs one query, records its columns and row count, and says what is wrong ("" if nothing).
 func check(db *sql.DB, q query, result *outcome) string {
 	rows, err := db.QueryContext(context.Background(), q.SQL)
@@ -141,6 +169,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "checker: CHECKER_QUERY_TIMEOUT_S: %v\n", err)
 		os.Exit(2)
 	}
+	tlsSettings, err := tlsConfig()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "checker: CHECKER_CA_FILE: %v\n", err)
+		os.Exit(2)
+	}
 	db := clickhouse.OpenDB(&clickhouse.Options{
 		Addr:        []string{env("CHECKER_ADDR")},
 		Auth:        clickhouse.Auth{Database: env("CHECKER_DATABASE"), Username: env("CHECKER_USER"), Password: env("CHECKER_PASSWORD")},
@@ -149,6 +182,7 @@ func main() {
 		DialTimeout: 10 * time.Second,
 		ReadTimeout: time.Duration(timeout) * time.Second,
 		Settings:    clickhouse.Settings{"limit": rowLimit},
+		TLS:         tlsSettings,
 	})
 	defer db.Close()
 

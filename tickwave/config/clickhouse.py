@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from tickwave.config.base import Section
 
@@ -14,6 +16,23 @@ class ClickHouseSettings(Section):
 
     url: str | None = Field(
         default=None, description="URL of an external ClickHouse HTTP interface; when set, nothing is started"
+    )
+    tls: bool = Field(
+        default=False,
+        description="reach the warehouse over HTTPS, the certificate verified against ca_file (an https:// url "
+        "implies it); the embedded warehouse then serves HTTPS with tls_cert_file and tls_key_file, or a CA and "
+        "a certificate for 127.0.0.1/localhost generated under the state dir",
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA certificate (PEM) every client verifies the warehouse's certificate against; default: the "
+        "generated CA (embedded), the system's trust store (external)",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="embedded warehouse: its certificate chain (PEM) for HTTPS; with tls_key_file"
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="embedded warehouse: the private key (PEM) of tls_cert_file; keep it 0600"
     )
     port: int = Field(default=18123, ge=0, le=65535, description="embedded warehouse HTTP port (0 = pick a free one)")
     database: str = Field(default="tickwave", description="database holding Tickwave's tables")
@@ -79,6 +98,14 @@ class ClickHouseSettings(Section):
             "(JSON list; empty: the TCP peer is the client, forwarded headers are ignored)"
         ),
     )
+
+    @model_validator(mode="after")
+    def _tls_is_consistent(self) -> ClickHouseSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("clickhouse.tls_cert_file and clickhouse.tls_key_file go together: set both or neither")
+        if self.url and self.tls and urlsplit(self.url).scheme != "https":
+            raise ValueError(f"clickhouse.tls is on but clickhouse.url {self.url!r} is not https://")
+        return self
 
     @property
     def is_external(self) -> bool:

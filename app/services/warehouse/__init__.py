@@ -7,7 +7,9 @@ process receives the effective configuration through ``TICKWAVE_*`` variables, n
 its command line, and re-executes itself at once with a scrubbed environment and its
 passwords on an inherited pipe (:func:`warehouse_server.confinement.exec_scrubbed`), so
 what this launch passes (or the user exported) does not stay in the engine's process.
-With ``TICKWAVE_CLICKHOUSE_URL`` set, none of this runs.
+With ``clickhouse.tls`` on it serves HTTPS, with the configured certificate or one
+generated at the first start (:mod:`adapters.warehouse.tls`), and the readiness probe
+verifies it as every client does. With ``TICKWAVE_CLICKHOUSE_URL`` set, none of this runs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import urllib.request
 from pathlib import Path
 
 from adapters.endpoints import LOOPBACK, free_port
+from adapters.warehouse.address import embedded_address
 from adapters.warehouse.credentials import resolve_credentials
+from adapters.warehouse.tls import server_tls
 from app.services.supervisor import Launch, ManagedService, ensure_port_free
 from tickwave.config import to_environment
 
@@ -40,8 +44,9 @@ class WarehouseService(ManagedService):
         return self.settings.clickhouse.start_timeout_s
 
     def prepare(self, data_dir: Path) -> None:
-        """Generate the warehouse passwords once, unless configured."""
+        """Generate the warehouse passwords once and, with TLS on, its certificate, unless configured."""
         resolve_credentials(self.settings, create=True)
+        server_tls(self.settings, create=True)
 
     def launch(self, data_dir: Path) -> Launch:
         """Return the ``python -m warehouse_server serve`` command on a free or configured port."""
@@ -82,9 +87,11 @@ class WarehouseService(ManagedService):
         return environment
 
     def probe(self, address: str) -> bool:
-        """Return True once ``GET /ping`` answers ``Ok.``."""
+        """Return True once ``GET /ping`` answers ``Ok.`` (over HTTPS, from a server the CA vouches for)."""
+        target = embedded_address(self.settings, int(address.rsplit(":", 1)[1]))
         try:
-            with urllib.request.urlopen(f"http://{address}/ping", timeout=2.0) as response:
+            ping = f"{target.url}/ping"  # http(s)://127.0.0.1:port, built here
+            with urllib.request.urlopen(ping, timeout=2.0, context=target.ssl_context()) as response:  # noqa: S310
                 return bool(response.read() == b"Ok.\n")
         except (urllib.error.URLError, OSError):
             return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -46,6 +47,21 @@ def test_push_when_grafana_is_empty_then_creates_folder_datasource_boards_and_al
     assert len(state.alert_rules) == 8 and len(state.contact_points) == 1
     assert report.changed == 1 + 1 + 2 + 8 + 1
     assert ("dashboard", "Tickwave · Trader", "created") in report.changes
+
+
+def test_push_when_the_warehouse_has_its_own_ca_then_the_datasource_verifies_against_it(
+    grafana: FakeGrafana, tmp_path: Path
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    settings = Settings(clickhouse={"url": "https://warehouse.internal:8443", "ca_file": ca_file})
+
+    push(settings, grafana.url, token=grafana.state.token)
+
+    source = grafana.state.datasources[DATASOURCE_UID]
+    assert (source["jsonData"]["secure"], source["jsonData"]["tlsAuthWithCACert"]) == (True, True)
+    assert source["secureJsonFields"] == {"password": True, "tlsCACert": True}
+    assert grafana.state.datasource_passwords[DATASOURCE_UID] == PASSWORD
 
 
 def test_push_when_run_again_then_nothing_changes(grafana: FakeGrafana) -> None:
