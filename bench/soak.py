@@ -138,7 +138,7 @@ def judge(plan: SoakPlan, samples: list[Sample], latencies: list[tuple[float, fl
         stage: slope_per_hour(*_known([(s.at_s, s.lags.get(stage)) for s in warm])) for stage in lag_stages
     }
     verdicts.append(_latency_verdict(plan, latencies))
-    disk = _disk(warm)
+    disk = _disk(plan, warm)
     return {"slopes": slopes, "verdicts": [asdict(verdict) for verdict in verdicts], "disk": disk,
             "latency_ms": _latency_summary(plan, latencies)}  # fmt: skip
 
@@ -183,8 +183,12 @@ def _latency_summary(plan: SoakPlan, latencies: list[tuple[float, float]]) -> di
             "last_window_signals": len(last)}  # fmt: skip
 
 
-def _disk(warm: list[Sample]) -> dict[str, float | None]:
-    """Bytes per million ticks (least squares over the ticks sent) and per 24 h at the measured rate."""
+def _disk(plan: SoakPlan, warm: list[Sample]) -> dict[str, float | None]:
+    """Bytes per million ticks (least squares over the ticks sent) and per 24 h at the plan's rate.
+
+    The simulator's rate is a day's average (its activity follows the hour: this hour's rate,
+    measured, may be above or below it), so a day holds ``rate`` x 86,400 ticks.
+    """
     ticks = [sample.ticks for sample in warm]
     seconds = (warm[-1].at_s - warm[0].at_s) if len(warm) > 1 else 0.0
     rate = (ticks[-1] - ticks[0]) / seconds if seconds > 0 else None
@@ -192,9 +196,7 @@ def _disk(warm: list[Sample]) -> dict[str, float | None]:
     for name in ("kafka", "warehouse"):
         per_million = per_million_ticks(ticks, [float(getattr(sample, f"{name}_bytes")) for sample in warm])
         figures[f"{name}_mb_per_million_ticks"] = _mb(per_million)
-        figures[f"{name}_gb_per_day"] = (
-            None if per_million is None or rate is None else per_million / 1e6 * rate * DAY_S / 1e9
-        )
+        figures[f"{name}_gb_per_day"] = None if per_million is None else per_million / 1e6 * plan.rate * DAY_S / 1e9
     return figures
 
 
@@ -237,7 +239,10 @@ def plot(path: Path, plan: SoakPlan, samples: list[Sample]) -> None:
         axis.axvline(plan.warmup_minutes, color="black", linewidth=0.6, linestyle="--")
     latency.set_xlabel("minutes into the live market (dashed: end of warm-up)")
     disk.set_xlabel("minutes into the live market (dashed: end of warm-up)")
-    figure.suptitle(f"soak: {plan.minutes:g} min at {plan.rate:g} ticks/s over {plan.symbols} symbols")
+    seconds = samples[-1].at_s - samples[0].at_s if len(samples) > 1 else 0.0
+    measured = f"{(samples[-1].ticks - samples[0].ticks) / seconds:,.0f}" if seconds > 0 else "-"
+    figure.suptitle(f"soak: {plan.minutes:g} min, simulator at {plan.rate:g} ticks/s a day's average ({measured} "
+                    f"ticks/s this run) over {plan.symbols} symbols")  # fmt: skip
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
@@ -352,8 +357,8 @@ def report(plan: SoakPlan, judged: dict[str, Any], checks: dict[str, Any]) -> Ta
     for name in ("kafka", "warehouse"):
         table.add_row(f"{name} on disk", f"{_fmt(slopes[f'{name}_mb_per_h']['all'])} MB/h; "
                       f"{_fmt(disk[f'{name}_mb_per_million_ticks'])} MB per 1M ticks; "
-                      f"{_fmt(disk[f'{name}_gb_per_day'])} GB per 24 h at {_fmt(disk['measured_rate_ticks_per_s'])} "
-                      "ticks/s", "")  # fmt: skip
+                      f"{_fmt(disk[f'{name}_gb_per_day'])} GB per 24 h at {plan.rate:g} ticks/s on average (this "
+                      f"run: {_fmt(disk['measured_rate_ticks_per_s'])} ticks/s)", "")  # fmt: skip
     latency = judged["latency_ms"]
     table.add_row("tick-to-signal after warm-up", f"p50 {_fmt(latency['p50'])} / p99 {_fmt(latency['p99'])} ms "
                   f"({latency['signals']:,} signals); first window p99 {_fmt(latency['first_window_p99'])}, last "
@@ -383,7 +388,7 @@ def summary_figures(plan: SoakPlan, judged: dict[str, Any]) -> list[dict[str, An
         per_million = disk[f"{name}_mb_per_million_ticks"]
         if per_million is not None:
             rate = _fmt(disk["measured_rate_ticks_per_s"])
-            per_day = f"{_fmt(disk[f'{name}_gb_per_day'])} GB per 24 h at {rate} ticks/s"
+            per_day = f"{_fmt(disk[f'{name}_gb_per_day'])} GB per 24 h at {plan.rate:g} ticks/s (run: {rate}/s)"
             figures.append({"figure": f"{name} on disk per 1M ticks ({run})", "value": per_million, "unit": "MB",
                             "baseline": per_day, "target": "", "is_met": None})  # fmt: skip
     return figures

@@ -82,12 +82,12 @@ def test_judge_when_the_last_window_is_slower_then_the_latency_target_is_missed(
     assert latency["is_met"] is False
 
 
-def test_judge_when_disk_follows_ticks_then_bytes_per_million_and_per_day_at_the_measured_rate() -> None:
-    disk = judge(PLAN, samples(0.0), [])["disk"]
+def test_judge_when_disk_follows_ticks_then_bytes_per_million_and_per_day_at_the_plans_rate() -> None:
+    disk = judge(SoakPlan(rate=400.0), samples(0.0), [])["disk"]
 
     assert disk["measured_rate_ticks_per_s"] == pytest.approx(500.0)
     assert disk["kafka_mb_per_million_ticks"] == pytest.approx(200.0)
-    assert disk["warehouse_gb_per_day"] == pytest.approx(50 * 500 * 86_400 / 1e9)
+    assert disk["warehouse_gb_per_day"] == pytest.approx(50 * 400 * 86_400 / 1e9)  # the simulator's daily average
 
 
 def test_signal_latency_when_taken_then_measured_from_the_first_tick_after_the_late_wait() -> None:
