@@ -47,13 +47,24 @@ class Sample:
     lags: dict[str, int | None] = field(default_factory=dict)
 
 
-def tree_usage(pid: int) -> Usage | None:
-    """Memory, CPU time, descriptors and threads of ``pid`` and its descendants (None if it is gone)."""
+def tree_usage(pid: int, others: frozenset[int] = frozenset()) -> Usage | None:
+    """Memory, CPU time, descriptors and threads of ``pid`` and its descendants (None if it is gone).
+
+    ``others``: the pids of the other services, left out with their descendants: a service
+    the supervisor restarted is the supervisor's child, and is counted as itself, not twice.
+    """
     try:
         root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
     except psutil.Error:
         return None
+    processes, pending = [], [root]
+    while pending:
+        process = pending.pop()
+        processes.append(process)
+        try:
+            pending += [child for child in process.children() if child.pid not in others]
+        except psutil.Error:  # ended meanwhile
+            continue
     usage = Usage(pid, 0, 0.0, 0, 0)
     for process in processes:
         try:
@@ -189,9 +200,11 @@ class Sampler:
 
         sample = Sample(at_s=at_s, ticks=self.ticks_sent())
         now = time.monotonic()
+        endpoints = {service.name: self.supervisor.endpoint(service.name) for service in self.services}
+        pids = {name: endpoint.pid for name, endpoint in endpoints.items() if endpoint is not None}
         for service in self.services:
-            endpoint = self.supervisor.endpoint(service.name)
-            usage = tree_usage(endpoint.pid) if endpoint is not None else None
+            pid = pids.get(service.name)
+            usage = tree_usage(pid, frozenset(pids.values()) - {pid}) if pid is not None else None
             if usage is None:
                 continue
             before = self.previous.get(service.name)

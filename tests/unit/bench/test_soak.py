@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from bench.soak import SoakPlan, judge, per_million_ticks, slope_per_hour
-from bench.soak_probes import Sample, SignalLatency
+from bench.soak_probes import Sample, SignalLatency, tree_usage
 from bench.summary import benchmarks
 from tickwave.config import load_settings
 
@@ -112,3 +114,17 @@ def test_make_soak_when_dry_run_then_the_default_hour_and_chaos_runs_the_short_f
     assert SoakPlan().minutes == 60 and SoakPlan().rate == 500 and SoakPlan().symbols == 10
     assert "-m bench.soak --minutes 4" in recipe("chaos")
     assert not {"bench.soak", "bench.soak_probes"} & set(benchmarks())
+
+
+def test_tree_usage_when_another_service_is_a_child_then_it_is_left_out() -> None:
+    # A child process stands for a service the supervisor restarted (its child, yet a service of its own).
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        whole = tree_usage(os.getpid())
+        alone = tree_usage(os.getpid(), frozenset({child.pid}))
+    finally:
+        child.kill()
+        child.wait()
+
+    assert whole is not None and alone is not None
+    assert whole.threads > alone.threads and whole.rss_bytes > alone.rss_bytes
