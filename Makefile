@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench chaos fuzz clean
+.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench chaos soak fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -85,8 +85,15 @@ demo: bootstrap ## start the embedded services, run the main job end to end, pri
 bench: bootstrap ## run every benchmark in bench/ as a module, then write bench/results/summary.json and the table in bench/README.md (slow)
 	$(BIN)/python -m bench.summary
 
-chaos: bootstrap ## kill -9 every service at random during a replay and a live market, then check nothing was lost (minutes)
+chaos: bootstrap ## kill -9 every service at random during a replay and a live market, then check nothing was lost; then a 4-minute soak (minutes)
 	$(BIN)/python -m tests.chaos.harness --kills 3 --live-s 240 --freeze-s 30
+	$(BIN)/python -m bench.soak --minutes 4 --warmup 1 --window 1 --sample-s 20 --smoke \
+	  --state-dir .tickwave-chaos/soak --results .tickwave-chaos/soak-results --figures .tickwave-chaos/soak-results
+
+# SOAK_ARGS="--minutes 20 --warmup 5" for a shorter run; `python -m bench.soak --help` lists the options.
+SOAK_ARGS ?=
+soak: bootstrap ## everything up for an hour at 500 ticks/s, sampled each minute: memory, parts, disk, latency slopes, then the chaos checks (bench/README.md)
+	$(BIN)/python -m bench.soak --summary $(SOAK_ARGS)
 
 fuzz: bootstrap ## fuzz the warehouse's read-only policy with 20,000 statements from the engine's grammar (POLICY_FUZZ_SEED=N repeats a run; minutes)
 	POLICY_FUZZ_QUERIES=20000 $(BIN)/pytest -s tests/integration/warehouse/test_policy_fuzz.py

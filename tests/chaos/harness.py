@@ -66,8 +66,10 @@ class ChaosResult:
     failure: BaseException | None = None  # what stopped the shaking thread
 
 
-def chaos_settings(state_dir: Path) -> Settings:
+def chaos_settings(state_dir: Path, *, is_orchestrated: bool = False) -> Settings:
     """A state dir and ports of its own, a fast but patient supervisor, and the demo's execution settings.
+
+    ``is_orchestrated``: run Dagster too (its schedules and sensors), as ``make soak`` does.
 
     The demo's: the paper broker at any hour, driven by the 1 s signals of the model trained
     on the sample's 1 s bars. With the default (1 min signals), every signal would be denied as
@@ -79,7 +81,8 @@ def chaos_settings(state_dir: Path) -> Settings:
         state_dir=state_dir,
         kafka={"port": free_port(), "controller_port": free_port()},
         clickhouse={"port": free_port()},
-        orchestration={"enabled": False},
+        # Dagster took over 210 s to answer on a 2-core VM at load 19: patient, as the supervisor is.
+        orchestration={"enabled": is_orchestrated, "start_timeout_s": 600.0},
         supervision={"backoff_initial_s": 0.5, "backoff_max_s": 5.0, "max_restarts": 100, "check_interval_s": 0.5},
     ))  # fmt: skip
 
@@ -221,7 +224,7 @@ def _tick_ids_of(letters: list[tuple[str, str]]) -> set[tuple[str, int, int]]:
     return ids
 
 
-def _wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 240) -> None:
+def wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 240) -> None:
     """Wait until every service is healthy and the warehouse's counts stop moving for ``settle_s``."""
     from adapters.warehouse.client import connect
 
@@ -346,14 +349,19 @@ def check_everything(settings: Settings) -> dict[str, Any]:
             "duplicates": len(rows) - len(stored) + max(0, max(bars.values(), default=1) - 1)}  # fmt: skip
 
 
-def _live_market(settings: Settings, symbols: list[str], seconds: float, stop: threading.Event) -> int:
-    """Stream simulated ticks until ``seconds`` passed, restarting the source if a broker outage ends it."""
+def live_market(
+    settings: Settings, symbols: list[str], seconds: float, stop: threading.Event, rate: float = 40.0
+) -> int:
+    """Stream simulated ticks (``rate`` per second, all symbols) until ``seconds`` passed or ``stop``.
+
+    The source is restarted if a broker outage ends it.
+    """
     from streams.ingest.sources import SourceKind, build_source, run_source
 
     sent, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline and not stop.is_set():
         remaining = max(1, int(deadline - time.monotonic()))
-        source = build_source(settings, SourceKind.SIM, stop, symbols=",".join(symbols), rate=40.0,
+        source = build_source(settings, SourceKind.SIM, stop, symbols=",".join(symbols), rate=rate,
                               duration=f"{remaining}s", seed=int(time.monotonic()))  # fmt: skip
         try:
             sent += run_source(settings, source, stop).ticks
@@ -363,34 +371,41 @@ def _live_market(settings: Settings, symbols: list[str], seconds: float, stop: t
     return sent
 
 
-def run_chaos(state_dir: Path, plan: ChaosPlan) -> ChaosResult:
-    """Bring the platform up, replay, train, shake during a live market, settle, check; always bring it down."""
-    from app.cli.services import bring_down, bring_up
+def serve_a_model(settings: Settings, settle_s: float) -> list[str]:
+    """Replay the sample, wait until it is stored, train and promote the demo's model on it; return its symbols."""
     from app.demo import train_on_sample
     from streams.ingest.sample import sample_paths
     from streams.ingest.sources import replay_sample
+
+    replayed = replay_sample(settings)
+    console.print(f"replayed {replayed.ticks:,} sample ticks")
+    symbols = sorted({path.name.split("_")[0] for path in sample_paths()})
+    sample_start_ms = 1_709_539_200_000
+    wait_quiet(settings, settle_s)
+    console.print(train_on_sample(settings, symbols, (sample_start_ms, sample_start_ms + 11 * 60_000)))
+    return symbols
+
+
+def run_chaos(state_dir: Path, plan: ChaosPlan) -> ChaosResult:
+    """Bring the platform up, replay, train, shake during a live market, settle, check; always bring it down."""
+    from app.cli.services import bring_down, bring_up
 
     settings = chaos_settings(state_dir)
     result = ChaosResult()
     bring_up(settings)
     try:
-        replayed = replay_sample(settings)
-        console.print(f"replayed {replayed.ticks:,} sample ticks")
-        symbols = sorted({path.name.split("_")[0] for path in sample_paths()})
-        sample_start_ms = 1_709_539_200_000
-        _wait_quiet(settings, plan.settle_s)
-        console.print(train_on_sample(settings, symbols, (sample_start_ms, sample_start_ms + 11 * 60_000)))
+        symbols = serve_a_model(settings, plan.settle_s)
         stop = threading.Event()
         shaker = threading.Thread(target=shake, args=(settings, plan, stop, result), name="chaos")
         shaker.start()
         try:
-            live = _live_market(settings, symbols, plan.live_s, stop)
+            live = live_market(settings, symbols, plan.live_s, stop)
         finally:
             shaker.join()
         if result.failure is not None:
             raise result.failure
         console.print(f"live market: {live:,} ticks sent")
-        _wait_quiet(settings, plan.settle_s)
+        wait_quiet(settings, plan.settle_s)
         result.checks = check_everything(settings)
     finally:
         bring_down(settings)

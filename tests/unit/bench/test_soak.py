@@ -1,0 +1,130 @@
+"""``make soak``: the slopes after the warm-up, the targets, the disk per million ticks, the closing tick's pick."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from bench.soak import SoakPlan, judge, per_million_ticks, slope_per_hour
+from bench.soak_probes import Sample, SignalLatency, tree_usage
+from bench.summary import benchmarks
+from tickwave.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[3]
+PLAN = SoakPlan(minutes=60, warmup_minutes=10, window_minutes=10)
+
+
+def samples(rss_mb_per_h: float, parts_per_h: float = 0.0, restart_at_min: float | None = None) -> list[Sample]:
+    # One sample a minute for an hour; the service's RSS grows by rss_mb_per_h, plus a jump of 500 MB in the warm-up.
+    taken = []
+    for minute in range(61):
+        at_s = minute * 60.0
+        rss = 300.0 + rss_mb_per_h * at_s / 3600 + (500.0 if 2 <= minute < 10 else 0.0)
+        pid = 1
+        if restart_at_min is not None and minute >= restart_at_min:  # a new process, flat
+            pid, rss = 2, 100.0
+        taken.append(Sample(
+            at_s=at_s, ticks=minute * 30_000,
+            services={"streams": {"pid": pid, "rss_mb": rss, "fds": 40, "threads": 12, "cpu_pct": 30.0}},
+            kafka_bytes=minute * 30_000 * 200, warehouse_bytes=minute * 30_000 * 50,
+            parts={"ticks": int(8 + parts_per_h * at_s / 3600 + minute % 3)},
+        ))  # fmt: skip
+    return taken
+
+
+def verdict(judged: dict[str, object], prefix: str) -> dict[str, object]:
+    return next(item for item in judged["verdicts"] if item["name"].startswith(prefix))  # type: ignore[attr-defined, index]
+
+
+def test_slope_per_hour_when_linear_then_its_rate_per_hour() -> None:
+    assert slope_per_hour([0, 1800, 3600], [100, 105, 110]) == pytest.approx(10.0)
+    assert slope_per_hour([0], [1]) is None
+
+
+def test_per_million_ticks_when_bytes_follow_ticks_then_bytes_per_million() -> None:
+    assert per_million_ticks([0, 1_000_000, 2_000_000], [5e6, 105e6, 205e6]) == pytest.approx(100e6)
+
+
+@pytest.mark.parametrize(("growth", "is_met"), [(0.0, True), (4.0, True), (6.0, False), (50.0, False)])
+def test_judge_when_rss_grows_then_met_only_up_to_5_mb_per_hour(growth: float, is_met: bool) -> None:
+    judged = judge(PLAN, samples(growth), [])
+
+    rss = verdict(judged, "RSS slope streams")
+    assert rss["value"] == pytest.approx(growth, abs=0.01)  # the warm-up's jump is left out
+    assert rss["is_met"] is is_met
+
+
+def test_judge_when_the_service_restarted_then_the_slope_is_the_new_process_alone() -> None:
+    judged = judge(PLAN, samples(50.0, restart_at_min=30), [])
+
+    assert verdict(judged, "RSS slope streams")["value"] == pytest.approx(0.0, abs=0.01)
+
+
+@pytest.mark.parametrize(("growth", "is_met"), [(0.0, True), (20.0, False)])
+def test_judge_when_parts_accumulate_then_the_bound_is_missed(growth: float, is_met: bool) -> None:
+    judged = judge(PLAN, samples(0.0, parts_per_h=growth), [])
+
+    assert verdict(judged, "active parts")["is_met"] is is_met
+
+
+def test_judge_when_the_last_window_is_slower_then_the_latency_target_is_missed() -> None:
+    first = [(600.0 + index, 10.0 + index % 5) for index in range(300)]
+    middle = [(1200.0 + index, 12.0) for index in range(300)]
+    last = [(3000.0 + index, 20.0 + index % 5) for index in range(600)]
+
+    judged = judge(PLAN, samples(0.0), first + middle + last)
+
+    latency = verdict(judged, "tick-to-signal")
+    assert latency["value"] == pytest.approx(24.0 / 14.0, rel=0.01)
+    assert latency["is_met"] is False
+
+
+def test_judge_when_disk_follows_ticks_then_bytes_per_million_and_per_day_at_the_plans_rate() -> None:
+    disk = judge(SoakPlan(rate=400.0), samples(0.0), [])["disk"]
+
+    assert disk["measured_rate_ticks_per_s"] == pytest.approx(500.0)
+    assert disk["kafka_mb_per_million_ticks"] == pytest.approx(200.0)
+    assert disk["warehouse_gb_per_day"] == pytest.approx(50 * 400 * 86_400 / 1e9)  # the simulator's daily average
+
+
+def test_signal_latency_when_taken_then_measured_from_the_first_tick_after_the_late_wait() -> None:
+    settings = load_settings()
+    reader = SignalLatency(settings, threading.Event())
+    closing_ms = 1_000 + 1_000 + settings.streams.late_wait_ms  # a 1 s bar starting at 1 s
+    # (tick time, Kafka produce time) of EURUSD's ticks; (symbol, closing tick's time, produce time) of the signals
+    reader.ticks["EURUSD"] = ([closing_ms - 10, closing_ms + 5, closing_ms + 30], [100, 200, 300])
+    reader.signals = [("EURUSD", closing_ms, 207), ("USDJPY", closing_ms, 1)]
+
+    latencies = reader.take(settle_ms=0, keep_ms=10**15)
+
+    assert latencies == [7.0]  # from the tick 5 ms after the close; no tick of USDJPY: not counted
+    assert reader.signals == []
+
+
+def test_make_soak_when_dry_run_then_the_default_hour_and_chaos_runs_the_short_form() -> None:
+    def recipe(target: str) -> str:
+        return subprocess.run(["make", "-n", "-s", target], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    assert "-m bench.soak --summary" in recipe("soak") and "--minutes" not in recipe("soak")
+    assert SoakPlan().minutes == 60 and SoakPlan().rate == 500 and SoakPlan().symbols == 10
+    assert "-m bench.soak --minutes 4" in recipe("chaos")
+    assert not {"bench.soak", "bench.soak_probes"} & set(benchmarks())
+
+
+def test_tree_usage_when_another_service_is_a_child_then_it_is_left_out() -> None:
+    # A child process stands for a service the supervisor restarted (its child, yet a service of its own).
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        whole = tree_usage(os.getpid())
+        alone = tree_usage(os.getpid(), frozenset({child.pid}))
+    finally:
+        child.kill()
+        child.wait()
+
+    assert whole is not None and alone is not None
+    assert whole.threads > alone.threads and whole.rss_bytes > alone.rss_bytes
