@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt"
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))  # the venv's dbt, found without an activated venv
+MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # where DbtProject reads it (its default target path)
 _SOURCES = ("models", "macros", "tests", "dbt_project.yml", "profiles.yml")
 
 
@@ -37,9 +38,19 @@ def dbt_project() -> DbtProject:
 
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
     project.prepare_if_dev()
-    if _is_stale(project.manifest_path):
-        parse_project()
+    prepare_manifest()
     return project
+
+
+def prepare_manifest() -> Path:
+    """Parse the project now if its manifest is missing or older than any project file; return the manifest.
+
+    Imports neither Dagster nor dbt: ``tickwave orchestrate`` calls it before starting the code
+    server, so the manifest is parsed once and the parent process stays small (dagster-dbt is ~50 MB).
+    """
+    if _is_stale(MANIFEST):
+        parse_project()
+    return MANIFEST
 
 
 def parse_project() -> None:
@@ -96,10 +107,14 @@ SYMBOL_PLACEHOLDER = "__symbol__"
 def dbt_vars(settings: Settings) -> dict[str, Any]:
     """Return the variables the marts read from the settings: each symbol's units per lot, pip and currencies.
 
+    ``mart_ttls`` is each mart's TTL from the retention table (:func:`adapters.retention.mart_retention`;
+    None: kept forever), which the ``retention_ttl`` macro gives the mart's table.
+
     ``price_at_digits`` is :func:`tickwave.instruments.price_sql` with placeholders for the price and
     the symbol column (the ``price_at_digits`` macro fills them), so the marts round a shown price as
     the reports do, from the same registry.
     """
+    from adapters.retention import mart_retention
     from tickwave.instruments import price_sql, registry
 
     def number(value: float) -> float | int:
@@ -118,6 +133,7 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
         "instruments": instruments,
         "account_currency": settings.execution.account_currency,
         "price_at_digits": price_sql(PRICE_PLACEHOLDER, registry(settings.symbols), symbol=SYMBOL_PLACEHOLDER),
+        "mart_ttls": {rule.table: rule.ttl for rule in mart_retention(settings.retention)},
     }
 
 
