@@ -283,7 +283,8 @@ def start_layout(
     server of its own, as the service ran them before (its parent process is not counted there).
     """
     env = {**os.environ, "TICKWAVE_STATE_DIR": str(settings.state_path), "TICKWAVE_CLICKHOUSE_DATABASE": database,
-           "DAGSTER_GRPC_TIMEOUT_SECONDS": "300"}  # fmt: skip  # on a busy machine 60 s failed a launch
+           "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",  # on a busy machine Dagster's 60 s failed a run's launch
+           "TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false"}  # fmt: skip  # only the measured run, no scheduled one
     if layout == "shared":
         command = [str(Path(sys.executable).with_name("tickwave")), "orchestrate", "--port", str(port)]
         return [subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)]
