@@ -1,10 +1,11 @@
 """The retention table: how long every warehouse table and Kafka topic keeps its data, in one place.
 
 Everything that applies or shows retention reads it: the warehouse's TTLs
-(:func:`adapters.warehouse.retention.apply_table_retention`, run after the migrations), the topics'
+(:func:`adapters.warehouse.retention.apply_table_retention`, run after the migrations), the dbt marts'
+TTLs (:func:`mart_retention`, passed to dbt as the ``mart_ttls`` variable), the topics'
 ``retention.ms`` and ``retention.bytes`` (:func:`adapters.topics.create_topics`), and docs/operations.md
-(:func:`retention_markdown`, checked by a test). Report folders and Dagster runs are pruned by the
-weekly maintenance job after ``retention.reports_days`` and ``retention.dagster_runs_days``.
+(:func:`retention_markdown`, checked by a test). Report folders, Dagster runs and their compute logs are
+pruned by the weekly maintenance job after ``retention.reports_days`` and ``retention.dagster_runs_days``.
 
 Defaults are below; the ``[retention]`` settings override them per table and per topic. A TTL counts
 from the column named here: ``inserted_at`` (arrival) where a table has it, so replayed or back-filled
@@ -104,6 +105,25 @@ _TABLES: tuple[TableRetention, ...] = (
     TableRetention("pipeline_runs", "updated_at_ms", 365, False, "Dagster run outcomes for the ops board"),
     TableRetention("model_drift", "measured_at_ms", 365, False, "drift measurements"),
 )
+# The dbt marts (tables dbt rebuilds from the staging views; the compliance views are views over them):
+# counted from the day or time the row is about, since a mart has no arrival time. The marts the
+# compliance views read keep compliance records; the others are summaries a rebuild can restore while
+# their sources last.
+_SUMMARY = "a daily summary, rebuilt from the warehouse tables"
+_READ_BY_REPORTS = "compliance record: read by the compliance reports"
+_MARTS: tuple[TableRetention, ...] = (
+    TableRetention("fct_orders", "created_at", _COMPLIANCE_DAYS, True, _READ_BY_REPORTS),
+    TableRetention("fct_fills", "filled_at", _COMPLIANCE_DAYS, True, _READ_BY_REPORTS),
+    TableRetention("fct_round_trips", "exit_at", _COMPLIANCE_DAYS, True, _READ_BY_REPORTS),
+    TableRetention("decision_log", "created_at", _COMPLIANCE_DAYS, True, _READ_BY_REPORTS),
+    TableRetention("execution_quality", "assumeNotNull(submitted_at)", _COMPLIANCE_DAYS, True, _READ_BY_REPORTS),
+    TableRetention("positions_daily", "day", _COMPLIANCE_DAYS, True, _READ_BY_REPORTS),
+    TableRetention("pnl_daily", "day", 1827, False, _SUMMARY + "; five years of results"),
+    TableRetention("risk_events_daily", "day", 365, False, _SUMMARY),
+    TableRetention("execution_quality_daily", "day", 730, False, _SUMMARY + " (incremental: kept by partition)"),
+    TableRetention("model_performance_daily", "day", 730, False, _SUMMARY + " (incremental: kept by partition)"),
+    TableRetention("data_quality_daily", "day", 365, False, _SUMMARY + " (incremental), as `dq_results`"),
+)
 _TOPICS: tuple[TopicRetention, ...] = (
     TopicRetention(topics.TICKS, 7 * DAY_MS, 8 * GIB, "replayable for a week; the warehouse keeps the ticks"),
     TopicRetention(topics.TICKS_DLQ, 30 * DAY_MS, GIB, "rejected input; the warehouse quarantine keeps it too"),
@@ -127,9 +147,22 @@ def table_retention(retention: RetentionSettings) -> list[TableRetention]:
         ConfigurationError: for an unknown table, negative days, or a compliance table kept under the
             regulatory minimum without ``retention.allow_short_compliance``.
     """
-    _refuse_unknown("tables", "table_days", retention.table_days, [rule.table for rule in _TABLES])
+    return _resolve(_TABLES, retention)
+
+
+def mart_retention(retention: RetentionSettings) -> list[TableRetention]:
+    """Return every dbt mart's retention: the defaults with the ``[retention]`` settings applied (``table_days``).
+
+    Raises:
+        ConfigurationError: as :func:`table_retention`.
+    """
+    return _resolve(_MARTS, retention)
+
+
+def _resolve(rules: tuple[TableRetention, ...], retention: RetentionSettings) -> list[TableRetention]:
+    _refuse_unknown("tables", "table_days", retention.table_days, [rule.table for rule in (*_TABLES, *_MARTS)])
     resolved = []
-    for rule in _TABLES:
+    for rule in rules:
         days = retention.compliance_days if rule.days == _COMPLIANCE_DAYS else rule.days
         days = retention.table_days.get(rule.table, days)
         if days < 0:
@@ -170,15 +203,20 @@ def _days(days: int) -> str:
 
 def retention_markdown(retention: RetentionSettings) -> str:
     """Return the retention tables (warehouse, topics, files) as Markdown, for docs/operations.md."""
-    lines = ["| warehouse table | kept | counted from | compliance | why |", "|---|---|---|---|---|"]
-    for rule in table_retention(retention):
-        mark = "yes" if rule.is_compliance else ""
-        lines.append(f"| `{rule.table}` | {_days(rule.days)} | `{rule.column}` | {mark} | {rule.why} |")
-    lines += ["", "| Kafka topic | retention.ms | retention.bytes (per partition) | why |", "|---|---|---|---|"]
+    lines = []
+    for kind, rules in (("warehouse table", table_retention(retention)), ("dbt mart", mart_retention(retention))):
+        lines += [f"| {kind} | kept | counted from | compliance | why |", "|---|---|---|---|---|"]
+        for rule in rules:
+            mark = "yes" if rule.is_compliance else ""
+            lines.append(f"| `{rule.table}` | {_days(rule.days)} | `{rule.column}` | {mark} | {rule.why} |")
+        lines.append("")
+    lines += ["| Kafka topic | retention.ms | retention.bytes (per partition) | why |", "|---|---|---|---|"]
     for topic in topic_retention(retention):
         lines.append(f"| `{topic.topic}` | {topic.time_text} | {topic.size_text} | {topic.why} |")
     lines += ["", "| files | kept | setting |", "|---|---|---|"]
     folders = "report folders (`<state dir>/reports/<day>/`)"
     lines.append(f"| {folders} | {_days(retention.reports_days)} | `retention.reports_days` |")
     lines.append(f"| Dagster runs | {_days(retention.dagster_runs_days)} | `retention.dagster_runs_days` |")
+    logs = "Dagster compute logs (`<state dir>/data/dagster/storage/<run id>/`)"
+    lines.append(f"| {logs} | {_days(retention.dagster_runs_days)} | `retention.dagster_runs_days` |")
     return "\n".join(lines) + "\n"

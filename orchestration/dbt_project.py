@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt"
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))  # the venv's dbt, found without an activated venv
+MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # where DbtProject reads it (its default target path)
 _SOURCES = ("models", "macros", "tests", "dbt_project.yml", "profiles.yml")
 
 
@@ -46,11 +47,22 @@ def dbt_project() -> DbtProject:
     from dagster_dbt import DbtProject
 
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-    with _project_lock():  # two processes starting together parse once, and never read a half-written manifest
-        project.prepare_if_dev()
-        if _is_stale(project.manifest_path):
-            parse_project()
+    project.prepare_if_dev()
+    prepare_manifest()
     return project
+
+
+def prepare_manifest() -> Path:
+    """Parse the project now if its manifest is missing or older than any project file; return the manifest.
+
+    Imports neither Dagster nor dbt: ``tickwave orchestrate`` calls it before starting the code
+    server, so the manifest is parsed once and the parent process stays small (dagster-dbt is ~50 MB).
+    Two processes starting together parse once, and never read a half-written manifest (a file lock).
+    """
+    with _project_lock():
+        if _is_stale(MANIFEST):
+            parse_project()
+    return MANIFEST
 
 
 @contextmanager
@@ -78,7 +90,7 @@ def private_target(name: str) -> Iterator[Path]:
     target = DBT_PROJECT_DIR / "target"
     seed = target / "partial_parse.msgpack"
     if not seed.is_file():
-        dbt_project()  # parses the project once (under its lock), leaving the partial parse to copy
+        prepare_manifest()  # parses the project once (under its lock), leaving the partial parse to copy
     path = target / f"{name}-{uuid.uuid4().hex[:8]}"
     path.mkdir(parents=True)
     if seed.is_file():
@@ -162,10 +174,14 @@ SYMBOL_PLACEHOLDER = "__symbol__"
 def dbt_vars(settings: Settings) -> dict[str, Any]:
     """Return the variables the marts read from the settings: each symbol's units per lot, pip and currencies.
 
+    ``mart_ttls`` is each mart's TTL from the retention table (:func:`adapters.retention.mart_retention`;
+    None: kept forever), which the ``retention_ttl`` macro gives the mart's table.
+
     ``price_at_digits`` is :func:`tickwave.instruments.price_sql` with placeholders for the price and
     the symbol column (the ``price_at_digits`` macro fills them), so the marts round a shown price as
     the reports do, from the same registry.
     """
+    from adapters.retention import mart_retention
     from tickwave.instruments import price_sql, registry
 
     def number(value: float) -> float | int:
@@ -184,6 +200,7 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
         "instruments": instruments,
         "account_currency": settings.execution.account_currency,
         "price_at_digits": price_sql(PRICE_PLACEHOLDER, registry(settings.symbols), symbol=SYMBOL_PLACEHOLDER),
+        "mart_ttls": {rule.table: rule.ttl for rule in mart_retention(settings.retention)},
     }
 
 

@@ -5,7 +5,8 @@ background and at its own pace; until then a read without ``FINAL`` counts a red
 row twice (README: exact reads use ``FINAL``). :func:`merge_duplicates` forces that merge,
 one partition at a time and only where a partition holds more than one active part, with
 ``OPTIMIZE TABLE ... PARTITION ID ... FINAL``: the engine's own deduplication, nothing
-deleted by hand. :func:`prune_runs` deletes old Dagster runs. Run weekly by Dagster
+deleted by hand. :func:`prune_runs` deletes old Dagster runs, :func:`prune_compute_logs` the
+captured stdout/stderr of old runs (a folder per run on disk, which deleting the run leaves). Run weekly by Dagster
 (``orchestration/defs/maintenance``).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.client import Client
@@ -80,4 +82,27 @@ def prune_runs(instance: dg.DagsterInstance, older_than: datetime, batch: int = 
         for record in old:
             instance.delete_run(record.dagster_run.run_id)
         deleted += len(old)
+    return deleted
+
+
+def prune_compute_logs(instance: dg.DagsterInstance, older_than: datetime) -> int:
+    """Delete each run's compute logs whose files were all last written before ``older_than``; return how many runs.
+
+    Only the local compute log manager keeps them on this disk (``<base_dir>/<run id>/compute_logs/``); by age
+    on disk, so the logs of runs already deleted (by :func:`prune_runs` or in the UI) go too. Another
+    manager (a cloud bucket) keeps them where its own lifecycle rules apply: nothing is deleted here.
+    """
+    from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+
+    manager = instance.compute_log_manager
+    if not isinstance(manager, LocalComputeLogManager) or manager.inst_data is None:
+        return 0
+    base = Path(manager.inst_data.config_dict["base_dir"])
+    cutoff = older_than.timestamp()
+    deleted = 0
+    for logs in sorted(base.glob("*/compute_logs")):
+        written = [path.stat().st_mtime for path in logs.rglob("*") if path.is_file()]
+        if max(written, default=logs.stat().st_mtime) < cutoff:
+            manager.delete_logs(prefix=[logs.parent.name])
+            deleted += 1
     return deleted

@@ -2,11 +2,16 @@
 
 Dagster's instance lives under the state dir (``data/dagster``: SQLite run, event and
 schedule storage, telemetry off), its storage on PostgreSQL instead when
-``orchestration.postgres_url`` is set; both processes load ``orchestration.definitions`` and
-listen on 127.0.0.1 only. They are started with SIGINT and SIGTERM restored to their
+``orchestration.postgres_url`` is set. One code server (``dagster api grpc``) loads
+``orchestration.definitions`` once, on a Unix socket in a private (0700) temporary folder, and
+the webserver (127.0.0.1 only) and the daemon both read the definitions from it: each would
+otherwise start a code server of its own, ~330 MB apiece. The daemon runs only the daemons
+Tickwave uses (no declarative automation, no freshness daemon). Runs are launched by the code
+server, a process per run. The processes are started with SIGINT and SIGTERM restored to their
 defaults (a process started in the background of a non-interactive shell inherits SIGINT
 ignored, which Dagster's processes then keep) and die with this process. SIGTERM (or
-Ctrl-C) stops both, the webserver first, SIGKILL only after a timeout. The warehouse's
+Ctrl-C) stops them, the webserver first, the code server last, SIGKILL only after a timeout.
+What it costs: code changes need a restart (the UI's "Reload" re-reads the running server). The warehouse's
 password never appears on a command line: the children inherit the ``TICKWAVE_*``
 environment and resolve it as every Tickwave process does; nor does PostgreSQL's: ``dagster.yaml``
 names the variable that holds the URL (``{env: TICKWAVE_ORCHESTRATION_POSTGRES_URL}``), set in
@@ -18,9 +23,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +76,12 @@ local_artifact_storage:
   class: LocalArtifactStorage
   config:
     base_dir: {home}
+# Each run's captured stdout/stderr, where Dagster puts them by default; the weekly maintenance job prunes them.
+compute_logs:
+  module: dagster._core.storage.local_compute_log_manager
+  class: LocalComputeLogManager
+  config:
+    base_dir: {home}/storage
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
@@ -77,29 +91,38 @@ telemetry:
   enabled: false
 nux:
   enabled: false
+# No asset has an automation condition or a freshness policy: their daemons would poll for nothing.
+auto_materialize:
+  enabled: false
+  use_sensors: false
+freshness:
+  enabled: false
 """
 
 
 WORKSPACE_YAML = """\
-# Written by `tickwave orchestrate`: the one code location, this repository's definitions.
+# Written by `tickwave orchestrate`: the one code location, served by its code server on a Unix socket.
 load_from:
-  - python_module:
-      module_name: {module}
-      working_directory: {root}
+  - grpc_server:
+      socket: {socket}
       location_name: {location}
 """
 
 
 def dagster_home(settings: Settings) -> Path:
-    """Return the Dagster instance directory under the state dir, with ``dagster.yaml`` and ``workspace.yaml``."""
+    """Return the Dagster instance directory under the state dir, with ``dagster.yaml``."""
     home = settings.state_path / "data" / "dagster"
     home.mkdir(parents=True, exist_ok=True)
     storage = SQLITE_STORAGE if settings.orchestration.postgres_url is None else POSTGRES_STORAGE
     (home / "dagster.yaml").write_text(storage.format(home=home) + INSTANCE_YAML.format(home=home))
-    (home / "workspace.yaml").write_text(
-        WORKSPACE_YAML.format(module=DEFINITIONS_MODULE, root=REPO_ROOT, location=LOCATION_NAME)
-    )
     return home
+
+
+def write_workspace(home: Path, code_server: Path) -> Path:
+    """Write ``workspace.yaml``: the one code location, read from the code server listening on ``code_server``."""
+    workspace = home / "workspace.yaml"
+    workspace.write_text(WORKSPACE_YAML.format(socket=code_server, location=LOCATION_NAME))
+    return workspace
 
 
 def storage_description(settings: Settings, home: Path) -> str:
@@ -131,14 +154,30 @@ def _restore_signals_then(preexec: Callable[[], None] | None) -> Callable[[], No
     return start
 
 
-def commands(port: int, home: Path) -> dict[str, list[str]]:
-    """The webserver's and the daemon's command lines (the venv's executables, the workspace in ``home``)."""
+def commands(port: int, home: Path, code_server: Path) -> dict[str, list[str]]:
+    """The code server's, webserver's and daemon's command lines (the venv's executables, the workspace in ``home``).
+
+    The code server runs each launched run as ``<this python> -m dagster`` (no venv on PATH needed).
+    """
     binaries = Path(sys.executable).parent
     location = ["-w", str(home / "workspace.yaml")]
     return {
+        "code server": [str(binaries / "dagster"), "api", "grpc", "--socket", str(code_server), "-m",
+                        DEFINITIONS_MODULE, "-d", str(REPO_ROOT), "--location-name", LOCATION_NAME,
+                        "--use-python-environment-entry-point"],
         "webserver": [str(binaries / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *location],
         "daemon": [str(binaries / "dagster-daemon"), "run", *location],
-    }
+    }  # fmt: skip
+
+
+def listens(code_server: Path) -> bool:
+    """Return True once the code server accepts connections on its socket (it binds after loading the definitions)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(code_server))
+        except OSError:
+            return False
+    return True
 
 
 WORKSPACE_QUERY = (
@@ -181,43 +220,69 @@ def workspace_loaded(answer: dict[str, Any]) -> bool:
 
 
 def run(settings: Settings, port: int, on_ready: Callable[[], None], stop: threading.Event | None = None) -> int:
-    """Run the webserver and the daemon until SIGTERM/SIGINT (or ``stop``); return the exit code.
+    """Run the code server, the webserver and the daemon until SIGTERM/SIGINT (or ``stop``); return the exit code.
 
     Raises:
-        ServiceError: when the webserver does not answer within ``orchestration.start_timeout_s``
+        ServiceError: when the code server or the webserver is not ready within ``orchestration.start_timeout_s``
             or a process ends on its own (its exit code is in the message; see its log lines).
     """
-    from orchestration.dbt_project import dbt_project
+    from orchestration.dbt_project import prepare_manifest
 
-    dbt_project()  # the manifest the definitions load, parsed once here rather than in each process
+    prepare_manifest()  # the manifest the definitions load, parsed here rather than in the code server
     home = dagster_home(settings)
+    sockets = Path(tempfile.mkdtemp(prefix="tickwave-dagster-"))  # 0700: this user's processes only; a short path
+    code_server = sockets / "code-server.sock"
+    write_workspace(home, code_server)
     stop = stop or threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     variables = environment(settings, home)
-    processes = {
-        name: subprocess.Popen(command, env=variables, cwd=REPO_ROOT,
-                               preexec_fn=_restore_signals_then(die_with_parent()))
-        for name, command in commands(port, home).items()
-    }  # fmt: skip
-    logger.info("dagster: webserver pid %d, daemon pid %d, home %s, storage: %s", processes["webserver"].pid,
-                processes["daemon"].pid, home, storage_description(settings, home))  # fmt: skip
+    lines = commands(port, home, code_server)
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(name: str) -> None:
+        processes[name] = subprocess.Popen(lines[name], env=variables, cwd=REPO_ROOT,
+                                           preexec_fn=_restore_signals_then(die_with_parent()))  # fmt: skip
+
+    deadline = time.monotonic() + settings.orchestration.start_timeout_s
     try:
-        deadline = time.monotonic() + settings.orchestration.start_timeout_s
-        while not answers(port):
-            _require_running(processes)
-            if time.monotonic() > deadline:
-                raise ServiceError(f"the Dagster webserver did not answer on 127.0.0.1:{port} within "
-                                   f"{settings.orchestration.start_timeout_s:.0f} s")  # fmt: skip
-            if stop.wait(0.5):
-                return 0
+        start("code server")
+        if not _wait(lambda: listens(code_server), processes, deadline, stop, "the Dagster code server",
+                     f"on {code_server}"):  # fmt: skip
+            return 0
+        start("webserver")
+        start("daemon")
+        logger.info("dagster: code server pid %d, webserver pid %d, daemon pid %d, home %s, storage: %s",
+                    processes["code server"].pid, processes["webserver"].pid, processes["daemon"].pid, home,
+                    storage_description(settings, home))  # fmt: skip
+        if not _wait(lambda: answers(port), processes, deadline, stop, "the Dagster webserver", f"on 127.0.0.1:{port}"):
+            return 0
         logger.info("dagster: UI and GraphQL at http://127.0.0.1:%d", port)
         on_ready()
         while not stop.wait(1.0):
             _require_running(processes)
         return 0
     finally:
-        _stop(processes)
+        stop_processes(processes)
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def _wait(
+    is_ready: Callable[[], bool],
+    processes: dict[str, subprocess.Popen[bytes]],
+    deadline: float,
+    stop: threading.Event,
+    what: str,
+    where: str,
+) -> bool:
+    # True once ready; False when stopped meanwhile.
+    while not is_ready():
+        _require_running(processes)
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{what} did not answer {where} within orchestration.start_timeout_s")
+        if stop.wait(0.5):
+            return False
+    return True
 
 
 def _require_running(processes: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -227,26 +292,30 @@ def _require_running(processes: dict[str, subprocess.Popen[bytes]]) -> None:
             raise ServiceError(f"the Dagster {name} ended with exit code {code}")
 
 
-def _stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    # Their code servers (``dagster api grpc``) too: one started just before the stop had outlived its parent.
+def stop_processes(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Stop Dagster's processes by name: the webserver and the daemon, then the code server, then what outlived them.
+
+    Their descendants too: a run's process (the code server's child), Dagster's resource trackers.
+    """
     descendants = []
     for process in processes.values():
         try:
             descendants.extend(psutil.Process(process.pid).children(recursive=True))
         except psutil.Error:  # already gone
             continue
-    for name in ("webserver", "daemon"):
-        process = processes[name]
-        if process.poll() is None:
-            process.terminate()
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    for name, process in processes.items():
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            logger.warning("dagster %s did not stop within %.0f s: killing it", name, STOP_TIMEOUT_S)
-            process.kill()
-            process.wait()
+    for group in (("webserver", "daemon"), ("code server",)):  # the code server last: the others stop asking it
+        started = [(name, processes[name]) for name in group if name in processes]
+        for _, process in started:
+            if process.poll() is None:
+                process.terminate()
+        for name, process in started:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("dagster %s did not stop within %.0f s: killing it", name, STOP_TIMEOUT_S)
+                process.kill()
+                process.wait()
     _, alive = psutil.wait_procs(descendants, timeout=max(0.1, deadline - time.monotonic()))
     for leftover in alive:
         logger.warning("dagster: pid %d outlived its parent: stopping it", leftover.pid)

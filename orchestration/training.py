@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from models.evaluation import timeframe_seconds
+from tickwave.timeframes import TIMEFRAMES_MS
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -37,7 +37,7 @@ def stored_window(client: Client, timeframe: str, days: int) -> TrainingWindow |
     ).result_rows
     if not rows:
         return None
-    newest = max(int(row[1]) for row in rows) + timeframe_seconds(timeframe) * 1000
+    newest = max(int(row[1]) for row in rows) + TIMEFRAMES_MS[timeframe]
     return TrainingWindow(tuple(str(row[0]) for row in rows), (newest - days * DAY_MS, newest))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.retention import FOREVER, retention_markdown, table_retention, topic_retention
+from adapters.retention import FOREVER, mart_retention, retention_markdown, table_retention, topic_retention
 from tickwave.config import REGULATORY_MINIMUM_DAYS, RetentionSettings, load_settings
 from tickwave.errors import ConfigurationError
 from tickwave.topics import topic_specs
@@ -108,3 +108,38 @@ def test_operations_docs_when_the_retention_table_changes_then_kept_current() ->
     assert match.group(1) == retention_markdown(RetentionSettings()), (
         "run `tickwave config retention --update docs/operations.md`"
     )
+
+
+def test_mart_retention_when_defaults_then_every_mart_has_a_ttl_and_the_ones_reports_read_keep_five_years() -> None:
+    marts = {rule.table: rule for rule in mart_retention(RetentionSettings())}
+    models = {path.stem for path in (ROOT / "dbt" / "models" / "marts").glob("*.sql")}
+    compliance_sql = " ".join(path.read_text() for path in (ROOT / "dbt" / "models" / "compliance").glob("*.sql"))
+    read_by_reports = {name for name in models if f"ref('{name}')" in compliance_sql}
+
+    assert set(marts) == models  # every mart once, no table of the warehouse among them
+    assert not set(marts) & {rule.table for rule in table_retention(RetentionSettings())}
+    assert {name for name, rule in marts.items() if rule.is_compliance} == read_by_reports
+    assert {name: marts[name].days for name in read_by_reports} == dict.fromkeys(read_by_reports, 1827)
+    assert len(read_by_reports) == 6
+    assert all(rule.ttl is not None for rule in marts.values())
+    assert marts["data_quality_daily"].ttl == "toDateTime(day) + toIntervalDay(365)"
+
+
+def test_mart_retention_when_overridden_then_the_settings_apply_and_a_short_compliance_mart_is_refused() -> None:
+    marts = {rule.table: rule.days for rule in mart_retention(RetentionSettings(
+        compliance_days=2557, table_days={"pnl_daily": FOREVER, "risk_events_daily": 30}))}  # fmt: skip
+
+    assert (marts["fct_fills"], marts["pnl_daily"], marts["risk_events_daily"]) == (2557, FOREVER, 30)
+    with pytest.raises(ConfigurationError, match="compliance table keeps rows at least 1827 days"):
+        mart_retention(RetentionSettings(table_days={"fct_orders": 365}))
+
+
+def test_dbt_vars_when_built_then_mart_ttls_are_the_retention_tables() -> None:
+    from orchestration.dbt_project import dbt_vars
+
+    settings = load_settings(retention={"table_days": {"pnl_daily": 90}})
+
+    ttls = dbt_vars(settings)["mart_ttls"]
+
+    assert ttls == {rule.table: rule.ttl for rule in mart_retention(settings.retention)}
+    assert ttls["pnl_daily"] == "toDateTime(day) + toIntervalDay(90)"

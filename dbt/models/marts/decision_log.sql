@@ -1,6 +1,6 @@
 -- one row per order (client_order_id): the order, the signal it came from, the prediction behind the
 -- signal, the model version (artifact and stage) and the feature vector it was decided on.
-{{ config(order_by='client_order_id') }}
+{{ config(order_by='client_order_id', ttl=retention_ttl()) }}
 select
     orders.client_order_id as client_order_id,
     orders.symbol as symbol,

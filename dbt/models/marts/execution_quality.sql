@@ -1,7 +1,7 @@
 -- one row per filled order (client_order_id): its venue, arrival quote (the last tick at or before submission),
 -- fill price, slippage against the arrival mid in pips and bps (positive = paid), the half spread
 -- paid, slippage beyond the spread, and the decision-to-fill latency.
-{{ config(order_by='(symbol, submitted_at, client_order_id)') }}
+{{ config(order_by='(symbol, submitted_at, client_order_id)', ttl=retention_ttl()) }}
 with orders as (
     select client_order_id, symbol, venue, side, filled_lots, average_fill_price, decided_at, submitted_at, filled_at
     from {{ ref('fct_orders') }}

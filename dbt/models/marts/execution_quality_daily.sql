@@ -1,7 +1,7 @@
 -- one row per symbol and UTC day: execution quality of that day's filled orders (incremental:
 -- the months holding the last lookback_days are rebuilt, partitions replaced).
 {{ config(materialized='incremental', incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
-          order_by='(symbol, day)') }}
+          order_by='(symbol, day)', ttl=retention_ttl()) }}
 select
     symbol,
     day,

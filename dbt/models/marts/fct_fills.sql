@@ -2,7 +2,7 @@
 -- it: the symbol's position before and after (exact lots), the open lots' entry value after it, the
 -- realized P&L in the quote and account currencies, the round trip it belongs to and the one it opens
 -- (execution/README.md, "What each fill books"). Lots and money are exact decimals.
-{{ config(order_by='(symbol, filled_at, fill_id)') }}
+{{ config(order_by='(symbol, filled_at, fill_id)', ttl=retention_ttl()) }}
 select
     fill_id,
     client_order_id,

@@ -1,6 +1,6 @@
 -- one row per order (client_order_id): every lifecycle timestamp, final state, fill price, the venue it was sent to
 -- ('' for orders that predate the venue), the signal, the model version
-{{ config(order_by='client_order_id') }}
+{{ config(order_by='client_order_id', ttl=retention_ttl()) }}
 with orders as (
     select * from {{ ref('stg_tickwave__orders') }}
 ),

@@ -7,7 +7,7 @@
 -- lack that fill (execution/README.md, "Fills stored before the engine booked them"). trip_number counts the symbol's
 -- trips in the order they opened (for display; the key is round_trip_id). Entry and exit prices are the
 -- lot-weighted averages of the trip's entry and exit legs (exact sums, shown as Float64).
-{{ config(order_by='(symbol, exit_at, round_trip_id)') }}
+{{ config(order_by='(symbol, exit_at, round_trip_id)', ttl=retention_ttl()) }}
 with trips as (
     select
         round_trip_id,

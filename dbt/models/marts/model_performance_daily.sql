@@ -9,7 +9,8 @@
 -- its champion's slot. Champion and challengers of a slot (slot, timeframe) side by side:
 -- `tickwave models compare`.
 {{ config(materialized='incremental', incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
-          order_by='(model_id, timeframe, model_version, role, day)', on_schema_change='append_new_columns') }}
+          order_by='(model_id, timeframe, model_version, role, day)', on_schema_change='append_new_columns',
+          ttl=retention_ttl()) }}
 with registry as (
     select
         model_id,

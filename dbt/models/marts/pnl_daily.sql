@@ -1,7 +1,7 @@
 -- one row per symbol and UTC day: the realized P&L the execution engine booked on that day's fills
 -- (partial closes included, net of costs), the round trips closed that day, and the unrealized P&L of
 -- the position open at the day's end (positions_daily), in the account currency, exact decimals.
-{{ config(order_by='(symbol, day)') }}
+{{ config(order_by='(symbol, day)', ttl=retention_ttl()) }}
 with realized as (
     select
         symbol,

@@ -6,7 +6,7 @@
 -- account currency unchanged for a symbol quoted in it, else converted at the day's end as the marts'
 -- rates give it (by the symbol's own mark when the account currency is its base); NULL for an open
 -- position whose quote currency has no known rate.
-{{ config(order_by='(symbol, day)') }}
+{{ config(order_by='(symbol, day)', ttl=retention_ttl()) }}
 with booked as (
     select * from {{ ref('fct_fills') }} where is_booked
 ),

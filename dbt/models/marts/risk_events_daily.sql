@@ -2,7 +2,7 @@
 -- HALTED or a symbol halted) and kill-switch uses (an operator's HALTED), with the time from the
 -- command to the halt (parsed from the event's "N ms after it was issued"). Aliases never reuse a
 -- column's name: ClickHouse resolves WHERE against SELECT aliases first.
-{{ config(order_by='(day, check_name)') }}
+{{ config(order_by='(day, check_name)', ttl=retention_ttl()) }}
 with denials as (
     select toDate(event_at) as day, check_name, 'denial' as event_kind, cast(null, 'Nullable(Int64)') as time_to_halt_ms
     from {{ ref('stg_tickwave__order_events') }}

@@ -34,12 +34,14 @@ def warehouse_merged(context: dg.AssetExecutionContext, tickwave: TickwaveResour
 
 @dg.asset(group_name="maintenance", kinds={"dagster"})
 def run_history_pruned(context: dg.AssetExecutionContext, tickwave: TickwaveResource) -> dg.MaterializeResult[None]:
-    """Dagster runs older than ``retention.dagster_runs_days`` deleted from the instance (its storage stays small)."""
-    from orchestration.maintenance import prune_runs
+    """Dagster runs and their compute logs older than ``retention.dagster_runs_days`` deleted (storage stays small)."""
+    from orchestration.maintenance import prune_compute_logs, prune_runs
 
     cutoff = tickwave.now() - timedelta(days=tickwave.settings().retention.dagster_runs_days)
     deleted = prune_runs(context.instance, cutoff)
-    return dg.MaterializeResult(metadata={"runs_deleted": deleted, "older_than": cutoff.isoformat()})
+    logs = prune_compute_logs(context.instance, cutoff)
+    return dg.MaterializeResult(metadata={"runs_deleted": deleted, "compute_logs_deleted": logs,
+                                          "older_than": cutoff.isoformat()})  # fmt: skip
 
 
 @dg.asset(group_name="maintenance", kinds={"file"})

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -97,6 +98,27 @@ def orchestrator(
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
         drop(warehouse_settings, database)
+
+
+# The whole tree's summed RSS once started (shared pages counted in each process: the strictest sum). Target
+# 800 MB; measured 706-734 MB here (bench/orchestration.py: a code server each was 1,160-1,230 MB).
+FOOTPRINT_LIMIT_MB = 800
+
+
+def test_orchestrate_when_started_then_one_code_server_serves_both_and_the_tree_stays_under_800_mb(
+    orchestrator: Orchestrator,
+) -> None:
+    root = psutil.Process(orchestrator.process.pid)
+    measured = []  # (command line, RSS in MB) of every process of the tree
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):  # ended meanwhile
+            measured.append((process.cmdline(), process.memory_info().rss / 2**20))
+
+    code_servers = [line for line, _ in measured if ("api", "grpc") in set(pairwise(line))]
+    total = sum(rss for _, rss in measured)
+
+    assert len(code_servers) == 1, measured  # the webserver's and the daemon's own would make three
+    assert total < FOOTPRINT_LIMIT_MB, [(" ".join(line[1:3]), round(rss)) for line, rss in measured]
 
 
 def test_orchestrate_when_running_then_graphql_lists_the_assets_and_a_launched_run_succeeds_stored_in_postgresql(

@@ -13,6 +13,7 @@ from orchestration.service import (
     environment,
     storage_description,
     workspace_loaded,
+    write_workspace,
 )
 from tickwave.config import load_settings
 from tickwave.errors import ServiceError
@@ -39,15 +40,35 @@ def test_dagster_home_when_prepared_then_sqlite_under_the_state_dir_loopback_onl
 ) -> None:
     home = dagster_home(load_settings(state_dir=tmp_path))
     instance = yaml.safe_load((home / "dagster.yaml").read_text())
-    workspace = yaml.safe_load((home / "workspace.yaml").read_text())
-    webserver = commands(13555, home)["webserver"]
+    webserver = commands(13555, home, tmp_path / "code.sock")["webserver"]
 
     assert home == tmp_path.resolve() / "data" / "dagster"
     assert instance["storage"]["sqlite"]["base_dir"].startswith(str(home))
+    assert instance["compute_logs"]["config"]["base_dir"] == str(home / "storage")  # where the maintenance prunes
     assert instance["telemetry"] == {"enabled": False}
-    assert workspace["load_from"][0]["python_module"]["module_name"] == "orchestration.definitions"
     assert webserver[webserver.index("-h") + 1] == "127.0.0.1"
     assert "TICKWAVE" not in " ".join(webserver) and "password" not in " ".join(webserver).lower()
+
+
+def test_commands_when_started_then_one_code_server_on_a_socket_serves_the_webserver_and_the_daemon(
+    tmp_path: Path,
+) -> None:
+    home = dagster_home(load_settings(state_dir=tmp_path))
+    socket = tmp_path / "code.sock"
+
+    workspace = yaml.safe_load(write_workspace(home, socket).read_text())
+    lines = commands(13555, home, socket)
+    instance = yaml.safe_load((home / "dagster.yaml").read_text())
+
+    assert workspace["load_from"] == [{"grpc_server": {"socket": str(socket), "location_name": "orchestration"}}]
+    server = lines["code server"]
+    assert server[1:3] == ["api", "grpc"] and server[server.index("--socket") + 1] == str(socket)
+    assert server[server.index("-m") + 1] == "orchestration.definitions" and "--port" not in server
+    for name in ("webserver", "daemon"):  # neither loads the definitions itself: both read the workspace
+        assert lines[name][-2:] == ["-w", str(home / "workspace.yaml")]
+    # The daemons Tickwave has no use for stay off: no automation condition, no freshness policy.
+    assert instance["auto_materialize"] == {"enabled": False, "use_sensors": False}
+    assert instance["freshness"] == {"enabled": False}
 
 
 def test_dagster_home_when_postgres_url_is_set_then_storage_names_the_variable_and_only_the_environment_holds_it(
@@ -66,7 +87,7 @@ def test_dagster_home_when_postgres_url_is_set_then_storage_names_the_variable_a
     assert "s3cret-Pw" not in written and "sqlite" not in written
     assert variables[POSTGRES_URL_VARIABLE] == url and variables["DAGSTER_HOME"] == str(home)
     assert POSTGRES_URL_VARIABLE not in sqlite
-    assert "s3cret-Pw" not in " ".join(" ".join(command) for command in commands(13555, home).values())
+    assert "s3cret-Pw" not in " ".join(" ".join(line) for line in commands(13555, home, tmp_path / "s").values())
     assert storage_description(settings, home) == "PostgreSQL at db.internal:6432/dagster"
 
 
