@@ -132,6 +132,11 @@ class PaperBroker:
         if intent.client_order_id in self._orders:
             self._ledger.append(submitted)  # received again: recorded, not acted on
             return []
+        # A venue that cannot keep its ledger takes no order: refused before acting, so the
+        # account never holds a fill its ledger lacks (the refusal is the caller's to record).
+        problem = self._ledger.space_problem_now()
+        if problem is not None:
+            return [rejected(intent, f"the paper ledger is short of space: {problem}", now_ms)]
         self._apply(submitted)
         if intent.symbol not in self.quotes:
             answer: OrderAccepted | OrderRejected = rejected(intent, f"no quote for {intent.symbol}", now_ms)
