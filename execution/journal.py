@@ -296,7 +296,7 @@ class Journal:
         if self.space_problem is not None:
             return self.space_problem
         try:
-            free = shutil.disk_usage(self.path.parent).free
+            free = shutil.disk_usage(self.path).free  # the file itself: its filesystem, through a link too
         except OSError as exc:
             return f"journal {self.path}: free space unknown: {exc}"
         if is_disk_full(free):
