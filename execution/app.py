@@ -144,7 +144,7 @@ def execution_health(service: ExecutionService) -> tuple[list[str], dict[str, An
     answered = service.broker_answered_at_ms
     is_connected = answered is not None and now_ms - answered < BROKER_SILENT_S * 1000
     problems = [] if is_connected else [f"the broker has not answered for {BROKER_SILENT_S:.0f} s"]
-    journal_problem = service.journal_problem
+    journal_problem = service.space.problem
     if journal_problem is not None:
         problems.append(f"halted, deciding no signal: {journal_problem}")
     signal = service.last_signal

@@ -110,10 +110,14 @@ class KafkaPublisher:
             self._save()
 
     def _save(self) -> None:
-        temporary = self._cursor_path.with_suffix(".tmp")
-        temporary.write_text(str(self._delivered_through))
-        temporary.replace(self._cursor_path)
         self._saved_at = time.monotonic()
+        temporary = self._cursor_path.with_suffix(".tmp")
+        try:
+            temporary.write_text(str(self._delivered_through))
+            temporary.replace(self._cursor_path)
+        except OSError as exc:  # a full disk: an older cursor only republishes more after a restart (deduped)
+            logger.error("audit cursor %s not saved (%s); saved again in %.0f s", self._cursor_path, exc,
+                         COMMIT_EVERY_S)  # fmt: skip
 
     def flush(self, timeout_s: float) -> int:
         """Wait for delivery, save the cursor; return how many messages are still pending."""
@@ -202,7 +206,7 @@ def run_confluent_loop(settings: Settings, bootstrap: str, service: ExecutionSer
         signals = _SignalBatch(service, signals_topic)
         last_commit = time.monotonic()
         while not stop.is_set():
-            if signals.paused and service.journal_problem is None:
+            if signals.paused and service.space.problem is None:
                 signals.resume(consumer, signal_partitions)
             # poll() returns as soon as one message is there; consume(timeout=0) then takes what else is
             # queued without waiting (a blocking consume() waits for its whole batch or the timeout).
@@ -277,7 +281,7 @@ class _SignalBatch:
         if not self.paused:
             consumer.pause(partitions)
             self.paused = True
-            logger.critical("signals paused: the journal takes no decisions (%s)", self.service.journal_problem)
+            logger.critical("signals paused: the journal takes no decisions (%s)", self.service.space.problem)
         for partition, offset in self._undecided.items():
             if self._sought.get(partition) != offset:
                 consumer.seek(TopicPartition(self.topic, partition, offset))

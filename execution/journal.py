@@ -54,7 +54,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from adapters.disk import DISK_FULL_BYTES, is_disk_full
+from adapters.disk import DISK_FULL_BYTES
 from tickwave.audit_chain import AuditChain, ChainLink, is_chained
 from tickwave.contracts import AnyMessage, Message, decode_any, encode
 from tickwave.errors import ContractError, DataQualityError, RetryableError
@@ -284,12 +284,13 @@ class Journal:
         self._allocated = start + PREALLOCATE_BYTES
         self.space_problem = None
 
-    def space_problem_now(self) -> str | None:
+    def space_problem_now(self, min_free_bytes: int = DISK_FULL_BYTES) -> str | None:
         """Why the journal is short of space now (None: it is not): a failed extension or a nearly full filesystem.
 
-        A failed extension is tried again first, so space freed since clears it. A full
-        filesystem (:func:`adapters.disk.is_disk_full`) counts too: the journal's next
-        extension (and, with fsync off, its writes) would fail, other files on it may already.
+        A failed extension is tried again first, so space freed since clears it. Less than
+        ``min_free_bytes`` free counts too; by default the "disk full" of
+        :func:`adapters.disk.is_disk_full`, where the journal's next extension (and, with fsync
+        off, its writes) would fail and other files on the disk may fail already.
         """
         if self.space_problem is not None and self.fsync:
             self._extend()
@@ -299,8 +300,8 @@ class Journal:
             free = shutil.disk_usage(self.path).free  # the file itself: its filesystem, through a link too
         except OSError as exc:
             return f"journal {self.path}: free space unknown: {exc}"
-        if is_disk_full(free):
-            return f"journal {self.path}: disk full, {free} bytes free on its filesystem (under {DISK_FULL_BYTES})"
+        if free < min_free_bytes:
+            return f"journal {self.path}: disk full, {free} bytes free on its filesystem (under {min_free_bytes})"
         return None
 
     def sync(self) -> None:

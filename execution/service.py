@@ -38,7 +38,8 @@ from typing import NamedTuple, Protocol
 from execution.brokers.base import Broker
 from execution.engine import Engine, replay
 from execution.engine_state import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE
-from execution.journal import Journal, JournalUnavailable
+from execution.journal import Journal
+from execution.journal_space import JournalSpace
 from execution.reconciler import Reconciler
 from tickwave.audit_chain import ChainLink
 from tickwave.config import StreamsSettings
@@ -50,7 +51,6 @@ from tickwave.contracts import (
     RiskEvent,
     Signal,
     Tick,
-    TradingState,
     decode,
 )
 from tickwave.errors import ContractError
@@ -59,8 +59,6 @@ from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_r
 logger = logging.getLogger(__name__)
 
 _STATE_KINDS = frozenset({TRADING_STATE, SYMBOL_HALTED, SYMBOL_RESUMED})
-DISK_CHECK = "journal_disk"  # the check of the halt a journal short of space causes
-SPACE_CHECK_EVERY_MS = 100  # how often the journal's free space is looked at (a statvfs)
 
 
 def _changes_trading_state(event: Message) -> bool:
@@ -143,11 +141,7 @@ class ExecutionService:
         # Progress for the health report (adapters.health): the last signal decided and the last broker answer.
         self.last_signal: tuple[str, int] | None = None  # (signal_id, decided at ms)
         self.broker_answered_at_ms: int | None = None
-        # Why the journal takes no decisions now (None: it does); set and cleared by check_journal_space.
-        self.journal_problem: str | None = None
-        # The trading state before the journal's disk halted trading, while that halt is the latest state change.
-        self._state_before_disk: TradingState | None = None
-        self._space_checked_at_ms: int | None = None
+        self.space = JournalSpace(engine, journal, self._record, self.reconciler)
 
     @property
     def broker(self) -> Broker:
@@ -167,90 +161,20 @@ class ExecutionService:
         """
         with self.lock:
             recorded = list(self.journal.events())
-            before: TradingState = "ACTIVE"
-            for event in recorded:  # a disk halt at the journal's end is lifted once space is back
-                if isinstance(event, RiskEvent) and event.kind == TRADING_STATE:
-                    is_disk_halt = event.check == DISK_CHECK and event.trading_state == "HALTED"
-                    self._state_before_disk = before if is_disk_halt else None
-                    before = event.trading_state
-            if self._state_before_disk is not None:
-                self.journal_problem = "the journal's disk was full before the restart"
+            self.space.replayed(recorded)
             replay(self.engine, recorded)
             for position in range(self.publisher.resume_position(), len(recorded)):
                 self._publish(recorded[position], position)
             self.journal.drop_links_before(len(recorded))  # delivered before the restart: not needed again
             differences: list[str] = []
-            try:
+            with self.space.refusals():
                 differences = self.reconciler.at_start()
                 self._record(self.engine.report("started", f"{len(differences)} reconciliation differences", "info"))
-            except JournalUnavailable as exc:
-                self._journal_refused(exc)
             self.broker_answered_at_ms = self.reconciler.reconciled_at_ms
             status = self.engine.status()
             logger.info("started instance=%s broker=%s %s", self.engine.instance_id, self.broker.name, status)
-            self.check_journal_space(force=True)
+            self.space.check(force=True)
             return differences
-
-    def check_journal_space(self, *, force: bool = False) -> bool:
-        """Halt when the journal is short of space, resume once it is not; return True when decisions may be made.
-
-        Looked at no more often than every ``SPACE_CHECK_EVERY_MS`` (unless ``force``).
-        """
-        with self.lock:
-            now_ms = self.engine.clock.now_ms()
-            checked = self._space_checked_at_ms
-            if not force and checked is not None and now_ms - checked < SPACE_CHECK_EVERY_MS:
-                return self.journal_problem is None
-            self._space_checked_at_ms = now_ms
-            problem = self.journal.space_problem_now()
-            if problem is not None and self.journal_problem is None:
-                self._halt_for_disk(problem)
-            elif problem is None and self.journal_problem is not None:
-                self._resume_after_disk()
-            return self.journal_problem is None
-
-    def _journal_refused(self, exc: JournalUnavailable) -> None:
-        """A journal write was refused: halt (once) and look again at the space at the next check."""
-        logger.critical("instance=%s %s", self.engine.instance_id, exc)
-        if self.journal_problem is None:
-            self._halt_for_disk(str(exc))
-        self._space_checked_at_ms = self.engine.clock.now_ms()
-
-    def _halt_for_disk(self, problem: str) -> None:
-        """Stop deciding and record a critical HALTED event (in the journal's headroom, else in memory only)."""
-        self.journal_problem = problem
-        before = self.engine.trading_state
-        detail = f"HALTED: the journal cannot take decisions, no signal is decided until space is back: {problem}"
-        event = self.engine.trading_state_event("HALTED", detail, DISK_CHECK)
-        logger.critical("instance=%s %s (trading was %s)", self.engine.instance_id, detail, before)
-        try:
-            self._record(event)
-        except JournalUnavailable as exc:
-            logger.critical(
-                "instance=%s the halt could not be journaled (%s): halted in memory", self.engine.instance_id, exc
-            )
-            self.engine.apply(event)
-        self._state_before_disk = before
-
-    def _resume_after_disk(self) -> None:
-        """Space is back: return to the trading state before the halt and reconcile what the journal missed."""
-        problem, self.journal_problem = self.journal_problem, None
-        before = self._state_before_disk or "ACTIVE"
-        detail = f"{before}: the journal takes decisions again (it could not: {problem})"
-        try:
-            if self.engine.trading_state == "HALTED" and self._state_before_disk is not None and before != "HALTED":
-                now_ms = self.engine.clock.now_ms()
-                self._record(
-                    self.engine.events.risk(TRADING_STATE, "warning", detail, now_ms, before, check=DISK_CHECK)
-                )
-            else:
-                self._record(self.engine.report("journal_space_back", detail, "warning"))
-        except JournalUnavailable as exc:
-            self._journal_refused(exc)
-            return
-        self._state_before_disk = None
-        logger.warning("instance=%s %s", self.engine.instance_id, detail)
-        self.reconciler.is_due = True  # broker answers the journal refused meanwhile
 
     def handle_signal_bytes(self, raw: bytes) -> None:
         """Decode and handle one signal; an invalid one is logged with its reason and skipped."""
@@ -276,19 +200,15 @@ class ExecutionService:
 
         Each decision sees the orders decided before it as working orders (the limits
         count them), so deciding several before any broker call is as safe as one at a
-        time; only the fsync is shared.
-
-        Returns:
-            How many of ``signals``, from the first, were decided (or seen before): fewer
-            than all when the journal is short of space or refuses a write. The caller reads
-            the rest again later (it must not commit their offsets).
+        time; only the fsync is shared. Returns how many, from the first, were decided (or seen
+        before): fewer when the journal is short of space; the caller reads the rest again.
         """
         with self.lock:
-            if not self.check_journal_space():
+            if not self.space.check():
                 return 0
             to_send: list[_Journaled] = []
-            decided = 0
-            try:
+            decided = 0  # how many, from the first
+            with self.space.refusals():
                 for signal in signals:
                     decision = self.engine.on_signal(signal)
                     if decision.is_duplicate:
@@ -302,8 +222,6 @@ class ExecutionService:
                     else:  # applied now: a repeat in this batch is seen
                         to_send.append(self._journal_order(decision.intent, received=signal))
                     decided += 1
-            except JournalUnavailable as exc:
-                self._journal_refused(exc)
             self._send(to_send)
             return decided
 
@@ -324,7 +242,7 @@ class ExecutionService:
         """Fsync once, then call the broker for each journaled order; publish what was journaled; record its answers."""
         if not to_send:
             return
-        try:
+        with self.space.refusals():  # orders journaled and not sent: the reconciliation settles them
             self.journal.sync()  # every OrderSubmitted is on disk before any broker call
             for intent, journaled in to_send:
                 answers = self.broker.submit(intent)
@@ -333,8 +251,6 @@ class ExecutionService:
                 self._record_all(answers)
                 if any(isinstance(answer, OrderRejected) for answer in answers):
                     self.reconciler.is_due = True  # after any broker error, at the next poll
-        except JournalUnavailable as exc:  # orders journaled and not sent: the reconciliation settles them
-            self._journal_refused(exc)
 
     def handle_tick_bytes(self, raw: bytes) -> None:
         """Check one raw tick exactly as the dataflow does (``tickwave.validation``), then handle it."""
@@ -357,16 +273,12 @@ class ExecutionService:
                 self._skip("spike", reason)
                 return
             self.broker.on_tick(tick)
-            try:
+            with self.space.refusals():
                 self._record_all(self.engine.on_tick(tick))
-                if self.journal_problem is not None:
-                    return  # no protective close the journal cannot record
                 stop = self.engine.protective_stop(tick)
-                if stop.events or stop.intents:
+                if self.space.problem is None and (stop.events or stop.intents):  # none the journal cannot record
                     self._record_all(stop.events)
                     self._send([self._journal_order(intent) for intent in stop.intents])
-            except JournalUnavailable as exc:
-                self._journal_refused(exc)
 
     def _skip(self, check: str, reason: str) -> None:
         self.ticks_rejected += 1
@@ -379,37 +291,31 @@ class ExecutionService:
             outcome = self.engine.on_control(command)
             if outcome.is_duplicate:
                 return
-            try:
+            with self.space.refusals():
                 self._publish(command, self.journal.append(command))
                 self.engine.apply(command)
                 for event in outcome.events:
                     self._record(event)
                     logger.warning("control %s: %s", command.command, getattr(event, "detail", event))
                 self._send([self._journal_order(intent) for intent in outcome.intents])
-            except JournalUnavailable as exc:
-                self._journal_refused(exc)
 
     def refuse_control(self, reason: str) -> None:
         """Record a control message that was not acted on (unsigned, wrongly signed, stale, invalid)."""
         with self.lock:
-            try:
+            with self.space.refusals():
                 self._record(self.engine.report("control_refused", reason, "critical"))
-            except JournalUnavailable as exc:
-                self._journal_refused(exc)
 
     def poll_broker(self) -> None:
         """Collect late broker events (paper latency fills, MT5 deal updates); reconcile when due."""
         with self.lock:
-            try:
+            with self.space.refusals():  # events refused: the reconciliation after the space is back
                 events = self.broker.poll()
                 self.broker_answered_at_ms = self.engine.clock.now_ms()
                 self._record_all(events)
                 if any(isinstance(event, OrderRejected) for event in events):
                     self.reconciler.is_due = True  # after any broker error
-                if self.check_journal_space() and self.reconciler.is_time(self.engine.clock.now_ms()):
+                if self.space.check() and self.reconciler.is_time(self.engine.clock.now_ms()):
                     self.reconcile_now()
-            except JournalUnavailable as exc:  # events refused: the reconciliation after the space is back
-                self._journal_refused(exc)
 
     def reconcile_now(self) -> list[str]:
         """Compare journal and broker now (see :meth:`Reconciler.now`); return the differences and mismatches."""
@@ -438,8 +344,7 @@ class ExecutionService:
         for event, position in zip(group, positions, strict=True):
             follow_ups += self.engine.apply(event)
             self._publish(event, position)
-            if isinstance(event, RiskEvent) and event.kind == TRADING_STATE and event.check != DISK_CHECK:
-                self._state_before_disk = None  # another state change since: the disk's halt is not lifted by itself
+            self.space.note_applied(event)
         for event in group:
             if isinstance(event, RiskEvent):
                 for order in self.engine.cancellations_for(event):

@@ -50,6 +50,7 @@ from tickwave.instruments import Instrument, convert, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 LEDGER_NAME = "paper_ledger.jsonl"
+LEDGER_MIN_FREE_BYTES = 64 << 10  # less free: an order's ledger write may not fit, so the order is refused
 _BPS = Decimal(10_000)
 _ZERO = Decimal(0)
 
@@ -134,7 +135,8 @@ class PaperBroker:
             return []
         # A venue that cannot keep its ledger takes no order: refused before acting, so the
         # account never holds a fill its ledger lacks (the refusal is the caller's to record).
-        problem = self._ledger.space_problem_now()
+        # Only when nearly nothing is left: the execution halts first, at "disk full".
+        problem = self._ledger.space_problem_now(LEDGER_MIN_FREE_BYTES)
         if problem is not None:
             return [rejected(intent, f"the paper ledger is short of space: {problem}", now_ms)]
         self._apply(submitted)

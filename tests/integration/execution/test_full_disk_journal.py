@@ -14,7 +14,7 @@ from pathlib import Path
 
 from execution.brokers.paper import LEDGER_NAME
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
-from execution.service import DISK_CHECK, SPACE_CHECK_EVERY_MS
+from execution.journal_space import DISK_CHECK, SPACE_CHECK_EVERY_MS
 from tests.integration.small_disk import fill, small_disk
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
 from tickwave.clock import ManualClock
@@ -42,7 +42,7 @@ def test_journal_when_the_disk_fills_between_checks_then_nothing_unjournaled_is_
         assert service.handle_signals(signals[:5]) == 5
 
         # Act: the disk fills just after a space check; decisions meet refused writes
-        assert service.check_journal_space(force=True)
+        assert service.space.check(force=True)
         filler = fill(disk)
         clock.advance(SPACE_CHECK_EVERY_MS // 2)
         decided = 5 + service.handle_signals(signals[5:])

@@ -1,4 +1,4 @@
-"""The journal when the filesystem refuses a write or an extension (a full disk)."""
+"""The journal and the service when the filesystem refuses a write or an extension (a full disk)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 
 import execution.journal as journal_module
 from execution.journal import JOURNAL_NAME, PREALLOCATE_BYTES, Journal, JournalUnavailable
-from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, signal
+from execution.journal_space import SPACE_CHECK_EVERY_MS
+from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick
+from tickwave.clock import ManualClock
+from tickwave.contracts import ControlCommand
 
 
 def _no_space(*_args: object) -> int:
@@ -81,3 +84,68 @@ def _pwrite_refusing_zeros(real_pwrite: object) -> object:
         return real_pwrite(fd, data, offset)  # type: ignore[operator, no-any-return]
 
     return pwrite
+
+
+class _Disk:
+    """What the journal's space check answers (a full disk, then freed); the filesystem is not involved."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.problem: str | None = None
+        monkeypatch.setattr(Journal, "space_problem_now", lambda _journal, *_args: self.problem)
+
+
+def _halt_command() -> ControlCommand:
+    return ControlCommand(command_id="c1", command="halt", issued_by="t", issued_at_ms=WEDNESDAY_NOON_MS)
+
+
+@pytest.mark.parametrize(("operator_halted", "state_after"), [(False, "ACTIVE"), (True, "HALTED")])
+def test_service_when_the_disk_fills_and_is_freed_then_trading_returns_to_its_state_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operator_halted: bool, state_after: str
+) -> None:
+    # Arrange
+    disk = _Disk(monkeypatch)
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    service = make_service(tmp_path, clock, market_hours="always")
+    service.handle_tick(tick(clock.now_ms()))
+    if operator_halted:
+        service.handle_control(_halt_command())
+
+    # Act
+    disk.problem = "disk full"
+    clock.advance(SPACE_CHECK_EVERY_MS)
+    decided_while_full = service.handle_signals([signal(1, clock.now_ms())])
+    halted = service.engine.trading_state
+    disk.problem = None
+    clock.advance(SPACE_CHECK_EVERY_MS)
+    service.poll_broker()
+
+    # Assert
+    assert decided_while_full == 0
+    assert halted == "HALTED"
+    assert service.space.problem is None
+    assert service.engine.trading_state == state_after
+
+
+def test_service_when_restarted_while_halted_for_the_disk_then_it_resumes_once_space_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: halted for the disk, then the process ends
+    disk = _Disk(monkeypatch)
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    service = make_service(tmp_path, clock, market_hours="always")
+    disk.problem = "disk full"
+    clock.advance(SPACE_CHECK_EVERY_MS)
+    service.poll_broker()
+    service.close()
+
+    # Act: started again while still full, then the space comes back
+    restarted = make_service(tmp_path, clock, market_hours="always")
+    halted_at_start = restarted.engine.trading_state
+    disk.problem = None
+    clock.advance(SPACE_CHECK_EVERY_MS)
+    restarted.poll_broker()
+
+    # Assert
+    assert halted_at_start == "HALTED"
+    assert restarted.engine.trading_state == "ACTIVE"
+    restarted.close()
