@@ -23,6 +23,7 @@ import typer
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from adapters.bus import make_producer
+from adapters.endpoints import ready_marker
 from adapters.warehouse.client import connect
 from adapters.warehouse.credentials import resolve_credentials
 from adapters.warehouse.migrate import migrate
@@ -127,6 +128,9 @@ def test_platform_when_the_disk_fills_and_is_freed_then_nothing_is_lost_or_doubl
         }  # fmt: skip
         client = connect(settings)
         audit = processes.start("audit", extra_env=warehouse_env)
+        marker = ready_marker(state, "audit")  # running before the disk fills (starting on a full disk fails)
+        _wait(lambda: marker.exists() and marker.read_text().strip() == str(audit.process and audit.process.pid),
+              120, "the audit loader to be ready", processes)  # fmt: skip
         loader = RecordLoader(settings)  # the streams loader, in this process
         loading = threading.Thread(target=loader.run, args=(stop_loading,), name="streams-loader")
         loading.start()
