@@ -6,7 +6,9 @@ once. Free space is what an unprivileged process may still write (``shutil.disk_
 
 The rule "free under ``supervision.disk_free_alert_pct`` percent of the volume" has one
 home, :func:`is_disk_low`; :func:`disk_low_sql` renders the same comparison for the ops
-board's alert, and a test evaluates both on the same figures.
+board's alert, and a test evaluates both on the same figures. "Disk full" is the other
+rule, :func:`is_disk_full`: less free than :data:`DISK_FULL_BYTES`, where the execution
+journal can no longer keep its preallocated space ahead and halts trading.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from pathlib import Path
 # The supervisor's free-space sample in ``service_events`` (not a lifecycle event): its detail is
 # JSON with the volume's mount, the data it holds, free_bytes, total_bytes and free_pct.
 DISK_FREE_EVENT = "disk_free"
+DISK_FULL_BYTES = 4 << 20  # less free than this: "disk full" (one step of the journal's preallocation)
+# Which service stops for want of space on a volume holding each kind of data.
+SERVICE_OF_DATA = {"kafka": "kafka", "warehouse": "warehouse", "journal": "execution"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,21 @@ class Volume:
     def is_low(self, alert_pct: float) -> bool:
         """Return True when the free space is under ``alert_pct`` percent of the volume."""
         return is_disk_low(self.free_bytes, self.total_bytes, alert_pct)
+
+    @property
+    def is_full(self) -> bool:
+        """Return True when the volume is full (see :func:`is_disk_full`)."""
+        return is_disk_full(self.free_bytes)
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The services whose data is on this volume (they stop writing when it is full)."""
+        return tuple(SERVICE_OF_DATA.get(label, label) for label in self.holds)
+
+
+def is_disk_full(free_bytes: int) -> bool:
+    """The rule: less than ``DISK_FULL_BYTES`` free (the journal's next preallocation step would fail)."""
+    return free_bytes < DISK_FULL_BYTES
 
 
 def is_disk_low(free_bytes: int, total_bytes: int, alert_pct: float) -> bool:

@@ -109,7 +109,7 @@ class HealthReporter:
 
     def start(self) -> HealthReporter:
         """Write a first report now, then every interval."""
-        self.report()
+        self._report_or_log()
         self._thread.start()
         return self
 
@@ -136,10 +136,13 @@ class HealthReporter:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            try:
-                self.report()
-            except OSError as exc:  # a full disk must not end the reporter silently
-                logger.error("service=%s cannot write its health: %s", self.service, exc)
+            self._report_or_log()
+
+    def _report_or_log(self) -> None:
+        try:
+            self.report()
+        except OSError as exc:  # a full disk must neither end the reporter nor stop the service starting
+            logger.error("service=%s cannot write its health: %s", self.service, exc)
 
 
 def group_lag(bootstrap: Bootstrap, group: str, topic: str) -> dict[str, int | None]:

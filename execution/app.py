@@ -158,12 +158,15 @@ def execution_health(service: ExecutionService) -> tuple[list[str], dict[str, An
     answered = service.broker_answered_at_ms
     is_connected = answered is not None and now_ms - answered < BROKER_SILENT_S * 1000
     problems = [] if is_connected else [f"the broker has not answered for {BROKER_SILENT_S:.0f} s"]
+    journal_problem = service.space.problem
+    if journal_problem is not None:
+        problems.append(f"halted, deciding no signal: {journal_problem}")
     signal = service.last_signal
     detail = {
         "last_signal_id": signal[0] if signal else None, "last_signal_decided_at_ms": signal[1] if signal else None,
         "journal_position": service.journal.count, "broker": type(service.broker).__name__,
         "is_broker_connected": is_connected, "broker_answered_at_ms": answered,
-        "trading_state": service.engine.view.trading_state,
+        "trading_state": service.engine.view.trading_state, "journal_problem": journal_problem,
     }  # fmt: skip
     return problems, detail
 

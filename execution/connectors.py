@@ -112,10 +112,14 @@ class KafkaPublisher:
             self._save()
 
     def _save(self) -> None:
-        temporary = self._cursor_path.with_suffix(".tmp")
-        temporary.write_text(str(self._delivered_through))
-        temporary.replace(self._cursor_path)
         self._saved_at = time.monotonic()
+        temporary = self._cursor_path.with_suffix(".tmp")
+        try:
+            temporary.write_text(str(self._delivered_through))
+            temporary.replace(self._cursor_path)
+        except OSError as exc:  # a full disk: an older cursor only republishes more after a restart (deduped)
+            logger.error("audit cursor %s not saved (%s); saved again in %.0f s", self._cursor_path, exc,
+                         COMMIT_EVERY_S)  # fmt: skip
 
     def flush(self, timeout_s: float) -> int:
         """Wait for delivery, save the cursor; return how many messages are still pending."""
@@ -203,33 +207,90 @@ def run_confluent_loop(
         consumer.assign(signal_partitions + tick_partitions)
         logger.info("hot loop (confluent) assigned %d signal and %d tick partitions",
                     len(signal_partitions), len(tick_partitions))  # fmt: skip
+        signals = _SignalBatch(service, signals_topic)
         while not stop.is_set():
+            if signals.paused and service.space.problem is None:
+                signals.resume(consumer, signal_partitions)
             # poll() returns as soon as one message is there; consume(timeout=0) then takes what else is
             # queued without waiting (a blocking consume() waits for its whole batch or the timeout).
             first = consumer.poll(POLL_TIMEOUT_S)
             batch = [first, *consumer.consume(num_messages=MAX_BATCH - 1, timeout=0)] if first is not None else []
-            signals: list[Signal] = []  # consecutive signals are decided together (one fsync)
-            consumed: dict[tuple[str, int], int] = {}  # their offsets: committed by the fence, before any order
             for message in batch:
                 if message.error() is not None:
                     _log_kafka_error(message, bootstrap)
                 elif message.topic() == signals_topic:
-                    signal = service.decode_signal(message.value())
-                    if signal is not None:
-                        signals.append(signal)
-                    consumed[(signals_topic, message.partition())] = message.offset() + 1
+                    signals.add(message)
                 else:
-                    if signals or consumed:  # keep the order of signals and ticks
-                        service.handle_signals(signals, consumed)
-                        signals, consumed = [], {}
+                    signals.decide()  # keep the order of signals and ticks
                     service.handle_tick_bytes(message.value())
-            if signals or consumed:
-                service.handle_signals(signals, consumed)
+            signals.decide()
+            signals.rewind_undecided(consumer, signal_partitions)
             service.poll_broker()
             service.keep_fence()  # commits the offsets of signals without orders, at least once a second
         service.keep_fence(force=True)
     finally:
         consumer.close()
+
+
+class _SignalBatch:
+    """Consecutive signals of the hot loop, decided together; what was not decided is read again.
+
+    The service decides none while its journal is short of space (see
+    :meth:`ExecutionService.handle_signals`): their offsets are not committed, each partition
+    is sought back to its first undecided signal and the signal partitions are paused until
+    the journal takes decisions again (ticks still flow: prices stay current). Until then a
+    signal of a partition sought back (fetched before the pause) is left for the re-read.
+    """
+
+    def __init__(self, service: ExecutionService, topic: str) -> None:
+        self.service = service
+        self.topic = topic
+        self.paused = False
+        self._waiting: list[tuple[Signal | None, int, int]] = []  # (signal or None if invalid, partition, offset)
+        self._undecided: dict[int, int] = {}  # partition -> first offset to read again (kept until resumed)
+        self._sought: dict[int, int] = {}  # partition -> offset sought back to during this pause
+
+    def add(self, message: Message) -> None:
+        """Take one signal message (an invalid one is quarantined by the service: handled, in its turn)."""
+        partition = message.partition()
+        if partition in self._undecided:
+            return  # read again from the partition's first undecided signal
+        self._waiting.append((self.service.decode_signal(message.value()), partition, message.offset()))
+
+    def decide(self) -> None:
+        """Decide the waiting signals; note where the undecided ones start."""
+        if not self._waiting:
+            return
+        waiting, self._waiting = self._waiting, []
+        valid = [signal for signal, _, _ in waiting if signal is not None]
+        # How far the signals were read: the fence commits it with its next confirmation once all are decided.
+        consumed = {(self.topic, partition): offset + 1 for _, partition, offset in waiting}
+        decided = self.service.handle_signals(valid, consumed)  # how many, from the first
+        for signal, partition, offset in waiting:
+            decided -= signal is not None
+            if decided < 0 or partition in self._undecided:
+                self._undecided.setdefault(partition, offset)
+
+    def rewind_undecided(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Seek back to the undecided signals and pause the signal partitions (the journal refuses decisions)."""
+        if not self._undecided:
+            return
+        if not self.paused:
+            consumer.pause(partitions)
+            self.paused = True
+            logger.critical("signals paused: the journal takes no decisions (%s)", self.service.space.problem)
+        for partition, offset in self._undecided.items():
+            if self._sought.get(partition) != offset:
+                consumer.seek(TopicPartition(self.topic, partition, offset))
+                self._sought[partition] = offset
+
+    def resume(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Read signals again (from the first undecided one)."""
+        self._undecided.clear()
+        self._sought.clear()
+        consumer.resume(partitions)
+        self.paused = False
+        logger.warning("signals resumed: the journal takes decisions again")
 
 
 def _log_kafka_error(message: Message, bootstrap: Bootstrap) -> None:
@@ -267,7 +328,14 @@ def run_quixstreams_loop(
     )
 
     def on_signal(value: bytes) -> None:
-        service.handle_signal_bytes(value)
+        signal = service.decode_signal(value)
+        # Not decided (the journal is short of space): wait here, so its offset is not committed.
+        while signal is not None and not service.handle_signal(signal):
+            if stop.is_set():
+                raise ServiceError(f"stopped with signal {signal.signal_id} undecided (the journal takes no "
+                                   "decisions): it is read again at the next start")  # fmt: skip
+            stop.wait(POLL_TIMEOUT_S)
+            service.poll_broker()
         service.poll_broker()
         service.keep_fence()
 

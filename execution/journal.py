@@ -30,6 +30,14 @@ never holds a NUL byte, so reading stops at the first one, and a torn group is c
 before. The space is extended (zeros, then one ``fdatasync``) when less than
 ``PREALLOCATE_HEADROOM`` remains after a write: one append in several thousand pays it.
 
+A full disk: a write or ``fdatasync`` the filesystem refuses (``ENOSPC``, ``EDQUOT``,
+``EIO``) raises :class:`JournalUnavailable`; the bytes a refused write left are zeroed, so
+the journal is as it was and the next write goes to the same place. With preallocation the
+disk runs out while the journal still has its headroom: a failed extension is only noted
+(:attr:`Journal.space_problem`), and :meth:`Journal.space_problem_now` also reports a
+filesystem with less free space than one extension; the execution service halts on either,
+with the halt written into the headroom, and resumes once the space is back.
+
 Durability: :meth:`Journal.append` with ``sync=True`` returns only after
 ``fdatasync``; the shell calls it so for every ``OrderSubmitted`` *before* the broker
 call. Other events (denials, broker answers) are written without waiting for the disk:
@@ -41,19 +49,25 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from adapters.disk import DISK_FULL_BYTES
 from tickwave.audit_chain import AuditChain, ChainLink, is_chained
 from tickwave.contracts import AnyMessage, Message, decode_any, encode
-from tickwave.errors import ContractError, DataQualityError
+from tickwave.errors import ContractError, DataQualityError, RetryableError
 
 logger = logging.getLogger(__name__)
 
 JOURNAL_NAME = "journal.jsonl"
 PREALLOCATE_BYTES = 4 << 20  # zero-filled space kept ahead of the contents (fsync on)
 PREALLOCATE_HEADROOM = 1 << 20  # extend once less than this remains after a write
+
+
+class JournalUnavailable(RetryableError):
+    """The filesystem refused a journal write or flush (full disk, quota, I/O error); nothing was recorded."""
 
 
 def journal_dir(state_path: Path, instance_id: str) -> Path:
@@ -120,6 +134,7 @@ class Journal:
         # OrderSubmitted's link is published after the broker call): measured 14 -> 8 us an append.
         self._unlinked: list[tuple[int, bytes]] = []
         self._end = 0  # the contents' length: where the next group is written
+        self.space_problem: str | None = None  # why the last extension failed (the headroom is all that is left)
         self._events = self._load()
         self.count = len(self._events)  # the position the next event gets
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -202,33 +217,92 @@ class Journal:
         """
         payloads = [encode(message) for message in messages]
         data = _group(payloads)
-        written = os.pwrite(self._fd, data, self._end)
-        if written < len(data):  # a short write (rare): the rest from where it stopped
-            rest = memoryview(data)[written:]
-            while rest:
-                more = os.pwrite(self._fd, rest, self._end + written)
-                written += more
-                rest = rest[more:]
+        written = 0
+        try:
+            written = os.pwrite(self._fd, data, self._end)
+            if written < len(data):  # a short write (rare; a full disk): the rest from where it stopped
+                rest = memoryview(data)[written:]
+                while rest:
+                    more = os.pwrite(self._fd, rest, self._end + written)
+                    written += more
+                    rest = rest[more:]
+        except OSError as exc:
+            self._unwrite(written)
+            raise JournalUnavailable(f"journal {self.path}: write refused: {exc}") from exc
         self._end += written
         if sync and self.fsync:
-            os.fdatasync(self._fd)
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:  # written but maybe not durable: counted (a reopen reads it), reported
+                self._note_written(messages, payloads)
+                raise JournalUnavailable(f"journal {self.path}: flush refused: {exc}") from exc
+        positions = self._note_written(messages, payloads)
+        # After a refused extension, only space_problem_now tries again (not every append).
+        if self.fsync and self.space_problem is None and self._allocated - self._end < PREALLOCATE_HEADROOM:
+            self._extend()
+        return positions
+
+    def _note_written(self, messages: Sequence[Message], payloads: Sequence[bytes]) -> range:
+        # Positions taken once written (see _unlinked): a refused write leaves the count and chain as they were.
         first = self.count
-        if self.chain is not None:  # noted once written (see _unlinked): a failed write leaves the chain as it was
+        if self.chain is not None:
             for offset, message in enumerate(messages):
                 if is_chained(message):
                     self._unlinked.append((first + offset, payloads[offset]))
         self.count += len(messages)
-        if self.fsync and self._allocated - self._end < PREALLOCATE_HEADROOM:
-            self._extend()
         return range(first, self.count)
+
+    def _unwrite(self, written: int) -> None:
+        # A refused write may have left part of its group: zeros over it (a line never holds a NUL, so
+        # reading stops there), and the file cut back if the part grew it. A shorter group written here
+        # later would otherwise leave the part's whole lines after it, read as corruption on open.
+        if not written:
+            return
+        try:
+            os.pwrite(self._fd, bytes(written), self._end)
+            if self._end + written > self._allocated:
+                os.ftruncate(self._fd, max(self._allocated, self._end))
+        except OSError:
+            logger.exception("journal %s: the %d bytes of a refused write could not be cleared", self.path, written)
 
     def _extend(self) -> None:
         # Zeros written for real (posix_fallocate leaves unwritten extents, whose first write is a
-        # metadata change again), then one fdatasync for the new size.
+        # metadata change again), then one fdatasync for the new size. A refusal (a full disk) is
+        # noted, not raised: the group that asked was written, and the headroom still takes events.
         start = max(self._allocated, self._end)
-        os.pwrite(self._fd, bytes(PREALLOCATE_BYTES), start)
-        os.fdatasync(self._fd)
+        try:
+            os.pwrite(self._fd, bytes(PREALLOCATE_BYTES), start)
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self.space_problem = f"journal {self.path}: cannot extend its preallocated space: {exc}"
+            logger.error("%s; %d bytes of headroom left", self.space_problem, self._allocated - self._end)
+            try:
+                os.ftruncate(self._fd, max(self._allocated, self._end))  # give back what the refused write took
+            except OSError:
+                logger.exception("journal %s: cutting a refused extension back failed", self.path)
+            return
         self._allocated = start + PREALLOCATE_BYTES
+        self.space_problem = None
+
+    def space_problem_now(self, min_free_bytes: int = DISK_FULL_BYTES) -> str | None:
+        """Why the journal is short of space now (None: it is not): a failed extension or a nearly full filesystem.
+
+        A failed extension is tried again first, so space freed since clears it. Less than
+        ``min_free_bytes`` free counts too; by default the "disk full" of
+        :func:`adapters.disk.is_disk_full`, where the journal's next extension (and, with fsync
+        off, its writes) would fail and other files on the disk may fail already.
+        """
+        if self.space_problem is not None and self.fsync:
+            self._extend()
+        if self.space_problem is not None:
+            return self.space_problem
+        try:
+            free = shutil.disk_usage(self.path).free  # the file itself: its filesystem, through a link too
+        except OSError as exc:
+            return f"journal {self.path}: free space unknown: {exc}"
+        if free < min_free_bytes:
+            return f"journal {self.path}: disk full, {free} bytes free on its filesystem (under {min_free_bytes})"
+        return None
 
     def sync(self) -> None:
         """Return once everything appended so far is on disk (no-op with fsync disabled)."""

@@ -55,6 +55,10 @@ class JournalLike(Protocol):
         """Release what the journal holds."""
         ...
 
+    def space_problem_now(self, min_free_bytes: int = ...) -> str | None:
+        """Why the journal is short of space now, below ``min_free_bytes`` free (None: it is not)."""
+        ...
+
 
 class MemoryJournal:
     """Events in a list, in journal order: positions as the file journal gives them, no I/O, no per-event link."""
@@ -94,6 +98,10 @@ class MemoryJournal:
 
     def close(self) -> None:
         """Do nothing: nothing is open."""
+
+    def space_problem_now(self, min_free_bytes: int = 0) -> str | None:
+        """Never short of space: memory is the replay's own."""
+        return None
 
     def chain(self) -> AuditChain | None:
         """Link every order event, in journal order, over its encoded bytes; return the chain (None: no chain id).

@@ -17,6 +17,16 @@ reconciliation on the next start settles. Either way a signal never yields two o
 
 Every entry point takes the one lock: the control listener's thread and the signal loop
 never interleave inside a decision, and a halt waits at most for the decision in flight.
+
+A full disk: once the journal is short of space (:meth:`Journal.space_problem_now`, looked
+at before each batch of signals and with each broker poll) or refuses a write
+(:class:`JournalUnavailable`), the service records a critical ``trading_state`` HALTED event
+(check ``journal_disk``; written into the journal's preallocated headroom, or, failing
+that, applied in memory and logged) and decides no signal: :meth:`handle_signals` returns
+how many it decided, and the loop reads the rest again later instead of committing them.
+Nothing is sent that is not journaled, and events the journal refused (a broker's late
+answers) are recovered by the reconciliation that runs once space is back. Then the
+trading state returns to what it was before the halt, by itself.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from execution.brokers.base import Broker
 from execution.engine import Engine, replay
 from execution.engine_state import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE
 from execution.fence import Consumed, Fence, Fenced, Unfenced
+from execution.journal_space import JournalSpace
 from execution.memory_journal import JournalLike
 from execution.reconciler import Reconciler
 from tickwave.audit_chain import ChainLink
@@ -135,6 +146,7 @@ class ExecutionService:
         # Progress for the health report (adapters.health): the last signal decided and the last broker answer.
         self.last_signal: tuple[str, int] | None = None  # (signal_id, decided at ms)
         self.broker_answered_at_ms: int | None = None
+        self.space = JournalSpace(engine, journal, self._record, self.reconciler)
 
     @property
     def broker(self) -> Broker:
@@ -154,15 +166,19 @@ class ExecutionService:
         """
         with self.lock:
             recorded = list(self.journal.events())
+            self.space.replayed(recorded)
             replay(self.engine, recorded)
             for position in range(self.publisher.resume_position(), len(recorded)):
                 self._publish(recorded[position], position)
             self.journal.drop_links_before(len(recorded))  # delivered before the restart: not needed again
-            differences = self.reconciler.at_start()
+            differences: list[str] = []
+            with self.space.refusals():
+                differences = self.reconciler.at_start()
+                self._record(self.engine.report("started", f"{len(differences)} reconciliation differences", "info"))
             self.broker_answered_at_ms = self.reconciler.reconciled_at_ms
             status = self.engine.status()
             logger.info("started instance=%s broker=%s %s", self.engine.instance_id, self.broker.name, status)
-            self._record(self.engine.report("started", f"{len(differences)} reconciliation differences", "info"))
+            self.space.check(force=True)
             return differences
 
     def handle_signal_bytes(self, raw: bytes) -> None:
@@ -180,33 +196,43 @@ class ExecutionService:
             logger.error("quarantined invalid signal: %s raw=%r", exc.reason, exc.raw[:200])
             return None
 
-    def handle_signal(self, signal: Signal) -> None:
-        """Decide on a signal; send its order if the gate lets it through."""
-        self.handle_signals([signal])
+    def handle_signal(self, signal: Signal) -> bool:
+        """Decide on a signal; send its order if the gate lets it through. False: not decided (journal full)."""
+        return self.handle_signals([signal]) == 1
 
-    def handle_signals(self, signals: Sequence[Signal], consumed: Consumed | None = None) -> None:
+    def handle_signals(self, signals: Sequence[Signal], consumed: Consumed | None = None) -> int:
         """Decide on signals that arrived together; one fsync covers all their orders (group commit).
 
         Each decision sees the orders decided before it as working orders (the limits
         count them), so deciding several before any broker call is as safe as one at a
-        time; only the fsync is shared. ``consumed``: how far the signals were read (for the fence).
+        time; only the fsync is shared. Returns how many, from the first, were decided (or seen
+        before): fewer when the journal is short of space; the caller reads the rest again.
+        ``consumed``: how far the signals were read; committed with the fence's next confirmation
+        once every one of them was decided (a signal read again is seen before: harmless).
         """
         with self.lock:
-            self.fence.stage(consumed or {})
+            if not self.space.check():
+                return 0
             to_send: list[_Journaled] = []
-            for signal in signals:
-                decision = self.engine.on_signal(signal)
-                if decision.is_duplicate:
-                    logger.debug("signal=%s seen before; ignored", signal.signal_id)
-                    continue
-                self.last_signal = (signal.signal_id, self.engine.clock.now_ms())
-                if decision.intent is None:
-                    self._publish(signal, self.journal.append(signal))
-                    self._record_all(decision.events)
-                    continue
-                # applied now: a repeat in this batch is seen
-                to_send.append(self._journal_order(decision.intent, received=signal))
+            decided = 0  # how many, from the first
+            with self.space.refusals():
+                for signal in signals:
+                    decision = self.engine.on_signal(signal)
+                    if decision.is_duplicate:
+                        logger.debug("signal=%s seen before; ignored", signal.signal_id)
+                        decided += 1
+                        continue
+                    self.last_signal = (signal.signal_id, self.engine.clock.now_ms())
+                    if decision.intent is None:
+                        self._publish(signal, self.journal.append(signal))
+                        self._record_all(decision.events)
+                    else:  # applied now: a repeat in this batch is seen
+                        to_send.append(self._journal_order(decision.intent, received=signal))
+                    decided += 1
+            if decided == len(signals):
+                self.fence.stage(consumed or {})
             self._send(to_send)
+            return decided
 
     def _journal_order(self, intent: OrderIntent, received: Signal | None = None) -> _Journaled:
         """Journal an intent and its OrderSubmitted and apply the latter (the broker call comes after the fsync).
@@ -225,15 +251,16 @@ class ExecutionService:
         """Fsync once, then call the broker for each journaled order; publish what was journaled; record its answers."""
         if not to_send:
             return
-        self.journal.sync()  # every OrderSubmitted is on disk before any broker call
-        self._confirm_fence()  # and this process still owns the account
-        for intent, journaled in to_send:
-            answers = self.broker.submit(intent)
-            for message, position in journaled:
-                self._publish(message, position)
-            self._record_all(answers)
-            if any(isinstance(answer, OrderRejected) for answer in answers):
-                self.reconciler.is_due = True  # after any broker error, at the next poll
+        with self.space.refusals():  # orders journaled and not sent: the reconciliation settles them
+            self.journal.sync()  # every OrderSubmitted is on disk before any broker call
+            self._confirm_fence()  # and this process still owns the account
+            for intent, journaled in to_send:
+                answers = self.broker.submit(intent)
+                for message, position in journaled:
+                    self._publish(message, position)
+                self._record_all(answers)
+                if any(isinstance(answer, OrderRejected) for answer in answers):
+                    self.reconciler.is_due = True  # after any broker error, at the next poll
 
     def keep_fence(self, force: bool = False) -> None:
         """Confirm the fence when due (an idle process learns within 1 s), or now; no lock: a halt never waits."""
@@ -270,11 +297,12 @@ class ExecutionService:
                 self._skip("spike", reason)
                 return
             self.broker.on_tick(tick)
-            self._record_all(self.engine.on_tick(tick))
-            stop = self.engine.protective_stop(tick)
-            if stop.events or stop.intents:
-                self._record_all(stop.events)
-                self._send([self._journal_order(intent) for intent in stop.intents])
+            with self.space.refusals():
+                self._record_all(self.engine.on_tick(tick))
+                stop = self.engine.protective_stop(tick)
+                if self.space.problem is None and (stop.events or stop.intents):  # none the journal cannot record
+                    self._record_all(stop.events)
+                    self._send([self._journal_order(intent) for intent in stop.intents])
 
     def _skip(self, check: str, reason: str) -> None:
         self.ticks_rejected += 1
@@ -287,28 +315,31 @@ class ExecutionService:
             outcome = self.engine.on_control(command)
             if outcome.is_duplicate:
                 return
-            self._publish(command, self.journal.append(command))
-            self.engine.apply(command)
-            for event in outcome.events:
-                self._record(event)
-                logger.warning("control %s: %s", command.command, getattr(event, "detail", event))
-            self._send([self._journal_order(intent) for intent in outcome.intents])
+            with self.space.refusals():
+                self._publish(command, self.journal.append(command))
+                self.engine.apply(command)
+                for event in outcome.events:
+                    self._record(event)
+                    logger.warning("control %s: %s", command.command, getattr(event, "detail", event))
+                self._send([self._journal_order(intent) for intent in outcome.intents])
 
     def refuse_control(self, reason: str) -> None:
         """Record a control message that was not acted on (unsigned, wrongly signed, stale, invalid)."""
         with self.lock:
-            self._record(self.engine.report("control_refused", reason, "critical"))
+            with self.space.refusals():
+                self._record(self.engine.report("control_refused", reason, "critical"))
 
     def poll_broker(self) -> None:
         """Collect late broker events (paper latency fills, MT5 deal updates); reconcile when due."""
         with self.lock:
-            events = self.broker.poll()
-            self.broker_answered_at_ms = self.engine.clock.now_ms()
-            self._record_all(events)
-            if any(isinstance(event, OrderRejected) for event in events):
-                self.reconciler.is_due = True  # after any broker error
-            if self.reconciler.is_time(self.engine.clock.now_ms()):
-                self.reconcile_now()
+            with self.space.refusals():  # events refused: the reconciliation after the space is back
+                events = self.broker.poll()
+                self.broker_answered_at_ms = self.engine.clock.now_ms()
+                self._record_all(events)
+                if any(isinstance(event, OrderRejected) for event in events):
+                    self.reconciler.is_due = True  # after any broker error
+                if self.space.check() and self.reconciler.is_time(self.engine.clock.now_ms()):
+                    self.reconcile_now()
 
     def reconcile_now(self) -> list[str]:
         """Compare journal and broker now (see :meth:`Reconciler.now`); return the differences and mismatches."""
@@ -337,6 +368,7 @@ class ExecutionService:
         for event, position in zip(group, positions, strict=True):
             follow_ups += self.engine.apply(event)
             self._publish(event, position)
+            self.space.note_applied(event)
         for event in group:
             if isinstance(event, RiskEvent):
                 for order in self.engine.cancellations_for(event):

@@ -27,6 +27,7 @@ writing its response :mod:`warehouse_server.http_response`, and its access-log r
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -54,9 +55,10 @@ from warehouse_server.http_request import (
 from warehouse_server.http_response import Responder, Started, pull
 from warehouse_server.limits import LoginGuard
 from warehouse_server.planning import Plan
-from warehouse_server.protocol import NOT_IMPLEMENTED, UNKNOWN_EXCEPTION, QueryError
+from warehouse_server.protocol import NOT_ENOUGH_SPACE, NOT_IMPLEMENTED, UNKNOWN_EXCEPTION, QueryError
 
 logger = logging.getLogger(__name__)
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # errors that mean a full disk (or quota)
 
 T = TypeVar("T")
 
@@ -210,11 +212,15 @@ class WarehouseApp:
                 )
                 return
             except Exception as exc:  # the request's outer edge: answer ClickHouse-style, log the cause
-                logger.exception("query_id=%s failed unexpectedly", echoed_id or "-")
-                unexpected = QueryError(
-                    UNKNOWN_EXCEPTION, f"Unexpected error in the warehouse service: {type(exc).__name__}"
-                )
-                await self.responder.error(send, unexpected, echoed_id)
+                if isinstance(exc, OSError) and exc.errno in _NO_SPACE:  # the server's own files on a full disk
+                    logger.error("query_id=%s refused: %s", echoed_id or "-", exc)
+                    refusal = QueryError(NOT_ENOUGH_SPACE, f"Not enough space on the warehouse's disk: {exc.strerror}")
+                else:
+                    logger.exception("query_id=%s failed unexpectedly", echoed_id or "-")
+                    refusal = QueryError(
+                        UNKNOWN_EXCEPTION, f"Unexpected error in the warehouse service: {type(exc).__name__}"
+                    )
+                await self.responder.error(send, refusal, echoed_id)
                 return
             try:
                 await self.responder.result(begun, headers, receive, send)

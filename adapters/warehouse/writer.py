@@ -44,9 +44,10 @@ from tickwave.warehouse.tables import Table, row_for, table_for, to_arrow
 
 logger = logging.getLogger(__name__)
 
-# ClickHouse codes after which the same insert may succeed later.
+# ClickHouse codes after which the same insert may succeed later (243 NOT_ENOUGH_SPACE: once space is
+# freed; the loaders keep their offsets meanwhile, as they commit only after a flush succeeded).
 TRANSIENT_CODES = frozenset({
-    159, 202, 209, 210, 236, 241, 242, 252, 279, 319, 373, 394, 425, 439, 745, 999, 1000,
+    159, 202, 209, 210, 236, 241, 242, 243, 252, 279, 319, 373, 394, 425, 439, 745, 999, 1000,
 })  # fmt: skip
 
 

@@ -91,6 +91,7 @@ def status() -> None:
     any_down = False
     dagster_address = None
     services = embedded_services(settings)
+    full = {name for volume in volumes(data_paths(settings, services)) if volume.is_full for name in volume.services}
     for service in services:
         state = supervisor.status(service)
         if service.name == "orchestration" and state.state == "up":
@@ -106,6 +107,9 @@ def status() -> None:
             any_down |= not health.is_ok
             health_colour = "green" if health.is_ok else "red"
             health_text = f"[{health_colour}]{health.state}[/] {escape(health.summary)}"
+        if service.name in full:  # its own health file may be stale: it is on the full disk too
+            any_down = True
+            health_text = f"[red]disk full[/] {health_text}".rstrip()
         rss = rss_bytes(state.pid) if state.pid else None
         table.add_row(
             state.name, f"[{colour}]{state.state}[/]", str(state.pid or ""), state.address or "",
@@ -123,6 +127,7 @@ def print_disks(settings: Settings, services: list[ManagedService]) -> None:
     alert_pct = settings.supervision.disk_free_alert_pct
     for volume in volumes(data_paths(settings, services)):
         low = f" [red]disk low[/] (under {alert_pct:g} %)" if volume.is_low(alert_pct) else ""
+        low += " [red]disk full[/]" if volume.is_full else ""
         console.print(
             f"disk {escape(volume.mount)} ({', '.join(volume.holds)}): {volume.free_bytes / 1e9:.1f} GB free of "
             f"{volume.total_bytes / 1e9:.1f} GB ({volume.free_pct:.0f} %){low}"

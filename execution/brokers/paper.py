@@ -51,6 +51,7 @@ from tickwave.instruments import Instrument, convert, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 LEDGER_NAME = "paper_ledger.jsonl"
+LEDGER_MIN_FREE_BYTES = 64 << 10  # less free: an order's ledger write may not fit, so the order is refused
 _BPS = Decimal(10_000)
 _ZERO = Decimal(0)
 
@@ -141,6 +142,12 @@ class PaperBroker:
         if intent.client_order_id in self._orders:
             self._ledger.append(submitted)  # received again: recorded, not acted on
             return []
+        # A venue that cannot keep its ledger takes no order: refused before acting, so the
+        # account never holds a fill its ledger lacks (the refusal is the caller's to record).
+        # Only when nearly nothing is left: the execution halts first, at "disk full".
+        problem = self._ledger.space_problem_now(LEDGER_MIN_FREE_BYTES)
+        if problem is not None:
+            return [rejected(intent, f"the paper ledger is short of space: {problem}", now_ms)]
         self._apply(submitted)
         if intent.symbol not in self.quotes:
             answer: OrderAccepted | OrderRejected = rejected(intent, f"no quote for {intent.symbol}", now_ms)

@@ -103,6 +103,7 @@ def test_batch_token_when_content_is_equal_then_equal_and_otherwise_different() 
         (OperationalError("connection refused"), True),
         (DatabaseError("too many parts", code=252), True),
         (DatabaseError("memory limit", code=241), True),
+        (DatabaseError("Cannot reserve 11.06 MiB, not enough space", code=243), True),
         (DatabaseError("syntax", code=62), False),
         (DatabaseError("no such column", code=16), False),
         (ProgrammingError("bad call"), False),
