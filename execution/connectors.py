@@ -361,7 +361,7 @@ class ControlListener(threading.Thread):
     ) -> None:
         super().__init__(name="execution-control", daemon=True)
         self.topic = topic_name(settings, EXECUTION_CONTROL)
-        self._bootstrap = bootstrap
+        self._connection = bootstrap  # not _bootstrap: threading.Thread has a method of that name
         group = f"{settings.execution.consumer_group}.control.{settings.execution.instance_id}"
         self._consumer = make_consumer(bootstrap, group, "latency")
         self._service = service
@@ -381,7 +381,7 @@ class ControlListener(threading.Thread):
                 if message is None:
                     continue
                 if message.error() is not None:
-                    _log_kafka_error(message, self._bootstrap)
+                    _log_kafka_error(message, self._connection)
                     continue
                 admitted = admit_control(message.value(), message.headers(), self._key,
                                          self._service.engine.clock.now_ms(), self._max_age_ms)  # fmt: skip
