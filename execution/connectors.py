@@ -40,7 +40,7 @@ from confluent_kafka import (
 )
 
 from adapters.bus import Bootstrap, consumer_config, denial, make_consumer, make_producer, quix_connection
-from execution.service import ExecutionService
+from execution.service import ExecutionService, decode_signal
 from execution.signing import SIGNATURE_HEADER, control_key, is_signed_by, sign
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import Clock
@@ -255,7 +255,7 @@ class _SignalBatch:
         partition = message.partition()
         if partition in self._undecided:
             return  # read again from the partition's first undecided signal
-        self._waiting.append((self.service.decode_signal(message.value()), partition, message.offset()))
+        self._waiting.append((decode_signal(message.value()), partition, message.offset()))
 
     def decide(self) -> None:
         """Decide the waiting signals; note where the undecided ones start."""
@@ -328,7 +328,7 @@ def run_quixstreams_loop(
     )
 
     def on_signal(value: bytes) -> None:
-        signal = service.decode_signal(value)
+        signal = decode_signal(value)
         # Not decided (the journal is short of space): wait here, so its offset is not committed.
         while signal is not None and not service.handle_signal(signal):
             if stop.is_set():

@@ -120,20 +120,23 @@ class _Journaled(NamedTuple):
     journaled: tuple[tuple[Message, int], ...]
 
 
+def decode_signal(raw: bytes) -> Signal | None:
+    """Decode a signal; log an invalid one with its reason and return None."""
+    try:
+        return decode(raw, Signal)
+    except ContractError as exc:
+        logger.error("quarantined invalid signal: %s raw=%r", exc.reason, exc.raw[:200])
+        return None
+
+
 class ExecutionService:
     """Engine + journal + broker + publisher, driven by the Kafka loops or by tests."""
 
     def __init__(
-        self,
-        engine: Engine,
-        journal: JournalLike,
-        broker: Broker,
-        publisher: Publisher,
-        tick_checks: TickChecks | None = None,
-        reconcile_every_s: float = 10.0,
-        reconcile_window_s: float = 86_400.0,
+        self, engine: Engine, journal: JournalLike, broker: Broker, publisher: Publisher,
+        tick_checks: TickChecks | None = None, reconcile_every_s: float = 10.0, reconcile_window_s: float = 86_400.0,
         fence: Fence | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.engine = engine
         self.fence = fence or Unfenced()
         self.journal = journal
@@ -176,25 +179,10 @@ class ExecutionService:
                 differences = self.reconciler.at_start()
                 self._record(self.engine.report("started", f"{len(differences)} reconciliation differences", "info"))
             self.broker_answered_at_ms = self.reconciler.reconciled_at_ms
-            status = self.engine.status()
-            logger.info("started instance=%s broker=%s %s", self.engine.instance_id, self.broker.name, status)
+            logger.info("started instance=%s broker=%s %s", self.engine.instance_id, self.broker.name,
+                        self.engine.status())  # fmt: skip
             self.space.check(force=True)
             return differences
-
-    def handle_signal_bytes(self, raw: bytes) -> None:
-        """Decode and handle one signal; an invalid one is logged with its reason and skipped."""
-        signal = self.decode_signal(raw)
-        if signal is not None:
-            self.handle_signal(signal)
-
-    @staticmethod
-    def decode_signal(raw: bytes) -> Signal | None:
-        """Decode a signal; log an invalid one with its reason and return None."""
-        try:
-            return decode(raw, Signal)
-        except ContractError as exc:
-            logger.error("quarantined invalid signal: %s raw=%r", exc.reason, exc.raw[:200])
-            return None
 
     def handle_signal(self, signal: Signal) -> bool:
         """Decide on a signal; send its order if the gate lets it through. False: not decided (journal full)."""
@@ -207,8 +195,7 @@ class ExecutionService:
         count them), so deciding several before any broker call is as safe as one at a
         time; only the fsync is shared. Returns how many, from the first, were decided (or seen
         before): fewer when the journal is short of space; the caller reads the rest again.
-        ``consumed``: how far the signals were read; committed with the fence's next confirmation
-        once every one of them was decided (a signal read again is seen before: harmless).
+        ``consumed`` (how far they were read) goes with the fence's next confirmation once all are decided.
         """
         with self.lock:
             if not self.space.check():

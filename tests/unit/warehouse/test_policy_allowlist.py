@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import chdb
@@ -184,9 +185,13 @@ def dbt_model_queries() -> list[str]:
         "var": lambda name, default=None: variables.get(name, default),
         "env_var": lambda _name, default="": default,
         "is_incremental": lambda: False,
+        "this": SimpleNamespace(identifier="", schema=""),  # the model being rendered (the TTL macro asks)
+        "return": lambda value: value,
+        "execute": False,
     }
-    macros = environment.from_string((REPO / "dbt" / "macros" / "units.sql").read_text()).make_module(context)
-    context.update({name: getattr(macros, name) for name in dir(macros) if not name.startswith("_")})
+    for path in sorted((REPO / "dbt" / "macros").glob("*.sql")):
+        macros = environment.from_string(path.read_text()).make_module(context)
+        context.update({name: getattr(macros, name) for name in dir(macros) if not name.startswith("_")})
     models = sorted((REPO / "dbt" / "models").rglob("*.sql"))
     return [environment.from_string(model.read_text()).render(**context).strip() for model in models]
 
