@@ -60,7 +60,8 @@ def test_train_when_the_model_is_hourly_and_execution_is_driven_by_minutes_then_
     assert decision is not None and outcome.entry.timeframe == "1h"
     engine_notes = [note for note in decision.notes if note.startswith("engine backtest of ")]
     assert len(engine_notes) == 3, decision.notes  # the candidate, flat, last_direction
-    assert not [note for note in engine_notes if "signal_timeframe" in note.split("denied: ")[1]], engine_notes
+    # flat holds no position, so it is not replayed ("never holds a position"): no denials to read
+    assert not [note for note in engine_notes if "signal_timeframe" in note.partition("denied: ")[2]], engine_notes
     last_direction = next(note for note in engine_notes if note.startswith("engine backtest of last_direction"))
     assert " 0 orders" not in last_direction, last_direction  # the baseline traded the hourly bars
     assert decision.figures["is_pnl_judged"] == 1.0
