@@ -1,6 +1,6 @@
 """Where a running embedded service can be reached: the records the supervisor leaves under the state dir.
 
-A service's record ``run/<name>.json`` (pid, process start time, address, ports) is
+A service's record ``run/<name>.json`` (pid, process start, address, ports) is
 written by the supervisor once the service is ready; its pid is trusted only if a live
 process with that pid has the recorded start time, so a record left by a crash or a
 reboot is removed instead of being mistaken for a running service. Clients (the bus,
@@ -33,7 +33,7 @@ class Endpoint:
 
     name: str
     pid: int
-    process_started_at: float
+    started_after_boot_s: float
     address: str
     ports: dict[str, int]
     started_at: str
@@ -68,15 +68,38 @@ def forget(state_dir: Path, name: str) -> None:
     pid_path(state_dir, name).unlink(missing_ok=True)
 
 
-def process_matches(pid: int, process_started_at: float) -> bool:
-    """Return True when a live process ``pid`` was started at ``process_started_at``."""
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_start(pid: int) -> float:
+    """Seconds from boot to the start of process ``pid``: fixed for the life of the process.
+
+    Not the wall-clock start psutil's ``create_time()`` gives: on Linux that adds
+    ``/proc/stat``'s ``btime``, a whole number of seconds the kernel recomputes from the
+    wall clock at every read, so it moves by a second when the clock is adjusted and a
+    live service would be taken for a stale record. Elsewhere psutil's value is used.
+
+    Raises:
+        psutil.NoSuchProcess: when ``pid`` does not exist.
+    """
     try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            raise psutil.NoSuchProcess(pid) from None
+        return float(psutil.Process(pid).create_time())
+    # Field 22 (starttime, in clock ticks since boot), counted after the ")" closing the command name.
+    return int(stat.rsplit(b")", 1)[1].split()[19]) / _CLOCK_TICKS
+
+
+def process_matches(pid: int, started_after_boot_s: float) -> bool:
+    """Return True when a live process ``pid`` started ``started_after_boot_s`` after boot."""
+    try:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
             reap(pid)
             return False
-        return bool(abs(process.create_time() - process_started_at) < 1.0)
-    except psutil.Error:
+        return abs(process_start(pid) - started_after_boot_s) < 0.5
+    except (psutil.Error, OSError, ValueError, IndexError):
         return False
 
 
@@ -99,7 +122,7 @@ def live_endpoint(state_dir: Path, name: str) -> Endpoint | None:
         logger.warning("service=%s removing unreadable record %s", name, record)
         forget(state_dir, name)
         return None
-    if process_matches(endpoint.pid, endpoint.process_started_at):
+    if process_matches(endpoint.pid, endpoint.started_after_boot_s):
         return endpoint
     logger.warning("service=%s removing stale record (pid %d is gone)", name, endpoint.pid)
     forget(state_dir, name)

@@ -41,6 +41,7 @@ from adapters.endpoints import (
     live_endpoint,
     pid_path,
     process_matches,
+    process_start,
     reap,
     record_path,
 )
@@ -239,8 +240,8 @@ class Supervisor:
                 env={**os.environ, **launch.env},
                 start_new_session=True,  # its own process group: `down` signals the whole group
             )
-        process_started_at = psutil.Process(process.pid).create_time()
-        self._pid_path(service.name).write_text(f"{process.pid} {process_started_at}\n")
+        started_after_boot_s = process_start(process.pid)
+        self._pid_path(service.name).write_text(f"{process.pid} {started_after_boot_s}\n")
         try:
             self._wait_ready(service, process, launch.address, log_path)
         except BaseException:
@@ -251,7 +252,7 @@ class Supervisor:
         endpoint = Endpoint(
             name=service.name,
             pid=process.pid,
-            process_started_at=process_started_at,
+            started_after_boot_s=started_after_boot_s,
             address=launch.address,
             ports=dict(launch.ports),
             started_at=datetime.now(UTC).isoformat(),

@@ -141,6 +141,27 @@ def test_endpoint_when_pid_reused_by_another_process_then_not_trusted(settings: 
     assert supervisor.endpoint("web") is None  # our pid, but a different start time
 
 
+def test_endpoint_when_wall_clock_boot_time_moves_then_live_service_still_trusted(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /proc/stat's btime is recomputed from the wall clock on every read: an adjusted clock moves it
+    # by whole seconds, and with it psutil's create_time() of every process. A running service's
+    # record must not be taken for stale (and removed) because of it.
+    supervisor, service = Supervisor(settings), HttpServerService(settings)
+    endpoint = supervisor.start(service)
+    try:
+        assert isinstance(endpoint, Endpoint)
+        moved = psutil.boot_time() + 1.0
+        monkeypatch.setattr(psutil, "boot_time", lambda: moved)
+        monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: moved)
+
+        assert supervisor.endpoint(service.name) == endpoint
+        assert supervisor.status(service).state == "up"
+    finally:
+        monkeypatch.undo()
+        supervisor.stop(service)
+
+
 def test_start_when_process_exits_early_then_error_with_log_tail(settings: Settings) -> None:
     supervisor, service = Supervisor(settings), HttpServerService(settings, crash=True)
 

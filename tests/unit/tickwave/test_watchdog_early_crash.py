@@ -12,10 +12,9 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
-from adapters.endpoints import Endpoint, process_matches
+from adapters.endpoints import Endpoint, process_matches, process_start
 from app.services.supervisor import Supervisor
 from app.services.watchdog import Watchdog, gave_up_path, read_gave_up
 from tests.unit.tickwave.test_supervisor import HttpServerService
@@ -124,7 +123,7 @@ def test_watchdog_when_service_stopped_by_down_then_not_restarted(rig: Rig) -> N
         watchdog.step(now)
 
     assert supervisor.endpoint(service.name) is None
-    assert not process_matches(endpoint.pid, endpoint.process_started_at)
+    assert not process_matches(endpoint.pid, endpoint.started_after_boot_s)
     assert watchdog.events.pending == []
 
 
@@ -134,7 +133,7 @@ def test_watchdog_when_a_start_is_in_progress_then_left_alone(settings: Settings
     watchdog = Watchdog(settings, [service])
     supervisor.run_dir.mkdir(parents=True)
     (supervisor.run_dir / f"{service.name}.wanted").touch()
-    started_at = psutil.Process().create_time()
+    started_at = process_start(os.getpid())
     (supervisor.run_dir / f"{service.name}.pid").write_text(f"{os.getpid()} {started_at}\n")  # a live start
 
     watchdog.step(0.0)
