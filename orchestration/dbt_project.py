@@ -35,6 +35,9 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt"
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))  # the venv's dbt, found without an activated venv
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # where DbtProject reads it (its default target path)
 _SOURCES = ("models", "macros", "tests", "dbt_project.yml", "profiles.yml")
+# The tag on every job that runs `dbt build`; the instance's run queue lets one such run go at a time.
+DBT_RUN_TAG = "tickwave/dbt"
+DBT_RUN_TAGS = {DBT_RUN_TAG: "build"}
 
 
 @lru_cache(maxsize=1)

@@ -40,6 +40,7 @@ import psutil
 
 from adapters.parentdeath import die_with_parent
 from orchestration.automation_status import graphql
+from orchestration.dbt_project import DBT_RUN_TAG
 from tickwave.config import Settings
 from tickwave.config.environment import env_name
 from tickwave.errors import ServiceError
@@ -87,6 +88,11 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     max_concurrent_runs: 2
+    # One dbt build at a time: two builds over the same models (a schedule and a launch from the
+    # UI, or the 15-minute marts beside a daily backfill) would race to create the same tables.
+    tag_concurrency_limits:
+      - key: {dbt_tag}
+        limit: 1
 telemetry:
   enabled: false
 nux:
@@ -114,7 +120,7 @@ def dagster_home(settings: Settings) -> Path:
     home = settings.state_path / "data" / "dagster"
     home.mkdir(parents=True, exist_ok=True)
     storage = SQLITE_STORAGE if settings.orchestration.postgres_url is None else POSTGRES_STORAGE
-    (home / "dagster.yaml").write_text(storage.format(home=home) + INSTANCE_YAML.format(home=home))
+    (home / "dagster.yaml").write_text(storage.format(home=home) + INSTANCE_YAML.format(home=home, dbt_tag=DBT_RUN_TAG))
     return home
 
 

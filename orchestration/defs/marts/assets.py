@@ -17,7 +17,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.automation import schedule_status
-from orchestration.dbt_project import apply_dbt_environment, dbt_project, dbt_vars
+from orchestration.dbt_project import DBT_RUN_TAGS, apply_dbt_environment, dbt_project, dbt_vars
 from orchestration.resources import TickwaveResource
 
 
@@ -60,14 +60,16 @@ MARTS_JOB = dg.define_asset_job(
     "dbt_marts",
     selection=dg.AssetSelection.assets(tickwave_dbt),
     description="dbt build: staging and marts with their tests (every 15 minutes).",
+    tags=DBT_RUN_TAGS,
 )
 DAILY_MARTS_JOB = dg.define_asset_job(
     "dbt_daily_marts", selection=dg.AssetSelection.assets(tickwave_dbt_daily), partitions_def=DAYS,
     description="dbt build of the daily marts for one day (today's every 15 minutes; any day by backfill).",
+    tags=DBT_RUN_TAGS,
 )  # fmt: skip
 MODEL_PERFORMANCE_JOB = dg.define_asset_job(
     "model_performance", selection=dg.AssetSelection.assets("model_performance_daily"), partitions_def=DAYS,
-    description="Rebuild model_performance_daily for a day (a new champion appeared).",
+    description="Rebuild model_performance_daily for a day (a new champion appeared).", tags=DBT_RUN_TAGS,
 )  # fmt: skip
 
 

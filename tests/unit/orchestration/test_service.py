@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from app.services.processes import OrchestrationService, own_processes
+from orchestration.dbt_project import DBT_RUN_TAG
 from orchestration.service import (
     POSTGRES_URL_VARIABLE,
     commands,
@@ -146,3 +147,17 @@ def test_workspace_loaded_when_a_location_is_still_loading_then_not_ready(
 def test_workspace_loaded_when_the_definitions_failed_to_import_then_the_error_is_raised() -> None:
     with pytest.raises(ServiceError, match="boom"):
         workspace_loaded(_workspace(("LOADED", "PythonError")))
+
+
+def test_dagster_home_when_loaded_by_dagster_then_every_dbt_job_queues_behind_the_one_running(tmp_path: Path) -> None:
+    # Two `dbt build`s at once (the 15-minute schedule and a launch from the UI) race to create the same tables.
+    from dagster import DagsterInstance
+
+    from orchestration.defs.marts.assets import DAILY_MARTS_JOB, MARTS_JOB, MODEL_PERFORMANCE_JOB
+
+    home = dagster_home(load_settings(state_dir=tmp_path))
+    with DagsterInstance.from_config(str(home)) as instance:
+        queue = instance.run_coordinator.get_run_queue_config()  # type: ignore[attr-defined]
+
+    assert [(limit["key"], limit["limit"]) for limit in queue.tag_concurrency_limits] == [(DBT_RUN_TAG, 1)]
+    assert all(job.tags.get(DBT_RUN_TAG) for job in (MARTS_JOB, DAILY_MARTS_JOB, MODEL_PERFORMANCE_JOB))
