@@ -126,8 +126,22 @@ def set_retention(admin: AdminClient, rules: dict[str, TopicRetention], timeout_
                     f"setting the retention of topic {resource.name} failed: {exc.args[0].str()}"
                 ) from exc
             changed.append(resource.name)
+        _wait_for_retention(admin, {name: rules[name] for name in changed}, timeout_s)
         logger.info("set the retention of topics %s", ", ".join(sorted(changed)))
     return sorted(changed)
+
+
+def _wait_for_retention(admin: AdminClient, rules: dict[str, TopicRetention], timeout_s: float) -> None:
+    # An accepted change reaches the brokers through the metadata log: describe can show the old value briefly.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        current = topic_configs(admin, list(rules), timeout_s)
+        behind = sorted(name for name, rule in rules.items() if current[name] != rule.config)
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise ServiceError(f"the retention of topics {', '.join(behind)} was accepted but not applied in time")
+        time.sleep(0.1)
 
 
 def _wait_for_topics(admin: AdminClient, names: list[str], timeout_s: float) -> dict[str, TopicMetadata]:
