@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import re
+import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -28,7 +29,14 @@ import pyarrow as pa
 
 from tickwave.errors import ConfigurationError
 from tickwave.warehouse.sqltext import quote_identifier, quote_literal
-from warehouse_server.protocol import BAD_ARGUMENTS, SYNTAX_ERROR, QueryError, Summary, engine_error
+from warehouse_server.protocol import (
+    BAD_ARGUMENTS,
+    NOT_ENOUGH_SPACE,
+    SYNTAX_ERROR,
+    QueryError,
+    Summary,
+    engine_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +44,11 @@ logger = logging.getLogger(__name__)
 # objects of the calling Python process; nothing served over HTTP may reach those.
 HANDLE_SETTINGS = {"allow_python_table_function": "0"}
 INSERT_SLICE_BYTES = 16 * 1024 * 1024
+# The least the engine reserves on disk for a new part ("Cannot reserve 1.00 MiB"). A streamed
+# insert whose reservation fails is acknowledged by chdb with its rows counted as written and
+# no part made: the rows are gone. So the free space is checked here first, against this
+# reserve plus the insert's own size, and a full disk is refused as the engine would.
+INSERT_RESERVE_BYTES = 1024 * 1024
 # A handle option goes into chdb's connection string (``path?name=value&...``): names and
 # values are checked whole, so no value can add an option of its own.
 _OPTION = re.compile(r"[A-Za-z0-9_.\-/]{1,128}")
@@ -97,10 +110,11 @@ class Classification:
 class Handle:
     """One chdb connection: its own current database, settings and temporary tables."""
 
-    def __init__(self, connection: Any, readonly: int) -> None:
-        """Wrap an open chdb connection created at ``readonly`` level."""
+    def __init__(self, connection: Any, readonly: int, volume: Path | None = None) -> None:
+        """Wrap an open chdb connection created at ``readonly`` level; ``volume`` holds the engine's data."""
         self._connection = connection
         self.readonly = readonly
+        self._volume = volume
 
     def _run(self, sql: str, output_format: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
         try:
@@ -154,8 +168,10 @@ class Handle:
         """Stream ``data`` into ``INSERT ... FORMAT input_format`` and commit it.
 
         Raises:
-            QueryError: with the engine's code; nothing is committed on failure.
+            QueryError: with the engine's code (NOT_ENOUGH_SPACE when the data's volume cannot
+                hold it); nothing is committed on failure.
         """
+        self._check_space(len(data))
         started = time.perf_counter_ns()
         try:
             inserter = self._connection.send_insert(statement, input_format)
@@ -169,6 +185,17 @@ class Handle:
             self._cancel_insert(inserter)
             raise engine_error(str(exc)) from exc
         return _summary_of(result, time.perf_counter_ns() - started)
+
+    def _check_space(self, size: int) -> None:
+        if self._volume is None:
+            return
+        free = shutil.disk_usage(self._volume).free
+        if free < INSERT_RESERVE_BYTES + size:
+            raise QueryError(
+                NOT_ENOUGH_SPACE,
+                f"Cannot reserve {(INSERT_RESERVE_BYTES + size) / 2**20:.2f} MiB, not enough space on the "
+                f"warehouse's disk ({free} bytes free)",
+            )
 
     def _cancel_insert(self, inserter: Any) -> None:
         try:
@@ -395,7 +422,7 @@ class Engine:
             connection = _chdb_module().connect(connection_string)
         except RuntimeError as exc:
             raise engine_error(str(exc)) from exc
-        return Handle(connection, readonly)
+        return Handle(connection, readonly, self.path)
 
     def run_admin(self, sql: str) -> bytes:
         """Run one statement on the anchor handle (start-up checks only, never user SQL)."""
