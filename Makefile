@@ -70,11 +70,12 @@ pytest: bootstrap ## the whole test suite in one run (real Kafka, real warehouse
 unit: bootstrap ## the unit tests, on both cores (no services; about 2 minutes)
 	$(BIN)/pytest -n 2 tests/unit
 
+# Two workers, a test file each at a time: each worker starts its own broker, warehouse and PostgreSQL.
 integration: bootstrap ## the tests against the real services: Kafka, warehouse, Dagster, dbt, GX, chromium, chaos
-	$(BIN)/pytest --ignore=tests/unit
+	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/unit
 
 # mypy (about 70 s from a cold cache, one core) runs beside the unit tests (two workers), then
-# the service tests run alone (their timing-sensitive checks get both cores).
+# the service tests on two workers (about 13 minutes; one worker takes 24).
 test: lint ## everything CI runs: lint, then type checks beside the unit tests, then the service tests
 	@$(MAKE) --no-print-directory -j2 typecheck unit
 	@$(MAKE) --no-print-directory integration

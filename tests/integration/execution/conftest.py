@@ -12,16 +12,20 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, TopicPartition
 
 from adapters.bus import make_consumer, make_producer
 from adapters.endpoints import Endpoint
+from adapters.warehouse.client import connect
 from adapters.warehouse.credentials import resolve_credentials
+from adapters.warehouse.migrate import migrate
 from tickwave.config import Settings
 from tickwave.contracts import AnyMessage, Message, Signal, Tick, decode_any, encode
 from tickwave.topics import ORDERS_EVENTS, SIGNALS, TICKS, topic_name
@@ -180,12 +184,35 @@ def now_ms() -> int:
 
 
 @pytest.fixture
-def warehouse_env(warehouse_settings: Settings, warehouse_endpoint: Endpoint, migrated_database: str) -> dict[str, str]:
-    """Environment that points a subprocess at the session warehouse and this run's database."""
+def audit_database(warehouse_settings: Settings) -> Iterator[str]:
+    """A migrated database of this test's own: its checks count every order and fill in it."""
+    database = f"audit_{uuid.uuid4().hex[:10]}"
+    migrate(warehouse_settings, database=database)
+    yield database
+    admin = connect(warehouse_settings, database="default")
+    try:
+        admin.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def warehouse(warehouse_settings: Settings, audit_database: str) -> Iterator[Client]:
+    """A read-write client on this test's own migrated database."""
+    client = connect(warehouse_settings, database=audit_database)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def warehouse_env(warehouse_settings: Settings, warehouse_endpoint: Endpoint, audit_database: str) -> dict[str, str]:
+    """Environment that points a subprocess at the session warehouse and this test's database."""
     credentials = resolve_credentials(warehouse_settings)
     return {
         "TICKWAVE_CLICKHOUSE_URL": f"http://{warehouse_endpoint.address}",
-        "TICKWAVE_CLICKHOUSE_DATABASE": migrated_database,
+        "TICKWAVE_CLICKHOUSE_DATABASE": audit_database,
         "TICKWAVE_CLICKHOUSE_PASSWORD": credentials.password.get_secret_value(),
         "TICKWAVE_CLICKHOUSE_ANALYST_PASSWORD": credentials.analyst_password.get_secret_value(),
     }
