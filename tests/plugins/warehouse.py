@@ -72,9 +72,15 @@ def fresh_database(warehouse_settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def warehouse(warehouse_settings: Settings, migrated_database: str) -> Iterator[Client]:
-    """A read-write client on the migrated database."""
-    client = connect(warehouse_settings, database=migrated_database)
+def warehouse_database(migrated_database: str) -> str:
+    """The database ``warehouse`` opens: the shared migrated one (a folder's conftest may give its own)."""
+    return migrated_database
+
+
+@pytest.fixture
+def warehouse(warehouse_settings: Settings, warehouse_database: str) -> Iterator[Client]:
+    """A read-write client on ``warehouse_database``."""
+    client = connect(warehouse_settings, database=warehouse_database)
     try:
         yield client
     finally:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, TopicPartition
 
 from adapters.bus import make_consumer, make_producer
@@ -184,7 +183,7 @@ def now_ms() -> int:
 
 
 @pytest.fixture
-def audit_database(warehouse_settings: Settings) -> Iterator[str]:
+def warehouse_database(warehouse_settings: Settings) -> Iterator[str]:
     """A migrated database of this test's own: its checks count every order and fill in it."""
     database = f"audit_{uuid.uuid4().hex[:10]}"
     migrate(warehouse_settings, database=database)
@@ -197,22 +196,14 @@ def audit_database(warehouse_settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def warehouse(warehouse_settings: Settings, audit_database: str) -> Iterator[Client]:
-    """A read-write client on this test's own migrated database."""
-    client = connect(warehouse_settings, database=audit_database)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def warehouse_env(warehouse_settings: Settings, warehouse_endpoint: Endpoint, audit_database: str) -> dict[str, str]:
+def warehouse_env(
+    warehouse_settings: Settings, warehouse_endpoint: Endpoint, warehouse_database: str
+) -> dict[str, str]:
     """Environment that points a subprocess at the session warehouse and this test's database."""
     credentials = resolve_credentials(warehouse_settings)
     return {
         "TICKWAVE_CLICKHOUSE_URL": f"http://{warehouse_endpoint.address}",
-        "TICKWAVE_CLICKHOUSE_DATABASE": audit_database,
+        "TICKWAVE_CLICKHOUSE_DATABASE": warehouse_database,
         "TICKWAVE_CLICKHOUSE_PASSWORD": credentials.password.get_secret_value(),
         "TICKWAVE_CLICKHOUSE_ANALYST_PASSWORD": credentials.analyst_password.get_secret_value(),
     }
