@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,6 +59,11 @@ from tickwave.topics import ORDERS_EVENTS, topic_name
 from tickwave.warehouse.tables import FILLS, ORDER_EVENTS, ORDERS, RISK_EVENTS, row_for
 
 logger = logging.getLogger(__name__)
+
+# Order states kept in memory (most recently touched first to stay): an order's later events
+# usually follow within seconds; an older one is read back from the warehouse.
+ORDER_CACHE_SIZE = 20_000
+_LOOKUP_CHUNK = 1_000  # client_order_ids per IN (...) read
 
 OrderEvent = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled
 # Within one millisecond, a later stage wins (a paper order is accepted and filled in the same ms).
@@ -139,8 +145,9 @@ class AuditSink(BatchingSink):
         self._settings = settings
         self._database = database
         self._writers: dict[str, BatchWriter] = {}
-        self._orders: dict[str, dict[str, Any]] = {}
+        self._orders: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.rows_written = 0
+        self.lookups = 0  # reads of order states from the warehouse (one per batch at most, per 1,000 orders)
 
     def setup(self) -> None:
         """Connect and start one writer per table (batches are sealed by our flush, not by time)."""
@@ -152,13 +159,15 @@ class AuditSink(BatchingSink):
     def write(self, batch: SinkBatch) -> None:
         """Route each message to its table, then flush every writer (raises if the warehouse failed)."""
         rows: dict[str, list[Any]] = {name: [] for name in self._writers}
+        decoded: list[tuple[AnyMessage, ChainLink | None]] = []
         for item in batch:
             try:
-                message = decode_any(item.value)
+                decoded.append((decode_any(item.value), link_from_headers(item.headers)))
             except ContractError as exc:
                 logger.error("audit: skipped an undecodable message at offset %s: %s", item.offset, exc.reason)
-                continue
-            self._route(message, rows, link_from_headers(item.headers))
+        self._read_order_states(message.client_order_id for message, _ in decoded if isinstance(message, OrderEvent))
+        for message, link in decoded:
+            self._route(message, rows, link)
         for name, messages in rows.items():
             if name in (ORDERS.name, ORDER_EVENTS.name):
                 self._writers[name].write(messages)
@@ -167,6 +176,8 @@ class AuditSink(BatchingSink):
         for writer in self._writers.values():
             writer.flush()
         self.rows_written += sum(len(messages) for messages in rows.values())
+        while len(self._orders) > ORDER_CACHE_SIZE:  # after the batch: none of its orders is dropped mid-way
+            self._orders.popitem(last=False)
         if any(not fill.is_booked for fill in rows[FILLS.name]):  # written by an engine that did not book fills
             backfill_bookings(self._writers[FILLS.name].client, registry(self._settings.symbols),
                               self._settings.execution.account_currency)  # fmt: skip
@@ -176,7 +187,7 @@ class AuditSink(BatchingSink):
             rows[ORDER_EVENTS.name].append(order_event_row(message, link))
             changed = order_row(self._order_state(message.client_order_id), message)
             if changed is not None:
-                self._orders[message.client_order_id] = changed
+                self._remember(message.client_order_id, changed)
                 rows[ORDERS.name].append(changed)
         elif isinstance(message, OrderDenied):
             rows[ORDER_EVENTS.name].append(order_event_row(message, link))
@@ -186,21 +197,32 @@ class AuditSink(BatchingSink):
             rows[RISK_EVENTS.name].append(message)
 
     def _order_state(self, client_order_id: str) -> dict[str, Any] | None:
-        """Return the order's latest row: from memory, else from the warehouse (after a restart)."""
-        if client_order_id in self._orders:
-            return self._orders[client_order_id]
-        client = self._writers[ORDERS.name].client
-        result = client.query(
-            f"SELECT * FROM {ORDERS.name} FINAL WHERE client_order_id = %(id)s LIMIT 1",  # noqa: S608 - constant name
-            parameters={"id": client_order_id},
-        )
-        if not result.result_rows:
-            return None
-        row = dict(zip(result.column_names, result.result_rows[0], strict=True))
-        for name in ("created_at_ms", "updated_at_ms"):
-            row[name] = row[name].replace(tzinfo=UTC) if row[name].tzinfo is None else row[name]
+        """Return the order's latest row (read by :meth:`_read_order_states` for the batch), or None."""
+        return self._orders.get(client_order_id)
+
+    def _remember(self, client_order_id: str, row: dict[str, Any]) -> None:
         self._orders[client_order_id] = row
-        return row
+        self._orders.move_to_end(client_order_id)
+
+    def _read_order_states(self, client_order_ids: Iterable[str]) -> None:
+        """Read the latest rows of the batch's orders not in memory, in one query per 1,000 (after a restart).
+
+        One read per batch, not per message: a read per new order scanned the growing table
+        once for every order and slowed the loader until the group evicted it.
+        """
+        missing = sorted({cid for cid in client_order_ids if cid not in self._orders})
+        client = self._writers[ORDERS.name].client
+        for start in range(0, len(missing), _LOOKUP_CHUNK):
+            self.lookups += 1
+            result = client.query(
+                f"SELECT * FROM {ORDERS.name} FINAL WHERE client_order_id IN %(ids)s",  # noqa: S608 - constant name
+                parameters={"ids": missing[start : start + _LOOKUP_CHUNK]},
+            )
+            for values in result.result_rows:
+                row = dict(zip(result.column_names, values, strict=True))
+                for name in ("created_at_ms", "updated_at_ms"):
+                    row[name] = row[name].replace(tzinfo=UTC) if row[name].tzinfo is None else row[name]
+                self._remember(str(row["client_order_id"]), row)
 
     def cleanup(self) -> None:
         """Close the writers (they flush first)."""
