@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench chaos soak fuzz clean
+.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench parity chaos soak fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -95,6 +95,9 @@ chaos: bootstrap ## kill -9 every service at random during a replay and a live m
 SOAK_ARGS ?=
 soak: bootstrap ## everything up for an hour at 500 ticks/s, sampled each minute: memory, parts, disk, latency slopes, then the chaos checks (bench/README.md)
 	$(BIN)/python -m bench.soak --summary $(SOAK_ARGS)
+
+parity: bootstrap ## the fast engine replay against the live path on the benchmark's 200,000-row holdout (make test: 50,000)
+	FAST_REPLAY_PARITY_ROWS=200000 $(BIN)/pytest tests/integration/execution/test_fast_replay_parity.py
 
 fuzz: bootstrap ## fuzz the warehouse's read-only policy with 20,000 statements from the engine's grammar (POLICY_FUZZ_SEED=N repeats a run; minutes)
 	POLICY_FUZZ_QUERIES=20000 $(BIN)/pytest -s tests/integration/warehouse/test_policy_fuzz.py
