@@ -33,6 +33,7 @@ from app.services.supervisor import Supervisor
 from streams.connectors import Publisher, TickTopicSource
 from streams.ingest.adapters.kafka import KafkaSink
 from streams.ingest.batches import SourceBatch, TickBatch
+from tests.plugins.warehouse import start_warehouse
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Tick, decode
@@ -284,12 +285,12 @@ def test_admin_when_listing_topics_then_super_user_sees_every_topic(
 def pipeline_settings(
     secured_state: Path, endpoint: Endpoint, principal: str, state_dir: Path, database: str
 ) -> Settings:
-    """One process's settings on the secured broker (under its own prefix) and the session warehouse."""
+    """One process's settings on the secured broker (under its own prefix) and the HTTPS warehouse of ``state_dir``."""
     kafka = as_external(secured_state, endpoint, principal).kafka.model_dump()
     return load_settings(
         state_dir=state_dir,
         kafka={**kafka, "topic_prefix": PIPELINE_PREFIX},
-        clickhouse={"database": database},
+        clickhouse={"database": database, "tls": True},
         streams={"close_on_wall_clock": False, "model_refresh_s": 0.01},
     )
 
@@ -316,23 +317,39 @@ def wait_for_audit_rows(settings: Settings, done: threading.Event, timeout_s: fl
 
 
 @pytest.mark.timeout(900)  # four stages, each waiting for the one before, on a shared 2-core machine
-def test_pipeline_when_sample_replayed_over_sasl_ssl_then_each_stage_as_its_own_principal_reaches_the_next(
-    secured_broker: Endpoint,
-    secured_state: Path,
-    state_dir: Path,
-    warehouse_settings: Settings,
-    warehouse_endpoint: Endpoint,
-    fresh_database: str,
-    tmp_path: Path,
+def test_pipeline_when_sample_replayed_over_sasl_ssl_and_https_then_each_stage_as_its_own_principal_reaches_the_next(
+    secured_broker: Endpoint, secured_state: Path, tmp_path: Path
 ) -> None:
-    """Ingest -> dataflow -> warehouse -> execution, each as its principal, on topics and ACLs of a new prefix."""
-    from bytewax.testing import run_main
-
+    """Ingest -> dataflow -> warehouse -> execution -> audit, each as its principal, on topics and ACLs of a new
+    prefix, every warehouse client over HTTPS verified against the warehouse's CA."""
     from adapters.acls import apply_acls
     from adapters.topics import create_topics
+
+    # Arrange: the super user creates the prefix's topics and ACLs, as `tickwave up` does for its own
+    admin_settings = load_settings(
+        state_dir=secured_state, kafka={**SECURED, "username": ADMIN, "topic_prefix": PIPELINE_PREFIX}
+    )
+    admin = make_admin(resolve_admin(admin_settings))
+    create_topics(admin, admin_settings)
+    apply_acls(admin, admin_settings)
+    warehouse_state = tmp_path / "warehouse"
+    supervisor, warehouse_service, warehouse_endpoint = start_warehouse(warehouse_state, tls=True)
+    try:
+        _run_pipeline(secured_broker, secured_state, warehouse_state, warehouse_endpoint, tmp_path)
+    finally:
+        supervisor.stop(warehouse_service)
+
+
+def _run_pipeline(
+    secured_broker: Endpoint, secured_state: Path, warehouse_state: Path, warehouse_endpoint: Endpoint, tmp_path: Path
+) -> None:
+    from bytewax.testing import run_main
+
+    from adapters.warehouse.address import warehouse_address
     from adapters.warehouse.client import connect
     from adapters.warehouse.credentials import resolve_credentials
     from adapters.warehouse.migrate import migrate
+    from adapters.warehouse.tls import generated_ca_file
     from execution.audit import run_audit_loader
     from streams.app import production_sinks
     from streams.features import FeatureSpec
@@ -344,17 +361,12 @@ def test_pipeline_when_sample_replayed_over_sasl_ssl_then_each_stage_as_its_own_
     from tickwave.config import to_environment
     from tickwave.contracts import decode_any
 
-    # Arrange: the super user creates the prefix's topics and ACLs, as `tickwave up` does for its own
-    admin_settings = load_settings(
-        state_dir=secured_state, kafka={**SECURED, "username": ADMIN, "topic_prefix": PIPELINE_PREFIX}
-    )
-    admin = make_admin(resolve_admin(admin_settings))
-    create_topics(admin, admin_settings)
-    apply_acls(admin, admin_settings)
     ingest, dataflow, execution, operator = (
-        pipeline_settings(secured_state, secured_broker, principal, state_dir, fresh_database)
+        pipeline_settings(secured_state, secured_broker, principal, warehouse_state, "sasl_pipeline")
         for principal in (INGEST, DATAFLOW, EXECUTION, "operator")
     )
+    ca_file = generated_ca_file(dataflow)
+    assert warehouse_address(dataflow).scheme == "https"
     migrate(dataflow)
 
     # Act: ingest replays the sample; the dataflow makes bars, features, predictions and signals;
@@ -364,12 +376,13 @@ def test_pipeline_when_sample_replayed_over_sasl_ssl_then_each_stage_as_its_own_
     provider = every_timeframe(FeatureSpec(), ("1s", "1m"), ("EURUSD", "USDJPY", "XAUUSD"))
     run_main(build_flow(dataflow.streams, source, production_sinks(dataflow), provider, clock=SystemClock()))
     load_to_end(dataflow)
-    credentials = resolve_credentials(warehouse_settings)
+    credentials = resolve_credentials(dataflow)
     environment = {
         **{key: value for key, value in os.environ.items() if not key.startswith("TICKWAVE_")},
         **to_environment(execution),
-        "TICKWAVE_STATE_DIR": str(tmp_path),
-        "TICKWAVE_CLICKHOUSE_URL": f"http://{warehouse_endpoint.address}",
+        "TICKWAVE_STATE_DIR": str(tmp_path),  # the execution's own: the warehouse is reached by URL and CA
+        "TICKWAVE_CLICKHOUSE_URL": f"https://{warehouse_endpoint.address}",
+        "TICKWAVE_CLICKHOUSE_CA_FILE": str(ca_file),
         "TICKWAVE_EXECUTION_MARKET_HOURS": "always",
         "TICKWAVE_CLICKHOUSE_PASSWORD": credentials.password.get_secret_value(),
         "TICKWAVE_CLICKHOUSE_ANALYST_PASSWORD": credentials.analyst_password.get_secret_value(),
