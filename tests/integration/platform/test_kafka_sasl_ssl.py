@@ -33,6 +33,7 @@ from app.services.supervisor import Supervisor
 from streams.connectors import Publisher, TickTopicSource
 from streams.ingest.adapters.kafka import KafkaSink
 from streams.ingest.batches import SourceBatch, TickBatch
+from tests.plugins.postgres import PostgresCluster
 from tests.plugins.warehouse import start_warehouse
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
@@ -296,6 +297,7 @@ def pipeline_settings(
 
 
 PIPELINE_PREFIX = "pipeline."
+PIPELINE_DATABASE = "sasl_pipeline"
 
 
 def wait_for_audit_rows(settings: Settings, done: threading.Event, timeout_s: float = 90.0) -> None:
@@ -318,10 +320,15 @@ def wait_for_audit_rows(settings: Settings, done: threading.Event, timeout_s: fl
 
 @pytest.mark.timeout(900)  # four stages, each waiting for the one before, on a shared 2-core machine
 def test_pipeline_when_sample_replayed_over_sasl_ssl_and_https_then_each_stage_as_its_own_principal_reaches_the_next(
-    secured_broker: Endpoint, secured_state: Path, tmp_path: Path
+    secured_broker: Endpoint,
+    secured_state: Path,
+    postgres_cluster: PostgresCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    """Ingest -> dataflow -> warehouse -> execution -> audit, each as its principal, on topics and ACLs of a new
-    prefix, every warehouse client over HTTPS verified against the warehouse's CA."""
+    """Ingest -> dataflow -> warehouse -> execution -> audit -> Dagster's dbt marts: each stage as its principal on
+    topics and ACLs of a new prefix, every warehouse client over HTTPS verified against the warehouse's CA, and
+    Dagster's runs and events stored in PostgreSQL."""
     from adapters.acls import apply_acls
     from adapters.topics import create_topics
 
@@ -336,8 +343,47 @@ def test_pipeline_when_sample_replayed_over_sasl_ssl_and_https_then_each_stage_a
     supervisor, warehouse_service, warehouse_endpoint = start_warehouse(warehouse_state, tls=True)
     try:
         _run_pipeline(secured_broker, secured_state, warehouse_state, warehouse_endpoint, tmp_path)
+        _build_marts_on_postgresql(postgres_cluster, warehouse_state, monkeypatch)
     finally:
         supervisor.stop(warehouse_service)
+
+
+def _build_marts_on_postgresql(
+    cluster: PostgresCluster, warehouse_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run the dbt marts through Dagster on an instance stored in PostgreSQL, as `tickwave orchestrate` writes it."""
+    import dagster as dg
+    from dagster_dbt import DbtCliResource
+
+    from adapters.warehouse.client import connect
+    from orchestration.dbt_project import DBT_EXECUTABLE, dbt_project
+    from orchestration.defs.marts.assets import tickwave_dbt
+    from orchestration.resources import TickwaveResource
+    from orchestration.service import POSTGRES_URL_VARIABLE, dagster_home
+
+    storage = f"dagster_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(POSTGRES_URL_VARIABLE, cluster.create_database(storage))
+    monkeypatch.setenv("TICKWAVE_CLICKHOUSE_TLS", "true")  # the Dagster resource's settings: HTTPS, the state dir's CA
+    settings = load_settings(state_dir=warehouse_state, clickhouse={"database": PIPELINE_DATABASE})
+    resources = {
+        "tickwave": TickwaveResource(state_dir=str(warehouse_state), database=PIPELINE_DATABASE),
+        "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=DBT_EXECUTABLE),
+    }
+    with dg.DagsterInstance.from_config(str(dagster_home(settings))) as instance:
+        result = dg.materialize([tickwave_dbt], resources=resources, instance=instance, raise_on_error=False)
+    built = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    client = connect(settings)
+    try:
+        orders = client.query("SELECT count() FROM orders FINAL").result_rows[0][0]
+        marts = client.query("SELECT count() FROM fct_orders").result_rows[0][0]
+    finally:
+        client.close()
+    stored = cluster.execute(storage, "SELECT status FROM runs WHERE run_id = %s", (result.run_id,))
+
+    assert result.success, [event.message for event in result.all_events if event.is_failure]
+    assert {"fct_orders", "pnl_daily"} <= built
+    assert marts == orders
+    assert stored == [("SUCCESS",)]
 
 
 def _run_pipeline(
@@ -362,7 +408,7 @@ def _run_pipeline(
     from tickwave.contracts import decode_any
 
     ingest, dataflow, execution, operator = (
-        pipeline_settings(secured_state, secured_broker, principal, warehouse_state, "sasl_pipeline")
+        pipeline_settings(secured_state, secured_broker, principal, warehouse_state, PIPELINE_DATABASE)
         for principal in (INGEST, DATAFLOW, EXECUTION, "operator")
     )
     ca_file = generated_ca_file(dataflow)
