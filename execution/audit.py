@@ -185,7 +185,7 @@ class AuditSink(BatchingSink):
     def _route(self, message: AnyMessage, rows: dict[str, list[Any]], link: ChainLink | None) -> None:
         if isinstance(message, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
             rows[ORDER_EVENTS.name].append(order_event_row(message, link))
-            changed = order_row(self._order_state(message.client_order_id), message)
+            changed = order_row(self._orders.get(message.client_order_id), message)  # read for the batch
             if changed is not None:
                 self._remember(message.client_order_id, changed)
                 rows[ORDERS.name].append(changed)
@@ -195,10 +195,6 @@ class AuditSink(BatchingSink):
             rows[FILLS.name].append(message)
         elif isinstance(message, RiskEvent):
             rows[RISK_EVENTS.name].append(message)
-
-    def _order_state(self, client_order_id: str) -> dict[str, Any] | None:
-        """Return the order's latest row (read by :meth:`_read_order_states` for the batch), or None."""
-        return self._orders.get(client_order_id)
 
     def _remember(self, client_order_id: str, row: dict[str, Any]) -> None:
         self._orders[client_order_id] = row
