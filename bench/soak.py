@@ -51,7 +51,7 @@ from tickwave.config import Settings
 ROOT = Path(__file__).resolve().parent.parent
 console = Console()
 
-RSS_SLOPE_LIMIT_MB_PER_H = 5.0
+MEMORY_SLOPE_LIMIT_MB_PER_H = 5.0
 # ClickHouse delays inserts into a partition that holds 150 active parts (parts_to_delay_insert):
 # a table whose parts grow slower than 150 per 24 h stays under it for a whole trading day.
 PARTS_SLOPE_LIMIT_PER_H = 150 / 24
@@ -115,13 +115,13 @@ def judge(plan: SoakPlan, samples: list[Sample], latencies: list[tuple[float, fl
         times = [at for at, _ in points]
         slopes[name] = {
             f"{metric}_per_h": slope_per_hour(times, [float(usage[metric]) for _, usage in points])
-            for metric in ("rss_mb", "fds", "threads")
+            for metric in ("memory_mb", "fds", "threads")
         }
         cpu = [usage["cpu_pct"] for _, usage in points if usage["cpu_pct"] is not None]
         slopes[name]["cpu_pct_mean"] = float(np.mean(cpu)) if cpu else None
-        rss = slopes[name]["rss_mb_per_h"]
-        verdicts.append(Verdict(f"RSS slope {name}", rss, "MB/h", f"<= {RSS_SLOPE_LIMIT_MB_PER_H:g} MB/h",
-                                None if rss is None else rss <= RSS_SLOPE_LIMIT_MB_PER_H))  # fmt: skip
+        rss = slopes[name]["memory_mb_per_h"]
+        verdicts.append(Verdict(f"memory slope {name}", rss, "MB/h", f"<= {MEMORY_SLOPE_LIMIT_MB_PER_H:g} MB/h",
+                                None if rss is None else rss <= MEMORY_SLOPE_LIMIT_MB_PER_H))  # fmt: skip
     tables = sorted({table for sample in warm for table in sample.parts})
     parts = {table: slope_per_hour(at_s, [float(sample.parts.get(table, 0)) for sample in warm]) for table in tables}
     slopes["parts_per_h"] = parts
@@ -201,7 +201,7 @@ def _disk(plan: SoakPlan, warm: list[Sample]) -> dict[str, float | None]:
 
 
 def plot(path: Path, plan: SoakPlan, samples: list[Sample]) -> None:
-    """Four panels over the run: RSS per service, active parts per table, latency per minute, disk and lag."""
+    """Four panels over the run: memory (PSS) per service, active parts per table, latency per minute, disk and lag."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -211,9 +211,9 @@ def plot(path: Path, plan: SoakPlan, samples: list[Sample]) -> None:
     figure, axes = pyplot.subplots(2, 2, figsize=(13, 8), sharex=True)
     (rss, parts), (latency, disk) = axes
     for name in sorted({name for sample in samples for name in sample.services}):
-        points = [(sample.at_s / 60, sample.services[name]["rss_mb"]) for sample in samples if name in sample.services]
+        points = [(s.at_s / 60, s.services[name]["memory_mb"]) for s in samples if name in s.services]
         rss.plot([at for at, _ in points], [value for _, value in points], label=name)
-    rss.set_ylabel("RSS (MB, process tree)")
+    rss.set_ylabel("memory (PSS, MB, process tree)")
     rss.legend(fontsize="small")
     for table in sorted({table for sample in samples for table in sample.parts}):
         values = [sample.parts.get(table, 0) for sample in samples]
@@ -330,10 +330,10 @@ def _sample_until_done(
 
 def _describe(plan: SoakPlan, sample: Sample) -> str:
     phase = "warm-up" if sample.at_s < plan.warmup_minutes * 60 else "measuring"
-    rss = sum(usage["rss_mb"] for usage in sample.services.values())
+    rss = sum(usage["memory_mb"] for usage in sample.services.values())
     p99 = sample.latency_ms.get("p99")
     latency = "-" if p99 is None else f"{p99:.0f} ms"
-    return (f"soak {phase}: {sample.ticks:,} ticks, RSS {rss:,.0f} MB, Kafka {sample.kafka_bytes / 1e6:.0f} MB, "
+    return (f"soak {phase}: {sample.ticks:,} ticks, memory {rss:,.0f} MB, Kafka {sample.kafka_bytes / 1e6:.0f} MB, "
             f"warehouse {sample.warehouse_bytes / 1e6:.0f} MB, parts {sum(sample.parts.values())}, "
             f"p99 {latency}, loader lag {sample.lags.get('streams loader')}")  # fmt: skip
 
@@ -346,8 +346,8 @@ def report(plan: SoakPlan, judged: dict[str, Any], checks: dict[str, Any]) -> Ta
     for name, figures in slopes.items():
         if name in ("parts_per_h", "lag_per_h", "kafka_mb_per_h", "warehouse_mb_per_h"):
             continue
-        table.add_row(f"{name}: RSS / descriptors / threads per h, CPU mean",
-                      f"{_fmt(figures['rss_mb_per_h'])} MB / {_fmt(figures['fds_per_h'])} / "
+        table.add_row(f"{name}: memory / descriptors / threads per h, CPU mean",
+                      f"{_fmt(figures['memory_mb_per_h'])} MB / {_fmt(figures['fds_per_h'])} / "
                       f"{_fmt(figures['threads_per_h'])}; {_fmt(figures['cpu_pct_mean'])} %", "")  # fmt: skip
     growing = {table: value for table, value in slopes["parts_per_h"].items() if value}
     table.add_row("active parts per h (tables that moved)", ", ".join(f"{t} {_fmt(v)}" for t, v in growing.items())

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from app.services.resources import resident_bytes
 from tickwave.config import Settings
 
 
@@ -27,7 +28,7 @@ class Usage:
     """One service's process tree at one moment."""
 
     pid: int
-    rss_bytes: int
+    memory_bytes: int
     cpu_s: float
     fds: int
     threads: int
@@ -39,7 +40,7 @@ class Sample:
 
     at_s: float  # since the live market started
     ticks: int  # on the ticks topic (end offsets)
-    services: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> rss_mb, cpu_pct, fds, threads, pid
+    services: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> memory_mb (PSS), cpu_pct, fds, ...
     kafka_bytes: int = 0
     warehouse_bytes: int = 0
     parts: dict[str, int] = field(default_factory=dict)
@@ -70,7 +71,7 @@ def tree_usage(pid: int, others: frozenset[int] = frozenset()) -> Usage | None:
         try:
             with process.oneshot():
                 times = process.cpu_times()
-                usage.rss_bytes += process.memory_info().rss
+                usage.memory_bytes += resident_bytes(process)
                 usage.cpu_s += times.user + times.system
                 usage.fds += process.num_fds()
                 usage.threads += process.num_threads()
@@ -212,7 +213,7 @@ class Sampler:
             if before is not None and before[1].pid == usage.pid and now > before[0]:
                 cpu_pct = 100.0 * max(0.0, usage.cpu_s - before[1].cpu_s) / (now - before[0])
             self.previous[service.name] = (now, usage)
-            sample.services[service.name] = {"pid": usage.pid, "rss_mb": usage.rss_bytes / 1e6, "fds": usage.fds,
+            sample.services[service.name] = {"pid": usage.pid, "memory_mb": usage.memory_bytes / 1e6, "fds": usage.fds,
                                              "threads": usage.threads, "cpu_pct": cpu_pct}  # fmt: skip
         sample.kafka_bytes = disk_bytes(self.data_dir("kafka"))
         sample.warehouse_bytes = disk_bytes(self.data_dir("warehouse"))

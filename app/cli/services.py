@@ -17,7 +17,7 @@ from adapters.endpoints import Endpoint, mark_ready
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from app.services.probes import health_of
 from app.services.registry import embedded_services, service_by_name
-from app.services.resources import data_paths, rss_bytes
+from app.services.resources import data_paths, memory_bytes
 from app.services.supervisor import ManagedService, Supervisor, tail
 from app.services.watchdog import SUPERVISOR_NAME, Watchdog, gave_up_path, read_gave_up
 from tickwave.config import Settings
@@ -87,7 +87,7 @@ def status() -> None:
     """
     settings = settings_or_exit()
     supervisor = Supervisor(settings)
-    table = Table("service", "state", "pid", "address", "uptime", "rss MB", "health")
+    table = Table("service", "state", "pid", "address", "uptime", "memory MB", "health")
     any_down = False
     dagster_address = None
     services = embedded_services(settings)
@@ -110,10 +110,10 @@ def status() -> None:
         if service.name in full:  # its own health file may be stale: it is on the full disk too
             any_down = True
             health_text = f"[red]disk full[/] {health_text}".rstrip()
-        rss = rss_bytes(state.pid) if state.pid else None
+        memory = memory_bytes(state.pid) if state.pid else None
         table.add_row(
             state.name, f"[{colour}]{state.state}[/]", str(state.pid or ""), state.address or "",
-            format_duration(state.uptime_s), "" if rss is None else f"{rss / 1e6:.0f}", health_text,
+            format_duration(state.uptime_s), "" if memory is None else f"{memory / 1e6:.0f}", health_text,
         )  # fmt: skip
     console.print(table)
     print_disks(settings, services)

@@ -18,19 +18,35 @@ from tickwave.config import Settings
 DATA_OWNERS = ("kafka", "warehouse")  # the embedded services with a data directory of their own
 
 
-def rss_bytes(pid: int) -> int | None:
-    """Resident memory of ``pid`` and its descendants (the dataflow's workers, Dagster's daemon), or None if gone."""
+def resident_bytes(process: psutil.Process) -> int:
+    """What ``process`` holds in memory: its proportional set size (PSS), RSS where that cannot be read.
+
+    Not RSS: a page mapped n times counts n times in RSS and once in PSS over its mappings.
+    The broker's ZGC maps its heap three times (JDK 17), so its RSS is up to three times the
+    heap it really holds; and forked workers' shared pages are counted once over the tree.
+
+    Raises:
+        psutil.Error: when the process is gone.
+    """
+    try:
+        return int(process.memory_full_info().pss)
+    except psutil.AccessDenied:
+        return int(process.memory_info().rss)
+
+
+def memory_bytes(pid: int) -> int | None:
+    """Memory held by ``pid`` and its descendants (the dataflow's workers, Dagster's daemon), or None if gone."""
     try:
         process = psutil.Process(pid)
-        total = process.memory_info().rss
+        total = resident_bytes(process)
         for child in process.children(recursive=True):
             try:
-                total += child.memory_info().rss
+                total += resident_bytes(child)
             except psutil.Error:  # a child that ended meanwhile
                 continue
     except psutil.Error:
         return None
-    return int(total)
+    return total
 
 
 def data_paths(settings: Settings, services: Iterable[ManagedService]) -> dict[str, Path]:

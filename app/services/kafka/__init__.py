@@ -237,6 +237,9 @@ class KafkaService(ManagedService):
             # were the tail of every Kafka hop; with ZGC, p99 of one hop fell from 10.5 to
             # ~3 ms on these 2-core machines (measurements in bench/README.md).
             "-XX:+UseZGC",
+            # The whole heap touched at start: the broker's memory is flat from its first minute
+            # instead of creeping up to the heap over an hour, so a growth seen later is a leak.
+            "-XX:+AlwaysPreTouch",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
             "-cp",

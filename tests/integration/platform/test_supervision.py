@@ -53,12 +53,12 @@ def kill_and_wait_for_restart(env: dict[str, str], name: str, timeout_s: float =
     return before, after, time.monotonic() - killed_at
 
 
-def rss_mb(shown: str, service: str) -> int:
-    """The `rss MB` cell of ``service``'s row in `tickwave status`'s table."""
+def memory_mb(shown: str, service: str) -> int:
+    """The `memory MB` cell of ``service``'s row in `tickwave status`'s table."""
     lines = shown.splitlines()
-    header = [cell.strip() for cell in next(line for line in lines if "rss MB" in line).split("┃")]
+    header = [cell.strip() for cell in next(line for line in lines if "memory MB" in line).split("┃")]
     row = next(line for line in lines if line.startswith(f"│ {service} "))
-    return int([cell.strip() for cell in row.split("│")][header.index("rss MB")])
+    return int([cell.strip() for cell in row.split("│")][header.index("memory MB")])
 
 
 def up_killing_streams_as_soon_as_it_is_ready(env: dict[str, str]) -> tuple[str, int]:
@@ -110,7 +110,7 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     reports = next(line for line in shown.splitlines() if "compliance_reports_daily" in line)
     assert "STOPPED" in reports and "30 0 * * * UTC" in reports, shown
     # memory per service (Kafka's JVM, Dagster's process tree) and the data's one volume, shown once
-    assert rss_mb(shown, "kafka") > 50 and rss_mb(shown, "orchestration") > 100, shown
+    assert memory_mb(shown, "kafka") > 50 and memory_mb(shown, "orchestration") > 100, shown
     disks = [line for line in shown.splitlines() if line.startswith("disk ")]
     assert len(disks) == 1 and "(kafka, warehouse, journal)" in disks[0] and " GB free of " in disks[0], shown
     low = run({**env, "TICKWAVE_SUPERVISION_DISK_FREE_ALERT_PCT": "100"}, "status").stdout

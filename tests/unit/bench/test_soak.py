@@ -30,7 +30,7 @@ def samples(rss_mb_per_h: float, parts_per_h: float = 0.0, restart_at_min: float
             pid, rss = 2, 100.0
         taken.append(Sample(
             at_s=at_s, ticks=minute * 30_000,
-            services={"streams": {"pid": pid, "rss_mb": rss, "fds": 40, "threads": 12, "cpu_pct": 30.0}},
+            services={"streams": {"pid": pid, "memory_mb": rss, "fds": 40, "threads": 12, "cpu_pct": 30.0}},
             kafka_bytes=minute * 30_000 * 200, warehouse_bytes=minute * 30_000 * 50,
             parts={"ticks": int(8 + parts_per_h * at_s / 3600 + minute % 3)},
         ))  # fmt: skip
@@ -54,7 +54,7 @@ def test_per_million_ticks_when_bytes_follow_ticks_then_bytes_per_million() -> N
 def test_judge_when_rss_grows_then_met_only_up_to_5_mb_per_hour(growth: float, is_met: bool) -> None:
     judged = judge(PLAN, samples(growth), [])
 
-    rss = verdict(judged, "RSS slope streams")
+    rss = verdict(judged, "memory slope streams")
     assert rss["value"] == pytest.approx(growth, abs=0.01)  # the warm-up's jump is left out
     assert rss["is_met"] is is_met
 
@@ -62,7 +62,7 @@ def test_judge_when_rss_grows_then_met_only_up_to_5_mb_per_hour(growth: float, i
 def test_judge_when_the_service_restarted_then_the_slope_is_the_new_process_alone() -> None:
     judged = judge(PLAN, samples(50.0, restart_at_min=30), [])
 
-    assert verdict(judged, "RSS slope streams")["value"] == pytest.approx(0.0, abs=0.01)
+    assert verdict(judged, "memory slope streams")["value"] == pytest.approx(0.0, abs=0.01)
 
 
 @pytest.mark.parametrize(("growth", "is_met"), [(0.0, True), (20.0, False)])
@@ -127,4 +127,4 @@ def test_tree_usage_when_another_service_is_a_child_then_it_is_left_out() -> Non
         child.wait()
 
     assert whole is not None and alone is not None
-    assert whole.threads > alone.threads and whole.rss_bytes > alone.rss_bytes
+    assert whole.threads > alone.threads and whole.memory_bytes > alone.memory_bytes
