@@ -55,6 +55,7 @@ MEMORY_SLOPE_LIMIT_MB_PER_H = 5.0
 # ClickHouse delays inserts into a partition that holds 150 active parts (parts_to_delay_insert):
 # a table whose parts grow slower than 150 per 24 h stays under it for a whole trading day.
 PARTS_SLOPE_LIMIT_PER_H = 150 / 24
+DAGSTER_MEMORY_LIMIT_MB = 800.0  # Dagster's own processes (code server, webserver, daemon), runs apart
 LATENCY_GROWTH_LIMIT = 1.2  # p99 of the last window within 1.2x the first window's
 DAY_S = 24 * 3600  # FX trades around the clock on weekdays
 
@@ -122,6 +123,14 @@ def judge(plan: SoakPlan, samples: list[Sample], latencies: list[tuple[float, fl
         rss = slopes[name]["memory_mb_per_h"]
         verdicts.append(Verdict(f"memory slope {name}", rss, "MB/h", f"<= {MEMORY_SLOPE_LIMIT_MB_PER_H:g} MB/h",
                                 None if rss is None else rss <= MEMORY_SLOPE_LIMIT_MB_PER_H))  # fmt: skip
+    dagster = [sample.services["orchestration"]["memory_mb"] for sample in warm if "orchestration" in sample.services]
+    peak = max(dagster, default=None)
+    verdicts.append(Verdict("Dagster's code server + webserver + daemon, peak memory", peak, "MB",
+                            f"<= {DAGSTER_MEMORY_LIMIT_MB:g} MB (its runs apart)",
+                            None if peak is None else peak <= DAGSTER_MEMORY_LIMIT_MB))  # fmt: skip
+    runs = [sample.runs for sample in warm if sample.runs]
+    slopes["dagster_runs"] = {"peak_processes": max((run["processes"] for run in runs), default=None),
+                              "peak_memory_mb": max((run["memory_mb"] for run in runs), default=None)}  # fmt: skip
     tables = sorted({table for sample in warm for table in sample.parts})
     parts = {table: slope_per_hour(at_s, [float(sample.parts.get(table, 0)) for sample in warm]) for table in tables}
     slopes["parts_per_h"] = parts
@@ -344,11 +353,14 @@ def report(plan: SoakPlan, judged: dict[str, Any], checks: dict[str, Any]) -> Ta
                   f"slopes after a {plan.warmup_minutes:g} min warm-up")  # fmt: skip
     slopes = judged["slopes"]
     for name, figures in slopes.items():
-        if name in ("parts_per_h", "lag_per_h", "kafka_mb_per_h", "warehouse_mb_per_h"):
+        if name in ("parts_per_h", "lag_per_h", "kafka_mb_per_h", "warehouse_mb_per_h", "dagster_runs"):
             continue
         table.add_row(f"{name}: memory / descriptors / threads per h, CPU mean",
                       f"{_fmt(figures['memory_mb_per_h'])} MB / {_fmt(figures['fds_per_h'])} / "
                       f"{_fmt(figures['threads_per_h'])}; {_fmt(figures['cpu_pct_mean'])} %", "")  # fmt: skip
+    runs = slopes["dagster_runs"]
+    table.add_row("Dagster's runs (apart from orchestration above), at most", f"{_fmt(runs['peak_processes'])} "
+                  f"processes, {_fmt(runs['peak_memory_mb'])} MB", "")  # fmt: skip
     growing = {table: value for table, value in slopes["parts_per_h"].items() if value}
     table.add_row("active parts per h (tables that moved)", ", ".join(f"{t} {_fmt(v)}" for t, v in growing.items())
                   or "none moved", "")  # fmt: skip

@@ -32,6 +32,7 @@ class Usage:
     cpu_s: float
     fds: int
     threads: int
+    processes: int = 0
 
 
 @dataclass
@@ -46,24 +47,29 @@ class Sample:
     parts: dict[str, int] = field(default_factory=dict)
     latency_ms: dict[str, float | int] = field(default_factory=dict)  # count, p50, p99, max over the interval
     lags: dict[str, int | None] = field(default_factory=dict)
+    # Dagster's runs (processes under its code server, which come and go): processes, memory_mb.
+    runs: dict[str, float] = field(default_factory=dict)
 
 
-def tree_usage(pid: int, others: frozenset[int] = frozenset()) -> Usage | None:
+def tree_usage(pid: int, others: frozenset[int] = frozenset(), max_depth: int | None = None) -> Usage | None:
     """Memory, CPU time, descriptors and threads of ``pid`` and its descendants (None if it is gone).
 
     ``others``: the pids of the other services, left out with their descendants: a service
     the supervisor restarted is the supervisor's child, and is counted as itself, not twice.
+    ``max_depth``: descendants that deep at most (1: the children alone; None: all).
     """
     try:
         root = psutil.Process(pid)
     except psutil.Error:
         return None
-    processes, pending = [], [root]
+    processes, pending = [], [(root, 0)]
     while pending:
-        process = pending.pop()
+        process, depth = pending.pop()
         processes.append(process)
+        if max_depth is not None and depth >= max_depth:
+            continue
         try:
-            pending += [child for child in process.children() if child.pid not in others]
+            pending += [(child, depth + 1) for child in process.children() if child.pid not in others]
         except psutil.Error:  # ended meanwhile
             continue
     usage = Usage(pid, 0, 0.0, 0, 0)
@@ -75,6 +81,7 @@ def tree_usage(pid: int, others: frozenset[int] = frozenset()) -> Usage | None:
                 usage.cpu_s += times.user + times.system
                 usage.fds += process.num_fds()
                 usage.threads += process.num_threads()
+                usage.processes += 1
         except psutil.Error:  # a child that ended between the listing and the look
             continue
     return usage
@@ -205,9 +212,16 @@ class Sampler:
         pids = {name: endpoint.pid for name, endpoint in endpoints.items() if endpoint is not None}
         for service in self.services:
             pid = pids.get(service.name)
-            usage = tree_usage(pid, frozenset(pids.values()) - {pid}) if pid is not None else None
+            others = frozenset(pids.values()) - {pid}
+            usage = tree_usage(pid, others) if pid is not None else None
             if usage is None:
                 continue
+            if service.name == "orchestration" and pid is not None:
+                # Its own processes (the code server, the webserver, the daemon: its children) apart from
+                # the runs the code server starts and ends: these would make the slope a sawtooth.
+                whole, usage = usage, tree_usage(pid, others, max_depth=1) or usage
+                sample.runs = {"processes": whole.processes - usage.processes,
+                               "memory_mb": (whole.memory_bytes - usage.memory_bytes) / 1e6}  # fmt: skip
             before = self.previous.get(service.name)
             cpu_pct = None
             if before is not None and before[1].pid == usage.pid and now > before[0]:

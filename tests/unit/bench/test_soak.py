@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bench.soak import SoakPlan, judge, per_million_ticks, slope_per_hour
@@ -128,3 +129,41 @@ def test_tree_usage_when_another_service_is_a_child_then_it_is_left_out() -> Non
 
     assert whole is not None and alone is not None
     assert whole.threads > alone.threads and whole.memory_bytes > alone.memory_bytes
+
+
+def test_tree_usage_when_max_depth_then_grandchildren_are_left_out() -> None:
+    # A child that starts a grandchild stands for Dagster's code server and a run it launched.
+    script = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
+              "print('ready', flush=True); time.sleep(30)")  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        whole = tree_usage(os.getpid())
+        children_only = tree_usage(os.getpid(), max_depth=1)
+    finally:
+        for process in psutil.Process(child.pid).children():
+            process.kill()
+        child.kill()
+        child.wait()
+
+    assert whole is not None and children_only is not None
+    assert whole.processes == children_only.processes + 1
+    assert whole.memory_bytes > children_only.memory_bytes
+
+
+@pytest.mark.parametrize(("peak_mb", "is_met"), [(650.0, True), (900.0, False)])
+def test_judge_when_dagster_runs_come_and_go_then_its_own_peak_is_judged_and_runs_apart(
+    peak_mb: float, is_met: bool
+) -> None:
+    taken = samples(0.0)
+    for minute, sample in enumerate(taken):
+        sample.services["orchestration"] = {"pid": 7, "memory_mb": peak_mb - (minute % 2) * 50, "fds": 100,
+                                            "threads": 60, "cpu_pct": 5.0}  # fmt: skip
+        sample.runs = {"processes": minute % 3, "memory_mb": 400.0 * (minute % 3)}
+
+    judged = judge(PLAN, taken, [])
+
+    dagster = verdict(judged, "Dagster's code server + webserver + daemon")
+    assert dagster["value"] == pytest.approx(peak_mb)
+    assert dagster["is_met"] is is_met
+    assert judged["slopes"]["dagster_runs"] == {"peak_processes": 2, "peak_memory_mb": 800.0}
