@@ -170,6 +170,7 @@ def test_writer_when_warehouse_is_unreachable_then_blocks_then_recovers_without_
             writer.write(sent[600:700])  # the bound is reached: backpressure, not growth
         buffered = writer.stats.rows_buffered
         proxy.set_mode("pass")
+        writer.flush(timeout_s=30)  # the retries drain the buffer (not within block_timeout_s on a busy machine)
         writer.write(sent[600:])
         writer.flush(timeout_s=30)
     finally:
