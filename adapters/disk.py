@@ -22,6 +22,9 @@ from pathlib import Path
 # The supervisor's free-space sample in ``service_events`` (not a lifecycle event): its detail is
 # JSON with the volume's mount, the data it holds, free_bytes, total_bytes and free_pct.
 DISK_FREE_EVENT = "disk_free"
+# The supervisor's memory sample of each service it watches: detail {"memory_mb": its process tree's PSS}.
+MEMORY_EVENT = "memory"
+SAMPLE_EVENTS = (DISK_FREE_EVENT, MEMORY_EVENT)  # the samples among the lifecycle events of ``service_events``
 DISK_FULL_BYTES = 4 << 20  # less free than this: "disk full" (one step of the journal's preallocation)
 # Which service stops for want of space on a volume holding each kind of data.
 SERVICE_OF_DATA = {"kafka": "kafka", "warehouse": "warehouse", "journal": "execution"}

@@ -241,14 +241,13 @@ class Sampler:
 
     def active_parts(self) -> dict[str, int]:
         from adapters.warehouse.client import connect
+        from adapters.warehouse.parts import active_parts
 
         client = connect(self.settings)
         try:
-            rows = client.query("SELECT table, count() FROM system.parts WHERE active AND database = currentDatabase() "
-                                "GROUP BY table ORDER BY table").result_rows  # fmt: skip
+            return {table: parts for table, (_busiest, parts) in active_parts(client).items()}
         finally:
             client.close()
-        return {str(table): int(count) for table, count in rows}
 
     def ticks_sent(self) -> int:
         from confluent_kafka import TopicPartition

@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from adapters.disk import DISK_FREE_EVENT
+from adapters.disk import DISK_FREE_EVENT, MEMORY_EVENT, SAMPLE_EVENTS
+from adapters.warehouse.parts import ACTIVE_PARTS_SQL, PARTS_TO_DELAY_INSERT
 from dashboards.dataquery import QueryFormat
 from dashboards.panels import BoardSpec, Kind, PanelSpec, T
 from tickwave.config import Settings
@@ -237,7 +238,7 @@ WHERE job_name LIKE '%report%'""",
        countIf(event = 'gave_up') AS gave_up, max(event_at_ms) AS last_event_at, argMax(event, event_at_ms) AS last_event,
        argMax(detail, event_at_ms) AS last_detail
 FROM service_events FINAL
-WHERE $__timeFilter(event_at_ms) AND event != '{DISK_FREE_EVENT}'
+WHERE $__timeFilter(event_at_ms) AND event NOT IN ({", ".join(f"'{event}'" for event in SAMPLE_EVENTS)})
 GROUP BY service
 ORDER BY restarts + crashes DESC, service""",
         format=QueryFormat.TABLE,
@@ -280,6 +281,43 @@ ORDER BY time""",
     )
 
 
+def _memory() -> PanelSpec:
+    return PanelSpec(
+        title="Memory per service",
+        kind=Kind.TIME_SERIES,
+        sql=f"""SELECT $__timeInterval(event_at_ms) AS time, service,
+       max(JSONExtractFloat(detail, 'memory_mb')) * 1000000 AS memory_bytes
+FROM service_events
+WHERE $__timeFilter(event_at_ms) AND event = '{MEMORY_EVENT}'
+GROUP BY time, service
+ORDER BY time""",
+        format=QueryFormat.TIME_SERIES,
+        unit="decbytes",
+        columns=(("time", T.TIME), ("service", T.STRING), ("memory_bytes", T.NUMBER)),
+        description="Memory of each supervised service's process tree (proportional set size: a page mapped "
+        "several times counts once), sampled every minute by the supervisor. A line that keeps rising over "
+        "hours is a leak; `make soak` holds each below 5 MB an hour.",
+        budget_ms=OPS_BUDGET_MS,
+        width=12,
+    )
+
+
+def _parts() -> PanelSpec:
+    return PanelSpec(
+        title="Active parts, busiest partition per table",
+        kind=Kind.TABLE,
+        sql=ACTIVE_PARTS_SQL,
+        format=QueryFormat.TABLE,
+        unit="short",
+        columns=(("table", T.STRING), ("busiest_partition_parts", T.NUMBER), ("parts", T.NUMBER)),
+        description="Active parts of each warehouse table: in its busiest partition and in all. Merges keep them "
+        f"down; past {PARTS_TO_DELAY_INSERT} in one partition (the engine's parts_to_delay_insert) inserts slow "
+        "down, past twice that they are refused. A number that keeps rising means merges do not keep up.",
+        budget_ms=OPS_BUDGET_MS,
+        width=12,
+    )
+
+
 def _freshness() -> PanelSpec:
     return PanelSpec(
         title="Freshness of raw tables",
@@ -304,5 +342,5 @@ def ops_board(settings: Settings) -> BoardSpec:
         "disk.",
         refresh="30s",
         time_from="now-6h",
-        panels=(*_flow(), *_quarantine(), *_quality_and_models(), *_runs(), _disk(), _freshness()),
+        panels=(*_flow(), *_quarantine(), *_quality_and_models(), *_runs(), _disk(), _memory(), _parts(), _freshness()),
     )

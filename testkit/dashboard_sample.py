@@ -67,6 +67,12 @@ def write_sample(client: Client, ticks: int, orders: int, now: datetime | None =
                       toString(round((80000000000 - number * 100000000) / 2500000000, 2)), '}}'), 'localhost'
         FROM numbers(60)""")  # noqa: S608 - built from integers
     client.command(f"""
+        INSERT INTO service_events (event_id, event_at_ms, service, event, pid, exit_code, restarts, detail, host)
+        SELECT concat('memory-', toString(number)), {at},
+               arrayElement(['warehouse', 'kafka', 'streams', 'execution'], number % 4 + 1), 'memory', 1000, NULL, 0,
+               concat('{{"memory_mb": ', toString(300 + number % 4 * 100 + intDiv(number, 4) / 10), '}}'), 'localhost'
+        FROM numbers(240)""")  # noqa: S608 - built from integers
+    client.command(f"""
         INSERT INTO pipeline_runs (run_id, job_name, status, partition_key, asset_keys, started_at_ms, ended_at_ms,
                                    detail, updated_at_ms)
         SELECT concat('dagster-', toString(number)),

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Annotated
 
 import typer
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from rich.markup import escape
 from rich.table import Table
 
@@ -21,6 +22,9 @@ from app.services.resources import data_paths, memory_bytes
 from app.services.supervisor import ManagedService, Supervisor, tail
 from app.services.watchdog import SUPERVISOR_NAME, Watchdog, gave_up_path, read_gave_up
 from tickwave.config import Settings
+from tickwave.errors import TickwaveError
+
+PARTS_SHOWN = 4  # tables named in the status's parts line, busiest first
 
 
 def bring_up(settings: Settings) -> dict[str, str]:
@@ -90,12 +94,15 @@ def status() -> None:
     table = Table("service", "state", "pid", "address", "uptime", "memory MB", "health")
     any_down = False
     dagster_address = None
+    warehouse_answers = False
     services = embedded_services(settings)
     full = {name for volume in volumes(data_paths(settings, services)) if volume.is_full for name in volume.services}
     for service in services:
         state = supervisor.status(service)
         if service.name == "orchestration" and state.state == "up":
             dagster_address = state.address
+        if service.name == "warehouse":
+            warehouse_answers = state.state in ("up", "external")
         colour = {"up": "green", "external": "cyan"}.get(state.state, "red")
         any_down |= state.state not in ("up", "external")
         gave_up = read_gave_up(settings.state_path, service.name)
@@ -117,6 +124,8 @@ def status() -> None:
         )  # fmt: skip
     console.print(table)
     print_disks(settings, services)
+    if warehouse_answers:
+        print_parts(settings)
     if dagster_address:
         print_automations(dagster_address)
     raise typer.Exit(3 if any_down else 0)
@@ -132,6 +141,27 @@ def print_disks(settings: Settings, services: list[ManagedService]) -> None:
             f"disk {escape(volume.mount)} ({', '.join(volume.holds)}): {volume.free_bytes / 1e9:.1f} GB free of "
             f"{volume.total_bytes / 1e9:.1f} GB ({volume.free_pct:.0f} %){low}"
         )
+
+
+def print_parts(settings: Settings) -> None:
+    """Print the warehouse tables with the most active parts in one partition (nothing when it does not answer)."""
+    from adapters.warehouse.client import connect
+    from adapters.warehouse.parts import PARTS_TO_DELAY_INSERT, active_parts
+
+    try:
+        client = connect(settings)
+        try:
+            busiest = list(active_parts(client).items())[:PARTS_SHOWN]
+        finally:
+            client.close()
+    except (ClickHouseError, OSError, TickwaveError) as exc:  # the status goes on without this line
+        console.print(f"warehouse active parts: unknown ({escape(str(exc)[:200])})")
+        return
+    shown = ", ".join(f"{table} {in_partition}" for table, (in_partition, _parts) in busiest)
+    high = [table for table, (in_partition, _parts) in busiest if in_partition >= PARTS_TO_DELAY_INSERT // 2]
+    warning = f" [red]merges behind[/] ({', '.join(high)})" if high else ""
+    console.print(f"warehouse active parts, busiest partition: {shown or 'none'} (inserts slow down past "
+                  f"{PARTS_TO_DELAY_INSERT}){warning}")  # fmt: skip
 
 
 def print_automations(address: str) -> None:

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.disk import DISK_FREE_EVENT, volumes
+from adapters.disk import DISK_FREE_EVENT, MEMORY_EVENT, volumes
 from adapters.health import HealthReporter, read_health
-from app.services.resources import data_paths
+from app.services.resources import data_paths, memory_bytes
 from app.services.supervisor import ManagedService, Supervisor
 from tickwave.config import Settings, SupervisionSettings
 from tickwave.errors import TickwaveError
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 SUPERVISOR_NAME = "supervisor"
 MAX_PENDING_EVENTS = 10_000
-DISK_SAMPLE_INTERVAL_S = 60.0
+SAMPLE_INTERVAL_S = 60.0
 
 
 def gave_up_path(state_path: Path, name: str) -> Path:
@@ -158,7 +158,7 @@ class Watchdog:
             if not service.external_address and service.name != SUPERVISOR_NAME
         }
         self.disk_paths = data_paths(settings, services)
-        self.next_disk_sample_at = 0.0  # monotonic; the first round samples
+        self.next_sample_at = 0.0  # monotonic; the first round samples
 
     def step(self, now: float) -> None:
         """Look at every service once: note crashes, restart those whose backoff ended."""
@@ -251,15 +251,24 @@ class Watchdog:
         watched.pid = endpoint.pid if not isinstance(endpoint, str) else None
         self.events.add(name, "restarted", watched.pid, watched.total_restarts, "")
 
-    def sample_disks(self, now: float) -> None:
-        """Every ``DISK_SAMPLE_INTERVAL_S``, record each data volume's free space (``disk_free``) for the ops board."""
-        if now < self.next_disk_sample_at:
+    def sample_resources(self, now: float) -> None:
+        """Every ``SAMPLE_INTERVAL_S``, record each data volume's free space and each service's memory.
+
+        Rows of ``service_events`` for the ops board: ``disk_free`` per volume, ``memory`` per
+        watched service (its process tree's proportional set size, MB).
+        """
+        if now < self.next_sample_at:
             return
-        self.next_disk_sample_at = now + DISK_SAMPLE_INTERVAL_S
+        self.next_sample_at = now + SAMPLE_INTERVAL_S
         for volume in volumes(self.disk_paths):
             detail = {"volume": volume.mount, "holds": list(volume.holds), "free_bytes": volume.free_bytes,
                       "total_bytes": volume.total_bytes, "free_pct": round(volume.free_pct, 2)}  # fmt: skip
             self.events.add(SUPERVISOR_NAME, DISK_FREE_EVENT, os.getpid(), 0, json.dumps(detail), level=logging.DEBUG)
+        for name, watched in self.watched.items():
+            held = memory_bytes(watched.pid) if watched.pid else None
+            if held is not None:
+                sampled = json.dumps({"memory_mb": round(held / 1e6, 1)})
+                self.events.add(name, MEMORY_EVENT, watched.pid, watched.total_restarts, sampled, level=logging.DEBUG)
 
     def health(self) -> tuple[list[str], dict[str, Any]]:
         """The supervisor's own report: restarts per service and the services it gave up on."""
@@ -276,7 +285,7 @@ class Watchdog:
             while not stop.wait(self.settings.supervision.check_interval_s):
                 try:
                     self.step(time.monotonic())
-                    self.sample_disks(time.monotonic())
+                    self.sample_resources(time.monotonic())
                 except Exception:  # the loop's outer edge: log and look again next round, never stop supervising
                     logger.exception("supervisor: a round failed")
         finally:

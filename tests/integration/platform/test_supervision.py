@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from adapters.disk import DISK_FREE_EVENT
+from adapters.disk import DISK_FREE_EVENT, MEMORY_EVENT
 from adapters.endpoints import free_port
 from adapters.warehouse.client import connect
 from app.services.watchdog import SUPERVISOR_NAME
@@ -113,6 +113,7 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     assert memory_mb(shown, "kafka") > 50 and memory_mb(shown, "orchestration") > 100, shown
     disks = [line for line in shown.splitlines() if line.startswith("disk ")]
     assert len(disks) == 1 and "(kafka, warehouse, journal)" in disks[0] and " GB free of " in disks[0], shown
+    assert "warehouse active parts, busiest partition: " in shown and "inserts slow down past 150" in shown, shown
     low = run({**env, "TICKWAVE_SUPERVISION_DISK_FREE_ALERT_PCT": "100"}, "status").stdout
     assert "disk low (under 100 %)" in low, low
 
@@ -145,7 +146,8 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     client = connect(settings)
     try:
         events = client.query(
-            "SELECT event, pid, restarts FROM service_events FINAL WHERE service = 'execution' ORDER BY event_at_ms"
+            f"SELECT event, pid, restarts FROM service_events FINAL WHERE service = 'execution' "
+            f"AND event != '{MEMORY_EVENT}' ORDER BY event_at_ms"
         ).result_rows
     finally:
         client.close()
@@ -157,7 +159,8 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     client = connect(settings)
     try:
         audit = client.query(
-            "SELECT event, pid, detail FROM service_events FINAL WHERE service = 'audit' ORDER BY event_at_ms"
+            f"SELECT event, pid, detail FROM service_events FINAL WHERE service = 'audit' "
+            f"AND event != '{MEMORY_EVENT}' ORDER BY event_at_ms"
         ).result_rows
     finally:
         client.close()
@@ -166,15 +169,21 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     client = connect(settings)
     try:
         streams = client.query(
-            "SELECT event, pid FROM service_events FINAL WHERE service = 'streams' ORDER BY event_at_ms"
+            f"SELECT event, pid FROM service_events FINAL WHERE service = 'streams' AND event != '{MEMORY_EVENT}' "
+            "ORDER BY event_at_ms"
         ).result_rows
         # the supervisor's disk samples reach the warehouse; the ops board's alert reads them at its threshold
         disk = client.query(f"SELECT detail FROM service_events FINAL WHERE event = '{DISK_FREE_EVENT}'").result_rows
+        memory = dict(client.query(f"SELECT service, max(JSONExtractFloat(detail, 'memory_mb')) FROM service_events "
+                                   f"FINAL WHERE event = '{MEMORY_EVENT}' GROUP BY service").result_rows)  # fmt: skip
         low_at = {pct: client.query(disk_low_alert_sql(pct)).result_rows[0][0] for pct in (0.0, 100.0)}
     finally:
         client.close()
     assert disk and json.loads(disk[0][0])["holds"] == ["kafka", "warehouse", "journal"], disk
     assert low_at == {0.0: 0, 100.0: 1}
+    # and its memory samples of the services it watches (each minute: those up then), for the ops board
+    assert {"kafka", "warehouse", "orchestration"} <= set(memory), memory
+    assert memory["kafka"] > 50 and memory["orchestration"] > 100, memory
     assert streams == [("crashed", streams_killed), ("restarted", streams_back)]
     down = run(env, "down", timeout=120)
     assert down.returncode == 0 and "orchestration" in down.stdout
