@@ -201,6 +201,26 @@ def _days(days: int) -> str:
     return "forever" if days == FOREVER else f"{days} days"
 
 
+def retention_summary_markdown(retention: RetentionSettings) -> str:
+    """Return the retention at a glance, for the README: one row per period, longest first, naming what keeps it."""
+    kept: dict[int, list[str]] = {}
+    for rule in table_retention(retention):
+        kept.setdefault(rule.days, []).append(f"`{rule.table}`")
+    for rule in mart_retention(retention):
+        kept.setdefault(rule.days, []).append(f"mart `{rule.table}`")
+    for topic in topic_retention(retention):
+        size = "" if topic.bytes == NO_LIMIT else f" (or {topic.size_text} a partition)"
+        days = FOREVER if topic.ms == NO_LIMIT else -(-topic.ms // DAY_MS)
+        kept.setdefault(days, []).append(f"topic `{topic.topic}`{size}")
+    kept.setdefault(retention.reports_days, []).append("report folders")
+    kept.setdefault(retention.dagster_runs_days, []).append("Dagster runs and their logs")
+    kept.setdefault(FOREVER, []).append("the execution journal")
+    lines = ["| kept | what |", "|---|---|"]
+    for days in sorted(kept, key=lambda days: (days != FOREVER, -days)):
+        lines.append(f"| {_days(days)} | {', '.join(kept[days])} |")
+    return "\n".join(lines) + "\n"
+
+
 def retention_markdown(retention: RetentionSettings) -> str:
     """Return the retention tables (warehouse, topics, files) as Markdown, for docs/operations.md."""
     lines = []
@@ -219,4 +239,7 @@ def retention_markdown(retention: RetentionSettings) -> str:
     lines.append(f"| Dagster runs | {_days(retention.dagster_runs_days)} | `retention.dagster_runs_days` |")
     logs = "Dagster compute logs (`<state dir>/data/dagster/storage/<run id>/`)"
     lines.append(f"| {logs} | {_days(retention.dagster_runs_days)} | `retention.dagster_runs_days` |")
+    journal = "execution journal (`<state dir>/execution/<instance>/journal*.jsonl*`)"
+    lines.append(f"| {journal} | forever: the state is rebuilt from it; sealed segments compressed | "
+                 "`execution.journal_segment_mb` |")  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -78,7 +78,10 @@ def build_service(
     engine = Engine(limits, SizingPolicy.from_settings(execution), clock, execution.instance_id)
     if journal is None:
         journal = Journal(
-            instance_dir(settings) / JOURNAL_NAME, fsync=execution.journal_fsync, chain_id=execution.instance_id
+            instance_dir(settings) / JOURNAL_NAME,
+            fsync=execution.journal_fsync,
+            chain_id=execution.instance_id,
+            segment_bytes=execution.journal_segment_mb << 20,
         )
     checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
     broker = broker or build_broker(settings, clock)

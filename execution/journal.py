@@ -38,6 +38,9 @@ disk runs out while the journal still has its headroom: a failed extension is on
 filesystem with less free space than one extension; the execution service halts on either,
 with the halt written into the headroom, and resumes once the space is back.
 
+Segments: with ``segment_bytes``, the file is sealed into compressed segments as it grows, and
+opening reads them all (:mod:`execution.journal_segments`).
+
 Durability: :meth:`Journal.append` with ``sync=True`` returns only after
 ``fdatasync``; the shell calls it so for every ``OrderSubmitted`` *before* the broker
 call. Other events (denials, broker answers) are written without waiting for the disk:
@@ -55,6 +58,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from adapters.disk import DISK_FULL_BYTES
+from execution.journal_segments import Compressor, fresh_file, seal, sealed_events, tidy
 from tickwave.audit_chain import AuditChain, ChainLink, is_chained
 from tickwave.contracts import AnyMessage, Message, decode_any, encode
 from tickwave.errors import ContractError, DataQualityError, RetryableError
@@ -113,19 +117,26 @@ def _parse(line: bytes) -> tuple[AnyMessage, bool] | None:
 class Journal:
     """Append-only, checksummed, fsync-on-demand event log."""
 
-    def __init__(self, path: Path, *, fsync: bool = True, chain_id: str | None = None) -> None:
+    def __init__(
+        self, path: Path, *, fsync: bool = True, chain_id: str | None = None, segment_bytes: int | None = None
+    ) -> None:
         """Open (creating) the journal at ``path``; cut a torn tail (a torn line, a group without its last line).
 
         With ``chain_id``, every order event journaled gets its link of the audit hash
         chain (:mod:`tickwave.audit_chain`), computed over the very bytes written; the
         chain is rebuilt from the journal on open, so it continues across restarts.
+        With ``segment_bytes``, the file is sealed into a segment past that size (module docstring).
 
         Raises:
-            DataQualityError: when a line other than the last is corrupt.
+            DataQualityError: when a line other than the last is corrupt, or a sealed segment is damaged.
         """
         self.path = path
         self.fsync = fsync
+        self.segment_bytes = segment_bytes or None
+        self._compressor = Compressor()
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.resolve()  # segments live beside the file itself (a link to another disk: there)
+        self._rotate_at = segment_bytes or 0  # the active file's size that seals it (later after a refusal)
         self.chain = AuditChain(chain_id) if chain_id else None
         self._links: dict[int, ChainLink] = {}  # journal position -> link, until the publisher takes it
         # Chained events written but not yet linked (position, bytes): linked, in order, when a
@@ -143,12 +154,23 @@ class Journal:
             self._extend()
 
     def _load(self) -> list[AnyMessage]:
+        events: list[AnyMessage] = []
+        segments = tidy(self._file, PREALLOCATE_BYTES if self.fsync else 0)
+        for first, segment in segments:
+            if first != len(events):
+                raise DataQualityError(f"{segment}: starts at position {first}, the ones before end at {len(events)}")
+            for event, payload in sealed_events(segment, _parse):
+                self._link(len(events), event, payload)
+                events.append(event)
+        for _, segment in segments:
+            if segment.suffix == self._file.suffix:  # plain: compressed once read
+                self._compressor.later(segment)
+        self._first = len(events)  # the active file's first position
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
-            return []
+            return events
         data = data[: len(data.rstrip(b"\0"))]  # the preallocated zero tail is not content
-        events: list[AnyMessage] = []
         group: list[tuple[AnyMessage, bytes]] = []  # the group being read (event, payload): kept once whole
         offset = whole = 0  # bytes read; bytes up to the end of the last whole group
         lines = data.splitlines(keepends=True)
@@ -176,6 +198,25 @@ class Journal:
                 os.fsync(handle.fileno())
         self._end = whole
         return events
+
+    def _rotate(self) -> None:
+        # Seal the active file (its contents end at a group's end) and start a fresh one; on a refusal
+        # (a full disk), keep writing where we are and try again a quarter segment later.
+        try:
+            if self.fsync:
+                os.fdatasync(self._fd)
+            self._allocated = self._end
+            sealed = seal(self._file, self._fd, self._end, self._first)
+            fd, allocated = fresh_file(self._file, PREALLOCATE_BYTES if self.fsync else 0)
+        except OSError as exc:
+            logger.error("journal %s: sealing the segment from position %d failed: %s", self.path, self._first, exc)
+            self._rotate_at = self._end + self._rotate_at // 4
+            return
+        os.close(self._fd)
+        self._fd, self._allocated, self._end, self._first = fd, allocated, 0, self.count
+        self._rotate_at = self.segment_bytes or 0
+        logger.info("journal %s: sealed %s", self.path, sealed.name)
+        self._compressor.later(sealed)
 
     def _link(self, position: int, message: Message, payload: bytes) -> None:
         if self.chain is not None and is_chained(message):
@@ -237,6 +278,8 @@ class Journal:
                 self._note_written(messages, payloads)
                 raise JournalUnavailable(f"journal {self.path}: flush refused: {exc}") from exc
         positions = self._note_written(messages, payloads)
+        if self._rotate_at and self._end >= self._rotate_at:
+            self._rotate()
         # After a refused extension, only space_problem_now tries again (not every append).
         if self.fsync and self.space_problem is None and self._allocated - self._end < PREALLOCATE_HEADROOM:
             self._extend()
@@ -310,7 +353,8 @@ class Journal:
             os.fdatasync(self._fd)
 
     def close(self) -> None:
-        """Close the file (everything written is already in the OS)."""
+        """Close the file (everything written is already in the OS) once the segments being compressed are."""
+        self._compressor.wait()
         os.close(self._fd)
 
     def __enter__(self) -> Journal:

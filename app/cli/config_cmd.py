@@ -43,6 +43,8 @@ README_START = "<!-- config-reference:start"
 README_END = "<!-- config-reference:end -->"
 RETENTION_START = "<!-- retention:start"
 RETENTION_END = "<!-- retention:end -->"
+SUMMARY_START = "<!-- retention-summary:start"
+SUMMARY_END = "<!-- retention-summary:end -->"
 UpdateOption = Annotated[
     Path | None, typer.Option("--update", help="rewrite the table between the markers in this file")
 ]
@@ -61,8 +63,12 @@ def reference(update: UpdateOption = None) -> None:
 
 @app.command("retention")
 def retention(update: UpdateOption = None) -> None:
-    """Print the retention of every table, topic and file as configured, or update the defaults' table in a file."""
-    from adapters.retention import retention_markdown
+    """Print the retention of every table, topic and file as configured, or update the defaults' table in a file.
+
+    The file holds the whole table between ``retention`` markers (docs/operations.md) or the summary by period
+    between ``retention-summary`` markers (the README).
+    """
+    from adapters.retention import retention_markdown, retention_summary_markdown
     from tickwave.config import RetentionSettings
 
     if update is None:
@@ -70,7 +76,10 @@ def retention(update: UpdateOption = None) -> None:
         with exit_on_tickwave_error():
             typer.echo(retention_markdown(settings.retention), nl=False)
         return
-    _replace_between_markers(update, RETENTION_START, RETENTION_END, retention_markdown(RetentionSettings()))
+    if SUMMARY_START in update.read_text():
+        _replace_between_markers(update, SUMMARY_START, SUMMARY_END, retention_summary_markdown(RetentionSettings()))
+    else:
+        _replace_between_markers(update, RETENTION_START, RETENTION_END, retention_markdown(RetentionSettings()))
     console.print(f"updated the retention table in {update}")
 
 

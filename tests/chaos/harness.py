@@ -84,6 +84,7 @@ def chaos_settings(state_dir: Path, *, is_orchestrated: bool = False) -> Setting
         # Dagster took over 210 s to answer on a 2-core VM at load 19: patient, as the supervisor is.
         orchestration={"enabled": is_orchestrated, "start_timeout_s": 600.0},
         supervision={"backoff_initial_s": 0.5, "backoff_max_s": 5.0, "max_restarts": 100, "check_interval_s": 0.5},
+        execution={"journal_segment_mb": 1},  # the journal sealed a few times a run, between the kills
     ))  # fmt: skip
 
 

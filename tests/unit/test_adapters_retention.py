@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.retention import FOREVER, mart_retention, retention_markdown, table_retention, topic_retention
+from adapters.retention import (
+    FOREVER,
+    mart_retention,
+    retention_markdown,
+    retention_summary_markdown,
+    table_retention,
+    topic_retention,
+)
 from tickwave.config import REGULATORY_MINIMUM_DAYS, RetentionSettings, load_settings
 from tickwave.errors import ConfigurationError
 from tickwave.topics import topic_specs
@@ -108,6 +115,27 @@ def test_operations_docs_when_the_retention_table_changes_then_kept_current() ->
     assert match.group(1) == retention_markdown(RetentionSettings()), (
         "run `tickwave config retention --update docs/operations.md`"
     )
+
+
+def test_readme_when_the_retention_table_changes_then_its_summary_is_kept_current() -> None:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- retention-summary:start[^\n]*-->\n(.*?)<!-- retention-summary:end -->", text, re.S)
+
+    assert match, "README.md lost its retention-summary markers"
+    assert match.group(1) == retention_summary_markdown(RetentionSettings()), (
+        "run `tickwave config retention --update README.md`"
+    )
+
+
+def test_retention_summary_when_defaults_then_every_table_mart_and_topic_appears_once_under_its_period() -> None:
+    lines = retention_summary_markdown(RetentionSettings()).splitlines()[2:]
+    rows = dict(tuple(cell.strip() for cell in line.strip("|").split("|")) for line in lines)
+    named = [name for what in rows.values() for name in re.findall(r"`([^`]+)`", what)]
+    expected = [rule.table for rule in table_retention(RetentionSettings()) + mart_retention(RetentionSettings())]
+
+    assert sorted(named) == sorted(expected + [rule.topic for rule in topic_retention(RetentionSettings())])
+    assert "`ticks`" in rows["365 days"] and "`orders`" in rows["1827 days"]
+    assert next(iter(rows)) == "forever"
 
 
 def test_mart_retention_when_defaults_then_every_mart_has_a_ttl_and_the_ones_reports_read_keep_five_years() -> None:

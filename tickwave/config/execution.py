@@ -144,6 +144,12 @@ class ExecutionSettings(Section):
     journal_fsync: bool = Field(
         default=True, description="fsync the journal before each broker call (off only for throwaway tests)"
     )
+    journal_segment_mb: int = Field(
+        default=64,
+        ge=0,
+        description="seal the journal's file into a compressed segment past this size, MB (0: one file); "
+        "start-up reads every segment",
+    )
     risk: RiskSettings = RiskSettings()
     paper_broker: PaperBrokerSettings = PaperBrokerSettings()
     mt5_broker: MT5BrokerSettings = MT5BrokerSettings()
