@@ -4,7 +4,9 @@ The real service process over the real Kafka and warehouse. With two processes a
 ticks topic of two partitions (both holding ticks of the shipped sample), the run must
 store exactly what the single-process run of the same sample stores; with more
 processes than partitions, the command refuses before it starts any Bytewax process;
-killed with ``kill -9``, the command leaves none of its processes behind.
+killed with ``kill -9``, the command leaves none of its processes behind; with one of its
+Bytewax processes killed with ``kill -9``, the command takes the cluster down and the next run
+resumes every process from the last snapshot, losing and doubling no tick in any bar.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -25,18 +28,21 @@ import psutil
 import pytest
 from confluent_kafka import TopicPartition
 
-from adapters.bus import make_consumer
+from adapters.bus import make_consumer, make_producer
 from adapters.endpoints import ready_marker
 from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import migrate
 from streams.ingest.sample import sample_paths
 from streams.routing import GroupLayout, key_for_worker
 from tests.integration.streams.test_flow_kafka_warehouse import sample_windows
-from tests.integration.streams.test_kill_resume import start_flow
+from tests.integration.streams.test_kill_resume import assert_resumed_exactly, start_flow
+from tests.unit.streams.test_flow import stream
 from tickwave.config import Settings, load_settings
+from tickwave.contracts import Tick, encode
 from tickwave.topics import TICKS, topic_name
 
 PARTITIONS = 2
+KILL_MINUTES = 6  # of two symbols' ticks, four a second each
 
 
 @pytest.fixture
@@ -278,3 +284,59 @@ def clustered(started: dict[int, list[str]]) -> bool:
         ):
             return False
     return True
+
+
+def test_streams_run_when_one_of_two_processes_is_killed_then_the_cluster_resumes_losing_and_doubling_nothing(
+    topics: Settings, fresh_database: str
+) -> None:
+    # kill -9 of one Bytewax process (not the command): the command takes the cluster down and
+    # exits non-zero (the supervisor's cue); the next run resumes both processes from the last
+    # snapshot. Counted against the ticks, as the single-process kill test counts.
+    settings = partitioned_settings(
+        topics, fresh_database, streams={"late_wait_ms": 500, "close_on_wall_clock": False, "snapshot_interval_s": 1}
+    )
+    client = connect(settings)
+    count = lambda table, final="FINAL": client.query(f"SELECT count() FROM {table} {final}").result_rows[0][0]  # noqa: E731
+    ticks = stream(minutes=KILL_MINUTES)
+    producer = make_producer(settings.kafka.bootstrap or "")
+    topic = topic_name(settings, TICKS)
+
+    def produce(batch: list[Tick]) -> None:
+        for tick in batch:
+            producer.produce(topic, encode(tick), key=tick.symbol.encode())
+        assert producer.flush(30) == 0
+
+    half = len(ticks) // 2
+    produce(ticks[:500])
+    assert len(symbol_partitions(settings)) == 2 and len(set(symbol_partitions(settings).values())) == PARTITIONS
+
+    with flow_process(settings, "--processes", str(PARTITIONS)) as (flow, started):  # tails: runs until stopped
+        assert flow.stderr is not None
+        os.set_blocking(flow.stderr.fileno(), False)
+        for start in range(500, half, 500):  # paced: the cluster snapshots while it reads
+            produce(ticks[start : min(start + 500, half)])
+            time.sleep(0.25)
+        deadline = time.monotonic() + 90
+        while count("ticks", "") == 0 or not clustered(started):
+            assert flow.poll() is None, f"the flow exited early: {(flow.stderr.read() or b'').decode()[-3000:]}"
+            assert time.monotonic() < deadline, "no rows reached the warehouse"
+            time.sleep(0.2)
+        time.sleep(2.0)  # at least one more snapshot after rows reached the warehouse
+        bytewax = {
+            command[command.index("-i") + 1]: pid for pid, command in started.items() if "bytewax.run" in command
+        }
+        os.kill(bytewax["1"], signal.SIGKILL)
+        killed_at = time.monotonic()
+        flow.wait(60)
+        down_s = time.monotonic() - killed_at
+    assert flow.returncode != 0  # the whole cluster stopped, and said so
+    assert down_s < 30, down_s
+    produce(ticks[half:])
+
+    with flow_process(settings, "--processes", str(PARTITIONS), "--stop-at-end") as (second, _):
+        _, errors = second.communicate(timeout=300)
+    assert second.returncode == 0, errors.decode()[-3000:]
+
+    assert_resumed_exactly(settings, len(ticks), KILL_MINUTES)
+    assert worker_counts(settings.state_path / "data" / "streams" / "recovery") == [PARTITIONS, PARTITIONS]
+    client.close()
