@@ -39,12 +39,17 @@ class EmbeddedCredentials:
         Raises:
             ConfigurationError: when the embedded broker has no such principal.
         """
+        known = ", ".join(sorted(path.stem for path in self.folder.glob("*.password") if not path.stem.startswith(".")))
+        if not principal:
+            raise ConfigurationError(
+                f"the secured embedded Kafka needs to know who this process is: set kafka.username "
+                f"(TICKWAVE_KAFKA_USERNAME) to one of its principals ({known or 'none yet'})"
+            )
         try:
             return self._password_path(principal).read_text().strip()
         except FileNotFoundError:
-            known = sorted(path.stem for path in self.folder.glob("*.password") if not path.stem.startswith("."))
             raise ConfigurationError(
-                f"the embedded Kafka has no principal {principal!r} (known: {', '.join(known) or 'none yet'}); "
+                f"the embedded Kafka has no principal {principal!r} (known: {known or 'none yet'}); "
                 f"set kafka.username to one of them"
             ) from None
 

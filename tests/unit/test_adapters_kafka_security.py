@@ -9,7 +9,15 @@ import pytest
 from confluent_kafka import KafkaError
 
 from adapters.acls import grants
-from adapters.bus import KafkaConnection, client_security, consumer_config, denial, producer_config, raise_if_denied
+from adapters.bus import (
+    KafkaConnection,
+    client_security,
+    consumer_config,
+    denial,
+    embedded_connection,
+    producer_config,
+    raise_if_denied,
+)
 from adapters.bus_credentials import EmbeddedCredentials
 from app.services.kafka import server_properties
 from app.services.kafka.security import scram_arguments, secured_properties
@@ -186,3 +194,24 @@ def test_own_processes_when_embedded_broker_secured_then_each_runs_as_its_princi
         expected
     )
     assert all("TICKWAVE_KAFKA_PASSWORD" not in env for env in environments.values()) == ("bootstrap" not in kafka)
+
+
+@pytest.mark.parametrize(
+    ("principal", "message"),
+    [
+        (None, r"set kafka.username \(TICKWAVE_KAFKA_USERNAME\) to one of its principals \(execution, ingest\)"),
+        ("intruder", r"has no principal 'intruder' \(known: execution, ingest\)"),
+    ],
+)
+def test_embedded_connection_when_principal_unknown_or_unset_then_says_which_to_set(
+    tmp_path: Path, principal: str | None, message: str
+) -> None:
+    # Arrange
+    credentials = EmbeddedCredentials(tmp_path)
+    for name in (INGEST, EXECUTION):
+        credentials.ensure_password(name)
+    settings = load_settings(state_dir=tmp_path, kafka={"security_protocol": "SASL_SSL", "username": principal})
+
+    # Act / Assert
+    with pytest.raises(ConfigurationError, match=message):
+        embedded_connection(settings, "127.0.0.1:9093")
