@@ -203,7 +203,7 @@ class SignalDecisions:
         limits = state.limits
         events: list[RiskEvent] = []
         now_ms = self.clock.now_ms()
-        day = limits.market.trading_day(now_ms).isoformat()
+        day = self.valuation.trading_day(limits, now_ms)
         if day != state.marked_day:
             marks = {symbol: str(amount) for symbol, amount in sorted(self.valuation.unrealized_now(limits).items())}
             events.append(self.events.risk(DAY_ROLLOVER, "info", json.dumps({"trading_day": day, "marks": marks}),

@@ -76,6 +76,9 @@ class EngineState:
     # Bumped by every change the day's P&L depends on (the latest ticks, the books and realised
     # P&L, the day's marks), so a valuation is reused only while nothing it read changed.
     pnl_revision: int = 0
+    # Bumped by the changes of those that are not ticks (a fill booked, the day's marks): the
+    # day's P&L keeps what only they decide between two of them (see Valuation).
+    books_revision: int = 0
     # Indexes of ``orders`` for a periodic reconciliation's window: by creation time, and the ids
     # of the orders not yet terminal. Kept by _put, the one writer of ``orders``.
     _created: CreationIndex = field(default_factory=CreationIndex, init=False, repr=False)
@@ -196,6 +199,7 @@ class EngineState:
             self.marked_day = mark["trading_day"]
             self.day_marks = {symbol: Decimal(amount) for symbol, amount in mark["marks"].items()}
             self.pnl_revision += 1
+            self.books_revision += 1
         elif event.kind == TRADING_STATE:
             self.view.trading_state = event.trading_state
             if event.trading_state == "ACTIVE":
@@ -207,6 +211,7 @@ class EngineState:
 
     def _book_fill(self, order: Order, fill: OrderFilled) -> None:
         self.pnl_revision += 1
+        self.books_revision += 1
         book = self.books.setdefault(order.symbol, Book())
         booking = self.bookings[fill.fill_id] = book_fill(book, order, fill)
         realized = booking.realized
