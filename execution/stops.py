@@ -14,6 +14,8 @@ from tickwave.clock import Clock
 from tickwave.contracts import Signal, Tick
 from tickwave.money import to_decimal
 
+NOTHING = ControlOutcome()  # no stop crossed (frozen: one instance serves every tick)
+
 
 def protective_signal(which: str, tick: Tick, part: int) -> Signal:
     """The decision a protective close traces to (its id names the level, symbol, tick time and part)."""
@@ -50,9 +52,9 @@ class ProtectiveStops:
         position = state.view.positions.get(symbol, Decimal(0))
         stop_loss_pips, take_profit_pips = limits.stop_pips(symbol)
         if not (stop_loss_pips or take_profit_pips) or book is None or spec is None or not position:
-            return ControlOutcome()
+            return NOTHING
         if state.view.pending.get(symbol):
-            return ControlOutcome()
+            return NOTHING
         entry = sum((lots * price for lots, price in book.entries), Decimal(0)) / position
         pip = to_decimal(spec.pip_size)
         direction = 1 if position > 0 else -1
@@ -63,10 +65,10 @@ class ProtectiveStops:
         elif take_profit_pips and moved_pips >= to_decimal(take_profit_pips):
             which = "take profit"
         else:
-            return ControlOutcome()
+            return NOTHING
         now_ms = self.clock.now_ms()
         if now_ms - state.stop_denied_at_ms.get(symbol, -RATE_WINDOW_MS) < RATE_WINDOW_MS:
-            return ControlOutcome()
+            return NOTHING
         intents, denials = closing_orders(state, symbol, lambda part: protective_signal(which, tick, part), now_ms)
         detail = (f"{which} {symbol}: {position} lots from {entry:.6g} at {exit_price} ({moved_pips:.1f} pips); "
                   f"closing with {len(intents)} reduce-only orders, {len(denials)} denied")  # fmt: skip
