@@ -12,7 +12,7 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import msgspec
 
@@ -233,9 +233,11 @@ class SignalDecisions:
 
     def follow_ups(self, event: Message) -> list[RiskEvent]:
         """Return the breaker trips an applied event leads to: a reject in a row too many, a fill's loss."""
-        if isinstance(event, OrderFilled):
-            return self.loss_breaker(event.event_at_ms)
-        if isinstance(event, OrderRejected):
+        kind = type(event)  # contract messages are never subclassed; most events are neither
+        if kind is OrderFilled:
+            return self.loss_breaker(cast(OrderFilled, event).event_at_ms)
+        if kind is OrderRejected:
+            event = cast(OrderRejected, event)
             view, limits = self.state.view, self.state.limits
             if view.consecutive_rejects >= limits.max_consecutive_rejects and view.trading_state != "HALTED":
                 detail = f"{view.consecutive_rejects} broker rejects in a row (last: {event.reason})"

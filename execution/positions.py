@@ -56,6 +56,10 @@ class Book:
         """Return an independent copy (to preview fills without booking them)."""
         return Book(deque(self.entries), self.trip_id)
 
+    def take(self, other: Book) -> None:
+        """Become ``other`` (a copy of this book that booked a fill ahead), keeping this object."""
+        self.entries, self.trip_id, self.lots = other.entries, other.trip_id, other.lots
+
     def _sum_lots(self) -> Decimal:
         total = Decimal(0)
         for lots, _ in self.entries:
@@ -114,3 +118,11 @@ class Book:
         for lots, entry_price in self.entries:
             total = MONEY_CONTEXT.add(total, MONEY_CONTEXT.multiply(mid - entry_price, lots))
         return total
+
+
+def book_of(books: dict[str, Book], symbol: str) -> Book:
+    """Return ``symbol``'s book in ``books``, made (flat) on its first fill (no empty book built per call)."""
+    book = books.get(symbol)
+    if book is None:
+        book = books[symbol] = Book()
+    return book

@@ -151,12 +151,15 @@ class Valuation:
         the state will book it), and the ``Fill`` record of that execution gets the figures
         (see :class:`~tickwave.contracts.Fill`); a fill booked before gets its recorded
         figures. The realised P&L is also converted to the account currency at the latest mids.
+        A symbol's only fill of the group is offered to the state (:meth:`EngineState.book_ahead`),
+        so the state books it once, not twice.
         """
         if not any(type(event) is Fill for event in events):
             return list(events)
         state = self.state
         previews: dict[str, Book] = {}
         bookings: dict[str, Booking] = {}
+        fills_of: dict[str, list[OrderFilled]] = {}  # symbol -> the fills booked on its preview
         for event in events:
             if type(event) is not OrderFilled:
                 continue
@@ -165,8 +168,13 @@ class Valuation:
                 continue
             book = previews.get(order.symbol)
             if book is None:
-                book = previews[order.symbol] = state.books.get(order.symbol, Book()).copy()
+                held = state.books.get(order.symbol)
+                book = previews[order.symbol] = Book() if held is None else held.copy()
             bookings[event.fill_id] = book_fill(book, order, event)
+            fills_of.setdefault(order.symbol, []).append(event)
+        for symbol, fills in fills_of.items():
+            if len(fills) == 1:  # the preview is then the book just after that fill
+                state.book_ahead(fills[0], previews[symbol], bookings[fills[0].fill_id])
         return [self._with_booking(event, bookings) if isinstance(event, Fill) else event for event in events]
 
     def _with_booking(self, fill: Fill, bookings: dict[str, Booking]) -> Fill:
