@@ -48,10 +48,12 @@ class ProtectiveStops:
         """
         state, symbol = self.state, tick.symbol
         limits = state.limits
+        stop_loss_pips, take_profit_pips = limits.stop_pips(symbol)
+        if not (stop_loss_pips or take_profit_pips):  # no stop set (the default): nothing else to read
+            return NOTHING
         book, spec = state.books.get(symbol), limits.instruments.get(symbol)
         position = state.view.positions.get(symbol, Decimal(0))
-        stop_loss_pips, take_profit_pips = limits.stop_pips(symbol)
-        if not (stop_loss_pips or take_profit_pips) or book is None or spec is None or not position:
+        if book is None or spec is None or not position:
             return NOTHING
         if state.view.pending.get(symbol):
             return NOTHING

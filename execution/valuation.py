@@ -19,6 +19,7 @@ from execution.positions import Book, Booking
 from execution.risk import mids_of
 from tickwave.contracts import Fill, Message, OrderFilled
 from tickwave.instruments import Instrument, convert
+from tickwave.market import MarketCalendar
 from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
 
 _ZERO = Decimal(0)
@@ -35,7 +36,8 @@ class Valuation:
         # The day's P&L is valued at most once per change of what it depends on: the memo holds
         # the trading day, the state's P&L revision and the limits it was valued with.
         self._memo: tuple[str, int, RiskLimits, Decimal | None] | None = None
-        self._day_text: tuple[date, str] | None = None  # the last trading day asked for, and its ISO text
+        # The last instant asked for, the calendar asked, its trading day and the day's ISO text.
+        self._day_text: tuple[int, MarketCalendar, date, str] | None = None
         # What only the books decide of the day's P&L, by (day, books revision, limits): see _day_parts.
         self._parts: tuple[tuple[str, int, RiskLimits], _DayParts] | None = None
 
@@ -72,11 +74,13 @@ class Valuation:
 
     def trading_day(self, limits: RiskLimits, now_ms: int) -> str:
         """Return the trading day of ``now_ms`` as ISO text (the key of the realised P&L and the day's marks)."""
-        day = limits.market.trading_day(now_ms)
         known = self._day_text
-        if known is None or known[0] != day:
-            known = self._day_text = (day, day.isoformat())
-        return known[1]
+        if known is not None and known[0] == now_ms and known[1] is limits.market:  # a tick's breakers ask twice
+            return known[3]
+        day = limits.market.trading_day(now_ms)
+        text = known[3] if known is not None and known[2] == day else day.isoformat()
+        self._day_text = (now_ms, limits.market, day, text)
+        return text
 
     def _value_day(self, limits: RiskLimits, day: str) -> Decimal | None:
         """Value trading day ``day``'s P&L now (see :meth:`daily_pnl`).
