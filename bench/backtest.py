@@ -8,14 +8,15 @@ random walks, random probabilities from which about half the rows signal):
   execution service, risk gate, sizing, journal and paper broker under a replayed clock),
   twice: the fast replay (journal and paper ledger in memory, the audit chain linked once
   at the end) and the replay through the live process's files (the baseline);
-- the promotion's whole P&L judgement (``compare_on_engine``: the candidate and the two
-  baselines through the engine, plus the vectorised cross-check).
+- the promotion's whole P&L judgement of the holdout (``models.fold_judgement.judge_window``:
+  the candidate and the baselines through the engine, the audit chain not linked; ``flat``
+  never holds a position and is not replayed; plus the vectorised cross-check).
 
-The default 200,000 rows are the holdout of a 1M-row training run (``holdout_fraction`` 0.2),
-the size ``bench/models.py`` trains on. Targets: the fast engine replay at >= 25,000 rows/s
-at 200,000 rows, and the promotion's P&L judgement under 120 s (the training budget of one
-model). Rows per second are given per wall-clock second and per CPU second of the process
-(the machine is shared: the CPU figure is the steadier one).
+By default at 200,000 rows, the holdout of a 1M-row training run (``holdout_fraction`` 0.2,
+the size ``bench/models.py`` trains on), then at 1,000,000 (without the live-path replay).
+Targets: the fast engine replay at >= 25,000 rows/s at 200,000 rows, and the promotion's
+P&L judgement of that holdout under 30 s. Rows per second are given per wall-clock second
+and per CPU second of the process (the machine is shared: the CPU figure is the steadier one).
 
 Run: .venv/bin/python -m bench.backtest [--rows 200000 1000000] [--skip-live-at 1000000]
 """
@@ -41,7 +42,7 @@ from bench.summary import record
 SYMBOLS = {"EURUSD": (1.1, 0.0001), "USDJPY": (150.0, 0.01), "XAUUSD": (2000.0, 0.2)}
 WEDNESDAY_MS = 1_700_049_600_000
 T = TypeVar("T")
-TARGET_S = 120.0
+TARGET_S = 30.0
 TARGET_ROWS_PER_S = 25_000
 TARGET_AT_ROWS = 200_000
 
@@ -86,7 +87,7 @@ def synthetic_holdout(rows: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarra
 def main() -> None:
     """Time the backtests on the same holdout at each size; print and record the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[TARGET_AT_ROWS])
+    parser.add_argument("--rows", type=int, nargs="+", default=[TARGET_AT_ROWS, 1_000_000])
     parser.add_argument(
         "--skip-live-at",
         type=int,
@@ -100,8 +101,10 @@ def main() -> None:
 
 def bench_rows(rows: int, is_live: bool) -> None:
     """Time every backtest on one holdout of ``rows`` rows."""
-    from models.engine_backtest import compare_on_engine, holdout_signals, holdout_ticks, run_engine
+    from models.engine_backtest import holdout_signals, holdout_ticks, run_engine
     from models.evaluation import BacktestSettings, backtest, signal_positions
+    from models.fold_figures import HOLDOUT
+    from models.fold_judgement import judge_window
     from tickwave.config import load_settings
     from tickwave.modeling import SignalRules
 
@@ -123,8 +126,8 @@ def bench_rows(rows: int, is_live: bool) -> None:
         live = live_t = None
         if is_live:
             live, live_t = timed(lambda: run_engine(settings, ticks, signals, fast=False))
-        comparison, promotion_t = timed(lambda: compare_on_engine(frame, probabilities, rules, settings, "1m",
-                                                                  ("flat", "last_direction")))  # fmt: skip
+        window, promotion_t = timed(lambda: judge_window(HOLDOUT, frame, probabilities, rules, settings, "1m",
+                                                         ("flat", "last_direction")))  # fmt: skip
     load_after = os.getloadavg()[0]
 
     table = Table(title=f"backtests of {rows:,} holdout rows ({len(ticks):,} ticks, {len(signals):,} signals)")
@@ -141,8 +144,8 @@ def bench_rows(rows: int, is_live: bool) -> None:
         f"{engine.orders:,}")  # fmt: skip
     if live is not None and live_t is not None:
         add("engine backtest, live path (journal and ledger files)", live_t, live.pnl_account, f"{live.orders:,}")
-    add("promotion P&L (candidate + 2 baselines on the engine, vectorised cross-check)", promotion_t,
-        comparison.candidate_pnl_account)  # fmt: skip
+    add("promotion P&L (candidate + 2 baselines on the engine, flat not replayed, no audit chain; vectorised "
+        "cross-check)", promotion_t, window.comparison.candidate_pnl_account)  # fmt: skip
     console.print(table)
     console.print(engine.summary("the candidate"))
     quiet = "" if max(load_before, load_after) <= 2 else " (not quiet)"
@@ -153,8 +156,8 @@ def bench_rows(rows: int, is_live: bool) -> None:
                       f"{live_t.cpu_s / engine_t.cpu_s:.1f}x CPU; same journal and P&L: {is_same}")  # fmt: skip
     is_met = promotion_t.wall_s < TARGET_S
     console.print(f"engine / vectorised: {engine_t.wall_s / vectorised_t.wall_s:.1f}x; promotion's P&L judgement "
-                  f"{promotion_t.wall_s:.1f} s (target < {TARGET_S:.0f} s: {'met' if is_met else 'MISSED'}); "
-                  f"load {load_before:.1f} -> {load_after:.1f}{quiet}")  # fmt: skip
+                  f"{promotion_t.wall_s:.1f} s, CPU {promotion_t.cpu_s:.1f} s (target < {TARGET_S:.0f} s: "
+                  f"{'met' if is_met else 'MISSED'}); load {load_before:.1f} -> {load_after:.1f}{quiet}")  # fmt: skip
     baseline = f"vectorised {rows / vectorised_t.wall_s:,.0f} rows/s"
     if live_t is not None:
         baseline = (f"live path {rows / live_t.wall_s:,.0f} rows/s ({rows / live_t.cpu_s:,.0f} per CPU s), "
@@ -164,12 +167,12 @@ def bench_rows(rows: int, is_live: bool) -> None:
     record(f"engine backtest, fast replay, {rows:,} rows (CPU: {fast_cpu_rate:,.0f} rows/s)", fast_rate, "rows/s",
            baseline=baseline, target=target, is_met=is_rate_met)  # fmt: skip
     record(
-        f"promotion P&L on the engine (candidate + 2 baselines), {rows:,} rows",
+        f"promotion P&L on the engine (candidate + 2 baselines), {rows:,} rows (CPU: {promotion_t.cpu_s:.1f} s)",
         promotion_t.wall_s,
         "s",
         baseline=f"vectorised {vectorised_t.wall_s:.2f} s",
-        target=f"< {TARGET_S:.0f} s",
-        is_met=is_met,
+        target=f"< {TARGET_S:.0f} s" if is_target_size else "",
+        is_met=is_met if is_target_size else None,
     )
 
 

@@ -42,7 +42,7 @@ from execution.app import build_service
 from execution.brokers.paper import PaperBroker
 from execution.journal import Journal
 from execution.memory_journal import MemoryJournal
-from execution.positions import Book
+from execution.positions import Book, book_of
 from execution.service import ExecutionService
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import ManualClock
@@ -135,7 +135,7 @@ def fill_pnls(events: Iterable[AnyMessage], instruments: Mapping[str, Instrument
         elif isinstance(event, OrderFilled):
             side = sides[event.client_order_id]
             lots, price = to_decimal(event.fill_lots), to_decimal(event.fill_price)
-            moved = books.setdefault(event.symbol, Book()).fill(lots if side == "buy" else -lots, price)
+            moved = book_of(books, event.symbol).fill(lots if side == "buy" else -lots, price)
             spec = instruments[event.symbol]
             result.append(FillPnl(event.client_order_id, event.fill_id, event.symbol, side, lots, price,
                                   spec.price_pnl(1, moved), spec.quote))  # fmt: skip
@@ -156,7 +156,7 @@ def count_trades(events: Iterable[AnyMessage]) -> int:
         elif isinstance(event, OrderFilled):
             lots = to_decimal(event.fill_lots)
             signed = lots if sides[event.client_order_id] == "buy" else -lots
-            booking = books.setdefault(event.symbol, Book()).book(signed, to_decimal(event.fill_price), event.fill_id)
+            booking = book_of(books, event.symbol).book(signed, to_decimal(event.fill_price), event.fill_id)
             trades += booking.opens_round_trip_id != ""
     return trades
 

@@ -12,7 +12,7 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import msgspec
 
@@ -203,7 +203,7 @@ class SignalDecisions:
         limits = state.limits
         events: list[RiskEvent] = []
         now_ms = self.clock.now_ms()
-        day = limits.market.trading_day(now_ms).isoformat()
+        day = self.valuation.trading_day(limits, now_ms)
         if day != state.marked_day:
             marks = {symbol: str(amount) for symbol, amount in sorted(self.valuation.unrealized_now(limits).items())}
             events.append(self.events.risk(DAY_ROLLOVER, "info", json.dumps({"trading_day": day, "marks": marks}),
@@ -233,9 +233,11 @@ class SignalDecisions:
 
     def follow_ups(self, event: Message) -> list[RiskEvent]:
         """Return the breaker trips an applied event leads to: a reject in a row too many, a fill's loss."""
-        if isinstance(event, OrderFilled):
-            return self.loss_breaker(event.event_at_ms)
-        if isinstance(event, OrderRejected):
+        kind = type(event)  # contract messages are never subclassed; most events are neither
+        if kind is OrderFilled:
+            return self.loss_breaker(cast(OrderFilled, event).event_at_ms)
+        if kind is OrderRejected:
+            event = cast(OrderRejected, event)
             view, limits = self.state.view, self.state.limits
             if view.consecutive_rejects >= limits.max_consecutive_rejects and view.trading_state != "HALTED":
                 detail = f"{view.consecutive_rejects} broker rejects in a row (last: {event.reason})"

@@ -92,7 +92,7 @@ class Engine:
     def protective_stop(self, tick: Tick) -> ControlOutcome:
         """Close a position whose price crossed its stop loss or take profit (see :class:`ProtectiveStops`)."""
         outcome = self.stops.on_tick(tick)
-        if outcome.has_denials:
+        if outcome.events and outcome.has_denials:  # mostly no events: a tick crosses no stop
             self.state.note_stop_denied(tick.symbol, self.clock.now_ms())
         return outcome
 

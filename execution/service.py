@@ -64,8 +64,12 @@ logger = logging.getLogger(__name__)
 _STATE_KINDS = frozenset({TRADING_STATE, SYMBOL_HALTED, SYMBOL_RESUMED})
 
 
-def _changes_trading_state(event: Message) -> bool:
-    return isinstance(event, RiskEvent) and event.kind in _STATE_KINDS
+def _changes_trading_state(events: Sequence[Message]) -> bool:
+    # Whether one of ``events`` changes the trading state (its write is fsynced: a halt survives a restart).
+    for event in events:
+        if isinstance(event, RiskEvent) and event.kind in _STATE_KINDS:
+            return True
+    return False
 
 
 class Publisher(Protocol):
@@ -285,7 +289,8 @@ class ExecutionService:
                 return
             self.broker.on_tick(tick)
             with self.space.refusals():
-                self._record_all(self.engine.on_tick(tick))
+                if risk_events := self.engine.on_tick(tick):  # mostly none: a tick is a price
+                    self._record_all(risk_events)
                 stop = self.engine.protective_stop(tick)
                 if self.space.problem is None and (stop.events or stop.intents):  # none the journal cannot record
                     self._record_all(stop.events)
@@ -336,21 +341,20 @@ class ExecutionService:
     def _record_all(self, events: Iterable[Message]) -> None:
         """Journal events that happened together in one write, then apply and publish them; then their follow-ups.
 
-        One write (``Journal.append_all``): a broker reports an execution as an
-        ``OrderFilled`` and its ``Fill`` record, and a process killed between two
-        separate writes had journaled (and booked) the fill without its record, which
-        no restart could bring back: the warehouse's ``fills`` lacked a booked fill.
-        Follow-ups (a halt after rejects or a loss, the cancellations a halt causes)
-        come after the whole group, in the journal as in the engine, so a replay
-        applies everything in the order it was decided. Trading-state changes are
-        fsynced: a halt must survive a restart. Each ``Fill`` record is journaled with what the
-        engine books for its execution (``Engine.booked``), so the warehouse reads the engine's
-        position, round trip and realised P&L instead of deriving them again.
+        One write (``Journal.append_all``): a broker reports an execution as an ``OrderFilled``
+        and its ``Fill`` record, and a process killed between two separate writes had journaled
+        (and booked) the fill without its record, which no restart could bring back: the
+        warehouse's ``fills`` lacked a booked fill. Follow-ups (a halt after rejects or a loss,
+        the cancellations a halt causes) come after the whole group, in the journal as in the
+        engine, so a replay applies everything in the order it was decided. Trading-state
+        changes are fsynced: a halt must survive a restart. Each ``Fill`` record is journaled
+        with what the engine books for its execution (``Engine.booked``), so the warehouse
+        reads the engine's position, round trip and realised P&L instead of deriving them again.
         """
         group = self.engine.booked(list(events))  # each Fill record carries the engine's booking
         if not group:
             return
-        positions = self.journal.append_all(group, sync=any(_changes_trading_state(event) for event in group))
+        positions = self.journal.append_all(group, sync=_changes_trading_state(group))
         follow_ups: list[Message] = []
         for event, position in zip(group, positions, strict=True):
             follow_ups += self.engine.apply(event)
@@ -360,7 +364,8 @@ class ExecutionService:
             if isinstance(event, RiskEvent):
                 for order in self.engine.cancellations_for(event):
                     follow_ups += self.broker.cancel(order, f"canceled by {event.kind}: {event.detail}")
-        self._record_all(follow_ups)
+        if follow_ups:
+            self._record_all(follow_ups)
 
     def _record(self, event: Message) -> None:
         """Journal, apply and publish one event, then its follow-ups (see ``_record_all``)."""

@@ -14,6 +14,8 @@ from tickwave.clock import Clock
 from tickwave.contracts import Signal, Tick
 from tickwave.money import to_decimal
 
+NOTHING = ControlOutcome()  # no stop crossed (frozen: one instance serves every tick)
+
 
 def protective_signal(which: str, tick: Tick, part: int) -> Signal:
     """The decision a protective close traces to (its id names the level, symbol, tick time and part)."""
@@ -46,13 +48,15 @@ class ProtectiveStops:
         """
         state, symbol = self.state, tick.symbol
         limits = state.limits
+        stop_loss_pips, take_profit_pips = limits.stop_pips(symbol)
+        if not (stop_loss_pips or take_profit_pips):  # no stop set (the default): nothing else to read
+            return NOTHING
         book, spec = state.books.get(symbol), limits.instruments.get(symbol)
         position = state.view.positions.get(symbol, Decimal(0))
-        stop_loss_pips, take_profit_pips = limits.stop_pips(symbol)
-        if not (stop_loss_pips or take_profit_pips) or book is None or spec is None or not position:
-            return ControlOutcome()
+        if book is None or spec is None or not position:
+            return NOTHING
         if state.view.pending.get(symbol):
-            return ControlOutcome()
+            return NOTHING
         entry = sum((lots * price for lots, price in book.entries), Decimal(0)) / position
         pip = to_decimal(spec.pip_size)
         direction = 1 if position > 0 else -1
@@ -63,10 +67,10 @@ class ProtectiveStops:
         elif take_profit_pips and moved_pips >= to_decimal(take_profit_pips):
             which = "take profit"
         else:
-            return ControlOutcome()
+            return NOTHING
         now_ms = self.clock.now_ms()
         if now_ms - state.stop_denied_at_ms.get(symbol, -RATE_WINDOW_MS) < RATE_WINDOW_MS:
-            return ControlOutcome()
+            return NOTHING
         intents, denials = closing_orders(state, symbol, lambda part: protective_signal(which, tick, part), now_ms)
         detail = (f"{which} {symbol}: {position} lots from {entry:.6g} at {exit_price} ({moved_pips:.1f} pips); "
                   f"closing with {len(intents)} reduce-only orders, {len(denials)} denied")  # fmt: skip

@@ -7,6 +7,7 @@ cache (the day's P&L of the latest state revision), never state.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,13 @@ from execution.positions import Book, Booking
 from execution.risk import mids_of
 from tickwave.contracts import Fill, Message, OrderFilled
 from tickwave.instruments import Instrument, convert
+from tickwave.market import MarketCalendar
 from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
+
+_ZERO = Decimal(0)
+_NO_AMOUNTS: dict[str, Decimal] = {}
+# Per quote currency: the day's realised P&L less the marks and costs, and each open position's (symbol, units, cost).
+_DayParts = dict[str, tuple[Decimal, list[tuple[str, Decimal, Decimal]]]]
 
 
 class Valuation:
@@ -29,14 +36,20 @@ class Valuation:
         # The day's P&L is valued at most once per change of what it depends on: the memo holds
         # the trading day, the state's P&L revision and the limits it was valued with.
         self._memo: tuple[str, int, RiskLimits, Decimal | None] | None = None
+        # The last instant asked for, the calendar asked, its trading day and the day's ISO text.
+        self._day_text: tuple[int, MarketCalendar, date, str] | None = None
+        # What only the books decide of the day's P&L, by (day, books revision, limits): see _day_parts.
+        self._parts: tuple[tuple[str, int, RiskLimits], _DayParts] | None = None
 
     def unrealized_now(self, limits: RiskLimits) -> dict[str, Decimal]:
         """Unrealised P&L of every open position at the latest mid, in its quote currency (exact)."""
         amounts: dict[str, Decimal] = {}
-        last_ticks = self.state.view.last_ticks
+        last_ticks, instruments = self.state.view.last_ticks, limits.instruments
         for symbol, book in self.state.books.items():
-            tick, spec = last_ticks.get(symbol), limits.instruments.get(symbol)
-            if book.lots == 0 or tick is None or spec is None:
+            if not book.lots:
+                continue
+            tick, spec = last_ticks.get(symbol), instruments.get(symbol)
+            if tick is None or spec is None:
                 continue
             amounts[symbol] = MONEY_CONTEXT.multiply(
                 book.unrealized(to_decimal(tick.mid)), to_decimal(spec.contract_size)
@@ -49,7 +62,7 @@ class Valuation:
         Day P&L = realised today + (unrealised now - unrealised at the day's start, as marked
         at the rollover); each currency's sum is converted once, at the latest mids.
         """
-        day = limits.market.trading_day(now_ms).isoformat()
+        day = self.trading_day(limits, now_ms)
         memo = self._memo
         revision = self.state.pnl_revision
         # New limits (an operator's set_limit) are valued afresh: the memo holds the limits it was valued with.
@@ -59,26 +72,80 @@ class Valuation:
         self._memo = (day, revision, limits, total)
         return total
 
+    def trading_day(self, limits: RiskLimits, now_ms: int) -> str:
+        """Return the trading day of ``now_ms`` as ISO text (the key of the realised P&L and the day's marks)."""
+        known = self._day_text
+        if known is not None and known[0] == now_ms and known[1] is limits.market:  # a tick's breakers ask twice
+            return known[3]
+        day = limits.market.trading_day(now_ms)
+        text = known[3] if known is not None and known[2] == day else day.isoformat()
+        self._day_text = (now_ms, limits.market, day, text)
+        return text
+
     def _value_day(self, limits: RiskLimits, day: str) -> Decimal | None:
-        """Value trading day ``day``'s P&L now (see :meth:`daily_pnl`)."""
+        """Value trading day ``day``'s P&L now (see :meth:`daily_pnl`).
+
+        A position's open P&L at ``mid`` is ``units x mid - cost`` (units: lots x contract size;
+        cost: the entry value x contract size), the same exact amount as :meth:`unrealized_now`'s
+        sum over its entries. What a tick cannot change (per currency: the day's realised P&L
+        less the day's marks and the open positions' cost; each position's units) is summed
+        once per change of the books (:meth:`_day_parts`), so a tick values one product per
+        open position and converts each currency's sum once, at the latest mids. Every sum is
+        exact: the result equals summing the parts the long way, in any order.
+        """
         state = self.state
-        by_currency = dict(state.realized_by_day.get(day, {}))
-        unrealized = self.unrealized_now(limits)
-        marks = state.day_marks if day == state.marked_day else unrealized  # before the day's mark: no change yet
-        for symbol in sorted(unrealized.keys() | marks.keys()):
-            change = MONEY_CONTEXT.subtract(unrealized.get(symbol, Decimal(0)), marks.get(symbol, Decimal(0)))
-            quote = limits.instruments[symbol].quote
-            by_currency[quote] = MONEY_CONTEXT.add(by_currency.get(quote, Decimal(0)), change)
-        total = Decimal(0)
-        mids = mids_of(state.view)
-        for currency, amount in sorted(by_currency.items()):
-            if amount == 0:
+        last_ticks = state.view.last_ticks
+        total = _ZERO
+        account, mids = limits.account_currency, None
+        for currency, (constant, legs) in self._day_parts(limits, day).items():
+            amount = constant
+            for symbol, units, cost in legs:
+                tick = last_ticks.get(symbol)
+                if tick is not None:  # no price yet: no open P&L (as unrealized_now)
+                    value = MONEY_CONTEXT.subtract(MONEY_CONTEXT.multiply(units, to_decimal(tick.mid)), cost)
+                    amount = MONEY_CONTEXT.add(amount, value)
+            if not amount:
                 continue
-            converted = convert(amount, currency, limits.account_currency, limits.instruments, mids)
-            if converted is None:
-                return None
-            total = MONEY_CONTEXT.add(total, converted)
+            if currency != account:
+                mids = mids or mids_of(state.view)
+                converted = convert(amount, currency, account, limits.instruments, mids)
+                if converted is None:
+                    return None
+                amount = converted
+            total = MONEY_CONTEXT.add(total, amount)
         return total
+
+    def _day_parts(self, limits: RiskLimits, day: str) -> _DayParts:
+        """Per quote currency: the day's realised P&L less its marks and costs, and each open position's units and cost.
+
+        Kept until a fill is booked, the day is marked or the limits change (the key).
+        """
+        state = self.state
+        key = (day, state.books_revision, limits)
+        known = self._parts
+        if known is not None and known[0] == key:
+            return known[1]
+        parts: _DayParts = {
+            currency: (amount, []) for currency, amount in state.realized_by_day.get(day, _NO_AMOUNTS).items()
+        }
+        if day == state.marked_day:  # before the day's mark, the open positions have not changed the day
+            instruments = limits.instruments
+            for symbol, mark in state.day_marks.items():
+                quote = instruments[symbol].quote
+                constant, legs = parts.get(quote, (_ZERO, []))
+                parts[quote] = (MONEY_CONTEXT.subtract(constant, mark), legs)
+            for symbol, book in state.books.items():
+                spec = instruments.get(symbol)
+                if not book.lots or spec is None:
+                    continue
+                contract = to_decimal(spec.contract_size)
+                units = MONEY_CONTEXT.multiply(book.lots, contract)
+                cost = MONEY_CONTEXT.multiply(book.entry_value(), contract)
+                constant, legs = parts.get(spec.quote, (_ZERO, []))
+                legs.append((symbol, units, cost))
+                parts[spec.quote] = (constant, legs)
+        self._parts = (key, parts)
+        return parts
 
     def booked(self, events: Sequence[Message]) -> list[Message]:
         """Return ``events`` with each ``Fill`` record carrying what its execution does to the position.
@@ -88,12 +155,15 @@ class Valuation:
         the state will book it), and the ``Fill`` record of that execution gets the figures
         (see :class:`~tickwave.contracts.Fill`); a fill booked before gets its recorded
         figures. The realised P&L is also converted to the account currency at the latest mids.
+        A symbol's only fill of the group is offered to the state (:meth:`EngineState.book_ahead`),
+        so the state books it once, not twice.
         """
         if not any(type(event) is Fill for event in events):
             return list(events)
         state = self.state
         previews: dict[str, Book] = {}
         bookings: dict[str, Booking] = {}
+        fills_of: dict[str, list[OrderFilled]] = {}  # symbol -> the fills booked on its preview
         for event in events:
             if type(event) is not OrderFilled:
                 continue
@@ -102,8 +172,13 @@ class Valuation:
                 continue
             book = previews.get(order.symbol)
             if book is None:
-                book = previews[order.symbol] = state.books.get(order.symbol, Book()).copy()
+                held = state.books.get(order.symbol)
+                book = previews[order.symbol] = Book() if held is None else held.copy()
             bookings[event.fill_id] = book_fill(book, order, event)
+            fills_of.setdefault(order.symbol, []).append(event)
+        for symbol, fills in fills_of.items():
+            if len(fills) == 1:  # the preview is then the book just after that fill
+                state.book_ahead(fills[0], previews[symbol], bookings[fills[0].fill_id])
         return [self._with_booking(event, bookings) if isinstance(event, Fill) else event for event in events]
 
     def _with_booking(self, fill: Fill, bookings: dict[str, Booking]) -> Fill:

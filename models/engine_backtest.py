@@ -42,14 +42,7 @@ import pandas as pd
 
 from execution.backtest import ReplayResult, replay_session
 from models.dataset import LABELS
-from models.evaluation import (
-    BacktestSettings,
-    BaselineComparison,
-    backtest,
-    baseline_positions,
-    signal_positions,
-    timeframe_seconds,
-)
+from models.evaluation import timeframe_seconds
 from streams.signals import signal_from
 from tickwave.config import Settings
 from tickwave.contracts import Direction, OrderFilled, OrderSubmitted, Prediction, Signal, Tick
@@ -151,22 +144,30 @@ class EngineTrading:
     denials: dict[str, int]
 
     def summary(self, name: str) -> str:
-        """One line for the promotion's notes: P&L, orders, trades and denials per check."""
+        """One line for the promotion's notes: P&L, orders, trades, whether the audit chain was linked, denials."""
         pnl = "unknown (a rate is missing)" if self.pnl_account is None else f"{quantize(self.pnl_account)}"
         denied = ", ".join(f"{check} {count}" for check, count in self.denials.items()) or "none"
+        chain = " (audit chain not linked)" if self.replay.chain_head is None else ""
         return (f"engine backtest of {name}: P&L {pnl} {self.replay.account_currency}, {self.orders} orders, "
-                f"{self.trades} trades; denied: {denied}")  # fmt: skip
+                f"{self.trades} trades{chain}; denied: {denied}")  # fmt: skip
 
 
 def run_engine(
-    settings: Settings, ticks: Sequence[Tick], signals: Sequence[Signal], *, fast: bool = True
+    settings: Settings,
+    ticks: Sequence[Tick],
+    signals: Sequence[Signal],
+    *,
+    fast: bool = True,
+    audit_chain: bool = True,
 ) -> EngineTrading:
     """Replay ``ticks`` and ``signals`` through the execution engine with the live settings.
 
     ``fast``: the replay with its journal and paper ledger in memory (the same decisions;
     see :func:`execution.backtest.replay_session`); False replays through the live files.
+    ``audit_chain``: with ``fast``, link the order events into the audit chain at the end;
+    False leaves it out (a P&L judgement reads no chain) and :meth:`EngineTrading.summary` says so.
     """
-    replay = replay_session(settings, ticks, signals, fast=fast)
+    replay = replay_session(settings, ticks, signals, fast=fast, audit_chain=audit_chain)
     return EngineTrading(replay, replay.total_pnl, replay.trades, len(replay.orders), replay.denial_counts())
 
 
@@ -208,42 +209,3 @@ def live_driver_note(settings: Settings, symbols: Sequence[str], timeframe: str)
     return (f"judged on its own {timeframe} signals (models.timeframe); live execution drives {listed} "
             f"(execution.risk.signal_timeframe / signal_timeframes): there its signals are denied until "
             f"execution.risk.signal_timeframe names {timeframe}")  # fmt: skip
-
-
-def compare_on_engine(
-    frame: pd.DataFrame,
-    probabilities: np.ndarray,
-    rules: SignalRules,
-    settings: Settings,
-    timeframe: str,
-    baselines: Sequence[str],
-    model_id: str = "candidate",
-    model_version: int = 0,
-) -> BaselineComparison:
-    """The candidate's and each baseline's holdout P&L through the execution engine, with the vectorised cross-check.
-
-    Raises:
-        ValueError: when an account-currency P&L cannot be valued (a conversion rate is missing).
-    """
-    live_note = live_driver_note(settings, sorted(frame["symbol"].astype(str).unique()), timeframe)
-    judged = driven_by(settings, timeframe)
-    ticks = holdout_ticks(frame, timeframe)
-    candidate = run_engine(judged, ticks, holdout_signals(frame, probabilities, rules, timeframe, model_id,
-                                                          model_version))  # fmt: skip
-    results = {"candidate": candidate}
-    for name in baselines:
-        signals = position_signals(frame, baseline_positions(frame, name), timeframe, f"baseline:{name}")
-        results[name] = run_engine(judged, ticks, signals)
-    for name, result in results.items():
-        if result.pnl_account is None:
-            currency = settings.execution.account_currency
-            raise ValueError(f"the engine backtest of {name} cannot value its P&L in {currency}: a rate is missing")
-    vectorised = backtest(frame, signal_positions(probabilities, rules), BacktestSettings.from_settings(settings))
-    return BaselineComparison(
-        candidate_pnl_account=float(quantize(candidate.pnl_account or Decimal(0))),
-        candidate_trades=candidate.trades,
-        baseline_pnl_account={name: float(quantize(results[name].pnl_account or Decimal(0))) for name in baselines},
-        vectorised_pnl_account=float(quantize(vectorised.pnl_account)),
-        notes=tuple(result.summary(name) for name, result in results.items()) + ((live_note,) if live_note else ()),
-        orders={name: result.orders for name, result in results.items()},
-    )

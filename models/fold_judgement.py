@@ -118,14 +118,15 @@ def judge_window(
     instruments, currency = instruments_of(settings), settings.execution.account_currency
     mids = _last_mids(frame)
     ticks = holdout_ticks(frame, timeframe)
+    # A P&L judgement reads no audit chain: it is not linked (each run's note says so).
     runs: dict[str, EngineTrading | None] = {
         "candidate": run_engine(judged, ticks, holdout_signals(frame, probabilities, rules, timeframe, model_id,
-                                                               model_version)),
+                                                               model_version), audit_chain=False),
     }  # fmt: skip
     for baseline in baselines:
         positions = baseline_positions(frame, baseline)
         runs[baseline] = (run_engine(judged, ticks, position_signals(frame, positions, timeframe,
-                                                                     f"baseline:{baseline}"))
+                                                                     f"baseline:{baseline}"), audit_chain=False)
                           if positions.any() else None)  # fmt: skip
     figures = {key: NO_POSITION if run is None else strategy_figures(run, instruments, currency, mids)
                for key, run in runs.items()}  # fmt: skip

@@ -9,6 +9,7 @@ in the trip plus open P&L at a mark equals the trip's cash flow plus the positio
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal
 from pathlib import Path
 
@@ -175,3 +176,27 @@ def test_fill_record_when_a_price_has_many_decimals_then_its_amounts_fit_the_war
     # 0.07 x 0.012345678901234567 has 19 decimals: rounded to the column's 18
     assert opened["entry_value_after"] == Decimal("0.000864197523086420")
     assert closed["realized_pnl_quote"] == Decimal("7.000000000000007") and closed["position_after_lots"] == 0
+
+
+def test_engine_when_another_fill_is_booked_before_one_booked_ahead_then_that_one_is_booked_afresh() -> None:
+    # Arrange: two buys of EURUSD; the second's group is booked (its Fill record) before the first's is applied
+    engine = Engine(RiskLimits.from_settings(execution_settings(), market=ALWAYS_OPEN),
+                    SizingPolicy.from_settings(execution_settings()), ManualClock(WEDNESDAY_NOON_MS))  # fmt: skip
+    engine.on_tick(tick(WEDNESDAY_NOON_MS, 1.1))
+    orders = [OrderSubmitted(client_order_id=f"c{number}", signal_id=f"s{number}", symbol="EURUSD", model_id="m",
+                             model_version=1, event_at_ms=WEDNESDAY_NOON_MS, side="buy", quantity_lots=lots,
+                             order_type="market") for number, lots in enumerate((0.1, 0.2))]  # fmt: skip
+    for order in orders:
+        engine.apply(order)
+    later = engine.booked(fill_events(orders[1], BrokerFill("f1", 1.2, 0.2, WEDNESDAY_NOON_MS), 0.2, True))
+
+    # Act: the first fill lands first, then the group booked ahead
+    for event in engine.booked(fill_events(orders[0], BrokerFill("f0", 1.1, 0.1, WEDNESDAY_NOON_MS), 0.1, True)):
+        engine.apply(event)
+    for event in later:
+        engine.apply(event)
+
+    # Assert: the state holds both fills (its record, booked ahead on a flat book, says what it saw then)
+    assert engine.books["EURUSD"].lots == Decimal("0.3")
+    assert engine.bookings["f1"].position_before == Decimal("0.1")
+    assert engine.books["EURUSD"].entries == deque([(Decimal("0.1"), Decimal("1.1")), (Decimal("0.2"), Decimal("1.2"))])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from execution.journal import JOURNAL_NAME, PREALLOCATE_BYTES, Journal, JournalU
 from execution.journal_space import SPACE_CHECK_EVERY_MS
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick
 from tickwave.clock import ManualClock
-from tickwave.contracts import ControlCommand
+from tickwave.contracts import ControlCommand, Message
 
 
 def _no_space(*_args: object) -> int:
@@ -124,6 +125,32 @@ def test_service_when_the_disk_fills_and_is_freed_then_trading_returns_to_its_st
     assert halted == "HALTED"
     assert service.space.problem is None
     assert service.engine.trading_state == state_after
+
+
+def test_service_when_a_decisions_write_is_refused_then_it_halts_instead_of_raising(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: the next journal write is refused (the disk filled between two space checks)
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    service = make_service(tmp_path, clock, market_hours="always")
+    service.handle_tick(tick(clock.now_ms()))
+    append_all, refusals = service.journal.append_all, [JournalUnavailable("write refused: disk full")]
+
+    def refuse_once(messages: Sequence[Message], *, sync: bool = False) -> range:
+        if refusals:
+            raise refusals.pop()
+        return append_all(messages, sync=sync)
+
+    monkeypatch.setattr(service.journal, "append_all", refuse_once)
+
+    # Act
+    decided = service.handle_signals([signal(1, clock.now_ms())])
+
+    # Assert: not decided, nothing sent, trading halted for the disk
+    assert decided == 0
+    assert service.engine.orders == {}
+    assert service.engine.trading_state == "HALTED"
+    assert service.space.problem == "write refused: disk full"
 
 
 def test_service_when_restarted_while_halted_for_the_disk_then_it_resumes_once_space_is_back(

@@ -12,14 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.engine_backtest import (
-    compare_on_engine,
-    engine_positions,
-    holdout_signals,
-    holdout_ticks,
-    run_engine,
-)
+from models.engine_backtest import engine_positions, holdout_signals, holdout_ticks, run_engine
 from models.evaluation import BacktestSettings, backtest, baseline_positions, signal_positions
+from models.fold_figures import HOLDOUT
+from models.fold_judgement import judge_window
 from tickwave.config import Settings, load_settings
 from tickwave.modeling import SignalRules
 
@@ -69,7 +65,7 @@ def test_engine_when_full_strength_and_flips_in_one_order_then_pnl_equals_the_ve
     # Sizing as the vectorised backtest: strength 1 -> the whole max_position_lots, a flip in one order.
     config = _settings(tmp_path_factory.mktemp("engine"), max_position_lots=1.0, max_order_lots=2.0)
 
-    comparison = compare_on_engine(frame, probabilities, RULES, config, "1m", ("flat", "last_direction"))
+    comparison = judge_window(HOLDOUT, frame, probabilities, RULES, config, "1m", ("flat", "last_direction")).comparison
 
     vectorised = BacktestSettings(lots=1.0, bars_per_year=1.0, instruments=BacktestSettings().instruments)
     assert comparison.candidate_pnl_account == comparison.vectorised_pnl_account
@@ -129,12 +125,15 @@ def test_compare_when_execution_is_driven_by_another_timeframe_then_the_model_is
     probabilities = np.array([ONE_HOT[call] for call in ("up", "up", "down", "down", "up")])
     live = _settings(tmp_path, signal_timeframe="1m", signal_timeframes={"EURUSD": "1m"})
 
-    comparison = compare_on_engine(frame, probabilities, RULES, live, "1h", ("flat", "last_direction"))
+    comparison = judge_window(HOLDOUT, frame, probabilities, RULES, live, "1h", ("flat", "last_direction")).comparison
 
     assert comparison.orders is not None and comparison.orders["candidate"] > 0
     assert comparison.orders["last_direction"] > 0 and comparison.is_judgement
-    denials = [note.split("denied: ")[1] for note in comparison.notes if note.startswith("engine backtest")]
-    assert len(denials) == 3 and not [denied for denied in denials if "signal_timeframe" in denied]
+    # Replayed: the candidate and last_direction (flat never holds a position, so it is not replayed).
+    denials = [note.partition("denied: ")[2] for note in comparison.notes if "denied: " in note]
+    assert len(denials) == 2 and not [denied for denied in denials if "signal_timeframe" in denied]
+    assert "engine backtest of flat: never holds a position, no order (not replayed)" in comparison.notes
+    assert all("(audit chain not linked)" in note for note in comparison.notes if "denied: " in note)
     assert comparison.candidate_pnl_account != 0.0 and comparison.candidate_trades > 0
     assert any("judged on its own 1h signals (models.timeframe); live execution drives EURUSD by 1m "
                "(execution.risk.signal_timeframe" in note for note in comparison.notes), comparison.notes  # fmt: skip
