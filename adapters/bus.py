@@ -168,13 +168,14 @@ def resolve_bootstrap(settings: Settings, principal: str | None = None) -> Kafka
     kafka = settings.kafka
     if kafka.bootstrap:
         return KafkaConnection(kafka.bootstrap, client_security(kafka))
-    endpoint = live_endpoint(settings.state_path, "kafka")
-    if endpoint is None:
+    # Every node of the embedded cluster that runs: a client started while one is down still finds the others.
+    running = [endpoint for name in kafka.node_names if (endpoint := live_endpoint(settings.state_path, name))]
+    if not running:
         raise ServiceError(
             f"Kafka is not running for state dir {settings.state_path}: "
             f"run `tickwave up`, or set TICKWAVE_KAFKA_BOOTSTRAP to an existing cluster"
         )
-    return embedded_connection(settings, endpoint.address, principal)
+    return embedded_connection(settings, ",".join(endpoint.address for endpoint in running), principal)
 
 
 def resolve_admin(settings: Settings) -> KafkaConnection:
