@@ -47,6 +47,7 @@ def test_server_properties_when_three_nodes_then_each_votes_with_all_and_replica
         assert written[min_isr] == "2", min_isr
     assert written["unclean.leader.election.enable"] == "false"
     assert written["leader.imbalance.check.interval.seconds"] == "10"
+    assert written["broker.session.timeout.ms"] == "4000"
 
 
 def test_server_properties_when_one_node_then_one_voter_and_one_copy(tmp_path: Path) -> None:
@@ -57,6 +58,7 @@ def test_server_properties_when_one_node_then_one_voter_and_one_copy(tmp_path: P
     assert written["controller.quorum.voters"] == "1@127.0.0.1:9093"
     assert written["default.replication.factor"] == written["min.insync.replicas"] == "1"
     assert "leader.imbalance.check.interval.seconds" not in written
+    assert "broker.session.timeout.ms" not in written
 
 
 def test_cluster_ports_when_configured_then_node_n_adds_two_per_node(tmp_path: Path) -> None:
