@@ -15,7 +15,9 @@ machines (``shared/NOTES.md``):
   0.44 ms with a 100 ms wait and 0.52 ms with 5 ms, and the 5 ms wait made every idle
   consumer send 200 requests/s, CPU the 2-core machines need elsewhere.
 
-Every producer uses ``acks=all``; never ``acks=0``. The ``bulk`` and ``latency``
+Every producer uses ``acks=all``; never ``acks=0``. On a cluster (the embedded one with
+``kafka.brokers = 3``: ``min.insync.replicas`` 2) a write is acknowledged once every in-sync
+replica has it, so it survives the loss of any one broker. The ``bulk`` and ``latency``
 profiles are idempotent producers. The ``live`` profile and the dataflow's publishers
 (``streams.app``) are not, with one request in flight per connection so a retried batch
 is never overtaken (``NOT_IDEMPOTENT``): librdkafka's idempotent producer lets at most
