@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench parity chaos soak fuzz clean
+.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench parity chaos cluster-chaos soak fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ chaos: bootstrap ## kill -9 every service at random during a replay and a live m
 	$(BIN)/python -m tests.chaos.harness --kills 3 --live-s 240 --freeze-s 30
 	$(BIN)/python -m bench.soak --minutes 4 --warmup 1 --window 1 --sample-s 20 --smoke \
 	  --state-dir .tickwave-chaos/soak --results .tickwave-chaos/soak-results --figures .tickwave-chaos/soak-results
+
+cluster-chaos: bootstrap ## three Kafka brokers: tick-to-signal on 1 vs 3, then kill -9 the ticks leader during a replay and a live market; nothing lost (minutes)
+	$(BIN)/python -m tests.chaos.cluster
 
 # SOAK_ARGS="--minutes 20 --warmup 5" for a shorter run; `python -m bench.soak --help` lists the options.
 SOAK_ARGS ?=

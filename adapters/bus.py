@@ -15,7 +15,9 @@ machines (``shared/NOTES.md``):
   0.44 ms with a 100 ms wait and 0.52 ms with 5 ms, and the 5 ms wait made every idle
   consumer send 200 requests/s, CPU the 2-core machines need elsewhere.
 
-Every producer uses ``acks=all``; never ``acks=0``. The ``bulk`` and ``latency``
+Every producer uses ``acks=all``; never ``acks=0``. On a cluster (the embedded one with
+``kafka.brokers = 3``: ``min.insync.replicas`` 2) a write is acknowledged once every in-sync
+replica has it, so it survives the loss of any one broker. The ``bulk`` and ``latency``
 profiles are idempotent producers. The ``live`` profile and the dataflow's publishers
 (``streams.app``) are not, with one request in flight per connection so a retried batch
 is never overtaken (``NOT_IDEMPOTENT``): librdkafka's idempotent producer lets at most
@@ -168,13 +170,14 @@ def resolve_bootstrap(settings: Settings, principal: str | None = None) -> Kafka
     kafka = settings.kafka
     if kafka.bootstrap:
         return KafkaConnection(kafka.bootstrap, client_security(kafka))
-    endpoint = live_endpoint(settings.state_path, "kafka")
-    if endpoint is None:
+    # Every node of the embedded cluster that runs: a client started while one is down still finds the others.
+    running = [endpoint for name in kafka.node_names if (endpoint := live_endpoint(settings.state_path, name))]
+    if not running:
         raise ServiceError(
             f"Kafka is not running for state dir {settings.state_path}: "
             f"run `tickwave up`, or set TICKWAVE_KAFKA_BOOTSTRAP to an existing cluster"
         )
-    return embedded_connection(settings, endpoint.address, principal)
+    return embedded_connection(settings, ",".join(endpoint.address for endpoint in running), principal)
 
 
 def resolve_admin(settings: Settings) -> KafkaConnection:

@@ -38,19 +38,33 @@ def bring_up(settings: Settings) -> dict[str, str]:
     """
     supervisor = Supervisor(settings)
     addresses: dict[str, str] = {}
-    for service in embedded_services(settings):
-        gave_up_path(settings.state_path, service.name).unlink(missing_ok=True)  # `up` is the operator's restart
-        with console.status(f"starting {service.name}..."):
+    for group in start_groups(embedded_services(settings)):
+        names = ", ".join(service.name for service in group)
+        for service in group:
+            gave_up_path(settings.state_path, service.name).unlink(missing_ok=True)  # `up` is the operator's restart
+        with console.status(f"starting {names}..."):
             started = time.monotonic()
-            result = supervisor.start(service)
-            note = service.after_start()
-        address = result.address if isinstance(result, Endpoint) else result
-        addresses[service.name] = address
-        kind = "external" if isinstance(result, str) else f"pid {result.pid}"
-        console.print(f"[green]✓[/] {service.name:<10} {address:<24} ({kind}, {time.monotonic() - started:.1f} s)")
-        if note:
-            console.print(f"  {note}")
+            results = supervisor.start_together(group)
+            notes = [service.after_start() for service in group]
+        for service, result, note in zip(group, results, notes, strict=True):
+            address = result.address if isinstance(result, Endpoint) else result
+            addresses[service.name] = address
+            kind = "external" if isinstance(result, str) else f"pid {result.pid}"
+            console.print(f"[green]✓[/] {service.name:<10} {address:<24} ({kind}, {time.monotonic() - started:.1f} s)")
+            if note:
+                console.print(f"  {note}")
     return addresses
+
+
+def start_groups(services: list[ManagedService]) -> list[list[ManagedService]]:
+    """Split ``services`` (in start order) into what starts together: a quorum's members, else one service each."""
+    groups: list[list[ManagedService]] = []
+    for service in services:
+        if groups and service.quorum is not None and groups[-1][-1].quorum == service.quorum:
+            groups[-1].append(service)
+        else:
+            groups.append([service])
+    return groups
 
 
 def bring_down(settings: Settings) -> list[str]:
@@ -61,10 +75,9 @@ def bring_down(settings: Settings) -> list[str]:
     """
     supervisor = Supervisor(settings)
     stopped = []
-    for service in reversed(embedded_services(settings)):
-        with console.status(f"stopping {service.name}..."):
-            if supervisor.stop(service):
-                stopped.append(service.name)
+    for group in reversed(start_groups(embedded_services(settings))):
+        with console.status(f"stopping {', '.join(service.name for service in group)}..."):
+            stopped += supervisor.stop_together(group)
     return stopped
 
 

@@ -11,7 +11,12 @@ from tickwave.config import Settings
 
 def embedded_services(settings: Settings) -> list[ManagedService]:
     """Return every embedded service in start order (stop in reverse)."""
-    return [KafkaService(settings), WarehouseService(settings), *own_processes(settings)]
+    return [*kafka_nodes(settings), WarehouseService(settings), *own_processes(settings)]
+
+
+def kafka_nodes(settings: Settings) -> list[KafkaService]:
+    """Return the embedded Kafka's nodes: ``kafka``, or ``kafka``, ``kafka-2`` and ``kafka-3`` for a cluster."""
+    return [KafkaService(settings, node) for node in range(1, settings.kafka.brokers + 1)]
 
 
 def service_by_name(settings: Settings, name: str) -> ManagedService:

@@ -19,6 +19,7 @@ mistaken for a running service.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -77,6 +78,7 @@ class ManagedService(ABC):
 
     name: str = ""
     stop_timeout_s: float = 30.0
+    quorum: str | None = None  # services of one quorum start together: none is ready before a majority runs
 
     def __init__(self, settings: Settings) -> None:
         """Keep the settings the service is configured with."""
@@ -112,6 +114,17 @@ class ManagedService(ABC):
     @abstractmethod
     def probe(self, address: str) -> bool:
         """Return True once the service really answers at ``address``."""
+
+
+@dataclass(frozen=True)
+class _Spawned:
+    """A service's process started and not yet ready."""
+
+    service: ManagedService
+    process: subprocess.Popen[bytes]
+    launch: Launch
+    started_after_boot_s: float
+    log_path: Path
 
 
 def ensure_port_free(port: int, what: str, setting: str) -> None:
@@ -207,6 +220,38 @@ class Supervisor:
         Raises:
             ServiceError: with the log tail and a fix when it cannot start.
         """
+        return self.start_together([service])[0]
+
+    def start_together(self, services: Sequence[ManagedService]) -> list[Endpoint | str]:
+        """Start each of ``services`` that does not run yet, all before waiting for any to be ready.
+
+        The nodes of a quorum (Kafka's controllers) become ready only once a majority of them
+        runs: started one after the other, the first would wait for the others forever.
+
+        Returns:
+            Each service's endpoint record, or its external address when it is external.
+
+        Raises:
+            ServiceError: with the log tail and a fix when one cannot start (those started by
+                this call are stopped again).
+        """
+        results: list[Endpoint | str | _Spawned] = []
+        try:
+            for service in services:  # one by one: a refused start still stops those spawned before it
+                results.append(self._spawn(service))
+            for index, spawned in enumerate(results):
+                if isinstance(spawned, _Spawned):
+                    results[index] = self._finish(spawned)
+        except BaseException:
+            for spawned in results:
+                if isinstance(spawned, _Spawned):
+                    _terminate_group(spawned.process.pid, spawned.service.stop_timeout_s)
+                    reap(spawned.process.pid)
+                    self._forget(spawned.service.name)
+            raise
+        return [result for result in results if not isinstance(result, _Spawned)]
+
+    def _spawn(self, service: ManagedService) -> Endpoint | str | _Spawned:
         if service.external_address:
             return service.external_address
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -242,17 +287,15 @@ class Supervisor:
             )
         started_after_boot_s = process_start(process.pid)
         self._pid_path(service.name).write_text(f"{process.pid} {started_after_boot_s}\n")
-        try:
-            self._wait_ready(service, process, launch.address, log_path)
-        except BaseException:
-            _terminate_group(process.pid, service.stop_timeout_s)
-            reap(process.pid)
-            self._forget(service.name)
-            raise
+        return _Spawned(service, process, launch, started_after_boot_s, log_path)
+
+    def _finish(self, spawned: _Spawned) -> Endpoint:
+        service, process, launch = spawned.service, spawned.process, spawned.launch
+        self._wait_ready(service, process, launch.address, spawned.log_path)
         endpoint = Endpoint(
             name=service.name,
             pid=process.pid,
-            started_after_boot_s=started_after_boot_s,
+            started_after_boot_s=spawned.started_after_boot_s,
             address=launch.address,
             ports=dict(launch.ports),
             started_at=datetime.now(UTC).isoformat(),
@@ -293,19 +336,51 @@ class Supervisor:
         Returns:
             True if a process was stopped, False if it was not running.
         """
-        if not is_restart:
-            self._wanted_path(service.name).unlink(missing_ok=True)  # first: no watcher restarts it meanwhile
-        endpoint = self.endpoint(service.name)
-        pid = endpoint.pid if endpoint else self._starting_pid(service.name)
-        if pid is None:
-            self._forget(service.name)
-            return False
-        timeout_s = service.stop_timeout_s if timeout_s is None else timeout_s
-        graceful = _terminate_group(pid, timeout_s)
-        if not graceful:
-            logger.warning("service=%s did not stop within %.0f s; killed", service.name, timeout_s)
-        self._forget(service.name)
-        return True
+        return bool(self.stop_together([service], timeout_s, is_restart=is_restart))
+
+    def stop_together(
+        self, services: Sequence[ManagedService], timeout_s: float | None = None, *, is_restart: bool = False
+    ) -> list[str]:
+        """Stop ``services`` as :meth:`stop` does, all signalled before waiting for any.
+
+        The nodes of a quorum stop together: stopped one after the other, the last ones would
+        wait for a quorum that is gone until they are killed.
+
+        Returns:
+            The names of the services whose process was stopped.
+        """
+        running: list[tuple[ManagedService, int, float]] = []
+        for service in services:
+            if not is_restart:
+                self._wanted_path(service.name).unlink(missing_ok=True)  # first: no watcher restarts it meanwhile
+            endpoint = self.endpoint(service.name)
+            pid = endpoint.pid if endpoint else self._starting_pid(service.name)
+            if pid is None:
+                self._forget(service.name)
+                continue
+            _signal_group(pid, signal.SIGTERM)
+            running.append(
+                (service, pid, time.monotonic() + (service.stop_timeout_s if timeout_s is None else timeout_s))
+            )
+        waiting = list(running)
+        while waiting:
+            for entry in list(waiting):
+                service, pid, deadline = entry
+                reap(pid)
+                if _group_alive(pid):
+                    # The last node of a quorum cannot have its orderly shutdown approved once a majority is gone.
+                    members = [other for other, _pid, _deadline in running if other.quorum == service.quorum]
+                    alive = [other for other, _pid, _deadline in waiting if other.quorum == service.quorum]
+                    is_quorum_lost = service.quorum is not None and len(alive) <= len(members) // 2
+                    if time.monotonic() < deadline and not is_quorum_lost:
+                        continue
+                    _await_group(pid, time.monotonic())  # SIGKILL
+                    why = "lost its quorum while stopping" if is_quorum_lost else "did not stop in time"
+                    logger.warning("service=%s %s; killed", service.name, why)
+                self._forget(service.name)
+                waiting.remove(entry)
+            time.sleep(0.1)
+        return [service.name for service, _pid, _deadline in running]
 
     def status(self, service: ManagedService) -> ServiceStatus:
         """Report whether ``service`` is up, down or external."""
@@ -324,11 +399,17 @@ def _terminate_group(pid: int, timeout_s: float) -> bool:
     Returns:
         True if the group ended within the timeout.
     """
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + timeout_s
+    _signal_group(pid, signal.SIGTERM)
+    return _await_group(pid, time.monotonic() + timeout_s)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signum)
+
+
+def _await_group(pid: int, deadline: float) -> bool:
+    """Wait until the process group led by ``pid`` ended; SIGKILL it at ``deadline``; return True if it ended first."""
     while time.monotonic() < deadline:
         reap(pid)
         if not _group_alive(pid):

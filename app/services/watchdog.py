@@ -7,7 +7,8 @@ that should run (``run/<name>.wanted``: started, not stopped by ``down``) and wh
 is gone (``kill -9``, a crash, a dead worker that took it down) is restarted whatever the
 moment it died (before this watcher first saw it, or after ``tickwave status`` or a client
 removed its stale record) through the same :class:`~app.services.supervisor.Supervisor` ``up`` uses
-(readiness wait and after-start step included: topics, migrations), after an exponential
+(readiness wait and after-start step included: topics, migrations; the crashed members of a
+quorum, Kafka's nodes, together), after an exponential
 backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``). A service whose process
 runs but stopped writing its health report for ``stall_restart_s`` (hung), or reported
 problems for ``degraded_restart_s`` (off by default), is stopped (SIGTERM, SIGKILL after
@@ -237,19 +238,30 @@ class Watchdog:
         )
 
     def _restart(self, watched: _Watched, now: float) -> None:
-        name = watched.service.name
-        watched.restart_at = None
-        watched.policy.restarted(now)
-        watched.total_restarts += 1
+        # The crashed members of its quorum come back with it: alone, none would be ready before a majority runs.
+        quorum = watched.service.quorum
+        group = [watched] + [
+            other for other in self.watched.values()
+            if other is not watched and quorum is not None and other.service.quorum == quorum
+            and other.restart_at is not None and other.gave_up is None
+        ]  # fmt: skip
+        for member in group:
+            member.restart_at = None
+            member.policy.restarted(now)
+            member.total_restarts += 1
         try:
-            endpoint = self.supervisor.start(watched.service)
-            watched.service.after_start()
+            endpoints = self.supervisor.start_together([member.service for member in group])
+            for member in group:
+                member.service.after_start()
         except TickwaveError as exc:  # it did not come up: counts as another crash
-            self.events.add(name, "restart_failed", watched.pid, watched.total_restarts, str(exc)[:2000])
-            self._crashed(watched, time.monotonic())
+            for member in group:
+                self.events.add(member.service.name, "restart_failed", member.pid, member.total_restarts,
+                                str(exc)[:2000])  # fmt: skip
+                self._crashed(member, time.monotonic())
             return
-        watched.pid = endpoint.pid if not isinstance(endpoint, str) else None
-        self.events.add(name, "restarted", watched.pid, watched.total_restarts, "")
+        for member, endpoint in zip(group, endpoints, strict=True):
+            member.pid = endpoint.pid if not isinstance(endpoint, str) else None
+            self.events.add(member.service.name, "restarted", member.pid, member.total_restarts, "")
 
     def sample_resources(self, now: float) -> None:
         """Every ``SAMPLE_INTERVAL_S``, record each data volume's free space and each service's memory.

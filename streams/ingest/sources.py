@@ -207,10 +207,10 @@ def run_source(
                       flush_timeout_s=ingest.flush_timeout_s, on_batch=on_batch)  # fmt: skip
 
 
-def replay_sample(settings: Settings) -> IngestReport:
-    """Replay the shipped sample (SIMULATED ticks, ``streams/samples``) at full speed; used by the demo."""
+def replay_sample(settings: Settings, speed: str = "max") -> IngestReport:
+    """Replay the shipped sample (SIMULATED ticks, ``streams/samples``), at full speed unless ``speed`` says."""
     from streams.ingest.sample import SAMPLE_DIR
 
     stop = threading.Event()
-    source = build_source(settings, SourceKind.REPLAY, stop, files=[SAMPLE_DIR], timezone="UTC")
+    source = build_source(settings, SourceKind.REPLAY, stop, files=[SAMPLE_DIR], timezone="UTC", speed=speed)
     return run_source(settings, source, stop)

@@ -66,10 +66,14 @@ class ChaosResult:
     failure: BaseException | None = None  # what stopped the shaking thread
 
 
-def chaos_settings(state_dir: Path, *, is_orchestrated: bool = False) -> Settings:
+def chaos_settings(
+    state_dir: Path, *, is_orchestrated: bool = False, brokers: int = 1, broker_heap_mb: int | None = None
+) -> Settings:
     """A state dir and ports of its own, a fast but patient supervisor, and the demo's execution settings.
 
     ``is_orchestrated``: run Dagster too (its schedules and sensors), as ``make soak`` does.
+    ``brokers``: the embedded Kafka's nodes; a cluster's free ports are picked once and kept
+    (a single node keeps fixed ones, so that its clients find it again after a restart).
 
     The demo's: the paper broker at any hour, driven by the 1 s signals of the model trained
     on the sample's 1 s bars. With the default (1 min signals), every signal would be denied as
@@ -79,7 +83,9 @@ def chaos_settings(state_dir: Path, *, is_orchestrated: bool = False) -> Setting
 
     return demo_settings(load_settings(
         state_dir=state_dir,
-        kafka={"port": free_port(), "controller_port": free_port()},
+        kafka={"brokers": brokers, "port": free_port() if brokers == 1 else 0,
+               "controller_port": free_port() if brokers == 1 else 0,
+               **({"heap_mb": broker_heap_mb} if broker_heap_mb else {})},
         clickhouse={"port": free_port()},
         # Dagster took over 210 s to answer on a 2-core VM at load 19: patient, as the supervisor is.
         orchestration={"enabled": is_orchestrated, "start_timeout_s": 600.0},
@@ -372,14 +378,18 @@ def live_market(
     return sent
 
 
-def serve_a_model(settings: Settings, settle_s: float) -> list[str]:
-    """Replay the sample, wait until it is stored, train and promote the demo's model on it; return its symbols."""
+def serve_a_model(settings: Settings, settle_s: float, replay_speed: str = "max") -> list[str]:
+    """Replay the sample, wait until it is stored, train and promote the demo's model on it; return its symbols.
+
+    ``replay_speed``: a factor of real time (the sample is 10 minutes long), or ``max``.
+    """
     from app.demo import train_on_sample
     from streams.ingest.sample import sample_paths
     from streams.ingest.sources import replay_sample
 
-    replayed = replay_sample(settings)
-    console.print(f"replayed {replayed.ticks:,} sample ticks")
+    started = time.monotonic()
+    replayed = replay_sample(settings, replay_speed)
+    console.print(f"replayed {replayed.ticks:,} sample ticks in {time.monotonic() - started:.1f} s")
     symbols = sorted({path.name.split("_")[0] for path in sample_paths()})
     sample_start_ms = 1_709_539_200_000
     wait_quiet(settings, settle_s)

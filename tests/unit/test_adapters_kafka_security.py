@@ -19,7 +19,7 @@ from adapters.bus import (
     raise_if_denied,
 )
 from adapters.bus_credentials import EmbeddedCredentials
-from app.services.kafka import server_properties
+from app.services.kafka import NodePorts, server_properties
 from app.services.kafka.security import scram_arguments, secured_properties
 from app.services.processes import own_processes
 from tickwave.config import load_settings
@@ -156,7 +156,7 @@ def test_secured_properties_when_written_then_authorizer_closed_and_super_user_a
     credentials = EmbeddedCredentials(tmp_path)
 
     # Act
-    text = server_properties(tmp_path, 1, 2, secured_properties(credentials, 1, 2))
+    text = server_properties(tmp_path, 1, [NodePorts(1, 2)], secured_properties(credentials, 1, 2))
 
     # Assert
     assert "allow.everyone.if.no.acl.found=false" in text

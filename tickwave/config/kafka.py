@@ -15,17 +15,32 @@ PASSWORD_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
 
 
 class KafkaSettings(Section):
-    """The event bus: an external cluster, or the embedded single-node Kafka."""
+    """The event bus: an external cluster, or the embedded Kafka (one KRaft node, or a cluster of three)."""
 
     bootstrap: str | None = Field(
         default=None,
         description="bootstrap servers of an external Kafka/Redpanda; when set, nothing is started",
     )
-    port: int = Field(default=19092, ge=0, le=65535, description="embedded broker port (0 = pick a free one)")
-    controller_port: int = Field(
-        default=19093, ge=0, le=65535, description="embedded KRaft controller port (0 = pick a free one)"
+    brokers: int = Field(
+        default=1,
+        ge=1,
+        description="embedded KRaft nodes, each a broker and a controller: 1, or 3 (a cluster: services `kafka`, "
+        "`kafka-2`, `kafka-3`; every topic replicated 3 times with `min.insync.replicas` 2)",
     )
-    heap_mb: int = Field(default=512, ge=128, description="embedded broker JVM heap (MB)")
+    port: int = Field(
+        default=19092,
+        ge=0,
+        le=65535,
+        description="embedded broker port (0 = pick a free one); node n of a cluster listens on port + 2(n - 1)",
+    )
+    controller_port: int = Field(
+        default=19093,
+        ge=0,
+        le=65535,
+        description="embedded KRaft controller port (0 = pick a free one); node n of a cluster on controller_port "
+        "+ 2(n - 1)",
+    )
+    heap_mb: int = Field(default=512, ge=128, description="embedded broker JVM heap (MB), for each node")
     version: str = Field(default="4.1.1", description="Apache Kafka version fetched from Maven Central")
     jars_dir: Path | None = Field(
         default=None, description="where Kafka's jars are cached (default: ~/.cache/tickwave/kafka-<version>)"
@@ -76,6 +91,11 @@ class KafkaSettings(Section):
         return bool(self.bootstrap)
 
     @property
+    def node_names(self) -> tuple[str, ...]:
+        """The supervisor's names of the embedded nodes: ``kafka``, then ``kafka-2``, ``kafka-3`` in a cluster."""
+        return tuple("kafka" if node == 1 else f"kafka-{node}" for node in range(1, self.brokers + 1))
+
+    @property
     def is_sasl(self) -> bool:
         """Return True when clients authenticate with SASL."""
         return self.security_protocol.startswith("SASL_")
@@ -92,9 +112,21 @@ class KafkaSettings(Section):
             problems.append(f"the embedded broker runs PLAINTEXT or SASL_SSL, not {self.security_protocol}")
         if not self.is_external and self.is_sasl and not self.sasl_mechanism.startswith("SCRAM-"):
             problems.append(f"the embedded broker authenticates with SCRAM, not {self.sasl_mechanism}")
+        if self.brokers not in (1, 3):
+            problems.append(f"brokers is 1 or 3 (a quorum of three), not {self.brokers}")
+        elif not self.is_external and self.brokers > 1:
+            problems += self._cluster_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _cluster_problems(self) -> list[str]:
+        problems = [] if self.security_protocol == "PLAINTEXT" else ["the embedded cluster of 3 runs PLAINTEXT only"]
+        fixed = [port + 2 * step for port in (self.port, self.controller_port) if port for step in range(self.brokers)]
+        if len(set(fixed)) < len(fixed):
+            problems.append(f"the cluster's nodes would share ports ({', '.join(map(str, sorted(fixed)))}): node n "
+                            f"uses port + 2(n - 1) and controller_port + 2(n - 1)")  # fmt: skip
+        return problems
 
     def _sasl_problems(self) -> list[str]:
         if not self.is_sasl:

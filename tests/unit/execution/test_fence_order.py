@@ -7,12 +7,14 @@ of effects and what a fenced process does.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from execution.brokers.base import BrokerEvent
-from execution.fence import Consumed, Fenced
+from execution.fence import HUNG_EXIT_CODE, Consumed, Fenced
 from execution.service import ExecutionService
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
 from tickwave.clock import ManualClock
@@ -98,3 +100,17 @@ def test_service_when_idle_and_fenced_then_keep_fence_raises(tmp_path: Path) -> 
         service.keep_fence()
 
     assert calls == ["confirm"]
+
+
+@pytest.mark.parametrize(("block_s", "expected_code"), [(5.0, HUNG_EXIT_CODE), (0.0, 0)])
+def test_exit_if_hung_when_the_block_does_not_return_in_time_then_the_process_exits(
+    block_s: float, expected_code: int
+) -> None:
+    # A call stuck in C code cannot be interrupted: the process ends, and its supervisor restarts it.
+    code = "\n".join(("import time", "from execution.fence import exit_if_hung",
+                       "with exit_if_hung(0.5, 'a call'):", f"    time.sleep({block_s})"))  # fmt: skip
+
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+
+    assert finished.returncode == expected_code, finished.stderr  # 1: left before its 5 s sleep ended
+    assert ("a call has not returned within" in finished.stderr) == bool(expected_code)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.endpoints import Endpoint, process_matches, process_start
-from app.services.supervisor import Supervisor
+from adapters.endpoints import LOOPBACK, Endpoint, free_port, process_matches, process_start
+from app.services.supervisor import Launch, Supervisor
 from app.services.watchdog import Watchdog, gave_up_path, read_gave_up
 from tests.unit.tickwave.test_supervisor import HttpServerService
 from tickwave.config import Settings, load_settings
@@ -140,3 +140,50 @@ def test_watchdog_when_a_start_is_in_progress_then_left_alone(settings: Settings
     watchdog.step(100.0)
 
     assert watchdog.events.pending == []
+
+
+class QuorumMember(HttpServerService):
+    """A member of a quorum of three stand-ins: ready only while a majority of them answer (as Kafka's nodes)."""
+
+    quorum = "trio"
+
+    def __init__(self, settings: Settings, number: int, ports: list[int]) -> None:
+        super().__init__(settings)
+        self.name, self.number, self.ports = f"member-{number}", number, ports
+
+    @property
+    def start_timeout_s(self) -> float:
+        return 3.0
+
+    def launch(self, data_dir: Path) -> Launch:
+        launch = super().launch(data_dir)
+        port = self.ports[self.number]
+        command = [*launch.command[:-1], launch.command[-1].replace(str(launch.ports["http"]), str(port))]
+        return Launch(command=command, address=f"http://{LOOPBACK}:{port}", ports={"http": port})
+
+    def probe(self, address: str) -> bool:
+        answering = [super(QuorumMember, self).probe(f"http://{LOOPBACK}:{port}") for port in self.ports]
+        return super().probe(address) and sum(answering) >= 2
+
+
+def test_watchdog_when_every_member_of_a_quorum_killed_then_restarts_them_together(settings: Settings) -> None:
+    # Arrange: three members up, then all killed
+    ports = [free_port() for _ in range(3)]
+    members = [QuorumMember(settings, number, ports) for number in range(3)]
+    supervisor, watchdog = Supervisor(settings), Watchdog(settings, list(members))
+    try:
+        for endpoint in supervisor.start_together(members):
+            kill(endpoint)
+
+        # Act
+        watchdog.step(0.0)
+        watchdog.step(2.0)
+
+        # Assert: one at a time, the first would never have been ready
+        assert all(supervisor.endpoint(member.name) is not None for member in members)
+        events = [(row["service"], row["event"]) for row in watchdog.events.pending]
+        assert [event for event in events if event[1] != "crashed"] == [
+            (member.name, "restarted") for member in members
+        ]
+    finally:
+        supervisor.stop_together(members)

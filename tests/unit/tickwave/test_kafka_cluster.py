@@ -1,0 +1,95 @@
+"""The embedded Kafka cluster's configuration: its nodes, their ports and each node's server.properties."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.cli.services import start_groups
+from app.services.kafka import NodePorts, cluster_ports, server_properties
+from app.services.registry import embedded_services, kafka_nodes
+from tickwave.config import load_settings
+from tickwave.errors import ConfigurationError
+
+NODES = [NodePorts(9092, 9093), NodePorts(9094, 9095), NodePorts(9096, 9097)]
+
+
+def properties(text: str) -> dict[str, str]:
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+@pytest.mark.parametrize("node", [1, 2, 3])
+def test_server_properties_when_three_nodes_then_each_votes_with_all_and_replicates_three_times(
+    tmp_path: Path, node: int
+) -> None:
+    # Act
+    written = properties(server_properties(tmp_path / f"n{node}", node, NODES))
+
+    # Assert
+    assert written["node.id"] == str(node)
+    assert written["process.roles"] == "broker,controller"
+    assert written["controller.quorum.voters"] == "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
+    ports = NODES[node - 1]
+    assert written["listeners"] == f"PLAINTEXT://127.0.0.1:{ports.broker},CONTROLLER://127.0.0.1:{ports.controller}"
+    assert written["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{ports.broker}"
+    assert written["log.dirs"] == str(tmp_path / f"n{node}" / "logs")
+    factors = (
+        "default.replication.factor",
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "share.coordinator.state.topic.replication.factor",
+    )
+    for factor in factors:
+        assert written[factor] == "3", factor
+    for min_isr in ("min.insync.replicas", "transaction.state.log.min.isr", "share.coordinator.state.topic.min.isr"):
+        assert written[min_isr] == "2", min_isr
+    assert written["unclean.leader.election.enable"] == "false"
+    assert written["leader.imbalance.check.interval.seconds"] == "10"
+    assert written["broker.session.timeout.ms"] == "4000"
+
+
+def test_server_properties_when_one_node_then_one_voter_and_one_copy(tmp_path: Path) -> None:
+    # Act
+    written = properties(server_properties(tmp_path, 1, NODES[:1]))
+
+    # Assert
+    assert written["controller.quorum.voters"] == "1@127.0.0.1:9093"
+    assert written["default.replication.factor"] == written["min.insync.replicas"] == "1"
+    assert "leader.imbalance.check.interval.seconds" not in written
+    assert "broker.session.timeout.ms" not in written
+
+
+def test_cluster_ports_when_configured_then_node_n_adds_two_per_node(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path, kafka={"brokers": 3, "port": 29092, "controller_port": 29093})
+
+    assert cluster_ports(settings) == [NodePorts(29092, 29093), NodePorts(29094, 29095), NodePorts(29096, 29097)]
+
+
+def test_cluster_ports_when_free_ports_then_picked_once_and_kept_for_every_node(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path, kafka={"brokers": 3, "port": 0, "controller_port": 0})
+
+    first = cluster_ports(settings)
+
+    assert cluster_ports(settings) == first  # a node restarted later finds the quorum where it was
+    assert len({port for ports in first for port in (ports.broker, ports.controller)}) == 6
+
+
+def test_kafka_settings_when_cluster_ports_overlap_or_secured_then_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="share ports"):
+        load_settings(state_dir=tmp_path, kafka={"brokers": 3, "port": 19092, "controller_port": 19094})
+    with pytest.raises(ConfigurationError, match="PLAINTEXT only"):
+        load_settings(state_dir=tmp_path, kafka={"brokers": 3, "security_protocol": "SASL_SSL"})
+    with pytest.raises(ConfigurationError):
+        load_settings(state_dir=tmp_path, kafka={"brokers": 2})
+
+
+def test_embedded_services_when_three_brokers_then_three_nodes_start_together_first(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path, kafka={"brokers": 3})
+
+    groups = start_groups(embedded_services(settings))
+
+    assert [service.name for service in groups[0]] == ["kafka", "kafka-2", "kafka-3"]
+    assert [service.name for service in kafka_nodes(settings)] == list(settings.kafka.node_names)
+    assert all(len(group) == 1 for group in groups[1:])
