@@ -91,8 +91,9 @@ chaos: bootstrap ## kill -9 every service at random during a replay and a live m
 	$(BIN)/python -m bench.soak --minutes 4 --warmup 1 --window 1 --sample-s 20 --smoke \
 	  --state-dir .tickwave-chaos/soak --results .tickwave-chaos/soak-results --figures .tickwave-chaos/soak-results
 
-cluster-chaos: bootstrap ## three Kafka brokers: tick-to-signal on 1 vs 3, then kill -9 the ticks leader during a replay and a live market; nothing lost (minutes)
+cluster-chaos: bootstrap ## three Kafka brokers: tick-to-signal on 1 vs 3, kill -9 the ticks leader during a replay and a live market; kill -9 one of two dataflow processes; nothing lost (minutes)
 	$(BIN)/python -m tests.chaos.cluster
+	$(BIN)/pytest tests/integration/streams/test_processes.py -k one_of_two_processes_is_killed
 
 # SOAK_ARGS="--minutes 20 --warmup 5" for a shorter run; `python -m bench.soak --help` lists the options.
 SOAK_ARGS ?=
