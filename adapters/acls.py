@@ -70,6 +70,15 @@ def consumer_group_prefixes(settings: Settings) -> dict[str, tuple[str, ...]]:
     }
 
 
+def tail_group(settings: Settings) -> str:
+    """Return the consumer group a diagnostic read (``tickwave topics tail``) names: one its principal may use.
+
+    The read joins no group and commits nothing, but the cluster still checks the group it names.
+    """
+    allowed = consumer_group_prefixes(settings).get(settings.kafka.username or "", ("tickwave-cli-",))
+    return f"{allowed[0]}tail"
+
+
 def grants(settings: Settings) -> list[Grant]:
     """Return every grant the registry implies, sorted (one table: the registry's writers and readers)."""
     prefix = settings.kafka.topic_prefix

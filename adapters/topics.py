@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -24,6 +25,7 @@ from confluent_kafka.admin import (
     TopicMetadata,
 )
 
+from adapters.bus import Bootstrap, make_consumer, raise_if_denied
 from adapters.retention import TopicRetention, topic_retention
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
@@ -154,3 +156,66 @@ def _wait_for_topics(admin: AdminClient, names: list[str], timeout_s: float) -> 
         if time.monotonic() > deadline:
             raise ServiceError(f"topics {', '.join(missing)} did not appear within {timeout_s:.0f} s")
         time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One message as it sits on a partition (what ``tickwave topics tail`` prints)."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+def last_records(bootstrap: Bootstrap, topic: str, count: int, group_id: str, timeout_s: float = 15.0) -> list[Record]:
+    """Return the last ``count`` messages of every partition of ``topic``, oldest first per partition.
+
+    Reads by assignment (it joins no consumer group and commits nothing; the cluster still
+    checks ``group_id``), with the connection's security, as ``kcat -C -o -<count> -e`` does.
+
+    Raises:
+        ConfigurationError: when the cluster refuses the principal the topic (naming both).
+        ServiceError: when the topic does not exist or the messages do not arrive in ``timeout_s``.
+    """
+    consumer = make_consumer(bootstrap, group_id, "latency", **{"enable.partition.eof": True})
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        raise_if_denied(metadata.error if metadata else None, bootstrap, topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            raise ServiceError(f"topic {topic!r} does not exist on the cluster ({metadata.error if metadata else ''})")
+        starts: list[TopicPartition] = []
+        ends: dict[int, int] = {}
+        for partition in sorted(metadata.partitions):
+            try:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+            except KafkaException as exc:
+                raise_if_denied(exc.args[0], bootstrap, topic)
+                raise
+            if high > low:
+                starts.append(TopicPartition(topic, partition, max(low, high - count)))
+                ends[partition] = high
+        records: list[Record] = []
+        consumer.assign(starts)
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                ends.pop(message.partition(), None)
+                continue
+            raise_if_denied(error, bootstrap, topic)
+            if error is not None:
+                raise ServiceError(f"reading {topic!r} failed: {error}")
+            partition, offset = message.partition(), message.offset()
+            records.append(Record(partition, offset, message.timestamp()[1], message.key(), message.value()))
+            if offset + 1 >= ends.get(partition, 0):
+                ends.pop(partition, None)
+        if ends:
+            raise ServiceError(f"reading {topic!r}: partitions {sorted(ends)} did not answer in {timeout_s:g} s")
+        return records
+    finally:
+        consumer.close()

@@ -1,17 +1,20 @@
-"""``tickwave topics create | list``: the topic registry on any Kafka."""
+"""``tickwave topics create | list | acls | tail``: the topic registry on any Kafka, and what a topic holds."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 import typer
 from rich.table import Table
 
-from adapters.acls import apply_acls, grants
-from adapters.bus import make_admin, resolve_admin
+from adapters.acls import apply_acls, grants, tail_group
+from adapters.bus import make_admin, resolve_admin, resolve_bootstrap
 from adapters.retention import topic_retention
-from adapters.topics import create_topics
+from adapters.topics import Record, create_topics, last_records
 from app.cli.common import console, exit_on_tickwave_error, settings_or_exit
+from tickwave.contracts import decode_any
+from tickwave.errors import ContractError
 from tickwave.topics import topic_specs
 
 app = typer.Typer(help="Create and list Tickwave's Kafka topics and their ACLs.", no_args_is_help=True)
@@ -63,3 +66,34 @@ def acls(
         with exit_on_tickwave_error():
             count = apply_acls(make_admin(resolve_admin(settings)), settings)
         console.print(f"applied {count} ACLs")
+
+
+@app.command("tail")
+def tail(
+    topic: Annotated[str, typer.Argument(help="a registered topic's name (the prefix is added), e.g. ticks, signals")],
+    count: Annotated[int, typer.Option("-n", "--count", min=1, help="messages per partition, the newest")] = 5,
+) -> None:
+    """Print a topic's newest messages as JSON lines, decoded by their contract (kcat -C -o -N -e).
+
+    Reads as this process's principal with its security settings, joins no consumer group and
+    commits nothing; a message that is not a contract is printed as its raw text.
+    """
+    settings = settings_or_exit()
+    name = f"{settings.kafka.topic_prefix}{topic}"
+    with exit_on_tickwave_error():
+        records = last_records(resolve_bootstrap(settings), name, count, tail_group(settings))
+    for record in records:
+        typer.echo(_record_line(record))  # one JSON document a line, for jq
+
+
+def _record_line(record: Record) -> str:
+    value: object = None
+    if record.value is not None:
+        try:
+            value = msgspec.to_builtins(decode_any(record.value))
+        except ContractError:
+            value = record.value.decode(errors="replace")
+    key = None if record.key is None else record.key.decode(errors="replace")
+    line = {"partition": record.partition, "offset": record.offset, "timestamp_ms": record.timestamp_ms, "key": key,
+            "value": value}  # fmt: skip
+    return msgspec.json.encode(line).decode()

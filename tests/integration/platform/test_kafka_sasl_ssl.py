@@ -9,6 +9,7 @@ username, password and CA file in the settings).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -266,6 +267,34 @@ def test_secrets_when_broker_runs_then_absent_from_argv_logs_and_config_show(
     assert not any(
         stat.S_IMODE(path.stat().st_mode) & 0o077 for path in [*credentials.folder.iterdir(), credentials.folder]
     )
+
+
+@pytest.mark.parametrize(("principal", "topic", "is_allowed"), [(DATAFLOW, TICKS, True), (ANALYST, TICKS, False)])
+def test_topics_tail_when_run_as_a_principal_then_reads_within_its_grants_like_kcat(
+    secured_broker: Endpoint, secured_state: Path, monkeypatch: pytest.MonkeyPatch, principal: str, topic: str,
+    is_allowed: bool,
+) -> None:  # fmt: skip
+    # Arrange: ticks on the topic, written as ingest; the command run as the principal, as a user would
+    ingest = as_principal(secured_state, INGEST)
+    write_ticks(resolve_bootstrap(ingest), ingest, topic_name(ingest, TICKS), ticks(3, first_ms=1_700_000_100_000))
+    monkeypatch.setenv("TICKWAVE_STATE_DIR", str(secured_state))
+    monkeypatch.setenv("TICKWAVE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("TICKWAVE_KAFKA_PORT", "0")
+    monkeypatch.setenv("TICKWAVE_KAFKA_CONTROLLER_PORT", "0")
+    monkeypatch.setenv("TICKWAVE_KAFKA_USERNAME", principal)
+
+    # Act
+    result = CliRunner().invoke(cli, ["topics", "tail", topic, "-n", "2"])
+
+    # Assert
+    if is_allowed:
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(line) for line in result.output.splitlines()]
+        assert len(lines) == 2 and lines[-1]["value"]["type"] == "tick.v1" and lines[-1]["key"] == "EURUSD"
+        assert lines[-1]["value"]["time_ms"] == 1_700_000_100_002 and lines[0]["offset"] + 1 == lines[1]["offset"]
+    else:
+        assert result.exit_code != 0
+        assert f"principal {principal!r} topic {topic!r}" in " ".join(result.output.split())
 
 
 def test_admin_when_listing_topics_then_super_user_sees_every_topic(
