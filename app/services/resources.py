@@ -15,8 +15,6 @@ from app.services.supervisor import ManagedService, Supervisor
 from execution.journal import journal_dir
 from tickwave.config import Settings
 
-DATA_OWNERS = ("kafka", "warehouse")  # the embedded services with a data directory of their own
-
 
 def resident_bytes(process: psutil.Process) -> int:
     """What ``process`` holds in memory: its proportional set size (PSS), RSS where that cannot be read.
@@ -55,7 +53,7 @@ def data_paths(settings: Settings, services: Iterable[ManagedService]) -> dict[s
     paths = {
         service.name: supervisor.data_dir(service)
         for service in services
-        if service.name in DATA_OWNERS and not service.external_address
+        if service.holds_data and not service.external_address
     }
     paths["journal"] = journal_dir(settings.state_path, settings.execution.instance_id)
     return paths

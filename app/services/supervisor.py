@@ -79,6 +79,7 @@ class ManagedService(ABC):
     name: str = ""
     stop_timeout_s: float = 30.0
     quorum: str | None = None  # services of one quorum start together: none is ready before a majority runs
+    holds_data: bool = False  # its data directory holds the platform's data (status shows that volume's free disk)
 
     def __init__(self, settings: Settings) -> None:
         """Keep the settings the service is configured with."""

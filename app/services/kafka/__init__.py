@@ -249,6 +249,7 @@ class KafkaService(ManagedService):
     """One embedded KRaft node (broker and controller): the only one, or node 1, 2 or 3 of a cluster."""
 
     stop_timeout_s = 45.0
+    holds_data = True
 
     def __init__(self, settings: Settings, node: int = 1) -> None:
         """Run node ``node`` (1-based) of the ``kafka.brokers`` nodes; its service is ``kafka``, ``kafka-2``..."""

@@ -32,6 +32,7 @@ class WarehouseService(ManagedService):
 
     name = "warehouse"
     stop_timeout_s = 45.0  # above clickhouse.shutdown_timeout_s (25 s): in-flight requests finish first
+    holds_data = True
 
     @property
     def external_address(self) -> str | None:

@@ -9,6 +9,7 @@ import pytest
 from app.cli.services import start_groups
 from app.services.kafka import NodePorts, cluster_ports, server_properties
 from app.services.registry import embedded_services, kafka_nodes
+from app.services.resources import data_paths
 from tickwave.config import load_settings
 from tickwave.errors import ConfigurationError
 
@@ -93,3 +94,17 @@ def test_embedded_services_when_three_brokers_then_three_nodes_start_together_fi
     assert [service.name for service in groups[0]] == ["kafka", "kafka-2", "kafka-3"]
     assert [service.name for service in kafka_nodes(settings)] == list(settings.kafka.node_names)
     assert all(len(group) == 1 for group in groups[1:])
+
+
+def test_data_paths_when_three_brokers_then_every_node_and_the_warehouse_and_journal_are_watched(
+    tmp_path: Path,
+) -> None:
+    # Arrange
+    settings = load_settings(state_dir=tmp_path, kafka={"brokers": 3}, orchestration={"enabled": False})
+
+    # Act
+    paths = data_paths(settings, embedded_services(settings))
+
+    # Assert: the free disk of each node's volume is shown and alerted on, not only the first's
+    assert set(paths) == {"kafka", "kafka-2", "kafka-3", "warehouse", "journal"}
+    assert paths["kafka-3"] == tmp_path / "data" / "kafka-3"
