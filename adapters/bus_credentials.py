@@ -39,19 +39,23 @@ class EmbeddedCredentials:
         Raises:
             ConfigurationError: when the embedded broker has no such principal.
         """
-        known = ", ".join(sorted(path.stem for path in self.folder.glob("*.password") if not path.stem.startswith(".")))
         if not principal:
             raise ConfigurationError(
                 f"the secured embedded Kafka needs to know who this process is: set kafka.username "
-                f"(TICKWAVE_KAFKA_USERNAME) to one of its principals ({known or 'none yet'})"
+                f"(TICKWAVE_KAFKA_USERNAME) to one of its principals ({self._known()})"
             )
         try:
             return self._password_path(principal).read_text().strip()
         except FileNotFoundError:
             raise ConfigurationError(
-                f"the embedded Kafka has no principal {principal!r} (known: {known or 'none yet'}); "
+                f"the embedded Kafka has no principal {principal!r} (known: {self._known()}); "
                 f"set kafka.username to one of them"
             ) from None
+
+    def _known(self) -> str:
+        # The principals that have a password, for an error message (the folder is listed only then).
+        names = sorted(path.stem for path in self.folder.glob("*.password") if not path.stem.startswith("."))
+        return ", ".join(names) or "none yet"
 
     def ensure_password(self, name: str) -> str:
         """Return the password ``name`` has, generating and storing it (0600) the first time."""
