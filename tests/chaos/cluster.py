@@ -96,25 +96,31 @@ def measure_latency(brokers: int, rate: int, seconds: float, warmup_s: float) ->
     return {"brokers": brokers, **figures, "load": os.getloadavg()[0]}
 
 
-def _partitions(admin: AdminClient) -> dict[tuple[str, int], tuple[int, list[int], list[int]]]:
-    """(topic, partition) -> (leader, replicas, in-sync replicas) of every topic, internal ones included."""
+def partitions(
+    admin: AdminClient, names: list[str] | None = None
+) -> dict[tuple[str, int], tuple[int, list[int], list[int]]]:
+    """(topic, partition) -> (leader, replicas, in-sync replicas), as the cluster reports them now.
+
+    Of the topics ``names`` (a missing one raises KeyError), or of every topic, internal ones included.
+    """
+    topics = admin.list_topics(timeout=3).topics
     return {
         (name, number): (found.leader, list(found.replicas), list(found.isrs))
-        for name, topic in admin.list_topics(timeout=3).topics.items()
-        for number, found in topic.partitions.items()
+        for name in (topics if names is None else names)
+        for number, found in topics[name].partitions.items()
     }
 
 
 def _leader(admin: AdminClient, topic: str) -> int | None:
     try:
-        return _partitions(admin)[(topic, 0)][0]
+        return partitions(admin)[(topic, 0)][0]
     except (KafkaException, KeyError):  # a metadata request to the dead node timed out: ask again
         return None
 
 
 def _is_caught_up(admin: AdminClient, node: int, topics: set[str]) -> bool:
     try:
-        found = _partitions(admin)
+        found = partitions(admin)
     except KafkaException:
         return False
     return all(node in isr for (name, _number), (_leader, _replicas, isr) in found.items() if name in topics)

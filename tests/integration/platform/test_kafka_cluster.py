@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import ConfigResource, ResourceType
 
 from adapters.bus import make_admin, make_consumer, make_producer, resolve_bootstrap
 from app.services.kafka import KafkaService
 from app.services.registry import kafka_nodes
 from app.services.supervisor import Supervisor
+from tests.chaos.cluster import partitions
 from tickwave.config import Settings, load_settings
 from tickwave.topics import TICKS, topic_name, topic_specs
 
@@ -50,16 +51,6 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> floa
                 return time.monotonic() - started
         assert time.monotonic() - started < timeout_s, f"{what} within {timeout_s:.0f} s"
         time.sleep(0.2)
-
-
-def partitions(admin: AdminClient, names: list[str]) -> dict[tuple[str, int], tuple[int, list[int], list[int]]]:
-    """(topic, partition) -> (leader, replicas, in-sync replicas), as the cluster reports them now."""
-    topics = admin.list_topics(timeout=3).topics
-    return {
-        (name, number): (found.leader, list(found.replicas), list(found.isrs))
-        for name in names
-        for number, found in topics[name].partitions.items()
-    }
 
 
 def test_cluster_when_started_then_every_topic_has_three_replicas_in_sync_and_min_isr_two(
