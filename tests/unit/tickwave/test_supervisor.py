@@ -179,3 +179,21 @@ def test_ensure_port_free_when_port_taken_then_error_names_port_owner_and_fix() 
 
         with pytest.raises(ServiceError, match=rf"port 127\.0\.0\.1:{port} is in use.*TICKWAVE_KAFKA_PORT"):
             ensure_port_free(port, "kafka", "TICKWAVE_KAFKA_PORT")
+
+
+@pytest.mark.parametrize(("operator_value", "expected"), [(None, "2"), ("4", "4")])
+def test_start_when_service_launched_then_two_malloc_arenas_unless_operator_sets_them(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, operator_value: str | None, expected: str
+) -> None:
+    if operator_value is None:
+        monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    else:
+        monkeypatch.setenv("MALLOC_ARENA_MAX", operator_value)
+    supervisor, service = Supervisor(settings), HttpServerService(settings)
+    try:
+        endpoint = supervisor.start(service)
+        assert isinstance(endpoint, Endpoint)
+
+        assert psutil.Process(endpoint.pid).environ().get("MALLOC_ARENA_MAX") == expected
+    finally:
+        supervisor.stop(service)
