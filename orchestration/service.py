@@ -51,6 +51,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFINITIONS_MODULE = "orchestration.definitions"
 LOCATION_NAME = "orchestration"  # as dg.toml names it (its root module)
 STOP_TIMEOUT_S = 20.0
+MEMORY_LOOK_S = 60.0  # how often the daemon's memory is looked at (orchestration.daemon_memory_limit_mb)
 
 # The variable Dagster reads PostgreSQL's URL from (dagster.yaml names it; its value never lands in a file).
 POSTGRES_URL_VARIABLE = env_name("orchestration.postgres_url")
@@ -265,8 +266,12 @@ def run(settings: Settings, port: int, on_ready: Callable[[], None], stop: threa
             return 0
         logger.info("dagster: UI and GraphQL at http://127.0.0.1:%d", port)
         on_ready()
+        limit_mb, looked_at = settings.orchestration.daemon_memory_limit_mb, time.monotonic()
         while not stop.wait(1.0):
             _require_running(processes)
+            if limit_mb and time.monotonic() - looked_at >= MEMORY_LOOK_S:
+                looked_at = time.monotonic()
+                restart_if_over(processes, "daemon", limit_mb, start)
         return 0
     finally:
         stop_processes(processes)
@@ -296,6 +301,33 @@ def _require_running(processes: dict[str, subprocess.Popen[bytes]]) -> None:
         code = process.poll()
         if code is not None:
             raise ServiceError(f"the Dagster {name} ended with exit code {code}")
+
+
+def memory_mb(pid: int) -> float:
+    """The proportional set size of ``pid`` in MB (0 when it is gone or cannot be read)."""
+    try:
+        return float(psutil.Process(pid).memory_full_info().pss) / 1e6
+    except psutil.Error:
+        return 0.0
+
+
+def restart_if_over(
+    processes: dict[str, subprocess.Popen[bytes]], name: str, limit_mb: int, start: Callable[[str], None]
+) -> bool:
+    """Restart the process ``name`` when its memory is past ``limit_mb``; return True when it was restarted.
+
+    Dagster's daemon keeps growing for as long as it runs (dagster-io/dagster#32070); it keeps
+    nothing of its own in memory (schedules, sensors and the run queue are in the instance's
+    storage), so a restart costs one tick of each daemon and bounds the growth.
+    """
+    used_mb = memory_mb(processes[name].pid)
+    if used_mb <= limit_mb:
+        return False
+    logger.warning("dagster %s uses %.0f MB, over orchestration.daemon_memory_limit_mb (%d): restarting it",
+                   name, used_mb, limit_mb)  # fmt: skip
+    stop_processes({name: processes.pop(name)})
+    start(name)
+    return True
 
 
 def stop_processes(processes: dict[str, subprocess.Popen[bytes]]) -> None:

@@ -51,6 +51,12 @@ class OrchestrationSettings(Section):
         "postgresql://user:password@host:port/database (secret: passed to Dagster in its environment only); "
         "unset: SQLite under the state dir",
     )
+    daemon_memory_limit_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="the Dagster daemon is restarted (SIGTERM, then started again) once its memory passes this "
+        "(proportional set size, MB; looked at each minute; 0: never): Dagster's daemon grows for as long as it runs",
+    )
     late_reports_sensor_utc: str = Field(
         default="01:00",
         pattern=HH_MM,

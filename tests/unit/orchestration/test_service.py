@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,9 @@ from orchestration.service import (
     commands,
     dagster_home,
     environment,
+    memory_mb,
+    restart_if_over,
+    stop_processes,
     storage_description,
     workspace_loaded,
     write_workspace,
@@ -161,3 +167,38 @@ def test_dagster_home_when_loaded_by_dagster_then_every_dbt_job_queues_behind_th
 
     assert [(limit["key"], limit["limit"]) for limit in queue.tag_concurrency_limits] == [(DBT_RUN_TAG, 1)]
     assert all(job.tags.get(DBT_RUN_TAG) for job in (MARTS_JOB, DAILY_MARTS_JOB, MODEL_PERFORMANCE_JOB))
+
+
+# A stand-in for the daemon: a real process holding ~60 MB (written to, so resident) until it is stopped.
+HOLDER = "import time; block = bytearray(60 * 1024 * 1024); block[::4096] = b'x' * len(block[::4096]); time.sleep(600)"
+
+
+def _holder() -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-c", HOLDER])
+    deadline = time.monotonic() + 20
+    while memory_mb(process.pid) < 60 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return process
+
+
+@pytest.mark.parametrize(("limit_mb", "is_restarted"), [(30, True), (4000, False)])
+def test_restart_if_over_when_the_daemon_passes_its_limit_then_stopped_and_started_again(
+    limit_mb: int, is_restarted: bool
+) -> None:
+    first = _holder()
+    processes = {"daemon": first}
+
+    def start(name: str) -> None:
+        processes[name] = _holder()
+
+    try:
+        restarted = restart_if_over(processes, "daemon", limit_mb, start)
+
+        assert restarted is is_restarted
+        assert (first.poll() is not None) is is_restarted  # the old one stopped (SIGTERM), not left behind
+        assert (processes["daemon"] is not first) is is_restarted
+        assert processes["daemon"].poll() is None
+    finally:
+        stop_processes(processes)
+        first.kill()
+        first.wait()
