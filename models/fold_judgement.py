@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,14 @@ from models.engine_backtest import (
     position_signals,
     run_engine,
 )
-from models.evaluation import BacktestSettings, BaselineComparison, backtest, baseline_positions, signal_positions
+from models.evaluation import (
+    BacktestSettings,
+    BaselineComparison,
+    TradingResult,
+    backtest,
+    baseline_positions,
+    signal_positions,
+)
 from models.fold_figures import HOLDOUT, NO_POSITION, FoldJudgement, StrategyFigures
 from models.results import TrainingResult
 from tickwave.config import Settings
@@ -63,6 +70,8 @@ from tickwave.contracts import Signal, Tick
 from tickwave.instruments import Instrument, convert
 from tickwave.modeling import SignalRules
 from tickwave.money import MONEY_CONTEXT, quantize
+
+T = TypeVar("T")
 
 
 def strategy_figures(trading: EngineTrading, instruments: Mapping[str, Instrument], account_currency: str,
@@ -195,11 +204,15 @@ def judge_window(
             replays.append(_Replay(baseline, judged, session, timeframe, mids, positions, f"baseline:{baseline}"))
         else:
             not_replayed.append(baseline)
+
+    def vectorised() -> TradingResult:  # the cross-check, while a worker may still be replaying
+        return backtest(frame, signal_positions(probabilities, rules), BacktestSettings.from_settings(settings))
+
     if pool is None:
         with judgement_pool(settings, len(frame), len(replays)) as own:
-            runs = _replayed(replays, own)
+            runs, checked = _replayed(replays, own, vectorised)
     else:
-        runs = _replayed(replays, pool)
+        runs, checked = _replayed(replays, pool, vectorised)
     runs.update({key: (NO_POSITION, f"engine backtest of {key}: never holds a position, no order (not replayed)")
                  for key in not_replayed})  # fmt: skip
     keys = ["candidate", *baselines]
@@ -208,29 +221,34 @@ def judge_window(
     live_note = live_driver_note(settings, sorted(frame["symbol"].astype(str).unique()), timeframe)
     fold = FoldJudgement(name, len(frame), figures["candidate"], {key: figures[key] for key in baselines},
                          notes + ((live_note,) if live_note and name == HOLDOUT else ()))  # fmt: skip
-    vectorised = backtest(frame, signal_positions(probabilities, rules), BacktestSettings.from_settings(settings))
     comparison = BaselineComparison(
         candidate_pnl_account=float(quantize(fold.candidate.pnl_account)),
         candidate_trades=fold.candidate.trades,
         baseline_pnl_account={key: float(quantize(value.pnl_account)) for key, value in fold.baselines.items()},
-        vectorised_pnl_account=float(quantize(vectorised.pnl_account)),
+        vectorised_pnl_account=float(quantize(checked.pnl_account)),
         notes=fold.notes,
         orders={key: value.orders for key, value in figures.items()},
     )
     return WindowJudgement(fold, comparison)
 
 
-def _replayed(replays: Sequence[_Replay], pool: Executor | None) -> dict[str, tuple[StrategyFigures, str]]:
-    """Run the first replay here and the others in ``pool`` meanwhile (None: here, one after another)."""
+def _replayed(
+    replays: Sequence[_Replay], pool: Executor | None, meanwhile: Callable[[], T]
+) -> tuple[dict[str, tuple[StrategyFigures, str]], T]:
+    """Run the first replay here and the others in ``pool`` meanwhile (None: here, one after another).
+
+    Then ``meanwhile`` here, before waiting for the pool; return the runs and its result.
+    """
     first, *others = replays
     futures = [pool.submit(_run, replay) for replay in others] if pool is not None else []
     ticks = holdout_ticks(first.frame, first.timeframe)  # the same for every strategy of the window
     runs = {first.key: first.run(ticks)}
     if pool is None:
         runs.update({replay.key: replay.run(ticks) for replay in others})
-    else:
-        runs.update({replay.key: future.result() for replay, future in zip(others, futures, strict=True)})
-    return runs
+        return runs, meanwhile()
+    done = meanwhile()
+    runs.update({replay.key: future.result() for replay, future in zip(others, futures, strict=True)})
+    return runs, done
 
 
 def walk_forward_windows(result: TrainingResult[Any]) -> list[tuple[str, Dataset, np.ndarray]]:
