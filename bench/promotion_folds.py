@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from bench.backtest import cpu_s as cpu_seconds
 from bench.backtest import synthetic_holdout
 from bench.summary import record
 
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=5)
     arguments = parser.parse_args()
     from models.fold_figures import HOLDOUT, folds_table
-    from models.fold_judgement import judge_window
+    from models.fold_judgement import judge_window, judgement_pool
     from models.promotion import fold_share_failures
     from tickwave.config import load_settings
     from tickwave.modeling import SignalRules
@@ -54,15 +55,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state:
         settings = load_settings(state_dir=Path(state),
                                  market={"hours": "always"}, execution={"risk": {"daily_loss_limit": 1e9}})  # fmt: skip
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         folds = []
-        for index in range(arguments.windows):
-            rows = slice(int(bounds[index]), int(bounds[index + 1]))
-            name = HOLDOUT if index == arguments.windows - 1 else str(index)
-            folds.append(judge_window(name, frame.iloc[rows], probabilities[rows], rules, settings, "1m",
-                                      ("flat", "last_direction"), "bench", 1).fold)  # fmt: skip
+        # One pool for every window, as judge_walk_forward does (its worker starts once).
+        with judgement_pool(settings, int(np.diff(bounds).max()), 2) as pool:
+            for index in range(arguments.windows):
+                rows = slice(int(bounds[index]), int(bounds[index + 1]))
+                name = HOLDOUT if index == arguments.windows - 1 else str(index)
+                folds.append(judge_window(name, frame.iloc[rows], probabilities[rows], rules, settings, "1m",
+                                          ("flat", "last_direction"), "bench", 1, pool=pool).fold)  # fmt: skip
         failures, _ = fold_share_failures(folds, settings.models.promotion_min_fold_share)
-        judged_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+        judged_s, cpu_s = time.perf_counter() - started, cpu_seconds() - cpu_started
     load_after = os.getloadavg()[0]
     for line in folds_table(folds):
         console.print(line, markup=False, highlight=False)

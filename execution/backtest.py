@@ -180,6 +180,8 @@ class ReplayResult:
     # The audit hash chain's head over the journal's order events (its genesis when none; None: not computed).
     chain_head: str | None = None
     is_fast: bool = False  # replayed with the journal and the paper ledger in memory (see replay_session)
+    # The round trips the engine opened, from its own bookings (None: counted from the events).
+    round_trips: int | None = None
 
     @property
     def orders(self) -> list[OrderSubmitted]:
@@ -202,8 +204,8 @@ class ReplayResult:
 
     @property
     def trades(self) -> int:
-        """Return how many positions were opened (see :func:`count_trades`)."""
-        return count_trades(self.events)
+        """Return how many positions were opened (see :func:`count_trades`; the engine's count when kept)."""
+        return count_trades(self.events) if self.round_trips is None else self.round_trips
 
 
 def replay_settings(settings: Settings, state_dir: Path) -> Settings:
@@ -273,7 +275,25 @@ def replay_session(
         with tempfile.TemporaryDirectory(prefix="tickwave-backtest-") as temporary:
             return replay_session(settings, ticks, signals, flatten_at_end=flatten_at_end, state_dir=Path(temporary),
                                   fast=False)  # fmt: skip
-    timeline = _timeline(ticks, signals)
+    is_collecting = gc.isenabled()
+    if fast:
+        gc.disable()  # from the timeline on: its tuples alone took 0.45 s of collections at 200,000 rows, 0.07 without
+    try:
+        return _replay(settings, _timeline(ticks, signals), flatten_at_end, state_dir, fast, audit_chain)
+    finally:
+        if is_collecting:
+            gc.enable()
+
+
+def _replay(
+    settings: Settings,
+    timeline: Sequence[_Timed],
+    flatten_at_end: bool,
+    state_dir: Path | None,
+    fast: bool,
+    audit_chain: bool,
+) -> ReplayResult:
+    """Replay ``timeline`` (see :func:`replay_session`); the caller pauses the garbage collector when ``fast``."""
     clock = ManualClock(timeline[0][0] if timeline else 0)
     recorder = _Recorder()
     memory: MemoryJournal | None = None
@@ -288,11 +308,9 @@ def replay_session(
         service = build_service(replayed, recorder, clock)
     broker = service.broker
     assert isinstance(broker, PaperBroker)  # replay_settings chose it
-    is_collecting = gc.isenabled()
     try:
         service.start()
         if fast:
-            gc.disable()
             _replay_fast(service, broker, clock, timeline)
         else:
             for at_ms, _kind, _index, item in timeline:
@@ -316,9 +334,9 @@ def replay_session(
                  for currency in realized.keys() | unrealized.keys()}  # fmt: skip
         positions = dict(broker.positions())
         realized_pnl, total_pnl = broker.account_value(realized), broker.account_value(total)
+        # Each fill the engine booked (the journal's, once each): the rule of count_trades, without reading it back.
+        round_trips = sum(1 for booking in service.engine.state.bookings.values() if booking.opens_round_trip_id)
     finally:
-        if is_collecting:
-            gc.enable()
         service.close()
     if memory is not None:
         events = cast(tuple[AnyMessage, ...], tuple(memory.messages))
@@ -328,7 +346,7 @@ def replay_session(
         chain = cast(Journal, service.journal).chain
     head = None if chain is None else chain.head
     return ReplayResult(events, positions, realized, unrealized, realized_pnl, total_pnl,
-                        settings.execution.account_currency, head, fast)  # fmt: skip
+                        settings.execution.account_currency, head, fast, round_trips)  # fmt: skip
 
 
 def _replay_fast(

@@ -59,7 +59,7 @@ class JournalSpace:
 
     def note_applied(self, event: Message) -> None:
         """Follow the trading state: after another change, the disk's halt is no longer lifted by itself."""
-        if isinstance(event, RiskEvent) and event.kind == TRADING_STATE and event.check != DISK_CHECK:
+        if type(event) is RiskEvent and event.kind == TRADING_STATE and event.check != DISK_CHECK:  # never subclassed
             self.state_before = None
 
     def check(self, *, force: bool = False) -> bool:

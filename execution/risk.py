@@ -178,6 +178,9 @@ class LegValues:
     def mids(self, view: RiskView, limits: RiskLimits) -> dict[str, float]:
         """Return the mids to value legs at (:func:`mids_of`); forget every amount if the ticks or limits changed.
 
+        Also the mids the valuation converts the day's P&L and each fill's realised P&L at
+        (:mod:`execution.valuation`): one dict per tick instead of one per valuation.
+
         Keyed on the latest ticks themselves (compared as a dict: the same tick objects
         compare by identity, no mid is computed): equal ticks have equal mids, so an
         amount is only reused at the mids it was valued at. ~1.5 us less than building

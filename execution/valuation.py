@@ -16,8 +16,7 @@ from msgspec.structs import replace as replace_struct
 from execution.engine_state import EngineState, book_fill
 from execution.limits import RiskLimits
 from execution.positions import Book, Booking
-from execution.risk import mids_of
-from tickwave.contracts import Fill, Message, OrderFilled
+from tickwave.contracts import Fill, Message, OrderFilled, Tick
 from tickwave.instruments import Instrument, convert
 from tickwave.market import MarketCalendar
 from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
@@ -40,6 +39,8 @@ class Valuation:
         self._day_text: tuple[int, MarketCalendar, date, str] | None = None
         # What only the books decide of the day's P&L, by (day, books revision, limits): see _day_parts.
         self._parts: tuple[tuple[str, int, RiskLimits], _DayParts] | None = None
+        # Each open leg of those parts valued at a tick: symbol -> (the tick, units x mid - cost).
+        self._leg_values: dict[str, tuple[Tick, Decimal]] = {}
 
     def unrealized_now(self, limits: RiskLimits) -> dict[str, Decimal]:
         """Unrealised P&L of every open position at the latest mid, in its quote currency (exact)."""
@@ -89,25 +90,34 @@ class Valuation:
         cost: the entry value x contract size), the same exact amount as :meth:`unrealized_now`'s
         sum over its entries. What a tick cannot change (per currency: the day's realised P&L
         less the day's marks and the open positions' cost; each position's units) is summed
-        once per change of the books (:meth:`_day_parts`), so a tick values one product per
-        open position and converts each currency's sum once, at the latest mids. Every sum is
+        once per change of the books (:meth:`_day_parts`), and a leg's value is kept until its
+        symbol's latest tick is another one, so a tick values one product (its own symbol's
+        open position) and converts each currency's sum once, at the latest mids. Every sum is
         exact: the result equals summing the parts the long way, in any order.
         """
         state = self.state
         last_ticks = state.view.last_ticks
         total = _ZERO
         account, mids = limits.account_currency, None
-        for currency, (constant, legs) in self._day_parts(limits, day).items():
+        parts = self._day_parts(limits, day)
+        valued = self._leg_values  # of these parts (emptied when they are worked out again)
+        for currency, (constant, legs) in parts.items():
             amount = constant
             for symbol, units, cost in legs:
                 tick = last_ticks.get(symbol)
-                if tick is not None:  # no price yet: no open P&L (as unrealized_now)
+                if tick is None:  # no price yet: no open P&L (as unrealized_now)
+                    continue
+                known = valued.get(symbol)
+                if known is not None and known[0] is tick:
+                    value = known[1]
+                else:
                     value = MONEY_CONTEXT.subtract(MONEY_CONTEXT.multiply(units, to_decimal(tick.mid)), cost)
-                    amount = MONEY_CONTEXT.add(amount, value)
+                    valued[symbol] = (tick, value)
+                amount = MONEY_CONTEXT.add(amount, value)
             if not amount:
                 continue
             if currency != account:
-                mids = mids or mids_of(state.view)
+                mids = mids or state.view.leg_values.mids(state.view, limits)  # the gate's, while no tick came
                 converted = convert(amount, currency, account, limits.instruments, mids)
                 if converted is None:
                     return None
@@ -145,6 +155,7 @@ class Valuation:
                 legs.append((symbol, units, cost))
                 parts[spec.quote] = (constant, legs)
         self._parts = (key, parts)
+        self._leg_values = {}
         return parts
 
     def booked(self, events: Sequence[Message]) -> list[Message]:
@@ -179,7 +190,7 @@ class Valuation:
         for symbol, fills in fills_of.items():
             if len(fills) == 1:  # the preview is then the book just after that fill
                 state.book_ahead(fills[0], previews[symbol], bookings[fills[0].fill_id])
-        return [self._with_booking(event, bookings) if isinstance(event, Fill) else event for event in events]
+        return [self._with_booking(event, bookings) if type(event) is Fill else event for event in events]
 
     def _with_booking(self, fill: Fill, bookings: dict[str, Booking]) -> Fill:
         state, limits = self.state, self.state.limits
@@ -187,7 +198,8 @@ class Valuation:
         spec = limits.instruments.get(fill.symbol)
         if booking is None or spec is None:
             return fill
-        return with_booking(fill, booking, spec, limits.account_currency, limits.instruments, mids_of(state.view))
+        mids = state.view.leg_values.mids(state.view, limits)
+        return with_booking(fill, booking, spec, limits.account_currency, limits.instruments, mids)
 
     def status(self, instance_id: str, now_ms: int) -> dict[str, Any]:
         """Return a plain summary for ``tickwave execution status``."""

@@ -82,6 +82,13 @@ class ModelsSettings(Section):
         "the candidate's P&L after costs on the execution engine must beat every baseline's (0.6: 3 of the default "
         "4 + 1, a majority that neither the holdout alone nor one lucky stretch can carry)",
     )
+    judgement_parallel_rows: int = Field(
+        default=20_000,
+        ge=0,
+        description="promotion: a judged window (walk-forward fold or holdout) of at least this many rows replays "
+        "its baselines on the execution engine in worker processes beside the candidate's replay (the same "
+        "figures; a worker's start costs about a second, so smaller windows replay one after another)",
+    )
     shadow_min_days: float = Field(
         default=0.0,
         ge=0,

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.fold_figures import NO_POSITION, folds_table, judged_folds
-from models.fold_judgement import judge_window
+from bench.backtest import synthetic_holdout
+from models.fold_figures import HOLDOUT, NO_POSITION, folds_table, judged_folds
+from models.fold_judgement import judge_window, judgement_pool
 from tests.unit.models.test_engine_backtest import ONE_HOT, RULES, _frame, _settings
 
 
@@ -61,3 +62,29 @@ def test_judged_folds_when_a_baseline_was_not_recorded_then_the_fold_is_left_out
     read = judged_folds(window.figures(), ("flat", "last_direction"))
 
     assert read == ([window] if "last_direction" in baselines else [])
+
+
+def test_judge_window_when_baselines_replay_in_a_worker_then_the_same_figures_as_one_after_another(
+    tmp_path: Path,
+) -> None:
+    frame, probabilities = synthetic_holdout(3_000, seed=3)
+    config = _settings(tmp_path, slippage_bps=0.5, max_position_lots=1.0, max_order_lots=0.4)
+    baselines = ("flat", "last_direction")
+
+    with judgement_pool(config.model_copy(update={"models": config.models.model_copy(
+            update={"judgement_parallel_rows": 0})}), len(frame), 2) as pool:  # fmt: skip
+        assert pool is not None
+        parallel = judge_window(HOLDOUT, frame, probabilities, RULES, config, "1m", baselines, "m", 3, pool)
+    sequential = judge_window(HOLDOUT, frame, probabilities, RULES, config, "1m", baselines, "m", 3)
+
+    assert parallel == sequential
+    assert parallel.fold.candidate.orders > 100 and parallel.fold.baselines["last_direction"].orders > 100
+    assert parallel.fold.baselines["flat"] == NO_POSITION
+
+
+def test_judgement_pool_when_the_window_is_below_the_threshold_then_none(tmp_path: Path) -> None:
+    config = _settings(tmp_path)
+    rows = config.models.judgement_parallel_rows
+
+    with judgement_pool(config, rows - 1, 2) as small, judgement_pool(config, rows, 1) as alone:
+        assert small is None and alone is None
