@@ -94,12 +94,33 @@ def create_topics(
 
 
 def topic_configs(admin: AdminClient, names: list[str], timeout_s: float = 30.0) -> dict[str, dict[str, str]]:
-    """Return each topic's retention.ms and retention.bytes as the cluster reports them."""
-    resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+    """Return each topic's retention.ms and retention.bytes as the cluster reports them.
+
+    A topic just created may be unknown for a moment to the node that answers (on a cluster,
+    the metadata reaches each node in turn): asked again until ``timeout_s``.
+
+    Raises:
+        KafkaException: the cluster's refusal (a topic still unknown after ``timeout_s``, a denied describe).
+    """
+    deadline = time.monotonic() + timeout_s
     found: dict[str, dict[str, str]] = {}
-    for resource, future in admin.describe_configs(resources, request_timeout=timeout_s).items():
-        entries = future.result(timeout=timeout_s)
-        found[resource.name] = {key: str(entries[key].value) for key in ("retention.ms", "retention.bytes")}
+    pending = list(names)
+    while pending:
+        resources = [ConfigResource(ResourceType.TOPIC, name) for name in pending]
+        pending = []
+        for resource, future in admin.describe_configs(resources, request_timeout=timeout_s).items():
+            try:
+                entries = future.result(timeout=timeout_s)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                unknown = isinstance(error, KafkaError) and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+                if not unknown or time.monotonic() > deadline:
+                    raise
+                pending.append(resource.name)
+                continue
+            found[resource.name] = {key: str(entries[key].value) for key in ("retention.ms", "retention.bytes")}
+        if pending:
+            time.sleep(0.2)
     return found
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from adapters.bus import Profile, broker_answers, default_partition, make_admin, make_consumer, make_producer
@@ -81,6 +82,33 @@ def test_create_topics_when_retention_configured_then_kafka_reports_it_and_a_cha
     after = topic_configs(admin, list(names))
     assert after[topic_name(settings, TICKS)] == {"retention.ms": "3600000", "retention.bytes": str(1 << 20)}
     assert after[topic_name(settings, ORDERS_EVENTS)] == rules[ORDERS_EVENTS]
+
+
+def test_topic_configs_when_the_topic_appears_a_moment_later_then_asked_again_until_known(
+    settings: Settings,
+) -> None:
+    admin = make_admin(settings.kafka.bootstrap or "")
+    name = f"{settings.kafka.topic_prefix}late-{time.monotonic_ns()}"
+    creator = threading.Timer(1.0, lambda: admin.create_topics([NewTopic(name, 1, 1)])[name].result(10))
+    creator.start()
+    try:
+        started = time.monotonic()
+        configs = topic_configs(admin, [name], timeout_s=20)
+
+        assert configs[name]["retention.ms"] == "604800000"  # the broker's default: the topic was found
+        assert time.monotonic() - started >= 0.9  # it was asked for before it existed
+    finally:
+        creator.join()
+        admin.delete_topics([name])
+
+
+def test_topic_configs_when_the_topic_never_appears_then_the_cluster_refusal_after_the_timeout(
+    settings: Settings,
+) -> None:
+    admin = make_admin(settings.kafka.bootstrap or "")
+
+    with pytest.raises(KafkaException):
+        topic_configs(admin, [f"{settings.kafka.topic_prefix}never-{time.monotonic_ns()}"], timeout_s=1)
 
 
 def test_produce_consume_when_ticks_keyed_by_symbol_then_all_arrive_in_order_per_symbol(topics: Settings) -> None:
