@@ -16,14 +16,17 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
 
 from adapters.bus import make_producer
 from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import migrate
 from tests.unit.streams.test_flow import stream
 from tickwave.config import Settings, load_settings, to_environment
-from tickwave.contracts import encode
+from tickwave.contracts import Tick, encode
 from tickwave.topics import TICKS, topic_name
 
 MINUTES = 12
@@ -38,6 +41,24 @@ def start_flow(settings: Settings, *arguments: str) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
+def tick_sender(settings: Settings) -> Callable[[Sequence[Tick]], None]:
+    """Return a function that sends ticks to the ticks topic, keyed by symbol, each batch flushed."""
+    producer = make_producer(settings.kafka.bootstrap or "")
+    topic = topic_name(settings, TICKS)
+
+    def produce(batch: Sequence[Tick]) -> None:
+        for tick in batch:
+            producer.produce(topic, encode(tick), key=tick.symbol.encode())
+        assert producer.flush(30) == 0
+
+    return produce
+
+
+def row_counter(client: Client) -> Callable[..., int]:
+    """Return ``count(table, final="FINAL")``: the rows of ``table`` (deduplicated unless ``final`` is "")."""
+    return lambda table, final="FINAL": int(client.query(f"SELECT count() FROM {table} {final}").result_rows[0][0])
+
+
 def test_streams_service_when_killed_mid_stream_then_restart_loses_and_doubles_nothing(
     topics: Settings, fresh_database: str, warehouse_endpoint: object
 ) -> None:
@@ -50,15 +71,9 @@ def test_streams_service_when_killed_mid_stream_then_restart_loses_and_doubles_n
     migrate(settings)
     shutil.rmtree(settings.state_path / "data" / "streams" / "recovery", ignore_errors=True)
     client = connect(settings)
-    count = lambda table, final="FINAL": client.query(f"SELECT count() FROM {table} {final}").result_rows[0][0]  # noqa: E731
+    count = row_counter(client)
     ticks = stream(minutes=MINUTES)
-    producer = make_producer(settings.kafka.bootstrap or "")
-    topic = topic_name(settings, TICKS)
-
-    def produce(batch: list[object]) -> None:
-        for tick in batch:
-            producer.produce(topic, encode(tick), key=tick.symbol.encode())  # type: ignore[attr-defined]
-        assert producer.flush(30) == 0
+    produce = tick_sender(settings)
 
     first = start_flow(settings)
     try:
@@ -96,7 +111,7 @@ def assert_resumed_exactly(settings: Settings, ticks: int, minutes: int) -> None
     and the second execution resumed from a committed snapshot, not from the start (epoch 1).
     """
     client = connect(settings)
-    count = lambda table, final="FINAL": client.query(f"SELECT count() FROM {table} {final}").result_rows[0][0]  # noqa: E731
+    count = row_counter(client)
     symbols = 2
     assert count("ticks") == ticks
     assert count("bars_1s") == symbols * minutes * 60

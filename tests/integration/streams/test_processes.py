@@ -28,17 +28,16 @@ import psutil
 import pytest
 from confluent_kafka import TopicPartition
 
-from adapters.bus import make_consumer, make_producer
+from adapters.bus import make_consumer
 from adapters.endpoints import ready_marker
 from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import migrate
 from streams.ingest.sample import sample_paths
 from streams.routing import GroupLayout, key_for_worker
 from tests.integration.streams.test_flow_kafka_warehouse import sample_windows
-from tests.integration.streams.test_kill_resume import assert_resumed_exactly, start_flow
+from tests.integration.streams.test_kill_resume import assert_resumed_exactly, row_counter, start_flow, tick_sender
 from tests.unit.streams.test_flow import stream
 from tickwave.config import Settings, load_settings
-from tickwave.contracts import Tick, encode
 from tickwave.topics import TICKS, topic_name
 
 PARTITIONS = 2
@@ -210,7 +209,7 @@ def test_streams_run_when_two_processes_and_two_partitions_then_exact_rows_of_on
     assert sorted(folded) == sorted(symbols) == sorted(partition_of)
     assert {symbol: readers[partition_of[symbol]] for symbol in symbols} == folded
     client = connect(settings)
-    count = lambda table: client.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]  # noqa: E731
+    count = row_counter(client)
     assert (count("ticks"), count("bars_1s"), count("bars_1m")) == (ticks, seconds, minutes)
     assert count("features") == seconds + minutes
     assert count("quarantine") == 0
@@ -296,15 +295,9 @@ def test_streams_run_when_one_of_two_processes_is_killed_then_the_cluster_resume
         topics, fresh_database, streams={"late_wait_ms": 500, "close_on_wall_clock": False, "snapshot_interval_s": 1}
     )
     client = connect(settings)
-    count = lambda table, final="FINAL": client.query(f"SELECT count() FROM {table} {final}").result_rows[0][0]  # noqa: E731
+    count = row_counter(client)
     ticks = stream(minutes=KILL_MINUTES)
-    producer = make_producer(settings.kafka.bootstrap or "")
-    topic = topic_name(settings, TICKS)
-
-    def produce(batch: list[Tick]) -> None:
-        for tick in batch:
-            producer.produce(topic, encode(tick), key=tick.symbol.encode())
-        assert producer.flush(30) == 0
+    produce = tick_sender(settings)
 
     half = len(ticks) // 2
     produce(ticks[:500])
