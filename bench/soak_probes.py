@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from app.services.resources import resident_bytes
+from adapters.process_memory import resident_bytes
 from tickwave.config import Settings
 
 

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from adapters.parentdeath import die_with_parent
+from adapters.process_memory import resident_bytes
 from orchestration.automation_status import graphql
 from orchestration.dbt_project import DBT_RUN_TAG
 from tickwave.config import Settings
@@ -304,9 +305,9 @@ def _require_running(processes: dict[str, subprocess.Popen[bytes]]) -> None:
 
 
 def memory_mb(pid: int) -> float:
-    """The proportional set size of ``pid`` in MB (0 when it is gone or cannot be read)."""
+    """The memory ``pid`` holds in MB (:func:`adapters.process_memory.resident_bytes`; 0 when it is gone)."""
     try:
-        return float(psutil.Process(pid).memory_full_info().pss) / 1e6
+        return resident_bytes(psutil.Process(pid)) / 1e6
     except psutil.Error:
         return 0.0
 

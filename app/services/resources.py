@@ -11,25 +11,10 @@ from pathlib import Path
 
 import psutil
 
+from adapters.process_memory import resident_bytes
 from app.services.supervisor import ManagedService, Supervisor
 from execution.journal import journal_dir
 from tickwave.config import Settings
-
-
-def resident_bytes(process: psutil.Process) -> int:
-    """What ``process`` holds in memory: its proportional set size (PSS), RSS where that cannot be read.
-
-    Not RSS: a page mapped n times counts n times in RSS and once in PSS over its mappings.
-    The broker's ZGC maps its heap three times (JDK 17), so its RSS is up to three times the
-    heap it really holds; and forked workers' shared pages are counted once over the tree.
-
-    Raises:
-        psutil.Error: when the process is gone.
-    """
-    try:
-        return int(process.memory_full_info().pss)
-    except psutil.AccessDenied:
-        return int(process.memory_info().rss)
 
 
 def memory_bytes(pid: int) -> int | None:
