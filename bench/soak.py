@@ -16,7 +16,9 @@ whose signals the execution process turns into paper orders. Every ``--sample-s`
   the bus, both read by one consumer in this process;
 - what each stage has still to take in (``pipeline_lags``: dataflow, loader, execution, audit).
 
-At the end: each series' least-squares slope after the warm-up (per hour), the disk per
+At the end: each series' least-squares slope after the warm-up (per hour; each service's memory
+also over the second half of the measured time, which tells a warm-up that outlasted the
+one left out from a steady growth), the disk per
 million ticks and per trading day at the measured rate, the targets, and the checks of
 ``make chaos`` (nothing lost, one order per signal, journal = broker = warehouse).
 Samples, slopes and verdicts go to ``bench/results/soak.json``, the plot to
@@ -96,6 +98,7 @@ class Verdict:
     unit: str
     limit: str
     is_met: bool | None  # None: not measured
+    second_half: float | None = None  # a slope's value over the second half of the measured time
 
 
 def judge(plan: SoakPlan, samples: list[Sample], latencies: list[tuple[float, float]]) -> dict[str, Any]:
@@ -118,11 +121,17 @@ def judge(plan: SoakPlan, samples: list[Sample], latencies: list[tuple[float, fl
             f"{metric}_per_h": slope_per_hour(times, [float(usage[metric]) for _, usage in points])
             for metric in ("memory_mb", "fds", "threads")
         }
+        # The same slope over the second half of the measured time: near zero where the first half's
+        # growth was a warm-up that outlasted the warm-up left out (caches, pools, lazy imports filling
+        # up), about the whole slope where memory grows at a steady rate.
+        late = [(at, float(usage["memory_mb"])) for at, usage in points if at >= (times[0] + times[-1]) / 2]
+        slopes[name]["memory_mb_per_h_second_half"] = slope_per_hour([at for at, _ in late], [mb for _, mb in late])
         cpu = [usage["cpu_pct"] for _, usage in points if usage["cpu_pct"] is not None]
         slopes[name]["cpu_pct_mean"] = float(np.mean(cpu)) if cpu else None
         rss = slopes[name]["memory_mb_per_h"]
         verdicts.append(Verdict(f"memory slope {name}", rss, "MB/h", f"<= {MEMORY_SLOPE_LIMIT_MB_PER_H:g} MB/h",
-                                None if rss is None else rss <= MEMORY_SLOPE_LIMIT_MB_PER_H))  # fmt: skip
+                                None if rss is None else rss <= MEMORY_SLOPE_LIMIT_MB_PER_H,
+                                slopes[name]["memory_mb_per_h_second_half"]))  # fmt: skip
     dagster = [sample.services["orchestration"]["memory_mb"] for sample in warm if "orchestration" in sample.services]
     peak = max(dagster, default=None)
     verdicts.append(Verdict("Dagster's code server + webserver + daemon, peak memory", peak, "MB",
@@ -356,7 +365,8 @@ def report(plan: SoakPlan, judged: dict[str, Any], checks: dict[str, Any]) -> Ta
         if name in ("parts_per_h", "lag_per_h", "kafka_mb_per_h", "warehouse_mb_per_h", "dagster_runs"):
             continue
         table.add_row(f"{name}: memory / descriptors / threads per h, CPU mean",
-                      f"{_fmt(figures['memory_mb_per_h'])} MB / {_fmt(figures['fds_per_h'])} / "
+                      f"{_fmt(figures['memory_mb_per_h'])} MB (second half "
+                      f"{_fmt(figures['memory_mb_per_h_second_half'])}) / {_fmt(figures['fds_per_h'])} / "
                       f"{_fmt(figures['threads_per_h'])}; {_fmt(figures['cpu_pct_mean'])} %", "")  # fmt: skip
     runs = slopes["dagster_runs"]
     table.add_row("Dagster's runs (apart from orchestration above), at most", f"{_fmt(runs['peak_processes'])} "
@@ -391,8 +401,8 @@ def summary_figures(plan: SoakPlan, judged: dict[str, Any]) -> list[dict[str, An
     """The figures of bench/README.md's table: each target's verdict and the disk per million ticks."""
     run = f"{plan.minutes:g} min at {plan.rate:g} ticks/s, {plan.symbols} symbols"
     figures = [
-        {"figure": f"{verdict['name']} ({run})", "value": verdict["value"], "unit": verdict["unit"], "baseline": "",
-         "target": verdict["limit"], "is_met": verdict["is_met"]}
+        {"figure": f"{verdict['name']} ({run})", "value": verdict["value"], "unit": verdict["unit"],
+         "baseline": _second_half(verdict), "target": verdict["limit"], "is_met": verdict["is_met"]}
         for verdict in judged["verdicts"] if verdict["value"] is not None
     ]  # fmt: skip
     disk = judged["disk"]
@@ -404,6 +414,11 @@ def summary_figures(plan: SoakPlan, judged: dict[str, Any]) -> list[dict[str, An
             figures.append({"figure": f"{name} on disk per 1M ticks ({run})", "value": per_million, "unit": "MB",
                             "baseline": per_day, "target": "", "is_met": None})  # fmt: skip
     return figures
+
+
+def _second_half(verdict: dict[str, Any]) -> str:
+    value = verdict.get("second_half")
+    return "" if value is None else f"second half of the measured time: {_fmt(value)} {verdict['unit']}"
 
 
 def publish(results: Path, run: dict[str, Any], figures: list[dict[str, Any]]) -> None:

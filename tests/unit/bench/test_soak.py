@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.soak import SoakPlan, judge, per_million_ticks, slope_per_hour
+from bench.soak import SoakPlan, judge, per_million_ticks, slope_per_hour, summary_figures
 from bench.soak_probes import Sample, SignalLatency, tree_usage
 from bench.summary import benchmarks
 from tickwave.config import load_settings
@@ -58,6 +59,21 @@ def test_judge_when_rss_grows_then_met_only_up_to_5_mb_per_hour(growth: float, i
     rss = verdict(judged, "memory slope streams")
     assert rss["value"] == pytest.approx(growth, abs=0.01)  # the warm-up's jump is left out
     assert rss["is_met"] is is_met
+
+
+def test_judge_when_memory_levels_off_late_then_the_second_half_slope_tells_it_from_a_steady_growth() -> None:
+    levelling = samples(0.0)
+    for sample in levelling:  # +40 MB approaching its level with an 8-minute time constant
+        sample.services["streams"]["memory_mb"] = 300.0 + 40.0 * (1 - math.exp(-sample.at_s / 480))
+
+    judged = judge(PLAN, levelling, [])
+    steady = judge(PLAN, samples(20.0), [])
+
+    rss = verdict(judged, "memory slope streams")
+    assert rss["value"] > 5.0 and rss["is_met"] is False  # the target stays the whole measured time's slope
+    assert rss["second_half"] == pytest.approx(0.0, abs=2.0)
+    assert verdict(steady, "memory slope streams")["second_half"] == pytest.approx(20.0, abs=0.01)
+    assert "second half of the measured time" in summary_figures(PLAN, judged)[0]["baseline"]
 
 
 def test_judge_when_the_service_restarted_then_the_slope_is_the_new_process_alone() -> None:
