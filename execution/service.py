@@ -57,7 +57,7 @@ from tickwave.contracts import (
     decode,
 )
 from tickwave.errors import ContractError
-from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_raw
+from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_decoded, check_raw
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +270,13 @@ class ExecutionService:
 
     def handle_tick_bytes(self, raw: bytes) -> None:
         """Check one raw tick exactly as the dataflow does (``tickwave.validation``), then handle it."""
-        checked = check_raw(raw, self.tick_checks.rules, self.engine.clock.now_ms())
+        self._handle_checked(check_raw(raw, self.tick_checks.rules, self.engine.clock.now_ms()))
+
+    def handle_decoded_tick(self, tick: Tick) -> None:
+        """Handle a tick decoded from its message, checked as :meth:`handle_tick_bytes` checks after its decode."""
+        self._handle_checked(check_decoded(tick, self.tick_checks.rules, self.engine.clock.now_ms()))
+
+    def _handle_checked(self, checked: Tick | Rejection) -> None:
         if isinstance(checked, Rejection):
             self._skip(checked.check, checked.reason)
             return

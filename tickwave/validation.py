@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tickwave.config.streams import MAX_TICK_LEAD_MS
-from tickwave.contracts import DeadLetter, Tick, decode
+from tickwave.contracts import DeadLetter, Tick, decode, encode
 from tickwave.errors import ContractError
 
 UINT32_MAX = 2**32 - 1
@@ -249,6 +249,15 @@ def check_raw(raw: bytes, rules: ValidationRules, now_ms: int) -> Tick | Rejecti
         except (msgspec.DecodeError, OverflowError):
             return Rejection(error.reason, raw, check=CONTRACT)
         return _broken_rule(fields, raw, rules, now_ms) or Rejection(error.reason, raw, check=CONTRACT)
+    return check_decoded(tick, rules, now_ms, raw)
+
+
+def check_decoded(tick: Tick, rules: ValidationRules, now_ms: int, raw: bytes | None = None) -> Tick | Rejection:
+    """Check a tick decoded from its message (``decode(raw, Tick)``) by the rules decoding does not apply.
+
+    :func:`check_raw` after its decode. ``raw``: the message (None: the tick's encoding, made
+    only for a rejection).
+    """
     # Tick itself kept the value rules; the rest, in one comparison on the hot path.
     if (
         (rules.known_symbols is None or tick.symbol in rules.known_symbols)
@@ -256,7 +265,7 @@ def check_raw(raw: bytes, rules: ValidationRules, now_ms: int) -> Tick | Rejecti
         and 0 <= tick.flags <= UINT32_MAX
     ):
         return tick
-    return _broken_rule(tick, raw, rules, now_ms) or tick
+    return _broken_rule(tick, encode(tick) if raw is None else raw, rules, now_ms) or tick
 
 
 @dataclass

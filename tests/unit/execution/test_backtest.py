@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -78,6 +79,20 @@ def test_replay_when_signals_break_the_limits_then_the_gate_denies_them_as_live(
 
     assert result.denial_counts() == {"no_price": 1, "sizing": 1, "symbol_allowed": 1}
     assert [order.signal_id for order in result.orders] == [signals[2].signal_id]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("broken", [{"flags": 2**33}, {"seq": -1}])  # a rule checked after decoding; the contract
+def test_replay_when_a_tick_breaks_a_rule_then_it_is_not_a_price_and_the_others_are_used(
+    tmp_path: Path, fast: bool, broken: dict[str, int]
+) -> None:
+    bad = msgspec.structs.replace(tick(WEDNESDAY_NOON_MS + 50, 1.101), **broken)
+    ticks = [tick(WEDNESDAY_NOON_MS, 1.1), bad, tick(WEDNESDAY_NOON_MS + 120, 1.0995)]
+    signals = [signal(1, WEDNESDAY_NOON_MS + 100, "long", 1.0), signal(2, WEDNESDAY_NOON_MS + 200, "short", 1.0)]
+
+    result = replay_session(_settings(tmp_path, {"slippage_bps": 0.0}), ticks, signals, fast=fast)
+
+    assert [fill.fill_price for fill in result.fills] == [ticks[0].ask, ticks[2].bid]  # never at the bad one
 
 
 # Within the spike filter of 1.1 (300 bps).
