@@ -112,7 +112,5 @@ class MemoryJournal:
         if self.chain_id is None:
             return None
         chain = AuditChain(self.chain_id)
-        for message in self.messages:
-            if is_chained(message):
-                chain.add(encode(message))
+        chain.extend(encode(message) for message in self.messages if is_chained(message))
         return chain

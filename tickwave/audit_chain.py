@@ -111,6 +111,14 @@ class AuditChain:
         self.head = link.hash
         return link
 
+    def extend(self, canonicals: Iterable[bytes]) -> None:
+        """Link events in order, as :meth:`add` does each, keeping only the head (no link is returned)."""
+        head, seq = self.head, self.next_seq
+        for canonical in canonicals:
+            head = link_hash(head, canonical)
+            seq += 1
+        self.head, self.next_seq = head, seq
+
 
 @dataclass(frozen=True, slots=True)
 class ChainBreak:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickwave.audit_chain import GENESIS_HASH, AuditChain, ChainLink, StoredLink, first_break, link_from_headers
@@ -26,6 +26,21 @@ def test_chain_when_events_are_added_then_each_hash_covers_the_previous_one() ->
     assert (second.seq, second.prev_hash) == (1, first.hash)
     assert second.hash == hashlib.sha256(first.hash.encode() + b"\n" + b'{"b":2}').hexdigest()
     assert chain.head == second.hash
+
+
+@settings(deadline=None)
+@given(first=st.lists(st.binary(max_size=20), max_size=5), then=st.lists(st.binary(max_size=20), max_size=5))
+def test_chain_when_extended_then_its_head_and_next_seq_are_those_of_adding_each(
+    first: list[bytes], then: list[bytes]
+) -> None:
+    added, extended = AuditChain("execution-1"), AuditChain("execution-1")
+    for payload in first + then:
+        added.add(payload)
+
+    extended.extend(first)
+    extended.extend(iter(then))
+
+    assert (extended.head, extended.next_seq) == (added.head, added.next_seq)
 
 
 def test_link_when_sent_as_headers_then_it_comes_back_equal() -> None:
