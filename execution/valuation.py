@@ -17,7 +17,7 @@ from execution.engine_state import EngineState, book_fill
 from execution.limits import RiskLimits
 from execution.positions import Book, Booking
 from tickwave.contracts import Fill, Message, OrderFilled, Tick
-from tickwave.instruments import Instrument, convert
+from tickwave.instruments import Instrument, convert, rate_symbols
 from tickwave.market import MarketCalendar
 from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
 
@@ -41,6 +41,13 @@ class Valuation:
         self._parts: tuple[tuple[str, int, RiskLimits], _DayParts] | None = None
         # Each open leg of those parts valued at a tick: symbol -> (the tick, units x mid - cost).
         self._leg_values: dict[str, tuple[Tick, Decimal]] = {}
+        # Each currency's sum as last converted, by limits: currency -> (the symbols whose mids convert reads
+        # (rate_symbols'), their latest ticks then, the sum, the converted sum). A tick of another symbol
+        # leaves a currency's conversion as it was.
+        self._conversions: (
+            tuple[RiskLimits, dict[str, tuple[tuple[str, ...], tuple[Tick | None, ...], Decimal, Decimal | None]]]
+            | None
+        ) = None
 
     def unrealized_now(self, limits: RiskLimits) -> dict[str, Decimal]:
         """Unrealised P&L of every open position at the latest mid, in its quote currency (exact)."""
@@ -98,7 +105,7 @@ class Valuation:
         state = self.state
         last_ticks = state.view.last_ticks
         total = _ZERO
-        account, mids = limits.account_currency, None
+        account = limits.account_currency
         parts = self._day_parts(limits, day)
         valued = self._leg_values  # of these parts (emptied when they are worked out again)
         for currency, (constant, legs) in parts.items():
@@ -117,13 +124,37 @@ class Valuation:
             if not amount:
                 continue
             if currency != account:
-                mids = mids or state.view.leg_values.mids(state.view, limits)  # the gate's, while no tick came
-                converted = convert(amount, currency, account, limits.instruments, mids)
+                converted = self._converted(amount, currency, limits)
                 if converted is None:
                     return None
                 amount = converted
             total = MONEY_CONTEXT.add(total, amount)
         return total
+
+    def _converted(self, amount: Decimal, currency: str, limits: RiskLimits) -> Decimal | None:
+        """Return :func:`convert` of ``amount`` to the account currency at the latest mids.
+
+        Reused while the amount and the latest ticks of :func:`rate_symbols` are the same (no
+        other mid changes the result).
+        """
+        view = self.state.view
+        known = self._conversions
+        if known is None or known[0] is not limits:
+            known = self._conversions = (limits, {})
+        by_currency = known[1]
+        memo = by_currency.get(currency)
+        if memo is None:
+            symbols = rate_symbols(currency, limits.account_currency, limits.instruments)
+        else:
+            symbols = memo[0]
+        last_ticks = view.last_ticks
+        rates = tuple([last_ticks.get(symbol) for symbol in symbols])
+        if memo is not None and memo[1] == rates and not memo[2].compare_total(amount):  # the same digits and exponent
+            return memo[3]
+        mids = view.leg_values.mids(view, limits)  # the gate's, while no tick came
+        converted = convert(amount, currency, limits.account_currency, limits.instruments, mids)
+        by_currency[currency] = (symbols, rates, amount, converted)
+        return converted
 
     def _day_parts(self, limits: RiskLimits, day: str) -> _DayParts:
         """Per quote currency: the day's realised P&L less its marks and costs, and each open position's units and cost.

@@ -136,6 +136,19 @@ def _leg(amount: Decimal, source: str, target: str, instruments: Mapping[str, In
     return None
 
 
+def rate_symbols(source: str, target: str, instruments: Mapping[str, Instrument]) -> tuple[str, ...]:
+    """Return the symbols whose mids :func:`convert` may read from ``source`` to ``target`` (sorted).
+
+    Its pairs (direct, inverse, or both legs through USD) quote two of ``source``, ``target``
+    and USD: its result depends on no other symbol's mid. Empty when the currencies are one.
+    """
+    if source == target:
+        return ()
+    currencies = {source, target, PIVOT}
+    return tuple(sorted(symbol for symbol, spec in instruments.items()
+                        if spec.base in currencies and spec.quote in currencies))  # fmt: skip
+
+
 def convert(
     amount: Decimal, source: str, target: str, instruments: Mapping[str, Instrument], mids: Mapping[str, float]
 ) -> Decimal | None:

@@ -24,6 +24,7 @@ from execution.risk import (
     mids_of,
 )
 from execution.sizing import SizingPolicy
+from execution.valuation import Valuation
 from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.config import SymbolSpec, default_symbols
@@ -354,3 +355,31 @@ def _assert_legs_as_valued_afresh(engine: Engine) -> None:
         lots = engine.view.exposure_lots(symbol)
         memoised = engine.view.leg_values.amount(symbol, lots, engine.view, engine.limits, memo_mids)
         assert memoised == exposure(symbol, lots, engine.view, engine.limits, view_mids)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=memo_steps, quoted=st.sets(st.sampled_from(MEMO_SYMBOLS), min_size=1))
+def test_day_pnl_when_ticks_fills_and_limits_change_then_the_conversions_kept_equal_a_fresh_valuation(
+    steps: list[tuple[object, ...]], quoted: set[str]
+) -> None:
+    # The valuation keeps each currency's converted sum while its sum and rates are the same;
+    # after every step the engine's day P&L is the one a valuation without any memo gives.
+    engine, clock = _engine()
+    mids = dict(MEMO_MIDS)
+    for symbol in sorted(quoted):
+        _price(engine, symbol, mids[symbol])
+    for number, step in enumerate(steps, start=1):
+        clock.advance(1)
+        if step[0] == "tick":
+            _, symbol, factor = step
+            mids[symbol] = round(mids[symbol] * factor, 6)  # type: ignore[operator]
+            _price(engine, symbol, mids[symbol])  # type: ignore[arg-type]
+        elif step[0] == "fill" and step[1] in quoted:  # off the mid: a cost, so the sum changes and no rate does
+            _, symbol, hundredths = step
+            price = round(mids[symbol] * 1.001, 6)  # type: ignore[index]
+            _trade(engine, number, symbol, Decimal(hundredths) / 100, price)  # type: ignore[arg-type]
+        elif step[0] == "gold_lot":
+            gold = SymbolSpec(digits=2, tick_size=0.01, contract_size=step[1])  # type: ignore[arg-type]
+            engine.limits = replace(engine.limits, instruments={**INSTRUMENTS, **registry({"XAUUSD": gold})})
+        expected = Valuation(engine.state).daily_pnl(engine.limits, clock.now_ms())
+        assert str(engine.daily_pnl(clock.now_ms())) == str(expected)
