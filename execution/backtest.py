@@ -187,20 +187,23 @@ class ReplayResult:
     # The round trips the engine opened, from its own bookings (None: counted from the events).
     round_trips: int | None = None
 
+    # Exact types (contract messages are never subclassed): an isinstance that misses costs ~65 ns, and a
+    # replay of 200,000 rows journals ~900,000 events.
+
     @property
     def orders(self) -> list[OrderSubmitted]:
         """Return the orders sent, in order."""
-        return [event for event in self.events if isinstance(event, OrderSubmitted)]
+        return [event for event in self.events if type(event) is OrderSubmitted]
 
     @property
     def fills(self) -> list[OrderFilled]:
         """Return the fills, in order."""
-        return [event for event in self.events if isinstance(event, OrderFilled)]
+        return [event for event in self.events if type(event) is OrderFilled]
 
     @property
     def denials(self) -> list[OrderDenied]:
         """Return the signals the gate (or sizing) turned down."""
-        return [event for event in self.events if isinstance(event, OrderDenied)]
+        return [event for event in self.events if type(event) is OrderDenied]
 
     def denial_counts(self) -> dict[str, int]:
         """Return the denials per check (``sizing``, ``price_collar``, ...)."""
