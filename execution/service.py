@@ -103,6 +103,7 @@ class TickChecks:
     threshold_bps: float = 300.0
     confirm_after: int = 5
     filters: dict[str, SpikeFilter] = field(default_factory=dict)
+    rejected: int = 0  # ticks not used for prices, by any check
 
     @classmethod
     def from_settings(cls, streams: StreamsSettings, symbols: frozenset[str]) -> TickChecks:
@@ -116,6 +117,12 @@ class TickChecks:
         if found is None:
             found = self.filters[symbol] = SpikeFilter(self.threshold_bps, confirm_after=self.confirm_after)
         return found
+
+    def skip(self, check: str, reason: str) -> None:
+        """Count a tick not used for prices; log the first ten and every thousandth."""
+        self.rejected += 1
+        if self.rejected <= 10 or self.rejected % 1000 == 0:
+            logger.warning("tick not used for prices (%s: %s); %d skipped so far", check, reason, self.rejected)
 
 
 class _Journaled(NamedTuple):
@@ -147,7 +154,6 @@ class ExecutionService:
         self.journal = journal
         self.publisher = publisher
         self.tick_checks = tick_checks or TickChecks()
-        self.ticks_rejected = 0
         self.reconciler = Reconciler(engine, broker, self._record_all, reconcile_every_s, reconcile_window_s)
         self.broker = broker
         self.lock = threading.RLock()
@@ -278,7 +284,7 @@ class ExecutionService:
 
     def _handle_checked(self, checked: Tick | Rejection) -> None:
         if isinstance(checked, Rejection):
-            self._skip(checked.check, checked.reason)
+            self.tick_checks.skip(checked.check, checked.reason)
             return
         self.handle_tick(checked)
 
@@ -292,7 +298,7 @@ class ExecutionService:
         with self.lock:
             reason = self.tick_checks.spike_filter(tick.symbol).check(tick)
             if reason is not None:
-                self._skip("spike", reason)
+                self.tick_checks.skip("spike", reason)
                 return
             self.broker.on_tick(tick)
             with self.space.refusals():
@@ -302,11 +308,6 @@ class ExecutionService:
                 if self.space.problem is None and (stop.events or stop.intents):  # none the journal cannot record
                     self._record_all(stop.events)
                     self._send([self._journal_order(intent) for intent in stop.intents])
-
-    def _skip(self, check: str, reason: str) -> None:
-        self.ticks_rejected += 1
-        if self.ticks_rejected <= 10 or self.ticks_rejected % 1000 == 0:
-            logger.warning("tick not used for prices (%s: %s); %d skipped so far", check, reason, self.ticks_rejected)
 
     def handle_control(self, command: ControlCommand) -> None:
         """Apply an operator command; a halt is fsynced so it survives a restart."""

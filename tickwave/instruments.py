@@ -137,11 +137,7 @@ def _leg(amount: Decimal, source: str, target: str, instruments: Mapping[str, In
 
 
 def rate_symbols(source: str, target: str, instruments: Mapping[str, Instrument]) -> tuple[str, ...]:
-    """Return the symbols whose mids :func:`convert` may read from ``source`` to ``target`` (sorted).
-
-    Its pairs (direct, inverse, or both legs through USD) quote two of ``source``, ``target``
-    and USD: its result depends on no other symbol's mid. Empty when the currencies are one.
-    """
+    """The symbols whose mids :func:`convert` reads from ``source`` to ``target``: pairs of two of them and USD."""
     if source == target:
         return ()
     currencies = {source, target, PIVOT}

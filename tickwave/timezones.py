@@ -67,11 +67,6 @@ class WallClock:
         # Fixed-offset zones answer without a date; IANA zones need one (they return None here).
         self._fixed_offset_ms = None if fixed is None else int(fixed.total_seconds() * 1000)
 
-    @property
-    def is_utc(self) -> bool:
-        """Return True when readings are already UTC."""
-        return self._fixed_offset_ms == 0
-
     def offset_ms(self, local_ms: int) -> int:
         """Return the zone's UTC offset (ms) at the local reading ``local_ms``."""
         if self._fixed_offset_ms is not None:

@@ -253,11 +253,7 @@ def check_raw(raw: bytes, rules: ValidationRules, now_ms: int) -> Tick | Rejecti
 
 
 def check_decoded(tick: Tick, rules: ValidationRules, now_ms: int, raw: bytes | None = None) -> Tick | Rejection:
-    """Check a tick decoded from its message (``decode(raw, Tick)``) by the rules decoding does not apply.
-
-    :func:`check_raw` after its decode. ``raw``: the message (None: the tick's encoding, made
-    only for a rejection).
-    """
+    """:func:`check_raw` after its decode (``raw``: the message; None: the tick's encoding, made for a rejection)."""
     # Tick itself kept the value rules; the rest, in one comparison on the hot path.
     if (
         (rules.known_symbols is None or tick.symbol in rules.known_symbols)

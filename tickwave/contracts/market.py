@@ -172,11 +172,6 @@ class Prediction(Message, frozen=True, tag="prediction.v1"):
         if self.confidence is not None and not (0.0 <= self.confidence <= 1.0):
             raise ValueError(f"confidence must be in [0, 1], got {self.confidence!r}")
 
-    @property
-    def prediction_id(self) -> str:
-        """The natural key: model, version and bar."""
-        return f"{self.model_id}:{self.model_version}:{self.symbol}:{self.timeframe}:{self.bar_start_ms}"
-
 
 class Signal(Message, frozen=True, tag="signal.v1"):
     """A trading signal derived from a prediction; ``signal_id`` is deterministic."""

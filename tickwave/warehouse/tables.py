@@ -72,7 +72,6 @@ TICKS = _table(
 )  # fmt: skip
 # One table per timeframe, bars_<timeframe> (tickwave.timeframes; README.md says why).
 BAR_TABLES: dict[str, Table] = {timeframe: _table(f"bars_{timeframe}", *_BAR_COLUMNS) for timeframe in TIMEFRAMES}
-BARS_1S = BAR_TABLES["1s"]
 BARS_1M = BAR_TABLES["1m"]
 FEATURES = _table(
     "features", ("symbol", STRING), ("timeframe", STRING), ("bar_start_ms", TIMESTAMP),

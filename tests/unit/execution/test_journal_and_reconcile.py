@@ -401,7 +401,7 @@ def test_ticks_when_one_bad_print_arrives_then_execution_neither_halts_nor_fills
     clock.advance(100)
     service.handle_signal(signal(1, clock.now_ms(), "long", 1.0))
 
-    assert service.engine.view.halted_symbols == set() and service.ticks_rejected == 1
+    assert service.engine.view.halted_symbols == set() and service.tick_checks.rejected == 1
     fills = [e for e in service.broker.orders()[next(iter(service.broker.orders()))].fills]
     assert fills and fills[0].price < 1.11  # filled at the good quote, not at the spike
     assert service.engine.view.last_ticks["EURUSD"].mid == pytest.approx(1.1)
