@@ -51,6 +51,7 @@ from bench.summary import record
 from tickwave.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"  # the summary of every benchmark, whose table bench/README.md shows
 console = Console()
 
 MEMORY_SLOPE_LIMIT_MB_PER_H = 5.0
@@ -421,8 +422,11 @@ def _second_half(verdict: dict[str, Any]) -> str:
     return "" if value is None else f"second half of the measured time: {_fmt(value)} {verdict['unit']}"
 
 
-def publish(results: Path, run: dict[str, Any], figures: list[dict[str, Any]]) -> None:
-    """Put the soak's run and figures in ``results``/summary.json and the table of bench/README.md."""
+def publish(results: Path, run: dict[str, Any], figures: list[dict[str, Any]], readme: Path | None) -> None:
+    """Put the soak's run and figures in ``results``/summary.json and, given ``readme``, in its table.
+
+    The table is made from the whole summary: only bench/results (every benchmark's) may write it.
+    """
     from bench.summary import markdown_table, merged, update_readme
 
     path = results / "summary.json"
@@ -430,7 +434,8 @@ def publish(results: Path, run: dict[str, Any], figures: list[dict[str, Any]]) -
              "figures": [{"benchmark": "soak", **figure} for figure in figures]}  # fmt: skip
     summary = merged(json.loads(path.read_text()), fresh) if path.exists() else fresh
     path.write_text(json.dumps(summary, indent=2) + "\n")
-    update_readme(ROOT / "bench" / "README.md", markdown_table(summary))
+    if readme is not None:
+        update_readme(readme, markdown_table(summary))
 
 
 def main() -> None:
@@ -447,7 +452,7 @@ def main() -> None:
                         help="add the figures to bench/results/summary.json and bench/README.md's table")  # fmt: skip
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".tickwave-soak")
     parser.add_argument("--keep", action="store_true", help="keep the state dir (logs, data) after the run")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--figures", type=Path, default=ROOT / "bench" / "figures")
     arguments = parser.parse_args()
     plan = SoakPlan(arguments.minutes, arguments.warmup, arguments.rate, arguments.symbols, arguments.sample_s,
@@ -477,7 +482,10 @@ def main() -> None:
         run = {"benchmark": "soak", "command": command, "exit_code": code, "machine": machine,
                "duration_s": round(time.monotonic() - started, 1), "load_before": round(load_before, 2),
                "load_after": round(os.getloadavg()[0], 2), "finished_at": document["generated_at"]}  # fmt: skip
-        publish(arguments.results, run, figures)
+        is_repository_results = arguments.results.resolve() == RESULTS.resolve()
+        publish(arguments.results, run, figures, ROOT / "bench" / "README.md" if is_repository_results else None)
+        if not is_repository_results:
+            console.print(f"figures added to {arguments.results / 'summary.json'}; bench/README.md left as it is")
     if not arguments.keep:
         shutil.rmtree(state_dir, ignore_errors=True)
     if code == 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -183,3 +184,30 @@ def test_judge_when_dagster_runs_come_and_go_then_its_own_peak_is_judged_and_run
     assert dagster["value"] == pytest.approx(peak_mb)
     assert dagster["is_met"] is is_met
     assert judged["slopes"]["dagster_runs"] == {"peak_processes": 2, "peak_memory_mb": 800.0}
+
+
+def test_publish_when_results_kept_elsewhere_then_readme_table_untouched_and_summary_merged(tmp_path: Path) -> None:
+    from bench.soak import publish
+    from bench.summary import MARKERS
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{MARKERS[0]}\nthe whole table\n{MARKERS[1]}\n")
+    other = {"benchmark": "ingest", "command": "python -m bench.ingest", "exit_code": 0, "duration_s": 1.0,
+             "load_before": 1.0, "load_after": 1.0, "finished_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+    (tmp_path / "summary.json").write_text(json.dumps({
+        "generated_at": other["finished_at"], "machine": "vm", "runs": [other],
+        "figures": [{"benchmark": "ingest", "figure": "replay", "value": 1.0, "unit": "ticks/s", "baseline": "",
+                     "target": "", "is_met": None}]}))  # fmt: skip
+    run = {"benchmark": "soak", "command": "python -m bench.soak", "exit_code": 0, "machine": "vm", "duration_s": 9.0,
+           "load_before": 1.0, "load_after": 1.0, "finished_at": "2026-01-02T00:00:00+00:00"}  # fmt: skip
+    figure = {"figure": "memory slope execution", "value": 4.0, "unit": "MB/h", "baseline": "", "target": "<= 5",
+              "is_met": True}  # fmt: skip
+
+    publish(tmp_path, dict(run), [figure], readme=None)
+    assert readme.read_text().count("the whole table") == 1
+    merged = json.loads((tmp_path / "summary.json").read_text())
+    assert {item["benchmark"] for item in merged["figures"]} == {"ingest", "soak"}
+
+    publish(tmp_path, dict(run), [figure], readme=readme)
+    table = readme.read_text()
+    assert "the whole table" not in table and "replay" in table and "memory slope execution" in table
