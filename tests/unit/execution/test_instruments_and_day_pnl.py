@@ -29,7 +29,7 @@ from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, executi
 from tickwave.clock import ManualClock
 from tickwave.config import SymbolSpec, default_symbols
 from tickwave.contracts import OrderFilled, OrderSubmitted, RiskEvent
-from tickwave.instruments import convert, from_mt5_symbol_info, registry
+from tickwave.instruments import convert, from_mt5_symbol_info, rate_symbols, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 NOW = WEDNESDAY_NOON_MS
@@ -131,6 +131,25 @@ def test_convert_when_round_trip_through_pairs_then_amount_comes_back(
     assert in_gbp is not None and back is not None
     assert abs(back - amount) <= abs(amount) * Decimal("1e-20") + Decimal("1e-20")
     assert convert(amount, "JPY", "CHF", INSTRUMENTS, mids) is None  # no USDCHF quote: refused, not guessed
+
+
+_CURRENCIES = sorted({currency for spec in INSTRUMENTS.values() for currency in (spec.base, spec.quote)})
+
+
+@given(
+    source=st.sampled_from(_CURRENCIES),
+    target=st.sampled_from(_CURRENCIES),
+    quoted=st.dictionaries(st.sampled_from(sorted(INSTRUMENTS)), st.floats(min_value=0.5, max_value=3000), min_size=1),
+)
+def test_convert_when_only_the_rate_symbols_are_quoted_then_the_same_amount(
+    source: str, target: str, quoted: dict[str, float]
+) -> None:
+    # rate_symbols names every mid convert may read (the valuation keeps a conversion while their ticks stay).
+    kept = {symbol: mid for symbol, mid in quoted.items() if symbol in rate_symbols(source, target, INSTRUMENTS)}
+
+    assert convert(Decimal("1234.56"), source, target, INSTRUMENTS, kept) == convert(
+        Decimal("1234.56"), source, target, INSTRUMENTS, quoted
+    )
 
 
 def test_from_mt5_symbol_info_when_gold_then_fields_follow_the_terminal() -> None:
