@@ -113,13 +113,17 @@ class EventLog:
         self.settings = settings
         self.pending: list[dict[str, Any]] = []
         self.host = socket.gethostname()
+        # Each event at least 1 ms after the one before: events written together (a crash, then its
+        # crash-loop verdict) keep their order for a reader sorting by time.
+        self._last_ms = 0
 
     def add(self, service: str, event: str, pid: int | None, restarts: int, detail: str,
             exit_code: int | None = None, level: int = logging.WARNING) -> None:  # fmt: skip
         """Queue one event (and log it at ``level``)."""
         logger.log(level, "service=%s %s pid=%s restarts=%d %s", service, event, pid, restarts, detail)
+        self._last_ms = max(int(time.time() * 1000), self._last_ms + 1)
         self.pending.append({
-            "event_id": uuid.uuid4().hex, "event_at_ms": int(time.time() * 1000), "service": service, "event": event,
+            "event_id": uuid.uuid4().hex, "event_at_ms": self._last_ms, "service": service, "event": event,
             "pid": pid or 0, "exit_code": exit_code, "restarts": restarts, "detail": detail, "host": self.host,
         })  # fmt: skip
         del self.pending[:-MAX_PENDING_EVENTS]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from app.services.watchdog import RestartPolicy
-from tickwave.config import SupervisionSettings
+from pathlib import Path
+
+import pytest
+
+from app.services.watchdog import EventLog, RestartPolicy
+from tickwave.config import SupervisionSettings, load_settings
 
 
 def test_restart_policy_when_restarts_accumulate_then_backoff_doubles_up_to_the_cap() -> None:
@@ -25,3 +29,16 @@ def test_restart_policy_when_n_restarts_within_window_then_crash_loop_and_old_on
     assert policy.is_crash_loop(30.0)
     assert not policy.is_crash_loop(65.0)  # the first restart left the window
     assert policy.delay_s() == 4.0  # two restarts left in the window: 1 s x 2^2
+
+
+def test_event_log_when_events_added_within_one_millisecond_then_their_times_keep_the_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A crash and its crash-loop verdict are written back to back: sorted by time, the verdict comes last.
+    monkeypatch.setattr("app.services.watchdog.time.time", lambda: 1_700_000_000.0004)
+    log = EventLog(load_settings(state_dir=tmp_path))
+
+    log.add("execution", "crashed", 41, 2, "process gone")
+    log.add("execution", "gave_up", 41, 2, "crash loop")
+
+    assert [row["event_at_ms"] for row in log.pending] == [1_700_000_000_000, 1_700_000_000_001]
