@@ -326,6 +326,13 @@ class KafkaService(ManagedService):
             # The whole heap touched at start: the broker's memory is flat from its first minute
             # instead of creeping up to the heap over an hour, so a growth seen later is a leak.
             "-XX:+AlwaysPreTouch",
+            # The C1 compiler only: with C2 too, the broker's JIT went on compiling and recompiling
+            # through a soak's whole hour (code cache 22 -> 29 MB in 28 minutes, and C2's compile
+            # arenas leave freed native memory behind), so its memory grew ~10 MB/h. C1 alone
+            # compiles a method once: 53 MB less resident memory and a code cache flat after ~8
+            # minutes (both brokers under one load, side by side), the same replay -> Kafka
+            # throughput (bench/ingest.py), for ~0.15 ms more per hop at p50 (bench/execution.py).
+            "-XX:TieredStopAtLevel=1",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
             "-cp",
