@@ -26,13 +26,15 @@ import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from tickwave.errors import DataQualityError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")  # a parsed event
+COMPRESS_CHUNK_BYTES = 1 << 20
+GZIP_WBITS = 31  # zlib's gzip wrapper
 
 
 def fsync_dir(path: Path) -> None:
@@ -143,14 +145,37 @@ def sealed_events(segment: Path, parse: Callable[[bytes], tuple[T, bool] | None]
     return events
 
 
+def _content_end(handle: BinaryIO, size: int) -> int:
+    """Return where a sealed file's contents end: its size without trailing zero bytes (preallocation)."""
+    end = size
+    while end > 0:
+        start = max(0, end - COMPRESS_CHUNK_BYTES)
+        handle.seek(start)
+        kept = len(handle.read(end - start).rstrip(b"\0"))
+        if kept:
+            return start + kept
+        end = start
+    return 0
+
+
 def compress(plain: Path) -> None:
-    """Replace a plain sealed segment by its compressed copy (on a refusal the plain one stays: it reads the same)."""
+    """Replace a plain sealed segment by its compressed copy (on a refusal the plain one stays: it reads the same).
+
+    Streamed a chunk at a time: holding a whole segment and its copy (64 + ~6 MB) left the
+    process's heap a few MB larger after each seal.
+    """
     compressed = plain.with_name(plain.name + ".gz")
     tmp = compressed.with_name(compressed.name + ".tmp")
     try:
-        data = gzip.compress(plain.read_bytes().rstrip(b"\0"), compresslevel=6, mtime=0)
-        with tmp.open("wb") as handle:
-            handle.write(data)
+        deflate = zlib.compressobj(6, zlib.DEFLATED, GZIP_WBITS)  # gzip.compress(data, 6, mtime=0)'s bytes
+        with plain.open("rb") as source, tmp.open("wb") as handle:
+            remaining = _content_end(source, os.fstat(source.fileno()).st_size)
+            source.seek(0)
+            while remaining:
+                chunk = source.read(min(COMPRESS_CHUNK_BYTES, remaining))
+                remaining -= len(chunk)
+                handle.write(deflate.compress(chunk))
+            handle.write(deflate.flush())
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, compressed)

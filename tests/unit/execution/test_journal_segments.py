@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from execution.journal import Journal
-from execution.journal_segments import sealed_segments
+from execution.journal_segments import COMPRESS_CHUNK_BYTES, compress, sealed_segments
 from tickwave.audit_chain import ChainLink
 from tickwave.contracts import OrderDenied
 from tickwave.errors import DataQualityError
@@ -170,3 +171,20 @@ def test_journal_when_sealing_is_refused_then_nothing_is_lost_and_it_seals_later
     assert refused > SEGMENT_BYTES  # kept writing where it was
     assert sealed_segments(path)[0][0] == 0
     assert _signal_ids(path) == [f"s-{index}" for index in range(40)]
+
+
+def test_compress_when_a_large_segment_then_streamed_in_chunks_to_the_same_bytes(tmp_path: Path) -> None:
+    # A sealed file may end in preallocated zero bytes; the copy holds the contents only.
+    plain = tmp_path / "journal-1.jsonl"
+    contents = b"".join(b'{"position":%d,"reason":"r"}\n' % index for index in range(400_000))  # ~12 MB
+    plain.write_bytes(contents + bytes(3 * COMPRESS_CHUNK_BYTES + 17))
+    tracemalloc.start()
+    try:
+        compress(plain)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    compressed = plain.with_name(plain.name + ".gz").read_bytes()
+    assert compressed == gzip.compress(contents, compresslevel=6, mtime=0) and not plain.exists()
+    assert peak < 4 * COMPRESS_CHUNK_BYTES < len(contents) // 2  # a few chunks, not the segment
