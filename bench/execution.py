@@ -98,6 +98,9 @@ class TimedBroker:
     def positions(self) -> Mapping[str, Decimal]:
         return self.inner.positions()
 
+    def retire(self, before_ms: int) -> int:
+        return self.inner.retire(before_ms)
+
     def close(self) -> None:
         self.inner.close()
 

@@ -66,11 +66,15 @@ def build_service(
     broker: Broker | None = None,
     journal: JournalLike | None = None,
     fence: Fence | None = None,
+    *,
+    keep_every_order: bool = False,
 ) -> ExecutionService:
     """Build the engine, journal and broker for ``settings`` (nothing is replayed yet).
 
     ``broker`` and ``journal``, when given, are used instead of the configured ones (a replay
-    keeps its journal and the paper ledger in memory: :mod:`execution.backtest`).
+    keeps its journal and the paper ledger in memory: :mod:`execution.backtest`), and
+    ``keep_every_order`` keeps ended orders in memory past the reconciliation's window (a replay
+    counts its round trips from them).
     """
     clock = clock or SystemClock()
     execution = settings.execution
@@ -86,7 +90,7 @@ def build_service(
     checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
     broker = broker or build_broker(settings, clock)
     return ExecutionService(engine, journal, broker, publisher, checks, execution.reconciliation.interval_s,
-                            execution.reconciliation.window_s, fence)  # fmt: skip
+                            execution.reconciliation.window_s, fence, keep_every_order=keep_every_order)  # fmt: skip
 
 
 @contextmanager

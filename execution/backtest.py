@@ -328,11 +328,11 @@ def _replay(
         replayed = replay_settings(settings, state_dir or Path(tempfile.gettempdir()))  # no file is opened there
         memory = MemoryJournal(replayed.execution.instance_id if audit_chain else None)
         ledger = PaperBroker(replayed.execution, clock, None, instruments_of(replayed), ledger=MemoryJournal())
-        service = build_service(replayed, _NoPublisher(), clock, broker=ledger, journal=memory)
+        service = build_service(replayed, _NoPublisher(), clock, broker=ledger, journal=memory, keep_every_order=True)
     else:
         assert state_dir is not None  # chosen above
         replayed = replay_settings(settings, state_dir)
-        service = build_service(replayed, recorder, clock)
+        service = build_service(replayed, recorder, clock, keep_every_order=True)
     broker = service.broker
     assert isinstance(broker, PaperBroker)  # replay_settings chose it
     try:

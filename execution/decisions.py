@@ -16,7 +16,7 @@ from typing import Literal, cast
 
 import msgspec
 
-from execution.engine_state import DAY_ROLLOVER, SYMBOL_HALTED, TRADING_STATE, EngineState
+from execution.engine_state import DAY_ROLLOVER, RETIRE_MARGIN_MS, SYMBOL_HALTED, TRADING_STATE, EngineState
 from execution.limits import RiskLimits
 from execution.risk import ProposedOrder, first_denial, operator_denial, signal_timeframe_denial
 from execution.sizing import SizingPolicy, order_for, target_position_lots
@@ -161,6 +161,10 @@ class SignalDecisions:
             return Decision(is_duplicate=True)
         view, limits = state.view, state.limits
         now_ms = self.clock.now_ms()
+        if state.retired_before_ms and signal.created_at_ms < state.retired_before_ms + RETIRE_MARGIN_MS:
+            # Decisions this old were let go: it may have had its order already, so it gets none.
+            reason = f"signal created at {signal.created_at_ms}, before the decisions kept ({state.retired_before_ms})"
+            return Decision(events=(denied(signal, now_ms, "signal_ttl", reason),))
         wrong_timeframe = signal_timeframe_denial(signal, limits)
         if wrong_timeframe is not None:
             return Decision(events=(denied(signal, now_ms, wrong_timeframe.check, wrong_timeframe.reason),))

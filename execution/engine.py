@@ -22,7 +22,7 @@ decision is in the journal is never decided again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import KeysView, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -148,9 +148,13 @@ class Engine:
         return self.state.bookings
 
     @property
-    def decided_signals(self) -> set[str]:
-        """The signals decided (an order or a denial is journaled)."""
-        return self.state.decided_signals
+    def decided_signals(self) -> KeysView[str]:
+        """The signals decided (an order or a denial is journaled), but those let go (see :meth:`retire`)."""
+        return self.state.decided_signals.keys()
+
+    def retire(self, before_ms: int) -> int:
+        """Let go of ended orders and decided signals older than ``before_ms`` (see :meth:`EngineState.retire`)."""
+        return self.state.retire(before_ms)
 
     @property
     def defects(self) -> list[str]:

@@ -12,6 +12,7 @@ close the gate refused. The decision code (:mod:`execution.decisions`,
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ from tickwave.money import MONEY_CONTEXT, to_decimal
 logger = logging.getLogger(__name__)
 
 RATE_WINDOW_MS = 1_000
+# How far past the reconciliation's window ended orders stay in memory, and how far a signal's
+# creation time may run ahead of its decision's (two hosts' clocks): see EngineState.retire.
+RETIRE_MARGIN_MS = 600_000
 _ORDER_EVENTS = frozenset({OrderAccepted, OrderRejected, OrderFilled, OrderCanceled})  # a broker's answers
 
 # Risk event kinds that change state (the rest only inform).
@@ -63,7 +67,7 @@ class EngineState:
     limits: RiskLimits
     view: RiskView = field(default_factory=RiskView)
     orders: dict[str, Order] = field(default_factory=dict)
-    decided_signals: set[str] = field(default_factory=set)
+    decided_signals: dict[str, int] = field(default_factory=dict)  # signal id -> decided at (ms), in journal order
     applied_commands: set[str] = field(default_factory=set)
     books: dict[str, Book] = field(default_factory=dict)
     # What each booked fill did to its position (by fill_id): a redelivered Fill record gets the same figures.
@@ -75,6 +79,9 @@ class EngineState:
     day_marks: dict[str, Decimal] = field(default_factory=dict)
     marked_day: str = ""
     defects: list[str] = field(default_factory=list)
+    # Ended orders created before this, their fills' bookings and the signals decided before it
+    # were let go (see retire); 0: everything is kept.
+    retired_before_ms: int = 0
     # Bumped by every change the day's P&L depends on (the latest ticks, the books and realised
     # P&L, the day's marks), so a valuation is reused only while nothing it read changed.
     pnl_revision: int = 0
@@ -124,6 +131,31 @@ class EngineState:
         """Put an operator's limits in force (until a restart: the command is not replayed)."""
         self.limits = limits
 
+    def retire(self, before_ms: int) -> int:
+        """Let go of what no later event or decision reads; return how many orders were let go.
+
+        That is: the orders that ended (filled, rejected, canceled, expired) and were created
+        before ``before_ms``, their fills' bookings, and the signals decided before it. The
+        caller chooses ``before_ms`` past the reconciliation's window (so no broker answer
+        about such an order is compared again) and keeps the journal, from which a restart
+        rebuilds everything. A signal created before it can no longer be told from one decided
+        before (see :meth:`SignalDecisions.on_signal`). The positions, their books, the day's
+        realised P&L and the working orders are kept whatever their age.
+        """
+        if before_ms <= self.retired_before_ms:
+            return 0
+        self.retired_before_ms = before_ms
+        orders, bookings = self.orders, self.bookings
+        retired = self._created.retire(before_ms, lambda cid: orders[cid].is_terminal)
+        for cid in retired:
+            for fill_id in orders.pop(cid).fill_ids:
+                bookings.pop(fill_id, None)
+        decided = self.decided_signals
+        old = [signal_id for signal_id, _ in itertools.takewhile(lambda item: item[1] < before_ms, decided.items())]
+        for signal_id in old:
+            del decided[signal_id]
+        return len(retired)
+
     def note_stop_denied(self, symbol: str, now_ms: int) -> None:
         """Remember that a protective close of ``symbol`` was denied at ``now_ms`` (retried a second later)."""
         self.stop_denied_at_ms[symbol] = now_ms
@@ -134,7 +166,7 @@ class EngineState:
         kind = type(event)
         if kind is OrderSubmitted:
             event = cast(OrderSubmitted, event)
-            self.decided_signals.add(event.signal_id)
+            self.decided_signals.setdefault(event.signal_id, event.event_at_ms)
             self._put(Order(
                 client_order_id=event.client_order_id, signal_id=event.signal_id, symbol=event.symbol,
                 side=event.side, quantity_lots=event.quantity_lots, model_id=event.model_id,
@@ -148,7 +180,8 @@ class EngineState:
         elif kind in _ORDER_EVENTS:
             return self._apply_order_event(cast("OrderAccepted | OrderRejected | OrderFilled | OrderCanceled", event))
         elif kind is OrderDenied:
-            self.decided_signals.add(cast(OrderDenied, event).signal_id)
+            denied = cast(OrderDenied, event)
+            self.decided_signals.setdefault(denied.signal_id, denied.event_at_ms)
         elif kind is RiskEvent:
             self._apply_risk_event(cast(RiskEvent, event))
         elif kind is ControlCommand:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
@@ -152,3 +153,16 @@ class CreationIndex:
     def since(self, since_ms: int) -> list[str]:
         """Return the ids created at or after ``since_ms``, oldest first."""
         return [cid for _, cid in self._entries[bisect.bisect_left(self._entries, (since_ms,)) :]]
+
+    def retire(self, before_ms: int, is_done: Callable[[str], bool]) -> list[str]:
+        """Forget the orders created before ``before_ms`` that ``is_done``; return their ids, oldest first."""
+        end = bisect.bisect_left(self._entries, (before_ms,))
+        kept: list[tuple[int, str]] = []
+        retired: list[str] = []
+        for entry in self._entries[:end]:
+            if is_done(entry[1]):
+                retired.append(entry[1])
+            else:
+                kept.append(entry)
+        self._entries[:end] = kept
+        return retired

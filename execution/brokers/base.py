@@ -122,6 +122,10 @@ class Broker(Protocol):
         """Return the signed net position per symbol, in lots."""
         ...
 
+    def retire(self, before_ms: int) -> int:
+        """Let go of what the broker holds in memory about orders that ended before ``before_ms``; return how many."""
+        ...
+
     def close(self) -> None:
         """Release connections and files."""
         ...

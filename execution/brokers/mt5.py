@@ -273,6 +273,10 @@ class Mt5Broker:
         """Return the net position per symbol of Tickwave's positions (magic)."""
         return self.history.positions()
 
+    def retire(self, before_ms: int) -> int:
+        """Nothing: the broker follows only the orders still working (the terminal keeps the history)."""
+        return 0
+
     def close(self) -> None:
         """Detach from the terminal."""
         self.terminal.close()

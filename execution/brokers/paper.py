@@ -34,7 +34,7 @@ from execution.brokers.base import (
 from execution.journal import Journal
 from execution.memory_journal import JournalLike
 from execution.positions import Book
-from execution.state import CreationIndex, Order, OrderStatus
+from execution.state import TERMINAL, CreationIndex, Order, OrderStatus
 from tickwave.clock import Clock
 from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.contracts import (
@@ -111,6 +111,7 @@ class PaperBroker:
         self._orders: dict[str, _PaperOrder] = {}
         self._working: set[str] = set()  # accepted, not yet filled (poll looks only at these)
         self._created = CreationIndex()  # orders(since_ms) reads a window of it
+        self._received = 0  # orders received, let go or not: the next one's broker id
         if ledger is None:
             if ledger_path is None:
                 raise ValueError("the paper broker needs a ledger: a path or a journal")
@@ -154,7 +155,7 @@ class PaperBroker:
         elif intent.order_type != "market":
             answer = rejected(intent, "the paper broker fills market orders only", now_ms)
         else:
-            answer = accepted(intent, f"paper-{len(self._orders)}", now_ms)
+            answer = accepted(intent, f"paper-{self._received}", now_ms)
         self._apply(answer)
         events: list[BrokerEvent] = [answer]
         if self.latency_ms == 0 and isinstance(answer, OrderAccepted):
@@ -214,6 +215,14 @@ class PaperBroker:
             chosen = window + sorted(self._working.difference(window))
         return {cid: self._broker_order(cid, self._orders[cid]) for cid in chosen}
 
+    def retire(self, before_ms: int) -> int:
+        """Let go of the ended orders created before ``before_ms``; return how many (the ledger keeps them)."""
+        orders = self._orders
+        retired = self._created.retire(before_ms, lambda cid: orders[cid].status in TERMINAL)
+        for cid in retired:
+            del orders[cid]
+        return len(retired)
+
     @staticmethod
     def _broker_order(cid: str, paper: _PaperOrder) -> BrokerOrder:
         return BrokerOrder(
@@ -263,6 +272,7 @@ class PaperBroker:
             if event.client_order_id not in self._orders:  # a repeat changes nothing
                 self._orders[event.client_order_id] = _PaperOrder(event)
                 self._created.add(event.event_at_ms, event.client_order_id)
+                self._received += 1
             return
         paper = self._orders[event.client_order_id]
         self._working.discard(event.client_order_id)
