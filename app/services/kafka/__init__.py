@@ -315,6 +315,8 @@ class KafkaService(ManagedService):
             file.write(server_properties(data_dir, self.node, nodes, listeners))
         java = java_executable()
         classpath = f"{self.jars_dir}/*"
+        scratch = data_dir / "tmp"
+        scratch.mkdir(exist_ok=True)
         jvm = [
             java,
             f"-Xms{kafka.heap_mb}m",
@@ -334,6 +336,9 @@ class KafkaService(ManagedService):
             # throughput (bench/ingest.py), for ~0.15 ms more per hop at p50 (bench/execution.py).
             "-XX:TieredStopAtLevel=1",
             "-Djava.awt.headless=true",
+            # Its scratch files in its own directory, not /tmp: lz4-java extracts its native library
+            # (155 KB) at each start, and a broker stopped before its exit hooks ran left it behind.
+            f"-Djava.io.tmpdir={scratch}",
             f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
             "-cp",
             classpath,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from adapters.bus import Profile, broker_answers, default_partition, make_admin, make_consumer, make_producer
+from adapters.endpoints import Endpoint
 from adapters.retention import topic_retention
 from adapters.topics import create_topics, topic_configs
 from app.demo import demo_ticks
@@ -126,6 +128,21 @@ def test_produce_consume_when_ticks_keyed_by_symbol_then_all_arrive_in_order_per
     for symbol in ("EURUSD", "USDJPY"):
         times = [tick.time_ms for tick in received if tick.symbol == symbol]
         assert times == sorted(times)  # one symbol -> one partition -> order kept
+
+
+def test_broker_when_it_reads_lz4_batches_then_its_native_library_comes_from_its_own_state_dir(
+    topics: Settings, kafka_endpoint: Endpoint, state_dir: Path
+) -> None:
+    producer = make_producer(topics.kafka.bootstrap or "", "bulk")  # lz4-compressed batches
+    for tick in demo_ticks(200, now_ms=1_700_000_000_000):
+        producer.produce(topic_name(topics, TICKS), key=tick.symbol.encode(), value=encode(tick))
+    assert producer.flush(10) == 0
+
+    maps = Path(f"/proc/{kafka_endpoint.pid}/maps").read_text().splitlines()
+    libraries = {Path(line.split()[-1]) for line in maps if "liblz4-java" in line}
+
+    assert libraries, "the broker has not loaded lz4-java's native library"
+    assert all(state_dir in library.parents for library in libraries), libraries  # not left in /tmp
 
 
 def test_produce_when_topic_not_registered_then_not_auto_created(topics: Settings) -> None:
