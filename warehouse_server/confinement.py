@@ -109,6 +109,7 @@ INHERITED_VARIABLES = (
     "PYTHONDONTWRITEBYTECODE",
     "PYTHONUNBUFFERED",
     "PYTHONFAULTHANDLER",
+    "MALLOC_ARENA_MAX",  # glibc's arenas for the Python side (the supervisor sets 2)
     CONFIG_FILE_ENV,  # the same configuration file (a path; its secrets stay in the file)
 )
 _WAREHOUSE_SETTINGS = ("TICKWAVE_CLICKHOUSE_", "TICKWAVE_STATE_DIR", "TICKWAVE_LOG_LEVEL")  # what it reads

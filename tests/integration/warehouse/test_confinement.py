@@ -32,6 +32,7 @@ from adapters.warehouse.credentials import Credentials
 from tests.integration.warehouse.http import post
 from tests.plugins.warehouse import start_warehouse
 from warehouse_server.confinement import NETWORK_ABI, Rules, landlock_abi, scrubbed_environment
+from warehouse_server.memory import DIRTY_PAGES_BYTES
 
 REPO = Path(__file__).resolve().parents[3]
 PSEUDO_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"), Path("/etc"))
@@ -148,13 +149,13 @@ def test_scrubbed_environment_when_secrets_are_exported_then_none_is_kept(tmp_pa
     settings = load_settings(state_dir=tmp_path, clickhouse={"password": PASSWORD, "analyst_password": PASSWORD})
     exported = {
         "TICKWAVE_CLICKHOUSE_PASSWORD": PASSWORD, "AWS_SECRET_ACCESS_KEY": PASSWORD, "HOME": "/root",
-        "LANG": "C.UTF-8", "TICKWAVE_MT5_PASSWORD": PASSWORD,
+        "LANG": "C.UTF-8", "TICKWAVE_MT5_PASSWORD": PASSWORD, "MALLOC_ARENA_MAX": "2",
     }  # fmt: skip
 
     environment = scrubbed_environment(settings, exported)
 
     assert PASSWORD not in "".join(f"{name}={value}" for name, value in environment.items())
-    assert environment["LANG"] == "C.UTF-8" and environment["TZ"] == "UTC"
+    assert environment["LANG"] == "C.UTF-8" and environment["TZ"] == "UTC" and environment["MALLOC_ARENA_MAX"] == "2"
     assert environment["TICKWAVE_STATE_DIR"] == str(settings.state_path)
     assert "HOME" not in environment and "AWS_SECRET_ACCESS_KEY" not in environment
 
@@ -239,6 +240,20 @@ def test_warehouse_when_a_refused_bomb_was_decoded_then_its_memory_returns(
     settled = process.memory_info().rss
     assert peak > idle + (160 << 20), "the request must have grown the server for this test to mean anything"
     assert settled <= idle + (64 << 20), f"idle {idle >> 20} MiB, peak {peak >> 20} MiB, settled {settled >> 20} MiB"
+
+
+def test_warehouse_when_started_by_the_supervisor_then_both_allocators_are_told_to_give_memory_back(
+    exported_password_warehouse: Endpoint,
+) -> None:
+    endpoint = exported_password_warehouse
+    credentials = Credentials("tickwave", SecretStr(PASSWORD), "analyst", SecretStr(""))
+    environ = Path(f"/proc/{endpoint.pid}/environ").read_bytes().split(b"\0")
+    sql = b"SELECT value FROM system.server_settings WHERE name = 'memory_worker_purge_dirty_pages_threshold_ratio'"
+
+    reply = post(endpoint.address, credentials, sql)
+
+    assert b"MALLOC_ARENA_MAX=2" in environ  # the supervisor's glibc setting survives the scrubbed re-execution
+    assert float(reply.body) * (1024 << 20) == DIRTY_PAGES_BYTES  # jemalloc's dirty pages purged past 16 MiB
 
 
 def test_warehouse_when_a_query_passes_the_memory_cap_then_it_fails_and_the_server_stays(
