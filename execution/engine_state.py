@@ -82,6 +82,8 @@ class EngineState:
     # Ended orders created before this, their fills' bookings and the signals decided before it
     # were let go (see retire); 0: everything is kept.
     retired_before_ms: int = 0
+    retired_orders: int = 0  # how many orders and decided signals were let go (the status counts them)
+    retired_signals: int = 0
     # Bumped by every change the day's P&L depends on (the latest ticks, the books and realised
     # P&L, the day's marks), so a valuation is reused only while nothing it read changed.
     pnl_revision: int = 0
@@ -154,6 +156,8 @@ class EngineState:
         old = [signal_id for signal_id, _ in itertools.takewhile(lambda item: item[1] < before_ms, decided.items())]
         for signal_id in old:
             del decided[signal_id]
+        self.retired_orders += len(retired)
+        self.retired_signals += len(old)
         return len(retired)
 
     def note_stop_denied(self, symbol: str, now_ms: int) -> None:

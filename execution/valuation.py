@@ -241,9 +241,9 @@ class Valuation:
             "trading_state": view.trading_state,
             "halted_symbols": sorted(view.halted_symbols),
             "positions_lots": {symbol: str(lots) for symbol, lots in sorted(view.positions.items()) if lots},
-            "orders": len(state.orders),
+            "orders": len(state.orders) + state.retired_orders,  # those let go from memory too
             "working_orders": len(state.working_orders()),
-            "signals_decided": len(state.decided_signals),
+            "signals_decided": len(state.decided_signals) + state.retired_signals,
             "daily_pnl": _money_text(self.daily_pnl(state.limits, now_ms)),
             "account_currency": state.limits.account_currency,
             "consecutive_rejects": view.consecutive_rejects,

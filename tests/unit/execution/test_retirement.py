@@ -88,6 +88,8 @@ def test_service_when_orders_end_past_the_window_then_memory_stops_growing(tmp_p
     assert publisher.orders == 6 * ceiling and not publisher.denials  # every signal ordered
     assert 0 < len(state.orders) <= ceiling and len(state.bookings) <= ceiling and len(state.decided_signals) <= ceiling
     assert 0 < len(broker.orders()) <= ceiling
+    status = service.engine.status()
+    assert (status["orders"], status["signals_decided"]) == (6 * ceiling, 6 * ceiling)  # those let go counted
     # ~1.8 KB an order when kept: 3 * ceiling more orders would be ~1.8 MB; a tenth of it is the noise allowed.
     assert grown < 3 * ceiling * 1_800 // 10, f"{grown} bytes more after {3 * ceiling} orders"
     service.close()
