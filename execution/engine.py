@@ -16,8 +16,9 @@ the journal has recorded it, and where no event exists to journal: a tick's quot
 so a restart returns to the configured ones and the command is not replayed) and the time
 of a denied protective close. Replaying the journal through :meth:`Engine.apply` therefore
 rebuilds exactly the state the process had (positions, orders, signals already decided,
-trading state and symbol halts), which is what makes a restart safe: a signal whose
-decision is in the journal is never decided again.
+trading state and symbol halts; with the ended orders and old decisions it had let go from
+memory, :meth:`Engine.retire`, back until its first retirement), which is what makes a
+restart safe: a signal whose decision is in the journal is never decided again.
 """
 
 from __future__ import annotations
