@@ -31,6 +31,10 @@ class JournalLike(Protocol):
         """Return the events found when the journal was opened, oldest first."""
         ...
 
+    def release_loaded(self) -> None:
+        """Let go of the events found at open (the caller has rebuilt its state from them)."""
+        ...
+
     def append(self, message: Message, *, sync: bool = False) -> int:
         """Append one event and return its position."""
         ...
@@ -72,6 +76,9 @@ class MemoryJournal:
     def events(self) -> Iterator[AnyMessage]:
         """Return nothing: a memory journal starts empty (a replay has no earlier run)."""
         return iter(())
+
+    def release_loaded(self) -> None:
+        """Nothing: nothing was loaded (its ``messages`` are the replay's result)."""
 
     def append(self, message: Message, *, sync: bool = False) -> int:
         """Append one event and return its position (``sync`` is moot: nothing is durable)."""

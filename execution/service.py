@@ -191,6 +191,8 @@ class ExecutionService:
             for position in range(self.publisher.resume_position(), len(recorded)):
                 self._publish(recorded[position], position)
             self.journal.drop_links_before(len(recorded))  # delivered before the restart: not needed again
+            self.journal.release_loaded()
+            del recorded  # the whole history: the state holds what it needs of it
             differences: list[str] = []
             with self.space.refusals():
                 differences = self.reconciler.at_start()

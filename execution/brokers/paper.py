@@ -120,6 +120,7 @@ class PaperBroker:
         for event in self._ledger.events():
             if isinstance(event, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
                 self._apply(event)
+        self._ledger.release_loaded()
 
     # -- the Broker interface -------------------------------------------------------------
 
