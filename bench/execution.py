@@ -12,9 +12,8 @@
 3. Kill switch: from sending ``halt`` on ``execution.control`` to the HALTED event
    (20 halts, each followed by a resume), while the hot loop runs.
 
-It starts its own Kafka (Supervisor + KafkaService, free loopback ports, a temp state
-dir), streams ``--warmup`` seconds untimed first (the broker's JIT), and stops it.
-Run: .venv/bin/python bench/execution.py [--seconds 30] [--warmup 10]
+It starts its own Kafka (Supervisor + KafkaService, free loopback ports, a temp state dir), streams
+``--warmup`` seconds untimed first (the broker's JIT), and stops it. Run: python -m bench.execution [--seconds 30]
 """
 
 from __future__ import annotations
@@ -70,8 +69,7 @@ class TimedBroker:
     """Delegates to the real broker and notes when each submit returned (monotonic ns)."""
 
     def __init__(self, inner: Broker) -> None:
-        self.inner = inner
-        self.name = inner.name
+        self.inner, self.name = inner, inner.name
         self.returned_ns: dict[str, int] = {}
 
     def venue(self) -> str:

@@ -245,11 +245,7 @@ class Journal:
         return iter(self._events)
 
     def release_loaded(self) -> None:
-        """Let go of the events found at open, once the caller has rebuilt its state from them.
-
-        Kept, they were the process's whole history held for as long as it ran after a restart
-        (~15,000 events an hour at the soak's pace); what is appended later is never kept.
-        """
+        """Let go of the events found at open (a restart's whole history) once the state is rebuilt from them."""
         self._events = []
 
     def append(self, message: Message, *, sync: bool = False) -> int:
@@ -304,9 +300,8 @@ class Journal:
         return range(first, self.count)
 
     def _unwrite(self, written: int) -> None:
-        # A refused write may have left part of its group: zeros over it (a line never holds a NUL, so
-        # reading stops there), and the file cut back if the part grew it. A shorter group written here
-        # later would otherwise leave the part's whole lines after it, read as corruption on open.
+        # A refused write may have left part of its group: zeros over it (a line never holds a NUL), and the file cut
+        # back if the part grew it; a shorter group written later would leave its whole lines, read as corruption.
         if not written:
             return
         try:
@@ -338,10 +333,9 @@ class Journal:
     def space_problem_now(self, min_free_bytes: int = DISK_FULL_BYTES) -> str | None:
         """Why the journal is short of space now (None: it is not): a failed extension or a nearly full filesystem.
 
-        A failed extension is tried again first, so space freed since clears it. Less than
-        ``min_free_bytes`` free counts too; by default the "disk full" of
-        :func:`adapters.disk.is_disk_full`, where the journal's next extension (and, with fsync
-        off, its writes) would fail and other files on the disk may fail already.
+        A failed extension is tried again first, so space freed since clears it. Less than ``min_free_bytes`` free
+        counts too; by default the "disk full" of :func:`adapters.disk.is_disk_full`, where the journal's next
+        extension (and, with fsync off, its writes) would fail and other files on the disk may fail already.
         """
         if self.space_problem is not None and self.fsync:
             self._extend()

@@ -39,11 +39,12 @@ from typing import NamedTuple, Protocol
 
 from execution.brokers.base import Broker
 from execution.engine import Engine, replay
-from execution.engine_state import RETIRE_MARGIN_MS, SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE
+from execution.engine_state import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE
 from execution.fence import Consumed, Fence, Fenced, Unfenced
 from execution.journal_space import JournalSpace
 from execution.memory_journal import JournalLike
 from execution.reconciler import Reconciler
+from execution.retirement import Retirement
 from tickwave.audit_chain import ChainLink
 from tickwave.config import StreamsSettings
 from tickwave.contracts import (
@@ -62,7 +63,6 @@ from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_d
 logger = logging.getLogger(__name__)
 
 _STATE_KINDS = frozenset({TRADING_STATE, SYMBOL_HALTED, SYMBOL_RESUMED})
-RETIRE_EVERY_MS = 60_000
 
 
 def _changes_trading_state(events: Sequence[Message]) -> bool:
@@ -150,7 +150,6 @@ class ExecutionService:
         tick_checks: TickChecks | None = None, reconcile_every_s: float = 10.0, reconcile_window_s: float = 86_400.0,
         fence: Fence | None = None, *, keep_every_order: bool = False,
     ) -> None:  # fmt: skip
-        """Wire the parts; ``keep_every_order``: never let ended orders go from memory (a replay reads them all)."""
         self.engine = engine
         self.fence = fence or Unfenced()
         self.journal = journal
@@ -163,10 +162,7 @@ class ExecutionService:
         self.last_signal: tuple[str, int] | None = None  # (signal_id, decided at ms)
         self.broker_answered_at_ms: int | None = None
         self.space = JournalSpace(engine, journal, self._record, self.reconciler)
-        # Ended orders and decided signals older than the reconciliation's window (and a margin)
-        # are let go from memory once a minute: no broker answer about them is compared again.
-        self.retire_after_ms = None if keep_every_order else int(reconcile_window_s * 1000) + RETIRE_MARGIN_MS
-        self.retired_at_ms = engine.clock.now_ms()
+        self.retirement = Retirement(engine, reconcile_window_s, keep_every_order=keep_every_order)
 
     @property
     def broker(self) -> Broker:
@@ -179,11 +175,7 @@ class ExecutionService:
         self._broker = self.reconciler.broker = broker
 
     def start(self) -> list[str]:
-        """Replay the journal, reconcile with the broker and report differences (before any signal).
-
-        Returns:
-            The differences found (also published as ``reconcile_difference`` risk events).
-        """
+        """Replay the journal, reconcile with the broker; return the differences (published as risk events too)."""
         with self.lock:
             recorded = list(self.journal.events())
             self.space.replayed(recorded)
@@ -191,8 +183,7 @@ class ExecutionService:
             for position in range(self.publisher.resume_position(), len(recorded)):
                 self._publish(recorded[position], position)
             self.journal.drop_links_before(len(recorded))  # delivered before the restart: not needed again
-            self.journal.release_loaded()
-            del recorded  # the whole history: the state holds what it needs of it
+            self.journal.release_loaded()  # the whole history: the state holds what it needs of it
             differences: list[str] = []
             with self.space.refusals():
                 differences = self.reconciler.at_start()
@@ -348,18 +339,7 @@ class ExecutionService:
                     self.reconciler.is_due = True  # after any broker error
                 if self.space.check() and self.reconciler.is_time(self.engine.clock.now_ms()):
                     self.reconcile_now()
-                self._retire()
-
-    def _retire(self) -> None:
-        """Once a minute, let go of the orders and signals no comparison or decision reads again."""
-        now_ms = self.engine.clock.now_ms()
-        if self.retire_after_ms is None or now_ms - self.retired_at_ms < RETIRE_EVERY_MS:
-            return
-        self.retired_at_ms = now_ms
-        before_ms = now_ms - self.retire_after_ms
-        orders, ledger = self.engine.retire(before_ms), self.broker.retire(before_ms)
-        if orders or ledger:
-            logger.info("let go of %d ended orders (broker: %d) created before %d", orders, ledger, before_ms)
+                self.retirement.when_due(self.broker)
 
     def reconcile_now(self) -> list[str]:
         """Compare journal and broker now (see :meth:`Reconciler.now`); return the differences and mismatches."""

@@ -16,7 +16,8 @@ from typing import Any
 
 from execution.brokers.paper import PaperBroker
 from execution.engine_state import RETIRE_MARGIN_MS
-from execution.service import RETIRE_EVERY_MS, ExecutionService
+from execution.retirement import RETIRE_EVERY_MS
+from execution.service import ExecutionService
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.contracts import Message, OrderDenied, OrderSubmitted

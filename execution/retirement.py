@@ -1,0 +1,41 @@
+"""Letting go of what the live process reads no more: ended orders and old decisions.
+
+Past the reconciliation's window (plus :data:`~execution.engine_state.RETIRE_MARGIN_MS`) no
+broker answer about an ended order is compared again, so the engine's state and the paper
+broker's book let go of those orders, their bookings and the signals decided before then
+(:meth:`execution.engine_state.EngineState.retire`); the journal keeps everything. Once a
+minute, on the service's broker poll. A replay keeps every order (it counts round trips from them).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from execution.brokers.base import Broker
+from execution.engine import Engine
+from execution.engine_state import RETIRE_MARGIN_MS
+
+logger = logging.getLogger(__name__)
+
+RETIRE_EVERY_MS = 60_000
+
+
+class Retirement:
+    """When the engine and the broker let go of the orders that ended past the reconciliation's window."""
+
+    def __init__(self, engine: Engine, window_s: float, *, keep_every_order: bool = False) -> None:
+        """Retire past ``window_s`` and the margin; ``keep_every_order``: never."""
+        self.engine = engine
+        self.after_ms = None if keep_every_order else int(window_s * 1000) + RETIRE_MARGIN_MS
+        self.retired_at_ms = engine.clock.now_ms()
+
+    def when_due(self, broker: Broker) -> None:
+        """A minute after the last time, let the engine and ``broker`` go of what ended before the horizon."""
+        now_ms = self.engine.clock.now_ms()
+        if self.after_ms is None or now_ms - self.retired_at_ms < RETIRE_EVERY_MS:
+            return
+        self.retired_at_ms = now_ms
+        before_ms = now_ms - self.after_ms
+        orders, ledger = self.engine.retire(before_ms), broker.retire(before_ms)
+        if orders or ledger:
+            logger.info("let go of %d ended orders (broker: %d) created before %d", orders, ledger, before_ms)
