@@ -69,7 +69,7 @@ class TimedBroker:
     """Delegates to the real broker and notes when each submit returned (monotonic ns)."""
 
     def __init__(self, inner: Broker) -> None:
-        self.inner, self.name = inner, inner.name
+        self.inner, self.name, self.lookback_ms = inner, inner.name, inner.lookback_ms
         self.returned_ns: dict[str, int] = {}
 
     def venue(self) -> str:

@@ -305,5 +305,9 @@ class EngineState:
         The window starts at the earlier of ``since_ms`` and the oldest order not yet terminal
         (so a working order's late fill is still compared); O(window + working orders).
         """
-        start_ms = min([since_ms, *(self.orders[cid].created_at_ms for cid in self._open_ids)])
+        start_ms = self.window_start(since_ms)
         return start_ms, {cid: self.orders[cid] for cid in self._created.since(start_ms)}
+
+    def window_start(self, since_ms: int) -> int:
+        """Return where a reconciliation's window starts: ``since_ms``, or the oldest order not yet terminal."""
+        return min([since_ms, *(self.orders[cid].created_at_ms for cid in self._open_ids)])

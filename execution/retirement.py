@@ -24,18 +24,22 @@ class Retirement:
     """When the engine and the broker let go of the orders that ended past the reconciliation's window."""
 
     def __init__(self, engine: Engine, window_s: float, *, keep_every_order: bool = False) -> None:
-        """Retire past ``window_s`` and the margin; ``keep_every_order``: never."""
+        """Retire what ended before the window of ``window_s`` (and more, below); ``keep_every_order``: never."""
         self.engine = engine
-        self.after_ms = None if keep_every_order else int(window_s * 1000) + RETIRE_MARGIN_MS
+        self.window_ms = None if keep_every_order else int(window_s * 1000)
         self.retired_at_ms = engine.clock.now_ms()
 
     def when_due(self, broker: Broker) -> None:
         """A minute after the last time, let the engine and ``broker`` go of what ended before the horizon."""
         now_ms = self.engine.clock.now_ms()
-        if self.after_ms is None or now_ms - self.retired_at_ms < RETIRE_EVERY_MS:
+        if self.window_ms is None or now_ms - self.retired_at_ms < RETIRE_EVERY_MS:
             return
         self.retired_at_ms = now_ms
-        before_ms = now_ms - self.after_ms
+        # The window a periodic reconciliation compares starts at the oldest working order if older, and
+        # the broker may return orders from ``lookback_ms`` before it: every order it may return stays known
+        # (one it returned and the journal had let go would be adopted again, its fills booked twice).
+        start_ms = self.engine.state.window_start(now_ms - self.window_ms)
+        before_ms = start_ms - broker.lookback_ms - RETIRE_MARGIN_MS
         orders, ledger = self.engine.retire(before_ms), broker.retire(before_ms)
         if orders or ledger:
             logger.info("let go of %d ended orders (broker: %d) created before %d", orders, ledger, before_ms)

@@ -89,6 +89,9 @@ class Broker(Protocol):
     """Where orders go: paper or MT5."""
 
     name: str
+    # How far before a window's start ``orders(since_ms)`` may reach (a server clock's offset): no
+    # order created after ``since_ms - lookback_ms`` may be let go while that window is compared.
+    lookback_ms: int
 
     def venue(self) -> str:
         """Return where orders go, as each ``OrderSubmitted`` records it (computed once, not per order)."""

@@ -56,7 +56,7 @@ from execution.brokers.base import (
     fill_id_for,
     rejected,
 )
-from execution.brokers.mt5_history import Mt5History
+from execution.brokers.mt5_history import SERVER_CLOCK_MARGIN_S, Mt5History
 from execution.brokers.mt5_stops import ServerStops
 from execution.brokers.mt5_tracking import WorkingOrders
 from execution.state import Order
@@ -84,6 +84,7 @@ class Mt5Broker:
     """Orders through a MetaTrader 5 terminal."""
 
     name = "mt5"
+    lookback_ms = SERVER_CLOCK_MARGIN_S * 1000  # its history is read from a day before a window's start
 
     def __init__(self, settings: ExecutionSettings, clock: Clock, terminal: Terminal) -> None:
         self.settings = settings

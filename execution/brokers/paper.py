@@ -79,6 +79,7 @@ class PaperBroker:
     """Simulated fills, positions, cash and P&L; deterministic under a test clock."""
 
     name = "paper"
+    lookback_ms = 0  # orders(since_ms) returns those created at or after it, and the working ones
 
     def __init__(
         self,
@@ -218,10 +219,9 @@ class PaperBroker:
 
     def retire(self, before_ms: int) -> int:
         """Let go of the ended orders created before ``before_ms``; return how many (the ledger keeps them)."""
-        orders = self._orders
-        retired = self._created.retire(before_ms, lambda cid: orders[cid].status in TERMINAL)
+        retired = self._created.retire(before_ms, lambda cid: self._orders[cid].status in TERMINAL)
         for cid in retired:
-            del orders[cid]
+            del self._orders[cid]
         return len(retired)
 
     @staticmethod

@@ -14,6 +14,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from execution.brokers.paper import PaperBroker
 from execution.engine_state import RETIRE_MARGIN_MS
 from execution.retirement import RETIRE_EVERY_MS
@@ -131,24 +133,58 @@ def test_paper_broker_when_orders_were_let_go_then_new_ids_stay_unique(tmp_path:
     assert len(earlier) == len(later) == 4 and not earlier & later
 
 
-def test_service_when_an_old_order_still_works_then_it_is_kept_and_a_restart_reads_every_order_back(
+def test_service_when_an_old_order_still_works_then_it_and_every_later_order_are_kept_and_read_back(
     tmp_path: Path,
 ) -> None:
+    # A periodic reconciliation's window starts at the oldest working order: the orders after it stay known.
     clock, publisher = ManualClock(WEDNESDAY_NOON_MS), _CountingPublisher()
     service = _service(tmp_path, clock, publisher, latency_ms=10 * KEPT_MS)  # fills long after the horizon
     service.handle_tick(tick(clock.now_ms(), 1.1))
     service.handle_signal(signal(0, clock.now_ms()))
     (working,) = service.engine.working_orders()
-    clock.advance(KEPT_MS + RETIRE_EVERY_MS)
+    clock.advance(1_000)
     service.handle_tick(tick(clock.now_ms(), 1.1, seq=1))
+    service.handle_signal(signal(1, clock.now_ms(), "short"))  # an order that ends: canceled below
+    (later,) = [order for order in service.engine.working_orders() if order != working]
+    service.broker.cancel(later, "test")
+    service.poll_broker()
+    clock.advance(KEPT_MS + RETIRE_EVERY_MS)
+    service.handle_tick(tick(clock.now_ms(), 1.1, seq=2))
     service.poll_broker()
     assert service.engine.working_orders() == [working] and working.client_order_id in service.broker.orders()
+    assert set(service.engine.orders) == {working.client_order_id, later.client_order_id}
     service.close()
 
     restarted = _service(tmp_path, clock, publisher, latency_ms=10 * KEPT_MS)
-    assert list(restarted.engine.orders) == [working.client_order_id]
-    assert restarted.engine.decided_signals == {working.signal_id}
+    assert set(restarted.engine.orders) == {working.client_order_id, later.client_order_id}
+    assert restarted.engine.decided_signals == {working.signal_id, later.signal_id}
     restarted.close()
+
+
+def test_reconcile_when_the_broker_reads_back_before_its_window_then_no_order_let_go_is_adopted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MT5's history is read from a day before a window's start (the server clock's offset): the
+    # orders it may return stay known, else one let go would be adopted again and booked twice.
+    clock, publisher = ManualClock(WEDNESDAY_NOON_MS), _CountingPublisher()
+    service = _service(tmp_path, clock, publisher)
+    broker = service.broker
+    assert isinstance(broker, PaperBroker)
+    lookback_ms = 3 * KEPT_MS
+    reads = broker.orders
+    monkeypatch.setattr(broker, "lookback_ms", lookback_ms)
+    monkeypatch.setattr(broker, "retire", lambda before_ms: 0)  # as MT5's terminal, it keeps every order
+    monkeypatch.setattr(
+        broker, "orders", lambda since_ms=None: reads(None if since_ms is None else since_ms - lookback_ms)
+    )
+    _trade(service, clock, 0, 4)
+    clock.advance(KEPT_MS + RETIRE_EVERY_MS)  # past the horizon without the broker's lookback
+    service.handle_tick(tick(clock.now_ms(), 1.1, seq=99))
+    service.poll_broker()
+
+    assert len(service.engine.orders) == 4  # the broker may still return them: kept
+    assert service.reconcile_now() == [] and publisher.orders == 4  # nothing adopted, nothing different
+    service.close()
 
 
 def test_service_when_restarted_over_a_long_journal_then_the_history_read_back_is_let_go(tmp_path: Path) -> None:
