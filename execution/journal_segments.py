@@ -161,8 +161,8 @@ def _content_end(handle: BinaryIO, size: int) -> int:
 def compress(plain: Path) -> None:
     """Replace a plain sealed segment by its compressed copy (on a refusal the plain one stays: it reads the same).
 
-    Streamed a chunk at a time: holding a whole segment and its copy (64 + ~6 MB) left the
-    process's heap a few MB larger after each seal.
+    Streamed a chunk at a time, not the whole segment and its copy in memory (64 + ~6 MB at
+    the default size, for the seconds of each seal, in the process that places orders).
     """
     compressed = plain.with_name(plain.name + ".gz")
     tmp = compressed.with_name(compressed.name + ".tmp")

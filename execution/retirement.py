@@ -1,8 +1,10 @@
 """Letting go of what the live process reads no more: ended orders and old decisions.
 
-Past the reconciliation's window (plus :data:`~execution.engine_state.RETIRE_MARGIN_MS`) no
-broker answer about an ended order is compared again, so the engine's state and the paper
-broker's book let go of those orders, their bookings and the signals decided before then
+Before the window a periodic reconciliation compares (from the oldest working order when that
+is older), less how far the broker reads back before it (``Broker.lookback_ms``) and
+:data:`~execution.engine_state.RETIRE_MARGIN_MS`, no broker answer about an ended order is
+compared again, so the engine's state and the paper broker's book let go of those orders,
+their bookings and the signals decided before then
 (:meth:`execution.engine_state.EngineState.retire`); the journal keeps everything. Once a
 minute, on the service's broker poll. A replay keeps every order (it counts round trips from them).
 """
