@@ -156,3 +156,17 @@ def test_replay_when_any_session_then_cash_flows_add_up_to_the_pnl_and_fills_are
     realized = sum((pnl.realized for pnl in fill_pnls(result.events, registry(config.symbols))), Decimal(0))
     assert result.realized_pnl == realized
     assert count_trades(result.events) == result.trades <= len(result.orders)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_replay_when_longer_than_the_reconciliation_window_then_every_round_trip_is_counted(
+    tmp_path: Path, fast: bool
+) -> None:
+    # The live process lets ended orders go a day after they end; a replay keeps them all (it counts from them).
+    hour_ms = 3_600_000
+    signals = [signal(n, WEDNESDAY_NOON_MS + n * hour_ms + 100, "long" if n % 2 else "short") for n in range(72)]
+    ticks = [tick(WEDNESDAY_NOON_MS + n * hour_ms, 1.1 + n / 10_000, seq=n) for n in range(72)]
+
+    result = replay_session(_settings(tmp_path, {"slippage_bps": 0.0}), ticks, signals, fast=fast)
+
+    assert len(result.orders) == 72 and result.trades == count_trades(result.events) == 36  # open, close, ...
