@@ -123,16 +123,17 @@ def test_analyst_when_sends_fail_mid_request_then_every_slot_comes_back(warehous
 
 
 def test_analyst_when_its_slots_are_taken_then_a_bomb_is_refused_before_it_is_decoded(warehouse: Warehouse) -> None:
+    bomb_body = streamed_gzip(64)  # built before the slots are taken: compressing 64 MiB can outlast a slow query
     slow: list[Response] = []
     threads = [
-        threading.Thread(target=lambda: slow.append(warehouse.analyst(b"SELECT sleep(1.5)"))) for _ in range(SLOTS)
+        threading.Thread(target=lambda: slow.append(warehouse.analyst(b"SELECT sleep(2.5)"))) for _ in range(SLOTS)
     ]
     for thread in threads:
         thread.start()
     time.sleep(0.6)
     try:
         corrupt = warehouse.analyst(b"\x1f\x8b\x08\x00not gzip at all", {"Content-Encoding": "gzip"})
-        bomb = warehouse.analyst(streamed_gzip(64), {"Content-Encoding": "gzip"})
+        bomb = warehouse.analyst(bomb_body, {"Content-Encoding": "gzip"})
     finally:
         for thread in threads:
             thread.join()
