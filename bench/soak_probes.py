@@ -1,4 +1,4 @@
-"""What ``bench.soak`` samples every minute: the services' process trees, the disks, the parts, the latency.
+"""What ``bench.soak`` plans and samples each minute: the services' processes, the disks, the parts, the latency.
 
 Each figure is read the way an operator would read it: psutil over the pids the supervisor
 recorded (with their descendants), the broker's and the warehouse's data directories as
@@ -19,8 +19,24 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from adapters.process_memory import resident_bytes
+from adapters.process_memory import allocated_bytes, resident_bytes
 from tickwave.config import Settings
+
+
+@dataclass(frozen=True)
+class SoakPlan:
+    """How long, how fast, how often."""
+
+    minutes: float = 60.0
+    warmup_minutes: float = 10.0
+    rate: float = 500.0  # simulated ticks per second, all symbols together
+    symbols: int = 10
+    sample_s: float = 60.0
+    window_minutes: float = 10.0  # latency: the first and the last window after the warm-up
+    # Execution keeps an ended order in memory while a periodic reconciliation may be shown it: its
+    # window (24 h by default) and a 10-minute margin. Shortened, an hour shows the level it keeps.
+    reconciliation_window_minutes: float = 10.0
+    is_smoke: bool = False  # a few minutes: print the targets, do not fail on them
 
 
 @dataclass
@@ -28,11 +44,12 @@ class Usage:
     """One service's process tree at one moment."""
 
     pid: int
-    memory_bytes: int
+    memory_bytes: int  # PSS, as `tickwave status` shows it
     cpu_s: float
     fds: int
     threads: int
     processes: int = 0
+    allocated_bytes: int = 0  # PSS without file-backed pages: what the processes allocated (the judged figure)
 
 
 @dataclass
@@ -41,7 +58,8 @@ class Sample:
 
     at_s: float  # since the live market started
     ticks: int  # on the ticks topic (end offsets)
-    services: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> memory_mb (PSS), cpu_pct, fds, ...
+    # name -> memory_mb (PSS), allocated_mb (PSS without file-backed pages), cpu_pct, fds, threads, pid
+    services: dict[str, dict[str, float]] = field(default_factory=dict)
     kafka_bytes: int = 0
     warehouse_bytes: int = 0
     parts: dict[str, int] = field(default_factory=dict)
@@ -77,7 +95,10 @@ def tree_usage(pid: int, others: frozenset[int] = frozenset(), max_depth: int | 
         try:
             with process.oneshot():
                 times = process.cpu_times()
-                usage.memory_bytes += resident_bytes(process)
+                resident = resident_bytes(process)
+                allocated = allocated_bytes(process.pid)
+                usage.memory_bytes += resident
+                usage.allocated_bytes += resident if allocated is None else allocated
                 usage.cpu_s += times.user + times.system
                 usage.fds += process.num_fds()
                 usage.threads += process.num_threads()
@@ -227,7 +248,8 @@ class Sampler:
             if before is not None and before[1].pid == usage.pid and now > before[0]:
                 cpu_pct = 100.0 * max(0.0, usage.cpu_s - before[1].cpu_s) / (now - before[0])
             self.previous[service.name] = (now, usage)
-            sample.services[service.name] = {"pid": usage.pid, "memory_mb": usage.memory_bytes / 1e6, "fds": usage.fds,
+            sample.services[service.name] = {"pid": usage.pid, "memory_mb": usage.memory_bytes / 1e6,
+                                             "allocated_mb": usage.allocated_bytes / 1e6, "fds": usage.fds,
                                              "threads": usage.threads, "cpu_pct": cpu_pct}  # fmt: skip
         sample.kafka_bytes = disk_bytes(self.data_dir("kafka"))
         sample.warehouse_bytes = disk_bytes(self.data_dir("warehouse"))

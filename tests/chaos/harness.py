@@ -67,13 +67,21 @@ class ChaosResult:
 
 
 def chaos_settings(
-    state_dir: Path, *, is_orchestrated: bool = False, brokers: int = 1, broker_heap_mb: int | None = None
+    state_dir: Path,
+    *,
+    is_orchestrated: bool = False,
+    brokers: int = 1,
+    broker_heap_mb: int | None = None,
+    reconciliation_window_s: float | None = None,
 ) -> Settings:
     """A state dir and ports of its own, a fast but patient supervisor, and the demo's execution settings.
 
     ``is_orchestrated``: run Dagster too (its schedules and sensors), as ``make soak`` does.
     ``brokers``: the embedded Kafka's nodes; a cluster's free ports are picked once and kept
     (a single node keeps fixed ones, so that its clients find it again after a restart).
+    ``reconciliation_window_s``: how far back a periodic reconciliation compares orders, and
+    with it how long execution keeps an ended order in memory (the soak shortens it, so that
+    an hour shows the level execution's memory keeps).
 
     The demo's: the paper broker at any hour, driven by the 1 s signals of the model trained
     on the sample's 1 s bars. With the default (1 min signals), every signal would be denied as
@@ -90,7 +98,8 @@ def chaos_settings(
         # Dagster took over 210 s to answer on a 2-core VM at load 19: patient, as the supervisor is.
         orchestration={"enabled": is_orchestrated, "start_timeout_s": 600.0},
         supervision={"backoff_initial_s": 0.5, "backoff_max_s": 5.0, "max_restarts": 100, "check_interval_s": 0.5},
-        execution={"journal_segment_mb": 1},  # the journal sealed a few times a run, between the kills
+        execution={"journal_segment_mb": 1,  # the journal sealed a few times a run, between the kills
+                   **({"reconciliation": {"window_s": reconciliation_window_s}} if reconciliation_window_s else {})},
     ))  # fmt: skip
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.soak import SoakPlan, judge, per_million_ticks, slope_per_hour, summary_figures
+from bench.soak import SoakPlan, judge, per_million_ticks, simulator_rate, slope_per_hour
 from bench.soak_probes import Sample, SignalLatency, tree_usage
+from bench.soak_report import summary_figures
 from bench.summary import benchmarks
 from tickwave.config import load_settings
 
@@ -33,7 +34,8 @@ def samples(rss_mb_per_h: float, parts_per_h: float = 0.0, restart_at_min: float
             pid, rss = 2, 100.0
         taken.append(Sample(
             at_s=at_s, ticks=minute * 30_000,
-            services={"streams": {"pid": pid, "memory_mb": rss, "fds": 40, "threads": 12, "cpu_pct": 30.0}},
+            services={"streams": {"pid": pid, "memory_mb": rss + 50.0, "allocated_mb": rss, "fds": 40, "threads": 12,
+                                  "cpu_pct": 30.0}},
             kafka_bytes=minute * 30_000 * 200, warehouse_bytes=minute * 30_000 * 50,
             parts={"ticks": int(8 + parts_per_h * at_s / 3600 + minute % 3)},
         ))  # fmt: skip
@@ -65,7 +67,7 @@ def test_judge_when_rss_grows_then_met_only_up_to_5_mb_per_hour(growth: float, i
 def test_judge_when_memory_levels_off_late_then_the_second_half_slope_tells_it_from_a_steady_growth() -> None:
     levelling = samples(0.0)
     for sample in levelling:  # +40 MB approaching its level with an 8-minute time constant
-        sample.services["streams"]["memory_mb"] = 300.0 + 40.0 * (1 - math.exp(-sample.at_s / 480))
+        sample.services["streams"]["allocated_mb"] = 300.0 + 40.0 * (1 - math.exp(-sample.at_s / 480))
 
     judged = judge(PLAN, levelling, [])
     steady = judge(PLAN, samples(20.0), [])
@@ -75,6 +77,17 @@ def test_judge_when_memory_levels_off_late_then_the_second_half_slope_tells_it_f
     assert rss["second_half"] == pytest.approx(0.0, abs=2.0)
     assert verdict(steady, "memory slope streams")["second_half"] == pytest.approx(20.0, abs=0.01)
     assert "second half of the measured time" in summary_figures(PLAN, judged)[0]["baseline"]
+
+
+def test_judge_when_file_pages_step_up_then_the_memory_slope_is_what_was_allocated() -> None:
+    paged_in = samples(0.0)
+    for sample in paged_in:  # a shared library's pages read in at minute 12: PSS steps up 140 MB
+        sample.services["streams"]["memory_mb"] += 140.0 if sample.at_s >= 12 * 60 else 0.0
+
+    judged = judge(PLAN, paged_in, [])
+
+    assert verdict(judged, "memory slope streams")["is_met"] is True
+    assert judged["slopes"]["streams"]["memory_mb_per_h"] > 20.0  # the PSS slope, reported beside it
 
 
 def test_judge_when_the_service_restarted_then_the_slope_is_the_new_process_alone() -> None:
@@ -107,7 +120,21 @@ def test_judge_when_disk_follows_ticks_then_bytes_per_million_and_per_day_at_the
 
     assert disk["measured_rate_ticks_per_s"] == pytest.approx(500.0)
     assert disk["kafka_mb_per_million_ticks"] == pytest.approx(200.0)
-    assert disk["warehouse_gb_per_day"] == pytest.approx(50 * 400 * 86_400 / 1e9)  # the simulator's daily average
+    assert disk["warehouse_gb_per_day"] == pytest.approx(50 * 400 * 86_400 / 1e9)  # a day at the plan's rate
+
+
+def test_simulator_rate_when_set_then_the_simulated_hour_delivers_about_the_rate_asked() -> None:
+    from streams.ingest.simulation import SimulatedMarket
+
+    settings = load_settings()
+    symbols, midnight_ms, overlap_ms = ["EURUSD", "USDJPY"], 1_764_028_800_000, 1_764_028_800_000 + 13 * 3_600_000
+    quiet, busy = (simulator_rate(settings, symbols, 100.0, start, 20.0) for start in (midnight_ms, overlap_ms))
+    market = SimulatedMarket(symbols, settings.symbols, quiet, 99, midnight_ms)
+
+    delivered = sum(len(market.advance(100).time_ms) for _ in range(10 * 600)) / (10 * 60)
+
+    assert delivered == pytest.approx(100.0, rel=0.25)
+    assert quiet > 2 * busy  # asked more of the simulator at midnight than at the London/New York overlap
 
 
 def test_signal_latency_when_taken_then_measured_from_the_first_tick_after_the_late_wait() -> None:
@@ -174,7 +201,8 @@ def test_judge_when_dagster_runs_come_and_go_then_its_own_peak_is_judged_and_run
 ) -> None:
     taken = samples(0.0)
     for minute, sample in enumerate(taken):
-        sample.services["orchestration"] = {"pid": 7, "memory_mb": peak_mb - (minute % 2) * 50, "fds": 100,
+        held = peak_mb - (minute % 2) * 50
+        sample.services["orchestration"] = {"pid": 7, "memory_mb": held, "allocated_mb": held - 100, "fds": 100,
                                             "threads": 60, "cpu_pct": 5.0}  # fmt: skip
         sample.runs = {"processes": minute % 3, "memory_mb": 400.0 * (minute % 3)}
 
@@ -187,7 +215,7 @@ def test_judge_when_dagster_runs_come_and_go_then_its_own_peak_is_judged_and_run
 
 
 def test_publish_when_results_kept_elsewhere_then_readme_table_untouched_and_summary_merged(tmp_path: Path) -> None:
-    from bench.soak import publish
+    from bench.soak_report import publish
     from bench.summary import MARKERS
 
     readme = tmp_path / "README.md"
