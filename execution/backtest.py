@@ -74,6 +74,8 @@ REPLAY_RECONCILE_EVERY_S = 86_400.0
 class _NoPublisher:
     """The audit bus of a fast replay: nothing is published (the memory journal holds every event in order)."""
 
+    discards_all = True  # the service then leaves it out of the decision path
+
     def publish(self, message: Message, key: str, position: int, link: ChainLink | None = None) -> None:
         """Do nothing."""
 

@@ -42,7 +42,7 @@ from execution.engine import Engine, replay
 from execution.engine_state import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE
 from execution.fence import Consumed, Fence, Fenced, Unfenced
 from execution.journal_space import JournalSpace
-from execution.memory_journal import JournalLike
+from execution.memory_journal import JournalLike, MemoryJournal
 from execution.reconciler import Reconciler
 from execution.retirement import Retirement
 from tickwave.audit_chain import ChainLink
@@ -154,6 +154,7 @@ class ExecutionService:
         self.fence = fence or Unfenced()
         self.journal = journal
         self.publisher = publisher
+        self._publishes = not (getattr(publisher, "discards_all", False) and isinstance(journal, MemoryJournal))
         self.tick_checks = tick_checks or TickChecks()
         self.reconciler = Reconciler(engine, broker, self._record_all, reconcile_every_s, reconcile_window_s)
         self.broker = broker
@@ -380,7 +381,8 @@ class ExecutionService:
         self._record_all([event])
 
     def _publish(self, message: Message, position: int) -> None:
-        self.publisher.publish(message, getattr(message, "symbol", ""), position, self.journal.pop_link(position))
+        if self._publishes:  # not a fast replay's bus, which drops all (its memory journal keeps no chain link)
+            self.publisher.publish(message, getattr(message, "symbol", ""), position, self.journal.pop_link(position))
 
     def close(self) -> None:
         """Flush the audit trail and close the broker and the journal."""
