@@ -143,8 +143,12 @@ class CreationIndex:
         self._entries: list[tuple[int, str]] = []  # (created_at_ms, client_order_id), in time order
 
     def add(self, created_at_ms: int, client_order_id: str) -> None:
-        """Index an order (insort appends at the end unless the clock stepped back: exact either way)."""
-        bisect.insort(self._entries, (created_at_ms, client_order_id))
+        """Index an order (appended at the end unless the clock stepped back: then insorted; exact either way)."""
+        entries, entry = self._entries, (created_at_ms, client_order_id)
+        if not entries or entries[-1] <= entry:  # the usual case: one comparison, not a binary search
+            entries.append(entry)
+        else:
+            bisect.insort(entries, entry)
 
     def remove(self, created_at_ms: int, client_order_id: str) -> None:
         """Forget an order indexed at ``created_at_ms``."""
