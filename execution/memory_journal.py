@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from tickwave.audit_chain import AuditChain, ChainLink, is_chained
+from tickwave.audit_chain import CHAINED_TYPES, AuditChain, ChainLink
 from tickwave.contracts import AnyMessage, Message, encode
+
+CHAINED_KINDS = frozenset(CHAINED_TYPES)  # what is_chained accepts: contract messages are never subclassed
 
 
 class JournalLike(Protocol):
@@ -119,5 +121,6 @@ class MemoryJournal:
         if self.chain_id is None:
             return None
         chain = AuditChain(self.chain_id)
-        chain.extend(encode(message) for message in self.messages if is_chained(message))
+        chained = CHAINED_KINDS  # exact types (never subclassed): a set lookup per event, not a call
+        chain.extend(encode(message) for message in self.messages if type(message) in chained)
         return chain
