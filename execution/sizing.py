@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from tickwave.config import ExecutionSettings
 from tickwave.contracts import Direction, Side, Signal
@@ -65,7 +65,12 @@ def lot_decimals(lot_step: float) -> int:
 
 def round_lots(steps: int, lot_step: float, decimals: int | None = None) -> float:
     """Return a whole number of lot steps as lots, without float noise (0.07, not 0.07000000000000001)."""
-    return round(steps * lot_step, lot_decimals(lot_step) if decimals is None else decimals)
+    return _rounded(steps, lot_step, lot_decimals(lot_step) if decimals is None else decimals)
+
+
+@lru_cache(maxsize=4096)  # the same few hundred steps recur with every signal; round() to decimals is ~0.2 us
+def _rounded(steps: int, lot_step: float, decimals: int) -> float:
+    return round(steps * lot_step, decimals)
 
 
 def target_position_lots(signal: Signal, policy: SizingPolicy) -> float:

@@ -39,6 +39,8 @@ def to_decimal(value: float | int | str | Decimal) -> Decimal:
         cached = _CONVERTED.get(value)
         if cached is not None:
             return cached
+    elif type(value) is Decimal and value.is_finite():  # lots and amounts already exact: as they are
+        return value
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, float):
