@@ -15,17 +15,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import msgspec
+
 from tickwave.money import MONEY_CONTEXT
 
 
-@dataclass(frozen=True)
-class Booking:
+class Booking(msgspec.Struct, frozen=True):
     """What one fill did to its symbol's position (amounts in price x lots: multiply by the contract size).
 
     A round trip runs from flat to flat and is named by the fill that opened it. A fill that
     flips the position through zero closes its trip (``round_trip_id``, which its realised
     P&L belongs to) and opens the next at its own price (``opens_round_trip_id``, its own id);
     a fill from flat opens a trip (both ids are its own); any other fill opens none (``""``).
+
+    A frozen msgspec struct (built with every fill: ~1 us less than a frozen dataclass's init).
     """
 
     position_before: Decimal
@@ -54,7 +57,9 @@ class Book:
 
     def copy(self) -> Book:
         """Return an independent copy (to preview fills without booking them)."""
-        return Book(deque(self.entries), self.trip_id)
+        copy = Book.__new__(Book)  # the same entries: their lots are this book's (not summed again)
+        copy.entries, copy.trip_id, copy.lots = deque(self.entries), self.trip_id, self.lots
+        return copy
 
     def take(self, other: Book) -> None:
         """Become ``other`` (a copy of this book that booked a fill ahead), keeping this object."""

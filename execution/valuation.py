@@ -209,7 +209,7 @@ class Valuation:
         A symbol's only fill of the group is offered to the state (:meth:`EngineState.book_ahead`),
         so the state books it once, not twice.
         """
-        if not any(type(event) is Fill for event in events):
+        if Fill not in map(type, events):  # exact types (never subclassed), compared in C
             return list(events)
         state = self.state
         previews: dict[str, Book] = {}
