@@ -51,6 +51,8 @@ class Book:
     # The signed net position: the sum of ``entries``' lots, summed again only when a fill changes them
     # (the risk view, the day's P&L and every booking read it; ~0.3 us a read against a loop each time).
     lots: Decimal = field(init=False, repr=False, compare=False)
+    # Bumped by every fill and take: what was worked out from the entries holds while it is the same.
+    revision: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.lots = self._sum_lots()
@@ -58,12 +60,13 @@ class Book:
     def copy(self) -> Book:
         """Return an independent copy (to preview fills without booking them)."""
         copy = Book.__new__(Book)  # the same entries: their lots are this book's (not summed again)
-        copy.entries, copy.trip_id, copy.lots = deque(self.entries), self.trip_id, self.lots
+        copy.entries, copy.trip_id, copy.lots, copy.revision = deque(self.entries), self.trip_id, self.lots, 0
         return copy
 
     def take(self, other: Book) -> None:
         """Become ``other`` (a copy of this book that booked a fill ahead), keeping this object."""
         self.entries, self.trip_id, self.lots = other.entries, other.trip_id, other.lots
+        self.revision += 1
 
     def _sum_lots(self) -> Decimal:
         total = Decimal(0)
@@ -93,6 +96,7 @@ class Book:
         if remaining:
             self.entries.append((remaining, price))
         self.lots = self._sum_lots()
+        self.revision += 1
         return realized
 
     def book(self, signed_lots: Decimal, price: Decimal, fill_id: str) -> Booking:

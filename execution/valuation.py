@@ -41,6 +41,9 @@ class Valuation:
         self._parts: tuple[tuple[str, int, RiskLimits], _DayParts] | None = None
         # Each open leg of those parts valued at a tick: symbol -> (the tick, units x mid - cost).
         self._leg_values: dict[str, tuple[Tick, Decimal]] = {}
+        # Each open position's (units, cost), by symbol, with the book (and its revision) and the instrument they
+        # were worked out for: a fill changes one book, so the parts work out that one again.
+        self._units_costs: dict[str, tuple[Book, int, Instrument, Decimal, Decimal]] = {}
         # Each currency's sum as last converted, by limits: currency -> (the symbols whose mids convert reads
         # (rate_symbols'), their latest ticks then, the sum, the converted sum). A tick of another symbol
         # leaves a currency's conversion as it was.
@@ -144,7 +147,7 @@ class Valuation:
         """Return :func:`convert` of ``amount`` to the account currency at the latest mids.
 
         Reused while the amount and the latest ticks of :func:`rate_symbols` are the same (no
-        other mid changes the result).
+        other mid changes the result); else converted at the mids of those ticks alone.
         """
         view = self.state.view
         known = self._conversions
@@ -156,11 +159,10 @@ class Valuation:
             symbols = rate_symbols(currency, limits.account_currency, limits.instruments)
         else:
             symbols = memo[0]
-        last_ticks = view.last_ticks
-        rates = tuple([last_ticks.get(symbol) for symbol in symbols])
+        rates = tuple(map(view.last_ticks.get, symbols))
         if memo is not None and memo[1] == rates and not memo[2].compare_total(amount):  # the same digits and exponent
             return memo[3]
-        mids = view.leg_values.mids(view, limits)  # the gate's, while no tick came
+        mids = {symbol: tick.mid for symbol, tick in zip(symbols, rates, strict=True) if tick is not None}
         converted = convert(amount, currency, limits.account_currency, limits.instruments, mids)
         by_currency[currency] = (symbols, rates, amount, converted)
         return converted
@@ -184,13 +186,19 @@ class Valuation:
                 quote = instruments[symbol].quote
                 constant, legs = parts.get(quote, (_ZERO, []))
                 parts[quote] = (MONEY_CONTEXT.subtract(constant, mark), legs)
+            known_legs = self._units_costs
             for symbol, book in state.books.items():
                 spec = instruments.get(symbol)
                 if not book.lots or spec is None:
                     continue
-                contract = to_decimal(spec.contract_size)
-                units = MONEY_CONTEXT.multiply(book.lots, contract)
-                cost = MONEY_CONTEXT.multiply(book.entry_value(), contract)
+                leg = known_legs.get(symbol)
+                if leg is not None and leg[0] is book and leg[1] == book.revision and leg[2] is spec:
+                    units, cost = leg[3], leg[4]
+                else:
+                    contract = to_decimal(spec.contract_size)
+                    units = MONEY_CONTEXT.multiply(book.lots, contract)
+                    cost = MONEY_CONTEXT.multiply(book.entry_value(), contract)
+                    known_legs[symbol] = (book, book.revision, spec, units, cost)
                 constant, legs = parts.get(spec.quote, (_ZERO, []))
                 legs.append((symbol, units, cost))
                 parts[spec.quote] = (constant, legs)
