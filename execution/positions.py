@@ -19,6 +19,9 @@ import msgspec
 
 from tickwave.money import MONEY_CONTEXT
 
+# MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
+_add, _multiply = MONEY_CONTEXT.add, MONEY_CONTEXT.multiply
+
 
 class Booking(msgspec.Struct, frozen=True):
     """What one fill did to its symbol's position (amounts in price x lots: multiply by the contract size).
@@ -71,7 +74,7 @@ class Book:
     def _sum_lots(self) -> Decimal:
         total = Decimal(0)
         for lots, _ in self.entries:
-            total = MONEY_CONTEXT.add(total, lots)
+            total = _add(total, lots)
         return total
 
     def fill(self, signed_lots: Decimal, price: Decimal) -> Decimal:
@@ -86,7 +89,7 @@ class Book:
             open_lots, entry_price = self.entries[0]
             closed = min(abs(remaining), abs(open_lots))
             direction = 1 if open_lots > 0 else -1
-            realized = MONEY_CONTEXT.add(realized, closed * (price - entry_price) * direction)
+            realized = _add(realized, closed * (price - entry_price) * direction)
             left = open_lots - closed * direction
             if left:
                 self.entries[0] = (left, entry_price)
@@ -118,14 +121,14 @@ class Book:
         """Return the open lots x their entry prices (signed), so open P&L at ``mark`` is mark x lots - this."""
         total = Decimal(0)
         for lots, entry_price in self.entries:
-            total = MONEY_CONTEXT.add(total, MONEY_CONTEXT.multiply(lots, entry_price))
+            total = _add(total, _multiply(lots, entry_price))
         return total
 
     def unrealized(self, mid: Decimal) -> Decimal:
         """Return the open P&L at ``mid`` in price x lots."""
         total = Decimal(0)
         for lots, entry_price in self.entries:
-            total = MONEY_CONTEXT.add(total, MONEY_CONTEXT.multiply(mid - entry_price, lots))
+            total = _add(total, _multiply(mid - entry_price, lots))
         return total
 
 

@@ -25,6 +25,9 @@ from tickwave.contracts import Side, Signal, Tick, TradingState
 from tickwave.instruments import convert
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
+# MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
+_add = MONEY_CONTEXT.add
+
 _BPS = 10_000.0
 _ZERO = Decimal(0)
 
@@ -319,7 +322,7 @@ def check_gross_exposure(order: ProposedOrder, view: RiskView, limits: RiskLimit
             spec = limits.instruments.get(held)
             currency = spec.quote if spec is not None else held
             return Denial("no_rate", f"no rate to value {held} ({currency} -> {limits.account_currency})")
-        total = MONEY_CONTEXT.add(total, amount)
+        total = _add(total, amount)
     if total > limits.max_gross_exposure:
         return Denial("gross_exposure", f"gross exposure would be {total:.2f} (limit {limits.max_gross_exposure})")
     return None
