@@ -290,7 +290,7 @@ class EngineState:
             day = self.limits.market.trading_day(fill.event_at_ms).isoformat()
             by_currency = self.realized_by_day.setdefault(day, {})
             amount = _multiply(realized, to_decimal(spec.contract_size))
-            by_currency[spec.quote] = _add(by_currency.get(spec.quote, Decimal(0)), amount)
+            by_currency[spec.quote] = _add(by_currency.get(spec.quote, _ZERO), amount)
         elif realized:
             self.defects.append(f"no instrument spec for {order.symbol}: realised P&L {realized} not booked")
         self.view.positions[order.symbol] = book.lots

@@ -163,7 +163,7 @@ class Valuation:
         rates = tuple(map(view.last_ticks.get, symbols))
         if memo is not None and memo[1] == rates and not memo[2].compare_total(amount):  # the same digits and exponent
             return memo[3]
-        mids = {symbol: tick.mid for symbol, tick in zip(symbols, rates, strict=True) if tick is not None}
+        mids = {symbol: tick.mid for symbol in symbols if (tick := view.last_ticks.get(symbol)) is not None}
         converted = convert(amount, currency, limits.account_currency, limits.instruments, mids)
         by_currency[currency] = (symbols, rates, amount, converted)
         return converted
