@@ -42,8 +42,9 @@ class Valuation:
         self._day_text: tuple[int, MarketCalendar, date, str] | None = None
         # What only the books decide of the day's P&L, by (day, books revision, limits): see _day_parts.
         self._parts: tuple[tuple[str, int, RiskLimits], _DayParts] | None = None
-        # Each open leg of those parts valued at a tick: symbol -> (the tick, units x mid - cost).
-        self._leg_values: dict[str, tuple[Tick, Decimal]] = {}
+        # Each open leg valued at a tick: symbol -> (the tick, the units and cost, units x mid - cost); kept across
+        # parts while its units and cost are the same objects (a fill works out only its own book's again).
+        self._leg_values: dict[str, tuple[Tick, Decimal, Decimal, Decimal]] = {}
         # Each open position's (units, cost), by symbol, with the book (and its revision) and the instrument they
         # were worked out for: a fill changes one book, so the parts work out that one again.
         self._units_costs: dict[str, tuple[Book, int, Instrument, Decimal, Decimal]] = {}
@@ -120,7 +121,7 @@ class Valuation:
             parts = known_parts[1]
         else:
             parts = self._day_parts(limits, day)
-        valued = self._leg_values  # of these parts (emptied when they are worked out again)
+        valued = self._leg_values
         for currency, (constant, legs) in parts.items():
             amount = constant
             for symbol, units, cost in legs:
@@ -128,11 +129,11 @@ class Valuation:
                 if tick is None:  # no price yet: no open P&L (as unrealized_now)
                     continue
                 known = valued.get(symbol)
-                if known is not None and known[0] is tick:
-                    value = known[1]
+                if known is not None and known[0] is tick and known[1] is units and known[2] is cost:
+                    value = known[3]
                 else:
                     value = _subtract(_multiply(units, to_decimal(tick.mid)), cost)
-                    valued[symbol] = (tick, value)
+                    valued[symbol] = (tick, units, cost, value)
                 amount = _add(amount, value)
             if not amount:
                 continue
@@ -204,7 +205,6 @@ class Valuation:
                 legs.append((symbol, units, cost))
                 parts[spec.quote] = (constant, legs)
         self._parts = (key, parts)
-        self._leg_values = {}
         return parts
 
     def booked(self, events: Sequence[Message]) -> list[Message]:
@@ -247,7 +247,8 @@ class Valuation:
         spec = limits.instruments.get(fill.symbol)
         if booking is None or spec is None:
             return fill
-        mids = state.view.leg_values.mids(state.view, limits)
+        # Only a conversion reads mids: a fill quoted in the account currency needs none.
+        mids = state.view.leg_values.mids(state.view, limits) if spec.quote != limits.account_currency else {}
         return with_booking(fill, booking, spec, limits.account_currency, limits.instruments, mids)
 
     def status(self, instance_id: str, now_ms: int) -> dict[str, Any]:
