@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,7 +14,15 @@ import pytest
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from adapters.bus import Profile, broker_answers, default_partition, make_admin, make_consumer, make_producer
+from adapters.bus import (
+    PREFETCH_KBYTES,
+    Profile,
+    broker_answers,
+    default_partition,
+    make_admin,
+    make_consumer,
+    make_producer,
+)
 from adapters.endpoints import Endpoint
 from adapters.retention import topic_retention
 from adapters.topics import create_topics, topic_configs
@@ -214,3 +225,45 @@ def test_broker_answers_when_nothing_listens_then_false_quickly() -> None:
 
     assert broker_answers(f"127.0.0.1:{free_port()}", timeout_s=1) is False
     assert time.monotonic() - started < 3
+
+
+BEHIND = """
+import os, sys, time
+from confluent_kafka import TopicPartition
+from adapters.bus import make_consumer
+from adapters.process_memory import allocated_bytes
+bootstrap, topic, profile = sys.argv[1:4]
+consumer = make_consumer(bootstrap, "behind", profile)
+before, grown = allocated_bytes(os.getpid()), 0
+consumer.assign([TopicPartition(topic, partition, 0) for partition in range(6)])
+deadline = time.monotonic() + 6
+while time.monotonic() < deadline:  # one record a call: an application far behind its fetcher
+    consumer.consume(1, 0.05)
+    grown = max(grown, allocated_bytes(os.getpid()) - before)
+consumer.close()
+print(grown)
+"""
+
+
+@pytest.mark.parametrize("profile", ["bulk", "latency"])
+def test_consumer_when_behind_a_backlog_then_what_it_fetches_ahead_is_bounded(
+    settings: Settings, profile: Profile
+) -> None:
+    bootstrap = settings.kafka.bootstrap or ""
+    topic = f"{settings.kafka.topic_prefix}backlog-{profile}"
+    admin = make_admin(bootstrap)  # kept until the topic exists: a collected client cancels its request
+    admin.create_topics([NewTopic(topic, 6, 1)])[topic].result(30)
+    producer = make_producer(bootstrap, "bulk")
+    payload = os.urandom(96 << 20)
+    for offset in range(0, len(payload), 800):  # 96 MiB in 800-byte records: a backlog bigger than any bound
+        producer.produce(topic, payload[offset : offset + 800], str(offset % 6).encode())
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+    behind = subprocess.run([sys.executable, "-c", BEHIND, bootstrap, topic, profile], capture_output=True, text=True,
+                            timeout=60, check=True)  # fmt: skip
+    grown = int(behind.stdout.split()[-1])
+
+    # 16 MiB queued (PREFETCH_KBYTES) and the fetches in flight; librdkafka's defaults (100,000 records,
+    # 64 MiB) grew the process by 98 MiB here.
+    assert grown <= (PREFETCH_KBYTES << 10) + (24 << 20), grown >> 20
