@@ -194,13 +194,20 @@ def _latency_summary(plan: SoakPlan, latencies: list[tuple[float, float]]) -> di
 
 
 def _disk(plan: SoakPlan, warm: list[Sample]) -> dict[str, float | None]:
-    """Bytes per million ticks (least squares over the ticks sent) and per 24 h at the plan's rate (x 86,400 ticks)."""
+    """Bytes per million ticks (least squares over the ticks sent) and per 24 h at the plan's rate (x 86,400 ticks).
+
+    The warehouse's are its active parts' bytes where sampled: its directory also holds the
+    source parts of each merge for 8 minutes (``old_parts_lifetime``), swinging by hundreds of
+    megabytes, which a fit over an hour follows rather than what is kept.
+    """
     ticks = [sample.ticks for sample in warm]
     seconds = (warm[-1].at_s - warm[0].at_s) if len(warm) > 1 else 0.0
     rate = (ticks[-1] - ticks[0]) / seconds if seconds > 0 else None
     figures: dict[str, float | None] = {"measured_rate_ticks_per_s": rate}
-    for name in ("kafka", "warehouse"):
-        per_million = per_million_ticks(ticks, [float(getattr(sample, f"{name}_bytes")) for sample in warm])
+    is_active = any(sample.warehouse_active_bytes for sample in warm)
+    for name, field in (("kafka", "kafka_bytes"),
+                        ("warehouse", "warehouse_active_bytes" if is_active else "warehouse_bytes")):  # fmt: skip
+        per_million = per_million_ticks(ticks, [float(getattr(sample, field)) for sample in warm])
         figures[f"{name}_mb_per_million_ticks"] = _mb(per_million)
         figures[f"{name}_gb_per_day"] = None if per_million is None else per_million / 1e6 * plan.rate * DAY_S / 1e9
     return figures

@@ -61,7 +61,8 @@ class Sample:
     # name -> memory_mb (PSS), allocated_mb (PSS without file-backed pages), cpu_pct, fds, threads, pid
     services: dict[str, dict[str, float]] = field(default_factory=dict)
     kafka_bytes: int = 0
-    warehouse_bytes: int = 0
+    warehouse_bytes: int = 0  # its data directory as du counts it: merged-away parts wait there 8 minutes
+    warehouse_active_bytes: int = 0  # its active parts (system.parts): what it keeps of the data
     parts: dict[str, int] = field(default_factory=dict)
     latency_ms: dict[str, float | int] = field(default_factory=dict)  # count, p50, p99, max over the interval
     lags: dict[str, int | None] = field(default_factory=dict)
@@ -253,7 +254,7 @@ class Sampler:
                                              "threads": usage.threads, "cpu_pct": cpu_pct}  # fmt: skip
         sample.kafka_bytes = disk_bytes(self.data_dir("kafka"))
         sample.warehouse_bytes = disk_bytes(self.data_dir("warehouse"))
-        sample.parts = self.active_parts()
+        sample.parts, sample.warehouse_active_bytes = self.active_parts()
         if latencies:
             p50, p99 = np.percentile(latencies, [50, 99])
             sample.latency_ms = {"count": len(latencies), "p50": float(p50), "p99": float(p99),
@@ -261,13 +262,16 @@ class Sampler:
         sample.lags = pipeline_lags(self.settings)
         return sample
 
-    def active_parts(self) -> dict[str, int]:
+    def active_parts(self) -> tuple[dict[str, int], int]:
+        """Active parts per table, and their bytes on disk in all."""
         from adapters.warehouse.client import connect
         from adapters.warehouse.parts import active_parts
 
         client = connect(self.settings)
         try:
-            return {table: parts for table, (_busiest, parts) in active_parts(client).items()}
+            stored = client.command("SELECT sum(bytes_on_disk) FROM system.parts "
+                                    "WHERE active AND database = currentDatabase()")  # fmt: skip
+            return {table: parts for table, (_busiest, parts) in active_parts(client).items()}, int(stored or 0)
         finally:
             client.close()
 

@@ -43,6 +43,8 @@ def plot(path: Path, plan: SoakPlan, samples: list[Sample]) -> None:
     latency.legend(fontsize="small")
     disk.plot(minutes, [sample.kafka_bytes / 1e6 for sample in samples], label="Kafka")
     disk.plot(minutes, [sample.warehouse_bytes / 1e6 for sample in samples], label="warehouse")
+    if any(sample.warehouse_active_bytes for sample in samples):
+        disk.plot(minutes, [sample.warehouse_active_bytes / 1e6 for sample in samples], label="warehouse, active parts")
     disk.set_ylabel("on disk (MB)")
     lag = disk.twinx()
     lag.plot(minutes, [sample.lags.get("streams loader") or 0 for sample in samples], color="grey", linestyle=":",

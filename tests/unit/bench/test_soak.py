@@ -123,6 +123,17 @@ def test_judge_when_disk_follows_ticks_then_bytes_per_million_and_per_day_at_the
     assert disk["warehouse_gb_per_day"] == pytest.approx(50 * 400 * 86_400 / 1e9)  # a day at the plan's rate
 
 
+def test_judge_when_merged_parts_swing_the_directory_then_the_warehouse_figure_is_its_active_parts() -> None:
+    swinging = samples(0.0)
+    for minute, sample in enumerate(swinging):  # active parts grow 40 bytes a tick; merges' leftovers come and go
+        sample.warehouse_active_bytes = minute * 30_000 * 40
+        sample.warehouse_bytes = sample.warehouse_active_bytes + (300_000_000 if minute % 8 < 4 else 0)
+
+    disk = judge(PLAN, swinging, [])["disk"]
+
+    assert disk["warehouse_mb_per_million_ticks"] == pytest.approx(40.0)
+
+
 def test_simulator_rate_when_set_then_the_simulated_hour_delivers_about_the_rate_asked() -> None:
     from streams.ingest.simulation import SimulatedMarket
 
