@@ -18,10 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from tickwave.audit_chain import CHAINED_TYPES, AuditChain, ChainLink
+from tickwave.audit_chain import AuditChain, ChainLink, is_chained
 from tickwave.contracts import AnyMessage, Message, encode
-
-CHAINED_KINDS = frozenset(CHAINED_TYPES)  # what is_chained accepts: contract messages are never subclassed
 
 
 class JournalLike(Protocol):
@@ -121,6 +119,5 @@ class MemoryJournal:
         if self.chain_id is None:
             return None
         chain = AuditChain(self.chain_id)
-        chained = CHAINED_KINDS  # exact types (never subclassed): a set lookup per event, not a call
-        chain.extend(encode(message) for message in self.messages if type(message) in chained)
+        chain.extend(encode(message) for message in self.messages if is_chained(message))
         return chain

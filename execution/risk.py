@@ -216,8 +216,7 @@ class LegValues:
 
 def is_reducing(order: ProposedOrder, view: RiskView) -> bool:
     """Return True when the order only brings the symbol's position (working orders included) towards flat."""
-    symbol = order.signal.symbol
-    current = view.positions.get(symbol, _ZERO) + view.pending.get(symbol, _ZERO)  # view.exposure_lots, inlined
+    current = view.exposure_lots(order.signal.symbol)
     after = current + order.signed_lots
     return current != 0 and abs(after) < abs(current) and (after == 0 or (after > 0) == (current > 0))
 

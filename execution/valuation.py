@@ -75,11 +75,7 @@ class Valuation:
         Day P&L = realised today + (unrealised now - unrealised at the day's start, as marked
         at the rollover); each currency's sum is converted once, at the latest mids.
         """
-        known = self._day_text  # trading_day's memo, read here first: a tick and its fills ask at one instant
-        if known is not None and known[0] == now_ms and known[1] is limits.market:
-            day = known[3]
-        else:
-            day = self.trading_day(limits, now_ms)
+        day = self.trading_day(limits, now_ms)
         memo = self._memo
         revision = self.state.pnl_revision
         # New limits (an operator's set_limit) are valued afresh: the memo holds the limits it was valued with.
@@ -115,12 +111,7 @@ class Valuation:
         last_ticks = state.view.last_ticks
         total = _ZERO
         account = limits.account_currency
-        known_parts = self._parts  # _day_parts' key, looked at here (once per tick; the parts change once per fill)
-        if known_parts is not None and known_parts[0][1] == state.books_revision and known_parts[0][0] == day \
-                and known_parts[0][2] is limits:  # fmt: skip
-            parts = known_parts[1]
-        else:
-            parts = self._day_parts(limits, day)
+        parts = self._day_parts(limits, day)
         valued = self._leg_values
         for currency, (constant, legs) in parts.items():
             amount = constant

@@ -38,7 +38,6 @@ from execution.state import TERMINAL, CreationIndex, Order, OrderStatus
 from tickwave.clock import Clock
 from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.contracts import (
-    Fill,
     KindTest,
     OrderAccepted,
     OrderCanceled,
@@ -168,7 +167,7 @@ class PaperBroker:
             events += self._fill(self._orders[intent.client_order_id], now_ms)
         # One write for the call: a kill leaves the order wholly recorded or not at all (not
         # accepted without its immediate fill), and it is one syscall on the decision path.
-        self._ledger.append_all([submitted, *[event for event in events if type(event) is not Fill]])
+        self._ledger.append_all([submitted, *[event for event in events if _is_ledgered(event)]])
         return events
 
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
