@@ -77,6 +77,28 @@ def test_trading_state_when_state_and_order_then_denied_as_expected(
     assert (check_trading_state(_order(side, lots), view, LIMITS, NOW) is not None) is denied
 
 
+@pytest.mark.parametrize(
+    ("position", "pending", "side", "lots", "denied"),
+    [
+        # Long 1.0 with a working sell of 1.0: flat once it fills, so a further sell opens a short.
+        (Decimal("1.0"), Decimal("-1.0"), "sell", 0.5, True),
+        # Flat with a working buy of 1.0: a sell of 0.5 brings what will be held towards flat.
+        (Decimal(0), Decimal("1.0"), "sell", 0.5, False),
+        # Long 0.5 with a working buy of 0.5: a sell of 0.8 still leaves a long, so it reduces.
+        (Decimal("0.5"), Decimal("0.5"), "sell", 0.8, False),
+    ],
+)
+def test_trading_state_when_reducing_then_working_orders_count_towards_the_position(
+    position: Decimal, pending: Decimal, side: str, lots: float, denied: bool
+) -> None:
+    view = _view(trading_state="REDUCING", positions={"EURUSD": position}, pending={"EURUSD": pending})
+    assert (check_trading_state(_order(side, lots), view, LIMITS, NOW) is not None) is denied
+    # The capital checks let only a true reduction through unchecked: a max position of 0.1 lots
+    # denies the new short, not the reduction.
+    tight = RiskLimits.from_settings(execution_settings(max_position_lots=0.1, max_gross_exposure=250_000))
+    assert (check_max_position(_order(side, lots), view, tight, NOW) is not None) is denied
+
+
 def test_symbol_allowed_when_unknown_symbol_then_denied() -> None:
     assert check_symbol_allowed(_order(symbol="DOGEUSD"), _view(), LIMITS, NOW) is not None
     assert check_symbol_allowed(_order(), _view(), LIMITS, NOW) is None
