@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+from adapters.disk import DISK_FULL_BYTES
 from tickwave.audit_chain import AuditChain, ChainLink, is_chained
 from tickwave.contracts import AnyMessage, Message, encode
 
@@ -59,7 +60,7 @@ class JournalLike(Protocol):
         """Release what the journal holds."""
         ...
 
-    def space_problem_now(self, min_free_bytes: int = ...) -> str | None:
+    def space_problem_now(self, min_free_bytes: int = DISK_FULL_BYTES) -> str | None:
         """Why the journal is short of space now, below ``min_free_bytes`` free (None: it is not)."""
         ...
 

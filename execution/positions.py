@@ -56,10 +56,11 @@ class Book:
     # (the risk view, the day's P&L and every booking read it; ~0.3 us a read against a loop each time).
     lots: Decimal = field(init=False, repr=False, compare=False)
     # Bumped by every fill and take: what was worked out from the entries holds while it is the same.
-    revision: int = field(default=0, init=False, repr=False, compare=False)
+    revision: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.lots = self._sum_lots()
+        self.revision = 0
 
     def copy(self) -> Book:
         """Return an independent copy (to preview fills without booking them)."""

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from execution.app import build_service
+from execution.brokers.base import Broker
 from execution.service import ExecutionService
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import ManualClock
@@ -36,6 +37,21 @@ class ListPublisher:
 
     def of_type(self, kind: type[Message]) -> list[Any]:
         return [message for message in self.messages if isinstance(message, kind)]
+
+
+class BrokerWith:
+    """A broker with some of its attributes replaced, delegating the rest (set as ``service.broker``).
+
+    The paper broker is a compiled class (:mod:`app.native`): its methods cannot be
+    replaced on an instance, so a test that changes what the service's broker answers wraps it.
+    """
+
+    def __init__(self, broker: Broker, **replaced: Any) -> None:
+        self.wrapped = broker
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
 
 
 # The market open at every hour: the tests' clocks need not fall on a weekday.

@@ -51,13 +51,23 @@ def frozen(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         return frozenset(frozen(item) for item in value)
     caches = {f.name for f in fields(value) if not f.compare} if is_dataclass(value) else set()
-    try:
-        attributes = vars(value)
-    except TypeError:
+    attributes = _attributes(value)
+    if attributes is None:
         return value  # no attributes of its own (zone info, times): compared as it is
     return type(value).__name__, tuple(
         (name, id(item) if name in caches else frozen(item)) for name, item in attributes.items()
     )
+
+
+def _attributes(value: Any) -> dict[str, Any] | None:
+    """Return an object's attributes: its ``__dict__``, or a compiled class's (mypyc lists them; no ``__dict__``)."""
+    names = getattr(type(value), "__mypyc_attrs__", None)
+    if names is not None:
+        return {name: getattr(value, name) for name in names if hasattr(value, name)}
+    try:
+        return vars(value)
+    except TypeError:
+        return None
 
 
 def snapshot(state: EngineState) -> Any:

@@ -50,16 +50,16 @@ WEIGHTS = ["signal"] * 6 + ["burst"] * 2 + ["tick"] * 4 + ["advance"] * 2 + ["ju
 actions = st.sampled_from(WEIGHTS).flatmap(lambda kind: STEP_KINDS[kind])
 
 
-def _ledger_submissions(service: ExecutionService) -> Counter[str]:
+def _ledger_submissions(engine_dir: Path) -> Counter[str]:
     """Every submit call the paper venue received (it records repeats too), per signal."""
-    path = service.engine_dir / "paper_ledger.jsonl"  # type: ignore[attr-defined]
+    path = engine_dir / "paper_ledger.jsonl"
     with Journal(path, fsync=False) as ledger:
         return Counter(event.signal_id for event in ledger.events() if isinstance(event, OrderSubmitted))
 
 
-def _journal_submissions(service: ExecutionService) -> Counter[str]:
+def _journal_submissions(engine_dir: Path) -> Counter[str]:
     """Every OrderSubmitted the engine journaled, per client order id."""
-    path = service.engine_dir / "journal.jsonl"  # type: ignore[attr-defined]
+    path = engine_dir / "journal.jsonl"
     with Journal(path, fsync=False) as journal:
         return Counter(event.client_order_id for event in journal.events() if isinstance(event, OrderSubmitted))
 
@@ -74,10 +74,10 @@ def _assert_window_is_the_scan(engine: Engine, now_ms: int) -> None:
         assert [order.created_at_ms for order in window.values()] == sorted(o.created_at_ms for o in window.values())
 
 
-def _assert_fill_records_carry_the_replayed_booking(service: ExecutionService) -> None:
+def _assert_fill_records_carry_the_replayed_booking(service: ExecutionService, engine_dir: Path) -> None:
     # Each journaled Fill record carries what the engine booked for its execution before the journal
     # write; the engine now (rebuilt by replay after any restart) booked exactly the same.
-    path = service.engine_dir / "journal.jsonl"  # type: ignore[attr-defined]
+    path = engine_dir / "journal.jsonl"
     with Journal(path, fsync=False) as journal:
         records = [event for event in journal.events() if isinstance(event, Fill)]
     positions: dict[str, Decimal] = {}
@@ -104,12 +104,12 @@ def test_engine_when_any_sequence_then_limits_hold_and_one_order_per_signal(
                    "max_orders_per_second": 1_000, "flash_crash_pct": 2.5, "signal_ttl_ms": 60_000,
                    "paper_broker": {"latency_ms": latency_ms}}  # fmt: skip
         service = make_service(state, clock, **options)
-        service.engine_dir = state / "execution" / "execution-1"  # type: ignore[attr-defined]
+        engine_dir = state / "execution" / "execution-1"
         mids = dict.fromkeys(SYMBOLS, 1.2)
         for symbol in SYMBOLS:
             service.handle_tick(tick(clock.now_ms(), mids[symbol], symbol))
         for number, step in enumerate(steps):
-            before = sum(_ledger_submissions(service).values())
+            before = sum(_ledger_submissions(engine_dir).values())
             halted = service.engine.trading_state == "HALTED"
             kind = step[0]
             if kind == "tick":
@@ -133,13 +133,12 @@ def test_engine_when_any_sequence_then_limits_hold_and_one_order_per_signal(
                 positions = dict(service.engine.view.positions)
                 service.close()
                 service = make_service(state, clock, **options)
-                service.engine_dir = state / "execution" / "execution-1"  # type: ignore[attr-defined]
                 assert {s: p for s, p in service.engine.view.positions.items() if p} == {
                     s: p for s, p in positions.items() if p
                 }
-            submissions = _ledger_submissions(service)
+            submissions = _ledger_submissions(engine_dir)
             assert all(count == 1 for count in submissions.values()), "a signal reached the broker twice"
-            journaled = _journal_submissions(service)
+            journaled = _journal_submissions(engine_dir)
             assert all(count == 1 for count in journaled.values()), "the journal recorded two orders for one signal"
             if halted and kind in ("signal", "burst"):
                 assert sum(submissions.values()) == before, "a halted engine sent an order"
@@ -149,7 +148,7 @@ def test_engine_when_any_sequence_then_limits_hold_and_one_order_per_signal(
             assert {s: p for s, p in service.engine.view.positions.items() if p} == dict(service.broker.positions())
             assert not service.engine.defects
             _assert_window_is_the_scan(service.engine, clock.now_ms())
-        _assert_fill_records_carry_the_replayed_booking(service)
-        event(f"orders placed: {min(sum(_ledger_submissions(service).values()), 3)}+")
+        _assert_fill_records_carry_the_replayed_booking(service, engine_dir)
+        event(f"orders placed: {min(sum(_ledger_submissions(engine_dir).values()), 3)}+")
         event(f"ended {service.engine.trading_state}")
         service.close()

@@ -16,7 +16,7 @@ import pytest
 from execution.brokers.base import BrokerEvent
 from execution.fence import HUNG_EXIT_CODE, Consumed, Fenced
 from execution.service import ExecutionService
-from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
+from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, BrokerWith, ListPublisher, make_service, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.contracts import OrderIntent, OrderSubmitted, RiskEvent
 
@@ -63,7 +63,7 @@ def _fenced_service(
         return submit(intent)
 
     service.journal.sync = noted_sync  # type: ignore[method-assign]
-    service.broker.submit = noted_submit  # type: ignore[method-assign]
+    service.broker = BrokerWith(service.broker, submit=noted_submit)  # type: ignore[assignment]
     service.handle_tick(tick(WEDNESDAY_NOON_MS))
     return service, calls, publisher
 

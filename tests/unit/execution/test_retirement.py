@@ -14,13 +14,11 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from execution.brokers.paper import PaperBroker
 from execution.engine_state import RETIRE_MARGIN_MS
 from execution.retirement import RETIRE_EVERY_MS
 from execution.service import ExecutionService
-from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
+from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, BrokerWith, ListPublisher, make_service, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.contracts import Message, OrderDenied, OrderSubmitted
 
@@ -162,7 +160,7 @@ def test_service_when_an_old_order_still_works_then_it_and_every_later_order_are
 
 
 def test_reconcile_when_the_broker_reads_back_before_its_window_then_no_order_let_go_is_adopted_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # MT5's history is read from a day before a window's start (the server clock's offset): the
     # orders it may return stay known, else one let go would be adopted again and booked twice.
@@ -172,11 +170,11 @@ def test_reconcile_when_the_broker_reads_back_before_its_window_then_no_order_le
     assert isinstance(broker, PaperBroker)
     lookback_ms = 3 * KEPT_MS
     reads = broker.orders
-    monkeypatch.setattr(broker, "lookback_ms", lookback_ms)
-    monkeypatch.setattr(broker, "retire", lambda before_ms: 0)  # as MT5's terminal, it keeps every order
-    monkeypatch.setattr(
-        broker, "orders", lambda since_ms=None: reads(None if since_ms is None else since_ms - lookback_ms)
-    )
+    service.broker = BrokerWith(  # type: ignore[assignment]
+        broker, lookback_ms=lookback_ms,
+        retire=lambda before_ms: 0,  # as MT5's terminal, it keeps every order
+        orders=lambda since_ms=None: reads(None if since_ms is None else since_ms - lookback_ms),
+    )  # fmt: skip
     _trade(service, clock, 0, 4)
     clock.advance(KEPT_MS + RETIRE_EVERY_MS)  # past the horizon without the broker's lookback
     service.handle_tick(tick(clock.now_ms(), 1.1, seq=99))
