@@ -1,9 +1,10 @@
 # Tickwave: two commands for a newcomer.
 #   make demo   installs what it needs, starts the embedded services, runs the main job end to end
 #   make test   installs, then runs lint, type checks and the test suite against real services
-# Prerequisites (checked first): Python 3.11+, Java 17+, Maven, make, Debian's chromium and postgresql (installed
-# with apt-get when run as root), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is
-# installed from PyPI (through uv and uv.lock) and Maven Central.
+# Prerequisites (checked first): Python 3.11+ with its headers, a C compiler (mypyc compiles the execution core), Java
+# 17+, Maven, make, Debian's chromium and postgresql (installed with apt-get when run as root), Go (the dashboards'
+# clickhouse-go test builds a small Go program). Everything else is installed from PyPI (through uv and uv.lock) and
+# Maven Central.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -19,7 +20,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-prereqs: ## check Python 3.11+, Java 17+, Maven, chromium, PostgreSQL and Go, saying how to install what is missing
+prereqs: ## check Python 3.11+ (with its C headers), a C compiler, Java 17+, Maven, chromium, PostgreSQL and Go, saying how to install what is missing
 	@missing=0; \
 	if ! command -v $(PYTHON) >/dev/null || ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
 	  echo "missing: Python 3.11+ as '$(PYTHON)' (Debian/Ubuntu: apt-get install python3; or pyenv install 3.11; or make PYTHON=python3.12)"; missing=1; fi; \
@@ -42,6 +43,10 @@ prereqs: ## check Python 3.11+, Java 17+, Maven, chromium, PostgreSQL and Go, sa
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
 	      || { echo "missing: PostgreSQL's server (apt-get install postgresql failed)"; missing=1; }; \
 	  else echo "missing: PostgreSQL's server binaries, for the Dagster storage tests (sudo apt-get install postgresql)"; missing=1; fi; fi; \
+	if ! command -v $${CC:-cc} >/dev/null; then \
+	  echo "missing: a C compiler, to compile the execution core with mypyc (Debian/Ubuntu: apt-get install gcc)"; missing=1; \
+	elif ! $(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then \
+	  echo "missing: Python's C headers, to compile the execution core (Debian/Ubuntu: apt-get install python3-dev)"; missing=1; fi; \
 	if ! command -v go >/dev/null; then \
 	  echo "missing: Go 1.22+, for the dashboards' clickhouse-go test only (https://go.dev/dl/; Debian: apt-get install golang)"; missing=1; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
@@ -53,7 +58,7 @@ $(BIN)/tickwave: pyproject.toml uv.lock | prereqs
 	$$uv sync --frozen --python $$(command -v $(PYTHON))
 	@touch $@
 
-bootstrap: $(BIN)/tickwave ## install the locked Python environment and fetch Kafka's jars (once, cached)
+bootstrap: $(BIN)/tickwave ## install the locked Python environment, compile the execution core (when its sources changed) and fetch Kafka's jars
 	@$(BIN)/tickwave prepare
 
 lint: bootstrap ## ruff lint and format check, and the import walls (lint-imports, contracts in pyproject.toml)

@@ -26,11 +26,15 @@ Run: .venv/bin/python -m bench.backtest [--rows 200000 1000000] [--skip-live-at 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
@@ -102,9 +106,38 @@ def main() -> None:
         default=1_000_000,
         help="from this many rows on, leave out the live-path replay (~4 min per 1M rows)",
     )
+    parser.add_argument("--time-fast-replay", type=int, metavar="ROWS", help=argparse.SUPPRESS)  # the source's run
     arguments = parser.parse_args()
+    if arguments.time_fast_replay:
+        print(json.dumps(time_fast_replay(arguments.time_fast_replay)))
+        return
     for rows in arguments.rows:
         bench_rows(rows, is_live=rows < arguments.skip_live_at)
+
+
+def time_fast_replay(rows: int) -> dict[str, float | str]:
+    """Time the fast replay of the ``rows``-row holdout in this process; return its wall and CPU seconds and P&L."""
+    from models.engine_backtest import holdout_signals, holdout_ticks, run_engine
+    from tickwave.config import load_settings
+    from tickwave.modeling import SignalRules
+
+    frame, probabilities = synthetic_holdout(rows)
+    with tempfile.TemporaryDirectory() as state:
+        settings = load_settings(state_dir=Path(state),
+                                 market={"hours": "always"}, execution={"risk": {"daily_loss_limit": 1e9}})  # fmt: skip
+        ticks = holdout_ticks(frame, "1m")
+        signals = holdout_signals(frame, probabilities, SignalRules(), "1m", "bench", 1)
+        engine, took = timed(lambda: run_engine(settings, ticks, signals))
+    return {"wall_s": took.wall_s, "cpu_s": took.cpu_s, "pnl": str(engine.pnl_account)}
+
+
+def source_fast_replay(rows: int) -> tuple[Timed, str]:
+    """Time the fast replay with the Python source instead of the compiled core (a process without it)."""
+    environment = {**os.environ, "NATIVE_CORE_DIR": ""}  # app.native_loader: the source runs
+    output = subprocess.run([sys.executable, "-m", "bench.backtest", "--time-fast-replay", str(rows)],
+                            env=environment, check=True, capture_output=True, text=True).stdout  # fmt: skip
+    figures = json.loads(output.splitlines()[-1])
+    return Timed(figures["wall_s"], figures["cpu_s"]), figures["pnl"]
 
 
 def bench_rows(rows: int, is_live: bool) -> None:
@@ -136,6 +169,10 @@ def bench_rows(rows: int, is_live: bool) -> None:
             live, live_t = timed(lambda: run_engine(settings, ticks, signals, fast=False))
         window, promotion_t = timed(lambda: judge_window(HOLDOUT, frame, probabilities, rules, settings, "1m",
                                                          ("flat", "last_direction")))  # fmt: skip
+    import execution.service
+
+    is_compiled = Path(execution.service.__file__ or "").suffix != ".py"  # app.native's build, imported
+    source_t, source_pnl = source_fast_replay(rows) if is_compiled else (engine_t, str(engine.pnl_account))
     load_after = os.getloadavg()[0]
 
     table = Table(title=f"backtests of {rows:,} holdout rows ({len(ticks):,} ticks, {len(signals):,} signals)")
@@ -150,6 +187,8 @@ def bench_rows(rows: int, is_live: bool) -> None:
     add("session built (ticks + signals)", session_t)
     add("engine backtest, fast replay (in memory, chain at the end)", engine_t, engine.pnl_account,
         f"{engine.orders:,}")  # fmt: skip
+    if is_compiled:
+        add("engine backtest, fast replay, Python source (no compiled core)", source_t, Decimal(source_pnl))
     if live is not None and live_t is not None:
         add("engine backtest, live path (journal and ledger files)", live_t, live.pnl_account, f"{live.orders:,}")
     add("promotion P&L (candidate + 2 baselines on the engine, flat not replayed, no audit chain; vectorised "
@@ -166,7 +205,13 @@ def bench_rows(rows: int, is_live: bool) -> None:
     console.print(f"engine / vectorised: {engine_t.wall_s / vectorised_t.wall_s:.1f}x; promotion's P&L judgement "
                   f"{promotion_t.wall_s:.1f} s, CPU {promotion_t.cpu_s:.1f} s (target < {TARGET_S:.0f} s: "
                   f"{'met' if is_met else 'MISSED'}); load {load_before:.1f} -> {load_after:.1f}{quiet}")  # fmt: skip
+    core = "compiled core" if is_compiled else "Python source: the compiled core is not built"
+    console.print(f"execution core: {core}; compiled / source: {source_t.cpu_s / engine_t.cpu_s:.2f}x CPU, "
+                  f"same P&L: {source_pnl == str(engine.pnl_account)}")  # fmt: skip
     baseline = f"vectorised {rows / vectorised_t.wall_s:,.0f} rows/s"
+    if is_compiled:
+        source_rates = f"{rows / source_t.wall_s:,.0f} rows/s ({rows / source_t.cpu_s:,.0f} per CPU s)"
+        baseline = f"Python source {source_rates}; {baseline}"
     if live_t is not None:
         baseline = (f"live path {rows / live_t.wall_s:,.0f} rows/s ({rows / live_t.cpu_s:,.0f} per CPU s), "
                     f"{live_t.wall_s / engine_t.wall_s:.1f}x; {baseline}")  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 from dataclasses import replace
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from adapters.disk import volumes
 from adapters.endpoints import Endpoint, mark_ready
+from app import native
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from app.services.probes import health_of
 from app.services.registry import embedded_services, service_by_name
@@ -236,8 +238,9 @@ def logs(
 
 
 def prepare() -> None:
-    """Check prerequisites and fetch what the embedded services need (Kafka's jars), once."""
+    """Check prerequisites, fetch what the embedded services need (Kafka's jars) and compile the execution core."""
     settings = settings_or_exit()
+    prepare_native()
     with exit_on_tickwave_error():
         for service in embedded_services(settings):
             if service.external_address:
@@ -245,6 +248,26 @@ def prepare() -> None:
             service.check_prerequisites()
             service.install()
             console.print(f"[green]✓[/] {service.name} ready to start")
+
+
+def prepare_native() -> None:
+    """Compile the execution core with mypyc when its build is missing or stale (:mod:`app.native`)."""
+    if native.is_fresh():
+        console.print("[green]✓[/] compiled execution core up to date")
+        return
+    missing = native.missing_tools()
+    if missing is not None:
+        err_console.print(f"[yellow]![/] execution core not compiled: needs {missing}; the Python source runs (slower)")
+        return
+    started = time.monotonic()
+    with console.status("compiling the execution core with mypyc (about a minute)..."):
+        try:
+            native.build()
+        except subprocess.CalledProcessError as exc:
+            output = escape(exc.stdout[-4000:] + exc.stderr[-4000:])
+            err_console.print(f"compiling the execution core failed:\n{output}")
+            raise typer.Exit(1) from exc
+    console.print(f"[green]✓[/] execution core compiled ({time.monotonic() - started:.0f} s)")
 
 
 def register(app: typer.Typer) -> None:
