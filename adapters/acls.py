@@ -10,11 +10,13 @@ with no entry (the analyst) reaches no topic at all.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
@@ -109,5 +111,31 @@ def apply_acls(admin: AdminClient, settings: Settings, timeout_s: float = 30.0) 
             future.result(timeout=timeout_s)
         except KafkaException as exc:
             raise ServiceError(f"creating ACL {binding} failed: {exc.args[0].str()}") from exc
+    wait_for_acls(admin, set(bindings), timeout_s)
     logger.info("applied %d ACLs from the topic registry", len(bindings))
     return len(bindings)
+
+
+def wait_for_acls(admin: AdminClient, bindings: set[AclBinding], timeout_s: float) -> None:
+    """Return once the broker answers with every one of ``bindings`` (its authorizer enforces what it lists).
+
+    CreateAcls returns when the controller has committed them; a broker applies them from the
+    metadata log a moment later, and a client that writes in between is refused (seen under load
+    right after ``tickwave up``). DescribeAcls is answered from the broker's own authorizer.
+
+    Raises:
+        ServiceError: when they are not all listed within ``timeout_s``.
+    """
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                                  AclPermissionType.ANY)  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listed = set(admin.describe_acls(everything, request_timeout=timeout_s).result(timeout=timeout_s))
+        missing = bindings - listed
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise ServiceError(
+                f"{len(missing)} ACLs not in effect after {timeout_s:.0f} s, e.g. {min(map(str, missing))}"
+            )
+        time.sleep(0.1)
