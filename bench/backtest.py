@@ -7,7 +7,9 @@ random walks, random probabilities from which about half the rows signal):
 - the engine backtest of the same signals (``models.engine_backtest.run_engine``: the
   execution service, risk gate, sizing, journal and paper broker under a replayed clock),
   twice: the fast replay (journal and paper ledger in memory, the audit chain linked once
-  at the end) and the replay through the live process's files (the baseline);
+  at the end) and the replay through the live process's files (the baseline); both run the
+  compiled execution core when it is built (``app.native``), and the fast replay runs once
+  more from the Python source in a process without it (``NATIVE_CORE_DIR=``), its baseline;
 - the promotion's whole P&L judgement of the holdout (``models.fold_judgement.judge_window``:
   the candidate and the baselines through the engine, the audit chain not linked; ``flat``
   never holds a position and is not replayed; plus the vectorised cross-check).
