@@ -25,7 +25,6 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from typer.testing import CliRunner
 
-from adapters.acls import Grant, grants, wait_for_acls
 from adapters.bus import KafkaConnection, denial, make_admin, make_consumer, resolve_admin, resolve_bootstrap
 from adapters.bus_credentials import ADMIN, EmbeddedCredentials
 from adapters.endpoints import Endpoint
@@ -40,7 +39,7 @@ from tests.plugins.warehouse import start_warehouse
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Tick, decode
-from tickwave.errors import ConfigurationError, ServiceError
+from tickwave.errors import ConfigurationError
 from tickwave.topics import (
     ANALYST,
     DATAFLOW,
@@ -296,21 +295,6 @@ def test_topics_tail_when_run_as_a_principal_then_reads_within_its_grants_like_k
     else:
         assert result.exit_code != 0
         assert f"principal {principal!r} topic {topic!r}" in " ".join(result.output.split())
-
-
-def test_acls_when_applied_then_in_effect_and_one_never_granted_is_waited_for_in_vain(
-    secured_broker: Endpoint, secured_state: Path
-) -> None:
-    # apply_acls returns only once the broker lists every grant (it enforces what it lists): the registry's
-    # were applied by the fixture, so they are listed now; one never granted is waited for until the timeout.
-    admin = make_admin(resolve_admin(as_principal(secured_state, ADMIN)))
-    granted = {grant.binding() for grant in grants(as_principal(secured_state, ADMIN))}
-    wait_for_acls(admin, granted, timeout_s=10.0)
-    never = Grant(ANALYST, "topic", "never-granted", "READ").binding()
-    started = time.monotonic()
-    with pytest.raises(ServiceError, match="1 ACLs not in effect after 1 s"):
-        wait_for_acls(admin, granted | {never}, timeout_s=1.0)
-    assert time.monotonic() - started >= 1.0
 
 
 def test_admin_when_listing_topics_then_super_user_sees_every_topic(
