@@ -81,16 +81,20 @@ def test_keep_alive_when_sending_small_requests_then_no_nagle_stall(
     host, _, port = warehouse_endpoint.address.rpartition(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     headers = {"X-ClickHouse-User": credentials.user, "X-ClickHouse-Key": credentials.password.get_secret_value()}
-    latencies = []
+    medians = []
     try:
-        for _ in range(60):
-            started = time.perf_counter()
-            connection.request("POST", "/", body=b"SELECT 1", headers=headers)
-            response = connection.getresponse()
-            assert response.read() == b"1\n"
-            latencies.append(time.perf_counter() - started)
+        for _ in range(3):
+            latencies = []
+            for _ in range(20):
+                started = time.perf_counter()
+                connection.request("POST", "/", body=b"SELECT 1", headers=headers)
+                response = connection.getresponse()
+                assert response.read() == b"1\n"
+                latencies.append(time.perf_counter() - started)
+            medians.append(statistics.median(latencies))
     finally:
         connection.close()
 
-    # Without TCP_NODELAY a keep-alive exchange waits ~40 ms on delayed ACKs every time.
-    assert statistics.median(latencies) < 0.025, f"median {statistics.median(latencies) * 1000:.1f} ms"
+    # Without TCP_NODELAY a keep-alive exchange waits ~40 ms on delayed ACKs every time, so in every
+    # round; a busy neighbour (the other test worker) slows a round, not all three.
+    assert min(medians) < 0.025, f"round medians {[round(m * 1000, 1) for m in medians]} ms"
