@@ -77,7 +77,7 @@ def is_fresh(directory: Path | None = None) -> bool:
     return (
         manifest.get("python") == sys.version
         and sorted(modules) == sorted(MODULES)
-        and all(native_loader.source_hash(source_of(name)) == modules[name]["sha256"] for name in MODULES)
+        and not native_loader.stale_modules(modules)  # the loader's own rule, on the sources the manifest names
         and all((directory / modules[name]["binary"]).exists() for name in MODULES)
         and _read(directory / LOADER_NAME) == Path(native_loader.__file__).read_bytes()
     )

@@ -43,6 +43,11 @@ def source_hash(path: Path) -> str:
         return ""
 
 
+def stale_modules(modules: dict[str, dict[str, str]]) -> list[str]:
+    """Return the modules of a manifest whose recorded source no longer hashes as when they were built."""
+    return sorted(name for name, entry in modules.items() if source_hash(Path(entry["source"])) != entry["sha256"])
+
+
 class NativeFinder:
     """A meta path finder for the modules in a build's manifest, while the build is fresh."""
 
@@ -55,9 +60,7 @@ class NativeFinder:
     def stale(self) -> list[str]:
         """Return the modules whose source changed since the build (worked out once, on the first import)."""
         if self._stale is None:
-            self._stale = sorted(
-                name for name, entry in self.modules.items() if source_hash(Path(entry["source"])) != entry["sha256"]
-            )
+            self._stale = stale_modules(self.modules)
             if self._stale:
                 warnings.warn(
                     f"the compiled execution core is stale ({', '.join(self._stale)} changed since it was built): "

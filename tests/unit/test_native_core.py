@@ -73,6 +73,17 @@ def test_native_core_when_one_source_changed_then_every_module_runs_from_source_
     assert not native.is_fresh(build)
 
 
+def test_native_core_when_built_from_another_checkout_then_prepare_builds_again(tmp_path: Path) -> None:
+    # The loader hashes the sources the manifest names: a build recorded for another checkout (moved, or made in
+    # another worktree) would run from source at every start, so it is not fresh for `tickwave prepare`.
+    build = tmp_path / "build"
+    shutil.copytree(native.build_dir(), build)
+    manifest = json.loads((build / native_loader.MANIFEST).read_text())
+    manifest["modules"]["execution.risk"]["source"] = str(tmp_path / "elsewhere" / "execution" / "risk.py")
+    (build / native_loader.MANIFEST).write_text(json.dumps(manifest))
+    assert native.is_fresh(native.build_dir()) and not native.is_fresh(build)
+
+
 def test_native_core_when_a_holdout_replays_then_every_event_and_the_pnl_equal_the_source() -> None:
     compiled = _run(_REPLAY, str(ROWS)).stdout.splitlines()
     source = _run(_REPLAY, str(ROWS), directory="").stdout.splitlines()
