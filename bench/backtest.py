@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.summary import record
+
+if TYPE_CHECKING:
+    from tickwave.config import Settings
 
 SYMBOLS = {"EURUSD": (1.1, 0.0001), "USDJPY": (150.0, 0.01), "XAUUSD": (2000.0, 0.2)}
 WEDNESDAY_MS = 1_700_049_600_000
@@ -117,16 +120,21 @@ def main() -> None:
         bench_rows(rows, is_live=rows < arguments.skip_live_at)
 
 
+def replay_settings(state_dir: Path) -> Settings:
+    """The live defaults, except the market hours (the synthetic bars run through weekends) and the loss limit."""
+    from tickwave.config import load_settings
+
+    return load_settings(state_dir=state_dir, market={"hours": "always"}, execution={"risk": {"daily_loss_limit": 1e9}})
+
+
 def time_fast_replay(rows: int) -> dict[str, float | str]:
     """Time the fast replay of the ``rows``-row holdout in this process; return its wall and CPU seconds and P&L."""
     from models.engine_backtest import holdout_signals, holdout_ticks, run_engine
-    from tickwave.config import load_settings
     from tickwave.modeling import SignalRules
 
     frame, probabilities = synthetic_holdout(rows)
     with tempfile.TemporaryDirectory() as state:
-        settings = load_settings(state_dir=Path(state),
-                                 market={"hours": "always"}, execution={"risk": {"daily_loss_limit": 1e9}})  # fmt: skip
+        settings = replay_settings(Path(state))
         ticks = holdout_ticks(frame, "1m")
         signals = holdout_signals(frame, probabilities, SignalRules(), "1m", "bench", 1)
         engine, took = timed(lambda: run_engine(settings, ticks, signals))
@@ -148,7 +156,6 @@ def bench_rows(rows: int, is_live: bool) -> None:
     from models.evaluation import BacktestSettings, backtest, signal_positions
     from models.fold_figures import HOLDOUT
     from models.fold_judgement import judge_window
-    from tickwave.config import load_settings
     from tickwave.modeling import SignalRules
 
     console = Console()
@@ -157,10 +164,8 @@ def bench_rows(rows: int, is_live: bool) -> None:
     is_target_size = rows == TARGET_AT_ROWS
     rows = len(frame)  # a multiple of the symbols' count
     rules = SignalRules()
-    # The live defaults, except the market hours (the synthetic bars run through weekends) and the loss limit.
     with tempfile.TemporaryDirectory() as state:
-        settings = load_settings(state_dir=Path(state),
-                                 market={"hours": "always"}, execution={"risk": {"daily_loss_limit": 1e9}})  # fmt: skip
+        settings = replay_settings(Path(state))
         vectorised, vectorised_t = timed(lambda: backtest(frame, signal_positions(probabilities, rules),
                                                           BacktestSettings.from_settings(settings)))  # fmt: skip
         (ticks, signals), session_t = timed(lambda: (holdout_ticks(frame, "1m"), holdout_signals(
