@@ -26,7 +26,7 @@ def test_clients_when_long_and_short_queries_mix_then_short_ones_stay_fast(
     alone.command(LONG_QUERY)
     long_alone_s = time.perf_counter() - started
     long_spans: list[tuple[float, float]] = []
-    short_latencies: list[float] = []
+    short_spans: list[tuple[float, float]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -46,7 +46,7 @@ def test_clients_when_long_and_short_queries_mix_then_short_ones_stay_fast(
                 begun = time.perf_counter()
                 client.query("SELECT count() FROM ticks WHERE symbol = 'EURUSD'")
                 with lock:
-                    short_latencies.append(time.perf_counter() - begun)
+                    short_spans.append((begun, time.perf_counter()))
         except BaseException as exc:
             errors.append(exc)
 
@@ -69,9 +69,18 @@ def test_clients_when_long_and_short_queries_mix_then_short_ones_stay_fast(
     latest_start = max(start for start, _ in long_spans)
     earliest_end = min(end for _, end in long_spans)
     assert latest_start < earliest_end, "the long queries ran one after another instead of side by side"
-    assert len(short_latencies) >= 40, "short queries were starved while long ones ran"
-    p95 = statistics.quantiles(short_latencies, n=20)[-1]
-    assert p95 < max(0.5, long_alone_s / 2), f"short p95 {p95:.3f}s vs long query alone {long_alone_s:.2f}s"
+    # Judged against the long queries of this same moment, not a fixed time: the warehouse runs at
+    # nice 10, so a busy neighbour stretches every query alike. A short query held up by the long
+    # ones waits for one of them to end: none would finish while all four run, and the slowest
+    # would take about a long query's time.
+    together_s = earliest_end - latest_start
+    inside = sum(latest_start <= start and end <= earliest_end for start, end in short_spans)
+    long_s = statistics.median(end - start for start, end in long_spans)
+    p95 = statistics.quantiles([end - start for start, end in short_spans], n=20)[-1]
+    figures = f"{inside} short queries done in the {together_s:.2f} s all four long ones ran"
+    figures += f" (a long one alone: {long_alone_s:.2f} s)"
+    assert inside >= 20, figures
+    assert p95 < long_s / 4, f"short p95 {p95:.3f} s vs a long query's {long_s:.2f} s; {figures}"
 
 
 def test_keep_alive_when_sending_small_requests_then_no_nagle_stall(
@@ -79,22 +88,31 @@ def test_keep_alive_when_sending_small_requests_then_no_nagle_stall(
 ) -> None:
     credentials = resolve_credentials(warehouse_settings)
     host, _, port = warehouse_endpoint.address.rpartition(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
     headers = {"X-ClickHouse-User": credentials.user, "X-ClickHouse-Key": credentials.password.get_secret_value()}
-    medians = []
+
+    def timed(connection: http.client.HTTPConnection) -> float:
+        started = time.perf_counter()
+        connection.request("POST", "/", body=b"SELECT 1", headers=headers)
+        response = connection.getresponse()
+        assert response.read() == b"1\n"
+        return time.perf_counter() - started
+
+    kept_alive, fresh = [], []
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
-        for _ in range(3):
-            latencies = []
-            for _ in range(20):
-                started = time.perf_counter()
-                connection.request("POST", "/", body=b"SELECT 1", headers=headers)
-                response = connection.getresponse()
-                assert response.read() == b"1\n"
-                latencies.append(time.perf_counter() - started)
-            medians.append(statistics.median(latencies))
+        timed(connection)  # the connection's first request, which is a new connection's
+        for _ in range(30):  # interleaved: a busy neighbour slows both kinds alike
+            kept_alive.append(timed(connection))
+            one = http.client.HTTPConnection(host, int(port), timeout=10)
+            try:
+                fresh.append(timed(one))
+            finally:
+                one.close()
     finally:
         connection.close()
 
-    # Without TCP_NODELAY a keep-alive exchange waits ~40 ms on delayed ACKs every time, so in every
-    # round; a busy neighbour (the other test worker) slows a round, not all three.
-    assert min(medians) < 0.025, f"round medians {[round(m * 1000, 1) for m in medians]} ms"
+    # Without TCP_NODELAY a request on a kept-alive connection waits for a delayed ACK (40 ms at least
+    # on Linux) every time; on a new connection it does not (Linux ACKs at once while a connection is
+    # young), so new connections, measured in the same moment, are the floor.
+    kept_ms, fresh_ms = statistics.median(kept_alive) * 1000, statistics.median(fresh) * 1000
+    assert kept_ms < fresh_ms + 20, f"kept-alive median {kept_ms:.1f} ms, new connections {fresh_ms:.1f} ms"
