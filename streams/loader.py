@@ -12,6 +12,14 @@ SIGTERM flushes and exits; the line ``drain`` on its stdin (sent when ``--stop-a
 finished the topic) loads the topic to its end first. The end of its stdin means the
 flow is gone (even by ``kill -9``): it flushes and stops, so no loader is left behind.
 
+Behind a backlog it reads whole batches of 10,000 records; once a read comes back short
+(caught up) it trims the heap (glibc's ``malloc_trim``), which glibc otherwise keeps:
+72,000 records worked off left the process 52 MB larger untrimmed, 11 MB trimmed. A
+loader that stalled past the group's session or poll interval (a stopped machine, a slow
+warehouse) finds its partitions taken: its commit is refused, the rows are stored anyway,
+and it rejoins and reads them again from the last commit, a replay the tables' natural
+ids absorb, rather than dying and taking its flow down with it.
+
 A plain consumer loop rather than quixstreams (the audit loader's library): it must
 drain to the topic's end on request, and at 5k rows/s it shares two cores with the
 flow it was split from to keep the flow's latency.
@@ -33,6 +41,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from adapters.bus import make_consumer, resolve_bootstrap
 from adapters.health import HealthReporter
+from adapters.heap import heap_trimmer
 from adapters.warehouse.client import connect
 from streams.connectors import WriterPool
 from tickwave.config import Settings, to_environment
@@ -43,23 +52,33 @@ from tickwave.topics import STREAMS_RECORDS, topic_name
 logger = logging.getLogger(__name__)
 
 FLUSH_EVERY_S = 1.0
+BATCH = 10_000  # records read at a time
+# A commit refused because the group gave the partitions away (or is giving them away) meanwhile.
+_NOT_OWNED = frozenset({KafkaError._ASSIGNMENT_LOST, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
+                        KafkaError.REBALANCE_IN_PROGRESS})  # fmt: skip
 
 
 class RecordLoader:
     """Loads ``streams.records`` into the warehouse, committing offsets after each flush."""
 
     def __init__(
-        self, settings: Settings, pool: WriterPool | None = None, flush_every_s: float = FLUSH_EVERY_S
+        self,
+        settings: Settings,
+        pool: WriterPool | None = None,
+        flush_every_s: float = FLUSH_EVERY_S,
+        **consumer_overrides: Any,
     ) -> None:
-        """Read the settings' records topic with group ``<prefix>tickwave-streams-loader``."""
+        """Read the settings' records topic with group ``<prefix>tickwave-streams-loader`` (librdkafka overrides)."""
         self.topic = topic_name(settings, STREAMS_RECORDS)
         self.pool = pool or WriterPool(lambda: connect(settings))
         self.flush_every_s = flush_every_s
         self.consumer = make_consumer(
             resolve_bootstrap(settings), f"{settings.kafka.topic_prefix}tickwave-streams-loader", "bulk",
-            **{"fetch.min.bytes": 64 * 1024, "fetch.wait.max.ms": 200},
+            **{"fetch.min.bytes": 64 * 1024, "fetch.wait.max.ms": 200, **consumer_overrides},
         )  # fmt: skip
         self.assigned: set[int] = set()
+        self._trim = heap_trimmer()
+        self.trims = 0  # heap trims after a backlog was worked off
         self.loaded = 0
         self.skipped = 0
         self.last_insert_at: float | None = None  # Unix time of the last flush that inserted rows (health)
@@ -70,14 +89,20 @@ class RecordLoader:
         self.consumer.subscribe([self.topic], on_assign=self._assigned, on_revoke=self._revoked)
         flushed_at = time.monotonic()
         logger.info("streams loader: %s -> warehouse", self.topic)
+        behind = False  # the last read took a whole batch: a backlog is being worked off
         try:
             while not stop.is_set():
-                messages = self.consumer.consume(10_000, 0.2)
+                messages = self.consumer.consume(BATCH, 0.2)
                 self._load(messages)
                 draining = drain is not None and drain.is_set()
-                if draining or time.monotonic() - flushed_at >= self.flush_every_s:
+                caught_up = behind and len(messages) < BATCH
+                if caught_up or draining or time.monotonic() - flushed_at >= self.flush_every_s:
                     self.commit()
                     flushed_at = time.monotonic()
+                if caught_up:
+                    self._trim()  # the backlog's records and batches are freed: give their pages back
+                    self.trims += 1
+                behind = len(messages) == BATCH
                 if draining and not messages and self._read_to_end():
                     break
         finally:
@@ -87,7 +112,13 @@ class RecordLoader:
             logger.info("streams loader stopped: %d rows loaded, %d undecodable skipped", self.loaded, self.skipped)
 
     def commit(self) -> None:
-        """Flush the writers, then commit the offsets of everything they held."""
+        """Flush the writers, then commit the offsets of everything they held.
+
+        A commit the group refuses because this loader no longer owns the partitions (it
+        did not poll for ``max.poll.interval.ms``, say behind a slow warehouse) is not an
+        error: the rows are stored, and the partitions' next owner reads them again from
+        the last commit, a replay the tables' natural ids absorb.
+        """
         if not self._uncommitted:
             return
         self.pool.flush()
@@ -95,7 +126,11 @@ class RecordLoader:
         try:
             self.consumer.commit(asynchronous=False)
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
+            code = exc.args[0].code()
+            if code in _NOT_OWNED:
+                logger.warning("streams loader: offsets not committed (%s); the rows are stored and are read "
+                               "again from the last commit", exc.args[0].str())  # fmt: skip
+            elif code != KafkaError._NO_OFFSET:
                 raise
         self._uncommitted = False
 
@@ -103,6 +138,9 @@ class RecordLoader:
         rows: list[Message] = []
         for message in messages:
             error = message.error()
+            if error is not None and error.code() == KafkaError._MAX_POLL_EXCEEDED:
+                logger.warning("streams loader: %s; rejoining the group", error.str())
+                continue
             if error is not None:
                 raise ServiceError(f"reading {self.topic} failed: {error.str()}")
             try:

@@ -22,13 +22,13 @@ gets the supervisor's ``MALLOC_ARENA_MAX`` (kept through the scrubbed re-executi
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from adapters.heap import heap_trimmer
 from warehouse_server.engine import Handle
 
 logger = logging.getLogger(__name__)
@@ -68,16 +68,6 @@ def resident_bytes() -> int:
         return 0
 
 
-def _malloc_trim() -> Callable[[], None]:
-    try:
-        libc = ctypes.CDLL("libc.so.6")  # glibc: the name, not a search (no program runs under confinement)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-    trim.argtypes = [ctypes.c_size_t]
-    return lambda: trim(0) and None
-
-
 class MemoryReturner:
     """A daemon thread that gives freed memory back to the host after a spike."""
 
@@ -85,7 +75,7 @@ class MemoryReturner:
         """Purge through handles from ``open_handle``, looking every ``interval_s`` seconds."""
         self._open_handle = open_handle
         self._interval_s = interval_s
-        self._trim = _malloc_trim()
+        self._trim = heap_trimmer()
         self._stop = threading.Event()
         self._floor = resident_bytes()
         self._thread = threading.Thread(target=self._run, name="warehouse-memory", daemon=True)
