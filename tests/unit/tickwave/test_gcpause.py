@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from adapters import gcpause
-from adapters.gcpause import freeze_survivors, peak_rss_mib, start_gc_freezer
+from adapters.gcpause import collect_frozen, freeze_survivors, peak_rss_mib, start_gc_freezer
 
 
 class Node:
@@ -56,6 +56,55 @@ def test_freeze_when_young_cycle_is_garbage_then_collected_before_freezing() -> 
     assert watch() is None  # the cycle was collected, not frozen (no leak)
 
 
+def frozen_cycle() -> weakref.ref[Node]:
+    """A cycle that is alive when frozen and garbage right after: only a walk of the frozen objects finds it."""
+    first, second = Node(), Node()
+    first.other, second.other = second, first
+    freeze_survivors()
+    assert still_walked_count([first, second]) == 0
+    return weakref.ref(first)
+
+
+def test_freeze_when_old_cycle_is_garbage_then_collected_before_freezing() -> None:
+    first, second = Node(), Node()
+    first.other, second.other = second, first
+    gc.collect()  # survived every collection: in the oldest generation, which a young collection skips
+    watch = weakref.ref(first)
+    del first, second
+
+    freeze_survivors()
+
+    assert watch() is None
+
+
+def test_collect_frozen_when_a_frozen_cycle_became_garbage_then_freed_and_the_rest_frozen_again() -> None:
+    watch = frozen_cycle()
+    gc.collect()
+    assert watch() is not None  # the premise: an ordinary collection does not see frozen garbage
+    survivors = [Node() for _ in range(100)]
+    freeze_survivors()
+
+    unreachable, seconds = collect_frozen()
+
+    assert watch() is None
+    assert unreachable >= 2 and seconds >= 0
+    assert still_walked_count(survivors) == 0
+
+
+def test_freezer_when_running_then_collects_frozen_garbage_periodically(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gcpause, "COLLECT_EVERY", 3)
+    stop = threading.Event()
+    thread = start_gc_freezer(stop, interval_s=0.01)
+    watch = frozen_cycle()
+    deadline = time.monotonic() + 5
+    while watch() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(2)
+
+    assert watch() is None
+
+
 def test_freezer_when_running_then_freezes_periodically_and_stops_on_event() -> None:
     stop = threading.Event()
     thread = start_gc_freezer(stop, interval_s=0.05)
@@ -74,7 +123,7 @@ def test_freezer_when_freezing_then_never_walks_the_frozen_objects(monkeypatch: 
     # gc.get_freeze_count walks every frozen object with the GIL held (6-10 ms in the dataflow).
     walks: list[int] = []
     monkeypatch.setattr(gcpause.gc, "get_freeze_count", lambda: walks.append(1) or 0)
-    monkeypatch.setattr(gcpause, "REPORT_EVERY", 3)
+    monkeypatch.setattr(gcpause, "COLLECT_EVERY", 3)
     stop = threading.Event()
     thread = start_gc_freezer(stop, interval_s=0.01)
     time.sleep(0.2)
