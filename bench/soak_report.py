@@ -74,7 +74,8 @@ def report(plan: SoakPlan, judged: dict[str, Any], checks: dict[str, Any]) -> Ta
         if name in ("parts_per_h", "lag_per_h", "kafka_mb_per_h", "warehouse_mb_per_h", "dagster_runs"):
             continue
         table.add_row(f"{name}: allocated memory (PSS) / descriptors / threads per h, CPU mean",
-                      f"{_fmt(figures['allocated_mb_per_h'])} MB (second half "
+                      f"{_fmt(figures['allocated_floor_mb_per_h'])} MB floor, {_fmt(figures['allocated_mb_per_h'])} "
+                      f"every sample (second half "
                       f"{_fmt(figures['allocated_mb_per_h_second_half'])}; PSS {_fmt(figures['memory_mb_per_h'])}) / "
                       f"{_fmt(figures['fds_per_h'])} / {_fmt(figures['threads_per_h'])}; "
                       f"{_fmt(figures['cpu_pct_mean'])} %", "")  # fmt: skip
@@ -127,8 +128,12 @@ def summary_figures(plan: SoakPlan, judged: dict[str, Any]) -> list[dict[str, An
 
 
 def _second_half(verdict: dict[str, Any]) -> str:
-    value = verdict.get("second_half")
-    return "" if value is None else f"second half of the measured time: {_fmt(value)} {verdict['unit']}"
+    parts = []
+    if verdict.get("every_sample") is not None:
+        parts.append(f"through every sample: {_fmt(verdict['every_sample'])} {verdict['unit']}")
+    if verdict.get("second_half") is not None:
+        parts.append(f"second half of the measured time: {_fmt(verdict['second_half'])} {verdict['unit']}")
+    return "; ".join(parts)
 
 
 def publish(results: Path, run: dict[str, Any], figures: list[dict[str, Any]], readme: Path | None) -> None:

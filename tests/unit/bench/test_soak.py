@@ -79,6 +79,30 @@ def test_judge_when_memory_levels_off_late_then_the_second_half_slope_tells_it_f
     assert "second half of the measured time" in summary_figures(PLAN, judged)[0]["baseline"]
 
 
+def test_judge_when_memory_swings_above_a_flat_floor_then_met_and_the_tilted_slope_reported_beside() -> None:
+    swinging = samples(0.0)
+    for sample in swinging:  # from minute 35 a cache holds 25 MB, emptied every fifth minute
+        minute = round(sample.at_s / 60)
+        sample.services["streams"]["allocated_mb"] += 25.0 if minute >= 35 and minute % 5 else 0.0
+
+    judged = judge(PLAN, swinging, [])
+
+    rss = verdict(judged, "memory slope streams")
+    assert rss["value"] == pytest.approx(0.0, abs=0.01) and rss["is_met"] is True
+    assert rss["every_sample"] > 20.0  # a line through every sample tilts with where the swing falls
+    assert "through every sample" in summary_figures(PLAN, judged)[0]["baseline"]
+
+
+def test_judge_when_memory_steps_up_and_stays_then_the_floor_rises_and_the_target_is_missed() -> None:
+    stepping = samples(0.0)
+    for sample in stepping:  # 20 MB taken at minute 35 and kept
+        sample.services["streams"]["allocated_mb"] += 20.0 if sample.at_s >= 35 * 60 else 0.0
+
+    rss = verdict(judge(PLAN, stepping, []), "memory slope streams")
+
+    assert rss["value"] > 5.0 and rss["is_met"] is False
+
+
 def test_judge_when_file_pages_step_up_then_the_memory_slope_is_what_was_allocated() -> None:
     paged_in = samples(0.0)
     for sample in paged_in:  # a shared library's pages read in at minute 12: PSS steps up 140 MB
