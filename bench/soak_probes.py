@@ -27,8 +27,8 @@ from tickwave.config import Settings
 class SoakPlan:
     """How long, how fast, how often."""
 
-    minutes: float = 60.0
-    warmup_minutes: float = 10.0
+    minutes: float = 100.0
+    warmup_minutes: float = 40.0
     rate: float = 500.0  # simulated ticks per second, all symbols together
     symbols: int = 10
     sample_s: float = 60.0
