@@ -80,8 +80,24 @@ def partitions_due(now: datetime) -> list[str]:
     return [str(today)] + ([str(yesterday)] if yesterday.month != today.month else [])
 
 
-def dbt_daily_marts_every_15_minutes(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-    """Rebuild today's daily marts every 15 minutes (and yesterday's month on the 1st)."""
+def staging_built(instance: dg.DagsterInstance) -> bool:
+    """Whether a ``dbt_marts`` run has succeeded here: the staging views the daily marts read exist.
+
+    The daily marts build alone (their dbt selection is the mart), so on a fresh platform a
+    run that comes before the first ``dbt_marts`` run (the 15-minute schedule's first tick,
+    or the first champion's sensor) fails on a staging view that is not there yet.
+    """
+    succeeded = dg.RunsFilter(job_name=MARTS_JOB.name, statuses=[dg.DagsterRunStatus.SUCCESS])
+    return bool(instance.get_run_records(filters=succeeded, limit=1))
+
+
+WAITING_FOR_STAGING = "waiting for the first dbt_marts run to build the staging views the daily marts read"
+
+
+def dbt_daily_marts_every_15_minutes(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+    """Rebuild today's daily marts every 15 minutes (and yesterday's month on the 1st), once staging is built."""
+    if not staging_built(context.instance):
+        return dg.SkipReason(WAITING_FOR_STAGING)
     now = context.scheduled_execution_time or datetime.now(UTC)
     stamp = now.strftime("%Y%m%dT%H%M")
     return [dg.RunRequest(run_key=f"{day}@{stamp}", partition_key=day) for day in partitions_due(now)]

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from orchestration.automation import launching_sensor_status, schedule_status
-from orchestration.defs.marts.assets import MODEL_PERFORMANCE_JOB
+from orchestration.defs.marts.assets import MODEL_PERFORMANCE_JOB, WAITING_FOR_STAGING, staging_built
 from orchestration.defs.quality.assets import raw_key
 from orchestration.defs.training.assets import promotion_decision, trained_model, training_dataset
 from orchestration.resources import TickwaveResource
@@ -63,6 +63,8 @@ def model_performance_on_new_champion(
     key = f"{champion.model_id}:{champion.model_version}"
     if key == context.cursor:
         return dg.SkipReason(f"champion {key} already seen")
+    if not staging_built(context.instance):  # the champion stays unseen: asked again at the next tick
+        return dg.SkipReason(WAITING_FOR_STAGING)
     context.update_cursor(key)
     today = str(tickwave.now().date())
     return dg.RunRequest(run_key=f"champion-{key}", partition_key=today, tags={"tickwave/champion": key})

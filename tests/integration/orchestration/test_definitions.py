@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, time
 
 import dagster as dg
@@ -9,6 +11,7 @@ import pytest
 from dagster._utils.schedules import cron_string_iterator
 
 from adapters.warehouse.client import connect
+from orchestration.defs.marts.assets import WAITING_FOR_STAGING
 from orchestration.resources import TickwaveResource
 from tests.integration.orchestration.conftest import Warehouse
 
@@ -144,22 +147,53 @@ def test_schedule_when_evaluated_at_a_time_then_it_requests_its_job_at_the_next_
     ],
 )
 def test_daily_marts_schedule_when_evaluated_then_it_requests_today_and_on_the_1st_yesterday(
-    definitions: dg.Definitions, at: datetime, partitions: list[str]
+    definitions: dg.Definitions, instance: dg.DagsterInstance, at: datetime, partitions: list[str]
 ) -> None:
     schedule = definitions.resolve_schedule_def("dbt_daily_marts_every_15_minutes")
+    marts_ran(instance)
 
-    context = dg.build_schedule_context(scheduled_execution_time=at, repository_def=definitions.get_repository_def())
+    context = dg.build_schedule_context(scheduled_execution_time=at, repository_def=definitions.get_repository_def(),
+                                        instance=instance)  # fmt: skip
     data = schedule.evaluate_tick(context)
 
     assert [request.partition_key for request in data.run_requests or []] == partitions
 
 
+def test_daily_marts_schedule_when_no_dbt_marts_run_succeeded_yet_then_it_waits(
+    definitions: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    schedule = definitions.resolve_schedule_def("dbt_daily_marts_every_15_minutes")
+    marts_ran(instance, dg.DagsterRunStatus.FAILURE)  # a failed run built nothing either
+
+    at = datetime(2026, 11, 20, 9, 15, tzinfo=UTC)
+    context = dg.build_schedule_context(scheduled_execution_time=at, repository_def=definitions.get_repository_def(),
+                                        instance=instance)  # fmt: skip
+    data = schedule.evaluate_tick(context)
+
+    assert not data.run_requests and data.skip_message == WAITING_FOR_STAGING
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A persistent instance of this test's own (schedule contexts refuse an ephemeral one), with no run yet."""
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def marts_ran(instance: dg.DagsterInstance, status: dg.DagsterRunStatus = dg.DagsterRunStatus.SUCCESS) -> None:
+    instance.add_run(dg.DagsterRun(job_name="dbt_marts", run_id=str(uuid.uuid4()), status=status))
+
+
 def _context(
-    definitions: dg.Definitions, warehouse: Warehouse, model_id: str, cursor: str | None = None
+    definitions: dg.Definitions,
+    warehouse: Warehouse,
+    model_id: str,
+    instance: dg.DagsterInstance,
+    cursor: str | None = None,
 ) -> dg.SensorEvaluationContext:
     resource = TickwaveResource(state_dir=str(warehouse.settings.state_path), database=warehouse.database,
                                 model_id=model_id)  # fmt: skip
-    return dg.build_sensor_context(cursor=cursor, resources={"tickwave": resource},
+    return dg.build_sensor_context(cursor=cursor, resources={"tickwave": resource}, instance=instance,
                                    repository_def=definitions.get_repository_def())  # fmt: skip
 
 
@@ -178,10 +212,10 @@ def _set_champion(warehouse: Warehouse, model_id: str, version: int, trained_to:
 
 
 def test_sensors_when_evaluated_then_they_request_retraining_and_the_performance_mart_only_when_due(
-    definitions: dg.Definitions, orchestration_warehouse: Warehouse
+    definitions: dg.Definitions, orchestration_warehouse: Warehouse, instance: dg.DagsterInstance
 ) -> None:
     def context(cursor: str | None = None) -> dg.SensorEvaluationContext:
-        return _context(definitions, orchestration_warehouse, "m_sensor", cursor)
+        return _context(definitions, orchestration_warehouse, "m_sensor", instance, cursor)
 
     retrain_on_new_data = definitions.resolve_sensor_def("retrain_on_new_data")
     model_performance_on_new_champion = definitions.resolve_sensor_def("model_performance_on_new_champion")
@@ -189,6 +223,8 @@ def test_sensors_when_evaluated_then_they_request_retraining_and_the_performance
     no_champion_yet = model_performance_on_new_champion.evaluate_tick(context())
     _set_champion(orchestration_warehouse, "m_sensor", 3, "(SELECT max(start_ms) FROM bars_1m)")
     trained_on_everything = retrain_on_new_data.evaluate_tick(context())
+    before_staging = model_performance_on_new_champion.evaluate_tick(context())
+    marts_ran(instance)
     new_champion = model_performance_on_new_champion.evaluate_tick(context())
     seen = model_performance_on_new_champion.evaluate_tick(context("m_sensor:3"))
 
@@ -196,6 +232,8 @@ def test_sensors_when_evaluated_then_they_request_retraining_and_the_performance
     assert not no_champion_yet.run_requests and "m_sensor has no champion" in str(no_champion_yet.skip_message)
     assert not trained_on_everything.run_requests  # no labelled bar after the champion's data
     assert str(trained_on_everything.skip_message).startswith("0 new labelled 1m bars")
+    assert not before_staging.run_requests and before_staging.skip_message == WAITING_FOR_STAGING
+    assert before_staging.cursor is None  # the champion is asked about again once staging is built
     assert [request.run_key for request in new_champion.run_requests or []] == ["champion-m_sensor:3"]
     assert new_champion.run_requests is not None
     assert new_champion.run_requests[0].partition_key == str(datetime.now(UTC).date())
