@@ -22,16 +22,14 @@ _REPLAY = """
 import hashlib, sys, tempfile
 from pathlib import Path
 import execution.risk
-from bench.backtest import synthetic_holdout
+from bench.backtest import replay_settings, synthetic_holdout
 from execution.backtest import replay_session
 from models.engine_backtest import holdout_signals, holdout_ticks
-from tickwave.config import load_settings
 from tickwave.contracts import encode
 from tickwave.modeling import SignalRules
 frame, probabilities = synthetic_holdout(int(sys.argv[1]))
 with tempfile.TemporaryDirectory() as state:
-    settings = load_settings(state_dir=Path(state), market={"hours": "always"},
-                             execution={"risk": {"daily_loss_limit": 1e9}})
+    settings = replay_settings(Path(state))
     ticks, signals = holdout_ticks(frame, "1m"), holdout_signals(frame, probabilities, SignalRules(), "1m", "p", 1)
     result = replay_session(settings, ticks, signals, fast=True)
 events = hashlib.sha256(b"".join(encode(event) for event in result.events)).hexdigest()

@@ -16,10 +16,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.backtest import synthetic_holdout
+from bench.backtest import replay_settings, synthetic_holdout
 from execution.backtest import fill_pnls, instruments_of, replay_session
 from models.engine_backtest import holdout_signals, holdout_ticks
-from tickwave.config import load_settings
 from tickwave.modeling import SignalRules
 
 # Not TICKWAVE_*: the settings refuse an unknown TICKWAVE_ variable.
@@ -28,8 +27,7 @@ ROWS = int(os.environ.get("FAST_REPLAY_PARITY_ROWS", "50000"))
 
 def test_fast_replay_when_a_holdout_replays_then_every_order_fill_and_pnl_equals_the_live_path(tmp_path: Path) -> None:
     frame, probabilities = synthetic_holdout(ROWS)
-    settings = load_settings(state_dir=tmp_path, market={"hours": "always"},
-                             execution={"risk": {"daily_loss_limit": 1e9}})  # fmt: skip
+    settings = replay_settings(tmp_path)
     ticks = holdout_ticks(frame, "1m")
     signals = holdout_signals(frame, probabilities, SignalRules(), "1m", "parity", 1)
 
