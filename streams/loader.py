@@ -78,7 +78,6 @@ class RecordLoader:
         )  # fmt: skip
         self.assigned: set[int] = set()
         self._trim = heap_trimmer()
-        self.trims = 0  # heap trims after a backlog was worked off
         self.loaded = 0
         self.skipped = 0
         self.last_insert_at: float | None = None  # Unix time of the last flush that inserted rows (health)
@@ -101,7 +100,6 @@ class RecordLoader:
                     flushed_at = time.monotonic()
                 if caught_up:
                     self._trim()  # the backlog's records and batches are freed: give their pages back
-                    self.trims += 1
                 behind = len(messages) == BATCH
                 if draining and not messages and self._read_to_end():
                     break

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from confluent_kafka import TopicPartition
@@ -95,6 +97,26 @@ def test_loader_process_when_its_flow_goes_away_then_flushes_commits_and_exits(
             loader.wait(30)
 
 
+@contextmanager
+def running(loader: RecordLoader) -> Iterator[tuple[threading.Thread, list[BaseException]]]:
+    """Run ``loader`` in a thread for the block; yield the thread and what it raised; stop and join it after."""
+    stop, failures = threading.Event(), []
+
+    def run() -> None:
+        try:
+            loader.run(stop)
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="loader-under-test")
+    thread.start()
+    try:
+        yield thread, failures
+    finally:
+        stop.set()
+        thread.join(60)
+
+
 class StallingPool(WriterPool):
     """The loader's writers, with one flush that takes ``stall_s`` longer (a warehouse that answers slowly)."""
 
@@ -121,28 +143,17 @@ def test_loader_when_a_flush_outlasts_its_poll_interval_then_carries_on_and_lose
     _publish(settings, [encode(tick) for tick in ticks[:half]])
     pool = StallingPool(settings, stall_s=9.0)
     loader = RecordLoader(settings, pool, **{"session.timeout.ms": 6000, "max.poll.interval.ms": 6000})
-    stop, failures = threading.Event(), []
-
-    def run() -> None:
-        try:
-            loader.run(stop)
-        except BaseException as exc:
-            failures.append(exc)
-
-    thread = threading.Thread(target=run, name="loader-under-test")
-    thread.start()
     client = connect(settings)
     try:
-        assert pool.stalled.wait(60), "the loader never flushed"
-        _publish(settings, [encode(tick) for tick in ticks[half:]])
-        deadline = time.monotonic() + 90
-        while client.query("SELECT count() FROM ticks FINAL").result_rows[0][0] < len(ticks):
-            assert thread.is_alive(), f"the loader stopped: {failures}"
-            assert time.monotonic() < deadline, "the ticks published after the stall were not loaded in 90 s"
-            time.sleep(0.2)
+        with running(loader) as (thread, failures):
+            assert pool.stalled.wait(60), "the loader never flushed"
+            _publish(settings, [encode(tick) for tick in ticks[half:]])
+            deadline = time.monotonic() + 90
+            while client.query("SELECT count() FROM ticks FINAL").result_rows[0][0] < len(ticks):
+                assert thread.is_alive(), f"the loader stopped: {failures}"
+                assert time.monotonic() < deadline, "the ticks published after the stall were not loaded in 90 s"
+                time.sleep(0.2)
     finally:
-        stop.set()
-        thread.join(60)
         client.close()
 
     assert not failures, failures
@@ -161,10 +172,7 @@ def test_loader_when_it_works_off_a_backlog_then_trims_the_heap_once_caught_up(
     ticks = stream(minutes=1)
     _publish(settings, [encode(tick) for tick in ticks])
     loader = RecordLoader(settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=loader.run, args=(stop,), name="loader-under-test")
-    thread.start()
-    try:
+    with running(loader) as (_thread, failures):
         deadline = time.monotonic() + 60
         while not trims or loader.loaded < len(ticks):
             assert time.monotonic() < deadline, f"{len(trims)} trims after {loader.loaded} of {len(ticks)} records"
@@ -176,8 +184,6 @@ def test_loader_when_it_works_off_a_backlog_then_trims_the_heap_once_caught_up(
         while loader.loaded < len(ticks) + 5:
             assert time.monotonic() < deadline, f"{loader.loaded} of {len(ticks) + 5} records loaded"
             time.sleep(0.1)
-    finally:
-        stop.set()
-        thread.join(60)
 
+    assert not failures, failures
     assert len(trims) == after_backlog  # no trim without a backlog
