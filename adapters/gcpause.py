@@ -40,23 +40,24 @@ DEFAULT_INTERVAL_S = 5.0
 COLLECT_EVERY = 120  # freezes between two collections of the frozen objects (10 minutes at the default interval)
 
 
-def freeze_survivors() -> None:
+def freeze_survivors() -> int:
     """Collect what is not frozen yet, then freeze what is left (O(1): no walk of the frozen objects).
 
     A collection of every generation walks only the objects that are not frozen, those born
     since the last freeze, so it costs what a young one does; it also finds the cycles that
     died after they were promoted to the oldest generation, which a young collection leaves.
+    Returns the unreachable objects the collection found.
     """
-    gc.collect()
+    unreachable = gc.collect()
     gc.freeze()
+    return unreachable
 
 
 def collect_frozen() -> tuple[int, float]:
     """Unfreeze, collect every generation, freeze what is left; return (unreachable objects, seconds)."""
     started = time.perf_counter()
     gc.unfreeze()
-    unreachable = gc.collect()
-    gc.freeze()
+    unreachable = freeze_survivors()
     return unreachable, time.perf_counter() - started
 
 
