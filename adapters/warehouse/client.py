@@ -13,6 +13,12 @@ request's URL made every URL new to urllib3's URL caches (1,024 entries each), a
 1.7 MB that every long-running process filled over its first hours and kept; the server
 gives each query an id (echoed in ``X-ClickHouse-Query-Id``, logged) as ClickHouse does.
 
+Connections are not recycled by age: clickhouse-connect's ``max_connection_age`` (10
+minutes) clears the shared pools from whichever thread asks next, closing the sockets
+other threads are mid-request on, so every 10 minutes the streams loader's concurrent
+inserts failed ("Pool is closed", EBADF) and were retried. Importing this module sets it
+to 0 for the process; the server still closes connections idle past its keep-alive.
+
 Over HTTPS with a CA file, clients share one verifying connection pool per CA file (as
 plain clients share clickhouse-connect's default pool) instead of letting each client
 build its own: clickhouse-connect closes a pool it built through urllib3 internals that
@@ -36,6 +42,8 @@ from tickwave.config import Settings
 from tickwave.errors import ConfigurationError
 
 __all__ = ["connect", "tls_options", "warehouse_url"]
+
+clickhouse_connect.common.set_setting("max_connection_age", 0)  # not thread-safe (module docstring)
 
 
 def warehouse_url(settings: Settings) -> str:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gc
+import threading
+import time
 import tracemalloc
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from clickhouse_connect.driver import httputil
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
@@ -213,3 +217,42 @@ def test_client_when_asking_the_same_query_often_then_keeps_nothing_per_query_an
 
     assert kept < 200_000, f"{kept:,} bytes kept after 1,500 queries"
     assert len(ids) == 50 and all(ids)  # each query named by the server
+
+
+def test_clients_when_inserting_from_several_threads_past_ten_minutes_then_no_insert_fails(
+    warehouse_settings: Settings, fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # clickhouse-connect clears the shared connection pools once they are max_connection_age (10
+    # minutes) old, from whichever thread asks next: the other threads' inserts then failed
+    # mid-request ("Pool is closed", EBADF) every 10 minutes in the streams loader. The clock it
+    # reads jumps 11 minutes ahead halfway through.
+    started, begun = time.time(), time.monotonic()
+    clock = SimpleNamespace(time=lambda: started + (660 if time.monotonic() - begun > 3 else 0))
+    monkeypatch.setattr(httputil, "time", clock)
+    clients = [connect(warehouse_settings, database=fresh_database) for _ in range(4)]
+    clients[0].command("CREATE TABLE shared (writer UInt8, n UInt32) ENGINE = MergeTree ORDER BY (writer, n)")
+    failures: list[BaseException] = []
+    deadline = begun + 6
+
+    def insert(writer: int) -> None:
+        n = 0
+        while time.monotonic() < deadline and not failures:
+            try:
+                clients[writer].insert("shared", [[writer, n]], column_names=["writer", "n"])
+            except Exception as exc:  # any failure is the finding
+                failures.append(exc)
+            n += 1
+
+    threads = [threading.Thread(target=insert, args=(writer,)) for writer in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        rows = clients[0].command("SELECT count() FROM shared")
+    finally:
+        for client in clients:
+            client.close()
+
+    assert failures == []
+    assert int(rows) > 100
