@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import cast
+from typing import Final, cast
 
 import msgspec
 
@@ -65,10 +65,10 @@ from tickwave.money import MONEY_CONTEXT, to_decimal
 
 logger = logging.getLogger(__name__)
 
-BACKTEST_ACTOR = "backtest"
-_ENCODER = msgspec.json.Encoder()
-_TICKS_DECODER = msgspec.json.Decoder(list[Tick])
-REPLAY_RECONCILE_EVERY_S = 86_400.0
+BACKTEST_ACTOR: Final = "backtest"
+_ENCODER: Final = msgspec.json.Encoder()
+_TICKS_DECODER: Final = msgspec.json.Decoder(list[Tick])
+REPLAY_RECONCILE_EVERY_S: Final = 86_400.0
 
 
 class _NoPublisher:

@@ -17,7 +17,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import cast
+from typing import Final, cast
 
 from execution.brokers.base import EXPIRED_PREFIX
 from execution.limits import RiskLimits
@@ -43,19 +43,19 @@ _add, _multiply = MONEY_CONTEXT.add, MONEY_CONTEXT.multiply
 
 logger = logging.getLogger(__name__)
 
-RATE_WINDOW_MS = 1_000
-_ZERO = Decimal(0)
+RATE_WINDOW_MS: Final = 1_000
+_ZERO: Final = Decimal(0)
 # How far past the reconciliation's window ended orders stay in memory, and how far a signal's
 # creation time may run ahead of its decision's (two hosts' clocks): see EngineState.retire.
-RETIRE_MARGIN_MS = 600_000
-_ORDER_EVENTS = frozenset({OrderAccepted, OrderRejected, OrderFilled, OrderCanceled})  # a broker's answers
+RETIRE_MARGIN_MS: Final = 600_000
+_ORDER_EVENTS: Final = frozenset({OrderAccepted, OrderRejected, OrderFilled, OrderCanceled})  # a broker's answers
 
 # Risk event kinds that change state (the rest only inform).
-TRADING_STATE = "trading_state"
-SYMBOL_HALTED = "symbol_halted"
-SYMBOL_RESUMED = "symbol_resumed"
-FLATTEN = "flatten"
-DAY_ROLLOVER = "day_rollover"  # marks each position's unrealised P&L at the trading day's start
+TRADING_STATE: Final = "trading_state"
+SYMBOL_HALTED: Final = "symbol_halted"
+SYMBOL_RESUMED: Final = "symbol_resumed"
+FLATTEN: Final = "flatten"
+DAY_ROLLOVER: Final = "day_rollover"  # marks each position's unrealised P&L at the trading day's start
 
 
 def book_fill(book: Book, order: Order, fill: OrderFilled) -> Booking:

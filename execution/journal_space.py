@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import Final
 
 from execution.engine import Engine
 from execution.engine_state import TRADING_STATE
@@ -25,8 +26,8 @@ from tickwave.contracts import Message, RiskEvent, TradingState
 
 logger = logging.getLogger(__name__)
 
-DISK_CHECK = "journal_disk"  # the check of the halt a journal short of space causes
-SPACE_CHECK_EVERY_MS = 100  # how often the journal's free space is looked at (a statvfs)
+DISK_CHECK: Final = "journal_disk"  # the check of the halt a journal short of space causes
+SPACE_CHECK_EVERY_MS: Final = 100  # how often the journal's free space is looked at (a statvfs)
 
 
 class JournalSpace:

@@ -35,7 +35,7 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from execution.brokers.base import Broker
 from execution.engine import Engine, replay
@@ -62,7 +62,7 @@ from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_d
 
 logger = logging.getLogger(__name__)
 
-_STATE_KINDS = frozenset({TRADING_STATE, SYMBOL_HALTED, SYMBOL_RESUMED})
+_STATE_KINDS: Final = frozenset({TRADING_STATE, SYMBOL_HALTED, SYMBOL_RESUMED})
 
 
 def _changes_trading_state(events: Sequence[Message]) -> bool:

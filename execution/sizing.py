@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import Final
 
 from tickwave.config import ExecutionSettings
 from tickwave.contracts import Direction, Side, Signal
 
-_DIRECTION_SIGN: dict[Direction, int] = {"long": 1, "short": -1, "flat": 0}
+_DIRECTION_SIGN: Final[dict[Direction, int]] = {"long": 1, "short": -1, "flat": 0}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ server-side levels as a backstop (:mod:`execution.brokers.mt5_stops`).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Final
 
 from execution.decisions import ControlOutcome, EventBuilder, closing_orders
 from execution.engine_state import RATE_WINDOW_MS, EngineState
@@ -14,7 +15,7 @@ from tickwave.clock import Clock
 from tickwave.contracts import Signal, Tick
 from tickwave.money import to_decimal
 
-NOTHING = ControlOutcome()  # no stop crossed (frozen: one instance serves every tick)
+NOTHING: Final = ControlOutcome()  # no stop crossed (frozen: one instance serves every tick)
 
 
 def protective_signal(which: str, tick: Tick, part: int) -> Signal:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from msgspec.structs import replace as replace_struct
 
@@ -22,10 +22,12 @@ from tickwave.market import MarketCalendar
 from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
 
 # MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
-_add, _multiply, _subtract = MONEY_CONTEXT.add, MONEY_CONTEXT.multiply, MONEY_CONTEXT.subtract
+_add: Final = MONEY_CONTEXT.add
+_multiply: Final = MONEY_CONTEXT.multiply
+_subtract: Final = MONEY_CONTEXT.subtract
 
-_ZERO = Decimal(0)
-_NO_AMOUNTS: dict[str, Decimal] = {}
+_ZERO: Final = Decimal(0)
+_NO_AMOUNTS: Final[dict[str, Decimal]] = {}
 # Per quote currency: the day's realised P&L less the marks and costs, and each open position's (symbol, units, cost).
 _DayParts = dict[str, tuple[Decimal, list[tuple[str, Decimal, Decimal]]]]
 
@@ -168,7 +170,8 @@ class Valuation:
         state = self.state
         key = (day, state.books_revision, limits)
         known = self._parts
-        if known is not None and known[0] == key:
+        # The limits by identity: a compiled tuple comparison calls the dataclass's __eq__ on them.
+        if known is not None and known[0][2] is limits and known[0][1] == key[1] and known[0][0] == day:
             return known[1]
         parts: _DayParts = {
             currency: (amount, []) for currency, amount in state.realized_by_day.get(day, _NO_AMOUNTS).items()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from tickwave.contracts import (
     KindTest,
@@ -31,15 +32,15 @@ from tickwave.contracts import (
     OrderSubmitted,
 )
 
-GENESIS_HASH = "0" * 64  # the "previous hash" of a chain's first event
-CHAINED_TYPES = (OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled, OrderDenied)
-_IS_CHAINED = KindTest(*CHAINED_TYPES)  # isinstance, answered once per type (it is asked per journaled event)
+GENESIS_HASH: Final = "0" * 64  # the "previous hash" of a chain's first event
+CHAINED_TYPES: Final = (OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled, OrderDenied)
+_IS_CHAINED: Final = KindTest(*CHAINED_TYPES)  # isinstance, answered once per type (it is asked per journaled event)
 
 # Kafka headers carrying a link from the execution process to the audit loader.
-CHAIN_ID_HEADER = "tickwave-chain-id"
-CHAIN_SEQ_HEADER = "tickwave-chain-seq"
-CHAIN_PREV_HEADER = "tickwave-chain-prev"
-CHAIN_HASH_HEADER = "tickwave-chain-hash"
+CHAIN_ID_HEADER: Final = "tickwave-chain-id"
+CHAIN_SEQ_HEADER: Final = "tickwave-chain-seq"
+CHAIN_PREV_HEADER: Final = "tickwave-chain-prev"
+CHAIN_HASH_HEADER: Final = "tickwave-chain-hash"
 
 
 def is_chained(message: Message) -> bool:

@@ -23,16 +23,16 @@ import decimal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from tickwave.config import SymbolSpec
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 # A conversion is a division and cannot be exact (tickwave.money traps rounding): it is
 # done once, after the exact sums in the quote currency, to 28 significant digits.
-CONVERSION_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
-PIVOT = "USD"
-_FX_LOT = 100_000.0
+CONVERSION_CONTEXT: Final = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
+PIVOT: Final = "USD"
+_FX_LOT: Final = 100_000.0
 
 
 @dataclass(frozen=True)

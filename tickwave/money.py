@@ -16,17 +16,18 @@ from __future__ import annotations
 import decimal
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Final
 
 # 1,000 digits hold the sum of any floats (from 1e-308 up to 1e308 spans ~630 digits).
-MONEY_CONTEXT = decimal.Context(
+MONEY_CONTEXT: Final = decimal.Context(
     prec=1000, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation, decimal.Inexact]
 )
 
 
 # Floats already converted (prices, lots and contract sizes recur within every decision). Zero
 # is never cached: 0.0 and -0.0 are one key but two decimals. Cleared when full.
-_CONVERTED: dict[float, Decimal] = {}
-_CONVERTED_MAX = 65_536
+_CONVERTED: Final[dict[float, Decimal]] = {}
+_CONVERTED_MAX: Final = 65_536
 
 
 def to_decimal(value: float | int | str | Decimal) -> Decimal:
@@ -73,9 +74,11 @@ def notional(price: float | Decimal, quantity_lots: float | Decimal, contract_si
 
 # Rounding on purpose (reports, the warehouse's scale): as wide as MONEY_CONTEXT, so a large amount is
 # rounded rather than refused for its number of digits, and no trap on the rounding itself.
-_ROUNDING_CONTEXT = decimal.Context(prec=1000, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
+_ROUNDING_CONTEXT: Final = decimal.Context(
+    prec=1000, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation]
+)
 # Decimal places of the warehouse's money columns (Decimal(38, 18)).
-WAREHOUSE_PLACES = 18
+WAREHOUSE_PLACES: Final = 18
 
 
 def quantize(amount: Decimal, places: int = 2) -> Decimal:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Final, Protocol
 
 import msgspec
 
@@ -31,7 +31,7 @@ from tickwave.contracts import (
 BrokerEvent = OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | Fill
 
 # An order canceled with this reason prefix moves to EXPIRED (the contracts have no separate event).
-EXPIRED_PREFIX = "expired: "
+EXPIRED_PREFIX: Final = "expired: "
 
 
 class OrderIdentity(Protocol):

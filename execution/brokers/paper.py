@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeGuard, cast
+from typing import Final, TypeGuard, cast
 
 from execution.brokers.base import (
     BrokerEvent,
@@ -53,14 +53,14 @@ from tickwave.money import MONEY_CONTEXT, to_decimal
 # MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
 _add, _multiply, _subtract = MONEY_CONTEXT.add, MONEY_CONTEXT.multiply, MONEY_CONTEXT.subtract
 
-LEDGER_NAME = "paper_ledger.jsonl"
-LEDGER_MIN_FREE_BYTES = 64 << 10  # less free: an order's ledger write may not fit, so the order is refused
-_BPS = Decimal(10_000)
-_ZERO = Decimal(0)
+LEDGER_NAME: Final = "paper_ledger.jsonl"
+LEDGER_MIN_FREE_BYTES: Final = 64 << 10  # less free: an order's ledger write may not fit, so the order is refused
+_BPS: Final = Decimal(10_000)
+_ZERO: Final = Decimal(0)
 
 
 _Ledgered = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled
-_LEDGERED = KindTest(OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled)
+_LEDGERED: Final = KindTest(OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled)
 
 
 def _is_ledgered(event: OrderSubmitted | BrokerEvent) -> TypeGuard[_Ledgered]:
