@@ -13,15 +13,12 @@ negations then cancel to exactly zero, in any order, which the property tests ch
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Iterable
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
 from typing import Final
 
 # 1,000 digits hold the sum of any floats (from 1e-308 up to 1e308 spans ~630 digits).
-MONEY_CONTEXT: Final = decimal.Context(
-    prec=1000, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation, decimal.Inexact]
-)
+MONEY_CONTEXT: Final = Context(prec=1000, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, Inexact])
 
 
 # Floats already converted (prices, lots and contract sizes recur within every decision). Zero
@@ -74,9 +71,7 @@ def notional(price: float | Decimal, quantity_lots: float | Decimal, contract_si
 
 # Rounding on purpose (reports, the warehouse's scale): as wide as MONEY_CONTEXT, so a large amount is
 # rounded rather than refused for its number of digits, and no trap on the rounding itself.
-_ROUNDING_CONTEXT: Final = decimal.Context(
-    prec=1000, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation]
-)
+_ROUNDING_CONTEXT: Final = Context(prec=1000, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
 # Decimal places of the warehouse's money columns (Decimal(38, 18)).
 WAREHOUSE_PLACES: Final = 18
 
