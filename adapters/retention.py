@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 from tickwave import topics
 from tickwave.config import REGULATORY_MINIMUM_DAYS, RetentionSettings
+from tickwave.config.retention import SERVICE_LOG_GENERATIONS
 from tickwave.errors import ConfigurationError
 
 DAY_MS = 86_400_000
@@ -239,6 +240,9 @@ def retention_markdown(retention: RetentionSettings) -> str:
     lines.append(f"| Dagster runs | {_days(retention.dagster_runs_days)} | `retention.dagster_runs_days` |")
     logs = "Dagster compute logs (`<state dir>/data/dagster/storage/<run id>/`)"
     lines.append(f"| {logs} | {_days(retention.dagster_runs_days)} | `retention.dagster_runs_days` |")
+    service_logs, rolled = "service logs (`<state dir>/logs/<name>.log`)", f"the last {SERVICE_LOG_GENERATIONS} rolled"
+    lines.append(f"| {service_logs} | rolled at {retention.service_log_mb} MB, {rolled} files kept | "
+                 "`retention.service_log_mb` |")  # fmt: skip
     journal = "execution journal (`<state dir>/execution/<instance>/journal*.jsonl*`)"
     lines.append(f"| {journal} | forever: the state is rebuilt from it; sealed segments compressed | "
                  "`execution.journal_segment_mb` |")  # fmt: skip

@@ -20,7 +20,6 @@ from typing import Final
 # 1,000 digits hold the sum of any floats (from 1e-308 up to 1e308 spans ~630 digits).
 MONEY_CONTEXT: Final = Context(prec=1000, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, Inexact])
 
-
 # Floats already converted (prices, lots and contract sizes recur within every decision). Zero
 # is never cached: 0.0 and -0.0 are one key but two decimals. Cleared when full.
 _CONVERTED: Final[dict[float, Decimal]] = {}

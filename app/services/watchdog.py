@@ -42,6 +42,7 @@ from typing import Any
 
 from adapters.disk import DISK_FREE_EVENT, MEMORY_EVENT, volumes
 from adapters.health import HealthReporter, read_health
+from app.services.logroll import roll_logs
 from app.services.resources import data_paths, memory_bytes
 from app.services.supervisor import ManagedService, Supervisor
 from tickwave.config import Settings, SupervisionSettings
@@ -268,7 +269,7 @@ class Watchdog:
             self.events.add(member.service.name, "restarted", member.pid, member.total_restarts, "")
 
     def sample_resources(self, now: float) -> None:
-        """Every ``SAMPLE_INTERVAL_S``, record each data volume's free space and each service's memory.
+        """Every ``SAMPLE_INTERVAL_S``, roll the logs grown too big, record free space and each service's memory.
 
         Rows of ``service_events`` for the ops board: ``disk_free`` per volume, ``memory`` per
         watched service (its process tree's proportional set size, MB).
@@ -276,6 +277,7 @@ class Watchdog:
         if now < self.next_sample_at:
             return
         self.next_sample_at = now + SAMPLE_INTERVAL_S
+        roll_logs(self.supervisor.logs_dir, self.settings.retention.service_log_mb << 20)
         for volume in volumes(self.disk_paths):
             detail = {"volume": volume.mount, "holds": list(volume.holds), "free_bytes": volume.free_bytes,
                       "total_bytes": volume.total_bytes, "free_pct": round(volume.free_pct, 2)}  # fmt: skip

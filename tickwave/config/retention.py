@@ -14,6 +14,7 @@ from tickwave.config.base import Section
 # Five years, leap days included: MiFID II Art. 16(6) and 25(1), Delegated Regulation (EU) 2017/565 Art. 72-76.
 REGULATORY_MINIMUM_DAYS = 1827
 _MINIMUM = f"at least {REGULATORY_MINIMUM_DAYS}: five years, MiFID II"
+SERVICE_LOG_GENERATIONS = 3  # rolled files the supervisor keeps of each service log
 
 
 class RetentionSettings(Section):
@@ -43,6 +44,8 @@ class RetentionSettings(Section):
         description=f"days a report folder is kept; the weekly maintenance job prunes older ones ({_MINIMUM})",
     )
     dagster_runs_days: int = Field(default=30, ge=1, description="Dagster runs older than this are deleted weekly")
+    service_log_mb: int = Field(default=64, ge=1, description="MB at which the supervisor rolls a service log "
+                                f"(`logs/<name>.log`) to `.log.1`; {SERVICE_LOG_GENERATIONS} rolled kept")  # fmt: skip
 
     @model_validator(mode="after")
     def _regulatory_minimum(self) -> Self:

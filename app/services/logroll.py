@@ -1,0 +1,49 @@
+"""Service logs that stop growing: each ``logs/<name>.log`` rolled by size, a few generations kept.
+
+A service writes its log through the descriptor the supervisor opened for it in append mode
+(``O_APPEND``): every write lands at the file's current end. So a log is rolled the way
+logrotate's ``copytruncate`` does, without restarting the service: its bytes are copied to
+``<name>.log.1`` (older generations shifted up to ``.N``, the oldest dropped) and the file is
+truncated to nothing, where the service's next line starts. The copy reads to the end until
+nothing new came, so lines written during it are kept; one written between the last read
+and the truncation (microseconds) is lost, the price of not restarting a service to roll its log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from tickwave.config.retention import SERVICE_LOG_GENERATIONS
+
+logger = logging.getLogger(__name__)
+
+GENERATIONS = SERVICE_LOG_GENERATIONS  # at most (GENERATIONS + 1) x the size a log is rolled at, per log
+_CHUNK = 1 << 20
+
+
+def roll(path: Path, max_bytes: int, generations: int = GENERATIONS) -> bool:
+    """Roll ``path`` once it holds ``max_bytes`` or more; return True when it was rolled."""
+    try:
+        if path.stat().st_size < max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    generation = [path.with_name(f"{path.name}.{index}") for index in range(generations + 1)]
+    for index in range(generations, 1, -1):
+        if generation[index - 1].exists():
+            os.replace(generation[index - 1], generation[index])
+    with path.open("r+b") as source, generation[1].open("wb") as copy:
+        while chunk := source.read(_CHUNK):
+            copy.write(chunk)
+        os.ftruncate(source.fileno(), 0)
+    return True
+
+
+def roll_logs(logs_dir: Path, max_bytes: int) -> list[str]:
+    """Roll every ``*.log`` of ``logs_dir`` that reached ``max_bytes``; return the names rolled."""
+    rolled = [path.name for path in sorted(logs_dir.glob("*.log")) if roll(path, max_bytes)]
+    for name in rolled:
+        logger.info("log %s reached %d MB: rolled to %s.1", name, max_bytes >> 20, name)
+    return rolled
