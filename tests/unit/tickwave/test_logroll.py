@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapters.endpoints import Endpoint
-from app.services.logroll import GENERATIONS, roll
+from app.services.logroll import GENERATIONS, roll, roll_logs
 from app.services.supervisor import Supervisor
 from app.services.watchdog import Watchdog
 from tests.unit.tickwave.test_supervisor import HttpServerService
@@ -70,3 +70,20 @@ def test_watchdog_when_a_live_services_log_passes_its_size_then_rolled_and_the_s
     # The service's descriptor appends: its next line starts the emptied file (no hole of zeros before it).
     assert fresh.startswith(b"127.0.0.1 - - [") and b"GET / HTTP/1.1" in fresh
     assert len(fresh) < 1024
+
+
+def test_roll_logs_when_a_copy_cannot_be_made_then_the_log_and_its_generations_stay_and_others_roll(
+    tmp_path: Path,
+) -> None:
+    stuck, other = tmp_path / "stuck.log", tmp_path / "other.log"
+    stuck.write_bytes(b"current\n")
+    (tmp_path / "stuck.log.1").write_bytes(b"older\n")
+    (tmp_path / "stuck.log.rolling").mkdir()  # the copy's place is taken: opening it fails, as a full disk would
+    other.write_bytes(b"other\n")
+
+    rolled = roll_logs(tmp_path, 1)
+
+    assert rolled == ["other.log"]
+    assert stuck.read_bytes() == b"current\n"
+    assert (tmp_path / "stuck.log.1").read_bytes() == b"older\n"
+    assert not (tmp_path / "stuck.log.2").exists()
