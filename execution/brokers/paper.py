@@ -51,7 +51,9 @@ from tickwave.instruments import Instrument, convert, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 # MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
-_add, _multiply, _subtract = MONEY_CONTEXT.add, MONEY_CONTEXT.multiply, MONEY_CONTEXT.subtract
+_add: Final = MONEY_CONTEXT.add
+_multiply: Final = MONEY_CONTEXT.multiply
+_subtract: Final = MONEY_CONTEXT.subtract
 
 LEDGER_NAME: Final = "paper_ledger.jsonl"
 LEDGER_MIN_FREE_BYTES: Final = 64 << 10  # less free: an order's ledger write may not fit, so the order is refused
