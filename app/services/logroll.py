@@ -4,9 +4,9 @@ A service writes its log through the descriptor the supervisor opened for it in 
 (``O_APPEND``): every write lands at the file's current end. So a log is rolled the way
 logrotate's ``copytruncate`` does, without restarting the service: its bytes are copied to
 ``<name>.log.1`` (older generations shifted up to ``.N``, the oldest dropped) and the file is
-truncated to nothing, where the service's next line starts. The copy reads to the end until
-nothing new came, so lines written during it are kept; one written between the last read
-and the truncation (microseconds) is lost, the price of not restarting a service to roll its log.
+truncated to nothing, where the service's next line starts. What was written while the copy
+was made is copied after it; a line written between that last read and the truncation
+(microseconds) is lost, the price of not restarting a service to roll its log.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from tickwave.config.retention import SERVICE_LOG_GENERATIONS
 
 logger = logging.getLogger(__name__)
 
-GENERATIONS = SERVICE_LOG_GENERATIONS  # at most (GENERATIONS + 1) x the size a log is rolled at, per log
 _CHUNK = 1 << 20
 
 
-def roll(path: Path, max_bytes: int, generations: int = GENERATIONS) -> bool:
+def roll(path: Path, max_bytes: int, generations: int = SERVICE_LOG_GENERATIONS) -> bool:
     """Roll ``path`` once it holds ``max_bytes`` or more; return True when it was rolled.
 
     The copy is made under a temporary name first: a copy that fails (a full disk) leaves the

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from adapters.endpoints import Endpoint
-from app.services.logroll import GENERATIONS, roll, roll_logs
+from app.services.logroll import roll, roll_logs
 from app.services.supervisor import Supervisor
 from app.services.watchdog import Watchdog
 from tests.unit.tickwave.test_supervisor import HttpServerService
 from tickwave.config import load_settings
+from tickwave.config.retention import SERVICE_LOG_GENERATIONS as GENERATIONS
 
 MIB = 1 << 20
 
