@@ -17,7 +17,7 @@ from tests.integration.warehouse.faults import FaultProxy
 from tickwave.config import Settings
 from tickwave.contracts import Tick
 from tickwave.errors import RetryableError, ServiceError
-from tickwave.warehouse.tables import TICKS, Table, row_for
+from tickwave.warehouse.tables import TICKS, Table, row_for, to_arrow
 
 NOW_MS = int(time.time() * 1000)
 
@@ -100,6 +100,31 @@ def test_writer_when_rows_reach_max_rows_then_full_batches_are_inserted(warehous
     assert landed_before_close == 200
     assert count_of(warehouse, symbol) == 250
     assert writer.stats.rows_written == 250 and writer.stats.batches_written == 3
+
+
+def test_writer_when_a_batch_is_inserted_then_its_arrow_pages_are_released_after_it_is_freed(
+    warehouse: Client, symbol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow as pa
+
+    from adapters.warehouse import writer as writer_module
+
+    rows = [row_for(tick) for tick in ticks(symbol, 20_000)]
+    batch_bytes = to_arrow(TICKS, {name: [row[name] for row in rows] for name in TICKS.column_names})
+    held_at_release: list[int] = []
+    record = lambda: held_at_release.append(pa.total_allocated_bytes())  # noqa: E731
+    monkeypatch.setattr(writer_module, "release_arrow_memory", record)
+    baseline = pa.total_allocated_bytes()
+    writer = BatchWriter(warehouse, TICKS, WriterConfig(max_rows=20_000, max_delay_s=60.0))
+    try:
+        writer.write_messages(ticks(symbol, 60_000))
+        writer.flush()
+    finally:
+        writer.close()
+
+    # One release per batch, each once that batch is freed: the last one finds none of the three held.
+    assert len(held_at_release) == 3, held_at_release
+    assert held_at_release[-1] - baseline < batch_bytes.nbytes / 2, (held_at_release, baseline)
 
 
 def test_writer_when_delay_passes_then_a_partial_batch_is_inserted_without_flush(
