@@ -171,6 +171,11 @@ def judge(plan: SoakPlan, samples: list[Sample], latencies: list[tuple[float, fl
     slopes["lag_per_h"] = {
         stage: slope_per_hour(*_known([(s.at_s, s.lags.get(stage)) for s in warm])) for stage in lag_stages
     }
+    engine_metrics = sorted({metric for sample in warm for metric in sample.engine})
+    slopes["warehouse_engine_mb_per_h"] = {
+        metric: _mb(slope_per_hour(*_known([(s.at_s, s.engine.get(metric)) for s in warm])))
+        for metric in engine_metrics
+    }
     verdicts.append(_latency_verdict(plan, latencies))
     disk = _disk(plan, warm)
     return {"slopes": slopes, "verdicts": [asdict(verdict) for verdict in verdicts], "disk": disk,

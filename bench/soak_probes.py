@@ -2,13 +2,15 @@
 
 Each figure is read the way an operator would read it: psutil over the pids the supervisor
 recorded (with their descendants), the broker's and the warehouse's data directories as
-``du`` counts them, ``system.parts`` over HTTP, the consumer groups' lags, and one consumer
-reading the ticks and signals topics for tick-to-signal latency.
+``du`` counts them, ``system.parts`` and the engine's ``system.metrics`` over HTTP, the
+consumer groups' lags, and one consumer reading the ticks and signals topics for
+tick-to-signal latency.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 import threading
 import time
@@ -21,6 +23,14 @@ import psutil
 
 from adapters.process_memory import allocated_bytes, resident_bytes
 from tickwave.config import Settings
+
+logger = logging.getLogger(__name__)
+
+# What the warehouse engine says it holds: its tracked total and each cache that holds anything.
+ENGINE_MEMORY_SQL = (
+    "SELECT metric, value FROM system.metrics "
+    "WHERE metric = 'MemoryTracking' OR (endsWith(metric, 'CacheBytes') AND value > 0)"
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,9 @@ class Sample:
     lags: dict[str, int | None] = field(default_factory=dict)
     # Dagster's runs (processes under its code server, which come and go): processes, memory_mb.
     runs: dict[str, float] = field(default_factory=dict)
+    # The warehouse engine's own accounting (system.metrics), bytes: MemoryTracking (all it holds) and each
+    # cache that holds any, to tell caches filling up to their caps from a leak.
+    engine: dict[str, int] = field(default_factory=dict)
 
 
 def tree_usage(pid: int, others: frozenset[int] = frozenset(), max_depth: int | None = None) -> Usage | None:
@@ -255,6 +268,7 @@ class Sampler:
         sample.kafka_bytes = disk_bytes(self.data_dir("kafka"))
         sample.warehouse_bytes = disk_bytes(self.data_dir("warehouse"))
         sample.parts, sample.warehouse_active_bytes = self.active_parts()
+        sample.engine = self.engine_memory()
         if latencies:
             p50, p99 = np.percentile(latencies, [50, 99])
             sample.latency_ms = {"count": len(latencies), "p50": float(p50), "p99": float(p99),
@@ -274,6 +288,20 @@ class Sampler:
             return {table: parts for table, (_busiest, parts) in active_parts(client).items()}, int(stored or 0)
         finally:
             client.close()
+
+    def engine_memory(self) -> dict[str, int]:
+        """The engine's tracked memory and each non-empty cache's bytes (empty when the engine cannot say)."""
+        from adapters.warehouse.client import connect
+
+        client = connect(self.settings)
+        try:
+            rows = client.query(ENGINE_MEMORY_SQL).result_rows
+        except Exception:  # a probe must not end the run: the sample then has no engine figures
+            logger.warning("soak: the warehouse's system.metrics could not be read", exc_info=True)
+            return {}
+        finally:
+            client.close()
+        return {str(metric): int(value) for metric, value in rows}
 
     def ticks_sent(self) -> int:
         from confluent_kafka import TopicPartition

@@ -27,6 +27,10 @@ def plot(path: Path, plan: SoakPlan, samples: list[Sample]) -> None:
                         label=name)[0]  # fmt: skip
         rss.plot([at for at, _ in held], [usage["memory_mb"] for _, usage in held], color=line.get_color(),
                  linestyle=":", linewidth=0.8)  # fmt: skip
+    tracked = [(s.at_s / 60, s.engine["MemoryTracking"] / 1e6) for s in samples if "MemoryTracking" in s.engine]
+    if tracked:
+        rss.plot([at for at, _ in tracked], [mb for _, mb in tracked], color="black", linestyle="--", linewidth=0.8,
+                 label="warehouse engine, tracked")  # fmt: skip
     rss.set_ylabel("memory, MB, process tree (allocated; dotted: PSS)")
     rss.legend(fontsize="small")
     for table in sorted({table for sample in samples for table in sample.parts}):
@@ -71,7 +75,14 @@ def report(plan: SoakPlan, judged: dict[str, Any], checks: dict[str, Any]) -> Ta
                   f"slopes after a {plan.warmup_minutes:g} min warm-up")  # fmt: skip
     slopes = judged["slopes"]
     for name, figures in slopes.items():
-        if name in ("parts_per_h", "lag_per_h", "kafka_mb_per_h", "warehouse_mb_per_h", "dagster_runs"):
+        if name in (
+            "parts_per_h",
+            "lag_per_h",
+            "kafka_mb_per_h",
+            "warehouse_mb_per_h",
+            "warehouse_engine_mb_per_h",
+            "dagster_runs",
+        ):
             continue
         table.add_row(f"{name}: allocated memory (PSS) / descriptors / threads per h, CPU mean",
                       f"{_fmt(figures['allocated_floor_mb_per_h'])} MB floor, {_fmt(figures['allocated_mb_per_h'])} "
@@ -85,6 +96,9 @@ def report(plan: SoakPlan, judged: dict[str, Any], checks: dict[str, Any]) -> Ta
     growing = {table: value for table, value in slopes["parts_per_h"].items() if value}
     table.add_row("active parts per h (tables that moved)", ", ".join(f"{t} {_fmt(v)}" for t, v in growing.items())
                   or "none moved", "")  # fmt: skip
+    engine = slopes.get("warehouse_engine_mb_per_h") or {}
+    table.add_row("warehouse engine's own accounting (system.metrics), MB/h",
+                  ", ".join(f"{metric} {_fmt(v)}" for metric, v in engine.items()) or "not read", "")  # fmt: skip
     table.add_row("lag per h", ", ".join(f"{stage} {_fmt(v)}" for stage, v in slopes["lag_per_h"].items()), "")
     disk = judged["disk"]
     for name in ("kafka", "warehouse"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from rich.console import Console
 
 from bench.soak import SoakPlan, judge, per_million_ticks, simulator_rate, slope_per_hour
 from bench.soak_probes import Sample, SignalLatency, tree_usage
-from bench.soak_report import summary_figures
+from bench.soak_report import report, summary_figures
 from bench.summary import benchmarks
 from tickwave.config import load_settings
 
@@ -145,6 +147,22 @@ def test_judge_when_disk_follows_ticks_then_bytes_per_million_and_per_day_at_the
     assert disk["measured_rate_ticks_per_s"] == pytest.approx(500.0)
     assert disk["kafka_mb_per_million_ticks"] == pytest.approx(200.0)
     assert disk["warehouse_gb_per_day"] == pytest.approx(50 * 400 * 86_400 / 1e9)  # a day at the plan's rate
+
+
+def test_judge_when_engine_caches_fill_and_tracking_stays_flat_then_each_metric_has_its_slope() -> None:
+    sampled = samples(0.0)
+    for minute, sample in enumerate(sampled):  # the mark cache grows 6 MB an hour; tracked memory swings, no trend
+        sample.engine = {"MemoryTracking": 200_000_000 + (10_000_000 if minute % 2 else 0),
+                         "MarkCacheBytes": 1_000_000 + minute * 100_000}  # fmt: skip
+    sampled[30].engine = {}  # a minute the engine could not be read
+
+    engine = judge(PLAN, sampled, [])["slopes"]["warehouse_engine_mb_per_h"]
+
+    assert engine["MarkCacheBytes"] == pytest.approx(6.0)
+    assert abs(engine["MemoryTracking"]) < 1.0
+    printed = io.StringIO()
+    Console(file=printed, width=200).print(report(PLAN, judge(PLAN, sampled, []), {}))
+    assert "MarkCacheBytes 6" in printed.getvalue()
 
 
 def test_judge_when_merged_parts_swing_the_directory_then_the_warehouse_figure_is_its_active_parts() -> None:
