@@ -75,15 +75,8 @@ def report(plan: SoakPlan, judged: dict[str, Any], checks: dict[str, Any]) -> Ta
                   f"slopes after a {plan.warmup_minutes:g} min warm-up")  # fmt: skip
     slopes = judged["slopes"]
     for name, figures in slopes.items():
-        if name in (
-            "parts_per_h",
-            "lag_per_h",
-            "kafka_mb_per_h",
-            "warehouse_mb_per_h",
-            "warehouse_engine_mb_per_h",
-            "dagster_runs",
-        ):
-            continue
+        if not isinstance(figures, dict) or "allocated_floor_mb_per_h" not in figures:
+            continue  # not a service: the disk, parts, lag, engine and runs rows follow
         table.add_row(f"{name}: allocated memory (PSS) / descriptors / threads per h, CPU mean",
                       f"{_fmt(figures['allocated_floor_mb_per_h'])} MB floor, {_fmt(figures['allocated_mb_per_h'])} "
                       f"every sample (second half "
