@@ -17,12 +17,16 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psutil
 
 from adapters.process_memory import allocated_bytes, resident_bytes
 from tickwave.config import Settings
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 logger = logging.getLogger(__name__)
 
@@ -267,8 +271,14 @@ class Sampler:
                                              "threads": usage.threads, "cpu_pct": cpu_pct}  # fmt: skip
         sample.kafka_bytes = disk_bytes(self.data_dir("kafka"))
         sample.warehouse_bytes = disk_bytes(self.data_dir("warehouse"))
-        sample.parts, sample.warehouse_active_bytes = self.active_parts()
-        sample.engine = self.engine_memory()
+        from adapters.warehouse.client import connect
+
+        client = connect(self.settings)
+        try:
+            sample.parts, sample.warehouse_active_bytes = self.active_parts(client)
+            sample.engine = self.engine_memory(client)
+        finally:
+            client.close()
         if latencies:
             p50, p99 = np.percentile(latencies, [50, 99])
             sample.latency_ms = {"count": len(latencies), "p50": float(p50), "p99": float(p99),
@@ -276,31 +286,23 @@ class Sampler:
         sample.lags = pipeline_lags(self.settings)
         return sample
 
-    def active_parts(self) -> tuple[dict[str, int], int]:
+    @staticmethod
+    def active_parts(client: Client) -> tuple[dict[str, int], int]:
         """Active parts per table, and their bytes on disk in all."""
-        from adapters.warehouse.client import connect
         from adapters.warehouse.parts import active_parts
 
-        client = connect(self.settings)
-        try:
-            stored = client.command("SELECT sum(bytes_on_disk) FROM system.parts "
-                                    "WHERE active AND database = currentDatabase()")  # fmt: skip
-            return {table: parts for table, (_busiest, parts) in active_parts(client).items()}, int(stored or 0)
-        finally:
-            client.close()
+        stored = client.command("SELECT sum(bytes_on_disk) FROM system.parts "
+                                "WHERE active AND database = currentDatabase()")  # fmt: skip
+        return {table: parts for table, (_busiest, parts) in active_parts(client).items()}, int(stored or 0)
 
-    def engine_memory(self) -> dict[str, int]:
+    @staticmethod
+    def engine_memory(client: Client) -> dict[str, int]:
         """The engine's tracked memory and each non-empty cache's bytes (empty when the engine cannot say)."""
-        from adapters.warehouse.client import connect
-
-        client = connect(self.settings)
         try:
             rows = client.query(ENGINE_MEMORY_SQL).result_rows
         except Exception:  # a probe must not end the run: the sample then has no engine figures
             logger.warning("soak: the warehouse's system.metrics could not be read", exc_info=True)
             return {}
-        finally:
-            client.close()
         return {str(metric): int(value) for metric, value in rows}
 
     def ticks_sent(self) -> int:

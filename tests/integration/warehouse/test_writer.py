@@ -110,7 +110,7 @@ def test_writer_when_a_batch_is_inserted_then_its_arrow_pages_are_released_after
     from adapters.warehouse import writer as writer_module
 
     rows = [row_for(tick) for tick in ticks(symbol, 20_000)]
-    batch_bytes = to_arrow(TICKS, {name: [row[name] for row in rows] for name in TICKS.column_names})
+    one_batch = to_arrow(TICKS, {name: [row[name] for row in rows] for name in TICKS.column_names})
     held_at_release: list[int] = []
     record = lambda: held_at_release.append(pa.total_allocated_bytes())  # noqa: E731
     monkeypatch.setattr(writer_module, "release_arrow_memory", record)
@@ -124,7 +124,7 @@ def test_writer_when_a_batch_is_inserted_then_its_arrow_pages_are_released_after
 
     # One release per batch, each once that batch is freed: the last one finds none of the three held.
     assert len(held_at_release) == 3, held_at_release
-    assert held_at_release[-1] - baseline < batch_bytes.nbytes / 2, (held_at_release, baseline)
+    assert held_at_release[-1] - baseline < one_batch.nbytes / 2, (held_at_release, baseline)
 
 
 def test_writer_when_delay_passes_then_a_partial_batch_is_inserted_without_flush(
