@@ -41,7 +41,7 @@ from warehouse_server.confinement import confine, warehouse_rules
 from warehouse_server.dispatch import Executor, SessionLimits
 from warehouse_server.engine import Engine
 from warehouse_server.limits import AnalystLimits, LoginGuard
-from warehouse_server.memory import MemoryReturner, engine_memory_settings
+from warehouse_server.memory import MemoryReturner, engine_memory_settings, write_engine_config
 from warehouse_server.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
 from warehouse_server.protocol import QueryError
 from warehouse_server.sessions import SessionStore
@@ -49,6 +49,7 @@ from warehouse_server.sessions import SessionStore
 logger = logging.getLogger(__name__)
 
 CHDB_DIR = "chdb"
+ENGINE_CONFIG = "engine.xml"  # the engine's configuration file, beside its directory (written at each start)
 SANDBOX_DIR = "sandbox"  # every file root of the engine (user_files_path...), empty
 MAX_SESSION_TIMEOUT_S = 3600.0
 KEEP_ALIVE_TIMEOUT_S = 30
@@ -156,9 +157,10 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
     os.environ["TMPDIR"] = str(sandbox / "tmp")  # chdb's own scratch directory, inside what it may write
     files = server_tls(settings)
     context = tls_context(files) if files else None
+    server_settings = engine_memory_settings(clickhouse.max_memory_mb) | write_engine_config(data_dir / ENGINE_CONFIG)
     confine(warehouse_rules(data_dir, port), enabled=clickhouse.confine_engine)
     try:
-        engine = Engine(data_dir / CHDB_DIR, sandbox, engine_memory_settings(clickhouse.max_memory_mb))
+        engine = Engine(data_dir / CHDB_DIR, sandbox, server_settings)
     except QueryError as exc:
         raise ServiceError(
             f"cannot open the warehouse directory {data_dir / CHDB_DIR}: {exc.message} "

@@ -267,3 +267,35 @@ def test_warehouse_when_a_query_passes_the_memory_cap_then_it_fails_and_the_serv
 
     assert reply.status != 200 and reply.code == "241", reply.body  # MEMORY_LIMIT_EXCEEDED
     assert post(endpoint.address, credentials, b"SELECT 1").body == b"1\n"
+
+
+def test_warehouse_when_merges_leave_hundreds_of_outdated_parts_then_their_removal_starts_no_thread_pool(
+    exported_password_warehouse: Endpoint,
+) -> None:
+    # 300 one-row parts merge into a few; the 300 left outdated go once their lifetime (1 s) passes.
+    # The engine's default removes more than 100 of them on a pool of up to 128 threads that then stay.
+    endpoint = exported_password_warehouse
+    credentials = Credentials("tickwave", SecretStr(PASSWORD), "analyst", SecretStr(""))
+    name = f"parts_{uuid.uuid4().hex[:8]}"
+    create = (f"CREATE TABLE default.{name} (n UInt64) ENGINE = MergeTree ORDER BY n "
+              "SETTINGS old_parts_lifetime = 1, cleanup_delay_period = 1, max_cleanup_delay_period = 1")  # fmt: skip
+    assert post(endpoint.address, credentials, create.encode()).status == 200
+    process = psutil.Process(endpoint.pid)
+    threads_before = process.num_threads()
+    one_part_a_row = "max_block_size = 1, min_insert_block_size_rows = 0, min_insert_block_size_bytes = 0"
+    insert = f"INSERT INTO default.{name} SELECT number FROM numbers(300) SETTINGS {one_part_a_row}".encode()
+    assert post(endpoint.address, credentials, insert).status == 200
+    parts = (f"SELECT countIf(active), countIf(NOT active), sumIf(rows, active) FROM system.parts "
+             f"WHERE database = 'default' AND table = '{name}'").encode()  # fmt: skip
+    deadline, most_threads, most_outdated = time.monotonic() + 90, threads_before, 0
+    active, outdated, rows = 300, 0, 0
+    while time.monotonic() < deadline:
+        active, outdated, rows = map(int, post(endpoint.address, credentials, parts).body.split())
+        most_threads, most_outdated = max(most_threads, process.num_threads()), max(most_outdated, outdated)
+        if active <= 10 and outdated == 0:
+            break
+        time.sleep(0.2)
+
+    assert (rows, outdated) == (300, 0) and active <= 10, (active, outdated, rows)  # merged, the old parts removed
+    assert most_outdated > 100, most_outdated  # more than the engine's default removes one by one
+    assert most_threads - threads_before < 24, (threads_before, most_threads)
