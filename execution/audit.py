@@ -39,6 +39,7 @@ from adapters.warehouse.client import connect
 from adapters.warehouse.writer import BatchWriter, WriterConfig
 from execution.backfill import backfill_bookings
 from execution.brokers.base import EXPIRED_PREFIX
+from execution.state import TERMINAL
 from tickwave.audit_chain import ChainLink, link_from_headers
 from tickwave.config import Settings
 from tickwave.contracts import (
@@ -60,8 +61,9 @@ from tickwave.warehouse.tables import FILLS, ORDER_EVENTS, ORDERS, RISK_EVENTS, 
 
 logger = logging.getLogger(__name__)
 
-# Order states kept in memory (most recently touched first to stay): an order's later events
-# usually follow within seconds; an older one is read back from the warehouse.
+# Working orders' states kept in memory (most recently touched first to stay): an order's later
+# events usually follow within seconds; an order that ended, or an older one, is read back from
+# the warehouse should an event of it come again (a replay after a restart).
 ORDER_CACHE_SIZE = 20_000
 _LOOKUP_CHUNK = 1_000  # client_order_ids per IN (...) read
 
@@ -146,6 +148,7 @@ class AuditSink(BatchingSink):
         self._database = database
         self._writers: dict[str, BatchWriter] = {}
         self._orders: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._ended: set[str] = set()  # orders of the batch that reached a terminal status
         self.rows_written = 0
         self.lookups = 0  # reads of order states from the warehouse (one per batch at most, per 1,000 orders)
 
@@ -176,7 +179,12 @@ class AuditSink(BatchingSink):
         for writer in self._writers.values():
             writer.flush()
         self.rows_written += sum(len(messages) for messages in rows.values())
-        while len(self._orders) > ORDER_CACHE_SIZE:  # after the batch: none of its orders is dropped mid-way
+        # After the batch, none of its orders dropped mid-way: an ended order's replayed events in the same
+        # batch still meet its final state; in a later batch, the warehouse's.
+        for client_order_id in self._ended:
+            self._orders.pop(client_order_id, None)
+        self._ended.clear()
+        while len(self._orders) > ORDER_CACHE_SIZE:
             self._orders.popitem(last=False)
         if any(not fill.is_booked for fill in rows[FILLS.name]):  # written by an engine that did not book fills
             backfill_bookings(self._writers[FILLS.name].client, registry(self._settings.symbols),
@@ -196,9 +204,16 @@ class AuditSink(BatchingSink):
         elif isinstance(message, RiskEvent):
             rows[RISK_EVENTS.name].append(message)
 
+    @property
+    def orders_held(self) -> int:
+        """Order states held in memory between batches (the working orders, at most ORDER_CACHE_SIZE)."""
+        return len(self._orders)
+
     def _remember(self, client_order_id: str, row: dict[str, Any]) -> None:
         self._orders[client_order_id] = row
         self._orders.move_to_end(client_order_id)
+        if row["status"] in TERMINAL:
+            self._ended.add(client_order_id)
 
     def _read_order_states(self, client_order_ids: Iterable[str]) -> None:
         """Read the latest rows of the batch's orders not in memory, in one query per 1,000 (after a restart).
