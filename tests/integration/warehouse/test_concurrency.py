@@ -14,7 +14,7 @@ from adapters.warehouse.client import connect
 from adapters.warehouse.credentials import resolve_credentials
 from tickwave.config import Settings
 
-LONG_QUERY = "SELECT sum(sipHash64(number)) FROM numbers(30000000) SETTINGS max_threads = 1"
+LONG_QUERY = "SELECT sum(sipHash64(number)) FROM numbers(60000000) SETTINGS max_threads = 1"
 
 
 def test_clients_when_long_and_short_queries_mix_then_short_ones_stay_fast(
