@@ -91,6 +91,12 @@ def install() -> NativeFinder | None:
         return None
     if manifest.get("python") != sys.version:
         return None  # built by another interpreter: its binaries would not load
+    own = str(Path(__file__).resolve().parent)
+    if str(directory) != own and own in sys.path:
+        # The .pth file put this build on the path. Another build of the same modules has a shared
+        # library of the same name, which its binaries import by name: found here first, it ran this
+        # build's code under the other build's binaries.
+        sys.path.remove(own)
     if str(directory) not in sys.path:
         sys.path.append(str(directory))  # the shared library the modules' binaries import by name
     finder = NativeFinder(directory, manifest)

@@ -89,3 +89,13 @@ def test_native_core_when_a_holdout_replays_then_every_event_and_the_pnl_equal_t
     orders = int(compiled[1].split()[0])
     assert orders > ROWS // 4  # the holdout trades: not two empty journals compared
     assert compiled[1] == source[1]  # orders, fills, P&L, positions, chain head, a hash of every event
+
+
+def test_native_core_when_another_build_is_named_then_its_own_shared_library_runs(tmp_path: Path) -> None:
+    # The binaries of a build import its shared library by name, and another build of the same modules has
+    # one of the same name: the environment's own build, on the path from its .pth file, must not answer.
+    build = tmp_path / "build"
+    shutil.copytree(native.build_dir(), build)
+    code = "import sys, execution.risk\nprint(*[m.__file__ for n, m in sys.modules.items() if n.endswith('__mypyc')])"
+    libraries = _run(code, directory=str(build)).stdout.split()
+    assert libraries and all(library.startswith(str(build)) for library in libraries), libraries
