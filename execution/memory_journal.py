@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from adapters.disk import DISK_FULL_BYTES
-from tickwave.audit_chain import AuditChain, ChainLink, is_chained
+from tickwave.audit_chain import CHAINED_TYPES, AuditChain, ChainLink
 from tickwave.contracts import AnyMessage, Message, encode
 
 
@@ -120,5 +120,8 @@ class MemoryJournal:
         if self.chain_id is None:
             return None
         chain = AuditChain(self.chain_id)
-        chain.extend(encode(message) for message in self.messages if is_chained(message))
+        messages = self.messages
+        # is_chained asked once per type present, then a set lookup per event (no call per event).
+        chained = {kind for kind in set(map(type, messages)) if issubclass(kind, CHAINED_TYPES)}
+        chain.extend(encode(message) for message in messages if type(message) in chained)
         return chain

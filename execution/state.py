@@ -132,6 +132,10 @@ class Order(msgspec.Struct, frozen=True):
         )
 
 
+def _created_at(entry: tuple[int, str]) -> int:
+    return entry[0]
+
+
 class CreationIndex:
     """Order ids by creation time: those created at or after an instant, without a scan of every order.
 
@@ -143,12 +147,18 @@ class CreationIndex:
         self._entries: list[tuple[int, str]] = []  # (created_at_ms, client_order_id), in time order
 
     def add(self, created_at_ms: int, client_order_id: str) -> None:
-        """Index an order (appended at the end unless the clock stepped back: then insorted; exact either way)."""
-        entries, entry = self._entries, (created_at_ms, client_order_id)
-        if not entries or entries[-1] <= entry:  # the usual case: one comparison, not a binary search
-            entries.append(entry)
+        """Index an order: in time order, orders of the same millisecond in the order they were added.
+
+        Appended at the end unless the clock stepped back (then inserted after the orders of
+        its millisecond). Only the times are compared: a replay's orders share their bar's
+        millisecond, and comparing their ids as well cost a string comparison and, for half of
+        them, a binary search.
+        """
+        entries = self._entries
+        if not entries or entries[-1][0] <= created_at_ms:  # the usual case: one comparison
+            entries.append((created_at_ms, client_order_id))
         else:
-            bisect.insort(entries, entry)
+            bisect.insort_right(entries, (created_at_ms, client_order_id), key=_created_at)
 
     def remove(self, created_at_ms: int, client_order_id: str) -> None:
         """Forget an order indexed at ``created_at_ms``."""
@@ -156,11 +166,11 @@ class CreationIndex:
 
     def since(self, since_ms: int) -> list[str]:
         """Return the ids created at or after ``since_ms``, oldest first."""
-        return [cid for _, cid in self._entries[bisect.bisect_left(self._entries, (since_ms,)) :]]
+        return [cid for _, cid in self._entries[bisect.bisect_left(self._entries, since_ms, key=_created_at) :]]
 
     def retire(self, before_ms: int, is_done: Callable[[str], bool]) -> list[str]:
         """Forget the orders created before ``before_ms`` that ``is_done``; return their ids, oldest first."""
-        end = bisect.bisect_left(self._entries, (before_ms,))
+        end = bisect.bisect_left(self._entries, before_ms, key=_created_at)
         kept: list[tuple[int, str]] = []
         retired: list[str] = []
         for entry in self._entries[:end]:

@@ -1,4 +1,4 @@
-"""The order lifecycle table: no illegal path is ever taken."""
+"""The order lifecycle table: no illegal path is ever taken; the index of orders by creation time."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from execution.state import TERMINAL, TRANSITIONS, IllegalTransition, Order, OrderStatus, is_allowed, transition
+from execution.state import (
+    TERMINAL,
+    TRANSITIONS,
+    CreationIndex,
+    IllegalTransition,
+    Order,
+    OrderStatus,
+    is_allowed,
+    transition,
+)
 
 STATUSES = list(OrderStatus)
 
@@ -83,3 +92,16 @@ def test_order_moved_when_filled_then_keeps_fill_ids_and_broker_id() -> None:
         1.0,
         True,
     )
+
+
+def test_creation_index_when_orders_share_a_millisecond_then_they_come_back_in_the_order_added() -> None:
+    index = CreationIndex()
+    for created_at_ms, client_order_id in [(10, "tw-c"), (20, "tw-b"), (20, "tw-a"), (30, "tw-d")]:
+        index.add(created_at_ms, client_order_id)
+    index.add(20, "tw-0")  # the clock stepped back: after the orders of its millisecond, before the later one
+
+    assert index.since(0) == ["tw-c", "tw-b", "tw-a", "tw-0", "tw-d"]
+    assert index.since(20) == ["tw-b", "tw-a", "tw-0", "tw-d"]
+    assert index.since(21) == ["tw-d"]
+    assert index.retire(30, lambda client_order_id: client_order_id != "tw-a") == ["tw-c", "tw-b", "tw-0"]
+    assert index.since(0) == ["tw-a", "tw-d"]
