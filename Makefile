@@ -102,7 +102,7 @@ cluster-chaos: bootstrap ## three Kafka brokers: tick-to-signal on 1 vs 3, kill 
 
 # SOAK_ARGS="--minutes 20 --warmup 5" for a shorter run; `python -m bench.soak --help` lists the options.
 SOAK_ARGS ?=
-soak: bootstrap ## everything up for 100 minutes at 500 ticks/s (an hour measured after 40 of warm-up), sampled each minute: memory, parts, disk, latency slopes, then the chaos checks (bench/README.md)
+soak: bootstrap ## everything up for 140 minutes at 500 ticks/s (80 measured after 60 of warm-up), sampled each minute: memory, parts, disk, latency slopes, then the chaos checks (bench/README.md)
 	$(BIN)/python -m bench.soak --summary $(SOAK_ARGS)
 
 parity: bootstrap ## the fast engine replay against the live path on the benchmark's 200,000-row holdout (make test: 50,000)

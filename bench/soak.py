@@ -1,7 +1,7 @@
 """Soak: the whole platform under its supervisor for hours, sampled every minute; what grows, and how fast.
 
-``make soak`` runs ``python -m bench.summary soak`` (``python -m bench.soak``: by default 100
-minutes at 500 ticks/s over 10 symbols, the first 40 a warm-up: an hour measured). It brings
+``make soak`` runs ``python -m bench.summary soak`` (``python -m bench.soak``: by default 140
+minutes at 500 ticks/s over 10 symbols, the first 60 a warm-up: 80 minutes measured). It brings
 the platform up as ``make chaos`` does (``tests.chaos.harness``: ``tickwave up`` with the
 supervisor, in a state dir of its own on free ports), with Dagster and its schedules and
 sensors running; replays the sample, trains and promotes the demo's model (served to the
@@ -364,9 +364,9 @@ def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
 def main() -> None:
     """`make soak`: the run, its table, bench/results/soak.json and bench/figures/soak.png."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=100.0, help="length of the live market (default 100)")
-    parser.add_argument("--warmup", type=float, default=40.0,
-                        help="minutes left out of the slopes (default 40: Dagster settles in about 35)")  # fmt: skip
+    parser.add_argument("--minutes", type=float, default=140.0, help="length of the live market (default 140)")
+    parser.add_argument("--warmup", type=float, default=60.0,
+                        help="minutes left out of the slopes (default 60: the warehouse settles in ~60)")  # fmt: skip
     parser.add_argument("--rate", type=float, default=500.0, help="simulated ticks per second (default 500)")
     parser.add_argument("--symbols", type=int, default=10, help="symbols of the default registry (default 10)")
     parser.add_argument("--sample-s", type=float, default=60.0, help="seconds between samples (default 60)")

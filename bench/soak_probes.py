@@ -41,8 +41,8 @@ ENGINE_MEMORY_SQL = (
 class SoakPlan:
     """How long, how fast, how often."""
 
-    minutes: float = 100.0
-    warmup_minutes: float = 40.0
+    minutes: float = 140.0
+    warmup_minutes: float = 60.0  # the warehouse's floors rose until about minute 60
     rate: float = 500.0  # simulated ticks per second, all symbols together
     symbols: int = 10
     sample_s: float = 60.0
