@@ -364,16 +364,26 @@ def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
 def main() -> None:
     """`make soak`: the run, its table, bench/results/soak.json and bench/figures/soak.png."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=140.0, help="length of the live market (default 140)")
-    parser.add_argument("--warmup", type=float, default=60.0,
-                        help="minutes left out of the slopes (default 60: the warehouse settles in ~60)")  # fmt: skip
-    parser.add_argument("--rate", type=float, default=500.0, help="simulated ticks per second (default 500)")
-    parser.add_argument("--symbols", type=int, default=10, help="symbols of the default registry (default 10)")
-    parser.add_argument("--sample-s", type=float, default=60.0, help="seconds between samples (default 60)")
-    parser.add_argument("--window", type=float, default=10.0, help="latency windows compared, minutes (default 10)")
-    parser.add_argument("--reconciliation-window", type=float, default=10.0,
+    defaults = SoakPlan()  # one copy of the defaults: the plan's
+    parser.add_argument(
+        "--minutes", type=float, default=defaults.minutes, help="length of the live market (default %(default)g)"
+    )
+    parser.add_argument("--warmup", type=float, default=defaults.warmup_minutes,
+                        help="minutes left out of the slopes (default %(default)g: the warehouse settles)")  # fmt: skip
+    parser.add_argument(
+        "--rate", type=float, default=defaults.rate, help="simulated ticks per second (default %(default)g)"
+    )
+    parser.add_argument(
+        "--symbols", type=int, default=defaults.symbols, help="symbols of the default registry (default %(default)d)"
+    )
+    parser.add_argument(
+        "--sample-s", type=float, default=defaults.sample_s, help="seconds between samples (default %(default)g)"
+    )
+    parser.add_argument("--window", type=float, default=defaults.window_minutes,
+                        help="latency windows compared, minutes (default %(default)g)")  # fmt: skip
+    parser.add_argument("--reconciliation-window", type=float, default=defaults.reconciliation_window_minutes,
                         help="minutes a periodic reconciliation looks back, and execution keeps ended orders for "
-                             "(default 10; the live default is a day)")  # fmt: skip
+                             "(default %(default)g; the live default is a day)")  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="a short run: print the targets, fail only on checks")
     parser.add_argument("--summary", action="store_true",
                         help="add the figures to bench/results/summary.json and bench/README.md's table")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -142,7 +143,7 @@ def test_judge_when_the_last_window_is_slower_then_the_latency_target_is_missed(
 
 
 def test_judge_when_disk_follows_ticks_then_bytes_per_million_and_per_day_at_the_plans_rate() -> None:
-    disk = judge(SoakPlan(minutes=60, warmup_minutes=10, rate=400.0), samples(0.0), [])["disk"]
+    disk = judge(dataclasses.replace(PLAN, rate=400.0), samples(0.0), [])["disk"]
 
     assert disk["measured_rate_ticks_per_s"] == pytest.approx(500.0)
     assert disk["kafka_mb_per_million_ticks"] == pytest.approx(200.0)
@@ -204,7 +205,7 @@ def test_signal_latency_when_taken_then_measured_from_the_first_tick_after_the_l
     assert reader.signals == []
 
 
-def test_make_soak_when_dry_run_then_an_hour_measured_by_default_and_chaos_runs_the_short_form() -> None:
+def test_make_soak_when_dry_run_then_80_minutes_measured_by_default_and_chaos_runs_the_short_form() -> None:
     def recipe(target: str) -> str:
         return subprocess.run(["make", "-n", "-s", target], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
