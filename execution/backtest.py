@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 from typing import Final, cast
 
@@ -68,6 +69,8 @@ logger = logging.getLogger(__name__)
 BACKTEST_ACTOR: Final = "backtest"
 _ENCODER: Final = msgspec.json.Encoder()
 _TICKS_DECODER: Final = msgspec.json.Decoder(list[Tick])
+_TICK_TIME: Final = attrgetter("time_ms")
+_SIGNAL_TIME: Final = attrgetter("created_at_ms")
 REPLAY_RECONCILE_EVERY_S: Final = 86_400.0
 
 
@@ -233,15 +236,29 @@ def replay_settings(settings: Settings, state_dir: Path) -> Settings:
     return settings.model_copy(update={"state_dir": state_dir, "execution": execution})
 
 
-_Timed = tuple[int, int, int, Tick | Signal]  # (time, 0 for a tick / 1 for a signal, arrival index, item)
+def _timeline(ticks: Iterable[Tick], signals: Iterable[Signal]) -> list[Tick | Signal]:
+    """Return ticks and signals in replay order: by time, a tick before a signal at the same ms, else as they came.
+
+    Each stream sorted by its own time (stable: arrival order within a ms; recorded streams
+    come in order, so that is one pass), then the two merged: no tuple per event (building
+    and sorting 300,000 of them took 0.3 s of a 200,000-row replay).
+    """
+    by_time = sorted(ticks, key=_TICK_TIME)
+    by_creation = sorted(signals, key=_SIGNAL_TIME)
+    merged: list[Tick | Signal] = []
+    waiting, count = 0, len(by_creation)
+    for tick in by_time:
+        while waiting < count and by_creation[waiting].created_at_ms < tick.time_ms:
+            merged.append(by_creation[waiting])
+            waiting += 1
+        merged.append(tick)
+    merged += by_creation[waiting:]
+    return merged
 
 
-def _timeline(ticks: Iterable[Tick], signals: Iterable[Signal]) -> list[_Timed]:
-    # A tick before a signal at the same ms, then in arrival order.
-    items: list[_Timed] = [(tick.time_ms, 0, n, tick) for n, tick in enumerate(ticks)]
-    items += [(signal.created_at_ms, 1, n, signal) for n, signal in enumerate(signals)]
-    items.sort()  # (time, kind, index) is unique: the items themselves are never compared
-    return items
+def _time_of(item: Tick | Signal) -> int:
+    """The time an item is replayed at: a tick's ``time_ms``, a signal's ``created_at_ms``."""
+    return item.time_ms if type(item) is Tick else cast(Signal, item).created_at_ms
 
 
 def _decoded(ticks: Iterable[Tick]) -> tuple[list[Tick], bool]:
@@ -312,7 +329,7 @@ def replay_session(
 
 def _replay(
     settings: Settings,
-    timeline: Sequence[_Timed],
+    timeline: Sequence[Tick | Signal],
     flatten_at_end: bool,
     state_dir: Path | None,
     fast: bool,
@@ -323,7 +340,7 @@ def _replay(
 
     ``is_decoded``: the timeline's ticks are decoded already (see :func:`_decoded`).
     """
-    clock = ManualClock(timeline[0][0] if timeline else 0)
+    clock = ManualClock(_time_of(timeline[0]) if timeline else 0)
     recorder = _Recorder()
     memory: MemoryJournal | None = None
     if fast:
@@ -342,7 +359,8 @@ def _replay(
         if fast:
             _replay_fast(service, broker, clock, timeline, is_decoded)
         else:
-            for at_ms, _kind, _index, item in timeline:
+            for item in timeline:
+                at_ms = _time_of(item)
                 _fill_due(service, broker, clock, before_ms=at_ms)
                 clock.set(max(clock.now_ms(), at_ms))
                 if isinstance(item, Tick):
@@ -379,11 +397,16 @@ def _replay(
 
 
 def _replay_fast(
-    service: ExecutionService, broker: PaperBroker, clock: ManualClock, timeline: Sequence[_Timed], is_decoded: bool
+    service: ExecutionService,
+    broker: PaperBroker,
+    clock: ManualClock,
+    timeline: Sequence[Tick | Signal],
+    is_decoded: bool,
 ) -> None:
     """The replay loop without the polls that find nothing due (the decisions are the same calls)."""
     reconciler = service.reconciler
-    for at_ms, _kind, _index, item in timeline:
+    for item in timeline:
+        at_ms = _time_of(item)
         due_ms = broker.next_due_ms()
         if due_ms is not None and due_ms < at_ms:
             _fill_due(service, broker, clock, before_ms=at_ms)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from execution.backtest import count_trades, fill_pnls, replay_session
+from execution.backtest import _timeline, count_trades, fill_pnls, replay_session
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, signal, tick
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, Tick
@@ -170,3 +170,17 @@ def test_replay_when_longer_than_the_reconciliation_window_then_every_round_trip
     result = replay_session(_settings(tmp_path, {"slippage_bps": 0.0}), ticks, signals, fast=fast)
 
     assert len(result.orders) == 72 and result.trades == count_trades(result.events) == 36  # open, close, ...
+
+
+@given(tick_times=st.lists(st.integers(0, 6), max_size=25), signal_times=st.lists(st.integers(0, 6), max_size=25))
+def test_timeline_when_times_repeat_and_arrive_out_of_order_then_by_time_ticks_first_then_as_they_came(
+    tick_times: list[int], signal_times: list[int]
+) -> None:
+    # The documented order: (time, a tick before a signal, arrival index); items told apart by identity.
+    ticks = [tick(WEDNESDAY_NOON_MS + at, seq=n) for n, at in enumerate(tick_times)]
+    signals = [signal(n, WEDNESDAY_NOON_MS + at) for n, at in enumerate(signal_times)]
+    keyed = [((item.time_ms, 0, n), item) for n, item in enumerate(ticks)]
+    keyed += [((item.created_at_ms, 1, n), item) for n, item in enumerate(signals)]
+    expected = [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
+
+    assert [id(item) for item in _timeline(ticks, signals)] == [id(item) for item in expected]
