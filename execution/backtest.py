@@ -295,7 +295,8 @@ def replay_session(
       (:class:`~execution.memory_journal.MemoryJournal`; nothing is encoded per event, nothing
       written), the broker is polled only when an order falls due or the reconciliation is
       due (a poll with nothing due changes nothing), and the garbage collector pauses
-      during the replay (nothing a replay builds is cyclic garbage). The audit chain is
+      during the replay (nothing a replay builds is cyclic garbage; what it built is then
+      handed to the collector as old objects, see ``_hand_over_as_old``). The audit chain is
       computed once at the end (``audit_chain``; False skips it and leaves ``chain_head`` None).
     - not ``fast``: the live process's files (the journal with its per-event chain links and
       the paper ledger) in ``state_dir``, and a poll after every event, as the live loop does.
@@ -324,7 +325,23 @@ def replay_session(
         return _replay(settings, _timeline(ticks, signals), flatten_at_end, state_dir, fast, audit_chain, is_decoded)
     finally:
         if is_collecting:
+            _hand_over_as_old()
             gc.enable()
+
+
+def _hand_over_as_old() -> None:
+    """Move every object the collector tracks into its oldest generation, unscanned (before it is enabled again).
+
+    What a fast replay built (its journal, orders and books: ~800,000 tracked objects at
+    200,000 rows) lives on in its result; left young, the first allocation after the replay
+    scanned them all as a young generation (0.36 s at 200,000 rows) only to find them alive.
+    The oldest generation is scanned when it grows by a quarter, as for any long-lived data.
+    Not when the process froze objects itself (``gc.freeze``, e.g. before forking workers):
+    unfreezing would hand its frozen objects back to the collector.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 def _replay(

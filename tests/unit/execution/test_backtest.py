@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from decimal import Decimal
 from pathlib import Path
 
@@ -184,3 +185,39 @@ def test_timeline_when_times_repeat_and_arrive_out_of_order_then_by_time_ticks_f
     expected = [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
 
     assert [id(item) for item in _timeline(ticks, signals)] == [id(item) for item in expected]
+
+
+def _busy_session() -> tuple[list[Tick], list[Signal]]:
+    ticks = [tick(WEDNESDAY_NOON_MS + 60_000 * n, 1.1 + 0.0001 * (n % 7)) for n in range(400)]
+    signals = [signal(n, WEDNESDAY_NOON_MS + 60_000 * n + 1, "long" if n % 2 else "short") for n in range(400)]
+    return ticks, signals
+
+
+def test_replay_when_the_collector_runs_then_what_it_built_is_handed_over_old_and_collection_is_back_on(
+    tmp_path: Path,
+) -> None:
+    ticks, signals = _busy_session()
+    gc.collect()
+    old_before = len(gc.get_objects(generation=2))
+
+    result = replay_session(_settings(tmp_path), ticks, signals)
+
+    assert gc.isenabled()
+    assert len(result.orders) > 100
+    # Its orders and books are old objects now: the young generations hold nearly nothing to scan.
+    assert len(gc.get_objects(generation=0)) + len(gc.get_objects(generation=1)) < 100
+    assert len(gc.get_objects(generation=2)) > old_before + 400
+
+
+def test_replay_when_the_process_froze_objects_then_they_stay_frozen(tmp_path: Path) -> None:
+    ticks, signals = _busy_session()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+
+        replay_session(_settings(tmp_path), ticks, signals)
+
+        assert gc.get_freeze_count() >= frozen > 0
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
