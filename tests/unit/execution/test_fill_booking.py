@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import msgspec
@@ -200,3 +201,21 @@ def test_engine_when_another_fill_is_booked_before_one_booked_ahead_then_that_on
     assert engine.books["EURUSD"].lots == Decimal("0.3")
     assert engine.bookings["f1"].position_before == Decimal("0.1")
     assert engine.books["EURUSD"].entries == deque([(Decimal("0.1"), Decimal("1.1")), (Decimal("0.2"), Decimal("1.2"))])
+
+
+def test_book_when_amounts_have_more_digits_than_the_default_context_then_still_exact() -> None:
+    # Python's default decimal context keeps 28 digits and rounds past them without a word;
+    # the book's products and sums are exact whatever the digits (checked with fractions).
+    entry, exit_, mark = Decimal("1.0000000000000000000000001"), Decimal("2.0000000000000000000000003"), Decimal("3.1")
+    lots = Decimal("-1.234567")
+    book = Book()
+    book.book(-lots, entry, "a")  # long 1.234567 at entry
+    opened = book.unrealized(exit_)
+    closed = book.book(lots, exit_, "b")
+
+    expected = Fraction(-lots) * (Fraction(exit_) - Fraction(entry))
+    assert Fraction(opened) == expected
+    assert Fraction(closed.realized) == expected
+    assert len(closed.realized.as_tuple().digits) > 28
+    book.book(lots, entry, "c")  # short 1.234567 at entry
+    assert Fraction(book.unrealized(mark)) == Fraction(lots) * (Fraction(mark) - Fraction(entry))
