@@ -37,8 +37,8 @@ MODULES = (
     "execution.engine", "execution.engine_state", "execution.journal_space", "execution.limits",
     "execution.memory_journal", "execution.positions", "execution.reconcile", "execution.reconciler",
     "execution.risk", "execution.service", "execution.sizing", "execution.state", "execution.stops",
-    "execution.valuation", "tickwave.audit_chain", "tickwave.clock", "tickwave.instruments", "tickwave.market",
-    "tickwave.money",
+    "execution.valuation", "tickwave.audit_chain", "tickwave.clock", "tickwave.contracts.core",
+    "tickwave.instruments", "tickwave.market", "tickwave.money",
 )  # fmt: skip
 
 PTH_NAME = "tickwave_native.pth"

@@ -61,6 +61,7 @@ from tickwave.contracts import (
     Tick,
     encode,
 )
+from tickwave.contracts.core import mid_price
 from tickwave.instruments import Instrument, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
@@ -456,7 +457,7 @@ def _unrealized(broker: PaperBroker) -> dict[str, Decimal]:
         if book.lots == 0 or quote is None:
             continue
         spec = broker.instruments[symbol]
-        amount = spec.price_pnl(1, book.unrealized(to_decimal(quote.mid)))
+        amount = spec.price_pnl(1, book.unrealized(to_decimal(mid_price(quote.bid, quote.ask))))
         amounts[spec.quote] = MONEY_CONTEXT.add(amounts.get(spec.quote, Decimal(0)), amount)
     return amounts
 

@@ -36,6 +36,7 @@ from tickwave.contracts import (
     RiskEvent,
     Tick,
 )
+from tickwave.contracts.core import mid_price
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 # MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
@@ -132,7 +133,7 @@ class EngineState:
         window = view.price_windows.get(tick.symbol)
         if window is None:
             window = view.price_windows[tick.symbol] = PriceWindow(self.limits.flash_crash_window_ms)
-        window.update(tick.time_ms, tick.mid)
+        window.update(tick.time_ms, mid_price(tick.bid, tick.ask))
 
     def set_limits(self, limits: RiskLimits) -> None:
         """Put an operator's limits in force (until a restart: the command is not replayed)."""

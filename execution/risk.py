@@ -22,6 +22,7 @@ import msgspec
 
 from execution.limits import RiskLimits
 from tickwave.contracts import Side, Signal, Tick, TradingState
+from tickwave.contracts.core import mid_price
 from tickwave.instruments import convert
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
@@ -141,7 +142,7 @@ Check = Callable[[ProposedOrder, RiskView, RiskLimits, int], "Denial | None"]
 
 def mids_of(view: RiskView) -> dict[str, float]:
     """The latest mid of every symbol the view has a quote for (the conversion rates)."""
-    return {symbol: tick.mid for symbol, tick in view.last_ticks.items()}
+    return {symbol: mid_price(tick.bid, tick.ask) for symbol, tick in view.last_ticks.items()}
 
 
 def exposure(
@@ -151,7 +152,7 @@ def exposure(
     spec, tick = limits.instruments.get(symbol), view.last_ticks.get(symbol)
     if spec is None or tick is None:
         return None
-    notional = spec.notional(lots, tick.mid)
+    notional = spec.notional(lots, mid_price(tick.bid, tick.ask))
     if spec.quote == limits.account_currency:
         return notional
     return convert(notional, spec.quote, limits.account_currency, limits.instruments, mids or mids_of(view))
@@ -334,11 +335,12 @@ def check_price_collar(order: ProposedOrder, view: RiskView, limits: RiskLimits,
         return Denial("price_collar", f"no tick for {order.signal.symbol}")
     if now_ms - tick.time_ms > limits.max_tick_age_ms:
         return Denial("price_collar", f"latest tick is {now_ms - tick.time_ms} ms old")
-    spread_bps = (tick.ask - tick.bid) / tick.mid * _BPS
+    mid = mid_price(tick.bid, tick.ask)
+    spread_bps = (tick.ask - tick.bid) / mid * _BPS
     if spread_bps > limits.price_collar_bps:
         return Denial("price_collar", f"spread {spread_bps:.1f} bps exceeds the collar {limits.price_collar_bps}")
     if order.limit_price is not None:
-        distance_bps = abs(order.limit_price - tick.mid) / tick.mid * _BPS
+        distance_bps = abs(order.limit_price - mid) / mid * _BPS
         if distance_bps > limits.price_collar_bps:
             return Denial("price_collar", f"limit price is {distance_bps:.1f} bps from mid")
     return None

@@ -17,6 +17,7 @@ from execution.engine_state import EngineState, book_fill
 from execution.limits import RiskLimits
 from execution.positions import Book, Booking
 from tickwave.contracts import Fill, Message, OrderFilled, Tick
+from tickwave.contracts.core import mid_price
 from tickwave.instruments import Instrument, convert, rate_symbols
 from tickwave.market import MarketCalendar
 from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
@@ -68,7 +69,9 @@ class Valuation:
             tick, spec = last_ticks.get(symbol), instruments.get(symbol)
             if tick is None or spec is None:
                 continue
-            amounts[symbol] = _multiply(book.unrealized(to_decimal(tick.mid)), to_decimal(spec.contract_size))
+            amounts[symbol] = _multiply(
+                book.unrealized(to_decimal(mid_price(tick.bid, tick.ask))), to_decimal(spec.contract_size)
+            )
         return amounts
 
     def daily_pnl(self, limits: RiskLimits, now_ms: int) -> Decimal | None:
@@ -125,7 +128,7 @@ class Valuation:
                 if known is not None and known[0] is tick and known[1] is units and known[2] is cost:
                     value = known[3]
                 else:
-                    value = _subtract(_multiply(units, to_decimal(tick.mid)), cost)
+                    value = _subtract(_multiply(units, to_decimal(mid_price(tick.bid, tick.ask))), cost)
                     valued[symbol] = (tick, units, cost, value)
                 amount = _add(amount, value)
             if not amount:
@@ -157,7 +160,11 @@ class Valuation:
         rates = tuple(map(view.last_ticks.get, symbols))
         if memo is not None and memo[1] == rates and not memo[2].compare_total(amount):  # the same digits and exponent
             return memo[3]
-        mids = {symbol: tick.mid for symbol in symbols if (tick := view.last_ticks.get(symbol)) is not None}
+        mids = {
+            symbol: mid_price(tick.bid, tick.ask)
+            for symbol in symbols
+            if (tick := view.last_ticks.get(symbol)) is not None
+        }
         converted = convert(amount, currency, limits.account_currency, limits.instruments, mids)
         by_currency[currency] = (symbols, rates, amount, converted)
         return converted

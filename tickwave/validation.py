@@ -44,6 +44,7 @@ import numpy.typing as npt
 
 from tickwave.config.streams import MAX_TICK_LEAD_MS
 from tickwave.contracts import DeadLetter, Tick, decode, encode
+from tickwave.contracts.core import mid_price
 from tickwave.errors import ContractError
 
 UINT32_MAX = 2**32 - 1
@@ -277,7 +278,7 @@ class SpikeFilter:
 
     def check(self, tick: Tick) -> str | None:
         """Return a rejection reason for a spike, or None (and update the reference)."""
-        mid = tick.mid
+        mid = mid_price(tick.bid, tick.ask)
         if self.reference == 0.0:
             self.reference = mid
             return None

@@ -47,6 +47,7 @@ from tickwave.contracts import (
     OrderSubmitted,
     Tick,
 )
+from tickwave.contracts.core import mid_price
 from tickwave.instruments import Instrument, convert, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
@@ -317,7 +318,7 @@ class PaperBroker:
 
     def account_value(self, amounts: Mapping[str, Decimal]) -> Decimal | None:
         """Sum per-currency ``amounts`` in the account currency at the latest mids (None without a rate)."""
-        mids = {symbol: tick.mid for symbol, tick in self.quotes.items()}
+        mids = {symbol: mid_price(tick.bid, tick.ask) for symbol, tick in self.quotes.items()}
         total = Decimal(0)
         for currency, amount in sorted(amounts.items()):
             converted = convert(amount, currency, self.account_currency, self.instruments, mids)

@@ -28,15 +28,14 @@ import msgspec
 from tickwave.contracts.base import (
     Direction,
     EpochMs,
-    KindTest,
     Message,
     NonNegative,
     Positive,
     Side,
     Symbol,
     TradingState,
-    stable_id,
 )
+from tickwave.contracts.core import KindTest, client_order_id_for, encode, stable_id
 from tickwave.contracts.market import (
     Bar,
     DeadLetter,
@@ -57,7 +56,6 @@ from tickwave.contracts.orders import (
     OrderRejected,
     OrderSubmitted,
     RiskEvent,
-    client_order_id_for,
 )
 from tickwave.errors import ContractError
 
@@ -112,13 +110,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
 
 M = TypeVar("M", bound=Message)
 
-_encoder = msgspec.json.Encoder()
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
-
-
-def encode(message: Message) -> bytes:
-    """Serialize a message to JSON bytes (the only wire format)."""
-    return _encoder.encode(message)
 
 
 def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:

@@ -1,8 +1,7 @@
-"""What every message shares: the field types, the base struct, deterministic ids."""
+"""What every message shares: the field types, their checks and the base struct."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Annotated, Literal
 
@@ -33,33 +32,5 @@ def require_positive(message: msgspec.Struct, *names: str) -> None:
             raise ValueError(f"{name} must be > 0, got {value!r}")
 
 
-def stable_id(*parts: object, length: int = 32) -> str:
-    """Return a deterministic hex id of ``parts`` (the same inputs always give the same id)."""
-    text = "\x1f".join(map(str, parts))
-    return hashlib.blake2b(text.encode(), digest_size=length // 2).hexdigest()
-
-
 class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
     """Base of every bus message (not itself sent)."""
-
-
-class KindTest:
-    """``isinstance(message, kinds)``, worked out once per message type and then looked up.
-
-    ``isinstance`` against a msgspec struct class costs ~150 ns for each class that does
-    not match (~0.9 us for a tuple of six order events), measured here; on the decision
-    path the journal and the paper broker ask it several times per order. The answer is
-    ``issubclass(type(message), kinds)``, the same as ``isinstance`` for these classes.
-    """
-
-    def __init__(self, *kinds: type) -> None:
-        self.kinds = kinds
-        self._known: dict[type, bool] = {}
-
-    def __call__(self, message: object) -> bool:
-        """Return whether ``message`` is an instance of one of the kinds."""
-        kind = type(message)
-        known = self._known.get(kind)
-        if known is None:
-            known = self._known[kind] = issubclass(kind, self.kinds)
-        return known

@@ -16,8 +16,8 @@ from tickwave.contracts.base import (
     Symbol,
     require_finite,
     require_positive,
-    stable_id,
 )
+from tickwave.contracts.core import mid_price, stable_id
 
 
 class Tick(Message, frozen=True, tag="tick.v1"):
@@ -55,8 +55,8 @@ class Tick(Message, frozen=True, tag="tick.v1"):
 
     @property
     def mid(self) -> float:
-        """The mid price."""
-        return (self.bid + self.ask) / 2.0
+        """The mid price (:func:`~tickwave.contracts.core.mid_price`)."""
+        return mid_price(self.bid, self.ask)
 
 
 class DeadLetter(Message, frozen=True, tag="dead_letter.v1"):

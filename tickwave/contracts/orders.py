@@ -17,16 +17,8 @@ from tickwave.contracts.base import (
     TradingState,
     require_finite,
     require_positive,
-    stable_id,
 )
-
-
-def client_order_id_for(signal_id: str) -> str:
-    """Return the client order id of the (single) order a signal may produce.
-
-    MT5 carries it in the order ``comment`` (31 characters at most), hence the length.
-    """
-    return "tw-" + stable_id("order", signal_id, length=24)
+from tickwave.contracts.core import stable_id
 
 
 class OrderIntent(Message, frozen=True, tag="order_intent.v1"):
