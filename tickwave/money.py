@@ -14,7 +14,7 @@ negations then cancel to exactly zero, in any order, which the property tests ch
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation, Rounded
 from typing import Final
 
 # 1,000 digits hold the sum of any floats (from 1e-308 up to 1e308 spans ~630 digits).
@@ -80,12 +80,27 @@ def quantize(amount: Decimal, places: int = 2) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-places), context=_ROUNDING_CONTEXT)
 
 
+# Asks whether an amount has more decimals than a scale: quantizing to a finer exponent only appends zeros,
+# while dropping any digit (a zero too) signals Rounded, trapped here. Wide enough for any finite amount.
+_SCALE_PROBE: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Rounded, InvalidOperation])
+_SCALES: Final = {places: Decimal(1).scaleb(-places) for places in range(WAREHOUSE_PLACES + 1)}
+
+
 def within_places(amount: Decimal, places: int = WAREHOUSE_PLACES) -> Decimal:
     """Return ``amount`` unchanged when it has at most ``places`` decimals, else rounded to them (half even).
 
     For a column of fixed scale: an exact amount keeps its own digits (and its short text).
+    "At most ``places`` decimals" is the exponent's test (``as_tuple().exponent >= -places``),
+    asked by a quantize that appends zeros (its result is not kept): ``as_tuple`` builds a
+    named tuple in Python, and a fill's booking asks this of three amounts.
     """
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= -places:
-        return amount
-    return quantize(amount, places)
+    if not amount.is_finite():
+        return quantize(amount, places)
+    if not amount:  # a zero drops no digit; its exponent is its adjusted exponent (one digit)
+        return amount if amount.adjusted() >= -places else quantize(amount, places)
+    scale = _SCALES.get(places)
+    try:
+        amount.quantize(Decimal(1).scaleb(-places) if scale is None else scale, context=_SCALE_PROBE)
+    except Rounded:
+        return quantize(amount, places)
+    return amount

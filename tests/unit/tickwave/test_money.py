@@ -77,3 +77,28 @@ def test_within_places_when_an_amount_has_more_decimals_then_only_it_is_rounded_
     assert within_places(Decimal("0.125"), 2) == Decimal("0.12")
     assert within_places(Decimal("0.135"), 2) == Decimal("0.14")
     assert within_places(Decimal("12345678901234567890123456789.5"), 0) == Decimal("12345678901234567890123456790")
+
+
+def _within_places_by_exponent(amount: Decimal, places: int) -> Decimal:
+    # The definition: its exponent, read from as_tuple().
+    exponent = amount.as_tuple().exponent
+    return amount if isinstance(exponent, int) and exponent >= -places else quantize(amount, places)
+
+
+@given(
+    digits=st.one_of(st.just(0), st.integers(min_value=-(10**20), max_value=10**20)),
+    trailing_zeros=st.integers(min_value=0, max_value=3),
+    offset=st.integers(min_value=-3, max_value=3),
+    is_negative=st.booleans(),
+    places=st.integers(min_value=0, max_value=20),
+)
+def test_within_places_when_any_digits_and_exponent_then_as_the_exponent_says(
+    digits: int, trailing_zeros: int, offset: int, is_negative: bool, places: int
+) -> None:
+    # Around the scale's exponent (-places + offset), with trailing zeros and signed zeros: the edges of the test.
+    coefficient = tuple(int(digit) for digit in str(abs(digits) * 10**trailing_zeros))
+    amount = Decimal((int(is_negative), coefficient, -places + offset))
+
+    got, expected = within_places(amount, places), _within_places_by_exponent(amount, places)
+
+    assert str(got) == str(expected)  # the same digits and exponent, not only the same value
