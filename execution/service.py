@@ -35,7 +35,7 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple, Protocol
+from typing import Final, Protocol
 
 from execution.brokers.base import Broker
 from execution.engine import Engine, replay
@@ -126,11 +126,9 @@ class TickChecks:
             logger.warning("tick not used for prices (%s: %s); %d skipped so far", check, reason, self.rejected)
 
 
-class _Journaled(NamedTuple):
-    """An order journaled for its broker call, and the messages of that write with their journal positions."""
-
-    intent: OrderIntent
-    journaled: tuple[tuple[Message, int], ...]
+# An order journaled for its broker call, and the messages of that write with their journal positions. A plain
+# tuple: a NamedTuple's constructor runs in Python, once per order on the decision path.
+_Journaled = tuple[OrderIntent, tuple[tuple[Message, int], ...]]
 
 
 def decode_signal(raw: bytes) -> Signal | None:
@@ -243,7 +241,7 @@ class ExecutionService:
         messages: tuple[Message, ...] = (intent, submitted) if received is None else (received, intent, submitted)
         positions = self.journal.append_all(messages)
         self.engine.apply(submitted)
-        return _Journaled(intent, tuple(zip(messages, positions, strict=True)))
+        return intent, tuple(zip(messages, positions, strict=True))
 
     def _send(self, to_send: Sequence[_Journaled]) -> None:
         """Fsync once, then call the broker for each journaled order; publish what was journaled; record its answers."""

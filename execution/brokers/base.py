@@ -9,7 +9,6 @@ orders (:class:`BrokerOrder`, keyed by ``client_order_id``) and its positions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Protocol
 
@@ -66,9 +65,13 @@ class BrokerFill(msgspec.Struct, frozen=True):
     commission: float = 0.0
 
 
-@dataclass(frozen=True)
-class BrokerOrder:
-    """What the broker knows about one of Tickwave's orders."""
+class BrokerOrder(msgspec.Struct, frozen=True):
+    """What the broker knows about one of Tickwave's orders.
+
+    A frozen msgspec struct, as :class:`BrokerFill` (positional fields, defaults, equality): a
+    reconciliation builds one per order it compares, and compiled (``app.native``) a dataclass's
+    ``__init__`` would still run in Python.
+    """
 
     client_order_id: str
     broker_order_id: str

@@ -16,7 +16,6 @@ per ``client_order_id``: a second submit of a known order places nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Final, TypeGuard, cast
@@ -71,14 +70,20 @@ def _is_ledgered(event: OrderSubmitted | BrokerEvent) -> TypeGuard[_Ledgered]:
     return _LEDGERED(event)
 
 
-@dataclass(slots=True)
 class _PaperOrder:
-    submitted: OrderSubmitted
-    status: OrderStatus = OrderStatus.SUBMITTED
-    broker_order_id: str = ""
-    due_at_ms: int = 0
-    fills: list[BrokerFill] = field(default_factory=list)
-    reason: str = ""
+    """One order as the venue holds it: its status and fills change as it is worked.
+
+    A plain class, not a dataclass: compiled (``app.native``), a dataclass's ``__init__`` is
+    still generated in Python, and the venue makes one per order on the decision path.
+    """
+
+    def __init__(self, submitted: OrderSubmitted) -> None:
+        self.submitted = submitted
+        self.status = OrderStatus.SUBMITTED
+        self.broker_order_id = ""
+        self.due_at_ms = 0
+        self.fills: list[BrokerFill] = []
+        self.reason = ""
 
 
 class PaperBroker:
