@@ -22,6 +22,7 @@ from execution.brokers.base import (
     BrokerOrder,
     accepted,
     canceled,
+    cumulative_lots,
     fill_events,
     rejected,
 )
@@ -86,9 +87,7 @@ def _catch_up(order: Order, at_broker: BrokerOrder, now_ms: int, result: Reconci
     if order.status == OrderStatus.SUBMITTED and at_broker.status != OrderStatus.REJECTED:
         result.events.append(accepted(order, at_broker.broker_order_id, now_ms))
         caught_up = True
-    cumulative = order.filled_lots
-    for fill in missing_fills:
-        cumulative += fill.lots
+    for fill, cumulative in zip(missing_fills, cumulative_lots(order.filled_lots, missing_fills), strict=True):
         is_final = at_broker.status == OrderStatus.FILLED and fill is missing_fills[-1]
         result.events.extend(fill_events(order, fill, cumulative, is_final))
         caught_up = True

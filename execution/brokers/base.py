@@ -8,7 +8,7 @@ orders (:class:`BrokerOrder`, keyed by ``client_order_id``) and its positions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Final, Protocol
 
@@ -26,6 +26,7 @@ from tickwave.contracts import (
     Tick,
     stable_id,
 )
+from tickwave.money import MONEY_CONTEXT, to_decimal
 
 BrokerEvent = OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | Fill
 
@@ -84,8 +85,8 @@ class BrokerOrder(msgspec.Struct, frozen=True):
 
     @property
     def filled_lots(self) -> float:
-        """Return the lots filled so far."""
-        return sum(fill.lots for fill in self.fills)
+        """Return the lots filled so far (summed exactly, see :func:`cumulative_lots`)."""
+        return cumulative_lots(0.0, self.fills)[-1] if self.fills else 0.0
 
 
 class Broker(Protocol):
@@ -179,6 +180,21 @@ def fill_events(order: OrderIdentity, fill: BrokerFill, cumulative_lots: float, 
             model_version=order.model_version, broker_deal_id=fill.deal_id,
         ),
     ]  # fmt: skip
+
+
+def cumulative_lots(filled_lots: float, fills: Sequence[BrokerFill]) -> list[float]:
+    """Return the lots filled after each of ``fills``, from ``filled_lots`` before them.
+
+    Summed exactly (:mod:`tickwave.money`): 0.1 + 0.2 lots is 0.3 lots, where a float sum
+    gives 0.30000000000000004, which an ``OrderFilled``'s ``cumulative_lots`` would carry
+    into the journal and the order's lots left to fill.
+    """
+    total = to_decimal(filled_lots)
+    totals: list[float] = []
+    for fill in fills:
+        total = MONEY_CONTEXT.add(total, to_decimal(fill.lots))
+        totals.append(float(total))
+    return totals
 
 
 def fill_id_for(client_order_id: str, sequence: int) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 
 from adapters.mt5.terminal import TerminalError
 from execution.brokers.base import (
@@ -21,12 +20,12 @@ from execution.brokers.base import (
     OrderIdentity,
     accepted,
     canceled,
+    cumulative_lots,
     fill_events,
     rejected,
 )
 from execution.state import OrderStatus
 from tickwave.clock import Clock
-from tickwave.money import to_decimal
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +117,9 @@ class WorkingOrders:
         if not new_fills:
             return []
         events: list[BrokerEvent] = []
-        cumulative = sum((to_decimal(fill.lots) for fill in found.fills[: working.fills_reported]), Decimal(0))
-        for n, fill in enumerate(new_fills):
-            cumulative += to_decimal(fill.lots)
+        totals = cumulative_lots(0.0, found.fills)[working.fills_reported :]
+        for n, (fill, cumulative) in enumerate(zip(new_fills, totals, strict=True)):
             is_final = found.status == OrderStatus.FILLED and n == len(new_fills) - 1
-            events.extend(fill_events(working.order, fill, float(cumulative), is_final))
+            events.extend(fill_events(working.order, fill, cumulative, is_final))
         working.fills_reported = len(found.fills)
         return events
