@@ -52,6 +52,7 @@ from execution.brokers.base import (
     BrokerOrder,
     accepted,
     canceled,
+    cumulative_lots,
     fill_events,
     fill_id_for,
     rejected,
@@ -143,7 +144,7 @@ class Mt5Broker:
             result = self._send_leg(intent, *legs[0], now_ms)
             return result if isinstance(result, list) else self._events_for(intent, result, self.clock.now_ms())
         events: list[BrokerEvent] = []
-        filled = Decimal(0)
+        fills: list[BrokerFill] = []
         first_ticket = 0
         for n, (ticket, lots) in enumerate(legs):
             result = self._send_leg(intent, ticket, lots, now_ms)
@@ -161,11 +162,11 @@ class Mt5Broker:
             if n == 0:
                 first_ticket = int(result.order)
                 events.append(accepted(intent, str(result.order), now_ms))
-            filled += to_decimal(result.volume)
             is_final = n == len(legs) - 1 and result.retcode == C.TRADE_RETCODE_DONE
             fill = BrokerFill(fill_id_for(intent.client_order_id, n), result.price, result.volume,
                               self.clock.now_ms(), str(result.deal))  # fmt: skip
-            events.extend(fill_events(intent, fill, float(filled), is_final))
+            fills.append(fill)
+            events.extend(fill_events(intent, fill, cumulative_lots(0.0, fills)[-1], is_final))
             if result.retcode != C.TRADE_RETCODE_DONE:
                 events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not filled (partial)", now_ms))
                 return events

@@ -22,7 +22,7 @@ from adapters.mt5.terminal import Terminal
 from execution.brokers.base import BrokerFill, BrokerOrder, fill_id_for
 from execution.state import OrderStatus
 from tickwave.config import ExecutionSettings
-from tickwave.money import to_decimal
+from tickwave.money import MONEY_CONTEXT, exact_sum, to_decimal
 
 C = Constants
 SERVER_CLOSE_REASONS = {C.ORDER_REASON_SL: "sl", C.ORDER_REASON_TP: "tp", C.ORDER_REASON_SO: "so"}  # stop out
@@ -83,7 +83,8 @@ class Mt5History:
         for position in self.terminal.call("positions_get"):
             if position.magic == self.settings.mt5_broker.magic:
                 volume = to_decimal(position.volume)
-                net[position.symbol] += volume if position.type == C.POSITION_TYPE_BUY else -volume
+                signed = volume if position.type == C.POSITION_TYPE_BUY else -volume
+                net[position.symbol] = MONEY_CONTEXT.add(net[position.symbol], signed)
         return {symbol: lots for symbol, lots in net.items() if lots}
 
 
@@ -100,6 +101,6 @@ def _merged(cid: str, legs: list[Any], deals_by_order: Mapping[int, list[Any]]) 
     return BrokerOrder(
         client_order_id=cid, broker_order_id=str(first.ticket), symbol=first.symbol,
         side="buy" if first.type == C.ORDER_TYPE_BUY else "sell",
-        quantity_lots=float(sum(to_decimal(o.volume_initial) for o in legs)),
+        quantity_lots=float(exact_sum(o.volume_initial for o in legs)),
         status=ORDER_STATES.get(last.state, OrderStatus.ACCEPTED), fills=fills,
     )  # fmt: skip
