@@ -395,7 +395,7 @@ def _replay(
             _fill_due(service, broker, clock, before_ms=None)
         realized = dict(broker.realized)
         unrealized = _unrealized(broker)
-        total = {currency: realized.get(currency, Decimal(0)) + unrealized.get(currency, Decimal(0))
+        total = {currency: MONEY_CONTEXT.add(realized.get(currency, Decimal(0)), unrealized.get(currency, Decimal(0)))
                  for currency in realized.keys() | unrealized.keys()}  # fmt: skip
         positions = dict(broker.positions())
         realized_pnl, total_pnl = broker.account_value(realized), broker.account_value(total)

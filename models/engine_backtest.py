@@ -184,7 +184,8 @@ def engine_positions(frame: pd.DataFrame, replay: ReplayResult, timeframe: str, 
             orders[event.client_order_id] = event
         elif isinstance(event, OrderFilled):
             order, lots = orders[event.client_order_id], to_decimal(event.fill_lots)
-            positions[event.symbol] = positions.get(event.symbol, Decimal(0)) + (lots if order.side == "buy" else -lots)
+            signed = lots if order.side == "buy" else MONEY_CONTEXT.minus(lots)
+            positions[event.symbol] = MONEY_CONTEXT.add(positions.get(event.symbol, Decimal(0)), signed)
             after[order.signal_id] = positions[event.symbol]
     ids = [Signal.make_id(model_id, model_version, str(symbol), timeframe, int(start))
            for symbol, start in frame[["symbol", "bar_start_ms"]].itertuples(index=False)]  # fmt: skip

@@ -277,8 +277,9 @@ def _ledger(
         current = to_decimal(float(positions[index]))  # -1/0/+1, or lots (the engine's path, for the cross-check)
         cost = Decimal(0)
         if current != previous:
-            traded += abs(current - previous)
-            cost = MONEY_CONTEXT.multiply(abs(current - previous), half_spread[index])
+            step = MONEY_CONTEXT.abs(MONEY_CONTEXT.subtract(current, previous))
+            traded = MONEY_CONTEXT.add(traded, step)
+            cost = MONEY_CONTEXT.multiply(step, half_spread[index])
             if open_trade is not None and current and (previous > 0) == (current > 0):
                 open_trade = MONEY_CONTEXT.subtract(open_trade, cost)  # resized (lots): the same trade goes on
             else:  # closed, opened or flipped: |previous| + |current| = |current - previous|
@@ -296,7 +297,7 @@ def _ledger(
         final_exit = MONEY_CONTEXT.multiply(abs(previous), half_spread[-1])
         trade_pnls.append(MONEY_CONTEXT.subtract(open_trade, final_exit))
         pnl[-1] = MONEY_CONTEXT.subtract(pnl[-1], final_exit)
-        traded += abs(previous)
+        traded = MONEY_CONTEXT.add(traded, MONEY_CONTEXT.abs(previous))
     return _Ledger(pnl, trade_pnls, traded)
 
 

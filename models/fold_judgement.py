@@ -88,8 +88,8 @@ def strategy_figures(trading: EngineTrading, instruments: Mapping[str, Instrumen
     closing = gains = 0
     for fill in fill_pnls(trading.replay.events, instruments):
         held = positions.get(fill.symbol, Decimal(0))
-        signed = fill.lots if fill.side == "buy" else -fill.lots
-        positions[fill.symbol] = held + signed
+        signed = fill.lots if fill.side == "buy" else MONEY_CONTEXT.minus(fill.lots)
+        positions[fill.symbol] = MONEY_CONTEXT.add(held, signed)
         if not held or (held > 0) == (signed > 0):
             continue  # opened or added to a position: nothing realised
         closing += 1
