@@ -80,8 +80,7 @@ def quantize(amount: Decimal, places: int = 2) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-places), context=_ROUNDING_CONTEXT)
 
 
-# Asks whether an amount has more decimals than a scale: quantizing to a finer exponent only appends zeros,
-# while dropping any digit (a zero too) signals Rounded, trapped here. Wide enough for any finite amount.
+# Quantizing to a finer exponent appends zeros; dropping any digit (a zero too) signals Rounded, trapped here.
 _SCALE_PROBE: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Rounded, InvalidOperation])
 _SCALES: Final = {places: Decimal(1).scaleb(-places) for places in range(WAREHOUSE_PLACES + 1)}
 
@@ -89,10 +88,8 @@ _SCALES: Final = {places: Decimal(1).scaleb(-places) for places in range(WAREHOU
 def within_places(amount: Decimal, places: int = WAREHOUSE_PLACES) -> Decimal:
     """Return ``amount`` unchanged when it has at most ``places`` decimals, else rounded to them (half even).
 
-    For a column of fixed scale: an exact amount keeps its own digits (and its short text).
-    "At most ``places`` decimals" is the exponent's test (``as_tuple().exponent >= -places``),
-    asked by a quantize that appends zeros (its result is not kept): ``as_tuple`` builds a
-    named tuple in Python, and a fill's booking asks this of three amounts.
+    For a column of fixed scale: an exact amount keeps its own digits (and its short text). The test is
+    ``as_tuple().exponent >= -places``, asked by a quantize (``as_tuple`` builds a named tuple in Python).
     """
     if not amount.is_finite():
         return quantize(amount, places)

@@ -60,41 +60,12 @@ from tickwave.contracts.orders import (
 from tickwave.errors import ContractError
 
 __all__ = [
-    "MESSAGE_TYPES",
-    "AnyMessage",
-    "Bar",
-    "ContractError",
-    "ControlCommand",
-    "DeadLetter",
-    "Direction",
-    "EpochMs",
-    "FeatureVector",
-    "Fill",
-    "KindTest",
-    "Message",
-    "NonNegative",
-    "OrderAccepted",
-    "OrderCanceled",
-    "OrderDenied",
-    "OrderEvent",
-    "OrderFilled",
-    "OrderIntent",
-    "OrderRejected",
-    "OrderSubmitted",
-    "Positive",
-    "Prediction",
-    "RiskEvent",
-    "Side",
-    "Signal",
-    "Symbol",
-    "Tick",
-    "TradingState",
-    "client_order_id_for",
-    "decode",
-    "decode_any",
-    "encode",
-    "stable_id",
-]
+    "MESSAGE_TYPES", "AnyMessage", "Bar", "ContractError", "ControlCommand", "DeadLetter", "Direction", "EpochMs",
+    "FeatureVector", "Fill", "KindTest", "Message", "NonNegative", "OrderAccepted", "OrderCanceled", "OrderDenied",
+    "OrderEvent", "OrderFilled", "OrderIntent", "OrderRejected", "OrderSubmitted", "Positive", "Prediction",
+    "RiskEvent", "Side", "Signal", "Symbol", "Tick", "TradingState", "client_order_id_for", "decode", "decode_any",
+    "encode", "stable_id",
+]  # fmt: skip
 
 AnyMessage = (
     Tick | DeadLetter | Bar | FeatureVector | Prediction | Signal | OrderIntent
