@@ -150,8 +150,8 @@ def symbol_partitions(settings: Settings) -> dict[str, int]:
     consumer.assign([TopicPartition(topic, partition, 0) for partition in range(PARTITIONS)])
     found: dict[str, set[int]] = {}
     ended: set[int] = set()
-    while len(ended) < PARTITIONS:
-        for message in consumer.consume(10_000, timeout=10):
+    while len(ended) < PARTITIONS:  # consume() waits out its timeout unless it has all it asked for
+        for message in consumer.consume(10_000, timeout=0.5):
             if message.error() is not None:
                 ended.add(message.partition())  # end of that partition (anything else fails the check below)
             else:
@@ -301,7 +301,8 @@ def test_streams_run_when_one_of_two_processes_is_killed_then_the_cluster_resume
 
     half = len(ticks) // 2
     produce(ticks[:500])
-    assert len(symbol_partitions(settings)) == 2 and len(set(symbol_partitions(settings).values())) == PARTITIONS
+    partition_of = symbol_partitions(settings)
+    assert len(partition_of) == 2 and len(set(partition_of.values())) == PARTITIONS
 
     with flow_process(settings, "--processes", str(PARTITIONS)) as (flow, started):  # tails: runs until stopped
         assert flow.stderr is not None
