@@ -240,12 +240,16 @@ def _tick_ids_of(letters: list[tuple[str, str]]) -> set[tuple[str, int, int]]:
     return ids
 
 
-def wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 240) -> None:
-    """Wait until every service is healthy and the warehouse's counts stop moving for ``settle_s``."""
+def wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 240, poll_s: float = 1.0) -> None:
+    """Wait until every service is healthy and the warehouse's counts have not moved for ``settle_s``.
+
+    Looked at every ``poll_s``: a count that moved, or a service not healthy, starts the ``settle_s`` again.
+    """
     from adapters.warehouse.client import connect
 
     deadline = time.monotonic() + timeout_s
     previous: tuple[int, ...] | None = None
+    since = 0.0  # when ``previous`` was first read
     while time.monotonic() < deadline:
         if all(_healthy(settings, target) for target in TARGETS):
             client = connect(settings)
@@ -254,10 +258,13 @@ def wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 24
                                for table in ("ticks", "bars_1m", "signals", "orders", "fills"))  # fmt: skip
             finally:
                 client.close()
-            if counts == previous:
+            if counts != previous:
+                previous, since = counts, time.monotonic()
+            elif time.monotonic() - since >= settle_s:
                 return
-            previous = counts
-        time.sleep(settle_s)
+        else:
+            previous = None
+        time.sleep(poll_s)
     raise AssertionError("the platform did not settle after the chaos")
 
 
@@ -273,7 +280,7 @@ def _wait_audit_caught_up(settings: Settings, timeout_s: float = 180) -> None:
         lags = group_lag(resolve_bootstrap(settings), group, topic_name(settings, ORDERS_EVENTS))
         if all(lag == 0 for lag in lags.values()):
             return
-        time.sleep(2)
+        time.sleep(0.5)
     console.print(f"[yellow]the audit loader still lags after {timeout_s:.0f} s: {lags}[/]")
 
 
