@@ -24,7 +24,7 @@ from tests.integration.platform.test_cli_lifecycle import (  # noqa: F401 - the 
     exited,
     run,
 )
-from tickwave.config import load_settings
+from tickwave.config import Settings, load_settings
 
 
 def service_pid(env: dict[str, str], name: str) -> int | None:
@@ -53,6 +53,20 @@ def kill_and_wait_for_restart(env: dict[str, str], name: str, timeout_s: float =
     return before, after, time.monotonic() - killed_at
 
 
+def wait_for_event(settings: Settings, service: str, event: str, timeout_s: float) -> None:
+    """Wait until the warehouse's ``service_events`` holds ``event`` of ``service`` (the checks after it say if not)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        client = connect(settings)
+        try:
+            query = "SELECT count() FROM service_events WHERE service = {service:String} AND event = {event:String}"
+            if client.query(query, parameters={"service": service, "event": event}).result_rows[0][0]:
+                return
+        finally:
+            client.close()
+        time.sleep(0.2)
+
+
 def memory_mb(shown: str, service: str) -> int:
     """The `memory MB` cell of ``service``'s row in `tickwave status`'s table."""
     lines = shown.splitlines()
@@ -61,24 +75,27 @@ def memory_mb(shown: str, service: str) -> int:
     return int([cell.strip() for cell in row.split("│")][header.index("memory MB")])
 
 
-def up_killing_streams_as_soon_as_it_is_ready(env: dict[str, str]) -> tuple[str, int]:
-    """Run `up`; kill -9 the dataflow once it is recorded ready, while `up` still starts the others.
+def up_killing_streams_and_hanging_audit(env: dict[str, str]) -> tuple[str, int, int]:
+    """Run `up`; kill -9 the dataflow once it is recorded ready, while `up` still starts the others, and hang
+    the audit loader (SIGSTOP: alive, but its health report goes stale after 3 intervals of 5 s) once it is.
 
-    The supervisor starts last, so its first look finds only the dataflow's stale record.
-    Returns `up`'s output and the killed pid.
+    The supervisor starts last, so its first look finds the dataflow's stale record, and the audit loader's
+    report ageing (stale then, or soon after). Returns `up`'s output, the killed pid and the hung one.
     """
     starting = subprocess.Popen([TICKWAVE, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         killed = wait_for_new_pid(env, "streams", None, timeout_s=240)
         os.kill(killed, signal.SIGKILL)
         assert service_pid(env, SUPERVISOR_NAME) is None  # killed before the watcher existed
+        hung = wait_for_new_pid(env, "audit", None, timeout_s=240)  # recorded after its first health report
+        os.kill(hung, signal.SIGSTOP)
         out, err = starting.communicate(timeout=300)
     finally:
         if starting.poll() is None:
             starting.kill()
             starting.wait()
     assert starting.returncode == 0, out + err
-    return out, killed
+    return out, killed, hung
 
 
 def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_stops_with_a_reason(
@@ -93,7 +110,7 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
            "TICKWAVE_ORCHESTRATION_PORT": str(port),
            # no scheduled dbt run competing with the restarts timed here (schedules: test_orchestrate.py)
            "TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false"}  # fmt: skip
-    started, streams_killed = up_killing_streams_as_soon_as_it_is_ready(env)
+    started, streams_killed, hung = up_killing_streams_and_hanging_audit(env)
     up_returned = time.monotonic()
     first = kill_and_wait_for_restart(env, "execution")  # killed within 2 s of `up` returning
     assert first[2] < 30, first
@@ -117,11 +134,7 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     low = run({**env, "TICKWAVE_SUPERVISION_DISK_FREE_ALERT_PCT": "100"}, "status").stdout
     assert "disk low (under 100 %)" in low, low
 
-    # A hung process (SIGSTOP: alive, but its health report goes stale after 3 intervals of 5 s) is restarted.
-    hung = service_pid(env, "audit")
-    assert hung is not None
-    os.kill(hung, signal.SIGSTOP)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 90  # the audit loader hung during `up` is restarted
     while time.monotonic() < deadline and service_pid(env, "audit") in (hung, None):
         time.sleep(0.2)
     assert service_pid(env, "audit") not in (hung, None), "the hung audit loader was not restarted"
@@ -134,15 +147,15 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
         and not (Path(env["TICKWAVE_STATE_DIR"]) / "run" / "execution.gave_up.json").exists()
     ):
         time.sleep(0.2)
-    time.sleep(3)  # the supervisor's health report and its events reach the warehouse
+    settings = load_settings(
+        state_dir=env["TICKWAVE_STATE_DIR"], clickhouse={"port": int(env["TICKWAVE_CLICKHOUSE_PORT"])}
+    )
+    wait_for_event(settings, "execution", "gave_up", timeout_s=30)  # the supervisor's events reach the warehouse
     status = run(env, "status")
 
     assert status.returncode == 3
     assert "gave up" in status.stdout and "crash loop" in status.stdout, status.stdout
     assert service_pid(env, "execution") is None
-    settings = load_settings(
-        state_dir=env["TICKWAVE_STATE_DIR"], clickhouse={"port": int(env["TICKWAVE_CLICKHOUSE_PORT"])}
-    )
     client = connect(settings)
     try:
         events = client.query(
