@@ -13,6 +13,9 @@ other natively, so one changed source makes the whole build stale, and then ever
 is imported from its source (one warning says so; ``make bootstrap`` builds again). The
 live process never runs compiled code that differs from the source a reader sees.
 
+The finder also stands aside for another checkout of the repository using the same
+environment (a git worktree): the sources it would import are not the ones built.
+
 ``NATIVE_CORE_DIR`` (not ``TICKWAVE_*``: the settings refuse unknown ones) names another
 build directory; set empty, the compiled core is not used (the source runs).
 
@@ -26,7 +29,8 @@ import json
 import os
 import sys
 import warnings
-from importlib.machinery import ExtensionFileLoader, ModuleSpec
+from collections.abc import Sequence
+from importlib.machinery import ExtensionFileLoader, ModuleSpec, PathFinder
 from importlib.util import spec_from_file_location
 from pathlib import Path
 from typing import Any
@@ -56,6 +60,7 @@ class NativeFinder:
         self.directory = directory
         self.modules: dict[str, dict[str, str]] = manifest["modules"]
         self._stale: list[str] | None = None
+        self.is_foreign = False  # a module's source on the path is not the one built (see find_spec)
 
     def stale(self) -> list[str]:
         """Return the modules whose source changed since the build (worked out once, on the first import)."""
@@ -70,10 +75,19 @@ class NativeFinder:
                 )
         return self._stale
 
-    def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
-        """Return the compiled module's spec, or None (the source is imported) when not listed or stale."""
+    def find_spec(self, name: str, path: Sequence[str] | None = None, target: object = None) -> ModuleSpec | None:
+        """Return the compiled module's spec, or None (the source is imported) when not listed, stale or foreign.
+
+        Foreign: the source the path would import is not the one built (another checkout of the
+        repository, e.g. a git worktree sharing this environment): its modules would call this
+        build's binaries with interfaces of their own. From then on, the process runs its sources.
+        """
         entry = self.modules.get(name)
-        if entry is None or self.stale():
+        if entry is None or self.is_foreign or self.stale():
+            return None
+        source = PathFinder.find_spec(name, path)
+        if source is None or source.origin is None or Path(source.origin).resolve() != Path(entry["source"]).resolve():
+            self.is_foreign = True
             return None
         binary = str(self.directory / entry["binary"])
         return spec_from_file_location(name, binary, loader=ExtensionFileLoader(name, binary))

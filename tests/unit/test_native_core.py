@@ -38,12 +38,14 @@ print(len(result.orders), len(result.fills), result.total_pnl, result.positions,
 """
 
 
-def _run(code: str, *arguments: str, directory: str | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    code: str, *arguments: str, directory: str | None = None, cwd: Path = native.ROOT
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.pop(native_loader.DIRECTORY_VARIABLE, None)
     if directory is not None:
         env[native_loader.DIRECTORY_VARIABLE] = directory
-    return subprocess.run([sys.executable, "-c", code, *arguments], env=env, cwd=native.ROOT, check=True,
+    return subprocess.run([sys.executable, "-c", code, *arguments], env=env, cwd=cwd, check=True,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
@@ -80,6 +82,17 @@ def test_native_core_when_built_from_another_checkout_then_prepare_builds_again(
     manifest["modules"]["execution.risk"]["source"] = str(tmp_path / "elsewhere" / "execution" / "risk.py")
     (build / native_loader.MANIFEST).write_text(json.dumps(manifest))
     assert native.is_fresh(native.build_dir()) and not native.is_fresh(build)
+
+
+def test_native_core_when_another_checkout_imports_then_it_runs_its_own_sources(tmp_path: Path) -> None:
+    # A git worktree sharing this environment: its packages come first on its path, and this build's binaries
+    # (the same module names) would run beside its other modules, with interfaces of their own.
+    for package in ("adapters", "execution", "tickwave"):
+        shutil.copytree(native.ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+
+    files = _run(_FILES, cwd=tmp_path).stdout.split()
+
+    assert files == [str(tmp_path / name.replace(".", "/")) + ".py" for name in _PROBED]
 
 
 def test_native_core_when_a_holdout_replays_then_every_event_and_the_pnl_equal_the_source() -> None:
