@@ -189,11 +189,15 @@ def cumulative_lots(filled_lots: float, fills: Sequence[BrokerFill]) -> list[flo
     gives 0.30000000000000004, which an ``OrderFilled``'s ``cumulative_lots`` would carry
     into the journal and the order's lots left to fill.
     """
-    total = to_decimal(filled_lots)
+    total = to_decimal(filled_lots) if filled_lots else None
     totals: list[float] = []
     for fill in fills:
-        total = MONEY_CONTEXT.add(total, to_decimal(fill.lots))
-        totals.append(float(total))
+        if total is None:  # the first fill of an order: its lots are the total, as they are
+            total = to_decimal(fill.lots)
+            totals.append(fill.lots)
+        else:
+            total = MONEY_CONTEXT.add(total, to_decimal(fill.lots))
+            totals.append(float(total))
     return totals
 
 
