@@ -171,6 +171,9 @@ def bench_rows(rows: int, is_live: bool) -> None:
         (ticks, signals), session_t = timed(lambda: (holdout_ticks(frame, "1m"), holdout_signals(
             frame, probabilities, rules, "1m", "bench", 1)))  # fmt: skip
         engine, engine_t = timed(lambda: run_engine(settings, ticks, signals))
+        unchained = unchained_t = None
+        if is_target_size:  # the replay a promotion judges with: the same decisions, no audit chain linked
+            unchained, unchained_t = timed(lambda: run_engine(settings, ticks, signals, audit_chain=False))
         live = live_t = None
         if is_live:
             live, live_t = timed(lambda: run_engine(settings, ticks, signals, fast=False))
@@ -194,6 +197,9 @@ def bench_rows(rows: int, is_live: bool) -> None:
     add("session built (ticks + signals)", session_t)
     add("engine backtest, fast replay (in memory, chain at the end)", engine_t, engine.pnl_account,
         f"{engine.orders:,}")  # fmt: skip
+    if unchained is not None and unchained_t is not None:
+        add("engine backtest, fast replay, audit chain not linked (as a promotion judges)", unchained_t,
+            unchained.pnl_account, f"{unchained.orders:,}")  # fmt: skip
     if is_compiled:
         add("engine backtest, fast replay, Python source (no compiled core)", source_t, Decimal(source_pnl))
     if live is not None and live_t is not None:
@@ -226,6 +232,11 @@ def bench_rows(rows: int, is_live: bool) -> None:
     target = f">= {TARGET_ROWS_PER_S:,} rows/s" if is_target_size else ""
     record(f"engine backtest, fast replay, {rows:,} rows (CPU: {fast_cpu_rate:,.0f} rows/s)", fast_rate, "rows/s",
            baseline=baseline, target=target, is_met=is_rate_met)  # fmt: skip
+    if unchained is not None and unchained_t is not None:
+        is_same = unchained.replay.events == engine.replay.events and unchained.pnl_account == engine.pnl_account
+        record(f"engine backtest, fast replay, audit chain not linked, {rows:,} rows (CPU: "
+               f"{rows / unchained_t.cpu_s:,.0f} rows/s)", rows / unchained_t.wall_s, "rows/s",
+               baseline=f"with the chain {fast_rate:,.0f} rows/s; same journal and P&L: {is_same}")  # fmt: skip
     record(
         f"promotion P&L on the engine (candidate + 2 baselines), {rows:,} rows (CPU: {promotion_t.cpu_s:.1f} s)",
         promotion_t.wall_s,
