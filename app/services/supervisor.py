@@ -20,6 +20,7 @@ mistaken for a running service.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -285,7 +286,7 @@ class Supervisor:
             log_file.write(f"\n--- start {datetime.now(UTC).isoformat()} {' '.join(launch.command)}\n".encode())
             log_file.flush()
             process = subprocess.Popen(
-                list(launch.command),
+                [*_default_signals(), *launch.command],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -408,6 +409,23 @@ def _terminate_group(pid: int, timeout_s: float) -> bool:
     """
     _signal_group(pid, signal.SIGTERM)
     return _await_group(pid, time.monotonic() + timeout_s)
+
+
+@functools.cache
+def _default_signals() -> tuple[str, ...]:
+    """The prefix that starts a service with SIGTERM and SIGINT at their defaults, whatever this process ignores.
+
+    An ignored signal stays ignored across exec: a launcher that ignores SIGTERM (a background job of a
+    script; a process in which Dagster mapped SIGTERM to an ignored SIGINT) would start services that
+    `down` stops only by SIGKILL, after their stop timeout. GNU env (coreutils 8.31+) resets them and
+    then execs the service (the same pid); where it cannot, the service starts as it is.
+    """
+    prefix = ("env", "--default-signal=TERM,INT")
+    try:
+        works = subprocess.run([*prefix, "true"], capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        works = False
+    return prefix if works else ()
 
 
 def _signal_group(pid: int, signum: int) -> None:

@@ -116,6 +116,25 @@ def test_stop_when_sigterm_ignored_then_killed_after_timeout(settings: Settings)
     assert supervisor.status(service).state == "down"
 
 
+def test_stop_when_the_launcher_ignores_sigterm_then_the_service_still_stops_on_it(settings: Settings) -> None:
+    # An ignored signal survives exec: a launcher ignoring SIGTERM (an xdist worker after Dagster mapped SIGTERM
+    # to its ignored SIGINT, a script's background job) must still start services that SIGTERM stops.
+    supervisor, service = Supervisor(settings), HttpServerService(settings)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        endpoint = supervisor.start(service)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert isinstance(endpoint, Endpoint)
+    ignored = int(Path(f"/proc/{endpoint.pid}/status").read_text().split("SigIgn:")[1].split()[0], 16)
+    started = time.monotonic()
+
+    assert supervisor.stop(service) is True
+
+    assert not ignored & (1 << (signal.SIGTERM - 1)), f"the service ignores SIGTERM (SigIgn {ignored:#x})"
+    assert time.monotonic() - started < service.stop_timeout_s  # stopped by SIGTERM, not killed at the timeout
+
+
 def test_status_when_process_died_then_stale_record_detected_and_removed(settings: Settings) -> None:
     supervisor, service = Supervisor(settings), HttpServerService(settings)
     endpoint = supervisor.start(service)
