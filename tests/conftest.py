@@ -4,9 +4,26 @@ Fixtures live in ``tests/plugins/<area>.py``; add a module to ``pytest_plugins``
 """
 
 import os
+import signal
+
+import pytest
 
 # rich reads the width once, when the CLI's console is made: without a terminal (CI, xdist workers) it
 # would be 80 columns and wrap the lines tests look for. Set before any test module imports the CLI.
 os.environ["COLUMNS"] = "200"
 
 pytest_plugins = ["tests.plugins.services", "tests.plugins.warehouse", "tests.plugins.postgres"]
+
+_SIGTERM_AT_START = signal.getsignal(signal.SIGTERM)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Start each test with SIGTERM as the run started, if an earlier one left it ignored.
+
+    Dagster, run in the test process, maps SIGTERM to SIGINT's handler, and an xdist worker ignores
+    SIGINT: SIGTERM stayed ignored, and so did it in every process the worker started afterwards
+    (an ignored signal survives exec), which SIGTERM then could not stop.
+    """
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN and _SIGTERM_AT_START is not signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, _SIGTERM_AT_START)
