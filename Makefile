@@ -80,7 +80,7 @@ integration: bootstrap ## the tests against the real services: Kafka, warehouse,
 	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/unit
 
 # mypy (about 70 s from a cold cache, one core) runs beside the unit tests (two workers), then
-# the service tests on two workers (about 13 minutes; one worker takes 24).
+# the service tests on two workers (about 11 minutes; one worker takes 24).
 test: lint ## everything CI runs: lint, then type checks beside the unit tests, then the service tests
 	@$(MAKE) --no-print-directory -j2 typecheck unit
 	@$(MAKE) --no-print-directory integration
