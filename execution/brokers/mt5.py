@@ -144,7 +144,7 @@ class Mt5Broker:
             result = self._send_leg(intent, *legs[0], now_ms)
             return result if isinstance(result, list) else self._events_for(intent, result, self.clock.now_ms())
         events: list[BrokerEvent] = []
-        fills: list[BrokerFill] = []
+        filled = 0.0  # lots filled by the legs so far (cumulative_lots: exact)
         first_ticket = 0
         for n, (ticket, lots) in enumerate(legs):
             result = self._send_leg(intent, ticket, lots, now_ms)
@@ -165,8 +165,8 @@ class Mt5Broker:
             is_final = n == len(legs) - 1 and result.retcode == C.TRADE_RETCODE_DONE
             fill = BrokerFill(fill_id_for(intent.client_order_id, n), result.price, result.volume,
                               self.clock.now_ms(), str(result.deal))  # fmt: skip
-            fills.append(fill)
-            events.extend(fill_events(intent, fill, cumulative_lots(0.0, fills)[-1], is_final))
+            (filled,) = cumulative_lots(filled, [fill])
+            events.extend(fill_events(intent, fill, filled, is_final))
             if result.retcode != C.TRADE_RETCODE_DONE:
                 events.append(canceled(intent, f"rest of {intent.quantity_lots} lots not filled (partial)", now_ms))
                 return events
