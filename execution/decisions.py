@@ -228,6 +228,8 @@ class SignalDecisions:
         if state.view.trading_state != "ACTIVE":
             return []
         limits = state.limits
+        if self.valuation.is_above(limits, now_ms, -limits.daily_loss_limit):
+            return []  # short of the limit (most ticks: decided without the exact sums)
         pnl = self.valuation.daily_pnl(limits, now_ms)
         if pnl is None or pnl > -limits.daily_loss_limit:
             return []

@@ -71,6 +71,10 @@ class DayPnl(Protocol):
         """Return the P&L of the trading day of ``now_ms``."""
         ...
 
+    def is_above(self, limits: RiskLimits, now_ms: int, floor: Decimal) -> bool:
+        """Return what ``daily_pnl(limits, now_ms)`` (not None) ``> floor`` would (it may answer without it)."""
+        ...
+
 
 @dataclass(frozen=True)
 class FixedDayPnl:
@@ -81,6 +85,10 @@ class FixedDayPnl:
     def daily_pnl(self, limits: RiskLimits, now_ms: int) -> Decimal | None:
         """Return the given amount."""
         return self.amount
+
+    def is_above(self, limits: RiskLimits, now_ms: int, floor: Decimal) -> bool:
+        """Return True when the given amount is known and above ``floor``."""
+        return self.amount is not None and self.amount > floor
 
 
 @dataclass
@@ -362,8 +370,8 @@ def check_order_rate(order: ProposedOrder, view: RiskView, limits: RiskLimits, n
 
 def check_daily_loss(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny what does not reduce once the day's loss reaches the limit (or cannot be valued)."""
-    if is_reducing(order, view):
-        return None
+    if is_reducing(order, view) or view.day_pnl.is_above(limits, now_ms, -limits.daily_loss_limit):
+        return None  # the day's loss is short of the limit
     pnl = view.day_pnl.daily_pnl(limits, now_ms)
     if pnl is None:
         return Denial("no_rate", f"the day's P&L cannot be valued in {limits.account_currency} (a rate is missing)")

@@ -18,7 +18,7 @@ from execution.limits import RiskLimits
 from execution.positions import Book, Booking
 from tickwave.contracts import Fill, Message, OrderFilled, Tick
 from tickwave.contracts.core import mid_price
-from tickwave.instruments import Instrument, convert, rate_symbols
+from tickwave.instruments import Instrument, conversion_route, convert, rate_symbols
 from tickwave.market import MarketCalendar
 from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
 
@@ -28,6 +28,11 @@ _multiply: Final = MONEY_CONTEXT.multiply
 _subtract: Final = MONEY_CONTEXT.subtract
 
 _ZERO: Final = Decimal(0)
+# A float estimate's error bound, relative to the sum of its terms' sizes: each of its float steps (a Decimal's
+# nearest float, a mid's shortest text, a product, a sum, a rate) errs by at most 2**-53 of that sum; 2**-40
+# leaves room for 8,000 such steps.
+_ESTIMATE_ERROR: Final = 2.0**-40
+_FLOAT_ROUNDING: Final = 2.0**-52  # a float stands within 2**-53 of the number it was made from (relative)
 _NO_AMOUNTS: Final[dict[str, Decimal]] = {}
 # Per quote currency: the day's realised P&L less the marks and costs, and each open position's (symbol, units, cost).
 _DayParts = dict[str, tuple[Decimal, list[tuple[str, Decimal, Decimal]]]]
@@ -58,6 +63,21 @@ class Valuation:
             tuple[RiskLimits, dict[str, tuple[tuple[str, ...], tuple[Tick | None, ...], Decimal, Decimal | None]]]
             | None
         ) = None
+        self._float_day = FloatDay(state)  # the day's P&L in floats, for is_above's first answer
+        self._screened: tuple[int, str, RiskLimits, Decimal] | None = None  # the last question found clear
+
+    def is_above(self, limits: RiskLimits, now_ms: int, floor: Decimal) -> bool:
+        """Return what ``daily_pnl(limits, now_ms)`` (not None) ``> floor`` would: from :class:`FloatDay` when it can.
+
+        The loss checks ask on every tick, fill and signal; the day is mostly far above its limit.
+        """
+        asked = (self.state.pnl_revision, self.trading_day(limits, now_ms), limits, floor)
+        if self._screened == asked:  # limits: the same object (compared by identity first) or equal ones
+            return True
+        if self._float_day.clears(self._day_parts(limits, asked[1]), limits, floor):
+            self._screened = asked
+            return True
+        return (pnl := self.daily_pnl(limits, now_ms)) is not None and pnl > floor
 
     def unrealized_now(self, limits: RiskLimits) -> dict[str, Decimal]:
         """Unrealised P&L of every open position at the latest mid, in its quote currency (exact)."""
@@ -144,8 +164,7 @@ class Valuation:
     def _converted(self, amount: Decimal, currency: str, limits: RiskLimits) -> Decimal | None:
         """Return :func:`convert` of ``amount`` to the account currency at the latest mids.
 
-        Reused while the amount and the latest ticks of :func:`rate_symbols` are the same (no
-        other mid changes the result); else converted at the mids of those ticks alone.
+        Reused while the amount and the latest ticks of :func:`rate_symbols` are the same (no other mid changes it).
         """
         view = self.state.view
         known = self._conversions
@@ -269,6 +288,114 @@ class Valuation:
             "consecutive_rejects": view.consecutive_rejects,
             "defects": len(state.defects),
         }
+
+
+class FloatDay:
+    """The day's P&L summed in floats, with a bound on the error (:meth:`Valuation.is_above`'s first answer).
+
+    Its state is a cache: the parts it last converted and their floats, each figure's float, and
+    each currency's rate at the latest mids.
+    """
+
+    def __init__(self, state: EngineState) -> None:
+        self.state = state
+        self._float_parts: tuple[_DayParts, dict[str, tuple[float, list[tuple[str, float, float]]]]] | None = None
+        self._constant_floats: dict[str, tuple[Decimal, float]] = {}  # currency -> (its constant, the float)
+        self._leg_floats: dict[str, tuple[Decimal, Decimal, float, float]] = {}  # symbol -> (units, cost, floats)
+        # As Valuation._conversions: currency -> (the rate symbols, their latest ticks then, the rate).
+        self._factors: (
+            tuple[RiskLimits, dict[str, tuple[tuple[str, ...], tuple[Tick | None, ...], float | None]]] | None
+        ) = None
+        self._floor_float: tuple[Decimal, float] | None = None  # the last floor asked and its float
+
+    def clears(self, parts: _DayParts, limits: RiskLimits, floor: Decimal) -> bool:
+        """Return True when the sum of ``parts`` is above ``floor`` by more than its error bound (False: unsure)."""
+        estimate = self.value(parts, limits)
+        if estimate is None:
+            return False
+        value, error = estimate
+        floors = self._floor_float
+        if floors is None or floors[0] != floor:
+            floors = self._floor_float = (floor, float(floor))
+        bound = floors[1]
+        return value - error > bound + abs(bound) * _FLOAT_ROUNDING
+
+    def value(self, parts: _DayParts, limits: RiskLimits) -> tuple[float, float] | None:
+        """Return :meth:`Valuation._value_day`'s sum of ``parts`` in floats and a bound on its error (None: no rate).
+
+        The same parts (:meth:`Valuation._day_parts`, as floats once per change of the books),
+        the same latest mids and the same conversion route (:func:`conversion_route`).
+        """
+        known = self._float_parts
+        if known is None or known[0] is not parts:
+            known = self._float_parts = (parts, self._floats_of(parts))
+        last_ticks = self.state.view.last_ticks
+        account = limits.account_currency
+        total = size = 0.0
+        for currency, (constant, legs) in known[1].items():
+            amount, terms = constant, abs(constant)
+            for symbol, units, cost in legs:
+                tick = last_ticks.get(symbol)
+                if tick is None:
+                    continue
+                value = units * mid_price(tick.bid, tick.ask)
+                amount += value - cost
+                terms += abs(value) + abs(cost)
+            if currency != account:
+                factor = self._factor(currency, limits)
+                if factor is None:
+                    return None
+                amount, terms = amount * factor, terms * factor
+            total += amount
+            size += terms
+        return total, size * _ESTIMATE_ERROR
+
+    def _floats_of(self, parts: _DayParts) -> dict[str, tuple[float, list[tuple[str, float, float]]]]:
+        """Return ``parts`` in floats; a figure equal to one converted before keeps its float (a fill changes few)."""
+        floats: dict[str, tuple[float, list[tuple[str, float, float]]]] = {}
+        constants, legs_of = self._constant_floats, self._leg_floats
+        for currency, (constant, legs) in parts.items():
+            known = constants.get(currency)
+            if known is None or known[0] != constant:
+                known = constants[currency] = (constant, float(constant))
+            float_legs: list[tuple[str, float, float]] = []
+            for symbol, units, cost in legs:
+                leg = legs_of.get(symbol)
+                if leg is None or leg[0] != units or leg[1] != cost:
+                    leg = legs_of[symbol] = (units, cost, float(units), float(cost))
+                float_legs.append((symbol, leg[2], leg[3]))
+            floats[currency] = (known[1], float_legs)
+        return floats
+
+    def _factor(self, currency: str, limits: RiskLimits) -> float | None:
+        """Return the float rate from ``currency`` to the account currency at the latest mids (None: not known).
+
+        Along :func:`conversion_route` (as :func:`convert`), kept while the latest ticks of
+        :func:`rate_symbols` are the same.
+        """
+        last_ticks = self.state.view.last_ticks
+        known = self._factors
+        if known is None or known[0] is not limits:
+            known = self._factors = (limits, {})
+        memo = known[1].get(currency)
+        if memo is not None:
+            symbols, rates = memo[0], memo[1]
+            for index in range(len(symbols)):  # no zip: a compiled zip(strict=True) is a Python call
+                if last_ticks.get(symbols[index]) is not rates[index]:
+                    break
+            else:
+                return memo[2]
+        symbols = rate_symbols(currency, limits.account_currency, limits.instruments) if memo is None else memo[0]
+        rates = tuple(map(last_ticks.get, symbols))
+        mids = {symbol: mid_price(tick.bid, tick.ask) for symbol, tick in zip(symbols, rates, strict=True) if tick}
+        route = conversion_route(currency, limits.account_currency, limits.instruments, mids)
+        factor: float | None = None
+        if route is not None:
+            factor = 1.0
+            for mid, multiplies in route:
+                factor = factor * mid if multiplies else factor / mid
+        known[1][currency] = (symbols, rates, factor)
+        return factor
 
 
 def with_booking(

@@ -122,18 +122,28 @@ def from_mt5_symbol_info(info: Any) -> Instrument:
     )  # fmt: skip
 
 
-def _leg(amount: Decimal, source: str, target: str, instruments: Mapping[str, Instrument],
-         mids: Mapping[str, float]) -> Decimal | None:  # fmt: skip
-    """``amount`` of ``source`` in ``target`` through one quoted pair (multiply or divide by its mid), or None."""
+def _pair(source: str, target: str, instruments: Mapping[str, Instrument],
+          mids: Mapping[str, float]) -> tuple[float, bool] | None:  # fmt: skip
+    """The mid of the first quoted pair (by symbol) from ``source`` to ``target`` and whether it multiplies, or None."""
     for symbol, mid in sorted(mids.items()):
         spec = instruments.get(symbol)
         if spec is None or mid <= 0:
             continue
-        if spec.base == source and spec.quote == target:
-            return CONVERSION_CONTEXT.multiply(amount, to_decimal(mid))
-        if spec.base == target and spec.quote == source:
-            return CONVERSION_CONTEXT.divide(amount, to_decimal(mid))
+        if (spec.base == source and spec.quote == target) or (spec.base == target and spec.quote == source):
+            return mid, spec.base == source
     return None
+
+
+def conversion_route(source: str, target: str, instruments: Mapping[str, Instrument],
+                     mids: Mapping[str, float]) -> tuple[tuple[float, bool], ...] | None:  # fmt: skip
+    """The pairs :func:`convert` goes through (mid, True: multiply, else divide): one, else two via USD; or None."""
+    if source == target:
+        return ()
+    direct = _pair(source, target, instruments, mids)
+    if direct is not None or PIVOT in (source, target):
+        return None if direct is None else (direct,)
+    first, second = _pair(source, PIVOT, instruments, mids), _pair(PIVOT, target, instruments, mids)
+    return None if first is None or second is None else (first, second)
 
 
 def rate_symbols(source: str, target: str, instruments: Mapping[str, Instrument]) -> tuple[str, ...]:
@@ -148,14 +158,11 @@ def rate_symbols(source: str, target: str, instruments: Mapping[str, Instrument]
 def convert(
     amount: Decimal, source: str, target: str, instruments: Mapping[str, Instrument], mids: Mapping[str, float]
 ) -> Decimal | None:
-    """Return ``amount`` of ``source`` in ``target`` at the live mids, or None when no rate is known.
-
-    One pair when one is quoted (direct: multiply; inverse: divide), else two through USD.
-    """
-    if source == target:
-        return amount
-    direct = _leg(amount, source, target, instruments, mids)
-    if direct is not None or PIVOT in (source, target):
-        return direct
-    in_pivot = _leg(amount, source, PIVOT, instruments, mids)
-    return None if in_pivot is None else _leg(in_pivot, PIVOT, target, instruments, mids)
+    """Return ``amount`` of ``source`` in ``target`` at the live mids (:func:`conversion_route`), or None."""
+    route = conversion_route(source, target, instruments, mids)
+    if route is None:
+        return None
+    for mid, multiplies in route:
+        rate = to_decimal(mid)
+        amount = CONVERSION_CONTEXT.multiply(amount, rate) if multiplies else CONVERSION_CONTEXT.divide(amount, rate)
+    return amount

@@ -1,0 +1,151 @@
+"""The loss checks' question, "is the day's P&L above the limit?", answered as the exact valuation answers it.
+
+``Valuation.is_above`` first sums the day's P&L in floats with a bound on their error and
+answers from that when it clears the floor by more than the bound; these tests hold it
+equal to ``daily_pnl(...) > floor`` at floors right beside the exact figure, where only
+the exact sums can tell, and far from it, where the estimate decides.
+"""
+
+from __future__ import annotations
+
+import decimal
+from dataclasses import replace
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from execution.engine import Engine
+from execution.limits import RiskLimits
+from execution.sizing import SizingPolicy
+from execution.valuation import Valuation
+from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, tick
+from tickwave.clock import ManualClock
+from tickwave.config import ExecutionSettings, default_symbols
+from tickwave.contracts import OrderFilled, OrderSubmitted, RiskEvent
+from tickwave.instruments import registry
+
+MIDS = {"EURUSD": 1.1, "USDJPY": 150.0, "EURJPY": 165.0, "XAUUSD": 2300.0, "GBPUSD": 1.27, "EURGBP": 0.87}
+SYMBOLS = sorted(MIDS)
+# Digits enough to step one unit of the last place of any figure here.
+WIDE = decimal.Context(prec=80)
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("tick"), st.sampled_from(SYMBOLS), st.sampled_from([0.997, 0.9999, 1.0, 1.0003, 1.2])),
+        st.tuples(
+            st.just("fill"),
+            st.sampled_from(SYMBOLS),
+            st.integers(-300, 300).filter(bool),
+            st.sampled_from([0.998, 1.0, 1.001]),
+        ),
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+def _engine(account: str) -> tuple[Engine, ManualClock]:
+    risk = execution_settings(daily_loss_limit=1e12, flash_crash_pct=90.0, max_position_lots=1e4,
+                              max_order_lots=1e4, max_gross_exposure=1e15).risk  # fmt: skip
+    settings = ExecutionSettings(risk=risk, account_currency=account)
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    limits = replace(RiskLimits.from_settings(settings, market=ALWAYS_OPEN), instruments=registry(default_symbols()))
+    return Engine(limits, SizingPolicy.from_settings(settings), clock), clock
+
+
+def _tick(engine: Engine, symbol: str, mid: float, spread: float | None = None) -> list[RiskEvent]:
+    """Price ``symbol`` at ``mid``; apply what the breakers decided (as the service does); return it."""
+    events = engine.on_tick(tick(engine.clock.now_ms(), mid, symbol, mid * 0.00002 if spread is None else spread))
+    for event in events:
+        for follow_up in engine.apply(event):
+            engine.apply(follow_up)
+    return events
+
+
+def _fill(engine: Engine, number: int, symbol: str, lots: Decimal, price: float) -> None:
+    side = "buy" if lots > 0 else "sell"
+    order_id, now = f"tw-{number}", engine.clock.now_ms()
+    engine.apply(OrderSubmitted(client_order_id=order_id, signal_id=f"s{number}", symbol=symbol, model_id="m",
+                                model_version=1, event_at_ms=now, side=side, quantity_lots=float(abs(lots)),
+                                order_type="market"))  # fmt: skip
+    for follow_up in engine.apply(OrderFilled(client_order_id=order_id, signal_id=f"s{number}", symbol=symbol,
+                                              model_id="m", model_version=1, event_at_ms=now, fill_id=f"f{number}",
+                                              fill_price=price, fill_lots=float(abs(lots)),
+                                              cumulative_lots=float(abs(lots)), is_final=True)):  # fmt: skip
+        engine.apply(follow_up)
+
+
+def _floors(exact: Decimal | None) -> list[Decimal]:
+    """Floors beside the exact figure (one unit of its last place either side, and of the 80th digit), and far."""
+    far = [Decimal(0), Decimal(-(10**9)), Decimal(10**9)]
+    if exact is None:
+        return far
+    return [exact, WIDE.next_minus(exact), WIDE.next_plus(exact), exact - Decimal("1e-9"), exact + Decimal("1e-9"),
+            exact.next_minus(), exact.next_plus(), exact - 1, exact + 1, *far]  # fmt: skip
+
+
+def _assert_screen_answers_as_exact(engine: Engine, now_ms: int) -> None:
+    limits = engine.limits
+    exact = Valuation(engine.state).daily_pnl(limits, now_ms)  # no memo, no estimate
+    for floor in _floors(exact):
+        expected = exact is not None and exact > floor
+        assert engine.valuation.is_above(limits, now_ms, floor) is expected, (exact, floor)
+        assert Valuation(engine.state).is_above(limits, now_ms, floor) is expected, (exact, floor)
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=steps, quoted=st.sets(st.sampled_from(SYMBOLS), min_size=1), account=st.sampled_from(["USD", "GBP", "JPY"]))
+def test_is_above_when_ticks_and_fills_in_any_currency_then_it_answers_as_the_exact_day_pnl(
+    path: list[tuple[object, ...]], quoted: set[str], account: str
+) -> None:
+    # Accounts in USD (JPY and GBP sums convert through one pair), GBP (JPY through USD: two pairs)
+    # and JPY; a symbol never quoted leaves its currency without a rate (daily_pnl: None).
+    engine, clock = _engine(account)
+    mids = dict(MIDS)
+    for symbol in sorted(quoted):
+        _tick(engine, symbol, mids[symbol])
+    for number, step in enumerate(path, start=1):
+        clock.advance(1)
+        if step[0] == "tick":
+            _, symbol, factor = step
+            mids[symbol] = round(mids[symbol] * factor, 6)  # type: ignore[index, operator]
+            _tick(engine, symbol, mids[symbol])  # type: ignore[arg-type, index]
+        elif step[1] in quoted:
+            _, symbol, hundredths, off = step
+            price = round(mids[symbol] * off, 6)  # type: ignore[index, operator]
+            _fill(engine, number, symbol, Decimal(hundredths) / 100, price)  # type: ignore[arg-type, operator]
+        _assert_screen_answers_as_exact(engine, clock.now_ms())
+
+
+def test_is_above_when_the_day_sits_on_the_limit_then_the_loss_breaker_trips_as_before() -> None:
+    # A position whose open loss is exactly the limit: the estimate cannot tell, the exact sums trip it.
+    engine, clock = _engine("USD")
+    engine.limits = replace(engine.limits, daily_loss_limit=Decimal(300))
+    _tick(engine, "EURUSD", 1.1, 0.0)
+    _fill(engine, 1, "EURUSD", Decimal("0.1"), 1.1)
+    clock.advance(1)
+    assert _tick(engine, "EURUSD", 1.0701, 0.0) == []  # -299.00 USD
+    clock.advance(1)
+    tripped = _tick(engine, "EURUSD", 1.07, 0.0)  # -300.00 USD: at the limit
+
+    assert [event.trading_state for event in tripped] == ["REDUCING"]
+    assert engine.daily_pnl(clock.now_ms()) == Decimal(-300)
+
+
+def test_is_above_when_asked_at_the_exact_figure_on_every_tick_then_never_above_it() -> None:
+    # Floats round a sum either way; at a floor equal to the exact figure the answer must be False
+    # every time, and True one unit of its 80th digit below: the estimate's bound leaves both to the exact sums.
+    engine, clock = _engine("USD")
+    for symbol in ("EURUSD", "USDJPY"):
+        _tick(engine, symbol, MIDS[symbol])
+    _fill(engine, 1, "EURUSD", Decimal("0.37"), 1.1003)
+    _fill(engine, 2, "USDJPY", Decimal("-1.13"), 149.987)
+    for step in range(1, 200):
+        clock.advance(1)
+        symbol = ("EURUSD", "USDJPY")[step % 2]
+        _tick(engine, symbol, round(MIDS[symbol] * (1 + step / 7919), 5))
+        exact = Valuation(engine.state).daily_pnl(engine.limits, clock.now_ms())
+        assert exact is not None
+        assert engine.valuation.is_above(engine.limits, clock.now_ms(), exact) is False, (step, exact)
+        assert engine.valuation.is_above(engine.limits, clock.now_ms(), WIDE.next_minus(exact)) is True, (step, exact)
