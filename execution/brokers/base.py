@@ -164,14 +164,14 @@ def canceled(order: OrderIdentity, reason: str, at_ms: int) -> OrderCanceled:
     )  # fmt: skip
 
 
-def fill_events(order: OrderIdentity, fill: BrokerFill, cumulative_lots: float, is_final: bool) -> list[BrokerEvent]:
-    """Build the ``OrderFilled`` event and the ``Fill`` record of one execution."""
+def fill_events(order: OrderIdentity, fill: BrokerFill, filled_lots: float, is_final: bool) -> list[BrokerEvent]:
+    """Build the ``OrderFilled`` event and the ``Fill`` record of one execution (``filled_lots``: the order's total)."""
     return [
         OrderFilled(
             client_order_id=order.client_order_id, signal_id=order.signal_id, symbol=order.symbol,
             model_id=order.model_id, model_version=order.model_version, event_at_ms=fill.filled_at_ms,
             fill_id=fill.fill_id, fill_price=fill.price, fill_lots=fill.lots,
-            cumulative_lots=cumulative_lots, is_final=is_final,
+            cumulative_lots=filled_lots, is_final=is_final,
         ),
         Fill(
             fill_id=fill.fill_id, client_order_id=order.client_order_id, signal_id=order.signal_id,

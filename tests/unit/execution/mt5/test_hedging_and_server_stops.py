@@ -74,6 +74,18 @@ def test_submit_when_a_later_hedging_close_is_refused_then_the_part_done_is_fill
 
 
 @pytest.mark.parametrize("margin_mode", [HEDGING], indirect=True, ids=["hedging"])
+def test_submit_when_hedging_closes_add_up_inexactly_in_floats_then_each_cumulative_lots_is_exact(
+    margin_mode: int,
+) -> None:
+    fake, _, broker = hedging_with_two_longs(margin_mode)  # 0.1 and 0.2 lots: 0.30000000000000004 in floats
+    events = broker.submit(make_intent(3, "sell", 0.3))  # closed by ticket: 0.1, then 0.2
+
+    filled = [e for e in events if isinstance(e, OrderFilled)]
+    assert [(f.fill_lots, f.cumulative_lots, f.is_final) for f in filled] == [(0.1, 0.1, False), (0.2, 0.3, True)]
+    assert fake.positions_get() == ()
+
+
+@pytest.mark.parametrize("margin_mode", [HEDGING], indirect=True, ids=["hedging"])
 def test_poll_when_a_later_hedging_close_goes_unanswered_then_its_fill_comes_once_without_a_second_accept(
     margin_mode: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,13 +101,13 @@ def test_poll_when_a_later_hedging_close_goes_unanswered_then_its_fill_comes_onc
         return original(request)
 
     monkeypatch.setattr(fake, "order_send", send)
-    events = broker.submit(make_intent(3, "sell", 0.25))
+    events = broker.submit(make_intent(3, "sell", 0.3))  # 0.1 + 0.2: 0.30000000000000004 in floats
     assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled", "Fill"]
     terminal.connect()
     broker.clock.advance(1_000)  # type: ignore[attr-defined]
     later = broker.poll()
     assert [type(e).__name__ for e in later] == ["OrderFilled", "Fill"]
-    assert later[0].cumulative_lots == pytest.approx(0.25) and later[0].is_final  # type: ignore[union-attr]
+    assert later[0].cumulative_lots == 0.3 and later[0].is_final  # type: ignore[union-attr]
 
 
 def test_server_stops_when_the_process_is_down_then_the_server_closes_and_the_restart_books_the_close(
