@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from execution.app import build_service
 from execution.brokers.base import Broker
+from execution.engine import Engine
 from execution.service import ExecutionService
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, MarketSettings, RiskSettings, load_settings
-from tickwave.contracts import Message, Signal, Tick
+from tickwave.contracts import Message, OrderFilled, OrderSubmitted, RiskEvent, Signal, Tick
 
 # A Wednesday, 12:00 UTC: the fx market is open.
 WEDNESDAY_NOON_MS = 1_700_049_600_000
@@ -97,3 +99,32 @@ def signal(
 
 def tick(now_ms: int, mid: float = 1.1, symbol: str = "EURUSD", spread: float = 0.0001, seq: int = 0) -> Tick:
     return Tick(symbol=symbol, time_ms=now_ms, seq=seq, bid=mid - spread / 2, ask=mid + spread / 2)
+
+
+def apply_all(engine: Engine, events: list[RiskEvent]) -> None:
+    """Apply ``events`` and what each leads to (as the service records them)."""
+    for event in events:
+        for follow_up in engine.apply(event):
+            engine.apply(follow_up)
+
+
+def price_at(engine: Engine, symbol: str, mid: float, spread: float | None = None) -> list[RiskEvent]:
+    """Price ``symbol`` at ``mid`` now (spread: 0.002 % of it unless given); apply what the breakers decided."""
+    events = engine.on_tick(tick(engine.clock.now_ms(), mid, symbol, mid * 0.00002 if spread is None else spread))
+    apply_all(engine, events)
+    return events
+
+
+def record_fill(engine: Engine, number: int, symbol: str, lots: Decimal, price: float) -> None:
+    """Record a filled order of ``lots`` (signed) at ``price`` straight into the engine."""
+    side = "buy" if lots > 0 else "sell"
+    client_order_id = f"tw-{number}"
+    now = engine.clock.now_ms()
+    engine.apply(OrderSubmitted(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol, model_id="m",
+                                model_version=1, event_at_ms=now, side=side, quantity_lots=float(abs(lots)),
+                                order_type="market"))  # fmt: skip
+    follow_ups = engine.apply(OrderFilled(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol,
+                                          model_id="m", model_version=1, event_at_ms=now, fill_id=f"f{number}",
+                                          fill_price=price, fill_lots=float(abs(lots)),
+                                          cumulative_lots=float(abs(lots)), is_final=True))  # fmt: skip
+    apply_all(engine, follow_ups)

@@ -19,10 +19,9 @@ from execution.engine import Engine
 from execution.limits import RiskLimits
 from execution.sizing import SizingPolicy
 from execution.valuation import Valuation
-from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, tick
+from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, price_at, record_fill
 from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, default_symbols
-from tickwave.contracts import OrderFilled, OrderSubmitted, RiskEvent
 from tickwave.instruments import registry
 
 MIDS = {"EURUSD": 1.1, "USDJPY": 150.0, "EURJPY": 165.0, "XAUUSD": 2300.0, "GBPUSD": 1.27, "EURGBP": 0.87}
@@ -54,28 +53,6 @@ def _engine(account: str) -> tuple[Engine, ManualClock]:
     return Engine(limits, SizingPolicy.from_settings(settings), clock), clock
 
 
-def _tick(engine: Engine, symbol: str, mid: float, spread: float | None = None) -> list[RiskEvent]:
-    """Price ``symbol`` at ``mid``; apply what the breakers decided (as the service does); return it."""
-    events = engine.on_tick(tick(engine.clock.now_ms(), mid, symbol, mid * 0.00002 if spread is None else spread))
-    for event in events:
-        for follow_up in engine.apply(event):
-            engine.apply(follow_up)
-    return events
-
-
-def _fill(engine: Engine, number: int, symbol: str, lots: Decimal, price: float) -> None:
-    side = "buy" if lots > 0 else "sell"
-    order_id, now = f"tw-{number}", engine.clock.now_ms()
-    engine.apply(OrderSubmitted(client_order_id=order_id, signal_id=f"s{number}", symbol=symbol, model_id="m",
-                                model_version=1, event_at_ms=now, side=side, quantity_lots=float(abs(lots)),
-                                order_type="market"))  # fmt: skip
-    for follow_up in engine.apply(OrderFilled(client_order_id=order_id, signal_id=f"s{number}", symbol=symbol,
-                                              model_id="m", model_version=1, event_at_ms=now, fill_id=f"f{number}",
-                                              fill_price=price, fill_lots=float(abs(lots)),
-                                              cumulative_lots=float(abs(lots)), is_final=True)):  # fmt: skip
-        engine.apply(follow_up)
-
-
 def _floors(exact: Decimal | None) -> list[Decimal]:
     """Floors beside the exact figure (one unit of its last place either side, and of the 80th digit), and far."""
     far = [Decimal(0), Decimal(-(10**9)), Decimal(10**9)]
@@ -104,17 +81,17 @@ def test_is_above_when_ticks_and_fills_in_any_currency_then_it_answers_as_the_ex
     engine, clock = _engine(account)
     mids = dict(MIDS)
     for symbol in sorted(quoted):
-        _tick(engine, symbol, mids[symbol])
+        price_at(engine, symbol, mids[symbol])
     for number, step in enumerate(path, start=1):
         clock.advance(1)
         if step[0] == "tick":
             _, symbol, factor = step
             mids[symbol] = round(mids[symbol] * factor, 6)  # type: ignore[index, operator]
-            _tick(engine, symbol, mids[symbol])  # type: ignore[arg-type, index]
+            price_at(engine, symbol, mids[symbol])  # type: ignore[arg-type, index]
         elif step[1] in quoted:
             _, symbol, hundredths, off = step
             price = round(mids[symbol] * off, 6)  # type: ignore[index, operator]
-            _fill(engine, number, symbol, Decimal(hundredths) / 100, price)  # type: ignore[arg-type, operator]
+            record_fill(engine, number, symbol, Decimal(hundredths) / 100, price)  # type: ignore[arg-type, operator]
         _assert_screen_answers_as_exact(engine, clock.now_ms())
 
 
@@ -122,12 +99,12 @@ def test_is_above_when_the_day_sits_on_the_limit_then_the_loss_breaker_trips_as_
     # A position whose open loss is exactly the limit: the estimate cannot tell, the exact sums trip it.
     engine, clock = _engine("USD")
     engine.limits = replace(engine.limits, daily_loss_limit=Decimal(300))
-    _tick(engine, "EURUSD", 1.1, 0.0)
-    _fill(engine, 1, "EURUSD", Decimal("0.1"), 1.1)
+    price_at(engine, "EURUSD", 1.1, 0.0)
+    record_fill(engine, 1, "EURUSD", Decimal("0.1"), 1.1)
     clock.advance(1)
-    assert _tick(engine, "EURUSD", 1.0701, 0.0) == []  # -299.00 USD
+    assert price_at(engine, "EURUSD", 1.0701, 0.0) == []  # -299.00 USD
     clock.advance(1)
-    tripped = _tick(engine, "EURUSD", 1.07, 0.0)  # -300.00 USD: at the limit
+    tripped = price_at(engine, "EURUSD", 1.07, 0.0)  # -300.00 USD: at the limit
 
     assert [event.trading_state for event in tripped] == ["REDUCING"]
     assert engine.daily_pnl(clock.now_ms()) == Decimal(-300)
@@ -138,13 +115,13 @@ def test_is_above_when_asked_at_the_exact_figure_on_every_tick_then_never_above_
     # every time, and True one unit of its 80th digit below: the estimate's bound leaves both to the exact sums.
     engine, clock = _engine("USD")
     for symbol in ("EURUSD", "USDJPY"):
-        _tick(engine, symbol, MIDS[symbol])
-    _fill(engine, 1, "EURUSD", Decimal("0.37"), 1.1003)
-    _fill(engine, 2, "USDJPY", Decimal("-1.13"), 149.987)
+        price_at(engine, symbol, MIDS[symbol])
+    record_fill(engine, 1, "EURUSD", Decimal("0.37"), 1.1003)
+    record_fill(engine, 2, "USDJPY", Decimal("-1.13"), 149.987)
     for step in range(1, 200):
         clock.advance(1)
         symbol = ("EURUSD", "USDJPY")[step % 2]
-        _tick(engine, symbol, round(MIDS[symbol] * (1 + step / 7919), 5))
+        price_at(engine, symbol, round(MIDS[symbol] * (1 + step / 7919), 5))
         exact = Valuation(engine.state).daily_pnl(engine.limits, clock.now_ms())
         assert exact is not None
         assert engine.valuation.is_above(engine.limits, clock.now_ms(), exact) is False, (step, exact)

@@ -25,10 +25,17 @@ from execution.risk import (
 )
 from execution.sizing import SizingPolicy
 from execution.valuation import Valuation
-from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, signal, tick
+from tests.unit.execution.helpers import (
+    ALWAYS_OPEN,
+    WEDNESDAY_NOON_MS,
+    execution_settings,
+    price_at,
+    record_fill,
+    signal,
+    tick,
+)
 from tickwave.clock import ManualClock
 from tickwave.config import SymbolSpec, default_symbols
-from tickwave.contracts import OrderFilled, OrderSubmitted, RiskEvent
 from tickwave.instruments import convert, from_mt5_symbol_info, rate_symbols, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
@@ -176,31 +183,6 @@ def _engine(start_ms: int = NOW, **overrides: object) -> tuple[Engine, ManualClo
     return Engine(limits, SizingPolicy.from_settings(settings), clock), clock
 
 
-def _apply_all(engine: Engine, events: list[RiskEvent]) -> None:
-    for event in events:
-        for follow_up in engine.apply(event):
-            engine.apply(follow_up)
-
-
-def _price(engine: Engine, symbol: str, mid: float) -> None:
-    _apply_all(engine, engine.on_tick(tick(engine.clock.now_ms(), mid, symbol, mid * 0.00002)))
-
-
-def _trade(engine: Engine, number: int, symbol: str, lots: Decimal, price: float) -> None:
-    """Record a filled order of ``lots`` (signed) at ``price`` straight into the engine."""
-    side = "buy" if lots > 0 else "sell"
-    client_order_id = f"tw-{number}"
-    now = engine.clock.now_ms()
-    engine.apply(OrderSubmitted(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol, model_id="m",
-                                model_version=1, event_at_ms=now, side=side, quantity_lots=float(abs(lots)),
-                                order_type="market"))  # fmt: skip
-    follow_ups = engine.apply(OrderFilled(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol,
-                                          model_id="m", model_version=1, event_at_ms=now, fill_id=f"f{number}",
-                                          fill_price=price, fill_lots=float(abs(lots)),
-                                          cumulative_lots=float(abs(lots)), is_final=True))  # fmt: skip
-    _apply_all(engine, follow_ups)
-
-
 trades = st.lists(
     st.tuples(st.integers(min_value=-50, max_value=50).filter(bool), st.integers(min_value=10_500, max_value=11_500)),
     min_size=1,
@@ -214,19 +196,19 @@ def test_day_pnl_when_trading_within_one_day_then_equals_cash_flows_plus_marked_
     fills: list[tuple[int, int]], final: int
 ) -> None:
     engine, _ = _engine()
-    _price(engine, "EURUSD", 1.1)
+    price_at(engine, "EURUSD", 1.1)
     cash = position = Decimal(0)
     for number, (hundredths, price_points) in enumerate(fills):
         lots, mid = Decimal(hundredths) / 100, Decimal(price_points) / 10_000
         paid = mid + Decimal(3) / 10_000 * (1 if lots > 0 else -1)  # filled 3 points off the mid: a cost
-        _price(engine, "EURUSD", float(mid))
-        _trade(engine, number, "EURUSD", lots, float(paid))
+        price_at(engine, "EURUSD", float(mid))
+        record_fill(engine, number, "EURUSD", lots, float(paid))
         # Independent recomputation: every fill's cash flow, plus what the open position is worth at the mid.
         cash -= lots * paid
         position += lots
         # Right after the fill, with no tick since, the fill's cost is already in the day's P&L.
         assert engine.daily_pnl(engine.clock.now_ms()) == (cash + position * mid) * 100_000
-    _price(engine, "EURUSD", final / 10_000)
+    price_at(engine, "EURUSD", final / 10_000)
 
     assert engine.daily_pnl(engine.clock.now_ms()) == (cash + position * Decimal(final) / 10_000) * 100_000
 
@@ -234,12 +216,12 @@ def test_day_pnl_when_trading_within_one_day_then_equals_cash_flows_plus_marked_
 def test_day_pnl_when_yesterday_gained_then_today_shows_only_todays_loss() -> None:
     tuesday_noon_utc = NOW - 24 * HOUR_MS
     engine, clock = _engine(tuesday_noon_utc, daily_loss_limit=1_000.0)
-    _price(engine, "EURUSD", 1.1000)
-    _trade(engine, 1, "EURUSD", Decimal(1), 1.1000)
-    _price(engine, "EURUSD", 1.1300)  # +3,000 USD open gain on Tuesday
+    price_at(engine, "EURUSD", 1.1000)
+    record_fill(engine, 1, "EURUSD", Decimal(1), 1.1000)
+    price_at(engine, "EURUSD", 1.1300)  # +3,000 USD open gain on Tuesday
     clock.advance(24 * HOUR_MS)  # Wednesday noon: past the 17:00 New York rollover
-    _price(engine, "EURUSD", 1.1300)  # the first tick of the new day marks the open gain
-    _price(engine, "EURUSD", 1.1150)  # -1,500 today, still +1,500 since entry
+    price_at(engine, "EURUSD", 1.1300)  # the first tick of the new day marks the open gain
+    price_at(engine, "EURUSD", 1.1150)  # -1,500 today, still +1,500 since entry
 
     pnl = engine.daily_pnl(clock.now_ms())
 
@@ -250,9 +232,9 @@ def test_day_pnl_when_yesterday_gained_then_today_shows_only_todays_loss() -> No
 def test_day_pnl_when_the_days_marks_are_replayed_after_it_was_valued_then_valued_against_them() -> None:
     # A restart replays the journal's rollover marks onto an engine that may have valued the day already.
     engine, clock = _engine()
-    _price(engine, "EURUSD", 1.1000)
-    _trade(engine, 1, "EURUSD", Decimal(1), 1.1000)
-    _price(engine, "EURUSD", 1.1010)
+    price_at(engine, "EURUSD", 1.1000)
+    record_fill(engine, 1, "EURUSD", Decimal(1), 1.1000)
+    price_at(engine, "EURUSD", 1.1010)
     assert engine.daily_pnl(clock.now_ms()) == Decimal(100)  # marked flat at the day's first tick
     day = engine.marked_day
 
@@ -264,12 +246,12 @@ def test_day_pnl_when_the_days_marks_are_replayed_after_it_was_valued_then_value
 
 def test_day_pnl_when_a_cross_trades_then_valued_in_usd_and_unknown_without_a_rate() -> None:
     engine, clock = _engine()
-    _price(engine, "EURJPY", 163.0)
-    _trade(engine, 1, "EURJPY", Decimal(1), 163.0)
-    _price(engine, "EURJPY", 162.0)  # -1 JPY x 100,000 EUR = -100,000 JPY
+    price_at(engine, "EURJPY", 163.0)
+    record_fill(engine, 1, "EURJPY", Decimal(1), 163.0)
+    price_at(engine, "EURJPY", 162.0)  # -1 JPY x 100,000 EUR = -100,000 JPY
 
     assert engine.daily_pnl(clock.now_ms()) is None  # no USDJPY quote yet: unknown, never guessed
-    _price(engine, "USDJPY", 160.0)
+    price_at(engine, "USDJPY", 160.0)
     assert engine.daily_pnl(clock.now_ms()) == Decimal(-100_000) / Decimal(160)
 
 
@@ -333,7 +315,7 @@ def test_gross_exposure_when_ticks_fills_signals_and_limits_change_then_the_memo
     engine, clock = _engine(max_gross_exposure=1e6, max_position_lots=5.0, max_order_lots=5.0)
     mids = dict(MEMO_MIDS)
     for symbol in sorted(quoted):  # some symbols unquoted at first: the no_rate path is memoised too
-        _price(engine, symbol, mids[symbol])
+        price_at(engine, symbol, mids[symbol])
     number = 0
     for step in steps:
         number += 1
@@ -341,10 +323,10 @@ def test_gross_exposure_when_ticks_fills_signals_and_limits_change_then_the_memo
         if step[0] == "tick":
             _, symbol, factor = step
             mids[symbol] = round(mids[symbol] * factor, 6)  # type: ignore[operator]
-            _price(engine, symbol, mids[symbol])  # type: ignore[arg-type]
+            price_at(engine, symbol, mids[symbol])  # type: ignore[arg-type]
         elif step[0] == "fill":
             _, symbol, hundredths = step
-            _trade(engine, number, symbol, Decimal(hundredths) / 100, mids[symbol])  # type: ignore[arg-type,index]
+            record_fill(engine, number, symbol, Decimal(hundredths) / 100, mids[symbol])  # type: ignore[arg-type,index]
         elif step[0] == "signal":
             _, symbol, direction, strength = step
             decision = engine.on_signal(signal(number, clock.now_ms(), direction, strength, symbol))  # type: ignore[arg-type]
@@ -386,17 +368,17 @@ def test_day_pnl_when_ticks_fills_and_limits_change_then_the_conversions_kept_eq
     engine, clock = _engine()
     mids = dict(MEMO_MIDS)
     for symbol in sorted(quoted):
-        _price(engine, symbol, mids[symbol])
+        price_at(engine, symbol, mids[symbol])
     for number, step in enumerate(steps, start=1):
         clock.advance(1)
         if step[0] == "tick":
             _, symbol, factor = step
             mids[symbol] = round(mids[symbol] * factor, 6)  # type: ignore[operator]
-            _price(engine, symbol, mids[symbol])  # type: ignore[arg-type]
+            price_at(engine, symbol, mids[symbol])  # type: ignore[arg-type]
         elif step[0] == "fill" and step[1] in quoted:  # off the mid: a cost, so the sum changes and no rate does
             _, symbol, hundredths = step
             price = round(mids[symbol] * 1.001, 6)  # type: ignore[index]
-            _trade(engine, number, symbol, Decimal(hundredths) / 100, price)  # type: ignore[arg-type]
+            record_fill(engine, number, symbol, Decimal(hundredths) / 100, price)  # type: ignore[arg-type]
         elif step[0] == "gold_lot":
             gold = SymbolSpec(digits=2, tick_size=0.01, contract_size=step[1])  # type: ignore[arg-type]
             engine.limits = replace(engine.limits, instruments={**INSTRUMENTS, **registry({"XAUUSD": gold})})
