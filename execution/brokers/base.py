@@ -24,7 +24,7 @@ from tickwave.contracts import (
     OrderRejected,
     Side,
     Tick,
-    stable_id,
+    joined_id,
 )
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
@@ -203,4 +203,4 @@ def cumulative_lots(filled_lots: float, fills: Sequence[BrokerFill]) -> list[flo
 
 def fill_id_for(client_order_id: str, sequence: int) -> str:
     """Return the deterministic id of an order's ``sequence``-th fill."""
-    return stable_id("fill", client_order_id, sequence)
+    return joined_id(f"fill\x1f{client_order_id}\x1f{sequence}")

@@ -35,7 +35,7 @@ from tickwave.contracts.base import (
     Symbol,
     TradingState,
 )
-from tickwave.contracts.core import KindTest, client_order_id_for, encode, stable_id
+from tickwave.contracts.core import KindTest, client_order_id_for, encode, joined_id, stable_id
 from tickwave.contracts.market import (
     Bar,
     DeadLetter,
@@ -64,7 +64,7 @@ __all__ = [
     "FeatureVector", "Fill", "KindTest", "Message", "NonNegative", "OrderAccepted", "OrderCanceled", "OrderDenied",
     "OrderEvent", "OrderFilled", "OrderIntent", "OrderRejected", "OrderSubmitted", "Positive", "Prediction",
     "RiskEvent", "Side", "Signal", "Symbol", "Tick", "TradingState", "client_order_id_for", "decode", "decode_any",
-    "encode", "stable_id",
+    "encode", "joined_id", "stable_id",
 ]  # fmt: skip
 
 AnyMessage = (

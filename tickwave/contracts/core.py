@@ -12,6 +12,7 @@ from typing import Final
 import msgspec
 
 _ENCODER: Final = msgspec.json.Encoder()  # the wire format's one encoder (see tickwave.contracts)
+_BLAKE2B: Final = hashlib.blake2b
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -21,13 +22,17 @@ def encode(message: msgspec.Struct) -> bytes:
 
 def stable_id(*parts: object, length: int = 32) -> str:
     """Return a deterministic hex id of ``parts`` (the same inputs always give the same id)."""
-    text = "\x1f".join(map(str, parts))
-    return hashlib.blake2b(text.encode(), digest_size=length // 2).hexdigest()
+    return joined_id("\x1f".join(map(str, parts)), length)
+
+
+def joined_id(text: str, length: int = 32) -> str:
+    """Return the :func:`stable_id` of parts joined with its separator (U+001F), as the ids of orders and fills do."""
+    return _BLAKE2B(text.encode(), digest_size=length // 2).hexdigest()
 
 
 def client_order_id_for(signal_id: str) -> str:
     """Return the id of the one order a signal may produce (31 characters at most: MT5's order ``comment``)."""
-    return "tw-" + stable_id("order", signal_id, length=24)
+    return "tw-" + joined_id("order\x1f" + signal_id, 24)
 
 
 def mid_price(bid: float, ask: float) -> float:
