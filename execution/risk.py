@@ -23,7 +23,7 @@ import msgspec
 from execution.limits import RiskLimits
 from tickwave.contracts import Side, Signal, Tick, TradingState
 from tickwave.contracts.core import mid_price
-from tickwave.instruments import convert
+from tickwave.instruments import conversion_route, convert
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 # MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
@@ -31,6 +31,11 @@ _add: Final = MONEY_CONTEXT.add
 
 _BPS: Final = 10_000.0
 _ZERO: Final = Decimal(0)
+# A float estimate's error bound, relative to the sum of its terms' sizes: each of its float steps (a Decimal's
+# nearest float, a mid's shortest text, a product, a sum, a rate) errs by at most 2**-53 of that sum; 2**-40
+# leaves room for 8,000 such steps (and a 28-digit conversion's rounding).
+ESTIMATE_ERROR: Final = 2.0**-40
+FLOAT_ROUNDING: Final = 2.0**-52  # a float stands within 2**-53 of the number it was made from (relative)
 
 
 class PriceWindow:
@@ -185,6 +190,9 @@ class LegValues:
         self._ticks: dict[str, Tick] = {}  # the latest ticks the amounts were valued at
         self._mids: dict[str, float] = {}  # their mids
         self._amounts: dict[str, tuple[Decimal, Decimal | None]] = {}  # symbol -> (lots, amount)
+        self._floats: dict[str, tuple[Decimal, float]] = {}  # symbol -> (lots, its float amount)
+        self._rates: dict[str, float | None] = {}  # quote currency -> its float rate to the account currency
+        self._limit = 0.0  # the limits' max_gross_exposure, as a float
 
     def mids(self, view: RiskView, limits: RiskLimits) -> dict[str, float]:
         """Return the mids to value legs at (:func:`mids_of`); forget every amount if the ticks or limits changed.
@@ -205,6 +213,48 @@ class LegValues:
         # Every amount, now valued at other limits or ticks than these.
         self._limits, self._ticks, self._mids = limits, dict(view.last_ticks), mids
         self._amounts.clear()
+        self._limit = float(limits.max_gross_exposure)
+        self._floats.clear()
+        self._rates.clear()
+
+    def clears(self, order: ProposedOrder, view: RiskView, limits: RiskLimits, mids: dict[str, float]) -> bool:
+        """Return True when the gross exposure after ``order``, summed in floats, is under the limit by its error bound.
+
+        The exact sum is then under the limit too (False: unsure, or a leg has no spec or rate). Every term
+        is positive: the bound is relative to the sum. ``mids``: as :meth:`mids` returned them, just before.
+        """
+        if limits is not self._limits or mids is not self._mids:
+            self._forget(limits, view, mids)
+        symbol, positions, pending = order.signal.symbol, view.positions, view.pending
+        total = 0.0
+        for held in positions.keys() | pending.keys() | {symbol}:
+            lots = positions.get(held, _ZERO) + pending.get(held, _ZERO)
+            if held == symbol:
+                lots += order.signed_lots
+            if lots == 0:
+                continue
+            known = self._floats.get(held)
+            if known is None or known[0] != lots:
+                spec, mid = limits.instruments.get(held), mids.get(held)
+                rate = None if spec is None or mid is None else self._rate(spec.quote, limits, mids)
+                if spec is None or mid is None or rate is None:
+                    return False
+                known = self._floats[held] = (lots, abs(float(lots)) * spec.contract_size * mid * rate)
+            total += known[1]
+        return total + total * ESTIMATE_ERROR < self._limit - abs(self._limit) * FLOAT_ROUNDING
+
+    def _rate(self, currency: str, limits: RiskLimits, mids: dict[str, float]) -> float | None:
+        # The float rate from ``currency`` to the account currency along convert's route (None: not known).
+        if currency in self._rates:
+            return self._rates[currency]
+        route = conversion_route(currency, limits.account_currency, limits.instruments, mids)
+        rate: float | None = None
+        if route is not None:
+            rate = 1.0
+            for mid, multiplies in route:
+                rate = rate * mid if multiplies else rate / mid
+        self._rates[currency] = rate
+        return rate
 
     def amount(
         self, symbol: str, lots: Decimal, view: RiskView, limits: RiskLimits, mids: dict[str, float]
@@ -316,8 +366,10 @@ def check_gross_exposure(order: ProposedOrder, view: RiskView, limits: RiskLimit
     symbol = order.signal.symbol
     if symbol not in limits.instruments:
         return Denial("instrument", f"no instrument spec for {symbol}")
-    total = _ZERO
     legs, mids = view.leg_values, view.leg_values.mids(view, limits)
+    if legs.clears(order, view, limits, mids):  # far under the limit, as most orders are: no exact sum needed
+        return None
+    total = _ZERO
     positions, pending = view.positions, view.pending
     for held in sorted(positions.keys() | pending.keys() | {symbol}):
         lots = positions.get(held, _ZERO) + pending.get(held, _ZERO)  # view.exposure_lots, inlined (4+ legs a check)

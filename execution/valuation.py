@@ -16,6 +16,7 @@ from msgspec.structs import replace as replace_struct
 from execution.engine_state import EngineState, book_fill
 from execution.limits import RiskLimits
 from execution.positions import Book, Booking
+from execution.risk import ESTIMATE_ERROR, FLOAT_ROUNDING
 from tickwave.contracts import Fill, Message, OrderFilled, Tick
 from tickwave.contracts.core import mid_price
 from tickwave.instruments import Instrument, conversion_route, convert, rate_symbols
@@ -28,11 +29,6 @@ _multiply: Final = MONEY_CONTEXT.multiply
 _subtract: Final = MONEY_CONTEXT.subtract
 
 _ZERO: Final = Decimal(0)
-# A float estimate's error bound, relative to the sum of its terms' sizes: each of its float steps (a Decimal's
-# nearest float, a mid's shortest text, a product, a sum, a rate) errs by at most 2**-53 of that sum; 2**-40
-# leaves room for 8,000 such steps.
-_ESTIMATE_ERROR: Final = 2.0**-40
-_FLOAT_ROUNDING: Final = 2.0**-52  # a float stands within 2**-53 of the number it was made from (relative)
 _NO_AMOUNTS: Final[dict[str, Decimal]] = {}
 # Per quote currency: the day's realised P&L less the marks and costs, and each open position's (symbol, units, cost).
 _DayParts = dict[str, tuple[Decimal, list[tuple[str, Decimal, Decimal]]]]
@@ -318,7 +314,7 @@ class FloatDay:
         if floors is None or floors[0] != floor:
             floors = self._floor_float = (floor, float(floor))
         bound = floors[1]
-        return value - error > bound + abs(bound) * _FLOAT_ROUNDING
+        return value - error > bound + abs(bound) * FLOAT_ROUNDING
 
     def value(self, parts: _DayParts, limits: RiskLimits) -> tuple[float, float] | None:
         """Return :meth:`Valuation._value_day`'s sum of ``parts`` in floats and a bound on its error (None: no rate).
@@ -348,7 +344,7 @@ class FloatDay:
                 amount, terms = amount * factor, terms * factor
             total += amount
             size += terms
-        return total, size * _ESTIMATE_ERROR
+        return total, size * ESTIMATE_ERROR
 
     def _floats_of(self, parts: _DayParts) -> dict[str, tuple[float, list[tuple[str, float, float]]]]:
         """Return ``parts`` in floats; a figure equal to one converted before keeps its float (a fill changes few)."""
