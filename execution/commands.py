@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from execution.decisions import ControlOutcome, EventBuilder, closing_orders
 from execution.engine_state import FLATTEN, SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, EngineState
 from execution.limits import RiskLimits
-from execution.valuation import Valuation
+from execution.valuation import Valuation, status_summary
 from tickwave.clock import Clock
 from tickwave.config import RiskSettings
 from tickwave.contracts import ControlCommand, OrderDenied, OrderIntent, RiskEvent, Signal
@@ -105,7 +105,7 @@ class Commands:
             return self._set_limit(command, who, now_ms)
         if command.command == "flatten":
             return self._flatten(command, who, now_ms)
-        status = {**self.valuation.status(self.events.instance_id, now_ms), "command_id": command.command_id}
+        status = {**status_summary(self.valuation, self.events.instance_id, now_ms), "command_id": command.command_id}
         return ControlOutcome((risk("status", "info", json.dumps(status, sort_keys=True), now_ms),))
 
     def _resume_events(self, command: ControlCommand, who: str, now_ms: int) -> tuple[RiskEvent, ...]:

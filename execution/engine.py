@@ -36,7 +36,7 @@ from execution.risk import RiskView
 from execution.sizing import SizingPolicy
 from execution.state import Order
 from execution.stops import ProtectiveStops
-from execution.valuation import Valuation
+from execution.valuation import Valuation, status_summary
 from tickwave.clock import Clock
 from tickwave.contracts import (
     ControlCommand,
@@ -196,7 +196,7 @@ class Engine:
 
     def status(self) -> dict[str, Any]:
         """Return a plain summary for ``tickwave execution status``."""
-        return self.valuation.status(self.instance_id, self.clock.now_ms())
+        return status_summary(self.valuation, self.instance_id, self.clock.now_ms())
 
     # -----------------------------------------------------------------------------------
     # Event builders

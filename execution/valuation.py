@@ -267,24 +267,6 @@ class Valuation:
         mids = state.view.leg_values.mids(state.view, limits) if spec.quote != limits.account_currency else {}
         return with_booking(fill, booking, spec, limits.account_currency, limits.instruments, mids)
 
-    def status(self, instance_id: str, now_ms: int) -> dict[str, Any]:
-        """Return a plain summary for ``tickwave execution status``."""
-        state = self.state
-        view = state.view
-        return {
-            "instance_id": instance_id,
-            "trading_state": view.trading_state,
-            "halted_symbols": sorted(view.halted_symbols),
-            "positions_lots": {symbol: str(lots) for symbol, lots in sorted(view.positions.items()) if lots},
-            "orders": len(state.orders) + state.retired_orders,  # those let go from memory too
-            "working_orders": len(state.working_orders()),
-            "signals_decided": len(state.decided_signals) + state.retired_signals,
-            "daily_pnl": _money_text(self.daily_pnl(state.limits, now_ms)),
-            "account_currency": state.limits.account_currency,
-            "consecutive_rejects": view.consecutive_rejects,
-            "defects": len(state.defects),
-        }
-
 
 class FloatDay:
     """The day's P&L summed in floats, with a bound on the error (:meth:`Valuation.is_above`'s first answer).
@@ -392,6 +374,25 @@ class FloatDay:
                 factor = factor * mid if multiplies else factor / mid
         known[1][currency] = (symbols, rates, factor)
         return factor
+
+
+def status_summary(valuation: Valuation, instance_id: str, now_ms: int) -> dict[str, Any]:
+    """Return a plain summary of the engine state ``valuation`` values, for ``tickwave execution status``."""
+    state = valuation.state
+    view = state.view
+    return {
+        "instance_id": instance_id,
+        "trading_state": view.trading_state,
+        "halted_symbols": sorted(view.halted_symbols),
+        "positions_lots": {symbol: str(lots) for symbol, lots in sorted(view.positions.items()) if lots},
+        "orders": len(state.orders) + state.retired_orders,  # those let go from memory too
+        "working_orders": len(state.working_orders()),
+        "signals_decided": len(state.decided_signals) + state.retired_signals,
+        "daily_pnl": _money_text(valuation.daily_pnl(state.limits, now_ms)),
+        "account_currency": state.limits.account_currency,
+        "consecutive_rejects": view.consecutive_rejects,
+        "defects": len(state.defects),
+    }
 
 
 def with_booking(
