@@ -222,16 +222,19 @@ class SignalDecisions:
             events.extend(self.loss_breaker(now_ms))
         return events
 
-    def loss_breaker(self, now_ms: int) -> list[RiskEvent]:
-        """Move trading to ``daily_loss_action`` when the day's loss reaches the limit (only from ACTIVE)."""
+    def loss_breaker(self, now_ms: int, fill: OrderFilled | None = None) -> list[RiskEvent]:
+        """Move trading to ``daily_loss_action`` when the day's loss reaches the limit (only from ACTIVE).
+
+        ``fill``: the fill booked just now (at ``now_ms``), the only change since the last question.
+        """
         state = self.state
         if state.view.trading_state != "ACTIVE":
             return []
-        limits = state.limits
-        if self.valuation.is_above(limits, now_ms, -limits.daily_loss_limit):
-            return []  # short of the limit (most ticks: decided without the exact sums)
-        pnl = self.valuation.daily_pnl(limits, now_ms)
-        if pnl is None or pnl > -limits.daily_loss_limit:
+        limits, floor, valuation = state.limits, -state.limits.daily_loss_limit, self.valuation
+        if valuation.is_above(limits, now_ms, floor) if fill is None else valuation.is_above_after(fill, limits, floor):
+            return []  # short of the limit (most ticks and fills: decided without the exact sums)
+        pnl = valuation.daily_pnl(limits, now_ms)
+        if pnl is None or pnl > floor:
             return []
         detail = f"daily P&L {pnl:.2f} {limits.account_currency} breaches -{limits.daily_loss_limit}"
         return [self.events.risk(TRADING_STATE, "critical", detail, now_ms, limits.daily_loss_action,
@@ -240,8 +243,8 @@ class SignalDecisions:
     def follow_ups(self, event: Message) -> list[RiskEvent]:
         """Return the breaker trips an applied event leads to: a reject in a row too many, a fill's loss."""
         kind = type(event)  # contract messages are never subclassed; most events are neither
-        if kind is OrderFilled:
-            return self.loss_breaker(cast(OrderFilled, event).event_at_ms)
+        if kind is OrderFilled:  # booked just now (the engine asks only after an event changed its state)
+            return self.loss_breaker(cast(OrderFilled, event).event_at_ms, cast(OrderFilled, event))
         if kind is OrderRejected:
             event = cast(OrderRejected, event)
             view, limits = self.state.view, self.state.limits

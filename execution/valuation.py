@@ -6,6 +6,7 @@ cache (the day's P&L of the latest state revision), never state.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
@@ -60,20 +61,32 @@ class Valuation:
             | None
         ) = None
         self._float_day = FloatDay(state)  # the day's P&L in floats, for is_above's first answer
-        self._screened: tuple[int, str, RiskLimits, Decimal] | None = None  # the last question found clear
+        self._screened: tuple[int, str, RiskLimits, Decimal, int] | None = None  # the last question found clear
 
     def is_above(self, limits: RiskLimits, now_ms: int, floor: Decimal) -> bool:
         """Return what ``daily_pnl(limits, now_ms)`` (not None) ``> floor`` would: from :class:`FloatDay` when it can.
 
         The loss checks ask on every tick, fill and signal; the day is mostly far above its limit.
         """
-        asked = (self.state.pnl_revision, self.trading_day(limits, now_ms), limits, floor)
+        state = self.state
+        asked = (state.pnl_revision, self.trading_day(limits, now_ms), limits, floor, state.books_revision)
         if self._screened == asked:  # limits: the same object (compared by identity first) or equal ones
             return True
         if self._float_day.clears(self._day_parts(limits, asked[1]), limits, floor):
             self._screened = asked
             return True
         return (pnl := self.daily_pnl(limits, now_ms)) is not None and pnl > floor
+
+    def is_above_after(self, fill: OrderFilled, limits: RiskLimits, floor: Decimal) -> bool:
+        """:meth:`is_above` at ``fill``'s time, just after it was booked: from the answer before it if only it moved."""
+        state, screened = self.state, self._screened
+        if (screened is not None and screened[2] is limits and screened[3] == floor
+                and screened[0] + 1 == state.pnl_revision and screened[4] + 1 == state.books_revision  # it alone
+                and screened[1] == state.marked_day == self.trading_day(limits, fill.event_at_ms)
+                and self._float_day.clears_after(fill, limits, floor)):  # fmt: skip
+            self._screened = (state.pnl_revision, screened[1], limits, floor, state.books_revision)
+            return True
+        return self.is_above(limits, fill.event_at_ms, floor)
 
     def unrealized_now(self, limits: RiskLimits) -> dict[str, Decimal]:
         """Unrealised P&L of every open position at the latest mid, in its quote currency (exact)."""
@@ -285,6 +298,8 @@ class FloatDay:
             tuple[RiskLimits, dict[str, tuple[tuple[str, ...], tuple[Tick | None, ...], float | None]]] | None
         ) = None
         self._floor_float: tuple[Decimal, float] | None = None  # the last floor asked and its float
+        # Below the exact day's P&L at the last question found clear: (estimate - error, error).
+        self.cleared: tuple[float, float] = (-math.inf, 0.0)
 
     def clears(self, parts: _DayParts, limits: RiskLimits, floor: Decimal) -> bool:
         """Return True when the sum of ``parts`` is above ``floor`` by more than its error bound (False: unsure)."""
@@ -292,11 +307,40 @@ class FloatDay:
         if estimate is None:
             return False
         value, error = estimate
+        if value - error > self._bound(floor):
+            self.cleared = (value - error, error)
+            return True
+        return False
+
+    def clears_after(self, fill: OrderFilled, limits: RiskLimits, floor: Decimal) -> bool:
+        """Return True when the day, which cleared ``floor`` last (``cleared``), clears it still after ``fill`` alone.
+
+        At the same mids, booking u units at price p moves the day's P&L by exactly u x (mid - p)
+        in the quote currency, whatever the book held: u x p paid, a position worth u x mid more.
+        The move's float errs by 2**-40 of u x (mid + p) at most (each float within 2**-53 of its
+        decimal; the difference's error is relative to the mid and the price, not to their gap), and
+        the sum's conversion by 28 digits of the terms (``ESTIMATE_ERROR`` of the bound kept).
+        """
+        spec, tick = limits.instruments.get(fill.symbol), self.state.view.last_ticks.get(fill.symbol)
+        if spec is None or tick is None:  # no leg valued: the sums decide
+            return False
+        rate = 1.0 if spec.quote == limits.account_currency else self._factor(spec.quote, limits)
+        if rate is None:
+            return False
+        units, mid, price = fill.fill_lots * spec.contract_size * rate, mid_price(tick.bid, tick.ask), fill.fill_price
+        low, error = self.cleared
+        low -= units * abs(mid - price) + ESTIMATE_ERROR * (units * (mid + price) + error)
+        if low > self._bound(floor):
+            self.cleared = (low, error + ESTIMATE_ERROR * units * (mid + price))
+            return True
+        return False
+
+    def _bound(self, floor: Decimal) -> float:
+        # The floor as a float, raised by that float's own rounding (kept for the last floor asked).
         floors = self._floor_float
         if floors is None or floors[0] != floor:
             floors = self._floor_float = (floor, float(floor))
-        bound = floors[1]
-        return value - error > bound + abs(bound) * FLOAT_ROUNDING
+        return floors[1] + abs(floors[1]) * FLOAT_ROUNDING
 
     def value(self, parts: _DayParts, limits: RiskLimits) -> tuple[float, float] | None:
         """Return :meth:`Valuation._value_day`'s sum of ``parts`` in floats and a bound on its error (None: no rate).

@@ -117,14 +117,19 @@ def price_at(engine: Engine, symbol: str, mid: float, spread: float | None = Non
 
 def record_fill(engine: Engine, number: int, symbol: str, lots: Decimal, price: float) -> None:
     """Record a filled order of ``lots`` (signed) at ``price`` straight into the engine."""
+    submitted, filled = filled_order(number, symbol, lots, price, engine.clock.now_ms())
+    engine.apply(submitted)
+    apply_all(engine, engine.apply(filled))
+
+
+def filled_order(number: int, symbol: str, lots: Decimal, price: float, now: int) -> tuple[OrderSubmitted, OrderFilled]:
+    """The events of an order of ``lots`` (signed) filled at ``price`` at once."""
     side = "buy" if lots > 0 else "sell"
     client_order_id = f"tw-{number}"
-    now = engine.clock.now_ms()
-    engine.apply(OrderSubmitted(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol, model_id="m",
-                                model_version=1, event_at_ms=now, side=side, quantity_lots=float(abs(lots)),
-                                order_type="market"))  # fmt: skip
-    follow_ups = engine.apply(OrderFilled(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol,
-                                          model_id="m", model_version=1, event_at_ms=now, fill_id=f"f{number}",
-                                          fill_price=price, fill_lots=float(abs(lots)),
-                                          cumulative_lots=float(abs(lots)), is_final=True))  # fmt: skip
-    apply_all(engine, follow_ups)
+    submitted = OrderSubmitted(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol, model_id="m",
+                               model_version=1, event_at_ms=now, side=side, quantity_lots=float(abs(lots)),
+                               order_type="market")  # fmt: skip
+    filled = OrderFilled(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol, model_id="m",
+                         model_version=1, event_at_ms=now, fill_id=f"f{number}", fill_price=price,
+                         fill_lots=float(abs(lots)), cumulative_lots=float(abs(lots)), is_final=True)  # fmt: skip
+    return submitted, filled

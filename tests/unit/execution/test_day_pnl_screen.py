@@ -9,17 +9,26 @@ the exact sums can tell, and far from it, where the estimate decides.
 from __future__ import annotations
 
 import decimal
+from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from execution.engine import Engine
 from execution.limits import RiskLimits
 from execution.sizing import SizingPolicy
 from execution.valuation import Valuation
-from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, price_at, record_fill
+from tests.unit.execution.helpers import (
+    ALWAYS_OPEN,
+    WEDNESDAY_NOON_MS,
+    execution_settings,
+    filled_order,
+    price_at,
+    record_fill,
+    tick,
+)
 from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.instruments import registry
@@ -78,6 +87,14 @@ def test_is_above_when_ticks_and_fills_in_any_currency_then_it_answers_as_the_ex
 ) -> None:
     # Accounts in USD (JPY and GBP sums convert through one pair), GBP (JPY through USD: two pairs)
     # and JPY; a symbol never quoted leaves its currency without a rate (daily_pnl: None).
+    for engine, clock, _ in _play(path, quoted, account):
+        _assert_screen_answers_as_exact(engine, clock.now_ms())
+
+
+def _play(
+    path: list[tuple[object, ...]], quoted: set[str], account: str
+) -> Iterator[tuple[Engine, ManualClock, dict[str, float]]]:
+    """Play ``path`` (ticks, and fills of the quoted symbols) on a new engine; yield it after each step."""
     engine, clock = _engine(account)
     mids = dict(MIDS)
     for symbol in sorted(quoted):
@@ -92,7 +109,58 @@ def test_is_above_when_ticks_and_fills_in_any_currency_then_it_answers_as_the_ex
             _, symbol, hundredths, off = step
             price = round(mids[symbol] * off, 6)  # type: ignore[index, operator]
             record_fill(engine, number, symbol, Decimal(hundredths) / 100, price)  # type: ignore[arg-type, operator]
-        _assert_screen_answers_as_exact(engine, clock.now_ms())
+        yield engine, clock, mids
+
+
+def _played(path: list[tuple[object, ...]], quoted: set[str], account: str) -> tuple[Engine, dict[str, float]]:
+    """The engine after the whole of ``path`` (see _play) and the latest mids."""
+    *_, (engine, _, mids) = _play(path, quoted, account)
+    return engine, mids
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    path=steps,
+    quoted=st.sets(st.sampled_from(SYMBOLS), min_size=1),
+    account=st.sampled_from(["USD", "GBP", "JPY"]),
+    last=st.tuples(st.sampled_from(SYMBOLS), st.integers(-300, 300).filter(bool), st.sampled_from([0.998, 1.0, 1.002])),
+    where=st.integers(0, 12),
+    between=st.one_of(st.none(), st.tuples(st.sampled_from(SYMBOLS), st.sampled_from([0.99, 1.01]))),
+)
+def test_is_above_after_a_fill_when_asked_beside_the_day_after_it_then_it_answers_as_the_exact_day_pnl(
+    path: list[tuple[object, ...]],
+    quoted: set[str],
+    account: str,
+    last: tuple[str, int, float],
+    where: int,
+    between: tuple[str, float] | None,
+) -> None:
+    # As the breaker asks: the day's question before a fill (the gate's), then after it at the same floor,
+    # answered from the first and the fill's move when only the fill changed the day (``between``: a tick
+    # after the first question, which the second must not overlook). The floor sits beside the exact
+    # figure after the fill (learnt on a twin engine that books the same fill).
+    symbol, hundredths, off = last
+    assume(symbol in quoted)
+    twin, mids = _played(path, quoted, account)
+    engine, _ = _played(path, quoted, account)
+    now = engine.clock.now_ms() + 1
+    submitted, filled = filled_order(999, symbol, Decimal(hundredths) / 100, round(mids[symbol] * off, 6), now)
+    for played in (twin, engine):
+        played.clock.set(now)
+        played.state.apply(submitted)
+    if between is not None:  # a tick after the gate's question, observed without the breakers' own questions
+        moved = tick(now, round(mids[between[0]] * between[1], 6), between[0], mids[between[0]] * 0.00002)
+        twin.state.observe_tick(moved)
+    twin.state.apply(filled)
+    exact = Valuation(twin.state).daily_pnl(twin.limits, now)
+    floor = _floors(exact)[where] if where < len(_floors(exact)) else Decimal(0)
+    engine.valuation.is_above(engine.limits, now, floor)  # the gate's question
+    if between is not None:
+        engine.state.observe_tick(moved)
+    assert engine.state.apply(filled)
+    expected = exact is not None and exact > floor
+    assert engine.valuation.is_above_after(filled, engine.limits, floor) is expected, (exact, floor)
+    assert engine.valuation.is_above(engine.limits, now, floor) is expected, (exact, floor)  # as it left the memo
 
 
 def test_is_above_when_the_day_sits_on_the_limit_then_the_loss_breaker_trips_as_before() -> None:
