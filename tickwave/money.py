@@ -20,10 +20,9 @@ from typing import Final
 # 1,000 digits hold the sum of any floats (from 1e-308 up to 1e308 spans ~630 digits).
 MONEY_CONTEXT: Final = Context(prec=1000, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, Inexact])
 
-# Floats already converted (prices, lots and contract sizes recur within every decision). Zero
-# is never cached: 0.0 and -0.0 are one key but two decimals. Cleared when full.
+# Floats already converted (prices, lots, contract sizes recur per decision). Not zero: 0.0 and -0.0 are one key.
 _CONVERTED: Final[dict[float, Decimal]] = {}
-_CONVERTED_MAX: Final = 65_536
+_CONVERTED_MAX: Final = 65_536  # cleared when full
 
 
 def to_decimal(value: float | int | str | Decimal) -> Decimal:
@@ -83,13 +82,14 @@ def quantize(amount: Decimal, places: int = 2) -> Decimal:
 # Quantizing to a finer exponent appends zeros; dropping any digit (a zero too) signals Rounded, trapped here.
 _SCALE_PROBE: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Rounded, InvalidOperation])
 _SCALES: Final = {places: Decimal(1).scaleb(-places) for places in range(WAREHOUSE_PLACES + 1)}
+_PROBE: Final = _SCALE_PROBE.quantize  # the context's own method, positional: 263 -> 100 ns against amount.quantize
 
 
 def within_places(amount: Decimal, places: int = WAREHOUSE_PLACES) -> Decimal:
     """Return ``amount`` unchanged when it has at most ``places`` decimals, else rounded to them (half even).
 
-    For a column of fixed scale: an exact amount keeps its own digits (and its short text). The test is
-    ``as_tuple().exponent >= -places``, asked by a quantize (``as_tuple`` builds a named tuple in Python).
+    For a column of fixed scale: an exact amount keeps its own digits (and its short text). The test, ``as_tuple()
+    .exponent >= -places``, is asked by a quantize (``as_tuple`` builds a named tuple in Python).
     """
     if not amount.is_finite():
         return quantize(amount, places)
@@ -97,7 +97,7 @@ def within_places(amount: Decimal, places: int = WAREHOUSE_PLACES) -> Decimal:
         return amount if amount.adjusted() >= -places else quantize(amount, places)
     scale = _SCALES.get(places)
     try:
-        amount.quantize(Decimal(1).scaleb(-places) if scale is None else scale, context=_SCALE_PROBE)
+        _PROBE(amount, Decimal(1).scaleb(-places) if scale is None else scale)
     except Rounded:
         return quantize(amount, places)
     return amount
