@@ -241,7 +241,8 @@ class ExecutionService:
         messages: tuple[Message, ...] = (intent, submitted) if received is None else (received, intent, submitted)
         positions = self.journal.append_all(messages)
         self.engine.apply(submitted)
-        return intent, tuple(zip(messages, positions, strict=True))
+        # Each with its journal position, to publish after the broker call (a fast replay's bus has none to take).
+        return intent, tuple(zip(messages, positions, strict=True)) if self._publishes else ()
 
     def _send(self, to_send: Sequence[_Journaled]) -> None:
         """Fsync once, then call the broker for each journaled order; publish what was journaled; record its answers."""
