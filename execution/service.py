@@ -364,9 +364,10 @@ class ExecutionService:
             return
         positions = self.journal.append_all(group, sync=_changes_trading_state(group))
         follow_ups: list[Message] = []
-        for event, position in zip(group, positions, strict=True):
+        assert len(positions) == len(group)  # one each (indexed: a compiled zip(strict=True) is a Python call)
+        for index, event in enumerate(group):
             follow_ups += self.engine.apply(event)
-            self._publish(event, position)
+            self._publish(event, positions[index])
             self.space.note_applied(event)
         for event in group:
             if type(event) is RiskEvent:
