@@ -125,15 +125,15 @@ class EngineState:
 
     def observe_tick(self, tick: Tick) -> None:
         """Keep the latest quote (a late tick does not replace a newer one) and the symbol's price window."""
-        view = self.view
-        previous = view.last_ticks.get(tick.symbol)
-        if previous is None or tick.time_ms >= previous.time_ms:
-            view.last_ticks[tick.symbol] = tick
+        view, symbol, time_ms = self.view, tick.symbol, tick.time_ms
+        previous = view.last_ticks.get(symbol)
+        if previous is None or time_ms >= previous.time_ms:
+            view.last_ticks[symbol] = tick
             self.pnl_revision += 1
-        window = view.price_windows.get(tick.symbol)
+        window = view.price_windows.get(symbol)
         if window is None:
-            window = view.price_windows[tick.symbol] = PriceWindow(self.limits.flash_crash_window_ms)
-        window.update(tick.time_ms, mid_price(tick.bid, tick.ask))
+            window = view.price_windows[symbol] = PriceWindow(self.limits.flash_crash_window_ms)
+        window.update(time_ms, mid_price(tick.bid, tick.ask))
 
     def set_limits(self, limits: RiskLimits) -> None:
         """Put an operator's limits in force (until a restart: the command is not replayed)."""
