@@ -157,9 +157,8 @@ class ExecutionService:
         self.reconciler = Reconciler(engine, broker, self._record_all, reconcile_every_s, reconcile_window_s)
         self.broker = broker
         self.lock = threading.RLock()
-        # Progress for the health report (adapters.health): the last signal decided and the last broker answer.
-        self.last_signal: tuple[str, int] | None = None  # (signal_id, decided at ms)
-        self.broker_answered_at_ms: int | None = None
+        self.last_signal: tuple[str, int] | None = None  # for the health report (adapters.health): (signal_id, at ms)
+        self.broker_answered_at_ms: int | None = None  # and when the broker last answered
         self.space = JournalSpace(engine, journal, self._record, self.reconciler)
         self.retirement = Retirement(engine, reconcile_window_s, keep_every_order=keep_every_order)
 
@@ -235,13 +234,12 @@ class ExecutionService:
 
         ``received``: the signal the intent answers, journaled in the same write (one
         syscall on the decision path; a kill leaves the three together or none of them).
-        All three are published after the broker call (the audit bus is not on the decision path).
+        All three are published after the broker call, with their journal positions (none for a fast replay's bus).
         """
         submitted = self.engine.submission(intent, self.broker.venue())  # the broker computed it once
         messages: tuple[Message, ...] = (intent, submitted) if received is None else (received, intent, submitted)
         positions = self.journal.append_all(messages)
         self.engine.apply(submitted)
-        # Each with its journal position, to publish after the broker call (a fast replay's bus has none to take).
         return intent, tuple(zip(messages, positions, strict=True)) if self._publishes else ()
 
     def _send(self, to_send: Sequence[_Journaled]) -> None:
@@ -364,7 +362,7 @@ class ExecutionService:
             return
         positions = self.journal.append_all(group, sync=_changes_trading_state(group))
         follow_ups: list[Message] = []
-        assert len(positions) == len(group)  # one each (indexed: a compiled zip(strict=True) is a Python call)
+        assert len(positions) == len(group)  # one each, indexed below: a compiled zip(strict=True) is a Python call
         for index, event in enumerate(group):
             follow_ups += self.engine.apply(event)
             self._publish(event, positions[index])

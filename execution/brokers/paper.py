@@ -296,10 +296,8 @@ class PaperBroker:
             paper.due_at_ms = event.event_at_ms + self.latency_ms
         elif type(event) is OrderFilled:  # before the rarer answers
             paper.status = OrderStatus.FILLED if event.is_final else OrderStatus.PARTIALLY_FILLED
-            paper.fills.append(
-                fill or BrokerFill(event.fill_id, event.fill_price, event.fill_lots, event.event_at_ms,
-                                   f"{paper.broker_order_id}-{len(paper.fills)}")
-            )  # fmt: skip
+            paper.fills.append(fill or BrokerFill(event.fill_id, event.fill_price, event.fill_lots, event.event_at_ms,
+                                                  f"{paper.broker_order_id}-{len(paper.fills)}"))  # fmt: skip
             self._settle(paper.submitted, event)
         elif type(event) is OrderRejected:
             paper.status, paper.reason = OrderStatus.REJECTED, event.reason
