@@ -31,9 +31,8 @@ _add: Final = MONEY_CONTEXT.add
 
 _BPS: Final = 10_000.0
 _ZERO: Final = Decimal(0)
-# A float estimate's error bound, relative to the sum of its terms' sizes: each of its float steps (a Decimal's
-# nearest float, a mid's shortest text, a product, a sum, a rate) errs by at most 2**-53 of that sum; 2**-40
-# leaves room for 8,000 such steps (and a 28-digit conversion's rounding).
+# A float estimate's error bound, relative to the sum of its terms' sizes: each float step (a Decimal's nearest float,
+# a mid's shortest text, a product, a sum, a rate) errs by 2**-53 of it at most; room for 8,000 (and 28-digit rounding).
 ESTIMATE_ERROR: Final = 2.0**-40
 FLOAT_ROUNDING: Final = 2.0**-52  # a float stands within 2**-53 of the number it was made from (relative)
 
@@ -244,17 +243,9 @@ class LegValues:
         return total + total * ESTIMATE_ERROR < self._limit - abs(self._limit) * FLOAT_ROUNDING
 
     def _rate(self, currency: str, limits: RiskLimits, mids: dict[str, float]) -> float | None:
-        # The float rate from ``currency`` to the account currency along convert's route (None: not known).
-        if currency in self._rates:
-            return self._rates[currency]
-        route = conversion_route(currency, limits.account_currency, limits.instruments, mids)
-        rate: float | None = None
-        if route is not None:
-            rate = 1.0
-            for mid, multiplies in route:
-                rate = rate * mid if multiplies else rate / mid
-        self._rates[currency] = rate
-        return rate
+        if currency not in self._rates:
+            self._rates[currency] = float_rate(currency, limits, mids)
+        return self._rates[currency]
 
     def amount(
         self, symbol: str, lots: Decimal, view: RiskView, limits: RiskLimits, mids: dict[str, float]
@@ -271,6 +262,17 @@ class LegValues:
         amount = exposure(symbol, lots, view, limits, mids)
         self._amounts[symbol] = (lots, amount)
         return amount
+
+
+def float_rate(currency: str, limits: RiskLimits, mids: Mapping[str, float]) -> float | None:
+    """Return the float rate from ``currency`` to the account currency along :func:`convert`'s route (None: none)."""
+    route = conversion_route(currency, limits.account_currency, limits.instruments, mids)
+    if route is None:
+        return None
+    rate = 1.0
+    for mid, multiplies in route:
+        rate = rate * mid if multiplies else rate / mid
+    return rate
 
 
 def is_reducing(order: ProposedOrder, view: RiskView) -> bool:

@@ -17,10 +17,10 @@ from msgspec.structs import replace as replace_struct
 from execution.engine_state import EngineState, book_fill
 from execution.limits import RiskLimits
 from execution.positions import Book, Booking
-from execution.risk import ESTIMATE_ERROR, FLOAT_ROUNDING
+from execution.risk import ESTIMATE_ERROR, FLOAT_ROUNDING, float_rate
 from tickwave.contracts import Fill, Message, OrderFilled, Tick
 from tickwave.contracts.core import mid_price
-from tickwave.instruments import Instrument, conversion_route, convert, rate_symbols
+from tickwave.instruments import Instrument, convert, rate_symbols
 from tickwave.market import MarketCalendar
 from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
 
@@ -346,7 +346,7 @@ class FloatDay:
         """Return :meth:`Valuation._value_day`'s sum of ``parts`` in floats and a bound on its error (None: no rate).
 
         The same parts (:meth:`Valuation._day_parts`, as floats once per change of the books),
-        the same latest mids and the same conversion route (:func:`conversion_route`).
+        the same latest mids and the same conversion route (:func:`~execution.risk.float_rate`).
         """
         known = self._float_parts
         if known is None or known[0] is not parts:
@@ -392,7 +392,7 @@ class FloatDay:
     def _factor(self, currency: str, limits: RiskLimits) -> float | None:
         """Return the float rate from ``currency`` to the account currency at the latest mids (None: not known).
 
-        Along :func:`conversion_route` (as :func:`convert`), kept while the latest ticks of
+        :func:`~execution.risk.float_rate` at those mids, kept while the latest ticks of
         :func:`rate_symbols` are the same.
         """
         last_ticks = self.state.view.last_ticks
@@ -410,12 +410,7 @@ class FloatDay:
         symbols = rate_symbols(currency, limits.account_currency, limits.instruments) if memo is None else memo[0]
         rates = tuple(map(last_ticks.get, symbols))
         mids = {symbol: mid_price(tick.bid, tick.ask) for symbol, tick in zip(symbols, rates, strict=True) if tick}
-        route = conversion_route(currency, limits.account_currency, limits.instruments, mids)
-        factor: float | None = None
-        if route is not None:
-            factor = 1.0
-            for mid, multiplies in route:
-                factor = factor * mid if multiplies else factor / mid
+        factor = float_rate(currency, limits, mids)
         known[1][currency] = (symbols, rates, factor)
         return factor
 
