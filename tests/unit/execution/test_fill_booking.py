@@ -219,3 +219,19 @@ def test_book_when_amounts_have_more_digits_than_the_default_context_then_still_
     assert len(closed.realized.as_tuple().digits) > 28
     book.book(lots, entry, "c")  # short 1.234567 at entry
     assert Fraction(book.unrealized(mark)) == Fraction(lots) * (Fraction(mark) - Fraction(entry))
+
+
+def test_fill_events_when_built_then_the_event_and_the_record_carry_the_execution_and_the_order_as_given() -> None:
+    # Every figure distinct, so a field taken from the wrong source shows.
+    order = OrderSubmitted(client_order_id="tw-7", signal_id="s7", symbol="USDJPY", model_id="m7", model_version=3,
+                           event_at_ms=WEDNESDAY_NOON_MS, side="sell", quantity_lots=0.5,
+                           order_type="market")  # fmt: skip
+    execution = BrokerFill("f7", 149.987, 0.2, WEDNESDAY_NOON_MS + 5, "deal-7", 1.25)
+    filled, record = fill_events(order, execution, 0.3, False)
+
+    assert filled == OrderFilled(client_order_id="tw-7", signal_id="s7", symbol="USDJPY", model_id="m7",
+                                 model_version=3, event_at_ms=WEDNESDAY_NOON_MS + 5, fill_id="f7",
+                                 fill_price=149.987, fill_lots=0.2, cumulative_lots=0.3, is_final=False)  # fmt: skip
+    assert record == Fill(fill_id="f7", client_order_id="tw-7", signal_id="s7", symbol="USDJPY", side="sell",
+                          price=149.987, quantity_lots=0.2, commission=1.25, filled_at_ms=WEDNESDAY_NOON_MS + 5,
+                          model_id="m7", model_version=3, broker_deal_id="deal-7")  # fmt: skip
