@@ -6,7 +6,6 @@ cache (the day's P&L of the latest state revision), never state.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
@@ -14,10 +13,10 @@ from typing import Any, Final
 
 from msgspec.structs import replace as replace_struct
 
+from execution.day_screen import DayParts, FloatDay
 from execution.engine_state import EngineState, book_fill
 from execution.limits import RiskLimits
 from execution.positions import Book, Booking
-from execution.risk import ESTIMATE_ERROR, FLOAT_ROUNDING, float_rate
 from tickwave.contracts import Fill, Message, OrderFilled, Tick
 from tickwave.contracts.core import mid_price
 from tickwave.instruments import Instrument, convert, rate_symbols
@@ -31,8 +30,6 @@ _subtract: Final = MONEY_CONTEXT.subtract
 
 _ZERO: Final = Decimal(0)
 _NO_AMOUNTS: Final[dict[str, Decimal]] = {}
-# Per quote currency: the day's realised P&L less the marks and costs, and each open position's (symbol, units, cost).
-_DayParts = dict[str, tuple[Decimal, list[tuple[str, Decimal, Decimal]]]]
 
 
 class Valuation:
@@ -46,7 +43,7 @@ class Valuation:
         # The last instant asked for, the calendar asked, its trading day and the day's ISO text.
         self._day_text: tuple[int, MarketCalendar, date, str] | None = None
         # What only the books decide of the day's P&L, by (day, books revision, limits): see _day_parts.
-        self._parts: tuple[tuple[str, int, RiskLimits], _DayParts] | None = None
+        self._parts: tuple[tuple[str, int, RiskLimits], DayParts] | None = None
         # Each open leg valued at a tick: symbol -> (the tick, the units and cost, units x mid - cost); kept across
         # parts while its units and cost are the same objects (a fill works out only its own book's again).
         self._leg_values: dict[str, tuple[Tick, Decimal, Decimal, Decimal]] = {}
@@ -197,7 +194,7 @@ class Valuation:
         by_currency[currency] = (symbols, rates, amount, converted)
         return converted
 
-    def _day_parts(self, limits: RiskLimits, day: str) -> _DayParts:
+    def _day_parts(self, limits: RiskLimits, day: str) -> DayParts:
         """Per quote currency: the day's realised P&L less its marks and costs, and each open position's units and cost.
 
         Kept until a fill is booked, the day is marked or the limits change (the key).
@@ -208,7 +205,7 @@ class Valuation:
         # The limits by identity: a compiled tuple comparison calls the dataclass's __eq__ on them.
         if known is not None and known[0][2] is limits and known[0][1] == key[1] and known[0][0] == day:
             return known[1]
-        parts: _DayParts = {
+        parts: DayParts = {
             currency: (amount, []) for currency, amount in state.realized_by_day.get(day, _NO_AMOUNTS).items()
         }
         if day == state.marked_day:  # before the day's mark, the open positions have not changed the day
@@ -279,140 +276,6 @@ class Valuation:
         # Only a conversion reads mids: a fill quoted in the account currency needs none.
         mids = state.view.leg_values.mids(state.view, limits) if spec.quote != limits.account_currency else {}
         return with_booking(fill, booking, spec, limits.account_currency, limits.instruments, mids)
-
-
-class FloatDay:
-    """The day's P&L summed in floats, with a bound on the error (:meth:`Valuation.is_above`'s first answer).
-
-    Its state is a cache: the parts it last converted and their floats, each figure's float, and
-    each currency's rate at the latest mids.
-    """
-
-    def __init__(self, state: EngineState) -> None:
-        self.state = state
-        self._float_parts: tuple[_DayParts, dict[str, tuple[float, list[tuple[str, float, float]]]]] | None = None
-        self._constant_floats: dict[str, tuple[Decimal, float]] = {}  # currency -> (its constant, the float)
-        self._leg_floats: dict[str, tuple[Decimal, Decimal, float, float]] = {}  # symbol -> (units, cost, floats)
-        # As Valuation._conversions: currency -> (the rate symbols, their latest ticks then, the rate).
-        self._factors: (
-            tuple[RiskLimits, dict[str, tuple[tuple[str, ...], tuple[Tick | None, ...], float | None]]] | None
-        ) = None
-        self._floor_float: tuple[Decimal, float] | None = None  # the last floor asked and its float
-        # Below the exact day's P&L at the last question found clear: (estimate - error, error).
-        self.cleared: tuple[float, float] = (-math.inf, 0.0)
-
-    def clears(self, parts: _DayParts, limits: RiskLimits, floor: Decimal) -> bool:
-        """Return True when the sum of ``parts`` is above ``floor`` by more than its error bound (False: unsure)."""
-        estimate = self.value(parts, limits)
-        if estimate is None:
-            return False
-        value, error = estimate
-        if value - error > self._bound(floor):
-            self.cleared = (value - error, error)
-            return True
-        return False
-
-    def clears_after(self, fill: OrderFilled, limits: RiskLimits, floor: Decimal) -> bool:
-        """Return True when the day, which cleared ``floor`` last (``cleared``), clears it still after ``fill`` alone.
-
-        At the same mids, booking u units at price p moves the day's P&L by exactly u x (mid - p)
-        in the quote currency, whatever the book held: u x p paid, a position worth u x mid more.
-        The move's float errs by 2**-40 of u x (mid + p) at most (each float within 2**-53 of its
-        decimal; the difference's error is relative to the mid and the price, not to their gap), and
-        the sum's conversion by 28 digits of the terms (``ESTIMATE_ERROR`` of the bound kept).
-        """
-        spec, tick = limits.instruments.get(fill.symbol), self.state.view.last_ticks.get(fill.symbol)
-        if spec is None or tick is None:  # no leg valued: the sums decide
-            return False
-        rate = 1.0 if spec.quote == limits.account_currency else self._factor(spec.quote, limits)
-        if rate is None:
-            return False
-        units, mid, price = fill.fill_lots * spec.contract_size * rate, mid_price(tick.bid, tick.ask), fill.fill_price
-        low, error = self.cleared
-        low -= units * abs(mid - price) + ESTIMATE_ERROR * (units * (mid + price) + error)
-        if low > self._bound(floor):
-            self.cleared = (low, error + ESTIMATE_ERROR * units * (mid + price))
-            return True
-        return False
-
-    def _bound(self, floor: Decimal) -> float:
-        # The floor as a float, raised by that float's own rounding (kept for the last floor asked).
-        floors = self._floor_float
-        if floors is None or floors[0] != floor:
-            floors = self._floor_float = (floor, float(floor))
-        return floors[1] + abs(floors[1]) * FLOAT_ROUNDING
-
-    def value(self, parts: _DayParts, limits: RiskLimits) -> tuple[float, float] | None:
-        """Return :meth:`Valuation._value_day`'s sum of ``parts`` in floats and a bound on its error (None: no rate).
-
-        The same parts (:meth:`Valuation._day_parts`, as floats once per change of the books),
-        the same latest mids and the same conversion route (:func:`~execution.risk.float_rate`).
-        """
-        known = self._float_parts
-        if known is None or known[0] is not parts:
-            known = self._float_parts = (parts, self._floats_of(parts))
-        last_ticks = self.state.view.last_ticks
-        account = limits.account_currency
-        total = size = 0.0
-        for currency, (constant, legs) in known[1].items():
-            amount, terms = constant, abs(constant)
-            for symbol, units, cost in legs:
-                tick = last_ticks.get(symbol)
-                if tick is None:
-                    continue
-                value = units * mid_price(tick.bid, tick.ask)
-                amount += value - cost
-                terms += abs(value) + abs(cost)
-            if currency != account:
-                factor = self._factor(currency, limits)
-                if factor is None:
-                    return None
-                amount, terms = amount * factor, terms * factor
-            total += amount
-            size += terms
-        return total, size * ESTIMATE_ERROR
-
-    def _floats_of(self, parts: _DayParts) -> dict[str, tuple[float, list[tuple[str, float, float]]]]:
-        """Return ``parts`` in floats; a figure equal to one converted before keeps its float (a fill changes few)."""
-        floats: dict[str, tuple[float, list[tuple[str, float, float]]]] = {}
-        constants, legs_of = self._constant_floats, self._leg_floats
-        for currency, (constant, legs) in parts.items():
-            known = constants.get(currency)
-            if known is None or known[0] != constant:
-                known = constants[currency] = (constant, float(constant))
-            float_legs: list[tuple[str, float, float]] = []
-            for symbol, units, cost in legs:
-                leg = legs_of.get(symbol)
-                if leg is None or leg[0] != units or leg[1] != cost:
-                    leg = legs_of[symbol] = (units, cost, float(units), float(cost))
-                float_legs.append((symbol, leg[2], leg[3]))
-            floats[currency] = (known[1], float_legs)
-        return floats
-
-    def _factor(self, currency: str, limits: RiskLimits) -> float | None:
-        """Return the float rate from ``currency`` to the account currency at the latest mids (None: not known).
-
-        :func:`~execution.risk.float_rate` at those mids, kept while the latest ticks of
-        :func:`rate_symbols` are the same.
-        """
-        last_ticks = self.state.view.last_ticks
-        known = self._factors
-        if known is None or known[0] is not limits:
-            known = self._factors = (limits, {})
-        memo = known[1].get(currency)
-        if memo is not None:
-            symbols, rates = memo[0], memo[1]
-            for index in range(len(symbols)):  # no zip: a compiled zip(strict=True) is a Python call
-                if last_ticks.get(symbols[index]) is not rates[index]:
-                    break
-            else:
-                return memo[2]
-        symbols = rate_symbols(currency, limits.account_currency, limits.instruments) if memo is None else memo[0]
-        rates = tuple(map(last_ticks.get, symbols))
-        mids = {symbol: mid_price(tick.bid, tick.ask) for symbol, tick in zip(symbols, rates, strict=True) if tick}
-        factor = float_rate(currency, limits, mids)
-        known[1][currency] = (symbols, rates, factor)
-        return factor
 
 
 def status_summary(valuation: Valuation, instance_id: str, now_ms: int) -> dict[str, Any]:
