@@ -25,13 +25,17 @@ DayParts = dict[str, tuple[Decimal, list[tuple[str, Decimal, Decimal]]]]
 class FloatDay:
     """The day's P&L summed in floats, with a bound on the error (:meth:`Valuation.is_above`'s first answer).
 
-    Its state is a cache: the parts it last converted and their floats, each figure's float, and
-    each currency's rate at the latest mids.
+    Its state is a cache: the day's parts in floats (taken from the exact parts after a rollover,
+    a change of limits or a fill it did not see; else carried across each fill), each figure's
+    float, and each currency's rate at the latest mids.
     """
 
     def __init__(self, state: EngineState) -> None:
         self.state = state
-        self._float_parts: tuple[DayParts, dict[str, tuple[float, list[tuple[str, float, float]]]]] | None = None
+        # Per quote currency: the day's parts in floats (as DayParts) and the drift, a bound on the error the
+        # fills carried into them added; current for (day, books revision, limits) only.
+        self._floats: dict[str, tuple[float, list[tuple[str, float, float]], float]] = {}
+        self._current: tuple[str, int, RiskLimits] | None = None
         self._constant_floats: dict[str, tuple[Decimal, float]] = {}  # currency -> (its constant, the float)
         self._leg_floats: dict[str, tuple[Decimal, Decimal, float, float]] = {}  # symbol -> (units, cost, floats)
         # As Valuation._conversions: currency -> (the rate symbols, their latest ticks then, the rate).
@@ -42,9 +46,57 @@ class FloatDay:
         # Below the exact day's P&L at the last question found clear: (estimate - error, error).
         self.cleared: tuple[float, float] = (-math.inf, 0.0)
 
-    def clears(self, parts: DayParts, limits: RiskLimits, floor: Decimal) -> bool:
-        """Return True when the sum of ``parts`` is above ``floor`` by more than its error bound (False: unsure)."""
-        estimate = self.value(parts, limits)
+    def is_current(self, day: str, limits: RiskLimits) -> bool:
+        """Return True when the parts are the day's with the books as they are and ``limits``."""
+        current = self._current
+        return (current is not None and current[2] is limits and current[1] == self.state.books_revision
+                and current[0] == day)  # fmt: skip
+
+    def take(self, parts: DayParts, day: str, limits: RiskLimits) -> None:
+        """Take ``parts`` (:meth:`Valuation._day_parts` of ``day`` with the books as they are) in floats."""
+        self._floats = self._floats_of(parts)
+        self._current = (day, self.state.books_revision, limits)
+
+    def carry(self, fill: OrderFilled, day: str, limits: RiskLimits) -> None:
+        """Keep the parts current across ``fill``, booked just now, when they were current just before it.
+
+        At any mid, booking u units at price p adds u to the position's units and u x p to its
+        cost: the day moves by u x (mid - p), however the book splits that between realised P&L
+        and cost (the exact parts move realised P&L to the constant; the sum is the same at every
+        mid). The units are read back from the booking (no error carried over); the cost's float
+        errs by the roundings of u, p, u x p and the sum, 5 x 2**-53 of ``|cost| + |u x p|`` at
+        most, which the currency's drift adds (2**-50 of it) to the error bound.
+        """
+        state, current = self.state, self._current
+        if (current is None or current[2] is not limits or current[1] + 1 != state.books_revision
+                or current[0] != day or state.marked_day != day):  # fmt: skip
+            return  # not current before the fill (or the day's legs are not counted yet): taken afresh
+        symbol = fill.symbol  # each read of a struct's field is a Python attribute lookup
+        spec, booking = limits.instruments.get(symbol), state.bookings.get(fill.fill_id)
+        if spec is None or booking is None or symbol not in state.view.last_ticks:  # a leg without a mid counts none
+            return
+        contract, after = spec.contract_size, booking.position_after
+        traded = fill.fill_lots * contract * fill.fill_price
+        if after < booking.position_before:
+            traded = -traded
+        known = self._floats.get(spec.quote)
+        constant, legs, drift = (0.0, [], 0.0) if known is None else known
+        units = float(after) * contract
+        for index in range(len(legs)):
+            leg = legs[index]
+            if leg[0] == symbol:
+                legs[index] = (symbol, units, leg[2] + traded)
+                drift += 2.0**-50 * (abs(leg[2]) + abs(traded))
+                break
+        else:
+            legs.append((symbol, units, traded))
+            drift += 2.0**-50 * abs(traded)
+        self._floats[spec.quote] = (constant, legs, drift)
+        self._current = (day, state.books_revision, limits)
+
+    def clears(self, limits: RiskLimits, floor: Decimal) -> bool:
+        """Return True when the sum of the parts is above ``floor`` by more than its error bound (False: unsure)."""
+        estimate = self.value(limits)
         if estimate is None:
             return False
         value, error = estimate
@@ -83,19 +135,17 @@ class FloatDay:
             floors = self._floor_float = (floor, float(floor))
         return floors[1] + abs(floors[1]) * FLOAT_ROUNDING
 
-    def value(self, parts: DayParts, limits: RiskLimits) -> tuple[float, float] | None:
-        """Return :meth:`Valuation._value_day`'s sum of ``parts`` in floats and a bound on its error (None: no rate).
+    def value(self, limits: RiskLimits) -> tuple[float, float] | None:
+        """Return :meth:`Valuation._value_day`'s sum of the parts in floats and a bound on its error (None: no rate).
 
-        The same parts (:meth:`Valuation._day_parts`, as floats once per change of the books),
-        the same latest mids and the same conversion route (:func:`~execution.risk.float_rate`).
+        The same parts (:meth:`Valuation._day_parts`, in floats once per change of the books or
+        carried across fills), the same latest mids and the same conversion route
+        (:func:`~execution.risk.float_rate`).
         """
-        known = self._float_parts
-        if known is None or known[0] is not parts:
-            known = self._float_parts = (parts, self._floats_of(parts))
         last_ticks = self.state.view.last_ticks
         account = limits.account_currency
-        total = size = 0.0
-        for currency, (constant, legs) in known[1].items():
+        total = size = drifts = 0.0
+        for currency, (constant, legs, drift) in self._floats.items():
             amount, terms = constant, abs(constant)
             for symbol, units, cost in legs:
                 tick = last_ticks.get(symbol)
@@ -108,14 +158,15 @@ class FloatDay:
                 factor = self._factor(currency, limits)
                 if factor is None:
                     return None
-                amount, terms = amount * factor, terms * factor
+                amount, terms, drift = amount * factor, terms * factor, drift * factor
             total += amount
             size += terms
-        return total, size * ESTIMATE_ERROR
+            drifts += drift
+        return total, size * ESTIMATE_ERROR + drifts * (1.0 + ESTIMATE_ERROR)
 
-    def _floats_of(self, parts: DayParts) -> dict[str, tuple[float, list[tuple[str, float, float]]]]:
+    def _floats_of(self, parts: DayParts) -> dict[str, tuple[float, list[tuple[str, float, float]], float]]:
         """Return ``parts`` in floats; a figure equal to one converted before keeps its float (a fill changes few)."""
-        floats: dict[str, tuple[float, list[tuple[str, float, float]]]] = {}
+        floats: dict[str, tuple[float, list[tuple[str, float, float]], float]] = {}
         constants, legs_of = self._constant_floats, self._leg_floats
         for currency, (constant, legs) in parts.items():
             known = constants.get(currency)
@@ -127,7 +178,7 @@ class FloatDay:
                 if leg is None or leg[0] != units or leg[1] != cost:
                     leg = legs_of[symbol] = (units, cost, float(units), float(cost))
                 float_legs.append((symbol, leg[2], leg[3]))
-            floats[currency] = (known[1], float_legs)
+            floats[currency] = (known[1], float_legs, 0.0)
         return floats
 
     def _factor(self, currency: str, limits: RiskLimits) -> float | None:

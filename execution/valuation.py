@@ -69,7 +69,10 @@ class Valuation:
         asked = (state.pnl_revision, self.trading_day(limits, now_ms), limits, floor, state.books_revision)
         if self._screened == asked:  # limits: the same object (compared by identity first) or equal ones
             return True
-        if self._float_day.clears(self._day_parts(limits, asked[1]), limits, floor):
+        float_day = self._float_day
+        if not float_day.is_current(asked[1], limits):
+            float_day.take(self._day_parts(limits, asked[1]), asked[1], limits)
+        if float_day.clears(limits, floor):
             self._screened = asked
             return True
         return (pnl := self.daily_pnl(limits, now_ms)) is not None and pnl > floor
@@ -77,6 +80,7 @@ class Valuation:
     def is_above_after(self, fill: OrderFilled, limits: RiskLimits, floor: Decimal) -> bool:
         """:meth:`is_above` at ``fill``'s time, just after it was booked: from the answer before it if only it moved."""
         state, screened = self.state, self._screened
+        self._float_day.carry(fill, self.trading_day(limits, fill.event_at_ms), limits)
         if (screened is not None and screened[2] is limits and screened[3] == floor
                 and screened[0] + 1 == state.pnl_revision and screened[4] + 1 == state.books_revision  # it alone
                 and screened[1] == state.marked_day == self.trading_day(limits, fill.event_at_ms)

@@ -194,3 +194,19 @@ def test_is_above_when_asked_at_the_exact_figure_on_every_tick_then_never_above_
         assert exact is not None
         assert engine.valuation.is_above(engine.limits, clock.now_ms(), exact) is False, (step, exact)
         assert engine.valuation.is_above(engine.limits, clock.now_ms(), WIDE.next_minus(exact)) is True, (step, exact)
+
+
+def test_is_above_when_large_round_trips_close_at_the_exact_figure_then_never_above_it() -> None:
+    # Positions of 10,000 lots opened and closed again: the floats carried across the fills cost
+    # ~1e9 USD and end at a few dollars, so their roundings (~1e-7) exceed what the estimate's
+    # relative bound allows for a sum of a few dollars; the drift they carried must cover them.
+    engine, clock = _engine("USD")
+    price_at(engine, "EURUSD", 1.1)
+    for step in range(1, 60):
+        clock.advance(1)
+        lots = Decimal(9_999 - step) if step % 2 else -Decimal(9_999 - step + 1)
+        record_fill(engine, step, "EURUSD", lots, round(1.1 + step / 1_000_003, 7))
+        exact = Valuation(engine.state).daily_pnl(engine.limits, clock.now_ms())
+        assert exact is not None
+        assert engine.valuation.is_above(engine.limits, clock.now_ms(), exact) is False, (step, exact)
+        assert engine.valuation.is_above(engine.limits, clock.now_ms(), exact - 1) is True, (step, exact)
