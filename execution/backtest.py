@@ -43,6 +43,7 @@ import msgspec
 
 from execution.app import build_service
 from execution.brokers.paper import PaperBroker
+from execution.engine import Engine
 from execution.journal import Journal
 from execution.memory_journal import MemoryJournal
 from execution.positions import Book, book_of
@@ -61,7 +62,6 @@ from tickwave.contracts import (
     Tick,
     encode,
 )
-from tickwave.contracts.core import mid_price
 from tickwave.instruments import Instrument, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
@@ -175,8 +175,10 @@ def count_trades(events: Iterable[AnyMessage]) -> int:
 class ReplayResult:
     """What a replayed session did: every journaled event, the positions left and the P&L.
 
-    Money is exact per currency; the account-currency figures convert each currency's sum
-    once, at the last mids (None when a rate is missing), as the paper broker values its
+    Money is exact per currency, as the engine booked it (its realised P&L and its open
+    positions at the last mids; a live paper ledger books the same fills by the same rule,
+    :class:`~execution.positions.Book`); the account-currency figures convert each currency's
+    sum once, at the last mids (None when a rate is missing), as the paper broker values its
     account.
     """
 
@@ -294,7 +296,8 @@ def replay_session(
 
     - ``fast`` (the default): the journal and the paper broker's ledger are kept in memory
       (:class:`~execution.memory_journal.MemoryJournal`; nothing is encoded per event, nothing
-      written), the broker is polled only when an order falls due or the reconciliation is
+      written; the paper broker keeps its positions, not an account: the P&L is the engine's
+      booking), the broker is polled only when an order falls due or the reconciliation is
       due (a poll with nothing due changes nothing), and the garbage collector pauses
       during the replay (nothing a replay builds is cyclic garbage; what it built is then
       handed to the collector as old objects, see ``_hand_over_as_old``). The audit chain is
@@ -364,7 +367,8 @@ def _replay(
     if fast:
         replayed = replay_settings(settings, state_dir or Path(tempfile.gettempdir()))  # no file is opened there
         memory = MemoryJournal(replayed.execution.instance_id if audit_chain else None)
-        ledger = PaperBroker(replayed.execution, clock, None, instruments_of(replayed), ledger=MemoryJournal())
+        ledger = PaperBroker(replayed.execution, clock, None, instruments_of(replayed), ledger=MemoryJournal(),
+                             account=False)  # fmt: skip
         service = build_service(replayed, _NoPublisher(), clock, broker=ledger, journal=memory, keep_every_order=True)
     else:
         assert state_dir is not None  # chosen above
@@ -393,8 +397,7 @@ def _replay(
                                      issued_at_ms=now_ms, reason="the backtest ends")  # fmt: skip
             service.handle_control(command)
             _fill_due(service, broker, clock, before_ms=None)
-        realized = dict(broker.realized)
-        unrealized = _unrealized(broker)
+        realized, unrealized = _booked_pnl(service.engine)
         total = {currency: MONEY_CONTEXT.add(realized.get(currency, Decimal(0)), unrealized.get(currency, Decimal(0)))
                  for currency in realized.keys() | unrealized.keys()}  # fmt: skip
         positions = dict(broker.positions())
@@ -449,17 +452,17 @@ def _fill_due(service: ExecutionService, broker: PaperBroker, clock: ManualClock
         service.poll_broker()
 
 
-def _unrealized(broker: PaperBroker) -> dict[str, Decimal]:
-    """Open P&L of the broker's positions at the latest mids, per quote currency (exact)."""
-    amounts: dict[str, Decimal] = {}
-    for symbol, book in sorted(broker.books.items()):
-        quote = broker.quotes.get(symbol)
-        if book.lots == 0 or quote is None:
-            continue
-        spec = broker.instruments[symbol]
-        amount = spec.price_pnl(1, book.unrealized(to_decimal(mid_price(quote.bid, quote.ask))))
-        amounts[spec.quote] = MONEY_CONTEXT.add(amounts.get(spec.quote, Decimal(0)), amount)
-    return amounts
+def _booked_pnl(engine: Engine) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """Realised P&L and open P&L at the latest mids, per quote currency (exact), as the engine booked them."""
+    realized: dict[str, Decimal] = {}
+    for amounts in engine.state.realized_by_day.values():
+        for currency, amount in amounts.items():
+            realized[currency] = MONEY_CONTEXT.add(realized.get(currency, Decimal(0)), amount)
+    unrealized: dict[str, Decimal] = {}
+    for symbol, amount in sorted(engine.valuation.unrealized_now(engine.limits).items()):
+        quote = engine.limits.instruments[symbol].quote
+        unrealized[quote] = MONEY_CONTEXT.add(unrealized.get(quote, Decimal(0)), amount)
+    return realized, unrealized
 
 
 def instruments_of(settings: Settings) -> dict[str, Instrument]:

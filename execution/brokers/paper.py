@@ -86,6 +86,20 @@ class _PaperOrder:
         self.reason = ""
 
 
+def _broker_order(cid: str, paper: _PaperOrder) -> BrokerOrder:
+    """Return the order as the venue reports it."""
+    return BrokerOrder(
+        client_order_id=cid,
+        broker_order_id=paper.broker_order_id,
+        symbol=paper.submitted.symbol,
+        side=paper.submitted.side,
+        quantity_lots=paper.submitted.quantity_lots,
+        status=paper.status,
+        fills=tuple(paper.fills),
+        reason=paper.reason,
+    )
+
+
 class PaperBroker:
     """Simulated fills, positions, cash and P&L; deterministic under a test clock."""
 
@@ -99,6 +113,7 @@ class PaperBroker:
         ledger_path: Path | None,
         instruments: Mapping[str, Instrument] | None = None,
         ledger: JournalLike | None = None,
+        account: bool = True,
     ) -> None:
         """Load the ledger at ``ledger_path`` (creating it) and rebuild the account from it.
 
@@ -107,7 +122,8 @@ class PaperBroker:
 
         The account keeps cash and realised P&L per currency, exactly, as a multi-currency
         ledger does (a EURJPY trade settles in JPY); :meth:`account_value` converts them at
-        the latest quotes.
+        the latest quotes. ``account`` False keeps only the net positions (``lots``): for a
+        replay, whose P&L is what the engine booked (the same rule, :class:`Book`).
         """
         self.clock = clock
         self.slippage = to_decimal(settings.paper_broker.slippage_bps) / _BPS
@@ -119,6 +135,8 @@ class PaperBroker:
         self.cash: dict[str, Decimal] = {self.account_currency: to_decimal(settings.paper_broker.initial_cash)}
         self.realized: dict[str, Decimal] = {}
         self.books: dict[str, Book] = {}
+        self.lots: dict[str, Decimal] = {}  # the net position per symbol
+        self._keeps_account = account
         self.quotes: dict[str, Tick] = {}
         self._orders: dict[str, _PaperOrder] = {}
         self._working: set[str] = set()  # accepted, not yet filled (poll looks only at these)
@@ -226,7 +244,7 @@ class PaperBroker:
         if since_ms is not None:  # in time order, then the older working ones (a stable order: replays repeat)
             window = self._created.since(since_ms)
             chosen = window + sorted(self._working.difference(window))
-        return {cid: self._broker_order(cid, self._orders[cid]) for cid in chosen}
+        return {cid: _broker_order(cid, self._orders[cid]) for cid in chosen}
 
     def retire(self, before_ms: int) -> int:
         """Let go of the ended orders created before ``before_ms``; return how many (the ledger keeps them)."""
@@ -235,22 +253,9 @@ class PaperBroker:
             del self._orders[cid]
         return len(retired)
 
-    @staticmethod
-    def _broker_order(cid: str, paper: _PaperOrder) -> BrokerOrder:
-        return BrokerOrder(
-            client_order_id=cid,
-            broker_order_id=paper.broker_order_id,
-            symbol=paper.submitted.symbol,
-            side=paper.submitted.side,
-            quantity_lots=paper.submitted.quantity_lots,
-            status=paper.status,
-            fills=tuple(paper.fills),
-            reason=paper.reason,
-        )
-
     def positions(self) -> Mapping[str, Decimal]:
         """Return the net position per symbol (lots)."""
-        return {symbol: book.lots for symbol, book in self.books.items() if book.lots != 0}
+        return {symbol: lots for symbol, lots in self.lots.items() if lots}
 
     def close(self) -> None:
         """Close the ledger."""
@@ -305,12 +310,15 @@ class PaperBroker:
             paper.status, paper.reason = OrderStatus.CANCELED, cast(OrderCanceled, event).reason
 
     def _settle(self, order: OrderSubmitted, fill: OrderFilled) -> None:
-        spec = self.instruments[order.symbol]
-        quantity, price = to_decimal(fill.fill_lots), to_decimal(fill.fill_price)
+        symbol, quantity = order.symbol, to_decimal(fill.fill_lots)
         signed = quantity if order.side == "buy" else -quantity
-        book = self.books.get(order.symbol)
+        self.lots[symbol] = _add(self.lots.get(symbol, _ZERO), signed)
+        if not self._keeps_account:
+            return
+        spec, price = self.instruments[symbol], to_decimal(fill.fill_price)
+        book = self.books.get(symbol)
         if book is None:
-            book = self.books[order.symbol] = Book()
+            book = self.books[symbol] = Book()
         contract = to_decimal(spec.contract_size)
         # Units (lots x contract size) first, then x price: Instrument.price_pnl's products, in its order.
         realized = _multiply(contract, book.fill(signed, price))

@@ -222,3 +222,29 @@ def test_replay_when_the_process_froze_objects_then_they_stay_frozen(tmp_path: P
         assert gc.isenabled()
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_replay_when_round_trips_on_several_days_then_the_pnl_sums_every_day(tmp_path: Path, fast: bool) -> None:
+    # A long, then flat, on each of three trading days (a day apart), at a different profit each day; a long
+    # left open at the end. The result's P&L is what the engine booked, summed over the days.
+    day_ms = 86_400_000
+    ticks, signals = [], []
+    for day in range(3):
+        start = WEDNESDAY_NOON_MS + day * day_ms
+        ticks += [tick(start, 1.1, seq=0), tick(start + 1_000, 1.1 + 0.001 * (day + 1), seq=1)]
+        signals += [signal(2 * day, start + 500, "long", 1.0), signal(2 * day + 1, start + 1_500, "flat", 1.0)]
+    end = WEDNESDAY_NOON_MS + 3 * day_ms
+    ticks += [tick(end, 1.1, seq=0), tick(end + 1_000, 1.104, seq=1)]
+    signals.append(signal(6, end + 500, "long", 1.0))
+
+    result = replay_session(_settings(tmp_path), ticks, signals, fast=fast)
+
+    pnls = fill_pnls(result.events, registry(_settings(tmp_path).symbols))
+    assert len({fill.event_at_ms // day_ms for fill, pnl in zip(result.fills, pnls, strict=True) if pnl.realized}) == 3
+    realized = sum((pnl.realized for pnl in pnls), Decimal(0))
+    assert result.realized_by_currency == {"USD": realized} and realized > 0
+    (last,) = [fill for fill in result.fills if fill.event_at_ms > end]
+    open_pnl = (to_decimal(tick(end + 1_000, 1.104).mid) - to_decimal(last.fill_price)) * to_decimal(last.fill_lots)
+    assert result.unrealized_by_currency == {"USD": open_pnl * 100_000}
+    assert result.positions == {"EURUSD": to_decimal(last.fill_lots)}

@@ -409,7 +409,6 @@ def test_ticks_when_one_bad_print_arrives_then_execution_neither_halts_nor_fills
 
 
 def test_reconcile_when_running_then_broker_orders_are_adopted_and_a_lasting_mismatch_reduces(tmp_path: Path) -> None:
-    from execution.positions import Book
 
     clock = ManualClock(WEDNESDAY_NOON_MS)
     service = make_service(tmp_path, clock, market_hours="always", reconciliation={"interval_s": 5})
@@ -427,7 +426,7 @@ def test_reconcile_when_running_then_broker_orders_are_adopted_and_a_lasting_mis
     assert service.engine.view.positions["EURUSD"] == service.broker.positions()["EURUSD"]
     assert service.engine.trading_state == "ACTIVE"
 
-    service.broker.books["EURUSD"] = Book()  # the venue's position vanished: a real mismatch
+    service.broker.lots["EURUSD"] = Decimal(0)  # the venue's position vanished: a real mismatch
     clock.advance(5_000)
     service.poll_broker()
     assert service.engine.trading_state == "ACTIVE"  # once could be a deal in flight
