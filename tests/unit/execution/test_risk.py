@@ -28,6 +28,7 @@ from execution.risk import (
     check_symbol_allowed,
     check_trading_state,
     first_denial,
+    is_reducing,
 )
 from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, signal, tick
 from tickwave.config import MarketSettings
@@ -45,6 +46,16 @@ def _view(**changes: object) -> RiskView:
     for name, value in changes.items():
         setattr(view, name, value)
     return view
+
+
+def test_is_reducing_when_the_view_changed_after_a_gate_pass_then_it_answers_for_the_new_view() -> None:
+    # The gate works the answer out once for its checks; it must not outlive the pass.
+    view, order = _view(positions={"EURUSD": Decimal("1.0")}), _order("sell", 0.5)
+    assert first_denial(order, view, LIMITS, NOW) is None
+    assert is_reducing(order, view)
+    view.positions["EURUSD"] = Decimal("-1.0")  # now short: selling adds to the position
+    assert not is_reducing(order, view)
+    assert check_max_position(_order("sell", 0.5), view, LIMITS, NOW) == check_max_position(order, view, LIMITS, NOW)
 
 
 def test_checks_when_listed_then_in_the_documented_order() -> None:
