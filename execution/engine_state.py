@@ -23,7 +23,7 @@ from execution.brokers.base import EXPIRED_PREFIX
 from execution.limits import RiskLimits
 from execution.positions import Book, Booking, book_of
 from execution.risk import PriceWindow, RiskView
-from execution.state import CreationIndex, IllegalTransition, Order, OrderStatus
+from execution.state import TERMINAL, CreationIndex, IllegalTransition, Order, OrderStatus, moved
 from tickwave.contracts import (
     ControlCommand,
     Message,
@@ -206,20 +206,20 @@ class EngineState:
             if event.fill_id in order.fill_ids:
                 return False  # the same execution reported twice (redelivery, reconciliation)
             status = OrderStatus.FILLED if event.is_final else OrderStatus.PARTIALLY_FILLED
-            self._put(order.moved(status, filled_lots=event.cumulative_lots, fill_id=event.fill_id))
+            self._put(moved(order, status, event.cumulative_lots, None, event.fill_id))
             self._book_fill(order, event)
             self._add_pending(order.symbol, order.side, -to_decimal(event.fill_lots))
             self.view.consecutive_rejects = 0
         elif type(event) is OrderAccepted:
-            self._put(order.moved(OrderStatus.ACCEPTED, broker_order_id=event.broker_order_id))
+            self._put(moved(order, OrderStatus.ACCEPTED, None, event.broker_order_id))
             self.view.consecutive_rejects = 0
         elif type(event) is OrderRejected:
-            self._put(order.moved(OrderStatus.REJECTED))
+            self._put(moved(order, OrderStatus.REJECTED))
             self._release_rest(order)
             self.view.consecutive_rejects += 1
         else:
             expired = cast(OrderCanceled, event).reason.startswith(EXPIRED_PREFIX)
-            self._put(order.moved(OrderStatus.EXPIRED if expired else OrderStatus.CANCELED))
+            self._put(moved(order, OrderStatus.EXPIRED if expired else OrderStatus.CANCELED))
             self._release_rest(order)
         return True
 
@@ -232,7 +232,7 @@ class EngineState:
                 self._created.remove(previous.created_at_ms, cid)
             self._created.add(order.created_at_ms, cid)
         self.orders[cid] = order
-        if order.is_terminal:
+        if order.status in TERMINAL:
             self._open_ids.discard(cid)
         else:
             self._open_ids.add(cid)

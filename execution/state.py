@@ -117,19 +117,30 @@ class Order(msgspec.Struct, frozen=True):
         broker_order_id: str | None = None,
         fill_id: str | None = None,
     ) -> Order:
-        """Return a copy in ``to_status`` (a fill may repeat ``partially_filled``).
+        """Return a copy in ``to_status`` (a fill may repeat ``partially_filled``); see :func:`moved`."""
+        return moved(self, to_status, filled_lots, broker_order_id, fill_id)
 
-        Raises:
-            IllegalTransition: when the table forbids the move.
-        """
-        status = transition(self.client_order_id, self.status, to_status)
-        return msgspec.structs.replace(
-            self,
-            status=status,
-            filled_lots=self.filled_lots if filled_lots is None else filled_lots,
-            broker_order_id=broker_order_id or self.broker_order_id,
-            fill_ids=self.fill_ids + ((fill_id,) if fill_id else ()),
-        )
+
+def moved(
+    order: Order,
+    to_status: OrderStatus,
+    filled_lots: float | None = None,
+    broker_order_id: str | None = None,
+    fill_id: str | None = None,
+) -> Order:
+    """Return a copy of ``order`` in ``to_status`` (a compiled call: a struct's method is called as Python's).
+
+    Raises:
+        IllegalTransition: when the table forbids the move.
+    """
+    status = transition(order.client_order_id, order.status, to_status)
+    return msgspec.structs.replace(
+        order,
+        status=status,
+        filled_lots=order.filled_lots if filled_lots is None else filled_lots,
+        broker_order_id=broker_order_id or order.broker_order_id,
+        fill_ids=order.fill_ids + ((fill_id,) if fill_id else ()),
+    )
 
 
 def _created_at(entry: tuple[int, str]) -> int:
