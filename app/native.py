@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The modules compiled together: what a decision runs through, and the kernel modules they call per event.
 MODULES = (
-    "execution.backtest", "execution.brokers.base", "execution.brokers.paper", "execution.day_screen", "execution.decisions",
-    "execution.engine", "execution.engine_state", "execution.journal_space", "execution.limits",
+    "execution.backtest", "execution.brokers.base", "execution.brokers.paper", "execution.day_screen",
+    "execution.decisions", "execution.engine", "execution.engine_state", "execution.journal_space", "execution.limits",
     "execution.memory_journal", "execution.positions", "execution.reconcile", "execution.reconciler",
     "execution.risk", "execution.service", "execution.sizing", "execution.state", "execution.stops",
     "execution.valuation", "tickwave.audit_chain", "tickwave.clock", "tickwave.contracts.core",
