@@ -272,8 +272,9 @@ def test_warehouse_when_a_query_passes_the_memory_cap_then_it_fails_and_the_serv
 def test_warehouse_when_merges_leave_hundreds_of_outdated_parts_then_their_removal_starts_no_thread_pool(
     exported_password_warehouse: Endpoint,
 ) -> None:
-    # 300 one-row parts merge into a few; the 300 left outdated go once their lifetime (1 s) passes.
-    # The engine's default removes more than 100 of them on a pool of up to 128 threads that then stay.
+    # 300 one-row parts merge into one at once (merges held back until then); the 300 left outdated go once
+    # their lifetime (1 s) passes. The engine's default removes more than 100 of them on a pool of up to 128
+    # threads that then stay.
     endpoint = exported_password_warehouse
     credentials = Credentials("tickwave", SecretStr(PASSWORD), "analyst", SecretStr(""))
     name = f"parts_{uuid.uuid4().hex[:8]}"
@@ -284,7 +285,10 @@ def test_warehouse_when_merges_leave_hundreds_of_outdated_parts_then_their_remov
     threads_before = process.num_threads()
     one_part_a_row = "max_block_size = 1, min_insert_block_size_rows = 0, min_insert_block_size_bytes = 0"
     insert = f"INSERT INTO default.{name} SELECT number FROM numbers(300) SETTINGS {one_part_a_row}".encode()
+    assert post(endpoint.address, credentials, f"SYSTEM STOP MERGES default.{name}".encode()).status == 200
     assert post(endpoint.address, credentials, insert).status == 200
+    for step in (f"SYSTEM START MERGES default.{name}", f"OPTIMIZE TABLE default.{name} FINAL"):
+        assert post(endpoint.address, credentials, step.encode()).status == 200
     parts = (f"SELECT countIf(active), countIf(NOT active), sumIf(rows, active) FROM system.parts "
              f"WHERE database = 'default' AND table = '{name}'").encode()  # fmt: skip
     deadline, most_threads, most_outdated = time.monotonic() + 90, threads_before, 0
