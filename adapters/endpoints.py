@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import socket
 import time
 from dataclasses import dataclass
@@ -46,10 +47,31 @@ class Endpoint:
 
 
 def free_port() -> int:
-    """Return a TCP port on loopback that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """Return a TCP port on loopback that is free right now, below the kernel's range for outgoing connections.
+
+    A port the kernel picks (a bind to 0) comes from that range, where any outgoing connection
+    may take it while the service given it restarts (a supervisor's restart then finds its own
+    port in use); a port below the range is only ever taken by a listener.
+    """
+    below = range(max(1024, _ephemeral_low() - 16_384), _ephemeral_low())
+    for port in random.sample(below, min(64, len(below))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # all taken: any free one
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    # The first port of the kernel's ephemeral range (Linux; 32768 is its default and IANA's range starts above).
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def record_path(state_dir: Path, name: str) -> Path:
