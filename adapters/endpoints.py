@@ -26,6 +26,7 @@ import psutil
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+_GIVEN: set[int] = set()  # the ports free_port handed out in this process
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def free_port() -> int:
                 sock.bind((LOOPBACK, port))
             except OSError:
                 continue
+        if port not in _GIVEN:  # never the same port twice to one process (its services bind them later)
+            _GIVEN.add(port)
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # all taken: any free one
         sock.bind((LOOPBACK, 0))
