@@ -185,8 +185,8 @@ def run_cluster_chaos(state_dir: Path, plan: ChaosPlan) -> ClusterResult:
     settings = chaos_settings(state_dir, brokers=3, broker_heap_mb=BROKER_HEAP_MB)
     topic = topic_name(settings, TICKS)
     result = ClusterResult()
-    bring_up(settings)
     try:
+        bring_up(settings)  # inside: a refused start still brings down what started before it
         errors: list[BaseException] = []
         killer = threading.Thread(target=kill_when_written, args=(settings, topic, result, errors), name="replay-kill")
         killer.start()

@@ -419,8 +419,8 @@ def run_chaos(state_dir: Path, plan: ChaosPlan) -> ChaosResult:
 
     settings = chaos_settings(state_dir)
     result = ChaosResult()
-    bring_up(settings)
     try:
+        bring_up(settings)  # inside: a refused start still brings down what started before it
         symbols = serve_a_model(settings, plan.settle_s)
         stop = threading.Event()
         shaker = threading.Thread(target=shake, args=(settings, plan, stop, result), name="chaos")
