@@ -109,17 +109,6 @@ class Order(msgspec.Struct, frozen=True):
         """True while the broker may still fill it."""
         return self.status in WORKING
 
-    def moved(
-        self,
-        to_status: OrderStatus,
-        *,
-        filled_lots: float | None = None,
-        broker_order_id: str | None = None,
-        fill_id: str | None = None,
-    ) -> Order:
-        """Return a copy in ``to_status`` (a fill may repeat ``partially_filled``); see :func:`moved`."""
-        return moved(self, to_status, filled_lots, broker_order_id, fill_id)
-
 
 def moved(
     order: Order,
@@ -128,7 +117,9 @@ def moved(
     broker_order_id: str | None = None,
     fill_id: str | None = None,
 ) -> Order:
-    """Return a copy of ``order`` in ``to_status`` (a compiled call: a struct's method is called as Python's).
+    """Return a copy of ``order`` in ``to_status`` (a fill may repeat ``partially_filled``).
+
+    A function, not a method of the struct: compiled code calls a struct's method as Python calls one.
 
     Raises:
         IllegalTransition: when the table forbids the move.

@@ -16,6 +16,7 @@ from execution.state import (
     Order,
     OrderStatus,
     is_allowed,
+    moved,
     transition,
 )
 
@@ -44,7 +45,7 @@ def test_order_moved_when_any_path_then_terminal_states_are_never_left(path: lis
     visited = [order.status]
     for wanted in path:
         try:
-            order = order.moved(wanted)
+            order = moved(order, wanted)
         except IllegalTransition:
             continue
         visited.append(order.status)
@@ -83,9 +84,9 @@ def test_table_when_inspected_then_every_state_is_reachable_from_new_and_termina
 
 
 def test_order_moved_when_filled_then_keeps_fill_ids_and_broker_id() -> None:
-    order = _order().moved(OrderStatus.SUBMITTED).moved(OrderStatus.ACCEPTED, broker_order_id="b-1")
-    order = order.moved(OrderStatus.PARTIALLY_FILLED, filled_lots=0.4, fill_id="f1")
-    order = order.moved(OrderStatus.FILLED, filled_lots=1.0, fill_id="f2")
+    order = moved(moved(_order(), OrderStatus.SUBMITTED), OrderStatus.ACCEPTED, broker_order_id="b-1")
+    order = moved(order, OrderStatus.PARTIALLY_FILLED, filled_lots=0.4, fill_id="f1")
+    order = moved(order, OrderStatus.FILLED, filled_lots=1.0, fill_id="f2")
     assert (order.broker_order_id, order.fill_ids, order.filled_lots, order.is_terminal) == (
         "b-1",
         ("f1", "f2"),
