@@ -48,9 +48,11 @@ class FloatDay:
 
     def is_current(self, day: str, limits: RiskLimits) -> bool:
         """Return True when the parts are the day's with the books as they are and ``limits``."""
+        return self._current_at(day, limits, self.state.books_revision)
+
+    def _current_at(self, day: str, limits: RiskLimits, books_revision: int) -> bool:
         current = self._current
-        return (current is not None and current[2] is limits and current[1] == self.state.books_revision
-                and current[0] == day)  # fmt: skip
+        return current is not None and current[2] is limits and current[1] == books_revision and current[0] == day
 
     def take(self, parts: DayParts, day: str, limits: RiskLimits) -> None:
         """Take ``parts`` (:meth:`Valuation._day_parts` of ``day`` with the books as they are) in floats."""
@@ -67,9 +69,8 @@ class FloatDay:
         errs by the roundings of u, p, u x p and the sum, 5 x 2**-53 of ``|cost| + |u x p|`` at
         most, which the currency's drift adds (2**-50 of it) to the error bound.
         """
-        state, current = self.state, self._current
-        if (current is None or current[2] is not limits or current[1] + 1 != state.books_revision
-                or current[0] != day or state.marked_day != day):  # fmt: skip
+        state = self.state
+        if not self._current_at(day, limits, state.books_revision - 1) or state.marked_day != day:
             return  # not current before the fill (or the day's legs are not counted yet): taken afresh
         symbol = fill.symbol  # each read of a struct's field is a Python attribute lookup
         spec, booking = limits.instruments.get(symbol), state.bookings.get(fill.fill_id)

@@ -79,11 +79,11 @@ class Valuation:
 
     def is_above_after(self, fill: OrderFilled, limits: RiskLimits, floor: Decimal) -> bool:
         """:meth:`is_above` at ``fill``'s time, just after it was booked: from the answer before it if only it moved."""
-        state, screened = self.state, self._screened
-        self._float_day.carry(fill, self.trading_day(limits, fill.event_at_ms), limits)
+        state, screened, day = self.state, self._screened, self.trading_day(limits, fill.event_at_ms)
+        self._float_day.carry(fill, day, limits)
         if (screened is not None and screened[2] is limits and screened[3] == floor
                 and screened[0] + 1 == state.pnl_revision and screened[4] + 1 == state.books_revision  # it alone
-                and screened[1] == state.marked_day == self.trading_day(limits, fill.event_at_ms)
+                and screened[1] == state.marked_day == day
                 and self._float_day.clears_after(fill, limits, floor)):  # fmt: skip
             self._screened = (state.pnl_revision, screened[1], limits, floor, state.books_revision)
             return True
