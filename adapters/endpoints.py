@@ -54,7 +54,8 @@ def free_port() -> int:
     may take it while the service given it restarts (a supervisor's restart then finds its own
     port in use); a port below the range is only ever taken by a listener.
     """
-    below = range(max(1024, _ephemeral_low() - 16_384), _ephemeral_low())
+    low = _ephemeral_low()
+    below = range(max(1024, low - 16_384), low)
     for port in random.sample(below, min(64, len(below))):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
