@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench parity chaos cluster-chaos soak fuzz clean
+.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench parity chaos cluster-chaos soak fuzz shape clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -110,6 +110,9 @@ parity: bootstrap ## the fast engine replay against the live path on the benchma
 
 fuzz: bootstrap ## fuzz the warehouse's read-only policy with 20,000 statements from the engine's grammar (POLICY_FUZZ_SEED=N repeats a run; minutes)
 	POLICY_FUZZ_QUERIES=20000 $(BIN)/pytest -s tests/integration/warehouse/test_policy_fuzz.py
+
+shape: bootstrap ## report the largest files, classes and functions and the kernel's size (a prompt to split along concerns, not a limit)
+	$(BIN)/python -m tests.shape
 
 clean: ## stop services and remove the state dir and the venv
 	-@[ -x $(BIN)/tickwave ] && $(BIN)/tickwave down

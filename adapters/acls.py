@@ -32,8 +32,10 @@ logger = logging.getLogger(__name__)
 
 ANY_HOST = "*"
 _RESOURCES = {
-    "topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "transactional_id": ResourceType.TRANSACTIONAL_ID,
-}  # fmt: skip
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "transactional_id": ResourceType.TRANSACTIONAL_ID,
+}
 # What a user of a topic may also look at: its metadata, and its configs (quixstreams checks them
 # before it reads or writes, and refuses to start without DESCRIBE_CONFIGS).
 _LOOK = ("DESCRIBE", "DESCRIBE_CONFIGS")
@@ -126,8 +128,9 @@ def wait_for_acls(admin: AdminClient, bindings: set[AclBinding], timeout_s: floa
     Raises:
         ServiceError: when they are not all listed within ``timeout_s``.
     """
-    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
-                                  AclPermissionType.ANY)  # fmt: skip
+    everything = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
     deadline = time.monotonic() + timeout_s
     while True:
         listed = set(admin.describe_acls(everything, request_timeout=timeout_s).result(timeout=timeout_s))

@@ -80,8 +80,12 @@ def start_gc_freezer(stop: threading.Event, interval_s: float = DEFAULT_INTERVAL
                 unreachable, seconds = collect_frozen()
                 logger.info(
                     "gc: survivors frozen %d times; a full collection freed %d unreachable objects in %.1f ms; "
-                    "peak RSS %.0f MiB", count, unreachable, seconds * 1000, peak_rss_mib(),
-                )  # fmt: skip
+                    "peak RSS %.0f MiB",
+                    count,
+                    unreachable,
+                    seconds * 1000,
+                    peak_rss_mib(),
+                )
 
     thread = threading.Thread(target=run, name="gc-freezer", daemon=True)
     thread.start()

@@ -92,9 +92,13 @@ class HealthReporter:
     """
 
     def __init__(
-        self, state_path: Path, service: str, check: Check, interval_s: float = 2.0,
+        self,
+        state_path: Path,
+        service: str,
+        check: Check,
+        interval_s: float = 2.0,
         on_death: Callable[[str], None] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Report for ``service`` under ``state_path``; ``on_death(what)`` takes the process down."""
         self.state_path, self.service, self.check, self.interval_s = state_path, service, check, interval_s
         self.on_death = on_death

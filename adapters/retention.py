@@ -186,8 +186,10 @@ def topic_retention(retention: RetentionSettings) -> list[TopicRetention]:
     """
     names = [rule.topic for rule in _TOPICS]
     resolved = []
-    for key, overrides in (("topic_retention_ms", retention.topic_retention_ms),
-                           ("topic_retention_bytes", retention.topic_retention_bytes)):  # fmt: skip
+    for key, overrides in (
+        ("topic_retention_ms", retention.topic_retention_ms),
+        ("topic_retention_bytes", retention.topic_retention_bytes),
+    ):
         _refuse_unknown("topics", key, overrides, names)
         bad = [f"{topic} = {value}" for topic, value in overrides.items() if value < NO_LIMIT or value == 0]
         if bad:
@@ -241,9 +243,13 @@ def retention_markdown(retention: RetentionSettings) -> str:
     logs = "Dagster compute logs (`<state dir>/data/dagster/storage/<run id>/`)"
     lines.append(f"| {logs} | {_days(retention.dagster_runs_days)} | `retention.dagster_runs_days` |")
     service_logs, rolled = "service logs (`<state dir>/logs/<name>.log`)", f"the last {SERVICE_LOG_GENERATIONS} rolled"
-    lines.append(f"| {service_logs} | rolled at {retention.service_log_mb} MB, {rolled} files kept | "
-                 "`retention.service_log_mb` |")  # fmt: skip
+    lines.append(
+        f"| {service_logs} | rolled at {retention.service_log_mb} MB, {rolled} files kept | "
+        "`retention.service_log_mb` |"
+    )
     journal = "execution journal (`<state dir>/execution/<instance>/journal*.jsonl*`)"
-    lines.append(f"| {journal} | forever: the state is rebuilt from it; sealed segments compressed | "
-                 "`execution.journal_segment_mb` |")  # fmt: skip
+    lines.append(
+        f"| {journal} | forever: the state is rebuilt from it; sealed segments compressed | "
+        "`execution.journal_segment_mb` |"
+    )
     return "\n".join(lines) + "\n"

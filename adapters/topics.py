@@ -132,13 +132,18 @@ def set_retention(admin: AdminClient, rules: dict[str, TopicRetention], timeout_
     """
     current = topic_configs(admin, list(rules), timeout_s)
     changes = [
-        ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
-            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
-            for key, value in rule.config.items() if current[name].get(key) != value
-        ])
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in rule.config.items()
+                if current[name].get(key) != value
+            ],
+        )
         for name, rule in rules.items()
         if current[name] != rule.config
-    ]  # fmt: skip
+    ]
     changed = []
     if changes:
         for resource, future in admin.incremental_alter_configs(changes, request_timeout=timeout_s).items():

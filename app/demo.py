@@ -37,11 +37,17 @@ def demo_ticks(count: int, now_ms: int, seed: int = 7) -> list[Tick]:
         mid *= 1 + rng.gauss(0, 2e-5)
         prices[symbol] = (mid, digits)
         half_spread = 10**-digits
-        ticks.append(Tick(
-            symbol=symbol, time_ms=now_ms + index * 100, seq=0,
-            bid=round(mid - half_spread, digits), ask=round(mid + half_spread, digits),
-            volume=1.0, source="demo",
-        ))  # fmt: skip
+        ticks.append(
+            Tick(
+                symbol=symbol,
+                time_ms=now_ms + index * 100,
+                seq=0,
+                bid=round(mid - half_spread, digits),
+                ask=round(mid + half_spread, digits),
+                volume=1.0,
+                source="demo",
+            )
+        )
     return ticks
 
 
@@ -52,8 +58,19 @@ def warehouse_url(settings: Settings) -> str:
     return resolve(settings)
 
 
-DEMO_TABLES = ("ticks", "quarantine", "bars_1s", "bars_1m", "features", "predictions", "signals", "orders",
-               "fills", "risk_events", "model_registry")  # fmt: skip
+DEMO_TABLES = (
+    "ticks",
+    "quarantine",
+    "bars_1s",
+    "bars_1m",
+    "features",
+    "predictions",
+    "signals",
+    "orders",
+    "fills",
+    "risk_events",
+    "model_registry",
+)
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -128,11 +145,20 @@ def demo_models(settings: Settings, framework: str, model_id: str | None = None)
     # 110 s with the defaults (300 rounds, n_jobs=2) on ~1,500 rows of this 2-core machine
     # under load; the sample teaches nothing more with more trees.
     models = settings.models.model_copy(
-        update={"timeframe": "1s", "horizon_bars": 10, "dead_zone_bps": 0.3, "calibration_bound": 1.0,
-                "prior_margin": -1.0,
-                "baselines": (), "min_trades": 0, "framework": framework, "n_estimators": 100, "n_jobs": 1,
-                "model_id": model_id or settings.models.registry_id}
-    )  # fmt: skip
+        update={
+            "timeframe": "1s",
+            "horizon_bars": 10,
+            "dead_zone_bps": 0.3,
+            "calibration_bound": 1.0,
+            "prior_margin": -1.0,
+            "baselines": (),
+            "min_trades": 0,
+            "framework": framework,
+            "n_estimators": 100,
+            "n_jobs": 1,
+            "model_id": model_id or settings.models.registry_id,
+        }
+    )
     return settings.model_copy(update={"models": models})
 
 
@@ -148,11 +174,14 @@ def train_on_sample(settings: Settings, symbols: list[str], range_ms: tuple[int,
     else:
         failures = "; ".join(decision.failures) if decision is not None else "promotion not attempted"
         verdict = f"candidate, not promoted ({failures})"
-    weights = {key.removeprefix("weight_"): float(value) for key, value in entry.params.items()
-               if key.startswith("weight_")}  # fmt: skip
+    weights = {
+        key.removeprefix("weight_"): float(value) for key, value in entry.params.items() if key.startswith("weight_")
+    }
     members = ", ".join(f"{name} {weight:.2f}" for name, weight in sorted(weights.items()))
-    trained = (f"ensemble {entry.model_id} v{entry.model_version} ({members or 'weighted members'}) trained on "
-               f"{rows:,} labelled 1 s rows (10 s horizon) in {outcome.result.training_seconds:.1f} s")  # fmt: skip
+    trained = (
+        f"ensemble {entry.model_id} v{entry.model_version} ({members or 'weighted members'}) trained on "
+        f"{rows:,} labelled 1 s rows (10 s horizon) in {outcome.result.training_seconds:.1f} s"
+    )
     return f"{trained} -> {verdict}"
 
 
@@ -176,9 +205,11 @@ def shadow_challenger(settings: Settings, symbols: list[str], range_ms: tuple[in
     finally:
         registry.close()
     beside = f"challenging {champion.name}" if against and champion else "no champion to challenge yet"
-    return (f"lightgbm {entry.name} trained in {outcome.result.training_seconds:.1f} s -> challenger ({beside}): "
-            "the streams score it in shadow on the same 1 s vectors; its predictions are stored under its own id, "
-            "never traded")  # fmt: skip
+    return (
+        f"lightgbm {entry.name} trained in {outcome.result.training_seconds:.1f} s -> challenger ({beside}): "
+        "the streams score it in shadow on the same 1 s vectors; its predictions are stored under its own id, "
+        "never traded"
+    )
 
 
 def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -> None:
@@ -190,23 +221,30 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
 
     ingest = as_principal(settings, INGEST)  # the demo's ingest runs as ingest on a secured embedded broker
     replayed = replay_sample(ingest)
-    console.print(f"[green]✓[/] ingest replayed {replayed.ticks:,} SIMULATED sample ticks ({SAMPLE_DIR.name}/) onto "
-                  f"{TICKS}; {replayed.dead_letters} dead letters")  # fmt: skip
+    console.print(
+        f"[green]✓[/] ingest replayed {replayed.ticks:,} SIMULATED sample ticks ({SAMPLE_DIR.name}/) onto "
+        f"{TICKS}; {replayed.dead_letters} dead letters"
+    )
     if not replayed.is_clean:
         raise ServiceError("the broker did not acknowledge every sample tick")
-    if not wait_until("streams: sample ticks -> warehouse...",
-                      lambda: table_counts(settings)["ticks"] >= replayed.ticks, 90):  # fmt: skip
+    if not wait_until(
+        "streams: sample ticks -> warehouse...", lambda: table_counts(settings)["ticks"] >= replayed.ticks, 90
+    ):
         raise ServiceError("the dataflow did not store the sample ticks within 90 s; see `tickwave logs streams`")
     wait_until("streams: closing the last bars...", lambda: _stable(settings, "bars_1s"), 30)
     counts = table_counts(settings)
-    console.print(f"[green]✓[/] streams stored {counts['ticks']:,} ticks, {counts['bars_1s']:,} 1 s bars, "
-                  f"{counts['bars_1m']:,} 1 min bars, {counts['features']:,} feature vectors")  # fmt: skip
+    console.print(
+        f"[green]✓[/] streams stored {counts['ticks']:,} ticks, {counts['bars_1s']:,} 1 s bars, "
+        f"{counts['bars_1m']:,} 1 min bars, {counts['features']:,} feature vectors"
+    )
 
     symbols = sorted({path.name.split("_")[0] for path in sample_paths()})
     sample_start_ms = 1_709_539_200_000  # 2024-03-04T08:00:00Z, the sample's first minute
-    console.print("[yellow]note[/]: the sample is a simulated random walk with nothing to learn; for this demo only, "
-                  "the champion's calibration bound, class-frequency prior gate and P&L baselines are lifted so "
-                  "the signal -> order path runs")  # fmt: skip
+    console.print(
+        "[yellow]note[/]: the sample is a simulated random walk with nothing to learn; for this demo only, "
+        "the champion's calibration bound, class-frequency prior gate and P&L baselines are lifted so "
+        "the signal -> order path runs"
+    )
     sample_range_ms = (sample_start_ms, sample_start_ms + 11 * 60_000)
     with console.status("training the weighted ensemble (XGBoost + LightGBM) on the sample's 1 s features..."):
         trained = train_on_sample(settings, symbols, sample_range_ms)
@@ -216,16 +254,19 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     console.print(f"[green]✓[/] {challenger}")
 
     stop = threading.Event()
-    source = build_source(ingest, SourceKind.SIM, stop, symbols=",".join(symbols), rate=60.0,
-                          duration=f"{live_seconds}s")  # fmt: skip
+    source = build_source(
+        ingest, SourceKind.SIM, stop, symbols=",".join(symbols), rate=60.0, duration=f"{live_seconds}s"
+    )
     with console.status(f"live: simulated market for {live_seconds} s -> streams -> signals -> execution..."):
         live = run_source(ingest, source, stop)
     console.print(f"[green]✓[/] live: {live.ticks:,} simulated ticks streamed")
     lags = wait_drained(settings, 90)
     counts = table_counts(settings)
     if lags:
-        console.print(f"[yellow]the pipeline had not drained after 90 s[/] (still to take in: {lags}): the counts "
-                      "below are a moment's, not the run's")  # fmt: skip
+        console.print(
+            f"[yellow]the pipeline had not drained after 90 s[/] (still to take in: {lags}): the counts "
+            "below are a moment's, not the run's"
+        )
     title = "the warehouse after the demo (exact counts, FINAL" + (")" if lags else ", every loader drained)")
     table = Table("table", "rows", title=title)
     for name, rows in counts.items():
@@ -259,8 +300,15 @@ def _show_health(settings: Settings) -> None:
         console.print(f"{mark} health {service.name:<13} {health.state}: {escape(health.summary)}")
 
 
-MARTS = ("fct_orders", "fct_fills", "fct_round_trips", "pnl_daily", "execution_quality", "execution_quality_daily",
-         "decision_log")  # fmt: skip
+MARTS = (
+    "fct_orders",
+    "fct_fills",
+    "fct_round_trips",
+    "pnl_daily",
+    "execution_quality",
+    "execution_quality_daily",
+    "decision_log",
+)
 
 
 def _orchestrate(settings: Settings, addresses: dict[str, str]) -> None:
@@ -281,8 +329,9 @@ def _orchestrate(settings: Settings, addresses: dict[str, str]) -> None:
     today = str(datetime.now(UTC).date())
     # The quality checks read only the raw tables: they run beside the marts (the daemon runs two
     # at once); the daily marts read the marts, so they start when those are built.
-    with console.status("Dagster: dbt build (staging and marts, with their tests) beside the raw tables' "
-                        "Great Expectations suites..."):  # fmt: skip
+    with console.status(
+        "Dagster: dbt build (staging and marts, with their tests) beside the raw tables' Great Expectations suites..."
+    ):
         marts, quality = submit_job(address, "dbt_marts"), submit_job(address, "quality_checks")
         show("dbt_marts", wait_for_run(address, marts))
     with console.status(f"Dagster: dbt build of the daily marts of {today}..."):
@@ -293,13 +342,17 @@ def _orchestrate(settings: Settings, addresses: dict[str, str]) -> None:
     try:
         # Names come from the fixed MARTS, never from input.
         rows = {mart: int(client.query(f"SELECT count() FROM {mart}").result_rows[0][0]) for mart in MARTS}  # noqa: S608
-        failed = client.query("SELECT dataset, check_name FROM dq_results FINAL WHERE NOT is_success "
-                              "AND checked_at_ms >= now() - INTERVAL 1 HOUR").result_rows  # fmt: skip
+        failed = client.query(
+            "SELECT dataset, check_name FROM dq_results FINAL WHERE NOT is_success "
+            "AND checked_at_ms >= now() - INTERVAL 1 HOUR"
+        ).result_rows
     finally:
         client.close()
     console.print("  marts: " + ", ".join(f"{mart} {count:,}" for mart, count in rows.items()))
-    console.print(f"  quality: {len(failed)} failed expectations in the last hour"
-                  + (f" ({', '.join(f'{d}.{c}' for d, c in failed[:4])}...)" if failed else ""))  # fmt: skip
+    console.print(
+        f"  quality: {len(failed)} failed expectations in the last hour"
+        + (f" ({', '.join(f'{d}.{c}' for d, c in failed[:4])}...)" if failed else "")
+    )
 
 
 def _schedules(addresses: dict[str, str]) -> None:
@@ -319,8 +372,10 @@ def _schedules(addresses: dict[str, str]) -> None:
     mark = "[green]✓[/]" if len(running) == len(found) else "[yellow]![/]"
     next_at = reports.next_tick_at if reports else None
     when = f"; daily reports next at {next_at:%Y-%m-%d %H:%M} UTC" if next_at else ""
-    console.print(f"{mark} Dagster: {len(running)} of {len(found)} schedules and sensors running on their own{when} "
-                  "(`tickwave status` lists each; orchestration.schedules_enabled=false: stopped)")  # fmt: skip
+    console.print(
+        f"{mark} Dagster: {len(running)} of {len(found)} schedules and sensors running on their own{when} "
+        "(`tickwave status` lists each; orchestration.schedules_enabled=false: stopped)"
+    )
 
 
 def _champion_and_challenger(settings: Settings) -> None:
@@ -339,9 +394,11 @@ def _champion_and_challenger(settings: Settings) -> None:
         client.close()
     if rows:
         console.print(comparison_table(rows, 1, is_compact=True))
-    console.print("  champion vs challenger on live data: `tickwave models compare --days 1` (the "
-                  "model_performance_daily mart; `--daily` per day); `tickwave models promote <version> --model-id "
-                  "<challenger's id>` makes a challenger the champion of its slot")  # fmt: skip
+    console.print(
+        "  champion vs challenger on live data: `tickwave models compare --days 1` (the "
+        "model_performance_daily mart; `--daily` per day); `tickwave models promote <version> --model-id "
+        "<challenger's id>` makes a challenger the champion of its slot"
+    )
 
 
 def _compliance_reports(settings: Settings) -> None:
@@ -364,8 +421,9 @@ def _compliance_reports(settings: Settings) -> None:
             problems = verify(client, root, today)
         finally:
             client.close()
-    console.print(f"[green]✓[/] compliance: seven reports (CSV + HTML) and a chained manifest for {today} in "
-                  f"{outcome.directory}")  # fmt: skip
+    console.print(
+        f"[green]✓[/] compliance: seven reports (CSV + HTML) and a chained manifest for {today} in {outcome.directory}"
+    )
     for flag in outcome.flags:
         console.print(f"  flag: {flag}")
     mark = "[green]✓[/]" if not problems else "[red]✗[/]"
@@ -435,9 +493,11 @@ def _dashboards(settings: Settings) -> None:
     finally:
         runner.close()
     mark = "[green]✓[/]" if answered == total else "[red]✗[/]"
-    console.print(f"{mark} Grafana boards: {answered}/{total} panel queries answered as the analyst with their columns "
-                  f"(slowest {slowest[0]:.0f} ms: {slowest[1]}); files in {result.out} "
-                  "(`tickwave dashboards build`, dashboards/README.md)")  # fmt: skip
+    console.print(
+        f"{mark} Grafana boards: {answered}/{total} panel queries answered as the analyst with their columns "
+        f"(slowest {slowest[0]:.0f} ms: {slowest[1]}); files in {result.out} "
+        "(`tickwave dashboards build`, dashboards/README.md)"
+    )
 
 
 def _where_to_look(settings: Settings, addresses: dict[str, str]) -> None:
@@ -451,8 +511,10 @@ def _where_to_look(settings: Settings, addresses: dict[str, str]) -> None:
     console.print(f'  sample query        tickwave warehouse query "{query}"')
     console.print("  models              `tickwave models list`; reports under .tickwave/models/<sha256>.report/")
     console.print("  orders and risk     `tickwave execution status`; tables orders, fills, risk_events")
-    console.print(f"  compliance reports  {settings.state_path / 'reports' / 'index.html'}  "
-                  "(`tickwave report list | daily --date D | verify`)")  # fmt: skip
+    console.print(
+        f"  compliance reports  {settings.state_path / 'reports' / 'index.html'}  "
+        "(`tickwave report list | daily --date D | verify`)"
+    )
     if "orchestration" in addresses:
         console.print(f"  Dagster UI          {addresses['orchestration']}  (assets, runs, schedules, checks)")
     console.print(f"  service logs        {settings.state_path / 'logs'}  (`tickwave logs streams|execution|...`)")

@@ -33,13 +33,32 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The modules compiled together: what a decision runs through, and the kernel modules they call per event.
 MODULES = (
-    "execution.backtest", "execution.brokers.base", "execution.brokers.paper", "execution.day_screen",
-    "execution.decisions", "execution.engine", "execution.engine_state", "execution.journal_space", "execution.limits",
-    "execution.memory_journal", "execution.positions", "execution.reconcile", "execution.reconciler",
-    "execution.risk", "execution.service", "execution.sizing", "execution.state", "execution.stops",
-    "execution.valuation", "tickwave.audit_chain", "tickwave.clock", "tickwave.contracts.core",
-    "tickwave.instruments", "tickwave.market", "tickwave.money",
-)  # fmt: skip
+    "execution.backtest",
+    "execution.brokers.base",
+    "execution.brokers.paper",
+    "execution.day_screen",
+    "execution.decisions",
+    "execution.engine",
+    "execution.engine_state",
+    "execution.journal_space",
+    "execution.limits",
+    "execution.memory_journal",
+    "execution.positions",
+    "execution.reconcile",
+    "execution.reconciler",
+    "execution.risk",
+    "execution.service",
+    "execution.sizing",
+    "execution.state",
+    "execution.stops",
+    "execution.valuation",
+    "tickwave.audit_chain",
+    "tickwave.clock",
+    "tickwave.contracts.core",
+    "tickwave.instruments",
+    "tickwave.market",
+    "tickwave.money",
+)
 
 PTH_NAME = "tickwave_native.pth"
 LOADER_NAME = "tickwave_native_loader.py"
@@ -111,8 +130,9 @@ def build(directory: Path | None = None) -> Path:
         paths = [str(source_of(name).relative_to(ROOT)) for name in MODULES]
         # gcc 12's -Warray-bounds misreads CPython's Py_SIZE on mypyc's objects; mypyc builds with -Werror.
         env = {**os.environ, "CFLAGS": (os.environ.get("CFLAGS", "") + " -Wno-array-bounds").strip()}
-        subprocess.run([sys.executable, "-c", _SETUP, work, *paths], cwd=ROOT, env=env, check=True,
-                       capture_output=True, text=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", _SETUP, work, *paths], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        )
         staged, final = Path(work) / "lib", Path(work) / "final"
         final.mkdir()
         for shared in staged.glob("*.so"):  # the one library the modules' binaries import by name
@@ -121,9 +141,13 @@ def build(directory: Path | None = None) -> Path:
         for binary in binaries.values():  # under modules/: the build directory on sys.path holds no package
             (final / "modules" / binary).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(staged / binary, final / "modules" / binary)
-        manifest = {"python": sys.version, "modules": {
-            name: {"source": str(source_of(name)), "sha256": hashes[name], "binary": f"modules/{binaries[name]}"}
-            for name in MODULES}}  # fmt: skip
+        manifest = {
+            "python": sys.version,
+            "modules": {
+                name: {"source": str(source_of(name)), "sha256": hashes[name], "binary": f"modules/{binaries[name]}"}
+                for name in MODULES
+            },
+        }
         (final / native_loader.MANIFEST).write_text(json.dumps(manifest, indent=1))
         shutil.copyfile(native_loader.__file__, final / LOADER_NAME)
         shutil.rmtree(directory, ignore_errors=True)

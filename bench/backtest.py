@@ -91,11 +91,19 @@ def synthetic_holdout(rows: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarra
     for symbol, (start, spread) in SYMBOLS.items():
         mid = np.round(start * np.exp(np.cumsum(rng.normal(0, 2e-4, per_symbol + 1))), 5)
         starts = WEDNESDAY_MS + np.arange(per_symbol, dtype=np.int64) * 60_000
-        parts.append(pd.DataFrame({
-            "symbol": symbol, "bar_start_ms": starts, "mid_close": mid[:-1], "next_mid_close": mid[1:],
-            "previous_mid_close": np.concatenate([[np.nan], mid[:-2]]),
-            "bid_close": mid[:-1] - spread / 2, "ask_close": mid[:-1] + spread / 2,
-        }))  # fmt: skip
+        parts.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbol,
+                    "bar_start_ms": starts,
+                    "mid_close": mid[:-1],
+                    "next_mid_close": mid[1:],
+                    "previous_mid_close": np.concatenate([[np.nan], mid[:-2]]),
+                    "bid_close": mid[:-1] - spread / 2,
+                    "ask_close": mid[:-1] + spread / 2,
+                }
+            )
+        )
     frame = pd.concat(parts, ignore_index=True)
     raw = rng.dirichlet([1.0, 1.0, 1.0], size=len(frame))
     return frame, raw
@@ -144,8 +152,13 @@ def time_fast_replay(rows: int) -> dict[str, float | str]:
 def source_fast_replay(rows: int) -> tuple[Timed, str]:
     """Time the fast replay with the Python source instead of the compiled core (a process without it)."""
     environment = {**os.environ, "NATIVE_CORE_DIR": ""}  # app.native_loader: the source runs
-    output = subprocess.run([sys.executable, "-m", "bench.backtest", "--time-fast-replay", str(rows)],
-                            env=environment, check=True, capture_output=True, text=True).stdout  # fmt: skip
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.backtest", "--time-fast-replay", str(rows)],
+        env=environment,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     figures = json.loads(output.splitlines()[-1])
     return Timed(figures["wall_s"], figures["cpu_s"]), figures["pnl"]
 
@@ -166,10 +179,12 @@ def bench_rows(rows: int, is_live: bool) -> None:
     rules = SignalRules()
     with tempfile.TemporaryDirectory() as state:
         settings = replay_settings(Path(state))
-        vectorised, vectorised_t = timed(lambda: backtest(frame, signal_positions(probabilities, rules),
-                                                          BacktestSettings.from_settings(settings)))  # fmt: skip
-        (ticks, signals), session_t = timed(lambda: (holdout_ticks(frame, "1m"), holdout_signals(
-            frame, probabilities, rules, "1m", "bench", 1)))  # fmt: skip
+        vectorised, vectorised_t = timed(
+            lambda: backtest(frame, signal_positions(probabilities, rules), BacktestSettings.from_settings(settings))
+        )
+        (ticks, signals), session_t = timed(
+            lambda: (holdout_ticks(frame, "1m"), holdout_signals(frame, probabilities, rules, "1m", "bench", 1))
+        )
         engine, engine_t = timed(lambda: run_engine(settings, ticks, signals))
         unchained = unchained_t = None
         if is_target_size:  # the replay a promotion judges with: the same decisions, no audit chain linked
@@ -177,8 +192,9 @@ def bench_rows(rows: int, is_live: bool) -> None:
         live = live_t = None
         if is_live:
             live, live_t = timed(lambda: run_engine(settings, ticks, signals, fast=False))
-        window, promotion_t = timed(lambda: judge_window(HOLDOUT, frame, probabilities, rules, settings, "1m",
-                                                         ("flat", "last_direction")))  # fmt: skip
+        window, promotion_t = timed(
+            lambda: judge_window(HOLDOUT, frame, probabilities, rules, settings, "1m", ("flat", "last_direction"))
+        )
     import execution.service
 
     is_compiled = Path(execution.service.__file__ or "").suffix != ".py"  # app.native's build, imported
@@ -190,54 +206,88 @@ def bench_rows(rows: int, is_live: bool) -> None:
         table.add_column(column)
 
     def add(what: str, took: Timed, pnl: object = "", orders: str = "") -> None:
-        table.add_row(what, f"{took.wall_s:.2f} s", took.rates(rows), f"{took.wall_s / rows * 1e6:.1f} us",
-                      f"{pnl:.2f}" if pnl != "" else "", orders)  # fmt: skip
+        table.add_row(
+            what,
+            f"{took.wall_s:.2f} s",
+            took.rates(rows),
+            f"{took.wall_s / rows * 1e6:.1f} us",
+            f"{pnl:.2f}" if pnl != "" else "",
+            orders,
+        )
 
     add("vectorised", vectorised_t, vectorised.pnl_account, "-")
     add("session built (ticks + signals)", session_t)
-    add("engine backtest, fast replay (in memory, chain at the end)", engine_t, engine.pnl_account,
-        f"{engine.orders:,}")  # fmt: skip
+    add(
+        "engine backtest, fast replay (in memory, chain at the end)", engine_t, engine.pnl_account, f"{engine.orders:,}"
+    )
     if unchained is not None and unchained_t is not None:
-        add("engine backtest, fast replay, audit chain not linked (as a promotion judges)", unchained_t,
-            unchained.pnl_account, f"{unchained.orders:,}")  # fmt: skip
+        add(
+            "engine backtest, fast replay, audit chain not linked (as a promotion judges)",
+            unchained_t,
+            unchained.pnl_account,
+            f"{unchained.orders:,}",
+        )
     if is_compiled:
         add("engine backtest, fast replay, Python source (no compiled core)", source_t, Decimal(source_pnl))
     if live is not None and live_t is not None:
         add("engine backtest, live path (journal and ledger files)", live_t, live.pnl_account, f"{live.orders:,}")
-    add("promotion P&L (candidate + 2 baselines on the engine, flat not replayed, no audit chain; vectorised "
-        "cross-check)", promotion_t, window.comparison.candidate_pnl_account)  # fmt: skip
+    add(
+        "promotion P&L (candidate + 2 baselines on the engine, flat not replayed, no audit chain; vectorised "
+        "cross-check)",
+        promotion_t,
+        window.comparison.candidate_pnl_account,
+    )
     console.print(table)
     console.print(engine.summary("the candidate"))
     quiet = "" if max(load_before, load_after) <= 2 else " (not quiet)"
     fast_rate, fast_cpu_rate = rows / engine_t.wall_s, rows / engine_t.cpu_s
     if live is not None and live_t is not None:
         is_same = live.replay.events == engine.replay.events and live.pnl_account == engine.pnl_account
-        console.print(f"fast / live path: {live_t.wall_s / engine_t.wall_s:.1f}x wall, "
-                      f"{live_t.cpu_s / engine_t.cpu_s:.1f}x CPU; same journal and P&L: {is_same}")  # fmt: skip
+        console.print(
+            f"fast / live path: {live_t.wall_s / engine_t.wall_s:.1f}x wall, "
+            f"{live_t.cpu_s / engine_t.cpu_s:.1f}x CPU; same journal and P&L: {is_same}"
+        )
     is_met = promotion_t.wall_s < TARGET_S
-    console.print(f"engine / vectorised: {engine_t.wall_s / vectorised_t.wall_s:.1f}x; promotion's P&L judgement "
-                  f"{promotion_t.wall_s:.1f} s, CPU {promotion_t.cpu_s:.1f} s (target < {TARGET_S:.0f} s: "
-                  f"{'met' if is_met else 'MISSED'}); load {load_before:.1f} -> {load_after:.1f}{quiet}")  # fmt: skip
+    console.print(
+        f"engine / vectorised: {engine_t.wall_s / vectorised_t.wall_s:.1f}x; promotion's P&L judgement "
+        f"{promotion_t.wall_s:.1f} s, CPU {promotion_t.cpu_s:.1f} s (target < {TARGET_S:.0f} s: "
+        f"{'met' if is_met else 'MISSED'}); load {load_before:.1f} -> {load_after:.1f}{quiet}"
+    )
     core = "compiled core" if is_compiled else "Python source: the compiled core is not built"
-    console.print(f"execution core: {core}; compiled / source: {source_t.cpu_s / engine_t.cpu_s:.2f}x CPU, "
-                  f"same P&L: {source_pnl == str(engine.pnl_account)}")  # fmt: skip
+    console.print(
+        f"execution core: {core}; compiled / source: {source_t.cpu_s / engine_t.cpu_s:.2f}x CPU, "
+        f"same P&L: {source_pnl == str(engine.pnl_account)}"
+    )
     baseline = f"vectorised {rows / vectorised_t.wall_s:,.0f} rows/s"
     if is_compiled:
         source_rates = f"{rows / source_t.wall_s:,.0f} rows/s ({rows / source_t.cpu_s:,.0f} per CPU s)"
         baseline = f"Python source {source_rates}; {baseline}"
     if live_t is not None:
-        baseline = (f"live path {rows / live_t.wall_s:,.0f} rows/s ({rows / live_t.cpu_s:,.0f} per CPU s), "
-                    f"{live_t.wall_s / engine_t.wall_s:.1f}x; {baseline}")  # fmt: skip
+        baseline = (
+            f"live path {rows / live_t.wall_s:,.0f} rows/s ({rows / live_t.cpu_s:,.0f} per CPU s), "
+            f"{live_t.wall_s / engine_t.wall_s:.1f}x; {baseline}"
+        )
     is_rate_met = fast_rate >= TARGET_ROWS_PER_S if is_target_size else None
     target = f">= {TARGET_ROWS_PER_S:,} rows/s" if is_target_size else ""
-    record(f"engine backtest, fast replay, {rows:,} rows (CPU: {fast_cpu_rate:,.0f} rows/s)", fast_rate, "rows/s",
-           baseline=baseline, target=target, is_met=is_rate_met)  # fmt: skip
+    record(
+        f"engine backtest, fast replay, {rows:,} rows (CPU: {fast_cpu_rate:,.0f} rows/s)",
+        fast_rate,
+        "rows/s",
+        baseline=baseline,
+        target=target,
+        is_met=is_rate_met,
+    )
     if unchained is not None and unchained_t is not None:
         is_same = unchained.replay.events == engine.replay.events and unchained.pnl_account == engine.pnl_account
-        record(f"engine backtest, fast replay, audit chain not linked, {rows:,} rows (CPU: "
-               f"{rows / unchained_t.cpu_s:,.0f} rows/s)", rows / unchained_t.wall_s, "rows/s",
-               baseline=f"with the chain {fast_rate:,.0f} rows/s; same journal and P&L: {is_same}", target=target,
-               is_met=rows / unchained_t.wall_s >= TARGET_ROWS_PER_S)  # fmt: skip
+        record(
+            f"engine backtest, fast replay, audit chain not linked, {rows:,} rows (CPU: "
+            f"{rows / unchained_t.cpu_s:,.0f} rows/s)",
+            rows / unchained_t.wall_s,
+            "rows/s",
+            baseline=f"with the chain {fast_rate:,.0f} rows/s; same journal and P&L: {is_same}",
+            target=target,
+            is_met=rows / unchained_t.wall_s >= TARGET_ROWS_PER_S,
+        )
     record(
         f"promotion P&L on the engine (candidate + 2 baselines), {rows:,} rows (CPU: {promotion_t.cpu_s:.1f} s)",
         promotion_t.wall_s,

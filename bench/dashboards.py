@@ -82,8 +82,10 @@ def run(settings: Settings, ticks: int, orders: int, runs: int) -> None:
     begun = time.perf_counter()
     day = write_sample(client, ticks, orders, now=now)
     client.close()
-    console.print(f"sample: {day.ticks:,} ticks, {day.orders:,} orders, {day.fills:,} fills in "
-                  f"{time.perf_counter() - begun:.1f} s; load {load()}")  # fmt: skip
+    console.print(
+        f"sample: {day.ticks:,} ticks, {day.orders:,} orders, {day.fills:,} fills in "
+        f"{time.perf_counter() - begun:.1f} s; load {load()}"
+    )
 
     queries: list[tuple[str, str, str, float]] = []  # board, title, sql, budget
     for board in boards(settings):
@@ -126,16 +128,27 @@ def run(settings: Settings, ticks: int, orders: int, runs: int) -> None:
     )
     for board_uid, title, _, budget in everything:
         values = timings[title]
-        table.add_row(board_uid, title, f"{statistics.median(values):.1f}", f"{percentile(values, 0.95):.1f}",
-                      f"{statistics.median(engine[title]):.1f}",
-                      f"{budget:.0f}" if budget else "-")  # fmt: skip
+        table.add_row(
+            board_uid,
+            title,
+            f"{statistics.median(values):.1f}",
+            f"{percentile(values, 0.95):.1f}",
+            f"{statistics.median(engine[title]):.1f}",
+            f"{budget:.0f}" if budget else "-",
+        )
     console.print(table)
     for board_uid, target in (("tickwave-trader", TRADER_BUDGET_MS), ("tickwave-ops", OPS_BUDGET_MS)):
         slowest = max((percentile(timings[title], 0.95), title) for uid, title, _, _ in queries if uid == board_uid)
         verdict = "met" if slowest[0] < target else "MISSED"
         floor = percentile(timings["floor: SELECT 1"], 0.95)
-        record(f"{board_uid}: slowest panel p95", slowest[0], "ms", baseline=f"SELECT 1 over HTTP: p95 {floor:.1f} ms",
-               target=f"< {target:.0f} ms", is_met=slowest[0] < target)  # fmt: skip
+        record(
+            f"{board_uid}: slowest panel p95",
+            slowest[0],
+            "ms",
+            baseline=f"SELECT 1 over HTTP: p95 {floor:.1f} ms",
+            target=f"< {target:.0f} ms",
+            is_met=slowest[0] < target,
+        )
         console.print(
             f"{board_uid}: slowest panel p95 {slowest[0]:.1f} ms ({slowest[1]}) vs target < {target:.0f} ms: {verdict}"
         )

@@ -60,9 +60,12 @@ from execution.state import Order  # noqa: E402
 
 console = Console()
 WIDE_LIMITS: dict[str, Any] = {
-    "max_orders_per_second": 100_000, "daily_loss_limit": 1e15,
-    "max_gross_exposure": 1e15, "signal_ttl_ms": 600_000, "max_tick_age_ms": 3_600_000,
-}  # fmt: skip
+    "max_orders_per_second": 100_000,
+    "daily_loss_limit": 1e15,
+    "max_gross_exposure": 1e15,
+    "signal_ttl_ms": 600_000,
+    "max_tick_age_ms": 3_600_000,
+}
 
 
 class TimedBroker:
@@ -124,9 +127,17 @@ class HaltWatcher:
 def _signal(index: int, now_ms: int, symbol: str = "EURUSD") -> Signal:
     direction = "long" if index % 2 == 0 else "short"  # every signal flips the position: one order each
     return Signal(
-        signal_id=Signal.make_id("bench", 1, symbol, "1m", index), symbol=symbol, timeframe="1m", bar_start_ms=index,
-        direction=direction, strength=0.5, confidence=0.9, model_id="bench", model_version=1, created_at_ms=now_ms,
-    )  # fmt: skip
+        signal_id=Signal.make_id("bench", 1, symbol, "1m", index),
+        symbol=symbol,
+        timeframe="1m",
+        bar_start_ms=index,
+        direction=direction,
+        strength=0.5,
+        confidence=0.9,
+        model_id="bench",
+        model_version=1,
+        created_at_ms=now_ms,
+    )
 
 
 def _tick(now_ms: int, symbol: str = "EURUSD") -> Tick:
@@ -175,7 +186,7 @@ def in_process(
         state_dir=root / f"inproc-{fsync}",
         market={"hours": "always"},
         execution={"risk": {**WIDE_LIMITS, "allowed_symbols": symbols}, "journal_fsync": fsync},
-    )  # fmt: skip
+    )
     service, timed = _timed_service(settings, HaltWatcher())
     syncs_us: list[float] = []
     journal_sync = service.journal.sync
@@ -208,8 +219,16 @@ def in_process(
     return figures
 
 
-def over_kafka(root: Path, bootstrap: str, client: str, seconds: float, rate: int, fsync: bool = True,
-               label: str = "", is_fenced: bool = False) -> dict[str, Any]:  # fmt: skip
+def over_kafka(
+    root: Path,
+    bootstrap: str,
+    client: str,
+    seconds: float,
+    rate: int,
+    fsync: bool = True,
+    label: str = "",
+    is_fenced: bool = False,
+) -> dict[str, Any]:
     """Stream signals at ``rate``/s into the hot loop; time produce -> accepted (fenced: as ``app.run`` builds it)."""
     settings = load_settings(
         state_dir=root / (label or client),
@@ -249,8 +268,12 @@ def over_kafka(root: Path, bootstrap: str, client: str, seconds: float, rate: in
     control.join(10)
     service.close()
     latencies = measured["latencies"]
-    return {"sent": measured["sent"], "accepted": len(latencies), "latency": _percentiles(latencies),
-            "halts": measured["halts"]}  # fmt: skip
+    return {
+        "sent": measured["sent"],
+        "accepted": len(latencies),
+        "latency": _percentiles(latencies),
+        "halts": measured["halts"],
+    }
 
 
 def _drive(
@@ -428,26 +451,57 @@ def main() -> None:
             in_place_floor.close()
         off = in_process(root, args.in_process, False)
         (append_p50, append_p99, append_max), in_place = append_floor.percentiles(), in_place_floor.percentiles()
-        table.add_row("disk: 256-byte append + fdatasync alone", f"{append_p50:.0f}", f"{append_p99:.0f}",
-                      f"{append_max:.0f}", "the floor of the fsync rows (this machine's disk), the file growing; "
-                      f"timed in blocks of {BLOCK} between the path's")  # fmt: skip
-        table.add_row("disk: 256-byte write in place + fdatasync alone", *(f"{value:.0f}" for value in in_place),
-                      "into preallocated zeros, as the journal writes; same blocks")  # fmt: skip
+        table.add_row(
+            "disk: 256-byte append + fdatasync alone",
+            f"{append_p50:.0f}",
+            f"{append_p99:.0f}",
+            f"{append_max:.0f}",
+            "the floor of the fsync rows (this machine's disk), the file growing; "
+            f"timed in blocks of {BLOCK} between the path's",
+        )
+        table.add_row(
+            "disk: 256-byte write in place + fdatasync alone",
+            *(f"{value:.0f}" for value in in_place),
+            "into preallocated zeros, as the journal writes; same blocks",
+        )
         p50, p99, worst = on["path"]
         ratio = p99 / append_p99
-        table.add_row("in-process: signal decoded -> broker returned", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}",
-                      f"journal fsync on (production): {ratio:.2f}x the append floor's p99")  # fmt: skip
-        record("decision path, journal fsync on (production): p99", p99, "us",
-               baseline=f"disk append + fdatasync p99 {append_p99:.0f} us ({ratio:.2f}x); "
-                        f"in place {in_place[1]:.0f} us",
-               target=f"<= 1.5x the disk's append p99 ({1.5 * append_p99:.0f} us)", is_met=ratio <= 1.5)  # fmt: skip
-        table.add_row("  of which the journal's own fdatasync", *(f"{value:.0f}" for value in on["journal sync"]),
-                      "inside the path above; the rest: decision, journal write, broker call")  # fmt: skip
+        table.add_row(
+            "in-process: signal decoded -> broker returned",
+            f"{p50:.0f}",
+            f"{p99:.0f}",
+            f"{worst:.0f}",
+            f"journal fsync on (production): {ratio:.2f}x the append floor's p99",
+        )
+        record(
+            "decision path, journal fsync on (production): p99",
+            p99,
+            "us",
+            baseline=f"disk append + fdatasync p99 {append_p99:.0f} us ({ratio:.2f}x); in place {in_place[1]:.0f} us",
+            target=f"<= 1.5x the disk's append p99 ({1.5 * append_p99:.0f} us)",
+            is_met=ratio <= 1.5,
+        )
+        table.add_row(
+            "  of which the journal's own fdatasync",
+            *(f"{value:.0f}" for value in on["journal sync"]),
+            "inside the path above; the rest: decision, journal write, broker call",
+        )
         p50, p99, worst = off["path"]
-        table.add_row("in-process: signal decoded -> broker returned", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}",
-                      "journal fsync off: decision + paper broker only")  # fmt: skip
-        record("decision path, journal fsync off: p99", p99, "us", baseline=f"p50 {p50:.0f} us",
-               target="< 200 us", is_met=p99 < 200)  # fmt: skip
+        table.add_row(
+            "in-process: signal decoded -> broker returned",
+            f"{p50:.0f}",
+            f"{p99:.0f}",
+            f"{worst:.0f}",
+            "journal fsync off: decision + paper broker only",
+        )
+        record(
+            "decision path, journal fsync off: p99",
+            p99,
+            "us",
+            baseline=f"p50 {p50:.0f} us",
+            target="< 200 us",
+            is_met=p99 < 200,
+        )
         if args.in_process_only:
             console.print(table)
             return
@@ -462,12 +516,25 @@ def main() -> None:
             )  # the broker's JVM starts cold
             floor = kafka_floor(root, bootstrap, args.seconds, args.rate)
             p50, p99, worst = floor["latency"]
-            table.add_row("Kafka alone: signal produced -> consumed", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}",
-                          f"{floor['received']}/{floor['sent']} at {args.rate}/s: floor of the Kafka rows")  # fmt: skip
+            table.add_row(
+                "Kafka alone: signal produced -> consumed",
+                f"{p50:.0f}",
+                f"{p99:.0f}",
+                f"{worst:.0f}",
+                f"{floor['received']}/{floor['sent']} at {args.rate}/s: floor of the Kafka rows",
+            )
             for client, is_fenced in (("confluent", True), ("confluent", False), ("quixstreams", False)):
                 name = f"{client}, fenced" if is_fenced else client
-                result = over_kafka(root, bootstrap, client, args.seconds, args.rate, fsync=not args.no_fsync,
-                                    label=f"{client}-fenced" if is_fenced else "", is_fenced=is_fenced)  # fmt: skip
+                result = over_kafka(
+                    root,
+                    bootstrap,
+                    client,
+                    args.seconds,
+                    args.rate,
+                    fsync=not args.no_fsync,
+                    label=f"{client}-fenced" if is_fenced else "",
+                    is_fenced=is_fenced,
+                )
                 p50, p99, worst = result["latency"]
                 note = (
                     f"{result['accepted']}/{result['sent']} at {args.rate}/s, fsync {'off' if args.no_fsync else 'on'}"
@@ -475,25 +542,45 @@ def main() -> None:
                 if is_fenced:
                     note += "; the account's fence (a Kafka transaction before each broker call), as in production"
                 table.add_row(
-                    f"Kafka ({name}): signal produced -> order accepted", f"{p50:.0f}", f"{p99:.0f}",
-                    f"{worst:.0f}", note,
-                )  # fmt: skip
-                record(f"over Kafka ({name}): signal produced -> order accepted, p99", p99, "us",
-                       baseline=f"Kafka alone p99 {floor['latency'][1]:.0f} us", target="")  # fmt: skip
+                    f"Kafka ({name}): signal produced -> order accepted",
+                    f"{p50:.0f}",
+                    f"{p99:.0f}",
+                    f"{worst:.0f}",
+                    note,
+                )
+                record(
+                    f"over Kafka ({name}): signal produced -> order accepted, p99",
+                    p99,
+                    "us",
+                    baseline=f"Kafka alone p99 {floor['latency'][1]:.0f} us",
+                    target="",
+                )
                 halts.extend(result["halts"])
             if halts:
                 p50, p99, worst = _percentiles(halts)
-                table.add_row("kill switch: halt sent -> HALTED", f"{p50:.0f}", f"{p99:.0f}", f"{worst:.0f}",
-                              f"{len(halts)} halts, confluent loop running")  # fmt: skip
-                record("kill switch: halt sent -> HALTED, max", worst / 1000, "ms",
-                       baseline=f"Kafka alone p99 {floor['latency'][1] / 1000:.1f} ms", target="< 10 ms",
-                       is_met=worst / 1000 < 10)  # fmt: skip
+                table.add_row(
+                    "kill switch: halt sent -> HALTED",
+                    f"{p50:.0f}",
+                    f"{p99:.0f}",
+                    f"{worst:.0f}",
+                    f"{len(halts)} halts, confluent loop running",
+                )
+                record(
+                    "kill switch: halt sent -> HALTED, max",
+                    worst / 1000,
+                    "ms",
+                    baseline=f"Kafka alone p99 {floor['latency'][1] / 1000:.1f} ms",
+                    target="< 10 ms",
+                    is_met=worst / 1000 < 10,
+                )
         finally:
             supervisor.stop(service)
     console.print(table)
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                  f"Python {platform.python_version()}, load average before/after: {load_before} / {load}")  # fmt: skip
+    console.print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, load average before/after: {load_before} / {load}"
+    )
 
 
 if __name__ == "__main__":

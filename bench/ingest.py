@@ -79,10 +79,17 @@ def simulate(count: int) -> TickBatch:
 
 def write_files(ticks: TickBatch, folder: Path) -> tuple[Path, list[Path]]:
     names = np.array(ticks.symbols, dtype=object)[ticks.symbol_code]
-    table = pa.table({
-        "symbol": pa.array(names, pa.string()).dictionary_encode(), "time_ms": ticks.time_ms, "bid": ticks.bid,
-        "ask": ticks.ask, "last": ticks.last, "volume": ticks.volume, "flags": ticks.flags,
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "symbol": pa.array(names, pa.string()).dictionary_encode(),
+            "time_ms": ticks.time_ms,
+            "bid": ticks.bid,
+            "ask": ticks.ask,
+            "last": ticks.last,
+            "volume": ticks.volume,
+            "flags": ticks.flags,
+        }
+    )
     parquet = folder / "ticks.parquet"
     pq.write_table(table, parquet, row_group_size=131_072)
     csvs = []
@@ -194,22 +201,38 @@ def main() -> None:
                 f"parquet {parquet.stat().st_size / 1e6:.1f} MB, csv {sum(p.stat().st_size for p in csvs) / 1e6:.1f} MB"
             )
             print(f"{len(ticks):,} ticks ({sizes}); {machine()}", flush=True)
-            medians = measure({
-                "ceiling: plain produce loop": lambda: ceiling(fresh_topics(settings), messages),
-                "replay parquet -> kafka": lambda: replay_into_kafka(fresh_topics(settings), [parquet], len(ticks)),
-                "replay mt5 csv -> kafka": lambda: replay_into_kafka(fresh_topics(settings), csvs, len(ticks)),
-            }, args.repeat)  # fmt: skip
+            medians = measure(
+                {
+                    "ceiling: plain produce loop": lambda: ceiling(fresh_topics(settings), messages),
+                    "replay parquet -> kafka": lambda: replay_into_kafka(fresh_topics(settings), [parquet], len(ticks)),
+                    "replay mt5 csv -> kafka": lambda: replay_into_kafka(fresh_topics(settings), csvs, len(ticks)),
+                },
+                args.repeat,
+            )
             ceiling_rate = medians["ceiling: plain produce loop"]
             parquet_rate = medians["replay parquet -> kafka"]
-            record("replay parquet -> kafka, median", parquet_rate, "ticks/s",
-                   baseline=f"plain produce loop {ceiling_rate:,.0f} ticks/s", target=">= 300k ticks/s",
-                   is_met=parquet_rate >= 300_000)  # fmt: skip
-            record("replay mt5 csv -> kafka, median", medians["replay mt5 csv -> kafka"], "ticks/s",
-                   baseline=f"plain produce loop {ceiling_rate:,.0f} ticks/s")  # fmt: skip
-            sources = measure({
-                "parquet source alone": lambda: source_only(settings, [parquet], len(ticks)),
-                "mt5 csv source alone": lambda: source_only(settings, csvs, len(ticks)),
-            }, args.repeat, pause_s=0)  # fmt: skip
+            record(
+                "replay parquet -> kafka, median",
+                parquet_rate,
+                "ticks/s",
+                baseline=f"plain produce loop {ceiling_rate:,.0f} ticks/s",
+                target=">= 300k ticks/s",
+                is_met=parquet_rate >= 300_000,
+            )
+            record(
+                "replay mt5 csv -> kafka, median",
+                medians["replay mt5 csv -> kafka"],
+                "ticks/s",
+                baseline=f"plain produce loop {ceiling_rate:,.0f} ticks/s",
+            )
+            sources = measure(
+                {
+                    "parquet source alone": lambda: source_only(settings, [parquet], len(ticks)),
+                    "mt5 csv source alone": lambda: source_only(settings, csvs, len(ticks)),
+                },
+                args.repeat,
+                pause_s=0,
+            )
             for name, value in sources.items():
                 record(f"{name}, median", value, "ticks/s", baseline="(the replay rows above include it)")
         finally:

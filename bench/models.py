@@ -78,11 +78,18 @@ def as_dataset(matrix: np.ndarray, labels: np.ndarray) -> Dataset:
     names = tuple(f"f{index}" for index in range(matrix.shape[1]))
     mid = 1.1 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 1e-4, rows + 1)))
     starts = 1_700_000_040_000 + np.arange(rows, dtype=np.int64) * 60_000
-    frame = pd.DataFrame({
-        "symbol": "EURUSD", "bar_start_ms": starts, "label_end_ms": starts + 5 * 60_000, "label": labels,
-        "mid_close": mid[:-1], "next_mid_close": mid[1:], "bid_close": mid[:-1] - 0.00005,
-        "ask_close": mid[:-1] + 0.00005,
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "symbol": "EURUSD",
+            "bar_start_ms": starts,
+            "label_end_ms": starts + 5 * 60_000,
+            "label": labels,
+            "mid_close": mid[:-1],
+            "next_mid_close": mid[1:],
+            "bid_close": mid[:-1] - 0.00005,
+            "ask_close": mid[:-1] + 0.00005,
+        }
+    )
     frame = pd.concat([frame, pd.DataFrame(matrix, columns=list(names))], axis=1)
     return Dataset(frame, names, "bench", LabelSpec(5, 1.0), "1m", int(starts[0]), int(starts[-1]) + 60_000)
 
@@ -129,8 +136,10 @@ def shadow_models(names: tuple[str, ...], schema_hash: str) -> tuple[object, obj
     xgboost, lightgbm = XGBoostDirectionModel(settings, SignalRules()), LightGBMDirectionModel(settings, SignalRules())
     champion = xgboost.export_onnx(xgboost.fit(matrix, labels), names, schema_hash, about)
     challenger = lightgbm.export_onnx(lightgbm.fit(matrix, labels), names, schema_hash, about)
-    return (artifact_from_onnx("bench_shadow", 1, champion),
-            replace(artifact_from_onnx("bench_shadow", 2, challenger), role=CHALLENGER))  # fmt: skip
+    return (
+        artifact_from_onnx("bench_shadow", 1, champion),
+        replace(artifact_from_onnx("bench_shadow", 2, challenger), role=CHALLENGER),
+    )
 
 
 def shadow_ticks(seconds: int) -> list[bytes]:
@@ -143,8 +152,18 @@ def shadow_ticks(seconds: int) -> list[bytes]:
     for index in range((WARM_S + seconds) * TICKS_PER_S):
         symbol = SHADOW_SYMBOLS[index % len(SHADOW_SYMBOLS)]
         mid = mids[symbol] = mids[symbol] * (1 + rng.normal(0, 2e-5))
-        ticks.append(encode(Tick(symbol=symbol, time_ms=1_700_000_040_000 + index * 1000 // TICKS_PER_S, seq=index,
-                                 bid=round(mid * 0.99999, 6), ask=round(mid * 1.00001, 6), volume=1.0)))  # fmt: skip
+        ticks.append(
+            encode(
+                Tick(
+                    symbol=symbol,
+                    time_ms=1_700_000_040_000 + index * 1000 // TICKS_PER_S,
+                    seq=index,
+                    bid=round(mid * 0.99999, 6),
+                    ask=round(mid * 1.00001, 6),
+                    volume=1.0,
+                )
+            )
+        )
     return ticks
 
 
@@ -226,9 +245,14 @@ def report_shadow(seconds: int, console: Console) -> None:
         f"{shadowed_predictions:,} predictions)",
     )
     console.print(table)
-    record("shadow scoring of one challenger: flow CPU per tick at 5k ticks/s", overhead, "%",
-           baseline=f"champion alone {alone_us:.2f} us/tick, with the challenger {shadowed_us:.2f} us/tick",
-           target="< 25 %", is_met=overhead < 25)  # fmt: skip
+    record(
+        "shadow scoring of one challenger: flow CPU per tick at 5k ticks/s",
+        overhead,
+        "%",
+        baseline=f"champion alone {alone_us:.2f} us/tick, with the challenger {shadowed_us:.2f} us/tick",
+        target="< 25 %",
+        is_met=overhead < 25,
+    )
 
 
 def main() -> None:
@@ -288,8 +312,9 @@ def main() -> None:
     started = time.perf_counter()
     ensemble_bytes = EnsembleDirectionModel(settings, SignalRules()).export_onnx(ensemble, names, "bench", about)
     ensemble_artifact = artifact_from_onnx("bench_ensemble", 1, ensemble_bytes)
-    ensemble_parity = parity_check(ensemble.predict_proba(holdout), ensemble_artifact, holdout,
-                                   settings.parity_tolerance)  # fmt: skip
+    ensemble_parity = parity_check(
+        ensemble.predict_proba(holdout), ensemble_artifact, holdout, settings.parity_tolerance
+    )
     ensemble_export_s = time.perf_counter() - started
     one_graph = LoadedModel(ensemble_artifact)
     lightgbm_bytes = lightgbm_model.export_onnx(lightgbm, names, "bench")
@@ -297,8 +322,12 @@ def main() -> None:
     member_sessions = [(session_of(onnx_bytes), "probabilities"), (lightgbm_session, "probabilities")]
 
     def several_sessions(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        members = np.stack([np.asarray(member.run([output], {"features": row})[0], dtype=np.float64)
-                            for member, output in member_sessions])  # fmt: skip
+        members = np.stack(
+            [
+                np.asarray(member.run([output], {"features": row})[0], dtype=np.float64)
+                for member, output in member_sessions
+            ]
+        )
         return blend(members, weights), ensemble_confidence(members, weights)
 
     agree = np.abs(several_sessions(holdout[:1000])[0] - one_graph.predict_batch(holdout[:1000])).max()
@@ -319,8 +348,10 @@ def main() -> None:
     single = latencies(calls, holdout, arguments.samples)
     batch = holdout[:1000]
     batch_ms = {}
-    for name, call in (("onnxruntime", lambda: session.run(["probabilities"], {input_name: batch})),
-                       ("xgboost inplace_predict", lambda: booster.inplace_predict(batch))):  # fmt: skip
+    for name, call in (
+        ("onnxruntime", lambda: session.run(["probabilities"], {input_name: batch})),
+        ("xgboost inplace_predict", lambda: booster.inplace_predict(batch)),
+    ):
         call()
         began = time.perf_counter()
         for _ in range(50):
@@ -356,14 +387,24 @@ def main() -> None:
         record(f"{name} fit, {size}", seconds, "s", target="< 120 s", is_met=seconds < 120)
     one_p99 = float(np.percentile(single["onnxruntime, LoadedModel.predict (streams)"], 99))
     native_p99 = float(np.percentile(single["xgboost, booster.inplace_predict"], 99))
-    record("single-row p99, one model (ONNX Runtime, LoadedModel.predict)", one_p99, "us",
-           baseline=f"xgboost inplace_predict p99 {native_p99:.0f} us", target="< 100 us",
-           is_met=one_p99 < 100)  # fmt: skip
+    record(
+        "single-row p99, one model (ONNX Runtime, LoadedModel.predict)",
+        one_p99,
+        "us",
+        baseline=f"xgboost inplace_predict p99 {native_p99:.0f} us",
+        target="< 100 us",
+        is_met=one_p99 < 100,
+    )
     graph_p99 = float(np.percentile(single["ensemble, one graph: LoadedModel.predict_with_confidence (streams)"], 99))
     sessions_p99 = float(np.percentile(single["ensemble, one session per member + numpy blend and confidence"], 99))
-    record("single-row p99, ensemble (one ONNX graph with confidence)", graph_p99, "us",
-           baseline=f"one session per member p99 {sessions_p99:.0f} us", target="< 250 us",
-           is_met=graph_p99 < 250)  # fmt: skip
+    record(
+        "single-row p99, ensemble (one ONNX graph with confidence)",
+        graph_p99,
+        "us",
+        baseline=f"one session per member p99 {sessions_p99:.0f} us",
+        target="< 250 us",
+        is_met=graph_p99 < 250,
+    )
 
 
 if __name__ == "__main__":

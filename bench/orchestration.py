@@ -75,18 +75,33 @@ def dbt_build_by_hand(settings: Settings, database: str, target: Path, *selectio
     """Run ``dbt build`` once per selection (none: the whole project once); return the total seconds."""
     started = time.perf_counter()
     for selection in selections or ([],):
-        command = [DBT_EXECUTABLE, "build", "--project-dir", str(DBT_PROJECT_DIR), "--target-path", str(target),
-                   "--quiet", *selection]  # fmt: skip
-        done = subprocess.run(command, env={**os.environ, **dbt_environment(settings, database)}, capture_output=True,
-                              text=True, check=False)  # fmt: skip
+        command = [
+            DBT_EXECUTABLE,
+            "build",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target),
+            "--quiet",
+            *selection,
+        ]
+        done = subprocess.run(
+            command,
+            env={**os.environ, **dbt_environment(settings, database)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise SystemExit(f"dbt build failed:\n{done.stdout[-3000:]}")
     return time.perf_counter() - started
 
 
 # The two dbt invocations the two Dagster jobs make: everything but the daily marts, then one day of them.
-SPLIT = (["--exclude", "config.materialized:incremental"],
-         ["--select", "config.materialized:incremental", "--vars", f"{{partition_day: '{DAY.date()}'}}"])  # fmt: skip
+SPLIT = (
+    ["--exclude", "config.materialized:incremental"],
+    ["--select", "config.materialized:incremental", "--vars", f"{{partition_day: '{DAY.date()}'}}"],
+)
 
 
 def quality_by_hand(settings: Settings, database: str) -> float:
@@ -110,12 +125,20 @@ def dagster_run(definitions: dg.Definitions, job: str, resources: dict[str, obje
     from orchestration.defs.quality.checks import QUALITY_JOB
 
     assets = [*(definitions.assets or []), *(definitions.asset_checks or [])]
-    runs = {"dbt_marts": [(MARTS_JOB, None), (DAILY_MARTS_JOB, str(DAY.date()))],
-            "quality_checks": [(QUALITY_JOB, None)]}  # fmt: skip
+    runs = {
+        "dbt_marts": [(MARTS_JOB, None), (DAILY_MARTS_JOB, str(DAY.date()))],
+        "quality_checks": [(QUALITY_JOB, None)],
+    }
     started = time.perf_counter()
     for definition, partition in runs[job]:
-        result = dg.materialize(assets, selection=definition.selection, resources=resources, partition_key=partition,
-                                instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)  # fmt: skip
+        result = dg.materialize(
+            assets,
+            selection=definition.selection,
+            resources=resources,
+            partition_key=partition,
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
         if not result.success:
             raise SystemExit(f"the Dagster run of {definition.name} failed")
     return time.perf_counter() - started
@@ -161,8 +184,10 @@ def run(settings: Settings, ticks: int, orders: int, rounds: int, state: Path, f
     from orchestration.definitions import defs
 
     definitions = defs()
-    resources = {"tickwave": TickwaveResource(state_dir=str(settings.state_path), database=database),
-                 "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=DBT_EXECUTABLE)}  # fmt: skip
+    resources = {
+        "tickwave": TickwaveResource(state_dir=str(settings.state_path), database=database),
+        "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=DBT_EXECUTABLE),
+    }
     quality_by_hand(settings, database)  # warm-up: GX's import (seconds) belongs to neither side
     names = ("dbt_whole", "dbt", "dbt_dagster", "quality", "quality_dagster")
     timings: dict[str, list[float]] = {name: [] for name in names}
@@ -186,18 +211,31 @@ def run(settings: Settings, ticks: int, orders: int, rounds: int, state: Path, f
         table.add_column(column)
     whole = statistics.median(timings["dbt_whole"])
     table.add_row("dbt build, whole project, one invocation", f"{whole:.1f}", "-", "-", "< 60 s")
-    record(f"dbt build, whole project, {ticks:,} ticks / {orders:,} orders", whole, "s", baseline="-",
-           target="< 60 s", is_met=whole < 60)  # fmt: skip
-    works = (("dbt build as the jobs split it (2 runs)", "dbt", "dbt_dagster", 2),
-             ("10 quality checks (GX, 1 run)", "quality", "quality_dagster", 1))  # fmt: skip
+    record(
+        f"dbt build, whole project, {ticks:,} ticks / {orders:,} orders",
+        whole,
+        "s",
+        baseline="-",
+        target="< 60 s",
+        is_met=whole < 60,
+    )
+    works = (
+        ("dbt build as the jobs split it (2 runs)", "dbt", "dbt_dagster", 2),
+        ("10 quality checks (GX, 1 run)", "quality", "quality_dagster", 1),
+    )
     for work, direct, orchestrated, runs in works:
         overheads = [(b - a) / runs for a, b in zip(timings[direct], timings[orchestrated], strict=True)]
         medians = statistics.median(timings[direct]), statistics.median(timings[orchestrated])
         overhead = statistics.median(overheads)
         table.add_row(work, f"{medians[0]:.1f}", f"{medians[1]:.1f}", f"{overhead:+.1f}", "< 10 s per run")
-        record(f"{work}: Dagster overhead per run", overhead, "s",
-               baseline=f"the same work called directly: {medians[0]:.1f} s", target="< 10 s per run",
-               is_met=overhead < 10)  # fmt: skip
+        record(
+            f"{work}: Dagster overhead per run",
+            overhead,
+            "s",
+            baseline=f"the same work called directly: {medians[0]:.1f} s",
+            target="< 10 s per run",
+            is_met=overhead < 10,
+        )
     console.print(table)
     _drop(settings, database)
 
@@ -282,19 +320,32 @@ def start_layout(
     webserver and the daemon with a ``python_module`` workspace, so each loads the definitions in a code
     server of its own, as the service ran them before (its parent process is not counted there).
     """
-    env = {**os.environ, "TICKWAVE_STATE_DIR": str(settings.state_path), "TICKWAVE_CLICKHOUSE_DATABASE": database,
-           "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",  # on a busy machine Dagster's 60 s failed a run's launch
-           "TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false"}  # fmt: skip  # only the measured run, no scheduled one
+    env = {
+        **os.environ,
+        "TICKWAVE_STATE_DIR": str(settings.state_path),
+        "TICKWAVE_CLICKHOUSE_DATABASE": database,
+        "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",  # on a busy machine Dagster's 60 s failed a run's launch
+        "TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false",
+    }  # only the measured run, no scheduled one
     if layout == "shared":
         command = [str(Path(sys.executable).with_name("tickwave")), "orchestrate", "--port", str(port)]
         return [subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)]
     home = dagster_home(settings)
-    (home / "workspace.yaml").write_text(OWN_CODE_SERVERS.format(module=DEFINITIONS_MODULE, root=REPO_ROOT,
-                                                                 location=LOCATION_NAME))  # fmt: skip
+    (home / "workspace.yaml").write_text(
+        OWN_CODE_SERVERS.format(module=DEFINITIONS_MODULE, root=REPO_ROOT, location=LOCATION_NAME)
+    )
     lines = commands(port, home, home / "unused.sock")
-    return [subprocess.Popen(lines[name], env={**env, **environment(settings, home)}, cwd=REPO_ROOT, stdout=log,
-                             stderr=subprocess.STDOUT, preexec_fn=_default_signals)
-            for name in ("webserver", "daemon")]  # fmt: skip
+    return [
+        subprocess.Popen(
+            lines[name],
+            env={**env, **environment(settings, home)},
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_default_signals,
+        )
+        for name in ("webserver", "daemon")
+    ]
 
 
 def _default_signals() -> None:
@@ -334,8 +385,10 @@ def measure_layout(layout: str, settings: Settings, database: str, state: Path) 
         after = tree_footprint(pids)
     finally:
         stop_layout(processes)
-    console.print(f"{layout}: ready in {ready_s:.0f} s; at start {at_start.text()}; during {FOOTPRINT_JOB} "
-                  f"{peak.text()}; after it {after.text()}")  # fmt: skip
+    console.print(
+        f"{layout}: ready in {ready_s:.0f} s; at start {at_start.text()}; during {FOOTPRINT_JOB} "
+        f"{peak.text()}; after it {after.text()}"
+    )
     return {"at start": at_start, f"peak during a {FOOTPRINT_JOB} run": peak, f"after a {FOOTPRINT_JOB} run": after}
 
 
@@ -350,9 +403,15 @@ def footprint(settings: Settings, database: str, state: Path) -> None:
         target = f"< {FOOTPRINT_TARGET_MB} MB" if not when.startswith("peak") else "-"
         table.add_row(when, measured.text(), own[when].text(), target)
         is_met = measured.rss < FOOTPRINT_TARGET_MB if not when.startswith("peak") else None
-        record(f"Dagster tree RSS {when} (USS {measured.uss:.0f}, PSS {measured.pss:.0f} MB)", round(measured.rss),
-               "MB", baseline=f"a code server each: RSS {own[when].rss:.0f}, USS {own[when].uss:.0f}, "
-               f"PSS {own[when].pss:.0f} MB", target=target if is_met is not None else "", is_met=is_met)  # fmt: skip
+        record(
+            f"Dagster tree RSS {when} (USS {measured.uss:.0f}, PSS {measured.pss:.0f} MB)",
+            round(measured.rss),
+            "MB",
+            baseline=f"a code server each: RSS {own[when].rss:.0f}, USS {own[when].uss:.0f}, "
+            f"PSS {own[when].pss:.0f} MB",
+            target=target if is_met is not None else "",
+            is_met=is_met,
+        )
     console.print(table)
 
 

@@ -53,8 +53,9 @@ def main() -> None:
     bounds = np.linspace(0, len(frame), arguments.windows + 1).round().astype(int)
     rules = SignalRules()
     with tempfile.TemporaryDirectory() as state:
-        settings = load_settings(state_dir=Path(state),
-                                 market={"hours": "always"}, execution={"risk": {"daily_loss_limit": 1e9}})  # fmt: skip
+        settings = load_settings(
+            state_dir=Path(state), market={"hours": "always"}, execution={"risk": {"daily_loss_limit": 1e9}}
+        )
         started, cpu_started = time.perf_counter(), cpu_seconds()
         folds = []
         # One pool for every window, as judge_walk_forward does (its worker starts once).
@@ -62,8 +63,20 @@ def main() -> None:
             for index in range(arguments.windows):
                 rows = slice(int(bounds[index]), int(bounds[index + 1]))
                 name = HOLDOUT if index == arguments.windows - 1 else str(index)
-                folds.append(judge_window(name, frame.iloc[rows], probabilities[rows], rules, settings, "1m",
-                                          ("flat", "last_direction"), "bench", 1, pool=pool).fold)  # fmt: skip
+                folds.append(
+                    judge_window(
+                        name,
+                        frame.iloc[rows],
+                        probabilities[rows],
+                        rules,
+                        settings,
+                        "1m",
+                        ("flat", "last_direction"),
+                        "bench",
+                        1,
+                        pool=pool,
+                    ).fold
+                )
         failures, _ = fold_share_failures(folds, settings.models.promotion_min_fold_share)
         judged_s, cpu_s = time.perf_counter() - started, cpu_seconds() - cpu_started
     load_after = os.getloadavg()[0]
@@ -72,11 +85,18 @@ def main() -> None:
     console.print(failures[0] if failures else "won in enough folds", markup=False)
     is_met = judged_s < TARGET_S
     quiet = "" if max(load_before, load_after) <= 2 else " (not quiet)"
-    console.print(f"walk-forward judgement of {len(frame):,} rows in {arguments.windows} windows: {judged_s:.1f} s, "
-                  f"{judged_s / len(frame) * 1e6:.0f} us per row, CPU {cpu_s:.1f} s (target < {TARGET_S:.0f} s: "
-                  f"{'met' if is_met else 'MISSED'}); load {load_before:.1f} -> {load_after:.1f}{quiet}")  # fmt: skip
-    record(f"promotion P&L walk-forward on the engine ({arguments.windows} windows), {len(frame):,} rows", judged_s,
-           "s", target=f"< {TARGET_S:.0f} s", is_met=is_met)  # fmt: skip
+    console.print(
+        f"walk-forward judgement of {len(frame):,} rows in {arguments.windows} windows: {judged_s:.1f} s, "
+        f"{judged_s / len(frame) * 1e6:.0f} us per row, CPU {cpu_s:.1f} s (target < {TARGET_S:.0f} s: "
+        f"{'met' if is_met else 'MISSED'}); load {load_before:.1f} -> {load_after:.1f}{quiet}"
+    )
+    record(
+        f"promotion P&L walk-forward on the engine ({arguments.windows} windows), {len(frame):,} rows",
+        judged_s,
+        "s",
+        target=f"< {TARGET_S:.0f} s",
+        is_met=is_met,
+    )
 
 
 if __name__ == "__main__":

@@ -78,8 +78,13 @@ def chained_events(settings: Settings, database: str, fills_per_order: int) -> i
     writer = BatchWriter(client, ORDER_EVENTS, WriterConfig(max_rows=100_000, max_buffered_rows=400_000))
     count = 0
     for client_order_id, signal_id, symbol, side, lots, status, broker_order_id, price, at_ms in orders:
-        common = {"client_order_id": client_order_id, "signal_id": signal_id, "symbol": symbol, "model_id":
-                  "xgb_direction", "model_version": 1}  # fmt: skip
+        common = {
+            "client_order_id": client_order_id,
+            "signal_id": signal_id,
+            "symbol": symbol,
+            "model_id": "xgb_direction",
+            "model_version": 1,
+        }
         events: list[OrderSubmitted | OrderAccepted | OrderFilled | OrderRejected] = [
             OrderSubmitted(**common, event_at_ms=at_ms, side=side, quantity_lots=lots, order_type="market"),
             OrderAccepted(**common, event_at_ms=at_ms + 1, broker_order_id=broker_order_id or "b"),
@@ -90,9 +95,17 @@ def chained_events(settings: Settings, database: str, fills_per_order: int) -> i
             step = lots / fills_per_order
             for number in range(1, fills_per_order + 1):
                 fill_id = f"{client_order_id}-{number}"
-                events.append(OrderFilled(**common, event_at_ms=at_ms + 2 + number, fill_id=fill_id, fill_price=price,
-                                          fill_lots=step, cumulative_lots=step * number,
-                                          is_final=number == fills_per_order))  # fmt: skip
+                events.append(
+                    OrderFilled(
+                        **common,
+                        event_at_ms=at_ms + 2 + number,
+                        fill_id=fill_id,
+                        fill_price=price,
+                        fill_lots=step,
+                        cumulative_lots=step * number,
+                        is_final=number == fills_per_order,
+                    )
+                )
         rows = []
         for event in events:
             row = order_event_row(event, chain.add(encode(event)))
@@ -135,8 +148,10 @@ def run(settings: Settings, orders: int, fills_per_order: int, state: Path) -> N
     client = connect(settings, database=database)
     write_synthetic_day(client, DAY, 2 * orders, orders)
     client.close()
-    seconds, events = timed("chaining ~1M order events as execution journals them...",
-                            lambda: chained_events(settings, database, fills_per_order))  # fmt: skip
+    seconds, events = timed(
+        "chaining ~1M order events as execution journals them...",
+        lambda: chained_events(settings, database, fills_per_order),
+    )
     console.print(f"day: {orders:,} orders, {events:,} chained order events (written in {seconds:.1f} s, untimed)")
     root = state / "reports"
     client = connect(settings, database=database)
@@ -150,8 +165,9 @@ def run(settings: Settings, orders: int, fills_per_order: int, state: Path) -> N
         export = state / "order_events.csv"
 
         def plain_export() -> str:
-            export.write_bytes(client.raw_query("SELECT * FROM order_events FINAL ORDER BY event_at_ms, event_id",
-                                                fmt="CSVWithNames"))  # fmt: skip
+            export.write_bytes(
+                client.raw_query("SELECT * FROM order_events FINAL ORDER BY event_at_ms, event_id", fmt="CSVWithNames")
+            )
             return hashlib.sha256(export.read_bytes()).hexdigest()
 
         export_s, _ = timed("baseline: plain CSV export + SHA-256...", plain_export)
@@ -166,26 +182,53 @@ def run(settings: Settings, orders: int, fills_per_order: int, state: Path) -> N
     total = build_s + write_s
     load = f"load {load_before[0]:.1f}-{load_after[0]:.1f}"
     daily_is_met, verify_is_met = total < 60, verify_s < 30
-    table.add_row("report daily (dbt views + 7 reports + manifest)", f"{total:.1f}", "< 60 s",
-                  f"dbt {build_s:.1f} s + files {write_s:.1f} s; {total / export_s:.1f}x baseline; "
-                  f"{'met' if daily_is_met else 'MISSED'}")  # fmt: skip
-    table.add_row("re-run (byte-identical, no dbt)", f"{rerun_s:.1f}", "-",
-                  f"same files; {rerun_s / export_s:.1f}x baseline")  # fmt: skip
-    table.add_row("report verify --date", f"{verify_s:.1f}", "< 30 s",
-                  f"{verify_s / export_s:.1f}x baseline; {'met' if verify_is_met else 'MISSED'}")  # fmt: skip
-    table.add_row("baseline: plain CSV export of order_events + SHA-256", f"{export_s:.1f}", "-",
-                  f"{export.stat().st_size / 1e6:.0f} MB")  # fmt: skip
+    table.add_row(
+        "report daily (dbt views + 7 reports + manifest)",
+        f"{total:.1f}",
+        "< 60 s",
+        f"dbt {build_s:.1f} s + files {write_s:.1f} s; {total / export_s:.1f}x baseline; "
+        f"{'met' if daily_is_met else 'MISSED'}",
+    )
+    table.add_row(
+        "re-run (byte-identical, no dbt)", f"{rerun_s:.1f}", "-", f"same files; {rerun_s / export_s:.1f}x baseline"
+    )
+    table.add_row(
+        "report verify --date",
+        f"{verify_s:.1f}",
+        "< 30 s",
+        f"{verify_s / export_s:.1f}x baseline; {'met' if verify_is_met else 'MISSED'}",
+    )
+    table.add_row(
+        "baseline: plain CSV export of order_events + SHA-256",
+        f"{export_s:.1f}",
+        "-",
+        f"{export.stat().st_size / 1e6:.0f} MB",
+    )
     baseline = f"{export_s:.1f} s plain CSV export + SHA-256 ({load})"
-    record(f"report daily, {orders:,} orders", round(total, 1), "s", baseline=baseline, target="< 60 s",
-           is_met=daily_is_met)  # fmt: skip
+    record(
+        f"report daily, {orders:,} orders",
+        round(total, 1),
+        "s",
+        baseline=baseline,
+        target="< 60 s",
+        is_met=daily_is_met,
+    )
     record(f"report daily re-run, {orders:,} orders", round(rerun_s, 1), "s", baseline=baseline)
-    record(f"report verify, {events:,} events", round(verify_s, 1), "s", baseline=baseline, target="< 30 s",
-           is_met=verify_is_met)  # fmt: skip
+    record(
+        f"report verify, {events:,} events",
+        round(verify_s, 1),
+        "s",
+        baseline=baseline,
+        target="< 30 s",
+        is_met=verify_is_met,
+    )
     record("baseline: plain CSV export of order_events + SHA-256", round(export_s, 1), "s", baseline=load)
     console.print(table)
     rows = sum(rows for _, rows in outcome.files.values())
-    console.print(f"files: {len(outcome.files)} ({rows:,} CSV rows); load average before "
-                  f"{load_before[0]:.1f}, after {load_after[0]:.1f} (1 min)")  # fmt: skip
+    console.print(
+        f"files: {len(outcome.files)} ({rows:,} CSV rows); load average before "
+        f"{load_before[0]:.1f}, after {load_after[0]:.1f} (1 min)"
+    )
 
 
 if __name__ == "__main__":

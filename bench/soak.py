@@ -144,27 +144,48 @@ def judge(plan: SoakPlan, samples: list[Sample], latencies: list[tuple[float, fl
         # warehouse between 241 and 294 MB), which tilts a least-squares line through every sample
         # either way; a leak raises the least a service holds, window after window.
         grown = slopes[name]["allocated_floor_mb_per_h"]
-        verdicts.append(Verdict(f"memory slope {name}", grown, "MB/h", f"<= {MEMORY_SLOPE_LIMIT_MB_PER_H:g} MB/h",
-                                None if grown is None else grown <= MEMORY_SLOPE_LIMIT_MB_PER_H,
-                                slopes[name]["allocated_mb_per_h_second_half"],
-                                slopes[name]["allocated_mb_per_h"]))  # fmt: skip
+        verdicts.append(
+            Verdict(
+                f"memory slope {name}",
+                grown,
+                "MB/h",
+                f"<= {MEMORY_SLOPE_LIMIT_MB_PER_H:g} MB/h",
+                None if grown is None else grown <= MEMORY_SLOPE_LIMIT_MB_PER_H,
+                slopes[name]["allocated_mb_per_h_second_half"],
+                slopes[name]["allocated_mb_per_h"],
+            )
+        )
     dagster = [sample.services["orchestration"]["memory_mb"] for sample in warm if "orchestration" in sample.services]
     peak = max(dagster, default=None)
-    verdicts.append(Verdict("Dagster's code server + webserver + daemon, peak memory", peak, "MB",
-                            f"<= {DAGSTER_MEMORY_LIMIT_MB:g} MB (its runs apart)",
-                            None if peak is None else peak <= DAGSTER_MEMORY_LIMIT_MB))  # fmt: skip
+    verdicts.append(
+        Verdict(
+            "Dagster's code server + webserver + daemon, peak memory",
+            peak,
+            "MB",
+            f"<= {DAGSTER_MEMORY_LIMIT_MB:g} MB (its runs apart)",
+            None if peak is None else peak <= DAGSTER_MEMORY_LIMIT_MB,
+        )
+    )
     runs = [sample.runs for sample in warm if sample.runs]
-    slopes["dagster_runs"] = {"peak_processes": max((run["processes"] for run in runs), default=None),
-                              "peak_memory_mb": max((run["memory_mb"] for run in runs), default=None)}  # fmt: skip
+    slopes["dagster_runs"] = {
+        "peak_processes": max((run["processes"] for run in runs), default=None),
+        "peak_memory_mb": max((run["memory_mb"] for run in runs), default=None),
+    }
     tables = sorted({table for sample in warm for table in sample.parts})
     parts = {table: slope_per_hour(at_s, [float(sample.parts.get(table, 0)) for sample in warm]) for table in tables}
     slopes["parts_per_h"] = parts
     measured = {table: value for table, value in parts.items() if value is not None}
     worst = max(measured, key=lambda table: measured[table], default=None)
     worst_value = measured.get(worst) if worst else None
-    verdicts.append(Verdict(f"active parts slope, steepest table ({worst or '-'})", worst_value, "parts/h",
-                            f"<= {PARTS_SLOPE_LIMIT_PER_H:.2f} parts/h (150 parts a day)",
-                            None if worst_value is None else worst_value <= PARTS_SLOPE_LIMIT_PER_H))  # fmt: skip
+    verdicts.append(
+        Verdict(
+            f"active parts slope, steepest table ({worst or '-'})",
+            worst_value,
+            "parts/h",
+            f"<= {PARTS_SLOPE_LIMIT_PER_H:.2f} parts/h (150 parts a day)",
+            None if worst_value is None else worst_value <= PARTS_SLOPE_LIMIT_PER_H,
+        )
+    )
     slopes["kafka_mb_per_h"] = {"all": _mb(slope_per_hour(at_s, [float(s.kafka_bytes) for s in warm]))}
     slopes["warehouse_mb_per_h"] = {"all": _mb(slope_per_hour(at_s, [float(s.warehouse_bytes) for s in warm]))}
     lag_stages = sorted({stage for sample in warm for stage in sample.lags})
@@ -178,8 +199,12 @@ def judge(plan: SoakPlan, samples: list[Sample], latencies: list[tuple[float, fl
     }
     verdicts.append(_latency_verdict(plan, latencies))
     disk = _disk(plan, warm)
-    return {"slopes": slopes, "verdicts": [asdict(verdict) for verdict in verdicts], "disk": disk,
-            "latency_ms": _latency_summary(plan, latencies)}  # fmt: skip
+    return {
+        "slopes": slopes,
+        "verdicts": [asdict(verdict) for verdict in verdicts],
+        "disk": disk,
+        "latency_ms": _latency_summary(plan, latencies),
+    }
 
 
 def _mb(value: float | None) -> float | None:
@@ -217,9 +242,15 @@ def _latency_summary(plan: SoakPlan, latencies: list[tuple[float, float]]) -> di
         return float(np.percentile(values, q)) if values else None
 
     after = [value for at, value in latencies if at >= plan.warmup_minutes * 60]
-    return {"signals": len(after), "p50": p(after, 50), "p99": p(after, 99), "first_window_p99": p(first, 99),
-            "last_window_p99": p(last, 99), "first_window_signals": len(first),
-            "last_window_signals": len(last)}  # fmt: skip
+    return {
+        "signals": len(after),
+        "p50": p(after, 50),
+        "p99": p(after, 99),
+        "first_window_p99": p(first, 99),
+        "last_window_p99": p(last, 99),
+        "first_window_signals": len(first),
+        "last_window_signals": len(last),
+    }
 
 
 def _disk(plan: SoakPlan, warm: list[Sample]) -> dict[str, float | None]:
@@ -234,8 +265,10 @@ def _disk(plan: SoakPlan, warm: list[Sample]) -> dict[str, float | None]:
     rate = (ticks[-1] - ticks[0]) / seconds if seconds > 0 else None
     figures: dict[str, float | None] = {"measured_rate_ticks_per_s": rate}
     is_active = any(sample.warehouse_active_bytes for sample in warm)
-    for name, field in (("kafka", "kafka_bytes"),
-                        ("warehouse", "warehouse_active_bytes" if is_active else "warehouse_bytes")):  # fmt: skip
+    for name, field in (
+        ("kafka", "kafka_bytes"),
+        ("warehouse", "warehouse_active_bytes" if is_active else "warehouse_bytes"),
+    ):
         per_million = per_million_ticks(ticks, [float(getattr(sample, field)) for sample in warm])
         figures[f"{name}_mb_per_million_ticks"] = _mb(per_million)
         figures[f"{name}_gb_per_day"] = None if per_million is None else per_million / 1e6 * plan.rate * DAY_S / 1e9
@@ -270,8 +303,9 @@ def run_soak(plan: SoakPlan, state_dir: Path) -> dict[str, Any]:
     from app.cli.services import bring_down, bring_up
     from tests.chaos.harness import chaos_settings, check_everything, live_market, serve_a_model, wait_quiet
 
-    settings = chaos_settings(state_dir, is_orchestrated=True,
-                              reconciliation_window_s=plan.reconciliation_window_minutes * 60)  # fmt: skip
+    settings = chaos_settings(
+        state_dir, is_orchestrated=True, reconciliation_window_s=plan.reconciliation_window_minutes * 60
+    )
     symbols = list(settings.symbols)[: plan.symbols]
     samples: list[Sample] = []
     latencies: list[tuple[float, float]] = []
@@ -285,8 +319,10 @@ def run_soak(plan: SoakPlan, state_dir: Path) -> dict[str, Any]:
         sent: list[int] = []
         asked = simulator_rate(settings, symbols, plan.rate, time.time_ns() // 1_000_000, plan.minutes)
         console.print(f"the simulator set to {asked:,.0f} ticks/s a day's average, {plan.rate:g} at this hour")
-        market = threading.Thread(target=lambda: sent.append(live_market(settings, symbols, plan.minutes * 60, stop,
-                                                                         asked)), name="soak-market")  # fmt: skip
+        market = threading.Thread(
+            target=lambda: sent.append(live_market(settings, symbols, plan.minutes * 60, stop, asked)),
+            name="soak-market",
+        )
         started = time.monotonic()
         market.start()
         try:
@@ -330,8 +366,13 @@ def _sample_until_done(
     samples: list[Sample],
     latencies: list[tuple[float, float]],
 ) -> None:
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())  # fmt: skip
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("soak: warming up", total=plan.minutes * 60)
         samples.append(sampler.take(0.0, []))
@@ -352,9 +393,11 @@ def _describe(plan: SoakPlan, sample: Sample) -> str:
     rss = sum(usage["memory_mb"] for usage in sample.services.values())
     p99 = sample.latency_ms.get("p99")
     latency = "-" if p99 is None else f"{p99:.0f} ms"
-    return (f"soak {phase}: {sample.ticks:,} ticks, memory {rss:,.0f} MB, Kafka {sample.kafka_bytes / 1e6:.0f} MB, "
-            f"warehouse {sample.warehouse_bytes / 1e6:.0f} MB, parts {sum(sample.parts.values())}, "
-            f"p99 {latency}, loader lag {sample.lags.get('streams loader')}")  # fmt: skip
+    return (
+        f"soak {phase}: {sample.ticks:,} ticks, memory {rss:,.0f} MB, Kafka {sample.kafka_bytes / 1e6:.0f} MB, "
+        f"warehouse {sample.warehouse_bytes / 1e6:.0f} MB, parts {sum(sample.parts.values())}, "
+        f"p99 {latency}, loader lag {sample.lags.get('streams loader')}"
+    )
 
 
 def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
@@ -368,8 +411,12 @@ def main() -> None:
     parser.add_argument(
         "--minutes", type=float, default=defaults.minutes, help="length of the live market (default %(default)g)"
     )
-    parser.add_argument("--warmup", type=float, default=defaults.warmup_minutes,
-                        help="minutes left out of the slopes (default %(default)g: the warehouse settles)")  # fmt: skip
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=defaults.warmup_minutes,
+        help="minutes left out of the slopes (default %(default)g: the warehouse settles)",
+    )
     parser.add_argument(
         "--rate", type=float, default=defaults.rate, help="simulated ticks per second (default %(default)g)"
     )
@@ -379,21 +426,40 @@ def main() -> None:
     parser.add_argument(
         "--sample-s", type=float, default=defaults.sample_s, help="seconds between samples (default %(default)g)"
     )
-    parser.add_argument("--window", type=float, default=defaults.window_minutes,
-                        help="latency windows compared, minutes (default %(default)g)")  # fmt: skip
-    parser.add_argument("--reconciliation-window", type=float, default=defaults.reconciliation_window_minutes,
-                        help="minutes a periodic reconciliation looks back, and execution keeps ended orders for "
-                             "(default %(default)g; the live default is a day)")  # fmt: skip
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=defaults.window_minutes,
+        help="latency windows compared, minutes (default %(default)g)",
+    )
+    parser.add_argument(
+        "--reconciliation-window",
+        type=float,
+        default=defaults.reconciliation_window_minutes,
+        help="minutes a periodic reconciliation looks back, and execution keeps ended orders for "
+        "(default %(default)g; the live default is a day)",
+    )
     parser.add_argument("--smoke", action="store_true", help="a short run: print the targets, fail only on checks")
-    parser.add_argument("--summary", action="store_true",
-                        help="add the figures to bench/results/summary.json and bench/README.md's table")  # fmt: skip
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="add the figures to bench/results/summary.json and bench/README.md's table",
+    )
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".tickwave-soak")
     parser.add_argument("--keep", action="store_true", help="keep the state dir (logs, data) after the run")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--figures", type=Path, default=ROOT / "bench" / "figures")
     arguments = parser.parse_args()
-    plan = SoakPlan(arguments.minutes, arguments.warmup, arguments.rate, arguments.symbols, arguments.sample_s,
-                    arguments.window, arguments.reconciliation_window, arguments.smoke)  # fmt: skip
+    plan = SoakPlan(
+        arguments.minutes,
+        arguments.warmup,
+        arguments.rate,
+        arguments.symbols,
+        arguments.sample_s,
+        arguments.window,
+        arguments.reconciliation_window,
+        arguments.smoke,
+    )
     state_dir = arguments.state_dir.resolve()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # the platform is brought down on SIGTERM as on Ctrl-C
     shutil.rmtree(state_dir, ignore_errors=True)  # a fresh platform: the disk figures start from nothing
@@ -406,10 +472,19 @@ def main() -> None:
     machine = f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}"
     command = " ".join(["python", "-m", "bench.soak", *sys.argv[1:]])
     arguments.results.mkdir(parents=True, exist_ok=True)
-    document = {"benchmark": "soak", "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": machine, "command": command, "plan": asdict(plan), "symbols": outcome["symbols"],
-                "load_before": load_before, "load_after": os.getloadavg()[0], **judged, "checks": outcome["checks"],
-                "samples": [asdict(sample) for sample in outcome["samples"]]}  # fmt: skip
+    document = {
+        "benchmark": "soak",
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine,
+        "command": command,
+        "plan": asdict(plan),
+        "symbols": outcome["symbols"],
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        **judged,
+        "checks": outcome["checks"],
+        "samples": [asdict(sample) for sample in outcome["samples"]],
+    }
     (arguments.results / "soak.json").write_text(json.dumps(document, indent=2) + "\n")
     plot(arguments.figures / "soak.png", plan, outcome["samples"])
     console.print(f"samples: {arguments.results / 'soak.json'}; plot: {arguments.figures / 'soak.png'}")
@@ -417,9 +492,16 @@ def main() -> None:
     for figure in figures:
         record(**figure)  # under `python -m bench.summary`; nothing on its own
     if arguments.summary:
-        run = {"benchmark": "soak", "command": command, "exit_code": code, "machine": machine,
-               "duration_s": round(time.monotonic() - started, 1), "load_before": round(load_before, 2),
-               "load_after": round(os.getloadavg()[0], 2), "finished_at": document["generated_at"]}  # fmt: skip
+        run = {
+            "benchmark": "soak",
+            "command": command,
+            "exit_code": code,
+            "machine": machine,
+            "duration_s": round(time.monotonic() - started, 1),
+            "load_before": round(load_before, 2),
+            "load_after": round(os.getloadavg()[0], 2),
+            "finished_at": document["generated_at"],
+        }
         is_repository_results = arguments.results.resolve() == RESULTS.resolve()
         publish(arguments.results, run, figures, ROOT / "bench" / "README.md" if is_repository_results else None)
         if not is_repository_results:

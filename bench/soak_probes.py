@@ -259,16 +259,23 @@ class Sampler:
                 # Its own processes (the code server, the webserver, the daemon: its children) apart from
                 # the runs the code server starts and ends: these would make the slope a sawtooth.
                 whole, usage = usage, tree_usage(pid, others, max_depth=1) or usage
-                sample.runs = {"processes": whole.processes - usage.processes,
-                               "memory_mb": (whole.memory_bytes - usage.memory_bytes) / 1e6}  # fmt: skip
+                sample.runs = {
+                    "processes": whole.processes - usage.processes,
+                    "memory_mb": (whole.memory_bytes - usage.memory_bytes) / 1e6,
+                }
             before = self.previous.get(service.name)
             cpu_pct = None
             if before is not None and before[1].pid == usage.pid and now > before[0]:
                 cpu_pct = 100.0 * max(0.0, usage.cpu_s - before[1].cpu_s) / (now - before[0])
             self.previous[service.name] = (now, usage)
-            sample.services[service.name] = {"pid": usage.pid, "memory_mb": usage.memory_bytes / 1e6,
-                                             "allocated_mb": usage.allocated_bytes / 1e6, "fds": usage.fds,
-                                             "threads": usage.threads, "cpu_pct": cpu_pct}  # fmt: skip
+            sample.services[service.name] = {
+                "pid": usage.pid,
+                "memory_mb": usage.memory_bytes / 1e6,
+                "allocated_mb": usage.allocated_bytes / 1e6,
+                "fds": usage.fds,
+                "threads": usage.threads,
+                "cpu_pct": cpu_pct,
+            }
         sample.kafka_bytes = disk_bytes(self.data_dir("kafka"))
         sample.warehouse_bytes = disk_bytes(self.data_dir("warehouse"))
         from adapters.warehouse.client import connect
@@ -281,8 +288,12 @@ class Sampler:
             client.close()
         if latencies:
             p50, p99 = np.percentile(latencies, [50, 99])
-            sample.latency_ms = {"count": len(latencies), "p50": float(p50), "p99": float(p99),
-                                 "max": float(max(latencies))}  # fmt: skip
+            sample.latency_ms = {
+                "count": len(latencies),
+                "p50": float(p50),
+                "p99": float(p99),
+                "max": float(max(latencies)),
+            }
         sample.lags = pipeline_lags(self.settings)
         return sample
 
@@ -291,8 +302,9 @@ class Sampler:
         """Active parts per table, and their bytes on disk in all."""
         from adapters.warehouse.parts import active_parts
 
-        stored = client.command("SELECT sum(bytes_on_disk) FROM system.parts "
-                                "WHERE active AND database = currentDatabase()")  # fmt: skip
+        stored = client.command(
+            "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = currentDatabase()"
+        )
         return {table: parts for table, (_busiest, parts) in active_parts(client).items()}, int(stored or 0)
 
     @staticmethod
@@ -315,7 +327,9 @@ class Sampler:
         consumer = make_consumer(resolve_bootstrap(self.settings), f"soak-offsets-{time.time_ns()}")
         try:
             partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            return sum(consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
-                       for partition in partitions)  # fmt: skip
+            return sum(
+                consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+                for partition in partitions
+            )
         finally:
             consumer.close()

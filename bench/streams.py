@@ -56,9 +56,18 @@ from tickwave.contracts import decode, encode  # noqa: E402
 from tickwave.validation import SpikeFilter, Tick, ValidationRules, check_raw  # noqa: E402
 
 console = Console()
-SYMBOLS = [("EURUSD", 1.0850, 5), ("GBPUSD", 1.2700, 5), ("USDJPY", 151.25, 3), ("AUDUSD", 0.6550, 5),
-           ("USDCAD", 1.3600, 5), ("USDCHF", 0.8800, 5), ("NZDUSD", 0.6100, 5), ("EURJPY", 164.10, 3),
-           ("XAUUSD", 2650.0, 2), ("EURGBP", 0.8550, 5)]  # fmt: skip
+SYMBOLS = [
+    ("EURUSD", 1.0850, 5),
+    ("GBPUSD", 1.2700, 5),
+    ("USDJPY", 151.25, 3),
+    ("AUDUSD", 0.6550, 5),
+    ("USDCAD", 1.3600, 5),
+    ("USDCHF", 0.8800, 5),
+    ("NZDUSD", 0.6100, 5),
+    ("EURJPY", 164.10, 3),
+    ("XAUUSD", 2650.0, 2),
+    ("EURGBP", 0.8550, 5),
+]
 BENCH_SETTINGS = StreamsSettings(late_wait_ms=200, close_on_wall_clock=False)
 
 
@@ -78,8 +87,17 @@ def simulate(count: int, start_ms: int, rate_per_symbol: float = 10.0, seed: int
             seq = seq + 1 if time_ms == previous else 0
             previous = time_ms
             bid = round(mid - spread / 2, digits)
-            ticks.append(Tick(symbol=symbol, time_ms=time_ms, seq=seq, bid=bid, ask=round(bid + spread, digits),
-                              volume=1.0, source="bench"))  # fmt: skip
+            ticks.append(
+                Tick(
+                    symbol=symbol,
+                    time_ms=time_ms,
+                    seq=seq,
+                    bid=bid,
+                    ask=round(bid + spread, digits),
+                    volume=1.0,
+                    source="bench",
+                )
+            )
     ticks.sort(key=lambda tick: (tick.time_ms, tick.symbol))
     return ticks
 
@@ -151,12 +169,14 @@ def run_bytewax(bootstrap: str, topic: str, processes: int) -> tuple[float, int]
             cwd=ROOT,
         )
         for index in range(processes)
-    ]  # fmt: skip
+    ]
     for child in children:
         child.wait()
     elapsed = time.perf_counter() - started
-    bars = sum(json.loads(path.read_text()).get("bars", 0) for path in Path(counts_file).parent.glob(
-        Path(counts_file).name + ".*"))  # fmt: skip
+    bars = sum(
+        json.loads(path.read_text()).get("bars", 0)
+        for path in Path(counts_file).parent.glob(Path(counts_file).name + ".*")
+    )
     return elapsed, bars
 
 
@@ -207,9 +227,14 @@ def run_quixstreams(bootstrap: str, topic_name: str, total: int) -> tuple[float,
 
     state_dir = tempfile.mkdtemp(prefix="tw-bench-quix-")
     app = Application(
-        bootstrap, consumer_group=f"quix-{random.random()}", auto_offset_reset="earliest", state_dir=state_dir,
-        use_changelog_topics=False, loglevel="WARNING", consumer_extra_config={"fetch.wait.max.ms": 100},
-    )  # fmt: skip
+        bootstrap,
+        consumer_group=f"quix-{random.random()}",
+        auto_offset_reset="earliest",
+        state_dir=state_dir,
+        use_changelog_topics=False,
+        loglevel="WARNING",
+        consumer_extra_config={"fetch.wait.max.ms": 100},
+    )
     topic = app.topic(topic_name, value_deserializer="bytes", timestamp_extractor=None)
     processed = {"ticks": 0, "bars": 0}
 
@@ -263,15 +288,17 @@ def main() -> None:
             ("Tickwave dataflow (Bytewax), 2 processes", lambda: run_bytewax(bootstrap, "ticks", 2)),
             ("plain confluent-kafka loop, same functions (ceiling)", lambda: run_plain_loop(bootstrap, "ticks", total)),
             ("quixstreams StreamingDataFrame, 1 s bars only", lambda: run_quixstreams(bootstrap, "ticks", total)),
-        ):  # fmt: skip
+        ):
             with console.status(f"{label}..."):
                 seconds, bars = run()
             rows.append((label, seconds, bars))
             console.print(f"{label}: {len(ticks) / seconds:,.0f} ticks/s ({bars:,} bars)")
         latency = None if args.skip_latency else measure_latency(bootstrap)
     ceiling = len(ticks) / rows[2][1]
-    table = Table(title=f"streams: {len(ticks):,} ticks, {platform.processor() or platform.machine()}, "
-                        f"{os.cpu_count()} cores, Python {platform.python_version()}")  # fmt: skip
+    table = Table(
+        title=f"streams: {len(ticks):,} ticks, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     for column in ("contender", "ticks/s", "of ceiling", "bars"):
         table.add_column(column)
     for label, seconds, bars in rows:
@@ -279,12 +306,20 @@ def main() -> None:
         table.add_row(label, f"{rate:,.0f}", f"{rate / ceiling:.0%}", f"{bars:,}")
     console.print(table)
     one_process = len(ticks) / rows[0][1]
-    record("Bytewax dataflow, 1 process", one_process, "ticks/s",
-           baseline=f"plain confluent-kafka loop, same functions: {ceiling:,.0f} ticks/s",
-           target=">= 80k ticks/s per process and >= 60% of the loop",
-           is_met=one_process >= 80_000 and one_process >= 0.6 * ceiling)  # fmt: skip
-    record("Bytewax dataflow, 2 processes", len(ticks) / rows[1][1], "ticks/s",
-           baseline=f"quixstreams, 1 s bars only: {len(ticks) / rows[3][1]:,.0f} ticks/s")  # fmt: skip
+    record(
+        "Bytewax dataflow, 1 process",
+        one_process,
+        "ticks/s",
+        baseline=f"plain confluent-kafka loop, same functions: {ceiling:,.0f} ticks/s",
+        target=">= 80k ticks/s per process and >= 60% of the loop",
+        is_met=one_process >= 80_000 and one_process >= 0.6 * ceiling,
+    )
+    record(
+        "Bytewax dataflow, 2 processes",
+        len(ticks) / rows[1][1],
+        "ticks/s",
+        baseline=f"quixstreams, 1 s bars only: {len(ticks) / rows[3][1]:,.0f} ticks/s",
+    )
     if latency:
         console.print(latency)
 
@@ -299,10 +334,14 @@ def measure_latency(bootstrap: str) -> str:
     floor: dict[str, float] = {}
     loop = tick_to_signal_latency(bootstrap, sinks="production", seconds=300.0, engine="loop", figures=floor)
     if flow and floor:
-        record("tick-to-signal at 5k ticks/s, production sinks, p99", flow["p99_ms"], "ms",
-               baseline=f"plain loop over the same Kafka hops: p99 {floor['p99_ms']:.1f} ms",
-               target="< 10 ms (or the floor's own p99 when it misses)",
-               is_met=flow["p99_ms"] < max(10.0, floor["p99_ms"]))  # fmt: skip
+        record(
+            "tick-to-signal at 5k ticks/s, production sinks, p99",
+            flow["p99_ms"],
+            "ms",
+            baseline=f"plain loop over the same Kafka hops: p99 {floor['p99_ms']:.1f} ms",
+            target="< 10 ms (or the floor's own p99 when it misses)",
+            is_met=flow["p99_ms"] < max(10.0, floor["p99_ms"]),
+        )
     return f"{flow_only}\n{production}\n(plot: {plot.relative_to(ROOT)})\n{loop}"
 
 

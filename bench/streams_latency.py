@@ -51,9 +51,17 @@ from tickwave.modeling import ModelArtifact
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_MS = 50
 SYMBOLS = [
-    ("EURUSD", 1.085), ("GBPUSD", 1.27), ("USDCHF", 0.88), ("AUDUSD", 0.655), ("NZDUSD", 0.60),
-    ("USDCAD", 1.36), ("EURGBP", 0.855), ("USDJPY", 151.25), ("EURJPY", 163.5), ("XAUUSD", 2300.0),
-]  # the default symbol registry: ten 1 s signals per second  # fmt: skip
+    ("EURUSD", 1.085),
+    ("GBPUSD", 1.27),
+    ("USDCHF", 0.88),
+    ("AUDUSD", 0.655),
+    ("NZDUSD", 0.60),
+    ("USDCAD", 1.36),
+    ("EURGBP", 0.855),
+    ("USDJPY", 151.25),
+    ("EURJPY", 163.5),
+    ("XAUUSD", 2300.0),
+]  # the default symbol registry: ten 1 s signals per second
 
 
 class FileModelProvider:
@@ -165,11 +173,21 @@ def tick_to_signal_latency(
     model_path = state / "model.pkl"
     _model(model_path, settings)
     command = (
-        [sys.executable, "-m", "bytewax.run", f"bench.streams_latency:latency_flow('{model_path}', '{sinks}')",
-         "-r", str(_recovery(state)), "-s", str(settings.streams.snapshot_interval_s), "-b", "0"]
+        [
+            sys.executable,
+            "-m",
+            "bytewax.run",
+            f"bench.streams_latency:latency_flow('{model_path}', '{sinks}')",
+            "-r",
+            str(_recovery(state)),
+            "-s",
+            str(settings.streams.snapshot_interval_s),
+            "-b",
+            "0",
+        ]
         if engine == "bytewax"
         else [sys.executable, "-m", "bench.streams_relay", str(model_path), sinks]
-    )  # fmt: skip
+    )
     # A session of its own, as `tickwave up` runs the flow.
     flow = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     # Production: the records the flow publishes are inserted by the loader, as `tickwave streams run` does.

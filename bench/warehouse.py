@@ -89,17 +89,19 @@ class Row:
 
 def arrow_batch(rows: int, offset: int) -> pa.Table:
     index = np.arange(offset, offset + rows)
-    return pa.table({
-        "symbol": pa.array(SYMBOLS[index % len(SYMBOLS)]),
-        "time_ms": pa.array(START_MS + index, pa.timestamp("ms", tz="UTC")),
-        "seq": pa.array(np.zeros(rows, dtype=np.uint32)),
-        "bid": pa.array(1.0 + (index % 1000) / 100000),
-        "ask": pa.array(1.0002 + (index % 1000) / 100000),
-        "last": pa.array(np.zeros(rows)),
-        "volume": pa.array(np.ones(rows)),
-        "flags": pa.array(np.zeros(rows, dtype=np.uint32)),
-        "source": pa.array(np.full(rows, "bench")),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "symbol": pa.array(SYMBOLS[index % len(SYMBOLS)]),
+            "time_ms": pa.array(START_MS + index, pa.timestamp("ms", tz="UTC")),
+            "seq": pa.array(np.zeros(rows, dtype=np.uint32)),
+            "bid": pa.array(1.0 + (index % 1000) / 100000),
+            "ask": pa.array(1.0002 + (index % 1000) / 100000),
+            "last": pa.array(np.zeros(rows)),
+            "volume": pa.array(np.ones(rows)),
+            "flags": pa.array(np.zeros(rows, dtype=np.uint32)),
+            "source": pa.array(np.full(rows, "bench")),
+        }
+    )
 
 
 def ipc_stream(table: pa.Table) -> bytes:
@@ -173,8 +175,14 @@ def bench_arrow_inserts(client: Client, local: Local, scale: int, rounds: int) -
         rows.append(Row(label, rates(total, http_s), rates(total, local_s), note))
         median = statistics.median(total / second for second in http_s) / 1e6
         targeted = size == 10_000
-        record(label, median, "M rows/s", baseline=f"in-process chdb {rates(total, local_s)}",
-               target=">= 1M rows/s" if targeted else "", is_met=median >= 1 if targeted else None)  # fmt: skip
+        record(
+            label,
+            median,
+            "M rows/s",
+            baseline=f"in-process chdb {rates(total, local_s)}",
+            target=">= 1M rows/s" if targeted else "",
+            is_met=median >= 1 if targeted else None,
+        )
     return rows
 
 
@@ -218,11 +226,19 @@ def bench_row_inserts(client: Client, settings: Settings, scale: int) -> list[Ro
     writer_s = timed(lambda: (writer.write(writer_rows), writer.close()))
     writer_client.close()
     return [
-        Row(f"insert Python rows, 10,000 per insert ({total:,} rows)", rate(total, rows_s), "-",
-            "clickhouse-connect serializes Native in Python"),
-        Row(f"BatchWriter, dict rows, 10,000-row batches ({total:,} rows)", rate(total, writer_s), "-",
-            f"{writer.stats.batches_written} batches, {writer.stats.retries} retries"),
-    ]  # fmt: skip
+        Row(
+            f"insert Python rows, 10,000 per insert ({total:,} rows)",
+            rate(total, rows_s),
+            "-",
+            "clickhouse-connect serializes Native in Python",
+        ),
+        Row(
+            f"BatchWriter, dict rows, 10,000-row batches ({total:,} rows)",
+            rate(total, writer_s),
+            "-",
+            f"{writer.stats.batches_written} batches, {writer.stats.retries} retries",
+        ),
+    ]
 
 
 def bench_queries(client: Client, local: Local, scale: int, runs: int) -> list[Row]:
@@ -236,8 +252,13 @@ def bench_queries(client: Client, local: Local, scale: int, runs: int) -> list[R
             http = latency_samples(lambda q=query: client.raw_query(q, fmt="Native"), runs)
             in_process = latency_samples(lambda q=query: local.connection.query(q, "Native"), runs)
             http_p50, local_p50 = statistics.median(http), statistics.median(in_process)
-            rows.append(Row(f"query {label} over {ticks:,} ticks", f"p50 {http_p50:.1f} ms, min {http[0]:.1f}",
-                            f"p50 {local_p50:.1f} ms, min {in_process[0]:.1f}"))  # fmt: skip
+            rows.append(
+                Row(
+                    f"query {label} over {ticks:,} ticks",
+                    f"p50 {http_p50:.1f} ms, min {http[0]:.1f}",
+                    f"p50 {local_p50:.1f} ms, min {in_process[0]:.1f}",
+                )
+            )
             record(
                 f"query {label} over {ticks:,} ticks, HTTP p50",
                 http_p50,
@@ -298,8 +319,14 @@ def bench_policy(settings: Settings, local: Local, scale: int, runs: int) -> lis
     analyst = connect(settings, database="default", readonly=True)
     floor = percentiles(sample_us(lambda: connection.query("SELECT 1", "TabSeparatedRaw"), runs * 200))
     explain = percentiles(sample_us(lambda: connection.query("EXPLAIN AST SELECT 1", "TabSeparatedRaw"), runs * 200))
-    rows: list[Row] = [Row("floor: in-process SELECT 1 | EXPLAIN AST SELECT 1", floor, explain,
-                           "the engine's own cost of any query, measured beside the policy")]  # fmt: skip
+    rows: list[Row] = [
+        Row(
+            "floor: in-process SELECT 1 | EXPLAIN AST SELECT 1",
+            floor,
+            explain,
+            "the engine's own cost of any query, measured beside the policy",
+        )
+    ]
     try:
         for label, sql in (("point query", point), ("1-minute OHLC", ohlc)):
             cold = percentiles(sample_us(lambda q=sql: parse_and_check(q), runs * 200))
@@ -308,8 +335,14 @@ def bench_policy(settings: Settings, local: Local, scale: int, runs: int) -> lis
             query_runs = runs * 100 if label == "point query" else runs
             as_service = percentiles(sample_us(lambda q=sql: service.raw_query(q, fmt="Native"), query_runs))
             as_analyst = percentiles(sample_us(lambda q=sql: analyst.raw_query(q, fmt="Native"), query_runs))
-            rows.append(Row(f"{label} over {ticks:,} ticks: service user | analyst", as_service, as_analyst,
-                            "HTTP; the analyst's pass through the policy is cached after the first"))  # fmt: skip
+            rows.append(
+                Row(
+                    f"{label} over {ticks:,} ticks: service user | analyst",
+                    as_service,
+                    as_analyst,
+                    "HTTP; the analyst's pass through the policy is cached after the first",
+                )
+            )
     finally:
         service.close()
         analyst.close()
@@ -338,10 +371,20 @@ def bench_policy_http(settings: Settings, runs: int) -> list[Row]:
     rows = [Row("SELECT 1 over HTTP, service user (no policy)", percentiles(engine), "-", "the engine's own floor")]
     for label, found in (("cold", cold), ("cached", cached)):
         extra_ms = (statistics.median(found) - engine_p50) / 1000
-        rows.append(Row(f"SELECT 1 over HTTP, analyst, policy {label}", percentiles(found), "-",
-                        f"policy adds {extra_ms:+.3f} ms at p50"))  # fmt: skip
-        record(f"read-only policy, {label}, per request over HTTP (p50 added)", round(extra_ms, 3), "ms",
-               baseline=f"SELECT 1 as the service user, {percentiles(engine)}")  # fmt: skip
+        rows.append(
+            Row(
+                f"SELECT 1 over HTTP, analyst, policy {label}",
+                percentiles(found),
+                "-",
+                f"policy adds {extra_ms:+.3f} ms at p50",
+            )
+        )
+        record(
+            f"read-only policy, {label}, per request over HTTP (p50 added)",
+            round(extra_ms, 3),
+            "ms",
+            baseline=f"SELECT 1 as the service user, {percentiles(engine)}",
+        )
     return rows
 
 
@@ -356,8 +399,11 @@ def bench_bombs(settings: Settings, endpoint: Endpoint) -> list[Row]:
         name: (make_body(), headers, params, code) for name, (make_body, headers, params, code) in BOMBS.items()
     }
     requests[f"{RESULT_BOMB}, max_result_bytes=1000000"] = (
-        RESULT_BOMB.encode(), {}, {"max_result_bytes": "1000000", "buffer_size": "0"}, "396"
-    )  # fmt: skip
+        RESULT_BOMB.encode(),
+        {},
+        {"max_result_bytes": "1000000", "buffer_size": "0"},
+        "396",
+    )
     rows: list[Row] = []
     for name, (body, headers, params, code) in requests.items():
         started = time.perf_counter()
@@ -368,11 +414,20 @@ def bench_bombs(settings: Settings, endpoint: Endpoint) -> list[Row]:
         )
         elapsed_ms = (time.perf_counter() - started - SETTLE_S) * 1000
         outcome = f"code {reply.code}" + ("" if reply.code == code else f" (expected {code})")
-        rows.append(Row(f"bomb: {name} ({len(body):,} B body)",
-                        f"peak +{used.peak_mib:.0f} MiB, settled +{used.settled_mib:.0f} MiB ({SETTLE_S:.0f} s after)",
-                        "-", f"{outcome} in {elapsed_ms:.0f} ms; RSS before {used.before_mib:.0f} MiB"))  # fmt: skip
-        record(f"bomb {name}: peak RSS added", round(used.peak_mib, 1), "MiB",
-               baseline=f"settled +{used.settled_mib:.1f} MiB, {outcome}")  # fmt: skip
+        rows.append(
+            Row(
+                f"bomb: {name} ({len(body):,} B body)",
+                f"peak +{used.peak_mib:.0f} MiB, settled +{used.settled_mib:.0f} MiB ({SETTLE_S:.0f} s after)",
+                "-",
+                f"{outcome} in {elapsed_ms:.0f} ms; RSS before {used.before_mib:.0f} MiB",
+            )
+        )
+        record(
+            f"bomb {name}: peak RSS added",
+            round(used.peak_mib, 1),
+            "MiB",
+            baseline=f"settled +{used.settled_mib:.1f} MiB, {outcome}",
+        )
     return rows
 
 
@@ -421,10 +476,20 @@ def bench_writer_under_flood(settings: Settings, endpoint: Endpoint, seconds: fl
             done.set()
             for process in flooders:
                 process.join()
-            rows.append(Row(f"writer: the same insert, {clients} analyst clients sending {label}",
-                            percentiles(flooded), "-", "analyst clients in processes of their own"))  # fmt: skip
-            record(f"writer insert p50 under an analyst flood ({label})",
-                   round(statistics.median(flooded) / 1000, 1), "ms", baseline=rows[0].http)  # fmt: skip
+            rows.append(
+                Row(
+                    f"writer: the same insert, {clients} analyst clients sending {label}",
+                    percentiles(flooded),
+                    "-",
+                    "analyst clients in processes of their own",
+                )
+            )
+            record(
+                f"writer insert p50 under an analyst flood ({label})",
+                round(statistics.median(flooded) / 1000, 1),
+                "ms",
+                baseline=rows[0].http,
+            )
     finally:
         writer.close()
     return rows
@@ -469,8 +534,13 @@ def main() -> None:
     finally:
         client.close()
         supervisor.stop(service)
-    table = RichTable("measurement", "HTTP service (clickhouse-connect)", "in-process chdb", "note",
-                      title="Tickwave warehouse benchmark")  # fmt: skip
+    table = RichTable(
+        "measurement",
+        "HTTP service (clickhouse-connect)",
+        "in-process chdb",
+        "note",
+        title="Tickwave warehouse benchmark",
+    )
     for row in results:
         table.add_row(row.measurement, row.http, row.local, row.note)
     console.print(table)

@@ -89,8 +89,17 @@ def build_service(
         )
     checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
     broker = broker or build_broker(settings, clock)
-    return ExecutionService(engine, journal, broker, publisher, checks, execution.reconciliation.interval_s,
-                            execution.reconciliation.window_s, fence, keep_every_order=keep_every_order)  # fmt: skip
+    return ExecutionService(
+        engine,
+        journal,
+        broker,
+        publisher,
+        checks,
+        execution.reconciliation.interval_s,
+        execution.reconciliation.window_s,
+        fence,
+        keep_every_order=keep_every_order,
+    )
 
 
 @contextmanager
@@ -132,8 +141,9 @@ def run(settings: Settings, stop: threading.Event) -> None:
             control.ready.wait(30)
             primed = prime_prices(settings, bootstrap, service)
             logger.info("prices read back from %d ticks before the first signal", primed)
-            reporter = HealthReporter(settings.state_path, "execution", lambda: execution_health(service),
-                                      on_death=lambda _what: stop.set())  # fmt: skip
+            reporter = HealthReporter(
+                settings.state_path, "execution", lambda: execution_health(service), on_death=lambda _what: stop.set()
+            )
             # No trading without a kill switch; a listener ending because the process stops is not a death.
             reporter.watch("the control listener", lambda: control.is_alive() or stop.is_set())
             reporter.start()
@@ -170,11 +180,15 @@ def execution_health(service: ExecutionService) -> tuple[list[str], dict[str, An
         problems.append(f"halted, deciding no signal: {journal_problem}")
     signal = service.last_signal
     detail = {
-        "last_signal_id": signal[0] if signal else None, "last_signal_decided_at_ms": signal[1] if signal else None,
-        "journal_position": service.journal.count, "broker": type(service.broker).__name__,
-        "is_broker_connected": is_connected, "broker_answered_at_ms": answered,
-        "trading_state": service.engine.view.trading_state, "journal_problem": journal_problem,
-    }  # fmt: skip
+        "last_signal_id": signal[0] if signal else None,
+        "last_signal_decided_at_ms": signal[1] if signal else None,
+        "journal_position": service.journal.count,
+        "broker": type(service.broker).__name__,
+        "is_broker_connected": is_connected,
+        "broker_answered_at_ms": answered,
+        "trading_state": service.engine.view.trading_state,
+        "journal_problem": journal_problem,
+    }
     return problems, detail
 
 
@@ -208,5 +222,8 @@ def _backfill_bookings(settings: Settings) -> None:
         logger.exception("audit: booking the fills written before the engine booked them failed")
         return
     if result.symbols:
-        logger.info("audit: booked %d fills written before the engine booked them; refused: %s", result.booked,
-                    ", ".join(outcome.symbol for outcome in result.refused) or "none")  # fmt: skip
+        logger.info(
+            "audit: booked %d fills written before the engine booked them; refused: %s",
+            result.booked,
+            ", ".join(outcome.symbol for outcome in result.refused) or "none",
+        )

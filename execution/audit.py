@@ -69,8 +69,7 @@ _LOOKUP_CHUNK = 1_000  # client_order_ids per IN (...) read
 
 OrderEvent = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled
 # Within one millisecond, a later stage wins (a paper order is accepted and filled in the same ms).
-_STAGE = {"submitted": 0, "accepted": 1, "partially_filled": 2, "filled": 3, "canceled": 3, "rejected": 3,
-          "expired": 3}  # fmt: skip
+_STAGE = {"submitted": 0, "accepted": 1, "partially_filled": 2, "filled": 3, "canceled": 3, "rejected": 3, "expired": 3}
 
 
 _ONE_MS = timedelta(milliseconds=1)
@@ -91,13 +90,24 @@ def order_row(previous: Mapping[str, Any] | None, event: OrderEvent) -> dict[str
         if not isinstance(event, OrderSubmitted):
             return None  # the order's details come with its submission; a replay brings it first
         return {
-            "client_order_id": event.client_order_id, "signal_id": event.signal_id, "symbol": event.symbol,
-            "side": event.side, "quantity_lots": event.quantity_lots, "order_type": event.order_type,
-            "limit_price": event.limit_price, "model_id": event.model_id, "model_version": event.model_version,
-            "status": "submitted", "broker_order_id": "", "filled_lots": 0.0, "average_fill_price": None,
-            "reason": "", "created_at_ms": _at(event.event_at_ms), "updated_at_ms": _at(event.event_at_ms),
+            "client_order_id": event.client_order_id,
+            "signal_id": event.signal_id,
+            "symbol": event.symbol,
+            "side": event.side,
+            "quantity_lots": event.quantity_lots,
+            "order_type": event.order_type,
+            "limit_price": event.limit_price,
+            "model_id": event.model_id,
+            "model_version": event.model_version,
+            "status": "submitted",
+            "broker_order_id": "",
+            "filled_lots": 0.0,
+            "average_fill_price": None,
+            "reason": "",
+            "created_at_ms": _at(event.event_at_ms),
+            "updated_at_ms": _at(event.event_at_ms),
             "venue": event.venue_name,
-        }  # fmt: skip
+        }
     row = dict(previous)
     if isinstance(event, OrderSubmitted):
         return None
@@ -112,8 +122,11 @@ def order_row(previous: Mapping[str, Any] | None, event: OrderEvent) -> dict[str
         previous_lots = float(row["filled_lots"])
         average = row["average_fill_price"] or 0.0
         cost = previous_lots * average + event.fill_lots * event.fill_price
-        row.update(status="filled" if event.is_final else "partially_filled", filled_lots=event.cumulative_lots,
-                   average_fill_price=cost / (previous_lots + event.fill_lots))  # fmt: skip
+        row.update(
+            status="filled" if event.is_final else "partially_filled",
+            filled_lots=event.cumulative_lots,
+            average_fill_price=cost / (previous_lots + event.fill_lots),
+        )
     at, previous_at = _at(event.event_at_ms), previous["updated_at_ms"]
     stage, previous_stage = _STAGE[row["status"]], _STAGE[previous["status"]]
     if stage < previous_stage or (stage == previous_stage and at <= previous_at):
@@ -156,8 +169,9 @@ class AuditSink(BatchingSink):
         """Connect and start one writer per table (batches are sealed by our flush, not by time)."""
         client = connect(self._settings, database=self._database)
         config = WriterConfig(max_rows=50_000, max_delay_s=3_600.0)
-        self._writers = {table.name: BatchWriter(client, table, config) for table in (ORDERS, ORDER_EVENTS, FILLS,
-                                                                                      RISK_EVENTS)}  # fmt: skip
+        self._writers = {
+            table.name: BatchWriter(client, table, config) for table in (ORDERS, ORDER_EVENTS, FILLS, RISK_EVENTS)
+        }
 
     def write(self, batch: SinkBatch) -> None:
         """Route each message to its table, then flush every writer (raises if the warehouse failed)."""
@@ -187,8 +201,11 @@ class AuditSink(BatchingSink):
         while len(self._orders) > ORDER_CACHE_SIZE:
             self._orders.popitem(last=False)
         if any(not fill.is_booked for fill in rows[FILLS.name]):  # written by an engine that did not book fills
-            backfill_bookings(self._writers[FILLS.name].client, registry(self._settings.symbols),
-                              self._settings.execution.account_currency)  # fmt: skip
+            backfill_bookings(
+                self._writers[FILLS.name].client,
+                registry(self._settings.symbols),
+                self._settings.execution.account_currency,
+            )
 
     def _route(self, message: AnyMessage, rows: dict[str, list[Any]], link: ChainLink | None) -> None:
         if isinstance(message, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):

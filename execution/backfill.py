@@ -47,8 +47,20 @@ logger = logging.getLogger(__name__)
 
 # A fill converts at the last 1-minute bar closed by its time: looked for up to a week back (a weekend).
 _RATE_LOOKBACK_MS = 7 * 86_400_000
-_BASE_COLUMNS = ("fill_id", "client_order_id", "signal_id", "symbol", "side", "price", "quantity_lots",
-                 "commission", "filled_at_ms", "model_id", "model_version", "broker_deal_id")  # fmt: skip
+_BASE_COLUMNS = (
+    "fill_id",
+    "client_order_id",
+    "signal_id",
+    "symbol",
+    "side",
+    "price",
+    "quantity_lots",
+    "commission",
+    "filled_at_ms",
+    "model_id",
+    "model_version",
+    "broker_deal_id",
+)
 
 
 @dataclass(frozen=True)
@@ -123,11 +135,15 @@ def _refusal(book: Book, first_booked: Mapping[str, Any] | None, unbooked_after:
         return ""
     before = first_booked["position_before_lots"]
     if before is None or to_decimal(before) != book.lots:
-        return (f"the unbooked fills end at {_lots_text(book.lots)} lots but the first booked fill "
-                f"{first_booked['fill_id']} starts from {_lots_text(before)}")  # fmt: skip
+        return (
+            f"the unbooked fills end at {_lots_text(book.lots)} lots but the first booked fill "
+            f"{first_booked['fill_id']} starts from {_lots_text(before)}"
+        )
     if book.lots and first_booked["round_trip_id"] != book.trip_id:
-        return (f"the unbooked fills leave trip {book.trip_id} open but the first booked fill "
-                f"{first_booked['fill_id']} belongs to {first_booked['round_trip_id']}")  # fmt: skip
+        return (
+            f"the unbooked fills leave trip {book.trip_id} open but the first booked fill "
+            f"{first_booked['fill_id']} belongs to {first_booked['round_trip_id']}"
+        )
     return ""
 
 
@@ -165,8 +181,10 @@ def _records(
     if spec.quote == account_currency:  # no conversion: no rates to read
         return [with_booking(fill, booking, spec, account_currency, instruments, {}) for fill, booking in booked]
     mids = _Mids(client, instruments, booked[0][0].filled_at_ms, booked[-1][0].filled_at_ms)
-    return [with_booking(fill, booking, spec, account_currency, instruments, mids.at(fill.filled_at_ms))
-            for fill, booking in booked]  # fmt: skip
+    return [
+        with_booking(fill, booking, spec, account_currency, instruments, mids.at(fill.filled_at_ms))
+        for fill, booking in booked
+    ]
 
 
 def backfill_bookings(

@@ -62,10 +62,17 @@ def parse_limit(name: str, text: str) -> float | int | str:
 def flatten_signal(command: ControlCommand, symbol: str, part: int, now_ms: int) -> Signal:
     """The operator's decision a flatten order traces to (its id names the command, symbol and part)."""
     return Signal(
-        signal_id=f"flatten-{command.command_id}-{symbol}-{part}", symbol=symbol, timeframe="operator",
-        bar_start_ms=now_ms, direction="flat", strength=0.0, confidence=1.0, model_id=f"operator:{command.issued_by}",
-        model_version=0, created_at_ms=now_ms,
-    )  # fmt: skip
+        signal_id=f"flatten-{command.command_id}-{symbol}-{part}",
+        symbol=symbol,
+        timeframe="operator",
+        bar_start_ms=now_ms,
+        direction="flat",
+        strength=0.0,
+        confidence=1.0,
+        model_id=f"operator:{command.issued_by}",
+        model_version=0,
+        created_at_ms=now_ms,
+    )
 
 
 class Commands:
@@ -89,16 +96,23 @@ class Commands:
         )
         risk = self.events.risk
         if command.command == "halt" and command.symbol:
-            event = risk(SYMBOL_HALTED, "critical", f"{command.symbol} halted {who}", now_ms, symbol=command.symbol,
-                         check="operator")  # fmt: skip
+            event = risk(
+                SYMBOL_HALTED,
+                "critical",
+                f"{command.symbol} halted {who}",
+                now_ms,
+                symbol=command.symbol,
+                check="operator",
+            )
             return ControlOutcome((event,))
         if command.command == "halt":
             return ControlOutcome(
                 (risk(TRADING_STATE, "critical", f"HALTED {who}", now_ms, "HALTED", check="operator"),)
             )
         if command.command == "reduce":
-            return ControlOutcome((risk(TRADING_STATE, "warning", f"REDUCING {who}", now_ms, "REDUCING",
-                                        check="operator"),))  # fmt: skip
+            return ControlOutcome(
+                (risk(TRADING_STATE, "warning", f"REDUCING {who}", now_ms, "REDUCING", check="operator"),)
+            )
         if command.command == "resume":
             return ControlOutcome(self._resume_events(command, who, now_ms))
         if command.command == "set_limit":
@@ -142,8 +156,10 @@ class Commands:
                 closing.append(f"{symbol} {position} lots")
         working = [order.client_order_id for order in state.working_orders() if order.symbol in symbols]
         scope = command.symbol or "all symbols"
-        detail = (f"FLATTEN {scope} {who}: closing {', '.join(closing) or 'nothing (flat)'} with {len(intents)} "
-                  f"reduce-only orders; canceling {len(working)} working orders; {len(denials)} denied")  # fmt: skip
+        detail = (
+            f"FLATTEN {scope} {who}: closing {', '.join(closing) or 'nothing (flat)'} with {len(intents)} "
+            f"reduce-only orders; canceling {len(working)} working orders; {len(denials)} denied"
+        )
         report = self.events.risk(FLATTEN, "critical", detail, now_ms, symbol=command.symbol, check="operator")
         return ControlOutcome(events=(report, *denials), intents=tuple(intents))
 

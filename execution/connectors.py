@@ -94,9 +94,12 @@ class KafkaPublisher:
     def publish(self, message: Contract, key: str, position: int, link: ChainLink | None = None) -> None:
         """Queue one event (its chain link as headers) and serve delivery callbacks without blocking."""
         self._producer.produce(
-            self.topic, key=key.encode(), value=encode(message), headers=link.headers() if link else None,
+            self.topic,
+            key=key.encode(),
+            value=encode(message),
+            headers=link.headers() if link else None,
             on_delivery=lambda error, _message: self._on_delivery(error, position),
-        )  # fmt: skip
+        )
         self._producer.poll(0)
 
     def _on_delivery(self, error: KafkaError | None, position: int) -> None:
@@ -118,8 +121,9 @@ class KafkaPublisher:
             temporary.write_text(str(self._delivered_through))
             temporary.replace(self._cursor_path)
         except OSError as exc:  # a full disk: an older cursor only republishes more after a restart (deduped)
-            logger.error("audit cursor %s not saved (%s); saved again in %.0f s", self._cursor_path, exc,
-                         COMMIT_EVERY_S)  # fmt: skip
+            logger.error(
+                "audit cursor %s not saved (%s); saved again in %.0f s", self._cursor_path, exc, COMMIT_EVERY_S
+            )
 
     def flush(self, timeout_s: float) -> int:
         """Wait for delivery, save the cursor; return how many messages are still pending."""
@@ -184,8 +188,12 @@ def prime_prices(settings: Settings, bootstrap: Bootstrap, service: ExecutionSer
                 if message.offset() + 1 >= ends.get(message.partition(), 0):
                     ends.pop(message.partition(), None)
         if ends:
-            logger.warning("prices read back from %d ticks; %d partitions not read to their end in %.0f s",
-                           read, len(ends), timeout_s)  # fmt: skip
+            logger.warning(
+                "prices read back from %d ticks; %d partitions not read to their end in %.0f s",
+                read,
+                len(ends),
+                timeout_s,
+            )
     finally:
         consumer.close()
     return read
@@ -205,8 +213,11 @@ def run_confluent_loop(
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
             tick_partitions.append(TopicPartition(ticks_topic, tp.partition, max(low, high - TICK_LOOKBACK)))
         consumer.assign(signal_partitions + tick_partitions)
-        logger.info("hot loop (confluent) assigned %d signal and %d tick partitions",
-                    len(signal_partitions), len(tick_partitions))  # fmt: skip
+        logger.info(
+            "hot loop (confluent) assigned %d signal and %d tick partitions",
+            len(signal_partitions),
+            len(tick_partitions),
+        )
         signals = _SignalBatch(service, signals_topic)
         while not stop.is_set():
             if signals.paused and service.space.problem is None:
@@ -332,8 +343,10 @@ def run_quixstreams_loop(
         # Not decided (the journal is short of space): wait here, so its offset is not committed.
         while signal is not None and not service.handle_signal(signal):
             if stop.is_set():
-                raise ServiceError(f"stopped with signal {signal.signal_id} undecided (the journal takes no "
-                                   "decisions): it is read again at the next start")  # fmt: skip
+                raise ServiceError(
+                    f"stopped with signal {signal.signal_id} undecided (the journal takes no "
+                    "decisions): it is read again at the next start"
+                )
             stop.wait(POLL_TIMEOUT_S)
             service.poll_broker()
         service.poll_broker()
@@ -383,8 +396,9 @@ class ControlListener(threading.Thread):
                 if message.error() is not None:
                     _log_kafka_error(message, self._connection)
                     continue
-                admitted = admit_control(message.value(), message.headers(), self._key,
-                                         self._service.engine.clock.now_ms(), self._max_age_ms)  # fmt: skip
+                admitted = admit_control(
+                    message.value(), message.headers(), self._key, self._service.engine.clock.now_ms(), self._max_age_ms
+                )
                 if isinstance(admitted, str):
                     logger.critical("control command refused: %s", admitted)
                     self._service.refuse_control(admitted)
@@ -416,8 +430,10 @@ def admit_control(
         return f"invalid control command: {exc.reason}"
     age_ms = now_ms - command.issued_at_ms
     if abs(age_ms) > max_age_ms:
-        return (f"stale control command {command.command_id} ({command.command} by {command.issued_by}): "
-                f"issued {age_ms} ms ago, window {max_age_ms} ms")  # fmt: skip
+        return (
+            f"stale control command {command.command_id} ({command.command} by {command.issued_by}): "
+            f"issued {age_ms} ms ago, window {max_age_ms} ms"
+        )
     return command
 
 
@@ -444,9 +460,14 @@ def send_control(
     """
     producer = make_producer(bootstrap, "latency", **{"enable.idempotence": False})
     message = ControlCommand(
-        command_id=uuid.uuid4().hex, command=command, issued_by=issued_by,  # type: ignore[arg-type]
-        issued_at_ms=clock.now_ms(), reason=reason, symbol=symbol, params=params or {},
-    )  # fmt: skip
+        command_id=uuid.uuid4().hex,
+        command=command,  # type: ignore[arg-type]
+        issued_by=issued_by,
+        issued_at_ms=clock.now_ms(),
+        reason=reason,
+        symbol=symbol,
+        params=params or {},
+    )
     value = encode(message)
     signature = sign(control_key(settings), value).encode()
     producer.produce(topic_name(settings, EXECUTION_CONTROL), value=value, headers=[(SIGNATURE_HEADER, signature)])

@@ -94,18 +94,28 @@ class EventBuilder:
         sequence = next(self._sequence)
         return RiskEvent(
             risk_event_id=stable_id("risk", self.instance_id, kind, symbol, now_ms, sequence),
-            kind=kind, severity=severity, trading_state=trading_state or self._state.view.trading_state,
-            detail=detail, occurred_at_ms=now_ms, symbol=symbol, check=check,
-        )  # fmt: skip
+            kind=kind,
+            severity=severity,
+            trading_state=trading_state or self._state.view.trading_state,
+            detail=detail,
+            occurred_at_ms=now_ms,
+            symbol=symbol,
+            check=check,
+        )
 
 
 def denied(signal: Signal, now_ms: int, check: str, reason: str) -> OrderDenied:
     """Build the event that records ``signal`` as denied by ``check``."""
     return OrderDenied(
-        client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id, symbol=signal.symbol,
-        model_id=signal.model_id, model_version=signal.model_version, event_at_ms=now_ms,
-        reason=reason, check=check,
-    )  # fmt: skip
+        client_order_id=client_order_id_for(signal.signal_id),
+        signal_id=signal.signal_id,
+        symbol=signal.symbol,
+        model_id=signal.model_id,
+        model_version=signal.model_version,
+        event_at_ms=now_ms,
+        reason=reason,
+        check=check,
+    )
 
 
 def closing_orders(
@@ -132,11 +142,19 @@ def closing_orders(
         if denial is not None:
             denials.append(denied(signal, now_ms, denial.check, denial.reason))
         else:
-            intents.append(OrderIntent(
-                client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id,
-                symbol=symbol, side=side, quantity_lots=float(lots), order_type="market",
-                model_id=signal.model_id, model_version=0, created_at_ms=now_ms,
-            ))  # fmt: skip
+            intents.append(
+                OrderIntent(
+                    client_order_id=client_order_id_for(signal.signal_id),
+                    signal_id=signal.signal_id,
+                    symbol=symbol,
+                    side=side,
+                    quantity_lots=float(lots),
+                    order_type="market",
+                    model_id=signal.model_id,
+                    model_version=0,
+                    created_at_ms=now_ms,
+                )
+            )
         remaining -= lots
         part += 1
     return intents, denials
@@ -176,30 +194,47 @@ class SignalDecisions:
         denial = first_denial(ProposedOrder(signal, side, lots), view, limits, now_ms)
         if denial is None:
             intent = OrderIntent(
-                client_order_id=client_order_id_for(signal.signal_id), signal_id=signal.signal_id,
-                symbol=signal.symbol, side=side, quantity_lots=lots, order_type="market",
-                model_id=signal.model_id, model_version=signal.model_version, created_at_ms=now_ms,
-            )  # fmt: skip
+                client_order_id=client_order_id_for(signal.signal_id),
+                signal_id=signal.signal_id,
+                symbol=signal.symbol,
+                side=side,
+                quantity_lots=lots,
+                order_type="market",
+                model_id=signal.model_id,
+                model_version=signal.model_version,
+                created_at_ms=now_ms,
+            )
             return Decision(intent=intent)
         events: list[OrderDenied | RiskEvent] = [denied(signal, now_ms, denial.check, denial.reason)]
         if denial.halts == "trading" and view.trading_state != "HALTED":
             halt: TradingState = limits.daily_loss_action if denial.check == "daily_loss" else "HALTED"
             if halt != view.trading_state:
-                events.append(self.events.risk(TRADING_STATE, "critical", denial.reason, now_ms, halt, "",
-                                               denial.check))  # fmt: skip
+                events.append(
+                    self.events.risk(TRADING_STATE, "critical", denial.reason, now_ms, halt, "", denial.check)
+                )
         elif denial.halts == "symbol" and signal.symbol not in view.halted_symbols:
-            events.append(self.events.risk(SYMBOL_HALTED, "critical", denial.reason, now_ms, symbol=signal.symbol,
-                                           check=denial.check))  # fmt: skip
+            events.append(
+                self.events.risk(
+                    SYMBOL_HALTED, "critical", denial.reason, now_ms, symbol=signal.symbol, check=denial.check
+                )
+            )
         return Decision(events=tuple(events))
 
     def submission(self, intent: OrderIntent, venue: str = "") -> OrderSubmitted:
         """Return the event that records ``intent`` as sent to ``venue`` (journaled before the broker call)."""
         return OrderSubmitted(
-            client_order_id=intent.client_order_id, signal_id=intent.signal_id, symbol=intent.symbol,
-            model_id=intent.model_id, model_version=intent.model_version, event_at_ms=self.clock.now_ms(),
-            side=intent.side, quantity_lots=intent.quantity_lots, order_type=intent.order_type,
-            limit_price=intent.limit_price, venue=venue,
-        )  # fmt: skip
+            client_order_id=intent.client_order_id,
+            signal_id=intent.signal_id,
+            symbol=intent.symbol,
+            model_id=intent.model_id,
+            model_version=intent.model_version,
+            event_at_ms=self.clock.now_ms(),
+            side=intent.side,
+            quantity_lots=intent.quantity_lots,
+            order_type=intent.order_type,
+            limit_price=intent.limit_price,
+            venue=venue,
+        )
 
     def on_tick(self, tick: Tick) -> list[RiskEvent]:
         """Mark the day's start; trip the flash-crash and loss breakers (the tick is already observed)."""
@@ -210,14 +245,18 @@ class SignalDecisions:
         day = self.valuation.trading_day(limits, now_ms)
         if day != state.marked_day:
             marks = {symbol: str(amount) for symbol, amount in sorted(self.valuation.unrealized_now(limits).items())}
-            events.append(self.events.risk(DAY_ROLLOVER, "info", json.dumps({"trading_day": day, "marks": marks}),
-                                           now_ms, check="daily_loss"))  # fmt: skip
+            events.append(
+                self.events.risk(
+                    DAY_ROLLOVER, "info", json.dumps({"trading_day": day, "marks": marks}), now_ms, check="daily_loss"
+                )
+            )
         window = state.view.price_windows[tick.symbol]
         move = window.move_pct()
         if move > limits.flash_crash_pct and tick.symbol not in state.view.halted_symbols:
             detail = f"{tick.symbol} moved {move:.2f}% within {limits.flash_crash_window_ms} ms"
-            events.append(self.events.risk(SYMBOL_HALTED, "critical", detail, now_ms, symbol=tick.symbol,
-                                           check="flash_crash"))  # fmt: skip
+            events.append(
+                self.events.risk(SYMBOL_HALTED, "critical", detail, now_ms, symbol=tick.symbol, check="flash_crash")
+            )
         if day == state.marked_day:
             events.extend(self.loss_breaker(now_ms))
         return events
@@ -237,8 +276,9 @@ class SignalDecisions:
         if pnl is None or pnl > floor:
             return []
         detail = f"daily P&L {pnl:.2f} {limits.account_currency} breaches -{limits.daily_loss_limit}"
-        return [self.events.risk(TRADING_STATE, "critical", detail, now_ms, limits.daily_loss_action,
-                                 check="daily_loss")]  # fmt: skip
+        return [
+            self.events.risk(TRADING_STATE, "critical", detail, now_ms, limits.daily_loss_action, check="daily_loss")
+        ]
 
     def follow_ups(self, event: Message) -> list[RiskEvent]:
         """Return the breaker trips an applied event leads to: a reject in a row too many, a fill's loss."""
@@ -250,6 +290,9 @@ class SignalDecisions:
             view, limits = self.state.view, self.state.limits
             if view.consecutive_rejects >= limits.max_consecutive_rejects and view.trading_state != "HALTED":
                 detail = f"{view.consecutive_rejects} broker rejects in a row (last: {event.reason})"
-                return [self.events.risk(TRADING_STATE, "critical", detail, event.event_at_ms, "HALTED",
-                                         check="consecutive_rejects")]  # fmt: skip
+                return [
+                    self.events.risk(
+                        TRADING_STATE, "critical", detail, event.event_at_ms, "HALTED", check="consecutive_rejects"
+                    )
+                ]
         return []

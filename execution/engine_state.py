@@ -177,11 +177,19 @@ class EngineState:
         if kind is OrderSubmitted:
             event = cast(OrderSubmitted, event)
             self.decided_signals.setdefault(event.signal_id, event.event_at_ms)
-            self._put(Order(
-                client_order_id=event.client_order_id, signal_id=event.signal_id, symbol=event.symbol,
-                side=event.side, quantity_lots=event.quantity_lots, model_id=event.model_id,
-                model_version=event.model_version, created_at_ms=event.event_at_ms, status=OrderStatus.SUBMITTED,
-            ))  # fmt: skip
+            self._put(
+                Order(
+                    client_order_id=event.client_order_id,
+                    signal_id=event.signal_id,
+                    symbol=event.symbol,
+                    side=event.side,
+                    quantity_lots=event.quantity_lots,
+                    model_id=event.model_id,
+                    model_version=event.model_version,
+                    created_at_ms=event.event_at_ms,
+                    status=OrderStatus.SUBMITTED,
+                )
+            )
             self._add_pending(event.symbol, event.side, to_decimal(event.quantity_lots))
             times = self.view.order_times_ms
             times.append(event.event_at_ms)

@@ -117,8 +117,9 @@ def exit_if_hung(after_s: float, what: str) -> contextlib.AbstractContextManager
 
 
 def _exit_hung(after_s: float, what: str) -> None:
-    logger.critical("%s has not returned within %.0f s (the Kafka client is stuck); exiting for a restart",
-                    what, after_s)  # fmt: skip
+    logger.critical(
+        "%s has not returned within %.0f s (the Kafka client is stuck); exiting for a restart", what, after_s
+    )
     logging.shutdown()
     os._exit(HUNG_EXIT_CODE)
 
@@ -185,10 +186,14 @@ class AccountFence:
     def __init__(self, settings: Settings, bootstrap: Bootstrap) -> None:
         self.transactional_id = transactional_id(settings)
         self._producer = make_producer(
-            bootstrap, "latency", **{"transactional.id": self.transactional_id,
-                                     "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                                     "retry.backoff.ms": 10},
-        )  # fmt: skip
+            bootstrap,
+            "latency",
+            **{
+                "transactional.id": self.transactional_id,
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "retry.backoff.ms": 10,
+            },
+        )
         group = settings.execution.consumer_group
         # Group metadata only (no subscription, no membership): offsets are committed like a manual commit.
         self._signals = make_consumer(bootstrap, group).consumer_group_metadata()
@@ -212,8 +217,11 @@ class AccountFence:
         except KafkaException as exc:
             raise ServiceError(f"could not take the fence {self.transactional_id}: {exc.args[0].str()}") from exc
         self._confirmed_at = time.monotonic()
-        logger.info("fence %s taken in %.0f ms: any older process for this account is fenced",
-                    self.transactional_id, (self._confirmed_at - started) * 1000)  # fmt: skip
+        logger.info(
+            "fence %s taken in %.0f ms: any older process for this account is fenced",
+            self.transactional_id,
+            (self._confirmed_at - started) * 1000,
+        )
 
     def stage(self, consumed: Consumed) -> None:
         """Remember how far the signals were read; committed with the next confirmation."""
@@ -241,8 +249,10 @@ class AccountFence:
                 except KafkaException as exc:
                     error = exc.args[0]
                     if error.code() in _FENCED_CODES:
-                        raise Fenced(f"another execution process took the account's fence {self.transactional_id}"
-                                     f" ({error.str()})") from exc  # fmt: skip
+                        raise Fenced(
+                            f"another execution process took the account's fence {self.transactional_id}"
+                            f" ({error.str()})"
+                        ) from exc
                     if error.fatal() or time.monotonic() > deadline:
                         raise ServiceError(f"fence {self.transactional_id}: {error.str()}") from exc
                     logger.warning("fence %s: %s; retrying", self.transactional_id, error.str())
@@ -258,13 +268,23 @@ class AccountFence:
         self._producer.begin_transaction()
         if staged:
             offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in staged.items()]
-            _bounded("send_offsets_to_transaction", self._producer.send_offsets_to_transaction, offsets,
-                     self._signals, RETRY_FOR_S)  # fmt: skip
+            _bounded(
+                "send_offsets_to_transaction",
+                self._producer.send_offsets_to_transaction,
+                offsets,
+                self._signals,
+                RETRY_FOR_S,
+            )
         else:
             self._confirmations += 1
             beat = TopicPartition(self._beat_at.topic, self._beat_at.partition, self._confirmations)
-            _bounded("send_offsets_to_transaction", self._producer.send_offsets_to_transaction, [beat], self._beats,
-                     RETRY_FOR_S)  # fmt: skip
+            _bounded(
+                "send_offsets_to_transaction",
+                self._producer.send_offsets_to_transaction,
+                [beat],
+                self._beats,
+                RETRY_FOR_S,
+            )
         _bounded("commit_transaction", self._producer.commit_transaction, RETRY_FOR_S)
 
     def _abort(self) -> None:

@@ -191,8 +191,11 @@ class Journal:
         if whole < len(data):
             logger.warning(
                 "journal %s: cutting the last %d bytes, left by a crash: a torn line, or %d whole lines of a group "
-                "whose last line is missing", self.path, len(data) - whole, len(group),
-            )  # fmt: skip
+                "whose last line is missing",
+                self.path,
+                len(data) - whole,
+                len(group),
+            )
             with self.path.open("r+b") as handle:
                 handle.truncate(whole)
                 os.fsync(handle.fileno())

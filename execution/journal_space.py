@@ -97,8 +97,9 @@ class JournalSpace:
         try:
             self._record(event)
         except JournalUnavailable as exc:
-            logger.critical("instance=%s the halt could not be journaled (%s): halted in memory",
-                            self.engine.instance_id, exc)  # fmt: skip
+            logger.critical(
+                "instance=%s the halt could not be journaled (%s): halted in memory", self.engine.instance_id, exc
+            )
             self.engine.apply(event)
         if self.state_before is None:  # not when halting again in a failed resume: HALTED is ours then
             self.state_before = before
@@ -110,8 +111,9 @@ class JournalSpace:
         try:
             if self.engine.trading_state == "HALTED" and self.state_before is not None and before != "HALTED":
                 now_ms = self.engine.clock.now_ms()
-                self._record(self.engine.events.risk(TRADING_STATE, "warning", detail, now_ms, before,
-                                                     check=DISK_CHECK))  # fmt: skip
+                self._record(
+                    self.engine.events.risk(TRADING_STATE, "warning", detail, now_ms, before, check=DISK_CHECK)
+                )
             else:
                 self._record(self.engine.report("journal_space_back", detail, "warning"))
         except JournalUnavailable as exc:
@@ -135,8 +137,12 @@ class _Refusals:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None,
-                 ) -> bool:  # fmt: skip
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
         if isinstance(exc, JournalUnavailable):
             self._space.refused(exc)
             return True

@@ -68,10 +68,17 @@ def reconcile_orders(
 def adopted_submission(at_broker: BrokerOrder, now_ms: int, venue: str = "") -> OrderSubmitted:
     """The OrderSubmitted the journal lacks for an order the broker has (the next pass catches up its fills)."""
     return OrderSubmitted(
-        client_order_id=at_broker.client_order_id, signal_id=f"adopted-{at_broker.client_order_id}",
-        symbol=at_broker.symbol, model_id="unknown (adopted at reconciliation)", model_version=0, event_at_ms=now_ms,
-        side=at_broker.side, quantity_lots=at_broker.quantity_lots, order_type="market", venue=venue,
-    )  # fmt: skip
+        client_order_id=at_broker.client_order_id,
+        signal_id=f"adopted-{at_broker.client_order_id}",
+        symbol=at_broker.symbol,
+        model_id="unknown (adopted at reconciliation)",
+        model_version=0,
+        event_at_ms=now_ms,
+        side=at_broker.side,
+        quantity_lots=at_broker.quantity_lots,
+        order_type="market",
+        venue=venue,
+    )
 
 
 def _catch_up(order: Order, at_broker: BrokerOrder, now_ms: int, result: Reconciliation) -> None:

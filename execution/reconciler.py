@@ -117,5 +117,8 @@ class Reconciler:
         if since_ms is None:
             return dict(orders)
         known = self.engine.orders
-        return {cid: order for cid, order in orders.items() if cid not in known or known[cid].created_at_ms >= since_ms
-                or not known[cid].is_terminal}  # fmt: skip
+        return {
+            cid: order
+            for cid, order in orders.items()
+            if cid not in known or known[cid].created_at_ms >= since_ms or not known[cid].is_terminal
+        }

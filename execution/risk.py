@@ -468,9 +468,13 @@ CHECKS: Final[tuple[Check, ...]] = (
 # An operator's reduce-only order (flatten): the gate without the trading state (it must
 # work while HALTED), the signal's age and the breakers' trips; price, collar and rate stay.
 OPERATOR_CHECKS: Final[tuple[Check, ...]] = (
-    check_symbol_allowed, check_market_open, check_max_order_size, check_no_price, check_price_collar,
+    check_symbol_allowed,
+    check_market_open,
+    check_max_order_size,
+    check_no_price,
+    check_price_collar,
     check_order_rate,
-)  # fmt: skip
+)
 
 
 def operator_denial(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:

@@ -144,10 +144,18 @@ class ExecutionService:
     """Engine + journal + broker + publisher, driven by the Kafka loops or by tests."""
 
     def __init__(
-        self, engine: Engine, journal: JournalLike, broker: Broker, publisher: Publisher,
-        tick_checks: TickChecks | None = None, reconcile_every_s: float = 10.0, reconcile_window_s: float = 86_400.0,
-        fence: Fence | None = None, *, keep_every_order: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        engine: Engine,
+        journal: JournalLike,
+        broker: Broker,
+        publisher: Publisher,
+        tick_checks: TickChecks | None = None,
+        reconcile_every_s: float = 10.0,
+        reconcile_window_s: float = 86_400.0,
+        fence: Fence | None = None,
+        *,
+        keep_every_order: bool = False,
+    ) -> None:
         self.engine = engine
         self.fence = fence or Unfenced()
         self.journal = journal
@@ -187,8 +195,9 @@ class ExecutionService:
                 differences = self.reconciler.at_start()
                 self._record(self.engine.report("started", f"{len(differences)} reconciliation differences", "info"))
             self.broker_answered_at_ms = self.reconciler.reconciled_at_ms
-            logger.info("started instance=%s broker=%s %s", self.engine.instance_id, self.broker.name,
-                        self.engine.status())  # fmt: skip
+            logger.info(
+                "started instance=%s broker=%s %s", self.engine.instance_id, self.broker.name, self.engine.status()
+            )
             self.space.check(force=True)
             return differences
 

@@ -22,10 +22,17 @@ def protective_signal(which: str, tick: Tick, part: int) -> Signal:
     """The decision a protective close traces to (its id names the level, symbol, tick time and part)."""
     kind = "sl" if which == "stop loss" else "tp"
     return Signal(
-        signal_id=f"{kind}-{tick.symbol}-{tick.time_ms}-{tick.seq}-{part}", symbol=tick.symbol, timeframe="protective",
-        bar_start_ms=tick.time_ms, direction="flat", strength=0.0, confidence=1.0, model_id=f"protective:{kind}",
-        model_version=0, created_at_ms=tick.time_ms,
-    )  # fmt: skip
+        signal_id=f"{kind}-{tick.symbol}-{tick.time_ms}-{tick.seq}-{part}",
+        symbol=tick.symbol,
+        timeframe="protective",
+        bar_start_ms=tick.time_ms,
+        direction="flat",
+        strength=0.0,
+        confidence=1.0,
+        model_id=f"protective:{kind}",
+        model_version=0,
+        created_at_ms=tick.time_ms,
+    )
 
 
 class ProtectiveStops:
@@ -73,7 +80,9 @@ class ProtectiveStops:
         if now_ms - state.stop_denied_at_ms.get(symbol, -RATE_WINDOW_MS) < RATE_WINDOW_MS:
             return NOTHING
         intents, denials = closing_orders(state, symbol, lambda part: protective_signal(which, tick, part), now_ms)
-        detail = (f"{which} {symbol}: {position} lots from {entry:.6g} at {exit_price} ({moved_pips:.1f} pips); "
-                  f"closing with {len(intents)} reduce-only orders, {len(denials)} denied")  # fmt: skip
+        detail = (
+            f"{which} {symbol}: {position} lots from {entry:.6g} at {exit_price} ({moved_pips:.1f} pips); "
+            f"closing with {len(intents)} reduce-only orders, {len(denials)} denied"
+        )
         report = self.events.risk("protective_stop", "warning", detail, now_ms, symbol=symbol, check="protective_stop")
         return ControlOutcome(events=(report, *denials), intents=tuple(intents))

@@ -81,10 +81,15 @@ class Valuation:
         """:meth:`is_above` at ``fill``'s time, just after it was booked: from the answer before it if only it moved."""
         state, screened, day = self.state, self._screened, self.trading_day(limits, fill.event_at_ms)
         self._float_day.carry(fill, day, limits)
-        if (screened is not None and screened[2] is limits and screened[3] == floor
-                and screened[0] + 1 == state.pnl_revision and screened[4] + 1 == state.books_revision  # it alone
-                and screened[1] == state.marked_day == day
-                and self._float_day.clears_after(fill, limits, floor)):  # fmt: skip
+        if (
+            screened is not None
+            and screened[2] is limits
+            and screened[3] == floor
+            and screened[0] + 1 == state.pnl_revision
+            and screened[4] + 1 == state.books_revision  # it alone
+            and screened[1] == state.marked_day == day
+            and self._float_day.clears_after(fill, limits, floor)
+        ):
             self._screened = (state.pnl_revision, screened[1], limits, floor, state.books_revision)
             return True
         return self.is_above(limits, fill.event_at_ms, floor)
@@ -322,11 +327,15 @@ def with_booking(
         converted = convert(realized, spec.quote, account_currency, instruments, mids)
         account = None if converted is None else within_places(converted)
     return replace_struct(
-        fill, position_before_lots=booking.position_before, position_after_lots=booking.position_after,
-        entry_value_after=within_places(booking.entry_value_after), realized_pnl_quote=realized,
+        fill,
+        position_before_lots=booking.position_before,
+        position_after_lots=booking.position_after,
+        entry_value_after=within_places(booking.entry_value_after),
+        realized_pnl_quote=realized,
         realized_pnl_account=account,
-        round_trip_id=booking.round_trip_id, opens_round_trip_id=booking.opens_round_trip_id,
-    )  # fmt: skip
+        round_trip_id=booking.round_trip_id,
+        opens_round_trip_id=booking.opens_round_trip_id,
+    )
 
 
 def _money_text(amount: Decimal | None) -> str:

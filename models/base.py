@@ -111,8 +111,13 @@ class DirectionModel(ABC, Generic[ClassifierT]):
         ``about`` adds ``tickwave.*`` metadata (the timeframe and label the model was
         trained for), so a consumer can check more than the feature schema.
         """
-        return embed_metadata(self.to_onnx(model, len(feature_names)), feature_names, schema_hash, LABELS,
-                              {**(about or {}), **self.onnx_metadata(model)})  # fmt: skip
+        return embed_metadata(
+            self.to_onnx(model, len(feature_names)),
+            feature_names,
+            schema_hash,
+            LABELS,
+            {**(about or {}), **self.onnx_metadata(model)},
+        )
 
     def params(self) -> dict[str, str]:
         """Return the hyper-parameters to record in the registry (default: the ``models`` settings)."""
@@ -160,14 +165,22 @@ class DirectionModel(ABC, Generic[ClassifierT]):
         started = time.perf_counter()
         settings = self.settings
         development_rows, holdout_rows = holdout_split(
-            dataset.times_ms, dataset.label_end_ms, settings.holdout_fraction, settings.horizon_bars,
+            dataset.times_ms,
+            dataset.label_end_ms,
+            settings.holdout_fraction,
+            settings.horizon_bars,
             settings.embargo_bars,
-        )  # fmt: skip
+        )
         development, holdout = dataset.take(development_rows), dataset.take(holdout_rows)
         folds = walk_forward(
-            development.times_ms, development.label_end_ms, settings.folds, settings.horizon_bars,
-            settings.embargo_bars, settings.fold_scheme, settings.rolling_window_bars,
-        )  # fmt: skip
+            development.times_ms,
+            development.label_end_ms,
+            settings.folds,
+            settings.horizon_bars,
+            settings.embargo_bars,
+            settings.fold_scheme,
+            settings.rolling_window_bars,
+        )
         if not folds or not len(holdout):
             raise NotEnoughDataError(
                 f"{len(dataset)} rows leave no walk-forward fold or holdout after the purge gap "
@@ -181,14 +194,21 @@ class DirectionModel(ABC, Generic[ClassifierT]):
             model = self._fit_checked(development, fold.train, f"the training rows of fold {fold.index}")
             probabilities = self.predict(model, development.features[fold.test])
             evaluation = self.evaluate(development.take(fold.test), probabilities)
-            results.append(FoldResult(fold.index, len(fold.train), len(fold.test), fold.test_start_ms,
-                                      fold.test_end_ms, evaluation))  # fmt: skip
+            results.append(
+                FoldResult(
+                    fold.index, len(fold.train), len(fold.test), fold.test_start_ms, fold.test_end_ms, evaluation
+                )
+            )
             tested.append(fold.test)
             tested_probabilities.append(probabilities)
-            tested_priors.append(prior_probabilities(class_frequencies(development.labels[fold.train]),
-                                                     len(fold.test)))  # fmt: skip
-            logger.info("fold %d: train %d rows, test %d rows, log loss %.4f", fold.index, len(fold.train),
-                        len(fold.test), evaluation.metrics.log_loss)  # fmt: skip
+            tested_priors.append(prior_probabilities(class_frequencies(development.labels[fold.train]), len(fold.test)))
+            logger.info(
+                "fold %d: train %d rows, test %d rows, log loss %.4f",
+                fold.index,
+                len(fold.train),
+                len(fold.test),
+                evaluation.metrics.log_loss,
+            )
         out_of_sample = development.take(np.concatenate(tested))
         out_of_sample_probabilities = np.concatenate(tested_probabilities)
         walk_forward_evaluation = self.evaluate(out_of_sample, out_of_sample_probabilities)
@@ -223,17 +243,36 @@ class DirectionModel(ABC, Generic[ClassifierT]):
             ParityError: the export differs from the trained model; nothing is stored.
         """
         dataset = result.dataset
-        about = {"model_id": model_id, "timeframe": dataset.timeframe, "label": dataset.label_spec.describe(),
-                 "symbols": json.dumps(list(dataset.symbols))}  # fmt: skip
+        about = {
+            "model_id": model_id,
+            "timeframe": dataset.timeframe,
+            "label": dataset.label_spec.describe(),
+            "symbols": json.dumps(list(dataset.symbols)),
+        }
         onnx_bytes = self.export_onnx(result.model, dataset.feature_names, dataset.schema_hash, about)
-        probe = ModelArtifact(model_id, 0, onnx_bytes, dataset.feature_names, dataset.schema_hash, LABELS,
-                              dataset.timeframe, dataset.symbols)  # fmt: skip
-        difference = parity_check(result.holdout_probabilities, probe, result.holdout.features,
-                                  self.settings.parity_tolerance)  # fmt: skip
+        probe = ModelArtifact(
+            model_id,
+            0,
+            onnx_bytes,
+            dataset.feature_names,
+            dataset.schema_hash,
+            LABELS,
+            dataset.timeframe,
+            dataset.symbols,
+        )
+        difference = parity_check(
+            result.holdout_probabilities, probe, result.holdout.features, self.settings.parity_tolerance
+        )
         metadata = self.metadata(result, model_id, difference)
         digest = store.put(onnx_bytes, metadata)
-        saved = SavedModel(model_id, self.framework, digest, onnx_bytes, {**metadata, "artifact_sha256": digest},
-                           store.relative_uri(digest))  # fmt: skip
+        saved = SavedModel(
+            model_id,
+            self.framework,
+            digest,
+            onnx_bytes,
+            {**metadata, "artifact_sha256": digest},
+            store.relative_uri(digest),
+        )
         if write_report:
             write(store.report_dir(digest), result, saved)
         logger.info("model=%s artifact %s stored (parity max |diff| %.2g)", model_id, digest[:12], difference)

@@ -43,14 +43,38 @@ LABELS = ("down", "flat", "up")  # class index -> label, as ModelArtifact.labels
 DOWN, FLAT, UP = 0, 1, 2
 NO_LABEL = -1
 BAR_COLUMNS = (
-    "symbol", "timeframe", "start_ms", "end_ms",
-    "bid_open", "bid_high", "bid_low", "bid_close", "ask_open", "ask_high", "ask_low", "ask_close",
-    "mid_open", "mid_high", "mid_low", "mid_close", "tick_count", "volume", "spread_mean", "spread_max",
-)  # fmt: skip
+    "symbol",
+    "timeframe",
+    "start_ms",
+    "end_ms",
+    "bid_open",
+    "bid_high",
+    "bid_low",
+    "bid_close",
+    "ask_open",
+    "ask_high",
+    "ask_low",
+    "ask_close",
+    "mid_open",
+    "mid_high",
+    "mid_low",
+    "mid_close",
+    "tick_count",
+    "volume",
+    "spread_mean",
+    "spread_max",
+)
 OUTCOME_COLUMNS = (
-    "symbol", "bar_start_ms", "label_end_ms", "label", "mid_close", "next_mid_close", "bid_close", "ask_close",
+    "symbol",
+    "bar_start_ms",
+    "label_end_ms",
+    "label",
+    "mid_close",
+    "next_mid_close",
+    "bid_close",
+    "ask_close",
     "previous_mid_close",
-)  # fmt: skip
+)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -137,8 +161,9 @@ class Dataset:
     def take(self, rows: np.ndarray) -> Dataset:
         """Return the dataset restricted to ``rows`` (positions, in order)."""
         frame = self.frame.iloc[rows].reset_index(drop=True)
-        return Dataset(frame, self.feature_names, self.schema_hash, self.label_spec, self.timeframe,
-                       self.from_ms, self.to_ms)  # fmt: skip
+        return Dataset(
+            frame, self.feature_names, self.schema_hash, self.label_spec, self.timeframe, self.from_ms, self.to_ms
+        )
 
 
 def _labelled_bars(bars: pd.DataFrame, label_spec: LabelSpec) -> pd.DataFrame:
@@ -155,17 +180,21 @@ def _labelled_bars(bars: pd.DataFrame, label_spec: LabelSpec) -> pd.DataFrame:
         next_mid[:-1] = mid[1:]
         previous_mid = np.full(len(mid), np.nan)  # the bar before's close: the "last bar's direction" baseline
         previous_mid[1:] = mid[:-1]
-        parts.append(pd.DataFrame({
-            "symbol": symbol,
-            "bar_start_ms": starts,
-            "label_end_ms": label_end,
-            "label": direction_labels(mid, horizon, label_spec.dead_zone_bps),
-            "mid_close": mid,
-            "next_mid_close": next_mid,
-            "bid_close": series["bid_close"].to_numpy(dtype=np.float64),
-            "ask_close": series["ask_close"].to_numpy(dtype=np.float64),
-            "previous_mid_close": previous_mid,
-        }))  # fmt: skip
+        parts.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbol,
+                    "bar_start_ms": starts,
+                    "label_end_ms": label_end,
+                    "label": direction_labels(mid, horizon, label_spec.dead_zone_bps),
+                    "mid_close": mid,
+                    "next_mid_close": next_mid,
+                    "bid_close": series["bid_close"].to_numpy(dtype=np.float64),
+                    "ask_close": series["ask_close"].to_numpy(dtype=np.float64),
+                    "previous_mid_close": previous_mid,
+                }
+            )
+        )
     if not parts:
         return pd.DataFrame(columns=list(OUTCOME_COLUMNS))
     labelled = pd.concat(parts, ignore_index=True)
@@ -246,8 +275,13 @@ def build_dataset(
         )
     if require_classes:
         require_all_classes(dataset.labels, where)
-    logger.info("dataset %s: %d rows, %d features, label counts %s", where, len(frame), len(feature_names),
-                class_counts(dataset.labels))  # fmt: skip
+    logger.info(
+        "dataset %s: %d rows, %d features, label counts %s",
+        where,
+        len(frame),
+        len(feature_names),
+        class_counts(dataset.labels),
+    )
     return dataset
 
 
@@ -339,9 +373,14 @@ def query_bars(client: Client, symbols: Sequence[str], timeframe: str, range_ms:
 
 
 def query_predictions(
-    client: Client, model_id: str, version: int, timeframe: str, *, role: str | None = None,
+    client: Client,
+    model_id: str,
+    version: int,
+    timeframe: str,
+    *,
+    role: str | None = None,
     range_ms: tuple[int, int] | None = None,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """Read a model version's stored class probabilities per bar: of one ``role``, in ``[from, to)``, when given."""
     columns = ", ".join(f"probabilities['{label}'] AS {label}" for label in LABELS)
     conditions = ["model_id = {model_id:String}", "model_version = {version:UInt32}", "timeframe = {timeframe:String}"]
@@ -350,8 +389,10 @@ def query_predictions(
         conditions.append("role = {role:String}")
         parameters["role"] = role
     if range_ms is not None:
-        conditions += ["bar_start_ms >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')",
-                       "bar_start_ms < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')"]  # fmt: skip
+        conditions += [
+            "bar_start_ms >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')",
+            "bar_start_ms < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')",
+        ]
         parameters |= {"from_ms": range_ms[0], "to_ms": range_ms[1]}
     sql = (
         f"SELECT symbol, toUnixTimestamp64Milli(bar_start_ms) AS bar_start_epoch_ms, {columns} "  # noqa: S608 (labels are constants)

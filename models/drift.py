@@ -99,30 +99,46 @@ class DriftReport:
 
     def reasons(self, thresholds: DriftThresholds) -> list[str]:
         """Return why the champion should be retrained (empty: it need not be)."""
-        found = [f"{name} drifted: PSI {value:.3f} > {thresholds.psi}" for name, value in sorted(self.psi.items())
-                 if value > thresholds.psi]  # fmt: skip
+        found = [
+            f"{name} drifted: PSI {value:.3f} > {thresholds.psi}"
+            for name, value in sorted(self.psi.items())
+            if value > thresholds.psi
+        ]
         if (
             self.live_log_loss is not None
             and self.holdout_log_loss
             and self.live_scored >= thresholds.min_rows
             and self.live_log_loss > thresholds.log_loss_ratio * self.holdout_log_loss
         ):
-            found.append(f"live log loss {self.live_log_loss:.4f} > {thresholds.log_loss_ratio} x holdout "
-                         f"{self.holdout_log_loss:.4f} over {self.live_scored} predictions")  # fmt: skip
+            found.append(
+                f"live log loss {self.live_log_loss:.4f} > {thresholds.log_loss_ratio} x holdout "
+                f"{self.holdout_log_loss:.4f} over {self.live_scored} predictions"
+            )
         return found
 
     def row(self, thresholds: DriftThresholds, measured_at_ms: int) -> dict[str, object]:
         """Return the ``model_drift`` row of this report."""
         reasons = self.reasons(thresholds)
         return {
-            "model_id": self.model_id, "model_version": self.model_version, "timeframe": self.timeframe,
-            "window_from_ms": self.window_from_ms, "window_to_ms": self.window_to_ms,
-            "training_rows": self.training_rows, "live_rows": self.live_rows, "psi": dict(self.psi),
-            "max_psi": self.max_psi, "worst_input": self.worst_input, "live_scored": self.live_scored,
-            "live_log_loss": self.live_log_loss, "live_accuracy": self.live_accuracy,
-            "holdout_log_loss": self.holdout_log_loss, "holdout_accuracy": self.holdout_accuracy,
-            "is_retrain_due": bool(reasons), "reasons": "; ".join(reasons), "measured_at_ms": measured_at_ms,
-        }  # fmt: skip
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "timeframe": self.timeframe,
+            "window_from_ms": self.window_from_ms,
+            "window_to_ms": self.window_to_ms,
+            "training_rows": self.training_rows,
+            "live_rows": self.live_rows,
+            "psi": dict(self.psi),
+            "max_psi": self.max_psi,
+            "worst_input": self.worst_input,
+            "live_scored": self.live_scored,
+            "live_log_loss": self.live_log_loss,
+            "live_accuracy": self.live_accuracy,
+            "holdout_log_loss": self.holdout_log_loss,
+            "holdout_accuracy": self.holdout_accuracy,
+            "is_retrain_due": bool(reasons),
+            "reasons": "; ".join(reasons),
+            "measured_at_ms": measured_at_ms,
+        }
 
 
 def input_drift(training: pd.DataFrame, live: pd.DataFrame, names: Sequence[str]) -> dict[str, float]:
@@ -144,8 +160,7 @@ def bar_labels(bars: pd.DataFrame, label_spec: LabelSpec) -> pd.DataFrame | None
     """
     labelled = []
     for symbol, group in bars.sort_values("start_ms").groupby("symbol"):
-        labels = direction_labels(group["mid_close"].to_numpy(float), label_spec.horizon_bars,
-                                  label_spec.dead_zone_bps)  # fmt: skip
+        labels = direction_labels(group["mid_close"].to_numpy(float), label_spec.horizon_bars, label_spec.dead_zone_bps)
         labelled.append(pd.DataFrame({"symbol": symbol, "bar_start_ms": group["start_ms"].to_numpy(), "label": labels}))
     return pd.concat(labelled) if labelled else None
 
@@ -172,9 +187,15 @@ def live_scores(
 
 
 def measure_drift(
-    client: Client, entry: RegistryEntry, names: Sequence[str], timeframe: str, symbols: Sequence[str],
-    label_spec: LabelSpec, window_ms: int, now_ms: int,
-) -> DriftReport:  # fmt: skip
+    client: Client,
+    entry: RegistryEntry,
+    names: Sequence[str],
+    timeframe: str,
+    symbols: Sequence[str],
+    label_spec: LabelSpec,
+    window_ms: int,
+    now_ms: int,
+) -> DriftReport:
     """Read the training and live windows of ``entry`` from the warehouse and measure drift and decay."""
     live_range = (now_ms - window_ms, now_ms)
     training = query_features(client, symbols, timeframe, (entry.trained_from_ms, entry.trained_to_ms), names)
@@ -186,7 +207,16 @@ def measure_drift(
     scored, live_loss, live_accuracy = live_scores(predictions, bars, label_spec)
     metrics = entry.metrics
     return DriftReport(
-        entry.model_id, entry.model_version, timeframe, *live_range, len(training), len(live),
-        input_drift(training, live, names), scored, live_loss, live_accuracy,
-        metrics.get("holdout_log_loss"), metrics.get("holdout_accuracy"),
-    )  # fmt: skip
+        entry.model_id,
+        entry.model_version,
+        timeframe,
+        *live_range,
+        len(training),
+        len(live),
+        input_drift(training, live, names),
+        scored,
+        live_loss,
+        live_accuracy,
+        metrics.get("holdout_log_loss"),
+        metrics.get("holdout_accuracy"),
+    )

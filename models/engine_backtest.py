@@ -59,10 +59,17 @@ def _tick(symbol: str, time_ms: int, bid: float, ask: float) -> Tick:
 
 def _end_signal(symbol: str, timeframe: str, at_ms: int, model_id: str, model_version: int) -> Signal:
     return Signal(
-        signal_id=Signal.make_id(f"{model_id}:{HOLDOUT_END}", model_version, symbol, timeframe, at_ms), symbol=symbol,
-        timeframe=timeframe, bar_start_ms=at_ms, direction="flat", strength=0.0, confidence=1.0,
-        model_id=model_id, model_version=model_version, created_at_ms=at_ms,
-    )  # fmt: skip
+        signal_id=Signal.make_id(f"{model_id}:{HOLDOUT_END}", model_version, symbol, timeframe, at_ms),
+        symbol=symbol,
+        timeframe=timeframe,
+        bar_start_ms=at_ms,
+        direction="flat",
+        strength=0.0,
+        confidence=1.0,
+        model_id=model_id,
+        model_version=model_version,
+        created_at_ms=at_ms,
+    )
 
 
 def holdout_ticks(frame: pd.DataFrame, timeframe: str) -> list[Tick]:
@@ -100,9 +107,15 @@ def holdout_signals(
     signals = []
     for symbol, start, row in zip(symbols, starts, probabilities.astype(np.float64).tolist(), strict=True):
         prediction = Prediction(
-            symbol=symbol, timeframe=timeframe, bar_start_ms=start, model_id=model_id, model_version=model_version,
-            probabilities=dict(zip(LABELS, row, strict=True)), inference_latency_us=0.0, predicted_at_ms=start,
-        )  # fmt: skip
+            symbol=symbol,
+            timeframe=timeframe,
+            bar_start_ms=start,
+            model_id=model_id,
+            model_version=model_version,
+            probabilities=dict(zip(LABELS, row, strict=True)),
+            inference_latency_us=0.0,
+            predicted_at_ms=start,
+        )
         signals.append(signal_from(prediction, rules, start + frame_ms))
     return signals + _end_signals(frame, timeframe, model_id, model_version)
 
@@ -113,15 +126,27 @@ def position_signals(
     """Return full-strength signals for -1/0/+1 positions (a baseline's), and each symbol's ``holdout-end`` flat."""
     frame_ms = timeframe_seconds(timeframe) * 1000
     signals = []
-    for symbol, start, position in zip(frame["symbol"].astype(str).tolist(),
-                                       frame["bar_start_ms"].to_numpy(np.int64).tolist(),
-                                       np.asarray(positions).astype(int).tolist(), strict=True):  # fmt: skip
+    for symbol, start, position in zip(
+        frame["symbol"].astype(str).tolist(),
+        frame["bar_start_ms"].to_numpy(np.int64).tolist(),
+        np.asarray(positions).astype(int).tolist(),
+        strict=True,
+    ):
         direction = _DIRECTIONS[int(np.sign(position))]
-        signals.append(Signal(
-            signal_id=Signal.make_id(model_id, model_version, symbol, timeframe, start), symbol=symbol,
-            timeframe=timeframe, bar_start_ms=start, direction=direction, strength=1.0 if position else 0.0,
-            confidence=1.0, model_id=model_id, model_version=model_version, created_at_ms=start + frame_ms,
-        ))  # fmt: skip
+        signals.append(
+            Signal(
+                signal_id=Signal.make_id(model_id, model_version, symbol, timeframe, start),
+                symbol=symbol,
+                timeframe=timeframe,
+                bar_start_ms=start,
+                direction=direction,
+                strength=1.0 if position else 0.0,
+                confidence=1.0,
+                model_id=model_id,
+                model_version=model_version,
+                created_at_ms=start + frame_ms,
+            )
+        )
     return signals + _end_signals(frame, timeframe, model_id, model_version)
 
 
@@ -129,8 +154,10 @@ def _end_signals(frame: pd.DataFrame, timeframe: str, model_id: str, model_versi
     # After each symbol's last row: its closing tick is at last start + 2 frames - 1 ms; the flat comes 1 ms later.
     frame_ms = timeframe_seconds(timeframe) * 1000
     last = frame.groupby("symbol", sort=True)["bar_start_ms"].max()
-    return [_end_signal(str(symbol), timeframe, int(start) + 2 * frame_ms, model_id, model_version)
-            for symbol, start in last.items()]  # fmt: skip
+    return [
+        _end_signal(str(symbol), timeframe, int(start) + 2 * frame_ms, model_id, model_version)
+        for symbol, start in last.items()
+    ]
 
 
 @dataclass(frozen=True)
@@ -148,8 +175,10 @@ class EngineTrading:
         pnl = "unknown (a rate is missing)" if self.pnl_account is None else f"{quantize(self.pnl_account)}"
         denied = ", ".join(f"{check} {count}" for check, count in self.denials.items()) or "none"
         chain = " (audit chain not linked)" if self.replay.chain_head is None else ""
-        return (f"engine backtest of {name}: P&L {pnl} {self.replay.account_currency}, {self.orders} orders, "
-                f"{self.trades} trades{chain}; denied: {denied}")  # fmt: skip
+        return (
+            f"engine backtest of {name}: P&L {pnl} {self.replay.account_currency}, {self.orders} orders, "
+            f"{self.trades} trades{chain}; denied: {denied}"
+        )
 
 
 def run_engine(
@@ -171,8 +200,9 @@ def run_engine(
     return EngineTrading(replay, replay.total_pnl, replay.trades, len(replay.orders), replay.denial_counts())
 
 
-def engine_positions(frame: pd.DataFrame, replay: ReplayResult, timeframe: str, model_id: str,
-                     model_version: int) -> np.ndarray:  # fmt: skip
+def engine_positions(
+    frame: pd.DataFrame, replay: ReplayResult, timeframe: str, model_id: str, model_version: int
+) -> np.ndarray:
     """Return each row's position (lots) once its signal was acted on: the engine's path, for the cross-check."""
     after: dict[str, Decimal] = {}
     positions: dict[str, Decimal] = {}
@@ -187,8 +217,10 @@ def engine_positions(frame: pd.DataFrame, replay: ReplayResult, timeframe: str, 
             signed = lots if order.side == "buy" else MONEY_CONTEXT.minus(lots)
             positions[event.symbol] = MONEY_CONTEXT.add(positions.get(event.symbol, Decimal(0)), signed)
             after[order.signal_id] = positions[event.symbol]
-    ids = [Signal.make_id(model_id, model_version, str(symbol), timeframe, int(start))
-           for symbol, start in frame[["symbol", "bar_start_ms"]].itertuples(index=False)]  # fmt: skip
+    ids = [
+        Signal.make_id(model_id, model_version, str(symbol), timeframe, int(start))
+        for symbol, start in frame[["symbol", "bar_start_ms"]].itertuples(index=False)
+    ]
     return np.array([float(after.get(signal_id, Decimal(0))) for signal_id in ids])
 
 
@@ -207,6 +239,8 @@ def live_driver_note(settings: Settings, symbols: Sequence[str], timeframe: str)
     if not others:
         return None
     listed = ", ".join(f"{symbol} by {driver}" for symbol, driver in sorted(others.items()))
-    return (f"judged on its own {timeframe} signals (models.timeframe); live execution drives {listed} "
-            f"(execution.risk.signal_timeframe / signal_timeframes): there its signals are denied until "
-            f"execution.risk.signal_timeframe names {timeframe}")  # fmt: skip
+    return (
+        f"judged on its own {timeframe} signals (models.timeframe); live execution drives {listed} "
+        f"(execution.risk.signal_timeframe / signal_timeframes): there its signals are denied until "
+        f"execution.risk.signal_timeframe names {timeframe}"
+    )

@@ -98,8 +98,9 @@ class EnsembleDirectionModel(DirectionModel[EnsembleClassifier]):
     def fit(self, features: np.ndarray, labels: np.ndarray) -> EnsembleClassifier:
         """Fit every member on the rows, weighted equally (``train`` weighs them by walk-forward skill)."""
         models = tuple(member.fit(features, labels) for member in self.members)
-        return EnsembleClassifier(tuple(member.framework for member in self.members), models,
-                                  np.full(len(models), 1.0 / len(models)))  # fmt: skip
+        return EnsembleClassifier(
+            tuple(member.framework for member in self.members), models, np.full(len(models), 1.0 / len(models))
+        )
 
     def train(self, dataset: Dataset) -> TrainingResult[EnsembleClassifier]:
         """Train every member on ``dataset``; weigh them by walk-forward skill; score the blend the same way."""
@@ -128,16 +129,21 @@ class EnsembleDirectionModel(DirectionModel[EnsembleClassifier]):
         params = {
             **self.params(),
             "members": ",".join(member.framework for member in self.members),
-            **{f"weight_{member.framework}": f"{weight:.6f}"
-               for member, weight in zip(self.members, weights, strict=True)},
-            **{f"wf_log_loss_{member.framework}": f"{result.walk_forward.metrics.log_loss:.6f}"
-               for member, result in zip(self.members, results, strict=True)},
-        }  # fmt: skip
+            **{
+                f"weight_{member.framework}": f"{weight:.6f}"
+                for member, weight in zip(self.members, weights, strict=True)
+            },
+            **{
+                f"wf_log_loss_{member.framework}": f"{result.walk_forward.metrics.log_loss:.6f}"
+                for member, result in zip(self.members, results, strict=True)
+            },
+        }
         logger.info(
             "ensemble weights %s", dict(zip(params["members"].split(","), weights.round(4).tolist(), strict=True))
         )
-        model = EnsembleClassifier(tuple(member.framework for member in self.members),
-                                   tuple(result.model for result in results), weights)  # fmt: skip
+        model = EnsembleClassifier(
+            tuple(member.framework for member in self.members), tuple(result.model for result in results), weights
+        )
         return TrainingResult(
             model=model,
             dataset=dataset,
@@ -164,16 +170,18 @@ class EnsembleDirectionModel(DirectionModel[EnsembleClassifier]):
         """
         frameworks = tuple(member.framework for member in self.members)
         if model.frameworks != frameworks:
-            raise ConfigurationError(f"an ensemble of {', '.join(model.frameworks)} cannot export as one of "
-                                     f"{', '.join(frameworks)}")  # fmt: skip
+            raise ConfigurationError(
+                f"an ensemble of {', '.join(model.frameworks)} cannot export as one of {', '.join(frameworks)}"
+            )
         graphs = [member.to_onnx(trained, width) for member, trained in zip(self.members, model.models, strict=True)]
         return ensemble_onnx(graphs, model.frameworks, model.weights, width)
 
     def onnx_metadata(self, model: EnsembleClassifier) -> dict[str, str]:
         """Return the members and their weights (``tickwave.members``), for the signal and the registry."""
         weights = [round(float(weight), 6) for weight in model.weights]
-        return {"members": json.dumps([f"{name}:{weight}" for name, weight in zip(model.frameworks, weights,
-                                                                                  strict=True)])}  # fmt: skip
+        return {
+            "members": json.dumps([f"{name}:{weight}" for name, weight in zip(model.frameworks, weights, strict=True)])
+        }
 
 
 def ensemble_onnx(
@@ -206,19 +214,24 @@ def ensemble_onnx(
     opsets[""] = max(opsets.get("", 0), 13)
     nodes.append(helper.make_node("Sum", weighted, ["probabilities"]))
     nodes.append(helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0))
-    nodes.extend(_confidence_nodes(each, [f"{frameworks[index]}_{index}_weight" for index in range(len(members))],
-                                   initializers))  # fmt: skip
+    nodes.extend(
+        _confidence_nodes(each, [f"{frameworks[index]}_{index}_weight" for index in range(len(members))], initializers)
+    )
     labels = 3
     graph = helper.make_graph(
-        nodes, "tickwave_ensemble",
+        nodes,
+        "tickwave_ensemble",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, width])],
-        [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, labels]),
-         helper.make_tensor_value_info("confidence", TensorProto.FLOAT, [None, 1])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, labels]),
+            helper.make_tensor_value_info("confidence", TensorProto.FLOAT, [None, 1]),
+        ],
         initializer=initializers,
-    )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(domain, version)
-                                                    for domain, version in sorted(opsets.items())])  # fmt: skip
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid(domain, version) for domain, version in sorted(opsets.items())]
+    )
     model.ir_version = max(member.ir_version for member in members)
     onnx.checker.check_model(model)
     return model
@@ -230,13 +243,15 @@ def _confidence_nodes(each: list[str], weights: list[str], initializers: list[An
     # row (~60 us under load) would exceed the members' own.
     from onnx import TensorProto, helper
 
-    initializers.extend([
-        helper.make_tensor("confidence_floor", TensorProto.FLOAT, [], [1e-12]),
-        helper.make_tensor("confidence_one", TensorProto.FLOAT, [], [1.0]),
-        helper.make_tensor("confidence_zero", TensorProto.FLOAT, [], [0.0]),
-        helper.make_tensor("confidence_inverse_ln3", TensorProto.FLOAT, [], [1.0 / LN3]),
-        helper.make_tensor("confidence_axes", TensorProto.INT64, [1], [1]),
-    ])  # fmt: skip
+    initializers.extend(
+        [
+            helper.make_tensor("confidence_floor", TensorProto.FLOAT, [], [1e-12]),
+            helper.make_tensor("confidence_one", TensorProto.FLOAT, [], [1.0]),
+            helper.make_tensor("confidence_zero", TensorProto.FLOAT, [], [0.0]),
+            helper.make_tensor("confidence_inverse_ln3", TensorProto.FLOAT, [], [1.0 / LN3]),
+            helper.make_tensor("confidence_axes", TensorProto.INT64, [1], [1]),
+        ]
+    )
     nodes = [helper.make_node("ArgMax", ["probabilities"], ["blend_label"], axis=1, keepdims=1)]
     votes = []
     for index, (member, weight) in enumerate(zip(each, weights, strict=True)):

@@ -246,11 +246,15 @@ class TradingResult:
     def as_dict(self, prefix: str = "") -> dict[str, float]:
         """Return the figures as ``{prefix + name: value}`` (money rounded to cents)."""
         figures = {
-            "bars": float(self.bars), "trades": float(self.trades), "pnl_pips": float(self.pnl_pips),
-            "pnl_account": float(quantize(self.pnl_account)), "sharpe": self.sharpe,
+            "bars": float(self.bars),
+            "trades": float(self.trades),
+            "pnl_pips": float(self.pnl_pips),
+            "pnl_account": float(quantize(self.pnl_account)),
+            "sharpe": self.sharpe,
             "max_drawdown_pips": float(self.max_drawdown_pips),
-            "max_drawdown_account": float(quantize(self.max_drawdown_account)), "turnover": self.turnover,
-        }  # fmt: skip
+            "max_drawdown_account": float(quantize(self.max_drawdown_account)),
+            "turnover": self.turnover,
+        }
         if self.hit_rate is not None:
             figures["hit_rate"] = self.hit_rate
         return {f"{prefix}{name}": value for name, value in figures.items()}
@@ -329,8 +333,10 @@ def _max_drawdown(pnl: Sequence[Decimal]) -> tuple[Decimal, list[Decimal], list[
 def _half_spreads(frame: pd.DataFrame) -> list[Decimal]:
     # .tolist() gives Python floats: to_decimal reads a float's shortest repr.
     asks, bids = frame["ask_close"].to_numpy(np.float64).tolist(), frame["bid_close"].to_numpy(np.float64).tolist()
-    return [MONEY_CONTEXT.divide(MONEY_CONTEXT.subtract(to_decimal(ask), to_decimal(bid)), 2)
-            for ask, bid in zip(asks, bids, strict=True)]  # fmt: skip
+    return [
+        MONEY_CONTEXT.divide(MONEY_CONTEXT.subtract(to_decimal(ask), to_decimal(bid)), 2)
+        for ask, bid in zip(asks, bids, strict=True)
+    ]
 
 
 def backtest(frame: pd.DataFrame, positions: np.ndarray, settings: BacktestSettings) -> TradingResult:
@@ -350,8 +356,9 @@ def backtest(frame: pd.DataFrame, positions: np.ndarray, settings: BacktestSetti
     for symbol, rows in frame.assign(position=positions).groupby("symbol", sort=True):
         rows = rows.sort_values("bar_start_ms", kind="stable")
         next_mid = rows["next_mid_close"].to_numpy(np.float64).tolist()
-        ledger = _ledger(rows["position"].to_numpy(), rows["mid_close"].to_numpy(np.float64).tolist(), next_mid,
-                         _half_spreads(rows))  # fmt: skip
+        ledger = _ledger(
+            rows["position"].to_numpy(), rows["mid_close"].to_numpy(np.float64).tolist(), next_mid, _half_spreads(rows)
+        )
         pip = to_decimal(pip_size(str(symbol), settings.digits))
         spec = settings.instruments.get(str(symbol))
         if spec is None:
@@ -372,12 +379,15 @@ def backtest(frame: pd.DataFrame, positions: np.ndarray, settings: BacktestSetti
     drawdown_pips, equity_pips, _ = _max_drawdown(pip_pnl)
     per_bar = np.array([float(amount) for amount in account])
     deviation = float(np.std(per_bar, ddof=1)) if len(per_bar) > 1 else 0.0
-    curve = pd.DataFrame({
-        "bar_start_ms": np.array(starts, dtype=np.int64), "pnl_account": per_bar,
-        "equity_account": [float(value) for value in equity_account],
-        "drawdown_account": [float(value) for value in drawdowns],
-        "equity_pips": [float(value) for value in equity_pips],
-    })  # fmt: skip
+    curve = pd.DataFrame(
+        {
+            "bar_start_ms": np.array(starts, dtype=np.int64),
+            "pnl_account": per_bar,
+            "equity_account": [float(value) for value in equity_account],
+            "drawdown_account": [float(value) for value in drawdowns],
+            "equity_pips": [float(value) for value in equity_pips],
+        }
+    )
     return TradingResult(
         bars=len(frame),
         trades=len(trades),

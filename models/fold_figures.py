@@ -73,8 +73,9 @@ class FoldJudgement:
 
     def lost_to(self) -> list[str]:
         """Return the baselines whose P&L the candidate does not beat strictly (a tie is not a win)."""
-        return [name for name, figures in self.baselines.items()
-                if not self.candidate.pnl_account > figures.pnl_account]  # fmt: skip
+        return [
+            name for name, figures in self.baselines.items() if not self.candidate.pnl_account > figures.pnl_account
+        ]
 
     @property
     def label(self) -> str:
@@ -97,8 +98,12 @@ class FoldJudgement:
         read = {baseline: StrategyFigures.from_figures(figures, f"{prefix}{baseline}_") for baseline in baselines}
         if candidate is None or f"{prefix}rows" not in figures or None in read.values():
             return None
-        return cls(name, int(figures[f"{prefix}rows"]), candidate,
-                   {baseline: value for baseline, value in read.items() if value is not None})  # fmt: skip
+        return cls(
+            name,
+            int(figures[f"{prefix}rows"]),
+            candidate,
+            {baseline: value for baseline, value in read.items() if value is not None},
+        )
 
 
 def recorded_folds(figures: Mapping[str, float], baselines: Sequence[str]) -> list[FoldJudgement]:
@@ -119,8 +124,9 @@ def folds_table(folds: Sequence[FoldJudgement]) -> list[str]:
     if not folds:
         return []
     strategies = ["candidate", *folds[0].baselines]
-    header = f"{'fold':<8} {'rows':>7}  " + "  ".join(f"{name + ' P&L / trades / hit / max dd':>44}"
-                                                     for name in strategies)  # fmt: skip
+    header = f"{'fold':<8} {'rows':>7}  " + "  ".join(
+        f"{name + ' P&L / trades / hit / max dd':>44}" for name in strategies
+    )
     lines = [header]
     for fold in folds:
         cells = [_cell(figures) for figures in (fold.candidate, *fold.baselines.values())]

@@ -74,8 +74,9 @@ from tickwave.money import MONEY_CONTEXT, quantize
 T = TypeVar("T")
 
 
-def strategy_figures(trading: EngineTrading, instruments: Mapping[str, Instrument], account_currency: str,
-                     mids: Mapping[str, float]) -> StrategyFigures:  # fmt: skip
+def strategy_figures(
+    trading: EngineTrading, instruments: Mapping[str, Instrument], account_currency: str, mids: Mapping[str, float]
+) -> StrategyFigures:
     """Return one replay's figures: its P&L, trades and orders, the hit rate and max drawdown of its closing fills.
 
     Raises:
@@ -101,8 +102,9 @@ def strategy_figures(trading: EngineTrading, instruments: Mapping[str, Instrumen
         peak = max(peak, equity)
         worst = max(worst, MONEY_CONTEXT.subtract(peak, equity))
     worst = max(worst, MONEY_CONTEXT.subtract(peak, trading.pnl_account))  # what stayed open at the end
-    return StrategyFigures(trading.pnl_account, trading.trades, trading.orders,
-                           gains / closing if closing else None, worst)  # fmt: skip
+    return StrategyFigures(
+        trading.pnl_account, trading.trades, trading.orders, gains / closing if closing else None, worst
+    )
 
 
 def _last_mids(frame: pd.DataFrame) -> dict[str, float]:
@@ -140,8 +142,7 @@ class _Replay:
         """Return the strategy's signals over the window (the candidate's by the rules, a baseline's positions)."""
         if isinstance(self.signals_of, tuple):
             probabilities, rules = self.signals_of
-            return holdout_signals(self.frame, probabilities, rules, self.timeframe, self.model_id,
-                                   self.model_version)  # fmt: skip
+            return holdout_signals(self.frame, probabilities, rules, self.timeframe, self.model_id, self.model_version)
         return position_signals(self.frame, self.signals_of, self.timeframe, self.model_id, self.model_version)
 
     def run(self, ticks: Sequence[Tick] | None = None) -> tuple[StrategyFigures, str]:
@@ -213,14 +214,23 @@ def judge_window(
             runs, checked = _replayed(replays, own, vectorised)
     else:
         runs, checked = _replayed(replays, pool, vectorised)
-    runs.update({key: (NO_POSITION, f"engine backtest of {key}: never holds a position, no order (not replayed)")
-                 for key in not_replayed})  # fmt: skip
+    runs.update(
+        {
+            key: (NO_POSITION, f"engine backtest of {key}: never holds a position, no order (not replayed)")
+            for key in not_replayed
+        }
+    )
     keys = ["candidate", *baselines]
     figures = {key: runs[key][0] for key in keys}
     notes = tuple(f"{'' if name == HOLDOUT else f'fold {name}: '}{runs[key][1]}" for key in keys)
     live_note = live_driver_note(settings, sorted(frame["symbol"].astype(str).unique()), timeframe)
-    fold = FoldJudgement(name, len(frame), figures["candidate"], {key: figures[key] for key in baselines},
-                         notes + ((live_note,) if live_note and name == HOLDOUT else ()))  # fmt: skip
+    fold = FoldJudgement(
+        name,
+        len(frame),
+        figures["candidate"],
+        {key: figures[key] for key in baselines},
+        notes + ((live_note,) if live_note and name == HOLDOUT else ()),
+    )
     comparison = BaselineComparison(
         candidate_pnl_account=float(quantize(fold.candidate.pnl_account)),
         candidate_trades=fold.candidate.trades,
@@ -279,6 +289,18 @@ def judge_walk_forward(
     # One pool for every fold (its workers start once), when the largest fold calls for one.
     largest = max((len(window.frame) for _name, window, _probabilities in windows), default=0)
     with judgement_pool(settings, largest, 1 + len(models.baselines)) as pool:
-        return [judge_window(name, window.frame, probabilities, rules, settings, window.timeframe, models.baselines,
-                             model_id, model_version, pool).fold
-                for name, window, probabilities in windows]  # fmt: skip
+        return [
+            judge_window(
+                name,
+                window.frame,
+                probabilities,
+                rules,
+                settings,
+                window.timeframe,
+                models.baselines,
+                model_id,
+                model_version,
+                pool,
+            ).fold
+            for name, window, probabilities in windows
+        ]

@@ -42,9 +42,16 @@ def default_warmup_bars(spec: FeatureSpec) -> int:
     """Return ten times the longest look-back of ``spec`` (at least 200 bars)."""
     fast, slow, signal = spec.macd
     longest = max(
-        *spec.sma_periods, *spec.ema_periods, *spec.return_horizons, spec.rsi_period + 1, max(fast, slow) + signal,
-        spec.bollinger_period, spec.atr_period + 1, spec.volatility_period + 1, spec.spread_period,
-    )  # fmt: skip
+        *spec.sma_periods,
+        *spec.ema_periods,
+        *spec.return_horizons,
+        spec.rsi_period + 1,
+        max(fast, slow) + signal,
+        spec.bollinger_period,
+        spec.atr_period + 1,
+        spec.volatility_period + 1,
+        spec.spread_period,
+    )
     return max(200, 10 * longest)
 
 
@@ -131,8 +138,14 @@ def replay_features(
             common = warm_values.index.intersection(list(replayed))
             if common.empty:
                 continue
-            _compare(report, str(symbol), names, warm_values.loc[common],
-                     np.array([replayed[key] for key in common], dtype=np.float64), tolerance)  # fmt: skip
+            _compare(
+                report,
+                str(symbol),
+                names,
+                warm_values.loc[common],
+                np.array([replayed[key] for key in common], dtype=np.float64),
+                tolerance,
+            )
     return report
 
 

@@ -109,9 +109,16 @@ def train_model(
     try:
         features = query_features(registry.client, symbols, models.timeframe, range_ms, spec.names)
         bars = query_bars(registry.client, symbols, models.timeframe, range_ms)
-        dataset = build_dataset(features, bars, spec.model_names, spec.schema_hash,
-                                LabelSpec(models.horizon_bars, models.dead_zone_bps), models.timeframe, range_ms,
-                                models.min_rows)  # fmt: skip
+        dataset = build_dataset(
+            features,
+            bars,
+            spec.model_names,
+            spec.schema_hash,
+            LabelSpec(models.horizon_bars, models.dead_zone_bps),
+            models.timeframe,
+            range_ms,
+            models.min_rows,
+        )
         stored = features[features["schema_hash"] == spec.schema_hash]
         leakage = check_point_in_time(bars, stored, spec, models.leakage_windows, models.leakage_tolerance)
         trainer = trainer_for(models.framework, settings, clock)
@@ -122,10 +129,14 @@ def train_model(
         folds = judge_walk_forward(result, settings, models.registry_id)
         if folds:
             runs = [note for fold in folds for note in fold.notes]  # orders, trades and denials of each run
-            logger.info("walk-forward folds on the engine in %.1f s:\n%s", time.perf_counter() - started,
-                        "\n".join(folds_table(folds) + runs))  # fmt: skip
-        entry = registry.register(saved, result, actor, {key: value for fold in folds
-                                                         for key, value in fold.figures().items()})  # fmt: skip
+            logger.info(
+                "walk-forward folds on the engine in %.1f s:\n%s",
+                time.perf_counter() - started,
+                "\n".join(folds_table(folds) + runs),
+            )
+        entry = registry.register(
+            saved, result, actor, {key: value for fold in folds for key, value in fold.figures().items()}
+        )
         decision = None
         if promote:
             try:

@@ -65,8 +65,11 @@ def prior_baseline(metrics: dict[str, float]) -> PriorBaseline | None:
     """Return the prior baseline recorded in a registry entry's metrics, or None when it records no shares."""
     if not all(name in metrics for name in SHARE_METRICS):
         return None
-    return PriorBaseline(tuple(float(metrics[name]) for name in SHARE_METRICS), metrics.get("wf_log_loss"),
-                         metrics.get("wf_prior_log_loss"))  # fmt: skip
+    return PriorBaseline(
+        tuple(float(metrics[name]) for name in SHARE_METRICS),
+        metrics.get("wf_log_loss"),
+        metrics.get("wf_prior_log_loss"),
+    )
 
 
 def describe_shares(frequencies: Sequence[float] | np.ndarray) -> str:

@@ -79,8 +79,9 @@ def judge_promotion(
     spread = float(np.max(np.std(candidate, axis=0)))
     calibration = max(reliability(labels, candidate, index).error for index in range(candidate.shape[1]))
     candidate_loss = log_loss(labels, candidate)
-    figures.update(candidate_log_loss=candidate_loss, candidate_calibration_error=calibration,
-                   candidate_probability_std=spread)  # fmt: skip
+    figures.update(
+        candidate_log_loss=candidate_loss, candidate_calibration_error=calibration, candidate_probability_std=spread
+    )
     if spread < CONSTANT_STD:
         failures.append(f"the candidate's output is constant (largest std across rows {spread:.2g})")
     if calibration > calibration_bound:
@@ -90,14 +91,17 @@ def judge_promotion(
     if trading is not None and not trading.is_judgement:
         # Zeros against zeros (every signal denied, say) compare nothing: no verdict on P&L, so no promotion.
         figures.update(is_pnl_judged=0.0)
-        failures.append("no judgement on P&L: the candidate and every baseline placed no order in the engine "
-                        "backtest of the holdout (the denials are in the notes)")  # fmt: skip
+        failures.append(
+            "no judgement on P&L: the candidate and every baseline placed no order in the engine "
+            "backtest of the holdout (the denials are in the notes)"
+        )
     elif trading is not None:
         figures.update(trading.figures(), min_trades=float(min_trades), is_pnl_judged=1.0)
         if trading.candidate_trades < min_trades:
             failures.append(f"{trading.candidate_trades} holdout trades, fewer than models.min_trades ({min_trades})")
-        fold_failures, fold_figures = fold_share_failures(list(folds) or [_holdout_fold(trading, len(labels))],
-                                                          min_fold_share)  # fmt: skip
+        fold_failures, fold_figures = fold_share_failures(
+            list(folds) or [_holdout_fold(trading, len(labels))], min_fold_share
+        )
         failures.extend(fold_failures)
         figures.update(fold_figures)
         for fold in folds:  # the per-fold table (a holdout without engine folds has none)
@@ -125,15 +129,21 @@ def fold_share_failures(folds: Sequence[FoldJudgement], min_share: float) -> tup
     won = [fold for fold in folds if not fold.lost_to()]
     share = Fraction(len(won), len(folds)) if folds else Fraction(0)
     required = Fraction(str(min_share))
-    figures = {"folds_judged": float(len(folds)), "folds_won": float(len(won)), "fold_won_share": float(share),
-               "min_fold_share": min_share}  # fmt: skip
+    figures = {
+        "folds_judged": float(len(folds)),
+        "folds_won": float(len(won)),
+        "fold_won_share": float(share),
+        "min_fold_share": min_share,
+    }
     if folds and share >= required:
         return [], figures
     lost = "; ".join(
         f"{fold.label} (candidate {fold.candidate.pnl_account:.2f} vs "
-        + ", ".join(f"{name} {fold.baselines[name].pnl_account:.2f}" for name in fold.lost_to()) + ")"
-        for fold in folds if fold.lost_to()
-    )  # fmt: skip
+        + ", ".join(f"{name} {fold.baselines[name].pnl_account:.2f}" for name in fold.lost_to())
+        + ")"
+        for fold in folds
+        if fold.lost_to()
+    )
     return [
         f"P&L after costs on the engine beats every baseline in {len(won)} of {len(folds)} folds ({float(share):.0%}), "
         f"fewer than models.promotion_min_fold_share {min_share:g} requires; lost: {lost or 'no fold judged'}"
@@ -145,8 +155,12 @@ def _holdout_fold(trading: BaselineComparison, rows: int) -> FoldJudgement:
     def strategy(pnl: float, trades: int = 0) -> StrategyFigures:
         return StrategyFigures(Decimal(repr(pnl)), trades, 0, None, Decimal(0))
 
-    return FoldJudgement(HOLDOUT, rows, strategy(trading.candidate_pnl_account, trading.candidate_trades),
-                         {name: strategy(pnl) for name, pnl in trading.baseline_pnl_account.items()})  # fmt: skip
+    return FoldJudgement(
+        HOLDOUT,
+        rows,
+        strategy(trading.candidate_pnl_account, trading.candidate_trades),
+        {name: strategy(pnl) for name, pnl in trading.baseline_pnl_account.items()},
+    )
 
 
 def _prior_failures(
@@ -206,11 +220,13 @@ def contract_mismatches(challenger: RegistryEntry, champion: RegistryEntry) -> l
     if challenger.timeframe != champion.timeframe:
         mismatches.append(f"timeframe {challenger.timeframe} != the champion's {champion.timeframe}")
     if challenger.feature_schema_hash != champion.feature_schema_hash:
-        mismatches.append(f"feature schema {challenger.feature_schema_hash} != the champion's "
-                          f"{champion.feature_schema_hash}")  # fmt: skip
+        mismatches.append(
+            f"feature schema {challenger.feature_schema_hash} != the champion's {champion.feature_schema_hash}"
+        )
     if challenger.label_spec != champion.label_spec:
-        mismatches.append(f"labels {challenger.label_spec.describe()} != the champion's "
-                          f"{champion.label_spec.describe()}")  # fmt: skip
+        mismatches.append(
+            f"labels {challenger.label_spec.describe()} != the champion's {champion.label_spec.describe()}"
+        )
     mine = set(challenger.params.get("symbols", "").split(",")) - {""}
     theirs = set(champion.params.get("symbols", "").split(",")) - {""}
     if not mine & theirs:

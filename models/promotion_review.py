@@ -50,8 +50,17 @@ class PromotionReview:
         names = self.table.artifact(entry).feature_names
         features = query_features(self.table.client, symbols, timeframe, range_ms, names)
         bars = query_bars(self.table.client, symbols, timeframe, range_ms)
-        return build_dataset(features, bars, names, entry.feature_schema_hash, label_spec, timeframe, range_ms,
-                             min_rows=1, require_classes=False)  # fmt: skip
+        return build_dataset(
+            features,
+            bars,
+            names,
+            entry.feature_schema_hash,
+            label_spec,
+            timeframe,
+            range_ms,
+            min_rows=1,
+            require_classes=False,
+        )
 
     def evaluate(self, candidate: RegistryEntry, holdout: Dataset) -> PromotionDecision:
         """Judge ``candidate`` against its slot's champion on ``holdout``, through the served ONNX models."""
@@ -79,31 +88,48 @@ class PromotionReview:
         models, streams = self.settings.models, self.settings.streams
         prior = prior_baseline(candidate.metrics)
         if prior is None:
-            notes.append(f"{candidate.name} records no training class shares: not judged against the "
-                         "class-frequency prior")  # fmt: skip
+            notes.append(
+                f"{candidate.name} records no training class shares: not judged against the class-frequency prior"
+            )
         trading = None
         folds: list[FoldJudgement] = []
         if models.baselines:
             # Through the live execution engine (sizing, gate, paper costs); the vectorised P&L rides along.
             window = judge_window(
-                HOLDOUT, holdout.frame, candidate_probabilities.astype(np.float64),
-                SignalRules(streams.entry_probability, streams.min_edge), self.settings, holdout.timeframe,
-                models.baselines, candidate.model_id, candidate.model_version,
-            )  # fmt: skip
+                HOLDOUT,
+                holdout.frame,
+                candidate_probabilities.astype(np.float64),
+                SignalRules(streams.entry_probability, streams.min_edge),
+                self.settings,
+                holdout.timeframe,
+                models.baselines,
+                candidate.model_id,
+                candidate.model_version,
+            )
             trading = window.comparison
             notes.extend(trading.notes)
             folds = [*recorded_folds(candidate.metrics, models.baselines), window.fold]
             if len(folds) == 1:
-                notes.append(f"{candidate.name} records no walk-forward fold on the engine (fold_<n>_*): its P&L "
-                             "is judged on the holdout alone")  # fmt: skip
+                notes.append(
+                    f"{candidate.name} records no walk-forward fold on the engine (fold_<n>_*): its P&L "
+                    "is judged on the holdout alone"
+                )
         else:
             notes.append("no baselines configured (models.baselines): not judged on P&L")
         return judge_promotion(
-            holdout.labels, candidate_probabilities.astype(np.float64),
+            holdout.labels,
+            candidate_probabilities.astype(np.float64),
             None if champion_probabilities is None else champion_probabilities.astype(np.float64),
-            models.promotion_margin, models.calibration_bound, notes, trading, models.min_trades, prior,
-            models.prior_margin, folds, models.promotion_min_fold_share,
-        )  # fmt: skip
+            models.promotion_margin,
+            models.calibration_bound,
+            notes,
+            trading,
+            models.min_trades,
+            prior,
+            models.prior_margin,
+            folds,
+            models.promotion_min_fold_share,
+        )
 
     def judged_in_shadow(self, candidate: RegistryEntry, decision: PromotionDecision) -> PromotionDecision:
         """Return ``decision`` with the live shadow comparison with the champion, when there is one to compare with.
@@ -121,14 +147,21 @@ class PromotionReview:
                 min_days = 0
         else:
             comparison = compare_live(
-                table.client, (candidate.model_id, candidate.model_version),
-                (champion.model_id, champion.model_version), candidate.timeframe,
-                candidate.params.get("symbols", "").split(","), candidate.label_spec, table.clock.now_ms(),
-            )  # fmt: skip
+                table.client,
+                (candidate.model_id, candidate.model_version),
+                (champion.model_id, champion.model_version),
+                candidate.timeframe,
+                candidate.params.get("symbols", "").split(","),
+                candidate.label_spec,
+                table.clock.now_ms(),
+            )
             if comparison.rows or candidate.stage == CHALLENGER or min_days > 0:
-                notes.append(f"live shadow comparison with champion {champion.name}: {comparison.rows} shared "
-                             f"labelled predictions over {comparison.days:.2f} days (models.shadow_min_days "
-                             f"{min_days:g})")  # fmt: skip
+                notes.append(
+                    f"live shadow comparison with champion {champion.name}: {comparison.rows} shared "
+                    f"labelled predictions over {comparison.days:.2f} days (models.shadow_min_days "
+                    f"{min_days:g})"
+                )
         failures, figures = judge_shadow(comparison, min_days)
-        return PromotionDecision(decision.is_promoted and not failures, decision.failures + failures, notes,
-                                 {**decision.figures, **figures})  # fmt: skip
+        return PromotionDecision(
+            decision.is_promoted and not failures, decision.failures + failures, notes, {**decision.figures, **figures}
+        )

@@ -69,8 +69,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CANDIDATE", "CHALLENGER", "CHAMPION", "RETIRED", "ModelRegistry", "PromotionDecision", "RegistryEntry",
-           "RegistryEvent"]  # fmt: skip
+__all__ = [
+    "CANDIDATE",
+    "CHALLENGER",
+    "CHAMPION",
+    "RETIRED",
+    "ModelRegistry",
+    "PromotionDecision",
+    "RegistryEntry",
+    "RegistryEvent",
+]
 
 
 class ModelRegistry:
@@ -159,17 +167,36 @@ class ModelRegistry:
             version = self.table.next_version(saved.model_id)
             now = self.table.now_ms()
             entry = RegistryEntry(
-                model_id=saved.model_id, model_version=version, stage=CANDIDATE, framework=saved.framework,
-                artifact_uri=saved.artifact_uri, artifact_sha256=saved.sha256,
-                feature_schema_hash=dataset.schema_hash, metrics={**result.metrics(), **(figures or {})}, params=params,
-                trained_from_ms=dataset.from_ms, trained_to_ms=dataset.to_ms, created_at_ms=now, updated_at_ms=now,
-                stage_changed_by=actor, stage_reason="trained",
-            )  # fmt: skip
+                model_id=saved.model_id,
+                model_version=version,
+                stage=CANDIDATE,
+                framework=saved.framework,
+                artifact_uri=saved.artifact_uri,
+                artifact_sha256=saved.sha256,
+                feature_schema_hash=dataset.schema_hash,
+                metrics={**result.metrics(), **(figures or {})},
+                params=params,
+                trained_from_ms=dataset.from_ms,
+                trained_to_ms=dataset.to_ms,
+                created_at_ms=now,
+                updated_at_ms=now,
+                stage_changed_by=actor,
+                stage_reason="trained",
+            )
             self.table.commit([entry], [])
             stored = self.entry(saved.model_id, version)
             if stored.created_at_ms == now and stored.artifact_sha256 == saved.sha256:
-                registered = RegistryEvent(saved.model_id, version, "registered", "", CANDIDATE, actor,
-                                           f"artifact {saved.sha256[:12]}", now, entry.metrics)  # fmt: skip
+                registered = RegistryEvent(
+                    saved.model_id,
+                    version,
+                    "registered",
+                    "",
+                    CANDIDATE,
+                    actor,
+                    f"artifact {saved.sha256[:12]}",
+                    now,
+                    entry.metrics,
+                )
                 self.table.commit([], [registered])
                 return stored
             logger.warning("model=%s version=%d taken by a concurrent registration; retrying", saved.model_id, version)
@@ -200,20 +227,34 @@ class ModelRegistry:
         now = self.table.now_ms()
         reason = "; ".join(decision.notes + decision.failures)
         if not decision.is_promoted:
-            refused = RegistryEvent(model_id, version, "promotion_refused", candidate.stage, candidate.stage, actor,
-                                    reason, now, decision.figures)  # fmt: skip
+            refused = RegistryEvent(
+                model_id,
+                version,
+                "promotion_refused",
+                candidate.stage,
+                candidate.stage,
+                actor,
+                reason,
+                now,
+                decision.figures,
+            )
             self.table.commit([], [refused])
             raise PromotionRefused(model_id, version, decision.failures, decision.notes, decision.figures)
-        champions = [entry for entry in self.slot_entries(candidate.slot, candidate.timeframe)
-                     if entry.stage == CHAMPION]  # fmt: skip
+        champions = [
+            entry for entry in self.slot_entries(candidate.slot, candidate.timeframe) if entry.stage == CHAMPION
+        ]
         entries = [candidate.moved_to(CHAMPION, actor, reason, now)]
-        events = [RegistryEvent(model_id, version, "promoted", candidate.stage, CHAMPION, actor, reason, now,
-                                decision.figures)]  # fmt: skip
+        events = [
+            RegistryEvent(
+                model_id, version, "promoted", candidate.stage, CHAMPION, actor, reason, now, decision.figures
+            )
+        ]
         for old in champions:
             replaced = f"replaced by {candidate.name}"
             entries.append(old.moved_to(RETIRED, actor, replaced, now))
-            events.append(RegistryEvent(old.model_id, old.model_version, "retired", CHAMPION, RETIRED, actor,
-                                        replaced, now))  # fmt: skip
+            events.append(
+                RegistryEvent(old.model_id, old.model_version, "retired", CHAMPION, RETIRED, actor, replaced, now)
+            )
         self.table.commit(entries, events)
         return decision
 
@@ -236,8 +277,10 @@ class ModelRegistry:
         slot = against or entry.slot
         champion = self.champion(slot, entry.timeframe)
         if champion is None and slot != model_id:
-            raise RegistryError(f"{slot} has no {entry.timeframe} champion for {entry.name} to challenge "
-                                "(see `tickwave models list --all`)")  # fmt: skip
+            raise RegistryError(
+                f"{slot} has no {entry.timeframe} champion for {entry.name} to challenge "
+                "(see `tickwave models list --all`)"
+            )
         if champion is not None and champion.name != entry.name:
             mismatches = contract_mismatches(entry, champion)
             if mismatches:
@@ -247,8 +290,9 @@ class ModelRegistry:
             params["slot"] = slot
         now = self.table.now_ms()
         beside = f"champion {champion.name}" if champion is not None and champion.name != entry.name else "champion"
-        reason = (f"scored in shadow beside the {entry.timeframe} {beside} (slot {slot}); its predictions are never "
-                  "traded")  # fmt: skip
+        reason = (
+            f"scored in shadow beside the {entry.timeframe} {beside} (slot {slot}); its predictions are never traded"
+        )
         event = RegistryEvent(model_id, version, "shadowed", entry.stage, CHALLENGER, actor, reason, now)
         self.table.commit([replace(entry, params=params).moved_to(CHALLENGER, actor, reason, now)], [event])
         return self.entry(model_id, version)
@@ -267,9 +311,12 @@ class ModelRegistry:
         if current is None:
             raise RegistryError(f"{model_id} has no champion to roll back")
         same_slot = {entry.name: entry for entry in self.slot_entries(current.slot, current.timeframe)}
-        events = [event for version_id in sorted({entry.model_id for entry in same_slot.values()})
-                  for event in self.events(version_id)
-                  if f"{event.model_id} v{event.model_version}" in same_slot]  # fmt: skip
+        events = [
+            event
+            for version_id in sorted({entry.model_id for entry in same_slot.values()})
+            for event in self.events(version_id)
+            if f"{event.model_id} v{event.model_version}" in same_slot
+        ]
         target_key = rollback_target(events, (current.model_id, current.model_version))
         if target_key is None:
             raise RegistryError(f"{current.name} is the only champion {model_id} has had: nothing to roll back to")
@@ -278,9 +325,20 @@ class ModelRegistry:
         restored_reason = f"restored by rolling back {current.name}: {reason}"
         self.table.commit(
             [current.moved_to(RETIRED, actor, reason, now), target.moved_to(CHAMPION, actor, restored_reason, now)],
-            [RegistryEvent(current.model_id, current.model_version, "rolled_back", CHAMPION, RETIRED, actor, reason,
-                           now),
-             RegistryEvent(target.model_id, target.model_version, "restored", target.stage, CHAMPION, actor,
-                           restored_reason, now)],
-        )  # fmt: skip
+            [
+                RegistryEvent(
+                    current.model_id, current.model_version, "rolled_back", CHAMPION, RETIRED, actor, reason, now
+                ),
+                RegistryEvent(
+                    target.model_id,
+                    target.model_version,
+                    "restored",
+                    target.stage,
+                    CHAMPION,
+                    actor,
+                    restored_reason,
+                    now,
+                ),
+            ],
+        )
         return self.entry(target.model_id, target.model_version)

@@ -14,10 +14,18 @@ from models.errors import RegistryError
 from tickwave.modeling import CHALLENGER, CHAMPION
 
 CANDIDATE, RETIRED = "candidate", "retired"
-TRANSITIONS = frozenset({
-    ("", CANDIDATE), (CANDIDATE, CHAMPION), (RETIRED, CHAMPION), (CHAMPION, RETIRED),
-    (CANDIDATE, CHALLENGER), (RETIRED, CHALLENGER), (CHALLENGER, CHAMPION), (CHALLENGER, RETIRED),
-})  # fmt: skip
+TRANSITIONS = frozenset(
+    {
+        ("", CANDIDATE),
+        (CANDIDATE, CHAMPION),
+        (RETIRED, CHAMPION),
+        (CHAMPION, RETIRED),
+        (CANDIDATE, CHALLENGER),
+        (RETIRED, CHALLENGER),
+        (CHALLENGER, CHAMPION),
+        (CHALLENGER, RETIRED),
+    }
+)
 
 
 @dataclass(frozen=True)

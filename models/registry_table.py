@@ -55,10 +55,16 @@ class RegistryTable:
             parameters={"model_id": model_id or ""},
         )
         return [
-            RegistryEntry(**{**row, "metrics": dict(row["metrics"]), "params": dict(row["params"]),
-                             "model_version": int(row["model_version"])})
+            RegistryEntry(
+                **{
+                    **row,
+                    "metrics": dict(row["metrics"]),
+                    "params": dict(row["params"]),
+                    "model_version": int(row["model_version"]),
+                }
+            )
             for row in result.named_results()
-        ]  # fmt: skip
+        ]
 
     def entry(self, model_id: str, version: int) -> RegistryEntry:
         """Return one version.
@@ -78,14 +84,18 @@ class RegistryTable:
         shadowed against it and promoted. ``slot=None``: any slot; ``timeframe=None``: the
         champion of any timeframe promoted last.
         """
-        champions = [entry for entry in self.slot_entries(slot)
-                     if entry.stage == CHAMPION and timeframe in (None, entry.timeframe)]  # fmt: skip
+        champions = [
+            entry
+            for entry in self.slot_entries(slot)
+            if entry.stage == CHAMPION and timeframe in (None, entry.timeframe)
+        ]
         return max(champions, key=lambda entry: entry.updated_at_ms) if champions else None
 
     def slot_entries(self, slot: str | None, timeframe: str | None = None) -> list[RegistryEntry]:
         """Return every version in the slots ``slot`` names (of any model id; ``None``: every slot), newest first."""
-        return [entry for entry in self.entries()
-                if slot in (None, entry.slot) and timeframe in (None, entry.timeframe)]  # fmt: skip
+        return [
+            entry for entry in self.entries() if slot in (None, entry.slot) and timeframe in (None, entry.timeframe)
+        ]
 
     def events(self, model_id: str) -> list[RegistryEvent]:
         """Return the audit trail of ``model_id``, oldest first."""
@@ -125,5 +135,13 @@ class RegistryTable:
         if events:
             self._write(MODEL_REGISTRY_EVENTS, [event.__dict__ for event in events])
         for event in events:
-            logger.info("model=%s version=%d %s (%s -> %s) by %s: %s", event.model_id, event.model_version,
-                        event.action, event.from_stage or "new", event.to_stage, event.actor, event.reason)  # fmt: skip
+            logger.info(
+                "model=%s version=%d %s (%s -> %s) by %s: %s",
+                event.model_id,
+                event.model_version,
+                event.action,
+                event.from_stage or "new",
+                event.to_stage,
+                event.actor,
+                event.reason,
+            )

@@ -135,14 +135,25 @@ def write_report(directory: Path, result: TrainingResult[Any], saved: SavedModel
     summary = [(name, _figure(value), _figure(walk_forward.get(name, ""))) for name, value in holdout.items()]
     metrics = result.metrics()
     if "holdout_prior_log_loss" in metrics:  # what no edge scores: the training labels' shares on every row
-        summary.insert(2, ("prior_log_loss (class frequencies)", _figure(metrics["holdout_prior_log_loss"]),
-                           _figure(metrics.get("wf_prior_log_loss", ""))))  # fmt: skip
+        summary.insert(
+            2,
+            (
+                "prior_log_loss (class frequencies)",
+                _figure(metrics["holdout_prior_log_loss"]),
+                _figure(metrics.get("wf_prior_log_loss", "")),
+            ),
+        )
     folds = [
-        (str(fold.index), str(fold.train_rows), str(fold.test_rows),
-         _figure(fold.evaluation.metrics.log_loss), _figure(fold.evaluation.metrics.accuracy),
-         _figure(float(fold.evaluation.trading.pnl_account)))
+        (
+            str(fold.index),
+            str(fold.train_rows),
+            str(fold.test_rows),
+            _figure(fold.evaluation.metrics.log_loss),
+            _figure(fold.evaluation.metrics.accuracy),
+            _figure(float(fold.evaluation.trading.pnl_account)),
+        )
         for fold in result.folds
-    ]  # fmt: skip
+    ]
     facts = [
         ("model", f"{saved.model_id} ({saved.framework})"),
         ("artifact sha256", saved.sha256),

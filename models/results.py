@@ -81,8 +81,11 @@ class TrainingResult(Generic[ClassifierT]):
         The prior (``holdout_prior_log_loss``, ``wf_prior_log_loss``) predicts the training labels' class
         shares (``train_share_down`` ...) for every row: the log loss of a model with no edge.
         """
-        figures = {**self.holdout_evaluation.as_dict("holdout_"), **self.walk_forward.as_dict("wf_"),
-                   "training_seconds": self.training_seconds}  # fmt: skip
+        figures = {
+            **self.holdout_evaluation.as_dict("holdout_"),
+            **self.walk_forward.as_dict("wf_"),
+            "training_seconds": self.training_seconds,
+        }
         if self.class_frequencies is not None:
             figures.update(share_figures(self.class_frequencies))
             figures["holdout_prior_log_loss"] = prior_log_loss(self.holdout.labels, self.class_frequencies)
@@ -104,6 +107,13 @@ class SavedModel:
 
     def artifact(self, model_version: int) -> ModelArtifact:
         """Return the artifact the streams serve, under ``model_version``."""
-        return ModelArtifact(self.model_id, model_version, self.onnx_bytes, tuple(self.metadata["feature_names"]),
-                             self.metadata["schema_hash"], LABELS, self.metadata["timeframe"],
-                             tuple(self.metadata["symbols"]))  # fmt: skip
+        return ModelArtifact(
+            self.model_id,
+            model_version,
+            self.onnx_bytes,
+            tuple(self.metadata["feature_names"]),
+            self.metadata["schema_hash"],
+            LABELS,
+            self.metadata["timeframe"],
+            tuple(self.metadata["symbols"]),
+        )

@@ -52,10 +52,13 @@ class ShadowComparison:
     def figures(self) -> dict[str, float]:
         """The figures recorded with a promotion decision (unknown ones left out)."""
         values = {
-            "shadow_days": self.days, "shadow_rows": float(self.rows),
-            "challenger_live_log_loss": self.challenger_log_loss, "champion_live_log_loss": self.champion_log_loss,
-            "challenger_live_accuracy": self.challenger_accuracy, "champion_live_accuracy": self.champion_accuracy,
-        }  # fmt: skip
+            "shadow_days": self.days,
+            "shadow_rows": float(self.rows),
+            "challenger_live_log_loss": self.challenger_log_loss,
+            "champion_live_log_loss": self.champion_log_loss,
+            "challenger_live_accuracy": self.challenger_accuracy,
+            "champion_live_accuracy": self.champion_accuracy,
+        }
         return {name: float(value) for name, value in values.items() if value is not None}
 
 
@@ -79,12 +82,15 @@ def judge_shadow(comparison: ShadowComparison, min_days: float) -> tuple[list[st
         )
         return failures, figures
     if comparison.days < min_days:
-        failures.append(f"scored in shadow over {comparison.days:.2f} days, fewer than models.shadow_min_days "
-                        f"({min_days:g})")  # fmt: skip
+        failures.append(
+            f"scored in shadow over {comparison.days:.2f} days, fewer than models.shadow_min_days ({min_days:g})"
+        )
     challenger, champion = comparison.challenger_log_loss, comparison.champion_log_loss
     if challenger is None or champion is None or not challenger < champion:
-        failures.append(f"live log loss {challenger:.5f} does not beat the champion's {champion:.5f} on the same "
-                        f"{comparison.rows} bars")  # fmt: skip
+        failures.append(
+            f"live log loss {challenger:.5f} does not beat the champion's {champion:.5f} on the same "
+            f"{comparison.rows} bars"
+        )
     return failures, figures
 
 
@@ -105,15 +111,25 @@ def score_shared(
     theirs = frame[[f"{label}_champion" for label in LABELS]].to_numpy(float)
     times = frame["bar_start_ms"].to_numpy(np.int64)
     return ShadowComparison(
-        len(frame), int(times.min()), int(times.max()), log_loss(labels, mine), log_loss(labels, theirs),
-        float(np.mean(mine.argmax(axis=1) == labels)), float(np.mean(theirs.argmax(axis=1) == labels)),
-    )  # fmt: skip
+        len(frame),
+        int(times.min()),
+        int(times.max()),
+        log_loss(labels, mine),
+        log_loss(labels, theirs),
+        float(np.mean(mine.argmax(axis=1) == labels)),
+        float(np.mean(theirs.argmax(axis=1) == labels)),
+    )
 
 
 def compare_live(
-    client: Client, challenger_version: tuple[str, int], champion_version: tuple[str, int], timeframe: str,
-    symbols: list[str], label_spec: LabelSpec, now_ms: int,
-) -> ShadowComparison:  # fmt: skip
+    client: Client,
+    challenger_version: tuple[str, int],
+    champion_version: tuple[str, int],
+    timeframe: str,
+    symbols: list[str],
+    label_spec: LabelSpec,
+    now_ms: int,
+) -> ShadowComparison:
     """Read the challenger's shadow predictions and the champion's of the same bars; score both.
 
     ``challenger_version`` and ``champion_version``: ``(model_id, version)`` each; the ids may differ.
@@ -161,8 +177,10 @@ def live_performance(
     from tickwave.errors import ConfigurationError
 
     if str(client.command("EXISTS TABLE model_performance_daily")) != "1":
-        raise ConfigurationError("model_performance_daily is not built yet: run the Dagster job dbt_daily_marts "
-                                 "(`tickwave orchestrate`, or `tickwave demo`)")  # fmt: skip
+        raise ConfigurationError(
+            "model_performance_daily is not built yet: run the Dagster job dbt_daily_marts "
+            "(`tickwave orchestrate`, or `tickwave demo`)"
+        )
     day = "toString(day)" if daily else "''"
     slot = "if(slot = '', model_id, slot)"  # rows built before the mart had the column: the model's own slot
     result = client.query(
@@ -184,8 +202,18 @@ def live_performance(
         parameters={"days": days, "model_id": model_id, "timeframe": timeframe},
     )
     return [
-        LivePerformance(str(row[0]), str(row[1]), int(row[2]), str(row[3]), str(row[4]), str(row[5]), str(row[6]),
-                        int(row[7]), int(row[8]), int(row[9]),
-                        *(None if value is None else float(value) for value in row[10:13]))
+        LivePerformance(
+            str(row[0]),
+            str(row[1]),
+            int(row[2]),
+            str(row[3]),
+            str(row[4]),
+            str(row[5]),
+            str(row[6]),
+            int(row[7]),
+            int(row[8]),
+            int(row[9]),
+            *(None if value is None else float(value) for value in row[10:13]),
+        )
         for row in result.result_rows
-    ]  # fmt: skip
+    ]

@@ -60,8 +60,11 @@ def graphql(address: str, query: str, timeout_s: float) -> dict[str, Any]:
     base = address if "://" in address else f"http://{address}"
     if urlsplit(base).scheme not in ("http", "https"):
         raise ValueError(f"Dagster's address must be http(s)://host:port, not {address!r}")
-    request = urllib.request.Request(f"{base.rstrip('/')}/graphql", data=json.dumps({"query": query}).encode(),  # noqa: S310 - http(s) only, checked above
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
+        f"{base.rstrip('/')}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - http(s) only
         return dict(json.loads(response.read()))
 
@@ -80,17 +83,28 @@ def parse(answer: dict[str, Any]) -> list[Automation]:
         for schedule in repository["schedules"]:
             state = schedule["scheduleState"]
             future = schedule["futureTicks"]["results"]
-            found.append(Automation(
-                schedule["name"], "schedule", state["status"],
-                f"{schedule['cronSchedule']} {schedule['executionTimezone'] or 'UTC'}",
-                *_last(state["ticks"]), _at(future[0]["timestamp"]) if future else None,
-            ))  # fmt: skip
+            found.append(
+                Automation(
+                    schedule["name"],
+                    "schedule",
+                    state["status"],
+                    f"{schedule['cronSchedule']} {schedule['executionTimezone'] or 'UTC'}",
+                    *_last(state["ticks"]),
+                    _at(future[0]["timestamp"]) if future else None,
+                )
+            )
         for sensor in repository["sensors"]:
             state = sensor["sensorState"]
-            found.append(Automation(
-                sensor["name"], "sensor", state["status"], f"every {sensor['minIntervalSeconds']} s",
-                *_last(state["ticks"]), _at((state["nextTick"] or {}).get("timestamp")),
-            ))  # fmt: skip
+            found.append(
+                Automation(
+                    sensor["name"],
+                    "sensor",
+                    state["status"],
+                    f"every {sensor['minIntervalSeconds']} s",
+                    *_last(state["ticks"]),
+                    _at((state["nextTick"] or {}).get("timestamp")),
+                )
+            )
     return sorted(found, key=lambda item: (item.kind != "schedule", item.name))
 
 

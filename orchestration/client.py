@@ -41,8 +41,9 @@ def run_job(address: str, job: str, timeout_s: float = 600.0, partition: str | N
 def submit_job(address: str, job: str, partition: str | None = None) -> str:
     """Submit ``job`` (for ``partition``, if it is partitioned) to the Dagster at ``address``; return its run id."""
     tags = {"dagster/partition": partition} if partition else None
-    return _client(address).submit_job_execution(job, repository_location_name=LOCATION_NAME,
-                                                 repository_name="__repository__", tags=tags)  # fmt: skip
+    return _client(address).submit_job_execution(
+        job, repository_location_name=LOCATION_NAME, repository_name="__repository__", tags=tags
+    )
 
 
 def wait_for_run(address: str, run_id: str, timeout_s: float = 600.0) -> RunOutcome:

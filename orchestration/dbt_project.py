@@ -111,14 +111,33 @@ def run_dbt(
 
     The settings give the warehouse (:func:`dbt_environment`) and the marts' variables (:func:`dbt_vars`).
     """
-    environment = {**os.environ, **dbt_environment(settings, database), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-                   "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}  # fmt: skip
+    environment = {
+        **os.environ,
+        **dbt_environment(settings, database),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+    }
     with private_target(arguments[0]) as target:
         return subprocess.run(
-            [DBT_EXECUTABLE, *arguments, "--project-dir", str(DBT_PROJECT_DIR), "--target-path", str(target),
-             "--log-path", str(target), "--vars", json.dumps(dbt_vars(settings)), "--quiet"],
-            capture_output=True, text=True, timeout=timeout_s, check=False, env=environment,
-        )  # fmt: skip
+            [
+                DBT_EXECUTABLE,
+                *arguments,
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                str(target),
+                "--log-path",
+                str(target),
+                "--vars",
+                json.dumps(dbt_vars(settings)),
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            env=environment,
+        )
 
 
 def parse_project() -> None:
@@ -132,8 +151,12 @@ def parse_project() -> None:
     environment = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}
     done = subprocess.run(
         [DBT_EXECUTABLE, "parse", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"],
-        capture_output=True, text=True, timeout=300, check=False, env=environment,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=environment,
+    )
     if done.returncode != 0:
         raise ConfigurationError(f"dbt parse failed in {DBT_PROJECT_DIR}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 

@@ -65,11 +65,17 @@ def merge_duplicates(client: Client, database: str) -> list[MergedTable]:
             "AND table = {table:String} AND active",
             parameters={"database": database, "table": table},
         ).result_rows[0]
-        merged.append(MergedTable(
-            table=table, partitions=len(split), parts_before=sum(int(c) for _, c, _ in parts),
-            parts_after=int(after[0]), rows_before=sum(int(r) for _, _, r in parts), rows_after=int(after[1] or 0),
-            seconds=time.perf_counter() - started,
-        ))  # fmt: skip
+        merged.append(
+            MergedTable(
+                table=table,
+                partitions=len(split),
+                parts_before=sum(int(c) for _, c, _ in parts),
+                parts_after=int(after[0]),
+                rows_before=sum(int(r) for _, _, r in parts),
+                rows_after=int(after[1] or 0),
+                seconds=time.perf_counter() - started,
+            )
+        )
     return merged
 
 

@@ -16,8 +16,17 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 TABLE = "pipeline_runs"
-COLUMNS = ("run_id", "job_name", "status", "partition_key", "asset_keys", "started_at_ms", "ended_at_ms", "detail",
-           "updated_at_ms")  # fmt: skip
+COLUMNS = (
+    "run_id",
+    "job_name",
+    "status",
+    "partition_key",
+    "asset_keys",
+    "started_at_ms",
+    "ended_at_ms",
+    "detail",
+    "updated_at_ms",
+)
 TRIGGER_TAGS = ("dagster/schedule_name", "dagster/sensor_name", "dagster/backfill")
 DETAIL_CHARS = 2000
 
@@ -39,8 +48,17 @@ def run_row(record: dg.RunRecord, planned: Iterable[str] = (), failure: str = ""
     detail = "; ".join([*triggers, *([failure] if failure else [])])[:DETAIL_CHARS]
     assets = sorted({key.to_user_string() for key in run.asset_selection or ()} or set(planned))
     updated = record.update_timestamp.astimezone(UTC)
-    return (run.run_id, run.job_name, run.status.value, run.tags.get("dagster/partition", ""), assets,
-            _moment(record.start_time), _moment(record.end_time), detail, updated)  # fmt: skip
+    return (
+        run.run_id,
+        run.job_name,
+        run.status.value,
+        run.tags.get("dagster/partition", ""),
+        assets,
+        _moment(record.start_time),
+        _moment(record.end_time),
+        detail,
+        updated,
+    )
 
 
 def runs_updated_since(
@@ -58,8 +76,13 @@ def planned_assets(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     import dagster as dg
 
     events = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
-    return sorted({event.dagster_event.asset_key.to_user_string() for event in events
-                   if event.dagster_event is not None and event.dagster_event.asset_key is not None})  # fmt: skip
+    return sorted(
+        {
+            event.dagster_event.asset_key.to_user_string()
+            for event in events
+            if event.dagster_event is not None and event.dagster_event.asset_key is not None
+        }
+    )
 
 
 def failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:

@@ -145,8 +145,14 @@ def storage_description(settings: Settings, home: Path) -> str:
 def environment(settings: Settings, home: Path) -> dict[str, str]:
     """The webserver's and the daemon's environment: this one, the instance's home and PostgreSQL's URL if set."""
     variables = dict(os.environ)
-    variables.update({"DAGSTER_HOME": str(home), "GX_ANALYTICS_ENABLED": "false",
-                      "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DAGSTER_DISABLE_TELEMETRY": "true"})  # fmt: skip
+    variables.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "GX_ANALYTICS_ENABLED": "false",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DAGSTER_DISABLE_TELEMETRY": "true",
+        }
+    )
     if settings.orchestration.postgres_url is not None:  # set here too when it came from the TOML file
         variables[POSTGRES_URL_VARIABLE] = settings.orchestration.postgres_url.get_secret_value()
     return variables
@@ -170,12 +176,23 @@ def commands(port: int, home: Path, code_server: Path) -> dict[str, list[str]]:
     binaries = Path(sys.executable).parent
     location = ["-w", str(home / "workspace.yaml")]
     return {
-        "code server": [str(binaries / "dagster"), "api", "grpc", "--socket", str(code_server), "-m",
-                        DEFINITIONS_MODULE, "-d", str(REPO_ROOT), "--location-name", LOCATION_NAME,
-                        "--use-python-environment-entry-point"],
+        "code server": [
+            str(binaries / "dagster"),
+            "api",
+            "grpc",
+            "--socket",
+            str(code_server),
+            "-m",
+            DEFINITIONS_MODULE,
+            "-d",
+            str(REPO_ROOT),
+            "--location-name",
+            LOCATION_NAME,
+            "--use-python-environment-entry-point",
+        ],
         "webserver": [str(binaries / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *location],
         "daemon": [str(binaries / "dagster-daemon"), "run", *location],
-    }  # fmt: skip
+    }
 
 
 def listens(code_server: Path) -> bool:
@@ -249,20 +266,27 @@ def run(settings: Settings, port: int, on_ready: Callable[[], None], stop: threa
     processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(name: str) -> None:
-        processes[name] = subprocess.Popen(lines[name], env=variables, cwd=REPO_ROOT,
-                                           preexec_fn=_restore_signals_then(die_with_parent()))  # fmt: skip
+        processes[name] = subprocess.Popen(
+            lines[name], env=variables, cwd=REPO_ROOT, preexec_fn=_restore_signals_then(die_with_parent())
+        )
 
     deadline = time.monotonic() + settings.orchestration.start_timeout_s
     try:
         start("code server")
-        if not _wait(lambda: listens(code_server), processes, deadline, stop, "the Dagster code server",
-                     f"on {code_server}"):  # fmt: skip
+        if not _wait(
+            lambda: listens(code_server), processes, deadline, stop, "the Dagster code server", f"on {code_server}"
+        ):
             return 0
         start("webserver")
         start("daemon")
-        logger.info("dagster: code server pid %d, webserver pid %d, daemon pid %d, home %s, storage: %s",
-                    processes["code server"].pid, processes["webserver"].pid, processes["daemon"].pid, home,
-                    storage_description(settings, home))  # fmt: skip
+        logger.info(
+            "dagster: code server pid %d, webserver pid %d, daemon pid %d, home %s, storage: %s",
+            processes["code server"].pid,
+            processes["webserver"].pid,
+            processes["daemon"].pid,
+            home,
+            storage_description(settings, home),
+        )
         if not _wait(lambda: answers(port), processes, deadline, stop, "the Dagster webserver", f"on 127.0.0.1:{port}"):
             return 0
         logger.info("dagster: UI and GraphQL at http://127.0.0.1:%d", port)
@@ -324,8 +348,12 @@ def restart_if_over(
     used_mb = memory_mb(processes[name].pid)
     if used_mb <= limit_mb:
         return False
-    logger.warning("dagster %s uses %.0f MB, over orchestration.daemon_memory_limit_mb (%d): restarting it",
-                   name, used_mb, limit_mb)  # fmt: skip
+    logger.warning(
+        "dagster %s uses %.0f MB, over orchestration.daemon_memory_limit_mb (%d): restarting it",
+        name,
+        used_mb,
+        limit_mb,
+    )
     stop_processes({name: processes.pop(name)})
     start(name)
     return True

@@ -78,11 +78,13 @@ class SuiteOutcome:
     def summary(self) -> dict[str, Any]:
         """Return the figures shown in a Dagster check's metadata."""
         return {
-            "run_id": self.run_id, "rows": self.rows, "expectations": len(self.outcomes),
+            "run_id": self.run_id,
+            "rows": self.rows,
+            "expectations": len(self.outcomes),
             "blocking_failures": [item.check_name for item in self.blocking_failures],
             "warnings": [item.check_name for item in self.warnings],
             "window": None if self.window_ms is None else [_iso(edge) for edge in self.window_ms],
-        }  # fmt: skip
+        }
 
 
 def _iso(ms: int) -> str:
@@ -149,16 +151,20 @@ def _outcome(item: Any) -> ExpectationOutcome:
     severity = "blocking" if str(config.severity.value) == BLOCKING else "warning"
     kwargs = {key: value for key, value in config.kwargs.items() if key != "batch_id"}
     details = {
-        "severity": severity, "kwargs": kwargs,
+        "severity": severity,
+        "kwargs": kwargs,
         "partial_unexpected": [str(value) for value in (result.get("partial_unexpected_list") or [])[:5]],
         "exception": (item.exception_info or {}).get("exception_message") if not item.success else None,
-    }  # fmt: skip
+    }
     return ExpectationOutcome(
-        check_name=_check_name(config), severity=severity, is_success=bool(item.success),
+        check_name=_check_name(config),
+        severity=severity,
+        is_success=bool(item.success),
         observed_value=_number(result.get("observed_value", result.get("unexpected_percent"))),
-        element_count=int(result.get("element_count") or 0), unexpected_count=int(result.get("unexpected_count") or 0),
+        element_count=int(result.get("element_count") or 0),
+        unexpected_count=int(result.get("unexpected_count") or 0),
         details=json.loads(json.dumps(details, default=str)),
-    )  # fmt: skip
+    )
 
 
 def _read_slice(client: Client, sql: str) -> pd.DataFrame:
@@ -188,8 +194,9 @@ def newest_ms(client: Client, suite: TableSuite) -> int | None:
     return None if value < 0 else value
 
 
-def _health(client: Client, suite: TableSuite, window: tuple[int, int], newest: int, now: datetime,
-            calendar: MarketCalendar) -> pd.DataFrame:  # fmt: skip
+def _health(
+    client: Client, suite: TableSuite, window: tuple[int, int], newest: int, now: datetime, calendar: MarketCalendar
+) -> pd.DataFrame:
     import pandas as pd
 
     start, end = window
@@ -206,8 +213,13 @@ def _health(client: Client, suite: TableSuite, window: tuple[int, int], newest: 
     ratios = [count / median for count in current] if median else [1.0]
     now_ms = int(now.timestamp() * 1000)
     age_minutes = (now_ms - newest) / 60_000 if is_fx_market_open(now, calendar) else 0.0
-    return pd.DataFrame({"newest_age_minutes": [age_minutes], "min_hour_ratio": [min(ratios or [1.0])],
-                         "max_hour_ratio": [max(ratios or [1.0])]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "newest_age_minutes": [age_minutes],
+            "min_hour_ratio": [min(ratios or [1.0])],
+            "max_hour_ratio": [max(ratios or [1.0])],
+        }
+    )
 
 
 def _health_expectations(limits: QualityLimits) -> list[Any]:
@@ -216,11 +228,12 @@ def _health_expectations(limits: QualityLimits) -> list[Any]:
 
     low, high = limits.volume_ratio_bounds
     return [
-        gxe.ExpectColumnValuesToBeBetween(column="newest_age_minutes", max_value=limits.freshness_minutes,
-                                          severity=FailureSeverity(WARNING)),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="newest_age_minutes", max_value=limits.freshness_minutes, severity=FailureSeverity(WARNING)
+        ),
         gxe.ExpectColumnValuesToBeBetween(column="min_hour_ratio", min_value=low, severity=FailureSeverity(WARNING)),
         gxe.ExpectColumnValuesToBeBetween(column="max_hour_ratio", max_value=high, severity=FailureSeverity(WARNING)),
-    ]  # fmt: skip
+    ]
 
 
 def validate_table(
@@ -253,19 +266,41 @@ def validate_table(
     frame = _read_slice(client, suite.slice_sql(*(window_ms or (None, None))))
     outcomes = _validate(dataset, frame, [*suite.expectations(limits), _has_rows()])
     if suite.time_column is not None and newest is not None and window_ms is not None:
-        outcomes += _validate(f"{dataset}_health", _health(client, suite, window_ms, newest, now, calendar),
-                              _health_expectations(limits))  # fmt: skip
+        outcomes += _validate(
+            f"{dataset}_health", _health(client, suite, window_ms, newest, now, calendar), _health_expectations(limits)
+        )
     return SuiteOutcome(run_id or uuid.uuid4().hex, dataset, window_ms, len(frame), tuple(outcomes), now)
 
 
 def write_results(client: Client, outcome: SuiteOutcome) -> int:
     """Insert one ``dq_results`` row per expectation of ``outcome``; return how many."""
     rows = [
-        [outcome.run_id, outcome.dataset, item.check_name, item.is_success, item.observed_value, item.element_count,
-         item.unexpected_count, json.dumps(item.details, sort_keys=True), outcome.checked_at]
+        [
+            outcome.run_id,
+            outcome.dataset,
+            item.check_name,
+            item.is_success,
+            item.observed_value,
+            item.element_count,
+            item.unexpected_count,
+            json.dumps(item.details, sort_keys=True),
+            outcome.checked_at,
+        ]
         for item in outcome.outcomes
-    ]  # fmt: skip
-    client.insert("dq_results", rows, column_names=[
-        "run_id", "dataset", "check_name", "is_success", "observed_value", "element_count", "unexpected_count",
-        "details", "checked_at_ms"])  # fmt: skip
+    ]
+    client.insert(
+        "dq_results",
+        rows,
+        column_names=[
+            "run_id",
+            "dataset",
+            "check_name",
+            "is_success",
+            "observed_value",
+            "element_count",
+            "unexpected_count",
+            "details",
+            "checked_at_ms",
+        ],
+    )
     return len(rows)

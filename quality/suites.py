@@ -29,9 +29,17 @@ ORDER_STATES = ("new", "submitted", "accepted", "partially_filled", "filled", "c
 WARNING = "warning"
 
 RAW_TABLES = (
-    "ticks", "bars_1s", "bars_1m", "features", "predictions", "signals", "orders", "fills", "risk_events",
+    "ticks",
+    "bars_1s",
+    "bars_1m",
+    "features",
+    "predictions",
+    "signals",
+    "orders",
+    "fills",
+    "risk_events",
     "model_registry",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +79,10 @@ class TableSuite:
         """Return the slice's SQL: the table ``FINAL`` within ``[start, end)`` of its time column."""
         where = ""
         if self.time_column and start_ms is not None and end_ms is not None:
-            where = (f" WHERE {self.time_column} >= fromUnixTimestamp64Milli(toInt64({start_ms}), 'UTC')"
-                     f" AND {self.time_column} < fromUnixTimestamp64Milli(toInt64({end_ms}), 'UTC')")  # fmt: skip
+            where = (
+                f" WHERE {self.time_column} >= fromUnixTimestamp64Milli(toInt64({start_ms}), 'UTC')"
+                f" AND {self.time_column} < fromUnixTimestamp64Milli(toInt64({end_ms}), 'UTC')"
+            )
         return f"SELECT {self.select} FROM {self.dataset} FINAL{where}"
 
 
@@ -111,10 +121,11 @@ def _ticks(limits: QualityLimits) -> list[Expectation]:
         *_keys(("symbol", "time_ms", "seq")),
         gxe.ExpectColumnValuesToBeBetween(column="bid", min_value=0, strict_min=True, severity=BLOCKING),
         gxe.ExpectColumnValuesToBeBetween(column="ask", min_value=0, strict_min=True, severity=BLOCKING),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="ask", column_B="bid", or_equal=True,
-                                                    ignore_row_if="either_value_is_missing", severity=BLOCKING),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="ask", column_B="bid", or_equal=True, ignore_row_if="either_value_is_missing", severity=BLOCKING
+        ),
         gxe.ExpectColumnValuesToBeBetween(column="spread_excess_pips", max_value=0, severity=WARNING),
-    ]  # fmt: skip
+    ]
 
 
 def _bars(limits: QualityLimits) -> list[Expectation]:
@@ -122,13 +133,15 @@ def _bars(limits: QualityLimits) -> list[Expectation]:
     return [
         *_keys(("symbol", "start_ms")),
         gxe.ExpectColumnValuesToBeBetween(column="mid_low", min_value=0, strict_min=True, severity=BLOCKING),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="mid_high", column_B="mid_low", or_equal=True,
-                                                    severity=BLOCKING),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="ask_close", column_B="bid_close", or_equal=True,
-                                                    severity=BLOCKING),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="mid_high", column_B="mid_low", or_equal=True, severity=BLOCKING
+        ),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="ask_close", column_B="bid_close", or_equal=True, severity=BLOCKING
+        ),
         gxe.ExpectColumnValuesToBeBetween(column="tick_count", min_value=1, severity=BLOCKING),
         gxe.ExpectColumnValuesToBeBetween(column="spread_excess_pips", max_value=0, severity=WARNING),
-    ]  # fmt: skip
+    ]
 
 
 def _features(limits: QualityLimits) -> list[Expectation]:
@@ -147,9 +160,10 @@ def _predictions(limits: QualityLimits) -> list[Expectation]:
         *_keys(("symbol", "timeframe", "model_id", "model_version", "bar_start_ms")),
         gxe.ExpectColumnValuesToBeBetween(column="probability_min", min_value=0, severity=BLOCKING),
         gxe.ExpectColumnValuesToBeBetween(column="probability_max", max_value=1, severity=BLOCKING),
-        gxe.ExpectColumnValuesToBeBetween(column="probability_sum", min_value=0.999, max_value=1.001,
-                                          severity=BLOCKING),
-    ]  # fmt: skip
+        gxe.ExpectColumnValuesToBeBetween(
+            column="probability_sum", min_value=0.999, max_value=1.001, severity=BLOCKING
+        ),
+    ]
 
 
 def _signals(limits: QualityLimits) -> list[Expectation]:
@@ -194,21 +208,24 @@ def _risk_events(limits: QualityLimits) -> list[Expectation]:
     gxe = _gx()
     return [
         *_keys(("risk_event_id",)),
-        gxe.ExpectColumnValuesToBeInSet(column="severity", value_set=["info", "warning", "critical"],
-                                        severity=BLOCKING),
-        gxe.ExpectColumnValuesToBeInSet(column="trading_state", value_set=["ACTIVE", "REDUCING", "HALTED"],
-                                        severity=BLOCKING),
-    ]  # fmt: skip
+        gxe.ExpectColumnValuesToBeInSet(
+            column="severity", value_set=["info", "warning", "critical"], severity=BLOCKING
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="trading_state", value_set=["ACTIVE", "REDUCING", "HALTED"], severity=BLOCKING
+        ),
+    ]
 
 
 def _model_registry(limits: QualityLimits) -> list[Expectation]:
     gxe = _gx()
     return [
         *_keys(("model_id", "model_version")),
-        gxe.ExpectColumnValuesToBeInSet(column="stage", value_set=["candidate", "challenger", "champion", "retired"],
-                                        severity=BLOCKING),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="stage", value_set=["candidate", "challenger", "champion", "retired"], severity=BLOCKING
+        ),
         gxe.ExpectColumnValuesToBeBetween(column="champions_of_model", max_value=1, severity=BLOCKING),
-    ]  # fmt: skip
+    ]
 
 
 def _lot_step(limits: QualityLimits, column: str) -> str:
@@ -223,34 +240,62 @@ def suites(limits: QualityLimits) -> dict[str, TableSuite]:
     bar_columns = "symbol, start_ms, mid_low, mid_high, ask_close, bid_close, tick_count, " + bar_excess
     probability_values = "mapValues(probabilities)"
     return {
-        "ticks": TableSuite("ticks", "time_ms", ("symbol", "time_ms", "seq"),
-                            f"symbol, time_ms, seq, bid, ask, {spread_excess}", _ticks, HOUR_MS),
+        "ticks": TableSuite(
+            "ticks",
+            "time_ms",
+            ("symbol", "time_ms", "seq"),
+            f"symbol, time_ms, seq, bid, ask, {spread_excess}",
+            _ticks,
+            HOUR_MS,
+        ),
         "bars_1s": TableSuite("bars_1s", "start_ms", ("symbol", "start_ms"), bar_columns, _bars, HOUR_MS),
         "bars_1m": TableSuite("bars_1m", "start_ms", ("symbol", "start_ms"), bar_columns, _bars),
         "features": TableSuite(
-            "features", "bar_start_ms", ("symbol", "timeframe", "bar_start_ms"),
+            "features",
+            "bar_start_ms",
+            ("symbol", "timeframe", "bar_start_ms"),
             "symbol, timeframe, bar_start_ms, schema_hash, "
             "if(is_warm, arrayCount(v -> isNull(v) OR NOT isFinite(assumeNotNull(v)), mapValues(values)), 0) "
-            "AS non_finite_warm_values", _features),
+            "AS non_finite_warm_values",
+            _features,
+        ),
         "predictions": TableSuite(
-            "predictions", "bar_start_ms", ("symbol", "timeframe", "model_id", "model_version", "bar_start_ms"),
+            "predictions",
+            "bar_start_ms",
+            ("symbol", "timeframe", "model_id", "model_version", "bar_start_ms"),
             f"symbol, timeframe, model_id, model_version, bar_start_ms, arrayMin({probability_values}) AS "
             f"probability_min, arrayMax({probability_values}) AS probability_max, arraySum({probability_values}) "
-            "AS probability_sum", _predictions),
-        "signals": TableSuite("signals", "created_at_ms", ("signal_id",),
-                              "signal_id, direction, strength, confidence", _signals),
+            "AS probability_sum",
+            _predictions,
+        ),
+        "signals": TableSuite(
+            "signals", "created_at_ms", ("signal_id",), "signal_id, direction, strength, confidence", _signals
+        ),
         "orders": TableSuite(
-            "orders", "created_at_ms", ("client_order_id",),
+            "orders",
+            "created_at_ms",
+            ("client_order_id",),
             f"client_order_id, side, status, quantity_lots, filled_lots, {_lot_step(limits, 'quantity_lots')}, "
-            "toUInt8(signal_id IN (SELECT signal_id FROM signals)) AS has_signal", _orders),
+            "toUInt8(signal_id IN (SELECT signal_id FROM signals)) AS has_signal",
+            _orders,
+        ),
         "fills": TableSuite(
-            "fills", "filled_at_ms", ("fill_id",),
+            "fills",
+            "filled_at_ms",
+            ("fill_id",),
             f"fill_id, side, price, quantity_lots, {_lot_step(limits, 'quantity_lots')}, "
-            "toUInt8(client_order_id IN (SELECT client_order_id FROM orders)) AS has_order", _fills),
-        "risk_events": TableSuite("risk_events", "occurred_at_ms", ("risk_event_id",),
-                                  "risk_event_id, severity, trading_state", _risk_events),
+            "toUInt8(client_order_id IN (SELECT client_order_id FROM orders)) AS has_order",
+            _fills,
+        ),
+        "risk_events": TableSuite(
+            "risk_events", "occurred_at_ms", ("risk_event_id",), "risk_event_id, severity, trading_state", _risk_events
+        ),
         "model_registry": TableSuite(
-            "model_registry", None, ("model_id", "model_version"),
+            "model_registry",
+            None,
+            ("model_id", "model_version"),
             "model_id, model_version, stage, "
-            "countIf(stage = 'champion') OVER (PARTITION BY model_id) AS champions_of_model", _model_registry),
-    }  # fmt: skip
+            "countIf(stage = 'champion') OVER (PARTITION BY model_id) AS champions_of_model",
+            _model_registry,
+        ),
+    }

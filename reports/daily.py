@@ -104,8 +104,14 @@ def _export_table(
         response.close()
     columns, shown = preview or csv_preview(head, is_complete=True) or ([], [])
     rows = int(client.query(f"SELECT count() {query}", parameters=parameters).result_rows[0][0])
-    return {"name": table.name, "meaning": table.meaning, "rows": rows, "columns": columns, "shown": shown,
-            "sha256": digest.hexdigest()}  # fmt: skip
+    return {
+        "name": table.name,
+        "meaning": table.meaning,
+        "rows": rows,
+        "columns": columns,
+        "shown": shown,
+        "sha256": digest.hexdigest(),
+    }
 
 
 class _Response(Protocol):
@@ -149,16 +155,30 @@ def _numbers(values: list[str]) -> list[float]:
 def _plots(report: Report, tables: dict[str, dict[str, Any]]) -> list[str]:
     if report is EXECUTION_QUALITY and tables["execution_quality"]["shown"]:
         quality = tables["execution_quality"]
-        symbols = [f"{symbol} {venue}" for symbol, venue in zip(_column(quality, "symbol"), _column(quality, "venue"),
-                                                                strict=True)]  # fmt: skip
+        symbols = [
+            f"{symbol} {venue}"
+            for symbol, venue in zip(_column(quality, "symbol"), _column(quality, "venue"), strict=True)
+        ]
         return [
-            html.svg_plot("bar", {"mean": (symbols, _numbers(_column(quality, "slippage_mean_pips"))),
-                                  "p95": (symbols, _numbers(_column(quality, "slippage_p95_pips")))},
-                          "Slippage against the arrival mid", "pips"),
-            html.svg_plot("bar", {"p50": (symbols, _numbers(_column(quality, "latency_p50_ms"))),
-                                  "p99": (symbols, _numbers(_column(quality, "latency_p99_ms")))},
-                          "Decision to fill", "ms"),
-        ]  # fmt: skip
+            html.svg_plot(
+                "bar",
+                {
+                    "mean": (symbols, _numbers(_column(quality, "slippage_mean_pips"))),
+                    "p95": (symbols, _numbers(_column(quality, "slippage_p95_pips"))),
+                },
+                "Slippage against the arrival mid",
+                "pips",
+            ),
+            html.svg_plot(
+                "bar",
+                {
+                    "p50": (symbols, _numbers(_column(quality, "latency_p50_ms"))),
+                    "p99": (symbols, _numbers(_column(quality, "latency_p99_ms"))),
+                },
+                "Decision to fill",
+                "ms",
+            ),
+        ]
     if report is DAILY_SUMMARY and tables["pnl_trips"]["shown"]:
         trips = tables["pnl_trips"]
         running, curve = 0.0, []
@@ -167,8 +187,14 @@ def _plots(report: Report, tables: dict[str, dict[str, Any]]) -> list[str]:
             curve.append(running)
         # Over the day's clock: each round trip's P&L counts from its closing fill (exit_at, UTC).
         times = [datetime.fromisoformat(value).replace(tzinfo=UTC) for value in _column(trips, "exit_at")]
-        return [html.svg_plot("step", {"net P&L": (times, curve)},
-                              "Realized P&L over the day (closed round trips)", "account currency")]  # fmt: skip
+        return [
+            html.svg_plot(
+                "step",
+                {"net P&L": (times, curve)},
+                "Realized P&L over the day (closed round trips)",
+                "account currency",
+            )
+        ]
     return []
 
 
@@ -186,8 +212,9 @@ def _summary_facts(
         flags.append(f"TAMPERING SUSPECTED: {found}")
     breaches = client.query(
         "SELECT category, count() FROM compliance_risk_controls WHERE report_date = {day:Date} "
-        "GROUP BY category ORDER BY category", parameters={"day": day},
-    ).result_rows  # fmt: skip
+        "GROUP BY category ORDER BY category",
+        parameters={"day": day},
+    ).result_rows
     for category, count in breaches:
         if category != "pre_trade_denial":
             flags.append(f"{count} {str(category).replace('_', ' ')} event(s): see the risk controls report.")
@@ -201,8 +228,9 @@ def _summary_facts(
     champions = client.query(
         "SELECT subject FROM compliance_algorithm_changes WHERE change_kind = 'model' "
         "AND changed_at < {end:DateTime64(3, 'UTC')} GROUP BY subject "
-        "HAVING argMax(to_stage, changed_at) = 'champion' ORDER BY subject", parameters=day_bounds(day),
-    ).result_rows  # fmt: skip
+        "HAVING argMax(to_stage, changed_at) = 'champion' ORDER BY subject",
+        parameters=day_bounds(day),
+    ).result_rows
     in_production = ", ".join(str(row[0]) for row in champions) or "none recorded in the model registry's trail"
     facts.append(f"Model in production at the day's close: {in_production}.")
     return flags, facts
@@ -262,12 +290,19 @@ def generate_day(
     outcome.flags = flags
     for name, (report, tables) in pages.items():
         extra = {"flags": flags, "facts": facts} if report is DAILY_SUMMARY else {}
-        body = html.page(report.title, day, report.summary, list(tables.values()), links, plots=_plots(report, tables),
-                         **extra)  # fmt: skip
+        body = html.page(
+            report.title, day, report.summary, list(tables.values()), links, plots=_plots(report, tables), **extra
+        )
         (staging / f"{name}.html").write_bytes(body)
         outcome.files[f"{name}.html"] = (hashlib.sha256(body).hexdigest(), 0)
-    manifest = build_manifest(day, outcome.files, source_rows(client, day), chain_heads(client, day),
-                              previous_manifest_sha256(root, day), versions())  # fmt: skip
+    manifest = build_manifest(
+        day,
+        outcome.files,
+        source_rows(client, day),
+        chain_heads(client, day),
+        previous_manifest_sha256(root, day),
+        versions(),
+    )
     (staging / MANIFEST_NAME).write_bytes(encode_manifest(manifest))
     old_path = directory / MANIFEST_NAME
     if old_path.is_file():

@@ -27,13 +27,34 @@ from tickwave.warehouse.tables import row_for
 
 # Typed columns compared with the payload (the chain covers the payload; these are what SQL reads).
 CHECKED_COLUMNS = (
-    "event_id", "event_type", "client_order_id", "signal_id", "symbol", "model_id", "model_version", "side",
-    "quantity_lots", "broker_order_id", "reason", "broker_code", "check", "fill_id", "fill_price", "fill_lots",
-    "cumulative_lots", "is_final", "venue",
-)  # fmt: skip
+    "event_id",
+    "event_type",
+    "client_order_id",
+    "signal_id",
+    "symbol",
+    "model_id",
+    "model_version",
+    "side",
+    "quantity_lots",
+    "broker_order_id",
+    "reason",
+    "broker_code",
+    "check",
+    "fill_id",
+    "fill_price",
+    "fill_lots",
+    "cumulative_lots",
+    "is_final",
+    "venue",
+)
 # Source tables counted per day for the manifest: (table, its time column).
-SOURCES = (("order_events", "event_at_ms"), ("fills", "filled_at_ms"), ("risk_events", "occurred_at_ms"),
-           ("signals", "created_at_ms"), ("model_registry_events", "occurred_at_ms"))  # fmt: skip
+SOURCES = (
+    ("order_events", "event_at_ms"),
+    ("fills", "filled_at_ms"),
+    ("risk_events", "occurred_at_ms"),
+    ("signals", "created_at_ms"),
+    ("model_registry_events", "occurred_at_ms"),
+)
 
 
 def day_bounds(day: date) -> dict[str, datetime]:
@@ -99,8 +120,12 @@ def _rows(client: Client, where: str, parameters: dict[str, Any]) -> list[dict[s
 
 
 def _check_chain(chain_id: str, rows: Sequence[dict[str, Any]], start_seq: int, start_head: str) -> ChainBreak | None:
-    stored = [StoredLink(int(row["chain_seq"]), row["chain_prev_hash"], row["chain_hash"], row["event_id"],
-                         row["payload"].encode()) for row in rows]  # fmt: skip
+    stored = [
+        StoredLink(
+            int(row["chain_seq"]), row["chain_prev_hash"], row["chain_hash"], row["event_id"], row["payload"].encode()
+        )
+        for row in rows
+    ]
     found = first_break(chain_id, stored, start_seq=start_seq, start_head=start_head)
     limit = found.seq if found else math.inf
     for row in rows:
@@ -123,21 +148,25 @@ def first_event_break(client: Client, day: date | None = None) -> ChainBreak | N
     in_day = _IN_DAY.format(column="event_at_ms") if day else "1"
     unlinked = client.query(
         f"SELECT event_id, symbol FROM order_events FINAL WHERE chain_hash = '' AND {in_day} "
-        "ORDER BY event_at_ms, event_id LIMIT 1", parameters=parameters,
-    ).result_rows  # fmt: skip
+        "ORDER BY event_at_ms, event_id LIMIT 1",
+        parameters=parameters,
+    ).result_rows
     if unlinked:
-        return ChainBreak("", -1, str(unlinked[0][0]), "an order event without a chain link (written behind the "
-                          "platform's back?)")  # fmt: skip
+        return ChainBreak(
+            "", -1, str(unlinked[0][0]), "an order event without a chain link (written behind the platform's back?)"
+        )
     spans = client.query(
         f"SELECT chain_id, min(chain_seq), max(chain_seq) FROM order_events FINAL WHERE {in_day} "
-        "GROUP BY chain_id ORDER BY chain_id", parameters=parameters,
-    ).result_rows  # fmt: skip
+        "GROUP BY chain_id ORDER BY chain_id",
+        parameters=parameters,
+    ).result_rows
     for chain_id, low, high in spans:
         start = max(int(low) - 1, 0) if day else 0
         head, start_seq = GENESIS_HASH, 0
         if start > 0 or (day and int(low) > 0):
-            first = _rows(client, "chain_id = {chain:String} AND chain_seq = {seq:UInt64}",
-                          {"chain": chain_id, "seq": start})  # fmt: skip
+            first = _rows(
+                client, "chain_id = {chain:String} AND chain_seq = {seq:UInt64}", {"chain": chain_id, "seq": start}
+            )
             if not first:
                 return ChainBreak(str(chain_id), start, "", f"event seq {start} is missing (deleted?)")
             head, start_seq = first[0]["chain_hash"], start + 1
@@ -149,12 +178,26 @@ def first_event_break(client: Client, day: date | None = None) -> ChainBreak | N
 
 # The payload parsed once into typed fields (event_id is derived from the fields, not stored in them), and every
 # typed column compared with its field: a NULL column must be a missing or null field, and equal otherwise.
-_FIELDS = (("client_order_id", "String"), ("signal_id", "String"), ("symbol", "String"), ("model_id", "String"),
-           ("side", "String"), ("broker_order_id", "String"), ("reason", "String"), ("check", "String"),
-           ("fill_id", "String"), ("type", "String"), ("model_version", "UInt32"), ("event_at_ms", "Int64"),
-           ("quantity_lots", "Nullable(Float64)"), ("fill_price", "Nullable(Float64)"),
-           ("fill_lots", "Nullable(Float64)"), ("cumulative_lots", "Nullable(Float64)"),
-           ("broker_code", "Nullable(Int32)"), ("is_final", "Nullable(Bool)"))  # fmt: skip
+_FIELDS = (
+    ("client_order_id", "String"),
+    ("signal_id", "String"),
+    ("symbol", "String"),
+    ("model_id", "String"),
+    ("side", "String"),
+    ("broker_order_id", "String"),
+    ("reason", "String"),
+    ("check", "String"),
+    ("fill_id", "String"),
+    ("type", "String"),
+    ("model_version", "UInt32"),
+    ("event_at_ms", "Int64"),
+    ("quantity_lots", "Nullable(Float64)"),
+    ("fill_price", "Nullable(Float64)"),
+    ("fill_lots", "Nullable(Float64)"),
+    ("cumulative_lots", "Nullable(Float64)"),
+    ("broker_code", "Nullable(Int32)"),
+    ("is_final", "Nullable(Bool)"),
+)
 _PARSED = "JSONExtract(payload, 'Tuple(" + ", ".join(f"`{name}` {kind}" for name, kind in _FIELDS) + ")')"
 _COLUMN = {"type": "event_type", "event_at_ms": "toUnixTimestamp64Milli(event_at_ms)"}
 
@@ -197,8 +240,11 @@ def _chain_break(client: Client, chain_id: str, start_seq: int, high: int, head:
         return None
     seq, event_id = int(suspect[0][0]), str(suspect[0][1])
     recheck_from = max(start_seq, seq - 1)
-    rows = _rows(client, "chain_id = {chain:String} AND chain_seq BETWEEN {low:UInt64} AND {high:UInt64}",
-                 {"chain": chain_id, "low": max(recheck_from - 1, 0), "high": seq + 1})  # fmt: skip
+    rows = _rows(
+        client,
+        "chain_id = {chain:String} AND chain_seq BETWEEN {low:UInt64} AND {high:UInt64}",
+        {"chain": chain_id, "low": max(recheck_from - 1, 0), "high": seq + 1},
+    )
     if recheck_from > start_seq:
         if not rows or int(rows[0]["chain_seq"]) != recheck_from - 1:
             return ChainBreak(chain_id, recheck_from - 1, "", f"event seq {recheck_from - 1} is missing (deleted?)")
@@ -212,6 +258,8 @@ def head_break(client: Client, day: date, recorded: dict[str, dict[str, Any]]) -
     current = {head.chain_id: {"seq": head.seq, "hash": head.hash} for head in chain_heads(client, day)}
     for chain_id in sorted(set(current) | set(recorded)):
         if current.get(chain_id) != recorded.get(chain_id):
-            return (f"{day}: chain {chain_id!r} ends at {current.get(chain_id)} in the warehouse but the manifest "
-                    f"recorded {recorded.get(chain_id)} (events added or removed since the report?)")  # fmt: skip
+            return (
+                f"{day}: chain {chain_id!r} ends at {current.get(chain_id)} in the warehouse but the manifest "
+                f"recorded {recorded.get(chain_id)} (events added or removed since the report?)"
+            )
     return None

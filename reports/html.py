@@ -75,8 +75,17 @@ def page(
     plots: Sequence[str] = (),
 ) -> bytes:
     """Render one report page; ``tables`` hold name, meaning, rows (total), columns and shown (formatted rows)."""
-    return _PAGE.render(title=title, day=day.isoformat(), summary=summary, tables=tables, links=links, flags=flags,
-                        facts=facts, plots=plots, style=_STYLE).encode()  # fmt: skip
+    return _PAGE.render(
+        title=title,
+        day=day.isoformat(),
+        summary=summary,
+        tables=tables,
+        links=links,
+        flags=flags,
+        facts=facts,
+        plots=plots,
+        style=_STYLE,
+    ).encode()
 
 
 def index(days: Sequence[tuple[str, Sequence[str]]]) -> bytes:
@@ -101,8 +110,14 @@ def svg_plot(kind: str, series: dict[str, tuple[Sequence[Any], Sequence[float]]]
         try:
             if kind in ("line", "step"):
                 for label, (xs, ys) in series.items():
-                    axes.plot(list(xs), list(ys), label=label, linewidth=1.2, marker=".",
-                              drawstyle="steps-post" if kind == "step" else "default")  # fmt: skip
+                    axes.plot(
+                        list(xs),
+                        list(ys),
+                        label=label,
+                        linewidth=1.2,
+                        marker=".",
+                        drawstyle="steps-post" if kind == "step" else "default",
+                    )
                 times = [x for xs, _ in series.values() for x in xs if isinstance(x, datetime)]
                 if times:  # seconds shown when the whole curve spans minutes
                     shape = "%H:%M" if max(times) - min(times) > timedelta(minutes=10) else "%H:%M:%S"

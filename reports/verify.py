@@ -42,11 +42,15 @@ def verify(client: Client, root: Path, day: date | None = None) -> list[str]:
             problems.append(f"manifest vs warehouse: {broken_head}")
             break
         current = source_rows(client, reported)
-        differing = [f"{name} {manifest['source_rows'].get(name)} -> {count}" for name, count in current.items()
-                     if manifest["source_rows"].get(name) != count]  # fmt: skip
+        differing = [
+            f"{name} {manifest['source_rows'].get(name)} -> {count}"
+            for name, count in current.items()
+            if manifest["source_rows"].get(name) != count
+        ]
         if differing:
-            problems.append(f"manifest vs warehouse: {reported}: source rows changed since the report: "
-                            + ", ".join(differing))  # fmt: skip
+            problems.append(
+                f"manifest vs warehouse: {reported}: source rows changed since the report: " + ", ".join(differing)
+            )
             break
     if day is not None and not (root / day.isoformat() / MANIFEST_NAME).is_file():
         problems.append(f"report files: no reports for {day} under {root}")

@@ -153,10 +153,25 @@ class _OpenBar:
         spread = tick.ask - tick.bid
         mid = (tick.bid + tick.ask) / 2
         return cls(
-            start_ms, end_ms, key, key,
-            tick.bid, tick.bid, tick.bid, tick.bid, tick.ask, tick.ask, tick.ask, tick.ask,
-            mid, mid, 1, tick.volume, spread, spread,
-        )  # fmt: skip
+            start_ms,
+            end_ms,
+            key,
+            key,
+            tick.bid,
+            tick.bid,
+            tick.bid,
+            tick.bid,
+            tick.ask,
+            tick.ask,
+            tick.ask,
+            tick.ask,
+            mid,
+            mid,
+            1,
+            tick.volume,
+            spread,
+            spread,
+        )
 
     def add(self, tick: Tick) -> None:
         key = (tick.time_ms, tick.seq)
@@ -204,13 +219,27 @@ class _OpenBar:
 
     def to_bar(self, symbol: str, timeframe: str) -> Bar:
         return Bar(
-            symbol=symbol, timeframe=timeframe, start_ms=self.start_ms, end_ms=self.end_ms,
-            bid_open=self.bid_open, bid_high=self.bid_high, bid_low=self.bid_low, bid_close=self.bid_close,
-            ask_open=self.ask_open, ask_high=self.ask_high, ask_low=self.ask_low, ask_close=self.ask_close,
-            mid_open=(self.bid_open + self.ask_open) / 2, mid_high=self.mid_high, mid_low=self.mid_low,
-            mid_close=(self.bid_close + self.ask_close) / 2, tick_count=self.tick_count, volume=self.volume,
-            spread_mean=self.spread_sum / self.tick_count, spread_max=self.spread_max,
-        )  # fmt: skip
+            symbol=symbol,
+            timeframe=timeframe,
+            start_ms=self.start_ms,
+            end_ms=self.end_ms,
+            bid_open=self.bid_open,
+            bid_high=self.bid_high,
+            bid_low=self.bid_low,
+            bid_close=self.bid_close,
+            ask_open=self.ask_open,
+            ask_high=self.ask_high,
+            ask_low=self.ask_low,
+            ask_close=self.ask_close,
+            mid_open=(self.bid_open + self.ask_open) / 2,
+            mid_high=self.mid_high,
+            mid_low=self.mid_low,
+            mid_close=(self.bid_close + self.ask_close) / 2,
+            tick_count=self.tick_count,
+            volume=self.volume,
+            spread_mean=self.spread_sum / self.tick_count,
+            spread_max=self.spread_max,
+        )
 
 
 @dataclass

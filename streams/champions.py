@@ -121,10 +121,17 @@ class WarehouseChampions:
             parameters={"stages": [CHAMPION, CHALLENGER], "ids": list(model_ids)},
         )
         return [
-            ChampionRow(str(row["model_id"]), int(row["model_version"]), str(row["timeframe"]),
-                        str(row["artifact_sha256"]), int(row["updated_at_ms"]), str(row["stage"]), str(row["slot"]))
+            ChampionRow(
+                str(row["model_id"]),
+                int(row["model_version"]),
+                str(row["timeframe"]),
+                str(row["artifact_sha256"]),
+                int(row["updated_at_ms"]),
+                str(row["stage"]),
+                str(row["slot"]),
+            )
             for row in result.named_results()
-        ]  # fmt: skip
+        ]
 
     def artifact(self, row: ChampionRow) -> ModelArtifact:
         """Return the artifact of ``row`` in its role, its bytes checked against the row's SHA-256."""
@@ -162,8 +169,9 @@ class RegistryModelProvider:
                 self._source = WarehouseChampions(self.settings, self._client)
             rows = latest_champions(self._source.rows(self.model_ids))
         except (ClickHouseError, OSError, TickwaveError) as exc:
-            logger.warning("models=%s registry unavailable (%s); keeping the models loaded before",
-                           ",".join(self.model_ids), exc)  # fmt: skip
+            logger.warning(
+                "models=%s registry unavailable (%s); keeping the models loaded before", ",".join(self.model_ids), exc
+            )
             return [loaded[2] for loaded in self._loaded.values()]
         loaded: dict[tuple[str, ...], tuple[int, str, ModelArtifact]] = {}
         for row in rows:
@@ -174,14 +182,24 @@ class RegistryModelProvider:
             try:
                 artifact = self._source.artifact(row)
             except (OSError, TickwaveError) as exc:
-                logger.warning("model=%s version=%d timeframe=%s could not be loaded (%s); keeping the one before",
-                               row.model_id, row.model_version, row.timeframe, exc)  # fmt: skip
+                logger.warning(
+                    "model=%s version=%d timeframe=%s could not be loaded (%s); keeping the one before",
+                    row.model_id,
+                    row.model_version,
+                    row.timeframe,
+                    exc,
+                )
                 if before is not None:
                     loaded[row.serving_key] = before
                 continue
             loaded[row.serving_key] = (row.model_version, row.artifact_sha256, artifact)
-            logger.info("model=%s version=%d timeframe=%s %s loaded from the registry", row.model_id,
-                        row.model_version, row.timeframe, row.stage)  # fmt: skip
+            logger.info(
+                "model=%s version=%d timeframe=%s %s loaded from the registry",
+                row.model_id,
+                row.model_version,
+                row.timeframe,
+                row.stage,
+            )
         self._loaded = loaded
         return [entry[2] for entry in loaded.values()]
 

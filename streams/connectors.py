@@ -149,13 +149,18 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
         high = self.reader.position(self.partition)
         logger.info(
             "topic=%s partition=%d ticks_per_s=%.0f lag=%s offset=%d",
-            self.topic, self.partition, self.read_since_report / elapsed,
-            "unknown" if high is None else max(0, high - self.offset), self.offset,
-        )  # fmt: skip
+            self.topic,
+            self.partition,
+            self.read_since_report / elapsed,
+            "unknown" if high is None else max(0, high - self.offset),
+            self.offset,
+        )
         PARTITION_PROGRESS[self.partition] = {
-            "offset": self.offset, "lag": None if high is None else max(0, high - self.offset),
-            "ticks_per_s": round(self.read_since_report / elapsed, 1), "at": time.time(),
-        }  # fmt: skip
+            "offset": self.offset,
+            "lag": None if high is None else max(0, high - self.offset),
+            "ticks_per_s": round(self.read_since_report / elapsed, 1),
+            "at": time.time(),
+        }
         self.read_since_report = 0
         self.reported_at = time.monotonic()
 
@@ -187,9 +192,11 @@ class TickTopicSource(FixedPartitionedSource[bytes, int]):
         """Open a reader at the recovered offset, or at the beginning (one consumer per process)."""
         if self._reader is None or not self._reader.buffers:
             config = consumer_config(
-                self.bootstrap, "tickwave-streams-unused", "latency",
+                self.bootstrap,
+                "tickwave-streams-unused",
+                "latency",
                 **{"enable.partition.eof": not self.tail, "fetch.max.bytes": 16 * 1024 * 1024},
-            )  # fmt: skip
+            )
             self._reader = _TopicReader(self.bootstrap, config, self.topic, self.batch_size)
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
         start = "the beginning" if resume_state is None else f"offset {resume_state}"

@@ -58,13 +58,17 @@ class FeatureSpec:
             *(f"sma_{period}" for period in self.sma_periods),
             *(f"ema_{period}" for period in self.ema_periods),
             f"rsi_{self.rsi_period}",
-            "macd", "macd_signal", "macd_hist",
-            "bb_upper", "bb_middle", "bb_lower",
+            "macd",
+            "macd_signal",
+            "macd_hist",
+            "bb_upper",
+            "bb_middle",
+            "bb_lower",
             f"atr_{self.atr_period}",
             *(f"logret_{horizon}" for horizon in self.return_horizons),
             f"rvol_{self.volatility_period}",
             f"spread_z_{self.spread_period}",
-        )  # fmt: skip
+        )
 
     @property
     def ratio_names(self) -> tuple[str, ...]:
@@ -74,11 +78,14 @@ class FeatureSpec:
             *(f"close_sma_{period}" for period in self.sma_periods),
             *(f"close_ema_{period}" for period in self.ema_periods),
             *(f"ema_spread_{fast}_{slow}_atr" for fast, slow in pairs),
-            "macd_atr", "macd_signal_atr", "macd_hist_atr",
-            "bb_pct_b", "bb_bandwidth",
+            "macd_atr",
+            "macd_signal_atr",
+            "macd_hist_atr",
+            "bb_pct_b",
+            "bb_bandwidth",
             f"atr_{self.atr_period}_pct",
             "spread_bps",
-        )  # fmt: skip
+        )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -89,13 +96,13 @@ class FeatureSpec:
     def model_names(self) -> tuple[str, ...]:
         """The model inputs, in the order models receive them: every one scale-free."""
         return (
-            *self.ratio_names[: -1],
+            *self.ratio_names[:-1],
             f"rsi_{self.rsi_period}",
             *(f"logret_{horizon}" for horizon in self.return_horizons),
             f"rvol_{self.volatility_period}",
             "spread_bps",
             f"spread_z_{self.spread_period}",
-        )  # fmt: skip
+        )
 
     @property
     def schema_hash(self) -> str:

@@ -51,16 +51,18 @@ class LoadedModel:
         """Return class probabilities (rows x labels, float32) for a feature matrix in model order."""
         result = self.session.run([self.output_name], {self.input_name: np.asarray(features, dtype=np.float32)})[0]
         if isinstance(result, list):  # a ZipMap output: one {class index: probability} per row
-            return np.array([[row[index] for index in range(len(self.artifact.labels))] for row in result],
-                            dtype=np.float32)  # fmt: skip
+            return np.array(
+                [[row[index] for index in range(len(self.artifact.labels))] for row in result], dtype=np.float32
+            )
         return np.asarray(result, dtype=np.float32)
 
     def predict_with_confidence(self, rows: np.ndarray) -> tuple[list[dict[str, float]], list[float] | None]:
         """Return each row's label probabilities and, for an ensemble, its confidence score (else None), in one call."""
         if self.confidence_name is None:
             return self.predict_rows(rows), None
-        blended, scores = self.session.run([self.output_name, self.confidence_name],
-                                           {self.input_name: np.asarray(rows, dtype=np.float32)})  # fmt: skip
+        blended, scores = self.session.run(
+            [self.output_name, self.confidence_name], {self.input_name: np.asarray(rows, dtype=np.float32)}
+        )
         labels = self.artifact.labels
         probabilities = [
             {label: min(1.0, max(0.0, p)) for label, p in zip(labels, row, strict=True)} for row in blended.tolist()
@@ -156,9 +158,14 @@ class Inference:
                 if refusal is None:
                     try:
                         models[slot] = LoadedModel(artifact)
-                        logger.info("model=%s version=%d timeframe=%s symbols=%s loaded as %s", artifact.model_id,
-                                    artifact.model_version, artifact.timeframe, ",".join(artifact.symbols),
-                                    artifact.role)  # fmt: skip
+                        logger.info(
+                            "model=%s version=%d timeframe=%s symbols=%s loaded as %s",
+                            artifact.model_id,
+                            artifact.model_version,
+                            artifact.timeframe,
+                            ",".join(artifact.symbols),
+                            artifact.role,
+                        )
                         continue
                     except Exception:  # a broken artifact must not stop the flow: the previous model keeps serving
                         logger.exception("model=%s version=%d could not be loaded; keeping the model before", *key)
@@ -215,13 +222,21 @@ class Inference:
             latency_us = (time.perf_counter_ns() - started) / 1000
             now_ms = self.clock.now_ms()
             for index, (vector, row) in enumerate(zip(mine, probabilities, strict=True)):
-                predictions.append(Prediction(
-                    symbol=vector.symbol, timeframe=vector.timeframe, bar_start_ms=vector.bar_start_ms,
-                    model_id=artifact.model_id, model_version=artifact.model_version, probabilities=row,
-                    inference_latency_us=latency_us, predicted_at_ms=now_ms,
-                    confidence=None if confidences is None else confidences[index], members=artifact.members,
-                    role=artifact.role,
-                ))  # fmt: skip
+                predictions.append(
+                    Prediction(
+                        symbol=vector.symbol,
+                        timeframe=vector.timeframe,
+                        bar_start_ms=vector.bar_start_ms,
+                        model_id=artifact.model_id,
+                        model_version=artifact.model_version,
+                        probabilities=row,
+                        inference_latency_us=latency_us,
+                        predicted_at_ms=now_ms,
+                        confidence=None if confidences is None else confidences[index],
+                        members=artifact.members,
+                        role=artifact.role,
+                    )
+                )
         return predictions
 
 

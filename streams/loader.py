@@ -57,8 +57,14 @@ logger = logging.getLogger(__name__)
 FLUSH_EVERY_S = 1.0
 BATCH = 10_000  # records read at a time
 # A commit refused because the group gave the partitions away (or is giving them away) meanwhile.
-_NOT_OWNED = frozenset({KafkaError._ASSIGNMENT_LOST, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
-                        KafkaError.REBALANCE_IN_PROGRESS})  # fmt: skip
+_NOT_OWNED = frozenset(
+    {
+        KafkaError._ASSIGNMENT_LOST,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.REBALANCE_IN_PROGRESS,
+    }
+)
 
 
 class RecordLoader:
@@ -76,9 +82,11 @@ class RecordLoader:
         self.pool = pool or WriterPool(lambda: connect(settings))
         self.flush_every_s = flush_every_s
         self.consumer = make_consumer(
-            resolve_bootstrap(settings), f"{settings.kafka.topic_prefix}tickwave-streams-loader", "bulk",
+            resolve_bootstrap(settings),
+            f"{settings.kafka.topic_prefix}tickwave-streams-loader",
+            "bulk",
             **{"fetch.min.bytes": 64 * 1024, "fetch.wait.max.ms": 200, **consumer_overrides},
-        )  # fmt: skip
+        )
         self.assigned: set[int] = set()
         self._trim = heap_trimmer()
         self.loaded = 0
@@ -130,8 +138,11 @@ class RecordLoader:
         except KafkaException as exc:
             code = exc.args[0].code()
             if code in _NOT_OWNED:
-                logger.warning("streams loader: offsets not committed (%s); the rows are stored and are read "
-                               "again from the last commit", exc.args[0].str())  # fmt: skip
+                logger.warning(
+                    "streams loader: offsets not committed (%s); the rows are stored and are read "
+                    "again from the last commit",
+                    exc.args[0].str(),
+                )
             elif code != KafkaError._NO_OFFSET:
                 raise
         self._uncommitted = False
@@ -149,8 +160,9 @@ class RecordLoader:
                 rows.append(decode_any(message.value()))
             except ContractError as exc:  # only the flow writes here; never stop the loader for one record
                 self.skipped += 1
-                logger.error("streams loader: skipped an undecodable record at offset %d: %s", message.offset(),
-                             exc.reason)  # fmt: skip
+                logger.error(
+                    "streams loader: skipped an undecodable record at offset %d: %s", message.offset(), exc.reason
+                )
         if rows:
             self.pool.write(rows)
             self.loaded += len(rows)
@@ -220,8 +232,12 @@ LOADER_HEALTH = "streams-loader"
 
 def loader_health(loader: RecordLoader) -> tuple[list[str], dict[str, Any]]:
     """The loader's progress for its health file: rows loaded, skipped, when it last inserted."""
-    return [], {"rows_loaded": loader.loaded, "records_skipped": loader.skipped,
-                "last_insert_at": loader.last_insert_at, "partitions": sorted(loader.assigned)}  # fmt: skip
+    return [], {
+        "rows_loaded": loader.loaded,
+        "records_skipped": loader.skipped,
+        "last_insert_at": loader.last_insert_at,
+        "partitions": sorted(loader.assigned),
+    }
 
 
 def _follow_parent(stop: threading.Event, drain: threading.Event) -> None:

@@ -98,8 +98,10 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
         logger.warning(
             "streams.symbol_groups=%d < %d processes: the bars, features and models run in %d of them (each group is "
             "one key); a new recovery store may use 0, one group per process (TICKWAVE_STREAMS_SYMBOL_GROUPS)",
-            groups, processes, groups,
-        )  # fmt: skip
+            groups,
+            processes,
+            groups,
+        )
     store = recovery_dir(settings)
     addresses = ";".join(f"{LOOPBACK}:{free_port()}" for _ in range(processes))
     children: list[subprocess.Popen[bytes]] = []
@@ -120,15 +122,28 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
     # os.getppid and os._exit (adapters.parentdeath).
     preexec = die_with_parent()
     for index in range(processes):
-        children.append(subprocess.Popen(
-            [
-                sys.executable, "-m", "bytewax.run", f"streams.app:make_flow('{str(tail).lower()}', {processes})",
-                "-i", str(index), "-a", addresses, "-r", str(store),
-                "-s", str(settings.streams.snapshot_interval_s), "-b", "0",
-            ],
-            env={**os.environ, **to_environment(settings)},
-            preexec_fn=preexec,
-        ))  # fmt: skip
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bytewax.run",
+                    f"streams.app:make_flow('{str(tail).lower()}', {processes})",
+                    "-i",
+                    str(index),
+                    "-a",
+                    addresses,
+                    "-r",
+                    str(store),
+                    "-s",
+                    str(settings.streams.snapshot_interval_s),
+                    "-b",
+                    "0",
+                ],
+                env={**os.environ, **to_environment(settings)},
+                preexec_fn=preexec,
+            )
+        )
     loader = start_loader(settings)
     watched = {
         "the streams loader": loader,

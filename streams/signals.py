@@ -35,7 +35,10 @@ def signal_from(prediction: Prediction, rules: SignalRules, now_ms: int) -> Sign
         confidence = prediction.confidence
     return Signal(
         signal_id=Signal.make_id(
-            prediction.model_id, prediction.model_version, prediction.symbol, prediction.timeframe,
+            prediction.model_id,
+            prediction.model_version,
+            prediction.symbol,
+            prediction.timeframe,
             prediction.bar_start_ms,
         ),
         symbol=prediction.symbol,
@@ -48,4 +51,4 @@ def signal_from(prediction: Prediction, rules: SignalRules, now_ms: int) -> Sign
         model_version=prediction.model_version,
         created_at_ms=now_ms,
         members=prediction.members,
-    )  # fmt: skip
+    )

@@ -32,9 +32,13 @@ from tickwave.contracts import Tick
 
 # symbol -> (base mid, quoted digits)
 BASES: dict[str, tuple[float, int]] = {
-    "EURUSD": (1.085, 5), "GBPUSD": (1.27, 5), "AUDUSD": (0.655, 5), "USDCHF": (0.885, 5), "USDJPY": (151.25, 3),
+    "EURUSD": (1.085, 5),
+    "GBPUSD": (1.27, 5),
+    "AUDUSD": (0.655, 5),
+    "USDCHF": (0.885, 5),
+    "USDJPY": (151.25, 3),
     "XAUUSD": (2300.0, 2),
-}  # fmt: skip
+}
 
 
 def direction_hit_rate(phi: float) -> float:
@@ -108,6 +112,14 @@ def planted_edge_ticks(
                     mid = float(previous[bar] + share * (closes[bar] - previous[bar]) + wobble[bar, step])
                 mid = round(mid, digits)
                 at_ms = start_ms + bar * bar_ms + step * step_ms
-                out.append(Tick(symbol=symbol, time_ms=at_ms, seq=0, bid=round(mid - half_spread, digits + 1),
-                                ask=round(mid + half_spread, digits + 1), volume=1.0))  # fmt: skip
+                out.append(
+                    Tick(
+                        symbol=symbol,
+                        time_ms=at_ms,
+                        seq=0,
+                        bid=round(mid - half_spread, digits + 1),
+                        ask=round(mid + half_spread, digits + 1),
+                        volume=1.0,
+                    )
+                )
     return sorted(out, key=lambda tick: (tick.time_ms, tick.symbol))

@@ -76,8 +76,12 @@ class ChainLink:
 
     def columns(self) -> dict[str, str | int]:
         """Return the link as ``order_events`` columns."""
-        return {"chain_id": self.chain_id, "chain_seq": self.seq, "chain_prev_hash": self.prev_hash,
-                "chain_hash": self.hash}  # fmt: skip
+        return {
+            "chain_id": self.chain_id,
+            "chain_seq": self.seq,
+            "chain_prev_hash": self.prev_hash,
+            "chain_hash": self.hash,
+        }
 
 
 def link_from_headers(headers: Iterable[tuple[str, bytes | str | None]] | None) -> ChainLink | None:

@@ -66,9 +66,17 @@ class Instrument:
 KNOWN: dict[str, dict[str, Any]] = {
     "XAUUSD": {"contract_size": 100.0, "base": "XAU", "quote": "USD", "pip_size": 0.1, "volume_max": 50.0},
     "XAGUSD": {"contract_size": 5_000.0, "base": "XAG", "quote": "USD", "pip_size": 0.01, "volume_max": 50.0},
-    "US500": {"contract_size": 1.0, "base": "US500", "quote": "USD", "margin_currency": "USD", "pip_size": 0.1,
-              "volume_min": 0.1, "volume_step": 0.1, "volume_max": 500.0},
-}  # fmt: skip
+    "US500": {
+        "contract_size": 1.0,
+        "base": "US500",
+        "quote": "USD",
+        "margin_currency": "USD",
+        "pip_size": 0.1,
+        "volume_min": 0.1,
+        "volume_step": 0.1,
+        "volume_max": 500.0,
+    },
+}
 
 
 def instrument_for(symbol: str, spec: SymbolSpec) -> Instrument:
@@ -107,23 +115,33 @@ def price_sql(price: str, instruments: Mapping[str, Instrument], symbol: str = "
     keeps its value. A mid of two prices on the grid needs one digit more to stay exact
     (``extra_digits=1``). Symbol names are validated by the settings (letters, digits, ``._#-``).
     """
-    branches = [f"{symbol} = '{name}', round({price}, {instruments[name].digits + extra_digits})"
-                for name in sorted(instruments)]  # fmt: skip
+    branches = [
+        f"{symbol} = '{name}', round({price}, {instruments[name].digits + extra_digits})"
+        for name in sorted(instruments)
+    ]
     return f"multiIf({', '.join([*branches, price])})" if branches else price
 
 
 def from_mt5_symbol_info(info: Any) -> Instrument:
     """Build an instrument from MetaTrader5's ``symbol_info()`` (a ``SymbolInfo`` named tuple)."""
     return Instrument(
-        symbol=info.name, contract_size=float(info.trade_contract_size), base=info.currency_base,
-        quote=info.currency_profit, margin_currency=info.currency_margin, digits=int(info.digits),
-        point=float(info.point), pip_size=float(info.point) * (10 if int(info.digits) in (3, 5) else 1),
-        volume_min=float(info.volume_min), volume_step=float(info.volume_step), volume_max=float(info.volume_max),
-    )  # fmt: skip
+        symbol=info.name,
+        contract_size=float(info.trade_contract_size),
+        base=info.currency_base,
+        quote=info.currency_profit,
+        margin_currency=info.currency_margin,
+        digits=int(info.digits),
+        point=float(info.point),
+        pip_size=float(info.point) * (10 if int(info.digits) in (3, 5) else 1),
+        volume_min=float(info.volume_min),
+        volume_step=float(info.volume_step),
+        volume_max=float(info.volume_max),
+    )
 
 
-def _pair(source: str, target: str, instruments: Mapping[str, Instrument],
-          mids: Mapping[str, float]) -> tuple[float, bool] | None:  # fmt: skip
+def _pair(
+    source: str, target: str, instruments: Mapping[str, Instrument], mids: Mapping[str, float]
+) -> tuple[float, bool] | None:
     """The mid of the first quoted pair (by symbol) from ``source`` to ``target`` and whether it multiplies, or None."""
     for symbol, mid in sorted(mids.items()):
         spec = instruments.get(symbol)
@@ -134,8 +152,9 @@ def _pair(source: str, target: str, instruments: Mapping[str, Instrument],
     return None
 
 
-def conversion_route(source: str, target: str, instruments: Mapping[str, Instrument],
-                     mids: Mapping[str, float]) -> tuple[tuple[float, bool], ...] | None:  # fmt: skip
+def conversion_route(
+    source: str, target: str, instruments: Mapping[str, Instrument], mids: Mapping[str, float]
+) -> tuple[tuple[float, bool], ...] | None:
     """The pairs :func:`convert` goes through (mid, True: multiply, else divide): one, else two via USD; or None."""
     if source == target:
         return ()
@@ -151,8 +170,9 @@ def rate_symbols(source: str, target: str, instruments: Mapping[str, Instrument]
     if source == target:
         return ()
     currencies = {source, target, PIVOT}
-    return tuple(sorted(symbol for symbol, spec in instruments.items()
-                        if spec.base in currencies and spec.quote in currencies))  # fmt: skip
+    return tuple(
+        sorted(symbol for symbol, spec in instruments.items() if spec.base in currencies and spec.quote in currencies)
+    )
 
 
 def convert(

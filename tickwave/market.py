@@ -37,8 +37,7 @@ class MarketCalendar:
     def from_settings(cls, settings: MarketSettings) -> MarketCalendar:
         """Read hours, zone, rollover time and holidays from the ``market`` settings."""
         hour, minute = (int(part) for part in settings.rollover_time.split(":"))
-        return cls(settings.hours, ZoneInfo(settings.timezone), time(hour, minute),
-                   frozenset(settings.holidays))  # fmt: skip
+        return cls(settings.hours, ZoneInfo(settings.timezone), time(hour, minute), frozenset(settings.holidays))
 
     def local(self, now_ms: int) -> datetime:
         """Return ``now_ms`` as a wall-clock time of the market's zone."""
@@ -50,8 +49,10 @@ class MarketCalendar:
             return self._last_day[0][2]
         local = self.local(now_ms)
         day = local.date() + timedelta(days=local.time() >= self.rollover)
-        start_ms, end_ms = (int(datetime.combine(on, self.rollover, self.zone).timestamp() * 1000)
-                            for on in (day - timedelta(days=1), day))  # fmt: skip
+        start_ms, end_ms = (
+            int(datetime.combine(on, self.rollover, self.zone).timestamp() * 1000)
+            for on in (day - timedelta(days=1), day)
+        )
         # Not across a change of offset (a rollover in a skipped or repeated hour is another instant); ms exact.
         if not self.rollover.microsecond and self.local(start_ms).utcoffset() == self.local(end_ms - 1).utcoffset():
             self._last_day[:] = [(start_ms, end_ms, day)]

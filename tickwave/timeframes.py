@@ -20,13 +20,26 @@ from datetime import tzinfo
 from tickwave.timezones import WallClock, parse_timezone
 
 TIMEFRAMES_MS: dict[str, int] = {
-    "1s": 1_000, "1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-    "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000,
-}  # fmt: skip
+    "1s": 1_000,
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
 TIMEFRAMES: tuple[str, ...] = tuple(TIMEFRAMES_MS)
 MT5_ALIASES: dict[str, str] = {
-    "S1": "1s", "M1": "1m", "M5": "5m", "M15": "15m", "M30": "30m", "H1": "1h", "H4": "4h", "D1": "1d",
-}  # fmt: skip
+    "S1": "1s",
+    "M1": "1m",
+    "M5": "5m",
+    "M15": "15m",
+    "M30": "30m",
+    "H1": "1h",
+    "H4": "4h",
+    "D1": "1d",
+}
 SESSION_TIMEFRAMES: frozenset[str] = frozenset({"4h", "1d"})  # aligned to the rollover when so configured
 
 

@@ -51,34 +51,59 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     kafka = settings.kafka
     return [
         TopicSpec(
-            TICKS, kafka.ticks_partitions, "symbol", "Tick", "validated ticks from every source",
-            writers=(INGEST,), readers=(DATAFLOW, EXECUTION),
+            TICKS,
+            kafka.ticks_partitions,
+            "symbol",
+            "Tick",
+            "validated ticks from every source",
+            writers=(INGEST,),
+            readers=(DATAFLOW, EXECUTION),
         ),
         TopicSpec(
-            TICKS_DLQ, 1, "symbol or empty", "DeadLetter", "rejected input, with the reason",
+            TICKS_DLQ,
+            1,
+            "symbol or empty",
+            "DeadLetter",
+            "rejected input, with the reason",
             writers=(INGEST, DATAFLOW),
         ),
         TopicSpec(
-            SIGNALS, kafka.signals_partitions, "symbol", "Signal", "trading signals from models",
-            writers=(DATAFLOW,), readers=(EXECUTION,),
+            SIGNALS,
+            kafka.signals_partitions,
+            "symbol",
+            "Signal",
+            "trading signals from models",
+            writers=(DATAFLOW,),
+            readers=(EXECUTION,),
         ),
         TopicSpec(
-            STREAMS_RECORDS, kafka.ticks_partitions, "symbol",
+            STREAMS_RECORDS,
+            kafka.ticks_partitions,
+            "symbol",
             "Tick | Bar | FeatureVector | Prediction | Signal | DeadLetter",
             "the dataflow's warehouse rows, inserted by the streams loader",
-            writers=(DATAFLOW,), readers=(DATAFLOW,),
+            writers=(DATAFLOW,),
+            readers=(DATAFLOW,),
         ),
         TopicSpec(
-            ORDERS_EVENTS, kafka.signals_partitions, "symbol", "OrderEvent | Fill | RiskEvent",
+            ORDERS_EVENTS,
+            kafka.signals_partitions,
+            "symbol",
+            "OrderEvent | Fill | RiskEvent",
             "event-sourced audit trail of every order",
-            writers=(EXECUTION,), readers=(EXECUTION, OPERATOR),
+            writers=(EXECUTION,),
+            readers=(EXECUTION, OPERATOR),
         ),
         TopicSpec(
-            EXECUTION_CONTROL, 1, "none", "ControlCommand",
+            EXECUTION_CONTROL,
+            1,
+            "none",
+            "ControlCommand",
             "halt / reduce / resume commands (one partition: total order)",
-            writers=(OPERATOR,), readers=(EXECUTION,),
+            writers=(OPERATOR,),
+            readers=(EXECUTION,),
         ),
-    ]  # fmt: skip
+    ]
 
 
 def topic_name(settings: Settings, base_name: str) -> str:

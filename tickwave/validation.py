@@ -222,9 +222,15 @@ class _OneRow:
             return np.array([min(max(value, -(2**63)), 2**63 - 1)], dtype=np.int64)
 
         return cls(
-            (tick.symbol,), np.zeros(1, dtype=np.int32), ints(tick.time_ms), floats(tick.bid), floats(tick.ask),
-            floats(tick.last), floats(tick.volume), ints(tick.flags),
-        )  # fmt: skip
+            (tick.symbol,),
+            np.zeros(1, dtype=np.int32),
+            ints(tick.time_ms),
+            floats(tick.bid),
+            floats(tick.ask),
+            floats(tick.last),
+            floats(tick.volume),
+            ints(tick.flags),
+        )
 
 
 _decode_fields = msgspec.json.Decoder(_fields_struct()).decode
@@ -305,7 +311,10 @@ def dead_letter(rejection: Rejection, received_at_ms: int, source: str = "stream
         raw, encoding = base64.b64encode(rejection.raw).decode("ascii"), "base64"
     text = reason(rejection.check, rejection.reason) if rejection.check else rejection.reason
     return DeadLetter(
-        source=source, reason=text, raw=raw, received_at_ms=received_at_ms,
+        source=source,
+        reason=text,
+        raw=raw,
+        received_at_ms=received_at_ms,
         raw_encoding=encoding,  # type: ignore[arg-type]
         symbol=rejection.symbol,
-    )  # fmt: skip
+    )

@@ -201,8 +201,14 @@ def log_request(
     if not logger.isEnabledFor(logging.DEBUG):
         return
     logger.debug(
-        "query_id=%s user=%s method=%s kind=%s status=%s read_rows=%d written_rows=%d result_rows=%d "
-        "duration_ms=%.1f",
-        query_id or "-", outcome.user, outcome.method, kind, f"error {error.code}" if error else "ok",
-        summary.read_rows, summary.written_rows, summary.result_rows, duration_ms,
-    )  # fmt: skip
+        "query_id=%s user=%s method=%s kind=%s status=%s read_rows=%d written_rows=%d result_rows=%d duration_ms=%.1f",
+        query_id or "-",
+        outcome.user,
+        outcome.method,
+        kind,
+        f"error {error.code}" if error else "ok",
+        summary.read_rows,
+        summary.written_rows,
+        summary.result_rows,
+        duration_ms,
+    )

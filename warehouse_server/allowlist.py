@@ -14,45 +14,120 @@ functions stay refused until a person has read them.
 from __future__ import annotations
 
 # Statements a read-only request may be (the root of the tree, or what an EXPLAIN explains).
-READ_ROOTS = frozenset({
-    "SelectWithUnionQuery", "SelectIntersectExceptQuery", "SelectQuery", "ShowTables", "ShowColumns",
-    "ShowCreateTableQuery", "ShowCreateDatabaseQuery", "ShowCreateViewQuery", "ShowCreateDictionaryQuery",
-    "ExistsTableQuery", "ExistsDatabaseQuery", "ExistsViewQuery", "ExistsDictionaryQuery", "DescribeQuery",
-    "Explain", "UseQuery",
-})  # fmt: skip
+READ_ROOTS = frozenset(
+    {
+        "SelectWithUnionQuery",
+        "SelectIntersectExceptQuery",
+        "SelectQuery",
+        "ShowTables",
+        "ShowColumns",
+        "ShowCreateTableQuery",
+        "ShowCreateDatabaseQuery",
+        "ShowCreateViewQuery",
+        "ShowCreateDictionaryQuery",
+        "ExistsTableQuery",
+        "ExistsDatabaseQuery",
+        "ExistsViewQuery",
+        "ExistsDictionaryQuery",
+        "DescribeQuery",
+        "Explain",
+        "UseQuery",
+    }
+)
 # Parts of a read. Not here, so refused: ColumnsApplyTransformer and ColumnsReplaceTransformer (the
 # dump does not name the function they call: ``* APPLY(file)``), and every other statement or clause.
-BODY_KINDS = frozenset({
-    "ExpressionList", "Function", "Identifier", "Literal", "Asterisk", "QualifiedAsterisk",
-    "ColumnsRegexpMatcher", "ColumnsListMatcher", "QualifiedColumnsRegexpMatcher", "QualifiedColumnsListMatcher",
-    "ColumnsTransformerList", "ColumnsExceptTransformer", "TablesInSelectQuery", "TablesInSelectQueryElement",
-    "TableExpression", "TableIdentifier", "TableJoin", "ArrayJoin", "Subquery", "WithElement", "OrderByElement",
-    "InterpolateElement", "WindowDefinition", "WindowListElement", "SampleRatio",
-    "Set",  # SETTINGS: refused to the analyst; a GET of the service user (readonly=2) may set
-})  # fmt: skip
+BODY_KINDS = frozenset(
+    {
+        "ExpressionList",
+        "Function",
+        "Identifier",
+        "Literal",
+        "Asterisk",
+        "QualifiedAsterisk",
+        "ColumnsRegexpMatcher",
+        "ColumnsListMatcher",
+        "QualifiedColumnsRegexpMatcher",
+        "QualifiedColumnsListMatcher",
+        "ColumnsTransformerList",
+        "ColumnsExceptTransformer",
+        "TablesInSelectQuery",
+        "TablesInSelectQueryElement",
+        "TableExpression",
+        "TableIdentifier",
+        "TableJoin",
+        "ArrayJoin",
+        "Subquery",
+        "WithElement",
+        "OrderByElement",
+        "InterpolateElement",
+        "WindowDefinition",
+        "WindowListElement",
+        "SampleRatio",
+        "Set",  # SETTINGS: refused to the analyst; a GET of the service user (readonly=2) may set
+    }
+)
 ALLOWED_NODE_KINDS = READ_ROOTS | BODY_KINDS
 # A Literal is a value only under these; under a statement it is an INTO OUTFILE target or its
 # compression (ASTQueryWithOutput's out_file, compression, compression_level), in any statement.
-LITERAL_PARENTS = frozenset({
-    "ExpressionList", "SelectQuery", "OrderByElement", "WindowDefinition", "InterpolateElement", "SampleRatio",
-})  # fmt: skip
+LITERAL_PARENTS = frozenset(
+    {
+        "ExpressionList",
+        "SelectQuery",
+        "OrderByElement",
+        "WindowDefinition",
+        "InterpolateElement",
+        "SampleRatio",
+    }
+)
 
-ALLOWED_CATEGORIES = frozenset({
-    "Arithmetic", "Comparison", "Logical", "Conditional", "Rounding", "Mathematical", "Null",
-    "String", "String Search", "String Splitting", "String Replacement",
-    "Dates and Times", "Arrays", "Tuple", "Map", "JSON", "Hash", "Type Conversion",
-    "Aggregate Functions",  # with the window functions (row_number, lagInFrame...), which the engine files here
-})  # fmt: skip
+ALLOWED_CATEGORIES = frozenset(
+    {
+        "Arithmetic",
+        "Comparison",
+        "Logical",
+        "Conditional",
+        "Rounding",
+        "Mathematical",
+        "Null",
+        "String",
+        "String Search",
+        "String Splitting",
+        "String Replacement",
+        "Dates and Times",
+        "Arrays",
+        "Tuple",
+        "Map",
+        "JSON",
+        "Hash",
+        "Type Conversion",
+        "Aggregate Functions",  # with the window functions (row_number, lagInFrame...), which the engine files here
+    }
+)
 # Category Other or Internal, but they only compute or read the request's own state: ``version``,
 # ``revision`` and ``displayName`` (clickhouse-connect and clickhouse-go, inside Grafana's plugin,
 # ask for them when they connect: ``SELECT displayName(), version(), revision(), timezone()``),
 # ``getSetting`` (the query's own settings, not the server's). ``sleep`` is bounded by
 # max_execution_time and the analyst's concurrency slots (clients use it to hold a query open).
-ALLOWED_FUNCTIONS = frozenset({
-    "version", "revision", "displayName", "getSetting", "getSettingOrDefault", "currentDatabase", "transform",
-    "toTypeName", "toColumnTypeName", "formatReadableSize", "formatReadableDecimalSize", "formatReadableQuantity",
-    "formatReadableTimeDelta", "caseWithExpression", "_CAST", "sleep",
-})  # fmt: skip
+ALLOWED_FUNCTIONS = frozenset(
+    {
+        "version",
+        "revision",
+        "displayName",
+        "getSetting",
+        "getSettingOrDefault",
+        "currentDatabase",
+        "transform",
+        "toTypeName",
+        "toColumnTypeName",
+        "formatReadableSize",
+        "formatReadableDecimalSize",
+        "formatReadableQuantity",
+        "formatReadableTimeDelta",
+        "caseWithExpression",
+        "_CAST",
+        "sleep",
+    }
+)
 # In an allowed category, but a review found that they reach outside the database: refused. A
 # function added here leaves the snapshot too (it is regenerated from these lists).
 REFUSED_ON_REVIEW: frozenset[str] = frozenset()
@@ -61,60 +136,215 @@ REFUSED_ON_REVIEW: frozenset[str] = frozenset()
 PARSER_FUNCTIONS = frozenset({"lambda", "exists", "untuple", "grouping"})
 PARSER_AGGREGATES = frozenset({"countDistinct"})
 
-ALLOWED_TABLE_FUNCTIONS = frozenset({
-    "numbers", "numbers_mt", "zeros", "zeros_mt", "values", "generateseries", "generate_series", "primes",
-    "generaterandom", "null", "view", "format",
-})  # fmt: skip
+ALLOWED_TABLE_FUNCTIONS = frozenset(
+    {
+        "numbers",
+        "numbers_mt",
+        "zeros",
+        "zeros_mt",
+        "values",
+        "generateseries",
+        "generate_series",
+        "primes",
+        "generaterandom",
+        "null",
+        "view",
+        "format",
+    }
+)
 
 SYSTEM_DATABASE = "system"
-ALLOWED_SYSTEM_TABLES = frozenset({
-    "one", "numbers", "numbers_mt", "zeros", "zeros_mt", "databases", "tables", "columns", "functions",
-    "table_functions", "formats", "data_type_families", "time_zones", "parts", "parts_columns",
-    "aggregate_function_combinators", "table_engines", "settings", "collations", "keywords", "build_options",
-})  # fmt: skip
+ALLOWED_SYSTEM_TABLES = frozenset(
+    {
+        "one",
+        "numbers",
+        "numbers_mt",
+        "zeros",
+        "zeros_mt",
+        "databases",
+        "tables",
+        "columns",
+        "functions",
+        "table_functions",
+        "formats",
+        "data_type_families",
+        "time_zones",
+        "parts",
+        "parts_columns",
+        "aggregate_function_combinators",
+        "table_engines",
+        "settings",
+        "collations",
+        "keywords",
+        "build_options",
+    }
+)
 # System tables that also hold host paths (data_path, metadata_path, path, disk_name...): a query
 # block reading one may name only these columns, and no ``*`` or COLUMNS() matcher.
 SYSTEM_TABLE_COLUMNS = {
     "databases": frozenset({"name", "engine", "comment"}),
-    "tables": frozenset({
-        "database", "name", "engine", "is_temporary", "total_rows", "total_bytes", "total_bytes_uncompressed",
-        "parts", "active_parts", "total_marks", "comment", "partition_key", "sorting_key", "primary_key",
-        "sampling_key", "metadata_modification_time", "has_own_data",
-    }),
-    "parts": frozenset({
-        "database", "table", "partition", "partition_id", "name", "part_type", "active", "rows", "marks",
-        "bytes_on_disk", "data_compressed_bytes", "data_uncompressed_bytes", "modification_time",
-        "min_time", "max_time", "min_date", "max_date", "min_block_number", "max_block_number", "level",
-    }),
-    "parts_columns": frozenset({
-        "database", "table", "partition", "name", "active", "rows", "column", "type", "column_position",
-        "column_bytes_on_disk", "column_data_compressed_bytes", "column_data_uncompressed_bytes",
-    }),
-}  # fmt: skip
+    "tables": frozenset(
+        {
+            "database",
+            "name",
+            "engine",
+            "is_temporary",
+            "total_rows",
+            "total_bytes",
+            "total_bytes_uncompressed",
+            "parts",
+            "active_parts",
+            "total_marks",
+            "comment",
+            "partition_key",
+            "sorting_key",
+            "primary_key",
+            "sampling_key",
+            "metadata_modification_time",
+            "has_own_data",
+        }
+    ),
+    "parts": frozenset(
+        {
+            "database",
+            "table",
+            "partition",
+            "partition_id",
+            "name",
+            "part_type",
+            "active",
+            "rows",
+            "marks",
+            "bytes_on_disk",
+            "data_compressed_bytes",
+            "data_uncompressed_bytes",
+            "modification_time",
+            "min_time",
+            "max_time",
+            "min_date",
+            "max_date",
+            "min_block_number",
+            "max_block_number",
+            "level",
+        }
+    ),
+    "parts_columns": frozenset(
+        {
+            "database",
+            "table",
+            "partition",
+            "name",
+            "active",
+            "rows",
+            "column",
+            "type",
+            "column_position",
+            "column_bytes_on_disk",
+            "column_data_compressed_bytes",
+            "column_data_uncompressed_bytes",
+        }
+    ),
+}
 # Output formats a read-only request may ask for (lower case: the check ignores case). Every output
 # format of the engine is either here or on REFUSED_OUTPUT_FORMATS, with the reason: a unit test
 # compares the two lists with ``system.formats``, so a new ClickHouse's formats are reviewed before
 # a read-only user gets them.
-OUTPUT_FORMATS = frozenset({
-    "arrow", "arrowstream", "avro", "bsoneachrow", "buffers", "csv", "csvwithnames", "csvwithnamesandtypes",
-    "customseparated", "customseparatedwithnames", "customseparatedwithnamesandtypes", "geojson", "hash",
-    "hivetext", "json", "jsoncolumns", "jsoncolumnswithmetadata", "jsoncompact", "jsoncompactcolumns",
-    "jsoncompacteachrow", "jsoncompacteachrowwithnames", "jsoncompacteachrowwithnamesandtypes",
-    "jsoncompacteachrowwithprogress", "jsoncompactstrings", "jsoncompactstringseachrow",
-    "jsoncompactstringseachrowwithnames", "jsoncompactstringseachrowwithnamesandtypes",
-    "jsoncompactstringseachrowwithprogress", "jsoneachrow", "jsoneachrowwithprogress", "jsonl", "jsonlines",
-    "jsonobjecteachrow", "jsonstrings", "jsonstringseachrow", "jsonstringseachrowwithprogress", "lineasstring",
-    "lineasstringwithnames", "lineasstringwithnamesandtypes", "md", "markdown", "msgpack", "mysqlwire", "ndjson",
-    "native", "npy", "null", "odbcdriver2", "orc", "png", "parquet", "postgresqlwire", "pretty", "prettycompact",
-    "prettycompactmonoblock", "prettycompactnoescapes", "prettycompactnoescapesmonoblock", "prettyjsoneachrow",
-    "prettyjsonlines", "prettymonoblock", "prettyndjson", "prettynoescapes", "prettynoescapesmonoblock",
-    "prettyspace", "prettyspacemonoblock", "prettyspacenoescapes", "prettyspacenoescapesmonoblock", "prometheus",
-    "raw", "rawblob", "rawwithnames", "rawwithnamesandtypes", "rowbinary", "rowbinarywithnames",
-    "rowbinarywithnamesandtypes", "sqlinsert", "tskv", "tsv", "tsvraw", "tsvrawwithnames",
-    "tsvrawwithnamesandtypes", "tsvwithnames", "tsvwithnamesandtypes", "tabseparated", "tabseparatedraw",
-    "tabseparatedrawwithnames", "tabseparatedrawwithnamesandtypes", "tabseparatedwithnames",
-    "tabseparatedwithnamesandtypes", "values", "vertical", "xml",
-})  # fmt: skip
+OUTPUT_FORMATS = frozenset(
+    {
+        "arrow",
+        "arrowstream",
+        "avro",
+        "bsoneachrow",
+        "buffers",
+        "csv",
+        "csvwithnames",
+        "csvwithnamesandtypes",
+        "customseparated",
+        "customseparatedwithnames",
+        "customseparatedwithnamesandtypes",
+        "geojson",
+        "hash",
+        "hivetext",
+        "json",
+        "jsoncolumns",
+        "jsoncolumnswithmetadata",
+        "jsoncompact",
+        "jsoncompactcolumns",
+        "jsoncompacteachrow",
+        "jsoncompacteachrowwithnames",
+        "jsoncompacteachrowwithnamesandtypes",
+        "jsoncompacteachrowwithprogress",
+        "jsoncompactstrings",
+        "jsoncompactstringseachrow",
+        "jsoncompactstringseachrowwithnames",
+        "jsoncompactstringseachrowwithnamesandtypes",
+        "jsoncompactstringseachrowwithprogress",
+        "jsoneachrow",
+        "jsoneachrowwithprogress",
+        "jsonl",
+        "jsonlines",
+        "jsonobjecteachrow",
+        "jsonstrings",
+        "jsonstringseachrow",
+        "jsonstringseachrowwithprogress",
+        "lineasstring",
+        "lineasstringwithnames",
+        "lineasstringwithnamesandtypes",
+        "md",
+        "markdown",
+        "msgpack",
+        "mysqlwire",
+        "ndjson",
+        "native",
+        "npy",
+        "null",
+        "odbcdriver2",
+        "orc",
+        "png",
+        "parquet",
+        "postgresqlwire",
+        "pretty",
+        "prettycompact",
+        "prettycompactmonoblock",
+        "prettycompactnoescapes",
+        "prettycompactnoescapesmonoblock",
+        "prettyjsoneachrow",
+        "prettyjsonlines",
+        "prettymonoblock",
+        "prettyndjson",
+        "prettynoescapes",
+        "prettynoescapesmonoblock",
+        "prettyspace",
+        "prettyspacemonoblock",
+        "prettyspacenoescapes",
+        "prettyspacenoescapesmonoblock",
+        "prometheus",
+        "raw",
+        "rawblob",
+        "rawwithnames",
+        "rawwithnamesandtypes",
+        "rowbinary",
+        "rowbinarywithnames",
+        "rowbinarywithnamesandtypes",
+        "sqlinsert",
+        "tskv",
+        "tsv",
+        "tsvraw",
+        "tsvrawwithnames",
+        "tsvrawwithnamesandtypes",
+        "tsvwithnames",
+        "tsvwithnamesandtypes",
+        "tabseparated",
+        "tabseparatedraw",
+        "tabseparatedrawwithnames",
+        "tabseparatedrawwithnamesandtypes",
+        "tabseparatedwithnames",
+        "tabseparatedwithnamesandtypes",
+        "values",
+        "vertical",
+        "xml",
+    }
+)
 REFUSED_OUTPUT_FORMATS = {
     "protobuf": "reads a schema file of the host (format_schema)",
     "protobuflist": "reads a schema file of the host (format_schema)",

@@ -344,6 +344,8 @@ def confine(rules: Rules, enabled: bool = True) -> int:
         )
     logger.info(
         "warehouse confined by Landlock ABI %d: writes only under %s, binds only port %s",
-        abi, ", ".join(map(str, rules.write_trees)), rules.bind_port,
-    )  # fmt: skip
+        abi,
+        ", ".join(map(str, rules.write_trees)),
+        rules.bind_port,
+    )
     return abi

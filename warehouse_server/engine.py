@@ -54,18 +54,41 @@ INSERT_RESERVE_BYTES = 1024 * 1024
 _OPTION = re.compile(r"[A-Za-z0-9_.\-/]{1,128}")
 
 # Output formats whose streamed chunks concatenate into a valid result as they are.
-_CONCATENABLE = frozenset({
-    "native", "rowbinary", "tabseparated", "tsv", "tabseparatedraw", "tsvraw", "csv", "jsoneachrow",
-    "jsonstringseachrow", "jsoncompacteachrow", "jsoncompactstringseachrow", "jsonlines", "ndjson", "values",
-    "rawblob", "null",
-})  # fmt: skip
+_CONCATENABLE = frozenset(
+    {
+        "native",
+        "rowbinary",
+        "tabseparated",
+        "tsv",
+        "tabseparatedraw",
+        "tsvraw",
+        "csv",
+        "jsoneachrow",
+        "jsonstringseachrow",
+        "jsoncompacteachrow",
+        "jsoncompactstringseachrow",
+        "jsonlines",
+        "ndjson",
+        "values",
+        "rawblob",
+        "null",
+    }
+)
 # Formats that repeat a header in every chunk: how many lines to drop from later chunks.
 _HEADER_LINES = {
-    "tabseparatedwithnames": 1, "tsvwithnames": 1, "tabseparatedrawwithnames": 1, "tsvrawwithnames": 1,
-    "tabseparatedwithnamesandtypes": 2, "tsvwithnamesandtypes": 2, "tabseparatedrawwithnamesandtypes": 2,
-    "tsvrawwithnamesandtypes": 2, "csvwithnames": 1, "csvwithnamesandtypes": 2,
-    "jsoncompacteachrowwithnames": 1, "jsoncompacteachrowwithnamesandtypes": 2,
-}  # fmt: skip
+    "tabseparatedwithnames": 1,
+    "tsvwithnames": 1,
+    "tabseparatedrawwithnames": 1,
+    "tsvrawwithnames": 1,
+    "tabseparatedwithnamesandtypes": 2,
+    "tsvwithnamesandtypes": 2,
+    "tabseparatedrawwithnamesandtypes": 2,
+    "tsvrawwithnamesandtypes": 2,
+    "csvwithnames": 1,
+    "csvwithnamesandtypes": 2,
+    "jsoncompacteachrowwithnames": 1,
+    "jsoncompacteachrowwithnamesandtypes": 2,
+}
 
 
 def _chdb_module() -> Any:

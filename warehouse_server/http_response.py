@@ -75,11 +75,16 @@ class Responder:
 
     async def plain(self, send: Send, status: int, body: bytes) -> None:
         """Send a plain-text answer (health checks, unknown paths, refused methods)."""
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=UTF-8"), (b"content-length", str(len(body)).encode())],
-        })  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=UTF-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def error(self, send: Send, error: QueryError, query_id: str) -> None:

@@ -39,14 +39,25 @@ from warehouse_server.protocol import AUTHENTICATION_FAILED, READONLY, TOO_MANY_
 
 logger = logging.getLogger(__name__)
 
-HARMLESS_SETTINGS = frozenset({
-    "output_format_json_quote_64bit_integers", "output_format_json_quote_64bit_floats",
-    "output_format_json_quote_denormals", "output_format_json_quote_decimals",
-    "output_format_json_named_tuples_as_objects",
-    "output_format_decimal_trailing_zeros", "output_format_arrow_string_as_string", "date_time_output_format",
-    "output_format_csv_crlf_end_of_line", "format_csv_delimiter", "output_format_pretty_max_rows",
-    "output_format_write_statistics", "session_timezone", "extremes", "totals_mode",
-})  # fmt: skip
+HARMLESS_SETTINGS = frozenset(
+    {
+        "output_format_json_quote_64bit_integers",
+        "output_format_json_quote_64bit_floats",
+        "output_format_json_quote_denormals",
+        "output_format_json_quote_decimals",
+        "output_format_json_named_tuples_as_objects",
+        "output_format_decimal_trailing_zeros",
+        "output_format_arrow_string_as_string",
+        "date_time_output_format",
+        "output_format_csv_crlf_end_of_line",
+        "format_csv_delimiter",
+        "output_format_pretty_max_rows",
+        "output_format_write_statistics",
+        "session_timezone",
+        "extremes",
+        "totals_mode",
+    }
+)
 # Grafana's ClickHouse plugin sends its row limit as the `limit` setting with every query.
 ROW_LIMIT_SETTING = "limit"
 _TOKEN = re.compile(r"[A-Za-z0-9_.\-/]{1,128}")

@@ -22,13 +22,38 @@ MIN_REVISION_WITH_CUSTOM_SERIALIZATION = 54454
 BLOCK_INFO = b"\x01\x00\x02\xff\xff\xff\xff\x00"
 NO_CUSTOM_SERIALIZATION = b"\x00"
 _FIXED_SIZES = {
-    "UInt8": 1, "Int8": 1, "Bool": 1, "Enum8": 1,
-    "UInt16": 2, "Int16": 2, "Date": 2, "Enum16": 2,
-    "UInt32": 4, "Int32": 4, "Float32": 4, "DateTime": 4, "Date32": 4, "IPv4": 4, "Decimal32": 4,
-    "UInt64": 8, "Int64": 8, "Float64": 8, "DateTime64": 8, "Decimal64": 8, "Time": 4, "Time64": 8,
-    "UInt128": 16, "Int128": 16, "UUID": 16, "IPv6": 16, "Decimal128": 16, "BFloat16": 2,
-    "UInt256": 32, "Int256": 32, "Decimal256": 32,
-}  # fmt: skip
+    "UInt8": 1,
+    "Int8": 1,
+    "Bool": 1,
+    "Enum8": 1,
+    "UInt16": 2,
+    "Int16": 2,
+    "Date": 2,
+    "Enum16": 2,
+    "UInt32": 4,
+    "Int32": 4,
+    "Float32": 4,
+    "DateTime": 4,
+    "Date32": 4,
+    "IPv4": 4,
+    "Decimal32": 4,
+    "UInt64": 8,
+    "Int64": 8,
+    "Float64": 8,
+    "DateTime64": 8,
+    "Decimal64": 8,
+    "Time": 4,
+    "Time64": 8,
+    "UInt128": 16,
+    "Int128": 16,
+    "UUID": 16,
+    "IPv6": 16,
+    "Decimal128": 16,
+    "BFloat16": 2,
+    "UInt256": 32,
+    "Int256": 32,
+    "Decimal256": 32,
+}
 _TYPE = re.compile(r"\s*(\w+)\s*(?:\((.*)\))?\s*$", re.DOTALL)
 
 

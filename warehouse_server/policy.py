@@ -60,10 +60,16 @@ __all__ = ["AstNode", "FunctionCatalog", "FunctionInfo", "ReadOnlyPolicy", "Requ
 _CHILDREN = re.compile(r" \(children (\d+)\)$")
 _ALIAS = re.compile(r" \(alias ([^\n]*)\)$")
 CACHE_SIZE = 4096
-MATCHER_KINDS = frozenset({
-    "Asterisk", "QualifiedAsterisk", "ColumnsRegexpMatcher", "ColumnsListMatcher", "QualifiedColumnsRegexpMatcher",
-    "QualifiedColumnsListMatcher",
-})  # fmt: skip
+MATCHER_KINDS = frozenset(
+    {
+        "Asterisk",
+        "QualifiedAsterisk",
+        "ColumnsRegexpMatcher",
+        "ColumnsListMatcher",
+        "QualifiedColumnsRegexpMatcher",
+        "QualifiedColumnsListMatcher",
+    }
+)
 HIDDEN_CALLS = {
     "ColumnsApplyTransformer": "APPLY (the parse tree does not name the function it calls)",
     "ColumnsReplaceTransformer": "REPLACE in a column list",

@@ -79,20 +79,45 @@ _STATUS_GROUPS: dict[int, tuple[int, ...]] = {
 _STATUS_BY_CODE = {code: status for status, codes in _STATUS_GROUPS.items() for code in codes}
 
 # Parameters the HTTP handler consumes itself; every other parameter is a setting.
-RESERVED_PARAMS = frozenset({
-    "query", "database", "default_format", "compress", "decompress", "user", "password", "quota_key",
-    "query_id", "stacktrace", "buffer_size", "wait_end_of_query", "session_id", "session_timeout",
-    "session_check", "client_protocol_version", "close_session", "role",
-})  # fmt: skip
+RESERVED_PARAMS = frozenset(
+    {
+        "query",
+        "database",
+        "default_format",
+        "compress",
+        "decompress",
+        "user",
+        "password",
+        "quota_key",
+        "query_id",
+        "stacktrace",
+        "buffer_size",
+        "wait_end_of_query",
+        "session_id",
+        "session_timeout",
+        "session_check",
+        "client_protocol_version",
+        "close_session",
+        "role",
+    }
+)
 QUERY_PARAM_PREFIX = "param_"
 
 # Settings that only shape the HTTP exchange; the server honours them instead of the engine.
-HTTP_LAYER_SETTINGS = frozenset({
-    "enable_http_compression", "send_progress_in_http_headers", "http_headers_progress_interval_ms",
-    "cancel_http_readonly_queries_on_client_close", "http_zlib_compression_level", "http_response_buffer_size",
-    "http_wait_end_of_query", "http_write_exception_in_output_format", "add_http_cors_header",
-    "http_native_compression_disable_checksumming_on_decompress",
-})  # fmt: skip
+HTTP_LAYER_SETTINGS = frozenset(
+    {
+        "enable_http_compression",
+        "send_progress_in_http_headers",
+        "http_headers_progress_interval_ms",
+        "cancel_http_readonly_queries_on_client_close",
+        "http_zlib_compression_level",
+        "http_response_buffer_size",
+        "http_wait_end_of_query",
+        "http_write_exception_in_output_format",
+        "add_http_cors_header",
+        "http_native_compression_disable_checksumming_on_decompress",
+    }
+)
 
 _ENGINE_ERROR = re.compile(r"Code: (\d+)\. (?:DB::Exception: )?")
 
@@ -154,16 +179,19 @@ class Summary:
 
     def header(self) -> str:
         """Return the header value in ClickHouse's layout."""
-        return json.dumps({
-            "read_rows": str(self.read_rows),
-            "read_bytes": str(self.read_bytes),
-            "written_rows": str(self.written_rows),
-            "written_bytes": str(self.written_bytes),
-            "total_rows_to_read": str(self.read_rows),
-            "result_rows": str(self.result_rows),
-            "result_bytes": str(self.result_bytes),
-            "elapsed_ns": str(self.elapsed_ns),
-        }, separators=(",", ":"))  # fmt: skip
+        return json.dumps(
+            {
+                "read_rows": str(self.read_rows),
+                "read_bytes": str(self.read_bytes),
+                "written_rows": str(self.written_rows),
+                "written_bytes": str(self.written_bytes),
+                "total_rows_to_read": str(self.read_rows),
+                "result_rows": str(self.result_rows),
+                "result_bytes": str(self.result_bytes),
+                "elapsed_ns": str(self.elapsed_ns),
+            },
+            separators=(",", ":"),
+        )
 
 
 _TEXT = "text/plain; charset=UTF-8"

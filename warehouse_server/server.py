@@ -223,7 +223,11 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
     )
     logger.info(
         "warehouse serving ClickHouse %s on %s:%d (engine %s, data %s, %d workers)",
-        "HTTPS" if context else "HTTP", LOOPBACK, port, engine.version, data_dir / CHDB_DIR,
+        "HTTPS" if context else "HTTP",
+        LOOPBACK,
+        port,
+        engine.version,
+        data_dir / CHDB_DIR,
         clickhouse.max_concurrent_queries,
-    )  # fmt: skip
+    )
     _Server(config).run()

@@ -188,6 +188,8 @@ class SessionStore:
         del self._sessions[oldest.key]
         logger.warning(
             "session=%s of user=%s closed to make room (cap %d sessions per user)",
-            oldest.session_id, user, self._max_sessions,
-        )  # fmt: skip
+            oldest.session_id,
+            user,
+            self._max_sessions,
+        )
         return [oldest]

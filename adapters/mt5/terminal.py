@@ -133,9 +133,12 @@ class Terminal:
         account = self.api.account_info()
         logger.info(
             "mt5 connected: terminal build=%s connected_to_server=%s account=%s server=%s server_timezone=%s",
-            getattr(terminal, "build", "?"), getattr(terminal, "connected", "?"),
-            getattr(account, "login", "?"), getattr(account, "server", "?"), settings.server_timezone,
-        )  # fmt: skip
+            getattr(terminal, "build", "?"),
+            getattr(terminal, "connected", "?"),
+            getattr(account, "login", "?"),
+            getattr(account, "server", "?"),
+            settings.server_timezone,
+        )
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``name`` on the package; turn a ``None``/``False`` answer into an exception.

@@ -173,8 +173,17 @@ def _generate(directory: Path, now: datetime) -> None:
 def _key_usage(**allowed: bool) -> Any:
     from cryptography import x509
 
-    usages = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
-              "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")  # fmt: skip
+    usages = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    )
     return x509.KeyUsage(**{usage: allowed.get(usage, False) for usage in usages})
 
 

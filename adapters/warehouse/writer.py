@@ -50,9 +50,28 @@ logger = logging.getLogger(__name__)
 
 # ClickHouse codes after which the same insert may succeed later (243 NOT_ENOUGH_SPACE: once space is
 # freed; the loaders keep their offsets meanwhile, as they commit only after a flush succeeded).
-TRANSIENT_CODES = frozenset({
-    159, 202, 209, 210, 236, 241, 242, 243, 252, 279, 319, 373, 394, 425, 439, 745, 999, 1000,
-})  # fmt: skip
+TRANSIENT_CODES = frozenset(
+    {
+        159,
+        202,
+        209,
+        210,
+        236,
+        241,
+        242,
+        243,
+        252,
+        279,
+        319,
+        373,
+        394,
+        425,
+        439,
+        745,
+        999,
+        1000,
+    }
+)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -270,9 +289,13 @@ class BatchWriter:
             stats = self.stats
             logger.info(
                 "writer table=%s rows=%d batches=%d rows_per_s=%.0f retries=%d failures=%d",
-                self.table.name, stats.rows_written, stats.batches_written, stats.rows_per_s, stats.retries,
+                self.table.name,
+                stats.rows_written,
+                stats.batches_written,
+                stats.rows_per_s,
+                stats.retries,
                 stats.failures,
-            )  # fmt: skip
+            )
 
     def __enter__(self) -> BatchWriter:
         return self
@@ -391,6 +414,9 @@ class BatchWriter:
                     self._counters.retries += 1
                 logger.warning(
                     "writer table=%s insert attempt %d failed (%s); retrying in %.1f s",
-                    self.table.name, attempt, str(exc)[:200], delay,
-                )  # fmt: skip
+                    self.table.name,
+                    attempt,
+                    str(exc)[:200],
+                    delay,
+                )
                 time.sleep(delay)

@@ -60,9 +60,14 @@ def _command(command: str, reason: str = "", symbol: str = "", params: dict[str,
         try:
             started = time.monotonic()
             sent = send_control(
-                settings, bootstrap, command, reason=reason or "operator command", symbol=symbol, params=params,
+                settings,
+                bootstrap,
+                command,
+                reason=reason or "operator command",
+                symbol=symbol,
+                params=params,
                 clock=SystemClock(),
-            )  # fmt: skip
+            )
             answer = await_risk_event(
                 watcher, lambda event: sent.command_id in event.detail, settings.execution.control.reply_timeout_s
             )

@@ -29,8 +29,13 @@ def run_source(settings: Settings, source: TickSource, stop: threading.Event, sh
 
     if not show_progress:
         return send(settings, source, stop)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-               TextColumn("{task.fields[ticks]} ticks, {task.fields[dlq]} dlq"), TimeRemainingColumn())  # fmt: skip
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[ticks]} ticks, {task.fields[dlq]} dlq"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err_console, transient=False) as progress:
         task = progress.add_task(source.name, total=1.0, ticks=0, dlq=0)
 
@@ -85,9 +90,20 @@ def ingest(
     try:
         with exit_on_tickwave_error():
             built = build_source(
-                settings, source, stop, symbols=symbols, rate=rate, duration=duration, files=file, speed=speed,
-                from_time=from_time, to_time=to_time, columns=columns, timezone=timezone, seed=seed,
-            )  # fmt: skip
+                settings,
+                source,
+                stop,
+                symbols=symbols,
+                rate=rate,
+                duration=duration,
+                files=file,
+                speed=speed,
+                from_time=from_time,
+                to_time=to_time,
+                columns=columns,
+                timezone=timezone,
+                seed=seed,
+            )
             report = run_source(settings, built, stop, show_progress=source is SourceKind.REPLAY)
     finally:
         for sig, handler in previous.items():

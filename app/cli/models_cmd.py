@@ -31,17 +31,26 @@ app = typer.Typer(
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
 KEY_METRICS = (
-    ("holdout_log_loss", "log loss"), ("holdout_prior_log_loss", "prior log loss"), ("holdout_auc", "AUC"),
-    ("holdout_accuracy", "accuracy"), ("holdout_brier", "Brier"), ("holdout_precision", "precision"),
+    ("holdout_log_loss", "log loss"),
+    ("holdout_prior_log_loss", "prior log loss"),
+    ("holdout_auc", "AUC"),
+    ("holdout_accuracy", "accuracy"),
+    ("holdout_brier", "Brier"),
+    ("holdout_precision", "precision"),
     ("holdout_recall", "recall"),
-    ("holdout_pnl_pips", "P&L pips"), ("holdout_pnl_account", "P&L USD"), ("holdout_sharpe", "Sharpe"),
+    ("holdout_pnl_pips", "P&L pips"),
+    ("holdout_pnl_account", "P&L USD"),
+    ("holdout_sharpe", "Sharpe"),
     ("holdout_max_drawdown_account", "max DD USD"),
-)  # fmt: skip
+)
 ModelIdOption = Annotated[
     str | None,
-    typer.Option("--model-id", help="the model id (default: models.model_id, else xgb_direction, lgbm_direction or "
-                 "ensemble_direction after the model's kind)"),
-]  # fmt: skip
+    typer.Option(
+        "--model-id",
+        help="the model id (default: models.model_id, else xgb_direction, lgbm_direction or "
+        "ensemble_direction after the model's kind)",
+    ),
+]
 
 
 def _actor(command: str) -> str:
@@ -104,8 +113,10 @@ def train(
     for key, label in KEY_METRICS:
         table.add_row(label, figure(metrics.get(key)), figure(metrics.get(key.replace("holdout_", "wf_"))))
     console.print(table)
-    console.print(f"{entry.name}: {entry.stage}; {len(result.dataset)} rows, {len(result.folds)} folds, "
-                  f"trained in {result.training_seconds:.1f} s")  # fmt: skip
+    console.print(
+        f"{entry.name}: {entry.stage}; {len(result.dataset)} rows, {len(result.folds)} folds, "
+        f"trained in {result.training_seconds:.1f} s"
+    )
     store_root = settings.state_path / "models"
     console.print(f"artifact: {store_root / (entry.artifact_sha256 + '.onnx')}")
     console.print(f"report:   {store_root / (entry.artifact_sha256 + '.report') / 'report.html'}")
@@ -151,17 +162,34 @@ def list_models(
     name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
         entries = [entry for entry in registry.entries() if every_model or name in (entry.model_id, entry.slot)]
-    table = Table("model", "version", "kind", "stage", "slot", "created", "data range",
-                  *(label for _, label in KEY_METRICS[:3]), "P&L USD", "Sharpe", "changed by")  # fmt: skip
+    table = Table(
+        "model",
+        "version",
+        "kind",
+        "stage",
+        "slot",
+        "created",
+        "data range",
+        *(label for _, label in KEY_METRICS[:3]),
+        "P&L USD",
+        "Sharpe",
+        "changed by",
+    )
     for entry in entries:
         stage = f"[bold green]{entry.stage}[/]" if entry.stage == "champion" else entry.stage
         table.add_row(
-            entry.model_id, str(entry.model_version), entry.framework, stage, entry.slot, _time(entry.created_at_ms),
+            entry.model_id,
+            str(entry.model_version),
+            entry.framework,
+            stage,
+            entry.slot,
+            _time(entry.created_at_ms),
             f"{_time(entry.trained_from_ms)} .. {_time(entry.trained_to_ms)}",
             *(figure(entry.metrics.get(key)) for key, _ in KEY_METRICS[:3]),
-            figure(entry.metrics.get("holdout_pnl_account")), figure(entry.metrics.get("holdout_sharpe")),
+            figure(entry.metrics.get("holdout_pnl_account")),
+            figure(entry.metrics.get("holdout_sharpe")),
             entry.stage_changed_by,
-        )  # fmt: skip
+        )
     console.print(table if entries else "no registered models")
 
 
@@ -174,24 +202,32 @@ def show(version: Annotated[int, typer.Argument(help="the version")], model_id: 
         entry = registry.entry(name, version)
         events = [event for event in registry.events(name) if event.model_version == version]
         store = registry.store
-    _print_entry(entry, str(store.onnx_path(entry.artifact_sha256)),
-                 str(store.report_dir(entry.artifact_sha256) / "report.html"))  # fmt: skip
+    _print_entry(
+        entry, str(store.onnx_path(entry.artifact_sha256)), str(store.report_dir(entry.artifact_sha256) / "report.html")
+    )
     trail = Table("when", "action", "from", "to", "by", "reason")
     for event in events:
-        trail.add_row(_time(event.occurred_at_ms), event.action, event.from_stage, event.to_stage, event.actor,
-                      event.reason)  # fmt: skip
+        trail.add_row(
+            _time(event.occurred_at_ms), event.action, event.from_stage, event.to_stage, event.actor, event.reason
+        )
     console.print(trail)
 
 
 def _print_entry(entry: RegistryEntry, artifact: str, report: str) -> None:
     facts = Table("field", "value", show_header=False)
     for label, value in (
-        ("model", entry.name), ("stage", entry.stage), ("slot", entry.slot), ("framework", entry.framework),
+        ("model", entry.name),
+        ("stage", entry.stage),
+        ("slot", entry.slot),
+        ("framework", entry.framework),
         ("created", _time(entry.created_at_ms)),
         ("data range", f"{_time(entry.trained_from_ms)} .. {_time(entry.trained_to_ms)}"),
-        ("feature schema", entry.feature_schema_hash), ("artifact sha256", entry.artifact_sha256),
-        ("artifact", artifact), ("report", report), ("last change", f"{entry.stage_changed_by}: {entry.stage_reason}"),
-    ):  # fmt: skip
+        ("feature schema", entry.feature_schema_hash),
+        ("artifact sha256", entry.artifact_sha256),
+        ("artifact", artifact),
+        ("report", report),
+        ("last change", f"{entry.stage_changed_by}: {entry.stage_reason}"),
+    ):
         facts.add_row(label, value)
     console.print(facts)
     metrics = Table("metric", "value")
@@ -260,10 +296,12 @@ def shadow(
         entry = registry.shadow(name, version, _actor("models shadow"), against)
         champion = registry.champion(entry.slot, entry.timeframe)
     beside = f"beside champion {champion.name}" if champion is not None else f"in slot {entry.slot} (no champion yet)"
-    console.print(f"{entry.name} is a challenger on {entry.timeframe} bars {beside}: the streams score it in shadow "
-                  "(within streams.model_refresh_s); `tickwave models compare` shows it beside the champion; "
-                  f"`tickwave models promote {entry.model_version} --model-id {entry.model_id}` makes it the champion "
-                  "of that slot")  # fmt: skip
+    console.print(
+        f"{entry.name} is a challenger on {entry.timeframe} bars {beside}: the streams score it in shadow "
+        "(within streams.model_refresh_s); `tickwave models compare` shows it beside the champion; "
+        f"`tickwave models promote {entry.model_version} --model-id {entry.model_id}` makes it the champion "
+        "of that slot"
+    )
 
 
 @app.command("compare")

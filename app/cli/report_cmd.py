@@ -55,8 +55,13 @@ def daily(
             build_compliance_views(settings, database)
         client = connect(settings, database=database)
         try:
-            outcome = generate_day(client, reported, root, lambda name: status.update(f"writing {name}"),
-                                   instruments=registry(settings.symbols))  # fmt: skip
+            outcome = generate_day(
+                client,
+                reported,
+                root,
+                lambda name: status.update(f"writing {name}"),
+                instruments=registry(settings.symbols),
+            )
         finally:
             client.close()
     for flag in outcome.flags:
@@ -67,8 +72,10 @@ def daily(
         console.print(f"[yellow]re-run for {reported}: the source changed since the last run[/]:")
         for line in outcome.changed:
             console.print(f"  {line}")
-    console.print(f"reports for {reported}: {outcome.directory} ({len(outcome.files)} files + manifest.json); "
-                  f"index: {root / 'index.html'}")  # fmt: skip
+    console.print(
+        f"reports for {reported}: {outcome.directory} ({len(outcome.files)} files + manifest.json); "
+        f"index: {root / 'index.html'}"
+    )
 
 
 @app.command("list")
@@ -83,8 +90,13 @@ def list_reports(out: OutOption = None) -> None:
     for reported, path in day_dirs(root):
         manifest = json.loads((path / MANIFEST_NAME).read_bytes())
         sources = manifest.get("source_rows", {})
-        table.add_row(reported.isoformat(), str(len(manifest.get("files", {}))), str(sources.get("order_events", "")),
-                      str(sources.get("fills", "")), str(path))  # fmt: skip
+        table.add_row(
+            reported.isoformat(),
+            str(len(manifest.get("files", {}))),
+            str(sources.get("order_events", "")),
+            str(sources.get("fills", "")),
+            str(path),
+        )
     console.print(table if table.row_count else f"no reports under {root}")
 
 

@@ -134,9 +134,14 @@ def status() -> None:
             health_text = f"[red]disk full[/] {health_text}".rstrip()
         memory = memory_bytes(state.pid) if state.pid else None
         table.add_row(
-            state.name, f"[{colour}]{state.state}[/]", str(state.pid or ""), state.address or "",
-            format_duration(state.uptime_s), "" if memory is None else f"{memory / 1e6:.0f}", health_text,
-        )  # fmt: skip
+            state.name,
+            f"[{colour}]{state.state}[/]",
+            str(state.pid or ""),
+            state.address or "",
+            format_duration(state.uptime_s),
+            "" if memory is None else f"{memory / 1e6:.0f}",
+            health_text,
+        )
     console.print(table)
     print_disks(settings, services)
     if warehouse_answers:
@@ -175,8 +180,10 @@ def print_parts(settings: Settings) -> None:
     shown = ", ".join(f"{table} {in_partition}" for table, (in_partition, _parts) in busiest)
     high = [table for table, (in_partition, _parts) in busiest if in_partition >= PARTS_TO_DELAY_INSERT // 2]
     warning = f" [red]merges behind[/] ({', '.join(high)})" if high else ""
-    console.print(f"warehouse active parts, busiest partition: {shown or 'none'} (inserts slow down past "
-                  f"{PARTS_TO_DELAY_INSERT}){warning}")  # fmt: skip
+    console.print(
+        f"warehouse active parts, busiest partition: {shown or 'none'} (inserts slow down past "
+        f"{PARTS_TO_DELAY_INSERT}){warning}"
+    )
 
 
 def print_automations(address: str) -> None:

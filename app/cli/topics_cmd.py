@@ -43,9 +43,14 @@ def list_topics() -> None:
         name = spec.name(settings.kafka.topic_prefix)
         found = existing.get(name)
         table.add_row(
-            name, str(spec.partitions), rule.time_text, rule.size_text, spec.key, spec.value,
+            name,
+            str(spec.partitions),
+            rule.time_text,
+            rule.size_text,
+            spec.key,
+            spec.value,
             f"yes ({len(found.partitions)} partitions)" if found else "[red]no[/]",
-        )  # fmt: skip
+        )
     console.print(table)
 
 
@@ -58,9 +63,12 @@ def acls(
     table = Table("principal", "operation", "resource", "name", "pattern")
     for grant in grants(settings):
         table.add_row(
-            f"User:{grant.principal}", grant.operation, grant.resource, grant.name,
+            f"User:{grant.principal}",
+            grant.operation,
+            grant.resource,
+            grant.name,
             "prefixed" if grant.is_prefix else "literal",
-        )  # fmt: skip
+        )
     console.print(table)
     if is_applied:
         with exit_on_tickwave_error():
@@ -94,6 +102,11 @@ def _record_line(record: Record) -> str:
         except ContractError:
             value = record.value.decode(errors="replace")
     key = None if record.key is None else record.key.decode(errors="replace")
-    line = {"partition": record.partition, "offset": record.offset, "timestamp_ms": record.timestamp_ms, "key": key,
-            "value": value}  # fmt: skip
+    line = {
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp_ms": record.timestamp_ms,
+        "key": key,
+        "value": value,
+    }
     return msgspec.json.encode(line).decode()

@@ -99,9 +99,11 @@ def pipeline_lags(settings: Settings) -> dict[str, int | None]:
     from tickwave.topics import ORDERS_EVENTS, SIGNALS, STREAMS_RECORDS, topic_name
 
     lags: dict[str, int | None] = {"dataflow": _dataflow_lag(settings)}
-    groups = {"streams loader": (f"{settings.kafka.topic_prefix}tickwave-streams-loader", STREAMS_RECORDS),
-              "execution": (settings.execution.consumer_group, SIGNALS),
-              "audit loader": (f"{settings.execution.consumer_group}-audit", ORDERS_EVENTS)}  # fmt: skip
+    groups = {
+        "streams loader": (f"{settings.kafka.topic_prefix}tickwave-streams-loader", STREAMS_RECORDS),
+        "execution": (settings.execution.consumer_group, SIGNALS),
+        "audit loader": (f"{settings.execution.consumer_group}-audit", ORDERS_EVENTS),
+    }
     bootstrap = resolve_admin(settings)
     for stage, (group, topic) in groups.items():
         try:
@@ -132,14 +134,18 @@ def _progress(name: str, detail: dict[str, Any]) -> str:
         epoch = detail.get("last_epoch") or {}
         lags = {partition: progress.get("lag") for partition, progress in (detail.get("partitions") or {}).items()}
         loader = detail.get("loader") or {}
-        return (f"epoch {epoch.get('epoch', '-')}, lag per partition {lags or '-'}, loader "
-                f"{loader.get('rows_loaded', 0)} rows, last insert {_ago(loader.get('last_insert_at'))}")  # fmt: skip
+        return (
+            f"epoch {epoch.get('epoch', '-')}, lag per partition {lags or '-'}, loader "
+            f"{loader.get('rows_loaded', 0)} rows, last insert {_ago(loader.get('last_insert_at'))}"
+        )
     if name == "execution":
         decided = detail.get("last_signal_decided_at_ms")
-        return (f"last signal {detail.get('last_signal_id') or '-'} "
-                f"({_ago(decided / 1000 if decided else None)}), journal at {detail.get('journal_position')}, "
-                f"{detail.get('broker')} {'connected' if detail.get('is_broker_connected') else 'NOT connected'}, "
-                f"{detail.get('trading_state')}")  # fmt: skip
+        return (
+            f"last signal {detail.get('last_signal_id') or '-'} "
+            f"({_ago(decided / 1000 if decided else None)}), journal at {detail.get('journal_position')}, "
+            f"{detail.get('broker')} {'connected' if detail.get('is_broker_connected') else 'NOT connected'}, "
+            f"{detail.get('trading_state')}"
+        )
     if name == "audit":
         return f"cursor lag {detail.get('cursor_lag', 'unknown')}"
     if name == "supervisor":

@@ -96,8 +96,11 @@ def own_processes(settings: Settings) -> list[ManagedService]:
     ]
     if settings.orchestration.enabled:
         port = settings.orchestration.port or free_port()
-        services.append(OrchestrationService(settings, "orchestration", ["orchestrate", "--port", str(port)],
-                                             f"http://127.0.0.1:{port}"))  # fmt: skip
+        services.append(
+            OrchestrationService(
+                settings, "orchestration", ["orchestrate", "--port", str(port)], f"http://127.0.0.1:{port}"
+            )
+        )
     if settings.supervision.enabled:  # last: it watches the others, and `down` stops it first
         services.append(OwnProcessService(settings, "supervisor", ["supervise"], "restarts crashed services"))
     return services

@@ -118,15 +118,32 @@ class EventLog:
         # crash-loop verdict) keep their order for a reader sorting by time.
         self._last_ms = 0
 
-    def add(self, service: str, event: str, pid: int | None, restarts: int, detail: str,
-            exit_code: int | None = None, level: int = logging.WARNING) -> None:  # fmt: skip
+    def add(
+        self,
+        service: str,
+        event: str,
+        pid: int | None,
+        restarts: int,
+        detail: str,
+        exit_code: int | None = None,
+        level: int = logging.WARNING,
+    ) -> None:
         """Queue one event (and log it at ``level``)."""
         logger.log(level, "service=%s %s pid=%s restarts=%d %s", service, event, pid, restarts, detail)
         self._last_ms = max(int(time.time() * 1000), self._last_ms + 1)
-        self.pending.append({
-            "event_id": uuid.uuid4().hex, "event_at_ms": self._last_ms, "service": service, "event": event,
-            "pid": pid or 0, "exit_code": exit_code, "restarts": restarts, "detail": detail, "host": self.host,
-        })  # fmt: skip
+        self.pending.append(
+            {
+                "event_id": uuid.uuid4().hex,
+                "event_at_ms": self._last_ms,
+                "service": service,
+                "event": event,
+                "pid": pid or 0,
+                "exit_code": exit_code,
+                "restarts": restarts,
+                "detail": detail,
+                "host": self.host,
+            }
+        )
         del self.pending[:-MAX_PENDING_EVENTS]
 
     def flush(self) -> None:
@@ -228,8 +245,10 @@ class Watchdog:
         self.events.add(name, event, watched.pid, watched.total_restarts, detail, exit_code)
         if watched.policy.is_crash_loop(now):
             settings = self.settings.supervision
-            reason = (f"crash loop: {settings.max_restarts} restarts within {settings.window_s:.0f} s; "
-                      f"not restarting (see `tickwave logs {name}`; `tickwave up` starts it again)")  # fmt: skip
+            reason = (
+                f"crash loop: {settings.max_restarts} restarts within {settings.window_s:.0f} s; "
+                f"not restarting (see `tickwave logs {name}`; `tickwave up` starts it again)"
+            )
             watched.gave_up = reason
             path = gave_up_path(self.settings.state_path, name)
             path.write_text(json.dumps({"reason": reason, "at": time.time()}))
@@ -246,10 +265,14 @@ class Watchdog:
         # The crashed members of its quorum come back with it: alone, none would be ready before a majority runs.
         quorum = watched.service.quorum
         group = [watched] + [
-            other for other in self.watched.values()
-            if other is not watched and quorum is not None and other.service.quorum == quorum
-            and other.restart_at is not None and other.gave_up is None
-        ]  # fmt: skip
+            other
+            for other in self.watched.values()
+            if other is not watched
+            and quorum is not None
+            and other.service.quorum == quorum
+            and other.restart_at is not None
+            and other.gave_up is None
+        ]
         for member in group:
             member.restart_at = None
             member.policy.restarted(now)
@@ -260,8 +283,9 @@ class Watchdog:
                 member.service.after_start()
         except TickwaveError as exc:  # it did not come up: counts as another crash
             for member in group:
-                self.events.add(member.service.name, "restart_failed", member.pid, member.total_restarts,
-                                str(exc)[:2000])  # fmt: skip
+                self.events.add(
+                    member.service.name, "restart_failed", member.pid, member.total_restarts, str(exc)[:2000]
+                )
                 self._crashed(member, time.monotonic())
             return
         for member, endpoint in zip(group, endpoints, strict=True):
@@ -279,8 +303,13 @@ class Watchdog:
         self.next_sample_at = now + SAMPLE_INTERVAL_S
         roll_logs(self.supervisor.logs_dir, self.settings.retention.service_log_mb << 20)
         for volume in volumes(self.disk_paths):
-            detail = {"volume": volume.mount, "holds": list(volume.holds), "free_bytes": volume.free_bytes,
-                      "total_bytes": volume.total_bytes, "free_pct": round(volume.free_pct, 2)}  # fmt: skip
+            detail = {
+                "volume": volume.mount,
+                "holds": list(volume.holds),
+                "free_bytes": volume.free_bytes,
+                "total_bytes": volume.total_bytes,
+                "free_pct": round(volume.free_pct, 2),
+            }
             self.events.add(SUPERVISOR_NAME, DISK_FREE_EVENT, os.getpid(), 0, json.dumps(detail), level=logging.DEBUG)
         for name, watched in self.watched.items():
             held = memory_bytes(watched.pid) if watched.pid else None
@@ -291,9 +320,11 @@ class Watchdog:
     def health(self) -> tuple[list[str], dict[str, Any]]:
         """The supervisor's own report: restarts per service and the services it gave up on."""
         problems = [f"{name}: {watched.gave_up}" for name, watched in self.watched.items() if watched.gave_up]
-        detail = {"restarts": {name: watched.total_restarts for name, watched in self.watched.items()},
-                  "gave_up": sorted(name for name, watched in self.watched.items() if watched.gave_up),
-                  "pending_events": len(self.events.pending)}  # fmt: skip
+        detail = {
+            "restarts": {name: watched.total_restarts for name, watched in self.watched.items()},
+            "gave_up": sorted(name for name, watched in self.watched.items() if watched.gave_up),
+            "pending_events": len(self.events.pending),
+        }
         return problems, detail
 
     def run(self, stop: threading.Event) -> None:

@@ -141,47 +141,83 @@ class Broker(Protocol):
 def accepted(order: OrderIdentity, broker_order_id: str, at_ms: int) -> OrderAccepted:
     """Build the event of an order the broker took."""
     return OrderAccepted(
-        client_order_id=order.client_order_id, signal_id=order.signal_id, symbol=order.symbol,
-        model_id=order.model_id, model_version=order.model_version, event_at_ms=at_ms,
+        client_order_id=order.client_order_id,
+        signal_id=order.signal_id,
+        symbol=order.symbol,
+        model_id=order.model_id,
+        model_version=order.model_version,
+        event_at_ms=at_ms,
         broker_order_id=broker_order_id,
-    )  # fmt: skip
+    )
 
 
 def rejected(order: OrderIdentity, reason: str, at_ms: int, code: int | None = None) -> OrderRejected:
     """Build the event of an order the broker refused."""
     return OrderRejected(
-        client_order_id=order.client_order_id, signal_id=order.signal_id, symbol=order.symbol,
-        model_id=order.model_id, model_version=order.model_version, event_at_ms=at_ms,
-        reason=reason, broker_code=code,
-    )  # fmt: skip
+        client_order_id=order.client_order_id,
+        signal_id=order.signal_id,
+        symbol=order.symbol,
+        model_id=order.model_id,
+        model_version=order.model_version,
+        event_at_ms=at_ms,
+        reason=reason,
+        broker_code=code,
+    )
 
 
 def canceled(order: OrderIdentity, reason: str, at_ms: int) -> OrderCanceled:
     """Build the event of an order canceled (or, with :data:`EXPIRED_PREFIX`, expired)."""
     return OrderCanceled(
-        client_order_id=order.client_order_id, signal_id=order.signal_id, symbol=order.symbol,
-        model_id=order.model_id, model_version=order.model_version, event_at_ms=at_ms, reason=reason,
-    )  # fmt: skip
+        client_order_id=order.client_order_id,
+        signal_id=order.signal_id,
+        symbol=order.symbol,
+        model_id=order.model_id,
+        model_version=order.model_version,
+        event_at_ms=at_ms,
+        reason=reason,
+    )
 
 
 def fill_events(order: OrderIdentity, fill: BrokerFill, filled_lots: float, is_final: bool) -> list[BrokerEvent]:
     """Build the ``OrderFilled`` event and the ``Fill`` record of one execution (``filled_lots``: the order's total)."""
     # Each field read once (a struct's field is a generic attribute read from compiled code).
-    cid, signal_id, symbol, model_id, version = (order.client_order_id, order.signal_id, order.symbol,
-                                                 order.model_id, order.model_version)  # fmt: skip
+    cid, signal_id, symbol, model_id, version = (
+        order.client_order_id,
+        order.signal_id,
+        order.symbol,
+        order.model_id,
+        order.model_version,
+    )
     fill_id, price, lots, at_ms = fill.fill_id, fill.price, fill.lots, fill.filled_at_ms
     return [
         OrderFilled(
-            client_order_id=cid, signal_id=signal_id, symbol=symbol, model_id=model_id, model_version=version,
-            event_at_ms=at_ms, fill_id=fill_id, fill_price=price, fill_lots=lots, cumulative_lots=filled_lots,
+            client_order_id=cid,
+            signal_id=signal_id,
+            symbol=symbol,
+            model_id=model_id,
+            model_version=version,
+            event_at_ms=at_ms,
+            fill_id=fill_id,
+            fill_price=price,
+            fill_lots=lots,
+            cumulative_lots=filled_lots,
             is_final=is_final,
         ),
         Fill(
-            fill_id=fill_id, client_order_id=cid, signal_id=signal_id, symbol=symbol, side=order.side, price=price,
-            quantity_lots=lots, commission=fill.commission, filled_at_ms=at_ms, model_id=model_id,
-            model_version=version, broker_deal_id=fill.deal_id,
+            fill_id=fill_id,
+            client_order_id=cid,
+            signal_id=signal_id,
+            symbol=symbol,
+            side=order.side,
+            price=price,
+            quantity_lots=lots,
+            commission=fill.commission,
+            filled_at_ms=at_ms,
+            model_id=model_id,
+            model_version=version,
+            broker_deal_id=fill.deal_id,
         ),
-    ]  # fmt: skip
+    ]
 
 
 def cumulative_lots(filled_lots: float, fills: Sequence[BrokerFill]) -> list[float]:

@@ -110,8 +110,9 @@ class Mt5Broker:
                 server = str(self.terminal.call("account_info").server)
             except TerminalError as exc:
                 configured = self.terminal.settings.server
-                logger.warning("mt5 venue: account_info failed (%s); recording the configured server %r", exc,
-                               configured)  # fmt: skip
+                logger.warning(
+                    "mt5 venue: account_info failed (%s); recording the configured server %r", exc, configured
+                )
                 return f"{self.name}:{configured}" if configured else self.name
             self._venue = f"{self.name}:{server}" if server else self.name
         return self._venue
@@ -148,8 +149,10 @@ class Mt5Broker:
         first_ticket = 0
         for n, (ticket, lots) in enumerate(legs):
             result = self._send_leg(intent, ticket, lots, now_ms)
-            done = not isinstance(result, list) and result.retcode in (C.TRADE_RETCODE_DONE,
-                                                                       C.TRADE_RETCODE_DONE_PARTIAL)  # fmt: skip
+            done = not isinstance(result, list) and result.retcode in (
+                C.TRADE_RETCODE_DONE,
+                C.TRADE_RETCODE_DONE_PARTIAL,
+            )
             if n == 0 and not done:  # nothing executed yet: as a one-request order
                 return result if isinstance(result, list) else self._events_for(intent, result, self.clock.now_ms())
             if isinstance(result, list) and not result:  # a later leg unanswered: the history decides (poll)
@@ -163,8 +166,13 @@ class Mt5Broker:
                 first_ticket = int(result.order)
                 events.append(accepted(intent, str(result.order), now_ms))
             is_final = n == len(legs) - 1 and result.retcode == C.TRADE_RETCODE_DONE
-            fill = BrokerFill(fill_id_for(intent.client_order_id, n), result.price, result.volume,
-                              self.clock.now_ms(), str(result.deal))  # fmt: skip
+            fill = BrokerFill(
+                fill_id_for(intent.client_order_id, n),
+                result.price,
+                result.volume,
+                self.clock.now_ms(),
+                str(result.deal),
+            )
             (filled,) = cumulative_lots(filled, [fill])
             events.extend(fill_events(intent, fill, filled, is_final))
             if result.retcode != C.TRADE_RETCODE_DONE:
@@ -185,19 +193,27 @@ class Mt5Broker:
             try:
                 result = self.terminal.call("order_send", request)
             except TerminalError as exc:
-                logger.error("order=%s order_send gave no answer (%s); outcome unknown, polling history",
-                             intent.client_order_id, exc)  # fmt: skip
+                logger.error(
+                    "order=%s order_send gave no answer (%s); outcome unknown, polling history",
+                    intent.client_order_id,
+                    exc,
+                )
                 self.tracking.track(intent, 0)
                 return []
             self._known_ids().add(intent.client_order_id)
             if result.retcode in RETRYABLE and attempt < self.settings.mt5_broker.max_retries:
-                logger.info("order=%s retcode=%d (%s); retrying at the new quote",
-                            intent.client_order_id, result.retcode, result.comment)  # fmt: skip
+                logger.info(
+                    "order=%s retcode=%d (%s); retrying at the new quote",
+                    intent.client_order_id,
+                    result.retcode,
+                    result.comment,
+                )
                 try:
                     request = self._request(intent, ticket, lots)
                 except TerminalError as exc:  # the requoted send placed nothing: refuse, do not crash
-                    return [rejected(intent, f"requote, then no quote to retry at: {exc}", self.clock.now_ms(),
-                                     exc.code)]  # fmt: skip
+                    return [
+                        rejected(intent, f"requote, then no quote to retry at: {exc}", self.clock.now_ms(), exc.code)
+                    ]
                 continue
             return result
         raise AssertionError("unreachable: the last attempt always returns")
@@ -220,10 +236,13 @@ class Mt5Broker:
             return [(0, intent.quantity_lots)]
         opposite = C.POSITION_TYPE_SELL if intent.side == "buy" else C.POSITION_TYPE_BUY
         positions = sorted(
-            (p for p in self.terminal.call("positions_get", symbol=intent.symbol)
-             if p.magic == self.settings.mt5_broker.magic and p.type == opposite),
+            (
+                p
+                for p in self.terminal.call("positions_get", symbol=intent.symbol)
+                if p.magic == self.settings.mt5_broker.magic and p.type == opposite
+            ),
             key=lambda p: (p.time_msc, p.ticket),
-        )  # fmt: skip
+        )
         remaining = to_decimal(intent.quantity_lots)
         legs: list[tuple[int, float]] = []
         for position in positions:
@@ -292,12 +311,18 @@ class Mt5Broker:
         filling = C.ORDER_FILLING_FOK if info.filling_mode & SYMBOL_FILLING_FOK else C.ORDER_FILLING_IOC
         extra = {"position": position} if position else {}
         return {
-            **extra, "action": C.TRADE_ACTION_DEAL, "symbol": intent.symbol,
+            **extra,
+            "action": C.TRADE_ACTION_DEAL,
+            "symbol": intent.symbol,
             "volume": intent.quantity_lots if lots is None else lots,
-            "type": C.ORDER_TYPE_BUY if is_buy else C.ORDER_TYPE_SELL, "price": tick.ask if is_buy else tick.bid,
-            "deviation": self.settings.mt5_broker.deviation_points, "magic": self.settings.mt5_broker.magic,
-            "comment": intent.client_order_id, "type_time": C.ORDER_TIME_GTC, "type_filling": filling,
-        }  # fmt: skip
+            "type": C.ORDER_TYPE_BUY if is_buy else C.ORDER_TYPE_SELL,
+            "price": tick.ask if is_buy else tick.bid,
+            "deviation": self.settings.mt5_broker.deviation_points,
+            "magic": self.settings.mt5_broker.magic,
+            "comment": intent.client_order_id,
+            "type_time": C.ORDER_TIME_GTC,
+            "type_filling": filling,
+        }
 
     def _events_for(self, intent: OrderIntent, result: Any, now_ms: int) -> list[BrokerEvent]:
         retcode = result.retcode

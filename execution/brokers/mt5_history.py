@@ -91,16 +91,20 @@ class Mt5History:
 def _merged(cid: str, legs: list[Any], deals_by_order: Mapping[int, list[Any]]) -> BrokerOrder:
     """One order from the MT5 orders of one comment (oldest first) and their deals, in time order."""
     legs.sort(key=lambda o: (o.time_setup_msc, o.ticket))
-    order_deals = [d for o in legs for d in sorted(deals_by_order.get(o.ticket, []),
-                                                   key=lambda d: (d.time_msc, d.ticket))]  # fmt: skip
+    order_deals = [
+        d for o in legs for d in sorted(deals_by_order.get(o.ticket, []), key=lambda d: (d.time_msc, d.ticket))
+    ]
     fills = tuple(
         BrokerFill(fill_id_for(cid, n), d.price, d.volume, d.time_msc, str(d.ticket), d.commission)
         for n, d in enumerate(order_deals)
     )
     first, last = legs[0], legs[-1]
     return BrokerOrder(
-        client_order_id=cid, broker_order_id=str(first.ticket), symbol=first.symbol,
+        client_order_id=cid,
+        broker_order_id=str(first.ticket),
+        symbol=first.symbol,
         side="buy" if first.type == C.ORDER_TYPE_BUY else "sell",
         quantity_lots=float(exact_sum(o.volume_initial for o in legs)),
-        status=ORDER_STATES.get(last.state, OrderStatus.ACCEPTED), fills=fills,
-    )  # fmt: skip
+        status=ORDER_STATES.get(last.state, OrderStatus.ACCEPTED),
+        fills=fills,
+    )

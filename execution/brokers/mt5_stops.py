@@ -49,20 +49,39 @@ class ServerStops:
             if position.magic != settings.mt5_broker.magic:
                 continue
             is_long = position.type == C.POSITION_TYPE_BUY
-            sl, tp = server_stop_levels(is_long, position.price_open, pip, digits, stop_loss_pips, take_profit_pips,
-                                        settings.mt5_broker.server_stop_extra_pips)  # fmt: skip
+            sl, tp = server_stop_levels(
+                is_long,
+                position.price_open,
+                pip,
+                digits,
+                stop_loss_pips,
+                take_profit_pips,
+                settings.mt5_broker.server_stop_extra_pips,
+            )
             if (round(position.sl, digits), round(position.tp, digits)) == (sl, tp):
                 continue
-            request = {"action": C.TRADE_ACTION_SLTP, "symbol": symbol, "position": position.ticket, "sl": sl,
-                       "tp": tp, "magic": settings.mt5_broker.magic}  # fmt: skip
+            request = {
+                "action": C.TRADE_ACTION_SLTP,
+                "symbol": symbol,
+                "position": position.ticket,
+                "sl": sl,
+                "tp": tp,
+                "magic": settings.mt5_broker.magic,
+            }
             try:
                 result = self.terminal.call("order_send", request)
             except TerminalError as exc:
                 logger.warning("position=%d server stops not set (%s)", position.ticket, exc)
                 continue
             if result.retcode not in (C.TRADE_RETCODE_DONE, C.TRADE_RETCODE_NO_CHANGES):
-                logger.warning("position=%d server stops sl=%s tp=%s refused: %d %s", position.ticket, sl, tp,
-                               result.retcode, result.comment)  # fmt: skip
+                logger.warning(
+                    "position=%d server stops sl=%s tp=%s refused: %d %s",
+                    position.ticket,
+                    sl,
+                    tp,
+                    result.retcode,
+                    result.comment,
+                )
 
 
 def server_stop_levels(

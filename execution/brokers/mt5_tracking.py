@@ -94,8 +94,11 @@ class WorkingOrders:
             if found is None:
                 if working.ticket == 0 and now_ms - working.since_ms >= UNANSWERED_EXPIRY_MS:
                     del self._working[client_order_id]  # the unanswered send never reached the server
-                    events.append(canceled(order, EXPIRED_PREFIX + "the send got no answer and the server has no "
-                                           "such order", now_ms))  # fmt: skip
+                    events.append(
+                        canceled(
+                            order, EXPIRED_PREFIX + "the send got no answer and the server has no such order", now_ms
+                        )
+                    )
                 continue
             if working.ticket == 0:  # an unanswered send did reach the server
                 working.ticket = int(found.broker_order_id)

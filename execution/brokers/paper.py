@@ -167,10 +167,17 @@ class PaperBroker:
         """
         now_ms = self.clock.now_ms()
         submitted = OrderSubmitted(
-            client_order_id=intent.client_order_id, signal_id=intent.signal_id, symbol=intent.symbol,
-            model_id=intent.model_id, model_version=intent.model_version, event_at_ms=now_ms, side=intent.side,
-            quantity_lots=intent.quantity_lots, order_type=intent.order_type, limit_price=intent.limit_price,
-        )  # fmt: skip
+            client_order_id=intent.client_order_id,
+            signal_id=intent.signal_id,
+            symbol=intent.symbol,
+            model_id=intent.model_id,
+            model_version=intent.model_version,
+            event_at_ms=now_ms,
+            side=intent.side,
+            quantity_lots=intent.quantity_lots,
+            order_type=intent.order_type,
+            limit_price=intent.limit_price,
+        )
         if intent.client_order_id in self._orders:
             self._ledger.append(submitted)  # received again: recorded, not acted on
             return []
@@ -271,9 +278,12 @@ class PaperBroker:
         else:
             price = to_decimal(quote.bid) * self._sell_factor
         fill = BrokerFill(
-            fill_id=fill_id_for(order.client_order_id, len(paper.fills)), price=float(price),
-            lots=order.quantity_lots, filled_at_ms=now_ms, deal_id=f"{paper.broker_order_id}-{len(paper.fills)}",
-        )  # fmt: skip
+            fill_id=fill_id_for(order.client_order_id, len(paper.fills)),
+            price=float(price),
+            lots=order.quantity_lots,
+            filled_at_ms=now_ms,
+            deal_id=f"{paper.broker_order_id}-{len(paper.fills)}",
+        )
         events = fill_events(order, fill, order.quantity_lots, is_final=True)
         self._apply(cast(OrderFilled, events[0]), fill)  # the caller writes it to the ledger
         return events
@@ -301,8 +311,16 @@ class PaperBroker:
             paper.due_at_ms = event.event_at_ms + self.latency_ms
         elif type(event) is OrderFilled:  # before the rarer answers
             paper.status = OrderStatus.FILLED if event.is_final else OrderStatus.PARTIALLY_FILLED
-            paper.fills.append(fill or BrokerFill(event.fill_id, event.fill_price, event.fill_lots, event.event_at_ms,
-                                                  f"{paper.broker_order_id}-{len(paper.fills)}"))  # fmt: skip
+            paper.fills.append(
+                fill
+                or BrokerFill(
+                    event.fill_id,
+                    event.fill_price,
+                    event.fill_lots,
+                    event.event_at_ms,
+                    f"{paper.broker_order_id}-{len(paper.fills)}",
+                )
+            )
             self._settle(paper.submitted, event)
         elif type(event) is OrderRejected:
             paper.status, paper.reason = OrderStatus.REJECTED, event.reason

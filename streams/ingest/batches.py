@@ -111,9 +111,17 @@ class TickBatch:
     def take(self, rows: slice | npt.NDArray[np.intp] | BoolArray) -> TickBatch:
         """Return the rows selected by a slice, an index array or a boolean mask."""
         return TickBatch(
-            self.symbols, self.symbol_code[rows], self.time_ms[rows], self.seq[rows], self.bid[rows],
-            self.ask[rows], self.last[rows], self.volume[rows], self.flags[rows], self.source,
-        )  # fmt: skip
+            self.symbols,
+            self.symbol_code[rows],
+            self.time_ms[rows],
+            self.seq[rows],
+            self.bid[rows],
+            self.ask[rows],
+            self.last[rows],
+            self.volume[rows],
+            self.flags[rows],
+            self.source,
+        )
 
     @classmethod
     def concat(cls, batches: Sequence[TickBatch]) -> TickBatch:
@@ -133,9 +141,17 @@ class TickBatch:
             return np.concatenate([getattr(batch, name) for batch in batches])
 
         return cls(
-            tuple(names), np.concatenate(codes), joined("time_ms"), joined("seq"), joined("bid"), joined("ask"),
-            joined("last"), joined("volume"), joined("flags"), batches[0].source,
-        )  # fmt: skip
+            tuple(names),
+            np.concatenate(codes),
+            joined("time_ms"),
+            joined("seq"),
+            joined("bid"),
+            joined("ask"),
+            joined("last"),
+            joined("volume"),
+            joined("flags"),
+            batches[0].source,
+        )
 
     def rows(self) -> Iterator[tuple[int, int, int, float, float, float, float, int]]:
         """Yield each row as Python values: ``(symbol_code, time_ms, seq, bid, ask, last, volume, flags)``."""

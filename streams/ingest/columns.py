@@ -206,9 +206,16 @@ def _candidates(
 ) -> Candidates:
     kept = np.flatnonzero(keep)
     return Candidates(
-        symbols, symbol_code[kept], time_ms[kept], values["bid"][kept], values["ask"][kept], values["last"][kept],
-        values["volume"][kept], values["flags"][kept].astype(np.int64), lambda i: raw(int(kept[i])),
-    )  # fmt: skip
+        symbols,
+        symbol_code[kept],
+        time_ms[kept],
+        values["bid"][kept],
+        values["ask"][kept],
+        values["last"][kept],
+        values["volume"][kept],
+        values["flags"][kept].astype(np.int64),
+        lambda i: raw(int(kept[i])),
+    )
 
 
 class Mt5ExportParser:

@@ -107,9 +107,17 @@ class TickValidator:
             seq[accepted] = assign_seq(rows.time_ms[accepted], cursor)
         good = failed < 0
         ticks = TickBatch(
-            rows.symbols, rows.symbol_code[good], rows.time_ms[good], seq[good], rows.bid[good], rows.ask[good],
-            rows.last[good], rows.volume[good], rows.flags[good], self.source,
-        )  # fmt: skip
+            rows.symbols,
+            rows.symbol_code[good],
+            rows.time_ms[good],
+            seq[good],
+            rows.bid[good],
+            rows.ask[good],
+            rows.last[good],
+            rows.volume[good],
+            rows.flags[good],
+            self.source,
+        )
         rejected = tuple(
             self._reject(rows, int(i), rules, int(failed[i]), int(floors[i])) for i in np.flatnonzero(~good)
         )

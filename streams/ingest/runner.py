@@ -112,8 +112,12 @@ def run_ingest(
         refresh()
     _log_counters(report, report.ticks_per_s, sink.in_flight, final=True)
     if report.undelivered:
-        logger.error("ingest source=%s: %d messages were not acknowledged within %.0f s",
-                     report.source, report.undelivered, flush_timeout_s)  # fmt: skip
+        logger.error(
+            "ingest source=%s: %d messages were not acknowledged within %.0f s",
+            report.source,
+            report.undelivered,
+            flush_timeout_s,
+        )
     return report
 
 
@@ -121,6 +125,12 @@ def _log_counters(report: IngestReport, rate: float, in_flight: int, final: bool
     lag = "n/a" if report.lag_ms is None else f"{report.lag_ms}"
     logger.info(
         "ingest %ssource=%s ticks=%d ticks_per_s=%.0f dlq=%d lag_ms=%s in_flight=%d delivery_failures=%d",
-        "finished " if final else "", report.source, report.ticks, rate, report.dead_letters, lag, in_flight,
+        "finished " if final else "",
+        report.source,
+        report.ticks,
+        rate,
+        report.dead_letters,
+        lag,
+        in_flight,
         report.delivery_failures,
-    )  # fmt: skip
+    )

@@ -37,9 +37,33 @@ TICK_FLAG_BID, TICK_FLAG_ASK = 0x02, 0x04
 
 # Relative activity by UTC hour (0..23): Asia, London open, London/New York overlap, rollover.
 _SESSION_CURVE = np.array(
-    [0.45, 0.45, 0.5, 0.5, 0.5, 0.55, 0.7, 1.0, 1.3, 1.3, 1.2, 1.2,
-     1.4, 1.7, 1.8, 1.6, 1.3, 1.0, 0.8, 0.7, 0.6, 0.3, 0.35, 0.4]
-)  # fmt: skip
+    [
+        0.45,
+        0.45,
+        0.5,
+        0.5,
+        0.5,
+        0.55,
+        0.7,
+        1.0,
+        1.3,
+        1.3,
+        1.2,
+        1.2,
+        1.4,
+        1.7,
+        1.8,
+        1.6,
+        1.3,
+        1.0,
+        0.8,
+        0.7,
+        0.6,
+        0.3,
+        0.35,
+        0.4,
+    ]
+)
 _SESSION_CURVE = _SESSION_CURVE / _SESSION_CURVE.mean()
 _ROLLOVER_HOUR = 21
 
@@ -133,8 +157,15 @@ class SimulatedMarket:
         symbols = self.symbols
 
         def raw(row: int) -> str:
-            return json.dumps({"symbol": symbols[codes[row]], "time_ms": int(times[row]), "bid": float(bids[row]),
-                               "ask": float(asks[row]), "flags": int(flags[row])})  # fmt: skip
+            return json.dumps(
+                {
+                    "symbol": symbols[codes[row]],
+                    "time_ms": int(times[row]),
+                    "bid": float(bids[row]),
+                    "ask": float(asks[row]),
+                    "flags": int(flags[row]),
+                }
+            )
 
         return Candidates(symbols, codes, times, bids, asks, zeros, zeros.copy(), flags, raw)
 

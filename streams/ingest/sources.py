@@ -150,10 +150,14 @@ def build_source(
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
         options = ReplayOptions(
-            mapping=mapping, symbol=chosen[0] if chosen else None, clock=clock,
-            from_ms=parse_instant_ms(from_time, "--from"), to_ms=parse_instant_ms(to_time, "--to"),
-            speed=parse_speed(speed or "max"), batch_ticks=ingest.batch_ticks,
-        )  # fmt: skip
+            mapping=mapping,
+            symbol=chosen[0] if chosen else None,
+            clock=clock,
+            from_ms=parse_instant_ms(from_time, "--from"),
+            to_ms=parse_instant_ms(to_time, "--to"),
+            speed=parse_speed(speed or "max"),
+            batch_ticks=ingest.batch_ticks,
+        )
         return ReplaySource(paths, options, registry, ingest.max_source_clock_lead_ms, stop, system_clock)
     from adapters.mt5.api import load_metatrader5
     from adapters.mt5.terminal import Terminal
@@ -203,8 +207,14 @@ def run_source(
         profile=profile,
     )
     ingest = settings.ingest
-    return run_ingest(source, sink, stop, stats_interval_s=ingest.stats_interval_s,
-                      flush_timeout_s=ingest.flush_timeout_s, on_batch=on_batch)  # fmt: skip
+    return run_ingest(
+        source,
+        sink,
+        stop,
+        stats_interval_s=ingest.stats_interval_s,
+        flush_timeout_s=ingest.flush_timeout_s,
+        on_batch=on_batch,
+    )
 
 
 def replay_sample(settings: Settings, speed: str = "max") -> IngestReport:

@@ -75,13 +75,29 @@ class FakeTradeBook(FakeMetaTrader5):
                 continue
             kind = self.POSITION_TYPE_BUY if position.signed_volume > 0 else self.POSITION_TYPE_SELL
             current = self._quote_for(position.symbol, self.ORDER_TYPE_SELL if kind == self.POSITION_TYPE_BUY else 0)
-            result.append(TradePosition(
-                position.ticket, position.time_msc // 1000, position.time_msc, position.time_msc // 1000,
-                position.time_msc, kind, position.magic, position.ticket, self.POSITION_REASON_EXPERT,
-                abs(position.signed_volume), position.price_open, position.sl, position.tp, current, 0.0, 0.0,
-                position.symbol,
-                position.comment, "",
-            ))  # fmt: skip
+            result.append(
+                TradePosition(
+                    position.ticket,
+                    position.time_msc // 1000,
+                    position.time_msc,
+                    position.time_msc // 1000,
+                    position.time_msc,
+                    kind,
+                    position.magic,
+                    position.ticket,
+                    self.POSITION_REASON_EXPERT,
+                    abs(position.signed_volume),
+                    position.price_open,
+                    position.sl,
+                    position.tp,
+                    current,
+                    0.0,
+                    0.0,
+                    position.symbol,
+                    position.comment,
+                    "",
+                )
+            )
         return tuple(result)
 
     def history_orders_get(self, date_from: Any = None, date_to: Any = None, **selector: Any) -> Any:
@@ -121,10 +137,31 @@ class FakeTradeBook(FakeMetaTrader5):
         ticket = next(self._tickets)
         now = self.now_msc
         return TradeOrder(
-            ticket, now // 1000, now, 0, 0, 0, request.type, request.type_time, request.type_filling,
-            self.ORDER_STATE_PLACED, request.magic, request.position, 0, self.ORDER_REASON_EXPERT, request.volume,
-            request.volume, request.price, 0.0, 0.0, request.price, 0.0, request.symbol, request.comment, "",
-        )  # fmt: skip
+            ticket,
+            now // 1000,
+            now,
+            0,
+            0,
+            0,
+            request.type,
+            request.type_time,
+            request.type_filling,
+            self.ORDER_STATE_PLACED,
+            request.magic,
+            request.position,
+            0,
+            self.ORDER_REASON_EXPERT,
+            request.volume,
+            request.volume,
+            request.price,
+            0.0,
+            0.0,
+            request.price,
+            0.0,
+            request.symbol,
+            request.comment,
+            "",
+        )
 
     def _execute(self, order: TradeOrder, volume: float, price: float, deal_reason: int | None = None) -> TradeDeal:
         signed = volume if order.type == self.ORDER_TYPE_BUY else -volume
@@ -139,30 +176,49 @@ class FakeTradeBook(FakeMetaTrader5):
             )
         before = position.signed_volume
         after = round(before + signed, 8)
-        entry = self.DEAL_ENTRY_IN if before == 0 or (before > 0) == (signed > 0) else (
-            self.DEAL_ENTRY_OUT if abs(signed) <= abs(before) else self.DEAL_ENTRY_INOUT
-        )  # fmt: skip
+        entry = (
+            self.DEAL_ENTRY_IN
+            if before == 0 or (before > 0) == (signed > 0)
+            else (self.DEAL_ENTRY_OUT if abs(signed) <= abs(before) else self.DEAL_ENTRY_INOUT)
+        )
         if entry == self.DEAL_ENTRY_IN:
             position.price_open = (abs(before) * position.price_open + volume * price) / abs(after)
         elif entry == self.DEAL_ENTRY_INOUT:
             position.price_open = price
         position.signed_volume = after
         deal = TradeDeal(
-            next(self._tickets), order.ticket, self.now_msc // 1000, self.now_msc,
-            self.DEAL_TYPE_BUY if order.type == self.ORDER_TYPE_BUY else self.DEAL_TYPE_SELL, entry, order.magic,
-            position.ticket, self.DEAL_REASON_EXPERT if deal_reason is None else deal_reason, volume, price, 0.0, 0.0,
-            0.0, 0.0, order.symbol,
-            order.comment, "",
-        )  # fmt: skip
+            next(self._tickets),
+            order.ticket,
+            self.now_msc // 1000,
+            self.now_msc,
+            self.DEAL_TYPE_BUY if order.type == self.ORDER_TYPE_BUY else self.DEAL_TYPE_SELL,
+            entry,
+            order.magic,
+            position.ticket,
+            self.DEAL_REASON_EXPERT if deal_reason is None else deal_reason,
+            volume,
+            price,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            order.symbol,
+            order.comment,
+            "",
+        )
         self._deals.append(deal)
         if after == 0:
             del self._positions[position.ticket]
         remaining = round(order.volume_current - volume, 8)
         state = self.ORDER_STATE_FILLED if remaining <= 0 else self.ORDER_STATE_CANCELED
         self._history_orders[order.ticket] = order._replace(
-            state=state, volume_current=remaining, time_done=self.now_msc // 1000,
-            time_done_msc=self.now_msc, position_id=position.ticket, price_current=price,
-        )  # fmt: skip
+            state=state,
+            volume_current=remaining,
+            time_done=self.now_msc // 1000,
+            time_done_msc=self.now_msc,
+            position_id=position.ticket,
+            price_current=price,
+        )
         return deal
 
     def _window(self, date_from: Any, date_to: Any, selector: dict[str, Any]) -> tuple[int, int] | None:

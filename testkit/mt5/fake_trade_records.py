@@ -143,11 +143,19 @@ class TradePosition(NamedTuple):
 
 
 RETCODE_COMMENTS = {
-    10004: "Requote", 10006: "Request rejected", 10008: "Order placed", 10009: "Request executed",
-    10010: "Request executed partially", 10013: "Invalid request", 10014: "Invalid volume",
-    10018: "Market is closed", 10019: "No money", 10024: "Too frequent requests",
-    10027: "AutoTrading disabled by client", 10030: "Unsupported filling mode",
-}  # fmt: skip
+    10004: "Requote",
+    10006: "Request rejected",
+    10008: "Order placed",
+    10009: "Request executed",
+    10010: "Request executed partially",
+    10013: "Invalid request",
+    10014: "Invalid volume",
+    10018: "Market is closed",
+    10019: "No money",
+    10024: "Too frequent requests",
+    10027: "AutoTrading disabled by client",
+    10030: "Unsupported filling mode",
+}
 
 NETTING = 0  # Constants.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
 HEDGING = 2  # Constants.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING

@@ -127,18 +127,41 @@ class FakeTradingMetaTrader5(FakeTradeBook):
             (float(ticks[-1]["bid"]), float(ticks[-1]["ask"])) if ticks is not None and len(ticks) else (0.0, 0.0)
         )
         if retcode not in (self.TRADE_RETCODE_DONE, self.TRADE_RETCODE_DONE_PARTIAL, self.TRADE_RETCODE_PLACED):
-            return OrderSendResult(retcode, 0, 0, 0.0, 0.0, bid, ask, RETCODE_COMMENTS.get(retcode, "Request rejected"),
-                                   request_id, 0, parsed)  # fmt: skip
+            return OrderSendResult(
+                retcode,
+                0,
+                0,
+                0.0,
+                0.0,
+                bid,
+                ask,
+                RETCODE_COMMENTS.get(retcode, "Request rejected"),
+                request_id,
+                0,
+                parsed,
+            )
         order = self._new_order(parsed)
         if retcode == self.TRADE_RETCODE_PLACED:
             self._active[order.ticket] = order
-            return OrderSendResult(retcode, 0, order.ticket, parsed.volume, 0.0, bid, ask, "Order placed",
-                                   request_id, 0, parsed)  # fmt: skip
+            return OrderSendResult(
+                retcode, 0, order.ticket, parsed.volume, 0.0, bid, ask, "Order placed", request_id, 0, parsed
+            )
         price = ask if parsed.type == self.ORDER_TYPE_BUY else bid
         volume = parsed.volume if retcode == self.TRADE_RETCODE_DONE else round(parsed.volume * self.fill_ratio, 2)
         deal = self._execute(order, volume, price)
-        return OrderSendResult(retcode, deal.ticket, order.ticket, volume, price, bid, ask,
-                               RETCODE_COMMENTS[retcode], request_id, 0, parsed)  # fmt: skip
+        return OrderSendResult(
+            retcode,
+            deal.ticket,
+            order.ticket,
+            volume,
+            price,
+            bid,
+            ask,
+            RETCODE_COMMENTS[retcode],
+            request_id,
+            0,
+            parsed,
+        )
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -196,8 +219,9 @@ class FakeTradingMetaTrader5(FakeTradeBook):
             else:
                 position.sl, position.tp = request.sl, request.tp
                 retcode = self.TRADE_RETCODE_DONE
-        return OrderSendResult(retcode, 0, 0, 0.0, 0.0, 0.0, 0.0, RETCODE_COMMENTS.get(retcode, "Request rejected"),
-                               request_id, 0, request)  # fmt: skip
+        return OrderSendResult(
+            retcode, 0, 0, 0.0, 0.0, 0.0, 0.0, RETCODE_COMMENTS.get(retcode, "Request rejected"), request_id, 0, request
+        )
 
     def _trigger_stops(self, symbol: str, bid: float, ask: float) -> None:
         # The server's own closes: a long exits at the bid, a short at the ask, the whole position.
@@ -211,20 +235,40 @@ class FakeTradingMetaTrader5(FakeTradeBook):
             else:
                 continue
             volume = abs(position.signed_volume)
-            order = self._new_order(TradeRequest(
-                action=self.TRADE_ACTION_DEAL, magic=position.magic, symbol=symbol, volume=volume, price=price,
-                type=self.ORDER_TYPE_SELL if is_long else self.ORDER_TYPE_BUY, type_filling=self.ORDER_FILLING_FOK,
-                comment=f"[{kind} {level}]", position=position.ticket,
-            ))._replace(reason=reason)  # fmt: skip
+            order = self._new_order(
+                TradeRequest(
+                    action=self.TRADE_ACTION_DEAL,
+                    magic=position.magic,
+                    symbol=symbol,
+                    volume=volume,
+                    price=price,
+                    type=self.ORDER_TYPE_SELL if is_long else self.ORDER_TYPE_BUY,
+                    type_filling=self.ORDER_FILLING_FOK,
+                    comment=f"[{kind} {level}]",
+                    position=position.ticket,
+                )
+            )._replace(reason=reason)
             self._execute(order, volume, price, deal_reason=reason)
 
     def _remove(self, request: TradeRequest, request_id: int) -> OrderSendResult:
         order = self._active.pop(request.order, None)
         if order is None:
-            return OrderSendResult(self.TRADE_RETCODE_INVALID_ORDER, 0, request.order, 0.0, 0.0, 0.0, 0.0,
-                                   "Invalid order", request_id, 0, request)  # fmt: skip
+            return OrderSendResult(
+                self.TRADE_RETCODE_INVALID_ORDER,
+                0,
+                request.order,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                "Invalid order",
+                request_id,
+                0,
+                request,
+            )
         self._history_orders[order.ticket] = order._replace(
             state=self.ORDER_STATE_CANCELED, time_done=self.now_msc // 1000, time_done_msc=self.now_msc
         )
-        return OrderSendResult(self.TRADE_RETCODE_DONE, 0, order.ticket, 0.0, 0.0, 0.0, 0.0, "Request executed",
-                               request_id, 0, request)  # fmt: skip
+        return OrderSendResult(
+            self.TRADE_RETCODE_DONE, 0, order.ticket, 0.0, 0.0, 0.0, 0.0, "Request executed", request_id, 0, request
+        )

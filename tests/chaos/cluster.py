@@ -82,15 +82,18 @@ def measure_latency(brokers: int, rate: int, seconds: float, warmup_s: float) ->
     from bench.streams_latency import tick_to_signal_latency
 
     state = Path(tempfile.mkdtemp(prefix=f"tw-cluster-latency-{brokers}-"))
-    settings = load_settings(state_dir=state, kafka={"brokers": brokers, "port": 0, "controller_port": 0,
-                                                     "heap_mb": BROKER_HEAP_MB})  # fmt: skip
+    settings = load_settings(
+        state_dir=state, kafka={"brokers": brokers, "port": 0, "controller_port": 0, "heap_mb": BROKER_HEAP_MB}
+    )
     supervisor, nodes = Supervisor(settings), kafka_nodes(settings)
     endpoints = supervisor.start_together(nodes)
     figures: dict[str, float] = {}
     try:
         bootstrap = ",".join(endpoint.address for endpoint in endpoints if not isinstance(endpoint, str))
-        console.print(f"{brokers} broker(s): " + tick_to_signal_latency(bootstrap, rate, seconds, "production",
-                                                                         warmup_s, figures=figures))  # fmt: skip
+        console.print(
+            f"{brokers} broker(s): "
+            + tick_to_signal_latency(bootstrap, rate, seconds, "production", warmup_s, figures=figures)
+        )
     finally:
         supervisor.stop_together(nodes)
     return {"brokers": brokers, **figures, "load": os.getloadavg()[0]}
@@ -209,8 +212,12 @@ def run_cluster_chaos(state_dir: Path, plan: ChaosPlan) -> ClusterResult:
         if values:
             import numpy as np
 
-            result.live_latency_ms = {"signals": len(values), "p50": float(np.percentile(values, 50)),
-                                      "p99": float(np.percentile(values, 99)), "max": max(values)}  # fmt: skip
+            result.live_latency_ms = {
+                "signals": len(values),
+                "p50": float(np.percentile(values, 50)),
+                "p99": float(np.percentile(values, 99)),
+                "max": max(values),
+            }
         wait_quiet(settings, plan.settle_s)
         result.checks = check_everything(settings)
     finally:
@@ -260,10 +267,18 @@ def main() -> None:
     plan = ChaosPlan(kills_per_service=1, warehouse_freeze_s=0.0, live_s=arguments.live_s)
     chaos = run_cluster_chaos(arguments.state_dir.resolve(), plan)
     result.failovers, result.checks, result.live_latency_ms = chaos.failovers, chaos.checks, chaos.live_latency_ms
-    (arguments.state_dir / "cluster-chaos.json").write_text(json.dumps({
-        "latency": result.latency, "failovers": [failover.__dict__ for failover in result.failovers],
-        "live_latency_ms": result.live_latency_ms, "checks": result.checks, "load": os.getloadavg(),
-    }, indent=2))  # fmt: skip
+    (arguments.state_dir / "cluster-chaos.json").write_text(
+        json.dumps(
+            {
+                "latency": result.latency,
+                "failovers": [failover.__dict__ for failover in result.failovers],
+                "live_latency_ms": result.live_latency_ms,
+                "checks": result.checks,
+                "load": os.getloadavg(),
+            },
+            indent=2,
+        )
+    )
     console.print(report(result))
 
 

@@ -89,18 +89,25 @@ def chaos_settings(
     """
     from app.demo import demo_settings
 
-    return demo_settings(load_settings(
-        state_dir=state_dir,
-        kafka={"brokers": brokers, "port": free_port() if brokers == 1 else 0,
-               "controller_port": free_port() if brokers == 1 else 0,
-               **({"heap_mb": broker_heap_mb} if broker_heap_mb else {})},
-        clickhouse={"port": free_port()},
-        # Dagster took over 210 s to answer on a 2-core VM at load 19: patient, as the supervisor is.
-        orchestration={"enabled": is_orchestrated, "start_timeout_s": 600.0},
-        supervision={"backoff_initial_s": 0.5, "backoff_max_s": 5.0, "max_restarts": 100, "check_interval_s": 0.5},
-        execution={"journal_segment_mb": 1,  # the journal sealed a few times a run, between the kills
-                   **({"reconciliation": {"window_s": reconciliation_window_s}} if reconciliation_window_s else {})},
-    ))  # fmt: skip
+    return demo_settings(
+        load_settings(
+            state_dir=state_dir,
+            kafka={
+                "brokers": brokers,
+                "port": free_port() if brokers == 1 else 0,
+                "controller_port": free_port() if brokers == 1 else 0,
+                **({"heap_mb": broker_heap_mb} if broker_heap_mb else {}),
+            },
+            clickhouse={"port": free_port()},
+            # Dagster took over 210 s to answer on a 2-core VM at load 19: patient, as the supervisor is.
+            orchestration={"enabled": is_orchestrated, "start_timeout_s": 600.0},
+            supervision={"backoff_initial_s": 0.5, "backoff_max_s": 5.0, "max_restarts": 100, "check_interval_s": 0.5},
+            execution={
+                "journal_segment_mb": 1,  # the journal sealed a few times a run, between the kills
+                **({"reconciliation": {"window_s": reconciliation_window_s}} if reconciliation_window_s else {}),
+            },
+        )
+    )
 
 
 def _pid(settings: Settings, target: str) -> int | None:
@@ -201,8 +208,14 @@ def _topic_tick_ids(settings: Settings) -> set[tuple[str, int, int]]:
     from tickwave.topics import TICKS, topic_name
 
     topic = topic_name(settings, TICKS)
-    consumer = Consumer({"bootstrap.servers": resolve_bootstrap(settings), "group.id": f"chaos-{time.time_ns()}",
-                         "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": resolve_bootstrap(settings),
+            "group.id": f"chaos-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     ids: set[tuple[str, int, int]] = set()
     try:
         partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
@@ -254,8 +267,10 @@ def wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 24
         if all(_healthy(settings, target) for target in TARGETS):
             client = connect(settings)
             try:
-                counts = tuple(int(client.command(f"SELECT count() FROM {table}"))
-                               for table in ("ticks", "bars_1m", "signals", "orders", "fills"))  # fmt: skip
+                counts = tuple(
+                    int(client.command(f"SELECT count() FROM {table}"))
+                    for table in ("ticks", "bars_1m", "signals", "orders", "fills")
+                )
             finally:
                 client.close()
             if counts != previous:
@@ -305,8 +320,9 @@ def check_everything(settings: Settings) -> dict[str, Any]:
         stored = {(symbol, int(time_ms), int(seq)) for symbol, time_ms, seq in rows}
         letters = client.query("SELECT raw, raw_encoding FROM quarantine FINAL").result_rows
         no_reason = int(client.command("SELECT count() FROM quarantine FINAL WHERE reason = ''"))
-        bar_rows = client.query("SELECT symbol, toUnixTimestamp64Milli(start_ms), tick_count FROM bars_1m FINAL"
-                                ).result_rows  # fmt: skip
+        bar_rows = client.query(
+            "SELECT symbol, toUnixTimestamp64Milli(start_ms), tick_count FROM bars_1m FINAL"
+        ).result_rows
         signal_ids = {row[0] for row in client.query("SELECT signal_id FROM signals FINAL").result_rows}
         order_rows = client.query("SELECT client_order_id, status, filled_lots FROM orders FINAL").result_rows
         fill_rows = client.query("SELECT fill_id, client_order_id FROM fills FINAL").result_rows
@@ -332,8 +348,11 @@ def check_everything(settings: Settings) -> dict[str, Any]:
 
     state = instance_dir(settings)
     execution = settings.execution
-    engine = Engine(RiskLimits.from_settings(execution, registry(settings.symbols), settings.market),
-                    SizingPolicy.from_settings(execution), SystemClock())  # fmt: skip
+    engine = Engine(
+        RiskLimits.from_settings(execution, registry(settings.symbols), settings.market),
+        SizingPolicy.from_settings(execution),
+        SystemClock(),
+    )
     with Journal(state / JOURNAL_NAME, fsync=False) as journal:
         events = list(journal.events())
     replay(engine, events)
@@ -349,12 +368,14 @@ def check_everything(settings: Settings) -> dict[str, Any]:
     assert max(broker_orders.values(), default=1) == 1, "a signal reached the broker twice"
     undecided = signal_ids - engine.decided_signals
     assert not undecided, f"{len(undecided)} stored signals were never decided"
-    broker_filled = {event.client_order_id: event.cumulative_lots for event in broker_events
-                     if isinstance(event, OrderFilled)}  # fmt: skip
+    broker_filled = {
+        event.client_order_id: event.cumulative_lots for event in broker_events if isinstance(event, OrderFilled)
+    }
     in_journal = {cid: (str(o.status), o.filled_lots) for cid, o in engine.orders.items()}
     in_warehouse = {cid: (status, lots) for cid, status, lots in order_rows}
-    differing = sorted(cid for cid in in_journal.keys() | in_warehouse.keys()
-                       if in_journal.get(cid) != in_warehouse.get(cid))  # fmt: skip
+    differing = sorted(
+        cid for cid in in_journal.keys() | in_warehouse.keys() if in_journal.get(cid) != in_warehouse.get(cid)
+    )
     assert not differing, (
         f"journal and warehouse disagree on {len(differing)} of {len(in_journal)} orders, e.g. "
         + "; ".join(f"{cid}: journal {in_journal.get(cid)}, warehouse {in_warehouse.get(cid)}" for cid in differing[:5])
@@ -364,12 +385,19 @@ def check_everything(settings: Settings) -> dict[str, Any]:
     )
     for cid, lots in broker_filled.items():
         assert engine.orders[cid].filled_lots == lots, f"journal and broker disagree on {cid}"
-    return {"acknowledged ticks": len(acknowledged), "ticks stored": len(stored),
-            "ticks lost": len(lost), "ticks doubled": len(rows) - len(stored),
-            "quarantined": quarantined, "closed bars checked": len(closed), "signals": len(signal_ids),
-            "orders": len(engine.orders), "fills": len(fill_rows),
-            "orders per signal (max)": max(journal_orders.values(), default=0),
-            "duplicates": len(rows) - len(stored) + max(0, max(bars.values(), default=1) - 1)}  # fmt: skip
+    return {
+        "acknowledged ticks": len(acknowledged),
+        "ticks stored": len(stored),
+        "ticks lost": len(lost),
+        "ticks doubled": len(rows) - len(stored),
+        "quarantined": quarantined,
+        "closed bars checked": len(closed),
+        "signals": len(signal_ids),
+        "orders": len(engine.orders),
+        "fills": len(fill_rows),
+        "orders per signal (max)": max(journal_orders.values(), default=0),
+        "duplicates": len(rows) - len(stored) + max(0, max(bars.values(), default=1) - 1),
+    }
 
 
 def live_market(
@@ -384,8 +412,15 @@ def live_market(
     sent, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline and not stop.is_set():
         remaining = max(1, int(deadline - time.monotonic()))
-        source = build_source(settings, SourceKind.SIM, stop, symbols=",".join(symbols), rate=rate,
-                              duration=f"{remaining}s", seed=int(time.monotonic()))  # fmt: skip
+        source = build_source(
+            settings,
+            SourceKind.SIM,
+            stop,
+            symbols=",".join(symbols),
+            rate=rate,
+            duration=f"{remaining}s",
+            seed=int(time.monotonic()),
+        )
         try:
             sent += run_source(settings, source, stop).ticks
         except Exception as exc:  # the broker was down: what it acknowledged counts, the rest was never acknowledged
@@ -462,9 +497,11 @@ def main() -> None:
     result = run_chaos(arguments.state_dir.resolve(), plan)
     console.print(report(result, plan))
     load = os.getloadavg()
-    (arguments.state_dir / "chaos.json").write_text(json.dumps(
-        {"plan": plan.__dict__, "recoveries": result.recoveries, "checks": result.checks, "load": load}, indent=2
-    ))  # fmt: skip
+    (arguments.state_dir / "chaos.json").write_text(
+        json.dumps(
+            {"plan": plan.__dict__, "recoveries": result.recoveries, "checks": result.checks, "load": load}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

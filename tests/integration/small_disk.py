@@ -28,8 +28,12 @@ def small_disk(path: Path, size_mb: int = 64) -> Iterator[Path]:
         pytest.skip("a full disk is simulated with a small tmpfs, and mounting one needs root")
     if shutil.which("mount") is None or shutil.which("umount") is None:
         pytest.skip("mount/umount are not installed")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(path)],
-                             capture_output=True, text=True, check=False)  # fmt: skip
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here: {mounted.stderr.strip()}")
     try:

@@ -43,8 +43,9 @@ def postgres_bindir() -> Path | None:
         if found.returncode == 0 and found.stdout.strip():
             candidates.append(Path(found.stdout.strip()))
     versions = Path("/usr/lib/postgresql").glob("*/bin")
-    candidates += sorted(versions, key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
-                         reverse=True)  # fmt: skip
+    candidates += sorted(
+        versions, key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0, reverse=True
+    )
     initdb = shutil.which("initdb")
     if initdb:
         candidates.append(Path(initdb).parent)
@@ -97,8 +98,9 @@ class PostgresCluster:
         """Run one statement as the administrator over TCP (autocommit); return its rows (none for DDL)."""
         import psycopg2
 
-        connection = psycopg2.connect(host=LOOPBACK, port=self.port, user=ADMIN, password=self.admin_password,
-                                      dbname=database, connect_timeout=10)  # fmt: skip
+        connection = psycopg2.connect(
+            host=LOOPBACK, port=self.port, user=ADMIN, password=self.admin_password, dbname=database, connect_timeout=10
+        )
         try:
             connection.autocommit = True
             with connection.cursor() as cursor:
@@ -109,10 +111,18 @@ class PostgresCluster:
 
     def run(self, program: str, *arguments: str) -> None:
         """Run one of the cluster's programs as its owner; raise with its output when it fails."""
-        done = subprocess.run([str(self.bindir / program), *arguments], capture_output=True, text=True, check=False,
-                              cwd=self.root, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC"},
-                              user=self.owner[0] if self.owner else None, group=self.owner[1] if self.owner else None,
-                              extra_groups=[] if self.owner else None, timeout=START_TIMEOUT_S + 30)  # fmt: skip
+        done = subprocess.run(
+            [str(self.bindir / program), *arguments],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=self.root,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC"},
+            user=self.owner[0] if self.owner else None,
+            group=self.owner[1] if self.owner else None,
+            extra_groups=[] if self.owner else None,
+            timeout=START_TIMEOUT_S + 30,
+        )
         if done.returncode != 0:
             raise RuntimeError(
                 f"{program} {' '.join(arguments)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
@@ -131,12 +141,33 @@ def start_cluster(bindir: Path) -> PostgresCluster:
         for path in (root, password_file, cluster.socket_dir):
             os.chown(path, *owner)
     try:
-        cluster.run("initdb", "-D", str(cluster.data_dir), "-U", ADMIN, f"--pwfile={password_file}",
-                    "--auth=scram-sha-256", "--encoding=UTF8", "--no-locale", "--no-sync")  # fmt: skip
+        cluster.run(
+            "initdb",
+            "-D",
+            str(cluster.data_dir),
+            "-U",
+            ADMIN,
+            f"--pwfile={password_file}",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-sync",
+        )
         password_file.unlink()
         options = f"-k {cluster.socket_dir} -h {LOOPBACK} -p {cluster.port} {SERVER_OPTIONS}"
-        cluster.run("pg_ctl", "-D", str(cluster.data_dir), "-l", str(cluster.log), "-o", options,
-                    "-w", "-t", str(START_TIMEOUT_S), "start")  # fmt: skip
+        cluster.run(
+            "pg_ctl",
+            "-D",
+            str(cluster.data_dir),
+            "-l",
+            str(cluster.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "start",
+        )
     except BaseException:
         stop_cluster(cluster)
         raise
@@ -160,8 +191,10 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     """The run's throwaway PostgreSQL cluster (tests isolate by database: ``create_database``)."""
     bindir = postgres_bindir()
     if bindir is None:
-        pytest.fail("PostgreSQL's server binaries (initdb, pg_ctl) are missing: `make prereqs` installs them "
-                    "(apt-get install postgresql)")  # fmt: skip
+        pytest.fail(
+            "PostgreSQL's server binaries (initdb, pg_ctl) are missing: `make prereqs` installs them "
+            "(apt-get install postgresql)"
+        )
     cluster = start_cluster(bindir)
     try:
         yield cluster

@@ -38,8 +38,14 @@ def test_reporter_when_check_raises_then_degraded_not_dead(tmp_path: Path) -> No
 def test_status_health_when_ok_degraded_or_silent_then_each_named(tmp_path: Path) -> None:
     settings = load_settings(state_dir=tmp_path)
     now = time.time()
-    detail = {"last_signal_id": "s1", "last_signal_decided_at_ms": now * 1000, "journal_position": 7,
-              "broker": "PaperBroker", "is_broker_connected": True, "trading_state": "ACTIVE"}  # fmt: skip
+    detail = {
+        "last_signal_id": "s1",
+        "last_signal_decided_at_ms": now * 1000,
+        "journal_position": 7,
+        "broker": "PaperBroker",
+        "is_broker_connected": True,
+        "trading_state": "ACTIVE",
+    }
     write_health(tmp_path, HealthReport("execution", 1, now, 2.0, [], detail))
     write_health(tmp_path, HealthReport("audit", 1, now, 2.0, ["cannot reach the warehouse"], {"cursor_lag": {}}))
     write_health(tmp_path, HealthReport("streams", 1, now - 30, 2.0, [], {}))

@@ -45,12 +45,14 @@ def ca_file(tmp_path: Path) -> Path:
         ({**EXTERNAL, "security_protocol": "SASL_PLAINTEXT", "username": "u"}, "needs a password"),
         ({**EXTERNAL, "security_protocol": "SSL", "ssl_ca_file": "/no/such/ca.pem"}, "does not exist"),
         ({**EXTERNAL, "username": "u"}, "set but security_protocol is PLAINTEXT"),
-        ({**EXTERNAL, "security_protocol": "SASL_PLAINTEXT", "username": "u", "password": "p", "ssl_ca_file": "/x"},
-         "set but security_protocol is SASL_PLAINTEXT"),
+        (
+            {**EXTERNAL, "security_protocol": "SASL_PLAINTEXT", "username": "u", "password": "p", "ssl_ca_file": "/x"},
+            "set but security_protocol is SASL_PLAINTEXT",
+        ),
         ({"security_protocol": "SSL"}, "the embedded broker runs PLAINTEXT or SASL_SSL"),
         ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "username": "u"}, "authenticates with SCRAM"),
     ],
-)  # fmt: skip
+)
 def test_kafka_settings_when_security_inconsistent_then_refused_without_showing_the_password(
     kafka: dict[str, Any], problem: str
 ) -> None:
@@ -72,9 +74,15 @@ def test_kafka_settings_when_oauthbearer_then_no_password_needed() -> None:
 def test_client_security_when_sasl_ssl_then_librdkafka_properties(ca_file: Path) -> None:
     # Arrange
     kafka = load_settings(
-        kafka={**EXTERNAL, "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-256", "username": "ingest",
-               "password": "s3cret", "ssl_ca_file": str(ca_file)}
-    ).kafka  # fmt: skip
+        kafka={
+            **EXTERNAL,
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-256",
+            "username": "ingest",
+            "password": "s3cret",
+            "ssl_ca_file": str(ca_file),
+        }
+    ).kafka
 
     # Act
     config = client_security(kafka)
@@ -176,10 +184,12 @@ def test_scram_arguments_when_principals_then_both_mechanisms_each() -> None:
     ("kafka", "expected"),
     [
         ({"security_protocol": "SASL_SSL"}, {"streams": "dataflow", "execution": "execution", "audit": "execution"}),
-        ({**EXTERNAL, "security_protocol": "SASL_SSL", "username": "svc", "password": "p"},
-         {"streams": "svc", "execution": "svc", "audit": "svc"}),
+        (
+            {**EXTERNAL, "security_protocol": "SASL_SSL", "username": "svc", "password": "p"},
+            {"streams": "svc", "execution": "svc", "audit": "svc"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_own_processes_when_embedded_broker_secured_then_each_runs_as_its_principal(
     tmp_path: Path, kafka: dict[str, Any], expected: dict[str, str]
 ) -> None:

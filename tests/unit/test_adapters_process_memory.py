@@ -30,8 +30,12 @@ sys.stdin.readline()
 def held_by_child(tmp_path: Path, file_mib: int, allocated_mib: int) -> tuple[int, int | None]:
     path = tmp_path / "mapped.bin"
     path.write_bytes(os.urandom(file_mib * MIB))
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(allocated_mib)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), str(allocated_mib)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         return resident_bytes(psutil.Process(child.pid)), allocated_bytes(child.pid)

@@ -154,8 +154,12 @@ def test_mart_retention_when_defaults_then_every_mart_has_a_ttl_and_the_ones_rep
 
 
 def test_mart_retention_when_overridden_then_the_settings_apply_and_a_short_compliance_mart_is_refused() -> None:
-    marts = {rule.table: rule.days for rule in mart_retention(RetentionSettings(
-        compliance_days=2557, table_days={"pnl_daily": FOREVER, "risk_events_daily": 30}))}  # fmt: skip
+    marts = {
+        rule.table: rule.days
+        for rule in mart_retention(
+            RetentionSettings(compliance_days=2557, table_days={"pnl_daily": FOREVER, "risk_events_daily": 30})
+        )
+    }
 
     assert (marts["fct_fills"], marts["pnl_daily"], marts["risk_events_daily"]) == (2557, FOREVER, 30)
     with pytest.raises(ConfigurationError, match="compliance table keeps rows at least 1827 days"):

@@ -1,65 +1,60 @@
-"""The shape the code keeps: short files, short classes, a small kernel."""
+"""The shape report (``make shape``) measures what it says it measures."""
 
 from __future__ import annotations
 
-import ast
-import subprocess
-from pathlib import Path
+import textwrap
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-MAX_FILE_LINES = 500
-MAX_CLASS_LINES = 250
-# A ratchet: the kernel's size now. Lower it whenever a part leaves the kernel; never raise it without a design reason.
-MAX_KERNEL_LINES = 4000
+from tests import shape
+
+SOURCE = textwrap.dedent(
+    """\
+    class Small:
+        x = 1
 
 
-def python_files() -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [ROOT / name for name in listed.split() if (ROOT / name).is_file()]
+    class Large:
+        def method(self) -> int:
+            a = 1
+            b = 2
+            return a + b
 
 
-def line_count(path: Path) -> int:
-    return len(path.read_text().splitlines())
-
-
-def long_classes(path: Path) -> list[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    return [
-        f"{path.name}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ClassDef) and node.end_lineno and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES
-    ]
-
-
-def test_files_when_counted_then_none_is_over_the_limit() -> None:
-    long = [
-        f"{path.relative_to(ROOT)} ({lines})" for path in python_files() if (lines := line_count(path)) > MAX_FILE_LINES
-    ]
-
-    assert long == [], f"files over {MAX_FILE_LINES} lines: {long}"
-
-
-def test_classes_when_measured_then_none_is_over_the_limit() -> None:
-    long = [entry for path in python_files() for entry in long_classes(path)]
-
-    assert long == [], f"classes over {MAX_CLASS_LINES} lines: {long}"
-
-
-def test_kernel_when_counted_then_it_stays_small() -> None:
-    kernel = sum(line_count(path) for path in python_files() if path.is_relative_to(ROOT / "tickwave"))
-
-    assert kernel <= MAX_KERNEL_LINES, f"the kernel (tickwave/) has {kernel} lines"
-
-
-@pytest.mark.parametrize(
-    ("source", "expected"), [("class A:\n" + "    x = 1\n" * 300, 1), ("class A:\n    x = 1\n", 0)]
+    async def loose() -> None:
+        pass
+    """
 )
-def test_long_classes_when_a_class_is_long_then_it_is_named(tmp_path: Path, source: str, expected: int) -> None:
-    path = ROOT / "tests" / "unit" / "probe_shape.py"
-    path.write_text(source)
-    try:
-        assert len(long_classes(path)) == expected
-    finally:
-        path.unlink()
+
+
+def test_measure_source_when_classes_and_functions_then_each_is_counted_in_lines() -> None:
+    measures = {(m.kind, m.name): m.lines for m in shape.measure_source(SOURCE, "pkg/mod.py")}
+
+    assert measures == {
+        ("file", "pkg/mod.py"): 13,
+        ("class", "Small"): 2,
+        ("class", "Large"): 5,
+        ("function", "method"): 4,
+        ("function", "loose"): 2,
+    }
+
+
+def test_largest_when_asked_for_two_then_the_two_largest_of_that_kind_come_first() -> None:
+    measures = shape.measure_source(SOURCE, "pkg/mod.py")
+
+    assert [m.name for m in shape.largest(measures, "class", 2)] == ["Large", "Small"]
+    assert [m.name for m in shape.largest(measures, "function", 1)] == ["method"]
+
+
+def test_kernel_lines_when_files_inside_and_outside_then_only_the_kernel_is_summed() -> None:
+    measures = shape.measure_source(SOURCE, "tickwave/a.py") + shape.measure_source(SOURCE, "streams/tickwave.py")
+
+    assert shape.kernel_lines(measures) == 13
+
+
+def test_report_when_run_on_the_repository_then_it_prints_every_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert shape.main(["--top", "3"]) == 0
+
+    printed = capsys.readouterr().out
+    for heading in ("largest files", "largest classes", "largest functions", "kernel (tickwave/)"):
+        assert heading in printed

@@ -21,8 +21,13 @@ def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "PYTHONPATH": str(tree)}
     return subprocess.run(
         [LINT_IMPORTS, "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
-        cwd=tree, env=environment, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        cwd=tree,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")

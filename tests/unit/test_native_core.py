@@ -45,8 +45,15 @@ def _run(
     env.pop(native_loader.DIRECTORY_VARIABLE, None)
     if directory is not None:
         env[native_loader.DIRECTORY_VARIABLE] = directory
-    return subprocess.run([sys.executable, "-c", code, *arguments], env=env, cwd=cwd, check=True,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code, *arguments],
+        env=env,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_native_core_when_prepared_then_a_new_process_imports_the_compiled_modules_only() -> None:

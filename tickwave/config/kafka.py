@@ -124,8 +124,10 @@ class KafkaSettings(Section):
         problems = [] if self.security_protocol == "PLAINTEXT" else ["the embedded cluster of 3 runs PLAINTEXT only"]
         fixed = [port + 2 * step for port in (self.port, self.controller_port) if port for step in range(self.brokers)]
         if len(set(fixed)) < len(fixed):
-            problems.append(f"the cluster's nodes would share ports ({', '.join(map(str, sorted(fixed)))}): node n "
-                            f"uses port + 2(n - 1) and controller_port + 2(n - 1)")  # fmt: skip
+            problems.append(
+                f"the cluster's nodes would share ports ({', '.join(map(str, sorted(fixed)))}): node n "
+                f"uses port + 2(n - 1) and controller_port + 2(n - 1)"
+            )
         return problems
 
     def _sasl_problems(self) -> list[str]:

@@ -44,14 +44,20 @@ class RetentionSettings(Section):
         description=f"days a report folder is kept; the weekly maintenance job prunes older ones ({_MINIMUM})",
     )
     dagster_runs_days: int = Field(default=30, ge=1, description="Dagster runs older than this are deleted weekly")
-    service_log_mb: int = Field(default=64, ge=1, description="MB at which the supervisor rolls a service log "
-                                f"(`logs/<name>.log`) to `.log.1`; {SERVICE_LOG_GENERATIONS} rolled kept")  # fmt: skip
+    service_log_mb: int = Field(
+        default=64,
+        ge=1,
+        description="MB at which the supervisor rolls a service log "
+        f"(`logs/<name>.log`) to `.log.1`; {SERVICE_LOG_GENERATIONS} rolled kept",
+    )
 
     @model_validator(mode="after")
     def _regulatory_minimum(self) -> Self:
         days = {"compliance_days": self.compliance_days, "reports_days": self.reports_days}
         short = [f"{key} = {value}" for key, value in days.items() if value < REGULATORY_MINIMUM_DAYS]
         if short and not self.allow_short_compliance:
-            raise ValueError(f"{', '.join(short)}: under the regulatory minimum of {REGULATORY_MINIMUM_DAYS} days "
-                             "(set allow_short_compliance = true to accept it)")  # fmt: skip
+            raise ValueError(
+                f"{', '.join(short)}: under the regulatory minimum of {REGULATORY_MINIMUM_DAYS} days "
+                "(set allow_short_compliance = true to accept it)"
+            )
         return self

@@ -23,17 +23,24 @@ class SupervisionSettings(Section):
     )
     window_s: float = Field(default=300.0, gt=0, description="the crash-loop window (s)")
     stall_restart_s: float = Field(
-        default=30.0, ge=0, description="a running service whose health report is stale (hung) this long is "
+        default=30.0,
+        ge=0,
+        description="a running service whose health report is stale (hung) this long is "
         "stopped and restarted like a crash (s; 0: never)",
-    )  # fmt: skip
+    )
     degraded_restart_s: float = Field(
-        default=0.0, ge=0, description="a running service that reports problems this long is restarted (s; 0: "
+        default=0.0,
+        ge=0,
+        description="a running service that reports problems this long is restarted (s; 0: "
         "never: a degraded service usually waits on a dependency, which is restarted itself)",
-    )  # fmt: skip
+    )
     stop_grace_s: float = Field(
         default=5.0, gt=0, description="SIGTERM to SIGKILL when the supervisor stops a hung or degraded service (s)"
     )
     disk_free_alert_pct: float = Field(
-        default=10.0, ge=0, le=100, description="free disk under this percent of a volume holding the data (Kafka's, "
+        default=10.0,
+        ge=0,
+        le=100,
+        description="free disk under this percent of a volume holding the data (Kafka's, "
         "the warehouse's, the journal's) is `disk low` in `tickwave status` and fires the ops board's alert",
-    )  # fmt: skip
+    )

@@ -38,8 +38,19 @@ def default_symbols() -> dict[str, SymbolSpec]:
     """Return the built-in symbol registry: FX majors and crosses, gold, silver and an index CFD."""
     fx5, fx3 = SymbolSpec(digits=5, tick_size=0.00001), SymbolSpec(digits=3, tick_size=0.001)
     return {
-        "EURUSD": fx5, "GBPUSD": fx5, "USDCHF": fx5, "AUDUSD": fx5, "NZDUSD": fx5, "USDCAD": fx5,
-        "EURGBP": fx5, "EURCHF": fx5, "USDJPY": fx3, "EURJPY": fx3, "GBPJPY": fx3, "AUDJPY": fx3,
-        "XAUUSD": SymbolSpec(digits=2, tick_size=0.01), "XAGUSD": SymbolSpec(digits=3, tick_size=0.001),
+        "EURUSD": fx5,
+        "GBPUSD": fx5,
+        "USDCHF": fx5,
+        "AUDUSD": fx5,
+        "NZDUSD": fx5,
+        "USDCAD": fx5,
+        "EURGBP": fx5,
+        "EURCHF": fx5,
+        "USDJPY": fx3,
+        "EURJPY": fx3,
+        "GBPJPY": fx3,
+        "AUDJPY": fx3,
+        "XAUUSD": SymbolSpec(digits=2, tick_size=0.01),
+        "XAGUSD": SymbolSpec(digits=3, tick_size=0.001),
         "US500": SymbolSpec(digits=1, tick_size=0.1),
-    }  # fmt: skip
+    }

@@ -60,24 +60,80 @@ from tickwave.contracts.orders import (
 from tickwave.errors import ContractError
 
 __all__ = [
-    "MESSAGE_TYPES", "AnyMessage", "Bar", "ContractError", "ControlCommand", "DeadLetter", "Direction", "EpochMs",
-    "FeatureVector", "Fill", "KindTest", "Message", "NonNegative", "OrderAccepted", "OrderCanceled", "OrderDenied",
-    "OrderEvent", "OrderFilled", "OrderIntent", "OrderRejected", "OrderSubmitted", "Positive", "Prediction",
-    "RiskEvent", "Side", "Signal", "Symbol", "Tick", "TradingState", "client_order_id_for", "decode", "decode_any",
-    "encode", "joined_id", "stable_id",
-]  # fmt: skip
+    "MESSAGE_TYPES",
+    "AnyMessage",
+    "Bar",
+    "ContractError",
+    "ControlCommand",
+    "DeadLetter",
+    "Direction",
+    "EpochMs",
+    "FeatureVector",
+    "Fill",
+    "KindTest",
+    "Message",
+    "NonNegative",
+    "OrderAccepted",
+    "OrderCanceled",
+    "OrderDenied",
+    "OrderEvent",
+    "OrderFilled",
+    "OrderIntent",
+    "OrderRejected",
+    "OrderSubmitted",
+    "Positive",
+    "Prediction",
+    "RiskEvent",
+    "Side",
+    "Signal",
+    "Symbol",
+    "Tick",
+    "TradingState",
+    "client_order_id_for",
+    "decode",
+    "decode_any",
+    "encode",
+    "joined_id",
+    "stable_id",
+]
 
 AnyMessage = (
-    Tick | DeadLetter | Bar | FeatureVector | Prediction | Signal | OrderIntent
-    | OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | OrderDenied
-    | Fill | RiskEvent | ControlCommand
-)  # fmt: skip
+    Tick
+    | DeadLetter
+    | Bar
+    | FeatureVector
+    | Prediction
+    | Signal
+    | OrderIntent
+    | OrderSubmitted
+    | OrderAccepted
+    | OrderRejected
+    | OrderFilled
+    | OrderCanceled
+    | OrderDenied
+    | Fill
+    | RiskEvent
+    | ControlCommand
+)
 
 MESSAGE_TYPES: tuple[type[Message], ...] = (
-    Tick, DeadLetter, Bar, FeatureVector, Prediction, Signal, OrderIntent,
-    OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled, OrderDenied,
-    Fill, RiskEvent, ControlCommand,
-)  # fmt: skip
+    Tick,
+    DeadLetter,
+    Bar,
+    FeatureVector,
+    Prediction,
+    Signal,
+    OrderIntent,
+    OrderSubmitted,
+    OrderAccepted,
+    OrderRejected,
+    OrderFilled,
+    OrderCanceled,
+    OrderDenied,
+    Fill,
+    RiskEvent,
+    ControlCommand,
+)
 
 M = TypeVar("M", bound=Message)
 

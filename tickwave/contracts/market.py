@@ -106,15 +106,42 @@ class Bar(Message, frozen=True, tag="bar.v1"):
         # Fast path: a sum of finite values is finite (NaN and inf propagate; an overflow
         # only sends a valid bar to the exact check below).
         total = (
-            self.bid_open + self.bid_high + self.bid_low + self.bid_close + self.ask_open + self.ask_high
-            + self.ask_low + self.ask_close + self.mid_open + self.mid_high + self.mid_low + self.mid_close
-            + self.volume + self.spread_mean + self.spread_max
-        )  # fmt: skip
+            self.bid_open
+            + self.bid_high
+            + self.bid_low
+            + self.bid_close
+            + self.ask_open
+            + self.ask_high
+            + self.ask_low
+            + self.ask_close
+            + self.mid_open
+            + self.mid_high
+            + self.mid_low
+            + self.mid_close
+            + self.volume
+            + self.spread_mean
+            + self.spread_max
+        )
         if math.isfinite(total):
             return
-        require_finite(self, "bid_open", "bid_high", "bid_low", "bid_close", "ask_open", "ask_high",
-                        "ask_low", "ask_close", "mid_open", "mid_high", "mid_low", "mid_close",
-                        "volume", "spread_mean", "spread_max")  # fmt: skip
+        require_finite(
+            self,
+            "bid_open",
+            "bid_high",
+            "bid_low",
+            "bid_close",
+            "ask_open",
+            "ask_high",
+            "ask_low",
+            "ask_close",
+            "mid_open",
+            "mid_high",
+            "mid_low",
+            "mid_close",
+            "volume",
+            "spread_mean",
+            "spread_max",
+        )
 
     @property
     def bar_id(self) -> str:

@@ -61,107 +61,272 @@ def _table(name: str, *columns: tuple[str, pa.DataType]) -> Table:
 
 
 _BAR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("symbol", STRING), ("timeframe", STRING), ("start_ms", TIMESTAMP), ("end_ms", TIMESTAMP),
+    ("symbol", STRING),
+    ("timeframe", STRING),
+    ("start_ms", TIMESTAMP),
+    ("end_ms", TIMESTAMP),
     *((f"{side}_{point}", FLOAT) for side in ("bid", "ask", "mid") for point in ("open", "high", "low", "close")),
-    ("tick_count", pa.uint32()), ("volume", FLOAT), ("spread_mean", FLOAT), ("spread_max", FLOAT),
-)  # fmt: skip
+    ("tick_count", pa.uint32()),
+    ("volume", FLOAT),
+    ("spread_mean", FLOAT),
+    ("spread_max", FLOAT),
+)
 
 TICKS = _table(
-    "ticks", ("symbol", STRING), ("time_ms", TIMESTAMP), ("seq", pa.uint32()), ("bid", FLOAT), ("ask", FLOAT),
-    ("last", FLOAT), ("volume", FLOAT), ("flags", pa.uint32()), ("source", STRING),
-)  # fmt: skip
+    "ticks",
+    ("symbol", STRING),
+    ("time_ms", TIMESTAMP),
+    ("seq", pa.uint32()),
+    ("bid", FLOAT),
+    ("ask", FLOAT),
+    ("last", FLOAT),
+    ("volume", FLOAT),
+    ("flags", pa.uint32()),
+    ("source", STRING),
+)
 # One table per timeframe, bars_<timeframe> (tickwave.timeframes; README.md says why).
 BAR_TABLES: dict[str, Table] = {timeframe: _table(f"bars_{timeframe}", *_BAR_COLUMNS) for timeframe in TIMEFRAMES}
 BARS_1M = BAR_TABLES["1m"]
 FEATURES = _table(
-    "features", ("symbol", STRING), ("timeframe", STRING), ("bar_start_ms", TIMESTAMP),
-    ("values", pa.map_(STRING, FLOAT)), ("is_warm", pa.bool_()), ("schema_hash", STRING),
-)  # fmt: skip
+    "features",
+    ("symbol", STRING),
+    ("timeframe", STRING),
+    ("bar_start_ms", TIMESTAMP),
+    ("values", pa.map_(STRING, FLOAT)),
+    ("is_warm", pa.bool_()),
+    ("schema_hash", STRING),
+)
 PREDICTIONS = _table(
-    "predictions", ("symbol", STRING), ("timeframe", STRING), ("bar_start_ms", TIMESTAMP), ("model_id", STRING),
-    ("model_version", pa.uint32()), ("probabilities", pa.map_(STRING, FLOAT)), ("inference_latency_us", FLOAT),
-    ("predicted_at_ms", TIMESTAMP), ("confidence", FLOAT), ("members", pa.list_(STRING)),
+    "predictions",
+    ("symbol", STRING),
+    ("timeframe", STRING),
+    ("bar_start_ms", TIMESTAMP),
+    ("model_id", STRING),
+    ("model_version", pa.uint32()),
+    ("probabilities", pa.map_(STRING, FLOAT)),
+    ("inference_latency_us", FLOAT),
+    ("predicted_at_ms", TIMESTAMP),
+    ("confidence", FLOAT),
+    ("members", pa.list_(STRING)),
     ("role", STRING),
-)  # fmt: skip
+)
 SIGNALS = _table(
-    "signals", ("signal_id", STRING), ("symbol", STRING), ("timeframe", STRING), ("bar_start_ms", TIMESTAMP),
-    ("direction", STRING), ("strength", FLOAT), ("confidence", FLOAT), ("model_id", STRING),
-    ("model_version", pa.uint32()), ("created_at_ms", TIMESTAMP), ("members", pa.list_(STRING)),
-)  # fmt: skip
+    "signals",
+    ("signal_id", STRING),
+    ("symbol", STRING),
+    ("timeframe", STRING),
+    ("bar_start_ms", TIMESTAMP),
+    ("direction", STRING),
+    ("strength", FLOAT),
+    ("confidence", FLOAT),
+    ("model_id", STRING),
+    ("model_version", pa.uint32()),
+    ("created_at_ms", TIMESTAMP),
+    ("members", pa.list_(STRING)),
+)
 ORDERS = _table(
-    "orders", ("client_order_id", STRING), ("signal_id", STRING), ("symbol", STRING), ("side", STRING),
-    ("quantity_lots", FLOAT), ("order_type", STRING), ("limit_price", FLOAT), ("model_id", STRING),
-    ("model_version", pa.uint32()), ("status", STRING), ("broker_order_id", STRING), ("filled_lots", FLOAT),
-    ("average_fill_price", FLOAT), ("reason", STRING), ("created_at_ms", TIMESTAMP), ("updated_at_ms", TIMESTAMP),
-    ("venue", STRING),
-)  # fmt: skip
-ORDER_EVENTS = _table(
-    "order_events", ("event_id", STRING), ("event_type", STRING), ("client_order_id", STRING), ("signal_id", STRING),
-    ("symbol", STRING), ("model_id", STRING), ("model_version", pa.uint32()), ("event_at_ms", TIMESTAMP),
-    ("side", STRING), ("quantity_lots", FLOAT), ("order_type", STRING), ("limit_price", FLOAT),
-    ("broker_order_id", STRING), ("reason", STRING), ("broker_code", pa.int32()), ("check", STRING),
-    ("fill_id", STRING), ("fill_price", FLOAT), ("fill_lots", FLOAT), ("cumulative_lots", FLOAT),
-    ("is_final", pa.bool_()), ("payload", STRING), ("chain_id", STRING), ("chain_seq", pa.uint64()),
-    ("chain_prev_hash", STRING), ("chain_hash", STRING), ("venue", STRING),
-)  # fmt: skip
-FILLS = _table(
-    "fills", ("fill_id", STRING), ("client_order_id", STRING), ("signal_id", STRING), ("symbol", STRING),
-    ("side", STRING), ("price", FLOAT), ("quantity_lots", FLOAT), ("commission", FLOAT), ("filled_at_ms", TIMESTAMP),
-    ("model_id", STRING), ("model_version", pa.uint32()), ("broker_deal_id", STRING),
-    ("position_before_lots", LOTS), ("position_after_lots", LOTS), ("entry_value_after", MONEY),
-    ("realized_pnl_quote", MONEY), ("realized_pnl_account", MONEY), ("round_trip_id", STRING),
-    ("opens_round_trip_id", STRING),
-)  # fmt: skip
-RISK_EVENTS = _table(
-    "risk_events", ("risk_event_id", STRING), ("kind", STRING), ("severity", STRING), ("trading_state", STRING),
-    ("detail", STRING), ("occurred_at_ms", TIMESTAMP), ("symbol", STRING), ("check", STRING),
-)  # fmt: skip
-MODEL_REGISTRY = _table(
-    "model_registry", ("model_id", STRING), ("model_version", pa.uint32()), ("stage", STRING), ("framework", STRING),
-    ("artifact_uri", STRING), ("artifact_sha256", STRING), ("feature_schema_hash", STRING),
-    ("metrics", pa.map_(STRING, FLOAT)), ("params", pa.map_(STRING, STRING)), ("trained_from_ms", TIMESTAMP),
-    ("trained_to_ms", TIMESTAMP), ("created_at_ms", TIMESTAMP), ("updated_at_ms", TIMESTAMP),
-    ("stage_changed_by", STRING), ("stage_reason", STRING),
-)  # fmt: skip
-MODEL_REGISTRY_EVENTS = _table(
-    "model_registry_events", ("event_id", STRING), ("model_id", STRING), ("model_version", pa.uint32()),
-    ("action", STRING), ("from_stage", STRING), ("to_stage", STRING), ("actor", STRING), ("reason", STRING),
-    ("metrics", pa.map_(STRING, FLOAT)), ("occurred_at_ms", TIMESTAMP),
-)  # fmt: skip
-DQ_RESULTS = _table(
-    "dq_results", ("run_id", STRING), ("dataset", STRING), ("check_name", STRING), ("is_success", pa.bool_()),
-    ("observed_value", FLOAT), ("element_count", pa.uint64()), ("unexpected_count", pa.uint64()),
-    ("details", STRING), ("checked_at_ms", TIMESTAMP),
-)  # fmt: skip
-QUARANTINE = _table(
-    "quarantine", ("dead_letter_id", STRING), ("source", STRING), ("reason", STRING), ("raw", STRING),
-    ("raw_encoding", STRING), ("received_at_ms", TIMESTAMP), ("symbol", STRING),
-)  # fmt: skip
-SERVICE_EVENTS = _table(
-    "service_events", ("event_id", STRING), ("event_at_ms", TIMESTAMP), ("service", STRING), ("event", STRING),
-    ("pid", pa.uint32()), ("exit_code", pa.int32()), ("restarts", pa.uint32()), ("detail", STRING), ("host", STRING),
-)  # fmt: skip
-PIPELINE_RUNS = _table(
-    "pipeline_runs", ("run_id", STRING), ("job_name", STRING), ("status", STRING), ("partition_key", STRING),
-    ("asset_keys", pa.list_(STRING)), ("started_at_ms", TIMESTAMP), ("ended_at_ms", TIMESTAMP), ("detail", STRING),
+    "orders",
+    ("client_order_id", STRING),
+    ("signal_id", STRING),
+    ("symbol", STRING),
+    ("side", STRING),
+    ("quantity_lots", FLOAT),
+    ("order_type", STRING),
+    ("limit_price", FLOAT),
+    ("model_id", STRING),
+    ("model_version", pa.uint32()),
+    ("status", STRING),
+    ("broker_order_id", STRING),
+    ("filled_lots", FLOAT),
+    ("average_fill_price", FLOAT),
+    ("reason", STRING),
+    ("created_at_ms", TIMESTAMP),
     ("updated_at_ms", TIMESTAMP),
-)  # fmt: skip
+    ("venue", STRING),
+)
+ORDER_EVENTS = _table(
+    "order_events",
+    ("event_id", STRING),
+    ("event_type", STRING),
+    ("client_order_id", STRING),
+    ("signal_id", STRING),
+    ("symbol", STRING),
+    ("model_id", STRING),
+    ("model_version", pa.uint32()),
+    ("event_at_ms", TIMESTAMP),
+    ("side", STRING),
+    ("quantity_lots", FLOAT),
+    ("order_type", STRING),
+    ("limit_price", FLOAT),
+    ("broker_order_id", STRING),
+    ("reason", STRING),
+    ("broker_code", pa.int32()),
+    ("check", STRING),
+    ("fill_id", STRING),
+    ("fill_price", FLOAT),
+    ("fill_lots", FLOAT),
+    ("cumulative_lots", FLOAT),
+    ("is_final", pa.bool_()),
+    ("payload", STRING),
+    ("chain_id", STRING),
+    ("chain_seq", pa.uint64()),
+    ("chain_prev_hash", STRING),
+    ("chain_hash", STRING),
+    ("venue", STRING),
+)
+FILLS = _table(
+    "fills",
+    ("fill_id", STRING),
+    ("client_order_id", STRING),
+    ("signal_id", STRING),
+    ("symbol", STRING),
+    ("side", STRING),
+    ("price", FLOAT),
+    ("quantity_lots", FLOAT),
+    ("commission", FLOAT),
+    ("filled_at_ms", TIMESTAMP),
+    ("model_id", STRING),
+    ("model_version", pa.uint32()),
+    ("broker_deal_id", STRING),
+    ("position_before_lots", LOTS),
+    ("position_after_lots", LOTS),
+    ("entry_value_after", MONEY),
+    ("realized_pnl_quote", MONEY),
+    ("realized_pnl_account", MONEY),
+    ("round_trip_id", STRING),
+    ("opens_round_trip_id", STRING),
+)
+RISK_EVENTS = _table(
+    "risk_events",
+    ("risk_event_id", STRING),
+    ("kind", STRING),
+    ("severity", STRING),
+    ("trading_state", STRING),
+    ("detail", STRING),
+    ("occurred_at_ms", TIMESTAMP),
+    ("symbol", STRING),
+    ("check", STRING),
+)
+MODEL_REGISTRY = _table(
+    "model_registry",
+    ("model_id", STRING),
+    ("model_version", pa.uint32()),
+    ("stage", STRING),
+    ("framework", STRING),
+    ("artifact_uri", STRING),
+    ("artifact_sha256", STRING),
+    ("feature_schema_hash", STRING),
+    ("metrics", pa.map_(STRING, FLOAT)),
+    ("params", pa.map_(STRING, STRING)),
+    ("trained_from_ms", TIMESTAMP),
+    ("trained_to_ms", TIMESTAMP),
+    ("created_at_ms", TIMESTAMP),
+    ("updated_at_ms", TIMESTAMP),
+    ("stage_changed_by", STRING),
+    ("stage_reason", STRING),
+)
+MODEL_REGISTRY_EVENTS = _table(
+    "model_registry_events",
+    ("event_id", STRING),
+    ("model_id", STRING),
+    ("model_version", pa.uint32()),
+    ("action", STRING),
+    ("from_stage", STRING),
+    ("to_stage", STRING),
+    ("actor", STRING),
+    ("reason", STRING),
+    ("metrics", pa.map_(STRING, FLOAT)),
+    ("occurred_at_ms", TIMESTAMP),
+)
+DQ_RESULTS = _table(
+    "dq_results",
+    ("run_id", STRING),
+    ("dataset", STRING),
+    ("check_name", STRING),
+    ("is_success", pa.bool_()),
+    ("observed_value", FLOAT),
+    ("element_count", pa.uint64()),
+    ("unexpected_count", pa.uint64()),
+    ("details", STRING),
+    ("checked_at_ms", TIMESTAMP),
+)
+QUARANTINE = _table(
+    "quarantine",
+    ("dead_letter_id", STRING),
+    ("source", STRING),
+    ("reason", STRING),
+    ("raw", STRING),
+    ("raw_encoding", STRING),
+    ("received_at_ms", TIMESTAMP),
+    ("symbol", STRING),
+)
+SERVICE_EVENTS = _table(
+    "service_events",
+    ("event_id", STRING),
+    ("event_at_ms", TIMESTAMP),
+    ("service", STRING),
+    ("event", STRING),
+    ("pid", pa.uint32()),
+    ("exit_code", pa.int32()),
+    ("restarts", pa.uint32()),
+    ("detail", STRING),
+    ("host", STRING),
+)
+PIPELINE_RUNS = _table(
+    "pipeline_runs",
+    ("run_id", STRING),
+    ("job_name", STRING),
+    ("status", STRING),
+    ("partition_key", STRING),
+    ("asset_keys", pa.list_(STRING)),
+    ("started_at_ms", TIMESTAMP),
+    ("ended_at_ms", TIMESTAMP),
+    ("detail", STRING),
+    ("updated_at_ms", TIMESTAMP),
+)
 MODEL_DRIFT = _table(
-    "model_drift", ("model_id", STRING), ("model_version", pa.uint32()), ("timeframe", STRING),
-    ("window_from_ms", TIMESTAMP), ("window_to_ms", TIMESTAMP), ("training_rows", pa.uint64()),
-    ("live_rows", pa.uint64()), ("psi", pa.map_(STRING, FLOAT)), ("max_psi", FLOAT), ("worst_input", STRING),
-    ("live_scored", pa.uint64()), ("live_log_loss", FLOAT), ("live_accuracy", FLOAT), ("holdout_log_loss", FLOAT),
-    ("holdout_accuracy", FLOAT), ("is_retrain_due", pa.bool_()), ("reasons", STRING), ("measured_at_ms", TIMESTAMP),
-)  # fmt: skip
+    "model_drift",
+    ("model_id", STRING),
+    ("model_version", pa.uint32()),
+    ("timeframe", STRING),
+    ("window_from_ms", TIMESTAMP),
+    ("window_to_ms", TIMESTAMP),
+    ("training_rows", pa.uint64()),
+    ("live_rows", pa.uint64()),
+    ("psi", pa.map_(STRING, FLOAT)),
+    ("max_psi", FLOAT),
+    ("worst_input", STRING),
+    ("live_scored", pa.uint64()),
+    ("live_log_loss", FLOAT),
+    ("live_accuracy", FLOAT),
+    ("holdout_log_loss", FLOAT),
+    ("holdout_accuracy", FLOAT),
+    ("is_retrain_due", pa.bool_()),
+    ("reasons", STRING),
+    ("measured_at_ms", TIMESTAMP),
+)
 
 TABLES: dict[str, Table] = {
     table.name: table
     for table in (
-        TICKS, *BAR_TABLES.values(), FEATURES, PREDICTIONS, SIGNALS, ORDERS, ORDER_EVENTS, FILLS, RISK_EVENTS,
-        MODEL_REGISTRY, MODEL_REGISTRY_EVENTS, DQ_RESULTS, QUARANTINE, SERVICE_EVENTS, PIPELINE_RUNS,
+        TICKS,
+        *BAR_TABLES.values(),
+        FEATURES,
+        PREDICTIONS,
+        SIGNALS,
+        ORDERS,
+        ORDER_EVENTS,
+        FILLS,
+        RISK_EVENTS,
+        MODEL_REGISTRY,
+        MODEL_REGISTRY_EVENTS,
+        DQ_RESULTS,
+        QUARANTINE,
+        SERVICE_EVENTS,
+        PIPELINE_RUNS,
         MODEL_DRIFT,
     )
-}  # fmt: skip
+}
 
 _ORDER_EVENT_TYPES = (OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled, OrderDenied)
 

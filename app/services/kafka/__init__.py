@@ -108,9 +108,16 @@ def fetch_jars(version: str, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     command = [
-        mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-        f"-Dkafka.version={version}", "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
-    ]  # fmt: skip
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-Dkafka.version={version}",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}",
+    ]
     logger.info("fetching Apache Kafka %s jars from Maven Central into %s", version, target)
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     jars = list(staging.glob("kafka_2.13-*.jar"))
@@ -218,10 +225,12 @@ def cluster_ports(settings: Settings) -> list[NodePorts]:
     path = settings.state_path / "data" / "kafka" / "ports.json"
     if not path.exists():
         picked = [
-            [kafka.port + 2 * step if kafka.port else free_port(),
-             kafka.controller_port + 2 * step if kafka.controller_port else free_port()]
+            [
+                kafka.port + 2 * step if kafka.port else free_port(),
+                kafka.controller_port + 2 * step if kafka.controller_port else free_port(),
+            ]
             for step in range(kafka.brokers)
-        ]  # fmt: skip
+        ]
         _write_once(path, json.dumps(picked))
     return [NodePorts(broker, controller) for broker, controller in json.loads(path.read_text())]
 
@@ -381,8 +390,14 @@ class KafkaService(ManagedService):
             raise ServiceError(f"formatting Kafka storage in {data_dir} failed:\n{result.stdout}{result.stderr}")
         for what, now in formatted.items():
             (data_dir / what).write_text(now)
-        logger.info("formatted Kafka storage in %s (cluster id %s, node %d of %d, %s)", data_dir, cluster_id,
-                    self.node, kafka.brokers, kafka.security_protocol)  # fmt: skip
+        logger.info(
+            "formatted Kafka storage in %s (cluster id %s, node %d of %d, %s)",
+            data_dir,
+            cluster_id,
+            self.node,
+            kafka.brokers,
+            kafka.security_protocol,
+        )
 
     def after_start(self) -> str | None:
         """Create the registered topics that do not exist yet, and give every topic its retention."""

@@ -55,24 +55,79 @@ def ensure_certificates(credentials: EmbeddedCredentials) -> None:
     store = ["-storetype", "PKCS12", "-storepass:env", _STORE_PASSWORD_ENV]
     days = ["-validity", str(CERTIFICATE_DAYS)]
     steps = [
-        ["-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "2048", "-dname", "CN=Tickwave embedded Kafka CA",
-         "-ext", "bc:c", "-validity", "3650", "-keystore", str(ca_store), *store],
+        [
+            "-genkeypair",
+            "-alias",
+            "ca",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-dname",
+            "CN=Tickwave embedded Kafka CA",
+            "-ext",
+            "bc:c",
+            "-validity",
+            "3650",
+            "-keystore",
+            str(ca_store),
+            *store,
+        ],
         ["-exportcert", "-rfc", "-alias", "ca", "-keystore", str(ca_store), *store, "-file", str(credentials.ca_file)],
-        ["-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048", "-dname", f"CN={LOOPBACK}",
-         *days, "-keystore", str(keystore), *store],
+        [
+            "-genkeypair",
+            "-alias",
+            "broker",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-dname",
+            f"CN={LOOPBACK}",
+            *days,
+            "-keystore",
+            str(keystore),
+            *store,
+        ],
         ["-certreq", "-alias", "broker", "-keystore", str(keystore), *store, "-file", str(request)],
-        ["-gencert", "-rfc", "-alias", "ca", "-keystore", str(ca_store), *store, "-infile", str(request),
-         "-outfile", str(signed), *days, "-ext", f"SAN=ip:{LOOPBACK},dns:localhost", "-ext", "EKU=serverAuth"],
-        ["-importcert", "-noprompt", "-alias", "ca", "-file", str(credentials.ca_file), "-keystore", str(keystore),
-         *store],
+        [
+            "-gencert",
+            "-rfc",
+            "-alias",
+            "ca",
+            "-keystore",
+            str(ca_store),
+            *store,
+            "-infile",
+            str(request),
+            "-outfile",
+            str(signed),
+            *days,
+            "-ext",
+            f"SAN=ip:{LOOPBACK},dns:localhost",
+            "-ext",
+            "EKU=serverAuth",
+        ],
+        [
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "ca",
+            "-file",
+            str(credentials.ca_file),
+            "-keystore",
+            str(keystore),
+            *store,
+        ],
         ["-importcert", "-alias", "broker", "-file", str(signed), "-keystore", str(keystore), *store],
-    ]  # fmt: skip
+    ]
     environment = {**os.environ, _STORE_PASSWORD_ENV: password}
     for step in steps:
         result = subprocess.run(["keytool", *step], capture_output=True, text=True, env=environment, check=False)
         if result.returncode != 0:
-            raise ServiceError(f"keytool {step[0]} failed for the embedded Kafka's certificates:\n{result.stdout}"
-                               f"{result.stderr}")  # fmt: skip
+            raise ServiceError(
+                f"keytool {step[0]} failed for the embedded Kafka's certificates:\n{result.stdout}{result.stderr}"
+            )
     request.unlink()
     for path in folder.iterdir():
         path.chmod(0o600)

@@ -24,12 +24,18 @@ def warehouse_merged(context: dg.AssetExecutionContext, tickwave: TickwaveResour
             f"{table.table}: {table.partitions} partitions, parts {table.parts_before} -> {table.parts_after}, "
             f"rows {table.rows_before} -> {table.rows_after} in {table.seconds:.1f} s"
         )
-    return dg.MaterializeResult(metadata={
-        "tables_merged": len(merged),
-        "duplicate_rows_removed": sum(t.rows_before - t.rows_after for t in merged),
-        "detail": dg.MetadataValue.json({t.table: {"parts": [t.parts_before, t.parts_after],
-                                                   "rows": [t.rows_before, t.rows_after]} for t in merged}),
-    })  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "tables_merged": len(merged),
+            "duplicate_rows_removed": sum(t.rows_before - t.rows_after for t in merged),
+            "detail": dg.MetadataValue.json(
+                {
+                    t.table: {"parts": [t.parts_before, t.parts_after], "rows": [t.rows_before, t.rows_after]}
+                    for t in merged
+                }
+            ),
+        }
+    )
 
 
 @dg.asset(group_name="maintenance", kinds={"dagster"})
@@ -40,8 +46,9 @@ def run_history_pruned(context: dg.AssetExecutionContext, tickwave: TickwaveReso
     cutoff = tickwave.now() - timedelta(days=tickwave.settings().retention.dagster_runs_days)
     deleted = prune_runs(context.instance, cutoff)
     logs = prune_compute_logs(context.instance, cutoff)
-    return dg.MaterializeResult(metadata={"runs_deleted": deleted, "compute_logs_deleted": logs,
-                                          "older_than": cutoff.isoformat()})  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={"runs_deleted": deleted, "compute_logs_deleted": logs, "older_than": cutoff.isoformat()}
+    )
 
 
 @dg.asset(group_name="maintenance", kinds={"file"})
@@ -51,10 +58,14 @@ def report_folders_pruned(tickwave: TickwaveResource) -> dg.MaterializeResult[No
 
     settings = tickwave.settings()
     deleted = prune_days(settings.state_path / "reports", settings.retention.reports_days, tickwave.now().date())
-    return dg.MaterializeResult(metadata={
-        "days_deleted": len(deleted), "oldest": deleted[0].isoformat() if deleted else "",
-        "newest": deleted[-1].isoformat() if deleted else "", "kept_days": settings.retention.reports_days,
-    })  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "days_deleted": len(deleted),
+            "oldest": deleted[0].isoformat() if deleted else "",
+            "newest": deleted[-1].isoformat() if deleted else "",
+            "kept_days": settings.retention.reports_days,
+        }
+    )
 
 
 MAINTENANCE_JOB = dg.define_asset_job(
@@ -65,8 +76,13 @@ MAINTENANCE_JOB = dg.define_asset_job(
 @dg.definitions
 def maintenance() -> dg.Definitions:
     """The housekeeping assets, their job and their weekly schedule (Saturday 03:00 UTC: the FX market is shut)."""
-    schedule = dg.ScheduleDefinition(name="maintenance_weekly", job=MAINTENANCE_JOB, cron_schedule="0 3 * * 6",
-                                      execution_timezone="UTC", default_status=schedule_status())  # fmt: skip
+    schedule = dg.ScheduleDefinition(
+        name="maintenance_weekly",
+        job=MAINTENANCE_JOB,
+        cron_schedule="0 3 * * 6",
+        execution_timezone="UTC",
+        default_status=schedule_status(),
+    )
     return dg.Definitions(
         assets=[warehouse_merged, run_history_pruned, report_folders_pruned],
         jobs=[MAINTENANCE_JOB],

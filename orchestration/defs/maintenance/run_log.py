@@ -8,8 +8,11 @@ from orchestration.automation import RECORDING
 from orchestration.resources import TickwaveResource
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=RECORDING,
-           description="Copy the runs whose status changed into the warehouse table pipeline_runs")  # fmt: skip
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=RECORDING,
+    description="Copy the runs whose status changed into the warehouse table pipeline_runs",
+)
 def pipeline_runs_recorded(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> dg.SkipReason:
     """Write one row per run changed since the cursor (the newest update seen), failures with their reason."""
     from orchestration.run_log import failure_reason, planned_assets, record_runs, run_row, runs_updated_since

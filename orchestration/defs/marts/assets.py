@@ -35,8 +35,12 @@ DAILY_MARTS = "config.materialized:incremental"
 DAYS = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC", end_offset=1)  # today included
 
 
-@dbt_assets(manifest=dbt_project().manifest_path, project=dbt_project(), exclude=DAILY_MARTS,
-            dagster_dbt_translator=TickwaveDbtTranslator())  # fmt: skip
+@dbt_assets(
+    manifest=dbt_project().manifest_path,
+    project=dbt_project(),
+    exclude=DAILY_MARTS,
+    dagster_dbt_translator=TickwaveDbtTranslator(),
+)
 def tickwave_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, tickwave: TickwaveResource) -> Iterator[Any]:
     """Run ``dbt build`` for the selected models against the configured warehouse and symbol registry."""
     settings = tickwave.settings()
@@ -44,8 +48,13 @@ def tickwave_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, tickwav
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(settings))], context=context).stream()
 
 
-@dbt_assets(manifest=dbt_project().manifest_path, project=dbt_project(), select=DAILY_MARTS, partitions_def=DAYS,
-            dagster_dbt_translator=TickwaveDbtTranslator())  # fmt: skip
+@dbt_assets(
+    manifest=dbt_project().manifest_path,
+    project=dbt_project(),
+    select=DAILY_MARTS,
+    partitions_def=DAYS,
+    dagster_dbt_translator=TickwaveDbtTranslator(),
+)
 def tickwave_dbt_daily(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, tickwave: TickwaveResource
 ) -> Iterator[Any]:
@@ -63,14 +72,19 @@ MARTS_JOB = dg.define_asset_job(
     tags=DBT_RUN_TAGS,
 )
 DAILY_MARTS_JOB = dg.define_asset_job(
-    "dbt_daily_marts", selection=dg.AssetSelection.assets(tickwave_dbt_daily), partitions_def=DAYS,
+    "dbt_daily_marts",
+    selection=dg.AssetSelection.assets(tickwave_dbt_daily),
+    partitions_def=DAYS,
     description="dbt build of the daily marts for one day (today's every 15 minutes; any day by backfill).",
     tags=DBT_RUN_TAGS,
-)  # fmt: skip
+)
 MODEL_PERFORMANCE_JOB = dg.define_asset_job(
-    "model_performance", selection=dg.AssetSelection.assets("model_performance_daily"), partitions_def=DAYS,
-    description="Rebuild model_performance_daily for a day (a new champion appeared).", tags=DBT_RUN_TAGS,
-)  # fmt: skip
+    "model_performance",
+    selection=dg.AssetSelection.assets("model_performance_daily"),
+    partitions_def=DAYS,
+    description="Rebuild model_performance_daily for a day (a new champion appeared).",
+    tags=DBT_RUN_TAGS,
+)
 
 
 def partitions_due(now: datetime) -> list[str]:
@@ -107,11 +121,18 @@ def dbt_daily_marts_every_15_minutes(context: dg.ScheduleEvaluationContext) -> l
 def marts() -> dg.Definitions:
     """The dbt assets, their jobs, and the 15-minute schedules (UTC)."""
     status = schedule_status()
-    schedule = dg.ScheduleDefinition(name="dbt_marts_every_15_minutes", job=MARTS_JOB, cron_schedule="*/15 * * * *",
-                                     execution_timezone="UTC", default_status=status)  # fmt: skip
-    daily = dg.schedule(job=DAILY_MARTS_JOB, cron_schedule="*/15 * * * *", execution_timezone="UTC",
-                        default_status=status)(dbt_daily_marts_every_15_minutes)  # fmt: skip
+    schedule = dg.ScheduleDefinition(
+        name="dbt_marts_every_15_minutes",
+        job=MARTS_JOB,
+        cron_schedule="*/15 * * * *",
+        execution_timezone="UTC",
+        default_status=status,
+    )
+    daily = dg.schedule(
+        job=DAILY_MARTS_JOB, cron_schedule="*/15 * * * *", execution_timezone="UTC", default_status=status
+    )(dbt_daily_marts_every_15_minutes)
     return dg.Definitions(
-        assets=[tickwave_dbt, tickwave_dbt_daily], jobs=[MARTS_JOB, DAILY_MARTS_JOB, MODEL_PERFORMANCE_JOB],
+        assets=[tickwave_dbt, tickwave_dbt_daily],
+        jobs=[MARTS_JOB, DAILY_MARTS_JOB, MODEL_PERFORMANCE_JOB],
         schedules=[schedule, daily],
-    )  # fmt: skip
+    )

@@ -18,9 +18,18 @@ GRAINS = {
     "risk_events": "one row per risk event (risk_event_id)",
     "model_registry": "one row per model version (model_id, model_version)",
 }
-WRITERS = {"ticks": "streams", "bars_1s": "streams", "bars_1m": "streams", "features": "streams",
-           "predictions": "streams", "signals": "streams", "orders": "execution", "fills": "execution",
-           "risk_events": "execution", "model_registry": "training"}  # fmt: skip
+WRITERS = {
+    "ticks": "streams",
+    "bars_1s": "streams",
+    "bars_1m": "streams",
+    "features": "streams",
+    "predictions": "streams",
+    "signals": "streams",
+    "orders": "execution",
+    "fills": "execution",
+    "risk_events": "execution",
+    "model_registry": "training",
+}
 
 
 def raw_key(table: str) -> dg.AssetKey:
@@ -30,12 +39,15 @@ def raw_key(table: str) -> dg.AssetKey:
 
 RAW_SPECS = [
     dg.AssetSpec(
-        raw_key(table), group_name="raw", kinds={"clickhouse"}, owners=[],
+        raw_key(table),
+        group_name="raw",
+        kinds={"clickhouse"},
+        owners=[],
         description=f"Warehouse table `{table}`, written by the {WRITERS[table]} process: {GRAINS[table]}.",
         metadata={"table": table, "writer": WRITERS[table]},
     )
     for table in RAW_TABLES
-]  # fmt: skip
+]
 
 
 @dg.definitions

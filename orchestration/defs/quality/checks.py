@@ -22,9 +22,11 @@ def quality_check(table: str) -> dg.AssetChecksDefinition:
     """Build the ``quality`` check of one raw table."""
 
     @dg.asset_check(
-        asset=raw_key(table), name="quality", blocking=True,
+        asset=raw_key(table),
+        name="quality",
+        blocking=True,
         description=f"Great Expectations suite of `{table}` (quality/suites.py) over its newest 24 h",
-    )  # fmt: skip
+    )
     def check(context: dg.AssetCheckExecutionContext, tickwave: TickwaveResource) -> dg.AssetCheckResult:
         from quality.runner import validate_table, write_results
         from quality.suites import QualityLimits
@@ -36,15 +38,23 @@ def quality_check(table: str) -> dg.AssetChecksDefinition:
         with tickwave.client() as client:
             outcome = validate_table(client, table, calendar=calendar, limits=limits, run_id=context.run.run_id)
             written = write_results(client, outcome)
-        context.log.info(f"{table}: {len(outcome.outcomes)} expectations over {outcome.rows} rows, "
-                         f"{written} dq_results rows (run {outcome.run_id})")  # fmt: skip
+        context.log.info(
+            f"{table}: {len(outcome.outcomes)} expectations over {outcome.rows} rows, "
+            f"{written} dq_results rows (run {outcome.run_id})"
+        )
         severity = dg.AssetCheckSeverity.ERROR if outcome.blocking_failures else dg.AssetCheckSeverity.WARN
         return dg.AssetCheckResult(
-            passed=not outcome.blocking_failures and not outcome.warnings, severity=severity,
-            metadata={**{key: dg.MetadataValue.json(value) if isinstance(value, list) else value
-                         for key, value in outcome.summary().items() if value is not None},
-                      "failed": dg.MetadataValue.md(_failures(outcome))},
-        )  # fmt: skip
+            passed=not outcome.blocking_failures and not outcome.warnings,
+            severity=severity,
+            metadata={
+                **{
+                    key: dg.MetadataValue.json(value) if isinstance(value, list) else value
+                    for key, value in outcome.summary().items()
+                    if value is not None
+                },
+                "failed": dg.MetadataValue.md(_failures(outcome)),
+            },
+        )
 
     return check
 
@@ -54,21 +64,28 @@ def _failures(outcome: "SuiteOutcome") -> str:
     if not failed:
         return "every expectation held"
     lines = ["| expectation | severity | unexpected | of |", "|---|---|---|---|"]
-    lines += [f"| `{item.check_name}` | {item.severity} | {item.unexpected_count} | {item.element_count} |"
-              for item in failed]  # fmt: skip
+    lines += [
+        f"| `{item.check_name}` | {item.severity} | {item.unexpected_count} | {item.element_count} |" for item in failed
+    ]
     return "\n".join(lines)
 
 
 QUALITY_CHECKS = [quality_check(table) for table in RAW_TABLES]
 QUALITY_JOB = dg.define_asset_job(
-    "quality_checks", selection=dg.AssetSelection.checks(*QUALITY_CHECKS),
+    "quality_checks",
+    selection=dg.AssetSelection.checks(*QUALITY_CHECKS),
     description="Every raw table's data-quality suite (hourly).",
-)  # fmt: skip
+)
 
 
 @dg.definitions
 def quality() -> dg.Definitions:
     """The checks, their job and their hourly schedule (UTC)."""
-    schedule = dg.ScheduleDefinition(name="quality_hourly", job=QUALITY_JOB, cron_schedule="0 * * * *",
-                                     execution_timezone="UTC", default_status=schedule_status())  # fmt: skip
+    schedule = dg.ScheduleDefinition(
+        name="quality_hourly",
+        job=QUALITY_JOB,
+        cron_schedule="0 * * * *",
+        execution_timezone="UTC",
+        default_status=schedule_status(),
+    )
     return dg.Definitions(asset_checks=QUALITY_CHECKS, jobs=[QUALITY_JOB], schedules=[schedule])

@@ -15,8 +15,11 @@ from orchestration.resources import TickwaveResource
 OBSERVE_EVERY_S = 300
 
 
-@dg.sensor(minimum_interval_seconds=OBSERVE_EVERY_S, default_status=RECORDING,
-           description="Observe every raw table's rows and newest row (asset observations)")  # fmt: skip
+@dg.sensor(
+    minimum_interval_seconds=OBSERVE_EVERY_S,
+    default_status=RECORDING,
+    description="Observe every raw table's rows and newest row (asset observations)",
+)
 def raw_tables_observed(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> dg.SensorResult:
     """Record one observation per raw table."""
     from quality.observe import observe_tables

@@ -25,12 +25,19 @@ _VIEWS = sorted({table.view for report in REPORTS for table in report.tables})
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(key, group_name="compliance", kinds={"html", "csv"}, description=report.summary,
-                        deps=[dg.AssetKey(table.view) for table in report.tables])
-           for report, key in ((report, REPORT_KEYS[report.name]) for report in REPORTS)],
+    specs=[
+        dg.AssetSpec(
+            key,
+            group_name="compliance",
+            kinds={"html", "csv"},
+            description=report.summary,
+            deps=[dg.AssetKey(table.view) for table in report.tables],
+        )
+        for report, key in ((report, REPORT_KEYS[report.name]) for report in REPORTS)
+    ],
     partitions_def=DAYS,
     name="compliance_reports",
-)  # fmt: skip
+)
 def compliance_reports(
     context: dg.AssetExecutionContext, tickwave: TickwaveResource
 ) -> Iterator[dg.MaterializeResult[None]]:
@@ -43,30 +50,43 @@ def compliance_reports(
     day = date.fromisoformat(context.partition_key)
     build_compliance_views(settings, tickwave.database)
     with tickwave.client() as client:
-        outcome = generate_day(client, day, settings.state_path / "reports", context.log.info,
-                               instruments=registry(settings.symbols))  # fmt: skip
+        outcome = generate_day(
+            client, day, settings.state_path / "reports", context.log.info, instruments=registry(settings.symbols)
+        )
     for line in outcome.changed:
         context.log.warning(f"re-run of {day}: {line}")
     for flag in outcome.flags:
         context.log.warning(f"{day}: {flag}")
     for report in REPORTS:
         files = [f"{report.name}.html", *(f"{table.name}.csv" for table in report.tables)]
-        yield dg.MaterializeResult(asset_key=REPORT_KEYS[report.name], metadata={
-            "html": dg.MetadataValue.path(str(outcome.directory / f"{report.name}.html")),
-            "files": dg.MetadataValue.json({name: {"path": str(outcome.directory / name),
-                                                   "sha256": outcome.files[name][0],
-                                                   "rows": outcome.files[name][1]} for name in files}),
-            "manifest": dg.MetadataValue.path(str(outcome.directory / "manifest.json")),
-            "rows": sum(outcome.files[name][1] for name in files if name.endswith(".csv")),
-            "flags": dg.MetadataValue.json(outcome.flags),
-            "changed_since_last_run": dg.MetadataValue.json(outcome.changed),
-        })  # fmt: skip
+        yield dg.MaterializeResult(
+            asset_key=REPORT_KEYS[report.name],
+            metadata={
+                "html": dg.MetadataValue.path(str(outcome.directory / f"{report.name}.html")),
+                "files": dg.MetadataValue.json(
+                    {
+                        name: {
+                            "path": str(outcome.directory / name),
+                            "sha256": outcome.files[name][0],
+                            "rows": outcome.files[name][1],
+                        }
+                        for name in files
+                    }
+                ),
+                "manifest": dg.MetadataValue.path(str(outcome.directory / "manifest.json")),
+                "rows": sum(outcome.files[name][1] for name in files if name.endswith(".csv")),
+                "flags": dg.MetadataValue.json(outcome.flags),
+                "changed_since_last_run": dg.MetadataValue.json(outcome.changed),
+            },
+        )
 
 
 REPORTS_JOB = dg.define_asset_job(
-    "compliance_reports_job", selection=dg.AssetSelection.assets(compliance_reports), partitions_def=DAYS,
+    "compliance_reports_job",
+    selection=dg.AssetSelection.assets(compliance_reports),
+    partitions_def=DAYS,
     description="The day's seven compliance reports (CSV + HTML), manifest and index.",
-)  # fmt: skip
+)
 # hour, minute: the previous day's reports, before orchestration.late_reports_sensor_utc (the settings check it)
 REPORTS_AT_UTC = (int(REPORTS_SCHEDULE_UTC[:2]), int(REPORTS_SCHEDULE_UTC[3:]))
 
@@ -82,22 +102,29 @@ def _record_run(context: dg.RunStatusSensorContext, status: str, detail: str) ->
     tickwave: TickwaveResource = context.resources.tickwave
     now = tickwave.now()
     row = {
-        "run_id": run.run_id, "job_name": run.job_name, "status": status,
+        "run_id": run.run_id,
+        "job_name": run.job_name,
+        "status": status,
         "partition_key": run.tags.get("dagster/partition", ""),
         "asset_keys": sorted(key.to_user_string() for key in run.asset_selection or REPORT_KEYS.values()),
         "started_at_ms": datetime.fromtimestamp(started, UTC) if started else None,
-        "ended_at_ms": datetime.fromtimestamp(ended, UTC) if ended else now, "detail": detail[:2000],
+        "ended_at_ms": datetime.fromtimestamp(ended, UTC) if ended else now,
+        "detail": detail[:2000],
         "updated_at_ms": now,
-    }  # fmt: skip
+    }
     with tickwave.client() as client:
         writer = BatchWriter(client, PIPELINE_RUNS)
         writer.write([row])
         writer.close()
 
 
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[REPORTS_JOB],
-                      name="compliance_reports_succeeded", minimum_interval_seconds=60,
-                      default_status=RECORDING)  # fmt: skip
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[REPORTS_JOB],
+    name="compliance_reports_succeeded",
+    minimum_interval_seconds=60,
+    default_status=RECORDING,
+)
 def compliance_reports_succeeded(context: dg.RunStatusSensorContext, tickwave: TickwaveResource) -> None:
     """Record a finished report run in ``pipeline_runs``."""
     _record_run(context, "success", "reports written")
@@ -119,17 +146,30 @@ def _record_late(tickwave: TickwaveResource, day: date, detail: str) -> None:
 
     from tickwave.warehouse.tables import SERVICE_EVENTS, to_arrow
 
-    row = {"event_id": f"report-late-{day.isoformat()}", "event_at_ms": tickwave.now(), "service": "orchestration",
-           "event": "report_late", "pid": 0, "exit_code": None, "restarts": 0, "detail": detail,
-           "host": socket.gethostname()}  # fmt: skip
+    row = {
+        "event_id": f"report-late-{day.isoformat()}",
+        "event_at_ms": tickwave.now(),
+        "service": "orchestration",
+        "event": "report_late",
+        "pid": 0,
+        "exit_code": None,
+        "restarts": 0,
+        "detail": detail,
+        "host": socket.gethostname(),
+    }
     with tickwave.client() as client:
-        client.insert_arrow(SERVICE_EVENTS.name, to_arrow(SERVICE_EVENTS, {name: [row[name]] for name in
-                                                                          SERVICE_EVENTS.column_names}))  # fmt: skip
+        client.insert_arrow(
+            SERVICE_EVENTS.name, to_arrow(SERVICE_EVENTS, {name: [row[name]] for name in SERVICE_EVENTS.column_names})
+        )
 
 
-@dg.sensor(name="compliance_reports_late", minimum_interval_seconds=300, default_status=RECORDING,
-           description="Records a report_late service event (the ops board shows it) when yesterday's reports are "
-           "still missing after orchestration.late_reports_sensor_utc.")  # fmt: skip
+@dg.sensor(
+    name="compliance_reports_late",
+    minimum_interval_seconds=300,
+    default_status=RECORDING,
+    description="Records a report_late service event (the ops board shows it) when yesterday's reports are "
+    "still missing after orchestration.late_reports_sensor_utc.",
+)
 def compliance_reports_late(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> dg.SkipReason:
     """Check that yesterday's reports exist once they are due; record one ``report_late`` event per late day.
 
@@ -162,6 +202,9 @@ def reports() -> dg.Definitions:
         minute_of_hour=REPORTS_AT_UTC[1],
         default_status=schedule_status(),
     )
-    return dg.Definitions(assets=[compliance_reports], jobs=[REPORTS_JOB], schedules=[schedule],
-                          sensors=[compliance_reports_succeeded, compliance_reports_failed,
-                                   compliance_reports_late])  # fmt: skip
+    return dg.Definitions(
+        assets=[compliance_reports],
+        jobs=[REPORTS_JOB],
+        schedules=[schedule],
+        sensors=[compliance_reports_succeeded, compliance_reports_failed, compliance_reports_late],
+    )

@@ -26,8 +26,11 @@ class TrainingConfig(dg.Config):
     days: int = 30
 
 
-@dg.asset(group_name="training", deps=[raw_key("features"), raw_key("bars_1m"), raw_key("bars_1s")],
-          kinds={"python", "clickhouse"})  # fmt: skip
+@dg.asset(
+    group_name="training",
+    deps=[raw_key("features"), raw_key("bars_1m"), raw_key("bars_1s")],
+    kinds={"python", "clickhouse"},
+)
 def training_dataset(
     context: dg.AssetExecutionContext, config: TrainingConfig, tickwave: TickwaveResource
 ) -> dg.Output[TrainingWindow]:
@@ -46,15 +49,29 @@ def training_dataset(
             raise dg.Failure(f"no {models.timeframe} features are stored: nothing to train on")
         features = query_features(client, window.symbols, models.timeframe, window.range_ms, spec.names)
         bars = query_bars(client, window.symbols, models.timeframe, window.range_ms)
-    dataset = build_dataset(features, bars, spec.model_names, spec.schema_hash,
-                            LabelSpec(models.horizon_bars, models.dead_zone_bps), models.timeframe, window.range_ms,
-                            models.min_rows)  # fmt: skip
+    dataset = build_dataset(
+        features,
+        bars,
+        spec.model_names,
+        spec.schema_hash,
+        LabelSpec(models.horizon_bars, models.dead_zone_bps),
+        models.timeframe,
+        window.range_ms,
+        models.min_rows,
+    )
     context.log.info(f"dataset: {len(dataset)} rows of {', '.join(window.symbols)}")
-    return dg.Output(window, metadata={
-        "rows": len(dataset), "symbols": ", ".join(window.symbols), "timeframe": models.timeframe,
-        "from": iso_utc(window.range_ms[0]), "to": iso_utc(window.range_ms[1]),
-        "classes": dg.MetadataValue.json(class_counts(dataset.labels)), "feature_schema": spec.schema_hash,
-    })  # fmt: skip
+    return dg.Output(
+        window,
+        metadata={
+            "rows": len(dataset),
+            "symbols": ", ".join(window.symbols),
+            "timeframe": models.timeframe,
+            "from": iso_utc(window.range_ms[0]),
+            "to": iso_utc(window.range_ms[1]),
+            "classes": dg.MetadataValue.json(class_counts(dataset.labels)),
+            "feature_schema": spec.schema_hash,
+        },
+    )
 
 
 @dg.asset(group_name="training", kinds={"xgboost", "onnx"})
@@ -65,18 +82,28 @@ def trained_model(
     from models.pipeline import train_model
 
     settings = tickwave.settings()
-    outcome = train_model(settings, training_dataset.symbols, training_dataset.range_ms,
-                          f"dagster run {context.run.run_id[:8]}", promote=False)  # fmt: skip
+    outcome = train_model(
+        settings,
+        training_dataset.symbols,
+        training_dataset.range_ms,
+        f"dagster run {context.run.run_id[:8]}",
+        promote=False,
+    )
     entry = outcome.entry
     report = settings.state_path / "models" / f"{entry.artifact_sha256}.report" / "report.html"
     figures = {name: round(value, 6) for name, value in sorted(entry.metrics.items())}
-    return dg.Output((entry.model_id, entry.model_version), metadata={
-        "model": entry.name, "artifact_sha256": entry.artifact_sha256, "rows": len(outcome.result.dataset.frame),
-        "walk_forward": dg.MetadataValue.json({k: v for k, v in figures.items() if k.startswith("wf_")}),
-        "holdout": dg.MetadataValue.json({k: v for k, v in figures.items() if k.startswith("holdout_")}),
-        "report": dg.MetadataValue.path(str(report)),
-        "leakage_rows_compared": outcome.leakage.compared_rows,
-    })  # fmt: skip
+    return dg.Output(
+        (entry.model_id, entry.model_version),
+        metadata={
+            "model": entry.name,
+            "artifact_sha256": entry.artifact_sha256,
+            "rows": len(outcome.result.dataset.frame),
+            "walk_forward": dg.MetadataValue.json({k: v for k, v in figures.items() if k.startswith("wf_")}),
+            "holdout": dg.MetadataValue.json({k: v for k, v in figures.items() if k.startswith("holdout_")}),
+            "report": dg.MetadataValue.path(str(report)),
+            "leakage_rows_compared": outcome.leakage.compared_rows,
+        },
+    )
 
 
 @dg.asset(group_name="training", kinds={"python"})
@@ -100,8 +127,13 @@ def promotion_decision(
     finally:
         registry.close()
     context.log.info(f"{model_id} v{version}: {'promoted' if promoted else 'stays a candidate: ' + '; '.join(reasons)}")
-    return dg.MaterializeResult(metadata={
-        "model": f"{model_id} v{version}", "promoted": promoted, "reasons": dg.MetadataValue.json(reasons),
-        "notes": dg.MetadataValue.json(notes), "figures": dg.MetadataValue.json(figures),
-        "champion": f"{champion.model_id} v{champion.model_version}" if champion else "none",
-    })  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "model": f"{model_id} v{version}",
+            "promoted": promoted,
+            "reasons": dg.MetadataValue.json(reasons),
+            "notes": dg.MetadataValue.json(notes),
+            "figures": dg.MetadataValue.json(figures),
+            "champion": f"{champion.model_id} v{champion.model_version}" if champion else "none",
+        }
+    )

@@ -40,8 +40,9 @@ def retrain_on_new_data(
         registry.close()
     basis = f"{champion.name}'s data" if champion else "the start (no champion yet)"
     if not should_retrain(new_bars, RETRAIN_AFTER_BARS):
-        return dg.SkipReason(f"{new_bars} new labelled {models.timeframe} bars since {basis}; "
-                             f"retraining after {RETRAIN_AFTER_BARS}")  # fmt: skip
+        return dg.SkipReason(
+            f"{new_bars} new labelled {models.timeframe} bars since {basis}; retraining after {RETRAIN_AFTER_BARS}"
+        )
     context.log.info(f"{new_bars} new labelled {models.timeframe} bars since {basis}: retraining")
     return dg.RunRequest(run_key=f"retrain-after-{since_ms}", tags={"tickwave/reason": f"{new_bars} new bars"})
 
@@ -73,12 +74,22 @@ def model_performance_on_new_champion(
 @dg.definitions
 def training() -> dg.Definitions:
     """The training assets, job, nightly schedule (02:00 UTC) and sensors."""
-    nightly = dg.ScheduleDefinition(name="retrain_nightly", job=TRAINING_JOB, cron_schedule="0 2 * * *",
-                                    execution_timezone="UTC", default_status=schedule_status())  # fmt: skip
+    nightly = dg.ScheduleDefinition(
+        name="retrain_nightly",
+        job=TRAINING_JOB,
+        cron_schedule="0 2 * * *",
+        execution_timezone="UTC",
+        default_status=schedule_status(),
+    )
     status = launching_sensor_status()
     return dg.Definitions(
-        assets=[training_dataset, trained_model, promotion_decision], jobs=[TRAINING_JOB], schedules=[nightly],
-        sensors=[dg.sensor(job=TRAINING_JOB, minimum_interval_seconds=600, default_status=status)(retrain_on_new_data),
-                 dg.sensor(job=MODEL_PERFORMANCE_JOB, minimum_interval_seconds=60,
-                           default_status=status)(model_performance_on_new_champion)],
-    )  # fmt: skip
+        assets=[training_dataset, trained_model, promotion_decision],
+        jobs=[TRAINING_JOB],
+        schedules=[nightly],
+        sensors=[
+            dg.sensor(job=TRAINING_JOB, minimum_interval_seconds=600, default_status=status)(retrain_on_new_data),
+            dg.sensor(job=MODEL_PERFORMANCE_JOB, minimum_interval_seconds=60, default_status=status)(
+                model_performance_on_new_champion
+            ),
+        ],
+    )

@@ -182,18 +182,24 @@ class _FileStream:
         reader = pa_csv.open_csv(
             self._reader,
             read_options=pa_csv.ReadOptions(
-                column_names=names, skip_rows=1, use_threads=False,
+                column_names=names,
+                skip_rows=1,
+                use_threads=False,
                 block_size=max(options.batch_ticks * _BYTES_PER_ROW, _MIN_BLOCK_BYTES),
             ),
             parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter, quote_char=False if self.format == "mt5" else '"', escape_char=False,
+                delimiter=delimiter,
+                quote_char=False if self.format == "mt5" else '"',
+                escape_char=False,
                 invalid_row_handler=invalid_row,
             ),
             convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in names}, check_utf8=False, null_values=[""],
+                column_types={name: pa.string() for name in names},
+                check_utf8=False,
+                null_values=[""],
                 strings_can_be_null=True,
             ),
-        )  # fmt: skip
+        )
         for record_batch in reader:
             self.consumed = self._reader.position
             yield self._checked(*self._parse(parser, record_batch))

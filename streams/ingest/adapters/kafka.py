@@ -66,8 +66,11 @@ class KafkaSink:
             if self.delivery_failures <= 10 or self.delivery_failures % 10_000 == 0:
                 logger.error(
                     "kafka delivery failed topic=%s key=%s: %s (failures so far: %d)",
-                    message.topic(), message.key(), error.str(), self.delivery_failures,
-                )  # fmt: skip
+                    message.topic(),
+                    message.key(),
+                    error.str(),
+                    self.delivery_failures,
+                )
 
     @staticmethod
     def _on_error(error: KafkaError) -> None:
@@ -98,9 +101,12 @@ class KafkaSink:
         received_at = self.clock.now_ms()
         for rejected in batch.rejected:
             letter = DeadLetter(
-                source=rejected.origin or self.source, reason=rejected.reason, raw=rejected.raw,
-                received_at_ms=received_at, symbol=rejected.symbol,
-            )  # fmt: skip
+                source=rejected.origin or self.source,
+                reason=rejected.reason,
+                raw=rejected.raw,
+                received_at_ms=received_at,
+                symbol=rejected.symbol,
+            )
             self._produce(self.dlq_topic, encode(letter), rejected.symbol.encode() or None)
         self.dead_letters_sent += len(batch.rejected)
         self.producer.poll(0)

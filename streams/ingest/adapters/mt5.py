@@ -114,8 +114,10 @@ class Mt5Source:
             if getattr(info, "digits", expected) != expected:
                 logger.warning(
                     "mt5 symbol=%s has %s digits at the broker but %s in the registry; ticks are sent as quoted",
-                    symbol, info.digits, expected,
-                )  # fmt: skip
+                    symbol,
+                    info.digits,
+                    expected,
+                )
         self._needs_setup = False
 
     def _poll(self, symbol: str) -> Iterator[SourceBatch]:
@@ -143,10 +145,16 @@ class Mt5Source:
 
         time_ms = self.terminal.clock.to_utc_ms(ticks["time_msc"].astype(np.int64))
         return Candidates(
-            (symbol,), np.zeros(count, dtype=np.int32), time_ms, ticks["bid"].astype(np.float64),
-            ticks["ask"].astype(np.float64), ticks["last"].astype(np.float64), volume, ticks["flags"].astype(np.int64),
+            (symbol,),
+            np.zeros(count, dtype=np.int32),
+            time_ms,
+            ticks["bid"].astype(np.float64),
+            ticks["ask"].astype(np.float64),
+            ticks["last"].astype(np.float64),
+            volume,
+            ticks["flags"].astype(np.int64),
             raw,
-        )  # fmt: skip
+        )
 
     def clock_ms(self) -> int | None:
         """Return the UTC wall clock (lag = how far the newest sent tick is behind it)."""

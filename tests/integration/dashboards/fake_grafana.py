@@ -89,8 +89,12 @@ class _Handler(BaseHTTPRequestHandler):
             for pattern, handler in ROUTES.get(method, ()):
                 match = re.fullmatch(pattern, path)
                 if match:
-                    status, body = handler(self.state, self._body() if method in ("POST", "PUT") else None,
-                                           *match.groups(), query=self.path)  # fmt: skip
+                    status, body = handler(
+                        self.state,
+                        self._body() if method in ("POST", "PUT") else None,
+                        *match.groups(),
+                        query=self.path,
+                    )
                     self._send(status, body)
                     return
         self._send(404, {"message": "Not found"})
@@ -170,8 +174,14 @@ def _save_dashboard(state: GrafanaState, body: Any, query: str) -> tuple[int, An
     dashboard_id = stored["dashboard"]["id"] if stored else state.new_id()
     dashboard.update(id=dashboard_id, version=version)
     state.dashboards[uid] = {"dashboard": dashboard, "meta": {"folderUid": folder_uid, "message": body.get("message")}}
-    return 200, {"id": dashboard_id, "uid": uid, "url": f"/d/{uid}/x", "status": "success", "version": version,
-                 "slug": "x"}  # fmt: skip
+    return 200, {
+        "id": dashboard_id,
+        "uid": uid,
+        "url": f"/d/{uid}/x",
+        "status": "success",
+        "version": version,
+        "slug": "x",
+    }
 
 
 def _get_rule(state: GrafanaState, body: Any, uid: str, query: str) -> tuple[int, Any]:

@@ -12,11 +12,17 @@ from tickwave.market import MarketCalendar
 HOLIDAYS = (date(2026, 12, 25), date(2027, 1, 1), date(2026, 3, 9))
 # a grid over a year with a week around each DST change (US: 8 Mar and 1 Nov 2026), every edge
 # (17:00 New York in winter and summer, midnight of a holiday) and the seconds either side of it
-_EDGES = [datetime(2026, 3, 6, 21, 0, tzinfo=UTC), datetime(2026, 3, 8, 21, 0, tzinfo=UTC),
-          datetime(2026, 10, 30, 21, 0, tzinfo=UTC), datetime(2026, 11, 1, 22, 0, tzinfo=UTC),
-          datetime(2026, 12, 25, 5, 0, tzinfo=UTC), datetime(2026, 12, 26, 5, 0, tzinfo=UTC),
-          datetime(2027, 1, 1, 5, 0, tzinfo=UTC), datetime(2026, 3, 9, 4, 0, tzinfo=UTC),
-          datetime(2026, 3, 10, 4, 0, tzinfo=UTC)]  # fmt: skip
+_EDGES = [
+    datetime(2026, 3, 6, 21, 0, tzinfo=UTC),
+    datetime(2026, 3, 8, 21, 0, tzinfo=UTC),
+    datetime(2026, 10, 30, 21, 0, tzinfo=UTC),
+    datetime(2026, 11, 1, 22, 0, tzinfo=UTC),
+    datetime(2026, 12, 25, 5, 0, tzinfo=UTC),
+    datetime(2026, 12, 26, 5, 0, tzinfo=UTC),
+    datetime(2027, 1, 1, 5, 0, tzinfo=UTC),
+    datetime(2026, 3, 9, 4, 0, tzinfo=UTC),
+    datetime(2026, 3, 10, 4, 0, tzinfo=UTC),
+]
 _START = datetime(2026, 1, 1, tzinfo=UTC)
 GRID_MS = sorted(
     {int((_START + timedelta(minutes=37 * step)).timestamp() * 1000) for step in range(400 * 24 * 60 // 37)}

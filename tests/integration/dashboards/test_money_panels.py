@@ -34,15 +34,19 @@ def _fill(fill_id: str, symbol: str, side: str, lots: float, price: float, at: d
     signed = to_decimal(lots) if side == "buy" else -to_decimal(lots)
     booked = BOOKS.setdefault(symbol, Book()).book(signed, to_decimal(price), fill_id)
     realized = booked.realized * 100_000
-    return (f"('{fill_id}', 'o-{fill_id}', 's-{fill_id}', '{symbol}', '{side}', {price}, {lots}, {commission}, "
-            f"{_ms(at)}, 'm', 1, 'd-{fill_id}', {booked.position_before}, {booked.position_after}, "
-            f"{booked.entry_value_after}, {realized}, {realized}, '{booked.round_trip_id}', "
-            f"'{booked.opens_round_trip_id}')")  # fmt: skip
+    return (
+        f"('{fill_id}', 'o-{fill_id}', 's-{fill_id}', '{symbol}', '{side}', {price}, {lots}, {commission}, "
+        f"{_ms(at)}, 'm', 1, 'd-{fill_id}', {booked.position_before}, {booked.position_after}, "
+        f"{booked.entry_value_after}, {realized}, {realized}, '{booked.round_trip_id}', "
+        f"'{booked.opens_round_trip_id}')"
+    )
 
 
 def _bar(table: str, symbol: str, start: datetime, close: float) -> str:
-    return (f"INSERT INTO {table} (symbol, timeframe, start_ms, end_ms, mid_open, mid_high, mid_low, mid_close) "
-            f"VALUES ('{symbol}', 'x', {_ms(start)}, {_ms(start)}, {close}, {close}, {close}, {close})")  # fmt: skip
+    return (
+        f"INSERT INTO {table} (symbol, timeframe, start_ms, end_ms, mid_open, mid_high, mid_low, mid_close) "
+        f"VALUES ('{symbol}', 'x', {_ms(start)}, {_ms(start)}, {close}, {close}, {close}, {close})"
+    )
 
 
 @pytest.fixture

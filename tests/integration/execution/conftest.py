@@ -168,10 +168,17 @@ def make_signal(
     index: int, now_ms: int, direction: str = "long", strength: float = 0.5, symbol: str = "EURUSD"
 ) -> Signal:
     return Signal(
-        signal_id=Signal.make_id("it", 1, symbol, "1m", index), symbol=symbol, timeframe="1m", bar_start_ms=index,
-        direction=direction, strength=strength, confidence=0.9, model_id="it", model_version=1,  # type: ignore[arg-type]
+        signal_id=Signal.make_id("it", 1, symbol, "1m", index),
+        symbol=symbol,
+        timeframe="1m",
+        bar_start_ms=index,
+        direction=direction,
+        strength=strength,
+        confidence=0.9,
+        model_id="it",
+        model_version=1,  # type: ignore[arg-type]
         created_at_ms=now_ms,
-    )  # fmt: skip
+    )
 
 
 def make_tick(now_ms: int, mid: float = 1.1, symbol: str = "EURUSD", seq: int = 0) -> Tick:

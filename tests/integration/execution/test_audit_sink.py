@@ -24,15 +24,30 @@ def _submitted_and_filled(ids: list[str], fills: int) -> tuple[list[Message], li
     """Each order of ``ids`` submitted, and the first ``fills`` of them filled whole 10 s later."""
     common = {"signal_id": "s", "symbol": "EURUSD", "model_id": "m", "model_version": 1}
     submitted: list[Message] = [
-        OrderSubmitted(client_order_id=cid, event_at_ms=STARTED_MS + n, side="buy", quantity_lots=0.3,
-                       order_type="market", venue="paper", **common)  # type: ignore[arg-type]
+        OrderSubmitted(
+            client_order_id=cid,
+            event_at_ms=STARTED_MS + n,
+            side="buy",
+            quantity_lots=0.3,
+            order_type="market",
+            venue="paper",
+            **common,
+        )  # type: ignore[arg-type]
         for n, cid in enumerate(ids)
-    ]  # fmt: skip
+    ]
     filled: list[Message] = [
-        OrderFilled(client_order_id=cid, event_at_ms=STARTED_MS + 10_000 + n, fill_id=f"f-{cid}", fill_price=1.1,
-                    fill_lots=0.3, cumulative_lots=0.3, is_final=True, **common)  # type: ignore[arg-type]
+        OrderFilled(
+            client_order_id=cid,
+            event_at_ms=STARTED_MS + 10_000 + n,
+            fill_id=f"f-{cid}",
+            fill_price=1.1,
+            fill_lots=0.3,
+            cumulative_lots=0.3,
+            is_final=True,
+            **common,
+        )  # type: ignore[arg-type]
         for n, cid in enumerate(ids[:fills])
-    ]  # fmt: skip
+    ]
     return submitted, filled
 
 

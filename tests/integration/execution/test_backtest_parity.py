@@ -53,11 +53,20 @@ def _quiet_signals(ticks: list[Tick], model_version: int = 1) -> list[Signal]:
         due = candidate + LATENCY_MS
         if not any(due - QUIET_BEFORE_MS <= at <= due + QUIET_AFTER_MS for at in times[symbol]):
             direction, strength = INTENTS[len(signals) % len(INTENTS)]
-            signals.append(Signal(
-                signal_id=Signal.make_id("parity", model_version, symbol, "1m", candidate), symbol=symbol,
-                timeframe="1m", bar_start_ms=candidate, direction=direction, strength=strength,  # type: ignore[arg-type]
-                confidence=0.8, model_id="parity", model_version=model_version, created_at_ms=candidate,
-            ))  # fmt: skip
+            signals.append(
+                Signal(
+                    signal_id=Signal.make_id("parity", model_version, symbol, "1m", candidate),
+                    symbol=symbol,
+                    timeframe="1m",
+                    bar_start_ms=candidate,
+                    direction=direction,
+                    strength=strength,  # type: ignore[arg-type]
+                    confidence=0.8,
+                    model_id="parity",
+                    model_version=model_version,
+                    created_at_ms=candidate,
+                )
+            )
             turn += 1
             candidate += SIGNAL_GAP_MS
         else:
@@ -72,24 +81,45 @@ def _quote(ticks: list[Tick], symbol: str, at_ms: int) -> tuple[float, float]:
 
 def _moved(message: Tick | Signal, offset_ms: int) -> Tick | Signal:
     if isinstance(message, Tick):
-        return Tick(message.symbol, message.time_ms + offset_ms, message.seq, message.bid, message.ask, message.last,
-                    message.volume, message.flags, message.source)  # fmt: skip
+        return Tick(
+            message.symbol,
+            message.time_ms + offset_ms,
+            message.seq,
+            message.bid,
+            message.ask,
+            message.last,
+            message.volume,
+            message.flags,
+            message.source,
+        )
     return Signal(
-        signal_id=message.signal_id, symbol=message.symbol, timeframe=message.timeframe,
-        bar_start_ms=message.bar_start_ms + offset_ms, direction=message.direction, strength=message.strength,
-        confidence=message.confidence, model_id=message.model_id, model_version=message.model_version,
+        signal_id=message.signal_id,
+        symbol=message.symbol,
+        timeframe=message.timeframe,
+        bar_start_ms=message.bar_start_ms + offset_ms,
+        direction=message.direction,
+        strength=message.strength,
+        confidence=message.confidence,
+        model_id=message.model_id,
+        model_version=message.model_version,
         created_at_ms=message.created_at_ms + offset_ms,
-    )  # fmt: skip
+    )
 
 
 def _orders(events: list[AnyMessage]) -> list[tuple[str, str, str, str, float]]:
-    return [(e.client_order_id, e.signal_id, e.symbol, e.side, e.quantity_lots) for e in events
-            if isinstance(e, OrderSubmitted)]  # fmt: skip
+    return [
+        (e.client_order_id, e.signal_id, e.symbol, e.side, e.quantity_lots)
+        for e in events
+        if isinstance(e, OrderSubmitted)
+    ]
 
 
 def _fills(events: list[AnyMessage]) -> list[tuple[str, str, float, float, bool]]:
-    return [(e.client_order_id, e.fill_id, e.fill_price, e.fill_lots, e.is_final) for e in events
-            if isinstance(e, OrderFilled)]  # fmt: skip
+    return [
+        (e.client_order_id, e.fill_id, e.fill_price, e.fill_lots, e.is_final)
+        for e in events
+        if isinstance(e, OrderFilled)
+    ]
 
 
 def _denials(events: list[AnyMessage]) -> list[tuple[str, str]]:
@@ -103,15 +133,27 @@ def test_backtest_when_a_recorded_session_replays_then_orders_fills_and_pnl_equa
     signals = _quiet_signals(ticks)
     # One signal the gate must deny (a symbol outside allowed_symbols) and one delivered twice.
     stray = Signal(
-        signal_id=Signal.make_id("parity", 1, "NZDUSD", "1m", 0), symbol="NZDUSD", timeframe="1m", bar_start_ms=0,
-        direction="long", strength=1.0, confidence=0.8, model_id="parity", model_version=1,
+        signal_id=Signal.make_id("parity", 1, "NZDUSD", "1m", 0),
+        symbol="NZDUSD",
+        timeframe="1m",
+        bar_start_ms=0,
+        direction="long",
+        strength=1.0,
+        confidence=0.8,
+        model_id="parity",
+        model_version=1,
         created_at_ms=signals[1].created_at_ms + 10,
-    )  # fmt: skip
+    )
     session: list[Tick | Signal] = [*ticks, *signals, stray, signals[2]]
     assert len(signals) >= 8, f"only {len(signals)} quiet moments in the window"
     # Latency matters here: for most signals the quote moves between the decision and the fill.
-    assert sum(_quote(ticks, s.symbol, s.created_at_ms) != _quote(ticks, s.symbol, s.created_at_ms + LATENCY_MS)
-               for s in signals) >= len(signals) // 2  # fmt: skip
+    assert (
+        sum(
+            _quote(ticks, s.symbol, s.created_at_ms) != _quote(ticks, s.symbol, s.created_at_ms + LATENCY_MS)
+            for s in signals
+        )
+        >= len(signals) // 2
+    )
 
     env = {"TICKWAVE_EXECUTION_PAPER_LATENCY_MS": str(LATENCY_MS)}
     processes.start(extra_env=env)
@@ -123,8 +165,10 @@ def test_backtest_when_a_recorded_session_replays_then_orders_fills_and_pnl_equa
 
     # Live: each message at its own time, moved to now (+1 s to get going).
     offset_ms = now_ms() + 1_000 - ticks[0].time_ms
-    moved = sorted((_moved(message, offset_ms) for message in session),
-                   key=lambda m: (m.time_ms, 0) if isinstance(m, Tick) else (m.created_at_ms, 1))  # fmt: skip
+    moved = sorted(
+        (_moved(message, offset_ms) for message in session),
+        key=lambda m: (m.time_ms, 0) if isinstance(m, Tick) else (m.created_at_ms, 1),
+    )
     for message in moved:
         at_ms = message.time_ms if isinstance(message, Tick) else message.created_at_ms
         time.sleep(max(0.0, (at_ms - now_ms()) / 1000))
@@ -150,8 +194,9 @@ def test_backtest_when_a_recorded_session_replays_then_orders_fills_and_pnl_equa
     ledger.close()
 
     # The backtest: the same messages, replayed.
-    replayed = replay_session(settings, [m for m in moved if isinstance(m, Tick)],
-                              [m for m in moved if isinstance(m, Signal)])  # fmt: skip
+    replayed = replay_session(
+        settings, [m for m in moved if isinstance(m, Tick)], [m for m in moved if isinstance(m, Signal)]
+    )
     backtest = list(replayed.events)
 
     assert _orders(backtest) == _orders(live), processes.log_tail()

@@ -32,13 +32,20 @@ from tickwave.config import Settings
 from tickwave.contracts import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, RiskEvent
 from tickwave.money import to_decimal
 
-BROKER_STATUS = {OrderAccepted: OrderStatus.ACCEPTED, OrderFilled: OrderStatus.FILLED,
-                 OrderRejected: OrderStatus.REJECTED, OrderCanceled: OrderStatus.CANCELED}  # fmt: skip
+BROKER_STATUS = {
+    OrderAccepted: OrderStatus.ACCEPTED,
+    OrderFilled: OrderStatus.FILLED,
+    OrderRejected: OrderStatus.REJECTED,
+    OrderCanceled: OrderStatus.CANCELED,
+}
 KILLS = 22
 SIGNALS = 400
 SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY")
-LIMITS = {"TICKWAVE_EXECUTION_SIGNAL_TTL_MS": "600000", "TICKWAVE_EXECUTION_MAX_TICK_AGE_MS": "600000",
-          "TICKWAVE_EXECUTION_MAX_ORDERS_PER_SECOND": "1000"}  # fmt: skip
+LIMITS = {
+    "TICKWAVE_EXECUTION_SIGNAL_TTL_MS": "600000",
+    "TICKWAVE_EXECUTION_MAX_TICK_AGE_MS": "600000",
+    "TICKWAVE_EXECUTION_MAX_ORDERS_PER_SECOND": "1000",
+}
 
 
 def _stream(bus: Bus, stop: threading.Event, sent: list[str]) -> None:
@@ -47,8 +54,9 @@ def _stream(bus: Bus, stop: threading.Event, sent: list[str]) -> None:
     for index in range(SIGNALS):
         if stop.is_set():
             return
-        signal = make_signal(index, now_ms(), ("long", "short")[index // 3 % 2], rng.choice((0.3, 0.6, 1.0)),
-                             SYMBOLS[index % 3])  # fmt: skip
+        signal = make_signal(
+            index, now_ms(), ("long", "short")[index // 3 % 2], rng.choice((0.3, 0.6, 1.0)), SYMBOLS[index % 3]
+        )
         signals.append(signal)
         bus.send(signal, flush=False)
         sent.append(signal.signal_id)
@@ -84,8 +92,10 @@ def _load_audit_trail(processes: Processes, warehouse_env: dict[str, str], wareh
             if orders >= len(journal.orders) and loaded_fills >= fills:
                 return
             time.sleep(0.5)
-        raise AssertionError(f"the warehouse has {orders} orders and {loaded_fills} fills, expected "
-                             f"{len(journal.orders)} and {fills}\n{processes.log_tail()}")  # fmt: skip
+        raise AssertionError(
+            f"the warehouse has {orders} orders and {loaded_fills} fills, expected "
+            f"{len(journal.orders)} and {fills}\n{processes.log_tail()}"
+        )
     finally:
         assert loader.stop() == 0, processes.log_tail()
 
@@ -156,8 +166,9 @@ def test_execution_when_killed_at_random_points_then_one_order_per_signal_and_bo
         if isinstance(event, OrderFilled):
             broker_filled[event.client_order_id] = event.cumulative_lots
             lots = to_decimal(event.fill_lots)
-            books.setdefault(event.symbol, Book()).fill(lots if sides[event.client_order_id] == "buy" else -lots,
-                                                        to_decimal(event.fill_price))  # fmt: skip
+            books.setdefault(event.symbol, Book()).fill(
+                lots if sides[event.client_order_id] == "buy" else -lots, to_decimal(event.fill_price)
+            )
     for client_order_id, order in journal.orders.items():
         if client_order_id in sides:
             # The journal says what the venue says; and the paper venue (no latency) writes a call's

@@ -40,8 +40,10 @@ def test_fast_replay_when_a_holdout_replays_then_every_order_fill_and_pnl_equals
     assert fast.denial_counts() == live.denial_counts()
     instruments = instruments_of(settings)
     assert fill_pnls(fast.events, instruments) == fill_pnls(live.events, instruments)
-    assert (fast.realized_by_currency, fast.unrealized_by_currency) == (live.realized_by_currency,
-                                                                       live.unrealized_by_currency)  # fmt: skip
+    assert (fast.realized_by_currency, fast.unrealized_by_currency) == (
+        live.realized_by_currency,
+        live.unrealized_by_currency,
+    )
     assert (fast.realized_pnl, fast.total_pnl, fast.positions) == (live.realized_pnl, live.total_pnl, live.positions)
     assert fast.events == live.events  # every journaled event, in order (signals, denials, risk events too)
     assert fast.chain_head == live.chain_head is not None  # the audit chain linked at the end: the same head

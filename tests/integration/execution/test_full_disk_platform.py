@@ -40,8 +40,11 @@ from tickwave.contracts import AnyMessage, OrderDenied, OrderFilled, OrderSubmit
 from tickwave.topics import STREAMS_RECORDS, TICKS, topic_name
 
 SYMBOLS = (("EURUSD", 1.1), ("GBPUSD", 1.27), ("USDJPY", 150.0))
-LIMITS = {"TICKWAVE_EXECUTION_SIGNAL_TTL_MS": "600000", "TICKWAVE_EXECUTION_MAX_TICK_AGE_MS": "600000",
-          "TICKWAVE_EXECUTION_MAX_ORDERS_PER_SECOND": "1000"}  # fmt: skip
+LIMITS = {
+    "TICKWAVE_EXECUTION_SIGNAL_TTL_MS": "600000",
+    "TICKWAVE_EXECUTION_MAX_TICK_AGE_MS": "600000",
+    "TICKWAVE_EXECUTION_MAX_ORDERS_PER_SECOND": "1000",
+}
 
 
 class Market:
@@ -116,28 +119,35 @@ def test_platform_when_the_disk_fills_and_is_freed_then_nothing_is_lost_or_doubl
     loading: threading.Thread | None = None
     try:
         settings = load_settings(
-            state_dir=state, kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
+            state_dir=state,
+            kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
             clickhouse={"database": "full_disk"},
-        )  # fmt: skip
+        )
         migrate(settings)
         print(f"{time.monotonic() - began:.1f} s: migrated")
         credentials = resolve_credentials(settings)
         warehouse_env = {
-            "TICKWAVE_CLICKHOUSE_URL": f"http://{endpoint.address}", "TICKWAVE_CLICKHOUSE_DATABASE": "full_disk",
+            "TICKWAVE_CLICKHOUSE_URL": f"http://{endpoint.address}",
+            "TICKWAVE_CLICKHOUSE_DATABASE": "full_disk",
             "TICKWAVE_CLICKHOUSE_PASSWORD": credentials.password.get_secret_value(),
-        }  # fmt: skip
+        }
         client = connect(settings)
         audit = processes.start("audit", extra_env=warehouse_env)
         marker = ready_marker(state, "audit")  # running before the disk fills (starting on a full disk fails)
-        _wait(lambda: marker.exists() and marker.read_text().strip() == str(audit.process and audit.process.pid),
-              120, "the audit loader to be ready", processes)  # fmt: skip
+        _wait(
+            lambda: marker.exists() and marker.read_text().strip() == str(audit.process and audit.process.pid),
+            120,
+            "the audit loader to be ready",
+            processes,
+        )
         loader = RecordLoader(settings)  # the streams loader, in this process
         loading = threading.Thread(target=loader.run, args=(stop_loading,), name="streams-loader")
         loading.start()
         market.thread.start()
         print(f"{time.monotonic() - began:.1f} s: started")
-        bus.wait_for(lambda events: len([e for e in events if isinstance(e, OrderFilled)]) >= 3, 60,
-                     "the first orders filled")  # fmt: skip
+        bus.wait_for(
+            lambda events: len([e for e in events if isinstance(e, OrderFilled)]) >= 3, 60, "the first orders filled"
+        )
 
         # Act 1: the disk fills
         filler = fill(disk)
@@ -147,8 +157,10 @@ def test_platform_when_the_disk_fills_and_is_freed_then_nothing_is_lost_or_doubl
         halted_at = len(bus.events)
         print(f"{time.monotonic() - began:.1f} s: halted")
         with pytest.raises(DatabaseError) as refused:
-            client.command("INSERT INTO ticks (symbol, time_ms, seq, bid, ask) SELECT 'XAUUSD', now64(3), "
-                           "number, 1.1, 1.1001 FROM numbers(200000)")  # fmt: skip
+            client.command(
+                "INSERT INTO ticks (symbol, time_ms, seq, bid, ask) SELECT 'XAUUSD', now64(3), "
+                "number, 1.1, 1.1001 FROM numbers(200000)"
+            )
         monkeypatch.setenv("TICKWAVE_STATE_DIR", str(state))
         capsys.readouterr()
         with pytest.raises(typer.Exit) as status_exit:

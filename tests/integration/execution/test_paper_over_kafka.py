@@ -56,8 +56,11 @@ def test_execution_when_signals_over_kafka_then_one_order_each_and_kill_switch_h
     forged = ControlCommand(command_id="forged", command="halt", issued_by="x", issued_at_ms=now_ms())
     bus.producer.produce(topic_name(topics, EXECUTION_CONTROL), value=encode(forged))
     bus.producer.flush(10)
-    refused = bus.wait_for(lambda events: any(isinstance(e, RiskEvent) and e.kind == "control_refused"
-                                              for e in events), 15, "the forged halt to be refused")  # fmt: skip
+    refused = bus.wait_for(
+        lambda events: any(isinstance(e, RiskEvent) and e.kind == "control_refused" for e in events),
+        15,
+        "the forged halt to be refused",
+    )
     assert any(isinstance(e, RiskEvent) and e.severity == "critical" and "unsigned" in e.detail for e in refused)
 
     # Kill switch: from the (signed) command to HALTED, as seen by the operator.
@@ -97,8 +100,11 @@ def test_execution_when_signals_over_kafka_then_one_order_each_and_kill_switch_h
         assert result.exit_code == 0 and "FLATTEN all symbols" in result.output, result.output
         if " 0 denied" in result.output:
             break
-    bus.wait_for(lambda events: sum(isinstance(e, OrderFilled) and e.signal_id.startswith("flatten-")
-                                    for e in events) >= 2, 15, "the flatten orders to fill")  # fmt: skip
+    bus.wait_for(
+        lambda events: sum(isinstance(e, OrderFilled) and e.signal_id.startswith("flatten-") for e in events) >= 2,
+        15,
+        "the flatten orders to fill",
+    )
     result = CliRunner().invoke(app, ["execution", "status"], env=processes.env)
     positions_row = next(line for line in result.output.splitlines() if "positions_lots" in line)
     assert "{}" in positions_row, result.output

@@ -22,11 +22,15 @@ TICKWAVE = str(Path(sys.executable).with_name("tickwave"))
 
 def cli_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.upper().startswith("TICKWAVE_")}
-    env.update({
-        "COLUMNS": "200", "TICKWAVE_STATE_DIR": str(tmp_path / "state"), "TICKWAVE_INGEST_STATS_INTERVAL_S": "0.5",
-        "TICKWAVE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap or "",
-        "TICKWAVE_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix,
-    })  # fmt: skip
+    env.update(
+        {
+            "COLUMNS": "200",
+            "TICKWAVE_STATE_DIR": str(tmp_path / "state"),
+            "TICKWAVE_INGEST_STATS_INTERVAL_S": "0.5",
+            "TICKWAVE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap or "",
+            "TICKWAVE_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix,
+        }
+    )
     return env
 
 
@@ -42,8 +46,9 @@ def reported_ticks(output: str) -> int:
 
 
 def test_ingest_when_replaying_the_sample_then_all_ticks_sent_with_progress(settings: Settings, tmp_path: Path) -> None:
-    result = ingest(cli_env(settings, tmp_path), tmp_path, "--source", "replay", "--file", str(SAMPLE_DIR),
-                    "--timezone", "UTC")  # fmt: skip
+    result = ingest(
+        cli_env(settings, tmp_path), tmp_path, "--source", "replay", "--file", str(SAMPLE_DIR), "--timezone", "UTC"
+    )
 
     assert result.returncode == 0, result.stderr
     assert reported_ticks(result.stdout) == 4_600
@@ -52,8 +57,18 @@ def test_ingest_when_replaying_the_sample_then_all_ticks_sent_with_progress(sett
 
 
 def test_ingest_when_window_given_then_only_ticks_inside_it(settings: Settings, tmp_path: Path) -> None:
-    result = ingest(cli_env(settings, tmp_path), tmp_path, "--source", "replay", "--file", str(SAMPLE_DIR),
-                    "--from", "2024-03-04T08:02:00", "--to", "2024-03-04T08:03:00Z")  # fmt: skip
+    result = ingest(
+        cli_env(settings, tmp_path),
+        tmp_path,
+        "--source",
+        "replay",
+        "--file",
+        str(SAMPLE_DIR),
+        "--from",
+        "2024-03-04T08:02:00",
+        "--to",
+        "2024-03-04T08:03:00Z",
+    )
 
     assert result.returncode == 0, result.stderr
     times = [tick.time_ms for _key, tick in read_ticks(settings.kafka.bootstrap or "", topic_name(settings, TICKS))]
@@ -65,8 +80,22 @@ def test_ingest_when_simulating_at_full_speed_then_duration_of_ticks_sent(settin
     # A fixed start: the simulated activity follows the UTC hour, and from "now" at 21:00 UTC (the rollover, a
     # third of the day's mean) ten minutes held ~9,500 ticks. 08:00 UTC is a liquid hour, and the same seed
     # and start give the same ticks.
-    result = ingest(cli_env(settings, tmp_path), tmp_path, "--source", "sim", "--speed", "max", "--duration", "10m",
-                    "--rate", "50", "--symbols", "EURUSD,XAUUSD", "--from", "2024-03-04T08:00:00Z")  # fmt: skip
+    result = ingest(
+        cli_env(settings, tmp_path),
+        tmp_path,
+        "--source",
+        "sim",
+        "--speed",
+        "max",
+        "--duration",
+        "10m",
+        "--rate",
+        "50",
+        "--symbols",
+        "EURUSD,XAUUSD",
+        "--from",
+        "2024-03-04T08:00:00Z",
+    )
 
     assert result.returncode == 0, result.stderr
     ticks = read_ticks(settings.kafka.bootstrap or "", topic_name(settings, TICKS))

@@ -44,9 +44,15 @@ NOW_MS = T0 + (MINUTES + 60) * 60_000
 STREAMS = StreamsSettings(timeframes=("1s", "1m"), late_wait_ms=500, close_on_wall_clock=False, model_refresh_s=0.01)
 RANGE_MS = (T0, T0 + MINUTES * 60_000)
 MODELS = {
-    "n_estimators": 40, "max_depth": 3, "n_jobs": 1, "folds": 3, "min_rows": 500, "embargo_bars": 5,
-    "calibration_bound": 0.15, "leakage_windows": 4,
-}  # fmt: skip
+    "n_estimators": 40,
+    "max_depth": 3,
+    "n_jobs": 1,
+    "folds": 3,
+    "min_rows": 500,
+    "embargo_bars": 5,
+    "calibration_bound": 0.15,
+    "leakage_windows": 4,
+}
 
 
 def ticks(minutes: int = MINUTES, seed: int = 11) -> list[Tick]:

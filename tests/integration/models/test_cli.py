@@ -32,11 +32,13 @@ def cli_env(models_settings: Settings, tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_cli_when_training_and_managing_models_then_each_command_answers(cli_env: dict[str, str]) -> None:
     runner = CliRunner(env=cli_env)
-    model_id = next(line for line in Path(cli_env["TICKWAVE_CONFIG"]).read_text().splitlines()
-                    if line.startswith("model_id")).split('"')[1]  # fmt: skip
+    model_id = next(
+        line for line in Path(cli_env["TICKWAVE_CONFIG"]).read_text().splitlines() if line.startswith("model_id")
+    ).split('"')[1]
 
-    trained = runner.invoke(app, ["train", "--symbols", "EURUSD,USDJPY", "--from", iso(RANGE_MS[0]),
-                                  "--to", iso(RANGE_MS[1])])  # fmt: skip
+    trained = runner.invoke(
+        app, ["train", "--symbols", "EURUSD,USDJPY", "--from", iso(RANGE_MS[0]), "--to", iso(RANGE_MS[1])]
+    )
     listed = runner.invoke(app, ["models", "list"])
     shown = runner.invoke(app, ["models", "show", "1"])
     promoted_again = runner.invoke(app, ["models", "promote", "1"])

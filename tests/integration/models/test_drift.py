@@ -49,8 +49,9 @@ def _write_window(client: Client, start_ms: int, spec: FeatureSpec, shift: float
         values = {name: float(rng.normal()) for name in names}
         values[names[0]] += shift  # only the first input moves
         rows.append(["EURUSD", "1m", _moment(start), values, True, spec.schema_hash])
-    client.insert("features", rows, column_names=["symbol", "timeframe", "bar_start_ms", "values", "is_warm",
-                                                  "schema_hash"])  # fmt: skip
+    client.insert(
+        "features", rows, column_names=["symbol", "timeframe", "bar_start_ms", "values", "is_warm", "schema_hash"]
+    )
     return starts
 
 
@@ -64,22 +65,51 @@ def test_measure_drift_when_one_input_shifts_live_then_only_it_drifts_and_live_p
     live = _write_window(drift_database, now_ms - BARS * MINUTE_MS, spec, shift=2.0, seed=2)
     # live bars climbing 2 bp a minute (every label "up"), and predictions of 0.5 up on each of them
     mids = 1.1 * (1 + 0.0002 * np.arange(BARS))
-    drift_database.insert("bars_1m", [["EURUSD", "1m", _moment(s), _moment(s + MINUTE_MS), m, m, m]
-                                      for s, m in zip(live, mids, strict=True)],
-                          column_names=["symbol", "timeframe", "start_ms", "end_ms", "mid_close", "bid_close",
-                                        "ask_close"])  # fmt: skip
-    drift_database.insert("predictions", [["EURUSD", "1m", _moment(s), "m", 3, {"down": 0.2, "flat": 0.3, "up": 0.5},
-                                           1.0, _moment(s)] for s in live],
-                          column_names=["symbol", "timeframe", "bar_start_ms", "model_id", "model_version",
-                                        "probabilities", "inference_latency_us", "predicted_at_ms"])  # fmt: skip
+    drift_database.insert(
+        "bars_1m",
+        [["EURUSD", "1m", _moment(s), _moment(s + MINUTE_MS), m, m, m] for s, m in zip(live, mids, strict=True)],
+        column_names=["symbol", "timeframe", "start_ms", "end_ms", "mid_close", "bid_close", "ask_close"],
+    )
+    drift_database.insert(
+        "predictions",
+        [["EURUSD", "1m", _moment(s), "m", 3, {"down": 0.2, "flat": 0.3, "up": 0.5}, 1.0, _moment(s)] for s in live],
+        column_names=[
+            "symbol",
+            "timeframe",
+            "bar_start_ms",
+            "model_id",
+            "model_version",
+            "probabilities",
+            "inference_latency_us",
+            "predicted_at_ms",
+        ],
+    )
     entry = RegistryEntry(
-        model_id="m", model_version=3, stage="champion", framework="xgboost", artifact_uri="", artifact_sha256="",
-        feature_schema_hash=spec.schema_hash, metrics={"holdout_log_loss": 0.5, "holdout_accuracy": 0.6}, params={},
-        trained_from_ms=trained_from, trained_to_ms=trained_from + BARS * MINUTE_MS, created_at_ms=0, updated_at_ms=0,
-    )  # fmt: skip
+        model_id="m",
+        model_version=3,
+        stage="champion",
+        framework="xgboost",
+        artifact_uri="",
+        artifact_sha256="",
+        feature_schema_hash=spec.schema_hash,
+        metrics={"holdout_log_loss": 0.5, "holdout_accuracy": 0.6},
+        params={},
+        trained_from_ms=trained_from,
+        trained_to_ms=trained_from + BARS * MINUTE_MS,
+        created_at_ms=0,
+        updated_at_ms=0,
+    )
 
-    report = measure_drift(drift_database, entry, spec.model_names, "1m", ("EURUSD",), LabelSpec(5, 1.0),
-                           window_ms=BARS * MINUTE_MS, now_ms=now_ms)  # fmt: skip
+    report = measure_drift(
+        drift_database,
+        entry,
+        spec.model_names,
+        "1m",
+        ("EURUSD",),
+        LabelSpec(5, 1.0),
+        window_ms=BARS * MINUTE_MS,
+        now_ms=now_ms,
+    )
 
     names = spec.model_names
     assert (report.training_rows, report.live_rows) == (BARS, BARS)

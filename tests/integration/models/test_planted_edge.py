@@ -53,10 +53,12 @@ def markets_database(warehouse_settings: Settings, models_database: str) -> str:
     Their symbols are none of the other models tests' (which read theirs by symbol).
     """
     ticks = sorted(
-        [*planted_edge_ticks(EDGE, RANGE_MS[0], 60_000, MINUTES, PHI, VOLATILITY),
-         *planted_edge_ticks(RANDOM_WALK, RANGE_MS[0], 60_000, MINUTES, 0.0, VOLATILITY)],
+        [
+            *planted_edge_ticks(EDGE, RANGE_MS[0], 60_000, MINUTES, PHI, VOLATILITY),
+            *planted_edge_ticks(RANDOM_WALK, RANGE_MS[0], 60_000, MINUTES, 0.0, VOLATILITY),
+        ],
         key=lambda tick: (tick.time_ms, tick.symbol),
-    )  # fmt: skip
+    )
     stream_into(warehouse_settings, models_database, ticks, MINUTE_BARS, END_MS + 3_600_000)
     return models_database
 
@@ -98,17 +100,21 @@ def iso(ms: int) -> str:
 
 
 def test_train_when_the_market_is_a_random_walk_then_the_prior_gate_refuses_it_in_the_verdict(
-    warehouse_settings: Settings, warehouse_endpoint: Endpoint, markets_database: str, tmp_path: Path,
+    warehouse_settings: Settings,
+    warehouse_endpoint: Endpoint,
+    markets_database: str,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     from app.cli.common import console
 
     monkeypatch.setattr(console, "_width", 250)  # rich keeps the width it was created with: no wrapped reasons
     settings = external_settings(warehouse_settings, warehouse_endpoint, markets_database, tmp_path / "state", **LABELS)
     runner = CliRunner(env=cli_environment(settings, tmp_path, {**MODELS, **LABELS}))
 
-    trained = runner.invoke(app, ["train", "--symbols", ",".join(RANDOM_WALK), "--from", iso(RANGE_MS[0]),
-                                  "--to", iso(RANGE_MS[1])])  # fmt: skip
+    trained = runner.invoke(
+        app, ["train", "--symbols", ",".join(RANDOM_WALK), "--from", iso(RANGE_MS[0]), "--to", iso(RANGE_MS[1])]
+    )
 
     assert trained.exit_code == 0, trained.output
     assert "not promoted:" in trained.output and "prior log loss" in trained.output, trained.output
@@ -121,8 +127,10 @@ def test_train_when_the_market_is_a_random_walk_then_the_prior_gate_refuses_it_i
         registry.close()
     assert entry.stage == CANDIDATE and len(refused) == 1
     figures = refused[0].metrics
-    assert (figures["candidate_log_loss"] >= figures["prior_log_loss"]
-            or figures["wf_log_loss"] >= figures["wf_prior_log_loss"]), figures  # fmt: skip
+    assert (
+        figures["candidate_log_loss"] >= figures["prior_log_loss"]
+        or figures["wf_log_loss"] >= figures["wf_prior_log_loss"]
+    ), figures
     assert "no edge over the label frequencies" in refused[0].reason
     assert figures["folds_judged"] == 4  # three walk-forward folds and the holdout, in the verdict's table
     assert "fold 0 " in trained.output, trained.output

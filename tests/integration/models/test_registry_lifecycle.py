@@ -51,8 +51,9 @@ def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_ar
     assert second.decision is not None and second.decision.is_promoted, second.decision
     assert second.decision.figures["candidate_log_loss"] < second.decision.figures["champion_log_loss"]
     figures = second.decision.figures  # beat both baselines on the holdout, after costs, with enough trades
-    assert figures["candidate_pnl_account"] > max(figures["baseline_flat_pnl_account"],
-                                                  figures["baseline_last_direction_pnl_account"])  # fmt: skip
+    assert figures["candidate_pnl_account"] > max(
+        figures["baseline_flat_pnl_account"], figures["baseline_last_direction_pnl_account"]
+    )
     assert figures["candidate_trades"] >= figures["min_trades"] == 10
     assert third.decision is not None and not third.decision.is_promoted
     assert "does not beat the champion" in third.decision.failures[0]
@@ -80,13 +81,20 @@ def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_ar
     assert [(artifact.timeframe, artifact.model_version) for artifact in served_before] == [("1m", 2)]
     assert [(artifact.timeframe, artifact.model_version) for artifact in served_after] == [("1m", 1)]
     trail = [(event.model_version, event.action, event.actor) for event in events]
-    assert sorted(trail) == sorted([
-        (1, "registered", "pytest-weak"), (1, "promoted", "pytest-weak"),
-        (2, "registered", "pytest-strong"), (2, "promoted", "pytest-strong"), (1, "retired", "pytest-strong"),
-        (3, "registered", "pytest-demanding"), (3, "promotion_refused", "pytest-demanding"),
-        (3, "promotion_refused", "pytest-again"),
-        (2, "rolled_back", "pytest-oncall"), (1, "restored", "pytest-oncall"),
-    ])  # fmt: skip
+    assert sorted(trail) == sorted(
+        [
+            (1, "registered", "pytest-weak"),
+            (1, "promoted", "pytest-weak"),
+            (2, "registered", "pytest-strong"),
+            (2, "promoted", "pytest-strong"),
+            (1, "retired", "pytest-strong"),
+            (3, "registered", "pytest-demanding"),
+            (3, "promotion_refused", "pytest-demanding"),
+            (3, "promotion_refused", "pytest-again"),
+            (2, "rolled_back", "pytest-oncall"),
+            (1, "restored", "pytest-oncall"),
+        ]
+    )
     times = {(event.model_version, event.action): event.occurred_at_ms for event in events}
     assert times[(1, "promoted")] < times[(2, "promoted")] < times[(2, "rolled_back")]
     rolled_back = next(event for event in events if event.action == "rolled_back")
@@ -94,8 +102,13 @@ def test_registry_when_candidates_compete_then_promotion_refusal_and_rollback_ar
     refused = next(event for event in events if event.action == "promotion_refused")
     assert refused.metrics["champion_log_loss"] > 0 and "does not beat" in refused.reason
     promoted = next(event for event in events if (event.model_version, event.action) == (2, "promoted"))
-    assert {"candidate_pnl_account", "candidate_trades", "baseline_flat_pnl_account",
-            "baseline_last_direction_pnl_account", "min_trades"} <= set(promoted.metrics)  # fmt: skip
+    assert {
+        "candidate_pnl_account",
+        "candidate_trades",
+        "baseline_flat_pnl_account",
+        "baseline_last_direction_pnl_account",
+        "min_trades",
+    } <= set(promoted.metrics)
 
 
 def test_train_when_too_few_holdout_trades_then_refused_with_each_criterion_audited(models_settings: Settings) -> None:
@@ -129,8 +142,16 @@ def test_train_when_a_stored_feature_leaks_then_leakage_error_and_nothing_regist
     leaked = []
     for vector, following in pairwise(vectors):
         values = {**vector.values, "logret_1": following.values["logret_1"]} if vector.is_warm else vector.values
-        leaked.append(FeatureVector(symbol="LEAKY", timeframe="1m", bar_start_ms=vector.bar_start_ms, values=values,
-                                    is_warm=vector.is_warm, schema_hash=vector.schema_hash))  # fmt: skip
+        leaked.append(
+            FeatureVector(
+                symbol="LEAKY",
+                timeframe="1m",
+                bar_start_ms=vector.bar_start_ms,
+                values=values,
+                is_warm=vector.is_warm,
+                schema_hash=vector.schema_hash,
+            )
+        )
     database = models_settings.clickhouse.database
     write(models_settings, database, [*(msgspec.structs.replace(bar, symbol="LEAKY") for bar in bars), *leaked])
 
@@ -155,8 +176,13 @@ def test_train_when_input_is_bad_then_clear_error_and_nothing_registered(
     settings = with_models(models_settings, **change.get("settings", {}))
 
     with pytest.raises(error, match=match):
-        train_model(settings, change.get("symbols", SYMBOLS), change.get("range_ms", RANGE_MS), "pytest",
-                    spec=change.get("spec"))  # fmt: skip
+        train_model(
+            settings,
+            change.get("symbols", SYMBOLS),
+            change.get("range_ms", RANGE_MS),
+            "pytest",
+            spec=change.get("spec"),
+        )
 
     assert_nothing_registered(settings)
 
@@ -184,8 +210,9 @@ def shadow_predictions(
     models = settings.models
     out = []
     for symbol in SYMBOLS:
-        series = sorted((bar for bar in bars if bar.symbol == symbol and bar.timeframe == "1m"),
-                        key=lambda bar: bar.start_ms)  # fmt: skip
+        series = sorted(
+            (bar for bar in bars if bar.symbol == symbol and bar.timeframe == "1m"), key=lambda bar: bar.start_ms
+        )
         labels = direction_labels(
             np.array([bar.mid_close for bar in series]), models.horizon_bars, models.dead_zone_bps
         )
@@ -193,11 +220,19 @@ def shadow_predictions(
             if label < 0:
                 continue
             probabilities = {name: hit if index == label else (1 - hit) / 2 for index, name in enumerate(LABELS)}
-            out.append(Prediction(
-                symbol=symbol, timeframe="1m", bar_start_ms=bar.start_ms, model_id=version[0],
-                model_version=version[1], probabilities=probabilities, inference_latency_us=50.0,
-                predicted_at_ms=bar.start_ms + 60_000, role=role,
-            ))  # fmt: skip
+            out.append(
+                Prediction(
+                    symbol=symbol,
+                    timeframe="1m",
+                    bar_start_ms=bar.start_ms,
+                    model_id=version[0],
+                    model_version=version[1],
+                    probabilities=probabilities,
+                    inference_latency_us=50.0,
+                    predicted_at_ms=bar.start_ms + 60_000,
+                    role=role,
+                )
+            )
     return out
 
 
@@ -220,15 +255,21 @@ def test_promote_when_a_challenger_of_another_model_id_shadowed_then_judged_live
         # What the flow stored while it scored the challenger in shadow under its own id (1/3: the champion is a
         # coin; the challenger sees more).
         bars = streams_output.bars
-        write(models_settings, models_settings.clickhouse.database,
-              [*shadow_predictions(models_settings, bars, (model_id, 1), CHAMPION, 1 / 3),
-               *shadow_predictions(models_settings, bars, (challenger_id, 1), CHALLENGER, 0.6)])  # fmt: skip
+        write(
+            models_settings,
+            models_settings.clickhouse.database,
+            [
+                *shadow_predictions(models_settings, bars, (model_id, 1), CHAMPION, 1 / 3),
+                *shadow_predictions(models_settings, bars, (challenger_id, 1), CHALLENGER, 0.6),
+            ],
+        )
         with pytest.raises(PromotionRefused, match=r"fewer than models\.shadow_min_days"):
             ModelRegistry(with_models(models_settings, shadow_min_days=1.0), registry.client).promote(
                 challenger_id, 1, "pytest-too-soon"
             )
         decision = ModelRegistry(with_models(models_settings, shadow_min_days=0.5), registry.client).promote(
-            challenger_id, 1, "pytest-shadowed")  # fmt: skip
+            challenger_id, 1, "pytest-shadowed"
+        )
         served_promoted = [(artifact.model_id, artifact.role) for artifact in provider.champions()]
         restored = registry.rollback(model_id, "pytest-oncall", "the challenger traded badly")
         served_restored = [(artifact.model_id, artifact.role) for artifact in provider.champions()]
@@ -251,8 +292,13 @@ def test_promote_when_a_challenger_of_another_model_id_shadowed_then_judged_live
     assert f"champion {model_id} v1" in promoted.reason
     assert decision.figures["champion_live_log_loss"] == pytest.approx(np.log(3))
     assert [event.action for event in challenger_events] == [
-        "registered", "shadowed", "promotion_refused", "promoted", "rolled_back"]  # fmt: skip
+        "registered",
+        "shadowed",
+        "promotion_refused",
+        "promoted",
+        "rolled_back",
+    ]
     assert [(event.action, event.reason) for event in champion_events][-2:] == [
         ("retired", f"replaced by {challenger_id} v1"),
         ("restored", f"restored by rolling back {challenger_id} v1: the challenger traded badly"),
-    ]  # fmt: skip
+    ]

@@ -34,8 +34,16 @@ def hourly_ticks(seed: int = 5) -> list[Tick]:
                 mid = round(float(base * np.exp(level) * (1.0 + 5e-5 * rng.standard_normal())), 5 if base < 10 else 3)
                 half_spread = base * 1e-5
                 at_ms = RANGE_MS[0] + hour * 3_600_000 + step * 600_000
-                out.append(Tick(symbol=symbol, time_ms=at_ms, seq=0, bid=round(mid - half_spread, 6),
-                                ask=round(mid + half_spread, 6), volume=1.0))  # fmt: skip
+                out.append(
+                    Tick(
+                        symbol=symbol,
+                        time_ms=at_ms,
+                        seq=0,
+                        bid=round(mid - half_spread, 6),
+                        ask=round(mid + half_spread, 6),
+                        volume=1.0,
+                    )
+                )
     return sorted(out, key=lambda tick: (tick.time_ms, tick.symbol))
 
 
@@ -50,8 +58,17 @@ def test_train_when_the_model_is_hourly_and_execution_is_driven_by_minutes_then_
     warehouse_settings: Settings, warehouse_endpoint: Endpoint, hourly_features: str, tmp_path: Path
 ) -> None:
     # execution.risk.signal_timeframe stays at its default, 1m: live, these hourly signals would be denied.
-    settings = external_settings(warehouse_settings, warehouse_endpoint, hourly_features, tmp_path / "state",
-                                 timeframe="1h", min_rows=50, folds=2, horizon_bars=1, embargo_bars=1)  # fmt: skip
+    settings = external_settings(
+        warehouse_settings,
+        warehouse_endpoint,
+        hourly_features,
+        tmp_path / "state",
+        timeframe="1h",
+        min_rows=50,
+        folds=2,
+        horizon_bars=1,
+        embargo_bars=1,
+    )
     assert settings.execution.risk.signal_timeframe == "1m"
 
     outcome = train_model(settings, SYMBOLS, RANGE_MS, "pytest-hourly")
@@ -66,5 +83,6 @@ def test_train_when_the_model_is_hourly_and_execution_is_driven_by_minutes_then_
     assert " 0 orders" not in last_direction, last_direction  # the baseline traded the hourly bars
     assert decision.figures["is_pnl_judged"] == 1.0
     assert not [reason for reason in decision.failures if "no judgement" in reason], decision.failures
-    assert any("judged on its own 1h signals" in note and "execution.risk.signal_timeframe" in note
-               for note in decision.notes), decision.notes  # fmt: skip
+    assert any(
+        "judged on its own 1h signals" in note and "execution.risk.signal_timeframe" in note for note in decision.notes
+    ), decision.notes

@@ -116,10 +116,11 @@ def definitions() -> dg.Definitions:
 def resources_for(warehouse: Warehouse) -> dict[str, Any]:
     """The definitions' resources, pointed at ``warehouse`` (state dir and database only: no secret)."""
     return {
-        "tickwave": TickwaveResource(state_dir=str(warehouse.settings.state_path), database=warehouse.database,
-                                     model_id=MODEL_ID),
+        "tickwave": TickwaveResource(
+            state_dir=str(warehouse.settings.state_path), database=warehouse.database, model_id=MODEL_ID
+        ),
         "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=DBT_EXECUTABLE),
-    }  # fmt: skip
+    }
 
 
 def training_config() -> dict[str, Any]:
@@ -133,8 +134,14 @@ def materialize(
 ) -> dg.ExecuteInProcessResult:
     """Run ``selection`` of the definitions in process against ``warehouse`` (failures returned, not raised)."""
     assets: Sequence[Any] = [*(definitions.assets or []), *(definitions.asset_checks or [])]
-    return dg.materialize(assets, selection=selection, resources=resources_for(warehouse), raise_on_error=False,
-                          instance=dg.DagsterInstance.ephemeral(), **options)  # fmt: skip
+    return dg.materialize(
+        assets,
+        selection=selection,
+        resources=resources_for(warehouse),
+        raise_on_error=False,
+        instance=dg.DagsterInstance.ephemeral(),
+        **options,
+    )
 
 
 def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, str]]:

@@ -15,27 +15,97 @@ from orchestration.defs.marts.assets import WAITING_FOR_STAGING
 from orchestration.resources import TickwaveResource
 from tests.integration.orchestration.conftest import Warehouse
 
-RAW = ["bars_1m", "bars_1s", "dq_results", "features", "fills", "model_drift", "model_registry",
-       "model_registry_events", "order_events", "orders", "predictions", "risk_events", "signals", "ticks"]  # fmt: skip
+RAW = [
+    "bars_1m",
+    "bars_1s",
+    "dq_results",
+    "features",
+    "fills",
+    "model_drift",
+    "model_registry",
+    "model_registry_events",
+    "order_events",
+    "orders",
+    "predictions",
+    "risk_events",
+    "signals",
+    "ticks",
+]
 STAGING = RAW
-COMPLIANCE_VIEWS = ["algorithm_changes", "algorithm_inventory", "data_quality", "decision_log", "execution_quality",
-                    "order_audit_trail", "pnl_trips", "positions_close", "risk_controls", "trade_blotter"]  # fmt: skip
-REPORTS = ["algorithm_changes", "daily_summary", "decision_log", "execution_quality", "order_audit_trail",
-           "risk_controls", "trade_blotter"]  # fmt: skip
-MARTS = ["data_quality_daily", "decision_log", "execution_quality", "execution_quality_daily", "fct_fills",
-         "fct_orders", "fct_round_trips", "int_account_rates", "int_fills_positioned", "model_performance_daily",
-         "pnl_daily", "positions_daily",
-         "risk_events_daily"]  # fmt: skip
+COMPLIANCE_VIEWS = [
+    "algorithm_changes",
+    "algorithm_inventory",
+    "data_quality",
+    "decision_log",
+    "execution_quality",
+    "order_audit_trail",
+    "pnl_trips",
+    "positions_close",
+    "risk_controls",
+    "trade_blotter",
+]
+REPORTS = [
+    "algorithm_changes",
+    "daily_summary",
+    "decision_log",
+    "execution_quality",
+    "order_audit_trail",
+    "risk_controls",
+    "trade_blotter",
+]
+MARTS = [
+    "data_quality_daily",
+    "decision_log",
+    "execution_quality",
+    "execution_quality_daily",
+    "fct_fills",
+    "fct_orders",
+    "fct_round_trips",
+    "int_account_rates",
+    "int_fills_positioned",
+    "model_performance_daily",
+    "pnl_daily",
+    "positions_daily",
+    "risk_events_daily",
+]
 SNAPSHOT_ASSETS = sorted(
-    [f"tickwave/{table}" for table in RAW] + [f"stg_tickwave__{table}" for table in STAGING] + MARTS
-    + ["training_dataset", "trained_model", "promotion_decision", "model_drift", "warehouse_merged",
-       "run_history_pruned", "report_folders_pruned"]
-    + [f"compliance_{view}" for view in COMPLIANCE_VIEWS] + [f"compliance/{report}" for report in REPORTS]
-)  # fmt: skip
-QUALITY_CHECKED = ["bars_1m", "bars_1s", "features", "fills", "model_registry", "orders", "predictions",
-                   "risk_events", "signals", "ticks"]  # fmt: skip
-SNAPSHOT_JOBS = {"dbt_marts", "dbt_daily_marts", "model_performance", "quality_checks", "train_model", "maintenance",
-                 "measure_drift", "compliance_reports_job"}  # fmt: skip
+    [f"tickwave/{table}" for table in RAW]
+    + [f"stg_tickwave__{table}" for table in STAGING]
+    + MARTS
+    + [
+        "training_dataset",
+        "trained_model",
+        "promotion_decision",
+        "model_drift",
+        "warehouse_merged",
+        "run_history_pruned",
+        "report_folders_pruned",
+    ]
+    + [f"compliance_{view}" for view in COMPLIANCE_VIEWS]
+    + [f"compliance/{report}" for report in REPORTS]
+)
+QUALITY_CHECKED = [
+    "bars_1m",
+    "bars_1s",
+    "features",
+    "fills",
+    "model_registry",
+    "orders",
+    "predictions",
+    "risk_events",
+    "signals",
+    "ticks",
+]
+SNAPSHOT_JOBS = {
+    "dbt_marts",
+    "dbt_daily_marts",
+    "model_performance",
+    "quality_checks",
+    "train_model",
+    "maintenance",
+    "measure_drift",
+    "compliance_reports_job",
+}
 SNAPSHOT_SCHEDULES = {
     "retrain_nightly": ("0 2 * * *", "train_model"),
     "dbt_marts_every_15_minutes": ("*/15 * * * *", "dbt_marts"),
@@ -73,16 +143,22 @@ def test_definitions_when_loaded_then_they_validate_and_match_the_snapshot(defin
     assert all(s.execution_timezone == "UTC" for s in definitions.schedules or [])
     # a fresh instance runs them all: nobody has to find the toggles in the UI
     assert {s.name: s.default_status for s in definitions.schedules or []} == dict.fromkeys(
-        SNAPSHOT_SCHEDULES, dg.DefaultScheduleStatus.RUNNING)  # fmt: skip
+        SNAPSHOT_SCHEDULES, dg.DefaultScheduleStatus.RUNNING
+    )
     assert {s.name: s.default_status for s in definitions.sensors or []} == dict.fromkeys(
-        SNAPSHOT_SENSORS, dg.DefaultSensorStatus.RUNNING)  # fmt: skip
+        SNAPSHOT_SENSORS, dg.DefaultSensorStatus.RUNNING
+    )
     # the gate: the training job runs the features' blocking check with the training assets
     check = next(c for c in definitions.asset_checks or [] if "features" in str(next(iter(c.check_keys))))
     assert all(spec.blocking for spec in check.check_specs)
     # the daily marts are daily-partitioned (UTC), the rest of the graph is not
     partitioned = {key.to_user_string() for key in graph.get_all_asset_keys() if graph.get(key).partitions_def}
-    assert partitioned == {"execution_quality_daily", "model_performance_daily", "data_quality_daily",
-                           *(f"compliance/{report}" for report in REPORTS)}  # fmt: skip
+    assert partitioned == {
+        "execution_quality_daily",
+        "model_performance_daily",
+        "data_quality_daily",
+        *(f"compliance/{report}" for report in REPORTS),
+    }
 
 
 def test_definitions_when_schedules_are_disabled_then_schedules_and_launching_sensors_start_stopped(
@@ -118,13 +194,19 @@ def test_reports_schedule_when_compared_with_the_due_times_then_reports_run_befo
     ("schedule", "after", "expected"),
     [
         ("retrain_nightly", datetime(2026, 11, 20, 2, 0, 1, tzinfo=UTC), datetime(2026, 11, 21, 2, 0, tzinfo=UTC)),
-        ("dbt_marts_every_15_minutes", datetime(2026, 11, 20, 9, 7, tzinfo=UTC),
-         datetime(2026, 11, 20, 9, 15, tzinfo=UTC)),
+        (
+            "dbt_marts_every_15_minutes",
+            datetime(2026, 11, 20, 9, 7, tzinfo=UTC),
+            datetime(2026, 11, 20, 9, 15, tzinfo=UTC),
+        ),
         ("quality_hourly", datetime(2026, 11, 20, 23, 59, tzinfo=UTC), datetime(2026, 11, 21, 0, 0, tzinfo=UTC)),
-        ("compliance_reports_daily", datetime(2026, 11, 21, 0, 0, tzinfo=UTC),
-         datetime(2026, 11, 21, 0, 30, tzinfo=UTC)),
+        (
+            "compliance_reports_daily",
+            datetime(2026, 11, 21, 0, 0, tzinfo=UTC),
+            datetime(2026, 11, 21, 0, 30, tzinfo=UTC),
+        ),
     ],
-)  # fmt: skip
+)
 def test_schedule_when_evaluated_at_a_time_then_it_requests_its_job_at_the_next_fire_time(
     definitions: dg.Definitions, schedule: str, after: datetime, expected: datetime
 ) -> None:
@@ -152,8 +234,9 @@ def test_daily_marts_schedule_when_evaluated_then_it_requests_today_and_on_the_1
     schedule = definitions.resolve_schedule_def("dbt_daily_marts_every_15_minutes")
     marts_ran(instance)
 
-    context = dg.build_schedule_context(scheduled_execution_time=at, repository_def=definitions.get_repository_def(),
-                                        instance=instance)  # fmt: skip
+    context = dg.build_schedule_context(
+        scheduled_execution_time=at, repository_def=definitions.get_repository_def(), instance=instance
+    )
     data = schedule.evaluate_tick(context)
 
     assert [request.partition_key for request in data.run_requests or []] == partitions
@@ -166,8 +249,9 @@ def test_daily_marts_schedule_when_no_dbt_marts_run_succeeded_yet_then_it_waits(
     marts_ran(instance, dg.DagsterRunStatus.FAILURE)  # a failed run built nothing either
 
     at = datetime(2026, 11, 20, 9, 15, tzinfo=UTC)
-    context = dg.build_schedule_context(scheduled_execution_time=at, repository_def=definitions.get_repository_def(),
-                                        instance=instance)  # fmt: skip
+    context = dg.build_schedule_context(
+        scheduled_execution_time=at, repository_def=definitions.get_repository_def(), instance=instance
+    )
     data = schedule.evaluate_tick(context)
 
     assert not data.run_requests and data.skip_message == WAITING_FOR_STAGING
@@ -191,10 +275,15 @@ def _context(
     instance: dg.DagsterInstance,
     cursor: str | None = None,
 ) -> dg.SensorEvaluationContext:
-    resource = TickwaveResource(state_dir=str(warehouse.settings.state_path), database=warehouse.database,
-                                model_id=model_id)  # fmt: skip
-    return dg.build_sensor_context(cursor=cursor, resources={"tickwave": resource}, instance=instance,
-                                   repository_def=definitions.get_repository_def())  # fmt: skip
+    resource = TickwaveResource(
+        state_dir=str(warehouse.settings.state_path), database=warehouse.database, model_id=model_id
+    )
+    return dg.build_sensor_context(
+        cursor=cursor,
+        resources={"tickwave": resource},
+        instance=instance,
+        repository_def=definitions.get_repository_def(),
+    )
 
 
 def _set_champion(warehouse: Warehouse, model_id: str, version: int, trained_to: str) -> None:
@@ -202,11 +291,39 @@ def _set_champion(warehouse: Warehouse, model_id: str, version: int, trained_to:
     try:
         newest = client.command(f"SELECT {trained_to}")
         # A champion fills the slot (model id, timeframe): its row names the timeframe, as registration writes it.
-        client.insert("model_registry", [[model_id, version, "champion", "xgboost", "", "", "", {"timeframe": "1m"},
-                                          newest, newest, newest, newest]],
-                      column_names=["model_id", "model_version", "stage", "framework", "artifact_uri",
-                                    "artifact_sha256", "feature_schema_hash", "params", "trained_from_ms",
-                                    "trained_to_ms", "created_at_ms", "updated_at_ms"])  # fmt: skip
+        client.insert(
+            "model_registry",
+            [
+                [
+                    model_id,
+                    version,
+                    "champion",
+                    "xgboost",
+                    "",
+                    "",
+                    "",
+                    {"timeframe": "1m"},
+                    newest,
+                    newest,
+                    newest,
+                    newest,
+                ]
+            ],
+            column_names=[
+                "model_id",
+                "model_version",
+                "stage",
+                "framework",
+                "artifact_uri",
+                "artifact_sha256",
+                "feature_schema_hash",
+                "params",
+                "trained_from_ms",
+                "trained_to_ms",
+                "created_at_ms",
+                "updated_at_ms",
+            ],
+        )
     finally:
         client.close()
 

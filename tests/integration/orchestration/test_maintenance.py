@@ -19,8 +19,18 @@ def test_maintenance_when_a_table_holds_redelivered_rows_then_plain_reads_count_
     migrate(warehouse_settings, database=database)
     client = connect(warehouse_settings, database=database)
     try:
-        columns = ["signal_id", "symbol", "timeframe", "bar_start_ms", "direction", "strength", "confidence",
-                   "model_id", "model_version", "created_at_ms"]  # fmt: skip
+        columns = [
+            "signal_id",
+            "symbol",
+            "timeframe",
+            "bar_start_ms",
+            "direction",
+            "strength",
+            "confidence",
+            "model_id",
+            "model_version",
+            "created_at_ms",
+        ]
         for copy in range(3):  # three deliveries of one signal, three parts
             client.command(
                 f"INSERT INTO signals ({', '.join(columns)}) VALUES ('sig-1', 'EURUSD', '1m', "
@@ -34,8 +44,9 @@ def test_maintenance_when_a_table_holds_redelivered_rows_then_plain_reads_count_
         )
         assert client.command("SELECT count() FROM signals") == 4
 
-        result = materialize(definitions, Warehouse(warehouse_settings, database, None),
-                             dg.AssetSelection.groups("maintenance"))  # fmt: skip
+        result = materialize(
+            definitions, Warehouse(warehouse_settings, database, None), dg.AssetSelection.groups("maintenance")
+        )
 
         assert result.success and materialized(result) == {
             "warehouse_merged",

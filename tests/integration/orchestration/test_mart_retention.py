@@ -22,10 +22,25 @@ INCREMENTAL = "execution_quality_daily"  # created once, then altered by the pos
 def dbt_run(settings: Settings, database: str, target: Path) -> None:
     environment = {**os.environ, **dbt_environment(settings, database)}
     done = subprocess.run(
-        [DBT_EXECUTABLE, "run", "--select", "+path:models/marts", "--project-dir", str(DBT_PROJECT_DIR),
-         "--target-path", str(target), "--vars", json.dumps(dbt_vars(settings)), "--quiet"],
-        capture_output=True, text=True, timeout=600, check=False, env=environment,
-    )  # fmt: skip
+        [
+            DBT_EXECUTABLE,
+            "run",
+            "--select",
+            "+path:models/marts",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target),
+            "--vars",
+            json.dumps(dbt_vars(settings)),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=environment,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
@@ -43,8 +58,10 @@ def test_dbt_marts_when_built_then_each_tables_ddl_has_the_retention_tables_ttl_
     warehouse_settings: Settings, fresh_database: str, tmp_path: Path
 ) -> None:
     migrate(warehouse_settings, database=fresh_database)
-    changed = load_settings(state_dir=warehouse_settings.state_dir,
-                            retention={"table_days": {INCREMENTAL: 90, "pnl_daily": 0, "fct_fills": 2557}})  # fmt: skip
+    changed = load_settings(
+        state_dir=warehouse_settings.state_dir,
+        retention={"table_days": {INCREMENTAL: 90, "pnl_daily": 0, "fct_fills": 2557}},
+    )
 
     dbt_run(warehouse_settings, fresh_database, tmp_path / "target")
     built = mart_ttls(warehouse_settings, fresh_database)

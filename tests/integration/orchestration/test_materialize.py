@@ -25,9 +25,19 @@ from tests.integration.orchestration.conftest import (
     training_config,
 )
 
-MARTS = {"fct_orders", "fct_fills", "fct_round_trips", "positions_daily", "pnl_daily", "execution_quality",
-         "execution_quality_daily", "model_performance_daily", "risk_events_daily", "decision_log",
-         "data_quality_daily"}  # fmt: skip
+MARTS = {
+    "fct_orders",
+    "fct_fills",
+    "fct_round_trips",
+    "positions_daily",
+    "pnl_daily",
+    "execution_quality",
+    "execution_quality_daily",
+    "model_performance_daily",
+    "risk_events_daily",
+    "decision_log",
+    "data_quality_daily",
+}
 CONTRACT_SIZE = Decimal(100_000)
 
 
@@ -73,8 +83,12 @@ def whole_graph(definitions: dg.Definitions, orchestration_warehouse: Warehouse)
     raw = dg.AssetSelection.checks_for_assets(*(raw_key(table) for table in RAW_TABLES))
     daily = dg.AssetSelection.assets(tickwave_dbt_daily)
     reports = dg.AssetSelection.assets(compliance_reports)  # daily-partitioned: tests/integration/reports runs them
-    main = materialize(definitions, orchestration_warehouse, (dg.AssetSelection.all() - daily - reports) | raw,
-                       run_config=training_config())  # fmt: skip
+    main = materialize(
+        definitions,
+        orchestration_warehouse,
+        (dg.AssetSelection.all() - daily - reports) | raw,
+        run_config=training_config(),
+    )
     day = str(SYNTHETIC_DAY.date())
     return GraphRuns(main, materialize(definitions, orchestration_warehouse, daily, partition_key=day))
 
@@ -83,8 +97,9 @@ def test_materialize_when_the_whole_graph_runs_then_every_asset_and_check_succee
     done = whole_graph.materialized()
     checks = whole_graph.checks()
 
-    failures = [event.message for run in (whole_graph.main, whole_graph.daily) for event in run.all_events
-                if event.is_failure]  # fmt: skip
+    failures = [
+        event.message for run in (whole_graph.main, whole_graph.daily) for event in run.all_events if event.is_failure
+    ]
     assert whole_graph.success, failures
     assert MARTS <= done and {"training_dataset", "trained_model", "promotion_decision"} <= done
     assert {key for key in done if key.startswith("stg_tickwave__")} >= {"stg_tickwave__orders", "stg_tickwave__ticks"}
@@ -177,8 +192,9 @@ def test_model_performance_when_a_challenger_ran_in_shadow_then_compared_with_th
     from testkit.synthetic_day import MODEL_ID as SYNTHETIC_MODEL
 
     settings = orchestration_warehouse.settings
-    settings = settings.model_copy(update={"clickhouse": settings.clickhouse.model_copy(
-        update={"database": orchestration_warehouse.database})})  # fmt: skip
+    settings = settings.model_copy(
+        update={"clickhouse": settings.clickhouse.model_copy(update={"database": orchestration_warehouse.database})}
+    )
     monkeypatch.setattr(models_cmd, "settings_or_exit", lambda: settings)
     monkeypatch.setattr(console, "_width", 250)
     client = connect(settings)
@@ -199,8 +215,10 @@ def test_model_performance_when_a_challenger_ran_in_shadow_then_compared_with_th
     assert champion.log_loss is not None and challenger.log_loss is not None
     assert champion.log_loss != challenger.log_loss
     assert 0 <= (challenger.hit_rate or 0) <= 1 and challenger.stage == "challenger"
-    assert [(row.day, row.role) for row in daily] == [(str(SYNTHETIC_DAY.date()), "champion"),
-                                                      (str(SYNTHETIC_DAY.date()), "challenger")]  # fmt: skip
+    assert [(row.day, row.role) for row in daily] == [
+        (str(SYNTHETIC_DAY.date()), "champion"),
+        (str(SYNTHETIC_DAY.date()), "challenger"),
+    ]
     assert shown.exit_code == 0, shown.output
     assert "challenger" in shown.output and f"{challenger.log_loss - champion.log_loss:+.4f}" in shown.output
     assert SYNTHETIC_MODEL in shown.output and CHALLENGER_ID in shown.output

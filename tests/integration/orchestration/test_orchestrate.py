@@ -57,8 +57,9 @@ class Orchestrator:
 
 def graphql(port: int, query: str, variables: dict[str, object] | None = None) -> dict[str, object]:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return dict(json.loads(response.read()))
 
@@ -82,8 +83,9 @@ def orchestrator(
     env.update(TICKWAVE_STATE_DIR=str(warehouse_settings.state_path), TICKWAVE_CLICKHOUSE_DATABASE=database)
     env[POSTGRES_URL_VARIABLE] = postgres_url
     with log.open("wb") as output:
-        process = subprocess.Popen([TICKWAVE, "orchestrate", "--port", str(port)], env=env, stdout=output,
-                                   stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            [TICKWAVE, "orchestrate", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 240
         ready = warehouse_settings.state_path / "run" / "orchestration.ready"
@@ -132,10 +134,12 @@ def test_orchestrate_when_running_then_graphql_lists_the_assets_and_a_launched_r
     assert {"fct_orders", "pnl_daily", "trained_model", "tickwave/ticks", "tickwave/features"} <= keys
     assert outcome.is_success, (outcome, orchestrator.log.read_text()[-3000:])
     assert outcome.url.endswith(f"/runs/{outcome.run_id}")
-    run = orchestrator.stored(postgres_cluster, "SELECT pipeline_name, status FROM runs WHERE run_id = %s",
-                              outcome.run_id)  # fmt: skip
-    events = orchestrator.stored(postgres_cluster, "SELECT dagster_event_type FROM event_logs WHERE run_id = %s",
-                                 outcome.run_id)  # fmt: skip
+    run = orchestrator.stored(
+        postgres_cluster, "SELECT pipeline_name, status FROM runs WHERE run_id = %s", outcome.run_id
+    )
+    events = orchestrator.stored(
+        postgres_cluster, "SELECT dagster_event_type FROM event_logs WHERE run_id = %s", outcome.run_id
+    )
     assert run == [("dbt_marts", "SUCCESS")]
     assert {DagsterEventType.RUN_SUCCESS.value, DagsterEventType.ASSET_MATERIALIZATION.value} <= {
         kind for (kind,) in events
@@ -147,15 +151,28 @@ def test_orchestrate_when_the_ui_is_loaded_in_headless_chromium_then_the_asset_g
 ) -> None:
     graphql(orchestrator.port, "mutation { setNuxSeen }")  # dismiss the community pop-up
     url = f"http://127.0.0.1:{orchestrator.port}/locations/orchestration/asset-groups/marts"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
-             "--virtual-time-budget=30000", "--window-size=3840,2400"]  # fmt: skip
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--virtual-time-budget=30000",
+        "--window-size=3840,2400",
+    ]
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "dagster_asset_graph.png"
     screenshot.unlink(missing_ok=True)  # an earlier run's must not pass for this one's
     # One load of the page: its DOM printed and its screenshot taken once the virtual time budget has run.
-    dom = subprocess.run(["chromium", *flags, "--dump-dom", f"--screenshot={screenshot}", url], capture_output=True,
-                         text=True, timeout=120, check=False).stdout  # fmt: skip
+    dom = subprocess.run(
+        ["chromium", *flags, "--dump-dom", f"--screenshot={screenshot}", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    ).stdout
 
     assert all(name in dom for name in ("fct_orders", "fct_round_trips", "pnl_daily", "execution_quality")), dom[-2000:]
     assert screenshot.is_file() and screenshot.stat().st_size > 10_000

@@ -34,12 +34,18 @@ def broken_warehouse(warehouse_settings: Settings, models_environment: None) -> 
     warehouse = new_database(warehouse_settings, orders=200)
     client = connect(warehouse_settings, database=warehouse.database)
     try:
-        client.command("INSERT INTO ticks (symbol, time_ms, seq, bid, ask, last, volume, flags, source) "
-                       "SELECT 'EURUSD', max(time_ms), 99, 1.2, 1.1, 0, 1, 6, 'broken' FROM ticks")  # fmt: skip
-        client.command("INSERT INTO orders SELECT * REPLACE ('ord-orphan' AS client_order_id, 'sig-missing' AS "
-                       "signal_id) FROM orders FINAL ORDER BY created_at_ms DESC LIMIT 1")  # fmt: skip
-        client.command("INSERT INTO orders SELECT * REPLACE ('ord-overfilled' AS client_order_id, quantity_lots + 1 AS "
-                       "filled_lots) FROM orders FINAL ORDER BY created_at_ms DESC LIMIT 1")  # fmt: skip
+        client.command(
+            "INSERT INTO ticks (symbol, time_ms, seq, bid, ask, last, volume, flags, source) "
+            "SELECT 'EURUSD', max(time_ms), 99, 1.2, 1.1, 0, 1, 6, 'broken' FROM ticks"
+        )
+        client.command(
+            "INSERT INTO orders SELECT * REPLACE ('ord-orphan' AS client_order_id, 'sig-missing' AS "
+            "signal_id) FROM orders FINAL ORDER BY created_at_ms DESC LIMIT 1"
+        )
+        client.command(
+            "INSERT INTO orders SELECT * REPLACE ('ord-overfilled' AS client_order_id, quantity_lots + 1 AS "
+            "filled_lots) FROM orders FINAL ORDER BY created_at_ms DESC LIMIT 1"
+        )
         # Booked as the engine books a round trip it has no CAD rate for: the lots bought at 1.5 and sold at
         # 1.5625 (100,000 a lot), realized in CAD and no account-currency figure.
         lots = "toDecimal64(toString(quantity_lots), 8)"
@@ -49,12 +55,14 @@ def broken_warehouse(warehouse_settings: Settings, models_environment: None) -> 
                 ("sell", 1.5625, 1000, lots, "0", "0", f"{lots} * 6250", "NULL", ""),
             )
         ):
-            client.command(f"INSERT INTO fills SELECT * REPLACE ('fill-cross-{number}' AS fill_id, 'EURCAD' AS symbol, "
-                           f"'{side}' AS side, {price} AS price, filled_at_ms + INTERVAL {offset_ms} MILLISECOND AS "
-                           f"filled_at_ms, {before} AS position_before_lots, {after} AS position_after_lots, {entry} "
-                           f"AS entry_value_after, {realized} AS realized_pnl_quote, {account} AS "
-                           f"realized_pnl_account, 'fill-cross-0' AS round_trip_id, '{opens}' AS opens_round_trip_id) "
-                           "FROM fills FINAL ORDER BY filled_at_ms DESC LIMIT 1")  # fmt: skip
+            client.command(
+                f"INSERT INTO fills SELECT * REPLACE ('fill-cross-{number}' AS fill_id, 'EURCAD' AS symbol, "
+                f"'{side}' AS side, {price} AS price, filled_at_ms + INTERVAL {offset_ms} MILLISECOND AS "
+                f"filled_at_ms, {before} AS position_before_lots, {after} AS position_after_lots, {entry} "
+                f"AS entry_value_after, {realized} AS realized_pnl_quote, {account} AS "
+                f"realized_pnl_account, 'fill-cross-0' AS round_trip_id, '{opens}' AS opens_round_trip_id) "
+                "FROM fills FINAL ORDER BY filled_at_ms DESC LIMIT 1"
+            )
         newest = client.query(
             "SELECT symbol, timeframe, max(bar_start_ms) FROM features WHERE timeframe = '1m' AND is_warm "
             "GROUP BY symbol, timeframe ORDER BY symbol LIMIT 1"

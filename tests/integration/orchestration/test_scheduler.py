@@ -78,16 +78,22 @@ def test_scheduler_when_a_fresh_instance_passes_0030_utc_then_it_requests_yester
     assert before == []
     assert [(run.job_name, run.tags["dagster/partition"]) for run in runs] == [("compliance_reports_job", "2026-11-20")]
     assert runs[0].status == dg.DagsterRunStatus.QUEUED  # handed to the instance's run queue
-    state = next(state for state in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
-                 if state.instigator_name == REPORTS_SCHEDULE)  # fmt: skip
+    state = next(
+        state
+        for state in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
+        if state.instigator_name == REPORTS_SCHEDULE
+    )
     ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
     assert [(tick.timestamp, tick.status.value) for tick in ticks] == [
-        (datetime(2026, 11, 21, 0, 30, tzinfo=UTC).timestamp(), "SUCCESS")]  # fmt: skip
+        (datetime(2026, 11, 21, 0, 30, tzinfo=UTC).timestamp(), "SUCCESS")
+    ]
     if fresh_instance.postgres is not None:  # read back from PostgreSQL's own tables
         cluster, database = fresh_instance.postgres
-        stored_tick = cluster.execute(database, "SELECT type, status FROM job_ticks WHERE selector_id = %s",
-                                      (state.selector_id,))  # fmt: skip
-        stored_run = cluster.execute(database, "SELECT pipeline_name, status FROM runs WHERE run_id = %s",
-                                     (runs[0].run_id,))  # fmt: skip
+        stored_tick = cluster.execute(
+            database, "SELECT type, status FROM job_ticks WHERE selector_id = %s", (state.selector_id,)
+        )
+        stored_run = cluster.execute(
+            database, "SELECT pipeline_name, status FROM runs WHERE run_id = %s", (runs[0].run_id,)
+        )
         assert stored_tick == [("SCHEDULE", "SUCCESS")]
         assert stored_run == [("compliance_reports_job", "QUEUED")]

@@ -66,9 +66,12 @@ def test_create_topics_when_existing_topic_has_fewer_partitions_then_error(setti
     create_topics(admin, settings)
     wider = load_settings(
         state_dir=settings.state_dir,
-        kafka={"bootstrap": settings.kafka.bootstrap, "topic_prefix": settings.kafka.topic_prefix,
-               "ticks_partitions": settings.kafka.ticks_partitions + 2},
-    )  # fmt: skip
+        kafka={
+            "bootstrap": settings.kafka.bootstrap,
+            "topic_prefix": settings.kafka.topic_prefix,
+            "ticks_partitions": settings.kafka.ticks_partitions + 2,
+        },
+    )
 
     with pytest.raises(ServiceError, match="fewer than the"):
         create_topics(admin, wider)
@@ -87,9 +90,10 @@ def test_create_topics_when_retention_configured_then_kafka_reports_it_and_a_cha
     assert rules[ORDERS_EVENTS]["retention.bytes"] == "-1"  # the audit trail is never cut by size
 
     changed = load_settings(
-        state_dir=settings.state_dir, kafka=settings.kafka.model_dump(),
+        state_dir=settings.state_dir,
+        kafka=settings.kafka.model_dump(),
         retention={"topic_retention_ms": {TICKS: 3_600_000}, "topic_retention_bytes": {TICKS: 1 << 20}},
-    )  # fmt: skip
+    )
     assert create_topics(admin, changed) == []  # nothing created: the existing topic is altered
 
     after = topic_configs(admin, list(names))
@@ -260,8 +264,13 @@ def test_consumer_when_behind_a_backlog_then_what_it_fetches_ahead_is_bounded(
         producer.poll(0)
     assert producer.flush(60) == 0
 
-    behind = subprocess.run([sys.executable, "-c", BEHIND, bootstrap, topic, profile], capture_output=True, text=True,
-                            timeout=60, check=True)  # fmt: skip
+    behind = subprocess.run(
+        [sys.executable, "-c", BEHIND, bootstrap, topic, profile],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     grown = int(behind.stdout.split()[-1])
 
     # 16 MiB queued (PREFETCH_KBYTES) and the fetches in flight; librdkafka's defaults (100,000 records,

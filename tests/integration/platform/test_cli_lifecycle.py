@@ -146,8 +146,11 @@ def test_cli_when_config_invalid_then_exit_2_naming_the_key(tmp_path: Path) -> N
 
 
 def test_cli_config_show_when_secret_set_then_masked(tmp_path: Path) -> None:
-    env = clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_CLICKHOUSE_PASSWORD="s3cret-value",
-                    TICKWAVE_ORCHESTRATION_POSTGRES_URL="postgresql://dagster:pg-s3cret@127.0.0.1/dagster")  # fmt: skip
+    env = clean_env(
+        TICKWAVE_STATE_DIR=str(tmp_path),
+        TICKWAVE_CLICKHOUSE_PASSWORD="s3cret-value",
+        TICKWAVE_ORCHESTRATION_POSTGRES_URL="postgresql://dagster:pg-s3cret@127.0.0.1/dagster",
+    )
 
     result = run(env, "config", "show", "--json")
     table = run(env, "config", "show")
@@ -160,10 +163,16 @@ def test_cli_config_show_when_secret_set_then_masked(tmp_path: Path) -> None:
 def test_cli_config_retention_when_set_by_environment_then_shown_and_a_short_compliance_table_refused(
     tmp_path: Path,
 ) -> None:
-    shown = run(clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_RETENTION_TABLE_DAYS='{"ticks": 30}'),
-                "config", "retention")  # fmt: skip
-    refused = run(clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_RETENTION_TABLE_DAYS='{"orders": 30}'),
-                  "config", "retention")  # fmt: skip
+    shown = run(
+        clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_RETENTION_TABLE_DAYS='{"ticks": 30}'),
+        "config",
+        "retention",
+    )
+    refused = run(
+        clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_RETENTION_TABLE_DAYS='{"orders": 30}'),
+        "config",
+        "retention",
+    )
 
     assert shown.returncode == 0, shown.stderr
     assert "| `ticks` | 30 days | `inserted_at` |" in shown.stdout
@@ -182,8 +191,16 @@ def test_cli_when_external_kafka_configured_then_nothing_started(tmp_path: Path)
 
 
 def test_cli_help_when_any_command_then_documented() -> None:
-    for args in (["--help"], ["up", "--help"], ["down", "--help"], ["status", "--help"], ["logs", "--help"],
-                 ["config", "show", "--help"], ["topics", "create", "--help"], ["demo", "--help"]):  # fmt: skip
+    for args in (
+        ["--help"],
+        ["up", "--help"],
+        ["down", "--help"],
+        ["status", "--help"],
+        ["logs", "--help"],
+        ["config", "show", "--help"],
+        ["topics", "create", "--help"],
+        ["demo", "--help"],
+    ):
         result = run(clean_env(), *args)
         assert result.returncode == 0, args
         assert "Usage" in result.stdout

@@ -38,8 +38,9 @@ def composecheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if go is None:
         pytest.fail("Go is a prerequisite (make prereqs): it builds deploy/composecheck")
     binary = tmp_path_factory.mktemp("composecheck") / "composecheck"
-    subprocess.run([go, "build", "-mod=readonly", "-o", str(binary), "."], cwd=DEPLOY / "composecheck", check=True,
-                   timeout=600)  # fmt: skip
+    subprocess.run(
+        [go, "build", "-mod=readonly", "-o", str(binary), "."], cwd=DEPLOY / "composecheck", check=True, timeout=600
+    )
     return binary
 
 
@@ -90,8 +91,13 @@ def test_systemd_units_verify_and_run_the_supervisors_commands(tmp_path: Path) -
                 name = unit.name.removeprefix("tickwave-").removesuffix(".service")
                 commands[name] = line.split("/tickwave ", 1)[1].split()
 
-    verified = subprocess.run(["systemd-analyze", "verify", *sorted(str(path) for path in units.iterdir())],
-                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    verified = subprocess.run(
+        ["systemd-analyze", "verify", *sorted(str(path) for path in units.iterdir())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
     assert verified.returncode == 0, verified.stderr
     assert verified.stderr == "", verified.stderr

@@ -43,13 +43,16 @@ def test_pipeline_lags_when_messages_wait_then_each_stage_counts_them_until_its_
         for index in range(count):
             producer.produce(topic_name(settings, topic), value=b"x", key=str(index).encode(), partition=0)
     producer.flush(10)
-    write_health(tmp_path, HealthReport("streams", os.getpid(), time.time(), 2.0,
-                                        detail={"partitions": {"0": {"lag": 0}}}))  # fmt: skip
+    write_health(
+        tmp_path, HealthReport("streams", os.getpid(), time.time(), 2.0, detail={"partitions": {"0": {"lag": 0}}})
+    )
 
     waiting = _known_lags(settings)
-    for group, topic in ((settings.execution.consumer_group, SIGNALS),
-                         (f"{settings.execution.consumer_group}-audit", ORDERS_EVENTS),
-                         (f"{settings.kafka.topic_prefix}tickwave-streams-loader", STREAMS_RECORDS)):  # fmt: skip
+    for group, topic in (
+        (settings.execution.consumer_group, SIGNALS),
+        (f"{settings.execution.consumer_group}-audit", ORDERS_EVENTS),
+        (f"{settings.kafka.topic_prefix}tickwave-streams-loader", STREAMS_RECORDS),
+    ):
         _commit_to_end(settings, group, topic_name(settings, topic))
     drained = _known_lags(settings)
     (tmp_path / "run" / "streams.health.json").unlink()

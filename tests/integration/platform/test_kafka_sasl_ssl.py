@@ -102,8 +102,18 @@ def as_external(state: Path, endpoint: Endpoint, principal: str, password: str |
 def ticks(count: int, first_ms: int = 1_700_000_000_000) -> SourceBatch:
     ints, floats = np.zeros(count, np.int64), np.full(count, 1.1)
     times = np.arange(first_ms, first_ms + count, dtype=np.int64)
-    batch = TickBatch(("EURUSD",), np.zeros(count, np.int32), times, ints, floats, floats + 0.0002, floats * 0,
-                      floats * 0, ints, "test")  # fmt: skip
+    batch = TickBatch(
+        ("EURUSD",),
+        np.zeros(count, np.int32),
+        times,
+        ints,
+        floats,
+        floats + 0.0002,
+        floats * 0,
+        floats * 0,
+        ints,
+        "test",
+    )
     return SourceBatch(batch)
 
 
@@ -274,9 +284,13 @@ def test_secrets_when_broker_runs_then_absent_from_argv_logs_and_config_show(
 
 @pytest.mark.parametrize(("principal", "topic", "is_allowed"), [(DATAFLOW, TICKS, True), (ANALYST, TICKS, False)])
 def test_topics_tail_when_run_as_a_principal_then_reads_within_its_grants_like_kcat(
-    secured_broker: Endpoint, secured_state: Path, monkeypatch: pytest.MonkeyPatch, principal: str, topic: str,
+    secured_broker: Endpoint,
+    secured_state: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    principal: str,
+    topic: str,
     is_allowed: bool,
-) -> None:  # fmt: skip
+) -> None:
     # Arrange: ticks on the topic, written as ingest; the command run as the principal, as a user would
     ingest = as_principal(secured_state, INGEST)
     write_ticks(resolve_bootstrap(ingest), ingest, topic_name(ingest, TICKS), ticks(3, first_ms=1_700_000_100_000))

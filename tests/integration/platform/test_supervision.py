@@ -104,12 +104,17 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     # Dagster runs under `up` here too (as a service with its address in status; one `up` for both checks).
     port = free_port()
     env = cli_env  # updated in place: the fixture's `down` then stops Dagster too, also after a failure
-    env |= {"TICKWAVE_SUPERVISION_MAX_RESTARTS": "2", "TICKWAVE_SUPERVISION_BACKOFF_INITIAL_S": "0.2",
-           "TICKWAVE_SUPERVISION_CHECK_INTERVAL_S": "0.2", "TICKWAVE_SUPERVISION_STALL_RESTART_S": "1",
-           "TICKWAVE_SUPERVISION_STOP_GRACE_S": "1", "TICKWAVE_ORCHESTRATION_ENABLED": "true",
-           "TICKWAVE_ORCHESTRATION_PORT": str(port),
-           # no scheduled dbt run competing with the restarts timed here (schedules: test_orchestrate.py)
-           "TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false"}  # fmt: skip
+    env |= {
+        "TICKWAVE_SUPERVISION_MAX_RESTARTS": "2",
+        "TICKWAVE_SUPERVISION_BACKOFF_INITIAL_S": "0.2",
+        "TICKWAVE_SUPERVISION_CHECK_INTERVAL_S": "0.2",
+        "TICKWAVE_SUPERVISION_STALL_RESTART_S": "1",
+        "TICKWAVE_SUPERVISION_STOP_GRACE_S": "1",
+        "TICKWAVE_ORCHESTRATION_ENABLED": "true",
+        "TICKWAVE_ORCHESTRATION_PORT": str(port),
+        # no scheduled dbt run competing with the restarts timed here (schedules: test_orchestrate.py)
+        "TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false",
+    }
     started, streams_killed, hung = up_killing_streams_and_hanging_audit(env)
     up_returned = time.monotonic()
     first = kill_and_wait_for_restart(env, "execution")  # killed within 2 s of `up` returning
@@ -165,8 +170,13 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     finally:
         client.close()
     assert [event for event, _pid, _restarts in events] == [
-        "crashed", "restarted", "crashed", "restarted", "crashed", "gave_up",
-    ]  # fmt: skip
+        "crashed",
+        "restarted",
+        "crashed",
+        "restarted",
+        "crashed",
+        "gave_up",
+    ]
     assert [pid for event, pid, _ in events if event == "crashed"] == [first[0], second[0], second[1]]
     assert max(restarts for _, _, restarts in events) == 2
     client = connect(settings)
@@ -187,8 +197,12 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
         ).result_rows
         # the supervisor's disk samples reach the warehouse; the ops board's alert reads them at its threshold
         disk = client.query(f"SELECT detail FROM service_events FINAL WHERE event = '{DISK_FREE_EVENT}'").result_rows
-        memory = dict(client.query(f"SELECT service, max(JSONExtractFloat(detail, 'memory_mb')) FROM service_events "
-                                   f"FINAL WHERE event = '{MEMORY_EVENT}' GROUP BY service").result_rows)  # fmt: skip
+        memory = dict(
+            client.query(
+                f"SELECT service, max(JSONExtractFloat(detail, 'memory_mb')) FROM service_events "
+                f"FINAL WHERE event = '{MEMORY_EVENT}' GROUP BY service"
+            ).result_rows
+        )
         low_at = {pct: client.query(disk_low_alert_sql(pct)).result_rows[0][0] for pct in (0.0, 100.0)}
     finally:
         client.close()

@@ -64,8 +64,14 @@ def test_up_when_kafka_is_sasl_ssl_then_each_principal_works_and_no_process_hold
     anonymous = run(secured_env, "ingest", "--source", "sim", "--duration", "30s", "--speed", "max")
     sent = run(
         {**secured_env, "TICKWAVE_KAFKA_USERNAME": "ingest"},
-        "ingest", "--source", "sim", "--duration", "30s", "--speed", "max",
-    )  # fmt: skip
+        "ingest",
+        "--source",
+        "sim",
+        "--duration",
+        "30s",
+        "--speed",
+        "max",
+    )
     match = re.search(r"([\d,]+) ticks, 0 dead letters", sent.stdout)
     assert sent.returncode == 0 and match, sent.stdout + sent.stderr
     ticks = int(match.group(1).replace(",", ""))

@@ -25,10 +25,13 @@ def test_validate_table_when_a_holiday_is_configured_then_no_stale_ticks_on_that
     migrate(warehouse_settings, database=database)
     client = connect(warehouse_settings, database=database)
     try:
-        rows = [["EURUSD", LAST_TICK - timedelta(seconds=step), step, 1.1, 1.1001, 0.0, 1.0, 6, "test"]
-                for step in range(100)]  # fmt: skip
-        client.insert("ticks", rows, column_names=["symbol", "time_ms", "seq", "bid", "ask", "last", "volume",
-                                                   "flags", "source"])  # fmt: skip
+        rows = [
+            ["EURUSD", LAST_TICK - timedelta(seconds=step), step, 1.1, 1.1001, 0.0, 1.0, 6, "test"]
+            for step in range(100)
+        ]
+        client.insert(
+            "ticks", rows, column_names=["symbol", "time_ms", "seq", "bid", "ask", "last", "volume", "flags", "source"]
+        )
         calendar = MarketCalendar.from_settings(MarketSettings(holidays=holidays))
 
         outcome = validate_table(client, "ticks", calendar=calendar, now=CHRISTMAS_MIDDAY)

@@ -72,9 +72,16 @@ def trade(state_dir: Path, signals: int = 24) -> tuple[ListPublisher, list[Tick]
                     (("halt", {}), ("resume", {}), ("set_limit", {"max_order_lots": "2"}))
                 ):
                     clock.advance(10)
-                    service.handle_control(ControlCommand(command_id=f"c{number}", command=command,  # type: ignore[arg-type]
-                                                          issued_by="ops@desk", issued_at_ms=clock.now_ms(),
-                                                          reason="drill", params=params))  # fmt: skip
+                    service.handle_control(
+                        ControlCommand(
+                            command_id=f"c{number}",
+                            command=command,  # type: ignore[arg-type]
+                            issued_by="ops@desk",
+                            issued_at_ms=clock.now_ms(),
+                            reason="drill",
+                            params=params,
+                        )
+                    )
     finally:
         service.close()
     trade_at_a_second_venue(publisher, ManualClock(clock.now_ms() + 60_000))
@@ -106,13 +113,29 @@ def trade_at_a_second_venue(publisher: ListPublisher, clock: ManualClock) -> Non
         clock.advance(1_000)
         fake.script(*retcodes)
         decided = signal(index, clock.now_ms(), "long")
-        intent = OrderIntent(client_order_id=f"tw-{index:024x}", signal_id=decided.signal_id, symbol="EURUSD",
-                             side="buy", quantity_lots=0.1, order_type="market", model_id="m1", model_version=1,
-                             created_at_ms=clock.now_ms())  # fmt: skip
-        submitted = OrderSubmitted(client_order_id=intent.client_order_id, signal_id=intent.signal_id,
-                                   symbol="EURUSD", model_id="m1", model_version=1, event_at_ms=clock.now_ms(),
-                                   side="buy", quantity_lots=0.1, order_type="market",
-                                   venue=broker.venue())  # fmt: skip
+        intent = OrderIntent(
+            client_order_id=f"tw-{index:024x}",
+            signal_id=decided.signal_id,
+            symbol="EURUSD",
+            side="buy",
+            quantity_lots=0.1,
+            order_type="market",
+            model_id="m1",
+            model_version=1,
+            created_at_ms=clock.now_ms(),
+        )
+        submitted = OrderSubmitted(
+            client_order_id=intent.client_order_id,
+            signal_id=intent.signal_id,
+            symbol="EURUSD",
+            model_id="m1",
+            model_version=1,
+            event_at_ms=clock.now_ms(),
+            side="buy",
+            quantity_lots=0.1,
+            order_type="market",
+            venue=broker.venue(),
+        )
         for message in (decided, submitted, *broker.submit(intent)):
             if is_chained(message):
                 publisher.links[message.event_id] = chain.add(encode(message))  # type: ignore[attr-defined]
@@ -177,8 +200,9 @@ def traded(warehouse_settings: Settings, traded_once: TradedDatabase) -> Iterato
         admin.command(f"INSERT INTO {database}.order_events SELECT * FROM {traded_once.database}.order_events")
     finally:
         admin.close()
-    copy = TradedDatabase(connect(warehouse_settings, database=database), database, traded_once.published,
-                          traded_once.ticks)  # fmt: skip
+    copy = TradedDatabase(
+        connect(warehouse_settings, database=database), database, traded_once.published, traded_once.ticks
+    )
     try:
         yield copy
     finally:

@@ -25,15 +25,26 @@ from tickwave.config import Settings
 from tickwave.contracts import Bar, Fill, Side
 from tickwave.warehouse.tables import BARS_1M, FILLS
 
-BOOKING = ("position_before_lots", "position_after_lots", "entry_value_after", "realized_pnl_quote",
-           "realized_pnl_account", "round_trip_id", "opens_round_trip_id")  # fmt: skip
+BOOKING = (
+    "position_before_lots",
+    "position_after_lots",
+    "entry_value_after",
+    "realized_pnl_quote",
+    "realized_pnl_account",
+    "round_trip_id",
+    "opens_round_trip_id",
+)
 # Beyond the tie-out's fixed cases: EURUSD carries on from its first day over two more; USDJPY flips
 # (converted at the 1-minute bar's mid) with every fill unbooked. GBPUSD and AUDUSD have histories the
 # engine's bookings do not continue: an unbooked fill after a booked one; a fill missing before them.
-SEQUENCES = [*FIXED, ("USDJPY", [(20, 0, 0), (-50, 30, 10), (40, -25, 10)], False),
-             ("EURUSD", [(-30, 4, 5), (60, -8, 5)], False),
-             ("GBPUSD", [(7, 0, 0), (-4, 11, 3), (-3, 2, 0)], False), ("EURUSD", [(-30, 2, 0), (15, 3, 0)], True),
-             ("AUDUSD", [(10, 0, 0), (20, 3, 0), (-30, 5, 0)], False)]  # fmt: skip
+SEQUENCES = [
+    *FIXED,
+    ("USDJPY", [(20, 0, 0), (-50, 30, 10), (40, -25, 10)], False),
+    ("EURUSD", [(-30, 4, 5), (60, -8, 5)], False),
+    ("GBPUSD", [(7, 0, 0), (-4, 11, 3), (-3, 2, 0)], False),
+    ("EURUSD", [(-30, 2, 0), (15, 3, 0)], True),
+    ("AUDUSD", [(10, 0, 0), (20, 3, 0), (-30, 5, 0)], False),
+]
 REFUSED = ("GBPUSD", "AUDUSD")
 LATE_MS = int((FIRST_DAY + timedelta(days=30)).timestamp() * 1000)
 
@@ -63,15 +74,27 @@ def _as_stored_before(records: list[Fill]) -> list[Fill]:
 
 
 def _late_fill(fill_id: str, side: Side, at_ms: int, price: float) -> Fill:
-    return Fill(fill_id=fill_id, client_order_id=f"o-{fill_id}", signal_id=f"s-{fill_id}", symbol="NZDUSD",
-                side=side, price=price, quantity_lots=0.1, commission=0.0, filled_at_ms=at_ms, model_id="m",
-                model_version=1)  # fmt: skip
+    return Fill(
+        fill_id=fill_id,
+        client_order_id=f"o-{fill_id}",
+        signal_id=f"s-{fill_id}",
+        symbol="NZDUSD",
+        side=side,
+        price=price,
+        quantity_lots=0.1,
+        commission=0.0,
+        filled_at_ms=at_ms,
+        model_id="m",
+        model_version=1,
+    )
 
 
 def _rate_bars() -> list[Bar]:
     """Each day's 1-minute bars closed before its fills, at the mids the engine converted at."""
-    return [_bar("USDJPY", int((FIRST_DAY + timedelta(days=day, minutes=59)).timestamp() * 1000), MIDS["USDJPY"])
-            for day in range(len(SEQUENCES))]  # fmt: skip
+    return [
+        _bar("USDJPY", int((FIRST_DAY + timedelta(days=day, minutes=59)).timestamp() * 1000), MIDS["USDJPY"])
+        for day in range(len(SEQUENCES))
+    ]
 
 
 def _booked_rows(settings: Settings, database: str) -> dict[str, tuple[object, ...]]:
@@ -121,11 +144,17 @@ def test_backfill_when_fills_were_stored_unbooked_then_rows_and_marts_equal_the_
     dbt_build(warehouse_settings, fresh_database)
     client = connect(warehouse_settings, database=fresh_database)
     try:
-        positions = {(s, d): Decimal(p) for s, d, p in client.query(
-            "SELECT symbol, day, toString(position_lots) FROM positions_daily").result_rows}  # fmt: skip
-        realized = {(s, d): Decimal(r) for s, d, r in client.query(  # days a position is carried into: no fills
-            "SELECT symbol, day, toString(realized_pnl_account) FROM pnl_daily WHERE realized_pnl_account IS NOT NULL"
-        ).result_rows}  # fmt: skip
+        positions = {
+            (s, d): Decimal(p)
+            for s, d, p in client.query("SELECT symbol, day, toString(position_lots) FROM positions_daily").result_rows
+        }
+        realized = {
+            (s, d): Decimal(r)
+            for s, d, r in client.query(  # days a position is carried into: no fills
+                "SELECT symbol, day, toString(realized_pnl_account) FROM pnl_daily"
+                " WHERE realized_pnl_account IS NOT NULL"
+            ).result_rows
+        }
         trips = {t: (s, d, Decimal(q), Decimal(a)) for t, s, d, q, a, _ in rows_of_trips(client)}
     finally:
         client.close()

@@ -78,8 +78,9 @@ def test_daily_when_run_then_seven_reports_as_csv_and_html_with_a_manifest(repor
     folder = reported.root / DAY
     manifest = json.loads((folder / MANIFEST_NAME).read_bytes())
 
-    expected = {f"{report.name}.html" for report in REPORTS} | {f"{table.name}.csv" for report in REPORTS
-                                                                 for table in report.tables}  # fmt: skip
+    expected = {f"{report.name}.html" for report in REPORTS} | {
+        f"{table.name}.csv" for report in REPORTS for table in report.tables
+    }
     assert len(REPORTS) == 7
     assert set(manifest["files"]) == expected
     assert all(sha256_file(folder / name) == entry["sha256"] for name, entry in manifest["files"].items())
@@ -112,19 +113,32 @@ def test_daily_summary_when_rendered_in_headless_chromium_then_it_shows_the_day_
     reported: Reported, tmp_path: Path
 ) -> None:
     url = (reported.root / DAY / "daily_summary.html").as_uri()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
-             "--window-size=1400,1800"]  # fmt: skip
-    dom = subprocess.run(["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120,
-                         check=False).stdout  # fmt: skip
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--window-size=1400,1800",
+    ]
+    dom = subprocess.run(
+        ["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False
+    ).stdout
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "compliance_daily_summary.png"
     screenshot.unlink(missing_ok=True)
-    subprocess.run(["chromium", *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=120,
-                   check=False)  # fmt: skip
+    subprocess.run(
+        ["chromium", *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=False
+    )
     pdf = tmp_path / "daily_summary.pdf"
-    subprocess.run(["chromium", *flags, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url],
-                   capture_output=True, timeout=120, check=False)  # fmt: skip
+    subprocess.run(
+        ["chromium", *flags, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
     assert "Daily summary" in dom and DAY in dom and "<svg" in dom and "kill switch" in dom, dom[-2000:]
     assert screenshot.is_file() and screenshot.stat().st_size > 10_000
@@ -145,8 +159,11 @@ def test_trade_blotter_when_recomputed_from_the_journal_and_raw_fills_then_it_ti
     by_id = {fill.fill_id: fill for fill in fills}
     for row in blotter:  # each fill's price, side and notional, exactly
         fill = by_id[row["fill_id"]]
-        assert (float(row["price"]), row["side"], row["client_order_id"]) == (fill.price, fill.side,
-                                                                              fill.client_order_id)  # fmt: skip
+        assert (float(row["price"]), row["side"], row["client_order_id"]) == (
+            fill.price,
+            fill.side,
+            fill.client_order_id,
+        )
         assert float(row["notional_account"]) == round(fill.price * fill.quantity_lots * 100_000, 2)
 
 
@@ -202,8 +219,12 @@ def test_risk_controls_when_recomputed_from_the_journal_then_denials_and_operato
 
     assert controls["pre_trade_denial"] == sum(isinstance(m, OrderDenied) for m in published) > 0
     assert controls["kill_switch"] == sum(m.kind == "trading_state" and m.trading_state == "HALTED" for m in risk) == 1
-    overrides = [m for m in risk if m.kind in ("limit_changed", "limit_refused")
-                 or (m.kind == "trading_state" and m.trading_state != "HALTED" and m.check == "operator")]  # fmt: skip
+    overrides = [
+        m
+        for m in risk
+        if m.kind in ("limit_changed", "limit_refused")
+        or (m.kind == "trading_state" and m.trading_state != "HALTED" and m.check == "operator")
+    ]
     assert controls["operator_override"] == len(overrides) == 2
     # the drill's halt: issued by ops@desk at the engine's own now (manual clock), so it took 0 ms to halt
     halts = [row for row in reported.csv("risk_controls") if row["category"] == "kill_switch"]
@@ -220,16 +241,19 @@ def test_algorithm_inventory_when_recomputed_from_the_raw_tables_then_it_lists_w
     client = reported.traded.client
     limits = client.query(  # the execution limits in force: the last accepted change before the close
         "SELECT argMax(risk_event_id, occurred_at_ms) FROM risk_events FINAL WHERE kind = 'limit_changed' "
-        "AND occurred_at_ms < {end:DateTime64(3, 'UTC')}", parameters=close,
-    ).result_rows[0][0]  # fmt: skip
+        "AND occurred_at_ms < {end:DateTime64(3, 'UTC')}",
+        parameters=close,
+    ).result_rows[0][0]
     champions = client.query(  # every version whose latest stage change before the close made it champion
         "SELECT concat(model_id, ' v', toString(model_version)) FROM model_registry_events FINAL "
         "WHERE occurred_at_ms < {end:DateTime64(3, 'UTC')} GROUP BY model_id, model_version "
-        "HAVING argMax(to_stage, (occurred_at_ms, event_id)) = 'champion' ORDER BY 1", parameters=close,
-    ).result_rows  # fmt: skip
+        "HAVING argMax(to_stage, (occurred_at_ms, event_id)) = 'champion' ORDER BY 1",
+        parameters=close,
+    ).result_rows
 
     assert [row["inventory_id"] for row in inventory if row["inventory_kind"] == "configuration"] == [
-        f"execution limits @ {limits}"] and limits  # fmt: skip
+        f"execution limits @ {limits}"
+    ] and limits
     assert sorted(row["subject"] for row in inventory if row["inventory_kind"] == "model") == [r[0] for r in champions]
     assert all(row["has_passed_checks"] == "true" for row in inventory)
 
@@ -263,15 +287,19 @@ def test_execution_quality_when_recomputed_per_venue_from_the_journal_and_raw_ta
         "AND client_order_id IN (SELECT client_order_id FROM order_events FINAL WHERE event_type = 'order_rejected.v1' "
         "AND broker_code IN (10004, 10020, 10021))), countIf(client_order_id IN (SELECT client_order_id FROM fills "
         "FINAL)) FROM orders FINAL GROUP BY 1 ORDER BY 1"
-    ).result_rows  # fmt: skip
+    ).result_rows
     by_venue = {row["venue"]: row for row in quality}
 
     assert [(row["symbol"], row["venue"]) for row in quality] == [("EURUSD", SECOND_VENUE), ("EURUSD", "paper")]
     assert {venue: tuple(int(n) for n in counts) for venue, *counts in raw} == journal
     for venue, (submitted, rejected, requoted, filled) in journal.items():
         row = by_venue[venue]
-        assert (int(row["submitted_orders"]), int(row["rejected_orders"]), int(row["requoted_orders"]),
-                int(row["filled_orders"])) == (submitted, rejected, requoted, filled), venue  # fmt: skip
+        assert (
+            int(row["submitted_orders"]),
+            int(row["rejected_orders"]),
+            int(row["requoted_orders"]),
+            int(row["filled_orders"]),
+        ) == (submitted, rejected, requoted, filled), venue
         assert float(row["reject_rate"]) == round(rejected / submitted, 6), venue
         assert float(row["requote_rate"]) == round(requoted / submitted, 6), venue
     # the second venue: 1 of 3 filled, one requoted past its retries (10004), one refused for money (10019)
@@ -313,8 +341,9 @@ def test_verify_when_untouched_then_passes_and_a_changed_file_is_named(reported:
     original = blotter.read_text()
     blotter.write_text(original.replace('"buy"', '"sell"', 1))
     assert blotter.read_text() != original
-    result = CliRunner().invoke(app, ["report", "verify", "--out", str(copy), "--database",
-                                      reported.traded.database], env=reported.env)  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["report", "verify", "--out", str(copy), "--database", reported.traded.database], env=reported.env
+    )
 
     assert result.exit_code == 1 and "trade_blotter.csv does not match its SHA-256" in result.output, result.output
 
@@ -328,13 +357,15 @@ def test_dagster_when_the_days_partition_runs_then_seven_materializations_link_f
     state_dir = str(warehouse_settings.state_path)
     resources = {"tickwave": TickwaveResource(state_dir=state_dir, database=reported.traded.database)}
 
-    result = dg.materialize([compliance_reports], partition_key=DAY, resources=resources,
-                            instance=dg.DagsterInstance.ephemeral())  # fmt: skip
+    result = dg.materialize(
+        [compliance_reports], partition_key=DAY, resources=resources, instance=dg.DagsterInstance.ephemeral()
+    )
 
     assert result.success
     events = result.get_asset_materialization_events()
-    assert sorted(event.asset_key.to_user_string() for event in events) == sorted(f"compliance/{report.name}"
-                                                                                  for report in REPORTS)  # fmt: skip
+    assert sorted(event.asset_key.to_user_string() for event in events) == sorted(
+        f"compliance/{report.name}" for report in REPORTS
+    )
     for event in events:
         metadata = event.materialization.metadata
         assert Path(str(metadata["html"].value)).is_file()
@@ -354,14 +385,18 @@ def test_dagster_when_a_report_run_fails_then_the_failure_is_recorded_for_the_op
     state_dir = str(warehouse_settings.state_path)
     instance = dg.DagsterInstance.ephemeral()
     broken = {"tickwave": TickwaveResource(state_dir=state_dir, database="no_such_database")}
-    result = dg.materialize([compliance_reports], partition_key=DAY, resources=broken, instance=instance,
-                            raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        [compliance_reports], partition_key=DAY, resources=broken, instance=instance, raise_on_error=False
+    )
     assert not result.success
     recorder = {"tickwave": TickwaveResource(state_dir=state_dir, database=reported.traded.database)}
     context = dg.build_run_status_sensor_context(
-        sensor_name="compliance_reports_failed", dagster_event=result.get_run_failure_event(),
-        dagster_instance=instance, dagster_run=result.dagster_run, resources=recorder,
-    ).for_run_failure()  # fmt: skip
+        sensor_name="compliance_reports_failed",
+        dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources=recorder,
+    ).for_run_failure()
 
     compliance_reports_failed(context)
 
@@ -378,9 +413,10 @@ def test_dagster_late_sensor_when_yesterdays_reports_are_missing_after_due_then_
 
     def resources(at: datetime) -> dict[str, TickwaveResource]:
         resource = TickwaveResource(
-            state_dir=str(warehouse_settings.state_path), database=reported.traded.database,
+            state_dir=str(warehouse_settings.state_path),
+            database=reported.traded.database,
             clock_ms=int(at.timestamp() * 1000),
-        )  # fmt: skip
+        )
         return {"tickwave": resource}
 
     instance = dg.DagsterInstance.ephemeral()
@@ -396,8 +432,9 @@ def test_dagster_late_sensor_when_yesterdays_reports_are_missing_after_due_then_
     )
     context = dg.build_sensor_context(instance=instance, resources=resources(after))  # 02:00: due at 01:00, missing
     first = assets.compliance_reports_late(context)
-    again = assets.compliance_reports_late(dg.build_sensor_context(instance=instance, resources=resources(after),
-                                                                   cursor=context.cursor))  # fmt: skip
+    again = assets.compliance_reports_late(
+        dg.build_sensor_context(instance=instance, resources=resources(after), cursor=context.cursor)
+    )
 
     assert isinstance(early, dg.SkipReason) and "not due" in str(early.skip_message)
     assert "recorded as a report_late service event" in str(first.skip_message)  # type: ignore[union-attr]
@@ -420,8 +457,9 @@ def test_manifests_when_a_past_manifest_is_rewritten_then_the_next_day_names_the
     shutil.copytree(reported.root, copy)
     rewritten = copy / DAY / MANIFEST_NAME
     rewritten.write_text(rewritten.read_text().replace('"order_events": ', '"order_events": 1'))
-    result = CliRunner().invoke(app, ["report", "verify", "--out", str(copy), "--database",
-                                      reported.traded.database], env=reported.env)  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["report", "verify", "--out", str(copy), "--database", reported.traded.database], env=reported.env
+    )
 
     assert result.exit_code == 1, result.output
     assert f"{following}: the manifest does not chain to the previous day's manifest" in result.output
@@ -452,16 +490,28 @@ def test_export_when_a_mark_carries_float_noise_then_the_csv_shows_it_at_the_sym
     table = next(table for table in DAILY_SUMMARY.tables if table.name == "positions_close")
     client = connect(warehouse_settings, database=fresh_database)
     try:  # the view's shape, holding a mid as Float64 arithmetic leaves it ((1.08507 + 1.0851) / 2)
-        client.command(f"CREATE TABLE {table.view} (report_date Date, symbol String, position_lots Float64, "
-                       "mark_price Nullable(Float64), unrealized_pnl_account Float64) ENGINE = Memory")  # fmt: skip
-        client.command(f"INSERT INTO {table.view} VALUES ('{DAY}', 'EURUSD', 1, 1.0850849999999999, 0), "
-                       f"('{DAY}', 'USDJPY', 0, NULL, 0), ('{DAY}', 'XAUUSD', -1, 2345.6749999999997, 0)")  # fmt: skip
-        exported = _export_table(client, table, datetime.fromisoformat(DAY).date(), tmp_path / "positions_close.csv",
-                                 registry(default_symbols()))  # fmt: skip
+        client.command(
+            f"CREATE TABLE {table.view} (report_date Date, symbol String, position_lots Float64, "
+            "mark_price Nullable(Float64), unrealized_pnl_account Float64) ENGINE = Memory"
+        )
+        client.command(
+            f"INSERT INTO {table.view} VALUES ('{DAY}', 'EURUSD', 1, 1.0850849999999999, 0), "
+            f"('{DAY}', 'USDJPY', 0, NULL, 0), ('{DAY}', 'XAUUSD', -1, 2345.6749999999997, 0)"
+        )
+        exported = _export_table(
+            client,
+            table,
+            datetime.fromisoformat(DAY).date(),
+            tmp_path / "positions_close.csv",
+            registry(default_symbols()),
+        )
     finally:
         client.close()
 
     rows = list(csv.DictReader(io.StringIO((tmp_path / "positions_close.csv").read_text())))
     assert [(row["symbol"], row["mark_price"]) for row in rows] == [
-        ("EURUSD", "1.085085"), ("USDJPY", "\\N"), ("XAUUSD", "2345.675")]  # fmt: skip
+        ("EURUSD", "1.085085"),
+        ("USDJPY", "\\N"),
+        ("XAUUSD", "2345.675"),
+    ]
     assert exported["shown"][0][exported["columns"].index("mark_price")] == "1.085085"  # the HTML shows the same

@@ -51,8 +51,10 @@ ZERO = Decimal(0)
 fills = st.tuples(st.integers(-60, 60).filter(bool), st.integers(-300, 300), st.integers(0, 150))
 sequences = st.tuples(st.sampled_from(SYMBOLS), st.lists(fills, min_size=1, max_size=12), st.booleans())
 # Always among them: 0.1 + 0.2 - 0.3 (flat exactly), and a flip through zero that then closes.
-FIXED = [("EURUSD", [(10, 0, 0), (20, 5, 35), (-30, 9, 35)], True),
-         ("XAUUSD", [(-10, 0, 0), (30, -40, 10), (-20, 15, 10)], True)]  # fmt: skip
+FIXED = [
+    ("EURUSD", [(10, 0, 0), (20, 5, 35), (-30, 9, 35)], True),
+    ("XAUUSD", [(-10, 0, 0), (30, -40, 10), (-20, 15, 10)], True),
+]
 
 
 @dataclass
@@ -87,12 +89,21 @@ def run_engine(examples: list[tuple[str, list[tuple[int, int, int]], bool]]) -> 
             lots = abs(steps_lots) / 100
             side: Side = "buy" if steps_lots > 0 else "sell"
             cid = f"tw-{number:06d}-{index:04d}"
-            submitted = OrderSubmitted(client_order_id=cid, signal_id=f"s-{cid}", symbol=symbol, model_id="m",
-                                       model_version=1, event_at_ms=clock.now_ms(), side=side, quantity_lots=lots,
-                                       order_type="market")  # fmt: skip
+            submitted = OrderSubmitted(
+                client_order_id=cid,
+                signal_id=f"s-{cid}",
+                symbol=symbol,
+                model_id="m",
+                model_version=1,
+                event_at_ms=clock.now_ms(),
+                side=side,
+                quantity_lots=lots,
+                order_type="market",
+            )
             engine.apply(submitted)
-            answer = fill_events(submitted, BrokerFill(fill_id_for(cid, 0), price, lots, clock.now_ms(), "",
-                                                       cents / 100), lots, True)  # fmt: skip
+            answer = fill_events(
+                submitted, BrokerFill(fill_id_for(cid, 0), price, lots, clock.now_ms(), "", cents / 100), lots, True
+            )
             for event in engine.booked(answer):
                 engine.apply(event)
                 if isinstance(event, Fill):
@@ -125,8 +136,12 @@ def _expect_fill(expected: Expected, fill: Fill, day: date) -> None:
     if flips:  # opens the next trip with what is left after closing this one
         expected.trip_lots[str(fill.opens_round_trip_id)] = abs(after)
     symbol, exit_day, gross, gross_account = expected.trips.get(trip, (fill.symbol, date.min, ZERO, ZERO))
-    expected.trips[trip] = (symbol, day if closes else exit_day, gross + fill.realized_pnl_quote,
-                            (gross_account or ZERO) + account)  # fmt: skip
+    expected.trips[trip] = (
+        symbol,
+        day if closes else exit_day,
+        gross + fill.realized_pnl_quote,
+        (gross_account or ZERO) + account,
+    )
 
 
 def _end_ms(day: date) -> int:
@@ -135,13 +150,23 @@ def _end_ms(day: date) -> int:
 
 def _bar(symbol: str, start_ms: int, mid: float) -> Bar:
     prices = {f"{side}_{point}": mid for side in ("bid", "ask", "mid") for point in ("open", "high", "low", "close")}
-    return Bar(symbol=symbol, timeframe="1m", start_ms=start_ms, end_ms=start_ms + 60_000, tick_count=1, volume=0.0,
-               spread_mean=0.0, spread_max=0.0, **prices)  # fmt: skip
+    return Bar(
+        symbol=symbol,
+        timeframe="1m",
+        start_ms=start_ms,
+        end_ms=start_ms + 60_000,
+        tick_count=1,
+        volume=0.0,
+        spread_mean=0.0,
+        spread_max=0.0,
+        **prices,
+    )
 
 
 def dbt_build(settings: Settings, database: str) -> None:
-    done = run_dbt(settings, ["build", "--select", *SELECT.split(), "--indirect-selection", "cautious"], database,
-                   timeout_s=600)  # fmt: skip
+    done = run_dbt(
+        settings, ["build", "--select", *SELECT.split(), "--indirect-selection", "cautious"], database, timeout_s=600
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
@@ -183,20 +208,33 @@ def test_marts_when_any_fills_with_reversals_then_positions_trips_and_pnl_equal_
         with BatchWriter(client, BARS_1M) as writer:
             writer.write_messages(bars)
         dbt_build(warehouse_settings, database)
-        positions = {(s, d): Decimal(p) for s, d, p in client.query(
-            "SELECT symbol, day, toString(position_lots) FROM positions_daily").result_rows}  # fmt: skip
-        entry_prices = {(s, d): Decimal(repr(p)) for s, d, p in client.query(
-            "SELECT symbol, day, entry_price FROM positions_daily").result_rows}  # fmt: skip
-        unrealized = {(s, d): (Decimal(q), Decimal(a)) for s, d, q, a in client.query(
-            "SELECT symbol, day, toString(unrealized_pnl_quote), toString(unrealized_pnl_account) "
-            "FROM positions_daily").result_rows}  # fmt: skip
-        realized = {(s, d): Decimal(r) for s, d, r in client.query(
-            "SELECT symbol, day, toString(realized_pnl_account) FROM pnl_daily").result_rows}  # fmt: skip
+        positions = {
+            (s, d): Decimal(p)
+            for s, d, p in client.query("SELECT symbol, day, toString(position_lots) FROM positions_daily").result_rows
+        }
+        entry_prices = {
+            (s, d): Decimal(repr(p))
+            for s, d, p in client.query("SELECT symbol, day, entry_price FROM positions_daily").result_rows
+        }
+        unrealized = {
+            (s, d): (Decimal(q), Decimal(a))
+            for s, d, q, a in client.query(
+                "SELECT symbol, day, toString(unrealized_pnl_quote), toString(unrealized_pnl_account) "
+                "FROM positions_daily"
+            ).result_rows
+        }
+        realized = {
+            (s, d): Decimal(r)
+            for s, d, r in client.query("SELECT symbol, day, toString(realized_pnl_account) FROM pnl_daily").result_rows
+        }
         trips = {t: (s, d, Decimal(q), Decimal(a)) for t, s, d, q, a, _ in rows_of_trips(client)}
         trip_lots = {t: Decimal(lots) for t, *_, lots in rows_of_trips(client)}
-        closes = {(s, d): Decimal(p) for s, d, p in client.query(
-            "SELECT symbol, report_date, toString(position_lots) FROM compliance_positions_close"
-        ).result_rows}  # fmt: skip
+        closes = {
+            (s, d): Decimal(p)
+            for s, d, p in client.query(
+                "SELECT symbol, report_date, toString(position_lots) FROM compliance_positions_close"
+            ).result_rows
+        }
         report_trips = {trip for (trip,) in client.query("SELECT round_trip_id FROM compliance_pnl_trips").result_rows}
     finally:
         client.close()

@@ -51,9 +51,8 @@ def test_streams_when_hourly_bars_configured_then_stored_and_a_dead_loader_stops
         state_dir=topics.state_dir,
         kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
         clickhouse={"database": fresh_database},
-        streams={"timeframes": ["1m", "1h"], "late_wait_ms": 0, "close_on_wall_clock": False,
-                 "snapshot_interval_s": 1},
-    )  # fmt: skip
+        streams={"timeframes": ["1m", "1h"], "late_wait_ms": 0, "close_on_wall_clock": False, "snapshot_interval_s": 1},
+    )
     migrate(settings)
     shutil.rmtree(settings.state_path / "data" / "streams" / "recovery", ignore_errors=True)
     for name in ("streams", "streams-loader"):
@@ -66,9 +65,12 @@ def test_streams_when_hourly_bars_configured_then_stored_and_a_dead_loader_stops
     assert producer.flush(30) == 0
     client = connect(settings)
     flow = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "streams", "run"], cwd=ROOT,
-        env={**os.environ, **to_environment(settings)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [sys.executable, "-m", "app.cli", "streams", "run"],
+        cwd=ROOT,
+        env={**os.environ, **to_environment(settings)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait_for(lambda: client.command("SELECT count() FROM bars_1h FINAL") >= 1, 90, "a 1 h bar in bars_1h")
         _wait_for(lambda: _loader_inserted(settings), 30, "the flow's health showing the loader's last insert")

@@ -37,8 +37,11 @@ def start_flow(settings: Settings, *arguments: str) -> subprocess.Popen[bytes]:
     environment = {**os.environ, **to_environment(settings)}
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "streams", "run", *arguments],
-        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def tick_sender(settings: Settings) -> Callable[[Sequence[Tick]], None]:

@@ -76,8 +76,11 @@ def test_loader_process_when_its_flow_goes_away_then_flushes_commits_and_exits(
     _publish(settings, [encode(tick) for tick in ticks])
     loader = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "streams", "load", "--follow-stdin"],
-        cwd=ROOT, env={**os.environ, **to_environment(settings)}, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**os.environ, **to_environment(settings)},
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         client = connect(settings)
         deadline = time.monotonic() + 60

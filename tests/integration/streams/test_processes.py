@@ -114,11 +114,14 @@ def partitioned_settings(topics: Settings, database: str, **overrides: Any) -> S
     """Settings for ``PARTITIONS`` tick partitions and a fresh migrated ``database``, with no recovery store yet."""
     settings = load_settings(
         state_dir=topics.state_dir,
-        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix,
-               "ticks_partitions": PARTITIONS},
+        kafka={
+            "bootstrap": topics.kafka.bootstrap,
+            "topic_prefix": topics.kafka.topic_prefix,
+            "ticks_partitions": PARTITIONS,
+        },
         clickhouse={"database": database},
         **overrides,
-    )  # fmt: skip
+    )
     migrate(settings)  # a database of the test's own: exact counts
     # The session's state dir: never resume another test's snapshots.
     shutil.rmtree(settings.state_path / "data" / "streams" / "recovery", ignore_errors=True)

@@ -19,10 +19,17 @@ PARTITIONS = 3
 def signal(symbol: str, second: int) -> Signal:
     bar_start_ms = 1_700_000_000_000 + 1000 * second
     return Signal(
-        signal_id=Signal.make_id("m", 1, symbol, "1s", bar_start_ms), symbol=symbol, timeframe="1s",
-        bar_start_ms=bar_start_ms, direction="long", strength=0.5, confidence=0.6, model_id="m", model_version=1,
+        signal_id=Signal.make_id("m", 1, symbol, "1s", bar_start_ms),
+        symbol=symbol,
+        timeframe="1s",
+        bar_start_ms=bar_start_ms,
+        direction="long",
+        strength=0.5,
+        confidence=0.6,
+        model_id="m",
+        model_version=1,
         created_at_ms=bar_start_ms + 1000,
-    )  # fmt: skip
+    )
 
 
 def test_publisher_when_batches_of_symbols_then_each_symbol_on_one_partition_in_order(settings: Settings) -> None:

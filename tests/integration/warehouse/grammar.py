@@ -16,14 +16,43 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # The node kinds (ClickHouse parser classes' getID) the productions below write.
-PRODUCED_KINDS = frozenset({
-    "SelectWithUnionQuery", "SelectIntersectExceptQuery", "SelectQuery", "ExpressionList", "Function", "Identifier",
-    "Literal", "Asterisk", "QualifiedAsterisk", "ColumnsRegexpMatcher", "ColumnsListMatcher",
-    "ColumnsTransformerList", "ColumnsApplyTransformer", "ColumnsExceptTransformer", "ColumnsReplaceTransformer",
-    "TablesInSelectQuery", "TablesInSelectQueryElement", "TableExpression", "TableIdentifier", "TableJoin",
-    "ArrayJoin", "Subquery", "WithElement", "OrderByElement", "WindowDefinition", "Set", "ShowTables",
-    "ShowColumns", "ShowCreateTableQuery", "ExistsTableQuery", "ExistsDatabaseQuery", "DescribeQuery", "Explain",
-})  # fmt: skip
+PRODUCED_KINDS = frozenset(
+    {
+        "SelectWithUnionQuery",
+        "SelectIntersectExceptQuery",
+        "SelectQuery",
+        "ExpressionList",
+        "Function",
+        "Identifier",
+        "Literal",
+        "Asterisk",
+        "QualifiedAsterisk",
+        "ColumnsRegexpMatcher",
+        "ColumnsListMatcher",
+        "ColumnsTransformerList",
+        "ColumnsApplyTransformer",
+        "ColumnsExceptTransformer",
+        "ColumnsReplaceTransformer",
+        "TablesInSelectQuery",
+        "TablesInSelectQueryElement",
+        "TableExpression",
+        "TableIdentifier",
+        "TableJoin",
+        "ArrayJoin",
+        "Subquery",
+        "WithElement",
+        "OrderByElement",
+        "WindowDefinition",
+        "Set",
+        "ShowTables",
+        "ShowColumns",
+        "ShowCreateTableQuery",
+        "ExistsTableQuery",
+        "ExistsDatabaseQuery",
+        "DescribeQuery",
+        "Explain",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -71,10 +100,18 @@ class Grammar:
         return "'" + self.path.replace("'", "\\'") + "'"
 
     def literal(self) -> str:
-        return self.rng.choice([
-            self._path_literal, lambda: str(self.rng.randint(0, 3)), lambda: "'LineAsString'", lambda: "NULL",
-            lambda: "[1, 2]", lambda: "(1, 'a')", lambda: "0.5", lambda: "'x String'",
-        ])()  # fmt: skip
+        return self.rng.choice(
+            [
+                self._path_literal,
+                lambda: str(self.rng.randint(0, 3)),
+                lambda: "'LineAsString'",
+                lambda: "NULL",
+                lambda: "[1, 2]",
+                lambda: "(1, 'a')",
+                lambda: "0.5",
+                lambda: "'x String'",
+            ]
+        )()
 
     def function_name(self, reaching: float = 0.3) -> str:
         draw = self.rng.random()
@@ -123,74 +160,84 @@ class Grammar:
 
     # --- column lists (Asterisk, matchers, APPLY / EXCEPT / REPLACE transformers) ------------
     def column(self, depth: int) -> str:
-        transformer = self.rng.choice([
-            lambda: f"APPLY({self.function_name(0.5)})",
-            lambda: f"APPLY {self.function_name(0.5)}",
-            lambda: f"APPLY(x -> {self.function_name(0.5)}(x))",
-            lambda: f"REPLACE({self.call(depth)} AS p)",
-            lambda: "EXCEPT(q)",
-        ])  # fmt: skip
-        return self.rng.choice([
-            lambda: self.expr(depth),
-            lambda: f"{self.expr(depth)} AS a{self.rng.randint(0, 9)}",
-            lambda: "*",
-            lambda: f"* {transformer()}",
-            lambda: f"s.* {transformer()}",
-            lambda: f"COLUMNS('p') {transformer()}",
-            lambda: f"COLUMNS(p, q) {transformer()}",
-            lambda: f"* {transformer()} {transformer()}",
-        ])()  # fmt: skip
+        transformer = self.rng.choice(
+            [
+                lambda: f"APPLY({self.function_name(0.5)})",
+                lambda: f"APPLY {self.function_name(0.5)}",
+                lambda: f"APPLY(x -> {self.function_name(0.5)}(x))",
+                lambda: f"REPLACE({self.call(depth)} AS p)",
+                lambda: "EXCEPT(q)",
+            ]
+        )
+        return self.rng.choice(
+            [
+                lambda: self.expr(depth),
+                lambda: f"{self.expr(depth)} AS a{self.rng.randint(0, 9)}",
+                lambda: "*",
+                lambda: f"* {transformer()}",
+                lambda: f"s.* {transformer()}",
+                lambda: f"COLUMNS('p') {transformer()}",
+                lambda: f"COLUMNS(p, q) {transformer()}",
+                lambda: f"* {transformer()} {transformer()}",
+            ]
+        )()
 
     # --- sources (TableExpression, table functions, subqueries, joins) -----------------------
     def source(self, depth: int) -> str:
         path = self._path_literal()
         table_function = self.rng.choice(self.catalog.table_functions)
         arguments = self.rng.choice([path, f"{path}, 'LineAsString'", f"{path}, 'CSV', 'x String'", "3", ""])
-        return self.rng.choice([
-            lambda: f"(SELECT {path} AS p, 1 AS q) AS s",
-            lambda: f"(SELECT {path} AS p) AS s",
-            lambda: f"{table_function}({arguments}) AS s",
-            lambda: "numbers(3) AS s",
-            lambda: f"(SELECT {path} AS p, 1 AS q) AS s ARRAY JOIN [1] AS r",
-            lambda: f"(SELECT {path} AS p, 1 AS q) AS s JOIN {table_function}({arguments}) AS t ON 1 = 1",
-            lambda: self.rng.choice(["system.one", "system.tables", "system.databases", "system.parts"]) + " AS s",
-        ])()  # fmt: skip
+        return self.rng.choice(
+            [
+                lambda: f"(SELECT {path} AS p, 1 AS q) AS s",
+                lambda: f"(SELECT {path} AS p) AS s",
+                lambda: f"{table_function}({arguments}) AS s",
+                lambda: "numbers(3) AS s",
+                lambda: f"(SELECT {path} AS p, 1 AS q) AS s ARRAY JOIN [1] AS r",
+                lambda: f"(SELECT {path} AS p, 1 AS q) AS s JOIN {table_function}({arguments}) AS t ON 1 = 1",
+                lambda: self.rng.choice(["system.one", "system.tables", "system.databases", "system.parts"]) + " AS s",
+            ]
+        )()
 
     # --- payloads: one call aimed at the canary, in an otherwise well-formed statement ----------
     def payload_column(self) -> str:
         """A column that reads ``path`` if the policy lets its function through (the source has one column p)."""
         name = self.function_name(0.6)
-        return self.rng.choice([
-            lambda: f"{name}(p)",
-            lambda: f"{name}(p, 'LineAsString')",
-            lambda: f"arrayMap(x -> {name}(x), [p])",
-            lambda: f"* APPLY({name})",
-            lambda: f"* APPLY {name}",
-            lambda: f"* APPLY(x -> {name}(x))",
-            lambda: f"COLUMNS('p') APPLY({name})",
-            lambda: f"s.* APPLY({name})",
-            lambda: f"* APPLY(toString) APPLY({name})",
-            lambda: f"* REPLACE({name}(p) AS p)",
-            lambda: f"{self.aggregate(1)}, {name}(p)",
-            lambda: f"{self.column(1)}, {name}(p)",
-        ])()  # fmt: skip
+        return self.rng.choice(
+            [
+                lambda: f"{name}(p)",
+                lambda: f"{name}(p, 'LineAsString')",
+                lambda: f"arrayMap(x -> {name}(x), [p])",
+                lambda: f"* APPLY({name})",
+                lambda: f"* APPLY {name}",
+                lambda: f"* APPLY(x -> {name}(x))",
+                lambda: f"COLUMNS('p') APPLY({name})",
+                lambda: f"s.* APPLY({name})",
+                lambda: f"* APPLY(toString) APPLY({name})",
+                lambda: f"* REPLACE({name}(p) AS p)",
+                lambda: f"{self.aggregate(1)}, {name}(p)",
+                lambda: f"{self.column(1)}, {name}(p)",
+            ]
+        )()
 
     def payload_select(self) -> str:
         """A SELECT around one payload, in one of the shapes a read can take."""
         inner = f"SELECT {self.payload_column()} FROM (SELECT {self._path_literal()} AS p) AS s"
         table_function = self.rng.choice(self.catalog.table_functions)
-        return self.rng.choice([
-            lambda: inner,
-            lambda: f"SELECT * FROM ({inner})",
-            lambda: f"WITH t AS ({inner}) SELECT * FROM t",
-            lambda: f"{inner} UNION ALL {inner}",
-            lambda: f"SELECT * FROM view({inner})",
-            lambda: f"SELECT 1 WHERE 'x' IN ({inner})",
-            lambda: f"SELECT ({inner} LIMIT 1)",
-            lambda: f"{inner} ORDER BY 1 LIMIT 3",
-            lambda: f"SELECT * FROM {table_function}({self._path_literal()}, 'LineAsString')",
-            lambda: f"SELECT * FROM {table_function}({self._path_literal()})",
-        ])()  # fmt: skip
+        return self.rng.choice(
+            [
+                lambda: inner,
+                lambda: f"SELECT * FROM ({inner})",
+                lambda: f"WITH t AS ({inner}) SELECT * FROM t",
+                lambda: f"{inner} UNION ALL {inner}",
+                lambda: f"SELECT * FROM view({inner})",
+                lambda: f"SELECT 1 WHERE 'x' IN ({inner})",
+                lambda: f"SELECT ({inner} LIMIT 1)",
+                lambda: f"{inner} ORDER BY 1 LIMIT 3",
+                lambda: f"SELECT * FROM {table_function}({self._path_literal()}, 'LineAsString')",
+                lambda: f"SELECT * FROM {table_function}({self._path_literal()})",
+            ]
+        )()
 
     # --- statements ---------------------------------------------------------------------------
     def select(self, depth: int = 2) -> str:
@@ -217,22 +264,24 @@ class Grammar:
             if self.rng.random() < 0.1:
                 sql += self.out_file()
             return Query(sql, dict(self.params))
-        sql = self.rng.choice([
-            lambda: f"DESCRIBE ({self.payload_select()})",
-            lambda: f"EXPLAIN SYNTAX {self.payload_select()}",
-            self.select,
-            lambda: f"{self.select(1)} UNION ALL {self.select(1)}",
-            lambda: f"{self.select(1)} EXCEPT {self.select(1)}",
-            lambda: f"DESCRIBE ({self.select(1)})",
-            lambda: f"DESCRIBE TABLE {self.source(1).removesuffix(' AS s')}",
-            lambda: "SHOW TABLES",
-            lambda: "SHOW DATABASES",
-            lambda: f"SHOW COLUMNS FROM {self.rng.choice(tables)}",
-            lambda: f"SHOW CREATE TABLE {self.rng.choice(tables)}",
-            lambda: f"EXISTS {self.rng.choice(tables)}",
-            lambda: "EXISTS DATABASE system",
-            lambda: f"EXPLAIN {self.rng.choice(['', 'AST ', 'SYNTAX ', 'PLAN ', 'QUERY TREE '])}{self.select(1)}",
-        ])()  # fmt: skip
+        sql = self.rng.choice(
+            [
+                lambda: f"DESCRIBE ({self.payload_select()})",
+                lambda: f"EXPLAIN SYNTAX {self.payload_select()}",
+                self.select,
+                lambda: f"{self.select(1)} UNION ALL {self.select(1)}",
+                lambda: f"{self.select(1)} EXCEPT {self.select(1)}",
+                lambda: f"DESCRIBE ({self.select(1)})",
+                lambda: f"DESCRIBE TABLE {self.source(1).removesuffix(' AS s')}",
+                lambda: "SHOW TABLES",
+                lambda: "SHOW DATABASES",
+                lambda: f"SHOW COLUMNS FROM {self.rng.choice(tables)}",
+                lambda: f"SHOW CREATE TABLE {self.rng.choice(tables)}",
+                lambda: f"EXISTS {self.rng.choice(tables)}",
+                lambda: "EXISTS DATABASE system",
+                lambda: f"EXPLAIN {self.rng.choice(['', 'AST ', 'SYNTAX ', 'PLAN ', 'QUERY TREE '])}{self.select(1)}",
+            ]
+        )()
         if self.rng.random() < 0.3:
             sql += self.out_file()
         if self.rng.random() < 0.15:

@@ -193,9 +193,11 @@ def test_analyst_when_apply_comes_over_another_transport_then_refused(
         response = _POOL.request("GET", url, fields={"query": sql, **params}, headers=auth)
     elif transport == "gzip":
         response = _POOL.request(
-            "POST", url + "?" + urlencode(params), body=gzip.compress(sql.encode()),
+            "POST",
+            url + "?" + urlencode(params),
+            body=gzip.compress(sql.encode()),
             headers={**auth, "Content-Encoding": "gzip"},
-        )  # fmt: skip
+        )
     elif transport == "multipart":
         body, content_type = _multipart({"query": sql, **params})
         response = _POOL.request("POST", url, body=body, headers={**auth, "Content-Type": content_type})
@@ -233,26 +235,54 @@ def test_analyst_when_attempting_an_escape_then_refused_and_nothing_leaks(
     assert not Path(f"{canary}.out").exists()
 
 
-FORBIDDEN_CALLS = st.sampled_from([
-    "file('{path}')", "FILE('{path}')", "`file`('{path}')", '"file"(\'{path}\')', "file(x'{hex}')",
-    "file(unhex('{hex}'))", "getServerSetting('user_files_path')", "addressToLine(toUInt64(1))",
-])  # fmt: skip
-NOISE = st.sampled_from([
-    "", " ", "\n", "\t", "/* ' */", "/* /* ' */ \" */", "-- '\n", "# '\n", "$$'$$", "$t$ ' $t$", "'\\''", "''''",
-    "`'`", '"\\""', "x'27'", "b'00100111'", "1", "NULL",
-])  # fmt: skip
-SHAPES = st.sampled_from([
-    "SELECT {a} {call} {b}",
-    "SELECT {a}, {call} AS v {b}",
-    "SELECT {a} AS n, {b} AS m, {call}",
-    "WITH {call} AS v SELECT {a}, v",
-    "WITH t AS (SELECT {call} AS v) SELECT {a}, v FROM t",
-    "SELECT * FROM (SELECT {a}, {call})",
-    "SELECT arrayMap(x -> {call}, [{a}])",
-    "SELECT {a} WHERE 'z' IN (SELECT toString({call}))",
-    "SELECT * FROM view(SELECT {a}, {call})",
-    "SELECT {a} UNION ALL SELECT {call}",
-])  # fmt: skip
+FORBIDDEN_CALLS = st.sampled_from(
+    [
+        "file('{path}')",
+        "FILE('{path}')",
+        "`file`('{path}')",
+        "\"file\"('{path}')",
+        "file(x'{hex}')",
+        "file(unhex('{hex}'))",
+        "getServerSetting('user_files_path')",
+        "addressToLine(toUInt64(1))",
+    ]
+)
+NOISE = st.sampled_from(
+    [
+        "",
+        " ",
+        "\n",
+        "\t",
+        "/* ' */",
+        "/* /* ' */ \" */",
+        "-- '\n",
+        "# '\n",
+        "$$'$$",
+        "$t$ ' $t$",
+        "'\\''",
+        "''''",
+        "`'`",
+        '"\\""',
+        "x'27'",
+        "b'00100111'",
+        "1",
+        "NULL",
+    ]
+)
+SHAPES = st.sampled_from(
+    [
+        "SELECT {a} {call} {b}",
+        "SELECT {a}, {call} AS v {b}",
+        "SELECT {a} AS n, {b} AS m, {call}",
+        "WITH {call} AS v SELECT {a}, v",
+        "WITH t AS (SELECT {call} AS v) SELECT {a}, v FROM t",
+        "SELECT * FROM (SELECT {a}, {call})",
+        "SELECT arrayMap(x -> {call}, [{a}])",
+        "SELECT {a} WHERE 'z' IN (SELECT toString({call}))",
+        "SELECT * FROM view(SELECT {a}, {call})",
+        "SELECT {a} UNION ALL SELECT {call}",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -140,9 +140,11 @@ def test_body_when_larger_than_limit_then_413_and_nothing_lands(small_warehouse:
 
     declared = insert(endpoint.address, credentials, "big_body", oversized)
     chunked = post(
-        endpoint.address, credentials, iter([oversized[i : i + 65_536] for i in range(0, len(oversized), 65_536)]),  # type: ignore[arg-type]
+        endpoint.address,
+        credentials,
+        iter([oversized[i : i + 65_536] for i in range(0, len(oversized), 65_536)]),  # type: ignore[arg-type]
         query="INSERT INTO big_body FORMAT CSV",
-    )  # fmt: skip
+    )
     bomb = insert(endpoint.address, credentials, "big_body", gzip.compress(b"1,x\n" * 2_000_000), "gzip")
     within = insert(endpoint.address, credentials, "big_body", ROWS)
 
@@ -162,10 +164,24 @@ def test_body_when_curl_waits_for_100_continue_then_refused_before_upload(
     user = f"{credentials.user}:{credentials.password.get_secret_value()}"
 
     result = subprocess.run(
-        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_upload}", "-u", user,
-         "--data-binary", f"@{body}", f"http://{endpoint.address}/?query=INSERT%20INTO%20big_body%20FORMAT%20CSV"],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
+        [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_upload}",
+            "-u",
+            user,
+            "--data-binary",
+            f"@{body}",
+            f"http://{endpoint.address}/?query=INSERT%20INTO%20big_body%20FORMAT%20CSV",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     status, uploaded = result.stdout.split()
 
     assert status == "413"

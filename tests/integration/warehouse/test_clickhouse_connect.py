@@ -55,16 +55,27 @@ def test_client_when_connecting_then_reports_engine_version_and_utc(client: Clie
 def test_client_when_inserting_rows_df_and_arrow_then_query_paths_return_them(client: Client) -> None:
     at = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     client.insert("items", [[1, "one", 1.5, at, {"a": 1.0, "b": None}, "x"]], column_names=COLUMNS)
-    frame = pd.DataFrame({
-        "id": [2, 3], "name": ["two", "three"], "price": [2.5, 3.5],
-        "at": pd.to_datetime(["2026-01-03", "2026-01-04"], utc=True), "tags": [{"c": 3.0}, {}], "kind": ["y", "z"],
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "id": [2, 3],
+            "name": ["two", "three"],
+            "price": [2.5, 3.5],
+            "at": pd.to_datetime(["2026-01-03", "2026-01-04"], utc=True),
+            "tags": [{"c": 3.0}, {}],
+            "kind": ["y", "z"],
+        }
+    )
     client.insert_df("items", frame)
-    arrow = pa.table({
-        "id": pa.array([4], pa.uint64()), "name": ["four"], "price": [4.5],
-        "at": pa.array([1767500000000], pa.timestamp("ms", tz="UTC")),
-        "tags": pa.array([[("d", 4.0)]], pa.map_(pa.string(), pa.float64())), "kind": ["w"],
-    })  # fmt: skip
+    arrow = pa.table(
+        {
+            "id": pa.array([4], pa.uint64()),
+            "name": ["four"],
+            "price": [4.5],
+            "at": pa.array([1767500000000], pa.timestamp("ms", tz="UTC")),
+            "tags": pa.array([[("d", 4.0)]], pa.map_(pa.string(), pa.float64())),
+            "kind": ["w"],
+        }
+    )
     summary = client.insert_arrow("items", arrow)
 
     rows = client.query("SELECT id, name, price, at, tags, kind FROM items ORDER BY id").result_rows
@@ -171,12 +182,15 @@ def test_client_when_inserting_a_million_compressed_rows_then_all_land_exactly(
     client = connect(settings, database=fresh_database)
     rows = 1_000_000
     rng = np.random.default_rng(3)
-    frame = pd.DataFrame({
-        "symbol": np.where(np.arange(rows) % 3 == 0, "EURUSD", "USDJPY"),
-        "time_ms": pd.to_datetime(1_767_225_600_000 + np.arange(rows), unit="ms", utc=True),
-        "seq": np.arange(rows, dtype=np.uint32),
-        "bid": rng.random(rows), "ask": rng.random(rows) + 1.0,
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "symbol": np.where(np.arange(rows) % 3 == 0, "EURUSD", "USDJPY"),
+            "time_ms": pd.to_datetime(1_767_225_600_000 + np.arange(rows), unit="ms", utc=True),
+            "seq": np.arange(rows, dtype=np.uint32),
+            "bid": rng.random(rows),
+            "ask": rng.random(rows) + 1.0,
+        }
+    )
     try:
         client.command(
             "CREATE TABLE big (symbol LowCardinality(String), time_ms DateTime64(3, 'UTC'), seq UInt32, "

@@ -86,21 +86,47 @@ def test_confinement_when_the_production_rules_apply_then_only_granted_paths_ope
     tmp_canary = tmp_path / "canary.txt"
     tmp_canary.write_text("canary\n")
     secret = [
-        "/proc/self/environ", "/proc/self/cmdline", "/proc/self/mem", "/proc/thread-self/environ", "/etc/passwd",
-        "/dev/shm", str(shm_canary), str(tmp_canary), str(secrets_file), str(log), str(Path.home()),
+        "/proc/self/environ",
+        "/proc/self/cmdline",
+        "/proc/self/mem",
+        "/proc/thread-self/environ",
+        "/etc/passwd",
+        "/dev/shm",
+        str(shm_canary),
+        str(tmp_canary),
+        str(secrets_file),
+        str(log),
+        str(Path.home()),
         *(str(key) for key in Path("/etc/ssl/private").glob("*") if Path("/etc/ssl/private").is_dir()),
-    ]  # fmt: skip
+    ]
     needed = ["/dev/urandom", "/dev/null", "/proc/self/loginuid", str(data_dir / "chdb" / "part.bin")]
     roots = [
-        "/:2", "/etc:8", "/dev:4", "/run:4", "/var:3", "/usr:2", "/sys:8", "/proc:1", "/proc/self:3",
-        "/proc/thread-self:2", "/proc/sys:4", "/tmp:2", f"{Path.home()}:2", f"{REPO}:2", f"{tmp_path}:8",
+        "/:2",
+        "/etc:8",
+        "/dev:4",
+        "/run:4",
+        "/var:3",
+        "/usr:2",
+        "/sys:8",
+        "/proc:1",
+        "/proc/self:3",
+        "/proc/thread-self:2",
+        "/proc/sys:4",
+        "/tmp:2",
+        f"{Path.home()}:2",
+        f"{REPO}:2",
+        f"{tmp_path}:8",
         *(f"{path}:0" for path in (*secret, *needed)),
-    ]  # fmt: skip
+    ]
 
     probe = subprocess.run(
         [sys.executable, "-m", "tests.integration.warehouse.confinement_probe", str(data_dir), "18123", *roots],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     found = json.loads(probe.stdout)
     rules = _rules_from(found["rules"])
     opened = {path: Path(real) for path, real in found["opened"]}
@@ -128,11 +154,21 @@ def test_confinement_when_the_kernel_is_older_then_the_start_says_what_is_not_co
     named = ["/etc/passwd", "/dev/urandom"]
 
     probe = subprocess.run(
-        [sys.executable, "-m", "tests.integration.warehouse.confinement_probe", str(data_dir), "18123",
-         *(f"{path}:0" for path in named)],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.warehouse.confinement_probe",
+            str(data_dir),
+            "18123",
+            *(f"{path}:0" for path in named),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
         env={**os.environ, "PROBE_AS_LANDLOCK_ABI": str(abi)},
-    )  # fmt: skip
+    )
     found = json.loads(probe.stdout)
 
     assert found["abi"] == abi and found["connected"], "below ABI 4 the kernel does not hold TCP"
@@ -148,9 +184,13 @@ def test_scrubbed_environment_when_secrets_are_exported_then_none_is_kept(tmp_pa
 
     settings = load_settings(state_dir=tmp_path, clickhouse={"password": PASSWORD, "analyst_password": PASSWORD})
     exported = {
-        "TICKWAVE_CLICKHOUSE_PASSWORD": PASSWORD, "AWS_SECRET_ACCESS_KEY": PASSWORD, "HOME": "/root",
-        "LANG": "C.UTF-8", "TICKWAVE_MT5_PASSWORD": PASSWORD, "MALLOC_ARENA_MAX": "2",
-    }  # fmt: skip
+        "TICKWAVE_CLICKHOUSE_PASSWORD": PASSWORD,
+        "AWS_SECRET_ACCESS_KEY": PASSWORD,
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "TICKWAVE_MT5_PASSWORD": PASSWORD,
+        "MALLOC_ARENA_MAX": "2",
+    }
 
     environment = scrubbed_environment(settings, exported)
 
@@ -278,8 +318,10 @@ def test_warehouse_when_merges_leave_hundreds_of_outdated_parts_then_their_remov
     endpoint = exported_password_warehouse
     credentials = Credentials("tickwave", SecretStr(PASSWORD), "analyst", SecretStr(""))
     name = f"parts_{uuid.uuid4().hex[:8]}"
-    create = (f"CREATE TABLE default.{name} (n UInt64) ENGINE = MergeTree ORDER BY n "
-              "SETTINGS old_parts_lifetime = 1, cleanup_delay_period = 1, max_cleanup_delay_period = 1")  # fmt: skip
+    create = (
+        f"CREATE TABLE default.{name} (n UInt64) ENGINE = MergeTree ORDER BY n "
+        "SETTINGS old_parts_lifetime = 1, cleanup_delay_period = 1, max_cleanup_delay_period = 1"
+    )
     assert post(endpoint.address, credentials, create.encode()).status == 200
     process = psutil.Process(endpoint.pid)
     threads_before = process.num_threads()
@@ -289,8 +331,10 @@ def test_warehouse_when_merges_leave_hundreds_of_outdated_parts_then_their_remov
     assert post(endpoint.address, credentials, insert).status == 200
     for step in (f"SYSTEM START MERGES default.{name}", f"OPTIMIZE TABLE default.{name} FINAL"):
         assert post(endpoint.address, credentials, step.encode()).status == 200
-    parts = (f"SELECT countIf(active), countIf(NOT active), sumIf(rows, active) FROM system.parts "
-             f"WHERE database = 'default' AND table = '{name}'").encode()  # fmt: skip
+    parts = (
+        f"SELECT countIf(active), countIf(NOT active), sumIf(rows, active) FROM system.parts "
+        f"WHERE database = 'default' AND table = '{name}'"
+    ).encode()
     deadline, most_threads, most_outdated = time.monotonic() + 90, threads_before, 0
     active, outdated, rows = 300, 0, 0
     while time.monotonic() < deadline:

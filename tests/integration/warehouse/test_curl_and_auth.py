@@ -83,13 +83,19 @@ def test_post_insert_csv_when_service_user_then_rows_land(
     curl(base, "-u", user, data=create.encode())
 
     inserted = curl(
-        url(base, query=f"INSERT INTO {fresh_database}.prices FORMAT CSV"), "-u", user,
+        url(base, query=f"INSERT INTO {fresh_database}.prices FORMAT CSV"),
+        "-u",
+        user,
         data=b"EURUSD,1.085\nUSDJPY,151.25\n",
-    )  # fmt: skip
+    )
     compressed = curl(
-        url(base, query=f"INSERT INTO {fresh_database}.prices FORMAT CSV"), "-u", user, "-H", "Content-Encoding: gzip",
+        url(base, query=f"INSERT INTO {fresh_database}.prices FORMAT CSV"),
+        "-u",
+        user,
+        "-H",
+        "Content-Encoding: gzip",
         data=gzip.compress(b"GBPUSD,1.27\n"),
-    )  # fmt: skip
+    )
     read = curl(
         url(base, query=f"SELECT symbol, bid FROM {fresh_database}.prices ORDER BY symbol FORMAT CSV"), "-u", user
     )
@@ -159,9 +165,14 @@ def test_auth_when_password_is_wrong_then_516_for_every_scheme(base: str, creden
 def test_auth_when_mixing_header_and_basic_credentials_then_refused(base: str, credentials: Credentials) -> None:
     key = credentials.password.get_secret_value()
     reply = curl(
-        url(base, query="SELECT 1"), "-u", service_user(credentials),
-        "-H", f"X-ClickHouse-User: {credentials.user}", "-H", f"X-ClickHouse-Key: {key}",
-    )  # fmt: skip
+        url(base, query="SELECT 1"),
+        "-u",
+        service_user(credentials),
+        "-H",
+        f"X-ClickHouse-User: {credentials.user}",
+        "-H",
+        f"X-ClickHouse-Key: {key}",
+    )
 
     assert reply.headers["x-clickhouse-exception-code"] == "516"
 

@@ -45,13 +45,25 @@ def write_profile(directory: Path, settings: Settings, database: str) -> None:
 
 def dbt(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [
-        str(DBT), *args, "--project-dir", str(PROJECT), "--profiles-dir", str(tmp_path),
-        "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
-    ]  # fmt: skip
+        str(DBT),
+        *args,
+        "--project-dir",
+        str(PROJECT),
+        "--profiles-dir",
+        str(tmp_path),
+        "--target-path",
+        str(tmp_path / "target"),
+        "--log-path",
+        str(tmp_path / "logs"),
+    ]
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=240, check=False,
+        command,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
         env={"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PATH": str(DBT.parent), "HOME": str(tmp_path)},
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture

@@ -210,13 +210,25 @@ def test_serve_when_local_dev_allows_no_password_then_anonymous_requests_are_the
     assert isinstance(endpoint, Endpoint)
     try:
         anonymous = subprocess.run(
-            ["curl", "-sS", "--data-binary", "CREATE TABLE anonymous (x UInt8) ENGINE = Memory", f"http://{endpoint.address}/"],
-            capture_output=True, text=True, timeout=30, check=True,
-        )  # fmt: skip
+            [
+                "curl",
+                "-sS",
+                "--data-binary",
+                "CREATE TABLE anonymous (x UInt8) ENGINE = Memory",
+                f"http://{endpoint.address}/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         tables = subprocess.run(
             ["curl", "-sS", f"http://{endpoint.address}/?query=SHOW%20TABLES"],
-            capture_output=True, text=True, timeout=30, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
     finally:
         supervisor.stop(service)
 

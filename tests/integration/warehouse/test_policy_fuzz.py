@@ -102,9 +102,11 @@ def send(endpoint: Endpoint, credentials: Credentials, query: Query, rng: random
         response = _POOL.request("GET", url, fields={"query": query.sql, **params}, headers=auth)
     elif transport < 0.15:
         response = _POOL.request(
-            "POST", f"{url}?{urlencode(params)}", body=gzip.compress(query.sql.encode()),
+            "POST",
+            f"{url}?{urlencode(params)}",
+            body=gzip.compress(query.sql.encode()),
             headers={**auth, "Content-Encoding": "gzip"},
-        )  # fmt: skip
+        )
     else:
         response = _POOL.request("POST", f"{url}?{urlencode(params)}", body=query.sql.encode(), headers=auth)
     headers = "".join(f"{name}: {value}\n" for name, value in response.headers.items()).encode()

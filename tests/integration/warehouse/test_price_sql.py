@@ -27,8 +27,13 @@ def test_price_sql_when_prices_carry_float_noise_then_the_warehouse_writes_them_
 
     shown = warehouse.raw_query(f"SELECT {price_sql('price', instruments)} FROM {source}", fmt="CSV").decode().split()
     mid = price_sql("price", instruments, extra_digits=1)
-    mids = warehouse.raw_query(f"SELECT {mid} FROM {source} WHERE symbol = 'EURUSD' AND price = 1.0850849999999999",
-                               fmt="CSV").decode().split()  # fmt: skip
+    mids = (
+        warehouse.raw_query(
+            f"SELECT {mid} FROM {source} WHERE symbol = 'EURUSD' AND price = 1.0850849999999999", fmt="CSV"
+        )
+        .decode()
+        .split()
+    )
 
     assert [float(text) for text in shown] == [exact for _, _, exact in rows]
     for (symbol, _, _), text in zip(rows[:-1], shown, strict=False):  # at most the digits: no float noise

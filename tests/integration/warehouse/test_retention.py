@@ -94,10 +94,14 @@ def test_apply_table_retention_when_settings_change_then_the_ddl_follows_and_for
     ("table", "columns", "event_column"),
     [
         ("ticks", "symbol, time_ms, seq, bid, ask, last, volume, flags, source", "time_ms"),
-        ("orders", "client_order_id, signal_id, symbol, side, quantity_lots, order_type, model_id, model_version, "
-                   "status, broker_order_id, filled_lots, reason, created_at_ms, updated_at_ms", "created_at_ms"),
+        (
+            "orders",
+            "client_order_id, signal_id, symbol, side, quantity_lots, order_type, model_id, model_version, "
+            "status, broker_order_id, filled_lots, reason, created_at_ms, updated_at_ms",
+            "created_at_ms",
+        ),
     ],
-)  # fmt: skip
+)
 def test_ttl_when_rows_arrived_before_the_retention_then_a_merge_removes_only_them(
     warehouse_settings: Settings,
     retained: tuple[str, list[str]],

@@ -37,11 +37,31 @@ from tickwave.warehouse.tables import TABLES, table_for
 
 NOW_MS = int(time.time() * 1000) // 1000 * 1000
 REQUIRED_TABLES = {
-    "ticks", "bars_1s", "bars_1m", "features", "predictions", "signals", "orders", "order_events", "fills",
-    "risk_events", "model_registry", "model_registry_events", "dq_results", "quarantine", "schema_migrations",
-    "service_events", "pipeline_runs", "model_drift", "bars_5m", "bars_15m", "bars_30m", "bars_1h", "bars_4h",
+    "ticks",
+    "bars_1s",
+    "bars_1m",
+    "features",
+    "predictions",
+    "signals",
+    "orders",
+    "order_events",
+    "fills",
+    "risk_events",
+    "model_registry",
+    "model_registry_events",
+    "dq_results",
+    "quarantine",
+    "schema_migrations",
+    "service_events",
+    "pipeline_runs",
+    "model_drift",
+    "bars_5m",
+    "bars_15m",
+    "bars_30m",
+    "bars_1h",
+    "bars_4h",
     "bars_1d",
-}  # fmt: skip
+}
 ARROW_TO_CLICKHOUSE = {
     "string": "String",
     "timestamp[ms, tz=UTC]": "DateTime64(3, 'UTC')",
@@ -126,34 +146,120 @@ def sample_messages(symbol: str) -> list[Message]:
     }
     return [
         Tick(symbol=symbol, time_ms=NOW_MS, seq=1, bid=1.1, ask=1.1002, last=1.1001, volume=2.0, flags=6, source="t"),
-        Bar(symbol=symbol, timeframe="1s", start_ms=NOW_MS, end_ms=NOW_MS + 1000, tick_count=4, volume=1.0,
-            spread_mean=0.0002, spread_max=0.0003, **bar),
-        Bar(symbol=symbol, timeframe="1m", start_ms=NOW_MS, end_ms=NOW_MS + 60_000, tick_count=9, volume=3.0,
-            spread_mean=0.0002, spread_max=0.0004, **bar),
-        *(Bar(symbol=symbol, timeframe=timeframe, start_ms=NOW_MS, end_ms=NOW_MS + length, tick_count=9,
-              volume=3.0, spread_mean=0.0002, spread_max=0.0004, **bar)
-          for timeframe, length in TIMEFRAMES_MS.items() if timeframe not in ("1s", "1m")),
-        FeatureVector(symbol=symbol, timeframe="1m", bar_start_ms=NOW_MS, values={"ema_12": 1.1, "rsi_14": None},
-                      is_warm=False, schema_hash="abc"),
-        Prediction(symbol=symbol, timeframe="1m", bar_start_ms=NOW_MS, model_id="m1", model_version=3,
-                   probabilities={"up": 0.6, "down": 0.4}, inference_latency_us=21.0, predicted_at_ms=NOW_MS + 5,
-                   confidence=0.42, members=("xgboost:0.6", "lightgbm:0.4")),
-        Signal(signal_id=signal_id, symbol=symbol, timeframe="1m", bar_start_ms=NOW_MS, direction="long",
-               strength=0.5, confidence=0.42, model_id="m1", model_version=3, created_at_ms=NOW_MS + 6,
-               members=("xgboost:0.6", "lightgbm:0.4")),
+        Bar(
+            symbol=symbol,
+            timeframe="1s",
+            start_ms=NOW_MS,
+            end_ms=NOW_MS + 1000,
+            tick_count=4,
+            volume=1.0,
+            spread_mean=0.0002,
+            spread_max=0.0003,
+            **bar,
+        ),
+        Bar(
+            symbol=symbol,
+            timeframe="1m",
+            start_ms=NOW_MS,
+            end_ms=NOW_MS + 60_000,
+            tick_count=9,
+            volume=3.0,
+            spread_mean=0.0002,
+            spread_max=0.0004,
+            **bar,
+        ),
+        *(
+            Bar(
+                symbol=symbol,
+                timeframe=timeframe,
+                start_ms=NOW_MS,
+                end_ms=NOW_MS + length,
+                tick_count=9,
+                volume=3.0,
+                spread_mean=0.0002,
+                spread_max=0.0004,
+                **bar,
+            )
+            for timeframe, length in TIMEFRAMES_MS.items()
+            if timeframe not in ("1s", "1m")
+        ),
+        FeatureVector(
+            symbol=symbol,
+            timeframe="1m",
+            bar_start_ms=NOW_MS,
+            values={"ema_12": 1.1, "rsi_14": None},
+            is_warm=False,
+            schema_hash="abc",
+        ),
+        Prediction(
+            symbol=symbol,
+            timeframe="1m",
+            bar_start_ms=NOW_MS,
+            model_id="m1",
+            model_version=3,
+            probabilities={"up": 0.6, "down": 0.4},
+            inference_latency_us=21.0,
+            predicted_at_ms=NOW_MS + 5,
+            confidence=0.42,
+            members=("xgboost:0.6", "lightgbm:0.4"),
+        ),
+        Signal(
+            signal_id=signal_id,
+            symbol=symbol,
+            timeframe="1m",
+            bar_start_ms=NOW_MS,
+            direction="long",
+            strength=0.5,
+            confidence=0.42,
+            model_id="m1",
+            model_version=3,
+            created_at_ms=NOW_MS + 6,
+            members=("xgboost:0.6", "lightgbm:0.4"),
+        ),
         OrderSubmitted(**common, event_at_ms=NOW_MS + 7, side="buy", quantity_lots=0.1, order_type="market"),
-        OrderFilled(**common, event_at_ms=NOW_MS + 9, fill_id="f1", fill_price=1.1003, fill_lots=0.1,
-                    cumulative_lots=0.1, is_final=True),
-        Fill(fill_id="f1", client_order_id=common["client_order_id"], signal_id=signal_id, symbol=symbol, side="buy",
-             price=1.1003, quantity_lots=0.1, commission=0.7, filled_at_ms=NOW_MS + 9, model_id="m1", model_version=3,
-             position_before_lots=Decimal("0.2"), position_after_lots=Decimal("0.1"),
-             entry_value_after=Decimal("0.11002"), realized_pnl_quote=Decimal("0.00000000000000001"),
-             realized_pnl_account=None, round_trip_id="f0", opens_round_trip_id=""),
-        RiskEvent(risk_event_id=uuid.uuid4().hex, kind="drawdown", severity="warning", trading_state="REDUCING",
-                  detail="daily loss 2%", occurred_at_ms=NOW_MS + 10, symbol=symbol, check="max_daily_loss"),
-        DeadLetter(source="mt5", reason="ask below bid", raw='{"bid": 2, "ask": 1}', received_at_ms=NOW_MS,
-                   symbol=symbol),
-    ]  # fmt: skip
+        OrderFilled(
+            **common,
+            event_at_ms=NOW_MS + 9,
+            fill_id="f1",
+            fill_price=1.1003,
+            fill_lots=0.1,
+            cumulative_lots=0.1,
+            is_final=True,
+        ),
+        Fill(
+            fill_id="f1",
+            client_order_id=common["client_order_id"],
+            signal_id=signal_id,
+            symbol=symbol,
+            side="buy",
+            price=1.1003,
+            quantity_lots=0.1,
+            commission=0.7,
+            filled_at_ms=NOW_MS + 9,
+            model_id="m1",
+            model_version=3,
+            position_before_lots=Decimal("0.2"),
+            position_after_lots=Decimal("0.1"),
+            entry_value_after=Decimal("0.11002"),
+            realized_pnl_quote=Decimal("0.00000000000000001"),
+            realized_pnl_account=None,
+            round_trip_id="f0",
+            opens_round_trip_id="",
+        ),
+        RiskEvent(
+            risk_event_id=uuid.uuid4().hex,
+            kind="drawdown",
+            severity="warning",
+            trading_state="REDUCING",
+            detail="daily loss 2%",
+            occurred_at_ms=NOW_MS + 10,
+            symbol=symbol,
+            check="max_daily_loss",
+        ),
+        DeadLetter(
+            source="mt5", reason="ask below bid", raw='{"bid": 2, "ask": 1}', received_at_ms=NOW_MS, symbol=symbol
+        ),
+    ]
 
 
 def test_contracts_when_written_through_writers_then_read_back_in_their_tables(warehouse: Client) -> None:
@@ -201,10 +307,18 @@ def test_orders_when_state_changes_then_argmax_and_final_give_the_latest(warehou
     order_id = "tw-" + uuid.uuid4().hex[:20]
     table = TABLES["orders"]
     rows = [
-        {"client_order_id": order_id, "symbol": "EURUSD", "status": status, "created_at_ms": NOW_MS,
-         "updated_at_ms": NOW_MS + offset, "side": "buy", "quantity_lots": 0.1, "model_version": 1}
+        {
+            "client_order_id": order_id,
+            "symbol": "EURUSD",
+            "status": status,
+            "created_at_ms": NOW_MS,
+            "updated_at_ms": NOW_MS + offset,
+            "side": "buy",
+            "quantity_lots": 0.1,
+            "model_version": 1,
+        }
         for offset, status in ((0, "submitted"), (5, "accepted"), (9, "filled"))
-    ]  # fmt: skip
+    ]
     with BatchWriter(warehouse, table) as writer:
         writer.write(rows[::-1])  # arrival order must not matter
 

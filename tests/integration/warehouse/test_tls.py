@@ -134,12 +134,25 @@ def test_dashboards_runner_when_tls_then_runs_as_the_analyst_over_https(tls_ware
 
 
 def _dbt_debug(environment: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    command = [DBT_EXECUTABLE, "debug", "--connection", "--project-dir", str(DBT_PROJECT_DIR),
-               "--profiles-dir", str(DBT_PROJECT_DIR), "--log-path", str(tmp_path / "logs")]  # fmt: skip
+    command = [
+        DBT_EXECUTABLE,
+        "debug",
+        "--connection",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--log-path",
+        str(tmp_path / "logs"),
+    ]
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=180, check=False,
+        command,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
         env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **environment},
-    )  # fmt: skip
+    )
 
 
 def test_dbt_when_tls_then_its_profile_connects_verified_and_fails_without_the_ca(

@@ -49,19 +49,50 @@ def test_run_all_when_one_benchmark_fails_then_the_rest_run_and_the_summary_has_
     assert [run["exit_code"] for run in summary["runs"]] == [0, 3, 0]
     assert [figure["figure"] for figure in summary["figures"]] == ["decode", "decode"]
     assert summary["figures"][0] | {"benchmark": "sample_ok"} == {
-        "benchmark": "sample_ok", "figure": "decode", "value": 1.5, "unit": "us", "baseline": "json 6 us",
-        "target": "< 2 us", "is_met": True,
-    }  # fmt: skip
+        "benchmark": "sample_ok",
+        "figure": "decode",
+        "value": 1.5,
+        "unit": "us",
+        "baseline": "json 6 us",
+        "target": "< 2 us",
+        "is_met": True,
+    }
 
 
 def test_update_readme_when_summary_given_then_table_between_markers(tmp_path: Path) -> None:
-    summary = {"generated_at": "now", "machine": "m", "runs": [
-        {"benchmark": "a", "command": "python -m bench.a", "exit_code": 0, "duration_s": 1, "load_before": 1.0,
-         "load_after": 2.0},
-        {"benchmark": "b", "command": "python -m bench.b", "exit_code": 1, "duration_s": 1, "load_before": 1.0,
-         "load_after": 2.0}],
-        "figures": [{"benchmark": "a", "figure": "rate", "value": 123456.0, "unit": "ticks/s", "baseline": "loop",
-                     "target": ">= 1e5", "is_met": True}]}  # fmt: skip
+    summary = {
+        "generated_at": "now",
+        "machine": "m",
+        "runs": [
+            {
+                "benchmark": "a",
+                "command": "python -m bench.a",
+                "exit_code": 0,
+                "duration_s": 1,
+                "load_before": 1.0,
+                "load_after": 2.0,
+            },
+            {
+                "benchmark": "b",
+                "command": "python -m bench.b",
+                "exit_code": 1,
+                "duration_s": 1,
+                "load_before": 1.0,
+                "load_after": 2.0,
+            },
+        ],
+        "figures": [
+            {
+                "benchmark": "a",
+                "figure": "rate",
+                "value": 123456.0,
+                "unit": "ticks/s",
+                "baseline": "loop",
+                "target": ">= 1e5",
+                "is_met": True,
+            }
+        ],
+    }
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{MARKERS[0]}\nold\n{MARKERS[1]}\nafter\n")
 
@@ -80,8 +111,15 @@ def test_bench_readme_when_checked_out_then_holds_the_summary_markers_once() -> 
 
 
 def _run(name: str, finished_at: str) -> dict[str, object]:
-    return {"benchmark": name, "command": f"python -m bench.{name}", "exit_code": 0, "duration_s": 1,
-            "load_before": 1.0, "load_after": 1.0, "finished_at": finished_at}  # fmt: skip
+    return {
+        "benchmark": name,
+        "command": f"python -m bench.{name}",
+        "exit_code": 0,
+        "duration_s": 1,
+        "load_before": 1.0,
+        "load_after": 1.0,
+        "finished_at": finished_at,
+    }
 
 
 def _figure(name: str, value: float) -> dict[str, object]:
@@ -89,8 +127,12 @@ def _figure(name: str, value: float) -> dict[str, object]:
 
 
 def test_merged_when_one_benchmark_rerun_then_it_replaces_its_runs_and_figures_and_is_named() -> None:
-    previous = {"generated_at": "t0", "machine": "m", "runs": [_run("a", "t0"), {**_run("b", "t0"), "exit_code": 1}],
-                "figures": [_figure("a", 1.0)]}  # fmt: skip
+    previous = {
+        "generated_at": "t0",
+        "machine": "m",
+        "runs": [_run("a", "t0"), {**_run("b", "t0"), "exit_code": 1}],
+        "figures": [_figure("a", 1.0)],
+    }
     fresh = {"generated_at": "t1", "machine": "m", "runs": [_run("b", "t1")], "figures": [_figure("b", 2.0)]}
 
     summary = merged(previous, fresh)

@@ -35,13 +35,25 @@ def samples(rss_mb_per_h: float, parts_per_h: float = 0.0, restart_at_min: float
         pid = 1
         if restart_at_min is not None and minute >= restart_at_min:  # a new process, flat
             pid, rss = 2, 100.0
-        taken.append(Sample(
-            at_s=at_s, ticks=minute * 30_000,
-            services={"streams": {"pid": pid, "memory_mb": rss + 50.0, "allocated_mb": rss, "fds": 40, "threads": 12,
-                                  "cpu_pct": 30.0}},
-            kafka_bytes=minute * 30_000 * 200, warehouse_bytes=minute * 30_000 * 50,
-            parts={"ticks": int(8 + parts_per_h * at_s / 3600 + minute % 3)},
-        ))  # fmt: skip
+        taken.append(
+            Sample(
+                at_s=at_s,
+                ticks=minute * 30_000,
+                services={
+                    "streams": {
+                        "pid": pid,
+                        "memory_mb": rss + 50.0,
+                        "allocated_mb": rss,
+                        "fds": 40,
+                        "threads": 12,
+                        "cpu_pct": 30.0,
+                    }
+                },
+                kafka_bytes=minute * 30_000 * 200,
+                warehouse_bytes=minute * 30_000 * 50,
+                parts={"ticks": int(8 + parts_per_h * at_s / 3600 + minute % 3)},
+            )
+        )
     return taken
 
 
@@ -153,8 +165,10 @@ def test_judge_when_disk_follows_ticks_then_bytes_per_million_and_per_day_at_the
 def test_judge_when_engine_caches_fill_and_tracking_stays_flat_then_each_metric_has_its_slope() -> None:
     sampled = samples(0.0)
     for minute, sample in enumerate(sampled):  # the mark cache grows 6 MB an hour; tracked memory swings, no trend
-        sample.engine = {"MemoryTracking": 200_000_000 + (10_000_000 if minute % 2 else 0),
-                         "MarkCacheBytes": 1_000_000 + minute * 100_000}  # fmt: skip
+        sample.engine = {
+            "MemoryTracking": 200_000_000 + (10_000_000 if minute % 2 else 0),
+            "MarkCacheBytes": 1_000_000 + minute * 100_000,
+        }
     sampled[30].engine = {}  # a minute the engine could not be read
 
     engine = judge(PLAN, sampled, [])["slopes"]["warehouse_engine_mb_per_h"]
@@ -232,8 +246,10 @@ def test_tree_usage_when_another_service_is_a_child_then_it_is_left_out() -> Non
 
 def test_tree_usage_when_max_depth_then_grandchildren_are_left_out() -> None:
     # A child that starts a grandchild stands for Dagster's code server and a run it launched.
-    script = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
-              "print('ready', flush=True); time.sleep(30)")  # fmt: skip
+    script = (
+        "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
+        "print('ready', flush=True); time.sleep(30)"
+    )
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
@@ -257,8 +273,14 @@ def test_judge_when_dagster_runs_come_and_go_then_its_own_peak_is_judged_and_run
     taken = samples(0.0)
     for minute, sample in enumerate(taken):
         held = peak_mb - (minute % 2) * 50
-        sample.services["orchestration"] = {"pid": 7, "memory_mb": held, "allocated_mb": held - 100, "fds": 100,
-                                            "threads": 60, "cpu_pct": 5.0}  # fmt: skip
+        sample.services["orchestration"] = {
+            "pid": 7,
+            "memory_mb": held,
+            "allocated_mb": held - 100,
+            "fds": 100,
+            "threads": 60,
+            "cpu_pct": 5.0,
+        }
         sample.runs = {"processes": minute % 3, "memory_mb": 400.0 * (minute % 3)}
 
     judged = judge(PLAN, taken, [])
@@ -275,16 +297,53 @@ def test_publish_when_results_kept_elsewhere_then_readme_table_untouched_and_sum
 
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{MARKERS[0]}\nthe whole table\n{MARKERS[1]}\n")
-    other = {"benchmark": "ingest", "command": "python -m bench.ingest", "exit_code": 0, "duration_s": 1.0,
-             "load_before": 1.0, "load_after": 1.0, "finished_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
-    (tmp_path / "summary.json").write_text(json.dumps({
-        "generated_at": other["finished_at"], "machine": "vm", "runs": [other],
-        "figures": [{"benchmark": "ingest", "figure": "replay", "value": 1.0, "unit": "ticks/s", "baseline": "",
-                     "target": "", "is_met": None}]}))  # fmt: skip
-    run = {"benchmark": "soak", "command": "python -m bench.soak", "exit_code": 0, "machine": "vm", "duration_s": 9.0,
-           "load_before": 1.0, "load_after": 1.0, "finished_at": "2026-01-02T00:00:00+00:00"}  # fmt: skip
-    figure = {"figure": "memory slope execution", "value": 4.0, "unit": "MB/h", "baseline": "", "target": "<= 5",
-              "is_met": True}  # fmt: skip
+    other = {
+        "benchmark": "ingest",
+        "command": "python -m bench.ingest",
+        "exit_code": 0,
+        "duration_s": 1.0,
+        "load_before": 1.0,
+        "load_after": 1.0,
+        "finished_at": "2026-01-01T00:00:00+00:00",
+    }
+    (tmp_path / "summary.json").write_text(
+        json.dumps(
+            {
+                "generated_at": other["finished_at"],
+                "machine": "vm",
+                "runs": [other],
+                "figures": [
+                    {
+                        "benchmark": "ingest",
+                        "figure": "replay",
+                        "value": 1.0,
+                        "unit": "ticks/s",
+                        "baseline": "",
+                        "target": "",
+                        "is_met": None,
+                    }
+                ],
+            }
+        )
+    )
+    run = {
+        "benchmark": "soak",
+        "command": "python -m bench.soak",
+        "exit_code": 0,
+        "machine": "vm",
+        "duration_s": 9.0,
+        "load_before": 1.0,
+        "load_after": 1.0,
+        "finished_at": "2026-01-02T00:00:00+00:00",
+    }
+    figure = {
+        "figure": "memory slope execution",
+        "value": 4.0,
+        "unit": "MB/h",
+        "baseline": "",
+        "target": "<= 5",
+        "is_met": True,
+    }
 
     publish(tmp_path, dict(run), [figure], readme=None)
     assert readme.read_text().count("the whole table") == 1

@@ -125,9 +125,15 @@ def test_alert_rules_when_provisioned_then_every_issue_alert_with_query_threshol
     [group] = yaml.safe_load(render_yaml(alert_rules_document(settings)))["groups"]
     rules = {rule["uid"]: rule for rule in group["rules"]}
     assert set(rules) == {
-        "tickwave-halted", "tickwave-daily-loss", "tickwave-stale-ticks", "tickwave-quarantine-spike",
-        "tickwave-stream-lag", "tickwave-blocking-quality", "tickwave-disk-low", "tickwave-missing-report",
-    }  # fmt: skip
+        "tickwave-halted",
+        "tickwave-daily-loss",
+        "tickwave-stale-ticks",
+        "tickwave-quarantine-spike",
+        "tickwave-stream-lag",
+        "tickwave-blocking-quality",
+        "tickwave-disk-low",
+        "tickwave-missing-report",
+    }
     for rule in rules.values():
         query, threshold = rule["data"]
         assert rule["condition"] == threshold["refId"] == "C" and threshold["model"]["expression"] == "A"

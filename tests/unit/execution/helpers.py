@@ -74,8 +74,12 @@ def make_service(
     reconciliation: dict[str, Any] | None = None,
     **risk: Any,
 ) -> ExecutionService:
-    execution = {"journal_fsync": False, "risk": risk, "paper_broker": paper_broker or {},
-                 "reconciliation": reconciliation or {}}  # fmt: skip
+    execution = {
+        "journal_fsync": False,
+        "risk": risk,
+        "paper_broker": paper_broker or {},
+        "reconciliation": reconciliation or {},
+    }
     settings = load_settings(state_dir=state_dir, market={"hours": market_hours}, execution=execution)
     service = build_service(settings, publisher or ListPublisher(), clock)
     service.start()
@@ -91,10 +95,17 @@ def signal(
     model_id: str = "m1",
 ) -> Signal:
     return Signal(
-        signal_id=Signal.make_id(model_id, 1, symbol, "1m", index), symbol=symbol, timeframe="1m",
-        bar_start_ms=index, direction=direction, strength=strength, confidence=0.8,  # type: ignore[arg-type]
-        model_id=model_id, model_version=1, created_at_ms=now_ms,
-    )  # fmt: skip
+        signal_id=Signal.make_id(model_id, 1, symbol, "1m", index),
+        symbol=symbol,
+        timeframe="1m",
+        bar_start_ms=index,
+        direction=direction,
+        strength=strength,
+        confidence=0.8,  # type: ignore[arg-type]
+        model_id=model_id,
+        model_version=1,
+        created_at_ms=now_ms,
+    )
 
 
 def tick(now_ms: int, mid: float = 1.1, symbol: str = "EURUSD", spread: float = 0.0001, seq: int = 0) -> Tick:
@@ -126,10 +137,28 @@ def filled_order(number: int, symbol: str, lots: Decimal, price: float, now: int
     """The events of an order of ``lots`` (signed) filled at ``price`` at once."""
     side = "buy" if lots > 0 else "sell"
     client_order_id = f"tw-{number}"
-    submitted = OrderSubmitted(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol, model_id="m",
-                               model_version=1, event_at_ms=now, side=side, quantity_lots=float(abs(lots)),
-                               order_type="market")  # fmt: skip
-    filled = OrderFilled(client_order_id=client_order_id, signal_id=f"s{number}", symbol=symbol, model_id="m",
-                         model_version=1, event_at_ms=now, fill_id=f"f{number}", fill_price=price,
-                         fill_lots=float(abs(lots)), cumulative_lots=float(abs(lots)), is_final=True)  # fmt: skip
+    submitted = OrderSubmitted(
+        client_order_id=client_order_id,
+        signal_id=f"s{number}",
+        symbol=symbol,
+        model_id="m",
+        model_version=1,
+        event_at_ms=now,
+        side=side,
+        quantity_lots=float(abs(lots)),
+        order_type="market",
+    )
+    filled = OrderFilled(
+        client_order_id=client_order_id,
+        signal_id=f"s{number}",
+        symbol=symbol,
+        model_id="m",
+        model_version=1,
+        event_at_ms=now,
+        fill_id=f"f{number}",
+        fill_price=price,
+        fill_lots=float(abs(lots)),
+        cumulative_lots=float(abs(lots)),
+        is_final=True,
+    )
     return submitted, filled

@@ -25,8 +25,13 @@ def _trade(service_publisher: ListPublisher, tmp_path: Path, clock: ManualClock,
 def _stored(publisher: ListPublisher) -> list[StoredLink]:
     events = [message for message in publisher.messages if is_chained(message)]
     links = [publisher.links[event.event_id] for event in events]  # type: ignore[attr-defined]
-    return sorted((StoredLink(link.seq, link.prev_hash, link.hash, link.chain_id, encode(event))
-                   for link, event in zip(links, events, strict=True)), key=lambda stored: stored.seq)  # fmt: skip
+    return sorted(
+        (
+            StoredLink(link.seq, link.prev_hash, link.hash, link.chain_id, encode(event))
+            for link, event in zip(links, events, strict=True)
+        ),
+        key=lambda stored: stored.seq,
+    )
 
 
 def test_service_when_orders_are_journaled_then_every_order_event_is_linked_in_journal_order(tmp_path: Path) -> None:

@@ -13,15 +13,27 @@ from execution.audit import _STAGE, order_row
 from tickwave.contracts import OrderAccepted, OrderCanceled, OrderFilled, OrderSubmitted
 from tickwave.warehouse.tables import row_for
 
-IDS: dict[str, Any] = {"client_order_id": "tw-1", "signal_id": "s-1", "symbol": "EURUSD", "model_id": "m",
-                       "model_version": 1}  # fmt: skip
+IDS: dict[str, Any] = {
+    "client_order_id": "tw-1",
+    "signal_id": "s-1",
+    "symbol": "EURUSD",
+    "model_id": "m",
+    "model_version": 1,
+}
 SUBMITTED = OrderSubmitted(**IDS, event_at_ms=1_000, side="buy", quantity_lots=1.0, order_type="market")
 ACCEPTED = OrderAccepted(**IDS, event_at_ms=1_000, broker_order_id="b-1")
 
 
 def _filled(at_ms: int, lots: float, price: float, cumulative: float, final: bool) -> OrderFilled:
-    return OrderFilled(**IDS, event_at_ms=at_ms, fill_id=f"f{at_ms}", fill_price=price, fill_lots=lots,
-                       cumulative_lots=cumulative, is_final=final)  # fmt: skip
+    return OrderFilled(
+        **IDS,
+        event_at_ms=at_ms,
+        fill_id=f"f{at_ms}",
+        fill_price=price,
+        fill_lots=lots,
+        cumulative_lots=cumulative,
+        is_final=final,
+    )
 
 
 def test_order_row_when_events_in_order_then_status_fills_and_average_price_follow() -> None:
@@ -59,8 +71,9 @@ def test_order_row_when_accepted_and_filled_in_one_ms_then_versions_grow() -> No
 
 _LIFECYCLE = st.lists(
     st.tuples(st.sampled_from(["accepted", "partial", "filled", "canceled"]), st.integers(1_000, 1_003)),
-    min_size=1, max_size=8,
-)  # fmt: skip
+    min_size=1,
+    max_size=8,
+)
 
 
 @given(_LIFECYCLE)

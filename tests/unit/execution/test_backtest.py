@@ -131,8 +131,11 @@ def test_replay_when_any_session_then_cash_flows_add_up_to_the_pnl_and_fills_are
     slippage_bps: float,
 ) -> None:
     ticks, signals = _session(steps)
-    config = _settings(tmp_path_factory.mktemp("replay"), {"latency_ms": latency_ms, "slippage_bps": slippage_bps},
-                       flash_crash_pct=50.0)  # fmt: skip
+    config = _settings(
+        tmp_path_factory.mktemp("replay"),
+        {"latency_ms": latency_ms, "slippage_bps": slippage_bps},
+        flash_crash_pct=50.0,
+    )
 
     result = replay_session(config, ticks, signals)
 

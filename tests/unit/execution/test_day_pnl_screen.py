@@ -54,8 +54,9 @@ steps = st.lists(
 
 
 def _engine(account: str) -> tuple[Engine, ManualClock]:
-    risk = execution_settings(daily_loss_limit=1e12, flash_crash_pct=90.0, max_position_lots=1e4,
-                              max_order_lots=1e4, max_gross_exposure=1e15).risk  # fmt: skip
+    risk = execution_settings(
+        daily_loss_limit=1e12, flash_crash_pct=90.0, max_position_lots=1e4, max_order_lots=1e4, max_gross_exposure=1e15
+    ).risk
     settings = ExecutionSettings(risk=risk, account_currency=account)
     clock = ManualClock(WEDNESDAY_NOON_MS)
     limits = replace(RiskLimits.from_settings(settings, market=ALWAYS_OPEN), instruments=registry(default_symbols()))
@@ -67,8 +68,18 @@ def _floors(exact: Decimal | None) -> list[Decimal]:
     far = [Decimal(0), Decimal(-(10**9)), Decimal(10**9)]
     if exact is None:
         return far
-    return [exact, WIDE.next_minus(exact), WIDE.next_plus(exact), exact - Decimal("1e-9"), exact + Decimal("1e-9"),
-            exact.next_minus(), exact.next_plus(), exact - 1, exact + 1, *far]  # fmt: skip
+    return [
+        exact,
+        WIDE.next_minus(exact),
+        WIDE.next_plus(exact),
+        exact - Decimal("1e-9"),
+        exact + Decimal("1e-9"),
+        exact.next_minus(),
+        exact.next_plus(),
+        exact - 1,
+        exact + 1,
+        *far,
+    ]
 
 
 def _assert_screen_answers_as_exact(engine: Engine, now_ms: int) -> None:

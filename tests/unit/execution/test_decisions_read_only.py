@@ -75,8 +75,13 @@ def snapshot(state: EngineState) -> Any:
 
 
 def _command(number: int, command: str, **fields: Any) -> ControlCommand:
-    return ControlCommand(command_id=f"probe-{number}-{command}", command=command, issued_by="test",  # type: ignore[arg-type]
-                          issued_at_ms=WEDNESDAY_NOON_MS, **fields)  # fmt: skip
+    return ControlCommand(
+        command_id=f"probe-{number}-{command}",
+        command=command,
+        issued_by="test",  # type: ignore[arg-type]
+        issued_at_ms=WEDNESDAY_NOON_MS,
+        **fields,
+    )
 
 
 def _probe(engine: Engine, clock: ManualClock, number: int, index: int, mids: dict[str, float]) -> None:
@@ -99,24 +104,50 @@ def _probe_at(engine: Engine, number: int, index: int, mids: dict[str, float], n
         engine.decisions.on_tick(moved)
         engine.stops.on_tick(moved)
     for order in list(engine.orders.values())[-3:]:
-        common = {"client_order_id": order.client_order_id, "signal_id": order.signal_id, "symbol": order.symbol,
-                  "model_id": order.model_id, "model_version": order.model_version, "event_at_ms": now_ms}  # fmt: skip
+        common = {
+            "client_order_id": order.client_order_id,
+            "signal_id": order.signal_id,
+            "symbol": order.symbol,
+            "model_id": order.model_id,
+            "model_version": order.model_version,
+            "event_at_ms": now_ms,
+        }
         engine.decisions.follow_ups(OrderRejected(**common, reason="probe"))
         lots = order.quantity_lots
-        filled = OrderFilled(**common, fill_id=f"probe-{number}", fill_price=mids[order.symbol], fill_lots=lots,
-                             cumulative_lots=lots, is_final=True)  # fmt: skip
+        filled = OrderFilled(
+            **common,
+            fill_id=f"probe-{number}",
+            fill_price=mids[order.symbol],
+            fill_lots=lots,
+            cumulative_lots=lots,
+            is_final=True,
+        )
         engine.decisions.follow_ups(filled)
-        record = Fill(fill_id=filled.fill_id, client_order_id=order.client_order_id, signal_id=order.signal_id,
-                      symbol=order.symbol, side=order.side, price=filled.fill_price, quantity_lots=filled.fill_lots,
-                      commission=0.0, filled_at_ms=now_ms, model_id=order.model_id,
-                      model_version=order.model_version)  # fmt: skip
+        record = Fill(
+            fill_id=filled.fill_id,
+            client_order_id=order.client_order_id,
+            signal_id=order.signal_id,
+            symbol=order.symbol,
+            side=order.side,
+            price=filled.fill_price,
+            quantity_lots=filled.fill_lots,
+            commission=0.0,
+            filled_at_ms=now_ms,
+            model_id=order.model_id,
+            model_version=order.model_version,
+        )
         engine.booked([filled, record])
     commands = [
-        _command(number, "halt"), _command(number, "halt", symbol="EURUSD"), _command(number, "reduce"),
-        _command(number, "resume"), _command(number, "flatten"), _command(number, "flatten", symbol="GBPUSD"),
-        _command(number, "status"), _command(number, "set_limit", params={"max_position_lots": "0.5"}),
+        _command(number, "halt"),
+        _command(number, "halt", symbol="EURUSD"),
+        _command(number, "reduce"),
+        _command(number, "resume"),
+        _command(number, "flatten"),
+        _command(number, "flatten", symbol="GBPUSD"),
+        _command(number, "status"),
+        _command(number, "set_limit", params={"max_position_lots": "0.5"}),
         _command(number, "set_limit", params={"max_position_lots": "nan"}),
-    ]  # fmt: skip
+    ]
     for command in commands:
         engine.commands.on_control(command)
     engine.daily_pnl(now_ms)
@@ -144,9 +175,16 @@ steps = st.lists(
 def test_decisions_when_probed_on_any_state_then_the_state_is_unchanged(sequence: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as directory:
         clock = ManualClock(WEDNESDAY_NOON_MS)
-        options = {"market_hours": "always", "max_position_lots": 1.0, "max_order_lots": 0.5,
-                   "max_orders_per_second": 1_000, "signal_ttl_ms": 60_000,
-                   "stop_loss_pips": 20.0, "take_profit_pips": 20.0, "daily_loss_limit": 500.0}  # fmt: skip
+        options = {
+            "market_hours": "always",
+            "max_position_lots": 1.0,
+            "max_order_lots": 0.5,
+            "max_orders_per_second": 1_000,
+            "signal_ttl_ms": 60_000,
+            "stop_loss_pips": 20.0,
+            "take_profit_pips": 20.0,
+            "daily_loss_limit": 500.0,
+        }
         service = make_service(Path(directory), clock, paper_broker={"latency_ms": 400}, **options)
         engine = service.engine
         mids = dict.fromkeys(SYMBOLS, 1.2)

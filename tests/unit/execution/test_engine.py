@@ -35,19 +35,34 @@ def _fill(engine: Engine, client_order_id: str, price: float, number: int = 1) -
     from tickwave.contracts import OrderFilled
 
     order = engine.orders[client_order_id]
-    follow_ups = engine.apply(OrderFilled(
-        client_order_id=client_order_id, signal_id=order.signal_id, symbol=order.symbol, model_id="m1",
-        model_version=1, event_at_ms=engine.clock.now_ms(), fill_id=f"f{number}", fill_price=price,
-        fill_lots=order.quantity_lots, cumulative_lots=order.quantity_lots, is_final=True,
-    ))  # fmt: skip
+    follow_ups = engine.apply(
+        OrderFilled(
+            client_order_id=client_order_id,
+            signal_id=order.signal_id,
+            symbol=order.symbol,
+            model_id="m1",
+            model_version=1,
+            event_at_ms=engine.clock.now_ms(),
+            fill_id=f"f{number}",
+            fill_price=price,
+            fill_lots=order.quantity_lots,
+            cumulative_lots=order.quantity_lots,
+            is_final=True,
+        )
+    )
     for event in follow_ups:
         engine.apply(event)
     return follow_ups
 
 
 def _command(command: str, number: int = 0, **fields: object) -> ControlCommand:
-    return ControlCommand(command_id=f"c{number}", command=command, issued_by="t", issued_at_ms=WEDNESDAY_NOON_MS,  # type: ignore[arg-type]
-                          **fields)  # type: ignore[arg-type]  # fmt: skip
+    return ControlCommand(
+        command_id=f"c{number}",
+        command=command,
+        issued_by="t",
+        issued_at_ms=WEDNESDAY_NOON_MS,  # type: ignore[arg-type]
+        **fields,
+    )  # type: ignore[arg-type]
 
 
 def _send(engine: Engine, index: int) -> str:
@@ -64,9 +79,14 @@ def test_rejects_when_limit_reached_then_engine_halts() -> None:
     for index in range(3):
         order = engine.orders[_send(engine, index)]
         reject = OrderRejected(
-            client_order_id=order.client_order_id, signal_id=order.signal_id, symbol="EURUSD",
-            model_id="m1", model_version=1, event_at_ms=clock.now_ms(), reason="no money",
-        )  # fmt: skip
+            client_order_id=order.client_order_id,
+            signal_id=order.signal_id,
+            symbol="EURUSD",
+            model_id="m1",
+            model_version=1,
+            event_at_ms=clock.now_ms(),
+            reason="no money",
+        )
         follow_ups = engine.apply(reject)
         for event in follow_ups:
             engine.apply(event)
@@ -100,9 +120,15 @@ def test_control_when_set_limit_then_limit_changes_and_unknown_limit_refused() -
 
 @pytest.mark.parametrize(
     ("name", "text"),
-    [("max_position_lots", "abc"), ("max_position_lots", "nan"), ("daily_loss_limit", "-5"),
-     ("price_collar_bps", "inf"), ("max_orders_per_second", "1.5"), ("daily_loss_limit", "")],
-)  # fmt: skip
+    [
+        ("max_position_lots", "abc"),
+        ("max_position_lots", "nan"),
+        ("daily_loss_limit", "-5"),
+        ("price_collar_bps", "inf"),
+        ("max_orders_per_second", "1.5"),
+        ("daily_loss_limit", ""),
+    ],
+)
 def test_control_when_set_limit_value_invalid_then_refused_and_limits_unchanged(name: str, text: str) -> None:
     engine, _ = _engine()
     before = engine.limits
@@ -150,12 +176,34 @@ def _position(engine: Engine, number: int, symbol: str, lots: float, price: floa
 
     side = "buy" if lots > 0 else "sell"
     now = engine.clock.now_ms()
-    engine.apply(OrderSubmitted(client_order_id=f"p{number}", signal_id=f"ps{number}", symbol=symbol, model_id="m1",
-                                model_version=1, event_at_ms=now, side=side, quantity_lots=abs(lots),
-                                order_type="market"))  # fmt: skip
-    engine.apply(OrderFilled(client_order_id=f"p{number}", signal_id=f"ps{number}", symbol=symbol, model_id="m1",
-                             model_version=1, event_at_ms=now, fill_id=f"pf{number}", fill_price=price,
-                             fill_lots=abs(lots), cumulative_lots=abs(lots), is_final=True))  # fmt: skip
+    engine.apply(
+        OrderSubmitted(
+            client_order_id=f"p{number}",
+            signal_id=f"ps{number}",
+            symbol=symbol,
+            model_id="m1",
+            model_version=1,
+            event_at_ms=now,
+            side=side,
+            quantity_lots=abs(lots),
+            order_type="market",
+        )
+    )
+    engine.apply(
+        OrderFilled(
+            client_order_id=f"p{number}",
+            signal_id=f"ps{number}",
+            symbol=symbol,
+            model_id="m1",
+            model_version=1,
+            event_at_ms=now,
+            fill_id=f"pf{number}",
+            fill_price=price,
+            fill_lots=abs(lots),
+            cumulative_lots=abs(lots),
+            is_final=True,
+        )
+    )
 
 
 def test_flatten_when_positions_open_then_reduce_only_orders_close_them_even_when_halted() -> None:

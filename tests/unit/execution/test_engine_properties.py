@@ -33,18 +33,26 @@ STEP_KINDS = {
     "tick": st.tuples(st.just("tick"), st.sampled_from(SYMBOLS), st.floats(-0.01, 0.01)),
     "jump": st.tuples(st.just("tick"), st.sampled_from(SYMBOLS), st.floats(-0.04, 0.04)),
     "signal": st.tuples(
-        st.just("signal"), st.integers(0, 15), st.sampled_from(["long", "short", "flat"]), st.floats(0.05, 1),
+        st.just("signal"),
+        st.integers(0, 15),
+        st.sampled_from(["long", "short", "flat"]),
+        st.floats(0.05, 1),
         st.sampled_from(SYMBOLS),
     ),
     "burst": st.tuples(
         st.just("burst"),
-        st.lists(st.tuples(st.integers(0, 15), st.sampled_from(["long", "short"]), st.floats(0.05, 1),
-                           st.sampled_from(SYMBOLS)), min_size=2, max_size=6),
+        st.lists(
+            st.tuples(
+                st.integers(0, 15), st.sampled_from(["long", "short"]), st.floats(0.05, 1), st.sampled_from(SYMBOLS)
+            ),
+            min_size=2,
+            max_size=6,
+        ),
     ),
     "advance": st.tuples(st.just("advance"), st.integers(1, 3_000)),
     "control": st.tuples(st.just("control"), st.sampled_from(["halt", "reduce", "resume"])),
     "restart": st.tuples(st.just("restart")),
-}  # fmt: skip
+}
 # Weighted: mostly signals (alone or in bursts) and ticks, sometimes a command, a price jump or a restart.
 WEIGHTS = ["signal"] * 6 + ["burst"] * 2 + ["tick"] * 4 + ["advance"] * 2 + ["jump", "control", "restart"]
 actions = st.sampled_from(WEIGHTS).flatmap(lambda kind: STEP_KINDS[kind])
@@ -84,11 +92,15 @@ def _assert_fill_records_carry_the_replayed_booking(service: ExecutionService, e
     for record in records:
         booking = service.engine.bookings[record.fill_id]
         assert record.position_before_lots == positions.get(record.symbol, Decimal(0)) == booking.position_before
-        assert (record.position_after_lots, record.entry_value_after) == (booking.position_after,
-                                                                          booking.entry_value_after)  # fmt: skip
+        assert (record.position_after_lots, record.entry_value_after) == (
+            booking.position_after,
+            booking.entry_value_after,
+        )
         assert record.realized_pnl_quote == booking.realized * 100_000
-        assert (record.round_trip_id, record.opens_round_trip_id) == (booking.round_trip_id,
-                                                                      booking.opens_round_trip_id)  # fmt: skip
+        assert (record.round_trip_id, record.opens_round_trip_id) == (
+            booking.round_trip_id,
+            booking.opens_round_trip_id,
+        )
         positions[record.symbol] = booking.position_after
 
 
@@ -100,9 +112,15 @@ def test_engine_when_any_sequence_then_limits_hold_and_one_order_per_signal(
     with tempfile.TemporaryDirectory() as directory:
         state = Path(directory)
         clock = ManualClock(WEDNESDAY_NOON_MS)
-        options = {"market_hours": "always", "max_position_lots": 1.0, "max_order_lots": 0.5,
-                   "max_orders_per_second": 1_000, "flash_crash_pct": 2.5, "signal_ttl_ms": 60_000,
-                   "paper_broker": {"latency_ms": latency_ms}}  # fmt: skip
+        options = {
+            "market_hours": "always",
+            "max_position_lots": 1.0,
+            "max_order_lots": 0.5,
+            "max_orders_per_second": 1_000,
+            "flash_crash_pct": 2.5,
+            "signal_ttl_ms": 60_000,
+            "paper_broker": {"latency_ms": latency_ms},
+        }
         service = make_service(state, clock, **options)
         engine_dir = state / "execution" / "execution-1"
         mids = dict.fromkeys(SYMBOLS, 1.2)
@@ -126,8 +144,12 @@ def test_engine_when_any_sequence_then_limits_hold_and_one_order_per_signal(
                 clock.advance(step[1])  # type: ignore[arg-type]
                 service.poll_broker()  # working orders (paper latency) fill now
             elif kind == "control":
-                command = ControlCommand(command_id=f"c{number}", command=step[1], issued_by="test",  # type: ignore[arg-type]
-                                         issued_at_ms=clock.now_ms())  # fmt: skip
+                command = ControlCommand(
+                    command_id=f"c{number}",
+                    command=step[1],
+                    issued_by="test",  # type: ignore[arg-type]
+                    issued_at_ms=clock.now_ms(),
+                )
                 service.handle_control(command)
             else:
                 positions = dict(service.engine.view.positions)

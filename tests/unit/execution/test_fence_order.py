@@ -107,8 +107,14 @@ def test_exit_if_hung_when_the_block_does_not_return_in_time_then_the_process_ex
     block_s: float, expected_code: int
 ) -> None:
     # A call stuck in C code cannot be interrupted: the process ends, and its supervisor restarts it.
-    code = "\n".join(("import time", "from execution.fence import exit_if_hung",
-                       "with exit_if_hung(0.5, 'a call'):", f"    time.sleep({block_s})"))  # fmt: skip
+    code = "\n".join(
+        (
+            "import time",
+            "from execution.fence import exit_if_hung",
+            "with exit_if_hung(0.5, 'a call'):",
+            f"    time.sleep({block_s})",
+        )
+    )
 
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
 

@@ -114,9 +114,11 @@ def test_book_when_a_fill_flips_through_zero_then_it_closes_its_trip_and_opens_t
 
 
 def test_fill_when_written_before_the_booking_existed_then_it_decodes_and_encodes_to_the_same_bytes() -> None:
-    old = (b'{"type":"fill.v1","fill_id":"f1","client_order_id":"c","signal_id":"s","symbol":"EURUSD",'
-           b'"side":"buy","price":1.1,"quantity_lots":0.1,"commission":0.0,"filled_at_ms":1,"model_id":"m",'
-           b'"model_version":1,"broker_deal_id":""}')  # fmt: skip
+    old = (
+        b'{"type":"fill.v1","fill_id":"f1","client_order_id":"c","signal_id":"s","symbol":"EURUSD",'
+        b'"side":"buy","price":1.1,"quantity_lots":0.1,"commission":0.0,"filled_at_ms":1,"model_id":"m",'
+        b'"model_version":1,"broker_deal_id":""}'
+    )
     fill = decode(old, Fill)
 
     assert not fill.is_booked and fill.position_after_lots is msgspec.UNSET
@@ -157,17 +159,29 @@ def test_service_when_signals_reverse_then_every_fill_record_carries_the_engines
 
 
 def test_fill_record_when_a_price_has_many_decimals_then_its_amounts_fit_the_warehouse_columns() -> None:
-    engine = Engine(RiskLimits.from_settings(execution_settings(), market=ALWAYS_OPEN),
-                    SizingPolicy.from_settings(execution_settings()), ManualClock(WEDNESDAY_NOON_MS))  # fmt: skip
+    engine = Engine(
+        RiskLimits.from_settings(execution_settings(), market=ALWAYS_OPEN),
+        SizingPolicy.from_settings(execution_settings()),
+        ManualClock(WEDNESDAY_NOON_MS),
+    )
     engine.on_tick(tick(WEDNESDAY_NOON_MS, 1.1))
     rows = []
     for number, (side, price) in enumerate((("buy", 0.012345678901234567), ("sell", 0.013345678901234568))):
-        submitted = OrderSubmitted(client_order_id=f"c{number}", signal_id=f"s{number}", symbol="EURUSD",
-                                   model_id="m", model_version=1, event_at_ms=WEDNESDAY_NOON_MS, side=side,  # type: ignore[arg-type]
-                                   quantity_lots=0.07, order_type="market")  # fmt: skip
+        submitted = OrderSubmitted(
+            client_order_id=f"c{number}",
+            signal_id=f"s{number}",
+            symbol="EURUSD",
+            model_id="m",
+            model_version=1,
+            event_at_ms=WEDNESDAY_NOON_MS,
+            side=side,  # type: ignore[arg-type]
+            quantity_lots=0.07,
+            order_type="market",
+        )
         engine.apply(submitted)
-        group = engine.booked(fill_events(submitted, BrokerFill(f"f{number}", price, 0.07, WEDNESDAY_NOON_MS), 0.07,
-                                          True))  # fmt: skip
+        group = engine.booked(
+            fill_events(submitted, BrokerFill(f"f{number}", price, 0.07, WEDNESDAY_NOON_MS), 0.07, True)
+        )
         for event in group:
             engine.apply(event)
         rows += [row_for(event) for event in group if isinstance(event, Fill)]
@@ -181,12 +195,26 @@ def test_fill_record_when_a_price_has_many_decimals_then_its_amounts_fit_the_war
 
 def test_engine_when_another_fill_is_booked_before_one_booked_ahead_then_that_one_is_booked_afresh() -> None:
     # Arrange: two buys of EURUSD; the second's group is booked (its Fill record) before the first's is applied
-    engine = Engine(RiskLimits.from_settings(execution_settings(), market=ALWAYS_OPEN),
-                    SizingPolicy.from_settings(execution_settings()), ManualClock(WEDNESDAY_NOON_MS))  # fmt: skip
+    engine = Engine(
+        RiskLimits.from_settings(execution_settings(), market=ALWAYS_OPEN),
+        SizingPolicy.from_settings(execution_settings()),
+        ManualClock(WEDNESDAY_NOON_MS),
+    )
     engine.on_tick(tick(WEDNESDAY_NOON_MS, 1.1))
-    orders = [OrderSubmitted(client_order_id=f"c{number}", signal_id=f"s{number}", symbol="EURUSD", model_id="m",
-                             model_version=1, event_at_ms=WEDNESDAY_NOON_MS, side="buy", quantity_lots=lots,
-                             order_type="market") for number, lots in enumerate((0.1, 0.2))]  # fmt: skip
+    orders = [
+        OrderSubmitted(
+            client_order_id=f"c{number}",
+            signal_id=f"s{number}",
+            symbol="EURUSD",
+            model_id="m",
+            model_version=1,
+            event_at_ms=WEDNESDAY_NOON_MS,
+            side="buy",
+            quantity_lots=lots,
+            order_type="market",
+        )
+        for number, lots in enumerate((0.1, 0.2))
+    ]
     for order in orders:
         engine.apply(order)
     later = engine.booked(fill_events(orders[1], BrokerFill("f1", 1.2, 0.2, WEDNESDAY_NOON_MS), 0.2, True))
@@ -223,15 +251,44 @@ def test_book_when_amounts_have_more_digits_than_the_default_context_then_still_
 
 def test_fill_events_when_built_then_the_event_and_the_record_carry_the_execution_and_the_order_as_given() -> None:
     # Every figure distinct, so a field taken from the wrong source shows.
-    order = OrderSubmitted(client_order_id="tw-7", signal_id="s7", symbol="USDJPY", model_id="m7", model_version=3,
-                           event_at_ms=WEDNESDAY_NOON_MS, side="sell", quantity_lots=0.5,
-                           order_type="market")  # fmt: skip
+    order = OrderSubmitted(
+        client_order_id="tw-7",
+        signal_id="s7",
+        symbol="USDJPY",
+        model_id="m7",
+        model_version=3,
+        event_at_ms=WEDNESDAY_NOON_MS,
+        side="sell",
+        quantity_lots=0.5,
+        order_type="market",
+    )
     execution = BrokerFill("f7", 149.987, 0.2, WEDNESDAY_NOON_MS + 5, "deal-7", 1.25)
     filled, record = fill_events(order, execution, 0.3, False)
 
-    assert filled == OrderFilled(client_order_id="tw-7", signal_id="s7", symbol="USDJPY", model_id="m7",
-                                 model_version=3, event_at_ms=WEDNESDAY_NOON_MS + 5, fill_id="f7",
-                                 fill_price=149.987, fill_lots=0.2, cumulative_lots=0.3, is_final=False)  # fmt: skip
-    assert record == Fill(fill_id="f7", client_order_id="tw-7", signal_id="s7", symbol="USDJPY", side="sell",
-                          price=149.987, quantity_lots=0.2, commission=1.25, filled_at_ms=WEDNESDAY_NOON_MS + 5,
-                          model_id="m7", model_version=3, broker_deal_id="deal-7")  # fmt: skip
+    assert filled == OrderFilled(
+        client_order_id="tw-7",
+        signal_id="s7",
+        symbol="USDJPY",
+        model_id="m7",
+        model_version=3,
+        event_at_ms=WEDNESDAY_NOON_MS + 5,
+        fill_id="f7",
+        fill_price=149.987,
+        fill_lots=0.2,
+        cumulative_lots=0.3,
+        is_final=False,
+    )
+    assert record == Fill(
+        fill_id="f7",
+        client_order_id="tw-7",
+        signal_id="s7",
+        symbol="USDJPY",
+        side="sell",
+        price=149.987,
+        quantity_lots=0.2,
+        commission=1.25,
+        filled_at_ms=WEDNESDAY_NOON_MS + 5,
+        model_id="m7",
+        model_version=3,
+        broker_deal_id="deal-7",
+    )

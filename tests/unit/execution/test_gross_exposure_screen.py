@@ -61,18 +61,25 @@ def test_gross_exposure_when_the_limit_is_beside_or_far_from_the_sum_then_it_ans
     size: float,
     where: str,
 ) -> None:
-    view = RiskView(last_ticks={name: tick(NOW, mid, name, mid * 0.00002) for name, mid in mids.items()},
-                    positions=positions, pending=pending)  # fmt: skip
+    view = RiskView(
+        last_ticks={name: tick(NOW, mid, name, mid * 0.00002) for name, mid in mids.items()},
+        positions=positions,
+        pending=pending,
+    )
     order = ProposedOrder(signal(1, NOW, symbol=symbol), side, size)  # type: ignore[arg-type]
     assume(not is_reducing(order, view))  # a reducing order passes before any sum
     total = _exact_total(order, view, LIMITS)
     assume(total is not None and total > 0)
     unit = Decimal(1).scaleb(total.adjusted() - 79)  # one unit of the 80th digit
     limit = {
-        "at": total, "unit_below": WIDE.subtract(total, unit), "unit_above": WIDE.add(total, unit),
-        "ulp_below": WIDE.multiply(total, Decimal(1 - 2**-50)), "ulp_above": WIDE.multiply(total, Decimal(1 + 2**-50)),
-        "far_below": total / 2, "far_above": total * 2,
-    }[where]  # fmt: skip
+        "at": total,
+        "unit_below": WIDE.subtract(total, unit),
+        "unit_above": WIDE.add(total, unit),
+        "ulp_below": WIDE.multiply(total, Decimal(1 - 2**-50)),
+        "ulp_above": WIDE.multiply(total, Decimal(1 + 2**-50)),
+        "far_below": total / 2,
+        "far_above": total * 2,
+    }[where]
     limits = replace(LIMITS, max_gross_exposure=limit)
     denial = check_gross_exposure(order, replace(view, leg_values=LegValues()), limits, NOW)
     assert (denial is not None) == (total > limit), (total, limit)
@@ -85,10 +92,19 @@ def test_gross_exposure_when_one_unit_over_on_every_sum_then_always_denied() -> 
     # then at it: the float sum cannot tell these apart, so every answer is the exact one's.
     positions = {"EURJPY": Decimal("3.17"), "GBPUSD": Decimal("-1.03"), "EURGBP": Decimal("0.29")}
     for step in range(200):
-        mids = {"EURUSD": 1.1, "XAUUSD": 2300.0, "USDJPY": 150.0 + step * 0.0137, "EURJPY": 163.0 - step * 0.0071,
-                "GBPUSD": 1.27 + step * 0.00013, "EURGBP": 0.87, "USDCHF": 0.9, "EURCHF": 0.95}  # fmt: skip
-        view = RiskView(last_ticks={name: tick(NOW, mid, name, mid * 0.00002) for name, mid in mids.items()},
-                        positions=positions)  # fmt: skip
+        mids = {
+            "EURUSD": 1.1,
+            "XAUUSD": 2300.0,
+            "USDJPY": 150.0 + step * 0.0137,
+            "EURJPY": 163.0 - step * 0.0071,
+            "GBPUSD": 1.27 + step * 0.00013,
+            "EURGBP": 0.87,
+            "USDCHF": 0.9,
+            "EURCHF": 0.95,
+        }
+        view = RiskView(
+            last_ticks={name: tick(NOW, mid, name, mid * 0.00002) for name, mid in mids.items()}, positions=positions
+        )
         order = ProposedOrder(signal(step, NOW, symbol="USDJPY"), "buy", 0.37)
         total = _exact_total(order, view, LIMITS)
         assert total is not None

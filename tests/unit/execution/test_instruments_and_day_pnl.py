@@ -52,7 +52,10 @@ def view_with(**mids: float) -> RiskView:
 def test_instruments_when_resolved_then_gold_jpy_crosses_and_index_have_their_own_lot() -> None:
     assert INSTRUMENTS["XAUUSD"].contract_size == 100 and INSTRUMENTS["XAGUSD"].contract_size == 5_000
     assert (INSTRUMENTS["EURJPY"].base, INSTRUMENTS["EURJPY"].quote, INSTRUMENTS["EURJPY"].pip_size) == (
-        "EUR", "JPY", pytest.approx(0.01))  # fmt: skip
+        "EUR",
+        "JPY",
+        pytest.approx(0.01),
+    )
     assert (INSTRUMENTS["US500"].contract_size, INSTRUMENTS["US500"].quote) == (1.0, "USD")
     custom = registry({"XAUUSD": SymbolSpec(digits=2, tick_size=0.01, contract_size=10.0)})
     assert custom["XAUUSD"].contract_size == 10.0  # configuration wins
@@ -78,12 +81,18 @@ def test_exposure_when_any_symbol_then_lots_times_contract_times_price_in_usd(
 
 # An independent table: units per lot, and how one unit of the quote currency becomes USD.
 QUOTE_TO_USD = {
-    "EURUSD": (100_000, lambda m: 1.0), "XAUUSD": (100, lambda m: 1.0), "XAGUSD": (5_000, lambda m: 1.0),
-    "US500": (1, lambda m: 1.0), "USDJPY": (100_000, lambda m: 1 / m["USDJPY"]),
-    "EURJPY": (100_000, lambda m: 1 / m["USDJPY"]), "GBPJPY": (100_000, lambda m: 1 / m["USDJPY"]),
-    "USDCHF": (100_000, lambda m: 1 / m["USDCHF"]), "EURCHF": (100_000, lambda m: 1 / m["USDCHF"]),
-    "EURGBP": (100_000, lambda m: m["GBPUSD"]), "AUDUSD": (100_000, lambda m: 1.0),
-}  # fmt: skip
+    "EURUSD": (100_000, lambda m: 1.0),
+    "XAUUSD": (100, lambda m: 1.0),
+    "XAGUSD": (5_000, lambda m: 1.0),
+    "US500": (1, lambda m: 1.0),
+    "USDJPY": (100_000, lambda m: 1 / m["USDJPY"]),
+    "EURJPY": (100_000, lambda m: 1 / m["USDJPY"]),
+    "GBPJPY": (100_000, lambda m: 1 / m["USDJPY"]),
+    "USDCHF": (100_000, lambda m: 1 / m["USDCHF"]),
+    "EURCHF": (100_000, lambda m: 1 / m["USDCHF"]),
+    "EURGBP": (100_000, lambda m: m["GBPUSD"]),
+    "AUDUSD": (100_000, lambda m: 1.0),
+}
 
 
 @given(
@@ -162,9 +171,18 @@ def test_convert_when_only_the_rate_symbols_are_quoted_then_the_same_amount(
 def test_from_mt5_symbol_info_when_gold_then_fields_follow_the_terminal() -> None:
     from testkit.mt5 import SymbolInfo
 
-    info = SymbolInfo(name="XAUUSD", digits=2, point=0.01, trade_contract_size=100.0, currency_base="XAU",
-                      currency_profit="USD", currency_margin="XAU", volume_min=0.01, volume_step=0.01,
-                      volume_max=50.0)  # fmt: skip
+    info = SymbolInfo(
+        name="XAUUSD",
+        digits=2,
+        point=0.01,
+        trade_contract_size=100.0,
+        currency_base="XAU",
+        currency_profit="USD",
+        currency_margin="XAU",
+        volume_min=0.01,
+        volume_step=0.01,
+        volume_max=50.0,
+    )
     gold = from_mt5_symbol_info(info)
     assert (gold.contract_size, gold.digits, gold.quote, gold.pip_size) == (100.0, 2, "USD", 0.01)
 
@@ -175,8 +193,14 @@ def test_from_mt5_symbol_info_when_gold_then_fields_follow_the_terminal() -> Non
 
 
 def _engine(start_ms: int = NOW, **overrides: object) -> tuple[Engine, ManualClock]:
-    options = {"daily_loss_limit": 1e12, "flash_crash_pct": 90.0, "max_position_lots": 100.0,
-               "max_order_lots": 100.0, "max_gross_exposure": 1e15, **overrides}  # fmt: skip
+    options = {
+        "daily_loss_limit": 1e12,
+        "flash_crash_pct": 90.0,
+        "max_position_lots": 100.0,
+        "max_order_lots": 100.0,
+        "max_gross_exposure": 1e15,
+        **overrides,
+    }
     settings = execution_settings(**options)
     clock = ManualClock(start_ms)
     limits = RiskLimits.from_settings(settings, market=ALWAYS_OPEN)
@@ -265,8 +289,9 @@ def test_day_pnl_when_a_cross_trades_then_valued_in_usd_and_unknown_without_a_ra
 def test_gate_when_an_order_passes_while_reducing_or_breached_then_it_never_grows_the_position(
     position: int, order: int, state: str, loss: bool
 ) -> None:
-    limits = RiskLimits.from_settings(execution_settings(max_order_lots=5.0, max_position_lots=1.0,
-                                                         daily_loss_limit=100.0), market=ALWAYS_OPEN)  # fmt: skip
+    limits = RiskLimits.from_settings(
+        execution_settings(max_order_lots=5.0, max_position_lots=1.0, daily_loss_limit=100.0), market=ALWAYS_OPEN
+    )
     view = view_with(EURUSD=1.1)
     view.positions = {"EURUSD": Decimal(position) / 100}
     view.trading_state = state  # type: ignore[assignment]

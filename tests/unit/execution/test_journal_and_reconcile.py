@@ -44,8 +44,16 @@ INSTANCE = Path("execution") / "execution-1"
 
 
 def _denied(index: int) -> OrderDenied:
-    return OrderDenied(client_order_id=f"tw-{index}", signal_id=f"s-{index}", symbol="EURUSD", model_id="m",
-                       model_version=1, event_at_ms=index, reason="r", check="c")  # fmt: skip
+    return OrderDenied(
+        client_order_id=f"tw-{index}",
+        signal_id=f"s-{index}",
+        symbol="EURUSD",
+        model_id="m",
+        model_version=1,
+        event_at_ms=index,
+        reason="r",
+        check="c",
+    )
 
 
 def test_journal_when_reopened_then_events_come_back_in_order(tmp_path: Path) -> None:
@@ -209,8 +217,10 @@ def test_paper_when_an_order_fills_at_once_then_the_ledger_has_it_in_one_group(t
     lines = _contents(tmp_path / LEDGER_NAME).splitlines()
     assert [line[8:9] for line in lines] == [b"+", b"+", b" "]  # two lines with more of the group, then its last
     assert [line.split(b'"type":"')[1].split(b'"')[0] for line in lines] == [
-        b"order_submitted.v1", b"order_accepted.v1", b"order_filled.v1",
-    ]  # fmt: skip
+        b"order_submitted.v1",
+        b"order_accepted.v1",
+        b"order_filled.v1",
+    ]
     service.close()
     broker.close()
 
@@ -235,9 +245,16 @@ def test_paper_when_latency_then_fills_at_first_poll_after_it(tmp_path: Path) ->
 
 def _market(client_order_id: str, now_ms: int) -> OrderIntent:
     return OrderIntent(
-        client_order_id=client_order_id, signal_id=f"s-{client_order_id}", symbol="EURUSD", side="buy",
-        quantity_lots=0.1, order_type="market", model_id="m", model_version=1, created_at_ms=now_ms,
-    )  # fmt: skip
+        client_order_id=client_order_id,
+        signal_id=f"s-{client_order_id}",
+        symbol="EURUSD",
+        side="buy",
+        quantity_lots=0.1,
+        order_type="market",
+        model_id="m",
+        model_version=1,
+        created_at_ms=now_ms,
+    )
 
 
 def test_paper_orders_when_a_window_is_asked_then_its_orders_and_every_working_one(tmp_path: Path) -> None:
@@ -378,8 +395,14 @@ def test_flatten_when_halted_then_paper_positions_close_through_the_journal_once
 
     for command in ("halt", "flatten", "flatten"):  # the second flatten repeats the first's command id
         number = 1 if command == "halt" else 2
-        service.handle_control(ControlCommand(command_id=f"c{number}", command=command, issued_by="ops",  # type: ignore[arg-type]
-                                              issued_at_ms=clock.now_ms()))  # fmt: skip
+        service.handle_control(
+            ControlCommand(
+                command_id=f"c{number}",
+                command=command,
+                issued_by="ops",  # type: ignore[arg-type]
+                issued_at_ms=clock.now_ms(),
+            )
+        )
 
     assert dict(service.broker.positions()) == {} and service.engine.trading_state == "HALTED"
     with Journal(tmp_path / "execution" / "execution-1" / JOURNAL_NAME, fsync=False) as journal:

@@ -23,8 +23,16 @@ SEGMENT_BYTES = 2_000  # about eight events a segment
 
 
 def _denied(index: int) -> OrderDenied:
-    return OrderDenied(client_order_id=f"tw-{index}", signal_id=f"s-{index}", symbol="EURUSD", model_id="m",
-                       model_version=1, event_at_ms=index, reason="r", check="c")  # fmt: skip
+    return OrderDenied(
+        client_order_id=f"tw-{index}",
+        signal_id=f"s-{index}",
+        symbol="EURUSD",
+        model_id="m",
+        model_version=1,
+        event_at_ms=index,
+        reason="r",
+        check="c",
+    )
 
 
 def _write(

@@ -10,8 +10,13 @@ from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_
 from tickwave.clock import ManualClock
 from tickwave.contracts import ControlCommand, OrderFilled, OrderSubmitted, RiskEvent
 
-STOPS = {"market_hours": "always", "stop_loss_pips": 20, "take_profit_pips": 40, "flash_crash_pct": 50.0,
-         "paper_broker": {"slippage_bps": 0.0}}  # fmt: skip
+STOPS = {
+    "market_hours": "always",
+    "stop_loss_pips": 20,
+    "take_profit_pips": 40,
+    "flash_crash_pct": 50.0,
+    "paper_broker": {"slippage_bps": 0.0},
+}
 
 
 def _open(tmp_path: Path, direction: str = "long") -> tuple[ExecutionService, ManualClock, ListPublisher]:

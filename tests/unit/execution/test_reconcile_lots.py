@@ -20,8 +20,18 @@ def _fills(*lots: float) -> tuple[BrokerFill, ...]:
 
 
 def test_reconcile_when_the_journal_missed_two_fills_then_their_cumulative_lots_are_exact() -> None:
-    order = Order("tw-1", "signal-1", "EURUSD", "buy", 0.3, "model", 1, _NOW_MS, status=OrderStatus.ACCEPTED,
-                  broker_order_id="paper-1")  # fmt: skip
+    order = Order(
+        "tw-1",
+        "signal-1",
+        "EURUSD",
+        "buy",
+        0.3,
+        "model",
+        1,
+        _NOW_MS,
+        status=OrderStatus.ACCEPTED,
+        broker_order_id="paper-1",
+    )
     at_broker = BrokerOrder("tw-1", "paper-1", "EURUSD", "buy", 0.3, OrderStatus.FILLED, _fills(0.1, 0.2))
 
     result = reconcile_orders({"tw-1": order}, {"tw-1": at_broker}, _NOW_MS + 10)

@@ -49,9 +49,17 @@ class _CountingPublisher(ListPublisher):
 def _service(
     state_dir: Path, clock: ManualClock, publisher: ListPublisher, latency_ms: int = 50, **risk: Any
 ) -> ExecutionService:
-    return make_service(state_dir, clock, publisher, market_hours="always", paper_broker={"latency_ms": latency_ms},
-                        reconciliation={"window_s": WINDOW_S}, max_orders_per_second=1_000,
-                        daily_loss_limit=1e12, **risk)  # fmt: skip
+    return make_service(
+        state_dir,
+        clock,
+        publisher,
+        market_hours="always",
+        paper_broker={"latency_ms": latency_ms},
+        reconciliation={"window_s": WINDOW_S},
+        max_orders_per_second=1_000,
+        daily_loss_limit=1e12,
+        **risk,
+    )
 
 
 def _trade(service: ExecutionService, clock: ManualClock, first: int, count: int) -> None:
@@ -171,10 +179,11 @@ def test_reconcile_when_the_broker_reads_back_before_its_window_then_no_order_le
     lookback_ms = 3 * KEPT_MS
     reads = broker.orders
     service.broker = BrokerWith(  # type: ignore[assignment]
-        broker, lookback_ms=lookback_ms,
+        broker,
+        lookback_ms=lookback_ms,
         retire=lambda before_ms: 0,  # as MT5's terminal, it keeps every order
         orders=lambda since_ms=None: reads(None if since_ms is None else since_ms - lookback_ms),
-    )  # fmt: skip
+    )
     _trade(service, clock, 0, 4)
     clock.advance(KEPT_MS + RETIRE_EVERY_MS)  # past the horizon without the broker's lookback
     service.handle_tick(tick(clock.now_ms(), 1.1, seq=99))

@@ -60,9 +60,20 @@ def test_is_reducing_when_the_view_changed_after_a_gate_pass_then_it_answers_for
 
 def test_checks_when_listed_then_in_the_documented_order() -> None:
     assert [check.__name__.removeprefix("check_") for check in CHECKS] == [
-        "trading_state", "symbol_allowed", "market_open", "signal_ttl", "max_order_size", "no_price", "max_position",
-        "gross_exposure", "price_collar", "order_rate", "daily_loss", "consecutive_rejects", "flash_crash",
-    ]  # fmt: skip
+        "trading_state",
+        "symbol_allowed",
+        "market_open",
+        "signal_ttl",
+        "max_order_size",
+        "no_price",
+        "max_position",
+        "gross_exposure",
+        "price_collar",
+        "order_rate",
+        "daily_loss",
+        "consecutive_rejects",
+        "flash_crash",
+    ]
 
 
 def test_gate_when_everything_is_fine_then_no_denial() -> None:

@@ -15,10 +15,17 @@ def from_ticks(ticks: list[Tick]) -> TickBatch:
     names = tuple(dict.fromkeys(tick.symbol for tick in ticks))
     column = lambda name, dtype: np.array([getattr(t, name) for t in ticks], dtype=dtype)  # noqa: E731
     return TickBatch(
-        names, np.array([names.index(t.symbol) for t in ticks], np.int32), column("time_ms", np.int64),
-        column("seq", np.int64), column("bid", np.float64), column("ask", np.float64), column("last", np.float64),
-        column("volume", np.float64), column("flags", np.int64), ticks[0].source if ticks else "",
-    )  # fmt: skip
+        names,
+        np.array([names.index(t.symbol) for t in ticks], np.int32),
+        column("time_ms", np.int64),
+        column("seq", np.int64),
+        column("bid", np.float64),
+        column("ask", np.float64),
+        column("last", np.float64),
+        column("volume", np.float64),
+        column("flags", np.int64),
+        ticks[0].source if ticks else "",
+    )
 
 
 tick_lists = st.lists(message_strategy(Tick), min_size=1, max_size=8).map(

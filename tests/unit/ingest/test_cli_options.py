@@ -8,8 +8,18 @@ from streams.ingest.sources import parse_duration_ms, parse_instant_ms, parse_sp
 from tickwave.errors import ConfigurationError
 
 
-@pytest.mark.parametrize(("text", "expected"), [("90", 90_000), ("90s", 90_000), ("15m", 900_000), ("2h", 7_200_000),
-                                                ("1d", 86_400_000), ("250ms", 250), ("1.5m", 90_000)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90", 90_000),
+        ("90s", 90_000),
+        ("15m", 900_000),
+        ("2h", 7_200_000),
+        ("1d", 86_400_000),
+        ("250ms", 250),
+        ("1.5m", 90_000),
+    ],
+)
 def test_parse_duration_when_valid_then_milliseconds(text: str, expected: int) -> None:
     assert parse_duration_ms(text) == expected
 

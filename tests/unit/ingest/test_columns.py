@@ -43,12 +43,24 @@ def test_parse_mt5_stamps_when_valid_then_same_as_datetime(moment: datetime) -> 
 
 @pytest.mark.parametrize(
     ("date", "time"),
-    [("2024.02.30", "09:00:00.000"), ("2023.02.29", "09:00:00.000"), ("2024.13.01", "09:00:00.000"),
-     ("2024.00.10", "09:00:00.000"), ("2024.03.04", "24:00:00.000"), ("2024.03.04", "09:60:00.000"),
-     ("2024.03.04", "09:00:60.000"), ("2024-03-04", "09:00:00.000"), ("2024.03.04", "09:00:00,000"),
-     ("2024.03.04", "09:00:00.0001"), ("2024.03.04", "9:00:00.000"), ("2024.03.04", None), (None, "09:00:00"),
-     ("２０２４.03.04", "09:00:00.000"), ("2024.03.04", "09:00:00.5")],
-)  # fmt: skip
+    [
+        ("2024.02.30", "09:00:00.000"),
+        ("2023.02.29", "09:00:00.000"),
+        ("2024.13.01", "09:00:00.000"),
+        ("2024.00.10", "09:00:00.000"),
+        ("2024.03.04", "24:00:00.000"),
+        ("2024.03.04", "09:60:00.000"),
+        ("2024.03.04", "09:00:60.000"),
+        ("2024-03-04", "09:00:00.000"),
+        ("2024.03.04", "09:00:00,000"),
+        ("2024.03.04", "09:00:00.0001"),
+        ("2024.03.04", "9:00:00.000"),
+        ("2024.03.04", None),
+        (None, "09:00:00"),
+        ("２０２４.03.04", "09:00:00.000"),
+        ("2024.03.04", "09:00:00.5"),
+    ],
+)
 def test_parse_mt5_stamps_when_invalid_then_marked_not_ok(date: str | None, time: str | None) -> None:
     values, ok = parse_mt5_stamps(pa.array([date, "2024.02.29"]), pa.array([time, "23:59:59"]))
 
@@ -76,18 +88,21 @@ def test_tolerant_cast_when_some_values_bad_then_only_those_fail() -> None:
 
 
 def mt5_batch(*rows: tuple[str | None, ...]) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array(column, pa.string()) for column in zip(*rows, strict=True)],
-                                      names=list(MT5_COLUMNS))  # fmt: skip
+    return pa.RecordBatch.from_arrays(
+        [pa.array(column, pa.string()) for column in zip(*rows, strict=True)], names=list(MT5_COLUMNS)
+    )
 
 
 def test_mt5_parser_when_fields_empty_then_previous_values_carried_across_batches() -> None:
     parser = Mt5ExportParser("EURUSD", WallClock("+02:00"))
     parser.parse(mt5_batch(("2024.03.04", "10:00:00.000", "1.08500", "1.08510", None, None, "6")))
 
-    rows, rejected = parser.parse(mt5_batch(
-        ("2024.03.04", "10:00:00.100", "1.08501", None, None, None, "2"),
-        ("2024.03.04", "10:00:00.200", None, "1.08512", "1.08505", "3", "28"),
-    ))  # fmt: skip
+    rows, rejected = parser.parse(
+        mt5_batch(
+            ("2024.03.04", "10:00:00.100", "1.08501", None, None, None, "2"),
+            ("2024.03.04", "10:00:00.200", None, "1.08512", "1.08505", "3", "28"),
+        )
+    )
 
     assert rejected == []
     assert rows.bid.tolist() == [1.08501, 1.08501]
@@ -98,11 +113,13 @@ def test_mt5_parser_when_fields_empty_then_previous_values_carried_across_batche
 
 
 def test_mt5_parser_when_first_row_lacks_a_price_then_missing_field() -> None:
-    rows, rejected = Mt5ExportParser("EURUSD", UTC_CLOCK).parse(mt5_batch(
-        ("2024.03.04", "10:00:00.000", "1.08500", None, None, None, "2"),
-        ("2024.03.04", "10:00:00.100", "1.08500", "abc", None, None, "6"),
-        ("2024.03.04", "10:00:00.200", "1.08500", "1.08510", None, None, "6"),
-    ))  # fmt: skip
+    rows, rejected = Mt5ExportParser("EURUSD", UTC_CLOCK).parse(
+        mt5_batch(
+            ("2024.03.04", "10:00:00.000", "1.08500", None, None, None, "2"),
+            ("2024.03.04", "10:00:00.100", "1.08500", "abc", None, None, "6"),
+            ("2024.03.04", "10:00:00.200", "1.08500", "1.08510", None, None, "6"),
+        )
+    )
 
     assert [r.reason for r in rejected] == ["missing_field: <ASK> empty, none earlier", "unparseable: <ASK> 'abc'"]
     assert rows.ask.tolist() == [1.0851]
@@ -121,10 +138,14 @@ def test_column_map_when_parsed_then_named_fields_set() -> None:
 def test_mapped_parser_when_typed_parquet_columns_then_times_and_symbols_read() -> None:
     wall = [datetime(2024, 3, 4, 10, 0, second, tzinfo=UTC).replace(tzinfo=None) for second in (0, 1)]
     naive = pa.array([*wall, None], pa.timestamp("us"))
-    batch = pa.RecordBatch.from_pydict({
-        "ts": naive, "sym": pa.array(["EURUSD", "USDJPY", "EURUSD"]).dictionary_encode(),
-        "b": [1.0, 150.0, 1.0], "a": [1.1, None, 1.1],
-    })  # fmt: skip
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "ts": naive,
+            "sym": pa.array(["EURUSD", "USDJPY", "EURUSD"]).dictionary_encode(),
+            "b": [1.0, 150.0, 1.0],
+            "a": [1.1, None, 1.1],
+        }
+    )
     parser = MappedParser(ColumnMap.parse("time=ts,symbol=sym,bid=b,ask=a"), WallClock("+01:00"))
 
     rows, rejected = parser.parse(batch)
@@ -137,10 +158,14 @@ def test_mapped_parser_when_typed_parquet_columns_then_times_and_symbols_read() 
 
 @pytest.mark.parametrize(
     ("unit", "value", "expected_ms"),
-    [("s", "1709546400.25", 1_709_546_400_250), ("ms", "1709546400250", 1_709_546_400_250),
-     ("us", "1709546400250999", 1_709_546_400_250), ("iso", "2024-03-04T10:00:00.250", 1_709_546_400_250),
-     ("iso", "2024-03-04T12:00:00.250+02:00", 1_709_546_400_250)],
-)  # fmt: skip
+    [
+        ("s", "1709546400.25", 1_709_546_400_250),
+        ("ms", "1709546400250", 1_709_546_400_250),
+        ("us", "1709546400250999", 1_709_546_400_250),
+        ("iso", "2024-03-04T10:00:00.250", 1_709_546_400_250),
+        ("iso", "2024-03-04T12:00:00.250+02:00", 1_709_546_400_250),
+    ],
+)
 def test_mapped_parser_when_text_times_then_unit_applied(unit: str, value: str, expected_ms: int) -> None:
     batch = pa.RecordBatch.from_pydict({"t": [value, "garbage"], "bid": ["1.0", "1.0"], "ask": ["1.1", "1.1"]})
     parser = MappedParser(

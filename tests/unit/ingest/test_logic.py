@@ -50,8 +50,15 @@ def validator(max_future_ms: int = 60_000) -> TickValidator:
 )
 def test_validate_when_row_impossible_then_rejected_with_reason_and_raw(row: tuple, code: str) -> None:
     symbol, time_ms, bid, ask, last, volume, flags = row
-    rows = candidates(["EURUSD", symbol, "EURUSD"], [NOW_MS - 2, time_ms, NOW_MS], [1.0, bid, 1.0], [1.1, ask, 1.1],
-                      [0.0, last, 0.0], [0.0, volume, 0.0], [6, flags, 6])  # fmt: skip
+    rows = candidates(
+        ["EURUSD", symbol, "EURUSD"],
+        [NOW_MS - 2, time_ms, NOW_MS],
+        [1.0, bid, 1.0],
+        [1.1, ask, 1.1],
+        [0.0, last, 0.0],
+        [0.0, volume, 0.0],
+        [6, flags, 6],
+    )
 
     result = validator().validate(rows)
 
@@ -69,8 +76,10 @@ def test_validate_when_time_goes_back_then_out_of_order_and_later_rows_kept() ->
     assert [r.raw for r in result.rejected] == ["row 1"]
     assert result.rejected[0].reason.startswith("out_of_order: time_ms")
     assert list(zip(result.ticks.time_ms.tolist(), result.ticks.seq.tolist(), strict=True)) == [
-        (NOW_MS - 5, 0), (NOW_MS - 5, 1), (NOW_MS - 4, 0),
-    ]  # fmt: skip
+        (NOW_MS - 5, 0),
+        (NOW_MS - 5, 1),
+        (NOW_MS - 4, 0),
+    ]
 
 
 def test_validate_when_next_batch_starts_in_the_same_millisecond_then_seq_continues() -> None:
@@ -159,8 +168,18 @@ def test_select_new_when_polled_with_overlapping_inclusive_windows_then_each_tic
 def batch(symbol: str, times: list[int]) -> TickBatch:
     count = len(times)
     ints, floats = np.zeros(count, np.int64), np.ones(count)
-    return TickBatch((symbol,), np.zeros(count, np.int32), np.array(times, np.int64), ints, floats, floats * 2,
-                     floats * 0, floats * 0, ints + 6, "test")  # fmt: skip
+    return TickBatch(
+        (symbol,),
+        np.zeros(count, np.int32),
+        np.array(times, np.int64),
+        ints,
+        floats,
+        floats * 2,
+        floats * 0,
+        floats * 0,
+        ints + 6,
+        "test",
+    )
 
 
 @settings(deadline=None)

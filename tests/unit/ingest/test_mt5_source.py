@@ -26,9 +26,13 @@ def run_source(
     stop = threading.Event()
     fake = ScriptedTerminal(script, stop)
     mt5 = MT5Settings(
-        server_timezone=timezone, poll_interval_ms=1, window_s=window_s, backfill_s=3600,
-        reconnect_initial_s=0.001, reconnect_max_s=0.002,
-    )  # fmt: skip
+        server_timezone=timezone,
+        poll_interval_ms=1,
+        window_s=window_s,
+        backfill_s=3600,
+        reconnect_initial_s=0.001,
+        reconnect_max_s=0.002,
+    )
     now = ManualClock(T0 + 600_000)  # the UTC wall clock during the test
     validator = TickValidator(REGISTRY, "mt5", 60_000, now)
     source = Mt5Source(Terminal(mt5, fake), list(symbols), REGISTRY, validator, stop, now)
@@ -60,8 +64,13 @@ def test_poll_when_ticks_share_a_millisecond_across_polls_then_each_sent_once_wi
     ticks, _fake, _source = run_source(script)
 
     assert [(t.time_ms - T0, t.seq, t.bid) for t in ticks] == [
-        (0, 0, 1.085), (999, 0, 1.08501), (999, 1, 1.08502), (999, 2, 1.08503), (1000, 0, 1.08504), (1000, 1, 1.08505),
-    ]  # fmt: skip
+        (0, 0, 1.085),
+        (999, 0, 1.08501),
+        (999, 1, 1.08502),
+        (999, 2, 1.08503),
+        (1000, 0, 1.08504),
+        (1000, 1, 1.08505),
+    ]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -66,8 +66,12 @@ def test_replay_when_several_exports_then_interleaved_by_time(tmp_path: Path) ->
     ticks, _rejected, _source = replay([tmp_path / "EURUSD_x.csv", tmp_path / "USDJPY_x.csv"], batch_ticks=1)
 
     assert [(t.symbol, (t.time_ms - ms("2024-03-04T07:00:00")) // 1000) for t in ticks] == [
-        ("EURUSD", 0), ("USDJPY", 1), ("EURUSD", 2), ("USDJPY", 3), ("EURUSD", 4),
-    ]  # fmt: skip
+        ("EURUSD", 0),
+        ("USDJPY", 1),
+        ("EURUSD", 2),
+        ("USDJPY", 3),
+        ("EURUSD", 4),
+    ]
 
 
 def test_replay_when_server_clock_and_window_given_then_utc_ticks_inside_it(tmp_path: Path) -> None:
@@ -87,19 +91,28 @@ def test_replay_when_server_clock_and_window_given_then_utc_ticks_inside_it(tmp_
 def test_replay_when_parquet_with_typed_columns_then_ticks_and_progress(tmp_path: Path) -> None:
     path = tmp_path / "ticks.parquet"
     stamps = [datetime(2024, 3, 4, 7, 0, second, tzinfo=UTC) for second in range(4)]
-    pq.write_table(pa.table({
-        "ts": pa.array(stamps, pa.timestamp("ms", tz="UTC")),
-        "instrument": pa.array(["EURUSD", "XAUUSD", "EURUSD", "NOPE"]).dictionary_encode(),
-        "b": [1.085, 2050.1, 1.086, 1.0], "a": [1.0851, 2050.3, 1.0861, 1.1], "v": [0.0, 1.5, None, 0.0],
-    }), path, row_group_size=2)  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {
+                "ts": pa.array(stamps, pa.timestamp("ms", tz="UTC")),
+                "instrument": pa.array(["EURUSD", "XAUUSD", "EURUSD", "NOPE"]).dictionary_encode(),
+                "b": [1.085, 2050.1, 1.086, 1.0],
+                "a": [1.0851, 2050.3, 1.0861, 1.1],
+                "v": [0.0, 1.5, None, 0.0],
+            }
+        ),
+        path,
+        row_group_size=2,
+    )
 
     ticks, rejected, source = replay([path], mapping=ColumnMap.parse("time=ts,symbol=instrument,bid=b,ask=a,volume=v"))
 
     assert detect_format(path) == "parquet"
     assert [(t.symbol, t.time_ms, t.volume) for t in ticks] == [
-        ("EURUSD", ms("2024-03-04T07:00:00"), 0.0), ("XAUUSD", ms("2024-03-04T07:00:01"), 1.5),
+        ("EURUSD", ms("2024-03-04T07:00:00"), 0.0),
+        ("XAUUSD", ms("2024-03-04T07:00:01"), 1.5),
         ("EURUSD", ms("2024-03-04T07:00:02"), 0.0),
-    ]  # fmt: skip
+    ]
     assert [r.reason.split(":")[0] for r in rejected] == ["unknown_symbol"]
     assert '"instrument": "NOPE"' in rejected[0].raw
     assert source.progress() == 1.0

@@ -18,8 +18,17 @@ def run(symbols: list[str], rate: float, seed: int, start_ms: int, seconds: int,
     parts = [market.advance(step_ms) for _ in range(seconds * 1000 // step_ms)]
     names = parts[0].symbols
     pick = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-    return Candidates(names, pick("symbol_code"), pick("time_ms"), pick("bid"), pick("ask"), pick("last"),
-                      pick("volume"), pick("flags"), lambda i: "")  # fmt: skip
+    return Candidates(
+        names,
+        pick("symbol_code"),
+        pick("time_ms"),
+        pick("bid"),
+        pick("ask"),
+        pick("last"),
+        pick("volume"),
+        pick("flags"),
+        lambda i: "",
+    )
 
 
 def test_simulator_when_same_seed_then_same_ticks_and_other_seed_differs() -> None:

@@ -38,8 +38,17 @@ flag_values = st.one_of(st.integers(-5, 2**33), st.sampled_from([-1, 0, UINT32_M
 def test_check_raw_and_columns_when_any_tick_then_same_verdict_and_same_reason(
     symbol: str, time_ms: int, bid: float, ask: float, last: float, volume: float, flags: int
 ) -> None:
-    fields = {"symbol": symbol, "time_ms": time_ms, "seq": 0, "bid": bid, "ask": ask, "last": last,
-              "volume": volume, "flags": flags, "source": "test"}  # fmt: skip
+    fields = {
+        "symbol": symbol,
+        "time_ms": time_ms,
+        "seq": 0,
+        "bid": bid,
+        "ask": ask,
+        "last": last,
+        "volume": volume,
+        "flags": flags,
+        "source": "test",
+    }
     raw = msgspec.json.encode({"type": "tick.v1", **fields})
     rules = ValidationRules(known_symbols=frozenset(REGISTRY), max_tick_lead_ms=MAX_FUTURE_MS)
     validator = TickValidator(REGISTRY, "test", MAX_FUTURE_MS, ManualClock(NOW_MS))

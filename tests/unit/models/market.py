@@ -34,13 +34,30 @@ def momentum_bars(symbol: str, count: int, seed: int, momentum: float = 0.3, vol
         spread = 2 * half_spread * (1 + index % 3)
         close, open_ = float(closes[index]), float(opens[index])
         high, low = max(open_, close) + float(wick[index]), min(open_, close) - float(wick[index])
-        bars.append(Bar(
-            symbol=symbol, timeframe="1m", start_ms=start_ms, end_ms=start_ms + MINUTE,
-            bid_open=open_ - spread / 2, bid_high=high - spread / 2, bid_low=low - spread / 2,
-            bid_close=close - spread / 2, ask_open=open_ + spread / 2, ask_high=high + spread / 2,
-            ask_low=low + spread / 2, ask_close=close + spread / 2, mid_open=open_, mid_high=high, mid_low=low,
-            mid_close=close, tick_count=5, volume=5.0, spread_mean=spread, spread_max=spread,
-        ))  # fmt: skip
+        bars.append(
+            Bar(
+                symbol=symbol,
+                timeframe="1m",
+                start_ms=start_ms,
+                end_ms=start_ms + MINUTE,
+                bid_open=open_ - spread / 2,
+                bid_high=high - spread / 2,
+                bid_low=low - spread / 2,
+                bid_close=close - spread / 2,
+                ask_open=open_ + spread / 2,
+                ask_high=high + spread / 2,
+                ask_low=low + spread / 2,
+                ask_close=close + spread / 2,
+                mid_open=open_,
+                mid_high=high,
+                mid_low=low,
+                mid_close=close,
+                tick_count=5,
+                volume=5.0,
+                spread_mean=spread,
+                spread_max=spread,
+            )
+        )
     return bars
 
 
@@ -57,8 +74,15 @@ def features_frame(bars: Sequence[Bar], spec: FeatureSpec) -> pd.DataFrame:
         vector = states.setdefault(bar.symbol, FeatureState(spec)).update(bar)
         assert vector is not None
         values = {name: np.nan if value is None else value for name, value in vector.values.items()}
-        rows.append({"symbol": vector.symbol, "bar_start_ms": vector.bar_start_ms, "is_warm": vector.is_warm,
-                     "schema_hash": vector.schema_hash, **values})  # fmt: skip
+        rows.append(
+            {
+                "symbol": vector.symbol,
+                "bar_start_ms": vector.bar_start_ms,
+                "is_warm": vector.is_warm,
+                "schema_hash": vector.schema_hash,
+                **values,
+            }
+        )
     return pd.DataFrame(rows)
 
 

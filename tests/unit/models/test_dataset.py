@@ -67,8 +67,9 @@ def test_build_dataset_when_joined_then_rows_are_warm_labelled_and_time_ordered(
     assert len(dataset) == int((warm_per_symbol - LABELS.horizon_bars).sum())
     assert list(frame.columns[: len(OUTCOME_COLUMNS)]) == list(OUTCOME_COLUMNS)
     assert list(frame.columns[len(OUTCOME_COLUMNS) :]) == list(SPEC.names)
-    assert frame[["bar_start_ms", "symbol"]].equals(frame[["bar_start_ms", "symbol"]].sort_values(
-        ["bar_start_ms", "symbol"]).reset_index(drop=True))  # fmt: skip
+    assert frame[["bar_start_ms", "symbol"]].equals(
+        frame[["bar_start_ms", "symbol"]].sort_values(["bar_start_ms", "symbol"]).reset_index(drop=True)
+    )
     assert (frame["label_end_ms"] == frame["bar_start_ms"] + LABELS.horizon_bars * MINUTE).all()
     assert dataset.features.dtype == np.float32
     assert set(dataset.labels) == {DOWN, FLAT, UP}
@@ -129,10 +130,11 @@ def test_feature_state_when_bars_after_t_altered_then_features_up_to_t_unchanged
     cutoff = 300
     eurusd = [bar for bar in BAR_LIST if bar.symbol == "EURUSD"]
     changed = eurusd[: cutoff + 1] + [
-        msgspec.structs.replace(bar, mid_close=bar.mid_close * 1.5, mid_high=bar.mid_high * 1.5,
-                                spread_mean=bar.spread_mean * 3)
+        msgspec.structs.replace(
+            bar, mid_close=bar.mid_close * 1.5, mid_high=bar.mid_high * 1.5, spread_mean=bar.spread_mean * 3
+        )
         for bar in eurusd[cutoff + 1 :]
-    ]  # fmt: skip
+    ]
     cutoff_ms = eurusd[cutoff].start_ms
 
     before, after = features_frame(eurusd, SPEC), features_frame(changed, SPEC)

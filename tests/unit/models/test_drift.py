@@ -58,12 +58,14 @@ def _report(**figures: object) -> DriftReport:
         ({"psi": {"rsi_14": 0.1, "ret_1": 0.05}}, []),
         ({"psi": {"rsi_14": 0.4}}, ["rsi_14 drifted: PSI 0.400 > 0.25"]),
         # decay: live log loss 1.3 > 1.25 x 1.0, over enough labelled predictions
-        ({"live_log_loss": 1.3, "holdout_log_loss": 1.0, "live_scored": 200},
-         ["live log loss 1.3000 > 1.25 x holdout 1.0000 over 200 predictions"]),
+        (
+            {"live_log_loss": 1.3, "holdout_log_loss": 1.0, "live_scored": 200},
+            ["live log loss 1.3000 > 1.25 x holdout 1.0000 over 200 predictions"],
+        ),
         ({"live_log_loss": 1.3, "holdout_log_loss": 1.0, "live_scored": 199}, []),  # too few to judge
         ({"live_log_loss": 1.2, "holdout_log_loss": 1.0, "live_scored": 500}, []),  # within the ratio
     ],
-)  # fmt: skip
+)
 def test_reasons_when_thresholds_are_crossed_then_named(figures: dict[str, object], expected: list[str]) -> None:
     report = _report(**figures)
     assert report.reasons(DriftThresholds()) == expected
@@ -72,12 +74,18 @@ def test_reasons_when_thresholds_are_crossed_then_named(figures: dict[str, objec
 
 def test_live_scores_when_predictions_meet_their_labels_then_log_loss_and_accuracy_by_hand() -> None:
     # mid closes 1.0, 1.001, 1.002, 1.001: horizon 1, dead zone 1 bp -> up, up, down, (no label)
-    bars = pd.DataFrame({"symbol": "EURUSD", "start_ms": [0, 60_000, 120_000, 180_000],
-                         "mid_close": [1.0, 1.001, 1.002, 1.001]})  # fmt: skip
-    predictions = pd.DataFrame({
-        "symbol": "EURUSD", "bar_start_ms": [0, 60_000, 120_000, 180_000],
-        "down": [0.1, 0.6, 0.5, 0.2], "flat": [0.1, 0.2, 0.25, 0.6], "up": [0.8, 0.2, 0.25, 0.2],
-    })  # fmt: skip
+    bars = pd.DataFrame(
+        {"symbol": "EURUSD", "start_ms": [0, 60_000, 120_000, 180_000], "mid_close": [1.0, 1.001, 1.002, 1.001]}
+    )
+    predictions = pd.DataFrame(
+        {
+            "symbol": "EURUSD",
+            "bar_start_ms": [0, 60_000, 120_000, 180_000],
+            "down": [0.1, 0.6, 0.5, 0.2],
+            "flat": [0.1, 0.2, 0.25, 0.6],
+            "up": [0.8, 0.2, 0.25, 0.2],
+        }
+    )
 
     scored, loss, accuracy = live_scores(predictions, bars, LabelSpec(horizon_bars=1, dead_zone_bps=1.0))
 

@@ -26,9 +26,14 @@ ONE_HOT = {"up": [0.0, 0.0, 1.0], "down": [1.0, 0.0, 0.0], "flat": [0.0, 1.0, 0.
 
 def _settings(state_dir: Path, slippage_bps: float = 0.0, **risk: Any) -> Settings:
     # Nothing in the gate binds (the market is open, no loss limit is reached), no slippage.
-    return load_settings(state_dir=state_dir, market={"hours": "always"}, execution={
-        "paper_broker": {"slippage_bps": slippage_bps}, "risk": {"daily_loss_limit": 1e9, **risk},
-    })  # fmt: skip
+    return load_settings(
+        state_dir=state_dir,
+        market={"hours": "always"},
+        execution={
+            "paper_broker": {"slippage_bps": slippage_bps},
+            "risk": {"daily_loss_limit": 1e9, **risk},
+        },
+    )
 
 
 def _frame(symbol: str, pips: list[int], pip: float, base: float, spread_pips: int) -> pd.DataFrame:
@@ -36,12 +41,17 @@ def _frame(symbol: str, pips: list[int], pip: float, base: float, spread_pips: i
     tick = Decimal(repr(pip))
     mids = [Decimal(repr(base)) + tick * level for level in pips]
     half = tick * spread_pips / 2
-    frame = pd.DataFrame({
-        "symbol": symbol, "bar_start_ms": [WEDNESDAY_NOON_MS + 60_000 * n for n in range(len(mids) - 1)],
-        "mid_close": [float(mid) for mid in mids[:-1]], "next_mid_close": [float(mid) for mid in mids[1:]],
-        "previous_mid_close": [np.nan] + [float(mid) for mid in mids[:-2]],
-        "bid_close": [float(mid - half) for mid in mids[:-1]], "ask_close": [float(mid + half) for mid in mids[:-1]],
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "symbol": symbol,
+            "bar_start_ms": [WEDNESDAY_NOON_MS + 60_000 * n for n in range(len(mids) - 1)],
+            "mid_close": [float(mid) for mid in mids[:-1]],
+            "next_mid_close": [float(mid) for mid in mids[1:]],
+            "previous_mid_close": [np.nan] + [float(mid) for mid in mids[:-2]],
+            "bid_close": [float(mid - half) for mid in mids[:-1]],
+            "ask_close": [float(mid + half) for mid in mids[:-1]],
+        }
+    )
     return frame
 
 
@@ -59,8 +69,9 @@ _PATH = st.lists(st.integers(min_value=-20, max_value=20), min_size=3, max_size=
 def test_engine_when_full_strength_and_flips_in_one_order_then_pnl_equals_the_vectorised_to_the_cent(
     tmp_path_factory: pytest.TempPathFactory, eurusd: list[int], gold: list[int], calls: list[str]
 ) -> None:
-    frame = pd.concat([_frame("EURUSD", eurusd, 0.0001, 1.1, 2), _frame("XAUUSD", gold, 0.1, 2000.0, 3)],
-                      ignore_index=True)  # fmt: skip
+    frame = pd.concat(
+        [_frame("EURUSD", eurusd, 0.0001, 1.1, 2), _frame("XAUUSD", gold, 0.1, 2000.0, 3)], ignore_index=True
+    )
     probabilities = np.array([ONE_HOT[call] for call in calls[: len(frame)]])
     # Sizing as the vectorised backtest: strength 1 -> the whole max_position_lots, a flip in one order.
     config = _settings(tmp_path_factory.mktemp("engine"), max_position_lots=1.0, max_order_lots=2.0)
@@ -135,5 +146,8 @@ def test_compare_when_execution_is_driven_by_another_timeframe_then_the_model_is
     assert "engine backtest of flat: never holds a position, no order (not replayed)" in comparison.notes
     assert all("(audit chain not linked)" in note for note in comparison.notes if "denied: " in note)
     assert comparison.candidate_pnl_account != 0.0 and comparison.candidate_trades > 0
-    assert any("judged on its own 1h signals (models.timeframe); live execution drives EURUSD by 1m "
-               "(execution.risk.signal_timeframe" in note for note in comparison.notes), comparison.notes  # fmt: skip
+    assert any(
+        "judged on its own 1h signals (models.timeframe); live execution drives EURUSD by 1m "
+        "(execution.risk.signal_timeframe" in note
+        for note in comparison.notes
+    ), comparison.notes

@@ -86,10 +86,12 @@ def test_ensemble_when_a_member_is_worse_than_the_class_frequency_prior_then_it_
 
 def test_ensemble_confidence_when_hand_checked_then_agreement_times_certainty() -> None:
     sharp = [0.0, 0.0, 1.0]
-    members = np.array([
-        [sharp, [0.2, 0.2, 0.6], [1 / 3, 1 / 3, 1 / 3]],  # member 0 (weight 0.75)
-        [sharp, [0.6, 0.2, 0.2], [1 / 3, 1 / 3, 1 / 3]],  # member 1 (weight 0.25)
-    ])  # fmt: skip
+    members = np.array(
+        [
+            [sharp, [0.2, 0.2, 0.6], [1 / 3, 1 / 3, 1 / 3]],  # member 0 (weight 0.75)
+            [sharp, [0.6, 0.2, 0.2], [1 / 3, 1 / 3, 1 / 3]],  # member 1 (weight 0.25)
+        ]
+    )
     weights = np.array([0.75, 0.25])
 
     scores = ensemble_confidence(members, weights)
@@ -105,8 +107,16 @@ def test_ensemble_confidence_when_hand_checked_then_agreement_times_certainty() 
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
     features, bars, _ = market(count=COUNT, momentum=0.6)
-    return build_dataset(features, bars, SPEC.model_names, SPEC.schema_hash, LabelSpec(5, 1.0), "1m",
-                         (T0, T0 + COUNT * MINUTE), SETTINGS.min_rows)  # fmt: skip
+    return build_dataset(
+        features,
+        bars,
+        SPEC.model_names,
+        SPEC.schema_hash,
+        LabelSpec(5, 1.0),
+        "1m",
+        (T0, T0 + COUNT * MINUTE),
+        SETTINGS.min_rows,
+    )
 
 
 def test_ensemble_when_trained_saved_and_served_then_one_graph_votes_as_trained_and_signals_carry_confidence(
@@ -128,8 +138,14 @@ def test_ensemble_when_trained_saved_and_served_then_one_graph_votes_as_trained_
 
     # Served in the flow's inference: one call, the blended probabilities, the confidence and the members.
     row = result.holdout.features[0]
-    vector = FeatureVector(symbol="EURUSD", timeframe="1m", bar_start_ms=T0, is_warm=True, schema_hash=SPEC.schema_hash,
-                           values=dict(zip(SPEC.model_names, row.tolist(), strict=True)))  # fmt: skip
+    vector = FeatureVector(
+        symbol="EURUSD",
+        timeframe="1m",
+        bar_start_ms=T0,
+        is_warm=True,
+        schema_hash=SPEC.schema_hash,
+        values=dict(zip(SPEC.model_names, row.tolist(), strict=True)),
+    )
     served = replace(artifact, symbols=("EURUSD",))  # served on the vector's symbol
     prediction = Inference(StaticProvider(served), SPEC.schema_hash, SystemClock()).predict(vector)
     assert prediction is not None and prediction.members == artifact.members

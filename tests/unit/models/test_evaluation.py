@@ -36,12 +36,16 @@ UNIT = BacktestSettings(lots=1.0, bars_per_year=1.0)
 def rows(symbol: str, mids: list[float], next_mids: list[float], half_spread: str) -> pd.DataFrame:
     # Bid and ask a half spread either side of the mid, written as exact decimals.
     half = Decimal(half_spread)
-    return pd.DataFrame({
-        "symbol": symbol, "bar_start_ms": [index * 60_000 for index in range(len(mids))],
-        "mid_close": mids, "next_mid_close": next_mids,
-        "bid_close": [float(Decimal(repr(float(mid))) - half) for mid in mids],
-        "ask_close": [float(Decimal(repr(float(mid))) + half) for mid in mids],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "symbol": symbol,
+            "bar_start_ms": [index * 60_000 for index in range(len(mids))],
+            "mid_close": mids,
+            "next_mid_close": next_mids,
+            "bid_close": [float(Decimal(repr(float(mid))) - half) for mid in mids],
+            "ask_close": [float(Decimal(repr(float(mid))) + half) for mid in mids],
+        }
+    )
 
 
 # EURUSD, 4 bars, spread 2 pips; positions long, long, short, flat.
@@ -133,8 +137,10 @@ def test_pip_size_when_symbol_unknown_then_fx_convention() -> None:
 
 
 def test_backtest_settings_when_from_settings_then_registry_digits_and_instruments() -> None:
-    symbols = {"EURUSD": {"digits": 5, "tick_size": 0.00001, "contract_size": 1000.0}, "USDJPY": {"digits": 3,
-               "tick_size": 0.001}}  # fmt: skip
+    symbols = {
+        "EURUSD": {"digits": 5, "tick_size": 0.00001, "contract_size": 1000.0},
+        "USDJPY": {"digits": 3, "tick_size": 0.001},
+    }
     settings = load_settings(symbols=symbols, models={"backtest_lots": 0.5, "timeframe": "1s"})
 
     backtest_settings = BacktestSettings.from_settings(settings)
@@ -191,13 +197,15 @@ def test_log_loss_when_hand_checked_then_mean_negative_log_of_true_class() -> No
 
 def test_classification_metrics_when_hand_checked_then_brier_accuracy_precision_recall_match() -> None:
     labels = np.array([UP, UP, DOWN, FLAT, DOWN])
-    probabilities = np.array([
-        [0.10, 0.20, 0.70],  # long, right
-        [0.60, 0.20, 0.20],  # short, wrong
-        [0.70, 0.20, 0.10],  # short, right
-        [0.20, 0.20, 0.60],  # long, wrong (flat)
-        [0.30, 0.40, 0.30],  # no signal
-    ])  # fmt: skip
+    probabilities = np.array(
+        [
+            [0.10, 0.20, 0.70],  # long, right
+            [0.60, 0.20, 0.20],  # short, wrong
+            [0.70, 0.20, 0.10],  # short, right
+            [0.20, 0.20, 0.60],  # long, wrong (flat)
+            [0.30, 0.40, 0.30],  # no signal
+        ]
+    )
 
     metrics = classification_metrics(labels, probabilities, RULES)
 
@@ -249,8 +257,16 @@ def test_signal_positions_when_any_probabilities_then_same_direction_as_the_stre
 
     for row, position in zip(probabilities, positions, strict=True):
         by_label = {"down": float(row[DOWN]), "flat": float(row[FLAT]), "up": float(row[UP])}
-        prediction = Prediction(symbol="EURUSD", timeframe="1m", bar_start_ms=0, model_id="m", model_version=1,
-                                probabilities=by_label, inference_latency_us=1.0, predicted_at_ms=0)  # fmt: skip
+        prediction = Prediction(
+            symbol="EURUSD",
+            timeframe="1m",
+            bar_start_ms=0,
+            model_id="m",
+            model_version=1,
+            probabilities=by_label,
+            inference_latency_us=1.0,
+            predicted_at_ms=0,
+        )
         direction = signal_from(prediction, RULES, 0).direction
         assert {"long": 1, "short": -1, "flat": 0}[direction] == position
 
@@ -283,6 +299,8 @@ def test_compare_with_baselines_when_hand_checked_then_pnl_after_costs_of_each()
     # last_direction: long, long, short, long: +9, -5, -17, then flip long (1 + 1 pips) +10, close at the end -1:
     # 9 - 5 - 17 + 7 = -6 pips = -60 USD.
     assert comparison.figures() == {
-        "candidate_pnl_account": -140.0, "candidate_trades": 2.0,
-        "baseline_flat_pnl_account": 0.0, "baseline_last_direction_pnl_account": -60.0,
-    }  # fmt: skip
+        "candidate_pnl_account": -140.0,
+        "candidate_trades": 2.0,
+        "baseline_flat_pnl_account": 0.0,
+        "baseline_last_direction_pnl_account": -60.0,
+    }

@@ -71,8 +71,11 @@ def test_judge_window_when_baselines_replay_in_a_worker_then_the_same_figures_as
     config = _settings(tmp_path, slippage_bps=0.5, max_position_lots=1.0, max_order_lots=0.4)
     baselines = ("flat", "last_direction")
 
-    with judgement_pool(config.model_copy(update={"models": config.models.model_copy(
-            update={"judgement_parallel_rows": 0})}), len(frame), 2) as pool:  # fmt: skip
+    with judgement_pool(
+        config.model_copy(update={"models": config.models.model_copy(update={"judgement_parallel_rows": 0})}),
+        len(frame),
+        2,
+    ) as pool:
         assert pool is not None
         parallel = judge_window(HOLDOUT, frame, probabilities, RULES, config, "1m", baselines, "m", 3, pool)
     sequential = judge_window(HOLDOUT, frame, probabilities, RULES, config, "1m", baselines, "m", 3)

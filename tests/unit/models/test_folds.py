@@ -31,8 +31,11 @@ def test_walk_forward_when_hand_checked_then_blocks_gaps_and_training_rows_match
     folds = walk_forward(times, label_end, folds=4, horizon_bars=2, embargo_bars=1)
 
     assert [(int(positions(times[f.test]).min()), int(positions(times[f.test]).max())) for f in folds] == [
-        (10, 19), (20, 29), (30, 39), (40, 49),
-    ]  # fmt: skip
+        (10, 19),
+        (20, 29),
+        (30, 39),
+        (40, 49),
+    ]
     assert [int(positions(times[f.train]).max()) for f in folds] == [6, 16, 26, 36]
     assert [len(f.train) for f in folds] == [7, 17, 27, 37]
 
@@ -40,8 +43,9 @@ def test_walk_forward_when_hand_checked_then_blocks_gaps_and_training_rows_match
 def test_walk_forward_when_rolling_then_training_window_has_fixed_length() -> None:
     times, label_end = grid(60, symbols=1, horizon=2)
 
-    folds = walk_forward(times, label_end, folds=5, horizon_bars=2, embargo_bars=1, scheme="rolling",
-                         rolling_window_bars=8)  # fmt: skip
+    folds = walk_forward(
+        times, label_end, folds=5, horizon_bars=2, embargo_bars=1, scheme="rolling", rolling_window_bars=8
+    )
 
     assert [len(fold.train) for fold in folds] == [7, 8, 8, 8, 8]  # the first is cut at the start of the data
     for fold in folds:

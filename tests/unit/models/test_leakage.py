@@ -75,8 +75,17 @@ def test_check_when_series_shorter_than_the_warm_up_then_nothing_compared_and_no
 
 def test_default_warmup_when_default_spec_then_ten_times_the_longest_look_back() -> None:
     assert default_warmup_bars(SPEC) == 500
-    small = FeatureSpec(sma_periods=(3,), ema_periods=(3,), rsi_period=5, macd=(3, 6, 3), bollinger_period=5,
-                        atr_period=5, return_horizons=(1,), volatility_period=5, spread_period=5)  # fmt: skip
+    small = FeatureSpec(
+        sma_periods=(3,),
+        ema_periods=(3,),
+        rsi_period=5,
+        macd=(3, 6, 3),
+        bollinger_period=5,
+        atr_period=5,
+        return_horizons=(1,),
+        volatility_period=5,
+        spread_period=5,
+    )
     assert default_warmup_bars(small) == 200
 
 

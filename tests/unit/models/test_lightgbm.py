@@ -25,8 +25,16 @@ COUNT = 1500
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
     features, bars, _ = market(count=COUNT, momentum=0.6)
-    return build_dataset(features, bars, SPEC.model_names, SPEC.schema_hash, LabelSpec(5, 1.0), "1m",
-                         (T0, T0 + COUNT * MINUTE), SETTINGS.min_rows)  # fmt: skip
+    return build_dataset(
+        features,
+        bars,
+        SPEC.model_names,
+        SPEC.schema_hash,
+        LabelSpec(5, 1.0),
+        "1m",
+        (T0, T0 + COUNT * MINUTE),
+        SETTINGS.min_rows,
+    )
 
 
 def test_lightgbm_when_trained_and_saved_then_parity_holds_and_the_export_serves_its_probabilities(
@@ -62,8 +70,9 @@ def test_float32_safe_thresholds_when_features_sit_on_split_midpoints_then_onnx_
     steps = rng.integers(0, 40, size=(3000, 4))
     features = (np.float32(1.0) + steps.astype(np.float32) * np.float32(2.0**-23)).astype(np.float32)
     labels = ((steps[:, 0] > 20).astype(int) + (steps[:, 1] > 15).astype(int) + rng.integers(0, 2, 3000)) % 3
-    raw = lgb.LGBMClassifier(n_estimators=30, max_depth=4, num_leaves=16, verbose=-1, deterministic=True,
-                             force_row_wise=True).fit(features, labels)  # fmt: skip
+    raw = lgb.LGBMClassifier(
+        n_estimators=30, max_depth=4, num_leaves=16, verbose=-1, deterministic=True, force_row_wise=True
+    ).fit(features, labels)
     native = raw.predict_proba(features)
 
     def served(model: lgb.LGBMClassifier) -> np.ndarray:

@@ -114,8 +114,9 @@ def test_judge_when_the_candidate_beats_the_prior_then_promoted_with_the_prior_r
 
 def test_judge_when_the_candidate_beats_the_prior_but_not_by_the_margin_then_refused() -> None:
     # -ln 0.36 = 1.0217 < ln 3 = 1.0986, but a 10 % margin needs <= 0.98875.
-    decision = judge_promotion(LABELS, honest(0.36), None, margin=0.0, calibration_bound=1.0, prior=THIRDS,
-                               prior_margin=0.1)  # fmt: skip
+    decision = judge_promotion(
+        LABELS, honest(0.36), None, margin=0.0, calibration_bound=1.0, prior=THIRDS, prior_margin=0.1
+    )
 
     assert not decision.is_promoted
     assert decision.figures["prior_required_log_loss"] == pytest.approx(0.9 * np.log(3))
@@ -211,8 +212,11 @@ def test_moved_to_when_stage_changes_then_only_the_table_allows_it(path: tuple[s
     if allowed:
         moved = start.moved_to(path[1], "alice@host", "why", 10)
         assert (moved.stage, moved.stage_changed_by, moved.stage_reason, moved.updated_at_ms) == (
-            path[1], "alice@host", "why", 10,
-        )  # fmt: skip
+            path[1],
+            "alice@host",
+            "why",
+            10,
+        )
     else:
         with pytest.raises(RegistryError, match="not an allowed stage change"):
             start.moved_to(path[1], "alice@host", "why", 10)
@@ -250,28 +254,34 @@ def test_judge_when_baselines_given_then_pnl_after_costs_must_beat_each_with_eno
 
 
 def test_judge_when_the_candidate_and_every_baseline_placed_no_order_then_no_judgement_and_no_promotion() -> None:
-    idle = BaselineComparison(0.0, 0, {"flat": 0.0, "last_direction": 0.0},
-                              orders={"candidate": 0, "flat": 0, "last_direction": 0})  # fmt: skip
+    idle = BaselineComparison(
+        0.0, 0, {"flat": 0.0, "last_direction": 0.0}, orders={"candidate": 0, "flat": 0, "last_direction": 0}
+    )
 
     decision = judge_promotion(LABELS, honest(0.5), None, 0.01, 0.6, trading=idle, min_trades=0)
 
     assert not decision.is_promoted
-    assert decision.failures == ["no judgement on P&L: the candidate and every baseline placed no order in the "
-                                 "engine backtest of the holdout (the denials are in the notes)"]  # fmt: skip
+    assert decision.failures == [
+        "no judgement on P&L: the candidate and every baseline placed no order in the "
+        "engine backtest of the holdout (the denials are in the notes)"
+    ]
     assert decision.figures["is_pnl_judged"] == 0.0
     assert not {"candidate_pnl_account", "baseline_flat_pnl_account"} & set(decision.figures)  # no comparison
 
 
 def test_judge_when_only_a_baseline_placed_orders_then_it_is_a_comparison() -> None:
-    comparison = BaselineComparison(0.0, 0, {"flat": 0.0, "last_direction": -4.0},
-                                    orders={"candidate": 0, "flat": 0, "last_direction": 12})  # fmt: skip
+    comparison = BaselineComparison(
+        0.0, 0, {"flat": 0.0, "last_direction": -4.0}, orders={"candidate": 0, "flat": 0, "last_direction": 12}
+    )
 
     decision = judge_promotion(LABELS, honest(0.5), None, 0.01, 0.6, trading=comparison, min_trades=0)
 
     assert decision.figures["is_pnl_judged"] == 1.0
-    assert decision.failures == ["P&L after costs on the engine beats every baseline in 0 of 1 folds (0%), fewer "
-                                 "than models.promotion_min_fold_share 1 requires; lost: holdout (candidate 0.00 vs "
-                                 "flat 0.00)"]  # fmt: skip
+    assert decision.failures == [
+        "P&L after costs on the engine beats every baseline in 0 of 1 folds (0%), fewer "
+        "than models.promotion_min_fold_share 1 requires; lost: holdout (candidate 0.00 vs "
+        "flat 0.00)"
+    ]
 
 
 def fold(name: str, candidate: str, last_direction: str = "-5.00", rows: int = 100) -> FoldJudgement:
@@ -280,8 +290,9 @@ def fold(name: str, candidate: str, last_direction: str = "-5.00", rows: int = 1
     def strategy(pnl: str, trades: int = 0) -> StrategyFigures:
         return StrategyFigures(Decimal(pnl), trades, 2 * trades, 0.5 if trades else None, Decimal("1.25"))
 
-    return FoldJudgement(name, rows, strategy(candidate, 20),
-                         {"flat": NO_POSITION, "last_direction": strategy(last_direction, 30)})  # fmt: skip
+    return FoldJudgement(
+        name, rows, strategy(candidate, 20), {"flat": NO_POSITION, "last_direction": strategy(last_direction, 30)}
+    )
 
 
 WIN, LOSS = "12.50", "-3.10"
@@ -341,14 +352,17 @@ def test_judge_when_folds_given_then_the_share_rule_judges_and_the_table_is_reco
     folds = [fold("0", WIN), fold("1", LOSS), fold("2", LOSS), fold("3", WIN), fold(HOLDOUT, WIN)]
     holdout = trading(12.5, 30)
 
-    refused = judge_promotion(LABELS, honest(0.5), None, 0.01, 0.6, trading=holdout, min_trades=10, folds=folds,
-                              min_fold_share=0.8)  # fmt: skip
-    promoted = judge_promotion(LABELS, honest(0.5), None, 0.01, 0.6, trading=holdout, min_trades=10, folds=folds,
-                               min_fold_share=0.6)  # fmt: skip
+    refused = judge_promotion(
+        LABELS, honest(0.5), None, 0.01, 0.6, trading=holdout, min_trades=10, folds=folds, min_fold_share=0.8
+    )
+    promoted = judge_promotion(
+        LABELS, honest(0.5), None, 0.01, 0.6, trading=holdout, min_trades=10, folds=folds, min_fold_share=0.6
+    )
 
     assert not refused.is_promoted and promoted.is_promoted, promoted.failures
-    assert refused.failures[0].endswith("lost: fold 1 (candidate -3.10 vs flat 0.00); fold 2 (candidate -3.10 vs "
-                                        "flat 0.00)"), refused.failures  # fmt: skip
+    assert refused.failures[0].endswith(
+        "lost: fold 1 (candidate -3.10 vs flat 0.00); fold 2 (candidate -3.10 vs flat 0.00)"
+    ), refused.failures
     figures = promoted.figures
     assert figures["fold_1_candidate_pnl_account"] == -3.10 and figures["fold_holdout_last_direction_trades"] == 30
     assert figures["fold_0_flat_pnl_account"] == 0.0 and figures["fold_2_candidate_max_drawdown_account"] == 1.25

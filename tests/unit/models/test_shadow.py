@@ -14,13 +14,15 @@ T0 = 1_700_000_000_000
 
 
 def bars(closes: list[float]) -> pd.DataFrame:
-    return pd.DataFrame({"symbol": "EURUSD", "start_ms": [T0 + i * 60_000 for i in range(len(closes))],
-                         "mid_close": closes})  # fmt: skip
+    return pd.DataFrame(
+        {"symbol": "EURUSD", "start_ms": [T0 + i * 60_000 for i in range(len(closes))], "mid_close": closes}
+    )
 
 
 def predictions(rows: list[tuple[int, tuple[float, float, float]]]) -> pd.DataFrame:
-    return pd.DataFrame([{"symbol": "EURUSD", "bar_start_ms": T0 + i * 60_000, "down": p[0], "flat": p[1], "up": p[2]}
-                         for i, p in rows])  # fmt: skip
+    return pd.DataFrame(
+        [{"symbol": "EURUSD", "bar_start_ms": T0 + i * 60_000, "down": p[0], "flat": p[1], "up": p[2]} for i, p in rows]
+    )
 
 
 def test_score_shared_when_both_scored_some_bars_then_only_the_shared_labelled_ones_count() -> None:

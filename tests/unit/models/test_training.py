@@ -36,8 +36,16 @@ COUNT = 1500
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
     features, bars, _ = market(count=COUNT, momentum=0.6)
-    return build_dataset(features, bars, SPEC.model_names, SPEC.schema_hash, LabelSpec(5, 1.0), "1m",
-                         (T0, T0 + COUNT * MINUTE), SETTINGS.min_rows)  # fmt: skip
+    return build_dataset(
+        features,
+        bars,
+        SPEC.model_names,
+        SPEC.schema_hash,
+        LabelSpec(5, 1.0),
+        "1m",
+        (T0, T0 + COUNT * MINUTE),
+        SETTINGS.min_rows,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +84,20 @@ def test_train_when_the_market_has_momentum_then_the_model_beats_the_class_frequ
 def test_train_when_done_then_the_prior_uses_the_training_labels_shares_only(
     trained: TrainingResult, dataset: Dataset
 ) -> None:
-    development, holdout = holdout_split(dataset.times_ms, dataset.label_end_ms, SETTINGS.holdout_fraction,
-                                         SETTINGS.horizon_bars, SETTINGS.embargo_bars)  # fmt: skip
+    development, holdout = holdout_split(
+        dataset.times_ms, dataset.label_end_ms, SETTINGS.holdout_fraction, SETTINGS.horizon_bars, SETTINGS.embargo_bars
+    )
     shares = np.bincount(dataset.labels[development], minlength=3) / len(development)
-    folds = walk_forward(dataset.times_ms[development], dataset.label_end_ms[development], SETTINGS.folds,
-                         SETTINGS.horizon_bars, SETTINGS.embargo_bars)  # fmt: skip
-    fold_shares = [np.bincount(dataset.labels[development][fold.train], minlength=3) / len(fold.train)
-                   for fold in folds]  # fmt: skip
+    folds = walk_forward(
+        dataset.times_ms[development],
+        dataset.label_end_ms[development],
+        SETTINGS.folds,
+        SETTINGS.horizon_bars,
+        SETTINGS.embargo_bars,
+    )
+    fold_shares = [
+        np.bincount(dataset.labels[development][fold.train], minlength=3) / len(fold.train) for fold in folds
+    ]
     fold_labels = [dataset.labels[development][fold.test] for fold in folds]
 
     metrics = trained.metrics()
@@ -90,8 +105,9 @@ def test_train_when_done_then_the_prior_uses_the_training_labels_shares_only(
     assert [metrics[f"train_share_{label}"] for label in LABELS] == pytest.approx(shares.tolist(), abs=1e-12)
     by_hand = -np.mean(np.log(shares[dataset.labels[holdout]]))
     assert metrics["holdout_prior_log_loss"] == pytest.approx(by_hand, rel=1e-12)
-    wf_by_hand = -np.mean(np.concatenate([np.log(each[labels]) for each, labels in zip(fold_shares, fold_labels,
-                                                                                      strict=True)]))  # fmt: skip
+    wf_by_hand = -np.mean(
+        np.concatenate([np.log(each[labels]) for each, labels in zip(fold_shares, fold_labels, strict=True)])
+    )
     assert metrics["wf_prior_log_loss"] == pytest.approx(wf_by_hand, rel=1e-12)
     # Not the holdout's own shares (that prior would have looked ahead): here the two differ.
     holdout_shares = np.bincount(dataset.labels[holdout], minlength=3) / len(holdout)
@@ -101,8 +117,21 @@ def test_train_when_done_then_the_prior_uses_the_training_labels_shares_only(
 def test_train_when_done_then_metrics_cover_holdout_and_walk_forward(trained: TrainingResult) -> None:
     metrics = trained.metrics()
 
-    for name in ("log_loss", "auc", "accuracy", "brier", "calibration_error", "precision", "recall", "pnl_pips",
-                 "pnl_account", "sharpe", "max_drawdown_account", "turnover", "hit_rate"):  # fmt: skip
+    for name in (
+        "log_loss",
+        "auc",
+        "accuracy",
+        "brier",
+        "calibration_error",
+        "precision",
+        "recall",
+        "pnl_pips",
+        "pnl_account",
+        "sharpe",
+        "max_drawdown_account",
+        "turnover",
+        "hit_rate",
+    ):
         assert f"holdout_{name}" in metrics and f"wf_{name}" in metrics, name
         assert math.isfinite(metrics[f"holdout_{name}"])
     assert set(trained.feature_importance) == set(SPEC.model_names)
@@ -208,8 +237,15 @@ def test_train_when_a_fold_lacks_a_class_then_not_enough_data(model: XGBoostDire
     frame = dataset.frame.copy()
     early = frame["bar_start_ms"] < int(np.quantile(frame["bar_start_ms"], 0.3))
     frame.loc[early & (frame["label"] == 1), "label"] = 0  # no "flat" in the first fold's training rows
-    skewed = Dataset(frame, dataset.feature_names, dataset.schema_hash, dataset.label_spec, dataset.timeframe,
-                     dataset.from_ms, dataset.to_ms)  # fmt: skip
+    skewed = Dataset(
+        frame,
+        dataset.feature_names,
+        dataset.schema_hash,
+        dataset.label_spec,
+        dataset.timeframe,
+        dataset.from_ms,
+        dataset.to_ms,
+    )
 
     with pytest.raises(NotEnoughDataError, match="training rows of fold 0 is labelled flat"):
         model.train(skewed)

@@ -48,8 +48,15 @@ def test_copy_ticks_range_when_ticks_exist_then_structured_array_with_real_field
     assert ticks.dtype == TICK_DTYPE
     assert ticks.dtype.names == ("time", "bid", "ask", "last", "volume", "time_msc", "flags", "volume_real")
     assert [str(ticks.dtype[name]) for name in ticks.dtype.names] == [
-        "int64", "float64", "float64", "float64", "uint64", "int64", "uint32", "float64",
-    ]  # fmt: skip
+        "int64",
+        "float64",
+        "float64",
+        "float64",
+        "uint64",
+        "int64",
+        "uint32",
+        "float64",
+    ]
     assert ticks["time"][0] == T0 // 1000
     assert ticks["time_msc"][0] == T0 + 5
     assert fake.last_error() == (1, "Success")

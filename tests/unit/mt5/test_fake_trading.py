@@ -17,9 +17,18 @@ def _fake(margin_mode: int = NETTING) -> FakeTradingMetaTrader5:
 
 
 def _deal(side: int, volume: float, comment: str = "tw-x") -> dict[str, object]:
-    return {"action": C.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": volume, "type": side, "price": 0.0,
-            "deviation": 10, "magic": 7, "comment": comment, "type_time": C.ORDER_TIME_GTC,
-            "type_filling": C.ORDER_FILLING_FOK}  # fmt: skip
+    return {
+        "action": C.TRADE_ACTION_DEAL,
+        "symbol": "EURUSD",
+        "volume": volume,
+        "type": side,
+        "price": 0.0,
+        "deviation": 10,
+        "magic": 7,
+        "comment": comment,
+        "type_time": C.ORDER_TIME_GTC,
+        "type_filling": C.ORDER_FILLING_FOK,
+    }
 
 
 def test_order_send_when_buy_then_sell_more_then_netting_position_flips_with_deal_entries() -> None:
@@ -62,14 +71,19 @@ def test_order_send_when_hedging_then_a_sell_opens_beside_and_only_position_clos
     long = fake.order_send(_deal(C.ORDER_TYPE_BUY, 0.3))
     fake.order_send(_deal(C.ORDER_TYPE_SELL, 0.1))  # no position: a new short beside the long
     assert long is not None
-    assert sorted((p.type, p.volume) for p in fake.positions_get()) == [(C.POSITION_TYPE_BUY, 0.3),
-                                                                        (C.POSITION_TYPE_SELL, 0.1)]  # fmt: skip
+    assert sorted((p.type, p.volume) for p in fake.positions_get()) == [
+        (C.POSITION_TYPE_BUY, 0.3),
+        (C.POSITION_TYPE_SELL, 0.1),
+    ]
     too_much = fake.order_send({**_deal(C.ORDER_TYPE_SELL, 0.5), "position": long.order})
     unknown = fake.order_send({**_deal(C.ORDER_TYPE_SELL, 0.1), "position": 42})
     closed = fake.order_send({**_deal(C.ORDER_TYPE_SELL, 0.3), "position": long.order})
     assert too_much is not None and unknown is not None and closed is not None
     assert (too_much.retcode, unknown.retcode, closed.retcode) == (
-        C.TRADE_RETCODE_INVALID_CLOSE_VOLUME, C.TRADE_RETCODE_POSITION_CLOSED, C.TRADE_RETCODE_DONE)  # fmt: skip
+        C.TRADE_RETCODE_INVALID_CLOSE_VOLUME,
+        C.TRADE_RETCODE_POSITION_CLOSED,
+        C.TRADE_RETCODE_DONE,
+    )
     assert [(p.type, p.volume) for p in fake.positions_get()] == [(C.POSITION_TYPE_SELL, 0.1)]
     assert fake.history_deals_get(ticket=closed.order)[0].entry == C.DEAL_ENTRY_OUT
 
@@ -90,13 +104,17 @@ def test_order_send_when_sltp_then_levels_set_checked_and_the_server_closes_on_t
     again = fake.order_send(_stops(ticket, 1.0990, 1.1050))
 
     assert [r.retcode for r in (wrong_side, unknown, done, again) if r is not None] == [
-        C.TRADE_RETCODE_INVALID_STOPS, C.TRADE_RETCODE_POSITION_CLOSED, C.TRADE_RETCODE_DONE,
+        C.TRADE_RETCODE_INVALID_STOPS,
+        C.TRADE_RETCODE_POSITION_CLOSED,
+        C.TRADE_RETCODE_DONE,
         C.TRADE_RETCODE_NO_CHANGES,
-    ]  # fmt: skip
+    ]
     (position,) = fake.positions_get()
     assert (position.sl, position.tp) == (1.0990, 1.1050)
-    fake.push_ticks("EURUSD", make_ticks([(NOW + 1_000, 1.0995, 1.0997), (NOW + 2_000, 1.0985, 1.0987),
-                                          (NOW + 3_000, 1.0980, 1.0982)]))  # fmt: skip
+    fake.push_ticks(
+        "EURUSD",
+        make_ticks([(NOW + 1_000, 1.0995, 1.0997), (NOW + 2_000, 1.0985, 1.0987), (NOW + 3_000, 1.0980, 1.0982)]),
+    )
     assert fake.positions_get() == ()
     close = fake.history_deals_get(0, 2_000_000_000)[-1]
     assert (close.reason, close.price, close.volume, close.magic, close.position_id) == (

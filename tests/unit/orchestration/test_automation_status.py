@@ -12,22 +12,36 @@ TICK = datetime(2026, 11, 21, 0, 30, tzinfo=UTC).timestamp()
 
 
 def _answer(schedules: list[dict[str, object]], sensors: list[dict[str, object]]) -> dict[str, object]:
-    return {"data": {"repositoriesOrError": {"__typename": "RepositoryConnection",
-                                             "nodes": [{"schedules": schedules, "sensors": sensors}]}}}  # fmt: skip
+    return {
+        "data": {
+            "repositoriesOrError": {
+                "__typename": "RepositoryConnection",
+                "nodes": [{"schedules": schedules, "sensors": sensors}],
+            }
+        }
+    }
 
 
 def test_parse_when_schedules_and_sensors_then_schedules_first_with_their_last_and_next_tick() -> None:
-    schedule = {"name": "compliance_reports_daily", "cronSchedule": "30 0 * * *", "executionTimezone": "UTC",
-                "scheduleState": {"status": "RUNNING", "ticks": [{"timestamp": TICK, "status": "SUCCESS"}]},
-                "futureTicks": {"results": [{"timestamp": TICK + 86_400}]}}  # fmt: skip
-    sensor = {"name": "a_sensor", "minIntervalSeconds": 60,
-              "sensorState": {"status": "STOPPED", "ticks": [], "nextTick": None}}  # fmt: skip
+    schedule = {
+        "name": "compliance_reports_daily",
+        "cronSchedule": "30 0 * * *",
+        "executionTimezone": "UTC",
+        "scheduleState": {"status": "RUNNING", "ticks": [{"timestamp": TICK, "status": "SUCCESS"}]},
+        "futureTicks": {"results": [{"timestamp": TICK + 86_400}]},
+    }
+    sensor = {
+        "name": "a_sensor",
+        "minIntervalSeconds": 60,
+        "sensorState": {"status": "STOPPED", "ticks": [], "nextTick": None},
+    }
 
     found = parse(_answer([schedule], [sensor]))
 
     assert [(item.name, item.kind, item.status, item.cadence) for item in found] == [
         ("compliance_reports_daily", "schedule", "RUNNING", "30 0 * * * UTC"),
-        ("a_sensor", "sensor", "STOPPED", "every 60 s")]  # fmt: skip
+        ("a_sensor", "sensor", "STOPPED", "every 60 s"),
+    ]
     assert found[0].last_tick_at == datetime(2026, 11, 21, 0, 30, tzinfo=UTC) and found[0].last_tick_status == "SUCCESS"
     assert found[0].next_tick_at == datetime(2026, 11, 22, 0, 30, tzinfo=UTC)
     assert (found[1].last_tick_at, found[1].next_tick_at) == (None, None)

@@ -104,8 +104,9 @@ def test_dbt_vars_when_built_from_settings_then_each_symbol_has_its_registry_lot
     from orchestration.dbt_project import dbt_vars
 
     default = dbt_vars(load_settings(state_dir=tmp_path))["instruments"]
-    configured = dbt_vars(load_settings(state_dir=tmp_path, symbols={"XAUUSD": {"digits": 2, "tick_size": 0.01,
-                                                                                "contract_size": 50}}))  # fmt: skip
+    configured = dbt_vars(
+        load_settings(state_dir=tmp_path, symbols={"XAUUSD": {"digits": 2, "tick_size": 0.01, "contract_size": 50}})
+    )
 
     assert default["XAUUSD"] == {"contract_size": 100, "pip_size": 0.1, "base": "XAU", "quote": "USD"}
     assert default["USDJPY"] == {"contract_size": 100000, "pip_size": 0.01, "base": "USD", "quote": "JPY"}
@@ -128,10 +129,21 @@ def test_dbt_project_defaults_when_compared_with_the_registry_then_they_are_the_
 
 def _workspace(*entries: tuple[str, str]) -> dict[str, object]:
     # The shape of Dagster's answer to WORKSPACE_QUERY: (loadStatus, locationOrLoadError's type) per location.
-    return {"data": {"workspaceOrError": {"__typename": "Workspace", "locationEntries": [
-        {"name": "orchestration", "loadStatus": status, "locationOrLoadError": {"__typename": kind, "message": "boom"}}
-        for status, kind in entries
-    ]}}}  # fmt: skip
+    return {
+        "data": {
+            "workspaceOrError": {
+                "__typename": "Workspace",
+                "locationEntries": [
+                    {
+                        "name": "orchestration",
+                        "loadStatus": status,
+                        "locationOrLoadError": {"__typename": kind, "message": "boom"},
+                    }
+                    for status, kind in entries
+                ],
+            }
+        }
+    }
 
 
 @pytest.mark.parametrize(

@@ -23,11 +23,28 @@ def random_bars(
         half = spreads[index] / 2
         mid = (float(opens[index]), float(highs[index]), float(lows[index]), float(closes[index]))
         start_ms = 1_700_000_000_000 + index * 60_000
-        bars.append(Bar(
-            symbol=symbol, timeframe="1m", start_ms=start_ms, end_ms=start_ms + 60_000,
-            bid_open=mid[0] - half, bid_high=mid[1] - half, bid_low=mid[2] - half, bid_close=mid[3] - half,
-            ask_open=mid[0] + half, ask_high=mid[1] + half, ask_low=mid[2] + half, ask_close=mid[3] + half,
-            mid_open=mid[0], mid_high=mid[1], mid_low=mid[2], mid_close=mid[3],
-            tick_count=10, volume=10.0, spread_mean=float(spreads[index]), spread_max=float(spreads[index]),
-        ))  # fmt: skip
+        bars.append(
+            Bar(
+                symbol=symbol,
+                timeframe="1m",
+                start_ms=start_ms,
+                end_ms=start_ms + 60_000,
+                bid_open=mid[0] - half,
+                bid_high=mid[1] - half,
+                bid_low=mid[2] - half,
+                bid_close=mid[3] - half,
+                ask_open=mid[0] + half,
+                ask_high=mid[1] + half,
+                ask_low=mid[2] + half,
+                ask_close=mid[3] + half,
+                mid_open=mid[0],
+                mid_high=mid[1],
+                mid_low=mid[2],
+                mid_close=mid[3],
+                tick_count=10,
+                volume=10.0,
+                spread_mean=float(spreads[index]),
+                spread_max=float(spreads[index]),
+            )
+        )
     return bars

@@ -45,14 +45,30 @@ def batch_bars(ticks: list[Tick], timeframe: str) -> list[Bar]:
         group = sorted(groups[start], key=lambda t: (t.time_ms, t.seq))
         spreads = [t.ask - t.bid for t in group]
         mids = [(t.bid + t.ask) / 2 for t in group]
-        bars.append(Bar(
-            symbol="EURUSD", timeframe=timeframe, start_ms=start, end_ms=start + length,
-            bid_open=group[0].bid, bid_high=max(t.bid for t in group), bid_low=min(t.bid for t in group),
-            bid_close=group[-1].bid, ask_open=group[0].ask, ask_high=max(t.ask for t in group),
-            ask_low=min(t.ask for t in group), ask_close=group[-1].ask, mid_open=mids[0], mid_high=max(mids),
-            mid_low=min(mids), mid_close=mids[-1], tick_count=len(group), volume=float(len(group)),
-            spread_mean=sum(spreads) / len(spreads), spread_max=max(spreads),
-        ))  # fmt: skip
+        bars.append(
+            Bar(
+                symbol="EURUSD",
+                timeframe=timeframe,
+                start_ms=start,
+                end_ms=start + length,
+                bid_open=group[0].bid,
+                bid_high=max(t.bid for t in group),
+                bid_low=min(t.bid for t in group),
+                bid_close=group[-1].bid,
+                ask_open=group[0].ask,
+                ask_high=max(t.ask for t in group),
+                ask_low=min(t.ask for t in group),
+                ask_close=group[-1].ask,
+                mid_open=mids[0],
+                mid_high=max(mids),
+                mid_low=min(mids),
+                mid_close=mids[-1],
+                tick_count=len(group),
+                volume=float(len(group)),
+                spread_mean=sum(spreads) / len(spreads),
+                spread_max=max(spreads),
+            )
+        )
     return bars
 
 

@@ -55,10 +55,17 @@ def expected_bars(ticks: pd.DataFrame, timeframe: str) -> pd.DataFrame:
     frame = ticks.assign(start_ms=start.dt.as_unit("ms").astype("int64"), end_ms=end.dt.as_unit("ms").astype("int64"))
     grouped = frame.groupby(["start_ms", "end_ms"], sort=True)
     return grouped.agg(
-        bid_open=("bid", "first"), bid_high=("bid", "max"), bid_low=("bid", "min"), bid_close=("bid", "last"),
-        ask_open=("ask", "first"), ask_high=("ask", "max"), ask_low=("ask", "min"), ask_close=("ask", "last"),
-        tick_count=("bid", "size"), volume=("volume", "sum"),
-    ).reset_index()  # fmt: skip
+        bid_open=("bid", "first"),
+        bid_high=("bid", "max"),
+        bid_low=("bid", "min"),
+        bid_close=("bid", "last"),
+        ask_open=("ask", "first"),
+        ask_high=("ask", "max"),
+        ask_low=("ask", "min"),
+        ask_close=("ask", "last"),
+        tick_count=("bid", "size"),
+        volume=("volume", "sum"),
+    ).reset_index()
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +76,9 @@ def year() -> tuple[pd.DataFrame, list[Bar]]:
     for time_ms, bid, ask, volume in zip(
         ticks["time_ms"].tolist(), ticks["bid"].tolist(), ticks["ask"].tolist(), ticks["volume"].tolist(), strict=True
     ):
-        tick = Tick(symbol="EURUSD", time_ms=time_ms, seq=0, bid=bid, ask=ask, last=0.0, volume=volume, flags=6,
-                    source="test")  # fmt: skip
+        tick = Tick(
+            symbol="EURUSD", time_ms=time_ms, seq=0, bid=bid, ask=ask, last=0.0, volume=volume, flags=6, source="test"
+        )
         closed, status = state.on_tick(tick)
         assert status == "accepted"
         bars.extend(closed)
@@ -84,12 +92,26 @@ def test_bar_state_when_a_year_of_m1_ticks_replayed_then_bars_equal_pandas(
 ) -> None:
     ticks, bars = year
     expected = expected_bars(ticks, timeframe)
-    actual = pd.DataFrame([
-        {"start_ms": bar.start_ms, "end_ms": bar.end_ms, "bid_open": bar.bid_open, "bid_high": bar.bid_high,
-         "bid_low": bar.bid_low, "bid_close": bar.bid_close, "ask_open": bar.ask_open, "ask_high": bar.ask_high,
-         "ask_low": bar.ask_low, "ask_close": bar.ask_close, "tick_count": bar.tick_count, "volume": bar.volume}
-        for bar in bars if bar.timeframe == timeframe
-    ])  # fmt: skip
+    actual = pd.DataFrame(
+        [
+            {
+                "start_ms": bar.start_ms,
+                "end_ms": bar.end_ms,
+                "bid_open": bar.bid_open,
+                "bid_high": bar.bid_high,
+                "bid_low": bar.bid_low,
+                "bid_close": bar.bid_close,
+                "ask_open": bar.ask_open,
+                "ask_high": bar.ask_high,
+                "ask_low": bar.ask_low,
+                "ask_close": bar.ask_close,
+                "tick_count": bar.tick_count,
+                "volume": bar.volume,
+            }
+            for bar in bars
+            if bar.timeframe == timeframe
+        ]
+    )
 
     assert len(actual) == len(expected)
     pd.testing.assert_frame_equal(actual.reset_index(drop=True), expected, check_dtype=False)

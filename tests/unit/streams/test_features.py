@@ -153,11 +153,20 @@ def test_feature_state_when_random_bars_then_equals_batch_reference(
 @pytest.mark.parametrize(
     "spec",
     [
-        FeatureSpec(sma_periods=(2,), ema_periods=(3,), rsi_period=2, macd=(3, 5, 2), bollinger_period=3,
-                    atr_period=2, return_horizons=(2,), volatility_period=3, spread_period=3),
+        FeatureSpec(
+            sma_periods=(2,),
+            ema_periods=(3,),
+            rsi_period=2,
+            macd=(3, 5, 2),
+            bollinger_period=3,
+            atr_period=2,
+            return_horizons=(2,),
+            volatility_period=3,
+            spread_period=3,
+        ),
         FeatureSpec(macd=(26, 12, 9)),  # reversed periods: TA-Lib swaps them
     ],
-)  # fmt: skip
+)
 def test_feature_state_when_other_parameters_then_still_equals_batch_reference(spec: FeatureSpec) -> None:
     assert_streaming_equals_batch(random_bars(11, 120, 1.0851, 1e-4, 1e-5), spec)
 
@@ -205,9 +214,25 @@ def test_schema_hash_when_parameters_change_then_differs() -> None:
 
 def scaled(bar: Bar, factor: float) -> Bar:
     """The same bar with every price (and the spread) multiplied by ``factor``."""
-    prices = {name: getattr(bar, name) * factor for name in (
-        "bid_open", "bid_high", "bid_low", "bid_close", "ask_open", "ask_high", "ask_low", "ask_close",
-        "mid_open", "mid_high", "mid_low", "mid_close", "spread_mean", "spread_max")}  # fmt: skip
+    prices = {
+        name: getattr(bar, name) * factor
+        for name in (
+            "bid_open",
+            "bid_high",
+            "bid_low",
+            "bid_close",
+            "ask_open",
+            "ask_high",
+            "ask_low",
+            "ask_close",
+            "mid_open",
+            "mid_high",
+            "mid_low",
+            "mid_close",
+            "spread_mean",
+            "spread_max",
+        )
+    }
     return msgspec.structs.replace(bar, **prices)
 
 

@@ -44,8 +44,16 @@ def stream(minutes: int = 55) -> list[Tick]:
         for symbol, base in (("EURUSD", 1.085), ("USDJPY", 151.25)):
             wiggle = ((index * 7919) % 13 - 6) * 1e-5 * base
             mid = base * (1 + 1e-4 * ((index // 40) % 7)) + wiggle
-            ticks.append(Tick(symbol=symbol, time_ms=T0 + index * 250, seq=0, bid=mid - base * 1e-5,
-                              ask=mid + base * 1e-5, volume=1.0))  # fmt: skip
+            ticks.append(
+                Tick(
+                    symbol=symbol,
+                    time_ms=T0 + index * 250,
+                    seq=0,
+                    bid=mid - base * 1e-5,
+                    ask=mid + base * 1e-5,
+                    volume=1.0,
+                )
+            )
     return ticks
 
 
@@ -181,8 +189,9 @@ def test_flow_when_model_schema_differs_then_refused() -> None:
 
 
 def group_logic(clock: ManualClock, idle_close_ms: int = 3000) -> GroupLogic:
-    settings = StreamsSettings(timeframes=("1s",), late_wait_ms=200, close_on_wall_clock=True,
-                               idle_close_ms=idle_close_ms)  # fmt: skip
+    settings = StreamsSettings(
+        timeframes=("1s",), late_wait_ms=200, close_on_wall_clock=True, idle_close_ms=idle_close_ms
+    )
     return GroupLogic(GroupState(1), settings, clock)
 
 
@@ -334,8 +343,12 @@ def test_group_logic_when_a_challenger_is_served_then_it_scores_every_vector_in_
     inference = CountingInference(StaticProvider(champion, challenger), spec.schema_hash, ManualClock(NOW_MS))
     inference.calls = []
     publisher = RecordingPublisher()
-    logic = GroupLogic(group_state(ONE, None), SETTINGS, ManualClock(NOW_MS),
-                       BarConsequences(spec, inference, SignalRules(), ManualClock(NOW_MS), publisher))  # fmt: skip
+    logic = GroupLogic(
+        group_state(ONE, None),
+        SETTINGS,
+        ManualClock(NOW_MS),
+        BarConsequences(spec, inference, SignalRules(), ManualClock(NOW_MS), publisher),
+    )
     ticks = stream(minutes=2)
     outputs = [output for start in range(0, len(ticks), 8) for output in logic.on_batch(ticks[start : start + 8])[0]]
 

@@ -29,8 +29,14 @@ def artifact() -> ModelArtifact:
 
 def warm_vector(bar_start_ms: int = 1_700_000_000_000) -> FeatureVector:
     values: dict[str, float | None] = {name: 0.1 * index for index, name in enumerate(SPEC.names)}
-    return FeatureVector(symbol="EURUSD", timeframe="1s", bar_start_ms=bar_start_ms, values=values, is_warm=True,
-                         schema_hash=SPEC.schema_hash)  # fmt: skip
+    return FeatureVector(
+        symbol="EURUSD",
+        timeframe="1s",
+        bar_start_ms=bar_start_ms,
+        values=values,
+        is_warm=True,
+        schema_hash=SPEC.schema_hash,
+    )
 
 
 class RecordingProvider:
@@ -141,10 +147,15 @@ def test_inference_when_refreshed_with_a_challenger_then_each_keeps_its_own_slot
     inference.refresh()  # the second lookup keeps the sessions: each must stay in its own slot
 
     slots = {key: (model.artifact.model_version, model.artifact.role) for key, model in inference.models.items()}
-    assert slots == {("tiny", "1s"): (1, CHAMPION), ("tiny", "1s", "challenger:tiny v2"): (2, CHALLENGER),
-                     ("tiny", "1s", "challenger:lgbm v1"): (1, CHALLENGER)}  # fmt: skip
+    assert slots == {
+        ("tiny", "1s"): (1, CHAMPION),
+        ("tiny", "1s", "challenger:tiny v2"): (2, CHALLENGER),
+        ("tiny", "1s", "challenger:lgbm v1"): (1, CHALLENGER),
+    }
     champion_only = inference.predict_many([warm_vector()])
     shadow = inference.predict_many([warm_vector()], role=CHALLENGER)
     assert [(p.model_id, p.model_version, p.role) for p in champion_only] == [("tiny", 1, CHAMPION)]
     assert sorted((p.model_id, p.model_version, p.role) for p in shadow) == [
-        ("lgbm", 1, CHALLENGER), ("tiny", 2, CHALLENGER)]  # fmt: skip
+        ("lgbm", 1, CHALLENGER),
+        ("tiny", 2, CHALLENGER),
+    ]

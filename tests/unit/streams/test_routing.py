@@ -19,15 +19,29 @@ SEEN_WORKER = {
     2: [1, 1, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0],
     3: [0, 1, 0, 1, 0, 1, 2, 2, 0, 1, 0, 1, 2, 2, 1, 0],
 }
-SEEN_WORKER_OF_SYMBOL_2 = {"AUDUSD": 0, "EURGBP": 0, "EURUSD": 0, "NZDUSD": 0, "XAUUSD": 0,
-                           "EURJPY": 1, "GBPUSD": 1, "USDCAD": 1, "USDCHF": 1, "USDJPY": 1}  # fmt: skip
+SEEN_WORKER_OF_SYMBOL_2 = {
+    "AUDUSD": 0,
+    "EURGBP": 0,
+    "EURUSD": 0,
+    "NZDUSD": 0,
+    "XAUUSD": 0,
+    "EURJPY": 1,
+    "GBPUSD": 1,
+    "USDCAD": 1,
+    "USDCHF": 1,
+    "USDJPY": 1,
+}
 
 
 def test_siphash13_when_rust_reference_values_then_equal() -> None:
     # Printed by Rust 1.95: `DefaultHasher::new()`, then `h.write(b"")` or `String::from(s).hash(&mut h)`.
     assert siphash13(b"") == 0xD1FBA762150C532C
-    rust = {"EURUSD": 0xA54ABC53697A86A2, "g0": 0xAECAB77CFAB5CCF7, "w1": 0x608FE9E5E4BC91FA,
-            "a-longer-key-of-more-than-16-bytes": 0xD2BF10FBB93EAC61}  # fmt: skip
+    rust = {
+        "EURUSD": 0xA54ABC53697A86A2,
+        "g0": 0xAECAB77CFAB5CCF7,
+        "w1": 0x608FE9E5E4BC91FA,
+        "a-longer-key-of-more-than-16-bytes": 0xD2BF10FBB93EAC61,
+    }
     assert {key: siphash13(key.encode() + b"\xff") for key in rust} == rust  # a str hashes its bytes, then 0xFF
 
 

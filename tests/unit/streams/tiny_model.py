@@ -28,8 +28,9 @@ def tiny_artifact(
     model = xgb.XGBClassifier(n_estimators=8, max_depth=3, random_state=seed, n_jobs=1)
     model.fit(features, labels)
     onnx_model = convert_xgboost(model, initial_types=[("features", FloatTensorType([None, len(names)]))])
-    return ModelArtifact(model_id, version, onnx_model.SerializeToString(), names, spec.schema_hash, LABELS,
-                         timeframe, symbols)  # fmt: skip
+    return ModelArtifact(
+        model_id, version, onnx_model.SerializeToString(), names, spec.schema_hash, LABELS, timeframe, symbols
+    )
 
 
 class StaticProvider:

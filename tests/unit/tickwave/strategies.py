@@ -21,9 +21,13 @@ def _float(info: mi.FloatType) -> st.SearchStrategy[float]:
     low = info.ge if info.ge is not None else info.gt
     high = info.le if info.le is not None else info.lt
     return st.floats(
-        min_value=low, max_value=high, exclude_min=info.gt is not None, exclude_max=info.lt is not None,
-        allow_nan=False, allow_infinity=False,
-    )  # fmt: skip
+        min_value=low,
+        max_value=high,
+        exclude_min=info.gt is not None,
+        exclude_max=info.lt is not None,
+        allow_nan=False,
+        allow_infinity=False,
+    )
 
 
 def strategy_for(info: mi.Type) -> st.SearchStrategy[Any]:

@@ -13,8 +13,10 @@ from tickwave.audit_chain import GENESIS_HASH, AuditChain, ChainLink, StoredLink
 def _stored(payloads: list[bytes]) -> list[StoredLink]:
     chain = AuditChain("execution-1")
     links = [chain.add(payload) for payload in payloads]
-    return [StoredLink(link.seq, link.prev_hash, link.hash, f"e{link.seq}", payload)
-            for link, payload in zip(links, payloads, strict=True)]  # fmt: skip
+    return [
+        StoredLink(link.seq, link.prev_hash, link.hash, f"e{link.seq}", payload)
+        for link, payload in zip(links, payloads, strict=True)
+    ]
 
 
 def test_chain_when_events_are_added_then_each_hash_covers_the_previous_one() -> None:

@@ -34,8 +34,9 @@ class StubSource:
         self.loads += 1
         if found.model_version == 9:
             raise DataQualityError("artifact does not match its SHA-256")
-        return ModelArtifact("m", found.model_version, b"onnx", ("a",), "h", ("down", "flat", "up"), found.timeframe,
-                             ("EURUSD",))  # fmt: skip
+        return ModelArtifact(
+            "m", found.model_version, b"onnx", ("a",), "h", ("down", "flat", "up"), found.timeframe, ("EURUSD",)
+        )
 
     def close(self) -> None:
         pass
@@ -100,26 +101,34 @@ def test_latest_champions_when_two_claim_a_slot_then_the_latest_promoted() -> No
 
 
 def test_latest_champions_when_a_slot_has_challengers_then_one_champion_and_every_challenger_kept() -> None:
-    rows = [row(1, updated_at_ms=1), row(2, updated_at_ms=5),
-            replace(row(3), stage=CHALLENGER), replace(row(4), stage=CHALLENGER)]  # fmt: skip
+    rows = [
+        row(1, updated_at_ms=1),
+        row(2, updated_at_ms=5),
+        replace(row(3), stage=CHALLENGER),
+        replace(row(4), stage=CHALLENGER),
+    ]
 
     kept = latest_champions(rows)
 
-    assert [(found.model_version, found.stage) for found in kept] == [
-        (2, CHAMPION), (3, CHALLENGER), (4, CHALLENGER)
-    ]  # fmt: skip
+    assert [(found.model_version, found.stage) for found in kept] == [(2, CHAMPION), (3, CHALLENGER), (4, CHALLENGER)]
     assert kept[1].serving_key == ("m", "1m", "challenger:m v3")
 
 
 def test_latest_champions_when_other_model_ids_are_in_the_slot_then_one_champion_and_each_challenger() -> None:
     # lgbm v1, shadowed against m's champion, was promoted in slot m after m v1 (which still claims it);
     # lgbm v2 and m v2 challenge it with the same version number.
-    rows = [row(1, updated_at_ms=1), ChampionRow("lgbm", 1, "1m", "1" * 64, 5, CHAMPION, "m"),
-            ChampionRow("lgbm", 2, "1m", "2" * 64, 6, CHALLENGER, "m"), replace(row(2), stage=CHALLENGER)]  # fmt: skip
+    rows = [
+        row(1, updated_at_ms=1),
+        ChampionRow("lgbm", 1, "1m", "1" * 64, 5, CHAMPION, "m"),
+        ChampionRow("lgbm", 2, "1m", "2" * 64, 6, CHALLENGER, "m"),
+        replace(row(2), stage=CHALLENGER),
+    ]
 
     kept = latest_champions(rows)
 
     assert [(found.model_id, found.model_version, found.stage) for found in kept] == [
-        ("lgbm", 1, CHAMPION), ("lgbm", 2, CHALLENGER), ("m", 2, CHALLENGER)
-    ]  # fmt: skip
+        ("lgbm", 1, CHAMPION),
+        ("lgbm", 2, CHALLENGER),
+        ("m", 2, CHALLENGER),
+    ]
     assert kept[0].key == kept[1].key == ("m", "1m")

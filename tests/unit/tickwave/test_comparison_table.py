@@ -6,11 +6,25 @@ from app.views import comparison_table
 from models.shadow import LivePerformance
 
 ROWS = [
-    LivePerformance("ensemble_direction", "1s", 1, "champion", "champion", "ensemble_direction", "", 1, 78, 48,
-                    0.25, 0.4, 1.2345, ),
-    LivePerformance("lgbm_direction", "1s", 1, "challenger", "challenger", "ensemble_direction", "", 1, 78, 48,
-                    0.3, 0.41, 1.2456),
-]  # fmt: skip
+    LivePerformance(
+        "ensemble_direction",
+        "1s",
+        1,
+        "champion",
+        "champion",
+        "ensemble_direction",
+        "",
+        1,
+        78,
+        48,
+        0.25,
+        0.4,
+        1.2345,
+    ),
+    LivePerformance(
+        "lgbm_direction", "1s", 1, "challenger", "challenger", "ensemble_direction", "", 1, 78, 48, 0.3, 0.41, 1.2456
+    ),
+]
 
 
 def test_comparison_table_when_compact_then_both_names_and_the_difference_fit_80_columns() -> None:

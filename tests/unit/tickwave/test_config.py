@@ -154,9 +154,10 @@ def test_to_environment_when_loaded_by_a_child_then_same_settings(monkeypatch: p
     from tickwave.config import to_environment
 
     parent = load_settings(
-        kafka={"bootstrap": "b:1", "heap_mb": 700}, clickhouse={"password": "pw-1"},
+        kafka={"bootstrap": "b:1", "heap_mb": 700},
+        clickhouse={"password": "pw-1"},
         streams={"timeframes": ("1s", "5m")},
-    )  # fmt: skip
+    )
     for name, value in to_environment(parent).items():
         monkeypatch.setenv(name, value)
 

@@ -17,10 +17,31 @@ from tickwave.errors import ConfigurationError
 VARIABLES = sorted(known_env_names().items()) + sorted((env_name(old), new) for old, new in RENAMED.items())
 # Environment values are C strings: no NUL, no lone surrogates.
 TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
-NEAR_MISSES = st.sampled_from([
-    "", " ", "1m,1h", '["1m","1h"]', '["2h"]', "[]", "{}", '{"a": 1}', "null", "true", "-1", "0", "1e400", "nan",
-    '"x"', "[1, 2]", '{"EURUSD": {"digits": 5}}', "H4", "17:60", "Mars/Olympus", "99999999999999999999",
-])  # fmt: skip
+NEAR_MISSES = st.sampled_from(
+    [
+        "",
+        " ",
+        "1m,1h",
+        '["1m","1h"]',
+        '["2h"]',
+        "[]",
+        "{}",
+        '{"a": 1}',
+        "null",
+        "true",
+        "-1",
+        "0",
+        "1e400",
+        "nan",
+        '"x"',
+        "[1, 2]",
+        '{"EURUSD": {"digits": 5}}',
+        "H4",
+        "17:60",
+        "Mars/Olympus",
+        "99999999999999999999",
+    ]
+)
 
 
 @pytest.mark.filterwarnings("ignore::tickwave.config.renames.DeprecatedSettingWarning")  # the old names warn

@@ -130,9 +130,17 @@ def test_tick_when_constructed_with_non_finite_price_then_value_error() -> None:
 
 def test_decode_when_other_message_type_then_contract_error() -> None:
     signal = Signal(
-        signal_id="s", symbol="EURUSD", timeframe="1m", bar_start_ms=0, direction="long",
-        strength=0.5, confidence=0.7, model_id="m", model_version=1, created_at_ms=0,
-    )  # fmt: skip
+        signal_id="s",
+        symbol="EURUSD",
+        timeframe="1m",
+        bar_start_ms=0,
+        direction="long",
+        strength=0.5,
+        confidence=0.7,
+        model_id="m",
+        model_version=1,
+        created_at_ms=0,
+    )
 
     with pytest.raises(ContractError, match="invalid Tick"):
         decode(encode(signal), Tick)
@@ -166,13 +174,19 @@ def test_tick_id_when_same_millisecond_then_seq_distinguishes() -> None:
 @pytest.mark.parametrize(
     ("kind", "raw"),
     [
-        (Signal, b'{"type":"signal.v1","signal_id":"s","symbol":"EURUSD","timeframe":"1m","bar_start_ms":0,'
-                 b'"direction":"long","strength":0.5,"confidence":0.7,"model_id":"m","model_version":1,'
-                 b'"created_at_ms":0}'),
-        (Prediction, b'{"type":"prediction.v1","symbol":"EURUSD","timeframe":"1m","bar_start_ms":0,"model_id":"m",'
-                     b'"model_version":1,"probabilities":{"up":0.5},"inference_latency_us":3.0,"predicted_at_ms":0}'),
+        (
+            Signal,
+            b'{"type":"signal.v1","signal_id":"s","symbol":"EURUSD","timeframe":"1m","bar_start_ms":0,'
+            b'"direction":"long","strength":0.5,"confidence":0.7,"model_id":"m","model_version":1,'
+            b'"created_at_ms":0}',
+        ),
+        (
+            Prediction,
+            b'{"type":"prediction.v1","symbol":"EURUSD","timeframe":"1m","bar_start_ms":0,"model_id":"m",'
+            b'"model_version":1,"probabilities":{"up":0.5},"inference_latency_us":3.0,"predicted_at_ms":0}',
+        ),
     ],
-)  # fmt: skip
+)
 def test_decode_when_message_predates_the_ensemble_fields_then_read_with_their_defaults(
     kind: type[Message], raw: bytes
 ) -> None:
@@ -184,8 +198,17 @@ def test_decode_when_message_predates_the_ensemble_fields_then_read_with_their_d
 
 def test_prediction_when_confidence_outside_unit_interval_then_rejected() -> None:
     with pytest.raises(ValueError, match="confidence"):
-        Prediction(symbol="EURUSD", timeframe="1m", bar_start_ms=0, model_id="m", model_version=1,
-                   probabilities={"up": 0.5}, inference_latency_us=1.0, predicted_at_ms=0, confidence=1.5)  # fmt: skip
+        Prediction(
+            symbol="EURUSD",
+            timeframe="1m",
+            bar_start_ms=0,
+            model_id="m",
+            model_version=1,
+            probabilities={"up": 0.5},
+            inference_latency_us=1.0,
+            predicted_at_ms=0,
+            confidence=1.5,
+        )
 
 
 # An OrderSubmitted as journaled before it named its venue: the audit hash chain covers these bytes.

@@ -18,8 +18,9 @@ print(os.nice(0), autogroup.read_text().split()[-1] if autogroup.exists() else "
 
 def test_lower_cpu_priority_when_called_in_its_own_session_then_process_and_session_niced() -> None:
     # A session of its own, as the supervisor starts the warehouse: the test run's session keeps its priority.
-    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, start_new_session=True,
-                            timeout=60, check=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, start_new_session=True, timeout=60, check=True
+    )
 
     niceness, session_niceness = result.stdout.split()
     assert int(niceness) >= 7

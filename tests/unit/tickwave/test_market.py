@@ -11,8 +11,10 @@ from tickwave.market import MarketCalendar
 
 # Zones with whole-hour, half-hour and 45-minute offsets, and DST both ways.
 ZONES = ["America/New_York", "Asia/Kolkata", "Australia/Eucla", "Europe/London", "Australia/Lord_Howe"]
-YEAR_2024_MS = (int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000),
-                int(datetime(2025, 1, 1, tzinfo=UTC).timestamp() * 1000))  # fmt: skip
+YEAR_2024_MS = (
+    int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000),
+    int(datetime(2025, 1, 1, tzinfo=UTC).timestamp() * 1000),
+)
 
 
 def _fresh_day(calendar: MarketCalendar, now_ms: int) -> object:

@@ -17,10 +17,45 @@ def test_configuration_docs_when_settings_change_then_kept_current() -> None:
 
 
 def test_repository_when_checked_out_then_has_the_agreed_layout() -> None:
-    for name in ("tickwave", "adapters", "app", "warehouse_server", "testkit", "streams", "orchestration", "dbt",
-                 "models", "execution", "quality", "dashboards", "reports", "tests", "bench", "pyproject.toml",
-                 "README.md", "Makefile", ".ci/run", "uv.lock"):  # fmt: skip
+    for name in (
+        "tickwave",
+        "adapters",
+        "app",
+        "warehouse_server",
+        "testkit",
+        "streams",
+        "orchestration",
+        "dbt",
+        "models",
+        "execution",
+        "quality",
+        "dashboards",
+        "reports",
+        "tests",
+        "bench",
+        "pyproject.toml",
+        "README.md",
+        "Makefile",
+        ".ci/run",
+        "uv.lock",
+    ):
         assert (ROOT / name).exists(), name
-    for folder in ("tickwave", "adapters", "app", "warehouse_server", "testkit", "streams", "orchestration", "dbt",
-                   "models", "execution", "quality", "dashboards", "reports", "bench", "tests", "docs"):  # fmt: skip
+    for folder in (
+        "tickwave",
+        "adapters",
+        "app",
+        "warehouse_server",
+        "testkit",
+        "streams",
+        "orchestration",
+        "dbt",
+        "models",
+        "execution",
+        "quality",
+        "dashboards",
+        "reports",
+        "bench",
+        "tests",
+        "docs",
+    ):
         assert (ROOT / folder / "README.md").is_file(), f"{folder}/README.md"

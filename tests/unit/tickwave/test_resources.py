@@ -28,8 +28,9 @@ sys.stdin.read()
 
 
 def test_memory_bytes_when_pages_are_mapped_thrice_then_counted_once() -> None:
-    child = subprocess.Popen([sys.executable, "-c", _THRICE_MAPPED], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", _THRICE_MAPPED], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         rss_mb = psutil.Process(child.pid).memory_info().rss / 2**20

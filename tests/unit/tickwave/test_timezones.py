@@ -18,9 +18,14 @@ def local_ms(text: str) -> int:
 
 @pytest.mark.parametrize(
     ("text", "offset"),
-    [("UTC", timedelta(0)), ("+02:00", timedelta(hours=2)), ("-0530", -timedelta(hours=5, minutes=30)),
-     ("UTC+3:00", timedelta(hours=3)), ("GMT-01:00", -timedelta(hours=1))],
-)  # fmt: skip
+    [
+        ("UTC", timedelta(0)),
+        ("+02:00", timedelta(hours=2)),
+        ("-0530", -timedelta(hours=5, minutes=30)),
+        ("UTC+3:00", timedelta(hours=3)),
+        ("GMT-01:00", -timedelta(hours=1)),
+    ],
+)
 def test_parse_timezone_when_fixed_offset_then_that_offset(text: str, offset: timedelta) -> None:
     assert parse_timezone(text).utcoffset(None) == offset
 

@@ -57,17 +57,25 @@ def test_credentials_when_external_or_passwordless_dev_then_nothing_is_generated
 def test_rows_when_mapping_contracts_then_columns_and_derived_ids_are_filled() -> None:
     tick = Tick(symbol="EURUSD", time_ms=1, seq=2, bid=1.0, ask=1.1)
     accepted = OrderAccepted(
-        client_order_id="tw-1", signal_id="s", symbol="EURUSD", model_id="m", model_version=1, event_at_ms=5,
+        client_order_id="tw-1",
+        signal_id="s",
+        symbol="EURUSD",
+        model_id="m",
+        model_version=1,
+        event_at_ms=5,
         broker_order_id="b-9",
-    )  # fmt: skip
+    )
     dead = DeadLetter(source="mt5", reason="bad", raw="{}", received_at_ms=3)
 
     assert table_for(tick) is TICKS and list(row_for(tick)) == TICKS.column_names
     event = row_for(accepted)
     assert table_for(accepted) is ORDER_EVENTS
     assert (event["event_type"], event["broker_order_id"], event["side"], event["fill_price"]) == (
-        "order_accepted.v1", "b-9", "", None,
-    )  # fmt: skip
+        "order_accepted.v1",
+        "b-9",
+        "",
+        None,
+    )
     assert event["event_id"] == accepted.event_id and '"broker_order_id":"b-9"' in event["payload"]
     assert table_for(dead) is QUARANTINE and row_for(dead)["dead_letter_id"] == dead.dead_letter_id
 

@@ -57,10 +57,15 @@ def test_summary_header_when_rendered_then_numbers_are_strings_as_clickhouse_sen
 
 @pytest.mark.parametrize(
     ("output_format", "content_type"),
-    [("TabSeparated", "text/tab-separated-values"), ("Native", "application/octet-stream"),
-     ("JSON", "application/json"), ("ArrowStream", "application/octet-stream"), ("CSVWithNames", "text/csv"),
-     ("Pretty", "text/plain")],
-)  # fmt: skip
+    [
+        ("TabSeparated", "text/tab-separated-values"),
+        ("Native", "application/octet-stream"),
+        ("JSON", "application/json"),
+        ("ArrowStream", "application/octet-stream"),
+        ("CSVWithNames", "text/csv"),
+        ("Pretty", "text/plain"),
+    ],
+)
 def test_content_type_when_format_given_then_matches(output_format: str, content_type: str) -> None:
     assert content_type_for(output_format).startswith(content_type)
 
@@ -133,9 +138,16 @@ def test_full_query_when_parameter_and_body_given_then_joined_by_newline() -> No
 
 def test_plan_when_parameters_mix_settings_params_and_transport_then_each_lands_in_its_place() -> None:
     params = {
-        "query": "SELECT {x:UInt8}", "param_x": "1", "database": "db", "max_threads": "2", "session_id": "s",
-        "send_progress_in_http_headers": "1", "query_id": "q", "client_protocol_version": "54405", "user": "tickwave",
-    }  # fmt: skip
+        "query": "SELECT {x:UInt8}",
+        "param_x": "1",
+        "database": "db",
+        "max_threads": "2",
+        "session_id": "s",
+        "send_progress_in_http_headers": "1",
+        "query_id": "q",
+        "client_protocol_version": "54405",
+        "user": "tickwave",
+    }
 
     result = plan(method="POST", params=params, headers={}, text=full_query(params["query"], b""), user=SERVICE)
 

@@ -8,9 +8,12 @@ from warehouse_server.limits import AnalystLimits, analyst_handle_settings
 from warehouse_server.protocol import QueryError
 
 LIMITS = AnalystLimits(
-    max_execution_time_s=60, max_memory_bytes=1 << 30, max_result_rows=1_000, max_result_bytes=1 << 20,
+    max_execution_time_s=60,
+    max_memory_bytes=1 << 30,
+    max_result_rows=1_000,
+    max_result_bytes=1 << 20,
     max_concurrent_queries=4,
-)  # fmt: skip
+)
 
 
 @pytest.mark.parametrize("value", ["0", "1", "1000"])

@@ -20,14 +20,26 @@ LIMIT = 262_144
         (b"INSERT INTO t FORMAT CSV\r\n1,2\n", "INSERT INTO t", "CSV", b"1,2\n"),
         (b"INSERT INTO t FORMAT TSV  \t\n\n1\n", "INSERT INTO t", "TSV", b"\n1\n"),
         (b"INSERT INTO t VALUES (1, 'FORMAT x')", "INSERT INTO t", "Values", b" (1, 'FORMAT x')"),
-        (b"INSERT INTO t SETTINGS async_insert=0 FORMAT JSONEachRow\n{}", "INSERT INTO t SETTINGS async_insert=0",
-         "JSONEachRow", b"{}"),
-        (b"INSERT INTO t SELECT * FROM input('a UInt8') FORMAT CSV\n1\n",
-         "INSERT INTO t SELECT * FROM input('a UInt8')", "CSV", b"1\n"),
-        (b"/* lead */ INSERT INTO t -- note FORMAT X\n FORMAT RowBinary\n\xff\xfe",
-         "/* lead */ INSERT INTO t -- note FORMAT X", "RowBinary", b"\xff\xfe"),
+        (
+            b"INSERT INTO t SETTINGS async_insert=0 FORMAT JSONEachRow\n{}",
+            "INSERT INTO t SETTINGS async_insert=0",
+            "JSONEachRow",
+            b"{}",
+        ),
+        (
+            b"INSERT INTO t SELECT * FROM input('a UInt8') FORMAT CSV\n1\n",
+            "INSERT INTO t SELECT * FROM input('a UInt8')",
+            "CSV",
+            b"1\n",
+        ),
+        (
+            b"/* lead */ INSERT INTO t -- note FORMAT X\n FORMAT RowBinary\n\xff\xfe",
+            "/* lead */ INSERT INTO t -- note FORMAT X",
+            "RowBinary",
+            b"\xff\xfe",
+        ),
     ],
-)  # fmt: skip
+)
 def test_analyze_when_insert_carries_data_then_statement_format_and_offset_are_exact(
     query: bytes, statement: str, input_format: str, data: bytes
 ) -> None:

@@ -156,8 +156,10 @@ def test_grafana_datasource_when_external_https_with_ca_then_secure_and_the_ca_i
     assert source["jsonData"]["secure"] is True
     assert source["jsonData"]["tlsAuthWithCACert"] is True
     assert (source["jsonData"]["host"], source["jsonData"]["port"], source["jsonData"]["path"]) == (
-        "warehouse.internal", 8443, "/ch",
-    )  # fmt: skip
+        "warehouse.internal",
+        8443,
+        "/ch",
+    )
     assert source["secureJsonData"]["tlsCACert"] == ca_file.read_text()
 
 

@@ -33,9 +33,17 @@ def make_terminal(filling_mode: int = 1) -> tuple[FakeTradingMetaTrader5, Termin
 
 def make_intent(index: int = 1, side: str = "buy", lots: float = 0.1) -> OrderIntent:
     s = signal(index, WEDNESDAY_NOON_MS)
-    return OrderIntent(client_order_id=f"tw-{index:024x}", signal_id=s.signal_id, symbol="EURUSD", side=side,  # type: ignore[arg-type]
-                       quantity_lots=lots, order_type="market", model_id="m1", model_version=1,
-                       created_at_ms=WEDNESDAY_NOON_MS)  # fmt: skip
+    return OrderIntent(
+        client_order_id=f"tw-{index:024x}",
+        signal_id=s.signal_id,
+        symbol="EURUSD",
+        side=side,  # type: ignore[arg-type]
+        quantity_lots=lots,
+        order_type="market",
+        model_id="m1",
+        model_version=1,
+        created_at_ms=WEDNESDAY_NOON_MS,
+    )
 
 
 def make_broker(terminal: Terminal, risk: dict[str, Any] | None = None, **mt5_broker: Any) -> Mt5Broker:
@@ -51,8 +59,11 @@ def mt5_service(
     tmp_path: Path, terminal: Terminal, publisher: ListPublisher | None = None, **risk: object
 ) -> ExecutionService:
     clock = ManualClock(WEDNESDAY_NOON_MS)
-    settings = load_settings(state_dir=tmp_path, market={"hours": "always"},
-                             execution={"journal_fsync": False, "broker": "mt5", "risk": risk})  # fmt: skip
+    settings = load_settings(
+        state_dir=tmp_path,
+        market={"hours": "always"},
+        execution={"journal_fsync": False, "broker": "mt5", "risk": risk},
+    )
     broker = Mt5Broker(settings.execution, clock, terminal)
     service = build_service(settings, publisher or ListPublisher(), clock, broker)
     service.start()
@@ -67,8 +78,10 @@ def placed_order(fake: FakeTradingMetaTrader5, broker: Mt5Broker, index: int = 1
 
 
 def broker_net(fake: FakeTradingMetaTrader5) -> Decimal:
-    return sum((Decimal(str(p.volume)) * (1 if p.type == C.POSITION_TYPE_BUY else -1) for p in fake.positions_get()),
-               Decimal(0))  # fmt: skip
+    return sum(
+        (Decimal(str(p.volume)) * (1 if p.type == C.POSITION_TYPE_BUY else -1) for p in fake.positions_get()),
+        Decimal(0),
+    )
 
 
 def hedging_with_two_longs(margin_mode: int) -> tuple[FakeTradingMetaTrader5, Terminal, Mt5Broker]:

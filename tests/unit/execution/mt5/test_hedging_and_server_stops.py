@@ -40,8 +40,11 @@ def test_submit_when_an_order_reduces_then_the_position_shrinks_on_netting_and_h
     assert filled[-1].cumulative_lots == pytest.approx(0.25) and filled[-1].is_final
     if margin_mode == HEDGING:  # closed by ticket, oldest first (a position's ticket is its opening order's)
         closes = [(request.get("position"), request["volume"]) for request in sent_requests(fake)[2:]]
-        assert closes == [(int(e.broker_order_id), lots) for e, lots in zip(opened, (0.1, 0.15), strict=True)
-                          if isinstance(e, OrderAccepted)]  # fmt: skip
+        assert closes == [
+            (int(e.broker_order_id), lots)
+            for e, lots in zip(opened, (0.1, 0.15), strict=True)
+            if isinstance(e, OrderAccepted)
+        ]
     order = broker.orders()[make_intent(3).client_order_id]  # the MT5 orders of one comment merged back into one
     assert order.quantity_lots == pytest.approx(0.25) and order.status == OrderStatus.FILLED
     assert [fill.fill_id for fill in order.fills] == [f.fill_id for f in filled]
@@ -56,8 +59,9 @@ def test_flatten_when_hedging_positions_are_open_then_all_are_closed_once(tmp_pa
         service.handle_signal(signal(index, WEDNESDAY_NOON_MS, "long", 0.5 * index))
     assert service.engine.view.positions["EURUSD"] == broker_net(fake) == Decimal("1.0")
 
-    service.handle_control(ControlCommand(command_id="f1", command="flatten", issued_by="t",
-                                          issued_at_ms=WEDNESDAY_NOON_MS))  # fmt: skip
+    service.handle_control(
+        ControlCommand(command_id="f1", command="flatten", issued_by="t", issued_at_ms=WEDNESDAY_NOON_MS)
+    )
 
     assert fake.positions_get() == () and service.engine.view.positions.get("EURUSD", 0) == 0
 

@@ -12,8 +12,9 @@ from tests.unit.execution.mt5.helpers import MAGIC, make_broker, make_intent, ma
 from tickwave.contracts import OrderAccepted, OrderFilled, OrderRejected
 
 
-@pytest.mark.parametrize(("filling_mode", "expected"), [(1, C.ORDER_FILLING_FOK), (3, C.ORDER_FILLING_FOK),
-                                                        (2, C.ORDER_FILLING_IOC)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("filling_mode", "expected"), [(1, C.ORDER_FILLING_FOK), (3, C.ORDER_FILLING_FOK), (2, C.ORDER_FILLING_IOC)]
+)
 def test_submit_when_done_then_accepted_and_filled_with_magic_comment_and_allowed_filling(
     filling_mode: int, expected: int
 ) -> None:

@@ -57,9 +57,17 @@ def test_cancel_when_the_broker_restarted_then_the_working_order_is_found_and_re
     restarted = make_broker(terminal)  # a new process: nothing tracked in memory
     from execution.state import Order
 
-    order = Order(client_order_id=make_intent(1).client_order_id, signal_id="s", symbol="EURUSD", side="buy",
-                  quantity_lots=0.3, model_id="m1", model_version=1, created_at_ms=WEDNESDAY_NOON_MS,
-                  status=OrderStatus.ACCEPTED)  # fmt: skip
+    order = Order(
+        client_order_id=make_intent(1).client_order_id,
+        signal_id="s",
+        symbol="EURUSD",
+        side="buy",
+        quantity_lots=0.3,
+        model_id="m1",
+        model_version=1,
+        created_at_ms=WEDNESDAY_NOON_MS,
+        status=OrderStatus.ACCEPTED,
+    )
 
     events = restarted.cancel(order, "halt")
 
