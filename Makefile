@@ -1,10 +1,11 @@
 # Tickwave: two commands for a newcomer.
 #   make demo   installs what it needs, starts the embedded services, runs the main job end to end
 #   make test   installs, then runs lint, type checks and the test suite against real services
-# Prerequisites (checked first): Python 3.11+ with its headers, a C compiler (mypyc compiles the execution core), Java
-# 17+, Maven, make, Debian's chromium and postgresql (installed with apt-get when run as root), Go (the dashboards'
-# clickhouse-go test builds a small Go program). Everything else is installed from PyPI (through uv and uv.lock) and
-# Maven Central.
+# The demo needs Python 3.11+ and Java 17+ (checked first; Kafka's jars come from Maven Central by a locked list).
+# The tests need the test toolchain besides: a C compiler and Python's headers (mypyc compiles the execution core;
+# without them the core runs from its Python source), Debian's chromium and postgresql (installed with apt-get when run
+# as root), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is installed from PyPI
+# (through uv and uv.lock).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -15,12 +16,12 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench parity chaos cluster-chaos soak fuzz shape clean
+.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench parity chaos cluster-chaos soak fuzz shape clean demo-prereqs
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-prereqs: ## check Python 3.11+ (with its C headers), a C compiler, Java 17+, Maven, chromium, PostgreSQL and Go, saying how to install what is missing
+demo-prereqs: ## check what the demo needs, Python 3.11+ and Java 17+, saying how to install what is missing
 	@missing=0; \
 	if ! command -v $(PYTHON) >/dev/null || ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
 	  echo "missing: Python 3.11+ as '$(PYTHON)' (Debian/Ubuntu: apt-get install python3; or pyenv install 3.11; or make PYTHON=python3.12)"; missing=1; fi; \
@@ -29,7 +30,10 @@ prereqs: ## check Python 3.11+ (with its C headers), a C compiler, Java 17+, Mav
 	else java=$${JAVA_HOME:+$$JAVA_HOME/bin/}java; \
 	  v=$$($$java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1); \
 	  if [ "$${v:-0}" -lt 17 ]; then echo "missing: Java 17+ (found Java $${v:-unknown}; apt-get install openjdk-17-jre-headless and set JAVA_HOME)"; missing=1; fi; fi; \
-	if ! command -v mvn >/dev/null; then echo "missing: Maven, to fetch Kafka's jars once (Debian/Ubuntu: apt-get install maven)"; missing=1; fi; \
+	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
+
+prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's headers, chromium, PostgreSQL and Go, saying how to install what is missing
+	@missing=0; \
 	if ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian's chromium (headless browser for the UI tests)"; \
@@ -51,7 +55,7 @@ prereqs: ## check Python 3.11+ (with its C headers), a C compiler, Java 17+, Mav
 	  echo "missing: Go 1.22+, for the dashboards' clickhouse-go test only (https://go.dev/dl/; Debian: apt-get install golang)"; missing=1; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
 
-$(BIN)/tickwave: pyproject.toml uv.lock | prereqs
+$(BIN)/tickwave: pyproject.toml uv.lock | demo-prereqs
 	@if command -v uv >/dev/null; then uv=uv; \
 	elif $(PYTHON) -m uv --version >/dev/null 2>&1; then uv="$(PYTHON) -m uv"; \
 	else echo "installing uv with pip"; $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv; uv="$(PYTHON) -m uv"; fi; \
@@ -81,7 +85,7 @@ integration: bootstrap ## the tests against the real services: Kafka, warehouse,
 
 # mypy (about 70 s from a cold cache, one core) runs beside the unit tests (two workers), then
 # the service tests on two workers (about 11 minutes; one worker takes 24).
-test: lint ## everything CI runs: lint, then type checks beside the unit tests, then the service tests
+test: prereqs lint ## everything CI runs: lint, then type checks beside the unit tests, then the service tests
 	@$(MAKE) --no-print-directory -j2 typecheck unit
 	@$(MAKE) --no-print-directory integration
 

@@ -113,6 +113,8 @@ def missing_tools() -> str | None:
     """Return what the build needs and the environment lacks (None: nothing)."""
     if shutil.which(os.environ.get("CC", "cc")) is None:
         return "a C compiler (Debian/Ubuntu: apt-get install gcc)"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        return "Python's C headers (Debian/Ubuntu: apt-get install python3-dev)"
     if importlib.util.find_spec("mypyc") is None or importlib.util.find_spec("setuptools") is None:
         return "mypyc and setuptools (the dev group of uv.lock: uv sync)"
     return None

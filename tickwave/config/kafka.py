@@ -45,6 +45,11 @@ class KafkaSettings(Section):
     jars_dir: Path | None = Field(
         default=None, description="where Kafka's jars are cached (default: ~/.cache/tickwave/kafka-<version>)"
     )
+    maven_repository: str = Field(
+        default="https://repo1.maven.org/maven2",
+        pattern=r"^https?://",
+        description="the Maven repository Kafka's locked jars are fetched from (a mirror of Maven Central)",
+    )
     topic_prefix: str = Field(default="", description="prefix of every topic name (isolates tenants and tests)")
     ticks_partitions: int = Field(
         default=1, ge=1, description="partitions of the ticks topics (at least `streams.processes`; more cost latency)"

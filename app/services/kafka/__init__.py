@@ -6,10 +6,11 @@ restarted alone and rejoins the others. A cluster's three nodes are the controll
 voters, formatted with one cluster id, and every topic (the internal ones too) is kept on
 all three with ``min.insync.replicas`` 2 (``replication``).
 
-The jars are fetched once with Maven (``pom.xml`` beside this file) into a cache shared
-by every checkout (``~/.cache/tickwave/kafka-<version>`` unless ``kafka.jars_dir`` is
-set); the storage is formatted once under the state directory, so topics and offsets
-survive restarts. With ``TICKWAVE_KAFKA_BOOTSTRAP`` set, none of this runs.
+The jars are fetched once from Maven Central (a locked list with SHA-256 digests,
+:mod:`app.services.kafka.jars`) into a cache shared by every checkout
+(``~/.cache/tickwave/kafka-<version>`` unless ``kafka.jars_dir`` is set); the storage is
+formatted once under the state directory, so topics and offsets survive restarts. With
+``TICKWAVE_KAFKA_BOOTSTRAP`` set, none of this runs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,14 +30,13 @@ from pathlib import Path
 from adapters.bus_credentials import ADMIN, EmbeddedCredentials
 from adapters.endpoints import LOOPBACK, free_port
 from app.services.kafka import security
+from app.services.kafka.jars import default_cache_dir, fetch_jars
 from app.services.supervisor import Launch, ManagedService, ensure_port_free
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
-POM = Path(__file__).with_name("pom.xml")
-COMPLETE_MARKER = ".complete"
 MIN_JAVA = 17
 
 _LOG4J2 = """\
@@ -59,12 +58,6 @@ logger.state.level = WARN
 logger.apache.name = org.apache.kafka
 logger.apache.level = WARN
 """
-
-
-def default_cache_dir(version: str) -> Path:
-    """Return the shared jar cache for a Kafka version (honours XDG_CACHE_HOME)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "tickwave" / f"kafka-{version}"
 
 
 def java_executable() -> str:
@@ -89,52 +82,6 @@ def java_major_version(java: str) -> int:
         raise ServiceError(f"could not read the Java version from `{java} -version`: {result.stderr.strip()}")
     major = int(match.group(1))
     return int(match.group(2) or 0) if major == 1 else major
-
-
-def fetch_jars(version: str, target: Path) -> Path:
-    """Fetch Kafka's runtime jars into ``target`` once (atomic: no half-filled cache).
-
-    Raises:
-        ServiceError: when Maven is missing or the download fails, with the fix.
-    """
-    if (target / COMPLETE_MARKER).exists():
-        return target
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise ServiceError(
-            "Maven (`mvn`) is needed once to fetch Kafka's jars from Maven Central and was not found. "
-            "Install it (Debian/Ubuntu: `apt-get install maven`), or set TICKWAVE_KAFKA_BOOTSTRAP."
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    command = [
-        mvn,
-        "-q",
-        "-B",
-        "-f",
-        str(POM),
-        "dependency:copy-dependencies",
-        f"-Dkafka.version={version}",
-        "-DincludeScope=runtime",
-        f"-DoutputDirectory={staging}",
-    ]
-    logger.info("fetching Apache Kafka %s jars from Maven Central into %s", version, target)
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    jars = list(staging.glob("kafka_2.13-*.jar"))
-    if result.returncode != 0 or not jars:
-        shutil.rmtree(staging, ignore_errors=True)
-        output = (result.stdout + result.stderr).strip()[-2000:]
-        raise ServiceError(
-            f"fetching Kafka {version} from Maven Central failed (mvn exit {result.returncode}). "
-            f"Check network access to Maven Central (and ~/.m2/settings.xml proxies), then retry; "
-            f"or set TICKWAVE_KAFKA_BOOTSTRAP.\n{output}"
-        )
-    (staging / COMPLETE_MARKER).write_text(version)
-    try:
-        staging.rename(target)
-    except OSError:  # another process filled the cache first
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def plaintext_listeners(port: int, controller_port: int) -> str:
@@ -295,8 +242,8 @@ class KafkaService(ManagedService):
             )
 
     def install(self) -> None:
-        """Fetch the jars from Maven Central once (cached across checkouts)."""
-        fetch_jars(self.settings.kafka.version, self.jars_dir)
+        """Fetch the jars from Maven Central once (cached across checkouts; :mod:`app.services.kafka.jars`)."""
+        fetch_jars(self.settings.kafka.version, self.jars_dir, self.settings.kafka.maven_repository)
 
     def prepare(self, data_dir: Path) -> None:
         """Write the logging configuration."""

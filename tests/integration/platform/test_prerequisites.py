@@ -1,0 +1,65 @@
+"""What `make demo` and `make test` ask of a machine, tried with the test toolchain hidden from PATH."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+# What the Makefile's checks themselves run: a shell and the text tools.
+SHELL_TOOLS = ("bash", "sh", "sed", "grep", "head", "id", "ls", "awk", "env", "cat")
+
+
+def path_with(tmp_path: Path, *tools: str) -> str:
+    """Return a PATH of one folder that holds links to ``tools`` and nothing else."""
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    for tool in (*SHELL_TOOLS, "make", *tools):
+        found = shutil.which(tool)
+        assert found, f"{tool} is needed on this machine to run the test"
+        (folder / tool).symlink_to(found)
+    return str(folder)
+
+
+def run_make(target: str, path: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "CC")} | {"PATH": path}
+    return subprocess.run(
+        [shutil.which("make") or "make", "--no-print-directory", "-s", target, f"PYTHON={sys.executable}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_demo_prereqs_when_only_python_and_java_are_there_then_it_passes(tmp_path: Path) -> None:
+    done = run_make("demo-prereqs", path_with(tmp_path, "java"))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "missing" not in done.stdout
+
+
+def test_demo_prereqs_when_java_is_missing_then_it_says_how_to_install_it(tmp_path: Path) -> None:
+    done = run_make("demo-prereqs", path_with(tmp_path))
+
+    assert done.returncode != 0
+    assert "missing: Java 17+" in done.stdout
+    assert "apt-get install openjdk-17-jre-headless" in done.stdout
+
+
+@pytest.mark.skipif(not shutil.which("go") or not shutil.which("cc"), reason="the full toolchain is what CI has")
+def test_prereqs_when_the_test_toolchain_is_hidden_then_each_missing_tool_is_named(tmp_path: Path) -> None:
+    done = run_make("prereqs", path_with(tmp_path, "java"))
+
+    assert done.returncode != 0
+    assert "missing: a C compiler" in done.stdout
+    assert "missing: Go 1.22+" in done.stdout
+    assert "missing: Java" not in done.stdout
+    assert "installing" not in done.stdout, "with apt-get hidden nothing is installed"
