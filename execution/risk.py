@@ -335,14 +335,20 @@ def check_max_order_size(order: ProposedOrder, view: RiskView, limits: RiskLimit
     return None
 
 
-def check_no_price(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
-    """Deny without a tick of the symbol, or with a tick older than ``max_tick_age_ms`` (its own check)."""
-    tick = view.last_ticks.get(order.symbol)
+def stale_price(symbol: str, view: RiskView, limits: RiskLimits, now_ms: int) -> str | None:
+    """Say why the symbol has no usable price (no tick, or one older than ``max_tick_age_ms``), or None."""
+    tick = view.last_ticks.get(symbol)
     if tick is None:
-        return Denial("no_price", f"no price for {order.symbol} yet")
+        return f"no price for {symbol} yet"
     if now_ms - tick.time_ms > limits.max_tick_age_ms:
-        return Denial("no_price", f"latest {order.symbol} tick is {now_ms - tick.time_ms} ms old")
+        return f"latest {symbol} tick is {now_ms - tick.time_ms} ms old"
     return None
+
+
+def check_no_price(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
+    """Deny without a usable price of the symbol (:func:`stale_price`)."""
+    problem = stale_price(order.symbol, view, limits, now_ms)
+    return Denial("no_price", problem) if problem is not None else None
 
 
 def check_max_position(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
@@ -385,12 +391,11 @@ def check_gross_exposure(order: ProposedOrder, view: RiskView, limits: RiskLimit
 
 
 def check_price_collar(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
-    """Deny without a fresh tick, when the spread is too wide, or a limit price is far from mid."""
-    tick = view.last_ticks.get(order.symbol)
-    if tick is None:
-        return Denial("price_collar", f"no tick for {order.symbol}")
-    if now_ms - tick.time_ms > limits.max_tick_age_ms:
-        return Denial("price_collar", f"latest tick is {now_ms - tick.time_ms} ms old")
+    """Deny without a usable price (:func:`stale_price`), on a spread too wide, or a limit price far from mid."""
+    problem = stale_price(order.symbol, view, limits, now_ms)
+    if problem is not None:
+        return Denial("price_collar", problem)
+    tick = view.last_ticks[order.symbol]
     mid = mid_price(tick.bid, tick.ask)
     spread_bps = (tick.ask - tick.bid) / mid * _BPS
     if spread_bps > limits.price_collar_bps:
