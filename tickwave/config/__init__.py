@@ -3,10 +3,9 @@
 Sources, highest priority first: keyword overrides (tests), environment variables
 ``TICKWAVE_<SECTION>_<KEY>`` (``TICKWAVE_<KEY>`` for top-level keys,
 ``TICKWAVE_EXECUTION_RISK_<KEY>`` in a sub-section), the TOML file (``TICKWAVE_CONFIG`` or
-``./tickwave.toml``), then defaults. Renamed keys keep their old names for one release
-(:mod:`tickwave.config.renames`). Load once at the entry
-point with :func:`load_settings` and pass the object down; nothing reads the
-environment at import time.
+``./tickwave.toml``), then defaults. Load once at the entry point with
+:func:`load_settings` and pass the object down; nothing reads the environment at import
+time.
 
 Unknown keys (in the file or as ``TICKWAVE_*`` variables) and invalid values fail with
 one :class:`~tickwave.errors.ConfigurationError` naming each key and the expected form.

@@ -5,7 +5,7 @@ Every key has one variable: ``TICKWAVE_`` and the key's parts joined by ``_``, u
 source looks each variable up in that table rather than splitting names at underscores,
 so keys nest at any depth and a key's own underscores are never mistaken for nesting. A
 section's variable (``TICKWAVE_KAFKA``) takes a JSON object, which its keys' own variables
-override. Old names (:mod:`tickwave.config.renames`) are read with a warning.
+override.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 
 from tickwave.config.base import ENV_PREFIX
-from tickwave.config.renames import RENAMED, move_renamed, put
 
 
 def env_name(key: str) -> str:
@@ -53,22 +52,27 @@ def is_structured(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel | list | tuple | dict | set)
 
 
-def renamed_env_names() -> dict[str, str]:
-    """Map each deprecated variable to the variable that replaces it (a renamed key may keep its variable)."""
-    return {env_name(old): env_name(new) for old, new in RENAMED.items() if env_name(old) != env_name(new)}
+def put(data: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``path`` in nested ``data``; a table's value is merged over the table already there."""
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            return  # the section is not a table: its own validation error says so
+        node = child
+    if isinstance(value, dict) and isinstance(node.get(path[-1]), dict):
+        value = {**node[path[-1]], **value}  # a sub-section's variable over its section's JSON
+    node[path[-1]] = value
 
 
 class EnvironmentSource(PydanticBaseSettingsSource):
     """Read the ``TICKWAVE_*`` variables by the table of keys (names are case-insensitive)."""
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
-        """Build the table of variables of ``settings_cls``'s keys, old names included."""
+        """Build the table of variables of ``settings_cls``'s keys."""
         super().__init__(settings_cls)
         self._fields = keys_of(settings_cls)
-        # An old key whose variable is unchanged (execution.control_max_age_s) is read as the new one.
-        self._keys = {env_name(old): old for old in RENAMED}
-        self._keys.update({env_name(key): key for key in self._fields})
-        self._renamed = {old: self._fields[new] for old, new in RENAMED.items()}
+        self._keys = {env_name(key): key for key in self._fields}
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         """Not used: ``__call__`` reads every variable at once."""
@@ -79,7 +83,7 @@ class EnvironmentSource(PydanticBaseSettingsSource):
         found = {self._keys[name.upper()]: value for name, value in os.environ.items() if name.upper() in self._keys}
         data: dict[str, Any] = {}
         for key in sorted(found, key=lambda key: key.count(".")):  # a section before its keys
-            field = self._fields.get(key) or self._renamed[key]
+            field = self._fields[key]
             value = found[key]
             if is_structured(field.annotation):
                 try:
@@ -87,4 +91,4 @@ class EnvironmentSource(PydanticBaseSettingsSource):
                 except ValueError as exc:
                     raise SettingsError(f"{env_name(key)}: not valid JSON") from exc
             put(data, key.split("."), value)
-        return move_renamed(data, env_name)
+        return data

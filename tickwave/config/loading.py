@@ -11,8 +11,7 @@ from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
 from tickwave.config.base import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, ENV_PREFIX
-from tickwave.config.environment import env_name, is_section, is_structured, keys_of, renamed_env_names
-from tickwave.config.renames import RENAMED
+from tickwave.config.environment import env_name, is_section, is_structured, keys_of
 from tickwave.config.settings import Settings, config_file
 from tickwave.errors import ConfigurationError
 
@@ -25,7 +24,7 @@ def known_env_names() -> dict[str, str]:
 
 
 def _check_unknown_env(environ: dict[str, str]) -> list[str]:
-    known = known_env_names().keys() | renamed_env_names().keys()
+    known = known_env_names().keys()
     return [
         f"{var}: unknown setting (known: see `tickwave config show` or docs/configuration.md)"
         for var in sorted(environ)
@@ -87,8 +86,7 @@ def _undecodable_env(environ: dict[str, str]) -> list[str]:
     import json
 
     problems = []
-    old_names = {env_name(old): new for old, new in RENAMED.items()}  # an old name decodes as its new key
-    for variable, key in [*known_env_names().items(), *old_names.items()]:
+    for variable, key in known_env_names().items():
         value = next((text for name, text in environ.items() if name.upper() == variable), None)
         field = _field_for(tuple(key.split("."))) if variable != CONFIG_FILE_ENV else None
         if value is None or field is None or not is_structured(field.annotation):
@@ -167,11 +165,6 @@ def reference_markdown() -> str:
         default = "" if value is None or value == "" else f"`{value}`"
         lines.append(f"| `{env_name(key)}` | `{key}` | {default} | {field.description or ''} |")
     lines.append(f"| `{CONFIG_FILE_ENV}` | | `./{DEFAULT_CONFIG_FILE}` if present | path of the TOML file |")
-    lines += ["", "Old names, still read for one release with a warning (the new name wins when both are set):", ""]
-    lines += ["| old variable | old `tickwave.toml` key | use instead |", "|---|---|---|"]
-    for old, new in RENAMED.items():
-        variable = "(unchanged)" if env_name(old) == env_name(new) else f"`{env_name(old)}`"
-        lines.append(f"| {variable} | `{old}` | `{env_name(new)}`, `{new}` |")
     return "\n".join(lines) + "\n"
 
 
@@ -182,8 +175,7 @@ def to_environment(settings: Settings, *, include_secrets: bool = True) -> dict[
     they see what the parent resolved, keyword overrides included. Secrets are passed
     in the child's environment only, never on a command line; with ``include_secrets``
     false they are left out (the warehouse, which receives its passwords by descriptor).
-    Every key is passed under its current variable, which wins over an old name the
-    child inherits.
+    Every key is passed under its variable, which wins over the one the child inherits.
     """
     import json
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -21,7 +20,6 @@ from tickwave.config.market import MarketSettings
 from tickwave.config.models import ModelsSettings
 from tickwave.config.mt5 import MT5Settings
 from tickwave.config.orchestration import OrchestrationSettings
-from tickwave.config.renames import move_renamed
 from tickwave.config.retention import RetentionSettings
 from tickwave.config.streams import StreamsSettings
 from tickwave.config.supervision import SupervisionSettings
@@ -83,7 +81,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, EnvironmentSource(settings_cls)]
         toml_file = config_file()
         if toml_file is not None:
-            sources.append(_TomlSource(settings_cls, toml_file=toml_file))
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
     @property
@@ -97,14 +95,6 @@ class Settings(BaseSettings):
     def state_path(self) -> Path:
         """Return the absolute state directory."""
         return self.state_dir.expanduser().resolve()
-
-
-class _TomlSource(TomlConfigSettingsSource):
-    """The TOML file, its old keys moved to their new ones with a warning."""
-
-    def __call__(self) -> dict[str, Any]:
-        """Return the file's values under the current keys."""
-        return move_renamed(copy.deepcopy(super().__call__()), lambda key: f"{key} ({DEFAULT_CONFIG_FILE} key)")
 
 
 def config_file() -> Path | None:

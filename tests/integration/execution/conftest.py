@@ -83,7 +83,7 @@ class Processes:
             "TICKWAVE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap or "",
             "TICKWAVE_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix,
             "TICKWAVE_STATE_DIR": str(state_dir),
-            "TICKWAVE_EXECUTION_MARKET_HOURS": "always",
+            "TICKWAVE_MARKET_HOURS": "always",
             **extra_env,
         }
         self.started: list[ExecutionProcess] = []

@@ -155,7 +155,7 @@ def test_backtest_when_a_recorded_session_replays_then_orders_fills_and_pnl_equa
         >= len(signals) // 2
     )
 
-    env = {"TICKWAVE_EXECUTION_PAPER_LATENCY_MS": str(LATENCY_MS)}
+    env = {"TICKWAVE_EXECUTION_PAPER_BROKER_LATENCY_MS": str(LATENCY_MS)}
     processes.start(extra_env=env)
     marker = ready_marker(processes.state_dir.resolve(), "execution")
     deadline = time.monotonic() + 30

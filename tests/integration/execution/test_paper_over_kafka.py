@@ -133,7 +133,7 @@ def test_execution_when_signals_wait_before_a_start_then_prices_are_read_back_fi
         bus.send(signal, flush=False)
     bus.producer.flush(10)
 
-    processes.start(extra_env={"TICKWAVE_EXECUTION_SIGNAL_TTL_MS": "120000"})
+    processes.start(extra_env={"TICKWAVE_EXECUTION_RISK_SIGNAL_TTL_MS": "120000"})
     bus.wait_for(_decided({s.signal_id for s in signals}), 60, "a decision for every queued signal")
 
     denied = {e.signal_id: f"{e.check}: {e.reason}" for e in bus.of_type(OrderDenied)}

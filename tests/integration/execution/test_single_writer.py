@@ -24,9 +24,9 @@ from tickwave.contracts import AnyMessage, OrderDenied, OrderSubmitted, RiskEven
 MAX_SIGNALS = 2_000  # the stream runs until the test has seen enough (a bound, not a target)
 SYMBOLS = ("EURUSD", "GBPUSD")
 LIMITS = {
-    "TICKWAVE_EXECUTION_SIGNAL_TTL_MS": "600000",
-    "TICKWAVE_EXECUTION_MAX_TICK_AGE_MS": "600000",
-    "TICKWAVE_EXECUTION_MAX_ORDERS_PER_SECOND": "1000",
+    "TICKWAVE_EXECUTION_RISK_SIGNAL_TTL_MS": "600000",
+    "TICKWAVE_EXECUTION_RISK_MAX_TICK_AGE_MS": "600000",
+    "TICKWAVE_EXECUTION_RISK_MAX_ORDERS_PER_SECOND": "1000",
 }
 
 

@@ -91,7 +91,7 @@ def models_environment() -> Iterator[None]:
             patch.setenv(f"TICKWAVE_MODELS_{name.upper()}", str(value))
         # The promotion's P&L runs through the execution engine: the features' synthetic hours
         # end an hour before the run, which the fx calendar closes on a weekend.
-        patch.setenv("TICKWAVE_EXECUTION_MARKET_HOURS", "always")
+        patch.setenv("TICKWAVE_MARKET_HOURS", "always")
         yield
 
 

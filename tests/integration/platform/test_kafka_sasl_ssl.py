@@ -475,7 +475,7 @@ def _run_pipeline(
         "TICKWAVE_STATE_DIR": str(tmp_path),  # the execution's own: the warehouse is reached by URL and CA
         "TICKWAVE_CLICKHOUSE_URL": f"https://{warehouse_endpoint.address}",
         "TICKWAVE_CLICKHOUSE_CA_FILE": str(ca_file),
-        "TICKWAVE_EXECUTION_MARKET_HOURS": "always",
+        "TICKWAVE_MARKET_HOURS": "always",
         "TICKWAVE_CLICKHOUSE_PASSWORD": credentials.password.get_secret_value(),
         "TICKWAVE_CLICKHOUSE_ANALYST_PASSWORD": credentials.analyst_password.get_secret_value(),
     }

@@ -10,11 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tickwave.config import Settings, known_env_names, load_settings
-from tickwave.config.environment import env_name
-from tickwave.config.renames import RENAMED
 from tickwave.errors import ConfigurationError
 
-VARIABLES = sorted(known_env_names().items()) + sorted((env_name(old), new) for old, new in RENAMED.items())
+VARIABLES = sorted(known_env_names().items())
 # Environment values are C strings: no NUL, no lone surrogates.
 TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
 NEAR_MISSES = st.sampled_from(
@@ -44,7 +42,6 @@ NEAR_MISSES = st.sampled_from(
 )
 
 
-@pytest.mark.filterwarnings("ignore::tickwave.config.renames.DeprecatedSettingWarning")  # the old names warn
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(variable=st.sampled_from(VARIABLES), value=st.one_of(TEXT, NEAR_MISSES))
 def test_load_settings_when_any_variable_holds_any_string_then_valid_or_one_clean_error(

@@ -31,7 +31,9 @@ def test_load_settings_when_list_not_json_then_one_clean_error_naming_the_variab
     assert "JSON" in str(raised.value)
 
 
-@pytest.mark.parametrize("variable", ["TICKWAVE_SYMBOLS", "TICKWAVE_EXECUTION_ALLOWED_SYMBOLS", "TICKWAVE_STREAMS"])
+@pytest.mark.parametrize(
+    "variable", ["TICKWAVE_SYMBOLS", "TICKWAVE_EXECUTION_RISK_ALLOWED_SYMBOLS", "TICKWAVE_STREAMS"]
+)
 def test_load_settings_when_any_structured_value_not_json_then_clean_error(
     monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
