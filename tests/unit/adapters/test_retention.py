@@ -20,7 +20,7 @@ from tickwave.errors import ConfigurationError
 from tickwave.topics import topic_specs
 from tickwave.warehouse.tables import TABLES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPLIANCE = {"signals", "orders", "order_events", "fills", "risk_events", "model_registry", "model_registry_events"}
 
 

@@ -12,7 +12,7 @@ from adapters.endpoints import Endpoint
 from app.services.logroll import roll, roll_logs
 from app.services.supervisor import Supervisor
 from app.services.watchdog import Watchdog
-from tests.unit.tickwave.test_supervisor import HttpServerService
+from tests.unit.app.test_supervisor import HttpServerService
 from tickwave.config import load_settings
 from tickwave.config.retention import SERVICE_LOG_GENERATIONS as GENERATIONS
 

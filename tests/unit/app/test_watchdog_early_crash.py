@@ -17,7 +17,7 @@ import pytest
 from adapters.endpoints import LOOPBACK, Endpoint, free_port, process_matches, process_start
 from app.services.supervisor import Launch, Supervisor
 from app.services.watchdog import Watchdog, gave_up_path, read_gave_up
-from tests.unit.tickwave.test_supervisor import HttpServerService
+from tests.unit.app.test_supervisor import HttpServerService
 from tickwave.config import Settings, load_settings
 
 Rig = tuple[Supervisor, HttpServerService, Watchdog]
