@@ -28,8 +28,9 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    is_audit = sys.argv[1:] == ["audit"]
     try:
-        if sys.argv[1:] == ["audit"]:
+        if is_audit:
             from execution.app import run_audit
 
             run_audit(settings, stop)
@@ -38,8 +39,9 @@ def main() -> int:
 
             run(settings, stop)
     except TickwaveError as exc:
-        logging.getLogger("execution").error("execution stopped: %s", exc)
+        logging.getLogger("execution").error("execution ended on an error: %s", exc)
         return 1
+    logging.getLogger("execution").info("%s stopped", "the audit loader" if is_audit else "execution")
     return 0
 
 

@@ -1,6 +1,6 @@
 """The production dataflow: the ticks topic in; warehouse tables and topics out.
 
-``make_flow()`` is the factory ``python -m bytewax.run`` imports in every process, so
+``make_flow()`` is the factory ``python -m streams.worker`` calls in every process, so
 it loads the settings itself (the process's entry point).
 """
 
@@ -84,7 +84,7 @@ def flow_for(
 
 
 def make_flow(tail: str = "true", processes: int = 1) -> Dataflow:
-    """Entry point for ``python -m bytewax.run "streams.app:make_flow('true', 2)"`` (one worker per process)."""
+    """Build the flow of one Bytewax process of several (``python -m streams.worker``, one worker each)."""
     from tickwave.logs import configure_logging
 
     settings = load_settings()

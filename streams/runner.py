@@ -2,7 +2,7 @@
 
 State lives under ``<state dir>/data/streams/recovery`` (Bytewax's SQLite recovery
 partitions, created once), so ``kill -9`` and a restart resume from the last snapshot.
-With ``processes > 1`` each process runs ``python -m bytewax.run`` with its process id
+With ``processes > 1`` each process runs ``python -m streams.worker`` with its process id
 and every process's address; Kafka partitions are split among them. SIGTERM/SIGINT stop
 every process, and on Linux so does the runner's death (even ``kill -9``: the kernel
 sends them SIGTERM); output written since the last snapshot is re-emitted on resume and
@@ -33,6 +33,7 @@ from adapters.gcpause import start_gc_freezer
 from adapters.health import HealthReporter, read_health
 from adapters.parentdeath import die_with_parent
 from streams.loader import LOADER_HEALTH, start_loader, stop_loader
+from streams.shutdown import ShutdownPanicFilter, install_stop_handler, is_requested_stop
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, to_environment
 from tickwave.errors import ServiceError
@@ -59,31 +60,36 @@ def recovery_dir(settings: Settings) -> Path:
 def run_in_process(settings: Settings, tail: bool = True) -> None:
     """Run the flow in this process until the input ends (``tail=False``) or SIGTERM/SIGINT."""
     from bytewax._bytewax import cli_main
+    from bytewax.errors import BytewaxRuntimeError
     from bytewax.recovery import RecoveryConfig
 
     from streams.app import flow_for
 
     recovery = RecoveryConfig(str(recovery_dir(settings)))  # type: ignore[no-untyped-call]  # unannotated in _bytewax.pyi
-    _raise_on_sigterm()
+    install_stop_handler(_STOPPING, run_in_process.__code__)
     flow = flow_for(settings, SystemClock(), tail=tail)
     start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (adapters.gcpause)
-    loader = start_loader(settings)
-    reporter = start_health(settings, recovery_dir(settings), {"the streams loader": loader})
-    _mark_ready(settings)
-    finished = False
-    try:
-        cli_main(  # type: ignore[no-untyped-call]  # unannotated in bytewax's _bytewax.pyi
-            flow,
-            workers_per_process=1,
-            epoch_interval=timedelta(seconds=settings.streams.snapshot_interval_s),
-            recovery_config=recovery,
-        )
-        finished = True
-    except KeyboardInterrupt:
-        logger.info("streams stopped by signal; the next start resumes from the last snapshot")
-    finally:
-        reporter.stop()
-        code = stop_loader(loader, drain=finished)
+    with ShutdownPanicFilter(_STOPPING):
+        loader = start_loader(settings)
+        reporter = start_health(settings, recovery_dir(settings), {"the streams loader": loader})
+        _mark_ready(settings)
+        finished = False
+        try:
+            cli_main(  # type: ignore[no-untyped-call]  # unannotated in bytewax's _bytewax.pyi
+                flow,
+                workers_per_process=1,
+                epoch_interval=timedelta(seconds=settings.streams.snapshot_interval_s),
+                recovery_config=recovery,
+            )
+            finished = True
+        except (KeyboardInterrupt, BytewaxRuntimeError) as exc:
+            if not is_requested_stop(exc, _STOPPING):
+                raise
+        finally:
+            reporter.stop()
+            code = stop_loader(loader, drain=finished)
+        if not finished and not reporter.dead and not code:
+            logger.info("streams stopped; the next start resumes from the last snapshot")
     if reporter.dead:
         raise ServiceError(f"streams stopped because {', '.join(reporter.dead)} died; see the log lines above")
     if code:
@@ -127,18 +133,17 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
                 [
                     sys.executable,
                     "-m",
-                    "bytewax.run",
-                    f"streams.app:make_flow('{str(tail).lower()}', {processes})",
-                    "-i",
+                    "streams.worker",
+                    "--index",
                     str(index),
-                    "-a",
+                    "--addresses",
                     addresses,
-                    "-r",
+                    "--recovery-dir",
                     str(store),
-                    "-s",
+                    "--snapshot-interval-s",
                     str(settings.streams.snapshot_interval_s),
-                    "-b",
-                    "0",
+                    "--tail",
+                    str(tail).lower(),
                 ],
                 env={**os.environ, **to_environment(settings)},
                 preexec_fn=preexec,
@@ -227,15 +232,6 @@ def _check_partitions(settings: Settings, processes: int) -> None:
             f"set kafka.ticks_partitions (TICKWAVE_KAFKA_TICKS_PARTITIONS) to {processes} or more, then "
             f"`tickwave topics create` (or add partitions with kafka-topics --alter)"
         )
-
-
-def _raise_on_sigterm() -> None:
-    # Bytewax checks Python signals between batches; SIGTERM then stops it like Ctrl-C.
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        _STOPPING.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
 
 
 def _mark_ready(settings: Settings) -> None:

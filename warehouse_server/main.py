@@ -49,6 +49,7 @@ def serve_foreground(port: int | None, data_dir: Path | None) -> int:
     except TickwaveError as exc:
         logger.error("warehouse cannot start: %s", exc)
         return 1
+    logger.info("warehouse stopped")
     return 0
 
 

@@ -214,6 +214,7 @@ def supervise() -> None:
     mark_ready(settings.state_path, SUPERVISOR_NAME)
     console.print(f"supervising {', '.join(watchdog.watched)}")
     watchdog.run(stop)
+    console.print("supervisor stopped")
 
 
 def logs(

@@ -196,8 +196,8 @@ def test_streams_run_when_two_processes_and_two_partitions_then_exact_rows_of_on
         _, errors = flow.communicate(timeout=120)
     assert flow.returncode == 0, errors.decode()[-3000:]
 
-    bytewax = [command for command in started.values() if "bytewax.run" in command]
-    assert sorted(command[command.index("-i") + 1] for command in bytewax) == ["0", "1"], started
+    bytewax = [command for command in started.values() if "streams.worker" in command]
+    assert sorted(command[command.index("--index") + 1] for command in bytewax) == ["0", "1"], started
 
     assert worker_counts(store) == [PARTITIONS]  # one execution, by a cluster of two (one worker per process)
     symbols = {path.name.split("_")[0] for path in sample_paths()}
@@ -236,7 +236,7 @@ def test_streams_run_when_more_processes_than_partitions_then_refuses_before_sta
     assert f"{PARTITIONS + 1} streams processes need at least" in message
     assert f"partitions of {topic_name(settings, TICKS)}, which has {PARTITIONS}" in message
     assert "kafka.ticks_partitions" in message
-    assert not [command for command in started.values() if "bytewax.run" in command]  # none seen (sampled)
+    assert not [command for command in started.values() if "streams.worker" in command]  # none seen (sampled)
     # Race-free: the Bytewax processes start after the recovery store is made, the ready marker after them.
     assert not (settings.state_path / "data" / "streams" / "recovery").exists()
     assert not ready_marker(settings.state_path, "streams").exists()
@@ -258,7 +258,7 @@ def test_streams_run_when_killed_with_sigkill_then_no_process_of_it_remains(
             assert time.monotonic() < deadline, f"the Bytewax processes never formed their cluster: {started}"
             time.sleep(0.2)
         children = psutil.Process(flow.pid).children(recursive=True)  # the Bytewax processes and the loader
-        assert sum("bytewax.run" in started.get(child.pid, []) for child in children) == PARTITIONS, started
+        assert sum("streams.worker" in started.get(child.pid, []) for child in children) == PARTITIONS, started
 
         flow.kill()
         flow.wait(30)
@@ -269,7 +269,7 @@ def test_streams_run_when_killed_with_sigkill_then_no_process_of_it_remains(
 
 def clustered(started: dict[int, list[str]]) -> bool:
     """Whether every Bytewax process seen has a connection to a peer of its cluster (its flow is running)."""
-    bytewax = {pid: command for pid, command in started.items() if "bytewax.run" in command}
+    bytewax = {pid: command for pid, command in started.items() if "streams.worker" in command}
     if len(bytewax) < PARTITIONS:
         return False
     for pid, command in bytewax.items():
@@ -320,7 +320,9 @@ def test_streams_run_when_one_of_two_processes_is_killed_then_the_cluster_resume
             time.sleep(0.2)
         time.sleep(2.0)  # at least one more snapshot after rows reached the warehouse
         bytewax = {
-            command[command.index("-i") + 1]: pid for pid, command in started.items() if "bytewax.run" in command
+            command[command.index("--index") + 1]: pid
+            for pid, command in started.items()
+            if "streams.worker" in command
         }
         os.kill(bytewax["1"], signal.SIGKILL)
         killed_at = time.monotonic()
