@@ -211,7 +211,10 @@ class ModelMirror:
         experiment = client.get_experiment_by_name(self.experiment)
         if experiment is not None:
             return str(experiment.experiment_id)
-        return str(client.create_experiment(self.experiment))
+        # The UI shows an experiment of this kind with its model-training views (runs, metrics, models).
+        return str(
+            client.create_experiment(self.experiment, tags={"mlflow.experimentKind": "custom_model_development"})
+        )
 
     def _sync_model(
         self,
@@ -263,7 +266,8 @@ class ModelMirror:
         from mlflow.entities import Metric, Param, RunTag
 
         tags = {VERSION_TAG: str(entry.model_version), "tickwave.model_id": entry.model_id}
-        run = client.create_run(experiment_id, start_time=entry.created_at_ms, tags=tags, run_name=entry.name)
+        started_ms = entry.created_at_ms - round(1000 * entry.metrics.get("training_seconds", 0.0))
+        run = client.create_run(experiment_id, start_time=started_ms, tags=tags, run_name=entry.name)
         run_id = run.info.run_id
         params = [Param(key, value) for key, value in sorted(run_params(entry).items())]
         metrics = [Metric(key, float(value), entry.created_at_ms, 0) for key, value in sorted(entry.metrics.items())]
