@@ -118,9 +118,10 @@ class ModelsSettings(Section):
     )
     mlflow_tracking_uri: str | None = Field(
         default=None,
-        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
-        description="MLflow tracking server (http:// or https://) that mirrors every training run and the "
-        "champion / challenger aliases; unset: no tracking. The warehouse's registry stays the record",
+        pattern=r"^https?://[^\s/?#@]+(/[^\s?#@]*)?$",
+        description="MLflow tracking server (http:// or https://, no credentials in it: MLflow's client reads "
+        "MLFLOW_TRACKING_USERNAME/PASSWORD or _TOKEN) that mirrors every training run and the champion / "
+        "challenger aliases; unset: no tracking. The warehouse's registry stays the record",
     )
     mlflow_experiment: str = Field(
         default="tickwave", min_length=1, max_length=200, description="MLflow experiment the training runs go to"

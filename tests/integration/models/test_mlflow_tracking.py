@@ -20,6 +20,7 @@ import pytest
 from mlflow import MlflowClient
 
 from adapters.endpoints import LOOPBACK, Endpoint, free_port
+from app.demo import _where_to_look
 from models.pipeline import TrainOutcome, train_model
 from models.registry import CANDIDATE, CHALLENGER, CHAMPION, RETIRED, ModelRegistry
 from models.store import ArtifactStore
@@ -28,6 +29,8 @@ from tests.integration.models.conftest import RANGE_MS, SYMBOLS, external_settin
 from tests.plugins.mlflow import MlflowServer
 from tickwave.config import Settings
 
+# The module's fixture boots MLflow and trains twice: ~3 min on a 2-core machine shared with other suites.
+pytestmark = pytest.mark.timeout(600)
 ARTIFACTS = Path(__file__).parents[2] / "artifacts"  # kept after the run: the screenshot a person can look at
 WEAK = {"n_estimators": 1, "learning_rate": 0.05, "baselines": (), "min_trades": 0}  # as in the lifecycle test
 STRONG = {"n_estimators": 40, "max_depth": 1, "learning_rate": 0.1}
@@ -210,3 +213,16 @@ def test_mlflow_ui_when_the_run_is_opened_in_headless_chromium_then_it_shows_the
     assert f"{model_id} v2" in dom, dom[-3000:]
     assert "holdout_log_loss" in dom, dom[-3000:]
     assert screenshot.is_file() and screenshot.stat().st_size > 10_000
+
+
+def test_demo_when_mlflow_is_configured_then_where_to_look_names_its_ui(
+    tracked: Tracked, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _where_to_look(tracked.settings, {})
+    configured = capsys.readouterr().out
+    _where_to_look(with_models(tracked.settings, mlflow_tracking_uri=None), {})
+    unset = capsys.readouterr().out
+
+    assert f"MLflow UI           {tracked.settings.models.mlflow_tracking_uri}" in configured
+    assert tracked.settings.models.mlflow_experiment in configured
+    assert "MLflow" not in unset and "service status" in unset

@@ -70,6 +70,12 @@ def test_latest_judgement_when_refused_then_promoted_then_the_promotion_is_mirro
 def test_settings_when_the_tracking_uri_is_not_http_then_refused_and_unset_by_default() -> None:
     assert load_settings().models.mlflow_tracking_uri is None
     assert run_address("http://127.0.0.1:5000/", "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r"
-    for refused in ("file:///tmp/mlruns", "sqlite:///mlflow.db", "databricks", "http://host/ x"):
+    for refused in (
+        "file:///tmp/mlruns",
+        "sqlite:///mlflow.db",
+        "databricks",
+        "http://host/ x",
+        "https://user:secret@host",
+    ):
         with pytest.raises(ConfigurationError, match="mlflow_tracking_uri"):
             load_settings(models={"mlflow_tracking_uri": refused})
