@@ -517,5 +517,10 @@ def _where_to_look(settings: Settings, addresses: dict[str, str]) -> None:
     )
     if "orchestration" in addresses:
         console.print(f"  Dagster UI          {addresses['orchestration']}  (assets, runs, schedules, checks)")
+    if settings.models.mlflow_tracking_uri:
+        console.print(
+            f"  MLflow UI           {settings.models.mlflow_tracking_uri}  "
+            f"(experiment {settings.models.mlflow_experiment}: training runs; registered models: champion / challenger)"
+        )
     console.print(f"  service logs        {settings.state_path / 'logs'}  (`tickwave logs streams|execution|...`)")
     console.print("  service status      `tickwave status`")

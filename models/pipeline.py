@@ -5,7 +5,9 @@ each step is a tested function of its own. Every check runs before anything is w
 too few rows, a single class, NaN or infinite features, a feature schema mismatch,
 leaky features or an export that differs from the trained model stop the run with a
 clear error and register nothing. A refused promotion does not fail the run: the new
-version stays a candidate and the outcome says why.
+version stays a candidate and the outcome says why. With ``models.mlflow_tracking_uri`` set,
+the registry mirrors the run to MLflow (:mod:`models.tracking`); MLflow being down is a
+warning in the log and in ``TrainOutcome.tracking``, never a failed run.
 
 The walk-forward folds are replayed through the execution engine here, after training
 (:func:`models.fold_judgement.judge_walk_forward`): only this run holds the fold models,
@@ -33,6 +35,7 @@ from models.lgbm import LightGBMDirectionModel
 from models.promotion import PromotionDecision
 from models.registry import ModelRegistry
 from models.registry_rows import RegistryEntry
+from models.tracking import MirrorStatus
 from models.xgb import XGBoostDirectionModel
 from streams.features import FeatureSpec
 from tickwave.clock import Clock, SystemClock
@@ -73,6 +76,7 @@ class TrainOutcome:
     result: TrainingResult[Any]
     leakage: LeakageReport
     decision: PromotionDecision | None  # None when promotion was not attempted
+    tracking: MirrorStatus | None = None  # the MLflow mirror's runs or failure; None when tracking is off
 
 
 def train_model(
@@ -145,7 +149,7 @@ def train_model(
                 logger.warning("%s stays a candidate: %s", entry.name, "; ".join(refused.reasons))
                 decision = PromotionDecision(False, refused.reasons, refused.notes, refused.figures)
             entry = registry.entry(entry.model_id, entry.model_version)
-        return TrainOutcome(entry, saved, result, leakage, decision)
+        return TrainOutcome(entry, saved, result, leakage, decision, registry.mirrored)
     finally:
         if client is None:
             registry.close()

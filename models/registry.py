@@ -33,7 +33,9 @@ moves only along :data:`models.registry_rows.TRANSITIONS`:
 
 Every change, and every refused promotion, is an audited row of
 ``model_registry_events`` naming who or what did it and why; the registry row carries
-the latest change's actor and reason. Registration takes the next version number and
+the latest change's actor and reason. With ``models.mlflow_tracking_uri`` set, every change is
+then mirrored to MLflow (:mod:`models.tracking`): the warehouse stays the record, MLflow
+follows it, and a failure of MLflow is a warning, never a failed change. Registration takes the next version number and
 reads the row back: a concurrent trainer that took the same number is detected and the
 loser takes the next one.
 
@@ -60,6 +62,7 @@ from models.registry_rows import CANDIDATE, RETIRED, RegistryEntry, RegistryEven
 from models.registry_table import RegistryTable
 from models.results import SavedModel, TrainingResult
 from models.store import ArtifactStore
+from models.tracking import MirrorStatus, ModelMirror
 from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings
 from tickwave.modeling import CHALLENGER, CHAMPION, ModelArtifact
@@ -102,6 +105,8 @@ class ModelRegistry:
         self.store = ArtifactStore(settings.state_path / "models")
         self.table = RegistryTable(client, self.store, clock or SystemClock())
         self.review = PromotionReview(self.table, settings)
+        self.mirror = ModelMirror.from_settings(settings)
+        self.mirrored: MirrorStatus | None = None  # what the mirror did since this registry was opened
 
     def close(self) -> None:
         """Close the warehouse connection."""
@@ -142,6 +147,16 @@ class ModelRegistry:
         return self.review.evaluate(candidate, holdout)
 
     # -- changing stages ------------------------------------------------------------------
+
+    def _commit(self, entries: list[RegistryEntry], events: list[RegistryEvent]) -> None:
+        # Write the record, then bring MLflow (when configured) in line with it for the model ids touched.
+        self.table.commit(entries, events)
+        if self.mirror is None:
+            return
+        model_ids = sorted({entry.model_id for entry in entries} | {event.model_id for event in events})
+        status = self.mirror.sync(model_ids, self.table.entries, self.table.events)
+        runs = {**(self.mirrored.runs if self.mirrored else {}), **status.runs}
+        self.mirrored = MirrorStatus(runs, status.failure)
 
     def register(
         self, saved: SavedModel, result: TrainingResult[Any], actor: str, figures: dict[str, float] | None = None
@@ -197,7 +212,7 @@ class ModelRegistry:
                     now,
                     entry.metrics,
                 )
-                self.table.commit([], [registered])
+                self._commit([], [registered])
                 return stored
             logger.warning("model=%s version=%d taken by a concurrent registration; retrying", saved.model_id, version)
         raise RegistryError(f"could not allocate a version of {saved.model_id}: too many concurrent registrations")
@@ -238,7 +253,7 @@ class ModelRegistry:
                 now,
                 decision.figures,
             )
-            self.table.commit([], [refused])
+            self._commit([], [refused])
             raise PromotionRefused(model_id, version, decision.failures, decision.notes, decision.figures)
         champions = [
             entry for entry in self.slot_entries(candidate.slot, candidate.timeframe) if entry.stage == CHAMPION
@@ -255,7 +270,7 @@ class ModelRegistry:
             events.append(
                 RegistryEvent(old.model_id, old.model_version, "retired", CHAMPION, RETIRED, actor, replaced, now)
             )
-        self.table.commit(entries, events)
+        self._commit(entries, events)
         return decision
 
     def shadow(self, model_id: str, version: int, actor: str, against: str | None = None) -> RegistryEntry:
@@ -294,7 +309,7 @@ class ModelRegistry:
             f"scored in shadow beside the {entry.timeframe} {beside} (slot {slot}); its predictions are never traded"
         )
         event = RegistryEvent(model_id, version, "shadowed", entry.stage, CHALLENGER, actor, reason, now)
-        self.table.commit([replace(entry, params=params).moved_to(CHALLENGER, actor, reason, now)], [event])
+        self._commit([replace(entry, params=params).moved_to(CHALLENGER, actor, reason, now)], [event])
         return self.entry(model_id, version)
 
     def rollback(
@@ -323,7 +338,7 @@ class ModelRegistry:
         target = same_slot[f"{target_key[0]} v{target_key[1]}"]
         now = self.table.now_ms()
         restored_reason = f"restored by rolling back {current.name}: {reason}"
-        self.table.commit(
+        self._commit(
             [current.moved_to(RETIRED, actor, reason, now), target.moved_to(CHAMPION, actor, restored_reason, now)],
             [
                 RegistryEvent(

@@ -12,7 +12,7 @@ import pytest
 # would be 80 columns and wrap the lines tests look for. Set before any test module imports the CLI.
 os.environ["COLUMNS"] = "200"
 
-pytest_plugins = ["tests.plugins.services", "tests.plugins.warehouse", "tests.plugins.postgres"]
+pytest_plugins = ["tests.plugins.services", "tests.plugins.warehouse", "tests.plugins.postgres", "tests.plugins.mlflow"]
 
 _SIGTERM_AT_START = signal.getsignal(signal.SIGTERM)
 

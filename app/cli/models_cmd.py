@@ -120,6 +120,9 @@ def train(
     store_root = settings.state_path / "models"
     console.print(f"artifact: {store_root / (entry.artifact_sha256 + '.onnx')}")
     console.print(f"report:   {store_root / (entry.artifact_sha256 + '.report') / 'report.html'}")
+    if outcome.tracking is not None:
+        runs = ", ".join(outcome.tracking.runs.values()) or "no new run"
+        console.print(f"MLflow:   {runs}" if outcome.tracking.is_mirrored else f"MLflow:   {outcome.tracking.failure}")
     if outcome.decision is not None:
         console.print("promoted to champion" if outcome.decision.is_promoted else "not promoted:")
         _print_decision(outcome.decision, settings.models.baselines)

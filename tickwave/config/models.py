@@ -116,6 +116,23 @@ class ModelsSettings(Section):
     leakage_tolerance: float = Field(
         default=1e-6, gt=0, description="relative difference allowed between a stored feature and its replay"
     )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#@]+(/[^\s?#@]*)?$",
+        description="MLflow tracking server (http:// or https://, no credentials in it: MLflow's client reads "
+        "MLFLOW_TRACKING_USERNAME/PASSWORD or _TOKEN) that mirrors every training run and the champion / "
+        "challenger aliases; unset: no tracking. The warehouse's registry stays the record",
+    )
+    mlflow_experiment: str = Field(
+        default="tickwave", min_length=1, max_length=200, description="MLflow experiment the training runs go to"
+    )
+    mlflow_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="bound of each MLflow request (no retries): an unreachable server costs training this long, "
+        "then a warning",
+    )
 
     @field_validator("timeframe")
     @classmethod
