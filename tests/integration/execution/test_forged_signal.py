@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from clickhouse_connect.driver.client import Client
 
 from adapters.bus import make_producer
@@ -53,12 +54,13 @@ def _warehouse_rows(warehouse: Client, genuine_id: str, timeout_s: float) -> tup
         time.sleep(0.5)
 
 
+@pytest.mark.parametrize("client", ["confluent", "quixstreams"])  # the hot loop's two builds
 def test_execution_when_a_producer_without_the_key_publishes_a_signal_then_refused_recorded_and_no_order(
-    processes: Processes, bus: Bus, warehouse: Client, warehouse_env: dict[str, str]
+    processes: Processes, bus: Bus, warehouse: Client, warehouse_env: dict[str, str], client: str
 ) -> None:
     # Arrange: the process and its audit loader running, with a price
     bus.send(make_tick(now_ms(), 1.1, "EURUSD"))
-    processes.start()
+    processes.start(extra_env={"TICKWAVE_EXECUTION_HOT_PATH_CLIENT": client})
     loader = processes.start("audit", extra_env=warehouse_env)
     bus.wait_for(lambda events: any(isinstance(e, RiskEvent) and e.kind == "started" for e in events), 30, "a start")
 
