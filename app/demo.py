@@ -162,11 +162,18 @@ def demo_models(settings: Settings, framework: str, model_id: str | None = None)
     return settings.model_copy(update={"models": models})
 
 
+def demo_actor() -> str:
+    """Who the demo's registry changes name: the local user who ran it."""
+    from models.requesters import by_command
+
+    return by_command("demo")
+
+
 def train_on_sample(settings: Settings, symbols: list[str], range_ms: tuple[int, int]) -> str:
     """Train the weighted ensemble on the sample's 1 s features, register it and try to promote it; describe it."""
     from models.pipeline import train_model
 
-    outcome = train_model(demo_models(settings, "ensemble"), symbols, range_ms, "tickwave demo")
+    outcome = train_model(demo_models(settings, "ensemble"), symbols, range_ms, demo_actor())
     entry, decision = outcome.entry, outcome.decision
     rows = len(outcome.result.dataset.frame)
     if decision is not None and decision.is_promoted:
@@ -196,12 +203,13 @@ def shadow_challenger(settings: Settings, symbols: list[str], range_ms: tuple[in
 
     served = settings.models.registry_id
     trainer = demo_models(settings, "lightgbm", DEFAULT_MODEL_IDS["lightgbm"])
-    outcome = train_model(trainer, symbols, range_ms, "tickwave demo", promote=False)
+    actor = demo_actor()
+    outcome = train_model(trainer, symbols, range_ms, actor, promote=False)
     registry = ModelRegistry(settings)
     try:
         champion = registry.champion(served, trainer.models.timeframe)
         against = served if champion is not None and champion.model_id != outcome.entry.model_id else None
-        entry = registry.shadow(outcome.entry.model_id, outcome.entry.model_version, "tickwave demo", against)
+        entry = registry.shadow(outcome.entry.model_id, outcome.entry.model_version, actor, against)
     finally:
         registry.close()
     beside = f"challenging {champion.name}" if against and champion else "no champion to challenge yet"

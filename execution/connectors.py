@@ -12,10 +12,17 @@ The hot loop reads ``signals`` and ``ticks`` and comes in two builds, chosen by
 - ``quixstreams``: a quixstreams ``Application`` with one dataframe per topic and the same
   latency settings (group membership with a static ``group.instance.id``).
 
+Every message on ``signals`` passes :class:`SignalGate` before it is decoded: only a
+signal signed with the dataflow's key (``adapters.signing``) is decided; anything else is
+refused as a critical ``signal_refused`` risk event (journaled, on ``orders.events``, in
+the warehouse's ``risk_events``) and its offset committed, so a producer that can write the
+topic without the key places no order. A flood of them records at most
+``REFUSALS_RECORDED_PER_S`` events a second; the rest are counted into the next one.
+
 The control listener is its own thread and consumer, so a halt never queues behind a
 backlog of ticks; it commits each command after applying it, and commands are
 idempotent (``command_id``), so one redelivered after a crash changes nothing. A command is
-acted on only if signed (HMAC-SHA256, ``execution.signing``) and within
+acted on only if signed (HMAC-SHA256, ``adapters.signing``) and within
 ``execution.control.max_age_s`` of its issue; anything else is refused as a critical
 ``control_refused`` event and committed: nothing a control message holds stops the process.
 """
@@ -40,8 +47,8 @@ from confluent_kafka import (
 )
 
 from adapters.bus import Bootstrap, consumer_config, denial, make_consumer, make_producer, quix_connection
+from adapters.signing import Headers, control_key, refusal, signals_key, signed_headers
 from execution.service import ExecutionService, decode_signal
-from execution.signing import SIGNATURE_HEADER, control_key, is_signed_by, sign
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import Clock
 from tickwave.config import Settings
@@ -57,6 +64,7 @@ PRIME_LOOKBACK = 20_000  # ticks read back per partition before the first signal
 COMMIT_EVERY_S = 1.0  # the audit cursor is saved this often
 POLL_TIMEOUT_S = 0.05
 MAX_BATCH = 100  # messages handled per lock hold at most: a halt waits for no more than this
+REFUSALS_RECORDED_PER_S = 10  # refused signals journaled per second at most; the rest counted into the next
 _COORDINATOR_STARTING = frozenset(
     {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE}
 )
@@ -218,7 +226,7 @@ def run_confluent_loop(
             len(signal_partitions),
             len(tick_partitions),
         )
-        signals = _SignalBatch(service, signals_topic)
+        signals = _SignalBatch(service, signals_topic, SignalGate(signals_key(settings), service))
         while not stop.is_set():
             if signals.paused and service.space.problem is None:
                 signals.resume(consumer, signal_partitions)
@@ -243,6 +251,54 @@ def run_confluent_loop(
         consumer.close()
 
 
+class SignalGate:
+    """Admits a message on ``signals`` only if the dataflow signed it; records every other one, bounded."""
+
+    def __init__(self, key: bytes, service: ExecutionService) -> None:
+        """Check against the dataflow's ``key``; record refusals through ``service`` (its clock times the bound)."""
+        self._key = key
+        self._service = service
+        self._window_ms = -1  # the second (engine clock) whose refusals are being counted
+        self._recorded = 0  # refusals recorded in that second
+        self._unrecorded = 0  # refusals counted but not recorded since the last recorded one
+
+    def admit(self, value: bytes | None, headers: Headers | None, where: str) -> Signal | None:
+        """Return the signal if signed with the key (and valid), else record why not and return None."""
+        refused = refusal("signal", value, headers, self._key)
+        if refused is None and value is not None:
+            return decode_signal(value)
+        self._refuse(f"{refused} at {where}: {_claims(value)}")
+        return None
+
+    def _refuse(self, detail: str) -> None:
+        logger.critical("signal refused: %s", detail)
+        second = self._service.engine.clock.now_ms() // 1000
+        if second != self._window_ms:
+            self._window_ms, self._recorded = second, 0
+        if self._recorded >= REFUSALS_RECORDED_PER_S:
+            self._unrecorded += 1
+            return
+        self._recorded += 1
+        if self._unrecorded:
+            detail += f"; {self._unrecorded} more refused before it, not recorded one by one (see the log)"
+            self._unrecorded = 0
+        self._service.refuse_signal(detail)
+
+
+def _claims(value: bytes | None) -> str:
+    # What a refused message says it is, for the record (never acted on): its signal's identity, or its size.
+    if not value:
+        return "an empty message"
+    try:
+        signal = decode(value, Signal)
+    except ContractError:
+        return f"{len(value)} bytes, not a valid signal"
+    return (
+        f"claims signal {signal.signal_id} of model {signal.model_id} v{signal.model_version}, "
+        f"{signal.symbol} {signal.timeframe} {signal.direction} strength {signal.strength:g}"
+    )
+
+
 class _SignalBatch:
     """Consecutive signals of the hot loop, decided together; what was not decided is read again.
 
@@ -253,20 +309,23 @@ class _SignalBatch:
     signal of a partition sought back (fetched before the pause) is left for the re-read.
     """
 
-    def __init__(self, service: ExecutionService, topic: str) -> None:
+    def __init__(self, service: ExecutionService, topic: str, gate: SignalGate) -> None:
         self.service = service
         self.topic = topic
+        self.gate = gate
         self.paused = False
         self._waiting: list[tuple[Signal | None, int, int]] = []  # (signal or None if invalid, partition, offset)
         self._undecided: dict[int, int] = {}  # partition -> first offset to read again (kept until resumed)
         self._sought: dict[int, int] = {}  # partition -> offset sought back to during this pause
 
     def add(self, message: Message) -> None:
-        """Take one signal message (an invalid one is quarantined by the service: handled, in its turn)."""
+        """Take one signal message (an unsigned one is refused, an invalid one quarantined: handled, in its turn)."""
         partition = message.partition()
         if partition in self._undecided:
             return  # read again from the partition's first undecided signal
-        self._waiting.append((decode_signal(message.value()), partition, message.offset()))
+        offset = message.offset()
+        signal = self.gate.admit(message.value(), message.headers(), f"{self.topic}[{partition}]@{offset}")
+        self._waiting.append((signal, partition, offset))
 
     def decide(self) -> None:
         """Decide the waiting signals; note where the undecided ones start."""
@@ -338,8 +397,10 @@ def run_quixstreams_loop(
         loglevel=None,
     )
 
-    def on_signal(value: bytes) -> None:
-        signal = decode_signal(value)
+    gate = SignalGate(signals_key(settings), service)
+
+    def on_signal(value: bytes, _key: bytes, _timestamp: int, headers: Headers | None) -> None:
+        signal = gate.admit(value, headers, topic_name(settings, SIGNALS))
         # Not decided (the journal is short of space): wait here, so its offset is not committed.
         while signal is not None and not service.handle_signal(signal):
             if stop.is_set():
@@ -352,14 +413,14 @@ def run_quixstreams_loop(
         service.poll_broker()
         service.keep_fence()
 
-    def on_tick(value: bytes) -> None:
+    def on_tick(value: bytes, _key: bytes, _timestamp: int, _headers: Headers | None) -> None:
         service.handle_tick_bytes(value)
         service.poll_broker()  # late fills and the timed reconciliation also without signals
         service.keep_fence()
 
     for base, handler in ((SIGNALS, on_signal), (TICKS, on_tick)):
         topic = app.topic(topic_name(settings, base), value_deserializer="bytes", key_deserializer="bytes")
-        app.dataframe(topic).update(handler)
+        app.dataframe(topic).update(handler, metadata=True)
     watcher = threading.Thread(target=lambda: (stop.wait(), app.stop()), name="quix-stop", daemon=True)
     watcher.start()
     logger.info("hot loop (quixstreams) starting")
@@ -421,9 +482,9 @@ def admit_control(
 
     Checked before the bytes are decoded: nothing an unsigned producer writes is acted on.
     """
-    signature = next((v for k, v in headers or () if k == SIGNATURE_HEADER), None)
-    if value is None or not is_signed_by(key, value, signature):
-        return "unsigned control message" if signature is None else "control message with a wrong signature"
+    refused = refusal("control message", value, headers, key)
+    if refused is not None or value is None:  # no value: refused as unsigned
+        return refused or "unsigned control message"
     try:
         command = decode(value, ControlCommand)
     except ContractError as exc:
@@ -469,8 +530,9 @@ def send_control(
         params=params or {},
     )
     value = encode(message)
-    signature = sign(control_key(settings), value).encode()
-    producer.produce(topic_name(settings, EXECUTION_CONTROL), value=value, headers=[(SIGNATURE_HEADER, signature)])
+    producer.produce(
+        topic_name(settings, EXECUTION_CONTROL), value=value, headers=signed_headers(control_key(settings), value)
+    )
     if producer.flush(10) != 0:
         raise ServiceError("the control command was not acknowledged by Kafka within 10 s")
     return message

@@ -331,9 +331,16 @@ class ExecutionService:
 
     def refuse_control(self, reason: str) -> None:
         """Record a control message that was not acted on (unsigned, wrongly signed, stale, invalid)."""
+        self._refuse("control_refused", reason)
+
+    def refuse_signal(self, reason: str) -> None:
+        """Record a message on ``signals`` that was not decided: not signed by the dataflow."""
+        self._refuse("signal_refused", reason)
+
+    def _refuse(self, kind: str, reason: str) -> None:
         with self.lock:
             with self.space.refusals():
-                self._record(self.engine.report("control_refused", reason, "critical"))
+                self._record(self.engine.report(kind, reason, "critical"))
 
     def poll_broker(self) -> None:
         """Collect late broker events (paper latency fills, MT5 deal updates); reconcile when due."""

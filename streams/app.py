@@ -12,6 +12,7 @@ from bytewax.dataflow import Dataflow
 
 from adapters.bus import NOT_IDEMPOTENT, resolve_bootstrap
 from adapters.gcpause import start_gc_freezer
+from adapters.signing import signals_key
 from streams.connectors import Publisher, TickTopicSource, TopicSink
 from streams.flow import FlowSinks, build_flow
 from streams.routing import GroupLayout
@@ -42,7 +43,10 @@ def production_sinks(settings: Settings) -> FlowSinks:
         bars=TopicSink(records),
         features=TopicSink(records),
         predictions=TopicSink(records),
-        signals=Publisher(bootstrap, topic_name(settings, SIGNALS), "latency", **NOT_IDEMPOTENT),  # from the bars step
+        # from the bars step, each signed with the dataflow's key: the execution process decides no other
+        signals=Publisher(
+            bootstrap, topic_name(settings, SIGNALS), "latency", signing_key=signals_key(settings), **NOT_IDEMPOTENT
+        ),
         signal_records=TopicSink(records),
     )
 

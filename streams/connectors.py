@@ -29,6 +29,7 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from adapters.bus import Bootstrap, Profile, consumer_config, make_admin, make_producer, raise_if_denied
+from adapters.signing import signed_headers
 from adapters.warehouse.writer import BatchWriter, WriterConfig
 from tickwave.contracts import Message, encode
 from tickwave.errors import ServiceError
@@ -214,9 +215,20 @@ class Publisher:
     the process that runs the flow.
     """
 
-    def __init__(self, bootstrap: Bootstrap, topic: str, profile: Profile = "latency", **overrides: Any) -> None:
-        """Publish to ``topic`` on ``bootstrap`` with producer ``profile`` (and librdkafka ``overrides``)."""
+    def __init__(
+        self,
+        bootstrap: Bootstrap,
+        topic: str,
+        profile: Profile = "latency",
+        signing_key: bytes | None = None,
+        **overrides: Any,
+    ) -> None:
+        """Publish to ``topic`` on ``bootstrap`` with producer ``profile`` (and librdkafka ``overrides``).
+
+        ``signing_key``: sign each message (``adapters.signing``: an HMAC in a header), as ``signals`` must be.
+        """
         self.bootstrap, self.topic, self.profile, self.overrides = bootstrap, topic, profile, overrides
+        self.signing_key = signing_key
         self._producer: Producer | None = None
         self.failures: list[str] = []
 
@@ -232,6 +244,9 @@ class Publisher:
         """
         if self._producer is None:
             self._producer = make_producer(self.bootstrap, self.profile, **self.overrides)
+        if self.signing_key is not None:
+            self._publish_signed(self._producer, self.signing_key, messages)
+            return
         batch = [
             {"value": encode(message), "key": str(getattr(message, "symbol", "")).encode()} for message in messages
         ]
@@ -243,6 +258,23 @@ class Publisher:
                     f"publishing to {self.topic}: {len(batch) - queued} messages not queued: {errors[:3]}"
                 )
         self._producer.poll(0)  # delivery reports of earlier messages
+        self._raise_if_failed()
+
+    def _publish_signed(self, producer: Producer, key: bytes, messages: Iterable[Message]) -> None:
+        # One produce call each: ``produce_batch`` drops headers (confluent-kafka 2.12, librdkafka's batch API).
+        for message in messages:
+            value = encode(message)
+            try:
+                producer.produce(
+                    self.topic,
+                    value=value,
+                    key=str(getattr(message, "symbol", "")).encode(),
+                    headers=signed_headers(key, value),
+                    on_delivery=self._delivered,
+                )
+            except BufferError as exc:
+                raise ServiceError(f"publishing to {self.topic}: the producer's queue is full ({exc})") from exc
+        producer.poll(0)
         self._raise_if_failed()
 
     def flush(self) -> None:

@@ -6,8 +6,6 @@ commands, so ``tickwave --help`` stays fast.
 
 from __future__ import annotations
 
-import getpass
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,6 +16,7 @@ from rich.table import Table
 
 from app.cli.common import console, err_console, exit_on_tickwave_error, settings_or_exit
 from app.views import comparison_table, figure
+from models.requesters import by_command
 from tickwave.config import ModelsSettings, Settings
 
 if TYPE_CHECKING:
@@ -51,10 +50,6 @@ ModelIdOption = Annotated[
         "ensemble_direction after the model's kind)",
     ),
 ]
-
-
-def _actor(command: str) -> str:
-    return f"{getpass.getuser()}@{socket.gethostname()} via `tickwave {command}`"
 
 
 def _utc_ms(moment: datetime) -> int:
@@ -106,7 +101,7 @@ def train(
     with exit_on_tickwave_error():
         from models.pipeline import train_model
 
-        outcome = train_model(settings, names, (_utc_ms(start), _utc_ms(end)), _actor("train"), promote=promote)
+        outcome = train_model(settings, names, (_utc_ms(start), _utc_ms(end)), by_command("train"), promote=promote)
     entry, result = outcome.entry, outcome.result
     table = Table("figure", "holdout", "walk-forward")
     metrics = entry.metrics
@@ -254,7 +249,7 @@ def promote(
     name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
         try:
-            decision = registry.promote(name, version, _actor("models promote"))
+            decision = registry.promote(name, version, by_command("models promote"))
             entry = registry.entry(name, version)
         except PromotionRefused as refused:
             err_console.print(f"[bold red]not promoted[/]: {name} v{version}")
@@ -275,7 +270,7 @@ def rollback(
     settings = settings_or_exit()
     name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
-        restored = registry.rollback(name, _actor("models rollback"), reason)
+        restored = registry.rollback(name, by_command("models rollback"), reason)
     console.print(f"rolled back: {restored.name} is the champion again")
 
 
@@ -296,7 +291,7 @@ def shadow(
     settings = settings_or_exit()
     name = model_id or settings.models.registry_id
     with _opened_registry(settings) as registry:
-        entry = registry.shadow(name, version, _actor("models shadow"), against)
+        entry = registry.shadow(name, version, by_command("models shadow"), against)
         champion = registry.champion(entry.slot, entry.timeframe)
     beside = f"beside champion {champion.name}" if champion is not None else f"in slot {entry.slot} (no champion yet)"
     console.print(

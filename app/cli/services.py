@@ -16,6 +16,7 @@ from rich.table import Table
 
 from adapters.disk import volumes
 from adapters.endpoints import Endpoint, mark_ready
+from adapters.signing import ensure_keys
 from app import native
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from app.services.probes import health_of
@@ -33,11 +34,13 @@ def bring_up(settings: Settings) -> dict[str, str]:
     """Start every service not configured as external, in order, each with its after-start step.
 
     Kafka creates the topics and the warehouse applies the migrations before the next
-    service (the dataflow needs both) starts.
+    service (the dataflow needs both) starts. The signing keys of the control commands and
+    the signals (``adapters.signing``) are generated first, if the state dir has none.
 
     Returns:
         Service name to address.
     """
+    ensure_keys(settings)  # the signing keys exist (0600) before any process that reads them starts
     supervisor = Supervisor(settings)
     addresses: dict[str, str] = {}
     for group in start_groups(embedded_services(settings)):

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from orchestration.client import launched_by
 from orchestration.defs.quality.assets import raw_key
 from orchestration.resources import TickwaveResource
 from orchestration.training import TrainingWindow, stored_window
@@ -86,7 +87,7 @@ def trained_model(
         settings,
         training_dataset.symbols,
         training_dataset.range_ms,
-        f"dagster run {context.run.run_id[:8]}",
+        launched_by(context.run.run_id, context.run.tags),
         promote=False,
     )
     entry = outcome.entry
@@ -118,7 +119,7 @@ def promotion_decision(
     registry = ModelRegistry(tickwave.settings())
     try:
         try:
-            decision = registry.promote(model_id, version, f"dagster run {context.run.run_id[:8]}")
+            decision = registry.promote(model_id, version, launched_by(context.run.run_id, context.run.tags))
             reasons, notes, figures = list(decision.failures), list(decision.notes), dict(decision.figures)
             promoted = decision.is_promoted
         except PromotionRefused as refused:

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from adapters.bus import make_consumer, make_producer
 from adapters.endpoints import Endpoint
+from adapters.signing import channel_key, signed_headers
 from adapters.warehouse.client import connect
 from adapters.warehouse.credentials import resolve_credentials
 from adapters.warehouse.migrate import migrate
@@ -114,10 +115,11 @@ def processes(topics: Settings, tmp_path: Path) -> Iterator[Processes]:
 
 
 class Bus:
-    """Produce signals and ticks; read the audit trail back."""
+    """Produce signals (signed as the dataflow signs them, with the processes' key) and ticks; read the audit trail."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, signing_key: bytes) -> None:
         self.settings = settings
+        self.signing_key = signing_key
         self.bootstrap = settings.kafka.bootstrap or ""
         self.producer = make_producer(self.bootstrap, "latency")
         self.audit: Consumer = make_consumer(self.bootstrap, "test-audit", "latency")
@@ -127,8 +129,13 @@ class Bus:
         self.events: list[AnyMessage] = []
 
     def send(self, message: Signal | Tick, flush: bool = True) -> None:
-        base = SIGNALS if isinstance(message, Signal) else TICKS
-        self.producer.produce(topic_name(self.settings, base), key=message.symbol.encode(), value=encode(message))
+        value, signal = encode(message), isinstance(message, Signal)
+        self.producer.produce(
+            topic_name(self.settings, SIGNALS if signal else TICKS),
+            key=message.symbol.encode(),
+            value=value,
+            headers=signed_headers(self.signing_key, value) if signal else None,
+        )
         if flush:
             self.producer.flush(10)
 
@@ -156,8 +163,8 @@ class Bus:
 
 
 @pytest.fixture
-def bus(topics: Settings) -> Iterator[Bus]:
-    opened = Bus(topics)
+def bus(topics: Settings, processes: Processes) -> Iterator[Bus]:
+    opened = Bus(topics, channel_key(processes.state_dir, "signals"))
     try:
         yield opened
     finally:

@@ -10,6 +10,7 @@ second process and the first trades on.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import threading
 import time
@@ -92,6 +93,7 @@ def test_execution_when_another_host_takes_the_account_then_the_first_is_fenced_
     _wait_ready(processes.state_dir, first, processes)
     other_host = tmp_path / "other-host"
     other_host.mkdir()
+    shutil.copytree(processes.state_dir / "secrets", other_host / "secrets")  # a host given the dataflow's key
 
     stop, sent = threading.Event(), []  # type: ignore[var-annotated]
     producer = threading.Thread(target=_stream, args=(bus, sent, stop))

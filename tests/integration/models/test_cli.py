@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
+from models.requesters import by_command
 from tests.integration.models.conftest import MODELS, RANGE_MS, cli_environment
 from tickwave.config import Settings
 
@@ -50,7 +51,7 @@ def test_cli_when_training_and_managing_models_then_each_command_answers(cli_env
     assert f"{model_id} v1: champion" in trained.output and "promoted to champion" in trained.output
     assert "report.html" in trained.output and "log loss" in trained.output
     assert listed.exit_code == 0 and model_id in listed.output and "champion" in listed.output
-    assert "via `tickwave train`" in listed.output  # who promoted it
+    assert by_command("train") in listed.output  # who promoted it: the local account, not $USER
     assert shown.exit_code == 0 and "registered" in shown.output and "promoted" in shown.output
     assert "holdout_log_loss" in shown.output and "label_definition" in shown.output
     assert promoted_again.exit_code == 1 and "already the champion" in promoted_again.output

@@ -11,6 +11,8 @@ import dagster as dg
 import pytest
 
 from adapters.warehouse.client import connect
+from models.requesters import local_user
+from orchestration.client import UNNAMED_LAUNCH
 from orchestration.defs.marts.assets import tickwave_dbt_daily
 from orchestration.defs.quality.assets import raw_key
 from orchestration.defs.reports.assets import compliance_reports
@@ -160,6 +162,19 @@ def test_training_when_features_pass_then_a_model_is_registered_with_its_report(
     assert str(report).endswith("report.html") and Path(str(report)).is_file()
     assert set(model["walk_forward"].value) and set(model["holdout"].value)
     assert "promoted" in decision and decision["model"].value == f"{MODEL_ID} v1"
+    client = connect(orchestration_warehouse.settings, database=orchestration_warehouse.database)
+    try:
+        actors = client.query(
+            "SELECT action, actor FROM model_registry_events WHERE model_id = {id:String} ORDER BY occurred_at_ms",
+            {"id": MODEL_ID},
+        ).result_rows
+    finally:
+        client.close()
+    run = whole_graph.main.run_id[:8]  # in process, without tags: as if launched from the UI
+    assert (
+        "promoted",
+        f"dagster run {run} of {local_user()}, launched by {UNNAMED_LAUNCH}",
+    ) in actors, actors
 
 
 def test_drift_when_the_graph_ran_then_the_champion_is_measured_once_in_model_drift(

@@ -24,7 +24,10 @@ from tests.integration.platform.test_cli_lifecycle import (  # noqa: F401 - the 
     exited,
     run,
 )
+from tests.integration.platform.test_local_surface import beyond_loopback, listening
 from tickwave.config import Settings, load_settings
+
+SERVICES = ("kafka", "warehouse", "streams", "execution", "audit", "orchestration", "supervisor")
 
 
 def service_pid(env: dict[str, str], name: str) -> int | None:
@@ -125,6 +128,11 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     orchestration = json.loads((Path(env["TICKWAVE_STATE_DIR"]) / "run" / "orchestration.json").read_text())
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=30) as answer:
         assert "dagster_webserver_version" in json.loads(answer.read())
+    # every socket `up`'s processes (and their children: Kafka's JVM, Dagster's webserver) listen on is loopback's
+    running = [pid for name in SERVICES if (pid := service_pid(env, name)) is not None]
+    sockets = [entry for pid in running for entry in listening(pid)]
+    assert len(running) == len(SERVICES) and port in {found for _, _, found in sockets}, (running, sockets)
+    assert beyond_loopback(sockets) == []
     shown = run(env, "status").stdout
     row = next(line for line in shown.splitlines() if "orchestration" in line)
     assert " up " in f" {row} " and f"127.0.0.1:{port}" in row, row

@@ -29,12 +29,13 @@ def secured_env(cli_env: dict[str, str]) -> dict[str, str]:
 
 
 def secrets_of(state_dir: Path) -> dict[str, str]:
-    """Every secret under the state dir: the brokers' passwords, the warehouse's, the control key."""
+    """Every secret under the state dir: the brokers' passwords, the warehouse's, the signing keys."""
     folder = state_dir / "secrets"
     found = {path.name: path.read_text().strip() for path in (folder / "kafka").glob("*.password")}
     warehouse = json.loads((folder / "warehouse.json").read_text())
     found.update({f"warehouse {key}": value for key, value in warehouse.items()})
     found["control key"] = (folder / "control.key").read_text().strip()
+    found["signals key"] = (folder / "signals.key").read_text().strip()
     return found
 
 

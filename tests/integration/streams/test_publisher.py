@@ -1,4 +1,7 @@
-"""The flow's publisher on the real broker: a batch keeps each symbol's partition and order; a refused one raises."""
+"""The flow's publisher on the real broker: a batch keeps each symbol's partition and order, signed if asked.
+
+A refused batch raises.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from adapters.bus import NOT_IDEMPOTENT, make_admin, make_consumer
+from adapters.signing import refusal
 from streams.connectors import Publisher
 from tickwave.config import Settings
 from tickwave.contracts import Signal, decode
@@ -14,6 +18,7 @@ from tickwave.errors import ServiceError
 
 SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURJPY", "XAUUSD", "EURGBP")
 PARTITIONS = 3
+KEY = b"k" * 32
 
 
 def signal(symbol: str, second: int) -> Signal:
@@ -32,12 +37,15 @@ def signal(symbol: str, second: int) -> Signal:
     )
 
 
-def test_publisher_when_batches_of_symbols_then_each_symbol_on_one_partition_in_order(settings: Settings) -> None:
+@pytest.mark.parametrize("signing_key", [None, KEY], ids=["unsigned", "signed"])
+def test_publisher_when_batches_of_symbols_then_each_symbol_on_one_partition_in_order(
+    settings: Settings, signing_key: bytes | None
+) -> None:
     bootstrap = settings.kafka.bootstrap or ""
     topic = f"{settings.kafka.topic_prefix}publisher"
     admin = make_admin(bootstrap)  # kept until the topic exists: a collected client cancels its request
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
-    publisher = Publisher(bootstrap, topic, "latency", **NOT_IDEMPOTENT)
+    publisher = Publisher(bootstrap, topic, "latency", signing_key=signing_key, **NOT_IDEMPOTENT)
     for second in range(5):  # as the flow sends them: all the symbols' signals of a second in one call
         publisher.publish([signal(symbol, second) for symbol in SYMBOLS])
     publisher.flush()
@@ -49,6 +57,8 @@ def test_publisher_when_batches_of_symbols_then_each_symbol_on_one_partition_in_
     for message in consumer.consume(len(SYMBOLS) * 5, timeout=30):
         assert message.error() is None, message.error()
         received = decode(message.value(), Signal)
+        verdict = refusal("signal", message.value(), message.headers(), KEY)
+        assert verdict == (None if signing_key else "unsigned signal"), verdict  # signed: every message, all of it
         assert message.key() == received.symbol.encode()
         partitions.setdefault(received.symbol, set()).add(message.partition())
         seconds.setdefault(received.symbol, []).append(received.bar_start_ms)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from adapters.signing import SIGNATURE_HEADER, control_key, key_path, sign
 from execution.connectors import admit_control
-from execution.signing import SIGNATURE_HEADER, control_key, key_path, sign
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service
 from tickwave.clock import ManualClock
 from tickwave.config import load_settings
@@ -27,7 +27,7 @@ def test_control_key_when_first_used_then_generated_private_and_stable(tmp_path:
     settings = load_settings(state_dir=tmp_path)
     key = control_key(settings)
     assert len(key) == 32 and control_key(settings) == key
-    assert os.stat(key_path(settings)).st_mode & 0o777 == 0o600
+    assert os.stat(key_path(settings.state_path, "control")).st_mode & 0o777 == 0o600
 
 
 def test_admit_when_signed_and_fresh_then_the_command() -> None:
