@@ -37,7 +37,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from warehouse_server.accesslog import AccessLog, RequestOutcome, log_request
-from warehouse_server.auth import READ_ONLY, User, authenticate, presented_credentials
+from warehouse_server.auth import READ_ONLY, READ_WRITE, User, authenticate, presented_credentials
+from warehouse_server.connections import connection_of
 from warehouse_server.dispatch import Executor, Running
 from warehouse_server.http_request import (
     DISCARD_BYTES,
@@ -179,6 +180,9 @@ class WarehouseApp:
             try:
                 presented, password = presented_credentials(headers, params)
                 user = self._authenticate(presented, password, address)
+                connection = connection_of(scope)
+                if connection is not None:  # the service user's connections are never closed to make room
+                    connection.authenticated(user.readonly == READ_WRITE)
                 echoed_id = checked_query_id(params, headers)
                 if is_true(params.get("compress")):
                     raise QueryError(

@@ -38,6 +38,7 @@ from warehouse_server.accesslog import AccessLog
 from warehouse_server.asgi import Limits, WarehouseApp
 from warehouse_server.auth import READ_WRITE, User, users_from
 from warehouse_server.confinement import confine, warehouse_rules
+from warehouse_server.connections import ConnectionBudget, HttpBounds, bounded_protocol
 from warehouse_server.dispatch import Executor, SessionLimits
 from warehouse_server.engine import Engine
 from warehouse_server.limits import AnalystLimits, LoginGuard
@@ -54,7 +55,6 @@ SANDBOX_DIR = "sandbox"  # every file root of the engine (user_files_path...), e
 MAX_SESSION_TIMEOUT_S = 3600.0
 KEEP_ALIVE_TIMEOUT_S = 30
 RESPONSE_BUFFER_BYTES = 1 << 20
-MAX_CONNECTIONS = 512
 
 
 class _Server(uvicorn.Server):
@@ -217,7 +217,10 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
         timeout_graceful_shutdown=int(clickhouse.shutdown_timeout_s),
-        limit_concurrency=MAX_CONNECTIONS,
+        http=bounded_protocol(
+            HttpBounds(receive_timeout_s=clickhouse.http_receive_timeout_s),
+            ConnectionBudget(clickhouse.max_connections, clickhouse.max_connections_per_client),
+        ),
         **proxy_options(clickhouse),
         **tls_options(context),
     )

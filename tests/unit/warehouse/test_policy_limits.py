@@ -173,6 +173,8 @@ def test_login_guard_when_failures_reach_the_limit_then_locked_until_the_window_
 
     with pytest.raises(QueryError, match="try again in 60 s"):
         guard.check("analyst", "10.0.0.1")
-    guard.check("analyst", "10.0.0.2")  # another address
+    with pytest.raises(QueryError, match="too many failed login attempts"):
+        guard.check("analyst", "10.0.0.2")  # another address: the failures are the user's, wherever they came from
+    guard.check("tickwave", "10.0.0.1")  # another user
     now[0] = 60.0
     guard.check("analyst", "10.0.0.1")
