@@ -22,7 +22,7 @@ from warehouse_server.dispatch import Executor, SessionLimits
 from warehouse_server.engine import Engine, Handle, ResultStream
 from warehouse_server.limits import AnalystLimits, LoginGuard
 from warehouse_server.planning import plan
-from warehouse_server.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
+from warehouse_server.policy import DatabaseCatalog, FunctionCatalog, ReadOnlyPolicy, read_catalog, read_databases
 from warehouse_server.protocol import QueryError
 from warehouse_server.sessions import SessionStore
 
@@ -43,6 +43,7 @@ class FakeClock:
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     path: Path = tmp_path_factory.mktemp("engine") / "chdb"
     engine = Engine(path)
+    engine.run_admin("CREATE DATABASE IF NOT EXISTS tickwave")  # the analyst's database
     try:
         yield engine
     finally:
@@ -53,8 +54,13 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 def executor(engine: Engine) -> Iterator[Executor]:
     sessions = SessionStore(engine.open, max_sessions=4)
     try:
-        policy = ReadOnlyPolicy(FunctionCatalog(lambda: read_catalog(engine.run_admin)))
-        yield Executor(engine, sessions, SessionLimits(60.0, 3600.0), policy, ANALYST_LIMITS)
+        policy = ReadOnlyPolicy(
+            FunctionCatalog(lambda: read_catalog(engine.run_admin)),
+            DatabaseCatalog(lambda: read_databases(engine.run_admin)),
+        )
+        yield Executor(
+            engine, sessions, SessionLimits(60.0, 3600.0), policy, ANALYST_LIMITS, analyst_database="tickwave"
+        )
     finally:
         sessions.close_all()
 
