@@ -11,7 +11,7 @@ p50/p99 alone and under each attack of ``bench/warehouse_attacks.py`` (idle conn
 huge heads, policy and decompression bombs, password guesses), with the server's RSS 10 s
 after each. It prints one table.
 
-    .venv/bin/python -m bench.warehouse [--quick] [--security-only] [--attacks-only]
+    .venv/bin/python -m bench.warehouse [--quick] [--security-only] [--attacks-only] [--warehouse-nice N]
 
 It starts its own warehouse on a free port in a temporary state dir and stops it at the
 end. Figures from one run are recorded in bench/README.md.
@@ -595,6 +595,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller volumes (a smoke run, not for the README)")
     parser.add_argument("--security-only", action="store_true", help="only the policy's cost and the bombs")
     parser.add_argument("--attacks-only", action="store_true", help="only the writer's latency under each attack")
+    parser.add_argument(
+        "--warehouse-nice", type=int, default=10, help="the warehouse's niceness (production's 10; 0 on a loaded VM)"
+    )
     options = parser.parse_args()
     scale = 10 if options.quick else 1
     runs = 3 if options.quick else 10
@@ -603,7 +606,9 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
     )
     state_dir = Path(tempfile.mkdtemp(prefix="tickwave-bench-"))
-    settings = load_settings(state_dir=state_dir, clickhouse={"port": 0}, log_level="WARNING")
+    settings = load_settings(
+        state_dir=state_dir, clickhouse={"port": 0, "nice": options.warehouse_nice}, log_level="WARNING"
+    )
     supervisor = Supervisor(settings)
     service = WarehouseService(settings)
     endpoint = supervisor.start(service)

@@ -260,7 +260,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         """Start a request: its head must complete within the receive timeout."""
         super().on_message_begin()
         self.scope["state"][CONNECTION_KEY] = self._connection
-        self._connection.is_engaged = False
         self.budget.touch(self._connection)
         if not self._in_head:
             self._in_head = True
