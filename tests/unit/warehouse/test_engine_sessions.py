@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from collections.abc import Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -294,3 +295,58 @@ def test_app_when_sending_the_response_fails_then_the_query_is_closed_and_its_sl
     assert still_running == b"0\n"
     for release in slots:
         release()
+
+
+class RecordingTransport:
+    """An ASGI peer that sends ``body`` once and keeps what the application sends."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.sent: list[MutableMapping[str, Any]] = []
+
+    async def receive(self) -> MutableMapping[str, Any]:
+        return {"type": "http.request", "body": self.body, "more_body": False}
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        self.sent.append(message)
+
+
+def test_app_when_the_analyst_asks_then_the_policy_runs_in_its_own_thread_not_the_shared_pool(
+    executor: Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked_in: list[str] = []
+    check = executor.policy.check
+
+    def recording_check(*args: Any) -> None:
+        checked_in.append(threading.current_thread().name)
+        check(*args)
+
+    monkeypatch.setattr(executor.policy, "check", recording_check)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="warehouse-query")
+    app = WarehouseApp(
+        executor,
+        {ANALYST.name: ANALYST},
+        Limits(
+            max_body_bytes=1 << 20, max_decoded_bytes=1 << 22, response_buffer_bytes=1 << 20, keep_alive_timeout_s=5
+        ),
+        pool,
+        lambda: None,
+        LoginGuard(10, 60.0),
+    )
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "query_string": b"",
+        "headers": [(b"x-clickhouse-user", ANALYST.name.encode()), (b"x-clickhouse-key", ANALYST.password.encode())],
+        "client": ("127.0.0.1", 40000),
+    }
+    transport = RecordingTransport(b"SELECT number FROM numbers(3)")
+    try:
+        asyncio.run(app(scope, transport.receive, transport.send))
+    finally:
+        pool.shutdown(wait=True)
+
+    assert transport.sent[0]["status"] == 200, transport.sent
+    assert len(checked_in) == 1
+    assert checked_in[0].startswith("warehouse-read-only"), checked_in
