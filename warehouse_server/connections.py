@@ -21,7 +21,9 @@ for seconds, and 30 MiB of small headers stayed in memory until the client left)
   connection that authenticated as the service user is never closed to make room.
 
 The ASGI application learns its connection from the request scope
-(:func:`connection_of`) and marks it once the request's user is known.
+(:func:`connection_of`) and marks it once the request's user is known. Closing a
+connection is logged at debug level only (an attacker reopening connections would
+otherwise fill the log); the budget counts what it closed and refused.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ class ConnectionBudget:
             return False
         self.release(victim)
         self.evicted += 1
-        logger.info("connection from %s closed to make room (%d open)", victim.client, len(self._open))
+        logger.debug("connection from %s closed to make room (%d open)", victim.client, len(self._open))
         victim.close()
         return True
 
@@ -171,7 +173,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         client = self.client[0] if self.client else "-"
         self._connection = Connection(client, self._close_now)
         if not self.budget.admit(self._connection):
-            logger.warning("connection from %s refused: %d connections open", client, len(self.budget))
+            logger.debug("connection from %s refused: %d connections open", client, len(self.budget))
             transport.abort()
             return
         self._arm(self.bounds.receive_timeout_s)
@@ -201,7 +203,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._in_head or self._discard_left >= 0:
-            logger.info("connection from %s closed: no complete request head in time", self._connection.client)
+            logger.debug("connection from %s closed: no complete request head in time", self._connection.client)
             self.transport.close()
             return
         if self.cycle is None or not self.cycle.more_body or self.cycle.response_complete:
@@ -211,7 +213,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             return
         idle_s = self.loop.time() - self._last_data_at
         if idle_s >= self.bounds.receive_timeout_s:
-            logger.info("connection from %s closed: its body paused past the receive timeout", self._connection.client)
+            logger.debug("connection from %s closed: its body paused past the receive timeout", self._connection.client)
             self.transport.close()
             return
         self._arm(self.bounds.receive_timeout_s - idle_s)
@@ -243,7 +245,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.send_400_response("Protocol upgrades are not supported.")
 
     def _refuse(self, refusal: _Refused) -> None:
-        logger.warning("request from %s refused: %s", self._connection.client, refusal.message)
+        logger.info("request from %s refused: %s", self._connection.client, refusal.message)
         body = f"Code: 400. DB::Exception: {refusal.message}. (BAD_REQUEST_PARAMETER)\n".encode()
         head = (
             f"HTTP/1.1 {refusal.status} {_REASONS[refusal.status]}\r\n"
