@@ -6,9 +6,12 @@ the BatchWriter) and query latency (count, GROUP BY symbol, 1-minute OHLC) over 
 this process; the read-only policy's cost per request over HTTP (the analyst's
 ``SELECT 1``, cold and cached, beside the engine's own ``SELECT 1`` as the service user,
 which the policy does not see); and the server's peak and settled RSS under each bomb
-class of ``tests/integration/warehouse/bombs.py``. It prints one table.
+class of ``tests/integration/warehouse/bombs.py``; and first, the writer's 1,000-row insert
+p50/p99 alone and under each attack of ``bench/warehouse_attacks.py`` (idle connections,
+huge heads, policy and decompression bombs, password guesses), with the server's RSS 10 s
+after each. It prints one table.
 
-    .venv/bin/python -m bench.warehouse [--quick] [--security-only]
+    .venv/bin/python -m bench.warehouse [--quick] [--security-only] [--attacks-only] [--warehouse-nice N]
 
 It starts its own warehouse on a free port in a temporary state dir and stops it at the
 end. Figures from one run are recorded in bench/README.md.
@@ -44,6 +47,7 @@ from adapters.warehouse.writer import BatchWriter, WriterConfig
 from app.services.supervisor import Supervisor
 from app.services.warehouse import WarehouseService
 from bench.summary import record
+from bench.warehouse_attacks import ATTACKS
 from tests.integration.warehouse.bombs import BOMBS, footprint
 from tests.integration.warehouse.http import post
 from tickwave.config import Settings, load_settings
@@ -189,7 +193,7 @@ def bench_arrow_inserts(client: Client, local: Local, scale: int, rounds: int) -
 def bench_concurrent_inserts(settings: Settings, scale: int, writers: int = 4) -> Row:
     total = 1_000_000 // scale
     batches = [arrow_batch(10_000, offset) for offset in range(0, total, 10_000)]
-    clients = [connect(settings, database="default") for _ in range(writers)]
+    clients = [connect(settings, database=settings.clickhouse.database) for _ in range(writers)]
 
     def insert_share(index: int) -> None:
         for batch in batches[index::writers]:
@@ -221,7 +225,7 @@ def bench_row_inserts(client: Client, settings: Settings, scale: int) -> list[Ro
     )
     writer_rows = [{**row, "time_ms": int(row["time_ms"].timestamp() * 1000)} for row in python_rows]
     to_arrow(TICKS, {"symbol": ["warm-up"]})  # pyarrow imports pandas on its first conversion (~1.5 s, once)
-    writer_client = connect(settings, database="default")
+    writer_client = connect(settings, database=settings.clickhouse.database)
     writer = BatchWriter(writer_client, Table("ins_writer", TICKS.schema), WriterConfig(max_rows=10_000))
     writer_s = timed(lambda: (writer.write(writer_rows), writer.close()))
     writer_client.close()
@@ -294,14 +298,22 @@ def sample_us(action: Callable[[], object], runs: int) -> list[float]:
 
 def bench_policy(settings: Settings, local: Local, scale: int, runs: int) -> list[Row]:
     """The read-only policy's cost (classify + EXPLAIN AST + tree rules) beside the queries it guards."""
-    from warehouse_server.policy import FunctionCatalog, ReadOnlyPolicy, Request, parse_ast, read_catalog
+    from warehouse_server.policy import (
+        DatabaseCatalog,
+        FunctionCatalog,
+        ReadOnlyPolicy,
+        Request,
+        parse_ast,
+        read_catalog,
+    )
 
     name, ticks = "ticks_10m", 10_000_000 // scale
     point = POINT_QUERY.format(name=name, at=START_MS + 5_000)
     ohlc = QUERIES["1-minute OHLC"].format(name=name)
     connection = local.connection._conn
     policy = ReadOnlyPolicy(
-        FunctionCatalog(lambda: read_catalog(lambda q: connection.query(q, "TabSeparated").bytes()))
+        FunctionCatalog(lambda: read_catalog(lambda q: connection.query(q, "TabSeparated").bytes())),
+        DatabaseCatalog(lambda: {"default": "Atomic"}),  # in process, the bench's tables are in `default`
     )
     request = Request(is_analyst=True, database="default", output_format="Native")
 
@@ -315,8 +327,8 @@ def bench_policy(settings: Settings, local: Local, scale: int, runs: int) -> lis
             sql, {}, request, lambda text: connection.query("EXPLAIN AST " + text, "TabSeparatedRaw").bytes().decode()
         )
 
-    service = connect(settings, database="default")
-    analyst = connect(settings, database="default", readonly=True)
+    service = connect(settings, database=settings.clickhouse.database)
+    analyst = connect(settings, readonly=True)
     floor = percentiles(sample_us(lambda: connection.query("SELECT 1", "TabSeparatedRaw"), runs * 200))
     explain = percentiles(sample_us(lambda: connection.query("EXPLAIN AST SELECT 1", "TabSeparatedRaw"), runs * 200))
     rows: list[Row] = [
@@ -356,8 +368,8 @@ def bench_policy_http(settings: Settings, runs: int) -> list[Row]:
     request is not policed, the analyst's is: cold (a text never seen, so classify +
     EXPLAIN AST + the tree rules run) and cached (the verdict cache hit).
     """
-    service = connect(settings, database="default")
-    analyst = connect(settings, database="default", readonly=True)
+    service = connect(settings, database=settings.clickhouse.database)
+    analyst = connect(settings, readonly=True)
     distinct = itertools.count(1_000_000)
     samples = runs * 100
     try:
@@ -446,7 +458,7 @@ FLOODS = {
 def bench_writer_under_flood(settings: Settings, endpoint: Endpoint, seconds: float, clients: int = 4) -> list[Row]:
     """A writer's insert latency alone and while ``clients`` analyst processes flood the service."""
     credentials = resolve_credentials(settings)
-    writer = connect(settings, database="default")
+    writer = connect(settings, database=settings.clickhouse.database)
     writer.command(DDL.format(name="flooded"))
     batch = arrow_batch(1_000, 0)
 
@@ -495,10 +507,97 @@ def bench_writer_under_flood(settings: Settings, endpoint: Endpoint, seconds: fl
     return rows
 
 
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+ATTACK_SETTLE_S = 10.0  # memory is read this long after an attack ends
+
+
+def bench_writer_under_attacks(settings: Settings, endpoint: Endpoint, seconds: float) -> list[Row]:
+    """The writer's 1,000-row insert alone and under each attack of ``bench/warehouse_attacks.py``, same run.
+
+    Targets: p50 within 2x of alone, no request answered 503 (or failed), the server's RSS
+    back within 64 MiB of its floor 10 s after each attack ends.
+    """
+    credentials = resolve_credentials(settings)
+    writer = connect(settings, database=settings.clickhouse.database)
+    writer.command(DDL.format(name="attacked"))
+    batch = arrow_batch(1_000, 0)
+
+    def insert_samples() -> tuple[list[float], int]:
+        samples: list[float] = []
+        failures = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            started = time.perf_counter_ns()
+            try:
+                writer.insert_arrow("attacked", batch)
+            except Exception:  # a 503 or a lost connection: counted, the loop goes on
+                failures += 1
+            samples.append((time.perf_counter_ns() - started) / 1000)
+        return samples, failures
+
+    context = multiprocessing.get_context("spawn")
+    alone, _ = insert_samples()
+    floor = _rss_mib(endpoint.pid)
+    alone_p50 = statistics.median(alone)
+    rows = [
+        Row("attack: none (writer's 1,000-row insert alone)", percentiles(alone), "-", f"RSS floor {floor:.0f} MiB")
+    ]
+    try:
+        for label, (attack, processes) in ATTACKS.items():
+            done = context.Event()
+            attackers = [
+                context.Process(target=attack, args=(endpoint.address, credentials, done)) for _ in range(processes)
+            ]
+            for process in attackers:
+                process.start()
+            time.sleep(3.0)  # the attackers' interpreters start and their pressure builds
+            samples, failures = insert_samples()
+            done.set()
+            for process in attackers:
+                process.join(timeout=30)
+                if process.is_alive():
+                    process.kill()
+            time.sleep(ATTACK_SETTLE_S)
+            above_floor = _rss_mib(endpoint.pid) - floor
+            ratio = statistics.median(samples) / alone_p50
+            is_met = ratio <= 2.0 and failures == 0 and above_floor <= 64
+            rows.append(
+                Row(
+                    f"attack: {label}",
+                    percentiles(samples),
+                    "-",
+                    f"p50 {ratio:.1f}x alone; {failures} failed of {len(samples)}; "
+                    f"RSS {above_floor:+.0f} MiB over floor {ATTACK_SETTLE_S:.0f} s after; "
+                    f"{'met' if is_met else 'NOT met'}",
+                )
+            )
+            record(
+                f"writer insert p50 under attack: {label}",
+                round(statistics.median(samples) / 1000, 1),
+                "ms",
+                baseline=f"alone {percentiles(alone)}",
+                target="p50 <= 2x alone, no 503, RSS within 64 MiB of floor after 10 s",
+                is_met=is_met,
+            )
+    finally:
+        writer.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller volumes (a smoke run, not for the README)")
     parser.add_argument("--security-only", action="store_true", help="only the policy's cost and the bombs")
+    parser.add_argument("--attacks-only", action="store_true", help="only the writer's latency under each attack")
+    parser.add_argument(
+        "--warehouse-nice", type=int, default=10, help="the warehouse's niceness (production's 10; 0 on a loaded VM)"
+    )
     options = parser.parse_args()
     scale = 10 if options.quick else 1
     runs = 3 if options.quick else 10
@@ -507,20 +606,24 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
     )
     state_dir = Path(tempfile.mkdtemp(prefix="tickwave-bench-"))
-    settings = load_settings(state_dir=state_dir, clickhouse={"port": 0}, log_level="WARNING")
+    settings = load_settings(
+        state_dir=state_dir, clickhouse={"port": 0, "nice": options.warehouse_nice}, log_level="WARNING"
+    )
     supervisor = Supervisor(settings)
     service = WarehouseService(settings)
     endpoint = supervisor.start(service)
     assert isinstance(endpoint, Endpoint)
-    client = connect(settings, database="default", send_receive_timeout=600)
+    client = connect(settings, database=settings.clickhouse.database, send_receive_timeout=600)
     local = Local(state_dir / "in-process-chdb")
     try:
-        results = [
-            *bench_policy_http(settings, runs),
-            *bench_bombs(settings, endpoint),
-            *bench_writer_under_flood(settings, endpoint, seconds=3 if options.quick else 8),
-        ]
-        if not options.security_only:
+        results = bench_writer_under_attacks(settings, endpoint, seconds=3 if options.quick else 8)
+        if not options.attacks_only:
+            results += [
+                *bench_policy_http(settings, runs),
+                *bench_bombs(settings, endpoint),
+                *bench_writer_under_flood(settings, endpoint, seconds=3 if options.quick else 8),
+            ]
+        if not (options.security_only or options.attacks_only):
             for target in (client, local):
                 for name in TABLES:
                     target.command(DDL.format(name=name))

@@ -154,6 +154,29 @@ ALLOWED_TABLE_FUNCTIONS = frozenset(
 )
 
 SYSTEM_DATABASE = "system"
+# Databases whose tables a read-only user may name: the engines that keep tables the service created in
+# the warehouse's own directory. Not here, so refused: the engine's default database (in chdb an Overlay
+# whose tables are host files, `default.`/etc/shadow``), Filesystem, S3, URL, MySQL, PostgreSQL... and the
+# Memory databases (INFORMATION_SCHEMA) that only re-expose system tables under other names.
+STORAGE_DATABASE_ENGINES = frozenset({"Atomic", "Ordinary", "Replicated"})
+# Statements whose children name their table (``db table`` in the label, then an Identifier per part) or
+# their database; SHOW COLUMNS and SHOW INDEX do not put their table in the tree, so cannot be checked.
+TABLE_NAMING_ROOTS = frozenset(
+    {
+        "ExistsTableQuery",
+        "ExistsViewQuery",
+        "ExistsDictionaryQuery",
+        "ShowCreateTableQuery",
+        "ShowCreateViewQuery",
+        "ShowCreateDictionaryQuery",
+    }
+)
+DATABASE_NAMING_ROOTS = frozenset({"ExistsDatabaseQuery", "ShowCreateDatabaseQuery", "ShowTables", "UseQuery"})
+UNCHECKABLE_ROOTS = frozenset({"ShowColumns"})
+# Functions whose second argument, when a bare name, is a table read as a set (``x IN db.t``).
+SET_FUNCTIONS = frozenset(
+    {"in", "notIn", "globalIn", "globalNotIn", "nullIn", "notNullIn", "globalNullIn", "globalNotNullIn"}
+)
 ALLOWED_SYSTEM_TABLES = frozenset(
     {
         "one",

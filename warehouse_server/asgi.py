@@ -37,7 +37,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from warehouse_server.accesslog import AccessLog, RequestOutcome, log_request
-from warehouse_server.auth import READ_ONLY, User, authenticate, presented_credentials
+from warehouse_server.auth import READ_ONLY, READ_WRITE, User, authenticate, presented_credentials
+from warehouse_server.connections import connection_of
 from warehouse_server.dispatch import Executor, Running
 from warehouse_server.http_request import (
     DISCARD_BYTES,
@@ -179,6 +180,9 @@ class WarehouseApp:
             try:
                 presented, password = presented_credentials(headers, params)
                 user = self._authenticate(presented, password, address)
+                connection = connection_of(scope)
+                if connection is not None:  # the service user's connections are never closed to make room
+                    connection.authenticated(user.readonly == READ_WRITE)
                 echoed_id = checked_query_id(params, headers)
                 if is_true(params.get("compress")):
                     raise QueryError(
@@ -193,10 +197,10 @@ class WarehouseApp:
                     # Its decoding and planning run in a thread of their own: pure Python holds
                     # the GIL, and four of them at once slowed the writers' inserts 15x.
                     request_plan, used_params = await asyncio.get_running_loop().run_in_executor(
-                        self._read_only_pool, self._prepare, method, params, headers, body, user
+                        self._read_only_pool, self._prepare_and_vet, method, params, headers, body, user
                     )
                     del body
-                    begun = await self._in_worker(self._begin, request_plan, used_params, user, release_slot)
+                    begun = await self._in_worker(self._begin, request_plan, used_params, user, release_slot, True)
                 else:  # one hand-off to a worker, as the pipeline's requests are latency-bound
                     begun = await self._in_worker(
                         self._prepare_and_begin, method, params, headers, body, user, release_slot
@@ -253,6 +257,17 @@ class WarehouseApp:
         # Worker thread: decode the body and plan the request (Python work that holds the GIL).
         return prepare(method, params, headers, body, user, self.limits.decoded_bytes_for(user))
 
+    def _prepare_and_vet(
+        self, method: str, params: Mapping[str, str], headers: Mapping[str, str], body: bytes, user: User
+    ) -> tuple[Plan, Mapping[str, str]]:
+        # The read-only user's own thread: decode, plan and check it against the policy.
+        request_plan, used_params = self._prepare(method, params, headers, body, user)
+        try:
+            return self.executor.vet(request_plan), used_params
+        except QueryError as error:
+            error.query_text = request_plan.sql
+            raise
+
     def _prepare_and_begin(
         self,
         method: str,
@@ -267,11 +282,16 @@ class WarehouseApp:
         return self._begin(request_plan, used_params, user, release_slot)
 
     def _begin(
-        self, request_plan: Plan, params: Mapping[str, str], user: User, release_slot: Callable[[], None]
+        self,
+        request_plan: Plan,
+        params: Mapping[str, str],
+        user: User,
+        release_slot: Callable[[], None],
+        is_vetted: bool = False,
     ) -> Started:
         # Worker thread: start the plan on the engine and pull up to one response buffer of output.
         try:
-            running = self.executor.start(request_plan, user.name, release_slot)
+            running = self.executor.start(request_plan, user.name, release_slot, is_vetted=is_vetted)
         except QueryError as error:
             error.query_text = request_plan.sql
             raise

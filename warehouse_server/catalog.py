@@ -167,6 +167,45 @@ def reviewed_functions(path: Path = SNAPSHOT) -> frozenset[str]:
     return frozenset(line for line in lines if line)
 
 
+class DatabaseCatalog:
+    """The engine's databases and their engines, read again on an unknown name (at most once a second).
+
+    Tables a read-only user names are allowed only in databases of a storage engine: a database
+    the service created after the last read is found by reading again, an unknown one is refused.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], dict[str, str]],
+        min_reload_interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Read the databases now with ``load`` -> {name: engine}."""
+        self._load = load
+        self._clock = clock
+        self.min_reload_interval_s = min_reload_interval_s
+        self._lock = threading.Lock()
+        self._engines = load()
+        self._reloaded_at = clock()
+
+    def engine(self, name: str) -> str | None:
+        """Return the engine of database ``name`` (None if there is no such database)."""
+        engine = self._engines.get(name)
+        if engine is not None:
+            return engine
+        with self._lock:
+            if self._clock() - self._reloaded_at >= self.min_reload_interval_s:
+                self._engines = self._load()
+                self._reloaded_at = self._clock()
+        return self._engines.get(name)
+
+
+def read_databases(run: Callable[[str], bytes]) -> dict[str, str]:
+    """Read ``system.databases`` with ``run`` (SQL -> TabSeparated bytes): {name: engine}."""
+    rows = run("SELECT name, engine FROM system.databases").decode("utf-8", "replace").splitlines()
+    return dict(line.split("\t", 1) for line in rows if "\t" in line)
+
+
 def read_catalog(run: Callable[[str], bytes]) -> tuple[dict[str, FunctionInfo], list[str]]:
     """Read ``system.functions`` and the aggregate combinators with ``run`` (SQL -> TabSeparated bytes)."""
     functions: dict[str, FunctionInfo] = {}

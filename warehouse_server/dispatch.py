@@ -192,14 +192,42 @@ class Executor:
         limits: SessionLimits,
         policy: ReadOnlyPolicy,
         analyst_limits: AnalystLimits,
+        analyst_database: str = "",
     ) -> None:
-        """Use ``engine`` for fresh handles and ``sessions`` for session requests."""
+        """Use ``engine`` for fresh handles and ``sessions`` for session requests.
+
+        A read-only user's unqualified names resolve in ``analyst_database`` unless the request
+        names a database: never in the engine's default database, whose tables are host files.
+        """
         self.engine = engine
         self.sessions = sessions
         self.limits = limits
         self.policy = policy
         self.analyst_limits = analyst_limits
+        self.analyst_database = analyst_database
         self.concurrency = ConcurrencyLimit(analyst_limits.max_concurrent_queries)
+
+    def _in_database(self, plan: Plan) -> Plan:
+        if plan.is_analyst and not plan.database and self.analyst_database:
+            return replace(plan, database=self.analyst_database)
+        return plan
+
+    def vet(self, plan: Plan) -> Plan:
+        """Check a read-only plan against the policy on a handle of its own; return the plan to start.
+
+        The HTTP layer runs this in the read-only user's own thread: the policy's work (the engine's
+        parse, then Python over its tree) never takes a thread of the pool the writers share.
+
+        Raises:
+            QueryError: for a refused or invalid request.
+        """
+        plan = self._in_database(plan)
+        handle = self.engine.open(plan.readonly)
+        try:
+            _check(plan, handle, self.policy)
+        finally:
+            handle.close()
+        return plan
 
     def admit(self, user: User) -> Callable[[], None]:
         """Take one of a read-only user's query slots; return its release (idempotent).
@@ -212,36 +240,40 @@ class Executor:
         """
         return self.concurrency.acquire(user.name) if user.readonly == READ_ONLY else _nothing
 
-    def start(self, plan: Plan, user: str, slot: Callable[[], None] | None = None) -> Running:
+    def start(
+        self, plan: Plan, user: str, slot: Callable[[], None] | None = None, *, is_vetted: bool = False
+    ) -> Running:
         """Start ``plan`` for ``user``: on return the first chunk can be pulled.
 
         Args:
             plan: the request's plan.
             user: the user's name.
             slot: the release of a slot :meth:`admit` took; without one, an analyst's plan takes its own.
+            is_vetted: ``plan`` came from :meth:`vet`, so the policy need not run again.
 
         Raises:
             QueryError: for refused, invalid or failing requests; nothing is left open, the slot released.
         """
         release = slot if slot is not None else self.concurrency.acquire(user) if plan.is_analyst else _nothing
         try:
-            running = self._start(plan, user)
+            running = self._start(self._in_database(plan), user, is_vetted)
         except BaseException:
             release()
             raise
         running.add_cleanup(release)
         return running
 
-    def _start(self, plan: Plan, user: str) -> Running:
+    def _start(self, plan: Plan, user: str, is_vetted: bool) -> Running:
         if plan.session is not None:
-            return self._start_in_session(plan, user)
+            return self._start_in_session(plan, user, is_vetted)
         limits = None
         if plan.is_analyst:
             limits = analyst_handle_settings(plan.engine_settings, self.analyst_limits)
             plan = replace(plan, engine_settings={})
         handle = self.engine.open(plan.readonly, limits)
         try:
-            _check(plan, handle, self.policy)
+            if not is_vetted:
+                _check(plan, handle, self.policy)
             _apply(handle, plan)
             stream = _run(handle, plan)
             if limits is not None:
@@ -251,7 +283,7 @@ class Executor:
             handle.close()
             raise
 
-    def _start_in_session(self, plan: Plan, user: str) -> Running:
+    def _start_in_session(self, plan: Plan, user: str, is_vetted: bool) -> Running:
         request = plan.session
         assert request is not None
         if plan.is_analyst and plan.engine_settings:
@@ -263,7 +295,8 @@ class Executor:
             user, request.session_id, 1 if plan.is_analyst else 0, timeout_s, request.must_exist
         )
         try:
-            _check(plan, session.handle, self.policy)
+            if not is_vetted:
+                _check(plan, session.handle, self.policy)
             _prepare_session(session, plan)
             stream = _run(session.handle, plan)
             if plan.is_analyst:

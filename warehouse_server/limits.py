@@ -11,15 +11,15 @@
   cap ``limit`` (Grafana's ClickHouse plugin sends it with every query) is allowed from 0
   (no extra cap) to ``max_result_rows``, which applies in any case.
 - :class:`ConcurrencyLimit`: queries one read-only user runs at once.
-- :class:`LoginGuard`: failed logins per (user, client address) in a sliding window;
-  at the limit, further attempts of that pair are refused without checking the password
-  until the oldest failure leaves the window. The address is the TCP peer (a proxy's
-  ``X-Forwarded-For`` counts only from ``clickhouse.trusted_proxies``), so a client
-  cannot move its failures to other keys. Users named ``never_locked`` (the read-write
-  service user, whose generated password no online guessing reaches) are never locked
-  out: every client on the loopback interface shares 127.0.0.1, so a lock-out of the
-  service user would let any local process lock the pipeline's writes out. Their failures
-  are still counted and logged.
+- :class:`LoginGuard`: failed logins per user, from every address together, in a sliding
+  window; at the limit, further attempts of that user are refused without checking the
+  password until the oldest failure leaves the window. Counting per user, not per
+  (user, address), is what makes it a lock-out on loopback, where a local process picks
+  its source address among 127.0.0.0/8 (500 guesses from 50 addresses drew none when the
+  key held the address). Users named ``never_locked`` (the read-write service user, whose
+  generated password of 192 random bits no online guessing exhausts) are never locked
+  out, so no local process can lock the pipeline's writes out; their failures are still
+  counted and logged.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ class ConcurrencyLimit:
 
 
 class LoginGuard:
-    """Counts failed logins per (user, client address) and locks the pair out at the limit."""
+    """Counts failed logins per user (from any address) and locks the user out at the limit."""
 
     def __init__(
         self,
@@ -197,22 +197,22 @@ class LoginGuard:
         clock: Callable[[], float] = time.monotonic,
         never_locked: Collection[str] = (),
     ) -> None:
-        """Allow ``max_failures`` failures per pair within ``window_s`` seconds; never lock ``never_locked`` out."""
+        """Allow ``max_failures`` failures per user within ``window_s`` seconds; never lock ``never_locked`` out."""
         self.max_failures = max_failures
         self.window_s = window_s
         self.never_locked = frozenset(never_locked)
         self._clock = clock
-        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+    def _recent(self, key: str, now: float) -> deque[float]:
         failures = self._failures.get(key, deque())
         while failures and now - failures[0] >= self.window_s:
             failures.popleft()
         return failures
 
     def check(self, user: str, address: str) -> None:
-        """Refuse a login attempt of ``user`` from ``address`` while it is locked out.
+        """Refuse a login attempt of ``user`` (from ``address``, which is only logged) while it is locked out.
 
         Raises:
             QueryError: AUTHENTICATION_FAILED saying when to try again.
@@ -221,14 +221,14 @@ class LoginGuard:
             return
         now = self._clock()
         with self._lock:
-            failures = self._recent((user, address), now)
+            failures = self._recent(user, now)
             if len(failures) < self.max_failures:
                 return
             wait_s = max(1, math.ceil(self.window_s - (now - failures[0])))
-        logger.warning("login refused: user=%s address=%s is locked out for %d s more", user, address, wait_s)
+        logger.warning("login refused: user=%s is locked out for %d s more (address=%s)", user, wait_s, address)
         raise QueryError(
             AUTHENTICATION_FAILED,
-            f"{user}: Authentication failed: too many failed login attempts from {address} "
+            f"{user}: Authentication failed: too many failed login attempts for this user "
             f"({self.max_failures} in {self.window_s:g} s); try again in {wait_s} s",
         )
 
@@ -238,13 +238,13 @@ class LoginGuard:
         with self._lock:
             if len(self._failures) >= MAX_TRACKED_LOGIN_KEYS:
                 self._failures = {key: f for key, f in self._failures.items() if self._recent(key, now)}
-            failures = self._recent((user, address), now)
+            failures = self._recent(user, now)
             failures.append(now)
-            self._failures[(user, address)] = failures
+            self._failures[user] = failures
             count = len(failures)
         logger.warning("failed login: user=%s address=%s (%d in the last %g s)", user, address, count, self.window_s)
 
     def succeeded(self, user: str, address: str) -> None:
-        """Forget the pair's failures after a good login."""
+        """Forget the user's failures after a good login (from ``address``)."""
         with self._lock:
-            self._failures.pop((user, address), None)
+            self._failures.pop(user, None)

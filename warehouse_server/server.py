@@ -34,15 +34,17 @@ from adapters.warehouse.credentials import Credentials
 from adapters.warehouse.tls import ServerTls, server_tls
 from tickwave.config import ClickHouseSettings, Settings
 from tickwave.errors import ConfigurationError, ServiceError
+from tickwave.warehouse.sqltext import quote_identifier
 from warehouse_server.accesslog import AccessLog
 from warehouse_server.asgi import Limits, WarehouseApp
 from warehouse_server.auth import READ_WRITE, User, users_from
 from warehouse_server.confinement import confine, warehouse_rules
+from warehouse_server.connections import ConnectionBudget, HttpBounds, bounded_protocol
 from warehouse_server.dispatch import Executor, SessionLimits
 from warehouse_server.engine import Engine
 from warehouse_server.limits import AnalystLimits, LoginGuard
 from warehouse_server.memory import MemoryReturner, engine_memory_settings, write_engine_config
-from warehouse_server.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
+from warehouse_server.policy import DatabaseCatalog, FunctionCatalog, ReadOnlyPolicy, read_catalog, read_databases
 from warehouse_server.protocol import QueryError
 from warehouse_server.sessions import SessionStore
 
@@ -54,7 +56,6 @@ SANDBOX_DIR = "sandbox"  # every file root of the engine (user_files_path...), e
 MAX_SESSION_TIMEOUT_S = 3600.0
 KEEP_ALIVE_TIMEOUT_S = 30
 RESPONSE_BUFFER_BYTES = 1 << 20
-MAX_CONNECTIONS = 512
 
 
 class _Server(uvicorn.Server):
@@ -166,9 +167,14 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
             f"cannot open the warehouse directory {data_dir / CHDB_DIR}: {exc.message} "
             f"(one process owns a directory: is another warehouse running on it? see `tickwave status`)"
         ) from exc
+    # The analyst's unqualified names resolve here: it exists from the start, before any migration.
+    engine.run_admin(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(clickhouse.database)}")
     analyst_limits = AnalystLimits.from_settings(clickhouse)
     sessions = SessionStore(lambda level: engine.open(level, analyst_limits.for_level(level)), clickhouse.max_sessions)
-    policy = ReadOnlyPolicy(FunctionCatalog(lambda: read_catalog(engine.run_admin)))
+    policy = ReadOnlyPolicy(
+        FunctionCatalog(lambda: read_catalog(engine.run_admin)),
+        DatabaseCatalog(lambda: read_databases(engine.run_admin)),
+    )
     pool = ThreadPoolExecutor(max_workers=clickhouse.max_concurrent_queries, thread_name_prefix="warehouse-query")
 
     access_log = AccessLog(lambda: engine.open(0), clickhouse.database)
@@ -190,6 +196,7 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
             SessionLimits(clickhouse.session_timeout_s, MAX_SESSION_TIMEOUT_S),
             policy,
             analyst_limits,
+            analyst_database=clickhouse.database,
         ),
         users,
         Limits(
@@ -217,7 +224,10 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
         timeout_graceful_shutdown=int(clickhouse.shutdown_timeout_s),
-        limit_concurrency=MAX_CONNECTIONS,
+        http=bounded_protocol(
+            HttpBounds(receive_timeout_s=clickhouse.http_receive_timeout_s),
+            ConnectionBudget(clickhouse.max_connections, clickhouse.max_connections_per_client),
+        ),
         **proxy_options(clickhouse),
         **tls_options(context),
     )

@@ -49,6 +49,21 @@ class ClickHouseSettings(Section):
         default=16, ge=1, description="embedded warehouse: queries running at once (worker threads)"
     )
     max_sessions: int = Field(default=64, ge=1, description="embedded warehouse: open HTTP sessions per user at most")
+    max_connections: int = Field(
+        default=1024,
+        ge=2,
+        description="embedded warehouse: open connections at most (max_connections); past it the least active one "
+        "that is not the service user's and runs no authenticated request is closed",
+    )
+    max_connections_per_client: int = Field(
+        default=256, ge=1, description="embedded warehouse: open connections from one client address at most"
+    )
+    http_receive_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="embedded warehouse: time a request's head may take to arrive, and the longest pause in its "
+        "body (http_receive_timeout), s",
+    )
     nice: int = Field(
         default=10, ge=0, le=19, description="embedded warehouse: CPU niceness (its bursts yield to the hot path)"
     )

@@ -15,14 +15,14 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import lz4.block
 import lz4.frame
 import zstandard
 
-from tests.integration.warehouse.http import Response
-
 MIB = 1 << 20
+T = TypeVar("T")
 
 
 def memory_mib(pid: int, field: str) -> float:
@@ -39,7 +39,7 @@ class Footprint:
     settled_mib: float
 
 
-def footprint(pid: int, request: Callable[[], Response], settle_s: float = 0.3) -> tuple[Response, Footprint]:
+def footprint(pid: int, request: Callable[[], T], settle_s: float = 0.3) -> tuple[T, Footprint]:
     """Send ``request`` and return the server's RSS before, at its peak during it, and ``settle_s`` after."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM, the peak RSS, to the current RSS
     before = memory_mib(pid, "VmRSS")

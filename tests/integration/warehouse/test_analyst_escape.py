@@ -330,3 +330,35 @@ def test_service_user_when_reading_host_files_through_the_engine_then_the_kernel
         warehouse_endpoint.address, credentials, f"INSERT INTO FUNCTION file('{canary}.out', 'CSV') SELECT 1".encode()
     )
     assert written.status != 200 and not Path(f"{canary}.out").exists()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "EXISTS TABLE `{path}`",
+        "SELECT * FROM `{path}`",
+        "SELECT * FROM default.`{path}`",
+        "DESCRIBE TABLE `{path}`",
+        "SHOW CREATE TABLE `{path}`",
+        "EXPLAIN SELECT * FROM `{path}`",
+        "SELECT 1 IN default.`{path}`",
+    ],
+)
+def test_analyst_when_a_table_is_named_by_a_host_path_then_the_policy_refuses_it_whether_the_file_exists(
+    warehouse_endpoint: Endpoint, credentials: Credentials, canary: Path, statement: str
+) -> None:
+    present = as_analyst(warehouse_endpoint, credentials, statement.format(path=canary))
+    absent = as_analyst(warehouse_endpoint, credentials, statement.format(path=canary.with_name("absent.txt")))
+
+    for reply in (present, absent):
+        assert_refused(reply)
+        assert b"a table is named by plain words" in reply.body, reply.body
+
+
+def test_analyst_when_no_database_is_named_then_names_resolve_in_the_warehouses_database(
+    warehouse_endpoint: Endpoint, credentials: Credentials, tickwave_database: str
+) -> None:
+    reply = as_analyst(warehouse_endpoint, credentials, "SELECT currentDatabase(), count() > 0 FROM schema_migrations")
+
+    assert reply.status == 200, reply.body
+    assert reply.body == f"{tickwave_database}\t1\n".encode()

@@ -104,7 +104,7 @@ def test_logins_when_failing_too_often_then_the_pair_is_locked_out_even_with_the
 
     assert all("password is incorrect" in body for body in failures)
     assert locked.code == "516" and b"too many failed login attempts" in locked.body
-    assert service_user.status == 200  # the lock-out is per user and address
+    assert service_user.status == 200  # the lock-out is per user
 
 
 def test_analyst_when_over_its_concurrency_limit_then_refused_until_a_slot_frees(

@@ -124,7 +124,7 @@ def test_grafana_datasource_when_tls_then_secure_with_a_ca_that_verifies_the_ser
 
 
 def test_dashboards_runner_when_tls_then_runs_as_the_analyst_over_https(tls_warehouse: TlsWarehouse) -> None:
-    runner = AnalystRunner(tls_warehouse.settings, database="default")
+    runner = AnalystRunner(tls_warehouse.settings)  # the analyst reads the warehouse's own database
     try:
         result = runner.query("SELECT 1 AS value")
     finally:
@@ -176,8 +176,9 @@ def test_go_checker_when_tls_then_clickhouse_go_verifies_the_ca_and_refuses_anot
 ) -> None:
     checker = build_checker(tmp_path / "checker")
 
-    verified = run_checker(checker, tls_warehouse.settings, "default", QUERY, tmp_path)
-    refused = run_checker(checker, tls_warehouse.with_ca(other_ca), "default", QUERY, tmp_path)
+    database = tls_warehouse.settings.clickhouse.database  # the analyst's: never the engine's default
+    verified = run_checker(checker, tls_warehouse.settings, database, QUERY, tmp_path)
+    refused = run_checker(checker, tls_warehouse.with_ca(other_ca), database, QUERY, tmp_path)
 
     assert verified.returncode == 0, verified.stderr + str(verified.outcomes)
     assert verified.outcomes[0]["rows"] == 1

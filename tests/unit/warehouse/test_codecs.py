@@ -261,3 +261,25 @@ def test_form_fields_when_a_form_is_crafted_then_refused_quickly(body: bytes, co
 
     assert raised.value.code == code
     assert time.perf_counter() - started < 0.5  # the e-mail parser took seconds, or recursed without bound
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODERS))
+def test_decode_body_when_a_body_holds_only_empty_frames_then_refused_at_once(encoding: str) -> None:
+    empty = ENCODERS[encoding](b"")
+    body = empty * (1_000_000 // len(empty))  # 1 MB: 50,000 gzip members cost seconds of CPU unbounded
+
+    started = time.perf_counter()
+    with pytest.raises(QueryError) as refused:
+        decode_body(body, encoding, LIMIT)
+
+    assert refused.value.code == CANNOT_DECOMPRESS
+    assert "frames" in refused.value.message
+    assert time.perf_counter() - started < 0.05
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODERS))
+def test_decode_body_when_small_frames_of_compressible_blocks_then_every_one_is_decoded(encoding: str) -> None:
+    blocks = [bytes(64 << 10) for _ in range(200)]  # a frame per block, each a few hundred bytes compressed
+    body = b"".join(ENCODERS[encoding](block) for block in blocks)
+
+    assert decode_body(body, encoding, LIMIT) == b"".join(blocks)

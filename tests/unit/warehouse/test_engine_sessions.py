@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from collections.abc import Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +23,7 @@ from warehouse_server.dispatch import Executor, SessionLimits
 from warehouse_server.engine import Engine, Handle, ResultStream
 from warehouse_server.limits import AnalystLimits, LoginGuard
 from warehouse_server.planning import plan
-from warehouse_server.policy import FunctionCatalog, ReadOnlyPolicy, read_catalog
+from warehouse_server.policy import DatabaseCatalog, FunctionCatalog, ReadOnlyPolicy, read_catalog, read_databases
 from warehouse_server.protocol import QueryError
 from warehouse_server.sessions import SessionStore
 
@@ -43,6 +44,7 @@ class FakeClock:
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     path: Path = tmp_path_factory.mktemp("engine") / "chdb"
     engine = Engine(path)
+    engine.run_admin("CREATE DATABASE IF NOT EXISTS tickwave")  # the analyst's database
     try:
         yield engine
     finally:
@@ -53,8 +55,13 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 def executor(engine: Engine) -> Iterator[Executor]:
     sessions = SessionStore(engine.open, max_sessions=4)
     try:
-        policy = ReadOnlyPolicy(FunctionCatalog(lambda: read_catalog(engine.run_admin)))
-        yield Executor(engine, sessions, SessionLimits(60.0, 3600.0), policy, ANALYST_LIMITS)
+        policy = ReadOnlyPolicy(
+            FunctionCatalog(lambda: read_catalog(engine.run_admin)),
+            DatabaseCatalog(lambda: read_databases(engine.run_admin)),
+        )
+        yield Executor(
+            engine, sessions, SessionLimits(60.0, 3600.0), policy, ANALYST_LIMITS, analyst_database="tickwave"
+        )
     finally:
         sessions.close_all()
 
@@ -288,3 +295,58 @@ def test_app_when_sending_the_response_fails_then_the_query_is_closed_and_its_sl
     assert still_running == b"0\n"
     for release in slots:
         release()
+
+
+class RecordingTransport:
+    """An ASGI peer that sends ``body`` once and keeps what the application sends."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.sent: list[MutableMapping[str, Any]] = []
+
+    async def receive(self) -> MutableMapping[str, Any]:
+        return {"type": "http.request", "body": self.body, "more_body": False}
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        self.sent.append(message)
+
+
+def test_app_when_the_analyst_asks_then_the_policy_runs_in_its_own_thread_not_the_shared_pool(
+    executor: Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked_in: list[str] = []
+    check = executor.policy.check
+
+    def recording_check(*args: Any) -> None:
+        checked_in.append(threading.current_thread().name)
+        check(*args)
+
+    monkeypatch.setattr(executor.policy, "check", recording_check)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="warehouse-query")
+    app = WarehouseApp(
+        executor,
+        {ANALYST.name: ANALYST},
+        Limits(
+            max_body_bytes=1 << 20, max_decoded_bytes=1 << 22, response_buffer_bytes=1 << 20, keep_alive_timeout_s=5
+        ),
+        pool,
+        lambda: None,
+        LoginGuard(10, 60.0),
+    )
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "query_string": b"",
+        "headers": [(b"x-clickhouse-user", ANALYST.name.encode()), (b"x-clickhouse-key", ANALYST.password.encode())],
+        "client": ("127.0.0.1", 40000),
+    }
+    transport = RecordingTransport(b"SELECT number FROM numbers(3)")
+    try:
+        asyncio.run(app(scope, transport.receive, transport.send))
+    finally:
+        pool.shutdown(wait=True)
+
+    assert transport.sent[0]["status"] == 200, transport.sent
+    assert len(checked_in) == 1
+    assert checked_in[0].startswith("warehouse-read-only"), checked_in

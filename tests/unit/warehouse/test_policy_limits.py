@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, LoginGuard, analyst_handle_settings
-from warehouse_server.policy import FunctionCatalog, FunctionInfo, ReadOnlyPolicy, Request, parse_ast
+from warehouse_server.policy import DatabaseCatalog, FunctionCatalog, FunctionInfo, ReadOnlyPolicy, Request, parse_ast
 from warehouse_server.protocol import QueryError
 
 DUMP = """SelectWithUnionQuery (children 1)
@@ -95,7 +97,7 @@ def check(policy: ReadOnlyPolicy, dump: str, request: Request = ANALYST) -> None
 )
 def test_policy_when_a_scalar_function_is_called_then_outside_ones_are_refused(function: str, refused: bool) -> None:
     dump = DUMP.replace("Function file (alias b)", f"Function {function} (alias b)")
-    policy = ReadOnlyPolicy(CATALOG)
+    policy = ReadOnlyPolicy(CATALOG, DatabaseCatalog(lambda: {"tickwave": "Atomic"}))
 
     if refused:
         with pytest.raises(QueryError):
@@ -111,7 +113,7 @@ def test_policy_when_a_table_function_is_used_then_only_the_allow_list_passes(
     dump = DUMP.replace("Function file (alias b)", "Function sum (alias b)").replace(
         "Function numbers", f"Function {table_function}"
     )
-    policy = ReadOnlyPolicy(CATALOG)
+    policy = ReadOnlyPolicy(CATALOG, DatabaseCatalog(lambda: {"tickwave": "Atomic"}))
 
     if refused:
         with pytest.raises(QueryError, match="Table function"):
@@ -122,7 +124,7 @@ def test_policy_when_a_table_function_is_used_then_only_the_allow_list_passes(
 
 def test_policy_when_the_same_query_repeats_then_the_verdict_is_cached() -> None:
     calls: list[str] = []
-    policy = ReadOnlyPolicy(CATALOG)
+    policy = ReadOnlyPolicy(CATALOG, DatabaseCatalog(lambda: {"tickwave": "Atomic"}))
 
     for _ in range(3):
         with pytest.raises(QueryError):
@@ -173,6 +175,18 @@ def test_login_guard_when_failures_reach_the_limit_then_locked_until_the_window_
 
     with pytest.raises(QueryError, match="try again in 60 s"):
         guard.check("analyst", "10.0.0.1")
-    guard.check("analyst", "10.0.0.2")  # another address
+    with pytest.raises(QueryError, match="too many failed login attempts"):
+        guard.check("analyst", "10.0.0.2")  # another address: the failures are the user's, wherever they came from
+    guard.check("tickwave", "10.0.0.1")  # another user
     now[0] = 60.0
     guard.check("analyst", "10.0.0.1")
+
+
+def test_parse_ast_when_the_tree_passes_max_ast_elements_then_refused_before_it_is_built() -> None:
+    dump = "SelectWithUnionQuery (children 1)\n" + " Literal UInt64_1\n" * 60_000
+
+    started = time.perf_counter()
+    with pytest.raises(QueryError, match="max_ast_elements"):
+        parse_ast(dump)
+
+    assert time.perf_counter() - started < 0.05

@@ -1,0 +1,218 @@
+"""Connection-level bounds and the login lock-out, against a real warehouse of this module's own.
+
+What a local process can do without a password: hold connections open without sending
+a request, send a head a byte at a time, send a huge URL or header block; and, knowing
+only a user's name, guess its password from as many loopback addresses as it likes. The
+module's warehouse has a small connection budget and receive timeout so each effect
+shows in seconds; the lock-out tests run last (they lock the analyst out for the window).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from adapters.endpoints import Endpoint
+from adapters.warehouse.credentials import Credentials, resolve_credentials
+from tests.integration.warehouse.bombs import footprint
+from tests.integration.warehouse.http import Response, post
+from tests.plugins.warehouse import start_warehouse
+
+MAX_CONNECTIONS = 64
+RECEIVE_TIMEOUT_S = 1.5
+MAX_FAILED_LOGINS = 3
+IDLE_CONNECTIONS = 520  # past the 512 connections after which the server answered every request 503
+
+
+@dataclasses.dataclass(frozen=True)
+class Warehouse:
+    endpoint: Endpoint
+    credentials: Credentials
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, port = self.endpoint.address.rsplit(":", 1)
+        return host, int(port)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    state_dir = tmp_path_factory.mktemp("connections")
+    supervisor, service, endpoint = start_warehouse(
+        state_dir,
+        max_connections=MAX_CONNECTIONS,
+        max_connections_per_client=MAX_CONNECTIONS // 2,
+        http_receive_timeout_s=RECEIVE_TIMEOUT_S,
+        max_failed_logins=MAX_FAILED_LOGINS,
+        failed_login_window_s=30,
+    )
+    try:
+        yield Warehouse(endpoint, resolve_credentials(service.settings))
+    finally:
+        supervisor.stop(service)
+
+
+def open_idle(warehouse: Warehouse, count: int) -> list[socket.socket]:
+    """Open ``count`` connections from spread loopback addresses that never send a byte."""
+    sockets = []
+    for index in range(count):
+        sock = socket.socket()
+        sock.bind((f"127.0.{index // 250}.{index % 250 + 2}", 0))
+        sock.connect(warehouse.host_port)
+        sockets.append(sock)
+    return sockets
+
+
+def is_closed_by_server(sock: socket.socket, within_s: float) -> bool:
+    sock.settimeout(within_s)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def is_closed_now(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def raw_request(warehouse: Warehouse, head: bytes) -> tuple[bytes, float]:
+    """Send ``head`` on a fresh connection; return the start of the answer and how long it took."""
+    started = time.perf_counter()
+    with socket.create_connection(warehouse.host_port, timeout=30) as sock:
+        sock.sendall(head)
+        answer = sock.recv(4096)
+    return answer, time.perf_counter() - started
+
+
+def test_connections_when_idle_ones_pass_the_budget_then_the_service_users_requests_get_in(
+    warehouse: Warehouse,
+) -> None:
+    idle = open_idle(warehouse, IDLE_CONNECTIONS)
+    try:
+        replies = [post(warehouse.endpoint.address, warehouse.credentials, b"SELECT 1") for _ in range(20)]
+        closed = sum(is_closed_now(sock) for sock in idle)
+    finally:
+        for sock in idle:
+            sock.close()
+
+    assert [reply.status for reply in replies] == [200] * 20  # not one 503
+    assert closed >= IDLE_CONNECTIONS - MAX_CONNECTIONS  # the spare ones made room
+
+
+def test_connections_when_one_never_sends_a_request_then_closed_after_the_receive_timeout(
+    warehouse: Warehouse,
+) -> None:
+    (idle,) = open_idle(warehouse, 1)
+    with idle:
+        assert is_closed_by_server(idle, RECEIVE_TIMEOUT_S + 2)
+
+
+def test_connections_when_a_head_trickles_in_then_closed_after_the_receive_timeout(warehouse: Warehouse) -> None:
+    started = time.monotonic()
+    with socket.create_connection(warehouse.host_port) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        closed = False
+        while not closed and time.monotonic() - started < RECEIVE_TIMEOUT_S + 3:
+            try:
+                sock.sendall(b"X")  # a byte of a header name every 0.2 s
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+            closed = closed or is_closed_by_server(sock, 0.2)
+
+    assert closed
+    assert time.monotonic() - started < RECEIVE_TIMEOUT_S + 1.5
+
+
+def test_connections_when_a_body_pauses_past_the_receive_timeout_then_closed(warehouse: Warehouse) -> None:
+    user, password = warehouse.credentials.user, warehouse.credentials.password.get_secret_value()
+    with socket.create_connection(warehouse.host_port) as sock:
+        sock.sendall(
+            f"POST / HTTP/1.1\r\nHost: x\r\nX-ClickHouse-User: {user}\r\nX-ClickHouse-Key: {password}\r\n"
+            f"Content-Length: 100\r\n\r\nSELECT".encode()
+        )
+        assert is_closed_by_server(sock, RECEIVE_TIMEOUT_S + 2)
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"GET /?query=" + b"x" * (8 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+        (b"GET / HTTP/1.1\r\nX-Large: " + b"v" * (8 << 20) + b"\r\n\r\n", b"431"),
+        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-F%d: 1\r\n" % index for index in range(20_000)) + b"\r\n", b"431"),
+        (b"GET / HTTP/1.1\r\n" + b"X-" + b"n" * 4096 + b": 1\r\n\r\n", b"431"),
+    ],
+    ids=["8 MiB URL", "8 MiB header value", "20,000 headers", "4 KiB header name"],
+)
+def test_requests_when_the_head_passes_a_bound_then_answered_4xx_at_once_and_memory_stays(
+    warehouse: Warehouse, head: bytes, status: bytes
+) -> None:
+    (answer, elapsed_s), used = footprint(warehouse.endpoint.pid, lambda: raw_request(warehouse, head))
+
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+    assert elapsed_s < 2.0
+    assert used.peak_mib < 16, used
+
+
+def test_requests_when_a_head_is_within_the_bounds_then_served(warehouse: Warehouse) -> None:
+    headers = {f"X-Extra-{index}": "v" * 100 for index in range(200)}
+
+    reply = post(warehouse.endpoint.address, warehouse.credentials, b"SELECT 1", headers=headers, param_x="y" * 60_000)
+
+    assert reply.status == 200, reply.body
+
+
+def login_from(warehouse: Warehouse, source: str, *, analyst: bool, password: str | None = None) -> Response:
+    credentials = warehouse.credentials
+    user = credentials.analyst_user if analyst else credentials.user
+    secret = (credentials.analyst_password if analyst else credentials.password).get_secret_value()
+    connection = http.client.HTTPConnection(*warehouse.host_port, timeout=10, source_address=(source, 0))
+    try:
+        connection.request(
+            "POST", "/", b"SELECT 1", {"X-ClickHouse-User": user, "X-ClickHouse-Key": password or secret}
+        )
+        answer = connection.getresponse()
+        return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
+    finally:
+        connection.close()
+
+
+def test_logins_when_guesses_come_from_many_loopback_addresses_then_the_user_is_locked_out(
+    warehouse: Warehouse,
+) -> None:
+    failures = [
+        login_from(warehouse, f"127.0.0.{index + 2}", analyst=True, password="guess")
+        for index in range(MAX_FAILED_LOGINS)
+    ]
+
+    right_from_elsewhere = login_from(warehouse, "127.0.0.99", analyst=True)
+
+    assert all(b"password is incorrect" in reply.body for reply in failures)
+    assert right_from_elsewhere.code == "516", right_from_elsewhere.body
+    assert b"too many failed login attempts" in right_from_elsewhere.body
+
+
+def test_logins_when_a_local_process_guesses_the_service_users_password_then_it_still_gets_in(
+    warehouse: Warehouse,
+) -> None:
+    failures = [
+        login_from(warehouse, f"127.0.1.{index + 2}", analyst=False, password="guess")
+        for index in range(MAX_FAILED_LOGINS * 4)
+    ]
+
+    right = login_from(warehouse, "127.0.1.200", analyst=False)
+
+    assert all(b"password is incorrect" in reply.body for reply in failures)
+    assert right.status == 200, right.body

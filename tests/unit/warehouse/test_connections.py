@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from warehouse_server.connections import Connection, ConnectionBudget
+
+
+class Tracked(Connection):
+    def __init__(self, client: str, closed: list[Connection]) -> None:
+        super().__init__(client, lambda: closed.append(self))
+
+
+def admitted(budget: ConnectionBudget, client: str, count: int, closed: list[Connection]) -> list[Connection]:
+    made: list[Connection] = []
+    for _ in range(count):
+        connection = Tracked(client, closed)
+        assert budget.admit(connection)
+        made.append(connection)
+    return made
+
+
+def test_budget_when_full_then_the_least_active_spare_connection_makes_room() -> None:
+    budget, closed = ConnectionBudget(3, 3), list[Connection]()
+    first, second, _ = admitted(budget, "127.0.0.2", 3, closed)
+    budget.touch(first)
+
+    admitted(budget, "127.0.0.3", 1, closed)
+
+    assert closed == [second]
+    assert len(budget) == 3
+
+
+def test_budget_when_full_then_the_service_users_and_running_requests_are_never_closed() -> None:
+    budget, closed = ConnectionBudget(3, 3), list[Connection]()
+    service, analyst, idle = admitted(budget, "127.0.0.1", 3, closed)
+    service.authenticated(is_trusted=True)
+    service.is_engaged = False  # between two of its requests
+    analyst.authenticated(is_trusted=False)
+
+    (newest,) = admitted(budget, "127.0.0.1", 1, closed)
+    newest.authenticated(is_trusted=False)
+    is_admitted = budget.admit(Connection("127.0.0.1", lambda: None))
+
+    assert closed == [idle]
+    assert not is_admitted  # room only by closing a running request or the service user's connection
+
+
+def test_budget_when_one_client_reaches_its_share_then_its_own_spare_connection_makes_room() -> None:
+    budget, closed = ConnectionBudget(10, 2), list[Connection]()
+    (other,) = admitted(budget, "127.0.0.9", 1, closed)
+    mine = admitted(budget, "127.0.0.2", 2, closed)
+
+    admitted(budget, "127.0.0.2", 1, closed)
+
+    assert closed == [mine[0]]
+    assert other not in closed
