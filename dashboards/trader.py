@@ -56,7 +56,7 @@ def _price() -> PanelSpec:
     )
 
 
-def _annotations() -> tuple[PanelSpec, ...]:
+def _annotations(settings: Settings) -> tuple[PanelSpec, ...]:
     signals = PanelSpec(
         title="Signals",
         kind=Kind.ANNOTATION,
@@ -75,16 +75,17 @@ ORDER BY time""",
     fills = PanelSpec(
         title="Fills",
         kind=Kind.ANNOTATION,
-        sql="""SELECT filled_at_ms AS time,
-       concat(upper(toString(side)), ' ', toString(quantity_lots), ' lots @ ', toString(price)) AS text,
+        sql=f"""SELECT filled_at_ms AS time,
+       concat(upper(toString(side)), ' ', toString({lots_sql("quantity_lots", registry(settings.symbols))}), ' lots @ ',
+         toString(price)) AS text,
        [toString(side)] AS tags
 FROM fills FINAL
-WHERE symbol = '${symbol}' AND $__timeFilter(filled_at_ms)
+WHERE symbol = '${{symbol}}' AND $__timeFilter(filled_at_ms)
 ORDER BY time""",
         format=QueryFormat.TABLE,
         unit="none",
         columns=(("time", T.TIME), ("text", T.STRING), ("tags", T.ANY)),
-        description="Fills of the selected symbol (side, lots, price).",
+        description="Fills of the selected symbol (side, lots at the lot step, price).",
         budget_ms=TRADER_BUDGET_MS,
     )
     return signals, fills
@@ -401,6 +402,6 @@ def trader_board(settings: Settings) -> BoardSpec:
             *_latency(),
             *_risk(),
         ),
-        annotations=_annotations(),
+        annotations=_annotations(settings),
         symbols=tuple(settings.symbols),
     )
