@@ -425,7 +425,13 @@ def _compliance_reports(settings: Settings) -> None:
         build_compliance_views(settings)
         client = connect(settings)
         try:
-            outcome = generate_day(client, today, root, instruments=registry(settings.symbols))
+            outcome = generate_day(
+                client,
+                today,
+                root,
+                instruments=registry(settings.symbols),
+                account_currency=settings.execution.account_currency,
+            )
             problems = verify(client, root, today)
         finally:
             client.close()
@@ -433,7 +439,9 @@ def _compliance_reports(settings: Settings) -> None:
         f"[green]✓[/] compliance: seven reports (CSV + HTML) and a chained manifest for {today} in {outcome.directory}"
     )
     for flag in outcome.flags:
-        console.print(f"  flag: {flag}")
+        console.print(f"  [red]flag[/]: {flag}")
+    for line in outcome.warnings:
+        console.print(f"  [yellow]warning[/]: {line}")
     mark = "[green]✓[/]" if not problems else "[red]✗[/]"
     verdict = "; ".join(problems) if problems else "order-event hash chain, manifest chain and every file recompute"
     console.print(f"{mark} `tickwave report verify`: {verdict}")

@@ -47,6 +47,8 @@ def build_panel(spec: PanelSpec, panel_id: int, position: tuple[int, int]) -> co
         .unit(spec.unit)
         .grid_pos(dashboard.GridPos(h=spec.height, w=spec.width, x=position[0], y=position[1]))
     )
+    for column, places in spec.decimals:
+        builder = builder.override_by_name(column, [dashboard.DynamicConfigValue(id_val="decimals", value=places)])
     if spec.title == "Trading state":
         options = {
             state: dashboard.ValueMappingResult(text=state, color=color, index=index)

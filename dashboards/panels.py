@@ -73,6 +73,7 @@ class PanelSpec:
         budget_ms: p95 latency the query must meet over HTTP as the analyst.
         width: grid width (of 24).
         height: grid height.
+        decimals: per column, the decimal places Grafana shows (money in one currency: its minor unit).
     """
 
     title: str
@@ -85,6 +86,7 @@ class PanelSpec:
     budget_ms: float
     width: int = 12
     height: int = 8
+    decimals: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

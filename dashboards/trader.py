@@ -14,7 +14,8 @@ from dashboards.dataquery import QueryFormat
 from dashboards.panels import BoardSpec, Kind, PanelSpec, T
 from dashboards.sqlparts import contract_size_expression, quote_currency_expression, rollover_expression
 from tickwave.config import Settings
-from tickwave.instruments import price_sql, registry
+from tickwave.instruments import lots_sql, price_sql, quote_amount_sql, registry
+from tickwave.money import minor_units
 from tickwave.timeframes import timeframe_seconds_sql
 
 UID = "tickwave-trader"
@@ -55,7 +56,7 @@ def _price() -> PanelSpec:
     )
 
 
-def _annotations() -> tuple[PanelSpec, ...]:
+def _annotations(settings: Settings) -> tuple[PanelSpec, ...]:
     signals = PanelSpec(
         title="Signals",
         kind=Kind.ANNOTATION,
@@ -74,16 +75,17 @@ ORDER BY time""",
     fills = PanelSpec(
         title="Fills",
         kind=Kind.ANNOTATION,
-        sql="""SELECT filled_at_ms AS time,
-       concat(upper(toString(side)), ' ', toString(quantity_lots), ' lots @ ', toString(price)) AS text,
+        sql=f"""SELECT filled_at_ms AS time,
+       concat(upper(toString(side)), ' ', toString({lots_sql("quantity_lots", registry(settings.symbols))}), ' lots @ ',
+         toString(price)) AS text,
        [toString(side)] AS tags
 FROM fills FINAL
-WHERE symbol = '${symbol}' AND $__timeFilter(filled_at_ms)
+WHERE symbol = '${{symbol}}' AND $__timeFilter(filled_at_ms)
 ORDER BY time""",
         format=QueryFormat.TABLE,
         unit="none",
         columns=(("time", T.TIME), ("text", T.STRING), ("tags", T.ANY)),
-        description="Fills of the selected symbol (side, lots, price).",
+        description="Fills of the selected symbol (side, lots at the lot step, price).",
         budget_ms=TRADER_BUDGET_MS,
     )
     return signals, fills
@@ -97,14 +99,16 @@ def exact(value: str, scale: int = 18) -> str:
 def _positions(settings: Settings) -> PanelSpec:
     # The engine's booking of each symbol's last fill: the position and its open lots' entry value; the
     # average entry price at the symbol's digits (as MetaTrader shows a position's price).
-    average = price_sql("entry_value / toFloat64(position_lots)", registry(settings.symbols))
+    instruments = registry(settings.symbols)
+    average = price_sql("entry_value / toFloat64(lots)", instruments)
     return PanelSpec(
         title="Positions",
         kind=Kind.TABLE,
-        sql=f"""SELECT symbol, position_lots, if(position_lots = 0, NULL, {average}) AS average_price, last_fill_at
+        sql=f"""SELECT symbol, {lots_sql("lots", instruments)} AS position_lots,
+       if(lots = 0, NULL, {average}) AS average_price, last_fill_at
 FROM (
   SELECT symbol,
-         argMax(position_after_lots, (filled_at_ms, fill_id)) AS position_lots,
+         argMax(position_after_lots, (filled_at_ms, fill_id)) AS lots,
          toFloat64(argMax(entry_value_after, (filled_at_ms, fill_id))) AS entry_value,
          max(filled_at_ms) AS last_fill_at
   FROM ({BOOKED_FILLS})
@@ -119,8 +123,8 @@ ORDER BY symbol""",
             ("average_price", T.NUMBER),
             ("last_fill_at", T.TIME),
         ),
-        description="Net position per symbol (lots, + long / - short) as the execution engine booked its last "
-        "fill (exact), and the average entry price of the open lots (first-in first-out, as execution books them) at "
+        description="Net position per symbol (lots, + long / - short, at the symbol's lot step) as the execution "
+        "engine booked its last fill, and the average entry price of the open lots (first-in first-out, as execution books them) at "
         "the symbol's digits.",
         budget_ms=TRADER_BUDGET_MS,
     )
@@ -131,16 +135,20 @@ def _pnl_today(settings: Settings) -> PanelSpec:
     contract = exact(contract_size_expression(settings.symbols, "f.symbol"), 8)
     currency = quote_currency_expression(settings.symbols, "f.symbol")
     mark_now = exact("if(n.symbol = '', s.mark_minute, n.mark_second)")
+    instruments = registry(settings.symbols)
     return PanelSpec(
         title="P&L today",
         kind=Kind.TABLE,
-        sql=f"""WITH {rollover} AS rollover
+        sql=f"""SELECT symbol, currency, {lots_sql("lots", instruments)} AS position_lots,
+       {quote_amount_sql("pnl", instruments)} AS pnl_today, commission_today
+FROM (
+WITH {rollover} AS rollover
 SELECT f.symbol AS symbol,
        {currency} AS currency,
-       f.position_now AS position_lots,
+       f.position_now AS lots,
        toDecimal128(f.realized_today
          + ({mark_now} * f.position_now - f.value_now
-            - {exact("s.mark_start")} * f.position_start + f.value_start) * {contract}, 18) AS pnl_today,
+            - {exact("s.mark_start")} * f.position_start + f.value_start) * {contract}, 18) AS pnl,
        f.today_commission AS commission_today
 FROM (
   SELECT symbol,
@@ -162,6 +170,7 @@ LEFT JOIN (
          argMax(mid_close, start_ms) AS mark_minute
   FROM bars_1m WHERE start_ms >= rollover - INTERVAL 4 DAY GROUP BY symbol
 ) AS s ON s.symbol = f.symbol
+)
 ORDER BY symbol""",
         format=QueryFormat.TABLE,
         unit="none",  # per symbol in its quote currency (the currency column): no single currency unit
@@ -178,20 +187,24 @@ ORDER BY symbol""",
         "(mark x position - their entry value, times the contract size) now and at the rollover; the mark now is "
         "the last 1 s bar close of the last 5 minutes (else the last 1 min bar's), the mark at the rollover the "
         "last 1 min bar close before it. The rollover is market.rollover_time in market.timezone. "
-        "Commissions are shown apart.",
+        "Shown at the quote currency's minor unit (rounded half even), lots at the lot step. Commissions are "
+        "shown apart, in the account currency.",
         budget_ms=TRADER_BUDGET_MS,
+        decimals=(("commission_today", minor_units(settings.execution.account_currency)),),
     )
 
 
-def _orders() -> tuple[PanelSpec, ...]:
+def _orders(settings: Settings) -> tuple[PanelSpec, ...]:
+    instruments = registry(settings.symbols)
     working = PanelSpec(
         title="Working orders",
         kind=Kind.TABLE,
-        sql="""SELECT client_order_id, symbol, side, quantity_lots, filled_lots, status,
+        sql=f"""SELECT client_order_id, symbol, side, {lots_sql("ordered_lots", instruments)} AS quantity_lots,
+       {lots_sql("done_lots", instruments)} AS filled_lots, status,
        first_created_at AS created_at_ms, last_updated_at AS updated_at_ms
 FROM (
-  SELECT client_order_id, any(symbol) AS symbol, any(side) AS side, any(quantity_lots) AS quantity_lots,
-         argMax(filled_lots, updated_at_ms) AS filled_lots, argMax(status, updated_at_ms) AS status,
+  SELECT client_order_id, any(symbol) AS symbol, any(side) AS side, any(quantity_lots) AS ordered_lots,
+         argMax(filled_lots, updated_at_ms) AS done_lots, argMax(status, updated_at_ms) AS status,
          min(created_at_ms) AS first_created_at, max(updated_at_ms) AS last_updated_at
   FROM orders
   WHERE created_at_ms >= now() - INTERVAL 2 DAY
@@ -213,18 +226,23 @@ LIMIT 100""",
             ("updated_at_ms", T.TIME),
         ),
         description="Orders not yet final (new, submitted, accepted, partially filled) created in the last two "
-        "days, newest first; the current state is the newest row per client_order_id (argMax; measured cheaper "
+        "days, newest first, lots at the lot step; the current state is the newest row per client_order_id (argMax; measured cheaper "
         "here than FINAL over the same rows).",
         budget_ms=TRADER_BUDGET_MS,
     )
     fills = PanelSpec(
         title="Last fills",
         kind=Kind.TABLE,
-        sql="""SELECT filled_at_ms AS time, symbol, side, quantity_lots, price, commission, client_order_id
-FROM fills FINAL
-WHERE filled_at_ms >= now() - INTERVAL 1 DAY
-ORDER BY filled_at_ms DESC
-LIMIT 50""",
+        sql=f"""SELECT time, symbol, side, {lots_sql("lots", instruments)} AS quantity_lots, price, commission,
+       client_order_id
+FROM (
+  SELECT filled_at_ms AS time, symbol, side, quantity_lots AS lots, price, commission, client_order_id
+  FROM fills FINAL
+  WHERE filled_at_ms >= now() - INTERVAL 1 DAY
+  ORDER BY filled_at_ms DESC
+  LIMIT 50
+)
+ORDER BY time DESC""",
         format=QueryFormat.TABLE,
         unit="none",
         columns=(
@@ -236,8 +254,10 @@ LIMIT 50""",
             ("commission", T.NUMBER),
             ("client_order_id", T.STRING),
         ),
-        description="The 50 latest fills of every symbol (last 24 h).",
+        description="The 50 latest fills of every symbol (last 24 h); lots at the lot step, the commission in "
+        "the account currency at its minor unit.",
         budget_ms=TRADER_BUDGET_MS,
+        decimals=(("commission", minor_units(settings.execution.account_currency)),),
     )
     return working, fills
 
@@ -377,11 +397,11 @@ def trader_board(settings: Settings) -> BoardSpec:
             _price(),
             _positions(settings),
             _pnl_today(settings),
-            *_orders(),
+            *_orders(settings),
             *_signals(),
             *_latency(),
             *_risk(),
         ),
-        annotations=_annotations(),
+        annotations=_annotations(settings),
         symbols=tuple(settings.symbols),
     )

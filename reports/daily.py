@@ -34,6 +34,7 @@ from reports.catalog import (
     Report,
     ReportTable,
 )
+from reports.display import displayed_rows
 from reports.events import chain_heads, day_bounds, first_event_break, source_rows
 from reports.manifest import (
     MANIFEST_NAME,
@@ -45,7 +46,7 @@ from reports.manifest import (
     sha256_file,
 )
 from tickwave.audit_chain import ChainBreak
-from tickwave.config import default_symbols
+from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.instruments import Instrument, price_sql, registry
 
 
@@ -58,7 +59,8 @@ class DayOutcome:
     files: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (sha256, rows)
     is_rerun: bool = False
     changed: list[str] = field(default_factory=list)  # empty on a re-run means byte-identical
-    flags: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # abnormal: tampering, breaches, blocking check failures
+    warnings: list[str] = field(default_factory=list)  # worth a look: warning-level check failures
 
 
 def versions() -> dict[str, str]:
@@ -200,12 +202,13 @@ def _plots(report: Report, tables: dict[str, dict[str, Any]]) -> list[str]:
 
 def _summary_facts(
     client: Client, day: date, counts: dict[str, int], found: ChainBreak | None
-) -> tuple[list[str], list[str]]:
-    """Return (flags, facts) for the daily summary: anything abnormal, then the day's plain facts.
+) -> tuple[list[str], list[str], list[str]]:
+    """Return (flags, warnings, facts) for the daily summary: anything abnormal, what is worth a look, the facts.
 
-    ``found`` is the first break of the day's order-event chain (None: it recomputes).
+    ``found`` is the first break of the day's order-event chain (None: it recomputes). A data-quality
+    failure is a warning only when its check's severity says so; any other severity flags it as blocking.
     """
-    flags, facts = [], []
+    flags, warnings, facts = [], [], []
     if found is None:
         facts.append("The order audit trail's hash chain recomputes for every event of the day.")
     else:
@@ -220,11 +223,16 @@ def _summary_facts(
             flags.append(f"{count} {str(category).replace('_', ' ')} event(s): see the risk controls report.")
     denials = sum(int(count) for category, count in breaches if category == "pre_trade_denial")
     facts.append(f"{denials} order(s) denied by pre-trade controls; {counts['trade_blotter']} fill(s).")
-    failures = client.query(
-        "SELECT sum(failures) FROM compliance_data_quality WHERE report_date = {day:Date}", parameters={"day": day}
-    ).result_rows[0][0]
-    if failures:
-        flags.append(f"{failures} failed data-quality check run(s): see the data quality table.")
+    blocking, warned, warned_checks = client.query(
+        "SELECT sumIf(failures, severity != 'warning'), sumIf(failures, severity = 'warning'), "
+        "arrayStringConcat(arraySort(groupUniqArrayIf(check_name, severity = 'warning' AND failures > 0)), ', ') "
+        "FROM compliance_data_quality WHERE report_date = {day:Date}",
+        parameters={"day": day},
+    ).result_rows[0]
+    if blocking:
+        flags.append(f"{blocking} blocking data-quality check failure(s): see the data quality table.")
+    if warned:
+        warnings.append(f"{warned} warning-level data-quality check failure(s) ({warned_checks}): worth a look.")
     champions = client.query(
         "SELECT subject FROM compliance_algorithm_changes WHERE change_kind = 'model' "
         "AND changed_at < {end:DateTime64(3, 'UTC')} GROUP BY subject "
@@ -233,7 +241,7 @@ def _summary_facts(
     ).result_rows
     in_production = ", ".join(str(row[0]) for row in champions) or "none recorded in the model registry's trail"
     facts.append(f"Model in production at the day's close: {in_production}.")
-    return flags, facts
+    return flags, warnings, facts
 
 
 def _export_report(
@@ -264,13 +272,16 @@ def generate_day(
     root: Path,
     progress: Callable[[str], None] | None = None,
     instruments: Mapping[str, Instrument] | None = None,
+    account_currency: str | None = None,
 ) -> DayOutcome:
     """Write ``root/<day>/``: the seven reports (CSV + HTML), ``manifest.json``; refresh ``root/index.html``.
 
     ``client`` must read the database the dbt compliance views were built in; ``instruments``
-    give the prices' digits (default: the built-in symbols).
+    give the prices' digits, quote currencies and lot steps (default: the built-in symbols);
+    the HTML shows money at its currency's minor unit (account currency default: the settings').
     """
     instruments = instruments if instruments is not None else registry(default_symbols())
+    account = account_currency or ExecutionSettings().account_currency
     root.mkdir(parents=True, exist_ok=True)
     directory = root / day.isoformat()
     staging = root / f".{day.isoformat()}.partial"
@@ -286,13 +297,15 @@ def generate_day(
         for report in REPORTS:
             _export_report(client, report, day, staging, pages, counts, outcome, progress, instruments)
         found = chain_check.result()
-    flags, facts = _summary_facts(client, day, counts, found)
-    outcome.flags = flags
+    flags, warnings, facts = _summary_facts(client, day, counts, found)
+    outcome.flags, outcome.warnings = flags, warnings
     for name, (report, tables) in pages.items():
-        extra = {"flags": flags, "facts": facts} if report is DAILY_SUMMARY else {}
-        body = html.page(
-            report.title, day, report.summary, list(tables.values()), links, plots=_plots(report, tables), **extra
-        )
+        extra = {"flags": flags, "warnings": warnings, "facts": facts} if report is DAILY_SUMMARY else {}
+        shown = [
+            {**table, "shown": displayed_rows(table["columns"], table["shown"], instruments, account)}
+            for table in tables.values()
+        ]
+        body = html.page(report.title, day, report.summary, shown, links, plots=_plots(report, tables), **extra)
         (staging / f"{name}.html").write_bytes(body)
         outcome.files[f"{name}.html"] = (hashlib.sha256(body).hexdigest(), 0)
     manifest = build_manifest(

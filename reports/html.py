@@ -20,7 +20,8 @@ p.meaning { color: #333; max-width: 70em; } nav a { margin-right: 12px; }
 table { border-collapse: collapse; margin: 8px 0; font-size: 11px; }
 th, td { border: 1px solid #bbb; padding: 2px 6px; text-align: left; white-space: nowrap; }
 th { background: #eee; } thead { display: table-header-group; }
-.flag { background: #fff1c2; border: 1px solid #d9a400; padding: 8px 12px; margin: 8px 0; }
+.flag { background: #fde2e2; border: 1px solid #c62828; padding: 8px 12px; margin: 8px 0; font-weight: 600; }
+.warning { background: #fff1c2; border: 1px solid #d9a400; padding: 8px 12px; margin: 8px 0; }
 .ok { background: #e6f4e6; border: 1px solid #5a9a5a; padding: 8px 12px; margin: 8px 0; }
 .note { color: #555; font-size: 11px; }
 @media print { @page { size: A4 landscape; margin: 12mm; } body { margin: 0; } nav { display: none; }
@@ -34,6 +35,7 @@ _PAGE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).fr
 <h1>{{ title }} &mdash; {{ day }} (UTC)</h1>
 <p class="meaning">{{ summary }}</p>
 {% for flag in flags %}<div class="flag">{{ flag }}</div>{% endfor %}
+{% for line in warnings %}<div class="warning">{{ line }}</div>{% endfor %}
 {% for line in facts %}<div class="ok">{{ line }}</div>{% endfor %}
 {% for plot in plots %}<figure>{{ plot | safe }}</figure>{% endfor %}
 {% for table in tables %}
@@ -71,10 +73,14 @@ def page(
     links: Sequence[tuple[str, str]],
     *,
     flags: Sequence[str] = (),
+    warnings: Sequence[str] = (),
     facts: Sequence[str] = (),
     plots: Sequence[str] = (),
 ) -> bytes:
-    """Render one report page; ``tables`` hold name, meaning, rows (total), columns and shown (formatted rows)."""
+    """Render one report page; ``tables`` hold name, meaning, rows (total), columns and shown (formatted rows).
+
+    ``flags`` (abnormal: red) come first, then ``warnings`` (worth a look: amber), then ``facts`` (green).
+    """
     return _PAGE.render(
         title=title,
         day=day.isoformat(),
@@ -82,6 +88,7 @@ def page(
         tables=tables,
         links=links,
         flags=flags,
+        warnings=warnings,
         facts=facts,
         plots=plots,
         style=_STYLE,

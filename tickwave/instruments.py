@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from tickwave.config import SymbolSpec
-from tickwave.money import MONEY_CONTEXT, to_decimal
+from tickwave.money import MONEY_CONTEXT, minor_units, step_places, to_decimal
 
 # A conversion is a division and cannot be exact (tickwave.money traps rounding): it is
 # done once, after the exact sums in the quote currency, to 28 significant digits.
@@ -120,6 +120,41 @@ def price_sql(price: str, instruments: Mapping[str, Instrument], symbol: str = "
         for name in sorted(instruments)
     ]
     return f"multiIf({', '.join([*branches, price])})" if branches else price
+
+
+def quote_amount_sql(amount: str, instruments: Mapping[str, Instrument], symbol: str = "symbol") -> str:
+    """SQL showing the Decimal ``amount``, in its symbol's quote currency, at that currency's minor unit.
+
+    The SQL twin of :func:`tickwave.money.display_amount` for rows in different quote currencies:
+    ``roundBankers`` (half even, exact on a Decimal; ``amount`` must be one, a Float64 would be rounded
+    by its binary value), one branch per minor unit; a symbol without an instrument keeps its value.
+    """
+    by_places: dict[int, list[str]] = {}
+    for name in sorted(instruments):
+        by_places.setdefault(minor_units(instruments[name].quote), []).append(f"'{name}'")
+    branches = [
+        f"{symbol} IN ({', '.join(names)}), roundBankers({amount}, {places})"
+        for places, names in sorted(by_places.items())
+    ]
+    return f"multiIf({', '.join([*branches, amount])})" if branches else amount
+
+
+def lots_sql(lots: str, instruments: Mapping[str, Instrument], symbol: str = "symbol") -> str:
+    """SQL showing ``lots`` at its symbol's lot step (half even), the twin of :func:`tickwave.money.display_lots`.
+
+    The lots are read as the exact decimal of their shortest text (as :func:`tickwave.money.to_decimal`
+    reads a float), counted in steps, rounded half even and multiplied back; one branch per step.
+    """
+    by_step: dict[float, list[str]] = {}
+    for name in sorted(instruments):
+        by_step.setdefault(instruments[name].volume_step, []).append(f"'{name}'")
+    exact = f"toDecimal128(toString({lots}), 8)"
+    branches = []
+    for step, names in sorted(by_step.items()):
+        places, text = step_places(step), format(to_decimal(step), "f")
+        counted = f"roundBankers({exact} / toDecimal128('{text}', 8), 0) * toDecimal128('{text}', 8)"
+        branches.append(f"{symbol} IN ({', '.join(names)}), toDecimal128({counted}, {places})")
+    return f"multiIf({', '.join([*branches, exact])})" if branches else exact
 
 
 def from_mt5_symbol_info(info: Any) -> Instrument:

@@ -13,6 +13,7 @@ negations then cancel to exactly zero, in any order, which the property tests ch
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation, Rounded
 from typing import Final
@@ -101,3 +102,57 @@ def within_places(amount: Decimal, places: int = WAREHOUSE_PLACES) -> Decimal:
     except Rounded:
         return quantize(amount, places)
     return amount
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Where a person reads money: at the currency's minor unit (CLDR's digits: USD 2, JPY 0, KWD 3), rounded half even.
+
+
+@functools.cache
+def minor_units(currency: str) -> int:
+    """Return the decimal places of ``currency``'s minor unit (ISO 4217 code), from the Unicode CLDR data.
+
+    CLDR (through Babel) is the data set operating systems and browsers format money with; a currency
+    it does not list gets its default, 2.
+
+    Raises:
+        ValueError: when ``currency`` is not an ISO 4217 code (three capital letters).
+    """
+    if len(currency) != 3 or not currency.isascii() or not currency.isalpha() or not currency.isupper():
+        raise ValueError(f"currency must be an ISO 4217 code (three capital letters), got {currency!r}")
+    from babel.numbers import get_currency_precision  # 0.1 s to import: only where money is shown
+
+    return get_currency_precision(currency)
+
+
+def display_amount(amount: Decimal | int | str, currency: str) -> str:
+    """Show an exact amount at ``currency``'s minor unit, rounded half even: ``-31.7692465`` USD -> ``-31.77``.
+
+    Plain digits (no grouping, no symbol), so a person and a spreadsheet read the same text. A float is
+    refused: money reaches a person from its exact value (the warehouse's decimals, a CSV's text).
+    """
+    if isinstance(amount, float):
+        raise TypeError("money is shown from its exact value (Decimal, int or text), never from a float")
+    return _plain(quantize(to_decimal(amount), minor_units(currency)))
+
+
+def display_lots(lots: Decimal | int | str, step: float | Decimal) -> str:
+    """Show a volume at its instrument's lot step, rounded half even: ``0.60000000`` at step 0.01 -> ``0.60``."""
+    if isinstance(lots, float):
+        raise TypeError("lots are shown from their exact value (Decimal, int or text), never from a float")
+    exact_step = to_decimal(step)
+    if exact_step <= 0:
+        raise ValueError(f"a lot step must be positive, got {step!r}")
+    count = _ROUNDING_CONTEXT.divide(to_decimal(lots), exact_step).quantize(Decimal(1), context=_ROUNDING_CONTEXT)
+    return _plain(quantize(_ROUNDING_CONTEXT.multiply(count, exact_step), step_places(exact_step)))
+
+
+def step_places(step: float | Decimal) -> int:
+    """Return the decimal places a step is written with (0.01 -> 2, 0.5 -> 1, 1 -> 0)."""
+    exponent = to_decimal(step).normalize().as_tuple().exponent
+    return max(-exponent, 0) if isinstance(exponent, int) else 0
+
+
+def _plain(shown: Decimal) -> str:
+    # Positional digits; a negative zero (-0.004 at 2 places) reads as 0.00.
+    return f"{shown.copy_abs() if shown.is_zero() else shown:f}"

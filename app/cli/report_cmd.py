@@ -61,11 +61,14 @@ def daily(
                 root,
                 lambda name: status.update(f"writing {name}"),
                 instruments=registry(settings.symbols),
+                account_currency=settings.execution.account_currency,
             )
         finally:
             client.close()
     for flag in outcome.flags:
-        console.print(f"[yellow]flag[/]: {flag}")
+        console.print(f"[red]flag[/]: {flag}")
+    for line in outcome.warnings:
+        console.print(f"[yellow]warning[/]: {line}")
     if outcome.is_rerun and not outcome.changed:
         console.print(f"re-run for {reported}: the same data, byte-identical files")
     elif outcome.is_rerun:

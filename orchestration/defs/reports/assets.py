@@ -51,12 +51,17 @@ def compliance_reports(
     build_compliance_views(settings, tickwave.database)
     with tickwave.client() as client:
         outcome = generate_day(
-            client, day, settings.state_path / "reports", context.log.info, instruments=registry(settings.symbols)
+            client,
+            day,
+            settings.state_path / "reports",
+            context.log.info,
+            instruments=registry(settings.symbols),
+            account_currency=settings.execution.account_currency,
         )
     for line in outcome.changed:
         context.log.warning(f"re-run of {day}: {line}")
-    for flag in outcome.flags:
-        context.log.warning(f"{day}: {flag}")
+    for line in (*outcome.flags, *outcome.warnings):
+        context.log.warning(f"{day}: {line}")
     for report in REPORTS:
         files = [f"{report.name}.html", *(f"{table.name}.csv" for table in report.tables)]
         yield dg.MaterializeResult(

@@ -70,6 +70,8 @@ def money_database(warehouse_settings: Settings, fresh_database: str) -> tuple[S
             # AUDUSD: an average off the price grid, 0.462011 / 0.7 = 0.660015714...: shown at 5 digits
             _fill("g", "AUDUSD", "buy", 0.3, 0.66001, today),
             _fill("h", "AUDUSD", "buy", 0.4, 0.66002, today),
+            # USDJPY: 0.33 bought at 151.001 today, mark now 151.0015: 0.33 x 0.0005 x 100,000 = 16.5 JPY
+            _fill("i", "USDJPY", "buy", 0.33, 151.001, today),
         ]
         client.command(
             "INSERT INTO fills (fill_id, client_order_id, signal_id, symbol, side, price, quantity_lots, commission, "
@@ -82,6 +84,7 @@ def money_database(warehouse_settings: Settings, fresh_database: str) -> tuple[S
         client.command(_bar("bars_1m", "GBPUSD", start - timedelta(minutes=1), 1.3000))
         client.command(_bar("bars_1s", "EURUSD", now - timedelta(seconds=30), 1.1050))
         client.command(_bar("bars_1s", "GBPUSD", now - timedelta(seconds=30), 1.3300))
+        client.command(_bar("bars_1s", "USDJPY", now - timedelta(seconds=30), 151.0015))
     finally:
         client.close()
     return warehouse_settings, fresh_database, start
@@ -111,6 +114,9 @@ def test_pnl_today_when_position_carried_over_the_rollover_then_realized_plus_un
     # GBPUSD: 0.5 at 1.30 carried (mark 1.30 at the rollover), 0.5 bought at 1.32 today, mark 1.33:
     # 0.5 x (1.33 - 1.30) + 0.5 x (1.33 - 1.32) = 0.02 -> 2,000
     assert rows["GBPUSD"]["pnl_today"] == 2000
+    # shown at the quote currency's minor unit, half even: 16.5 JPY -> 16 (JPY has none)
+    assert (rows["USDJPY"]["currency"], rows["USDJPY"]["pnl_today"]) == ("JPY", 16)
+    assert rows["USDJPY"]["position_lots"] == 0.33
 
 
 def test_positions_when_a_trip_closed_before_then_average_of_the_open_trip_only_at_the_symbols_digits(

@@ -42,6 +42,7 @@ from tickwave.contracts import (
     RiskEvent,
 )
 from tickwave.instruments import registry
+from tickwave.money import display_amount, display_lots
 
 ARTIFACTS = Path(__file__).parents[2] / "artifacts"  # kept after the run: the screenshot a person can look at
 DAY = datetime.fromtimestamp(WEDNESDAY_NOON_MS / 1000, tz=UTC).date().isoformat()
@@ -59,6 +60,21 @@ class Reported:
 
     def csv(self, name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(io.StringIO((self.root / DAY / f"{name}.csv").read_text())))
+
+    def html_table(self, report: str, name: str) -> list[dict[str, str]]:
+        """The rows of the table ``name`` as the HTML page ``report`` shows them."""
+        return html_table((self.root / DAY / f"{report}.html").read_text(), name)
+
+
+def html_table(page: str, name: str) -> list[dict[str, str]]:
+    """The rows of the page's table headed ``name`` (its <h2>), as shown."""
+    section = page[page.index(f"<h2>{name}</h2>") :]
+    section = section[: section.index("</table>")]
+    columns = re.findall(r"<th>(.*?)</th>", section)
+    return [
+        dict(zip(columns, re.findall(r"<td>(.*?)</td>", row, re.S), strict=True))
+        for row in re.findall(r"<tr>(.*?)</tr>", section, re.S)[1:]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +157,40 @@ def test_daily_summary_when_rendered_in_headless_chromium_then_it_shows_the_day_
     )
 
     assert "Daily summary" in dom and DAY in dom and "<svg" in dom and "kill switch" in dom, dom[-2000:]
+    shown = html_table(dom, "pnl_trips")  # what the browser shows: P&L at the cent
+    assert [row["net_pnl_account"] for row in shown] == [
+        display_amount(row["net_pnl_account"], "USD") for row in reported.csv("pnl_trips")
+    ][: len(shown)]
     assert screenshot.is_file() and screenshot.stat().st_size > 10_000
     assert pdf.is_file() and pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_daily_html_when_shown_then_money_at_the_minor_unit_and_lots_at_the_step_while_the_csv_keeps_exact_values(
+    reported: Reported,
+) -> None:
+    steps = {name: instrument.volume_step for name, instrument in registry(default_symbols()).items()}
+    exact_pnl = [row["net_pnl_account"] for row in reported.csv("pnl_trips")]
+    exact_positions = reported.csv("positions_close")
+
+    shown_pnl = [row["net_pnl_account"] for row in reported.html_table("daily_summary", "pnl_trips")]
+    shown_positions = reported.html_table("daily_summary", "positions_close")
+    shown_blotter = reported.html_table("trade_blotter", "trade_blotter")
+
+    assert any(len(text.partition(".")[2]) > 2 for text in exact_pnl), exact_pnl  # the CSV: exact, past the cent
+    assert shown_pnl == [display_amount(text, "USD") for text in exact_pnl]
+    assert all(re.fullmatch(r"-?\d+\.\d\d", text) for text in shown_pnl), shown_pnl
+    assert [(row["unrealized_pnl_account"], row["position_lots"]) for row in shown_positions] == [
+        (
+            display_amount(row["unrealized_pnl_account"], "USD") if row["unrealized_pnl_account"] else "",
+            display_lots(row["position_lots"], steps[row["symbol"]]),
+        )
+        for row in exact_positions
+    ]
+    assert {row["fill_id"]: row["quantity_lots"] for row in shown_blotter} == {
+        row["fill_id"]: display_lots(row["quantity_lots"], steps[row["symbol"]])
+        for row in reported.csv("trade_blotter")
+    }
+    assert all(re.fullmatch(r"\d+\.\d\d", row["commission_account"]) for row in shown_blotter)
 
 
 def test_trade_blotter_when_recomputed_from_the_journal_and_raw_fills_then_it_ties_out(reported: Reported) -> None:
@@ -515,3 +563,43 @@ def test_export_when_a_mark_carries_float_noise_then_the_csv_shows_it_at_the_sym
         ("XAUUSD", "2345.675"),
     ]
     assert exported["shown"][0][exported["columns"].index("mark_price")] == "1.085085"  # the HTML shows the same
+
+
+def test_daily_summary_banner_when_checks_fail_then_blocking_failures_are_flags_and_warnings_a_line_apart(
+    warehouse_settings: Settings, fresh_database: str
+) -> None:
+    from adapters.warehouse.client import connect
+    from reports import html
+    from reports.daily import _summary_facts
+
+    day = datetime.fromisoformat(DAY).date()
+    client = connect(warehouse_settings, database=fresh_database)
+    try:  # the three views the banner reads, in their shape: two stale-data warnings, one blocking failure
+        client.command(
+            "CREATE TABLE compliance_data_quality (report_date Date, dataset String, check_name String, "
+            "severity String, runs UInt64, failures UInt64) ENGINE = Memory"
+        )
+        client.command("CREATE TABLE compliance_risk_controls (report_date Date, category String) ENGINE = Memory")
+        client.command(
+            "CREATE TABLE compliance_algorithm_changes (change_kind String, subject String, to_stage String, "
+            "changed_at DateTime64(3, 'UTC')) ENGINE = Memory"
+        )
+        client.command(
+            f"INSERT INTO compliance_data_quality VALUES ('{DAY}', 'ticks', 'freshness', 'warning', 5, 5), "
+            f"('{DAY}', 'bars_1m', 'freshness', 'warning', 3, 3), ('{DAY}', 'ticks', 'keys', 'blocking', 4, 1), "
+            f"('{DAY}', 'bars_1s', 'spread', 'warning', 2, 0)"
+        )
+        flags, warnings, facts = _summary_facts(client, day, {"trade_blotter": 0}, None)
+        client.command("TRUNCATE TABLE compliance_data_quality")
+        client.command(f"INSERT INTO compliance_data_quality VALUES ('{DAY}', 'ticks', 'freshness', 'warning', 8, 8)")
+        fresh_flags, fresh_warnings, _ = _summary_facts(client, day, {"trade_blotter": 0}, None)
+    finally:
+        client.close()
+    page = html.page("Daily summary", day, "", [], [], flags=flags, warnings=warnings, facts=facts).decode()
+
+    assert flags == ["1 blocking data-quality check failure(s): see the data quality table."]
+    assert warnings == ["8 warning-level data-quality check failure(s) (freshness): worth a look."]
+    assert (fresh_flags, len(fresh_warnings)) == ([], 1)  # a fresh demo's stale data: no flag
+    assert f'<div class="flag">{flags[0]}</div>' in page and f'<div class="warning">{warnings[0]}</div>' in page
+    styles = dict(re.findall(r"\.(flag|warning) \{ background: (#[0-9a-f]{6})", page))
+    assert styles["flag"] != styles["warning"]

@@ -16,6 +16,7 @@ from dashboards.board import dashboard_json, render
 from dashboards.build import boards, build, build_files
 from dashboards.dataquery import DATASOURCE_UID, PLUGIN_TYPE, ClickHouseQuery
 from dashboards.panels import BoardSpec, Kind
+from dashboards.trader import trader_board
 from tickwave.config import Settings
 
 GOLDEN = Path(__file__).parents[2] / "fixtures" / "dashboards"
@@ -79,7 +80,7 @@ def test_every_panel_has_datasource_query_unit_and_title(board: BoardSpec) -> No
 
 def test_trader_board_when_built_then_has_refresh_range_symbol_variable_and_annotations() -> None:
     settings = Settings(dashboards={"refresh": "1s"})
-    trader = dashboard_json(boards(settings)[0])
+    trader = dashboard_json(trader_board(settings))
 
     assert trader["refresh"] == "1s"
     assert trader["time"] == {"from": "now-1h", "to": "now"}
@@ -142,3 +143,19 @@ def test_alert_rules_when_provisioned_then_every_issue_alert_with_query_threshol
     contact = yaml.safe_load(files["provisioning/alerting/tickwave-contact-points.yaml"])
     assert contact["contactPoints"][0]["receivers"][0]["settings"]["url"] == "https://hooks.example/x"
     assert contact["policies"][0]["receiver"] == contact["contactPoints"][0]["name"]
+
+
+@pytest.mark.parametrize(("currency", "places"), [("USD", 2), ("JPY", 0), ("KWD", 3)])
+def test_trader_board_when_money_is_in_the_account_currency_then_shown_at_its_minor_unit(
+    currency: str, places: int
+) -> None:
+    settings = Settings.model_validate({"execution": {"account_currency": currency}})
+    panels = {panel["title"]: panel for panel in dashboard_json(trader_board(settings))["panels"]}
+
+    decimals = {
+        (title, override["matcher"]["options"]): [p["value"] for p in override["properties"] if p["id"] == "decimals"]
+        for title in ("P&L today", "Last fills")
+        for override in panels[title]["fieldConfig"]["overrides"]
+    }
+
+    assert decimals == {("P&L today", "commission_today"): [places], ("Last fills", "commission"): [places]}

@@ -7,7 +7,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tickwave.money import exact_sum, notional, quantize, to_decimal, within_places
+from tickwave.money import (
+    display_amount,
+    display_lots,
+    exact_sum,
+    minor_units,
+    notional,
+    quantize,
+    to_decimal,
+    within_places,
+)
 
 amounts = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 
@@ -102,3 +111,81 @@ def test_within_places_when_any_digits_and_exponent_then_as_the_exponent_says(
     got, expected = within_places(amount, places), _within_places_by_exponent(amount, places)
 
     assert str(got) == str(expected)  # the same digits and exponent, not only the same value
+
+
+@pytest.mark.parametrize(
+    ("currency", "places"), [("USD", 2), ("EUR", 2), ("JPY", 0), ("KWD", 3), ("CHF", 2), ("XAU", 2)]
+)
+def test_minor_units_when_iso_code_then_cldr_places(currency: str, places: int) -> None:
+    assert minor_units(currency) == places
+
+
+@pytest.mark.parametrize("currency", ["usd", "US", "USDX", "U$D", ""])
+def test_minor_units_when_not_an_iso_code_then_refused(currency: str) -> None:
+    with pytest.raises(ValueError, match="ISO 4217"):
+        minor_units(currency)
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        ("-31.7692465", "USD", "-31.77"),
+        ("-4.6336125", "USD", "-4.63"),
+        ("0.125", "USD", "0.12"),  # half even: to the even cent
+        ("0.135", "USD", "0.14"),
+        ("-0.125", "EUR", "-0.12"),
+        ("2.5", "JPY", "2"),  # JPY has no minor unit
+        ("3.5", "JPY", "4"),
+        ("-1234.5", "JPY", "-1234"),
+        ("1.0005", "KWD", "1.000"),
+        ("7", "USD", "7.00"),
+        ("-0.004", "USD", "0.00"),  # no negative zero
+        ("123456789012345678901234567890.125", "USD", "123456789012345678901234567890.12"),  # past float's digits
+        ("1E+40", "USD", "10000000000000000000000000000000000000000.00"),
+        ("0.000000000000000000005", "USD", "0.00"),
+        ("0.005000000000000000001", "USD", "0.01"),  # just over the half
+    ],
+)
+def test_display_amount_when_exact_then_at_the_minor_unit_half_even(amount: str, currency: str, shown: str) -> None:
+    assert display_amount(Decimal(amount), currency) == shown
+    assert display_amount(amount, currency) == shown
+
+
+def test_display_amount_when_float_then_refused() -> None:
+    with pytest.raises(TypeError, match="never from a float"):
+        display_amount(2.675, "USD")  # binary 2.67499999...: a float would round it down, its text says 2.675
+
+
+@pytest.mark.parametrize(
+    ("lots", "step", "shown"),
+    [
+        ("0.600000000000000000", 0.01, "0.60"),
+        ("0.125", 0.01, "0.12"),
+        ("0.135", 0.01, "0.14"),
+        ("0.15", 0.1, "0.2"),
+        ("0.25", 0.1, "0.2"),
+        ("0.075", 0.05, "0.10"),
+        ("-1.005", 0.01, "-1.00"),
+        ("3", 1.0, "3"),
+        ("-0.004", 0.01, "0.00"),
+    ],
+)
+def test_display_lots_when_exact_then_at_the_lot_step_half_even(lots: str, step: float, shown: str) -> None:
+    assert display_lots(Decimal(lots), step) == shown
+
+
+def test_display_lots_when_float_or_no_step_then_refused() -> None:
+    with pytest.raises(TypeError):
+        display_lots(0.1, 0.01)
+    with pytest.raises(ValueError, match="positive"):
+        display_lots("1", 0)
+
+
+@given(cents=st.integers(min_value=-(10**30), max_value=10**30), tail=st.integers(min_value=0, max_value=999))
+def test_display_amount_when_any_amount_then_within_half_a_cent_and_two_places(cents: int, tail: int) -> None:
+    amount = Decimal(cents).scaleb(-2) + Decimal(tail).scaleb(-5)
+
+    text = display_amount(amount, "USD")
+
+    assert abs(Decimal(text) - amount) <= Decimal("0.005")
+    assert len(text.partition(".")[2]) == 2
