@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from warehouse_server.auth import READ_ONLY, User
-from warehouse_server.engine import Engine, Handle, ResultStream, WholeResult, empty_query_error
+from warehouse_server.engine import Classification, Engine, Handle, ResultStream, WholeResult, empty_query_error
 from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
 from warehouse_server.nativeframe import MIN_REVISION_WITH_CUSTOM_SERIALIZATION, reframe_native
 from warehouse_server.planning import Plan
@@ -37,11 +37,17 @@ class SessionLimits:
 
 
 class Running:
-    """A started request: its result stream and the clean-up to run when it is done."""
+    """A started request: its result stream and the clean-up to run when it is done.
 
-    def __init__(self, stream: ResultStream, cleanup: Callable[[], None]) -> None:
+    ``has_result`` is whether the statement produces a result (a query) rather than only
+    a summary (DDL, INSERT, SET...): ClickHouse names an output format only for a result,
+    and clients tell the two apart by that header.
+    """
+
+    def __init__(self, stream: ResultStream, cleanup: Callable[[], None], has_result: bool = True) -> None:
         """Hold ``stream`` until :meth:`close` runs ``cleanup`` (once)."""
         self.stream = stream
+        self.has_result = has_result
         self._cleanup: Callable[[], None] | None = cleanup
 
     def add_cleanup(self, cleanup: Callable[[], None]) -> None:
@@ -101,7 +107,7 @@ class SentBytesCap(ResultStream):
         self._inner.cancel()
 
 
-def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> None:
+def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> Classification:
     if plan.insert_format is None and not plan.sql.strip():
         raise empty_query_error()
     if plan.insert_format is not None and plan.readonly:
@@ -112,6 +118,13 @@ def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> None:
     if plan.readonly:
         request = Request(plan.is_analyst, plan.database or "", plan.output_format)
         policy.check(plan.sql, plan.query_params, request, lambda sql: handle.explain_ast(sql, plan.query_params))
+    return classification
+
+
+def _has_result(plan: Plan, classification: Classification) -> bool:
+    # The engine's parser says whether the statement only reads: those (SELECT, SHOW, DESCRIBE,
+    # EXISTS, EXPLAIN...) answer with a result; writes, DDL and SET/USE/SYSTEM with a summary.
+    return plan.insert_format is None and classification.is_read_only
 
 
 def _apply(handle: Handle, plan: Plan) -> None:
@@ -169,7 +182,7 @@ def _prepare_session(session: Session, plan: Plan) -> None:
 
 def _run(handle: Handle, plan: Plan) -> ResultStream:
     if plan.insert_format is not None:
-        return WholeResult(b"", handle.insert(plan.sql, plan.insert_format, plan.data))
+        return WholeResult(b"", handle.insert(plan.sql, plan.insert_format, plan.data, plan.query_params))
     if plan.client_revision >= MIN_REVISION_WITH_CUSTOM_SERIALIZATION and plan.output_format.lower() == "native":
         # clickhouse-go (Grafana's ClickHouse plugin) decodes Native for its revision: reframed whole (the
         # walk needs block boundaries). Older revisions keep revision-0 Native, as before: clickhouse-connect
@@ -241,12 +254,12 @@ class Executor:
             plan = replace(plan, engine_settings={})
         handle = self.engine.open(plan.readonly, limits)
         try:
-            _check(plan, handle, self.policy)
+            classification = _check(plan, handle, self.policy)
             _apply(handle, plan)
             stream = _run(handle, plan)
             if limits is not None:
                 stream = SentBytesCap(stream, int(limits["max_result_bytes"]))
-            return Running(stream, handle.close)
+            return Running(stream, handle.close, _has_result(plan, classification))
         except BaseException:
             handle.close()
             raise
@@ -263,7 +276,7 @@ class Executor:
             user, request.session_id, 1 if plan.is_analyst else 0, timeout_s, request.must_exist
         )
         try:
-            _check(plan, session.handle, self.policy)
+            classification = _check(plan, session.handle, self.policy)
             _prepare_session(session, plan)
             stream = _run(session.handle, plan)
             if plan.is_analyst:
@@ -271,7 +284,9 @@ class Executor:
         except BaseException:
             self.sessions.release(session, close=request.close)
             raise
-        return Running(stream, lambda: self.sessions.release(session, close=request.close))
+        return Running(
+            stream, lambda: self.sessions.release(session, close=request.close), _has_result(plan, classification)
+        )
 
 
 def _nothing() -> None:

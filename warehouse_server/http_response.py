@@ -32,6 +32,7 @@ from warehouse_server.protocol import (
 logger = logging.getLogger(__name__)
 
 _TAG_ALPHABET = string.ascii_letters + string.digits
+_PLAIN_TEXT = "text/plain; charset=UTF-8"
 
 
 @dataclass
@@ -109,7 +110,8 @@ class Responder:
         encoding = None
         if request_plan.http_flag("enable_http_compression", default=True):
             encoding = choose_encoding(headers.get("accept-encoding", ""))
-        response_headers = self._headers(request_plan, begun.running.stream.summary)
+        has_result = begun.running.has_result or any(begun.chunks)
+        response_headers = self._headers(request_plan, begun.running.stream.summary, has_result)
         level = request_plan.http_settings.get("http_zlib_compression_level", "3")
         encoder = make_encoder(encoding, int(level) if level.isdigit() else 3) if encoding else None
         if begun.is_done:
@@ -128,11 +130,18 @@ class Responder:
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
         await self._stream(begun, encoder, tag, receive, send)
 
-    def _headers(self, request_plan: Plan, summary: Summary) -> list[tuple[bytes, bytes]]:
-        return [
-            (b"content-type", content_type_for(request_plan.output_format).encode()),
+    def _headers(self, request_plan: Plan, summary: Summary, has_result: bool) -> list[tuple[bytes, bytes]]:
+        # Only a result names its format (and its content type): clients read a missing
+        # X-ClickHouse-Format as "no result, a summary", as a ClickHouse server answers DDL.
+        content_type = content_type_for(request_plan.output_format) if has_result else _PLAIN_TEXT
+        headers = [
+            (b"content-type", content_type.encode()),
             (b"x-clickhouse-query-id", request_plan.query_id.encode()),
-            (b"x-clickhouse-format", request_plan.output_format.encode()),
+        ]
+        if has_result:
+            headers.append((b"x-clickhouse-format", request_plan.output_format.encode()))
+        return [
+            *headers,
             (b"x-clickhouse-timezone", self.timezone.encode()),
             (b"x-clickhouse-server-display-name", SERVER_DISPLAY_NAME.encode()),
             (b"x-clickhouse-summary", summary.header().encode()),

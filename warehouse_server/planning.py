@@ -11,10 +11,12 @@ user may not change (READONLY).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tickwave.warehouse.sqltext import quote_identifier, quote_literal, tokens
 from warehouse_server.auth import READ_ONLY, READ_WRITE, User, request_readonly
 from warehouse_server.protocol import (
     BAD_ARGUMENTS,
@@ -29,6 +31,9 @@ from warehouse_server.routing import analyze
 
 DEFAULT_FORMAT = "TabSeparated"
 MAX_QUERY_SIZE = 262_144  # ClickHouse's max_query_size default: the most SQL a request may hold
+# currentUser() and its aliases (ClickHouse's FunctionCurrentUser), lower-cased.
+CURRENT_USER_FUNCTIONS = frozenset({"currentuser", "user", "current_user"})
+_MAY_NAME_USER = re.compile(r"user\s*\(", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class Plan:
 
 def full_query(query_param: str, body: bytes) -> bytes:
     """Return the request's text: the ``query`` parameter, a newline, then the body (ClickHouse's rule)."""
-    return (query_param.encode() + b"\n" + body) if query_param else body
+    return (query_param.encode("utf-8", "surrogateescape") + b"\n" + body) if query_param else body
 
 
 def _readonly_level(user: User, method: str, settings: dict[str, str]) -> int:
@@ -137,7 +142,9 @@ def plan(
         # The engine would parse it whole (8 MiB of SQL cost it ~600 MiB); ClickHouse refuses it so.
         raise QueryError(SYNTAX_ERROR, f"Max query size exceeded: {len(text)} bytes (max_query_size {max_query_size})")
     else:
-        sql, data = text.decode("utf-8", errors="replace"), memoryview(b"")
+        # Bytes that are not UTF-8 (binary literals) survive the decoding: engine_text() restores them.
+        sql, data = text.decode("utf-8", errors="surrogateescape"), memoryview(b"")
+        sql = bind_current_user(sql, user.name)
     default_format = headers.get("x-clickhouse-format") or params.get("default_format") or DEFAULT_FORMAT
     session_id = params.get("session_id", "")
     session = None
@@ -168,6 +175,28 @@ def plan(
         session=session,
         client_revision=_client_revision(params.get("client_protocol_version", "")),
     )
+
+
+def bind_current_user(sql: str, user: str) -> str:
+    """Return ``sql`` with every ``currentUser()`` call (or alias) answered by ``user``, the HTTP user.
+
+    The engine runs in local mode, where every query runs as ``default``; a ClickHouse server
+    answers the authenticated user. Each call becomes that name as a literal aliased to the
+    call's own text, so a result column keeps its name (``currentUser()``). Strings, quoted
+    identifiers and comments are skipped by the lexer; a qualified ``x.user()`` is left alone.
+    """
+    if not _MAY_NAME_USER.search(sql):
+        return sql
+    found = list(tokens(sql))
+    pieces: list[str] = []
+    copied = 0
+    for index, token in enumerate(found[:-2]):
+        is_call = found[index + 1].text == "(" and found[index + 2].text == ")"
+        is_qualified = index > 0 and found[index - 1].text == "."
+        if token.kind == "word" and token.text.lower() in CURRENT_USER_FUNCTIONS and is_call and not is_qualified:
+            pieces += [sql[copied : token.start], f"({quote_literal(user)} AS {quote_identifier(token.text + '()')})"]
+            copied = found[index + 2].end
+    return "".join(pieces) + sql[copied:] if pieces else sql
 
 
 def _max_query_size(user: User, settings: Mapping[str, str]) -> int:

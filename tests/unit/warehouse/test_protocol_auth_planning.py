@@ -16,7 +16,8 @@ from warehouse_server.auth import (
     users_from,
 )
 from warehouse_server.codecs import form_fields
-from warehouse_server.planning import full_query, plan
+from warehouse_server.engine import engine_text
+from warehouse_server.planning import bind_current_user, full_query, plan
 from warehouse_server.protocol import QueryError, Summary, content_type_for, engine_error, error_text, http_status_for
 
 SERVICE = User("tickwave", "s3cret", READ_WRITE)
@@ -200,6 +201,43 @@ def test_plan_when_read_only_request_changes_protected_settings_then_164(
         plan(method=method, params=params, headers={}, text=b"SELECT 1", user=user)
 
     assert raised.value.code == 164
+
+
+@pytest.mark.parametrize(
+    ("sql", "keyword", "insert_format"),
+    [
+        (b"WITH 1 AS y INSERT INTO t SELECT y", "INSERT", None),
+        (b"WITH x AS (SELECT 1) INSERT INTO t FORMAT CSV\n1\n", "INSERT", "CSV"),
+        (b"WITH x AS (SELECT 'INSERT') SELECT * FROM x", "WITH", None),
+        (b"WITH 1 AS y SELECT y", "WITH", None),
+    ],
+)
+def test_plan_when_with_leads_an_insert_then_it_is_an_insert(
+    sql: bytes, keyword: str, insert_format: str | None
+) -> None:
+    result = plan(method="POST", params={}, headers={}, text=sql, user=SERVICE)
+
+    assert (result.keyword, result.insert_format) == (keyword, insert_format)
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT currentUser()", "SELECT ('analyst' AS `currentUser()`)"),
+        ("SELECT user ( ) = CURRENT_USER()", "SELECT ('analyst' AS `user()`) = ('analyst' AS `CURRENT_USER()`)"),
+        ("SELECT 'currentUser()', `user()` -- user()", "SELECT 'currentUser()', `user()` -- user()"),
+        ("SELECT t.user() FROM t", "SELECT t.user() FROM t"),
+        ("SELECT currentUser(1)", "SELECT currentUser(1)"),
+    ],
+)
+def test_bind_current_user_when_called_then_answers_the_http_user(sql: str, expected: str) -> None:
+    assert bind_current_user(sql, "analyst") == expected
+
+
+def test_plan_when_query_is_not_utf8_then_its_bytes_survive() -> None:
+    result = plan(method="POST", params={}, headers={}, text=b"SELECT '\xff\xfe'", user=SERVICE)
+
+    assert engine_text(result.sql) == b"SELECT '\xff\xfe'"
 
 
 FORM = (
