@@ -52,7 +52,7 @@ from warehouse_server.http_request import (
     prepare,
     read_body,
 )
-from warehouse_server.http_response import Responder, Started, pull
+from warehouse_server.http_response import FLUSH_AFTER_S, Responder, Started, pull
 from warehouse_server.limits import LoginGuard
 from warehouse_server.planning import Plan
 from warehouse_server.protocol import NOT_ENOUGH_SPACE, NOT_IMPLEMENTED, UNKNOWN_EXCEPTION, QueryError
@@ -279,7 +279,8 @@ class WarehouseApp:
             wait_for_end = is_true(params.get("wait_end_of_query")) or request_plan.http_flag(
                 "http_wait_end_of_query", default=False
             )
-            chunks, is_done = pull(running, None if wait_for_end else self._buffer_bytes(params, request_plan))
+            limit = None if wait_for_end else self._buffer_bytes(params, request_plan)
+            chunks, is_done = pull(running, limit, None if wait_for_end else FLUSH_AFTER_S)
         except BaseException:
             running.close()
             raise

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import secrets
 import string
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 _TAG_ALPHABET = string.ascii_letters + string.digits
 _PLAIN_TEXT = "text/plain; charset=UTF-8"
+# A result still running after this long is streamed from its first rows (ClickHouse's
+# http_headers_progress_interval_ms default), so time to first byte is not the query's time.
+FLUSH_AFTER_S = 0.1
 
 
 @dataclass
@@ -45,8 +49,14 @@ class Started:
     is_done: bool
 
 
-def pull(running: Running, limit: int | None) -> tuple[list[bytes], bool]:
-    """Pull chunks until ``limit`` bytes are buffered (None: until the end); return them and whether done."""
+def pull(running: Running, limit: int | None, flush_after_s: float | None = None) -> tuple[list[bytes], bool]:
+    """Pull chunks until ``limit`` bytes are buffered (None: until the end); return them and whether done.
+
+    With ``flush_after_s``, stop as soon as some output is held and that long has passed: a
+    result still running then is streamed, so its first rows reach the client while it runs,
+    and an error after them arrives in the body, as a ClickHouse server sends them.
+    """
+    deadline = None if flush_after_s is None else time.monotonic() + flush_after_s
     chunks: list[bytes] = []
     size = 0
     while limit is None or size <= limit:
@@ -55,6 +65,8 @@ def pull(running: Running, limit: int | None) -> tuple[list[bytes], bool]:
             return chunks, True
         chunks.append(chunk)
         size += len(chunk)
+        if deadline is not None and size and time.monotonic() >= deadline:
+            break
     return chunks, False
 
 

@@ -8,6 +8,7 @@ in ``warehouse_server/README.md``.
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ import sqlalchemy
 import urllib3
 from clickhouse_connect.driver.asyncclient import AsyncClient
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import StreamFailureError
 from clickhouse_connect.driver.summary import QuerySummary
 
 from adapters.endpoints import Endpoint
@@ -251,3 +253,62 @@ def test_query_text_when_not_utf8_then_reaches_the_engine_unchanged(
     assert inserted.status == 200, inserted.body
     assert stored == "009FC328"
     assert spliced == [("A0A100",)]
+
+
+# Results stream while the query runs; a late error arrives in the body -----------------------------
+
+LATE_ERROR = "SELECT sleepEachRow(0.01), throwIf(number = 100) FROM numbers(200)"
+ONE_ROW_BLOCKS = {"max_block_size": 1, "wait_end_of_query": 0}
+
+
+def test_query_when_failing_after_rows_were_sent_then_client_raises_stream_failure(client: Client) -> None:
+    with pytest.raises(StreamFailureError) as whole:
+        _ = client.query(LATE_ERROR, settings=ONE_ROW_BLOCKS).result_set
+    with pytest.raises(StreamFailureError) as streamed:
+        with client.query_rows_stream(LATE_ERROR, settings=ONE_ROW_BLOCKS) as stream:
+            for _ in stream:
+                pass
+
+    assert "Value passed to 'throwIf' function is non-zero" in str(whole.value)
+    assert "Value passed to 'throwIf' function is non-zero" in str(streamed.value)
+    assert client.command("SELECT 1") == 1  # the connection is still good
+
+
+def test_async_query_when_failing_after_rows_were_sent_then_client_raises_stream_failure(
+    run_async: Callable[[Callable[[AsyncClient], Awaitable[Any]]], Any],
+) -> None:
+    async def work(client: AsyncClient) -> tuple[str, int]:
+        with pytest.raises(StreamFailureError) as failed:
+            _ = (await client.query(LATE_ERROR, settings=ONE_ROW_BLOCKS)).result_set
+        return str(failed.value), await client.command("SELECT 1")
+
+    message, after = run_async(work)
+
+    assert "Value passed to 'throwIf' function is non-zero" in message
+    assert after == 1
+
+
+def test_http_when_a_small_result_runs_long_then_first_bytes_come_before_the_end(
+    warehouse_endpoint: Endpoint, credentials: Credentials
+) -> None:
+    started = time.monotonic()
+    response = urllib3.request(
+        "POST",
+        f"http://{warehouse_endpoint.address}/?max_block_size=1",
+        body=b"SELECT sleepEachRow(0.1) FROM numbers(15) FORMAT TSV",
+        headers={"X-ClickHouse-User": credentials.user, "X-ClickHouse-Key": credentials.password.get_secret_value()},
+        preload_content=False,
+        retries=False,
+    )
+    first_byte_s = time.monotonic() - started
+    body = response.read()
+    total_s = time.monotonic() - started
+    failing = post(warehouse_endpoint.address, credentials, LATE_ERROR.encode(), max_block_size="1")
+
+    assert response.status == 200 and body == b"0\n" * 15
+    assert first_byte_s < total_s / 2, (first_byte_s, total_s)
+    assert failing.status == 200  # the rows before the error were already on their way
+    tag = failing.headers["x-clickhouse-exception-tag"]
+    assert failing.body.startswith(b"0\t0\n")
+    assert failing.body.endswith(f"{tag}\r\n__exception__\r\n".encode())
+    assert b"Code: 395. DB::Exception: Value passed to 'throwIf' function is non-zero" in failing.body
