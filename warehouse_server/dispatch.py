@@ -13,13 +13,21 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from tickwave.warehouse.sqltext import quote_identifier
 from warehouse_server.auth import READ_ONLY, User
 from warehouse_server.engine import Classification, Engine, Handle, ResultStream, WholeResult, empty_query_error
 from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
 from warehouse_server.nativeframe import MIN_REVISION_WITH_CUSTOM_SERIALIZATION, reframe_native
 from warehouse_server.planning import Plan
 from warehouse_server.policy import ReadOnlyPolicy, Request
-from warehouse_server.protocol import READONLY, SYNTAX_ERROR, TOO_MANY_ROWS_OR_BYTES, QueryError, Summary
+from warehouse_server.protocol import (
+    BAD_ARGUMENTS,
+    READONLY,
+    SYNTAX_ERROR,
+    TOO_MANY_ROWS_OR_BYTES,
+    QueryError,
+    Summary,
+)
 from warehouse_server.sessions import Overlay, Session, SessionStore, parse_session_timeout
 
 logger = logging.getLogger(__name__)
@@ -125,6 +133,29 @@ def _has_result(plan: Plan, classification: Classification) -> bool:
     # The engine's parser says whether the statement only reads: those (SELECT, SHOW, DESCRIBE,
     # EXISTS, EXPLAIN...) answer with a result; writes, DDL and SET/USE/SYSTEM with a summary.
     return plan.insert_format is None and classification.is_read_only
+
+
+def _load_external(handle: Handle, plan: Plan) -> None:
+    # External data: each file becomes a temporary table of this handle before the query runs.
+    for table in plan.external_tables:
+        create = f"CREATE TEMPORARY TABLE {quote_identifier(table.name)} ({table.structure}) ENGINE = Memory"
+        if handle.classify(create, "").statement_count != 1:
+            raise QueryError(BAD_ARGUMENTS, f"Invalid structure of external table {table.name}: {table.structure}")
+        handle.execute(create, "TabSeparated", {})
+        if table.data:
+            handle.insert(f"INSERT INTO {quote_identifier(table.name)}", table.input_format, memoryview(table.data))
+
+
+def _drop_external(session: Session, plan: Plan) -> None:
+    # A session keeps its temporary tables; external data lives for one query only.
+    for table in plan.external_tables:
+        try:
+            session.handle.execute(f"DROP TEMPORARY TABLE IF EXISTS {quote_identifier(table.name)}", "TabSeparated", {})
+        except QueryError:
+            session.is_broken = True
+            logger.warning(
+                "session=%s could not drop external table %s; it will be closed", session.session_id, table.name
+            )
 
 
 def _apply(handle: Handle, plan: Plan) -> None:
@@ -256,6 +287,7 @@ class Executor:
         try:
             classification = _check(plan, handle, self.policy)
             _apply(handle, plan)
+            _load_external(handle, plan)
             stream = _run(handle, plan)
             if limits is not None:
                 stream = SentBytesCap(stream, int(limits["max_result_bytes"]))
@@ -275,18 +307,24 @@ class Executor:
         session = self.sessions.acquire(
             user, request.session_id, 1 if plan.is_analyst else 0, timeout_s, request.must_exist
         )
+
+        def release() -> None:
+            try:
+                _drop_external(session, plan)
+            finally:
+                self.sessions.release(session, close=request.close)
+
         try:
             classification = _check(plan, session.handle, self.policy)
             _prepare_session(session, plan)
+            _load_external(session.handle, plan)
             stream = _run(session.handle, plan)
             if plan.is_analyst:
                 stream = SentBytesCap(stream, self.analyst_limits.max_result_bytes)
         except BaseException:
-            self.sessions.release(session, close=request.close)
+            release()
             raise
-        return Running(
-            stream, lambda: self.sessions.release(session, close=request.close), _has_result(plan, classification)
-        )
+        return Running(stream, release, _has_result(plan, classification))
 
 
 def _nothing() -> None:

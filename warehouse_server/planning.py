@@ -47,6 +47,24 @@ class SessionRequest:
 
 
 @dataclass(frozen=True)
+class ExternalTable:
+    """External data: a file of the request's form, a temporary table for this query only.
+
+    Attributes:
+        name: the table's name (the form field's).
+        structure: its columns, ``name Type, ...`` (from ``<name>_structure``, or
+            ``<name>_types`` with columns ``_1``, ``_2``...).
+        input_format: the file's format (``<name>_format``, TabSeparated by default).
+        data: the file's bytes.
+    """
+
+    name: str
+    structure: str
+    input_format: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything the engine side needs to run one request.
 
@@ -66,6 +84,7 @@ class Plan:
         session: the session to run in, if any.
         client_revision: the ``client_protocol_version`` the client announced (0: none);
             Native output is written for it (:mod:`warehouse_server.nativeframe`).
+        external_tables: the request's external data, loaded before the query runs.
     """
 
     sql: str
@@ -82,6 +101,7 @@ class Plan:
     query_id: str = ""
     session: SessionRequest | None = None
     client_revision: int = 0
+    external_tables: tuple[ExternalTable, ...] = ()
 
     def http_flag(self, name: str, default: bool) -> bool:
         """Return an HTTP-layer boolean setting of this request."""
@@ -114,6 +134,7 @@ def plan(
     headers: Mapping[str, str],
     text: bytes,
     user: User,
+    files: Mapping[str, bytes] | None = None,
 ) -> Plan:
     """Build the plan of one request.
 
@@ -123,11 +144,13 @@ def plan(
         headers: request headers, names lower-cased.
         text: :func:`full_query` of the decoded body.
         user: the authenticated user.
+        files: the file fields of a multipart form: external data tables.
 
     Raises:
         QueryError: for settings a read-only user may not change or an invalid ``readonly``.
     """
     settings = {name: value for name, value in params.items() if is_setting_param(name)}
+    external_tables = tuple(_external_table(name, data, settings) for name, data in (files or {}).items())
     readonly = _readonly_level(user, method, settings)
     http_settings = {name: settings.pop(name) for name in list(settings) if name in HTTP_LAYER_SETTINGS}
     if user.readonly == READ_ONLY and http_settings:
@@ -174,7 +197,20 @@ def plan(
         query_id=params.get("query_id") or headers.get("x-clickhouse-query-id") or str(uuid.uuid4()),
         session=session,
         client_revision=_client_revision(params.get("client_protocol_version", "")),
+        external_tables=external_tables,
     )
+
+
+def _external_table(name: str, data: bytes, settings: dict[str, str]) -> ExternalTable:
+    # ClickHouse reads <name>_format, <name>_structure or <name>_types: parameters of the table, not settings.
+    input_format = settings.pop(f"{name}_format", "") or "TabSeparated"
+    structure = settings.pop(f"{name}_structure", "")
+    types = settings.pop(f"{name}_types", "")
+    if not structure and types:
+        structure = ", ".join(f"_{index} {kind.strip()}" for index, kind in enumerate(types.split(","), start=1))
+    if not structure:
+        raise QueryError(BAD_ARGUMENTS, f"Neither structure nor types have not been provided for external table {name}")
+    return ExternalTable(name, structure, input_format, data)
 
 
 def bind_current_user(sql: str, user: str) -> str:

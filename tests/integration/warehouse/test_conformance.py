@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ import urllib3
 from clickhouse_connect.driver.asyncclient import AsyncClient
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import StreamFailureError
+from clickhouse_connect.driver.external import ExternalData
 from clickhouse_connect.driver.summary import QuerySummary
 
 from adapters.endpoints import Endpoint
@@ -312,3 +314,62 @@ def test_http_when_a_small_result_runs_long_then_first_bytes_come_before_the_end
     assert failing.body.startswith(b"0\t0\n")
     assert failing.body.endswith(f"{tag}\r\n__exception__\r\n".encode())
     assert b"Code: 395. DB::Exception: Value passed to 'throwIf' function is non-zero" in failing.body
+
+
+# External data: files of a form are tables for one query ---------------------------------------------
+
+MOVIES = b"movie,year\nThe Sting,1973\nScarface,1983\nHeat,1995\n"
+
+
+def test_external_data_when_sent_by_the_client_then_the_query_reads_it(
+    client: Client,
+    run_async: Callable[[Callable[[AsyncClient], Awaitable[Any]]], Any],
+    warehouse_settings: Settings,
+    fresh_database: str,
+) -> None:
+    data = ExternalData(
+        file_name="movies.csv", data=MOVIES, fmt="CSVWithNames", structure=["movie String", "year UInt16"]
+    )
+    actors = ExternalData(file_name="actors.tsv", data=b"Al Pacino\t1940\n", types="String,UInt16")
+    in_session = connect(warehouse_settings, database=fresh_database, session_id=str(uuid.uuid4()))
+    try:
+        rows = client.query(
+            "SELECT movie FROM movies WHERE year > {y:UInt16} ORDER BY year", parameters={"y": 1980}, external_data=data
+        ).result_rows
+        count = client.command("SELECT count() FROM actors WHERE _2 = 1940", external_data=actors)
+        sessioned = in_session.command("SELECT max(year) FROM movies", external_data=data)
+        after = in_session.command("EXISTS TEMPORARY TABLE movies")
+    finally:
+        in_session.close()
+    by_async = run_async(lambda async_client: async_client.command("SELECT min(year) FROM movies", external_data=data))
+
+    assert rows == [("Scarface",), ("Heat",)]
+    assert count == 1
+    assert sessioned == 1995
+    assert after == 0  # the table lived for that query only
+    assert by_async == 1973
+
+
+def test_external_data_when_posted_as_a_form_then_the_query_reads_it(
+    warehouse_endpoint: Endpoint, credentials: Credentials, fresh_database: str
+) -> None:
+    body, content_type = urllib3.encode_multipart_formdata(
+        {"query": "SELECT sum(year) FROM movies", "movies": ("movies.csv", MOVIES, "text/csv")}
+    )
+
+    response = post(
+        warehouse_endpoint.address,
+        credentials,
+        body,
+        headers={"Content-Type": content_type},
+        database=fresh_database,
+        movies_structure="movie String, year UInt16",
+        movies_format="CSVWithNames",
+    )
+    unstructured = post(
+        warehouse_endpoint.address, credentials, body, headers={"Content-Type": content_type}, database=fresh_database
+    )
+
+    assert response.status == 200, response.body
+    assert response.body == b"5951\n"
+    assert unstructured.status == 400 and unstructured.code == "36"
