@@ -373,3 +373,28 @@ def test_external_data_when_posted_as_a_form_then_the_query_reads_it(
     assert response.status == 200, response.body
     assert response.body == b"5951\n"
     assert unstructured.status == 400 and unstructured.code == "36"
+
+
+# A dictionary sourced from this server's own table loads under the kernel confinement ----------------
+
+
+def test_dictionary_when_sourced_from_a_local_table_then_loads_while_confined(
+    client: Client, warehouse_endpoint: Endpoint, credentials: Credentials, fresh_database: str
+) -> None:
+    client.command("CREATE TABLE rates (id UInt64, name String) ENGINE = MergeTree ORDER BY id")
+    client.command("INSERT INTO rates VALUES (1, 'EURUSD'), (2, 'USDJPY')")
+    client.command(
+        f"CREATE DICTIONARY names (id UInt64, name String) PRIMARY KEY id "
+        f"SOURCE(CLICKHOUSE(TABLE 'rates' DB '{fresh_database}')) LIFETIME(0) LAYOUT(FLAT())"
+    )
+
+    by_client = client.command("SELECT dictGet('names', 'name', toUInt64(2))")
+    raw = post(
+        warehouse_endpoint.address,
+        credentials,
+        b"SELECT dictGet('names', 'name', toUInt64(1))",
+        database=fresh_database,
+    )
+
+    assert by_client == "USDJPY"
+    assert raw.status == 200 and raw.body == b"EURUSD\n", raw.body
