@@ -125,7 +125,7 @@ class WarehouseApp:
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
     async def _next_chunk(self, running: Running) -> bytes | None:
-        return await self._in_worker(running.stream.next_chunk)
+        return await self._in_worker(_next_or_close, running)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope (lifespan or http)."""
@@ -295,3 +295,16 @@ class WarehouseApp:
 
 def _nothing() -> None:
     return None
+
+
+def _next_or_close(running: Running) -> bytes | None:
+    # Worker thread: a streamed result is closed (handle and slot given back) as soon as it
+    # ends or fails, before the client reads its last bytes and sends its next query.
+    try:
+        chunk = running.stream.next_chunk()
+    except BaseException:
+        running.close()
+        raise
+    if chunk is None:
+        running.close()
+    return chunk
