@@ -65,7 +65,8 @@ class AccessRecord:
         row["query"] = self.query[:MAX_QUERY_CHARS]
         del row["exception"]
         row[EXCEPTION_INPUT] = self.exception[:MAX_EXCEPTION_CHARS]  # the table stores it masked
-        return json.dumps(row, ensure_ascii=False).encode() + b"\n"
+        # A query's bytes that are not UTF-8 (kept as surrogates) are logged as "?".
+        return json.dumps(row, ensure_ascii=False).encode("utf-8", "replace") + b"\n"
 
 
 class AccessLog:

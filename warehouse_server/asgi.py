@@ -53,7 +53,7 @@ from warehouse_server.http_request import (
     prepare,
     read_body,
 )
-from warehouse_server.http_response import Responder, Started, pull
+from warehouse_server.http_response import FLUSH_AFTER_S, Responder, Started, pull
 from warehouse_server.limits import LoginGuard
 from warehouse_server.planning import Plan
 from warehouse_server.protocol import NOT_ENOUGH_SPACE, NOT_IMPLEMENTED, UNKNOWN_EXCEPTION, QueryError
@@ -126,7 +126,7 @@ class WarehouseApp:
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
     async def _next_chunk(self, running: Running) -> bytes | None:
-        return await self._in_worker(running.stream.next_chunk)
+        return await self._in_worker(_next_or_close, running)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope (lifespan or http)."""
@@ -299,7 +299,8 @@ class WarehouseApp:
             wait_for_end = is_true(params.get("wait_end_of_query")) or request_plan.http_flag(
                 "http_wait_end_of_query", default=False
             )
-            chunks, is_done = pull(running, None if wait_for_end else self._buffer_bytes(params, request_plan))
+            limit = None if wait_for_end else self._buffer_bytes(params, request_plan)
+            chunks, is_done = pull(running, limit, None if wait_for_end else FLUSH_AFTER_S)
         except BaseException:
             running.close()
             raise
@@ -314,3 +315,16 @@ class WarehouseApp:
 
 def _nothing() -> None:
     return None
+
+
+def _next_or_close(running: Running) -> bytes | None:
+    # Worker thread: a streamed result is closed (handle and slot given back) as soon as it
+    # ends or fails, before the client reads its last bytes and sends its next query.
+    try:
+        chunk = running.stream.next_chunk()
+    except BaseException:
+        running.close()
+        raise
+    if chunk is None:
+        running.close()
+    return chunk

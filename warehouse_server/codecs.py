@@ -298,9 +298,10 @@ def _form_boundary(content_type: str) -> bytes:
     raise _malformed_form("missing or invalid boundary")
 
 
-def _form_part(headers: bytes) -> str | None:
-    """Return the field name of one part's headers; refuse what this server does not read."""
+def _form_part(headers: bytes) -> tuple[str | None, bool]:
+    """Return the field name of one part's headers and whether it is a file; refuse what this server does not read."""
     name: str | None = None
+    is_file = False
     for line in headers.split(b"\r\n"):
         key, colon, value = line.partition(b":")
         if not colon:
@@ -308,10 +309,7 @@ def _form_part(headers: bytes) -> str | None:
         key = key.strip().lower()
         if key == b"content-disposition":
             params = {found.group(1).lower(): found.group(2) for found in _HEADER_PARAM.finditer(value)}
-            if b"filename" in params:
-                raise QueryError(
-                    NOT_IMPLEMENTED, "External data (file fields of a form) is not supported by this server"
-                )
+            is_file = b"filename" in params
             raw = params.get(b"name")
             if raw is not None:
                 unquoted = raw[1:-1].replace(b'\\"', b'"') if raw.startswith(b'"') else raw
@@ -320,23 +318,22 @@ def _form_part(headers: bytes) -> str | None:
             raise _malformed_form("nested multipart parts are not supported")
         elif key == b"content-transfer-encoding" and value.strip().lower() not in _PLAIN_TRANSFER_ENCODINGS:
             raise QueryError(NOT_IMPLEMENTED, "Content-Transfer-Encoding of a form field is not supported")
-    return name
+    return name, is_file
 
 
-def form_fields(body: bytes, content_type: str) -> dict[str, str]:
-    """Return the fields of a ``multipart/form-data`` body (clickhouse-connect's form encoding).
+def form_fields(body: bytes, content_type: str) -> tuple[dict[str, str], dict[str, bytes]]:
+    """Return the fields and the files of a ``multipart/form-data`` body.
 
     Clients send the query and ``param_*`` values as form fields when they are too long
-    for a URL. File fields are ClickHouse "external data" tables, which this server does
-    not support. The parser is linear in the body (``bytes.find`` from part to part) and
-    caps the fields (:data:`MAX_FORM_FIELDS`) and each part's headers
+    for a URL (clickhouse-connect's form encoding). File fields are ClickHouse "external
+    data": tables for this query only, named by the field. The parser is linear in the
+    body (``bytes.find`` from part to part) and caps the fields (:data:`MAX_FORM_FIELDS`) and each part's headers
     (:data:`MAX_FORM_PART_HEADER_BYTES`): the standard library's e-mail parser it replaces
     recursed without bound on nested comments and spent seconds of CPU on small crafted
     bodies.
 
     Raises:
-        QueryError: NOT_IMPLEMENTED for external data, BAD_ARGUMENTS for a malformed form or
-            QUERY_IS_TOO_LARGE past the caps.
+        QueryError: BAD_ARGUMENTS for a malformed form or QUERY_IS_TOO_LARGE past the caps.
     """
     delimiter = b"--" + _form_boundary(content_type)
     start = body.find(delimiter)
@@ -344,6 +341,7 @@ def form_fields(body: bytes, content_type: str) -> dict[str, str]:
         raise _malformed_form("no boundary in the body")
     position = start + len(delimiter)
     fields: dict[str, str] = {}
+    files: dict[str, bytes] = {}
     while not body.startswith(b"--", position):
         if not body.startswith(b"\r\n", position):
             raise _malformed_form("a boundary not followed by a line break")
@@ -358,13 +356,15 @@ def form_fields(body: bytes, content_type: str) -> dict[str, str]:
         value_end = body.find(b"\r\n" + delimiter, value_start)
         if value_end < 0:
             raise _malformed_form("the last part is not closed")
-        if len(fields) >= MAX_FORM_FIELDS:
+        if len(fields) + len(files) >= MAX_FORM_FIELDS:
             raise QueryError(QUERY_IS_TOO_LARGE, f"A form holds more than {MAX_FORM_FIELDS} fields")
-        name = _form_part(body[position:headers_end]) if headers_end > position else None
-        if name is not None:
+        name, is_file = _form_part(body[position:headers_end]) if headers_end > position else (None, False)
+        if name is not None and is_file:
+            files[name] = body[value_start:value_end]
+        elif name is not None:
             fields[name] = body[value_start:value_end].decode("utf-8", errors="replace")
         position = value_end + 2 + len(delimiter)
-    return fields
+    return fields, files
 
 
 class Encoder(Protocol):

@@ -94,6 +94,10 @@ _KERNEL_FILES = (
     "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",  # cgroup v1: the CPU quota
     "/sys/fs/cgroup/cpu/cpu.cfs_period_us",
 )
+# Host names, read by name lookups: a dictionary's CLICKHOUSE source names this server as
+# `localhost` (its default host), which the engine resolves, sees is itself and queries in
+# process, with no connection. Neither file holds a secret; nothing else of /etc is granted.
+_NAME_FILES = ("/etc/hosts", "/etc/nsswitch.conf")
 _CGROUP_V2_FILES = ("memory.max", "memory.current", "memory.stat", "cpu.max")  # under the process's own cgroup
 _NUMA_DIR = "/sys/devices/system/node"  # listed (not its files' contents) to count NUMA nodes
 
@@ -228,7 +232,12 @@ def warehouse_rules(data_dir: Path, port: int | None) -> Rules:
     library_dirs = [Path(pattern.format(multiarch=multiarch)) for pattern in _LIBRARY_DIRS]
     numa_nodes = Path(_NUMA_DIR)
     node_files = sorted(numa_nodes.glob("node[0-9]*/cpulist")) if numa_nodes.is_dir() else []
-    files = [*map(Path, (*_DEVICES_READ, *_KERNEL_FILES)), *_cgroup_v2_files(), *node_files, *_python_files()]
+    files = [
+        *map(Path, (*_DEVICES_READ, *_KERNEL_FILES, *_NAME_FILES)),
+        *_cgroup_v2_files(),
+        *node_files,
+        *_python_files(),
+    ]
     return Rules(
         read_trees=_existing([*_python_trees(), *library_dirs, *map(Path, _ZONE_DATA)]),
         read_files=_existing(files),

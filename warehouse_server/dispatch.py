@@ -13,13 +13,21 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from tickwave.warehouse.sqltext import quote_identifier
 from warehouse_server.auth import READ_ONLY, User
-from warehouse_server.engine import Engine, Handle, ResultStream, WholeResult, empty_query_error
+from warehouse_server.engine import Classification, Engine, Handle, ResultStream, WholeResult, empty_query_error
 from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
 from warehouse_server.nativeframe import MIN_REVISION_WITH_CUSTOM_SERIALIZATION, reframe_native
 from warehouse_server.planning import Plan
 from warehouse_server.policy import ReadOnlyPolicy, Request
-from warehouse_server.protocol import READONLY, SYNTAX_ERROR, TOO_MANY_ROWS_OR_BYTES, QueryError, Summary
+from warehouse_server.protocol import (
+    BAD_ARGUMENTS,
+    READONLY,
+    SYNTAX_ERROR,
+    TOO_MANY_ROWS_OR_BYTES,
+    QueryError,
+    Summary,
+)
 from warehouse_server.sessions import Overlay, Session, SessionStore, parse_session_timeout
 
 logger = logging.getLogger(__name__)
@@ -37,11 +45,17 @@ class SessionLimits:
 
 
 class Running:
-    """A started request: its result stream and the clean-up to run when it is done."""
+    """A started request: its result stream and the clean-up to run when it is done.
 
-    def __init__(self, stream: ResultStream, cleanup: Callable[[], None]) -> None:
+    ``has_result`` is whether the statement produces a result (a query) rather than only
+    a summary (DDL, INSERT, SET...): ClickHouse names an output format only for a result,
+    and clients tell the two apart by that header.
+    """
+
+    def __init__(self, stream: ResultStream, cleanup: Callable[[], None], has_result: bool = True) -> None:
         """Hold ``stream`` until :meth:`close` runs ``cleanup`` (once)."""
         self.stream = stream
+        self.has_result = has_result
         self._cleanup: Callable[[], None] | None = cleanup
 
     def add_cleanup(self, cleanup: Callable[[], None]) -> None:
@@ -101,7 +115,7 @@ class SentBytesCap(ResultStream):
         self._inner.cancel()
 
 
-def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> None:
+def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> Classification:
     if plan.insert_format is None and not plan.sql.strip():
         raise empty_query_error()
     if plan.insert_format is not None and plan.readonly:
@@ -112,6 +126,43 @@ def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> None:
     if plan.readonly:
         request = Request(plan.is_analyst, plan.database or "", plan.output_format)
         policy.check(plan.sql, plan.query_params, request, lambda sql: handle.explain_ast(sql, plan.query_params))
+    return classification
+
+
+def _is_read(plan: Plan, handle: Handle, policy: ReadOnlyPolicy, is_vetted: bool) -> bool:
+    # A vetted plan carries the engine's answer from the check that ran in the user's own thread.
+    if is_vetted and plan.vetted_is_read is not None:
+        return plan.vetted_is_read
+    return _check(plan, handle, policy).is_read_only
+
+
+def _has_result(plan: Plan, is_read: bool) -> bool:
+    # The engine's parser says whether the statement only reads: those (SELECT, SHOW, DESCRIBE,
+    # EXISTS, EXPLAIN...) answer with a result; writes, DDL and SET/USE/SYSTEM with a summary.
+    return plan.insert_format is None and is_read
+
+
+def _load_external(handle: Handle, plan: Plan) -> None:
+    # External data: each file becomes a temporary table of this handle before the query runs.
+    for table in plan.external_tables:
+        create = f"CREATE TEMPORARY TABLE {quote_identifier(table.name)} ({table.structure}) ENGINE = Memory"
+        if handle.classify(create, "").statement_count != 1:
+            raise QueryError(BAD_ARGUMENTS, f"Invalid structure of external table {table.name}: {table.structure}")
+        handle.execute(create, "TabSeparated", {})
+        if table.data:
+            handle.insert(f"INSERT INTO {quote_identifier(table.name)}", table.input_format, memoryview(table.data))
+
+
+def _drop_external(session: Session, plan: Plan) -> None:
+    # A session keeps its temporary tables; external data lives for one query only.
+    for table in plan.external_tables:
+        try:
+            session.handle.execute(f"DROP TEMPORARY TABLE IF EXISTS {quote_identifier(table.name)}", "TabSeparated", {})
+        except QueryError:
+            session.is_broken = True
+            logger.warning(
+                "session=%s could not drop external table %s; it will be closed", session.session_id, table.name
+            )
 
 
 def _apply(handle: Handle, plan: Plan) -> None:
@@ -169,7 +220,7 @@ def _prepare_session(session: Session, plan: Plan) -> None:
 
 def _run(handle: Handle, plan: Plan) -> ResultStream:
     if plan.insert_format is not None:
-        return WholeResult(b"", handle.insert(plan.sql, plan.insert_format, plan.data))
+        return WholeResult(b"", handle.insert(plan.sql, plan.insert_format, plan.data, plan.query_params))
     if plan.client_revision >= MIN_REVISION_WITH_CUSTOM_SERIALIZATION and plan.output_format.lower() == "native":
         # clickhouse-go (Grafana's ClickHouse plugin) decodes Native for its revision: reframed whole (the
         # walk needs block boundaries). Older revisions keep revision-0 Native, as before: clickhouse-connect
@@ -224,10 +275,10 @@ class Executor:
         plan = self._in_database(plan)
         handle = self.engine.open(plan.readonly)
         try:
-            _check(plan, handle, self.policy)
+            classification = _check(plan, handle, self.policy)
         finally:
             handle.close()
-        return plan
+        return replace(plan, vetted_is_read=classification.is_read_only)
 
     def admit(self, user: User) -> Callable[[], None]:
         """Take one of a read-only user's query slots; return its release (idempotent).
@@ -272,13 +323,13 @@ class Executor:
             plan = replace(plan, engine_settings={})
         handle = self.engine.open(plan.readonly, limits)
         try:
-            if not is_vetted:
-                _check(plan, handle, self.policy)
+            is_read = _is_read(plan, handle, self.policy, is_vetted)
             _apply(handle, plan)
+            _load_external(handle, plan)
             stream = _run(handle, plan)
             if limits is not None:
                 stream = SentBytesCap(stream, int(limits["max_result_bytes"]))
-            return Running(stream, handle.close)
+            return Running(stream, handle.close, _has_result(plan, is_read))
         except BaseException:
             handle.close()
             raise
@@ -294,17 +345,24 @@ class Executor:
         session = self.sessions.acquire(
             user, request.session_id, 1 if plan.is_analyst else 0, timeout_s, request.must_exist
         )
+
+        def release() -> None:
+            try:
+                _drop_external(session, plan)
+            finally:
+                self.sessions.release(session, close=request.close)
+
         try:
-            if not is_vetted:
-                _check(plan, session.handle, self.policy)
+            is_read = _is_read(plan, session.handle, self.policy, is_vetted)
             _prepare_session(session, plan)
+            _load_external(session.handle, plan)
             stream = _run(session.handle, plan)
             if plan.is_analyst:
                 stream = SentBytesCap(stream, self.analyst_limits.max_result_bytes)
         except BaseException:
-            self.sessions.release(session, close=request.close)
+            release()
             raise
-        return Running(stream, lambda: self.sessions.release(session, close=request.close))
+        return Running(stream, release, _has_result(plan, is_read))
 
 
 def _nothing() -> None:

@@ -52,6 +52,9 @@ INSERT_RESERVE_BYTES = 1024 * 1024
 # A handle option goes into chdb's connection string (``path?name=value&...``): names and
 # values are checked whole, so no value can add an option of its own.
 _OPTION = re.compile(r"[A-Za-z0-9_.\-/]{1,128}")
+# chdb raises UnicodeDecodeError, not RuntimeError, for an error whose text is not UTF-8
+# (one quoting a binary literal of the query): both are the engine refusing the query.
+_ENGINE_FAILURES = (RuntimeError, UnicodeDecodeError)
 
 # Output formats whose streamed chunks concatenate into a valid result as they are.
 _CONCATENABLE = frozenset(
@@ -98,6 +101,21 @@ def _chdb_module() -> Any:
     return _chdb
 
 
+def engine_text(sql: str | bytes) -> bytes:
+    """Return the query as the engine gets it: the bytes the request carried.
+
+    SQL is decoded with ``surrogateescape`` (:mod:`warehouse_server.planning`), so bytes that
+    are not UTF-8 (a binary literal, a Latin-1 string) come back exactly as they were sent.
+    """
+    return sql if isinstance(sql, bytes) else sql.encode("utf-8", "surrogateescape")
+
+
+def _failure(exc: Exception) -> QueryError:
+    if isinstance(exc, UnicodeDecodeError) and isinstance(exc.object, bytes):
+        return engine_error(exc.object.decode("utf-8", "replace"))
+    return engine_error(str(exc))
+
+
 def _summary_of(result: Any, elapsed_ns: int) -> Summary:
     return Summary(
         read_rows=int(result.storage_rows_read()),
@@ -139,15 +157,17 @@ class Handle:
         self.readonly = readonly
         self._volume = volume
 
-    def _run(self, sql: str, output_format: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
+    def _run(
+        self, sql: str | bytes, output_format: str = "TabSeparated", params: Mapping[str, str] | None = None
+    ) -> Any:
         try:
-            return self._connection.query(sql, output_format, params=dict(params or {}))
-        except RuntimeError as exc:
-            raise engine_error(str(exc)) from exc
+            return self._connection.query(engine_text(sql), output_format, params=dict(params or {}))
+        except _ENGINE_FAILURES as exc:
+            raise _failure(exc) from exc
 
     def classify(self, sql: str, database: str) -> Classification:
         """Ask the engine's parser how many statements ``sql`` holds and whether it only reads."""
-        report = self._connection.classify_query(sql, database)
+        report = self._connection.classify_query(engine_text(sql), database)
         is_read_only = report["query_class"] == _chdb_module().query_class.READ_ONLY
         return Classification(int(report["statement_count"]), bool(is_read_only))
 
@@ -187,8 +207,14 @@ class Handle:
         if defaults:
             self._run("SET " + ", ".join(f"{name} = DEFAULT" for name in defaults))
 
-    def insert(self, statement: str, input_format: str, data: memoryview) -> Summary:
+    def insert(
+        self, statement: str, input_format: str, data: memoryview, params: Mapping[str, str] | None = None
+    ) -> Summary:
         """Stream ``data`` into ``INSERT ... FORMAT input_format`` and commit it.
+
+        With query ``params``, ``VALUES`` rows are sent with the statement as one query:
+        ClickHouse substitutes parameters in VALUES rows (``({s:String})``), and chdb's
+        streamed insert takes none.
 
         Raises:
             QueryError: with the engine's code (NOT_ENOUGH_SPACE when the data's volume cannot
@@ -196,17 +222,20 @@ class Handle:
         """
         self._check_space(len(data))
         started = time.perf_counter_ns()
+        if params and input_format.lower() == "values":
+            result = self._run(engine_text(statement) + b" VALUES " + bytes(data), "TabSeparated", params)
+            return _summary_of(result, time.perf_counter_ns() - started)
         try:
-            inserter = self._connection.send_insert(statement, input_format)
-        except RuntimeError as exc:
-            raise engine_error(str(exc)) from exc
+            inserter = self._connection.send_insert(engine_text(statement), input_format)
+        except _ENGINE_FAILURES as exc:
+            raise _failure(exc) from exc
         try:
             for offset in range(0, len(data), INSERT_SLICE_BYTES):
                 self._connection.insert_append(inserter, bytes(data[offset : offset + INSERT_SLICE_BYTES]))
             result = self._connection.insert_done(inserter)
-        except RuntimeError as exc:
+        except _ENGINE_FAILURES as exc:
             self._cancel_insert(inserter)
-            raise engine_error(str(exc)) from exc
+            raise _failure(exc) from exc
         return _summary_of(result, time.perf_counter_ns() - started)
 
     def _check_space(self, size: int) -> None:
@@ -244,9 +273,9 @@ class Handle:
 
     def _start(self, sql: str, output_format: str, params: Mapping[str, str]) -> _EngineStream:
         try:
-            streaming = self._connection.send_query(sql, output_format, params=dict(params))
-        except RuntimeError as exc:
-            raise engine_error(str(exc)) from exc
+            streaming = self._connection.send_query(engine_text(sql), output_format, params=dict(params))
+        except _ENGINE_FAILURES as exc:
+            raise _failure(exc) from exc
         return _EngineStream(self._connection, streaming)
 
     def close(self) -> None:
@@ -309,9 +338,9 @@ class _EngineStream(ResultStream):
             return None
         try:
             result = self._connection.streaming_fetch_result(self._streaming)
-        except RuntimeError as exc:
+        except _ENGINE_FAILURES as exc:
             self._done = True
-            raise engine_error(str(exc)) from exc
+            raise _failure(exc) from exc
         data = bytes(result.bytes()) if result is not None else b""
         if result is not None:
             self._summary = _add(self._summary, _summary_of(result, time.perf_counter_ns() - self._started))

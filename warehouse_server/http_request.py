@@ -125,10 +125,12 @@ def prepare(
     if is_true(params.get("decompress")):
         decoded = decode_native_blocks(decoded, decoded_limit)
     content_type = headers.get("content-type", "")
+    files: dict[str, bytes] = {}
     if content_type.lower().startswith("multipart/form-data"):
-        # Form fields are parameters (the query among them); the body is not SQL.
-        params = {**params, **form_fields(decoded, content_type)}
+        # Form fields are parameters (the query among them), files are external data; the body is not SQL.
+        fields, files = form_fields(decoded, content_type)
+        params = {**params, **fields}
         text = params.get("query", "").encode()
     else:
         text = full_query(params.get("query", ""), decoded)
-    return plan(method=method, params=params, headers=headers, text=text, user=user), params
+    return plan(method=method, params=params, headers=headers, text=text, user=user, files=files), params

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import secrets
 import string
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -32,6 +33,10 @@ from warehouse_server.protocol import (
 logger = logging.getLogger(__name__)
 
 _TAG_ALPHABET = string.ascii_letters + string.digits
+_PLAIN_TEXT = "text/plain; charset=UTF-8"
+# A result still running after this long is streamed from its first rows (ClickHouse's
+# http_headers_progress_interval_ms default), so time to first byte is not the query's time.
+FLUSH_AFTER_S = 0.1
 
 
 @dataclass
@@ -44,8 +49,14 @@ class Started:
     is_done: bool
 
 
-def pull(running: Running, limit: int | None) -> tuple[list[bytes], bool]:
-    """Pull chunks until ``limit`` bytes are buffered (None: until the end); return them and whether done."""
+def pull(running: Running, limit: int | None, flush_after_s: float | None = None) -> tuple[list[bytes], bool]:
+    """Pull chunks until ``limit`` bytes are buffered (None: until the end); return them and whether done.
+
+    With ``flush_after_s``, stop as soon as some output is held and that long has passed: a
+    result still running then is streamed, so its first rows reach the client while it runs,
+    and an error after them arrives in the body, as a ClickHouse server sends them.
+    """
+    deadline = None if flush_after_s is None else time.monotonic() + flush_after_s
     chunks: list[bytes] = []
     size = 0
     while limit is None or size <= limit:
@@ -54,6 +65,8 @@ def pull(running: Running, limit: int | None) -> tuple[list[bytes], bool]:
             return chunks, True
         chunks.append(chunk)
         size += len(chunk)
+        if deadline is not None and size and time.monotonic() >= deadline:
+            break
     return chunks, False
 
 
@@ -109,7 +122,8 @@ class Responder:
         encoding = None
         if request_plan.http_flag("enable_http_compression", default=True):
             encoding = choose_encoding(headers.get("accept-encoding", ""))
-        response_headers = self._headers(request_plan, begun.running.stream.summary)
+        has_result = begun.running.has_result or any(begun.chunks)
+        response_headers = self._headers(request_plan, begun.running.stream.summary, has_result)
         level = request_plan.http_settings.get("http_zlib_compression_level", "3")
         encoder = make_encoder(encoding, int(level) if level.isdigit() else 3) if encoding else None
         if begun.is_done:
@@ -128,11 +142,18 @@ class Responder:
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
         await self._stream(begun, encoder, tag, receive, send)
 
-    def _headers(self, request_plan: Plan, summary: Summary) -> list[tuple[bytes, bytes]]:
-        return [
-            (b"content-type", content_type_for(request_plan.output_format).encode()),
+    def _headers(self, request_plan: Plan, summary: Summary, has_result: bool) -> list[tuple[bytes, bytes]]:
+        # Only a result names its format (and its content type): clients read a missing
+        # X-ClickHouse-Format as "no result, a summary", as a ClickHouse server answers DDL.
+        content_type = content_type_for(request_plan.output_format) if has_result else _PLAIN_TEXT
+        headers = [
+            (b"content-type", content_type.encode()),
             (b"x-clickhouse-query-id", request_plan.query_id.encode()),
-            (b"x-clickhouse-format", request_plan.output_format.encode()),
+        ]
+        if has_result:
+            headers.append((b"x-clickhouse-format", request_plan.output_format.encode()))
+        return [
+            *headers,
             (b"x-clickhouse-timezone", self.timezone.encode()),
             (b"x-clickhouse-server-display-name", SERVER_DISPLAY_NAME.encode()),
             (b"x-clickhouse-summary", summary.header().encode()),

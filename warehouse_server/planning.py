@@ -11,10 +11,12 @@ user may not change (READONLY).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tickwave.warehouse.sqltext import quote_identifier, quote_literal, tokens
 from warehouse_server.auth import READ_ONLY, READ_WRITE, User, request_readonly
 from warehouse_server.protocol import (
     BAD_ARGUMENTS,
@@ -29,6 +31,9 @@ from warehouse_server.routing import analyze
 
 DEFAULT_FORMAT = "TabSeparated"
 MAX_QUERY_SIZE = 262_144  # ClickHouse's max_query_size default: the most SQL a request may hold
+# currentUser() and its aliases (ClickHouse's FunctionCurrentUser), lower-cased.
+CURRENT_USER_FUNCTIONS = frozenset({"currentuser", "user", "current_user"})
+_MAY_NAME_USER = re.compile(r"user\s*\(", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,24 @@ class SessionRequest:
     timeout: str | None
     must_exist: bool
     close: bool
+
+
+@dataclass(frozen=True)
+class ExternalTable:
+    """External data: a file of the request's form, a temporary table for this query only.
+
+    Attributes:
+        name: the table's name (the form field's).
+        structure: its columns, ``name Type, ...`` (from ``<name>_structure``, or
+            ``<name>_types`` with columns ``_1``, ``_2``...).
+        input_format: the file's format (``<name>_format``, TabSeparated by default).
+        data: the file's bytes.
+    """
+
+    name: str
+    structure: str
+    input_format: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,9 @@ class Plan:
         session: the session to run in, if any.
         client_revision: the ``client_protocol_version`` the client announced (0: none);
             Native output is written for it (:mod:`warehouse_server.nativeframe`).
+        external_tables: the request's external data, loaded before the query runs.
+        vetted_is_read: set by the policy's check when it ran ahead of the start (the engine's
+            parse: the statement only reads, so it answers with a result); None before.
     """
 
     sql: str
@@ -77,6 +103,8 @@ class Plan:
     query_id: str = ""
     session: SessionRequest | None = None
     client_revision: int = 0
+    external_tables: tuple[ExternalTable, ...] = ()
+    vetted_is_read: bool | None = None
 
     def http_flag(self, name: str, default: bool) -> bool:
         """Return an HTTP-layer boolean setting of this request."""
@@ -86,7 +114,7 @@ class Plan:
 
 def full_query(query_param: str, body: bytes) -> bytes:
     """Return the request's text: the ``query`` parameter, a newline, then the body (ClickHouse's rule)."""
-    return (query_param.encode() + b"\n" + body) if query_param else body
+    return (query_param.encode("utf-8", "surrogateescape") + b"\n" + body) if query_param else body
 
 
 def _readonly_level(user: User, method: str, settings: dict[str, str]) -> int:
@@ -109,6 +137,7 @@ def plan(
     headers: Mapping[str, str],
     text: bytes,
     user: User,
+    files: Mapping[str, bytes] | None = None,
 ) -> Plan:
     """Build the plan of one request.
 
@@ -118,11 +147,13 @@ def plan(
         headers: request headers, names lower-cased.
         text: :func:`full_query` of the decoded body.
         user: the authenticated user.
+        files: the file fields of a multipart form: external data tables.
 
     Raises:
         QueryError: for settings a read-only user may not change or an invalid ``readonly``.
     """
     settings = {name: value for name, value in params.items() if is_setting_param(name)}
+    external_tables = tuple(_external_table(name, data, settings) for name, data in (files or {}).items())
     readonly = _readonly_level(user, method, settings)
     http_settings = {name: settings.pop(name) for name in list(settings) if name in HTTP_LAYER_SETTINGS}
     if user.readonly == READ_ONLY and http_settings:
@@ -137,7 +168,9 @@ def plan(
         # The engine would parse it whole (8 MiB of SQL cost it ~600 MiB); ClickHouse refuses it so.
         raise QueryError(SYNTAX_ERROR, f"Max query size exceeded: {len(text)} bytes (max_query_size {max_query_size})")
     else:
-        sql, data = text.decode("utf-8", errors="replace"), memoryview(b"")
+        # Bytes that are not UTF-8 (binary literals) survive the decoding: engine_text() restores them.
+        sql, data = text.decode("utf-8", errors="surrogateescape"), memoryview(b"")
+        sql = bind_current_user(sql, user.name)
     default_format = headers.get("x-clickhouse-format") or params.get("default_format") or DEFAULT_FORMAT
     session_id = params.get("session_id", "")
     session = None
@@ -167,7 +200,42 @@ def plan(
         query_id=params.get("query_id") or headers.get("x-clickhouse-query-id") or str(uuid.uuid4()),
         session=session,
         client_revision=_client_revision(params.get("client_protocol_version", "")),
+        external_tables=external_tables,
     )
+
+
+def _external_table(name: str, data: bytes, settings: dict[str, str]) -> ExternalTable:
+    # ClickHouse reads <name>_format, <name>_structure or <name>_types: parameters of the table, not settings.
+    input_format = settings.pop(f"{name}_format", "") or "TabSeparated"
+    structure = settings.pop(f"{name}_structure", "")
+    types = settings.pop(f"{name}_types", "")
+    if not structure and types:
+        structure = ", ".join(f"_{index} {kind.strip()}" for index, kind in enumerate(types.split(","), start=1))
+    if not structure:
+        raise QueryError(BAD_ARGUMENTS, f"Neither structure nor types have not been provided for external table {name}")
+    return ExternalTable(name, structure, input_format, data)
+
+
+def bind_current_user(sql: str, user: str) -> str:
+    """Return ``sql`` with every ``currentUser()`` call (or alias) answered by ``user``, the HTTP user.
+
+    The engine runs in local mode, where every query runs as ``default``; a ClickHouse server
+    answers the authenticated user. Each call becomes that name as a literal aliased to the
+    call's own text, so a result column keeps its name (``currentUser()``). Strings, quoted
+    identifiers and comments are skipped by the lexer; a qualified ``x.user()`` is left alone.
+    """
+    if not _MAY_NAME_USER.search(sql):
+        return sql
+    found = list(tokens(sql))
+    pieces: list[str] = []
+    copied = 0
+    for index, token in enumerate(found[:-2]):
+        is_call = found[index + 1].text == "(" and found[index + 2].text == ")"
+        is_qualified = index > 0 and found[index - 1].text == "."
+        if token.kind == "word" and token.text.lower() in CURRENT_USER_FUNCTIONS and is_call and not is_qualified:
+            pieces += [sql[copied : token.start], f"({quote_literal(user)} AS {quote_identifier(token.text + '()')})"]
+            copied = found[index + 2].end
+    return "".join(pieces) + sql[copied:] if pieces else sql
 
 
 def _max_query_size(user: User, settings: Mapping[str, str]) -> int:

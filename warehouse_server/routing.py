@@ -76,6 +76,15 @@ def _insert_data(view: str, stream: Iterator[Token]) -> InsertData | None:
     return None
 
 
+def _with_insert(stream: Iterator[Token]) -> bool:
+    # After WITH, the statement is the first top-level SELECT or INSERT (a CTE's own SELECT is nested);
+    # the stream is left just past an INSERT, where its table and data clause follow.
+    for token in stream:
+        if token.depth == 0 and token.kind == "word" and token.upper in ("SELECT", "INSERT"):
+            return token.upper == "INSERT"
+    return False
+
+
 def _output_format(stream: Iterator[Token]) -> str | None:
     found: str | None = None
     previous: Token | None = None
@@ -101,10 +110,12 @@ def analyze(query: bytes, sql_limit: int) -> Statement:
     stream = tokens(view)
     first = next((token for token in stream if token.kind == "word"), None)
     keyword = first.upper if first else ""
+    if keyword == "WITH" and _with_insert(stream):
+        keyword = "INSERT"  # WITH ... INSERT INTO t SELECT ...: a write, whatever its first word
     if keyword == "INSERT":
         insert = _insert_data(view, stream)
         if insert is not None:
-            statement = query[: len(insert.statement)].decode("utf-8", errors="replace")
+            statement = query[: len(insert.statement)].decode("utf-8", errors="surrogateescape")
             return Statement(keyword, None, InsertData(statement, insert.input_format, insert.data_offset))
         return Statement(keyword, None, None)
     return Statement(keyword, _output_format(tokens(view)), None)

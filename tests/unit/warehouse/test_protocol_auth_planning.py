@@ -16,7 +16,8 @@ from warehouse_server.auth import (
     users_from,
 )
 from warehouse_server.codecs import form_fields
-from warehouse_server.planning import full_query, plan
+from warehouse_server.engine import engine_text
+from warehouse_server.planning import ExternalTable, bind_current_user, full_query, plan
 from warehouse_server.protocol import QueryError, Summary, content_type_for, engine_error, error_text, http_status_for
 
 SERVICE = User("tickwave", "s3cret", READ_WRITE)
@@ -202,6 +203,43 @@ def test_plan_when_read_only_request_changes_protected_settings_then_164(
     assert raised.value.code == 164
 
 
+@pytest.mark.parametrize(
+    ("sql", "keyword", "insert_format"),
+    [
+        (b"WITH 1 AS y INSERT INTO t SELECT y", "INSERT", None),
+        (b"WITH x AS (SELECT 1) INSERT INTO t FORMAT CSV\n1\n", "INSERT", "CSV"),
+        (b"WITH x AS (SELECT 'INSERT') SELECT * FROM x", "WITH", None),
+        (b"WITH 1 AS y SELECT y", "WITH", None),
+    ],
+)
+def test_plan_when_with_leads_an_insert_then_it_is_an_insert(
+    sql: bytes, keyword: str, insert_format: str | None
+) -> None:
+    result = plan(method="POST", params={}, headers={}, text=sql, user=SERVICE)
+
+    assert (result.keyword, result.insert_format) == (keyword, insert_format)
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT currentUser()", "SELECT ('analyst' AS `currentUser()`)"),
+        ("SELECT user ( ) = CURRENT_USER()", "SELECT ('analyst' AS `user()`) = ('analyst' AS `CURRENT_USER()`)"),
+        ("SELECT 'currentUser()', `user()` -- user()", "SELECT 'currentUser()', `user()` -- user()"),
+        ("SELECT t.user() FROM t", "SELECT t.user() FROM t"),
+        ("SELECT currentUser(1)", "SELECT currentUser(1)"),
+    ],
+)
+def test_bind_current_user_when_called_then_answers_the_http_user(sql: str, expected: str) -> None:
+    assert bind_current_user(sql, "analyst") == expected
+
+
+def test_plan_when_query_is_not_utf8_then_its_bytes_survive() -> None:
+    result = plan(method="POST", params={}, headers={}, text=b"SELECT '\xff\xfe'", user=SERVICE)
+
+    assert engine_text(result.sql) == b"SELECT '\xff\xfe'"
+
+
 FORM = (
     b'--b\r\nContent-Disposition: form-data; name="query"\r\n\r\nSELECT {x:UInt8}\r\n'
     b'--b\r\nContent-Disposition: form-data; name="param_x"\r\n\r\n7\r\n--b--\r\n'
@@ -209,13 +247,41 @@ FORM = (
 
 
 def test_form_fields_when_multipart_then_fields_are_returned() -> None:
-    assert form_fields(FORM, "multipart/form-data; boundary=b") == {"query": "SELECT {x:UInt8}", "param_x": "7"}
+    assert form_fields(FORM, "multipart/form-data; boundary=b") == (
+        {"query": "SELECT {x:UInt8}", "param_x": "7"},
+        {},
+    )
 
 
-def test_form_fields_when_a_file_is_attached_then_external_data_is_refused() -> None:
-    body = b'--b\r\nContent-Disposition: form-data; name="t"; filename="t.tsv"\r\n\r\n1\r\n--b--\r\n'
+def test_form_fields_when_a_file_is_attached_then_it_is_external_data() -> None:
+    body = (
+        FORM[: -len(b"--b--\r\n")]
+        + b'--b\r\nContent-Disposition: form-data; name="t"; filename="t.tsv"\r\n\r\n1\t\xff\r\n--b--\r\n'
+    )
 
+    fields, files = form_fields(body, "multipart/form-data; boundary=b")
+
+    assert (fields["query"], files) == ("SELECT {x:UInt8}", {"t": b"1\t\xff"})
+
+
+@pytest.mark.parametrize(
+    ("params", "structure", "input_format"),
+    [
+        ({"t_structure": "a String, b UInt8", "t_format": "CSV"}, "a String, b UInt8", "CSV"),
+        ({"t_types": "String,UInt8"}, "_1 String, _2 UInt8", "TabSeparated"),
+    ],
+)
+def test_plan_when_a_form_holds_a_file_then_it_is_an_external_table(
+    params: dict[str, str], structure: str, input_format: str
+) -> None:
+    result = plan(method="POST", params=params, headers={}, text=b"SELECT * FROM t", user=SERVICE, files={"t": b"x"})
+
+    assert result.external_tables == (ExternalTable("t", structure, input_format, b"x"),)
+    assert result.engine_settings == {}  # the table's parameters are not settings
+
+
+def test_plan_when_an_external_table_has_no_structure_then_36() -> None:
     with pytest.raises(QueryError) as raised:
-        form_fields(body, "multipart/form-data; boundary=b")
+        plan(method="POST", params={}, headers={}, text=b"SELECT 1", user=SERVICE, files={"t": b"x"})
 
-    assert raised.value.code == 48
+    assert raised.value.code == 36
