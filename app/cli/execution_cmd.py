@@ -16,8 +16,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.bus import resolve_bootstrap
+from adapters.bus import default_principal, resolve_bootstrap
 from app.cli.common import console, err_console, exit_on_tickwave_error, settings_or_exit
+from tickwave.topics import OPERATOR
 
 app = typer.Typer(help="Run the execution process; halt, reduce, resume it; show its status.", no_args_is_help=True)
 
@@ -50,7 +51,7 @@ def audit() -> None:
 
 
 def _command(command: str, reason: str = "", symbol: str = "", params: dict[str, str] | None = None) -> None:
-    settings = settings_or_exit()
+    settings = default_principal(settings_or_exit(), OPERATOR)
     from execution.connectors import audit_tail, await_risk_event, send_control
     from tickwave.clock import SystemClock
 

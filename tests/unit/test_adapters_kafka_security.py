@@ -44,7 +44,8 @@ def ca_file(tmp_path: Path) -> Path:
         ({**EXTERNAL, "security_protocol": "SASL_SSL"}, "needs a username and a password"),
         ({**EXTERNAL, "security_protocol": "SASL_PLAINTEXT", "username": "u"}, "needs a password"),
         ({**EXTERNAL, "security_protocol": "SSL", "ssl_ca_file": "/no/such/ca.pem"}, "does not exist"),
-        ({**EXTERNAL, "username": "u"}, "set but security_protocol is PLAINTEXT"),
+        ({**EXTERNAL, "security_protocol": "PLAINTEXT", "username": "u"}, "set but security_protocol is PLAINTEXT"),
+        (EXTERNAL, "SASL_SSL with SCRAM-SHA-512 needs a username and a password"),
         (
             {**EXTERNAL, "security_protocol": "SASL_PLAINTEXT", "username": "u", "password": "p", "ssl_ca_file": "/x"},
             "set but security_protocol is SASL_PLAINTEXT",
@@ -97,8 +98,8 @@ def test_client_security_when_sasl_ssl_then_librdkafka_properties(ca_file: Path)
     }
 
 
-def test_client_security_when_plaintext_then_nothing_added() -> None:
-    assert client_security(load_settings().kafka) == {}
+def test_client_security_when_plaintext_asked_then_nothing_added() -> None:
+    assert client_security(load_settings(kafka={"security_protocol": "PLAINTEXT"}).kafka) == {}
 
 
 def test_client_configs_when_secured_connection_then_every_client_carries_the_security() -> None:
@@ -183,7 +184,7 @@ def test_scram_arguments_when_principals_then_both_mechanisms_each() -> None:
 @pytest.mark.parametrize(
     ("kafka", "expected"),
     [
-        ({"security_protocol": "SASL_SSL"}, {"streams": "dataflow", "execution": "execution", "audit": "execution"}),
+        ({}, {"streams": "dataflow", "execution": "execution", "audit": "audit"}),
         (
             {**EXTERNAL, "security_protocol": "SASL_SSL", "username": "svc", "password": "p"},
             {"streams": "svc", "execution": "svc", "audit": "svc"},
