@@ -232,6 +232,32 @@ def embedded_credentials(settings: Settings) -> EmbeddedCredentials:
     return EmbeddedCredentials(settings.state_path, settings.kafka.credentials_dir)
 
 
+def shared_section(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """Return the kafka section of a process with another state dir that reaches the same broker as the same principal.
+
+    Names and paths only (the generated credentials' folder, never a password), so it may go into a
+    child's environment (:func:`shared_environment`); ``extra`` adds or overrides keys (a topic prefix).
+
+    Raises:
+        ConfigurationError: when the connection needs a password of the settings' own (not a generated one).
+    """
+    kafka = settings.kafka
+    section: dict[str, Any] = {"bootstrap": resolve_bootstrap(settings).bootstrap, "topic_prefix": kafka.topic_prefix}
+    if kafka.has_generated_credentials:
+        section |= {"username": kafka.username, "credentials_dir": str(embedded_credentials(settings).folder)}
+    elif kafka.security_protocol == "PLAINTEXT":
+        section["security_protocol"] = "PLAINTEXT"
+    else:
+        raise ConfigurationError("only an embedded broker's connection (generated credentials) or PLAINTEXT is shared")
+    return section | extra
+
+
+def shared_environment(settings: Settings, **extra: Any) -> dict[str, str]:
+    """Return :func:`shared_section` as a child process's ``TICKWAVE_KAFKA_*`` variables."""
+    section = shared_section(settings, **extra)
+    return {f"TICKWAVE_KAFKA_{key.upper()}": str(value) for key, value in section.items() if value is not None}
+
+
 def default_principal(settings: Settings, principal: str) -> Settings:
     """Return the settings of a command that runs as ``principal`` unless ``kafka.username`` names another.
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from adapters.acls import apply_acls
-from adapters.bus import embedded_credentials, make_admin, resolve_admin
+from adapters.bus import make_admin, resolve_admin, shared_environment, shared_section
 from adapters.bus_credentials import ADMIN
 from adapters.endpoints import Endpoint
 from adapters.topics import create_topics
@@ -50,31 +50,13 @@ def kafka_endpoint(state_dir: Path) -> Iterator[Endpoint]:
 
 
 def bus_section(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """Return the kafka section that reaches the same broker as ``settings``, as the same principal, plus ``extra``.
-
-    For settings a test builds around another state dir (its own warehouse, its own journal).
-    """
-    kafka = settings.kafka
-    return {
-        "bootstrap": kafka.bootstrap,
-        "username": kafka.username,
-        "credentials_dir": str(embedded_credentials(settings).folder),
-        "topic_prefix": kafka.topic_prefix,
-        **extra,
-    }
+    """The kafka section for settings a test builds around another state dir: the same broker, the same principal."""
+    return shared_section(settings, **extra)
 
 
 def bus_environment(settings: Settings) -> dict[str, str]:
-    """Return the ``TICKWAVE_KAFKA_*`` variables of a child process that reaches the broker as ``settings`` do.
-
-    Names and paths only: the child reads its password from the credentials folder.
-    """
-    return {
-        "TICKWAVE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap or "",
-        "TICKWAVE_KAFKA_USERNAME": settings.kafka.username or "",
-        "TICKWAVE_KAFKA_CREDENTIALS_DIR": str(embedded_credentials(settings).folder),
-        "TICKWAVE_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix,
-    }
+    """The ``TICKWAVE_KAFKA_*`` variables of a child process that reaches the broker as ``settings`` do."""
+    return shared_environment(settings)
 
 
 @pytest.fixture
@@ -86,14 +68,13 @@ def unique_prefix() -> str:
 @pytest.fixture
 def settings(state_dir: Path, kafka_endpoint: Endpoint, unique_prefix: str) -> Settings:
     """Settings pointing at the session broker as its super user, with this test's own topic prefix."""
+    # TICKWAVE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT runs the session on an unauthenticated broker (what the
+    # tests of the authenticated default must fail on).
+    is_plaintext = load_settings(state_dir=state_dir).kafka.security_protocol == "PLAINTEXT"
+    credentials = {} if is_plaintext else {"username": ADMIN, "credentials_dir": str(state_dir / "secrets" / "kafka")}
     return load_settings(
         state_dir=state_dir,
-        kafka={
-            "bootstrap": kafka_endpoint.address,
-            "username": ADMIN,
-            "credentials_dir": str(state_dir / "secrets" / "kafka"),
-            "topic_prefix": unique_prefix,
-        },
+        kafka={"bootstrap": kafka_endpoint.address, **credentials, "topic_prefix": unique_prefix},
     )
 
 
@@ -102,5 +83,6 @@ def topics(settings: Settings) -> Settings:
     """Create every registered topic under this test's prefix, with the registry's ACLs on them; return the settings."""
     admin = make_admin(resolve_admin(settings))
     create_topics(admin, settings)
-    apply_acls(admin, settings)
+    if settings.kafka.is_sasl:
+        apply_acls(admin, settings)
     return settings
