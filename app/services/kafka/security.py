@@ -228,7 +228,9 @@ def add_missing_users(admin: AdminClient, passwords: dict[str, str], timeout_s: 
         return []
     upserts = [
         UserScramCredentialUpsertion(
-            name, ScramCredentialInfo(ScramMechanism[mechanism.replace("-", "_")], SCRAM_ITERATIONS), passwords[name].encode()
+            name,
+            ScramCredentialInfo(ScramMechanism[mechanism.replace("-", "_")], SCRAM_ITERATIONS),
+            passwords[name].encode(),
         )
         for name in missing
         for mechanism in SCRAM_MECHANISMS
