@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from adapters.acls import grants
+from adapters.acls import grants, tail_group
 from adapters.bus import (
     KafkaConnection,
     client_security,
@@ -25,7 +25,18 @@ from app.services.processes import own_processes
 from tickwave.config import load_settings
 from tickwave.config.loading import masked_settings
 from tickwave.errors import ConfigurationError
-from tickwave.topics import ANALYST, EXECUTION, INGEST, PRINCIPALS, topic_specs
+from tickwave.topics import (
+    ANALYST,
+    AUDIT,
+    DATAFLOW,
+    EXECUTION,
+    INGEST,
+    LOADER,
+    OPERATOR,
+    PRINCIPALS,
+    READER,
+    topic_specs,
+)
 
 EXTERNAL = {"bootstrap": "broker.example:9092"}
 
@@ -158,6 +169,36 @@ def test_grants_when_generated_then_follow_the_registry_and_analyst_has_none() -
     assert {grant.principal for grant in table} <= set(PRINCIPALS)
     fences = {(grant.principal, grant.name, grant.operation) for grant in table if grant.resource == "transactional_id"}
     assert fences == {(EXECUTION, "tickwave-execution-", "WRITE"), (EXECUTION, "tickwave-execution-", "DESCRIBE")}
+
+
+@pytest.mark.parametrize("prefix", ["", "t1."])
+def test_consumer_groups_when_every_process_names_its_group_then_only_its_owner_is_granted_it(prefix: str) -> None:
+    # Arrange: the group names the processes use
+    settings = load_settings(kafka={"topic_prefix": prefix})
+    execution = settings.execution.consumer_group
+    used = {
+        DATAFLOW: ["tickwave-streams-unused"],
+        LOADER: [f"{prefix}tickwave-streams-loader"],
+        EXECUTION: [execution, f"{execution}-prime-1a2b", f"{execution}-quix", f"{execution}.fence"],
+        AUDIT: [f"{execution}-audit"],
+        OPERATOR: ["tickwave-cli-1a2b"],
+        READER: [tail_group(load_settings(kafka={"username": READER, "topic_prefix": prefix}))],
+    }
+    table = [grant for grant in grants(settings) if grant.resource == "group"]
+
+    # Act
+    owners = {
+        group: {
+            grant.principal
+            for grant in table
+            if group == grant.name or (grant.is_prefix and group.startswith(grant.name))
+        }
+        for groups in used.values()
+        for group in groups
+    }
+
+    # Assert
+    assert owners == {group: {principal} for principal, groups in used.items() for group in groups}
 
 
 def test_secured_properties_when_written_then_authorizer_closed_and_super_user_admin(tmp_path: Path) -> None:
