@@ -396,7 +396,7 @@ def _measure(
     stop.set()
     steal_stop.set()
     end_ms = time.time_ns() // 1_000_000
-    received = [(decode(value, Signal), received_ns) for value, received_ns in results.get(timeout=30)]
+    received = [(decode(value, Signal), received_ns) for value, received_ns in results.get(timeout=120)]
     steal_samples = steal_results.get(timeout=30)
     reader.join(10)
     sampler.join(10)
