@@ -18,7 +18,7 @@ from rich.table import Table
 
 from adapters.bus import default_principal, resolve_bootstrap
 from app.cli.common import console, err_console, exit_on_tickwave_error, settings_or_exit
-from tickwave.topics import OPERATOR
+from tickwave.topics import AUDIT, EXECUTION, OPERATOR
 
 app = typer.Typer(help="Run the execution process; halt, reduce, resume it; show its status.", no_args_is_help=True)
 
@@ -29,7 +29,7 @@ SymbolOption = Annotated[str, typer.Option(help="only this symbol (default: all 
 @app.command("run")
 def run() -> None:
     """Run the execution process in the foreground until Ctrl-C or SIGTERM."""
-    settings = settings_or_exit()
+    settings = default_principal(settings_or_exit(), EXECUTION)
     from execution.app import run as run_execution
 
     stop = threading.Event()
@@ -42,7 +42,7 @@ def run() -> None:
 @app.command("audit")
 def audit() -> None:
     """Load the audit trail (orders.events) into the warehouse until Ctrl-C or SIGTERM."""
-    settings = settings_or_exit()
+    settings = default_principal(settings_or_exit(), AUDIT)
     from execution.app import run_audit
 
     stop = threading.Event()
