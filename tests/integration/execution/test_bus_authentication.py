@@ -80,12 +80,12 @@ def test_forged_writes_when_no_credentials_or_another_roles_then_refused_and_no_
     # Arrange: the process trading, and one genuine signal from the dataflow's principal, filled
     bus.send(make_tick(now_ms(), 1.1))
     process = processes.start()
-    bus.wait_for(lambda events: any(isinstance(e, RiskEvent) and e.kind == "started" for e in events), 30, "start")
+    bus.wait_for(lambda events: any(isinstance(e, RiskEvent) and e.kind == "started" for e in events), 60, "start")
     genuine = make_signal(1, now_ms(), "long", 0.5)
     dataflow = make_producer(resolve_bootstrap(as_principal(topics, DATAFLOW)), "latency")
     dataflow.produce(topic_name(topics, SIGNALS), encode(genuine), b"EURUSD")
     assert dataflow.flush(15) == 0
-    bus.wait_for(lambda events: genuine.signal_id in {e.signal_id for e in bus.of_type(OrderSubmitted)}, 30, "order")
+    bus.wait_for(lambda events: genuine.signal_id in {e.signal_id for e in bus.of_type(OrderSubmitted)}, 60, "order")
     counts_before = {base: message_count(resolve_admin(topics), topic_name(topics, base)) for base in OWNERS}
 
     # Act: no credentials at all, then every other role's
