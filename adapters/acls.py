@@ -26,7 +26,16 @@ from confluent_kafka.admin import (
 
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
-from tickwave.topics import DATAFLOW, EXECUTION, EXECUTION_TRANSACTIONAL_ID, OPERATOR, topic_specs
+from tickwave.topics import (
+    AUDIT,
+    DATAFLOW,
+    EXECUTION,
+    EXECUTION_TRANSACTIONAL_ID,
+    LOADER,
+    OPERATOR,
+    READER,
+    topic_specs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +73,24 @@ class Grant:
         )
 
 
-def consumer_group_prefixes(settings: Settings) -> dict[str, tuple[str, ...]]:
-    """Return the consumer-group name prefixes each reading principal uses."""
+def consumer_groups(settings: Settings) -> dict[str, tuple[tuple[str, bool], ...]]:
+    """Return the consumer groups each reading principal owns, as (name, is_prefix): no two principals share one."""
     prefix = settings.kafka.topic_prefix
+    execution = settings.execution.consumer_group
     return {
-        DATAFLOW: (f"{prefix}tickwave-streams", "tickwave-streams"),
-        EXECUTION: (settings.execution.consumer_group,),
-        OPERATOR: ("tickwave-cli-",),
+        # The dataflow assigns its partitions and commits nothing; it names this group only.
+        DATAFLOW: ((f"{prefix}tickwave-streams-unused", True), ("tickwave-streams-unused", True)),
+        LOADER: ((f"{prefix}tickwave-streams-loader", False),),
+        EXECUTION: (
+            (execution, False),
+            (f"{execution}-prime-", True),
+            (f"{execution}-quix", False),
+            (f"{execution}.fence", False),
+            (f"{execution}.control.", True),
+        ),
+        AUDIT: ((f"{execution}-audit", False),),
+        OPERATOR: (("tickwave-cli-", True),),
+        READER: (("tickwave-tools-", True),),
     }
 
 
@@ -79,22 +99,23 @@ def tail_group(settings: Settings) -> str:
 
     The read joins no group and commits nothing, but the cluster still checks the group it names.
     """
-    allowed = consumer_group_prefixes(settings).get(settings.kafka.username or "", ("tickwave-cli-",))
-    return f"{allowed[0]}tail"
+    owned = consumer_groups(settings).get(settings.kafka.username or "", (("tickwave-tools-", True),))
+    prefixes = [name for name, is_prefix in owned if is_prefix]
+    return f"{prefixes[0]}tail" if prefixes else owned[0][0]
 
 
 def grants(settings: Settings) -> list[Grant]:
     """Return every grant the registry implies, sorted (one table: the registry's writers and readers)."""
     prefix = settings.kafka.topic_prefix
     found: set[Grant] = set()
-    groups = consumer_group_prefixes(settings)
+    groups = consumer_groups(settings)
     for spec in topic_specs(settings):
         name = spec.name(prefix)
         for principal in spec.writers:
             found |= {Grant(principal, "topic", name, operation) for operation in ("WRITE", *_LOOK)}
         for principal in spec.readers:
             found |= {Grant(principal, "topic", name, operation) for operation in ("READ", *_LOOK)}
-            found |= {Grant(principal, "group", group, "READ", is_prefix=True) for group in groups[principal]}
+            found |= {Grant(principal, "group", group, "READ", is_prefix) for group, is_prefix in groups[principal]}
     # The account fence (execution/fence.py): a transactional producer per account, ids under one prefix.
     fence = f"{prefix}{EXECUTION_TRANSACTIONAL_ID}"
     found |= {Grant(EXECUTION, "transactional_id", fence, grant, is_prefix=True) for grant in ("WRITE", "DESCRIBE")}

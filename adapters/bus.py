@@ -176,6 +176,8 @@ def resolve_bootstrap(settings: Settings, principal: str | None = None) -> Kafka
     """
     kafka = settings.kafka
     if kafka.bootstrap:
+        if kafka.has_generated_credentials:  # an embedded broker reached by its address (tests, benchmarks)
+            return embedded_connection(settings, kafka.bootstrap, principal)
         return KafkaConnection(kafka.bootstrap, client_security(kafka))
     # Every node of the embedded cluster that runs: a client started while one is down still finds the others.
     running = [endpoint for name in kafka.node_names if (endpoint := live_endpoint(settings.state_path, name))]
@@ -193,18 +195,18 @@ def resolve_admin(settings: Settings) -> KafkaConnection:
     The embedded broker's super user when it is secured (the composition root owns the broker);
     on an external cluster, the configured principal, with whatever rights the cluster gives it.
     """
-    is_embedded_secured = not settings.kafka.is_external and settings.kafka.is_sasl
-    return resolve_bootstrap(settings, principal=ADMIN if is_embedded_secured else None)
+    return resolve_bootstrap(settings, principal=ADMIN if settings.kafka.has_generated_credentials else None)
 
 
 def as_principal(settings: Settings, principal: str) -> Settings:
     """Return the settings of a process that runs as ``principal`` on the secured embedded broker.
 
-    Its password is then read from the state dir; settings for any other cluster are returned unchanged
-    (there each process is given its own username and password by its operator).
+    Its password is then read from the broker's credentials (the state dir's, or ``kafka.credentials_dir``);
+    settings for any other cluster are returned unchanged (there each process is given its own username and
+    password by its operator).
     """
     kafka = settings.kafka
-    if kafka.is_external or not kafka.is_sasl:
+    if not kafka.has_generated_credentials:
         return settings
     return settings.model_copy(update={"kafka": kafka.model_copy(update={"username": principal, "password": None})})
 
@@ -218,11 +220,51 @@ def embedded_connection(settings: Settings, address: str, principal: str | None 
     kafka = settings.kafka
     if not kafka.is_sasl:
         return KafkaConnection(address)
-    credentials = EmbeddedCredentials(settings.state_path)
+    credentials = embedded_credentials(settings)
     if principal is not None:
         kafka = as_principal(settings, principal).kafka
     password = None if kafka.password is not None else credentials.password(kafka.username or "")
     return KafkaConnection(address, client_security(kafka, password=password, ca_file=credentials.ca_file))
+
+
+def embedded_credentials(settings: Settings) -> EmbeddedCredentials:
+    """Return the embedded broker's generated credentials: ``kafka.credentials_dir``, else the state dir's."""
+    return EmbeddedCredentials(settings.state_path, settings.kafka.credentials_dir)
+
+
+def shared_section(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """Return the kafka section of a process with another state dir that reaches the same broker as the same principal.
+
+    Names and paths only (the generated credentials' folder, never a password), so it may go into a
+    child's environment (:func:`shared_environment`); ``extra`` adds or overrides keys (a topic prefix).
+
+    Raises:
+        ConfigurationError: when the connection needs a password of the settings' own (not a generated one).
+    """
+    kafka = settings.kafka
+    section: dict[str, Any] = {"bootstrap": resolve_bootstrap(settings).bootstrap, "topic_prefix": kafka.topic_prefix}
+    if kafka.has_generated_credentials:
+        section |= {"username": kafka.username, "credentials_dir": str(embedded_credentials(settings).folder)}
+    elif kafka.security_protocol == "PLAINTEXT":
+        section["security_protocol"] = "PLAINTEXT"
+    else:
+        raise ConfigurationError("only an embedded broker's connection (generated credentials) or PLAINTEXT is shared")
+    return section | extra
+
+
+def shared_environment(settings: Settings, **extra: Any) -> dict[str, str]:
+    """Return :func:`shared_section` as a child process's ``TICKWAVE_KAFKA_*`` variables."""
+    section = shared_section(settings, **extra)
+    return {f"TICKWAVE_KAFKA_{key.upper()}": str(value) for key, value in section.items() if value is not None}
+
+
+def default_principal(settings: Settings, principal: str) -> Settings:
+    """Return the settings of a command that runs as ``principal`` unless ``kafka.username`` names another.
+
+    The commands a user types on the embedded broker (``ingest``, ``execution halt``, ``topics tail``) act
+    as their role; whoever may read the state dir's credentials may be any of them, and no more.
+    """
+    return settings if settings.kafka.username else as_principal(settings, principal)
 
 
 # What the cluster refused, said of the topic the client was using.

@@ -21,9 +21,9 @@ ADMIN = "admin"  # the embedded broker's super user: the broker itself, `tickwav
 class EmbeddedCredentials:
     """The folder of the embedded broker's passwords and CA for one state dir."""
 
-    def __init__(self, state_path: Path) -> None:
-        """Use ``<state dir>/secrets/kafka``."""
-        self.folder = state_path / "secrets" / "kafka"
+    def __init__(self, state_path: Path, folder: Path | None = None) -> None:
+        """Use ``folder``, or ``<state dir>/secrets/kafka`` when it is None."""
+        self.folder = folder or state_path / "secrets" / "kafka"
 
     @property
     def ca_file(self) -> Path:

@@ -38,21 +38,19 @@ from confluent_kafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from adapters.bus import make_admin, make_consumer, make_producer
+from adapters.bus import Bootstrap, as_principal, make_consumer, make_producer, resolve_bootstrap
 from adapters.gcpause import start_gc_freezer
 from adapters.signing import signals_key, signed_headers
-from adapters.topics import create_topics
-from app.services.kafka import KafkaService
-from app.services.supervisor import Supervisor
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, decode, encode
-from tickwave.topics import SIGNALS, TICKS, topic_name
+from tickwave.topics import EXECUTION, SIGNALS, TICKS, topic_name
 
 # Run as a script, this folder comes first on sys.path and this file would shadow the package.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
+from bench.embedded import AUTHENTICATED, PLAINTEXT, bench_settings, embedded_bus, prepare_topics  # noqa: E402
 from bench.summary import record  # noqa: E402
 from execution.app import build_service  # noqa: E402
 from execution.brokers.base import Broker, BrokerEvent, BrokerOrder  # noqa: E402
@@ -279,7 +277,7 @@ def _us(figures: tuple[float, float, float]) -> tuple[str, str, str]:
 
 def over_kafka(
     root: Path,
-    bootstrap: str,
+    bus: Settings,
     client: str,
     seconds: float,
     rate: int,
@@ -287,10 +285,15 @@ def over_kafka(
     label: str = "",
     is_fenced: bool = False,
 ) -> dict[str, Any]:
-    """Stream signals at ``rate``/s into the hot loop; time produce -> accepted (fenced: as ``app.run`` builds it)."""
-    settings = load_settings(
-        state_dir=root / (label or client),
-        kafka={"bootstrap": bootstrap, "topic_prefix": f"bench-{label or client}."},
+    """Stream signals at ``rate``/s into the hot loop; time produce -> accepted (fenced: as ``app.run`` builds it).
+
+    The loop, its control listener and its fence run as the execution principal (on an authenticated
+    broker); the signals and halts are sent as the super user.
+    """
+    settings = bench_settings(
+        bus,
+        root / (label or client),
+        f"bench-{label or client}.",
         market={"hours": "always"},
         execution={
             "risk": WIDE_LIMITS,
@@ -299,9 +302,12 @@ def over_kafka(
             "journal_fsync": fsync,
         },
     )
-    create_topics(make_admin(bootstrap), settings)
+    prepare_topics(settings)
+    bootstrap = resolve_bootstrap(settings)
+    execution = as_principal(settings, EXECUTION)
+    execution_bootstrap = resolve_bootstrap(execution)
     watcher = HaltWatcher()
-    fence = AccountFence(settings, bootstrap) if is_fenced else None
+    fence = AccountFence(execution, execution_bootstrap) if is_fenced else None
     if fence is not None:
         fence.claim()
     service, timed = _timed_service(settings, watcher, fence)
@@ -311,7 +317,7 @@ def over_kafka(
     producer.flush(10)
     stop = threading.Event()
     start_gc_freezer(stop)  # as execution.app.run does
-    control = ControlListener(settings, bootstrap, service, stop)
+    control = ControlListener(execution, execution_bootstrap, service, stop)
     control.start()
     control.ready.wait(30)
     measured: dict[str, Any] = {}
@@ -321,7 +327,7 @@ def over_kafka(
     driver.start()
     # quixstreams installs signal handlers, so its loop must run on the main thread.
     loop = run_quixstreams_loop if client == "quixstreams" else run_confluent_loop
-    loop(settings, bootstrap, service, stop)
+    loop(execution, execution_bootstrap, service, stop)
     driver.join(30)
     control.join(10)
     service.close()
@@ -336,7 +342,7 @@ def over_kafka(
 
 def _drive(
     settings: Settings,
-    bootstrap: str,
+    bootstrap: Bootstrap,
     producer: Any,
     timed: TimedBroker,
     watcher: HaltWatcher,
@@ -385,7 +391,7 @@ def _drive(
 
 
 def _stream(
-    bootstrap: str, topic: str, ticks_topic: str, first_index: int, seconds: float, rate: int, key: bytes = b""
+    bootstrap: Bootstrap, topic: str, ticks_topic: str, first_index: int, seconds: float, rate: int, key: bytes = b""
 ) -> dict[str, int]:
     """Produce ``seconds x rate`` signals at a steady pace (signed with ``key``); return each one's send time (ns)."""
     producer = make_producer(bootstrap, "latency")
@@ -458,10 +464,11 @@ class DiskFloor:
         os.close(self._fd)
 
 
-def kafka_floor(root: Path, bootstrap: str, seconds: float, rate: int) -> dict[str, Any]:
+def kafka_floor(root: Path, bus: Settings, seconds: float, rate: int) -> dict[str, Any]:
     """Signals at ``rate``/s from another process to a plain consumer here: the floor of the Kafka rows."""
-    settings = load_settings(state_dir=root / "floor", kafka={"bootstrap": bootstrap, "topic_prefix": "bench-floor."})
-    create_topics(make_admin(bootstrap), settings)
+    settings = bench_settings(bus, root / "floor", "bench-floor.")
+    prepare_topics(settings)
+    bootstrap = resolve_bootstrap(settings)
     signals_topic = topic_name(settings, SIGNALS)
     consumer = make_consumer(bootstrap, "bench-floor", "latency")
     consumer.assign([TopicPartition(signals_topic, tp.id, 0) for tp in _topic_partitions(consumer, signals_topic)])
@@ -498,6 +505,12 @@ def main() -> None:
     parser.add_argument("--in-process", type=int, default=5000, help="signals for the in-process run")
     parser.add_argument("--no-fsync", action="store_true", help="Kafka runs without the journal fsync")
     parser.add_argument("--in-process-only", action="store_true", help="only the disk floor and in-process rows")
+    parser.add_argument(
+        "--security-protocol",
+        choices=(AUTHENTICATED, PLAINTEXT),
+        default=AUTHENTICATED,
+        help="the broker's: the authenticated default, or PLAINTEXT to compare",
+    )
     args = parser.parse_args()
     load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="tickwave-bench-execution-") as directory:
@@ -583,16 +596,10 @@ def main() -> None:
         if args.in_process_only:
             console.print(table)
             return
-        settings = load_settings(state_dir=root / "kafka", kafka={"port": 0, "controller_port": 0})
-        supervisor, service = Supervisor(settings), KafkaService(settings)
-        endpoint = supervisor.start(service)
-        bootstrap = endpoint if isinstance(endpoint, str) else endpoint.address
-        try:
+        with embedded_bus(args.security_protocol) as bus:
             halts: list[float] = []
-            over_kafka(
-                root, bootstrap, "confluent", args.warmup, args.rate, label="warmup"
-            )  # the broker's JVM starts cold
-            floor = kafka_floor(root, bootstrap, args.seconds, args.rate)
+            over_kafka(root, bus, "confluent", args.warmup, args.rate, label="warmup")  # the broker's JVM starts cold
+            floor = kafka_floor(root, bus, args.seconds, args.rate)
             p50, p99, worst = floor["latency"]
             table.add_row(
                 "Kafka alone: signal produced -> consumed",
@@ -605,7 +612,7 @@ def main() -> None:
                 name = f"{client}, fenced" if is_fenced else client
                 result = over_kafka(
                     root,
-                    bootstrap,
+                    bus,
                     client,
                     args.seconds,
                     args.rate,
@@ -651,8 +658,6 @@ def main() -> None:
                     target="< 10 ms",
                     is_met=worst / 1000 < 10,
                 )
-        finally:
-            supervisor.stop(service)
     console.print(table)
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     console.print(

@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/ingest.py [--ticks 1000000] [--repeat 3]``
 
 What it does, all in one run:
 
-1. starts its own embedded Kafka (Supervisor + KafkaService, free loopback ports, a
+1. starts its own embedded Kafka (``bench.embedded``: the authenticated default, free loopback ports, a
    temporary state directory) and stops it at the end;
 2. simulates ``--ticks`` ticks of EURUSD, USDJPY and XAUUSD and writes them as one
    Parquet file (generic columns) and as three MT5 "Export ticks" CSV files;
@@ -44,11 +44,9 @@ import pyarrow.parquet as pq
 # Run as a script, this folder comes first on sys.path and bench/streams.py would shadow the package.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
-from adapters.bus import make_admin, make_producer  # noqa: E402
-from adapters.endpoints import Endpoint  # noqa: E402
+from adapters.bus import make_admin, make_producer, resolve_bootstrap  # noqa: E402
 from adapters.topics import create_topics  # noqa: E402
-from app.services.kafka import KafkaService  # noqa: E402
-from app.services.supervisor import Supervisor  # noqa: E402
+from bench.embedded import embedded_bus  # noqa: E402
 from bench.summary import record  # noqa: E402
 from streams.ingest.adapters.files import ReplayOptions, ReplaySource, write_mt5_export  # noqa: E402
 from streams.ingest.adapters.kafka import KafkaSink  # noqa: E402
@@ -57,7 +55,7 @@ from streams.ingest.logic import TickValidator  # noqa: E402
 from streams.ingest.runner import run_ingest  # noqa: E402
 from streams.ingest.simulation import SimulatedMarket  # noqa: E402
 from tickwave.clock import ManualClock, SystemClock  # noqa: E402
-from tickwave.config import Settings, default_symbols, load_settings  # noqa: E402
+from tickwave.config import Settings, default_symbols  # noqa: E402
 from tickwave.timezones import WallClock  # noqa: E402
 from tickwave.topics import TICKS, TICKS_DLQ, topic_name  # noqa: E402
 
@@ -105,12 +103,12 @@ def fresh_topics(base: Settings) -> Settings:
     settings = base.model_copy(
         update={"kafka": base.kafka.model_copy(update={"topic_prefix": f"b{uuid.uuid4().hex[:8]}."})}
     )
-    create_topics(make_admin(settings.kafka.bootstrap or ""), settings)
+    create_topics(make_admin(resolve_bootstrap(settings)), settings)
     return settings
 
 
 def ceiling(settings: Settings, messages: list[tuple[bytes, bytes]]) -> float:
-    producer = make_producer(settings.kafka.bootstrap or "", "bulk", **{"delivery.report.only.error": True})
+    producer = make_producer(resolve_bootstrap(settings), "bulk", **{"delivery.report.only.error": True})
     topic, produce = topic_name(settings, TICKS), producer.produce
     started = time.perf_counter()
     for key, value in messages:
@@ -129,7 +127,7 @@ def replay_into_kafka(settings: Settings, paths: list[Path], expected: int) -> f
     stop = threading.Event()
     source = ReplaySource(paths, ReplayOptions(clock=WallClock("UTC")), settings.symbols, 60_000, stop, SystemClock())
     sink = KafkaSink(
-        settings.kafka.bootstrap or "",
+        resolve_bootstrap(settings),
         topic_name(settings, TICKS),
         topic_name(settings, TICKS_DLQ),
         "replay",
@@ -187,13 +185,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="tickwave-bench-") as folder:
-        base = load_settings(state_dir=Path(folder) / "state", kafka={"port": 0, "controller_port": 0})
-        supervisor, service = Supervisor(base), KafkaService(base)
         print(f"starting Kafka in {folder} ...", flush=True)
-        endpoint = supervisor.start(service)
-        assert isinstance(endpoint, Endpoint)
-        try:
-            settings = base.model_copy(update={"kafka": base.kafka.model_copy(update={"bootstrap": endpoint.address})})
+        with embedded_bus() as settings:  # the authenticated default, as the super user
             ticks = simulate(args.ticks)
             parquet, csvs = write_files(ticks, Path(folder))
             messages = list(zip(*ticks.encoded(), strict=True))
@@ -235,9 +228,7 @@ def main() -> None:
             )
             for name, value in sources.items():
                 record(f"{name}, median", value, "ticks/s", baseline="(the replay rows above include it)")
-        finally:
-            supervisor.stop(service)
-            print("Kafka stopped", flush=True)
+        print("Kafka stopped", flush=True)
 
 
 if __name__ == "__main__":

@@ -165,13 +165,13 @@ class SignalLatency:
     def _read(self) -> None:
         from confluent_kafka import OFFSET_END, TopicPartition
 
-        from adapters.bus import make_consumer, resolve_bootstrap
+        from adapters.bus import make_consumer, resolve_admin
         from tickwave.contracts import Signal, Tick, decode
         from tickwave.errors import ContractError
         from tickwave.topics import SIGNALS, TICKS, topic_name
 
         ticks_topic, signals_topic = topic_name(self.settings, TICKS), topic_name(self.settings, SIGNALS)
-        consumer = make_consumer(resolve_bootstrap(self.settings), f"soak-latency-{time.time_ns()}", "latency")
+        consumer = make_consumer(resolve_admin(self.settings), f"soak-latency-{time.time_ns()}", "latency")
         try:
             assigned = []
             for topic in (ticks_topic, signals_topic):
@@ -320,11 +320,11 @@ class Sampler:
     def ticks_sent(self) -> int:
         from confluent_kafka import TopicPartition
 
-        from adapters.bus import make_consumer, resolve_bootstrap
+        from adapters.bus import make_consumer, resolve_admin
         from tickwave.topics import TICKS, topic_name
 
         topic = topic_name(self.settings, TICKS)
-        consumer = make_consumer(resolve_bootstrap(self.settings), f"soak-offsets-{time.time_ns()}")
+        consumer = make_consumer(resolve_admin(self.settings), f"soak-offsets-{time.time_ns()}")
         try:
             partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
             return sum(

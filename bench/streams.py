@@ -23,8 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +35,18 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.bus import make_admin, make_consumer, make_producer  # noqa: E402
+from adapters.bus import (  # noqa: E402
+    Bootstrap,
+    make_admin,
+    make_consumer,
+    make_producer,
+    quix_connection,
+    resolve_bootstrap,
+    shared_section,
+)
 from adapters.endpoints import free_port  # noqa: E402
 from adapters.topics import create_topics  # noqa: E402
-from app.services.kafka import KafkaService  # noqa: E402
-from app.services.supervisor import Supervisor  # noqa: E402
+from bench.embedded import embedded_bus  # noqa: E402
 from bench.streams_latency import tick_to_signal_latency  # noqa: E402
 from bench.streams_sinks import counting_sinks  # noqa: E402
 from bench.summary import record  # noqa: E402
@@ -51,7 +56,7 @@ from streams.features import FeatureState  # noqa: E402
 from streams.flow import FlowSinks, build_flow  # noqa: E402
 from streams.routing import GroupLayout  # noqa: E402
 from tickwave.clock import SystemClock  # noqa: E402
-from tickwave.config import StreamsSettings, load_settings  # noqa: E402
+from tickwave.config import Settings, StreamsSettings, load_settings  # noqa: E402
 from tickwave.contracts import decode, encode  # noqa: E402
 from tickwave.validation import SpikeFilter, Tick, ValidationRules, check_raw  # noqa: E402
 
@@ -102,21 +107,7 @@ def simulate(count: int, start_ms: int, rate_per_symbol: float = 10.0, seed: int
     return ticks
 
 
-@contextmanager
-def embedded_kafka() -> Iterator[tuple[str, Path]]:
-    state = Path(tempfile.mkdtemp(prefix="tw-bench-"))
-    settings = load_settings(state_dir=state, kafka={"port": 0, "controller_port": 0, "ticks_partitions": 6})
-    supervisor, service = Supervisor(settings), KafkaService(settings)
-    endpoint = supervisor.start(service)
-    assert not isinstance(endpoint, str)
-    try:
-        create_topics(make_admin(endpoint.address), settings)
-        yield endpoint.address, state
-    finally:
-        supervisor.stop(service)
-
-
-def produce(bootstrap: str, topic: str, ticks: list[Tick]) -> None:
+def produce(bootstrap: Bootstrap, topic: str, ticks: list[Tick]) -> None:
     producer = make_producer(bootstrap, "bulk")
     for tick in ticks:
         producer.produce(topic, encode(tick), key=tick.symbol.encode(), timestamp=tick.time_ms)
@@ -128,11 +119,15 @@ def all_counted(counts: dict[str, int]) -> FlowSinks:
     return FlowSinks(**counting_sinks(counts))
 
 
-def bench_flow(bootstrap: str, topic: str, counts_file: str = "", processes: int = 1, symbol_groups: int = 0) -> Any:
+def bench_flow(section: str, topic: str, counts_file: str = "", processes: int = 1, symbol_groups: int = 0) -> Any:
     """The flow with counting sinks, run by ``processes``; ``python -m bytewax.run`` imports it in each process.
 
+    ``section`` is the kafka section of the broker, as JSON (``shared_section``: names and paths, no secret).
     ``symbol_groups`` as the setting: 0 (the default) aligns one group per process with the partitions it reads.
     """
+    import json
+
+    bootstrap = resolve_bootstrap(load_settings(kafka=json.loads(section)))
     counts: dict[str, int] = {}
     if counts_file:
         import atexit
@@ -146,13 +141,12 @@ def bench_flow(bootstrap: str, topic: str, counts_file: str = "", processes: int
     )
 
 
-def run_bytewax(bootstrap: str, topic: str, processes: int) -> tuple[float, int]:
+def run_bytewax(bus: Settings, topic: str, processes: int) -> tuple[float, int]:
     """Return (seconds, bars)."""
     if processes == 1:
         counts: dict[str, int] = {}
-        flow = build_flow(
-            BENCH_SETTINGS, TickTopicSource(bootstrap, topic, tail=False), all_counted(counts), clock=SystemClock()
-        )
+        source = TickTopicSource(resolve_bootstrap(bus), topic, tail=False)
+        flow = build_flow(BENCH_SETTINGS, source, all_counted(counts), clock=SystemClock())
         started = time.perf_counter()
         run_main(flow)
         return time.perf_counter() - started, counts.get("bars", 0)
@@ -161,7 +155,8 @@ def run_bytewax(bootstrap: str, topic: str, processes: int) -> tuple[float, int]
     counts_file = tempfile.mktemp(prefix="tw-bench-counts-")
     addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
     # The default layout: each process folds the symbols of the partitions it reads.
-    factory = f"bench.streams:bench_flow('{bootstrap}', '{topic}', '{counts_file}', {processes})"
+    section = json.dumps(shared_section(bus))
+    factory = f"bench.streams:bench_flow('{section}', '{topic}', '{counts_file}', {processes})"
     started = time.perf_counter()
     children = [
         subprocess.Popen(
@@ -180,7 +175,7 @@ def run_bytewax(bootstrap: str, topic: str, processes: int) -> tuple[float, int]
     return elapsed, bars
 
 
-def run_plain_loop(bootstrap: str, topic: str, total: int) -> tuple[float, int]:
+def run_plain_loop(bootstrap: Bootstrap, topic: str, total: int) -> tuple[float, int]:
     """The same pure functions in a plain consumer loop: no framework at all."""
     consumer = make_consumer(bootstrap, f"plain-{random.random()}", "bulk", **{"enable.partition.eof": True})
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -221,13 +216,13 @@ def run_plain_loop(bootstrap: str, topic: str, total: int) -> tuple[float, int]:
     return elapsed, bars
 
 
-def run_quixstreams(bootstrap: str, topic_name: str, total: int) -> tuple[float, int]:
+def run_quixstreams(bootstrap: Bootstrap, topic_name: str, total: int) -> tuple[float, int]:
     """quixstreams: decode, then 1 s tumbling-window OHLC per symbol (bars only, no features)."""
     from quixstreams import Application
 
     state_dir = tempfile.mkdtemp(prefix="tw-bench-quix-")
     app = Application(
-        bootstrap,
+        quix_connection(bootstrap),
         consumer_group=f"quix-{random.random()}",
         auto_offset_reset="earliest",
         state_dir=state_dir,
@@ -279,13 +274,15 @@ def main() -> None:
     console.print(f"simulating {args.ticks:,} ticks of {len(SYMBOLS)} symbols...")
     ticks = simulate(args.ticks, start_ms=SystemClock().now_ms() - 86_400_000)
     rows: list[tuple[str, float, int]] = []
-    with embedded_kafka() as (bootstrap, _state):
+    with embedded_bus(ticks_partitions=6) as bus:
+        bootstrap = resolve_bootstrap(bus)
+        create_topics(make_admin(bootstrap), bus)
         with console.status("producing the ticks..."):
             produce(bootstrap, "ticks", ticks)
         total = len(ticks)
         for label, run in (
-            ("Tickwave dataflow (Bytewax), 1 process", lambda: run_bytewax(bootstrap, "ticks", 1)),
-            ("Tickwave dataflow (Bytewax), 2 processes", lambda: run_bytewax(bootstrap, "ticks", 2)),
+            ("Tickwave dataflow (Bytewax), 1 process", lambda: run_bytewax(bus, "ticks", 1)),
+            ("Tickwave dataflow (Bytewax), 2 processes", lambda: run_bytewax(bus, "ticks", 2)),
             ("plain confluent-kafka loop, same functions (ceiling)", lambda: run_plain_loop(bootstrap, "ticks", total)),
             ("quixstreams StreamingDataFrame, 1 s bars only", lambda: run_quixstreams(bootstrap, "ticks", total)),
         ):
@@ -293,7 +290,7 @@ def main() -> None:
                 seconds, bars = run()
             rows.append((label, seconds, bars))
             console.print(f"{label}: {len(ticks) / seconds:,.0f} ticks/s ({bars:,} bars)")
-        latency = None if args.skip_latency else measure_latency(bootstrap)
+        latency = None if args.skip_latency else measure_latency(bus)
     ceiling = len(ticks) / rows[2][1]
     table = Table(
         title=f"streams: {len(ticks):,} ticks, {platform.processor() or platform.machine()}, "
@@ -324,15 +321,15 @@ def main() -> None:
         console.print(latency)
 
 
-def measure_latency(bootstrap: str) -> str:
-    flow_only = tick_to_signal_latency(bootstrap, sinks="signals-only")
+def measure_latency(bus: Settings) -> str:
+    flow_only = tick_to_signal_latency(bus, sinks="signals-only")
     # Production for 300 s (~2,990 signals): in 60 s, p99 is the 6th worst signal, and one bad second decides it.
     plot = ROOT / "bench" / "figures" / "streams_latency.png"  # each second's slowest signal against the host's steal
     flow: dict[str, float] = {}
-    production = tick_to_signal_latency(bootstrap, sinks="production", seconds=300.0, plot=plot, figures=flow)
+    production = tick_to_signal_latency(bus, sinks="production", seconds=300.0, plot=plot, figures=flow)
     # The floor: the flow's own step in a plain consumer loop, over the same two Kafka hops (bench/streams_relay.py).
     floor: dict[str, float] = {}
-    loop = tick_to_signal_latency(bootstrap, sinks="production", seconds=300.0, engine="loop", figures=floor)
+    loop = tick_to_signal_latency(bus, sinks="production", seconds=300.0, engine="loop", figures=floor)
     if flow and floor:
         record(
             "tick-to-signal at 5k ticks/s, production sinks, p99",

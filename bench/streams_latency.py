@@ -33,12 +33,13 @@ from typing import Any
 import numpy as np
 from confluent_kafka import TopicPartition
 
-from adapters.bus import make_consumer, make_producer
+from adapters.bus import Bootstrap, as_principal, make_consumer, make_producer, resolve_bootstrap, shared_environment
 from adapters.gcpause import start_gc_freezer
 from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import migrate
 from app.services.supervisor import Supervisor
 from app.services.warehouse import WarehouseService
+from bench.embedded import bench_settings, prepare_topics
 from bench.streams_sinks import counting_sinks
 from models.registry import ModelRegistry
 from streams.features import FeatureSpec
@@ -47,6 +48,7 @@ from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, Tick, decode, encode
 from tickwave.modeling import ModelArtifact
+from tickwave.topics import DATAFLOW
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_MS = 50
@@ -135,7 +137,7 @@ def _model(path: Path, settings: Settings) -> None:
 
 
 def tick_to_signal_latency(
-    bootstrap: str,
+    bus: Settings,
     rate: int = 5000,
     seconds: float = 60.0,
     sinks: str = "production",
@@ -144,29 +146,25 @@ def tick_to_signal_latency(
     engine: str = "bytewax",
     figures: dict[str, float] | None = None,
 ) -> str:
-    """Run the flow at ``rate`` ticks/s and report the latency (``plot``: a PNG of each second against the steal).
+    """Run the flow at ``rate`` ticks/s on ``bus``'s broker and report the latency (``plot``: each second vs steal).
 
-    ``engine="loop"`` runs the plain-loop contender (``bench.streams_relay``: the flow's
-    own step without Bytewax) in the flow's place, with the same sinks. ``figures``, when
+    The flow runs as the dataflow's principal and the loader as its own on an authenticated broker,
+    as under ``tickwave up``. ``engine="loop"`` runs the plain-loop contender (``bench.streams_relay``:
+    the flow's own step without Bytewax) in the flow's place, with the same sinks. ``figures``, when
     given, receives the end-to-end ``p50_ms`` and ``p99_ms``.
     """
     state = Path(tempfile.mkdtemp(prefix="tw-bench-latency-"))
     prefix = f"lat-{engine}-{sinks}-{state.name[-8:]}."  # topics of this run only: the next never replays its ticks
+    settings = bench_settings(bus, state, prefix, clickhouse={"port": 0})
     env = {
         **os.environ,
         "TICKWAVE_STATE_DIR": str(state),
-        "TICKWAVE_KAFKA_BOOTSTRAP": bootstrap,
-        "TICKWAVE_KAFKA_TOPIC_PREFIX": prefix,
+        **shared_environment(as_principal(settings, DATAFLOW)),
         "TICKWAVE_CLICKHOUSE_PORT": "0",
         "TICKWAVE_STREAMS_LATE_WAIT_MS": str(WAIT_MS),
     }
-    settings = load_settings(
-        state_dir=state, kafka={"bootstrap": bootstrap, "topic_prefix": prefix}, clickhouse={"port": 0}
-    )
-    from adapters.bus import make_admin
-    from adapters.topics import create_topics
-
-    create_topics(make_admin(bootstrap), settings)
+    prepare_topics(settings)
+    bootstrap = resolve_bootstrap(settings)
     supervisor, warehouse = Supervisor(settings), WarehouseService(settings)
     supervisor.start(warehouse)
     migrate(settings)
@@ -221,7 +219,7 @@ def _recovery(state: Path) -> Path:
     return path
 
 
-def _read_signals(bootstrap: str, topic: str, stop: Any, results: Any) -> None:
+def _read_signals(bootstrap: Bootstrap, topic: str, stop: Any, results: Any) -> None:
     """Read ``topic`` until ``stop``; put [(value, received_ns)] on ``results``."""
     os.setsid()  # a session of its own, as the execution process has under `tickwave up` (Linux autogroups)
     consumer = make_consumer(bootstrap, "latency-check", "latency")
@@ -328,7 +326,7 @@ def plot_seconds(path: Path, slowest_by_second: dict[int, float], steal_samples:
 
 
 def _measure(
-    bootstrap: str,
+    bootstrap: Bootstrap,
     prefix: str,
     rate: int,
     seconds: float,
@@ -398,7 +396,7 @@ def _measure(
     stop.set()
     steal_stop.set()
     end_ms = time.time_ns() // 1_000_000
-    received = [(decode(value, Signal), received_ns) for value, received_ns in results.get(timeout=30)]
+    received = [(decode(value, Signal), received_ns) for value, received_ns in results.get(timeout=120)]
     steal_samples = steal_results.get(timeout=30)
     reader.join(10)
     sampler.join(10)

@@ -275,6 +275,9 @@ def run_audit_loader(
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 1000,
         },
+        # It writes no topic: without idempotence its unused producer asks the cluster for nothing, and its
+        # principal needs no write grant (an idempotent producer's id is refused to one without any).
+        producer_extra_config={"enable.idempotence": False},
         auto_create_topics=False,
         use_changelog_topics=False,
         loglevel=None,

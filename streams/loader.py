@@ -41,7 +41,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from adapters.bus import make_consumer, resolve_bootstrap
+from adapters.bus import as_principal, make_consumer, resolve_bootstrap
 from adapters.health import HealthReporter
 from adapters.heap import heap_trimmer
 from adapters.warehouse.client import connect
@@ -50,7 +50,7 @@ from streams.connectors import WriterPool
 from tickwave.config import Settings, to_environment
 from tickwave.contracts import Message, decode_any
 from tickwave.errors import ContractError, ServiceError
-from tickwave.topics import STREAMS_RECORDS, topic_name
+from tickwave.topics import LOADER, STREAMS_RECORDS, topic_name
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ def start_loader(settings: Settings) -> subprocess.Popen[bytes]:
     """Start the loader as a child of this process, which it follows through its stdin."""
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "streams", "load", "--follow-stdin"],
-        env={**os.environ, **to_environment(settings)},
+        env={**os.environ, **to_environment(as_principal(settings, LOADER))},  # its own principal on the bus
         stdin=subprocess.PIPE,
     )
 

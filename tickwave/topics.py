@@ -21,12 +21,15 @@ STREAMS_RECORDS = "streams.records"
 # The principals a secured cluster knows Tickwave's processes by; each topic names who may write and read it.
 INGEST = "ingest"
 DATAFLOW = "dataflow"
+LOADER = "loader"  # the streams loader: the dataflow's records into the warehouse
 EXECUTION = "execution"
+AUDIT = "audit"  # the audit loader: orders.events into the warehouse
 OPERATOR = "operator"  # `tickwave execution halt|reduce|resume|status`
+READER = "reader"  # read-only tools: `tickwave topics tail`
 # The execution process's transactional ids (its account fence) start so, after the topic prefix.
 EXECUTION_TRANSACTIONAL_ID = "tickwave-execution-"
 ANALYST = "analyst"  # reads the warehouse, never Kafka
-PRINCIPALS = (INGEST, DATAFLOW, EXECUTION, OPERATOR, ANALYST)
+PRINCIPALS = (INGEST, DATAFLOW, LOADER, EXECUTION, AUDIT, OPERATOR, READER, ANALYST)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             "Tick",
             "validated ticks from every source",
             writers=(INGEST,),
-            readers=(DATAFLOW, EXECUTION),
+            readers=(DATAFLOW, EXECUTION, READER),
         ),
         TopicSpec(
             TICKS_DLQ,
@@ -66,6 +69,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             "DeadLetter",
             "rejected input, with the reason",
             writers=(INGEST, DATAFLOW),
+            readers=(READER,),
         ),
         TopicSpec(
             SIGNALS,
@@ -74,7 +78,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             "Signal",
             "trading signals from models",
             writers=(DATAFLOW,),
-            readers=(EXECUTION,),
+            readers=(EXECUTION, READER),
         ),
         TopicSpec(
             STREAMS_RECORDS,
@@ -83,7 +87,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             "Tick | Bar | FeatureVector | Prediction | Signal | DeadLetter",
             "the dataflow's warehouse rows, inserted by the streams loader",
             writers=(DATAFLOW,),
-            readers=(DATAFLOW,),
+            readers=(LOADER, READER),
         ),
         TopicSpec(
             ORDERS_EVENTS,
@@ -92,7 +96,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             "OrderEvent | Fill | RiskEvent",
             "event-sourced audit trail of every order",
             writers=(EXECUTION,),
-            readers=(EXECUTION, OPERATOR),
+            readers=(EXECUTION, AUDIT, OPERATOR, READER),
         ),
         TopicSpec(
             EXECUTION_CONTROL,
@@ -101,7 +105,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             "ControlCommand",
             "halt / reduce / resume commands (one partition: total order)",
             writers=(OPERATOR,),
-            readers=(EXECUTION,),
+            readers=(EXECUTION, READER),
         ),
     ]
 

@@ -16,8 +16,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.bus import resolve_bootstrap
+from adapters.bus import default_principal, resolve_bootstrap
 from app.cli.common import console, err_console, exit_on_tickwave_error, settings_or_exit
+from tickwave.topics import AUDIT, EXECUTION, OPERATOR
 
 app = typer.Typer(help="Run the execution process; halt, reduce, resume it; show its status.", no_args_is_help=True)
 
@@ -28,7 +29,7 @@ SymbolOption = Annotated[str, typer.Option(help="only this symbol (default: all 
 @app.command("run")
 def run() -> None:
     """Run the execution process in the foreground until Ctrl-C or SIGTERM."""
-    settings = settings_or_exit()
+    settings = default_principal(settings_or_exit(), EXECUTION)
     from execution.app import run as run_execution
 
     stop = threading.Event()
@@ -41,7 +42,7 @@ def run() -> None:
 @app.command("audit")
 def audit() -> None:
     """Load the audit trail (orders.events) into the warehouse until Ctrl-C or SIGTERM."""
-    settings = settings_or_exit()
+    settings = default_principal(settings_or_exit(), AUDIT)
     from execution.app import run_audit
 
     stop = threading.Event()
@@ -50,7 +51,7 @@ def audit() -> None:
 
 
 def _command(command: str, reason: str = "", symbol: str = "", params: dict[str, str] | None = None) -> None:
-    settings = settings_or_exit()
+    settings = default_principal(settings_or_exit(), OPERATOR)
     from execution.connectors import audit_tail, await_risk_event, send_control
     from tickwave.clock import SystemClock
 

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from adapters.bus import default_principal
 from app.cli.common import console, err_console, exit_on_tickwave_error, settings_or_exit
 from streams.ingest.sources import SourceKind, build_source
 from tickwave.config import Settings
+from tickwave.topics import INGEST
 
 if TYPE_CHECKING:
     from streams.ingest.runner import IngestReport, TickSource
@@ -79,7 +81,7 @@ def ingest(
     Malformed or impossible input goes to the dead-letter topic with its reason. SIGTERM or
     Ctrl-C stops cleanly: everything already read is delivered before exit.
     """
-    settings = settings_or_exit()
+    settings = default_principal(settings_or_exit(), INGEST)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:

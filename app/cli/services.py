@@ -19,6 +19,7 @@ from adapters.endpoints import Endpoint, mark_ready
 from adapters.signing import ensure_keys
 from app import native
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
+from app.services.kafka import security
 from app.services.probes import health_of
 from app.services.registry import embedded_services, service_by_name
 from app.services.resources import data_paths, memory_bytes
@@ -41,6 +42,7 @@ def bring_up(settings: Settings) -> dict[str, str]:
         Service name to address.
     """
     ensure_keys(settings)  # the signing keys exist (0600) before any process that reads them starts
+    warn_if_plaintext(settings)
     supervisor = Supervisor(settings)
     addresses: dict[str, str] = {}
     for group in start_groups(embedded_services(settings)):
@@ -146,12 +148,20 @@ def status() -> None:
             health_text,
         )
     console.print(table)
+    warn_if_plaintext(settings)
     print_disks(settings, services)
     if warehouse_answers:
         print_parts(settings)
     if dagster_address:
         print_automations(dagster_address)
     raise typer.Exit(3 if any_down else 0)
+
+
+def warn_if_plaintext(settings: Settings) -> None:
+    """Say, on stderr, that the embedded broker takes writes from anyone (when it was asked to run PLAINTEXT)."""
+    warning = security.plaintext_warning(settings)
+    if warning is not None:
+        err_console.print(f"[red]![/] {escape(warning)}")
 
 
 def print_disks(settings: Settings, services: list[ManagedService]) -> None:

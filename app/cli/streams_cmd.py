@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
+from adapters.bus import default_principal
 from app.cli.common import exit_on_tickwave_error, settings_or_exit
+from tickwave.topics import DATAFLOW, LOADER
 
 app = typer.Typer(
     help="The streaming dataflow: ticks to bars, features, predictions and signals.", no_args_is_help=True
@@ -21,7 +23,7 @@ def run(
     ] = False,
 ) -> None:
     """Run the dataflow until SIGTERM/Ctrl-C (or the end of the topic with --stop-at-end)."""
-    settings = settings_or_exit()
+    settings = default_principal(settings_or_exit(), DATAFLOW)
     count = processes or settings.streams.processes
     with exit_on_tickwave_error():
         from streams.runner import run_in_process, run_processes
@@ -42,7 +44,7 @@ def load(
 
     ``tickwave streams run`` starts this itself, following it through stdin.
     """
-    settings = settings_or_exit()
+    settings = default_principal(settings_or_exit(), LOADER)
     with exit_on_tickwave_error():
         from streams.loader import run_loader
 

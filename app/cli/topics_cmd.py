@@ -9,13 +9,13 @@ import typer
 from rich.table import Table
 
 from adapters.acls import apply_acls, grants, tail_group
-from adapters.bus import make_admin, resolve_admin, resolve_bootstrap
+from adapters.bus import default_principal, make_admin, resolve_admin, resolve_bootstrap
 from adapters.retention import topic_retention
 from adapters.topics import Record, create_topics, last_records
 from app.cli.common import console, exit_on_tickwave_error, settings_or_exit
 from tickwave.contracts import decode_any
 from tickwave.errors import ContractError
-from tickwave.topics import topic_specs
+from tickwave.topics import READER, topic_specs
 
 app = typer.Typer(help="Create and list Tickwave's Kafka topics and their ACLs.", no_args_is_help=True)
 
@@ -86,7 +86,7 @@ def tail(
     Reads as this process's principal with its security settings, joins no consumer group and
     commits nothing; a message that is not a contract is printed as its raw text.
     """
-    settings = settings_or_exit()
+    settings = default_principal(settings_or_exit(), READER)
     name = f"{settings.kafka.topic_prefix}{topic}"
     with exit_on_tickwave_error():
         records = last_records(resolve_bootstrap(settings), name, count, tail_group(settings))

@@ -17,7 +17,7 @@ from adapters.bus import as_principal
 from adapters.endpoints import free_port, ready_marker
 from app.services.supervisor import Launch, ManagedService
 from tickwave.config import Settings, to_environment
-from tickwave.topics import DATAFLOW, EXECUTION
+from tickwave.topics import AUDIT, DATAFLOW, EXECUTION
 
 
 class OwnProcessService(ManagedService):
@@ -92,7 +92,7 @@ def own_processes(settings: Settings) -> list[ManagedService]:
         OwnProcessService(
             settings, "execution", ["execution", "run"], f"{settings.execution.broker} broker", EXECUTION
         ),
-        OwnProcessService(settings, "audit", ["execution", "audit"], "orders.events -> warehouse", EXECUTION),
+        OwnProcessService(settings, "audit", ["execution", "audit"], "orders.events -> warehouse", AUDIT),
     ]
     if settings.orchestration.enabled:
         port = settings.orchestration.port or free_port()

@@ -37,6 +37,7 @@ from confluent_kafka.admin import AdminClient
 from rich.table import Table
 
 from adapters.bus import make_admin, make_consumer, resolve_admin
+from adapters.bus_credentials import ADMIN
 from app.services.registry import kafka_nodes
 from app.services.supervisor import Supervisor
 from tests.chaos.harness import (
@@ -83,16 +84,22 @@ def measure_latency(brokers: int, rate: int, seconds: float, warmup_s: float) ->
 
     state = Path(tempfile.mkdtemp(prefix=f"tw-cluster-latency-{brokers}-"))
     settings = load_settings(
-        state_dir=state, kafka={"brokers": brokers, "port": 0, "controller_port": 0, "heap_mb": BROKER_HEAP_MB}
+        state_dir=state,
+        kafka={
+            "brokers": brokers,
+            "port": 0,
+            "controller_port": 0,
+            "heap_mb": BROKER_HEAP_MB,
+            "username": ADMIN,  # the authenticated default, reached as its super user
+        },
     )
     supervisor, nodes = Supervisor(settings), kafka_nodes(settings)
-    endpoints = supervisor.start_together(nodes)
+    supervisor.start_together(nodes)
     figures: dict[str, float] = {}
     try:
-        bootstrap = ",".join(endpoint.address for endpoint in endpoints if not isinstance(endpoint, str))
         console.print(
             f"{brokers} broker(s): "
-            + tick_to_signal_latency(bootstrap, rate, seconds, "production", warmup_s, figures=figures)
+            + tick_to_signal_latency(settings, rate, seconds, "production", warmup_s, figures=figures)
         )
     finally:
         supervisor.stop_together(nodes)

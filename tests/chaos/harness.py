@@ -202,20 +202,15 @@ def _topic_tick_ids(settings: Settings) -> set[tuple[str, int, int]]:
     """Every tick the broker acknowledged: the whole ``ticks`` topic, read to its end."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from adapters.bus import resolve_bootstrap
+    from adapters.bus import consumer_config, resolve_admin
     from tickwave.contracts import Tick, decode
     from tickwave.errors import ContractError
     from tickwave.topics import TICKS, topic_name
 
     topic = topic_name(settings, TICKS)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": resolve_bootstrap(settings),
-            "group.id": f"chaos-{time.time_ns()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    # As the super user: the broker is the authenticated default.
+    config = consumer_config(resolve_admin(settings), f"chaos-{time.time_ns()}", **{"enable.partition.eof": True})
+    consumer = Consumer(config)
     ids: set[tuple[str, int, int]] = set()
     try:
         partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
@@ -285,14 +280,14 @@ def wait_quiet(settings: Settings, settle_s: float = 10.0, timeout_s: float = 24
 
 def _wait_audit_caught_up(settings: Settings, timeout_s: float = 180) -> None:
     """Wait (bounded) for the audit loader's cursor lag to reach 0: under load it pauses past the settle window."""
-    from adapters.bus import resolve_bootstrap
+    from adapters.bus import resolve_admin
     from adapters.health import group_lag
     from tickwave.topics import ORDERS_EVENTS, topic_name
 
     group = f"{settings.execution.consumer_group}-audit"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        lags = group_lag(resolve_bootstrap(settings), group, topic_name(settings, ORDERS_EVENTS))
+        lags = group_lag(resolve_admin(settings), group, topic_name(settings, ORDERS_EVENTS))
         if all(lag == 0 for lag in lags.values()):
             return
         time.sleep(0.5)

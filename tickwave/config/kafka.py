@@ -57,9 +57,10 @@ class KafkaSettings(Section):
     signals_partitions: int = Field(default=1, ge=1, description="partitions of the signals and orders topics")
     start_timeout_s: float = Field(default=90.0, gt=0, description="how long `up` waits for the broker")
     security_protocol: SecurityProtocol = Field(
-        default="PLAINTEXT",
+        default="SASL_SSL",
         description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed services: SASL_SSL); the embedded "
-        "broker runs PLAINTEXT or SASL_SSL with SCRAM, certificates and ACLs per principal",
+        "broker runs SASL_SSL with SCRAM, its own CA and ACLs per principal, or PLAINTEXT only when this asks "
+        "for it (then any local process may write any topic, orders included: `up` and `status` warn)",
     )
     sasl_mechanism: SaslMechanism = Field(
         default="SCRAM-SHA-512",
@@ -68,11 +69,17 @@ class KafkaSettings(Section):
     )
     username: str | None = Field(
         default=None,
-        description="SASL principal of this process (embedded broker: ingest, dataflow, execution, analyst or admin)",
+        description="SASL principal of this process (embedded broker: ingest, dataflow, loader, execution, audit, "
+        "operator, reader, or admin; `tickwave up` gives each of its processes its own)",
     )
     password: SecretStr | None = Field(
         default=None,
         description="SASL password (secret; embedded broker: read from its state dir when unset)",
+    )
+    credentials_dir: Path | None = Field(
+        default=None,
+        description="folder of an embedded broker's generated credentials (`<principal>.password`, `ca.pem`), "
+        "for a process whose state dir is not the broker's, with `bootstrap` (default: `<state dir>/secrets/kafka`)",
     )
     sasl_oauthbearer_config: SecretStr | None = Field(
         default=None, description="OAUTHBEARER: librdkafka's `sasl.oauthbearer.config` (secret)"
@@ -101,6 +108,16 @@ class KafkaSettings(Section):
         return tuple("kafka" if node == 1 else f"kafka-{node}" for node in range(1, self.brokers + 1))
 
     @property
+    def is_embedded_plaintext(self) -> bool:
+        """Return True when the embedded broker runs unauthenticated (any local process may write)."""
+        return not self.is_external and self.security_protocol == "PLAINTEXT"
+
+    @property
+    def has_generated_credentials(self) -> bool:
+        """Return True when clients take their password and CA from an embedded broker's generated credentials."""
+        return self.is_sasl and (not self.is_external or self.credentials_dir is not None)
+
+    @property
     def is_sasl(self) -> bool:
         """Return True when clients authenticate with SASL."""
         return self.security_protocol.startswith("SASL_")
@@ -126,7 +143,7 @@ class KafkaSettings(Section):
         return self
 
     def _cluster_problems(self) -> list[str]:
-        problems = [] if self.security_protocol == "PLAINTEXT" else ["the embedded cluster of 3 runs PLAINTEXT only"]
+        problems = []
         fixed = [port + 2 * step for port in (self.port, self.controller_port) if port for step in range(self.brokers)]
         if len(set(fixed)) < len(fixed):
             problems.append(
@@ -137,12 +154,18 @@ class KafkaSettings(Section):
 
     def _sasl_problems(self) -> list[str]:
         if not self.is_sasl:
-            unused = [name for name in ("username", "password", "sasl_oauthbearer_config") if getattr(self, name)]
+            unused = [
+                name
+                for name in ("username", "password", "credentials_dir", "sasl_oauthbearer_config")
+                if getattr(self, name)
+            ]
             return [f"{', '.join(unused)} set but security_protocol is {self.security_protocol}"] if unused else []
         if self.sasl_mechanism not in PASSWORD_MECHANISMS:
             return []
         # The embedded broker generates the passwords, and `tickwave up` gives each process its principal.
         missing = [name for name in ("username", "password") if getattr(self, name) is None]
+        if self.credentials_dir is not None:
+            missing = [name for name in missing if name != "password"]  # read from the folder
         return [f"{self.security_protocol} with {self.sasl_mechanism} needs a {' and a '.join(missing)}"] * bool(
             self.is_external and missing
         )

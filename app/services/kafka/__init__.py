@@ -262,8 +262,9 @@ class KafkaService(ManagedService):
         listeners = None
         if kafka.is_sasl:
             credentials = EmbeddedCredentials(self.settings.state_path)
-            security.ensure_principals(credentials)
-            security.ensure_certificates(credentials)
+            with security.generating(credentials):
+                security.ensure_principals(credentials)
+                security.ensure_certificates(credentials)
             listeners = security.secured_properties(credentials, ports.broker, ports.controller)
         properties.unlink(missing_ok=True)  # it may hold secrets: recreated readable by the owner only
         descriptor = os.open(properties, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -354,9 +355,13 @@ class KafkaService(ManagedService):
 
         admin = make_admin(resolve_admin(self.settings))
         created = create_topics(admin, self.settings)
+        notes = [f"created topics {', '.join(created)}"] if created else []
         if self.settings.kafka.is_sasl:
+            passwords = security.ensure_principals(EmbeddedCredentials(self.settings.state_path))
+            added = security.add_missing_users(admin, passwords)
+            notes += [f"added principals {', '.join(added)}"] if added else []
             apply_acls(admin, self.settings)
-        return f"created topics {', '.join(created)}" if created else None
+        return "; ".join(notes) or None
 
     def probe(self, address: str) -> bool:
         """Return True when a metadata request to the broker succeeds (as the super user when secured)."""

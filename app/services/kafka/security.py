@@ -17,19 +17,38 @@ them from its 0600 ``server.properties``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
 from adapters.bus_credentials import ADMIN, EmbeddedCredentials
 from adapters.endpoints import LOOPBACK
+from tickwave.config import Settings
 from tickwave.errors import ServiceError
 from tickwave.topics import PRINCIPALS
 
 KEYSTORE_SECRET = ".keystore"  # noqa: S105 - the file name of the broker's keystore password
 SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+SCRAM_ITERATIONS = 4096  # as the storage tool makes them
 CERTIFICATE_DAYS = 825
 _STORE_PASSWORD_ENV = "TICKWAVE_KEYSTORE_SECRET"  # noqa: S105 - the name of a variable, not a secret
+
+
+def plaintext_warning(settings: Settings) -> str | None:
+    """Return what ``up`` and ``status`` say when the embedded broker was asked to run unauthenticated, else None."""
+    if not settings.kafka.is_embedded_plaintext:
+        return None
+    return (
+        "the embedded Kafka runs PLAINTEXT (kafka.security_protocol): any local process or user can write any "
+        "topic, signals included, and so place orders; unset TICKWAVE_KAFKA_SECURITY_PROTOCOL for the "
+        "authenticated default (SASL_SSL)"
+    )
 
 
 def keystore_path(credentials: EmbeddedCredentials) -> Path:
@@ -40,6 +59,19 @@ def keystore_path(credentials: EmbeddedCredentials) -> Path:
 def ensure_principals(credentials: EmbeddedCredentials) -> dict[str, str]:
     """Return every principal's password, generating the missing ones (0600)."""
     return {name: credentials.ensure_password(name) for name in (ADMIN, *PRINCIPALS)}
+
+
+@contextlib.contextmanager
+def generating(credentials: EmbeddedCredentials) -> Iterator[None]:
+    """Hold the credentials folder's lock: the nodes of a cluster, started together, make one set between them."""
+    credentials.folder.mkdir(parents=True, exist_ok=True)
+    credentials.folder.chmod(0o700)
+    with open(credentials.folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def ensure_certificates(credentials: EmbeddedCredentials) -> None:
@@ -130,7 +162,7 @@ def ensure_certificates(credentials: EmbeddedCredentials) -> None:
             )
     request.unlink()
     for path in folder.iterdir():
-        path.chmod(0o600)
+        path.chmod(0o600)  # the lock file too: it is empty
 
 
 def listener_block(protocol: str, controller_protocol: str, port: int, controller_port: int) -> str:
@@ -182,6 +214,33 @@ allow.everyone.if.no.acl.found=false
 super.users=User:{ADMIN}
 """
     )
+
+
+def add_missing_users(admin: AdminClient, passwords: dict[str, str], timeout_s: float = 30.0) -> list[str]:
+    """Give the running broker a SCRAM user for each principal it lacks (one added since its storage was formatted).
+
+    Returns:
+        The principals added.
+    """
+    known = admin.describe_user_scram_credentials().result(timeout=timeout_s)
+    missing = sorted(name for name in passwords if name not in known)
+    if not missing:
+        return []
+    upserts = [
+        UserScramCredentialUpsertion(
+            name,
+            ScramCredentialInfo(ScramMechanism[mechanism.replace("-", "_")], SCRAM_ITERATIONS),
+            passwords[name].encode(),
+        )
+        for name in missing
+        for mechanism in SCRAM_MECHANISMS
+    ]
+    for name, future in admin.alter_user_scram_credentials(upserts, request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            raise ServiceError(f"adding SCRAM user {name!r} to the embedded Kafka failed: {exc.args[0].str()}") from exc
+    return missing
 
 
 def scram_arguments(passwords: dict[str, str]) -> list[str]:

@@ -20,12 +20,13 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from adapters.bus import make_consumer, make_producer
+from adapters.bus import make_consumer, make_producer, resolve_bootstrap
 from adapters.endpoints import Endpoint
 from adapters.signing import channel_key, signed_headers
 from adapters.warehouse.client import connect
 from adapters.warehouse.credentials import resolve_credentials
 from adapters.warehouse.migrate import migrate
+from tests.plugins.services import bus_environment
 from tickwave.config import Settings
 from tickwave.contracts import AnyMessage, Message, Signal, Tick, decode_any, encode
 from tickwave.topics import ORDERS_EVENTS, SIGNALS, TICKS, topic_name
@@ -81,8 +82,7 @@ class Processes:
         self.log_path = state_dir / "execution.log"
         self.env = {
             **{key: value for key, value in os.environ.items() if not key.startswith("TICKWAVE_")},
-            "TICKWAVE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap or "",
-            "TICKWAVE_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix,
+            **bus_environment(settings),
             "TICKWAVE_STATE_DIR": str(state_dir),
             "TICKWAVE_MARKET_HOURS": "always",
             **extra_env,
@@ -120,7 +120,7 @@ class Bus:
     def __init__(self, settings: Settings, signing_key: bytes) -> None:
         self.settings = settings
         self.signing_key = signing_key
-        self.bootstrap = settings.kafka.bootstrap or ""
+        self.bootstrap = resolve_bootstrap(settings)
         self.producer = make_producer(self.bootstrap, "latency")
         self.audit: Consumer = make_consumer(self.bootstrap, "test-audit", "latency")
         topic = topic_name(settings, ORDERS_EVENTS)

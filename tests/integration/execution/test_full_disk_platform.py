@@ -22,7 +22,7 @@ import pytest
 import typer
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from adapters.bus import make_producer
+from adapters.bus import make_producer, resolve_bootstrap
 from adapters.endpoints import ready_marker
 from adapters.warehouse.client import connect
 from adapters.warehouse.credentials import resolve_credentials
@@ -34,6 +34,7 @@ from execution.journal_space import DISK_CHECK
 from streams.loader import RecordLoader
 from tests.integration.execution.conftest import Bus, Processes, make_signal, make_tick, now_ms
 from tests.integration.small_disk import fill, free_bytes, small_disk
+from tests.plugins.services import bus_section
 from tests.plugins.warehouse import start_warehouse
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import AnyMessage, OrderDenied, OrderFilled, OrderSubmitted, RiskEvent, Tick, encode
@@ -53,7 +54,7 @@ class Market:
     def __init__(self, settings: Settings, bus: Bus) -> None:
         self.settings = settings
         self.bus = bus
-        self.producer = make_producer(settings.kafka.bootstrap or "", "latency")
+        self.producer = make_producer(resolve_bootstrap(settings), "latency")
         self.ticks: list[Tick] = []
         self.signals: list[str] = []
         self.sent_at_ms: dict[str, int] = {}
@@ -120,7 +121,7 @@ def test_platform_when_the_disk_fills_and_is_freed_then_nothing_is_lost_or_doubl
     try:
         settings = load_settings(
             state_dir=state,
-            kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
+            kafka=bus_section(topics),
             clickhouse={"database": "full_disk"},
         )
         migrate(settings)

@@ -7,11 +7,11 @@ import uuid
 
 from confluent_kafka import KafkaException, Message, TopicPartition
 
-from adapters.bus import make_consumer
+from adapters.bus import Bootstrap, make_consumer
 from tickwave.contracts import DeadLetter, Tick, decode
 
 
-def message_count(bootstrap: str, topic: str, timeout_s: float = 15.0) -> int:
+def message_count(bootstrap: Bootstrap, topic: str, timeout_s: float = 15.0) -> int:
     """Return how many messages the topic holds (sum of high watermarks).
 
     A topic created a moment ago may not have partition leaders yet: ask again until it does.
@@ -31,7 +31,7 @@ def message_count(bootstrap: str, topic: str, timeout_s: float = 15.0) -> int:
         consumer.close()
 
 
-def read_messages(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Message]:
+def read_messages(bootstrap: Bootstrap, topic: str, timeout_s: float = 30.0) -> list[Message]:
     """Return every message of the topic, from the start, partition by partition."""
     expected = message_count(bootstrap, topic)
     consumer = make_consumer(bootstrap, f"read-{uuid.uuid4().hex}", "latency")
@@ -49,11 +49,11 @@ def read_messages(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[M
     return messages
 
 
-def read_ticks(bootstrap: str, topic: str) -> list[tuple[bytes, Tick]]:
+def read_ticks(bootstrap: Bootstrap, topic: str) -> list[tuple[bytes, Tick]]:
     """Return ``(key, tick)`` of every message of a ticks topic."""
     return [(message.key(), decode(message.value(), Tick)) for message in read_messages(bootstrap, topic)]
 
 
-def read_dead_letters(bootstrap: str, topic: str) -> list[tuple[bytes | None, DeadLetter]]:
+def read_dead_letters(bootstrap: Bootstrap, topic: str) -> list[tuple[bytes | None, DeadLetter]]:
     """Return ``(key, dead letter)`` of every message of a dead-letter topic."""
     return [(message.key(), decode(message.value(), DeadLetter)) for message in read_messages(bootstrap, topic)]

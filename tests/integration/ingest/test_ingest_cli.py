@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.bus import resolve_bootstrap
 from streams.ingest.sample import SAMPLE_DIR
 from tests.integration.ingest.kafka_reading import message_count, read_ticks
+from tests.plugins.services import bus_environment
 from tickwave.config import Settings
 from tickwave.topics import TICKS, TICKS_DLQ, topic_name
 
@@ -27,8 +29,7 @@ def cli_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
             "COLUMNS": "200",
             "TICKWAVE_STATE_DIR": str(tmp_path / "state"),
             "TICKWAVE_INGEST_STATS_INTERVAL_S": "0.5",
-            "TICKWAVE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap or "",
-            "TICKWAVE_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix,
+            **bus_environment(settings),
         }
     )
     return env
@@ -53,7 +54,7 @@ def test_ingest_when_replaying_the_sample_then_all_ticks_sent_with_progress(sett
     assert result.returncode == 0, result.stderr
     assert reported_ticks(result.stdout) == 4_600
     assert "100.0%" in result.stderr  # the progress bar reached the end
-    assert message_count(settings.kafka.bootstrap or "", topic_name(settings, TICKS)) == 4_600
+    assert message_count(resolve_bootstrap(settings), topic_name(settings, TICKS)) == 4_600
 
 
 def test_ingest_when_window_given_then_only_ticks_inside_it(settings: Settings, tmp_path: Path) -> None:
@@ -71,7 +72,7 @@ def test_ingest_when_window_given_then_only_ticks_inside_it(settings: Settings, 
     )
 
     assert result.returncode == 0, result.stderr
-    times = [tick.time_ms for _key, tick in read_ticks(settings.kafka.bootstrap or "", topic_name(settings, TICKS))]
+    times = [tick.time_ms for _key, tick in read_ticks(resolve_bootstrap(settings), topic_name(settings, TICKS))]
     assert len(times) == reported_ticks(result.stdout) > 100
     assert min(times) >= 1_709_539_320_000 and max(times) < 1_709_539_380_000
 
@@ -98,7 +99,7 @@ def test_ingest_when_simulating_at_full_speed_then_duration_of_ticks_sent(settin
     )
 
     assert result.returncode == 0, result.stderr
-    ticks = read_ticks(settings.kafka.bootstrap or "", topic_name(settings, TICKS))
+    ticks = read_ticks(resolve_bootstrap(settings), topic_name(settings, TICKS))
     assert len(ticks) == reported_ticks(result.stdout) > 10_000
     assert {tick.symbol for _key, tick in ticks} == {"EURUSD", "XAUUSD"}
     assert "ingest finished source=sim" in result.stderr
@@ -113,7 +114,7 @@ def test_ingest_when_sigterm_then_stops_cleanly_with_everything_delivered(topics
     )
     try:
         deadline = time.monotonic() + 30
-        while message_count(settings.kafka.bootstrap or "", topic_name(settings, TICKS)) < 500:
+        while message_count(resolve_bootstrap(settings), topic_name(settings, TICKS)) < 500:
             assert time.monotonic() < deadline and process.poll() is None, "ingest produced nothing"
             time.sleep(0.2)
         process.send_signal(signal.SIGTERM)
@@ -125,7 +126,7 @@ def test_ingest_when_sigterm_then_stops_cleanly_with_everything_delivered(topics
 
     assert process.returncode == 0, stderr
     assert "SIGTERM: stopping" in stderr and "stopped" in stdout
-    assert message_count(settings.kafka.bootstrap or "", topic_name(settings, TICKS)) == reported_ticks(stdout)
+    assert message_count(resolve_bootstrap(settings), topic_name(settings, TICKS)) == reported_ticks(stdout)
 
 
 @pytest.mark.parametrize(
@@ -144,4 +145,4 @@ def test_ingest_when_misconfigured_then_one_clear_line_and_exit_1(
     assert result.returncode == 1
     assert message in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
-    assert message_count(settings.kafka.bootstrap or "", topic_name(settings, TICKS_DLQ)) == 0
+    assert message_count(resolve_bootstrap(settings), topic_name(settings, TICKS_DLQ)) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from adapters.bus import resolve_bootstrap
 from adapters.mt5.terminal import Terminal
 from streams.ingest.adapters.kafka import KafkaSink
 from streams.ingest.adapters.mt5 import Mt5Source
@@ -17,7 +18,7 @@ from tickwave.topics import TICKS, TICKS_DLQ, topic_name
 
 
 def test_mt5_source_when_terminal_restarts_mid_stream_then_kafka_gets_every_tick_once(topics: Settings) -> None:
-    bootstrap = topics.kafka.bootstrap or ""
+    bootstrap = resolve_bootstrap(topics)
     server_offset_ms = 2 * 3_600_000  # the broker's server clock runs at UTC+2
 
     def burst(start: int) -> list[tuple[int, float, float]]:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adapters.bus import resolve_bootstrap
 from streams.ingest.adapters.files import ReplayOptions, ReplaySource
 from streams.ingest.adapters.kafka import KafkaSink
 from streams.ingest.runner import run_ingest
@@ -35,7 +36,7 @@ def expected_ticks(path: Path) -> list[Tick]:
 
 
 def replay(settings: Settings, paths: list[Path]) -> None:
-    bootstrap = settings.kafka.bootstrap or ""
+    bootstrap = resolve_bootstrap(settings)
     stop = threading.Event()
     options = ReplayOptions(clock=WallClock("UTC"), batch_ticks=1000)
     source = ReplaySource(
@@ -47,7 +48,7 @@ def replay(settings: Settings, paths: list[Path]) -> None:
 
 
 def test_replay_when_sample_files_then_every_tick_round_trips_exactly(topics: Settings) -> None:
-    bootstrap = topics.kafka.bootstrap or ""
+    bootstrap = resolve_bootstrap(topics)
 
     replay(topics, sample_paths())
 
@@ -67,7 +68,7 @@ def test_replay_when_sample_files_then_every_tick_round_trips_exactly(topics: Se
 def test_replay_when_file_has_bad_lines_then_they_reach_the_dlq_and_good_lines_are_unaffected(
     topics: Settings, tmp_path: Path
 ) -> None:
-    bootstrap = topics.kafka.bootstrap or ""
+    bootstrap = resolve_bootstrap(topics)
     good = [f"2024.03.04\t08:00:0{i}.000\t1.0850{i}\t1.0851{i}\t\t\t6" for i in range(6)]
     bad = {
         "2024.03.04\t08:00:02.500\t1.08600\t1.08500\t\t\t6": "ask_below_bid",
@@ -101,7 +102,7 @@ def test_replay_when_kafka_cannot_deliver_then_failures_counted_and_run_not_clea
     )
     missing = f"{settings.kafka.topic_prefix}no-such-topic"  # auto-creation is off on the embedded broker
     sink = KafkaSink(
-        settings.kafka.bootstrap or "", missing, missing, "replay", SystemClock(), **{"message.timeout.ms": 1500}
+        resolve_bootstrap(settings), missing, missing, "replay", SystemClock(), **{"message.timeout.ms": 1500}
     )
 
     report = run_ingest(source, sink, stop, flush_timeout_s=20)

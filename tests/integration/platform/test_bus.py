@@ -22,11 +22,13 @@ from adapters.bus import (
     make_admin,
     make_consumer,
     make_producer,
+    resolve_bootstrap,
 )
 from adapters.endpoints import Endpoint
 from adapters.retention import topic_retention
 from adapters.topics import create_topics, topic_configs
 from app.demo import demo_ticks
+from tests.plugins.services import bus_environment, bus_section
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Tick, decode, encode
 from tickwave.errors import ServiceError
@@ -49,7 +51,7 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 20
 
 
 def test_create_topics_when_run_twice_then_second_run_creates_nothing(settings: Settings) -> None:
-    admin = make_admin(settings.kafka.bootstrap or "")
+    admin = make_admin(resolve_bootstrap(settings))
     specs = topic_specs(settings)
 
     created = create_topics(admin, settings)
@@ -62,15 +64,11 @@ def test_create_topics_when_run_twice_then_second_run_creates_nothing(settings: 
 
 
 def test_create_topics_when_existing_topic_has_fewer_partitions_then_error(settings: Settings) -> None:
-    admin = make_admin(settings.kafka.bootstrap or "")
+    admin = make_admin(resolve_bootstrap(settings))
     create_topics(admin, settings)
     wider = load_settings(
         state_dir=settings.state_dir,
-        kafka={
-            "bootstrap": settings.kafka.bootstrap,
-            "topic_prefix": settings.kafka.topic_prefix,
-            "ticks_partitions": settings.kafka.ticks_partitions + 2,
-        },
+        kafka=bus_section(settings, ticks_partitions=settings.kafka.ticks_partitions + 2),
     )
 
     with pytest.raises(ServiceError, match="fewer than the"):
@@ -80,7 +78,7 @@ def test_create_topics_when_existing_topic_has_fewer_partitions_then_error(setti
 def test_create_topics_when_retention_configured_then_kafka_reports_it_and_a_change_reaches_existing_topics(
     settings: Settings,
 ) -> None:
-    admin = make_admin(settings.kafka.bootstrap or "")
+    admin = make_admin(resolve_bootstrap(settings))
     names = {topic_name(settings, spec.base_name): spec.base_name for spec in topic_specs(settings)}
     create_topics(admin, settings)
     rules = {rule.topic: rule.config for rule in topic_retention(settings.retention)}
@@ -104,7 +102,7 @@ def test_create_topics_when_retention_configured_then_kafka_reports_it_and_a_cha
 def test_topic_configs_when_the_topic_appears_a_moment_later_then_asked_again_until_known(
     settings: Settings,
 ) -> None:
-    admin = make_admin(settings.kafka.bootstrap or "")
+    admin = make_admin(resolve_bootstrap(settings))
     name = f"{settings.kafka.topic_prefix}late-{time.monotonic_ns()}"
     creator = threading.Timer(1.0, lambda: admin.create_topics([NewTopic(name, 1, 1)])[name].result(10))
     creator.start()
@@ -122,14 +120,14 @@ def test_topic_configs_when_the_topic_appears_a_moment_later_then_asked_again_un
 def test_topic_configs_when_the_topic_never_appears_then_the_cluster_refusal_after_the_timeout(
     settings: Settings,
 ) -> None:
-    admin = make_admin(settings.kafka.bootstrap or "")
+    admin = make_admin(resolve_bootstrap(settings))
 
     with pytest.raises(KafkaException):
         topic_configs(admin, [f"{settings.kafka.topic_prefix}never-{time.monotonic_ns()}"], timeout_s=1)
 
 
 def test_produce_consume_when_ticks_keyed_by_symbol_then_all_arrive_in_order_per_symbol(topics: Settings) -> None:
-    bootstrap = topics.kafka.bootstrap or ""
+    bootstrap = resolve_bootstrap(topics)
     topic = topic_name(topics, TICKS)
     sent = demo_ticks(400, now_ms=1_700_000_000_000)
     producer = make_producer(bootstrap, "bulk")
@@ -148,7 +146,7 @@ def test_produce_consume_when_ticks_keyed_by_symbol_then_all_arrive_in_order_per
 def test_broker_when_it_reads_lz4_batches_then_its_native_library_comes_from_its_own_state_dir(
     topics: Settings, kafka_endpoint: Endpoint, state_dir: Path
 ) -> None:
-    producer = make_producer(topics.kafka.bootstrap or "", "bulk")  # lz4-compressed batches
+    producer = make_producer(resolve_bootstrap(topics), "bulk")  # lz4-compressed batches
     for tick in demo_ticks(200, now_ms=1_700_000_000_000):
         producer.produce(topic_name(topics, TICKS), key=tick.symbol.encode(), value=encode(tick))
     assert producer.flush(10) == 0
@@ -161,7 +159,7 @@ def test_broker_when_it_reads_lz4_batches_then_its_native_library_comes_from_its
 
 
 def test_produce_when_topic_not_registered_then_not_auto_created(topics: Settings) -> None:
-    bootstrap = topics.kafka.bootstrap or ""
+    bootstrap = resolve_bootstrap(topics)
     producer = make_producer(bootstrap, "latency", **{"message.timeout.ms": 2000})
     errors: list[str] = []
     producer.produce(
@@ -174,7 +172,7 @@ def test_produce_when_topic_not_registered_then_not_auto_created(topics: Setting
 
 
 def test_latency_profile_when_round_trip_then_well_under_fetch_wait_default(topics: Settings) -> None:
-    bootstrap = topics.kafka.bootstrap or ""
+    bootstrap = resolve_bootstrap(topics)
     topic = topic_name(topics, TICKS)
     producer = make_producer(bootstrap, "latency")
     consumer = make_consumer(bootstrap, "latency-probe", "latency")
@@ -201,7 +199,7 @@ def test_latency_profile_when_round_trip_then_well_under_fetch_wait_default(topi
 def test_default_partition_when_keyed_messages_produced_then_where_librdkafka_put_them(
     settings: Settings, profile: Profile
 ) -> None:
-    bootstrap = settings.kafka.bootstrap or ""
+    bootstrap = resolve_bootstrap(settings)
     topic = f"{settings.kafka.topic_prefix}partitioner-{profile}"
     partitions = 7
     admin = make_admin(bootstrap)  # kept until the topic exists: a collected client cancels its request
@@ -234,10 +232,11 @@ def test_broker_answers_when_nothing_listens_then_false_quickly() -> None:
 BEHIND = """
 import os, sys, time
 from confluent_kafka import TopicPartition
-from adapters.bus import make_consumer
+from adapters.bus import make_consumer, resolve_bootstrap
 from adapters.process_memory import allocated_bytes
-bootstrap, topic, profile = sys.argv[1:4]
-consumer = make_consumer(bootstrap, "behind", profile)
+from tickwave.config import load_settings
+topic, profile = sys.argv[1:3]
+consumer = make_consumer(resolve_bootstrap(load_settings()), "behind", profile)
 before, grown = allocated_bytes(os.getpid()), 0
 consumer.assign([TopicPartition(topic, partition, 0) for partition in range(6)])
 deadline = time.monotonic() + 6
@@ -253,7 +252,7 @@ print(grown)
 def test_consumer_when_behind_a_backlog_then_what_it_fetches_ahead_is_bounded(
     settings: Settings, profile: Profile
 ) -> None:
-    bootstrap = settings.kafka.bootstrap or ""
+    bootstrap = resolve_bootstrap(settings)
     topic = f"{settings.kafka.topic_prefix}backlog-{profile}"
     admin = make_admin(bootstrap)  # kept until the topic exists: a collected client cancels its request
     admin.create_topics([NewTopic(topic, 6, 1)])[topic].result(30)
@@ -265,7 +264,8 @@ def test_consumer_when_behind_a_backlog_then_what_it_fetches_ahead_is_bounded(
     assert producer.flush(60) == 0
 
     behind = subprocess.run(
-        [sys.executable, "-c", BEHIND, bootstrap, topic, profile],
+        [sys.executable, "-c", BEHIND, topic, profile],
+        env={**os.environ, **bus_environment(settings), "TICKWAVE_STATE_DIR": str(settings.state_path)},
         capture_output=True,
         text=True,
         timeout=60,

@@ -15,10 +15,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from adapters.bus import make_producer
+from adapters.bus import KafkaConnection, make_producer, resolve_bootstrap
+from adapters.bus_credentials import ADMIN
 from adapters.endpoints import free_port
 from app.demo import demo_ticks
 from tests.integration.platform.test_bus import consume_all
+from tickwave.config import load_settings
 from tickwave.contracts import encode
 
 TICKWAVE = str(Path(sys.executable).with_name("tickwave"))
@@ -56,6 +58,11 @@ def exited(pid: int) -> bool:
         return True
 
 
+def as_admin(env: dict[str, str]) -> KafkaConnection:
+    """The embedded broker's super user, through the state dir's generated credentials."""
+    return resolve_bootstrap(load_settings(state_dir=Path(env["TICKWAVE_STATE_DIR"]), kafka={"username": ADMIN}))
+
+
 def broker_pid(env: dict[str, str]) -> int:
     record = Path(env["TICKWAVE_STATE_DIR"]) / "run" / "kafka.json"
     return int(json.loads(record.read_text())["pid"])
@@ -85,7 +92,7 @@ def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_sur
     assert "journal at" in status.stdout and "cursor lag" in status.stdout and "epoch" in status.stdout
 
     sent = demo_ticks(50, now_ms=1_700_000_000_000)
-    producer = make_producer(address)
+    producer = make_producer(as_admin(cli_env))  # the broker is the authenticated default
     for tick in sent:
         producer.produce("ticks", key=tick.symbol.encode(), value=encode(tick))
     assert producer.flush(10) == 0
@@ -97,7 +104,7 @@ def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_sur
 
     restarted = run(cli_env, "up")
     assert restarted.returncode == 0, restarted.stderr
-    assert sorted(consume_all(address, "ticks", len(sent)), key=lambda t: t.time_ms) == sent
+    assert sorted(consume_all(as_admin(cli_env), "ticks", len(sent)), key=lambda t: t.time_ms) == sent
 
     logs = run(cli_env, "logs", "kafka", "--lines", "400")
     assert logs.returncode == 0 and "Kafka Server started" in logs.stdout
@@ -126,6 +133,25 @@ def test_cli_up_when_port_in_use_then_one_clear_message(cli_env: dict[str, str])
     assert f"port 127.0.0.1:{cli_env['TICKWAVE_KAFKA_PORT']} is in use" in result.stderr
     assert "TICKWAVE_KAFKA_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+    assert "PLAINTEXT" not in result.stderr  # the authenticated default warns of nothing
+
+
+def test_cli_up_and_status_when_kafka_asked_for_plaintext_then_each_warns_that_anyone_may_trade(
+    cli_env: dict[str, str],
+) -> None:
+    plaintext = {**cli_env, "TICKWAVE_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
+    with socket.socket() as holder:  # `up` warns before it starts anything: no need to start it
+        holder.bind(("127.0.0.1", int(cli_env["TICKWAVE_KAFKA_PORT"])))
+        holder.listen()
+
+        up = run(plaintext, "up")
+    status = run(plaintext, "status")
+    default_status = run(cli_env, "status")
+
+    for result in (up, status):
+        assert "the embedded Kafka runs PLAINTEXT" in result.stderr, result.stderr
+        assert "any local process or user can write any topic" in " ".join(result.stderr.split())
+    assert "PLAINTEXT" not in default_status.stderr
 
 
 def test_cli_up_when_java_missing_then_says_what_to_install(cli_env: dict[str, str]) -> None:
@@ -182,7 +208,11 @@ def test_cli_config_retention_when_set_by_environment_then_shown_and_a_short_com
 
 
 def test_cli_when_external_kafka_configured_then_nothing_started(tmp_path: Path) -> None:
-    env = clean_env(TICKWAVE_STATE_DIR=str(tmp_path), TICKWAVE_KAFKA_BOOTSTRAP="10.255.255.1:9092")
+    env = clean_env(
+        TICKWAVE_STATE_DIR=str(tmp_path),
+        TICKWAVE_KAFKA_BOOTSTRAP="10.255.255.1:9092",
+        TICKWAVE_KAFKA_SECURITY_PROTOCOL="PLAINTEXT",
+    )
 
     status = run(env, "status")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
-from adapters.bus import make_consumer, make_producer
+from adapters.bus import make_consumer, make_producer, resolve_bootstrap
 from adapters.health import HealthReport, write_health
 from app.services.probes import pipeline_lags
 from tickwave.config import Settings, load_settings
@@ -16,7 +16,7 @@ from tickwave.topics import ORDERS_EVENTS, SIGNALS, STREAMS_RECORDS, topic_name
 
 
 def _commit_to_end(settings: Settings, group: str, topic: str) -> None:
-    consumer = make_consumer(settings.kafka.bootstrap or "", group, "latency")
+    consumer = make_consumer(resolve_bootstrap(settings), group, "latency")
     try:
         _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
         consumer.commit(offsets=[TopicPartition(topic, 0, high)], asynchronous=False)
@@ -38,7 +38,7 @@ def test_pipeline_lags_when_messages_wait_then_each_stage_counts_them_until_its_
     topics: Settings, tmp_path: Path
 ) -> None:
     settings = load_settings(state_dir=tmp_path, kafka=topics.kafka.model_dump())  # a health dir of its own
-    producer = make_producer(settings.kafka.bootstrap or "", "latency")
+    producer = make_producer(resolve_bootstrap(settings), "latency")
     for topic, count in ((SIGNALS, 3), (ORDERS_EVENTS, 2), (STREAMS_RECORDS, 4)):
         for index in range(count):
             producer.produce(topic_name(settings, topic), value=b"x", key=str(index).encode(), partition=0)

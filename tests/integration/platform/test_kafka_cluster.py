@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 from adapters.bus import make_admin, make_consumer, make_producer, resolve_bootstrap
+from adapters.bus_credentials import ADMIN
 from app.services.kafka import KafkaService
 from app.services.registry import kafka_nodes
 from app.services.supervisor import Supervisor
@@ -31,8 +32,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings
     """Three nodes started together, with the registered topics created as `tickwave up` does."""
     settings = load_settings(
         state_dir=tmp_path_factory.mktemp("tickwave-cluster"),
-        kafka={"brokers": 3, "port": 0, "controller_port": 0, "heap_mb": 256},
-    )
+        kafka={"brokers": 3, "port": 0, "controller_port": 0, "heap_mb": 256, "username": ADMIN},
+    )  # the authenticated default, its clients as the super user
     supervisor, nodes = Supervisor(settings), kafka_nodes(settings)
     try:
         supervisor.start_together(nodes)

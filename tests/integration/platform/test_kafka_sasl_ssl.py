@@ -42,9 +42,12 @@ from tickwave.contracts import Tick, decode
 from tickwave.errors import ConfigurationError
 from tickwave.topics import (
     ANALYST,
+    AUDIT,
     DATAFLOW,
     EXECUTION,
     INGEST,
+    LOADER,
+    OPERATOR,
     ORDERS_EVENTS,
     PRINCIPALS,
     SIGNALS,
@@ -122,7 +125,11 @@ def tick() -> Tick:
 
 
 def read_values(
-    connection: KafkaConnection, topic: str, expected: int, timeout_s: float = 20.0, group: str = "tickwave-streams"
+    connection: KafkaConnection,
+    topic: str,
+    expected: int,
+    timeout_s: float = 20.0,
+    group: str = "tickwave-streams-unused",
 ) -> list[bytes]:
     consumer = make_consumer(connection, f"{group}-test-{uuid.uuid4().hex[:6]}", "latency")
     consumer.assign([TopicPartition(topic, 0, 0)])
@@ -453,9 +460,9 @@ def _run_pipeline(
     from tickwave.config import to_environment
     from tickwave.contracts import decode_any
 
-    ingest, dataflow, execution, operator = (
+    ingest, dataflow, loader, execution, audit_loader, operator = (
         pipeline_settings(secured_state, secured_broker, principal, warehouse_state, PIPELINE_DATABASE)
-        for principal in (INGEST, DATAFLOW, EXECUTION, "operator")
+        for principal in (INGEST, DATAFLOW, LOADER, EXECUTION, AUDIT, OPERATOR)
     )
     ca_file = generated_ca_file(dataflow)
     assert warehouse_address(dataflow).scheme == "https"
@@ -467,7 +474,7 @@ def _run_pipeline(
     source = TickTopicSource(resolve_bootstrap(dataflow), topic_name(dataflow, TICKS), tail=False)
     provider = every_timeframe(FeatureSpec(), ("1s", "1m"), ("EURUSD", "USDJPY", "XAUUSD"))
     run_main(build_flow(dataflow.streams, source, production_sinks(dataflow), provider, clock=SystemClock()))
-    load_to_end(dataflow)
+    load_to_end(loader)
     credentials = resolve_credentials(dataflow)
     environment = {
         **{key: value for key, value in os.environ.items() if not key.startswith("TICKWAVE_")},
@@ -485,11 +492,11 @@ def _run_pipeline(
         audit = read_values(resolve_bootstrap(operator), orders_events, 1, timeout_s=60, group="tickwave-cli")
     finally:
         process.stop()
-    # The audit loader (quixstreams) moves the trail into the warehouse as execution, on this thread.
+    # The audit loader (quixstreams) moves the trail into the warehouse as its own principal, on this thread.
     loaded = threading.Event()
-    watcher = threading.Thread(target=wait_for_audit_rows, args=(execution, loaded), daemon=True)
+    watcher = threading.Thread(target=wait_for_audit_rows, args=(audit_loader, loaded), daemon=True)
     watcher.start()
-    run_audit_loader(execution, resolve_bootstrap(execution), loaded)
+    run_audit_loader(audit_loader, resolve_bootstrap(audit_loader), loaded)
 
     # Assert
     client = connect(dataflow)

@@ -1,10 +1,12 @@
-"""`tickwave up` on the secured embedded broker, as a user runs it: SASL_SSL, a principal per process.
+"""`tickwave up` on the authenticated default, as a user runs it: SASL_SSL, a principal per process.
 
-The commands a user types (`up`, `ingest`, `warehouse query`, `down`) in real subprocesses:
-every service starts as its own principal, ticks sent by the ingest principal reach the
-warehouse through the dataflow, a command that names no principal is told which to name,
-and no process that `up` started holds a password in its command line or its environment
-(``/proc/<pid>/environ`` keeps what a process started with, whatever it clears later).
+The commands a user types (`up`, `ingest`, `warehouse query`, `down`) in real subprocesses,
+with no security setting at all: every service starts as its own principal, ticks sent by
+`tickwave ingest` (as the ingest principal, its role) reach the warehouse through the
+dataflow and the loader, a command naming a principal the broker does not know is refused,
+and no process that `up` started holds a password (the Kafka principals' included) in its
+command line or its environment (``/proc/<pid>/environ`` keeps what a process started with,
+whatever it clears later).
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ import psutil
 import pytest
 
 from tests.integration.platform.test_cli_lifecycle import cli_env, run
+from tickwave.topics import PRINCIPALS
 
 __all__ = ["cli_env"]  # the fixture, used by name
 
 
 @pytest.fixture
 def secured_env(cli_env: dict[str, str]) -> dict[str, str]:
-    """The lifecycle tests' state dir and ports, on a SASL_SSL broker."""
-    return {**cli_env, "TICKWAVE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}
+    """The lifecycle tests' state dir and ports, with the default security (no setting names it)."""
+    assert not any(key.startswith("TICKWAVE_KAFKA_SECURITY") for key in cli_env)
+    return cli_env
 
 
 def secrets_of(state_dir: Path) -> dict[str, str]:
@@ -61,10 +65,19 @@ def test_up_when_kafka_is_sasl_ssl_then_each_principal_works_and_no_process_hold
     up = run(secured_env, "up", timeout=240)
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
 
-    # Act: a command with no principal, then the ingest principal's ticks
-    anonymous = run(secured_env, "ingest", "--source", "sim", "--duration", "30s", "--speed", "max")
+    # Act: a command naming a principal the broker does not know, then ingest as its role
+    unknown = run(
+        {**secured_env, "TICKWAVE_KAFKA_USERNAME": "intruder"},
+        "ingest",
+        "--source",
+        "sim",
+        "--duration",
+        "30s",
+        "--speed",
+        "max",
+    )
     sent = run(
-        {**secured_env, "TICKWAVE_KAFKA_USERNAME": "ingest"},
+        secured_env,
         "ingest",
         "--source",
         "sim",
@@ -88,11 +101,13 @@ def test_up_when_kafka_is_sasl_ssl_then_each_principal_works_and_no_process_hold
     secrets = secrets_of(state_dir)
 
     # Assert
-    assert anonymous.returncode != 0 and "set kafka.username (TICKWAVE_KAFKA_USERNAME)" in anonymous.stdout + (
-        anonymous.stderr
+    assert unknown.returncode != 0 and "the embedded Kafka has no principal 'intruder'" in unknown.stdout + (
+        unknown.stderr
     )
     assert ticks > 0 and stored == ticks  # ingest -> dataflow -> loader -> warehouse, each as its principal
-    assert len(secrets) >= 9  # six principals, the keystore's, two warehouse passwords and the control key
+    kafka_secrets = [name for name in secrets if name.endswith(".password")]
+    assert len(kafka_secrets) == len(PRINCIPALS) + 2  # every principal's, admin's and the keystore's
+    assert len(secrets) == len(kafka_secrets) + 3  # two warehouse passwords and the control key
     names = {" ".join(process.cmdline()[:4]) for process in processes}
     assert len(processes) >= 6, names  # kafka, the warehouse, streams (+ its Bytewax), execution, audit, supervisor
     leaks = []  # named, never shown: a failing run must not print the secret it found

@@ -8,7 +8,7 @@ from dataclasses import replace
 from bytewax.testing import run_main
 from confluent_kafka import TopicPartition
 
-from adapters.bus import make_consumer, make_producer
+from adapters.bus import make_consumer, make_producer, resolve_bootstrap
 from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import migrate
 from streams.app import production_sinks
@@ -16,6 +16,7 @@ from streams.connectors import TickTopicSource
 from streams.features import FeatureSpec
 from streams.flow import build_flow
 from streams.loader import load_to_end
+from tests.plugins.services import bus_section
 from tests.unit.streams.test_flow import stream
 from tests.unit.streams.tiny_model import every_timeframe, tiny_artifact
 from tickwave.clock import SystemClock
@@ -29,7 +30,7 @@ MINUTES = 52
 
 def consume_topic(settings: Settings, base_name: str, expected: int, timeout_s: float = 30) -> list[bytes]:
     topic = topic_name(settings, base_name)
-    consumer = make_consumer(settings.kafka.bootstrap or "", "check", "latency")
+    consumer = make_consumer(resolve_bootstrap(settings), "check", "latency")
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, partition, 0) for partition in partitions])
     values: list[bytes] = []
@@ -49,19 +50,19 @@ def test_flow_when_ticks_on_kafka_and_a_challenger_in_shadow_then_exact_rows_and
 ) -> None:
     settings = load_settings(
         state_dir=topics.state_dir,
-        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
+        kafka=bus_section(topics),
         clickhouse={"database": fresh_database},
         streams={"late_wait_ms": 500, "close_on_wall_clock": False, "model_refresh_s": 0.01},
     )
     migrate(settings)  # a database of this test's own: exact counts
     ticks = stream(minutes=MINUTES)
-    producer = make_producer(settings.kafka.bootstrap or "")
+    producer = make_producer(resolve_bootstrap(settings))
     for tick in ticks:
         producer.produce(topic_name(settings, TICKS), encode(tick), key=tick.symbol.encode())
     producer.produce(topic_name(settings, TICKS), b"garbage", key=b"EURUSD")
     assert producer.flush(30) == 0
 
-    source = TickTopicSource(settings.kafka.bootstrap or "", topic_name(settings, TICKS), tail=False)
+    source = TickTopicSource(resolve_bootstrap(settings), topic_name(settings, TICKS), tail=False)
     provider = every_timeframe(FeatureSpec(), ("1s", "1m"), ("EURUSD", "USDJPY"))  # one champion per timeframe
     # The 1 min champion's challenger, of another model id (in the champion's slot), scored in shadow.
     challenger = tiny_artifact(FeatureSpec(), model_id="tiny_lgbm", version=1, seed=1, timeframe="1m")
@@ -122,7 +123,7 @@ def test_flow_when_sample_file_replayed_then_exact_bars_features_predictions_and
 
     settings = load_settings(
         state_dir=topics.state_dir,
-        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
+        kafka=bus_section(topics),
         clickhouse={"database": fresh_database},
         streams={"close_on_wall_clock": False, "model_refresh_s": 0.01},
     )
@@ -130,7 +131,7 @@ def test_flow_when_sample_file_replayed_then_exact_bars_features_predictions_and
     report = replay_sample(settings)
     assert report.is_clean and report.dead_letters == 0
 
-    source = TickTopicSource(settings.kafka.bootstrap or "", topic_name(settings, TICKS), tail=False)
+    source = TickTopicSource(resolve_bootstrap(settings), topic_name(settings, TICKS), tail=False)
     provider = every_timeframe(FeatureSpec(), ("1s", "1m"), ("EURUSD", "USDJPY", "XAUUSD"))  # the sample's symbols
     run_main(build_flow(settings.streams, source, production_sinks(settings), provider, clock=SystemClock()))
     load_to_end(settings)

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import psutil
 
-from adapters.bus import make_producer
+from adapters.bus import make_producer, resolve_bootstrap
 from adapters.health import read_health
 from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import migrate
+from tests.plugins.services import bus_section
 from tests.unit.streams.test_flow import T0
 from tickwave.config import Settings, load_settings, to_environment
 from tickwave.contracts import Tick, encode
@@ -49,7 +50,7 @@ def test_streams_when_hourly_bars_configured_then_stored_and_a_dead_loader_stops
 ) -> None:
     settings = load_settings(
         state_dir=topics.state_dir,
-        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
+        kafka=bus_section(topics),
         clickhouse={"database": fresh_database},
         streams={"timeframes": ["1m", "1h"], "late_wait_ms": 0, "close_on_wall_clock": False, "snapshot_interval_s": 1},
     )
@@ -57,7 +58,7 @@ def test_streams_when_hourly_bars_configured_then_stored_and_a_dead_loader_stops
     shutil.rmtree(settings.state_path / "data" / "streams" / "recovery", ignore_errors=True)
     for name in ("streams", "streams-loader"):
         (settings.state_path / "run" / f"{name}.health.json").unlink(missing_ok=True)
-    producer = make_producer(settings.kafka.bootstrap or "")
+    producer = make_producer(resolve_bootstrap(settings))
     topic = topic_name(settings, TICKS)
     for index in range(62 * 3):  # 62 minutes, three ticks a minute: at least one hour closes
         tick = Tick(symbol="EURUSD", time_ms=T0 + index * 20_000, seq=0, bid=1.1, ask=1.1002, volume=1.0)

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from adapters.bus import make_producer
+from adapters.bus import make_producer, resolve_bootstrap
 from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import migrate
+from tests.plugins.services import bus_section
 from tests.unit.streams.test_flow import stream
 from tickwave.config import Settings, load_settings, to_environment
 from tickwave.contracts import Tick, encode
@@ -46,7 +47,7 @@ def start_flow(settings: Settings, *arguments: str) -> subprocess.Popen[bytes]:
 
 def tick_sender(settings: Settings) -> Callable[[Sequence[Tick]], None]:
     """Return a function that sends ticks to the ticks topic, keyed by symbol, each batch flushed."""
-    producer = make_producer(settings.kafka.bootstrap or "")
+    producer = make_producer(resolve_bootstrap(settings))
     topic = topic_name(settings, TICKS)
 
     def produce(batch: Sequence[Tick]) -> None:
@@ -67,7 +68,7 @@ def test_streams_service_when_killed_mid_stream_then_restart_loses_and_doubles_n
 ) -> None:
     settings = load_settings(
         state_dir=topics.state_dir,
-        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
+        kafka=bus_section(topics),
         clickhouse={"database": fresh_database},
         streams={"late_wait_ms": 500, "close_on_wall_clock": False, "snapshot_interval_s": 1},
     )

@@ -13,13 +13,14 @@ from contextlib import contextmanager
 import pytest
 from confluent_kafka import TopicPartition
 
-from adapters.bus import make_consumer, make_producer
+from adapters.bus import make_consumer, make_producer, resolve_bootstrap
 from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import migrate
 from streams import loader as loader_module
 from streams.connectors import WriterPool
 from streams.loader import RecordLoader
 from tests.integration.streams.test_kill_resume import ROOT
+from tests.plugins.services import bus_section
 from tests.unit.streams.test_flow import stream
 from tickwave.config import Settings, load_settings, to_environment
 from tickwave.contracts import encode
@@ -29,7 +30,7 @@ from tickwave.topics import STREAMS_RECORDS, topic_name
 def _settings(topics: Settings, database: str) -> Settings:
     settings = load_settings(
         state_dir=topics.state_dir,
-        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
+        kafka=bus_section(topics),
         clickhouse={"database": database},
     )
     migrate(settings)
@@ -37,14 +38,14 @@ def _settings(topics: Settings, database: str) -> Settings:
 
 
 def _publish(settings: Settings, values: list[bytes]) -> None:
-    producer = make_producer(settings.kafka.bootstrap or "")
+    producer = make_producer(resolve_bootstrap(settings))
     for value in values:
         producer.produce(topic_name(settings, STREAMS_RECORDS), value, key=b"EURUSD")
     assert producer.flush(30) == 0
 
 
 def _committed(settings: Settings) -> int:
-    consumer = make_consumer(settings.kafka.bootstrap or "", f"{settings.kafka.topic_prefix}tickwave-streams-loader")
+    consumer = make_consumer(resolve_bootstrap(settings), f"{settings.kafka.topic_prefix}tickwave-streams-loader")
     (partition,) = consumer.committed([TopicPartition(topic_name(settings, STREAMS_RECORDS), 0)], timeout=10)
     consumer.close()
     return int(partition.offset)

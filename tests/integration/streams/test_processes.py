@@ -28,7 +28,7 @@ import psutil
 import pytest
 from confluent_kafka import TopicPartition
 
-from adapters.bus import make_consumer
+from adapters.bus import make_consumer, resolve_bootstrap
 from adapters.endpoints import ready_marker
 from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import migrate
@@ -36,6 +36,7 @@ from streams.ingest.sample import sample_paths
 from streams.routing import GroupLayout, key_for_worker
 from tests.integration.streams.test_flow_kafka_warehouse import sample_windows
 from tests.integration.streams.test_kill_resume import assert_resumed_exactly, row_counter, start_flow, tick_sender
+from tests.plugins.services import bus_section
 from tests.unit.streams.test_flow import stream
 from tickwave.config import Settings, load_settings
 from tickwave.topics import TICKS, topic_name
@@ -47,10 +48,9 @@ KILL_MINUTES = 6  # of two symbols' ticks, four a second each
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The session broker and this test's topic prefix, with ticks topics of two partitions (``topics`` uses it)."""
-    kafka = settings.kafka
     return load_settings(
         state_dir=settings.state_dir,
-        kafka={"bootstrap": kafka.bootstrap, "topic_prefix": kafka.topic_prefix, "ticks_partitions": PARTITIONS},
+        kafka=bus_section(settings, ticks_partitions=PARTITIONS),
     )
 
 
@@ -100,7 +100,7 @@ def flow_process(settings: Settings, *arguments: str) -> Iterator[tuple[subproce
 def ticks_per_partition(settings: Settings) -> list[int]:
     """How many messages each partition of the ticks topic holds."""
     topic = topic_name(settings, TICKS)
-    consumer = make_consumer(settings.kafka.bootstrap or "", "check")
+    consumer = make_consumer(resolve_bootstrap(settings), "check")
     partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
     counts = []
     for partition in partitions:
@@ -114,11 +114,7 @@ def partitioned_settings(topics: Settings, database: str, **overrides: Any) -> S
     """Settings for ``PARTITIONS`` tick partitions and a fresh migrated ``database``, with no recovery store yet."""
     settings = load_settings(
         state_dir=topics.state_dir,
-        kafka={
-            "bootstrap": topics.kafka.bootstrap,
-            "topic_prefix": topics.kafka.topic_prefix,
-            "ticks_partitions": PARTITIONS,
-        },
+        kafka=bus_section(topics, ticks_partitions=PARTITIONS),
         clickhouse={"database": database},
         **overrides,
     )
@@ -149,7 +145,7 @@ def worker_counts(store: Path) -> list[int]:
 def symbol_partitions(settings: Settings) -> dict[str, int]:
     """The partition of the ticks topic each symbol's ticks were put on (read back from the broker)."""
     topic = topic_name(settings, TICKS)
-    consumer = make_consumer(settings.kafka.bootstrap or "", "check", **{"enable.partition.eof": True})
+    consumer = make_consumer(resolve_bootstrap(settings), "check", **{"enable.partition.eof": True})
     consumer.assign([TopicPartition(topic, partition, 0) for partition in range(PARTITIONS)])
     found: dict[str, set[int]] = {}
     ended: set[int] = set()
@@ -225,7 +221,7 @@ def test_streams_run_when_more_processes_than_partitions_then_refuses_before_sta
     # A state dir of this test's own: whatever the command creates there is this run's.
     settings = load_settings(
         state_dir=tmp_path,
-        kafka={"bootstrap": topics.kafka.bootstrap, "topic_prefix": topics.kafka.topic_prefix},
+        kafka=bus_section(topics),
     )
 
     with flow_process(settings, "--processes", str(PARTITIONS + 1), "--stop-at-end") as (flow, started):

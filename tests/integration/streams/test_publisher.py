@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from adapters.bus import NOT_IDEMPOTENT, make_admin, make_consumer
+from adapters.bus import NOT_IDEMPOTENT, make_admin, make_consumer, resolve_bootstrap
 from adapters.signing import refusal
 from streams.connectors import Publisher
 from tickwave.config import Settings
@@ -41,7 +41,7 @@ def signal(symbol: str, second: int) -> Signal:
 def test_publisher_when_batches_of_symbols_then_each_symbol_on_one_partition_in_order(
     settings: Settings, signing_key: bytes | None
 ) -> None:
-    bootstrap = settings.kafka.bootstrap or ""
+    bootstrap = resolve_bootstrap(settings)
     topic = f"{settings.kafka.topic_prefix}publisher"
     admin = make_admin(bootstrap)  # kept until the topic exists: a collected client cancels its request
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)

@@ -9,7 +9,7 @@ import time
 import pytest
 from confluent_kafka.admin import NewTopic
 
-from adapters.bus import make_admin, make_producer
+from adapters.bus import make_admin, make_producer, resolve_bootstrap
 from streams import connectors
 from streams.connectors import TickTopicSource
 from tickwave.config import Settings
@@ -22,12 +22,12 @@ def test_source_when_lag_reported_then_exact_and_flow_thread_not_held_by_the_bro
     topics: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     topic = topic_name(topics, TICKS)
-    producer = make_producer(topics.kafka.bootstrap or "")
+    producer = make_producer(resolve_bootstrap(topics))
     for number in range(MESSAGES):
         producer.produce(topic, b"m%d" % number, partition=0)
     assert producer.flush(30) == 0
     monkeypatch.setattr(connectors, "REPORT_EVERY_S", 0.0)  # report at every batch
-    part = TickTopicSource(topics.kafka.bootstrap or "", topic, batch_size=40).build_part("in", "0", None)
+    part = TickTopicSource(resolve_bootstrap(topics), topic, batch_size=40).build_part("in", "0", None)
     try:
         with caplog.at_level(logging.INFO, logger="streams.connectors"):
             values: list[bytes] = []
@@ -55,8 +55,8 @@ def test_source_when_idle_then_waits_in_librdkafka_for_the_next_message_instead_
 ) -> None:
     monkeypatch.setattr(connectors, "IDLE_WAIT_S", 0.05)  # long enough to count the waits
     topic = topic_name(topics, TICKS)
-    part = TickTopicSource(topics.kafka.bootstrap or "", topic).build_part("in", "0", None)
-    producer = make_producer(topics.kafka.bootstrap or "")
+    part = TickTopicSource(resolve_bootstrap(topics), topic).build_part("in", "0", None)
+    producer = make_producer(resolve_bootstrap(topics))
 
     def produce_later() -> None:
         time.sleep(0.5)
@@ -84,7 +84,7 @@ def test_source_when_another_partition_has_messages_queued_then_an_empty_one_doe
     topics: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(connectors, "IDLE_WAIT_S", 2.0)
-    bootstrap = topics.kafka.bootstrap or ""
+    bootstrap = resolve_bootstrap(topics)
     topic = f"{topics.kafka.topic_prefix}two-partitions"
     admin = make_admin(bootstrap)  # kept until the topic exists: a collected client cancels its request
     admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)

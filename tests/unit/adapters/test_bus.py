@@ -27,7 +27,7 @@ def test_producer_config_when_bulk_or_latency_then_idempotent(profile: str) -> N
 
 
 def test_production_sinks_when_built_then_the_flow_publishers_are_not_idempotent() -> None:
-    settings = load_settings(kafka={"bootstrap": "127.0.0.1:9092"})
+    settings = load_settings(kafka={"bootstrap": "127.0.0.1:9092", "security_protocol": "PLAINTEXT"})
     sinks = production_sinks(settings)
     publishers = {sinks.signals.topic: sinks.signals, sinks.bars.publisher.topic: sinks.bars.publisher}  # type: ignore[union-attr]
     assert len(publishers) == 2

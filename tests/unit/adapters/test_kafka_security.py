@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from adapters.acls import grants
+from adapters.acls import grants, tail_group
 from adapters.bus import (
     KafkaConnection,
     client_security,
@@ -25,7 +25,18 @@ from app.services.processes import own_processes
 from tickwave.config import load_settings
 from tickwave.config.loading import masked_settings
 from tickwave.errors import ConfigurationError
-from tickwave.topics import ANALYST, EXECUTION, INGEST, PRINCIPALS, topic_specs
+from tickwave.topics import (
+    ANALYST,
+    AUDIT,
+    DATAFLOW,
+    EXECUTION,
+    INGEST,
+    LOADER,
+    OPERATOR,
+    PRINCIPALS,
+    READER,
+    topic_specs,
+)
 
 EXTERNAL = {"bootstrap": "broker.example:9092"}
 
@@ -44,7 +55,8 @@ def ca_file(tmp_path: Path) -> Path:
         ({**EXTERNAL, "security_protocol": "SASL_SSL"}, "needs a username and a password"),
         ({**EXTERNAL, "security_protocol": "SASL_PLAINTEXT", "username": "u"}, "needs a password"),
         ({**EXTERNAL, "security_protocol": "SSL", "ssl_ca_file": "/no/such/ca.pem"}, "does not exist"),
-        ({**EXTERNAL, "username": "u"}, "set but security_protocol is PLAINTEXT"),
+        ({**EXTERNAL, "security_protocol": "PLAINTEXT", "username": "u"}, "set but security_protocol is PLAINTEXT"),
+        (EXTERNAL, "SASL_SSL with SCRAM-SHA-512 needs a username and a password"),
         (
             {**EXTERNAL, "security_protocol": "SASL_PLAINTEXT", "username": "u", "password": "p", "ssl_ca_file": "/x"},
             "set but security_protocol is SASL_PLAINTEXT",
@@ -97,8 +109,8 @@ def test_client_security_when_sasl_ssl_then_librdkafka_properties(ca_file: Path)
     }
 
 
-def test_client_security_when_plaintext_then_nothing_added() -> None:
-    assert client_security(load_settings().kafka) == {}
+def test_client_security_when_plaintext_asked_then_nothing_added() -> None:
+    assert client_security(load_settings(kafka={"security_protocol": "PLAINTEXT"}).kafka) == {}
 
 
 def test_client_configs_when_secured_connection_then_every_client_carries_the_security() -> None:
@@ -159,6 +171,36 @@ def test_grants_when_generated_then_follow_the_registry_and_analyst_has_none() -
     assert fences == {(EXECUTION, "tickwave-execution-", "WRITE"), (EXECUTION, "tickwave-execution-", "DESCRIBE")}
 
 
+@pytest.mark.parametrize("prefix", ["", "t1."])
+def test_consumer_groups_when_every_process_names_its_group_then_only_its_owner_is_granted_it(prefix: str) -> None:
+    # Arrange: the group names the processes use
+    settings = load_settings(kafka={"topic_prefix": prefix})
+    execution = settings.execution.consumer_group
+    used = {
+        DATAFLOW: ["tickwave-streams-unused"],
+        LOADER: [f"{prefix}tickwave-streams-loader"],
+        EXECUTION: [execution, f"{execution}-prime-1a2b", f"{execution}-quix", f"{execution}.fence"],
+        AUDIT: [f"{execution}-audit"],
+        OPERATOR: ["tickwave-cli-1a2b"],
+        READER: [tail_group(load_settings(kafka={"username": READER, "topic_prefix": prefix}))],
+    }
+    table = [grant for grant in grants(settings) if grant.resource == "group"]
+
+    # Act
+    owners = {
+        group: {
+            grant.principal
+            for grant in table
+            if group == grant.name or (grant.is_prefix and group.startswith(grant.name))
+        }
+        for groups in used.values()
+        for group in groups
+    }
+
+    # Assert
+    assert owners == {group: {principal} for principal, groups in used.items() for group in groups}
+
+
 def test_secured_properties_when_written_then_authorizer_closed_and_super_user_admin(tmp_path: Path) -> None:
     # Arrange
     credentials = EmbeddedCredentials(tmp_path)
@@ -183,7 +225,7 @@ def test_scram_arguments_when_principals_then_both_mechanisms_each() -> None:
 @pytest.mark.parametrize(
     ("kafka", "expected"),
     [
-        ({"security_protocol": "SASL_SSL"}, {"streams": "dataflow", "execution": "execution", "audit": "execution"}),
+        ({}, {"streams": "dataflow", "execution": "execution", "audit": "audit"}),
         (
             {**EXTERNAL, "security_protocol": "SASL_SSL", "username": "svc", "password": "p"},
             {"streams": "svc", "execution": "svc", "audit": "svc"},

@@ -27,6 +27,7 @@ def test_load_settings_when_nothing_configured_then_defaults() -> None:
 
 def test_load_settings_when_env_names_nested_key_then_applied(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TICKWAVE_KAFKA_BOOTSTRAP", "broker-1:9092")
+    monkeypatch.setenv("TICKWAVE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
     monkeypatch.setenv("TICKWAVE_KAFKA_HEAP_MB", "768")
     monkeypatch.setenv("TICKWAVE_STATE_DIR", "/var/lib/tickwave")
 
@@ -154,7 +155,7 @@ def test_to_environment_when_loaded_by_a_child_then_same_settings(monkeypatch: p
     from tickwave.config import to_environment
 
     parent = load_settings(
-        kafka={"bootstrap": "b:1", "heap_mb": 700},
+        kafka={"bootstrap": "b:1", "security_protocol": "PLAINTEXT", "heap_mb": 700},
         clickhouse={"password": "pw-1"},
         streams={"timeframes": ("1s", "5m")},
     )
