@@ -259,57 +259,95 @@ def measure_disk(settings: Any, database: str) -> dict[str, dict[str, float]]:
 # --- the run ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Warehouse:
+    """Where the run writes and reads: settings, database, state dir and the bars' alignment."""
+
+    settings: Any
+    database: str
+    state: Path
+    alignment: Any
+
+
+def step(result: dict[str, Any], name: str, what: str, action: Callable[[], Any]) -> None:
+    """Run one measurement into ``result[name]``; a failure is recorded and the run goes on."""
+    with console.status(what):
+        try:
+            result[name] = action()
+        except Exception as error:  # the loop's outer edge: recorded in the results and printed
+            result["errors"][name] = f"{type(error).__name__}: {str(error)[:2000]}"
+            console.print(f"[red]{name} failed[/]: {str(error)[:500]}")
+
+
+def measure_size(warehouse: Warehouse, result: dict[str, Any], data_end_ms: int, runs: int, is_first: bool) -> None:
+    """Every measurement of one size; writes one more hour after ``data_end_ms`` (before the incremental build)."""
+    from adapters.warehouse.client import connect
+
+    settings, database, state = warehouse.settings, warehouse.database, warehouse.state
+    now = datetime.fromtimestamp(data_end_ms / 1000, tz=UTC)
+    step(result, "boards", "boards...", lambda: measure_boards(settings, database, now, runs))
+    if is_first:  # the first build makes every view and table; later ones are what the schedules run
+        step(result, "dbt_first_s", "first dbt build...", lambda: dbt_build(settings, database, state / "dbt-target"))
+    hour = one_more_hour(data_end_ms)
+    client = connect(settings, database=database)
+    write_chunk(client, hour, warehouse.alignment)
+    client.close()
+    hour_day = datetime.fromtimestamp(hour.start_ms / 1000, tz=UTC).date()
+    step(
+        result,
+        "dbt_incremental_s",
+        "incremental dbt build after one more hour...",
+        lambda: dbt_build(settings, database, state / "dbt-target", *incremental_selections(hour_day)),
+    )
+    report_day = hour_day - timedelta(days=1)
+    step(
+        result,
+        "reports",
+        f"the compliance reports of {report_day}...",
+        lambda: measure_reports(settings, database, report_day, state / "reports"),
+    )
+    step(
+        result,
+        "training_read",
+        "the training read (three months of 1m features and bars)...",
+        lambda: measure_training_read(settings, database, data_end_ms + HOUR_MS),
+    )
+    step(result, "status_s", "tickwave status...", lambda: measure_status(settings.state_path, database))
+    step(result, "disk", "disk per table...", lambda: measure_disk(settings, database))
+
+
 def run(settings: Any, sizes: list[int], runs: int, state: Path) -> list[dict[str, Any]]:
+    """Grow one database size by size and measure each; write ``bench/results/scale.json`` after each."""
     from adapters.warehouse.client import connect
     from adapters.warehouse.migrate import migrate
 
-    database = f"scale_{uuid.uuid4().hex[:8]}"
-    migrate(settings, database=database)
-    alignment = settings.bar_alignment
-    end_ms = (int(time.time() * 1000) // HOUR_MS - 4) * HOUR_MS  # the data ends four hours back, on the hour
+    warehouse = Warehouse(settings, f"scale_{uuid.uuid4().hex[:8]}", state, settings.bar_alignment)
+    migrate(settings, database=warehouse.database)
+    end_ms = (int(time.time() * 1000) // HOUR_MS - 4) * HOUR_MS  # the history ends four hours back, on the hour
     results: list[dict[str, Any]] = []
-    previous, extra_hours = 0, 0
+    previous = 0
     for ticks in sizes:
         chunks = backfill(previous, ticks, end_ms)
-        client = connect(settings, database=database)
+        client = connect(settings, database=warehouse.database)
         begun = time.perf_counter()
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"writing {ticks - previous:,} ticks", total=sum(c.ticks for c in chunks))
             for chunk in chunks:
-                write_chunk(client, chunk, alignment)
+                write_chunk(client, chunk, warehouse.alignment)
                 progress.advance(task, chunk.ticks)
         client.close()
         write_s = time.perf_counter() - begun
         previous = ticks
-        data_end_ms = end_ms + extra_hours * HOUR_MS
-        now = datetime.fromtimestamp(data_end_ms / 1000, tz=UTC)
         console.print(f"[bold]{ticks:,} ticks[/]: written in {write_s:.0f} s; load {load()}")
-        result: dict[str, Any] = {"ticks": ticks, "write_s": write_s, "load_before": load()}
-        with console.status("boards..."):
-            result["boards"] = measure_boards(settings, database, now, runs)
-        with console.status("full dbt build (the history changed)..."):
-            result["dbt_full_s"] = dbt_build(settings, database, state / "dbt-target")
-        hour = one_more_hour(data_end_ms)
-        client = connect(settings, database=database)
-        write_chunk(client, hour, alignment)
-        client.close()
-        extra_hours += 1
-        hour_day = datetime.fromtimestamp(hour.start_ms / 1000, tz=UTC).date()
-        with console.status("incremental dbt build after one more hour..."):
-            result["dbt_incremental_s"] = dbt_build(
-                settings, database, state / "dbt-target", *incremental_selections(hour_day)
-            )
-        report_day = hour_day - timedelta(days=1)
-        with console.status(f"the compliance reports of {report_day}..."):
-            result["reports"] = measure_reports(settings, database, report_day, state / "reports")
-        with console.status("the training read (three months of 1m features and bars)..."):
-            result["training_read"] = measure_training_read(settings, database, end_ms + extra_hours * HOUR_MS)
-        with console.status("tickwave status..."):
-            result["status_s"] = measure_status(settings.state_path, database)
-        result["disk"] = measure_disk(settings, database)
+        result: dict[str, Any] = {"ticks": ticks, "write_s": write_s, "load_before": load(), "errors": {}}
+        # Each size adds one hour after the history (its incremental build's): the boards' now moves with it.
+        measure_size(warehouse, result, end_ms + len(results) * HOUR_MS, runs, is_first=not results)
         result["load_after"] = load()
         results.append(result)
-        print_size(result)
+        try:
+            print_size(result)
+        except KeyError as missing:  # a failed measurement: its error is in the results
+            console.print(f"[red]no {missing} at this size[/]: {result['errors']}")
         (RESULTS / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
@@ -322,7 +360,6 @@ def print_size(result: dict[str, Any]) -> None:
         name, worst = max(panels.items(), key=lambda item: item[1]["p95_ms"])
         table.add_row(f"{board}: slowest panel p95", f"{worst['p95_ms']:.1f} ms ({name.split(': ', 1)[1]})")
     table.add_row("floor: SELECT 1 p95", f"{result['boards']['floor: SELECT 1']['p95_ms']:.1f} ms")
-    table.add_row("dbt build, full", f"{result['dbt_full_s']:.1f} s")
     table.add_row("dbt build, incremental after one more hour", f"{result['dbt_incremental_s']:.1f} s")
     reports = result["reports"]
     table.add_row("reports of one day", f"{reports['total_s']:.1f} s (views {reports['views_s']:.1f} s)")
@@ -347,10 +384,17 @@ def plot(results: list[dict[str, Any]], folder: Path) -> list[Path]:
     sizes = [result["ticks"] / 1e6 for result in results]
     written = []
 
-    def figure(name: str, title: str, unit: str, lines: dict[str, list[float]], targets: dict[str, float]) -> None:
+    def figure(
+        name: str, title: str, unit: str, lines: Callable[[], dict[str, list[float]]], targets: dict[str, float]
+    ) -> None:
+        try:
+            values = lines()
+        except KeyError as missing:  # a failed measurement at some size: no curve for it
+            console.print(f"[red]no curve {name}[/]: {missing} missing")
+            return
         fig, axes = pyplot.subplots(figsize=(7, 4))
-        for label, values in lines.items():
-            axes.plot(sizes, values, marker="o", label=label)
+        for label, points in values.items():
+            axes.plot(sizes, points, marker="o", label=label)
         for label, value in targets.items():
             axes.axhline(value, linestyle="--", color="grey", linewidth=1)
             axes.annotate(label, (sizes[0], value), fontsize=8, color="grey")
@@ -365,29 +409,30 @@ def plot(results: list[dict[str, Any]], folder: Path) -> list[Path]:
         pyplot.close(fig)
         written.append(path)
 
-    panels = sorted({name for result in results for name in result["boards"] if name != "floor: SELECT 1"})
+    panels = sorted({name for result in results for name in result.get("boards", {}) if name != "floor: SELECT 1"})
     for board, target in (("tickwave-trader", 100.0), ("tickwave-ops", 300.0)):
         mine = [name for name in panels if name.startswith(board)]
-        slowest = sorted(mine, key=lambda name: -results[-1]["boards"][name]["p95_ms"])[:6]
         figure(
             board.removeprefix("tickwave-"),
             f"{board}: panel p95 (the 6 slowest at the largest size)",
             "ms",
-            {name.split(": ", 1)[1][:40]: [result["boards"][name]["p95_ms"] for result in results] for name in slowest},
+            lambda mine=mine: {
+                name.split(": ", 1)[1][:40]: [result["boards"][name]["p95_ms"] for result in results]
+                for name in sorted(mine, key=lambda name: -results[-1]["boards"][name]["p95_ms"])[:6]
+            },
             {f"target {target:.0f} ms": target},
         )
     figure(
         "work",
         "fixed-window work as the history grows",
         "s",
-        {
+        lambda: {
             "dbt build, incremental (one more hour)": [result["dbt_incremental_s"] for result in results],
             "reports of one day": [result["reports"]["total_s"] for result in results],
             "training read, 3 months of 1m": [
                 result["training_read"]["features_s"] + result["training_read"]["bars_s"] for result in results
             ],
             "tickwave status": [result["status_s"] for result in results],
-            "dbt build, full (reference)": [result["dbt_full_s"] for result in results],
         },
         {"target 60 s": 60.0},
     )
@@ -395,7 +440,7 @@ def plot(results: list[dict[str, Any]], folder: Path) -> list[Path]:
         "disk",
         "disk per million ticks",
         "MB per 1M ticks",
-        {
+        lambda: {
             table: [
                 result["disk"].get(table, {}).get("bytes", 0.0) / 1e6 / (result["ticks"] / 1e6) for result in results
             ]
@@ -411,7 +456,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1M and 10M ticks only (minutes)")
     parser.add_argument("--sizes", type=int, nargs="+", help="ticks at each size, ascending (default 1M 10M 100M)")
     parser.add_argument("--runs", type=int, default=10, help="runs of each panel per size")
+    parser.add_argument(
+        "--warehouse-nice",
+        type=int,
+        default=0,
+        help="the warehouse's niceness (production: 10, which on a shared machine measures the others' load)",
+    )
+    parser.add_argument("--plot-only", action="store_true", help="draw the curves of the last bench/results/scale.json")
     options = parser.parse_args()
+    if options.plot_only:
+        for path in plot(json.loads((RESULTS / "scale.json").read_text()), RESULTS):
+            console.print(f"curve: {path}")
+        return
     sizes = options.sizes or list(QUICK if options.quick else FULL)
     from adapters.endpoints import Endpoint
     from app.services.supervisor import Supervisor
@@ -421,7 +477,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tickwave-bench-scale-") as folder:
         state = Path(folder)
-        settings = load_settings(state_dir=state, clickhouse={"port": 0})
+        settings = load_settings(state_dir=state, clickhouse={"port": 0, "nice": options.warehouse_nice})
         supervisor, service = Supervisor(settings), WarehouseService(settings)
         started = supervisor.start(service)
         assert isinstance(started, Endpoint)
