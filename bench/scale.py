@@ -186,10 +186,28 @@ def measure_boards(settings: Any, database: str, now: datetime, runs: int) -> di
     }
 
 
-def dbt_build(settings: Any, database: str, target: Path, *selections: list[str]) -> float:
-    from bench.orchestration import dbt_build_by_hand
+def dbt_build(settings: Any, database: str, target: Path, *selections: list[str]) -> dict[str, Any]:
+    """Run ``dbt build`` once per selection (none: the whole project); the seconds, and the slowest nodes."""
+    from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_environment
 
-    return dbt_build_by_hand(settings, database, target, *selections)
+    nodes: dict[str, float] = {}
+    begun = time.perf_counter()
+    for selection in selections or ([],):
+        command = [DBT_EXECUTABLE, "build", "--project-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)]
+        done = subprocess.run(
+            [*command, "--quiet", *selection],
+            env={**os.environ, **dbt_environment(settings, database)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"dbt build failed:\n{done.stdout[-3000:]}")
+        for node in json.loads((target / "run_results.json").read_text())["results"]:
+            nodes[node["unique_id"]] = nodes.get(node["unique_id"], 0.0) + node["execution_time"]
+    seconds = time.perf_counter() - begun
+    slowest = dict(sorted(nodes.items(), key=lambda item: -item[1])[:12])
+    return {"s": seconds, "slowest_nodes_s": slowest}
 
 
 def incremental_selections(day: date) -> tuple[list[str], list[str]]:
@@ -287,7 +305,7 @@ def measure_size(warehouse: Warehouse, result: dict[str, Any], data_end_ms: int,
     now = datetime.fromtimestamp(data_end_ms / 1000, tz=UTC)
     step(result, "boards", "boards...", lambda: measure_boards(settings, database, now, runs))
     if is_first:  # the first build makes every view and table; later ones are what the schedules run
-        step(result, "dbt_first_s", "first dbt build...", lambda: dbt_build(settings, database, state / "dbt-target"))
+        step(result, "dbt_first", "first dbt build...", lambda: dbt_build(settings, database, state / "dbt-target"))
     hour = one_more_hour(data_end_ms)
     client = connect(settings, database=database)
     write_chunk(client, hour, warehouse.alignment)
@@ -295,7 +313,7 @@ def measure_size(warehouse: Warehouse, result: dict[str, Any], data_end_ms: int,
     hour_day = datetime.fromtimestamp(hour.start_ms / 1000, tz=UTC).date()
     step(
         result,
-        "dbt_incremental_s",
+        "dbt_incremental",
         "incremental dbt build after one more hour...",
         lambda: dbt_build(settings, database, state / "dbt-target", *incremental_selections(hour_day)),
     )
@@ -352,6 +370,13 @@ def run(settings: Any, sizes: list[int], runs: int, state: Path) -> list[dict[st
     return results
 
 
+def incremental_s(result: dict[str, Any]) -> float:
+    """The incremental build's seconds (results written before it kept its nodes hold the bare figure)."""
+    if "dbt_incremental_s" in result:
+        return float(result["dbt_incremental_s"])
+    return float(result["dbt_incremental"]["s"])
+
+
 def print_size(result: dict[str, Any]) -> None:
     ticks = result["ticks"]
     table = Table("figure", "value", title=f"{ticks:,} ticks (load {result['load_before']} -> {result['load_after']})")
@@ -360,7 +385,7 @@ def print_size(result: dict[str, Any]) -> None:
         name, worst = max(panels.items(), key=lambda item: item[1]["p95_ms"])
         table.add_row(f"{board}: slowest panel p95", f"{worst['p95_ms']:.1f} ms ({name.split(': ', 1)[1]})")
     table.add_row("floor: SELECT 1 p95", f"{result['boards']['floor: SELECT 1']['p95_ms']:.1f} ms")
-    table.add_row("dbt build, incremental after one more hour", f"{result['dbt_incremental_s']:.1f} s")
+    table.add_row("dbt build, incremental after one more hour", f"{incremental_s(result):.1f} s")
     reports = result["reports"]
     table.add_row("reports of one day", f"{reports['total_s']:.1f} s (views {reports['views_s']:.1f} s)")
     read = result["training_read"]
@@ -427,7 +452,7 @@ def plot(results: list[dict[str, Any]], folder: Path) -> list[Path]:
         "fixed-window work as the history grows",
         "s",
         lambda: {
-            "dbt build, incremental (one more hour)": [result["dbt_incremental_s"] for result in results],
+            "dbt build, incremental (one more hour)": [incremental_s(result) for result in results],
             "reports of one day": [result["reports"]["total_s"] for result in results],
             "training read, 3 months of 1m": [
                 result["training_read"]["features_s"] + result["training_read"]["bars_s"] for result in results
