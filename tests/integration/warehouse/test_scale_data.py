@@ -13,7 +13,7 @@ from bench.scale import HOUR_MS, SYMBOLS, TICKS_PER_ORDER, backfill, write_chunk
 from tickwave.config import Settings
 from tickwave.timeframes import TIMEFRAMES, TIMEFRAMES_MS
 
-TICKS = 50_000
+TICKS = 20_000
 END_MS = 1_795_000_000_000 // HOUR_MS * HOUR_MS  # 2026-11-19, on the hour
 COUNTED = ("ticks", *(f"bars_{timeframe}" for timeframe in TIMEFRAMES), "features", "predictions", "signals")
 
@@ -58,4 +58,4 @@ def test_scale_chunks_when_written_twice_then_every_timeframe_in_proportion_and_
     orders = sum(chunk.orders for chunk in chunks)
     assert first["signals"] == orders == pytest.approx(TICKS / TICKS_PER_ORDER, rel=0.25)
     assert first["orders"] == orders
-    assert 0.9 * orders <= first["fills"] < orders  # every 40th pair rejected
+    assert 0.9 * orders <= first["fills"] <= orders  # a fill per order but those of every 40th pair (rejected)
