@@ -53,15 +53,17 @@ predictions as (
     {{ incremental_from('toDate(predictions.bar_start_at)') }}
 ),
 
--- only the bars the predictions are scored on, from their first bar to their last target: a run over a
--- month reads that month's bars, not the whole history's (twice, once per join below)
+-- only the bars the predictions are scored on: of their timeframes, from their first bar to their last
+-- target; a run over a month reads that month's bars, not the whole history's (twice, once per join)
 bars as (
     select symbol, timeframe, bar_start_at, mid_close from {{ ref('stg_tickwave__bars_1s') }}
-    where bar_start_at >= (select min(bar_start_at) from predictions)
+    where timeframe in (select distinct timeframe from predictions)
+      and bar_start_at >= (select min(bar_start_at) from predictions)
       and bar_start_at <= (select max(target_at) from predictions)
     union all
     select symbol, timeframe, bar_start_at, mid_close from {{ ref('stg_tickwave__bars_1m') }}
-    where bar_start_at >= (select min(bar_start_at) from predictions)
+    where timeframe in (select distinct timeframe from predictions)
+      and bar_start_at >= (select min(bar_start_at) from predictions)
       and bar_start_at <= (select max(target_at) from predictions)
 ),
 
