@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench parity chaos cluster-chaos soak fuzz shape clean demo-prereqs
+.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench scale parity chaos cluster-chaos soak fuzz shape clean demo-prereqs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -94,6 +94,11 @@ demo: bootstrap ## start the embedded services, run the main job end to end, pri
 
 bench: bootstrap ## run every benchmark in bench/ as a module, then write bench/results/summary.json and the table in bench/README.md (slow)
 	$(BIN)/python -m bench.summary
+
+# SCALE_ARGS=--quick for 1M and 10M ticks only; `python -m bench.scale --help` lists the options.
+SCALE_ARGS ?=
+scale: bootstrap ## grow a warehouse to 1M, 10M and 100M ticks and measure the boards, dbt, reports, training read, status and disk at each size (bench/README.md; long)
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 chaos: bootstrap ## kill -9 every service at random during a replay and a live market, then check nothing was lost; then a 4-minute soak (minutes)
 	$(BIN)/python -m tests.chaos.harness --kills 3 --live-s 240 --freeze-s 30

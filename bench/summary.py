@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Not TICKWAVE_*: the settings refuse an unknown TICKWAVE_ variable, and every benchmark loads settings.
 RESULTS_ENV = "BENCH_SUMMARY_FIGURES"
 # The runner, the benchmarks' broker (embedded), and the parts of bench.streams: its latency run, the plain
-# loop that is its floor, its sinks; and the soak with its probes, an hour on its own (`make soak` adds its
-# figures to the summary itself).
+# loop that is its floor, its sinks; the soak with its probes, an hour on its own (`make soak` adds its
+# figures to the summary itself); and the scale benchmark, hours at its full size (`make scale`).
 NOT_BENCHMARKS = frozenset(
     {
         "summary",
@@ -41,6 +41,7 @@ NOT_BENCHMARKS = frozenset(
         "soak",
         "soak_probes",
         "soak_report",
+        "scale",
     }
 )
 MARKERS = (

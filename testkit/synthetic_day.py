@@ -13,10 +13,15 @@ resolve them). Prices follow a smooth deterministic path around each symbol's ba
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
+
+from tickwave.config.symbols import SymbolSpec
+from tickwave.instruments import instrument_for
+from tickwave.timeframes import SESSION_TIMEFRAMES, TIMEFRAMES_MS, SessionAlignment, window_of
 
 DAY_MS = 86_400_000
 # symbol -> (base mid, quoted digits, pip size, spread in pips)
@@ -42,13 +47,22 @@ class SyntheticDay:
     denials: int
 
 
-def _arrays() -> tuple[str, str, str, str, str]:
-    names = list(SYMBOLS)
-    bases = ", ".join(repr(SYMBOLS[name][0]) for name in names)
-    digits = ", ".join(str(SYMBOLS[name][1]) for name in names)
-    pips = ", ".join(repr(SYMBOLS[name][2]) for name in names)
-    spreads = ", ".join(repr(SYMBOLS[name][3]) for name in names)
-    return ", ".join(f"'{name}'" for name in names), bases, digits, pips, spreads
+def _arrays(symbols: Mapping[str, tuple[float, int, float, float]]) -> tuple[str, ...]:
+    names = list(symbols)
+    bases = ", ".join(repr(symbols[name][0]) for name in names)
+    digits = ", ".join(str(symbols[name][1]) for name in names)
+    pips = ", ".join(repr(symbols[name][2]) for name in names)
+    spreads = ", ".join(repr(symbols[name][3]) for name in names)
+    # Per symbol from the kernel's instrument facts: units per lot, and whether a USD amount is the quote's / price.
+    instruments = [
+        instrument_for(name, SymbolSpec(digits=symbols[name][1], tick_size=10.0 ** -symbols[name][1])) for name in names
+    ]
+    for instrument in instruments:
+        if "USD" not in (instrument.base, instrument.quote):
+            raise ValueError(f"{instrument.symbol}: the synthetic day books P&L in USD, so each symbol trades USD")
+    contracts = ", ".join(repr(instrument.contract_size) for instrument in instruments)
+    divides = ", ".join("1" if instrument.base == "USD" else "0" for instrument in instruments)
+    return ", ".join(f"'{name}'" for name in names), bases, digits, pips, spreads, contracts, divides
 
 
 def _mid(base: str, position: str) -> str:
@@ -57,9 +71,18 @@ def _mid(base: str, position: str) -> str:
 
 
 def write_synthetic_day(
-    client: Client, day: datetime, ticks: int, orders: int, challenger: bool = False
+    client: Client,
+    day: datetime,
+    ticks: int,
+    orders: int,
+    challenger: bool = False,
+    *,
+    span_ms: int = DAY_MS,
+    symbols: Mapping[str, tuple[float, int, float, float]] = SYMBOLS,
+    timeframes: Sequence[str] = ("1m",),
+    alignment: SessionAlignment | None = None,
 ) -> SyntheticDay:
-    """Write one synthetic day into the client's database (migrated, ideally empty for that day).
+    """Write one synthetic day (or ``span_ms`` from ``day``) into the client's database (migrated, ideally empty there).
 
     Args:
         client: a read-write client whose database has Tickwave's schema.
@@ -68,16 +91,20 @@ def write_synthetic_day(
         orders: how many orders, all symbols together (a multiple of twice the symbol count).
         challenger: also a challenger (``CHALLENGER_ID`` v1, in ``MODEL_ID``'s slot) scored in shadow on
             every bar the champion predicted (its predictions with role ``challenger``; no signal, no order).
+        span_ms: how long the data lasts from ``day`` (a day by default; a whole number of minutes).
+        symbols: symbol -> (base mid, quoted digits, pip size, spread in pips); each trades USD.
+        timeframes: the bars written from the ticks (``tickwave.timeframes``; 1m is always written).
+        alignment: where 4h and 1d bars start (the streams' rollover), or None for UTC boundaries.
     """
-    count = len(SYMBOLS)
+    count = len(symbols)
     if ticks % count or orders % (2 * count) or ticks <= 0 or orders <= 0:
         raise ValueError(f"ticks must be a multiple of {count} and orders of {2 * count}")
     start_ms = int(day.replace(tzinfo=UTC).timestamp() * 1000)
-    names, bases, digits, pips, spreads = _arrays()
+    arrays = _arrays(symbols)
     per_symbol_ticks, per_symbol_orders = ticks // count, orders // count
     pick = "arrayElement([{}], toUInt32(number % {}) + 1)"
-    symbol, base, digit, pip, spread = (pick.format(values, count) for values in (names, bases, digits, pips, spreads))
-    tick_ms = f"{start_ms} + intDiv(intDiv(number, {count}) * {DAY_MS}, {per_symbol_ticks})"
+    symbol, base, digit, pip, spread, contract, divides = (pick.format(values, count) for values in arrays)
+    tick_ms = f"{start_ms} + intDiv(intDiv(number, {count}) * {span_ms}, {per_symbol_ticks})"
     mid = _mid(base, f"intDiv(number, {count})")
     client.command(f"""
         INSERT INTO ticks (symbol, time_ms, seq, bid, ask, last, volume, flags, source)
@@ -85,23 +112,10 @@ def write_synthetic_day(
                round({mid} - {spread} * {pip} / 2, {digit}), round({mid} + {spread} * {pip} / 2, {digit}),
                0, 1, 6, 'synthetic'
         FROM numbers({ticks})""")
-    for table in ("bars_1m",):
-        client.command(f"""
-            INSERT INTO {table} (symbol, timeframe, start_ms, end_ms, bid_open, bid_high, bid_low, bid_close,
-                                 ask_open, ask_high, ask_low, ask_close, mid_open, mid_high, mid_low, mid_close,
-                                 tick_count, volume, spread_mean, spread_max)
-            SELECT symbol, '1m', toDateTime64(toStartOfMinute(time_ms), 3, 'UTC') AS start,
-                   start + INTERVAL 1 MINUTE,
-                   argMin(bid, time_ms), max(bid), min(bid), argMax(bid, time_ms),
-                   argMin(ask, time_ms), max(ask), min(ask), argMax(ask, time_ms),
-                   argMin((bid + ask) / 2, time_ms), max((bid + ask) / 2), min((bid + ask) / 2),
-                   argMax((bid + ask) / 2, time_ms), count(), sum(volume), avg(ask - bid), max(ask - bid)
-            FROM ticks
-            WHERE time_ms >= fromUnixTimestamp64Milli(toInt64({start_ms}), 'UTC')
-              AND time_ms < fromUnixTimestamp64Milli(toInt64({start_ms + DAY_MS}), 'UTC')
-            GROUP BY symbol, start""")
+    for timeframe in sorted({"1m", *timeframes}, key=TIMEFRAMES_MS.__getitem__):
+        write_bars(client, timeframe, (start_ms, start_ms + span_ms), alignment)
     bars = f"""FROM bars_1m WHERE start_ms >= fromUnixTimestamp64Milli(toInt64({start_ms}), 'UTC')
-               AND start_ms < fromUnixTimestamp64Milli(toInt64({start_ms + DAY_MS}), 'UTC')"""
+               AND start_ms < fromUnixTimestamp64Milli(toInt64({start_ms + span_ms}), 'UTC')"""
     client.command(f"""
         INSERT INTO features (symbol, timeframe, bar_start_ms, values, is_warm, schema_hash)
         SELECT symbol, '1m', start_ms,
@@ -117,7 +131,13 @@ def write_synthetic_day(
                25, end_ms + INTERVAL 2 MILLISECOND {bars}""")
     if challenger:
         _write_challenger(client, bars, start_ms)
-    _write_orders(client, start_ms, orders, (per_symbol_ticks, per_symbol_orders), symbol, base, pip, spread)
+    _write_orders(
+        client,
+        (start_ms, span_ms),
+        orders,
+        (per_symbol_ticks, per_symbol_orders, count),
+        (symbol, base, pip, spread, contract, divides),
+    )
     _write_operations(client, start_ms)
     fills = orders - 2 * _rejected_pairs(per_symbol_orders) * count
     return SyntheticDay(start_ms, ticks, orders, fills, _denials(orders))
@@ -154,25 +174,27 @@ def _denials(orders: int) -> int:
 
 
 def _write_orders(
-    client: Client, start_ms: int, orders: int, counts: tuple[int, int], symbol: str, base: str, pip: str, spread: str
+    client: Client, span: tuple[int, int], orders: int, counts: tuple[int, int, int], picks: tuple[str, ...]
 ) -> None:
-    per_symbol_ticks, per_symbol = counts
-    count = len(SYMBOLS)
+    start_ms, span_ms = span
+    symbol, base, pip, spread, contract, divides = picks
+    per_symbol_ticks, per_symbol, count = counts
     # The k-th order of a symbol is decided at decided_ms; orders 2p and 2p+1 open and close pair p.
     k = f"intDiv(number, {count})"
     pair = f"intDiv({k}, 2)"
-    decided_ms = f"({start_ms} + 120000 + intDiv({k} * {DAY_MS - 240_000}, {per_symbol}))"
+    decided_ms = f"({start_ms} + 120000 + intDiv({k} * {span_ms - 240_000}, {per_symbol}))"
     opens_long = f"({pair} % 2 = 0)"
     side = f"if(({k} % 2 = 0) = {opens_long}, 'buy', 'sell')"
     lots = f"(0.1 * (1 + {pair} % 3))"
     is_rejected = f"({pair} % 40 = 39)"
     # the mid at decision time, from the tick path (per-symbol tick index at that time)
-    ticks_per_ms = f"({per_symbol_ticks} / {DAY_MS})"
+    ticks_per_ms = f"({per_symbol_ticks} / {span_ms})"
     mid = _mid(base, f"floor(({decided_ms} - {start_ms}) * {ticks_per_ms})")
     price = f"round({mid} + if({side} = 'buy', 1, -1) * ({spread} / 2 + {SLIPPAGE_PIPS}) * {pip}, 6)"
     client.command(f"""
         CREATE OR REPLACE TABLE synthetic_orders ENGINE = Memory AS
-        SELECT number AS n, {symbol} AS symbol, {side} AS side, {lots} AS lots, {is_rejected} AS is_rejected,
+        SELECT number AS n, {symbol} AS symbol, {contract} AS contract, {divides} AS divides,
+               {side} AS side, {lots} AS lots, {is_rejected} AS is_rejected,
                {decided_ms} AS decided_ms, {price} AS price,
                concat('sig-', toString({start_ms}), '-', toString(number)) AS signal_id,
                concat('ord-', toString({start_ms}), '-', toString(number)) AS client_order_id,
@@ -199,9 +221,10 @@ def _write_orders(
         FROM synthetic_orders""")
     # Each fill with what the execution engine books for it (execution.positions.Book.book): a pair's
     # opening fill opens its round trip from flat, its closing fill returns to flat and realizes
-    # (close - open) x the position x 100,000 units (both symbols' lot), in USD at its own price for USDJPY.
+    # (close - open) x the position x the symbol's units per lot, in USD at its own price when USD is the base.
     signed = "if(c.side = 'buy', 1, -1) * toDecimal64(toString(c.lots), 8)"
-    realized = f"(toDecimal256(toString(c.price), 18) - toDecimal256(toString(o.price), 18)) * -{signed} * 100000"
+    units = "toDecimal256(toString(c.contract), 18)"
+    realized = f"(toDecimal256(toString(c.price), 18) - toDecimal256(toString(o.price), 18)) * -{signed} * {units}"
     client.command(f"""
         INSERT INTO fills (fill_id, client_order_id, signal_id, symbol, side, price, quantity_lots, commission,
                            filled_at_ms, model_id, model_version, broker_deal_id, position_before_lots,
@@ -211,7 +234,7 @@ def _write_orders(
                {COMMISSION_PER_LOT} * c.lots, {at.replace("decided_ms", "c.decided_ms").format(4)}, '{MODEL_ID}',
                {MODEL_VERSION}, concat('d-', toString(c.n)), if(opens, 0, -{signed}), if(opens, {signed}, 0),
                if(opens, {signed} * toDecimal256(toString(c.price), 18), 0), if(opens, 0, {realized}),
-               if(opens, 0, if(c.symbol = 'USDJPY', {realized} / toDecimal256(toString(c.price), 18), {realized})),
+               if(opens, 0, if(c.divides = 1, {realized} / toDecimal256(toString(c.price), 18), {realized})),
                concat('fill-', if(opens, c.client_order_id, o.client_order_id)),
                if(opens, concat('fill-', c.client_order_id), '')
         FROM (SELECT *, intDiv(n, {count}) % 2 = 0 AS opens FROM synthetic_orders) AS c
@@ -240,6 +263,59 @@ def _write_orders(
     for select in selects:
         client.command(f"INSERT INTO order_events ({events}) {select}")
     client.command("DROP TABLE IF EXISTS synthetic_orders")
+
+
+def write_bars(
+    client: Client, timeframe: str, range_ms: tuple[int, int], alignment: SessionAlignment | None = None
+) -> None:
+    """Write the ``timeframe`` bars of every window that meets ``range_ms``: 1s and 1m from the ticks, the rest from 1m.
+
+    Windows are the kernel's (:func:`tickwave.timeframes.window_of`): epoch boundaries, and for 4h and 1d the
+    ``alignment``'s rollover when one is given. A window that reaches outside the range is rebuilt whole from
+    what is stored, so writing a later range completes it (the latest copy replaces the key).
+    """
+    length = TIMEFRAMES_MS[timeframe]
+    first = window_of(timeframe, length, range_ms[0], alignment)[0]
+    last = window_of(timeframe, length, range_ms[1] - 1, alignment)[1]
+    source, time, weight = ("ticks", "time_ms", "1") if length <= 60_000 else ("bars_1m", "start_ms", "tick_count")
+    if alignment is not None and timeframe in SESSION_TIMEFRAMES:
+        starts, cursor = [], first
+        while cursor < last:
+            starts.append(cursor)
+            cursor = window_of(timeframe, length, cursor, alignment)[1]
+        bounds = f"[{', '.join(map(str, starts))}, {last}]"
+        start = f"arrayElement({bounds}, arrayFirstIndex(b -> b > toUnixTimestamp64Milli({time}), {bounds}) - 1)"
+        end = f"arrayElement({bounds}, arrayFirstIndex(b -> b > toUnixTimestamp64Milli({time}), {bounds}))"
+    else:
+        start = f"intDiv(toUnixTimestamp64Milli({time}), {length}) * {length}"
+        end = f"{start} + {length}"
+    if source == "ticks":
+        points = {side: f"{side}" for side in ("bid", "ask")} | {"mid": "(bid + ask) / 2"}
+        ohlc = ", ".join(
+            f"argMin({value}, time_ms), max({value}), min({value}), argMax({value}, time_ms)"
+            for value in points.values()
+        )
+        tail = "count(), sum(volume), avg(ask - bid), max(ask - bid)"
+    else:
+        ohlc = ", ".join(
+            f"argMin({side}_open, start_ms), max({side}_high), min({side}_low), argMax({side}_close, start_ms)"
+            for side in ("bid", "ask", "mid")
+        )
+        tail = f"sum(tick_count), sum(volume), sum(spread_mean * {weight}) / sum({weight}), max(spread_max)"
+    # Day by day: one GROUP BY over a year of ticks would hold every 1-second window in memory at once.
+    step = DAY_MS if source == "ticks" else last - first
+    for low in range(first, last, step):
+        high = min(low + step, last)
+        client.command(f"""
+            INSERT INTO bars_{timeframe} (symbol, timeframe, start_ms, end_ms, bid_open, bid_high, bid_low, bid_close,
+                                 ask_open, ask_high, ask_low, ask_close, mid_open, mid_high, mid_low, mid_close,
+                                 tick_count, volume, spread_mean, spread_max)
+            SELECT symbol, '{timeframe}', fromUnixTimestamp64Milli(toInt64(window_start), 'UTC') AS start,
+                   fromUnixTimestamp64Milli(toInt64(any(window_end)), 'UTC'), {ohlc}, {tail}
+            FROM (SELECT *, {start} AS window_start, {end} AS window_end FROM {source}
+                  WHERE {time} >= fromUnixTimestamp64Milli(toInt64({low}), 'UTC')
+                    AND {time} < fromUnixTimestamp64Milli(toInt64({high}), 'UTC'))
+            GROUP BY symbol, window_start""")
 
 
 def _write_operations(client: Client, start_ms: int) -> None:

@@ -36,12 +36,6 @@ drift as (
     group by day, model_id, model_version
 ),
 
-bars as (
-    select symbol, timeframe, bar_start_at, mid_close from {{ ref('stg_tickwave__bars_1s') }}
-    union all
-    select symbol, timeframe, bar_start_at, mid_close from {{ ref('stg_tickwave__bars_1m') }}
-),
-
 predictions as (
     select
         predictions.*,
@@ -57,6 +51,20 @@ predictions as (
     inner join registry
         on registry.model_id = predictions.model_id and registry.model_version = predictions.model_version
     {{ incremental_from('toDate(predictions.bar_start_at)') }}
+),
+
+-- only the bars the predictions are scored on: of their timeframes, from their first bar to their last
+-- target; a run over a month reads that month's bars, not the whole history's (twice, once per join)
+bars as (
+    select symbol, timeframe, bar_start_at, mid_close from {{ ref('stg_tickwave__bars_1s') }}
+    where timeframe in (select distinct timeframe from predictions)
+      and bar_start_at >= (select min(bar_start_at) from predictions)
+      and bar_start_at <= (select max(target_at) from predictions)
+    union all
+    select symbol, timeframe, bar_start_at, mid_close from {{ ref('stg_tickwave__bars_1m') }}
+    where timeframe in (select distinct timeframe from predictions)
+      and bar_start_at >= (select min(bar_start_at) from predictions)
+      and bar_start_at <= (select max(target_at) from predictions)
 ),
 
 scored as (
