@@ -40,6 +40,7 @@ from confluent_kafka import (
 )
 
 from adapters.bus import Bootstrap, consumer_config, denial, make_consumer, make_producer, quix_connection
+from execution.metrics import DECISION_SECONDS, AuditCounts
 from execution.service import ExecutionService, decode_signal
 from execution.signing import SIGNATURE_HEADER, control_key, is_signed_by, sign
 from tickwave.audit_chain import ChainLink
@@ -86,6 +87,7 @@ class KafkaPublisher:
             self._delivered_through = 0
         self._acknowledged: set[int] = set()
         self._saved_at = time.monotonic()
+        self.counts = AuditCounts()  # by kind, for the metrics (execution.metrics)
 
     def resume_position(self) -> int:
         """Return the first journal position not known to be delivered."""
@@ -93,6 +95,7 @@ class KafkaPublisher:
 
     def publish(self, message: Contract, key: str, position: int, link: ChainLink | None = None) -> None:
         """Queue one event (its chain link as headers) and serve delivery callbacks without blocking."""
+        self.counts.count(message, position)
         self._producer.produce(
             self.topic,
             key=key.encode(),
@@ -276,7 +279,9 @@ class _SignalBatch:
         valid = [signal for signal, _, _ in waiting if signal is not None]
         # How far the signals were read: the fence commits it with its next confirmation once all are decided.
         consumed = {(self.topic, partition): offset + 1 for _, partition, offset in waiting}
+        started = time.perf_counter()
         decided = self.service.handle_signals(valid, consumed)  # how many, from the first
+        DECISION_SECONDS.observe(time.perf_counter() - started)
         for signal, partition, offset in waiting:
             decided -= signal is not None
             if decided < 0 or partition in self._undecided:
@@ -340,6 +345,7 @@ def run_quixstreams_loop(
 
     def on_signal(value: bytes) -> None:
         signal = decode_signal(value)
+        started = time.perf_counter()
         # Not decided (the journal is short of space): wait here, so its offset is not committed.
         while signal is not None and not service.handle_signal(signal):
             if stop.is_set():
@@ -349,6 +355,7 @@ def run_quixstreams_loop(
                 )
             stop.wait(POLL_TIMEOUT_S)
             service.poll_broker()
+        DECISION_SECONDS.observe(time.perf_counter() - started)
         service.poll_broker()
         service.keep_fence()
 

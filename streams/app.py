@@ -12,8 +12,10 @@ from bytewax.dataflow import Dataflow
 
 from adapters.bus import NOT_IDEMPOTENT, resolve_bootstrap
 from adapters.gcpause import start_gc_freezer
+from adapters.metrics import register_collectors, serve_metrics
 from streams.connectors import Publisher, TickTopicSource, TopicSink
 from streams.flow import FlowSinks, build_flow
+from streams.metrics import DataflowCollector, MeteredPublisher, SignalLatencyPublisher
 from streams.routing import GroupLayout
 from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings, load_settings
@@ -34,7 +36,8 @@ def production_sinks(settings: Settings) -> FlowSinks:
     duplicate changes nothing.
     """
     bootstrap = resolve_bootstrap(settings)
-    records = Publisher(bootstrap, topic_name(settings, STREAMS_RECORDS), "bulk", **NOT_IDEMPOTENT)
+    records = MeteredPublisher(bootstrap, topic_name(settings, STREAMS_RECORDS), "bulk", **NOT_IDEMPOTENT)
+    register_collectors("dataflow", [DataflowCollector(records)])  # served by the process running the flow
     return FlowSinks(
         ticks=TopicSink(records, lambda ticks: ticks),
         quarantine=TopicSink(records),
@@ -42,7 +45,13 @@ def production_sinks(settings: Settings) -> FlowSinks:
         bars=TopicSink(records),
         features=TopicSink(records),
         predictions=TopicSink(records),
-        signals=Publisher(bootstrap, topic_name(settings, SIGNALS), "latency", **NOT_IDEMPOTENT),  # from the bars step
+        signals=SignalLatencyPublisher(  # from the bars step
+            bootstrap,
+            topic_name(settings, SIGNALS),
+            "latency",
+            late_wait_ms=settings.streams.late_wait_ms,
+            **NOT_IDEMPOTENT,
+        ),
         signal_records=TopicSink(records),
     )
 
@@ -83,12 +92,16 @@ def flow_for(
     )
 
 
-def make_flow(tail: str = "true", processes: int = 1) -> Dataflow:
-    """Entry point for ``python -m bytewax.run "streams.app:make_flow('true', 2)"`` (one worker per process)."""
+def make_flow(tail: str = "true", processes: int = 1, index: int = 0) -> Dataflow:
+    """Entry point for ``python -m bytewax.run "streams.app:make_flow('true', 2, 0)"`` (one worker per process).
+
+    ``index``: this process's number among them (its metrics are served as ``streams-<index>``).
+    """
     from tickwave.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)  # a process of its own: its reports and errors reach its log
     flow = flow_for(settings, SystemClock(), tail=tail.lower() == "true", processes=processes)
+    serve_metrics(settings, f"streams-{index}")
     start_gc_freezer(threading.Event())  # as ``streams.runner.run_in_process`` does
     return flow

@@ -31,6 +31,7 @@ from typing import Any
 from adapters.endpoints import LOOPBACK, free_port, mark_ready
 from adapters.gcpause import start_gc_freezer
 from adapters.health import HealthReporter, read_health
+from adapters.metrics import serve_metrics
 from adapters.parentdeath import die_with_parent
 from streams.loader import LOADER_HEALTH, start_loader, stop_loader
 from tickwave.clock import SystemClock
@@ -66,6 +67,7 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
     recovery = RecoveryConfig(str(recovery_dir(settings)))  # type: ignore[no-untyped-call]  # unannotated in _bytewax.pyi
     _raise_on_sigterm()
     flow = flow_for(settings, SystemClock(), tail=tail)
+    serve_metrics(settings, "streams")
     start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (adapters.gcpause)
     loader = start_loader(settings)
     reporter = start_health(settings, recovery_dir(settings), {"the streams loader": loader})
@@ -128,7 +130,7 @@ def run_processes(settings: Settings, processes: int, tail: bool = True) -> int:
                     sys.executable,
                     "-m",
                     "bytewax.run",
-                    f"streams.app:make_flow('{str(tail).lower()}', {processes})",
+                    f"streams.app:make_flow('{str(tail).lower()}', {processes}, {index})",
                     "-i",
                     str(index),
                     "-a",

@@ -15,9 +15,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from adapters.disk import volumes
-from adapters.endpoints import Endpoint, mark_ready
+from adapters.endpoints import LOOPBACK, Endpoint, mark_ready
+from adapters.metrics import (
+    SCRAPE_CONFIG,
+    forget_all_metrics,
+    prometheus_dir,
+    recorded_port,
+    serve_metrics,
+    write_scrape_config,
+)
 from app import native
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
+from app.services.metrics import SupervisorCollector
 from app.services.probes import health_of
 from app.services.registry import embedded_services, service_by_name
 from app.services.resources import data_paths, memory_bytes
@@ -40,6 +49,8 @@ def bring_up(settings: Settings) -> dict[str, str]:
     """
     supervisor = Supervisor(settings)
     addresses: dict[str, str] = {}
+    if settings.metrics.enabled:
+        write_scrape_config(settings)  # before the services: each adds its target as it starts
     for group in start_groups(embedded_services(settings)):
         names = ", ".join(service.name for service in group)
         for service in group:
@@ -80,6 +91,7 @@ def bring_down(settings: Settings) -> list[str]:
     for group in reversed(start_groups(embedded_services(settings))):
         with console.status(f"stopping {', '.join(service.name for service in group)}..."):
             stopped += supervisor.stop_together(group)
+    forget_all_metrics(settings.state_path)  # the next `up` chooses free metrics ports again
     return stopped
 
 
@@ -89,6 +101,8 @@ def up() -> None:
     with exit_on_tickwave_error():
         bring_up(settings)
     console.print(f"state dir: {settings.state_path}")
+    if settings.metrics.enabled:
+        console.print(f"Prometheus scrape configuration: {prometheus_dir(settings.state_path) / SCRAPE_CONFIG}")
 
 
 def down() -> None:
@@ -106,7 +120,7 @@ def status() -> None:
     """
     settings = settings_or_exit()
     supervisor = Supervisor(settings)
-    table = Table("service", "state", "pid", "address", "uptime", "memory MB", "health")
+    table = Table("service", "state", "pid", "address", "metrics", "uptime", "memory MB", "health")
     any_down = False
     dagster_address = None
     warehouse_answers = False
@@ -138,6 +152,7 @@ def status() -> None:
             f"[{colour}]{state.state}[/]",
             str(state.pid or ""),
             state.address or "",
+            metrics_address(settings, service.name) if state.state == "up" else "",
             format_duration(state.uptime_s),
             "" if memory is None else f"{memory / 1e6:.0f}",
             health_text,
@@ -149,6 +164,12 @@ def status() -> None:
     if dagster_address:
         print_automations(dagster_address)
     raise typer.Exit(3 if any_down else 0)
+
+
+def metrics_address(settings: Settings, name: str) -> str:
+    """Where service ``name`` serves its Prometheus metrics (empty when it serves none)."""
+    port = recorded_port(settings.state_path, name) if settings.metrics.enabled else None
+    return "" if port is None else f"http://{LOOPBACK}:{port}/metrics"
 
 
 def print_disks(settings: Settings, services: list[ManagedService]) -> None:
@@ -211,6 +232,7 @@ def supervise() -> None:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
     watchdog = Watchdog(settings, embedded_services(settings))
+    serve_metrics(settings, SUPERVISOR_NAME, [SupervisorCollector(watchdog)])
     mark_ready(settings.state_path, SUPERVISOR_NAME)
     console.print(f"supervising {', '.join(watchdog.watched)}")
     watchdog.run(stop)
