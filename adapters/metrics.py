@@ -33,6 +33,7 @@ from tickwave.config import Settings
 logger = logging.getLogger(__name__)
 
 SCRAPE_CONFIG = "prometheus.yml"
+RULES = "rules.yml"
 
 
 def port_path(state_path: Path, name: str) -> Path:
@@ -200,3 +201,10 @@ class WritersCollector:
             buffered.add_metric([table], stats.rows_buffered)
         yield from families.values()
         yield buffered
+
+
+def write_rules(settings: Settings, document: Mapping[str, object]) -> Path:
+    """Write Prometheus's rule file ``prometheus/rules.yml`` (JSON, which is YAML); return its path."""
+    path = prometheus_dir(settings.state_path) / RULES
+    _write(path, json.dumps(document, indent=2))
+    return path

@@ -22,6 +22,7 @@ from adapters.metrics import (
     prometheus_dir,
     recorded_port,
     serve_metrics,
+    write_rules,
     write_scrape_config,
 )
 from app import native
@@ -49,8 +50,10 @@ def bring_up(settings: Settings) -> dict[str, str]:
     """
     supervisor = Supervisor(settings)
     addresses: dict[str, str] = {}
-    if settings.metrics.enabled:
-        write_scrape_config(settings)  # before the services: each adds its target as it starts
+    if settings.metrics.enabled:  # before the services: each adds its target as it starts
+        from dashboards.provisioning import prometheus_rules_document
+
+        write_scrape_config(settings, rules=[write_rules(settings, prometheus_rules_document(settings))])
     for group in start_groups(embedded_services(settings)):
         names = ", ".join(service.name for service in group)
         for service in group:

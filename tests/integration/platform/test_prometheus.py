@@ -15,14 +15,14 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-import pytest
 
 from adapters.bus import make_producer
 from adapters.endpoints import free_port
-from adapters.metrics import scrape_config
+from adapters.metrics import RULES, prometheus_dir, scrape_config
 from adapters.warehouse.client import connect
+from dashboards.metrics_panels import metrics_panels
 from execution.app import instance_dir
 from execution.journal import JOURNAL_NAME, Journal
 from tests.integration.execution.conftest import make_signal, make_tick, now_ms
@@ -56,7 +56,7 @@ class Prometheus:
         )
 
     def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
             return bytes(response.read())
 
     def wait_ready(self, timeout_s: float = 30) -> None:
@@ -75,7 +75,9 @@ class Prometheus:
         assert answer["status"] == "success", answer
         return {item["metric"].get("job", ""): float(item["value"][1]) for item in answer["data"]["result"]}
 
-    def wait_for(self, expression: str, accept: Callable[[dict[str, float]], bool], timeout_s: float) -> dict[str, float]:
+    def wait_for(
+        self, expression: str, accept: Callable[[dict[str, float]], bool], timeout_s: float
+    ) -> dict[str, float]:
         deadline = time.monotonic() + timeout_s
         found = self.query(expression)
         while not accept(found) and time.monotonic() < deadline:
@@ -94,11 +96,11 @@ class Prometheus:
         self.log.close()
 
 
-@pytest.fixture
-def prometheus(cli_env: dict[str, str], tmp_path: Path) -> Iterator[Prometheus]:  # noqa: F811 - the fixture
-    state = Path(cli_env["TICKWAVE_STATE_DIR"])
+@contextmanager
+def prometheus_for(state: Path, tmp_path: Path) -> Iterator[Prometheus]:
+    """Prometheus on the targets and the rule file `tickwave up` wrote, scraping every second."""
     config = tmp_path / "prometheus.yml"
-    config.write_text(json.dumps(scrape_config(state, SCRAPE_S)))
+    config.write_text(json.dumps(scrape_config(state, SCRAPE_S, [prometheus_dir(state) / RULES])))
     started = Prometheus(config, tmp_path / "tsdb")
     try:
         started.wait_ready()
@@ -117,19 +119,30 @@ def warehouse_orders(settings: Settings) -> int:
 
 def test_prometheus_when_the_stack_trades_then_it_counts_the_orders_and_sees_a_killed_service_down_and_back(
     cli_env: dict[str, str],  # noqa: F811 - the fixture
-    prometheus: Prometheus,
+    tmp_path: Path,
 ) -> None:
-    up = run(cli_env, "up", timeout=240)
+    up = run(cli_env, "up", timeout=300)
     assert up.returncode == 0, up.stderr
     state = Path(cli_env["TICKWAVE_STATE_DIR"])
-    assert (state / "prometheus" / "prometheus.yml").exists()
+    assert (prometheus_dir(state) / "prometheus.yml").exists()
+    with prometheus_for(state, tmp_path) as prometheus:
+        trade_kill_and_count(cli_env, state, prometheus)
+
+
+def trade_kill_and_count(env: dict[str, str], state: Path, prometheus: Prometheus) -> None:
     settings = load_settings(
         state_dir=state,
-        kafka={"bootstrap": f"127.0.0.1:{cli_env['TICKWAVE_KAFKA_PORT']}"},
-        clickhouse={"port": int(cli_env["TICKWAVE_CLICKHOUSE_PORT"])},
+        kafka={"bootstrap": f"127.0.0.1:{env['TICKWAVE_KAFKA_PORT']}"},
+        clickhouse={"port": int(env["TICKWAVE_CLICKHOUSE_PORT"])},
     )
     every_job_up = prometheus.wait_for("up", lambda found: all(found.get(job) == 1 for job in SERVICES), 60)
-    status = run(cli_env, "status")
+    # Every panel's PromQL and the alert rule are valid for this Prometheus (a parse error answers 400).
+    for spec in metrics_panels():
+        for _legend, expression in spec.queries:
+            prometheus.query(expression)
+    [group] = json.loads(prometheus.get("/api/v1/rules"))["data"]["groups"]
+    assert [rule["name"] for rule in group["rules"]] == ["tickwave-tick-to-signal-p99"]
+    status = run(env, "status")
     assert "http://127.0.0.1:" in status.stdout and "/metrics" in status.stdout, status.stdout
 
     # Trade: prices for two symbols, then signals that each ask for an order.
@@ -142,12 +155,10 @@ def test_prometheus_when_the_stack_trades_then_it_counts_the_orders_and_sees_a_k
     signals = [
         make_signal(i, now_ms(), ("long", "short")[i // 2 % 2], 0.5, ("EURUSD", "GBPUSD")[i % 2]) for i in range(12)
     ]
-    for sent in signals:
+    for sent in signals + signals[:4]:  # the first four delivered twice: decided once
         producer.produce(topic_name(settings, SIGNALS), key=sent.symbol.encode(), value=encode(sent))
     producer.flush(10)
-    prometheus.wait_for(
-        "tickwave_execution_signals_total", lambda found: found.get("execution") == len(signals), 60
-    )
+    prometheus.wait_for("tickwave_execution_signals_total", lambda found: found.get("execution") == len(signals), 60)
     orders = prometheus.query("tickwave_execution_orders_submitted_total")["execution"]
     assert orders > 0
     decisions = prometheus.query("tickwave_execution_decision_seconds_count")["execution"]
@@ -169,7 +180,7 @@ def test_prometheus_when_the_stack_trades_then_it_counts_the_orders_and_sees_a_k
     in_warehouse = warehouse_orders(settings)
     requests = prometheus.query('sum by (job) (tickwave_warehouse_requests_total{status="ok"})')
 
-    down = run(cli_env, "down")
+    down = run(env, "down")
     assert down.returncode == 0, down.stderr
     journal = Journal(instance_dir(settings) / JOURNAL_NAME, fsync=False)
     try:
@@ -180,4 +191,8 @@ def test_prometheus_when_the_stack_trades_then_it_counts_the_orders_and_sees_a_k
     assert in_journal == orders == in_warehouse, (in_journal, orders, in_warehouse)
     assert restarts["supervisor"] >= 1 and requests.get("warehouse", 0) > 0
     assert set(SERVICES) <= set(every_job_up)
-    assert not list((state / "prometheus" / "targets").glob("*.json")), "down forgets the targets"
+    assert not list((prometheus_dir(state) / "targets").glob("*.json")), "down forgets the targets"
+    print(
+        f"prometheus counted: {orders:.0f} orders of {len(signals)} signals, {decisions:.0f} decisions, "
+        f"{restarts['supervisor']:.0f} restart(s) of audit; journal {in_journal}, warehouse {in_warehouse}"
+    )
