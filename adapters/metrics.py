@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from adapters.endpoints import LOOPBACK, free_port
 from adapters.warehouse.writer import BatchWriter
@@ -208,3 +211,37 @@ def write_rules(settings: Settings, document: Mapping[str, object]) -> Path:
     path = prometheus_dir(settings.state_path) / RULES
     _write(path, json.dumps(document, indent=2))
     return path
+
+
+class HotHistogram:
+    """A histogram for a hot path: one bucket increment and one addition per observation, no lock.
+
+    prometheus-client's ``Histogram.observe`` takes a lock per bucket and sum (1.1-1.7 us here);
+    this one is written by one thread at a time (the decision loop, the journal under the
+    service's lock, the dataflow's worker) and read whole at each scrape, where a sample taken
+    mid-observation is at most one count behind. Registered with the default registry.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Iterable[float]) -> None:
+        """Name it (``_seconds`` in the name) with its upper bounds, ascending (``+Inf`` is added)."""
+        self.name, self.documentation = name, documentation
+        self.bounds = tuple(sorted(buckets))
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+        REGISTRY.register(self)
+
+    def observe(self, value: float) -> None:
+        """Count one value (the first bucket whose upper bound is at least ``value``)."""
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the histogram in Prometheus's cumulative form."""
+        counts, total = list(self.counts), self.sum
+        family = HistogramMetricFamily(self.name, self.documentation)
+        cumulative, buckets = 0, []
+        for bound, count in zip((*self.bounds, math.inf), counts, strict=True):
+            cumulative += count
+            buckets.append((floatToGoString(bound), float(cumulative)))
+        family.add_metric([], buckets, sum_value=total)
+        yield family

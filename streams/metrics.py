@@ -17,7 +17,7 @@ from typing import Any, Final
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from adapters.metrics import WritersCollector
+from adapters.metrics import HotHistogram, WritersCollector
 from streams.connectors import PARTITION_PROGRESS, Publisher
 from streams.ingest.metrics import reason_code
 from tickwave.contracts import Bar, DeadLetter, Message, Prediction, Signal, Tick
@@ -25,12 +25,12 @@ from tickwave.timeframes import TIMEFRAMES_MS
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-TICK_TO_SIGNAL_SECONDS: Final = Histogram(
+TICK_TO_SIGNAL_SECONDS: Final = HotHistogram(
     "tickwave_dataflow_tick_to_signal_seconds",
     "A signal sent, from the earliest moment its bar could close (bar end + the late wait)",
     buckets=_LATENCY_BUCKETS,
 )
-INFERENCE_SECONDS: Final = Histogram(
+INFERENCE_SECONDS: Final = HotHistogram(
     "tickwave_dataflow_inference_seconds",
     "The model call that scored a prediction (ONNX Runtime, the bars of one batch together)",
     buckets=(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),

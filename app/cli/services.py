@@ -27,7 +27,7 @@ from adapters.metrics import (
 )
 from app import native
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
-from app.services.metrics import SupervisorCollector
+from app.services.metrics import DagsterRunsCollector, SupervisorCollector
 from app.services.probes import health_of
 from app.services.registry import embedded_services, service_by_name
 from app.services.resources import data_paths, memory_bytes
@@ -235,7 +235,11 @@ def supervise() -> None:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
     watchdog = Watchdog(settings, embedded_services(settings))
-    serve_metrics(settings, SUPERVISOR_NAME, [SupervisorCollector(watchdog)])
+    collectors = [
+        SupervisorCollector(watchdog),
+        *([DagsterRunsCollector(settings)] if settings.orchestration.enabled else []),
+    ]
+    serve_metrics(settings, SUPERVISOR_NAME, collectors)
     mark_ready(settings.state_path, SUPERVISOR_NAME)
     console.print(f"supervising {', '.join(watchdog.watched)}")
     watchdog.run(stop)
