@@ -27,7 +27,6 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from adapters.endpoints import LOOPBACK, free_port
 from adapters.warehouse.writer import BatchWriter
@@ -242,6 +241,6 @@ class HotHistogram:
         cumulative, buckets = 0, []
         for bound, count in zip((*self.bounds, math.inf), counts, strict=True):
             cumulative += count
-            buckets.append((floatToGoString(bound), float(cumulative)))
+            buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), float(cumulative)))
         family.add_metric([], buckets, sum_value=total)
         yield family

@@ -11,11 +11,12 @@ from typing import Annotated
 
 import typer
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from prometheus_client.registry import Collector
 from rich.markup import escape
 from rich.table import Table
 
 from adapters.disk import volumes
-from adapters.endpoints import LOOPBACK, Endpoint, mark_ready
+from adapters.endpoints import Endpoint, mark_ready
 from adapters.metrics import (
     SCRAPE_CONFIG,
     forget_all_metrics,
@@ -123,7 +124,7 @@ def status() -> None:
     """
     settings = settings_or_exit()
     supervisor = Supervisor(settings)
-    table = Table("service", "state", "pid", "address", "metrics", "uptime", "memory MB", "health")
+    table = Table("service", "state", "pid", "address", "metrics port", "uptime", "memory MB", "health")
     any_down = False
     dagster_address = None
     warehouse_answers = False
@@ -155,7 +156,7 @@ def status() -> None:
             f"[{colour}]{state.state}[/]",
             str(state.pid or ""),
             state.address or "",
-            metrics_address(settings, service.name) if state.state == "up" else "",
+            metrics_port_shown(settings, service.name) if state.state == "up" else "",
             format_duration(state.uptime_s),
             "" if memory is None else f"{memory / 1e6:.0f}",
             health_text,
@@ -169,10 +170,10 @@ def status() -> None:
     raise typer.Exit(3 if any_down else 0)
 
 
-def metrics_address(settings: Settings, name: str) -> str:
-    """Where service ``name`` serves its Prometheus metrics (empty when it serves none)."""
+def metrics_port_shown(settings: Settings, name: str) -> str:
+    """The loopback port where service ``name`` serves ``/metrics`` (empty when it serves none)."""
     port = recorded_port(settings.state_path, name) if settings.metrics.enabled else None
-    return "" if port is None else f"http://{LOOPBACK}:{port}/metrics"
+    return "" if port is None else str(port)
 
 
 def print_disks(settings: Settings, services: list[ManagedService]) -> None:
@@ -235,10 +236,9 @@ def supervise() -> None:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
     watchdog = Watchdog(settings, embedded_services(settings))
-    collectors = [
-        SupervisorCollector(watchdog),
-        *([DagsterRunsCollector(settings)] if settings.orchestration.enabled else []),
-    ]
+    collectors: list[Collector] = [SupervisorCollector(watchdog)]
+    if settings.orchestration.enabled:
+        collectors.append(DagsterRunsCollector(settings))
     serve_metrics(settings, SUPERVISOR_NAME, collectors)
     mark_ready(settings.state_path, SUPERVISOR_NAME)
     console.print(f"supervising {', '.join(watchdog.watched)}")

@@ -143,7 +143,9 @@ def trade_kill_and_count(env: dict[str, str], state: Path, prometheus: Prometheu
     [group] = json.loads(prometheus.get("/api/v1/rules"))["data"]["groups"]
     assert [rule["name"] for rule in group["rules"]] == ["tickwave-tick-to-signal-p99"]
     status = run(env, "status")
-    assert "http://127.0.0.1:" in status.stdout and "/metrics" in status.stdout, status.stdout
+    for job in ("execution", "warehouse", "supervisor"):  # each service's metrics port, on its row
+        port = (state / "run" / f"{job}.metrics_port").read_text()
+        assert any(job in line and f" {port} " in line for line in status.stdout.splitlines()), status.stdout
 
     # Trade: prices for two symbols, then signals that each ask for an order.
     producer = make_producer(settings.kafka.bootstrap or "", "latency")
