@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -147,22 +148,38 @@ def trade_kill_and_count(env: dict[str, str], state: Path, prometheus: Prometheu
         port = (state / "run" / f"{job}.metrics_port").read_text()
         assert any(job in line and f" {port} " in line for line in status.stdout.splitlines()), status.stdout
 
-    # Trade: prices for two symbols, then signals that each ask for an order.
+    # Trade: fresh prices for two symbols all along (the gate refuses stale ones), then signals that each ask
+    # for an order once the execution process has read prices.
     producer = make_producer(settings.kafka.bootstrap or "", "latency")
-    for symbol, mid in (("EURUSD", 1.1), ("GBPUSD", 1.27)):
-        tick = make_tick(now_ms(), mid, symbol)
-        producer.produce(topic_name(settings, TICKS), key=symbol.encode(), value=encode(tick))
-    producer.flush(10)
-    time.sleep(1.0)
-    signals = [
-        make_signal(i, now_ms(), ("long", "short")[i // 2 % 2], 0.5, ("EURUSD", "GBPUSD")[i % 2]) for i in range(12)
-    ]
-    for sent in signals + signals[:4]:  # the first four delivered twice: decided once
-        producer.produce(topic_name(settings, SIGNALS), key=sent.symbol.encode(), value=encode(sent))
-    producer.flush(10)
-    prometheus.wait_for("tickwave_execution_signals_total", lambda found: found.get("execution") == len(signals), 60)
+    pricing = threading.Event()
+
+    def send_prices() -> None:
+        while not pricing.wait(0.2):
+            for symbol, mid in (("EURUSD", 1.1), ("GBPUSD", 1.27)):
+                tick = make_tick(now_ms(), mid, symbol)
+                producer.produce(topic_name(settings, TICKS), key=symbol.encode(), value=encode(tick))
+            producer.poll(0)
+
+    prices = threading.Thread(target=send_prices, daemon=True)
+    prices.start()
+    try:
+        time.sleep(3.0)
+        signals = [
+            make_signal(i, now_ms(), ("long", "short")[i // 2 % 2], 0.5, ("EURUSD", "GBPUSD")[i % 2]) for i in range(12)
+        ]
+        for sent in signals + signals[:4]:  # the first four delivered twice: decided once
+            producer.produce(topic_name(settings, SIGNALS), key=sent.symbol.encode(), value=encode(sent))
+        producer.flush(10)
+        prometheus.wait_for(
+            "tickwave_execution_signals_total", lambda found: found.get("execution") == len(signals), 60
+        )
+    finally:
+        pricing.set()
+        prices.join(5)
+        producer.flush(10)
     orders = prometheus.query("tickwave_execution_orders_submitted_total")["execution"]
-    assert orders > 0
+    denied = prometheus.query("sum(tickwave_execution_orders_denied_total)")
+    assert orders > 0, f"no order; denied: {denied}"
     decisions = prometheus.query("tickwave_execution_decision_seconds_count")["execution"]
     assert decisions >= 1
 
