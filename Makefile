@@ -3,8 +3,8 @@
 #   make test   installs, then runs lint, type checks and the test suite against real services
 # The demo needs Python 3.11+ and Java 17+ (checked first; Kafka's jars come from Maven Central by a locked list).
 # The tests need the test toolchain besides: a C compiler and Python's headers (mypyc compiles the execution core;
-# without them the core runs from its Python source), Debian's chromium and postgresql (installed with apt-get when run
-# as root), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is installed from PyPI
+# without them the core runs from its Python source), Debian's chromium, postgresql and prometheus (installed with apt-get
+# when run as root), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is installed from PyPI
 # (through uv and uv.lock).
 
 SHELL := /bin/bash
@@ -32,7 +32,7 @@ demo-prereqs: ## check what the demo needs, Python 3.11+ and Java 17+, saying ho
 	  if [ "$${v:-0}" -lt 17 ]; then echo "missing: Java 17+ (found Java $${v:-unknown}; apt-get install openjdk-17-jre-headless and set JAVA_HOME)"; missing=1; fi; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
 
-prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's headers, chromium, PostgreSQL and Go, saying how to install what is missing
+prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's headers, chromium, PostgreSQL, Prometheus and Go, saying how to install what is missing
 	@missing=0; \
 	if ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -47,6 +47,12 @@ prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
 	      || { echo "missing: PostgreSQL's server (apt-get install postgresql failed)"; missing=1; }; \
 	  else echo "missing: PostgreSQL's server binaries, for the Dagster storage tests (sudo apt-get install postgresql)"; missing=1; fi; fi; \
+	if ! command -v prometheus >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's prometheus (the metrics test scrapes a live stack with it)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+	      || { echo "missing: prometheus (apt-get install prometheus failed)"; missing=1; }; \
+	  else echo "missing: Debian's prometheus, for the metrics test (sudo apt-get install prometheus)"; missing=1; fi; fi; \
 	if ! command -v $${CC:-cc} >/dev/null; then \
 	  echo "missing: a C compiler, to compile the execution core with mypyc (Debian/Ubuntu: apt-get install gcc)"; missing=1; \
 	elif ! $(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then \

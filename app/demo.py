@@ -289,6 +289,7 @@ def run_demo(settings: Settings, addresses: dict[str, str], live_seconds: int) -
     _show_analyst_access(settings)
     _dashboards(settings)
     _show_health(settings)
+    _metrics(settings)
     _where_to_look(settings, addresses)
 
 
@@ -514,6 +515,53 @@ def _dashboards(settings: Settings) -> None:
         f"(slowest {slowest[0]:.0f} ms: {slowest[1]}); files in {result.out} "
         "(`tickwave dashboards build`, dashboards/README.md)"
     )
+
+
+# What the demo shows of each process's metrics: the counters a scrape reads now.
+SHOWN_METRICS = {
+    "streams": ("tickwave_dataflow_ticks_accepted", "tickwave_dataflow_bars", "tickwave_dataflow_signals"),
+    "streams-loader": ("tickwave_loader_rows",),
+    "execution": ("tickwave_execution_signals", "tickwave_execution_orders_submitted", "tickwave_execution_fills"),
+    "audit": ("tickwave_audit_rows",),
+    "warehouse": ("tickwave_warehouse_requests",),
+    "supervisor": ("tickwave_supervisor_restarts",),
+}
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Read one ``/metrics`` endpoint: each counter's total over its labels, by family name."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a loopback http:// URL we recorded
+        text = response.read().decode()
+    return {
+        family.name: sum(sample.value for sample in family.samples if sample.name == f"{family.name}_total")
+        for family in text_string_to_metric_families(text)
+        if family.type == "counter"
+    }
+
+
+def _metrics(settings: Settings) -> None:
+    """Print every process's metrics endpoint and what a Prometheus scrape of it reads now."""
+    from adapters.metrics import SCRAPE_CONFIG, prometheus_dir, recorded_port
+
+    if not settings.metrics.enabled:
+        return
+    console.print(f"metrics (Prometheus scrape configuration: {prometheus_dir(settings.state_path) / SCRAPE_CONFIG}):")
+    for name, shown in SHOWN_METRICS.items():
+        port = recorded_port(settings.state_path, name)
+        if port is None:
+            continue
+        url = f"http://127.0.0.1:{port}/metrics"
+        try:
+            counters = scrape(url)
+        except OSError as exc:
+            console.print(f"  {name:<15} {url}  [yellow]not answering[/] ({escape(str(exc))})")
+            continue
+        figures = ", ".join(f"{metric}_total {counters.get(metric, 0):,.0f}" for metric in shown)
+        console.print(f"  {name:<15} {url}  {figures}")
 
 
 def _where_to_look(settings: Settings, addresses: dict[str, str]) -> None:

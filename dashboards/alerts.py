@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adapters.disk import DISK_FREE_EVENT, disk_low_sql
+from dashboards.metrics_panels import TICK_TO_SIGNAL_P99
 from dashboards.sqlparts import rollover_expression
 from tickwave.config import MarketSettings, Settings
 from tickwave.market import MarketCalendar
@@ -19,7 +20,11 @@ from tickwave.market import MarketCalendar
 
 @dataclass(frozen=True)
 class AlertRule:
-    """One alert: a query giving ``value``, fired when ``value > threshold`` for ``pending``."""
+    """One alert: a query giving ``value``, fired when ``value > threshold`` for ``pending``.
+
+    ``sql`` is a ClickHouse query (one row, column ``value``); a rule on the processes' metrics
+    has ``promql`` instead (an instant PromQL expression on the Prometheus datasource) and no SQL.
+    """
 
     uid: str
     title: str
@@ -29,6 +34,24 @@ class AlertRule:
     severity: str = "critical"
     pending: str = "0s"
     lookback_s: int = 600
+    promql: str = ""
+
+
+def metrics_alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
+    """The rules on Prometheus's metrics (Grafana's, and the rule file ``tickwave up`` gives Prometheus)."""
+    limit_ms = settings.dashboards.tick_to_signal_p99_ms
+    return (
+        AlertRule(
+            uid="tickwave-tick-to-signal-p99",
+            title="Tick-to-signal latency p99",
+            sql="",
+            promql=TICK_TO_SIGNAL_P99,
+            threshold=limit_ms / 1000,
+            summary=f"Signals leave over {limit_ms} ms after their bar can close (p99, 5 minutes; "
+            "dashboards.tick_to_signal_p99_ms): see the ops board's latency panels.",
+            pending="5m",
+        ),
+    )
 
 
 def disk_low_alert_sql(alert_pct: float) -> str:
@@ -50,7 +73,12 @@ def market_open_expression(market: MarketSettings) -> str:
 
 
 def alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
-    """Every provisioned alert rule."""
+    """Every provisioned alert rule: those on the warehouse, then those on the metrics."""
+    return (*warehouse_alert_rules(settings), *metrics_alert_rules(settings))
+
+
+def warehouse_alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
+    """The rules on the warehouse (ClickHouse SQL)."""
     board = settings.dashboards
     hours, minutes = (int(part) for part in board.missing_report_alert_utc.split(":"))
     due = hours * 60 + minutes

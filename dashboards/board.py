@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from grafana_foundation_sdk.builders import candlestick, common, heatmap, stat, table, timeseries
+from grafana_foundation_sdk.builders import candlestick, common, heatmap, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard
 
-from dashboards.dataquery import ClickHouseAnnotationTargetBuilder, ClickHouseQueryBuilder, datasource_ref
-from dashboards.panels import BoardSpec, Kind, PanelSpec
+from dashboards.dataquery import (
+    ClickHouseAnnotationTargetBuilder,
+    ClickHouseQueryBuilder,
+    datasource_ref,
+    prometheus_ref,
+)
+from dashboards.panels import BoardSpec, Kind, MetricsPanelSpec, PanelSpec
 
 GRID_WIDTH = 24
 STATE_COLORS = {"ACTIVE": "green", "REDUCING": "orange", "HALTED": "red"}
@@ -20,7 +25,7 @@ ANNOTATION_COLORS = {"Signals": "blue", "Fills": "yellow"}
 TAGS = ["tickwave"]
 
 
-def _panel_builder(spec: PanelSpec) -> Any:
+def _panel_builder(spec: PanelSpec | MetricsPanelSpec) -> Any:
     if spec.kind is Kind.TIME_SERIES:
         return timeseries.Panel()
     if spec.kind is Kind.CANDLESTICK:
@@ -58,7 +63,26 @@ def build_panel(spec: PanelSpec, panel_id: int, position: tuple[int, int]) -> co
     return builder  # type: ignore[no-any-return]
 
 
-def _layout(panels: tuple[PanelSpec, ...]) -> list[tuple[int, int]]:
+def build_metrics_panel(
+    spec: MetricsPanelSpec, panel_id: int, position: tuple[int, int]
+) -> cogbuilder.Builder[dashboard.Panel]:
+    """One SDK panel on the Prometheus datasource: a PromQL query per series."""
+    builder = (
+        _panel_builder(spec)
+        .id(panel_id)
+        .title(spec.title)
+        .description(spec.description)
+        .datasource(prometheus_ref())
+        .unit(spec.unit)
+        .grid_pos(dashboard.GridPos(h=spec.height, w=spec.width, x=position[0], y=position[1]))
+    )
+    for index, (legend, expression) in enumerate(spec.queries):
+        query = prometheus.Dataquery().expr(expression).legend_format(legend).ref_id(chr(ord("A") + index))
+        builder = builder.with_target(query.datasource(prometheus_ref()))
+    return builder  # type: ignore[no-any-return]
+
+
+def _layout(panels: tuple[PanelSpec | MetricsPanelSpec, ...]) -> list[tuple[int, int]]:
     # Left to right, top to bottom; a panel that does not fit starts a new row under the tallest.
     positions: list[tuple[int, int]] = []
     x = y = row_height = 0
@@ -100,8 +124,12 @@ def build_dashboard(board: BoardSpec) -> dashboard.Dashboard:
             .icon_color(ANNOTATION_COLORS.get(annotation.title, "purple"))
             .target(ClickHouseAnnotationTargetBuilder(annotation.sql))
         )
-    for panel_id, (spec, position) in enumerate(zip(board.panels, _layout(board.panels), strict=True), start=1):
-        builder = builder.with_panel(build_panel(spec, panel_id, position))
+    every: tuple[PanelSpec | MetricsPanelSpec, ...] = (*board.panels, *board.metrics_panels)
+    for panel_id, (spec, position) in enumerate(zip(every, _layout(every), strict=True), start=1):
+        if isinstance(spec, MetricsPanelSpec):
+            builder = builder.with_panel(build_metrics_panel(spec, panel_id, position))
+        else:
+            builder = builder.with_panel(build_panel(spec, panel_id, position))
     return builder.build()
 
 

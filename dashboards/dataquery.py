@@ -14,10 +14,12 @@ import typing
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog import variants as cogvariants
-from grafana_foundation_sdk.models import dashboard
+from grafana_foundation_sdk.models import dashboard, prometheus
 
 PLUGIN_TYPE = "grafana-clickhouse-datasource"
 DATASOURCE_UID = "tickwave-clickhouse"
+PROMETHEUS_TYPE = "prometheus"
+PROMETHEUS_UID = "tickwave-prometheus"
 
 
 class QueryFormat(enum.IntEnum):
@@ -31,6 +33,11 @@ class QueryFormat(enum.IntEnum):
 def datasource_ref() -> dashboard.DataSourceRef:
     """The reference every panel and query uses: the provisioned ClickHouse datasource."""
     return dashboard.DataSourceRef(type_val=PLUGIN_TYPE, uid=DATASOURCE_UID)
+
+
+def prometheus_ref() -> dashboard.DataSourceRef:
+    """The provisioned Prometheus datasource (the processes' metrics)."""
+    return dashboard.DataSourceRef(type_val=PROMETHEUS_TYPE, uid=PROMETHEUS_UID)
 
 
 class ClickHouseQuery(cogvariants.Dataquery):
@@ -134,7 +141,8 @@ class ClickHouseAnnotationTargetBuilder(cogbuilder.Builder[dashboard.AnnotationT
 
 
 def register() -> None:
-    """Teach the SDK's runtime to load the plugin's queries (idempotent)."""
+    """Teach the SDK's runtime to load the plugin's queries and Prometheus's (idempotent)."""
     cogruntime.register_dataquery_variant(
         cogruntime.DataqueryConfig(identifier=PLUGIN_TYPE, from_json_hook=ClickHouseQuery.from_json)
     )
+    cogruntime.register_dataquery_variant(prometheus.variant_config())

@@ -7,6 +7,7 @@ from __future__ import annotations
 from adapters.disk import DISK_FREE_EVENT, MEMORY_EVENT, SAMPLE_EVENTS
 from adapters.warehouse.parts import ACTIVE_PARTS_SQL, PARTS_TO_DELAY_INSERT
 from dashboards.dataquery import QueryFormat
+from dashboards.metrics_panels import metrics_panels
 from dashboards.panels import BoardSpec, Kind, PanelSpec, T
 from tickwave.config import Settings
 
@@ -343,4 +344,5 @@ def ops_board(settings: Settings) -> BoardSpec:
         refresh="30s",
         time_from="now-6h",
         panels=(*_flow(), *_quarantine(), *_quality_and_models(), *_runs(), _disk(), _memory(), _parts(), _freshness()),
+        metrics_panels=metrics_panels(),
     )

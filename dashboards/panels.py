@@ -90,6 +90,29 @@ class PanelSpec:
 
 
 @dataclass(frozen=True)
+class MetricsPanelSpec:
+    """One panel on Prometheus's metrics (the processes' ``/metrics``, scraped by the Prometheus datasource).
+
+    Attributes:
+        title: the panel title (unique on its board).
+        kind: the panel type.
+        queries: each series' legend and PromQL expression.
+        unit: Grafana's unit id for the values.
+        description: what the panel shows and where it comes from.
+        width: grid width (of 24).
+        height: grid height.
+    """
+
+    title: str
+    kind: Kind
+    queries: tuple[tuple[str, str], ...]
+    unit: str
+    description: str
+    width: int = 12
+    height: int = 8
+
+
+@dataclass(frozen=True)
 class BoardSpec:
     """A board: its identity, time settings, variables and panels."""
 
@@ -101,6 +124,7 @@ class BoardSpec:
     panels: tuple[PanelSpec, ...]
     annotations: tuple[PanelSpec, ...] = ()
     symbols: tuple[str, ...] = ()
+    metrics_panels: tuple[MetricsPanelSpec, ...] = ()  # after the warehouse's panels, on the Prometheus datasource
 
     @property
     def queries(self) -> tuple[PanelSpec, ...]:

@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from adapters.warehouse.address import configured_address
-from dashboards.alerts import AlertRule, alert_rules
-from dashboards.dataquery import DATASOURCE_UID, PLUGIN_TYPE, QueryFormat
+from dashboards.alerts import AlertRule, alert_rules, metrics_alert_rules
+from dashboards.dataquery import DATASOURCE_UID, PLUGIN_TYPE, PROMETHEUS_TYPE, PROMETHEUS_UID, QueryFormat
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError
 
@@ -68,7 +68,15 @@ def datasource_document(settings: Settings) -> dict[str, Any]:
                 "editable": False,
                 "jsonData": json_data,
                 "secureJsonData": secure_json_data,
-            }
+            },
+            {  # the processes' metrics, scraped by the Prometheus `tickwave up` writes a configuration for
+                "name": board.prometheus_datasource_name,
+                "uid": PROMETHEUS_UID,
+                "type": PROMETHEUS_TYPE,
+                "access": "proxy",
+                "url": board.prometheus_url,
+                "editable": False,
+            },
         ],
     }
 
@@ -105,24 +113,33 @@ def dashboard_provider_document(dashboards_path: Path, folder: str) -> dict[str,
 
 def rule_document(rule: AlertRule) -> dict[str, Any]:
     """One rule in the file-provisioning shape: query A (ClickHouse), threshold C (server-side expression)."""
+    query: dict[str, Any] = {
+        "refId": "A",
+        "relativeTimeRange": {"from": rule.lookback_s, "to": 0},
+        "datasourceUid": DATASOURCE_UID,
+        "model": {
+            "refId": "A",
+            "editorType": "sql",
+            "format": int(QueryFormat.TABLE),
+            "queryType": "table",
+            "rawSql": rule.sql,
+            "datasource": {"type": PLUGIN_TYPE, "uid": DATASOURCE_UID},
+        },
+    }
+    if rule.promql:
+        query["datasourceUid"] = PROMETHEUS_UID
+        query["model"] = {
+            "refId": "A",
+            "expr": rule.promql,
+            "instant": True,
+            "datasource": {"type": PROMETHEUS_TYPE, "uid": PROMETHEUS_UID},
+        }
     return {
         "uid": rule.uid,
         "title": rule.title,
         "condition": "C",
         "data": [
-            {
-                "refId": "A",
-                "relativeTimeRange": {"from": rule.lookback_s, "to": 0},
-                "datasourceUid": DATASOURCE_UID,
-                "model": {
-                    "refId": "A",
-                    "editorType": "sql",
-                    "format": int(QueryFormat.TABLE),
-                    "queryType": "table",
-                    "rawSql": rule.sql,
-                    "datasource": {"type": PLUGIN_TYPE, "uid": DATASOURCE_UID},
-                },
-            },
+            query,
             {
                 "refId": "C",
                 "datasourceUid": "__expr__",
@@ -195,3 +212,24 @@ def render_yaml(document: dict[str, Any]) -> str:
     """Deterministic YAML (keys sorted, block style)."""
     text: str = yaml.safe_dump(document, sort_keys=True, default_flow_style=False, allow_unicode=True, width=120)
     return text
+
+
+def prometheus_rules_document(settings: Settings) -> dict[str, Any]:
+    """Prometheus's own rule file: the rules on the metrics, the same expressions and thresholds as Grafana's."""
+    return {
+        "groups": [
+            {
+                "name": RULE_GROUP,
+                "rules": [
+                    {
+                        "alert": rule.uid,
+                        "expr": f"({rule.promql}) > {rule.threshold}",
+                        "for": rule.pending,
+                        "labels": {"severity": rule.severity, "team": "tickwave"},
+                        "annotations": {"summary": rule.summary},
+                    }
+                    for rule in metrics_alert_rules(settings)
+                ],
+            }
+        ]
+    }

@@ -114,7 +114,12 @@ def _folder(api: GrafanaApi, settings: Settings, report: PushReport) -> None:
 
 
 def _datasource(api: GrafanaApi, settings: Settings, report: PushReport) -> None:
-    [document] = datasource_document(settings)["datasources"]
+    document, metrics = datasource_document(settings)["datasources"]
+    if _get(api.datasource.get_datasource_by_uid, metrics["uid"]) is None:
+        api.datasource.create_datasource({key: value for key, value in metrics.items() if key != "editable"})
+        report.add("datasource", metrics["name"], "created")
+    else:
+        report.add("datasource", metrics["name"], "exists (left as is)")
     if _get(api.datasource.get_datasource_by_uid, DATASOURCE_UID) is not None:
         report.add("datasource", document["name"], "exists (left as is)")
         return

@@ -18,6 +18,7 @@ from adapters.bus import resolve_bootstrap
 from adapters.endpoints import mark_ready
 from adapters.gcpause import start_gc_freezer
 from adapters.health import HealthReporter
+from adapters.metrics import serve_metrics
 from execution.brokers.base import Broker
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
 from execution.connectors import (
@@ -32,6 +33,7 @@ from execution.fence import AccountFence, Fence
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
 from execution.limits import RiskLimits
 from execution.memory_journal import JournalLike
+from execution.metrics import ExecutionCollector
 from execution.service import ExecutionService, Publisher, TickChecks
 from execution.sizing import SizingPolicy
 from tickwave.clock import Clock, SystemClock
@@ -135,6 +137,15 @@ def run(settings: Settings, stop: threading.Event) -> None:
         service = build_service(settings, publisher, fence=fence)
         try:
             service.start()
+            publisher.counts.counting_from = service.journal.count  # the replayed tail is not this life's
+            engine = service.engine
+            collector = ExecutionCollector(
+                publisher.counts,
+                lambda: engine.view.trading_state,
+                lambda: dict(engine.view.positions),  # one C-level copy: the engine's thread goes on
+                lambda: service.tick_checks.rejected,
+            )
+            serve_metrics(settings, "execution", [collector])
             start_gc_freezer(stop)  # the replayed journal and every later survivor: out of the collector's walk
             control = ControlListener(settings, bootstrap, service, stop)
             control.start()

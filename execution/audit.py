@@ -35,10 +35,12 @@ from typing import Any
 from quixstreams.sinks import BatchingSink, SinkBatch
 
 from adapters.bus import Bootstrap, quix_connection
+from adapters.metrics import WritersCollector, serve_metrics
 from adapters.warehouse.client import connect
 from adapters.warehouse.writer import BatchWriter, WriterConfig
 from execution.backfill import backfill_bookings
 from execution.brokers.base import EXPIRED_PREFIX
+from execution.metrics import AUDIT_BATCH_SECONDS
 from execution.state import TERMINAL
 from tickwave.audit_chain import ChainLink, link_from_headers
 from tickwave.config import Settings
@@ -175,6 +177,15 @@ class AuditSink(BatchingSink):
 
     def write(self, batch: SinkBatch) -> None:
         """Route each message to its table, then flush every writer (raises if the warehouse failed)."""
+        with AUDIT_BATCH_SECONDS.time():
+            self._write(batch)
+
+    @property
+    def writers(self) -> dict[str, BatchWriter]:
+        """The writer of each table (for the metrics)."""
+        return self._writers
+
+    def _write(self, batch: SinkBatch) -> None:
         rows: dict[str, list[Any]] = {name: [] for name in self._writers}
         decoded: list[tuple[AnyMessage, ChainLink | None]] = []
         for item in batch:
@@ -283,6 +294,7 @@ def run_audit_loader(
         loglevel=None,
     )
     sink = AuditSink(settings, database)
+    serve_metrics(settings, "audit", [WritersCollector("tickwave_audit", lambda: sink.writers)])
     topic = app.topic(topic_name(settings, ORDERS_EVENTS), value_deserializer="bytes", key_deserializer="bytes")
     app.dataframe(topic).sink(sink)
     watcher = threading.Thread(target=lambda: (stop.wait(), app.stop()), name="audit-stop", daemon=True)

@@ -53,12 +53,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from adapters.disk import DISK_FULL_BYTES
 from execution.journal_segments import Compressor, fresh_file, seal, sealed_events, tidy
+from execution.metrics import JOURNAL_FSYNC_SECONDS
 from tickwave.audit_chain import AuditChain, ChainLink, is_chained
 from tickwave.contracts import AnyMessage, Message, decode_any, encode
 from tickwave.errors import ContractError, DataQualityError, RetryableError
@@ -280,7 +282,9 @@ class Journal:
         self._end += written
         if sync and self.fsync:
             try:
+                started = time.perf_counter()
                 os.fdatasync(self._fd)
+                JOURNAL_FSYNC_SECONDS.observe(time.perf_counter() - started)
             except OSError as exc:  # written but maybe not durable: counted (a reopen reads it), reported
                 self._note_written(messages, payloads)
                 raise JournalUnavailable(f"journal {self.path}: flush refused: {exc}") from exc
@@ -355,7 +359,9 @@ class Journal:
     def sync(self) -> None:
         """Return once everything appended so far is on disk (no-op with fsync disabled)."""
         if self.fsync:
+            started = time.perf_counter()
             os.fdatasync(self._fd)
+            JOURNAL_FSYNC_SECONDS.observe(time.perf_counter() - started)
 
     def close(self) -> None:
         """Close the file (everything written is already in the OS) once the segments being compressed are."""

@@ -12,9 +12,11 @@ from bytewax.dataflow import Dataflow
 
 from adapters.bus import NOT_IDEMPOTENT, resolve_bootstrap
 from adapters.gcpause import start_gc_freezer
+from adapters.metrics import register_collectors, serve_metrics
 from adapters.signing import signals_key
 from streams.connectors import Publisher, TickTopicSource, TopicSink
 from streams.flow import FlowSinks, build_flow
+from streams.metrics import DataflowCollector, MeteredPublisher, SignalLatencyPublisher
 from streams.routing import GroupLayout
 from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings, load_settings
@@ -35,7 +37,8 @@ def production_sinks(settings: Settings) -> FlowSinks:
     duplicate changes nothing.
     """
     bootstrap = resolve_bootstrap(settings)
-    records = Publisher(bootstrap, topic_name(settings, STREAMS_RECORDS), "bulk", **NOT_IDEMPOTENT)
+    records = MeteredPublisher(bootstrap, topic_name(settings, STREAMS_RECORDS), "bulk", **NOT_IDEMPOTENT)
+    register_collectors("dataflow", [DataflowCollector(records)])  # served by the process running the flow
     return FlowSinks(
         ticks=TopicSink(records, lambda ticks: ticks),
         quarantine=TopicSink(records),
@@ -44,8 +47,13 @@ def production_sinks(settings: Settings) -> FlowSinks:
         features=TopicSink(records),
         predictions=TopicSink(records),
         # from the bars step, each signed with the dataflow's key: the execution process decides no other
-        signals=Publisher(
-            bootstrap, topic_name(settings, SIGNALS), "latency", signing_key=signals_key(settings), **NOT_IDEMPOTENT
+        signals=SignalLatencyPublisher(
+            bootstrap,
+            topic_name(settings, SIGNALS),
+            "latency",
+            signing_key=signals_key(settings),
+            late_wait_ms=settings.streams.late_wait_ms,
+            **NOT_IDEMPOTENT,
         ),
         signal_records=TopicSink(records),
     )
@@ -87,12 +95,16 @@ def flow_for(
     )
 
 
-def make_flow(tail: str = "true", processes: int = 1) -> Dataflow:
-    """Build the flow of one Bytewax process of several (``python -m streams.worker``, one worker each)."""
+def make_flow(tail: str = "true", processes: int = 1, index: int = 0) -> Dataflow:
+    """Build the flow of process ``index`` of several (``python -m streams.worker``, one worker each).
+
+    ``index``: this process's number among them (its metrics are served as ``streams-<index>``).
+    """
     from tickwave.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)  # a process of its own: its reports and errors reach its log
     flow = flow_for(settings, SystemClock(), tail=tail.lower() == "true", processes=processes)
+    serve_metrics(settings, f"streams-{index}")
     start_gc_freezer(threading.Event())  # as ``streams.runner.run_in_process`` does
     return flow

@@ -156,7 +156,9 @@ class _TopicPartitionReader(StatefulSourcePartition[bytes, int]):
             "unknown" if high is None else max(0, high - self.offset),
             self.offset,
         )
+        read = (PARTITION_PROGRESS.get(self.partition) or {}).get("read") or 0
         PARTITION_PROGRESS[self.partition] = {
+            "read": read + self.read_since_report,  # since this process started (the metrics' counter)
             "offset": self.offset,
             "lag": None if high is None else max(0, high - self.offset),
             "ticks_per_s": round(self.read_since_report / elapsed, 1),

@@ -44,9 +44,11 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from adapters.bus import as_principal, make_consumer, resolve_bootstrap
 from adapters.health import HealthReporter
 from adapters.heap import heap_trimmer
+from adapters.metrics import serve_metrics
 from adapters.warehouse.client import connect
 from adapters.warehouse.writer import release_arrow_memory
 from streams.connectors import WriterPool
+from streams.metrics import LOADER_BATCH_SECONDS, LoaderCollector
 from tickwave.config import Settings, to_environment
 from tickwave.contracts import Message, decode_any
 from tickwave.errors import ContractError, ServiceError
@@ -131,6 +133,11 @@ class RecordLoader:
         """
         if not self._uncommitted:
             return
+        started = time.perf_counter()
+        self._flush_and_commit()
+        LOADER_BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _flush_and_commit(self) -> None:
         self.pool.flush()
         self.last_insert_at = time.time()
         try:
@@ -220,6 +227,7 @@ def run_loader(settings: Settings, follow_stdin: bool = False) -> None:
     if follow_stdin:
         threading.Thread(target=_follow_parent, args=(stop, drain), name="loader-parent", daemon=True).start()
     loader = RecordLoader(settings)
+    serve_metrics(settings, LOADER_HEALTH, [LoaderCollector(loader)])
     reporter = HealthReporter(settings.state_path, LOADER_HEALTH, lambda: loader_health(loader)).start()
     try:
         loader.run(stop, drain)

@@ -31,6 +31,7 @@ from typing import Any
 from adapters.endpoints import LOOPBACK, free_port, mark_ready
 from adapters.gcpause import start_gc_freezer
 from adapters.health import HealthReporter, read_health
+from adapters.metrics import serve_metrics
 from adapters.parentdeath import die_with_parent
 from streams.loader import LOADER_HEALTH, start_loader, stop_loader
 from streams.shutdown import ShutdownPanicFilter, install_stop_handler, is_requested_stop
@@ -68,6 +69,7 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
     recovery = RecoveryConfig(str(recovery_dir(settings)))  # type: ignore[no-untyped-call]  # unannotated in _bytewax.pyi
     install_stop_handler(_STOPPING, run_in_process.__code__)
     flow = flow_for(settings, SystemClock(), tail=tail)
+    serve_metrics(settings, "streams")
     start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (adapters.gcpause)
     with ShutdownPanicFilter(_STOPPING):
         loader = start_loader(settings)

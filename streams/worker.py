@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopping = threading.Event()
     install_stop_handler(stopping, main.__code__)
     addresses = arguments.addresses.split(";")
-    flow = make_flow(arguments.tail, len(addresses))
+    flow = make_flow(arguments.tail, len(addresses), arguments.index)
     with ShutdownPanicFilter(stopping):
         try:
             cli_main(  # type: ignore[no-untyped-call]  # unannotated in bytewax's _bytewax.pyi

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from tickwave.warehouse.sqltext import quote_identifier
 from warehouse_server.engine import Handle
+from warehouse_server.metrics import observe_request
 from warehouse_server.planning import Plan
 from warehouse_server.protocol import QueryError, Summary
 
@@ -175,6 +176,7 @@ def log_request(
 ) -> None:
     """Record a finished request in ``access_log`` (when there is one) and in a debug line."""
     duration_ms = (time.perf_counter() - outcome.started) * 1000
+    observe_request(outcome.user, error is not None, duration_ms / 1000)
     query_id = request_plan.query_id if request_plan else outcome.params.get("query_id", "")
     kind = (request_plan.keyword or "-") if request_plan else "-"
     summary = summary or Summary()

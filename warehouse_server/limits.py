@@ -177,6 +177,11 @@ class ConcurrencyLimit:
 
         return release
 
+    def in_use(self) -> dict[str, int]:
+        """Return the slots each user holds now (the metrics)."""
+        with self._lock:
+            return dict(self._running)
+
     @contextmanager
     def held(self, user: str) -> Iterator[None]:
         """Hold one of ``user``'s slots for the block."""

@@ -30,6 +30,7 @@ from typing import Any
 import uvicorn
 
 from adapters.endpoints import LOOPBACK
+from adapters.metrics import register_collectors, serve_metrics
 from adapters.warehouse.credentials import Credentials
 from adapters.warehouse.tls import ServerTls, server_tls
 from tickwave.config import ClickHouseSettings, Settings
@@ -44,6 +45,7 @@ from warehouse_server.dispatch import Executor, SessionLimits
 from warehouse_server.engine import Engine
 from warehouse_server.limits import AnalystLimits, LoginGuard
 from warehouse_server.memory import MemoryReturner, engine_memory_settings, write_engine_config
+from warehouse_server.metrics import SlotsCollector, know_users
 from warehouse_server.policy import DatabaseCatalog, FunctionCatalog, ReadOnlyPolicy, read_catalog, read_databases
 from warehouse_server.protocol import QueryError
 from warehouse_server.sessions import SessionStore
@@ -159,6 +161,8 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
     files = server_tls(settings)
     context = tls_context(files) if files else None
     server_settings = engine_memory_settings(clickhouse.max_memory_mb) | write_engine_config(data_dir / ENGINE_CONFIG)
+    know_users(users)
+    serve_metrics(settings, "warehouse")  # before the confinement: it allows binding the warehouse's port only
     confine(warehouse_rules(data_dir, port), enabled=clickhouse.confine_engine)
     try:
         engine = Engine(data_dir / CHDB_DIR, sandbox, server_settings)
@@ -189,15 +193,17 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
         engine.close()
         logger.info("warehouse engine closed")
 
+    executor = Executor(
+        engine,
+        sessions,
+        SessionLimits(clickhouse.session_timeout_s, MAX_SESSION_TIMEOUT_S),
+        policy,
+        analyst_limits,
+        analyst_database=clickhouse.database,
+    )
+    register_collectors("warehouse", [SlotsCollector(executor.concurrency, clickhouse.max_concurrent_queries)])
     app = WarehouseApp(
-        Executor(
-            engine,
-            sessions,
-            SessionLimits(clickhouse.session_timeout_s, MAX_SESSION_TIMEOUT_S),
-            policy,
-            analyst_limits,
-            analyst_database=clickhouse.database,
-        ),
+        executor,
         users,
         Limits(
             max_body_bytes=clickhouse.max_request_mb << 20,

@@ -11,15 +11,26 @@ from typing import Annotated
 
 import typer
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from prometheus_client.registry import Collector
 from rich.markup import escape
 from rich.table import Table
 
 from adapters.disk import volumes
 from adapters.endpoints import Endpoint, mark_ready
+from adapters.metrics import (
+    SCRAPE_CONFIG,
+    forget_all_metrics,
+    prometheus_dir,
+    recorded_port,
+    serve_metrics,
+    write_rules,
+    write_scrape_config,
+)
 from adapters.signing import ensure_keys
 from app import native
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from app.services.kafka import security
+from app.services.metrics import DagsterRunsCollector, SupervisorCollector
 from app.services.probes import health_of
 from app.services.registry import embedded_services, service_by_name
 from app.services.resources import data_paths, memory_bytes
@@ -45,6 +56,10 @@ def bring_up(settings: Settings) -> dict[str, str]:
     warn_if_plaintext(settings)
     supervisor = Supervisor(settings)
     addresses: dict[str, str] = {}
+    if settings.metrics.enabled:  # before the services: each adds its target as it starts
+        from dashboards.provisioning import prometheus_rules_document
+
+        write_scrape_config(settings, rules=[write_rules(settings, prometheus_rules_document(settings))])
     for group in start_groups(embedded_services(settings)):
         names = ", ".join(service.name for service in group)
         for service in group:
@@ -85,6 +100,7 @@ def bring_down(settings: Settings) -> list[str]:
     for group in reversed(start_groups(embedded_services(settings))):
         with console.status(f"stopping {', '.join(service.name for service in group)}..."):
             stopped += supervisor.stop_together(group)
+    forget_all_metrics(settings.state_path)  # the next `up` chooses free metrics ports again
     return stopped
 
 
@@ -94,6 +110,8 @@ def up() -> None:
     with exit_on_tickwave_error():
         bring_up(settings)
     console.print(f"state dir: {settings.state_path}")
+    if settings.metrics.enabled:
+        console.print(f"Prometheus scrape configuration: {prometheus_dir(settings.state_path) / SCRAPE_CONFIG}")
 
 
 def down() -> None:
@@ -111,7 +129,7 @@ def status() -> None:
     """
     settings = settings_or_exit()
     supervisor = Supervisor(settings)
-    table = Table("service", "state", "pid", "address", "uptime", "memory MB", "health")
+    table = Table("service", "state", "pid", "address", "metrics port", "uptime", "memory MB", "health")
     any_down = False
     dagster_address = None
     warehouse_answers = False
@@ -143,6 +161,7 @@ def status() -> None:
             f"[{colour}]{state.state}[/]",
             str(state.pid or ""),
             state.address or "",
+            metrics_port_shown(settings, service.name) if state.state == "up" else "",
             format_duration(state.uptime_s),
             "" if memory is None else f"{memory / 1e6:.0f}",
             health_text,
@@ -162,6 +181,12 @@ def warn_if_plaintext(settings: Settings) -> None:
     warning = security.plaintext_warning(settings)
     if warning is not None:
         err_console.print(f"[red]![/] {escape(warning)}")
+
+
+def metrics_port_shown(settings: Settings, name: str) -> str:
+    """The loopback port where service ``name`` serves ``/metrics`` (empty when it serves none)."""
+    port = recorded_port(settings.state_path, name) if settings.metrics.enabled else None
+    return "" if port is None else str(port)
 
 
 def print_disks(settings: Settings, services: list[ManagedService]) -> None:
@@ -224,6 +249,10 @@ def supervise() -> None:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
     watchdog = Watchdog(settings, embedded_services(settings))
+    collectors: list[Collector] = [SupervisorCollector(watchdog)]
+    if settings.orchestration.enabled:
+        collectors.append(DagsterRunsCollector(settings))
+    serve_metrics(settings, SUPERVISOR_NAME, collectors)
     mark_ready(settings.state_path, SUPERVISOR_NAME)
     console.print(f"supervising {', '.join(watchdog.watched)}")
     watchdog.run(stop)

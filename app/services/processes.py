@@ -15,6 +15,7 @@ from pathlib import Path
 
 from adapters.bus import as_principal
 from adapters.endpoints import free_port, ready_marker
+from adapters.metrics import metrics_port
 from app.services.supervisor import Launch, ManagedService
 from tickwave.config import Settings, to_environment
 from tickwave.topics import AUDIT, DATAFLOW, EXECUTION
@@ -64,7 +65,7 @@ class OwnProcessService(ManagedService):
         return Launch(
             command=[sys.executable, "-m", "app.cli", *self.arguments],
             address=self.address,
-            ports={},
+            ports={"metrics": metrics_port(self.settings, self.name)} if self.settings.metrics.enabled else {},
             env=to_environment(settings),
         )
 

@@ -189,8 +189,10 @@ def run_source(
 ) -> IngestReport:
     """Create the topics if needed, then send ``source`` to Kafka until it ends or ``stop`` is set."""
     from adapters.bus import Profile, make_admin, resolve_bootstrap
+    from adapters.metrics import metrics_served
     from adapters.topics import create_topics
     from streams.ingest.adapters.kafka import KafkaSink
+    from streams.ingest.metrics import IngestCollector
     from streams.ingest.runner import run_ingest
     from tickwave.topics import TICKS, TICKS_DLQ, topic_name
 
@@ -207,14 +209,15 @@ def run_source(
         profile=profile,
     )
     ingest = settings.ingest
-    return run_ingest(
-        source,
-        sink,
-        stop,
-        stats_interval_s=ingest.stats_interval_s,
-        flush_timeout_s=ingest.flush_timeout_s,
-        on_batch=on_batch,
-    )
+    with metrics_served(settings, "ingest", [IngestCollector(sink)]):
+        return run_ingest(
+            source,
+            sink,
+            stop,
+            stats_interval_s=ingest.stats_interval_s,
+            flush_timeout_s=ingest.flush_timeout_s,
+            on_batch=on_batch,
+        )
 
 
 def replay_sample(settings: Settings, speed: str = "max") -> IngestReport:

@@ -32,6 +32,7 @@ from tickwave.config.ingest import IngestSettings
 from tickwave.config.kafka import KafkaSettings
 from tickwave.config.loading import known_env_names, load_settings, masked_settings, reference_markdown, to_environment
 from tickwave.config.market import MarketSettings
+from tickwave.config.metrics import MetricsSettings
 from tickwave.config.models import DEFAULT_MODEL_IDS, ModelsSettings
 from tickwave.config.mt5 import MT5Settings
 from tickwave.config.orchestration import REPORTS_SCHEDULE_UTC, OrchestrationSettings
@@ -57,6 +58,7 @@ __all__ = [
     "MT5BrokerSettings",
     "MT5Settings",
     "MarketSettings",
+    "MetricsSettings",
     "ModelsSettings",
     "OrchestrationSettings",
     "PaperBrokerSettings",

@@ -30,6 +30,13 @@ class DashboardsSettings(Section):
     webhook_url: str | None = Field(
         default=None, description="alert contact point (webhook URL); unset: alert rules only, no contact point"
     )
+    prometheus_url: str = Field(
+        default="http://127.0.0.1:9090", description="the Prometheus the provisioned Prometheus datasource reads"
+    )
+    prometheus_datasource_name: str = Field(default="Tickwave Prometheus", description="its datasource's name")
+    tick_to_signal_p99_ms: int = Field(
+        default=15, ge=1, description="alert: tick-to-signal latency p99 over 5 minutes above this (ms)"
+    )
     stale_data_s: int = Field(default=60, ge=1, description="alert: no tick for this long in market hours (s)")
     stream_lag_s: int = Field(default=30, ge=1, description="alert: bars reach the warehouse this late (s)")
     quarantine_spike: int = Field(default=100, ge=1, description="alert: quarantined inputs within 5 minutes")

@@ -17,6 +17,7 @@ from tickwave.config.execution import ExecutionSettings
 from tickwave.config.ingest import IngestSettings
 from tickwave.config.kafka import KafkaSettings
 from tickwave.config.market import MarketSettings
+from tickwave.config.metrics import MetricsSettings
 from tickwave.config.models import ModelsSettings
 from tickwave.config.mt5 import MT5Settings
 from tickwave.config.orchestration import OrchestrationSettings
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
     orchestration: OrchestrationSettings = OrchestrationSettings()
     dashboards: DashboardsSettings = DashboardsSettings()
     supervision: SupervisionSettings = SupervisionSettings()
+    metrics: MetricsSettings = MetricsSettings()
     retention: RetentionSettings = RetentionSettings()
     symbols: dict[str, SymbolSpec] = Field(
         default_factory=default_symbols,

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from adapters.endpoints import LOOPBACK, free_port
+from adapters.metrics import metrics_port
 from adapters.warehouse.address import embedded_address
 from adapters.warehouse.credentials import resolve_credentials
 from adapters.warehouse.tls import server_tls
@@ -52,6 +53,7 @@ class WarehouseService(ManagedService):
     def launch(self, data_dir: Path) -> Launch:
         """Return the ``python -m warehouse_server serve`` command on a free or configured port."""
         port = self.settings.clickhouse.port or free_port()
+        metrics = self.settings.metrics
         ensure_port_free(port, "warehouse", "TICKWAVE_CLICKHOUSE_PORT")
         command = [
             sys.executable,
@@ -66,7 +68,7 @@ class WarehouseService(ManagedService):
         return Launch(
             command=command,
             address=f"{LOOPBACK}:{port}",
-            ports={"http": port},
+            ports={"http": port, **({"metrics": metrics_port(self.settings, self.name)} if metrics.enabled else {})},
             env={**self._server_environment(), "TZ": "UTC"},
         )
 

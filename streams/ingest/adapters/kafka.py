@@ -13,12 +13,14 @@ A dead letter (:class:`tickwave.contracts.DeadLetter`) carries the reason, the r
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from adapters.bus import Bootstrap, Profile, make_producer, raise_if_denied
 from streams.ingest.batches import SourceBatch
+from streams.ingest.metrics import reason_code
 from tickwave.clock import Clock
 from tickwave.contracts import DeadLetter, encode
 
@@ -55,6 +57,7 @@ class KafkaSink:
         self.ticks_sent = 0
         self.dead_letters_sent = 0
         self.delivery_failures = 0
+        self.rejected_by_reason: Counter[str] = Counter()  # dead letters by reason code (streams.ingest.metrics)
         self.newest_time_ms: int | None = None
         settings = {"delivery.report.only.error": True, "on_delivery": self._on_delivery, "error_cb": self._on_error}
         self.producer: Producer = make_producer(bootstrap, profile, **settings, **overrides)
@@ -108,6 +111,7 @@ class KafkaSink:
                 symbol=rejected.symbol,
             )
             self._produce(self.dlq_topic, encode(letter), rejected.symbol.encode() or None)
+            self.rejected_by_reason[reason_code(rejected.reason)] += 1
         self.dead_letters_sent += len(batch.rejected)
         self.producer.poll(0)
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from dashboards.build import boards
-from dashboards.dataquery import DATASOURCE_UID
+from dashboards.dataquery import DATASOURCE_UID, PROMETHEUS_UID
 from dashboards.push import ExitCode, PushError, push
 from tests.integration.dashboards.fake_grafana import FakeGrafana
 from tickwave.config import Settings
@@ -44,8 +44,11 @@ def test_push_when_grafana_is_empty_then_creates_folder_datasource_boards_and_al
     assert "password" not in str(state.datasources[DATASOURCE_UID].get("jsonData"))
     assert sorted(state.dashboards) == sorted(board.uid for board in boards(SETTINGS))
     assert all(item["meta"]["folderUid"] == "tickwave" for item in state.dashboards.values())
-    assert len(state.alert_rules) == 8 and len(state.contact_points) == 1
-    assert report.changed == 1 + 1 + 2 + 8 + 1
+    assert len(state.alert_rules) == 9 and len(state.contact_points) == 1
+    assert (
+        state.datasources[PROMETHEUS_UID]["type"] == "prometheus" and PROMETHEUS_UID not in state.datasource_passwords
+    )
+    assert report.changed == 1 + 2 + 2 + 9 + 1  # folder, two datasources, boards, rules, contact point
     assert ("dashboard", "Tickwave · Trader", "created") in report.changes
 
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models import dashboard
+from grafana_foundation_sdk.models import dashboard, prometheus
 
 from dashboards import dataquery
 from dashboards.board import dashboard_json, render
 from dashboards.build import boards, build, build_files
-from dashboards.dataquery import DATASOURCE_UID, PLUGIN_TYPE, ClickHouseQuery
+from dashboards.dataquery import DATASOURCE_UID, PLUGIN_TYPE, PROMETHEUS_TYPE, PROMETHEUS_UID, ClickHouseQuery
 from dashboards.panels import BoardSpec, Kind
 from dashboards.trader import trader_board
 from tickwave.config import Settings
@@ -47,7 +47,10 @@ def test_board_json_when_loaded_into_the_sdk_then_round_trips(board: BoardSpec) 
     again: dict[str, Any] = json.loads(json.dumps(loaded, cls=JSONEncoder))
 
     targets = [target for panel in loaded.panels or [] for target in getattr(panel, "targets", None) or []]
-    assert targets and all(isinstance(target, ClickHouseQuery) for target in targets)
+    assert targets and all(isinstance(target, ClickHouseQuery | prometheus.Dataquery) for target in targets)
+    assert sum(isinstance(target, prometheus.Dataquery) for target in targets) == sum(
+        len(spec.queries) for spec in board.metrics_panels
+    )
     # The SDK's AnnotationTarget only models Grafana's own annotation store: it keeps no SQL,
     # so annotations are compared without their targets (checked against the spec below).
     for document in (data, again):
@@ -61,10 +64,16 @@ def test_every_panel_has_datasource_query_unit_and_title(board: BoardSpec) -> No
     data = dashboard_json(board)
     titles = [panel["title"] for panel in data["panels"]]
 
-    assert len(titles) == len(set(titles)) == len(board.panels)
+    assert len(titles) == len(set(titles)) == len(board.panels) + len(board.metrics_panels)
+    on_metrics = {spec.title: spec for spec in board.metrics_panels}
     for panel in data["panels"]:
         name = panel.get("title")
         assert name, panel
+        if name in on_metrics:  # the Prometheus datasource: a PromQL query per series
+            assert panel["datasource"] == {"type": PROMETHEUS_TYPE, "uid": PROMETHEUS_UID}, name
+            assert [target["expr"] for target in panel["targets"]] == [q for _, q in on_metrics[name].queries], name
+            assert panel["fieldConfig"]["defaults"]["unit"] and panel["description"], name
+            continue
         assert panel["datasource"]["type"] == PLUGIN_TYPE, name
         assert panel["fieldConfig"]["defaults"]["unit"], name
         assert panel["description"], name
@@ -134,10 +143,14 @@ def test_alert_rules_when_provisioned_then_every_issue_alert_with_query_threshol
         "tickwave-blocking-quality",
         "tickwave-disk-low",
         "tickwave-missing-report",
+        "tickwave-tick-to-signal-p99",
     }
     for rule in rules.values():
         query, threshold = rule["data"]
         assert rule["condition"] == threshold["refId"] == "C" and threshold["model"]["expression"] == "A"
+        if query["datasourceUid"] == PROMETHEUS_UID:
+            assert query["model"]["expr"].startswith("histogram_quantile"), rule["uid"]
+            continue
         assert query["datasourceUid"] == DATASOURCE_UID and query["model"]["rawSql"].startswith(("SELECT", "WITH"))
     assert rules["tickwave-stale-ticks"]["data"][1]["model"]["conditions"][0]["evaluator"]["params"] == [45]
     contact = yaml.safe_load(files["provisioning/alerting/tickwave-contact-points.yaml"])
@@ -159,3 +172,22 @@ def test_trader_board_when_money_is_in_the_account_currency_then_shown_at_its_mi
     }
 
     assert decimals == {("P&L today", "commission_today"): [places], ("Last fills", "commission"): [places]}
+
+
+def test_ops_board_when_built_then_prometheus_panels_sit_beside_the_warehouse_panels_with_a_p99_alert() -> None:
+    from dashboards.alerts import alert_rules
+    from dashboards.metrics_panels import TICK_TO_SIGNAL_P99
+    from dashboards.provisioning import datasource_document, prometheus_rules_document, rule_document
+
+    settings = Settings()
+    ops = next(board for board in BOARDS if board.uid == "tickwave-ops")
+    types = {document["type"] for document in datasource_document(settings)["datasources"]}
+    [rule] = [rule for rule in alert_rules(settings) if rule.promql]
+    grafana = rule_document(rule)["data"][0]
+    [prometheus] = prometheus_rules_document(settings)["groups"][0]["rules"]
+
+    assert ops.panels and ops.metrics_panels
+    assert types == {PLUGIN_TYPE, PROMETHEUS_TYPE}
+    assert any("histogram_quantile" in query for spec in ops.metrics_panels for _, query in spec.queries)
+    assert rule.promql == TICK_TO_SIGNAL_P99 == grafana["model"]["expr"] and grafana["datasourceUid"] == PROMETHEUS_UID
+    assert prometheus["expr"] == f"({TICK_TO_SIGNAL_P99}) > {settings.dashboards.tick_to_signal_p99_ms / 1000}"

@@ -211,7 +211,7 @@ def analyst_queries() -> list[str]:
     settings, now = Settings(), datetime(2026, 1, 5, 12, tzinfo=UTC)
     for board in boards(settings):
         queries.extend(expand(spec.sql, board_context(board.uid, now, "EURUSD")) for spec in board.queries)
-    queries.extend(rule.sql for rule in alert_rules(settings))
+    queries.extend(rule.sql for rule in alert_rules(settings) if rule.sql)  # the others are PromQL
     return queries + dbt_model_queries()
 
 

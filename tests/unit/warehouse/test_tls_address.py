@@ -152,7 +152,7 @@ def test_grafana_datasource_when_external_https_with_ca_then_secure_and_the_ca_i
 
     document = yaml.safe_load(render_yaml(datasource_document(settings)))
 
-    [source] = document["datasources"]
+    source, _prometheus = document["datasources"]
     assert source["jsonData"]["secure"] is True
     assert source["jsonData"]["tlsAuthWithCACert"] is True
     assert (source["jsonData"]["host"], source["jsonData"]["port"], source["jsonData"]["path"]) == (
@@ -166,7 +166,7 @@ def test_grafana_datasource_when_external_https_with_ca_then_secure_and_the_ca_i
 def test_grafana_datasource_when_cloud_with_public_ca_then_secure_without_a_ca() -> None:
     settings = Settings(clickhouse={"url": "https://abc.clickhouse.cloud:8443"})
 
-    [source] = datasource_document(settings)["datasources"]
+    source, _prometheus = datasource_document(settings)["datasources"]
 
     assert (source["jsonData"]["secure"], source["jsonData"]["port"]) == (True, 8443)
     assert "tlsAuthWithCACert" not in source["jsonData"] and "tlsCACert" not in source["secureJsonData"]

@@ -1,0 +1,246 @@
+"""Prometheus metrics: each long-running process serves ``/metrics`` on 127.0.0.1 (prometheus-client).
+
+A process calls :func:`serve_metrics` once it is configured; its component's metrics
+module (``streams.metrics``, ``execution.metrics``, ``warehouse_server.metrics``...)
+defines what it exports. Ports: ``metrics.<service>_port``, or 0 for a free port chosen
+once and kept in ``run/<name>.metrics_port`` until ``tickwave down``, so a service the
+supervisor restarts comes back where Prometheus looks for it (and shows ``up == 0``
+meanwhile). Each port is also a Prometheus file-discovery target,
+``prometheus/targets/<name>.json`` under the state dir, which the scrape configuration
+``tickwave up`` writes (``prometheus/prometheus.yml``) reads; a finite run (``tickwave
+ingest``) removes its target when it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import REGISTRY, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from adapters.endpoints import LOOPBACK, free_port
+from adapters.warehouse.writer import BatchWriter
+from tickwave.config import Settings
+
+logger = logging.getLogger(__name__)
+
+SCRAPE_CONFIG = "prometheus.yml"
+RULES = "rules.yml"
+
+
+def port_path(state_path: Path, name: str) -> Path:
+    """The file keeping the metrics port of process ``name``."""
+    return state_path / "run" / f"{name}.metrics_port"
+
+
+def prometheus_dir(state_path: Path) -> Path:
+    """Where the scrape configuration and the file-discovery targets live."""
+    return state_path / "prometheus"
+
+
+def target_path(state_path: Path, name: str) -> Path:
+    """The file-discovery target of process ``name``."""
+    return prometheus_dir(state_path) / "targets" / f"{name}.json"
+
+
+def recorded_port(state_path: Path, name: str) -> int | None:
+    """Return the metrics port process ``name`` serves (or will serve) on, None when it has none."""
+    try:
+        return int(port_path(state_path, name).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def metrics_port(settings: Settings, name: str, *, is_taken: bool = False) -> int:
+    """Return the metrics port of process ``name``: configured, kept from an earlier start, or a free one.
+
+    ``is_taken``: the kept port could not be bound (another process took it meanwhile): choose again.
+    The port and its file-discovery target are written before the process serves, so the supervisor
+    records it and Prometheus scrapes it from the first start.
+    """
+    state_path = settings.state_path
+    port = settings.metrics.port_of(name) or (None if is_taken else recorded_port(state_path, name)) or free_port()
+    _write(port_path(state_path, name), str(port))
+    _write(target_path(state_path, name), json.dumps([{"targets": [f"{LOOPBACK}:{port}"], "labels": {"job": name}}]))
+    return port
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)  # a reader (Prometheus, status) never sees half a file
+
+
+_REGISTERED: dict[str, list[Collector]] = {}  # this process's collectors, by process name
+# The servers this process runs, by state dir and process name: (port, server).
+_SERVING: dict[tuple[Path, str], tuple[int, WSGIServer]] = {}
+
+
+def register_collectors(name: str, collectors: Iterable[Collector]) -> None:
+    """Register ``collectors`` under ``name``, replacing those registered under it before (one set per name)."""
+    for earlier in _REGISTERED.pop(name, []):
+        REGISTRY.unregister(earlier)
+    _REGISTERED[name] = list(collectors)
+    for collector in _REGISTERED[name]:
+        REGISTRY.register(collector)
+
+
+def serve_metrics(settings: Settings, name: str, collectors: Iterable[Collector] = ()) -> int | None:
+    """Register ``collectors`` and serve this process's metrics on 127.0.0.1; return the port (None: disabled).
+
+    Called again in one process (a test runs a service twice), the new collectors replace the
+    earlier ones of ``name`` and the server already running goes on.
+    """
+    register_collectors(name, collectors)
+    if not settings.metrics.enabled:
+        return None
+    serving = _SERVING.get((settings.state_path, name))
+    if serving is not None:
+        return serving[0]
+    port = metrics_port(settings, name)
+    try:
+        server, _thread = start_http_server(port, addr=LOOPBACK)
+    except OSError as exc:
+        if settings.metrics.port_of(name):
+            raise  # a configured port: the operator must choose another
+        logger.warning("metrics port %d of %s is taken (%s); choosing another", port, name, exc)
+        port = metrics_port(settings, name, is_taken=True)
+        server, _thread = start_http_server(port, addr=LOOPBACK)
+    _SERVING[(settings.state_path, name)] = (port, server)
+    logger.info("service=%s metrics on http://%s:%d/metrics", name, LOOPBACK, port)
+    return port
+
+
+@contextmanager
+def metrics_served(settings: Settings, name: str, collectors: Iterable[Collector] = ()) -> Iterator[int | None]:
+    """Serve metrics while a finite run lasts; then stop serving and drop its target (a run that ended is not down)."""
+    port = serve_metrics(settings, name, collectors)
+    try:
+        yield port
+    finally:
+        serving = _SERVING.pop((settings.state_path, name), None)
+        if serving is not None:
+            serving[1].shutdown()
+            serving[1].server_close()
+            forget_metrics(settings.state_path, name)
+        register_collectors(name, [])
+
+
+def forget_metrics(state_path: Path, name: str) -> None:
+    """Remove the kept port and the target of process ``name``."""
+    port_path(state_path, name).unlink(missing_ok=True)
+    target_path(state_path, name).unlink(missing_ok=True)
+
+
+def forget_all_metrics(state_path: Path) -> None:
+    """Remove every kept port and target (``tickwave down``: the next ``up`` chooses free ports again)."""
+    for path in (state_path / "run").glob("*.metrics_port"):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(prometheus_dir(state_path) / "targets", ignore_errors=True)
+
+
+def scrape_config(state_path: Path, interval_s: float, rules: Iterable[Path] = ()) -> dict[str, object]:
+    """Return Prometheus's configuration: every target under ``prometheus/targets``, scraped each ``interval_s``."""
+    interval = f"{max(1, round(interval_s * 1000))}ms"
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
+        "rule_files": [str(path) for path in rules],
+        "scrape_configs": [
+            {
+                "job_name": "tickwave",
+                "file_sd_configs": [
+                    {"files": [str(prometheus_dir(state_path) / "targets" / "*.json")], "refresh_interval": interval}
+                ],
+            }
+        ],
+    }
+
+
+def write_scrape_config(settings: Settings, interval_s: float | None = None, rules: Iterable[Path] = ()) -> Path:
+    """Write ``prometheus/prometheus.yml`` (JSON, which is YAML) for the state dir; return its path."""
+    state_path = settings.state_path
+    (prometheus_dir(state_path) / "targets").mkdir(parents=True, exist_ok=True)
+    config = scrape_config(state_path, interval_s or settings.metrics.scrape_interval_s, rules)
+    path = prometheus_dir(state_path) / SCRAPE_CONFIG
+    _write(path, json.dumps(config, indent=2))
+    return path
+
+
+class WritersCollector:
+    """A loader's batched warehouse writers, one sample per table: rows, batches, retries, failures, buffered rows."""
+
+    def __init__(self, prefix: str, writers: Callable[[], Mapping[str, BatchWriter]]) -> None:
+        """Name the families ``<prefix>_rows_total``...; ``writers`` returns the writers by table when scraped."""
+        self.prefix, self.writers = prefix, writers
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the families, labelled by table (the registered warehouse tables: a bounded set)."""
+        prefix = self.prefix
+        families = {
+            "rows": CounterMetricFamily(f"{prefix}_rows", "Rows inserted into the warehouse", labels=["table"]),
+            "batches": CounterMetricFamily(f"{prefix}_batches", "Batches inserted", labels=["table"]),
+            "retries": CounterMetricFamily(f"{prefix}_insert_retries", "Inserts retried", labels=["table"]),
+            "failures": CounterMetricFamily(f"{prefix}_insert_failures", "Inserts given up", labels=["table"]),
+        }
+        buffered = GaugeMetricFamily(f"{prefix}_rows_buffered", "Rows waiting for their insert", labels=["table"])
+        for table, writer in sorted(dict(self.writers()).items()):
+            stats = writer.stats
+            families["rows"].add_metric([table], stats.rows_written)
+            families["batches"].add_metric([table], stats.batches_written)
+            families["retries"].add_metric([table], stats.retries)
+            families["failures"].add_metric([table], stats.failures)
+            buffered.add_metric([table], stats.rows_buffered)
+        yield from families.values()
+        yield buffered
+
+
+def write_rules(settings: Settings, document: Mapping[str, object]) -> Path:
+    """Write Prometheus's rule file ``prometheus/rules.yml`` (JSON, which is YAML); return its path."""
+    path = prometheus_dir(settings.state_path) / RULES
+    _write(path, json.dumps(document, indent=2))
+    return path
+
+
+class HotHistogram:
+    """A histogram for a hot path: one bucket increment and one addition per observation, no lock.
+
+    prometheus-client's ``Histogram.observe`` takes a lock per bucket and sum (1.1-1.7 us here);
+    this one is written by one thread at a time (the decision loop, the journal under the
+    service's lock, the dataflow's worker) and read whole at each scrape, where a sample taken
+    mid-observation is at most one count behind. Registered with the default registry.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Iterable[float]) -> None:
+        """Name it (``_seconds`` in the name) with its upper bounds, ascending (``+Inf`` is added)."""
+        self.name, self.documentation = name, documentation
+        self.bounds = tuple(sorted(buckets))
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+        REGISTRY.register(self)
+
+    def observe(self, value: float) -> None:
+        """Count one value (the first bucket whose upper bound is at least ``value``)."""
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the histogram in Prometheus's cumulative form."""
+        counts, total = list(self.counts), self.sum
+        family = HistogramMetricFamily(self.name, self.documentation)
+        cumulative, buckets = 0, []
+        for bound, count in zip((*self.bounds, math.inf), counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), float(cumulative)))
+        family.add_metric([], buckets, sum_value=total)
+        yield family

@@ -1,0 +1,112 @@
+"""Metrics plumbing: ports kept across restarts, the scrape configuration, the hot histogram, bounded labels."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from adapters.metrics import (
+    HotHistogram,
+    forget_all_metrics,
+    metrics_port,
+    metrics_served,
+    recorded_port,
+    scrape_config,
+    target_path,
+)
+from streams.ingest.metrics import REASON_CODES, reason_code
+from tickwave.config import Settings
+
+BOUNDS = (0.001, 0.01, 0.1, 1.0)
+
+
+def test_metrics_port_when_asked_again_then_the_same_until_down(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path)
+
+    first = metrics_port(settings, "execution")
+    again = metrics_port(settings, "execution")  # a restart: the same port, where Prometheus looks
+    target = json.loads(target_path(tmp_path, "execution").read_text())
+    recorded = recorded_port(tmp_path, "execution")
+    forget_all_metrics(tmp_path)
+
+    assert first == again == recorded
+    assert target == [{"targets": [f"127.0.0.1:{first}"], "labels": {"job": "execution"}}]
+    assert recorded_port(tmp_path, "execution") is None and not target_path(tmp_path, "execution").exists()
+
+
+def test_metrics_port_when_configured_then_used_and_process_n_of_the_dataflow_offset() -> None:
+    settings = Settings(metrics={"execution_port": 9301, "streams_port": 9400})
+
+    assert settings.metrics.port_of("execution") == 9301
+    assert settings.metrics.port_of("streams-2") == 9402
+    assert settings.metrics.port_of("streams-loader") == 0
+
+
+def test_metrics_served_when_the_run_ends_then_the_server_stops_and_its_target_goes(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path)
+
+    with metrics_served(settings, "ingest") as port:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            served = response.read().decode()
+        assert target_path(tmp_path, "ingest").exists()
+
+    assert "process_cpu_seconds_total" in served or "python_info" in served
+    assert not target_path(tmp_path, "ingest").exists()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_scrape_config_when_written_then_discovers_the_targets_at_the_interval(tmp_path: Path) -> None:
+    config = scrape_config(tmp_path, 1.5, [tmp_path / "rules.yml"])
+
+    [job] = config["scrape_configs"]  # type: ignore[misc]
+    assert config["global"] == {
+        "scrape_interval": "1500ms",
+        "evaluation_interval": "1500ms",
+        "scrape_timeout": "1500ms",
+    }
+    assert job["file_sd_configs"] == [
+        {"files": [str(tmp_path / "prometheus" / "targets" / "*.json")], "refresh_interval": "1500ms"}
+    ]
+    assert config["rule_files"] == [str(tmp_path / "rules.yml")]
+
+
+@given(st.lists(st.floats(min_value=0, max_value=10, allow_nan=False), max_size=50))
+@example([0.001, 0.01, 1.0, 5.0])  # on the bounds: `le` includes them
+def test_hot_histogram_when_observed_then_exposes_what_the_client_histogram_does(values: list[float]) -> None:
+    hot = HotHistogram("tickwave_test_hot_seconds", "test", BOUNDS)
+    reference_registry = CollectorRegistry()
+    reference = Histogram("tickwave_test_hot_seconds", "test", buckets=BOUNDS, registry=reference_registry)
+    try:
+        for value in values:
+            hot.observe(value)
+            reference.observe(value)
+        ours = {(s.name, tuple(sorted(s.labels.items()))): s.value for family in hot.collect() for s in family.samples}
+        theirs = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(generate_latest(reference_registry).decode())
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+    finally:
+        REGISTRY.unregister(hot)
+
+    assert ours.keys() == theirs.keys()
+    for key, value in ours.items():
+        assert value == pytest.approx(theirs[key]), key
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [("ask_below_bid: ask 1.1 < bid 1.2", "ask_below_bid"), ("late: 12 ms behind", "late"), ("x" * 500, "other")],
+)
+def test_reason_code_when_any_text_then_a_code_of_the_rules_or_other(reason: str, code: str) -> None:
+    assert reason_code(reason) == code
+    assert reason_code(reason) in REASON_CODES | {"other"}
