@@ -101,6 +101,11 @@ def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_sur
     assert down.returncode == 0 and "stopped: supervisor, audit, execution, streams, warehouse, kafka" in down.stdout
     assert exited(pid)
     assert run(cli_env, "status").returncode == 3
+    # A normal stop reads as one: each service says it stopped, and nothing reads like a crash.
+    for service in ("supervisor", "audit", "execution", "streams", "warehouse"):
+        log = run(cli_env, "logs", service, "--lines", "5000").stdout
+        assert "Traceback" not in log and "panicked" not in log, f"{service}:\n{log[-3000:]}"
+        assert log.count(" stopped") == 1 + (service == "streams"), f"{service}:\n{log[-3000:]}"  # and its loader
 
     restarted = run(cli_env, "up")
     assert restarted.returncode == 0, restarted.stderr
