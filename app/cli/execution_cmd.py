@@ -37,6 +37,7 @@ def run() -> None:
         signal.signal(signum, lambda *_: stop.set())
     with exit_on_tickwave_error():
         run_execution(settings, stop)
+    console.print("execution stopped")
 
 
 @app.command("audit")
@@ -48,6 +49,7 @@ def audit() -> None:
     stop = threading.Event()
     with exit_on_tickwave_error():
         run_audit(settings, stop)
+    console.print("the audit loader stopped")
 
 
 def _command(command: str, reason: str = "", symbol: str = "", params: dict[str, str] | None = None) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from tickwave.clock import SystemClock
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError
+from tickwave.topics import INGEST
 
 if TYPE_CHECKING:
     from streams.ingest.runner import IngestReport, TickSource
@@ -187,14 +188,19 @@ def run_source(
     stop: threading.Event,
     on_batch: Callable[[IngestReport], None] | None = None,
 ) -> IngestReport:
-    """Create the topics if needed, then send ``source`` to Kafka until it ends or ``stop`` is set."""
-    from adapters.bus import Profile, make_admin, resolve_bootstrap
+    """Create the topics if needed, then send ``source`` to Kafka until it ends or ``stop`` is set.
+
+    It publishes as the ingest principal unless ``kafka.username`` names another (the secured broker's default).
+    """
+    from adapters.bus import Profile, default_principal, make_admin, resolve_bootstrap
     from adapters.metrics import metrics_served
     from adapters.topics import create_topics
     from streams.ingest.adapters.kafka import KafkaSink
     from streams.ingest.metrics import IngestCollector
     from streams.ingest.runner import run_ingest
     from tickwave.topics import TICKS, TICKS_DLQ, topic_name
+
+    settings = default_principal(settings, INGEST)
 
     bootstrap = resolve_bootstrap(settings)
     # `topics create` and `up` set the retention; under ACLs ingest sees (and may write) only its two topics.

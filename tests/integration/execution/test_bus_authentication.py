@@ -19,6 +19,7 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import KafkaError, Producer
 
 from adapters.bus import as_principal, make_producer, producer_config, resolve_admin, resolve_bootstrap
+from adapters.signing import signed_headers
 from execution.brokers.paper import LEDGER_NAME
 from execution.journal import JOURNAL_NAME, Journal
 from tests.integration.execution.conftest import Bus, Processes, make_signal, make_tick, now_ms
@@ -83,7 +84,8 @@ def test_forged_writes_when_no_credentials_or_another_roles_then_refused_and_no_
     bus.wait_for(lambda events: any(isinstance(e, RiskEvent) and e.kind == "started" for e in events), 60, "start")
     genuine = make_signal(1, now_ms(), "long", 0.5)
     dataflow = make_producer(resolve_bootstrap(as_principal(topics, DATAFLOW)), "latency")
-    dataflow.produce(topic_name(topics, SIGNALS), encode(genuine), b"EURUSD")
+    value = encode(genuine)  # signed with the dataflow's key, as the dataflow signs
+    dataflow.produce(topic_name(topics, SIGNALS), value, b"EURUSD", headers=signed_headers(bus.signing_key, value))
     assert dataflow.flush(15) == 0
     bus.wait_for(lambda events: genuine.signal_id in {e.signal_id for e in bus.of_type(OrderSubmitted)}, 60, "order")
     counts_before = {base: message_count(resolve_admin(topics), topic_name(topics, base)) for base in OWNERS}

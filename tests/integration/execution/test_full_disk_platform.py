@@ -24,6 +24,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from adapters.bus import make_producer, resolve_bootstrap
 from adapters.endpoints import ready_marker
+from adapters.signing import channel_key
 from adapters.warehouse.client import connect
 from adapters.warehouse.credentials import resolve_credentials
 from adapters.warehouse.migrate import migrate
@@ -113,6 +114,7 @@ def test_platform_when_the_disk_fills_and_is_freed_then_nothing_is_lost_or_doubl
     state = disk / "state"
     processes = Processes(topics, state, LIMITS)
     processes.log_path = disk.parent / "execution.log"  # off the small disk: a full disk must not hide the log
+    bus.signing_key = channel_key(state, "signals")  # this state dir's dataflow key, which its execution reads
     execution = processes.start()  # starts while the warehouse does
     supervisor, warehouse_service, endpoint = start_warehouse(state)
     market = Market(topics, bus)

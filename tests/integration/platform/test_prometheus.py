@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from adapters.bus import make_producer
+from adapters.bus import make_producer, resolve_bootstrap
+from adapters.bus_credentials import ADMIN
 from adapters.endpoints import free_port
 from adapters.metrics import RULES, prometheus_dir, scrape_config
+from adapters.signing import signals_key, signed_headers
 from adapters.warehouse.client import connect
 from dashboards.metrics_panels import metrics_panels
 from execution.app import instance_dir
@@ -139,7 +141,7 @@ def test_prometheus_when_the_stack_trades_then_it_counts_the_orders_and_sees_a_k
 def trade_kill_and_count(env: dict[str, str], state: Path, prometheus: Prometheus) -> None:
     settings = load_settings(
         state_dir=state,
-        kafka={"bootstrap": f"127.0.0.1:{env['TICKWAVE_KAFKA_PORT']}"},
+        kafka={"username": ADMIN},  # the authenticated default: the state dir's credentials, as its super user
         clickhouse={"port": int(env["TICKWAVE_CLICKHOUSE_PORT"])},
     )
     every_job_up = prometheus.wait_for("up", lambda found: all(found.get(job) == 1 for job in SERVICES), 60)
@@ -156,7 +158,8 @@ def trade_kill_and_count(env: dict[str, str], state: Path, prometheus: Prometheu
 
     # Trade: fresh prices for two symbols all along (the gate refuses stale ones), then signals that each ask
     # for an order once the execution process has read prices.
-    producer = make_producer(settings.kafka.bootstrap or "", "latency")
+    producer = make_producer(resolve_bootstrap(settings), "latency")
+    key = signals_key(settings)  # the dataflow's key: the execution process decides only signed signals
     pricing = threading.Event()
 
     def send_prices() -> None:
@@ -174,7 +177,10 @@ def trade_kill_and_count(env: dict[str, str], state: Path, prometheus: Prometheu
             make_signal(i, now_ms(), ("long", "short")[i // 2 % 2], 0.5, ("EURUSD", "GBPUSD")[i % 2]) for i in range(12)
         ]
         for sent in signals + signals[:4]:  # the first four delivered twice: decided once
-            producer.produce(topic_name(settings, SIGNALS), key=sent.symbol.encode(), value=encode(sent))
+            value = encode(sent)
+            producer.produce(
+                topic_name(settings, SIGNALS), key=sent.symbol.encode(), value=value, headers=signed_headers(key, value)
+            )
         producer.flush(10)
         prometheus.wait_for(
             "tickwave_execution_signals_total", lambda found: found.get("execution") == len(signals), 60

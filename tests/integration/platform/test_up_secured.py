@@ -107,7 +107,7 @@ def test_up_when_kafka_is_sasl_ssl_then_each_principal_works_and_no_process_hold
     assert ticks > 0 and stored == ticks  # ingest -> dataflow -> loader -> warehouse, each as its principal
     kafka_secrets = [name for name in secrets if name.endswith(".password")]
     assert len(kafka_secrets) == len(PRINCIPALS) + 2  # every principal's, admin's and the keystore's
-    assert len(secrets) == len(kafka_secrets) + 3  # two warehouse passwords and the control key
+    assert len(secrets) == len(kafka_secrets) + 4  # two warehouse passwords, the control key and the signals key
     names = {" ".join(process.cmdline()[:4]) for process in processes}
     assert len(processes) >= 6, names  # kafka, the warehouse, streams (+ its Bytewax), execution, audit, supervisor
     leaks = []  # named, never shown: a failing run must not print the secret it found

@@ -269,7 +269,7 @@ def clustered(started: dict[int, list[str]]) -> bool:
     if len(bytewax) < PARTITIONS:
         return False
     for pid, command in bytewax.items():
-        ports = {int(address.rsplit(":", 1)[1]) for address in command[command.index("-a") + 1].split(";")}
+        ports = {int(address.rsplit(":", 1)[1]) for address in command[command.index("--addresses") + 1].split(";")}
         try:
             connections = psutil.Process(pid).net_connections("tcp")
         except psutil.Error:

@@ -27,6 +27,7 @@ from adapters.warehouse.address import warehouse_address
 from adapters.warehouse.client import connect
 from adapters.warehouse.tls import generated_ca_file, server_tls
 from app.services.warehouse import WarehouseService
+from dashboards.dataquery import PLUGIN_TYPE
 from dashboards.gocheck import build_checker, run_checker
 from dashboards.provisioning import datasource_document
 from dashboards.runner import AnalystRunner
@@ -108,7 +109,7 @@ def test_grafana_datasource_when_tls_then_secure_with_a_ca_that_verifies_the_ser
     port = tls_warehouse.endpoint.ports["http"]
     settings = load_settings(state_dir=tls_warehouse.state_dir, clickhouse={"tls": True, "port": port})
 
-    [source] = datasource_document(settings)["datasources"]
+    [source] = [d for d in datasource_document(settings)["datasources"] if d["type"] == PLUGIN_TYPE]
 
     json_data, secure_json_data = source["jsonData"], source["secureJsonData"]
     assert (json_data["protocol"], json_data["secure"], json_data["tlsAuthWithCACert"]) == ("http", True, True)
