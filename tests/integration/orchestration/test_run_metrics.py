@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from clickhouse_connect.driver.client import Client
-
+from adapters.warehouse.client import connect
+from adapters.warehouse.migrate import migrate
 from app.services.metrics import DagsterRunsCollector
 from orchestration.run_log import record_runs
 from tickwave.config import Settings
@@ -17,8 +17,12 @@ def _run(run_id: str, job: str, status: str, at_s: int) -> tuple[object, ...]:
 
 
 def test_dagster_runs_when_collected_then_latest_status_of_each_run_counted_by_job(
-    warehouse_settings: Settings, warehouse_database: str, warehouse: Client
+    warehouse_settings: Settings, fresh_database: str
 ) -> None:
+    # A database of its own: the shared one holds the runs other tests recorded.
+    migrate(warehouse_settings, database=fresh_database)
+    warehouse = connect(warehouse_settings, database=fresh_database)
+    warehouse_database = fresh_database
     record_runs(warehouse, [_run("r1", "daily_reports", "STARTED", 1_700_000_000)])
     record_runs(  # a later insert: the same run replaced by its outcome (its own part, until a merge)
         warehouse,
@@ -36,3 +40,4 @@ def test_dagster_runs_when_collected_then_latest_status_of_each_run_counted_by_j
     counted = {(s.labels["job"], s.labels["status"]): s.value for s in family.samples}
 
     assert counted == {("daily_reports", "SUCCESS"): 1, ("daily_reports", "FAILURE"): 1, ("dbt_marts", "SUCCESS"): 1}
+    warehouse.close()
