@@ -71,8 +71,8 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
     flow = flow_for(settings, SystemClock(), tail=tail)
     serve_metrics(settings, "streams")
     start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (adapters.gcpause)
+    loader = start_loader(settings)  # before the filter: the loader writes its own log lines, as they are
     with ShutdownPanicFilter(_STOPPING):
-        loader = start_loader(settings)
         reporter = start_health(settings, recovery_dir(settings), {"the streams loader": loader})
         _mark_ready(settings)
         finished = False
