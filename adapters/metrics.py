@@ -18,14 +18,20 @@ import logging
 import math
 import os
 import shutil
+import socket
+import sys
+import threading
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from wsgiref.simple_server import WSGIServer
+from typing import Any, Final
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import REGISTRY, start_http_server
+from prometheus_client import REGISTRY, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from adapters.endpoints import LOOPBACK, free_port
@@ -36,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 SCRAPE_CONFIG = "prometheus.yml"
 RULES = "rules.yml"
+# A scrape is one small GET answered in milliseconds: a client that takes longer than this for its whole
+# request, or keeps more connections than this open, is not Prometheus and is cut off.
+REQUEST_DEADLINE_S: Final = 5.0
+MAX_CONNECTIONS: Final = 8
 
 
 def port_path(state_path: Path, name: str) -> Path:
@@ -110,16 +120,94 @@ def serve_metrics(settings: Settings, name: str, collectors: Iterable[Collector]
         return serving[0]
     port = metrics_port(settings, name)
     try:
-        server, _thread = start_http_server(port, addr=LOOPBACK)
+        server = start_bounded_server(port)
     except OSError as exc:
         if settings.metrics.port_of(name):
             raise  # a configured port: the operator must choose another
         logger.warning("metrics port %d of %s is taken (%s); choosing another", port, name, exc)
         port = metrics_port(settings, name, is_taken=True)
-        server, _thread = start_http_server(port, addr=LOOPBACK)
+        server = start_bounded_server(port)
     _SERVING[(settings.state_path, name)] = (port, server)
     logger.info("service=%s metrics on http://%s:%d/metrics", name, LOOPBACK, port)
     return port
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """One request per connection (wsgiref's way), each read bounded by the server's deadline."""
+
+    def setup(self) -> None:
+        """Bound each read of the socket (``http.server`` bounds the line and header sizes itself)."""
+        self.request.settimeout(getattr(self.server, "deadline_s", REQUEST_DEADLINE_S))
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing per request (as prometheus-client's own handler)."""
+
+
+class MetricsServer(ThreadingWSGIServer):
+    """prometheus-client's thread-per-connection server, bounded: ``MAX_CONNECTIONS`` at once, each for ``deadline_s``.
+
+    A connection beyond the budget is closed at accept, before a byte is read. A connection
+    not answered within the deadline (one that sends nothing, or trickles a byte at a time)
+    is shut down by the serving loop, which looks every half second: threads and memory
+    stay bounded whatever a local process opens, and a slot is never held longer than that.
+    """
+
+    deadline_s = REQUEST_DEADLINE_S
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._deadlines: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start the connection's thread if a slot is free; else close it."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        with self._lock:
+            self._deadlines[request] = time.monotonic() + self.deadline_s
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._forget(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve the connection, then free its slot."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._forget(request)
+
+    def _forget(self, request: Any) -> None:
+        with self._lock:
+            self._deadlines.pop(request, None)
+        self._slots.release()
+
+    def service_actions(self) -> None:
+        """Shut down the connections past their deadline (called by ``serve_forever`` between polls)."""
+        now = time.monotonic()
+        with self._lock:
+            late = [request for request, deadline in self._deadlines.items() if deadline <= now]
+        for request in late:
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed meanwhile
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out or went away is not an error of the server; anything else is logged."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+def start_bounded_server(port: int) -> WSGIServer:
+    """Serve the default registry on 127.0.0.1:``port`` from a daemon thread (prometheus-client's app, bounded)."""
+    server = make_server(LOOPBACK, port, make_wsgi_app(REGISTRY), MetricsServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name=f"metrics-{port}", daemon=True).start()
+    return server
 
 
 @contextmanager

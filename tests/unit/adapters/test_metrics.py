@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -13,7 +16,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_l
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.metrics import (
+    MAX_CONNECTIONS,
     HotHistogram,
+    MetricsServer,
     forget_all_metrics,
     metrics_port,
     metrics_served,
@@ -110,3 +115,65 @@ def test_hot_histogram_when_observed_then_exposes_what_the_client_histogram_does
 def test_reason_code_when_any_text_then_a_code_of_the_rules_or_other(reason: str, code: str) -> None:
     assert reason_code(reason) == code
     assert reason_code(reason) in REASON_CODES | {"other"}
+
+
+def _scrape(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return int(response.status)
+
+
+def _closed_by_server(sock: socket.socket, within_s: float) -> bool:
+    sock.settimeout(within_s)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_metrics_server_when_clients_hold_connections_then_bounded_and_closed_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MetricsServer, "deadline_s", 1.0)
+    settings = Settings(state_dir=tmp_path)
+    threads_before = threading.active_count()
+
+    with metrics_served(settings, "ingest") as port:
+        assert port is not None
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_CONNECTIONS + 20)]
+        time.sleep(0.2)
+        threads_held = threading.active_count() - threads_before
+        closed = [_closed_by_server(sock, within_s=3.0) for sock in idle]
+        status = _scrape(port)  # the slots are free again
+        for sock in idle:
+            sock.close()
+
+    assert threads_held <= MAX_CONNECTIONS + 1  # and the serving thread
+    assert all(closed)
+    assert status == 200
+
+
+def test_metrics_server_when_a_client_trickles_its_request_then_cut_off_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MetricsServer, "deadline_s", 1.0)
+    settings = Settings(state_dir=tmp_path)
+
+    with metrics_served(settings, "ingest") as port:
+        assert port is not None
+        with socket.create_connection(("127.0.0.1", port)) as trickling:
+            started = time.monotonic()
+            trickling.sendall(b"GET /metrics HTTP/1.1\r\n")
+            held_s = 0.0
+            while held_s < 5.0:  # a header byte every 0.2 s: every read is within the socket timeout
+                time.sleep(0.2)
+                held_s = time.monotonic() - started
+                try:
+                    trickling.sendall(b"X")
+                except OSError:
+                    break
+                if _closed_by_server(trickling, within_s=0.01):
+                    break
+
+    assert held_s < 2.0
