@@ -265,6 +265,26 @@ def write_scrape_config(settings: Settings, interval_s: float | None = None, rul
     return path
 
 
+def counts_by_kind(prefix: str, counts: Mapping[type, int], kinds: Iterable[tuple[str, type, str]]) -> Iterator[Metric]:
+    """Yield a counter ``<prefix>_<name>`` per ``(name, kind, documentation)``, read from ``counts`` (unseen: 0)."""
+    for name, kind, documentation in kinds:
+        yield CounterMetricFamily(f"{prefix}_{name}", documentation, value=counts.get(kind, 0))
+
+
+def labelled(
+    family: type[CounterMetricFamily | GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    label: str,
+    values: Mapping[str, float],
+) -> Metric:
+    """Return a family with one sample per ``values`` item, labelled ``label``, in the labels' order."""
+    metric = family(name, documentation, labels=[label])
+    for key, value in sorted(values.items()):
+        metric.add_metric([key], value)
+    return metric
+
+
 class WritersCollector:
     """A loader's batched warehouse writers, one sample per table: rows, batches, retries, failures, buffered rows."""
 

@@ -18,7 +18,7 @@ from typing import Final
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from adapters.metrics import HotHistogram
+from adapters.metrics import HotHistogram, counts_by_kind, labelled
 from tickwave.contracts import OrderFilled, OrderRejected, OrderSubmitted, Signal
 
 # A decision takes ~0.1 ms without an fsync and a few ms with one; the tail matters up to a second.
@@ -72,20 +72,23 @@ class ExecutionCollector:
 
     def collect(self) -> Iterator[Metric]:
         """Yield the families; labels are the configured symbols, the risk checks and the three trading states."""
-        by_kind = dict(self.counts.by_kind)
-        for name, kind, what in (
-            ("signals", Signal, "Signals decided (not counting ones seen before)"),
-            ("orders_submitted", OrderSubmitted, "Orders submitted (journaled before the broker call)"),
-            ("orders_rejected", OrderRejected, "Orders the broker rejected"),
-            ("fills", OrderFilled, "Executions the broker reported"),
-        ):
-            yield CounterMetricFamily(f"tickwave_execution_{name}", what, value=by_kind.get(kind, 0))
-        denied = CounterMetricFamily(
-            "tickwave_execution_orders_denied", "Orders the risk gate denied, by check", labels=["check"]
+        yield from counts_by_kind(
+            "tickwave_execution",
+            dict(self.counts.by_kind),
+            (
+                ("signals", Signal, "Signals decided (not counting ones seen before)"),
+                ("orders_submitted", OrderSubmitted, "Orders submitted (journaled before the broker call)"),
+                ("orders_rejected", OrderRejected, "Orders the broker rejected"),
+                ("fills", OrderFilled, "Executions the broker reported"),
+            ),
         )
-        for check, count in sorted(dict(self.counts.denied_by_check).items()):
-            denied.add_metric([check], count)
-        yield denied
+        yield labelled(
+            CounterMetricFamily,
+            "tickwave_execution_orders_denied",
+            "Orders the risk gate denied, by check",
+            "check",
+            dict(self.counts.denied_by_check),
+        )
         yield CounterMetricFamily(
             "tickwave_execution_ticks_skipped",
             "Ticks not used for prices (the dataflow's checks)",
@@ -98,9 +101,10 @@ class ExecutionCollector:
         for name in TRADING_STATES:
             state.add_metric([name], 1.0 if current == name else 0.0)
         yield state
-        positions = GaugeMetricFamily(
-            "tickwave_execution_position_lots", "Net position per symbol (lots; sold negative)", labels=["symbol"]
+        yield labelled(
+            GaugeMetricFamily,
+            "tickwave_execution_position_lots",
+            "Net position per symbol (lots; sold negative)",
+            "symbol",
+            {symbol: float(lots) for symbol, lots in dict(self.positions()).items()},
         )
-        for symbol, lots in sorted(dict(self.positions()).items()):
-            positions.add_metric([symbol], float(lots))
-        yield positions

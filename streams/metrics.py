@@ -17,7 +17,7 @@ from typing import Any, Final
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from adapters.metrics import HotHistogram, WritersCollector
+from adapters.metrics import HotHistogram, WritersCollector, counts_by_kind, labelled
 from streams.connectors import PARTITION_PROGRESS, Publisher
 from streams.ingest.metrics import reason_code
 from tickwave.contracts import Bar, DeadLetter, Message, Prediction, Signal, Tick
@@ -94,20 +94,23 @@ class DataflowCollector:
 
     def collect(self) -> Iterator[Metric]:
         """Yield the families."""
-        by_kind = dict(self.records.by_kind)
-        for name, kind, what in (
-            ("ticks_accepted", Tick, "Ticks accepted into bars"),
-            ("bars", Bar, "Bars closed"),
-            ("predictions", Prediction, "Predictions scored (champions and challengers)"),
-            ("signals", Signal, "Signals emitted"),
-        ):
-            yield CounterMetricFamily(f"tickwave_dataflow_{name}", what, value=by_kind.get(kind, 0))
-        rejected = CounterMetricFamily(
-            "tickwave_dataflow_ticks_rejected", "Inputs quarantined, by reason code", labels=["reason"]
+        yield from counts_by_kind(
+            "tickwave_dataflow",
+            dict(self.records.by_kind),
+            (
+                ("ticks_accepted", Tick, "Ticks accepted into bars"),
+                ("bars", Bar, "Bars closed"),
+                ("predictions", Prediction, "Predictions scored (champions and challengers)"),
+                ("signals", Signal, "Signals emitted"),
+            ),
         )
-        for code, count in sorted(dict(self.records.rejected).items()):
-            rejected.add_metric([code], count)
-        yield rejected
+        yield labelled(
+            CounterMetricFamily,
+            "tickwave_dataflow_ticks_rejected",
+            "Inputs quarantined, by reason code",
+            "reason",
+            dict(self.records.rejected),
+        )
         read = CounterMetricFamily("tickwave_dataflow_ticks_read", "Ticks read, by partition", labels=["partition"])
         lag = GaugeMetricFamily(
             "tickwave_dataflow_lag_messages",

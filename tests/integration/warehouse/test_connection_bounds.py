@@ -22,6 +22,7 @@ from adapters.warehouse.credentials import Credentials, resolve_credentials
 from tests.integration.warehouse.bombs import footprint
 from tests.integration.warehouse.http import Response, post
 from tests.plugins.warehouse import start_warehouse
+from tests.sockets import is_closed_by_server
 
 MAX_CONNECTIONS = 64
 RECEIVE_TIMEOUT_S = 1.5
@@ -66,16 +67,6 @@ def open_idle(warehouse: Warehouse, count: int) -> list[socket.socket]:
         sock.connect(warehouse.host_port)
         sockets.append(sock)
     return sockets
-
-
-def is_closed_by_server(sock: socket.socket, within_s: float) -> bool:
-    sock.settimeout(within_s)
-    try:
-        return sock.recv(1) == b""
-    except TimeoutError:
-        return False
-    except ConnectionResetError:
-        return True
 
 
 def is_closed_now(sock: socket.socket) -> bool:

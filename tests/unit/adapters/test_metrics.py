@@ -7,7 +7,10 @@ import socket
 import threading
 import time
 import urllib.request
+from collections import Counter
+from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import example, given
@@ -26,8 +29,12 @@ from adapters.metrics import (
     scrape_config,
     target_path,
 )
+from execution.metrics import AuditCounts, ExecutionCollector
 from streams.ingest.metrics import REASON_CODES, reason_code
+from streams.metrics import DataflowCollector
+from tests.sockets import is_closed_by_server
 from tickwave.config import Settings
+from tickwave.contracts import Bar, OrderFilled, OrderSubmitted, Signal, Tick
 
 BOUNDS = (0.001, 0.01, 0.1, 1.0)
 
@@ -122,16 +129,6 @@ def _scrape(port: int) -> int:
         return int(response.status)
 
 
-def _closed_by_server(sock: socket.socket, within_s: float) -> bool:
-    sock.settimeout(within_s)
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
-
-
 def test_metrics_server_when_clients_hold_connections_then_bounded_and_closed_at_the_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,7 +141,7 @@ def test_metrics_server_when_clients_hold_connections_then_bounded_and_closed_at
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_CONNECTIONS + 20)]
         time.sleep(0.2)
         threads_held = threading.active_count() - threads_before
-        closed = [_closed_by_server(sock, within_s=3.0) for sock in idle]
+        closed = [is_closed_by_server(sock, within_s=3.0) for sock in idle]
         status = _scrape(port)  # the slots are free again
         for sock in idle:
             sock.close()
@@ -173,7 +170,49 @@ def test_metrics_server_when_a_client_trickles_its_request_then_cut_off_at_the_d
                     trickling.sendall(b"X")
                 except OSError:
                     break
-                if _closed_by_server(trickling, within_s=0.01):
+                if is_closed_by_server(trickling, within_s=0.01):
                     break
 
     assert held_s < 2.0
+
+
+def _samples(collector: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    registry = CollectorRegistry()
+    registry.register(collector)  # type: ignore[arg-type]
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+    }
+
+
+def test_execution_collector_when_scraped_then_counts_denials_state_and_positions() -> None:
+    counts = AuditCounts()
+    counts.by_kind.update({Signal: 5, OrderSubmitted: 3, OrderFilled: 2})
+    counts.denied_by_check.update({"max_lots": 2, "stale_price": 1})
+    collector = ExecutionCollector(counts, lambda: "REDUCING", lambda: {"EURUSD": Decimal("-0.3")}, lambda: 7)
+
+    samples = _samples(collector)
+
+    assert samples[("tickwave_execution_signals_total", ())] == 5
+    assert samples[("tickwave_execution_orders_submitted_total", ())] == 3
+    assert samples[("tickwave_execution_orders_rejected_total", ())] == 0
+    assert samples[("tickwave_execution_fills_total", ())] == 2
+    assert samples[("tickwave_execution_orders_denied_total", (("check", "max_lots"),))] == 2
+    assert samples[("tickwave_execution_orders_denied_total", (("check", "stale_price"),))] == 1
+    assert samples[("tickwave_execution_ticks_skipped_total", ())] == 7
+    assert samples[("tickwave_execution_trading_state", (("state", "REDUCING"),))] == 1
+    assert samples[("tickwave_execution_trading_state", (("state", "ACTIVE"),))] == 0
+    assert samples[("tickwave_execution_position_lots", (("symbol", "EURUSD"),))] == -0.3
+
+
+def test_dataflow_collector_when_scraped_then_counts_by_kind_and_rejections_by_reason() -> None:
+    records = SimpleNamespace(by_kind=Counter({Tick: 40, Bar: 4, Signal: 1}), rejected=Counter({"crossed": 2}))
+
+    samples = _samples(DataflowCollector(records))  # type: ignore[arg-type]
+
+    assert samples[("tickwave_dataflow_ticks_accepted_total", ())] == 40
+    assert samples[("tickwave_dataflow_bars_total", ())] == 4
+    assert samples[("tickwave_dataflow_predictions_total", ())] == 0
+    assert samples[("tickwave_dataflow_signals_total", ())] == 1
+    assert samples[("tickwave_dataflow_ticks_rejected_total", (("reason", "crossed"),))] == 2
