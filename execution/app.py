@@ -21,13 +21,7 @@ from adapters.health import HealthReporter
 from adapters.metrics import serve_metrics
 from execution.brokers.base import Broker
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
-from execution.connectors import (
-    ControlListener,
-    KafkaPublisher,
-    prime_prices,
-    run_confluent_loop,
-    run_quixstreams_loop,
-)
+from execution.connectors import ControlListener, KafkaPublisher, prime_prices, run_hot_loop
 from execution.engine import Engine
 from execution.fence import AccountFence, Fence
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
@@ -159,9 +153,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
             reporter.watch("the control listener", lambda: control.is_alive() or stop.is_set())
             reporter.start()
             mark_ready(settings.state_path, "execution")
-            loop = run_quixstreams_loop if settings.execution.hot_path_client == "quixstreams" else run_confluent_loop
             try:
-                loop(settings, bootstrap, service, stop)
+                run_hot_loop(settings, bootstrap, service, stop)
                 # A stop between an acceptance and the loop's next poll left a fill that was due
                 # uncollected (found by the kill -9 test): collect what the broker has before closing.
                 service.poll_broker()
