@@ -7,7 +7,7 @@ import pytest
 from execution.__main__ import USAGE, main
 
 
-@pytest.mark.parametrize("arguments", [["run"], ["audit", "--now"], ["quixstreams"]])
+@pytest.mark.parametrize("arguments", [["run"], ["audit", "--now"], ["halt"]])
 def test_main_when_an_unknown_argument_then_usage_and_exit_2(
     arguments: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
