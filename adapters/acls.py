@@ -84,7 +84,6 @@ def consumer_groups(settings: Settings) -> dict[str, tuple[tuple[str, bool], ...
         EXECUTION: (
             (execution, False),
             (f"{execution}-prime-", True),
-            (f"{execution}-quix", False),
             (f"{execution}.fence", False),
             (f"{execution}.control.", True),
         ),

@@ -9,8 +9,8 @@
    The signature check's cost, same run: from a signal's bytes to the broker call returned,
    decoded only vs verified (the dataflow's HMAC) and decoded, two services fed in turn.
 2. Over Kafka at 1k signals/s: from ``produce()`` of a signal to the paper broker's
-   acceptance of its order, once with the plain confluent-kafka loop and once with the
-   quixstreams Application (``execution.hot_path_client``), same settings otherwise.
+   acceptance of its order through the hot loop (plain confluent-kafka), once with the
+   account's fence as in production and once without it (the fence's cost).
 3. Kill switch: from sending ``halt`` on ``execution.control`` to the HALTED event
    (20 halts, each followed by a resume), while the hot loop runs.
 
@@ -54,13 +54,7 @@ from bench.embedded import AUTHENTICATED, PLAINTEXT, bench_settings, embedded_bu
 from bench.summary import record  # noqa: E402
 from execution.app import build_service  # noqa: E402
 from execution.brokers.base import Broker, BrokerEvent, BrokerOrder  # noqa: E402
-from execution.connectors import (  # noqa: E402
-    ControlListener,
-    SignalGate,
-    run_confluent_loop,
-    run_quixstreams_loop,
-    send_control,
-)
+from execution.connectors import ControlListener, SignalGate, run_hot_loop, send_control  # noqa: E402
 from execution.fence import AccountFence, Fence  # noqa: E402
 from execution.service import ExecutionService, decode_signal  # noqa: E402
 from execution.state import Order  # noqa: E402
@@ -278,11 +272,10 @@ def _us(figures: tuple[float, float, float]) -> tuple[str, str, str]:
 def over_kafka(
     root: Path,
     bus: Settings,
-    client: str,
+    label: str,
     seconds: float,
     rate: int,
     fsync: bool = True,
-    label: str = "",
     is_fenced: bool = False,
 ) -> dict[str, Any]:
     """Stream signals at ``rate``/s into the hot loop; time produce -> accepted (fenced: as ``app.run`` builds it).
@@ -292,13 +285,12 @@ def over_kafka(
     """
     settings = bench_settings(
         bus,
-        root / (label or client),
-        f"bench-{label or client}.",
+        root / label,
+        f"bench-{label}.",
         market={"hours": "always"},
         execution={
             "risk": WIDE_LIMITS,
-            "hot_path_client": client,
-            "consumer_group": f"bench-{label or client}",
+            "consumer_group": f"bench-{label}",
             "journal_fsync": fsync,
         },
     )
@@ -325,9 +317,7 @@ def over_kafka(
         target=_drive, args=(settings, bootstrap, producer, timed, watcher, seconds, rate, measured, stop), daemon=True
     )
     driver.start()
-    # quixstreams installs signal handlers, so its loop must run on the main thread.
-    loop = run_quixstreams_loop if client == "quixstreams" else run_confluent_loop
-    loop(execution, execution_bootstrap, service, stop)
+    run_hot_loop(execution, execution_bootstrap, service, stop)
     driver.join(30)
     control.join(10)
     service.close()
@@ -499,7 +489,7 @@ def _topic_partitions(consumer: Any, topic: str) -> list[Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=30.0, help="stream length per client")
+    parser.add_argument("--seconds", type=float, default=30.0, help="stream length of each Kafka row")
     parser.add_argument("--warmup", type=float, default=10.0, help="untimed stream first (the broker's JIT)")
     parser.add_argument("--rate", type=int, default=1000, help="signals per second")
     parser.add_argument("--in-process", type=int, default=5000, help="signals for the in-process run")
@@ -598,7 +588,7 @@ def main() -> None:
             return
         with embedded_bus(args.security_protocol) as bus:
             halts: list[float] = []
-            over_kafka(root, bus, "confluent", args.warmup, args.rate, label="warmup")  # the broker's JVM starts cold
+            over_kafka(root, bus, "warmup", args.warmup, args.rate)  # the broker's JVM starts cold
             floor = kafka_floor(root, bus, args.seconds, args.rate)
             p50, p99, worst = floor["latency"]
             table.add_row(
@@ -608,16 +598,15 @@ def main() -> None:
                 f"{worst:.0f}",
                 f"{floor['received']}/{floor['sent']} at {args.rate}/s: floor of the Kafka rows",
             )
-            for client, is_fenced in (("confluent", True), ("confluent", False), ("quixstreams", False)):
-                name = f"{client}, fenced" if is_fenced else client
+            for is_fenced in (True, False):
+                name = "confluent, fenced" if is_fenced else "confluent"  # the figures' names in bench/README.md
                 result = over_kafka(
                     root,
                     bus,
-                    client,
+                    "fenced" if is_fenced else "unfenced",
                     args.seconds,
                     args.rate,
                     fsync=not args.no_fsync,
-                    label=f"{client}-fenced" if is_fenced else "",
                     is_fenced=is_fenced,
                 )
                 p50, p99, worst = result["latency"]
@@ -648,7 +637,7 @@ def main() -> None:
                     f"{p50:.0f}",
                     f"{p99:.0f}",
                     f"{worst:.0f}",
-                    f"{len(halts)} halts, confluent loop running",
+                    f"{len(halts)} halts, the hot loop running",
                 )
                 record(
                     "kill switch: halt sent -> HALTED, max",

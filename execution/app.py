@@ -1,6 +1,8 @@
 """Wiring: settings to a running execution process (journal, broker, engine, Kafka loops).
 
 Kept apart from ``__main__`` so tests and the benchmark build the same service in-process.
+:func:`serve` is the one way either process runs as a process: ``python -m execution [audit]``
+and ``tickwave execution run|audit`` (what the supervisor, systemd and compose start) both call it.
 """
 
 from __future__ import annotations
@@ -8,26 +10,22 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from adapters.bus import resolve_bootstrap
+from adapters.bus import default_principal, resolve_bootstrap
 from adapters.endpoints import mark_ready
 from adapters.gcpause import start_gc_freezer
 from adapters.health import HealthReporter
 from adapters.metrics import serve_metrics
 from execution.brokers.base import Broker
 from execution.brokers.paper import LEDGER_NAME, PaperBroker
-from execution.connectors import (
-    ControlListener,
-    KafkaPublisher,
-    prime_prices,
-    run_confluent_loop,
-    run_quixstreams_loop,
-)
+from execution.connectors import ControlListener, KafkaPublisher, prime_prices, run_hot_loop
 from execution.engine import Engine
 from execution.fence import AccountFence, Fence
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
@@ -38,8 +36,9 @@ from execution.service import ExecutionService, Publisher, TickChecks
 from execution.sizing import SizingPolicy
 from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings
-from tickwave.errors import ConfigurationError, ServiceError
+from tickwave.errors import ConfigurationError, ServiceError, TickwaveError
 from tickwave.instruments import registry
+from tickwave.topics import AUDIT, EXECUTION
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +126,33 @@ def single_instance(settings: Settings) -> Iterator[None]:
         os.close(fd)  # closing releases the lock (so does the kernel on kill -9)
 
 
+def serve(settings: Settings, is_audit_loader: bool = False) -> int:
+    """Run the execution process (or the audit loader) until SIGTERM or SIGINT; return the exit code.
+
+    Each runs as its own Kafka principal on the secured embedded broker (unless ``kafka.username``
+    names one), says in one line that it stopped (0), or ends on an error in one line (1, no traceback).
+    """
+    name = "the audit loader" if is_audit_loader else "execution"
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %d: stopping", signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, request_stop)
+    try:
+        if is_audit_loader:
+            run_audit(default_principal(settings, AUDIT), stop)
+        else:
+            run(default_principal(settings, EXECUTION), stop)
+    except TickwaveError as exc:
+        logger.error("%s ended on an error: %s", name, exc)
+        return 1
+    logger.info("%s stopped", name)
+    return 0
+
+
 def run(settings: Settings, stop: threading.Event) -> None:
     """Run the execution process until ``stop`` is set: reconcile, then take commands and signals."""
     bootstrap = resolve_bootstrap(settings)
@@ -159,9 +185,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
             reporter.watch("the control listener", lambda: control.is_alive() or stop.is_set())
             reporter.start()
             mark_ready(settings.state_path, "execution")
-            loop = run_quixstreams_loop if settings.execution.hot_path_client == "quixstreams" else run_confluent_loop
             try:
-                loop(settings, bootstrap, service, stop)
+                run_hot_loop(settings, bootstrap, service, stop)
                 # A stop between an acceptance and the loop's next poll left a fill that was due
                 # uncollected (found by the kill -9 test): collect what the broker has before closing.
                 service.poll_broker()

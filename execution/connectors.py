@@ -1,16 +1,14 @@
-"""Kafka adapters: the audit publisher, the signal/tick loops, the control listener, CLI helpers.
+"""Kafka adapters: the audit publisher, the signal/tick loop, the control listener, CLI helpers.
 
-The hot loop reads ``signals`` and ``ticks`` and comes in two builds, chosen by
-``execution.hot_path_client`` and measured against each other in ``bench/execution.py``:
-
-- ``confluent`` (default): one plain confluent-kafka consumer with *manual assignment*.
-  Signals resume from the group's committed offsets (redelivered ones are dropped by the
-  journal); ticks are a table, not a queue: each tick partition is read from a little
-  before its end, so the latest prices are back within milliseconds of a restart.
-  No group membership means no rebalance: a restart after ``kill -9`` resumes at once
-  instead of waiting out the dead member's session timeout.
-- ``quixstreams``: a quixstreams ``Application`` with one dataframe per topic and the same
-  latency settings (group membership with a static ``group.instance.id``).
+The hot loop reads ``signals`` and ``ticks`` with one plain confluent-kafka consumer and
+*manual assignment* (``bench/execution.py`` measures it against a plain Kafka hop).
+Signals resume from the group's committed offsets (redelivered ones are dropped by the
+journal); ticks are a table, not a queue: each tick partition is read from a little
+before its end, so the latest prices are back within milliseconds of a restart.
+No group membership means no rebalance: a restart after ``kill -9`` resumes at once
+instead of waiting out the dead member's session timeout. quixstreams is used by the
+audit loader (``execution.audit``), whose sink must flush before its offsets commit; the
+hot loop has no such need and drains what Kafka holds in batches.
 
 Every message on ``signals`` passes :class:`SignalGate` before it is decoded: only a
 signal signed with the dataflow's key (``adapters.signing``) is decided; anything else is
@@ -46,7 +44,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from adapters.bus import Bootstrap, consumer_config, denial, make_consumer, make_producer, quix_connection
+from adapters.bus import Bootstrap, denial, make_consumer, make_producer
 from adapters.signing import Headers, control_key, refusal, signals_key, signed_headers
 from execution.metrics import DECISION_SECONDS, AuditCounts
 from execution.service import ExecutionService, decode_signal
@@ -214,9 +212,7 @@ def prime_prices(settings: Settings, bootstrap: Bootstrap, service: ExecutionSer
     return read
 
 
-def run_confluent_loop(
-    settings: Settings, bootstrap: Bootstrap, service: ExecutionService, stop: threading.Event
-) -> None:
+def run_hot_loop(settings: Settings, bootstrap: Bootstrap, service: ExecutionService, stop: threading.Event) -> None:
     """Consume signals and ticks with a plain confluent-kafka consumer until ``stop`` is set."""
     execution = settings.execution
     signals_topic, ticks_topic = topic_name(settings, SIGNALS), topic_name(settings, TICKS)
@@ -229,7 +225,7 @@ def run_confluent_loop(
             tick_partitions.append(TopicPartition(ticks_topic, tp.partition, max(low, high - TICK_LOOKBACK)))
         consumer.assign(signal_partitions + tick_partitions)
         logger.info(
-            "hot loop (confluent) assigned %d signal and %d tick partitions",
+            "hot loop assigned %d signal and %d tick partitions",
             len(signal_partitions),
             len(tick_partitions),
         )
@@ -377,65 +373,6 @@ def _log_kafka_error(message: Message, bootstrap: Bootstrap) -> None:
     if error.code() != KafkaError._PARTITION_EOF:
         refused = denial(error, bootstrap, message.topic() or "")
         logger.error("kafka error on %s[%s]: %s", message.topic(), message.partition(), refused or error.str())
-
-
-def run_quixstreams_loop(
-    settings: Settings, bootstrap: Bootstrap, service: ExecutionService, stop: threading.Event
-) -> None:
-    """Consume signals and ticks with a quixstreams Application until ``stop`` is set."""
-    from quixstreams import Application
-
-    execution = settings.execution
-    latency = consumer_config(bootstrap, execution.consumer_group, "latency")
-    app = Application(
-        broker_address=quix_connection(bootstrap),
-        consumer_group=f"{execution.consumer_group}-quix",
-        auto_offset_reset="earliest",
-        commit_interval=COMMIT_EVERY_S,
-        consumer_poll_timeout=POLL_TIMEOUT_S,
-        consumer_extra_config={
-            "fetch.wait.max.ms": latency["fetch.wait.max.ms"],
-            "fetch.min.bytes": latency["fetch.min.bytes"],
-            "session.timeout.ms": latency["session.timeout.ms"],
-            "heartbeat.interval.ms": latency["heartbeat.interval.ms"],
-            "group.instance.id": execution.instance_id,
-        },
-        producer_extra_config={"linger.ms": 0},
-        auto_create_topics=False,
-        use_changelog_topics=False,
-        loglevel=None,
-    )
-
-    gate = SignalGate(signals_key(settings), service)
-
-    def on_signal(value: bytes, _key: bytes, _timestamp: int, headers: Headers | None) -> None:
-        signal = gate.admit(value, headers, topic_name(settings, SIGNALS))
-        started = time.perf_counter()
-        # Not decided (the journal is short of space): wait here, so its offset is not committed.
-        while signal is not None and not service.handle_signal(signal):
-            if stop.is_set():
-                raise ServiceError(
-                    f"stopped with signal {signal.signal_id} undecided (the journal takes no "
-                    "decisions): it is read again at the next start"
-                )
-            stop.wait(POLL_TIMEOUT_S)
-            service.poll_broker()
-        DECISION_SECONDS.observe(time.perf_counter() - started)
-        service.poll_broker()
-        service.keep_fence()
-
-    def on_tick(value: bytes, _key: bytes, _timestamp: int, _headers: Headers | None) -> None:
-        service.handle_tick_bytes(value)
-        service.poll_broker()  # late fills and the timed reconciliation also without signals
-        service.keep_fence()
-
-    for base, handler in ((SIGNALS, on_signal), (TICKS, on_tick)):
-        topic = app.topic(topic_name(settings, base), value_deserializer="bytes", key_deserializer="bytes")
-        app.dataframe(topic).update(handler, metadata=True)
-    watcher = threading.Thread(target=lambda: (stop.wait(), app.stop()), name="quix-stop", daemon=True)
-    watcher.start()
-    logger.info("hot loop (quixstreams) starting")
-    app.run()
 
 
 class ControlListener(threading.Thread):

@@ -8,8 +8,6 @@ while the process is down waits on the topic and applies when it starts.
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from typing import Annotated
 
@@ -18,7 +16,7 @@ from rich.table import Table
 
 from adapters.bus import default_principal, resolve_bootstrap
 from app.cli.common import console, err_console, exit_on_tickwave_error, settings_or_exit
-from tickwave.topics import AUDIT, EXECUTION, OPERATOR
+from tickwave.topics import OPERATOR
 
 app = typer.Typer(help="Run the execution process; halt, reduce, resume it; show its status.", no_args_is_help=True)
 
@@ -29,27 +27,19 @@ SymbolOption = Annotated[str, typer.Option(help="only this symbol (default: all 
 @app.command("run")
 def run() -> None:
     """Run the execution process in the foreground until Ctrl-C or SIGTERM."""
-    settings = default_principal(settings_or_exit(), EXECUTION)
-    from execution.app import run as run_execution
+    settings = settings_or_exit()
+    from execution.app import serve
 
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    with exit_on_tickwave_error():
-        run_execution(settings, stop)
-    console.print("execution stopped")
+    raise typer.Exit(serve(settings))
 
 
 @app.command("audit")
 def audit() -> None:
     """Load the audit trail (orders.events) into the warehouse until Ctrl-C or SIGTERM."""
-    settings = default_principal(settings_or_exit(), AUDIT)
-    from execution.app import run_audit
+    settings = settings_or_exit()
+    from execution.app import serve
 
-    stop = threading.Event()
-    with exit_on_tickwave_error():
-        run_audit(settings, stop)
-    console.print("the audit loader stopped")
+    raise typer.Exit(serve(settings, is_audit_loader=True))
 
 
 def _command(command: str, reason: str = "", symbol: str = "", params: dict[str, str] | None = None) -> None:

@@ -134,10 +134,6 @@ class ExecutionSettings(Section):
     """The execution process: broker choice, identity, journal and its sub-sections."""
 
     broker: Literal["paper", "mt5"] = Field(default="paper", description="where orders go: paper or mt5")
-    hot_path_client: Literal["confluent", "quixstreams"] = Field(
-        default="confluent",
-        description="Kafka client of the signal/tick loop (measured in bench/execution.py; see execution/README.md)",
-    )
     consumer_group: str = Field(default="tickwave-execution", description="Kafka consumer group of the process")
     instance_id: str = Field(default="execution-1", description="names this process in logs, events and groups")
     account_currency: str = Field(default="USD", description="currency of P&L, exposure and the loss limit")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from adapters.acls import grants, tail_group
+from adapters.acls import consumer_groups, grants, tail_group
 from adapters.bus import (
     KafkaConnection,
     client_security,
@@ -179,7 +179,7 @@ def test_consumer_groups_when_every_process_names_its_group_then_only_its_owner_
     used = {
         DATAFLOW: ["tickwave-streams-unused"],
         LOADER: [f"{prefix}tickwave-streams-loader"],
-        EXECUTION: [execution, f"{execution}-prime-1a2b", f"{execution}-quix", f"{execution}.fence"],
+        EXECUTION: [execution, f"{execution}-prime-1a2b", f"{execution}.fence"],
         AUDIT: [f"{execution}-audit"],
         OPERATOR: ["tickwave-cli-1a2b"],
         READER: [tail_group(load_settings(kafka={"username": READER, "topic_prefix": prefix}))],
@@ -199,6 +199,26 @@ def test_consumer_groups_when_every_process_names_its_group_then_only_its_owner_
 
     # Assert
     assert owners == {group: {principal} for principal, groups in used.items() for group in groups}
+
+
+def test_consumer_groups_when_execution_granted_then_only_groups_it_names() -> None:
+    # Arrange: every group the execution process names (hot loop, price read-back, fence, control listener)
+    settings = load_settings()
+    execution = settings.execution.consumer_group
+    named = [
+        execution,
+        f"{execution}-prime-1a2b",
+        f"{execution}.fence",
+        f"{execution}.control.{settings.execution.instance_id}",
+    ]
+
+    # Act
+    granted = consumer_groups(settings)[EXECUTION]
+
+    # Assert: no grant is left over for a group nothing names
+    assert [
+        name for name, is_prefix in granted if not any(g == name or (is_prefix and g.startswith(name)) for g in named)
+    ] == []
 
 
 def test_secured_properties_when_written_then_authorizer_closed_and_super_user_admin(tmp_path: Path) -> None:
