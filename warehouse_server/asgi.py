@@ -179,7 +179,14 @@ class WarehouseApp:
         try:
             try:
                 presented, password = presented_credentials(headers, params)
-                user = self._authenticate(presented, password, address)
+                try:
+                    user = self._authenticate(presented, password, address)
+                except QueryError:
+                    # A backed-off user's refusal waits on a timer: a guess flood costs the server no CPU meanwhile.
+                    delay_s = self.login_guard.delay_s(presented)
+                    if delay_s:
+                        await asyncio.sleep(delay_s)
+                    raise
                 connection = connection_of(scope)
                 if connection is not None:  # the service user's connections are never closed to make room
                     connection.authenticated(user.readonly == READ_WRITE)

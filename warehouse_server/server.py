@@ -217,6 +217,7 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
             clickhouse.max_failed_logins,
             clickhouse.failed_login_window_s,
             never_locked=[user.name for user in users.values() if user.readonly == READ_WRITE],
+            answer_delay_s=clickhouse.failed_login_delay_s,
         ),
         access_log,
     )

@@ -101,10 +101,17 @@ class ClickHouseSettings(Section):
         "no TCP connection (Linux 5.13+, network 6.7+; else logged)",
     )
     max_failed_logins: int = Field(
-        default=10, ge=1, description="embedded warehouse: failed logins per user and address before a lock-out"
+        default=10, ge=1, description="embedded warehouse: failed logins per user (from any address) before a lock-out"
     )
     failed_login_window_s: float = Field(
         default=300.0, gt=0, description="embedded warehouse: window of the failed-login count and the lock-out, s"
+    )
+    failed_login_delay_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=30,
+        description="embedded warehouse: how late a refused or failed login is answered once its user has "
+        "max_failed_logins failures in the window (a timer, no CPU), s",
     )
     trusted_proxies: tuple[str, ...] = Field(
         default=(),

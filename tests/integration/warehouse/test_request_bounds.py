@@ -58,6 +58,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
         state_dir,
         max_failed_logins=MAX_FAILED_LOGINS,
         failed_login_window_s=30,
+        failed_login_delay_s=0.1,  # the back-off is the connection bounds' test; here it only slows
         analyst_max_concurrent_queries=SLOTS,
         analyst_max_memory_mb=ANALYST_MEMORY_MB,
         max_sessions=MAX_SESSIONS,
