@@ -95,6 +95,13 @@ class ClickHouseSettings(Section):
     analyst_max_concurrent_queries: int = Field(
         default=4, ge=1, description="embedded warehouse: queries one read-only user may run at once"
     )
+    analyst_refused_body_delay_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=30,
+        description="embedded warehouse: how late a read-only user's undecodable or oversized body is answered, "
+        "its query slot held meanwhile (a timer, no CPU), s",
+    )
     confine_engine: bool = Field(
         default=True,
         description="embedded warehouse: Landlock-confine the process to the files it needs and its data dir, "
