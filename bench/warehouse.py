@@ -48,7 +48,7 @@ from adapters.warehouse.writer import BatchWriter, WriterConfig
 from app.services.supervisor import Supervisor
 from app.services.warehouse import WarehouseService
 from bench.summary import record
-from bench.warehouse_attacks import ATTACKS, burn_cpu
+from bench.warehouse_attacks import ATTACKS, burn_cpu, run_when_ready
 from tests.integration.warehouse.bombs import BOMBS, footprint
 from tests.integration.warehouse.http import post
 from tickwave.config import Settings, load_settings
@@ -538,6 +538,10 @@ class Phase:
     def p50(self) -> float:
         return statistics.median(self.samples)
 
+    def server_extra_s(self, per_insert_s: float) -> float:
+        """The server's CPU beyond what the writer's inserts cost it alone (a faster writer inserts more)."""
+        return self.server_cpu_s - len(self.samples) * per_insert_s
+
 
 def bench_writer_under_attacks(
     settings: Settings, endpoint: Endpoint, seconds: float, only: tuple[str, ...] = ()
@@ -573,11 +577,17 @@ def bench_writer_under_attacks(
 
     def measure(loop: Callable[[str, Credentials, Any], None], processes: int) -> Phase:
         done = context.Event()
-        others = [context.Process(target=loop, args=(endpoint.address, credentials, done)) for _ in range(processes)]
+        ready = [context.Event() for _ in range(processes)]
+        others = [
+            context.Process(target=run_when_ready, args=(loop, event, endpoint.address, credentials, done))
+            for event in ready
+        ]
         for process in others:
             process.start()
         try:
-            time.sleep(3.0)  # the processes' interpreters start and their pressure builds
+            for event in ready:  # their interpreters' start-up is not the attack: it is left out of the CPU read
+                event.wait(120)
+            time.sleep(2.0)  # their pressure builds
             server_before = _cpu_s(endpoint.pid)
             others_before = sum(_cpu_s(process.pid or 0) for process in others)
             samples, failures = insert_samples()
@@ -595,12 +605,14 @@ def bench_writer_under_attacks(
     alone_samples, _ = insert_samples()
     alone = Phase(alone_samples, 0, _cpu_s(endpoint.pid) - server_before, 0.0)
     floor_rss = _rss_mib(endpoint.pid)
+    per_insert_s = alone.server_cpu_s / len(alone.samples)
     rows = [
         Row(
             "attack: none (writer's 1,000-row insert alone)",
             percentiles(alone.samples),
             "-",
-            f"server CPU {alone.server_cpu_s:.1f} s in {seconds:.0f} s; RSS floor {floor_rss:.0f} MiB",
+            f"server CPU {alone.server_cpu_s:.1f} s in {seconds:.0f} s ({len(alone.samples)} inserts); "
+            f"RSS floor {floor_rss:.0f} MiB",
         )
     ]
     try:
@@ -622,6 +634,8 @@ def bench_writer_under_attacks(
                     "-",
                     f"p50 {ratio:.1f}x alone, {burn_ratio:.1f}x the burn floor; "
                     f"server CPU {attacked.server_cpu_s:.1f} s (burn floor {burned.server_cpu_s:.1f} s), "
+                    f"beyond the writer's inserts {attacked.server_extra_s(per_insert_s):+.1f} s "
+                    f"(burn floor {burned.server_extra_s(per_insert_s):+.1f} s), "
                     f"attackers {attacked.others_cpu_s:.1f} s (burners {burned.others_cpu_s:.1f} s); "
                     f"{failures} failed of {len(attacked.samples)}; "
                     f"RSS {above_floor:+.0f} MiB over floor {ATTACK_SETTLE_S:.0f} s after; "

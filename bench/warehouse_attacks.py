@@ -36,6 +36,14 @@ def _send_head(address: str, head: bytes) -> None:
         pass  # the server closed it: the attacker starts again
 
 
+def run_when_ready(
+    loop: Callable[[str, Credentials, Any], None], ready: Any, address: str, credentials: Credentials, done: Any
+) -> None:
+    """Set ``ready`` (the interpreter has started and imported), then run ``loop`` until ``done`` is set."""
+    ready.set()
+    loop(address, credentials, done)
+
+
 def burn_cpu(_address: str, _credentials: Credentials, done: Any) -> None:
     """Burn CPU and send nothing to the server, until ``done`` is set (an attack's floor)."""
     while not done.is_set():
