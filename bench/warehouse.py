@@ -11,7 +11,8 @@ p50/p99 alone and under each attack of ``bench/warehouse_attacks.py`` (idle conn
 huge heads, policy and decompression bombs, password guesses), with the server's RSS 10 s
 after each. It prints one table.
 
-    .venv/bin/python -m bench.warehouse [--quick] [--security-only] [--attacks-only] [--warehouse-nice N]
+    .venv/bin/python -m bench.warehouse [--quick] [--security-only] [--attacks-only] [--attack TEXT]...
+        [--warehouse-nice N]
 
 It starts its own warehouse on a free port in a temporary state dir and stops it at the
 end. Figures from one run are recorded in bench/README.md.
@@ -47,7 +48,7 @@ from adapters.warehouse.writer import BatchWriter, WriterConfig
 from app.services.supervisor import Supervisor
 from app.services.warehouse import WarehouseService
 from bench.summary import record
-from bench.warehouse_attacks import ATTACKS
+from bench.warehouse_attacks import ATTACKS, burn_cpu, run_when_ready
 from tests.integration.warehouse.bombs import BOMBS, footprint
 from tests.integration.warehouse.http import post
 from tickwave.config import Settings, load_settings
@@ -515,18 +516,51 @@ def _rss_mib(pid: int) -> float:
 
 
 ATTACK_SETTLE_S = 10.0  # memory is read this long after an attack ends
+_CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
-def bench_writer_under_attacks(settings: Settings, endpoint: Endpoint, seconds: float) -> list[Row]:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS_PER_S  # utime, stime: fields 14 and 15
+
+
+@dataclass
+class Phase:
+    """The writer's insert latencies beside some local processes, and the CPU each side used meanwhile."""
+
+    samples: list[float]
+    failures: int
+    server_cpu_s: float
+    others_cpu_s: float
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.samples)
+
+    def server_extra_s(self, per_insert_s: float) -> float:
+        """The server's CPU beyond what the writer's inserts cost it alone (a faster writer inserts more)."""
+        return self.server_cpu_s - len(self.samples) * per_insert_s
+
+
+def bench_writer_under_attacks(
+    settings: Settings, endpoint: Endpoint, seconds: float, only: tuple[str, ...] = ()
+) -> list[Row]:
     """The writer's 1,000-row insert alone and under each attack of ``bench/warehouse_attacks.py``, same run.
 
-    Targets: p50 within 2x of alone, no request answered 503 (or failed), the server's RSS
-    back within 64 MiB of its floor 10 s after each attack ends.
+    Each attack is measured twice: beside as many local processes that only burn CPU (the
+    floor: what the attackers' own CPU costs the writer on a small machine), then under the
+    attack itself. The server's CPU seconds (``/proc/<pid>/stat``, every thread) and the
+    local processes' are read over each measurement: the server's extra CPU under the
+    attack, over its CPU beside the burners, is the attack's server-side cost, which the
+    warehouse controls. Targets: p50 within 2x of alone, no request answered 503 (or
+    failed), the server's RSS back within 64 MiB of its floor 10 s after each attack ends.
     """
     credentials = resolve_credentials(settings)
     writer = connect(settings, database=settings.clickhouse.database)
     writer.command(DDL.format(name="attacked"))
     batch = arrow_batch(1_000, 0)
+    context = multiprocessing.get_context("spawn")
 
     def insert_samples() -> tuple[list[float], int]:
         samples: list[float] = []
@@ -541,47 +575,82 @@ def bench_writer_under_attacks(settings: Settings, endpoint: Endpoint, seconds: 
             samples.append((time.perf_counter_ns() - started) / 1000)
         return samples, failures
 
-    context = multiprocessing.get_context("spawn")
-    alone, _ = insert_samples()
-    floor = _rss_mib(endpoint.pid)
-    alone_p50 = statistics.median(alone)
-    rows = [
-        Row("attack: none (writer's 1,000-row insert alone)", percentiles(alone), "-", f"RSS floor {floor:.0f} MiB")
-    ]
-    try:
-        for label, (attack, processes) in ATTACKS.items():
-            done = context.Event()
-            attackers = [
-                context.Process(target=attack, args=(endpoint.address, credentials, done)) for _ in range(processes)
-            ]
-            for process in attackers:
-                process.start()
-            time.sleep(3.0)  # the attackers' interpreters start and their pressure builds
+    def measure(loop: Callable[[str, Credentials, Any], None], processes: int) -> Phase:
+        done = context.Event()
+        ready = [context.Event() for _ in range(processes)]
+        others = [
+            context.Process(target=run_when_ready, args=(loop, event, endpoint.address, credentials, done))
+            for event in ready
+        ]
+        for process in others:
+            process.start()
+        try:
+            for event in ready:  # their interpreters' start-up is not the attack: it is left out of the CPU read
+                event.wait(120)
+            time.sleep(2.0)  # their pressure builds
+            server_before = _cpu_s(endpoint.pid)
+            others_before = sum(_cpu_s(process.pid or 0) for process in others)
             samples, failures = insert_samples()
+            server_cpu_s = _cpu_s(endpoint.pid) - server_before
+            others_cpu_s = sum(_cpu_s(process.pid or 0) for process in others) - others_before
+        finally:
             done.set()
-            for process in attackers:
+            for process in others:
                 process.join(timeout=30)
                 if process.is_alive():
                     process.kill()
+        return Phase(samples, failures, server_cpu_s, others_cpu_s)
+
+    server_before = _cpu_s(endpoint.pid)
+    alone_samples, _ = insert_samples()
+    alone = Phase(alone_samples, 0, _cpu_s(endpoint.pid) - server_before, 0.0)
+    floor_rss = _rss_mib(endpoint.pid)
+    per_insert_s = alone.server_cpu_s / len(alone.samples)
+    rows = [
+        Row(
+            "attack: none (writer's 1,000-row insert alone)",
+            percentiles(alone.samples),
+            "-",
+            f"server CPU {alone.server_cpu_s:.1f} s in {seconds:.0f} s ({len(alone.samples)} inserts); "
+            f"RSS floor {floor_rss:.0f} MiB",
+        )
+    ]
+    try:
+        for label, (attack, processes) in ATTACKS.items():
+            if only and not any(part in label for part in only):
+                continue
+            burned = measure(burn_cpu, processes)
+            attacked = measure(attack, processes)
             time.sleep(ATTACK_SETTLE_S)
-            above_floor = _rss_mib(endpoint.pid) - floor
-            ratio = statistics.median(samples) / alone_p50
+            above_floor = _rss_mib(endpoint.pid) - floor_rss
+            ratio = attacked.p50 / alone.p50
+            burn_ratio = attacked.p50 / burned.p50
+            failures = attacked.failures + burned.failures
             is_met = ratio <= 2.0 and failures == 0 and above_floor <= 64
             rows.append(
                 Row(
                     f"attack: {label}",
-                    percentiles(samples),
+                    f"{percentiles(attacked.samples)}; beside {processes} CPU burner(s): {percentiles(burned.samples)}",
                     "-",
-                    f"p50 {ratio:.1f}x alone; {failures} failed of {len(samples)}; "
+                    f"p50 {ratio:.1f}x alone, {burn_ratio:.1f}x the burn floor; "
+                    f"server CPU {attacked.server_cpu_s:.1f} s (burn floor {burned.server_cpu_s:.1f} s), "
+                    f"beyond the writer's inserts {attacked.server_extra_s(per_insert_s):+.1f} s "
+                    f"(burn floor {burned.server_extra_s(per_insert_s):+.1f} s), "
+                    f"attackers {attacked.others_cpu_s:.1f} s (burners {burned.others_cpu_s:.1f} s); "
+                    f"{failures} failed of {len(attacked.samples)}; "
                     f"RSS {above_floor:+.0f} MiB over floor {ATTACK_SETTLE_S:.0f} s after; "
                     f"{'met' if is_met else 'NOT met'}",
                 )
             )
             record(
                 f"writer insert p50 under attack: {label}",
-                round(statistics.median(samples) / 1000, 1),
+                round(attacked.p50 / 1000, 1),
                 "ms",
-                baseline=f"alone {percentiles(alone)}",
+                baseline=(
+                    f"alone {percentiles(alone.samples)}; beside {processes} CPU burner(s) "
+                    f"{percentiles(burned.samples)} ({burn_ratio:.1f}x); server CPU {attacked.server_cpu_s:.1f} s "
+                    f"vs {burned.server_cpu_s:.1f} s beside the burners"
+                ),
                 target="p50 <= 2x alone, no 503, RSS within 64 MiB of floor after 10 s",
                 is_met=is_met,
             )
@@ -595,6 +664,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller volumes (a smoke run, not for the README)")
     parser.add_argument("--security-only", action="store_true", help="only the policy's cost and the bombs")
     parser.add_argument("--attacks-only", action="store_true", help="only the writer's latency under each attack")
+    parser.add_argument(
+        "--attack", action="append", default=[], help="only the attacks whose name holds this text (repeatable)"
+    )
     parser.add_argument(
         "--warehouse-nice", type=int, default=10, help="the warehouse's niceness (production's 10; 0 on a loaded VM)"
     )
@@ -616,7 +688,9 @@ def main() -> None:
     client = connect(settings, database=settings.clickhouse.database, send_receive_timeout=600)
     local = Local(state_dir / "in-process-chdb")
     try:
-        results = bench_writer_under_attacks(settings, endpoint, seconds=3 if options.quick else 8)
+        results = bench_writer_under_attacks(
+            settings, endpoint, seconds=3 if options.quick else 8, only=tuple(options.attack)
+        )
         if not options.attacks_only:
             results += [
                 *bench_policy_http(settings, runs),

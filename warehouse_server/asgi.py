@@ -56,10 +56,19 @@ from warehouse_server.http_request import (
 from warehouse_server.http_response import FLUSH_AFTER_S, Responder, Started, pull
 from warehouse_server.limits import LoginGuard
 from warehouse_server.planning import Plan
-from warehouse_server.protocol import NOT_ENOUGH_SPACE, NOT_IMPLEMENTED, UNKNOWN_EXCEPTION, QueryError
+from warehouse_server.protocol import (
+    CANNOT_DECOMPRESS,
+    NOT_ENOUGH_SPACE,
+    NOT_IMPLEMENTED,
+    QUERY_IS_TOO_LARGE,
+    TOO_LARGE_SIZE_COMPRESSED,
+    UNKNOWN_EXCEPTION,
+    QueryError,
+)
 
 logger = logging.getLogger(__name__)
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # errors that mean a full disk (or quota)
+_UNDECODABLE = frozenset({CANNOT_DECOMPRESS, QUERY_IS_TOO_LARGE, TOO_LARGE_SIZE_COMPRESSED})  # a body's bombs
 
 T = TypeVar("T")
 
@@ -81,6 +90,8 @@ class Limits:
     # A read-only user sends queries, never data: its body and decoded body are capped lower.
     read_only_max_body_bytes: int = 1 << 20
     read_only_max_decoded_bytes: int = 8 << 20
+    # A read-only user's body that cannot be decoded (a bomb) is answered this late, its slot held meanwhile.
+    read_only_refused_body_delay_s: float = 1.0
 
     def body_bytes_for(self, user: User) -> int:
         """Return the largest request body ``user`` may send."""
@@ -179,7 +190,14 @@ class WarehouseApp:
         try:
             try:
                 presented, password = presented_credentials(headers, params)
-                user = self._authenticate(presented, password, address)
+                try:
+                    user = self._authenticate(presented, password, address)
+                except QueryError:
+                    # A backed-off user's refusal waits on a timer: a guess flood costs the server no CPU meanwhile.
+                    delay_s = self.login_guard.delay_s(presented)
+                    if delay_s:
+                        await asyncio.sleep(delay_s)
+                    raise
                 connection = connection_of(scope)
                 if connection is not None:  # the service user's connections are never closed to make room
                     connection.authenticated(user.readonly == READ_WRITE)
@@ -208,6 +226,10 @@ class WarehouseApp:
             except ClientGone:
                 return
             except QueryError as error:
+                if user is not None and user.readonly == READ_ONLY and error.code in _UNDECODABLE:
+                    # The slot stays taken on a timer (no CPU): a read-only user's slots bound the bombs it
+                    # can have decoded per second, rather than the server's CPU.
+                    await asyncio.sleep(self.limits.read_only_refused_body_delay_s)
                 if not reading_started and headers.get("expect", "").lower() != "100-continue":
                     await discard(receive, DISCARD_BYTES)  # let a client still sending read the refusal
                 await self.responder.error(send, error, echoed_id)

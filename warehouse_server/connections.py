@@ -12,8 +12,11 @@ for seconds, and 30 MiB of small headers stayed in memory until the client left)
 - ``keep_alive_timeout``: uvicorn closes a connection idle that long after a response.
 - ``http_max_uri_size``, ``http_max_fields``, ``http_max_field_name_size``,
   ``http_max_field_value_size``: counted as the bytes arrive, before the parser sees
-  them; past a bound the request is answered 414 or 431 at once, the rest of what the
-  client sends is dropped unread (up to :data:`DISCARD_BYTES`) and the connection closed.
+  them; past a bound the request is answered 414 or 431 at once and nothing more is read:
+  the connection stops reading and closes :data:`REFUSED_LINGER_S` later (a client that
+  sent its whole head reads the answer meanwhile; one still sending is reset). The rest of
+  an 80 MiB URL or header costs the server nothing, where reading it to drop it cost the
+  copy of every byte, and a client repeating it waits out the linger each time.
 - ``max_connections``, in total and per client address (:class:`ConnectionBudget`): a
   connection over budget makes room by closing the least recently active connection
   that is not the service user's and runs no authenticated request, so connections that
@@ -41,7 +44,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 logger = logging.getLogger(__name__)
 
 CONNECTION_KEY = "warehouse.connection"  # where a request's scope["state"] holds its connection
-DISCARD_BYTES = 64 << 20  # what a refused head's sender may still send before the connection is closed
+REFUSED_LINGER_S = 1.0  # a refused head's connection reads nothing more and closes this much later
 _REASONS = {408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large"}
 
 
@@ -167,7 +170,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._field_count = 0
         self._header_bytes = 0
         self._in_head = True
-        self._discard_left = -1  # >= 0 once the request was refused: what may still be dropped unread
+        self._is_refused = False  # a head over a bound was answered: nothing more is read
         self._last_data_at = self.loop.time()
         self._timer: asyncio.TimerHandle | None = None
         client = self.client[0] if self.client else "-"
@@ -202,7 +205,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._timer = None
         if self.transport.is_closing():
             return
-        if self._in_head or self._discard_left >= 0:
+        if self._is_refused:
+            self.transport.close()
+            return
+        if self._in_head:
             logger.debug("connection from %s closed: no complete request head in time", self._connection.client)
             self.transport.close()
             return
@@ -220,11 +226,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Count the head's bytes before the parser sees them, and refuse a head over the bounds."""
-        if self._discard_left >= 0:
-            self._discard_left -= len(data)
-            if self._discard_left < 0:
-                self.transport.close()
-            return
+        if self._is_refused:
+            return  # what arrived with the refused head's last read; nothing is parsed
         self._last_data_at = self.loop.time()
         if self._in_head:
             self._head_bytes += len(data)
@@ -253,10 +256,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             "X-ClickHouse-Exception-Code: 400\r\nConnection: close\r\n\r\n"
         ).encode()
         self.transport.write(head + body)
-        # What the client still sends is dropped unread, so it can read the answer; then the connection closes.
-        self._discard_left = DISCARD_BYTES
+        # Nothing more is read (the kernel's buffers fill and the client's sending blocks); the
+        # linger lets a client that sent its whole head read the answer before the close.
+        self.transport.pause_reading()
+        self._is_refused = True
         self._in_head = False
-        self._arm(self.bounds.receive_timeout_s)
+        self._arm(REFUSED_LINGER_S)
 
     def on_message_begin(self) -> None:
         """Start a request: its head must complete within the receive timeout."""

@@ -19,7 +19,15 @@
   key held the address). Users named ``never_locked`` (the read-write service user, whose
   generated password of 192 random bits no online guessing exhausts) are never locked
   out, so no local process can lock the pipeline's writes out; their failures are still
-  counted and logged.
+  counted (a good login does not forget them) and logged.
+  A user at the limit is backed off: every refused or failed login of that user is
+  answered ``answer_delay_s`` late (:meth:`LoginGuard.delay_s`; the wait is a timer on the
+  event loop, no CPU), while a locked-out user's attempt is refused before its password is
+  looked at. A guess flood then costs the server a timer per guess rather than a request
+  per few hundred microseconds, and a guesser that waits for its answers is slowed to one
+  guess per delay per connection (connections are bounded by the connection budget). The
+  log keeps the first ``max_failures`` failures of a window, then every doubling, and a
+  lock-out once: a flood does not become a flood of log lines.
 """
 
 from __future__ import annotations
@@ -201,13 +209,19 @@ class LoginGuard:
         window_s: float,
         clock: Callable[[], float] = time.monotonic,
         never_locked: Collection[str] = (),
+        answer_delay_s: float = 0.0,
     ) -> None:
-        """Allow ``max_failures`` failures per user within ``window_s`` seconds; never lock ``never_locked`` out."""
+        """Allow ``max_failures`` failures per user within ``window_s`` seconds; never lock ``never_locked`` out.
+
+        Past the limit, a refused or failed login of the user is answered ``answer_delay_s`` late.
+        """
         self.max_failures = max_failures
         self.window_s = window_s
         self.never_locked = frozenset(never_locked)
+        self.answer_delay_s = answer_delay_s
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
+        self._lockout_logged: dict[str, float] = {}  # user: when its current lock-out was logged
         self._lock = threading.Lock()
 
     def _recent(self, key: str, now: float) -> deque[float]:
@@ -230,7 +244,12 @@ class LoginGuard:
             if len(failures) < self.max_failures:
                 return
             wait_s = max(1, math.ceil(self.window_s - (now - failures[0])))
-        logger.warning("login refused: user=%s is locked out for %d s more (address=%s)", user, wait_s, address)
+            logged_at = self._lockout_logged.get(user)
+            is_news = logged_at is None or now - logged_at >= self.window_s
+            if is_news:
+                self._lockout_logged[user] = now
+        log = logger.warning if is_news else logger.debug
+        log("login refused: user=%s is locked out for %d s more (address=%s)", user, wait_s, address)
         raise QueryError(
             AUTHENTICATION_FAILED,
             f"{user}: Authentication failed: too many failed login attempts for this user "
@@ -247,9 +266,26 @@ class LoginGuard:
             failures.append(now)
             self._failures[user] = failures
             count = len(failures)
-        logger.warning("failed login: user=%s address=%s (%d in the last %g s)", user, address, count, self.window_s)
+        # The first failures of a window, then every doubling: a flood leaves a trail, not a flood of lines.
+        is_news = count <= self.max_failures or count & (count - 1) == 0
+        log = logger.warning if is_news else logger.debug
+        log("failed login: user=%s address=%s (%d in the last %g s)", user, address, count, self.window_s)
+
+    def delay_s(self, user: str) -> float:
+        """Return how late a refused or failed login of ``user`` is answered: the delay once at the limit, else 0."""
+        now = self._clock()
+        with self._lock:
+            is_backed_off = len(self._recent(user, now)) >= self.max_failures
+        return self.answer_delay_s if is_backed_off else 0.0
 
     def succeeded(self, user: str, address: str) -> None:
-        """Forget the user's failures after a good login (from ``address``)."""
+        """Forget the user's failures after a good login (from ``address``); a never-locked user's are kept.
+
+        The service user logs in with every insert: forgetting its failures then would give a
+        guesser a fresh allowance of undelayed guesses after each of the pipeline's writes.
+        """
+        if user in self.never_locked:
+            return
         with self._lock:
             self._failures.pop(user, None)
+            self._lockout_logged.pop(user, None)

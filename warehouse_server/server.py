@@ -210,6 +210,7 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
             max_decoded_bytes=4 * (clickhouse.max_request_mb << 20),
             response_buffer_bytes=RESPONSE_BUFFER_BYTES,
             keep_alive_timeout_s=KEEP_ALIVE_TIMEOUT_S,
+            read_only_refused_body_delay_s=clickhouse.analyst_refused_body_delay_s,
         ),
         pool,
         shutdown,
@@ -217,6 +218,7 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
             clickhouse.max_failed_logins,
             clickhouse.failed_login_window_s,
             never_locked=[user.name for user in users.values() if user.readonly == READ_WRITE],
+            answer_delay_s=clickhouse.failed_login_delay_s,
         ),
         access_log,
     )

@@ -95,16 +95,30 @@ class ClickHouseSettings(Section):
     analyst_max_concurrent_queries: int = Field(
         default=4, ge=1, description="embedded warehouse: queries one read-only user may run at once"
     )
+    analyst_refused_body_delay_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=30,
+        description="embedded warehouse: how late a read-only user's undecodable or oversized body is answered, "
+        "its query slot held meanwhile (a timer, no CPU), s",
+    )
     confine_engine: bool = Field(
         default=True,
         description="embedded warehouse: Landlock-confine the process to the files it needs and its data dir, "
         "no TCP connection (Linux 5.13+, network 6.7+; else logged)",
     )
     max_failed_logins: int = Field(
-        default=10, ge=1, description="embedded warehouse: failed logins per user and address before a lock-out"
+        default=10, ge=1, description="embedded warehouse: failed logins per user (from any address) before a lock-out"
     )
     failed_login_window_s: float = Field(
         default=300.0, gt=0, description="embedded warehouse: window of the failed-login count and the lock-out, s"
+    )
+    failed_login_delay_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=30,
+        description="embedded warehouse: how late a refused or failed login is answered once its user has "
+        "max_failed_logins failures in the window (a timer, no CPU), s",
     )
     trusted_proxies: tuple[str, ...] = Field(
         default=(),

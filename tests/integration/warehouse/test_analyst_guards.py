@@ -84,7 +84,11 @@ def strict_warehouse(tmp_path: Path) -> Iterator[tuple[Endpoint, Credentials]]:
     from tests.plugins.warehouse import start_warehouse
 
     supervisor, service, endpoint = start_warehouse(
-        tmp_path, max_failed_logins=3, failed_login_window_s=30, analyst_max_concurrent_queries=1
+        tmp_path,
+        max_failed_logins=3,
+        failed_login_window_s=30,
+        failed_login_delay_s=0.1,
+        analyst_max_concurrent_queries=1,
     )
     try:
         yield endpoint, resolve_credentials(service.settings)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -27,6 +28,7 @@ from tests.sockets import is_closed_by_server
 MAX_CONNECTIONS = 64
 RECEIVE_TIMEOUT_S = 1.5
 MAX_FAILED_LOGINS = 3
+LOGIN_DELAY_S = 0.5
 IDLE_CONNECTIONS = 520  # past the 512 connections after which the server answered every request 503
 
 
@@ -51,6 +53,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
         http_receive_timeout_s=RECEIVE_TIMEOUT_S,
         max_failed_logins=MAX_FAILED_LOGINS,
         failed_login_window_s=30,
+        failed_login_delay_s=LOGIN_DELAY_S,
     )
     try:
         yield Warehouse(endpoint, resolve_credentials(service.settings))
@@ -79,13 +82,28 @@ def is_closed_now(sock: socket.socket) -> bool:
         return True
 
 
-def raw_request(warehouse: Warehouse, head: bytes) -> tuple[bytes, float]:
-    """Send ``head`` on a fresh connection; return the start of the answer and how long it took."""
+def send_until_reset(sock: socket.socket, data: bytes) -> int:
+    """Send ``data`` until it is all sent or the server closes; return how many bytes were sent."""
+    sent = 0
+    try:
+        while sent < len(data):
+            sent += sock.send(data[sent : sent + (1 << 20)])
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return sent
+
+
+def raw_request(warehouse: Warehouse, head: bytes) -> tuple[bytes, float, int]:
+    """Send ``head`` on a fresh connection while reading; return the answer's start, its wait and the bytes sent."""
     started = time.perf_counter()
+    sent = [0]
     with socket.create_connection(warehouse.host_port, timeout=30) as sock:
-        sock.sendall(head)
+        sender = threading.Thread(target=lambda: sent.__setitem__(0, send_until_reset(sock, head)))
+        sender.start()
         answer = sock.recv(4096)
-    return answer, time.perf_counter() - started
+        elapsed_s = time.perf_counter() - started
+        sender.join()
+    return answer, elapsed_s, sent[0]
 
 
 def test_connections_when_idle_ones_pass_the_budget_then_the_service_users_requests_get_in(
@@ -150,11 +168,20 @@ def test_connections_when_a_body_pauses_past_the_receive_timeout_then_closed(war
 def test_requests_when_the_head_passes_a_bound_then_answered_4xx_at_once_and_memory_stays(
     warehouse: Warehouse, head: bytes, status: bytes
 ) -> None:
-    (answer, elapsed_s), used = footprint(warehouse.endpoint.pid, lambda: raw_request(warehouse, head))
+    (answer, elapsed_s, _), used = footprint(warehouse.endpoint.pid, lambda: raw_request(warehouse, head))
 
     assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
     assert elapsed_s < 2.0
     assert used.peak_mib < 16, used
+
+
+def test_requests_when_the_head_passes_a_bound_then_the_rest_is_never_read(warehouse: Warehouse) -> None:
+    head = b"GET /?query=" + b"x" * (64 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    answer, _, sent = raw_request(warehouse, head)
+
+    assert answer.startswith(b"HTTP/1.1 414"), answer[:200]
+    assert sent < 32 << 20  # the head's bound, and what the kernel's buffers took, then a reset
 
 
 def test_requests_when_a_head_is_within_the_bounds_then_served(warehouse: Warehouse) -> None:
@@ -193,6 +220,27 @@ def test_logins_when_guesses_come_from_many_loopback_addresses_then_the_user_is_
     assert all(b"password is incorrect" in reply.body for reply in failures)
     assert right_from_elsewhere.code == "516", right_from_elsewhere.body
     assert b"too many failed login attempts" in right_from_elsewhere.body
+
+
+def timed_login(warehouse: Warehouse, source: str, password: str | None = None) -> tuple[Response, float]:
+    started = time.perf_counter()
+    reply = login_from(warehouse, source, analyst=False, password=password)
+    return reply, time.perf_counter() - started
+
+
+def test_logins_when_the_service_user_is_past_the_limit_then_guesses_wait_and_its_right_login_does_not(
+    warehouse: Warehouse,
+) -> None:
+    for index in range(MAX_FAILED_LOGINS):
+        login_from(warehouse, f"127.0.3.{index + 2}", analyst=False, password="guess")
+
+    guess, guess_s = timed_login(warehouse, "127.0.3.100", "guess")
+    right, right_s = timed_login(warehouse, "127.0.3.101")
+    later_guess, later_guess_s = timed_login(warehouse, "127.0.3.102", "guess")  # the good login forgot nothing
+
+    assert guess.code == "516" and guess_s >= LOGIN_DELAY_S, (guess.body, guess_s)
+    assert later_guess.code == "516" and later_guess_s >= LOGIN_DELAY_S, (later_guess.body, later_guess_s)
+    assert right.status == 200 and right_s < LOGIN_DELAY_S, (right.body, right_s)
 
 
 def test_logins_when_a_local_process_guesses_the_service_users_password_then_it_still_gets_in(

@@ -36,6 +36,7 @@ SLOTS = 4
 MAX_FAILED_LOGINS = 3
 ANALYST_MEMORY_MB = 512
 MAX_SESSIONS = 4
+REFUSED_BODY_DELAY_S = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
         state_dir,
         max_failed_logins=MAX_FAILED_LOGINS,
         failed_login_window_s=30,
+        failed_login_delay_s=0.1,  # the back-off is the connection bounds' test; here it only slows
+        analyst_refused_body_delay_s=REFUSED_BODY_DELAY_S,
         analyst_max_concurrent_queries=SLOTS,
         analyst_max_memory_mb=ANALYST_MEMORY_MB,
         max_sessions=MAX_SESSIONS,
@@ -145,6 +148,27 @@ def test_analyst_when_its_slots_are_taken_then_a_bomb_is_refused_before_it_is_de
     # Decoded first, they would answer CANNOT_DECOMPRESS (271) and QUERY_IS_TOO_LARGE (229).
     assert (corrupt.code, bomb.code) == ("202", "202")
     assert [reply.status for reply in slow] == [200] * SLOTS
+
+
+def test_analyst_when_a_body_cannot_be_decoded_then_answered_late_holding_its_slot(warehouse: Warehouse) -> None:
+    def corrupt() -> Response:
+        return warehouse.analyst(b"\x1f\x8b\x08\x00not gzip at all", {"Content-Encoding": "gzip"})
+
+    started = time.perf_counter()
+    first = corrupt()
+    first_s = time.perf_counter() - started
+    bombs = [threading.Thread(target=corrupt) for _ in range(SLOTS)]
+    for thread in bombs:
+        thread.start()
+    time.sleep(REFUSED_BODY_DELAY_S / 2)
+    meanwhile = warehouse.analyst(b"SELECT 1")
+    for thread in bombs:
+        thread.join()
+    service = warehouse.service(b"SELECT 1")
+
+    assert first.code == "271" and first_s >= REFUSED_BODY_DELAY_S, (first.body, first_s)
+    assert meanwhile.code == "202", meanwhile.body  # the bombs hold the read-only user's slots, nobody else's
+    assert service.status == 200
 
 
 def test_sessions_when_the_analyst_opens_many_then_the_service_users_session_survives(warehouse: Warehouse) -> None:

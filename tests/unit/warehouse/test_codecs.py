@@ -281,3 +281,36 @@ def test_decode_body_when_small_frames_of_compressible_blocks_then_every_one_is_
     body = b"".join(ENCODERS[encoding](block) for block in blocks)
 
     assert decode_body(body, encoding, LIMIT) == b"".join(blocks)
+
+
+@pytest.mark.parametrize("method", ["lz4", "zstd", "none"])
+def test_decode_native_blocks_when_a_body_holds_only_empty_blocks_then_refused_at_once(method: str) -> None:
+    empty = native_block(b"", method)
+    body = empty * (1_000_000 // len(empty))  # 1 MB of ~40,000 blocks: each block's decoder set-up is work
+
+    started = time.perf_counter()
+    with pytest.raises(QueryError) as refused:
+        decode_native_blocks(body, LIMIT)
+
+    assert refused.value.code == CANNOT_DECOMPRESS
+    assert "frames" in refused.value.message
+    assert time.perf_counter() - started < 0.05
+
+
+def test_decode_body_when_zstd_frames_follow_each_other_then_they_share_one_decoder_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    contexts: list[zstandard.ZstdDecompressor] = []
+    original = zstandard.ZstdDecompressor
+
+    def counted() -> zstandard.ZstdDecompressor:
+        contexts.append(original())
+        return contexts[-1]
+
+    monkeypatch.setattr(zstandard, "ZstdDecompressor", counted)
+    body = frames("zstd", DATA, 16 << 10)  # a context per frame cost ~80 us, the frame itself ~1 us
+
+    decoded = decode_body(body, "zstd", LIMIT)
+
+    assert decoded == DATA
+    assert len(contexts) == 1

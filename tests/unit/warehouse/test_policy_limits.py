@@ -182,6 +182,44 @@ def test_login_guard_when_failures_reach_the_limit_then_locked_until_the_window_
     guard.check("analyst", "10.0.0.1")
 
 
+def test_login_guard_when_a_user_reaches_the_limit_then_its_answers_are_delayed_until_the_window_passes() -> None:
+    now = [0.0]
+    guard = LoginGuard(3, 60.0, clock=lambda: now[0], never_locked=["tickwave"], answer_delay_s=1.5)
+    delays = []
+    for _ in range(3):
+        delays.append(guard.delay_s("tickwave"))
+        guard.failed("tickwave", "127.0.0.2")
+        guard.failed("analyst", "127.0.0.3")
+
+    guard.succeeded("tickwave", "127.0.0.1")  # the pipeline's own login forgets no guesser's failures
+    guard.check("tickwave", "127.0.0.4")  # never locked out
+
+    assert delays == [0.0, 0.0, 0.0]
+    assert guard.delay_s("tickwave") == guard.delay_s("analyst") == 1.5
+    assert guard.delay_s("someone") == 0.0
+    now[0] = 60.0
+    assert guard.delay_s("tickwave") == guard.delay_s("analyst") == 0.0
+
+
+def test_login_guard_when_a_flood_of_guesses_arrives_then_the_log_keeps_a_trail_not_a_line_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    guard = LoginGuard(3, 60.0, clock=lambda: 0.0, never_locked=["tickwave"])
+    caplog.set_level("WARNING", logger="warehouse_server.limits")
+    for _ in range(1000):
+        guard.failed("tickwave", "127.0.0.2")
+    for _ in range(3):
+        guard.failed("analyst", "127.0.0.3")
+    for _ in range(1000):
+        with pytest.raises(QueryError):
+            guard.check("analyst", "127.0.0.3")
+
+    failed_lines = [r for r in caplog.records if "failed login: user=tickwave" in r.getMessage()]
+    lockout_lines = [r for r in caplog.records if "login refused: user=analyst" in r.getMessage()]
+    assert len(failed_lines) == 3 + 8  # the first three, then 4, 8, ..., 512
+    assert len(lockout_lines) == 1
+
+
 def test_parse_ast_when_the_tree_passes_max_ast_elements_then_refused_before_it_is_built() -> None:
     dump = "SelectWithUnionQuery (children 1)\n" + " Literal UInt64_1\n" * 60_000
 
