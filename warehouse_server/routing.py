@@ -95,6 +95,17 @@ def _output_format(stream: Iterator[Token]) -> str | None:
     return found
 
 
+def without_format(sql: str) -> str:
+    """Return a query's SQL without its top-level ``FORMAT name`` clause (to nest it in another statement)."""
+    stream = tokens(sql)
+    for token in stream:
+        if token.depth == 0 and token.kind == "word" and token.upper == "FORMAT":
+            name = next(stream, None)
+            end = name.end if name is not None and name.name else token.end
+            return sql[: token.start] + sql[end:]
+    return sql
+
+
 def analyze(query: bytes, sql_limit: int) -> Statement:
     """Describe the SQL at the start of ``query`` (query parameter, newline, body).
 

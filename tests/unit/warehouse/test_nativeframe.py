@@ -5,7 +5,7 @@ from __future__ import annotations
 import chdb
 import pytest
 
-from warehouse_server.nativeframe import BLOCK_INFO, reframe_native
+from warehouse_server.nativeframe import BLOCK_INFO, NativeFramer, reframe_native
 from warehouse_server.protocol import QueryError
 
 REVISION = 54460  # what clickhouse-go v2.50 announces
@@ -75,3 +75,41 @@ def test_reframe_when_several_blocks_then_each_gets_block_info() -> None:
 def test_reframe_when_truncated_or_unwalkable_then_refused(data: bytes) -> None:
     with pytest.raises(QueryError):
         reframe_native(data, REVISION)
+
+
+def test_framer_when_a_revision_expects_zones_then_bare_datetime_gets_its_full_type() -> None:
+    data = native("SELECT toDateTime(1, 'Asia/Tokyo') AS t, toUInt8(2) AS u")
+    asked: list[int] = []
+
+    def types() -> list[str]:
+        asked.append(1)
+        return ["DateTime('Asia/Tokyo')", "UInt8"]
+
+    framer = NativeFramer(54405, types)
+
+    assert framer.frame(data, one_block=True) == (
+        BLOCK_INFO + b"\x02\x01\x01t\x16DateTime('Asia/Tokyo')\x01\x00\x00\x00\x01u\x05UInt8\x02"
+    )
+    assert NativeFramer(54336, types).frame(data) == BLOCK_INFO + data
+    assert NativeFramer(0, types).frame(data) == data
+    assert asked == [1]  # asked once, and only where zones are expected
+
+
+def test_framer_when_a_streamed_block_has_an_unwalkable_column_then_the_rest_goes_as_is() -> None:
+    data = native("SELECT toUInt8(1) AS a, 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t")
+
+    framed = NativeFramer(54405, lambda: ["UInt8", "Dynamic", "DateTime('UTC')"]).frame(data, one_block=True)
+
+    assert framed == BLOCK_INFO + data
+    with pytest.raises(QueryError):
+        NativeFramer(54405, lambda: None).frame(data)  # several blocks could follow: refused
+    with pytest.raises(QueryError):
+        NativeFramer(54460, lambda: None).frame(data, one_block=True)  # a flag is due after every column
+
+
+def test_framer_when_first_block_needs_no_rewrite_then_later_blocks_only_get_block_info() -> None:
+    first = native("SELECT toUInt8(1) AS a")
+    framer = NativeFramer(54405, lambda: None)
+
+    assert framer.frame(first, one_block=True) == BLOCK_INFO + first
+    assert framer.frame(b"not walked", one_block=True) == BLOCK_INFO + b"not walked"

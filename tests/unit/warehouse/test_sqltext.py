@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.warehouse.migrate import split_statements
-from warehouse_server.routing import analyze
+from warehouse_server.routing import analyze, without_format
 
 LIMIT = 262_144
 
@@ -140,3 +140,19 @@ def test_analyze_when_a_string_or_comment_is_unclosed_then_the_rest_is_inside_it
     assert analyze(b"SELECT '/* FORMAT JSON", SQL_LIMIT).output_format is None
     assert analyze(b"SELECT 1 /* FORMAT JSON", SQL_LIMIT).output_format is None
     assert analyze(b"SELECT 1 FORMAT JSON /* x", SQL_LIMIT).output_format == "JSON"
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT 1\n FORMAT Native", "SELECT 1\n "),
+        (
+            "SELECT 'FORMAT x' AS f FORMAT JSON SETTINGS max_threads = 1",
+            "SELECT 'FORMAT x' AS f  SETTINGS max_threads = 1",
+        ),
+        ("SELECT (SELECT 1 FORMAT TSV)", "SELECT (SELECT 1 FORMAT TSV)"),
+        ("SELECT 1", "SELECT 1"),
+    ],
+)
+def test_without_format_when_a_top_level_clause_then_only_it_is_removed(sql: str, expected: str) -> None:
+    assert without_format(sql) == expected
