@@ -20,7 +20,6 @@ from warehouse_server.engine import Classification, Engine, Handle, ResultStream
 from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
 from warehouse_server.nativeframe import (
     MIN_REVISION_WITH_BLOCK_INFO,
-    MIN_REVISION_WITH_TIME_ZONE_IN_DATETIME,
     NativeFramer,
 )
 from warehouse_server.planning import Plan
@@ -125,13 +124,22 @@ class FramedNative(ResultStream):
     """A streamed Native result framed block by block for the client's protocol revision.
 
     The engine hands out one block per chunk (seen for every streamed query, down to blocks of
-    ten rows), so each chunk is framed as it comes: nothing is held beyond the block being framed.
+    ten rows), so each chunk is framed as it comes: nothing is held beyond the block being
+    framed. When the first block shows a column whose zone the client expects, the stream is
+    cancelled before anything is sent, the engine describes the query (a handle runs one
+    statement at a time: another one ends its open stream) and the query starts again. Only
+    such queries run twice; every other one runs once with nothing asked.
     """
 
-    def __init__(self, inner: ResultStream, framer: NativeFramer) -> None:
-        """Frame ``inner``'s chunks with ``framer``."""
-        self._inner = inner
+    def __init__(
+        self, start: Callable[[], ResultStream], framer: NativeFramer, describe: Callable[[], list[str] | None]
+    ) -> None:
+        """Stream what ``start`` starts, framed by ``framer``; ``describe`` gives the column types when needed."""
+        self._start = start
         self._framer = framer
+        self._describe = describe
+        self._inner = start()
+        self._first = True
 
     @property
     def summary(self) -> Summary:
@@ -141,6 +149,13 @@ class FramedNative(ResultStream):
     def next_chunk(self) -> bytes | None:
         """Return the next block, framed."""
         chunk = self._inner.next_chunk()
+        if self._first and chunk is not None:
+            self._first = False
+            if self._framer.wants_types(chunk):
+                self._inner.cancel()
+                self._framer.use_types(self._describe())
+                self._inner = self._start()
+                chunk = self._inner.next_chunk()
         return None if chunk is None else self._framer.frame(chunk, one_block=True)
 
     def cancel(self) -> None:
@@ -153,7 +168,8 @@ def _result_types(handle: Handle, plan: Plan) -> list[str] | None:
 
     Native for a revision-0 client names a top-level ``DateTime('zone')`` column ``DateTime``;
     the engine's description keeps the zone. It runs on the query's own handle (settings,
-    database, session tables), on the statement already checked, and executes nothing.
+    database, session tables) while no stream is open on it, on the statement already
+    checked, and executes nothing.
     """
     try:
         body, _ = handle.execute(f"DESCRIBE TABLE ({without_format(plan.sql)}\n)", "JSONEachRow", plan.query_params)
@@ -272,13 +288,11 @@ def _run(handle: Handle, plan: Plan) -> ResultStream:
     if plan.client_revision >= MIN_REVISION_WITH_BLOCK_INFO and plan.output_format.lower() == "native":
         # clickhouse-connect (54405) and clickhouse-go (54460) decode Native for the revision they announce.
         if plan.keyword in STREAMED_KEYWORDS:
-            # A handle runs one statement at a time (another one ends its open stream), so the column
-            # types are asked before the stream starts.
-            types = (
-                _result_types(handle, plan) if plan.client_revision >= MIN_REVISION_WITH_TIME_ZONE_IN_DATETIME else None
+            return FramedNative(
+                lambda: handle.stream(plan.sql, plan.output_format, plan.query_params),
+                NativeFramer(plan.client_revision, lambda: None),
+                lambda: _result_types(handle, plan),
             )
-            framer = NativeFramer(plan.client_revision, lambda: types)
-            return FramedNative(handle.stream(plan.sql, plan.output_format, plan.query_params), framer)
         body, summary = handle.execute(plan.sql, plan.output_format, plan.query_params)
         return WholeResult(NativeFramer(plan.client_revision, lambda: _result_types(handle, plan)).frame(body), summary)
     if plan.keyword in STREAMED_KEYWORDS:

@@ -9,7 +9,7 @@ full type name (below, and with no revision at all, as bare ``DateTime``); from 
 clickhouse-go (inside Grafana's ClickHouse plugin) announces 54460, so the server frames
 each block: it walks the block (column data is skipped by type, never decoded) and inserts
 or replaces the pieces. The zone a ``DateTime`` column lost comes from the engine's own
-description of the query (``true_types``), asked only when a block holds such a column.
+description of the query, asked only when a block holds such a column.
 
 A streamed result arrives one block per chunk, so once the first block shows nothing to
 rewrite inside a block (no bare ``DateTime``, no per-column byte), later blocks only get
@@ -225,7 +225,9 @@ class NativeFramer:
 
     ``true_types`` answers the full type of each top-level column (or None when the engine
     cannot say); it is called at most once, and only when a block holds a bare ``DateTime``
-    column that the revision expects with its zone.
+    column that the revision expects with its zone. A streamed result cannot ask while its
+    stream is open: it checks :meth:`wants_types` on its first block and hands the answer
+    over with :meth:`use_types`.
     """
 
     def __init__(self, client_revision: int, true_types: Callable[[], Sequence[str] | None]) -> None:
@@ -244,6 +246,29 @@ class NativeFramer:
             return None
         full = self._types[index]
         return full if full.startswith(_BARE_DATETIME + "(") else None
+
+    def use_types(self, types: Sequence[str] | None) -> None:
+        """Take the result's full column types (from the engine's description) instead of asking for them."""
+        self._types, self._asked = types, True
+
+    def wants_types(self, block: bytes) -> bool:
+        """Whether framing ``block`` (one block) would ask for the column types: a zone is due and not yet known."""
+        if self.client_revision < MIN_REVISION_WITH_TIME_ZONE_IN_DATETIME or self._asked:
+            return False
+        reader = _Reader(block)
+        columns, rows = reader.varuint(), reader.varuint()
+        for _ in range(columns):
+            reader.string()
+            type_name = reader.string()
+            if type_name == _BARE_DATETIME:
+                return True
+            if rows:
+                try:
+                    _skip_prefix(reader, type_name)
+                    _skip_column(reader, type_name, rows)
+                except _UnwalkableError:
+                    return False  # the walk stops here anyway: no zone past it is restored
+        return False
 
     def frame(self, data: bytes, *, one_block: bool = False) -> bytes:
         """Return ``data`` (whole blocks) as a server writes it for the client's revision.

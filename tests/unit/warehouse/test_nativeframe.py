@@ -113,3 +113,16 @@ def test_framer_when_first_block_needs_no_rewrite_then_later_blocks_only_get_blo
 
     assert framer.frame(first, one_block=True) == BLOCK_INFO + first
     assert framer.frame(b"not walked", one_block=True) == BLOCK_INFO + b"not walked"
+
+
+def test_framer_when_asked_whether_it_wants_types_then_only_for_a_bare_datetime_where_zones_are_due() -> None:
+    zoned = native("SELECT toUInt8(1) AS a, toDateTime(0, 'UTC') AS t")
+    plain = native("SELECT toUInt8(1) AS a, toDateTime64(0, 3, 'UTC') AS t")
+    behind = native("SELECT 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t")
+    framer = NativeFramer(54405, lambda: None)
+
+    assert framer.wants_types(zoned) and not framer.wants_types(plain) and not framer.wants_types(behind)
+    assert not NativeFramer(54336, lambda: None).wants_types(zoned)
+    framer.use_types(["UInt8", "DateTime('UTC')"])
+    assert not framer.wants_types(zoned)
+    assert b"\x0fDateTime('UTC')" in framer.frame(zoned, one_block=True)
