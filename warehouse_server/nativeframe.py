@@ -140,7 +140,10 @@ def _parse(type_name: str) -> tuple[str, list[str]]:
 
 
 def _tuple_element(argument: str) -> str:
-    # Tuple(a String, b UInt8): drop the element name when one is given.
+    # Tuple(a String, `ns space` UInt8): drop the element name when one is given.
+    quoted = re.match(r"^`(?:[^`\\]|\\.|``)*`\s+(.+)$", argument, re.DOTALL)
+    if quoted:
+        return quoted.group(1)
     named = re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s+(.+)$", argument, re.DOTALL)
     if named and not re.match(r"^\w+\s*\(", argument):
         return named.group(1)

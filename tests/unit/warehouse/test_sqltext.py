@@ -156,3 +156,18 @@ def test_analyze_when_a_string_or_comment_is_unclosed_then_the_rest_is_inside_it
 )
 def test_without_format_when_a_top_level_clause_then_only_it_is_removed(sql: str, expected: str) -> None:
     assert without_format(sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "keyword"),
+    [
+        (b"WITH insert AS (SELECT 13 AS n) SELECT * FROM insert", "WITH"),
+        (b"WITH 13 AS insert SELECT insert", "WITH"),
+        (b"WITH {SELECT:Int32} AS value INSERT INTO t (s) FORMAT TabSeparated\n1", "INSERT"),
+        (b"WITH 1 AS y INSERT INTO t SELECT y", "INSERT"),
+    ],
+)
+def test_analyze_when_with_names_insert_or_select_otherwise_then_the_statement_decides(
+    sql: bytes, keyword: str
+) -> None:
+    assert analyze(sql, 1_000).keyword == keyword
