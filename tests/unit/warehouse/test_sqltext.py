@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.warehouse.migrate import split_statements
+from tickwave.warehouse.sqltext import tokens
 from warehouse_server.routing import analyze, without_format
 
 LIMIT = 262_144
@@ -171,3 +172,10 @@ def test_analyze_when_with_names_insert_or_select_otherwise_then_the_statement_d
     sql: bytes, keyword: str
 ) -> None:
     assert analyze(sql, 1_000).keyword == keyword
+
+
+def test_analyze_when_a_heredoc_holds_quotes_and_binary_then_the_format_is_still_found() -> None:
+    sql = b"SELECT movie FROM format(Parquet, $parquet$PAR1'\x15\"`--\x00PAR1$parquet$) ORDER BY movie\n FORMAT Native"
+
+    assert analyze(sql, 1_000).output_format == "Native"
+    assert [token.kind for token in tokens("SELECT $$a'b$$ FORMAT JSON")] == ["word", "string", "word", "word"]
