@@ -155,6 +155,13 @@ def _decimal_size(arguments: list[str]) -> int:
     return 4 if precision <= 9 else 8 if precision <= 18 else 16 if precision <= 38 else 32
 
 
+def _element_type(name: str, arguments: list[str]) -> str:
+    # Array(T) holds T; Map(K, V) is Array(Tuple(K, V)); Nested(a T, b U) is Array(Tuple(a T, b U)).
+    if name == "Array":
+        return arguments[0]
+    return f"Tuple({', '.join(arguments)})"
+
+
 def _skip_column(reader: _Reader, type_name: str, rows: int) -> None:
     name, arguments = _parse(type_name)
     if name in _FIXED_SIZES:
@@ -169,9 +176,9 @@ def _skip_column(reader: _Reader, type_name: str, rows: int) -> None:
     elif name == "Nullable":
         reader.skip(rows)
         _skip_column(reader, arguments[0], rows)
-    elif name in ("Array", "Map"):
+    elif name in ("Array", "Map", "Nested"):
         offsets = [reader.uint64() for _ in range(rows)]
-        inner = arguments[0] if name == "Array" else f"Tuple({arguments[0]}, {arguments[1]})"
+        inner = _element_type(name, arguments)
         _skip_column(reader, inner, offsets[-1] if offsets else 0)
     elif name == "Tuple":
         for argument in arguments:
@@ -194,6 +201,8 @@ def _skip_prefix(reader: _Reader, type_name: str) -> None:
     elif name == "Map":
         _skip_prefix(reader, arguments[0])
         _skip_prefix(reader, arguments[1])
+    elif name == "Nested":
+        _skip_prefix(reader, _element_type(name, arguments))
     elif name == "Tuple":
         for argument in arguments:
             _skip_prefix(reader, _tuple_element(argument))

@@ -40,6 +40,7 @@ def test_reframe_when_revision_before_custom_serialization_then_block_info_only(
         "tuple(number, toString(number), [number])",
         "CAST(tuple(number, 'a'), 'Tuple(id UInt64, name String)')",
         "CAST(tuple(number, NULL), 'Tuple(`ns space` UInt64, `x` Nullable(String))')",
+        "CAST([(number, 'a')], 'Nested(k UInt64, `v w` LowCardinality(String))')",
         "if(number % 2 = 0, NULL, number * 1.5)",
         "toLowCardinality(if(number % 2 = 0, NULL, toString(number)))",
         "CAST(if(number % 2 = 0, 'a, b', 'c(d'), 'Enum8(\\'a, b\\' = 1, \\'c(d\\' = 2)')",

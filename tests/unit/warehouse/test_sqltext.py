@@ -179,3 +179,10 @@ def test_analyze_when_a_heredoc_holds_quotes_and_binary_then_the_format_is_still
 
     assert analyze(sql, 1_000).output_format == "Native"
     assert [token.kind for token in tokens("SELECT $$a'b$$ FORMAT JSON")] == ["word", "string", "word", "word"]
+
+
+@pytest.mark.parametrize("name", ["id$x", "$x", "a$$b", "$x$", "foo$x$bar"])
+def test_analyze_when_a_parameter_name_holds_dollars_then_no_heredoc_starts(name: str) -> None:
+    sql = f"SELECT {{{name}:Int32}} AS v\n FORMAT Native".encode()
+
+    assert analyze(sql, 1_000).output_format == "Native"
