@@ -66,6 +66,7 @@ _FIXED_SIZES = {
     "Decimal256": 32,
 }
 _BARE_DATETIME = "DateTime"
+_BARE_HEADER = b"\x08DateTime"  # the bare type as a Native block writes it (length, name)
 _TYPE = re.compile(r"\s*(\w+)\s*(?:\((.*)\))?\s*$", re.DOTALL)
 
 
@@ -265,7 +266,7 @@ class NativeFramer:
 
     def wants_types(self, block: bytes) -> bool:
         """Whether framing ``block`` (one block) would ask for the column types: a zone is due and not yet known."""
-        if self.client_revision < MIN_REVISION_WITH_TIME_ZONE_IN_DATETIME or self._asked:
+        if self.client_revision < MIN_REVISION_WITH_TIME_ZONE_IN_DATETIME or self._asked or _BARE_HEADER not in block:
             return False
         reader = _Reader(block)
         columns, rows = reader.varuint(), reader.varuint()
@@ -294,10 +295,13 @@ class NativeFramer:
         """
         if self.client_revision < MIN_REVISION_WITH_BLOCK_INFO or not data:
             return data
-        if one_block and self._only_block_info:
-            return BLOCK_INFO + data
         flags = self.client_revision >= MIN_REVISION_WITH_CUSTOM_SERIALIZATION
         zones = self.client_revision >= MIN_REVISION_WITH_TIME_ZONE_IN_DATETIME
+        if one_block and self._only_block_info is None and not flags and (not zones or _BARE_HEADER not in data):
+            # Nothing inside the block can need rewriting: no bare DateTime type is written in it.
+            self._only_block_info = True
+        if one_block and self._only_block_info:
+            return BLOCK_INFO + data
         reader = _Reader(data)
         out = bytearray()
         while reader.pos < len(data):

@@ -128,3 +128,11 @@ def test_framer_when_asked_whether_it_wants_types_then_only_for_a_bare_datetime_
     framer.use_types(["UInt8", "DateTime('UTC')"])
     assert not framer.wants_types(zoned)
     assert b"\x0fDateTime('UTC')" in framer.frame(zoned, one_block=True)
+
+
+def test_framer_when_no_bare_datetime_is_written_then_the_block_is_not_walked() -> None:
+    # Not a walkable block: only the absence of a bare DateTime header lets it pass unwalked.
+    framer = NativeFramer(54405, lambda: None)
+
+    assert framer.frame(b"\x01\x01\x01a\x07Unknown\x00", one_block=True) == BLOCK_INFO + b"\x01\x01\x01a\x07Unknown\x00"
+    assert not framer.wants_types(b"\x01\x01\x01a\x07Unknown\x00")
