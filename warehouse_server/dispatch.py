@@ -9,6 +9,7 @@ statements and temporary tables stay with the session.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -17,7 +18,10 @@ from tickwave.warehouse.sqltext import quote_identifier
 from warehouse_server.auth import READ_ONLY, User
 from warehouse_server.engine import Classification, Engine, Handle, ResultStream, WholeResult, empty_query_error
 from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
-from warehouse_server.nativeframe import MIN_REVISION_WITH_CUSTOM_SERIALIZATION, reframe_native
+from warehouse_server.nativeframe import (
+    MIN_REVISION_WITH_BLOCK_INFO,
+    NativeFramer,
+)
 from warehouse_server.planning import Plan
 from warehouse_server.policy import ReadOnlyPolicy, Request
 from warehouse_server.protocol import (
@@ -28,6 +32,7 @@ from warehouse_server.protocol import (
     QueryError,
     Summary,
 )
+from warehouse_server.routing import without_format
 from warehouse_server.sessions import Overlay, Session, SessionStore, parse_session_timeout
 
 logger = logging.getLogger(__name__)
@@ -113,6 +118,65 @@ class SentBytesCap(ResultStream):
     def cancel(self) -> None:
         """Cancel the inner stream."""
         self._inner.cancel()
+
+
+class FramedNative(ResultStream):
+    """A streamed Native result framed block by block for the client's protocol revision.
+
+    The engine hands out one block per chunk (seen for every streamed query, down to blocks of
+    ten rows), so each chunk is framed as it comes: nothing is held beyond the block being
+    framed. When the first block shows a column whose zone the client expects, the stream is
+    cancelled before anything is sent, the engine describes the query (a handle runs one
+    statement at a time: another one ends its open stream) and the query starts again. Only
+    such queries run twice; every other one runs once with nothing asked.
+    """
+
+    def __init__(
+        self, start: Callable[[], ResultStream], framer: NativeFramer, describe: Callable[[], list[str] | None]
+    ) -> None:
+        """Stream what ``start`` starts, framed by ``framer``; ``describe`` gives the column types when needed."""
+        self._start = start
+        self._framer = framer
+        self._describe = describe
+        self._inner = start()
+        self._first = True
+
+    @property
+    def summary(self) -> Summary:
+        """The inner stream's counters."""
+        return self._inner.summary
+
+    def next_chunk(self) -> bytes | None:
+        """Return the next block, framed."""
+        chunk = self._inner.next_chunk()
+        if self._first and chunk is not None:
+            self._first = False
+            if self._framer.wants_types(chunk):
+                self._inner.cancel()
+                self._framer.use_types(self._describe())
+                self._inner = self._start()
+                chunk = self._inner.next_chunk()
+        return None if chunk is None else self._framer.frame(chunk, one_block=True)
+
+    def cancel(self) -> None:
+        """Cancel the inner stream."""
+        self._inner.cancel()
+
+
+def _result_types(handle: Handle, plan: Plan) -> list[str] | None:
+    """The full type of each column of the plan's result, as the engine describes the query (None if it cannot).
+
+    Native for a revision-0 client names a top-level ``DateTime('zone')`` column ``DateTime``;
+    the engine's description keeps the zone. It runs on the query's own handle (settings,
+    database, session tables) while no stream is open on it, on the statement already
+    checked, and executes nothing.
+    """
+    try:
+        body, _ = handle.execute(f"DESCRIBE TABLE ({without_format(plan.sql)}\n)", "JSONEachRow", plan.query_params)
+    except QueryError as exc:
+        logger.debug("no column types for the Native framing: %s", exc)
+        return None
+    return [str(json.loads(line)["type"]) for line in body.splitlines() if line.strip()]
 
 
 def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> Classification:
@@ -221,12 +285,16 @@ def _prepare_session(session: Session, plan: Plan) -> None:
 def _run(handle: Handle, plan: Plan) -> ResultStream:
     if plan.insert_format is not None:
         return WholeResult(b"", handle.insert(plan.sql, plan.insert_format, plan.data, plan.query_params))
-    if plan.client_revision >= MIN_REVISION_WITH_CUSTOM_SERIALIZATION and plan.output_format.lower() == "native":
-        # clickhouse-go (Grafana's ClickHouse plugin) decodes Native for its revision: reframed whole (the
-        # walk needs block boundaries). Older revisions keep revision-0 Native, as before: clickhouse-connect
-        # probes with 54405, sees no block info and stays on protocol 0 with streamed results.
+    if plan.client_revision >= MIN_REVISION_WITH_BLOCK_INFO and plan.output_format.lower() == "native":
+        # clickhouse-connect (54405) and clickhouse-go (54460) decode Native for the revision they announce.
+        if plan.keyword in STREAMED_KEYWORDS:
+            return FramedNative(
+                lambda: handle.stream(plan.sql, plan.output_format, plan.query_params),
+                NativeFramer(plan.client_revision, lambda: None),
+                lambda: _result_types(handle, plan),
+            )
         body, summary = handle.execute(plan.sql, plan.output_format, plan.query_params)
-        return WholeResult(reframe_native(body, plan.client_revision), summary)
+        return WholeResult(NativeFramer(plan.client_revision, lambda: _result_types(handle, plan)).frame(body), summary)
     if plan.keyword in STREAMED_KEYWORDS:
         return handle.stream(plan.sql, plan.output_format, plan.query_params)
     # DDL, SET, SHOW... have small results and chdb streams only SELECTs.

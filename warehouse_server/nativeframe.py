@@ -1,22 +1,33 @@
 """Native output for clients that announce a protocol revision (``client_protocol_version``), as ClickHouse writes it.
 
 A ClickHouse server given ``client_protocol_version=N`` over HTTP writes each Native block
-as its TCP protocol does for revision N: block info (overflow flag, bucket number) before
-the block, and, from revision 54454, a "custom serialization" byte after each column's
-type. chdb writes Native for revision 0 (neither). clickhouse-go, the client inside
-Grafana's ClickHouse plugin, always sends its revision and decodes accordingly, so the
-server reframes: it walks the blocks (column data is skipped by type, never decoded) and
-inserts the two pieces. Types it cannot walk (Dynamic, Variant, JSON, Object, Nothing)
-are refused with NOT_IMPLEMENTED rather than sent mangled.
+as its TCP protocol does for revision N: from revision 1, block info (overflow flag, bucket
+number) before each block; from 54337, a top-level ``DateTime('zone')`` column under its
+full type name (below, and with no revision at all, as bare ``DateTime``); from 54454, a
+"custom serialization" byte after each column's type. chdb writes Native for revision 0
+(none of the three). clickhouse-connect announces 54405 and reads block info and zones,
+clickhouse-go (inside Grafana's ClickHouse plugin) announces 54460, so the server frames
+each block: it walks the block (column data is skipped by type, never decoded) and inserts
+or replaces the pieces. The zone a ``DateTime`` column lost comes from the engine's own
+description of the query, asked only when a block holds such a column.
+
+A streamed result arrives one block per chunk, so once the first block shows nothing to
+rewrite inside a block (no bare ``DateTime``, no per-column byte), later blocks only get
+their block info. Types it cannot walk (Dynamic, Variant, JSON, Object, Nothing) end the
+walk of a streamed block: below 54454 the rest of the block goes out as it is; from 54454,
+or in a result of several blocks, they are refused with NOT_IMPLEMENTED rather than sent
+mangled.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 from warehouse_server.protocol import NOT_IMPLEMENTED, QueryError
 
 MIN_REVISION_WITH_BLOCK_INFO = 1
+MIN_REVISION_WITH_TIME_ZONE_IN_DATETIME = 54337
 MIN_REVISION_WITH_CUSTOM_SERIALIZATION = 54454
 # field 1 is_overflows = 0, field 2 bucket_num = -1, end of fields
 BLOCK_INFO = b"\x01\x00\x02\xff\xff\xff\xff\x00"
@@ -54,7 +65,13 @@ _FIXED_SIZES = {
     "Int256": 32,
     "Decimal256": 32,
 }
+_BARE_DATETIME = "DateTime"
+_BARE_HEADER = b"\x08DateTime"  # the bare type as a Native block writes it (length, name)
 _TYPE = re.compile(r"\s*(\w+)\s*(?:\((.*)\))?\s*$", re.DOTALL)
+
+
+class _UnwalkableError(QueryError):
+    """A column type whose data the walk cannot skip."""
 
 
 class _Reader:
@@ -124,7 +141,10 @@ def _parse(type_name: str) -> tuple[str, list[str]]:
 
 
 def _tuple_element(argument: str) -> str:
-    # Tuple(a String, b UInt8): drop the element name when one is given.
+    # Tuple(a String, `ns space` UInt8): drop the element name when one is given.
+    quoted = re.match(r"^`(?:[^`\\]|\\.|``)*`\s+(.+)$", argument, re.DOTALL)
+    if quoted:
+        return quoted.group(1)
     named = re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s+(.+)$", argument, re.DOTALL)
     if named and not re.match(r"^\w+\s*\(", argument):
         return named.group(1)
@@ -134,6 +154,13 @@ def _tuple_element(argument: str) -> str:
 def _decimal_size(arguments: list[str]) -> int:
     precision = int(arguments[0])
     return 4 if precision <= 9 else 8 if precision <= 18 else 16 if precision <= 38 else 32
+
+
+def _element_type(name: str, arguments: list[str]) -> str:
+    # Array(T) holds T; Map(K, V) is Array(Tuple(K, V)); Nested(a T, b U) is Array(Tuple(a T, b U)).
+    if name == "Array":
+        return arguments[0]
+    return f"Tuple({', '.join(arguments)})"
 
 
 def _skip_column(reader: _Reader, type_name: str, rows: int) -> None:
@@ -150,9 +177,9 @@ def _skip_column(reader: _Reader, type_name: str, rows: int) -> None:
     elif name == "Nullable":
         reader.skip(rows)
         _skip_column(reader, arguments[0], rows)
-    elif name in ("Array", "Map"):
+    elif name in ("Array", "Map", "Nested"):
         offsets = [reader.uint64() for _ in range(rows)]
-        inner = arguments[0] if name == "Array" else f"Tuple({arguments[0]}, {arguments[1]})"
+        inner = _element_type(name, arguments)
         _skip_column(reader, inner, offsets[-1] if offsets else 0)
     elif name == "Tuple":
         for argument in arguments:
@@ -160,7 +187,9 @@ def _skip_column(reader: _Reader, type_name: str, rows: int) -> None:
     elif name == "LowCardinality":
         _skip_low_cardinality(reader, arguments[0], rows)
     else:
-        raise QueryError(NOT_IMPLEMENTED, f"cannot send a {type_name} column to a client with a protocol revision")
+        raise _UnwalkableError(
+            NOT_IMPLEMENTED, f"cannot send a {type_name} column to a client with a protocol revision"
+        )
 
 
 def _skip_prefix(reader: _Reader, type_name: str) -> None:
@@ -173,6 +202,8 @@ def _skip_prefix(reader: _Reader, type_name: str) -> None:
     elif name == "Map":
         _skip_prefix(reader, arguments[0])
         _skip_prefix(reader, arguments[1])
+    elif name == "Nested":
+        _skip_prefix(reader, _element_type(name, arguments))
     elif name == "Tuple":
         for argument in arguments:
             _skip_prefix(reader, _tuple_element(argument))
@@ -192,32 +223,123 @@ def _skip_low_cardinality(reader: _Reader, inner: str, rows: int) -> None:
     reader.skip(indexes * index_size)
 
 
+def _string(text: str) -> bytes:
+    encoded = text.encode()
+    size, prefix = len(encoded), bytearray()
+    while size >= 0x80:
+        prefix.append(size & 0x7F | 0x80)
+        size >>= 7
+    prefix.append(size)
+    return bytes(prefix) + encoded
+
+
+class NativeFramer:
+    """Frames revision-0 Native output for one result, block by block, for ``client_revision``.
+
+    ``true_types`` answers the full type of each top-level column (or None when the engine
+    cannot say); it is called at most once, and only when a block holds a bare ``DateTime``
+    column that the revision expects with its zone. A streamed result cannot ask while its
+    stream is open: it checks :meth:`wants_types` on its first block and hands the answer
+    over with :meth:`use_types`.
+    """
+
+    def __init__(self, client_revision: int, true_types: Callable[[], Sequence[str] | None]) -> None:
+        """Frame for ``client_revision``, asking ``true_types`` for zones when one is needed."""
+        self.client_revision = client_revision
+        self._true_types = true_types
+        self._types: Sequence[str] | None = None
+        self._asked = False
+        self._only_block_info: bool | None = None  # known after the first block with columns
+
+    def _full_type(self, index: int) -> str | None:
+        if not self._asked:
+            self._asked = True
+            self._types = self._true_types()
+        if self._types is None or index >= len(self._types):
+            return None
+        full = self._types[index]
+        return full if full.startswith(_BARE_DATETIME + "(") else None
+
+    def use_types(self, types: Sequence[str] | None) -> None:
+        """Take the result's full column types (from the engine's description) instead of asking for them."""
+        self._types, self._asked = types, True
+
+    def wants_types(self, block: bytes) -> bool:
+        """Whether framing ``block`` (one block) would ask for the column types: a zone is due and not yet known."""
+        if self.client_revision < MIN_REVISION_WITH_TIME_ZONE_IN_DATETIME or self._asked or _BARE_HEADER not in block:
+            return False
+        reader = _Reader(block)
+        columns, rows = reader.varuint(), reader.varuint()
+        for _ in range(columns):
+            reader.string()
+            type_name = reader.string()
+            if type_name == _BARE_DATETIME:
+                return True
+            if rows:
+                try:
+                    _skip_prefix(reader, type_name)
+                    _skip_column(reader, type_name, rows)
+                except _UnwalkableError:
+                    return False  # the walk stops here anyway: no zone past it is restored
+        return False
+
+    def frame(self, data: bytes, *, one_block: bool = False) -> bytes:
+        """Return ``data`` (whole blocks) as a server writes it for the client's revision.
+
+        Args:
+            data: revision-0 Native blocks, as the engine wrote them.
+            one_block: ``data`` is exactly one block (a streamed chunk): the walk may stop early.
+
+        Raises:
+            QueryError: NOT_IMPLEMENTED for a column type it cannot walk where it must, or a truncated block.
+        """
+        if self.client_revision < MIN_REVISION_WITH_BLOCK_INFO or not data:
+            return data
+        flags = self.client_revision >= MIN_REVISION_WITH_CUSTOM_SERIALIZATION
+        zones = self.client_revision >= MIN_REVISION_WITH_TIME_ZONE_IN_DATETIME
+        if one_block and self._only_block_info is None and not flags and (not zones or _BARE_HEADER not in data):
+            # Nothing inside the block can need rewriting: no bare DateTime type is written in it.
+            self._only_block_info = True
+        if one_block and self._only_block_info:
+            return BLOCK_INFO + data
+        reader = _Reader(data)
+        out = bytearray()
+        while reader.pos < len(data):
+            out += BLOCK_INFO
+            start = reader.pos
+            columns, rows = reader.varuint(), reader.varuint()
+            out += data[start : reader.pos]
+            rewrites = False
+            for index in range(columns):
+                start = reader.pos
+                reader.string()
+                type_start = reader.pos
+                type_name = reader.string()
+                full = self._full_type(index) if zones and type_name == _BARE_DATETIME else None
+                rewrites = rewrites or full is not None
+                out += data[start:type_start] + _string(full) if full else data[start : reader.pos]
+                if flags:
+                    out += NO_CUSTOM_SERIALIZATION
+                start = reader.pos
+                if rows:
+                    try:
+                        _skip_prefix(reader, type_name)
+                        _skip_column(reader, type_name, rows)
+                    except _UnwalkableError:
+                        if flags or not one_block:
+                            raise
+                        # The rest of this block's columns go out as they are (no zones restored past here).
+                        return bytes(out + data[start:])
+                out += data[start : reader.pos]
+            if columns and self._only_block_info is None:
+                self._only_block_info = not flags and not rewrites
+        return bytes(out)
+
+
 def reframe_native(data: bytes, client_revision: int) -> bytes:
-    """Return revision-0 Native ``data`` as a server writes it for ``client_revision``.
+    """Return revision-0 Native ``data`` as a server writes it for ``client_revision`` (zones not restored).
 
     Raises:
         QueryError: NOT_IMPLEMENTED for a column type it cannot walk, or a truncated block.
     """
-    if client_revision < MIN_REVISION_WITH_BLOCK_INFO:
-        return data
-    flags = client_revision >= MIN_REVISION_WITH_CUSTOM_SERIALIZATION
-    reader = _Reader(data)
-    out = bytearray()
-    while reader.pos < len(data):
-        out += BLOCK_INFO
-        start = reader.pos
-        columns, rows = reader.varuint(), reader.varuint()
-        out += data[start : reader.pos]
-        for _ in range(columns):
-            start = reader.pos
-            reader.string()
-            type_name = reader.string()
-            out += data[start : reader.pos]
-            if flags:
-                out += NO_CUSTOM_SERIALIZATION
-            start = reader.pos
-            if rows:
-                _skip_prefix(reader, type_name)
-                _skip_column(reader, type_name, rows)
-            out += data[start : reader.pos]
-    return bytes(out)
+    return NativeFramer(client_revision, lambda: None).frame(data)

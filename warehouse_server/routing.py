@@ -76,12 +76,19 @@ def _insert_data(view: str, stream: Iterator[Token]) -> InsertData | None:
     return None
 
 
-def _with_insert(stream: Iterator[Token]) -> bool:
-    # After WITH, the statement is the first top-level SELECT or INSERT (a CTE's own SELECT is nested);
-    # the stream is left just past an INSERT, where its table and data clause follow.
+def _with_insert(view: str, stream: Iterator[Token]) -> bool:
+    # After WITH, the statement is the first top-level SELECT or INSERT INTO (a CTE's own SELECT is
+    # nested; `insert` alone is a CTE or alias name; `{select:Int32}` is a parameter's name); the
+    # stream is left just past INTO, where the table and data clause follow.
     for token in stream:
-        if token.depth == 0 and token.kind == "word" and token.upper in ("SELECT", "INSERT"):
-            return token.upper == "INSERT"
+        if token.depth != 0 or token.kind != "word" or view[: token.start].endswith("{"):
+            continue
+        if token.upper == "SELECT":
+            return False
+        if token.upper == "INSERT":
+            following = next(stream, None)
+            if following is not None and following.upper == "INTO":
+                return True
     return False
 
 
@@ -93,6 +100,17 @@ def _output_format(stream: Iterator[Token]) -> str | None:
             found = token.name or found
         previous = token
     return found
+
+
+def without_format(sql: str) -> str:
+    """Return a query's SQL without its top-level ``FORMAT name`` clause (to nest it in another statement)."""
+    stream = tokens(sql)
+    for token in stream:
+        if token.depth == 0 and token.kind == "word" and token.upper == "FORMAT":
+            name = next(stream, None)
+            end = name.end if name is not None and name.name else token.end
+            return sql[: token.start] + sql[end:]
+    return sql
 
 
 def analyze(query: bytes, sql_limit: int) -> Statement:
@@ -110,7 +128,7 @@ def analyze(query: bytes, sql_limit: int) -> Statement:
     stream = tokens(view)
     first = next((token for token in stream if token.kind == "word"), None)
     keyword = first.upper if first else ""
-    if keyword == "WITH" and _with_insert(stream):
+    if keyword == "WITH" and _with_insert(view, stream):
         keyword = "INSERT"  # WITH ... INSERT INTO t SELECT ...: a write, whatever its first word
     if keyword == "INSERT":
         insert = _insert_data(view, stream)

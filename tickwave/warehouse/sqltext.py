@@ -1,6 +1,7 @@
 """Just enough SQL lexing for Tickwave's own statements, and ClickHouse quoting.
 
-The lexer skips quoted strings, quoted identifiers and comments, so ``;`` or a keyword
+The lexer skips quoted strings (a heredoc ``$tag$...$tag$`` too, when its closing tag
+follows; else ``$tag$`` is a word, as ClickHouse lexes it), quoted identifiers and comments, so ``;`` or a keyword
 inside a literal is never mistaken for syntax: the migrations split their files into
 statements with it, and the embedded server routes HTTP requests with it
 (:mod:`warehouse_server.routing`). Nothing here decides security.
@@ -16,9 +17,9 @@ _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
     |(?P<comment>--[^\n]*|\#[^\n]*|/\*.*?(?:\*/|\Z))
-    |(?P<string>'(?:[^'\\]|\\.|'')*(?:'|\\?\Z))
+    |(?P<string>'(?:[^'\\]|\\.|'')*(?:'|\\?\Z)|\$(?P<tag>[A-Za-z0-9_]*)\$.*?\$(?P=tag)\$)
     |(?P<quoted>`(?:[^`\\]|\\.|``)*(?:`|\\?\Z)|"(?:[^"\\]|\\.|"")*(?:"|\\?\Z))
-    |(?P<word>[A-Za-z_][A-Za-z0-9_]*)
+    |(?P<word>[A-Za-z_$][A-Za-z0-9_$]*)
     |(?P<number>[0-9][0-9A-Za-z_.]*)
     |(?P<open>[(\[])
     |(?P<close>[)\]])

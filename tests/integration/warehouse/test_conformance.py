@@ -398,3 +398,91 @@ def test_dictionary_when_sourced_from_a_local_table_then_loads_while_confined(
 
     assert by_client == "USDJPY"
     assert raw.status == 200 and raw.body == b"EURUSD\n", raw.body
+
+
+# Native output follows the client's protocol revision: block info, DateTime zones -------------------
+
+ZONED = "CREATE TABLE quotes (at DateTime('Asia/Tokyo'), n UInt64) ENGINE = MergeTree ORDER BY n"
+BLOCK_INFO = b"\x01\x00\x02\xff\xff\xff\xff\x00"  # overflow flag 0, bucket -1
+
+
+def test_native_when_client_announces_its_revision_then_datetime_keeps_its_zone(client: Client) -> None:
+    client.command(ZONED)
+    client.command("INSERT INTO quotes SELECT toDateTime(number, 'Asia/Tokyo'), number FROM numbers(100000)")
+
+    result = client.query("SELECT at, n, toDateTime(0, 'America/New_York') AS ny FROM quotes WHERE n = 3")
+    # Many streamed blocks: each must carry its block info, or the client misreads the rest.
+    total = client.query("SELECT sum(n), max(at) FROM quotes SETTINGS max_block_size = 1000").result_rows[0]
+
+    assert client.protocol_version == 54405  # its probe saw block info, as from a ClickHouse server
+    assert [column.name for column in result.column_types] == [
+        "DateTime('Asia/Tokyo')",
+        "UInt64",
+        "DateTime('America/New_York')",
+    ]
+    at, _, ny = result.result_rows[0]
+    assert str(at.tzinfo) == "Asia/Tokyo" and at.timestamp() == 3
+    assert str(ny.tzinfo) == "America/New_York" and ny.timestamp() == 0
+    assert total[0] == 4999950000 and total[1].timestamp() == 99999 and str(total[1].tzinfo) == "Asia/Tokyo"
+
+
+def test_native_when_the_analyst_reads_zoned_columns_then_zones_arrive(client: Client, analyst: Client) -> None:
+    client.command(ZONED)
+    client.command("INSERT INTO quotes VALUES (7, 1)")
+
+    at = analyst.query("SELECT at FROM quotes").result_rows[0][0]
+
+    assert analyst.protocol_version == 54405
+    assert str(at.tzinfo) == "Asia/Tokyo" and at.timestamp() == 7
+
+
+def test_async_native_when_client_announces_its_revision_then_datetime_keeps_its_zone(
+    run_async: Callable[[Callable[[AsyncClient], Awaitable[Any]]], Any],
+) -> None:
+    async def work(client: AsyncClient) -> Any:
+        result = await client.query(
+            "SELECT toDateTime(5, 'Asia/Tokyo') AS t FROM numbers(3000) SETTINGS max_block_size = 7"
+        )
+        return client.protocol_version, result.result_rows
+
+    version, rows = run_async(work)
+
+    assert version == 54405
+    assert len(rows) == 3000 and {str(row[0].tzinfo) for row in rows} == {"Asia/Tokyo"}
+    assert rows[0][0].timestamp() == 5
+
+
+def test_sqlalchemy_native_when_reading_a_zoned_column_then_datetime_keeps_its_zone(
+    client: Client, engine: sqlalchemy.Engine
+) -> None:
+    client.command(ZONED)
+    client.command("INSERT INTO quotes VALUES (9, 1)")
+
+    with engine.connect() as connection:
+        at = connection.execute(sqlalchemy.text("SELECT at FROM quotes")).scalar_one()
+
+    assert str(at.tzinfo) == "Asia/Tokyo" and at.timestamp() == 9
+
+
+def test_http_native_when_revision_given_then_written_for_it(
+    warehouse_endpoint: Endpoint, credentials: Credentials, fresh_database: str
+) -> None:
+    sql = b"SELECT toDateTime(1, 'Asia/Tokyo') AS t, toUInt8(2) AS u FORMAT Native"
+    columns = b"\x02\x01\x01t"
+
+    def native(revision: str = "") -> bytes:
+        address = warehouse_endpoint.address
+        if revision:
+            response = post(address, credentials, sql, database=fresh_database, client_protocol_version=revision)
+        else:
+            response = post(address, credentials, sql, database=fresh_database)
+        assert response.status == 200, response.body
+        return response.body
+
+    tokyo = b"\x16DateTime('Asia/Tokyo')\x01\x00\x00\x00\x01u\x05UInt8"
+    assert native() == columns + b"\x08DateTime\x01\x00\x00\x00\x01u\x05UInt8\x02"  # none: revision 0
+    assert native("54405") == BLOCK_INFO + columns + tokyo + b"\x02"
+    assert native("54336") == BLOCK_INFO + columns + b"\x08DateTime\x01\x00\x00\x00\x01u\x05UInt8\x02"
+    assert native("54460") == (
+        BLOCK_INFO + columns + b"\x16DateTime('Asia/Tokyo')\x00\x01\x00\x00\x00\x01u\x05UInt8\x00\x02"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import chdb
 import pytest
 
-from warehouse_server.nativeframe import BLOCK_INFO, reframe_native
+from warehouse_server.nativeframe import BLOCK_INFO, NativeFramer, reframe_native
 from warehouse_server.protocol import QueryError
 
 REVISION = 54460  # what clickhouse-go v2.50 announces
@@ -39,6 +39,8 @@ def test_reframe_when_revision_before_custom_serialization_then_block_info_only(
         "map(toString(number), number, 'k', 2)",
         "tuple(number, toString(number), [number])",
         "CAST(tuple(number, 'a'), 'Tuple(id UInt64, name String)')",
+        "CAST(tuple(number, NULL), 'Tuple(`ns space` UInt64, `x` Nullable(String))')",
+        "CAST([(number, 'a')], 'Nested(k UInt64, `v w` LowCardinality(String))')",
         "if(number % 2 = 0, NULL, number * 1.5)",
         "toLowCardinality(if(number % 2 = 0, NULL, toString(number)))",
         "CAST(if(number % 2 = 0, 'a, b', 'c(d'), 'Enum8(\\'a, b\\' = 1, \\'c(d\\' = 2)')",
@@ -75,3 +77,62 @@ def test_reframe_when_several_blocks_then_each_gets_block_info() -> None:
 def test_reframe_when_truncated_or_unwalkable_then_refused(data: bytes) -> None:
     with pytest.raises(QueryError):
         reframe_native(data, REVISION)
+
+
+def test_framer_when_a_revision_expects_zones_then_bare_datetime_gets_its_full_type() -> None:
+    data = native("SELECT toDateTime(1, 'Asia/Tokyo') AS t, toUInt8(2) AS u")
+    asked: list[int] = []
+
+    def types() -> list[str]:
+        asked.append(1)
+        return ["DateTime('Asia/Tokyo')", "UInt8"]
+
+    framer = NativeFramer(54405, types)
+
+    assert framer.frame(data, one_block=True) == (
+        BLOCK_INFO + b"\x02\x01\x01t\x16DateTime('Asia/Tokyo')\x01\x00\x00\x00\x01u\x05UInt8\x02"
+    )
+    assert NativeFramer(54336, types).frame(data) == BLOCK_INFO + data
+    assert NativeFramer(0, types).frame(data) == data
+    assert asked == [1]  # asked once, and only where zones are expected
+
+
+def test_framer_when_a_streamed_block_has_an_unwalkable_column_then_the_rest_goes_as_is() -> None:
+    data = native("SELECT toUInt8(1) AS a, 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t")
+
+    framed = NativeFramer(54405, lambda: ["UInt8", "Dynamic", "DateTime('UTC')"]).frame(data, one_block=True)
+
+    assert framed == BLOCK_INFO + data
+    with pytest.raises(QueryError):
+        NativeFramer(54405, lambda: None).frame(data)  # several blocks could follow: refused
+    with pytest.raises(QueryError):
+        NativeFramer(54460, lambda: None).frame(data, one_block=True)  # a flag is due after every column
+
+
+def test_framer_when_first_block_needs_no_rewrite_then_later_blocks_only_get_block_info() -> None:
+    first = native("SELECT toUInt8(1) AS a")
+    framer = NativeFramer(54405, lambda: None)
+
+    assert framer.frame(first, one_block=True) == BLOCK_INFO + first
+    assert framer.frame(b"not walked", one_block=True) == BLOCK_INFO + b"not walked"
+
+
+def test_framer_when_asked_whether_it_wants_types_then_only_for_a_bare_datetime_where_zones_are_due() -> None:
+    zoned = native("SELECT toUInt8(1) AS a, toDateTime(0, 'UTC') AS t")
+    plain = native("SELECT toUInt8(1) AS a, toDateTime64(0, 3, 'UTC') AS t")
+    behind = native("SELECT 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t")
+    framer = NativeFramer(54405, lambda: None)
+
+    assert framer.wants_types(zoned) and not framer.wants_types(plain) and not framer.wants_types(behind)
+    assert not NativeFramer(54336, lambda: None).wants_types(zoned)
+    framer.use_types(["UInt8", "DateTime('UTC')"])
+    assert not framer.wants_types(zoned)
+    assert b"\x0fDateTime('UTC')" in framer.frame(zoned, one_block=True)
+
+
+def test_framer_when_no_bare_datetime_is_written_then_the_block_is_not_walked() -> None:
+    # Not a walkable block: only the absence of a bare DateTime header lets it pass unwalked.
+    framer = NativeFramer(54405, lambda: None)
+
+    assert framer.frame(b"\x01\x01\x01a\x07Unknown\x00", one_block=True) == BLOCK_INFO + b"\x01\x01\x01a\x07Unknown\x00"
+    assert not framer.wants_types(b"\x01\x01\x01a\x07Unknown\x00")

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.warehouse.migrate import split_statements
-from warehouse_server.routing import analyze
+from tickwave.warehouse.sqltext import tokens
+from warehouse_server.routing import analyze, without_format
 
 LIMIT = 262_144
 
@@ -140,3 +141,48 @@ def test_analyze_when_a_string_or_comment_is_unclosed_then_the_rest_is_inside_it
     assert analyze(b"SELECT '/* FORMAT JSON", SQL_LIMIT).output_format is None
     assert analyze(b"SELECT 1 /* FORMAT JSON", SQL_LIMIT).output_format is None
     assert analyze(b"SELECT 1 FORMAT JSON /* x", SQL_LIMIT).output_format == "JSON"
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT 1\n FORMAT Native", "SELECT 1\n "),
+        (
+            "SELECT 'FORMAT x' AS f FORMAT JSON SETTINGS max_threads = 1",
+            "SELECT 'FORMAT x' AS f  SETTINGS max_threads = 1",
+        ),
+        ("SELECT (SELECT 1 FORMAT TSV)", "SELECT (SELECT 1 FORMAT TSV)"),
+        ("SELECT 1", "SELECT 1"),
+    ],
+)
+def test_without_format_when_a_top_level_clause_then_only_it_is_removed(sql: str, expected: str) -> None:
+    assert without_format(sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "keyword"),
+    [
+        (b"WITH insert AS (SELECT 13 AS n) SELECT * FROM insert", "WITH"),
+        (b"WITH 13 AS insert SELECT insert", "WITH"),
+        (b"WITH {SELECT:Int32} AS value INSERT INTO t (s) FORMAT TabSeparated\n1", "INSERT"),
+        (b"WITH 1 AS y INSERT INTO t SELECT y", "INSERT"),
+    ],
+)
+def test_analyze_when_with_names_insert_or_select_otherwise_then_the_statement_decides(
+    sql: bytes, keyword: str
+) -> None:
+    assert analyze(sql, 1_000).keyword == keyword
+
+
+def test_analyze_when_a_heredoc_holds_quotes_and_binary_then_the_format_is_still_found() -> None:
+    sql = b"SELECT movie FROM format(Parquet, $parquet$PAR1'\x15\"`--\x00PAR1$parquet$) ORDER BY movie\n FORMAT Native"
+
+    assert analyze(sql, 1_000).output_format == "Native"
+    assert [token.kind for token in tokens("SELECT $$a'b$$ FORMAT JSON")] == ["word", "string", "word", "word"]
+
+
+@pytest.mark.parametrize("name", ["id$x", "$x", "a$$b", "$x$", "foo$x$bar"])
+def test_analyze_when_a_parameter_name_holds_dollars_then_no_heredoc_starts(name: str) -> None:
+    sql = f"SELECT {{{name}:Int32}} AS v\n FORMAT Native".encode()
+
+    assert analyze(sql, 1_000).output_format == "Native"
