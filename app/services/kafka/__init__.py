@@ -264,8 +264,11 @@ class KafkaService(ManagedService):
             credentials = EmbeddedCredentials(self.settings.state_path)
             with security.generating(credentials):
                 security.ensure_principals(credentials)
-                security.ensure_certificates(credentials)
-            listeners = security.secured_properties(credentials, ports.broker, ports.controller)
+                if kafka.is_tls:
+                    security.ensure_certificates(credentials)
+            listeners = security.secured_properties(
+                credentials, ports.broker, ports.controller, kafka.security_protocol
+            )
         properties.unlink(missing_ok=True)  # it may hold secrets: recreated readable by the owner only
         descriptor = os.open(properties, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
