@@ -20,12 +20,12 @@ from adapters.bus import (
     shared_section,
 )
 from adapters.bus_credentials import EmbeddedCredentials
-from app.services.kafka import NodePorts, server_properties
+from app.services.kafka import KafkaService, NodePorts, server_properties
 from app.services.kafka.security import scram_arguments, secured_properties
 from app.services.processes import own_processes
 from tickwave.config import load_settings
 from tickwave.config.loading import masked_settings
-from tickwave.errors import ConfigurationError
+from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.topics import (
     ANALYST,
     AUDIT,
@@ -306,3 +306,31 @@ def test_embedded_connection_when_principal_unknown_or_unset_then_says_which_to_
     # Act / Assert
     with pytest.raises(ConfigurationError, match=message):
         embedded_connection(settings, "127.0.0.1:9093")
+
+
+@pytest.mark.parametrize(
+    ("formatted", "protocol", "is_refused"),
+    [
+        ("SASL_SSL", "SASL_PLAINTEXT", False),  # the same SCRAM users: TLS dropped in place
+        ("SASL_PLAINTEXT", "SASL_SSL", False),
+        ("SASL_SSL", "PLAINTEXT", True),
+        ("PLAINTEXT", "SASL_PLAINTEXT", True),  # no users were made at format time
+    ],
+)
+def test_format_check_when_state_dir_formatted_for_another_protocol_then_refused_only_if_users_differ(
+    tmp_path: Path, formatted: str, protocol: str, is_refused: bool
+) -> None:
+    # Arrange: a node formatted before, with the protocol it was formatted for
+    settings = load_settings(state_dir=tmp_path, kafka={"security_protocol": protocol})
+    data_dir = tmp_path / "node"
+    (data_dir / "logs").mkdir(parents=True)
+    (data_dir / "logs" / "meta.properties").write_text("version=1\n")
+    (data_dir / "security_protocol").write_text(formatted)
+    (data_dir / "brokers").write_text("1")
+
+    # Act / Assert (no JVM is run: an already formatted node is only checked)
+    if is_refused:
+        with pytest.raises(ServiceError, match=f"formatted for security_protocol {formatted}, not {protocol}"):
+            KafkaService(settings)._format_storage([], data_dir, data_dir / "server.properties")
+    else:
+        KafkaService(settings)._format_storage([], data_dir, data_dir / "server.properties")
