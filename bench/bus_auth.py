@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=10.0, help="untimed signals first on each broker")
     parser.add_argument("--rate", type=int, default=5000, help="ticks per second")
     parser.add_argument("--signal-rate", type=int, default=1000, help="signals per second")
-    parser.add_argument("--rounds", type=int, default=1, help="passes over the three brokers, rotating the first")
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the three brokers, rotating the first")
     args = parser.parse_args()
     load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     results: dict[str, list[dict[str, float]]] = {protocol: [] for protocol in BROKERS}
