@@ -244,7 +244,11 @@ def shared_section(settings: Settings, **extra: Any) -> dict[str, Any]:
     kafka = settings.kafka
     section: dict[str, Any] = {"bootstrap": resolve_bootstrap(settings).bootstrap, "topic_prefix": kafka.topic_prefix}
     if kafka.has_generated_credentials:
-        section |= {"username": kafka.username, "credentials_dir": str(embedded_credentials(settings).folder)}
+        section |= {
+            "security_protocol": kafka.security_protocol,
+            "username": kafka.username,
+            "credentials_dir": str(embedded_credentials(settings).folder),
+        }
     elif kafka.security_protocol == "PLAINTEXT":
         section["security_protocol"] = "PLAINTEXT"
     else:

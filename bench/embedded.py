@@ -1,4 +1,4 @@
-"""The benchmarks' own embedded Kafka: the authenticated default, or PLAINTEXT to compare against.
+"""The benchmarks' own embedded Kafka: the authenticated default, SASL_SSL, or PLAINTEXT to compare against.
 
 ``embedded_bus`` starts one broker (Supervisor + KafkaService, free loopback ports, a temp state
 dir) and yields the settings of a client that reaches it as the super user, through the broker's
@@ -23,9 +23,11 @@ from adapters.topics import create_topics
 from app.services.kafka import KafkaService
 from app.services.supervisor import Supervisor
 from tickwave.config import Settings, load_settings
+from tickwave.config.kafka import EMBEDDED_PROTOCOLS, KafkaSettings
 
-AUTHENTICATED = "SASL_SSL"
+AUTHENTICATED: str = KafkaSettings.model_fields["security_protocol"].default  # the embedded default
 PLAINTEXT = "PLAINTEXT"
+PROTOCOLS = EMBEDDED_PROTOCOLS  # what the embedded broker can speak
 
 
 @contextmanager

@@ -50,7 +50,7 @@ from tickwave.topics import EXECUTION, SIGNALS, TICKS, topic_name
 # Run as a script, this folder comes first on sys.path and this file would shadow the package.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
-from bench.embedded import AUTHENTICATED, PLAINTEXT, bench_settings, embedded_bus, prepare_topics  # noqa: E402
+from bench.embedded import AUTHENTICATED, PROTOCOLS, bench_settings, embedded_bus, prepare_topics  # noqa: E402
 from bench.summary import record  # noqa: E402
 from execution.app import build_service  # noqa: E402
 from execution.brokers.base import Broker, BrokerEvent, BrokerOrder  # noqa: E402
@@ -497,9 +497,9 @@ def main() -> None:
     parser.add_argument("--in-process-only", action="store_true", help="only the disk floor and in-process rows")
     parser.add_argument(
         "--security-protocol",
-        choices=(AUTHENTICATED, PLAINTEXT),
+        choices=PROTOCOLS,
         default=AUTHENTICATED,
-        help="the broker's: the authenticated default, or PLAINTEXT to compare",
+        help="the broker's: the authenticated default (SASL_PLAINTEXT), SASL_SSL, or PLAINTEXT to compare",
     )
     args = parser.parse_args()
     load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())

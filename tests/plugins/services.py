@@ -1,11 +1,12 @@
 """Session fixtures for the real embedded services (Kafka; the warehouse joins here).
 
 One broker serves the whole run, on free loopback ports, with its state dir in a temp
-folder, secured as `tickwave up` makes it by default: SASL_SSL with SCRAM, its own CA and
-ACLs. Tests connect as the super user (``admin``) through the broker's generated
-credentials (``kafka.credentials_dir``: no password in any setting or environment); the
-``topics`` fixture also grants the registry's ACLs on the test's topics, so a process a
-test starts as its own principal (the streams loader) is allowed what it is in production.
+folder, secured as `tickwave up` makes it by default: SASL_PLAINTEXT on loopback with SCRAM
+and ACLs (``TICKWAVE_KAFKA_SECURITY_PROTOCOL=SASL_SSL`` runs the session with TLS too). Tests
+connect as the super user (``admin``) through the broker's generated credentials
+(``kafka.credentials_dir``: no password in any setting or environment); the ``topics``
+fixture also grants the registry's ACLs on the test's topics, so a process a test starts as
+its own principal (the streams loader) is allowed what it is in production.
 Tests isolate their data by topic prefix (``unique_prefix``), never by sharing names.
 Every process started here is stopped at session end, even on failure.
 """
@@ -70,11 +71,18 @@ def settings(state_dir: Path, kafka_endpoint: Endpoint, unique_prefix: str) -> S
     """Settings pointing at the session broker as its super user, with this test's own topic prefix."""
     # TICKWAVE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT runs the session on an unauthenticated broker (what the
     # tests of the authenticated default must fail on).
-    is_plaintext = load_settings(state_dir=state_dir).kafka.security_protocol == "PLAINTEXT"
-    credentials = {} if is_plaintext else {"username": ADMIN, "credentials_dir": str(state_dir / "secrets" / "kafka")}
+    protocol = load_settings(state_dir=state_dir).kafka.security_protocol
+    credentials = (
+        {} if protocol == "PLAINTEXT" else {"username": ADMIN, "credentials_dir": str(state_dir / "secrets" / "kafka")}
+    )
     return load_settings(
         state_dir=state_dir,
-        kafka={"bootstrap": kafka_endpoint.address, **credentials, "topic_prefix": unique_prefix},
+        kafka={
+            "bootstrap": kafka_endpoint.address,
+            "security_protocol": protocol,
+            **credentials,
+            "topic_prefix": unique_prefix,
+        },
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -11,6 +11,7 @@ from tickwave.config.base import Section
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+EMBEDDED_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT")
 PASSWORD_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
 
 
@@ -57,9 +58,10 @@ class KafkaSettings(Section):
     signals_partitions: int = Field(default=1, ge=1, description="partitions of the signals and orders topics")
     start_timeout_s: float = Field(default=90.0, gt=0, description="how long `up` waits for the broker")
     security_protocol: SecurityProtocol = Field(
-        default="SASL_SSL",
-        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed services: SASL_SSL); the embedded "
-        "broker runs SASL_SSL with SCRAM, its own CA and ACLs per principal, or PLAINTEXT only when this asks "
+        default="SASL_PLAINTEXT",
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; unset: SASL_PLAINTEXT for the embedded broker "
+        "(SCRAM and ACLs per principal, on loopback only), SASL_SSL for an external cluster (`bootstrap`). The "
+        "embedded broker runs SASL_PLAINTEXT or SASL_SSL (SCRAM, its own CA), or PLAINTEXT only when this asks "
         "for it (then any local process may write any topic, orders included: `up` and `status` warn)",
     )
     sasl_mechanism: SaslMechanism = Field(
@@ -127,11 +129,19 @@ class KafkaSettings(Section):
         """Return True when connections are encrypted with TLS."""
         return self.security_protocol in ("SSL", "SASL_SSL")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _external_default_is_tls(cls, data: Any) -> Any:
+        """An external cluster (``bootstrap`` without an embedded broker's ``credentials_dir``) defaults to SASL_SSL."""
+        if isinstance(data, dict) and data.get("bootstrap") and not data.get("credentials_dir"):
+            return {"security_protocol": "SASL_SSL", **data}
+        return data
+
     @model_validator(mode="after")
     def _security_consistent(self) -> Self:
         problems = [*self._sasl_problems(), *self._tls_problems()]
-        if not self.is_external and self.security_protocol not in ("PLAINTEXT", "SASL_SSL"):
-            problems.append(f"the embedded broker runs PLAINTEXT or SASL_SSL, not {self.security_protocol}")
+        if not self.is_external and self.security_protocol not in EMBEDDED_PROTOCOLS:
+            problems.append(f"the embedded broker runs {', '.join(EMBEDDED_PROTOCOLS)}, not {self.security_protocol}")
         if not self.is_external and self.is_sasl and not self.sasl_mechanism.startswith("SCRAM-"):
             problems.append(f"the embedded broker authenticates with SCRAM, not {self.sasl_mechanism}")
         if self.brokers not in (1, 3):

@@ -182,6 +182,11 @@ def cluster_ports(settings: Settings) -> list[NodePorts]:
     return [NodePorts(broker, controller) for broker, controller in json.loads(path.read_text())]
 
 
+def _format_class(value: str) -> str:
+    """What formatting fixed of a recorded setting: SASL_PLAINTEXT and SASL_SSL share their SCRAM users."""
+    return "SCRAM" if value.startswith("SASL_") else value
+
+
 def _write_once(path: Path, text: str) -> str:
     """Write ``text`` to ``path`` unless it exists (the first of nodes starting together wins); return its text."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -264,8 +269,11 @@ class KafkaService(ManagedService):
             credentials = EmbeddedCredentials(self.settings.state_path)
             with security.generating(credentials):
                 security.ensure_principals(credentials)
-                security.ensure_certificates(credentials)
-            listeners = security.secured_properties(credentials, ports.broker, ports.controller)
+                if kafka.is_tls:
+                    security.ensure_certificates(credentials)
+            listeners = security.secured_properties(
+                credentials, ports.broker, ports.controller, kafka.security_protocol
+            )
         properties.unlink(missing_ok=True)  # it may hold secrets: recreated readable by the owner only
         descriptor = os.open(properties, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
@@ -315,7 +323,7 @@ class KafkaService(ManagedService):
                 recorded = data_dir / what
                 before_recorded = "1" if what == "brokers" else "PLAINTEXT"  # formatted before the file was kept
                 previous = recorded.read_text().strip() if recorded.exists() else before_recorded
-                if previous != now:
+                if _format_class(previous) != _format_class(now):
                     raise ServiceError(
                         f"the embedded Kafka in {data_dir} was formatted for {what} {previous}, not {now}: its users "
                         f"and its controller quorum are made at format time; use a new state dir (TICKWAVE_STATE_DIR) "

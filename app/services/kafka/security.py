@@ -1,8 +1,10 @@
-"""SASL_SSL for the embedded broker: its certificates, its SCRAM users, its listeners and authorizer.
+"""The authenticated embedded broker: its SCRAM users, its listeners and authorizer, its certificates.
 
-At the first secured start the broker gets, under ``<state dir>/secrets/kafka`` (0700, files 0600):
+The client listener is SASL_PLAINTEXT (the default: SCRAM on loopback) or SASL_SSL (SCRAM over
+TLS). At the first secured start the broker gets, under ``<state dir>/secrets/kafka`` (0700,
+files 0600):
 
-- a CA and a broker certificate signed by it, made with the JDK's ``keytool``
+- with SASL_SSL, a CA and a broker certificate signed by it, made with the JDK's ``keytool``
   (``-genkeypair``, ``-certreq``, ``-gencert``; the broker's names are 127.0.0.1 and localhost),
   and the CA exported as PEM for the Python clients;
 - one random password per principal: the super user ``admin`` (the broker itself, its
@@ -47,7 +49,7 @@ def plaintext_warning(settings: Settings) -> str | None:
     return (
         "the embedded Kafka runs PLAINTEXT (kafka.security_protocol): any local process or user can write any "
         "topic, signals included, and so place orders; unset TICKWAVE_KAFKA_SECURITY_PROTOCOL for the "
-        "authenticated default (SASL_SSL)"
+        "authenticated default (SASL_PLAINTEXT with SCRAM and ACLs)"
     )
 
 
@@ -181,27 +183,40 @@ def _jaas(module: str, password: str, *, is_plain_server: bool = False) -> str:
     return f'{module} required username="{ADMIN}" password="{password}"{users};'
 
 
-def secured_properties(credentials: EmbeddedCredentials, port: int, controller_port: int) -> str:
-    """Return the listener, TLS, SASL and authorizer part of server.properties (it holds secrets: 0600).
+def secured_properties(credentials: EmbeddedCredentials, port: int, controller_port: int, protocol: str) -> str:
+    """Return the listener, SASL, TLS and authorizer part of server.properties (it holds secrets: 0600).
 
-    The client listener is SASL_SSL with SCRAM; the controller listener, on loopback and
-    spoken only by this process to itself, is SASL_PLAINTEXT with PLAIN (KRaft cannot check
-    SCRAM there: the credentials live in the metadata the controller serves).
+    The client listener speaks ``protocol`` (SASL_PLAINTEXT or SASL_SSL) with SCRAM; the
+    controller listener, on loopback and spoken only by this process to itself, is
+    SASL_PLAINTEXT with PLAIN (KRaft cannot check SCRAM there: the credentials live in the
+    metadata the controller serves).
     """
     admin = credentials.ensure_password(ADMIN)
-    store = credentials.ensure_password(KEYSTORE_SECRET)
     scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
     plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+    name = protocol.lower()
     return (
-        listener_block("SASL_SSL", "SASL_PLAINTEXT", port, controller_port)
+        listener_block(protocol, "SASL_PLAINTEXT", port, controller_port)
         + f"""\
 sasl.enabled.mechanisms={",".join(SCRAM_MECHANISMS)}
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
 sasl.mechanism.controller.protocol=PLAIN
 listener.name.controller.sasl.enabled.mechanisms=PLAIN
 listener.name.controller.plain.sasl.jaas.config={_jaas(plain, admin, is_plain_server=True)}
-listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={_jaas(scram, admin)}
-listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={_jaas(scram, admin)}
+listener.name.{name}.scram-sha-512.sasl.jaas.config={_jaas(scram, admin)}
+listener.name.{name}.scram-sha-256.sasl.jaas.config={_jaas(scram, admin)}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:{ADMIN}
+"""
+        + (tls_properties(credentials) if protocol == "SASL_SSL" else "")
+    )
+
+
+def tls_properties(credentials: EmbeddedCredentials) -> str:
+    """Return the broker's TLS part of server.properties: its keystore (and password) and its CA."""
+    store = credentials.ensure_password(KEYSTORE_SECRET)
+    return f"""\
 ssl.keystore.type=PKCS12
 ssl.keystore.location={keystore_path(credentials)}
 ssl.keystore.password={store}
@@ -209,11 +224,7 @@ ssl.key.password={store}
 ssl.truststore.type=PEM
 ssl.truststore.location={credentials.ca_file}
 ssl.client.auth=none
-authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
-allow.everyone.if.no.acl.found=false
-super.users=User:{ADMIN}
 """
-    )
 
 
 def add_missing_users(admin: AdminClient, passwords: dict[str, str], timeout_s: float = 30.0) -> list[str]:

@@ -1,6 +1,6 @@
 """Forged writes on the authenticated default: no credentials, or another role's, place no order.
 
-The execution process runs against the session broker (the embedded default: SASL_SSL,
+The execution process runs against the session broker (the embedded default: SASL_PLAINTEXT,
 SCRAM, the registry's ACLs on this test's topics) with the paper broker. A signal from the
 dataflow's principal is decided and filled, so an order is seen when one is placed. Then a
 producer with no credentials (as any local process would try) and one per other role write

@@ -1,6 +1,6 @@
 """Every principal of the authenticated default, tried on every topic and every consumer group.
 
-On the session broker (the embedded default: SASL_SSL, SCRAM, the registry's ACLs on this
+On the session broker (the embedded default: SASL_PLAINTEXT, SCRAM, the registry's ACLs on this
 test's topics), each principal writes one message to every registered topic, reads every
 topic from its start and commits an offset under every principal's consumer group. What the
 broker allows must be what the registry grants, no more: ``ticks`` written by ingest only,

@@ -1,4 +1,4 @@
-"""`tickwave up` on the authenticated default, as a user runs it: SASL_SSL, a principal per process.
+"""`tickwave up` on the authenticated default, as a user runs it: SCRAM on loopback, a principal per process.
 
 The commands a user types (`up`, `ingest`, `warehouse query`, `down`) in real subprocesses,
 with no security setting at all: every service starts as its own principal, ticks sent by
@@ -57,7 +57,7 @@ def processes_of(state_dir: Path) -> list[psutil.Process]:
     return mine
 
 
-def test_up_when_kafka_is_sasl_ssl_then_each_principal_works_and_no_process_holds_a_secret(
+def test_up_when_no_security_setting_then_scram_on_loopback_each_principal_works_and_no_process_holds_a_secret(
     secured_env: dict[str, str],
 ) -> None:
     # Arrange
@@ -99,6 +99,12 @@ def test_up_when_kafka_is_sasl_ssl_then_each_principal_works_and_no_process_hold
         time.sleep(1.0)
     processes = processes_of(state_dir)
     secrets = secrets_of(state_dir)
+    (listeners,) = [
+        line
+        for path in state_dir.rglob("server.properties")
+        for line in path.read_text().splitlines()
+        if line.startswith("listeners=")
+    ]
 
     # Assert
     assert unknown.returncode != 0 and "the embedded Kafka has no principal 'intruder'" in unknown.stdout + (
@@ -106,7 +112,8 @@ def test_up_when_kafka_is_sasl_ssl_then_each_principal_works_and_no_process_hold
     )
     assert ticks > 0 and stored == ticks  # ingest -> dataflow -> loader -> warehouse, each as its principal
     kafka_secrets = [name for name in secrets if name.endswith(".password")]
-    assert len(kafka_secrets) == len(PRINCIPALS) + 2  # every principal's, admin's and the keystore's
+    assert listeners.startswith("listeners=SASL_PLAINTEXT://127.0.0.1:")  # SCRAM, loopback only
+    assert len(kafka_secrets) == len(PRINCIPALS) + 1  # every principal's and admin's (no keystore: no TLS)
     assert len(secrets) == len(kafka_secrets) + 4  # two warehouse passwords, the control key and the signals key
     names = {" ".join(process.cmdline()[:4]) for process in processes}
     assert len(processes) >= 6, names  # kafka, the warehouse, streams (+ its Bytewax), execution, audit, supervisor

@@ -17,14 +17,15 @@ from adapters.bus import (
     embedded_connection,
     producer_config,
     raise_if_denied,
+    shared_section,
 )
 from adapters.bus_credentials import EmbeddedCredentials
-from app.services.kafka import NodePorts, server_properties
+from app.services.kafka import KafkaService, NodePorts, server_properties
 from app.services.kafka.security import scram_arguments, secured_properties
 from app.services.processes import own_processes
 from tickwave.config import load_settings
 from tickwave.config.loading import masked_settings
-from tickwave.errors import ConfigurationError
+from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.topics import (
     ANALYST,
     AUDIT,
@@ -61,7 +62,7 @@ def ca_file(tmp_path: Path) -> Path:
             {**EXTERNAL, "security_protocol": "SASL_PLAINTEXT", "username": "u", "password": "p", "ssl_ca_file": "/x"},
             "set but security_protocol is SASL_PLAINTEXT",
         ),
-        ({"security_protocol": "SSL"}, "the embedded broker runs PLAINTEXT or SASL_SSL"),
+        ({"security_protocol": "SSL"}, "the embedded broker runs SASL_PLAINTEXT, SASL_SSL, PLAINTEXT, not SSL"),
         ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "username": "u"}, "authenticates with SCRAM"),
     ],
 )
@@ -221,18 +222,56 @@ def test_consumer_groups_when_execution_granted_then_only_groups_it_names() -> N
     ] == []
 
 
-def test_secured_properties_when_written_then_authorizer_closed_and_super_user_admin(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["SASL_PLAINTEXT", "SASL_SSL"])
+def test_secured_properties_when_written_then_scram_on_loopback_authorizer_closed_and_super_user_admin(
+    tmp_path: Path, protocol: str
+) -> None:
     # Arrange
     credentials = EmbeddedCredentials(tmp_path)
 
     # Act
-    text = server_properties(tmp_path, 1, [NodePorts(1, 2)], secured_properties(credentials, 1, 2))
+    text = server_properties(tmp_path, 1, [NodePorts(1, 2)], secured_properties(credentials, 1, 2, protocol))
 
     # Assert
     assert "allow.everyone.if.no.acl.found=false" in text
     assert "super.users=User:admin\n" in text
-    assert "listeners=SASL_SSL://127.0.0.1:1,CONTROLLER://127.0.0.1:2" in text
+    assert f"listeners={protocol}://127.0.0.1:1,CONTROLLER://127.0.0.1:2" in text
+    assert f"listener.name.{protocol.lower()}.scram-sha-512.sasl.jaas.config=" in text
     assert "PLAINTEXT://" not in text.replace("SASL_PLAINTEXT", "")
+    assert ("ssl.keystore.location=" in text) == (protocol == "SASL_SSL")
+
+
+@pytest.mark.parametrize(
+    ("kafka", "protocol"),
+    [
+        ({}, "SASL_PLAINTEXT"),  # the embedded broker: SCRAM on loopback
+        (
+            {"bootstrap": "127.0.0.1:1", "username": "admin", "credentials_dir": "/state/secrets/kafka"},
+            "SASL_PLAINTEXT",
+        ),
+        ({**EXTERNAL, "username": "u", "password": "p"}, "SASL_SSL"),  # a cluster of its own: TLS
+    ],
+)
+def test_security_protocol_when_unset_then_scram_on_loopback_for_the_embedded_broker_and_tls_for_a_cluster(
+    kafka: dict[str, Any], protocol: str
+) -> None:
+    assert load_settings(kafka=kafka).kafka.security_protocol == protocol
+
+
+@pytest.mark.parametrize("protocol", ["SASL_PLAINTEXT", "SASL_SSL"])
+def test_shared_section_when_embedded_broker_then_names_its_protocol(tmp_path: Path, protocol: str) -> None:
+    # Arrange: a process reaching the broker by its address, as the tests and the benchmarks do
+    folder = tmp_path / "secrets" / "kafka"
+    EmbeddedCredentials(tmp_path).ensure_password(LOADER)
+    kafka = {"bootstrap": "127.0.0.1:1", "username": LOADER, "credentials_dir": str(folder)}
+    settings = load_settings(state_dir=tmp_path, kafka={**kafka, "security_protocol": protocol})
+
+    # Act
+    section = shared_section(settings)
+
+    # Assert: the child is given the broker's protocol, not the default
+    assert section == {**kafka, "security_protocol": protocol, "topic_prefix": ""}
+    assert load_settings(state_dir=tmp_path / "child", kafka=section).kafka.security_protocol == protocol
 
 
 def test_scram_arguments_when_principals_then_both_mechanisms_each() -> None:
@@ -287,3 +326,31 @@ def test_embedded_connection_when_principal_unknown_or_unset_then_says_which_to_
     # Act / Assert
     with pytest.raises(ConfigurationError, match=message):
         embedded_connection(settings, "127.0.0.1:9093")
+
+
+@pytest.mark.parametrize(
+    ("formatted", "protocol", "is_refused"),
+    [
+        ("SASL_SSL", "SASL_PLAINTEXT", False),  # the same SCRAM users: TLS dropped in place
+        ("SASL_PLAINTEXT", "SASL_SSL", False),
+        ("SASL_SSL", "PLAINTEXT", True),
+        ("PLAINTEXT", "SASL_PLAINTEXT", True),  # no users were made at format time
+    ],
+)
+def test_format_check_when_state_dir_formatted_for_another_protocol_then_refused_only_if_users_differ(
+    tmp_path: Path, formatted: str, protocol: str, is_refused: bool
+) -> None:
+    # Arrange: a node formatted before, with the protocol it was formatted for
+    settings = load_settings(state_dir=tmp_path, kafka={"security_protocol": protocol})
+    data_dir = tmp_path / "node"
+    (data_dir / "logs").mkdir(parents=True)
+    (data_dir / "logs" / "meta.properties").write_text("version=1\n")
+    (data_dir / "security_protocol").write_text(formatted)
+    (data_dir / "brokers").write_text("1")
+
+    # Act / Assert (no JVM is run: an already formatted node is only checked)
+    if is_refused:
+        with pytest.raises(ServiceError, match=f"formatted for security_protocol {formatted}, not {protocol}"):
+            KafkaService(settings)._format_storage([], data_dir, data_dir / "server.properties")
+    else:
+        KafkaService(settings)._format_storage([], data_dir, data_dir / "server.properties")
