@@ -33,6 +33,7 @@ from tickwave.config import Settings
 console = Console(width=180)
 PROTOCOLS = ("SASL_SSL", "SASL_PLAINTEXT", "PLAINTEXT")
 _TICKS = os.sysconf("SC_CLK_TCK")
+STALL_S = 30.0
 # librdkafka's per-broker windows (microseconds) for the split of one hop: (whose client, window).
 SPLIT = {
     "queue": ("producer", "int_latency"),
@@ -80,7 +81,10 @@ def hop(bus: Settings, topic: str, args: argparse.Namespace) -> dict[str, float]
             broker_cpu, own_cpu = _cpu_s(broker.pid), _cpu_s(os.getpid())
             sent, received, start = 0, 0, time.perf_counter()
             total = int(seconds * args.rate)
+            last_progress = start
             while received < total:
+                if time.perf_counter() - last_progress > STALL_S:
+                    raise RuntimeError(f"no message consumed for {STALL_S:.0f} s ({received} of {total})")
                 due = min(total, int((time.perf_counter() - start) * args.rate) + 1)
                 while sent < due:
                     producer.produce(topic, payload, headers={"t": str(time.perf_counter_ns())})
@@ -90,6 +94,7 @@ def hop(bus: Settings, topic: str, args: argparse.Namespace) -> dict[str, float]
                 if message is None or message.error():
                     continue
                 received += 1
+                last_progress = time.perf_counter()
                 if keep:
                     sent_ns = int(dict(message.headers() or [])["t"])
                     latencies.append((time.perf_counter_ns() - sent_ns) / 1e6)
@@ -121,8 +126,9 @@ def main() -> None:
         for protocol in PROTOCOLS if round_index % 2 == 0 else PROTOCOLS[::-1]:
             with embedded_bus(protocol) as bus:
                 topic = f"hop-{round_index}"
-                make_admin(resolve_admin(bus)).create_topics([NewTopic(topic, 1, 1)])
-                time.sleep(1.0)
+                admin = make_admin(resolve_admin(bus))  # kept until the broker has answered
+                for created in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+                    created.result(timeout=30)
                 rows.append((protocol, round_index, hop(bus, topic, args)))
     table = Table(
         "broker",
