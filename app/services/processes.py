@@ -25,6 +25,7 @@ class OwnProcessService(ManagedService):
     """One of Tickwave's own processes, run as ``python -m app.cli <arguments>``."""
 
     stop_timeout_s = 30.0
+    serves_metrics = True  # the process serves /metrics on the port reserved for it (a Prometheus target)
 
     def __init__(
         self, settings: Settings, name: str, arguments: list[str], address: str, principal: str | None = None
@@ -65,7 +66,9 @@ class OwnProcessService(ManagedService):
         return Launch(
             command=[sys.executable, "-m", "app.cli", *self.arguments],
             address=self.address,
-            ports={"metrics": metrics_port(self.settings, self.name)} if self.settings.metrics.enabled else {},
+            ports={"metrics": metrics_port(self.settings, self.name)}
+            if self.settings.metrics.enabled and self.serves_metrics
+            else {},
             env=to_environment(settings),
         )
 
@@ -78,6 +81,7 @@ class OrchestrationService(OwnProcessService):
     """``tickwave orchestrate``: Dagster's webserver and daemon (they take 10-25 s to answer)."""
 
     stop_timeout_s = 45.0  # above the 20 s the command gives the webserver and daemon
+    serves_metrics = False  # Dagster's run outcomes are the supervisor's metrics (read from the warehouse)
 
     @property
     def start_timeout_s(self) -> float:

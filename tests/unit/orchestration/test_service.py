@@ -42,6 +42,20 @@ def test_own_processes_when_orchestration_enabled_then_dagster_runs_after_the_da
     assert "orchestration" not in {service.name for service in disabled}
 
 
+def test_own_processes_when_launched_then_a_prometheus_target_only_for_those_that_serve_metrics(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(state_dir=tmp_path)
+
+    launched = {service.name: service.launch(tmp_path) for service in own_processes(settings)}  # type: ignore[attr-defined]
+    targets = {path.stem for path in (tmp_path / "prometheus" / "targets").glob("*.json")}
+
+    # Dagster's webserver serves no /metrics (its run outcomes are the supervisor's): no target Prometheus sees down
+    assert "metrics" not in launched["orchestration"].ports
+    assert targets == {"streams", "execution", "audit", "supervisor"}
+    assert all("metrics" in launch.ports for name, launch in launched.items() if name != "orchestration")
+
+
 def test_dagster_home_when_prepared_then_sqlite_under_the_state_dir_loopback_only_and_no_telemetry(
     tmp_path: Path,
 ) -> None:
