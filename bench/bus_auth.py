@@ -47,8 +47,8 @@ def measure(protocol: str, args: argparse.Namespace, root: Path) -> dict[str, fl
         flow: dict[str, float] = {}
         console.print(tick_to_signal_latency(bus, rate=args.rate, seconds=args.seconds, figures=flow))
         folder = root / protocol.lower()
-        over_kafka(folder, bus, "confluent", args.warmup, args.signal_rate, label="warmup")  # the broker's JIT
-        decided = over_kafka(folder, bus, "confluent", args.seconds, args.signal_rate, label="fenced", is_fenced=True)
+        over_kafka(folder, bus, "warmup", args.warmup, args.signal_rate)  # the broker's JIT
+        decided = over_kafka(folder, bus, "fenced", args.seconds, args.signal_rate, is_fenced=True)
     p50, p99, _worst = decided["latency"]
     return {
         "tick_p50_ms": flow["p50_ms"],

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -117,7 +118,7 @@ def run_all(modules: list[str], results_dir: Path, extra_args: dict[str, list[st
         runs.append(
             {
                 "benchmark": name,
-                "command": " ".join(["python", "-m", module]),
+                "command": " ".join(["python", "-m", module, *(extra_args or {}).get(name, [])]),
                 "exit_code": code,
                 "duration_s": round(time.monotonic() - started, 1),
                 "load_before": round(load_before, 2),
@@ -210,11 +211,17 @@ def main() -> None:
     )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--no-readme", action="store_true", help="leave bench/README.md alone")
+    parser.add_argument(
+        "--with", dest="options", default="", help='options for the one benchmark named, e.g. --with "--rounds 2"'
+    )
     arguments = parser.parse_args()
+    if arguments.options and len(arguments.names) != 1:
+        parser.error("--with needs exactly one benchmark named")
     modules = [f"bench.{name}" for name in arguments.names] or benchmarks()
+    extra = {name: shlex.split(arguments.options) for name in arguments.names} if arguments.options else None
     previous_path = arguments.results / "summary.json"
     previous = json.loads(previous_path.read_text()) if arguments.names and previous_path.exists() else None
-    summary = run_all(modules, arguments.results)
+    summary = run_all(modules, arguments.results, extra)
     if previous is not None:  # named benchmarks only: the others keep their figures from the last full run
         summary = merged(previous, summary)
         previous_path.write_text(json.dumps(summary, indent=2) + "\n")
