@@ -29,15 +29,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.embedded import AUTHENTICATED, PLAINTEXT, embedded_bus
+from bench.embedded import AUTHENTICATED, PLAINTEXT, PROTOCOLS, embedded_bus
 from bench.execution import over_kafka
 from bench.streams_latency import tick_to_signal_latency
 from bench.summary import record
 
 console = Console()
 TARGET_RATIO = 1.1
-TLS = "SASL_SSL"
-BROKERS = (AUTHENTICATED, TLS, PLAINTEXT)
+BROKERS = PROTOCOLS  # the default (SCRAM) first, then with TLS, then PLAINTEXT
 PATHS = (("tick", "tick -> signal"), ("decision", "signal produced -> order accepted"))
 
 

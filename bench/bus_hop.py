@@ -27,11 +27,10 @@ from rich.table import Table
 
 from adapters.bus import make_admin, make_consumer, make_producer, resolve_admin, resolve_bootstrap
 from adapters.endpoints import live_endpoint
-from bench.embedded import embedded_bus
+from bench.embedded import PROTOCOLS, embedded_bus
 from tickwave.config import Settings
 
 console = Console(width=180)
-PROTOCOLS = ("SASL_SSL", "SASL_PLAINTEXT", "PLAINTEXT")
 _TICKS = os.sysconf("SC_CLK_TCK")
 STALL_S = 30.0
 # librdkafka's per-broker windows (microseconds) for the split of one hop: (whose client, window).
