@@ -20,7 +20,7 @@ from tickwave.config import Settings
 
 SETTINGS = Settings()
 SPECS = [(board.uid, spec) for board in boards(SETTINGS) for spec in board.queries]
-RULES = [rule for rule in alert_rules(SETTINGS) if rule.sql]  # the warehouse's (PromQL: test_prometheus.py)
+RULES = [rule for rule in alert_rules(SETTINGS) if rule.sql]  # the warehouse's (PromQL: platform/test_stack.py)
 
 
 def _analyst(data: BoardData) -> AnalystRunner:

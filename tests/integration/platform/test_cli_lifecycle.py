@@ -105,7 +105,7 @@ def test_cli_lifecycle_when_up_twice_restart_and_down_then_harmless_and_data_sur
     assert run(cli_env, "status").returncode == 3
     # A normal stop reads as one: each service says it stopped, and nothing reads like a crash.
     for service in ("supervisor", "audit", "execution", "streams", "warehouse"):
-        log = run(cli_env, "logs", service, "--lines", "5000").stdout
+        log = CliRunner().invoke(cli_app, ["logs", service, "--lines", "5000"], env=cli_env).output  # in-process
         assert "Traceback" not in log and "panicked" not in log, f"{service}:\n{log[-3000:]}"
         assert log.count(" stopped") == 1 + (service == "streams"), f"{service}:\n{log[-3000:]}"  # and its loader
 
