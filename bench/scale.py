@@ -189,11 +189,19 @@ def measure_boards(settings: Any, database: str, now: datetime, runs: int) -> di
 def dbt_build(settings: Any, database: str, target: Path, *selections: list[str]) -> dict[str, Any]:
     """Run ``dbt build`` once per selection (none: the whole project); the seconds, and the slowest nodes."""
     from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_environment
+    from orchestration.defs.marts.assets import SCHEDULED_BUILD
 
     nodes: dict[str, float] = {}
     begun = time.perf_counter()
     for selection in selections or ([],):
-        command = [DBT_EXECUTABLE, "build", "--project-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)]
+        command = [
+            DBT_EXECUTABLE,
+            *SCHEDULED_BUILD,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target),
+        ]
         done = subprocess.run(
             [*command, "--quiet", *selection],
             env={**os.environ, **dbt_environment(settings, database)},
@@ -212,9 +220,11 @@ def dbt_build(settings: Any, database: str, target: Path, *selections: list[str]
 
 def incremental_selections(day: date) -> tuple[list[str], list[str]]:
     """The two dbt invocations of the Dagster jobs: the marts, then the daily marts' partition of ``day``."""
+    from orchestration.defs.marts.assets import DAILY_MARTS
+
     return (
-        ["--exclude", "config.materialized:incremental"],
-        ["--select", "config.materialized:incremental", "--vars", f"{{partition_day: '{day}'}}"],
+        ["--exclude", DAILY_MARTS],
+        ["--select", DAILY_MARTS, "--vars", f"{{partition_day: '{day}'}}"],
     )
 
 
