@@ -3,8 +3,8 @@
 Real dbt on the real warehouse. The October order submitted at midnight on the 1st has its last tick on
 29 September, outside the month the incremental run rebuilds: only the arrival look-back finds its quote.
 A September order written after the first build stays out of October's run (the run's work is the month,
-not the history). A GBPUSD order whose last tick is older than the
-look-back has no arrival quote in either build.
+not the history), also when the mart's table is still the unpartitioned one a table mart left. A GBPUSD
+order whose last tick is older than the look-back has no arrival quote in either build.
 """
 
 from __future__ import annotations
@@ -62,6 +62,16 @@ def write_order(client: Client, order: tuple[str, str, str, float, str]) -> None
     )
 
 
+def unpartition(client: Client) -> None:
+    """Replace the mart with an unpartitioned copy of itself, the table the mart was before it was incremental."""
+    client.command(
+        "CREATE TABLE execution_quality_copy ENGINE = MergeTree() ORDER BY (symbol, submitted_at, client_order_id) "
+        "AS SELECT * FROM execution_quality"
+    )
+    client.command("EXCHANGE TABLES execution_quality AND execution_quality_copy")
+    client.command("DROP TABLE execution_quality_copy")
+
+
 def build(settings: Settings, database: str, *arguments: str, day: str | None = None) -> None:
     variables = {"partition_day": day} if day else None
     done = run_dbt(settings, ["run", *arguments], database, timeout_s=600, variables=variables)
@@ -86,10 +96,15 @@ def test_execution_quality_when_a_month_is_rebuilt_then_it_equals_a_full_rebuild
         build(warehouse_settings, fresh_database, "--select", "+execution_quality")
         first = rows(client)
         write_order(client, LATE)
+        unpartition(client)  # as a deployed warehouse has it from before the mart was incremental
 
         # Act: October's partition, as the daily job runs it (fct_orders rebuilt first, as the marts job does)
         build(warehouse_settings, fresh_database, "--select", "fct_orders", "execution_quality", day="2026-10-01")
         incremental = rows(client)
+        partition_key = client.command(
+            "SELECT partition_key FROM system.tables "
+            f"WHERE database = '{fresh_database}' AND name = 'execution_quality'"
+        )
     finally:
         client.close()
 
@@ -97,3 +112,4 @@ def test_execution_quality_when_a_month_is_rebuilt_then_it_equals_a_full_rebuild
     assert [row[0] for row in first] == ["oct-1", "oct-2", "sep-1"]  # oct-stale: no quote within the look-back
     assert first[0][4] == "2026-09-29 21:00:00.000"  # oct-1's arrival quote lies before the month rebuilt
     assert incremental == first  # October as the full build had it; September untouched (no sep-late)
+    assert partition_key == "toYYYYMM(day)"  # the unpartitioned table was copied into monthly partitions first
