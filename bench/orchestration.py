@@ -97,10 +97,11 @@ def dbt_build_by_hand(settings: Settings, database: str, target: Path, *selectio
     return time.perf_counter() - started
 
 
-# The two dbt invocations the two Dagster jobs make: everything but the daily marts, then one day of them.
+# The two dbt invocations the two Dagster jobs make: everything but the daily marts, then one day of them
+# (the daily marts: DAILY_MARTS in orchestration/defs/marts/assets.py, imported there with the manifest).
 SPLIT = (
-    ["--exclude", "config.materialized:incremental"],
-    ["--select", "config.materialized:incremental", "--vars", f"{{partition_day: '{DAY.date()}'}}"],
+    ["--exclude", "tag:daily"],
+    ["--select", "tag:daily", "--vars", f"{{partition_day: '{DAY.date()}'}}"],
 )
 
 

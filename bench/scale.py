@@ -11,7 +11,8 @@
    (p50/p95, macros expanded as the ClickHouse plugin does, with ``now`` at the data's end),
    the full ``dbt build`` (untimed against a target: the history changed), then one more hour
    of data and the incremental build the Dagster jobs run (the marts, then the daily marts'
-   partition of that day), the day's compliance reports (``tickwave report daily``'s work), the
+   partition of that day), ``execution_quality`` rebuilt in full beside it (the work each build
+   did before the mart was incremental), the day's compliance reports (``tickwave report daily``'s work), the
    training read (three months of 1m features and bars for the 10 symbols), ``tickwave status``,
    and disk per table and per million ticks (``system.parts``);
 3. writes ``bench/results/scale.json`` and the curves ``bench/results/scale_*.png``.
@@ -189,11 +190,19 @@ def measure_boards(settings: Any, database: str, now: datetime, runs: int) -> di
 def dbt_build(settings: Any, database: str, target: Path, *selections: list[str]) -> dict[str, Any]:
     """Run ``dbt build`` once per selection (none: the whole project); the seconds, and the slowest nodes."""
     from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_environment
+    from orchestration.defs.marts.assets import SCHEDULED_BUILD
 
     nodes: dict[str, float] = {}
     begun = time.perf_counter()
     for selection in selections or ([],):
-        command = [DBT_EXECUTABLE, "build", "--project-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)]
+        command = [
+            DBT_EXECUTABLE,
+            *SCHEDULED_BUILD,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target),
+        ]
         done = subprocess.run(
             [*command, "--quiet", *selection],
             env={**os.environ, **dbt_environment(settings, database)},
@@ -212,9 +221,11 @@ def dbt_build(settings: Any, database: str, target: Path, *selections: list[str]
 
 def incremental_selections(day: date) -> tuple[list[str], list[str]]:
     """The two dbt invocations of the Dagster jobs: the marts, then the daily marts' partition of ``day``."""
+    from orchestration.defs.marts.assets import DAILY_MARTS
+
     return (
-        ["--exclude", "config.materialized:incremental"],
-        ["--select", "config.materialized:incremental", "--vars", f"{{partition_day: '{day}'}}"],
+        ["--exclude", DAILY_MARTS],
+        ["--select", DAILY_MARTS, "--vars", f"{{partition_day: '{day}'}}"],
     )
 
 
@@ -317,6 +328,14 @@ def measure_size(warehouse: Warehouse, result: dict[str, Any], data_end_ms: int,
         "incremental dbt build after one more hour...",
         lambda: dbt_build(settings, database, state / "dbt-target", *incremental_selections(hour_day)),
     )
+    step(
+        result,
+        "execution_quality_full",
+        "execution_quality rebuilt in full (what every build did before it was incremental)...",
+        lambda: dbt_build(
+            settings, database, state / "dbt-target", ["--select", "execution_quality", "--full-refresh"]
+        ),
+    )
     report_day = hour_day - timedelta(days=1)
     step(
         result,
@@ -377,6 +396,14 @@ def incremental_s(result: dict[str, Any]) -> float:
     return float(result["dbt_incremental"]["s"])
 
 
+EXECUTION_QUALITY = "model.tickwave.execution_quality"
+
+
+def node_s(build: dict[str, Any], node: str) -> float:
+    """One node's seconds in a recorded build (0 when it was not among the slowest)."""
+    return float(build["slowest_nodes_s"].get(node, 0.0))
+
+
 def print_size(result: dict[str, Any]) -> None:
     ticks = result["ticks"]
     table = Table("figure", "value", title=f"{ticks:,} ticks (load {result['load_before']} -> {result['load_after']})")
@@ -386,6 +413,11 @@ def print_size(result: dict[str, Any]) -> None:
         table.add_row(f"{board}: slowest panel p95", f"{worst['p95_ms']:.1f} ms ({name.split(': ', 1)[1]})")
     table.add_row("floor: SELECT 1 p95", f"{result['boards']['floor: SELECT 1']['p95_ms']:.1f} ms")
     table.add_row("dbt build, incremental after one more hour", f"{incremental_s(result):.1f} s")
+    table.add_row(
+        "execution_quality: incremental / full rebuild",
+        f"{node_s(result['dbt_incremental'], EXECUTION_QUALITY):.1f} s / "
+        f"{node_s(result['execution_quality_full'], EXECUTION_QUALITY):.1f} s",
+    )
     reports = result["reports"]
     table.add_row("reports of one day", f"{reports['total_s']:.1f} s (views {reports['views_s']:.1f} s)")
     read = result["training_read"]
@@ -460,6 +492,20 @@ def plot(results: list[dict[str, Any]], folder: Path) -> list[Path]:
             "tickwave status": [result["status_s"] for result in results],
         },
         {"target 60 s": 60.0},
+    )
+    figure(
+        "execution_quality",
+        "execution_quality per build: a month's orders (incremental) or the history's",
+        "s",
+        lambda: {
+            "incremental (what a build runs)": [
+                node_s(result["dbt_incremental"], EXECUTION_QUALITY) for result in results
+            ],
+            "rebuilt in full (what a build ran before)": [
+                node_s(result["execution_quality_full"], EXECUTION_QUALITY) for result in results
+            ],
+        },
+        {},
     )
     figure(
         "disk",

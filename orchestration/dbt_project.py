@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -105,11 +105,16 @@ def private_target(name: str) -> Iterator[Path]:
 
 
 def run_dbt(
-    settings: Settings, arguments: Sequence[str], database: str | None = None, timeout_s: float = 1800
+    settings: Settings,
+    arguments: Sequence[str],
+    database: str | None = None,
+    timeout_s: float = 1800,
+    variables: Mapping[str, Any] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``dbt <arguments>`` on the project against the configured warehouse, in a target folder of its own.
 
-    The settings give the warehouse (:func:`dbt_environment`) and the marts' variables (:func:`dbt_vars`).
+    The settings give the warehouse (:func:`dbt_environment`) and the marts' variables (:func:`dbt_vars`),
+    to which ``variables`` (such as ``partition_day``) are added.
     """
     environment = {
         **os.environ,
@@ -129,7 +134,7 @@ def run_dbt(
                 "--log-path",
                 str(target),
                 "--vars",
-                json.dumps(dbt_vars(settings)),
+                json.dumps({**dbt_vars(settings), **(variables or {})}),
                 "--quiet",
             ],
             capture_output=True,

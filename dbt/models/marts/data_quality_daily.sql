@@ -1,6 +1,6 @@
 -- one row per UTC day, dataset and check: runs, failed runs, rows flagged, the latest outcome and
 -- the check's severity (blocking or warning), from dq_results (incremental).
-{{ config(materialized='incremental', incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
+{{ config(materialized='incremental', tags=['daily'], incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
           order_by='(day, dataset, check_name)', ttl=retention_ttl()) }}
 select
     toDate(checked_at) as day,

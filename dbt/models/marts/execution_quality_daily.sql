@@ -1,6 +1,6 @@
 -- one row per symbol and UTC day: execution quality of that day's filled orders (incremental:
 -- the months holding the last lookback_days are rebuilt, partitions replaced).
-{{ config(materialized='incremental', incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
+{{ config(materialized='incremental', tags=['daily'], incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
           order_by='(symbol, day)', ttl=retention_ttl()) }}
 select
     symbol,

@@ -8,7 +8,7 @@
 -- (lgbm_direction challenging the ensemble_direction champion) keeps its own model_id and carries
 -- its champion's slot. Champion and challengers of a slot (slot, timeframe) side by side:
 -- `tickwave models compare`.
-{{ config(materialized='incremental', incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
+{{ config(materialized='incremental', tags=['daily'], incremental_strategy='insert_overwrite', partition_by='toYYYYMM(day)',
           order_by='(model_id, timeframe, model_version, role, day)', on_schema_change='append_new_columns',
           ttl=retention_ttl()) }}
 with registry as (

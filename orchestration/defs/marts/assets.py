@@ -2,10 +2,16 @@
 
 dbt's sources are the raw tables' assets (same keys, ``tickwave/<table>``), so the graph
 runs from the warehouse tables through staging to the marts. Groups follow the folders.
-The incremental marts (one row per day: ``execution_quality_daily``,
+The daily marts (dbt tag ``daily``, one row per day: ``execution_quality_daily``,
 ``model_performance_daily``, ``data_quality_daily``) are daily-partitioned assets of their
 own: a partition's run rebuilds the month holding that day (the models' ``partition_day``
 variable; ``insert_overwrite`` swaps the month in), so any day can be re-run or backfilled.
+
+Scheduled builds leave dbt's unit tests out (``SCHEDULED_BUILD``): their rows are fixed in the
+project, so they answer the same on every run and cost the same whatever the warehouse holds;
+they change only with the project, so ``make test`` runs them
+(``tests/integration/orchestration/test_dbt_unit_tests.py``), as dbt's docs advise (run unit
+tests in development and CI, not in production builds).
 """
 
 import json
@@ -31,7 +37,9 @@ class TickwaveDbtTranslator(DagsterDbtTranslator):
         return str(dbt_resource_props["fqn"][1]) if len(dbt_resource_props["fqn"]) > 2 else "marts"
 
 
-DAILY_MARTS = "config.materialized:incremental"
+DAILY_MARTS = "tag:daily"
+# `dbt build` as the schedules run it: models and data tests; the unit tests run in `make test`.
+SCHEDULED_BUILD = ("build", "--exclude-resource-type", "unit_test")
 DAYS = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC", end_offset=1)  # today included
 
 
@@ -45,7 +53,7 @@ def tickwave_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, tickwav
     """Run ``dbt build`` for the selected models against the configured warehouse and symbol registry."""
     settings = tickwave.settings()
     apply_dbt_environment(settings, tickwave.database)
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(settings))], context=context).stream()
+    yield from dbt.cli([*SCHEDULED_BUILD, "--vars", json.dumps(dbt_vars(settings))], context=context).stream()
 
 
 @dbt_assets(
@@ -62,7 +70,7 @@ def tickwave_dbt_daily(
     settings = tickwave.settings()
     apply_dbt_environment(settings, tickwave.database)
     variables = json.dumps({**dbt_vars(settings), "partition_day": context.partition_key})
-    yield from dbt.cli(["build", "--vars", variables], context=context).stream()
+    yield from dbt.cli([*SCHEDULED_BUILD, "--vars", variables], context=context).stream()
 
 
 MARTS_JOB = dg.define_asset_job(
