@@ -26,7 +26,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import REGISTRY, make_wsgi_app
@@ -35,8 +35,10 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from adapters.endpoints import LOOPBACK, free_port
-from adapters.warehouse.writer import BatchWriter
 from tickwave.config import Settings
+
+if TYPE_CHECKING:  # a type only: the command line's start does not import pyarrow through it
+    from adapters.warehouse.writer import BatchWriter
 
 logger = logging.getLogger(__name__)
 
