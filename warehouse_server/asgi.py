@@ -231,7 +231,9 @@ class WarehouseApp:
                     # can have decoded per second, rather than the server's CPU.
                     await asyncio.sleep(self.limits.read_only_refused_body_delay_s)
                 if not reading_started and headers.get("expect", "").lower() != "100-continue":
-                    await discard(receive, DISCARD_BYTES)  # let a client still sending read the refusal
+                    # Let a client still sending read the refusal; a known user's no further than its own bound
+                    # (a read-only user refused a slot: 1 MiB, not 64).
+                    await discard(receive, DISCARD_BYTES if user is None else self.limits.body_bytes_for(user))
                 await self.responder.error(send, error, echoed_id)
                 log_request(
                     self.access_log, RequestOutcome(started, method, presented, address, params), None, None, error

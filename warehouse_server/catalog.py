@@ -172,6 +172,8 @@ class DatabaseCatalog:
 
     Tables a read-only user names are allowed only in databases of a storage engine: a database
     the service created after the last read is found by reading again, an unknown one is refused.
+    After the service user's DDL the next unknown name reads them at once (:meth:`invalidate`):
+    a database created a moment after the last read is found too.
     """
 
     def __init__(
@@ -187,6 +189,11 @@ class DatabaseCatalog:
         self._lock = threading.Lock()
         self._engines = load()
         self._reloaded_at = clock()
+        self._is_stale = False
+
+    def invalidate(self) -> None:
+        """Note that the databases may have changed (the service user ran DDL): the next unknown name reads them."""
+        self._is_stale = True
 
     def engine(self, name: str) -> str | None:
         """Return the engine of database ``name`` (None if there is no such database)."""
@@ -194,7 +201,8 @@ class DatabaseCatalog:
         if engine is not None:
             return engine
         with self._lock:
-            if self._clock() - self._reloaded_at >= self.min_reload_interval_s:
+            if self._is_stale or self._clock() - self._reloaded_at >= self.min_reload_interval_s:
+                self._is_stale = False
                 self._engines = self._load()
                 self._reloaded_at = self._clock()
         return self._engines.get(name)

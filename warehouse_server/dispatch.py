@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 STREAMED_KEYWORDS = frozenset({"SELECT", "WITH"})
 SESSION_STATEMENTS = frozenset({"SET", "USE"})
+# Statements that may create, drop or rename a database: the read-only policy's catalog is stale after one.
+CATALOG_STATEMENTS = frozenset({"CREATE", "DROP", "RENAME", "ATTACH", "DETACH", "EXCHANGE"})
 
 
 @dataclass(frozen=True)
@@ -379,6 +381,9 @@ class Executor:
         except BaseException:
             release()
             raise
+        finally:
+            if not plan.readonly and plan.keyword in CATALOG_STATEMENTS:
+                self.policy.databases.invalidate()
         running.add_cleanup(release)
         return running
 

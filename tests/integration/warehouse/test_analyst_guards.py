@@ -2,12 +2,15 @@
 
 Every request lands in the access log, normalized and out of the analyst's reach; failed
 logins lock a user and address out; the analyst's concurrency limit refuses the query
-over it; an unknown function name costs no more than a known one.
+over it, and reads no more of a refused upload than the analyst may send; an unknown
+function name costs no more than a known one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import socket
 import statistics
 import threading
 import time
@@ -126,6 +129,32 @@ def test_analyst_when_over_its_concurrency_limit_then_refused_until_a_slot_frees
 
     assert second.code == "202", second.body  # TOO_MANY_SIMULTANEOUS_QUERIES
     assert slow[0].status == 200 and third.status == 200
+
+
+def test_analyst_when_refused_a_slot_mid_upload_then_answered_after_its_own_body_bound_not_the_servers(
+    strict_warehouse: tuple[Endpoint, Credentials],
+) -> None:
+    endpoint, credentials = strict_warehouse
+    thread = threading.Thread(target=lambda: as_analyst(endpoint, credentials, "SELECT sleep(3)"))
+    thread.start()
+    time.sleep(0.8)
+    password = credentials.analyst_password.get_secret_value()
+    head = (
+        f"POST / HTTP/1.1\r\nHost: x\r\nX-ClickHouse-User: {credentials.analyst_user}\r\n"
+        f"X-ClickHouse-Key: {password}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    chunk = b"%x\r\n%s\r\n" % (1 << 16, b"-" * (1 << 16))
+    host, port = endpoint.address.rsplit(":", 1)
+
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head)
+        with contextlib.suppress(OSError):  # the server may close once it has answered
+            for _ in range(48):  # 3 MiB and still sending: its own bound is 1 MiB, the server's 64 MiB
+                sock.sendall(chunk)
+        reply = sock.recv(4096)  # no answer before the refusal: times out (10 s) if it waits for 64 MiB
+    thread.join()
+
+    assert reply.startswith(b"HTTP/1.1 ") and b"x-clickhouse-exception-code: 202" in reply.lower(), reply[:300]
 
 
 def test_analyst_when_sending_many_unknown_function_names_then_each_costs_no_more_than_a_known_query(

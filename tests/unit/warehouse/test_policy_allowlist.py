@@ -385,6 +385,22 @@ def test_catalog_when_many_unknown_names_arrive_then_it_reloads_at_most_once_per
     assert catalog.find("sumIf") == ("sum", FunctionInfo("Aggregate Functions", "System", True))
 
 
+def test_databases_when_the_service_ran_ddl_then_a_database_created_within_the_interval_is_found() -> None:
+    databases = {"tickwave": "Atomic"}
+    now = [0.0]
+    catalog = DatabaseCatalog(lambda: dict(databases), min_reload_interval_s=1.0, clock=lambda: now[0])
+    databases["created_now"] = "Atomic"
+    now[0] = 0.1
+
+    before_ddl = catalog.engine("created_now")  # within the interval: not read again
+    catalog.invalidate()  # the service user's CREATE DATABASE
+    after_ddl = catalog.engine("created_now")
+    databases["created_later"] = "Atomic"
+    unnoticed = catalog.engine("created_later")  # no DDL seen, still within the interval
+
+    assert before_ddl is None and after_ddl == "Atomic" and unnoticed is None
+
+
 def _graft(dump: str, line_index: int, kind: str) -> str:
     """Add a child of ``kind`` under the dump's line ``line_index``, keeping every count consistent."""
     lines = dump.rstrip("\n").split("\n")
