@@ -11,14 +11,16 @@ warehouse's CA, when there is one, is passed as ``SSL_CERT_FILE`` to dbt's proce
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -80,28 +82,89 @@ def _project_lock() -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+# The profile's variables dbt hashes into a parse (its connection keys; not the password).
+PROFILE_VARIABLES = (
+    "DBT_CLICKHOUSE_HOST",
+    "DBT_CLICKHOUSE_PORT",
+    "DBT_CLICKHOUSE_USER",
+    "DBT_CLICKHOUSE_DATABASE",
+    "DBT_CLICKHOUSE_SECURE",
+)
+PARTIAL_PARSE = "partial_parse.msgpack"
+PARSES = DBT_PROJECT_DIR / "target" / "parses"  # partial parses by what they were parsed for
+PARSES_KEPT = 8
+FAILED_KEPT = 5  # the target folders of failed invocations kept for a person to read
+
+
+def parse_key(variables: str, environment: Mapping[str, str]) -> str:
+    """Name what a partial parse is valid for besides the project's files: ``--vars`` and the profile.
+
+    dbt parses the whole project again when either differs from the saved parse's (``Unable
+    to do partial parsing because config vars, config profile, or config target have
+    changed``): a parse made without them is no seed for a run with them.
+    """
+    profile = [environment.get(name, "") for name in PROFILE_VARIABLES]
+    return hashlib.sha256(json.dumps([variables, profile]).encode()).hexdigest()[:16]
+
+
 @contextmanager
-def private_target(name: str) -> Iterator[Path]:
-    """Yield a target folder of one dbt invocation's own, removed afterwards.
+def private_target(name: str, key: str | None = None) -> Iterator[Path]:
+    """Yield a target folder of one dbt invocation's own, removed afterwards (kept if the body raised).
 
     dbt writes ``run_results.json``, the manifest and its logs into the target folder: two
     invocations sharing one (the compliance views built while the marts job runs) overwrite
     each other's files mid-run. dagster-dbt gives each of its invocations a folder of its own
-    the same way. The project's partial parse is copied in, so the invocation need not parse
-    the project again.
+    the same way, but leaves it behind (~7 MB a run). The last :data:`FAILED_KEPT` folders of
+    invocations that raised stay, renamed ``failed-...``, for their logs and compiled SQL.
+
+    With ``key`` (:func:`parse_key`), the partial parse last saved for that key is copied in,
+    and the one this invocation writes is saved for the next, so an invocation with the same
+    variables and warehouse parses only the files changed since. Without it, the project's
+    own parse (no variables) is copied in.
     """
     target = DBT_PROJECT_DIR / "target"
-    seed = target / "partial_parse.msgpack"
-    if not seed.is_file():
+    seed = PARSES / f"{key}.msgpack" if key else target / PARTIAL_PARSE
+    if key is None and not seed.is_file():
         prepare_manifest()  # parses the project once (under its lock), leaving the partial parse to copy
     path = target / f"{name}-{uuid.uuid4().hex[:8]}"
     path.mkdir(parents=True)
-    if seed.is_file():
-        shutil.copy2(seed, path / seed.name)
+    with contextlib.suppress(FileNotFoundError):  # pruned meanwhile, or never saved: dbt parses it all
+        shutil.copy2(seed, path / PARTIAL_PARSE)
     try:
         yield path
-    finally:
+    except BaseException:
+        failed = path.rename(target / f"failed-{path.name}")
+        _keep_newest(target.glob("failed-*"), FAILED_KEPT, failed)
+        raise
+    else:
+        if key:
+            _save_parse(path / PARTIAL_PARSE, key)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _save_parse(parse: Path, key: str) -> None:
+    if not parse.is_file():
+        return
+    PARSES.mkdir(parents=True, exist_ok=True)
+    saved = PARSES / f"{key}.msgpack"
+    staged = PARSES / f".{key}-{uuid.uuid4().hex[:8]}"
+    shutil.copy2(parse, staged)
+    os.replace(staged, saved)  # a reader sees the old parse or the new one, never half of one
+    _keep_newest(PARSES.glob("*.msgpack"), PARSES_KEPT, saved)
+
+
+def _keep_newest(paths: Iterable[Path], count: int, newest: Path) -> None:
+    def modified(path: Path) -> float:
+        try:
+            return float("inf") if path == newest else path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    for old in sorted(paths, key=modified, reverse=True)[count:]:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
 
 
 def run_dbt(
@@ -122,7 +185,8 @@ def run_dbt(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
     }
-    with private_target(arguments[0]) as target:
+    merged = json.dumps({**dbt_vars(settings), **(variables or {})})
+    with private_target(arguments[0], parse_key(merged, environment)) as target:
         return subprocess.run(
             [
                 DBT_EXECUTABLE,
@@ -134,7 +198,7 @@ def run_dbt(
                 "--log-path",
                 str(target),
                 "--vars",
-                json.dumps({**dbt_vars(settings), **(variables or {})}),
+                merged,
                 "--quiet",
             ],
             capture_output=True,

@@ -13,6 +13,7 @@ import pytest
 from adapters.warehouse.client import connect
 from models.requesters import local_user
 from orchestration.client import UNNAMED_LAUNCH
+from orchestration.dbt_project import DBT_PROJECT_DIR
 from orchestration.defs.marts.assets import tickwave_dbt_daily
 from orchestration.defs.quality.assets import raw_key
 from orchestration.defs.reports.assets import compliance_reports
@@ -110,6 +111,14 @@ def test_materialize_when_the_whole_graph_runs_then_every_asset_and_check_succee
     assert all(severity == "WARN" or passed for passed, severity in quality.values()), quality
     dbt_checks = {key: passed for key, (passed, _) in checks.items() if not key.endswith(":quality")}
     assert len(dbt_checks) > 40 and all(dbt_checks.values()), [key for key, ok in dbt_checks.items() if not ok]
+
+
+def test_materialize_when_dbt_builds_succeed_then_no_target_folder_of_theirs_is_left(whole_graph: GraphRuns) -> None:
+    runs = [run.run_id[:7] for run in (whole_graph.main, whole_graph.daily)]  # dagster-dbt names them so
+
+    left = [path.name for path in (DBT_PROJECT_DIR / "target").iterdir() if any(run in path.name for run in runs)]
+
+    assert whole_graph.success and not left  # dagster-dbt's own folders stayed: ~7 MB a scheduled build
 
 
 def test_marts_when_built_then_they_tie_out_to_the_raw_tables(
