@@ -3,7 +3,8 @@
 The answers equal the same panels read straight from the booked fills (the rule before the table
 existed) and the engine's books (execution.positions), for fills booked before the table's migration
 (its back-fill) and after it (its materialized view), with a reversal and fractional lots; and the
-rows they read stay the same when the fills' history doubles.
+rows they read stay the same when the booked history of a symbol not filled today doubles (the start
+of the day of a symbol filled today is still read from its booked fills before the rollover).
 """
 
 from __future__ import annotations
