@@ -32,8 +32,8 @@ BOOKED_FILLS = (
 # Each symbol's latest booking (fill_positions, kept by a materialized view on fills): one row per
 # symbol, whatever the fills' history.
 LATEST_BOOKINGS = (
-    "SELECT symbol, argMaxMerge(position_lots) AS lots, argMaxMerge(entry_value) AS entry_value, "
-    "max(last_fill_at) AS last_fill_at FROM fill_positions GROUP BY symbol"
+    "SELECT symbol, toNullable(argMaxMerge(position_lots)) AS lots, toNullable(argMaxMerge(entry_value)) AS entry_value, "
+    "CAST(max(last_fill_at) AS DateTime64(3, 'UTC')) AS last_fill_at FROM fill_positions GROUP BY symbol"
 )
 # The seconds a bar of each timeframe spans (its end = start + this).
 TIMEFRAME_SECONDS = timeframe_seconds_sql("timeframe")

@@ -82,10 +82,11 @@ def _panel_sql(title: str) -> str:
     return spec.sql
 
 
-def _rows(settings: Settings, database: str, sql: str) -> list[list[object]]:
+def _rows(settings: Settings, database: str, sql: str) -> tuple[list[str], list[list[object]]]:
     runner = AnalystRunner(settings, database)
     try:
-        return runner.query(sql).rows
+        result = runner.query(sql)
+        return result.types, result.rows
     finally:
         runner.close()
 
@@ -133,12 +134,12 @@ def test_panel_when_booked_before_and_after_the_table_then_the_same_as_from_ever
     settings, database, _ = booked
     sql = _panel_sql(title)
 
-    rows = _rows(settings, database, sql)
+    types, rows = _rows(settings, database, sql)
     reference = _rows(settings, database, sql.replace(LATEST_BOOKINGS, FROM_EVERY_FILL))
 
     assert LATEST_BOOKINGS in sql
     assert [row[0] for row in rows] == ["EURUSD", "GBPUSD", "USDJPY"]
-    assert rows == reference
+    assert (types, rows) == reference
 
 
 def test_positions_when_booked_before_and_after_the_table_then_the_engines_position_and_entry_value(
