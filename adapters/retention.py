@@ -96,6 +96,13 @@ _TABLES: tuple[TableRetention, ...] = (
     TableRetention("orders", _ARRIVAL, _COMPLIANCE_DAYS, True, _RECORD),
     TableRetention("order_events", _ARRIVAL, _COMPLIANCE_DAYS, True, _RECORD + ": the hash-chained audit trail"),
     TableRetention("fills", _ARRIVAL, _COMPLIANCE_DAYS, True, _RECORD),
+    TableRetention(
+        "fill_positions",
+        "last_fill_at",
+        FOREVER,
+        False,
+        "each symbol's latest booking, one row per symbol: a TTL would drop a position still open",
+    ),
     TableRetention("risk_events", _ARRIVAL, _COMPLIANCE_DAYS, True, _RECORD + ": controls and breaches"),
     TableRetention("model_registry", "updated_at_ms", FOREVER, True, _REGISTRY),
     TableRetention("model_registry_events", _ARRIVAL, FOREVER, True, _REGISTRY),

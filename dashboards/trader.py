@@ -29,6 +29,12 @@ BOOKED_FILLS = (
     "SELECT symbol, fill_id, filled_at_ms, commission, position_after_lots, entry_value_after, realized_pnl_quote "
     "FROM fills FINAL WHERE round_trip_id != ''"
 )
+# Each symbol's latest booking (fill_positions, kept by a materialized view on fills): one row per
+# symbol, whatever the fills' history.
+LATEST_BOOKINGS = (
+    "SELECT symbol, toNullable(argMaxMerge(position_lots)) AS lots, toNullable(argMaxMerge(entry_value)) AS entry_value, "
+    "CAST(max(last_fill_at) AS DateTime64(3, 'UTC')) AS last_fill_at FROM fill_positions GROUP BY symbol"
+)
 # The seconds a bar of each timeframe spans (its end = start + this).
 TIMEFRAME_SECONDS = timeframe_seconds_sql("timeframe")
 
@@ -107,12 +113,7 @@ def _positions(settings: Settings) -> PanelSpec:
         sql=f"""SELECT symbol, {lots_sql("lots", instruments)} AS position_lots,
        if(lots = 0, NULL, {average}) AS average_price, last_fill_at
 FROM (
-  SELECT symbol,
-         argMax(position_after_lots, (filled_at_ms, fill_id)) AS lots,
-         toFloat64(argMax(entry_value_after, (filled_at_ms, fill_id))) AS entry_value,
-         max(filled_at_ms) AS last_fill_at
-  FROM ({BOOKED_FILLS})
-  GROUP BY symbol
+  SELECT symbol, lots, toFloat64(entry_value) AS entry_value, last_fill_at FROM ({LATEST_BOOKINGS})
 )
 ORDER BY symbol""",
         format=QueryFormat.TABLE,
@@ -151,15 +152,29 @@ SELECT f.symbol AS symbol,
             - {exact("s.mark_start")} * f.position_start + f.value_start) * {contract}, 18) AS pnl,
        f.today_commission AS commission_today
 FROM (
-  SELECT symbol,
-         sumIf(realized_pnl_quote, filled_at_ms >= rollover) AS realized_today,
-         sumIf(toDecimal128(toString(commission), 18), filled_at_ms >= rollover) AS today_commission,
-         ifNull(argMax(position_after_lots, (filled_at_ms, fill_id)), 0) AS position_now,
-         ifNull(argMax(entry_value_after, (filled_at_ms, fill_id)), 0) AS value_now,
-         ifNull(argMaxIf(position_after_lots, (filled_at_ms, fill_id), filled_at_ms < rollover), 0) AS position_start,
-         ifNull(argMaxIf(entry_value_after, (filled_at_ms, fill_id), filled_at_ms < rollover), 0) AS value_start
-  FROM ({BOOKED_FILLS})
-  GROUP BY symbol
+  SELECT l.symbol AS symbol,
+         t.realized_today AS realized_today,
+         t.today_commission AS today_commission,
+         l.lots AS position_now,
+         l.entry_value AS value_now,
+         if(l.last_fill_at < rollover, l.lots, ifNull(b.position_start, 0)) AS position_start,
+         if(l.last_fill_at < rollover, l.entry_value, ifNull(b.value_start, 0)) AS value_start
+  FROM ({LATEST_BOOKINGS}) AS l
+  LEFT JOIN (
+    SELECT symbol,
+           sum(realized_pnl_quote) AS realized_today,
+           sum(toDecimal128(toString(commission), 18)) AS today_commission
+    FROM ({BOOKED_FILLS} AND filled_at_ms >= rollover)
+    GROUP BY symbol
+  ) AS t ON t.symbol = l.symbol
+  LEFT JOIN (
+    SELECT symbol,
+           argMax(position_after_lots, (filled_at_ms, fill_id)) AS position_start,
+           argMax(entry_value_after, (filled_at_ms, fill_id)) AS value_start
+    FROM ({BOOKED_FILLS} AND filled_at_ms < rollover
+          AND symbol IN (SELECT symbol FROM fill_positions GROUP BY symbol HAVING max(last_fill_at) >= rollover))
+    GROUP BY symbol
+  ) AS b ON b.symbol = l.symbol
 ) AS f
 LEFT JOIN (
   SELECT symbol, argMax(mid_close, start_ms) AS mark_second FROM bars_1s

@@ -46,6 +46,7 @@ REQUIRED_TABLES = {
     "orders",
     "order_events",
     "fills",
+    "fill_positions",
     "risk_events",
     "model_registry",
     "model_registry_events",
