@@ -103,6 +103,13 @@ _TABLES: tuple[TableRetention, ...] = (
         False,
         "each symbol's latest booking, one row per symbol: a TTL would drop a position still open",
     ),
+    TableRetention(
+        "fill_positions_daily",
+        "last_fill_at",
+        FOREVER,
+        False,
+        "each symbol's last booking of each day, the start of a day's P&L: a TTL would lose a quiet symbol's",
+    ),
     TableRetention("risk_events", _ARRIVAL, _COMPLIANCE_DAYS, True, _RECORD + ": controls and breaches"),
     TableRetention("model_registry", "updated_at_ms", FOREVER, True, _REGISTRY),
     TableRetention("model_registry_events", _ARRIVAL, FOREVER, True, _REGISTRY),

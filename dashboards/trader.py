@@ -35,6 +35,8 @@ LATEST_BOOKINGS = (
     "SELECT symbol, toNullable(argMaxMerge(position_lots)) AS lots, toNullable(argMaxMerge(entry_value)) AS entry_value, "
     "CAST(max(last_fill_at) AS DateTime64(3, 'UTC')) AS last_fill_at FROM fill_positions GROUP BY symbol"
 )
+# The symbols filled since the rollover: their start-of-day state is read from the days before it.
+TRADED_TODAY = "SELECT symbol FROM fill_positions GROUP BY symbol HAVING max(last_fill_at) >= rollover"
 # The seconds a bar of each timeframe spans (its end = start + this).
 TIMEFRAME_SECONDS = timeframe_seconds_sql("timeframe")
 
@@ -169,10 +171,19 @@ FROM (
   ) AS t ON t.symbol = l.symbol
   LEFT JOIN (
     SELECT symbol,
-           argMax(position_after_lots, (filled_at_ms, fill_id)) AS position_start,
-           argMax(entry_value_after, (filled_at_ms, fill_id)) AS value_start
-    FROM ({BOOKED_FILLS} AND filled_at_ms < rollover
-          AND symbol IN (SELECT symbol FROM fill_positions GROUP BY symbol HAVING max(last_fill_at) >= rollover))
+           argMax(lots, (at, fill_id)) AS position_start,
+           argMax(entry_value, (at, fill_id)) AS value_start
+    FROM (
+      SELECT symbol, toNullable(argMaxMerge(position_lots)) AS lots, toNullable(argMaxMerge(entry_value)) AS entry_value,
+             max(last_fill_at) AS at, '' AS fill_id
+      FROM fill_positions_daily
+      WHERE day < toDate(rollover, 'UTC') AND symbol IN ({TRADED_TODAY})
+      GROUP BY symbol, day
+      UNION ALL
+      SELECT symbol, position_after_lots, entry_value_after, filled_at_ms, fill_id
+      FROM ({BOOKED_FILLS} AND filled_at_ms >= toStartOfDay(rollover, 'UTC') AND filled_at_ms < rollover
+            AND symbol IN ({TRADED_TODAY}))
+    )
     GROUP BY symbol
   ) AS b ON b.symbol = l.symbol
 ) AS f

@@ -3,8 +3,8 @@
 The answers equal the same panels read straight from the booked fills (the rule before the table
 existed) and the engine's books (execution.positions), for fills booked before the table's migration
 (its back-fill) and after it (its materialized view), with a reversal and fractional lots; and the
-rows they read stay the same when the booked history of a symbol not filled today doubles (the start
-of the day of a symbol filled today is still read from its booked fills before the rollover).
+rows they read stay the same when a symbol's booked history doubles over the same days, for a symbol
+filled today too (its start of day comes from fill_positions_daily: one row per symbol and UTC day).
 """
 
 from __future__ import annotations
@@ -159,12 +159,13 @@ def test_positions_when_booked_before_and_after_the_table_then_the_engines_posit
     assert got["GBPUSD"][0] == to_decimal("0.58")
 
 
-def _history(client: Client, rows: int, before: datetime) -> None:
-    """``rows`` booked GBPUSD fills a minute apart, ending 40 days before ``before`` (older partitions)."""
+def _history(client: Client, rows: int, before: datetime, symbol: str) -> None:
+    """``rows`` booked fills of ``symbol`` spread over the 20 days ending 40 days before ``before``."""
     end_ms = int((before - timedelta(days=40)).timestamp() * 1000)
+    step_ms = 20 * 86_400_000 // rows  # twice the rows over the same days: the same days' rows
     client.command(
-        f"INSERT INTO fills ({COLUMNS}) SELECT concat('h', toString(number)), 'o', 's', 'GBPUSD', 'buy', 1.25, "
-        f"0.01, 0, fromUnixTimestamp64Milli(toInt64({end_ms} - number * 60000), 'UTC'), 'm', 1, 'd', 0, 0.01, "
+        f"INSERT INTO fills ({COLUMNS}) SELECT concat('h', toString(number)), 'o', 's', '{symbol}', 'buy', 1.25, "
+        f"0.01, 0, fromUnixTimestamp64Milli(toInt64({end_ms} - number * {step_ms}), 'UTC'), 'm', 1, 'd', 0, 0.01, "
         f"0.0125, 0, 0, 't', 't' FROM numbers({rows})"
     )
 
@@ -184,7 +185,8 @@ def _panels_read_rows(settings: Settings, database: str, history: int) -> dict[s
     try:
         _migrate(client, database)
         start = _rollover(client)
-        _history(client, history, start)
+        _history(client, history, start, "GBPUSD")  # not filled today
+        _history(client, history, start, "EURUSD")  # filled today: its start of day is read
         fills = Fills()
         fills.add("p", "GBPUSD", "sell", "0.01", "1.2600", start - timedelta(hours=1))
         fills.add("q", "EURUSD", "buy", "0.2", "1.1000", start + (datetime.now(tz=UTC) - start) / 2)

@@ -47,6 +47,7 @@ REQUIRED_TABLES = {
     "order_events",
     "fills",
     "fill_positions",
+    "fill_positions_daily",
     "risk_events",
     "model_registry",
     "model_registry_events",

@@ -33,7 +33,9 @@ def test_table_retention_when_defaults_then_every_table_once_and_compliance_tabl
     names = [rule.table for rule in resolved]
 
     assert len(names) == len(set(names))
-    assert set(TABLES) | {"query_log", "fill_positions"} == set(names)  # the writer's tables, the access log, the MV's
+    assert set(TABLES) | {"query_log", "fill_positions", "fill_positions_daily"} == set(
+        names
+    )  # the writer's tables, the access log, the MV's
     assert {rule.table for rule in resolved if rule.is_compliance} == COMPLIANCE
     kept = {rule.table: rule.days for rule in resolved if rule.is_compliance}
     assert all(days == FOREVER or days >= REGULATORY_MINIMUM_DAYS for days in kept.values()), kept
