@@ -98,26 +98,9 @@ def test_up_when_no_security_setting_then_scram_on_loopback_each_principal_works
     state_dir = Path(stack["TICKWAVE_STATE_DIR"])
 
     # Act: a command naming a principal the broker does not know, then ingest as its role
-    unknown = run(
-        {**stack, "TICKWAVE_KAFKA_USERNAME": "intruder"},
-        "ingest",
-        "--source",
-        "sim",
-        "--duration",
-        "30s",
-        "--speed",
-        "max",
-    )
-    sent = run(
-        stack,
-        "ingest",
-        "--source",
-        "sim",
-        "--duration",
-        "30s",
-        "--speed",
-        "max",
-    )
+    ingest = ("ingest", "--source", "sim", "--duration", "30s", "--speed", "max")
+    unknown = run({**stack, "TICKWAVE_KAFKA_USERNAME": "intruder"}, *ingest)
+    sent = run(stack, *ingest)
     match = re.search(r"([\d,]+) ticks, 0 dead letters", sent.stdout)
     assert sent.returncode == 0 and match, sent.stdout + sent.stderr
     ticks = int(match.group(1).replace(",", ""))
