@@ -11,13 +11,14 @@ headers, streaming and body limits, which the ASGI messages give directly.
 One request: route, authenticate (before reading the body, so a wrong password never
 uploads a large body), take a read-only user's query slot, read the body up to the
 user's size bound, decode and plan it in a worker thread (a read-only user's in a
-single thread of its own, so its pure-Python work cannot crowd the writers out of the
-GIL), then start it on the engine in the shared pool, pulling the first result bytes.
-Whatever the response's fate, the query is closed and the slot released. A result
-that completes within the response buffer is sent with Content-Length and an exact
-``X-ClickHouse-Summary``; a larger one is streamed, compressed as one frame, and an
-error after the first bytes is written ClickHouse's way (``X-ClickHouse-Exception-Tag``
-markers) so clients notice. A debug line per request records its duration and rows.
+single thread of its own at the lowest CPU priority, so its work can crowd neither the
+writers out of the GIL nor their threads off the CPU), then start it on the engine in
+the shared pool, pulling the first result bytes. Whatever the response's fate, the
+query is closed and the slot released. A result that completes within the response
+buffer is sent with Content-Length and an exact ``X-ClickHouse-Summary``; a larger one
+is streamed, compressed as one frame, and an error after the first bytes is written
+ClickHouse's way (``X-ClickHouse-Exception-Tag`` markers) so clients notice. A debug
+line per request records its duration and rows.
 
 This module coordinates; reading a request is :mod:`warehouse_server.http_request`,
 writing its response :mod:`warehouse_server.http_response`, and its access-log row
@@ -56,6 +57,7 @@ from warehouse_server.http_request import (
 from warehouse_server.http_response import FLUSH_AFTER_S, Responder, Started, pull
 from warehouse_server.limits import LoginGuard
 from warehouse_server.planning import Plan
+from warehouse_server.priority import lowest_thread_priority
 from warehouse_server.protocol import (
     CANNOT_DECOMPRESS,
     NOT_ENOUGH_SPACE,
@@ -131,7 +133,10 @@ class WarehouseApp:
         self.timezone = executor.engine.timezone
         self.responder = Responder(self.version, self.timezone, limits.keep_alive_timeout_s, self._next_chunk)
         self._sweeper: asyncio.Task[None] | None = None
-        self._read_only_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse-read-only")
+        # At the lowest CPU priority: however many analysts send work, the writers' threads run first.
+        self._read_only_pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="warehouse-read-only", initializer=lowest_thread_priority
+        )
 
     async def _in_worker(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)

@@ -47,6 +47,7 @@ from warehouse_server.limits import AnalystLimits, LoginGuard
 from warehouse_server.memory import MemoryReturner, engine_memory_settings, write_engine_config
 from warehouse_server.metrics import SlotsCollector, know_users
 from warehouse_server.policy import DatabaseCatalog, FunctionCatalog, ReadOnlyPolicy, read_catalog, read_databases
+from warehouse_server.priority import lower_cpu_priority
 from warehouse_server.protocol import QueryError
 from warehouse_server.sessions import SessionStore
 
@@ -87,24 +88,6 @@ def _users(settings: Settings, credentials: Credentials) -> dict[str, User]:
             f"TICKWAVE_CLICKHOUSE_ANALYST_PASSWORD, or TICKWAVE_CLICKHOUSE_ALLOW_NO_PASSWORD=true for local development"
         )
     return users
-
-
-def lower_cpu_priority(niceness: int) -> None:
-    """Raise this process's niceness, and its session's on Linux.
-
-    The supervisor starts each service in a session of its own, and Linux's autogroup
-    scheduling shares the CPU fairly between sessions whatever a process's own nice
-    value: the session's nice (``/proc/self/autogroup``) is what yields to the others.
-    """
-    if niceness <= 0:
-        return
-    os.nice(niceness)
-    autogroup = Path("/proc/self/autogroup")
-    if autogroup.exists():
-        try:
-            autogroup.write_text(f"{niceness}\n")
-        except OSError as exc:  # not permitted here: the process's own niceness still applies
-            logger.info("could not lower the session's CPU priority: %s", exc)
 
 
 def proxy_options(clickhouse: ClickHouseSettings) -> dict[str, Any]:

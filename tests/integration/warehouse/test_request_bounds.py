@@ -14,11 +14,13 @@ these tests; the lock-out tests run last (they lock the analyst out for the wind
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -31,12 +33,14 @@ from tests.integration.warehouse.http import Response, post
 from tests.plugins.warehouse import start_warehouse
 from tickwave.config import load_settings
 from warehouse_server.memory import PURGE_INTERVAL_S
+from warehouse_server.priority import LOWEST_NICENESS
 
 SLOTS = 4
 MAX_FAILED_LOGINS = 3
 ANALYST_MEMORY_MB = 512
 MAX_SESSIONS = 4
 REFUSED_BODY_DELAY_S = 0.5
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +184,44 @@ def test_sessions_when_the_analyst_opens_many_then_the_service_users_session_sur
 
     assert all(reply.status == 200 for reply in opened)
     assert kept.status == 200 and kept.body == b"7\n", kept.body
+
+
+def thread_priorities(pid: int) -> dict[int, tuple[int, float]]:
+    """Each thread of ``pid``: its niceness and the CPU seconds it has used (``/proc/<pid>/task/<tid>/stat``)."""
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        # after the command: utime and stime are fields 14 and 15 of stat(5), nice is 19
+        threads[int(task.name)] = (int(fields[16]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S)
+    return threads
+
+
+def test_cpu_when_the_analyst_sends_work_then_only_its_own_thread_yields(warehouse: Warehouse) -> None:
+    # The policy parses a query naming 400 system tables in the analyst's thread (~0.1 s of CPU); the
+    # engine threads its work and the writer's insert start must keep the server's priority.
+    joined = ", ".join(f"system.tables AS t{index}" for index in range(400))
+    server_niceness = thread_priorities(warehouse.endpoint.pid)[warehouse.endpoint.pid][0]
+    assert server_niceness < LOWEST_NICENESS
+    warehouse.analyst(b"SELECT 1")  # the analyst's thread exists from its first request
+    before = thread_priorities(warehouse.endpoint.pid)
+
+    refused = warehouse.analyst(f"SELECT t0.name, t0.data_paths FROM {joined}".encode())
+    read = warehouse.analyst(b"SELECT sum(number) FROM numbers(10000000)")
+    inserted = warehouse.service(b"INSERT INTO FUNCTION null('x UInt64') SELECT number FROM numbers(1000000)")
+    after = thread_priorities(warehouse.endpoint.pid)
+
+    assert refused.code == "164" and b"data_paths" in refused.body and read.status == 200 and inserted.status == 200, (
+        refused,
+        read,
+        inserted,
+    )
+    lowest = {tid: cpu_s for tid, (niceness, cpu_s) in after.items() if niceness == LOWEST_NICENESS}
+    assert len(lowest) == 1, (server_niceness, after)  # no engine thread it started inherited its priority
+    ((tid, cpu_s),) = lowest.items()
+    assert cpu_s - before[tid][1] >= 0.02  # the policy's work ran there
 
 
 def wrong_analyst(warehouse: Warehouse) -> Credentials:
