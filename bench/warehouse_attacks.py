@@ -3,8 +3,6 @@
 Used by ``bench/warehouse.py`` to measure the writer's insert latency under each attack.
 Every attack runs until ``done`` is set; those that need no password use none. Each
 reopens what the server closes, so the pressure stays on for the whole measurement.
-:func:`burn_cpu` is each attack's floor: as many local processes that only burn CPU,
-sending nothing, show what the attackers' own CPU costs the writer on a small machine.
 """
 
 from __future__ import annotations
@@ -42,14 +40,6 @@ def run_when_ready(
     """Set ``ready`` (the interpreter has started and imported), then run ``loop`` until ``done`` is set."""
     ready.set()
     loop(address, credentials, done)
-
-
-def burn_cpu(_address: str, _credentials: Credentials, done: Any) -> None:
-    """Burn CPU and send nothing to the server, until ``done`` is set (an attack's floor)."""
-    while not done.is_set():
-        total = 0
-        for index in range(200_000):
-            total += index
 
 
 def idle_connections(address: str, _credentials: Credentials, done: Any, count: int = 515) -> None:
