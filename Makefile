@@ -76,7 +76,7 @@ lint: bootstrap ## ruff lint and format check, and the import walls (lint-import
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-typecheck: bootstrap ## mypy on the core, the execution process and the models
+typecheck: bootstrap ## mypy (strict) on every package but the tests
 	$(BIN)/mypy
 
 pytest: bootstrap ## the whole test suite in one run (real Kafka, real warehouse)
@@ -91,7 +91,7 @@ unit: bootstrap ## the unit tests, on both cores (no services; about 2 minutes)
 integration: bootstrap ## the tests against the real services: Kafka, warehouse, Dagster, dbt, GX, chromium, chaos
 	$(BIN)/pytest -n 3 --dist loadfile --ignore=tests/unit
 
-# mypy (about 70 s from a cold cache, one core) runs beside the unit tests (two workers), then
+# mypy (about 80 s from a cold cache, one core) runs beside the unit tests (two workers), then
 # the service tests on three workers (about 13 minutes).
 test: prereqs lint ## everything CI runs: lint, then type checks beside the unit tests, then the service tests
 	@$(MAKE) --no-print-directory -j2 typecheck unit

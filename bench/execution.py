@@ -44,7 +44,7 @@ from adapters.signing import signals_key, signed_headers
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
-from tickwave.contracts import Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, decode, encode
+from tickwave.contracts import Direction, Message, OrderAccepted, OrderIntent, RiskEvent, Signal, Tick, decode, encode
 from tickwave.topics import EXECUTION, SIGNALS, TICKS, topic_name
 
 # Run as a script, this folder comes first on sys.path and this file would shadow the package.
@@ -126,7 +126,7 @@ class HaltWatcher:
 
 
 def _signal(index: int, now_ms: int, symbol: str = "EURUSD") -> Signal:
-    direction = "long" if index % 2 == 0 else "short"  # every signal flips the position: one order each
+    direction: Direction = "long" if index % 2 == 0 else "short"  # every signal flips the position: one order each
     return Signal(
         signal_id=Signal.make_id("bench", 1, symbol, "1m", index),
         symbol=symbol,

@@ -348,10 +348,11 @@ def main() -> None:
     single = latencies(calls, holdout, arguments.samples)
     batch = holdout[:1000]
     batch_ms = {}
-    for name, call in (
-        ("onnxruntime", lambda: session.run(["probabilities"], {input_name: batch})),
-        ("xgboost inplace_predict", lambda: booster.inplace_predict(batch)),
-    ):
+    batch_calls: dict[str, Callable[[], object]] = {
+        "onnxruntime": lambda: session.run(["probabilities"], {input_name: batch}),
+        "xgboost inplace_predict": lambda: booster.inplace_predict(batch),
+    }
+    for name, call in batch_calls.items():
         call()
         began = time.perf_counter()
         for _ in range(50):

@@ -29,11 +29,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 # Run as a script, this folder comes first on sys.path and this file would shadow the package.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
@@ -120,13 +120,14 @@ def quality_by_hand(settings: Settings, database: str) -> float:
     return time.perf_counter() - started
 
 
-def dagster_run(definitions: dg.Definitions, job: str, resources: dict[str, object]) -> float:
+def dagster_run(definitions: dg.Definitions, job: str, resources: Mapping[str, object]) -> float:
     """Run the job's selection in process; dbt_marts also runs the daily marts' partition of the day (a second run)."""
     from orchestration.defs.marts.assets import DAILY_MARTS_JOB, MARTS_JOB
     from orchestration.defs.quality.checks import QUALITY_JOB
 
-    assets = [*(definitions.assets or []), *(definitions.asset_checks or [])]
-    runs = {
+    # The definitions hold assets, specs and checks alike; dagster's annotations split them across two fields.
+    assets: Sequence[Any] = [*(definitions.assets or ()), *(definitions.asset_checks or ())]
+    runs: dict[str, list[tuple[dg.UnresolvedAssetJobDefinition, str | None]]] = {
         "dbt_marts": [(MARTS_JOB, None), (DAILY_MARTS_JOB, str(DAY.date()))],
         "quality_checks": [(QUALITY_JOB, None)],
     }

@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -431,6 +432,12 @@ def print_size(result: dict[str, Any]) -> None:
     console.print(table)
 
 
+def slowest_panels(results: list[dict[str, Any]], panels: list[str]) -> dict[str, list[float]]:
+    """The p95 curves of the six of ``panels`` slowest at the largest size, by a short name."""
+    slowest = sorted(panels, key=lambda name: -results[-1]["boards"][name]["p95_ms"])[:6]
+    return {name.split(": ", 1)[1][:40]: [result["boards"][name]["p95_ms"] for result in results] for name in slowest}
+
+
 def plot(results: list[dict[str, Any]], folder: Path) -> list[Path]:
     """Draw each curve against the ticks stored; return the PNGs."""
     import matplotlib
@@ -473,10 +480,7 @@ def plot(results: list[dict[str, Any]], folder: Path) -> list[Path]:
             board.removeprefix("tickwave-"),
             f"{board}: panel p95 (the 6 slowest at the largest size)",
             "ms",
-            lambda mine=mine: {
-                name.split(": ", 1)[1][:40]: [result["boards"][name]["p95_ms"] for result in results]
-                for name in sorted(mine, key=lambda name: -results[-1]["boards"][name]["p95_ms"])[:6]
-            },
+            partial(slowest_panels, results, mine),
             {f"target {target:.0f} ms": target},
         )
     figure(

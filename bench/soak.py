@@ -134,7 +134,7 @@ def judge(plan: SoakPlan, samples: list[Sample], latencies: list[tuple[float, fl
         for metric in ("allocated_mb", "memory_mb"):
             late = [(at, float(usage[metric])) for at, usage in points if at >= (times[0] + times[-1]) / 2]
             slopes[name][f"{metric}_per_h_second_half"] = slope_per_hour([at for at, _ in late], [v for _, v in late])
-        cpu = [usage["cpu_pct"] for _, usage in points if usage["cpu_pct"] is not None]
+        cpu = [usage["cpu_pct"] for _, usage in points if usage.get("cpu_pct") is not None]
         slopes[name]["cpu_pct_mean"] = float(np.mean(cpu)) if cpu else None
         floors = window_floors(times, [float(usage["allocated_mb"]) for _, usage in points], plan.window_minutes * 60)
         slopes[name]["allocated_floor_mb_per_h"] = slope_per_hour(*floors)

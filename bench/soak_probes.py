@@ -72,7 +72,8 @@ class Sample:
 
     at_s: float  # since the live market started
     ticks: int  # on the ticks topic (end offsets)
-    # name -> memory_mb (PSS), allocated_mb (PSS without file-backed pages), cpu_pct, fds, threads, pid
+    # name -> memory_mb (PSS), allocated_mb (PSS without file-backed pages), cpu_pct (from the second sample on),
+    # fds, threads, pid
     services: dict[str, dict[str, float]] = field(default_factory=dict)
     kafka_bytes: int = 0
     warehouse_bytes: int = 0  # its data directory as du counts it: merged-away parts wait there 8 minutes
@@ -194,6 +195,8 @@ class SignalLatency:
                             times.append(tick.time_ms)
                             produced.append(produced_ms)
                         continue
+                    if not isinstance(item, Signal):
+                        continue
                     signal = item
                     length_ms = self.timeframes_ms.get(signal.timeframe)
                     if length_ms is not None:
@@ -251,7 +254,7 @@ class Sampler:
         pids = {name: endpoint.pid for name, endpoint in endpoints.items() if endpoint is not None}
         for service in self.services:
             pid = pids.get(service.name)
-            others = frozenset(pids.values()) - {pid}
+            others = frozenset(pids.values()) - ({pid} if pid is not None else set())
             usage = tree_usage(pid, others) if pid is not None else None
             if usage is None:
                 continue
@@ -264,18 +267,16 @@ class Sampler:
                     "memory_mb": (whole.memory_bytes - usage.memory_bytes) / 1e6,
                 }
             before = self.previous.get(service.name)
-            cpu_pct = None
-            if before is not None and before[1].pid == usage.pid and now > before[0]:
-                cpu_pct = 100.0 * max(0.0, usage.cpu_s - before[1].cpu_s) / (now - before[0])
-            self.previous[service.name] = (now, usage)
-            sample.services[service.name] = {
+            figures = sample.services[service.name] = {
                 "pid": usage.pid,
                 "memory_mb": usage.memory_bytes / 1e6,
                 "allocated_mb": usage.allocated_bytes / 1e6,
                 "fds": usage.fds,
                 "threads": usage.threads,
-                "cpu_pct": cpu_pct,
             }
+            if before is not None and before[1].pid == usage.pid and now > before[0]:  # none at the first sample
+                figures["cpu_pct"] = 100.0 * max(0.0, usage.cpu_s - before[1].cpu_s) / (now - before[0])
+            self.previous[service.name] = (now, usage)
         sample.kafka_bytes = disk_bytes(self.data_dir("kafka"))
         sample.warehouse_bytes = disk_bytes(self.data_dir("warehouse"))
         from adapters.warehouse.client import connect
@@ -302,10 +303,10 @@ class Sampler:
         """Active parts per table, and their bytes on disk in all."""
         from adapters.warehouse.parts import active_parts
 
-        stored = client.command(
+        stored = client.query(
             "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = currentDatabase()"
-        )
-        return {table: parts for table, (_busiest, parts) in active_parts(client).items()}, int(stored or 0)
+        ).result_rows[0][0]  # a sum() over no row is 0
+        return {table: parts for table, (_busiest, parts) in active_parts(client).items()}, int(stored)
 
     @staticmethod
     def engine_memory(client: Client) -> dict[str, int]:

@@ -23,6 +23,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +59,8 @@ from streams.flow import FlowSinks, build_flow  # noqa: E402
 from streams.routing import GroupLayout  # noqa: E402
 from tickwave.clock import SystemClock  # noqa: E402
 from tickwave.config import Settings, StreamsSettings, load_settings  # noqa: E402
-from tickwave.contracts import decode, encode  # noqa: E402
-from tickwave.validation import SpikeFilter, Tick, ValidationRules, check_raw  # noqa: E402
+from tickwave.contracts import Tick, decode, encode  # noqa: E402
+from tickwave.validation import SpikeFilter, ValidationRules, check_raw  # noqa: E402
 
 console = Console()
 SYMBOLS = [
@@ -148,7 +150,7 @@ def run_bytewax(bus: Settings, topic: str, processes: int) -> tuple[float, int]:
         source = TickTopicSource(resolve_bootstrap(bus), topic, tail=False)
         flow = build_flow(BENCH_SETTINGS, source, all_counted(counts), clock=SystemClock())
         started = time.perf_counter()
-        run_main(flow)
+        run_main(flow)  # type: ignore[no-untyped-call]  # unannotated in bytewax.testing
         return time.perf_counter() - started, counts.get("bars", 0)
     import json
 
@@ -280,12 +282,13 @@ def main() -> None:
         with console.status("producing the ticks..."):
             produce(bootstrap, "ticks", ticks)
         total = len(ticks)
-        for label, run in (
-            ("Tickwave dataflow (Bytewax), 1 process", lambda: run_bytewax(bus, "ticks", 1)),
-            ("Tickwave dataflow (Bytewax), 2 processes", lambda: run_bytewax(bus, "ticks", 2)),
-            ("plain confluent-kafka loop, same functions (ceiling)", lambda: run_plain_loop(bootstrap, "ticks", total)),
-            ("quixstreams StreamingDataFrame, 1 s bars only", lambda: run_quixstreams(bootstrap, "ticks", total)),
-        ):
+        contenders: dict[str, Callable[[], tuple[float, int]]] = {
+            "Tickwave dataflow (Bytewax), 1 process": partial(run_bytewax, bus, "ticks", 1),
+            "Tickwave dataflow (Bytewax), 2 processes": partial(run_bytewax, bus, "ticks", 2),
+            "plain confluent-kafka loop, same functions (ceiling)": partial(run_plain_loop, bootstrap, "ticks", total),
+            "quixstreams StreamingDataFrame, 1 s bars only": partial(run_quixstreams, bootstrap, "ticks", total),
+        }
+        for label, run in contenders.items():
             with console.status(f"{label}..."):
                 seconds, bars = run()
             rows.append((label, seconds, bars))

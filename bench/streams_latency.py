@@ -215,7 +215,7 @@ def _recovery(state: Path) -> Path:
 
     path = state / "recovery"
     path.mkdir()
-    init_db_dir(path, 1)
+    init_db_dir(path, 1)  # type: ignore[no-untyped-call]  # bytewax's _bytewax.pyi has no annotations
     return path
 
 

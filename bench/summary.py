@@ -193,9 +193,11 @@ def update_readme(readme: Path, table: str) -> None:
     """Replace the text between the bench-summary markers of ``readme`` with ``table``."""
     text = readme.read_text()
     start, end = (re.escape(marker) for marker in MARKERS)
-    updated, count = re.subn(
-        f"({start}\n)(.*?)({end})", lambda match: match.group(1) + table + match.group(3), text, flags=re.S
-    )
+
+    def replaced(match: re.Match[str]) -> str:
+        return match.group(1) + table + match.group(3)
+
+    updated, count = re.subn(f"({start}\n)(.*?)({end})", replaced, text, flags=re.S)
     if count != 1:
         raise SystemExit(f"{readme}: the bench-summary markers are missing")
     readme.write_text(updated)
