@@ -80,18 +80,60 @@ def metrics_port(settings: Settings, name: str, *, is_taken: bool = False) -> in
     The port and its file-discovery target are written before the process serves, so the supervisor
     records it and Prometheus scrapes it from the first start.
     """
-    state_path = settings.state_path
-    port = settings.metrics.port_of(name) or (None if is_taken else recorded_port(state_path, name)) or free_port()
+    port = _choose_port(settings, name, is_taken=is_taken)
+    record_metrics_port(settings.state_path, name, port)
+    return port
+
+
+def _choose_port(settings: Settings, name: str, *, is_taken: bool = False) -> int:
+    kept = None if is_taken else recorded_port(settings.state_path, name)
+    return settings.metrics.port_of(name) or kept or free_port()
+
+
+def record_metrics_port(state_path: Path, name: str, port: int) -> None:
+    """Write the kept port and the file-discovery target of process ``name`` (raises OSError on a full disk)."""
     _write(port_path(state_path, name), str(port))
     _write(target_path(state_path, name), json.dumps([{"targets": [f"{LOOPBACK}:{port}"], "labels": {"job": name}}]))
-    return port
 
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)  # a reader (Prometheus, status) never sees half a file
+    try:
+        temporary.write_text(text)
+        temporary.replace(path)  # a reader (Prometheus, status) never sees half a file
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+RECORD_RETRY_S = 5.0  # a port that could not be recorded (a full disk) is tried again this often
+
+
+def _record_while_served(state_path: Path, name: str, port: int) -> None:
+    """Record the port now, or, when the disk refuses, from a daemon thread once it takes it again.
+
+    A service serves its metrics whether or not the state dir takes the discovery files: a full
+    disk at start must not end a service that runs on without them (Prometheus finds it once written).
+    """
+    try:
+        record_metrics_port(state_path, name, port)
+        return
+    except OSError as exc:
+        logger.error("service=%s metrics served on port %d but not recorded (%s); retrying", name, port, exc)
+
+    def retry() -> None:
+        while _SERVING.get((state_path, name), (None,))[0] == port:
+            time.sleep(RECORD_RETRY_S)
+            if _SERVING.get((state_path, name), (None,))[0] != port:
+                return  # the run ended meanwhile: its target must not come back
+            try:
+                record_metrics_port(state_path, name, port)
+            except OSError:
+                continue
+            logger.info("service=%s metrics port %d recorded", name, port)
+            return
+
+    threading.Thread(target=retry, name=f"{name}-metrics-record", daemon=True).start()
 
 
 _REGISTERED: dict[str, list[Collector]] = {}  # this process's collectors, by process name
@@ -120,16 +162,17 @@ def serve_metrics(settings: Settings, name: str, collectors: Iterable[Collector]
     serving = _SERVING.get((settings.state_path, name))
     if serving is not None:
         return serving[0]
-    port = metrics_port(settings, name)
+    port = _choose_port(settings, name)
     try:
         server = start_bounded_server(port)
     except OSError as exc:
         if settings.metrics.port_of(name):
             raise  # a configured port: the operator must choose another
         logger.warning("metrics port %d of %s is taken (%s); choosing another", port, name, exc)
-        port = metrics_port(settings, name, is_taken=True)
+        port = _choose_port(settings, name, is_taken=True)
         server = start_bounded_server(port)
     _SERVING[(settings.state_path, name)] = (port, server)
+    _record_while_served(settings.state_path, name, port)  # the port served is the port recorded
     logger.info("service=%s metrics on http://%s:%d/metrics", name, LOOPBACK, port)
     return port
 

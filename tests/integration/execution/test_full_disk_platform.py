@@ -192,7 +192,11 @@ def test_platform_when_the_disk_fills_and_is_freed_then_nothing_is_lost_or_doubl
             return set(market.signals) <= decided
 
         _wait(all_decided, 120, "every signal decided", processes)
-        assert execution.alive and audit.alive and loading.is_alive(), "a process died on the full disk"
+        assert execution.alive and audit.alive and loading.is_alive(), (
+            f"a process died on the full disk: execution {execution.process and execution.process.poll()}, "
+            f"audit {audit.process and audit.process.poll()}, loader alive {loading.is_alive()}\n"
+            f"{processes.log_tail(80)}"
+        )
         assert execution.stop() == 0, processes.log_tail(60)
 
         # Assert: the full disk was seen and said

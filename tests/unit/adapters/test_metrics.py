@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+import adapters.metrics
 from adapters.metrics import (
     MAX_CONNECTIONS,
     HotHistogram,
@@ -25,6 +26,7 @@ from adapters.metrics import (
     forget_all_metrics,
     metrics_port,
     metrics_served,
+    port_path,
     recorded_port,
     scrape_config,
     target_path,
@@ -73,6 +75,39 @@ def test_metrics_served_when_the_run_ends_then_the_server_stops_and_its_target_g
     assert not target_path(tmp_path, "ingest").exists()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_metrics_served_when_the_disk_is_full_at_start_then_served_and_recorded_once_space_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(state_dir=tmp_path)
+    is_full = threading.Event()
+    is_full.set()
+    real_write = adapters.metrics._write
+
+    def write(path: Path, text: str) -> None:
+        if is_full.is_set():
+            raise OSError(28, "No space left on device")
+        real_write(path, text)
+
+    monkeypatch.setattr(adapters.metrics, "_write", write)
+    monkeypatch.setattr(adapters.metrics, "RECORD_RETRY_S", 0.05)
+
+    with metrics_served(settings, "audit") as port:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            served_while_full = response.status
+        unrecorded = recorded_port(tmp_path, "audit")
+        is_full.clear()  # the space is back
+        deadline = time.monotonic() + 5
+        while recorded_port(tmp_path, "audit") is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        recorded = recorded_port(tmp_path, "audit")
+        target = json.loads(target_path(tmp_path, "audit").read_text())
+
+    assert served_while_full == 200 and unrecorded is None
+    assert recorded == port and target[0]["targets"] == [f"127.0.0.1:{port}"]
+    assert not port_path(tmp_path, "audit").exists(), "the ended run's port came back"
+    assert not list((tmp_path / "run").glob("*.tmp")), "a half-written file stayed"
 
 
 def test_scrape_config_when_written_then_discovers_the_targets_at_the_interval(tmp_path: Path) -> None:
