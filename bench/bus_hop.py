@@ -6,7 +6,7 @@ consume latency (p50/p99); librdkafka's own split of it, from its statistics eac
 median of the seconds' p50, in ms): the producer's queue (``int_latency``), its output buffer
 (``outbuf_latency``) and its produce round trip to the broker (``rtt``), and the consumer's
 fetch round trip; and the CPU the broker's JVM and this process (librdkafka's threads included)
-spent per thousand messages, read from ``/proc``. So a difference can be put on TLS, on SASL, on
+spent per thousand messages. So a difference can be put on TLS, on SASL, on
 the client or on the broker. ``--rounds`` repeats the three brokers in turn, alternating their
 order. Run: python -m bench.bus_hop
 """
@@ -18,9 +18,9 @@ import json
 import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
+import psutil
 from confluent_kafka.admin import NewTopic
 from rich.console import Console
 from rich.table import Table
@@ -31,7 +31,6 @@ from bench.embedded import PROTOCOLS, embedded_bus
 from tickwave.config import Settings
 
 console = Console(width=180)
-_TICKS = os.sysconf("SC_CLK_TCK")
 STALL_S = 30.0
 # librdkafka's per-broker windows (microseconds) for the split of one hop: (whose client, window).
 SPLIT = {
@@ -43,8 +42,8 @@ SPLIT = {
 
 
 def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def hop(bus: Settings, topic: str, args: argparse.Namespace) -> dict[str, float]:

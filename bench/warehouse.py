@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from rich.console import Console
@@ -532,10 +533,7 @@ def bench_writer_under_flood(settings: Settings, endpoint: Endpoint, seconds: fl
 
 
 def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
+    return float(psutil.Process(pid).memory_info().rss) / 2**20
 
 
 ATTACK_SETTLE_S = 10.0  # memory is read this long after an attack ends
@@ -544,25 +542,23 @@ ATTACK_SETTLE_S = 10.0  # memory is read this long after an attack ends
 # ~1.8 cores busy and its p50 drifted from 13 to 32 ms over a run, alone: what an attack cost drowned
 # in what the writer cost itself.
 WRITER_INTERVAL_S = 0.05
-_CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_s(pid: int) -> float:
     """CPU seconds (user + system, every thread) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS_PER_S  # utime, stime: fields 14 and 15
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def _niced_cpu_s(pid: int, niceness: int) -> float:
     """CPU seconds the threads of ``pid`` at ``niceness`` have used so far (the read-only user's thread)."""
     total = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for thread in psutil.Process(pid).threads():
         try:
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-        except FileNotFoundError:
+            if os.getpriority(os.PRIO_PROCESS, thread.id) == niceness:  # niceness is per thread on Linux
+                total += thread.user_time + thread.system_time
+        except ProcessLookupError:  # the thread ended meanwhile
             continue
-        if int(fields[16]) == niceness:  # nice: field 19
-            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS_PER_S
     return total
 
 
@@ -589,7 +585,7 @@ def bench_writer_under_attacks(
     The attacks are ``bench/warehouse_attacks.py``'s. Each attack is measured right after
     the writer alone (its floor: the writer's own inserts keep the engine merging, so the
     state it meets drifts over a run), the p50 under the attack against that floor's. The
-    server's CPU seconds (``/proc/<pid>/stat``, every thread), its read-only thread's (the
+    server's CPU seconds (every thread), its read-only thread's (the
     one at the lowest niceness) and the attacking processes' are read over each
     measurement: they say who paid for the attack.
     Targets: p50 within 2x of alone, no request answered 503 (or failed), the server's RSS

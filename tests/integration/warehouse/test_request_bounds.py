@@ -20,8 +20,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
+import psutil
 import pytest
 from pydantic import SecretStr
 
@@ -40,7 +40,6 @@ MAX_FAILED_LOGINS = 3
 ANALYST_MEMORY_MB = 512
 MAX_SESSIONS = 4
 REFUSED_BODY_DELAY_S = 0.5
-CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,15 +186,13 @@ def test_sessions_when_the_analyst_opens_many_then_the_service_users_session_sur
 
 
 def thread_priorities(pid: int) -> dict[int, tuple[int, float]]:
-    """Each thread of ``pid``: its niceness and the CPU seconds it has used (``/proc/<pid>/task/<tid>/stat``)."""
+    """Each thread of ``pid``: its niceness and the CPU seconds it has used."""
     threads = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for thread in psutil.Process(pid).threads():
         try:
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-        except FileNotFoundError:  # the thread ended meanwhile
+            threads[thread.id] = (os.getpriority(os.PRIO_PROCESS, thread.id), thread.user_time + thread.system_time)
+        except ProcessLookupError:  # the thread ended meanwhile
             continue
-        # after the command: utime and stime are fields 14 and 15 of stat(5), nice is 19
-        threads[int(task.name)] = (int(fields[16]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S)
     return threads
 
 
