@@ -34,7 +34,7 @@ from adapters.health import HealthReporter, read_health
 from adapters.metrics import serve_metrics
 from adapters.parentdeath import die_with_parent
 from streams.loader import LOADER_HEALTH, start_loader, stop_loader
-from streams.shutdown import ShutdownPanicFilter, install_stop_handler, is_requested_stop
+from streams.shutdown import ShutdownPanicFilter, install_stop_handler, is_requested_stop, run_dataflow
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, to_environment
 from tickwave.errors import ServiceError
@@ -60,14 +60,13 @@ def recovery_dir(settings: Settings) -> Path:
 
 def run_in_process(settings: Settings, tail: bool = True) -> None:
     """Run the flow in this process until the input ends (``tail=False``) or SIGTERM/SIGINT."""
-    from bytewax._bytewax import cli_main
     from bytewax.errors import BytewaxRuntimeError
     from bytewax.recovery import RecoveryConfig
 
     from streams.app import flow_for
 
     recovery = RecoveryConfig(str(recovery_dir(settings)))  # type: ignore[no-untyped-call]  # unannotated in _bytewax.pyi
-    install_stop_handler(_STOPPING, run_in_process.__code__)
+    install_stop_handler(_STOPPING)
     flow = flow_for(settings, SystemClock(), tail=tail)
     serve_metrics(settings, "streams")
     start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (adapters.gcpause)
@@ -77,12 +76,7 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
         _mark_ready(settings)
         finished = False
         try:
-            cli_main(  # type: ignore[no-untyped-call]  # unannotated in bytewax's _bytewax.pyi
-                flow,
-                workers_per_process=1,
-                epoch_interval=timedelta(seconds=settings.streams.snapshot_interval_s),
-                recovery_config=recovery,
-            )
+            run_dataflow(flow, timedelta(seconds=settings.streams.snapshot_interval_s), recovery)
             finished = True
         except (KeyboardInterrupt, BytewaxRuntimeError) as exc:
             if not is_requested_stop(exc, _STOPPING):

@@ -1,16 +1,21 @@
-"""Stop the Bytewax runtime on SIGTERM or SIGINT the way it stops cleanly, and say so in one line.
+"""Run the Bytewax runtime so that SIGTERM or SIGINT stops it at once and cleanly, and say so in one line.
 
-Bytewax stops cleanly on a ``KeyboardInterrupt`` raised where its run loop checks Python's
-signals between activations: the workers unwind, the recovery store keeps its last snapshot,
-and the next start resumes from it. Raised while a step's own Python code runs (a source's
-``next_batch``), the same interrupt fails that step instead: the log ends in an error chain
-naming the step, which an operator cannot tell from a real failure. So the handler raises
-only when the interrupted frame is the one that called the runtime (the run loop's check),
-and otherwise asks again 10 ms later (SIGALRM) until it lands there.
+Python runs signal handlers on the main thread only, between bytecodes. Bytewax's single-worker
+entry runs its worker on the calling thread, where the steps' Python code runs too: an interrupt
+raised there fails the running step (the log ends in an error chain naming it), and one that waits
+for the run loop's own check between activations lands there only by chance. Beside two busy
+cores a stop took 2-57 s that way. :func:`run_dataflow` runs the worker on a thread of its own
+instead (an empty address list: one process, one worker thread), so the calling thread only waits
+and checks signals every millisecond: the interrupt is raised there, the worker leaves its loop at
+its next step, the recovery store keeps its last snapshot, and the next start resumes from it.
+A stop then takes 0.00-0.02 s under the same load.
 
-Bytewax unwinds its workers with a Rust panic, which Rust's default hook prints to standard
-error (three lines and a blank one with ``RUST_BACKTRACE=0``). :class:`ShutdownPanicFilter` drops exactly
-those lines, and only once a stop was asked for; everything else passes through unchanged.
+:func:`install_stop_handler` raises the interrupt only in that waiting frame; a signal that
+arrives before the runtime waits (while the flow is built) is asked again 10 ms later (SIGALRM)
+until it lands there. Where Bytewax still unwinds with a Rust panic, Rust's default hook prints
+it to standard error (three lines and a blank one with ``RUST_BACKTRACE=0``):
+:class:`ShutdownPanicFilter` drops exactly those lines, and only once a stop was asked for;
+everything else passes through unchanged.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Sequence
+from datetime import timedelta
 from types import CodeType, FrameType, TracebackType
-from typing import Final
+from typing import Any, Final
 
 RETRY_S: Final = 0.01
 # What Rust's default panic hook prints when Bytewax unwinds its workers after a signal.
@@ -32,18 +39,42 @@ _SHUTDOWN_PANIC: Final = (
 )
 
 
-def install_stop_handler(stopping: threading.Event, runtime_caller: CodeType) -> None:
+def run_dataflow(
+    flow: Any, epoch_interval: timedelta, recovery_config: Any, addresses: Sequence[str] = (), process_id: int = 0
+) -> None:
+    """Run ``flow`` until its input ends or a stop is asked for, its one worker on a thread of its own.
+
+    Args:
+        flow: the Bytewax dataflow.
+        epoch_interval: how often the recovery store takes a snapshot.
+        recovery_config: Bytewax's ``RecoveryConfig`` (or None).
+        addresses: every process's ``host:port`` when this is one of several; none for one process.
+        process_id: this process's index in ``addresses``.
+    """
+    from bytewax._bytewax import cli_main
+
+    cli_main(  # type: ignore[no-untyped-call]  # unannotated in bytewax's _bytewax.pyi
+        flow,
+        workers_per_process=1,
+        addresses=list(addresses),  # a list, even empty: the worker runs on its own thread (module doc)
+        process_id=process_id,
+        epoch_interval=epoch_interval,
+        recovery_config=recovery_config,
+    )
+
+
+def install_stop_handler(stopping: threading.Event, runtime_caller: CodeType = run_dataflow.__code__) -> None:
     """On SIGTERM or SIGINT set ``stopping`` and interrupt the runtime where it stops cleanly.
 
     Args:
         stopping: set at the first signal; read by the process's other threads and by the filter.
-        runtime_caller: the code of the function that calls the Bytewax runtime (``cli_main``).
+        runtime_caller: the code of the function whose frame waits on the runtime (:func:`run_dataflow`).
     """
 
     def stop(signum: int, frame: FrameType | None) -> None:
         if signum != signal.SIGALRM or stopping.is_set():
             stopping.set()
-            os.environ["RUST_BACKTRACE"] = "0"  # read by Rust at the unwinding panic: three lines, no frames
+            os.environ["RUST_BACKTRACE"] = "0"  # read by Rust at an unwinding panic: three lines, no frames
             if frame is None or frame.f_code is runtime_caller:
                 raise KeyboardInterrupt
             signal.setitimer(signal.ITIMER_REAL, RETRY_S)

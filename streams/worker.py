@@ -14,14 +14,13 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-from streams.shutdown import ShutdownPanicFilter, install_stop_handler, is_requested_stop
+from streams.shutdown import ShutdownPanicFilter, install_stop_handler, is_requested_stop, run_dataflow
 
 logger = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run process ``--index`` of ``--processes`` until the input ends or a stop is asked for."""
-    from bytewax._bytewax import cli_main
     from bytewax.errors import BytewaxRuntimeError
     from bytewax.recovery import RecoveryConfig
 
@@ -35,17 +34,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tail", choices=("true", "false"), default="true", help="false: stop at the input's end")
     arguments = parser.parse_args(argv)
     stopping = threading.Event()
-    install_stop_handler(stopping, main.__code__)
+    install_stop_handler(stopping)
     addresses = arguments.addresses.split(";")
     flow = make_flow(arguments.tail, len(addresses), arguments.index)
     with ShutdownPanicFilter(stopping):
         try:
-            cli_main(  # type: ignore[no-untyped-call]  # unannotated in bytewax's _bytewax.pyi
+            run_dataflow(
                 flow,
-                addresses=addresses,
-                process_id=arguments.index,
-                epoch_interval=timedelta(seconds=arguments.snapshot_interval_s),
-                recovery_config=RecoveryConfig(arguments.recovery_dir, timedelta(0)),  # type: ignore[no-untyped-call]
+                timedelta(seconds=arguments.snapshot_interval_s),
+                RecoveryConfig(arguments.recovery_dir, timedelta(0)),  # type: ignore[no-untyped-call]
+                addresses,
+                arguments.index,
             )
         except (KeyboardInterrupt, BytewaxRuntimeError) as exc:
             if not is_requested_stop(exc, stopping):

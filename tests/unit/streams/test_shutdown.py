@@ -16,19 +16,19 @@ import pytest
 from streams.shutdown import ShutdownPanicFilter, is_requested_stop, is_shutdown_panic
 
 ROOT = Path(__file__).resolve().parents[3]
-# A flow whose source spends its time in Python (as the Kafka source does), stopped by SIGTERM after 1 s.
+# A flow whose source spends its time in Python (as the Kafka source does), stopped by SIGTERM after 1 s;
+# it prints how long the stop took, from the signal to the runtime's return.
 FLOW = textwrap.dedent(
     """
-    import os, signal, sys, threading
+    import os, signal, sys, threading, time
     from datetime import timedelta
 
     import bytewax.operators as op
-    from bytewax._bytewax import cli_main
     from bytewax.dataflow import Dataflow
     from bytewax.errors import BytewaxRuntimeError
     from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-    from streams.shutdown import ShutdownPanicFilter, install_stop_handler, is_requested_stop
+    from streams.shutdown import ShutdownPanicFilter, install_stop_handler, is_requested_stop, run_dataflow
 
     class Busy(StatefulSourcePartition):
         def next_batch(self):
@@ -48,50 +48,42 @@ FLOW = textwrap.dedent(
         flow = Dataflow("busy")
         op.inspect("seen", op.filter("none", op.input("in", flow, Source()), lambda x: False))
         stopping = threading.Event()
-        if sys.argv[1] == "handled":
-            install_stop_handler(stopping, main.__code__)
-        else:
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
-        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        install_stop_handler(stopping)
+        sent = []
+
+        def terminate():
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Timer(1.0, terminate).start()
         with ShutdownPanicFilter(stopping):
             try:
-                cli_main(flow, workers_per_process=1, epoch_interval=timedelta(seconds=1))
+                run_dataflow(flow, timedelta(seconds=1), None)
             except (KeyboardInterrupt, BytewaxRuntimeError) as exc:
                 if not is_requested_stop(exc, stopping):
                     raise
                 print("busy stopped", file=sys.stderr)
+        print(f"{time.monotonic() - sent[0]:.3f}")
 
     main()
     """
 )
 
 
-def run_flow(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
+def test_stop_when_sigterm_arrives_while_a_step_runs_then_at_once_one_stopped_line_and_exit_0(tmp_path: Path) -> None:
     script = tmp_path / "flow.py"
     script.write_text(FLOW)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RUST_BACKTRACE", None)
-    # The stop lands when a 10 ms retry finds the run loop between activations: about a second
-    # idle, 4-13 s beside two busy cores, and once over 60 s in a full test run.
-    return subprocess.run(
-        [sys.executable, str(script), mode], env=env, capture_output=True, text=True, timeout=180, check=False
+
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120, check=False
     )
-
-
-@pytest.mark.parametrize("attempt", range(3))
-def test_stop_when_sigterm_arrives_during_a_step_then_one_stopped_line_and_exit_0(tmp_path: Path, attempt: int) -> None:
-    done = run_flow(tmp_path, "handled")
 
     assert done.returncode == 0, done.stderr
     assert done.stderr == "busy stopped\n"
-
-
-def test_stop_when_the_interrupt_is_raised_anywhere_then_the_step_fails_with_a_panic(tmp_path: Path) -> None:
-    # What the handler exists for: Python's default handler interrupts the source's own code.
-    done = run_flow(tmp_path, "default")
-
-    assert done.returncode != 0
-    assert "panicked" in done.stderr and "Traceback" in done.stderr
+    # The worker on the calling thread took 2-57 s to stop beside two busy cores (0.00-0.02 s on its own thread).
+    assert float(done.stdout) < 5.0, done.stdout
 
 
 @pytest.mark.parametrize(
