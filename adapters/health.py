@@ -122,20 +122,27 @@ class HealthReporter:
         self._stop.set()
 
     def report(self) -> HealthReport:
-        """Check the workers and the service, write and return the report."""
-        for what, is_alive in self.watched.items():
-            if what not in self.dead and not is_alive():
-                self.dead.append(what)
-                logger.error("service=%s %s died; taking the process down", self.service, what)
-                if self.on_death is not None and not self._stop.is_set():
-                    self.on_death(what)
+        """Check the workers and the service, write and return the report.
+
+        A worker found dead is named in the report before ``on_death`` takes the process down:
+        a process that stops at once must not leave its last healthy report behind.
+        """
+        newly_dead = [what for what, is_alive in self.watched.items() if what not in self.dead and not is_alive()]
+        for what in newly_dead:
+            self.dead.append(what)
+            logger.error("service=%s %s died; taking the process down", self.service, what)
         try:
             problems, detail = self.check()
         except Exception as exc:  # a failing check is itself a health problem, never the reporter's end
             problems, detail = [f"health check failed: {exc}"], {}
         problems = [*(f"{what} died" for what in self.dead), *problems]
         report = HealthReport(self.service, os.getpid(), time.time(), self.interval_s, problems, detail)
-        write_health(self.state_path, report)
+        try:
+            write_health(self.state_path, report)
+        finally:  # written or not (a full disk), a dead worker takes the process down
+            if self.on_death is not None and not self._stop.is_set():
+                for what in newly_dead:
+                    self.on_death(what)
         return report
 
     def _run(self) -> None:

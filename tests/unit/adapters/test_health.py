@@ -26,6 +26,46 @@ def test_reporter_when_watched_thread_dies_then_process_taken_down_and_reported(
     assert read_health(tmp_path, "svc") == report
 
 
+def test_reporter_when_a_worker_dies_then_the_report_names_it_before_the_process_is_taken_down(
+    tmp_path: Path,
+) -> None:
+    # A process that stops at once when taken down must not leave its last healthy report behind.
+    seen_at_death: list[HealthReport | None] = []
+    worker = threading.Thread(target=lambda: None)
+    worker.start()
+    worker.join()
+    reporter = HealthReporter(
+        tmp_path,
+        "svc",
+        lambda: ([], {}),
+        interval_s=60,
+        on_death=lambda _what: seen_at_death.append(read_health(tmp_path, "svc")),
+    )
+    reporter.watch("the worker", worker.is_alive)
+
+    reporter.report()
+
+    [written] = seen_at_death
+    assert written is not None and written.problems == ["the worker died"]
+
+
+def test_reporter_when_the_report_cannot_be_written_then_a_dead_worker_still_takes_the_process_down(
+    tmp_path: Path,
+) -> None:
+    taken_down: list[str] = []
+    (tmp_path / "run").write_text("a file where the run directory goes: the report cannot be written")
+    worker = threading.Thread(target=lambda: None)
+    worker.start()
+    worker.join()
+    reporter = HealthReporter(tmp_path, "svc", lambda: ([], {}), interval_s=60, on_death=taken_down.append)
+    reporter.watch("the worker", worker.is_alive)
+
+    reporter.start()  # its first report fails to write: logged, not raised
+    reporter.stop()
+
+    assert taken_down == ["the worker"]
+
+
 def test_reporter_when_check_raises_then_degraded_not_dead(tmp_path: Path) -> None:
     def broken() -> tuple[list[str], dict[str, object]]:
         raise RuntimeError("no broker")
