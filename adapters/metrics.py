@@ -122,7 +122,7 @@ def _record_while_served(state_path: Path, name: str, port: int) -> None:
         logger.error("service=%s metrics served on port %d but not recorded (%s); retrying", name, port, exc)
 
     def retry() -> None:
-        while _SERVING.get((state_path, name), (None,))[0] == port:
+        while True:
             time.sleep(RECORD_RETRY_S)
             if _SERVING.get((state_path, name), (None,))[0] != port:
                 return  # the run ended meanwhile: its target must not come back

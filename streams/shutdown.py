@@ -26,7 +26,7 @@ import signal
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
-from types import CodeType, FrameType, TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Final
 
 RETRY_S: Final = 0.01
@@ -63,19 +63,20 @@ def run_dataflow(
     )
 
 
-def install_stop_handler(stopping: threading.Event, runtime_caller: CodeType = run_dataflow.__code__) -> None:
+def install_stop_handler(stopping: threading.Event) -> None:
     """On SIGTERM or SIGINT set ``stopping`` and interrupt the runtime where it stops cleanly.
+
+    The interrupt is raised only in :func:`run_dataflow`'s frame, which waits on the runtime.
 
     Args:
         stopping: set at the first signal; read by the process's other threads and by the filter.
-        runtime_caller: the code of the function whose frame waits on the runtime (:func:`run_dataflow`).
     """
 
     def stop(signum: int, frame: FrameType | None) -> None:
         if signum != signal.SIGALRM or stopping.is_set():
             stopping.set()
             os.environ["RUST_BACKTRACE"] = "0"  # read by Rust at an unwinding panic: three lines, no frames
-            if frame is None or frame.f_code is runtime_caller:
+            if frame is None or frame.f_code is run_dataflow.__code__:
                 raise KeyboardInterrupt
             signal.setitimer(signal.ITIMER_REAL, RETRY_S)
 

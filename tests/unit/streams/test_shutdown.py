@@ -136,7 +136,7 @@ def test_handler_when_sigalrm_arrives_without_a_stop_then_nothing_happens() -> N
     stopping = threading.Event()
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
     try:
-        install_stop_handler(stopping, test_handler_when_sigalrm_arrives_without_a_stop_then_nothing_happens.__code__)
+        install_stop_handler(stopping)
         os.kill(os.getpid(), signal.SIGALRM)
 
         assert not stopping.is_set()
