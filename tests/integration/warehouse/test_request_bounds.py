@@ -196,8 +196,11 @@ def thread_priorities(pid: int) -> dict[int, tuple[int, float]]:
     return threads
 
 
+REPEATS = 20  # one refusal of 400 tables costs the policy about 10 ms of CPU
+
+
 def test_cpu_when_the_analyst_sends_work_then_only_its_own_thread_yields(warehouse: Warehouse) -> None:
-    # The policy parses a query naming 400 system tables in the analyst's thread (~0.1 s of CPU); the
+    # The policy parses a query naming 400 system tables in the analyst's thread, REPEATS times; the
     # engine threads its work and the writer's insert start must keep the server's priority.
     joined = ", ".join(f"system.tables AS t{index}" for index in range(400))
     server_niceness = thread_priorities(warehouse.endpoint.pid)[warehouse.endpoint.pid][0]
@@ -205,7 +208,7 @@ def test_cpu_when_the_analyst_sends_work_then_only_its_own_thread_yields(warehou
     warehouse.analyst(b"SELECT 1")  # the analyst's thread exists from its first request
     before = thread_priorities(warehouse.endpoint.pid)
 
-    refused = warehouse.analyst(f"SELECT t0.name, t0.data_paths FROM {joined}".encode())
+    refused = [warehouse.analyst(f"SELECT t0.name, t0.data_paths FROM {joined}".encode()) for _ in range(REPEATS)][-1]
     read = warehouse.analyst(b"SELECT sum(number) FROM numbers(10000000)")
     inserted = warehouse.service(b"INSERT INTO FUNCTION null('x UInt64') SELECT number FROM numbers(1000000)")
     after = thread_priorities(warehouse.endpoint.pid)
@@ -218,7 +221,8 @@ def test_cpu_when_the_analyst_sends_work_then_only_its_own_thread_yields(warehou
     lowest = {tid: cpu_s for tid, (niceness, cpu_s) in after.items() if niceness == LOWEST_NICENESS}
     assert len(lowest) == 1, (server_niceness, after)  # no engine thread it started inherited its priority
     ((tid, cpu_s),) = lowest.items()
-    assert cpu_s - before[tid][1] >= 0.02  # the policy's work ran there
+    # The policy's work ran there (about 0.2 s); the kernel counts a thread's CPU in 10 ms ticks.
+    assert cpu_s - before[tid][1] >= 0.1
 
 
 def wrong_analyst(warehouse: Warehouse) -> Credentials:
