@@ -71,12 +71,12 @@ $(BIN)/tickwave: pyproject.toml uv.lock | demo-prereqs
 bootstrap: $(BIN)/tickwave ## install the locked Python environment, compile the execution core (when its sources changed) and fetch Kafka's jars
 	@$(BIN)/tickwave prepare
 
-lint: bootstrap ## ruff lint and format check, and the import walls (lint-imports, contracts in pyproject.toml)
+lint: $(BIN)/tickwave ## ruff lint and format check, and the import walls (lint-imports, contracts in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-typecheck: bootstrap ## mypy (strict) on every package but the tests
+typecheck: $(BIN)/tickwave ## mypy (strict) on every package but the tests
 	$(BIN)/mypy
 
 pytest: bootstrap ## the whole test suite in one run (real Kafka, real warehouse)
@@ -91,10 +91,11 @@ unit: bootstrap ## the unit tests, on both cores (no services; about 2 minutes)
 integration: bootstrap ## the tests against the real services: Kafka, warehouse, Dagster, dbt, GX, chromium, chaos
 	$(BIN)/pytest -n 3 --dist loadfile --ignore=tests/unit
 
-# mypy (about 80 s from a cold cache, one core) runs beside the unit tests (two workers), then
+# Lint and mypy (about 80 s from a cold cache, one core) need only the environment: they run beside
+# the core's compile (about 70 s from nothing, one core), then the unit tests take both cores; then
 # the service tests on three workers (about 13 minutes).
-test: prereqs lint ## everything CI runs: lint, then type checks beside the unit tests, then the service tests
-	@$(MAKE) --no-print-directory -j2 typecheck unit
+test: prereqs ## everything CI runs: lint and type checks beside the compile and the unit tests, then the service tests
+	@$(MAKE) --no-print-directory -j2 lint typecheck unit
 	@$(MAKE) --no-print-directory integration
 
 demo: bootstrap ## start the embedded services, run the main job end to end, print where to look
