@@ -14,6 +14,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# The environment is installed with its bytecode compiled, and the repository's packages are compiled
+# at each bootstrap: every tickwave, dbt and Dagster process (the tests start hundreds) then loads
+# .pyc files instead of compiling its imports from source, which it does at every start when
+# PYTHONDONTWRITEBYTECODE is set or the environment is read-only (`tickwave --help`: 1.6 -> 0.6 s).
+export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench scale parity chaos cluster-chaos soak fuzz shape clean demo-prereqs
@@ -61,7 +66,7 @@ prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's
 	  echo "missing: Go 1.22+, for the dashboards' clickhouse-go test only (https://go.dev/dl/; Debian: apt-get install golang)"; missing=1; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
 
-$(BIN)/tickwave: pyproject.toml uv.lock | demo-prereqs
+$(BIN)/tickwave: pyproject.toml uv.lock Makefile | demo-prereqs
 	@if command -v uv >/dev/null; then uv=uv; \
 	elif $(PYTHON) -m uv --version >/dev/null 2>&1; then uv="$(PYTHON) -m uv"; \
 	else echo "installing uv with pip"; $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv; uv="$(PYTHON) -m uv"; fi; \
@@ -69,6 +74,7 @@ $(BIN)/tickwave: pyproject.toml uv.lock | demo-prereqs
 	@touch $@
 
 bootstrap: $(BIN)/tickwave ## install the locked Python environment, compile the execution core (when its sources changed) and fetch Kafka's jars
+	@$(BIN)/python -m compileall -q -j 0 $$(dirname */__init__.py)
 	@$(BIN)/tickwave prepare
 
 lint: $(BIN)/tickwave ## ruff lint and format check, and the import walls (lint-imports, contracts in pyproject.toml)
