@@ -128,11 +128,6 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     orchestration = json.loads((Path(env["TICKWAVE_STATE_DIR"]) / "run" / "orchestration.json").read_text())
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=30) as answer:
         assert "dagster_webserver_version" in json.loads(answer.read())
-    # every socket `up`'s processes (and their children: Kafka's JVM, Dagster's webserver) listen on is loopback's
-    running = [pid for name in SERVICES if (pid := service_pid(env, name)) is not None]
-    sockets = [entry for pid in running for entry in listening(pid)]
-    assert len(running) == len(SERVICES) and port in {found for _, _, found in sockets}, (running, sockets)
-    assert beyond_loopback(sockets) == []
     shown = run(env, "status").stdout
     row = next(line for line in shown.splitlines() if "orchestration" in line)
     assert " up " in f" {row} " and f"127.0.0.1:{port}" in row, row
@@ -151,6 +146,12 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     while time.monotonic() < deadline and service_pid(env, "audit") in (hung, None):
         time.sleep(0.2)
     assert service_pid(env, "audit") not in (hung, None), "the hung audit loader was not restarted"
+    # Every socket `up`'s processes (and their children: Kafka's JVM, Dagster's webserver) listen on is
+    # loopback's; read once the hung audit loader is back (while it is restarted it has no process).
+    running = [pid for name in SERVICES if (pid := service_pid(env, name)) is not None]
+    sockets = [entry for pid in running for entry in listening(pid)]
+    assert len(running) == len(SERVICES) and port in {found for _, _, found in sockets}, (running, sockets)
+    assert beyond_loopback(sockets) == []
 
     second = kill_and_wait_for_restart(env, "execution")
     os.kill(second[1], signal.SIGKILL)  # the third crash within the window: a crash loop
