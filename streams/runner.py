@@ -34,7 +34,7 @@ from adapters.health import HealthReporter, read_health
 from adapters.metrics import serve_metrics
 from adapters.parentdeath import die_with_parent
 from streams.loader import LOADER_HEALTH, start_loader, stop_loader
-from streams.shutdown import ShutdownPanicFilter, install_stop_handler, is_requested_stop, run_dataflow
+from streams.shutdown import install_stop_handler, is_requested_stop, run_dataflow
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, to_environment
 from tickwave.errors import ServiceError
@@ -70,22 +70,21 @@ def run_in_process(settings: Settings, tail: bool = True) -> None:
     flow = flow_for(settings, SystemClock(), tail=tail)
     serve_metrics(settings, "streams")
     start_gc_freezer(threading.Event())  # state and model sessions out of the collector's walk (adapters.gcpause)
-    loader = start_loader(settings)  # before the filter: the loader writes its own log lines, as they are
-    with ShutdownPanicFilter(_STOPPING):
-        reporter = start_health(settings, recovery_dir(settings), {"the streams loader": loader})
-        _mark_ready(settings)
-        finished = False
-        try:
-            run_dataflow(flow, timedelta(seconds=settings.streams.snapshot_interval_s), recovery)
-            finished = True
-        except (KeyboardInterrupt, BytewaxRuntimeError) as exc:
-            if not is_requested_stop(exc, _STOPPING):
-                raise
-        finally:
-            reporter.stop()
-            code = stop_loader(loader, drain=finished)
-        if not finished and not reporter.dead and not code:
-            logger.info("streams stopped; the next start resumes from the last snapshot")
+    loader = start_loader(settings)
+    reporter = start_health(settings, recovery_dir(settings), {"the streams loader": loader})
+    _mark_ready(settings)
+    finished = False
+    try:
+        run_dataflow(flow, timedelta(seconds=settings.streams.snapshot_interval_s), recovery)
+        finished = True
+    except (KeyboardInterrupt, BytewaxRuntimeError) as exc:
+        if not is_requested_stop(exc, _STOPPING):
+            raise
+    finally:
+        reporter.stop()
+        code = stop_loader(loader, drain=finished)
+    if not finished and not reporter.dead and not code:
+        logger.info("streams stopped; the next start resumes from the last snapshot")
     if reporter.dead:
         raise ServiceError(f"streams stopped because {', '.join(reporter.dead)} died; see the log lines above")
     if code:

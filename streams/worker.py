@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-from streams.shutdown import ShutdownPanicFilter, install_stop_handler, is_requested_stop, run_dataflow
+from streams.shutdown import install_stop_handler, is_requested_stop, run_dataflow
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +37,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_stop_handler(stopping)
     addresses = arguments.addresses.split(";")
     flow = make_flow(arguments.tail, len(addresses), arguments.index)
-    with ShutdownPanicFilter(stopping):
-        try:
-            run_dataflow(
-                flow,
-                timedelta(seconds=arguments.snapshot_interval_s),
-                RecoveryConfig(arguments.recovery_dir, timedelta(0)),  # type: ignore[no-untyped-call]
-                addresses,
-                arguments.index,
-            )
-        except (KeyboardInterrupt, BytewaxRuntimeError) as exc:
-            if not is_requested_stop(exc, stopping):
-                raise
-            logger.info("bytewax process %d stopped; the next start resumes from the last snapshot", arguments.index)
+    try:
+        run_dataflow(
+            flow,
+            timedelta(seconds=arguments.snapshot_interval_s),
+            RecoveryConfig(arguments.recovery_dir, timedelta(0)),  # type: ignore[no-untyped-call]
+            addresses,
+            arguments.index,
+        )
+    except (KeyboardInterrupt, BytewaxRuntimeError) as exc:
+        if not is_requested_stop(exc, stopping):
+            raise
+        logger.info("bytewax process %d stopped; the next start resumes from the last snapshot", arguments.index)
     return 0
 
 
