@@ -275,6 +275,9 @@ def _disk(plan: SoakPlan, warm: list[Sample]) -> dict[str, float | None]:
     return figures
 
 
+RATE_TOLERANCE = 0.02  # the scaling stops once what is kept is within 2 % of the rate asked
+
+
 def simulator_rate(settings: Settings, symbols: list[str], rate: float, start_ms: int, minutes: float) -> float:
     """The simulator's rate (a day's average) that delivers ``rate`` ticks/s over ``minutes`` from ``start_ms``.
 
@@ -282,8 +285,9 @@ def simulator_rate(settings: Settings, symbols: list[str], rate: float, start_ms
     London/New York overlap twice it) and it keeps a tick only when the quote changed, fewer
     in proportion the more ticks there are: so the rate asked of it is found by simulating a
     minute at the start, the middle and the end of the run, at the live pace's 100 ms steps,
-    and scaling until what is kept is ``rate`` (five seeds each: the volatility, and with it the
-    rate, wanders from one run to the next; the run's own rate is measured and reported).
+    and scaling until what is kept is within 2 % of ``rate``, in four rounds at most (five seeds
+    each: the volatility, and with it the rate, wanders from one run to the next; the run's own
+    rate is measured and reported).
     """
     from streams.ingest.simulation import SimulatedMarket
 
@@ -294,7 +298,10 @@ def simulator_rate(settings: Settings, symbols: list[str], rate: float, start_ms
         for seed, start in runs:
             market = SimulatedMarket(symbols, settings.symbols, asked, seed, start)
             kept += sum(len(market.advance(100).time_ms) for _ in range(600))
-        asked *= rate / (kept / (60.0 * len(runs)))
+        ratio = rate / (kept / (60.0 * len(runs)))
+        asked *= ratio
+        if abs(ratio - 1.0) < RATE_TOLERANCE:
+            break
     return asked
 
 
