@@ -29,7 +29,7 @@ from adapters.metrics import (
 from adapters.signing import ensure_keys
 from app import native
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
-from app.services.kafka import security
+from app.services.kafka import KafkaService, security
 from app.services.metrics import DagsterRunsCollector, SupervisorCollector
 from app.services.probes import health_of
 from app.services.registry import embedded_services, service_by_name
@@ -297,7 +297,18 @@ def prepare() -> None:
                 continue
             service.check_prerequisites()
             service.install()
+            if isinstance(service, KafkaService):
+                archive_classes(service)
             console.print(f"[green]✓[/] {service.name} ready to start")
+
+
+def archive_classes(kafka: KafkaService) -> None:
+    """Write the broker's class-data archive when this JVM and these jars have none (a broker start and stop)."""
+    started = time.monotonic()
+    with console.status("writing Kafka's class-data archive (a broker start and stop)..."):
+        written = kafka.archive_classes()
+    if written:
+        console.print(f"[green]✓[/] Kafka's class-data archive written ({time.monotonic() - started:.0f} s)")
 
 
 def prepare_native() -> None:

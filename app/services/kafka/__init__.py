@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ from pathlib import Path
 from adapters.bus_credentials import ADMIN, EmbeddedCredentials
 from adapters.endpoints import LOOPBACK, free_port
 from app.services.kafka import security
+from app.services.kafka.classes import ARCHIVE_GLOB, archive_path
 from app.services.kafka.jars import default_cache_dir, fetch_jars
-from app.services.supervisor import Launch, ManagedService, ensure_port_free
+from app.services.supervisor import Launch, ManagedService, Supervisor, ensure_port_free
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
 
@@ -222,6 +224,8 @@ class KafkaService(ManagedService):
         self.name = settings.kafka.node_names[node - 1]
         # The nodes of a cluster start together: none is ready before a majority of the quorum runs.
         self.quorum = "kafka" if settings.kafka.brokers > 1 else None
+        # Set on the one broker run that writes the class-data archive (archive_classes).
+        self.archive_at_exit: Path | None = None
 
     @property
     def external_address(self) -> str | None:
@@ -252,6 +256,46 @@ class KafkaService(ManagedService):
     def install(self) -> None:
         """Fetch the jars from Maven Central once (cached across checkouts; :mod:`app.services.kafka.jars`)."""
         fetch_jars(self.settings.kafka.version, self.jars_dir, self.settings.kafka.maven_repository)
+
+    def archive_classes(self) -> bool:
+        """Write the class-data archive the broker starts from, unless this JVM and these jars have one.
+
+        One broker runs in a scratch state directory until it is ready, then stops; its JVM
+        writes the classes it loaded as it exits (:mod:`app.services.kafka.classes`).
+
+        Returns:
+            Whether an archive was written.
+
+        Raises:
+            ServiceError: when the broker run could not start or wrote no archive.
+        """
+        archive = archive_path(java_executable(), self.jars_dir)
+        if archive.is_file():
+            return False
+        written = archive.with_name(f".{archive.name}.{os.getpid()}")
+        with tempfile.TemporaryDirectory(prefix="tickwave-kafka-classes-") as scratch:
+            kafka = self.settings.kafka.model_copy(update={"port": 0, "controller_port": 0, "brokers": 1})
+            settings = self.settings.model_copy(update={"state_dir": Path(scratch), "kafka": kafka})
+            writer = KafkaService(settings)
+            writer.archive_at_exit = written
+            supervisor = Supervisor(settings)
+            try:
+                supervisor.start(writer)
+            finally:
+                supervisor.stop(writer)
+        if not written.is_file():
+            raise ServiceError(f"the broker run that writes Kafka's class-data archive wrote none at {written}")
+        for stale in archive.parent.glob(ARCHIVE_GLOB):  # an older JDK's or older jars'
+            stale.unlink(missing_ok=True)
+        os.replace(written, archive)
+        return True
+
+    def class_archive_options(self, java: str) -> list[str]:
+        """The broker JVM's options for the class-data archive: write it, map it, or none (no archive yet)."""
+        if self.archive_at_exit is not None:
+            return [f"-XX:ArchiveClassesAtExit={self.archive_at_exit}"]
+        archive = archive_path(java, self.jars_dir)
+        return [f"-XX:SharedArchiveFile={archive}"] if archive.is_file() else []
 
     def prepare(self, data_dir: Path) -> None:
         """Write the logging configuration."""
@@ -303,6 +347,8 @@ class KafkaService(ManagedService):
         ]
         jvm = [
             java,
+            # Kafka's classes mapped from the archive tickwave prepare writes, when it exists (classes.py).
+            *self.class_archive_options(java),
             f"-Xms{kafka.heap_mb}m",
             f"-Xmx{kafka.heap_mb}m",
             # ZGC: G1's young pauses (10-20 ms every ~1.5 s at 1k messages/s, 97 ms at worst)
