@@ -99,7 +99,7 @@ integration: bootstrap ## the tests against the real services: Kafka, warehouse,
 
 # Lint and mypy (about 80 s from a cold cache, one core) need only the environment: they run beside
 # the core's compile (about 70 s from nothing, one core), then the unit tests take both cores; then
-# the service tests on three workers (about 13 minutes).
+# the service tests on three workers (about 10 minutes).
 test: prereqs ## everything CI runs: lint and type checks beside the compile and the unit tests, then the service tests
 	@$(MAKE) --no-print-directory -j2 lint typecheck unit
 	@$(MAKE) --no-print-directory integration
