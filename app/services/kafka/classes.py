@@ -1,6 +1,6 @@
 """The broker's class-data archive: Kafka's classes parsed and verified once, then mapped at each start.
 
-A broker start spends most of its CPU loading the classes of its ~100 jars. With a dynamic
+A broker start spends most of its CPU loading the classes of Kafka's jars. With a dynamic
 class-data archive (``-XX:ArchiveClassesAtExit``, JDK 13+), one broker run writes the classes
 it loaded as it exits, and later starts map them from the file with
 ``-XX:SharedArchiveFile``: on a 2-core machine a broker was ready in 1.7 s instead of 2.7 s,

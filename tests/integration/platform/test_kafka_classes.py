@@ -8,14 +8,14 @@ from pathlib import Path
 
 from app.services.kafka import KafkaService, java_executable
 from app.services.kafka.classes import ARCHIVE_GLOB, archive_path
-from app.services.kafka.jars import COMPLETE_MARKER, default_cache_dir
+from app.services.kafka.jars import COMPLETE_MARKER
 from app.services.supervisor import Supervisor
 from tickwave.config import Settings, load_settings
 
 
 def own_jars(folder: Path) -> Path:
     """A jar cache of this test's own, holding the cached jars (`make bootstrap` fetched them)."""
-    cached = Settings().kafka.jars_dir or default_cache_dir(Settings().kafka.version)
+    cached = KafkaService(Settings()).jars_dir
     folder.mkdir()
     for jar in cached.glob("*.jar"):
         try:
