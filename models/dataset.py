@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from models.errors import InvalidFeaturesError, NotEnoughDataError, SchemaMismatchError
+from tickwave.contracts import Bar
 from tickwave.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -42,28 +43,7 @@ logger = logging.getLogger(__name__)
 LABELS = ("down", "flat", "up")  # class index -> label, as ModelArtifact.labels
 DOWN, FLAT, UP = 0, 1, 2
 NO_LABEL = -1
-BAR_COLUMNS = (
-    "symbol",
-    "timeframe",
-    "start_ms",
-    "end_ms",
-    "bid_open",
-    "bid_high",
-    "bid_low",
-    "bid_close",
-    "ask_open",
-    "ask_high",
-    "ask_low",
-    "ask_close",
-    "mid_open",
-    "mid_high",
-    "mid_low",
-    "mid_close",
-    "tick_count",
-    "volume",
-    "spread_mean",
-    "spread_max",
-)
+BAR_COLUMNS: tuple[str, ...] = Bar.__struct_fields__  # the stored bar is the contract's, field for field
 OUTCOME_COLUMNS = (
     "symbol",
     "bar_start_ms",
