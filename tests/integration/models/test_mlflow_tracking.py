@@ -9,7 +9,6 @@ The run is then opened in MLflow's UI in headless Chromium.
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,13 +24,13 @@ from models.pipeline import TrainOutcome, train_model
 from models.registry import CANDIDATE, CHALLENGER, CHAMPION, RETIRED, ModelRegistry
 from models.store import ArtifactStore
 from models.tracking import ModelMirror, expected_aliases, read_mirror
+from tests.integration.chromium import ARTIFACTS, artifact, chromium
 from tests.integration.models.conftest import RANGE_MS, SYMBOLS, external_settings
 from tests.plugins.mlflow import MlflowServer
 from tickwave.config import Settings
 
 # The module's fixture boots MLflow and trains twice: ~3 min on a 2-core machine shared with other suites.
 pytestmark = pytest.mark.timeout(600)
-ARTIFACTS = Path(__file__).parents[2] / "artifacts"  # kept after the run: the screenshot a person can look at
 WEAK = {"n_estimators": 1, "learning_rate": 0.05, "baselines": (), "min_trades": 0}  # as in the lifecycle test
 STRONG = {"n_estimators": 40, "max_depth": 1, "learning_rate": 0.1}
 
@@ -188,27 +187,16 @@ def test_mlflow_ui_when_the_run_is_opened_in_headless_chromium_then_it_shows_the
 ) -> None:
     model_id = tracked.settings.models.model_id
     url = tracked.live.tracking.runs[f"{model_id} v2"] if tracked.live.tracking else ""
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-        "--virtual-time-budget=30000",
-        "--window-size=1600,1400",
-    ]
-    ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / "mlflow_training_run.png"
-    screenshot.unlink(missing_ok=True)  # an earlier run's must not pass for this one's
-    dom = subprocess.run(
-        ["chromium", *flags, "--dump-dom", f"--screenshot={screenshot}", url],
-        capture_output=True,
-        text=True,
+    screenshot = artifact("mlflow_training_run.png")
+    dom = chromium(
+        url,
+        tmp_path / "chromium",
+        "--dump-dom",
+        f"--screenshot={screenshot}",
+        window="1600,1400",
+        virtual_time_ms=30_000,
         timeout=180,
-        check=False,
-    ).stdout
+    )
 
     assert f"{model_id} v2" in dom, dom[-3000:]
     assert "holdout_log_loss" in dom, dom[-3000:]

@@ -32,13 +32,13 @@ from adapters.warehouse.migrate import migrate
 from orchestration.automation_status import automations
 from orchestration.client import run_job
 from orchestration.service import POSTGRES_URL_VARIABLE
+from tests.integration.chromium import artifact, chromium
 from tests.integration.orchestration.conftest import drop
 from tests.integration.orchestration.test_definitions import SNAPSHOT_SCHEDULES, SNAPSHOT_SENSORS
 from tests.plugins.postgres import PostgresCluster
 from tickwave.config import Settings
 
 TICKWAVE = str(Path(sys.executable).with_name("tickwave"))
-ARTIFACTS = Path(__file__).parents[2] / "artifacts"
 ASSETS_QUERY = "{ assetNodes { assetKey { path } } }"
 
 
@@ -151,28 +151,16 @@ def test_orchestrate_when_the_ui_is_loaded_in_headless_chromium_then_the_asset_g
 ) -> None:
     graphql(orchestrator.port, "mutation { setNuxSeen }")  # dismiss the community pop-up
     url = f"http://127.0.0.1:{orchestrator.port}/locations/orchestration/asset-groups/marts"
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-        "--virtual-time-budget=30000",
-        "--window-size=3840,2400",
-    ]
-    ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / "dagster_asset_graph.png"
-    screenshot.unlink(missing_ok=True)  # an earlier run's must not pass for this one's
+    screenshot = artifact("dagster_asset_graph.png")
     # One load of the page: its DOM printed and its screenshot taken once the virtual time budget has run.
-    dom = subprocess.run(
-        ["chromium", *flags, "--dump-dom", f"--screenshot={screenshot}", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    ).stdout
+    dom = chromium(
+        url,
+        tmp_path / "chromium",
+        "--dump-dom",
+        f"--screenshot={screenshot}",
+        window="3840,2400",
+        virtual_time_ms=30_000,
+    )
 
     assert all(name in dom for name in ("fct_orders", "fct_round_trips", "pnl_daily", "execution_quality")), dom[-2000:]
     assert screenshot.is_file() and screenshot.stat().st_size > 10_000

@@ -12,7 +12,6 @@ import io
 import json
 import re
 import shutil
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from app.cli import app
 from orchestration.compliance_views import build_compliance_views
 from reports.catalog import REPORTS
 from reports.manifest import MANIFEST_NAME, sha256_file
+from tests.integration.chromium import artifact, chromium
 from tests.integration.reports.conftest import SECOND_VENUE, TradedDatabase, drop, traded_database
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS
 from tickwave.config import Settings, default_symbols
@@ -44,7 +44,6 @@ from tickwave.contracts import (
 from tickwave.instruments import registry
 from tickwave.money import display_amount, display_lots
 
-ARTIFACTS = Path(__file__).parents[2] / "artifacts"  # kept after the run: the screenshot a person can look at
 DAY = datetime.fromtimestamp(WEDNESDAY_NOON_MS / 1000, tz=UTC).date().isoformat()
 
 
@@ -129,32 +128,12 @@ def test_daily_summary_when_rendered_in_headless_chromium_then_it_shows_the_day_
     reported: Reported, tmp_path: Path
 ) -> None:
     url = (reported.root / DAY / "daily_summary.html").as_uri()
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-        "--window-size=1400,1800",
-    ]
-    dom = subprocess.run(
-        ["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False
-    ).stdout
-    ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / "compliance_daily_summary.png"
-    screenshot.unlink(missing_ok=True)
-    subprocess.run(
-        ["chromium", *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=False
-    )
+    profile, window = tmp_path / "chromium", "1400,1800"
+    dom = chromium(url, profile, "--dump-dom", window=window)
+    screenshot = artifact("compliance_daily_summary.png")
+    chromium(url, profile, f"--screenshot={screenshot}", window=window)
     pdf = tmp_path / "daily_summary.pdf"
-    subprocess.run(
-        ["chromium", *flags, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    chromium(url, profile, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", window=window)
 
     assert "Daily summary" in dom and DAY in dom and "<svg" in dom and "kill switch" in dom, dom[-2000:]
     shown = html_table(dom, "pnl_trips")  # what the browser shows: P&L at the cent
