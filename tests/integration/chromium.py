@@ -19,11 +19,11 @@ def artifact(name: str) -> Path:
 def chromium(
     url: str, profile: Path, *outputs: str, window: str, virtual_time_ms: int = 0, timeout: float = 120
 ) -> str:
-    """Load ``url`` once in headless Chromium with a fresh ``profile`` and return what it printed.
+    """Load ``url`` once in headless Chromium with ``profile`` as its user data; return what it printed.
 
     Args:
         url: the page.
-        profile: a folder of the test's own for the browser's user data.
+        profile: a folder of the test's own for the browser's user data (its calls may share one).
         outputs: what to make of the page: ``--dump-dom`` (printed), ``--screenshot=<path>``,
             ``--print-to-pdf=<path>``.
         window: the window's size, ``"<width>,<height>"``.
