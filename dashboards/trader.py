@@ -35,6 +35,26 @@ LATEST_BOOKINGS = (
     "SELECT symbol, toNullable(argMaxMerge(position_lots)) AS lots, toNullable(argMaxMerge(entry_value)) AS entry_value, "
     "CAST(max(last_fill_at) AS DateTime64(3, 'UTC')) AS last_fill_at FROM fill_positions GROUP BY symbol"
 )
+# Each symbol's bookings for the P&L of the trading day that started at ``rollover`` (a WITH alias of
+# the query), from fill_positions_daily (its last booking of each UTC day, kept by a materialized view
+# on fills) and the fills of the rollover's UTC day up to the rollover: the latest booking (as
+# LATEST_BOOKINGS) and the latest before the rollover. One row per symbol and UTC day is read, not
+# every fill booked. argMax states give the same answer when a row is read twice, so the fills are
+# read without FINAL, their states built with the table's materialized view's order.
+DAY_BOOKINGS = (
+    "SELECT symbol, toNullable(argMaxMerge(lots_state)) AS lots, toNullable(argMaxMerge(value_state)) AS entry_value, "
+    "argMaxMergeIf(lots_state, is_before_rollover) AS lots_at_rollover, "
+    "argMaxMergeIf(value_state, is_before_rollover) AS entry_value_at_rollover "
+    "FROM ("
+    "SELECT symbol, position_lots AS lots_state, entry_value AS value_state, "
+    "day < toDate(rollover, 'UTC') AS is_before_rollover FROM fill_positions_daily "
+    "UNION ALL "
+    "SELECT symbol, argMaxState(assumeNotNull(position_after_lots), (filled_at_ms, fill_id, inserted_at)), "
+    "argMaxState(assumeNotNull(entry_value_after), (filled_at_ms, fill_id, inserted_at)), true "
+    "FROM fills WHERE round_trip_id != '' AND filled_at_ms >= toStartOfDay(rollover, 'UTC') AND filled_at_ms < rollover "
+    "GROUP BY symbol"
+    ") GROUP BY symbol"
+)
 # The seconds a bar of each timeframe spans (its end = start + this).
 TIMEFRAME_SECONDS = timeframe_seconds_sql("timeframe")
 
@@ -137,8 +157,6 @@ def _pnl_today(settings: Settings) -> PanelSpec:
     currency = quote_currency_expression(settings.symbols, "f.symbol")
     mark_now = exact("if(n.symbol = '', s.mark_minute, n.mark_second)")
     instruments = registry(settings.symbols)
-    # The state at the rollover (b) is read for every symbol and used only for those filled since
-    # (the if()): one row per symbol and day costs less than reading fill_positions again to pick them.
     return PanelSpec(
         title="P&L today",
         kind=Kind.TABLE,
@@ -159,9 +177,9 @@ FROM (
          t.today_commission AS today_commission,
          l.lots AS position_now,
          l.entry_value AS value_now,
-         if(l.last_fill_at < rollover, l.lots, ifNull(b.position_start, 0)) AS position_start,
-         if(l.last_fill_at < rollover, l.entry_value, ifNull(b.value_start, 0)) AS value_start
-  FROM ({LATEST_BOOKINGS}) AS l
+         l.lots_at_rollover AS position_start,
+         l.entry_value_at_rollover AS value_start
+  FROM ({DAY_BOOKINGS}) AS l
   LEFT JOIN (
     SELECT symbol,
            sum(realized_pnl_quote) AS realized_today,
@@ -169,22 +187,6 @@ FROM (
     FROM ({BOOKED_FILLS} AND filled_at_ms >= rollover)
     GROUP BY symbol
   ) AS t ON t.symbol = l.symbol
-  LEFT JOIN (
-    SELECT symbol,
-           argMax(lots, (at, fill_id)) AS position_start,
-           argMax(entry_value, (at, fill_id)) AS value_start
-    FROM (
-      SELECT symbol, toNullable(argMaxMerge(position_lots)) AS lots, toNullable(argMaxMerge(entry_value)) AS entry_value,
-             max(last_fill_at) AS at, '' AS fill_id
-      FROM fill_positions_daily
-      WHERE day < toDate(rollover, 'UTC')
-      GROUP BY symbol, day
-      UNION ALL
-      SELECT symbol, position_after_lots, entry_value_after, filled_at_ms, fill_id
-      FROM ({BOOKED_FILLS} AND filled_at_ms >= toStartOfDay(rollover, 'UTC') AND filled_at_ms < rollover)
-    )
-    GROUP BY symbol
-  ) AS b ON b.symbol = l.symbol
 ) AS f
 LEFT JOIN (
   SELECT symbol, argMax(mid_close, start_ms) AS mark_second FROM bars_1s

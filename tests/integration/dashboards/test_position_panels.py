@@ -1,10 +1,12 @@
-"""Positions and P&L today read each symbol's latest booking (fill_positions), not every fill booked.
+"""Positions and P&L today read each symbol's bookings from fill_positions and fill_positions_daily, not every fill.
 
-The answers equal the same panels read straight from the booked fills (the rule before the table
-existed) and the engine's books (execution.positions), for fills booked before the table's migration
-(its back-fill) and after it (its materialized view), with a reversal and fractional lots; and the
-rows they read stay the same when a symbol's booked history doubles over the same days, for a symbol
-filled today too (its start of day comes from fill_positions_daily: one row per symbol and UTC day).
+Positions reads each symbol's latest booking (fill_positions); P&L today its latest booking and its
+latest before the rollover (fill_positions_daily, one row per symbol and UTC day, and the fills of the
+rollover's UTC day before it). The answers equal the same panels read straight from the booked fills
+(the rule before the tables existed) and the engine's books (execution.positions), for fills booked
+before the tables' migration (its back-fill) and after it (its materialized view), with a reversal
+and fractional lots; and the rows they read stay the same when a symbol's booked history doubles over
+the same days, for a symbol filled today too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import apply_migrations, load_migrations
 from dashboards.runner import AnalystRunner
 from dashboards.sqlparts import rollover_expression
-from dashboards.trader import BOOKED_FILLS, LATEST_BOOKINGS, trader_board
+from dashboards.trader import BOOKED_FILLS, DAY_BOOKINGS, LATEST_BOOKINGS, trader_board
 from execution.positions import Book
 from tickwave.config import Settings
 from tickwave.money import to_decimal
@@ -38,6 +40,18 @@ FROM_EVERY_FILL = (
     "argMax(entry_value_after, (filled_at_ms, fill_id)) AS entry_value, max(filled_at_ms) AS last_fill_at "
     f"FROM ({BOOKED_FILLS}) GROUP BY symbol"
 )
+# P&L today's bookings read straight from every booked fill: the latest, and the latest before the rollover.
+FROM_EVERY_FILL_AT_ROLLOVER = (
+    "SELECT symbol, argMax(position_after_lots, (filled_at_ms, fill_id)) AS lots, "
+    "argMax(entry_value_after, (filled_at_ms, fill_id)) AS entry_value, "
+    "ifNull(argMaxIf(position_after_lots, (filled_at_ms, fill_id), filled_at_ms < rollover), 0) "
+    "AS lots_at_rollover, "
+    "ifNull(argMaxIf(entry_value_after, (filled_at_ms, fill_id), filled_at_ms < rollover), 0) "
+    "AS entry_value_at_rollover "
+    f"FROM ({BOOKED_FILLS}) GROUP BY symbol"
+)
+# Each panel's bookings, and the same read from every booked fill.
+BOOKINGS = {"Positions": (LATEST_BOOKINGS, FROM_EVERY_FILL), "P&L today": (DAY_BOOKINGS, FROM_EVERY_FILL_AT_ROLLOVER)}
 
 
 def _ms(moment: datetime) -> str:
@@ -108,10 +122,12 @@ def booked(warehouse_settings: Settings, fresh_database: str) -> tuple[Settings,
         fills.write(client)
         _migrate(client, fresh_database)  # the table, its view and the back-fill of a, b, c, d
         _migrate(client, fresh_database)  # a second run applies nothing
-        # after the migration: EURUSD reversed back to long 0.33 today, USDJPY opened today
+        # after the migration: EURUSD reversed back to long 0.33 today, USDJPY and AUDUSD opened today
         fills.add("e", "EURUSD", "buy", "0.83", "1.1010", today)
         fills.add("f", "USDJPY", "buy", "0.01", "151.001", today)
         fills.add("g", "USDJPY", "buy", "0.02", "151.005", today + timedelta(seconds=1))
+        # AUDUSD opened after the rollover on the rollover's UTC day: flat at the rollover all the same
+        fills.add("h", "AUDUSD", "buy", "0.05", "0.66010", start + min(timedelta(minutes=30), (today - start) / 2))
         fills.write(client)
         client.command(  # fill b written again (at least once): a newer copy of the same booking
             f"INSERT INTO fills ({COLUMNS}) SELECT {COLUMNS} FROM fills FINAL WHERE fill_id = 'b' AND symbol = 'EURUSD'"
@@ -133,12 +149,13 @@ def test_panel_when_booked_before_and_after_the_table_then_the_same_as_from_ever
 ) -> None:
     settings, database, _ = booked
     sql = _panel_sql(title)
+    bookings, from_every_fill = BOOKINGS[title]
 
     types, rows = _rows(settings, database, sql)
-    reference = _rows(settings, database, sql.replace(LATEST_BOOKINGS, FROM_EVERY_FILL))
+    reference = _rows(settings, database, sql.replace(bookings, from_every_fill))
 
-    assert LATEST_BOOKINGS in sql
-    assert [row[0] for row in rows] == ["EURUSD", "GBPUSD", "USDJPY"]
+    assert bookings in sql
+    assert [row[0] for row in rows] == ["AUDUSD", "EURUSD", "GBPUSD", "USDJPY"]
     assert (types, rows) == reference
 
 
@@ -157,6 +174,37 @@ def test_positions_when_booked_before_and_after_the_table_then_the_engines_posit
     assert got == {symbol: (book.lots, book.entry_value()) for symbol, book in fills.books.items()}
     assert got["EURUSD"] == (to_decimal("0.33"), to_decimal("0.33") * to_decimal("1.1010"))  # reversed twice
     assert got["GBPUSD"][0] == to_decimal("0.58")
+
+
+def _state(book: Book) -> tuple[object, object]:
+    return book.lots, book.entry_value()
+
+
+def test_day_bookings_when_booked_before_and_after_the_table_then_the_engines_books_now_and_at_the_rollover(
+    booked: tuple[Settings, str, Fills],
+) -> None:
+    settings, database, fills = booked
+    at_rollover: dict[str, Book] = {}
+    for fill_id, symbol, signed, price in (  # the fixture's fills before the rollover, in order
+        ("a", "EURUSD", "1.0", "1.1000"),
+        ("b", "EURUSD", "-1.5", "1.1030"),
+        ("c", "GBPUSD", "0.37", "1.25003"),
+        ("d", "GBPUSD", "0.21", "1.26001"),
+    ):
+        at_rollover.setdefault(symbol, Book()).book(to_decimal(signed), to_decimal(price), fill_id)
+
+    client = connect(settings, database=database)
+    try:
+        rows = client.query(f"WITH {rollover_expression(SETTINGS.market)} AS rollover {DAY_BOOKINGS}").result_rows
+    finally:
+        client.close()
+
+    got = {str(symbol): tuple(values) for symbol, *values in rows}
+    assert got == {
+        symbol: (*_state(book), *_state(at_rollover.get(symbol, Book()))) for symbol, book in fills.books.items()
+    }
+    assert got["EURUSD"][2] == to_decimal("-0.5")  # reversed to short before the rollover
+    assert got["USDJPY"][2:] == got["AUDUSD"][2:] == (0, 0)  # opened today: flat at the rollover
 
 
 def _history(client: Client, rows: int, before: datetime, symbol: str) -> None:
