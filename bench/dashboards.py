@@ -40,6 +40,7 @@ from adapters.warehouse.client import connect  # noqa: E402
 from adapters.warehouse.migrate import migrate  # noqa: E402
 from app.services.supervisor import Supervisor  # noqa: E402
 from app.services.warehouse import WarehouseService  # noqa: E402
+from bench.stats import percentile  # noqa: E402
 from bench.summary import record  # noqa: E402
 from dashboards.build import boards  # noqa: E402
 from dashboards.gocheck import board_context  # noqa: E402
@@ -66,12 +67,6 @@ FROM ticks WHERE $__timeFilter(time_ms) GROUP BY time, symbol ORDER BY time""",
 def load() -> str:
     """The machine's load averages (1, 5, 15 min)."""
     return " / ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
 
 
 def run(settings: Settings, ticks: int, orders: int, runs: int) -> None:
