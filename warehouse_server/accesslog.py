@@ -7,8 +7,13 @@ EPHEMERAL ``query`` column, from which the engine derives ``normalized_query`` (
 replaced by ``?``) and its hash; the raw text itself is never stored. A failed request's
 error text, which quotes the query, goes the same way: into the EPHEMERAL ``exception_text``,
 stored as ``exception`` with its literals masked by the engine's ``normalizeQuery``. Until the table
-exists (migrations run after the service starts) rows wait in the queue; past
-``max_queued`` the oldest are dropped and counted, with a warning. ``close()`` flushes.
+exists (migrations run after the service starts) rows wait: a batch the engine refused is kept as
+the JSON lines it was sent as, so a retry sends them again and never encodes them again (encoding
+3,900 queued rows every second kept a quarter of a core busy for as long as the table was
+missing); the rows queued meanwhile are encoded once, at their first try. Past ``max_queued``
+waiting rows the oldest are dropped and counted. A failed flush waits twice as long as the one
+before it, up to ``RETRY_MAX_S``, and is said once, when the failures start and when they end.
+``close()`` flushes.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ TABLE = "query_log"
 MAX_QUERY_CHARS = 65_536
 MAX_EXCEPTION_CHARS = 2_000
 EXCEPTION_INPUT = "exception_text"  # EPHEMERAL: the table keeps normalizeQuery(exception_text)
+RETRY_MAX_S = 8.0  # the longest wait between two flushes while the engine refuses them
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,9 @@ class AccessLog:
         self._lock = threading.Lock()
         self.written = 0
         self.dropped = 0
+        self.failures = 0  # flushes refused in a row
+        self._unsent = b""  # the JSON lines of the rows refused so far, oldest first
+        self._unsent_rows = 0
         self._thread = threading.Thread(target=self._run, name="warehouse-access-log", daemon=True)
         self._thread.start()
 
@@ -101,7 +110,7 @@ class AccessLog:
             if len(self._queue) == self._queue.maxlen:
                 self.dropped += 1
             self._queue.append(record)
-            if len(self._queue) >= self.batch_rows:
+            if len(self._queue) >= self.batch_rows and not self.failures:
                 self._wake.set()
 
     def _take(self) -> list[AccessRecord]:
@@ -110,35 +119,46 @@ class AccessLog:
             self._queue.clear()
             return batch
 
-    def _put_back(self, batch: list[AccessRecord]) -> None:
-        with self._lock:
-            room = (self._queue.maxlen or 0) - len(self._queue)
-            kept = batch[-room:] if room > 0 else []
-            self.dropped += len(batch) - len(kept)
-            self._queue.extendleft(reversed(kept))
+    def _keep(self, payload: bytes, rows: int) -> None:
+        # The refused rows wait as they were encoded, the newest max_queued of them.
+        excess = rows - (self._queue.maxlen or rows)
+        if excess > 0:
+            payload = payload.split(b"\n", excess)[excess]
+            self.dropped += excess
+            rows -= excess
+        self._unsent, self._unsent_rows = payload, rows
+
+    def wait_s(self) -> float:
+        """The wait before the next flush: the interval, doubled after each refused flush up to RETRY_MAX_S."""
+        return min(self.flush_interval_s * 2.0 ** min(self.failures, 16), max(RETRY_MAX_S, self.flush_interval_s))
 
     def flush(self) -> int:
-        """Insert what is queued now; return how many rows were written."""
+        """Insert what waits now; return how many rows were written."""
         batch = self._take()
-        if not batch:
+        if not batch and not self._unsent_rows:
             return 0
+        payload = self._unsent + b"".join(r.json_line() for r in batch)
+        rows = self._unsent_rows + len(batch)
         handle = self._open_handle()
         try:
-            handle.insert(self._statement, "JSONEachRow", memoryview(b"".join(r.json_line() for r in batch)))
+            handle.insert(self._statement, "JSONEachRow", memoryview(payload))
         except QueryError as exc:
-            self._put_back(batch)
-            logger.warning(
-                "access log: %d rows wait for %s (%s); %d dropped so far", len(batch), TABLE, exc, self.dropped
-            )
+            self._keep(payload, rows)
+            self.failures += 1
+            if self.failures == 1:
+                logger.warning("access log: %d rows wait for %s (%s); retried until it takes them", rows, TABLE, exc)
             return 0
         finally:
             handle.close()
-        self.written += len(batch)
-        return len(batch)
+        if self.failures:
+            logger.info("access log: %d rows written after %d refused flushes", rows, self.failures)
+        self._unsent, self._unsent_rows, self.failures = b"", 0, 0
+        self.written += rows
+        return rows
 
     def _run(self) -> None:
         while not self._closed.is_set():
-            self._wake.wait(self.flush_interval_s)
+            self._wake.wait(self.wait_s())
             self._wake.clear()
             try:
                 self.flush()

@@ -17,6 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from adapters.warehouse.migrate import load_migrations, split_statements
+from warehouse_server.accesslog import RETRY_MAX_S, AccessLog, AccessRecord
 from warehouse_server.asgi import Limits, WarehouseApp
 from warehouse_server.auth import READ_ONLY, READ_WRITE, User
 from warehouse_server.dispatch import Executor, SessionLimits
@@ -350,3 +352,57 @@ def test_app_when_the_analyst_asks_then_the_policy_runs_in_its_own_thread_not_th
     assert transport.sent[0]["status"] == 200, transport.sent
     assert len(checked_in) == 1
     assert checked_in[0].startswith("warehouse-read-only"), checked_in
+
+
+def _access_record(number: int) -> AccessRecord:
+    return AccessRecord(
+        1_700_000_000_000 + number, f"q-{number}", "tickwave", "127.0.0.1", "POST", "SELECT", "SELECT 1", 1.0
+    )
+
+
+def test_access_log_when_its_table_is_missing_then_rows_wait_encoded_once_and_land_once_it_exists(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.run_admin("CREATE DATABASE IF NOT EXISTS access_log_wait")
+    encoded: list[str] = []
+    json_line = AccessRecord.json_line
+    monkeypatch.setattr(AccessRecord, "json_line", lambda record: encoded.append(record.query_id) or json_line(record))
+    log = AccessLog(lambda: engine.open(0), "access_log_wait", flush_interval_s=3600.0)
+    try:
+        for number in range(3):
+            log.record(_access_record(number))
+        refused = [log.flush(), log.flush()]
+        log.record(_access_record(3))
+        refused.append(log.flush())
+        handle = engine.open(0)
+        try:
+            handle.use("access_log_wait")
+            for migration in load_migrations():
+                if "query_log" in migration.name:
+                    for statement in split_statements(migration.sql):
+                        handle.execute(statement, "TabSeparated", {})
+        finally:
+            handle.close()
+        written = log.flush()
+    finally:
+        log.close()
+
+    stored = engine.run_admin("SELECT query_id FROM access_log_wait.query_log ORDER BY query_id FORMAT TSV")
+    assert (refused, written, log.failures, log.dropped) == ([0, 0, 0], 4, 0, 0)
+    assert stored.decode().split() == ["q-0", "q-1", "q-2", "q-3"]
+    assert sorted(encoded) == ["q-0", "q-1", "q-2", "q-3"]  # each row encoded once across four tries
+
+
+def test_access_log_when_flushes_are_refused_then_it_waits_longer_each_time_and_keeps_the_newest_rows(
+    engine: Engine,
+) -> None:
+    log = AccessLog(lambda: engine.open(0), "no_such_database", flush_interval_s=0.5, max_queued=3)
+    log.close()  # its thread stopped: the flushes below are the only ones
+    waits = [log.wait_s()]
+    for number in range(5):
+        log.record(_access_record(number))
+        log.flush()
+        waits.append(log.wait_s())
+
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, RETRY_MAX_S]
+    assert log.dropped == 2 and log.failures == 5
