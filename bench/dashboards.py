@@ -71,6 +71,7 @@ def load() -> str:
 
 def run(settings: Settings, ticks: int, orders: int, runs: int) -> None:
     database = f"bench_{uuid.uuid4().hex[:8]}"
+    migrate(settings)  # the warehouse's own database, where its access log lands (retried while missing)
     migrate(settings, database=database)
     client = connect(settings, database=database)
     now = datetime.now(tz=UTC).replace(microsecond=0)

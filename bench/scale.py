@@ -385,7 +385,7 @@ def run(settings: Any, sizes: list[int], runs: int, state: Path, pid: int) -> li
     from adapters.warehouse.client import connect
     from adapters.warehouse.migrate import migrate
 
-    warehouse = Warehouse(settings, f"scale_{uuid.uuid4().hex[:8]}", state, settings.bar_alignment, pid)
+    warehouse = Warehouse(settings, settings.clickhouse.database, state, settings.bar_alignment, pid)
     migrate(settings, database=warehouse.database)
     end_ms = (int(time.time() * 1000) // HOUR_MS - 4) * HOUR_MS  # the history ends four hours back, on the hour
     results: list[dict[str, Any]] = []
@@ -587,12 +587,17 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tickwave-bench-scale-") as folder:
         state = Path(folder)
-        settings = load_settings(state_dir=state, clickhouse={"port": 0, "nice": options.warehouse_nice})
+        # The database grown is the warehouse's own, as in production: its access log lands in its query_log.
+        database = f"scale_{uuid.uuid4().hex[:8]}"
+        settings = load_settings(
+            state_dir=state, clickhouse={"port": 0, "nice": options.warehouse_nice, "database": database}
+        )
         supervisor, service = Supervisor(settings), WarehouseService(settings)
         started = supervisor.start(service)
         assert isinstance(started, Endpoint)
         try:
-            results = run(load_settings(state_dir=state), sizes, options.runs, state, started.pid)
+            reader = load_settings(state_dir=state, clickhouse={"database": database})
+            results = run(reader, sizes, options.runs, state, started.pid)
         finally:
             supervisor.stop(service)
     for path in plot(results, RESULTS):
