@@ -11,7 +11,7 @@ exists (migrations run after the service starts) rows wait: a batch the engine r
 the JSON lines it was sent as, so a retry sends them again and never encodes them again (encoding
 3,900 queued rows every second kept a quarter of a core busy for as long as the table was
 missing); the rows queued meanwhile are encoded once, at their first try. Past ``max_queued``
-waiting rows the oldest are dropped and counted. A failed flush waits twice as long as the one
+rows, queued or refused, the oldest are dropped and counted. A failed flush waits twice as long as the one
 before it, up to ``RETRY_MAX_S``, and is said once, when the failures start and when they end.
 ``close()`` flushes.
 """
@@ -124,8 +124,9 @@ class AccessLog:
         excess = rows - (self._queue.maxlen or rows)
         if excess > 0:
             payload = payload.split(b"\n", excess)[excess]
-            self.dropped += excess
             rows -= excess
+            with self._lock:  # record() counts its drops under it too
+                self.dropped += excess
         self._unsent, self._unsent_rows = payload, rows
 
     def wait_s(self) -> float:
