@@ -198,7 +198,7 @@ def run_plain_loop(bootstrap: Bootstrap, topic: str, total: int) -> tuple[float,
             tick = check_raw(message.value(), rules, now_ms)
             if not isinstance(tick, Tick):
                 continue
-            spike = filters.setdefault(tick.symbol, SpikeFilter(BENCH_SETTINGS.spike_threshold_bps))
+            spike = filters.setdefault(tick.symbol, SpikeFilter.from_settings(BENCH_SETTINGS))
             if spike.check(tick) is not None:
                 continue
             state = bar_states.get(tick.symbol)

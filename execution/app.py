@@ -88,7 +88,7 @@ def build_service(
             chain_id=execution.instance_id,
             segment_bytes=execution.journal_segment_mb << 20,
         )
-    checks = TickChecks.from_settings(settings.streams, frozenset(settings.symbols))
+    checks = TickChecks.from_settings(settings.streams, settings.symbols)
     broker = broker or build_broker(settings, clock)
     return ExecutionService(
         engine,

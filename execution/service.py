@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -46,7 +46,7 @@ from execution.memory_journal import JournalLike, MemoryJournal
 from execution.reconciler import Reconciler
 from execution.retirement import Retirement
 from tickwave.audit_chain import ChainLink
-from tickwave.config import StreamsSettings
+from tickwave.config import StreamsSettings, SymbolSpec
 from tickwave.contracts import (
     ControlCommand,
     Message,
@@ -101,22 +101,20 @@ class TickChecks:
     """The dataflow's tick validation, kept per symbol by the execution process (one shared implementation)."""
 
     rules: ValidationRules = field(default_factory=ValidationRules)
-    threshold_bps: float = 300.0
-    confirm_after: int = 5
+    streams: StreamsSettings = field(default_factory=StreamsSettings)  # the spike filter's limits (streams.spike_*)
     filters: dict[str, SpikeFilter] = field(default_factory=dict)
     rejected: int = 0  # ticks not used for prices, by any check
 
     @classmethod
-    def from_settings(cls, streams: StreamsSettings, symbols: frozenset[str]) -> TickChecks:
-        """The same limits as the dataflow's (``streams.*``)."""
-        rules = ValidationRules(known_symbols=symbols, max_tick_lead_ms=streams.max_tick_lead_ms)
-        return cls(rules, streams.spike_threshold_bps, streams.spike_confirm_ticks)
+    def from_settings(cls, streams: StreamsSettings, symbols: Mapping[str, SymbolSpec]) -> TickChecks:
+        """The same limits as the dataflow's (``streams.*``, each symbol's bounds)."""
+        return cls(ValidationRules.for_symbols(symbols, streams.max_tick_lead_ms), streams)
 
     def spike_filter(self, symbol: str) -> SpikeFilter:
         """Return the symbol's spike filter (created on its first tick)."""
         found = self.filters.get(symbol)
         if found is None:
-            found = self.filters[symbol] = SpikeFilter(self.threshold_bps, confirm_after=self.confirm_after)
+            found = self.filters[symbol] = SpikeFilter.from_settings(self.streams)
         return found
 
     def skip(self, check: str, reason: str) -> None:

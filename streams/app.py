@@ -20,8 +20,10 @@ from streams.metrics import DataflowCollector, MeteredPublisher, SignalLatencyPu
 from streams.routing import GroupLayout
 from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings, load_settings
+from tickwave.instruments import tick_bounds
 from tickwave.modeling import ModelProvider
 from tickwave.topics import SIGNALS, STREAMS_RECORDS, TICKS, TICKS_DLQ, topic_name
+from tickwave.validation import ValidationRules
 
 
 def production_sinks(settings: Settings) -> FlowSinks:
@@ -84,11 +86,14 @@ def flow_for(
     sinks = sinks or production_sinks(settings)
     partitions = len(source.list_parts()) if processes > 1 else 0  # what aligned groups need from the broker
     layout = GroupLayout.for_run(settings.streams.symbol_groups, processes, partitions)
+    # Every symbol is accepted (ingest and the execution process hold to [symbols]); each within its bounds.
+    rules = ValidationRules(max_tick_lead_ms=settings.streams.max_tick_lead_ms, bounds=tick_bounds(settings.symbols))
     return build_flow(
         settings.streams,
         source,
         sinks,
         provider or model_provider(settings),
+        rules,
         clock=clock,
         layout=layout,
         alignment=settings.bar_alignment,

@@ -250,7 +250,7 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
 
     def _new_symbol(self, symbol: str) -> SymbolState:
         settings = self.settings
-        spike_filter = SpikeFilter(settings.spike_threshold_bps, confirm_after=settings.spike_confirm_ticks)
+        spike_filter = SpikeFilter.from_settings(settings)
         state = self.state.symbols[symbol] = SymbolState(
             symbol, spike_filter, BarState(tuple(settings.timeframes), settings.late_wait_ms, self.alignment)
         )

@@ -15,6 +15,14 @@ right pair: direct (EURUSD for EUR -> USD: multiply), inverse (USDJPY for JPY ->
 divide), or through USD when neither pair is quoted (JPY -> GBP via USDJPY and GBPUSD);
 it returns None when no rate is known, and callers refuse with a clear reason rather
 than guess.
+
+:class:`TickBounds` is what a tick of the symbol may plausibly hold (validation refuses
+the rest, ``tickwave.validation``): a bid, ask or last (0: no deal) between ``price_min``
+and ``price_max``, a volume up to ``tick_volume_max``. Left out of the ``symbols`` table,
+they come from the grid: a price is a whole number of ticks (at least one), a volume a
+whole number of volume steps, and float64 holds at most 2^53 steps exactly, so anything
+beyond is no quote of the symbol. Every sum and square the dataflow makes of values so
+bounded stays finite (a bar's volume would need 2^970 ticks to overflow).
 """
 
 from __future__ import annotations
@@ -33,6 +41,29 @@ from tickwave.money import MONEY_CONTEXT, minor_units, step_places, to_decimal
 CONVERSION_CONTEXT: Final = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
 PIVOT: Final = "USD"
 _FX_LOT: Final = 100_000.0
+GRID_STEPS: Final = float(2**53)  # steps of a grid float64 holds exactly: the widest default bound
+
+
+@dataclass(frozen=True)
+class TickBounds:
+    """What a tick of one symbol may plausibly hold: prices in ``[price_min, price_max]``, volume up to a maximum."""
+
+    price_min: float
+    price_max: float
+    tick_volume_max: float
+
+    def price_problem(self, name: str, value: float) -> str | None:
+        """Say why ``value`` (a bid, ask or non-zero last) is implausible, or None."""
+        if value < self.price_min:
+            return f"{name} {value!r} < price_min {self.price_min!r}"
+        if value > self.price_max:
+            return f"{name} {value!r} > price_max {self.price_max!r}"
+        return None
+
+
+# Bounds of a symbol without an instrument (a dataflow accepting every symbol): the finest
+# tick the settings allow (10 digits) to the coarsest grid of whole units.
+UNLISTED_BOUNDS: Final = TickBounds(price_min=1e-10, price_max=GRID_STEPS, tick_volume_max=GRID_STEPS)
 
 
 @dataclass(frozen=True)
@@ -50,6 +81,7 @@ class Instrument:
     volume_min: float
     volume_step: float
     volume_max: float
+    bounds: TickBounds
 
     def notional(self, lots: Decimal | float, price: Decimal | float) -> Decimal:
         """Return |lots| x contract size x price, in the quote currency (exact)."""
@@ -87,6 +119,12 @@ def instrument_for(symbol: str, spec: SymbolSpec) -> Instrument:
     quote = spec.quote or known.get("quote") or (symbol[3:] if is_pair else PIVOT)
     point = 10.0**-spec.digits
     default_pip = point * 10 if is_pair and spec.digits in (3, 5) else point
+    volume_step = spec.volume_step or known.get("volume_step") or 0.01
+    bounds = TickBounds(
+        price_min=spec.price_min or known.get("price_min") or spec.tick_size,
+        price_max=spec.price_max or known.get("price_max") or spec.tick_size * GRID_STEPS,
+        tick_volume_max=spec.tick_volume_max or known.get("tick_volume_max") or volume_step * GRID_STEPS,
+    )
     return Instrument(
         symbol=symbol,
         contract_size=spec.contract_size or known.get("contract_size") or (_FX_LOT if is_pair else 1.0),
@@ -97,14 +135,20 @@ def instrument_for(symbol: str, spec: SymbolSpec) -> Instrument:
         point=point,
         pip_size=spec.pip_size or known.get("pip_size") or default_pip,
         volume_min=spec.volume_min or known.get("volume_min") or 0.01,
-        volume_step=spec.volume_step or known.get("volume_step") or 0.01,
+        volume_step=volume_step,
         volume_max=spec.volume_max or known.get("volume_max") or 100.0,
+        bounds=bounds,
     )
 
 
 def registry(symbols: Mapping[str, SymbolSpec]) -> dict[str, Instrument]:
     """Resolve every symbol of the settings' ``symbols`` table."""
     return {symbol: instrument_for(symbol, spec) for symbol, spec in symbols.items()}
+
+
+def tick_bounds(symbols: Mapping[str, SymbolSpec]) -> dict[str, TickBounds]:
+    """The plausibility bounds of every symbol of the settings' ``symbols`` table."""
+    return {symbol: instrument.bounds for symbol, instrument in registry(symbols).items()}
 
 
 def price_sql(price: str, instruments: Mapping[str, Instrument], symbol: str = "symbol", extra_digits: int = 0) -> str:
@@ -171,6 +215,7 @@ def from_mt5_symbol_info(info: Any) -> Instrument:
         volume_min=float(info.volume_min),
         volume_step=float(info.volume_step),
         volume_max=float(info.volume_max),
+        bounds=TickBounds(float(info.point), float(info.point) * GRID_STEPS, float(info.volume_step) * GRID_STEPS),
     )
 
 

@@ -12,6 +12,9 @@ reason code           rule
 ``ask_below_bid``     ask < bid
 ``negative``          last or volume is negative
 ``bad_flags``         flags outside 0..2^32-1 (MT5 flags are uint32)
+``implausible``       bid, ask or a non-zero last outside the symbol's price bounds, or
+                      volume above its ``tick_volume_max``
+                      (:class:`tickwave.instruments.TickBounds`)
 ``before_min_time``   time before ``min_time_ms`` (2000-01-01 by default)
 ``future_timestamp``  time later than now + ``max_tick_lead_ms``
 ====================  ==========================================================
@@ -24,28 +27,40 @@ one row, so both name the same rule with the same detail. What the table does no
 (malformed JSON, a missing field, a symbol the contract cannot hold) is a ``contract``
 rejection.
 
-The stateful spike filter (``SpikeFilter``, one per symbol) then rejects a mid price that
-jumps more than ``threshold_bps`` away from a slow reference; after ``confirm_after``
-consecutive rejections on the same side the move is taken as real (a gap, not a bad
-tick), the reference jumps to it and the filter carries on, so a genuine level shift
-never locks a symbol out.
+The bounds come from each symbol's instrument (the ``symbols`` settings, else the grid:
+:mod:`tickwave.instruments`); a symbol without one (a dataflow that accepts every
+symbol) gets :data:`tickwave.instruments.UNLISTED_BOUNDS`. Every value past this table is
+finite and bounded, so no sum, square or ratio the dataflow makes of it overflows.
+
+The stateful spike filter (``SpikeFilter``, one per symbol, the one rule of the dataflow
+and of the execution process's prices) then rejects a mid price that jumps more than
+``threshold_bps`` away from a slow reference. A move is believed as a level shift (a gap,
+not bad ticks) only when it holds in time and size: ``confirm_after`` consecutive ticks on
+the same side, in event time no earlier than the last tick believed at the old level,
+spanning at least ``confirm_ms``, all within ``tolerance_bps`` of one another, and, once
+the reference has held for ``confirm_after`` ticks, within ``max_factor`` of it. Then the
+reference jumps to the new level; a burst of absurd ticks never moves it.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, get_args, get_origin
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from tickwave.config.streams import MAX_TICK_LEAD_MS
+from tickwave.config.streams import MAX_TICK_LEAD_MS, StreamsSettings
 from tickwave.contracts import DeadLetter, Tick, decode, encode
 from tickwave.contracts.core import mid_price
 from tickwave.errors import ContractError
+from tickwave.instruments import UNLISTED_BOUNDS, TickBounds, tick_bounds
+
+if TYPE_CHECKING:
+    from tickwave.config import SymbolSpec
 
 UINT32_MAX = 2**32 - 1
 MIN_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: earlier stamps are unit mistakes (seconds read as ms)
@@ -123,13 +138,48 @@ _VALUE_RULES = (
 )
 
 
-def tick_rules(known_symbols: Container[str] | None, min_time_ms: int, horizon_ms: int) -> tuple[TickRule, ...]:
+def _bounds_of(c: TickColumns, bounds: Mapping[str, TickBounds] | None) -> tuple[TickBounds, ...]:
+    # Each symbol's bounds, indexed like ``c.symbols``, with a last entry for a row without a symbol (code -1).
+    found = (bounds or {}).get
+    return (*(found(name, UNLISTED_BOUNDS) for name in c.symbols), UNLISTED_BOUNDS)
+
+
+def _implausible_rule(bounds: Mapping[str, TickBounds] | None) -> TickRule:
+    def broken(c: TickColumns) -> BoolArray:
+        table = _bounds_of(c, bounds)
+        low = np.array([b.price_min for b in table], dtype=np.float64)[c.symbol_code]
+        high = np.array([b.price_max for b in table], dtype=np.float64)[c.symbol_code]
+        volume_max = np.array([b.tick_volume_max for b in table], dtype=np.float64)[c.symbol_code]
+        prices = (c.bid < low) | (c.bid > high) | (c.ask < low) | (c.ask > high)
+        last = (c.last != 0) & ((c.last < low) | (c.last > high))
+        result: BoolArray = prices | last | (c.volume > volume_max)
+        return result
+
+    def detail(c: TickColumns, i: int) -> str:
+        limits = _bounds_of(c, bounds)[c.symbol_code[i]]
+        values = [("bid", float(c.bid[i])), ("ask", float(c.ask[i]))]
+        values += [("last", float(c.last[i]))] if c.last[i] != 0 else []
+        problems = [problem for name, value in values if (problem := limits.price_problem(name, value))]
+        if c.volume[i] > limits.tick_volume_max:
+            problems.append(f"volume {_fmt(c.volume[i])} > tick_volume_max {limits.tick_volume_max!r}")
+        return "; ".join(problems)
+
+    return TickRule("implausible", broken, detail)
+
+
+def tick_rules(
+    known_symbols: Container[str] | None,
+    min_time_ms: int,
+    horizon_ms: int,
+    bounds: Mapping[str, TickBounds] | None = None,
+) -> tuple[TickRule, ...]:
     """Return the stateless rules in the order they are checked.
 
     Args:
         known_symbols: the symbols accepted (None accepts every symbol).
         min_time_ms: the earliest ``time_ms`` accepted.
         horizon_ms: the latest ``time_ms`` accepted: now + ``max_tick_lead_ms``.
+        bounds: each symbol's plausibility bounds (a symbol without: ``UNLISTED_BOUNDS``).
     """
 
     def unknown_symbol(c: TickColumns) -> BoolArray:
@@ -141,6 +191,7 @@ def tick_rules(known_symbols: Container[str] | None, min_time_ms: int, horizon_m
     return (
         TickRule("unknown_symbol", unknown_symbol, lambda c, i: f"{c.symbols[c.symbol_code[i]]!r} is not in [symbols]"),
         *_VALUE_RULES,
+        _implausible_rule(bounds),
         TickRule(
             "before_min_time", lambda c: c.time_ms < min_time_ms, lambda c, i: f"time_ms {c.time_ms[i]} < {min_time_ms}"
         ),
@@ -179,6 +230,14 @@ class ValidationRules:
     known_symbols: frozenset[str] | None = None  # None accepts every symbol
     min_time_ms: int = MIN_TIME_MS
     max_tick_lead_ms: int = MAX_TICK_LEAD_MS
+    bounds: Mapping[str, TickBounds] | None = None  # by symbol; a symbol without: UNLISTED_BOUNDS
+
+    @classmethod
+    def for_symbols(
+        cls, symbols: Mapping[str, SymbolSpec], max_tick_lead_ms: int = MAX_TICK_LEAD_MS
+    ) -> ValidationRules:
+        """Accept the symbols of the settings' ``symbols`` table, each within its instrument's bounds."""
+        return cls(frozenset(symbols), max_tick_lead_ms=max_tick_lead_ms, bounds=tick_bounds(symbols))
 
 
 def _fields_struct() -> type[msgspec.Struct]:
@@ -239,7 +298,7 @@ _decode_fields = msgspec.json.Decoder(_fields_struct()).decode
 def _broken_rule(tick: Any, raw: bytes, rules: ValidationRules, now_ms: int) -> Rejection | None:
     # The rejection of the first rule of the table the message breaks, or None.
     row = _OneRow.of(tick)
-    table = tick_rules(rules.known_symbols, rules.min_time_ms, now_ms + rules.max_tick_lead_ms)
+    table = tick_rules(rules.known_symbols, rules.min_time_ms, now_ms + rules.max_tick_lead_ms, rules.bounds)
     index = int(first_broken(row, table)[0])
     if index < 0:
         return None
@@ -262,10 +321,15 @@ def check_raw(raw: bytes, rules: ValidationRules, now_ms: int) -> Tick | Rejecti
 def check_decoded(tick: Tick, rules: ValidationRules, now_ms: int, raw: bytes | None = None) -> Tick | Rejection:
     """:func:`check_raw` after its decode (``raw``: the message; None: the tick's encoding, made for a rejection)."""
     # Tick itself kept the value rules; the rest, in one comparison on the hot path.
+    limits = UNLISTED_BOUNDS if rules.bounds is None else rules.bounds.get(tick.symbol, UNLISTED_BOUNDS)
     if (
         (rules.known_symbols is None or tick.symbol in rules.known_symbols)
         and rules.min_time_ms <= tick.time_ms <= now_ms + rules.max_tick_lead_ms
         and 0 <= tick.flags <= UINT32_MAX
+        and limits.price_min <= tick.bid
+        and tick.ask <= limits.price_max
+        and (tick.last == 0.0 or limits.price_min <= tick.last <= limits.price_max)
+        and tick.volume <= limits.tick_volume_max
     ):
         return tick
     return _broken_rule(tick, encode(tick) if raw is None else raw, rules, now_ms) or tick
@@ -273,34 +337,81 @@ def check_decoded(tick: Tick, rules: ValidationRules, now_ms: int, raw: bytes | 
 
 @dataclass
 class SpikeFilter:
-    """Rejects isolated price spikes of one symbol against a slow EMA reference."""
+    """Rejects isolated price spikes of one symbol against a slow EMA reference; believes only held level shifts.
+
+    The one rule of the dataflow's spike filter and of the execution process's prices
+    (:meth:`from_settings`). Built from ``streams.spike_*``; its state is pickled in the
+    dataflow's recovery snapshots (fields added later read their class defaults).
+    """
 
     threshold_bps: float = 300.0
     alpha: float = 0.05
     confirm_after: int = 5
+    confirm_ms: int = 10_000  # a level shift holds at least this long in event time
+    tolerance_bps: float = 100.0  # its ticks agree within this of one another
+    max_factor: float = 2.0  # and it is within this factor of a settled reference
     reference: float = 0.0
+    reference_ms: int = -1  # the newest event time believed at the reference's level
+    held: int = 0  # ticks believed at the reference's level (settled from ``confirm_after``)
     pending_side: int = 0
     pending_count: int = 0
+    pending_first_ms: int = 0
+    pending_last_ms: int = 0
+    pending_low: float = 0.0
+    pending_high: float = 0.0
+
+    @classmethod
+    def from_settings(cls, streams: StreamsSettings) -> SpikeFilter:
+        """A new filter with the limits of ``streams.spike_*`` (the dataflow's and the execution process's)."""
+        return cls(
+            streams.spike_threshold_bps,
+            confirm_after=streams.spike_confirm_ticks,
+            confirm_ms=streams.spike_confirm_ms,
+            tolerance_bps=streams.spike_tolerance_bps,
+            max_factor=streams.spike_max_factor,
+        )
 
     def check(self, tick: Tick) -> str | None:
         """Return a rejection reason for a spike, or None (and update the reference)."""
         mid = mid_price(tick.bid, tick.ask)
+        time_ms = tick.time_ms
         if self.reference == 0.0:
-            self.reference = mid
+            self.reference, self.reference_ms, self.held = mid, time_ms, 1
             return None
         move_bps = (mid / self.reference - 1.0) * 10_000.0
         if abs(move_bps) <= self.threshold_bps:
             self.reference += self.alpha * (mid - self.reference)
+            self.held += 1
+            if time_ms > self.reference_ms:
+                self.reference_ms = time_ms
             self.pending_side = self.pending_count = 0
             return None
+        return self._pending(mid, time_ms, move_bps)
+
+    def _pending(self, mid: float, time_ms: int, move_bps: float) -> str | None:
+        # A tick beyond the threshold: a spike, or one more tick of a level shift that may come to hold.
+        spike = f"spike: mid {mid!r} is {move_bps:+.0f} bps from reference {self.reference!r}"
+        factor = max(mid / self.reference, self.reference / mid)
+        if self.held >= self.confirm_after and factor > self.max_factor:
+            return f"{spike}, beyond {self.max_factor}x of a settled reference: never a level shift"
+        if time_ms < self.reference_ms:
+            return f"{spike}, stamped before the reference's newest tick"
         side = 1 if move_bps > 0 else -1
-        self.pending_count = self.pending_count + 1 if side == self.pending_side else 1
-        self.pending_side = side
-        if self.pending_count >= self.confirm_after:
-            self.reference = mid  # a level shift confirmed by consecutive ticks: follow it
+        low, high = min(mid, self.pending_low), max(mid, self.pending_high)
+        if side != self.pending_side or self.pending_low <= 0.0 or (high / low - 1.0) * 10_000.0 > self.tolerance_bps:
+            # A new candidate level starts with this tick.
+            self.pending_side, self.pending_count = side, 0
+            self.pending_first_ms = self.pending_last_ms = time_ms
+            low = high = mid
+        self.pending_count += 1
+        self.pending_low, self.pending_high = low, high
+        self.pending_last_ms = max(self.pending_last_ms, time_ms)
+        if self.pending_count >= self.confirm_after and self.pending_last_ms - self.pending_first_ms >= self.confirm_ms:
+            # A level shift held in time and size: follow it.
+            self.reference, self.reference_ms, self.held = mid, self.pending_last_ms, self.pending_count
             self.pending_side = self.pending_count = 0
             return None
-        return f"spike: mid {mid!r} is {move_bps:+.0f} bps from reference {self.reference!r}"
+        return spike
 
 
 def dead_letter(rejection: Rejection, received_at_ms: int, source: str = "streams") -> DeadLetter:

@@ -5,8 +5,10 @@ Two layouts:
 - **MT5 "Export ticks"** (tab-separated ``<DATE> <TIME> <BID> <ASK> <LAST> <VOLUME> <FLAGS>``,
   dates ``2024.03.04``, times ``09:00:00.017``, server clock): the terminal writes only the
   fields a tick changed, so an empty BID/ASK/LAST repeats the value of the latest earlier
-  row that was readable and whose own values were possible (finite, prices > 0); an empty
-  VOLUME or FLAGS is 0. One file holds one symbol (named by the file).
+  row that was readable and whose own value was plausible (within the symbol's
+  :class:`~tickwave.instruments.TickBounds`; a LAST of 0 too): a refused value is never
+  carried into the rows after it. An empty VOLUME or FLAGS is 0. One file holds one
+  symbol (named by the file).
 - **Mapped** (generic CSV or Parquet): a :class:`ColumnMap` names the columns; every row
   is complete on its own.
 
@@ -31,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from streams.ingest.batches import BoolArray, Candidates, FloatArray, IntArray, Rejected
+from tickwave.instruments import UNLISTED_BOUNDS, TickBounds
 from tickwave.timezones import WallClock
 from tickwave.validation import reason
 
@@ -224,11 +227,13 @@ class Mt5ExportParser:
     Args:
         symbol: the file's symbol.
         clock: the zone of the file's clock (the broker's server time).
+        bounds: the symbol's plausibility bounds: only values within them are carried.
     """
 
-    def __init__(self, symbol: str, clock: WallClock) -> None:
+    def __init__(self, symbol: str, clock: WallClock, bounds: TickBounds = UNLISTED_BOUNDS) -> None:
         self.symbol = symbol
         self.clock = clock
+        self.bounds = bounds
         self._carry = {"bid": np.nan, "ask": np.nan, "last": 0.0}
 
     def parse(self, batch: pa.RecordBatch) -> tuple[Candidates, list[Rejected]]:
@@ -249,10 +254,14 @@ class Mt5ExportParser:
         checks.append((flags_bad, _describe("unparseable", "<FLAGS>", columns[6])))
         readable = ~np.logical_or.reduce([failed for failed, _describe in checks])
         values: dict[str, npt.NDArray[Any]] = {"flags": flags}
+        low, high = self.bounds.price_min, self.bounds.price_max
         for name in ("bid", "ask", "last"):
             column, present, _bad = parsed[name]
             with np.errstate(invalid="ignore"):
-                possible = np.isfinite(column) & (column > 0 if name != "last" else column >= 0)
+                possible = (column >= low) & (column <= high)  # NaN is neither
+                if name == "last":
+                    possible |= column == 0  # no deal
+
             feeds = readable & present & possible
             values[name], self._carry[name] = forward_fill(column, present, feeds, self._carry[name])
         volume, volume_present, _bad = parsed["volume"]

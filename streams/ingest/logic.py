@@ -13,7 +13,8 @@ one rule of its own, which needs the symbol's history:
 ``ask_below_bid``     ask < bid
 ``negative``          last or volume is negative
 ``bad_flags``         flags outside 0..2^32-1
-``before_epoch``      time before 1970-01-01
+``implausible``       a price outside the symbol's bounds, or a volume above them
+``before_min_time``   time before 2000-01-01
 ``future_timestamp``  time later than now + ``ingest.max_source_clock_lead_ms``
 =======
 ``out_of_order``      time earlier than a tick already accepted for the symbol
@@ -40,6 +41,7 @@ import numpy as np
 from streams.ingest.batches import BoolArray, Candidates, IntArray, Rejected, SourceBatch, TickBatch
 from tickwave.clock import Clock
 from tickwave.config import SymbolSpec
+from tickwave.instruments import tick_bounds
 from tickwave.validation import MIN_TIME_MS, TickRule, first_broken, reason, tick_rules
 
 
@@ -82,6 +84,7 @@ class TickValidator:
 
     def __init__(self, registry: Mapping[str, SymbolSpec], source: str, max_future_ms: int, clock: Clock) -> None:
         self.registry = registry
+        self.bounds = tick_bounds(registry)  # each symbol's plausibility bounds, from its instrument
         self.source = source
         self.max_future_ms = max_future_ms
         self.clock = clock
@@ -90,7 +93,7 @@ class TickValidator:
     def validate(self, rows: Candidates) -> SourceBatch:
         """Return the rows that pass as ticks and the others as rejects (input order kept in each)."""
         count = len(rows)
-        rules = tick_rules(self.registry, MIN_TIME_MS, self.clock.now_ms() + self.max_future_ms)
+        rules = tick_rules(self.registry, MIN_TIME_MS, self.clock.now_ms() + self.max_future_ms, self.bounds)
         failed = first_broken(rows, rules)  # index of the first broken rule, -1 = none
         seq = np.zeros(count, dtype=np.int64)
         floors = np.zeros(count, dtype=np.int64)  # for out-of-order rows: the time already sent

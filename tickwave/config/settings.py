@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     symbols: dict[str, SymbolSpec] = Field(
         default_factory=default_symbols,
         description="symbol registry, one [symbols.NAME] table each with digits and tick_size "
-        "(a configured table replaces the built-in FX majors and XAUUSD)",
+        "(a configured table replaces the built-in FX majors and XAUUSD); optional instrument facts and "
+        "plausibility bounds of its ticks: price_min, price_max, tick_volume_max (tickwave/instruments.py)",
     )
 
     @field_validator("symbols")

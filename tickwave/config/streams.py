@@ -50,6 +50,20 @@ class StreamsSettings(Section):
     )
     spike_threshold_bps: float = Field(default=300.0, gt=0, description="reject a mid this far from its reference")
     spike_confirm_ticks: int = Field(default=5, ge=1, description="consecutive spikes that confirm a real level shift")
+    # A shift must also hold in event time: longer than a burst stamped from the watermark's wait
+    # to max_tick_lead_ms ahead can span (2 s + 5 s by default), so six ticks sent at once never confirm one.
+    spike_confirm_ms: int = Field(
+        default=10_000, ge=0, description="a level shift is believed only once its ticks span this long (event ms)"
+    )
+    spike_tolerance_bps: float = Field(
+        default=100.0, gt=0, description="the ticks of a level shift agree within this of one another (bps)"
+    )
+    spike_max_factor: float = Field(
+        default=2.0,
+        gt=1,
+        allow_inf_nan=False,
+        description="a move beyond this factor of a settled reference is never believed as a level shift",
+    )
     entry_probability: float = Field(default=0.55, ge=0, le=1, description="probability needed for a long/short signal")
     min_edge: float = Field(default=0.10, ge=0, le=1, description="p(up) - p(down) needed for a long/short signal")
     model_refresh_s: float = Field(default=5.0, gt=0, description="how often the flow checks for a new champion model")

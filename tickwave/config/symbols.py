@@ -25,12 +25,31 @@ class SymbolSpec(Section):
     volume_min: float | None = Field(default=None, gt=0, description="smallest order (lots)")
     volume_step: float | None = Field(default=None, gt=0, description="order sizes are multiples of this (lots)")
     volume_max: float | None = Field(default=None, gt=0, description="largest order (lots)")
+    # Plausibility bounds of a tick (tickwave.instruments.Instrument.bounds): left out, they come
+    # from the grid (a price or volume is a whole number of steps, at most 2^53 of them).
+    price_min: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="lowest plausible bid, ask or last (default: tick_size)"
+    )
+    price_max: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="highest plausible bid, ask or last (default: tick_size x 2^53)",
+    )
+    tick_volume_max: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="largest plausible volume of one tick (default: volume_step x 2^53)",
+    )
 
     @model_validator(mode="after")
     def _tick_size_fits_digits(self) -> SymbolSpec:
         # A tick size finer than the quoted digits could never be observed in a quote.
         if self.tick_size < 10.0**-self.digits * (1 - 1e-9):
             raise ValueError(f"tick_size {self.tick_size} is finer than {self.digits} digits allow")
+        if self.price_min is not None and self.price_max is not None and self.price_min >= self.price_max:
+            raise ValueError(f"price_min {self.price_min} must be below price_max {self.price_max}")
         return self
 
 

@@ -34,6 +34,7 @@ from streams.ingest.logic import Pacer, TickValidator, merge_by_time, within
 from tickwave.clock import Clock
 from tickwave.config import SymbolSpec
 from tickwave.errors import ConfigurationError
+from tickwave.instruments import UNLISTED_BOUNDS
 from tickwave.timezones import WallClock
 from tickwave.validation import reason
 
@@ -165,7 +166,7 @@ class _FileStream:
         self._reader = Utf8Reader(self.path)
         if self.format == "mt5":
             symbol = options.symbol or symbol_from_name(self.path)
-            parser = Mt5ExportParser(symbol, options.clock)
+            parser = Mt5ExportParser(symbol, options.clock, self.validator.bounds.get(symbol, UNLISTED_BOUNDS))
             names, delimiter, symbol_label = list(MT5_COLUMNS), "\t", symbol
         else:
             header = first_line(self.path)

@@ -431,6 +431,33 @@ def test_ticks_when_one_bad_print_arrives_then_execution_neither_halts_nor_fills
     service.close()
 
 
+@pytest.mark.parametrize(
+    ("absurd_mid", "step_ms"),
+    [
+        (1e300, 1),  # six ticks at 1e300, stamped just ahead of now, sent at once
+        (50_000.0, 1000),  # 25x within the bounds, held for a minute: beyond the largest believable shift
+    ],
+)
+def test_ticks_when_an_absurd_level_shift_arrives_then_execution_keeps_its_price(
+    tmp_path: Path, absurd_mid: float, step_ms: int
+) -> None:
+    from tickwave.contracts import encode
+
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    service = make_service(tmp_path, clock, market_hours="always")
+    for _ in range(10):  # a settled XAUUSD price
+        service.handle_tick_bytes(encode(tick(clock.now_ms(), 2000.0, "XAUUSD", spread=0.5)))
+        clock.advance(1000)
+    count = 6 if step_ms == 1 else 60
+    for index in range(count):
+        service.handle_tick_bytes(encode(tick(clock.now_ms() + 1000 + index * step_ms, absurd_mid, "XAUUSD", 0.5)))
+        clock.advance(step_ms)
+
+    assert service.engine.view.last_ticks["XAUUSD"].mid == pytest.approx(2000.0)
+    assert service.tick_checks.rejected == count
+    service.close()
+
+
 def test_reconcile_when_running_then_broker_orders_are_adopted_and_a_lasting_mismatch_reduces(tmp_path: Path) -> None:
 
     clock = ManualClock(WEDNESDAY_NOON_MS)

@@ -25,6 +25,7 @@ from streams.ingest.logic import (
 from tests.unit.ingest.helpers import NOW_MS, REGISTRY, candidates
 from tickwave.clock import ManualClock
 from tickwave.contracts import Tick
+from tickwave.instruments import tick_bounds
 
 
 def validator(max_future_ms: int = 60_000) -> TickValidator:
@@ -97,18 +98,21 @@ def test_validate_when_next_batch_starts_in_the_same_millisecond_then_seq_contin
 
 
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)
-any_float = st.one_of(finite, st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0]))
+any_float = st.one_of(finite, st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, 5e-324, 1e300, 1e308]))
 
 
 @settings(deadline=None)
 @given(bid=any_float, ask=any_float, last=any_float, volume=any_float, flags=st.integers(-5, 2**33))
-def test_validate_when_any_values_then_accepts_exactly_what_tick_accepts(
+def test_validate_when_any_values_then_accepts_exactly_what_tick_and_the_bounds_accept(
     bid: float, ask: float, last: float, volume: float, flags: int
 ) -> None:
     try:
         Tick("EURUSD", NOW_MS, 0, bid, ask, last, volume, flags, "test")
         msgspec.json.decode(msgspec.json.encode(Tick("EURUSD", NOW_MS, 0, bid, ask, last, volume, flags)), type=Tick)
         tick_accepts = 0 <= flags < 2**32  # Tick leaves flags unbounded; MT5 flags are uint32
+        limits = tick_bounds(REGISTRY)["EURUSD"]  # and the symbol's plausibility bounds
+        tick_accepts &= limits.price_min <= bid <= ask <= limits.price_max and volume <= limits.tick_volume_max
+        tick_accepts &= last == 0 or limits.price_min <= last <= limits.price_max
     except (ValueError, msgspec.ValidationError):
         tick_accepts = False
 

@@ -26,7 +26,8 @@ times = st.one_of(
     st.sampled_from([-1, 0, MIN_TIME_MS - 1, MIN_TIME_MS, NOW_MS, NOW_MS + MAX_FUTURE_MS, NOW_MS + MAX_FUTURE_MS + 1]),
 )
 prices = st.one_of(
-    st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([0.0, -0.0, -1.0, 1.08, 1.0801, 1e-300])
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.0, -1.0, 1.08, 1.0801, 1e-300, 5e-324, 1e-5, 1e300, 1e308, 2.0**53]),
 )
 flag_values = st.one_of(st.integers(-5, 2**33), st.sampled_from([-1, 0, UINT32_MAX, UINT32_MAX + 1]))
 
@@ -35,6 +36,8 @@ flag_values = st.one_of(st.integers(-5, 2**33), st.sampled_from([-1, 0, UINT32_M
 @given(symbols, times, prices, prices, prices, prices, flag_values)
 @example("XYZ", -1, 0.0, -1.0, -1.0, -1.0, -1)  # breaks every rule: the first one names it
 @example(KNOWN[0], NOW_MS, 1.08, 1.0801, 0.0, 0.0, 6)  # a good tick
+@example(KNOWN[0], NOW_MS, 1.08, 1.0801, 1e308, 0.0, 6)  # last beyond the symbol's bounds
+@example(KNOWN[0], NOW_MS, 1.08, 1.0801, 0.0, 1e308, 6)  # volume beyond them
 def test_check_raw_and_columns_when_any_tick_then_same_verdict_and_same_reason(
     symbol: str, time_ms: int, bid: float, ask: float, last: float, volume: float, flags: int
 ) -> None:
@@ -50,7 +53,7 @@ def test_check_raw_and_columns_when_any_tick_then_same_verdict_and_same_reason(
         "source": "test",
     }
     raw = msgspec.json.encode({"type": "tick.v1", **fields})
-    rules = ValidationRules(known_symbols=frozenset(REGISTRY), max_tick_lead_ms=MAX_FUTURE_MS)
+    rules = ValidationRules.for_symbols(REGISTRY, MAX_FUTURE_MS)
     validator = TickValidator(REGISTRY, "test", MAX_FUTURE_MS, ManualClock(NOW_MS))
 
     row = check_raw(raw, rules, NOW_MS)
