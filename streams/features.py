@@ -20,6 +20,11 @@ Every vector carries two kinds of values:
 
 A ratio whose denominator is (relatively) zero (an ATR or a Bollinger band of a flat
 series) is 0 (%B: 0.5, the middle), not an error: a flat market is a valid input.
+
+A value that is not finite is stored as null, never raised: the vector is then not warm
+(no model scores it), and the symbol's indicators for that timeframe start over, since
+an infinity inside a running sum or an EMA would stay there. Validation bounds every tick
+(``tickwave.validation``), so this is the last line, not the rule.
 """
 
 from __future__ import annotations
@@ -27,11 +32,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from streams.indicators import Atr, Bollinger, Ema, LogReturn, Macd, RealizedVolatility, Rsi, Sma, ZScore
 from tickwave.contracts import Bar, FeatureVector
+
+logger = logging.getLogger(__name__)
 
 FLAT = 1e-12  # a denominator below this share of the close counts as zero
 
@@ -133,6 +142,10 @@ class FeatureState:
 
     def __post_init__(self) -> None:
         """Build one indicator object per feature."""
+        self._start_indicators()
+        self.last_bar_start_ms = -1
+
+    def _start_indicators(self) -> None:
         spec = self.spec
         self.smas = [Sma(period) for period in spec.sma_periods]
         self.emas = [Ema(period) for period in spec.ema_periods]
@@ -145,7 +158,6 @@ class FeatureState:
         self.spread = ZScore(spec.spread_period)
         self.schema_hash = spec.schema_hash
         self.names = spec.names
-        self.last_bar_start_ms = -1
 
     def update(self, bar: Bar) -> FeatureVector | None:
         """Fold in a closed bar; return its feature vector (None for a repeated bar).
@@ -174,6 +186,8 @@ class FeatureState:
             self.spread.update(bar.spread_mean),
         ]
         values = [*levels, *self._ratios(close, smas, emas, macd, bands, atr, bar.spread_mean)]
+        if not math.isfinite(sum(value for value in values if value is not None)):
+            values = self._finite_or_null(bar, values)
         return FeatureVector(
             symbol=bar.symbol,
             timeframe=bar.timeframe,
@@ -182,6 +196,25 @@ class FeatureState:
             is_warm=all(value is not None for value in values),
             schema_hash=self.schema_hash,
         )
+
+    def _finite_or_null(self, bar: Bar, values: list[float | None]) -> list[float | None]:
+        # Null for each value that is not finite; the indicators start over (an infinity would stay in them).
+        bad = [
+            name
+            for name, value in zip(self.names, values, strict=True)
+            if value is not None and not math.isfinite(value)
+        ]
+        if not bad:
+            return values  # finite values whose sum alone overflowed
+        logger.warning(
+            "features %s %s at %d: %s not finite, stored as null; the indicators start over",
+            bar.symbol,
+            bar.timeframe,
+            bar.start_ms,
+            ", ".join(bad),
+        )
+        self._start_indicators()
+        return [value if value is None or math.isfinite(value) else None for value in values]
 
     @staticmethod
     def _ratios(

@@ -8,10 +8,11 @@ logic lives in pure modules (``validate``, ``bars``, ``features``, ``inference``
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import pickle
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeGuard
@@ -30,7 +31,7 @@ from streams.signals import signal_from
 from tickwave.clock import Clock
 from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Signal, Tick, encode
-from tickwave.modeling import CHALLENGER, ModelProvider, SignalRules
+from tickwave.modeling import CHALLENGER, CHAMPION, ModelProvider, SignalRules
 from tickwave.timeframes import SessionAlignment
 from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
 
@@ -123,25 +124,53 @@ class BarConsequences:
     publisher: SignalPublisher | None = None
 
     def follow(self, symbols: dict[str, SymbolState], output: GroupOutput) -> None:
-        """Append the features, predictions and signals of ``output.bars`` to ``output``."""
+        """Append the features, predictions and signals of ``output.bars`` to ``output``.
+
+        What raises on one bar, vector or prediction becomes a dead letter of its own
+        (``step_failed``) and the rest go on; a bar whose features raised starts its
+        indicators over, since they may hold half its update.
+        """
         for bar in output.bars:
             features = symbols[bar.symbol].features
             state = features.get(bar.timeframe)
             if state is None:
                 state = features[bar.timeframe] = FeatureState(self.spec)
-            vector = state.update(bar)
+            try:
+                vector = state.update(bar)
+            except Exception as error:  # one bar's failure is its dead letter, the flow goes on
+                features.pop(bar.timeframe, None)
+                output.rejected.append(step_failed("features", error, bar))
+                continue
             if vector is not None:
                 output.features.append(vector)
-        predictions = self.inference.predict_many(output.features)
+        predictions = self._predicted(output, output.features, CHAMPION)
         if predictions:
             now_ms = self.clock.now_ms()
-            signals = [signal_from(prediction, self.signal_rules, now_ms) for prediction in predictions]
+            signals = []
+            for prediction in predictions:
+                try:
+                    signals.append(signal_from(prediction, self.signal_rules, now_ms))
+                except Exception as error:  # as above
+                    output.rejected.append(step_failed("signals", error, prediction))
             if self.publisher is not None:
                 self.publisher.publish(signals)
             output.predictions.extend(predictions)
             output.signals.extend(signals)
         # The challengers score the same vectors after the champions' signals are sent: stored, never traded.
-        output.predictions.extend(self.inference.predict_many(output.features, role=CHALLENGER))
+        output.predictions.extend(self._predicted(output, output.features, CHALLENGER))
+
+    def _predicted(self, output: GroupOutput, vectors: list[FeatureVector], role: str) -> list[Prediction]:
+        # The predictions of ``vectors`` by the models of ``role``; if the call raises, each vector one by one.
+        try:
+            return self.inference.predict_many(vectors, role=role)
+        except Exception:  # retried vector by vector below, the failing ones dead-lettered
+            predictions: list[Prediction] = []
+            for vector in vectors:
+                try:
+                    predictions.extend(self.inference.predict_many([vector], role=role))
+                except Exception as error:
+                    output.rejected.append(step_failed("inference", error, vector))
+            return predictions
 
 
 STALL_MS = 1000  # woken this much later than asked: the flow was held up, not the market quiet
@@ -189,11 +218,15 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
         for tick in values:
             if state is None or state.symbol != tick.symbol:
                 state = symbols.get(tick.symbol) or self._new_symbol(tick.symbol)
-            reason = state.spike_filter.check(tick)
-            if reason is not None:
-                output.rejected.append(Rejection(reason, encode(tick), tick.symbol, "spike"))
+            try:
+                reason = state.spike_filter.check(tick)
+                if reason is not None:
+                    output.rejected.append(Rejection(reason, encode(tick), tick.symbol, "spike"))
+                    continue
+                closed, status = state.bars.on_tick(tick)
+            except Exception as error:  # the tick is the dead letter, the flow goes on
+                output.rejected.append(step_failed("bars", error, tick))
                 continue
-            closed, status = state.bars.on_tick(tick)
             if status == "late":
                 reason = f"late: {state.bars.watermark_ms - tick.time_ms} ms behind the watermark"
                 output.rejected.append(Rejection(reason, encode(tick), tick.symbol, "late"))
@@ -220,17 +253,21 @@ class GroupLogic(StatefulBatchLogic[Tick, GroupOutput, bytes]):
         if now_ms - self.wake_ms > max(STALL_MS, self.settings.idle_close_ms // 2):
             self.anchors = {symbol: (now_ms, event_ms) for symbol, (_wall_ms, event_ms) in self.anchors.items()}
             return [], StatefulBatchLogic.RETAIN
-        closed: list[Bar] = []
+        output = GroupOutput()
         for symbol, (anchor_wall_ms, anchor_event_ms) in self.anchors.items():
             idle_ms = now_ms - anchor_wall_ms
             if idle_ms >= self.settings.idle_close_ms and anchor_event_ms >= 0:
-                closed.extend(self.state.symbols[symbol].bars.advance_to(anchor_event_ms + idle_ms, symbol))
-        return ([self._followed(GroupOutput(bars=closed))] if closed else []), StatefulBatchLogic.RETAIN
+                bars = self.state.symbols[symbol].bars
+                _close(output, symbol, lambda: bars.advance_to(anchor_event_ms + idle_ms, symbol))  # noqa: B023
+        has_output = output.bars or output.rejected
+        return ([self._followed(output)] if has_output else []), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[GroupOutput], bool]:
         """Close every open bar at the end of a finite input."""
-        closed = [bar for symbol, state in self.state.symbols.items() for bar in state.bars.flush(symbol)]
-        output = self._followed(GroupOutput(bars=closed))
+        output = GroupOutput()
+        for symbol, state in self.state.symbols.items():
+            _close(output, symbol, lambda: state.bars.flush(symbol))  # noqa: B023
+        output = self._followed(output)
         self._flush_published()
         return [output], StatefulBatchLogic.RETAIN
 
@@ -395,6 +432,29 @@ def build_flow(
     return flow
 
 
+STEP_FAILED = "step_failed"  # the reason code of a record a step raised on
+_step_failures = itertools.count(1)  # records dead-lettered so in this process (a log throttle)
+
+
+def step_failed(step: str, error: Exception, record: Message | bytes, symbol: str = "") -> Rejection:
+    """The dead letter of a record that step ``step`` raised ``error`` on (the flow goes on without it)."""
+    failures = next(_step_failures)
+    if failures <= 10 or failures % 1000 == 0:  # the first ten, then every thousandth
+        logger.warning("streams: step %s raised on a record, dead-lettered (%d so far): %r", step, failures, error)
+    raw = record if isinstance(record, bytes) else encode(record)
+    return Rejection(
+        f"{step}: {type(error).__name__}: {error}", raw, symbol or getattr(record, "symbol", ""), STEP_FAILED
+    )
+
+
+def _close(output: GroupOutput, symbol: str, close: Callable[[], list[Bar]]) -> None:
+    # Close a symbol's windows into ``output``; what raises is a dead letter naming the symbol.
+    try:
+        output.bars.extend(close())
+    except Exception as error:  # no record to blame: the symbol's close is the dead letter
+        output.rejected.append(step_failed("bars", error, symbol.encode(), symbol))
+
+
 def _is_tick(item: Tick | Rejection) -> TypeGuard[Tick]:
     return isinstance(item, Tick)
 
@@ -407,4 +467,10 @@ def _keyed_rejection(item: Tick | Rejection) -> tuple[str, Rejection]:
 
 
 def _check_batch(batch: list[bytes], rules: ValidationRules, now_ms: int) -> list[Tick | Rejection]:
-    return [check_raw(raw, rules, now_ms) for raw in batch]
+    checked: list[Tick | Rejection] = []
+    for raw in batch:
+        try:
+            checked.append(check_raw(raw, rules, now_ms))
+        except Exception as error:  # the message is the dead letter, the flow goes on
+            checked.append(step_failed("validate", error, raw))
+    return checked
