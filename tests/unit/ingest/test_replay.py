@@ -55,6 +55,22 @@ def test_replay_when_mt5_export_is_utf16_then_same_ticks_as_utf8(tmp_path: Path)
     assert source.progress() == 1.0
 
 
+def test_replay_when_a_last_is_implausible_then_refused_and_never_carried_into_empty_lasts(tmp_path: Path) -> None:
+    rows = [
+        "2024.03.04\t07:00:00.000\t2000.10\t2000.30\t2000.20\t1\t6",
+        "2024.03.04\t07:00:00.100\t2000.10\t2000.30\t1e308\t1e308\t6",  # LAST and VOLUME at 1e308
+        *(f"2024.03.04\t07:00:01.{index:03d}\t2000.1{index % 10}\t2000.30\t\t\t2" for index in range(14)),
+    ]
+    path = tmp_path / "XAUUSD_a.csv"
+    path.write_text("\n".join([HEADER, *rows]), encoding="utf-8")
+
+    ticks, rejected, _source = replay([path])
+
+    assert [r.reason.split(":")[0] for r in rejected] == ["implausible"]
+    assert "last 1e+308 > price_max" in rejected[0].reason and "volume 1e+308" in rejected[0].reason
+    assert len(ticks) == 15 and {t.last for t in ticks} == {2000.2}  # the plausible LAST carried, not 1e308
+
+
 def test_replay_when_several_exports_then_interleaved_by_time(tmp_path: Path) -> None:
     (tmp_path / "EURUSD_x.csv").write_text(
         "\n".join([HEADER] + [f"2024.03.04\t07:00:0{i}.000\t1.085\t1.086\t\t\t6" for i in (0, 2, 4)])
