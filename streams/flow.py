@@ -33,7 +33,7 @@ from tickwave.config import StreamsSettings
 from tickwave.contracts import Bar, DeadLetter, FeatureVector, Message, Prediction, Signal, Tick, encode
 from tickwave.modeling import CHALLENGER, CHAMPION, ModelProvider, SignalRules
 from tickwave.timeframes import SessionAlignment
-from tickwave.validation import Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
+from tickwave.validation import STEP_FAILED, Rejection, SpikeFilter, ValidationRules, check_raw, dead_letter
 
 logger = logging.getLogger(__name__)
 
@@ -432,7 +432,6 @@ def build_flow(
     return flow
 
 
-STEP_FAILED = "step_failed"  # the reason code of a record a step raised on
 _step_failures = itertools.count(1)  # records dead-lettered so in this process (a log throttle)
 
 

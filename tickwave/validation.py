@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 UINT32_MAX = 2**32 - 1
 MIN_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: earlier stamps are unit mistakes (seconds read as ms)
 CONTRACT = "contract"
+STEP_FAILED = "step_failed"  # the reason code of a record a dataflow step raised on (streams.flow)
 
 BoolArray = npt.NDArray[np.bool_]
 

@@ -8,10 +8,12 @@ from typing import Final, Protocol
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from tickwave.validation import tick_rules
+from tickwave.validation import CONTRACT, STEP_FAILED, tick_rules
 
 # The reason codes of the validation (tickwave.validation): the label values a rejection may take.
-REASON_CODES: Final = frozenset({rule.code for rule in tick_rules(None, 0, 0)} | {"contract", "spike", "late"})
+REASON_CODES: Final = frozenset(
+    {rule.code for rule in tick_rules(None, 0, 0)} | {CONTRACT, "spike", "late", STEP_FAILED}
+)
 
 
 def reason_code(reason: str) -> str:
