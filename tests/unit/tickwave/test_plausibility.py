@@ -103,6 +103,16 @@ def test_spike_filter_when_six_ticks_at_once_far_away_then_none_believed() -> No
     assert filter_.reference == pytest.approx(2000.0)
 
 
+def test_spike_filter_when_a_plausible_shift_arrives_in_one_burst_then_not_believed() -> None:
+    filter_ = SpikeFilter.from_settings(StreamsSettings())
+    last_ms = settled(filter_)
+
+    burst = ticks_at(2100.0, last_ms + 1000, 20, 300)  # +5 %, twenty ticks within six seconds
+
+    assert all(filter_.check(tick) is not None for tick in burst)
+    assert filter_.reference == pytest.approx(2000.0)
+
+
 def test_spike_filter_when_a_shift_holds_in_time_and_size_then_followed() -> None:
     filter_ = SpikeFilter.from_settings(StreamsSettings())
     last_ms = settled(filter_)
