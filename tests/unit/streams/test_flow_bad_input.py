@@ -9,10 +9,13 @@ raises, and nothing it stores lies outside the symbol's bounds or is not finite.
 from __future__ import annotations
 
 import math
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, run_main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -101,6 +104,28 @@ def test_flow_when_a_step_raises_on_one_record_then_that_record_is_a_dead_letter
     assert len(failed) == 1 and "finite" in failed[0].reason
     assert len([bar for bar in out["bars"] if bar.timeframe == "1s"]) == 9  # every other second's bar
     assert all(math.isfinite(bar.volume) for bar in out["bars"])
+
+
+def test_flow_when_a_step_raised_on_a_record_and_the_flow_resumes_then_the_record_is_not_replayed(
+    tmp_path: Path,
+) -> None:
+    loose = ValidationRules(bounds={"XAUUSD": TickBounds(1e-300, 1e306, 1e308)})
+    ticks = gold(60)
+    raw: list[Any] = [encode(tick) for tick in ticks]
+    raw[40:40] = [encode(msgspec.structs.replace(ticks[40], seq=s, volume=1e308)) for s in (1, 2)]  # a bar of inf
+    raw.insert(150, TestingSource.ABORT())
+    init_db_dir(tmp_path, 1)
+    out: dict[str, list[Any]] = {name: [] for name in FlowSinks.__dataclass_fields__}
+    sinks = FlowSinks(**{name: TestingSink(items) for name, items in out.items()})
+
+    for _attempt in range(2):  # aborted after the record, then resumed from the recovery store to the end
+        flow = build_flow(SETTINGS, TestingSource(raw, batch_size=10), sinks, None, loose, clock=ManualClock(NOW_MS))
+        run_main(flow, epoch_interval=timedelta(0), recovery_config=RecoveryConfig(str(tmp_path)))
+
+    failed = [dead for _key, dead in out["dead_letters"] if dead.reason.startswith("step_failed")]
+    assert len(failed) == 1  # dead-lettered once: the resumed run started past it
+    seconds = {bar.start_ms for _key, bar in out["bars"] if bar.timeframe == "1s"}
+    assert len(seconds) == 59 and all(math.isfinite(bar.volume) for _key, bar in out["bars"])
 
 
 def test_features_when_a_bar_makes_a_value_infinite_then_null_and_the_indicators_start_over() -> None:
