@@ -3,39 +3,31 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
 
 from models.requesters import local_user
+from orchestration.origin import REQUESTED_BY_TAG, UNNAMED_LAUNCH, trigger
 from orchestration.service import LOCATION_NAME
 
 if TYPE_CHECKING:
+    import dagster as dg
     from dagster_graphql import DagsterGraphQLClient
 
 FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
-REQUESTED_BY_TAG = "tickwave/requested_by"  # who submitted a run through this client (a claim: GraphQL has no users)
-UNNAMED_LAUNCH = "the Dagster UI or GraphQL, which name no user (docs/security.md: put it behind a proxy)"
+__all__ = ["REQUESTED_BY_TAG", "UNNAMED_LAUNCH", "launched_by", "run_job", "submit_job", "wait_for_run"]
 
 
-def launched_by(run_id: str, tags: Mapping[str, str]) -> str:
+def launched_by(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     """Name who asked for a Dagster run, for the registry's audit trail: its trigger, and whose Dagster ran it.
 
-    A schedule, a sensor or a backfill names itself; a run submitted through :func:`submit_job`
-    carries who submitted it; any other came from the UI or GraphQL, where Dagster knows no user.
+    A schedule or a sensor names itself when one of its ticks launched the run
+    (:func:`orchestration.origin.trigger`: a tag naming one is not enough); a run submitted
+    through :func:`submit_job` carries who submitted it (a claim); any other came from the UI or
+    GraphQL, where Dagster knows no user.
     """
-    if name := tags.get("dagster/schedule_name"):
-        trigger = f"schedule {name}"
-    elif name := tags.get("dagster/sensor_name"):
-        trigger = f"sensor {name}"
-    elif name := tags.get("dagster/backfill"):
-        trigger = f"backfill {name}"
-    elif name := tags.get(REQUESTED_BY_TAG):
-        trigger = f"{name} (submitted over GraphQL)"
-    else:
-        trigger = UNNAMED_LAUNCH
-    return f"dagster run {run_id[:8]} of {local_user()}, launched by {trigger}"
+    return f"dagster run {run.run_id[:8]} of {local_user()}, launched by {trigger(instance, run)}"
 
 
 @dataclass(frozen=True)

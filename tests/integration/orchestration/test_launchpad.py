@@ -3,12 +3,16 @@
 Every job's run-config schema is walked against an allow-list of the fields a person may set at
 launch (a training window; the rest are empty shapes), and the launches that once ran a program
 of the caller's are sent, as any local process can, to a running `tickwave orchestrate` with the
-full UI: each is refused and its program never runs.
+full UI: each is refused and its program never runs. A run
+launched over GraphQL with a forged ``dagster/schedule_name`` tag is recorded as a launch from
+GraphQL, in the warehouse, before its reports are written, and the record stays once the run is
+deleted in Dagster.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import stat
 import time
 from collections.abc import Iterator
@@ -19,6 +23,8 @@ import dagster as dg
 import pytest
 from dagster._config.config_type import ConfigType, ConfigTypeKind
 
+from adapters.warehouse.client import connect
+from orchestration.origin import SCHEDULE_TAG
 from orchestration.dbt_project import DBT_PROJECT_DIR
 from orchestration.service import LOCATION_NAME
 from tests.integration.orchestration.conftest import Orchestrate, orchestrate
@@ -175,3 +181,46 @@ def test_graphql_launch_when_run_config_names_a_program_or_folder_then_refused_a
     assert any(field in error["message"] for error in answer["errors"]), answer
     assert run_count(full_ui.port) == runs_before
     assert not marker.exists() and not place.exists()
+
+
+REPORT_DAY = "2021-03-04"  # a day no other test reports
+
+
+def wait_until_ended(port: int, run_id: str, timeout_s: float = 300.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = graphql(port, RUN_STATUS, {"id": run_id})["data"]["runOrError"]["status"]  # type: ignore[index]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            return str(status)
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not end in {timeout_s} s")
+
+
+def test_graphql_launch_when_it_forges_a_schedule_tag_and_deletes_its_run_then_the_warehouse_names_graphql(
+    full_ui: Orchestrate, warehouse_settings: Settings
+) -> None:
+    forged = {SCHEDULE_TAG: "compliance_reports_daily", "dagster/partition": REPORT_DAY}
+    try:
+        answer = launch(full_ui.port, "compliance_reports_job", {}, forged)
+        assert answer["__typename"] == "LaunchRunSuccess", answer
+        run_id = answer["run"]["runId"]
+        status = wait_until_ended(full_ui.port, run_id)
+        deleted = graphql(full_ui.port, DELETE, {"id": run_id})["data"]["deletePipelineRun"]  # type: ignore[index]
+        after = graphql(full_ui.port, RUN_STATUS, {"id": run_id})["data"]["runOrError"]  # type: ignore[index]
+    finally:
+        shutil.rmtree(warehouse_settings.state_path / "reports" / REPORT_DAY, ignore_errors=True)
+
+    client = connect(warehouse_settings, database=full_ui.database)
+    try:
+        rows = client.query(
+            "SELECT job_name, partition_key, detail FROM pipeline_runs WHERE run_id = {id:String}", {"id": run_id}
+        ).result_rows
+    finally:
+        client.close()
+    assert status == "SUCCESS", full_ui.log.read_text()[-3000:]
+    assert deleted["__typename"] == "DeletePipelineRunSuccess" and after["__typename"] == "RunNotFoundError"
+    assert rows, "the run left no record in the warehouse once deleted in Dagster"
+    assert {(job, partition) for job, partition, _ in rows} == {("compliance_reports_job", REPORT_DAY)}
+    details = [detail for _, _, detail in rows]
+    assert all("the Dagster UI or GraphQL" in detail and "no tick of it launched" in detail for detail in details)
+    assert not any("launched by schedule" in detail for detail in details), details
