@@ -3,7 +3,7 @@
 Every job's run-config schema is walked against an allow-list of the fields a person may set at
 launch (a training window; the rest are empty shapes), and the launches that once ran a program
 of the caller's are sent, as any local process can, to a running `tickwave orchestrate` with the
-full UI: each is refused and its program never runs. A run
+full UI (``orchestration.read_only = false``): each is refused and its program never runs. A run
 launched over GraphQL with a forged ``dagster/schedule_name`` tag is recorded as a launch from
 GraphQL, in the warehouse, before its reports are written, and the record stays once the run is
 deleted in Dagster.
@@ -24,8 +24,8 @@ import pytest
 from dagster._config.config_type import ConfigType, ConfigTypeKind
 
 from adapters.warehouse.client import connect
-from orchestration.origin import SCHEDULE_TAG
 from orchestration.dbt_project import DBT_PROJECT_DIR
+from orchestration.origin import SCHEDULE_TAG
 from orchestration.service import LOCATION_NAME
 from tests.integration.orchestration.conftest import Orchestrate, orchestrate
 from tests.integration.orchestration.test_orchestrate import graphql
@@ -145,9 +145,9 @@ def run_count(port: int) -> int:
 
 @pytest.fixture(scope="module")
 def full_ui(warehouse_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orchestrate]:
-    """`tickwave orchestrate` with its full UI, runs in SQLite, schedules off."""
+    """`tickwave orchestrate` with the full UI (``orchestration.read_only = false``), runs in SQLite, schedules off."""
     log = tmp_path_factory.mktemp("launchpad") / "orchestrate.log"
-    variables = {"TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false"}
+    variables = {"TICKWAVE_ORCHESTRATION_READ_ONLY": "false", "TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false"}
     with orchestrate(warehouse_settings, log, variables) as running:
         yield running
 
