@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 SCHEDULE_TAG = "dagster/schedule_name"
 SENSOR_TAG = "dagster/sensor_name"
 BACKFILL_TAG = "dagster/backfill"
-REQUESTED_BY_TAG = "tickwave/requested_by"  # who submitted a run through orchestration.client (a claim)
+REQUESTED_BY_TAG = "tickwave/requested_by"  # who submitted a run through orchestration.client: a claim, a tag
 UNNAMED_LAUNCH = "the Dagster UI or GraphQL, which name no user (docs/security.md: put it behind a proxy)"
 # The ticks looked at: the newest ones up to a minute after the run's creation (the tick that
 # launched a run started before it, seconds before: a sensor every 60 s has 60 ticks an hour).
@@ -40,7 +40,7 @@ def trigger(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
 
 def _person(run: dg.DagsterRun) -> str:
     if name := run.tags.get(REQUESTED_BY_TAG):
-        return f"{name} (submitted over GraphQL)"
+        return f"{name} (as the launch claims)"
     return UNNAMED_LAUNCH
 
 

@@ -39,10 +39,10 @@ def test_local_user_when_user_variables_claim_another_name_then_the_real_account
         ),
         (
             {"dagster/sensor_name": "drift_retrain", REQUESTED_BY_TAG: "ann@box"},
-            "ann@box (submitted over GraphQL); its tag names sensor drift_retrain, but no tick of it launched this run",
+            "ann@box (as the launch claims); its tag names sensor drift_retrain, but no tick of it launched this run",
         ),
         ({"dagster/backfill": "abcdefgh"}, f"backfill abcdefgh of {UNNAMED_LAUNCH}"),
-        ({REQUESTED_BY_TAG: "ann@box via `tickwave demo`"}, "ann@box via `tickwave demo` (submitted over GraphQL)"),
+        ({REQUESTED_BY_TAG: "ann@box via `tickwave demo`"}, "ann@box via `tickwave demo` (as the launch claims)"),
         ({}, UNNAMED_LAUNCH),
     ],
 )
