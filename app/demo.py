@@ -341,10 +341,10 @@ def _orchestrate(settings: Settings, addresses: dict[str, str]) -> None:
     with console.status(
         "Dagster: dbt build (staging and marts, with their tests) beside the raw tables' Great Expectations suites..."
     ):
-        marts, quality = submit_job(address, "dbt_marts"), submit_job(address, "quality_checks")
+        marts, quality = submit_job(settings, address, "dbt_marts"), submit_job(settings, address, "quality_checks")
         show("dbt_marts", wait_for_run(address, marts))
     with console.status(f"Dagster: dbt build of the daily marts of {today}..."):
-        daily = submit_job(address, "dbt_daily_marts", partition=today)
+        daily = submit_job(settings, address, "dbt_daily_marts", partition=today)
         show("quality_checks", wait_for_run(address, quality))
         show("dbt_daily_marts", wait_for_run(address, daily))
     client = connect(settings)

@@ -327,8 +327,9 @@ def start_layout(
         "TICKWAVE_STATE_DIR": str(settings.state_path),
         "TICKWAVE_CLICKHOUSE_DATABASE": database,
         "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",  # on a busy machine Dagster's 60 s failed a run's launch
-        "TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false",
-    }  # only the measured run, no scheduled one
+        "TICKWAVE_ORCHESTRATION_SCHEDULES_ENABLED": "false",  # only the measured run, no scheduled one
+        "TICKWAVE_ORCHESTRATION_READ_ONLY": "false",  # the measured run is launched over GraphQL in both layouts
+    }
     if layout == "shared":
         command = [str(Path(sys.executable).with_name("tickwave")), "orchestrate", "--port", str(port)]
         return [subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)]
@@ -336,7 +337,7 @@ def start_layout(
     (home / "workspace.yaml").write_text(
         OWN_CODE_SERVERS.format(module=DEFINITIONS_MODULE, root=REPO_ROOT, location=LOCATION_NAME)
     )
-    lines = commands(port, home, home / "unused.sock")
+    lines = commands(port, home, home / "unused.sock", read_only=False)
     return [
         subprocess.Popen(
             lines[name],
@@ -380,7 +381,9 @@ def measure_layout(layout: str, settings: Settings, database: str, state: Path) 
         ready_s = time.perf_counter() - started
         time.sleep(20.0)  # the daemon's first sensor and schedule passes
         at_start = tree_footprint(pids)
-        peak, outcome = peak_during(pids, lambda: run_job(f"http://127.0.0.1:{port}", FOOTPRINT_JOB))
+        full_ui = settings.orchestration.model_copy(update={"read_only": False})
+        full = settings.model_copy(update={"orchestration": full_ui})
+        peak, outcome = peak_during(pids, lambda: run_job(full, f"http://127.0.0.1:{port}", FOOTPRINT_JOB))
         if not outcome.is_success:
             raise SystemExit(f"the {FOOTPRINT_JOB} run failed ({layout}): {outcome}\n{log.read_text()[-3000:]}")
         time.sleep(10.0)

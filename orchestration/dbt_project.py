@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.warehouse.address import warehouse_address
 from adapters.warehouse.credentials import resolve_credentials
-from tickwave.config import Settings
+from tickwave.config import Settings, secret_env_names
 
 if TYPE_CHECKING:
     from dagster_dbt import DbtProject
@@ -179,12 +179,7 @@ def run_dbt(
     The settings give the warehouse (:func:`dbt_environment`) and the marts' variables (:func:`dbt_vars`),
     to which ``variables`` (such as ``partition_day``) are added.
     """
-    environment = {
-        **os.environ,
-        **dbt_environment(settings, database),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-    }
+    environment = child_environment(dbt_environment(settings, database))
     merged = json.dumps({**dbt_vars(settings), **(variables or {})})
     with private_target(arguments[0], parse_key(merged, environment)) as target:
         return subprocess.run(
@@ -217,7 +212,8 @@ def parse_project() -> None:
     """
     from tickwave.errors import ConfigurationError
 
-    environment = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}
+    quiet = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}
+    environment = child_environment(quiet)
     done = subprocess.run(
         [DBT_EXECUTABLE, "parse", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"],
         capture_output=True,
@@ -299,6 +295,35 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
     }
 
 
-def apply_dbt_environment(settings: Settings, database: str | None = None) -> None:
-    """Put :func:`dbt_environment` into this process's environment (dbt subprocesses inherit it)."""
-    os.environ.update(dbt_environment(settings, database))
+def child_environment(variables: Mapping[str, str]) -> dict[str, str]:
+    """Return the environment dbt starts with: this one without Tickwave's secret settings, plus ``variables``.
+
+    dbt needs the warehouse's password (``DBT_CLICKHOUSE_PASSWORD``, in ``variables``), and no other
+    secret: not Kafka's, MT5's or the PostgreSQL URL Dagster's processes hold (``secret_env_names``).
+    """
+    secrets = secret_env_names()
+    return {**{name: value for name, value in os.environ.items() if name.upper() not in secrets}, **variables}
+
+
+@contextmanager
+def dbt_environment_applied(variables: Mapping[str, str]) -> Iterator[None]:
+    """Make this process's environment :func:`child_environment` of ``variables`` for the body only, then restore it.
+
+    dagster-dbt starts dbt with a copy of ``os.environ`` and takes no environment of its own, so
+    the warehouse's password has to be there while it starts dbt (and reads the profile); left
+    there, every later step of the run and every program it starts would inherit it. Wrap only
+    the call that starts dbt.
+    """
+    wanted = child_environment(variables)
+    saved = {name: os.environ.get(name) for name in {*variables, *os.environ}}
+    for name in set(os.environ) - set(wanted):
+        del os.environ[name]
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

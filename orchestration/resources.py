@@ -1,10 +1,12 @@
-"""Typed Dagster resources built from Tickwave's settings.
+"""Typed Dagster resources built from Tickwave's settings, bound when the definitions load.
 
-The resource's configuration holds only *where* (a state dir, a database), never a
+The resource's fields hold only *where* (a state dir, a database) and a fixed clock, never a
 secret: the warehouse's address and passwords are resolved at run time exactly as every
 Tickwave process resolves them (``TICKWAVE_*`` variables, the TOML file, or the secrets
 file the embedded warehouse generated), so nothing secret reaches Dagster's config, its
-UI or its logs.
+UI or its logs. The fields are set in Python (tests point them at a database of their own);
+the deployment's definitions bind the resource with :func:`bound`, so no launch's run config
+can set them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,20 @@ from tickwave.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+
+def bound(value: object, description: str) -> dg.ResourceDefinition:
+    """Return a resource whose value is ``value``, fixed here: its run config is an empty shape, so a key is refused.
+
+    A ``ConfigurableResource`` given to ``Definitions`` as an instance stays configurable at launch (every
+    field appears in every job's run-config schema, its value only a default); Dagster's
+    ``ResourceDefinition.hardcoded_resource`` takes no fields but accepts any config (``Any``) and ignores it.
+    """
+
+    def value_of(_: dg.InitResourceContext) -> object:
+        return value
+
+    return dg.ResourceDefinition(resource_fn=value_of, config_schema={}, description=description)
 
 
 class TickwaveResource(dg.ConfigurableResource):  # type: ignore[type-arg]

@@ -117,9 +117,14 @@ load_from:
 """
 
 
+def instance_home(settings: Settings) -> Path:
+    """Return the Dagster instance directory under the state dir (``dagster_home`` writes it)."""
+    return settings.state_path / "data" / "dagster"
+
+
 def dagster_home(settings: Settings) -> Path:
     """Return the Dagster instance directory under the state dir, with ``dagster.yaml``."""
-    home = settings.state_path / "data" / "dagster"
+    home = instance_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     storage = SQLITE_STORAGE if settings.orchestration.postgres_url is None else POSTGRES_STORAGE
     (home / "dagster.yaml").write_text(storage.format(home=home) + INSTANCE_YAML.format(home=home, dbt_tag=DBT_RUN_TAG))
@@ -168,10 +173,12 @@ def _restore_signals_then(preexec: Callable[[], None] | None) -> Callable[[], No
     return start
 
 
-def commands(port: int, home: Path, code_server: Path) -> dict[str, list[str]]:
+def commands(port: int, home: Path, code_server: Path, read_only: bool = True) -> dict[str, list[str]]:
     """The code server's, webserver's and daemon's command lines (the venv's executables, the workspace in ``home``).
 
     The code server runs each launched run as ``<this python> -m dagster`` (no venv on PATH needed).
+    With ``read_only`` (``orchestration.read_only``) the webserver refuses every mutation (launches,
+    schedule and sensor toggles, terminations, deletions): any local account can reach its port.
     """
     binaries = Path(sys.executable).parent
     location = ["-w", str(home / "workspace.yaml")]
@@ -190,7 +197,15 @@ def commands(port: int, home: Path, code_server: Path) -> dict[str, list[str]]:
             LOCATION_NAME,
             "--use-python-environment-entry-point",
         ],
-        "webserver": [str(binaries / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *location],
+        "webserver": [
+            str(binaries / "dagster-webserver"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            *location,
+            *(["--read-only"] if read_only else []),
+        ],
         "daemon": [str(binaries / "dagster-daemon"), "run", *location],
     }
 
@@ -262,7 +277,7 @@ def run(settings: Settings, port: int, on_ready: Callable[[], None], stop: threa
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     variables = environment(settings, home)
-    lines = commands(port, home, code_server)
+    lines = commands(port, home, code_server, settings.orchestration.read_only)
     processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(name: str) -> None:
@@ -289,7 +304,13 @@ def run(settings: Settings, port: int, on_ready: Callable[[], None], stop: threa
         )
         if not _wait(lambda: answers(port), processes, deadline, stop, "the Dagster webserver", f"on 127.0.0.1:{port}"):
             return 0
-        logger.info("dagster: UI and GraphQL at http://127.0.0.1:%d", port)
+        logger.info(
+            "dagster: UI and GraphQL at http://127.0.0.1:%d (%s)",
+            port,
+            "read-only: launch jobs with `dagster job launch`"
+            if settings.orchestration.read_only
+            else "full: any local account can launch jobs and toggle schedules",
+        )
         on_ready()
         limit_mb, looked_at = settings.orchestration.daemon_memory_limit_mb, time.monotonic()
         while not stop.wait(1.0):

@@ -30,7 +30,14 @@ from tickwave.config.execution import (
 )
 from tickwave.config.ingest import IngestSettings
 from tickwave.config.kafka import KafkaSettings
-from tickwave.config.loading import known_env_names, load_settings, masked_settings, reference_markdown, to_environment
+from tickwave.config.loading import (
+    known_env_names,
+    load_settings,
+    masked_settings,
+    reference_markdown,
+    secret_env_names,
+    to_environment,
+)
 from tickwave.config.market import MarketSettings
 from tickwave.config.metrics import MetricsSettings
 from tickwave.config.models import DEFAULT_MODEL_IDS, ModelsSettings
@@ -74,5 +81,6 @@ __all__ = [
     "load_settings",
     "masked_settings",
     "reference_markdown",
+    "secret_env_names",
     "to_environment",
 ]

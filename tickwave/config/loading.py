@@ -23,6 +23,11 @@ def known_env_names() -> dict[str, str]:
     return names
 
 
+def secret_env_names() -> frozenset[str]:
+    """The ``TICKWAVE_*`` variables of the secret settings (passwords, keys, the PostgreSQL URL)."""
+    return frozenset(env_name(key) for key, field in keys_of(Settings).items() if "SecretStr" in str(field.annotation))
+
+
 def _check_unknown_env(environ: dict[str, str]) -> list[str]:
     known = known_env_names().keys()
     return [

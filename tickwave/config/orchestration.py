@@ -39,6 +39,13 @@ class OrchestrationSettings(Section):
 
     enabled: bool = Field(default=True, description="`tickwave up` starts the Dagster webserver and daemon")
     port: int = Field(default=13000, ge=0, le=65535, description="Dagster UI / GraphQL port on 127.0.0.1 (0 = free)")
+    read_only: bool = Field(
+        default=True,
+        description="the Dagster UI and GraphQL only read (dagster-webserver --read-only): every local account reaches "
+        "that port, so no launch, schedule or sensor toggle, run termination or deletion there; jobs are launched "
+        "by the owner's `dagster job launch` (orchestration/README.md). false: the full UI, for a host of one user or "
+        "behind an authenticating proxy (docs/security.md)",
+    )
     start_timeout_s: float = Field(default=180.0, gt=0, description="how long `up` waits for the Dagster UI")
     schedules_enabled: bool = Field(
         default=True,

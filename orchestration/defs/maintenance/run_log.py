@@ -15,6 +15,7 @@ from orchestration.resources import TickwaveResource
 )
 def pipeline_runs_recorded(context: dg.SensorEvaluationContext, tickwave: TickwaveResource) -> dg.SkipReason:
     """Write one row per run changed since the cursor (the newest update seen), failures with their reason."""
+    from orchestration.origin import trigger
     from orchestration.run_log import failure_reason, planned_assets, record_runs, run_row, runs_updated_since
 
     since = datetime.fromisoformat(context.cursor) if context.cursor else None
@@ -26,7 +27,7 @@ def pipeline_runs_recorded(context: dg.SensorEvaluationContext, tickwave: Tickwa
         run = record.dagster_run
         failure = failure_reason(context.instance, run.run_id) if run.status == dg.DagsterRunStatus.FAILURE else ""
         planned = () if run.asset_selection else planned_assets(context.instance, run.run_id)
-        rows.append(run_row(record, planned, failure))
+        rows.append(run_row(record, planned, failure, trigger(context.instance, run)))
     with tickwave.client() as client:
         written = record_runs(client, rows)
     context.update_cursor(records[-1].update_timestamp.isoformat())

@@ -15,7 +15,6 @@ tests in development and CI, not in production builds).
 """
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +25,8 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from orchestration.automation import schedule_status
 from orchestration.dbt_project import (
     DBT_RUN_TAGS,
-    apply_dbt_environment,
+    dbt_environment,
+    dbt_environment_applied,
     dbt_project,
     dbt_vars,
     parse_key,
@@ -60,8 +60,7 @@ DAYS = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC", end
 def tickwave_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, tickwave: TickwaveResource) -> Iterator[Any]:
     """Run ``dbt build`` for the selected models against the configured warehouse and symbol registry."""
     settings = tickwave.settings()
-    apply_dbt_environment(settings, tickwave.database)
-    yield from _build(dbt, context, json.dumps(dbt_vars(settings)))
+    yield from _build(dbt, context, json.dumps(dbt_vars(settings)), dbt_environment(settings, tickwave.database))
 
 
 @dbt_assets(
@@ -76,15 +75,20 @@ def tickwave_dbt_daily(
 ) -> Iterator[Any]:
     """Run ``dbt build`` for the daily marts of the run's day (the month holding it is rebuilt)."""
     settings = tickwave.settings()
-    apply_dbt_environment(settings, tickwave.database)
-    yield from _build(dbt, context, json.dumps({**dbt_vars(settings), "partition_day": context.partition_key}))
+    variables = json.dumps({**dbt_vars(settings), "partition_day": context.partition_key})
+    yield from _build(dbt, context, variables, dbt_environment(settings, tickwave.database))
 
 
-def _build(dbt: DbtCliResource, context: dg.AssetExecutionContext, variables: str) -> Iterator[Any]:
+def _build(
+    dbt: DbtCliResource, context: dg.AssetExecutionContext, variables: str, environment: Mapping[str, str]
+) -> Iterator[Any]:
     # A target folder of the run's own, removed after a success; the parse saved by the last run
     # with the same variables and warehouse seeds it (a full parse is ~4 s of CPU per run).
-    with private_target(f"{context.op_def.name}-{context.run_id[:8]}", parse_key(variables, os.environ)) as target:
-        yield from dbt.cli([*SCHEDULED_BUILD, "--vars", variables], context=context, target_path=target).stream()
+    # The warehouse's variables (its password) are in the environment only while dbt starts.
+    with private_target(f"{context.op_def.name}-{context.run_id[:8]}", parse_key(variables, environment)) as target:
+        with dbt_environment_applied(environment):
+            invocation = dbt.cli([*SCHEDULED_BUILD, "--vars", variables], context=context, target_path=target)
+        yield from invocation.stream()
 
 
 MARTS_JOB = dg.define_asset_job(

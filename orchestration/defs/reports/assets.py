@@ -43,11 +43,14 @@ def compliance_reports(
 ) -> Iterator[dg.MaterializeResult[None]]:
     """Write the partition's seven reports, manifest and index under ``<state dir>/reports/<day>/``."""
     from orchestration.compliance_views import build_compliance_views
+    from orchestration.run_log import record_start
     from reports.daily import generate_day
     from tickwave.instruments import registry
 
     settings = tickwave.settings()
     day = date.fromisoformat(context.partition_key)
+    with tickwave.client() as client:  # the run's record in the warehouse before it writes the day's reports
+        record_start(context, client)
     build_compliance_views(settings, tickwave.database)
     with tickwave.client() as client:
         outcome = generate_day(

@@ -81,13 +81,16 @@ def trained_model(
 ) -> dg.Output[tuple[str, int]]:
     """Train on the dataset's window (walk-forward, leakage check, ONNX export) and register a candidate."""
     from models.pipeline import train_model
+    from orchestration.run_log import record_start
 
     settings = tickwave.settings()
+    with tickwave.client() as client:  # the run's record in the warehouse before it registers a model
+        record_start(context, client)
     outcome = train_model(
         settings,
         training_dataset.symbols,
         training_dataset.range_ms,
-        launched_by(context.run.run_id, context.run.tags),
+        launched_by(context.instance, context.run),
         promote=False,
     )
     entry = outcome.entry
@@ -114,12 +117,14 @@ def promotion_decision(
     """Try to promote the new version to champion under the registry's rules; record the decision either way."""
     from models.errors import PromotionRefused
     from models.registry import ModelRegistry
+    from orchestration.run_log import record_start
 
     model_id, version = trained_model
     registry = ModelRegistry(tickwave.settings())
     try:
+        record_start(context, registry.client)  # the run's record in the warehouse before it promotes
         try:
-            decision = registry.promote(model_id, version, launched_by(context.run.run_id, context.run.tags))
+            decision = registry.promote(model_id, version, launched_by(context.instance, context.run))
             reasons, notes, figures = list(decision.failures), list(decision.notes), dict(decision.figures)
             promoted = decision.is_promoted
         except PromotionRefused as refused:

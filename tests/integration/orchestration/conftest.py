@@ -9,12 +9,18 @@ marts and the checks. Dagster runs in process on an ephemeral instance.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -22,6 +28,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 from dagster_dbt import DbtCliResource
 
+from adapters.endpoints import free_port, ready_marker
 from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import migrate
 from orchestration.dbt_project import DBT_EXECUTABLE, dbt_project
@@ -31,6 +38,7 @@ from tests.integration.models.conftest import MODELS, RANGE_MS, SYMBOLS, run_str
 from tickwave.config import Settings
 from tickwave.contracts import encode
 
+TICKWAVE = str(Path(sys.executable).with_name("tickwave"))
 SYNTHETIC_DAY = datetime(2026, 11, 20, tzinfo=UTC)
 SYNTHETIC_TICKS = 100_000
 SYNTHETIC_ORDERS = 2_000
@@ -155,3 +163,45 @@ def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, s
 def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
     """The asset keys materialized in the run."""
     return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+
+
+@dataclass(frozen=True)
+class Orchestrate:
+    """A running `tickwave orchestrate`: its process, port, log and the warehouse database it works on."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    database: str
+
+
+@contextmanager
+def orchestrate(settings: Settings, log: Path, variables: Mapping[str, str] = {}) -> Iterator[Orchestrate]:
+    """`tickwave orchestrate` on a free port over a new empty migrated database (so sensors find nothing to do).
+
+    Started as a user starts it (a subprocess, the settings in ``TICKWAVE_*`` variables, plus
+    ``variables``); stopped with SIGTERM and its database dropped afterwards.
+    """
+    database = f"orch_ui_{uuid.uuid4().hex[:8]}"
+    migrate(settings, database=database)
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.upper().startswith("TICKWAVE_")}
+    env.update(TICKWAVE_STATE_DIR=str(settings.state_path), TICKWAVE_CLICKHOUSE_DATABASE=database, **variables)
+    ready = ready_marker(settings.state_path, "orchestration")
+    ready.unlink(missing_ok=True)  # a former start's
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [TICKWAVE, "orchestrate", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while not ready.exists():
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "Dagster did not become ready in 240 s"
+            time.sleep(1)
+        yield Orchestrate(process, port, log, database)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        drop(settings, database)

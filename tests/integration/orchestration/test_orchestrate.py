@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -27,18 +25,15 @@ import psutil
 import pytest
 from dagster import DagsterEventType
 
-from adapters.endpoints import free_port
-from adapters.warehouse.migrate import migrate
 from orchestration.automation_status import automations
 from orchestration.client import run_job
 from orchestration.service import POSTGRES_URL_VARIABLE
 from tests.integration.chromium import artifact, chromium
-from tests.integration.orchestration.conftest import drop
+from tests.integration.orchestration.conftest import orchestrate
 from tests.integration.orchestration.test_definitions import SNAPSHOT_SCHEDULES, SNAPSHOT_SENSORS
 from tests.plugins.postgres import PostgresCluster
-from tickwave.config import Settings
+from tickwave.config import Settings, load_settings
 
-TICKWAVE = str(Path(sys.executable).with_name("tickwave"))
 ASSETS_QUERY = "{ assetNodes { assetKey { path } } }"
 
 
@@ -50,6 +45,7 @@ class Orchestrator:
     home: Path  # the Dagster instance's directory
     storage: str  # the PostgreSQL database holding its runs, events and ticks
     password: str  # of the role Dagster logs in as
+    settings: Settings  # as the account running it has them: the state dir and PostgreSQL's URL
 
     def stored(self, cluster: PostgresCluster, statement: str, *parameters: object) -> list[tuple[object, ...]]:
         return cluster.execute(self.storage, statement, parameters)
@@ -68,38 +64,23 @@ def graphql(port: int, query: str, variables: dict[str, object] | None = None) -
 def orchestrator(
     warehouse_settings: Settings, postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Orchestrator]:
-    """`tickwave orchestrate` on a free port over an empty migrated database (so sensors find nothing to do).
+    """`tickwave orchestrate` on a free port over an empty migrated database, with its defaults (a read-only UI).
 
     Its Dagster storage is a new PostgreSQL database, its URL (password included) given as a user
     gives it: in the environment.
     """
-    database = f"orch_ui_{uuid.uuid4().hex[:8]}"
-    migrate(warehouse_settings, database=database)
     storage = f"dagster_{uuid.uuid4().hex[:8]}"
     postgres_url = postgres_cluster.create_database(storage)
-    port = free_port()
     log = tmp_path_factory.mktemp("orchestrate") / "orchestrate.log"
-    env = {key: value for key, value in os.environ.items() if not key.upper().startswith("TICKWAVE_")}
-    env.update(TICKWAVE_STATE_DIR=str(warehouse_settings.state_path), TICKWAVE_CLICKHOUSE_DATABASE=database)
-    env[POSTGRES_URL_VARIABLE] = postgres_url
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [TICKWAVE, "orchestrate", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 240
-        ready = warehouse_settings.state_path / "run" / "orchestration.ready"
-        while not ready.exists():
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "Dagster did not become ready in 240 s"
-            time.sleep(1)
+    with orchestrate(warehouse_settings, log, {POSTGRES_URL_VARIABLE: postgres_url}) as running:
         password = urlsplit(postgres_url).password or ""
-        yield Orchestrator(process, port, log, warehouse_settings.state_path / "data" / "dagster", storage, password)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
-        drop(warehouse_settings, database)
+        settings = load_settings(
+            state_dir=warehouse_settings.state_path,
+            clickhouse={"database": running.database},
+            orchestration={"postgres_url": postgres_url},
+        )
+        home = warehouse_settings.state_path / "data" / "dagster"
+        yield Orchestrator(running.process, running.port, log, home, storage, password, settings)
 
 
 # The whole tree's summed RSS once started (shared pages counted in each process: the strictest sum). Target
@@ -129,7 +110,8 @@ def test_orchestrate_when_running_then_graphql_lists_the_assets_and_a_launched_r
     nodes = graphql(orchestrator.port, ASSETS_QUERY)["data"]
     keys = {"/".join(node["assetKey"]["path"]) for node in nodes["assetNodes"]}  # type: ignore[index]
 
-    outcome = run_job(f"http://127.0.0.1:{orchestrator.port}", "dbt_marts", timeout_s=240)
+    # The UI is read-only: the job goes through `dagster job launch`, as the account running the platform.
+    outcome = run_job(orchestrator.settings, f"http://127.0.0.1:{orchestrator.port}", "dbt_marts", timeout_s=240)
 
     assert {"fct_orders", "pnl_daily", "trained_model", "tickwave/ticks", "tickwave/features"} <= keys
     assert outcome.is_success, (outcome, orchestrator.log.read_text()[-3000:])
@@ -144,6 +126,18 @@ def test_orchestrate_when_running_then_graphql_lists_the_assets_and_a_launched_r
     assert {DagsterEventType.RUN_SUCCESS.value, DagsterEventType.ASSET_MATERIALIZATION.value} <= {
         kind for (kind,) in events
     }
+
+
+def test_orchestrate_when_read_only_by_default_then_graphql_can_neither_launch_nor_delete_a_run(
+    orchestrator: Orchestrator,
+) -> None:
+    from tests.integration.orchestration.test_launchpad import DELETE, launch
+
+    launched = launch(orchestrator.port, "dbt_marts", {})
+    deleted = graphql(orchestrator.port, DELETE, {"id": "00000000-0000-0000-0000-000000000000"})
+
+    assert launched["__typename"] == "UnauthorizedError", launched
+    assert deleted["data"]["deletePipelineRun"]["__typename"] == "UnauthorizedError", deleted  # type: ignore[index]
 
 
 def test_orchestrate_when_the_ui_is_loaded_in_headless_chromium_then_the_asset_graph_shows_the_assets(

@@ -27,6 +27,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._scheduler.scheduler import launch_scheduled_runs
 
+from orchestration.origin import trigger
 from orchestration.service import DEFINITIONS_MODULE, LOCATION_NAME, POSTGRES_URL_VARIABLE, REPO_ROOT, dagster_home
 from tests.plugins.postgres import PostgresCluster
 from tickwave.config import load_settings
@@ -87,6 +88,7 @@ def test_scheduler_when_a_fresh_instance_passes_0030_utc_then_it_requests_yester
     assert [(tick.timestamp, tick.status.value) for tick in ticks] == [
         (datetime(2026, 11, 21, 0, 30, tzinfo=UTC).timestamp(), "SUCCESS")
     ]
+    assert trigger(instance, runs[0]) == f"schedule {REPORTS_SCHEDULE}"  # its tick lists it
     if fresh_instance.postgres is not None:  # read back from PostgreSQL's own tables
         cluster, database = fresh_instance.postgres
         stored_tick = cluster.execute(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -86,10 +87,43 @@ def test_commands_when_started_then_one_code_server_on_a_socket_serves_the_webse
     assert server[1:3] == ["api", "grpc"] and server[server.index("--socket") + 1] == str(socket)
     assert server[server.index("-m") + 1] == "orchestration.definitions" and "--port" not in server
     for name in ("webserver", "daemon"):  # neither loads the definitions itself: both read the workspace
-        assert lines[name][-2:] == ["-w", str(home / "workspace.yaml")]
+        assert lines[name][lines[name].index("-w") + 1] == str(home / "workspace.yaml")
     # The daemons Tickwave has no use for stay off: no automation condition, no freshness policy.
     assert instance["auto_materialize"] == {"enabled": False, "use_sensors": False}
     assert instance["freshness"] == {"enabled": False}
+
+
+def test_commands_when_read_only_is_the_default_then_the_webserver_refuses_mutations_unless_set_false(
+    tmp_path: Path,
+) -> None:
+    home = dagster_home(load_settings(state_dir=tmp_path))
+    default = load_settings(state_dir=tmp_path).orchestration.read_only
+    full = load_settings(state_dir=tmp_path, orchestration={"read_only": False}).orchestration.read_only
+
+    assert default is True
+    assert "--read-only" in commands(13555, home, tmp_path / "s", default)["webserver"]
+    assert "--read-only" not in commands(13555, home, tmp_path / "s", full)["webserver"]
+
+
+def test_dbt_environment_when_dbt_starts_then_it_gets_the_warehouse_password_and_no_other_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orchestration.dbt_project import child_environment, dbt_environment_applied
+
+    monkeypatch.setenv(POSTGRES_URL_VARIABLE, "postgresql://dagster:pg-secret@db/dagster")
+    monkeypatch.setenv("TICKWAVE_KAFKA_PASSWORD", "kafka-secret")
+    monkeypatch.delenv("DBT_CLICKHOUSE_PASSWORD", raising=False)
+    before = dict(os.environ)
+    dbt = {"DBT_CLICKHOUSE_PASSWORD": "warehouse-secret", "DBT_CLICKHOUSE_HOST": "127.0.0.1"}
+
+    child = child_environment(dbt)
+    with dbt_environment_applied(dbt):
+        during = dict(os.environ)
+
+    assert child["DBT_CLICKHOUSE_PASSWORD"] == "warehouse-secret"
+    assert POSTGRES_URL_VARIABLE not in child and "TICKWAVE_KAFKA_PASSWORD" not in child
+    assert during == child  # what dagster-dbt copies while it starts dbt
+    assert dict(os.environ) == before  # and after: the run's later steps and programs see no warehouse password
 
 
 def test_dagster_home_when_postgres_url_is_set_then_storage_names_the_variable_and_only_the_environment_holds_it(
