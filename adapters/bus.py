@@ -189,6 +189,22 @@ def resolve_bootstrap(settings: Settings, principal: str | None = None) -> Kafka
     return embedded_connection(settings, ",".join(endpoint.address for endpoint in running), principal)
 
 
+def broker_moved(settings: Settings, bootstrap: Bootstrap) -> str | None:
+    """Return where the embedded broker listens now when ``bootstrap`` names none of its live nodes, else None.
+
+    None too for an external cluster (its addresses are the operator's) and while no node runs
+    (a restart: its clients wait for it at the address they have). A node keeps its ports across
+    restarts (``app.services.kafka.cluster_ports``) unless another process took them meanwhile:
+    then a client started before is on a dead address, and must start again to follow.
+    """
+    kafka = settings.kafka
+    if kafka.bootstrap:
+        return None
+    running = [endpoint.address for name in kafka.node_names if (endpoint := live_endpoint(settings.state_path, name))]
+    used = {server.strip() for server in connection(bootstrap).bootstrap.split(",")}
+    return None if not running or used & set(running) else ",".join(running)
+
+
 def resolve_admin(settings: Settings) -> KafkaConnection:
     """Return the connection for administration and diagnostics (topics, ACLs, lags, `status`).
 
