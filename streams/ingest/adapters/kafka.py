@@ -71,7 +71,7 @@ class KafkaSink:
             "error_cb": self._on_error,
             "message.timeout.ms": 0,  # never expire a tick: retried until the broker takes it
         }
-        self.producer: Producer = make_producer(bootstrap, profile, **settings, **overrides)
+        self.producer: Producer = make_producer(bootstrap, profile, **{**settings, **overrides})
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
