@@ -61,6 +61,10 @@ Profile = Literal["bulk", "live", "latency"]
 _COMMON: dict[str, Any] = {
     "client.dns.lookup": "use_all_dns_ips",
     "socket.keepalive.enable": True,
+    # A metadata request every 10 s: a client's connection is never idle for the broker's 30 s
+    # (app.services.kafka: connections.max.idle.ms), so a quiet producer keeps its connection
+    # rather than having to win a new one while a flood of idle connections holds the others.
+    "topic.metadata.refresh.interval.ms": 10_000,
     "logger": logging.getLogger("librdkafka"),
 }
 

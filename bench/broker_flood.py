@@ -1,4 +1,12 @@
-"""Idle TCP connections to the broker from any local account: what the flood test and benchmark throw at it.
+"""Idle TCP connections to the broker from any local account: the flood, and what it costs the pipeline.
+
+    .venv/bin/python -m bench.broker_flood [--connections 20000] [--ticks 200000] [--signals 100]
+
+The benchmark starts its own embedded broker (the authenticated default) and the execution
+process on it, then measures, alone and again under the flood, in one run: the ingest writer's
+throughput (``KafkaSink``, simulated ticks, to acknowledgement) and the execution process's
+decision latency (a signed signal produced until its ``OrderSubmitted``/``OrderDenied`` is read
+back from ``orders.events``), with the broker's open files. Figures are in bench/README.md.
 
 ``flood(address, 20_000)`` opens that many connections to ``address`` from child processes
 (5,000 each, under a default file limit), from several loopback source addresses (a client
@@ -21,6 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event
+from typing import Any
 
 PER_PROCESS = 5_000
 OPENED_PER_S = 250  # per process: a pace the broker's acceptor keeps up with (a burst overflows the kernel's queue)
@@ -111,3 +120,147 @@ def flood(address: str, count: int = 20_000) -> Iterator[FloodCounts]:
             worker.join(5)
             if worker.is_alive():
                 worker.kill()
+
+
+def _broker_files(address: str) -> int:
+    import psutil
+
+    port = int(address.rsplit(":", 1)[1])
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+            return psutil.Process(conn.pid).num_fds()
+    return 0
+
+
+def _ingest_sink(settings: Any) -> Any:
+    """A running ingest's sink, on topics of its own (made before the flood: it is running when the flood begins)."""
+    from adapters.bus import resolve_bootstrap
+    from bench.ingest import fresh_topics
+    from streams.ingest.adapters.kafka import KafkaSink
+    from tickwave.clock import SystemClock
+    from tickwave.topics import TICKS, TICKS_DLQ, topic_name
+
+    fresh = fresh_topics(settings)
+    return KafkaSink(
+        resolve_bootstrap(fresh), topic_name(fresh, TICKS), topic_name(fresh, TICKS_DLQ), "bench", SystemClock()
+    )
+
+
+def _ingest_ticks_per_s(sink: Any, ticks: Any) -> float:
+    from streams.ingest.batches import SourceBatch
+
+    started = time.perf_counter()
+    sink.send(SourceBatch(ticks))
+    remaining = sink.flush(120)
+    elapsed = time.perf_counter() - started
+    assert remaining == 0 and sink.delivery_failures == 0, f"{remaining} ticks not acknowledged"
+    return len(ticks) / elapsed
+
+
+def _decision_ms(bus: Any, first: int, count: int) -> list[float]:
+    from tests.integration.execution.conftest import make_signal, now_ms
+    from tickwave.contracts import OrderDenied, OrderSubmitted
+
+    took = []
+    for index in range(first, first + count):
+        signal = make_signal(index, now_ms(), ("long", "short")[index % 2], 0.5)
+        started = time.perf_counter()
+        bus.send(signal)
+        bus.wait_for(
+            lambda events, wanted=signal.signal_id: any(
+                isinstance(e, OrderSubmitted | OrderDenied) and e.signal_id == wanted for e in events
+            ),
+            30,
+            f"the decision on {signal.signal_id}",
+        )
+        took.append((time.perf_counter() - started) * 1000)
+    return took
+
+
+def main() -> None:
+    """Measure the ingest writer and the execution process alone, then under the flood; print one table."""
+    import argparse
+    import os
+    import statistics
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from adapters.bus import resolve_bootstrap
+    from adapters.signing import channel_key
+    from bench.embedded import bench_settings, embedded_bus, prepare_topics
+    from bench.ingest import simulate
+    from bench.summary import record
+    from tests.integration.execution.conftest import Bus
+    from tickwave.config import to_environment
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--connections", type=int, default=20_000)
+    parser.add_argument("--ticks", type=int, default=200_000)
+    parser.add_argument("--signals", type=int, default=100)
+    parser.add_argument("--settle-s", type=float, default=20.0, help="flood time before measuring under it")
+    arguments = parser.parse_args()
+    ticks = simulate(arguments.ticks)
+    rows: list[tuple[str, ...]] = []
+    with embedded_bus() as bus_settings, tempfile.TemporaryDirectory(prefix="tw-flood-") as scratch:
+        address = resolve_bootstrap(bus_settings).bootstrap
+        settings = bench_settings(bus_settings, Path(scratch), "flood.", market={"hours": "always"})
+        prepare_topics(settings)
+        log = (Path(scratch) / "execution.log").open("ab")
+        execution = subprocess.Popen(
+            [sys.executable, "-m", "execution"],
+            env={**os.environ, **to_environment(settings)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        bus = Bus(settings, channel_key(settings.state_path, "signals"))
+        try:
+            _decision_ms(bus, 0, 3)  # the process is up and deciding
+            sink = _ingest_sink(settings)
+            _ingest_ticks_per_s(sink, ticks.take(slice(0, 1000)))  # connected
+            phases = [("alone", contextlib.nullcontext(FloodCounts()))]
+            phases.append((f"{arguments.connections:,} idle connections", flood(address, arguments.connections)))
+            index = 10
+            for name, pressure in phases:
+                with pressure:
+                    if name != "alone":
+                        time.sleep(arguments.settle_s)
+                    rate = _ingest_ticks_per_s(sink, ticks)
+                    took = sorted(_decision_ms(bus, index, arguments.signals))
+                    index += arguments.signals
+                    files = _broker_files(address)
+                p50, p99 = statistics.median(took), took[min(len(took) - 1, int(0.99 * len(took)))]
+                alive = execution.poll() is None
+                rows.append((name, f"{rate:,.0f}", f"{p50:.1f}", f"{p99:.1f}", str(files), "yes" if alive else "NO"))
+        finally:
+            bus.close()
+            execution.terminate()
+            execution.wait(30)
+            log.close()
+    (_name, alone_rate, alone_p50, alone_p99, *_rest), (_flooded, rate_under, p50_under, p99_under, *_more) = rows
+    record(
+        f"ingest writer under {arguments.connections:,} idle broker connections",
+        float(rate_under.replace(",", "")),
+        "ticks/s",
+        baseline=f"alone {alone_rate} ticks/s",
+    )
+    record(
+        f"execution decision p99 under {arguments.connections:,} idle broker connections",
+        float(p99_under),
+        "ms",
+        baseline=f"alone p99 {alone_p99} ms, p50 {alone_p50} ms; under the flood p50 {p50_under} ms",
+    )
+    table = Table(title="Broker flood: the ingest writer and the execution process, alone and under the flood")
+    for column in ("phase", "ingest ticks/s", "decision p50 ms", "decision p99 ms", "broker files", "execution up"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=150).print(table)
+
+
+if __name__ == "__main__":
+    main()
