@@ -128,7 +128,7 @@ def _broker_files(address: str) -> int:
     port = int(address.rsplit(":", 1)[1])
     for conn in psutil.net_connections(kind="tcp"):
         if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-            return psutil.Process(conn.pid).num_fds()
+            return int(psutil.Process(conn.pid).num_fds())
     return 0
 
 
@@ -222,8 +222,10 @@ def main() -> None:
             _decision_ms(bus, 0, 3)  # the process is up and deciding
             sink = _ingest_sink(settings)
             _ingest_ticks_per_s(sink, ticks.take(slice(0, 1000)))  # connected
-            phases = [("alone", contextlib.nullcontext(FloodCounts()))]
-            phases.append((f"{arguments.connections:,} idle connections", flood(address, arguments.connections)))
+            phases: list[tuple[str, contextlib.AbstractContextManager[FloodCounts]]] = [
+                ("alone", contextlib.nullcontext(FloodCounts())),
+                (f"{arguments.connections:,} idle connections", flood(address, arguments.connections)),
+            ]
             index = 10
             for name, pressure in phases:
                 with pressure:
