@@ -61,6 +61,10 @@ Profile = Literal["bulk", "live", "latency"]
 _COMMON: dict[str, Any] = {
     "client.dns.lookup": "use_all_dns_ips",
     "socket.keepalive.enable": True,
+    # A metadata request every 10 s: a client's connection is never idle for the broker's 30 s
+    # (app.services.kafka: connections.max.idle.ms), so a quiet producer keeps its connection
+    # rather than having to win a new one while a flood of idle connections holds the others.
+    "topic.metadata.refresh.interval.ms": 10_000,
     "logger": logging.getLogger("librdkafka"),
 }
 
@@ -187,6 +191,22 @@ def resolve_bootstrap(settings: Settings, principal: str | None = None) -> Kafka
             f"run `tickwave up`, or set TICKWAVE_KAFKA_BOOTSTRAP to an existing cluster"
         )
     return embedded_connection(settings, ",".join(endpoint.address for endpoint in running), principal)
+
+
+def broker_moved(settings: Settings, bootstrap: Bootstrap) -> str | None:
+    """Return where the embedded broker listens now when ``bootstrap`` names none of its live nodes, else None.
+
+    None too for an external cluster (its addresses are the operator's) and while no node runs
+    (a restart: its clients wait for it at the address they have). A node keeps its ports across
+    restarts (``app.services.kafka.cluster_ports``) unless another process took them meanwhile:
+    then a client started before is on a dead address, and must start again to follow.
+    """
+    kafka = settings.kafka
+    if kafka.bootstrap:
+        return None
+    running = [endpoint.address for name in kafka.node_names if (endpoint := live_endpoint(settings.state_path, name))]
+    used = {server.strip() for server in connection(bootstrap).bootstrap.split(",")}
+    return None if not running or used & set(running) else ",".join(running)
 
 
 def resolve_admin(settings: Settings) -> KafkaConnection:

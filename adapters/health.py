@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from adapters.bus import Bootstrap
+    from tickwave.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class HealthReporter:
         self.state_path, self.service, self.check, self.interval_s = state_path, service, check, interval_s
         self.on_death = on_death
         self.watched: dict[str, Callable[[], bool]] = {}
+        self.bus_address: str | None = None  # reported as ``bus_address`` once set (follow_broker)
         self.dead: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{service}-health", daemon=True)
@@ -110,6 +112,19 @@ class HealthReporter:
     def watch(self, what: str, is_alive: Callable[[], bool]) -> None:
         """Take the process down (``on_death``) when ``is_alive()`` turns False."""
         self.watched[what] = is_alive
+
+    def follow_broker(self, settings: Settings, bootstrap: Bootstrap) -> None:
+        """Report the broker address this process uses; take the process down once the broker listens elsewhere.
+
+        Its supervisor starts it again, at the broker's new address; ``tickwave status`` compares the
+        reported address with the broker's (``bus_address``) and names a process left on a dead one.
+        """
+        from adapters.bus import broker_moved, connection
+
+        self.bus_address = connection(bootstrap).bootstrap
+        self.watch(
+            f"its connection to the broker at {self.bus_address}", lambda: broker_moved(settings, bootstrap) is None
+        )
 
     def start(self) -> HealthReporter:
         """Write a first report now, then every interval."""
@@ -136,6 +151,8 @@ class HealthReporter:
         except Exception as exc:  # a failing check is itself a health problem, never the reporter's end
             problems, detail = [f"health check failed: {exc}"], {}
         problems = [*(f"{what} died" for what in self.dead), *problems]
+        if self.bus_address is not None:
+            detail = {**detail, "bus_address": self.bus_address}
         report = HealthReport(self.service, os.getpid(), time.time(), self.interval_s, problems, detail)
         try:
             write_health(self.state_path, report)

@@ -157,7 +157,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     """Run the execution process until ``stop`` is set: reconcile, then take commands and signals."""
     bootstrap = resolve_bootstrap(settings)
     with single_instance(settings):  # this host, this state dir
-        fence = AccountFence(settings, bootstrap)  # every host: taken before the journal is replayed
+        fence = AccountFence(settings, bootstrap, stop)  # every host: taken before the journal is replayed
         fence.claim()
         publisher = KafkaPublisher(settings, bootstrap, instance_dir(settings) / CURSOR_NAME)
         service = build_service(settings, publisher, fence=fence)
@@ -183,6 +183,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
             )
             # No trading without a kill switch; a listener ending because the process stops is not a death.
             reporter.watch("the control listener", lambda: control.is_alive() or stop.is_set())
+            reporter.follow_broker(settings, bootstrap)
             reporter.start()
             mark_ready(settings.state_path, "execution")
             try:
@@ -211,6 +212,9 @@ def execution_health(service: ExecutionService) -> tuple[list[str], dict[str, An
     answered = service.broker_answered_at_ms
     is_connected = answered is not None and now_ms - answered < BROKER_SILENT_S * 1000
     problems = [] if is_connected else [f"the broker has not answered for {BROKER_SILENT_S:.0f} s"]
+    waiting_s = service.fence.waiting_s()
+    if waiting_s is not None:
+        problems.append(f"waiting {waiting_s:.0f} s for Kafka to confirm the fence; no order is sent meanwhile")
     journal_problem = service.space.problem
     if journal_problem is not None:
         problems.append(f"halted, deciding no signal: {journal_problem}")
@@ -235,13 +239,19 @@ def run_audit(settings: Settings, stop: threading.Event) -> None:
     bootstrap = resolve_bootstrap(settings)
     # Liveness only: `tickwave status` reads the cursor lag from the broker itself (a second consumer
     # in this process held its SIGTERM stop past the 20 s the tests allow, under load).
-    reporter = HealthReporter(settings.state_path, "audit", lambda: ([], {}), interval_s=5.0).start()
+    reporter = HealthReporter(
+        settings.state_path, "audit", lambda: ([], {}), interval_s=5.0, on_death=lambda _what: stop.set()
+    )
+    reporter.follow_broker(settings, bootstrap)  # a broker back elsewhere: exit, and be started again there
+    reporter.start()
     mark_ready(settings.state_path, "audit")
     try:
         _backfill_bookings(settings)
         run_audit_loader(settings, bootstrap, stop)
     finally:
         reporter.stop()
+    if reporter.dead:
+        raise ServiceError(f"the audit loader stopped because {', '.join(reporter.dead)} died")
 
 
 def _backfill_bookings(settings: Settings) -> None:

@@ -17,7 +17,11 @@ the same signals and send every order twice. The fence closes that:
   takes over resumes exactly after the signals its predecessor decided before the takeover and
   decides the others itself; a signal never yields two orders, even with the predecessor running;
 - an idle process confirms once a second (``CONFIRM_EVERY_S``), so a fenced one exits within
-  about a second even without signals.
+  about a second even without signals;
+- a broker that does not answer (restarting, or out of file descriptors) is waited for: the
+  confirmation is retried until the broker takes it, says the process was fenced, or the
+  process is told to stop. No order leaves meanwhile (each waits for its confirmation), so the
+  wait keeps the guarantee; the health report names it (:meth:`AccountFence.waiting_s`).
 
 Why a fence and not a lease: a lease is a timer, and a process paused past its lease (GC, a
 stalled VM, a slow disk: this machine's stalls for tens of milliseconds now and then) still
@@ -48,8 +52,9 @@ logger = logging.getLogger(__name__)
 
 CONFIRM_EVERY_S = 1.0  # an idle process confirms this often: a fenced one learns it within about a second
 TRANSACTION_TIMEOUT_MS = 10_000  # a transaction left open by a killed process is aborted by the broker after this
-RETRY_FOR_S = 10.0  # retriable errors (a broker restarting) are retried this long, then the process stops
+RETRY_FOR_S = 10.0  # each transactional call is given this long; a retriable failure is tried again after it
 HUNG_AFTER_S = RETRY_FOR_S + 15.0  # a librdkafka call given RETRY_FOR_S that has not returned by then never will
+WAIT_LOGGED_EVERY_S = 10.0  # a wait for the broker is logged this often
 HUNG_EXIT_CODE = 1
 _FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 
@@ -149,6 +154,10 @@ class Fence(Protocol):
         """Return True when an idle process should confirm again."""
         ...
 
+    def waiting_s(self) -> float | None:
+        """Return how long a confirmation has been waiting for the broker, or None."""
+        ...
+
 
 class Unfenced:
     """No fence: tests and benchmarks that build the service in-process, without a Kafka broker."""
@@ -162,6 +171,10 @@ class Unfenced:
     def is_due(self) -> bool:
         """Never due."""
         return False
+
+    def waiting_s(self) -> float | None:
+        """Never waiting."""
+        return None
 
 
 def fence_account(settings: Settings) -> str:
@@ -183,8 +196,13 @@ def transactional_id(settings: Settings) -> str:
 class AccountFence:
     """The transactional producer that fences older holders and confirms ownership before each order."""
 
-    def __init__(self, settings: Settings, bootstrap: Bootstrap) -> None:
+    def __init__(self, settings: Settings, bootstrap: Bootstrap, stopping: threading.Event | None = None) -> None:
+        """Fence the account of ``settings``; a wait for the broker ends once ``stopping`` is set."""
         self.transactional_id = transactional_id(settings)
+        self._stopping = stopping or threading.Event()
+        self._waiting_since: float | None = None
+        # Where the open transaction is: a retry resumes it rather than beginning another.
+        self._is_begun = self._is_sent = self._needs_abort = False
         self._producer = make_producer(
             bootstrap,
             "latency",
@@ -232,16 +250,23 @@ class AccountFence:
         """Return True when an idle process should confirm again."""
         return time.monotonic() - self._confirmed_at >= CONFIRM_EVERY_S
 
+    def waiting_s(self) -> float | None:
+        """Return how long the current confirmation has been waiting for the broker, or None."""
+        since = self._waiting_since
+        return None if since is None else time.monotonic() - since
+
     def confirm(self) -> None:
         """Commit one transaction: the staged offsets, or a beat when none are staged.
 
+        A broker that does not answer is waited for, as long as it takes: nothing is sent meanwhile.
+
         Raises:
             Fenced: another process took the account's transactional id.
-            ServiceError: the broker did not take the transaction within ``RETRY_FOR_S``.
+            ServiceError: a fatal or non-retriable error, or the process was told to stop while waiting.
         """
         with self._lock:
             staged = dict(self._staged)
-            deadline = time.monotonic() + RETRY_FOR_S
+            started = logged = time.monotonic()
             while True:
                 try:
                     self._commit(staged)
@@ -253,19 +278,47 @@ class AccountFence:
                             f"another execution process took the account's fence {self.transactional_id}"
                             f" ({error.str()})"
                         ) from exc
-                    if error.fatal() or time.monotonic() > deadline:
+                    if error.fatal() or not (error.retriable() or error.txn_requires_abort()):
                         raise ServiceError(f"fence {self.transactional_id}: {error.str()}") from exc
-                    logger.warning("fence %s: %s; retrying", self.transactional_id, error.str())
-                    if error.txn_requires_abort():
-                        self._abort()
-                    time.sleep(0.1)
+                    if self._stopping.is_set():
+                        raise ServiceError(
+                            f"fence {self.transactional_id}: stopping while the broker does not answer ({error.str()})"
+                        ) from exc
+                    self._needs_abort = self._needs_abort or error.txn_requires_abort()
+                    self._waiting_since = started
+                    if time.monotonic() >= logged:
+                        logger.warning(
+                            "fence %s: %s; waiting for the broker (%.0f s so far), no order is sent meanwhile",
+                            self.transactional_id,
+                            error.str(),
+                            time.monotonic() - started,
+                        )
+                        logged = time.monotonic() + WAIT_LOGGED_EVERY_S
+                    self._stopping.wait(min(1.0, 0.1 * 2 ** min(int(time.monotonic() - started), 4)))
+            if self._waiting_since is not None:
+                logger.warning(
+                    "fence %s: the broker answers again after %.0f s", self.transactional_id, time.monotonic() - started
+                )
+                self._waiting_since = None
             for key, offset in staged.items():
                 if self._staged.get(key) == offset:
                     del self._staged[key]
             self._confirmed_at = time.monotonic()
 
     def _commit(self, staged: Mapping[tuple[str, int], int]) -> None:
-        self._producer.begin_transaction()
+        if self._needs_abort:
+            _bounded("abort_transaction", self._producer.abort_transaction, RETRY_FOR_S)
+            self._is_begun = self._is_sent = self._needs_abort = False
+        if not self._is_begun:
+            self._producer.begin_transaction()
+            self._is_begun = True
+        if not self._is_sent:
+            self._send_offsets(staged)
+            self._is_sent = True
+        _bounded("commit_transaction", self._producer.commit_transaction, RETRY_FOR_S)
+        self._is_begun = self._is_sent = False
+
+    def _send_offsets(self, staged: Mapping[tuple[str, int], int]) -> None:
         if staged:
             offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in staged.items()]
             _bounded(
@@ -285,10 +338,3 @@ class AccountFence:
                 self._beats,
                 RETRY_FOR_S,
             )
-        _bounded("commit_transaction", self._producer.commit_transaction, RETRY_FOR_S)
-
-    def _abort(self) -> None:
-        try:
-            _bounded("abort_transaction", self._producer.abort_transaction, RETRY_FOR_S)
-        except KafkaException as exc:  # the retry's own begin_transaction reports what is left
-            logger.warning("fence %s: abort failed: %s", self.transactional_id, exc.args[0].str())

@@ -83,8 +83,9 @@ class RecordLoader:
         self.topic = topic_name(settings, STREAMS_RECORDS)
         self.pool = pool or WriterPool(lambda: connect(settings))
         self.flush_every_s = flush_every_s
+        self.bootstrap = resolve_bootstrap(settings)
         self.consumer = make_consumer(
-            resolve_bootstrap(settings),
+            self.bootstrap,
             f"{settings.kafka.topic_prefix}tickwave-streams-loader",
             "bulk",
             **{"fetch.min.bytes": 64 * 1024, "fetch.wait.max.ms": 200, **consumer_overrides},
@@ -228,11 +229,18 @@ def run_loader(settings: Settings, follow_stdin: bool = False) -> None:
         threading.Thread(target=_follow_parent, args=(stop, drain), name="loader-parent", daemon=True).start()
     loader = RecordLoader(settings)
     serve_metrics(settings, LOADER_HEALTH, [LoaderCollector(loader)])
-    reporter = HealthReporter(settings.state_path, LOADER_HEALTH, lambda: loader_health(loader)).start()
+    # A broker that came back elsewhere stops the loader with an error: its flow sees it die and restarts.
+    reporter = HealthReporter(
+        settings.state_path, LOADER_HEALTH, lambda: loader_health(loader), on_death=lambda _what: stop.set()
+    )
+    reporter.follow_broker(settings, loader.bootstrap)
+    reporter.start()
     try:
         loader.run(stop, drain)
     finally:
         reporter.stop()
+    if reporter.dead:
+        raise ServiceError(f"the streams loader stopped because {', '.join(reporter.dead)} died")
 
 
 LOADER_HEALTH = "streams-loader"

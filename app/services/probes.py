@@ -63,12 +63,28 @@ def _reported(settings: Settings, name: str) -> Health:
     if report.is_stale():
         return Health("stalled", f"last health report {report.age_s():.0f} s ago")
     detail = dict(report.detail)
+    if dead := _dead_bus_addresses(settings, name, detail):
+        return Health("degraded", "; ".join(dead))
     if name == "audit":
         detail["cursor_lag"] = _audit_lag(settings)
     progress = _progress(name, detail)
     if report.problems:
         return Health("degraded", "; ".join(report.problems) + (f" ({progress})" if progress else ""))
     return Health("ok", progress)
+
+
+def _dead_bus_addresses(settings: Settings, name: str, detail: dict[str, Any]) -> list[str]:
+    """Name each of the service's processes (a flow's loader too) whose broker address the broker left."""
+    from adapters.bus import broker_moved
+
+    users = {name: detail.get("bus_address")}
+    if isinstance(detail.get("loader"), dict):
+        users["its streams loader"] = detail["loader"].get("bus_address")
+    dead = []
+    for who, address in users.items():
+        if isinstance(address, str) and (now := broker_moved(settings, address)) is not None:
+            dead.append(f"{who} uses the broker at {address}, a dead address: the broker listens at {now}")
+    return dead
 
 
 def _audit_lag(settings: Settings) -> dict[str, int | None] | str:

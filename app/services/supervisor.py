@@ -193,6 +193,33 @@ class Supervisor:
     def _forget(self, name: str) -> None:
         forget(self.state_dir, name)
 
+    def _group_path(self, name: str) -> Path:
+        # The process group of the service's last start: kept until `stop` saw the whole group end,
+        # whoever removed its record meanwhile.
+        return self.run_dir / f"{name}.group"
+
+    def _orphaned_group(self, name: str) -> int | None:
+        """Return the process group of ``name`` when its leader is gone and other members still run.
+
+        A child left behind by a leader that died (the flow's loader after a ``kill -9`` of the flow)
+        keeps the group: `down` stops it like the leader. The kernel never gives a new process the id
+        of a group that still has members, so the group is this service's.
+        """
+        try:
+            pgid = int(self._group_path(name).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            is_leader_gone = psutil.Process(pgid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            is_leader_gone = True
+        except psutil.Error:
+            return None
+        if is_leader_gone and _group_alive(pgid):
+            logger.warning("service=%s its process %d is gone; stopping what is left of its group", name, pgid)
+            return pgid
+        return None
+
     def _wanted_path(self, name: str) -> Path:
         return self.run_dir / f"{name}.wanted"
 
@@ -295,6 +322,7 @@ class Supervisor:
             )
         started_after_boot_s = process_start(process.pid)
         self._pid_path(service.name).write_text(f"{process.pid} {started_after_boot_s}\n")
+        self._group_path(service.name).write_text(f"{process.pid}\n")
         return _Spawned(service, process, launch, started_after_boot_s, log_path)
 
     def _finish(self, spawned: _Spawned) -> Endpoint:
@@ -362,9 +390,10 @@ class Supervisor:
             if not is_restart:
                 self._wanted_path(service.name).unlink(missing_ok=True)  # first: no watcher restarts it meanwhile
             endpoint = self.endpoint(service.name)
-            pid = endpoint.pid if endpoint else self._starting_pid(service.name)
+            pid = endpoint.pid if endpoint else self._starting_pid(service.name) or self._orphaned_group(service.name)
             if pid is None:
                 self._forget(service.name)
+                self._group_path(service.name).unlink(missing_ok=True)
                 continue
             _signal_group(pid, signal.SIGTERM)
             running.append(
@@ -386,6 +415,7 @@ class Supervisor:
                     why = "lost its quorum while stopping" if is_quorum_lost else "did not stop in time"
                     logger.warning("service=%s %s; killed", service.name, why)
                 self._forget(service.name)
+                self._group_path(service.name).unlink(missing_ok=True)
                 waiting.remove(entry)
             time.sleep(0.1)
         return [service.name for service, _pid, _deadline in running]

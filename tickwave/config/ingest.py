@@ -15,7 +15,12 @@ class IngestSettings(Section):
     )
     batch_ticks: int = Field(default=65_536, ge=1, description="rows read per batch from replay files")
     stats_interval_s: float = Field(default=10.0, gt=0, description="how often counters are logged (s)")
-    flush_timeout_s: float = Field(default=30.0, gt=0, description="how long a stop waits for Kafka to acknowledge")
+    flush_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="how long the end of a run waits for Kafka to acknowledge what is queued (a broker restarting "
+        "takes up to a minute); until then nothing queued expires",
+    )
     sim_symbols: list[str] = Field(
         default=["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"], description="symbols the simulator quotes"
     )

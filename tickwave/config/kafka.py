@@ -42,6 +42,14 @@ class KafkaSettings(Section):
         "+ 2(n - 1)",
     )
     heap_mb: int = Field(default=512, ge=128, description="embedded broker JVM heap (MB), for each node")
+    max_connections: int = Field(
+        default=1000,
+        ge=32,
+        description="embedded broker: most client connections it holds at once, on each of its two listeners "
+        "(lowered at start to fit its file limit); a connection past it waits in the kernel's queue, and one idle "
+        "for `connections.max.idle.ms` (30 s) is closed, so a flood of idle connections delays new clients but "
+        "cannot exhaust the broker's file descriptors",
+    )
     version: str = Field(default="4.1.1", description="Apache Kafka version fetched from Maven Central")
     jars_dir: Path | None = Field(
         default=None, description="where Kafka's jars are cached (default: ~/.cache/tickwave/kafka-<version>)"

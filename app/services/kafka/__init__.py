@@ -20,7 +20,9 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -47,6 +49,10 @@ appender.console.type = Console
 appender.console.name = STDOUT
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = [%d{ISO8601}] %p %m (%c{1})%n
+appender.console.filter.burst.type = BurstFilter
+appender.console.filter.burst.level = ERROR
+appender.console.filter.burst.rate = 2
+appender.console.filter.burst.maxBurst = 100
 rootLogger.level = INFO
 rootLogger.appenderRef.stdout.ref = STDOUT
 logger.kafka.name = kafka
@@ -60,6 +66,60 @@ logger.state.level = WARN
 logger.apache.name = org.apache.kafka
 logger.apache.level = WARN
 """
+
+
+# What a node's JVM holds open besides its clients' connections: its jars, the open segment of every
+# log (each `.log` file stays open; indexes are mapped and closed), selectors, pipes and the class
+# archive: 129 files in all for an idle node with a few clients here. A fixed part four times that,
+# and twice the files already in the log directory (the logs grow); a hard limit of 1024 still
+# leaves a couple of hundred connections.
+FIXED_DESCRIPTORS = 512
+CONNECTIONS_IDLE_MS = 30_000  # a connection that sends nothing for this long is closed, authenticated or not
+CONNECTION_CREATION_RATE = 200  # connections the node accepts a second: a flood's churn costs bounded CPU
+
+
+def descriptor_limit() -> int:
+    """The file limit the broker's JVM runs with: the hard limit, to which it raises its soft one (``MaxFDLimit``)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return hard if hard != resource.RLIM_INFINITY else 1 << 20
+
+
+def connection_cap(wanted: int, file_limit: int, log_files: int) -> int:
+    """Return ``max.connections``: ``wanted``, lowered so both listeners full still leave the JVM its own files.
+
+    The broker's and the controller's listeners each hold up to ``max.connections`` (each has its
+    own quota), so two of them plus what the JVM holds open stay below ``file_limit``: the node
+    never meets its file limit, whatever a local process opens. Idle connections beyond the cap wait
+    in the kernel's queue rather than in the JVM's files.
+
+    Raises:
+        ServiceError: when the file limit leaves fewer than 32 connections (raise ``ulimit -Hn``).
+    """
+    reserve = FIXED_DESCRIPTORS + 2 * log_files
+    cap = min(wanted, (file_limit - reserve) // 2)
+    if cap < 32:
+        raise ServiceError(
+            f"the embedded Kafka's file limit ({file_limit}) leaves {cap} connections beside the {reserve} files it "
+            f"needs: raise the hard limit of open files (`ulimit -Hn`, LimitNOFILE) to {reserve + 2 * wanted} or more"
+        )
+    return cap
+
+
+def connection_bounds(cap: int) -> str:
+    """Return the node's connection bounds: ``max.connections`` of ``cap``, the idle timeout, the creation rate.
+
+    Per-address limits stop nothing on loopback, where a client picks its source among all of
+    127.0.0.0/8; the services connect from 127.0.0.1 (its override is the whole cap), any other
+    address is held to a quarter. The total cap, below the file limit (:func:`connection_cap`), is
+    the bound. A connection that never authenticates is closed by the idle timeout like any other.
+    """
+    return (
+        f"max.connections={cap}\n"
+        f"max.connections.per.ip={max(1, cap // 4)}\n"
+        f"max.connections.per.ip.overrides={LOOPBACK}:{cap}\n"
+        f"connections.max.idle.ms={CONNECTIONS_IDLE_MS}\n"
+        f"max.connection.creation.rate={CONNECTION_CREATION_RATE}\n"
+    )
 
 
 def java_executable() -> str:
@@ -108,7 +168,9 @@ def replication(brokers: int) -> tuple[int, int]:
     return (1, 1) if brokers == 1 else (3, 2)
 
 
-def server_properties(data_dir: Path, node: int, nodes: Sequence[NodePorts], listeners: str | None = None) -> str:
+def server_properties(
+    data_dir: Path, node: int, nodes: Sequence[NodePorts], listeners: str | None = None, max_connections: int = 1000
+) -> str:
     """Return the configuration of KRaft node ``node`` (1-based) of ``nodes``, each a broker and a controller.
 
     Args:
@@ -116,6 +178,7 @@ def server_properties(data_dir: Path, node: int, nodes: Sequence[NodePorts], lis
         node: which of ``nodes`` this is (its ``node.id``).
         nodes: every node's ports, in node order: the controller quorum's voters.
         listeners: the listener (and security) block; PLAINTEXT when not given.
+        max_connections: ``max.connections`` of each listener (:func:`connection_cap`).
     """
     ports = nodes[node - 1]
     voters = ",".join(f"{number}@{LOOPBACK}:{each.controller}" for number, each in enumerate(nodes, start=1))
@@ -159,22 +222,25 @@ num.io.threads=4
 background.threads=2
 num.recovery.threads.per.data.dir=1
 log.retention.hours=168
-"""
+{connection_bounds(max_connections)}"""
 
 
 def cluster_ports(settings: Settings) -> list[NodePorts]:
     """Return every node's ports: the configured ones (node n: + 2(n - 1)), or free ones where configured 0.
 
-    A single node takes new free ports at each start. A cluster's ports are in each node's
-    quorum configuration, so those picked free are kept in ``<state dir>/data/kafka/ports.json``
-    for every later start of every node (the first writer wins when the nodes start together).
+    Ports picked free are kept in ``<state dir>/data/kafka/ports.json`` for every later start of
+    every node (the first writer wins when the nodes start together): a cluster's ports are in each
+    node's quorum configuration, and a single node restarted by the watcher comes back where its
+    clients (the loaders, the execution process) still connect. A single node whose kept port was
+    taken meanwhile by another process picks new ones (its clients follow: ``adapters.bus``).
     """
     kafka = settings.kafka
-    if kafka.brokers == 1:
-        return [NodePorts(kafka.port or free_port(), kafka.controller_port or free_port())]
     if kafka.port and kafka.controller_port:
         return [NodePorts(kafka.port + 2 * step, kafka.controller_port + 2 * step) for step in range(kafka.brokers)]
     path = settings.state_path / "data" / "kafka" / "ports.json"
+    if kafka.brokers == 1 and path.exists() and not all(map(_is_free, json.loads(path.read_text())[0])):
+        logger.warning("kafka: a port it kept in %s is taken by another process; picking new ones", path)
+        path.unlink(missing_ok=True)
     if not path.exists():
         picked = [
             [
@@ -185,6 +251,16 @@ def cluster_ports(settings: Settings) -> list[NodePorts]:
         ]
         _write_once(path, json.dumps(picked))
     return [NodePorts(broker, controller) for broker, controller in json.loads(path.read_text())]
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
 
 
 def _format_class(value: str) -> str:
@@ -324,7 +400,7 @@ class KafkaService(ManagedService):
         properties.unlink(missing_ok=True)  # it may hold secrets: recreated readable by the owner only
         descriptor = os.open(properties, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
-            file.write(server_properties(data_dir, self.node, nodes, listeners))
+            file.write(server_properties(data_dir, self.node, nodes, listeners, self._connection_cap(data_dir)))
         java = java_executable()
         classpath = f"{self.jars_dir}/*"
         scratch = data_dir / "tmp"
@@ -358,6 +434,9 @@ class KafkaService(ManagedService):
             # The whole heap touched at start: the broker's memory is flat from its first minute
             # instead of creeping up to the heap over an hour, so a growth seen later is a leak.
             "-XX:+AlwaysPreTouch",
+            # Its soft file limit raised to the hard one (HotSpot's default on Linux, stated): max.connections
+            # is computed below that limit (connection_cap).
+            "-XX:+MaxFDLimit",
             *common,
         ]
         # The storage tool formats a few files and exits: it runs without the broker's fixed,
@@ -368,6 +447,19 @@ class KafkaService(ManagedService):
             address=f"{LOOPBACK}:{ports.broker}",
             ports={"broker": ports.broker, "controller": ports.controller},
         )
+
+    def _connection_cap(self, data_dir: Path) -> int:
+        log_files = sum(1 for _path in (data_dir / "logs").rglob("*.log")) if (data_dir / "logs").is_dir() else 0
+        cap = connection_cap(self.settings.kafka.max_connections, descriptor_limit(), log_files)
+        if cap < self.settings.kafka.max_connections:
+            logger.warning(
+                "%s: max.connections %d, not %d: the file limit %d leaves no more",
+                self.name,
+                cap,
+                self.settings.kafka.max_connections,
+                descriptor_limit(),
+            )
+        return cap
 
     def _format_storage(self, jvm: list[str], data_dir: Path, properties: Path) -> None:
         kafka = self.settings.kafka

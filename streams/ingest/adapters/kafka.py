@@ -6,6 +6,12 @@ partition. Delivery reports are requested for failures only
 (``delivery.report.only.error``): a success needs no Python callback, which roughly
 doubles the rate a single Python thread can hand messages to librdkafka.
 
+Nothing handed to the sink expires: ``message.timeout.ms`` is 0 (librdkafka retries a message
+until the broker acknowledges it), and a full local queue blocks the source instead of dropping
+(``BufferError`` waits for room). A broker that is away (restarting, or refusing connections under
+a flood) holds ingest back; its ticks wait in the queue and go once it answers. Only the final
+flush is bounded (``run_ingest``): what is still queued then is counted as not delivered.
+
 A dead letter (:class:`tickwave.contracts.DeadLetter`) carries the reason, the raw input
 (UTF-8 text) and where it came from; its key is the symbol when known.
 """
@@ -59,8 +65,13 @@ class KafkaSink:
         self.delivery_failures = 0
         self.rejected_by_reason: Counter[str] = Counter()  # dead letters by reason code (streams.ingest.metrics)
         self.newest_time_ms: int | None = None
-        settings = {"delivery.report.only.error": True, "on_delivery": self._on_delivery, "error_cb": self._on_error}
-        self.producer: Producer = make_producer(bootstrap, profile, **settings, **overrides)
+        settings = {
+            "delivery.report.only.error": True,
+            "on_delivery": self._on_delivery,
+            "error_cb": self._on_error,
+            "message.timeout.ms": 0,  # never expire a tick: retried until the broker takes it
+        }
+        self.producer: Producer = make_producer(bootstrap, profile, **{**settings, **overrides})
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from app.cli.services import start_groups
-from app.services.kafka import NodePorts, cluster_ports, server_properties
+from app.services.kafka import FIXED_DESCRIPTORS, NodePorts, cluster_ports, connection_cap, server_properties
 from app.services.registry import embedded_services, kafka_nodes
 from app.services.resources import data_paths
 from tickwave.config import load_settings
-from tickwave.errors import ConfigurationError
+from tickwave.errors import ConfigurationError, ServiceError
 
 NODES = [NodePorts(9092, 9093), NodePorts(9094, 9095), NodePorts(9096, 9097)]
 
@@ -106,3 +107,57 @@ def test_data_paths_when_three_brokers_then_every_node_and_the_warehouse_and_jou
     # Assert: the free disk of each node's volume is shown and alerted on, not only the first's
     assert set(paths) == {"kafka", "kafka-2", "kafka-3", "warehouse", "journal"}
     assert paths["kafka-3"] == tmp_path / "data" / "kafka-3"
+
+
+def test_server_properties_when_written_then_connections_bounded_idle_closed_and_creation_paced(tmp_path: Path) -> None:
+    written = properties(server_properties(tmp_path, 1, NODES[:1], max_connections=800))
+
+    assert written["max.connections"] == "800"
+    assert written["max.connections.per.ip"] == "200"
+    assert written["max.connections.per.ip.overrides"] == "127.0.0.1:800"
+    assert int(written["connections.max.idle.ms"]) <= 60_000
+    assert int(written["max.connection.creation.rate"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("wanted", "file_limit", "log_files", "cap"),
+    [
+        (1000, 20_000, 40, 1000),  # these machines: far below the limit
+        (1000, 4096, 40, 1752),  # never above what was asked
+        (5000, 4096, 40, 1752),  # lowered: two full listeners and the JVM's own files fit the limit
+        (1000, 1024, 20, 236),  # a common default hard limit still runs the broker
+    ],
+)
+def test_connection_cap_when_file_limit_given_then_both_listeners_and_the_jvm_fit_below_it(
+    wanted: int, file_limit: int, log_files: int, cap: int
+) -> None:
+    got = connection_cap(wanted, file_limit, log_files)
+
+    assert got == min(wanted, cap)
+    assert 2 * got + FIXED_DESCRIPTORS + 2 * log_files <= file_limit
+
+
+def test_connection_cap_when_the_file_limit_leaves_almost_nothing_then_refused_with_the_fix() -> None:
+    with pytest.raises(ServiceError, match="ulimit -Hn"):
+        connection_cap(1000, 560, 10)
+
+
+def test_cluster_ports_when_single_node_on_free_ports_then_kept_across_restarts(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path, kafka={"port": 0, "controller_port": 0})
+
+    first = cluster_ports(settings)
+
+    assert cluster_ports(settings) == first, "a restarted broker comes back where its clients wait"
+
+
+def test_cluster_ports_when_single_node_kept_port_taken_then_new_ones_picked(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path, kafka={"port": 0, "controller_port": 0})
+    first = cluster_ports(settings)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", first[0].broker))
+        squatter.listen()
+
+        second = cluster_ports(settings)
+
+    assert second[0].broker != first[0].broker
+    assert cluster_ports(settings) == second

@@ -216,3 +216,42 @@ def test_start_when_service_launched_then_two_malloc_arenas_unless_operator_sets
         assert psutil.Process(endpoint.pid).environ().get("MALLOC_ARENA_MAX") == expected
     finally:
         supervisor.stop(service)
+
+
+class LeaderWithStubbornChild(HttpServerService):
+    """A server whose child ignores SIGTERM, in the server's process group (as the flow's loader is in the flow's)."""
+
+    def launch(self, data_dir: Path) -> Launch:
+        launch = super().launch(data_dir)
+        child = (
+            "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            f"open({str(data_dir / 'child.pid')!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+        )
+        code = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {child!r}]); " + launch.command[-1]
+        return Launch(command=[sys.executable, "-c", code], address=launch.address, ports=launch.ports)
+
+
+def test_stop_when_the_leader_died_and_left_a_child_ignoring_sigterm_then_the_child_is_stopped_in_bounded_time(
+    settings: Settings,
+) -> None:
+    supervisor, service = Supervisor(settings), LeaderWithStubbornChild(settings)
+    endpoint = supervisor.start(service)
+    assert isinstance(endpoint, Endpoint)
+    child_pid_file = supervisor.data_dir(service) / "child.pid"
+    deadline = time.monotonic() + 10
+    while not child_pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = psutil.Process(int(child_pid_file.read_text()))
+    try:
+        os.kill(endpoint.pid, signal.SIGKILL)  # the leader dies; its child is orphaned, still in the group
+        psutil.Process(endpoint.pid).wait(5)
+        assert supervisor.status(service).state == "stale"  # `status` removed the dead record first
+        started = time.monotonic()
+
+        assert supervisor.stop(service) is True
+
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, "the orphaned child survived down"
+        assert time.monotonic() - started < service.stop_timeout_s + 5
+    finally:
+        if child.is_running():
+            child.kill()

@@ -43,6 +43,9 @@ class RecordingFence:
     def is_due(self) -> bool:
         return True
 
+    def waiting_s(self) -> float | None:
+        return None
+
 
 def _fenced_service(
     tmp_path: Path, fenced_from: int | None = None
