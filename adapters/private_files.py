@@ -45,7 +45,7 @@ class Tightened:
             return None
         text = (
             f"state dir {state_path} was open to other accounts: {self.opened:,} of {self.walked:,} files and "
-            f"folders made the owner's only (mode 0700/0600, {self.elapsed_s:.1f} s)"
+            f"folders made the owner's only (mode 0700/0600, {self.elapsed_s:.2f} s)"
         )
         if self.foreign:
             text += f"; {len(self.foreign)} owned by another account left as they are, e.g. {self.foreign[0]}"

@@ -73,7 +73,7 @@ def test_tighten_when_an_old_state_dir_is_open_then_every_file_and_folder_loses_
     assert tightened.walked == 9  # and secrets (already 0700), the link
     assert tightened.line(state) == (
         f"state dir {state} was open to other accounts: 7 of 9 files and folders made the owner's only "
-        f"(mode 0700/0600, {tightened.elapsed_s:.1f} s)"
+        f"(mode 0700/0600, {tightened.elapsed_s:.2f} s)"
     )
     assert again.opened == 0 and again.line(state) is None
 
