@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from tickwave.errors import ConfigurationError
+
 PRIVATE_UMASK: Final = 0o077  # no bit for the group or the others on anything created
 OPEN_BITS: Final = stat.S_IRWXG | stat.S_IRWXO
 PRIVATE_DIR_MODE: Final = 0o700
@@ -52,18 +54,36 @@ class Tightened:
         return text
 
 
-def tighten(state_path: Path) -> Tightened:
-    """Create ``state_path`` 0700, or take the group's and the others' bits off it and off everything below it.
+def tighten(state_dir: Path) -> Tightened:
+    """Create ``state_dir`` 0700, or take the group's and the others' bits off it and off everything below it.
 
-    Symbolic links are neither followed nor changed (their mode means nothing on Linux), so a
-    link in the state dir cannot make this walk change a file elsewhere. A file or folder owned
-    by another account is not changed (only root could), but named. Entries removed during the
-    walk (a merge's parts, a rolled log) are skipped.
+    A state dir owned by another account is refused: whoever owns it may read and replace
+    everything in it (one made in advance in a folder every account may write, such as
+    ``/tmp``, would be theirs). So is a path through a symbolic link another account owns (a
+    link planted there to a folder of the system's, which this walk would close to everyone
+    else). Symbolic links below the state dir are neither followed nor changed (their mode
+    means nothing on Linux). A file or folder owned by another account is not changed (only
+    root could), but named. Entries removed during the walk (a merge's parts, a rolled log)
+    are skipped.
+
+    Args:
+        state_dir: the state dir as configured (``~`` expanded, links not yet resolved).
+
+    Raises:
+        ConfigurationError: when the state dir, or a link on the way to it, belongs to another account.
     """
     started = time.monotonic()
+    me = os.geteuid()
+    _refuse_foreign_links(state_dir.absolute(), me)
+    state_path = state_dir.resolve()
     state_path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     opened, walked, foreign = 0, 0, []
-    me = os.geteuid()
+    owner = state_path.stat().st_uid
+    if owner != me:
+        raise ConfigurationError(
+            f"the state dir {state_path} belongs to uid {owner}, not to this account (uid {me}): whoever owns it "
+            f"can read and replace everything in it; choose another (TICKWAVE_STATE_DIR)"
+        )
     for directory, folders, files in os.walk(state_path):
         here = [directory] if directory == str(state_path) else []
         for path in [*here, *(os.path.join(directory, name) for name in (*folders, *files))]:
@@ -80,3 +100,32 @@ def tighten(state_path: Path) -> Tightened:
             except (FileNotFoundError, NotImplementedError):  # gone, or replaced by a link since its lstat
                 continue
     return Tightened(opened, walked, time.monotonic() - started, foreign)
+
+
+def _refuse_foreign_links(path: Path, me: int) -> None:
+    """Raise ConfigurationError when the way to ``path`` passes a symbolic link owned by neither ``me`` nor root.
+
+    Close to the kernel's rule for links in shared folders (``fs.protected_symlinks``), asked of every
+    link on the way, those inside a link's target included; ``Path.resolve`` alone follows them all.
+    """
+    pending, here, hops = list(path.parts[1:]), Path(path.anchor), 0
+    while pending:
+        step = here / pending.pop(0)
+        try:
+            status = os.lstat(step)
+        except FileNotFoundError:  # the rest is made by mkdir: no link there
+            return
+        if not stat.S_ISLNK(status.st_mode):
+            here = step
+            continue
+        hops += 1
+        if hops > 40:  # the kernel's limit on links in one path
+            raise ConfigurationError(f"the state dir's path {path} passes more than 40 links (a loop?)")
+        if status.st_uid not in (me, 0):
+            raise ConfigurationError(
+                f"the state dir's path {path} passes the link {step}, owned by uid {status.st_uid}: whoever owns it "
+                f"chooses where the state dir is; choose a path without it (TICKWAVE_STATE_DIR)"
+            )
+        target = Path(os.readlink(step))
+        pending = [*target.parts[1:], *pending] if target.is_absolute() else [*target.parts, *pending]
+        here = Path(target.anchor) if target.is_absolute() else here

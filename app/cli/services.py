@@ -55,7 +55,7 @@ def bring_up(settings: Settings) -> dict[str, str]:
     Returns:
         Service name to address.
     """
-    tightened = tighten(settings.state_path).line(settings.state_path)
+    tightened = tighten(settings.state_dir.expanduser()).line(settings.state_path)
     if tightened:
         err_console.print(f"[yellow]![/] {escape(tightened)}")
     ensure_keys(settings)  # the signing keys exist (0600) before any process that reads them starts

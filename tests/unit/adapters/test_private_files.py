@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from adapters.private_files import OPEN_BITS, tighten
+from tickwave.errors import ConfigurationError
 
 
 @pytest.fixture
@@ -106,3 +107,43 @@ def test_entry_point_when_started_under_umask_022_then_what_it_creates_is_the_ow
     assert (tmp_path / "file").exists(), result.stdout + result.stderr
     assert mode(tmp_path / "file") == 0o600
     assert mode(tmp_path / "folder") == 0o700
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another account needs root")
+def test_tighten_when_another_account_owns_the_state_dir_then_it_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    # Arrange: a state dir made in advance by another account (as one could in a folder everyone may write)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o777)
+    state.chmod(0o777)
+    os.chown(state, 65534, 65534)
+
+    # Act
+    with pytest.raises(ConfigurationError, match="belongs to uid 65534, not to this account"):
+        tighten(state)
+
+    # Assert
+    assert mode(state) == 0o777
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a link to another account needs root")
+def test_tighten_when_the_path_passes_another_accounts_link_then_it_is_refused_and_its_target_is_untouched(
+    tmp_path: Path, shared_umask: None
+) -> None:
+    # Arrange: in a shared folder, another account's link named like the state dir, to a folder of root's
+    system = tmp_path / "system"
+    system.mkdir()
+    (system / "config").write_text("everyone reads this")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "state").symlink_to(system)
+    os.lchown(shared / "state", 65534, 65534)
+    (tmp_path / "mine").symlink_to(shared)  # a link of this account's on the way is followed
+
+    # Act
+    with pytest.raises(ConfigurationError, match=r"passes the link .*shared/state, owned by uid 65534"):
+        tighten(tmp_path / "mine" / "state")
+    made = tighten(tmp_path / "mine" / "own")
+
+    # Assert
+    assert mode(system) == 0o755 and mode(system / "config") == 0o644
+    assert mode(shared / "own") == 0o700 and made.line(shared / "own") is None
