@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from adapters.private_files import keep_private
 from tickwave.config import load_settings
 from tickwave.errors import TickwaveError
 
@@ -17,6 +18,7 @@ USAGE = "usage: python -m execution [audit]"
 
 def main(arguments: list[str]) -> int:
     """Load the settings once, run until stopped; exit 2 on bad arguments or configuration, 1 on other errors."""
+    keep_private()  # the journal and the paper ledger: the owner's only
     if arguments not in ([], ["audit"]):
         print(USAGE, file=sys.stderr)
         return 2

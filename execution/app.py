@@ -111,7 +111,7 @@ def single_instance(settings: Settings) -> Iterator[None]:
         ConfigurationError: when another process holds it.
     """
     path = instance_dir(settings) / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -150,7 +150,7 @@ class Journal:
         self.space_problem: str | None = None  # why the last extension failed (the headroom is all that is left)
         self._events = self._load()
         self.count = len(self._events)  # the position the next event gets
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._allocated = os.fstat(self._fd).st_size
         if self.fsync and self._allocated - self._end < PREALLOCATE_HEADROOM:
             self._extend()

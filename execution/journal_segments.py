@@ -68,7 +68,7 @@ def sealed_segments(path: Path) -> list[tuple[int, Path]]:
 def fresh_file(file: Path, preallocate: int) -> tuple[int, int]:
     """Put a new, empty active file in place by a rename (``preallocate`` zero bytes, synced); return (fd, size)."""
     tmp = file.with_name(file.name + ".tmp")
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         if preallocate:
             os.pwrite(fd, bytes(preallocate), 0)

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from adapters.private_files import keep_private
 from adapters.warehouse.credentials import CREDENTIALS_FD_VARIABLE, resolve_credentials, take_over
 from adapters.warehouse.tls import server_tls
 from tickwave.config import load_settings
@@ -55,6 +56,7 @@ def serve_foreground(port: int | None, data_dir: Path | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``serve [--port N] [--data-dir DIR]`` and serve."""
+    keep_private()  # the engine's parts and metadata, written by this process: the owner's only
     parser = argparse.ArgumentParser(prog="python -m warehouse_server", description="The embedded ClickHouse server.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="serve the ClickHouse HTTP interface in the foreground")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typer
 
+from adapters.private_files import keep_private
 from app.cli import (
     config_cmd,
     dashboards_cmd,
@@ -47,5 +48,6 @@ report_cmd.register(app)
 
 
 def main() -> None:
-    """Run the command line."""
+    """Run the command line; every file it and the services it starts create is the owner's only."""
+    keep_private()
     app()

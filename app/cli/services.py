@@ -26,6 +26,7 @@ from adapters.metrics import (
     write_rules,
     write_scrape_config,
 )
+from adapters.private_files import tighten
 from adapters.signing import ensure_keys
 from app import native
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
@@ -47,11 +48,16 @@ def bring_up(settings: Settings) -> dict[str, str]:
 
     Kafka creates the topics and the warehouse applies the migrations before the next
     service (the dataflow needs both) starts. The signing keys of the control commands and
-    the signals (``adapters.signing``) are generated first, if the state dir has none.
+    the signals (``adapters.signing``) are generated first, if the state dir has none. Before
+    anything, the state dir is made its owner's only (``adapters.private_files``), with one line
+    when a state dir made before was open to other accounts.
 
     Returns:
         Service name to address.
     """
+    tightened = tighten(settings.state_dir.expanduser()).line(settings.state_path)
+    if tightened:
+        err_console.print(f"[yellow]![/] {escape(tightened)}")
     ensure_keys(settings)  # the signing keys exist (0600) before any process that reads them starts
     warn_if_plaintext(settings)
     supervisor = Supervisor(settings)

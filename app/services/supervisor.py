@@ -47,6 +47,7 @@ from adapters.endpoints import (
     reap,
     record_path,
 )
+from adapters.private_files import PRIVATE_UMASK
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
 
@@ -309,7 +310,8 @@ class Supervisor:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_path(service.name)
-        with log_path.open("ab") as log_file:
+        # Everything the service prints: its owner's only, whatever this process's umask.
+        with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
             log_file.write(f"\n--- start {datetime.now(UTC).isoformat()} {' '.join(launch.command)}\n".encode())
             log_file.flush()
             process = subprocess.Popen(
@@ -319,6 +321,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 env={**ALLOCATOR_ENVIRONMENT, **os.environ, **launch.env},
                 start_new_session=True,  # its own process group: `down` signals the whole group
+                umask=PRIVATE_UMASK,  # every file it and its children write is the owner's only
             )
         started_after_boot_s = process_start(process.pid)
         self._pid_path(service.name).write_text(f"{process.pid} {started_after_boot_s}\n")

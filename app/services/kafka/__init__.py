@@ -32,6 +32,7 @@ from pathlib import Path
 
 from adapters.bus_credentials import ADMIN, EmbeddedCredentials
 from adapters.endpoints import LOOPBACK, free_port
+from adapters.private_files import PRIVATE_UMASK
 from app.services.kafka import security
 from app.services.kafka.classes import ARCHIVE_GLOB, archive_path
 from app.services.kafka.jars import default_cache_dir, fetch_jars
@@ -485,7 +486,10 @@ class KafkaService(ManagedService):
         # The SCRAM passwords go through a Java argument file (0600), never the process's command line.
         argument_file = security.write_argument_file(data_dir / "format.args", arguments)
         try:
-            result = subprocess.run([*jvm, f"@{argument_file}"], capture_output=True, text=True, check=False)
+            # Its bootstrap checkpoint holds every principal's SCRAM records: the owner's only.
+            result = subprocess.run(
+                [*jvm, f"@{argument_file}"], capture_output=True, text=True, check=False, umask=PRIVATE_UMASK
+            )
         finally:
             argument_file.unlink(missing_ok=True)
         if result.returncode != 0:

@@ -9,7 +9,10 @@ command line or its environment (``/proc/<pid>/environ`` keeps what a process st
 whatever it clears later). Then a real Prometheus (Debian's `prometheus`) scrapes the same
 stack while it trades: it counts the orders the journal and the warehouse hold, and sees a
 killed service go down and come back once the supervisor restarts it; the last test stops
-the stack (`down`) to read the journal.
+the stack (`down`) to read the journal. Every process `up` started runs with umask 077, and after
+the trading nothing under the state dir is open to another account: no file or folder has a bit
+for the group or the others, and the account `nobody` opens none of them (the state dir sits in a
+folder every account may traverse, so only its own modes keep `nobody` out).
 
 A `tickwave up` costs a worker ~30 s of CPU: tests that stop or break services start their own
 (test_cli_lifecycle.py, test_supervision.py, the chaos run).
@@ -20,7 +23,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -37,8 +43,10 @@ from adapters.signing import signals_key, signed_headers
 from adapters.warehouse.client import connect
 from dashboards.metrics_panels import metrics_panels
 from execution.app import instance_dir
+from execution.brokers.paper import LEDGER_NAME
 from execution.journal import JOURNAL_NAME, Journal
 from tests.integration.execution.conftest import make_signal, make_tick, now_ms
+from tests.integration.platform.private_state import open_entries, readable_by_nobody, readable_entries, umask_of
 from tests.integration.platform.prometheus import Prometheus, prometheus_for
 from tests.integration.platform.test_cli_lifecycle import clean_env, run
 from tickwave.config import Settings, load_settings
@@ -49,10 +57,16 @@ SERVICES = ("streams", "streams-loader", "execution", "audit", "warehouse", "sup
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """`tickwave up` once for the module, with no security setting: its own state dir and ports; `down` at the end."""
+def stack() -> Iterator[dict[str, str]]:
+    """`tickwave up` once for the module, with no security setting: its own state dir and ports; `down` at the end.
+
+    The state dir's parent is 0711, as a home folder often is (pytest's own temporary folders are
+    0700, which would keep another account out whatever the state dir's modes).
+    """
+    parent = Path(tempfile.mkdtemp(prefix="tickwave-stack-"))
+    parent.chmod(0o711)
     env = clean_env(
-        TICKWAVE_STATE_DIR=str(tmp_path_factory.mktemp("stack") / "state"),
+        TICKWAVE_STATE_DIR=str(parent / "state"),
         TICKWAVE_KAFKA_PORT=str(free_port()),
         TICKWAVE_KAFKA_CONTROLLER_PORT=str(free_port()),
         TICKWAVE_CLICKHOUSE_PORT=str(free_port()),
@@ -64,6 +78,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     yield env
     run(env, "down")
+    shutil.rmtree(parent)
 
 
 def secrets_of(state_dir: Path) -> dict[str, str]:
@@ -139,6 +154,23 @@ def test_up_when_no_security_setting_then_scram_on_loopback_each_principal_works
         leaks += [(name, "command line", listing[:120]) for name, secret in secrets.items() if secret in listing]
         leaks += [(name, "environment", listing[:120]) for name, secret in secrets.items() if secret in environment]
     assert leaks == []
+
+
+def test_up_when_the_services_run_then_each_process_and_its_children_create_files_for_the_owner_only(
+    stack: dict[str, str],
+) -> None:
+    # Arrange
+    state_dir = Path(stack["TICKWAVE_STATE_DIR"])
+
+    # Act: Kafka's JVM, the warehouse (and its engine), the dataflow and its loader, execution, audit, supervisor
+    umasks = {
+        f"{process.pid} {' '.join(process.cmdline()[:5])}": umask_of(process.pid) for process in processes_of(state_dir)
+    }
+
+    # Assert
+    assert len(umasks) >= 6, umasks
+    assert {command: umask for command, umask in umasks.items() if umask != "0077"} == {}
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
 
 
 def test_prometheus_when_the_stack_trades_then_it_counts_the_orders_and_sees_a_killed_service_down_and_back(
@@ -247,3 +279,42 @@ def trade_kill_and_count(env: dict[str, str], state: Path, prometheus: Prometheu
         f"prometheus counted: {orders:.0f} orders of {len(signals)} signals, {decisions:.0f} decisions, "
         f"{restarts['supervisor']:.0f} restart(s) of audit; journal {in_journal}, warehouse {in_warehouse}"
     )
+
+
+def test_state_dir_when_the_stack_traded_and_stopped_then_another_account_opens_nothing_under_it(
+    stack: dict[str, str],
+) -> None:
+    # Arrange: after the trading above (its last step stops the stack): the journal holds its orders
+    state_dir = Path(stack["TICKWAVE_STATE_DIR"])
+    settings = load_settings(state_dir=state_dir)
+    journal = Journal(instance_dir(settings) / JOURNAL_NAME, fsync=False)
+    try:
+        orders = sum(isinstance(event, OrderSubmitted) for event in journal.events())
+    finally:
+        journal.close()
+    canary = state_dir.parent / "canary"  # beside the state dir, readable by all: `nobody` must open it
+    canary.write_text("readable")
+    canary.chmod(0o644)
+    entries = readable_entries(state_dir)
+    kafka = state_dir / "data" / "kafka"
+    kinds = {
+        "the journal": instance_dir(settings) / JOURNAL_NAME,
+        "the paper ledger": instance_dir(settings) / LEDGER_NAME,
+        "Kafka's metadata log (SCRAM records)": next(kafka.rglob("__cluster_metadata-0/*.log")),
+        "Kafka's segments of signals": next(kafka.rglob(f"{topic_name(settings, SIGNALS)}-0/*.log")),
+        "a warehouse part": next((state_dir / "data" / "warehouse").rglob("store/*/*/*/columns.txt")),
+        "a service log": state_dir / "logs" / "execution.log",
+        "the Prometheus configuration": prometheus_dir(state_dir) / "prometheus.yml",
+    }
+
+    # Act
+    opened = readable_by_nobody([canary, *entries])
+
+    # Assert
+    assert orders > 0, "the stack did not trade: run the whole module"
+    assert all(path in entries for path in kinds.values()), kinds
+    assert opened[:1] == [str(canary)]  # the attempt reads what it may
+    assert opened[1:] == []
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+    assert open_entries(state_dir) == []
+    print(f"another account opened none of the {len(entries):,} files and folders under the state dir")

@@ -13,11 +13,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 from adapters.disk import DISK_FREE_EVENT, MEMORY_EVENT
 from adapters.endpoints import free_port
 from adapters.warehouse.client import connect
 from app.services.watchdog import SUPERVISOR_NAME
 from dashboards.alerts import disk_low_alert_sql
+from tests.integration.platform.private_state import open_entries, umask_of
 from tests.integration.platform.test_cli_lifecycle import (  # noqa: F401 - the fixture
     TICKWAVE,
     cli_env,
@@ -68,6 +71,22 @@ def wait_for_event(settings: Settings, service: str, event: str, timeout_s: floa
         finally:
             client.close()
         time.sleep(0.2)
+
+
+def umasks_of_trees(pids: list[int]) -> dict[int, str]:
+    """The umask of each of ``pids`` and of each of their descendants (those that end meanwhile left out)."""
+    found = {}
+    for pid in pids:
+        try:
+            tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for process in tree:
+            try:
+                found[process.pid] = umask_of(process.pid)
+            except FileNotFoundError:
+                continue
+    return found
 
 
 def memory_mb(shown: str, service: str) -> int:
@@ -152,6 +171,9 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     sockets = [entry for pid in running for entry in listening(pid)]
     assert len(running) == len(SERVICES) and port in {found for _, _, found in sockets}, (running, sockets)
     assert beyond_loopback(sockets) == []
+    # Each of them and their children (Dagster's code server, webserver and daemon; those the supervisor
+    # restarted) create files for their owner only.
+    assert {pid: umask for pid, umask in umasks_of_trees(running).items() if umask != "0077"} == {}
 
     second = kill_and_wait_for_restart(env, "execution")
     os.kill(second[1], signal.SIGKILL)  # the third crash within the window: a crash loop
@@ -224,6 +246,9 @@ def test_supervisor_when_a_service_is_killed_then_restarted_and_a_crash_loop_sto
     down = run(env, "down", timeout=120)
     assert down.returncode == 0 and "orchestration" in down.stdout
     assert exited(int(orchestration["pid"]))
+    state_dir = Path(env["TICKWAVE_STATE_DIR"])
+    assert (state_dir / "data" / "dagster" / "storage").is_dir()
+    assert open_entries(state_dir) == []  # Dagster's storage and logs too: no bit for the group or the others
     print(
         f"execution recovered in {first[2]:.1f} s (killed as `up` returned) and {second[2]:.1f} s after kill -9; "
         f"streams (killed during `up`) was back {streams_back_s:.1f} s after `up` returned"

@@ -255,3 +255,20 @@ def test_stop_when_the_leader_died_and_left_a_child_ignoring_sigterm_then_the_ch
     finally:
         if child.is_running():
             child.kill()
+
+
+def test_start_when_the_launcher_runs_under_umask_022_then_the_service_and_its_log_are_the_owners_only(
+    settings: Settings,
+) -> None:
+    supervisor, service = Supervisor(settings), HttpServerService(settings)
+    before = os.umask(0o022)
+    try:
+        endpoint = supervisor.start(service)
+        assert isinstance(endpoint, Endpoint)
+        umask = next(line for line in Path(f"/proc/{endpoint.pid}/status").read_text().splitlines() if "Umask" in line)
+
+        assert umask.split()[1] == "0077"
+        assert (settings.state_path / "logs" / "web.log").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(before)
+        supervisor.stop(service)
