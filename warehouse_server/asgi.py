@@ -55,7 +55,7 @@ from warehouse_server.http_request import (
     read_body,
 )
 from warehouse_server.http_response import FLUSH_AFTER_S, Responder, Started, pull
-from warehouse_server.limits import LoginGuard
+from warehouse_server.limits import LoginGuard, QueryIds
 from warehouse_server.planning import Plan
 from warehouse_server.priority import lowest_thread_priority
 from warehouse_server.protocol import (
@@ -134,6 +134,7 @@ class WarehouseApp:
         self.timezone = executor.engine.timezone
         self.responder = Responder(self.version, self.timezone, limits.keep_alive_timeout_s, self._next_chunk)
         self._sweeper: asyncio.Task[None] | None = None
+        self.query_ids = QueryIds()
         # At the lowest CPU priority: however many analysts send work, the writers' threads run first.
         self._read_only_pool = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="warehouse-read-only", initializer=lowest_thread_priority
@@ -216,6 +217,7 @@ class WarehouseApp:
                     raise QueryError(
                         NOT_IMPLEMENTED, "compress=1 (ClickHouse block framing of responses) is not supported"
                     )
+                self.query_ids.claim(echoed_id, user.name, user.readonly == READ_ONLY)
                 # A read-only user's slot is taken before its body is read or decoded, so the
                 # decoding work it can start at once is bounded by its slots too.
                 release_slot = self.executor.admit(user)
@@ -272,6 +274,7 @@ class WarehouseApp:
                 # Whatever happened while sending (a header the server refuses to write, the
                 # client gone, a cancelled task), the query is closed and its handle released.
                 await self._close(begun.running)
+            self.query_ids.claim(begun.plan.query_id, user.name, is_read_only=False)  # a generated id is logged too
             outcome = RequestOutcome(started, method, user.name, address, params)
             log_request(self.access_log, outcome, begun.plan, begun.running.stream.summary, None)
         finally:
