@@ -35,7 +35,7 @@ from adapters.metrics import (
 from execution.metrics import AuditCounts, ExecutionCollector
 from streams.ingest.metrics import REASON_CODES, reason_code
 from streams.metrics import DataflowCollector
-from tests.sockets import is_closed_by_server
+from tests.sockets import SilentHolders, is_closed_by_server
 from tickwave.config import Settings
 from tickwave.contracts import Bar, OrderFilled, OrderSubmitted, Signal, Tick
 
@@ -210,33 +210,6 @@ def test_metrics_server_when_a_client_trickles_its_request_then_cut_off_at_the_d
                     break
 
     assert held_s < 2.0
-
-
-class SilentHolders:
-    """``count`` connections that never send a byte, each reopened as soon as the server cuts it."""
-
-    def __init__(self, port: int, count: int) -> None:
-        self.port = port
-        self.reopened = 0
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._hold, daemon=True) for _ in range(count)]
-        for thread in self._threads:
-            thread.start()
-
-    def _hold(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    while not self._stop.is_set() and not is_closed_by_server(sock, within_s=0.2):
-                        pass
-            except OSError:
-                pass
-            self.reopened += 1
-
-    def close(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
 
 
 @pytest.mark.parametrize("holders", [MAX_CONNECTIONS, 200])
