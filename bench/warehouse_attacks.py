@@ -187,8 +187,8 @@ def _keep(open_sockets: list[socket.socket | None], reopen: Callable[[], socket.
 
 
 def unread_results(address: str, credentials: Credentials, done: Any) -> None:
-    """As the analyst, hold 4 queries with 200 MB results that are never read, reopened as they are cut."""
-    sql = b"SELECT repeat('x', 1000) FROM numbers(200000) FORMAT TSV"
+    """As the analyst, hold 4 queries with 30 MB results that are never read, reopened as they are cut."""
+    sql = b"SELECT number FROM numbers(4000000) FORMAT TSV"
 
     def reopen() -> socket.socket:
         sock = socket.socket()
@@ -262,7 +262,7 @@ ATTACKS: dict[str, Attack] = {
     "4 analysts: 1,500 joined system tables (119 KB)": Attack(policy_bomb, 4),
     "4 analysts: 1 MB of 50,000 empty gzip members": Attack(empty_gzip_members, 4),
     "4 analysts: 80,000 empty zstd frames": Attack(empty_zstd_frames, 4),
-    "analyst: 4 results of 200 MB never read (held slots)": Attack(unread_results, 1),
+    "analyst: 4 results of 30 MB never read (held slots)": Attack(unread_results, 1),
     "analyst: 260 uploads refused a slot, trickled (4 holding the slots)": Attack(trickled_refused_uploads, 1),
     "8 silent connections to the metrics port (no password)": Attack(silent_metrics_connections, 1, "metrics"),
     "password guesses from 50 loopback addresses": Attack(password_guesses, 1),

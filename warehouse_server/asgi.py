@@ -268,13 +268,14 @@ class WarehouseApp:
                     )
                 await self.responder.error(send, refusal, echoed_id)
                 return
+            # A generated id is the user's too, from before the client can read it in the answer.
+            self.query_ids.claim(begun.plan.query_id, user.name, is_read_only=False)
             try:
                 await self.responder.result(begun, headers, receive, send)
             finally:
                 # Whatever happened while sending (a header the server refuses to write, the
                 # client gone, a cancelled task), the query is closed and its handle released.
                 await self._close(begun.running)
-            self.query_ids.claim(begun.plan.query_id, user.name, is_read_only=False)  # a generated id is logged too
             outcome = RequestOutcome(started, method, user.name, address, params)
             log_request(self.access_log, outcome, begun.plan, begun.running.stream.summary, None)
         finally:

@@ -308,7 +308,8 @@ def test_connections_when_the_analyst_trickles_uploads_refused_a_slot_then_the_s
 def test_connections_when_the_analyst_never_reads_its_results_then_its_slots_come_back_after_the_send_timeout(
     warehouse: Warehouse,
 ) -> None:
-    sql = b"SELECT repeat('x', 1000) FROM numbers(200000) FORMAT TSV"  # 200 MB, far past the socket buffers
+    # ~30 MB in blocks of ~0.5 MB, cheap to produce: far past the socket buffers, stalled within a second.
+    sql = b"SELECT number FROM numbers(4000000) FORMAT TSV"
     readers = []
     for _ in range(4):
         sock = socket.socket()
