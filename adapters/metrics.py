@@ -13,19 +13,24 @@ ingest``) removes its target when it ends.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import math
 import os
+import selectors
 import shutil
 import socket
 import sys
 import threading
 import time
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -48,6 +53,11 @@ RULES = "rules.yml"
 # request, or keeps more connections than this open, is not Prometheus and is cut off.
 REQUEST_DEADLINE_S: Final = 5.0
 MAX_CONNECTIONS: Final = 8
+# A scrape's head arrives with its connection: one that sends none within this is cut. Connections
+# waiting for their heads cost a socket each (no thread), at most MAX_PENDING of them.
+HEAD_DEADLINE_S: Final = 1.0
+MAX_PENDING: Final = 64
+MAX_HEAD_BYTES: Final = 8192
 
 
 def port_path(state_path: Path, name: str) -> Path:
@@ -178,46 +188,185 @@ def serve_metrics(settings: Settings, name: str, collectors: Iterable[Collector]
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """One request per connection (wsgiref's way), each read bounded by the server's deadline."""
+    """One request per connection (wsgiref's way), read from the head the server has already taken."""
 
     def setup(self) -> None:
-        """Bound each read of the socket (``http.server`` bounds the line and header sizes itself)."""
+        """Bound each write of the socket, and read the request from its head (its bytes are in already)."""
         self.request.settimeout(getattr(self.server, "deadline_s", REQUEST_DEADLINE_S))
         super().setup()
+        take_head = getattr(self.server, "take_head", None)
+        head = take_head(self.request) if take_head is not None else None
+        if head is not None:
+            self.rfile.close()  # else its reference keeps the socket open past the server's close
+            self.rfile = io.BytesIO(head)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Log nothing per request (as prometheus-client's own handler)."""
 
 
-class MetricsServer(ThreadingWSGIServer):
-    """prometheus-client's thread-per-connection server, bounded: ``MAX_CONNECTIONS`` at once, each for ``deadline_s``.
+class _HeadReader:
+    """Reads the request heads of new connections on one thread; hands each complete head on.
 
-    A connection beyond the budget is closed at accept, before a byte is read. A connection
-    not answered within the deadline (one that sends nothing, or trickles a byte at a time)
-    is shut down by the serving loop, which looks every half second: threads and memory
-    stay bounded whatever a local process opens, and a slot is never held longer than that.
+    A connection waits here, costing a socket and at most :data:`MAX_HEAD_BYTES`, until its
+    head is in: one that sends none within ``deadline_s`` is cut, and past
+    :data:`MAX_PENDING` waiting the oldest is cut to make room. What holds a serving slot has
+    sent a whole head, so silent or trickling connections never stand between a scrape and
+    its answer: a scrape's head arrives with its connection and is the newest here.
+    """
+
+    def __init__(self, deadline_s: float, on_head: Callable[[socket.socket, Any, bytes], None]) -> None:
+        """Cut what sends no head within ``deadline_s``; call ``on_head(sock, address, head)`` for each head."""
+        self.deadline_s = deadline_s
+        self.on_head = on_head
+        self._selector = selectors.DefaultSelector()
+        self._waiting: OrderedDict[socket.socket, tuple[Any, float, bytearray]] = OrderedDict()  # oldest first
+        self._arrived: list[tuple[socket.socket, Any]] = []
+        self._lock = threading.Lock()
+        self._is_closed = False
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
+        self._selector.register(self._wake_reader, selectors.EVENT_READ)
+        self.cut = 0  # connections cut for sending no head in time, or to make room
+        self._thread = threading.Thread(target=self._run, name="metrics-heads", daemon=True)
+        self._thread.start()
+
+    def add(self, sock: socket.socket, address: Any) -> None:
+        """Wait for the head of a new connection (called from the accepting thread)."""
+        with self._lock:
+            if self._is_closed:
+                sock.close()
+                return
+            self._arrived.append((sock, address))
+        self._wake()
+
+    def close(self) -> None:
+        """Cut every waiting connection and end the thread."""
+        with self._lock:
+            self._is_closed = True
+        self._wake()
+        self._thread.join(timeout=5)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # already woken, or closed
+            self._wake_writer.send(b"\0")
+
+    def _run(self) -> None:
+        while True:
+            now = time.monotonic()
+            first_deadline = next((deadline for _, deadline, _ in self._waiting.values()), None)
+            events = self._selector.select(None if first_deadline is None else max(0.0, first_deadline - now))
+            for key, _ in events:
+                if key.fileobj is self._wake_reader:
+                    with contextlib.suppress(BlockingIOError):
+                        self._wake_reader.recv(4096)
+                else:
+                    self._read(key.fileobj)  # type: ignore[arg-type]
+            with self._lock:
+                arrived, self._arrived = self._arrived, []
+                is_closed = self._is_closed
+            if is_closed:
+                for sock, _ in arrived:
+                    sock.close()
+                for sock in list(self._waiting):
+                    self._drop(sock)
+                self._selector.close()
+                self._wake_reader.close()
+                self._wake_writer.close()
+                return
+            now = time.monotonic()
+            for sock, address in arrived:
+                while len(self._waiting) >= MAX_PENDING:
+                    self._cut(next(iter(self._waiting)))
+                sock.setblocking(False)
+                self._selector.register(sock, selectors.EVENT_READ)
+                self._waiting[sock] = (address, now + self.deadline_s, bytearray())
+                self._read(sock)  # a scrape's head usually came with its connection: served before any cut
+            while self._waiting:
+                sock, (_, deadline, _) = next(iter(self._waiting.items()))
+                if deadline > now:
+                    break
+                self._cut(sock)
+
+    def _read(self, sock: socket.socket) -> None:
+        if sock not in self._waiting:
+            return
+        address, _, head = self._waiting[sock]
+        try:
+            data = sock.recv(MAX_HEAD_BYTES + 1 - len(head))
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client left
+            self._drop(sock)
+            return
+        head += data
+        if b"\r\n\r\n" in head or b"\n\n" in head:
+            self._selector.unregister(sock)
+            del self._waiting[sock]
+            sock.setblocking(True)
+            self.on_head(sock, address, bytes(head))
+        elif len(head) > MAX_HEAD_BYTES:
+            self._cut(sock)
+
+    def _cut(self, sock: socket.socket) -> None:
+        self.cut += 1
+        self._drop(sock)
+
+    def _drop(self, sock: socket.socket) -> None:
+        self._waiting.pop(sock, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(sock)
+        sock.close()
+
+
+class MetricsServer(ThreadingWSGIServer):
+    """prometheus-client's thread-per-connection server, bounded at every step.
+
+    A new connection waits for its request head in :class:`_HeadReader` (no thread of its
+    own; cut after :data:`HEAD_DEADLINE_S` without a head, the oldest of
+    :data:`MAX_PENDING` waiting cut to make room); a complete head gets one of
+    ``MAX_CONNECTIONS`` serving threads, or the connection is closed; a connection not
+    answered within ``deadline_s`` is shut down by the serving loop, which looks every half
+    second. Threads and memory stay bounded whatever a local process opens, and connections
+    that send nothing cost a scrape nothing.
     """
 
     deadline_s = REQUEST_DEADLINE_S
+    head_deadline_s = HEAD_DEADLINE_S
+    request_queue_size = MAX_PENDING  # the listen backlog (socketserver's 5 dropped scrapes' connections in a flood)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._deadlines: dict[socket.socket, float] = {}
+        self._heads: dict[socket.socket, bytes] = {}
         self._lock = threading.Lock()
         super().__init__(*args, **kwargs)
+        self._head_reader = _HeadReader(self.head_deadline_s, self._serve_head)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        """Start the connection's thread if a slot is free; else close it."""
+        """Wait for the new connection's head off the accepting thread."""
+        self._head_reader.add(request, client_address)
+
+    def _serve_head(self, request: socket.socket, client_address: Any, head: bytes) -> None:
+        # The head reader's thread: a serving thread if a slot is free, else the connection is closed.
         if not self._slots.acquire(blocking=False):
             self.shutdown_request(request)
             return
         with self._lock:
             self._deadlines[request] = time.monotonic() + self.deadline_s
+            self._heads[request] = head
         try:
-            super().process_request(request, client_address)
+            ThreadingMixIn.process_request(self, request, client_address)
         except BaseException:
             self._forget(request)
-            raise
+            self.shutdown_request(request)
+
+    def take_head(self, request: socket.socket) -> bytes | None:
+        """Return (once) the head read from ``request`` before it was served."""
+        with self._lock:
+            return self._heads.pop(request, None)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Serve the connection, then free its slot."""
@@ -229,6 +378,7 @@ class MetricsServer(ThreadingWSGIServer):
     def _forget(self, request: Any) -> None:
         with self._lock:
             self._deadlines.pop(request, None)
+            self._heads.pop(request, None)
         self._slots.release()
 
     def service_actions(self) -> None:
@@ -241,6 +391,11 @@ class MetricsServer(ThreadingWSGIServer):
                 request.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass  # closed meanwhile
+
+    def server_close(self) -> None:
+        """Stop listening and cut the connections still waiting for their heads."""
+        super().server_close()
+        self._head_reader.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that timed out or went away is not an error of the server; anything else is logged."""

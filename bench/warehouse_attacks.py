@@ -2,15 +2,18 @@
 
 Used by ``bench/warehouse.py`` to measure the writer's insert latency under each attack.
 Every attack runs until ``done`` is set; those that need no password use none. Each
-reopens what the server closes, so the pressure stays on for the whole measurement.
+reopens what the server closes, so the pressure stays on for the whole measurement. An
+attack aims at the warehouse's HTTP port, or at its metrics port (:data:`ATTACKS` says
+which).
 """
 
 from __future__ import annotations
 
 import socket
+import time
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import zstandard
 
@@ -148,14 +151,119 @@ def password_guesses(address: str, credentials: Credentials, done: Any) -> None:
             connection.close()
 
 
-# name: (the loop, how many processes run it)
-ATTACKS: dict[str, tuple[Callable[[str, Credentials, Any], None], int]] = {
-    "515 idle connections (no password)": (idle_connections, 1),
-    "an 80 MiB URL, repeated (no password)": (huge_url, 1),
-    "an 80 MiB header value, repeated (no password)": (huge_header, 1),
-    "30 MiB of small headers, repeated (no password)": (many_headers, 1),
-    "4 analysts: 1,500 joined system tables (119 KB)": (policy_bomb, 4),
-    "4 analysts: 1 MB of 50,000 empty gzip members": (empty_gzip_members, 4),
-    "4 analysts: 80,000 empty zstd frames": (empty_zstd_frames, 4),
-    "password guesses from 50 loopback addresses": (password_guesses, 1),
+def _analyst_request(address: str, credentials: Credentials, body: bytes, declared_bytes: int) -> socket.socket:
+    sock = socket.create_connection(_address(address), timeout=5)
+    sock.sendall(
+        f"POST / HTTP/1.1\r\nHost: x\r\nX-ClickHouse-User: {credentials.analyst_user}\r\n"
+        f"X-ClickHouse-Key: {credentials.analyst_password.get_secret_value()}\r\n"
+        f"Content-Length: {declared_bytes}\r\n\r\n".encode()
+        + body
+    )
+    return sock
+
+
+def _keep(open_sockets: list[socket.socket | None], reopen: Callable[[], socket.socket], send: bytes) -> None:
+    """Send ``send`` on each socket (nothing: only look whether it was closed); reopen the closed ones."""
+    for index, sock in enumerate(open_sockets):
+        try:
+            if sock is None:
+                raise ConnectionResetError
+            sock.setblocking(False)
+            if send:
+                sock.send(send)
+            else:
+                try:
+                    if sock.recv(1, socket.MSG_PEEK) == b"":
+                        raise ConnectionResetError
+                except BlockingIOError:
+                    pass
+        except OSError:
+            if sock is not None:
+                sock.close()
+            try:
+                open_sockets[index] = reopen()
+            except OSError:
+                open_sockets[index] = None
+
+
+def unread_results(address: str, credentials: Credentials, done: Any) -> None:
+    """As the analyst, hold 4 queries with 30 MB results that are never read, reopened as they are cut."""
+    sql = b"SELECT number FROM numbers(4000000) FORMAT TSV"
+
+    def reopen() -> socket.socket:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(5)
+        sock.connect(_address(address))
+        sock.sendall(
+            f"POST / HTTP/1.1\r\nHost: x\r\nX-ClickHouse-User: {credentials.analyst_user}\r\n"
+            f"X-ClickHouse-Key: {credentials.analyst_password.get_secret_value()}\r\n"
+            f"Content-Length: {len(sql)}\r\n\r\n".encode()
+            + sql
+        )
+        return sock
+
+    held: list[socket.socket | None] = [None] * 4
+    while not done.is_set():
+        _keep(held, reopen, b"")
+        done.wait(0.5)
+    for sock in held:
+        if sock is not None:
+            sock.close()
+
+
+def trickled_refused_uploads(address: str, credentials: Credentials, done: Any) -> None:
+    """As the analyst from 127.0.0.1: 4 uploads holding its slots, 260 more refused a slot, all trickled."""
+
+    def reopen() -> socket.socket:
+        return _analyst_request(address, credentials, b"SELECT 1 ", MIB)
+
+    holders: list[socket.socket | None] = [None] * 4
+    trickled: list[socket.socket | None] = [None] * 260
+    _keep(holders, reopen, b" ")
+    time.sleep(0.3)
+    while not done.is_set():
+        _keep(holders, reopen, b" ")
+        _keep(trickled, reopen, b" ")
+        done.wait(0.3)
+    for sock in holders + trickled:
+        if sock is not None:
+            sock.close()
+
+
+def silent_metrics_connections(address: str, _credentials: Credentials, done: Any) -> None:
+    """Hold 8 connections to the metrics port that send nothing, reopened as they are cut."""
+
+    def reopen() -> socket.socket:
+        return socket.create_connection(_address(address), timeout=5)
+
+    held: list[socket.socket | None] = [None] * 8
+    while not done.is_set():
+        _keep(held, reopen, b"")
+        done.wait(0.05)
+    for sock in held:
+        if sock is not None:
+            sock.close()
+
+
+class Attack(NamedTuple):
+    """An attack's loop, how many processes run it, and the port it aims at (``http`` or ``metrics``)."""
+
+    loop: Callable[[str, Credentials, Any], None]
+    processes: int
+    target: str = "http"
+
+
+ATTACKS: dict[str, Attack] = {
+    "515 idle connections (no password)": Attack(idle_connections, 1),
+    "an 80 MiB URL, repeated (no password)": Attack(huge_url, 1),
+    "an 80 MiB header value, repeated (no password)": Attack(huge_header, 1),
+    "30 MiB of small headers, repeated (no password)": Attack(many_headers, 1),
+    "4 analysts: 1,500 joined system tables (119 KB)": Attack(policy_bomb, 4),
+    "4 analysts: 1 MB of 50,000 empty gzip members": Attack(empty_gzip_members, 4),
+    "4 analysts: 80,000 empty zstd frames": Attack(empty_zstd_frames, 4),
+    "analyst: 4 results of 30 MB never read (held slots)": Attack(unread_results, 1),
+    "analyst: 260 uploads refused a slot, trickled (4 holding the slots)": Attack(trickled_refused_uploads, 1),
+    "8 silent connections to the metrics port (no password)": Attack(silent_metrics_connections, 1, "metrics"),
+    "password guesses from 50 loopback addresses": Attack(password_guesses, 1),
 }

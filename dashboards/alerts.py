@@ -37,6 +37,10 @@ class AlertRule:
     promql: str = ""
 
 
+# 1 for each scrape target whose last scrape failed (down, restarting, or its metrics port held), else 0.
+TARGET_DOWN = "1 - up"
+
+
 def metrics_alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
     """The rules on Prometheus's metrics (Grafana's, and the rule file ``tickwave up`` gives Prometheus)."""
     limit_ms = settings.dashboards.tick_to_signal_p99_ms
@@ -50,6 +54,17 @@ def metrics_alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
             summary=f"Signals leave over {limit_ms} ms after their bar can close (p99, 5 minutes; "
             "dashboards.tick_to_signal_p99_ms): see the ops board's latency panels.",
             pending="5m",
+        ),
+        AlertRule(
+            uid="tickwave-target-down",
+            title="Metrics target down",
+            sql="",
+            promql=TARGET_DOWN,
+            threshold=0,
+            summary=f"The /metrics of {{{{ $labels.job }}}} has not answered Prometheus for "
+            f"{settings.dashboards.target_down_s} s (dashboards.target_down_s): the process is down, or its metrics "
+            "are blinded; see `tickwave status` and the ops board's services panel.",
+            pending=f"{settings.dashboards.target_down_s}s",
         ),
     )
 

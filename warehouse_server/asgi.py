@@ -55,7 +55,7 @@ from warehouse_server.http_request import (
     read_body,
 )
 from warehouse_server.http_response import FLUSH_AFTER_S, Responder, Started, pull
-from warehouse_server.limits import LoginGuard
+from warehouse_server.limits import LoginGuard, QueryIds
 from warehouse_server.planning import Plan
 from warehouse_server.priority import lowest_thread_priority
 from warehouse_server.protocol import (
@@ -64,6 +64,7 @@ from warehouse_server.protocol import (
     NOT_IMPLEMENTED,
     QUERY_IS_TOO_LARGE,
     TOO_LARGE_SIZE_COMPRESSED,
+    TOO_MANY_SIMULTANEOUS_QUERIES,
     UNKNOWN_EXCEPTION,
     QueryError,
 )
@@ -133,6 +134,7 @@ class WarehouseApp:
         self.timezone = executor.engine.timezone
         self.responder = Responder(self.version, self.timezone, limits.keep_alive_timeout_s, self._next_chunk)
         self._sweeper: asyncio.Task[None] | None = None
+        self.query_ids = QueryIds()
         # At the lowest CPU priority: however many analysts send work, the writers' threads run first.
         self._read_only_pool = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="warehouse-read-only", initializer=lowest_thread_priority
@@ -204,16 +206,23 @@ class WarehouseApp:
                         await asyncio.sleep(delay_s)
                     raise
                 connection = connection_of(scope)
-                if connection is not None:  # the service user's connections are never closed to make room
-                    connection.authenticated(user.readonly == READ_WRITE)
+                # The service user's connections are never closed to make room; one admitted past its
+                # address's share is kept only as the service user's.
+                if connection is not None and not connection.authenticated(user.readonly == READ_WRITE):
+                    raise QueryError(
+                        TOO_MANY_SIMULTANEOUS_QUERIES, f"Too many connections from {address} (max_connections)"
+                    )
                 echoed_id = checked_query_id(params, headers)
                 if is_true(params.get("compress")):
                     raise QueryError(
                         NOT_IMPLEMENTED, "compress=1 (ClickHouse block framing of responses) is not supported"
                     )
+                self.query_ids.claim(echoed_id, user.name, user.readonly == READ_ONLY)
                 # A read-only user's slot is taken before its body is read or decoded, so the
                 # decoding work it can start at once is bounded by its slots too.
                 release_slot = self.executor.admit(user)
+                if connection is not None:  # engaged while it holds the slot: not closed to make room
+                    connection.engage()
                 reading_started = True
                 body = await read_body(receive, headers, self.limits.body_bytes_for(user))
                 if user.readonly == READ_ONLY:
@@ -235,11 +244,15 @@ class WarehouseApp:
                     # The slot stays taken on a timer (no CPU): a read-only user's slots bound the bombs it
                     # can have decoded per second, rather than the server's CPU.
                     await asyncio.sleep(self.limits.read_only_refused_body_delay_s)
+                is_closing = False
                 if not reading_started and headers.get("expect", "").lower() != "100-continue":
-                    # Let a client still sending read the refusal; a known user's no further than its own bound
-                    # (a read-only user refused a slot: 1 MiB, not 64).
-                    await discard(receive, DISCARD_BYTES if user is None else self.limits.body_bytes_for(user))
-                await self.responder.error(send, error, echoed_id)
+                    if user is not None and user.readonly == READ_ONLY:
+                        # Refused before its body (no slot): answered and closed, never drained, so a
+                        # trickled body holds no connection the service user may need.
+                        is_closing = True
+                    else:  # let a client still sending read the refusal; the service user's up to its bound
+                        await discard(receive, DISCARD_BYTES if user is None else self.limits.body_bytes_for(user))
+                await self.responder.error(send, error, echoed_id, close=is_closing)
                 log_request(
                     self.access_log, RequestOutcome(started, method, presented, address, params), None, None, error
                 )
@@ -255,6 +268,8 @@ class WarehouseApp:
                     )
                 await self.responder.error(send, refusal, echoed_id)
                 return
+            # A generated id is the user's too, from before the client can read it in the answer.
+            self.query_ids.claim(begun.plan.query_id, user.name, is_read_only=False)
             try:
                 await self.responder.result(begun, headers, receive, send)
             finally:

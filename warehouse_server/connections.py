@@ -17,11 +17,19 @@ for seconds, and 30 MiB of small headers stayed in memory until the client left)
   sent its whole head reads the answer meanwhile; one still sending is reset). The rest of
   an 80 MiB URL or header costs the server nothing, where reading it to drop it cost the
   copy of every byte, and a client repeating it waits out the linger each time.
+- ``http_send_timeout``: a response may make no progress into the socket (the client
+  reads nothing while the buffers are full) for at most the send timeout; past it the
+  connection is cut, so the query ends and its slot is given back.
 - ``max_connections``, in total and per client address (:class:`ConnectionBudget`): a
   connection over budget makes room by closing the least recently active connection
-  that is not the service user's and runs no authenticated request, so connections that
-  idle, trickle or never authenticate cannot keep the pipeline's writers out. A
-  connection that authenticated as the service user is never closed to make room.
+  that is not the service user's and holds no query slot, so connections that idle,
+  trickle, never authenticate or were refused a slot cannot keep the pipeline's writers
+  out. A connection is engaged (never closed to make room) only while it holds one of
+  its user's query slots, so a user's engaged connections are capped by its slots; one
+  that authenticated as the service user is never closed to make room. A connection
+  over its address's share with nothing of that address to close is admitted on
+  probation and kept only if it authenticates as the service user: the share is checked
+  once the user is known.
 
 The ASGI application learns its connection from the request scope
 (:func:`connection_of`) and marks it once the request's user is known. Closing a
@@ -59,6 +67,7 @@ class HttpBounds:
     max_field_name_bytes: int = 1024  # http_max_field_name_size
     max_field_value_bytes: int = 128 << 10  # http_max_field_value_size
     max_header_bytes: int = 256 << 10  # every header of one request together
+    send_timeout_s: float = 10.0  # http_send_timeout: the longest a response may stall in a full socket
 
     @property
     def max_head_bytes(self) -> int:
@@ -74,11 +83,20 @@ class Connection:
         self.client = client
         self.close = close
         self.is_trusted = False  # it authenticated as the service user: never closed to make room
-        self.is_engaged = False  # it runs an authenticated request now
+        self.is_engaged = False  # its current request holds a query slot
+        self.is_on_probation = False  # admitted past its address's share: kept only as the service user's
 
-    def authenticated(self, is_trusted: bool) -> None:
-        """Mark that this connection's current request authenticated (as the service user if ``is_trusted``)."""
+    def authenticated(self, is_trusted: bool) -> bool:
+        """Mark that this connection's current request authenticated (as the service user if ``is_trusted``).
+
+        Returns whether the connection may go on: one admitted past its address's share
+        must be the service user's.
+        """
         self.is_trusted = self.is_trusted or is_trusted
+        return self.is_trusted or not self.is_on_probation
+
+    def engage(self) -> None:
+        """Mark that the current request holds a query slot: not closed to make room until its response is sent."""
         self.is_engaged = True
 
     @property
@@ -107,12 +125,13 @@ class ConnectionBudget:
         Runs on the event loop, as every other call here: no lock is needed.
         """
         from_client = [other for other in self._open if other.client == connection.client and not other.is_trusted]
-        if len(from_client) >= self.max_per_client and not self._evict(from_client):
-            self.refused += 1
-            return False
+        # Nothing of the address to close: the connection may still be the service user's, known only
+        # once its request authenticates (Connection.authenticated); the total below still holds.
+        is_over_share = len(from_client) >= self.max_per_client and not self._evict(from_client)
         if len(self._open) >= self.max_connections and not self._evict(self._open):
             self.refused += 1
             return False
+        connection.is_on_probation = is_over_share
         self._open[connection] = None
         return True
 
@@ -173,6 +192,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._is_refused = False  # a head over a bound was answered: nothing more is read
         self._last_data_at = self.loop.time()
         self._timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
         client = self.client[0] if self.client else "-"
         self._connection = Connection(client, self._close_now)
         if not self.budget.admit(self._connection):
@@ -182,8 +202,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._arm(self.bounds.receive_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Forget the connection and its timer."""
+        """Forget the connection and its timers."""
         self._disarm()
+        self._disarm_send()
         self.budget.release(self._connection)
         super().connection_lost(exc)
 
@@ -200,6 +221,28 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def pause_writing(self) -> None:
+        """The client reads nothing while the buffers are full: the response may stall the send timeout at most."""
+        super().pause_writing()
+        self._disarm_send()
+        self._send_timer = self.loop.call_later(self.bounds.send_timeout_s, self._on_send_stalled)
+
+    def resume_writing(self) -> None:
+        """The client read again: the response is making progress."""
+        self._disarm_send()
+        super().resume_writing()
+
+    def _disarm_send(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _on_send_stalled(self) -> None:
+        self._send_timer = None
+        if self.flow.write_paused:
+            logger.debug("connection from %s cut: its response stalled past the send timeout", self._connection.client)
+            self.transport.abort()  # close() would wait for the client to read what is buffered
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -100,8 +100,8 @@ class Responder:
         )
         await send({"type": "http.response.body", "body": body})
 
-    async def error(self, send: Send, error: QueryError, query_id: str) -> None:
-        """Send ``error`` as ClickHouse does, echoing ``query_id`` when there is one."""
+    async def error(self, send: Send, error: QueryError, query_id: str, *, close: bool = False) -> None:
+        """Send ``error`` as ClickHouse does, echoing ``query_id`` when there is one; ``close``: then close."""
         body = error_text(error.code, error.message, self.version).encode()
         headers = [
             (b"content-type", b"text/plain; charset=UTF-8"),
@@ -111,7 +111,7 @@ class Responder:
         ]
         if query_id:
             headers.append((b"x-clickhouse-query-id", query_id.encode()))
-        if error.code == QUERY_IS_TOO_LARGE:
+        if close or error.code == QUERY_IS_TOO_LARGE:
             headers.append((b"connection", b"close"))  # the rest of the body was never read
         await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

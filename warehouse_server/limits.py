@@ -11,6 +11,9 @@
   cap ``limit`` (Grafana's ClickHouse plugin sends it with every query) is allowed from 0
   (no extra cap) to ``max_result_rows``, which applies in any case.
 - :class:`ConcurrencyLimit`: queries one read-only user runs at once.
+- :class:`QueryIds`: which user each recent ``query_id`` belongs to; a read-only user may
+  not take one another user has used, so no analyst's request shares an id with the
+  pipeline's in ``query_log``.
 - :class:`LoginGuard`: failed logins per user, from every address together, in a sliding
   window; at the limit, further attempts of that user are refused without checking the
   password until the oldest failure leaves the window. Counting per user, not per
@@ -37,13 +40,19 @@ import math
 import re
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tickwave.config import ClickHouseSettings
-from warehouse_server.protocol import AUTHENTICATION_FAILED, READONLY, TOO_MANY_SIMULTANEOUS_QUERIES, QueryError
+from warehouse_server.protocol import (
+    AUTHENTICATION_FAILED,
+    QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING,
+    READONLY,
+    TOO_MANY_SIMULTANEOUS_QUERIES,
+    QueryError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +79,7 @@ HARMLESS_SETTINGS = frozenset(
 ROW_LIMIT_SETTING = "limit"
 _TOKEN = re.compile(r"[A-Za-z0-9_.\-/]{1,128}")
 MAX_TRACKED_LOGIN_KEYS = 10_000
+MAX_TRACKED_QUERY_IDS = 65_536  # ~10 MiB; the service user's inserts of hours
 
 
 @dataclass(frozen=True)
@@ -198,6 +208,45 @@ class ConcurrencyLimit:
             yield
         finally:
             release()
+
+
+class QueryIds:
+    """The user of each of the most recent ``capacity`` query ids; a read-only user may not take another's.
+
+    A read-write user's use of an id makes it that user's (the pipeline is never refused); a
+    read-only user may reuse only ids that are its own or new. Ids older than the most recent
+    ``capacity`` (or from before the server started) are forgotten.
+    """
+
+    def __init__(self, capacity: int = MAX_TRACKED_QUERY_IDS) -> None:
+        """Remember the owners of the ``capacity`` most recently used ids."""
+        self.capacity = capacity
+        self._owners: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def claim(self, query_id: str, user: str, is_read_only: bool) -> None:
+        """Record that ``user`` uses ``query_id`` (no id: nothing to record).
+
+        Raises:
+            QueryError: QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING when a read-only user names another user's id.
+        """
+        if not query_id:
+            return
+        with self._lock:
+            owner = self._owners.get(query_id)
+            if owner is not None and owner != user and is_read_only:
+                refused = True
+            else:
+                refused = False
+                self._owners[query_id] = user
+                self._owners.move_to_end(query_id)
+                if len(self._owners) > self.capacity:
+                    self._owners.popitem(last=False)
+        if refused:
+            raise QueryError(
+                QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING,
+                f"Query with id = {query_id} belongs to another user; choose another query_id",
+            )
 
 
 class LoginGuard:

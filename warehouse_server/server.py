@@ -216,7 +216,9 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
         timeout_graceful_shutdown=int(clickhouse.shutdown_timeout_s),
         http=bounded_protocol(
-            HttpBounds(receive_timeout_s=clickhouse.http_receive_timeout_s),
+            HttpBounds(
+                receive_timeout_s=clickhouse.http_receive_timeout_s, send_timeout_s=clickhouse.http_send_timeout_s
+            ),
             ConnectionBudget(clickhouse.max_connections, clickhouse.max_connections_per_client),
         ),
         **proxy_options(clickhouse),

@@ -53,7 +53,7 @@ class ClickHouseSettings(Section):
         default=1024,
         ge=2,
         description="embedded warehouse: open connections at most (max_connections); past it the least active one "
-        "that is not the service user's and runs no authenticated request is closed",
+        "that is not the service user's and holds no query slot is closed",
     )
     max_connections_per_client: int = Field(
         default=256, ge=1, description="embedded warehouse: open connections from one client address at most"
@@ -63,6 +63,12 @@ class ClickHouseSettings(Section):
         gt=0,
         description="embedded warehouse: time a request's head may take to arrive, and the longest pause in its "
         "body (http_receive_timeout), s",
+    )
+    http_send_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="embedded warehouse: longest a response may stall because its client reads nothing "
+        "(http_send_timeout); past it the connection is cut and the query's slot given back, s",
     )
     nice: int = Field(
         default=10, ge=0, le=19, description="embedded warehouse: CPU niceness (its bursts yield to the hot path)"

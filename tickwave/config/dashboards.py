@@ -38,6 +38,11 @@ class DashboardsSettings(Section):
         default=15, ge=1, description="alert: tick-to-signal latency p99 over 5 minutes above this (ms)"
     )
     stale_data_s: int = Field(default=60, ge=1, description="alert: no tick for this long in market hours (s)")
+    target_down_s: int = Field(
+        default=60,
+        ge=1,
+        description="alert: a process's /metrics has not answered Prometheus's scrapes for this long (up == 0), s",
+    )
     stream_lag_s: int = Field(default=30, ge=1, description="alert: bars reach the warehouse this late (s)")
     quarantine_spike: int = Field(default=100, ge=1, description="alert: quarantined inputs within 5 minutes")
     missing_report_alert_utc: str = Field(

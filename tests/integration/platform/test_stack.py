@@ -202,7 +202,7 @@ def trade_kill_and_count(env: dict[str, str], state: Path, prometheus: Prometheu
         for _legend, expression in spec.queries:
             prometheus.query(expression)
     [group] = json.loads(prometheus.get("/api/v1/rules"))["data"]["groups"]
-    assert [rule["name"] for rule in group["rules"]] == ["tickwave-tick-to-signal-p99"]
+    assert [rule["name"] for rule in group["rules"]] == ["tickwave-tick-to-signal-p99", "tickwave-target-down"]
     status = run(env, "status")
     for job in ("execution", "warehouse", "supervisor"):  # each service's metrics port, on its row
         port = (state / "run" / f"{job}.metrics_port").read_text()

@@ -175,3 +175,24 @@ def test_analyst_when_sending_many_unknown_function_names_then_each_costs_no_mor
 
     # Reading system.functions again costs ~14 ms under a global lock; an unknown name must not cost a reread.
     assert unknown_ms < known_ms + 5, f"median of 200 unknown names {unknown_ms:.1f} ms, known {known_ms:.1f} ms"
+
+
+def test_analyst_when_naming_a_query_id_the_service_user_used_then_refused_and_its_own_ids_served(
+    warehouse_endpoint: Endpoint, credentials: Credentials
+) -> None:
+    taken, own = f"pipeline-{uuid.uuid4().hex}", f"analyst-{uuid.uuid4().hex}"
+    post(warehouse_endpoint.address, credentials, b"SELECT 1", query_id=taken)
+    generated = post(warehouse_endpoint.address, credentials, b"SELECT 1").headers["x-clickhouse-query-id"]
+
+    reused = as_analyst(warehouse_endpoint, credentials, "SELECT 1", query_id=taken)
+    reused_generated = as_analyst(warehouse_endpoint, credentials, "SELECT 1", query_id=generated)
+    first = as_analyst(warehouse_endpoint, credentials, "SELECT 1", query_id=own)
+    again = as_analyst(warehouse_endpoint, credentials, "SELECT 1", query_id=own)
+    service_user_takes_it = post(warehouse_endpoint.address, credentials, b"SELECT 1", query_id=own)
+    after = as_analyst(warehouse_endpoint, credentials, "SELECT 1", query_id=own)
+
+    assert_refused(reused, code="216")  # QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING
+    assert_refused(reused_generated, code="216")
+    assert first.status == 200 and again.status == 200, (first.body, again.body)
+    assert service_user_takes_it.status == 200  # the pipeline is never refused an id
+    assert_refused(after, code="216")

@@ -2,9 +2,11 @@
 
 What a local process can do without a password: hold connections open without sending
 a request, send a head a byte at a time, send a huge URL or header block; and, knowing
-only a user's name, guess its password from as many loopback addresses as it likes. The
-module's warehouse has a small connection budget and receive timeout so each effect
-shows in seconds; the lock-out tests run last (they lock the analyst out for the window).
+only a user's name, guess its password from as many loopback addresses as it likes.
+What the analyst can do with its password: hold connections refused a slot while it
+trickles their bodies, and never read its results. The module's warehouse has a small
+connection budget, receive and send timeouts so each effect shows in seconds; the
+lock-out tests run last (they lock the analyst out for the window).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tests.sockets import is_closed_by_server
 
 MAX_CONNECTIONS = 64
 RECEIVE_TIMEOUT_S = 1.5
+SEND_TIMEOUT_S = 2.0
 MAX_FAILED_LOGINS = 3
 LOGIN_DELAY_S = 0.5
 IDLE_CONNECTIONS = 520  # past the 512 connections after which the server answered every request 503
@@ -51,6 +54,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
         max_connections=MAX_CONNECTIONS,
         max_connections_per_client=MAX_CONNECTIONS // 2,
         http_receive_timeout_s=RECEIVE_TIMEOUT_S,
+        http_send_timeout_s=SEND_TIMEOUT_S,
         max_failed_logins=MAX_FAILED_LOGINS,
         failed_login_window_s=30,
         failed_login_delay_s=LOGIN_DELAY_S,
@@ -190,6 +194,151 @@ def test_requests_when_a_head_is_within_the_bounds_then_served(warehouse: Wareho
     reply = post(warehouse.endpoint.address, warehouse.credentials, b"SELECT 1", headers=headers, param_x="y" * 60_000)
 
     assert reply.status == 200, reply.body
+
+
+def analyst_upload(warehouse: Warehouse, sql: bytes, declared_bytes: int) -> socket.socket:
+    """Open a connection from 127.0.0.1 that sends an analyst's head and the first bytes of a longer body."""
+    credentials = warehouse.credentials
+    sock = socket.create_connection(warehouse.host_port, timeout=5)
+    sock.sendall(
+        f"POST / HTTP/1.1\r\nHost: x\r\nX-ClickHouse-User: {credentials.analyst_user}\r\n"
+        f"X-ClickHouse-Key: {credentials.analyst_password.get_secret_value()}\r\n"
+        f"Content-Length: {declared_bytes}\r\n\r\n".encode()
+        + sql
+    )
+    return sock
+
+
+def read_until_closed(sock: socket.socket, within_s: float) -> bytes:
+    """Read what the server sends until it closes ``sock``; b"" unless it closed within ``within_s``."""
+    sock.settimeout(within_s)
+    received = b""
+    try:
+        while chunk := sock.recv(4096):
+            received += chunk
+    except TimeoutError:
+        return b""
+    return received
+
+
+class Trickler:
+    """Analyst uploads from 127.0.0.1 sending a byte of their bodies every 0.3 s; reopened as they are closed."""
+
+    def __init__(self, warehouse: Warehouse, count: int) -> None:
+        self.warehouse = warehouse
+        self.sockets: list[socket.socket | None] = [self._open() for _ in range(count)]
+        self.reopened = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _open(self) -> socket.socket | None:
+        try:
+            return analyst_upload(self.warehouse, b"SELECT 1 ", 1 << 20)
+        except OSError:  # refused at once: tried again at the next round
+            return None
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.3):
+            for index, sock in enumerate(self.sockets):
+                try:
+                    if sock is None:
+                        raise ConnectionResetError
+                    sock.send(b" ")
+                except OSError:
+                    if sock is not None:
+                        sock.close()
+                    self.sockets[index] = self._open()
+                    self.reopened += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        for sock in self.sockets:
+            if sock is not None:
+                sock.close()
+
+
+def service_user_gets_in(warehouse: Warehouse) -> bool:
+    """Whether a new connection from 127.0.0.1 as the service user is answered SELECT 1."""
+    try:
+        return login_from(warehouse, "127.0.0.1", analyst=False).status == 200
+    except OSError:  # reset at accept
+        return False
+
+
+def health_answers(warehouse: Warehouse) -> bool:
+    """Whether a new connection gets ``/ping`` answered, as ``tickwave status`` asks."""
+    try:
+        connection = http.client.HTTPConnection(*warehouse.host_port, timeout=5)
+        try:
+            connection.request("GET", "/ping")
+            return connection.getresponse().status == 200
+        finally:
+            connection.close()
+    except OSError:
+        return False
+
+
+def test_connections_when_the_analyst_trickles_uploads_refused_a_slot_then_the_service_user_still_gets_in(
+    warehouse: Warehouse,
+) -> None:
+    holders = [analyst_upload(warehouse, b"SELECT 1 ", 1 << 20) for _ in range(4)]  # the analyst's 4 slots
+    time.sleep(0.3)
+    with analyst_upload(warehouse, b"SELECT 1 ", 1 << 20) as refused_upload:
+        answer = read_until_closed(refused_upload, within_s=RECEIVE_TIMEOUT_S / 2)
+    trickler = Trickler(warehouse, 260)
+    try:
+        time.sleep(1.0)
+        logins = [service_user_gets_in(warehouse) for _ in range(3)]
+        health = health_answers(warehouse)
+        refused = login_from(warehouse, "127.0.0.2", analyst=True)
+    finally:
+        trickler.close()
+        for sock in holders:
+            sock.close()
+
+    assert b"x-clickhouse-exception-code: 202" in answer.lower() and answer.endswith(b"\n"), answer  # then closed
+    assert logins == [True, True, True]
+    assert health
+    assert refused.code == "202", refused.body  # the analyst's slots were held throughout
+    assert trickler.reopened > 0  # the refused uploads were closed, not drained
+
+
+def test_connections_when_the_analyst_never_reads_its_results_then_its_slots_come_back_after_the_send_timeout(
+    warehouse: Warehouse,
+) -> None:
+    # ~30 MB in blocks of ~0.5 MB, cheap to produce: far past the socket buffers, stalled within a second.
+    sql = b"SELECT number FROM numbers(4000000) FORMAT TSV"
+    readers = []
+    for _ in range(4):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(warehouse.host_port)
+        credentials = warehouse.credentials
+        sock.sendall(
+            f"POST / HTTP/1.1\r\nHost: x\r\nX-ClickHouse-User: {credentials.analyst_user}\r\n"
+            f"X-ClickHouse-Key: {credentials.analyst_password.get_secret_value()}\r\n"
+            f"Content-Length: {len(sql)}\r\n\r\n".encode()
+            + sql
+        )
+        readers.append(sock)  # never read
+    try:
+        time.sleep(0.5)
+        held = post(warehouse.endpoint.address, warehouse.credentials, b"SELECT 1", analyst=True)
+        started = time.monotonic()
+        later = held
+        while later.status != 200 and time.monotonic() - started < SEND_TIMEOUT_S + 10:
+            time.sleep(0.25)
+            later = post(warehouse.endpoint.address, warehouse.credentials, b"SELECT 1", analyst=True)
+        waited_s = time.monotonic() - started
+    finally:
+        for sock in readers:
+            sock.close()
+
+    assert held.code == "202", held.body  # the four unread results hold every slot
+    assert later.status == 200, later.body
+    assert waited_s < SEND_TIMEOUT_S + 6
 
 
 def login_from(warehouse: Warehouse, source: str, *, analyst: bool, password: str | None = None) -> Response:

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import adapters.metrics
 from adapters.metrics import (
+    HEAD_DEADLINE_S,
     MAX_CONNECTIONS,
     HotHistogram,
     MetricsServer,
@@ -34,7 +35,7 @@ from adapters.metrics import (
 from execution.metrics import AuditCounts, ExecutionCollector
 from streams.ingest.metrics import REASON_CODES, reason_code
 from streams.metrics import DataflowCollector
-from tests.sockets import is_closed_by_server
+from tests.sockets import SilentHolders, is_closed_by_server
 from tickwave.config import Settings
 from tickwave.contracts import Bar, OrderFilled, OrderSubmitted, Signal, Tick
 
@@ -159,8 +160,8 @@ def test_reason_code_when_any_text_then_a_code_of_the_rules_or_other(reason: str
     assert reason_code(reason) in REASON_CODES | {"other"}
 
 
-def _scrape(port: int) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+def _scrape(port: int, timeout_s: float = 5.0) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as response:
         return int(response.status)
 
 
@@ -209,6 +210,44 @@ def test_metrics_server_when_a_client_trickles_its_request_then_cut_off_at_the_d
                     break
 
     assert held_s < 2.0
+
+
+@pytest.mark.parametrize("holders", [MAX_CONNECTIONS, 200])
+def test_metrics_server_when_silent_connections_are_reopened_as_cut_then_every_scrape_is_answered(
+    tmp_path: Path, holders: int
+) -> None:
+    settings = Settings(state_dir=tmp_path)
+
+    with metrics_served(settings, "ingest") as port:
+        assert port is not None
+        attack = SilentHolders(port, holders)
+        try:
+            time.sleep(0.5)
+            statuses = []
+            for _ in range(20):
+                try:
+                    statuses.append(_scrape(port, timeout_s=1.0))
+                except OSError:
+                    statuses.append(0)
+                time.sleep(0.1)
+        finally:
+            attack.close()
+
+    assert statuses == [200] * 20
+    assert attack.reopened > 0  # they were cut (and came back)
+
+
+def test_metrics_server_when_a_connection_sends_no_head_then_cut_within_a_second(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path)
+
+    with metrics_served(settings, "ingest") as port:
+        assert port is not None
+        with socket.create_connection(("127.0.0.1", port)) as silent:
+            started = time.monotonic()
+            closed = is_closed_by_server(silent, within_s=3.0)
+            held_s = time.monotonic() - started
+
+    assert closed and held_s < HEAD_DEADLINE_S + 0.3
 
 
 def _samples(collector: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -144,12 +144,13 @@ def test_alert_rules_when_provisioned_then_every_issue_alert_with_query_threshol
         "tickwave-disk-low",
         "tickwave-missing-report",
         "tickwave-tick-to-signal-p99",
+        "tickwave-target-down",
     }
     for rule in rules.values():
         query, threshold = rule["data"]
         assert rule["condition"] == threshold["refId"] == "C" and threshold["model"]["expression"] == "A"
         if query["datasourceUid"] == PROMETHEUS_UID:
-            assert query["model"]["expr"].startswith("histogram_quantile"), rule["uid"]
+            assert query["model"]["expr"].startswith(("histogram_quantile", "1 - up")), rule["uid"]
             continue
         assert query["datasourceUid"] == DATASOURCE_UID and query["model"]["rawSql"].startswith(("SELECT", "WITH"))
     assert rules["tickwave-stale-ticks"]["data"][1]["model"]["conditions"][0]["evaluator"]["params"] == [45]
@@ -175,19 +176,21 @@ def test_trader_board_when_money_is_in_the_account_currency_then_shown_at_its_mi
 
 
 def test_ops_board_when_built_then_prometheus_panels_sit_beside_the_warehouse_panels_with_a_p99_alert() -> None:
-    from dashboards.alerts import alert_rules
+    from dashboards.alerts import TARGET_DOWN, alert_rules
     from dashboards.metrics_panels import TICK_TO_SIGNAL_P99
     from dashboards.provisioning import datasource_document, prometheus_rules_document, rule_document
 
     settings = Settings()
     ops = next(board for board in BOARDS if board.uid == "tickwave-ops")
     types = {document["type"] for document in datasource_document(settings)["datasources"]}
-    [rule] = [rule for rule in alert_rules(settings) if rule.promql]
+    rule, down = [rule for rule in alert_rules(settings) if rule.promql]
     grafana = rule_document(rule)["data"][0]
-    [prometheus] = prometheus_rules_document(settings)["groups"][0]["rules"]
+    prometheus, prometheus_down = prometheus_rules_document(settings)["groups"][0]["rules"]
 
     assert ops.panels and ops.metrics_panels
     assert types == {PLUGIN_TYPE, PROMETHEUS_TYPE}
     assert any("histogram_quantile" in query for spec in ops.metrics_panels for _, query in spec.queries)
     assert rule.promql == TICK_TO_SIGNAL_P99 == grafana["model"]["expr"] and grafana["datasourceUid"] == PROMETHEUS_UID
     assert prometheus["expr"] == f"({TICK_TO_SIGNAL_P99}) > {settings.dashboards.tick_to_signal_p99_ms / 1000}"
+    assert rule_document(down)["data"][0]["model"]["expr"] == down.promql == TARGET_DOWN
+    assert prometheus_down["expr"] == f"({TARGET_DOWN}) > 0" and prometheus_down["for"] == "60s"

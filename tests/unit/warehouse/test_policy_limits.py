@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, LoginGuard, analyst_handle_settings
+from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, LoginGuard, QueryIds, analyst_handle_settings
 from warehouse_server.policy import DatabaseCatalog, FunctionCatalog, FunctionInfo, ReadOnlyPolicy, Request, parse_ast
-from warehouse_server.protocol import QueryError
+from warehouse_server.protocol import QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING, QueryError
 
 DUMP = """SelectWithUnionQuery (children 1)
  ExpressionList (children 1)
@@ -228,3 +228,18 @@ def test_parse_ast_when_the_tree_passes_max_ast_elements_then_refused_before_it_
         parse_ast(dump)
 
     assert time.perf_counter() - started < 0.05
+
+
+def test_query_ids_when_a_read_only_user_names_another_users_id_then_refused_and_the_oldest_forgotten() -> None:
+    ids = QueryIds(capacity=2)
+    ids.claim("a", "tickwave", is_read_only=False)
+    ids.claim("b", "analyst", is_read_only=True)
+    ids.claim("b", "analyst", is_read_only=True)  # its own again
+    ids.claim("b", "tickwave", is_read_only=False)  # the service user takes any id
+
+    with pytest.raises(QueryError) as refused:
+        ids.claim("b", "analyst", is_read_only=True)
+    ids.claim("c", "tickwave", is_read_only=False)  # "a" is now the oldest past the capacity
+    ids.claim("a", "analyst", is_read_only=True)
+
+    assert refused.value.code == QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING
