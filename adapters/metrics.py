@@ -342,8 +342,9 @@ class MetricsServer(ThreadingWSGIServer):
         self._deadlines: dict[socket.socket, float] = {}
         self._heads: dict[socket.socket, bytes] = {}
         self._lock = threading.Lock()
-        super().__init__(*args, **kwargs)
+        # Before binding: socketserver calls server_close() when the bind fails, which closes it.
         self._head_reader = _HeadReader(self.head_deadline_s, self._serve_head)
+        super().__init__(*args, **kwargs)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Wait for the new connection's head off the accepting thread."""

@@ -44,11 +44,11 @@ def test_push_when_grafana_is_empty_then_creates_folder_datasource_boards_and_al
     assert "password" not in str(state.datasources[DATASOURCE_UID].get("jsonData"))
     assert sorted(state.dashboards) == sorted(board.uid for board in boards(SETTINGS))
     assert all(item["meta"]["folderUid"] == "tickwave" for item in state.dashboards.values())
-    assert len(state.alert_rules) == 9 and len(state.contact_points) == 1
+    assert len(state.alert_rules) == 10 and len(state.contact_points) == 1
     assert (
         state.datasources[PROMETHEUS_UID]["type"] == "prometheus" and PROMETHEUS_UID not in state.datasource_passwords
     )
-    assert report.changed == 1 + 2 + 2 + 9 + 1  # folder, two datasources, boards, rules, contact point
+    assert report.changed == 1 + 2 + 2 + 10 + 1  # folder, two datasources, boards, rules, contact point
     assert ("dashboard", "Tickwave · Trader", "created") in report.changes
 
 

@@ -250,6 +250,22 @@ def test_metrics_server_when_a_connection_sends_no_head_then_cut_within_a_second
     assert closed and held_s < HEAD_DEADLINE_S + 0.3
 
 
+def test_metrics_server_when_its_port_is_taken_then_the_bind_error_is_raised_and_no_reader_is_left() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        readers = {t for t in threading.enumerate() if t.name == "metrics-heads"}
+
+        with pytest.raises(OSError) as raised:
+            adapters.metrics.start_bounded_server(taken.getsockname()[1])
+
+    assert raised.type is not AttributeError and "in use" in str(raised.value)
+    deadline = time.monotonic() + 2
+    while {t for t in threading.enumerate() if t.name == "metrics-heads"} - readers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not {t for t in threading.enumerate() if t.name == "metrics-heads"} - readers
+
+
 def _samples(collector: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     registry = CollectorRegistry()
     registry.register(collector)  # type: ignore[arg-type]
