@@ -277,7 +277,10 @@ class _HeadReader:
             now = time.monotonic()
             for sock, address in arrived:
                 while len(self._waiting) >= MAX_PENDING:
-                    self._cut(next(iter(self._waiting)))
+                    oldest = next(iter(self._waiting))
+                    self._read(oldest)  # a head that came since its last read is served, not cut
+                    if oldest in self._waiting:
+                        self._cut(oldest)
                 sock.setblocking(False)
                 self._selector.register(sock, selectors.EVENT_READ)
                 self._waiting[sock] = (address, now + self.deadline_s, bytearray())

@@ -225,8 +225,8 @@ def test_metrics_server_when_silent_connections_are_reopened_as_cut_then_every_s
             time.sleep(0.5)
             statuses = []
             for _ in range(20):
-                try:
-                    statuses.append(_scrape(port, timeout_s=1.0))
+                try:  # Prometheus's timeout, as `tickwave up` configures it (scrape_config: the interval)
+                    statuses.append(_scrape(port, timeout_s=settings.metrics.scrape_interval_s))
                 except OSError:
                     statuses.append(0)
                 time.sleep(0.1)
