@@ -239,27 +239,33 @@ def test_clients_when_inserting_from_several_threads_past_ten_minutes_then_no_in
     # clickhouse-connect clears the shared connection pools once they are max_connection_age (10
     # minutes) old, from whichever thread asks next: the other threads' inserts then failed
     # mid-request ("Pool is closed", EBADF) every 10 minutes in the streams loader. The clock it
-    # reads jumps 11 minutes ahead halfway through.
-    started, begun = time.time(), time.monotonic()
-    clock = SimpleNamespace(time=lambda: started + (660 if time.monotonic() - begun > 3 else 0))
+    # reads jumps 11 minutes ahead once every writer has inserted twice, while all of them go on
+    # inserting; the run ends when every writer has inserted three times after the jump. The
+    # phases follow the inserts, not the wall clock, so a slow machine only makes the run longer.
+    started, jumped = time.time(), threading.Event()
+    clock = SimpleNamespace(time=lambda: started + (660 if jumped.is_set() else 0))
     monkeypatch.setattr(httputil, "time", clock)
     clients = [connect(warehouse_settings, database=fresh_database) for _ in range(4)]
     clients[0].command("CREATE TABLE shared (writer UInt8, n UInt32) ENGINE = MergeTree ORDER BY (writer, n)")
     failures: list[BaseException] = []
-    deadline = begun + 6
+    deadline = time.monotonic() + 120
     inserted = [[0, 0] for _ in clients]  # per writer: inserts before the jump, after it
 
     def insert(writer: int) -> None:
         n = 0
         while time.monotonic() < deadline and not failures:
-            jumped = clock.time() != started
+            after = jumped.is_set()
             try:
                 clients[writer].insert("shared", [[writer, n]], column_names=["writer", "n"])
             except Exception as exc:  # any failure is the finding
                 failures.append(exc)
             else:
-                inserted[writer][jumped] += 1
+                inserted[writer][after] += 1
             n += 1
+            if all(before >= 2 for before, _ in inserted):
+                jumped.set()
+            if all(after >= 3 for _, after in inserted):
+                return
 
     threads = [threading.Thread(target=insert, args=(writer,)) for writer in range(4)]
     try:
