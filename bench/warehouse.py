@@ -59,8 +59,8 @@ from tests.integration.warehouse.bombs import BOMBS, footprint
 from tests.integration.warehouse.http import Response, post
 from tickwave.config import Settings, load_settings
 from tickwave.warehouse.tables import TICKS, Table, to_arrow
-from warehouse_server.memory import PURGE_INTERVAL_S
-from warehouse_server.priority import LOWEST_NICENESS
+from warehouse_server.query.memory import PURGE_INTERVAL_S
+from warehouse_server.query.priority import LOWEST_NICENESS
 
 console = Console(width=150)
 SYMBOLS = np.array(["EURUSD", "USDJPY", "GBPUSD", "AUDUSD", "USDCHF", "USDCAD", "NZDUSD", "EURJPY", "EURGBP", "XAUUSD"])
@@ -322,7 +322,7 @@ def sample_us(action: Callable[[], object], runs: int) -> list[float]:
 
 def bench_policy(settings: Settings, local: Local, scale: int, runs: int) -> list[Row]:
     """The read-only policy's cost (classify + EXPLAIN AST + tree rules) beside the queries it guards."""
-    from warehouse_server.policy import (
+    from warehouse_server.security.policy import (
         DatabaseCatalog,
         FunctionCatalog,
         ReadOnlyPolicy,

@@ -1,7 +1,7 @@
 """``python -m warehouse_server serve``: run the embedded warehouse in the foreground.
 
 The first stage resolves the passwords and re-executes this module with a scrubbed
-environment and the passwords on an inherited pipe (:func:`warehouse_server.confinement.exec_scrubbed`);
+environment and the passwords on an inherited pipe (:func:`warehouse_server.security.confinement.exec_scrubbed`);
 the second stage takes them over and serves.
 """
 
@@ -36,7 +36,7 @@ def serve_foreground(port: int | None, data_dir: Path | None) -> int:
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from warehouse_server.confinement import exec_scrubbed
+    from warehouse_server.security.confinement import exec_scrubbed
     from warehouse_server.server import serve
 
     chosen_port = settings.clickhouse.port if port is None else port

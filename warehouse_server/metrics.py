@@ -1,7 +1,7 @@
 """The embedded warehouse's Prometheus metrics: requests by user and outcome, their duration, slots in use.
 
-Recorded where each request is logged (``accesslog.log_request``) and read from the
-per-user query slots (``limits.ConcurrencyLimit``) at each scrape. The user label takes
+Recorded where each request is logged (``query.accesslog.log_request``) and read from the
+per-user query slots (``security.limits.ConcurrencyLimit``) at each scrape. The user label takes
 only the configured users' names (a request naming another user is ``unknown``), so a
 client cannot grow the label set.
 """
@@ -14,7 +14,7 @@ from typing import Final
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from warehouse_server.limits import ConcurrencyLimit
+from warehouse_server.security.limits import ConcurrencyLimit
 
 REQUESTS: Final = Counter(
     "tickwave_warehouse_requests", "Requests answered, by user and outcome (ok, error)", ["user", "status"]

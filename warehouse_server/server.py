@@ -1,11 +1,11 @@
 """``tickwave warehouse serve``: run the embedded ClickHouse HTTP service in the foreground.
 
 Start-up (in a process executed with a scrubbed environment, see
-:func:`warehouse_server.confinement.exec_scrubbed`): pin the engine's time zone to UTC,
+:func:`warehouse_server.security.confinement.exec_scrubbed`): pin the engine's time zone to UTC,
 take the users' passwords from the inherited descriptor, refuse to start with a
 password-less user unless ``allow_no_password`` is set, load the TLS certificate and key
 when ``clickhouse.tls`` is on (:mod:`adapters.warehouse.tls`), confine the process with
-Landlock (:mod:`warehouse_server.confinement`), open the chdb directory (a second
+Landlock (:mod:`warehouse_server.security.confinement`), open the chdb directory (a second
 process on it fails here), then serve on 127.0.0.1 only (HTTPS with TLS on, else HTTP).
 
 Shutdown on SIGTERM or SIGINT: stop accepting, let in-flight requests finish (up to
@@ -36,20 +36,26 @@ from adapters.warehouse.tls import ServerTls, server_tls
 from tickwave.config import ClickHouseSettings, Settings
 from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.warehouse.sqltext import quote_identifier
-from warehouse_server.accesslog import AccessLog
-from warehouse_server.asgi import Limits, WarehouseApp
-from warehouse_server.auth import READ_WRITE, User, users_from
-from warehouse_server.confinement import confine, warehouse_rules
-from warehouse_server.connections import ConnectionBudget, HttpBounds, bounded_protocol
-from warehouse_server.dispatch import Executor, SessionLimits
-from warehouse_server.engine import Engine
-from warehouse_server.limits import AnalystLimits, LoginGuard
-from warehouse_server.memory import MemoryReturner, engine_memory_settings, write_engine_config
+from warehouse_server.http.asgi import Limits, WarehouseApp
+from warehouse_server.http.connections import ConnectionBudget, HttpBounds, bounded_protocol
 from warehouse_server.metrics import SlotsCollector, know_users
-from warehouse_server.policy import DatabaseCatalog, FunctionCatalog, ReadOnlyPolicy, read_catalog, read_databases
-from warehouse_server.priority import lower_cpu_priority
 from warehouse_server.protocol import QueryError
-from warehouse_server.sessions import SessionStore
+from warehouse_server.query.accesslog import AccessLog
+from warehouse_server.query.dispatch import Executor, SessionLimits
+from warehouse_server.query.engine import Engine
+from warehouse_server.query.memory import MemoryReturner, engine_memory_settings, write_engine_config
+from warehouse_server.query.priority import lower_cpu_priority
+from warehouse_server.query.sessions import SessionStore
+from warehouse_server.security.auth import READ_WRITE, User, users_from
+from warehouse_server.security.confinement import confine, warehouse_rules
+from warehouse_server.security.limits import AnalystLimits, LoginGuard
+from warehouse_server.security.policy import (
+    DatabaseCatalog,
+    FunctionCatalog,
+    ReadOnlyPolicy,
+    read_catalog,
+    read_databases,
+)
 
 logger = logging.getLogger(__name__)
 

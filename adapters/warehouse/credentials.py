@@ -15,7 +15,7 @@ external server (``clickhouse.url``) nothing is generated: its passwords come fr
 configuration only.
 
 The warehouse process itself never holds a password in its environment: its start
-re-executes it with a scrubbed one (see :func:`warehouse_server.confinement.exec_scrubbed`) and hands it
+re-executes it with a scrubbed one (see :func:`warehouse_server.security.confinement.exec_scrubbed`) and hands it
 the resolved passwords through a pipe, whose read end it inherits (:func:`hand_over`,
 :func:`take_over`).
 """

@@ -4,7 +4,7 @@ The lexer skips quoted strings (a heredoc ``$tag$...$tag$`` too, when its closin
 follows; else ``$tag$`` is a word, as ClickHouse lexes it), quoted identifiers and comments, so ``;`` or a keyword
 inside a literal is never mistaken for syntax: the migrations split their files into
 statements with it, and the embedded server routes HTTP requests with it
-(:mod:`warehouse_server.routing`). Nothing here decides security.
+(:mod:`warehouse_server.query.routing`). Nothing here decides security.
 """
 
 from __future__ import annotations

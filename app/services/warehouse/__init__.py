@@ -5,7 +5,7 @@ state dir (``data/warehouse/chdb``). Its first start generates the warehouse pas
 unless they are configured (see :mod:`adapters.warehouse.credentials`); the server
 process receives the effective configuration through ``TICKWAVE_*`` variables, never on
 its command line, and re-executes itself at once with a scrubbed environment and its
-passwords on an inherited pipe (:func:`warehouse_server.confinement.exec_scrubbed`), so
+passwords on an inherited pipe (:func:`warehouse_server.security.confinement.exec_scrubbed`), so
 what this launch passes (or the user exported) does not stay in the engine's process.
 With ``clickhouse.tls`` on it serves HTTPS, with the configured certificate or one
 generated at the first start (:mod:`adapters.warehouse.tls`), and the readiness probe

@@ -19,8 +19,8 @@ import stat
 import sys
 from pathlib import Path
 
-from warehouse_server import confinement
-from warehouse_server.confinement import confine, warehouse_rules
+from warehouse_server.security import confinement
+from warehouse_server.security.confinement import confine, warehouse_rules
 
 MAX_PATHS_PER_ROOT = 20_000
 OLDER_KERNEL_VARIABLE = "PROBE_AS_LANDLOCK_ABI"

@@ -31,8 +31,8 @@ from adapters.endpoints import Endpoint
 from adapters.warehouse.credentials import Credentials
 from tests.integration.warehouse.http import post
 from tests.plugins.warehouse import start_warehouse
-from warehouse_server.confinement import NETWORK_ABI, Rules, landlock_abi, scrubbed_environment
-from warehouse_server.memory import DIRTY_PAGES_BYTES
+from warehouse_server.query.memory import DIRTY_PAGES_BYTES
+from warehouse_server.security.confinement import NETWORK_ABI, Rules, landlock_abi, scrubbed_environment
 
 REPO = Path(__file__).resolve().parents[3]
 PSEUDO_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"), Path("/etc"))

@@ -28,7 +28,7 @@ from adapters.endpoints import Endpoint
 from adapters.warehouse.credentials import Credentials, resolve_credentials
 from tests.integration.warehouse.grammar import PRODUCED_KINDS, EngineCatalog, Grammar, Query
 from tests.integration.warehouse.http import _POOL, post
-from warehouse_server.allowlist import ALLOWED_CATEGORIES
+from warehouse_server.security.allowlist import ALLOWED_CATEGORIES
 
 QUERIES = int(os.environ.get("POLICY_FUZZ_QUERIES", "2000"))
 SEED = int(os.environ.get("POLICY_FUZZ_SEED", str(random.SystemRandom().randrange(1 << 32))))

@@ -32,8 +32,8 @@ from tests.integration.warehouse.bombs import BOMBS, footprint, streamed_gzip
 from tests.integration.warehouse.http import Response, post
 from tests.plugins.warehouse import start_warehouse
 from tickwave.config import load_settings
-from warehouse_server.memory import PURGE_INTERVAL_S
-from warehouse_server.priority import LOWEST_NICENESS
+from warehouse_server.query.memory import PURGE_INTERVAL_S
+from warehouse_server.query.priority import LOWEST_NICENESS
 
 SLOTS = 4
 MAX_FAILED_LOGINS = 3

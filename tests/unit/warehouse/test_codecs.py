@@ -16,7 +16,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from warehouse_server.codecs import (
+from warehouse_server.http.codecs import (
     MAX_FORM_FIELDS,
     choose_encoding,
     decode_body,

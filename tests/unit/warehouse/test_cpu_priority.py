@@ -10,7 +10,7 @@ PROBE = """
 import os
 import threading
 from pathlib import Path
-from warehouse_server.priority import lower_cpu_priority
+from warehouse_server.query.priority import lower_cpu_priority
 started, done = threading.Event(), threading.Event()
 def earlier() -> None:
     started.set()

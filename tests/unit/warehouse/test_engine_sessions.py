@@ -18,16 +18,22 @@ import pyarrow as pa
 import pytest
 
 from adapters.warehouse.migrate import load_migrations, split_statements
-from warehouse_server.accesslog import RETRY_MAX_S, AccessLog, AccessRecord
-from warehouse_server.asgi import Limits, WarehouseApp
-from warehouse_server.auth import READ_ONLY, READ_WRITE, User
-from warehouse_server.dispatch import Executor, SessionLimits
-from warehouse_server.engine import Engine, Handle, ResultStream
-from warehouse_server.limits import AnalystLimits, LoginGuard
-from warehouse_server.planning import plan
-from warehouse_server.policy import DatabaseCatalog, FunctionCatalog, ReadOnlyPolicy, read_catalog, read_databases
+from warehouse_server.http.asgi import Limits, WarehouseApp
 from warehouse_server.protocol import QueryError
-from warehouse_server.sessions import SessionStore
+from warehouse_server.query.accesslog import RETRY_MAX_S, AccessLog, AccessRecord
+from warehouse_server.query.dispatch import Executor, SessionLimits
+from warehouse_server.query.engine import Engine, Handle, ResultStream
+from warehouse_server.query.planning import plan
+from warehouse_server.query.sessions import SessionStore
+from warehouse_server.security.auth import READ_ONLY, READ_WRITE, User
+from warehouse_server.security.limits import AnalystLimits, LoginGuard
+from warehouse_server.security.policy import (
+    DatabaseCatalog,
+    FunctionCatalog,
+    ReadOnlyPolicy,
+    read_catalog,
+    read_databases,
+)
 
 SERVICE = User("tickwave", "x", READ_WRITE)
 ANALYST = User("analyst", "y", READ_ONLY)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from warehouse_server.asgi import Limits
-from warehouse_server.auth import READ_ONLY, READ_WRITE, User
-from warehouse_server.http_request import checked_query_id, read_body
+from warehouse_server.http.asgi import Limits
+from warehouse_server.http.request import checked_query_id, read_body
 from warehouse_server.protocol import BAD_ARGUMENTS, QUERY_IS_TOO_LARGE, QueryError
+from warehouse_server.security.auth import READ_ONLY, READ_WRITE, User
 
 LIMITS = Limits(
     max_body_bytes=100 << 20,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import chdb
 import pytest
 
-from warehouse_server.nativeframe import BLOCK_INFO, NativeFramer, reframe_native
 from warehouse_server.protocol import QueryError
+from warehouse_server.query.nativeframe import BLOCK_INFO, NativeFramer, reframe_native
 
 REVISION = 54460  # what clickhouse-go v2.50 announces
 

@@ -25,14 +25,15 @@ from dashboards.build import boards
 from dashboards.gocheck import board_context
 from dashboards.macros import expand
 from tickwave.config import Settings
-from warehouse_server.allowlist import (
+from warehouse_server.protocol import READONLY, QueryError
+from warehouse_server.security.allowlist import (
     ALLOWED_CATEGORIES,
     ALLOWED_NODE_KINDS,
     LITERAL_PARENTS,
     OUTPUT_FORMATS,
     REFUSED_OUTPUT_FORMATS,
 )
-from warehouse_server.catalog import (
+from warehouse_server.security.catalog import (
     SNAPSHOT,
     DatabaseCatalog,
     FunctionCatalog,
@@ -41,8 +42,7 @@ from warehouse_server.catalog import (
     read_catalog,
     reviewed_functions,
 )
-from warehouse_server.policy import ReadOnlyPolicy, Request
-from warehouse_server.protocol import READONLY, QueryError
+from warehouse_server.security.policy import ReadOnlyPolicy, Request
 
 REPO = Path(__file__).resolve().parents[3]
 ANALYST = Request(is_analyst=True, database="tickwave", output_format="TabSeparated")
@@ -321,7 +321,7 @@ def test_catalog_when_chdb_changes_its_functions_then_the_reviewed_snapshot_must
     assert not added and not removed, (
         f"the engine's allowed functions changed: new {added}, gone {removed}. Read the new ones' "
         "descriptions in system.functions, then regenerate the snapshot: "
-        "python -m warehouse_server.catalog > warehouse_server/allowed_functions.txt"
+        "python -m warehouse_server.security.catalog > warehouse_server/security/allowed_functions.txt"
     )
 
 
@@ -331,7 +331,7 @@ def test_policy_when_chdb_changes_its_output_formats_then_each_is_reviewed(conne
 
     assert {name.lower() for name in engine} == reviewed, (
         "the engine's output formats changed: put each new one on OUTPUT_FORMATS or REFUSED_OUTPUT_FORMATS "
-        "(warehouse_server/allowlist.py) after reading what it does"
+        "(warehouse_server/security/allowlist.py) after reading what it does"
     )
 
 

@@ -8,9 +8,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, LoginGuard, QueryIds, analyst_handle_settings
-from warehouse_server.policy import DatabaseCatalog, FunctionCatalog, FunctionInfo, ReadOnlyPolicy, Request, parse_ast
 from warehouse_server.protocol import QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING, QueryError
+from warehouse_server.security.limits import (
+    AnalystLimits,
+    ConcurrencyLimit,
+    LoginGuard,
+    QueryIds,
+    analyst_handle_settings,
+)
+from warehouse_server.security.policy import (
+    DatabaseCatalog,
+    FunctionCatalog,
+    FunctionInfo,
+    ReadOnlyPolicy,
+    Request,
+    parse_ast,
+)
 
 DUMP = """SelectWithUnionQuery (children 1)
  ExpressionList (children 1)
@@ -205,7 +218,7 @@ def test_login_guard_when_a_flood_of_guesses_arrives_then_the_log_keeps_a_trail_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     guard = LoginGuard(3, 60.0, clock=lambda: 0.0, never_locked=["tickwave"])
-    caplog.set_level("WARNING", logger="warehouse_server.limits")
+    caplog.set_level("WARNING", logger="warehouse_server.security.limits")
     for _ in range(1000):
         guard.failed("tickwave", "127.0.0.2")
     for _ in range(3):

@@ -7,7 +7,11 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.warehouse.credentials import Credentials
-from warehouse_server.auth import (
+from warehouse_server.http.codecs import form_fields
+from warehouse_server.protocol import QueryError, Summary, content_type_for, engine_error, error_text, http_status_for
+from warehouse_server.query.engine import engine_text
+from warehouse_server.query.planning import ExternalTable, bind_current_user, full_query, plan
+from warehouse_server.security.auth import (
     READ_ONLY,
     READ_WRITE,
     User,
@@ -15,10 +19,6 @@ from warehouse_server.auth import (
     presented_credentials,
     users_from,
 )
-from warehouse_server.codecs import form_fields
-from warehouse_server.engine import engine_text
-from warehouse_server.planning import ExternalTable, bind_current_user, full_query, plan
-from warehouse_server.protocol import QueryError, Summary, content_type_for, engine_error, error_text, http_status_for
 
 SERVICE = User("tickwave", "s3cret", READ_WRITE)
 ANALYST = User("analyst", "look", READ_ONLY)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from warehouse_server.limits import AnalystLimits, analyst_handle_settings
 from warehouse_server.protocol import QueryError
+from warehouse_server.security.limits import AnalystLimits, analyst_handle_settings
 
 LIMITS = AnalystLimits(
     max_execution_time_s=60,

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from adapters.warehouse.migrate import split_statements
 from tickwave.warehouse.sqltext import tokens
-from warehouse_server.routing import analyze, without_format
+from warehouse_server.query.routing import analyze, without_format
 
 LIMIT = 262_144
 

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adapters.heap import heap_trimmer
-from warehouse_server.engine import Handle
+from warehouse_server.query.engine import Handle
 
 logger = logging.getLogger(__name__)
 

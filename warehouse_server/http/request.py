@@ -13,10 +13,10 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from warehouse_server.auth import User
-from warehouse_server.codecs import decode_body, decode_native_blocks, form_fields
-from warehouse_server.planning import Plan, full_query, plan
+from warehouse_server.http.codecs import decode_body, decode_native_blocks, form_fields
 from warehouse_server.protocol import BAD_ARGUMENTS, QUERY_IS_TOO_LARGE, QueryError
+from warehouse_server.query.planning import Plan, full_query, plan
+from warehouse_server.security.auth import User
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

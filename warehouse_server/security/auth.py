@@ -11,7 +11,7 @@ only, cannot change any setting, so cannot lift it), a GET by the service user i
 
 The engine enforces ``readonly``, but chdb's ``readonly`` still lets ``INTO OUTFILE``
 write host files, and the scalar ``file()`` read them: read-only requests also pass
-:mod:`warehouse_server.policy`, which decides on the engine's own parse tree.
+:mod:`warehouse_server.security.policy`, which decides on the engine's own parse tree.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ before running the statement:
 - the output format a query names (``... FORMAT JSON``), for the response headers.
 
 Nothing here decides security: the read-only policy runs on the engine's own parse tree
-(:mod:`warehouse_server.policy`), so a misread here can only mislabel a response.
+(:mod:`warehouse_server.security.policy`), so a misread here can only mislabel a response.
 
 Everything works on a latin-1 view of the bytes, so offsets are byte offsets and binary
 data after the SQL never needs to be valid text. Quoted strings, quoted identifiers and

@@ -17,10 +17,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from warehouse_server.codecs import Encoder, choose_encoding, make_encoder
-from warehouse_server.dispatch import Running
-from warehouse_server.http_request import Receive, Send
-from warehouse_server.planning import Plan
+from warehouse_server.http.codecs import Encoder, choose_encoding, make_encoder
+from warehouse_server.http.request import Receive, Send
 from warehouse_server.protocol import (
     QUERY_IS_TOO_LARGE,
     SERVER_DISPLAY_NAME,
@@ -29,6 +27,8 @@ from warehouse_server.protocol import (
     content_type_for,
     error_text,
 )
+from warehouse_server.query.dispatch import Running
+from warehouse_server.query.planning import Plan
 
 logger = logging.getLogger(__name__)
 

@@ -2,12 +2,12 @@
 
 A function is allowed to a read-only user when it resolves (through ``alias_to`` and the
 aggregate combinators: ``AIGenerate`` -> ``aiGenerate``, ``sumIf`` -> ``sum``) to a
-built-in function whose category is on :data:`~warehouse_server.allowlist.ALLOWED_CATEGORIES`
+built-in function whose category is on :data:`~warehouse_server.security.allowlist.ALLOWED_CATEGORIES`
 or that is named on the short lists beside it, **and** whose name is in the reviewed
 snapshot ``allowed_functions.txt``. The snapshot is what a person has read: when a new
 ClickHouse adds a function to an allowed category, the unit test comparing the snapshot
 with the engine's catalog fails, and the function stays refused until the snapshot is
-regenerated (``python -m warehouse_server.catalog > warehouse_server/allowed_functions.txt``)
+regenerated (``python -m warehouse_server.security.catalog > warehouse_server/security/allowed_functions.txt``)
 and the change reviewed.
 
 An unknown name never costs more than a dictionary lookup on the request path: the catalog
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from warehouse_server.allowlist import (
+from warehouse_server.security.allowlist import (
     ALLOWED_CATEGORIES,
     ALLOWED_FUNCTIONS,
     PARSER_AGGREGATES,
@@ -229,8 +229,8 @@ def snapshot_text(names: Iterable[str]) -> str:
     """The snapshot file's text for ``names``."""
     header = (
         "# Functions a read-only user may call: the engine's catalog filtered by the policy's categories and\n"
-        "# lists (warehouse_server/allowlist.py), reviewed. Regenerate with\n"
-        "#   python -m warehouse_server.catalog > warehouse_server/allowed_functions.txt\n"
+        "# lists (warehouse_server/security/allowlist.py), reviewed. Regenerate with\n"
+        "#   python -m warehouse_server.security.catalog > warehouse_server/security/allowed_functions.txt\n"
         "# and review the difference before committing it.\n"
     )
     return header + "".join(f"{name}\n" for name in names)

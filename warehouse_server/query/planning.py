@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tickwave.warehouse.sqltext import quote_identifier, quote_literal, tokens
-from warehouse_server.auth import READ_ONLY, READ_WRITE, User, request_readonly
 from warehouse_server.protocol import (
     BAD_ARGUMENTS,
     HTTP_LAYER_SETTINGS,
@@ -27,7 +26,8 @@ from warehouse_server.protocol import (
     QueryError,
     is_setting_param,
 )
-from warehouse_server.routing import analyze
+from warehouse_server.query.routing import analyze
+from warehouse_server.security.auth import READ_ONLY, READ_WRITE, User, request_readonly
 
 DEFAULT_FORMAT = "TabSeparated"
 MAX_QUERY_SIZE = 262_144  # ClickHouse's max_query_size default: the most SQL a request may hold
@@ -83,7 +83,7 @@ class Plan:
         query_id: the id echoed in ``X-ClickHouse-Query-Id``.
         session: the session to run in, if any.
         client_revision: the ``client_protocol_version`` the client announced (0: none);
-            Native output is written for it (:mod:`warehouse_server.nativeframe`).
+            Native output is written for it (:mod:`warehouse_server.query.nativeframe`).
         external_tables: the request's external data, loaded before the query runs.
         vetted_is_read: set by the policy's check when it ran ahead of the start (the engine's
             parse: the statement only reads, so it answers with a result); None before.

@@ -7,7 +7,7 @@
 - A URL parameter becomes a setting of an analyst's query only from an allow-list: the
   output-shaping settings of :data:`HARMLESS_SETTINGS`, and the limits above when they
   tighten them (a value of 0 means "unlimited" to ClickHouse, so it is refused too). The
-  value must be a plain token (:mod:`warehouse_server.engine` checks it again). The row
+  value must be a plain token (:mod:`warehouse_server.query.engine` checks it again). The row
   cap ``limit`` (Grafana's ClickHouse plugin sends it with every query) is allowed from 0
   (no extra cap) to ``max_result_rows``, which applies in any case.
 - :class:`ConcurrencyLimit`: queries one read-only user runs at once.

@@ -7,7 +7,7 @@ ClickHouse adds. The node kinds are the ``getID`` names of ClickHouse's parser c
 functions whose category is ``Other`` or ``Internal`` but that only compute
 (:data:`ALLOWED_FUNCTIONS`) and the few names the parser writes that the catalog does not list
 (:data:`PARSER_FUNCTIONS`). A function is allowed only if it is also in the reviewed snapshot
-``allowed_functions.txt`` (see :mod:`warehouse_server.catalog`), so a new ClickHouse's
+``allowed_functions.txt`` (see :mod:`warehouse_server.security.catalog`), so a new ClickHouse's
 functions stay refused until a person has read them.
 """
 

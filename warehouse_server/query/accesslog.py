@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from tickwave.warehouse.sqltext import quote_identifier
-from warehouse_server.engine import Handle
 from warehouse_server.metrics import observe_request
-from warehouse_server.planning import Plan
 from warehouse_server.protocol import QueryError, Summary
+from warehouse_server.query.engine import Handle
+from warehouse_server.query.planning import Plan
 
 logger = logging.getLogger(__name__)
 

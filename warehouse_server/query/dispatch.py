@@ -15,15 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from tickwave.warehouse.sqltext import quote_identifier
-from warehouse_server.auth import READ_ONLY, User
-from warehouse_server.engine import Classification, Engine, Handle, ResultStream, WholeResult, empty_query_error
-from warehouse_server.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
-from warehouse_server.nativeframe import (
-    MIN_REVISION_WITH_BLOCK_INFO,
-    NativeFramer,
-)
-from warehouse_server.planning import Plan
-from warehouse_server.policy import ReadOnlyPolicy, Request
 from warehouse_server.protocol import (
     BAD_ARGUMENTS,
     READONLY,
@@ -32,8 +23,17 @@ from warehouse_server.protocol import (
     QueryError,
     Summary,
 )
-from warehouse_server.routing import without_format
-from warehouse_server.sessions import Overlay, Session, SessionStore, parse_session_timeout
+from warehouse_server.query.engine import Classification, Engine, Handle, ResultStream, WholeResult, empty_query_error
+from warehouse_server.query.nativeframe import (
+    MIN_REVISION_WITH_BLOCK_INFO,
+    NativeFramer,
+)
+from warehouse_server.query.planning import Plan
+from warehouse_server.query.routing import without_format
+from warehouse_server.query.sessions import Overlay, Session, SessionStore, parse_session_timeout
+from warehouse_server.security.auth import READ_ONLY, User
+from warehouse_server.security.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
+from warehouse_server.security.policy import ReadOnlyPolicy, Request
 
 logger = logging.getLogger(__name__)
 

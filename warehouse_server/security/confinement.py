@@ -194,12 +194,12 @@ def _existing(paths: list[Path]) -> tuple[Path, ...]:
 
 def _python_trees() -> list[Path]:
     # The standard library (lib-dynload included), the environment's site-packages, the
-    # kernel package and this server's package (an editable install puts its checkout on
-    # sys.path: only the two package directories are granted, not the checkout, where the
-    # state dir usually lives).
+    # kernel package and this server's package, the parent of this module's (an editable install
+    # puts its checkout on sys.path: only the two package directories are granted, not the
+    # checkout, where the state dir usually lives).
     paths = sysconfig.get_paths()
     trees = [Path(paths[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib")]
-    return [*trees, Path(tickwave.__file__).resolve().parent, Path(__file__).resolve().parent]
+    return [*trees, Path(tickwave.__file__).resolve().parent, Path(__file__).resolve().parents[1]]
 
 
 def _python_files() -> list[Path]:

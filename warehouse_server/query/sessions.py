@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from warehouse_server.engine import Handle
 from warehouse_server.protocol import (
     INVALID_SESSION_TIMEOUT,
     SESSION_IS_LOCKED,
@@ -27,6 +26,7 @@ from warehouse_server.protocol import (
     TOO_MANY_SIMULTANEOUS_QUERIES,
     QueryError,
 )
+from warehouse_server.query.engine import Handle
 
 logger = logging.getLogger(__name__)
 

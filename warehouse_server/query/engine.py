@@ -104,7 +104,7 @@ def _chdb_module() -> Any:
 def engine_text(sql: str | bytes) -> bytes:
     """Return the query as the engine gets it: the bytes the request carried.
 
-    SQL is decoded with ``surrogateescape`` (:mod:`warehouse_server.planning`), so bytes that
+    SQL is decoded with ``surrogateescape`` (:mod:`warehouse_server.query.planning`), so bytes that
     are not UTF-8 (a binary literal, a Latin-1 string) come back exactly as they were sent.
     """
     return sql if isinstance(sql, bytes) else sql.encode("utf-8", "surrogateescape")

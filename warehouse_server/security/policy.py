@@ -3,10 +3,10 @@
 Every read-only request (the analyst, or a GET) is parsed by ClickHouse itself: the
 statement count comes from chdb's ``classify_query`` and the tree from ``EXPLAIN AST``
 on the request's own handle, with its query parameters substituted. The tree is then
-checked against allow-lists (:mod:`warehouse_server.allowlist`); whatever is not on
+checked against allow-lists (:mod:`warehouse_server.security.allowlist`); whatever is not on
 them is refused, so what a later ClickHouse adds stays refused until it is reviewed:
 
-- one statement, and a read (:data:`~warehouse_server.allowlist.READ_ROOTS`: SELECT and
+- one statement, and a read (:data:`~warehouse_server.security.allowlist.READ_ROOTS`: SELECT and
   set operations, SHOW tables/columns/create, DESCRIBE, EXISTS, EXPLAIN of one of those,
   USE; and SET for a GET of the service user, whose ``readonly=2`` allows settings);
 - every node kind on the allow-list: ``* APPLY(f)`` and ``* REPLACE(...)`` are refused,
@@ -14,7 +14,7 @@ them is refused, so what a later ClickHouse adds stays refused until it is revie
 - a literal only where it is a value: under a statement node it is an ``INTO OUTFILE``
   target (or its compression), refused in any statement (DESCRIBE, SHOW, EXISTS too);
 - every function resolving (aliases, combinators) to a built-in function of an allowed
-  category or list, and in the reviewed snapshot (:mod:`warehouse_server.catalog`);
+  category or list, and in the reviewed snapshot (:mod:`warehouse_server.security.catalog`);
   unknown names are refused;
 - every table function on the allow-list; for the analyst, no ``SETTINGS`` clause, system
   tables only from the allow-list, and in a query block reading ``system.databases``,
@@ -23,7 +23,7 @@ them is refused, so what a later ClickHouse adds stays refused until it is revie
   JOIN, DESCRIBE, EXISTS, SHOW CREATE, SHOW TABLES FROM, USE, ``IN db.t``): names are plain
   (``[A-Za-z_][A-Za-z0-9_]*``, at most ``db.table``), and the database is ``system`` (its
   allow-listed tables) or one whose engine keeps the service's own tables
-  (:data:`~warehouse_server.allowlist.STORAGE_DATABASE_ENGINES`), never the engine's default
+  (:data:`~warehouse_server.security.allowlist.STORAGE_DATABASE_ENGINES`), never the engine's default
   Overlay database, whose tables are host files (``EXISTS TABLE `/etc/shadow```);
 - output formats only from an allow-list (none that reads a schema or template file of the host,
   or reaches a schema registry); the engine's formats are reviewed like its functions.
@@ -48,7 +48,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from warehouse_server.allowlist import (
+from warehouse_server.protocol import READONLY, QueryError
+from warehouse_server.security.allowlist import (
     ALLOWED_NODE_KINDS,
     ALLOWED_SYSTEM_TABLES,
     ALLOWED_TABLE_FUNCTIONS,
@@ -68,7 +69,7 @@ from warehouse_server.allowlist import (
     TABLE_NAMING_ROOTS,
     UNCHECKABLE_ROOTS,
 )
-from warehouse_server.catalog import (
+from warehouse_server.security.catalog import (
     DatabaseCatalog,
     FunctionCatalog,
     FunctionInfo,
@@ -77,7 +78,6 @@ from warehouse_server.catalog import (
     read_databases,
     reviewed_functions,
 )
-from warehouse_server.protocol import READONLY, QueryError
 
 __all__ = [
     "AstNode",

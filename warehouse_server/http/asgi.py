@@ -20,9 +20,9 @@ is streamed, compressed as one frame, and an error after the first bytes is writ
 ClickHouse's way (``X-ClickHouse-Exception-Tag`` markers) so clients notice. A debug
 line per request records its duration and rows.
 
-This module coordinates; reading a request is :mod:`warehouse_server.http_request`,
-writing its response :mod:`warehouse_server.http_response`, and its access-log row
-:func:`warehouse_server.accesslog.log_request`.
+This module coordinates; reading a request is :mod:`warehouse_server.http.request`,
+writing its response :mod:`warehouse_server.http.response`, and its access-log row
+:func:`warehouse_server.query.accesslog.log_request`.
 """
 
 from __future__ import annotations
@@ -37,11 +37,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from warehouse_server.accesslog import AccessLog, RequestOutcome, log_request
-from warehouse_server.auth import READ_ONLY, READ_WRITE, User, authenticate, presented_credentials
-from warehouse_server.connections import connection_of
-from warehouse_server.dispatch import Executor, Running
-from warehouse_server.http_request import (
+from warehouse_server.http.connections import connection_of
+from warehouse_server.http.request import (
     DISCARD_BYTES,
     ClientGone,
     Receive,
@@ -54,10 +51,7 @@ from warehouse_server.http_request import (
     prepare,
     read_body,
 )
-from warehouse_server.http_response import FLUSH_AFTER_S, Responder, Started, pull
-from warehouse_server.limits import LoginGuard, QueryIds
-from warehouse_server.planning import Plan
-from warehouse_server.priority import lowest_thread_priority
+from warehouse_server.http.response import FLUSH_AFTER_S, Responder, Started, pull
 from warehouse_server.protocol import (
     CANNOT_DECOMPRESS,
     NOT_ENOUGH_SPACE,
@@ -68,6 +62,12 @@ from warehouse_server.protocol import (
     UNKNOWN_EXCEPTION,
     QueryError,
 )
+from warehouse_server.query.accesslog import AccessLog, RequestOutcome, log_request
+from warehouse_server.query.dispatch import Executor, Running
+from warehouse_server.query.planning import Plan
+from warehouse_server.query.priority import lowest_thread_priority
+from warehouse_server.security.auth import READ_ONLY, READ_WRITE, User, authenticate, presented_credentials
+from warehouse_server.security.limits import LoginGuard, QueryIds
 
 logger = logging.getLogger(__name__)
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # errors that mean a full disk (or quota)

@@ -1,0 +1,1 @@
+"""Who may do what: users and credentials, the analyst's read-only policy and limits, the process's confinement."""
