@@ -14,7 +14,6 @@ registered in this warehouse, so no signals: the unit flow test
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from datetime import UTC, datetime
@@ -22,12 +21,10 @@ from pathlib import Path
 
 from adapters.bus import make_producer, resolve_bootstrap
 from adapters.warehouse.client import connect
-from adapters.warehouse.migrate import migrate
 from tests.integration.ingest.test_ingest_cli import cli_env, ingest
 from tests.integration.streams.test_flow_kafka_warehouse import consume_topic
-from tests.integration.streams.test_kill_resume import row_counter, start_flow
-from tests.plugins.services import bus_section
-from tickwave.config import Settings, load_settings
+from tests.integration.streams.test_kill_resume import resumable_flow_settings, row_counter, start_flow
+from tickwave.config import Settings
 from tickwave.contracts import Tick, encode
 from tickwave.topics import TICKS, TICKS_DLQ, topic_name
 
@@ -50,17 +47,16 @@ def gold(start_ms: int, seconds: int) -> list[tuple[int, float]]:
     return [(start_ms + index * 250, 2000.0 + ((index * 7919) % 13 - 6) * 0.05) for index in range(seconds * 4)]
 
 
+def replay(env: dict[str, str], tmp_path: Path, file: Path) -> None:
+    """Replay ``file`` (UTC stamps) through `tickwave ingest`; it must exit 0."""
+    replayed = ingest(env, tmp_path, "--source", "replay", "--file", str(file), "--timezone", "UTC")
+    assert replayed.returncode == 0, replayed.stderr
+
+
 def test_streams_service_when_six_gold_ticks_at_1e300_arrive_then_it_runs_on_and_the_next_ticks_make_bars(
     topics: Settings, fresh_database: str, warehouse_endpoint: object, tmp_path: Path
 ) -> None:
-    settings = load_settings(
-        state_dir=topics.state_dir,
-        kafka=bus_section(topics),
-        clickhouse={"database": fresh_database},
-        streams={"late_wait_ms": 500, "close_on_wall_clock": False, "snapshot_interval_s": 1},
-    )
-    migrate(settings)
-    shutil.rmtree(settings.state_path / "data" / "streams" / "recovery", ignore_errors=True)
+    settings = resumable_flow_settings(topics, fresh_database)
     start_ms = int(time.time() * 1000) - 300_000
     before, after = gold(start_ms, 30), gold(start_ms + 31_000, 120)
     absurd = [(start_ms + 30_000 + index, 1e300) for index in range(6)]  # just ahead of the stream's newest tick
@@ -71,17 +67,7 @@ def test_streams_service_when_six_gold_ticks_at_1e300_arrive_then_it_runs_on_and
     flow = start_flow(settings)
     try:
         for name, rows in (("good", before), ("bad", absurd), ("next", after)):
-            replayed = ingest(
-                env,
-                tmp_path,
-                "--source",
-                "replay",
-                "--file",
-                str(export(tmp_path / f"XAUUSD_{name}.csv", rows)),
-                "--timezone",
-                "UTC",
-            )
-            assert replayed.returncode == 0, replayed.stderr
+            replay(env, tmp_path, export(tmp_path / f"XAUUSD_{name}.csv", rows))
             if name == "bad":  # the same six straight onto the topic, past ingest
                 producer = make_producer(resolve_bootstrap(settings))
                 for index, (time_ms, mid) in enumerate(absurd):
@@ -115,17 +101,7 @@ def test_streams_service_when_six_gold_ticks_at_1e300_arrive_then_it_runs_on_and
     assert len(consume_topic(settings, TICKS_DLQ, 12)) == 12  # ingest's six and the dataflow's six
 
     more = gold(start_ms + 151_000, 20)
-    replayed = ingest(
-        env,
-        tmp_path,
-        "--source",
-        "replay",
-        "--file",
-        str(export(tmp_path / "XAUUSD_more.csv", more)),
-        "--timezone",
-        "UTC",
-    )
-    assert replayed.returncode == 0, replayed.stderr
+    replay(env, tmp_path, export(tmp_path / "XAUUSD_more.csv", more))
     bars_before_restart = bars_after()
     second = start_flow(settings, "--stop-at-end")
     _, errors = second.communicate(timeout=300)

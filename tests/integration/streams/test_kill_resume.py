@@ -63,17 +63,23 @@ def row_counter(client: Client) -> Callable[..., int]:
     return lambda table, final="FINAL": int(client.query(f"SELECT count() FROM {table} {final}").result_rows[0][0])
 
 
-def test_streams_service_when_killed_mid_stream_then_restart_loses_and_doubles_nothing(
-    topics: Settings, fresh_database: str, warehouse_endpoint: object
-) -> None:
+def resumable_flow_settings(topics: Settings, database: str) -> Settings:
+    """Return settings for a flow snapshotting every second, on a migrated ``database``, with no recovery state."""
     settings = load_settings(
         state_dir=topics.state_dir,
         kafka=bus_section(topics),
-        clickhouse={"database": fresh_database},
+        clickhouse={"database": database},
         streams={"late_wait_ms": 500, "close_on_wall_clock": False, "snapshot_interval_s": 1},
     )
     migrate(settings)
     shutil.rmtree(settings.state_path / "data" / "streams" / "recovery", ignore_errors=True)
+    return settings
+
+
+def test_streams_service_when_killed_mid_stream_then_restart_loses_and_doubles_nothing(
+    topics: Settings, fresh_database: str, warehouse_endpoint: object
+) -> None:
+    settings = resumable_flow_settings(topics, fresh_database)
     client = connect(settings)
     count = row_counter(client)
     ticks = stream(minutes=MINUTES)
