@@ -2,8 +2,8 @@
 #   make demo   installs what it needs, starts the embedded services, runs the main job end to end
 #   make test   installs, then runs lint, type checks and the test suite against real services
 # The demo needs Python 3.11+, Java 17+ and Rust 1.88+ with cargo (checked first; Kafka's jars come from Maven Central by a
-# locked list; cargo builds the execution core, the crate execution/core/crate, with maturin from uv.lock: about
-# 35 s from nothing, nothing when no source changed; no cargo: https://rustup.rs).
+# locked list; cargo builds the execution core, the crate execution/core/crate, with maturin from uv.lock: 35-55 s
+# from nothing (about 25 s of CPU), nothing when no source changed; no cargo: https://rustup.rs).
 # The tests need the test toolchain besides: a C compiler and Python's headers (mypyc compiles the execution's
 # Python modules on the hot path; without them those run from their source), Debian's chromium, postgresql and prometheus (installed with apt-get
 # when run as root), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is installed from PyPI
