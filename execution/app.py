@@ -23,17 +23,17 @@ from adapters.endpoints import mark_ready
 from adapters.gcpause import start_gc_freezer
 from adapters.health import HealthReporter
 from adapters.metrics import serve_metrics
-from execution.brokers.base import Broker
-from execution.brokers.paper import LEDGER_NAME, PaperBroker
+from execution.brokers.registry import open_broker
 from execution.connectors import ControlListener, KafkaPublisher, prime_prices, run_hot_loop
-from execution.engine import Engine
+from execution.core.broker import Broker
+from execution.core.engine import Engine
+from execution.core.limits import RiskLimits
+from execution.core.memory_journal import JournalLike
+from execution.core.sizing import SizingPolicy
 from execution.fence import AccountFence, Fence
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
-from execution.limits import RiskLimits
-from execution.memory_journal import JournalLike
 from execution.metrics import ExecutionCollector
 from execution.service import ExecutionService, Publisher, TickChecks
-from execution.sizing import SizingPolicy
 from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError, ServiceError, TickwaveError
@@ -52,12 +52,8 @@ def instance_dir(settings: Settings) -> Path:
 
 
 def build_broker(settings: Settings, clock: Clock) -> Broker:
-    """Return the configured broker (the MT5 module is imported only when chosen)."""
-    if settings.execution.broker == "mt5":
-        from execution.brokers.mt5 import Mt5Broker, load_terminal
-
-        return Mt5Broker(settings.execution, clock, load_terminal(settings))
-    return PaperBroker(settings.execution, clock, instance_dir(settings) / LEDGER_NAME, registry(settings.symbols))
+    """Return the configured broker, from the registry (:mod:`execution.brokers.registry`)."""
+    return open_broker(settings, clock, instance_dir(settings))
 
 
 def build_service(
