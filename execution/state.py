@@ -1,4 +1,4 @@
-"""The order lifecycle: an explicit table of allowed ``(from_state, to_state)`` pairs.
+"""The order lifecycle: an explicit table of allowed ``(from_state, to_state)`` pairs, held by the execution core.
 
 Anything not in the table raises :class:`IllegalTransition` (a defect: a broker or the
 journal reported something impossible) and is logged by the caller. Terminal states
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Final
 
 import msgspec
+import tickwave_core
 
 from tickwave.contracts import Side
 from tickwave.errors import TickwaveError
@@ -31,31 +32,13 @@ class OrderStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
-S = OrderStatus
-
+# The table is the execution core's (``lifecycle.rs``): these are read from it, never written here.
 TRANSITIONS: Final[frozenset[tuple[OrderStatus, OrderStatus]]] = frozenset(
-    {
-        (S.NEW, S.SUBMITTED),
-        (S.NEW, S.EXPIRED),  # recorded but never sent (crash before the broker call)
-        (S.SUBMITTED, S.ACCEPTED),
-        (S.SUBMITTED, S.REJECTED),
-        (S.SUBMITTED, S.PARTIALLY_FILLED),  # a market order may report its fill before an ack
-        (S.SUBMITTED, S.FILLED),
-        (S.SUBMITTED, S.CANCELED),
-        (S.SUBMITTED, S.EXPIRED),  # unknown to the broker after a restart
-        (S.ACCEPTED, S.PARTIALLY_FILLED),
-        (S.ACCEPTED, S.FILLED),
-        (S.ACCEPTED, S.CANCELED),
-        (S.ACCEPTED, S.EXPIRED),
-        (S.PARTIALLY_FILLED, S.PARTIALLY_FILLED),
-        (S.PARTIALLY_FILLED, S.FILLED),
-        (S.PARTIALLY_FILLED, S.CANCELED),  # the rest is canceled, the fills stand
-        (S.PARTIALLY_FILLED, S.EXPIRED),
-    }
+    (OrderStatus(before), OrderStatus(after)) for before, after in tickwave_core.transitions()
 )
-
-TERMINAL: Final[frozenset[OrderStatus]] = frozenset({S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED})
-WORKING: Final[frozenset[OrderStatus]] = frozenset({S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED})
+TERMINAL: Final[frozenset[OrderStatus]] = frozenset(map(OrderStatus, tickwave_core.terminal_statuses()))
+WORKING: Final[frozenset[OrderStatus]] = frozenset(map(OrderStatus, tickwave_core.working_statuses()))
+_IS_ALLOWED: Final = tickwave_core.is_allowed
 
 
 class IllegalTransition(TickwaveError):
@@ -64,7 +47,7 @@ class IllegalTransition(TickwaveError):
 
 def is_allowed(from_status: OrderStatus, to_status: OrderStatus) -> bool:
     """Return True when the table allows ``from_status -> to_status``."""
-    return (from_status, to_status) in TRANSITIONS
+    return _IS_ALLOWED(from_status, to_status)
 
 
 def transition(client_order_id: str, from_status: OrderStatus, to_status: OrderStatus) -> OrderStatus:
@@ -73,7 +56,7 @@ def transition(client_order_id: str, from_status: OrderStatus, to_status: OrderS
     Raises:
         IllegalTransition: for any pair outside :data:`TRANSITIONS`.
     """
-    if (from_status, to_status) not in TRANSITIONS:
+    if not _IS_ALLOWED(from_status, to_status):
         raise IllegalTransition(f"order {client_order_id}: illegal transition {from_status} -> {to_status}")
     return to_status
 

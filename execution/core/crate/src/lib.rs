@@ -4,6 +4,7 @@
 //! is their Python face only: conversions in, conversions out, no rule of its own.
 
 pub mod chain;
+pub mod lifecycle;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -28,11 +29,39 @@ fn chain_extend(head: &str, next_seq: i64, canonicals: Vec<Bound<'_, PyBytes>>) 
     chain::extend(head, next_seq, canonicals.iter().map(|bytes| bytes.as_bytes()))
 }
 
+/// Return whether the order lifecycle allows `from_status -> to_status` (wire names).
+#[pyfunction]
+fn is_allowed(from_status: &str, to_status: &str) -> bool {
+    lifecycle::is_allowed_named(from_status, to_status)
+}
+
+/// Return every allowed `(from, to)` pair of the order lifecycle (wire names).
+#[pyfunction]
+fn transitions() -> Vec<(&'static str, &'static str)> {
+    lifecycle::transitions().into_iter().map(|(from, to)| (from.name(), to.name())).collect()
+}
+
+/// Return the statuses an order ends in.
+#[pyfunction]
+fn terminal_statuses() -> Vec<&'static str> {
+    lifecycle::ALL.into_iter().filter(|s| s.is_terminal()).map(|s| s.name()).collect()
+}
+
+/// Return the statuses in which the broker may still fill an order.
+#[pyfunction]
+fn working_statuses() -> Vec<&'static str> {
+    lifecycle::ALL.into_iter().filter(|s| s.is_working()).map(|s| s.name()).collect()
+}
+
 #[pymodule]
 fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", VERSION)?;
     m.add("GENESIS_HASH", chain::GENESIS_HASH)?;
     m.add_function(wrap_pyfunction!(link_hash, m)?)?;
     m.add_function(wrap_pyfunction!(chain_extend, m)?)?;
+    m.add_function(wrap_pyfunction!(is_allowed, m)?)?;
+    m.add_function(wrap_pyfunction!(transitions, m)?)?;
+    m.add_function(wrap_pyfunction!(terminal_statuses, m)?)?;
+    m.add_function(wrap_pyfunction!(working_statuses, m)?)?;
     Ok(())
 }
