@@ -5,12 +5,17 @@
 
 pub mod chain;
 pub mod lifecycle;
+pub mod money;
+pub mod positions;
 pub mod pyfloat;
 pub mod sizing;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
+
+use money::{Dec, Overflow};
 
 /// The core's version, so the shell can tell which build it loaded.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -120,6 +125,197 @@ impl PySizing {
     }
 }
 
+static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DEQUE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// Read a Python `Decimal` (or anything whose text is a finite decimal) exactly.
+fn to_dec(value: &Bound<'_, PyAny>) -> PyResult<Dec> {
+    let text = value.str()?;
+    Dec::parse(text.to_str()?).map_err(|bad| PyValueError::new_err(format!("amount must be a finite decimal, got {:?}", bad.0)))
+}
+
+/// Write an exact amount as a Python `Decimal` (the same coefficient and exponent).
+fn to_py(py: Python<'_>, amount: Dec) -> PyResult<Py<PyAny>> {
+    Ok(DECIMAL.import(py, "decimal", "Decimal")?.call1((amount.to_string(),))?.unbind())
+}
+
+fn overflow(_: Overflow) -> PyErr {
+    PyOverflowError::new_err(Overflow.to_string())
+}
+
+/// What one fill did to its symbol's position (see `positions.rs`); amounts are `Decimal`s.
+#[pyclass(frozen, get_all, name = "Booking", module = "tickwave_core")]
+struct PyBooking {
+    position_before: Py<PyAny>,
+    position_after: Py<PyAny>,
+    entry_value_after: Py<PyAny>,
+    realized: Py<PyAny>,
+    round_trip_id: String,
+    opens_round_trip_id: String,
+}
+
+impl PyBooking {
+    fn from_booking(py: Python<'_>, booking: positions::Booking) -> PyResult<PyBooking> {
+        Ok(PyBooking {
+            position_before: to_py(py, booking.position_before)?,
+            position_after: to_py(py, booking.position_after)?,
+            entry_value_after: to_py(py, booking.entry_value_after)?,
+            realized: to_py(py, booking.realized)?,
+            round_trip_id: booking.round_trip_id,
+            opens_round_trip_id: booking.opens_round_trip_id,
+        })
+    }
+
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(
+            py,
+            [
+                self.position_before.clone_ref(py),
+                self.position_after.clone_ref(py),
+                self.entry_value_after.clone_ref(py),
+                self.realized.clone_ref(py),
+                self.round_trip_id.clone().into_pyobject(py)?.into_any().unbind(),
+                self.opens_round_trip_id.clone().into_pyobject(py)?.into_any().unbind(),
+            ],
+        )
+    }
+}
+
+#[pymethods]
+impl PyBooking {
+    #[new]
+    fn new(
+        position_before: Py<PyAny>,
+        position_after: Py<PyAny>,
+        entry_value_after: Py<PyAny>,
+        realized: Py<PyAny>,
+        round_trip_id: String,
+        opens_round_trip_id: String,
+    ) -> Self {
+        PyBooking { position_before, position_after, entry_value_after, realized, round_trip_id, opens_round_trip_id }
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match other.cast::<PyBooking>() {
+            Ok(other) => self.fields(py)?.eq(other.get().fields(py)?),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let shown = |value: &Py<PyAny>| -> PyResult<String> { Ok(value.bind(py).repr()?.to_str()?.to_owned()) };
+        Ok(format!(
+            "Booking(position_before={}, position_after={}, entry_value_after={}, realized={}, round_trip_id={:?}, opens_round_trip_id={:?})",
+            shown(&self.position_before)?,
+            shown(&self.position_after)?,
+            shown(&self.entry_value_after)?,
+            shown(&self.realized)?,
+            self.round_trip_id,
+            self.opens_round_trip_id
+        ))
+    }
+}
+
+/// One symbol's open lots, first in first out (see `positions.rs`); amounts in and out are `Decimal`s.
+#[pyclass(name = "Book", module = "tickwave_core")]
+struct PyBook {
+    book: positions::Book,
+    lots: Option<Py<PyAny>>, // the net position as a Decimal, made when first read after a change
+}
+
+impl PyBook {
+    fn wrap(book: positions::Book) -> PyBook {
+        PyBook { book, lots: None }
+    }
+}
+
+#[pymethods]
+impl PyBook {
+    #[new]
+    fn new() -> Self {
+        PyBook::wrap(positions::Book::new())
+    }
+
+    /// The open lots, oldest first: a deque of `(signed lots, entry price)` pairs (a copy).
+    #[getter]
+    fn entries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let pairs = PyList::empty(py);
+        for (lots, price) in &self.book.entries {
+            pairs.append((to_py(py, *lots)?, to_py(py, *price)?))?;
+        }
+        DEQUE.import(py, "collections", "deque")?.call1((pairs,))
+    }
+
+    /// The open round trip (the fill that opened it), "" when flat.
+    #[getter]
+    fn trip_id(&self) -> String {
+        self.book.trip_id.clone()
+    }
+
+    /// The signed net position.
+    #[getter]
+    fn lots(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some(lots) = &self.lots {
+            return Ok(lots.clone_ref(py));
+        }
+        let lots = to_py(py, self.book.lots)?;
+        self.lots = Some(lots.clone_ref(py));
+        Ok(lots)
+    }
+
+    /// Bumped by every fill and take.
+    #[getter]
+    fn revision(&self) -> i64 {
+        self.book.revision
+    }
+
+    /// Return an independent copy (to preview fills without booking them).
+    fn copy(&self) -> PyBook {
+        PyBook::wrap(self.book.copy())
+    }
+
+    /// Become `other` (a copy of this book that booked a fill ahead), keeping this object.
+    fn take(&mut self, other: PyRef<'_, PyBook>) {
+        self.book.take(&other.book);
+        self.lots = None;
+    }
+
+    /// Apply one execution; return the realised P&L in price x lots.
+    fn fill(&mut self, py: Python<'_>, signed_lots: &Bound<'_, PyAny>, price: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let realized = self.book.fill(to_dec(signed_lots)?, to_dec(price)?).map_err(overflow);
+        self.lots = None;
+        to_py(py, realized?)
+    }
+
+    /// Apply one execution and return what it did to the position and the round trip.
+    fn book(
+        &mut self,
+        py: Python<'_>,
+        signed_lots: &Bound<'_, PyAny>,
+        price: &Bound<'_, PyAny>,
+        fill_id: &str,
+    ) -> PyResult<PyBooking> {
+        let booking = self.book.book(to_dec(signed_lots)?, to_dec(price)?, fill_id).map_err(overflow);
+        self.lots = None;
+        PyBooking::from_booking(py, booking?)
+    }
+
+    /// Return the open lots x their entry prices (signed).
+    fn entry_value(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        to_py(py, self.book.entry_value().map_err(overflow)?)
+    }
+
+    /// Return the open P&L at `mid` in price x lots.
+    fn unrealized(&self, py: Python<'_>, mid: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        to_py(py, self.book.unrealized(to_dec(mid)?).map_err(overflow)?)
+    }
+
+    fn __repr__(&self) -> String {
+        let entries: Vec<String> = self.book.entries.iter().map(|(lots, price)| format!("({lots}, {price})")).collect();
+        format!("Book(entries=[{}], trip_id={:?})", entries.join(", "), self.book.trip_id)
+    }
+}
+
 #[pymodule]
 fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", VERSION)?;
@@ -134,5 +330,7 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lot_decimals, m)?)?;
     m.add_function(wrap_pyfunction!(round_lots, m)?)?;
     m.add_class::<PySizing>()?;
+    m.add_class::<PyBook>()?;
+    m.add_class::<PyBooking>()?;
     Ok(())
 }
