@@ -172,7 +172,7 @@ def print_floor(rows: int) -> None:
 
     import msgspec
 
-    from execution.backtest import _decoded, _timeline
+    from execution.core.replay import decoded, timeline
     from models.engine_backtest import holdout_signals, holdout_ticks, run_engine
     from models.evaluation import BacktestSettings, backtest, signal_positions
     from tickwave.audit_chain import CHAINED_TYPES, AuditChain
@@ -193,7 +193,7 @@ def print_floor(rows: int) -> None:
     gc.disable()  # as the replay runs
     try:
         parts = {
-            "ticks decoded, timeline merged": timed(lambda: _timeline(_decoded(ticks)[0], signals))[1],
+            "ticks decoded, timeline merged": timed(lambda: timeline(decoded(ticks)[0], signals))[1],
             f"{len(events) - len(signals):,} journaled events built": timed(
                 lambda: [msgspec.structs.replace(event) for event in events if type(event) is not Signal]
             )[1],

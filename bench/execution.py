@@ -53,11 +53,11 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Pa
 from bench.embedded import AUTHENTICATED, PROTOCOLS, bench_settings, embedded_bus, prepare_topics  # noqa: E402
 from bench.summary import record  # noqa: E402
 from execution.app import build_service  # noqa: E402
-from execution.brokers.base import Broker, BrokerEvent, BrokerOrder  # noqa: E402
 from execution.connectors import ControlListener, SignalGate, run_hot_loop, send_control  # noqa: E402
+from execution.core.broker import Broker, BrokerEvent, BrokerOrder  # noqa: E402
+from execution.core.state import Order  # noqa: E402
 from execution.fence import AccountFence, Fence  # noqa: E402
 from execution.service import ExecutionService, decode_signal  # noqa: E402
-from execution.state import Order  # noqa: E402
 
 console = Console()
 WIDE_LIMITS: dict[str, Any] = {

@@ -22,7 +22,7 @@ UID = "tickwave-trader"
 TRADER_BUDGET_MS = 100.0
 BAR_COLUMNS = "start_ms AS time, mid_open AS open, mid_high AS high, mid_low AS low, mid_close AS close, volume"
 OHLC = (("time", T.TIME), ("open", T.NUMBER), ("high", T.NUMBER), ("low", T.NUMBER), ("close", T.NUMBER))
-# Each fill's booking by the execution engine (execution.positions.Book.book): the position after it,
+# Each fill's booking by the execution engine (execution.core.positions.Book.book): the position after it,
 # the open lots' entry value after it and the realized P&L it booked, exact decimals (fills written
 # before the engine booked them have no round trip and are left out).
 BOOKED_FILLS = (

@@ -23,17 +23,17 @@ from adapters.endpoints import mark_ready
 from adapters.gcpause import start_gc_freezer
 from adapters.health import HealthReporter
 from adapters.metrics import serve_metrics
-from execution.brokers.base import Broker
-from execution.brokers.paper import LEDGER_NAME, PaperBroker
+from execution.brokers.paper import LEDGER_NAME, open_paper_broker
 from execution.connectors import ControlListener, KafkaPublisher, prime_prices, run_hot_loop
-from execution.engine import Engine
+from execution.core.broker import Broker
+from execution.core.engine import Engine
+from execution.core.limits import RiskLimits
+from execution.core.memory_journal import JournalLike
+from execution.core.sizing import SizingPolicy
 from execution.fence import AccountFence, Fence
 from execution.journal import JOURNAL_NAME, Journal, journal_dir
-from execution.limits import RiskLimits
-from execution.memory_journal import JournalLike
 from execution.metrics import ExecutionCollector
 from execution.service import ExecutionService, Publisher, TickChecks
-from execution.sizing import SizingPolicy
 from tickwave.clock import Clock, SystemClock
 from tickwave.config import Settings
 from tickwave.errors import ConfigurationError, ServiceError, TickwaveError
@@ -57,7 +57,8 @@ def build_broker(settings: Settings, clock: Clock) -> Broker:
         from execution.brokers.mt5 import Mt5Broker, load_terminal
 
         return Mt5Broker(settings.execution, clock, load_terminal(settings))
-    return PaperBroker(settings.execution, clock, instance_dir(settings) / LEDGER_NAME, registry(settings.symbols))
+    ledger = instance_dir(settings) / LEDGER_NAME
+    return open_paper_broker(settings.execution, clock, ledger, registry(settings.symbols))
 
 
 def build_service(

@@ -39,9 +39,9 @@ from adapters.metrics import WritersCollector, serve_metrics
 from adapters.warehouse.client import connect
 from adapters.warehouse.writer import BatchWriter, WriterConfig
 from execution.backfill import backfill_bookings
-from execution.brokers.base import EXPIRED_PREFIX
+from execution.core.broker import EXPIRED_PREFIX
+from execution.core.state import TERMINAL
 from execution.metrics import AUDIT_BATCH_SECONDS
-from execution.state import TERMINAL
 from tickwave.audit_chain import ChainLink, link_from_headers
 from tickwave.config import Settings
 from tickwave.contracts import (

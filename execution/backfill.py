@@ -2,8 +2,8 @@
 
 The marts, reports and boards add up what the engine booked for each fill; a fill row without a
 booking (``round_trip_id`` empty) would be left out of trips, positions and P&L. The backfill books
-those rows with the engine's own rule (:meth:`execution.positions.Book.book`, then
-:func:`execution.valuation.with_booking`), never with SQL:
+those rows with the engine's own rule (:meth:`execution.core.positions.Book.book`, then
+:func:`execution.core.valuation.with_booking`), never with SQL:
 
 - per symbol, in ``(filled_at_ms, fill_id)`` order, the unbooked fills must come first (an engine
   that books replays its journal, so its first booked fill already counts the fills before it);
@@ -35,8 +35,8 @@ from clickhouse_connect.driver.client import Client
 
 from adapters.warehouse.client import connect
 from adapters.warehouse.writer import BatchWriter
-from execution.positions import Book, Booking
-from execution.valuation import with_booking
+from execution.core.positions import Book, Booking
+from execution.core.valuation import with_booking
 from tickwave.config import Settings
 from tickwave.contracts import Fill
 from tickwave.instruments import Instrument, registry

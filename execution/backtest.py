@@ -31,47 +31,49 @@ from __future__ import annotations
 import gc
 import logging
 import tempfile
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from operator import attrgetter
 from pathlib import Path
 from typing import Final, cast
 
-import msgspec
-
 from execution.app import build_service
-from execution.brokers.paper import PaperBroker
-from execution.engine import Engine
+from execution.core.memory_journal import MemoryJournal
+from execution.core.paper import PaperBroker
+from execution.core.replay import (
+    FillPnl,
+    ReplayResult,
+    booked_pnl,
+    count_trades,
+    decoded,
+    fill_due,
+    fill_pnls,
+    replay_fast,
+    time_of,
+    timeline,
+)
 from execution.journal import Journal
-from execution.memory_journal import MemoryJournal
-from execution.positions import Book, book_of
-from execution.service import ExecutionService
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import ManualClock
 from tickwave.config import Settings
-from tickwave.contracts import (
-    AnyMessage,
-    ControlCommand,
-    Message,
-    OrderDenied,
-    OrderFilled,
-    OrderSubmitted,
-    Signal,
-    Tick,
-    encode,
-)
+from tickwave.contracts import AnyMessage, ControlCommand, Message, Signal, Tick, encode
 from tickwave.instruments import Instrument, registry
-from tickwave.money import MONEY_CONTEXT, to_decimal
+from tickwave.money import MONEY_CONTEXT
+
+__all__ = [  # with the replay's results and readers from the core, which its callers read here
+    "BACKTEST_ACTOR",
+    "FillPnl",
+    "ReplayResult",
+    "count_trades",
+    "fill_pnls",
+    "instruments_of",
+    "replay_session",
+    "replay_settings",
+    "signals_in",
+]
 
 logger = logging.getLogger(__name__)
 
 BACKTEST_ACTOR: Final = "backtest"
-_ENCODER: Final = msgspec.json.Encoder()
-_TICKS_DECODER: Final = msgspec.json.Decoder(list[Tick])
-_TICK_TIME: Final = attrgetter("time_ms")
-_SIGNAL_TIME: Final = attrgetter("created_at_ms")
 REPLAY_RECONCILE_EVERY_S: Final = 86_400.0
 
 
@@ -115,124 +117,6 @@ class _Recorder:
         return 0
 
 
-@dataclass(frozen=True)
-class FillPnl:
-    """The realised P&L one fill booked (first-in first-out), in its instrument's quote currency."""
-
-    client_order_id: str
-    fill_id: str
-    symbol: str
-    side: str
-    lots: Decimal
-    price: Decimal
-    realized: Decimal
-    currency: str
-
-
-def fill_pnls(events: Iterable[AnyMessage], instruments: Mapping[str, Instrument]) -> list[FillPnl]:
-    """Return the realised P&L of every fill in ``events`` (a journal, live or replayed), in order.
-
-    The same first-in first-out books as the engine and the paper broker
-    (:class:`execution.positions.Book`): a live journal and a replayed one give the same
-    list exactly when they hold the same fills.
-    """
-    sides: dict[str, str] = {}
-    books: dict[str, Book] = {}
-    result: list[FillPnl] = []
-    for event in events:
-        if isinstance(event, OrderSubmitted):
-            sides[event.client_order_id] = event.side
-        elif isinstance(event, OrderFilled):
-            side = sides[event.client_order_id]
-            lots, price = to_decimal(event.fill_lots), to_decimal(event.fill_price)
-            moved = book_of(books, event.symbol).fill(lots if side == "buy" else -lots, price)
-            spec = instruments[event.symbol]
-            result.append(
-                FillPnl(
-                    event.client_order_id,
-                    event.fill_id,
-                    event.symbol,
-                    side,
-                    lots,
-                    price,
-                    spec.price_pnl(1, moved),
-                    spec.quote,
-                )
-            )
-    return result
-
-
-def count_trades(events: Iterable[AnyMessage]) -> int:
-    """Return how many round trips were opened: from flat, or by a fill that flipped through zero.
-
-    The engine's rule (:meth:`execution.positions.Book.book`): a fill that opens a round trip.
-    """
-    sides: dict[str, str] = {}
-    books: dict[str, Book] = {}
-    trades = 0
-    for event in events:
-        if isinstance(event, OrderSubmitted):
-            sides[event.client_order_id] = event.side
-        elif isinstance(event, OrderFilled):
-            lots = to_decimal(event.fill_lots)
-            signed = lots if sides[event.client_order_id] == "buy" else -lots
-            booking = book_of(books, event.symbol).book(signed, to_decimal(event.fill_price), event.fill_id)
-            trades += booking.opens_round_trip_id != ""
-    return trades
-
-
-@dataclass(frozen=True)
-class ReplayResult:
-    """What a replayed session did: every journaled event, the positions left and the P&L.
-
-    Money is exact per currency, as the engine booked it (its realised P&L and its open
-    positions at the last mids; a live paper ledger books the same fills by the same rule,
-    :class:`~execution.positions.Book`); the account-currency figures convert each currency's
-    sum once, at the last mids (None when a rate is missing), as the paper broker values its
-    account.
-    """
-
-    events: tuple[AnyMessage, ...]  # the journal, in order
-    positions: dict[str, Decimal]
-    realized_by_currency: dict[str, Decimal]
-    unrealized_by_currency: dict[str, Decimal]
-    realized_pnl: Decimal | None  # account currency
-    total_pnl: Decimal | None  # realised + open positions at the last mids, account currency
-    account_currency: str
-    # The audit hash chain's head over the journal's order events (its genesis when none; None: not computed).
-    chain_head: str | None = None
-    is_fast: bool = False  # replayed with the journal and the paper ledger in memory (see replay_session)
-    # The round trips the engine opened, from its own bookings (None: counted from the events).
-    round_trips: int | None = None
-
-    # Exact types (contract messages are never subclassed): an isinstance that misses costs ~65 ns, and a
-    # replay of 200,000 rows journals ~900,000 events.
-
-    @property
-    def orders(self) -> list[OrderSubmitted]:
-        """Return the orders sent, in order."""
-        return [event for event in self.events if type(event) is OrderSubmitted]
-
-    @property
-    def fills(self) -> list[OrderFilled]:
-        """Return the fills, in order."""
-        return [event for event in self.events if type(event) is OrderFilled]
-
-    @property
-    def denials(self) -> list[OrderDenied]:
-        """Return the signals the gate (or sizing) turned down."""
-        return [event for event in self.events if type(event) is OrderDenied]
-
-    def denial_counts(self) -> dict[str, int]:
-        """Return the denials per check (``sizing``, ``price_collar``, ...)."""
-        return dict(sorted(Counter(denial.check for denial in self.denials).items()))
-
-    @property
-    def trades(self) -> int:
-        """Return how many positions were opened (see :func:`count_trades`; the engine's count when kept)."""
-        return count_trades(self.events) if self.round_trips is None else self.round_trips
-
-
 def replay_settings(settings: Settings, state_dir: Path) -> Settings:
     """The live settings with the paper broker, an unsynced journal, ``state_dir`` and a daily reconciliation.
 
@@ -247,46 +131,6 @@ def replay_settings(settings: Settings, state_dir: Path) -> Settings:
         update={"broker": "paper", "journal_fsync": False, "reconciliation": reconciliation}
     )
     return settings.model_copy(update={"state_dir": state_dir, "execution": execution})
-
-
-def _timeline(ticks: Iterable[Tick], signals: Iterable[Signal]) -> list[Tick | Signal]:
-    """Return ticks and signals in replay order: by time, a tick before a signal at the same ms, else as they came.
-
-    Each stream sorted by its own time (stable: arrival order within a ms; recorded streams
-    come in order, so that is one pass), then the two merged: no tuple per event (building
-    and sorting 300,000 of them took 0.3 s of a 200,000-row replay).
-    """
-    by_time = sorted(ticks, key=_TICK_TIME)
-    by_creation = sorted(signals, key=_SIGNAL_TIME)
-    merged: list[Tick | Signal] = []
-    waiting, count = 0, len(by_creation)
-    for tick in by_time:
-        while waiting < count and by_creation[waiting].created_at_ms < tick.time_ms:
-            merged.append(by_creation[waiting])
-            waiting += 1
-        merged.append(tick)
-    merged += by_creation[waiting:]
-    return merged
-
-
-def _time_of(item: Tick | Signal) -> int:
-    """The time an item is replayed at: a tick's ``time_ms``, a signal's ``created_at_ms``."""
-    return item.time_ms if type(item) is Tick else cast(Signal, item).created_at_ms
-
-
-def _decoded(ticks: Iterable[Tick]) -> tuple[list[Tick], bool]:
-    """Return ``ticks`` as the live process decodes them from its messages, through one encode and one decode.
-
-    The same ticks as each one's own round trip (``decode(encode(tick), Tick)``), for a
-    fraction of the calls; True when so. When one is not a valid ``Tick``, the ticks as they
-    were and False: each then goes through its own message (``handle_tick_bytes``), which
-    rejects that one alone.
-    """
-    given = list(ticks)
-    try:
-        return _TICKS_DECODER.decode(_ENCODER.encode(given)), True
-    except (msgspec.DecodeError, ValueError, TypeError):
-        return given, False
 
 
 def replay_session(
@@ -305,7 +149,7 @@ def replay_session(
     ``tests/integration/execution/test_fast_replay_parity.py`` holds them equal event by event):
 
     - ``fast`` (the default): the journal and the paper broker's ledger are kept in memory
-      (:class:`~execution.memory_journal.MemoryJournal`; nothing is encoded per event, nothing
+      (:class:`~execution.core.memory_journal.MemoryJournal`; nothing is encoded per event, nothing
       written; the paper broker keeps its positions, not an account: the P&L is the engine's
       booking), the broker is polled only when an order falls due or the reconciliation is
       due (a poll with nothing due changes nothing), and the garbage collector pauses
@@ -335,9 +179,9 @@ def replay_session(
     is_collecting, is_decoded = gc.isenabled(), False
     if fast:
         gc.disable()  # from the timeline on: its tuples alone took 0.45 s of collections at 200,000 rows, 0.07 without
-        ticks, is_decoded = _decoded(ticks)
+        ticks, is_decoded = decoded(ticks)
     try:
-        return _replay(settings, _timeline(ticks, signals), flatten_at_end, state_dir, fast, audit_chain, is_decoded)
+        return _replay(settings, timeline(ticks, signals), flatten_at_end, state_dir, fast, audit_chain, is_decoded)
     finally:
         if is_collecting:
             _hand_over_as_old()
@@ -361,26 +205,24 @@ def _hand_over_as_old() -> None:
 
 def _replay(
     settings: Settings,
-    timeline: Sequence[Tick | Signal],
+    ordered: Sequence[Tick | Signal],
     flatten_at_end: bool,
     state_dir: Path | None,
     fast: bool,
     audit_chain: bool,
     is_decoded: bool,
 ) -> ReplayResult:
-    """Replay ``timeline`` (see :func:`replay_session`); the caller pauses the garbage collector when ``fast``.
+    """Replay ``ordered`` (see :func:`replay_session`); the caller pauses the garbage collector when ``fast``.
 
-    ``is_decoded``: the timeline's ticks are decoded already (see :func:`_decoded`).
+    ``is_decoded``: the timeline's ticks are decoded already (see :func:`decoded`).
     """
-    clock = ManualClock(_time_of(timeline[0]) if timeline else 0)
+    clock = ManualClock(time_of(ordered[0]) if ordered else 0)
     recorder = _Recorder()
     memory: MemoryJournal | None = None
     if fast:
         replayed = replay_settings(settings, state_dir or Path(tempfile.gettempdir()))  # no file is opened there
         memory = MemoryJournal(replayed.execution.instance_id if audit_chain else None)
-        ledger = PaperBroker(
-            replayed.execution, clock, None, instruments_of(replayed), ledger=MemoryJournal(), account=False
-        )
+        ledger = PaperBroker(replayed.execution, clock, MemoryJournal(), instruments_of(replayed), account=False)
         service = build_service(replayed, _NoPublisher(), clock, broker=ledger, journal=memory, keep_every_order=True)
     else:
         assert state_dir is not None  # chosen above
@@ -391,18 +233,18 @@ def _replay(
     try:
         service.start()
         if fast:
-            _replay_fast(service, broker, clock, timeline, is_decoded)
+            replay_fast(service, broker, clock, ordered, is_decoded)
         else:
-            for item in timeline:
-                at_ms = _time_of(item)
-                _fill_due(service, broker, clock, before_ms=at_ms)
+            for item in ordered:
+                at_ms = time_of(item)
+                fill_due(service, broker, clock, before_ms=at_ms)
                 clock.set(max(clock.now_ms(), at_ms))
                 if isinstance(item, Tick):
                     service.handle_tick_bytes(encode(item))
                 else:
                     service.handle_signals([item])
                 service.poll_broker()
-        _fill_due(service, broker, clock, before_ms=None)
+        fill_due(service, broker, clock, before_ms=None)
         if flatten_at_end and broker.positions():
             now_ms = clock.now_ms()
             command = ControlCommand(
@@ -413,8 +255,8 @@ def _replay(
                 reason="the backtest ends",
             )
             service.handle_control(command)
-            _fill_due(service, broker, clock, before_ms=None)
-        realized, unrealized = _booked_pnl(service.engine)
+            fill_due(service, broker, clock, before_ms=None)
+        realized, unrealized = booked_pnl(service.engine)
         total = {
             currency: MONEY_CONTEXT.add(realized.get(currency, Decimal(0)), unrealized.get(currency, Decimal(0)))
             for currency in realized.keys() | unrealized.keys()
@@ -444,54 +286,6 @@ def _replay(
         fast,
         round_trips,
     )
-
-
-def _replay_fast(
-    service: ExecutionService,
-    broker: PaperBroker,
-    clock: ManualClock,
-    timeline: Sequence[Tick | Signal],
-    is_decoded: bool,
-) -> None:
-    """The replay loop without the polls that find nothing due (the decisions are the same calls)."""
-    reconciler = service.reconciler
-    for item in timeline:
-        at_ms = _time_of(item)
-        due_ms = broker.next_due_ms()
-        if due_ms is not None and due_ms < at_ms:
-            _fill_due(service, broker, clock, before_ms=at_ms)
-        now_ms = at_ms if at_ms > clock.now_ms() else clock.now_ms()
-        clock.set(now_ms)
-        if type(item) is not Tick:
-            service.handle_signals([cast(Signal, item)])
-        elif is_decoded:  # the checks of handle_tick_bytes after its decode
-            service.handle_decoded_tick(item)
-        else:
-            service.handle_tick_bytes(encode(item))
-        # A poll changes something only when an order is due or the reconciliation is (else it returns nothing).
-        due_ms = broker.next_due_ms()
-        if (due_ms is not None and due_ms <= now_ms) or reconciler.is_time(now_ms):
-            service.poll_broker()
-
-
-def _fill_due(service: ExecutionService, broker: PaperBroker, clock: ManualClock, before_ms: int | None) -> None:
-    """Poll the paper broker at each due time before ``before_ms`` (None: all that are due)."""
-    while (due_ms := broker.next_due_ms()) is not None and (before_ms is None or due_ms < before_ms):
-        clock.set(max(clock.now_ms(), due_ms))
-        service.poll_broker()
-
-
-def _booked_pnl(engine: Engine) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
-    """Realised P&L and open P&L at the latest mids, per quote currency (exact), as the engine booked them."""
-    realized: dict[str, Decimal] = {}
-    for amounts in engine.state.realized_by_day.values():
-        for currency, amount in amounts.items():
-            realized[currency] = MONEY_CONTEXT.add(realized.get(currency, Decimal(0)), amount)
-    unrealized: dict[str, Decimal] = {}
-    for symbol, amount in sorted(engine.valuation.unrealized_now(engine.limits).items()):
-        quote = engine.limits.instruments[symbol].quote
-        unrealized[quote] = MONEY_CONTEXT.add(unrealized.get(quote, Decimal(0)), amount)
-    return realized, unrealized
 
 
 def instruments_of(settings: Settings) -> dict[str, Instrument]:

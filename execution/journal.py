@@ -337,13 +337,14 @@ class Journal:
         self._allocated = start + PREALLOCATE_BYTES
         self.space_problem = None
 
-    def space_problem_now(self, min_free_bytes: int = DISK_FULL_BYTES) -> str | None:
+    def space_problem_now(self, min_free_bytes: int | None = None) -> str | None:
         """Why the journal is short of space now (None: it is not): a failed extension or a nearly full filesystem.
 
         A failed extension is tried again first, so space freed since clears it. Less than ``min_free_bytes`` free
-        counts too; by default the "disk full" of :func:`adapters.disk.is_disk_full`, where the journal's next
+        counts too; by default (None) the "disk full" of :func:`adapters.disk.is_disk_full`, where the journal's next
         extension (and, with fsync off, its writes) would fail and other files on the disk may fail already.
         """
+        floor = DISK_FULL_BYTES if min_free_bytes is None else min_free_bytes
         if self.space_problem is not None and self.fsync:
             self._extend()
         if self.space_problem is not None:
@@ -352,8 +353,8 @@ class Journal:
             free = shutil.disk_usage(self.path).free  # the file itself: its filesystem, through a link too
         except OSError as exc:
             return f"journal {self.path}: free space unknown: {exc}"
-        if free < min_free_bytes:
-            return f"journal {self.path}: disk full, {free} bytes free on its filesystem (under {min_free_bytes})"
+        if free < floor:
+            return f"journal {self.path}: disk full, {free} bytes free on its filesystem (under {floor})"
         return None
 
     def sync(self) -> None:

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Final
 
-from execution.engine import Engine
-from execution.engine_state import TRADING_STATE
+from execution.core.engine import Engine
+from execution.core.engine_state import TRADING_STATE
+from execution.core.memory_journal import JournalLike
 from execution.journal import JournalUnavailable
-from execution.memory_journal import JournalLike
 from execution.reconciler import Reconciler
 from tickwave.contracts import Message, RiskEvent, TradingState
 

@@ -1,6 +1,6 @@
 """When and over what the journal is compared with the broker: at start, every few seconds, after a reject.
 
-The comparison itself is pure (:mod:`execution.reconcile`); this class asks the broker,
+The comparison itself is pure (:mod:`execution.core.reconcile`); this class asks the broker,
 chooses the window (a periodic pass compares the orders created within
 ``reconcile_window_s`` and every order still working, not the whole history), adopts the
 orders the broker has and the journal lacks, and hands every event it finds to the
@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from execution.brokers.base import Broker, BrokerOrder
-from execution.engine import Engine
-from execution.reconcile import position_differences, reconcile_orders
+from execution.core.broker import Broker, BrokerOrder
+from execution.core.engine import Engine
+from execution.core.reconcile import position_differences, reconcile_orders
 from tickwave.contracts import Message
 
 logger = logging.getLogger(__name__)

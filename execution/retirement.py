@@ -2,10 +2,10 @@
 
 Before the window a periodic reconciliation compares (from the oldest working order when that
 is older), less how far the broker reads back before it (``Broker.lookback_ms``) and
-:data:`~execution.engine_state.RETIRE_MARGIN_MS`, no broker answer about an ended order is
+:data:`~execution.core.engine_state.RETIRE_MARGIN_MS`, no broker answer about an ended order is
 compared again, so the engine's state and the paper broker's book let go of those orders,
 their bookings and the signals decided before then
-(:meth:`execution.engine_state.EngineState.retire`); the journal keeps everything. Once a
+(:meth:`execution.core.engine_state.EngineState.retire`); the journal keeps everything. Once a
 minute, on the service's broker poll. A replay keeps every order (it counts round trips from them).
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 
-from execution.brokers.base import Broker
-from execution.engine import Engine
-from execution.engine_state import RETIRE_MARGIN_MS
+from execution.core.broker import Broker
+from execution.core.engine import Engine
+from execution.core.engine_state import RETIRE_MARGIN_MS
 
 logger = logging.getLogger(__name__)
 

@@ -37,12 +37,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from execution.brokers.base import Broker
-from execution.engine import Engine, replay
-from execution.engine_state import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE
+from execution.core.broker import Broker
+from execution.core.engine import Engine, replay
+from execution.core.engine_state import SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE
+from execution.core.memory_journal import JournalLike, MemoryJournal
 from execution.fence import Consumed, Fence, Fenced, Unfenced
 from execution.journal_space import JournalSpace
-from execution.memory_journal import JournalLike, MemoryJournal
 from execution.reconciler import Reconciler
 from execution.retirement import Retirement
 from tickwave.audit_chain import ChainLink

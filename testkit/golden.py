@@ -41,14 +41,15 @@ from bench.backtest import replay_settings, synthetic_holdout
 from execution.app import build_service, instance_dir
 from execution.backtest import ReplayResult, fill_pnls, instruments_of, replay_session
 from execution.backtest import replay_settings as replayed_settings
-from execution.brokers.base import Broker, BrokerEvent, BrokerOrder, rejected
-from execution.brokers.paper import LEDGER_NAME, PaperBroker
-from execution.engine import Engine, replay
+from execution.brokers.paper import LEDGER_NAME
+from execution.core.broker import Broker, BrokerEvent, BrokerOrder, rejected
+from execution.core.engine import Engine, replay
+from execution.core.limits import RiskLimits
+from execution.core.paper import PaperBroker
+from execution.core.sizing import SizingPolicy
+from execution.core.state import Order
 from execution.journal import JOURNAL_NAME, Journal
-from execution.limits import RiskLimits
 from execution.service import ExecutionService
-from execution.sizing import SizingPolicy
-from execution.state import Order
 from models.engine_backtest import holdout_signals, holdout_ticks
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import ManualClock

@@ -219,7 +219,7 @@ def _write_orders(
                if(is_rejected, 'rejected', 'filled'), concat('b-', toString(n)), if(is_rejected, 0, lots),
                if(is_rejected, NULL, price), if(is_rejected, 'no money', ''), {at.format(1)}, {at.format(4)}, 'paper'
         FROM synthetic_orders""")
-    # Each fill with what the execution engine books for it (execution.positions.Book.book): a pair's
+    # Each fill with what the execution engine books for it (execution.core.positions.Book.book): a pair's
     # opening fill opens its round trip from flat, its closing fill returns to flat and realizes
     # (close - open) x the position x the symbol's units per lot, in USD at its own price when USD is the base.
     signed = "if(c.side = 'buy', 1, -1) * toDecimal64(toString(c.lots), 8)"

@@ -46,7 +46,10 @@ from typing import Any
 
 from adapters.mt5.api import Constants
 from adapters.mt5.terminal import Terminal, TerminalError
-from execution.brokers.base import (
+from execution.brokers.mt5_history import SERVER_CLOCK_MARGIN_S, Mt5History
+from execution.brokers.mt5_stops import ServerStops
+from execution.brokers.mt5_tracking import WorkingOrders
+from execution.core.broker import (
     BrokerEvent,
     BrokerFill,
     BrokerOrder,
@@ -57,10 +60,7 @@ from execution.brokers.base import (
     fill_id_for,
     rejected,
 )
-from execution.brokers.mt5_history import SERVER_CLOCK_MARGIN_S, Mt5History
-from execution.brokers.mt5_stops import ServerStops
-from execution.brokers.mt5_tracking import WorkingOrders
-from execution.state import Order
+from execution.core.state import Order
 from tickwave.clock import Clock
 from tickwave.config import ExecutionSettings, Settings
 from tickwave.contracts import OrderFilled, OrderIntent, Tick

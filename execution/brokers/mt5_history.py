@@ -1,7 +1,7 @@
 """What the MT5 terminal knows of Tickwave's orders and positions (found by ``magic`` and ``comment``).
 
 Reads ``history_orders_get``, ``orders_get`` and ``history_deals_get`` back into
-:class:`~execution.brokers.base.BrokerOrder` records (a hedging close sends one MT5 order
+:class:`~execution.core.broker.BrokerOrder` records (a hedging close sends one MT5 order
 per position, all with the same comment: merged back into one order), and
 ``positions_get`` into net lots per symbol. A position closed by the trade server (stop
 loss, take profit, stop out) shows as an order of that reason with our magic and no
@@ -19,8 +19,8 @@ from typing import Any
 
 from adapters.mt5.api import Constants
 from adapters.mt5.terminal import Terminal
-from execution.brokers.base import BrokerFill, BrokerOrder, fill_id_for
-from execution.state import OrderStatus
+from execution.core.broker import BrokerFill, BrokerOrder, fill_id_for
+from execution.core.state import OrderStatus
 from tickwave.config import ExecutionSettings
 from tickwave.money import MONEY_CONTEXT, exact_sum, to_decimal
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from adapters.mt5.terminal import TerminalError
-from execution.brokers.base import (
+from execution.core.broker import (
     EXPIRED_PREFIX,
     BrokerEvent,
     BrokerOrder,
@@ -24,7 +24,7 @@ from execution.brokers.base import (
     fill_events,
     rejected,
 )
-from execution.state import OrderStatus
+from execution.core.state import OrderStatus
 from tickwave.clock import Clock
 
 logger = logging.getLogger(__name__)

@@ -299,10 +299,10 @@ def check_everything(settings: Settings) -> dict[str, Any]:
     from adapters.warehouse.client import connect
     from execution.app import instance_dir
     from execution.brokers.paper import LEDGER_NAME
-    from execution.engine import Engine, replay
+    from execution.core.engine import Engine, replay
+    from execution.core.limits import RiskLimits
+    from execution.core.sizing import SizingPolicy
     from execution.journal import JOURNAL_NAME, Journal
-    from execution.limits import RiskLimits
-    from execution.sizing import SizingPolicy
     from tickwave.clock import SystemClock
     from tickwave.contracts import OrderFilled, OrderSubmitted
     from tickwave.instruments import registry

@@ -139,7 +139,7 @@ class Fill(Message, frozen=True, tag="fill.v1"):
 
     The booking (added compatibly: ``UNSET``, and then absent from the JSON, on records
     written before it existed, so they decode and encode again to the same bytes) is the
-    engine's one accounting rule (``execution.positions.Book.book``): the symbol's position
+    engine's one accounting rule (``execution.core.positions.Book.book``): the symbol's position
     before and after the fill in lots, the open lots' entry value (lots x entry price,
     first-in first-out) after it, the realised P&L in the quote currency and in the account
     currency (at the live mids when booked, to 18 decimals; ``None`` when no rate was known),

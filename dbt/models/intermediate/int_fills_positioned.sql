@@ -1,5 +1,5 @@
 -- one row per fill and round trip it belongs to (fill_id, round_trip_id), from what the execution engine
--- booked (execution.positions.Book.book): no position or trip is derived here. A trip runs flat to flat
+-- booked (execution.core.positions.Book.book): no position or trip is derived here. A trip runs flat to flat
 -- and is named by the fill that opened it; a fill that flips the position through zero closes its trip
 -- (its realized P&L and costs are that trip's) and opens the next at its price, so it has two rows here:
 -- the closing one (trip_position_after 0) and the opening one (entry_lots = the lots it opened, no P&L).

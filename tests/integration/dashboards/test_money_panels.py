@@ -17,12 +17,12 @@ from adapters.warehouse.migrate import migrate
 from dashboards.runner import AnalystRunner
 from dashboards.sqlparts import rollover_expression
 from dashboards.trader import trader_board
-from execution.positions import Book
+from execution.core.positions import Book
 from tickwave.config import Settings
 from tickwave.money import to_decimal
 
 SETTINGS = Settings()
-BOOKS: dict[str, Book] = {}  # the engine's books of the fills written (execution.positions)
+BOOKS: dict[str, Book] = {}  # the engine's books of the fills written (execution.core.positions)
 
 
 def _ms(moment: datetime) -> str:

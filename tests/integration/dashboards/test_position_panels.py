@@ -3,7 +3,7 @@
 Positions reads each symbol's latest booking (fill_positions); P&L today its latest booking and its
 latest before the rollover (fill_positions_daily, one row per symbol and UTC day, and the fills of the
 rollover's UTC day before it). The answers equal the same panels read straight from the booked fills
-(the rule before the tables existed) and the engine's books (execution.positions), for fills booked
+(the rule before the tables existed) and the engine's books (execution.core.positions), for fills booked
 before the tables' migration (its back-fill) and after it (its materialized view), with a reversal
 and fractional lots; and the rows they read stay the same when a symbol's booked history doubles over
 the same days, for a symbol filled today too.
@@ -22,7 +22,7 @@ from adapters.warehouse.migrate import apply_migrations, load_migrations
 from dashboards.runner import AnalystRunner
 from dashboards.sqlparts import rollover_expression
 from dashboards.trader import BOOKED_FILLS, DAY_BOOKINGS, LATEST_BOOKINGS, trader_board
-from execution.positions import Book
+from execution.core.positions import Book
 from tickwave.config import Settings
 from tickwave.money import to_decimal
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from adapters.endpoints import ready_marker
 from execution.backtest import fill_pnls, replay_session
-from execution.brokers.paper import LEDGER_NAME, PaperBroker
+from execution.brokers.paper import LEDGER_NAME, open_paper_broker
 from execution.journal import JOURNAL_NAME, Journal
 from streams.ingest.sample import sample_paths
 from tests.integration.execution.conftest import Bus, Processes, now_ms
@@ -188,7 +188,7 @@ def test_backtest_when_a_recorded_session_replays_then_orders_fills_and_pnl_equa
     settings = load_settings(
         state_dir=tmp_path, market={"hours": "always"}, execution={"paper_broker": {"latency_ms": LATENCY_MS}}
     )
-    ledger = PaperBroker(settings.execution, ManualClock(0), instance / LEDGER_NAME, registry(settings.symbols))
+    ledger = open_paper_broker(settings.execution, ManualClock(0), instance / LEDGER_NAME, registry(settings.symbols))
     live_realized = {currency: amount for currency, amount in ledger.realized.items() if amount}
     live_positions = dict(ledger.positions())
     ledger.close()

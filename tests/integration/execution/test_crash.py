@@ -19,12 +19,12 @@ from clickhouse_connect.driver.client import Client
 
 from adapters.endpoints import ready_marker
 from execution.brokers.paper import LEDGER_NAME
-from execution.engine import Engine, replay
+from execution.core.engine import Engine, replay
+from execution.core.limits import RiskLimits
+from execution.core.positions import Book
+from execution.core.sizing import SizingPolicy
+from execution.core.state import OrderStatus
 from execution.journal import JOURNAL_NAME, Journal
-from execution.limits import RiskLimits
-from execution.positions import Book
-from execution.sizing import SizingPolicy
-from execution.state import OrderStatus
 from reports.events import first_event_break
 from tests.integration.execution.conftest import Bus, Processes, make_signal, make_tick, now_ms
 from tickwave.clock import SystemClock

@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 from adapters.warehouse.client import connect
 from adapters.warehouse.migrate import migrate
 from adapters.warehouse.writer import BatchWriter
-from execution.brokers.base import BrokerFill, fill_events, fill_id_for
-from execution.engine import Engine
-from execution.limits import RiskLimits
-from execution.positions import Book
-from execution.sizing import SizingPolicy
+from execution.core.broker import BrokerFill, fill_events, fill_id_for
+from execution.core.engine import Engine
+from execution.core.limits import RiskLimits
+from execution.core.positions import Book
+from execution.core.sizing import SizingPolicy
 from orchestration.dbt_project import run_dbt
 from tests.integration.reports.conftest import load
 from tests.unit.execution.helpers import ALWAYS_OPEN, ListPublisher, execution_settings

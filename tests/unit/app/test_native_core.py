@@ -16,12 +16,13 @@ from pathlib import Path
 from app import native, native_loader
 
 ROWS = 12_000  # ~7,900 orders: every path of the replay (denials, fills, reversals) many times
-_PROBED = ("execution.risk", "execution.positions", "tickwave.money", "execution.journal")  # the last not compiled
+# The last one is not compiled.
+_PROBED = ("execution.core.risk", "execution.core.positions", "tickwave.money", "execution.journal")
 _FILES = f"import {', '.join(_PROBED)}\n" + "; ".join(f"print({name}.__file__)" for name in _PROBED)
 _REPLAY = """
 import hashlib, sys, tempfile
 from pathlib import Path
-import execution.risk
+import execution.core.risk
 from bench.backtest import replay_settings, synthetic_holdout
 from execution.backtest import replay_session
 from models.engine_backtest import holdout_signals, holdout_ticks
@@ -33,7 +34,7 @@ with tempfile.TemporaryDirectory() as state:
     ticks, signals = holdout_ticks(frame, "1m"), holdout_signals(frame, probabilities, SignalRules(), "1m", "p", 1)
     result = replay_session(settings, ticks, signals, fast=True)
 events = hashlib.sha256(b"".join(encode(event) for event in result.events)).hexdigest()
-print(execution.risk.__file__)
+print(execution.core.risk.__file__)
 print(len(result.orders), len(result.fills), result.total_pnl, result.positions, result.chain_head, events)
 """
 
@@ -72,11 +73,11 @@ def test_native_core_when_one_source_changed_then_every_module_runs_from_source_
     build = tmp_path / "build"
     shutil.copytree(native.build_dir(), build)
     manifest = json.loads((build / native_loader.MANIFEST).read_text())
-    manifest["modules"]["execution.risk"]["sha256"] = "0" * 64  # as if risk.py changed after the build
+    manifest["modules"]["execution.core.risk"]["sha256"] = "0" * 64  # as if risk.py changed after the build
     (build / native_loader.MANIFEST).write_text(json.dumps(manifest))
     stale = _run(_FILES, directory=str(build))
     assert [Path(file).suffix for file in stale.stdout.split()] == [".py"] * 4
-    assert "the compiled execution core is stale (execution.risk changed" in stale.stderr
+    assert "the compiled execution core is stale (execution.core.risk changed" in stale.stderr
     assert not native.is_fresh(build)
 
 
@@ -86,7 +87,7 @@ def test_native_core_when_built_from_another_checkout_then_prepare_builds_again(
     build = tmp_path / "build"
     shutil.copytree(native.build_dir(), build)
     manifest = json.loads((build / native_loader.MANIFEST).read_text())
-    manifest["modules"]["execution.risk"]["source"] = str(tmp_path / "elsewhere" / "execution" / "risk.py")
+    manifest["modules"]["execution.core.risk"]["source"] = str(tmp_path / "elsewhere" / "execution" / "risk.py")
     (build / native_loader.MANIFEST).write_text(json.dumps(manifest))
     assert native.is_fresh(native.build_dir()) and not native.is_fresh(build)
 
@@ -116,6 +117,9 @@ def test_native_core_when_another_build_is_named_then_its_own_shared_library_run
     # one of the same name: the environment's own build, on the path from its .pth file, must not answer.
     build = tmp_path / "build"
     shutil.copytree(native.build_dir(), build)
-    code = "import sys, execution.risk\nprint(*[m.__file__ for n, m in sys.modules.items() if n.endswith('__mypyc')])"
+    code = (
+        "import sys, execution.core.risk\n"
+        + "print(*[m.__file__ for n, m in sys.modules.items() if n.endswith('__mypyc')])"
+    )
     libraries = _run(code, directory=str(build)).stdout.split()
     assert libraries and all(library.startswith(str(build)) for library in libraries), libraries

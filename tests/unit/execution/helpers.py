@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from execution.app import build_service
-from execution.brokers.base import Broker
-from execution.engine import Engine
+from execution.core.broker import Broker
+from execution.core.engine import Engine
 from execution.service import ExecutionService
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import ManualClock

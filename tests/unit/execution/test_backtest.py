@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from execution.backtest import _timeline, count_trades, fill_pnls, replay_session
+from execution.backtest import count_trades, fill_pnls, replay_session
+from execution.core.replay import timeline
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, signal, tick
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, Tick
@@ -187,7 +188,7 @@ def test_timeline_when_times_repeat_and_arrive_out_of_order_then_by_time_ticks_f
     keyed += [((item.created_at_ms, 1, n), item) for n, item in enumerate(signals)]
     expected = [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
 
-    assert [id(item) for item in _timeline(ticks, signals)] == [id(item) for item in expected]
+    assert [id(item) for item in timeline(ticks, signals)] == [id(item) for item in expected]
 
 
 def _busy_session() -> tuple[list[Tick], list[Signal]]:

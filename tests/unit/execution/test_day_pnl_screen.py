@@ -16,10 +16,10 @@ from decimal import Decimal
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from execution.engine import Engine
-from execution.limits import RiskLimits
-from execution.sizing import SizingPolicy
-from execution.valuation import Valuation
+from execution.core.engine import Engine
+from execution.core.limits import RiskLimits
+from execution.core.sizing import SizingPolicy
+from execution.core.valuation import Valuation
 from tests.unit.execution.helpers import (
     ALWAYS_OPEN,
     WEDNESDAY_NOON_MS,

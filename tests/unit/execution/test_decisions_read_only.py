@@ -1,6 +1,6 @@
 """The single-mutator rule: no decision changes the engine's state, whatever the state is.
 
-The state (:class:`~execution.engine_state.EngineState`) changes only through its own
+The state (:class:`~execution.core.engine_state.EngineState`) changes only through its own
 writers. Every decision (signals, tick breakers, follow-ups, each operator command,
 protective stops) and every valuation (the day's P&L, fill bookings, status) is probed on
 states reached by any sequence of signals, prices, fills and commands, and the state's
@@ -22,10 +22,10 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from execution.engine import Engine
-from execution.engine_state import EngineState
-from execution.limits import RiskLimits
-from execution.risk import FixedDayPnl
+from execution.core.engine import Engine
+from execution.core.engine_state import EngineState
+from execution.core.limits import RiskLimits
+from execution.core.risk import FixedDayPnl
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, execution_settings, make_service, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.config import MarketSettings

@@ -7,9 +7,9 @@ import json
 import msgspec
 import pytest
 
-from execution.engine import Engine
-from execution.limits import RiskLimits
-from execution.sizing import SizingPolicy
+from execution.core.engine import Engine
+from execution.core.limits import RiskLimits
+from execution.core.sizing import SizingPolicy
 from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.contracts import ControlCommand, OrderDenied, OrderRejected, RiskEvent

@@ -19,7 +19,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from execution.engine import Engine
+from execution.core.engine import Engine
 from execution.journal import Journal
 from execution.service import ExecutionService
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick

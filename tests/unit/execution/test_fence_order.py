@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from execution.brokers.base import BrokerEvent
+from execution.core.broker import BrokerEvent
 from execution.fence import HUNG_EXIT_CODE, Consumed, Fenced
 from execution.service import ExecutionService
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, BrokerWith, ListPublisher, make_service, signal, tick

@@ -18,11 +18,11 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execution.brokers.base import BrokerFill, fill_events
-from execution.engine import Engine
-from execution.limits import RiskLimits
-from execution.positions import Book
-from execution.sizing import SizingPolicy
+from execution.core.broker import BrokerFill, fill_events
+from execution.core.engine import Engine
+from execution.core.limits import RiskLimits
+from execution.core.positions import Book
+from execution.core.sizing import SizingPolicy
 from tests.unit.execution.helpers import (
     ALWAYS_OPEN,
     WEDNESDAY_NOON_MS,

@@ -15,8 +15,8 @@ from decimal import Decimal
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from execution.limits import RiskLimits
-from execution.risk import LegValues, ProposedOrder, RiskView, check_gross_exposure, exposure, is_reducing
+from execution.core.limits import RiskLimits
+from execution.core.risk import LegValues, ProposedOrder, RiskView, check_gross_exposure, exposure, is_reducing
 from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, signal, tick
 from tickwave.money import MONEY_CONTEXT
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execution.engine import Engine
-from execution.engine_state import DAY_ROLLOVER
-from execution.limits import RiskLimits
-from execution.risk import (
+from execution.core.engine import Engine
+from execution.core.engine_state import DAY_ROLLOVER
+from execution.core.limits import RiskLimits
+from execution.core.risk import (
     FixedDayPnl,
     LegValues,
     ProposedOrder,
@@ -23,8 +23,8 @@ from execution.risk import (
     first_denial,
     mids_of,
 )
-from execution.sizing import SizingPolicy
-from execution.valuation import Valuation
+from execution.core.sizing import SizingPolicy
+from execution.core.valuation import Valuation
 from tests.unit.execution.helpers import (
     ALWAYS_OPEN,
     WEDNESDAY_NOON_MS,

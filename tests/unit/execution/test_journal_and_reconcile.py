@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from execution import journal as journal_module
-from execution.brokers.base import fill_id_for
-from execution.brokers.paper import LEDGER_NAME, PaperBroker
-from execution.engine import replay
+from execution.brokers.paper import LEDGER_NAME, open_paper_broker
+from execution.core.broker import fill_id_for
+from execution.core.engine import replay
+from execution.core.state import OrderStatus
 from execution.journal import JOURNAL_NAME, Journal
-from execution.state import OrderStatus
 from tests.unit.execution.helpers import (
     WEDNESDAY_NOON_MS,
     ListPublisher,
@@ -186,7 +186,7 @@ def test_journal_when_cut_anywhere_then_exactly_the_whole_groups_before_the_cut_
 
 def test_paper_when_buy_and_sell_then_fill_at_ask_and_bid_with_slippage(tmp_path: Path) -> None:
     clock = ManualClock(WEDNESDAY_NOON_MS)
-    broker = PaperBroker(
+    broker = open_paper_broker(
         ExecutionSettings(paper_broker=PaperBrokerSettings(slippage_bps=10)), clock, tmp_path / LEDGER_NAME
     )
     broker.on_tick(tick(clock.now_ms(), 1.1, spread=0.0002))
@@ -207,7 +207,7 @@ def test_paper_when_an_order_fills_at_once_then_the_ledger_has_it_in_one_group(t
     # Submitted, accepted and filled in one group (one write): a kill leaves all three or none,
     # never an order accepted at the venue without its immediate fill.
     clock = ManualClock(WEDNESDAY_NOON_MS)
-    broker = PaperBroker(execution_settings(), clock, tmp_path / LEDGER_NAME)
+    broker = open_paper_broker(execution_settings(), clock, tmp_path / LEDGER_NAME)
     broker.on_tick(tick(clock.now_ms(), 1.1))
     service = make_service(tmp_path / "s", clock, market_hours="always")
     service.handle_tick(tick(clock.now_ms(), 1.1))
@@ -261,7 +261,7 @@ def test_paper_orders_when_a_window_is_asked_then_its_orders_and_every_working_o
     # The window keeps a long replay's periodic reconciliation linear (it rebuilt every order each time).
     clock = ManualClock(WEDNESDAY_NOON_MS)
     start = clock.now_ms()
-    broker = PaperBroker(
+    broker = open_paper_broker(
         ExecutionSettings(paper_broker=PaperBrokerSettings(latency_ms=1_000)), clock, tmp_path / LEDGER_NAME
     )
     broker.on_tick(tick(start, 1.1))
@@ -280,7 +280,7 @@ def test_paper_orders_when_a_window_is_asked_then_its_orders_and_every_working_o
     assert set(broker.orders()) == {"old-working", "new"}
     assert broker.orders()["old-working"].status == OrderStatus.FILLED
     broker.close()
-    reopened = PaperBroker(
+    reopened = open_paper_broker(
         ExecutionSettings(paper_broker=PaperBrokerSettings(latency_ms=1_000)), clock, tmp_path / LEDGER_NAME
     )
     assert set(reopened.orders(start + 1)) == {"new"}, "the window is rebuilt from the ledger"

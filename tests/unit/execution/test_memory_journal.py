@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from execution.core.memory_journal import MemoryJournal
 from execution.journal import Journal
-from execution.memory_journal import MemoryJournal
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.contracts import Message

@@ -7,9 +7,9 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from execution.brokers.base import BrokerFill, BrokerOrder, cumulative_lots
-from execution.reconcile import reconcile_orders
-from execution.state import Order, OrderStatus
+from execution.core.broker import BrokerFill, BrokerOrder, cumulative_lots
+from execution.core.reconcile import reconcile_orders
+from execution.core.state import Order, OrderStatus
 from tickwave.contracts import OrderFilled
 
 _NOW_MS = 1_700_049_600_000

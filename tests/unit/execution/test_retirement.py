@@ -14,8 +14,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from execution.brokers.paper import PaperBroker
-from execution.engine_state import RETIRE_MARGIN_MS
+from execution.core.engine_state import RETIRE_MARGIN_MS
+from execution.core.paper import PaperBroker
 from execution.retirement import RETIRE_EVERY_MS
 from execution.service import ExecutionService
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, BrokerWith, ListPublisher, make_service, signal, tick

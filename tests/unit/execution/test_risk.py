@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from execution.limits import RiskLimits
-from execution.risk import (
+from execution.core.limits import RiskLimits
+from execution.core.risk import (
     CHECKS,
     FixedDayPnl,
     PriceWindow,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from execution.sizing import SizingPolicy, order_for, target_position_lots, to_steps
+from execution.core.sizing import SizingPolicy, order_for, target_position_lots, to_steps
 from tests.unit.execution.helpers import signal
 
 POLICY = SizingPolicy(max_position_lots=1.0, max_order_lots=0.3, lot_step=0.01)

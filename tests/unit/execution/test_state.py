@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from execution.state import (
+from execution.core.state import (
     TERMINAL,
     TRANSITIONS,
     CreationIndex,

@@ -1,4 +1,4 @@
--- What the execution engine booked for each fill (tickwave.contracts.Fill; execution.positions.Book.book):
+-- What the execution engine booked for each fill (tickwave.contracts.Fill; execution.core.positions.Book.book):
 -- the symbol's position before and after it, the open lots' entry value (lots x entry price, first-in
 -- first-out) after it, the realized P&L in the quote and the account currency, the round trip it
 -- belongs to (for a flip: the one it closes) and the one it opens. The marts and reports add these

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from adapters.mt5.api import Constants as C
-from execution.state import OrderStatus
+from execution.core.state import OrderStatus
 from testkit.mt5 import HEDGING, make_ticks
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
 from tests.unit.execution.mt5.helpers import (

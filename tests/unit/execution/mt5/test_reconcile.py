@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from adapters.mt5.api import Constants as C
-from execution.state import OrderStatus
+from execution.core.state import OrderStatus
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, signal, tick
 from tests.unit.execution.mt5.helpers import history_starts, make_broker, make_intent, make_terminal, mt5_service
 from tickwave.contracts import OrderSubmitted, RiskEvent

@@ -6,7 +6,7 @@ Every test runs on a netting and on a hedging account (the ``margin_mode`` fixtu
 from __future__ import annotations
 
 from adapters.mt5.api import Constants as C
-from execution.state import OrderStatus
+from execution.core.state import OrderStatus
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS
 from tests.unit.execution.mt5.helpers import make_broker, make_intent, make_terminal, placed_order
 from tickwave.contracts import OrderFilled
@@ -55,7 +55,7 @@ def test_cancel_when_the_broker_restarted_then_the_working_order_is_found_and_re
     fake, terminal = make_terminal()
     ticket = placed_order(fake, make_broker(terminal))
     restarted = make_broker(terminal)  # a new process: nothing tracked in memory
-    from execution.state import Order
+    from execution.core.state import Order
 
     order = Order(
         client_order_id=make_intent(1).client_order_id,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
-from execution.decisions import ControlOutcome, EventBuilder, closing_orders
-from execution.engine_state import RATE_WINDOW_MS, EngineState
+from execution.core.decisions import ControlOutcome, EventBuilder, closing_orders
+from execution.core.engine_state import RATE_WINDOW_MS, EngineState
 from tickwave.clock import Clock
 from tickwave.contracts import Signal, Tick
 from tickwave.money import to_decimal

@@ -14,7 +14,7 @@ from typing import Final, Protocol
 
 import msgspec
 
-from execution.state import Order, OrderStatus
+from execution.core.state import Order, OrderStatus
 from tickwave.contracts import (
     Fill,
     OrderAccepted,

@@ -1,9 +1,9 @@
 """Decisions on signals and ticks: signal -> sizing -> risk gate -> order intent, and the breakers.
 
-Read-only: each function reads the :class:`~execution.engine_state.EngineState` and returns
+Read-only: each function reads the :class:`~execution.core.engine_state.EngineState` and returns
 contract events (to be journaled, then applied by the state's one writer) and the orders
 to send; none changes the state. The risk event builder here is shared with the operator
-commands (:mod:`execution.commands`) and the protective stops (:mod:`execution.stops`).
+commands (:mod:`execution.core.commands`) and the protective stops (:mod:`execution.core.stops`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Literal, cast
 
 import msgspec
 
-from execution.engine_state import DAY_ROLLOVER, RETIRE_MARGIN_MS, SYMBOL_HALTED, TRADING_STATE, EngineState
-from execution.limits import RiskLimits
-from execution.risk import ProposedOrder, first_denial, operator_denial, signal_timeframe_denial
-from execution.sizing import SizingPolicy, order_for, target_position_lots
-from execution.valuation import Valuation
+from execution.core.engine_state import DAY_ROLLOVER, RETIRE_MARGIN_MS, SYMBOL_HALTED, TRADING_STATE, EngineState
+from execution.core.limits import RiskLimits
+from execution.core.risk import ProposedOrder, first_denial, operator_denial, signal_timeframe_denial
+from execution.core.sizing import SizingPolicy, order_for, target_position_lots
+from execution.core.valuation import Valuation
 from tickwave.clock import Clock
 from tickwave.contracts import (
     Message,

@@ -20,7 +20,7 @@ from typing import Final, Literal, Protocol
 
 import msgspec
 
-from execution.limits import RiskLimits
+from execution.core.limits import RiskLimits
 from tickwave.contracts import Side, Signal, Tick, TradingState
 from tickwave.contracts.core import mid_price
 from tickwave.instruments import conversion_route, convert
@@ -189,7 +189,7 @@ class LegValues:
         """Return the mids to value legs at (:func:`mids_of`); forget every amount if the ticks or limits changed.
 
         Also the mids the valuation converts the day's P&L and each fill's realised P&L at
-        (:mod:`execution.valuation`): one dict per tick instead of one per valuation.
+        (:mod:`execution.core.valuation`): one dict per tick instead of one per valuation.
 
         Keyed on the latest ticks themselves (compared as a dict: the same tick objects
         compare by identity, no mid is computed): equal ticks have equal mids, so an

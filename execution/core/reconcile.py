@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from execution.brokers.base import (
+from execution.core.broker import (
     EXPIRED_PREFIX,
     BrokerEvent,
     BrokerOrder,
@@ -26,7 +26,7 @@ from execution.brokers.base import (
     fill_events,
     rejected,
 )
-from execution.state import Order, OrderStatus
+from execution.core.state import Order, OrderStatus
 from tickwave.contracts import OrderSubmitted
 from tickwave.money import to_decimal
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from adapters.disk import DISK_FULL_BYTES
 from tickwave.audit_chain import CHAINED_TYPES, AuditChain, ChainLink
 from tickwave.contracts import AnyMessage, Message, encode
 
@@ -60,8 +59,8 @@ class JournalLike(Protocol):
         """Release what the journal holds."""
         ...
 
-    def space_problem_now(self, min_free_bytes: int = DISK_FULL_BYTES) -> str | None:
-        """Why the journal is short of space now, below ``min_free_bytes`` free (None: it is not)."""
+    def space_problem_now(self, min_free_bytes: int | None = None) -> str | None:
+        """Why the journal is short of space now, below ``min_free_bytes`` free (None: the journal's own floor)."""
         ...
 
 
@@ -107,7 +106,7 @@ class MemoryJournal:
     def close(self) -> None:
         """Do nothing: nothing is open."""
 
-    def space_problem_now(self, min_free_bytes: int = 0) -> str | None:
+    def space_problem_now(self, min_free_bytes: int | None = None) -> str | None:
         """Never short of space: memory is the replay's own."""
         return None
 

@@ -17,10 +17,10 @@ from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from execution.decisions import ControlOutcome, EventBuilder, closing_orders
-from execution.engine_state import FLATTEN, SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, EngineState
-from execution.limits import RiskLimits
-from execution.valuation import Valuation, status_summary
+from execution.core.decisions import ControlOutcome, EventBuilder, closing_orders
+from execution.core.engine_state import FLATTEN, SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, EngineState
+from execution.core.limits import RiskLimits
+from execution.core.valuation import Valuation, status_summary
 from tickwave.clock import Clock
 from tickwave.config import RiskSettings
 from tickwave.contracts import ControlCommand, OrderDenied, OrderIntent, RiskEvent, Signal

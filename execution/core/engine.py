@@ -2,12 +2,12 @@
 
 The engine is event-sourced and holds no I/O (no broker, bus or disk). It coordinates:
 
-- :class:`~execution.engine_state.EngineState`, the trading state and its single writer;
-- :class:`~execution.decisions.SignalDecisions` (signals, tick breakers, follow-ups),
-  :class:`~execution.commands.Commands` (operator commands) and
-  :class:`~execution.stops.ProtectiveStops`, which only *read* the state and return
+- :class:`~execution.core.engine_state.EngineState`, the trading state and its single writer;
+- :class:`~execution.core.decisions.SignalDecisions` (signals, tick breakers, follow-ups),
+  :class:`~execution.core.commands.Commands` (operator commands) and
+  :class:`~execution.core.stops.ProtectiveStops`, which only *read* the state and return
   contract events and orders;
-- :class:`~execution.valuation.Valuation`, the day's P&L (which the risk gate reads through
+- :class:`~execution.core.valuation.Valuation`, the day's P&L (which the risk gate reads through
   the view), each fill's booked figures and the status summary.
 
 The state changes only in :meth:`Engine.apply`, which the shell calls with each event after
@@ -27,16 +27,16 @@ from collections.abc import KeysView, Sequence
 from decimal import Decimal
 from typing import Any
 
-from execution.commands import Commands
-from execution.decisions import ControlOutcome, Decision, EventBuilder, Severity, SignalDecisions
-from execution.engine_state import FLATTEN, SYMBOL_HALTED, TRADING_STATE, EngineState
-from execution.limits import RiskLimits
-from execution.positions import Book, Booking
-from execution.risk import RiskView
-from execution.sizing import SizingPolicy
-from execution.state import Order
-from execution.stops import ProtectiveStops
-from execution.valuation import Valuation, status_summary
+from execution.core.commands import Commands
+from execution.core.decisions import ControlOutcome, Decision, EventBuilder, Severity, SignalDecisions
+from execution.core.engine_state import FLATTEN, SYMBOL_HALTED, TRADING_STATE, EngineState
+from execution.core.limits import RiskLimits
+from execution.core.positions import Book, Booking
+from execution.core.risk import RiskView
+from execution.core.sizing import SizingPolicy
+from execution.core.state import Order
+from execution.core.stops import ProtectiveStops
+from execution.core.valuation import Valuation, status_summary
 from tickwave.clock import Clock
 from tickwave.contracts import (
     ControlCommand,

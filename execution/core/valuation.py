@@ -1,6 +1,6 @@
 """P&L valuation of the engine's state: the day's P&L, each fill's booked figures, the status summary.
 
-Read-only over :class:`~execution.engine_state.EngineState`; the one thing it keeps is a
+Read-only over :class:`~execution.core.engine_state.EngineState`; the one thing it keeps is a
 cache (the day's P&L of the latest state revision), never state.
 """
 
@@ -13,10 +13,10 @@ from typing import Any, Final
 
 from msgspec.structs import replace as replace_struct
 
-from execution.day_screen import DayParts, FloatDay
-from execution.engine_state import EngineState, book_fill
-from execution.limits import RiskLimits
-from execution.positions import Book, Booking
+from execution.core.day_screen import DayParts, FloatDay
+from execution.core.engine_state import EngineState, book_fill
+from execution.core.limits import RiskLimits
+from execution.core.positions import Book, Booking
 from tickwave.contracts import Fill, Message, OrderFilled, Tick
 from tickwave.contracts.core import mid_price
 from tickwave.instruments import Instrument, convert, rate_symbols

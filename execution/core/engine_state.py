@@ -6,8 +6,8 @@ plus the latest quotes and the limits in force. :class:`EngineState` is the only
 changes it: :meth:`EngineState.apply` with each recorded event, :meth:`EngineState.observe_tick`
 with each validated quote (ticks are prices, not journaled), :meth:`EngineState.set_limits`
 with an operator's ``set_limit`` and :meth:`EngineState.note_stop_denied` with a protective
-close the gate refused. The decision code (:mod:`execution.decisions`,
-:mod:`execution.commands`, :mod:`execution.stops`, :mod:`execution.valuation`) only reads it.
+close the gate refused. The decision code (:mod:`execution.core.decisions`,
+:mod:`execution.core.commands`, :mod:`execution.core.stops`, :mod:`execution.core.valuation`) only reads it.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, cast
 
-from execution.brokers.base import EXPIRED_PREFIX
-from execution.limits import RiskLimits
-from execution.positions import Book, Booking, book_of
-from execution.risk import PriceWindow, RiskView
-from execution.state import TERMINAL, CreationIndex, IllegalTransition, Order, OrderStatus, moved
+from execution.core.broker import EXPIRED_PREFIX
+from execution.core.limits import RiskLimits
+from execution.core.positions import Book, Booking, book_of
+from execution.core.risk import PriceWindow, RiskView
+from execution.core.state import TERMINAL, CreationIndex, IllegalTransition, Order, OrderStatus, moved
 from tickwave.contracts import (
     ControlCommand,
     Message,

@@ -1,6 +1,6 @@
 """The loss checks' first answer: the day's P&L summed in floats, with a bound on the error.
 
-:meth:`~execution.valuation.Valuation.is_above` asks it before the exact sums: most ticks,
+:meth:`~execution.core.valuation.Valuation.is_above` asks it before the exact sums: most ticks,
 fills and signals find the day far above its limit, and a float sum with its error bound
 tells so for a fraction of the exact Decimal sums' cost. Only a sum within its bound of
 the floor goes to the exact valuation.
@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-from execution.engine_state import EngineState
-from execution.limits import RiskLimits
-from execution.risk import ESTIMATE_ERROR, FLOAT_ROUNDING, float_rate
+from execution.core.engine_state import EngineState
+from execution.core.limits import RiskLimits
+from execution.core.risk import ESTIMATE_ERROR, FLOAT_ROUNDING, float_rate
 from tickwave.contracts import OrderFilled, Tick
 from tickwave.contracts.core import mid_price
 from tickwave.instruments import rate_symbols
@@ -141,7 +141,7 @@ class FloatDay:
 
         The same parts (:meth:`Valuation._day_parts`, in floats once per change of the books or
         carried across fills), the same latest mids and the same conversion route
-        (:func:`~execution.risk.float_rate`).
+        (:func:`~execution.core.risk.float_rate`).
         """
         last_ticks = self.state.view.last_ticks
         account = limits.account_currency
@@ -185,7 +185,7 @@ class FloatDay:
     def _factor(self, currency: str, limits: RiskLimits) -> float | None:
         """Return the float rate from ``currency`` to the account currency at the latest mids (None: not known).
 
-        :func:`~execution.risk.float_rate` at those mids, kept while the latest ticks of
+        :func:`~execution.core.risk.float_rate` at those mids, kept while the latest ticks of
         :func:`rate_symbols` are the same.
         """
         last_ticks = self.state.view.last_ticks

@@ -1,0 +1,272 @@
+"""The replay's pure parts: the timeline, the loop that drives a service through it, and what it did.
+
+:func:`execution.backtest.replay_session` (the shell) builds the service as the live process
+does, in memory or in a temporary state dir; this module orders the recorded ticks and signals
+(:func:`timeline`), runs the fast loop over them (:func:`replay_fast`), and reads the result
+back: each fill's realised P&L (:func:`fill_pnls`), the round trips (:func:`count_trades`) and
+the engine's booked P&L (:func:`booked_pnl`), all by the engine's own rule
+(:class:`~execution.core.positions.Book`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from operator import attrgetter
+from typing import Final, Protocol, cast
+
+import msgspec
+
+from execution.core.engine import Engine
+from execution.core.paper import PaperBroker
+from execution.core.positions import Book, book_of
+from tickwave.clock import ManualClock
+from tickwave.contracts import AnyMessage, OrderDenied, OrderFilled, OrderSubmitted, Signal, Tick, encode
+from tickwave.instruments import Instrument
+from tickwave.money import MONEY_CONTEXT, to_decimal
+
+_ENCODER: Final = msgspec.json.Encoder()
+_TICKS_DECODER: Final = msgspec.json.Decoder(list[Tick])
+_TICK_TIME: Final = attrgetter("time_ms")
+_SIGNAL_TIME: Final = attrgetter("created_at_ms")
+
+
+class ReconciliationTimer(Protocol):
+    """When the service's next reconciliation pass is due."""
+
+    def is_time(self, now_ms: int) -> bool:
+        """True when a pass is due at ``now_ms``."""
+        ...
+
+
+class ReplayedService(Protocol):
+    """What the replay loop calls on the execution service (:class:`execution.service.ExecutionService`)."""
+
+    @property
+    def reconciler(self) -> ReconciliationTimer:
+        """The service's reconciliation, asked whether a pass is due."""
+        ...
+
+    def handle_signals(self, signals: Sequence[Signal]) -> int:
+        """Decide on signals that arrived together."""
+        ...
+
+    def handle_tick_bytes(self, raw: bytes) -> None:
+        """Check one raw tick as the dataflow does, then handle it."""
+        ...
+
+    def handle_decoded_tick(self, tick: Tick) -> None:
+        """Handle a tick decoded from its message."""
+        ...
+
+    def poll_broker(self) -> None:
+        """Collect late broker events; reconcile when due."""
+        ...
+
+
+@dataclass(frozen=True)
+class FillPnl:
+    """The realised P&L one fill booked (first-in first-out), in its instrument's quote currency."""
+
+    client_order_id: str
+    fill_id: str
+    symbol: str
+    side: str
+    lots: Decimal
+    price: Decimal
+    realized: Decimal
+    currency: str
+
+
+def fill_pnls(events: Iterable[AnyMessage], instruments: Mapping[str, Instrument]) -> list[FillPnl]:
+    """Return the realised P&L of every fill in ``events`` (a journal, live or replayed), in order.
+
+    The same first-in first-out books as the engine and the paper broker
+    (:class:`execution.core.positions.Book`): a live journal and a replayed one give the same
+    list exactly when they hold the same fills.
+    """
+    sides: dict[str, str] = {}
+    books: dict[str, Book] = {}
+    result: list[FillPnl] = []
+    for event in events:
+        if isinstance(event, OrderSubmitted):
+            sides[event.client_order_id] = event.side
+        elif isinstance(event, OrderFilled):
+            side = sides[event.client_order_id]
+            lots, price = to_decimal(event.fill_lots), to_decimal(event.fill_price)
+            moved = book_of(books, event.symbol).fill(lots if side == "buy" else -lots, price)
+            spec = instruments[event.symbol]
+            result.append(
+                FillPnl(
+                    event.client_order_id,
+                    event.fill_id,
+                    event.symbol,
+                    side,
+                    lots,
+                    price,
+                    spec.price_pnl(1, moved),
+                    spec.quote,
+                )
+            )
+    return result
+
+
+def count_trades(events: Iterable[AnyMessage]) -> int:
+    """Return how many round trips were opened: from flat, or by a fill that flipped through zero.
+
+    The engine's rule (:meth:`execution.core.positions.Book.book`): a fill that opens a round trip.
+    """
+    sides: dict[str, str] = {}
+    books: dict[str, Book] = {}
+    trades = 0
+    for event in events:
+        if isinstance(event, OrderSubmitted):
+            sides[event.client_order_id] = event.side
+        elif isinstance(event, OrderFilled):
+            lots = to_decimal(event.fill_lots)
+            signed = lots if sides[event.client_order_id] == "buy" else -lots
+            booking = book_of(books, event.symbol).book(signed, to_decimal(event.fill_price), event.fill_id)
+            trades += booking.opens_round_trip_id != ""
+    return trades
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What a replayed session did: every journaled event, the positions left and the P&L.
+
+    Money is exact per currency, as the engine booked it (its realised P&L and its open
+    positions at the last mids; a live paper ledger books the same fills by the same rule,
+    :class:`~execution.core.positions.Book`); the account-currency figures convert each currency's
+    sum once, at the last mids (None when a rate is missing), as the paper broker values its
+    account.
+    """
+
+    events: tuple[AnyMessage, ...]  # the journal, in order
+    positions: dict[str, Decimal]
+    realized_by_currency: dict[str, Decimal]
+    unrealized_by_currency: dict[str, Decimal]
+    realized_pnl: Decimal | None  # account currency
+    total_pnl: Decimal | None  # realised + open positions at the last mids, account currency
+    account_currency: str
+    # The audit hash chain's head over the journal's order events (its genesis when none; None: not computed).
+    chain_head: str | None = None
+    is_fast: bool = False  # replayed with the journal and the paper ledger in memory (see replay_session)
+    # The round trips the engine opened, from its own bookings (None: counted from the events).
+    round_trips: int | None = None
+
+    # Exact types (contract messages are never subclassed): an isinstance that misses costs ~65 ns, and a
+    # replay of 200,000 rows journals ~900,000 events.
+
+    @property
+    def orders(self) -> list[OrderSubmitted]:
+        """Return the orders sent, in order."""
+        return [event for event in self.events if type(event) is OrderSubmitted]
+
+    @property
+    def fills(self) -> list[OrderFilled]:
+        """Return the fills, in order."""
+        return [event for event in self.events if type(event) is OrderFilled]
+
+    @property
+    def denials(self) -> list[OrderDenied]:
+        """Return the signals the gate (or sizing) turned down."""
+        return [event for event in self.events if type(event) is OrderDenied]
+
+    def denial_counts(self) -> dict[str, int]:
+        """Return the denials per check (``sizing``, ``price_collar``, ...)."""
+        return dict(sorted(Counter(denial.check for denial in self.denials).items()))
+
+    @property
+    def trades(self) -> int:
+        """Return how many positions were opened (see :func:`count_trades`; the engine's count when kept)."""
+        return count_trades(self.events) if self.round_trips is None else self.round_trips
+
+
+def timeline(ticks: Iterable[Tick], signals: Iterable[Signal]) -> list[Tick | Signal]:
+    """Return ticks and signals in replay order: by time, a tick before a signal at the same ms, else as they came.
+
+    Each stream sorted by its own time (stable: arrival order within a ms; recorded streams
+    come in order, so that is one pass), then the two merged: no tuple per event (building
+    and sorting 300,000 of them took 0.3 s of a 200,000-row replay).
+    """
+    by_time = sorted(ticks, key=_TICK_TIME)
+    by_creation = sorted(signals, key=_SIGNAL_TIME)
+    merged: list[Tick | Signal] = []
+    waiting, count = 0, len(by_creation)
+    for tick in by_time:
+        while waiting < count and by_creation[waiting].created_at_ms < tick.time_ms:
+            merged.append(by_creation[waiting])
+            waiting += 1
+        merged.append(tick)
+    merged += by_creation[waiting:]
+    return merged
+
+
+def time_of(item: Tick | Signal) -> int:
+    """The time an item is replayed at: a tick's ``time_ms``, a signal's ``created_at_ms``."""
+    return item.time_ms if type(item) is Tick else cast(Signal, item).created_at_ms
+
+
+def decoded(ticks: Iterable[Tick]) -> tuple[list[Tick], bool]:
+    """Return ``ticks`` as the live process decodes them from its messages, through one encode and one decode.
+
+    The same ticks as each one's own round trip (``decode(encode(tick), Tick)``), for a
+    fraction of the calls; True when so. When one is not a valid ``Tick``, the ticks as they
+    were and False: each then goes through its own message (``handle_tick_bytes``), which
+    rejects that one alone.
+    """
+    given = list(ticks)
+    try:
+        return _TICKS_DECODER.decode(_ENCODER.encode(given)), True
+    except (msgspec.DecodeError, ValueError, TypeError):
+        return given, False
+
+
+def replay_fast(
+    service: ReplayedService,
+    broker: PaperBroker,
+    clock: ManualClock,
+    timeline: Sequence[Tick | Signal],
+    is_decoded: bool,
+) -> None:
+    """The replay loop without the polls that find nothing due (the decisions are the same calls)."""
+    reconciler = service.reconciler
+    for item in timeline:
+        at_ms = time_of(item)
+        due_ms = broker.next_due_ms()
+        if due_ms is not None and due_ms < at_ms:
+            fill_due(service, broker, clock, before_ms=at_ms)
+        now_ms = at_ms if at_ms > clock.now_ms() else clock.now_ms()
+        clock.set(now_ms)
+        if type(item) is not Tick:
+            service.handle_signals([cast(Signal, item)])
+        elif is_decoded:  # the checks of handle_tick_bytes after its decode
+            service.handle_decoded_tick(item)
+        else:
+            service.handle_tick_bytes(encode(item))
+        # A poll changes something only when an order is due or the reconciliation is (else it returns nothing).
+        due_ms = broker.next_due_ms()
+        if (due_ms is not None and due_ms <= now_ms) or reconciler.is_time(now_ms):
+            service.poll_broker()
+
+
+def fill_due(service: ReplayedService, broker: PaperBroker, clock: ManualClock, before_ms: int | None) -> None:
+    """Poll the paper broker at each due time before ``before_ms`` (None: all that are due)."""
+    while (due_ms := broker.next_due_ms()) is not None and (before_ms is None or due_ms < before_ms):
+        clock.set(max(clock.now_ms(), due_ms))
+        service.poll_broker()
+
+
+def booked_pnl(engine: Engine) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """Realised P&L and open P&L at the latest mids, per quote currency (exact), as the engine booked them."""
+    realized: dict[str, Decimal] = {}
+    for amounts in engine.state.realized_by_day.values():
+        for currency, amount in amounts.items():
+            realized[currency] = MONEY_CONTEXT.add(realized.get(currency, Decimal(0)), amount)
+    unrealized: dict[str, Decimal] = {}
+    for symbol, amount in sorted(engine.valuation.unrealized_now(engine.limits).items()):
+        quote = engine.limits.instruments[symbol].quote
+        unrealized[quote] = MONEY_CONTEXT.add(unrealized.get(quote, Decimal(0)), amount)
+    return realized, unrealized
