@@ -7,6 +7,7 @@ pub mod chain;
 pub mod lifecycle;
 pub mod money;
 pub mod positions;
+pub mod risk;
 pub mod pyfloat;
 pub mod sizing;
 
@@ -316,6 +317,60 @@ impl PyBook {
     }
 }
 
+/// The lowest and highest mid of one symbol over the last `window_ms` (see `risk.rs`).
+#[pyclass(name = "PriceWindow", module = "tickwave_core")]
+struct PyPriceWindow {
+    window: risk::PriceWindow,
+}
+
+#[pymethods]
+impl PyPriceWindow {
+    #[new]
+    fn new(window_ms: i64) -> Self {
+        PyPriceWindow { window: risk::PriceWindow::new(window_ms) }
+    }
+
+    #[getter]
+    fn window_ms(&self) -> i64 {
+        self.window.window_ms
+    }
+
+    /// Add one mid and forget those older than the window.
+    fn update(&mut self, time_ms: i64, mid: f64) {
+        self.window.update(time_ms, mid)
+    }
+
+    /// Return the high-low range over the window as a percentage of the low (0 when empty).
+    fn move_pct(&self) -> f64 {
+        self.window.move_pct()
+    }
+}
+
+/// Return what the price collar refuses on a quote: `("spread" | "limit", bps)`, or None.
+#[pyfunction]
+#[pyo3(signature = (bid, ask, limit_price, collar_bps))]
+fn collar_breach(bid: f64, ask: f64, limit_price: Option<f64>, collar_bps: f64) -> Option<(&'static str, f64)> {
+    risk::collar_breach(bid, ask, limit_price, collar_bps).map(|breach| match breach {
+        risk::CollarBreach::Spread(bps) => ("spread", bps),
+        risk::CollarBreach::LimitDistance(bps) => ("limit", bps),
+    })
+}
+
+/// Return the number of orders sent in the last second when it reaches `max_per_second`, else None.
+#[pyfunction]
+fn rate_breach(sent_ms: &Bound<'_, PyAny>, now_ms: i64, max_per_second: i64) -> PyResult<Option<usize>> {
+    let count = sent_ms.len()?;
+    let mut times = Vec::new();
+    for sent in sent_ms.try_iter()? {
+        let sent: i64 = sent?.extract()?;
+        if sent > now_ms - 1000 {
+            break; // the rest are in the window: only the front is read
+        }
+        times.push(sent);
+    }
+    Ok(risk::rate_breach(times, count, now_ms, max_per_second))
+}
+
 #[pymodule]
 fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", VERSION)?;
@@ -331,6 +386,9 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(round_lots, m)?)?;
     m.add_class::<PySizing>()?;
     m.add_class::<PyBook>()?;
+    m.add_class::<PyPriceWindow>()?;
+    m.add_function(wrap_pyfunction!(collar_breach, m)?)?;
+    m.add_function(wrap_pyfunction!(rate_breach, m)?)?;
     m.add_class::<PyBooking>()?;
     Ok(())
 }
