@@ -7,13 +7,12 @@ journal reported something impossible) and is logged by the caller. Terminal sta
 
 from __future__ import annotations
 
-import bisect
 import enum
-from collections.abc import Callable
 from typing import Final
 
 import msgspec
 import tickwave_core
+from tickwave_core import CreationIndex as CreationIndex  # see the note at the end
 
 from tickwave.contracts import Side
 from tickwave.errors import TickwaveError
@@ -117,51 +116,6 @@ def moved(
     )
 
 
-def _created_at(entry: tuple[int, str]) -> int:
-    return entry[0]
-
-
-class CreationIndex:
-    """Order ids by creation time: those created at or after an instant, without a scan of every order.
-
-    A periodic reconciliation reads a window of orders; scanning every order of the run at
-    each pass made a long replay quadratic. Used by the engine and the paper broker.
-    """
-
-    def __init__(self) -> None:
-        self._entries: list[tuple[int, str]] = []  # (created_at_ms, client_order_id), in time order
-
-    def add(self, created_at_ms: int, client_order_id: str) -> None:
-        """Index an order: in time order, orders of the same millisecond in the order they were added.
-
-        Appended at the end unless the clock stepped back (then inserted after the orders of
-        its millisecond). Only the times are compared: a replay's orders share their bar's
-        millisecond, and comparing their ids as well cost a string comparison and, for half of
-        them, a binary search.
-        """
-        entries = self._entries
-        if not entries or entries[-1][0] <= created_at_ms:  # the usual case: one comparison
-            entries.append((created_at_ms, client_order_id))
-        else:
-            bisect.insort_right(entries, (created_at_ms, client_order_id), key=_created_at)
-
-    def remove(self, created_at_ms: int, client_order_id: str) -> None:
-        """Forget an order indexed at ``created_at_ms``."""
-        self._entries.remove((created_at_ms, client_order_id))
-
-    def since(self, since_ms: int) -> list[str]:
-        """Return the ids created at or after ``since_ms``, oldest first."""
-        return [cid for _, cid in self._entries[bisect.bisect_left(self._entries, since_ms, key=_created_at) :]]
-
-    def retire(self, before_ms: int, is_done: Callable[[str], bool]) -> list[str]:
-        """Forget the orders created before ``before_ms`` that ``is_done``; return their ids, oldest first."""
-        end = bisect.bisect_left(self._entries, before_ms, key=_created_at)
-        kept: list[tuple[int, str]] = []
-        retired: list[str] = []
-        for entry in self._entries[:end]:
-            if is_done(entry[1]):
-                retired.append(entry[1])
-            else:
-                kept.append(entry)
-        self._entries[:end] = kept
-        return retired
+# CreationIndex: order ids by creation time (the core's ``lifecycle.rs``): those created at or after an instant,
+# without a scan of every order (a periodic reconciliation reads a window of orders; scanning every order at each
+# pass made a long replay quadratic). Used by the engine and the paper broker: add, remove, since, retire.

@@ -61,6 +61,48 @@ fn working_statuses() -> Vec<&'static str> {
     lifecycle::ALL.into_iter().filter(|s| s.is_working()).map(|s| s.name()).collect()
 }
 
+/// Order ids by creation time (see `lifecycle.rs`).
+#[pyclass(name = "CreationIndex", module = "tickwave_core")]
+struct PyCreationIndex {
+    index: lifecycle::CreationIndex,
+}
+
+#[pymethods]
+impl PyCreationIndex {
+    #[new]
+    fn new() -> Self {
+        PyCreationIndex { index: lifecycle::CreationIndex::new() }
+    }
+
+    /// Index an order: in time order, orders of the same millisecond in the order they were added.
+    fn add(&mut self, created_at_ms: i64, client_order_id: &str) {
+        self.index.add(created_at_ms, client_order_id)
+    }
+
+    /// Forget an order indexed at `created_at_ms` (ValueError when it is not indexed).
+    fn remove(&mut self, created_at_ms: i64, client_order_id: &str) -> PyResult<()> {
+        if self.index.remove(created_at_ms, client_order_id) {
+            Ok(())
+        } else {
+            Err(PyValueError::new_err("list.remove(x): x not in list"))
+        }
+    }
+
+    /// Return the ids created at or after `since_ms`, oldest first.
+    fn since(&self, since_ms: i64) -> Vec<&str> {
+        self.index.since(since_ms).collect()
+    }
+
+    /// Forget the orders created before `before_ms` that `is_done(id)`; return their ids, oldest first.
+    fn retire(&mut self, before_ms: i64, is_done: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+        self.index.retire(before_ms, |id| is_done.call1((id,))?.is_truthy())
+    }
+
+    fn __len__(&self) -> usize {
+        self.index.len()
+    }
+}
+
 /// Return `lots` as whole lot steps, rounded towards zero.
 #[pyfunction]
 fn to_steps(lots: f64, lot_step: f64) -> i64 {
@@ -156,17 +198,6 @@ struct PyBooking {
 }
 
 impl PyBooking {
-    fn from_booking(py: Python<'_>, booking: positions::Booking) -> PyResult<PyBooking> {
-        Ok(PyBooking {
-            position_before: to_py(py, booking.position_before)?,
-            position_after: to_py(py, booking.position_after)?,
-            entry_value_after: to_py(py, booking.entry_value_after)?,
-            realized: to_py(py, booking.realized)?,
-            round_trip_id: booking.round_trip_id,
-            opens_round_trip_id: booking.opens_round_trip_id,
-        })
-    }
-
     fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(
             py,
@@ -296,9 +327,19 @@ impl PyBook {
         price: &Bound<'_, PyAny>,
         fill_id: &str,
     ) -> PyResult<PyBooking> {
+        let before = self.lots(py)?; // the Decimal already made for the position, when it was read
         let booking = self.book.book(to_dec(signed_lots)?, to_dec(price)?, fill_id).map_err(overflow);
         self.lots = None;
-        PyBooking::from_booking(py, booking?)
+        let booking = booking?;
+        let after = self.lots(py)?; // made once: the booking's and the book's position after
+        Ok(PyBooking {
+            position_before: before,
+            position_after: after,
+            entry_value_after: to_py(py, booking.entry_value_after)?,
+            realized: to_py(py, booking.realized)?,
+            round_trip_id: booking.round_trip_id,
+            opens_round_trip_id: booking.opens_round_trip_id,
+        })
     }
 
     /// Return the open lots x their entry prices (signed).
@@ -385,6 +426,7 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lot_decimals, m)?)?;
     m.add_function(wrap_pyfunction!(round_lots, m)?)?;
     m.add_class::<PySizing>()?;
+    m.add_class::<PyCreationIndex>()?;
     m.add_class::<PyBook>()?;
     m.add_class::<PyPriceWindow>()?;
     m.add_function(wrap_pyfunction!(collar_breach, m)?)?;
