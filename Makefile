@@ -1,9 +1,11 @@
 # Tickwave: two commands for a newcomer.
 #   make demo   installs what it needs, starts the embedded services, runs the main job end to end
 #   make test   installs, then runs lint, type checks and the test suite against real services
-# The demo needs Python 3.11+ and Java 17+ (checked first; Kafka's jars come from Maven Central by a locked list).
-# The tests need the test toolchain besides: a C compiler and Python's headers (mypyc compiles the execution core;
-# without them the core runs from its Python source), Debian's chromium, postgresql and prometheus (installed with apt-get
+# The demo needs Python 3.11+, Java 17+ and Rust 1.88+ with cargo (checked first; Kafka's jars come from Maven Central by a
+# locked list; cargo builds the execution core, the crate execution/core/crate, with maturin from uv.lock: 35-55 s
+# from nothing (about 25 s of CPU), nothing when no source changed; no cargo: https://rustup.rs).
+# The tests need the test toolchain besides: a C compiler and Python's headers (mypyc compiles the execution's
+# Python modules on the hot path; without them those run from their source), Debian's chromium, postgresql and prometheus (installed with apt-get
 # when run as root), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is installed from PyPI
 # (through uv and uv.lock).
 
@@ -21,12 +23,12 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench scale parity chaos cluster-chaos soak fuzz shape clean demo-prereqs
+.PHONY: help prereqs bootstrap test lint typecheck rust pytest unit integration demo bench scale parity chaos cluster-chaos soak fuzz shape clean demo-prereqs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-demo-prereqs: ## check what the demo needs, Python 3.11+ and Java 17+, saying how to install what is missing
+demo-prereqs: ## check what the demo needs, Python 3.11+, Java 17+ and Rust 1.88+ (cargo), saying how to install what is missing
 	@missing=0; \
 	if ! command -v $(PYTHON) >/dev/null || ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
 	  echo "missing: Python 3.11+ as '$(PYTHON)' (Debian/Ubuntu: apt-get install python3; or pyenv install 3.11; or make PYTHON=python3.12)"; missing=1; fi; \
@@ -35,6 +37,11 @@ demo-prereqs: ## check what the demo needs, Python 3.11+ and Java 17+, saying ho
 	else java=$${JAVA_HOME:+$$JAVA_HOME/bin/}java; \
 	  v=$$($$java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1); \
 	  if [ "$${v:-0}" -lt 17 ]; then echo "missing: Java 17+ (found Java $${v:-unknown}; apt-get install openjdk-17-jre-headless and set JAVA_HOME)"; missing=1; fi; fi; \
+	rustup="https://rustup.rs: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh, then open a new shell"; \
+	if ! command -v cargo >/dev/null || ! command -v rustc >/dev/null; then \
+	  echo "missing: Rust 1.88+ (cargo and rustc), to build the execution core ($$rustup)"; missing=1; \
+	else r=$$(rustc --version | sed -nE 's/^rustc 1\.([0-9]+).*/\1/p'); \
+	  if [ "$${r:-0}" -lt 88 ]; then echo "missing: Rust 1.88+ (found $$(rustc --version); rustup update, or $$rustup)"; missing=1; fi; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
 
 prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's headers, chromium, PostgreSQL, Prometheus and Go, saying how to install what is missing
@@ -66,14 +73,16 @@ prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's
 	  echo "missing: Go 1.22+, for the dashboards' clickhouse-go test only (https://go.dev/dl/; Debian: apt-get install golang)"; missing=1; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
 
+# uv is given the interpreter itself, not the launcher on the PATH: given a pyenv shim, uv removed and created
+# the environment again at every sync, and with it the builds of the execution core.
 $(BIN)/tickwave: pyproject.toml uv.lock Makefile | demo-prereqs
 	@if command -v uv >/dev/null; then uv=uv; \
 	elif $(PYTHON) -m uv --version >/dev/null 2>&1; then uv="$(PYTHON) -m uv"; \
 	else echo "installing uv with pip"; $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv; uv="$(PYTHON) -m uv"; fi; \
-	$$uv sync --frozen --python $$(command -v $(PYTHON))
+	$$uv sync --frozen --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
 	@touch $@
 
-bootstrap: $(BIN)/tickwave ## install the locked Python environment, compile the execution core (when its sources changed) and fetch Kafka's jars
+bootstrap: $(BIN)/tickwave ## install the locked Python environment, build the execution core (when a source of it changed) and fetch Kafka's jars
 	@$(BIN)/python -m compileall -q -j 0 $$(dirname */__init__.py)
 	@$(BIN)/tickwave prepare
 
@@ -84,6 +93,12 @@ lint: $(BIN)/tickwave ## ruff lint and format check, and the import walls (lint-
 
 typecheck: $(BIN)/tickwave ## mypy (strict) on every package but the tests
 	$(BIN)/mypy
+
+CRATE := execution/core/crate
+rust: $(BIN)/tickwave ## the execution core's crate: rustfmt check, clippy with warnings as errors, cargo test (linked to the venv's Python)
+	cd $(CRATE) && cargo fmt --check
+	cd $(CRATE) && PYO3_PYTHON=$(abspath $(BIN)/python) cargo clippy --locked --all-targets -- -D warnings
+	cd $(CRATE) && PYO3_PYTHON=$(abspath $(BIN)/python) cargo test --locked
 
 pytest: bootstrap ## the whole test suite in one run (real Kafka, real warehouse)
 	$(BIN)/pytest
@@ -97,11 +112,12 @@ unit: bootstrap ## the unit tests, on both cores (no services; about 2 minutes)
 integration: bootstrap ## the tests against the real services: Kafka, warehouse, Dagster, dbt, GX, chromium, chaos
 	$(BIN)/pytest -n 3 --dist loadfile --ignore=tests/unit
 
-# Lint and mypy (about 80 s from a cold cache, one core) need only the environment: they run beside
-# the core's compile (about 70 s from nothing, one core), then the unit tests take both cores; then
-# the service tests on three workers (about 10 minutes).
-test: prereqs ## everything CI runs: lint and type checks beside the compile and the unit tests, then the service tests
-	@$(MAKE) --no-print-directory -j2 lint typecheck unit
+# Lint and mypy (about 80 s from a cold cache, one core) and the crate's checks (rustfmt, clippy,
+# cargo test: about a minute of one core from nothing) need only the environment: they run beside
+# the builds (the Rust core about 35 s and mypyc about 70 s from nothing, one core each), then the
+# unit tests take both cores; then the service tests on three workers (about 10 minutes).
+test: prereqs ## everything CI runs: lint, type checks and the crate's checks beside the builds and the unit tests, then the service tests
+	@$(MAKE) --no-print-directory -j2 lint typecheck rust unit
 	@$(MAKE) --no-print-directory integration
 
 demo: bootstrap ## start the embedded services, run the main job end to end, print where to look

@@ -32,7 +32,8 @@ from app import native_loader
 ROOT = Path(__file__).resolve().parent.parent
 
 # The modules compiled together: what a decision runs through, and the kernel modules they call per event.
-MODULES = (
+# Empty, nothing is compiled and `tickwave prepare` removes an earlier build (see remove()).
+MODULES: tuple[str, ...] = (
     "execution.backtest",
     "execution.core.broker",
     "execution.core.day_screen",
@@ -119,6 +120,16 @@ def missing_tools() -> str | None:
     if importlib.util.find_spec("mypyc") is None or importlib.util.find_spec("setuptools") is None:
         return "mypyc and setuptools (the dev group of uv.lock: uv sync)"
     return None
+
+
+def remove(directory: Path | None = None) -> bool:
+    """Remove the build in ``directory`` and the ``.pth`` file that loads it; return True when there was one."""
+    directory = directory or build_dir()
+    pth = Path(sysconfig.get_paths()["purelib"]) / PTH_NAME
+    found = directory.exists() or pth.exists()
+    pth.unlink(missing_ok=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    return found
 
 
 def build(directory: Path | None = None) -> Path:

@@ -23,7 +23,7 @@ from adapters.endpoints import mark_ready
 from adapters.gcpause import start_gc_freezer
 from adapters.health import HealthReporter
 from adapters.metrics import serve_metrics
-from execution.brokers.paper import LEDGER_NAME, open_paper_broker
+from execution.brokers.registry import open_broker
 from execution.connectors import ControlListener, KafkaPublisher, prime_prices, run_hot_loop
 from execution.core.broker import Broker
 from execution.core.engine import Engine
@@ -52,13 +52,8 @@ def instance_dir(settings: Settings) -> Path:
 
 
 def build_broker(settings: Settings, clock: Clock) -> Broker:
-    """Return the configured broker (the MT5 module is imported only when chosen)."""
-    if settings.execution.broker == "mt5":
-        from execution.brokers.mt5 import Mt5Broker, load_terminal
-
-        return Mt5Broker(settings.execution, clock, load_terminal(settings))
-    ledger = instance_dir(settings) / LEDGER_NAME
-    return open_paper_broker(settings.execution, clock, ledger, registry(settings.symbols))
+    """Return the configured broker, from the registry (:mod:`execution.brokers.registry`)."""
+    return open_broker(settings, clock, instance_dir(settings))
 
 
 def build_service(

@@ -44,6 +44,7 @@ from typing import Any, Protocol, TypeVar
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from adapters.bus import Bootstrap, make_consumer, make_producer
+from execution.brokers.registry import broker_kind
 from tickwave.config import Settings
 from tickwave.errors import ServiceError
 from tickwave.topics import EXECUTION_TRANSACTIONAL_ID, SIGNALS, topic_name
@@ -178,14 +179,12 @@ class Unfenced:
 
 
 def fence_account(settings: Settings) -> str:
-    """The account the fence names: the MT5 server and login when configured, else ``instance_id``.
+    """The account the fence names: the broker's own (MT5: server and login, when configured), else ``instance_id``.
 
-    Two processes given different instance ids for one MT5 account are still one account.
+    Two processes given different instance ids for one broker account are still one account.
     """
-    mt5 = settings.mt5
-    if settings.execution.broker == "mt5" and mt5.login is not None:
-        return f"mt5-{mt5.server or 'default'}-{mt5.login}"
-    return settings.execution.instance_id
+    account = broker_kind(settings).account(settings)
+    return settings.execution.instance_id if account is None else account
 
 
 def transactional_id(settings: Settings) -> str:

@@ -8,6 +8,8 @@ import signal
 
 import pytest
 
+from app import core_build
+
 # rich reads the width once, when the CLI's console is made: without a terminal (CI, xdist workers) it
 # would be 80 columns and wrap the lines tests look for. Set before any test module imports the CLI.
 os.environ["COLUMNS"] = "200"
@@ -15,6 +17,12 @@ os.environ["COLUMNS"] = "200"
 pytest_plugins = ["tests.plugins.services", "tests.plugins.warehouse", "tests.plugins.postgres", "tests.plugins.mlflow"]
 
 _SIGTERM_AT_START = signal.getsignal(signal.SIGTERM)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test an execution core built from other sources than these (its rules would not be the ones read)."""
+    if not core_build.is_fresh():
+        pytest.exit("the execution core (Rust) is not built from these sources: run make bootstrap", returncode=4)
 
 
 @pytest.hookimpl(tryfirst=True)

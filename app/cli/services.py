@@ -6,7 +6,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,7 +30,7 @@ from adapters.metrics import (
 )
 from adapters.private_files import tighten
 from adapters.signing import ensure_keys
-from app import native
+from app import core_build, native
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from app.services.kafka import KafkaService, security
 from app.services.metrics import DagsterRunsCollector, SupervisorCollector
@@ -294,8 +296,9 @@ def logs(
 
 
 def prepare() -> None:
-    """Check prerequisites, fetch what the embedded services need (Kafka's jars) and compile the execution core."""
+    """Check prerequisites, build the execution core, fetch what the embedded services need (Kafka's jars)."""
     settings = settings_or_exit()
+    prepare_core()
     prepare_native()
     with exit_on_tickwave_error():
         for service in embedded_services(settings):
@@ -317,8 +320,40 @@ def archive_classes(kafka: KafkaService) -> None:
         console.print(f"[green]✓[/] Kafka's class-data archive written ({time.monotonic() - started:.0f} s)")
 
 
+def prepare_core() -> None:
+    """Build the execution core (Rust) when its build is missing or stale (:mod:`app.core_build`); else exit 1."""
+    if core_build.is_fresh():
+        console.print("[green]✓[/] execution core (Rust) up to date")
+        return
+    missing = core_build.missing_tools()
+    if missing is not None:
+        err_console.print(f"execution core not built: it needs {missing}")
+        raise typer.Exit(1)
+    seconds = _build_or_exit(
+        core_build.build, "building the execution core (Rust, release; about a minute from nothing)"
+    )
+    console.print(f"[green]✓[/] execution core (Rust) built ({seconds:.0f} s)")
+
+
+def _build_or_exit(build: Callable[[], Path], doing: str) -> float:
+    """Run ``build`` under a status line saying what it is ``doing``; return its seconds (failed: print, exit 1)."""
+    started = time.monotonic()
+    with console.status(f"{doing}..."):
+        try:
+            build()
+        except subprocess.CalledProcessError as exc:
+            output = escape(exc.stdout[-4000:] + exc.stderr[-4000:])
+            err_console.print(f"{doing} failed:\n{output}")
+            raise typer.Exit(1) from exc
+    return time.monotonic() - started
+
+
 def prepare_native() -> None:
     """Compile the execution core with mypyc when its build is missing or stale (:mod:`app.native`)."""
+    if not native.MODULES:  # every module is in the Rust core now: an earlier build must not shadow it
+        if native.remove():
+            console.print("[green]✓[/] mypyc's build of the execution core removed (nothing is left to compile)")
+        return
     if native.is_fresh():
         console.print("[green]✓[/] compiled execution core up to date")
         return
@@ -326,15 +361,8 @@ def prepare_native() -> None:
     if missing is not None:
         err_console.print(f"[yellow]![/] execution core not compiled: needs {missing}; the Python source runs (slower)")
         return
-    started = time.monotonic()
-    with console.status("compiling the execution core with mypyc (about a minute)..."):
-        try:
-            native.build()
-        except subprocess.CalledProcessError as exc:
-            output = escape(exc.stdout[-4000:] + exc.stderr[-4000:])
-            err_console.print(f"compiling the execution core failed:\n{output}")
-            raise typer.Exit(1) from exc
-    console.print(f"[green]✓[/] execution core compiled ({time.monotonic() - started:.0f} s)")
+    seconds = _build_or_exit(native.build, "compiling the execution core with mypyc (about a minute)")
+    console.print(f"[green]✓[/] execution core compiled ({seconds:.0f} s)")
 
 
 def register(app: typer.Typer) -> None:

@@ -37,11 +37,31 @@ def run_make(target: str, path: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_prereqs_when_only_python_and_java_are_there_then_it_passes(tmp_path: Path) -> None:
-    done = run_make("demo-prereqs", path_with(tmp_path, "java"))
+def test_demo_prereqs_when_only_python_java_and_rust_are_there_then_it_passes(tmp_path: Path) -> None:
+    done = run_make("demo-prereqs", path_with(tmp_path, "java", "cargo", "rustc"))
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "missing" not in done.stdout
+
+
+def test_demo_prereqs_when_cargo_is_missing_then_it_names_rust_and_rustup(tmp_path: Path) -> None:
+    done = run_make("demo-prereqs", path_with(tmp_path, "java"))
+
+    assert done.returncode != 0
+    assert "missing: Rust 1.88+ (cargo and rustc), to build the execution core" in done.stdout
+    assert "https://rustup.rs" in done.stdout
+
+
+def test_demo_prereqs_when_rust_is_older_than_the_crate_needs_then_it_says_which_it_found(tmp_path: Path) -> None:
+    path = path_with(tmp_path, "java", "cargo")
+    rustc = Path(path) / "rustc"
+    rustc.write_text('#!/bin/sh\necho "rustc 1.70.0 (90c541806 2023-05-31)"\n')
+    rustc.chmod(0o755)
+
+    done = run_make("demo-prereqs", path)
+
+    assert done.returncode != 0
+    assert "missing: Rust 1.88+ (found rustc 1.70.0" in done.stdout
 
 
 def test_demo_prereqs_when_java_is_missing_then_it_says_how_to_install_it(tmp_path: Path) -> None:
@@ -53,7 +73,7 @@ def test_demo_prereqs_when_java_is_missing_then_it_says_how_to_install_it(tmp_pa
 
 
 def test_prereqs_when_the_test_toolchain_is_hidden_then_each_missing_tool_is_named(tmp_path: Path) -> None:
-    done = run_make("prereqs", path_with(tmp_path, "java"))
+    done = run_make("prereqs", path_with(tmp_path, "java", "cargo", "rustc"))
 
     assert done.returncode != 0
     assert "missing: a C compiler" in done.stdout

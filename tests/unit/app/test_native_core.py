@@ -13,7 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from app import native, native_loader
+
+pytestmark = pytest.mark.skipif(not native.MODULES, reason="mypyc compiles nothing: the execution core is the crate")
 
 ROWS = 12_000  # ~7,900 orders: every path of the replay (denials, fills, reversals) many times
 # The last one is not compiled.
