@@ -52,7 +52,10 @@ mod tests {
         );
         assert_eq!(link_hash("", b"").len(), 64);
         // sha256("\n")
-        assert_eq!(link_hash("", b""), "01ba4719c80b6fe911b091a7c05124b64eeece964e09c058ef8f9805daca546b");
+        assert_eq!(
+            link_hash("", b""),
+            "01ba4719c80b6fe911b091a7c05124b64eeece964e09c058ef8f9805daca546b"
+        );
     }
 
     #[test]
@@ -60,11 +63,17 @@ mod tests {
         let one = link_hash(GENESIS_HASH, b"x");
         let two = link_hash(&one, b"y");
         assert_eq!(extend(GENESIS_HASH, 0, [&b"x"[..], &b"y"[..]]), (two, 2));
-        assert_eq!(extend(GENESIS_HASH, 5, std::iter::empty()), (GENESIS_HASH.to_owned(), 5));
+        assert_eq!(
+            extend(GENESIS_HASH, 5, std::iter::empty()),
+            (GENESIS_HASH.to_owned(), 5)
+        );
     }
 
     #[test]
     fn a_changed_byte_changes_the_link() {
-        assert_ne!(link_hash(GENESIS_HASH, b"{\"a\":1}"), link_hash(GENESIS_HASH, b"{\"a\":2}"));
+        assert_ne!(
+            link_hash(GENESIS_HASH, b"{\"a\":1}"),
+            link_hash(GENESIS_HASH, b"{\"a\":2}")
+        );
     }
 }

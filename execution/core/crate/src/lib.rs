@@ -7,8 +7,8 @@ pub mod chain;
 pub mod lifecycle;
 pub mod money;
 pub mod positions;
-pub mod risk;
 pub mod pyfloat;
+pub mod risk;
 pub mod sizing;
 
 use pyo3::exceptions::{PyOverflowError, PyValueError};
@@ -26,7 +26,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[pyfunction]
 fn link_hash(previous_hash: &str, canonical: &[u8]) -> PyResult<String> {
     if !previous_hash.is_ascii() {
-        return Err(PyValueError::new_err("a chain's previous hash is ASCII hex"));
+        return Err(PyValueError::new_err(
+            "a chain's previous hash is ASCII hex",
+        ));
     }
     Ok(chain::link_hash(previous_hash, canonical))
 }
@@ -34,7 +36,11 @@ fn link_hash(previous_hash: &str, canonical: &[u8]) -> PyResult<String> {
 /// Link a sequence of canonical event bytes after `head`; return `(new head, next seq)`.
 #[pyfunction]
 fn chain_extend(head: &str, next_seq: i64, canonicals: Vec<Bound<'_, PyBytes>>) -> (String, i64) {
-    chain::extend(head, next_seq, canonicals.iter().map(|bytes| bytes.as_bytes()))
+    chain::extend(
+        head,
+        next_seq,
+        canonicals.iter().map(|bytes| bytes.as_bytes()),
+    )
 }
 
 /// Return whether the order lifecycle allows `from_status -> to_status` (wire names).
@@ -46,19 +52,30 @@ fn is_allowed(from_status: &str, to_status: &str) -> bool {
 /// Return every allowed `(from, to)` pair of the order lifecycle (wire names).
 #[pyfunction]
 fn transitions() -> Vec<(&'static str, &'static str)> {
-    lifecycle::transitions().into_iter().map(|(from, to)| (from.name(), to.name())).collect()
+    lifecycle::transitions()
+        .into_iter()
+        .map(|(from, to)| (from.name(), to.name()))
+        .collect()
 }
 
 /// Return the statuses an order ends in.
 #[pyfunction]
 fn terminal_statuses() -> Vec<&'static str> {
-    lifecycle::ALL.into_iter().filter(|s| s.is_terminal()).map(|s| s.name()).collect()
+    lifecycle::ALL
+        .into_iter()
+        .filter(|s| s.is_terminal())
+        .map(|s| s.name())
+        .collect()
 }
 
 /// Return the statuses in which the broker may still fill an order.
 #[pyfunction]
 fn working_statuses() -> Vec<&'static str> {
-    lifecycle::ALL.into_iter().filter(|s| s.is_working()).map(|s| s.name()).collect()
+    lifecycle::ALL
+        .into_iter()
+        .filter(|s| s.is_working())
+        .map(|s| s.name())
+        .collect()
 }
 
 /// Order ids by creation time (see `lifecycle.rs`).
@@ -71,7 +88,9 @@ struct PyCreationIndex {
 impl PyCreationIndex {
     #[new]
     fn new() -> Self {
-        PyCreationIndex { index: lifecycle::CreationIndex::new() }
+        PyCreationIndex {
+            index: lifecycle::CreationIndex::new(),
+        }
     }
 
     /// Index an order: in time order, orders of the same millisecond in the order they were added.
@@ -95,7 +114,8 @@ impl PyCreationIndex {
 
     /// Forget the orders created before `before_ms` that `is_done(id)`; return their ids, oldest first.
     fn retire(&mut self, before_ms: i64, is_done: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-        self.index.retire(before_ms, |id| is_done.call1((id,))?.is_truthy())
+        self.index
+            .retire(before_ms, |id| is_done.call1((id,))?.is_truthy())
     }
 
     fn __len__(&self) -> usize {
@@ -119,7 +139,11 @@ fn lot_decimals(lot_step: f64) -> u32 {
 #[pyfunction]
 #[pyo3(signature = (steps, lot_step, decimals=None))]
 fn round_lots(steps: i64, lot_step: f64, decimals: Option<u32>) -> f64 {
-    sizing::round_lots(steps, lot_step, decimals.unwrap_or_else(|| sizing::lot_decimals(lot_step)))
+    sizing::round_lots(
+        steps,
+        lot_step,
+        decimals.unwrap_or_else(|| sizing::lot_decimals(lot_step)),
+    )
 }
 
 /// The sizing rules of one policy: caps in steps and decimals worked out once.
@@ -132,7 +156,9 @@ struct PySizing {
 impl PySizing {
     #[new]
     fn new(max_position_lots: f64, max_order_lots: f64, lot_step: f64, min_strength: f64) -> Self {
-        PySizing { policy: sizing::Policy::new(max_position_lots, max_order_lots, lot_step, min_strength) }
+        PySizing {
+            policy: sizing::Policy::new(max_position_lots, max_order_lots, lot_step, min_strength),
+        }
     }
 
     /// The largest position as whole lot steps.
@@ -174,12 +200,17 @@ static DEQUE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 /// Read a Python `Decimal` (or anything whose text is a finite decimal) exactly.
 fn to_dec(value: &Bound<'_, PyAny>) -> PyResult<Dec> {
     let text = value.str()?;
-    Dec::parse(text.to_str()?).map_err(|bad| PyValueError::new_err(format!("amount must be a finite decimal, got {:?}", bad.0)))
+    Dec::parse(text.to_str()?).map_err(|bad| {
+        PyValueError::new_err(format!("amount must be a finite decimal, got {:?}", bad.0))
+    })
 }
 
 /// Write an exact amount as a Python `Decimal` (the same coefficient and exponent).
 fn to_py(py: Python<'_>, amount: Dec) -> PyResult<Py<PyAny>> {
-    Ok(DECIMAL.import(py, "decimal", "Decimal")?.call1((amount.to_string(),))?.unbind())
+    Ok(DECIMAL
+        .import(py, "decimal", "Decimal")?
+        .call1((amount.to_string(),))?
+        .unbind())
 }
 
 fn overflow(_: Overflow) -> PyErr {
@@ -206,8 +237,16 @@ impl PyBooking {
                 self.position_after.clone_ref(py),
                 self.entry_value_after.clone_ref(py),
                 self.realized.clone_ref(py),
-                self.round_trip_id.clone().into_pyobject(py)?.into_any().unbind(),
-                self.opens_round_trip_id.clone().into_pyobject(py)?.into_any().unbind(),
+                self.round_trip_id
+                    .clone()
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind(),
+                self.opens_round_trip_id
+                    .clone()
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind(),
             ],
         )
     }
@@ -224,7 +263,14 @@ impl PyBooking {
         round_trip_id: String,
         opens_round_trip_id: String,
     ) -> Self {
-        PyBooking { position_before, position_after, entry_value_after, realized, round_trip_id, opens_round_trip_id }
+        PyBooking {
+            position_before,
+            position_after,
+            entry_value_after,
+            realized,
+            round_trip_id,
+            opens_round_trip_id,
+        }
     }
 
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -235,7 +281,9 @@ impl PyBooking {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let shown = |value: &Py<PyAny>| -> PyResult<String> { Ok(value.bind(py).repr()?.to_str()?.to_owned()) };
+        let shown = |value: &Py<PyAny>| -> PyResult<String> {
+            Ok(value.bind(py).repr()?.to_str()?.to_owned())
+        };
         Ok(format!(
             "Booking(position_before={}, position_after={}, entry_value_after={}, realized={}, round_trip_id={:?}, opens_round_trip_id={:?})",
             shown(&self.position_before)?,
@@ -313,8 +361,16 @@ impl PyBook {
     }
 
     /// Apply one execution; return the realised P&L in price x lots.
-    fn fill(&mut self, py: Python<'_>, signed_lots: &Bound<'_, PyAny>, price: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let realized = self.book.fill(to_dec(signed_lots)?, to_dec(price)?).map_err(overflow);
+    fn fill(
+        &mut self,
+        py: Python<'_>,
+        signed_lots: &Bound<'_, PyAny>,
+        price: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let realized = self
+            .book
+            .fill(to_dec(signed_lots)?, to_dec(price)?)
+            .map_err(overflow);
         self.lots = None;
         to_py(py, realized?)
     }
@@ -328,7 +384,10 @@ impl PyBook {
         fill_id: &str,
     ) -> PyResult<PyBooking> {
         let before = self.lots(py)?; // the Decimal already made for the position, when it was read
-        let booking = self.book.book(to_dec(signed_lots)?, to_dec(price)?, fill_id).map_err(overflow);
+        let booking = self
+            .book
+            .book(to_dec(signed_lots)?, to_dec(price)?, fill_id)
+            .map_err(overflow);
         self.lots = None;
         let booking = booking?;
         let after = self.lots(py)?; // made once: the booking's and the book's position after
@@ -353,8 +412,17 @@ impl PyBook {
     }
 
     fn __repr__(&self) -> String {
-        let entries: Vec<String> = self.book.entries.iter().map(|(lots, price)| format!("({lots}, {price})")).collect();
-        format!("Book(entries=[{}], trip_id={:?})", entries.join(", "), self.book.trip_id)
+        let entries: Vec<String> = self
+            .book
+            .entries
+            .iter()
+            .map(|(lots, price)| format!("({lots}, {price})"))
+            .collect();
+        format!(
+            "Book(entries=[{}], trip_id={:?})",
+            entries.join(", "),
+            self.book.trip_id
+        )
     }
 }
 
@@ -368,7 +436,9 @@ struct PyPriceWindow {
 impl PyPriceWindow {
     #[new]
     fn new(window_ms: i64) -> Self {
-        PyPriceWindow { window: risk::PriceWindow::new(window_ms) }
+        PyPriceWindow {
+            window: risk::PriceWindow::new(window_ms),
+        }
     }
 
     #[getter]
@@ -390,7 +460,12 @@ impl PyPriceWindow {
 /// Return what the price collar refuses on a quote: `("spread" | "limit", bps)`, or None.
 #[pyfunction]
 #[pyo3(signature = (bid, ask, limit_price, collar_bps))]
-fn collar_breach(bid: f64, ask: f64, limit_price: Option<f64>, collar_bps: f64) -> Option<(&'static str, f64)> {
+fn collar_breach(
+    bid: f64,
+    ask: f64,
+    limit_price: Option<f64>,
+    collar_bps: f64,
+) -> Option<(&'static str, f64)> {
     risk::collar_breach(bid, ask, limit_price, collar_bps).map(|breach| match breach {
         risk::CollarBreach::Spread(bps) => ("spread", bps),
         risk::CollarBreach::LimitDistance(bps) => ("limit", bps),
@@ -399,7 +474,11 @@ fn collar_breach(bid: f64, ask: f64, limit_price: Option<f64>, collar_bps: f64) 
 
 /// Return the number of orders sent in the last second when it reaches `max_per_second`, else None.
 #[pyfunction]
-fn rate_breach(sent_ms: &Bound<'_, PyAny>, now_ms: i64, max_per_second: i64) -> PyResult<Option<usize>> {
+fn rate_breach(
+    sent_ms: &Bound<'_, PyAny>,
+    now_ms: i64,
+    max_per_second: i64,
+) -> PyResult<Option<usize>> {
     let count = sent_ms.len()?;
     let mut times = Vec::new();
     for sent in sent_ms.try_iter()? {

@@ -19,6 +19,7 @@ pub enum Status {
 use Status::*;
 
 /// Every status, in the order the Python enum declares them.
+#[rustfmt::skip]
 pub const ALL: [Status; 8] = [New, Submitted, Accepted, PartiallyFilled, Filled, Canceled, Rejected, Expired];
 
 impl Status {
@@ -122,7 +123,9 @@ mod tests {
     #[test]
     fn every_working_status_can_end() {
         for from in ALL.into_iter().filter(|s| s.is_working()) {
-            assert!(is_allowed(from, Canceled) && is_allowed(from, Expired) && is_allowed(from, Filled));
+            assert!(
+                is_allowed(from, Canceled) && is_allowed(from, Expired) && is_allowed(from, Filled)
+            );
         }
     }
 
@@ -161,21 +164,29 @@ impl CreationIndex {
 
     /// The first place whose time is at or after `at_ms`.
     fn first_at(&self, at_ms: i64) -> usize {
-        self.entries.partition_point(|(created, _)| *created < at_ms)
+        self.entries
+            .partition_point(|(created, _)| *created < at_ms)
     }
 
     /// Index an order: appended unless the clock stepped back (then after the orders of its millisecond).
     pub fn add(&mut self, created_at_ms: i64, client_order_id: &str) {
         let place = match self.entries.last() {
-            Some((last, _)) if *last > created_at_ms => self.entries.partition_point(|(created, _)| *created <= created_at_ms),
+            Some((last, _)) if *last > created_at_ms => self
+                .entries
+                .partition_point(|(created, _)| *created <= created_at_ms),
             _ => self.entries.len(),
         };
-        self.entries.insert(place, (created_at_ms, client_order_id.to_owned()));
+        self.entries
+            .insert(place, (created_at_ms, client_order_id.to_owned()));
     }
 
     /// Forget the first entry of this time and id; false when there is none.
     pub fn remove(&mut self, created_at_ms: i64, client_order_id: &str) -> bool {
-        match self.entries.iter().position(|(created, id)| *created == created_at_ms && id == client_order_id) {
+        match self
+            .entries
+            .iter()
+            .position(|(created, id)| *created == created_at_ms && id == client_order_id)
+        {
             Some(place) => {
                 self.entries.remove(place);
                 true
@@ -186,13 +197,19 @@ impl CreationIndex {
 
     /// The ids created at or after `since_ms`, oldest first.
     pub fn since(&self, since_ms: i64) -> impl Iterator<Item = &str> {
-        self.entries[self.first_at(since_ms)..].iter().map(|(_, id)| id.as_str())
+        self.entries[self.first_at(since_ms)..]
+            .iter()
+            .map(|(_, id)| id.as_str())
     }
 
     /// Forget the orders created before `before_ms` that `is_done`; return their ids, oldest first.
     ///
     /// Nothing is forgotten when `is_done` fails on one.
-    pub fn retire<E>(&mut self, before_ms: i64, mut is_done: impl FnMut(&str) -> Result<bool, E>) -> Result<Vec<String>, E> {
+    pub fn retire<E>(
+        &mut self,
+        before_ms: i64,
+        mut is_done: impl FnMut(&str) -> Result<bool, E>,
+    ) -> Result<Vec<String>, E> {
         let end = self.first_at(before_ms);
         let mut done = Vec::with_capacity(end);
         for (_, id) in &self.entries[..end] {

@@ -36,10 +36,16 @@ fn pow10(n: u32) -> Result<i128, Overflow> {
 
 impl Dec {
     /// Zero with exponent 0 (Python's `Decimal(0)`).
-    pub const ZERO: Dec = Dec { coefficient: 0, exponent: 0 };
+    pub const ZERO: Dec = Dec {
+        coefficient: 0,
+        exponent: 0,
+    };
 
     pub fn new(coefficient: i128, exponent: i32) -> Dec {
-        Dec { coefficient, exponent }
+        Dec {
+            coefficient,
+            exponent,
+        }
     }
 
     pub fn is_zero(self) -> bool {
@@ -60,25 +66,31 @@ impl Dec {
     }
 
     /// `self + other`, exactly, at the smaller exponent.
-    pub fn add(self, other: Dec) -> Result<Dec, Overflow> {
+    pub fn checked_add(self, other: Dec) -> Result<Dec, Overflow> {
         let exponent = self.exponent.min(other.exponent);
-        let sum = self.scaled(exponent)?.checked_add(other.scaled(exponent)?).ok_or(Overflow)?;
+        let sum = self
+            .scaled(exponent)?
+            .checked_add(other.scaled(exponent)?)
+            .ok_or(Overflow)?;
         Ok(Dec::new(sum, exponent))
     }
 
     /// `self - other`, exactly, at the smaller exponent.
-    pub fn sub(self, other: Dec) -> Result<Dec, Overflow> {
-        self.add(other.neg())
+    pub fn checked_sub(self, other: Dec) -> Result<Dec, Overflow> {
+        self.checked_add(other.negated())
     }
 
     /// `self x other`, exactly, at the sum of the exponents.
-    pub fn mul(self, other: Dec) -> Result<Dec, Overflow> {
-        let product = self.coefficient.checked_mul(other.coefficient).ok_or(Overflow)?;
+    pub fn checked_mul(self, other: Dec) -> Result<Dec, Overflow> {
+        let product = self
+            .coefficient
+            .checked_mul(other.coefficient)
+            .ok_or(Overflow)?;
         let exponent = self.exponent.checked_add(other.exponent).ok_or(Overflow)?;
         Ok(Dec::new(product, exponent))
     }
 
-    pub fn neg(self) -> Dec {
+    pub fn negated(self) -> Dec {
         Dec::new(-self.coefficient, self.exponent)
     }
 
@@ -130,7 +142,10 @@ impl Dec {
             _ => (false, text),
         };
         let (number, power) = match body.find(['e', 'E']) {
-            Some(at) => (&body[..at], body[at + 1..].parse::<i32>().map_err(|_| bad())?),
+            Some(at) => (
+                &body[..at],
+                body[at + 1..].parse::<i32>().map_err(|_| bad())?,
+            ),
             None => (body, 0),
         };
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
@@ -148,7 +163,10 @@ impl Dec {
                 .ok_or_else(bad)?;
         }
         let exponent = power.checked_sub(fraction.len() as i32).ok_or_else(bad)?;
-        Ok(Dec::new(if negative { -coefficient } else { coefficient }, exponent))
+        Ok(Dec::new(
+            if negative { -coefficient } else { coefficient },
+            exponent,
+        ))
     }
 
     /// The exact decimal Python's `Decimal(repr(x))` gives for a finite float (its shortest round-trip text).
@@ -158,19 +176,33 @@ impl Dec {
         }
         // Rust's `{:e}` gives the shortest round-trip digits, as Python's repr does: d.ddde<power>.
         let shortest = format!("{:e}", x.abs());
-        let (mantissa, power) = shortest.split_once('e').ok_or_else(|| NotADecimal(shortest.clone()))?;
+        let (mantissa, power) = shortest
+            .split_once('e')
+            .ok_or_else(|| NotADecimal(shortest.clone()))?;
         let power: i32 = power.parse().map_err(|_| NotADecimal(shortest.clone()))?;
         let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
         let digits = if x == 0.0 { "0".to_owned() } else { digits };
         let count = digits.len() as i32;
         let point = power + 1; // digits are 0.d1d2... x 10^point
-        // repr writes 1e-05 and 1e+16 in exponent form, else positional with at least one decimal.
-        let exponent = if point <= -4 || point > 16 { power - (count - 1) } else { -((count - point).max(1)) };
+                               // repr writes 1e-05 and 1e+16 in exponent form, else positional with at least one decimal.
+        let exponent = if point <= -4 || point > 16 {
+            power - (count - 1)
+        } else {
+            -((count - point).max(1))
+        };
         let mut coefficient: i128 = digits.parse().map_err(|_| NotADecimal(shortest.clone()))?;
         let shift = (power - (count - 1)) - exponent; // zeros the positional form appends (100.0)
-        coefficient = coefficient.checked_mul(pow10(shift as u32).map_err(|_| NotADecimal(shortest.clone()))?)
+        coefficient = coefficient
+            .checked_mul(pow10(shift as u32).map_err(|_| NotADecimal(shortest.clone()))?)
             .ok_or_else(|| NotADecimal(shortest.clone()))?;
-        Ok(Dec::new(if x.is_sign_negative() { -coefficient } else { coefficient }, exponent))
+        Ok(Dec::new(
+            if x.is_sign_negative() {
+                -coefficient
+            } else {
+                coefficient
+            },
+            exponent,
+        ))
     }
 }
 
@@ -184,13 +216,26 @@ impl fmt::Display for Dec {
         let dot = if exponent <= 0 && left > -6 { left } else { 1 };
         let sign = if self.coefficient < 0 { "-" } else { "" };
         let (whole, fraction) = if dot <= 0 {
-            ("0".to_owned(), format!(".{}{}", "0".repeat((-dot) as usize), digits))
+            (
+                "0".to_owned(),
+                format!(".{}{}", "0".repeat((-dot) as usize), digits),
+            )
         } else if dot >= count {
-            (format!("{}{}", digits, "0".repeat((dot - count) as usize)), String::new())
+            (
+                format!("{}{}", digits, "0".repeat((dot - count) as usize)),
+                String::new(),
+            )
         } else {
-            (digits[..dot as usize].to_owned(), format!(".{}", &digits[dot as usize..]))
+            (
+                digits[..dot as usize].to_owned(),
+                format!(".{}", &digits[dot as usize..]),
+            )
         };
-        let power = if left == dot { String::new() } else { format!("E{:+}", left - dot) };
+        let power = if left == dot {
+            String::new()
+        } else {
+            format!("E{:+}", left - dot)
+        };
         write!(f, "{sign}{whole}{fraction}{power}")
     }
 }
@@ -207,7 +252,10 @@ mod tests {
 
     #[test]
     fn text_round_trips_as_python_writes_it() {
-        for text in ["0", "0.50", "-1.25", "0.000001", "1E-7", "1.5E-7", "1E+1", "123.4560", "-0.00", "1E+16"] {
+        for text in [
+            "0", "0.50", "-1.25", "0.000001", "1E-7", "1.5E-7", "1E+1", "123.4560", "-0.00",
+            "1E+16",
+        ] {
             let shown = d(text).to_string();
             let expected = if text == "-0.00" { "0.00" } else { text };
             assert_eq!(shown, expected, "{text}");
@@ -220,12 +268,18 @@ mod tests {
 
     #[test]
     fn sums_keep_the_smaller_exponent_and_products_add_them() {
-        assert_eq!(d("1.10").add(d("2")).unwrap().to_string(), "3.10");
-        assert_eq!(d("0.1").add(d("0.2")).unwrap(), d("0.3"));
-        assert_eq!(d("1.10").mul(d("2")).unwrap().to_string(), "2.20");
-        assert_eq!(d("0.5").mul(d("0.00")).unwrap().to_string(), "0.000");
-        assert_eq!(d("0.5").sub(d("0.50")).unwrap().to_string(), "0.00");
-        assert_eq!(Dec::ZERO.add(d("-0.000")).unwrap().to_string(), "0.000");
+        assert_eq!(d("1.10").checked_add(d("2")).unwrap().to_string(), "3.10");
+        assert_eq!(d("0.1").checked_add(d("0.2")).unwrap(), d("0.3"));
+        assert_eq!(d("1.10").checked_mul(d("2")).unwrap().to_string(), "2.20");
+        assert_eq!(
+            d("0.5").checked_mul(d("0.00")).unwrap().to_string(),
+            "0.000"
+        );
+        assert_eq!(d("0.5").checked_sub(d("0.50")).unwrap().to_string(), "0.00");
+        assert_eq!(
+            Dec::ZERO.checked_add(d("-0.000")).unwrap().to_string(),
+            "0.000"
+        );
     }
 
     #[test]
@@ -244,7 +298,10 @@ mod tests {
         assert_eq!(Dec::from_float(0.00001).unwrap().to_string(), "0.00001");
         assert_eq!(Dec::from_float(1e-5).unwrap(), Dec::new(1, -5));
         assert_eq!(Dec::from_float(1e16).unwrap(), Dec::new(1, 16));
-        assert_eq!(Dec::from_float(123456789012345.6).unwrap().to_string(), "123456789012345.6");
+        assert_eq!(
+            Dec::from_float(123456789012345.6).unwrap().to_string(),
+            "123456789012345.6"
+        );
         assert_eq!(Dec::from_float(-2.5).unwrap().to_string(), "-2.5");
         assert_eq!(Dec::from_float(0.0).unwrap().to_string(), "0.0");
         assert!(Dec::from_float(f64::NAN).is_err());
@@ -253,7 +310,7 @@ mod tests {
     #[test]
     fn an_amount_too_wide_is_an_error_not_a_rounding() {
         let wide = Dec::new(i128::MAX / 10, 0);
-        assert_eq!(wide.mul(d("100")), Err(Overflow));
-        assert_eq!(wide.add(d("0.01")), Err(Overflow));
+        assert_eq!(wide.checked_mul(d("100")), Err(Overflow));
+        assert_eq!(wide.checked_add(d("0.01")), Err(Overflow));
     }
 }

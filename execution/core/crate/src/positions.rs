@@ -50,7 +50,12 @@ impl Book {
 
     /// An independent copy (to preview fills without booking them), at revision 0.
     pub fn copy(&self) -> Book {
-        Book { entries: self.entries.clone(), trip_id: self.trip_id.clone(), lots: self.lots, revision: 0 }
+        Book {
+            entries: self.entries.clone(),
+            trip_id: self.trip_id.clone(),
+            lots: self.lots,
+            revision: 0,
+        }
     }
 
     /// Become `other` (a copy of this book that booked a fill ahead), keeping this book's revision count.
@@ -62,7 +67,9 @@ impl Book {
     }
 
     fn sum_lots(&self) -> Result<Dec, Overflow> {
-        self.entries.iter().try_fold(Dec::ZERO, |total, (lots, _)| total.add(*lots))
+        self.entries
+            .iter()
+            .try_fold(Dec::ZERO, |total, (lots, _)| total.checked_add(*lots))
     }
 
     /// Apply one execution; return the realised P&L in price x lots (multiply by the contract size).
@@ -73,22 +80,25 @@ impl Book {
         let mut realized = Dec::ZERO;
         let mut remaining = signed_lots;
         while !remaining.is_zero() {
-            let Some(&(open_lots, entry_price)) = self.entries.front() else { break };
+            let Some(&(open_lots, entry_price)) = self.entries.front() else {
+                break;
+            };
             if open_lots.is_positive() == remaining.is_positive() {
                 break;
             }
             let mut closed = remaining.abs().min_first(open_lots.abs());
             if open_lots.coefficient < 0 {
-                closed = closed.neg(); // signed: what the closing lots move the position by, towards zero
+                closed = closed.negated(); // signed: what the closing lots move the position by, towards zero
             }
-            realized = realized.add(closed.mul(price.sub(entry_price)?)?)?;
-            let left = open_lots.sub(closed)?;
+            realized =
+                realized.checked_add(closed.checked_mul(price.checked_sub(entry_price)?)?)?;
+            let left = open_lots.checked_sub(closed)?;
             if left.is_zero() {
                 self.entries.pop_front();
             } else {
                 self.entries[0] = (left, entry_price);
             }
-            remaining = remaining.add(closed)?;
+            remaining = remaining.checked_add(closed)?;
         }
         if !remaining.is_zero() {
             self.entries.push_back((remaining, price));
@@ -99,7 +109,12 @@ impl Book {
     }
 
     /// Apply one execution (as [`Book::fill`]) and return what it did to the position and the round trip.
-    pub fn book(&mut self, signed_lots: Dec, price: Dec, fill_id: &str) -> Result<Booking, Overflow> {
+    pub fn book(
+        &mut self,
+        signed_lots: Dec,
+        price: Dec,
+        fill_id: &str,
+    ) -> Result<Booking, Overflow> {
         let before = self.lots;
         let realized = self.fill(signed_lots, price)?;
         let after = self.lots;
@@ -131,12 +146,20 @@ impl Book {
 
     /// The open lots x their entry prices (signed): open P&L at `mark` is mark x lots - this.
     pub fn entry_value(&self) -> Result<Dec, Overflow> {
-        self.entries.iter().try_fold(Dec::ZERO, |total, (lots, price)| total.add(lots.mul(*price)?))
+        self.entries
+            .iter()
+            .try_fold(Dec::ZERO, |total, (lots, price)| {
+                total.checked_add(lots.checked_mul(*price)?)
+            })
     }
 
     /// The open P&L at `mid` in price x lots.
     pub fn unrealized(&self, mid: Dec) -> Result<Dec, Overflow> {
-        self.entries.iter().try_fold(Dec::ZERO, |total, (lots, price)| total.add(mid.sub(*price)?.mul(*lots)?))
+        self.entries
+            .iter()
+            .try_fold(Dec::ZERO, |total, (lots, price)| {
+                total.checked_add(mid.checked_sub(*price)?.checked_mul(*lots)?)
+            })
     }
 }
 
@@ -152,11 +175,29 @@ mod tests {
         book.book(d("0.2"), d("1.2"), "b").unwrap();
         let last = book.book(d("-0.3"), d("1.3"), "c").unwrap();
         let after = book.book(d("0.1"), d("1.0"), "d").unwrap();
-        assert_eq!((first.round_trip_id.as_str(), first.opens_round_trip_id.as_str()), ("a", "a"));
+        assert_eq!(
+            (
+                first.round_trip_id.as_str(),
+                first.opens_round_trip_id.as_str()
+            ),
+            ("a", "a")
+        );
         assert!(last.position_after.is_zero());
-        assert_eq!((last.round_trip_id.as_str(), last.opens_round_trip_id.as_str()), ("a", ""));
+        assert_eq!(
+            (
+                last.round_trip_id.as_str(),
+                last.opens_round_trip_id.as_str()
+            ),
+            ("a", "")
+        );
         assert_eq!(last.realized.to_string(), "0.04"); // 0.1 x 0.2 + 0.2 x 0.1
-        assert_eq!((after.round_trip_id.as_str(), after.opens_round_trip_id.as_str()), ("d", "d"));
+        assert_eq!(
+            (
+                after.round_trip_id.as_str(),
+                after.opens_round_trip_id.as_str()
+            ),
+            ("d", "d")
+        );
     }
 
     #[test]
@@ -166,7 +207,13 @@ mod tests {
         let flip = book.book(d("-0.5"), d("1.2"), "b").unwrap();
         assert_eq!(flip.position_before.to_string(), "0.3");
         assert_eq!(flip.position_after.to_string(), "-0.2");
-        assert_eq!((flip.round_trip_id.as_str(), flip.opens_round_trip_id.as_str()), ("a", "b"));
+        assert_eq!(
+            (
+                flip.round_trip_id.as_str(),
+                flip.opens_round_trip_id.as_str()
+            ),
+            ("a", "b")
+        );
         assert_eq!(flip.realized.to_string(), "0.03");
         assert_eq!(flip.entry_value_after.to_string(), "-0.24");
         let closing = book.book(d("0.2"), d("1.15"), "c").unwrap();

@@ -12,13 +12,17 @@ const BPS: f64 = 10_000.0;
 #[derive(Clone, Debug, Default)]
 pub struct PriceWindow {
     pub window_ms: i64,
-    low: VecDeque<(i64, f64)>,  // increasing mids: the front is the lowest in the window
+    low: VecDeque<(i64, f64)>, // increasing mids: the front is the lowest in the window
     high: VecDeque<(i64, f64)>, // decreasing mids: the front is the highest
 }
 
 impl PriceWindow {
     pub fn new(window_ms: i64) -> PriceWindow {
-        PriceWindow { window_ms, low: VecDeque::new(), high: VecDeque::new() }
+        PriceWindow {
+            window_ms,
+            low: VecDeque::new(),
+            high: VecDeque::new(),
+        }
     }
 
     /// Add one mid and forget those older than the window.
@@ -57,7 +61,12 @@ pub enum CollarBreach {
 }
 
 /// The price collar on a quote: the spread, then a limit price's distance from mid, against `collar_bps`.
-pub fn collar_breach(bid: f64, ask: f64, limit_price: Option<f64>, collar_bps: f64) -> Option<CollarBreach> {
+pub fn collar_breach(
+    bid: f64,
+    ask: f64,
+    limit_price: Option<f64>,
+    collar_bps: f64,
+) -> Option<CollarBreach> {
     let mid = (bid + ask) / 2.0;
     let spread_bps = (ask - bid) / mid * BPS;
     if spread_bps > collar_bps {
@@ -73,7 +82,12 @@ pub fn collar_breach(bid: f64, ask: f64, limit_price: Option<f64>, collar_bps: f
 }
 
 /// The orders of the last second among `sent_ms` (in time order), when they reach `max_per_second`.
-pub fn rate_breach<I: IntoIterator<Item = i64>>(sent_ms: I, count: usize, now_ms: i64, max_per_second: i64) -> Option<usize> {
+pub fn rate_breach<I: IntoIterator<Item = i64>>(
+    sent_ms: I,
+    count: usize,
+    now_ms: i64,
+    max_per_second: i64,
+) -> Option<usize> {
     // Times are in order: only the few at the front can have left the window.
     let mut expired = 0;
     for sent in sent_ms {
@@ -110,8 +124,13 @@ mod tests {
     #[test]
     fn the_collar_refuses_a_wide_spread_then_a_far_limit() {
         assert_eq!(collar_breach(1.0, 1.0001, None, 5.0), None);
-        assert!(matches!(collar_breach(1.0, 1.01, None, 5.0), Some(CollarBreach::Spread(bps)) if bps > 99.0));
-        assert!(matches!(collar_breach(1.0, 1.0001, Some(1.01), 5.0), Some(CollarBreach::LimitDistance(_))));
+        assert!(
+            matches!(collar_breach(1.0, 1.01, None, 5.0), Some(CollarBreach::Spread(bps)) if bps > 99.0)
+        );
+        assert!(matches!(
+            collar_breach(1.0, 1.0001, Some(1.01), 5.0),
+            Some(CollarBreach::LimitDistance(_))
+        ));
         assert_eq!(collar_breach(1.0, 1.0001, Some(1.0001), 5.0), None);
     }
 

@@ -39,7 +39,12 @@ pub struct Policy {
 
 impl Policy {
     /// Build a policy, working out its caps in steps and its decimals once.
-    pub fn new(max_position_lots: f64, max_order_lots: f64, lot_step: f64, min_strength: f64) -> Policy {
+    pub fn new(
+        max_position_lots: f64,
+        max_order_lots: f64,
+        lot_step: f64,
+        min_strength: f64,
+    ) -> Policy {
         Policy {
             max_position_lots,
             max_order_lots,
@@ -69,7 +74,10 @@ impl Policy {
         if size == 0 {
             return None;
         }
-        Some((delta > 0, round_lots(size, self.lot_step, self.lot_decimals)))
+        Some((
+            delta > 0,
+            round_lots(size, self.lot_step, self.lot_decimals),
+        ))
     }
 }
 
