@@ -84,6 +84,7 @@ $(BIN)/tickwave: pyproject.toml uv.lock Makefile | demo-prereqs
 
 bootstrap: $(BIN)/tickwave ## install the locked Python environment, build the execution core (when a source of it changed) and fetch Kafka's jars
 	@$(BIN)/python -m compileall -q -j 0 $$(dirname */__init__.py)
+	@$(BIN)/python -m app.core_build  # before the command line, which imports the core
 	@$(BIN)/tickwave prepare
 
 lint: $(BIN)/tickwave ## ruff lint and format check, and the import walls (lint-imports, contracts in pyproject.toml)

@@ -162,3 +162,29 @@ def build(directory: Path | None = None) -> Path:
         shutil.copytree(staged, directory)
     _pth_path().write_text(f"{directory}\n")  # a path line: the folder goes on sys.path at every start
     return directory
+
+
+def main() -> int:
+    """Build when the build is missing or stale; 1 (and why, on stderr) when it cannot be built or fails.
+
+    What ``make bootstrap`` runs before ``tickwave prepare``: the command line imports the
+    execution core (through the journal and the audit chain), so the core must exist before it
+    starts. Standard library only, as this module.
+    """
+    if is_fresh():
+        return 0
+    missing = missing_tools()
+    if missing is not None:
+        print(f"execution core not built: it needs {missing}", file=sys.stderr)
+        return 1
+    print("building the execution core (Rust, release; about a minute from nothing)", file=sys.stderr)
+    try:
+        build()
+    except subprocess.CalledProcessError as exc:
+        print(exc.stdout[-4000:] + exc.stderr[-4000:], file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

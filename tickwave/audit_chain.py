@@ -10,16 +10,17 @@ exactly the bytes the journal writes and the warehouse keeps in ``order_events.p
 so anyone holding the warehouse can recompute the chain without the execution process.
 
 Shared by the execution process (which computes links where it journals) and the
-reports (which verify them): so it lives in the core. Pure functions and a small state
-object; no I/O.
+reports (which verify them): so it lives in the core; the hashing itself is the execution
+core's (:mod:`tickwave_core`). Pure functions and a small state object; no I/O.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
+
+import tickwave_core
 
 from tickwave.contracts import (
     KindTest,
@@ -32,7 +33,7 @@ from tickwave.contracts import (
     OrderSubmitted,
 )
 
-GENESIS_HASH: Final = "0" * 64  # the "previous hash" of a chain's first event
+GENESIS_HASH: Final = tickwave_core.GENESIS_HASH  # the "previous hash" of a chain's first event ("0" x 64)
 CHAINED_TYPES: Final = (OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled, OrderDenied)
 _IS_CHAINED: Final = KindTest(*CHAINED_TYPES)  # isinstance, answered once per type (it is asked per journaled event)
 
@@ -49,11 +50,11 @@ def is_chained(message: Message) -> bool:
 
 
 def link_hash(previous_hash: str, canonical: bytes) -> str:
-    """Return the hash of an event whose canonical bytes are ``canonical``, after ``previous_hash``."""
-    digest = hashlib.sha256(previous_hash.encode("ascii"))
-    digest.update(b"\n")
-    digest.update(canonical)
-    return digest.hexdigest()
+    """Return the hash of an event whose canonical bytes are ``canonical``, after ``previous_hash``.
+
+    The execution core computes it (``chain.rs``): SHA-256 of the previous hash, a newline and the bytes, in hex.
+    """
+    return tickwave_core.link_hash(previous_hash, canonical)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +119,7 @@ class AuditChain:
 
     def extend(self, canonicals: Iterable[bytes]) -> None:
         """Link events in order, as :meth:`add` does each, keeping only the head (no link is returned)."""
-        head, seq = self.head, self.next_seq
-        for canonical in canonicals:
-            head = link_hash(head, canonical)
-            seq += 1
-        self.head, self.next_seq = head, seq
+        self.head, self.next_seq = tickwave_core.chain_extend(self.head, self.next_seq, list(canonicals))
 
 
 @dataclass(frozen=True, slots=True)

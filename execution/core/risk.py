@@ -19,6 +19,8 @@ from decimal import Decimal
 from typing import Final, Literal, Protocol
 
 import msgspec
+import tickwave_core
+from tickwave_core import PriceWindow as PriceWindow  # the flash-crash window, re-exported
 
 from execution.core.limits import RiskLimits
 from tickwave.contracts import Side, Signal, Tick, TradingState
@@ -29,43 +31,15 @@ from tickwave.money import MONEY_CONTEXT, to_decimal
 # MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
 _add: Final = MONEY_CONTEXT.add
 
-_BPS: Final = 10_000.0
+# The checks' float rules are the execution core's (``risk.rs``): the flash-crash window (PriceWindow),
+# the price collar and the order rate; the gate keeps their order and the words of their denials.
+_collar_breach: Final = tickwave_core.collar_breach
+_rate_breach: Final = tickwave_core.rate_breach
 _ZERO: Final = Decimal(0)
 # A float estimate's error bound, relative to the sum of its terms' sizes: each float step (a Decimal's nearest float,
 # a mid's shortest text, a product, a sum, a rate) errs by 2**-53 of it at most; room for 8,000 (and 28-digit rounding).
 ESTIMATE_ERROR: Final = 2.0**-40
 FLOAT_ROUNDING: Final = 2.0**-52  # a float stands within 2**-53 of the number it was made from (relative)
-
-
-class PriceWindow:
-    """The lowest and highest mid of one symbol over the last ``window_ms`` (O(1) amortised)."""
-
-    def __init__(self, window_ms: int) -> None:
-        self.window_ms = window_ms
-        # Monotonic deques of (time_ms, mid): increasing mids for the minimum, decreasing for the maximum.
-        self._low: deque[tuple[int, float]] = deque()
-        self._high: deque[tuple[int, float]] = deque()
-
-    def update(self, time_ms: int, mid: float) -> None:
-        """Add one mid and forget those older than the window."""
-        while self._low and self._low[-1][1] >= mid:
-            self._low.pop()
-        self._low.append((time_ms, mid))
-        while self._high and self._high[-1][1] <= mid:
-            self._high.pop()
-        self._high.append((time_ms, mid))
-        horizon = time_ms - self.window_ms
-        while self._low[0][0] < horizon:
-            self._low.popleft()
-        while self._high[0][0] < horizon:
-            self._high.popleft()
-
-    def move_pct(self) -> float:
-        """Return the high-low range over the window as a percentage of the low (0 when empty)."""
-        if not self._low:
-            return 0.0
-        low, high = self._low[0][1], self._high[0][1]
-        return (high - low) / low * 100.0
 
 
 class DayPnl(Protocol):
@@ -396,27 +370,19 @@ def check_price_collar(order: ProposedOrder, view: RiskView, limits: RiskLimits,
     if problem is not None:
         return Denial("price_collar", problem)
     tick = view.last_ticks[order.symbol]
-    mid = mid_price(tick.bid, tick.ask)
-    spread_bps = (tick.ask - tick.bid) / mid * _BPS
-    if spread_bps > limits.price_collar_bps:
-        return Denial("price_collar", f"spread {spread_bps:.1f} bps exceeds the collar {limits.price_collar_bps}")
-    if order.limit_price is not None:
-        distance_bps = abs(order.limit_price - mid) / mid * _BPS
-        if distance_bps > limits.price_collar_bps:
-            return Denial("price_collar", f"limit price is {distance_bps:.1f} bps from mid")
-    return None
+    breach = _collar_breach(tick.bid, tick.ask, order.limit_price, limits.price_collar_bps)
+    if breach is None:
+        return None
+    if breach[0] == "spread":
+        return Denial("price_collar", f"spread {breach[1]:.1f} bps exceeds the collar {limits.price_collar_bps}")
+    return Denial("price_collar", f"limit price is {breach[1]:.1f} bps from mid")
 
 
 def check_order_rate(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny when the last second already holds the allowed number of orders."""
     # Times are in order, so only the few at the front can have left the window: O(expired), not O(all).
-    expired = 0
-    for sent_ms in view.order_times_ms:
-        if sent_ms > now_ms - 1000:
-            break
-        expired += 1
-    recent = len(view.order_times_ms) - expired
-    if recent >= limits.max_orders_per_second:
+    recent = _rate_breach(view.order_times_ms, now_ms, limits.max_orders_per_second)
+    if recent is not None:
         return Denial("order_rate", f"{recent} orders in the last second (limit {limits.max_orders_per_second})")
     return None
 

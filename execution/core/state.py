@@ -1,4 +1,4 @@
-"""The order lifecycle: an explicit table of allowed ``(from_state, to_state)`` pairs.
+"""The order lifecycle: an explicit table of allowed ``(from_state, to_state)`` pairs, held by the execution core.
 
 Anything not in the table raises :class:`IllegalTransition` (a defect: a broker or the
 journal reported something impossible) and is logged by the caller. Terminal states
@@ -7,12 +7,12 @@ journal reported something impossible) and is logged by the caller. Terminal sta
 
 from __future__ import annotations
 
-import bisect
 import enum
-from collections.abc import Callable
 from typing import Final
 
 import msgspec
+import tickwave_core
+from tickwave_core import CreationIndex as CreationIndex  # see the note at the end
 
 from tickwave.contracts import Side
 from tickwave.errors import TickwaveError
@@ -31,31 +31,13 @@ class OrderStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
-S = OrderStatus
-
+# The table is the execution core's (``lifecycle.rs``): these are read from it, never written here.
 TRANSITIONS: Final[frozenset[tuple[OrderStatus, OrderStatus]]] = frozenset(
-    {
-        (S.NEW, S.SUBMITTED),
-        (S.NEW, S.EXPIRED),  # recorded but never sent (crash before the broker call)
-        (S.SUBMITTED, S.ACCEPTED),
-        (S.SUBMITTED, S.REJECTED),
-        (S.SUBMITTED, S.PARTIALLY_FILLED),  # a market order may report its fill before an ack
-        (S.SUBMITTED, S.FILLED),
-        (S.SUBMITTED, S.CANCELED),
-        (S.SUBMITTED, S.EXPIRED),  # unknown to the broker after a restart
-        (S.ACCEPTED, S.PARTIALLY_FILLED),
-        (S.ACCEPTED, S.FILLED),
-        (S.ACCEPTED, S.CANCELED),
-        (S.ACCEPTED, S.EXPIRED),
-        (S.PARTIALLY_FILLED, S.PARTIALLY_FILLED),
-        (S.PARTIALLY_FILLED, S.FILLED),
-        (S.PARTIALLY_FILLED, S.CANCELED),  # the rest is canceled, the fills stand
-        (S.PARTIALLY_FILLED, S.EXPIRED),
-    }
+    (OrderStatus(before), OrderStatus(after)) for before, after in tickwave_core.transitions()
 )
-
-TERMINAL: Final[frozenset[OrderStatus]] = frozenset({S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED})
-WORKING: Final[frozenset[OrderStatus]] = frozenset({S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED})
+TERMINAL: Final[frozenset[OrderStatus]] = frozenset(map(OrderStatus, tickwave_core.terminal_statuses()))
+WORKING: Final[frozenset[OrderStatus]] = frozenset(map(OrderStatus, tickwave_core.working_statuses()))
+_IS_ALLOWED: Final = tickwave_core.is_allowed
 
 
 class IllegalTransition(TickwaveError):
@@ -64,7 +46,7 @@ class IllegalTransition(TickwaveError):
 
 def is_allowed(from_status: OrderStatus, to_status: OrderStatus) -> bool:
     """Return True when the table allows ``from_status -> to_status``."""
-    return (from_status, to_status) in TRANSITIONS
+    return _IS_ALLOWED(from_status, to_status)
 
 
 def transition(client_order_id: str, from_status: OrderStatus, to_status: OrderStatus) -> OrderStatus:
@@ -73,7 +55,7 @@ def transition(client_order_id: str, from_status: OrderStatus, to_status: OrderS
     Raises:
         IllegalTransition: for any pair outside :data:`TRANSITIONS`.
     """
-    if (from_status, to_status) not in TRANSITIONS:
+    if not _IS_ALLOWED(from_status, to_status):
         raise IllegalTransition(f"order {client_order_id}: illegal transition {from_status} -> {to_status}")
     return to_status
 
@@ -134,51 +116,6 @@ def moved(
     )
 
 
-def _created_at(entry: tuple[int, str]) -> int:
-    return entry[0]
-
-
-class CreationIndex:
-    """Order ids by creation time: those created at or after an instant, without a scan of every order.
-
-    A periodic reconciliation reads a window of orders; scanning every order of the run at
-    each pass made a long replay quadratic. Used by the engine and the paper broker.
-    """
-
-    def __init__(self) -> None:
-        self._entries: list[tuple[int, str]] = []  # (created_at_ms, client_order_id), in time order
-
-    def add(self, created_at_ms: int, client_order_id: str) -> None:
-        """Index an order: in time order, orders of the same millisecond in the order they were added.
-
-        Appended at the end unless the clock stepped back (then inserted after the orders of
-        its millisecond). Only the times are compared: a replay's orders share their bar's
-        millisecond, and comparing their ids as well cost a string comparison and, for half of
-        them, a binary search.
-        """
-        entries = self._entries
-        if not entries or entries[-1][0] <= created_at_ms:  # the usual case: one comparison
-            entries.append((created_at_ms, client_order_id))
-        else:
-            bisect.insort_right(entries, (created_at_ms, client_order_id), key=_created_at)
-
-    def remove(self, created_at_ms: int, client_order_id: str) -> None:
-        """Forget an order indexed at ``created_at_ms``."""
-        self._entries.remove((created_at_ms, client_order_id))
-
-    def since(self, since_ms: int) -> list[str]:
-        """Return the ids created at or after ``since_ms``, oldest first."""
-        return [cid for _, cid in self._entries[bisect.bisect_left(self._entries, since_ms, key=_created_at) :]]
-
-    def retire(self, before_ms: int, is_done: Callable[[str], bool]) -> list[str]:
-        """Forget the orders created before ``before_ms`` that ``is_done``; return their ids, oldest first."""
-        end = bisect.bisect_left(self._entries, before_ms, key=_created_at)
-        kept: list[tuple[int, str]] = []
-        retired: list[str] = []
-        for entry in self._entries[:end]:
-            if is_done(entry[1]):
-                retired.append(entry[1])
-            else:
-                kept.append(entry)
-        self._entries[:end] = kept
-        return retired
+# CreationIndex: order ids by creation time (the core's ``lifecycle.rs``): those created at or after an instant,
+# without a scan of every order (a periodic reconciliation reads a window of orders; scanning every order at each
+# pass made a long replay quadratic). Used by the engine and the paper broker: add, remove, since, retire.

@@ -81,3 +81,18 @@ def test_missing_tools_when_cargo_is_not_on_the_path_then_cargo_and_rustup_are_n
     monkeypatch.setenv("PATH", str(tmp_path))
     missing = core_build.missing_tools()
     assert missing is not None and "cargo" in missing and "rustup.rs" in missing
+
+
+def test_main_when_the_build_is_fresh_then_0_without_building(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(core_build, "is_fresh", lambda: True)
+    monkeypatch.setattr(core_build, "build", lambda: pytest.fail("built though fresh"))
+    assert core_build.main() == 0
+
+
+def test_main_when_the_build_is_stale_and_cargo_is_missing_then_1_and_cargo_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(core_build, "is_fresh", lambda: False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert core_build.main() == 1
+    assert "cargo" in capsys.readouterr().err
