@@ -1,0 +1,365 @@
+"""The native TCP port against a real warehouse of this module's own: clickhouse-driver as both users, and attacks.
+
+What a local process can do there without a password: connect and send nothing, send a
+Hello a byte at a time, declare a string of a gigabyte, guess passwords, hold connections
+open past the budget; and, with the analyst's password, what it can do over HTTP (and no
+more): read, be refused writes, host files and settings, send blocks past its bound. The
+module's warehouse has a small connection budget, a short receive timeout, and a short
+lock-out window, so each effect shows in seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import socket
+import struct
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from clickhouse_driver import Client
+from clickhouse_driver.errors import ServerException
+
+from adapters.endpoints import Endpoint, free_port
+from adapters.warehouse.credentials import Credentials, resolve_credentials
+from tests.integration.warehouse.http import post
+from tests.plugins.warehouse import start_warehouse
+from tests.sockets import is_closed_by_server
+
+MAX_CONNECTIONS = 48
+RECEIVE_TIMEOUT_S = 1.5
+MAX_FAILED_LOGINS = 3
+LOGIN_WINDOW_S = 4.0
+AUTHENTICATION_FAILED = 516
+READONLY = 164
+QUERY_IS_TOO_LARGE = 229
+SERVER_EXCEPTION = 2
+SERVER_HELLO = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Warehouse:
+    endpoint: Endpoint
+    native_port: int
+    credentials: Credentials
+
+    def client(self, *, analyst: bool = False, **options: object) -> Client:
+        credentials = self.credentials
+        user = credentials.analyst_user if analyst else credentials.user
+        password = (credentials.analyst_password if analyst else credentials.password).get_secret_value()
+        return Client(
+            "127.0.0.1",
+            port=self.native_port,
+            user=user,
+            password=password,
+            send_receive_timeout=30,
+            settings={"server_side_params": True},
+            **options,
+        )
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    state_dir = tmp_path_factory.mktemp("native")
+    native_port = free_port()
+    supervisor, service, endpoint = start_warehouse(
+        state_dir,
+        native_port=native_port,
+        max_connections=MAX_CONNECTIONS,
+        max_connections_per_client=MAX_CONNECTIONS // 2,
+        http_receive_timeout_s=RECEIVE_TIMEOUT_S,
+        max_failed_logins=MAX_FAILED_LOGINS,
+        failed_login_window_s=LOGIN_WINDOW_S,
+        failed_login_delay_s=0.2,
+    )
+    try:
+        yield Warehouse(endpoint, native_port, resolve_credentials(service.settings))
+    finally:
+        supervisor.stop(service)
+
+
+@pytest.fixture(scope="module")
+def table(warehouse: Warehouse) -> str:
+    database = f"n_{uuid.uuid4().hex[:8]}"
+    service = warehouse.client()
+    service.execute(f"CREATE DATABASE {database}")
+    service.execute(
+        f"CREATE TABLE {database}.trades (id UInt64, symbol LowCardinality(String), price Decimal(18, 5), "
+        f"at DateTime64(3, 'UTC'), tags Array(String), note Nullable(String)) ENGINE = MergeTree ORDER BY id"
+    )
+    service.disconnect()
+    return f"{database}.trades"
+
+
+AT = datetime.datetime(2026, 1, 5, 9, 30, 0, 125000, tzinfo=datetime.UTC)
+ROWS = [
+    (1, "EURUSD", Decimal("1.08125"), AT, ["a", "b"], None),
+    (2, "USDJPY", Decimal("151.20000"), AT + datetime.timedelta(seconds=1), [], "late fill"),
+]
+
+
+def hello(user: str, password: str, revision: int = 54460) -> bytes:
+    def string(text: str) -> bytes:
+        return varuint(len(text.encode())) + text.encode()
+
+    return b"\x00" + string("probe") + b"\x01\x01" + varuint(revision) + string("") + string(user) + string(password)
+
+
+def varuint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def exception_code(answer: bytes) -> int | None:
+    """The code of an Exception packet at the start of ``answer`` (None for another packet)."""
+    if not answer or answer[0] != SERVER_EXCEPTION:
+        return None
+    return int(struct.unpack("<i", answer[1:5])[0])
+
+
+def answer_to(warehouse: Warehouse, data: bytes, timeout_s: float = 10.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", warehouse.native_port), timeout=timeout_s) as sock:
+        sock.sendall(data)
+        return sock.recv(65536)
+
+
+def test_native_when_the_service_user_round_trips_then_rows_types_and_parameters_come_back(
+    warehouse: Warehouse, table: str
+) -> None:
+    client = warehouse.client()
+
+    inserted = client.execute(f"INSERT INTO {table} (id, symbol, price, at, tags, note) VALUES", ROWS)
+    rows, columns = client.execute(
+        f"SELECT * FROM {table} WHERE id >= {{low:UInt64}} ORDER BY id", {"low": 1}, with_column_types=True
+    )
+    settings_answer = client.execute("SELECT getSetting('max_block_size')", settings={"max_block_size": 1234})
+
+    assert inserted == 2
+    assert rows == ROWS
+    assert [name for name, _ in columns] == ["id", "symbol", "price", "at", "tags", "note"]
+    assert columns[3][1] == "DateTime64(3, 'UTC')"
+    assert settings_answer == [(1234,)]
+    assert client.execute("SELECT {text:String}", {"text": 'it\'s\\a "quote"'}) == [('it\'s\\a "quote"',)]
+
+
+def test_native_when_a_result_fails_midway_then_the_rows_before_arrive_and_the_connection_goes_on(
+    warehouse: Warehouse,
+) -> None:
+    client = warehouse.client()
+    seen = 0
+
+    with pytest.raises(ServerException) as raised:
+        for _ in client.execute_iter(
+            "SELECT throwIf(number = 250000, 'midway') FROM numbers(300000)", settings={"max_block_size": 1000}
+        ):
+            seen += 1
+
+    assert "midway" in raised.value.message
+    assert 0 < seen <= 250000
+    assert client.execute("SELECT 7") == [(7,)]
+
+
+def test_native_when_the_client_cancels_a_streaming_result_then_it_ends_and_the_connection_answers_ping(
+    warehouse: Warehouse,
+) -> None:
+    client = warehouse.client()
+    client.connection.force_connect()
+    connection = client.connection
+    connection.send_query("SELECT number FROM numbers(100000000)")
+    connection.send_external_tables(None)
+    first = connection.receive_packet()
+    connection.send_cancel()
+    packets = [first]
+    while packets[-1].type != 5:  # EndOfStream
+        packets.append(connection.receive_packet())
+
+    rows = sum(len(packet.block.get_rows()) for packet in packets if packet.type == 1 and packet.block)
+    assert rows < 100_000_000
+    assert connection.ping()
+    assert client.execute("SELECT 8") == [(8,)]
+
+
+def test_native_when_the_analyst_reads_then_it_gets_rows_and_is_refused_what_http_refuses(
+    warehouse: Warehouse, table: str
+) -> None:
+    analyst = warehouse.client(analyst=True)
+    refused = {
+        f"INSERT INTO {table} (id) VALUES (9)": READONLY,
+        "SELECT * FROM file('/etc/passwd', 'LineAsString')": None,
+        "SELECT * FROM url('http://127.0.0.1:1/', 'LineAsString')": None,
+        "CREATE TABLE stolen (a UInt8) ENGINE = Memory": None,
+        "SELECT 1 SETTINGS readonly = 0": None,
+    }
+
+    count = analyst.execute(f"SELECT count() FROM {table}")
+    codes = {}
+    for sql, expected in refused.items():
+        with pytest.raises(ServerException) as raised:
+            analyst.execute(sql)
+        over_http = post(warehouse.endpoint.address, warehouse.credentials, sql.encode(), analyst=True)
+        codes[sql] = (raised.value.code, int(over_http.code or 0))
+        if expected is not None:
+            assert raised.value.code == expected
+    with pytest.raises(ServerException) as inserting:
+        analyst.execute(f"INSERT INTO {table} (id) VALUES", [(10,)])
+
+    assert count[0][0] >= 0
+    assert all(native == http and native for native, http in codes.values()), codes
+    assert inserting.value.code == READONLY
+    assert analyst.execute("SELECT currentUser()") == [(warehouse.credentials.analyst_user,)]
+
+
+def test_native_when_the_analyst_sends_a_block_past_its_bound_then_refused_and_closed(warehouse: Warehouse) -> None:
+    analyst = warehouse.client(analyst=True)
+    big = [(str(index) * 200,) for index in range(10_000)]  # ~2 MiB, the read-only bound is 1 MiB
+
+    with pytest.raises((ServerException, ConnectionError)) as raised:
+        analyst.execute(
+            "SELECT count() FROM big", external_tables=[{"name": "big", "structure": [("s", "String")], "data": big}]
+        )
+
+    # The refusal is written and the connection closed at once: a client still sending sees the reset.
+    assert not isinstance(raised.value, ServerException) or raised.value.code == QUERY_IS_TOO_LARGE
+    assert warehouse.client(analyst=True).execute("SELECT 5") == [(5,)]
+
+
+def test_native_when_the_service_user_reads_host_files_then_confined_as_over_http(warehouse: Warehouse) -> None:
+    service = warehouse.client()
+    probes = [
+        "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+        f"SELECT 1 INTO OUTFILE '/tmp/native-{uuid.uuid4().hex[:8]}.txt'",
+    ]
+    codes = []
+    for sql in probes:
+        with pytest.raises(ServerException) as raised:
+            service.execute(sql)
+        over_http = post(warehouse.endpoint.address, warehouse.credentials, sql.encode())
+        codes.append((raised.value.code, int(over_http.code or 0)))
+
+    assert all(native == http and native for native, http in codes), codes
+
+
+def test_native_when_no_credentials_or_a_wrong_password_then_authentication_fails(warehouse: Warehouse) -> None:
+    anonymous = answer_to(warehouse, hello("", ""))
+    wrong = answer_to(warehouse, hello("nobody-" + uuid.uuid4().hex[:6], "guess"))
+
+    assert exception_code(anonymous) == AUTHENTICATION_FAILED
+    assert exception_code(wrong) == AUTHENTICATION_FAILED
+
+
+def test_native_when_a_connection_sends_nothing_then_closed_after_the_receive_timeout(warehouse: Warehouse) -> None:
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", warehouse.native_port)) as sock:
+        assert is_closed_by_server(sock, within_s=RECEIVE_TIMEOUT_S * 4)
+    assert time.monotonic() - started >= RECEIVE_TIMEOUT_S * 0.9
+
+
+def test_native_when_a_hello_trickles_a_byte_at_a_time_then_cut_within_the_receive_timeout(
+    warehouse: Warehouse,
+) -> None:
+    data = hello(warehouse.credentials.user, "x" * 200)
+    started = time.monotonic()
+    sent = 0
+    with socket.create_connection(("127.0.0.1", warehouse.native_port)) as sock:
+        try:
+            for byte in data:
+                sock.send(bytes([byte]))
+                sent += 1
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        is_closed = is_closed_by_server(sock, within_s=RECEIVE_TIMEOUT_S * 4)
+
+    assert is_closed
+    assert sent < len(data)
+    assert time.monotonic() - started < RECEIVE_TIMEOUT_S * 4
+
+
+def test_native_when_a_hello_declares_a_gigabyte_string_then_refused_at_once(warehouse: Warehouse) -> None:
+    data = b"\x00" + varuint(1 << 30) + b"x" * 1000
+    started = time.monotonic()
+
+    answer = answer_to(warehouse, data)
+
+    assert exception_code(answer) == QUERY_IS_TOO_LARGE
+    assert time.monotonic() - started < RECEIVE_TIMEOUT_S
+
+
+def open_idle(warehouse: Warehouse, count: int, address: str | None = None) -> list[socket.socket]:
+    """Open ``count`` connections that never send a byte (from spread loopback addresses unless one is given)."""
+    sockets = []
+    for index in range(count):
+        sock = socket.socket()
+        sock.bind((address or f"127.0.{index // 250}.{index % 250 + 2}", 0))
+        sock.connect(("127.0.0.1", warehouse.native_port))
+        sockets.append(sock)
+    return sockets
+
+
+def test_native_when_idle_connections_fill_the_budget_then_the_service_user_gets_in(warehouse: Warehouse) -> None:
+    idle = open_idle(warehouse, MAX_CONNECTIONS + 8)
+    try:
+        answers = [warehouse.client().execute("SELECT 1") for _ in range(5)]
+    finally:
+        for sock in idle:
+            sock.close()
+
+    assert answers == [[(1,)]] * 5
+
+
+def test_native_when_one_address_passes_its_share_then_the_service_user_from_it_still_gets_in(
+    warehouse: Warehouse,
+) -> None:
+    idle = open_idle(warehouse, MAX_CONNECTIONS // 2 + 4, address="127.0.0.1")
+    try:
+        answer = warehouse.client().execute("SELECT 2")
+    finally:
+        for sock in idle:
+            sock.close()
+
+    assert answer == [(2,)]
+
+
+def test_native_when_analyst_connections_fill_the_budget_then_the_service_user_gets_in(
+    warehouse: Warehouse,
+) -> None:
+    analysts = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            analyst = warehouse.client(analyst=True)
+            try:
+                analyst.execute("SELECT 1")
+            except (ServerException, OSError, EOFError):
+                break
+            analysts.append(analyst)
+        answer = warehouse.client().execute("SELECT 3")
+    finally:
+        for analyst in analysts:
+            analyst.disconnect()
+
+    assert answer == [(3,)]
+
+
+def test_native_when_the_analysts_password_is_guessed_then_locked_out_over_both_interfaces(
+    warehouse: Warehouse,
+) -> None:
+    user = warehouse.credentials.analyst_user
+    right = warehouse.credentials.analyst_password.get_secret_value()
+    guesses = [exception_code(answer_to(warehouse, hello(user, f"guess-{i}"))) for i in range(MAX_FAILED_LOGINS)]
+
+    with_right_password = answer_to(warehouse, hello(user, right))
+    over_http = post(warehouse.endpoint.address, warehouse.credentials, b"SELECT 1", analyst=True)
+    time.sleep(LOGIN_WINDOW_S)  # the window passes: the analyst logs in again (other tests need it)
+    afterwards = warehouse.client(analyst=True).execute("SELECT 4")
+
+    assert guesses == [AUTHENTICATION_FAILED] * MAX_FAILED_LOGINS
+    assert exception_code(with_right_password) == AUTHENTICATION_FAILED
+    assert over_http.status == 403 and b"too many failed login attempts" in over_http.body
+    assert afterwards == [(4,)]
