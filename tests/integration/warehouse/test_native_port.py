@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
+import os
+import shutil
 import socket
 import struct
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from clickhouse_driver import Client
@@ -25,6 +30,7 @@ from clickhouse_driver.errors import ServerException
 
 from adapters.endpoints import Endpoint, free_port
 from adapters.warehouse.credentials import Credentials, resolve_credentials
+from dashboards.gocheck import CHECKER_DIR
 from tests.integration.warehouse.http import post
 from tests.plugins.warehouse import start_warehouse
 from tests.sockets import is_closed_by_server
@@ -363,3 +369,39 @@ def test_native_when_the_analysts_password_is_guessed_then_locked_out_over_both_
     assert exception_code(with_right_password) == AUTHENTICATION_FAILED
     assert over_http.status == 403 and b"too many failed login attempts" in over_http.body
     assert afterwards == [(4,)]
+
+
+@pytest.fixture(scope="module")
+def go_native(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """clickhouse-go's native round trip (dashboards/checker/native), built from the checker's pinned modules."""
+    go = shutil.which("go")
+    assert go is not None, "Go is a prerequisite (make prereqs)"
+    binary = tmp_path_factory.mktemp("go-native") / "native"
+    subprocess.run([go, "build", "-mod=readonly", "-o", str(binary), "./native"], cwd=CHECKER_DIR, check=True)
+    return binary
+
+
+@pytest.mark.parametrize("analyst", [False, True], ids=["service", "analyst"])
+def test_native_when_clickhouse_go_runs_its_native_round_trip_then_every_step_goes_as_for_its_user(
+    warehouse: Warehouse, table: str, go_native: Path, analyst: bool
+) -> None:
+    credentials = warehouse.credentials
+    user = credentials.analyst_user if analyst else credentials.user
+    password = (credentials.analyst_password if analyst else credentials.password).get_secret_value()
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "NATIVE_ADDR": f"127.0.0.1:{warehouse.native_port}",
+        "NATIVE_USER": user,
+        "NATIVE_PASSWORD": password,
+        "NATIVE_DATABASE": table.split(".")[0],
+        "NATIVE_WRITES": "0" if analyst else "1",
+    }
+
+    run = subprocess.run([str(go_native)], env=environment, capture_output=True, text=True, timeout=180, check=False)
+
+    steps = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+    assert run.returncode == 0, run.stderr + run.stdout
+    expected = ["ping", "select", "parameters", "settings", "exception", "after exception"]
+    expected += ["insert refused"] if analyst else ["create", "insert", "read back"]
+    assert [step["step"] for step in steps] == expected
+    assert {step["step"]: step["rows"] for step in steps}["select"] == 100_000
