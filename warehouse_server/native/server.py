@@ -29,6 +29,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
+from warehouse_server.compression import CHECKSUM_BYTES, FRAME_OVERHEAD, HEADER_BYTES, METHOD_BYTES, FrameReader
 from warehouse_server.native import wire
 from warehouse_server.native.inserts import describe_insert
 from warehouse_server.native.wire import ClientClosed, PacketReader, ReadBounds
@@ -46,6 +48,7 @@ from warehouse_server.protocol import (
     READONLY,
     TOO_MANY_SIMULTANEOUS_QUERIES,
     UNEXPECTED_PACKET_FROM_CLIENT,
+    UNKNOWN_COMPRESSION_METHOD,
     UNKNOWN_EXCEPTION,
     UNKNOWN_PACKET_FROM_CLIENT,
     QueryError,
@@ -210,6 +213,7 @@ class _Client:
         self.user: User | None = None
         self.is_busy = False
         self.is_closing = False
+        self.compression: str | None = None  # the current query's, when its client asked for it
 
     def abort(self) -> None:
         self.writer.transport.abort()
@@ -378,6 +382,8 @@ class _Client:
         """Read one Data packet's block (after its type); return it as revision-0 Native and its rows."""
         if self.revision >= wire.TEMPORARY_TABLES:
             await self.reader.string()  # the table's name: empty for the main table
+        if self.compression is not None:
+            return await self._read_compressed_block(limit)
         tried = 0
         while True:
             available = self.reader.unread()
@@ -392,6 +398,25 @@ class _Client:
             if len(available) > limit:
                 raise QueryError(QUERY_IS_TOO_LARGE, f"Data block is larger than the limit of {limit} bytes")
             await self.reader.more()
+
+    async def _read_compressed_block(self, limit: int) -> tuple[bytes, int]:
+        # The block is the payloads of its frames joined; the client ends a frame with the block, so
+        # frames are read one at a time (each checked from its header by the codec) until it parses.
+        frames = FrameReader(limit, max_frame_bytes=limit + HEADER_BYTES, what="a Data block")
+        decoded = bytearray()
+        while True:
+            header = await self.reader.exact(FRAME_OVERHEAD)
+            list(frames.feed(header))  # checks the declared sizes against the bounds before the payload is read
+            compressed_size = struct.unpack_from("<I", header, CHECKSUM_BYTES + 1)[0]
+            for payload in frames.feed(await self.reader.exact(CHECKSUM_BYTES + compressed_size - FRAME_OVERHEAD)):
+                decoded += payload
+            try:
+                unframed = unframe_block(bytes(decoded), self.revision)
+            except TruncatedBlockError:
+                continue
+            if unframed.end != len(decoded):
+                raise QueryError(UNEXPECTED_PACKET_FROM_CLIENT, "A compressed Data block does not end with its frame")
+            return unframed.block, unframed.rows
 
     async def _external_tables(self, limit: int) -> None:
         # After a Query the client sends its external tables, then an empty block.
@@ -414,8 +439,7 @@ class _Client:
         try:
             try:
                 query = await self._read_query()
-                if query.is_compressed:
-                    raise wire.refuse_compressed()
+                self.compression = _compression(query) if query.is_compressed else None
                 await self._external_tables(limit)
                 params = self._params(query)
                 self.server.query_ids.claim(query.query_id, user.name, user.readonly == READ_ONLY)
@@ -520,8 +544,8 @@ class _Client:
                 for block, block_rows, columns in _blocks(chunk, self.revision):
                     if blocks == 0 and block_rows:  # a header first, as a server sends it: clients take types from it
                         header = NativeFramer(self.revision, lambda: None).frame(empty_block(columns))
-                        await self._send(wire.data(header, self.revision))
-                    await self._send(wire.data(block, self.revision))
+                        await self._send(wire.data(header, self.revision, self.compression))
+                    await self._send(wire.data(block, self.revision, self.compression))
                     await self._send(wire.Progress(read_rows=block_rows, read_bytes=len(block)).packet(self.revision))
                     blocks, rows, sent = blocks + 1, rows + block_rows, sent + len(block)
         except _Cancelled:
@@ -551,7 +575,7 @@ class _Client:
             raise QueryError(READONLY, "Cannot execute query in readonly mode")
         header = await self._in_worker(self._describe_insert, request_plan)
         framed = NativeFramer(self.revision, lambda: None).frame(header)
-        await self._send(wire.data(framed, self.revision))
+        await self._send(wire.data(framed, self.revision, self.compression))
         blocks: list[bytes] = []
         size = 0
         while True:
@@ -606,6 +630,14 @@ def _blocks(chunk: bytes, revision: int) -> list[tuple[bytes, int, list[tuple[st
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "b": "\b", "f": "\f"}
+
+
+def _compression(query: _Query) -> str:
+    # The server compresses with network_compression_method (LZ4 by default); a client reads any method.
+    method = query.settings.pop("network_compression_method", "lz4").strip().lower()
+    if method not in METHOD_BYTES:
+        raise QueryError(UNKNOWN_COMPRESSION_METHOD, f"Unknown compression method: {method[:64]}")
+    return method
 
 
 def _unquoted(value: str) -> str:

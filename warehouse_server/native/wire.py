@@ -22,8 +22,8 @@ import asyncio
 import struct
 from dataclasses import dataclass, field
 
+from warehouse_server.compression import compress_block
 from warehouse_server.protocol import (
-    CANNOT_DECOMPRESS,
     NETWORK_ERROR,
     QUERY_IS_TOO_LARGE,
     UNKNOWN_PACKET_FROM_CLIENT,
@@ -153,8 +153,16 @@ def profile_info(rows: int, blocks: int, result_bytes: int) -> bytes:
     return varuint(SERVER_PROFILE_INFO) + varuint(rows) + varuint(blocks) + varuint(result_bytes) + b"\x00\x00\x00"
 
 
-def data(block: bytes, revision: int) -> bytes:
-    """Return a Data packet around one framed (uncompressed) block of the main table."""
+MAX_COMPRESS_BLOCK_BYTES = 1 << 20  # max_compress_block_size: a block goes out in frames of at most this much
+
+
+def data(block: bytes, revision: int, compression: str | None = None) -> bytes:
+    """Return a Data packet around one framed block of the main table, in ClickHouse frames with ``compression``."""
+    if compression is not None:
+        block = b"".join(
+            compress_block(block[start : start + MAX_COMPRESS_BLOCK_BYTES], compression)
+            for start in range(0, len(block), MAX_COMPRESS_BLOCK_BYTES)
+        )
     return varuint(SERVER_DATA) + (string("") if revision >= TEMPORARY_TABLES else b"") + block
 
 
@@ -286,6 +294,14 @@ class PacketReader:
         """Whether more of the client's bytes have arrived than are buffered here."""
         return bool(getattr(self.stream, "_buffer", b""))
 
+    async def exact(self, size: int) -> bytes:
+        """Read ``size`` bytes outside the packet budget (a frame the codec checked), pausing as a block may."""
+        while len(self.buffer) - self.position < size:
+            await self.more()
+        chunk = bytes(self.buffer[self.position : self.position + size])
+        self.position += size
+        return chunk
+
     async def more(self) -> None:
         """Read what arrives next; a block may pause at most the receive timeout between its reads."""
         try:
@@ -301,11 +317,6 @@ class PacketReader:
     def consume(self, size: int) -> None:
         """Mark ``size`` buffered bytes as read."""
         self.position += size
-
-
-def refuse_compressed() -> QueryError:
-    """The error for a compressed exchange the server cannot decode."""
-    return QueryError(CANNOT_DECOMPRESS, "Compressed native exchanges are not supported by this server")
 
 
 def network_error(message: str) -> QueryError:

@@ -34,6 +34,7 @@ from dashboards.gocheck import CHECKER_DIR
 from tests.integration.warehouse.http import post
 from tests.plugins.warehouse import start_warehouse
 from tests.sockets import is_closed_by_server
+from warehouse_server.compression import compress_block
 
 MAX_CONNECTIONS = 48
 RECEIVE_TIMEOUT_S = 1.5
@@ -44,6 +45,8 @@ READONLY = 164
 QUERY_IS_TOO_LARGE = 229
 SERVER_EXCEPTION = 2
 SERVER_HELLO = 0
+CHECKSUM_DOESNT_MATCH = 40
+EMPTY_BLOCK = b"\x01\x00\x02\xff\xff\xff\xff\x00" + b"\x00\x00"  # block info, no columns, no rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +156,80 @@ def test_native_when_the_service_user_round_trips_then_rows_types_and_parameters
     assert columns[3][1] == "DateTime64(3, 'UTC')"
     assert settings_answer == [(1234,)]
     assert client.execute("SELECT {text:String}", {"text": 'it\'s\\a "quote"'}) == [('it\'s\\a "quote"',)]
+
+
+def test_native_when_compressed_with_lz4_then_clickhouse_driver_round_trips_both_ways(
+    warehouse: Warehouse, table: str
+) -> None:
+    client = warehouse.client(compression="lz4")
+    rows = [(1000 + index, "GBPUSD", Decimal("1.25000"), AT, ["x"] * (index % 5), None) for index in range(20_000)]
+
+    inserted = client.execute(f"INSERT INTO {table} (id, symbol, price, at, tags, note) VALUES", rows)
+    read = client.execute(f"SELECT * FROM {table} WHERE id >= 1000 ORDER BY id")
+    streamed = sum(1 for _ in client.execute_iter("SELECT number, toString(number) FROM numbers(2000000)"))
+
+    assert inserted == len(rows)
+    assert read == rows
+    assert streamed == 2_000_000
+
+
+def compressed_query(sql: str) -> bytes:
+    """A Query packet at revision 54460 (no client info), asking for compression, with no settings or parameters."""
+
+    def string(text: str) -> bytes:
+        return varuint(len(text.encode())) + text.encode()
+
+    return b"\x01" + string("") + b"\x00" + string("") + string("") + b"\x02\x01" + string(sql) + string("")
+
+
+def answers_after_hello(warehouse: Warehouse, user: str, password: str, packets: bytes) -> bytes:
+    """Shake hands as ``user``, send ``packets``, return all the server sends until it goes quiet or closes."""
+    with socket.create_connection(("127.0.0.1", warehouse.native_port), timeout=5) as sock:
+        sock.sendall(hello(user, password) + varuint(0))  # Hello, then the addendum's empty quota key
+        sock.sendall(packets)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return received
+
+
+@pytest.mark.parametrize("analyst", [False, True], ids=["service", "analyst"])
+def test_native_when_a_compressed_block_has_a_bad_checksum_then_refused_with_checksum_doesnt_match(
+    warehouse: Warehouse, analyst: bool
+) -> None:
+    credentials = warehouse.credentials
+    user = credentials.analyst_user if analyst else credentials.user
+    password = (credentials.analyst_password if analyst else credentials.password).get_secret_value()
+    frame = bytearray(compress_block(EMPTY_BLOCK, "lz4"))
+    frame[0] ^= 0xFF
+
+    answer = answers_after_hello(
+        warehouse, user, password, compressed_query("SELECT 1") + b"\x02" + varuint(0) + bytes(frame)
+    )
+
+    assert b"\x02" + struct.pack("<i", CHECKSUM_DOESNT_MATCH) in answer
+
+
+def test_native_when_the_analyst_declares_a_gigabyte_frame_then_refused_before_reading_it(warehouse: Warehouse) -> None:
+    credentials = warehouse.credentials
+    header = struct.pack("<BII", 0x82, (1 << 30) - 1, (1 << 30) - 1)
+    started = time.monotonic()
+
+    answer = answers_after_hello(
+        warehouse,
+        credentials.analyst_user,
+        credentials.analyst_password.get_secret_value(),
+        compressed_query("SELECT 1") + b"\x02" + varuint(0) + b"\x00" * 16 + header + b"x" * 1000,
+    )
+
+    codes = {
+        struct.unpack("<i", answer[index + 1 : index + 5])[0] for index in range(len(answer) - 5) if answer[index] == 2
+    }
+    assert codes & {QUERY_IS_TOO_LARGE, 246}  # the analyst's 1 MiB bound, or TOO_LARGE_SIZE_COMPRESSED
+    assert time.monotonic() - started < 5
 
 
 def test_native_when_a_result_fails_midway_then_the_rows_before_arrive_and_the_connection_goes_on(
@@ -381,9 +458,10 @@ def go_native(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return binary
 
 
+@pytest.mark.parametrize("compression", ["none", "lz4", "zstd"])
 @pytest.mark.parametrize("analyst", [False, True], ids=["service", "analyst"])
 def test_native_when_clickhouse_go_runs_its_native_round_trip_then_every_step_goes_as_for_its_user(
-    warehouse: Warehouse, table: str, go_native: Path, analyst: bool
+    warehouse: Warehouse, table: str, go_native: Path, analyst: bool, compression: str
 ) -> None:
     credentials = warehouse.credentials
     user = credentials.analyst_user if analyst else credentials.user
@@ -395,6 +473,7 @@ def test_native_when_clickhouse_go_runs_its_native_round_trip_then_every_step_go
         "NATIVE_PASSWORD": password,
         "NATIVE_DATABASE": table.split(".")[0],
         "NATIVE_WRITES": "0" if analyst else "1",
+        "NATIVE_COMPRESSION": compression,
     }
 
     run = subprocess.run([str(go_native)], env=environment, capture_output=True, text=True, timeout=180, check=False)
