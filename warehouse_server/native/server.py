@@ -360,9 +360,8 @@ class _Client:
         is_compressed = bool(await reader.varuint())
         text = await reader.string(limit=self.server.bounds.packet_bytes_for(self._user()))
         parameters = await self._read_fields() if revision >= wire.PARAMETERS else {}
-        return _Query(
-            query_id, settings, {name: _unquoted(value) for name, value in parameters.items()}, is_compressed, text
-        )
+        values = {name: unquoted_parameter(value) for name, value in parameters.items()}
+        return _Query(query_id, settings, values, is_compressed, text)
 
     async def _read_fields(self) -> dict[str, str]:
         # Settings or parameters as strings: name, flags, value; an empty name ends them.
@@ -640,8 +639,8 @@ def _compression(query: _Query) -> str:
     return method
 
 
-def _unquoted(value: str) -> str:
-    # A parameter's value comes as a quoted literal (Field's dump): 'text' with backslash escapes.
+def unquoted_parameter(value: str) -> str:
+    """Return a query parameter's text: it comes as a quoted literal (a Field's dump), 'text' with escapes."""
     if len(value) >= 2 and value[0] == value[-1] == "'":
         inner = value[1:-1]
         out, index = [], 0
