@@ -386,14 +386,30 @@ def open_idle(warehouse: Warehouse, count: int, address: str | None = None) -> l
     return sockets
 
 
+def is_closed_now(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
 def test_native_when_idle_connections_fill_the_budget_then_the_service_user_gets_in(warehouse: Warehouse) -> None:
+    started = time.monotonic()
     idle = open_idle(warehouse, MAX_CONNECTIONS + 8)
     try:
+        time.sleep(0.3)
+        closed_to_make_room = sum(is_closed_now(sock) for sock in idle)
+        opened_in_s = time.monotonic() - started
         answers = [warehouse.client().execute("SELECT 1") for _ in range(5)]
     finally:
         for sock in idle:
             sock.close()
 
+    assert opened_in_s < RECEIVE_TIMEOUT_S  # what was closed so far was closed for the budget, not the timeout
+    assert closed_to_make_room >= 8
     assert answers == [[(1,)]] * 5
 
 
