@@ -38,6 +38,10 @@ from warehouse_server.compression import compress_block
 
 MAX_CONNECTIONS = 48
 RECEIVE_TIMEOUT_S = 1.5
+SEND_TIMEOUT_S = 2.0
+ANALYST_SLOTS = 4
+ANALYST_MAX_EXECUTION_S = 120
+TOO_MANY_SIMULTANEOUS_QUERIES = 202
 MAX_FAILED_LOGINS = 3
 LOGIN_WINDOW_S = 4.0
 AUTHENTICATION_FAILED = 516
@@ -80,6 +84,9 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
         max_connections=MAX_CONNECTIONS,
         max_connections_per_client=MAX_CONNECTIONS // 2,
         http_receive_timeout_s=RECEIVE_TIMEOUT_S,
+        http_send_timeout_s=SEND_TIMEOUT_S,
+        analyst_max_concurrent_queries=ANALYST_SLOTS,
+        analyst_max_execution_time_s=ANALYST_MAX_EXECUTION_S,
         max_failed_logins=MAX_FAILED_LOGINS,
         failed_login_window_s=LOGIN_WINDOW_S,
         failed_login_delay_s=0.2,
@@ -444,6 +451,42 @@ def test_native_when_analyst_connections_fill_the_budget_then_the_service_user_g
             analyst.disconnect()
 
     assert answer == [(3,)]
+
+
+def test_native_when_the_analyst_never_reads_its_results_then_cut_after_the_send_timeout_and_its_slots_come_back(
+    warehouse: Warehouse,
+) -> None:
+    holders = [warehouse.client(analyst=True) for _ in range(ANALYST_SLOTS)]
+    for holder in holders:
+        holder.connection.force_connect()
+        holder.connection.send_query("SELECT number, toString(number) FROM numbers(1000000000)")
+        holder.connection.send_external_tables(None)
+    time.sleep(1.0)
+    try:
+        with pytest.raises(ServerException) as busy:
+            warehouse.client(analyst=True).execute("SELECT 1")
+        # The kernel's loopback buffers take ~10 MB per connection before a send stalls: then the send timeout.
+        waited_s = wait_for_analyst(warehouse, within_s=ANALYST_MAX_EXECUTION_S / 2)
+        service = warehouse.client().execute("SELECT 2")
+    finally:
+        for holder in holders:
+            holder.disconnect()
+
+    assert busy.value.code == TOO_MANY_SIMULTANEOUS_QUERIES
+    assert waited_s < ANALYST_MAX_EXECUTION_S / 2  # cut by the send timeout, not ended by the execution limit
+    assert service == [(2,)]
+
+
+def wait_for_analyst(warehouse: Warehouse, within_s: float) -> float:
+    """Return how long the analyst waited for a query slot (``within_s`` when it never got one)."""
+    started = time.monotonic()
+    while time.monotonic() - started < within_s:
+        try:
+            warehouse.client(analyst=True).execute("SELECT 1")
+            return time.monotonic() - started
+        except ServerException:
+            time.sleep(1.0)
+    return within_s
 
 
 def test_native_when_the_analysts_password_is_guessed_then_locked_out_over_both_interfaces(
