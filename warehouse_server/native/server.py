@@ -57,8 +57,14 @@ from warehouse_server.protocol import (
     valid_query_id,
 )
 from warehouse_server.query.accesslog import AccessLog, RequestOutcome, log_request
-from warehouse_server.query.dispatch import Executor, next_chunk_or_close
-from warehouse_server.query.nativeframe import NativeFramer, TruncatedBlockError, empty_block, unframe_block
+from warehouse_server.query.dispatch import STREAMED_KEYWORDS, Executor, next_chunk_or_close
+from warehouse_server.query.nativeframe import (
+    NativeFramer,
+    TruncatedBlockError,
+    block_rows,
+    empty_block,
+    unframe_block,
+)
 from warehouse_server.query.planning import Plan, plan
 from warehouse_server.query.priority import lowest_thread_priority
 from warehouse_server.query.routing import without_format
@@ -530,6 +536,8 @@ class _Client:
         )
         watcher = asyncio.ensure_future(self.reader.wait_packet())
         blocks = rows = sent = 0
+        # A streamed result hands out one block per chunk (query/dispatch.py); a whole one may hold several.
+        is_one_block_a_chunk = request_plan.keyword in STREAMED_KEYWORDS
         try:
             while True:
                 chunk_future = asyncio.ensure_future(self._in_worker(next_chunk_or_close, running))
@@ -540,13 +548,23 @@ class _Client:
                 chunk = chunk_future.result()
                 if chunk is None:
                     break
-                for block, block_rows, columns in _blocks(chunk, self.revision):
-                    if blocks == 0 and block_rows:  # a header first, as a server sends it: clients take types from it
+                if is_one_block_a_chunk and blocks:  # a streamed result's later blocks: only their row count is read
+                    pieces: list[tuple[bytes, int, list[tuple[str, str]]]] = [
+                        (chunk, block_rows(chunk, self.revision), [])
+                    ]
+                else:
+                    pieces = _blocks(chunk, self.revision)
+                for block, rows_in_block, columns in pieces:
+                    if (
+                        blocks == 0 and rows_in_block
+                    ):  # a header first, as a server sends it: clients take types from it
                         header = NativeFramer(self.revision, lambda: None).frame(empty_block(columns))
                         await self._send(wire.data(header, self.revision, self.compression))
                     await self._send(wire.data(block, self.revision, self.compression))
-                    await self._send(wire.Progress(read_rows=block_rows, read_bytes=len(block)).packet(self.revision))
-                    blocks, rows, sent = blocks + 1, rows + block_rows, sent + len(block)
+                    await self._send(
+                        wire.Progress(read_rows=rows_in_block, read_bytes=len(block)).packet(self.revision)
+                    )
+                    blocks, rows, sent = blocks + 1, rows + rows_in_block, sent + len(block)
         except _Cancelled:
             await self._in_worker(running.close)
             await self._send(wire.END_OF_STREAM)

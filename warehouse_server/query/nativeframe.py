@@ -382,6 +382,25 @@ def varuint(value: int) -> bytes:
     return bytes(out)
 
 
+def block_rows(data: bytes, client_revision: int) -> int:
+    """Return the row count of the block ``data`` starts with, as a client of ``client_revision`` reads it.
+
+    Only the block's head is read: what a result's later blocks need, whose columns the first one named.
+    """
+    reader = _Reader(data)
+    _skip_block_info(reader, client_revision)
+    reader.varuint()  # columns
+    return reader.varuint()
+
+
+def _skip_block_info(reader: _Reader, client_revision: int) -> None:
+    if client_revision >= MIN_REVISION_WITH_BLOCK_INFO:
+        while (field_number := reader.varuint()) != 0:
+            if field_number not in (1, 2):
+                raise QueryError(NOT_IMPLEMENTED, f"unknown block info field {field_number}")
+            reader.skip(1 if field_number == 1 else 4)  # is_overflows (UInt8), bucket_num (Int32)
+
+
 def unframe_block(data: bytes, client_revision: int) -> Unframed:
     """Read the first block of ``data`` as a client of ``client_revision`` frames it (the inverse of framing).
 
@@ -395,11 +414,7 @@ def unframe_block(data: bytes, client_revision: int) -> Unframed:
             serialization, a type the walk cannot skip), or one past the size bounds.
     """
     reader = _Reader(data)
-    if client_revision >= MIN_REVISION_WITH_BLOCK_INFO:
-        while (field_number := reader.varuint()) != 0:
-            if field_number not in (1, 2):
-                raise QueryError(NOT_IMPLEMENTED, f"unknown block info field {field_number}")
-            reader.skip(1 if field_number == 1 else 4)  # is_overflows (UInt8), bucket_num (Int32)
+    _skip_block_info(reader, client_revision)
     start = reader.pos
     columns, rows = reader.varuint(), reader.varuint()
     if columns > MAX_BLOCK_COLUMNS:
