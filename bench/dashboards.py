@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tickwave-bench-dash-") as state:
-        settings = load_settings(state_dir=Path(state), clickhouse={"port": 0})
+        settings = load_settings(state_dir=Path(state), clickhouse={"port": 0, "native_port": 0})
         supervisor, service = Supervisor(settings), WarehouseService(settings)
         started = supervisor.start(service)
         assert isinstance(started, Endpoint)

@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--footprint-only", action="store_true", help="only Dagster's memory, not the dbt timings")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tickwave-bench-orch-") as state:
-        settings = load_settings(state_dir=Path(state), clickhouse={"port": 0})
+        settings = load_settings(state_dir=Path(state), clickhouse={"port": 0, "native_port": 0})
         supervisor, service = Supervisor(settings), WarehouseService(settings)
         started = supervisor.start(service)
         assert isinstance(started, Endpoint)

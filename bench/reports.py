@@ -131,7 +131,9 @@ def main() -> None:
     parser.add_argument("--warehouse-nice", type=int, default=10, help="the warehouse's niceness (production: 10)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tickwave-bench-reports-") as state:
-        settings = load_settings(state_dir=Path(state), clickhouse={"port": 0, "nice": options.warehouse_nice})
+        settings = load_settings(
+            state_dir=Path(state), clickhouse={"port": 0, "native_port": 0, "nice": options.warehouse_nice}
+        )
         supervisor, service = Supervisor(settings), WarehouseService(settings)
         started = supervisor.start(service)
         assert isinstance(started, Endpoint)

@@ -590,7 +590,8 @@ def main() -> None:
         # The database grown is the warehouse's own, as in production: its access log lands in its query_log.
         database = f"scale_{uuid.uuid4().hex[:8]}"
         settings = load_settings(
-            state_dir=state, clickhouse={"port": 0, "nice": options.warehouse_nice, "database": database}
+            state_dir=state,
+            clickhouse={"port": 0, "native_port": 0, "nice": options.warehouse_nice, "database": database},
         )
         supervisor, service = Supervisor(settings), WarehouseService(settings)
         started = supervisor.start(service)

@@ -155,12 +155,13 @@ def tick_to_signal_latency(
     """
     state = Path(tempfile.mkdtemp(prefix="tw-bench-latency-"))
     prefix = f"lat-{engine}-{sinks}-{state.name[-8:]}."  # topics of this run only: the next never replays its ticks
-    settings = bench_settings(bus, state, prefix, clickhouse={"port": 0})
+    settings = bench_settings(bus, state, prefix, clickhouse={"port": 0, "native_port": 0})
     env = {
         **os.environ,
         "TICKWAVE_STATE_DIR": str(state),
         **shared_environment(as_principal(settings, DATAFLOW)),
         "TICKWAVE_CLICKHOUSE_PORT": "0",
+        "TICKWAVE_CLICKHOUSE_NATIVE_PORT": "0",
         "TICKWAVE_STREAMS_LATE_WAIT_MS": str(WAIT_MS),
     }
     prepare_topics(settings)

@@ -851,7 +851,9 @@ def main() -> None:
     )
     state_dir = Path(tempfile.mkdtemp(prefix="tickwave-bench-"))
     settings = load_settings(
-        state_dir=state_dir, clickhouse={"port": 0, "nice": options.warehouse_nice}, log_level="WARNING"
+        state_dir=state_dir,
+        clickhouse={"port": 0, "native_port": 0, "nice": options.warehouse_nice},
+        log_level="WARNING",
     )
     supervisor = Supervisor(settings)
     service = WarehouseService(settings)

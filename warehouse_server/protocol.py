@@ -24,9 +24,12 @@ NOT_IMPLEMENTED = 48
 SYNTAX_ERROR = 62
 UNKNOWN_FORMAT = 73
 UNKNOWN_COMPRESSION_METHOD = 89
+UNKNOWN_PACKET_FROM_CLIENT = 101
+UNEXPECTED_PACKET_FROM_CLIENT = 102
 UNKNOWN_SETTING = 115
 READONLY = 164
 TOO_MANY_SIMULTANEOUS_QUERIES = 202
+NETWORK_ERROR = 210
 QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING = 216
 QUERY_IS_TOO_LARGE = 229
 NOT_ENOUGH_SPACE = 243
@@ -48,9 +51,12 @@ _CODE_NAMES = {
     SYNTAX_ERROR: "SYNTAX_ERROR",
     UNKNOWN_FORMAT: "UNKNOWN_FORMAT",
     UNKNOWN_COMPRESSION_METHOD: "UNKNOWN_COMPRESSION_METHOD",
+    UNKNOWN_PACKET_FROM_CLIENT: "UNKNOWN_PACKET_FROM_CLIENT",
+    UNEXPECTED_PACKET_FROM_CLIENT: "UNEXPECTED_PACKET_FROM_CLIENT",
     UNKNOWN_SETTING: "UNKNOWN_SETTING",
     READONLY: "READONLY",
     TOO_MANY_SIMULTANEOUS_QUERIES: "TOO_MANY_SIMULTANEOUS_QUERIES",
+    NETWORK_ERROR: "NETWORK_ERROR",
     QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING: "QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING",
     QUERY_IS_TOO_LARGE: "QUERY_IS_TOO_LARGE",
     NOT_ENOUGH_SPACE: "NOT_ENOUGH_SPACE",
@@ -123,6 +129,8 @@ HTTP_LAYER_SETTINGS = frozenset(
     }
 )
 
+MAX_QUERY_ID_CHARS = 128
+_QUERY_ID = re.compile(rf"[!-~](?:[ -~]{{0,{MAX_QUERY_ID_CHARS - 2}}}[!-~])?")
 _ENGINE_ERROR = re.compile(r"Code: (\d+)\. (?:DB::Exception: )?")
 
 
@@ -231,3 +239,21 @@ def content_type_for(output_format: str) -> str:
 def is_setting_param(name: str) -> bool:
     """Return True when a URL parameter is a ClickHouse setting (not reserved, not ``param_*``)."""
     return bool(name) and name not in RESERVED_PARAMS and not name.startswith(QUERY_PARAM_PREFIX)
+
+
+def valid_query_id(query_id: str) -> str:
+    """Return ``query_id`` (empty: none given) if it is a valid id, whatever the transport.
+
+    The HTTP interface echoes it in ``X-ClickHouse-Query-Id``; a control character in it made the
+    HTTP server fail while writing the response headers, after the query had started.
+
+    Raises:
+        QueryError: BAD_ARGUMENTS for an id that is not 1 to 128 printable ASCII characters.
+    """
+    if query_id and not _QUERY_ID.fullmatch(query_id):
+        raise QueryError(
+            BAD_ARGUMENTS,
+            f"Invalid query_id: it must be 1 to {MAX_QUERY_ID_CHARS} printable ASCII characters, "
+            f"without leading or trailing spaces",
+        )
+    return query_id

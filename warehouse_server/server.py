@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -37,9 +38,11 @@ from tickwave.config import ClickHouseSettings, Settings
 from tickwave.errors import ConfigurationError, ServiceError
 from tickwave.warehouse.sqltext import quote_identifier
 from warehouse_server.http.asgi import Limits, WarehouseApp
-from warehouse_server.http.connections import ConnectionBudget, HttpBounds, bounded_protocol
+from warehouse_server.http.connections import HttpBounds, bounded_protocol
 from warehouse_server.metrics import SlotsCollector, know_users
-from warehouse_server.protocol import QueryError
+from warehouse_server.native.server import NativeBounds, NativeServer
+from warehouse_server.native.wire import ServerIdentity
+from warehouse_server.protocol import SERVER_DISPLAY_NAME, QueryError
 from warehouse_server.query.accesslog import AccessLog
 from warehouse_server.query.dispatch import Executor, SessionLimits
 from warehouse_server.query.engine import Engine
@@ -47,6 +50,7 @@ from warehouse_server.query.memory import MemoryReturner, engine_memory_settings
 from warehouse_server.query.priority import lower_cpu_priority
 from warehouse_server.query.sessions import SessionStore
 from warehouse_server.security.auth import READ_WRITE, User, users_from, write_engine_users
+from warehouse_server.security.budget import ConnectionBudget
 from warehouse_server.security.confinement import confine, warehouse_rules
 from warehouse_server.security.limits import AnalystLimits, LoginGuard
 from warehouse_server.security.policy import (
@@ -70,12 +74,29 @@ RESPONSE_BUFFER_BYTES = 1 << 20
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, minus re-raising the signal after a graceful shutdown.
+    """uvicorn's server, minus re-raising the signal after a graceful shutdown, plus the native port.
 
     uvicorn re-raises SIGTERM/SIGINT once it has shut down, which would end the process
     by the signal (or a KeyboardInterrupt traceback) after our clean shutdown; a
-    completed graceful shutdown should exit 0.
+    completed graceful shutdown should exit 0. The native TCP server runs on the same
+    event loop: it starts after uvicorn's and is closed first, its running queries ending
+    before the engine closes.
     """
+
+    native: tuple[NativeServer, socket.socket, ssl.SSLContext | None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start uvicorn's server, then accept on the native port."""
+        await super().startup(sockets)
+        if self.native is not None and not self.should_exit:
+            native, sock, context = self.native
+            await native.start(sock, context)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Close the native port and let its queries end, then shut uvicorn down."""
+        if self.native is not None:
+            await self.native[0].close(self.config.timeout_graceful_shutdown or 0)
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -132,6 +153,20 @@ def tls_options(context: ssl.SSLContext | None) -> dict[str, Any]:
     return {"ssl_context_factory": lambda _config, _default: context}
 
 
+def native_socket(port: int) -> socket.socket:
+    """Bind and listen on 127.0.0.1:``port`` for the native protocol (before the confinement, which allows one bind).
+
+    Raises:
+        ServiceError: the port is taken.
+    """
+    try:
+        return socket.create_server((LOOPBACK, port), backlog=128)
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot listen on the native port {LOOPBACK}:{port}: {exc.strerror} (set TICKWAVE_CLICKHOUSE_NATIVE_PORT)"
+        ) from exc
+
+
 def serve(settings: Settings, data_dir: Path, port: int, credentials: Credentials) -> None:
     """Serve the warehouse on 127.0.0.1:``port`` over the chdb directory under ``data_dir``.
 
@@ -157,6 +192,7 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
     )
     know_users(users)
     serve_metrics(settings, "warehouse")  # before the confinement: it allows binding the warehouse's port only
+    listening = native_socket(clickhouse.native_port)  # likewise
     confine(warehouse_rules(data_dir, port), enabled=clickhouse.confine_engine)
     try:
         engine = Engine(data_dir / CHDB_DIR, sandbox, server_settings)
@@ -217,6 +253,22 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
         ),
         access_log,
     )
+    budget = ConnectionBudget(clickhouse.max_connections, clickhouse.max_connections_per_client)
+    native = NativeServer(
+        executor,
+        users,
+        app.login_guard,
+        app.query_ids,
+        budget,
+        pool,
+        NativeBounds(
+            receive_timeout_s=clickhouse.http_receive_timeout_s,
+            send_timeout_s=clickhouse.http_send_timeout_s,
+            max_packet_bytes=clickhouse.max_request_mb << 20,
+        ),
+        ServerIdentity("ClickHouse", engine.version, engine.timezone, SERVER_DISPLAY_NAME),
+        access_log,
+    )
     config = uvicorn.Config(
         app,
         host=LOOPBACK,
@@ -231,18 +283,21 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
             HttpBounds(
                 receive_timeout_s=clickhouse.http_receive_timeout_s, send_timeout_s=clickhouse.http_send_timeout_s
             ),
-            ConnectionBudget(clickhouse.max_connections, clickhouse.max_connections_per_client),
+            budget,
         ),
         **proxy_options(clickhouse),
         **tls_options(context),
     )
     logger.info(
-        "warehouse serving ClickHouse %s on %s:%d (engine %s, data %s, %d workers)",
+        "warehouse serving ClickHouse %s on %s:%d and its native protocol on port %d (engine %s, data %s, %d workers)",
         "HTTPS" if context else "HTTP",
         LOOPBACK,
         port,
+        listening.getsockname()[1],
         engine.version,
         data_dir / CHDB_DIR,
         clickhouse.max_concurrent_queries,
     )
-    _Server(config).run()
+    server = _Server(config)
+    server.native = (native, listening, context)
+    server.run()

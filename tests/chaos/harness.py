@@ -98,7 +98,7 @@ def chaos_settings(
                 "controller_port": free_port() if brokers == 1 else 0,
                 **({"heap_mb": broker_heap_mb} if broker_heap_mb else {}),
             },
-            clickhouse={"port": free_port()},
+            clickhouse={"port": free_port(), "native_port": free_port()},
             # Dagster took over 210 s to answer on a 2-core VM at load 19: patient, as the supervisor is.
             orchestration={"enabled": is_orchestrated, "start_timeout_s": 600.0},
             supervision={"backoff_initial_s": 0.5, "backoff_max_s": 5.0, "max_restarts": 100, "check_interval_s": 0.5},

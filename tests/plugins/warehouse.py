@@ -25,8 +25,8 @@ from tickwave.config import Settings, load_settings
 
 
 def start_warehouse(state_dir: Path, **clickhouse: object) -> tuple[Supervisor, WarehouseService, Endpoint]:
-    """Start an embedded warehouse for ``state_dir`` on a free port (callers stop it)."""
-    settings = load_settings(state_dir=state_dir, clickhouse={"port": 0, **clickhouse})
+    """Start an embedded warehouse for ``state_dir`` on free ports, HTTP and native (callers stop it)."""
+    settings = load_settings(state_dir=state_dir, clickhouse={"port": 0, "native_port": 0, **clickhouse})
     supervisor = Supervisor(settings)
     service = WarehouseService(settings)
     started = supervisor.start(service)

@@ -35,6 +35,13 @@ class ClickHouseSettings(Section):
         default=None, description="embedded warehouse: the private key (PEM) of tls_cert_file; keep it 0600"
     )
     port: int = Field(default=18123, ge=0, le=65535, description="embedded warehouse HTTP port (0 = pick a free one)")
+    native_port: int = Field(
+        default=19000,
+        ge=0,
+        le=65535,
+        description="embedded warehouse: ClickHouse's native TCP port (clickhouse client, clickhouse-driver, "
+        "clickhouse-go's native mode) on 127.0.0.1, TLS when tls is on (0 = pick a free one)",
+    )
     database: str = Field(default="tickwave", description="database holding Tickwave's tables")
     user: str = Field(default="tickwave", description="read-write service user")
     password: SecretStr | None = Field(default=None, description="password of the service user (secret)")

@@ -63,7 +63,7 @@ from warehouse_server.protocol import (
     QueryError,
 )
 from warehouse_server.query.accesslog import AccessLog, RequestOutcome, log_request
-from warehouse_server.query.dispatch import Executor, Running
+from warehouse_server.query.dispatch import Executor, Running, next_chunk_or_close
 from warehouse_server.query.planning import Plan
 from warehouse_server.query.priority import lowest_thread_priority
 from warehouse_server.security.auth import READ_ONLY, READ_WRITE, User, authenticate, presented_credentials
@@ -144,7 +144,7 @@ class WarehouseApp:
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
     async def _next_chunk(self, running: Running) -> bytes | None:
-        return await self._in_worker(_next_or_close, running)
+        return await self._in_worker(next_chunk_or_close, running)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope (lifespan or http)."""
@@ -356,16 +356,3 @@ class WarehouseApp:
 
 def _nothing() -> None:
     return None
-
-
-def _next_or_close(running: Running) -> bytes | None:
-    # Worker thread: a streamed result is closed (handle and slot given back) as soon as it
-    # ends or fails, before the client reads its last bytes and sends its next query.
-    try:
-        chunk = running.stream.next_chunk()
-    except BaseException:
-        running.close()
-        raise
-    if chunk is None:
-        running.close()
-    return chunk

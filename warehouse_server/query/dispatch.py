@@ -466,3 +466,19 @@ def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[],
             second()
 
     return run
+
+
+def next_chunk_or_close(running: Running) -> bytes | None:
+    """Return the next chunk of ``running``'s result (a worker thread's call), closing it once it ends or fails.
+
+    A result is closed (handle and slot given back) as soon as it ends or fails, before the
+    client reads its last bytes and sends its next query.
+    """
+    try:
+        chunk = running.stream.next_chunk()
+    except BaseException:
+        running.close()
+        raise
+    if chunk is None:
+        running.close()
+    return chunk

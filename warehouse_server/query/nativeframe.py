@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from warehouse_server.protocol import NOT_IMPLEMENTED, QueryError
 
@@ -74,6 +75,13 @@ class _UnwalkableError(QueryError):
     """A column type whose data the walk cannot skip."""
 
 
+class TruncatedBlockError(QueryError):
+    """The data ends inside a block: more of it is needed."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_IMPLEMENTED, "truncated Native block")
+
+
 class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -83,7 +91,7 @@ class _Reader:
         shift = value = 0
         while True:
             if self.pos >= len(self.data):
-                raise QueryError(NOT_IMPLEMENTED, "truncated Native block")
+                raise TruncatedBlockError
             byte = self.data[self.pos]
             self.pos += 1
             value |= (byte & 0x7F) << shift
@@ -93,6 +101,8 @@ class _Reader:
 
     def string(self) -> str:
         size = self.varuint()
+        if self.pos + size > len(self.data):
+            raise TruncatedBlockError
         text = self.data[self.pos : self.pos + size].decode("utf-8", errors="replace")
         self.skip(size)
         return text
@@ -105,7 +115,7 @@ class _Reader:
     def skip(self, size: int) -> None:
         self.pos += size
         if self.pos > len(self.data):
-            raise QueryError(NOT_IMPLEMENTED, "truncated Native block")
+            raise TruncatedBlockError
 
 
 def _split_arguments(text: str) -> list[str]:
@@ -223,14 +233,10 @@ def _skip_low_cardinality(reader: _Reader, inner: str, rows: int) -> None:
     reader.skip(indexes * index_size)
 
 
-def _string(text: str) -> bytes:
-    encoded = text.encode()
-    size, prefix = len(encoded), bytearray()
-    while size >= 0x80:
-        prefix.append(size & 0x7F | 0x80)
-        size >>= 7
-    prefix.append(size)
-    return bytes(prefix) + encoded
+def native_string(text: str | bytes) -> bytes:
+    """Return ``text`` as Native writes a string: its length (a varint), then its UTF-8 bytes."""
+    encoded = text.encode() if isinstance(text, str) else text
+    return varuint(len(encoded)) + encoded
 
 
 class NativeFramer:
@@ -317,7 +323,7 @@ class NativeFramer:
                 type_name = reader.string()
                 full = self._full_type(index) if zones and type_name == _BARE_DATETIME else None
                 rewrites = rewrites or full is not None
-                out += data[start:type_start] + _string(full) if full else data[start : reader.pos]
+                out += data[start:type_start] + native_string(full) if full else data[start : reader.pos]
                 if flags:
                     out += NO_CUSTOM_SERIALIZATION
                 start = reader.pos
@@ -343,3 +349,93 @@ def reframe_native(data: bytes, client_revision: int) -> bytes:
         QueryError: NOT_IMPLEMENTED for a column type it cannot walk, or a truncated block.
     """
     return NativeFramer(client_revision, lambda: None).frame(data)
+
+
+MAX_BLOCK_COLUMNS = 10_000  # a client's block with more columns is refused before its types are read
+MAX_TYPE_NAME_CHARS = 4096
+
+
+class Unframed(NamedTuple):
+    """A client's block read by :func:`unframe_block`."""
+
+    end: int  # where it ends in the data read
+    block: bytes  # as revision-0 Native
+    rows: int
+    columns: list[tuple[str, str]]  # name and type of each column
+
+
+def empty_block(columns: Sequence[tuple[str, str]]) -> bytes:
+    """Return a revision-0 Native block of no rows with ``columns`` (name, type): a result's or an insert's header."""
+    out = bytearray(varuint(len(columns)) + varuint(0))
+    for name, type_name in columns:
+        out += native_string(name) + native_string(type_name)
+    return bytes(out)
+
+
+def varuint(value: int) -> bytes:
+    """Return ``value`` as an unsigned LEB128 varint."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def block_rows(data: bytes, client_revision: int) -> int:
+    """Return the row count of the block ``data`` starts with, as a client of ``client_revision`` reads it.
+
+    Only the block's head is read: what a result's later blocks need, whose columns the first one named.
+    """
+    reader = _Reader(data)
+    _skip_block_info(reader, client_revision)
+    reader.varuint()  # columns
+    return reader.varuint()
+
+
+def _skip_block_info(reader: _Reader, client_revision: int) -> None:
+    if client_revision >= MIN_REVISION_WITH_BLOCK_INFO:
+        while (field_number := reader.varuint()) != 0:
+            if field_number not in (1, 2):
+                raise QueryError(NOT_IMPLEMENTED, f"unknown block info field {field_number}")
+            reader.skip(1 if field_number == 1 else 4)  # is_overflows (UInt8), bucket_num (Int32)
+
+
+def unframe_block(data: bytes, client_revision: int) -> Unframed:
+    """Read the first block of ``data`` as a client of ``client_revision`` frames it (the inverse of framing).
+
+    Returns the block's end in ``data``, the block as revision-0 Native (what the engine reads:
+    no block info, no per-column serialization byte) and its row count. Column data is walked
+    by type, never decoded.
+
+    Raises:
+        TruncatedBlockError: ``data`` ends inside the block.
+        QueryError: NOT_IMPLEMENTED for a block the engine cannot take as it is (a custom
+            serialization, a type the walk cannot skip), or one past the size bounds.
+    """
+    reader = _Reader(data)
+    _skip_block_info(reader, client_revision)
+    start = reader.pos
+    columns, rows = reader.varuint(), reader.varuint()
+    if columns > MAX_BLOCK_COLUMNS:
+        raise QueryError(NOT_IMPLEMENTED, f"a block of {columns} columns (at most {MAX_BLOCK_COLUMNS})")
+    out = bytearray(data[start : reader.pos])
+    names: list[tuple[str, str]] = []
+    for _ in range(columns):
+        start = reader.pos
+        name = reader.string()
+        type_name = reader.string()
+        names.append((name, type_name))
+        if len(type_name) > MAX_TYPE_NAME_CHARS:
+            raise QueryError(NOT_IMPLEMENTED, f"a column type of {len(type_name)} characters")
+        out += data[start : reader.pos]
+        if client_revision >= MIN_REVISION_WITH_CUSTOM_SERIALIZATION:
+            reader.skip(1)
+            if data[reader.pos - 1] != 0:
+                raise QueryError(NOT_IMPLEMENTED, "a column with a custom (sparse) serialization")
+        start = reader.pos
+        if rows:
+            _skip_prefix(reader, type_name)
+            _skip_column(reader, type_name, rows)
+        out += data[start : reader.pos]
+    return Unframed(reader.pos, bytes(out), rows, names)

@@ -1,6 +1,7 @@
 """The embedded warehouse: ``tickwave warehouse serve`` as a supervised background service.
 
-It serves the ClickHouse HTTP interface on 127.0.0.1 over a chdb directory under the
+It serves the ClickHouse HTTP interface and the native TCP protocol (``clickhouse.native_port``)
+on 127.0.0.1 over a chdb directory under the
 state dir (``data/warehouse/chdb``). Its first start generates the warehouse passwords
 unless they are configured (see :mod:`adapters.warehouse.credentials`); the server
 process receives the effective configuration through ``TICKWAVE_*`` variables, never on
@@ -53,8 +54,10 @@ class WarehouseService(ManagedService):
     def launch(self, data_dir: Path) -> Launch:
         """Return the ``python -m warehouse_server serve`` command on a free or configured port."""
         port = self.settings.clickhouse.port or free_port()
+        native_port = self.settings.clickhouse.native_port or free_port()
         metrics = self.settings.metrics
         ensure_port_free(port, "warehouse", "TICKWAVE_CLICKHOUSE_PORT")
+        ensure_port_free(native_port, "warehouse (native protocol)", "TICKWAVE_CLICKHOUSE_NATIVE_PORT")
         command = [
             sys.executable,
             "-m",
@@ -68,8 +71,12 @@ class WarehouseService(ManagedService):
         return Launch(
             command=command,
             address=f"{LOOPBACK}:{port}",
-            ports={"http": port, **({"metrics": metrics_port(self.settings, self.name)} if metrics.enabled else {})},
-            env={**self._server_environment(), "TZ": "UTC"},
+            ports={
+                "http": port,
+                "native": native_port,
+                **({"metrics": metrics_port(self.settings, self.name)} if metrics.enabled else {}),
+            },
+            env={**self._server_environment(native_port), "TZ": "UTC"},
         )
 
     def after_start(self) -> str | None:
@@ -81,12 +88,14 @@ class WarehouseService(ManagedService):
         done += [f"retention: TTLs of {len(retention)} tables set (logged)"] if retention else []
         return "; ".join(done) or None
 
-    def _server_environment(self) -> dict[str, str]:
+    def _server_environment(self, native_port: int) -> dict[str, str]:
         # The server sees exactly what the parent resolved (keyword overrides included),
-        # except the URL (unset: it is the embedded server) and the port (given as --port).
+        # except the URL (unset: it is the embedded server), the port (given as --port) and
+        # the native port (the one chosen here when it is 0).
         environment = to_environment(self.settings)
         for name in ("TICKWAVE_CLICKHOUSE_URL", "TICKWAVE_CLICKHOUSE_PORT"):
             environment.pop(name, None)
+        environment["TICKWAVE_CLICKHOUSE_NATIVE_PORT"] = str(native_port)
         return environment
 
     def probe(self, address: str) -> bool:

@@ -46,6 +46,7 @@ def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         TICKWAVE_KAFKA_PORT=str(free_port()),
         TICKWAVE_KAFKA_CONTROLLER_PORT=str(free_port()),
         TICKWAVE_CLICKHOUSE_PORT=str(free_port()),
+        TICKWAVE_CLICKHOUSE_NATIVE_PORT=str(free_port()),
         TICKWAVE_ORCHESTRATION_ENABLED="false",  # Dagster under `up`: in test_supervision.py (it adds ~30 s)
     )
     yield env

@@ -70,6 +70,7 @@ def stack() -> Iterator[dict[str, str]]:
         TICKWAVE_KAFKA_PORT=str(free_port()),
         TICKWAVE_KAFKA_CONTROLLER_PORT=str(free_port()),
         TICKWAVE_CLICKHOUSE_PORT=str(free_port()),
+        TICKWAVE_CLICKHOUSE_NATIVE_PORT=str(free_port()),
         TICKWAVE_ORCHESTRATION_ENABLED="false",  # Dagster under `up`: in test_supervision.py (it adds ~30 s)
         TICKWAVE_MARKET_HOURS="always",  # orders at any hour of the week (the gate checks market hours)
     )

@@ -161,7 +161,12 @@ def test_warehouse_when_sigterm_arrives_mid_requests_then_they_finish_and_it_exi
 
 
 def test_serve_when_run_in_the_foreground_then_sigterm_exits_0_and_a_second_owner_is_refused(tmp_path: Path) -> None:
-    env = {**os.environ, "TICKWAVE_STATE_DIR": str(tmp_path), "TICKWAVE_LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "TICKWAVE_STATE_DIR": str(tmp_path),
+        "TICKWAVE_LOG_LEVEL": "INFO",
+        "TICKWAVE_CLICKHOUSE_NATIVE_PORT": "0",
+    }
     first_port, second_port = free_port(), free_port()
     command = [sys.executable, "-m", "warehouse_server", "serve", "--data-dir", str(tmp_path / "data")]
     first = subprocess.Popen([*command, "--port", str(first_port)], env=env, stderr=subprocess.PIPE, text=True)
@@ -194,7 +199,12 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> bool:
 
 
 def test_serve_when_a_user_has_no_password_then_refuses_to_start(tmp_path: Path) -> None:
-    env = {**os.environ, "TICKWAVE_STATE_DIR": str(tmp_path), "TICKWAVE_CLICKHOUSE_PASSWORD": ""}
+    env = {
+        **os.environ,
+        "TICKWAVE_STATE_DIR": str(tmp_path),
+        "TICKWAVE_CLICKHOUSE_PASSWORD": "",
+        "TICKWAVE_CLICKHOUSE_NATIVE_PORT": "0",
+    }
     command = [sys.executable, "-m", "warehouse_server", "serve", "--port", str(free_port())]
 
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
@@ -204,7 +214,7 @@ def test_serve_when_a_user_has_no_password_then_refuses_to_start(tmp_path: Path)
 
 
 def test_serve_when_local_dev_allows_no_password_then_anonymous_requests_are_the_service_user(tmp_path: Path) -> None:
-    settings = load_settings(state_dir=tmp_path, clickhouse={"port": 0, "allow_no_password": True})
+    settings = load_settings(state_dir=tmp_path, clickhouse={"port": 0, "native_port": 0, "allow_no_password": True})
     supervisor, service = Supervisor(settings), WarehouseService(settings)
     endpoint = supervisor.start(service)
     assert isinstance(endpoint, Endpoint)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from warehouse_server.http.connections import Connection, ConnectionBudget
+from warehouse_server.security.budget import Connection, ConnectionBudget
 
 
 class Tracked(Connection):

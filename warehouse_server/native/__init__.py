@@ -1,0 +1,1 @@
+"""ClickHouse's native TCP interface: the protocol's packets, connections served through ``query/``."""
