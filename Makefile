@@ -4,7 +4,8 @@
 # The demo needs Python 3.11+ and Java 17+ (checked first; Kafka's jars come from Maven Central by a locked list).
 # The tests need the test toolchain besides: a C compiler and Python's headers (mypyc compiles the execution core;
 # without them the core runs from its Python source), Debian's chromium, postgresql and prometheus (installed with apt-get
-# when run as root), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is installed from PyPI
+# when run as root), a JDK's javac (the JDBC driver's conformance test compiles a small Java program), Go (the dashboards'
+# clickhouse-go test builds a small Go program). Everything else is installed from PyPI
 # (through uv and uv.lock).
 
 SHELL := /bin/bash
@@ -37,7 +38,7 @@ demo-prereqs: ## check what the demo needs, Python 3.11+ and Java 17+, saying ho
 	  if [ "$${v:-0}" -lt 17 ]; then echo "missing: Java 17+ (found Java $${v:-unknown}; apt-get install openjdk-17-jre-headless and set JAVA_HOME)"; missing=1; fi; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
 
-prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's headers, chromium, PostgreSQL, Prometheus and Go, saying how to install what is missing
+prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's headers, chromium, PostgreSQL, Prometheus, a JDK and Go, saying how to install what is missing
 	@missing=0; \
 	if ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -62,6 +63,12 @@ prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's
 	  echo "missing: a C compiler, to compile the execution core with mypyc (Debian/Ubuntu: apt-get install gcc)"; missing=1; \
 	elif ! $(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then \
 	  echo "missing: Python's C headers, to compile the execution core (Debian/Ubuntu: apt-get install python3-dev)"; missing=1; fi; \
+	if ! command -v javac >/dev/null && [ ! -x "$${JAVA_HOME:-/nonexistent}/bin/javac" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's openjdk-17-jdk-headless (javac compiles the JDBC driver's conformance test)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless >/dev/null) \
+	      || { echo "missing: javac (apt-get install openjdk-17-jdk-headless failed)"; missing=1; }; \
+	  else echo "missing: javac, a JDK 17+ for the JDBC conformance test (sudo apt-get install openjdk-17-jdk-headless)"; missing=1; fi; fi; \
 	if ! command -v go >/dev/null; then \
 	  echo "missing: Go 1.22+, for the dashboards' clickhouse-go test only (https://go.dev/dl/; Debian: apt-get install golang)"; missing=1; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
