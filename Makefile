@@ -22,7 +22,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench scale parity chaos cluster-chaos soak fuzz shape clean demo-prereqs
+.PHONY: help prereqs bootstrap test lint typecheck pytest unit integration demo bench scale parity chaos cluster-chaos soak fuzz shape clean demo-prereqs conformance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -141,6 +141,11 @@ parity: bootstrap ## the fast engine replay against the live path on the benchma
 
 fuzz: bootstrap ## fuzz the warehouse's read-only policy with 20,000 statements from the engine's grammar (POLICY_FUZZ_SEED=N repeats a run; minutes)
 	POLICY_FUZZ_QUERIES=20000 $(BIN)/pytest -s tests/integration/warehouse/test_policy_fuzz.py
+
+# CONFORMANCE_ARGS="--suite clickhouse-connect" for one suite; "--sources DIR" where the release archives cannot be reached.
+CONFORMANCE_ARGS ?=
+conformance: bootstrap ## run the official clients' own suites (clickhouse-connect, dbt-clickhouse, clickhouse-go) against a fresh warehouse and print their counts (minutes)
+	$(BIN)/python -m tests.conformance $(CONFORMANCE_ARGS)
 
 shape: bootstrap ## report the largest files, classes and functions and the kernel's size (a prompt to split along concerns, not a limit)
 	$(BIN)/python -m tests.shape
