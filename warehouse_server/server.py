@@ -55,6 +55,7 @@ from warehouse_server.security.policy import (
     ReadOnlyPolicy,
     read_catalog,
     read_databases,
+    read_system_columns,
 )
 
 logger = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
     policy = ReadOnlyPolicy(
         FunctionCatalog(lambda: read_catalog(engine.run_admin)),
         DatabaseCatalog(lambda: read_databases(engine.run_admin)),
+        system_columns=read_system_columns(engine.run_admin),
     )
     pool = ThreadPoolExecutor(max_workers=clickhouse.max_concurrent_queries, thread_name_prefix="warehouse-query")
 

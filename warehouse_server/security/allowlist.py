@@ -100,6 +100,7 @@ ALLOWED_CATEGORIES = frozenset(
         "JSON",
         "Hash",
         "Type Conversion",
+        "IP Address",  # conversions and range tests of addresses held in columns: no lookup, no socket
         "Aggregate Functions",  # with the window functions (row_number, lagInFrame...), which the engine files here
     }
 )
@@ -205,11 +206,12 @@ ALLOWED_SYSTEM_TABLES = frozenset(
 # System tables that also hold host paths (data_path, metadata_path, path, disk_name...): a query
 # block reading one may name only these columns, and no ``*`` or COLUMNS() matcher.
 SYSTEM_TABLE_COLUMNS = {
-    "databases": frozenset({"name", "engine", "comment"}),
+    "databases": frozenset({"name", "database", "engine", "comment"}),  # database: an alias of name
     "tables": frozenset(
         {
             "database",
             "name",
+            "table",  # an alias of name
             "engine",
             "is_temporary",
             "total_rows",

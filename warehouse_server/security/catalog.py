@@ -1,5 +1,9 @@
 """The engine's function catalog (``system.functions``) as the read-only policy sees it.
 
+A name resolves as the engine resolves it: exactly as written, or, for a function the
+engine registered as case-insensitive (``system.functions.case_insensitive``: ``IF``, ``SUM``,
+``CAST``), in any case; ``TOIPV4`` is unknown to the engine, so unknown here, so refused.
+
 A function is allowed to a read-only user when it resolves (through ``alias_to`` and the
 aggregate combinators: ``AIGenerate`` -> ``aiGenerate``, ``sumIf`` -> ``sum``) to a
 built-in function whose category is on :data:`~warehouse_server.security.allowlist.ALLOWED_CATEGORIES`
@@ -32,6 +36,7 @@ from warehouse_server.security.allowlist import (
     PARSER_AGGREGATES,
     PARSER_FUNCTIONS,
     REFUSED_ON_REVIEW,
+    SYSTEM_TABLE_COLUMNS,
 )
 
 SNAPSHOT = Path(__file__).with_name("allowed_functions.txt")
@@ -48,6 +53,7 @@ class FunctionInfo:
     origin: str
     is_aggregate: bool
     alias_to: str = ""
+    is_case_insensitive: bool = False
 
 
 Loader = Callable[[], tuple[dict[str, FunctionInfo], list[str]]]
@@ -77,12 +83,15 @@ class FunctionCatalog:
         functions = {**{name: FunctionInfo("", BUILT_IN, False) for name in PARSER_FUNCTIONS}, **functions}
         functions.update({name: FunctionInfo("Aggregate Functions", BUILT_IN, True) for name in PARSER_AGGREGATES})
         self._functions = functions
-        # A name typed in another case resolves only when every function of that spelling is one
-        # function (AIGenerate, aiGenerate); an ambiguous spelling is unknown, so refused.
-        canonical: dict[str, set[str]] = {}
+        # A name typed in another case resolves, as in the engine, only to a function registered as
+        # case-insensitive, and only when every such function of that spelling is one function
+        # (timezone, timeZone); an ambiguous spelling is unknown, so refused.
+        spellings: dict[str, set[str]] = {}
         for name, info in functions.items():
-            canonical.setdefault(name.lower(), set()).add(info.alias_to or name)
-        self._lower = {name.lower(): info for name, info in functions.items() if len(canonical[name.lower()]) == 1}
+            if info.is_case_insensitive:
+                spellings.setdefault(name.lower(), set()).add(name)
+        targets = {lower: {functions[name].alias_to or name for name in names} for lower, names in spellings.items()}
+        self._lower = {lower: min(names) for lower, names in spellings.items() if len(targets[lower]) == 1}
         self._combinators = sorted(combinators, key=len, reverse=True)
 
     @property
@@ -97,9 +106,10 @@ class FunctionCatalog:
 
     def resolve(self, name: str) -> tuple[str, FunctionInfo] | None:
         """Return the canonical name and entry ``name`` resolves to (aliases, combinators), or None."""
-        info = self._functions.get(name) or self._lower.get(name.lower())
+        spelled = name if name in self._functions else self._lower.get(name.lower(), "")
+        info = self._functions.get(spelled)
         if info is not None:
-            canonical = info.alias_to or name
+            canonical = info.alias_to or spelled  # the catalog's name, never the spelling typed
             target = self._functions.get(info.alias_to) if info.alias_to else info
             return None if target is None else (canonical, target)
         for suffix in self._combinators:
@@ -214,13 +224,24 @@ def read_databases(run: Callable[[str], bytes]) -> dict[str, str]:
     return dict(line.split("\t", 1) for line in rows if "\t" in line)
 
 
+def read_system_columns(run: Callable[[str], bytes]) -> dict[str, frozenset[str]]:
+    """Read every column of the system tables holding host paths with ``run``: {table: column names}."""
+    columns: dict[str, set[str]] = {table: set() for table in SYSTEM_TABLE_COLUMNS}
+    rows = run("SELECT table, name FROM system.columns WHERE database = 'system'")
+    for line in rows.decode("utf-8", "replace").splitlines():
+        table, _, name = line.partition("\t")
+        if table in columns:
+            columns[table].add(name)
+    return {table: frozenset(names) for table, names in columns.items()}
+
+
 def read_catalog(run: Callable[[str], bytes]) -> tuple[dict[str, FunctionInfo], list[str]]:
     """Read ``system.functions`` and the aggregate combinators with ``run`` (SQL -> TabSeparated bytes)."""
     functions: dict[str, FunctionInfo] = {}
-    rows = run("SELECT name, categories, origin, is_aggregate, alias_to FROM system.functions")
+    rows = run("SELECT name, categories, origin, is_aggregate, alias_to, case_insensitive FROM system.functions")
     for line in rows.decode("utf-8", "replace").splitlines():
-        name, category, origin, is_aggregate, alias_to = line.split("\t")
-        functions[name] = FunctionInfo(category, origin, is_aggregate == "1", alias_to)
+        name, category, origin, is_aggregate, alias_to, case_insensitive = line.split("\t")
+        functions[name] = FunctionInfo(category, origin, is_aggregate == "1", alias_to, case_insensitive == "1")
     combinators = run("SELECT name FROM system.aggregate_function_combinators").decode().split()
     return functions, combinators
 

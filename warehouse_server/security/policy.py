@@ -76,6 +76,7 @@ from warehouse_server.security.catalog import (
     is_allowed_kind,
     read_catalog,
     read_databases,
+    read_system_columns,
     reviewed_functions,
 )
 
@@ -89,6 +90,7 @@ __all__ = [
     "parse_ast",
     "read_catalog",
     "read_databases",
+    "read_system_columns",
 ]
 
 _CHILDREN = re.compile(r" \(children (\d+)\)$")
@@ -211,13 +213,19 @@ class ReadOnlyPolicy:
         databases: DatabaseCatalog,
         cache_size: int = CACHE_SIZE,
         reviewed: frozenset[str] | None = None,
+        system_columns: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         """Check functions against ``catalog`` and the ``reviewed`` snapshot, tables against ``databases``.
 
-        Remember ``cache_size`` verdicts.
+        ``system_columns`` are the engine's columns of the system tables holding host paths
+        (:func:`~warehouse_server.security.catalog.read_system_columns`): with them a name that is
+        none of their columns (a join's alias, an ``ARRAY JOIN ... AS c``) is known not to read
+        one; without them every name may be one, so only their allowed columns pass. Remember
+        ``cache_size`` verdicts.
         """
         self.catalog = catalog
         self.databases = databases
+        self.system_columns = system_columns
         self.reviewed = reviewed_functions() if reviewed is None else reviewed
         self._cache: OrderedDict[tuple[object, ...], QueryError | None] = OrderedDict()
         self._cache_size = cache_size
@@ -274,15 +282,15 @@ class ReadOnlyPolicy:
             raise _refuse(f"USE {statement.name}")
         if request.is_analyst:
             self._check_database(request.database, "as the current database")
-        blocks: dict[int, tuple[AstNode, set[str]]] = {}  # query blocks reading path-holding system tables
+        blocks: dict[int, _Block] = {}  # query blocks reading path-holding system tables
         for node in statement.walk():
             self._check_node(node, request)
             if request.is_analyst:
                 self._check_names(node, request, blocks)
-        for block, tables in blocks.values():
-            _check_block_columns(block, tables)
+        for block in blocks.values():
+            _check_block_columns(block, self.system_columns)
 
-    def _check_names(self, node: AstNode, request: Request, blocks: dict[int, tuple[AstNode, set[str]]]) -> None:
+    def _check_names(self, node: AstNode, request: Request, blocks: dict[int, _Block]) -> None:
         # The table allow-list: every place the tree names a table or a database.
         parent = node.parent
         if node.kind in UNCHECKABLE_ROOTS:
@@ -306,9 +314,7 @@ class ReadOnlyPolicy:
             raise _refuse(f"{root.kind} of a name the parse tree does not spell plainly")
         self._check_table(".".join(parts), request, root, {})
 
-    def _check_table(
-        self, name: str, request: Request, node: AstNode, blocks: dict[int, tuple[AstNode, set[str]]]
-    ) -> None:
+    def _check_table(self, name: str, request: Request, node: AstNode, blocks: dict[int, _Block]) -> None:
         parts = name.split(".")
         if len(parts) > 2 or not all(_PLAIN_NAME.fullmatch(part) for part in parts):
             raise _refuse(f"Table {name} (a table is named by plain words: database.table)")
@@ -324,7 +330,8 @@ class ReadOnlyPolicy:
             raise _refuse(f"Table system.{table} as a set")
         block = next((above for above in node.ancestors() if above.kind == "SelectQuery"), None)
         if block is not None:  # DESCRIBE, SHOW CREATE: column names and types only
-            blocks.setdefault(id(block), (block, set()))[1].add(table)
+            qualifiers = {(table,), (SYSTEM_DATABASE, table)} | ({(node.alias,)} if node.alias else set())
+            blocks.setdefault(id(block), _Block(block)).tables.append((table, frozenset(qualifiers)))
 
     def _check_database(self, database: str, where: str) -> None:
         if database == SYSTEM_DATABASE:
@@ -387,12 +394,108 @@ def _is_set_operand(node: AstNode) -> bool:
     )
 
 
-def _check_block_columns(block: AstNode, tables: set[str]) -> None:
-    """In a query block reading ``system.<table>`` for each of ``tables``, allow only columns without host paths."""
-    first = min(tables)
-    allowed = frozenset.intersection(*(SYSTEM_TABLE_COLUMNS[table] for table in tables))
-    for node in block.walk():
+_Scope = tuple[frozenset[str], frozenset[tuple[str, ...]]]  # a query block's own aliases and table qualifiers
+_NESTED_SCOPES = frozenset({"Subquery", "SelectWithUnionQuery", "SelectIntersectExceptQuery", "SelectQuery"})
+
+
+@dataclass
+class _Block:
+    """A query block reading system tables with host paths: each such table and the qualifiers naming it."""
+
+    node: AstNode
+    tables: list[tuple[str, frozenset[tuple[str, ...]]]] = field(default_factory=list)
+
+
+def _scope_names(scope: AstNode) -> _Scope:
+    """The expression aliases and the table qualifiers a query block defines for itself.
+
+    Its own scope only: not what a subquery inside it defines (an identifier of the block never
+    resolves there). A table's qualifiers are its alias, its name and ``database.name``.
+    """
+    aliases: set[str] = set()
+    qualifiers: set[tuple[str, ...]] = set()
+    pending = list(scope.children)
+    while pending:
+        node = pending.pop()
+        parent = node.parent
+        if parent is not None and parent.kind == "TableExpression":
+            if node.alias:
+                qualifiers.add((node.alias,))
+            if node.kind == "TableIdentifier":
+                parts = tuple(node.label.split("."))
+                qualifiers.update({parts, parts[-1:]})
+            continue
+        if node.alias:
+            aliases.add(node.alias)
+        if node.kind not in _NESTED_SCOPES:
+            pending.extend(node.children)
+    return frozenset(aliases), frozenset(qualifiers)
+
+
+def _check_block_columns(block: _Block, system_columns: Mapping[str, frozenset[str]] | None) -> None:
+    """In a query block reading system tables with host paths, refuse any name that may read another column.
+
+    Each identifier is read every way the engine could read it, and each reading must be
+    harmless: as a column of such a table (its first part, ``data_path`` or ``data_path.size``)
+    it must be one of the table's allowed columns; qualified by such a table (``t.x``,
+    ``tables.x``, ``system.tables.x``) the column after the qualifier must be allowed. And the
+    name must resolve inside the block, to an allowed column, a table's qualifier or an alias
+    the block (or the subquery the name is in, up to the block) defines, whose definition is
+    checked here too: a name it does not define could reach an alias of an enclosing query
+    (``WITH data_path AS x SELECT (SELECT x FROM system.databases)`` reads the path).
+    Linear: each identifier costs a lookup per prefix of its name, whatever the tables joined.
+    """
+    tables = sorted({table for table, _ in block.tables})
+    qualified: dict[tuple[str, ...], set[str]] = {}
+    for table, qualifiers in block.tables:
+        for qualifier in qualifiers:
+            qualified.setdefault(qualifier, set()).add(table)
+    heads = {
+        table: None if system_columns is None else {column.split(".", 1)[0] for column in system_columns[table]}
+        for table in tables
+    }
+    scopes: dict[int, _Scope] = {}
+    stack: list[tuple[AstNode, tuple[_Scope, ...]]] = [(block.node, (_scope_names(block.node),))]
+    while stack:
+        node, chain = stack.pop()
         if node.kind in MATCHER_KINDS:
-            raise _refuse(f"* or COLUMNS() over system.{first} (it holds host paths); name the columns")
-        if node.kind == "Identifier" and node.name.rsplit(".", 1)[-1] not in allowed:
-            raise _refuse(f"Column {node.name} of system.{first} (allowed: {', '.join(sorted(allowed))})")
+            raise _refuse(f"* or COLUMNS() over system.{tables[0]} (it holds host paths); name the columns")
+        if node.kind == "Identifier":
+            _check_identifier(node.label, tables, qualified, heads, chain)
+        for child in node.children:
+            inner = chain
+            if child.kind == "SelectQuery":
+                inner = (*chain, scopes.setdefault(id(child), _scope_names(child)))
+            stack.append((child, inner))
+
+
+def _check_identifier(
+    name: str,
+    tables: list[str],
+    qualified: Mapping[tuple[str, ...], set[str]],
+    heads: Mapping[str, set[str] | None],
+    chain: tuple[_Scope, ...],
+) -> None:
+    parts = tuple(name.split("."))
+    head = parts[0]
+    is_resolved = False
+    for table in tables:  # read as a column of the table (virtual columns start with _)
+        columns = heads[table]
+        if columns is None or head in columns or head.startswith("_"):
+            _check_column(name, head, table)
+            is_resolved = True
+    prefixes = [parts[:length] for length in range(1, len(parts))]
+    for prefix in prefixes:  # read as a column qualified by the table
+        for table in qualified.get(prefix, ()):
+            _check_column(name, parts[len(prefix)], table)
+    for aliases, qualifiers in chain:
+        if head in aliases or any(prefix in qualifiers for prefix in prefixes):
+            is_resolved = True
+    if not is_resolved:
+        raise _refuse(f"Column {name} of system.{tables[0]} (not a column, table or alias of its query)")
+
+
+def _check_column(name: str, column: str, table: str) -> None:
+    allowed = SYSTEM_TABLE_COLUMNS[table]
+    if column not in allowed:
+        raise _refuse(f"Column {name} of system.{table} (allowed: {', '.join(sorted(allowed))})")

@@ -1,7 +1,8 @@
 """What the read-only analyst may read and set, and what it may not, against the real warehouse service.
 
 System tables without host paths, URL parameters that only tighten, no ``USE system``
-in a session; and every SQL query the READMEs show analysts keeps working.
+in a session; every SQL query the READMEs show analysts keeps working, and so does every
+query the JDBC driver sends when DBeaver, DataGrip or Metabase connects and browses a table.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pytest
 from adapters.endpoints import Endpoint
 from adapters.warehouse.credentials import Credentials
 from tests.integration.warehouse.analyst import as_analyst, assert_refused
+from tests.integration.warehouse.http import post
+from tests.jdbc import metadata_queries
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -124,3 +127,64 @@ def test_analyst_when_running_the_documented_queries_then_they_work(
     reply = as_analyst(warehouse_endpoint, credentials, query, database=tickwave_database)
 
     assert reply.status == 200, reply.body
+
+
+JDBC_TABLE = "jdbc_browsed"
+JDBC_CALLS = dict(metadata_queries("", ""))
+
+
+@pytest.fixture(scope="module")
+def jdbc_table(warehouse_endpoint: Endpoint, credentials: Credentials, tickwave_database: str) -> str:
+    sql = (
+        f"CREATE TABLE IF NOT EXISTS {tickwave_database}.{JDBC_TABLE} (id UInt32, code FixedString(3), "
+        "at DateTime64(3, 'UTC'), address IPv4) ENGINE = MergeTree ORDER BY (code, id)"
+    )
+    created = post(warehouse_endpoint.address, credentials, sql.encode())
+    assert created.status == 200, created.body
+    return JDBC_TABLE
+
+
+@pytest.mark.parametrize("call", sorted(JDBC_CALLS))
+def test_analyst_when_the_jdbc_driver_connects_and_browses_then_every_query_answers(
+    warehouse_endpoint: Endpoint,
+    credentials: Credentials,
+    tickwave_database: str,
+    jdbc_table: str,
+    state_dir: Path,
+    call: str,
+) -> None:
+    sql = dict(metadata_queries(tickwave_database, jdbc_table))[call]
+
+    reply = as_analyst(warehouse_endpoint, credentials, sql, database=tickwave_database)
+
+    assert reply.status == 200, reply.body
+    assert str(state_dir).encode() not in reply.body
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        ("getTables of a schema", "{database}\t{table}\tMergeTree"),
+        ("getColumns of a table", "id,code,at,address"),
+        ("getPrimaryKeys", "code,id"),
+    ],
+)
+def test_analyst_when_the_jdbc_driver_lists_tables_columns_and_keys_then_it_sees_the_table(
+    warehouse_endpoint: Endpoint,
+    credentials: Credentials,
+    tickwave_database: str,
+    jdbc_table: str,
+    call: str,
+    expected: str,
+) -> None:
+    sql = dict(metadata_queries(tickwave_database, jdbc_table))[call]
+
+    reply = as_analyst(warehouse_endpoint, credentials, sql, database=tickwave_database, default_format="TSV")
+
+    rows = [line.split("\t") for line in reply.body.decode().splitlines()]
+    assert reply.status == 200, reply.body
+    if call == "getTables of a schema":  # TABLE_CAT, TABLE_SCHEM, TABLE_NAME, TABLE_TYPE
+        listed = {"\t".join(row[1:4]) for row in rows}
+        assert expected.format(database=tickwave_database, table=jdbc_table) in listed, rows
+    else:  # COLUMN_NAME is the 4th column of both
+        assert ",".join(row[3] for row in rows if row[2] == jdbc_table) == expected, rows

@@ -24,6 +24,7 @@ from dashboards.alerts import alert_rules
 from dashboards.build import boards
 from dashboards.gocheck import board_context
 from dashboards.macros import expand
+from tests.jdbc import metadata_queries
 from tickwave.config import Settings
 from warehouse_server.protocol import READONLY, QueryError
 from warehouse_server.security.allowlist import (
@@ -40,6 +41,7 @@ from warehouse_server.security.catalog import (
     FunctionInfo,
     allowed_names,
     read_catalog,
+    read_system_columns,
     reviewed_functions,
 )
 from warehouse_server.security.policy import ReadOnlyPolicy, Request
@@ -63,6 +65,12 @@ def catalog(connection: Any) -> FunctionCatalog:
     return FunctionCatalog(lambda: read_catalog(lambda sql: connection.query(sql, "TabSeparated").bytes()))
 
 
+def _policy(connection: Any, catalog: FunctionCatalog, reviewed: frozenset[str] | None = None) -> ReadOnlyPolicy:
+    """The policy as the server builds it: the engine's catalog and its system tables' columns."""
+    columns = read_system_columns(lambda sql: connection.query(sql, "TabSeparated").bytes())
+    return ReadOnlyPolicy(catalog, DATABASES, reviewed=reviewed, system_columns=columns)
+
+
 def decide(connection: Any, catalog: FunctionCatalog, sql: str, request: Request = ANALYST, **params: str) -> None:
     """Run the policy on ``sql`` as the server does (a fresh verdict cache each time)."""
 
@@ -73,7 +81,7 @@ def decide(connection: Any, catalog: FunctionCatalog, sql: str, request: Request
             code = re.search(r"Code: (\d+)", str(exc))
             raise QueryError(int(code.group(1)) if code else 0, str(exc)) from exc
 
-    ReadOnlyPolicy(catalog, DATABASES).check(sql, params, request, explain)
+    _policy(connection, catalog).check(sql, params, request, explain)
 
 
 ESCAPES = [
@@ -125,6 +133,26 @@ ESCAPES = [
     "SELECT x FROM (SELECT path AS x FROM system.parts)",
     "SELECT (SELECT max(data_path) FROM system.databases)",
     "SELECT 1 WHERE 'x' IN system.databases",
+    # host paths through joins, qualifiers and aliases
+    "SELECT d.data_path FROM system.tables AS t JOIN system.databases AS d ON t.database = d.name",
+    "SELECT t.name, data_path FROM system.tables AS t JOIN system.databases AS d ON t.database = d.name",
+    "SELECT system.databases.metadata_path FROM system.databases",
+    "SELECT databases.metadata_path FROM system.databases",
+    "SELECT `t.data_paths` FROM system.tables AS t",
+    "SELECT t.data_paths.size0 FROM system.tables AS t",
+    "SELECT data_paths.size0 FROM system.tables",
+    "SELECT c FROM system.tables ARRAY JOIN data_paths AS c",
+    "SELECT c.1 FROM system.tables ARRAY JOIN arrayZip(data_paths, data_paths) AS c",
+    "SELECT _path FROM system.parts",
+    "SELECT move_ttl_info.expression FROM system.parts",
+    # an alias the block does not define resolves in an enclosing query (the WITH is seen in subqueries)
+    "WITH data_path AS x SELECT (SELECT x FROM system.databases LIMIT 1)",
+    "WITH data_path AS x SELECT * FROM (SELECT x FROM system.databases)",
+    "WITH data_path AS x SELECT (SELECT x FROM system.databases WHERE 1 IN (SELECT 1 AS x))",
+    "WITH data_path AS t SELECT (SELECT t FROM system.tables AS t)",
+    # names the engine resolves only as written
+    "SELECT TOIPV4('10.0.0.1')",
+    "SELECT aigenerate('hello')",
     # output formats off the allow-list: schema and template files of the host, a schema registry
     "SELECT 1 FORMAT Protobuf",
     "SELECT 1 FORMAT template",
@@ -235,6 +263,12 @@ ALLOWED = [
     "SELECT 1 FORMAT JSONEachRow",
     "SHOW TABLES FROM tickwave FORMAT PrettyCompact",
     "SHOW CREATE TABLE tickwave.ticks FORMAT TSVRaw",
+    # names as ClickHouse reads them: case-insensitive functions, joins' and ARRAY JOIN's aliases, IP conversions
+    "SELECT IF(number = 1, 'a', 'b'), If(1, 2, 3), SUM(number), SUMIf(number, number > 0) FROM numbers(2)",
+    "SELECT toIPv4('10.0.0.1'), toIPv6('::1'), IPv4NumToString(1), isIPAddressInRange('10.0.0.1', '10.0.0.0/8')",
+    "SELECT t.name, d.engine FROM system.tables AS t JOIN system.databases AS d ON t.database = d.name",
+    "SELECT system.tables.name, c FROM system.tables ARRAY JOIN splitByChar(',', primary_key) AS c ORDER BY c",
+    "SELECT name AS n, (SELECT n2 FROM numbers(1) ARRAY JOIN [1] AS n2) FROM system.databases ORDER BY n",
 ]
 
 
@@ -305,7 +339,7 @@ def test_policy_when_a_block_joins_many_system_tables_then_decided_in_linear_tim
     dump = str(connection.query("EXPLAIN AST " + sql, "TabSeparatedRaw").bytes().decode())
 
     started = time.perf_counter()
-    ReadOnlyPolicy(catalog, DATABASES).check(sql, {}, ANALYST, lambda _text: dump)
+    _policy(connection, catalog).check(sql, {}, ANALYST, lambda _text: dump)
 
     assert time.perf_counter() - started < 1.5
 
@@ -354,7 +388,7 @@ def test_policy_when_a_function_is_not_in_the_reviewed_snapshot_then_refused_tho
     sql = "SELECT lower('A')"
     decide(connection, catalog, sql)
 
-    policy = ReadOnlyPolicy(catalog, DATABASES, reviewed=reviewed_functions(SNAPSHOT) - {"lower"})
+    policy = _policy(connection, catalog, reviewed=reviewed_functions(SNAPSHOT) - {"lower"})
     with pytest.raises(QueryError, match="lower"):
         policy.check(sql, {}, ANALYST, lambda text: connection.query("EXPLAIN AST " + text, "TSVRaw").bytes().decode())
     assert catalog.lookup("lower") is not None and catalog.lookup("lower").category in ALLOWED_CATEGORIES  # type: ignore[union-attr]
@@ -433,24 +467,48 @@ def test_policy_when_any_node_is_grafted_outside_the_allow_lists_then_refused(
     assume(kind != "Literal" or parent_kind not in LITERAL_PARENTS)
 
     with pytest.raises(QueryError) as refused:
-        ReadOnlyPolicy(catalog, DATABASES).check(sql, {}, ANALYST, lambda _text: _graft(dump, index, kind))
+        _policy(connection, catalog).check(sql, {}, ANALYST, lambda _text: _graft(dump, index, kind))
 
     assert refused.value.code == READONLY
 
 
-def test_catalog_when_a_name_comes_in_another_case_then_it_resolves_only_if_unambiguous() -> None:
+def test_catalog_when_a_case_insensitive_spelling_is_ambiguous_then_the_name_is_unknown() -> None:
     catalog = FunctionCatalog(
         lambda: (
             {
                 "aiGenerate": FunctionInfo("AI", "System", False),
                 "AIGenerate": FunctionInfo("", "System", False, "aiGenerate"),
-                "lower": FunctionInfo("String", "System", False),
-                "LOWER": FunctionInfo("Other", "System", False),  # a different function of the same spelling
+                "lower": FunctionInfo("String", "System", False, is_case_insensitive=True),
+                "LOWER": FunctionInfo("Other", "System", False, is_case_insensitive=True),  # another function
+                "timezone": FunctionInfo("Dates and Times", "System", False, is_case_insensitive=True),
+                "timeZone": FunctionInfo("", "System", False, "timezone", is_case_insensitive=True),
             },
             [],
         )
     )
 
-    assert catalog.resolve("AIGENERATE") == ("aiGenerate", FunctionInfo("AI", "System", False))
+    assert catalog.resolve("AIGENERATE") is None  # not case-insensitive: the engine does not know it
+    assert catalog.resolve("AIGenerate") == ("aiGenerate", FunctionInfo("AI", "System", False))
     assert catalog.resolve("Lower") is None  # ambiguous: unknown, so refused
-    assert catalog.resolve("lower") == ("lower", FunctionInfo("String", "System", False))
+    assert catalog.resolve("lower") == ("lower", FunctionInfo("String", "System", False, is_case_insensitive=True))
+    assert catalog.resolve("TIMEZONE") is not None and catalog.resolve("TIMEZONE")[0] == "timezone"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("call", "sql"), metadata_queries("tickwave", "ticks"))
+def test_policy_when_the_jdbc_driver_connects_and_browses_then_every_query_is_allowed(
+    connection: Any, catalog: FunctionCatalog, call: str, sql: str
+) -> None:
+    decide(connection, catalog, sql)
+
+
+def test_catalog_when_a_name_comes_in_another_case_then_it_resolves_as_the_engine_resolves_it(
+    catalog: FunctionCatalog,
+) -> None:
+    # system.functions.case_insensitive: if, sum, CAST in any case; toIPv4, aiGenerate only as written
+    assert catalog.resolve("IF") == ("if", catalog.functions["if"])
+    assert catalog.resolve("SuM") == ("sum", catalog.functions["sum"])
+    assert catalog.resolve("SUMIf") == ("sum", catalog.functions["sum"])
+    assert catalog.resolve("toIPv4") == ("toIPv4", catalog.functions["toIPv4"])
+    assert catalog.resolve("TOIPV4") is None
+    assert catalog.resolve("AIGENERATE") is None
+    assert catalog.resolve("SUMIF") is None  # the combinator's suffix is matched as written
