@@ -11,10 +11,12 @@ p50/p99 alone and under each attack of ``bench/warehouse_attacks.py`` (idle conn
 huge heads, policy and decompression bombs, the analyst's unread results and trickled
 uploads refused a slot, silent connections to the metrics port, password guesses), with
 the server's RSS 10 s after each and, beside the writer, a new service-user connection's
-``SELECT 1`` and a scrape of the warehouse's metrics every 0.25 s. It prints one table.
+``SELECT 1`` and a scrape of the warehouse's metrics every 0.25 s; and a 1M-row Native result
+sent plain (``compress=0``) and in ClickHouse's block framing (``compress=1``, LZ4 and ZSTD), the
+arms interleaved. It prints one table.
 
-    .venv/bin/python -m bench.warehouse [--quick] [--security-only] [--attacks-only] [--attack TEXT]...
-        [--warehouse-nice N]
+    .venv/bin/python -m bench.warehouse [--quick] [--security-only] [--attacks-only] [--compression-only]
+        [--attack TEXT]... [--warehouse-nice N]
 
 It starts its own warehouse on a free port in a temporary state dir and stops it at the
 end. Figures from one run are recorded in bench/README.md.
@@ -424,6 +426,59 @@ def bench_policy_http(settings: Settings, runs: int) -> list[Row]:
     return rows
 
 
+# A 1M-row result as clickhouse-go and the JDBC driver read it: Native, three columns (~24 MB).
+COMPRESSED_RESULT = "SELECT number, toString(number) AS text, number * 1.5 AS value FROM numbers(1000000) FORMAT Native"
+COMPRESSION_ARMS: dict[str, dict[str, str]] = {
+    "compress=0": {},
+    "compress=1, LZ4": {"compress": "1"},
+    "compress=1, ZSTD": {"compress": "1", "network_compression_method": "ZSTD"},
+}
+
+
+def bench_compression(settings: Settings, endpoint: Endpoint, runs: int) -> list[Row]:
+    """A 1M-row result sent plain and in ClickHouse's block framing (LZ4, ZSTD), the arms interleaved in one run.
+
+    Per arm: the request's wall time at the client (whole body read), the bytes sent and the
+    server's CPU seconds (every thread: the engine's and the framing's), medians over ``runs``.
+    """
+    credentials = resolve_credentials(settings)
+    walls: dict[str, list[float]] = {label: [] for label in COMPRESSION_ARMS}
+    cpus: dict[str, list[float]] = {label: [] for label in COMPRESSION_ARMS}
+    sizes: dict[str, int] = {}
+    for label, params in COMPRESSION_ARMS.items():  # a warm-up each
+        sizes[label] = len(
+            post(endpoint.address, credentials, COMPRESSED_RESULT.encode(), analyst=False, headers={}, **params).body
+        )
+    for _ in range(runs):
+        for label, params in COMPRESSION_ARMS.items():
+            cpu_before = _cpu_s(endpoint.pid)
+            started = time.perf_counter()
+            reply = post(endpoint.address, credentials, COMPRESSED_RESULT.encode(), analyst=False, headers={}, **params)
+            walls[label].append(time.perf_counter() - started)
+            cpus[label].append(_cpu_s(endpoint.pid) - cpu_before)
+            assert reply.status == 200, reply.body[:300]
+    plain_ms = statistics.median(walls["compress=0"]) * 1000
+    rows: list[Row] = []
+    for label in COMPRESSION_ARMS:
+        wall_ms = statistics.median(walls[label]) * 1000
+        cpu_ms = statistics.median(cpus[label]) * 1000
+        rows.append(
+            Row(
+                f"1M-row Native result, {label}",
+                f"{wall_ms:.0f} ms (best {min(walls[label]) * 1000:.0f}), {sizes[label] / 1e6:.1f} MB sent",
+                "-",
+                f"server CPU {cpu_ms:.0f} ms; {wall_ms - plain_ms:+.0f} ms against compress=0",
+            )
+        )
+        record(
+            f"1M-row result over HTTP, {label}",
+            round(wall_ms, 1),
+            "ms",
+            baseline=f"compress=0 {plain_ms:.1f} ms; {sizes[label] / 1e6:.1f} MB sent, server CPU {cpu_ms:.0f} ms",
+        )
+    return rows
+
+
 RESULT_BOMB = "SELECT repeat('x', 500000) FROM numbers(200)"
 SETTLE_S = 3 * PURGE_INTERVAL_S  # "settled": after the server's memory watch has had its chance to give memory back
 
@@ -779,6 +834,9 @@ def main() -> None:
     parser.add_argument("--security-only", action="store_true", help="only the policy's cost and the bombs")
     parser.add_argument("--attacks-only", action="store_true", help="only the writer's latency under each attack")
     parser.add_argument(
+        "--compression-only", action="store_true", help="only the 1M-row result, compress=0 against compress=1"
+    )
+    parser.add_argument(
         "--attack", action="append", default=[], help="only the attacks whose name holds this text (repeatable)"
     )
     parser.add_argument(
@@ -803,13 +861,15 @@ def main() -> None:
     local = Local(state_dir / "in-process-chdb")
     try:
         results: list[Row] = []
-        if not options.attacks_only:
+        if options.compression_only:
+            results += bench_compression(settings, endpoint, runs)
+        elif not options.attacks_only:
             results += [
                 *bench_policy_http(settings, runs),
                 *bench_bombs(settings, endpoint),
                 *bench_writer_under_flood(settings, endpoint, seconds=3 if options.quick else 8),
             ]
-        if not (options.security_only or options.attacks_only):
+        if not (options.security_only or options.attacks_only or options.compression_only):
             for target in (client, local):
                 for name in TABLES:
                     target.command(DDL.format(name=name))
@@ -819,14 +879,19 @@ def main() -> None:
                 *bench_row_inserts(client, settings, scale),
                 *bench_queries(client, local, scale, runs),
                 *bench_policy(settings, local, scale, runs),
+                *bench_compression(settings, endpoint, runs),
             ]
         # Last: the password guesses lock the analyst out for the failed-login window.
-        results = [
-            *bench_writer_under_attacks(
-                settings, endpoint, seconds=3 if options.quick else 8, only=tuple(options.attack)
-            ),
-            *results,
-        ]
+        results = (
+            results
+            if options.compression_only
+            else [
+                *bench_writer_under_attacks(
+                    settings, endpoint, seconds=3 if options.quick else 8, only=tuple(options.attack)
+                ),
+                *results,
+            ]
+        )
     finally:
         client.close()
         supervisor.stop(service)

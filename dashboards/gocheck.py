@@ -65,19 +65,37 @@ def build_checker(binary: Path) -> Path:
 
 @dataclass(frozen=True)
 class CheckerRun:
-    """The checker's exit status and its per-query outcomes."""
+    """The checker's exit status, its per-query outcomes, and those of its steps before them (ping, insert)."""
 
     returncode: int
     outcomes: list[dict[str, Any]]
     stderr: str
+    steps: list[dict[str, Any]]
 
 
 def run_checker(
-    binary: Path, settings: Settings, database: str, queries: list[dict[str, Any]], workdir: Path
+    binary: Path,
+    settings: Settings,
+    database: str,
+    queries: list[dict[str, Any]],
+    workdir: Path,
+    *,
+    compression: str = "gzip",
+    as_service_user: bool = False,
+    insert: str = "",
 ) -> CheckerRun:
-    """Run the checker as the analyst on ``database`` (password through the environment, never argv)."""
+    """Run the checker on ``database`` (password through the environment, never argv).
+
+    As the analyst, unless ``as_service_user``; with clickhouse-go's ``compression`` (lz4,
+    zstd, gzip, none); ``insert`` ("TABLE:ROWS") first writes that many rows as one batch.
+    """
     address = warehouse_address(settings)
     credentials = resolve_credentials(settings)
+    user, password = (
+        (credentials.user, credentials.password)
+        if as_service_user
+        else (credentials.analyst_user, credentials.analyst_password)
+    )
     queries_file = workdir / "checker-queries.json"
     queries_file.write_text(json.dumps(queries, indent=1), encoding="utf-8")
     environment = {
@@ -85,8 +103,10 @@ def run_checker(
         "CHECKER_ADDR": address.host_port,
         "CHECKER_SECURE": "1" if address.is_secure else "0",
         "CHECKER_CA_FILE": str(address.ca_file or ""),  # empty: the system's trust store
-        "CHECKER_USER": credentials.analyst_user,
-        "CHECKER_PASSWORD": credentials.analyst_password.get_secret_value(),
+        "CHECKER_USER": user,
+        "CHECKER_PASSWORD": password.get_secret_value(),
+        "CHECKER_COMPRESSION": compression,
+        "CHECKER_INSERT": insert,
         "CHECKER_DATABASE": database,
         "CHECKER_ROW_LIMIT": str(settings.dashboards.row_limit),
         "CHECKER_QUERY_TIMEOUT_S": str(settings.dashboards.query_timeout_s),
@@ -94,5 +114,6 @@ def run_checker(
     completed = subprocess.run(
         [str(binary), str(queries_file)], env=environment, capture_output=True, text=True, timeout=300, check=False
     )
-    outcomes = [json.loads(line) for line in completed.stdout.splitlines() if line.strip()]
-    return CheckerRun(completed.returncode, outcomes, completed.stderr)
+    lines = [json.loads(line) for line in completed.stdout.splitlines() if line.strip()]
+    step_count = 2 if insert else 1  # the ping, and the insert when asked
+    return CheckerRun(completed.returncode, lines[step_count:], completed.stderr, lines[:step_count])

@@ -10,6 +10,11 @@
 // opened as the plugin opens it (pkg/plugin/driver.go): HTTP protocol, gzip compression,
 // the row limit as the `limit` setting, and over HTTPS a TLS config whose RootCAs hold the
 // CA (the plugin's tlsAuthWithCACert); verification is never skipped.
+// CHECKER_COMPRESSION (lz4, zstd, gzip or none; gzip when unset, as the plugin) picks
+// clickhouse-go's compression: lz4 and zstd are ClickHouse's block framing (compress=1
+// responses, decompress=1 inserts). The connection is pinged first (outcome "ping").
+// CHECKER_INSERT=TABLE:ROWS (optional) first inserts ROWS rows (number UInt64, text String)
+// into TABLE as one batch (outcome "insert").
 //
 // Output: one JSON line per query (title, columns seen, rows, milliseconds, error). Exit
 // status 0 when every query ran and matched, 1 when any did not, 2 on bad input.
@@ -144,6 +149,50 @@ func check(db *sql.DB, q query, result *outcome) string {
 	return strings.Join(problems, "; ")
 }
 
+var compressions = map[string]clickhouse.CompressionMethod{
+	"lz4":  clickhouse.CompressionLZ4,
+	"zstd": clickhouse.CompressionZSTD,
+	"gzip": clickhouse.CompressionGZIP,
+	"none": clickhouse.CompressionNone,
+}
+
+// insert writes rows (number, text) into table as one batch: one request, its body compressed as configured.
+func insert(db *sql.DB, table string, rows int) string {
+	tx, err := db.Begin()
+	if err != nil {
+		return err.Error()
+	}
+	statement, err := tx.Prepare("INSERT INTO " + table + " (number, text)")
+	if err != nil {
+		_ = tx.Rollback()
+		return err.Error()
+	}
+	for number := 0; number < rows; number++ {
+		if _, err := statement.Exec(uint64(number), fmt.Sprintf("row %d of the batch", number)); err != nil {
+			_ = tx.Rollback()
+			return err.Error()
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// step runs one named step and writes its outcome line; it returns whether the step failed.
+func step(encoder *json.Encoder, title string, run func(*outcome) string) bool {
+	result := outcome{Title: title, Columns: []column{}}
+	started := time.Now()
+	problem := run(&result)
+	result.ElapsedMs = float64(time.Since(started).Microseconds()) / 1000
+	result.Error = problem
+	if err := encoder.Encode(result); err != nil {
+		fmt.Fprintf(os.Stderr, "checker: %v\n", err)
+		os.Exit(2)
+	}
+	return problem != ""
+}
+
 func main() {
 	if len(os.Args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: checker QUERIES.json")
@@ -174,11 +223,20 @@ func main() {
 		fmt.Fprintf(os.Stderr, "checker: CHECKER_CA_FILE: %v\n", err)
 		os.Exit(2)
 	}
+	compressionName := os.Getenv("CHECKER_COMPRESSION")
+	if compressionName == "" {
+		compressionName = "gzip"
+	}
+	compression, ok := compressions[compressionName]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "checker: CHECKER_COMPRESSION %q is not lz4, zstd, gzip or none\n", compressionName)
+		os.Exit(2)
+	}
 	db := clickhouse.OpenDB(&clickhouse.Options{
 		Addr:        []string{env("CHECKER_ADDR")},
 		Auth:        clickhouse.Auth{Database: env("CHECKER_DATABASE"), Username: env("CHECKER_USER"), Password: env("CHECKER_PASSWORD")},
 		Protocol:    clickhouse.HTTP,
-		Compression: &clickhouse.Compression{Method: clickhouse.CompressionGZIP},
+		Compression: &clickhouse.Compression{Method: compression},
 		DialTimeout: 10 * time.Second,
 		ReadTimeout: time.Duration(timeout) * time.Second,
 		Settings:    clickhouse.Settings{"limit": rowLimit},
@@ -186,21 +244,27 @@ func main() {
 	})
 	defer db.Close()
 
-	failed := false
 	encoder := json.NewEncoder(os.Stdout)
-	for _, q := range queries {
-		result := outcome{Title: q.Title, Columns: []column{}}
-		started := time.Now()
-		problem := check(db, q, &result)
-		result.ElapsedMs = float64(time.Since(started).Microseconds()) / 1000
-		if problem != "" {
-			result.Error = problem
-			failed = true
+	failed := step(encoder, "ping", func(*outcome) string {
+		if err := db.PingContext(context.Background()); err != nil {
+			return err.Error()
 		}
-		if err := encoder.Encode(result); err != nil {
-			fmt.Fprintf(os.Stderr, "checker: %v\n", err)
+		return ""
+	})
+	if target := os.Getenv("CHECKER_INSERT"); target != "" {
+		table, count, _ := strings.Cut(target, ":")
+		rows, err := strconv.Atoi(count)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "checker: CHECKER_INSERT %q is not TABLE:ROWS\n", target)
 			os.Exit(2)
 		}
+		failed = step(encoder, "insert", func(result *outcome) string {
+			result.Rows = rows
+			return insert(db, table, rows)
+		}) || failed
+	}
+	for _, q := range queries {
+		failed = step(encoder, q.Title, func(result *outcome) string { return check(db, q, result) }) || failed
 	}
 	if failed {
 		os.Exit(1)

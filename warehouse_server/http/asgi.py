@@ -16,9 +16,9 @@ writers out of the GIL nor their threads off the CPU), then start it on the engi
 the shared pool, pulling the first result bytes. Whatever the response's fate, the
 query is closed and the slot released. A result that completes within the response
 buffer is sent with Content-Length and an exact ``X-ClickHouse-Summary``; a larger one
-is streamed, compressed as one frame, and an error after the first bytes is written
-ClickHouse's way (``X-ClickHouse-Exception-Tag`` markers) so clients notice. A debug
-line per request records its duration and rows.
+is streamed (compressed as one frame, or in ClickHouse's block framing for ``compress=1``),
+and an error after the first bytes is written ClickHouse's way (``X-ClickHouse-Exception-Tag``
+markers) so clients notice. A debug line per request records its duration and rows.
 
 This module coordinates; reading a request is :mod:`warehouse_server.http.request`,
 writing its response :mod:`warehouse_server.http.response`, and its access-log row
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+from warehouse_server.http.codecs import frame_method
 from warehouse_server.http.connections import connection_of
 from warehouse_server.http.request import (
     DISCARD_BYTES,
@@ -55,7 +56,6 @@ from warehouse_server.http.response import FLUSH_AFTER_S, Responder, Started, pu
 from warehouse_server.protocol import (
     CANNOT_DECOMPRESS,
     NOT_ENOUGH_SPACE,
-    NOT_IMPLEMENTED,
     QUERY_IS_TOO_LARGE,
     TOO_LARGE_SIZE_COMPRESSED,
     TOO_MANY_SIMULTANEOUS_QUERIES,
@@ -213,10 +213,7 @@ class WarehouseApp:
                         TOO_MANY_SIMULTANEOUS_QUERIES, f"Too many connections from {address} (max_connections)"
                     )
                 echoed_id = checked_query_id(params, headers)
-                if is_true(params.get("compress")):
-                    raise QueryError(
-                        NOT_IMPLEMENTED, "compress=1 (ClickHouse block framing of responses) is not supported"
-                    )
+                framing = frame_method(params)
                 self.query_ids.claim(echoed_id, user.name, user.readonly == READ_ONLY)
                 # A read-only user's slot is taken before its body is read or decoded, so the
                 # decoding work it can start at once is bounded by its slots too.
@@ -271,7 +268,7 @@ class WarehouseApp:
             # A generated id is the user's too, from before the client can read it in the answer.
             self.query_ids.claim(begun.plan.query_id, user.name, is_read_only=False)
             try:
-                await self.responder.result(begun, headers, receive, send)
+                await self.responder.result(begun, headers, receive, send, framing=framing)
             finally:
                 # Whatever happened while sending (a header the server refuses to write, the
                 # client gone, a cancelled task), the query is closed and its handle released.

@@ -1,7 +1,8 @@
 """Request body decoding and response encoding for the ClickHouse HTTP interface.
 
 Request bodies arrive compressed per ``Content-Encoding`` (gzip, deflate, zstd, lz4, xz,
-bz2) or in ClickHouse's own block framing (``decompress=1``). Two rules keep rows from
+bz2) or in ClickHouse's own block framing (``decompress=1``, read by
+:class:`warehouse_server.compression.FrameReader`, its checksums verified). Two rules keep rows from
 vanishing or half-landing:
 
 - every frame is decoded: clickhouse-connect sends an LZ4 body as several LZ4 frames,
@@ -21,8 +22,9 @@ empty gzip members cost 1.2-4.6 s of CPU before), and every decoder is fed slice
 frames cost the square of the body's size); a body's frames share one zstd context (a fresh
 context per frame cost ~80 us, the frame itself ~1 us). A ClickHouse block's declared sizes are checked
 before anything is allocated for it. ``multipart/form-data`` bodies are read by a linear
-parser with caps on fields and headers. Responses are compressed as one frame per
-response, since clients keep one decoder per response.
+parser with caps on fields and headers. Responses are compressed per ``Accept-Encoding`` as
+one frame per response, since clients keep one decoder per response; per ``compress=1`` in
+ClickHouse's block framing, a frame per chunk of at most :data:`RESPONSE_FRAME_BYTES`.
 """
 
 from __future__ import annotations
@@ -30,40 +32,35 @@ from __future__ import annotations
 import bz2
 import lzma
 import re
-import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
-import lz4.block
 import lz4.frame
 import zstandard
 
+from warehouse_server.compression import BYTES_PER_FRAME, MIN_FRAMES, FrameReader, compress_block
 from warehouse_server.protocol import (
     BAD_ARGUMENTS,
     CANNOT_DECOMPRESS,
     NOT_IMPLEMENTED,
     QUERY_IS_TOO_LARGE,
-    TOO_LARGE_SIZE_COMPRESSED,
+    UNKNOWN_COMPRESSION_METHOD,
     QueryError,
 )
 
 _STEP_BYTES = 1 << 20  # most output one decoder step may produce (zlib, lz4, xz, bz2)
 _FEED_BYTES = 16 << 10  # most input one decoder step is given
-# The work budget: a frame (member, stream) per 16 KiB read and decoded, and a few for a small body.
-# A client compresses a block of rows per frame (clickhouse-connect: one per insert block).
-BYTES_PER_FRAME = 16 << 10
-MIN_FRAMES = 16
 # zstd's decompressobj has no output cap, so its input is sliced instead: a zstd block
 # decodes to at most 128 KiB from no fewer than 3 bytes (an RLE block), under 2**16 : 1, so
 # an input slice of (budget left >> 16) bytes cannot produce much more than the budget.
 _ZSTD_MAX_RATIO_SHIFT = 16
 _ZSTD_SLICE_BYTES = (64 * 1024, 64)  # the largest and the smallest slice
-# ClickHouse's DBMS_MAX_COMPRESSED_SIZE: a block declaring more is refused as corrupt.
-MAX_NATIVE_BLOCK_BYTES = 0x40000000
-_NATIVE_HEADER = struct.Struct("<BII")  # method, compressed size (incl. this header), decompressed size
-_NATIVE_CHECKSUM_BYTES = 16
-_NATIVE_METHODS = {0x82: "lz4", 0x90: "zstd", 0x02: "none"}
+_FRAMED_FEED_BYTES = 1 << 20  # a ClickHouse-framed body is fed to its reader in pieces, so it is not copied whole
+# ClickHouse's CompressedWriteBuffer holds 1 MiB (DBMS_DEFAULT_BUFFER_SIZE): no response frame is larger.
+RESPONSE_FRAME_BYTES = 1 << 20
+# network_compression_method's values (ClickHouse's, case-insensitive) and the frame method each one writes.
+_FRAME_METHODS = {"lz4": "lz4", "lz4hc": "lz4", "zstd": "zstd", "none": "none"}
 KNOWN_ENCODINGS = ("gzip", "deflate", "br", "xz", "zstd", "lz4", "bz2", "snappy")
 
 
@@ -222,63 +219,27 @@ def decode_body(body: bytes, content_encoding: str, limit: int) -> bytes:
     raise QueryError(NOT_IMPLEMENTED, f"Unknown compression method '{encoding}': {known}")
 
 
-def decode_native_blocks(body: bytes, limit: int) -> bytes:
-    """Decode ClickHouse's own compressed block framing (the ``decompress=1`` parameter).
+def decode_frames(body: bytes, limit: int, *, verify: bool = True) -> bytes:
+    """Decode ClickHouse's own compressed block framing (the ``decompress=1`` parameter), every frame.
 
-    Each block is a 16-byte CityHash128 checksum, a method byte, the compressed size
-    (header included) and the decompressed size, then the payload. The checksums are
-    not verified (as with ClickHouse's ``http_native_compression_disable_checksumming_on_decompress``):
-    no CityHash128 implementation is in Tickwave's locked dependencies. Sizes are
-    checked, and a corrupt LZ4/ZSTD payload still fails to decode.
-
-    A block's declared sizes are checked before it is decoded: above ClickHouse's 1 GiB
-    block bound it is TOO_LARGE_SIZE_COMPRESSED (as ClickHouse answers), past ``limit``
-    in total QUERY_IS_TOO_LARGE; nothing is allocated for a refused block.
+    Each frame's checksum is verified unless ``verify`` is off (ClickHouse's
+    ``http_native_compression_disable_checksumming_on_decompress``); its declared sizes are
+    checked from its header, before anything is allocated for it (the bounds of
+    :class:`warehouse_server.compression.FrameReader`, ``limit`` decoded bytes in total).
 
     Raises:
-        QueryError: CANNOT_DECOMPRESS for truncated blocks, unknown methods or corrupt payloads,
-            TOO_LARGE_SIZE_COMPRESSED or QUERY_IS_TOO_LARGE for the sizes above.
+        QueryError: CHECKSUM_DOESNT_MATCH, CANNOT_DECOMPRESS, UNKNOWN_COMPRESSION_METHOD,
+            TOO_LARGE_SIZE_COMPRESSED or QUERY_IS_TOO_LARGE.
     """
-    output = _Output(limit)
-    offset = 0
-    context = zstandard.ZstdDecompressor()
-    while offset < len(body):
-        output.begin_frame("ClickHouse-framed", offset)
-        header_at = offset + _NATIVE_CHECKSUM_BYTES
-        if header_at + _NATIVE_HEADER.size > len(body):
-            raise _truncated("ClickHouse-framed")
-        method, compressed_size, decompressed_size = _NATIVE_HEADER.unpack_from(body, header_at)
-        payload_end = header_at + compressed_size
-        if method not in _NATIVE_METHODS:
-            raise _corrupt("ClickHouse-framed", f"unknown compression method byte 0x{method:02x}")
-        if compressed_size > MAX_NATIVE_BLOCK_BYTES or decompressed_size > MAX_NATIVE_BLOCK_BYTES:
-            raise QueryError(
-                TOO_LARGE_SIZE_COMPRESSED,
-                f"Too large size of a compressed block: compressed {compressed_size}, decompressed "
-                f"{decompressed_size} (at most {MAX_NATIVE_BLOCK_BYTES}). Most likely corrupted data",
-            )
-        if compressed_size < _NATIVE_HEADER.size or payload_end > len(body):
-            raise _truncated("ClickHouse-framed")
-        output.reserve(decompressed_size)
-        payload = body[header_at + _NATIVE_HEADER.size : payload_end]
-        output.add(_decode_native_payload(_NATIVE_METHODS[method], payload, decompressed_size, context))
-        offset = payload_end
-    return output.value()
-
-
-def _decode_native_payload(method: str, payload: bytes, size: int, context: zstandard.ZstdDecompressor) -> bytes:
-    try:
-        if method == "lz4":
-            decoded = lz4.block.decompress(payload, uncompressed_size=size)
-        elif method == "zstd":
-            decoded = context.decompress(payload, max_output_size=size)
-        else:
-            decoded = payload
-    except (lz4.block.LZ4BlockError, zstandard.ZstdError) as exc:
-        raise _corrupt("ClickHouse-framed", exc) from exc
-    if len(decoded) != size:
-        raise _corrupt("ClickHouse-framed", f"block decoded to {len(decoded)} bytes, header says {size}")
-    return bytes(decoded)
+    reader = FrameReader(limit, verify=verify, what="ClickHouse-framed request body")
+    view = memoryview(body)
+    parts = [
+        payload
+        for start in range(0, len(view), _FRAMED_FEED_BYTES)
+        for payload in reader.feed(view[start : start + _FRAMED_FEED_BYTES])
+    ]
+    reader.finish()
+    return b"".join(parts)
 
 
 MAX_FORM_FIELDS = 1000
@@ -422,6 +383,47 @@ class _ZlibEncoder:
 
     def finish(self) -> bytes:
         return self._compressor.flush(zlib.Z_FINISH)
+
+
+class FrameEncoder:
+    """ClickHouse's block framing of a response (``compress=1``): each chunk as frames of at most 1 MiB.
+
+    A frame per chunk rather than per 1 MiB buffered, so a streamed result's first rows are not
+    held back; the frames joined decode to the response as the client reads it.
+    """
+
+    def __init__(self, method: str) -> None:
+        self.name = method
+
+    def compress(self, chunk: bytes) -> bytes:
+        """Return ``chunk`` as ClickHouse frames, ready to send."""
+        view = memoryview(chunk)
+        return b"".join(
+            compress_block(bytes(view[start : start + RESPONSE_FRAME_BYTES]), self.name)
+            for start in range(0, len(view), RESPONSE_FRAME_BYTES)
+        )
+
+    def finish(self) -> bytes:
+        """Return nothing: every frame is complete when it is written."""
+        return b""
+
+
+def frame_method(params: Mapping[str, str]) -> str | None:
+    """Return the method of a request's ``compress=1`` response frames, None for an unframed response.
+
+    LZ4 as ClickHouse writes them; ``network_compression_method`` (ZSTD, NONE, LZ4HC) picks
+    another. Every client reads a frame by its method byte, except the JDBC driver's, which
+    reads LZ4 only, and asks for no other.
+
+    Raises:
+        QueryError: UNKNOWN_COMPRESSION_METHOD for a method ClickHouse does not have.
+    """
+    if params.get("compress", "").strip().lower() in ("", "0", "false"):
+        return None
+    name = params.get("network_compression_method", "lz4").strip().lower()
+    if name not in _FRAME_METHODS:
+        raise QueryError(UNKNOWN_COMPRESSION_METHOD, f"Unknown compression method: {name}")
+    return _FRAME_METHODS[name]
 
 
 _PREFERENCE = ("lz4", "zstd", "gzip", "deflate")

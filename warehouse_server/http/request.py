@@ -13,10 +13,10 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from warehouse_server.http.codecs import decode_body, decode_native_blocks, form_fields
+from warehouse_server.http.codecs import decode_body, decode_frames, form_fields
 from warehouse_server.protocol import BAD_ARGUMENTS, QUERY_IS_TOO_LARGE, QueryError
 from warehouse_server.query.planning import Plan, full_query, plan
-from warehouse_server.security.auth import User
+from warehouse_server.security.auth import READ_ONLY, User
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -123,7 +123,11 @@ def prepare(
     decoded = decode_body(body, headers.get("content-encoding", ""), decoded_limit)
     del body  # the compressed copy is not needed past here: a large body is not held twice
     if is_true(params.get("decompress")):
-        decoded = decode_native_blocks(decoded, decoded_limit)
+        # Only a user that may change HTTP settings may skip the checksums (a read-only user's plan refuses it).
+        unverified = user.readonly != READ_ONLY and is_true(
+            params.get("http_native_compression_disable_checksumming_on_decompress")
+        )
+        decoded = decode_frames(decoded, decoded_limit, verify=not unverified)
     content_type = headers.get("content-type", "")
     files: dict[str, bytes] = {}
     if content_type.lower().startswith("multipart/form-data"):

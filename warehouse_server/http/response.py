@@ -1,8 +1,8 @@
 """Writing one HTTP response of the ClickHouse interface: plain answers, errors and results.
 
 A result that completed within the response buffer is sent with ``Content-Length`` and
-an exact ``X-ClickHouse-Summary``; a larger one is streamed, compressed as one frame,
-and an error after the first bytes is written ClickHouse's way (an
+an exact ``X-ClickHouse-Summary``; a larger one is streamed, compressed as one frame (or as
+ClickHouse's block frames for ``compress=1``), and an error after the first bytes is written ClickHouse's way (an
 ``X-ClickHouse-Exception-Tag`` header and the tagged block in the body) so clients
 notice. Streaming stops when the client disconnects.
 """
@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from warehouse_server.http.codecs import Encoder, choose_encoding, make_encoder
+from warehouse_server.http.codecs import Encoder, FrameEncoder, choose_encoding, make_encoder
 from warehouse_server.http.request import Receive, Send
 from warehouse_server.protocol import (
     QUERY_IS_TOO_LARGE,
@@ -116,28 +116,39 @@ class Responder:
         await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def result(self, begun: Started, headers: Mapping[str, str], receive: Receive, send: Send) -> None:
-        """Send a started query's output: whole when it is done, else streamed to its end."""
+    async def result(
+        self, begun: Started, headers: Mapping[str, str], receive: Receive, send: Send, *, framing: str | None = None
+    ) -> None:
+        """Send a started query's output: whole when it is done, else streamed to its end.
+
+        ``framing``: the method of ClickHouse's block framing (``compress=1``), which then
+        replaces any ``Accept-Encoding`` compression; None for none.
+        """
         request_plan = begun.plan
         encoding = None
-        if request_plan.http_flag("enable_http_compression", default=True):
+        if framing is None and request_plan.http_flag("enable_http_compression", default=True):
             encoding = choose_encoding(headers.get("accept-encoding", ""))
         has_result = begun.running.has_result or any(begun.chunks)
         response_headers = self._headers(request_plan, begun.running.stream.summary, has_result)
         level = request_plan.http_settings.get("http_zlib_compression_level", "3")
-        encoder = make_encoder(encoding, int(level) if level.isdigit() else 3) if encoding else None
+        encoder: Encoder | None = None
+        if framing is not None:
+            encoder = FrameEncoder(framing)
+        elif encoding:
+            encoder = make_encoder(encoding, int(level) if level.isdigit() else 3)
         if begun.is_done:
             body = b"".join(begun.chunks)
             if encoder is not None and body:
                 body = encoder.compress(body) + encoder.finish()
-                response_headers.append((b"content-encoding", encoder.name.encode()))
+                if framing is None:
+                    response_headers.append((b"content-encoding", encoder.name.encode()))
             response_headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": 200, "headers": response_headers})
             await send({"type": "http.response.body", "body": body})
             return
         tag = "".join(secrets.choice(_TAG_ALPHABET) for _ in range(16))
         response_headers.append((b"x-clickhouse-exception-tag", tag.encode()))
-        if encoder is not None:
+        if encoder is not None and framing is None:
             response_headers.append((b"content-encoding", encoder.name.encode()))
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
         await self._stream(begun, encoder, tag, receive, send)
@@ -178,7 +189,9 @@ class Responder:
                     next_chunk = await self.next_chunk(begun.running)
                 except QueryError as error:
                     block = _exception_block(tag, error_text(error.code, error.message, self.version))
-                    await send({"type": "http.response.body", "body": _encode(encoder, block), "more_body": True})
+                    if not isinstance(encoder, FrameEncoder):  # after ClickHouse frames it follows them unframed
+                        block = _encode(encoder, block)
+                    await send({"type": "http.response.body", "body": block, "more_body": True})
                     logger.warning("query_id=%s failed after streaming began: %s", begun.plan.query_id, error)
                     break
                 pending = [next_chunk] if next_chunk is not None else None

@@ -73,6 +73,9 @@ HARMLESS_SETTINGS = frozenset(
         "session_timezone",
         "extremes",
         "totals_mode",
+        # The method of a compress=1 response's frames (clickhouse-go sends them with LZ4 and ZSTD).
+        "network_compression_method",
+        "network_zstd_compression_level",
     }
 )
 # Grafana's ClickHouse plugin sends its row limit as the `limit` setting with every query.

@@ -1,4 +1,4 @@
-"""Fixtures of the warehouse integration tests: the credentials, a canary file, the secrets file."""
+"""Fixtures of the warehouse integration tests: the credentials, a canary file, the secrets file, a landing table."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from adapters.endpoints import Endpoint
 from adapters.warehouse.credentials import Credentials, resolve_credentials, secrets_path
 from adapters.warehouse.migrate import migrate
 from tests.integration.warehouse.analyst import CANARY_TEXT
+from tests.integration.warehouse.http import post
 from tickwave.config import Settings
 
 
@@ -33,3 +35,12 @@ def secrets(warehouse_settings: Settings, credentials: Credentials) -> tuple[Pat
 def tickwave_database(warehouse_settings: Settings) -> str:
     migrate(warehouse_settings)  # the configured database, where the access log lands
     return warehouse_settings.clickhouse.database
+
+
+@pytest.fixture
+def table(warehouse_endpoint: Endpoint, credentials: Credentials, fresh_database: str) -> str:
+    """An empty table ``(id UInt64, label String)`` in this test's own database."""
+    name = f"{fresh_database}.landing"
+    ddl = f"CREATE TABLE {name} (id UInt64, label String) ENGINE = MergeTree ORDER BY id"
+    assert post(warehouse_endpoint.address, credentials, ddl.encode()).status == 200
+    return name

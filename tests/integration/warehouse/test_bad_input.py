@@ -26,14 +26,6 @@ def credentials(warehouse_settings: Settings) -> Credentials:
     return resolve_credentials(warehouse_settings)
 
 
-@pytest.fixture
-def table(warehouse_endpoint: Endpoint, credentials: Credentials, fresh_database: str) -> str:
-    name = f"{fresh_database}.landing"
-    ddl = f"CREATE TABLE {name} (id UInt64, label String) ENGINE = MergeTree ORDER BY id"
-    assert post(warehouse_endpoint.address, credentials, ddl.encode()).status == 200
-    return name
-
-
 def count(address: str, credentials: Credentials, table: str) -> int:
     return int(post(address, credentials, f"SELECT count() FROM {table}".encode()).body)
 
