@@ -9,6 +9,7 @@ still differs, with the last counts, is in warehouse_server/README.md.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import tempfile
 import time
@@ -32,8 +33,14 @@ from tickwave.errors import TickwaveError
 SUITES = (CLICKHOUSE_CONNECT.name, DBT_CLICKHOUSE.name, CLICKHOUSE_GO.name)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C, so the warehouse started here is stopped on the way out.
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     """Run the suites asked for (all by default) and print their counts."""
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", action="append", choices=SUITES, help="a suite to run (repeatable; default: all)")
     parser.add_argument("--sources", type=Path, help="a folder holding <suite>-<version>/ of the pytest suites")

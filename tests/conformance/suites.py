@@ -3,7 +3,8 @@
 ``make conformance`` (``python -m tests.conformance``) starts an embedded warehouse on a free
 loopback port and runs each suite against it as the service user:
 
-- clickhouse-connect's integration tests and dbt-clickhouse's adapter tests (pytest), each in an
+- clickhouse-connect's integration tests and dbt-clickhouse's adapter tests (pytest, a test that
+  hangs failed after 300 s so the run ends with its counts), each in an
   environment of its own installed by uv from a locked list with a SHA-256 for every file
   (``<suite>-<version>.txt`` beside this module; the client at the version of the tests);
 - clickhouse-go's tests (``go test``), from its module zip on the Go module proxy, checked by
@@ -107,7 +108,10 @@ CLICKHOUSE_CONNECT = PythonSuite(
     archive="https://github.com/ClickHouse/clickhouse-connect/archive/refs/tags/v1.7.2.tar.gz",
     paths=("tests", "pyproject.toml"),
     digest="2c8e5f2ddf571fa78ef95d65eba022f2c78d508b76cfbf1b5ff5d436bf14e4c6",
-    tests=("tests/integration_tests", "-o", "addopts=", "-o", "log_cli=false", "-p", "no:cacheprovider"),
+    tests=(
+        "tests/integration_tests",
+        *("-o", "addopts=", "-o", "log_cli=false", "-p", "no:cacheprovider", "--timeout=300"),
+    ),
     environment=lambda target: {
         "CLICKHOUSE_CONNECT_TEST_HOST": target.host,
         "CLICKHOUSE_CONNECT_TEST_PORT": str(target.port),
@@ -123,7 +127,7 @@ DBT_CLICKHOUSE = PythonSuite(
     archive="https://github.com/ClickHouse/dbt-clickhouse/archive/refs/tags/v1.10.1.tar.gz",
     paths=("tests", "pytest.ini"),
     digest="a3ab0bdfdbd0d889d8cfd244b40be1f4c364038370b03811d39b75568a39bb02",
-    tests=("tests/integration", "-p", "no:cacheprovider"),
+    tests=("tests/integration", "-p", "no:cacheprovider", "--timeout=300"),
     environment=lambda target: {
         "DBT_CH_TEST_HOST": target.host,
         "DBT_CH_TEST_PORT": str(target.port),
