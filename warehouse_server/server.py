@@ -46,7 +46,7 @@ from warehouse_server.query.engine import Engine
 from warehouse_server.query.memory import MemoryReturner, engine_memory_settings, write_engine_config
 from warehouse_server.query.priority import lower_cpu_priority
 from warehouse_server.query.sessions import SessionStore
-from warehouse_server.security.auth import READ_WRITE, User, users_from
+from warehouse_server.security.auth import READ_WRITE, User, users_from, write_engine_users
 from warehouse_server.security.confinement import confine, warehouse_rules
 from warehouse_server.security.limits import AnalystLimits, LoginGuard
 from warehouse_server.security.policy import (
@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 CHDB_DIR = "chdb"
 ENGINE_CONFIG = "engine.xml"  # the engine's configuration file, beside its directory (written at each start)
+ENGINE_USERS = "engine-users.xml"  # the engine's user directory (mode 0600, written at each start)
 SANDBOX_DIR = "sandbox"  # every file root of the engine (user_files_path...), empty
 MAX_SESSION_TIMEOUT_S = 3600.0
 KEEP_ALIVE_TIMEOUT_S = 30
@@ -150,7 +151,10 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
     os.environ["TMPDIR"] = str(sandbox / "tmp")  # chdb's own scratch directory, inside what it may write
     files = server_tls(settings)
     context = tls_context(files) if files else None
-    server_settings = engine_memory_settings(clickhouse.max_memory_mb) | write_engine_config(data_dir / ENGINE_CONFIG)
+    engine_users = write_engine_users(data_dir / ENGINE_USERS, users)  # a dictionary's source may name a user
+    server_settings = engine_memory_settings(clickhouse.max_memory_mb) | write_engine_config(
+        data_dir / ENGINE_CONFIG, engine_users
+    )
     know_users(users)
     serve_metrics(settings, "warehouse")  # before the confinement: it allows binding the warehouse's port only
     confine(warehouse_rules(data_dir, port), enabled=clickhouse.confine_engine)

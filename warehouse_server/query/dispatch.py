@@ -303,6 +303,9 @@ def _run(handle: Handle, plan: Plan) -> ResultStream:
     return WholeResult(*handle.execute(plan.sql, plan.output_format, plan.query_params))
 
 
+ENGINE_USER = "default"  # the engine's local user, who runs every query
+
+
 class Executor:
     """Starts plans on one engine, with its sessions, the read-only policy and the analyst's limits."""
 
@@ -378,6 +381,9 @@ class Executor:
         release = slot if slot is not None else self.concurrency.acquire(user) if plan.is_analyst else _nothing
         try:
             running = self._start(self._in_database(plan), user, is_vetted)
+        except QueryError as error:
+            release()
+            raise _naming_the_user(error, user) from None
         except BaseException:
             release()
             raise
@@ -440,6 +446,16 @@ class Executor:
 
 def _nothing() -> None:
     return None
+
+
+def _naming_the_user(error: QueryError, user: str) -> QueryError:
+    """Name the HTTP user where the engine names its own: every query runs as the engine's ``default``."""
+    prefix = f"{ENGINE_USER}: "  # "default: Not enough privileges. To execute this query, ..."
+    if user == ENGINE_USER or not error.message.startswith(prefix):
+        return error
+    named = QueryError(error.code, f"{user}: {error.message.removeprefix(prefix)}")
+    named.query_text = error.query_text
+    return named
 
 
 def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:

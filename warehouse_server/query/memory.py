@@ -71,17 +71,20 @@ def engine_memory_settings(max_memory_mb: int) -> dict[str, str]:
     }
 
 
-def write_engine_config(path: Path) -> dict[str, str]:
+def write_engine_config(path: Path, users_config: Path | None = None) -> dict[str, str]:
     """Write the engine's configuration file to ``path`` and return the server setting that names it.
 
     Written afresh at every start, before the engine reads it, so nothing the engine itself
-    wrote there between two starts is ever read back.
+    wrote there between two starts is ever read back. ``users_config`` names the engine's user
+    directory (:func:`~warehouse_server.security.auth.write_engine_users`).
     """
+    users = f"  <users_config>{users_config}</users_config>\n" if users_config is not None else ""
     path.write_text(
         "<clickhouse>\n"
         "  <merge_tree>\n"
         f"    <concurrent_part_removal_threshold>{SERIAL_PART_REMOVAL}</concurrent_part_removal_threshold>\n"
         "  </merge_tree>\n"
+        f"{users}"
         "</clickhouse>\n",
         encoding="utf-8",
     )

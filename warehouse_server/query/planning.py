@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 
 from tickwave.warehouse.sqltext import quote_identifier, quote_literal, tokens
 from warehouse_server.protocol import (
@@ -27,13 +28,14 @@ from warehouse_server.protocol import (
     is_setting_param,
 )
 from warehouse_server.query.routing import analyze
-from warehouse_server.security.auth import READ_ONLY, READ_WRITE, User, request_readonly
+from warehouse_server.security.auth import READ_ONLY, READ_WRITE, User, is_engine_user, request_readonly
 
 DEFAULT_FORMAT = "TabSeparated"
 MAX_QUERY_SIZE = 262_144  # ClickHouse's max_query_size default: the most SQL a request may hold
 # currentUser() and its aliases (ClickHouse's FunctionCurrentUser), lower-cased.
 CURRENT_USER_FUNCTIONS = frozenset({"currentuser", "user", "current_user"})
 _MAY_NAME_USER = re.compile(r"user\s*\(", re.IGNORECASE)
+_MAY_SHOW_GRANTS = re.compile(r"\bGRANTS\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,8 @@ def plan(
         # Bytes that are not UTF-8 (binary literals) survive the decoding: engine_text() restores them.
         sql, data = text.decode("utf-8", errors="surrogateescape"), memoryview(b"")
         sql = bind_current_user(sql, user.name)
+        if is_engine_user(user):
+            sql = bind_show_grants(sql, user.name)
     default_format = headers.get("x-clickhouse-format") or params.get("default_format") or DEFAULT_FORMAT
     session_id = params.get("session_id", "")
     session = None
@@ -236,6 +240,20 @@ def bind_current_user(sql: str, user: str) -> str:
             pieces += [sql[copied : token.start], f"({quote_literal(user)} AS {quote_identifier(token.text + '()')})"]
             copied = found[index + 2].end
     return "".join(pieces) + sql[copied:] if pieces else sql
+
+
+def bind_show_grants(sql: str, user: str) -> str:
+    """Return ``sql`` with a ``SHOW GRANTS`` of no one in particular made ``SHOW GRANTS FOR user``, the HTTP user.
+
+    The engine runs every query as its local user ``default``, so its own ``SHOW GRANTS`` names
+    ``default``; the HTTP user is in the engine's user directory with the grants it has here.
+    """
+    found = list(islice(tokens(sql), 3)) if _MAY_SHOW_GRANTS.search(sql) else []
+    words = [token.text.upper() for token in found[:3]]
+    if words[:2] != ["SHOW", "GRANTS"] or (len(words) == 3 and words[2] == "FOR"):
+        return sql
+    end = found[1].end
+    return f"{sql[:end]} FOR {quote_identifier(user)}{sql[end:]}"
 
 
 def _max_query_size(user: User, settings: Mapping[str, str]) -> int:

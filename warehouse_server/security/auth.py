@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from adapters.warehouse.credentials import Credentials
 from warehouse_server.protocol import AUTHENTICATION_FAILED, QueryError
@@ -129,3 +133,48 @@ def request_readonly(user: User, method: str) -> int:
     if user.readonly:
         return user.readonly
     return READ_ONLY_SETTINGS_ALLOWED if method == "GET" else READ_WRITE
+
+
+# A user name the engine's users file can hold as an element name.
+_ENGINE_USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_engine_user(user: User) -> bool:
+    """Return True for a user the engine's own user directory holds (:func:`write_engine_users`)."""
+    return user.readonly == READ_WRITE and user.name != DEFAULT_USER and bool(_ENGINE_USER_NAME.fullmatch(user.name))
+
+
+def write_engine_users(path: Path, users: Mapping[str, User]) -> Path:
+    """Write the engine's own user directory to ``path`` (mode 0600, afresh at every start); return it.
+
+    The engine runs every query as its local user ``default``; these users exist only so
+    that a dictionary's ``CLICKHOUSE`` source naming a read-write HTTP user and its password
+    (``SOURCE(CLICKHOUSE(user 'tickwave' password '...' db ... table ...))``, as dbt writes
+    it) authenticates when the engine queries itself, in process: the engine checks the
+    password against its SHA-256 here, from loopback only. The read-only users are not
+    here: a dictionary naming the analyst stays refused (AUTHENTICATION_FAILED), as any
+    other name does. ``default`` is the engine's own, as chdb defines it.
+    """
+    entries = [  # default may read the grants of these users: SHOW GRANTS names the HTTP user
+        "<default><password></password><networks><ip>::/0</ip></networks>"
+        "<profile>default</profile><quota>default</quota><access_management>1</access_management></default>"
+    ]
+    for user in users.values():
+        if not is_engine_user(user):
+            continue
+        digest = hashlib.sha256(user.password.encode()).hexdigest()
+        entries.append(
+            f"<{user.name}><password_sha256_hex>{digest}</password_sha256_hex>"
+            "<networks><ip>127.0.0.1</ip><ip>::1</ip></networks>"
+            f"<profile>default</profile><quota>default</quota></{user.name}>"
+        )
+    text = (
+        "<clickhouse>\n<profiles><default></default></profiles>\n<quotas><default></default></quotas>\n<users>\n"
+        + "\n".join(entries)
+        + "\n</users>\n</clickhouse>\n"
+    )
+    path.unlink(missing_ok=True)  # created anew, so its mode is never an earlier file's
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+    return path

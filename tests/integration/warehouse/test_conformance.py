@@ -400,6 +400,81 @@ def test_dictionary_when_sourced_from_a_local_table_then_loads_while_confined(
     assert raw.status == 200 and raw.body == b"EURUSD\n", raw.body
 
 
+@pytest.mark.parametrize(
+    "source", ["user {user} password {password}", "USER {user} PASSWORD {password} HOST 'localhost'"]
+)
+def test_dictionary_when_its_source_names_the_http_user_then_it_loads(
+    client: Client, credentials: Credentials, fresh_database: str, source: str
+) -> None:
+    # dbt-clickhouse writes every CLICKHOUSE source with the profile's user and password.
+    secret = credentials.password.get_secret_value()
+    named = source.format(user=f"'{credentials.user}'", password=f"'{secret}'")
+    client.command("CREATE TABLE rates (id UInt64, name String) ENGINE = MergeTree ORDER BY id")
+    client.command("INSERT INTO rates VALUES (1, 'EURUSD'), (2, 'USDJPY')")
+    client.command(
+        f"CREATE DICTIONARY names (id UInt64, name String) PRIMARY KEY id "
+        f"SOURCE(CLICKHOUSE({named} DB '{fresh_database}' TABLE 'rates')) LIFETIME(0) LAYOUT(FLAT())"
+    )
+
+    assert client.command("SELECT dictGet('names', 'name', toUInt64(2))") == "USDJPY"
+
+
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [
+        ("USER {analyst} PASSWORD {analyst_password}", "516"),  # only the read-write users are the engine's
+        ("USER {user} PASSWORD 'wrong'", "516"),
+        ("USER 'nobody'", "516"),
+        ("USER {user} PASSWORD {password} HOST '127.0.0.2' PORT 9000", "1000"),  # no connection leaves
+    ],
+)
+def test_dictionary_when_its_source_names_another_user_or_host_then_it_does_not_load(
+    client: Client,
+    warehouse_endpoint: Endpoint,
+    credentials: Credentials,
+    fresh_database: str,
+    source: str,
+    code: str,
+) -> None:
+    named = source.format(
+        user=f"'{credentials.user}'",
+        password=f"'{credentials.password.get_secret_value()}'",
+        analyst=f"'{credentials.analyst_user}'",
+        analyst_password=f"'{credentials.analyst_password.get_secret_value()}'",
+    )
+    client.command("CREATE TABLE rates (id UInt64, name String) ENGINE = MergeTree ORDER BY id")
+    client.command("INSERT INTO rates VALUES (1, 'EURUSD')")
+    client.command(
+        f"CREATE DICTIONARY names (id UInt64, name String) PRIMARY KEY id "
+        f"SOURCE(CLICKHOUSE({named} DB '{fresh_database}' TABLE 'rates')) LIFETIME(0) LAYOUT(FLAT())"
+    )
+
+    reply = post(
+        warehouse_endpoint.address,
+        credentials,
+        b"SELECT dictGet('names', 'name', toUInt64(1))",
+        database=fresh_database,
+    )
+
+    assert reply.status != 200 and reply.code == code, reply.body
+    assert b"EURUSD" not in reply.body
+
+
+def test_grants_and_privilege_errors_when_the_service_user_asks_then_they_name_the_http_user(
+    warehouse_endpoint: Endpoint, credentials: Credentials
+) -> None:
+    grants = post(warehouse_endpoint.address, credentials, b"SHOW GRANTS")
+    lowered = post(warehouse_endpoint.address, credentials, b"-- who am I\nshow grants FORMAT TSV")
+    denied = post(warehouse_endpoint.address, credentials, b"CREATE NAMED COLLECTION unnamed AS a = 1")
+
+    assert grants.status == 200 and lowered.status == 200, (grants.body, lowered.body)
+    for reply in (grants, lowered):
+        lines = reply.body.decode().splitlines()
+        assert lines and all(line.startswith("GRANT ") for line in lines), lines
+        assert all(f" TO {credentials.user}" in line and " TO default" not in line for line in lines), lines
+    assert denied.code == "497" and denied.body.startswith(b"Code: 497. DB::Exception: " + credentials.user.encode())
+
+
 # Native output follows the client's protocol revision: block info, DateTime zones -------------------
 
 ZONED = "CREATE TABLE quotes (at DateTime('Asia/Tokyo'), n UInt64) ENGINE = MergeTree ORDER BY n"

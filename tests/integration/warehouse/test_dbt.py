@@ -1,4 +1,8 @@
-"""dbt-clickhouse, unmodified, builds a small project (seed, view, table, incremental, tests) on the warehouse."""
+"""dbt-clickhouse, unmodified, builds a small project (seed, view, table, incremental, dictionary) on the warehouse.
+
+The dictionary's ``CLICKHOUSE`` source names the dbt user and its password, as dbt-clickhouse
+writes every such source: the engine queries itself in process as that user.
+"""
 
 from __future__ import annotations
 
@@ -88,8 +92,10 @@ def test_dbt_when_building_the_smoke_project_then_models_and_tests_pass(
         view_engine = client.command(
             f"SELECT engine FROM system.tables WHERE database = '{fresh_database}' AND name = 'stg_ticks'"
         )
+        looked_up = client.command(f"SELECT dictGet('{fresh_database}.symbol_lookup', 'tick_count', 'EURUSD')")
     finally:
         client.close()
     assert stats == {"EURUSD": 3, "USDJPY": 2, "GBPUSD": 1}
+    assert looked_up == 3
     assert incremental_rows == 6
     assert view_engine == "View"

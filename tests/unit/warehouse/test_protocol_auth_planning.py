@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import stat
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -10,7 +13,7 @@ from adapters.warehouse.credentials import Credentials
 from warehouse_server.http.codecs import form_fields
 from warehouse_server.protocol import QueryError, Summary, content_type_for, engine_error, error_text, http_status_for
 from warehouse_server.query.engine import engine_text
-from warehouse_server.query.planning import ExternalTable, bind_current_user, full_query, plan
+from warehouse_server.query.planning import ExternalTable, bind_current_user, bind_show_grants, full_query, plan
 from warehouse_server.security.auth import (
     READ_ONLY,
     READ_WRITE,
@@ -18,6 +21,7 @@ from warehouse_server.security.auth import (
     authenticate,
     presented_credentials,
     users_from,
+    write_engine_users,
 )
 
 SERVICE = User("tickwave", "s3cret", READ_WRITE)
@@ -285,3 +289,32 @@ def test_plan_when_an_external_table_has_no_structure_then_36() -> None:
         plan(method="POST", params={}, headers={}, text=b"SELECT 1", user=SERVICE, files={"t": b"x"})
 
     assert raised.value.code == 36
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SHOW GRANTS", "SHOW GRANTS FOR `tickwave`"),
+        ("show grants FORMAT TSV", "show grants FOR `tickwave` FORMAT TSV"),
+        ("-- mine\n  SHOW /* all */ GRANTS;", "-- mine\n  SHOW /* all */ GRANTS FOR `tickwave`;"),
+        ("SHOW GRANTS FOR analyst", "SHOW GRANTS FOR analyst"),
+        ("SELECT 'SHOW GRANTS'", "SELECT 'SHOW GRANTS'"),
+        ("SHOW GRANTSX", "SHOW GRANTSX"),
+    ],
+)
+def test_bind_show_grants_when_no_one_is_named_then_the_http_user_is(sql: str, expected: str) -> None:
+    assert bind_show_grants(sql, "tickwave") == expected
+
+
+def test_engine_users_when_written_then_only_read_write_users_by_hash_and_private(tmp_path: Path) -> None:
+    path = tmp_path / "engine-users.xml"
+    path.write_text("an earlier file, readable by all")
+    path.chmod(0o644)
+
+    write_engine_users(path, {**USERS, "default": User("default", "", READ_WRITE)})
+
+    text = path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert f"<tickwave><password_sha256_hex>{hashlib.sha256(b's3cret').hexdigest()}<" in text
+    assert "s3cret" not in text and "analyst" not in text and "look" not in text
+    assert text.count("<default><password>") == 1 and "<ip>127.0.0.1</ip>" in text
