@@ -54,7 +54,8 @@ def main() -> int:
         try:
             credentials = resolve_credentials(load_settings(state_dir=Path(state)))
             host, port = endpoint.address.rsplit(":", 1)
-            target = Target(host, int(port), credentials.user, credentials.password.get_secret_value())
+            password = credentials.password.get_secret_value()
+            target = Target(host, int(port), credentials.user, password, endpoint.ports.get("native"))
             for name in chosen:
                 started = time.monotonic()
                 counts = _run(name, target, arguments.sources, results)

@@ -47,6 +47,7 @@ class Target:
     port: int
     user: str
     password: str
+    native_port: int | None = None  # the native protocol's port, where the warehouse serves one
 
 
 @dataclass
@@ -127,8 +128,9 @@ DBT_CLICKHOUSE = PythonSuite(
     archive="https://github.com/ClickHouse/dbt-clickhouse/archive/refs/tags/v1.10.1.tar.gz",
     paths=("tests", "pytest.ini"),
     digest="a3ab0bdfdbd0d889d8cfd244b40be1f4c364038370b03811d39b75568a39bb02",
-    tests=("tests/integration", "-p", "no:cacheprovider", "--timeout=300"),
+    tests=("tests/integration", "-p", "no:cacheprovider", "--timeout=300", "-p", "dbt_users"),
     environment=lambda target: {
+        "PYTHONPATH": str(HERE / "plugins"),  # dbt_users.py: the conftest's grant users are not created
         "DBT_CH_TEST_HOST": target.host,
         "DBT_CH_TEST_PORT": str(target.port),
         "DBT_CH_TEST_USER": target.user,
@@ -146,6 +148,7 @@ CLICKHOUSE_GO = GoSuite(
     environment=lambda target: {
         "CLICKHOUSE_USE_DOCKER": "false",
         "CLICKHOUSE_HOST": target.host,
+        "CLICKHOUSE_PORT": str(target.native_port or 9000),  # the suite opens every set over the native port
         "CLICKHOUSE_HTTP_PORT": str(target.port),
         "CLICKHOUSE_USERNAME": target.user,
         "CLICKHOUSE_PASSWORD": target.password,
