@@ -20,10 +20,10 @@ import re
 import shutil
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -37,8 +37,10 @@ from warehouse_server.protocol import (
     Summary,
     engine_error,
 )
+from warehouse_server.query.priority import ServerPriority
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Query-level settings every handle starts with. chdb's Python() table function reads
 # objects of the calling Python process; nothing served over HTTP may reach those.
@@ -151,23 +153,34 @@ class Classification:
 class Handle:
     """One chdb connection: its own current database, settings and temporary tables."""
 
-    def __init__(self, connection: Any, readonly: int, volume: Path | None = None) -> None:
-        """Wrap an open chdb connection created at ``readonly`` level; ``volume`` holds the engine's data."""
+    def __init__(
+        self, connection: Any, readonly: int, volume: Path | None = None, priority: ServerPriority | None = None
+    ) -> None:
+        """Wrap an open chdb connection created at ``readonly`` level; ``volume`` holds the engine's data.
+
+        The calls the lowest-priority thread makes (run, classify, close) go through ``priority``.
+        """
         self._connection = connection
         self.readonly = readonly
         self._volume = volume
+        self._priority = priority
+
+    def _at_server_priority(self, function: Callable[[], T]) -> T:
+        return function() if self._priority is None else self._priority.call(function)
 
     def _run(
         self, sql: str | bytes, output_format: str = "TabSeparated", params: Mapping[str, str] | None = None
     ) -> Any:
+        text, options = engine_text(sql), dict(params or {})
         try:
-            return self._connection.query(engine_text(sql), output_format, params=dict(params or {}))
+            return self._at_server_priority(lambda: self._connection.query(text, output_format, params=options))
         except _ENGINE_FAILURES as exc:
             raise _failure(exc) from exc
 
     def classify(self, sql: str, database: str) -> Classification:
         """Ask the engine's parser how many statements ``sql`` holds and whether it only reads."""
-        report = self._connection.classify_query(engine_text(sql), database)
+        text = engine_text(sql)
+        report = self._at_server_priority(lambda: self._connection.classify_query(text, database))
         is_read_only = report["query_class"] == _chdb_module().query_class.READ_ONLY
         return Classification(int(report["statement_count"]), bool(is_read_only))
 
@@ -280,7 +293,7 @@ class Handle:
 
     def close(self) -> None:
         """Close the connection (the engine stays up while the anchor is open)."""
-        self._connection.close()
+        self._at_server_priority(self._connection.close)
 
 
 class ResultStream(ABC):
@@ -457,6 +470,7 @@ class Engine:
         version, timezone = self._anchor.query("SELECT version(), timezone()", "TabSeparated").bytes().decode().split()
         self.version: str = version
         self.timezone: str = timezone
+        self.priority = ServerPriority()
 
     def open(self, readonly: int, limits: Mapping[str, str] | None = None) -> Handle:
         """Open a handle at ``readonly`` level (0, 1 or 2), with the handle settings and ``limits`` applied.
@@ -471,21 +485,22 @@ class Engine:
                 raise QueryError(BAD_ARGUMENTS, f"Invalid value for setting {name}")
         connection_string = f"{self.path}?" + "&".join(f"{name}={value}" for name, value in options.items())
         try:
-            connection = _chdb_module().connect(connection_string)
+            connection = self.priority.call(lambda: _chdb_module().connect(connection_string))
         except RuntimeError as exc:
             raise engine_error(str(exc)) from exc
-        return Handle(connection, readonly, self.path)
+        return Handle(connection, readonly, self.path, self.priority)
 
     def run_admin(self, sql: str) -> bytes:
-        """Run one statement on the anchor handle (start-up checks only, never user SQL)."""
+        """Run one statement on the anchor handle (start-up checks and catalog reads, never user SQL)."""
         try:
-            return bytes(self._anchor.query(sql, "TabSeparated").bytes())
+            return bytes(self.priority.call(lambda: self._anchor.query(sql, "TabSeparated").bytes()))
         except RuntimeError as exc:
             raise engine_error(str(exc)) from exc
 
     def close(self) -> None:
         """Close the anchor; the engine stops once every handle is closed."""
         self._anchor.close()
+        self.priority.close()
 
 
 def sandbox_roots(sandbox: Path) -> dict[str, str]:

@@ -37,3 +37,56 @@ def test_lower_cpu_priority_when_called_in_its_own_session_then_every_thread_and
     assert int(earlier_niceness) >= 7  # a thread started before the call yields too
     if Path("/proc/self/autogroup").exists():
         assert session_niceness == "7"
+
+
+SERVER_PRIORITY_PROBE = """
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from warehouse_server.query.priority import ServerPriority, lowest_thread_priority
+
+def niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+def start_a_thread() -> int:
+    # What the engine does on a call: start a thread of its own, which inherits the caller's niceness.
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(niceness()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+def fail() -> None:
+    raise ValueError("handed back")
+
+priority = ServerPriority()
+with ThreadPoolExecutor(1, initializer=lowest_thread_priority) as lowest:
+    own = lowest.submit(niceness).result()
+    started_there = lowest.submit(priority.call, start_a_thread).result()
+    try:
+        lowest.submit(priority.call, fail).result()
+        raised = "nothing"
+    except ValueError as exc:
+        raised = str(exc).replace(" ", "_")
+inline = priority.call(threading.get_native_id) == threading.get_native_id()
+priority.close()
+print(niceness(), own, started_there, raised, inline)
+"""
+
+
+def test_server_priority_when_the_lowest_thread_calls_the_engine_then_threads_it_starts_keep_the_server_priority() -> (
+    None
+):
+    result = subprocess.run(
+        [sys.executable, "-c", SERVER_PRIORITY_PROBE],
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        timeout=60,
+        check=True,
+    )
+
+    server, own, started_there, raised, inline = result.stdout.split()
+    assert own == "19" and int(server) < 19
+    assert started_there == server  # started from the server-priority thread, not from the nice-19 caller
+    assert raised == "handed_back" and inline == "True"
