@@ -5,8 +5,9 @@
 # locked list; cargo builds the execution core, the crate execution/core/crate, with maturin from uv.lock: 35-55 s
 # from nothing (about 25 s of CPU), nothing when no source changed; no cargo: https://rustup.rs).
 # The tests need the test toolchain besides: a C compiler and Python's headers (mypyc compiles the execution's
-# Python modules on the hot path; without them those run from their source), Debian's chromium, postgresql and prometheus (installed with apt-get
-# when run as root), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is installed from PyPI
+# Python modules on the hot path; without them those run from their source), Debian's chromium, postgresql and prometheus
+# (installed with apt-get when run as root), a JDK's javac (the JDBC driver's conformance test compiles a small Java
+# program), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is installed from PyPI
 # (through uv and uv.lock).
 
 SHELL := /bin/bash
@@ -23,7 +24,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help prereqs bootstrap test lint typecheck rust pytest unit integration demo bench scale parity chaos cluster-chaos soak fuzz shape clean demo-prereqs
+.PHONY: help prereqs bootstrap test lint typecheck rust pytest unit integration demo bench scale parity chaos cluster-chaos soak fuzz shape clean demo-prereqs conformance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -44,7 +45,7 @@ demo-prereqs: ## check what the demo needs, Python 3.11+, Java 17+ and Rust 1.88
 	  if [ "$${r:-0}" -lt 88 ]; then echo "missing: Rust 1.88+ (found $$(rustc --version); rustup update, or $$rustup)"; missing=1; fi; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
 
-prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's headers, chromium, PostgreSQL, Prometheus and Go, saying how to install what is missing
+prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's headers, chromium, PostgreSQL, Prometheus, a JDK and Go, saying how to install what is missing
 	@missing=0; \
 	if ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -69,6 +70,12 @@ prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's
 	  echo "missing: a C compiler, to compile the execution core with mypyc (Debian/Ubuntu: apt-get install gcc)"; missing=1; \
 	elif ! $(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then \
 	  echo "missing: Python's C headers, to compile the execution core (Debian/Ubuntu: apt-get install python3-dev)"; missing=1; fi; \
+	if ! command -v javac >/dev/null && [ ! -x "$${JAVA_HOME:-/nonexistent}/bin/javac" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's openjdk-17-jdk-headless (javac compiles the JDBC driver's conformance test)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless >/dev/null) \
+	      || { echo "missing: javac (apt-get install openjdk-17-jdk-headless failed)"; missing=1; }; \
+	  else echo "missing: javac, a JDK 17+ for the JDBC conformance test (sudo apt-get install openjdk-17-jdk-headless)"; missing=1; fi; fi; \
 	if ! command -v go >/dev/null; then \
 	  echo "missing: Go 1.22+, for the dashboards' clickhouse-go test only (https://go.dev/dl/; Debian: apt-get install golang)"; missing=1; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
@@ -151,6 +158,11 @@ parity: bootstrap ## the fast engine replay against the live path on the benchma
 
 fuzz: bootstrap ## fuzz the warehouse's read-only policy with 20,000 statements from the engine's grammar (POLICY_FUZZ_SEED=N repeats a run; minutes)
 	POLICY_FUZZ_QUERIES=20000 $(BIN)/pytest -s tests/integration/warehouse/test_policy_fuzz.py
+
+# CONFORMANCE_ARGS="--suite clickhouse-connect" for one suite; "--sources DIR" where the release archives cannot be reached.
+CONFORMANCE_ARGS ?=
+conformance: bootstrap ## run the official clients' own suites (clickhouse-connect, dbt-clickhouse, clickhouse-go) against a fresh warehouse and print their counts (minutes)
+	$(BIN)/python -m tests.conformance $(CONFORMANCE_ARGS)
 
 shape: bootstrap ## report the largest files, classes and functions and the kernel's size (a prompt to split along concerns, not a limit)
 	$(BIN)/python -m tests.shape

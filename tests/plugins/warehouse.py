@@ -9,6 +9,7 @@ started here is stopped at session end, even on failure.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,17 +59,24 @@ def migrated_database(warehouse_settings: Settings) -> str:
     return database
 
 
-@pytest.fixture
-def fresh_database(warehouse_settings: Settings) -> Iterator[str]:
-    """An empty database of this test's own, dropped afterwards."""
-    database = f"t_{uuid.uuid4().hex[:10]}"
-    admin = connect(warehouse_settings, database="default")
+@contextlib.contextmanager
+def scratch_database(settings: Settings, prefix: str = "t") -> Iterator[str]:
+    """An empty database of the caller's own, dropped when the block ends."""
+    database = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = connect(settings, database="default")
     admin.command(f"CREATE DATABASE {database}")
     try:
         yield database
     finally:
         admin.command(f"DROP DATABASE IF EXISTS {database} SYNC")
         admin.close()
+
+
+@pytest.fixture
+def fresh_database(warehouse_settings: Settings) -> Iterator[str]:
+    """An empty database of this test's own, dropped afterwards."""
+    with scratch_database(warehouse_settings) as database:
+        yield database
 
 
 @pytest.fixture

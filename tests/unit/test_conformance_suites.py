@@ -1,0 +1,78 @@
+"""make conformance's pieces that need no service: the suites' digest check and their counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.suites import CLICKHOUSE_CONNECT, PythonSuite, go_counts, junit_counts, suite_source, tree_digest
+from tickwave.errors import ServiceError
+
+
+def _suite(root: Path) -> PythonSuite:
+    (root / "tests" / "integration").mkdir(parents=True)
+    (root / "tests" / "integration" / "test_a.py").write_text("def test_a():\n    pass\n")
+    (root / "pytest.ini").write_text("[pytest]\n")
+    digest = tree_digest(root, ("tests", "pytest.ini"))
+    return PythonSuite("demo", "1.0", "https://example.invalid/demo.tar.gz", ("tests", "pytest.ini"), digest, (), dict)
+
+
+def test_suite_source_when_the_files_match_the_pinned_digest_then_the_folder_is_used(tmp_path: Path) -> None:
+    suite = _suite(tmp_path / "demo-1.0")
+
+    assert suite_source(suite, tmp_path) == tmp_path / "demo-1.0"
+
+
+@pytest.mark.parametrize("change", ["edited", "added", "renamed"])
+def test_suite_source_when_a_file_of_the_suite_differs_then_it_is_refused(tmp_path: Path, change: str) -> None:
+    suite = _suite(tmp_path / "demo-1.0")
+    test_file = tmp_path / "demo-1.0" / "tests" / "integration" / "test_a.py"
+    if change == "edited":
+        test_file.write_text("def test_a():\n    assert False\n")
+    elif change == "added":
+        (test_file.parent / "conftest.py").write_text("import os\n")
+    else:
+        test_file.rename(test_file.with_name("test_b.py"))
+
+    with pytest.raises(ServiceError, match="not the pinned"):
+        suite_source(suite, tmp_path)
+
+
+def test_suite_source_when_the_folder_is_missing_then_it_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ServiceError, match=r"\(missing\)"):
+        suite_source(CLICKHOUSE_CONNECT, tmp_path)
+
+
+def test_junit_counts_when_pytest_reports_each_outcome_then_each_is_counted(tmp_path: Path) -> None:
+    report = tmp_path / "report.xml"
+    report.write_text(
+        '<testsuites><testsuite><testcase classname="t" name="ok"/>'
+        '<testcase classname="t" name="bad"><failure message="x"/></testcase>'
+        '<testcase classname="t" name="broken"><error message="x"/></testcase>'
+        '<testcase classname="t" name="later"><skipped message="x"/></testcase>'
+        '<testcase classname="t" name="ok2"/></testsuite></testsuites>'
+    )
+
+    counts = junit_counts(report)
+
+    assert (counts.passed, counts.failed, counts.errors, counts.skipped) == (2, 1, 1, 1)
+    assert counts.failures == ["t::bad", "t::broken"]
+    assert counts.line("demo") == "demo: 2 of 4 passed, 2 failed, 1 skipped"
+
+
+def test_go_counts_when_tests_and_subtests_end_then_each_final_action_is_counted() -> None:
+    events = [
+        {"Action": "run", "Package": "p", "Test": "TestA"},
+        {"Action": "pass", "Package": "p", "Test": "TestA/http"},
+        {"Action": "fail", "Package": "p", "Test": "TestA/native"},
+        {"Action": "fail", "Package": "p", "Test": "TestA"},
+        {"Action": "skip", "Package": "p", "Test": "TestB"},
+        {"Action": "fail", "Package": "p"},
+    ]
+
+    counts = go_counts("build output\n" + "\n".join(json.dumps(event) for event in events))
+
+    assert (counts.passed, counts.failed, counts.skipped) == (1, 2, 1)
+    assert counts.failures == ["p::TestA/native", "p::TestA"]
