@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
@@ -55,6 +55,7 @@ CONFIRM_EVERY_S = 1.0  # an idle process confirms this often: a fenced one learn
 TRANSACTION_TIMEOUT_MS = 10_000  # a transaction left open by a killed process is aborted by the broker after this
 RETRY_FOR_S = 10.0  # each transactional call is given this long; a retriable failure is tried again after it
 HUNG_AFTER_S = RETRY_FOR_S + 15.0  # a librdkafka call given RETRY_FOR_S that has not returned by then never will
+PROBE_S = 5.0  # a call past HUNG_AFTER_S is hung only if the broker answers a metadata request within this
 WAIT_LOGGED_EVERY_S = 10.0  # a wait for the broker is logged this often
 HUNG_EXIT_CODE = 1
 _FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
@@ -73,17 +74,18 @@ class _HangGuard:
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._armed: tuple[float, float, str] | None = None  # (deadline, after_s, what)
+        # (deadline, after_s, what, whether the broker answers: None to exit at the deadline regardless)
+        self._armed: tuple[float, float, str, Callable[[], bool] | None] | None = None
         self._thread: threading.Thread | None = None
 
     @contextmanager
-    def armed(self, after_s: float, what: str) -> Iterator[None]:
+    def armed(self, after_s: float, what: str, answers: Callable[[], bool] | None = None) -> Iterator[None]:
         """Exit the process if the block has not returned after ``after_s`` (see :func:`exit_if_hung`)."""
         with self._changed:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, name="fence-hang-guard", daemon=True)
                 self._thread.start()
-            self._armed = (time.monotonic() + after_s, after_s, what)
+            self._armed = (time.monotonic() + after_s, after_s, what, answers)
             self._changed.notify()
         try:
             yield
@@ -100,15 +102,33 @@ class _HangGuard:
                     self._changed.wait()
                     continue
                 remaining = armed[0] - time.monotonic()
-                if remaining <= 0:
-                    _exit_hung(armed[1], armed[2])
-                self._changed.wait(remaining)
+                if remaining > 0:
+                    self._changed.wait(remaining)
+                    continue
+                _, after_s, what, answers = armed
+                if answers is None:
+                    _exit_hung(after_s, what)
+                self._changed.release()  # the broker is asked outside the lock: the block may return meanwhile
+                try:
+                    is_up = answers()
+                finally:
+                    self._changed.acquire()
+                if self._armed is not armed:
+                    continue
+                if is_up:
+                    _exit_hung(after_s, what)
+                # The broker does not answer: the call waits for it, as every other call does; it is hung
+                # only if it has not returned ``after_s`` after the broker answers again.
+                logger.warning("%s is waiting for the broker, which does not answer", what)
+                self._armed = (time.monotonic() + after_s, after_s, what, answers)
 
 
 _GUARD = _HangGuard()
 
 
-def exit_if_hung(after_s: float, what: str) -> contextlib.AbstractContextManager[None]:
+def exit_if_hung(
+    after_s: float, what: str, answers: Callable[[], bool] | None = None
+) -> contextlib.AbstractContextManager[None]:
     """Exit the process (code ``HUNG_EXIT_CODE``) when the block has not returned after ``after_s``.
 
     librdkafka's ``send_offsets_to_transaction()`` does not honour its timeout when the group
@@ -117,12 +137,14 @@ def exit_if_hung(after_s: float, what: str) -> contextlib.AbstractContextManager
     nothing restarted. A C call cannot be interrupted, so the process exits, as when a confirmation
     fails, and its supervisor restarts it. No order is sent without a confirmation: none is lost
     or doubled by the exit. One block at a time: a process holds one account's fence, whose
-    calls run under its lock.
+    calls run under its lock. With ``answers`` (whether the broker answers a metadata request),
+    a block past its deadline while the broker is down is waiting for it, not hung: the
+    deadline starts again, so an outage of any length is waited out at the same address.
     """
-    return _GUARD.armed(after_s, what)
+    return _GUARD.armed(after_s, what, answers)
 
 
-def _exit_hung(after_s: float, what: str) -> None:
+def _exit_hung(after_s: float, what: str) -> NoReturn:
     logger.critical(
         "%s has not returned within %.0f s (the Kafka client is stuck); exiting for a restart", what, after_s
     )
@@ -130,9 +152,12 @@ def _exit_hung(after_s: float, what: str) -> None:
     os._exit(HUNG_EXIT_CODE)
 
 
-def _bounded(what: str, call: Callable[..., _Result], *arguments: Any) -> _Result:
-    """Run a transactional call given ``RETRY_FOR_S``, exiting the process if it hangs past ``HUNG_AFTER_S``."""
-    with exit_if_hung(HUNG_AFTER_S, what):
+def _bounded(what: str, answers: Callable[[], bool], call: Callable[..., _Result], *arguments: Any) -> _Result:
+    """Run a transactional call given ``RETRY_FOR_S``, exiting the process if it hangs past ``HUNG_AFTER_S``.
+
+    ``answers`` tells a hung call from one waiting out a broker outage (see :func:`exit_if_hung`).
+    """
+    with exit_if_hung(HUNG_AFTER_S, what, answers):
         return call(*arguments)
 
 
@@ -306,7 +331,7 @@ class AccountFence:
 
     def _commit(self, staged: Mapping[tuple[str, int], int]) -> None:
         if self._needs_abort:
-            _bounded("abort_transaction", self._producer.abort_transaction, RETRY_FOR_S)
+            _bounded("abort_transaction", self._answers, self._producer.abort_transaction, RETRY_FOR_S)
             self._is_begun = self._is_sent = self._needs_abort = False
         if not self._is_begun:
             self._producer.begin_transaction()
@@ -314,14 +339,23 @@ class AccountFence:
         if not self._is_sent:
             self._send_offsets(staged)
             self._is_sent = True
-        _bounded("commit_transaction", self._producer.commit_transaction, RETRY_FOR_S)
+        _bounded("commit_transaction", self._answers, self._producer.commit_transaction, RETRY_FOR_S)
         self._is_begun = self._is_sent = False
+
+    def _answers(self) -> bool:
+        """Return whether the broker answers a metadata request within ``PROBE_S``."""
+        try:
+            self._producer.list_topics(timeout=PROBE_S)
+        except KafkaException:
+            return False
+        return True
 
     def _send_offsets(self, staged: Mapping[tuple[str, int], int]) -> None:
         if staged:
             offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in staged.items()]
             _bounded(
                 "send_offsets_to_transaction",
+                self._answers,
                 self._producer.send_offsets_to_transaction,
                 offsets,
                 self._signals,
@@ -332,6 +366,7 @@ class AccountFence:
             beat = TopicPartition(self._beat_at.topic, self._beat_at.partition, self._confirmations)
             _bounded(
                 "send_offsets_to_transaction",
+                self._answers,
                 self._producer.send_offsets_to_transaction,
                 [beat],
                 self._beats,

@@ -6,6 +6,8 @@ transactional producer is replaced by a script of answers, so the waiting is see
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,24 @@ def test_fence_when_stopping_while_waiting_then_confirm_gives_up_and_sends_nothi
     producer = fence._producer
     assert isinstance(producer, ScriptedProducer)
     assert "commit" not in producer.calls
+
+
+_GUARDED = """
+import sys, time
+from execution.fence import exit_if_hung
+answers = {"down": lambda: False, "up": lambda: True}[sys.argv[1]]
+with exit_if_hung(0.3, "a call", answers):
+    time.sleep(1.2)
+print("returned")
+"""
+
+
+@pytest.mark.parametrize(("broker", "code"), [("down", 0), ("up", fence_module.HUNG_EXIT_CODE)])
+def test_hang_guard_when_a_call_outlasts_its_deadline_then_it_exits_only_if_the_broker_answers(
+    broker: str, code: int
+) -> None:
+    # librdkafka's send_offsets_to_transaction can block past its timeout while the broker is down:
+    # that is waiting for the broker, not a hang, so the process stays where its clients find it.
+    done = subprocess.run([sys.executable, "-c", _GUARDED, broker], capture_output=True, text=True, timeout=30)
+    assert done.returncode == code, done.stderr
+    assert ("returned" in done.stdout) == (broker == "down")
