@@ -239,6 +239,11 @@ def run_loader(settings: Settings, follow_stdin: bool = False) -> None:
         loader.run(stop, drain)
     finally:
         reporter.stop()
+        # Stopped: a second stop request (the supervisor signals the flow's process group, the flow its
+        # loader) is ignored from here. The interpreter's finalization restores the default action of
+        # signals handled in Python, so one arriving during the exit would end the process by SIGTERM.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if reporter.dead:
         raise ServiceError(f"the streams loader stopped because {', '.join(reporter.dead)} died")
 
