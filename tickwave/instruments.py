@@ -33,11 +33,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
+import tickwave_core
+
 from tickwave.config import SymbolSpec
 from tickwave.money import MONEY_CONTEXT, minor_units, step_places, to_decimal
 
 # A conversion is a division and cannot be exact (tickwave.money traps rounding): it is
-# done once, after the exact sums in the quote currency, to 28 significant digits.
+# done once, after the exact sums in the quote currency, to 28 significant digits, half even, by
+# the execution core (convert). The context is that rule's precision for other divisions of money.
 CONVERSION_CONTEXT: Final = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
 PIVOT: Final = "USD"
 _FX_LOT: Final = 100_000.0
@@ -258,11 +261,12 @@ def rate_symbols(source: str, target: str, instruments: Mapping[str, Instrument]
 def convert(
     amount: Decimal, source: str, target: str, instruments: Mapping[str, Instrument], mids: Mapping[str, float]
 ) -> Decimal | None:
-    """Return ``amount`` of ``source`` in ``target`` at the live mids (:func:`conversion_route`), or None."""
+    """Return ``amount`` of ``source`` in ``target`` at the live mids (:func:`conversion_route`), or None.
+
+    Each mid is read as the exact decimal of its shortest text; each step multiplies or divides
+    to 28 significant digits, half even (the core's ``rounding.rs``).
+    """
     route = conversion_route(source, target, instruments, mids)
     if route is None:
         return None
-    for mid, multiplies in route:
-        rate = to_decimal(mid)
-        amount = CONVERSION_CONTEXT.multiply(amount, rate) if multiplies else CONVERSION_CONTEXT.divide(amount, rate)
-    return amount
+    return tickwave_core.convert_amount(amount, route) if route else amount

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation, Rounded
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
 from typing import Final
+
+import tickwave_core
 
 # 1,000 digits hold the sum of any floats (from 1e-308 up to 1e308 spans ~630 digits).
 MONEY_CONTEXT: Final = Context(prec=1000, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, Inexact])
@@ -68,40 +70,32 @@ def notional(price: float | Decimal, quantity_lots: float | Decimal, contract_si
     return MONEY_CONTEXT.multiply(product, to_decimal(contract_size))
 
 
-# Rounding on purpose (reports, the warehouse's scale): as wide as MONEY_CONTEXT, so a large amount is
-# rounded rather than refused for its number of digits, and no trap on the rounding itself.
+# Rounding on purpose (reports, the warehouse's scale) is the execution core's (``rounding.rs``): any width is
+# rounded rather than refused for its number of digits, half even, with the digits and exponent Python's
+# ``quantize`` gives (a negative zero too). Only display_lots' division below rounds in Python.
 _ROUNDING_CONTEXT: Final = Context(prec=1000, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
 # Decimal places of the warehouse's money columns (Decimal(38, 18)).
-WAREHOUSE_PLACES: Final = 18
+WAREHOUSE_PLACES: Final[int] = tickwave_core.WAREHOUSE_PLACES
 
 
 def quantize(amount: Decimal, places: int = 2) -> Decimal:
-    """Round an amount to ``places`` decimals (half even) for reports."""
-    return amount.quantize(Decimal(1).scaleb(-places), context=_ROUNDING_CONTEXT)
+    """Round an amount to ``places`` decimals (half even) for reports.
 
-
-# Quantizing to a finer exponent appends zeros; dropping any digit (a zero too) signals Rounded, trapped here.
-_SCALE_PROBE: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Rounded, InvalidOperation])
-_SCALES: Final = {places: Decimal(1).scaleb(-places) for places in range(WAREHOUSE_PLACES + 1)}
-_PROBE: Final = _SCALE_PROBE.quantize  # the context's own method, positional: 263 -> 100 ns against amount.quantize
+    Raises:
+        ValueError: for NaN or infinity.
+    """
+    return tickwave_core.quantize(amount, places)
 
 
 def within_places(amount: Decimal, places: int = WAREHOUSE_PLACES) -> Decimal:
-    """Return ``amount`` unchanged when it has at most ``places`` decimals, else rounded to them (half even).
+    """Return ``amount`` itself when it has at most ``places`` decimals, else rounded to them (half even).
 
-    For a column of fixed scale: an exact amount keeps its own digits (and its short text). The test, ``as_tuple()
-    .exponent >= -places``, is asked by a quantize (``as_tuple`` builds a named tuple in Python).
+    For a column of fixed scale: an exact amount keeps its own digits (and its short text).
+
+    Raises:
+        ValueError: for NaN or infinity.
     """
-    if not amount.is_finite():
-        return quantize(amount, places)
-    if not amount:  # a zero drops no digit; its exponent is its adjusted exponent (one digit)
-        return amount if amount.adjusted() >= -places else quantize(amount, places)
-    scale = _SCALES.get(places)
-    try:
-        _PROBE(amount, Decimal(1).scaleb(-places) if scale is None else scale)
-    except Rounded:
-        return quantize(amount, places)
-    return amount
+    return tickwave_core.within_places(amount, places)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -143,7 +137,7 @@ def display_lots(lots: Decimal | int | str, step: float | Decimal) -> str:
     exact_step = to_decimal(step)
     if exact_step <= 0:
         raise ValueError(f"a lot step must be positive, got {step!r}")
-    count = _ROUNDING_CONTEXT.divide(to_decimal(lots), exact_step).quantize(Decimal(1), context=_ROUNDING_CONTEXT)
+    count = quantize(_ROUNDING_CONTEXT.divide(to_decimal(lots), exact_step), 0)
     return _plain(quantize(_ROUNDING_CONTEXT.multiply(count, exact_step), step_places(exact_step)))
 
 

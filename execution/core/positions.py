@@ -6,7 +6,7 @@ and sums, so realised and open P&L stay exact.
 
 This is Tickwave's one accounting rule, kept by the execution core (``positions.rs``, with
 ``money.rs``'s exact decimals: every sum and product gives the coefficient and exponent
-:data:`tickwave.money.MONEY_CONTEXT` gives, and an amount beyond 38 digits raises
+:data:`tickwave.money.MONEY_CONTEXT` gives, and an amount beyond 77 digits raises
 ``OverflowError`` rather than rounding): :meth:`Book.book` says what each fill did to the
 position (before and after, realised P&L, the round trip), the engine puts that on the
 fill's record, and the warehouse's marts and reports only add those figures up.

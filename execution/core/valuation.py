@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from msgspec.structs import replace as replace_struct
+from tickwave_core import fill_figures
 
 from execution.core.day_screen import DayParts, FloatDay
 from execution.core.engine_state import EngineState, book_fill
@@ -19,9 +20,9 @@ from execution.core.limits import RiskLimits
 from execution.core.positions import Book, Booking
 from tickwave.contracts import Fill, Message, OrderFilled, Tick
 from tickwave.contracts.core import mid_price
-from tickwave.instruments import Instrument, convert, rate_symbols
+from tickwave.instruments import Instrument, conversion_route, convert, rate_symbols
 from tickwave.market import MarketCalendar
-from tickwave.money import MONEY_CONTEXT, to_decimal, within_places
+from tickwave.money import MONEY_CONTEXT, to_decimal
 
 # MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
 _add: Final = MONEY_CONTEXT.add
@@ -321,16 +322,15 @@ def with_booking(
     """
     # Amounts at the warehouse's scale (18 decimals: a no-op for prices of up to 16 decimals), so
     # the record and its warehouse row hold the same figures; a conversion (a division) rounds there.
-    realized = within_places(_multiply(booking.realized, to_decimal(spec.contract_size)))
-    account: Decimal | None = Decimal(0)
-    if realized:
-        converted = convert(realized, spec.quote, account_currency, instruments, mids)
-        account = None if converted is None else within_places(converted)
+    route = conversion_route(spec.quote, account_currency, instruments, mids)
+    realized, account, entry_value = fill_figures(
+        booking.realized, booking.entry_value_after, spec.contract_size, route
+    )
     return replace_struct(
         fill,
         position_before_lots=booking.position_before,
         position_after_lots=booking.position_after,
-        entry_value_after=within_places(booking.entry_value_after),
+        entry_value_after=entry_value,
         realized_pnl_quote=realized,
         realized_pnl_account=account,
         round_trip_id=booking.round_trip_id,

@@ -1,7 +1,7 @@
 """Types of the execution core's extension module (built from this crate; see its README)."""
 
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Final, Literal
 
@@ -91,3 +91,13 @@ def collar_breach(
     bid: float, ask: float, limit_price: float | None, collar_bps: float
 ) -> tuple[Literal["spread", "limit"], float] | None: ...
 def rate_breach(sent_ms: Collection[int], now_ms: int, max_per_second: int) -> int | None: ...
+
+# Rounding on purpose (rounding.rs): a report's cents, the warehouse's scale, a conversion.
+WAREHOUSE_PLACES: Final[int]
+
+def quantize(amount: Decimal, places: int) -> Decimal: ...
+def within_places(amount: Decimal, places: int) -> Decimal: ...
+def convert_amount(amount: Decimal, route: Sequence[tuple[float, bool]]) -> Decimal: ...
+def fill_figures(
+    realized: Decimal, entry_value_after: Decimal, contract_size: float, route: Sequence[tuple[float, bool]] | None
+) -> tuple[Decimal, Decimal | None, Decimal]: ...

@@ -33,7 +33,10 @@ from tests.unit.execution.helpers import (
     tick,
 )
 from tickwave.clock import ManualClock
+from tickwave.config import SymbolSpec
 from tickwave.contracts import Fill, OrderFilled, OrderSubmitted, decode, encode
+from tickwave.instruments import instrument_for
+from tickwave.money import to_decimal
 from tickwave.warehouse.tables import FILLS, row_for, to_arrow
 
 STEP = Decimal("0.01")
@@ -247,6 +250,32 @@ def test_book_when_amounts_have_more_digits_than_the_default_context_then_still_
     assert len(closed.realized.as_tuple().digits) > 28
     book.book(lots, entry, "c")  # short 1.234567 at entry
     assert Fraction(book.unrealized(mark)) == Fraction(lots) * (Fraction(mark) - Fraction(entry))
+
+
+def test_book_when_lots_and_prices_span_a_symbols_price_bounds_then_exact_past_38_digits() -> None:
+    # A symbol's default price bounds run from its tick size to 2**53 ticks (here 1e-5 to ~9.0e10):
+    # 17-digit lots at 17-digit prices at both ends put entries 16 orders of magnitude apart in one
+    # book. Its entry value then needs 51 digits: exact, as fractions say.
+    spec = instrument_for("EURUSD", SymbolSpec(digits=5, tick_size=1e-5))
+    low, high = spec.bounds.price_min * 1.2345678901234567, spec.bounds.price_max * 0.9999999999999999
+    fills = [(0.30000000000000004, low), (49.99999999999999, high), (-0.30000000000000004, high / 3)]
+    book = Book()
+    cash = realized = Fraction(0)
+    entry_values = []
+    for index, (lots, price) in enumerate(fills):
+        booking = book.book(to_decimal(lots), to_decimal(price), f"f{index}")
+        cash -= Fraction(to_decimal(lots)) * Fraction(to_decimal(price))
+        realized += Fraction(booking.realized)
+        entry_values.append(booking.entry_value_after)
+
+    both_open = Fraction(to_decimal(0.30000000000000004)) * Fraction(to_decimal(low)) + Fraction(
+        to_decimal(49.99999999999999)
+    ) * Fraction(to_decimal(high))
+    assert Fraction(entry_values[1]) == both_open
+    assert len(entry_values[1].as_tuple().digits) > 38
+    # Cash flows: what the trades paid plus what the position holds at its entry is the P&L realised.
+    assert realized == cash + Fraction(entry_values[2])
+    assert realized != 0
 
 
 def test_fill_events_when_built_then_the_event_and_the_record_carry_the_execution_and_the_order_as_given() -> None:

@@ -9,7 +9,9 @@ pub mod money;
 pub mod positions;
 pub mod pyfloat;
 pub mod risk;
+pub mod rounding;
 pub mod sizing;
+pub mod wide_int;
 
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
@@ -511,5 +513,99 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(collar_breach, m)?)?;
     m.add_function(wrap_pyfunction!(rate_breach, m)?)?;
     m.add_class::<PyBooking>()?;
+    add_rounding(m)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rounding on purpose (`rounding.rs`): a report's cents, the warehouse's scale, a conversion.
+
+/// Read a Python `Decimal` (or its text) of any width; a NaN or an infinity is refused.
+fn to_wide(value: &Bound<'_, PyAny>) -> PyResult<rounding::Wide> {
+    let text = value.str()?;
+    rounding::Wide::parse(text.to_str()?).map_err(|bad| {
+        PyValueError::new_err(format!("amount must be a finite decimal, got {:?}", bad.0))
+    })
+}
+
+/// Write a wide amount as a Python `Decimal` (the same sign, digits and exponent).
+fn wide_to_py(py: Python<'_>, amount: &rounding::Wide) -> PyResult<Py<PyAny>> {
+    Ok(DECIMAL
+        .import(py, "decimal", "Decimal")?
+        .call1((amount.to_string(),))?
+        .unbind())
+}
+
+fn bad_rate(error: rounding::BadRate) -> PyErr {
+    PyValueError::new_err(error.to_string())
+}
+
+/// Round `amount` to `places` decimals, half even (Python's `quantize`).
+#[pyfunction]
+fn quantize(py: Python<'_>, amount: &Bound<'_, PyAny>, places: i64) -> PyResult<Py<PyAny>> {
+    wide_to_py(py, &to_wide(amount)?.quantize(places))
+}
+
+/// Return `amount` itself when it has at most `places` decimals, else rounded to them (half even).
+#[pyfunction]
+fn within_places(py: Python<'_>, amount: &Bound<'_, PyAny>, places: i64) -> PyResult<Py<PyAny>> {
+    let wide = to_wide(amount)?;
+    if wide.exponent >= -places {
+        return Ok(amount.clone().unbind());
+    }
+    wide_to_py(py, &wide.quantize(places))
+}
+
+/// Convert `amount` along `route`'s `(mid, multiplies)` pairs, each step to 28 digits, half even.
+#[pyfunction]
+fn convert_amount(
+    py: Python<'_>,
+    amount: &Bound<'_, PyAny>,
+    route: Vec<(f64, bool)>,
+) -> PyResult<Py<PyAny>> {
+    let converted = rounding::convert(&to_wide(amount)?, &route).map_err(bad_rate)?;
+    wide_to_py(py, &converted)
+}
+
+/// A fill record's figures as `Decimal`s: realised P&L in the quote currency, in the account currency, entry value.
+type FillFiguresPy = (Py<PyAny>, Option<Py<PyAny>>, Py<PyAny>);
+
+/// Return a booking's figures for its fill's record: `(realised P&L in the quote currency, in the
+/// account currency or None, entry value after)`, each at the warehouse's 18 decimals.
+#[pyfunction]
+#[pyo3(signature = (realized, entry_value_after, contract_size, route))]
+fn fill_figures(
+    py: Python<'_>,
+    realized: &Bound<'_, PyAny>,
+    entry_value_after: &Bound<'_, PyAny>,
+    contract_size: f64,
+    route: Option<Vec<(f64, bool)>>,
+) -> PyResult<FillFiguresPy> {
+    let entry = to_wide(entry_value_after)?;
+    let figures =
+        rounding::fill_figures(&to_wide(realized)?, &entry, contract_size, route.as_deref())
+            .map_err(bad_rate)?;
+    let account = match &figures.realized_account {
+        None => None,
+        Some(amount) => Some(wide_to_py(py, amount)?),
+    };
+    let entry_value = if figures.entry_value_after == entry {
+        entry_value_after.clone().unbind() // unchanged: the same object
+    } else {
+        wide_to_py(py, &figures.entry_value_after)?
+    };
+    Ok((
+        wide_to_py(py, &figures.realized_quote)?,
+        account,
+        entry_value,
+    ))
+}
+
+fn add_rounding(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("WAREHOUSE_PLACES", rounding::WAREHOUSE_PLACES)?;
+    m.add_function(wrap_pyfunction!(quantize, m)?)?;
+    m.add_function(wrap_pyfunction!(within_places, m)?)?;
+    m.add_function(wrap_pyfunction!(convert_amount, m)?)?;
+    m.add_function(wrap_pyfunction!(fill_figures, m)?)?;
     Ok(())
 }

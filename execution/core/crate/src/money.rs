@@ -3,19 +3,29 @@
 //! A [`Dec`] is a coefficient and a power-of-ten exponent, as a Python `Decimal` is, and each
 //! operation gives the coefficient and exponent Python's exact money context gives (sums at the
 //! smaller exponent, products at the sum of the exponents), so an amount's text is the same too
-//! (`0.50` stays `0.50`). Nothing rounds: an operation whose exact result does not fit 38 digits
-//! is an error ([`Overflow`]) where Python would carry on with more digits.
+//! (`0.50` stays `0.50`). Nothing rounds: an operation whose exact result does not fit 77 digits
+//! (a 256-bit coefficient, [`Int`]) is an error ([`Overflow`]) where Python would carry on.
+//!
+//! 77 digits hold every amount a book holds within the instruments' bounds. An entry value or a
+//! realised sum adds products of lots and prices (or price differences), each a float's shortest
+//! text of at most 17 digits; written at the smallest exponent among them, the sum needs at most
+//! log10(open lots) + log10(largest / smallest lots) + log10(price_max / price_min) + 35 digits:
+//! with 1,000 open lots, lots from 0.01 to 10,000 and a symbol's default price span of 2^53
+//! (tick size to tick size x 2^53), 3 + 6 + 16 + 35 = 60 digits. (38, an `i128`, did not: two
+//! 17-digit lots at prices 16 orders of magnitude apart already need 51.)
 
 use std::cmp::Ordering;
 use std::fmt;
 
-/// An exact result does not fit the core's 38 digits.
+use crate::wide_int::Int;
+
+/// An exact result does not fit the core's 77 digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Overflow;
 
 impl fmt::Display for Overflow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an exact amount needs more than 38 digits")
+        f.write_str("an exact amount needs more than 77 digits")
     }
 }
 
@@ -26,22 +36,26 @@ pub struct NotADecimal(pub String);
 /// An exact decimal: `coefficient x 10^exponent` (a zero is never negative).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Dec {
-    pub coefficient: i128,
+    pub coefficient: Int,
     pub exponent: i32,
 }
 
-fn pow10(n: u32) -> Result<i128, Overflow> {
-    10i128.checked_pow(n).ok_or(Overflow)
+fn pow10(n: u32) -> Result<Int, Overflow> {
+    Int::pow10(n).ok_or(Overflow)
 }
 
 impl Dec {
     /// Zero with exponent 0 (Python's `Decimal(0)`).
     pub const ZERO: Dec = Dec {
-        coefficient: 0,
+        coefficient: Int::ZERO,
         exponent: 0,
     };
 
     pub fn new(coefficient: i128, exponent: i32) -> Dec {
+        Dec::of(Int::from_i128(coefficient), exponent)
+    }
+
+    pub fn of(coefficient: Int, exponent: i32) -> Dec {
         Dec {
             coefficient,
             exponent,
@@ -49,17 +63,21 @@ impl Dec {
     }
 
     pub fn is_zero(self) -> bool {
-        self.coefficient == 0
+        self.coefficient.is_zero()
     }
 
     pub fn is_positive(self) -> bool {
-        self.coefficient > 0
+        self.coefficient.is_positive()
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.coefficient.is_negative()
     }
 
     /// The coefficient scaled to a smaller exponent `to` (exact).
-    fn scaled(self, to: i32) -> Result<i128, Overflow> {
-        if self.coefficient == 0 {
-            return Ok(0);
+    fn scaled(self, to: i32) -> Result<Int, Overflow> {
+        if self.coefficient.is_zero() {
+            return Ok(Int::ZERO);
         }
         let shift = (self.exponent - to) as u32;
         self.coefficient.checked_mul(pow10(shift)?).ok_or(Overflow)
@@ -72,7 +90,7 @@ impl Dec {
             .scaled(exponent)?
             .checked_add(other.scaled(exponent)?)
             .ok_or(Overflow)?;
-        Ok(Dec::new(sum, exponent))
+        Ok(Dec::of(sum, exponent))
     }
 
     /// `self - other`, exactly, at the smaller exponent.
@@ -87,15 +105,15 @@ impl Dec {
             .checked_mul(other.coefficient)
             .ok_or(Overflow)?;
         let exponent = self.exponent.checked_add(other.exponent).ok_or(Overflow)?;
-        Ok(Dec::new(product, exponent))
+        Ok(Dec::of(product, exponent))
     }
 
     pub fn negated(self) -> Dec {
-        Dec::new(-self.coefficient, self.exponent)
+        Dec::of(self.coefficient.negated(), self.exponent)
     }
 
     pub fn abs(self) -> Dec {
-        Dec::new(self.coefficient.abs(), self.exponent)
+        Dec::of(self.coefficient.abs(), self.exponent)
     }
 
     /// Compare values (`0.5 == 0.50`).
@@ -108,14 +126,14 @@ impl Dec {
             (Ok(a), Ok(b)) => a.cmp(&b),
             // One side does not fit when scaled: it is the larger in magnitude.
             (Err(_), _) => {
-                if self.coefficient > 0 {
+                if self.coefficient.is_positive() {
                     Ordering::Greater
                 } else {
                     Ordering::Less
                 }
             }
             (_, Err(_)) => {
-                if other.coefficient > 0 {
+                if other.coefficient.is_positive() {
                     Ordering::Less
                 } else {
                     Ordering::Greater
@@ -135,36 +153,19 @@ impl Dec {
 
     /// Read a finite decimal as Python's `str(Decimal)` writes it (also plain digits, `1.5e-7`).
     pub fn parse(text: &str) -> Result<Dec, NotADecimal> {
+        let (negative, digits, exponent) = parse_python_text(text)?;
         let bad = || NotADecimal(text.to_owned());
-        let (negative, body) = match text.as_bytes().first() {
-            Some(b'-') => (true, &text[1..]),
-            Some(b'+') => (false, &text[1..]),
-            _ => (false, text),
-        };
-        let (number, power) = match body.find(['e', 'E']) {
-            Some(at) => (
-                &body[..at],
-                body[at + 1..].parse::<i32>().map_err(|_| bad())?,
-            ),
-            None => (body, 0),
-        };
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        if whole.is_empty() && fraction.is_empty() {
-            return Err(bad());
+        let mut coefficient = Int::ZERO;
+        for digit in digits {
+            coefficient = coefficient.checked_push_digit(digit).ok_or_else(bad)?;
         }
-        let mut coefficient: i128 = 0;
-        for digit in whole.bytes().chain(fraction.bytes()) {
-            if !digit.is_ascii_digit() {
-                return Err(bad());
-            }
-            coefficient = coefficient
-                .checked_mul(10)
-                .and_then(|c| c.checked_add((digit - b'0') as i128))
-                .ok_or_else(bad)?;
-        }
-        let exponent = power.checked_sub(fraction.len() as i32).ok_or_else(bad)?;
-        Ok(Dec::new(
-            if negative { -coefficient } else { coefficient },
+        let exponent = i32::try_from(exponent).map_err(|_| bad())?;
+        Ok(Dec::of(
+            if negative {
+                coefficient.negated()
+            } else {
+                coefficient
+            },
             exponent,
         ))
     }
@@ -193,7 +194,11 @@ impl Dec {
         let mut coefficient: i128 = digits.parse().map_err(|_| NotADecimal(shortest.clone()))?;
         let shift = (power - (count - 1)) - exponent; // zeros the positional form appends (100.0)
         coefficient = coefficient
-            .checked_mul(pow10(shift as u32).map_err(|_| NotADecimal(shortest.clone()))?)
+            .checked_mul(
+                10i128
+                    .checked_pow(shift as u32)
+                    .ok_or_else(|| NotADecimal(shortest.clone()))?,
+            )
             .ok_or_else(|| NotADecimal(shortest.clone()))?;
         Ok(Dec::new(
             if x.is_sign_negative() {
@@ -206,38 +211,83 @@ impl Dec {
     }
 }
 
+/// Read a finite decimal as Python's `str(Decimal)` writes it: `(negative, digits, exponent)`, the
+/// digits as written (most significant first, leading zeros kept).
+pub fn parse_python_text(text: &str) -> Result<(bool, Vec<u8>, i64), NotADecimal> {
+    let bad = || NotADecimal(text.to_owned());
+    let (negative, body) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (number, power) = match body.find(['e', 'E']) {
+        Some(at) => (
+            &body[..at],
+            body[at + 1..].parse::<i64>().map_err(|_| bad())?,
+        ),
+        None => (body, 0),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return Err(bad());
+    }
+    let mut digits = Vec::with_capacity(whole.len() + fraction.len());
+    for digit in whole.bytes().chain(fraction.bytes()) {
+        if !digit.is_ascii_digit() {
+            return Err(bad());
+        }
+        digits.push(digit - b'0');
+    }
+    let exponent = power.checked_sub(fraction.len() as i64).ok_or_else(bad)?;
+    Ok((negative, digits, exponent))
+}
+
 impl fmt::Display for Dec {
     /// As Python's `str(Decimal)` (scientific form for tiny and positive-exponent amounts).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = self.coefficient.unsigned_abs().to_string();
-        let count = digits.len() as i64;
-        let exponent = self.exponent as i64;
-        let left = exponent + count;
-        let dot = if exponent <= 0 && left > -6 { left } else { 1 };
-        let sign = if self.coefficient < 0 { "-" } else { "" };
-        let (whole, fraction) = if dot <= 0 {
-            (
-                "0".to_owned(),
-                format!(".{}{}", "0".repeat((-dot) as usize), digits),
-            )
-        } else if dot >= count {
-            (
-                format!("{}{}", digits, "0".repeat((dot - count) as usize)),
-                String::new(),
-            )
-        } else {
-            (
-                digits[..dot as usize].to_owned(),
-                format!(".{}", &digits[dot as usize..]),
-            )
-        };
-        let power = if left == dot {
-            String::new()
-        } else {
-            format!("E{:+}", left - dot)
-        };
-        write!(f, "{sign}{whole}{fraction}{power}")
+        let digits = self.coefficient.magnitude_digits();
+        write_python_text(
+            f,
+            self.coefficient.is_negative(),
+            &digits,
+            self.exponent as i64,
+        )
     }
+}
+
+/// Write `(-1)^negative x digits x 10^exponent` as Python's `str(Decimal)` does (`to_sci_string`).
+pub fn write_python_text(
+    f: &mut fmt::Formatter<'_>,
+    negative: bool,
+    digits: &str,
+    exponent: i64,
+) -> fmt::Result {
+    let count = digits.len() as i64;
+    let left = exponent + count;
+    let dot = if exponent <= 0 && left > -6 { left } else { 1 };
+    let sign = if negative { "-" } else { "" };
+    let (whole, fraction) = if dot <= 0 {
+        (
+            "0".to_owned(),
+            format!(".{}{}", "0".repeat((-dot) as usize), digits),
+        )
+    } else if dot >= count {
+        (
+            format!("{}{}", digits, "0".repeat((dot - count) as usize)),
+            String::new(),
+        )
+    } else {
+        (
+            digits[..dot as usize].to_owned(),
+            format!(".{}", &digits[dot as usize..]),
+        )
+    };
+    let power = if left == dot {
+        String::new()
+    } else {
+        format!("E{:+}", left - dot)
+    };
+    write!(f, "{sign}{whole}{fraction}{power}")
 }
 
 /// A decimal from its text, for tests.
@@ -309,7 +359,7 @@ mod tests {
 
     #[test]
     fn an_amount_too_wide_is_an_error_not_a_rounding() {
-        let wide = Dec::new(i128::MAX / 10, 0);
+        let wide = Dec::parse(&"9".repeat(77)).unwrap();
         assert_eq!(wide.checked_mul(d("100")), Err(Overflow));
         assert_eq!(wide.checked_add(d("0.01")), Err(Overflow));
     }

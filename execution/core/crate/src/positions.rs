@@ -87,7 +87,7 @@ impl Book {
                 break;
             }
             let mut closed = remaining.abs().min_first(open_lots.abs());
-            if open_lots.coefficient < 0 {
+            if open_lots.is_negative() {
                 closed = closed.negated(); // signed: what the closing lots move the position by, towards zero
             }
             realized =
