@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -187,6 +188,17 @@ def test_price_collar_when_no_stale_or_wide_quote_then_denied() -> None:
     assert check_price_collar(_order(), wide, LIMITS, NOW) is not None
     far_limit = ProposedOrder(signal(1, NOW), "buy", 0.1, limit_price=1.2)
     assert check_price_collar(far_limit, _view(), LIMITS, NOW) is not None
+
+
+def test_price_collar_when_spread_or_limit_distance_is_exactly_the_collar_then_passes() -> None:
+    # bid 0.75, ask 1.25: mid 1.0 and a spread of exactly 5,000 bps (every figure exact in binary).
+    at_collar = _view(last_ticks={"EURUSD": tick(NOW, mid=1.0, spread=0.5)})
+    limits = replace(LIMITS, price_collar_bps=5_000.0)
+    assert check_price_collar(_order(), at_collar, limits, NOW) is None
+    assert check_price_collar(_order(), at_collar, replace(LIMITS, price_collar_bps=4_999.0), NOW) is not None
+    wide_limit = ProposedOrder(signal(1, NOW), "buy", 0.1, limit_price=1.5)  # 5,000 bps from mid 1.0
+    narrow = _view(last_ticks={"EURUSD": tick(NOW, mid=1.0, spread=0.25)})
+    assert check_price_collar(wide_limit, narrow, limits, NOW) is None
 
 
 def test_order_rate_when_limit_reached_within_one_second_then_denied() -> None:

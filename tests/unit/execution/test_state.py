@@ -106,3 +106,25 @@ def test_creation_index_when_orders_share_a_millisecond_then_they_come_back_in_t
     assert index.since(21) == ["tw-d"]
     assert index.retire(30, lambda client_order_id: client_order_id != "tw-a") == ["tw-c", "tw-b", "tw-0"]
     assert index.since(0) == ["tw-a", "tw-d"]
+
+
+@pytest.mark.parametrize("working", [OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED])
+@pytest.mark.parametrize("end", [OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED])
+def test_table_when_an_order_is_working_then_a_fill_a_cancel_or_an_expiry_can_end_it(
+    working: OrderStatus, end: OrderStatus
+) -> None:
+    # A halt cancels every working order and the reconciliation expires what the broker lost:
+    # neither may meet a working order the table cannot end.
+    assert is_allowed(working, end)
+    assert transition("tw-1", working, end) == end
+
+
+def test_order_moved_when_a_partially_filled_order_is_canceled_then_its_fills_stand() -> None:
+    order = moved(moved(_order(), OrderStatus.SUBMITTED), OrderStatus.PARTIALLY_FILLED, filled_lots=0.4, fill_id="f1")
+    order = moved(order, OrderStatus.CANCELED)
+    assert (order.status, order.fill_ids, order.filled_lots, order.is_terminal) == (
+        OrderStatus.CANCELED,
+        ("f1",),
+        0.4,
+        True,
+    )
