@@ -11,15 +11,14 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
+from tickwave_core import DayParts
+
 from execution.core.engine_state import EngineState
 from execution.core.limits import RiskLimits
 from execution.core.risk import ESTIMATE_ERROR, FLOAT_ROUNDING, float_rate
 from tickwave.contracts import OrderFilled, Tick
 from tickwave.contracts.core import mid_price
 from tickwave.instruments import rate_symbols
-
-# Per quote currency: the day's realised P&L less the marks and costs, and each open position's (symbol, units, cost).
-DayParts = dict[str, tuple[Decimal, list[tuple[str, Decimal, Decimal]]]]
 
 
 class FloatDay:
@@ -36,8 +35,6 @@ class FloatDay:
         # fills carried into them added; current for (day, books revision, limits) only.
         self._floats: dict[str, tuple[float, list[tuple[str, float, float]], float]] = {}
         self._current: tuple[str, int, RiskLimits] | None = None
-        self._constant_floats: dict[str, tuple[Decimal, float]] = {}  # currency -> (its constant, the float)
-        self._leg_floats: dict[str, tuple[Decimal, Decimal, float, float]] = {}  # symbol -> (units, cost, floats)
         # As Valuation._conversions: currency -> (the rate symbols, their latest ticks then, the rate).
         self._factors: (
             tuple[RiskLimits, dict[str, tuple[tuple[str, ...], tuple[Tick | None, ...], float | None]]] | None
@@ -166,21 +163,8 @@ class FloatDay:
         return total, size * ESTIMATE_ERROR + drifts * (1.0 + ESTIMATE_ERROR)
 
     def _floats_of(self, parts: DayParts) -> dict[str, tuple[float, list[tuple[str, float, float]], float]]:
-        """Return ``parts`` in floats; a figure equal to one converted before keeps its float (a fill changes few)."""
-        floats: dict[str, tuple[float, list[tuple[str, float, float]], float]] = {}
-        constants, legs_of = self._constant_floats, self._leg_floats
-        for currency, (constant, legs) in parts.items():
-            known = constants.get(currency)
-            if known is None or known[0] != constant:
-                known = constants[currency] = (constant, float(constant))
-            float_legs: list[tuple[str, float, float]] = []
-            for symbol, units, cost in legs:
-                leg = legs_of.get(symbol)
-                if leg is None or leg[0] != units or leg[1] != cost:
-                    leg = legs_of[symbol] = (units, cost, float(units), float(cost))
-                float_legs.append((symbol, leg[2], leg[3]))
-            floats[currency] = (known[1], float_legs, 0.0)
-        return floats
+        """Return ``parts`` as the nearest floats, with no drift yet."""
+        return {currency: (constant, legs, 0.0) for currency, constant, legs in parts.floats()}
 
     def _factor(self, currency: str, limits: RiskLimits) -> float | None:
         """Return the float rate from ``currency`` to the account currency at the latest mids (None: not known).

@@ -12,24 +12,21 @@ from decimal import Decimal
 from typing import Any, Final
 
 from msgspec.structs import replace as replace_struct
-from tickwave_core import fill_figures
+from tickwave_core import DayParts, fill_figures
 
-from execution.core.day_screen import DayParts, FloatDay
+from execution.core.day_screen import FloatDay
 from execution.core.engine_state import EngineState, book_fill
 from execution.core.limits import RiskLimits
 from execution.core.positions import Book, Booking
-from tickwave.contracts import Fill, Message, OrderFilled, Tick
+from tickwave.contracts import Fill, Message, OrderFilled
 from tickwave.contracts.core import mid_price
-from tickwave.instruments import Instrument, conversion_route, convert, rate_symbols
+from tickwave.instruments import Instrument, conversion_route, rate_symbols
 from tickwave.market import MarketCalendar
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
-# MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
-_add: Final = MONEY_CONTEXT.add
+# MONEY_CONTEXT's product, bound once: looking one up on the context costs ~60 ns.
 _multiply: Final = MONEY_CONTEXT.multiply
-_subtract: Final = MONEY_CONTEXT.subtract
 
-_ZERO: Final = Decimal(0)
 _NO_AMOUNTS: Final[dict[str, Decimal]] = {}
 
 
@@ -45,19 +42,8 @@ class Valuation:
         self._day_text: tuple[int, MarketCalendar, date, str] | None = None
         # What only the books decide of the day's P&L, by (day, books revision, limits): see _day_parts.
         self._parts: tuple[tuple[str, int, RiskLimits], DayParts] | None = None
-        # Each open leg valued at a tick: symbol -> (the tick, the units and cost, units x mid - cost); kept across
-        # parts while its units and cost are the same objects (a fill works out only its own book's again).
-        self._leg_values: dict[str, tuple[Tick, Decimal, Decimal, Decimal]] = {}
-        # Each open position's (units, cost), by symbol, with the book (and its revision) and the instrument they
-        # were worked out for: a fill changes one book, so the parts work out that one again.
-        self._units_costs: dict[str, tuple[Book, int, Instrument, Decimal, Decimal]] = {}
-        # Each currency's sum as last converted, by limits: currency -> (the symbols whose mids convert reads
-        # (rate_symbols'), their latest ticks then, the sum, the converted sum). A tick of another symbol
-        # leaves a currency's conversion as it was.
-        self._conversions: (
-            tuple[RiskLimits, dict[str, tuple[tuple[str, ...], tuple[Tick | None, ...], Decimal, Decimal | None]]]
-            | None
-        ) = None
+        # Each quote currency's rate symbols (rate_symbols'), by limits.
+        self._rate_symbols: tuple[RiskLimits, dict[str, tuple[str, ...]]] | None = None
         self._float_day = FloatDay(state)  # the day's P&L in floats, for is_above's first answer
         self._screened: tuple[int, str, RiskLimits, Decimal, int] | None = None  # the last question found clear
 
@@ -139,70 +125,39 @@ class Valuation:
     def _value_day(self, limits: RiskLimits, day: str) -> Decimal | None:
         """Value trading day ``day``'s P&L now (see :meth:`daily_pnl`).
 
-        A position's open P&L at ``mid`` is ``units x mid - cost`` (units: lots x contract size;
-        cost: the entry value x contract size), the same exact amount as :meth:`unrealized_now`'s
-        sum over its entries. What a tick cannot change (per currency: the day's realised P&L
-        less the day's marks and the open positions' cost; each position's units) is summed
-        once per change of the books (:meth:`_day_parts`), and a leg's value is kept until its
-        symbol's latest tick is another one, so a tick values one product (its own symbol's
-        open position) and converts each currency's sum once, at the latest mids. Every sum is
-        exact: the result equals summing the parts the long way, in any order.
+        What a tick cannot change (:meth:`_day_parts`) is built once per change of the books; the
+        core values each open leg at its symbol's latest mid (``units x mid - cost``, the same exact
+        amount as :meth:`unrealized_now`'s sum over its entries) and converts each currency's sum
+        once, at the latest mids (``valuation.rs``). Every sum is exact.
         """
-        state = self.state
-        last_ticks = state.view.last_ticks
-        total = _ZERO
+        last_ticks = self.state.view.last_ticks
         account = limits.account_currency
         parts = self._day_parts(limits, day)
-        valued = self._leg_values
-        for currency, (constant, legs) in parts.items():
-            amount = constant
-            for symbol, units, cost in legs:
-                tick = last_ticks.get(symbol)
-                if tick is None:  # no price yet: no open P&L (as unrealized_now)
-                    continue
-                known = valued.get(symbol)
-                if known is not None and known[0] is tick and known[1] is units and known[2] is cost:
-                    value = known[3]
-                else:
-                    value = _subtract(_multiply(units, to_decimal(mid_price(tick.bid, tick.ask))), cost)
-                    valued[symbol] = (tick, units, cost, value)
-                amount = _add(amount, value)
-            if not amount:
-                continue
+        mids: dict[str, float] = {}
+        for symbol in parts.symbols():
+            tick = last_ticks.get(symbol)
+            if tick is not None:  # no price yet: no open P&L (as unrealized_now)
+                mids[symbol] = mid_price(tick.bid, tick.ask)
+        routes: dict[str, tuple[tuple[float, bool], ...] | None] = {}
+        for currency in parts.currencies():
             if currency != account:
-                converted = self._converted(amount, currency, limits)
-                if converted is None:
-                    return None
-                amount = converted
-            total = _add(total, amount)
-        return total
+                rate_mids = {}
+                for symbol in self._rate_symbols_of(currency, limits):
+                    tick = last_ticks.get(symbol)
+                    if tick is not None:
+                        rate_mids[symbol] = mid_price(tick.bid, tick.ask)
+                routes[currency] = conversion_route(currency, account, limits.instruments, rate_mids)
+        return parts.value(account, mids, routes)
 
-    def _converted(self, amount: Decimal, currency: str, limits: RiskLimits) -> Decimal | None:
-        """Return :func:`convert` of ``amount`` to the account currency at the latest mids.
-
-        Reused while the amount and the latest ticks of :func:`rate_symbols` are the same (no other mid changes it).
-        """
-        view = self.state.view
-        known = self._conversions
+    def _rate_symbols_of(self, currency: str, limits: RiskLimits) -> tuple[str, ...]:
+        """Return :func:`rate_symbols` from ``currency`` to the account currency (kept per limits)."""
+        known = self._rate_symbols
         if known is None or known[0] is not limits:
-            known = self._conversions = (limits, {})
-        by_currency = known[1]
-        memo = by_currency.get(currency)
-        if memo is None:
-            symbols = rate_symbols(currency, limits.account_currency, limits.instruments)
-        else:
-            symbols = memo[0]
-        rates = tuple(map(view.last_ticks.get, symbols))
-        if memo is not None and memo[1] == rates and not memo[2].compare_total(amount):  # the same digits and exponent
-            return memo[3]
-        mids = {
-            symbol: mid_price(tick.bid, tick.ask)
-            for symbol in symbols
-            if (tick := view.last_ticks.get(symbol)) is not None
-        }
-        converted = convert(amount, currency, limits.account_currency, limits.instruments, mids)
-        by_currency[currency] = (symbols, rates, amount, converted)
-        return converted
+            known = self._rate_symbols = (limits, {})
+        symbols = known[1].get(currency)
+        if symbols is None:
+            symbols = known[1][currency] = rate_symbols(currency, limits.account_currency, limits.instruments)
+        return symbols
 
     def _day_parts(self, limits: RiskLimits, day: str) -> DayParts:
         """Per quote currency: the day's realised P&L less its marks and costs, and each open position's units and cost.
@@ -215,31 +170,17 @@ class Valuation:
         # The limits by identity: a compiled tuple comparison calls the dataclass's __eq__ on them.
         if known is not None and known[0][2] is limits and known[0][1] == key[1] and known[0][0] == day:
             return known[1]
-        parts: DayParts = {
-            currency: (amount, []) for currency, amount in state.realized_by_day.get(day, _NO_AMOUNTS).items()
-        }
+        parts = DayParts()
+        for currency, amount in state.realized_by_day.get(day, _NO_AMOUNTS).items():
+            parts.set_realized(currency, amount)
         if day == state.marked_day:  # before the day's mark, the open positions have not changed the day
             instruments = limits.instruments
             for symbol, mark in state.day_marks.items():
-                quote = instruments[symbol].quote
-                constant, legs = parts.get(quote, (_ZERO, []))
-                parts[quote] = (_subtract(constant, mark), legs)
-            known_legs = self._units_costs
+                parts.subtract_mark(instruments[symbol].quote, mark)
             for symbol, book in state.books.items():
                 spec = instruments.get(symbol)
-                if not book.lots or spec is None:
-                    continue
-                leg = known_legs.get(symbol)
-                if leg is not None and leg[0] is book and leg[1] == book.revision and leg[2] is spec:
-                    units, cost = leg[3], leg[4]
-                else:
-                    contract = to_decimal(spec.contract_size)
-                    units = _multiply(book.lots, contract)
-                    cost = _multiply(book.entry_value(), contract)
-                    known_legs[symbol] = (book, book.revision, spec, units, cost)
-                constant, legs = parts.get(spec.quote, (_ZERO, []))
-                legs.append((symbol, units, cost))
-                parts[spec.quote] = (constant, legs)
+                if book.lots and spec is not None:
+                    parts.add_position(spec.quote, symbol, book, spec.contract_size)
         self._parts = (key, parts)
         return parts
 

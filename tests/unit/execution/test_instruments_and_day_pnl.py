@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 from dataclasses import replace
 from decimal import Decimal
@@ -36,7 +37,8 @@ from tests.unit.execution.helpers import (
 )
 from tickwave.clock import ManualClock
 from tickwave.config import SymbolSpec, default_symbols
-from tickwave.instruments import convert, from_mt5_symbol_info, rate_symbols, registry
+from tickwave.contracts.core import mid_price
+from tickwave.instruments import conversion_route, convert, from_mt5_symbol_info, rate_symbols, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
 NOW = WEDNESDAY_NOON_MS
@@ -384,19 +386,31 @@ def _assert_legs_as_valued_afresh(engine: Engine) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(steps=memo_steps, quoted=st.sets(st.sampled_from(MEMO_SYMBOLS), min_size=1))
-def test_day_pnl_when_ticks_fills_and_limits_change_then_the_conversions_kept_equal_a_fresh_valuation(
+@given(
+    steps=st.lists(
+        st.one_of(memo_steps.map(lambda steps: steps[0]), st.tuples(st.just("next_day"))),  # next_day: marks
+        min_size=1,
+        max_size=40,
+    ),
+    quoted=st.sets(st.sampled_from(MEMO_SYMBOLS), min_size=1),
+)
+def test_day_pnl_when_ticks_fills_days_and_limits_change_then_a_fresh_valuation_and_pythons_decimals_agree(
     steps: list[tuple[object, ...]], quoted: set[str]
 ) -> None:
-    # The valuation keeps each currency's converted sum while its sum and rates are the same;
-    # after every step the engine's day P&L is the one a valuation without any memo gives.
+    # The valuation keeps the day's parts while the books are the same; after every step the
+    # engine's day P&L is the one a valuation without any memo gives, and the one Python's
+    # decimals give over the same parts (_day_pnl_the_long_way), digit for digit.
     engine, clock = _engine()
     mids = dict(MEMO_MIDS)
     for symbol in sorted(quoted):
         price_at(engine, symbol, mids[symbol])
     for number, step in enumerate(steps, start=1):
         clock.advance(1)
-        if step[0] == "tick":
+        if step[0] == "next_day":  # past the rollover: the open positions are marked
+            clock.advance(86_400_000)
+            for symbol in sorted(quoted):
+                price_at(engine, symbol, mids[symbol])
+        elif step[0] == "tick":
             _, symbol, factor = step
             mids[symbol] = round(mids[symbol] * factor, 6)  # type: ignore[operator]
             price_at(engine, symbol, mids[symbol])  # type: ignore[arg-type]
@@ -409,3 +423,54 @@ def test_day_pnl_when_ticks_fills_and_limits_change_then_the_conversions_kept_eq
             engine.limits = replace(engine.limits, instruments={**INSTRUMENTS, **registry({"XAUUSD": gold})})
         expected = Valuation(engine.state).daily_pnl(engine.limits, clock.now_ms())
         assert str(engine.daily_pnl(clock.now_ms())) == str(expected)
+        assert str(expected) == str(_day_pnl_the_long_way(engine, clock.now_ms()))
+
+
+# The day's P&L as the engine valued it in Python before the core did, kept here as the oracle: per
+# quote currency the realised P&L less the marks plus each open leg's units x mid - cost (exact),
+# each non-zero sum converted at 28 digits along its route, the total summed from Decimal(0).
+_CONVERTING = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
+
+
+def _day_pnl_the_long_way(engine: Engine, now_ms: int) -> Decimal | None:
+    state, limits = engine.state, engine.limits
+    day = limits.market.trading_day(now_ms).isoformat()
+    last_ticks, account = state.view.last_ticks, limits.account_currency
+    sums: dict[str, Decimal] = dict(state.realized_by_day.get(day, {}))
+    if day == state.marked_day:
+        for symbol, mark in state.day_marks.items():
+            quote = limits.instruments[symbol].quote
+            sums[quote] = MONEY_CONTEXT.subtract(sums.get(quote, Decimal(0)), mark)
+        for symbol, book in state.books.items():
+            spec = limits.instruments.get(symbol)
+            if not book.lots or spec is None:
+                continue
+            contract = to_decimal(spec.contract_size)
+            units, cost = (
+                MONEY_CONTEXT.multiply(book.lots, contract),
+                MONEY_CONTEXT.multiply(book.entry_value(), contract),
+            )
+            amount = sums.get(spec.quote, Decimal(0))
+            tick = last_ticks.get(symbol)
+            if tick is not None:
+                value = MONEY_CONTEXT.multiply(units, to_decimal(mid_price(tick.bid, tick.ask)))
+                amount = MONEY_CONTEXT.add(amount, MONEY_CONTEXT.subtract(value, cost))
+            sums[spec.quote] = amount
+    total = Decimal(0)
+    for currency, amount in sums.items():
+        if not amount:
+            continue
+        if currency != account:
+            rate_mids = {
+                symbol: mid_price(tick.bid, tick.ask)
+                for symbol in rate_symbols(currency, account, limits.instruments)
+                if (tick := last_ticks.get(symbol)) is not None
+            }
+            route = conversion_route(currency, account, limits.instruments, rate_mids)
+            if route is None:
+                return None
+            for mid, multiplies in route:
+                rate = Decimal(repr(mid))
+                amount = _CONVERTING.multiply(amount, rate) if multiplies else _CONVERTING.divide(amount, rate)
+        total = MONEY_CONTEXT.add(total, amount)
+    return total

@@ -11,6 +11,7 @@ pub mod pyfloat;
 pub mod risk;
 pub mod rounding;
 pub mod sizing;
+pub mod valuation;
 pub mod wide_int;
 
 use pyo3::exceptions::{PyOverflowError, PyValueError};
@@ -514,6 +515,7 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rate_breach, m)?)?;
     m.add_class::<PyBooking>()?;
     add_rounding(m)?;
+    m.add_class::<PyDayParts>()?;
     Ok(())
 }
 
@@ -608,4 +610,104 @@ fn add_rounding(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert_amount, m)?)?;
     m.add_function(wrap_pyfunction!(fill_figures, m)?)?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The day's P&L (`valuation.rs`).
+
+/// A conversion route per currency, as Python gives it (None: no rate).
+type Routes = std::collections::HashMap<String, Option<Vec<(f64, bool)>>>;
+
+/// The day's parts per quote currency (see `valuation.rs`): built once per change of the books.
+#[pyclass(name = "DayParts", module = "tickwave_core")]
+struct PyDayParts {
+    parts: valuation::DayParts,
+}
+
+#[pymethods]
+impl PyDayParts {
+    #[new]
+    fn new() -> Self {
+        PyDayParts {
+            parts: valuation::DayParts::new(),
+        }
+    }
+
+    /// Start `currency`'s constant at the day's realised P&L in it.
+    fn set_realized(&mut self, currency: &str, amount: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.parts.set_realized(currency, to_wide(amount)?);
+        Ok(())
+    }
+
+    /// Take a day's mark off its currency's constant.
+    fn subtract_mark(&mut self, currency: &str, mark: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.parts.subtract_mark(currency, &to_wide(mark)?);
+        Ok(())
+    }
+
+    /// Add an open position (its book) at `contract_size`, quoted in `currency`.
+    fn add_position(
+        &mut self,
+        currency: &str,
+        symbol: &str,
+        book: PyRef<'_, PyBook>,
+        contract_size: f64,
+    ) -> PyResult<()> {
+        self.parts
+            .add_position(currency, symbol, &book.book, contract_size)
+            .map_err(|bad| PyOverflowError::new_err(bad.0))
+    }
+
+    /// The quote currencies, in the order first named.
+    fn currencies(&self) -> Vec<String> {
+        self.parts
+            .parts
+            .iter()
+            .map(|part| part.currency.clone())
+            .collect()
+    }
+
+    /// The symbols of the open legs.
+    fn symbols(&self) -> Vec<String> {
+        self.parts
+            .parts
+            .iter()
+            .flat_map(|part| part.legs.iter().map(|leg| leg.symbol.clone()))
+            .collect()
+    }
+
+    /// Per currency: `(currency, constant, [(symbol, units, cost)])` as the nearest floats.
+    fn floats(&self) -> Vec<(String, f64, Vec<(String, f64, f64)>)> {
+        self.parts
+            .parts
+            .iter()
+            .map(|part| {
+                let legs = part
+                    .legs
+                    .iter()
+                    .map(|leg| (leg.symbol.clone(), leg.units.to_f64(), leg.cost.to_f64()))
+                    .collect();
+                (part.currency.clone(), part.constant.to_f64(), legs)
+            })
+            .collect()
+    }
+
+    /// The day's P&L in `account`: legs at `mids` (by symbol), currencies along `routes` (None: unknown).
+    fn value(
+        &self,
+        py: Python<'_>,
+        account: &str,
+        mids: std::collections::HashMap<String, f64>,
+        routes: Routes,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let value = self
+            .parts
+            .value(
+                account,
+                |symbol| mids.get(symbol).copied(),
+                |currency| routes.get(currency).and_then(|route| route.as_deref()),
+            )
+            .map_err(bad_rate)?;
+        value.map(|amount| wide_to_py(py, &amount)).transpose()
+    }
 }

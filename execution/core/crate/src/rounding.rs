@@ -78,6 +78,71 @@ impl Wide {
         Ok(Wide::new(negative, digits, exponent))
     }
 
+    /// The value negated (a zero's sign too, as Python's `copy_negate`).
+    pub fn negated(&self) -> Wide {
+        Wide {
+            negative: !self.negative,
+            digits: self.digits.clone(),
+            exponent: self.exponent,
+        }
+    }
+
+    /// The digits written at the smaller exponent `to` (zeros appended).
+    fn digits_at(&self, to: i64) -> Vec<u8> {
+        let mut digits = self.digits.clone();
+        digits.resize(digits.len() + (self.exponent - to) as usize, 0);
+        digits
+    }
+
+    /// `self + other`, exactly, at the smaller exponent (Python's exact context: `x + -x` is `0`, `-0 + -0` is `-0`).
+    pub fn add(&self, other: &Wide) -> Wide {
+        let exponent = self.exponent.min(other.exponent);
+        let (a, b) = (self.digits_at(exponent), other.digits_at(exponent));
+        let width = a.len().max(b.len()) + 1;
+        let pad = |digits: Vec<u8>| {
+            let mut padded = vec![0u8; width - digits.len()];
+            padded.extend(digits);
+            padded
+        };
+        let (a, b) = (pad(a), pad(b));
+        if self.negative == other.negative {
+            let mut sum = vec![0u8; width];
+            let mut carry = 0u8;
+            for at in (0..width).rev() {
+                let total = a[at] + b[at] + carry;
+                sum[at] = total % 10;
+                carry = total / 10;
+            }
+            return Wide::new(self.negative, sum, exponent);
+        }
+        // Opposite signs: the larger magnitude less the smaller, with the larger's sign.
+        let (large, small, negative) = if a >= b {
+            (a, b, self.negative)
+        } else {
+            (b, a, other.negative)
+        };
+        let mut difference = vec![0u8; width];
+        let mut borrow = 0i8;
+        for at in (0..width).rev() {
+            let mut step = large[at] as i8 - small[at] as i8 - borrow;
+            borrow = i8::from(step < 0);
+            if step < 0 {
+                step += 10;
+            }
+            difference[at] = step as u8;
+        }
+        let result = Wide::new(negative, difference, exponent);
+        if result.is_zero() {
+            return Wide::new(false, vec![0], exponent);
+        }
+        result
+    }
+
+    /// The nearest float (as Python's `float(Decimal)`: correctly rounded).
+    pub fn to_f64(&self) -> f64 {
+        self.to_string().parse().unwrap_or(f64::NAN)
+    }
+
     /// Round half even to `count` fewer digits (the exponent grows by `count`).
     fn drop_digits(&self, count: usize) -> Wide {
         if count == 0 {
