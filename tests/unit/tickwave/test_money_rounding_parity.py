@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
 import pytest
 import tickwave_core
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from execution.core.positions import Book
@@ -200,3 +200,12 @@ def test_convert_when_a_route_then_the_cores_conversion() -> None:
     got = convert(Decimal("1000"), "JPY", "USD", instruments, {"USDJPY": 150.123})
 
     assert str(got) == str(_oracle_convert(Decimal("1000"), ((150.123, False),)))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(min_value=0.0, exclude_min=True, allow_nan=False, allow_infinity=False))
+@example(8796093022208.312)  # exactly ...2208.3125: two 16-digit strings read back, repr takes the even one
+def test_core_float_reading_when_any_positive_float_then_to_decimals_exact_value_and_exponent(value: float) -> None:
+    # The core reads a mid or a contract size as to_decimal does (its shortest repr); times 1 at 28 digits
+    # keeps those at most 17 digits and their exponent, so the text shows the core's reading.
+    assert str(tickwave_core.convert_amount(Decimal(1), ((value, True),))) == str(to_decimal(value))

@@ -615,6 +615,9 @@ fn add_rounding(m: &Bound<'_, PyModule>) -> PyResult<()> {
 // ---------------------------------------------------------------------------------------------
 // The day's P&L (`valuation.rs`).
 
+/// One currency's part as floats: `(currency, constant, [(symbol, units, cost)])`.
+type PartFloats = (String, f64, Vec<(String, f64, f64)>);
+
 /// A conversion route per currency, as Python gives it (None: no rate).
 type Routes = std::collections::HashMap<String, Option<Vec<(f64, bool)>>>;
 
@@ -677,7 +680,7 @@ impl PyDayParts {
     }
 
     /// Per currency: `(currency, constant, [(symbol, units, cost)])` as the nearest floats.
-    fn floats(&self) -> Vec<(String, f64, Vec<(String, f64, f64)>)> {
+    fn floats(&self) -> Vec<PartFloats> {
         self.parts
             .parts
             .iter()

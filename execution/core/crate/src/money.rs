@@ -176,7 +176,20 @@ impl Dec {
             return Err(NotADecimal(format!("{x}")));
         }
         // Rust's `{:e}` gives the shortest round-trip digits, as Python's repr does: d.ddde<power>.
-        let shortest = format!("{:e}", x.abs());
+        let mut shortest = format!("{:e}", x.abs());
+        // Where two strings of that length read back as the float (its exact value halfway between
+        // them: 8796093022208.3125), repr takes the even one, which is the exact value rounded half
+        // even to that many digits; Rust's shortest takes the other.
+        let count = shortest
+            .split('e')
+            .next()
+            .map_or(0, |m| m.replace('.', "").len());
+        if count > 0 {
+            let nearest = format!("{:.*e}", count - 1, x.abs());
+            if nearest.parse::<f64>() == Ok(x.abs()) {
+                shortest = nearest;
+            }
+        }
         let (mantissa, power) = shortest
             .split_once('e')
             .ok_or_else(|| NotADecimal(shortest.clone()))?;
@@ -353,6 +366,11 @@ mod tests {
             "123456789012345.6"
         );
         assert_eq!(Dec::from_float(-2.5).unwrap().to_string(), "-2.5");
+        // A tie between two shortest strings: repr('8796093022208.312'), not ...313.
+        assert_eq!(
+            Dec::from_float(8796093022208.312).unwrap().to_string(),
+            "8796093022208.312"
+        );
         assert_eq!(Dec::from_float(0.0).unwrap().to_string(), "0.0");
         assert!(Dec::from_float(f64::NAN).is_err());
     }
