@@ -3,19 +3,20 @@
 :meth:`~execution.core.valuation.Valuation.is_above` asks it before the exact sums: most ticks,
 fills and signals find the day far above its limit, and a float sum with its error bound
 tells so for a fraction of the exact Decimal sums' cost. Only a sum within its bound of
-the floor goes to the exact valuation.
+the floor goes to the exact valuation. The sums and their bounds are the core's
+(``day_screen.rs``); this facade finds what they read (the latest mids, the rates, a fill's
+figures) and keeps the key the parts are current for.
 """
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal
 
-from tickwave_core import DayParts
+from tickwave_core import DayParts, FloatScreen
 
 from execution.core.engine_state import EngineState
 from execution.core.limits import RiskLimits
-from execution.core.risk import ESTIMATE_ERROR, FLOAT_ROUNDING, float_rate
+from execution.core.risk import float_rate
 from tickwave.contracts import OrderFilled, Tick
 from tickwave.contracts.core import mid_price
 from tickwave.instruments import rate_symbols
@@ -31,17 +32,20 @@ class FloatDay:
 
     def __init__(self, state: EngineState) -> None:
         self.state = state
-        # Per quote currency: the day's parts in floats (as DayParts) and the drift, a bound on the error the
-        # fills carried into them added; current for (day, books revision, limits) only.
-        self._floats: dict[str, tuple[float, list[tuple[str, float, float]], float]] = {}
+        # Per quote currency: the day's parts in floats and the drift, a bound on the error the fills
+        # carried into them added (the core's); current for (day, books revision, limits) only.
+        self._screen = FloatScreen()
         self._current: tuple[str, int, RiskLimits] | None = None
         # As Valuation._conversions: currency -> (the rate symbols, their latest ticks then, the rate).
         self._factors: (
             tuple[RiskLimits, dict[str, tuple[tuple[str, ...], tuple[Tick | None, ...], float | None]]] | None
         ) = None
         self._floor_float: tuple[Decimal, float] | None = None  # the last floor asked and its float
-        # Below the exact day's P&L at the last question found clear: (estimate - error, error).
-        self.cleared: tuple[float, float] = (-math.inf, 0.0)
+
+    @property
+    def cleared(self) -> tuple[float, float]:
+        """Below the exact day's P&L at the last question found clear: ``(estimate - error, error)``."""
+        return self._screen.cleared
 
     def is_current(self, day: str, limits: RiskLimits) -> bool:
         """Return True when the parts are the day's with the books as they are and ``limits``."""
@@ -53,18 +57,14 @@ class FloatDay:
 
     def take(self, parts: DayParts, day: str, limits: RiskLimits) -> None:
         """Take ``parts`` (:meth:`Valuation._day_parts` of ``day`` with the books as they are) in floats."""
-        self._floats = self._floats_of(parts)
+        self._screen.take(parts)
         self._current = (day, self.state.books_revision, limits)
 
     def carry(self, fill: OrderFilled, day: str, limits: RiskLimits) -> None:
         """Keep the parts current across ``fill``, booked just now, when they were current just before it.
 
-        At any mid, booking u units at price p adds u to the position's units and u x p to its
-        cost: the day moves by u x (mid - p), however the book splits that between realised P&L
-        and cost (the exact parts move realised P&L to the constant; the sum is the same at every
-        mid). The units are read back from the booking (no error carried over); the cost's float
-        errs by the roundings of u, p, u x p and the sum, 5 x 2**-53 of ``|cost| + |u x p|`` at
-        most, which the currency's drift adds (2**-50 of it) to the error bound.
+        The core carries the leg (units read back from the booking, u x p more cost) and adds the
+        rounding of the carried cost to the currency's error bound (``FloatScreen.carry``).
         """
         state = self.state
         if not self._current_at(day, limits, state.books_revision - 1) or state.marked_day != day:
@@ -77,31 +77,12 @@ class FloatDay:
         traded = fill.fill_lots * contract * fill.fill_price
         if after < booking.position_before:
             traded = -traded
-        known = self._floats.get(spec.quote)
-        constant, legs, drift = (0.0, [], 0.0) if known is None else known
-        units = float(after) * contract
-        for index in range(len(legs)):
-            leg = legs[index]
-            if leg[0] == symbol:
-                legs[index] = (symbol, units, leg[2] + traded)
-                drift += 2.0**-50 * (abs(leg[2]) + abs(traded))
-                break
-        else:
-            legs.append((symbol, units, traded))
-            drift += 2.0**-50 * abs(traded)
-        self._floats[spec.quote] = (constant, legs, drift)
+        self._screen.carry(spec.quote, symbol, float(after) * contract, traded)
         self._current = (day, state.books_revision, limits)
 
     def clears(self, limits: RiskLimits, floor: Decimal) -> bool:
         """Return True when the sum of the parts is above ``floor`` by more than its error bound (False: unsure)."""
-        estimate = self.value(limits)
-        if estimate is None:
-            return False
-        value, error = estimate
-        if value - error > self._bound(floor):
-            self.cleared = (value - error, error)
-            return True
-        return False
+        return self._screen.clears(self.value(limits), self._float(floor))
 
     def clears_after(self, fill: OrderFilled, limits: RiskLimits, floor: Decimal) -> bool:
         """Return True when the day, which cleared ``floor`` last (``cleared``), clears it still after ``fill`` alone.
@@ -118,20 +99,15 @@ class FloatDay:
         rate = 1.0 if spec.quote == limits.account_currency else self._factor(spec.quote, limits)
         if rate is None:
             return False
-        units, mid, price = fill.fill_lots * spec.contract_size * rate, mid_price(tick.bid, tick.ask), fill.fill_price
-        low, error = self.cleared
-        low -= units * abs(mid - price) + ESTIMATE_ERROR * (units * (mid + price) + error)
-        if low > self._bound(floor):
-            self.cleared = (low, error + ESTIMATE_ERROR * units * (mid + price))
-            return True
-        return False
+        units = fill.fill_lots * spec.contract_size * rate
+        return self._screen.clears_after(units, mid_price(tick.bid, tick.ask), fill.fill_price, self._float(floor))
 
-    def _bound(self, floor: Decimal) -> float:
-        # The floor as a float, raised by that float's own rounding (kept for the last floor asked).
+    def _float(self, floor: Decimal) -> float:
+        # The floor as a float (kept for the last floor asked); the core raises it by that float's own rounding.
         floors = self._floor_float
         if floors is None or floors[0] != floor:
             floors = self._floor_float = (floor, float(floor))
-        return floors[1] + abs(floors[1]) * FLOAT_ROUNDING
+        return floors[1]
 
     def value(self, limits: RiskLimits) -> tuple[float, float] | None:
         """Return :meth:`Valuation._value_day`'s sum of the parts in floats and a bound on its error (None: no rate).
@@ -141,30 +117,12 @@ class FloatDay:
         (:func:`~execution.core.risk.float_rate`).
         """
         last_ticks = self.state.view.last_ticks
-        account = limits.account_currency
-        total = size = drifts = 0.0
-        for currency, (constant, legs, drift) in self._floats.items():
-            amount, terms = constant, abs(constant)
-            for symbol, units, cost in legs:
-                tick = last_ticks.get(symbol)
-                if tick is None:
-                    continue
-                value = units * mid_price(tick.bid, tick.ask)
-                amount += value - cost
-                terms += abs(value) + abs(cost)
-            if currency != account:
-                factor = self._factor(currency, limits)
-                if factor is None:
-                    return None
-                amount, terms, drift = amount * factor, terms * factor, drift * factor
-            total += amount
-            size += terms
-            drifts += drift
-        return total, size * ESTIMATE_ERROR + drifts * (1.0 + ESTIMATE_ERROR)
 
-    def _floats_of(self, parts: DayParts) -> dict[str, tuple[float, list[tuple[str, float, float]], float]]:
-        """Return ``parts`` as the nearest floats, with no drift yet."""
-        return {currency: (constant, legs, 0.0) for currency, constant, legs in parts.floats()}
+        def mid_of(symbol: str) -> float | None:
+            tick = last_ticks.get(symbol)
+            return None if tick is None else mid_price(tick.bid, tick.ask)
+
+        return self._screen.value(limits.account_currency, mid_of, lambda currency: self._factor(currency, limits))
 
     def _factor(self, currency: str, limits: RiskLimits) -> float | None:
         """Return the float rate from ``currency`` to the account currency at the latest mids (None: not known).

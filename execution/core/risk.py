@@ -38,8 +38,8 @@ _rate_breach: Final = tickwave_core.rate_breach
 _ZERO: Final = Decimal(0)
 # A float estimate's error bound, relative to the sum of its terms' sizes: each float step (a Decimal's nearest float,
 # a mid's shortest text, a product, a sum, a rate) errs by 2**-53 of it at most; room for 8,000 (and 28-digit rounding).
-ESTIMATE_ERROR: Final = 2.0**-40
-FLOAT_ROUNDING: Final = 2.0**-52  # a float stands within 2**-53 of the number it was made from (relative)
+ESTIMATE_ERROR: Final = tickwave_core.ESTIMATE_ERROR  # 2**-40, the core's (day_screen.rs)
+FLOAT_ROUNDING: Final = tickwave_core.FLOAT_ROUNDING  # 2**-52: a float stands within 2**-53 of its number (relative)
 
 
 class DayPnl(Protocol):

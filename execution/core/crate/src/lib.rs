@@ -4,6 +4,7 @@
 //! is their Python face only: conversions in, conversions out, no rule of its own.
 
 pub mod chain;
+pub mod day_screen;
 pub mod lifecycle;
 pub mod money;
 pub mod positions;
@@ -516,6 +517,7 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBooking>()?;
     add_rounding(m)?;
     m.add_class::<PyDayParts>()?;
+    add_day_screen(m)?;
     Ok(())
 }
 
@@ -713,4 +715,72 @@ impl PyDayParts {
             .map_err(bad_rate)?;
         value.map(|amount| wide_to_py(py, &amount)).transpose()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loss checks' float screen (`day_screen.rs`).
+
+/// The day's P&L in floats with an error bound (see `day_screen.rs`).
+#[pyclass(name = "FloatScreen", module = "tickwave_core")]
+struct PyFloatScreen {
+    screen: day_screen::FloatScreen,
+}
+
+#[pymethods]
+impl PyFloatScreen {
+    #[new]
+    fn new() -> Self {
+        PyFloatScreen {
+            screen: day_screen::FloatScreen::new(),
+        }
+    }
+
+    /// Below the exact day's P&L at the last question found clear: `(estimate - error, error)`.
+    #[getter]
+    fn cleared(&self) -> (f64, f64) {
+        self.screen.cleared
+    }
+
+    /// Take `parts` as the nearest floats, with no drift.
+    fn take(&mut self, parts: PyRef<'_, PyDayParts>) {
+        self.screen.take(&parts.parts)
+    }
+
+    /// Carry a fill booked just now: its leg holds `units` after it and `traded` (u x p, signed) more cost.
+    fn carry(&mut self, quote: &str, symbol: &str, units: f64, traded: f64) {
+        self.screen.carry(quote, symbol, units, traded)
+    }
+
+    /// The sum of the parts at `mid_of(symbol)` (None: no mid) and `factor_of(currency)` (None: no
+    /// rate, and then None), with a bound on its error: `(estimate, error)`.
+    fn value(
+        &self,
+        account: &str,
+        mid_of: &Bound<'_, PyAny>,
+        factor_of: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<(f64, f64)>> {
+        self.screen.value(
+            account,
+            |symbol| mid_of.call1((symbol,))?.extract::<Option<f64>>(),
+            |currency| factor_of.call1((currency,))?.extract::<Option<f64>>(),
+        )
+    }
+
+    /// Whether `estimate` (from `value`) is above `floor` by more than its error (False: unsure).
+    #[pyo3(signature = (estimate, floor))]
+    fn clears(&mut self, estimate: Option<(f64, f64)>, floor: f64) -> bool {
+        self.screen.clears(estimate, floor)
+    }
+
+    /// Whether the day, which cleared the floor last, clears it still after one fill (see `day_screen.rs`).
+    fn clears_after(&mut self, units: f64, mid: f64, price: f64, floor: f64) -> bool {
+        self.screen.clears_after(units, mid, price, floor)
+    }
+}
+
+fn add_day_screen(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ESTIMATE_ERROR", day_screen::ESTIMATE_ERROR)?;
+    m.add("FLOAT_ROUNDING", day_screen::FLOAT_ROUNDING)?;
+    m.add_class::<PyFloatScreen>()?;
+    Ok(())
 }
