@@ -2,7 +2,7 @@
 
 The suite's own CI runs it only on a cluster (three servers, ClickHouse Keeper,
 ``DBT_CH_TEST_CLUSTER=test_shard``); the warehouse is one server without Keeper, so it runs the suite
-without a cluster, as the issue asks ("non-cluster"). Most cluster tests skip themselves then
+without a cluster, and counts its non-cluster tests. Most cluster tests skip themselves then
 (``Not on a cluster``); these do not, though they cannot pass on any single server:
 
 - the replicated-database tests create their database with ``ENGINE Replicated(...)``, which needs
