@@ -114,7 +114,7 @@ class Broker(Protocol):
         ...
 
     def on_tick(self, tick: Tick) -> None:
-        """Learn the latest quote (the paper broker fills at it; MT5 ignores it)."""
+        """Learn a quote (the paper broker fills at the one in effect at an order's due time; MT5 ignores it)."""
         ...
 
     def orders(self, since_ms: int | None = None) -> Mapping[str, BrokerOrder]:

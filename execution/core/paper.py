@@ -2,7 +2,10 @@
 
 Buys fill at the ask and sells at the bid, each worsened by the configured slippage;
 with a latency the order is accepted at once and filled at the first poll at or after
-``submitted + latency`` (at the quote of that moment). It keeps positions, cash and
+``submitted + latency``, at the quote in effect at that due time in market time (the
+last tick stamped at or before it), not at whatever quote the venue has read by the
+time it polls: so the live process, which polls and reads ticks on wall time, fills at
+the price a replay of the same ticks gives. It keeps positions, cash and
 realised P&L in exact decimals. Time comes from the injected clock, so a test clock
 makes it deterministic.
 
@@ -15,6 +18,7 @@ per ``client_order_id``: a second submit of a known order places nothing.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Final, TypeGuard, cast
@@ -54,6 +58,10 @@ _multiply: Final = MONEY_CONTEXT.multiply
 _subtract: Final = MONEY_CONTEXT.subtract
 
 LEDGER_MIN_FREE_BYTES: Final = 64 << 10  # less free: an order's ledger write may not fit, so the order is refused
+# A symbol's quotes are kept this long behind its newest tick, beyond the latency (a poll that late still finds
+# the quote of its order's due time), and never more than QUOTE_HISTORY_MAX of them.
+QUOTE_HISTORY_MS: Final = 10_000
+QUOTE_HISTORY_MAX: Final = 4_096
 _BPS: Final = Decimal(10_000)
 _ZERO: Final = Decimal(0)
 
@@ -134,7 +142,8 @@ class PaperBroker:
         self.books: dict[str, Book] = {}
         self.lots: dict[str, Decimal] = {}  # the net position per symbol
         self._keeps_account = account
-        self.quotes: dict[str, Tick] = {}
+        self._quote_keep_ms = self.latency_ms + QUOTE_HISTORY_MS
+        self._quotes: dict[str, deque[Tick]] = {}  # per symbol, oldest first: the quote in effect at each instant
         self._orders: dict[str, _PaperOrder] = {}
         self._working: set[str] = set()  # accepted, not yet filled (poll looks only at these)
         self._created = CreationIndex()  # orders(since_ms) reads a window of it
@@ -181,7 +190,7 @@ class PaperBroker:
         if problem is not None:
             return [rejected(intent, f"the paper ledger is short of space: {problem}", now_ms)]
         self._apply(submitted)
-        if intent.symbol not in self.quotes:
+        if intent.symbol not in self._quotes:
             answer: OrderAccepted | OrderRejected = rejected(intent, f"no quote for {intent.symbol}", now_ms)
         elif intent.order_type != "market":
             answer = rejected(intent, "the paper broker fills market orders only", now_ms)
@@ -212,7 +221,7 @@ class PaperBroker:
         for client_order_id in list(self._working):
             paper = self._orders[client_order_id]
             # After a restart the venue has no quote until the next tick: the order waits for one.
-            if paper.due_at_ms <= now_ms and paper.submitted.symbol in self.quotes:
+            if paper.due_at_ms <= now_ms and paper.submitted.symbol in self._quotes:
                 filled = self._fill(paper, now_ms)
                 self._ledger.append(filled[0])
                 events += filled
@@ -229,10 +238,31 @@ class PaperBroker:
         return min(self._orders[cid].due_at_ms for cid in self._working)
 
     def on_tick(self, tick: Tick) -> None:
-        """Keep the latest quote per symbol."""
-        previous = self.quotes.get(tick.symbol)
-        if previous is None or tick.time_ms >= previous.time_ms:
-            self.quotes[tick.symbol] = tick
+        """Keep the symbol's quotes of the last moments (a tick older than its newest is ignored)."""
+        history = self._quotes.get(tick.symbol)
+        if history is None:
+            history = self._quotes[tick.symbol] = deque()
+        elif tick.time_ms < history[-1].time_ms:
+            return
+        history.append(tick)
+        # The first kept quote stays the one in effect at the horizon: drop it only once the next is at or before it.
+        horizon_ms = tick.time_ms - self._quote_keep_ms
+        while len(history) > 1 and (history[1].time_ms <= horizon_ms or len(history) > QUOTE_HISTORY_MAX):
+            history.popleft()
+
+    def quote_at(self, symbol: str, at_ms: int) -> Tick | None:
+        """Return ``symbol``'s quote in effect at ``at_ms``: its last tick stamped at or before it.
+
+        None before the symbol's first tick; when every kept tick is later (the venue restarted
+        after the order fell due, or the host's clock is behind the ticks' stamps), the earliest.
+        """
+        history = self._quotes.get(symbol)
+        if history is None:
+            return None
+        for quote in reversed(history):  # mostly the newest: a poll runs within moments of the due time
+            if quote.time_ms <= at_ms:
+                return quote
+        return history[0]
 
     def orders(self, since_ms: int | None = None) -> Mapping[str, BrokerOrder]:
         """Return the orders created at or after ``since_ms`` and every working one (all of them when None).
@@ -257,6 +287,11 @@ class PaperBroker:
         """Return the net position per symbol (lots)."""
         return {symbol: lots for symbol, lots in self.lots.items() if lots}
 
+    @property
+    def quotes(self) -> Mapping[str, Tick]:
+        """Return the latest quote per symbol."""
+        return {symbol: history[-1] for symbol, history in self._quotes.items()}
+
     def close(self) -> None:
         """Close the ledger."""
         self._ledger.close()
@@ -264,8 +299,10 @@ class PaperBroker:
     # -- internals ------------------------------------------------------------------------
 
     def _fill(self, paper: _PaperOrder, now_ms: int) -> list[BrokerEvent]:
+        # Filled now, at the quote in effect when the order fell due (the poll may come later).
         order = paper.submitted
-        quote = self.quotes[order.symbol]
+        quote = self.quote_at(order.symbol, paper.due_at_ms)
+        assert quote is not None  # the callers fill only a symbol that has quoted
         if order.side == "buy":
             price = to_decimal(quote.ask) * self._buy_factor
         else:
@@ -341,7 +378,7 @@ class PaperBroker:
 
     def account_value(self, amounts: Mapping[str, Decimal]) -> Decimal | None:
         """Sum per-currency ``amounts`` in the account currency at the latest mids (None without a rate)."""
-        mids = {symbol: mid_price(tick.bid, tick.ask) for symbol, tick in self.quotes.items()}
+        mids = {symbol: mid_price(history[-1].bid, history[-1].ask) for symbol, history in self._quotes.items()}
         total = Decimal(0)
         for currency, amount in sorted(amounts.items()):
             converted = convert(amount, currency, self.account_currency, self.instruments, mids)

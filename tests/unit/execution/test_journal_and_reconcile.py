@@ -16,6 +16,7 @@ from execution import journal as journal_module
 from execution.brokers.paper import LEDGER_NAME, open_paper_broker
 from execution.core.broker import fill_id_for
 from execution.core.engine import replay
+from execution.core.paper import QUOTE_HISTORY_MAX
 from execution.core.state import OrderStatus
 from execution.journal import JOURNAL_NAME, Journal
 from tests.unit.execution.helpers import (
@@ -241,6 +242,50 @@ def test_paper_when_latency_then_fills_at_first_poll_after_it(tmp_path: Path) ->
     assert order.status == OrderStatus.FILLED
     assert service.broker.orders()[order.client_order_id].fills[0].price > 1.101
     service.close()
+
+
+def test_paper_when_polled_late_then_fills_at_the_quote_in_effect_at_the_due_time(tmp_path: Path) -> None:
+    # The live loop reads ticks and polls on wall time: a late poll has read quotes stamped after the
+    # order fell due. The fill is at the one in effect at its due time, as a replay of those ticks gives.
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    start = clock.now_ms()
+    broker = open_paper_broker(
+        ExecutionSettings(paper_broker=PaperBrokerSettings(latency_ms=1_000, slippage_bps=0)),
+        clock,
+        tmp_path / LEDGER_NAME,
+    )
+    broker.on_tick(tick(start, 1.1))
+    broker.submit(_market("late", start))
+    broker.on_tick(tick(start + 400, 1.2))  # in effect at the due time (start + 1,000)
+    broker.on_tick(tick(start + 1_000, 1.3))  # stamped at the due time itself: in effect too
+    broker.on_tick(tick(start + 1_001, 1.4))  # after it: read before the poll, yet not the due time's price
+    clock.advance(1_300)
+
+    filled = [event for event in broker.poll() if isinstance(event, OrderFilled)]
+
+    assert [event.fill_price for event in filled] == [1.3 + 0.0001 / 2]
+    assert filled[0].event_at_ms == start + 1_300, "filled when polled"
+    broker.close()
+
+
+def test_paper_when_ticks_run_on_then_the_quote_history_stays_bounded_and_its_start_holds(tmp_path: Path) -> None:
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    start = clock.now_ms()
+    broker = open_paper_broker(
+        ExecutionSettings(paper_broker=PaperBrokerSettings(latency_ms=1_000)), clock, tmp_path / LEDGER_NAME
+    )
+    for n in range(QUOTE_HISTORY_MAX * 3):  # one tick a millisecond: the count bounds the history first
+        broker.on_tick(tick(start + n, 1.0 + n / 1e6))
+    assert broker.quote_at("EURUSD", start) == tick(start + QUOTE_HISTORY_MAX * 2, 1.0 + QUOTE_HISTORY_MAX * 2 / 1e6)
+    last_ms = start + QUOTE_HISTORY_MAX * 3 - 1
+    for n in range(1, 5):  # a tick every 10 s: time bounds it, keeping the quote in effect at the horizon
+        broker.on_tick(tick(last_ms + n * 10_000, 2.0 + n))
+    assert broker.quote_at("EURUSD", last_ms + 40_000 - 11_000) == tick(last_ms + 20_000, 4.0)
+    assert broker.quote_at("EURUSD", last_ms) == tick(last_ms + 20_000, 4.0), "nothing older is kept"
+    assert broker.quote_at("EURUSD", last_ms + 39_999) == tick(last_ms + 30_000, 5.0)
+    assert broker.quote_at("GBPUSD", last_ms) is None
+    assert broker.quotes["EURUSD"] == tick(last_ms + 40_000, 6.0)
+    broker.close()
 
 
 def _market(client_order_id: str, now_ms: int) -> OrderIntent:
