@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from execution import journal as journal_module
 from execution.brokers.paper import LEDGER_NAME, open_paper_broker
-from execution.core.broker import fill_id_for
+from execution.core.broker import (
+    IDENTITY_FIELDS,
+    accepted,
+    canceled,
+    fill_id_for,
+    rejected,
+)
 from execution.core.engine import replay
 from execution.core.paper import QUOTE_HISTORY_MAX
 from execution.core.state import OrderStatus
@@ -31,10 +37,12 @@ from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, PaperBrokerSettings
 from tickwave.contracts import (
     Fill,
+    OrderAccepted,
     OrderCanceled,
     OrderDenied,
     OrderFilled,
     OrderIntent,
+    OrderRejected,
     OrderSubmitted,
     RiskEvent,
     stable_id,
@@ -574,3 +582,20 @@ def test_fill_id_for_when_spelled_out_then_the_stable_id_it_always_was(client_or
     # Fill ids are persisted (journal, ledger, warehouse): the fast spelling must never change one.
     assert fill_id_for(client_order_id, sequence) == stable_id("fill", client_order_id, sequence)
     assert fill_id_for("tw-abc", 0) == "a6664928ce70cc4d1d554cf7511c18f4"
+
+
+def test_broker_event_builders_when_given_an_order_then_each_event_carries_its_identity_by_name() -> None:
+    # The builders fill the identity positionally: the contracts' field order is what they rely on
+    # (fill_events too: test_fill_booking.py spells its events out by name).
+    intent = _market("c-1", WEDNESDAY_NOON_MS)
+    identity = {field: getattr(intent, field) for field in IDENTITY_FIELDS}
+    built = [
+        accepted(intent, "b-1", WEDNESDAY_NOON_MS + 1),
+        rejected(intent, "no", WEDNESDAY_NOON_MS + 2, 7),
+        canceled(intent, "halt", WEDNESDAY_NOON_MS + 4),
+    ]
+    assert built == [
+        OrderAccepted(**identity, event_at_ms=WEDNESDAY_NOON_MS + 1, broker_order_id="b-1"),
+        OrderRejected(**identity, event_at_ms=WEDNESDAY_NOON_MS + 2, reason="no", broker_code=7),
+        OrderCanceled(**identity, event_at_ms=WEDNESDAY_NOON_MS + 4, reason="halt"),
+    ]
