@@ -27,6 +27,7 @@ from execution.core.state import OrderStatus
 from execution.journal import JOURNAL_NAME, Journal
 from tests.unit.execution.helpers import (
     WEDNESDAY_NOON_MS,
+    BrokerWith,
     ListPublisher,
     execution_settings,
     make_service,
@@ -530,7 +531,8 @@ def test_reconcile_when_running_then_broker_orders_are_adopted_and_a_lasting_mis
     assert service.engine.view.positions["EURUSD"] == service.broker.positions()["EURUSD"]
     assert service.engine.trading_state == "ACTIVE"
 
-    service.broker.lots["EURUSD"] = Decimal(0)  # the venue's position vanished: a real mismatch
+    # The venue's position vanished: a real mismatch.
+    service.broker = BrokerWith(service.broker, positions=dict)  # type: ignore[assignment]
     clock.advance(5_000)
     service.poll_broker()
     assert service.engine.trading_state == "ACTIVE"  # once could be a deal in flight
