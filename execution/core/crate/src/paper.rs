@@ -67,11 +67,11 @@ impl<Q> QuoteHistory<Q> {
 
     /// The quote in effect at `at_ms` (the last stamped at or before it); the earliest kept when all are later.
     pub fn at(&self, at_ms: i64) -> Option<&(Quote, Q)> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(quote, _)| quote.time_ms <= at_ms)
-            .or_else(|| self.entries.front())
+        // Kept in time order (an older quote is refused): a binary search, whatever the host clock's offset.
+        let after = self
+            .entries
+            .partition_point(|(quote, _)| quote.time_ms <= at_ms);
+        self.entries.get(after.saturating_sub(1))
     }
 
     /// The newest quote.
