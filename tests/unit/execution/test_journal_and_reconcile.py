@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from unittest import mock
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,7 +23,8 @@ from execution.core.broker import (
     rejected,
 )
 from execution.core.engine import replay
-from execution.core.paper import QUOTE_HISTORY_MAX
+from execution.core.memory_journal import MemoryJournal
+from execution.core.paper import QUOTE_HISTORY_MAX, PaperBroker
 from execution.core.state import OrderStatus
 from execution.journal import JOURNAL_NAME, Journal
 from tests.unit.execution.helpers import (
@@ -46,6 +48,7 @@ from tickwave.contracts import (
     OrderRejected,
     OrderSubmitted,
     RiskEvent,
+    Tick,
     stable_id,
 )
 from tickwave.errors import DataQualityError
@@ -275,6 +278,41 @@ def test_paper_when_polled_late_then_fills_at_the_quote_in_effect_at_the_due_tim
     assert [event.fill_price for event in filled] == [1.3 + 0.0001 / 2]
     assert filled[0].event_at_ms == start + 1_300, "filled when polled"
     broker.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bid=st.floats(min_value=1e-5, max_value=1e6),
+    spread=st.floats(min_value=0.0, max_value=1.0),
+    slippage_bps=st.one_of(st.just(0.0), st.floats(min_value=1e-3, max_value=1_000.0)),
+    side=st.sampled_from(["buy", "sell"]),
+)
+def test_paper_fill_price_when_any_quote_and_slippage_then_as_python_decimals_give(
+    bid: float, spread: float, slippage_bps: float, side: str
+) -> None:
+    # The oracle: the rule as Python's decimals state it (the quote's repr, its default 28-digit context).
+    ask = bid * (1 + spread)
+    slippage = Decimal(repr(slippage_bps)) / Decimal(10_000)
+    expected = float(Decimal(repr(ask)) * (1 + slippage) if side == "buy" else Decimal(repr(bid)) * (1 - slippage))
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    broker = PaperBroker(
+        ExecutionSettings(paper_broker=PaperBrokerSettings(slippage_bps=slippage_bps)), clock, MemoryJournal()
+    )
+    broker.on_tick(Tick(symbol="EURUSD", time_ms=clock.now_ms(), seq=0, bid=bid, ask=ask))
+
+    events = broker.submit(msgspec.structs.replace(_market("c", clock.now_ms()), side=side))
+
+    assert [event.fill_price for event in events if isinstance(event, OrderFilled)] == [expected]
+
+
+def test_paper_when_the_slippage_needs_more_digits_than_the_price_carries_then_the_venue_refuses_it() -> None:
+    # Python's context would round 1 + 1e-34 to 28 digits; the venue refuses such a setting instead.
+    with pytest.raises(ValueError, match="28 digits"):
+        PaperBroker(
+            ExecutionSettings(paper_broker=PaperBrokerSettings(slippage_bps=1e-30)),
+            ManualClock(WEDNESDAY_NOON_MS),
+            MemoryJournal(),
+        )
 
 
 def test_paper_when_ticks_run_on_then_the_quote_history_stays_bounded_and_its_start_holds(tmp_path: Path) -> None:
