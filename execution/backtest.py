@@ -15,14 +15,16 @@ The replay's order of events, and why it matches the live loop:
   signal through ``handle_signals``;
 - before each event, paper orders that fall due before it are filled: the clock moves to
   their due time and the broker is polled, so a fill with latency is at the quote of its
-  due time (the live loop polls at least every ``POLL_TIMEOUT_S``: it fills within
-  ~50 ms of the due time, at the quote then);
+  due time (the live loop polls at least every ``POLL_TIMEOUT_S``, within ~50 ms of the
+  due time or later on a busy machine, and the venue fills at the quote in effect at the
+  due time, not at the ticks it has read since);
 - after each event the broker is polled, as the live loop does after each batch.
 
 What time-dependent checks see: the signal's age and the tick's age are measured at the
 event's own time (live: plus the bus's transit, a few ms). A live run therefore gives the
 same orders when no tick of the symbol lands within the loop's reaction time (~50 ms)
-of a signal or of a fill's due time: the parity test
+of a signal, nor between a fill's due time in the replay and the live one (the live order
+is accepted, and falls due, after the bus's transit and the decision): the parity test
 (``tests/integration/execution/test_backtest_parity.py``) replays a session built that way.
 """
 

@@ -114,7 +114,7 @@ class Broker(Protocol):
         ...
 
     def on_tick(self, tick: Tick) -> None:
-        """Learn the latest quote (the paper broker fills at it; MT5 ignores it)."""
+        """Learn a quote (the paper broker fills at the one in effect at an order's due time; MT5 ignores it)."""
         ...
 
     def orders(self, since_ms: int | None = None) -> Mapping[str, BrokerOrder]:
@@ -138,71 +138,38 @@ class Broker(Protocol):
         ...
 
 
+# The fields that open every order event, in the contracts' order (``_OrderEvent``); ``event_at_ms`` follows them.
+IDENTITY_FIELDS: Final = ("client_order_id", "signal_id", "symbol", "model_id", "model_version")
+
+
+def _identity(order: OrderIdentity) -> tuple[str, str, str, str, int]:
+    """Return ``order``'s :data:`IDENTITY_FIELDS`, to open an order event positionally (one copy of them)."""
+    return order.client_order_id, order.signal_id, order.symbol, order.model_id, order.model_version
+
+
 def accepted(order: OrderIdentity, broker_order_id: str, at_ms: int) -> OrderAccepted:
     """Build the event of an order the broker took."""
-    return OrderAccepted(
-        client_order_id=order.client_order_id,
-        signal_id=order.signal_id,
-        symbol=order.symbol,
-        model_id=order.model_id,
-        model_version=order.model_version,
-        event_at_ms=at_ms,
-        broker_order_id=broker_order_id,
-    )
+    return OrderAccepted(*_identity(order), at_ms, broker_order_id)
 
 
 def rejected(order: OrderIdentity, reason: str, at_ms: int, code: int | None = None) -> OrderRejected:
     """Build the event of an order the broker refused."""
-    return OrderRejected(
-        client_order_id=order.client_order_id,
-        signal_id=order.signal_id,
-        symbol=order.symbol,
-        model_id=order.model_id,
-        model_version=order.model_version,
-        event_at_ms=at_ms,
-        reason=reason,
-        broker_code=code,
-    )
+    return OrderRejected(*_identity(order), at_ms, reason, code)
 
 
 def canceled(order: OrderIdentity, reason: str, at_ms: int) -> OrderCanceled:
     """Build the event of an order canceled (or, with :data:`EXPIRED_PREFIX`, expired)."""
-    return OrderCanceled(
-        client_order_id=order.client_order_id,
-        signal_id=order.signal_id,
-        symbol=order.symbol,
-        model_id=order.model_id,
-        model_version=order.model_version,
-        event_at_ms=at_ms,
-        reason=reason,
-    )
+    return OrderCanceled(*_identity(order), at_ms, reason)
 
 
 def fill_events(order: OrderIdentity, fill: BrokerFill, filled_lots: float, is_final: bool) -> list[BrokerEvent]:
     """Build the ``OrderFilled`` event and the ``Fill`` record of one execution (``filled_lots``: the order's total)."""
     # Each field read once (a struct's field is a generic attribute read from compiled code).
-    cid, signal_id, symbol, model_id, version = (
-        order.client_order_id,
-        order.signal_id,
-        order.symbol,
-        order.model_id,
-        order.model_version,
-    )
+    identity = _identity(order)
+    cid, signal_id, symbol, model_id, version = identity
     fill_id, price, lots, at_ms = fill.fill_id, fill.price, fill.lots, fill.filled_at_ms
     return [
-        OrderFilled(
-            client_order_id=cid,
-            signal_id=signal_id,
-            symbol=symbol,
-            model_id=model_id,
-            model_version=version,
-            event_at_ms=at_ms,
-            fill_id=fill_id,
-            fill_price=price,
-            fill_lots=lots,
-            cumulative_lots=filled_lots,
-            is_final=is_final,
-        ),
+        OrderFilled(*identity, at_ms, fill_id, price, lots, filled_lots, is_final),
         Fill(
             fill_id=fill_id,
             client_order_id=cid,

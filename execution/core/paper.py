@@ -1,10 +1,17 @@
-"""The paper broker: a simulated venue that fills market orders at the latest quote.
+"""The paper broker: a simulated venue that fills market orders at the quote of their due time.
 
 Buys fill at the ask and sells at the bid, each worsened by the configured slippage;
 with a latency the order is accepted at once and filled at the first poll at or after
-``submitted + latency`` (at the quote of that moment). It keeps positions, cash and
+``submitted + latency``, at the quote in effect at that due time in market time (the
+last tick stamped at or before it), not at whatever quote the venue has read by the
+time it polls: so the live process, which polls and reads ticks on wall time, fills at
+the price a replay of the same ticks gives. It keeps positions, cash and
 realised P&L in exact decimals. Time comes from the injected clock, so a test clock
 makes it deterministic.
+
+The venue's rules and state (its orders, each symbol's quotes, the fill price, the settlement
+into FIFO books) are the execution core's (``paper.rs``, :class:`tickwave_core.PaperVenue`);
+this facade reads the clock, builds the contract events and writes the ledger.
 
 Its own state lives in a ledger under the state dir (same line format as the journal),
 written with a plain ``write`` before each answer: like a real venue, it outlives a
@@ -15,9 +22,11 @@ per ``client_order_id``: a second submit of a known order places nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Final, TypeGuard, cast
+
+from tickwave_core import PaperVenue
 
 from execution.core.broker import (
     BrokerEvent,
@@ -30,8 +39,7 @@ from execution.core.broker import (
     rejected,
 )
 from execution.core.memory_journal import JournalLike
-from execution.core.positions import Book
-from execution.core.state import TERMINAL, CreationIndex, Order, OrderStatus
+from execution.core.state import Order, OrderStatus
 from tickwave.clock import Clock
 from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.contracts import (
@@ -48,14 +56,12 @@ from tickwave.contracts.core import mid_price
 from tickwave.instruments import Instrument, convert, registry
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
-# MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
-_add: Final = MONEY_CONTEXT.add
-_multiply: Final = MONEY_CONTEXT.multiply
-_subtract: Final = MONEY_CONTEXT.subtract
-
 LEDGER_MIN_FREE_BYTES: Final = 64 << 10  # less free: an order's ledger write may not fit, so the order is refused
-_BPS: Final = Decimal(10_000)
-_ZERO: Final = Decimal(0)
+# A symbol's quotes are kept this long behind its newest tick, beyond the latency (a poll that late still finds
+# the quote of its order's due time), and never more than QUOTE_HISTORY_MAX of them (the core's ``paper.rs``).
+QUOTE_HISTORY_MS: Final = 10_000
+QUOTE_HISTORY_MAX: Final = 4_096
+_CANCELABLE: Final = frozenset((OrderStatus.SUBMITTED, OrderStatus.ACCEPTED))
 
 
 _Ledgered = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled
@@ -65,36 +71,6 @@ _LEDGERED: Final = KindTest(OrderSubmitted, OrderAccepted, OrderRejected, OrderF
 def _is_ledgered(event: OrderSubmitted | BrokerEvent) -> TypeGuard[_Ledgered]:
     # The ledger keeps the order's lifecycle; a ``Fill`` record is rebuilt from its ``OrderFilled``.
     return _LEDGERED(event)
-
-
-class _PaperOrder:
-    """One order as the venue holds it: its status and fills change as it is worked.
-
-    A plain class, not a dataclass: compiled (``app.native``), a dataclass's ``__init__`` is
-    still generated in Python, and the venue makes one per order on the decision path.
-    """
-
-    def __init__(self, submitted: OrderSubmitted) -> None:
-        self.submitted = submitted
-        self.status = OrderStatus.SUBMITTED
-        self.broker_order_id = ""
-        self.due_at_ms = 0
-        self.fills: list[BrokerFill] = []
-        self.reason = ""
-
-
-def _broker_order(cid: str, paper: _PaperOrder) -> BrokerOrder:
-    """Return the order as the venue reports it."""
-    return BrokerOrder(
-        client_order_id=cid,
-        broker_order_id=paper.broker_order_id,
-        symbol=paper.submitted.symbol,
-        side=paper.submitted.side,
-        quantity_lots=paper.submitted.quantity_lots,
-        status=paper.status,
-        fills=tuple(paper.fills),
-        reason=paper.reason,
-    )
 
 
 class PaperBroker:
@@ -120,25 +96,26 @@ class PaperBroker:
         The account keeps cash and realised P&L per currency, exactly, as a multi-currency
         ledger does (a EURJPY trade settles in JPY); :meth:`account_value` converts them at
         the latest quotes. ``account`` False keeps only the net positions (``lots``): for a
-        replay, whose P&L is what the engine booked (the same rule, :class:`Book`).
+        replay, whose P&L is what the engine booked (the same rule, ``positions.rs``).
+
+        Raises:
+            ValueError: for a slippage whose fill price factor needs more than 28 digits.
         """
         self.clock = clock
-        self.slippage = to_decimal(settings.paper_broker.slippage_bps) / _BPS
-        # The fill price's factors, worked out once (the same decimals as on each fill before).
-        self._buy_factor, self._sell_factor = 1 + self.slippage, 1 - self.slippage
         self.latency_ms = settings.paper_broker.latency_ms
         self.instruments = instruments if instruments is not None else registry(default_symbols())
         self.account_currency = settings.account_currency
-        self.cash: dict[str, Decimal] = {self.account_currency: to_decimal(settings.paper_broker.initial_cash)}
-        self.realized: dict[str, Decimal] = {}
-        self.books: dict[str, Book] = {}
-        self.lots: dict[str, Decimal] = {}  # the net position per symbol
-        self._keeps_account = account
-        self.quotes: dict[str, Tick] = {}
-        self._orders: dict[str, _PaperOrder] = {}
-        self._working: set[str] = set()  # accepted, not yet filled (poll looks only at these)
-        self._created = CreationIndex()  # orders(since_ms) reads a window of it
-        self._received = 0  # orders received, let go or not: the next one's broker id
+        facts = {
+            symbol: (to_decimal(spec.contract_size), spec.base, spec.quote) for symbol, spec in self.instruments.items()
+        }
+        self._venue = PaperVenue(
+            self.latency_ms,
+            settings.paper_broker.slippage_bps,
+            account,
+            self.account_currency,
+            to_decimal(settings.paper_broker.initial_cash),
+            facts,
+        )
         self._ledger: JournalLike = ledger
         for event in self._ledger.events():
             if isinstance(event, OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled):
@@ -171,7 +148,8 @@ class PaperBroker:
             order_type=intent.order_type,
             limit_price=intent.limit_price,
         )
-        if intent.client_order_id in self._orders:
+        venue = self._venue
+        if venue.knows(intent.client_order_id):
             self._ledger.append(submitted)  # received again: recorded, not acted on
             return []
         # A venue that cannot keep its ledger takes no order: refused before acting, so the
@@ -181,16 +159,16 @@ class PaperBroker:
         if problem is not None:
             return [rejected(intent, f"the paper ledger is short of space: {problem}", now_ms)]
         self._apply(submitted)
-        if intent.symbol not in self.quotes:
+        if not venue.has_quote(intent.symbol):
             answer: OrderAccepted | OrderRejected = rejected(intent, f"no quote for {intent.symbol}", now_ms)
         elif intent.order_type != "market":
             answer = rejected(intent, "the paper broker fills market orders only", now_ms)
         else:
-            answer = accepted(intent, f"paper-{self._received}", now_ms)
+            answer = accepted(intent, f"paper-{venue.received}", now_ms)
         self._apply(answer)
         events: list[BrokerEvent] = [answer]
-        if self.latency_ms == 0 and isinstance(answer, OrderAccepted):
-            events += self._fill(self._orders[intent.client_order_id], now_ms)
+        if self.latency_ms == 0 and type(answer) is OrderAccepted:
+            events += self._fill(intent.client_order_id, now_ms)
         # One write for the call: a kill leaves the order wholly recorded or not at all (not
         # accepted without its immediate fill), and it is one syscall on the decision path.
         self._ledger.append_all([submitted, *[event for event in events if _is_ledgered(event)]])
@@ -198,24 +176,22 @@ class PaperBroker:
 
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
         """Cancel an order still waiting for its fill."""
-        paper = self._orders.get(order.client_order_id)
-        if paper is None or paper.status not in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED):
+        status = self._venue.status(order.client_order_id)
+        if status is None or status not in _CANCELABLE:
             return []
         event = canceled(order, reason, self.clock.now_ms())
-        self._record(event)
+        self._ledger.append(event)
+        self._apply(event)
         return [event]
 
     def poll(self) -> list[BrokerEvent]:
-        """Fill the orders whose latency has elapsed."""
+        """Fill the orders whose latency has elapsed (after a restart, once their symbol has quoted again)."""
         now_ms = self.clock.now_ms()
         events: list[BrokerEvent] = []
-        for client_order_id in list(self._working):
-            paper = self._orders[client_order_id]
-            # After a restart the venue has no quote until the next tick: the order waits for one.
-            if paper.due_at_ms <= now_ms and paper.submitted.symbol in self.quotes:
-                filled = self._fill(paper, now_ms)
-                self._ledger.append(filled[0])
-                events += filled
+        for client_order_id in self._venue.due(now_ms):
+            filled = self._fill(client_order_id, now_ms)
+            self._ledger.append(filled[0])
+            events += filled
         return events
 
     def next_due_ms(self) -> int | None:
@@ -224,15 +200,19 @@ class PaperBroker:
         A replay (``execution.backtest``) moves its clock to this instant and polls, as the
         live loop's poll does within ``POLL_TIMEOUT_S`` of it.
         """
-        if not self._working:  # without latency, always (a replay asks before and after every event)
-            return None
-        return min(self._orders[cid].due_at_ms for cid in self._working)
+        return self._venue.next_due_ms()
 
     def on_tick(self, tick: Tick) -> None:
-        """Keep the latest quote per symbol."""
-        previous = self.quotes.get(tick.symbol)
-        if previous is None or tick.time_ms >= previous.time_ms:
-            self.quotes[tick.symbol] = tick
+        """Keep the symbol's quotes of the last moments (a tick older than its newest is ignored)."""
+        self._venue.on_tick(tick)
+
+    def quote_at(self, symbol: str, at_ms: int) -> Tick | None:
+        """Return ``symbol``'s quote in effect at ``at_ms``: its last tick stamped at or before it.
+
+        None before the symbol's first tick; when every kept tick is later (the venue restarted
+        after the order fell due, or the host's clock is behind the ticks' stamps), the earliest.
+        """
+        return cast(Tick | None, self._venue.quote_at(symbol, at_ms))
 
     def orders(self, since_ms: int | None = None) -> Mapping[str, BrokerOrder]:
         """Return the orders created at or after ``since_ms`` and every working one (all of them when None).
@@ -240,22 +220,35 @@ class PaperBroker:
         The window matters even in memory: every order of the run, rebuilt at each periodic
         reconciliation, made a long replay quadratic (a fifth of a 200,000-row engine backtest).
         """
-        chosen: Iterable[str] = self._orders
-        if since_ms is not None:  # in time order, then the older working ones (a stable order: replays repeat)
-            window = self._created.since(since_ms)
-            chosen = window + sorted(self._working.difference(window))
-        return {cid: _broker_order(cid, self._orders[cid]) for cid in chosen}
+        return {cid: self._broker_order(cid) for cid in self._venue.ids_since(since_ms)}
 
     def retire(self, before_ms: int) -> int:
         """Let go of the ended orders created before ``before_ms``; return how many (the ledger keeps them)."""
-        retired = self._created.retire(before_ms, lambda cid: self._orders[cid].status in TERMINAL)
-        for cid in retired:
-            del self._orders[cid]
-        return len(retired)
+        return self._venue.retire(before_ms)
 
     def positions(self) -> Mapping[str, Decimal]:
         """Return the net position per symbol (lots)."""
-        return {symbol: lots for symbol, lots in self.lots.items() if lots}
+        return self._venue.positions()
+
+    @property
+    def quotes(self) -> Mapping[str, Tick]:
+        """Return the latest quote per symbol."""
+        return cast(Mapping[str, Tick], self._venue.latest_quotes())
+
+    @property
+    def lots(self) -> Mapping[str, Decimal]:
+        """Return the net position per symbol, flat ones too (a copy)."""
+        return self._venue.lots
+
+    @property
+    def cash(self) -> Mapping[str, Decimal]:
+        """Return the cash per currency (a copy)."""
+        return self._venue.cash
+
+    @property
+    def realized(self) -> Mapping[str, Decimal]:
+        """Return the realised P&L per currency in it (a copy)."""
+        return self._venue.realized
 
     def close(self) -> None:
         """Close the ledger."""
@@ -263,81 +256,58 @@ class PaperBroker:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _fill(self, paper: _PaperOrder, now_ms: int) -> list[BrokerEvent]:
-        order = paper.submitted
-        quote = self.quotes[order.symbol]
-        if order.side == "buy":
-            price = to_decimal(quote.ask) * self._buy_factor
-        else:
-            price = to_decimal(quote.bid) * self._sell_factor
+    def _broker_order(self, cid: str) -> BrokerOrder:
+        known = self._venue.order(cid)
+        assert known is not None  # the venue listed it
+        submitted, status, broker_order_id, fills, reason = known
+        order = cast(OrderSubmitted, submitted)
+        return BrokerOrder(
+            cid,
+            broker_order_id,
+            order.symbol,
+            order.side,
+            order.quantity_lots,
+            OrderStatus(status),
+            cast(tuple[BrokerFill, ...], fills),
+            reason,
+        )
+
+    def _fill(self, client_order_id: str, now_ms: int) -> list[BrokerEvent]:
+        # Filled now, at the quote in effect when the order fell due (the poll may come later).
+        venue = self._venue
+        known = venue.order(client_order_id)
+        assert known is not None  # accepted by this venue
+        order, broker_order_id, sequence = cast(OrderSubmitted, known[0]), known[2], len(known[3])
         fill = BrokerFill(
-            fill_id=fill_id_for(order.client_order_id, len(paper.fills)),
-            price=float(price),
-            lots=order.quantity_lots,
-            filled_at_ms=now_ms,
-            deal_id=f"{paper.broker_order_id}-{len(paper.fills)}",
+            fill_id_for(client_order_id, sequence),
+            venue.fill_price(client_order_id),
+            order.quantity_lots,
+            now_ms,
+            f"{broker_order_id}-{sequence}",
         )
         events = fill_events(order, fill, order.quantity_lots, is_final=True)
-        self._apply(cast(OrderFilled, events[0]), fill)  # the caller writes it to the ledger
+        venue.filled(client_order_id, fill.lots, fill.price, True, fill)  # the caller writes it to the ledger
         return events
 
-    def _record(self, event: OrderSubmitted | BrokerEvent) -> None:
-        if _is_ledgered(event):
-            self._ledger.append(event)
-            self._apply(event)
-
-    def _apply(self, event: _Ledgered, fill: BrokerFill | None = None) -> None:
-        # ``fill``: the execution an ``OrderFilled`` was just built from (else rebuilt from the event).
-        cid = event.client_order_id
+    def _apply(self, event: _Ledgered) -> None:
+        # Rebuilds the venue from its ledger, and records each answer as it is given.
+        cid, venue = event.client_order_id, self._venue
         if type(event) is OrderSubmitted:  # exact types (never subclassed): an isinstance missing costs ~150 ns
-            if cid not in self._orders:  # a repeat changes nothing
-                self._orders[cid] = _PaperOrder(event)
-                self._created.add(event.event_at_ms, cid)
-                self._received += 1
-            return
-        paper = self._orders[cid]
-        self._working.discard(cid)
-        if type(event) is OrderAccepted:
-            self._working.add(cid)
-            paper.status = OrderStatus.ACCEPTED
-            paper.broker_order_id = event.broker_order_id
-            paper.due_at_ms = event.event_at_ms + self.latency_ms
-        elif type(event) is OrderFilled:  # before the rarer answers
-            paper.status = OrderStatus.FILLED if event.is_final else OrderStatus.PARTIALLY_FILLED
-            paper.fills.append(
-                fill
-                or BrokerFill(
-                    event.fill_id,
-                    event.fill_price,
-                    event.fill_lots,
-                    event.event_at_ms,
-                    f"{paper.broker_order_id}-{len(paper.fills)}",
-                )
+            venue.submitted(cid, event.event_at_ms, event.symbol, event.side == "buy", event)
+        elif type(event) is OrderAccepted:
+            venue.accepted(cid, event.broker_order_id, event.event_at_ms)
+        elif type(event) is OrderFilled:  # from the ledger: its fill record rebuilt from the event
+            known = venue.order(cid)
+            if known is None:
+                raise KeyError(cid)
+            fill = BrokerFill(
+                event.fill_id, event.fill_price, event.fill_lots, event.event_at_ms, f"{known[2]}-{len(known[3])}"
             )
-            self._settle(paper.submitted, event)
+            venue.filled(cid, event.fill_lots, event.fill_price, event.is_final, fill)
         elif type(event) is OrderRejected:
-            paper.status, paper.reason = OrderStatus.REJECTED, event.reason
+            venue.rejected(cid, event.reason)
         else:
-            paper.status, paper.reason = OrderStatus.CANCELED, cast(OrderCanceled, event).reason
-
-    def _settle(self, order: OrderSubmitted, fill: OrderFilled) -> None:
-        symbol, quantity = order.symbol, to_decimal(fill.fill_lots)
-        signed = quantity if order.side == "buy" else -quantity
-        self.lots[symbol] = _add(self.lots.get(symbol, _ZERO), signed)
-        if not self._keeps_account:
-            return
-        spec, price = self.instruments[symbol], to_decimal(fill.fill_price)
-        book = self.books.get(symbol)
-        if book is None:
-            book = self.books[symbol] = Book()
-        contract = to_decimal(spec.contract_size)
-        # Units (lots x contract size) first, then x price: Instrument.price_pnl's products, in its order.
-        realized = _multiply(contract, book.fill(signed, price))
-        self.realized[spec.quote] = _add(self.realized.get(spec.quote, _ZERO), realized)
-        units = _multiply(signed, contract)
-        paid = _multiply(units, price)
-        self.cash[spec.quote] = _subtract(self.cash.get(spec.quote, _ZERO), paid)
-        self.cash[spec.base] = _add(self.cash.get(spec.base, _ZERO), units)
+            venue.canceled(cid, cast(OrderCanceled, event).reason)
 
     def account_value(self, amounts: Mapping[str, Decimal]) -> Decimal | None:
         """Sum per-currency ``amounts`` in the account currency at the latest mids (None without a rate)."""
@@ -347,7 +317,7 @@ class PaperBroker:
             converted = convert(amount, currency, self.account_currency, self.instruments, mids)
             if converted is None:
                 return None
-            total = _add(total, converted)
+            total = MONEY_CONTEXT.add(total, converted)
         return total
 
     @property

@@ -128,9 +128,10 @@ DBT_CLICKHOUSE = PythonSuite(
     archive="https://github.com/ClickHouse/dbt-clickhouse/archive/refs/tags/v1.10.1.tar.gz",
     paths=("tests", "pytest.ini"),
     digest="a3ab0bdfdbd0d889d8cfd244b40be1f4c364038370b03811d39b75568a39bb02",
-    tests=("tests/integration", "-p", "no:cacheprovider", "--timeout=300", "-p", "dbt_users"),
+    tests=("tests/integration", "-p", "no:cacheprovider", "--timeout=300", "-p", "dbt_users", "-p", "dbt_cluster"),
     environment=lambda target: {
-        "PYTHONPATH": str(HERE / "plugins"),  # dbt_users.py: the conftest's grant users are not created
+        # dbt_users.py: the conftest's grant users are not created; dbt_cluster.py: cluster tests skipped
+        "PYTHONPATH": str(HERE / "plugins"),
         "DBT_CH_TEST_HOST": target.host,
         "DBT_CH_TEST_PORT": str(target.port),
         "DBT_CH_TEST_USER": target.user,

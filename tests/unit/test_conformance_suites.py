@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conformance.suites import CLICKHOUSE_CONNECT, PythonSuite, go_counts, junit_counts, suite_source, tree_digest
+from tests.conformance.suites import (
+    CLICKHOUSE_CONNECT,
+    HERE,
+    Counts,
+    PythonSuite,
+    go_counts,
+    junit_counts,
+    suite_source,
+    tree_digest,
+)
 from tickwave.errors import ServiceError
+
+PLUGINS = HERE / "plugins"
 
 
 def _suite(root: Path) -> PythonSuite:
@@ -76,3 +90,44 @@ def test_go_counts_when_tests_and_subtests_end_then_each_final_action_is_counted
 
     assert (counts.passed, counts.failed, counts.skipped) == (1, 2, 1)
     assert counts.failures == ["p::TestA/native", "p::TestA"]
+
+
+def _run_suite_with_plugins(root: Path, plugins: tuple[str, ...]) -> Counts:
+    # A pytest run as make conformance starts one: the suite's folder, its plugins on PYTHONPATH.
+    report = root / "report.xml"
+    arguments = [arg for plugin in plugins for arg in ("-p", plugin)]
+    environment = {**os.environ, "PYTHONPATH": str(PLUGINS), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    command = [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"]
+    subprocess.run([*command, *arguments, f"--junitxml={report}"], cwd=root, env=environment, check=False)
+    return junit_counts(report)
+
+
+def test_dbt_cluster_plugin_when_the_replicated_tests_would_run_first_then_no_later_class_gets_their_engine(
+    tmp_path: Path,
+) -> None:
+    # The suite's layout in small: a session-wide test_config, a replicated-database class whose
+    # class fixture writes its engine into it, and an ordinary class collected after it.
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    folder = tmp_path / "tests" / "integration"
+    replicated = folder / "adapter" / "replicated_database"
+    replicated.mkdir(parents=True)
+    (folder / "conftest.py").write_text(
+        "import pytest\n\n@pytest.fixture(scope='session')\ndef test_config():\n    return {'db_engine': ''}\n"
+    )
+    (replicated / "test_replicated_database.py").write_text(
+        "import pytest\n\nclass TestReplicatedDatabaseSimpleMaterialization:\n"
+        "    @pytest.fixture(scope='class')\n    def test_config(self, test_config):\n"
+        "        test_config['db_engine'] = \"Replicated('/clickhouse/databases/{uuid}', '{shard}', '{replica}')\"\n"
+        "        return test_config\n\n    def test_base(self, test_config):\n        pass\n"
+    )
+    (folder / "adapter" / "utils").mkdir()
+    (folder / "adapter" / "utils" / "test_unchanged.py").write_text(
+        "class TestConcat:\n    def test_build_assert_equal(self, test_config):\n"
+        "        assert test_config['db_engine'] == ''\n"
+    )
+
+    without = _run_suite_with_plugins(tmp_path, ())
+    counts = _run_suite_with_plugins(tmp_path, ("dbt_cluster",))
+
+    assert without.failures == ["tests.integration.adapter.utils.test_unchanged.TestConcat::test_build_assert_equal"]
+    assert (counts.passed, counts.failed, counts.skipped) == (1, 0, 1)

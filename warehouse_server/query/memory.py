@@ -50,6 +50,7 @@ CACHE_SHARE = 16  # each of the engine's mark and index caches: 1/16 of the cap
 DIRTY_PAGES_BYTES = 16 << 20  # freed pages jemalloc may keep before the engine's memory worker purges them
 # Outdated parts at most removed in parallel: never (the cleanup thread removes them one after another).
 SERIAL_PART_REMOVAL = 1 << 62
+CUSTOM_SETTINGS_PREFIXES = "SQL_"
 _STATM = Path("/proc/self/statm")  # granted by the confinement
 
 
@@ -81,6 +82,9 @@ def write_engine_config(path: Path, users_config: Path | None = None) -> dict[st
     users = f"  <users_config>{users_config}</users_config>\n" if users_config is not None else ""
     path.write_text(
         "<clickhouse>\n"
+        # As a ClickHouse server ships it (Tableau's SQL_ settings). chdb's embedded server never reads
+        # it (it does not call AccessControl::setupFromMainConfig): SQL_ settings still get 115.
+        f"  <custom_settings_prefixes>{CUSTOM_SETTINGS_PREFIXES}</custom_settings_prefixes>\n"
         "  <merge_tree>\n"
         f"    <concurrent_part_removal_threshold>{SERIAL_PART_REMOVAL}</concurrent_part_removal_threshold>\n"
         "  </merge_tree>\n"

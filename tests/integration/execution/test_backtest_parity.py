@@ -1,8 +1,8 @@
 """Backtest/live parity: a recorded session through the live paper process and through the engine backtest.
 
 The session is 20 s of the shipped sample (three symbols) moved to now, and signals
-placed where no tick of their symbol lands within the live loop's reaction time of the
-paper fill's due time (see ``execution/backtest.py``). The live run is the real
+placed where no tick of their symbol lands near the paper fill's due time, which the live
+process reaches a little later than the replay (see ``execution/backtest.py``). The live run is the real
 ``python -m execution`` process with the paper broker (300 ms latency, the default
 slippage), fed over the real Kafka at the session's own pace; the backtest replays the
 same messages. Orders, denials, fills and P&L must match order by order.
@@ -30,7 +30,10 @@ LATENCY_MS = 300
 WINDOW_MS = 20_000
 SKIP_MS = 10_000  # into the sample: every symbol has quoted by then
 QUIET_BEFORE_MS = 150  # no tick of the symbol this long before a fill's due time...
-QUIET_AFTER_MS = 400  # ...nor this long after it (the live loop polls within ~50 ms; slack for a busy machine)
+# ...nor this long after it: the live order is accepted, and so falls due, after the signal's own time by the
+# Kafka hop and the decision (slack for a busy machine). When the live loop polls no longer matters: the venue
+# fills at the quote in effect at the due time, however late the poll and whatever ticks it has read by then.
+QUIET_AFTER_MS = 400
 SIGNAL_GAP_MS = 1_200
 INTENTS = (("long", 0.6), ("short", 1.0), ("flat", 0.0), ("long", 0.3), ("short", 0.5))
 

@@ -8,18 +8,28 @@ from decimal import Decimal
 from pathlib import Path
 from unittest import mock
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from execution import journal as journal_module
 from execution.brokers.paper import LEDGER_NAME, open_paper_broker
-from execution.core.broker import fill_id_for
+from execution.core.broker import (
+    IDENTITY_FIELDS,
+    accepted,
+    canceled,
+    fill_id_for,
+    rejected,
+)
 from execution.core.engine import replay
+from execution.core.memory_journal import MemoryJournal
+from execution.core.paper import QUOTE_HISTORY_MAX, PaperBroker
 from execution.core.state import OrderStatus
 from execution.journal import JOURNAL_NAME, Journal
 from tests.unit.execution.helpers import (
     WEDNESDAY_NOON_MS,
+    BrokerWith,
     ListPublisher,
     execution_settings,
     make_service,
@@ -30,12 +40,15 @@ from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, PaperBrokerSettings
 from tickwave.contracts import (
     Fill,
+    OrderAccepted,
     OrderCanceled,
     OrderDenied,
     OrderFilled,
     OrderIntent,
+    OrderRejected,
     OrderSubmitted,
     RiskEvent,
+    Tick,
     stable_id,
 )
 from tickwave.errors import DataQualityError
@@ -241,6 +254,85 @@ def test_paper_when_latency_then_fills_at_first_poll_after_it(tmp_path: Path) ->
     assert order.status == OrderStatus.FILLED
     assert service.broker.orders()[order.client_order_id].fills[0].price > 1.101
     service.close()
+
+
+def test_paper_when_polled_late_then_fills_at_the_quote_in_effect_at_the_due_time(tmp_path: Path) -> None:
+    # The live loop reads ticks and polls on wall time: a late poll has read quotes stamped after the
+    # order fell due. The fill is at the one in effect at its due time, as a replay of those ticks gives.
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    start = clock.now_ms()
+    broker = open_paper_broker(
+        ExecutionSettings(paper_broker=PaperBrokerSettings(latency_ms=1_000, slippage_bps=0)),
+        clock,
+        tmp_path / LEDGER_NAME,
+    )
+    broker.on_tick(tick(start, 1.1))
+    broker.submit(_market("late", start))
+    broker.on_tick(tick(start + 400, 1.2))  # in effect at the due time (start + 1,000)
+    broker.on_tick(tick(start + 1_000, 1.3))  # stamped at the due time itself: in effect too
+    broker.on_tick(tick(start + 1_001, 1.4))  # after it: read before the poll, yet not the due time's price
+    clock.advance(1_300)
+
+    filled = [event for event in broker.poll() if isinstance(event, OrderFilled)]
+
+    assert [event.fill_price for event in filled] == [1.3 + 0.0001 / 2]
+    assert filled[0].event_at_ms == start + 1_300, "filled when polled"
+    broker.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bid=st.floats(min_value=1e-5, max_value=1e6),
+    spread=st.floats(min_value=0.0, max_value=1.0),
+    slippage_bps=st.one_of(st.just(0.0), st.floats(min_value=1e-3, max_value=1_000.0)),
+    side=st.sampled_from(["buy", "sell"]),
+)
+def test_paper_fill_price_when_any_quote_and_slippage_then_as_python_decimals_give(
+    bid: float, spread: float, slippage_bps: float, side: str
+) -> None:
+    # The oracle: the rule as Python's decimals state it (the quote's repr, its default 28-digit context).
+    ask = bid * (1 + spread)
+    slippage = Decimal(repr(slippage_bps)) / Decimal(10_000)
+    expected = float(Decimal(repr(ask)) * (1 + slippage) if side == "buy" else Decimal(repr(bid)) * (1 - slippage))
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    broker = PaperBroker(
+        ExecutionSettings(paper_broker=PaperBrokerSettings(slippage_bps=slippage_bps)), clock, MemoryJournal()
+    )
+    broker.on_tick(Tick(symbol="EURUSD", time_ms=clock.now_ms(), seq=0, bid=bid, ask=ask))
+
+    events = broker.submit(msgspec.structs.replace(_market("c", clock.now_ms()), side=side))
+
+    assert [event.fill_price for event in events if isinstance(event, OrderFilled)] == [expected]
+
+
+def test_paper_when_the_slippage_needs_more_digits_than_the_price_carries_then_the_venue_refuses_it() -> None:
+    # Python's context would round 1 + 1e-34 to 28 digits; the venue refuses such a setting instead.
+    with pytest.raises(ValueError, match="28 digits"):
+        PaperBroker(
+            ExecutionSettings(paper_broker=PaperBrokerSettings(slippage_bps=1e-30)),
+            ManualClock(WEDNESDAY_NOON_MS),
+            MemoryJournal(),
+        )
+
+
+def test_paper_when_ticks_run_on_then_the_quote_history_stays_bounded_and_its_start_holds(tmp_path: Path) -> None:
+    clock = ManualClock(WEDNESDAY_NOON_MS)
+    start = clock.now_ms()
+    broker = open_paper_broker(
+        ExecutionSettings(paper_broker=PaperBrokerSettings(latency_ms=1_000)), clock, tmp_path / LEDGER_NAME
+    )
+    for n in range(QUOTE_HISTORY_MAX * 3):  # one tick a millisecond: the count bounds the history first
+        broker.on_tick(tick(start + n, 1.0 + n / 1e6))
+    assert broker.quote_at("EURUSD", start) == tick(start + QUOTE_HISTORY_MAX * 2, 1.0 + QUOTE_HISTORY_MAX * 2 / 1e6)
+    last_ms = start + QUOTE_HISTORY_MAX * 3 - 1
+    for n in range(1, 5):  # a tick every 10 s: time bounds it, keeping the quote in effect at the horizon
+        broker.on_tick(tick(last_ms + n * 10_000, 2.0 + n))
+    assert broker.quote_at("EURUSD", last_ms + 40_000 - 11_000) == tick(last_ms + 20_000, 4.0)
+    assert broker.quote_at("EURUSD", last_ms) == tick(last_ms + 20_000, 4.0), "nothing older is kept"
+    assert broker.quote_at("EURUSD", last_ms + 39_999) == tick(last_ms + 30_000, 5.0)
+    assert broker.quote_at("GBPUSD", last_ms) is None
+    assert broker.quotes["EURUSD"] == tick(last_ms + 40_000, 6.0)
+    broker.close()
 
 
 def _market(client_order_id: str, now_ms: int) -> OrderIntent:
@@ -477,7 +569,8 @@ def test_reconcile_when_running_then_broker_orders_are_adopted_and_a_lasting_mis
     assert service.engine.view.positions["EURUSD"] == service.broker.positions()["EURUSD"]
     assert service.engine.trading_state == "ACTIVE"
 
-    service.broker.lots["EURUSD"] = Decimal(0)  # the venue's position vanished: a real mismatch
+    # The venue's position vanished: a real mismatch.
+    service.broker = BrokerWith(service.broker, positions=dict)  # type: ignore[assignment]
     clock.advance(5_000)
     service.poll_broker()
     assert service.engine.trading_state == "ACTIVE"  # once could be a deal in flight
@@ -529,3 +622,20 @@ def test_fill_id_for_when_spelled_out_then_the_stable_id_it_always_was(client_or
     # Fill ids are persisted (journal, ledger, warehouse): the fast spelling must never change one.
     assert fill_id_for(client_order_id, sequence) == stable_id("fill", client_order_id, sequence)
     assert fill_id_for("tw-abc", 0) == "a6664928ce70cc4d1d554cf7511c18f4"
+
+
+def test_broker_event_builders_when_given_an_order_then_each_event_carries_its_identity_by_name() -> None:
+    # The builders fill the identity positionally: the contracts' field order is what they rely on
+    # (fill_events too: test_fill_booking.py spells its events out by name).
+    intent = _market("c-1", WEDNESDAY_NOON_MS)
+    identity = {field: getattr(intent, field) for field in IDENTITY_FIELDS}
+    built = [
+        accepted(intent, "b-1", WEDNESDAY_NOON_MS + 1),
+        rejected(intent, "no", WEDNESDAY_NOON_MS + 2, 7),
+        canceled(intent, "halt", WEDNESDAY_NOON_MS + 4),
+    ]
+    assert built == [
+        OrderAccepted(**identity, event_at_ms=WEDNESDAY_NOON_MS + 1, broker_order_id="b-1"),
+        OrderRejected(**identity, event_at_ms=WEDNESDAY_NOON_MS + 2, reason="no", broker_code=7),
+        OrderCanceled(**identity, event_at_ms=WEDNESDAY_NOON_MS + 4, reason="halt"),
+    ]

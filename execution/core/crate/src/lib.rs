@@ -7,6 +7,8 @@ pub mod chain;
 pub mod day_screen;
 pub mod lifecycle;
 pub mod money;
+pub mod paper;
+mod paper_py;
 pub mod positions;
 pub mod pyfloat;
 pub mod risk;
@@ -202,7 +204,7 @@ static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DEQUE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// Read a Python `Decimal` (or anything whose text is a finite decimal) exactly.
-fn to_dec(value: &Bound<'_, PyAny>) -> PyResult<Dec> {
+pub(crate) fn to_dec(value: &Bound<'_, PyAny>) -> PyResult<Dec> {
     let text = value.str()?;
     Dec::parse(text.to_str()?).map_err(|bad| {
         PyValueError::new_err(format!("amount must be a finite decimal, got {:?}", bad.0))
@@ -210,7 +212,7 @@ fn to_dec(value: &Bound<'_, PyAny>) -> PyResult<Dec> {
 }
 
 /// Write an exact amount as a Python `Decimal` (the same coefficient and exponent).
-fn to_py(py: Python<'_>, amount: Dec) -> PyResult<Py<PyAny>> {
+pub(crate) fn to_py(py: Python<'_>, amount: Dec) -> PyResult<Py<PyAny>> {
     Ok(DECIMAL
         .import(py, "decimal", "Decimal")?
         .call1((amount.to_string(),))?
@@ -518,6 +520,8 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_rounding(m)?;
     m.add_class::<PyDayParts>()?;
     add_day_screen(m)?;
+    // The paper venue.
+    m.add_class::<paper_py::PyPaperVenue>()?;
     Ok(())
 }
 

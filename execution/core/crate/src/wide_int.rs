@@ -177,6 +177,12 @@ impl Int {
         power.checked_mul(Int::from_i128(10i128.pow(left)))
     }
 
+    /// The magnitude as a `u128`, or None when it needs more than 128 bits.
+    pub fn magnitude_u128(self) -> Option<u128> {
+        let [low, high, rest @ ..] = self.magnitude;
+        (rest == [0, 0]).then(|| (u128::from(high) << 64) | u128::from(low))
+    }
+
     /// The magnitude's decimal digits (`"0"` for zero).
     pub fn magnitude_digits(self) -> String {
         let mut limbs = self.magnitude;
@@ -260,6 +266,7 @@ mod tests {
             .unwrap();
         assert_eq!(nines.magnitude_digits(), "9".repeat(77));
         assert!(nines.checked_add(nines).is_none());
+        assert_eq!(nines.magnitude_u128(), None);
         assert!(nines.checked_mul(Int::from_i128(10)).is_none());
         assert_eq!(nines.negated().checked_add(nines), Some(Int::ZERO));
     }
