@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use crate::lifecycle::{CreationIndex, Status};
 use crate::money::{Dec, NotADecimal, Overflow};
 use crate::positions::Book;
+use crate::rounding::Wide;
 
 /// How long a symbol's quotes are kept behind its newest, beyond the latency.
 pub const QUOTE_HISTORY_MS: i64 = 10_000;
@@ -103,61 +104,15 @@ fn stripped(amount: Dec) -> Result<(u128, i32), NotADecimal> {
     Ok((coefficient, exponent))
 }
 
-/// `digits x 10^exponent` rounded to 28 significant digits, half to even, as Python's default context does.
-fn rounded_text(digits: &str, exponent: i32, negative: bool) -> String {
-    let sign = if negative { "-" } else { "" };
-    if digits.len() <= PRICE_DIGITS {
-        return format!("{sign}{digits}e{exponent}");
-    }
-    let (kept, dropped) = digits.split_at(PRICE_DIGITS);
-    let mut kept: Vec<u8> = kept.bytes().collect();
-    let first = dropped.as_bytes()[0];
-    let rest_is_zero = dropped.bytes().skip(1).all(|d| d == b'0');
-    let last_is_odd = (kept[PRICE_DIGITS - 1] - b'0') % 2 == 1;
-    let up = first > b'5' || (first == b'5' && (!rest_is_zero || last_is_odd));
-    let mut exponent = exponent + dropped.len() as i32;
-    if up {
-        let mut place = PRICE_DIGITS;
-        loop {
-            if place == 0 {
-                kept.insert(0, b'1'); // 99..9 rounded up: one digit more, then drop the last
-                kept.pop();
-                exponent += 1;
-                break;
-            }
-            place -= 1;
-            if kept[place] == b'9' {
-                kept[place] = b'0';
-            } else {
-                kept[place] += 1;
-                break;
-            }
-        }
-    }
-    format!(
-        "{sign}{}e{exponent}",
-        String::from_utf8(kept).expect("ASCII digits")
-    )
-}
-
 /// `price x factor` as Python computes `Decimal(repr(price)) * factor` and then `float()` of it.
 ///
-/// The product is exact, then rounded to 28 significant digits (Python's default context), then
-/// converted to the nearest float. `price` has at most 17 significant digits, `factor` at most 28.
+/// The product is exact, then rounded to 28 significant digits, half even (Python's default
+/// context: `rounding.rs`), then converted to the nearest float.
 pub fn slipped_price(price: f64, factor: Dec) -> Result<f64, NotADecimal> {
-    let (a, a_exp) = stripped(Dec::from_float(price)?)?;
-    let (b, b_exp) = stripped(factor)?;
-    // a < 10^17 and b < 10^28: a x b = a x high x 10^14 + a x low, each part below 10^31.
-    const SPLIT: u128 = 100_000_000_000_000;
-    let (high, low) = (a * (b / SPLIT), a * (b % SPLIT));
-    let top = high + low / SPLIT;
-    let digits = if top == 0 {
-        (low % SPLIT).to_string()
-    } else {
-        format!("{top}{:014}", low % SPLIT)
-    };
-    let negative = (price < 0.0) != factor.is_negative();
-    let text = rounded_text(&digits, a_exp + b_exp, negative);
+    let price = Wide::from_dec(Dec::from_float(price)?);
+    let text = price
+        .multiply(&Wide::from_dec(factor), PRICE_DIGITS)
+        .to_string();
     text.parse::<f64>().map_err(|_| NotADecimal(text))
 }
 
@@ -589,27 +544,33 @@ mod tests {
         );
         assert_eq!(slipped_price(1.1001, buy).unwrap(), 1.100155005); // float(Decimal('1.1001') * Decimal('1.00005'))
         assert_eq!(slipped_price(1.1001, d("1.001")).unwrap(), 1.1012001);
-        // 28 digits kept, half to even.
-        assert_eq!(
-            rounded_text("1000000000000000000000000000500", -30, false),
-            "1000000000000000000000000000e-27"
-        );
-        assert_eq!(
-            rounded_text("1000000000000000000000000001500", -30, false),
-            "1000000000000000000000000002e-27"
-        );
-        assert_eq!(
-            rounded_text("1000000000000000000000000000501", -30, false),
-            "1000000000000000000000000001e-27"
-        );
-        assert_eq!(
-            rounded_text("1000000000000000000000000000499", -30, true),
-            "-1000000000000000000000000000e-27"
-        );
-        assert_eq!(
-            rounded_text("9999999999999999999999999999500", -30, false),
-            "1000000000000000000000000000e-26"
-        );
+        // 28 digits kept, half to even (Python: Context(prec=28).multiply(x, 1)).
+        for (amount, kept) in [
+            (
+                "1.000000000000000000000000000500",
+                "1.000000000000000000000000000",
+            ),
+            (
+                "1.000000000000000000000000001500",
+                "1.000000000000000000000000002",
+            ),
+            (
+                "1.000000000000000000000000000501",
+                "1.000000000000000000000000001",
+            ),
+            (
+                "-1.000000000000000000000000000499",
+                "-1.000000000000000000000000000",
+            ),
+            (
+                "9.999999999999999999999999999500",
+                "10.00000000000000000000000000",
+            ),
+        ] {
+            let one = Wide::parse("1").unwrap();
+            let rounded = Wide::parse(amount).unwrap().multiply(&one, PRICE_DIGITS);
+            assert_eq!(rounded.to_string(), kept);
+        }
     }
 
     #[test]
