@@ -360,13 +360,15 @@ pub fn fill_figures(
     })
 }
 
+/// A decimal from its text, for the crate's tests.
+#[cfg(test)]
+pub(crate) fn w(text: &str) -> Wide {
+    Wide::parse(text).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn w(text: &str) -> Wide {
-        Wide::parse(text).unwrap()
-    }
 
     #[test]
     fn text_round_trips_as_python_writes_it() {

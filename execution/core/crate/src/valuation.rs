@@ -130,10 +130,7 @@ impl DayParts {
 mod tests {
     use super::*;
     use crate::money::d;
-
-    fn w(text: &str) -> Wide {
-        Wide::parse(text).unwrap()
-    }
+    use crate::rounding::w;
 
     #[test]
     fn sums_are_exact_and_keep_the_smaller_exponent() {
