@@ -33,7 +33,7 @@ from adapters.warehouse.credentials import Credentials, resolve_credentials
 from dashboards.gocheck import CHECKER_DIR
 from tests.integration.warehouse.http import post
 from tests.plugins.warehouse import start_warehouse
-from tests.sockets import is_closed_by_server
+from tests.sockets import is_closed_by_server, is_closed_now, open_idle
 from warehouse_server.compression import compress_block
 
 MAX_CONNECTIONS = 48
@@ -382,30 +382,9 @@ def test_native_when_a_hello_declares_a_gigabyte_string_then_refused_at_once(war
     assert time.monotonic() - started < RECEIVE_TIMEOUT_S
 
 
-def open_idle(warehouse: Warehouse, count: int, address: str | None = None) -> list[socket.socket]:
-    """Open ``count`` connections that never send a byte (from spread loopback addresses unless one is given)."""
-    sockets = []
-    for index in range(count):
-        sock = socket.socket()
-        sock.bind((address or f"127.0.{index // 250}.{index % 250 + 2}", 0))
-        sock.connect(("127.0.0.1", warehouse.native_port))
-        sockets.append(sock)
-    return sockets
-
-
-def is_closed_now(sock: socket.socket) -> bool:
-    sock.setblocking(False)
-    try:
-        return sock.recv(1) == b""
-    except BlockingIOError:
-        return False
-    except ConnectionResetError:
-        return True
-
-
 def test_native_when_idle_connections_fill_the_budget_then_the_service_user_gets_in(warehouse: Warehouse) -> None:
     started = time.monotonic()
-    idle = open_idle(warehouse, MAX_CONNECTIONS + 8)
+    idle = open_idle(warehouse.native_port, MAX_CONNECTIONS + 8)
     try:
         time.sleep(0.3)
         closed_to_make_room = sum(is_closed_now(sock) for sock in idle)
@@ -423,7 +402,7 @@ def test_native_when_idle_connections_fill_the_budget_then_the_service_user_gets
 def test_native_when_one_address_passes_its_share_then_the_service_user_from_it_still_gets_in(
     warehouse: Warehouse,
 ) -> None:
-    idle = open_idle(warehouse, MAX_CONNECTIONS // 2 + 4, address="127.0.0.1")
+    idle = open_idle(warehouse.native_port, MAX_CONNECTIONS // 2 + 4, address="127.0.0.1")
     try:
         answer = warehouse.client().execute("SELECT 2")
     finally:
