@@ -128,8 +128,12 @@ class NativeServer:
         bounds: NativeBounds,
         identity: wire.ServerIdentity,
         access_log: AccessLog | None = None,
+        http_port: int = 0,
     ) -> None:
-        """Serve queries on ``executor`` in ``pool``, counting connections in ``budget``."""
+        """Serve queries on ``executor`` in ``pool``, counting connections in ``budget``.
+
+        ``http_port`` is named to an HTTP client that reaches the native port instead.
+        """
         self.executor = executor
         self.users = users
         self.login_guard = login_guard
@@ -139,6 +143,8 @@ class NativeServer:
         self.bounds = bounds
         self.identity = identity
         self.access_log = access_log
+        self.http_port = http_port
+        self.port = 0
         self._server: asyncio.AbstractServer | None = None
         self._clients: dict[asyncio.Task[None], _Client] = {}
         self._read_only_pool = ThreadPoolExecutor(
@@ -147,6 +153,7 @@ class NativeServer:
 
     async def start(self, sock: socket.socket, context: ssl.SSLContext | None) -> None:
         """Accept connections on the bound, listening ``sock`` (TLS with ``context``)."""
+        self.port = int(sock.getsockname()[1])
         self._server = await asyncio.start_server(self._serve, sock=sock, ssl=context, limit=1 << 20)
 
     async def close(self, timeout_s: float) -> None:
@@ -274,6 +281,11 @@ class _Client:
     async def _handshake(self) -> User | None:
         reader = self.reader
         packet = await asyncio.wait_for(reader.wait_packet(), self.server.bounds.receive_timeout_s)
+        if (
+            packet in wire.HTTP_REQUEST_STARTS
+        ):  # an HTTP client at the wrong port: told the right one, as ClickHouse does
+            await self._send(wire.wrong_port_answer(self.server.port, self.server.http_port))
+            return None
         if packet != wire.CLIENT_HELLO:
             await self._refuse(QueryError(UNEXPECTED_PACKET_FROM_CLIENT, f"Unexpected packet {packet}: Hello expected"))
             return None

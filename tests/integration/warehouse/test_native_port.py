@@ -372,6 +372,24 @@ def test_native_when_a_hello_trickles_a_byte_at_a_time_then_cut_within_the_recei
     assert time.monotonic() - started < RECEIVE_TIMEOUT_S * 4
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_native_when_an_http_client_reaches_it_then_told_the_http_port_and_closed(
+    warehouse: Warehouse, method: str
+) -> None:
+    http_port = warehouse.endpoint.address.rsplit(":", 1)[1]
+    request = f"{method} /?query=SELECT%201 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".encode()
+
+    with socket.create_connection(("127.0.0.1", warehouse.native_port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+
+    assert answer.startswith(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+    assert f"Port {warehouse.native_port} is for clickhouse-client program".encode() in answer
+    assert f"You must use port {http_port} for HTTP.".encode() in answer
+
+
 def test_native_when_a_hello_declares_a_gigabyte_string_then_refused_at_once(warehouse: Warehouse) -> None:
     data = b"\x00" + varuint(1 << 30) + b"x" * 1000
     started = time.monotonic()
