@@ -180,6 +180,20 @@ def test_native_when_compressed_with_lz4_then_clickhouse_driver_round_trips_both
     assert streamed == 2_000_000
 
 
+def test_native_when_the_service_user_inserts_into_a_table_function_then_its_blocks_are_taken(
+    warehouse: Warehouse,
+) -> None:
+    client = warehouse.client()
+    try:
+        written = client.execute(
+            "INSERT INTO FUNCTION null('x UInt64, note String') (note, x) VALUES", [("a", 1), ("b", 2)]
+        )
+    finally:
+        client.disconnect()
+
+    assert written == 2
+
+
 def compressed_query(sql: str) -> bytes:
     """A Query packet at revision 54460 (no client info), asking for compression, with no settings or parameters."""
 
