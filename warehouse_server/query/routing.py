@@ -62,8 +62,12 @@ def _data_start(text: str, position: int) -> int:
 
 def _insert_data(view: str, stream: Iterator[Token]) -> InsertData | None:
     is_select = False  # INSERT ... SELECT: a later `values(...)` is a table function, not the clause
+    previous: Token | None = None
     for token in stream:
-        if token.depth != 0 or token.kind != "word":
+        # A word right after INTO, TABLE, FUNCTION or a dot names the target: a table may be called `values`.
+        is_name = previous is not None and (previous.upper in ("INTO", "TABLE", "FUNCTION") or previous.text == ".")
+        previous = token if token.depth == 0 else previous
+        if token.depth != 0 or token.kind != "word" or is_name:
             continue
         is_select = is_select or token.upper in ("SELECT", "WITH")
         if token.upper == "VALUES" and not is_select:

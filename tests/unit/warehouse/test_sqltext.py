@@ -33,6 +33,9 @@ LIMIT = 262_144
             "CSV",
             b"1\n",
         ),
+        (b"INSERT INTO values (values) FORMAT Native\n\x01", "INSERT INTO values (values)", "Native", b"\x01"),
+        (b"INSERT INTO `db`.values VALUES (1)", "INSERT INTO `db`.values", "Values", b" (1)"),
+        (b"INSERT INTO TABLE values values (2)", "INSERT INTO TABLE values", "Values", b" (2)"),
         (
             b"/* lead */ INSERT INTO t -- note FORMAT X\n FORMAT RowBinary\n\xff\xfe",
             "/* lead */ INSERT INTO t -- note FORMAT X",
