@@ -180,6 +180,19 @@ def test_native_when_compressed_with_lz4_then_clickhouse_driver_round_trips_both
     assert streamed == 2_000_000
 
 
+def test_native_when_a_result_is_empty_then_its_columns_still_come_back(warehouse: Warehouse) -> None:
+    client = warehouse.client()
+    try:
+        rows, columns = client.execute(
+            "SELECT number, toString(number) AS text FROM numbers(10) WHERE number > 100", with_column_types=True
+        )
+    finally:
+        client.disconnect()
+
+    assert rows == []
+    assert columns == [("number", "UInt64"), ("text", "String")]
+
+
 def test_native_when_the_service_user_inserts_into_a_table_function_then_its_blocks_are_taken(
     warehouse: Warehouse,
 ) -> None:
