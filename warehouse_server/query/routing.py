@@ -19,6 +19,7 @@ comments are skipped, so ``'FORMAT'`` inside a literal is never mistaken for a c
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -104,6 +105,16 @@ def _output_format(stream: Iterator[Token]) -> str | None:
             found = token.name or found
         previous = token
     return found
+
+
+def removes_database(sql: str, name: str) -> bool:
+    """Whether ``sql`` drops, detaches or renames the database ``name`` (``DROP DATABASE [IF EXISTS] name``...)."""
+    found = list(itertools.islice(tokens(sql), 5))
+    words = [token.upper for token in found]
+    if len(found) < 3 or words[0] not in ("DROP", "DETACH", "RENAME") or words[1] != "DATABASE":
+        return False
+    index = 4 if words[2:4] == ["IF", "EXISTS"] else 2
+    return index < len(found) and found[index].name == name
 
 
 def without_format(sql: str) -> str:

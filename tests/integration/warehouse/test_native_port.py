@@ -50,6 +50,7 @@ QUERY_IS_TOO_LARGE = 229
 SERVER_EXCEPTION = 2
 SERVER_HELLO = 0
 CHECKSUM_DOESNT_MATCH = 40
+DATABASE_ACCESS_DENIED = 291
 EMPTY_BLOCK = b"\x01\x00\x02\xff\xff\xff\xff\x00" + b"\x00\x00"  # block info, no columns, no rows
 
 
@@ -178,6 +179,26 @@ def test_native_when_compressed_with_lz4_then_clickhouse_driver_round_trips_both
     assert inserted == len(rows)
     assert read == rows
     assert streamed == 2_000_000
+
+
+def test_native_when_the_service_user_drops_the_engines_database_then_refused_and_queries_still_run(
+    warehouse: Warehouse,
+) -> None:
+    client = warehouse.client()
+    try:
+        with pytest.raises(ServerException) as refused:
+            client.execute('DROP DATABASE IF EXISTS "default"')
+        after = client.execute("SELECT 1")
+    finally:
+        client.disconnect()
+    another = warehouse.client()
+    try:
+        fresh = another.execute("SELECT 2")
+    finally:
+        another.disconnect()
+
+    assert refused.value.code == DATABASE_ACCESS_DENIED
+    assert (after, fresh) == ([(1,)], [(2,)])
 
 
 def test_native_when_a_result_is_empty_then_its_columns_still_come_back(warehouse: Warehouse) -> None:
