@@ -143,7 +143,20 @@ def _split_arguments(text: str) -> list[str]:
     return parts
 
 
+# The geo types are names for what they are laid out as (ClickHouse's DataTypeCustomGeo).
+_GEO_LAYOUTS = {
+    "Point": "Tuple(Float64, Float64)",
+    "Ring": "Array(Point)",
+    "LineString": "Array(Point)",
+    "MultiLineString": "Array(LineString)",
+    "Polygon": "Array(Ring)",
+    "MultiPolygon": "Array(Polygon)",
+}
+
+
 def _parse(type_name: str) -> tuple[str, list[str]]:
+    if type_name in _GEO_LAYOUTS:
+        return _parse(_GEO_LAYOUTS[type_name])
     match = _TYPE.match(type_name)
     if not match:
         raise QueryError(NOT_IMPLEMENTED, f"cannot reframe Native column of type {type_name}")
