@@ -65,6 +65,9 @@ _FIXED_SIZES = {
     "UInt256": 32,
     "Int256": 32,
     "Decimal256": 32,
+    "Nothing": 1,  # a placeholder byte per row (ClickHouse's SerializationNothing)
+    **{f"Interval{unit}": 8 for unit in ("Nanosecond", "Microsecond", "Millisecond", "Second", "Minute", "Hour")},
+    **{f"Interval{unit}": 8 for unit in ("Day", "Week", "Month", "Quarter", "Year")},
 }
 _BARE_DATETIME = "DateTime"
 _BARE_HEADER = b"\x08DateTime"  # the bare type as a Native block writes it (length, name)
@@ -200,6 +203,8 @@ def _skip_column(reader: _Reader, type_name: str, rows: int) -> None:
     elif name == "Nullable":
         reader.skip(rows)
         _skip_column(reader, arguments[0], rows)
+    elif name == "SimpleAggregateFunction":  # laid out as its value's type, the last argument
+        _skip_column(reader, arguments[-1], rows)
     elif name in ("Array", "Map", "Nested"):
         offsets = [reader.uint64() for _ in range(rows)]
         inner = _element_type(name, arguments)
@@ -222,6 +227,8 @@ def _skip_prefix(reader: _Reader, type_name: str) -> None:
         reader.uint64()
     elif name in ("Nullable", "Array"):
         _skip_prefix(reader, arguments[0])
+    elif name == "SimpleAggregateFunction":
+        _skip_prefix(reader, arguments[-1])
     elif name == "Map":
         _skip_prefix(reader, arguments[0])
         _skip_prefix(reader, arguments[1])
