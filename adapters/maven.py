@@ -4,7 +4,7 @@ A locked list names every jar by its path in a Maven repository and its SHA-256,
 (``#`` starts a comment). :func:`fill_cache` fills a cache folder atomically, so a half-filled
 cache is never used; :func:`download_locked` streams each jar to disk, hashing it on the way, and
 refuses the whole fetch on one wrong byte. Kafka's broker (``app/services/kafka/jars.py``) and the
-JDBC driver's conformance run (``tests/conformance/jdbc.py``) come this way, with Java alone.
+JDBC driver's conformance run (``tests/conformance/jdbc_driver.py``) come this way, with Java alone.
 """
 
 from __future__ import annotations

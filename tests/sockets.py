@@ -7,12 +7,32 @@ import socket
 import threading
 
 
+def open_idle(port: int, count: int, address: str | None = None) -> list[socket.socket]:
+    """Open ``count`` connections to ``port`` that never send a byte (from spread loopback addresses by default).
+
+    A server that counts connections per client address sees each from its own address
+    (127.0.0.2 onwards), as from as many local processes; ``address`` puts them all on one.
+    """
+    sockets = []
+    for index in range(count):
+        sock = socket.socket()
+        sock.bind((address or f"127.0.{index // 250}.{index % 250 + 2}", 0))
+        sock.connect(("127.0.0.1", port))
+        sockets.append(sock)
+    return sockets
+
+
+def is_closed_now(sock: socket.socket) -> bool:
+    """Return whether the server has already closed ``sock``, without waiting."""
+    return is_closed_by_server(sock, 0)
+
+
 def is_closed_by_server(sock: socket.socket, within_s: float) -> bool:
     """Return whether the server closes ``sock`` within ``within_s`` (it must have sent nothing)."""
     sock.settimeout(within_s)
     try:
         return sock.recv(1) == b""
-    except TimeoutError:
+    except (TimeoutError, BlockingIOError):  # a timeout of 0 makes the socket non-blocking
         return False
     except ConnectionResetError:
         return True

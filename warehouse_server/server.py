@@ -268,6 +268,7 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
         ),
         ServerIdentity("ClickHouse", engine.version, engine.timezone, SERVER_DISPLAY_NAME),
         access_log,
+        http_port=port,
     )
     config = uvicorn.Config(
         app,

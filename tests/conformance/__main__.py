@@ -9,12 +9,15 @@ still differs, with the last counts, is in warehouse_server/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from adapters.endpoints import LOOPBACK
 from adapters.warehouse.credentials import resolve_credentials
 from tests.conformance.suites import (
     CLICKHOUSE_CONNECT,
@@ -31,6 +34,14 @@ from tickwave.config import load_settings
 from tickwave.errors import TickwaveError
 
 SUITES = (CLICKHOUSE_CONNECT.name, DBT_CLICKHOUSE.name, CLICKHOUSE_GO.name)
+STANDARD_NATIVE_PORT = 9000  # ClickHouse's; clickhouse-connect's wrong-port test sends HTTP to it by number
+
+
+def _native_port() -> int:
+    # The suites assume a server on ClickHouse's own ports: the native one where it is free, else any free port.
+    with contextlib.suppress(OSError), socket.create_server((LOOPBACK, STANDARD_NATIVE_PORT)):
+        return STANDARD_NATIVE_PORT
+    return 0
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -50,7 +61,7 @@ def main() -> int:
     results.mkdir(parents=True, exist_ok=True)
     lines = []
     with tempfile.TemporaryDirectory(prefix="tickwave-conformance-") as state:
-        supervisor, service, endpoint = start_warehouse(Path(state))
+        supervisor, service, endpoint = start_warehouse(Path(state), native_port=_native_port())
         try:
             credentials = resolve_credentials(load_settings(state_dir=Path(state)))
             host, port = endpoint.address.rsplit(":", 1)

@@ -6,12 +6,14 @@ loopback port and runs each suite against it as the service user:
 - clickhouse-connect's integration tests and dbt-clickhouse's adapter tests (pytest, a test that
   hangs failed after 300 s so the run ends with its counts), each in an
   environment of its own installed by uv from a locked list with a SHA-256 for every file
-  (``<suite>-<version>.txt`` beside this module; the client at the version of the tests);
+  (``<suite>-<version>.txt`` beside this module: the client's version, which for dbt-clickhouse is
+  that of its tests and for clickhouse-connect the one the project locks, its tests taken from the
+  newest tree of them there is);
 - clickhouse-go's tests (``go test``), from its module zip on the Go module proxy, checked by
   ``go`` against the checksum database and against the ``h1:`` digest pinned here.
 
 Neither PyPI sdist carries its project's tests, so those two suites come from the project's
-release archive, checked against a digest of the suite's files pinned here (the archive's own bytes
+archive of a release tag or a commit, checked against a digest of the suite's files pinned here (the archive's own bytes
 may differ from one download to the next; the files may not); ``--sources DIR`` takes them from
 ``DIR/<suite>-<version>/`` instead, under the same check. Nothing of theirs is kept in the
 repository: everything lands in the cache (``~/.cache/tickwave/conformance``).
@@ -75,15 +77,25 @@ class Counts:
 
 @dataclass(frozen=True)
 class PythonSuite:
-    """A pytest suite: its project's release archive, the digest of its files and its locked environment."""
+    """A pytest suite: its tests' tree in the project's archive, their digest, its client's locked environment."""
 
     name: str
-    version: str
-    archive: str  # the release archive's URL
+    version: str  # the client's, as locked in ``<name>-<version>.txt``
+    tree: str  # the git tag or commit the tests are taken from
     paths: tuple[str, ...]  # what of the archive is the suite
     digest: str  # tree_digest() of those paths
     tests: tuple[str, ...]  # pytest's arguments
     environment: Callable[[Target], dict[str, str]]
+
+    @property
+    def archive(self) -> str:
+        """The tree's archive on GitHub."""
+        return f"https://github.com/ClickHouse/{self.name}/archive/{self.tree}.tar.gz"
+
+    @property
+    def label(self) -> str:
+        """The suite's folder name under ``--sources``: its tag's version, or its commit's first 12 digits."""
+        return f"{self.name}-{self.tree.removeprefix('v')[:12]}"
 
     @property
     def lock(self) -> Path:
@@ -103,40 +115,49 @@ class GoSuite:
     environment: Callable[[Target], dict[str, str]]
 
 
-CLICKHOUSE_CONNECT = PythonSuite(
-    name="clickhouse-connect",
-    version="1.7.2",
-    archive="https://github.com/ClickHouse/clickhouse-connect/archive/refs/tags/v1.7.2.tar.gz",
+def _address(target: Target, prefix: str, port: int, user: str = "USER", **fixed: str) -> dict[str, str]:
+    # Every suite reads where the warehouse is and as whom from <prefix>HOST, PORT, USER (or its name) and PASSWORD.
+    where = {"HOST": target.host, "PORT": str(port), user: target.user, "PASSWORD": target.password}
+    return {prefix + key: value for key, value in {**where, **fixed}.items()}
+
+
+def pytest_suite(
+    name: str,
+    version: str,
+    *,
+    tree: str = "",
+    paths: tuple[str, ...],
+    digest: str,
+    tests: tuple[str, ...],
+    environment: Callable[[Target], dict[str, str]],
+) -> PythonSuite:
+    """A pytest suite of ClickHouse's repository ``name``, its client at ``version``, tests from its tag by default."""
+    options = ("-p", "no:cacheprovider", "--timeout=300")  # a hung test fails after 300 s: the run ends with counts
+    return PythonSuite(name, version, tree or f"v{version}", paths, digest, (*tests, *options), environment)
+
+
+# The newest tree of the client's tests there is (no sdist carries the locked release's tests; this commit follows
+# 1.7.2), against the client the project locks.
+CLICKHOUSE_CONNECT = pytest_suite(
+    "clickhouse-connect",
+    "1.12.0",
+    tree="842e4131e76cc44cef00052a48f695c57a5c187c",
     paths=("tests", "pyproject.toml"),
-    digest="2c8e5f2ddf571fa78ef95d65eba022f2c78d508b76cfbf1b5ff5d436bf14e4c6",
-    tests=(
-        "tests/integration_tests",
-        *("-o", "addopts=", "-o", "log_cli=false", "-p", "no:cacheprovider", "--timeout=300"),
-    ),
-    environment=lambda target: {
-        "CLICKHOUSE_CONNECT_TEST_HOST": target.host,
-        "CLICKHOUSE_CONNECT_TEST_PORT": str(target.port),
-        "CLICKHOUSE_CONNECT_TEST_USER": target.user,
-        "CLICKHOUSE_CONNECT_TEST_PASSWORD": target.password,
-        "CLICKHOUSE_CONNECT_TEST_DOCKER": "False",
-    },
+    digest="9a25a120a6acc6e929954dd4c7b1b6962a3f64c7ea1aac41b181e80352eac5cc",
+    tests=("tests/integration_tests", "-o", "addopts=", "-o", "log_cli=false"),
+    environment=lambda target: _address(target, "CLICKHOUSE_CONNECT_TEST_", target.port, DOCKER="False"),
 )
 
-DBT_CLICKHOUSE = PythonSuite(
-    name="dbt-clickhouse",
-    version="1.10.1",
-    archive="https://github.com/ClickHouse/dbt-clickhouse/archive/refs/tags/v1.10.1.tar.gz",
+DBT_CLICKHOUSE = pytest_suite(
+    "dbt-clickhouse",
+    "1.10.1",
     paths=("tests", "pytest.ini"),
     digest="a3ab0bdfdbd0d889d8cfd244b40be1f4c364038370b03811d39b75568a39bb02",
-    tests=("tests/integration", "-p", "no:cacheprovider", "--timeout=300", "-p", "dbt_users", "-p", "dbt_cluster"),
+    tests=("tests/integration", "-p", "dbt_users", "-p", "dbt_cluster"),
     environment=lambda target: {
         # dbt_users.py: the conftest's grant users are not created; dbt_cluster.py: cluster tests skipped
         "PYTHONPATH": str(HERE / "plugins"),
-        "DBT_CH_TEST_HOST": target.host,
-        "DBT_CH_TEST_PORT": str(target.port),
-        "DBT_CH_TEST_USER": target.user,
-        "DBT_CH_TEST_PASSWORD": target.password,
-        "DBT_CH_TEST_USE_DOCKER": "false",
+        **_address(target, "DBT_CH_TEST_", target.port, USE_DOCKER="false"),
     },
 )
 
@@ -147,12 +168,9 @@ CLICKHOUSE_GO = GoSuite(
     digest="h1:aoTTC+qxKf1O2XojwC5scRtPjJ9JdRJdkLH9aEWWwWc=",
     packages=("./tests/...",),
     environment=lambda target: {
-        "CLICKHOUSE_USE_DOCKER": "false",
-        "CLICKHOUSE_HOST": target.host,
-        "CLICKHOUSE_PORT": str(target.native_port or 9000),  # the suite opens every set over the native port
+        # The suite opens every set over the native port first; its HTTP tests read CLICKHOUSE_HTTP_PORT.
+        **_address(target, "CLICKHOUSE_", target.native_port or 9000, user="USERNAME", USE_DOCKER="false"),
         "CLICKHOUSE_HTTP_PORT": str(target.port),
-        "CLICKHOUSE_USERNAME": target.user,
-        "CLICKHOUSE_PASSWORD": target.password,
     },
 )
 
@@ -180,7 +198,7 @@ def tree_digest(root: Path, paths: tuple[str, ...]) -> str:
 
 def suite_source(suite: PythonSuite, sources: Path | None) -> Path:
     """The suite's files, from ``sources`` or its release archive, checked against the pinned digest."""
-    label = f"{suite.name}-{suite.version}"
+    label = suite.label
     if sources is not None:
         folder = sources / label
     else:
@@ -196,7 +214,7 @@ def suite_source(suite: PythonSuite, sources: Path | None) -> Path:
             top.rmdir()
 
         try:
-            folder = fill_cache(cache_dir() / "sources" / label, fill, suite.version)
+            folder = fill_cache(cache_dir() / "sources" / label, fill, suite.tree)
         except OSError as exc:
             raise ServiceError(
                 f"fetching {suite.archive} failed ({exc}); pass --sources DIR holding {label}/ instead"

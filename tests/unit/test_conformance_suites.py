@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.conformance.suites import (
     CLICKHOUSE_CONNECT,
+    DBT_CLICKHOUSE,
     HERE,
     Counts,
     PythonSuite,
@@ -30,7 +32,7 @@ def _suite(root: Path) -> PythonSuite:
     (root / "tests" / "integration" / "test_a.py").write_text("def test_a():\n    pass\n")
     (root / "pytest.ini").write_text("[pytest]\n")
     digest = tree_digest(root, ("tests", "pytest.ini"))
-    return PythonSuite("demo", "1.0", "https://example.invalid/demo.tar.gz", ("tests", "pytest.ini"), digest, (), dict)
+    return PythonSuite("demo", "1.0", "v1.0", ("tests", "pytest.ini"), digest, (), dict)
 
 
 def test_suite_source_when_the_files_match_the_pinned_digest_then_the_folder_is_used(tmp_path: Path) -> None:
@@ -57,6 +59,17 @@ def test_suite_source_when_a_file_of_the_suite_differs_then_it_is_refused(tmp_pa
 def test_suite_source_when_the_folder_is_missing_then_it_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ServiceError, match=r"\(missing\)"):
         suite_source(CLICKHOUSE_CONNECT, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("tree", "label"),
+    [("v1.10.1", "dbt-clickhouse-1.10.1"), ("842e4131e76cc44cef00052a48f695c57a5c187c", "dbt-clickhouse-842e4131e76c")],
+)
+def test_suite_label_when_the_tests_come_from_a_tag_or_a_commit_then_the_folder_names_it(tree: str, label: str) -> None:
+    suite = replace(DBT_CLICKHOUSE, tree=tree)
+
+    assert suite.label == label
+    assert suite.archive == f"https://github.com/ClickHouse/dbt-clickhouse/archive/{tree}.tar.gz"
 
 
 def test_junit_counts_when_pytest_reports_each_outcome_then_each_is_counted(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 A native client sends ``INSERT INTO t (a, b) VALUES`` with no rows and waits for the
 server's header block: the columns it must send and their types. The server asks the
-engine to describe the target table (``DESCRIBE TABLE``, on the statement's own database)
+engine to describe the target table or table function (``DESCRIBE TABLE``, on the statement's own database)
 and keeps the named columns, in the statement's order, or, without a list, the columns an
 INSERT fills by default (no ``MATERIALIZED``, ``ALIAS`` or ``EPHEMERAL`` ones).
 """
@@ -13,27 +13,44 @@ import json
 from collections.abc import Callable
 
 from tickwave.warehouse.sqltext import tokens
-from warehouse_server.protocol import NOT_IMPLEMENTED, SYNTAX_ERROR, QueryError
+from warehouse_server.protocol import SYNTAX_ERROR, QueryError
 from warehouse_server.query.nativeframe import empty_block
 
 _FILLED_BY_DEFAULT = ("", "DEFAULT")
 
 
 def insert_target(statement: str) -> tuple[str, list[str]]:
-    """Return the table an ``INSERT INTO`` statement names (as written) and its column list (unquoted; [] if none).
+    """Return what an ``INSERT INTO`` statement fills (a table, or a table function's call, as written) and its columns.
+
+    The columns are the statement's list, unquoted ([] if none). ``INSERT INTO FUNCTION f(...)``
+    gives ``f(...)``, which ``DESCRIBE TABLE`` describes as it describes a table.
 
     Raises:
-        QueryError: NOT_IMPLEMENTED for ``INSERT INTO FUNCTION``; SYNTAX_ERROR when no table is named.
+        QueryError: SYNTAX_ERROR when no table or function is named.
     """
     found = [token for token in tokens(statement)]
     words = [token.upper for token in found[:3]]
-    index = 3 if words[:3] == ["INSERT", "INTO", "TABLE"] else 2
+    index = 3 if words[:3] in (["INSERT", "INTO", "TABLE"], ["INSERT", "INTO", "FUNCTION"]) else 2
     if words[:2] != ["INSERT", "INTO"] or index >= len(found):
         raise QueryError(SYNTAX_ERROR, f"Cannot find the table of: {statement}")
-    if found[index].upper == "FUNCTION":
-        raise QueryError(NOT_IMPLEMENTED, "INSERT INTO FUNCTION with data blocks is not supported over the native port")
-    opening = next((token for token in found[index:] if token.kind == "open" and token.depth == 0), None)
-    end = opening.start if opening is not None else len(statement)
+    after = found[index].start  # where a column list may begin: past the table function's arguments
+    if words[2] == "FUNCTION":
+        arguments = found[index + 1] if index + 1 < len(found) else None
+        if arguments is None or arguments.kind != "open" or arguments.depth != 0:
+            raise QueryError(SYNTAX_ERROR, f"Cannot find the table function of: {statement}")
+        closing = next((token for token in found[index + 2 :] if token.kind == "close" and token.depth == 0), None)
+        if closing is None:
+            raise QueryError(SYNTAX_ERROR, f"Unclosed arguments of the table function in: {statement}")
+        after = closing.end
+    opening = next(
+        (token for token in found if token.start >= after and token.kind == "open" and token.depth == 0), None
+    )
+    if opening is not None:
+        end = opening.start
+    elif words[2] == "FUNCTION":
+        end = after  # the call ends the target: what follows is FORMAT, VALUES or SETTINGS
+    else:
+        end = len(statement)
     table = statement[found[index].start : end].strip()
     if opening is None:
         return table, []

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 from warehouse_server.compression import CHECKSUM_BYTES, FRAME_OVERHEAD, HEADER_BYTES, METHOD_BYTES, FrameReader
 from warehouse_server.native import wire
-from warehouse_server.native.inserts import describe_insert
+from warehouse_server.native.inserts import describe_insert, header_columns
 from warehouse_server.native.wire import ClientClosed, PacketReader, ReadBounds
 from warehouse_server.protocol import (
     BAD_ARGUMENTS,
@@ -128,8 +128,12 @@ class NativeServer:
         bounds: NativeBounds,
         identity: wire.ServerIdentity,
         access_log: AccessLog | None = None,
+        http_port: int = 0,
     ) -> None:
-        """Serve queries on ``executor`` in ``pool``, counting connections in ``budget``."""
+        """Serve queries on ``executor`` in ``pool``, counting connections in ``budget``.
+
+        ``http_port`` is named to an HTTP client that reaches the native port instead.
+        """
         self.executor = executor
         self.users = users
         self.login_guard = login_guard
@@ -139,6 +143,8 @@ class NativeServer:
         self.bounds = bounds
         self.identity = identity
         self.access_log = access_log
+        self.http_port = http_port
+        self.port = 0
         self._server: asyncio.AbstractServer | None = None
         self._clients: dict[asyncio.Task[None], _Client] = {}
         self._read_only_pool = ThreadPoolExecutor(
@@ -147,6 +153,7 @@ class NativeServer:
 
     async def start(self, sock: socket.socket, context: ssl.SSLContext | None) -> None:
         """Accept connections on the bound, listening ``sock`` (TLS with ``context``)."""
+        self.port = int(sock.getsockname()[1])
         self._server = await asyncio.start_server(self._serve, sock=sock, ssl=context, limit=1 << 20)
 
     async def close(self, timeout_s: float) -> None:
@@ -274,6 +281,11 @@ class _Client:
     async def _handshake(self) -> User | None:
         reader = self.reader
         packet = await asyncio.wait_for(reader.wait_packet(), self.server.bounds.receive_timeout_s)
+        if (
+            packet in wire.HTTP_REQUEST_STARTS
+        ):  # an HTTP client at the wrong port: told the right one, as ClickHouse does
+            await self._send(wire.wrong_port_answer(self.server.port, self.server.http_port))
+            return None
         if packet != wire.CLIENT_HELLO:
             await self._refuse(QueryError(UNEXPECTED_PACKET_FROM_CLIENT, f"Unexpected packet {packet}: Hello expected"))
             return None
@@ -531,9 +543,13 @@ class _Client:
 
     async def _select(self, request_plan: Plan, user: User, release_slot: Callable[[], None]) -> Summary:
         is_vetted = request_plan.vetted_is_read is not None
-        running = await self._in_worker(
-            partial(self.server.executor.start, is_vetted=is_vetted), request_plan, user.name, release_slot
-        )
+        try:
+            running = await self._in_worker(
+                partial(self.server.executor.start, is_vetted=is_vetted), request_plan, user.name, release_slot
+            )
+        except QueryError:
+            await self._send_header(request_plan)  # failed before its first block (below): the header first
+            raise
         watcher = asyncio.ensure_future(self.reader.wait_packet())
         blocks = rows = sent = 0
         # A streamed result hands out one block per chunk (query/dispatch.py); a whole one may hold several.
@@ -569,10 +585,16 @@ class _Client:
             await self._in_worker(running.close)
             await self._send(wire.END_OF_STREAM)
             return running.stream.summary
+        except QueryError:
+            if not blocks:  # failed before its first block: the header still comes first, as a server sends it
+                await self._send_header(request_plan)
+            raise
         finally:
             if not watcher.done():
                 watcher.cancel()
             await self._in_worker(running.close)
+        if not blocks:  # an empty result: its header alone, so the client learns its columns
+            await self._send_header(request_plan)
         summary = running.stream.summary
         progress = wire.Progress(
             written_rows=summary.written_rows, written_bytes=summary.written_bytes, elapsed_ns=summary.elapsed_ns
@@ -625,12 +647,27 @@ class _Client:
         return summary
 
     def _describe_insert(self, request_plan: Plan) -> bytes:
-        # Worker thread: the target's columns, on a handle of the statement's database.
+        # Worker thread: the target's columns.
+        return describe_insert(request_plan.sql, partial(self._on_own_handle, request_plan))
+
+    async def _send_header(self, request_plan: Plan) -> None:
+        # The result's columns as the engine describes the statement; nothing where it cannot (the statement
+        # failed in its analysis, where a server sends no header either).
+        describe = f"DESCRIBE TABLE ({without_format(request_plan.sql)}\n)"
+        try:
+            description = await self._in_worker(self._on_own_handle, request_plan, describe)
+        except QueryError:
+            return
+        header = NativeFramer(self.revision, lambda: None).frame(empty_block(header_columns(description, [])))
+        await self._send(wire.data(header, self.revision, self.compression))
+
+    def _on_own_handle(self, request_plan: Plan, sql: str) -> bytes:
+        # Worker thread: ``sql`` as JSONEachRow on a handle of the statement's user, database and parameters.
         handle = self.server.executor.engine.open(request_plan.readonly)
         try:
             if request_plan.database:
                 handle.use(request_plan.database)
-            return describe_insert(request_plan.sql, lambda sql: handle.execute(sql, "JSONEachRow", {})[0])
+            return handle.execute(sql, "JSONEachRow", request_plan.query_params)[0]
         finally:
             handle.close()
 

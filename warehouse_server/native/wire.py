@@ -77,6 +77,18 @@ STAGE_COMPLETE = 2
 SETTING_FLAG_CUSTOM = 0x02
 
 
+# An HTTP request's first byte, read as a packet type: GET and POST (a client pointed at the wrong port).
+HTTP_REQUEST_STARTS = (ord("G"), ord("P"))
+
+
+def wrong_port_answer(native_port: int, http_port: int) -> bytes:
+    """Return what a ClickHouse server answers an HTTP request on its native port: a 400 naming the right port."""
+    return (
+        f"HTTP/1.0 400 Bad Request\r\n\r\nPort {native_port} is for clickhouse-client program\r\n"
+        f"You must use port {http_port} for HTTP.\r\n"
+    ).encode()
+
+
 def string(text: str | bytes) -> bytes:
     """Return ``text`` as the protocol writes a string: its length, then its UTF-8 bytes."""
     return native_string(text)

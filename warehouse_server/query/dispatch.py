@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from tickwave.warehouse.sqltext import quote_identifier
 from warehouse_server.protocol import (
     BAD_ARGUMENTS,
+    DATABASE_ACCESS_DENIED,
     READONLY,
     SYNTAX_ERROR,
     TOO_MANY_ROWS_OR_BYTES,
@@ -29,7 +30,7 @@ from warehouse_server.query.nativeframe import (
     NativeFramer,
 )
 from warehouse_server.query.planning import Plan
-from warehouse_server.query.routing import without_format
+from warehouse_server.query.routing import removes_database, without_format
 from warehouse_server.query.sessions import Overlay, Session, SessionStore, parse_session_timeout
 from warehouse_server.security.auth import READ_ONLY, User
 from warehouse_server.security.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
@@ -38,6 +39,7 @@ from warehouse_server.security.policy import ReadOnlyPolicy, Request
 logger = logging.getLogger(__name__)
 
 STREAMED_KEYWORDS = frozenset({"SELECT", "WITH"})
+ENGINE_DATABASE = "default"  # chdb's working database: every handle opens in it, and cannot without it
 SESSION_STATEMENTS = frozenset({"SET", "USE"})
 # Statements that may create, drop or rename a database: the read-only policy's catalog is stale after one.
 CATALOG_STATEMENTS = frozenset({"CREATE", "DROP", "RENAME", "ATTACH", "DETACH", "EXCHANGE"})
@@ -186,6 +188,12 @@ def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> Classification
         raise empty_query_error()
     if plan.insert_format is not None and plan.readonly:
         raise QueryError(READONLY, "Cannot execute query in readonly mode")
+    if removes_database(plan.sql, ENGINE_DATABASE):
+        # Once gone, no handle opens again (not even to create it anew) until the server restarts.
+        raise QueryError(
+            DATABASE_ACCESS_DENIED,
+            f"Database {ENGINE_DATABASE} is the engine's own and cannot be dropped, detached or renamed",
+        )
     classification = handle.classify(plan.sql, plan.database or "")
     if classification.statement_count > 1:
         raise QueryError(SYNTAX_ERROR, "Syntax error: Multi-statements are not allowed")

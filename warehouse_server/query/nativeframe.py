@@ -65,6 +65,9 @@ _FIXED_SIZES = {
     "UInt256": 32,
     "Int256": 32,
     "Decimal256": 32,
+    "Nothing": 1,  # a placeholder byte per row (ClickHouse's SerializationNothing)
+    **{f"Interval{unit}": 8 for unit in ("Nanosecond", "Microsecond", "Millisecond", "Second", "Minute", "Hour")},
+    **{f"Interval{unit}": 8 for unit in ("Day", "Week", "Month", "Quarter", "Year")},
 }
 _BARE_DATETIME = "DateTime"
 _BARE_HEADER = b"\x08DateTime"  # the bare type as a Native block writes it (length, name)
@@ -143,7 +146,20 @@ def _split_arguments(text: str) -> list[str]:
     return parts
 
 
+# The geo types are names for what they are laid out as (ClickHouse's DataTypeCustomGeo).
+_GEO_LAYOUTS = {
+    "Point": "Tuple(Float64, Float64)",
+    "Ring": "Array(Point)",
+    "LineString": "Array(Point)",
+    "MultiLineString": "Array(LineString)",
+    "Polygon": "Array(Ring)",
+    "MultiPolygon": "Array(Polygon)",
+}
+
+
 def _parse(type_name: str) -> tuple[str, list[str]]:
+    if type_name in _GEO_LAYOUTS:
+        return _parse(_GEO_LAYOUTS[type_name])
     match = _TYPE.match(type_name)
     if not match:
         raise QueryError(NOT_IMPLEMENTED, f"cannot reframe Native column of type {type_name}")
@@ -187,6 +203,8 @@ def _skip_column(reader: _Reader, type_name: str, rows: int) -> None:
     elif name == "Nullable":
         reader.skip(rows)
         _skip_column(reader, arguments[0], rows)
+    elif name == "SimpleAggregateFunction":  # laid out as its value's type, the last argument
+        _skip_column(reader, arguments[-1], rows)
     elif name in ("Array", "Map", "Nested"):
         offsets = [reader.uint64() for _ in range(rows)]
         inner = _element_type(name, arguments)
@@ -209,6 +227,8 @@ def _skip_prefix(reader: _Reader, type_name: str) -> None:
         reader.uint64()
     elif name in ("Nullable", "Array"):
         _skip_prefix(reader, arguments[0])
+    elif name == "SimpleAggregateFunction":
+        _skip_prefix(reader, arguments[-1])
     elif name == "Map":
         _skip_prefix(reader, arguments[0])
         _skip_prefix(reader, arguments[1])

@@ -19,6 +19,7 @@ comments are skipped, so ``'FORMAT'`` inside a literal is never mistaken for a c
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -62,8 +63,12 @@ def _data_start(text: str, position: int) -> int:
 
 def _insert_data(view: str, stream: Iterator[Token]) -> InsertData | None:
     is_select = False  # INSERT ... SELECT: a later `values(...)` is a table function, not the clause
+    previous: Token | None = None
     for token in stream:
-        if token.depth != 0 or token.kind != "word":
+        # A word right after INTO, TABLE, FUNCTION or a dot names the target: a table may be called `values`.
+        is_name = previous is not None and (previous.upper in ("INTO", "TABLE", "FUNCTION") or previous.text == ".")
+        previous = token if token.depth == 0 else previous
+        if token.depth != 0 or token.kind != "word" or is_name:
             continue
         is_select = is_select or token.upper in ("SELECT", "WITH")
         if token.upper == "VALUES" and not is_select:
@@ -100,6 +105,16 @@ def _output_format(stream: Iterator[Token]) -> str | None:
             found = token.name or found
         previous = token
     return found
+
+
+def removes_database(sql: str, name: str) -> bool:
+    """Whether ``sql`` drops, detaches or renames the database ``name`` (``DROP DATABASE [IF EXISTS] name``...)."""
+    found = list(itertools.islice(tokens(sql), 5))
+    words = [token.upper for token in found]
+    if len(found) < 3 or words[0] not in ("DROP", "DETACH", "RENAME") or words[1] != "DATABASE":
+        return False
+    index = 4 if words[2:4] == ["IF", "EXISTS"] else 2
+    return index < len(found) and found[index].name == name
 
 
 def without_format(sql: str) -> str:

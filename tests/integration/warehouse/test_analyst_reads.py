@@ -17,7 +17,7 @@ from adapters.endpoints import Endpoint
 from adapters.warehouse.credentials import Credentials
 from tests.integration.warehouse.analyst import as_analyst, assert_refused
 from tests.integration.warehouse.http import post
-from tests.jdbc import metadata_queries
+from tests.jdbc_metadata_sql import metadata_queries
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -25,7 +25,7 @@ from adapters.warehouse.credentials import Credentials, resolve_credentials
 from tests.integration.warehouse.bombs import footprint
 from tests.integration.warehouse.http import Response, post
 from tests.plugins.warehouse import start_warehouse
-from tests.sockets import is_closed_by_server
+from tests.sockets import is_closed_by_server, is_closed_now, open_idle
 
 MAX_CONNECTIONS = 64
 RECEIVE_TIMEOUT_S = 1.5
@@ -65,27 +65,6 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
         supervisor.stop(service)
 
 
-def open_idle(warehouse: Warehouse, count: int) -> list[socket.socket]:
-    """Open ``count`` connections from spread loopback addresses that never send a byte."""
-    sockets = []
-    for index in range(count):
-        sock = socket.socket()
-        sock.bind((f"127.0.{index // 250}.{index % 250 + 2}", 0))
-        sock.connect(warehouse.host_port)
-        sockets.append(sock)
-    return sockets
-
-
-def is_closed_now(sock: socket.socket) -> bool:
-    sock.setblocking(False)
-    try:
-        return sock.recv(1) == b""
-    except BlockingIOError:
-        return False
-    except ConnectionResetError:
-        return True
-
-
 def send_until_reset(sock: socket.socket, data: bytes) -> int:
     """Send ``data`` until it is all sent or the server closes; return how many bytes were sent."""
     sent = 0
@@ -113,7 +92,7 @@ def raw_request(warehouse: Warehouse, head: bytes) -> tuple[bytes, float, int]:
 def test_connections_when_idle_ones_pass_the_budget_then_the_service_users_requests_get_in(
     warehouse: Warehouse,
 ) -> None:
-    idle = open_idle(warehouse, IDLE_CONNECTIONS)
+    idle = open_idle(warehouse.host_port[1], IDLE_CONNECTIONS)
     try:
         replies = [post(warehouse.endpoint.address, warehouse.credentials, b"SELECT 1") for _ in range(20)]
         closed = sum(is_closed_now(sock) for sock in idle)
@@ -128,7 +107,7 @@ def test_connections_when_idle_ones_pass_the_budget_then_the_service_users_reque
 def test_connections_when_one_never_sends_a_request_then_closed_after_the_receive_timeout(
     warehouse: Warehouse,
 ) -> None:
-    (idle,) = open_idle(warehouse, 1)
+    (idle,) = open_idle(warehouse.host_port[1], 1)
     with idle:
         assert is_closed_by_server(idle, RECEIVE_TIMEOUT_S + 2)
 

@@ -2,7 +2,7 @@
 
 The driver (com.clickhouse:clickhouse-jdbc 0.10.0, which hands the URL to jdbc-v2) comes from Maven
 Central by a locked list with digests; the program doing what those tools do is compiled with
-javac here (``tests/conformance/jdbc.py``). Its default URL asks for ClickHouse's block compression
+javac here (``tests/conformance/jdbc_driver.py``). Its default URL asks for ClickHouse's block compression
 on every response, so nothing here passes a setting a user would not.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from adapters.maven import read_locked_list
-from tests.conformance.jdbc import LOCK as JDBC_LOCK
-from tests.conformance.jdbc import JdbcRun, compile_program, default_url, fetch_driver, run_program
+from tests.conformance.jdbc_driver import LOCK as JDBC_LOCK
+from tests.conformance.jdbc_driver import JdbcRun, compile_program, default_url, fetch_driver, run_program
 from tests.plugins.warehouse import scratch_database
 from tickwave.config import Settings
 

@@ -33,7 +33,7 @@ from adapters.warehouse.credentials import Credentials, resolve_credentials
 from dashboards.gocheck import CHECKER_DIR
 from tests.integration.warehouse.http import post
 from tests.plugins.warehouse import start_warehouse
-from tests.sockets import is_closed_by_server
+from tests.sockets import is_closed_by_server, is_closed_now, open_idle
 from warehouse_server.compression import compress_block
 
 MAX_CONNECTIONS = 48
@@ -50,6 +50,7 @@ QUERY_IS_TOO_LARGE = 229
 SERVER_EXCEPTION = 2
 SERVER_HELLO = 0
 CHECKSUM_DOESNT_MATCH = 40
+DATABASE_ACCESS_DENIED = 291
 EMPTY_BLOCK = b"\x01\x00\x02\xff\xff\xff\xff\x00" + b"\x00\x00"  # block info, no columns, no rows
 
 
@@ -178,6 +179,53 @@ def test_native_when_compressed_with_lz4_then_clickhouse_driver_round_trips_both
     assert inserted == len(rows)
     assert read == rows
     assert streamed == 2_000_000
+
+
+def test_native_when_the_service_user_drops_the_engines_database_then_refused_and_queries_still_run(
+    warehouse: Warehouse,
+) -> None:
+    client = warehouse.client()
+    try:
+        with pytest.raises(ServerException) as refused:
+            client.execute('DROP DATABASE IF EXISTS "default"')
+        after = client.execute("SELECT 1")
+    finally:
+        client.disconnect()
+    another = warehouse.client()
+    try:
+        fresh = another.execute("SELECT 2")
+    finally:
+        another.disconnect()
+
+    assert refused.value.code == DATABASE_ACCESS_DENIED
+    assert (after, fresh) == ([(1,)], [(2,)])
+
+
+def test_native_when_a_result_is_empty_then_its_columns_still_come_back(warehouse: Warehouse) -> None:
+    client = warehouse.client()
+    try:
+        rows, columns = client.execute(
+            "SELECT number, toString(number) AS text FROM numbers(10) WHERE number > 100", with_column_types=True
+        )
+    finally:
+        client.disconnect()
+
+    assert rows == []
+    assert columns == [("number", "UInt64"), ("text", "String")]
+
+
+def test_native_when_the_service_user_inserts_into_a_table_function_then_its_blocks_are_taken(
+    warehouse: Warehouse,
+) -> None:
+    client = warehouse.client()
+    try:
+        written = client.execute(
+            "INSERT INTO FUNCTION null('x UInt64, note String') (note, x) VALUES", [("a", 1), ("b", 2)]
+        )
+    finally:
+        client.disconnect()
+
+    assert written == 2
 
 
 def compressed_query(sql: str) -> bytes:
@@ -372,6 +420,24 @@ def test_native_when_a_hello_trickles_a_byte_at_a_time_then_cut_within_the_recei
     assert time.monotonic() - started < RECEIVE_TIMEOUT_S * 4
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_native_when_an_http_client_reaches_it_then_told_the_http_port_and_closed(
+    warehouse: Warehouse, method: str
+) -> None:
+    http_port = warehouse.endpoint.address.rsplit(":", 1)[1]
+    request = f"{method} /?query=SELECT%201 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".encode()
+
+    with socket.create_connection(("127.0.0.1", warehouse.native_port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+
+    assert answer.startswith(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+    assert f"Port {warehouse.native_port} is for clickhouse-client program".encode() in answer
+    assert f"You must use port {http_port} for HTTP.".encode() in answer
+
+
 def test_native_when_a_hello_declares_a_gigabyte_string_then_refused_at_once(warehouse: Warehouse) -> None:
     data = b"\x00" + varuint(1 << 30) + b"x" * 1000
     started = time.monotonic()
@@ -382,30 +448,9 @@ def test_native_when_a_hello_declares_a_gigabyte_string_then_refused_at_once(war
     assert time.monotonic() - started < RECEIVE_TIMEOUT_S
 
 
-def open_idle(warehouse: Warehouse, count: int, address: str | None = None) -> list[socket.socket]:
-    """Open ``count`` connections that never send a byte (from spread loopback addresses unless one is given)."""
-    sockets = []
-    for index in range(count):
-        sock = socket.socket()
-        sock.bind((address or f"127.0.{index // 250}.{index % 250 + 2}", 0))
-        sock.connect(("127.0.0.1", warehouse.native_port))
-        sockets.append(sock)
-    return sockets
-
-
-def is_closed_now(sock: socket.socket) -> bool:
-    sock.setblocking(False)
-    try:
-        return sock.recv(1) == b""
-    except BlockingIOError:
-        return False
-    except ConnectionResetError:
-        return True
-
-
 def test_native_when_idle_connections_fill_the_budget_then_the_service_user_gets_in(warehouse: Warehouse) -> None:
     started = time.monotonic()
-    idle = open_idle(warehouse, MAX_CONNECTIONS + 8)
+    idle = open_idle(warehouse.native_port, MAX_CONNECTIONS + 8)
     try:
         time.sleep(0.3)
         closed_to_make_room = sum(is_closed_now(sock) for sock in idle)
@@ -423,7 +468,7 @@ def test_native_when_idle_connections_fill_the_budget_then_the_service_user_gets
 def test_native_when_one_address_passes_its_share_then_the_service_user_from_it_still_gets_in(
     warehouse: Warehouse,
 ) -> None:
-    idle = open_idle(warehouse, MAX_CONNECTIONS // 2 + 4, address="127.0.0.1")
+    idle = open_idle(warehouse.native_port, MAX_CONNECTIONS // 2 + 4, address="127.0.0.1")
     try:
         answer = warehouse.client().execute("SELECT 2")
     finally:

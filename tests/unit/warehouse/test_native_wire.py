@@ -80,9 +80,27 @@ def test_insert_target_when_statements_name_tables_and_columns_then_both_are_fou
     assert insert_target(statement) == (table, columns)
 
 
-def test_insert_target_when_into_function_then_refused() -> None:
+@pytest.mark.parametrize(
+    ("statement", "target", "columns"),
+    [
+        ("INSERT INTO function null('x UInt64') FORMAT Native", "null('x UInt64')", []),
+        (
+            "INSERT INTO FUNCTION file('x.csv', 'CSV', 'a UInt8, b String') (b, a) VALUES",
+            "file('x.csv', 'CSV', 'a UInt8, b String')",
+            ["b", "a"],
+        ),
+    ],
+)
+def test_insert_target_when_into_a_table_function_then_its_call_and_columns_are_found(
+    statement: str, target: str, columns: list[str]
+) -> None:
+    assert insert_target(statement) == (target, columns)
+
+
+@pytest.mark.parametrize("statement", ["INSERT INTO FUNCTION null", "INSERT INTO FUNCTION null('x UInt64'"])
+def test_insert_target_when_a_table_function_has_no_whole_call_then_refused(statement: str) -> None:
     with pytest.raises(QueryError):
-        insert_target("INSERT INTO FUNCTION file('x.csv') (a)")
+        insert_target(statement)
 
 
 def test_header_columns_when_no_list_then_materialized_and_alias_columns_are_left_out() -> None:

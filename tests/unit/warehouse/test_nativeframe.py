@@ -52,6 +52,18 @@ def test_reframe_when_revision_before_custom_serialization_then_block_info_only(
         "[[number, number + 1], []]",
         "map('a', [toLowCardinality('x')])",
         "toDate('2026-01-01') + number",
+        "CAST((number, 1.5), 'Point')",
+        "CAST([(number, 1.5), (2, 3)], 'Ring')",
+        "CAST([(number, 1.5)], 'LineString')",
+        "CAST([[(number, 1.5)], []], 'MultiLineString')",
+        "CAST([[(number, 1.5), (0, 0)]], 'Polygon')",
+        "CAST([[[(number, 1.5)]], []], 'MultiPolygon')",
+        "toIntervalSecond(number)",
+        "toIntervalMonth(number)",
+        "NULL",
+        "[]",
+        "CAST(number * 1.5, 'SimpleAggregateFunction(sum, Float64)')",
+        "CAST(toLowCardinality(toString(number)), 'SimpleAggregateFunction(any, LowCardinality(String))')",
     ],
 )
 def test_reframe_when_types_nest_then_every_column_is_walked(expression: str) -> None:

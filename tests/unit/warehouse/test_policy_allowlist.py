@@ -24,7 +24,7 @@ from dashboards.alerts import alert_rules
 from dashboards.build import boards
 from dashboards.gocheck import board_context
 from dashboards.macros import expand
-from tests.jdbc import metadata_queries
+from tests.jdbc_metadata_sql import metadata_queries
 from tickwave.config import Settings
 from warehouse_server.protocol import READONLY, QueryError
 from warehouse_server.security.allowlist import (

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from adapters.warehouse.migrate import split_statements
 from tickwave.warehouse.sqltext import tokens
-from warehouse_server.query.routing import analyze, without_format
+from warehouse_server.query.routing import analyze, removes_database, without_format
 
 LIMIT = 262_144
 
@@ -33,6 +33,9 @@ LIMIT = 262_144
             "CSV",
             b"1\n",
         ),
+        (b"INSERT INTO values (values) FORMAT Native\n\x01", "INSERT INTO values (values)", "Native", b"\x01"),
+        (b"INSERT INTO `db`.values VALUES (1)", "INSERT INTO `db`.values", "Values", b" (1)"),
+        (b"INSERT INTO TABLE values values (2)", "INSERT INTO TABLE values", "Values", b" (2)"),
         (
             b"/* lead */ INSERT INTO t -- note FORMAT X\n FORMAT RowBinary\n\xff\xfe",
             "/* lead */ INSERT INTO t -- note FORMAT X",
@@ -186,3 +189,22 @@ def test_analyze_when_a_parameter_name_holds_dollars_then_no_heredoc_starts(name
     sql = f"SELECT {{{name}:Int32}} AS v\n FORMAT Native".encode()
 
     assert analyze(sql, 1_000).output_format == "Native"
+
+
+@pytest.mark.parametrize(
+    ("sql", "is_removal"),
+    [
+        ('DROP DATABASE IF EXISTS "default"', True),
+        ("/* note */ drop database `default` SYNC", True),
+        ("DETACH DATABASE default PERMANENTLY", True),
+        ("RENAME DATABASE default TO kept", True),
+        ("DROP DATABASE defaults", False),
+        ("DROP TABLE default.t", False),
+        ("DROP DATABASE IF EXISTS tickwave", False),
+        ("SELECT 'DROP DATABASE default'", False),
+    ],
+)
+def test_removes_database_when_a_statement_names_a_database_then_only_its_removal_counts(
+    sql: str, is_removal: bool
+) -> None:
+    assert removes_database(sql, "default") is is_removal
