@@ -13,10 +13,14 @@ description of the query, asked only when a block holds such a column.
 
 A streamed result arrives one block per chunk, so once the first block shows nothing to
 rewrite inside a block (no bare ``DateTime``, no per-column byte), later blocks only get
-their block info. Types it cannot walk (Dynamic, Variant, JSON, Object, Nothing) end the
-walk of a streamed block: below 54454 the rest of the block goes out as it is; from 54454,
-or in a result of several blocks, they are refused with NOT_IMPLEMENTED rather than sent
-mangled.
+their block info. ``Variant``, ``Dynamic`` and ``JSON`` are walked through the structure their
+state prefix gives (a Dynamic's types, a JSON's paths): a Dynamic as the Variant of its types
+and the shared variant, a JSON as its typed paths, its dynamic paths and its shared data, in
+the orders ClickHouse writes them. What it cannot walk (the flattened or binary-typed Dynamic
+serializations, the old ``Object('json')``, an unknown type) ends the walk of a streamed block:
+below 54454 the rest of the block goes out as it is; from 54454, or in a result of several
+blocks, it is refused with NOT_IMPLEMENTED rather than sent mangled. A length or discriminator
+that points past the data is refused (INCORRECT_DATA, or a truncated block), never followed.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from warehouse_server.protocol import NOT_IMPLEMENTED, QueryError
+from warehouse_server.protocol import INCORRECT_DATA, NOT_IMPLEMENTED, QueryError
 
 MIN_REVISION_WITH_BLOCK_INFO = 1
 MIN_REVISION_WITH_TIME_ZONE_IN_DATETIME = 54337
@@ -103,7 +107,9 @@ class _Reader:
             shift += 7
 
     def string(self) -> str:
-        size = self.varuint()
+        return self.string_of(self.varuint())
+
+    def string_of(self, size: int) -> str:
         if self.pos + size > len(self.data):
             raise TruncatedBlockError
         text = self.data[self.pos : self.pos + size].decode("utf-8", errors="replace")
@@ -190,6 +196,7 @@ def _element_type(name: str, arguments: list[str]) -> str:
 
 
 def _skip_column(reader: _Reader, type_name: str, rows: int) -> None:
+    # ``type_name`` is a layout from _skip_prefix: a Dynamic or JSON column is already a Variant or a Tuple.
     name, arguments = _parse(type_name)
     if name in _FIXED_SIZES:
         reader.skip(_FIXED_SIZES[name] * rows)
@@ -214,29 +221,139 @@ def _skip_column(reader: _Reader, type_name: str, rows: int) -> None:
             _skip_column(reader, _tuple_element(argument), rows)
     elif name == "LowCardinality":
         _skip_low_cardinality(reader, arguments[0], rows)
+    elif name == "Variant":
+        _skip_variant(reader, arguments, rows)
     else:
         raise _UnwalkableError(
             NOT_IMPLEMENTED, f"cannot send a {type_name} column to a client with a protocol revision"
         )
 
 
-def _skip_prefix(reader: _Reader, type_name: str) -> None:
-    # State prefixes come before any data: LowCardinality's key version, found through wrappers.
+def _skip_variant(reader: _Reader, variants: list[str], rows: int) -> None:
+    # A discriminator per row (255: NULL), then each variant's column holding only its own rows.
+    start = reader.pos
+    reader.skip(rows)
+    discriminators = reader.data[start : reader.pos]
+    counts = [discriminators.count(index) for index in range(len(variants))]
+    if sum(counts) + discriminators.count(_NULL_DISCRIMINATOR) != rows:
+        raise QueryError(INCORRECT_DATA, f"a Variant discriminator past its {len(variants)} variants")
+    for variant, count in zip(variants, counts, strict=True):
+        if count:
+            _skip_column(reader, variant, count)
+
+
+_NULL_DISCRIMINATOR = 255
+_MAX_VARIANTS = 255  # discriminators are bytes and 255 is NULL (ClickHouse's ColumnVariant::MAX_NESTED_COLUMNS)
+_BASIC_DISCRIMINATORS = 0  # Native writes a discriminator per row; the compact mode is MergeTree's
+_DYNAMIC_V1, _DYNAMIC_V2 = 1, 2  # type names as text, with or without max_types first; V3 and flattened are not walked
+_OBJECT_V1 = 0  # paths as text, shared data as Map(String, String)
+_OBJECT_AS_STRING = 1  # output_format_native_write_json_as_string: one JSON text per row
+_SHARED_VARIANT = "SharedVariant"  # the values outside a Dynamic's types, each a String (type and value, encoded)
+_SHARED_DATA = "Array(Tuple(String, String))"  # a JSON column's paths outside its dynamic paths: path, encoded value
+_TYPED_PATH = re.compile(r"^(`(?:[^`\\]|\\.|``)*`|[^\s`]+)\s+(.+)$", re.DOTALL)
+_NESTED_STRUCTURE = re.compile(r"\b(?:Dynamic|JSON|Object)\b")
+
+
+def _skip_prefix(reader: _Reader, type_name: str) -> str:
+    """Read the state prefixes of a ``type_name`` column; return the layout its data is walked by.
+
+    Prefixes come before any data: LowCardinality's key version, a Variant's discriminator mode,
+    a Dynamic's types and a JSON's paths, found through wrappers. A Dynamic is walked as the
+    Variant of its types and the shared variant; a JSON as the Tuple of its typed paths, its
+    dynamic paths (each a Dynamic) and its shared data.
+    """
     name, arguments = _parse(type_name)
     if name == "LowCardinality":
         reader.uint64()
     elif name in ("Nullable", "Array"):
-        _skip_prefix(reader, arguments[0])
+        return f"{name}({_skip_prefix(reader, arguments[0])})"
     elif name == "SimpleAggregateFunction":
-        _skip_prefix(reader, arguments[-1])
+        return _skip_prefix(reader, arguments[-1])
     elif name == "Map":
-        _skip_prefix(reader, arguments[0])
-        _skip_prefix(reader, arguments[1])
+        return f"Map({_skip_prefix(reader, arguments[0])}, {_skip_prefix(reader, arguments[1])})"
     elif name == "Nested":
-        _skip_prefix(reader, _element_type(name, arguments))
+        return f"Array({_skip_prefix(reader, _element_type(name, arguments))})"
     elif name == "Tuple":
-        for argument in arguments:
-            _skip_prefix(reader, _tuple_element(argument))
+        return f"Tuple({', '.join(_skip_prefix(reader, _tuple_element(argument)) for argument in arguments)})"
+    elif name == "Variant":
+        return _skip_variant_prefix(reader, arguments)
+    elif name == "Dynamic":
+        return _skip_dynamic_prefix(reader)
+    elif name == "JSON":
+        return _skip_object_prefix(reader, arguments)
+    return type_name
+
+
+def _skip_variant_prefix(reader: _Reader, variants: list[str]) -> str:
+    if len(variants) > _MAX_VARIANTS:
+        raise QueryError(INCORRECT_DATA, f"a Variant of {len(variants)} types")
+    if (mode := reader.uint64()) != _BASIC_DISCRIMINATORS:
+        raise _UnwalkableError(NOT_IMPLEMENTED, f"a Variant column with discriminators in mode {mode}")
+    return f"Variant({', '.join(_skip_prefix(reader, variant) for variant in variants)})"
+
+
+def _skip_dynamic_prefix(reader: _Reader) -> str:
+    version = reader.uint64()
+    if version not in (_DYNAMIC_V1, _DYNAMIC_V2):
+        raise _UnwalkableError(NOT_IMPLEMENTED, f"a Dynamic column in serialization version {version}")
+    if version == _DYNAMIC_V1:
+        reader.varuint()  # max_types, as the type declares it
+    count = reader.varuint()
+    if count >= _MAX_VARIANTS:
+        raise QueryError(INCORRECT_DATA, f"a Dynamic column of {count} types")
+    types = [_data_type_name(reader) for _ in range(count)]
+    # The types and the shared variant, sorted by name as ClickHouse orders a Variant's types.
+    variants = sorted([*types, _SHARED_VARIANT])
+    if (mode := reader.uint64()) != _BASIC_DISCRIMINATORS:
+        raise _UnwalkableError(NOT_IMPLEMENTED, f"a Dynamic column with discriminators in mode {mode}")
+    layouts = ["String" if variant == _SHARED_VARIANT else _skip_prefix(reader, variant) for variant in variants]
+    return f"Variant({', '.join(layouts)})"
+
+
+def _data_type_name(reader: _Reader) -> str:
+    # A type named inside the data (a Dynamic's type): as bounded as a block's own column types, never
+    # itself carrying names read from the data (a Dynamic or JSON nested in a Dynamic's types).
+    size = reader.varuint()
+    if size > MAX_TYPE_NAME_CHARS:
+        raise QueryError(INCORRECT_DATA, f"a type name of {size} bytes in a Dynamic column")
+    type_name = reader.string_of(size)
+    if _NESTED_STRUCTURE.search(type_name) or _SHARED_VARIANT in type_name:
+        raise _UnwalkableError(NOT_IMPLEMENTED, f"a Dynamic column holding {type_name[:100]}")
+    return type_name
+
+
+def _skip_object_prefix(reader: _Reader, arguments: list[str]) -> str:
+    version = reader.uint64()
+    if version == _OBJECT_AS_STRING:
+        return "String"
+    if version != _OBJECT_V1:
+        raise _UnwalkableError(NOT_IMPLEMENTED, f"a JSON column in serialization version {version}")
+    reader.varuint()  # max_dynamic_paths
+    count = reader.varuint()
+    if count > MAX_BLOCK_COLUMNS:
+        raise QueryError(INCORRECT_DATA, f"a JSON column of {count} dynamic paths")
+    for _ in range(count):
+        reader.string()  # the path: its data comes in this order
+    typed = sorted(_typed_paths(arguments))
+    layouts = [_skip_prefix(reader, type_name) for _, type_name in typed]
+    layouts += [_skip_dynamic_prefix(reader) for _ in range(count)]
+    return f"Tuple({', '.join([*layouts, _SHARED_DATA])})"
+
+
+def _typed_paths(arguments: list[str]) -> list[tuple[bytes, str]]:
+    # JSON(max_dynamic_paths=N, a.b UInt32, `c d` String, SKIP x, SKIP REGEXP 'y'): the typed paths, unquoted.
+    paths = []
+    for argument in arguments:
+        if re.match(r"^\w+\s*=", argument) or re.match(r"^SKIP\s", argument):
+            continue
+        match = _TYPED_PATH.match(argument)
+        if not match:
+            raise _UnwalkableError(NOT_IMPLEMENTED, f"a JSON path hint {argument[:100]}")
+        path = match.group(1)
+        if path.startswith("`"):
+            path = re.sub(r"\\(.)|``", lambda m: m.group(1) or "`", path[1:-1])
+        paths.append((path.encode(), match.group(2)))
+    return paths
 
 
 def _skip_low_cardinality(reader: _Reader, inner: str, rows: int) -> None:
@@ -303,8 +420,7 @@ class NativeFramer:
                 return True
             if rows:
                 try:
-                    _skip_prefix(reader, type_name)
-                    _skip_column(reader, type_name, rows)
+                    _skip_column(reader, _skip_prefix(reader, type_name), rows)
                 except _UnwalkableError:
                     return False  # the walk stops here anyway: no zone past it is restored
         return False
@@ -349,8 +465,7 @@ class NativeFramer:
                 start = reader.pos
                 if rows:
                     try:
-                        _skip_prefix(reader, type_name)
-                        _skip_column(reader, type_name, rows)
+                        _skip_column(reader, _skip_prefix(reader, type_name), rows)
                     except _UnwalkableError:
                         if flags or not one_block:
                             raise
@@ -455,7 +570,6 @@ def unframe_block(data: bytes, client_revision: int) -> Unframed:
                 raise QueryError(NOT_IMPLEMENTED, "a column with a custom (sparse) serialization")
         start = reader.pos
         if rows:
-            _skip_prefix(reader, type_name)
-            _skip_column(reader, type_name, rows)
+            _skip_column(reader, _skip_prefix(reader, type_name), rows)
         out += data[start : reader.pos]
     return Unframed(reader.pos, bytes(out), rows, names)

@@ -56,6 +56,48 @@ func count(ctx context.Context, conn driver.Conn, sql string, args ...any) (int,
 	return seen, rows.Err()
 }
 
+// variantTypes reads Variant, Dynamic and JSON columns, each followed by a column the client
+// can only read if the one before it was framed whole, and checks every row's values.
+func variantTypes(ctx context.Context, conn driver.Conn) (int, error) {
+	rows, err := conn.Query(ctx, "SELECT CAST(multiIf(number % 3 = 0, NULL, number % 3 = 1, toString(number), number),"+
+		" 'Variant(String, UInt64)') AS v, CAST(if(number % 2 = 0, toString(number), number), 'Dynamic') AS d,"+
+		" ('{\"a\":' || toString(number) || '}')::JSON AS j, toDateTime(number, 'UTC') AS t FROM numbers(3000) ORDER BY number")
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	seen := 0
+	for ; rows.Next(); seen++ {
+		var (
+			variant, dynamic clickhouse.Dynamic
+			object           clickhouse.JSON
+			at               time.Time
+		)
+		if err := rows.Scan(&variant, &dynamic, &object, &at); err != nil {
+			return seen, err
+		}
+		index := uint64(seen)
+		var want any = index
+		if index%3 == 1 {
+			want = fmt.Sprint(index)
+		}
+		a, _ := object.ValueAtPath("a")
+		if inner, ok := a.(clickhouse.Dynamic); ok {
+			a = inner.Any()
+		}
+		if index%3 == 0 && !variant.Nil() || index%3 != 0 && variant.Any() != want {
+			return seen, fmt.Errorf("row %d: variant %v", index, variant.Any())
+		}
+		if want = index; index%2 == 0 {
+			want = fmt.Sprint(index)
+		}
+		if dynamic.Any() != want || fmt.Sprint(a) != fmt.Sprint(index) || at.Unix() != int64(index) {
+			return seen, fmt.Errorf("row %d: dynamic %#v, json %#v, time %v", index, dynamic.Any(), a, at)
+		}
+	}
+	return seen, rows.Err()
+}
+
 func run(ctx context.Context, conn driver.Conn, database string, writes bool) []outcome {
 	var outcomes []outcome
 	step := func(name string, rows int, err error) {
@@ -91,6 +133,8 @@ func run(ctx context.Context, conn driver.Conn, database string, writes bool) []
 	step("exception", 0, err)
 	rows, err = count(ctx, conn, "SELECT 1")
 	step("after exception", rows, err)
+	rows, err = variantTypes(ctx, conn)
+	step("variant types", rows, err)
 	table := database + ".native_check"
 	if writes {
 		err = conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+table+

@@ -19,6 +19,9 @@ EXPRESSIONS = [
     "if(number % 2 = 0, NULL, toString(number))",
     "toDecimal64(number / 3, 4)",
     "now64(3, 'UTC') + number",
+    "CAST(multiIf(number % 3 = 0, NULL, number % 3 = 1, toString(number), number), 'Variant(String, UInt64)')",
+    "CAST(if(number % 2 = 0, [number], toLowCardinality(toString(number))), 'Dynamic')",
+    '(\'{"a":\' || toString(number) || \',"b":[1, "x"]}\')::JSON(max_dynamic_paths=1)',
 ]
 
 
@@ -42,8 +45,16 @@ def test_unframe_when_a_client_frames_a_block_for_its_revision_then_the_engine_b
     assert [name for name, _ in unframed.columns] == ["n", "v"]
 
 
-def test_unframe_when_the_block_is_cut_anywhere_then_more_is_asked_for() -> None:
-    framed = reframe_native(native("SELECT number, toString(number), [number] FROM numbers(20)"), 54460)
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT number, toString(number), [number] FROM numbers(20)",
+        "SELECT CAST(if(number % 2 = 0, toString(number), [number]), 'Dynamic'),"
+        " ('{\"a\":' || toString(number) || '}')::JSON FROM numbers(3)",
+    ],
+)
+def test_unframe_when_the_block_is_cut_anywhere_then_more_is_asked_for(sql: str) -> None:
+    framed = reframe_native(native(sql), 54460)
 
     for end in range(len(framed)):
         with pytest.raises(TruncatedBlockError):

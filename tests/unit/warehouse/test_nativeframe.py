@@ -5,7 +5,7 @@ from __future__ import annotations
 import chdb
 import pytest
 
-from warehouse_server.protocol import QueryError
+from warehouse_server.protocol import INCORRECT_DATA, QueryError
 from warehouse_server.query.nativeframe import BLOCK_INFO, NativeFramer, reframe_native
 
 REVISION = 54460  # what clickhouse-go v2.50 announces
@@ -76,6 +76,76 @@ def test_reframe_when_types_nest_then_every_column_is_walked(expression: str) ->
     assert framed.endswith(b"\x04tail\x06String\x00\x03end\x03end\x03end\x03end\x03end")
 
 
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "CAST(multiIf(number % 3 = 0, NULL, number % 3 = 1, toString(number), number), 'Variant(UInt64, String)')",
+        "CAST(if(number % 2 = 0, toLowCardinality(toString(number)), 'x'),"
+        " 'Variant(LowCardinality(String), Array(UInt8))')",
+        "CAST(multiIf(number % 3 = 0, NULL, number % 3 = 1, toString(number), number), 'Dynamic')",
+        "CAST(multiIf(number % 3 = 0, NULL, number % 3 = 1, toString(number), number), 'Dynamic(max_types=1)')",
+        "CAST(if(number % 2 = 0, [number], toLowCardinality(toString(number))), 'Dynamic')",
+        "CAST([number, 'a', NULL], 'Array(Dynamic)')",
+        "map('k', CAST(number, 'Dynamic'))",
+        "CAST((number::Dynamic, 'x'), 'Tuple(d Dynamic, v Variant(String, UInt8))')",
+        '(\'{"a":\' || toString(number) || \',"b":{"c":"x"}, "d":[1,2]}\')::JSON',
+        '(\'{"a":\' || toString(number) || \',"b":{"c":"x"}, "d":[1,2]}\')::JSON(max_dynamic_paths=1)',
+        '(\'{"a":\' || toString(number) || \',"b":{"c":"x"}, "e":"q"}\')'
+        "::JSON(`b.c` LowCardinality(String), a UInt8, SKIP z)",
+        '(\'{"a":\' || toString(number) || \',"b":[1, "x"]}\')::JSON(max_dynamic_types=0)',
+        "[('{\"a\":' || toString(number) || '}')::JSON]",
+    ],
+)
+def test_reframe_when_variant_dynamic_or_json_then_walked_to_the_next_column(expression: str) -> None:
+    data = native(f"SELECT number AS n, {expression} AS v, toDateTime(number, 'UTC') AS t FROM numbers(5)")
+    framer = NativeFramer(REVISION, lambda: ["UInt64", "-", "DateTime('UTC')"])
+
+    framed = framer.frame(data)
+
+    # Walked through the column to the end: a flag after each type and the DateTime after it gets its zone.
+    assert len(framed) == len(data) + len(BLOCK_INFO) + 3 + len("('UTC')")
+    assert framed.endswith(b"\x01t\x0fDateTime('UTC')\x00" + b"".join(i.to_bytes(4, "little") for i in range(5)))
+
+
+def test_reframe_when_a_variant_column_holds_several_blocks_then_each_is_walked() -> None:
+    data = native(
+        "SELECT CAST(if(number % 2 = 0, toString(number), number), 'Dynamic') AS d, 'end' AS tail"
+        " FROM numbers(100000) SETTINGS max_block_size = 30000"
+    )
+
+    framed = reframe_native(data, REVISION)
+
+    assert framed.count(b"\x04tail\x06String\x00") == framed.count(BLOCK_INFO) >= 2
+
+
+@pytest.mark.parametrize("discriminator", [b"\x02", b"\xfe"])
+def test_reframe_when_a_discriminator_is_past_its_variants_then_refused_as_incorrect_data(discriminator: bytes) -> None:
+    data = native("SELECT CAST(toUInt8(1), 'Variant(String, UInt8)') AS v, 'end' AS tail")
+    assert data.count(b"\x01\x01\x04tail") == 1  # discriminator 1 (UInt8), value 1, then the tail column
+
+    with pytest.raises(QueryError) as refused:
+        reframe_native(data.replace(b"\x01\x01\x04tail", discriminator + b"\x01\x04tail"), REVISION)
+
+    assert refused.value.code == INCORRECT_DATA
+
+
+def test_reframe_when_json_is_written_as_text_then_walked_as_strings() -> None:
+    data = native("SELECT '{\"a\":1}'::JSON AS j, 'end' AS tail SETTINGS output_format_native_write_json_as_string = 1")
+
+    assert reframe_native(data, REVISION).endswith(b"\x04tail\x06String\x00\x03end")
+
+
+def test_reframe_when_a_variant_block_is_cut_anywhere_then_refused_without_crashing() -> None:
+    data = native(
+        "SELECT CAST(if(number % 2 = 0, toString(number), [number]), 'Dynamic') AS d,"
+        " ('{\"a\":' || toString(number) || '}')::JSON AS j FROM numbers(3)"
+    )
+
+    for end in range(len(data)):
+        with pytest.raises(QueryError):
+            reframe_native(data[:end] if end else b"\x01", REVISION)
+
+
 def test_reframe_when_several_blocks_then_each_gets_block_info() -> None:
     data = native("SELECT number FROM numbers(200000) SETTINGS max_block_size = 65536")
 
@@ -85,7 +155,17 @@ def test_reframe_when_several_blocks_then_each_gets_block_info() -> None:
     assert len(framed) == len(data) + framed.count(BLOCK_INFO) * (len(BLOCK_INFO) + 1)
 
 
-@pytest.mark.parametrize("data", [b"\x01\x02\x01a\x06String\x05ab", b"\x01\x01\x01a\x07Dynamic\x00"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x01\x02\x01a\x06String\x05ab",
+        b"\x01\x01\x01a\x07Dynamic\x00",
+        b"\x01\x01\x01a\x07Dynamic\x03" + bytes(7) + b"\x01\x06String\x00\x01x",  # flattened: not walked
+        b"\x01\x01\x01a\x0fVariant(String)" + bytes(8) + b"\x01\x01x",  # discriminator 1 of a single variant
+        b"\x01\x01\x01a\x07Dynamic\x01" + bytes(7) + b"\x01\x01\xff\xff\xff\xff\x0f",  # a type name of 4 GiB
+        b"\x01\x01\x01a\x07Dynamic\x01" + bytes(7) + b"\x01\x01\x07Dynamic" + bytes(8),  # a Dynamic in a Dynamic
+    ],
+)
 def test_reframe_when_truncated_or_unwalkable_then_refused(data: bytes) -> None:
     with pytest.raises(QueryError):
         reframe_native(data, REVISION)
@@ -109,8 +189,11 @@ def test_framer_when_a_revision_expects_zones_then_bare_datetime_gets_its_full_t
     assert asked == [1]  # asked once, and only where zones are expected
 
 
+FLATTENED = " SETTINGS output_format_native_use_flattened_dynamic_and_json_serialization = 1"
+
+
 def test_framer_when_a_streamed_block_has_an_unwalkable_column_then_the_rest_goes_as_is() -> None:
-    data = native("SELECT toUInt8(1) AS a, 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t")
+    data = native("SELECT toUInt8(1) AS a, 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t" + FLATTENED)
 
     framed = NativeFramer(54405, lambda: ["UInt8", "Dynamic", "DateTime('UTC')"]).frame(data, one_block=True)
 
@@ -132,7 +215,7 @@ def test_framer_when_first_block_needs_no_rewrite_then_later_blocks_only_get_blo
 def test_framer_when_asked_whether_it_wants_types_then_only_for_a_bare_datetime_where_zones_are_due() -> None:
     zoned = native("SELECT toUInt8(1) AS a, toDateTime(0, 'UTC') AS t")
     plain = native("SELECT toUInt8(1) AS a, toDateTime64(0, 3, 'UTC') AS t")
-    behind = native("SELECT 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t")
+    behind = native("SELECT 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t" + FLATTENED)
     framer = NativeFramer(54405, lambda: None)
 
     assert framer.wants_types(zoned) and not framer.wants_types(plain) and not framer.wants_types(behind)
