@@ -16,8 +16,11 @@ rewrite inside a block (no bare ``DateTime``, no per-column byte), later blocks 
 their block info. ``Variant``, ``Dynamic`` and ``JSON`` are walked through the structure their
 state prefix gives (a Dynamic's types, a JSON's paths): a Dynamic as the Variant of its types
 and the shared variant, a JSON as its typed paths, its dynamic paths and its shared data, in
-the orders ClickHouse writes them. What it cannot walk (the flattened or binary-typed Dynamic
-serializations, the old ``Object('json')``, an unknown type) ends the walk of a streamed block:
+the orders ClickHouse writes them; in the flattened serialization (what clickhouse-go inserts,
+and what it asks for with ``output_format_native_use_flattened_dynamic_and_json_serialization``)
+a Dynamic is a type index per row then each type's rows, a JSON its typed then all its other
+paths. What it cannot walk (type names in binary, the old ``Object('json')``, an unknown
+type) ends the walk of a streamed block:
 below 54454 the rest of the block goes out as it is; from 54454, or in a result of several
 blocks, it is refused with NOT_IMPLEMENTED rather than sent mangled. A length or discriminator
 that points past the data is refused (INCORRECT_DATA, or a truncated block), never followed.
@@ -26,6 +29,7 @@ that points past the data is refused (INCORRECT_DATA, or a truncated block), nev
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -37,6 +41,8 @@ MIN_REVISION_WITH_CUSTOM_SERIALIZATION = 54454
 # field 1 is_overflows = 0, field 2 bucket_num = -1, end of fields
 BLOCK_INFO = b"\x01\x00\x02\xff\xff\xff\xff\x00"
 NO_CUSTOM_SERIALIZATION = b"\x00"
+MAX_BLOCK_COLUMNS = 10_000  # a client's block with more columns is refused before its types are read
+MAX_TYPE_NAME_CHARS = 4096
 _FIXED_SIZES = {
     "UInt8": 1,
     "Int8": 1,
@@ -93,6 +99,7 @@ class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
+        self.structures = 0  # Dynamic and JSON prefixes open around the one being read
 
     def varuint(self) -> int:
         shift = value = 0
@@ -173,8 +180,8 @@ def _parse(type_name: str) -> tuple[str, list[str]]:
 
 
 def _tuple_element(argument: str) -> str:
-    # Tuple(a String, `ns space` UInt8): drop the element name when one is given.
-    quoted = re.match(r"^`(?:[^`\\]|\\.|``)*`\s+(.+)$", argument, re.DOTALL)
+    # Tuple(a String, `ns space` UInt8, "0" Int64): drop the element name when one is given.
+    quoted = re.match(r'^(?:`(?:[^`\\]|\\.|``)*`|"(?:[^"\\]|\\.|"")*")\s+(.+)$', argument, re.DOTALL)
     if quoted:
         return quoted.group(1)
     named = re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s+(.+)$", argument, re.DOTALL)
@@ -223,6 +230,8 @@ def _skip_column(reader: _Reader, type_name: str, rows: int) -> None:
         _skip_low_cardinality(reader, arguments[0], rows)
     elif name == "Variant":
         _skip_variant(reader, arguments, rows)
+    elif name == _FLATTENED_LAYOUT:
+        _skip_flattened(reader, arguments, rows)
     else:
         raise _UnwalkableError(
             NOT_IMPLEMENTED, f"cannot send a {type_name} column to a client with a protocol revision"
@@ -242,16 +251,35 @@ def _skip_variant(reader: _Reader, variants: list[str], rows: int) -> None:
             _skip_column(reader, variant, count)
 
 
+def _skip_flattened(reader: _Reader, types: list[str], rows: int) -> None:
+    # A type index per row, as narrow as the count of types allows (that count: NULL), then each type's rows.
+    wide = len(types) > 0xFF  # UInt16 indexes: there are at most _MAX_STRUCTURE types
+    start = reader.pos
+    reader.skip(rows * (2 if wide else 1))
+    view = memoryview(reader.data)[start : reader.pos]
+    indexes = view.cast("H") if wide else view.cast("B")
+    counts = Counter(indexes)
+    if any(index > len(types) for index in counts):
+        raise QueryError(INCORRECT_DATA, f"a Dynamic type index past its {len(types)} types")
+    for index, type_name in enumerate(types):
+        if counts[index]:
+            _skip_column(reader, type_name, counts[index])
+
+
 _NULL_DISCRIMINATOR = 255
 _MAX_VARIANTS = 255  # discriminators are bytes and 255 is NULL (ClickHouse's ColumnVariant::MAX_NESTED_COLUMNS)
 _BASIC_DISCRIMINATORS = 0  # Native writes a discriminator per row; the compact mode is MergeTree's
-_DYNAMIC_V1, _DYNAMIC_V2 = 1, 2  # type names as text, with or without max_types first; V3 and flattened are not walked
+_DYNAMIC_V1, _DYNAMIC_V2 = 1, 2  # type names as text, with or without max_types first (V3 names them in binary)
+_FLATTENED = 3  # output_format_native_use_flattened_dynamic_and_json_serialization, and what clickhouse-go inserts
 _OBJECT_V1 = 0  # paths as text, shared data as Map(String, String)
 _OBJECT_AS_STRING = 1  # output_format_native_write_json_as_string: one JSON text per row
+_FLATTENED_LAYOUT = "_Flattened"  # a flattened Dynamic's layout: a type index per row, then each type's rows
+_MAX_STRUCTURE = MAX_BLOCK_COLUMNS  # types of a flattened Dynamic, dynamic paths of a JSON
 _SHARED_VARIANT = "SharedVariant"  # the values outside a Dynamic's types, each a String (type and value, encoded)
 _SHARED_DATA = "Array(Tuple(String, String))"  # a JSON column's paths outside its dynamic paths: path, encoded value
 _TYPED_PATH = re.compile(r"^(`(?:[^`\\]|\\.|``)*`|[^\s`]+)\s+(.+)$", re.DOTALL)
-_NESTED_STRUCTURE = re.compile(r"\b(?:Dynamic|JSON|Object)\b")
+_MAX_NESTED_STRUCTURES = 4  # a Dynamic's types may hold a Dynamic (a JSON's Array(Dynamic)), a few levels deep
+_MAX_DATA_TYPE_DEPTH = 32  # parentheses in a type named inside the data
 
 
 def _skip_prefix(reader: _Reader, type_name: str) -> str:
@@ -263,6 +291,8 @@ def _skip_prefix(reader: _Reader, type_name: str) -> str:
     dynamic paths (each a Dynamic) and its shared data.
     """
     name, arguments = _parse(type_name)
+    if name.startswith("_"):  # a layout's own name, never a type
+        raise _UnwalkableError(NOT_IMPLEMENTED, f"cannot walk a column of type {type_name[:100]}")
     if name == "LowCardinality":
         reader.uint64()
     elif name in ("Nullable", "Array"):
@@ -278,9 +308,9 @@ def _skip_prefix(reader: _Reader, type_name: str) -> str:
     elif name == "Variant":
         return _skip_variant_prefix(reader, arguments)
     elif name == "Dynamic":
-        return _skip_dynamic_prefix(reader)
+        return _nested_structure(reader, lambda: _skip_dynamic_prefix(reader))
     elif name == "JSON":
-        return _skip_object_prefix(reader, arguments)
+        return _nested_structure(reader, lambda: _skip_object_prefix(reader, arguments))
     return type_name
 
 
@@ -294,6 +324,13 @@ def _skip_variant_prefix(reader: _Reader, variants: list[str]) -> str:
 
 def _skip_dynamic_prefix(reader: _Reader) -> str:
     version = reader.uint64()
+    if version == _FLATTENED:
+        # Every type the column holds, in the order of its indexes, then each type's prefix.
+        count = reader.varuint()
+        if count > _MAX_STRUCTURE:
+            raise QueryError(INCORRECT_DATA, f"a Dynamic column of {count} types")
+        types = [_data_type_name(reader) for _ in range(count)]
+        return f"{_FLATTENED_LAYOUT}({', '.join(_skip_prefix(reader, type_name) for type_name in types)})"
     if version not in (_DYNAMIC_V1, _DYNAMIC_V2):
         raise _UnwalkableError(NOT_IMPLEMENTED, f"a Dynamic column in serialization version {version}")
     if version == _DYNAMIC_V1:
@@ -311,33 +348,51 @@ def _skip_dynamic_prefix(reader: _Reader) -> str:
 
 
 def _data_type_name(reader: _Reader) -> str:
-    # A type named inside the data (a Dynamic's type): as bounded as a block's own column types, never
-    # itself carrying names read from the data (a Dynamic or JSON nested in a Dynamic's types).
+    # A type named inside the data (a Dynamic's type): as long as a block's own column types, nested
+    # a bounded depth, and a type (the shared variant is the walk's own).
     size = reader.varuint()
     if size > MAX_TYPE_NAME_CHARS:
         raise QueryError(INCORRECT_DATA, f"a type name of {size} bytes in a Dynamic column")
     type_name = reader.string_of(size)
-    if _NESTED_STRUCTURE.search(type_name) or _SHARED_VARIANT in type_name:
-        raise _UnwalkableError(NOT_IMPLEMENTED, f"a Dynamic column holding {type_name[:100]}")
+    depth = deepest = 0
+    for char in type_name:
+        depth += (char == "(") - (char == ")")
+        deepest = max(deepest, depth)
+    if deepest > _MAX_DATA_TYPE_DEPTH or type_name == _SHARED_VARIANT:
+        raise QueryError(INCORRECT_DATA, f"a Dynamic column holding {type_name[:100]}")
     return type_name
+
+
+def _nested_structure(reader: _Reader, read: Callable[[], str]) -> str:
+    # Dynamic and JSON prefixes name types that may hold more of them: bounded before recursion is.
+    if reader.structures >= _MAX_NESTED_STRUCTURES:
+        raise QueryError(INCORRECT_DATA, f"Dynamic or JSON columns nested more than {_MAX_NESTED_STRUCTURES} deep")
+    reader.structures += 1
+    try:
+        return read()
+    finally:
+        reader.structures -= 1
 
 
 def _skip_object_prefix(reader: _Reader, arguments: list[str]) -> str:
     version = reader.uint64()
     if version == _OBJECT_AS_STRING:
         return "String"
-    if version != _OBJECT_V1:
+    if version not in (_OBJECT_V1, _FLATTENED):
         raise _UnwalkableError(NOT_IMPLEMENTED, f"a JSON column in serialization version {version}")
-    reader.varuint()  # max_dynamic_paths
+    if version == _OBJECT_V1:
+        reader.varuint()  # max_dynamic_paths
     count = reader.varuint()
-    if count > MAX_BLOCK_COLUMNS:
+    if count > _MAX_STRUCTURE:
         raise QueryError(INCORRECT_DATA, f"a JSON column of {count} dynamic paths")
     for _ in range(count):
         reader.string()  # the path: its data comes in this order
     typed = sorted(_typed_paths(arguments))
     layouts = [_skip_prefix(reader, type_name) for _, type_name in typed]
-    layouts += [_skip_dynamic_prefix(reader) for _ in range(count)]
-    return f"Tuple({', '.join([*layouts, _SHARED_DATA])})"
+    layouts += [_nested_structure(reader, lambda: _skip_dynamic_prefix(reader)) for _ in range(count)]
+    if version == _OBJECT_V1:  # flattened, every path is a dynamic one: no shared data
+        layouts.append(_SHARED_DATA)
+    return f"Tuple({', '.join(layouts)})"
 
 
 def _typed_paths(arguments: list[str]) -> list[tuple[bytes, str]]:
@@ -484,10 +539,6 @@ def reframe_native(data: bytes, client_revision: int) -> bytes:
         QueryError: NOT_IMPLEMENTED for a column type it cannot walk, or a truncated block.
     """
     return NativeFramer(client_revision, lambda: None).frame(data)
-
-
-MAX_BLOCK_COLUMNS = 10_000  # a client's block with more columns is refused before its types are read
-MAX_TYPE_NAME_CHARS = 4096
 
 
 class Unframed(NamedTuple):

@@ -46,6 +46,40 @@ def test_unframe_when_a_client_frames_a_block_for_its_revision_then_the_engine_b
 
 
 @pytest.mark.parametrize(
+    "expression",
+    [
+        "CAST(if(number % 2 = 0, [number], toLowCardinality(toString(number))), 'Dynamic')",
+        '(\'{"a":\' || toString(number) || \',"c":[1, "x"]}\')::JSON(b LowCardinality(String))',
+    ],
+)
+def test_unframe_when_clickhouse_go_sends_a_flattened_dynamic_then_the_engine_block_comes_back(expression: str) -> None:
+    # clickhouse-go inserts Dynamic and JSON columns in the flattened serialization.
+    block = native(
+        f"SELECT number AS n, {expression} AS v FROM numbers(7)"
+        " SETTINGS output_format_native_use_flattened_dynamic_and_json_serialization = 1"
+    )
+
+    unframed = unframe_block(reframe_native(block, 54460) + b"next packet", 54460)
+
+    assert unframed.block == block
+    assert unframed.rows == 7
+
+
+def test_unframe_when_a_client_names_tuple_elements_in_double_quotes_then_the_walk_goes_past_them() -> None:
+    # clickhouse-go's Dynamic tests write Tuple("0" Int64); the engine writes the same names in backticks.
+    block = native(
+        "SELECT CAST(CAST((number, 'x'), 'Tuple(\"0\" Int64, \"a b\" String)'), 'Dynamic') AS d, 'end' AS tail"
+        " FROM numbers(2) SETTINGS output_format_native_use_flattened_dynamic_and_json_serialization = 1"
+    ).replace(b"Tuple(`0` Int64, `a b` String)", b'Tuple("0" Int64, "a b" String)')
+    assert b'"a b"' in block
+
+    unframed = unframe_block(reframe_native(block, 54460), 54460)
+
+    assert unframed.block == block
+    assert unframed.columns[1] == ("tail", "String")
+
+
+@pytest.mark.parametrize(
     "sql",
     [
         "SELECT number, toString(number), [number] FROM numbers(20)",

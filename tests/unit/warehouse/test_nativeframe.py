@@ -6,9 +6,10 @@ import chdb
 import pytest
 
 from warehouse_server.protocol import INCORRECT_DATA, QueryError
-from warehouse_server.query.nativeframe import BLOCK_INFO, NativeFramer, reframe_native
+from warehouse_server.query.nativeframe import BLOCK_INFO, NativeFramer, reframe_native, varuint
 
 REVISION = 54460  # what clickhouse-go v2.50 announces
+FLATTENED = " SETTINGS output_format_native_use_flattened_dynamic_and_json_serialization = 1"
 
 
 def native(sql: str) -> bytes:
@@ -96,8 +97,9 @@ def test_reframe_when_types_nest_then_every_column_is_walked(expression: str) ->
         "[('{\"a\":' || toString(number) || '}')::JSON]",
     ],
 )
-def test_reframe_when_variant_dynamic_or_json_then_walked_to_the_next_column(expression: str) -> None:
-    data = native(f"SELECT number AS n, {expression} AS v, toDateTime(number, 'UTC') AS t FROM numbers(5)")
+@pytest.mark.parametrize("settings", ["", FLATTENED], ids=["default", "flattened"])
+def test_reframe_when_variant_dynamic_or_json_then_walked_to_the_next_column(expression: str, settings: str) -> None:
+    data = native(f"SELECT number AS n, {expression} AS v, toDateTime(number, 'UTC') AS t FROM numbers(5)" + settings)
     framer = NativeFramer(REVISION, lambda: ["UInt64", "-", "DateTime('UTC')"])
 
     framed = framer.frame(data)
@@ -125,6 +127,35 @@ def test_reframe_when_a_discriminator_is_past_its_variants_then_refused_as_incor
 
     with pytest.raises(QueryError) as refused:
         reframe_native(data.replace(b"\x01\x01\x04tail", discriminator + b"\x01\x04tail"), REVISION)
+
+    assert refused.value.code == INCORRECT_DATA
+
+
+@pytest.mark.parametrize("index", [b"\x03", b"\xff"])
+def test_reframe_when_a_flattened_type_index_is_past_its_types_then_refused_as_incorrect_data(index: bytes) -> None:
+    data = native("SELECT CAST(toUInt8(1), 'Dynamic') AS d, 'end' AS tail" + FLATTENED)
+    assert data.count(b"UInt8\x00\x01\x04tail") == 1  # one type, index 0, value 1, then the tail column
+
+    with pytest.raises(QueryError) as refused:
+        reframe_native(data.replace(b"UInt8\x00\x01\x04tail", b"UInt8" + index + b"\x01\x04tail"), REVISION)
+
+    assert refused.value.code == INCORRECT_DATA
+
+
+DEEP_NAME = b"Array(" * 40 + b"UInt8" + b")" * 40
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        b"\x07Dynamic" + (b"\x03" + bytes(7) + b"\x01\x07Dynamic") * 10_000,  # Dynamic in Dynamic, 10 000 deep
+        b"\x07Dynamic\x03" + bytes(7) + b"\x01" + varuint(len(DEEP_NAME)) + DEEP_NAME,  # a type 40 deep
+        b"\x07Dynamic\x03" + bytes(7) + b"\x01\x0dSharedVariant",  # the walk's own name
+    ],
+)
+def test_reframe_when_a_dynamic_names_types_past_the_bounds_then_refused_as_incorrect_data(column: bytes) -> None:
+    with pytest.raises(QueryError) as refused:
+        reframe_native(b"\x01\x01\x01a" + column + b"\x00", REVISION)
 
     assert refused.value.code == INCORRECT_DATA
 
@@ -160,10 +191,10 @@ def test_reframe_when_several_blocks_then_each_gets_block_info() -> None:
     [
         b"\x01\x02\x01a\x06String\x05ab",
         b"\x01\x01\x01a\x07Dynamic\x00",
-        b"\x01\x01\x01a\x07Dynamic\x03" + bytes(7) + b"\x01\x06String\x00\x01x",  # flattened: not walked
+        b"\x01\x01\x01a\x07Dynamic\x04" + bytes(7) + b"\x01\x15\x00\x01x",  # type names in binary: not walked
         b"\x01\x01\x01a\x0fVariant(String)" + bytes(8) + b"\x01\x01x",  # discriminator 1 of a single variant
         b"\x01\x01\x01a\x07Dynamic\x01" + bytes(7) + b"\x01\x01\xff\xff\xff\xff\x0f",  # a type name of 4 GiB
-        b"\x01\x01\x01a\x07Dynamic\x01" + bytes(7) + b"\x01\x01\x07Dynamic" + bytes(8),  # a Dynamic in a Dynamic
+        b"\x01\x01\x01a\x07Dynamic\x01" + bytes(7) + b"\x01\x01\x0eArray(Dynamic)" + bytes(8),  # no more
     ],
 )
 def test_reframe_when_truncated_or_unwalkable_then_refused(data: bytes) -> None:
@@ -189,11 +220,13 @@ def test_framer_when_a_revision_expects_zones_then_bare_datetime_gets_its_full_t
     assert asked == [1]  # asked once, and only where zones are expected
 
 
-FLATTENED = " SETTINGS output_format_native_use_flattened_dynamic_and_json_serialization = 1"
+def binary_typed(data: bytes) -> bytes:
+    # The same block with its Dynamic in serialization version 4 (type names in binary): not walked.
+    return data.replace(b"\x07Dynamic\x01", b"\x07Dynamic\x04", 1)
 
 
 def test_framer_when_a_streamed_block_has_an_unwalkable_column_then_the_rest_goes_as_is() -> None:
-    data = native("SELECT toUInt8(1) AS a, 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t" + FLATTENED)
+    data = binary_typed(native("SELECT toUInt8(1) AS a, 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t"))
 
     framed = NativeFramer(54405, lambda: ["UInt8", "Dynamic", "DateTime('UTC')"]).frame(data, one_block=True)
 
@@ -215,7 +248,7 @@ def test_framer_when_first_block_needs_no_rewrite_then_later_blocks_only_get_blo
 def test_framer_when_asked_whether_it_wants_types_then_only_for_a_bare_datetime_where_zones_are_due() -> None:
     zoned = native("SELECT toUInt8(1) AS a, toDateTime(0, 'UTC') AS t")
     plain = native("SELECT toUInt8(1) AS a, toDateTime64(0, 3, 'UTC') AS t")
-    behind = native("SELECT 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t" + FLATTENED)
+    behind = binary_typed(native("SELECT 'x'::Dynamic AS d, toDateTime(0, 'UTC') AS t"))
     framer = NativeFramer(54405, lambda: None)
 
     assert framer.wants_types(zoned) and not framer.wants_types(plain) and not framer.wants_types(behind)
