@@ -98,6 +98,42 @@ func variantTypes(ctx context.Context, conn driver.Conn) (int, error) {
 	return seen, rows.Err()
 }
 
+// variantInsert writes Variant, Dynamic and JSON values through a batch (clickhouse-go sends the
+// flattened serialization) and reads them back.
+func variantInsert(ctx context.Context, conn driver.Conn, table string) (int, error) {
+	if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
+		return 0, err
+	}
+	err := conn.Exec(ctx, "CREATE TABLE "+table+
+		" (id UInt64, v Variant(String, UInt64), d Dynamic, j JSON, at DateTime('UTC')) ENGINE = MergeTree ORDER BY id")
+	if err != nil {
+		return 0, err
+	}
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+table)
+	if err != nil {
+		return 0, err
+	}
+	for index := 0; index < 500; index++ {
+		object := clickhouse.NewJSON()
+		object.SetValueAtPath("a", int64(index))
+		var value any = uint64(index)
+		if index%2 == 0 {
+			value = fmt.Sprint(index)
+		}
+		err = batch.Append(uint64(index), value, clickhouse.NewDynamic(value), object, time.Unix(int64(index), 0))
+		if err != nil {
+			return 0, err
+		}
+	}
+	if err = batch.Send(); err != nil {
+		return 0, err
+	}
+	var matching uint64
+	err = conn.QueryRow(ctx, "SELECT countIf(toString(v) = toString(id) AND toString(d) = toString(id)"+
+		" AND j.a::Int64 = id AND toUInt64(at) = id) FROM "+table).Scan(&matching)
+	return int(matching), err
+}
+
 func run(ctx context.Context, conn driver.Conn, database string, writes bool) []outcome {
 	var outcomes []outcome
 	step := func(name string, rows int, err error) {
@@ -156,6 +192,8 @@ func run(ctx context.Context, conn driver.Conn, database string, writes bool) []
 		step("insert", 1000, err)
 		rows, err = count(ctx, conn, "SELECT * FROM "+table)
 		step("read back", rows, err)
+		rows, err = variantInsert(ctx, conn, database+".variant_check")
+		step("variant insert", rows, err)
 	} else {
 		if err == nil || !(strings.Contains(err.Error(), "164") || strings.Contains(err.Error(), "READONLY") || strings.Contains(err.Error(), "readonly")) {
 			err = fmt.Errorf("the insert must be refused READONLY, got %v", err)

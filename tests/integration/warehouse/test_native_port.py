@@ -585,7 +585,8 @@ def test_native_when_clickhouse_go_runs_its_native_round_trip_then_every_step_go
     steps = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
     assert run.returncode == 0, run.stderr + run.stdout
     expected = ["ping", "select", "parameters", "settings", "exception", "after exception", "variant types"]
-    expected += ["insert refused"] if analyst else ["create", "insert", "read back"]
+    expected += ["insert refused"] if analyst else ["create", "insert", "read back", "variant insert"]
     assert [step["step"] for step in steps] == expected
     assert {step["step"]: step["rows"] for step in steps}["select"] == 100_000
     assert {step["step"]: step["rows"] for step in steps}["variant types"] == 3000
+    assert analyst or {step["step"]: step["rows"] for step in steps}["variant insert"] == 500
