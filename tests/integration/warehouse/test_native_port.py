@@ -354,6 +354,24 @@ def test_native_when_the_analyst_reads_then_it_gets_rows_and_is_refused_what_htt
     assert analyst.execute("SELECT currentUser()") == [(warehouse.credentials.analyst_user,)]
 
 
+@pytest.mark.parametrize("analyst", [False, True], ids=["service", "analyst"])
+def test_native_when_clickhouse_driver_reads_json_then_its_paths_and_the_column_after_come_back(
+    warehouse: Warehouse, analyst: bool
+) -> None:
+    client = warehouse.client(analyst=analyst)
+    try:
+        rows = client.execute(
+            'SELECT (\'{"a":\' || toString(number) || \',"b":{"c":"x"}}\')::JSON AS j,'
+            " toDateTime(number, 'UTC') AS t FROM numbers(3)"
+        )
+    finally:
+        client.disconnect()
+
+    assert [(row[0]["a"], row[0]["b"]["c"], row[1].timestamp()) for row in rows] == [
+        (index, "x", index) for index in range(3)
+    ]
+
+
 def test_native_when_the_analyst_sends_a_block_past_its_bound_then_refused_and_closed(warehouse: Warehouse) -> None:
     analyst = warehouse.client(analyst=True)
     big = [(str(index) * 200,) for index in range(10_000)]  # ~2 MiB, the read-only bound is 1 MiB
