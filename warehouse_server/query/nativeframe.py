@@ -100,6 +100,7 @@ class _Reader:
         self.data = data
         self.pos = 0
         self.structures = 0  # Dynamic and JSON prefixes open around the one being read
+        self.named = 0  # characters of the types named inside the data so far
 
     def varuint(self) -> int:
         shift = value = 0
@@ -280,6 +281,7 @@ _SHARED_DATA = "Array(Tuple(String, String))"  # a JSON column's paths outside i
 _TYPED_PATH = re.compile(r"^(`(?:[^`\\]|\\.|``)*`|[^\s`]+)\s+(.+)$", re.DOTALL)
 _MAX_NESTED_STRUCTURES = 4  # a Dynamic's types may hold a Dynamic (a JSON's Array(Dynamic)), a few levels deep
 _MAX_DATA_TYPE_DEPTH = 32  # parentheses in a type named inside the data
+_MAX_NAMED_CHARS = 4 << 20  # all the types named inside one walk's data: the layouts built from them stay small
 
 
 def _skip_prefix(reader: _Reader, type_name: str) -> str:
@@ -351,8 +353,9 @@ def _data_type_name(reader: _Reader) -> str:
     # A type named inside the data (a Dynamic's type): as long as a block's own column types, nested
     # a bounded depth, and a type (the shared variant is the walk's own).
     size = reader.varuint()
-    if size > MAX_TYPE_NAME_CHARS:
-        raise QueryError(INCORRECT_DATA, f"a type name of {size} bytes in a Dynamic column")
+    reader.named += size
+    if size > MAX_TYPE_NAME_CHARS or reader.named > _MAX_NAMED_CHARS:
+        raise QueryError(INCORRECT_DATA, f"a type name of {size} bytes in a Dynamic column, or too many")
     type_name = reader.string_of(size)
     depth = deepest = 0
     for char in type_name:

@@ -151,6 +151,7 @@ DEEP_NAME = b"Array(" * 40 + b"UInt8" + b")" * 40
         b"\x07Dynamic" + (b"\x03" + bytes(7) + b"\x01\x07Dynamic") * 10_000,  # Dynamic in Dynamic, 10 000 deep
         b"\x07Dynamic\x03" + bytes(7) + b"\x01" + varuint(len(DEEP_NAME)) + DEEP_NAME,  # a type 40 deep
         b"\x07Dynamic\x03" + bytes(7) + b"\x01\x0dSharedVariant",  # the walk's own name
+        b"\x07Dynamic\x03" + bytes(7) + varuint(9_000) + (varuint(4000) + b"Array(" * 30 + b"x" * 3820) * 9_000,
     ],
 )
 def test_reframe_when_a_dynamic_names_types_past_the_bounds_then_refused_as_incorrect_data(column: bytes) -> None:
