@@ -268,6 +268,39 @@ def test_native_when_a_compressed_block_has_a_bad_checksum_then_refused_with_che
     assert b"\x02" + struct.pack("<i", CHECKSUM_DOESNT_MATCH) in answer
 
 
+INCORRECT_DATA = 117
+DYNAMIC_HEADER = b"\x01\x01\x01d\x07Dynamic\x00"  # one column, one row, no custom serialization
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        b"\x03" + bytes(7) + b"\x01\x05UInt8\x07\x01",  # flattened: type index 7 of 1 type
+        (b"\x03" + bytes(7) + b"\x01\x07Dynamic") * 10_000,  # a Dynamic in a Dynamic, 10 000 deep
+        b"\x03" + bytes(7) + varuint(2_000) + (varuint(4000) + b"x" * 4000) * 2_000,  # 8 MB of type names
+    ],
+    ids=["index", "nesting", "names"],
+)
+def test_native_when_the_service_user_inserts_a_malformed_dynamic_block_then_refused_as_incorrect_data(
+    warehouse: Warehouse, column: bytes
+) -> None:
+    credentials = warehouse.credentials
+    query = compressed_query("INSERT INTO FUNCTION null('d Dynamic') VALUES").replace(b"\x02\x01", b"\x02\x00", 1)
+    block = b"\x02" + varuint(0) + b"\x01\x00\x02\xff\xff\xff\xff\x00" + DYNAMIC_HEADER + column
+
+    started = time.monotonic()
+    answer = answers_after_hello(
+        warehouse,
+        credentials.user,
+        credentials.password.get_secret_value(),
+        query + b"\x02" + varuint(0) + EMPTY_BLOCK + block,
+    )
+
+    assert b"\x02" + struct.pack("<i", INCORRECT_DATA) in answer
+    assert time.monotonic() - started < 10
+    assert warehouse.client().execute("SELECT 6") == [(6,)]
+
+
 def test_native_when_the_analyst_declares_a_gigabyte_frame_then_refused_before_reading_it(warehouse: Warehouse) -> None:
     credentials = warehouse.credentials
     header = struct.pack("<BII", 0x82, (1 << 30) - 1, (1 << 30) - 1)
