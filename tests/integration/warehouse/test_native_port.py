@@ -277,7 +277,9 @@ DYNAMIC_HEADER = b"\x01\x01\x01d\x07Dynamic\x00"  # one column, one row, no cust
     [
         b"\x03" + bytes(7) + b"\x01\x05UInt8\x07\x01",  # flattened: type index 7 of 1 type
         (b"\x03" + bytes(7) + b"\x01\x07Dynamic") * 10_000,  # a Dynamic in a Dynamic, 10 000 deep
-        b"\x03" + bytes(7) + varuint(2_000) + (varuint(4000) + b"x" * 4000) * 2_000,  # 8 MB of type names
+        # 1048 type names of 4000 characters, then the size of one more: past 4 MiB before its bytes are
+        # needed (all of it sent, so the refusal is not lost to a reset while the client still writes)
+        b"\x03" + bytes(7) + varuint(2_000) + (varuint(4000) + b"x" * 4000) * 1_048 + varuint(4000),
     ],
     ids=["index", "nesting", "names"],
 )
