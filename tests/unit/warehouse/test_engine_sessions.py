@@ -194,26 +194,6 @@ def test_session_store_when_full_then_least_recently_used_idle_session_is_closed
     assert gone.value.code == 372
 
 
-def test_session_store_when_closed_by_its_owner_then_only_its_idle_session_goes(engine: Engine) -> None:
-    store = SessionStore(engine.open, max_sessions=4)
-    try:
-        store.release(store.acquire("u", "idle", 0, 60.0, must_exist=False), close=False)
-        store.release(store.acquire("other", "idle", 0, 60.0, must_exist=False), close=False)
-        busy = store.acquire("u", "busy", 0, 60.0, must_exist=False)
-        store.close("u", "idle")
-        store.close("u", "busy")
-        store.close("u", "never-opened")
-        remaining = len(store)
-        store.release(busy, close=False)
-        with pytest.raises(QueryError) as gone:
-            store.acquire("u", "idle", 0, 60.0, must_exist=True)
-    finally:
-        store.close_all()
-
-    assert remaining == 2  # the other user's and the busy one
-    assert gone.value.code == 372
-
-
 def test_session_store_when_every_session_is_busy_then_202_and_busy_ones_are_373(engine: Engine) -> None:
     store = SessionStore(engine.open, max_sessions=1)
     try:
