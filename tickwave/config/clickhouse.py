@@ -55,11 +55,7 @@ class ClickHouseSettings(Section):
     max_concurrent_queries: int = Field(
         default=16, ge=1, description="embedded warehouse: queries running at once (worker threads)"
     )
-    max_sessions: int = Field(
-        default=64,
-        ge=1,
-        description="embedded warehouse: open sessions per user at most (HTTP and writers' native ones)",
-    )
+    max_sessions: int = Field(default=64, ge=1, description="embedded warehouse: open HTTP sessions per user at most")
     max_connections: int = Field(
         default=1024,
         ge=2,

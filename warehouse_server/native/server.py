@@ -26,9 +26,7 @@ connection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import secrets
 import socket
 import ssl
 import struct
@@ -229,9 +227,6 @@ class _Client:
         self.is_busy = False
         self.is_closing = False
         self.compression: str | None = None  # the current query's, when its client asked for it
-        # A writer's connection is a session, as in ClickHouse: its temporary tables and SETs carry
-        # to its next query. The id is the server's own, unguessable, and closed with the connection.
-        self.session_id = f"native-{secrets.token_hex(16)}"
 
     def abort(self) -> None:
         self.writer.transport.abort()
@@ -248,15 +243,7 @@ class _Client:
         return await asyncio.get_running_loop().run_in_executor(self.server.pool, function, *args)
 
     async def run(self) -> None:
-        """Shake hands, then answer packets until the client leaves; its session closes with it."""
-        try:
-            await self._exchange()
-        finally:
-            if self.user is not None and self.user.readonly != READ_ONLY:
-                with contextlib.suppress(RuntimeError):  # the workers are gone at shutdown: it closes with them
-                    await self._in_worker(self.server.executor.sessions.close, self.user.name, self.session_id)
-
-    async def _exchange(self) -> None:
+        """Shake hands, then answer packets until the client leaves."""
         try:
             user = await self._handshake()
         except QueryError as error:  # a Hello past its bounds: refused, and the connection closed
@@ -471,7 +458,7 @@ class _Client:
                 query = await self._read_query()
                 self.compression = _compression(query) if query.is_compressed else None
                 await self._external_tables(limit)
-                params = self._params(query, user)
+                params = self._params(query)
                 self.server.query_ids.claim(query.query_id, user.name, user.readonly == READ_ONLY)
                 release_slot = self.server.executor.admit(user)
                 self.connection.engage()
@@ -513,7 +500,7 @@ class _Client:
             None,
         )
 
-    def _params(self, query: _Query, user: User) -> dict[str, str]:
+    def _params(self, query: _Query) -> dict[str, str]:
         # The plan reads HTTP's parameters: settings by name, param_<name> for parameters.
         params: dict[str, str] = {}
         for name, value in query.settings.items():
@@ -529,8 +516,6 @@ class _Client:
             params["database"] = self.database
         params["client_protocol_version"] = str(self.revision)
         params["default_format"] = "Native"
-        if user.readonly != READ_ONLY:  # the analyst's handle cannot hold temporary tables: no session
-            params["session_id"] = self.session_id
         return params
 
     async def _plan(self, query: _Query, params: dict[str, str], user: User) -> Plan:
@@ -678,8 +663,6 @@ class _Client:
 
     def _on_own_handle(self, request_plan: Plan, sql: str) -> bytes:
         # Worker thread: ``sql`` as JSONEachRow on a handle of the statement's user, database and parameters.
-        if request_plan.session is not None and self.user is not None:
-            return self.server.executor.describe_in_session(request_plan, self.user.name, sql)
         handle = self.server.executor.engine.open(request_plan.readonly)
         try:
             if request_plan.database:

@@ -422,18 +422,6 @@ class Executor:
             handle.close()
             raise
 
-    def describe_in_session(self, plan: Plan, user: str, sql: str) -> bytes:
-        """Run ``sql`` (a DESCRIBE) as JSONEachRow on the plan's session, in the plan's database and settings."""
-        request = plan.session
-        assert request is not None
-        timeout_s = parse_session_timeout(request.timeout, self.limits.default_timeout_s, self.limits.max_timeout_s)
-        session = self.sessions.acquire(user, request.session_id, 1 if plan.is_analyst else 0, timeout_s, False)
-        try:
-            _prepare_session(session, plan)
-            return session.handle.execute(sql, "JSONEachRow", plan.query_params)[0]
-        finally:
-            self.sessions.release(session, close=False)
-
     def _start_in_session(self, plan: Plan, user: str, is_vetted: bool) -> Running:
         request = plan.session
         assert request is not None

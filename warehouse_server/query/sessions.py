@@ -141,15 +141,6 @@ class SessionStore:
         if close:
             session.handle.close()
 
-    def close(self, user: str, session_id: str) -> None:
-        """Close the user's session ``session_id`` if it is open and idle (its connection ended)."""
-        with self._lock:
-            session = self._sessions.get((user, session_id))
-            if session is None or session.is_busy:
-                return
-            del self._sessions[session.key]
-        session.handle.close()
-
     def expire(self) -> int:
         """Close idle sessions past their timeout; return how many were closed."""
         with self._lock:

@@ -51,7 +51,6 @@ SERVER_EXCEPTION = 2
 SERVER_HELLO = 0
 CHECKSUM_DOESNT_MATCH = 40
 DATABASE_ACCESS_DENIED = 291
-UNKNOWN_TABLE = 60
 EMPTY_BLOCK = b"\x01\x00\x02\xff\xff\xff\xff\x00" + b"\x00\x00"  # block info, no columns, no rows
 
 
@@ -227,27 +226,6 @@ def test_native_when_the_service_user_inserts_into_a_table_function_then_its_blo
         client.disconnect()
 
     assert written == 2
-
-
-def test_native_when_the_service_user_makes_a_temporary_table_then_its_connection_keeps_it(
-    warehouse: Warehouse,
-) -> None:
-    client, other = warehouse.client(), warehouse.client()
-    try:
-        client.execute("CREATE TEMPORARY TABLE scratch (pair Tuple(id Int64, code Int64), note String)")
-        client.execute("INSERT INTO scratch VALUES", [((1, 2), "kept")])
-        kept = client.execute("SELECT pair, note FROM scratch")
-        with pytest.raises(ServerException) as elsewhere:
-            other.execute("SELECT * FROM scratch")
-        client.disconnect()
-        after_reconnect = client.execute("EXISTS TEMPORARY TABLE scratch")
-    finally:
-        client.disconnect()
-        other.disconnect()
-
-    assert kept == [((1, 2), "kept")]
-    assert elsewhere.value.code == UNKNOWN_TABLE
-    assert after_reconnect == [(0,)]
 
 
 NAMED_TUPLE = "Tuple(id Int64, code Int64)"
