@@ -156,6 +156,9 @@ class QueryError(TickwaveError):
         return http_status_for(self.code)
 
 
+_PRETTY_BREAK = re.compile(r"([(,])\n\s*")
+
+
 def http_status_for(code: int) -> int:
     """Return the HTTP status ClickHouse uses for an error code (500 when unlisted)."""
     return _STATUS_BY_CODE.get(code, 500)
@@ -167,6 +170,16 @@ def error_text(code: int, message: str, version: str) -> str:
     suffix = f" ({name})" if name and not message.rstrip().endswith(f"({name})") else ""
     versioned = "" if "(version " in message else f" (version {version})"
     return f"Code: {code}. DB::Exception: {message}{suffix}{versioned}\n"
+
+
+def one_line_type(name: str) -> str:
+    """Return a type's name as ClickHouse's ``getName`` writes it: a named tuple on one line.
+
+    ``DESCRIBE`` prints such tuples over several lines (``print_pretty_type_names``); a native
+    client compares and parses the one-line name. A literal inside a type name escapes its line
+    breaks, so every line break here is the pretty printer's.
+    """
+    return _PRETTY_BREAK.sub(lambda match: match.group(1) + (" " if match.group(1) == "," else ""), name)
 
 
 def engine_error(text: str) -> QueryError:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 
 from tickwave.warehouse.sqltext import tokens
-from warehouse_server.protocol import SYNTAX_ERROR, QueryError
+from warehouse_server.protocol import SYNTAX_ERROR, QueryError, one_line_type
 from warehouse_server.query.nativeframe import empty_block
 
 _FILLED_BY_DEFAULT = ("", "DEFAULT")
@@ -69,10 +69,12 @@ def header_columns(description: bytes, wanted: list[str]) -> list[tuple[str, str
         QueryError: NOT_IMPLEMENTED (as ClickHouse's NO_SUCH_COLUMN_IN_TABLE would) for a column the table lacks.
     """
     rows = [json.loads(line) for line in description.splitlines() if line.strip()]
-    types = {str(row["name"]): str(row["type"]) for row in rows}
+    types = {str(row["name"]): one_line_type(str(row["type"])) for row in rows}
     if not wanted:
         return [
-            (str(row["name"]), str(row["type"])) for row in rows if row.get("default_type", "") in _FILLED_BY_DEFAULT
+            (str(row["name"]), types[str(row["name"])])
+            for row in rows
+            if row.get("default_type", "") in _FILLED_BY_DEFAULT
         ]
     missing = [name for name in wanted if name not in types]
     if missing:

@@ -23,6 +23,7 @@ from warehouse_server.protocol import (
     TOO_MANY_ROWS_OR_BYTES,
     QueryError,
     Summary,
+    one_line_type,
 )
 from warehouse_server.query.engine import Classification, Engine, Handle, ResultStream, WholeResult, empty_query_error
 from warehouse_server.query.nativeframe import (
@@ -180,7 +181,7 @@ def _result_types(handle: Handle, plan: Plan) -> list[str] | None:
     except QueryError as exc:
         logger.debug("no column types for the Native framing: %s", exc)
         return None
-    return [str(json.loads(line)["type"]) for line in body.splitlines() if line.strip()]
+    return [one_line_type(str(json.loads(line)["type"])) for line in body.splitlines() if line.strip()]
 
 
 def _check(plan: Plan, handle: Handle, policy: ReadOnlyPolicy) -> Classification:

@@ -228,6 +228,31 @@ def test_native_when_the_service_user_inserts_into_a_table_function_then_its_blo
     assert written == 2
 
 
+NAMED_TUPLE = "Tuple(id Int64, code Int64)"
+
+
+def test_native_when_a_column_is_a_named_tuple_then_headers_name_it_on_one_line(warehouse: Warehouse) -> None:
+    # clickhouse-go compares and parses the one-line name ClickHouse sends; DESCRIBE prints it over lines.
+    table = f"default.tuples_{uuid.uuid4().hex[:8]}"
+    client = warehouse.client()
+    try:
+        client.execute(f"CREATE TABLE {table} (pair {NAMED_TUPLE}) ENGINE = Memory")
+        _, empty_result = client.execute(f"SELECT pair FROM {table} WHERE 0", with_column_types=True)
+        client.connection.send_query(f"INSERT INTO {table} VALUES")
+        client.connection.send_external_tables(None)
+        insert_header = client.receive_sample_block()
+        client.send_data(insert_header, [((1, 2),)])
+        client.receive_end_of_insert_query()
+        stored = client.execute(f"SELECT pair FROM {table}")
+        client.execute(f"DROP TABLE {table}")
+    finally:
+        client.disconnect()
+
+    assert empty_result == [("pair", NAMED_TUPLE)]
+    assert insert_header.columns_with_types == [("pair", NAMED_TUPLE)]
+    assert stored == [((1, 2),)]
+
+
 def compressed_query(sql: str) -> bytes:
     """A Query packet at revision 54460 (no client info), asking for compression, with no settings or parameters."""
 

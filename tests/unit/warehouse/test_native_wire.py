@@ -159,6 +159,15 @@ def test_header_columns_when_no_list_then_materialized_and_alias_columns_are_lef
     assert header_columns(description, ["c", "a"]) == [("c", "String"), ("a", "UInt8")]
 
 
+def test_header_columns_when_describe_prints_a_named_tuple_over_lines_then_it_is_named_on_one_line() -> None:
+    nested = "Tuple(\\n    id Int64,\\n    inner Tuple(\\n        at DateTime('UTC'),\\n        note String))"
+    description = b'{"name":"pair","type":"' + nested.encode() + b'","default_type":""}\n'
+
+    assert header_columns(description, []) == [
+        ("pair", "Tuple(id Int64, inner Tuple(at DateTime('UTC'), note String))")
+    ]
+
+
 @pytest.mark.parametrize(
     ("sent", "value"),
     [("'plain'", "plain"), ("'it\\'s'", "it's"), ("'a\\\\b'", "a\\b"), ("42", "42"), ("'tab\\there'", "tab\there")],
