@@ -10,6 +10,7 @@
 //! go of what no later event reads.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use crate::lifecycle::{self, CreationIndex, Status};
 use crate::money::{Dec, Overflow};
@@ -21,26 +22,29 @@ pub const RATE_WINDOW_MS: i64 = 1_000;
 /// creation time may run ahead of its decision's (two hosts' clocks).
 pub const RETIRE_MARGIN_MS: i64 = 600_000;
 
+/// Text an order shares with its moved copies (a copy costs a count, not an allocation).
+pub type Text = Arc<str>;
+
 /// What the execution process knows about one order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Order {
-    pub client_order_id: String,
-    pub signal_id: String,
-    pub symbol: String,
-    pub side: String,
+    pub client_order_id: Text,
+    pub signal_id: Text,
+    pub symbol: Text,
+    pub side: Text,
     pub quantity_lots: f64,
-    pub model_id: String,
+    pub model_id: Text,
     pub model_version: i64,
     pub created_at_ms: i64,
     pub status: Status,
     pub filled_lots: f64,
-    pub broker_order_id: String,
+    pub broker_order_id: Text,
     pub fill_ids: Vec<String>,
 }
 
 impl Order {
     pub fn is_buy(&self) -> bool {
-        self.side == "buy"
+        &*self.side == "buy"
     }
 }
 
@@ -71,7 +75,7 @@ pub fn moved(
         next.filled_lots = lots;
     }
     if !broker_order_id.is_empty() {
-        next.broker_order_id = broker_order_id.to_owned();
+        next.broker_order_id = broker_order_id.into();
     }
     if !fill_id.is_empty() {
         next.fill_ids.push(fill_id.to_owned());
@@ -142,14 +146,24 @@ impl From<Overflow> for Refused {
 }
 
 /// The orders by client order id, in the order first stored (a replaced order keeps its place).
+///
+/// Each order is shared (`Arc`): a reader holding one keeps it as it was when read, as a frozen
+/// record, without a copy.
 #[derive(Clone, Debug, Default)]
 pub struct Orders {
-    slots: Vec<Option<Order>>,
-    places: HashMap<String, usize>,
+    slots: Vec<Option<Arc<Order>>>,
+    places: HashMap<Text, usize>,
 }
 
 impl Orders {
     pub fn get(&self, client_order_id: &str) -> Option<&Order> {
+        self.places
+            .get(client_order_id)
+            .and_then(|&place| self.slots[place].as_deref())
+    }
+
+    /// The order, shared.
+    pub fn shared(&self, client_order_id: &str) -> Option<&Arc<Order>> {
         self.places
             .get(client_order_id)
             .and_then(|&place| self.slots[place].as_ref())
@@ -165,21 +179,21 @@ impl Orders {
 
     /// The orders in the order first stored.
     pub fn values(&self) -> impl Iterator<Item = &Order> {
-        self.slots.iter().flatten()
+        self.slots.iter().flatten().map(|order| &**order)
     }
 
     fn put(&mut self, order: Order) {
         match self.places.get(&order.client_order_id) {
-            Some(&place) => self.slots[place] = Some(order),
+            Some(&place) => self.slots[place] = Some(Arc::new(order)),
             None => {
                 self.places
                     .insert(order.client_order_id.clone(), self.slots.len());
-                self.slots.push(Some(order));
+                self.slots.push(Some(Arc::new(order)));
             }
         }
     }
 
-    fn remove(&mut self, client_order_id: &str) -> Option<Order> {
+    fn remove(&mut self, client_order_id: &str) -> Option<Arc<Order>> {
         let place = self.places.remove(client_order_id)?;
         let order = self.slots[place].take();
         if self.slots.len() > 64 && self.places.len() * 2 < self.slots.len() {
@@ -201,8 +215,8 @@ impl Orders {
 pub struct EngineState {
     pub orders: Orders,
     /// Signal id -> decided at (ms), in journal order (the first decision kept).
-    decided: VecDeque<(String, i64)>,
-    decided_ids: HashSet<String>,
+    decided: VecDeque<(Text, i64)>,
+    decided_ids: HashSet<Text>,
     pub applied_commands: HashSet<String>,
     pub books: HashMap<String, Book>,
     /// Signed lots of working orders not yet filled, per symbol.
@@ -231,7 +245,9 @@ pub struct EngineState {
     /// Bumped by those that are not ticks (a fill booked, the day's marks).
     pub books_revision: i64,
     created: CreationIndex,
-    open_ids: HashSet<String>,
+    open_ids: HashSet<Text>,
+    /// Floats' exact decimals (a cache, not state).
+    pub exact: Exact,
 }
 
 impl Default for EngineState {
@@ -267,6 +283,7 @@ impl EngineState {
             books_revision: 0,
             created: CreationIndex::new(),
             open_ids: HashSet::new(),
+            exact: Exact::default(),
         }
     }
 
@@ -277,8 +294,8 @@ impl EngineState {
     /// An order journaled as sent: the signal is decided, the order stored, its lots pending,
     /// its time in the rate window. Return the order as stored.
     pub fn submitted(&mut self, order: Order) -> Result<(), Refused> {
-        let lots = finite(order.quantity_lots)?;
-        self.decide(&order.signal_id, order.created_at_ms);
+        let lots = self.exact.of(order.quantity_lots)?;
+        self.decide(Arc::clone(&order.signal_id), order.created_at_ms);
         let (symbol, is_buy, at_ms) = (order.symbol.clone(), order.is_buy(), order.created_at_ms);
         self.put(order);
         self.add_pending(&symbol, is_buy, lots)?;
@@ -292,7 +309,9 @@ impl EngineState {
 
     /// A signal denied: decided.
     pub fn denied(&mut self, signal_id: &str, at_ms: i64) {
-        self.decide(signal_id, at_ms);
+        if !self.decided_ids.contains(signal_id) {
+            self.decide(signal_id.into(), at_ms);
+        }
     }
 
     /// An operator's command applied.
@@ -340,7 +359,7 @@ impl EngineState {
                 let next = moved(order, status, Some(cumulative_lots), "", fill_id)
                     .map_err(Refused::Illegal)?;
                 let (symbol, is_buy) = (next.symbol.clone(), next.is_buy());
-                let book = self.books.entry(symbol.clone()).or_default();
+                let book = slot(&mut self.books, &symbol);
                 let booking = match booked_ahead {
                     Some(ahead) => {
                         book.take(ahead);
@@ -352,7 +371,7 @@ impl EngineState {
                 self.put(next);
                 self.pnl_revision += 1;
                 self.books_revision += 1;
-                self.positions.insert(symbol.clone(), lots);
+                *slot(&mut self.positions, &symbol) = lots;
                 self.add_pending(&symbol, is_buy, fill_lots.negated())?;
                 self.consecutive_rejects = 0;
                 Ok(Applied::Moved(booking))
@@ -458,7 +477,7 @@ impl EngineState {
     /// Let go of the ended orders created before `before_ms` and the signals decided before it;
     /// return the orders and the signal ids let go (the orders' fills' bookings go with them).
     /// Positions, books, realised P&L and working orders are kept whatever their age.
-    pub fn retire(&mut self, before_ms: i64) -> (Vec<Order>, Vec<String>) {
+    pub fn retire(&mut self, before_ms: i64) -> (Vec<Arc<Order>>, Vec<Text>) {
         if before_ms <= self.retired_before_ms {
             return (Vec::new(), Vec::new());
         }
@@ -470,7 +489,7 @@ impl EngineState {
                 Ok::<bool, ()>(orders.get(cid).is_some_and(|o| o.status.is_terminal()))
             })
             .unwrap_or_default();
-        let retired: Vec<Order> = ids
+        let retired: Vec<Arc<Order>> = ids
             .iter()
             .filter_map(|cid| self.orders.remove(cid))
             .collect();
@@ -496,7 +515,7 @@ impl EngineState {
 
     /// The signals decided, in journal order.
     pub fn decided_signals(&self) -> impl Iterator<Item = &str> {
-        self.decided.iter().map(|(id, _)| id.as_str())
+        self.decided.iter().map(|(id, _)| &**id)
     }
 
     /// The orders the broker may still fill, in the order first stored.
@@ -534,15 +553,15 @@ impl EngineState {
     // Helpers
     // -------------------------------------------------------------------------------------
 
-    fn decide(&mut self, signal_id: &str, at_ms: i64) {
-        if self.decided_ids.insert(signal_id.to_owned()) {
-            self.decided.push_back((signal_id.to_owned(), at_ms));
+    fn decide(&mut self, signal_id: Text, at_ms: i64) {
+        if self.decided_ids.insert(Arc::clone(&signal_id)) {
+            self.decided.push_back((signal_id, at_ms));
         }
     }
 
     /// Store an order (new or moved) and keep the reconciliation indexes in step.
     fn put(&mut self, order: Order) {
-        let cid = order.client_order_id.clone();
+        let cid = Arc::clone(&order.client_order_id);
         match self.orders.get(&cid).map(|o| o.created_at_ms) {
             Some(created) if created == order.created_at_ms => {}
             Some(created) => {
@@ -569,7 +588,8 @@ impl EngineState {
 
     /// An order ended without filling the rest: it no longer counts towards exposure.
     fn release_rest(&mut self, order: &Order) -> Result<(), Refused> {
-        let rest = finite(order.quantity_lots)?.checked_sub(finite(order.filled_lots)?)?;
+        let quantity = self.exact.of(order.quantity_lots)?;
+        let rest = quantity.checked_sub(self.exact.of(order.filled_lots)?)?;
         if rest.is_positive() {
             self.add_pending(&order.symbol, order.is_buy(), rest.negated())?;
         }
@@ -577,9 +597,33 @@ impl EngineState {
     }
 }
 
-/// A float's exact decimal (its shortest text); NaN and infinities refused.
-fn finite(value: f64) -> Result<Dec, Refused> {
-    Dec::from_float(value).map_err(|bad| Refused::NotFinite(bad.0))
+/// The value kept under `key`, made (default) on first use without allocating the key again after.
+fn slot<'a, V: Default>(map: &'a mut HashMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("just made")
+}
+
+/// Floats' exact decimals (their shortest text), remembered: a cache, not state (lots and prices repeat).
+#[derive(Clone, Debug, Default)]
+pub struct Exact {
+    known: HashMap<u64, Dec>,
+}
+
+impl Exact {
+    /// The exact decimal of `value`; NaN and infinities refused.
+    pub fn of(&mut self, value: f64) -> Result<Dec, Refused> {
+        if let Some(known) = self.known.get(&value.to_bits()) {
+            return Ok(*known);
+        }
+        let exact = Dec::from_float(value).map_err(|bad| Refused::NotFinite(bad.0))?;
+        if self.known.len() >= 4_096 {
+            self.known.clear();
+        }
+        self.known.insert(value.to_bits(), exact);
+        Ok(exact)
+    }
 }
 
 #[cfg(test)]
@@ -588,17 +632,17 @@ mod tests {
 
     fn order(cid: &str, signal: &str, side: &str, lots: f64, at_ms: i64) -> Order {
         Order {
-            client_order_id: cid.to_owned(),
-            signal_id: signal.to_owned(),
-            symbol: "EURUSD".to_owned(),
-            side: side.to_owned(),
+            client_order_id: cid.into(),
+            signal_id: signal.into(),
+            symbol: "EURUSD".into(),
+            side: side.into(),
             quantity_lots: lots,
-            model_id: "m".to_owned(),
+            model_id: "m".into(),
             model_version: 1,
             created_at_ms: at_ms,
             status: Status::Submitted,
             filled_lots: 0.0,
-            broker_order_id: String::new(),
+            broker_order_id: "".into(),
             fill_ids: Vec::new(),
         }
     }
@@ -714,18 +758,18 @@ mod tests {
             .unwrap();
         assert_eq!(state.window_start(4_000), 100);
         let (start, orders) = state.orders_in_window(4_000);
-        let ids: Vec<&str> = orders.iter().map(|o| o.client_order_id.as_str()).collect();
+        let ids: Vec<&str> = orders.iter().map(|o| &*o.client_order_id).collect();
         assert_eq!((start, ids), (100, vec!["old", "done", "new"]));
         let (retired, signals) = state.retire(1_000);
         assert_eq!(retired.len(), 1);
-        assert_eq!(retired[0].client_order_id, "done");
-        assert_eq!(signals, ["s1", "s2"]);
+        assert_eq!(&*retired[0].client_order_id, "done");
+        assert_eq!(signals, [Text::from("s1"), Text::from("s2")]);
         assert!(state.orders.get("old").is_some() && state.orders.get("done").is_none());
         assert_eq!(state.retire(900), (Vec::new(), Vec::new())); // not past the last retirement
         assert_eq!((state.retired_orders, state.retired_signals), (1, 2));
         let working: Vec<&str> = state
             .working_orders()
-            .map(|o| o.client_order_id.as_str())
+            .map(|o| &*o.client_order_id)
             .collect();
         assert_eq!(working, ["old", "new"]);
     }
@@ -742,10 +786,7 @@ mod tests {
         let mut moved_order = order("c90", "s", "buy", 1.0, 90);
         moved_order.status = Status::Accepted;
         orders.put(moved_order);
-        let ids: Vec<&str> = orders
-            .values()
-            .map(|o| o.client_order_id.as_str())
-            .collect();
+        let ids: Vec<&str> = orders.values().map(|o| &*o.client_order_id).collect();
         assert_eq!(ids.len(), 20);
         assert_eq!((ids[0], ids[10], ids[19]), ("c80", "c90", "c99"));
         assert_eq!(orders.get("c90").unwrap().status, Status::Accepted);

@@ -8,6 +8,7 @@
 //! writes them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::intern;
@@ -107,6 +108,10 @@ fn text(value: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(value.cast::<PyString>()?.to_str()?.to_owned())
 }
 
+fn shared_text(value: &Bound<'_, PyAny>) -> PyResult<engine_state::Text> {
+    Ok(value.cast::<PyString>()?.to_str()?.into())
+}
+
 fn field<'py>(
     event: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,
@@ -121,7 +126,7 @@ fn field<'py>(
 /// What the execution process knows about one order (rebuilt from the journal on start); frozen.
 #[pyclass(frozen, name = "Order", module = "tickwave_core")]
 pub struct PyOrder {
-    pub order: engine_state::Order,
+    pub order: Arc<engine_state::Order>,
 }
 
 #[pymethods]
@@ -147,38 +152,38 @@ impl PyOrder {
         let status = Status::parse(status)
             .ok_or_else(|| PyValueError::new_err(format!("unknown order status {status:?}")))?;
         Ok(PyOrder {
-            order: engine_state::Order {
-                client_order_id,
-                signal_id,
-                symbol,
-                side,
+            order: Arc::new(engine_state::Order {
+                client_order_id: client_order_id.into(),
+                signal_id: signal_id.into(),
+                symbol: symbol.into(),
+                side: side.into(),
                 quantity_lots,
-                model_id,
+                model_id: model_id.into(),
                 model_version,
                 created_at_ms,
                 status,
                 filled_lots,
-                broker_order_id,
+                broker_order_id: broker_order_id.into(),
                 fill_ids,
-            },
+            }),
         })
     }
 
     #[getter]
     fn client_order_id(&self) -> &str {
-        &self.order.client_order_id
+        &self.order.client_order_id[..]
     }
     #[getter]
     fn signal_id(&self) -> &str {
-        &self.order.signal_id
+        &self.order.signal_id[..]
     }
     #[getter]
     fn symbol(&self) -> &str {
-        &self.order.symbol
+        &self.order.symbol[..]
     }
     #[getter]
     fn side(&self) -> &str {
-        &self.order.side
+        &self.order.side[..]
     }
     #[getter]
     fn quantity_lots(&self) -> f64 {
@@ -186,7 +191,7 @@ impl PyOrder {
     }
     #[getter]
     fn model_id(&self) -> &str {
-        &self.order.model_id
+        &self.order.model_id[..]
     }
     #[getter]
     fn model_version(&self) -> i64 {
@@ -206,7 +211,7 @@ impl PyOrder {
     }
     #[getter]
     fn broker_order_id(&self) -> &str {
-        &self.order.broker_order_id
+        &self.order.broker_order_id[..]
     }
     #[getter]
     fn fill_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
@@ -272,7 +277,9 @@ pub fn moved(
         broker_order_id.unwrap_or(""),
         fill_id.unwrap_or(""),
     )
-    .map(|order| PyOrder { order })
+    .map(|order| PyOrder {
+        order: Arc::new(order),
+    })
     .map_err(
         |engine_state::IllegalTransition(message)| match illegal(py, message) {
             Ok(error) | Err(error) => error,
@@ -317,6 +324,8 @@ pub struct PyEngineState {
     halted_symbols: Py<PySet>,
     order_times_ms: Py<PyAny>,
     ahead: HashMap<String, Ahead>,
+    // Python `Decimal`s made, by value (a cache: amounts repeat, and a `Decimal` is immutable).
+    decimals: HashMap<Dec, Py<PyAny>>,
 }
 
 fn dict_of<'py>(view: &Bound<'py, PyAny>, name: &str) -> PyResult<Py<PyDict>> {
@@ -359,6 +368,7 @@ impl PyEngineState {
             stop_denied_at_ms: PyDict::new(py).unbind(),
             defects: PyList::empty(py).unbind(),
             ahead: HashMap::new(),
+            decimals: HashMap::new(),
         })
     }
 
@@ -543,7 +553,7 @@ impl PyEngineState {
         let (retired, signals) = self.state.retire(before_ms);
         let (orders, bookings) = (self.orders.bind(py), self.bookings.bind(py));
         for order in &retired {
-            orders.del_item(&order.client_order_id)?;
+            orders.del_item(&*order.client_order_id)?;
             for fill_id in &order.fill_ids {
                 if bookings.contains(fill_id)? {
                     bookings.del_item(fill_id)?;
@@ -552,7 +562,7 @@ impl PyEngineState {
         }
         let decided = self.decided_signals.bind(py);
         for signal_id in &signals {
-            decided.del_item(signal_id)?;
+            decided.del_item(&**signal_id)?;
         }
         Ok(retired.len())
     }
@@ -591,7 +601,7 @@ impl PyEngineState {
         let orders = self.orders.bind(py);
         let working = PyList::empty(py);
         for order in self.state.working_orders() {
-            if let Some(kept) = orders.get_item(&order.client_order_id)? {
+            if let Some(kept) = orders.get_item(&*order.client_order_id)? {
                 working.append(kept)?;
             }
         }
@@ -611,8 +621,8 @@ impl PyEngineState {
         let orders = self.orders.bind(py);
         let window = PyDict::new(py);
         for order in in_window {
-            if let Some(kept) = orders.get_item(&order.client_order_id)? {
-                window.set_item(&order.client_order_id, kept)?;
+            if let Some(kept) = orders.get_item(&*order.client_order_id)? {
+                window.set_item(&*order.client_order_id, kept)?;
             }
         }
         Ok((start_ms, window))
@@ -685,25 +695,26 @@ impl PyEngineState {
             .state
             .is_decided(signal_id.cast::<PyString>()?.to_str()?);
         let order = engine_state::Order {
-            client_order_id: text(&field(event, intern!(py, "client_order_id"))?)?,
-            signal_id: text(&signal_id)?,
-            symbol: text(&field(event, intern!(py, "symbol"))?)?,
-            side: text(&field(event, intern!(py, "side"))?)?,
+            client_order_id: shared_text(&field(event, intern!(py, "client_order_id"))?)?,
+            signal_id: shared_text(&signal_id)?,
+            symbol: shared_text(&field(event, intern!(py, "symbol"))?)?,
+            side: shared_text(&field(event, intern!(py, "side"))?)?,
             quantity_lots: field(event, intern!(py, "quantity_lots"))?.extract()?,
-            model_id: text(&field(event, intern!(py, "model_id"))?)?,
+            model_id: shared_text(&field(event, intern!(py, "model_id"))?)?,
             model_version: field(event, intern!(py, "model_version"))?.extract()?,
             created_at_ms: at_ms,
             status: Status::Submitted,
             filled_lots: 0.0,
-            broker_order_id: String::new(),
+            broker_order_id: "".into(),
             fill_ids: Vec::new(),
         };
+        let cid_object = field(event, intern!(py, "client_order_id"))?;
         let (cid, symbol) = (order.client_order_id.clone(), order.symbol.clone());
         let outcome = self.state.submitted(order);
         if !was_decided {
             self.decided_signals.bind(py).set_item(&signal_id, at_ms)?;
         }
-        self.mirror_order(py, &cid)?;
+        self.mirror_order(&cid_object, &cid)?;
         if let Err(refusal) = outcome {
             return Ok(Err(refusal));
         }
@@ -723,23 +734,28 @@ impl PyEngineState {
         kinds: &Contracts,
     ) -> PyResult<Result<bool, Refused>> {
         let py = event.py();
-        let cid = text(&event.getattr(intern!(py, "client_order_id"))?)?;
+        let cid_object = event.getattr(intern!(py, "client_order_id"))?;
+        let cid = cid_object.cast::<PyString>()?.to_str()?;
         let rejects_before = self.state.consecutive_rejects;
+        let symbol = self.state.orders.get(cid).map(|o| o.symbol.clone());
+        let pending_before = symbol
+            .as_ref()
+            .and_then(|symbol| self.state.pending.get(&**symbol).copied());
         let outcome = if kind.is(kinds.filled.bind(py)) {
-            match self.filled(event, &cid)? {
+            match self.filled(event, cid)? {
                 Ok(outcome) => outcome,
                 Err(refusal) => return Ok(Err(refusal)),
             }
         } else if kind.is(kinds.accepted.bind(py)) {
             let broker_order_id = text(&event.getattr(intern!(py, "broker_order_id"))?)?;
             self.state.answered(
-                &cid,
+                cid,
                 Answer::Accepted {
                     broker_order_id: &broker_order_id,
                 },
             )
         } else if kind.is(kinds.rejected.bind(py)) {
-            self.state.answered(&cid, Answer::Rejected)
+            self.state.answered(cid, Answer::Rejected)
         } else {
             let prefix = EXPIRED_PREFIX.get_or_try_init(py, || {
                 py.import("execution.core.broker")?
@@ -748,7 +764,7 @@ impl PyEngineState {
             })?;
             let reason = text(&event.getattr(intern!(py, "reason"))?)?;
             self.state.answered(
-                &cid,
+                cid,
                 Answer::Canceled {
                     is_expired: reason.starts_with(prefix.as_str()),
                 },
@@ -757,14 +773,11 @@ impl PyEngineState {
         match outcome {
             Ok(Applied::Unchanged) => Ok(Ok(false)),
             Ok(Applied::Moved(_)) => {
-                self.mirror_order(py, &cid)?;
-                let symbol = self
-                    .state
-                    .orders
-                    .get(&cid)
-                    .map(|o| o.symbol.clone())
-                    .unwrap_or_default();
-                self.mirror_pending(py, &symbol)?;
+                self.mirror_order(&cid_object, cid)?;
+                let symbol = symbol.unwrap_or_default();
+                if self.state.pending.get(&*symbol).copied() != pending_before {
+                    self.mirror_pending(py, &symbol)?;
+                }
                 if self.state.consecutive_rejects != rejects_before {
                     self.view.bind(py).setattr(
                         intern!(py, "consecutive_rejects"),
@@ -789,14 +802,14 @@ impl PyEngineState {
         let cumulative_lots: f64 = event.getattr(intern!(py, "cumulative_lots"))?.extract()?;
         let fill_lots_float: f64 = event.getattr(intern!(py, "fill_lots"))?.extract()?;
         let is_final: bool = event.getattr(intern!(py, "is_final"))?.extract()?;
-        let fill_lots = match Dec::from_float(fill_lots_float) {
+        let fill_lots = match self.state.exact.of(fill_lots_float) {
             Ok(lots) => lots,
-            Err(bad) => return Ok(Err(Refused::NotFinite(bad.0))),
+            Err(refusal) => return Ok(Err(refusal)),
         };
         let price: f64 = event.getattr(intern!(py, "fill_price"))?.extract()?;
-        let price = match Dec::from_float(price) {
+        let price = match self.state.exact.of(price) {
             Ok(price) => price,
-            Err(bad) => return Ok(Err(Refused::NotFinite(bad.0))),
+            Err(refusal) => return Ok(Err(refusal)),
         };
         let ahead = self.ahead.remove(&fill_id).filter(|ahead| {
             ahead.fill.bind(py).is(event) && ahead.books_revision == self.state.books_revision
@@ -816,10 +829,14 @@ impl PyEngineState {
             },
         );
         let kept_booking = ahead.map(|ahead| ahead.booking);
-        let booking = match (&outcome, kept_booking) {
-            (Ok(Applied::Moved(_)), Some(kept)) => kept,
+        let (booking, realized) = match (&outcome, kept_booking) {
+            (Ok(Applied::Moved(_)), Some(kept)) => {
+                let realized = to_dec(&kept.bind(py).getattr(intern!(py, "realized"))?)?;
+                (kept, realized)
+            }
             (Ok(Applied::Moved(Some(booking))), None) => {
-                self.py_booking(py, (**booking).clone())?
+                let realized = booking.realized;
+                (self.py_booking(py, (**booking).clone())?, realized)
             }
             _ => return Ok(Ok(outcome)),
         };
@@ -830,7 +847,6 @@ impl PyEngineState {
             .map(|o| o.symbol.clone())
             .unwrap_or_default();
         self.bookings.bind(py).set_item(&fill_id, &booking)?;
-        let realized = to_dec(&booking.bind(py).getattr(intern!(py, "realized"))?)?;
         if !realized.is_zero() {
             if let Err(refusal) = self.book_realized(event, &symbol, realized)? {
                 return Ok(Err(refusal));
@@ -937,36 +953,54 @@ impl PyEngineState {
         Ok(())
     }
 
-    fn py_booking(&self, py: Python<'_>, booking: Booking) -> PyResult<Py<PyAny>> {
-        let before = to_py(py, booking.position_before)?;
-        let after = to_py(py, booking.position_after)?;
+    fn py_booking(&mut self, py: Python<'_>, booking: Booking) -> PyResult<Py<PyAny>> {
+        let before = self.decimal(py, booking.position_before)?;
+        let after = self.decimal(py, booking.position_after)?;
         booking_of(py, booking, before, after)
     }
 
-    fn mirror_order(&self, py: Python<'_>, cid: &str) -> PyResult<()> {
-        if let Some(order) = self.state.orders.get(cid) {
+    /// Keep the core's order `cid` under `key` (the event's own id object: no string made).
+    fn mirror_order(&self, key: &Bound<'_, PyAny>, cid: &str) -> PyResult<()> {
+        let py = key.py();
+        if let Some(order) = self.state.orders.shared(cid) {
             let kept = Bound::new(
                 py,
                 PyOrder {
-                    order: order.clone(),
+                    order: Arc::clone(order),
                 },
             )?;
-            self.orders.bind(py).set_item(cid, kept)?;
+            self.orders.bind(py).set_item(key, kept)?;
         }
         Ok(())
     }
 
-    fn mirror_pending(&self, py: Python<'_>, symbol: &str) -> PyResult<()> {
-        if let Some(lots) = self.state.pending.get(symbol) {
-            self.pending.bind(py).set_item(symbol, to_py(py, *lots)?)?;
+    /// The `Decimal` of `amount` (one made before when it was the same coefficient and exponent).
+    fn decimal(&mut self, py: Python<'_>, amount: Dec) -> PyResult<Py<PyAny>> {
+        if let Some(known) = self.decimals.get(&amount) {
+            return Ok(known.clone_ref(py));
+        }
+        let made = to_py(py, amount)?;
+        if self.decimals.len() >= 4_096 {
+            self.decimals.clear();
+        }
+        self.decimals.insert(amount, made.clone_ref(py));
+        Ok(made)
+    }
+
+    fn mirror_pending(&mut self, py: Python<'_>, symbol: &str) -> PyResult<()> {
+        if let Some(lots) = self.state.pending.get(symbol).copied() {
+            let lots = self.decimal(py, lots)?;
+            self.pending.bind(py).set_item(symbol, lots)?;
         }
         Ok(())
     }
 
-    fn mirror_book(&self, py: Python<'_>, symbol: &str) -> PyResult<()> {
-        let Some(book) = self.state.books.get(symbol) else {
+    fn mirror_book(&mut self, py: Python<'_>, symbol: &str) -> PyResult<()> {
+        let Some(lots) = self.state.books.get(symbol).map(|book| book.lots) else {
             return Ok(());
         };
+        let lots = self.decimal(py, lots)?;
+        let book = &self.state.books[symbol];
         let books = self.books.bind(py);
         let kept = match books.get_item(symbol)? {
             Some(kept) => kept.cast_into::<PyBook>()?,
@@ -976,13 +1010,12 @@ impl PyEngineState {
                 fresh
             }
         };
-        let lots = {
+        {
             let mut held = kept.borrow_mut();
             held.book.take(book);
             held.book.revision = book.revision;
-            held.lots = None;
-            held.lots(py)?
-        };
+            held.lots = Some(lots.clone_ref(py));
+        }
         self.positions.bind(py).set_item(symbol, lots)
     }
 }
