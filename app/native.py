@@ -39,6 +39,7 @@ MODULES: tuple[str, ...] = (
     "execution.core.day_screen",
     "execution.core.decisions",
     "execution.core.engine",
+    "execution.core.engine_state",
     "execution.core.limits",
     "execution.core.memory_journal",
     "execution.core.paper",

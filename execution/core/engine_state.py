@@ -3,23 +3,33 @@
 Everything the journal rebuilds (orders, positions and their books, signals and commands
 already decided, trading state and symbol halts, realised P&L per day, the day's marks)
 plus the latest quotes and the limits in force. :class:`EngineState` is the only code that
-changes it: ``apply`` with each recorded event, ``observe_tick`` with each validated quote
-(ticks are prices, not journaled), ``set_limits`` with an operator's ``set_limit``,
-``note_stop_denied`` with a protective close the gate refused and ``retire`` with the
-reconciliation's window. The decision code (:mod:`execution.core.decisions`,
-:mod:`execution.core.commands`, :mod:`execution.core.stops`, :mod:`execution.core.valuation`) only
-reads it: the orders, books, bookings and the risk view's containers the core keeps in step
-with its own values (a read costs a dict lookup), and one call for a derived answer
+changes it: :meth:`EngineState.apply` with each recorded event, :meth:`EngineState.observe_tick`
+with each validated quote (ticks are prices, not journaled), :meth:`EngineState.set_limits`
+with an operator's ``set_limit``, :meth:`EngineState.note_stop_denied` with a protective close
+the gate refused and :meth:`EngineState.retire` with the reconciliation's window. The decision
+code (:mod:`execution.core.decisions`, :mod:`execution.core.commands`, :mod:`execution.core.stops`,
+:mod:`execution.core.valuation`) only reads it.
+
+The rules and the values are the core's; this class is its facade, compiled with its readers, so
+what they read is a plain attribute: the containers the core keeps in step with its values (the
+orders, books, bookings, the risk view's positions, pending lots, quotes, price windows and halts)
+and the scalars the facade copies after each change. A derived answer is one call to the core
 (``working_orders``, ``orders_in_window``, ``window_start``, ``status_of``, ``is_decided``).
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Final
 
 import tickwave_core
-from tickwave_core import EngineState as EngineState  # the state and its writer, re-exported
+from tickwave_core import Book, Booking, Order
 from tickwave_core import book_fill as book_fill  # the fill booking rule the state books with
+
+from execution.core.limits import RiskLimits
+from execution.core.risk import RiskView
+from execution.core.state import OrderStatus
+from tickwave.contracts import Message, OrderFilled, Tick
 
 __all__ = [
     "DAY_ROLLOVER",
@@ -44,3 +54,125 @@ SYMBOL_HALTED: Final = "symbol_halted"
 SYMBOL_RESUMED: Final = "symbol_resumed"
 FLATTEN: Final = "flatten"
 DAY_ROLLOVER: Final = "day_rollover"  # marks each position's unrealised P&L at the trading day's start
+
+
+class EngineState:
+    """What the engine knows; changed only by its own methods (the single writer), which the core carries out."""
+
+    def __init__(self, limits: RiskLimits, view: RiskView | None = None) -> None:
+        core = tickwave_core.EngineState(limits, view)
+        self._core = core
+        self.limits = limits
+        self.view: RiskView = core.view
+        self.orders: dict[str, Order] = core.orders
+        self.books: dict[str, Book] = core.books
+        # What each booked fill did to its position (by fill_id): a redelivered Fill record gets the same figures.
+        self.bookings: dict[str, Booking] = core.bookings
+        self.decided_signals: dict[str, int] = core.decided_signals  # signal id -> decided at (ms), in journal order
+        self.applied_commands: set[str] = core.applied_commands
+        self.stop_denied_at_ms: dict[str, int] = core.stop_denied_at_ms  # protective closes denied (not journaled)
+        # Realised P&L per trading day and quote currency (exact); converted only when valued.
+        self.realized_by_day: dict[str, dict[str, Decimal]] = core.realized_by_day
+        # Unrealised P&L of each position (quote currency) at the start of ``marked_day``.
+        self.day_marks: dict[str, Decimal] = core.day_marks
+        self.marked_day = ""
+        self.defects: list[str] = core.defects
+        # Ended orders created before this, their fills' bookings and the signals decided before it were let
+        # go (see retire); 0: everything is kept. The counts: how many orders and decided signals were let go.
+        self.retired_before_ms = 0
+        self.retired_orders = 0
+        self.retired_signals = 0
+        # Bumped by every change the day's P&L depends on (the latest ticks, the books and realised P&L, the
+        # day's marks), so a valuation is reused only while nothing it read changed.
+        self.pnl_revision = 0
+        # Bumped by the changes of those that are not ticks (a fill booked, the day's marks).
+        self.books_revision = 0
+
+    # -----------------------------------------------------------------------------------
+    # The writers
+    # -----------------------------------------------------------------------------------
+
+    def apply(self, event: Message) -> bool:
+        """Apply one recorded event; return False when it changed nothing (a fill seen before, a defect).
+
+        An illegal order transition is a defect: it is logged, kept in ``defects`` and the
+        order is left as it was.
+        """
+        core = self._core
+        if not core.apply(event):
+            return False
+        pnl_revision, books_revision = core.revisions()
+        if books_revision != self.books_revision:  # a fill booked or the day marked
+            self.books_revision = books_revision
+            self.marked_day = core.marked_day
+            self.day_marks = core.day_marks
+        self.pnl_revision = pnl_revision
+        return True
+
+    def observe_tick(self, tick: Tick) -> None:
+        """Keep the latest quote (a late tick does not replace a newer one) and the symbol's price window."""
+        self.pnl_revision = self._core.observe_tick(tick)
+
+    def set_limits(self, limits: RiskLimits) -> None:
+        """Put an operator's limits in force (until a restart: the command is not replayed)."""
+        self.limits = limits
+        self._core.set_limits(limits)
+
+    def retire(self, before_ms: int) -> int:
+        """Let go of what no later event or decision reads; return how many orders were let go.
+
+        That is: the orders that ended (filled, rejected, canceled, expired) and were created
+        before ``before_ms``, their fills' bookings, and the signals decided before it. The
+        caller chooses ``before_ms`` past the reconciliation's window (so no broker answer
+        about such an order is compared again) and keeps the journal, from which a restart
+        rebuilds everything. A signal created before it can no longer be told from one decided
+        before (see :meth:`SignalDecisions.on_signal`). The positions, their books, the day's
+        realised P&L and the working orders are kept whatever their age.
+        """
+        core = self._core
+        retired = core.retire(before_ms)
+        self.retired_before_ms = core.retired_before_ms
+        self.retired_orders = core.retired_orders
+        self.retired_signals = core.retired_signals
+        return retired
+
+    def note_stop_denied(self, symbol: str, now_ms: int) -> None:
+        """Remember that a protective close of ``symbol`` was denied at ``now_ms`` (retried a second later)."""
+        self._core.note_stop_denied(symbol, now_ms)
+
+    def book_ahead(self, fill: OrderFilled, book: Book, booking: Booking) -> None:
+        """Keep a fill booked ahead of its apply on a copy of its symbol's book (``book``: the copy after it).
+
+        A cache, not state: the apply of that very event takes it while no fill was booked since
+        it was offered (the symbol's book is then the one copied, so booking the fill again would
+        give exactly ``booking`` and ``book``); only the latest offers are kept.
+        """
+        self._core.book_ahead(fill, book, booking)
+
+    # -----------------------------------------------------------------------------------
+    # Queries
+    # -----------------------------------------------------------------------------------
+
+    def working_orders(self) -> list[Order]:
+        """Return the orders the broker may still fill."""
+        return self._core.working_orders()
+
+    def orders_in_window(self, since_ms: int) -> tuple[int, dict[str, Order]]:
+        """Return a reconciliation window's start and its orders, in time order.
+
+        The window starts at the earlier of ``since_ms`` and the oldest order not yet terminal
+        (so a working order's late fill is still compared); O(window + working orders).
+        """
+        return self._core.orders_in_window(since_ms)
+
+    def window_start(self, since_ms: int) -> int:
+        """Return where a reconciliation's window starts: ``since_ms``, or the oldest order not yet terminal."""
+        return self._core.window_start(since_ms)
+
+    def status_of(self, client_order_id: str) -> OrderStatus | None:
+        """Return an order's status (None: not kept), without building its record."""
+        return self._core.status_of(client_order_id)
+
+    def is_decided(self, signal_id: str) -> bool:
+        """Return True when the signal was decided (and not let go)."""
+        return self._core.is_decided(signal_id)

@@ -470,6 +470,11 @@ impl PyEngineState {
         self.state.books_revision
     }
 
+    /// `(pnl_revision, books_revision)` in one call (the facade's copy is refreshed after each change).
+    fn revisions(&self) -> (i64, i64) {
+        (self.state.pnl_revision, self.state.books_revision)
+    }
+
     // ---- the writers ------------------------------------------------------------------------
 
     /// Apply one recorded event; return False when it changed nothing (a fill seen before, a defect).
@@ -502,8 +507,9 @@ impl PyEngineState {
         }
     }
 
-    /// Keep the latest quote (a late tick does not replace a newer one) and the symbol's price window.
-    fn observe_tick(&mut self, py: Python<'_>, tick: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Keep the latest quote (a late tick does not replace a newer one) and the symbol's price window;
+    /// return the P&L revision after it.
+    fn observe_tick(&mut self, py: Python<'_>, tick: &Bound<'_, PyAny>) -> PyResult<i64> {
         let symbol_object = tick.getattr(intern!(py, "symbol"))?;
         let symbol = symbol_object.cast::<PyString>()?.to_str()?;
         let time_ms: i64 = tick.getattr(intern!(py, "time_ms"))?.extract()?;
@@ -530,7 +536,7 @@ impl PyEngineState {
             .borrow_mut()
             .window
             .update(time_ms, (bid + ask) / 2.0);
-        Ok(())
+        Ok(self.state.pnl_revision)
     }
 
     /// Put an operator's limits in force (until a restart: the command is not replayed).
