@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from tickwave.contracts import (
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
+    RiskEvent,
 )
 
 LIMITS = RiskLimits.from_settings(execution_settings(), market=MarketSettings(hours="always"))
@@ -96,3 +98,24 @@ def test_engine_state_when_any_events_then_its_derived_answers_match_its_orders(
         assert window == {cid: order for cid, order in orders.items() if order.created_at_ms >= start_ms}
         times = [order.created_at_ms for order in window.values()]
         assert times == sorted(times)
+
+
+def test_engine_state_when_written_from_another_thread_then_the_change_is_applied() -> None:
+    # The control listener applies an operator's halt from its own thread (under the service's lock).
+    state = EngineState(LIMITS)
+    halt = RiskEvent(
+        risk_event_id="halt-1",
+        kind="trading_state",
+        severity="critical",
+        trading_state="HALTED",
+        detail="operator halt",
+        occurred_at_ms=WEDNESDAY_NOON_MS,
+    )
+    outcome: list[object] = []
+    control = threading.Thread(target=lambda: outcome.append(state.apply(halt)))
+
+    control.start()
+    control.join(10)
+
+    assert outcome == [True]
+    assert state.view.trading_state == "HALTED"

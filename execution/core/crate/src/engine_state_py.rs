@@ -301,7 +301,7 @@ struct Ahead {
 }
 
 /// What the engine knows, changed only by its own methods (the single writer; see `engine_state.rs`).
-#[pyclass(name = "EngineState", module = "tickwave_core", unsendable)]
+#[pyclass(name = "EngineState", module = "tickwave_core")]
 pub struct PyEngineState {
     state: engine_state::EngineState,
     limits: Py<PyAny>,
