@@ -10,6 +10,7 @@
 //! go of what no later event reads.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::lifecycle::{self, CreationIndex, Status};
@@ -111,15 +112,22 @@ pub enum Answer<'a> {
         fill_id: &'a str,
         cumulative_lots: f64,
         fill_lots: Dec,
-        price: Dec,
         is_final: bool,
-        /// A copy of the symbol's book that booked this very fill ahead (while no fill was booked
-        /// since): taken as the book after the fill, whose booking the caller holds.
-        booked_ahead: Option<&'a Book>,
+        booked: Booked<'a>,
     },
     Canceled {
         is_expired: bool,
     },
+}
+
+/// How a fill is booked.
+#[derive(Clone, Copy, Debug)]
+pub enum Booked<'a> {
+    /// On the symbol's book, at this price.
+    At(Dec),
+    /// Already, on a copy of the symbol's book while no fill was booked since: the book after the
+    /// fill, taken as it is (the caller holds its booking).
+    Ahead(&'a Book),
 }
 
 /// What a broker's answer did.
@@ -344,9 +352,8 @@ impl EngineState {
                 fill_id,
                 cumulative_lots,
                 fill_lots,
-                price,
                 is_final,
-                booked_ahead,
+                booked,
             } => {
                 if order.fill_ids.iter().any(|id| id == fill_id) {
                     return Ok(Applied::Unchanged);
@@ -360,12 +367,14 @@ impl EngineState {
                     .map_err(Refused::Illegal)?;
                 let (symbol, is_buy) = (next.symbol.clone(), next.is_buy());
                 let book = slot(&mut self.books, &symbol);
-                let booking = match booked_ahead {
-                    Some(ahead) => {
+                let booking = match booked {
+                    Booked::Ahead(ahead) => {
                         book.take(ahead);
                         None
                     }
-                    None => Some(Box::new(book_fill(book, &next, fill_lots, price, fill_id)?)),
+                    Booked::At(price) => {
+                        Some(Box::new(book_fill(book, &next, fill_lots, price, fill_id)?))
+                    }
                 };
                 let lots = book.lots;
                 self.put(next);
@@ -605,10 +614,44 @@ fn slot<'a, V: Default>(map: &'a mut HashMap<String, V>, key: &str) -> &'a mut V
     map.get_mut(key).expect("just made")
 }
 
+/// A quick hash (FxHash's multiply and rotate) for the bounded caches' keys, which are numbers: a
+/// float's bits, an exact amount. Text from outside keeps the standard keyed hash.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NumberHasher {
+    hash: u64,
+}
+
+impl NumberHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for NumberHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.add(word);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// A map keyed by numbers, hashed with [`NumberHasher`] (for bounded caches).
+pub type NumberMap<K, V> = HashMap<K, V, BuildHasherDefault<NumberHasher>>;
+
 /// Floats' exact decimals (their shortest text), remembered: a cache, not state (lots and prices repeat).
 #[derive(Clone, Debug, Default)]
 pub struct Exact {
-    known: HashMap<u64, Dec>,
+    known: NumberMap<u64, Dec>,
 }
 
 impl Exact {
@@ -656,9 +699,8 @@ mod tests {
             fill_id,
             cumulative_lots: cumulative,
             fill_lots: dec(lots),
-            price: dec("1.1"),
             is_final,
-            booked_ahead: None,
+            booked: Booked::At(dec("1.1")),
         }
     }
 

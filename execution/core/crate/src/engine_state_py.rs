@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
-use crate::engine_state::{self, Answer, Applied, Refused};
+use crate::engine_state::{self, Answer, Applied, Booked, NumberMap, Refused};
 use crate::lifecycle::{self, Status};
 use crate::money::{Dec, Overflow};
 use crate::positions::Booking;
@@ -325,7 +325,7 @@ pub struct PyEngineState {
     order_times_ms: Py<PyAny>,
     ahead: HashMap<String, Ahead>,
     // Python `Decimal`s made, by value (a cache: amounts repeat, and a `Decimal` is immutable).
-    decimals: HashMap<Dec, Py<PyAny>>,
+    decimals: NumberMap<Dec, Py<PyAny>>,
 }
 
 fn dict_of<'py>(view: &Bound<'py, PyAny>, name: &str) -> PyResult<Py<PyDict>> {
@@ -368,7 +368,7 @@ impl PyEngineState {
             stop_denied_at_ms: PyDict::new(py).unbind(),
             defects: PyList::empty(py).unbind(),
             ahead: HashMap::new(),
-            decimals: HashMap::new(),
+            decimals: NumberMap::default(),
         })
     }
 
@@ -812,26 +812,30 @@ impl PyEngineState {
             Ok(lots) => lots,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let price: f64 = event.getattr(intern!(py, "fill_price"))?.extract()?;
-        let price = match self.state.exact.of(price) {
-            Ok(price) => price,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
         let ahead = self.ahead.remove(&fill_id).filter(|ahead| {
             ahead.fill.bind(py).is(event) && ahead.books_revision == self.state.books_revision
         });
         let ahead_book = ahead
             .as_ref()
             .map(|ahead| ahead.book.bind(py).borrow().book.copy());
+        let booked = match &ahead_book {
+            Some(book) => Booked::Ahead(book),
+            None => {
+                let price: f64 = event.getattr(intern!(py, "fill_price"))?.extract()?;
+                match self.state.exact.of(price) {
+                    Ok(price) => Booked::At(price),
+                    Err(refusal) => return Ok(Err(refusal)),
+                }
+            }
+        };
         let outcome = self.state.answered(
             cid,
             Answer::Filled {
                 fill_id: &fill_id,
                 cumulative_lots,
                 fill_lots,
-                price,
                 is_final,
-                booked_ahead: ahead_book.as_ref(),
+                booked,
             },
         );
         let kept_booking = ahead.map(|ahead| ahead.booking);
