@@ -175,27 +175,7 @@ impl Dec {
         if !x.is_finite() {
             return Err(NotADecimal(format!("{x}")));
         }
-        // Rust's `{:e}` gives the shortest round-trip digits, as Python's repr does: d.ddde<power>.
-        let mut shortest = format!("{:e}", x.abs());
-        // Where two strings of that length read back as the float (its exact value halfway between
-        // them: 8796093022208.3125), repr takes the even one, which is the exact value rounded half
-        // even to that many digits; Rust's shortest takes the other.
-        let count = shortest
-            .split('e')
-            .next()
-            .map_or(0, |m| m.replace('.', "").len());
-        if count > 0 {
-            let nearest = format!("{:.*e}", count - 1, x.abs());
-            if nearest.parse::<f64>() == Ok(x.abs()) {
-                shortest = nearest;
-            }
-        }
-        let (mantissa, power) = shortest
-            .split_once('e')
-            .ok_or_else(|| NotADecimal(shortest.clone()))?;
-        let power: i32 = power.parse().map_err(|_| NotADecimal(shortest.clone()))?;
-        let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-        let digits = if x == 0.0 { "0".to_owned() } else { digits };
+        let (digits, power) = crate::pyfloat::repr_digits(x);
         let count = digits.len() as i32;
         let point = power + 1; // digits are 0.d1d2... x 10^point
                                // repr writes 1e-05 and 1e+16 in exponent form, else positional with at least one decimal.
@@ -204,15 +184,12 @@ impl Dec {
         } else {
             -((count - point).max(1))
         };
-        let mut coefficient: i128 = digits.parse().map_err(|_| NotADecimal(shortest.clone()))?;
+        let bad = || NotADecimal(format!("{x}"));
+        let mut coefficient: i128 = digits.parse().map_err(|_| bad())?;
         let shift = (power - (count - 1)) - exponent; // zeros the positional form appends (100.0)
         coefficient = coefficient
-            .checked_mul(
-                10i128
-                    .checked_pow(shift as u32)
-                    .ok_or_else(|| NotADecimal(shortest.clone()))?,
-            )
-            .ok_or_else(|| NotADecimal(shortest.clone()))?;
+            .checked_mul(10i128.checked_pow(shift as u32).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
         Ok(Dec::new(
             if x.is_sign_negative() {
                 -coefficient
