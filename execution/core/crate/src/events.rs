@@ -763,8 +763,8 @@ pub fn write_f64(out: &mut Vec<u8>, value: f64) {
     if value.is_sign_negative() {
         out.push(b'-');
     }
-    let (digits, power) = repr_digits(value);
-    let digits = digits.as_bytes();
+    let shortest = repr_digits(value);
+    let (digits, power) = (shortest.as_bytes(), shortest.power);
     let count = digits.len() as i32;
     if (-5..16).contains(&power) {
         if power < 0 {

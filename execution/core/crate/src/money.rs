@@ -175,7 +175,8 @@ impl Dec {
         if !x.is_finite() {
             return Err(NotADecimal(format!("{x}")));
         }
-        let (digits, power) = crate::pyfloat::repr_digits(x);
+        let shortest = crate::pyfloat::repr_digits(x);
+        let (digits, power) = (shortest.as_str(), shortest.power);
         let count = digits.len() as i32;
         let point = power + 1; // digits are 0.d1d2... x 10^point
                                // repr writes 1e-05 and 1e+16 in exponent form, else positional with at least one decimal.
