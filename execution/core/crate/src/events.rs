@@ -12,10 +12,8 @@
 //! Integers are 64-bit: the conversion from Python refuses a wider one rather than write it
 //! differently (msgspec writes any int).
 
-use std::io::Write;
-
 use crate::chain;
-use crate::money::Dec;
+use crate::money::{push_int, Dec};
 use crate::pyfloat::repr_digits;
 
 macro_rules! wire_enum {
@@ -761,21 +759,7 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
 
 /// Write an integer in decimal.
 pub fn write_i64(out: &mut Vec<u8>, value: i64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut left = value.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (left % 10) as u8;
-        left /= 10;
-        if left == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&digits[at..]);
+    push_int(out, value);
 }
 
 /// Write a float as msgspec does: its shortest round-trip digits, positional when its power of
@@ -812,13 +796,16 @@ pub fn write_f64(out: &mut Vec<u8>, value: f64) {
             out.push(b'.');
             out.extend_from_slice(&digits[1..]);
         }
-        let _ = write!(out, "e{power}");
+        out.push(b'e');
+        write_i64(out, i64::from(power));
     }
 }
 
 /// Write an exact decimal as msgspec writes a `Decimal`: its `str()` in quotes.
 pub fn write_dec(out: &mut Vec<u8>, value: Dec) {
-    let _ = write!(out, "\"{value}\"");
+    out.push(b'"');
+    value.push_text(out);
+    out.push(b'"');
 }
 
 #[cfg(test)]
