@@ -315,6 +315,15 @@ def test_core_events_when_a_value_does_not_fit_then_it_is_refused(message: Any, 
         tickwave_core.encode_event(message)
 
 
+def test_core_events_when_a_string_holds_a_lone_surrogate_then_both_encoders_refuse_it() -> None:
+    message = _accepted(broker_order_id="\ud800")
+
+    with pytest.raises(UnicodeEncodeError):
+        encode(message)
+    with pytest.raises(UnicodeEncodeError):
+        tickwave_core.encode_event(message)
+
+
 def test_core_events_when_a_64_bit_edge_is_written_then_it_is_msgspecs() -> None:
     for value in (2**63 - 1, -(2**63), 0, -1):
         message = _accepted(model_version=value, event_at_ms=value)
