@@ -1,9 +1,13 @@
 """Types of the execution core's extension module (built from this crate; see its README)."""
 
 from collections import deque
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
+
+from msgspec import Struct
+
+_M = TypeVar("_M", bound=Struct)
 
 __version__: Final[str]
 GENESIS_HASH: Final[str]
@@ -171,3 +175,9 @@ class PaperVenue:
     def cash(self) -> dict[str, Decimal]: ...
     @property
     def realized(self) -> dict[str, Decimal]: ...
+
+# The journaled events (`events.rs`, `events_py.rs`): `tickwave.contracts` structs written by the core.
+def encode_event(message: Struct) -> bytes: ...
+def event_round_trip(message: _M) -> _M: ...
+def event_schema() -> list[tuple[str, str, list[str]]]: ...
+def chain_events(head: str, next_seq: int, messages: Iterable[Struct]) -> tuple[str, int]: ...

@@ -5,6 +5,8 @@
 
 pub mod chain;
 pub mod day_screen;
+pub mod events;
+mod events_py;
 pub mod lifecycle;
 pub mod money;
 pub mod paper;
@@ -522,6 +524,8 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_day_screen(m)?;
     // The paper venue.
     m.add_class::<paper_py::PyPaperVenue>()?;
+    // The journaled events and their wire bytes.
+    events_py::add(m)?;
     Ok(())
 }
 
