@@ -68,6 +68,7 @@ from warehouse_server.query.nativeframe import (
 from warehouse_server.query.planning import Plan, plan
 from warehouse_server.query.priority import lowest_thread_priority
 from warehouse_server.query.routing import without_format
+from warehouse_server.query.sessions import ConnectionSession
 from warehouse_server.security.auth import DEFAULT_USER, READ_ONLY, READ_WRITE, User, authenticate
 from warehouse_server.security.budget import Connection, ConnectionBudget
 from warehouse_server.security.limits import LoginGuard, QueryIds
@@ -227,6 +228,9 @@ class _Client:
         self.is_busy = False
         self.is_closing = False
         self.compression: str | None = None  # the current query's, when its client asked for it
+        # A read-write user's connection is its session (SET, USE and temporary tables carry to the next
+        # query); none before the user is known, and none for a read-only user (see the README).
+        self.session: ConnectionSession | None = None
 
     def abort(self) -> None:
         self.writer.transport.abort()
@@ -243,7 +247,25 @@ class _Client:
         return await asyncio.get_running_loop().run_in_executor(self.server.pool, function, *args)
 
     async def run(self) -> None:
-        """Shake hands, then answer packets until the client leaves."""
+        """Shake hands, then answer packets until the client leaves; its session ends with it."""
+        try:
+            await self._exchange()
+        finally:
+            session, self.session = self.session, None
+            if session is not None:
+                await self._end(session)
+
+    async def _end(self, session: ConnectionSession) -> None:
+        # Closing a handle is an engine call: in a worker, unless there is no handle or no worker left.
+        if not session.is_open:
+            session.close()
+            return
+        try:
+            await self._in_worker(session.close)
+        except RuntimeError:  # the workers are gone (shutdown)
+            session.close()
+
+    async def _exchange(self) -> None:
         try:
             user = await self._handshake()
         except QueryError as error:  # a Hello past its bounds: refused, and the connection closed
@@ -252,6 +274,9 @@ class _Client:
         if user is None:
             return
         self.user = user
+        if user.readonly == READ_WRITE:
+            engine = self.server.executor.engine
+            self.session = ConnectionSession(partial(engine.open, READ_WRITE), f"a native connection of {user.name}")
         packet_bytes = self.server.bounds.packet_bytes_for(user)
         while not self.is_closing:
             packet = await self.reader.wait_packet()
@@ -545,7 +570,10 @@ class _Client:
         is_vetted = request_plan.vetted_is_read is not None
         try:
             running = await self._in_worker(
-                partial(self.server.executor.start, is_vetted=is_vetted), request_plan, user.name, release_slot
+                partial(self.server.executor.start, is_vetted=is_vetted, connection=self.session),
+                request_plan,
+                user.name,
+                release_slot,
             )
         except QueryError:
             await self._send_header(request_plan)  # failed before its first block (below): the header first
@@ -633,7 +661,7 @@ class _Client:
         data = memoryview(b"".join(blocks))
         del blocks
         running = await self._in_worker(
-            self.server.executor.start,
+            partial(self.server.executor.start, connection=self.session),
             replace(request_plan, insert_format="Native", data=data),
             user.name,
             release_slot,
@@ -662,14 +690,9 @@ class _Client:
         await self._send(wire.data(header, self.revision, self.compression))
 
     def _on_own_handle(self, request_plan: Plan, sql: str) -> bytes:
-        # Worker thread: ``sql`` as JSONEachRow on a handle of the statement's user, database and parameters.
-        handle = self.server.executor.engine.open(request_plan.readonly)
-        try:
-            if request_plan.database:
-                handle.use(request_plan.database)
-            return handle.execute(sql, "JSONEachRow", request_plan.query_params)[0]
-        finally:
-            handle.close()
+        # Worker thread: ``sql`` as JSONEachRow in the connection's session, or on a handle of the statement's
+        # user, database and parameters.
+        return self.server.executor.describe(request_plan, sql, self.session)
 
 
 def _blocks(chunk: bytes, revision: int) -> list[tuple[bytes, int, list[tuple[str, str]]]]:
