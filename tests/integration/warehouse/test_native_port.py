@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import urllib3
 from clickhouse_driver import Client
 from clickhouse_driver.errors import ServerException
 
@@ -527,6 +528,55 @@ def test_native_when_the_analyst_sends_a_block_past_its_bound_then_refused_and_c
     # The refusal is written and the connection closed at once: a client still sending sees the reset.
     assert not isinstance(raised.value, ServerException) or raised.value.code == QUERY_IS_TOO_LARGE
     assert warehouse.client(analyst=True).execute("SELECT 5") == [(5,)]
+
+
+MOVIES = {"name": "movies", "structure": [("movie", "String"), ("year", "UInt16")], "data": [("Alien", 1979)]}
+ACTORS = {"name": "actors", "structure": [("actor", "String"), ("year", "UInt16")], "data": [("Weaver", 1979)]}
+
+
+@pytest.mark.parametrize("compression", [False, "lz4"])
+def test_native_when_the_service_user_sends_external_tables_then_its_query_alone_reads_them(
+    warehouse: Warehouse, compression: bool | str
+) -> None:
+    client = warehouse.client(compression=compression)
+    try:
+        client.execute("CREATE TEMPORARY TABLE mine (n UInt64)")  # the connection holds a session: tables are dropped
+        joined = client.execute(
+            "SELECT movie, actor FROM movies JOIN actors USING (year)", external_tables=[MOVIES, ACTORS]
+        )
+        kept = client.execute("EXISTS TEMPORARY TABLE mine")
+        with pytest.raises(ServerException) as gone:  # clickhouse-driver disconnects after an error
+            client.execute("SELECT * FROM movies")
+    finally:
+        client.disconnect()
+
+    assert joined == [("Alien", "Weaver")]
+    assert gone.value.code == UNKNOWN_TABLE
+    assert kept == [(1,)]
+
+
+def test_native_when_the_analyst_sends_external_tables_then_refused_as_over_http(warehouse: Warehouse) -> None:
+    analyst = warehouse.client(analyst=True)
+    body, content_type = urllib3.encode_multipart_formdata(
+        {"query": "SELECT count() FROM movies", "movies": ("movies.tsv", b"Alien\t1979\n", "text/plain")}
+    )
+    try:
+        with pytest.raises(ServerException) as refused:
+            analyst.execute("SELECT count() FROM movies", external_tables=[MOVIES])
+        after = analyst.execute("SELECT 5")
+    finally:
+        analyst.disconnect()
+    over_http = post(
+        warehouse.endpoint.address,
+        warehouse.credentials,
+        body,
+        analyst=True,
+        headers={"Content-Type": content_type},
+        movies_structure="movie String, year UInt16",
+    )
+
+    assert (refused.value.code, after) == (READONLY, [(5,)])
+    assert over_http.code == str(READONLY)
 
 
 def test_native_when_the_service_user_reads_host_files_then_confined_as_over_http(warehouse: Warehouse) -> None:
