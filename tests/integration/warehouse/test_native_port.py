@@ -10,7 +10,6 @@ lock-out window, so each effect shows in seconds.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
@@ -26,13 +25,13 @@ from pathlib import Path
 
 import pytest
 import urllib3
-from clickhouse_driver import Client
 from clickhouse_driver.errors import ServerException
 
-from adapters.endpoints import Endpoint, free_port
-from adapters.warehouse.credentials import Credentials, resolve_credentials
+from adapters.endpoints import free_port
+from adapters.warehouse.credentials import resolve_credentials
 from dashboards.gocheck import CHECKER_DIR
 from tests.integration.warehouse.http import post
+from tests.integration.warehouse.native import Warehouse
 from tests.plugins.warehouse import start_warehouse
 from tests.sockets import is_closed_by_server, is_closed_now, open_idle
 from warehouse_server.compression import compress_block
@@ -55,27 +54,6 @@ CHECKSUM_DOESNT_MATCH = 40
 DATABASE_ACCESS_DENIED = 291
 UNKNOWN_TABLE = 60
 EMPTY_BLOCK = b"\x01\x00\x02\xff\xff\xff\xff\x00" + b"\x00\x00"  # block info, no columns, no rows
-
-
-@dataclasses.dataclass(frozen=True)
-class Warehouse:
-    endpoint: Endpoint
-    native_port: int
-    credentials: Credentials
-
-    def client(self, *, analyst: bool = False, **options: object) -> Client:
-        credentials = self.credentials
-        user = credentials.analyst_user if analyst else credentials.user
-        password = (credentials.analyst_password if analyst else credentials.password).get_secret_value()
-        return Client(
-            "127.0.0.1",
-            port=self.native_port,
-            user=user,
-            password=password,
-            send_receive_timeout=30,
-            settings={"server_side_params": True},
-            **options,
-        )
 
 
 @pytest.fixture(scope="module")
