@@ -213,21 +213,26 @@ def test_native_when_the_service_user_inserts_into_a_table_function_then_its_blo
 def test_native_when_the_service_user_makes_a_temporary_table_then_its_connection_alone_keeps_it(
     warehouse: Warehouse,
 ) -> None:
-    client, other = warehouse.client(), warehouse.client()
+    client, other, analyst = warehouse.client(), warehouse.client(), warehouse.client(analyst=True)
     try:
         client.execute("CREATE TEMPORARY TABLE scratch (pair Tuple(id Int64, code Int64), note String)")
         client.execute("INSERT INTO scratch VALUES", [((1, 2), "kept")])
         kept = client.execute("SELECT pair, note FROM scratch")
         with pytest.raises(ServerException) as elsewhere:
             other.execute("SELECT * FROM scratch")
+        with pytest.raises(ServerException) as by_the_analyst:
+            analyst.execute("SELECT * FROM scratch")
         client.disconnect()
         after_reconnect = client.execute("EXISTS TEMPORARY TABLE scratch")
     finally:
         client.disconnect()
         other.disconnect()
+        analyst.disconnect()
 
     assert kept == [((1, 2), "kept")]
     assert elsewhere.value.code == UNKNOWN_TABLE
+    assert "kept" not in by_the_analyst.value.message
+    assert by_the_analyst.value.code in (UNKNOWN_TABLE, READONLY)
     assert after_reconnect == [(0,)]
 
 
