@@ -37,6 +37,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import tickwave_core
+
 from bench.backtest import replay_settings, synthetic_holdout
 from execution.app import build_service, instance_dir
 from execution.backtest import ReplayResult, fill_pnls, instruments_of, replay_session
@@ -51,7 +53,7 @@ from execution.core.state import Order
 from execution.journal import JOURNAL_NAME, Journal
 from execution.service import ExecutionService
 from models.engine_backtest import holdout_signals, holdout_ticks
-from tickwave.audit_chain import ChainLink
+from tickwave.audit_chain import GENESIS_HASH, ChainLink
 from tickwave.clock import ManualClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import (
@@ -251,11 +253,28 @@ def _account(amount: Decimal | None, currency: str) -> dict[str, str | None]:
     return {"exact": str(amount), "shown": display_amount(amount, currency)}
 
 
+def core_events_difference(events: Sequence[AnyMessage], chain_head: str | None) -> str | None:
+    """Return how the core's events (``events.rs``) differ from msgspec's bytes and the replay's chain, or None.
+
+    Each event is written again by the core and compared byte for byte; the core links the order events as
+    the replay loop will (no Python per event) and must reach the replay's chain head.
+    """
+    for at, event in enumerate(events):
+        if tickwave_core.encode_event(event) != encode(event):
+            return f"the core writes event {at} otherwise: {encode(event)!r}"
+    if chain_head is not None:
+        head, _ = tickwave_core.chain_events(GENESIS_HASH, 0, events)
+        if head != chain_head:
+            return f"the core links the events to {head}, the replay to {chain_head}"
+    return None
+
+
 def record_replay(work_dir: Path, rows: int = ROWS) -> dict[str, Any]:
     """Replay the benchmark's timeline both ways in ``work_dir``; return the record (they must agree).
 
     Raises:
-        GoldenMismatch: when the fast replay and the replay through the live files differ.
+        GoldenMismatch: when the fast replay and the replay through the live files differ, or when the core
+            writes or links the replay's events otherwise (:func:`core_events_difference`).
     """
     frame, probabilities = synthetic_holdout(rows, SEED)
     settings = replay_settings(work_dir / "settings")
@@ -268,6 +287,9 @@ def record_replay(work_dir: Path, rows: int = ROWS) -> dict[str, Any]:
     difference = first_difference(decided, decisions_record(live, settings), "live path")
     if difference is not None:
         raise GoldenMismatch(f"the fast replay and the live path differ: {difference}")
+    core_difference = core_events_difference(fast.events, fast.chain_head)
+    if core_difference is not None:
+        raise GoldenMismatch(core_difference)
     engine = engine_for(settings)
     replay(engine, fast.events)
     files = instance_dir(replayed_settings(settings, live_dir))

@@ -188,7 +188,7 @@ def serve(settings: Settings, data_dir: Path, port: int, credentials: Credential
     context = tls_context(files) if files else None
     engine_users = write_engine_users(data_dir / ENGINE_USERS, users)  # a dictionary's source may name a user
     server_settings = engine_memory_settings(clickhouse.max_memory_mb) | write_engine_config(
-        data_dir / ENGINE_CONFIG, engine_users
+        data_dir / ENGINE_CONFIG, engine_users, clickhouse.engine_query_log_days
     )
     know_users(users)
     serve_metrics(settings, "warehouse")  # before the confinement: it allows binding the warehouse's port only

@@ -61,7 +61,11 @@ def main() -> int:
     results.mkdir(parents=True, exist_ok=True)
     lines = []
     with tempfile.TemporaryDirectory(prefix="tickwave-conformance-") as state:
-        supervisor, service, endpoint = start_warehouse(Path(state), native_port=_native_port())
+        # The engine keeps system.query_log here, as a ClickHouse server does by default: the suites
+        # read it (dbt's projections); the project's default is off (warehouse_server/README.md).
+        supervisor, service, endpoint = start_warehouse(
+            Path(state), native_port=_native_port(), engine_query_log_days=1
+        )
         try:
             credentials = resolve_credentials(load_settings(state_dir=Path(state)))
             host, port = endpoint.address.rsplit(":", 1)

@@ -56,6 +56,13 @@ class ClickHouseSettings(Section):
         default=16, ge=1, description="embedded warehouse: queries running at once (worker threads)"
     )
     max_sessions: int = Field(default=64, ge=1, description="embedded warehouse: open HTTP sessions per user at most")
+    engine_query_log_days: int = Field(
+        default=0,
+        ge=0,
+        le=3650,
+        description="embedded warehouse: days the engine's system.query_log keeps every query's full text, for the "
+        "service user alone (0 = no system.query_log)",
+    )
     max_connections: int = Field(
         default=1024,
         ge=2,

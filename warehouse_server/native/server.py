@@ -33,10 +33,11 @@ import struct
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
 
+from tickwave.warehouse.sqltext import quote_identifier
 from warehouse_server.compression import CHECKSUM_BYTES, FRAME_OVERHEAD, HEADER_BYTES, METHOD_BYTES, FrameReader
 from warehouse_server.native import wire
 from warehouse_server.native.inserts import describe_insert, header_columns
@@ -68,6 +69,7 @@ from warehouse_server.query.nativeframe import (
 from warehouse_server.query.planning import Plan, plan
 from warehouse_server.query.priority import lowest_thread_priority
 from warehouse_server.query.routing import without_format
+from warehouse_server.query.sessions import ConnectionSession
 from warehouse_server.security.auth import DEFAULT_USER, READ_ONLY, READ_WRITE, User, authenticate
 from warehouse_server.security.budget import Connection, ConnectionBudget
 from warehouse_server.security.limits import LoginGuard, QueryIds
@@ -108,6 +110,18 @@ class _Query:
     parameters: dict[str, str]
     is_compressed: bool
     text: str
+
+
+@dataclass
+class _ExternalData:
+    """One external table as its blocks arrive: its columns and its blocks (revision-0 Native)."""
+
+    columns: list[tuple[str, str]]
+    blocks: list[bytes] = field(default_factory=list)
+
+    def structure(self) -> str:
+        """Its columns as ``name Type, ...``: the structure of the temporary table it becomes."""
+        return ", ".join(f"{quote_identifier(name)} {kind}" for name, kind in self.columns)
 
 
 class _Cancelled(Exception):
@@ -227,6 +241,9 @@ class _Client:
         self.is_busy = False
         self.is_closing = False
         self.compression: str | None = None  # the current query's, when its client asked for it
+        # A read-write user's connection is its session (SET, USE and temporary tables carry to the next
+        # query); none before the user is known, and none for a read-only user (see the README).
+        self.session: ConnectionSession | None = None
 
     def abort(self) -> None:
         self.writer.transport.abort()
@@ -243,7 +260,25 @@ class _Client:
         return await asyncio.get_running_loop().run_in_executor(self.server.pool, function, *args)
 
     async def run(self) -> None:
-        """Shake hands, then answer packets until the client leaves."""
+        """Shake hands, then answer packets until the client leaves; its session ends with it."""
+        try:
+            await self._exchange()
+        finally:
+            session, self.session = self.session, None
+            if session is not None:
+                await self._end(session)
+
+    async def _end(self, session: ConnectionSession) -> None:
+        # Closing a handle is an engine call: in a worker, unless there is no handle or no worker left.
+        if not session.is_open:
+            session.close()
+            return
+        try:
+            await self._in_worker(session.close)
+        except RuntimeError:  # the workers are gone (shutdown)
+            session.close()
+
+    async def _exchange(self) -> None:
         try:
             user = await self._handshake()
         except QueryError as error:  # a Hello past its bounds: refused, and the connection closed
@@ -252,6 +287,9 @@ class _Client:
         if user is None:
             return
         self.user = user
+        if user.readonly == READ_WRITE:
+            engine = self.server.executor.engine
+            self.session = ConnectionSession(partial(engine.open, READ_WRITE), f"a native connection of {user.name}")
         packet_bytes = self.server.bounds.packet_bytes_for(user)
         while not self.is_closing:
             packet = await self.reader.wait_packet()
@@ -397,8 +435,16 @@ class _Client:
 
     async def _read_block(self, limit: int) -> tuple[bytes, int]:
         """Read one Data packet's block (after its type); return it as revision-0 Native and its rows."""
-        if self.revision >= wire.TEMPORARY_TABLES:
-            await self.reader.string()  # the table's name: empty for the main table
+        _, block, rows, _ = await self._read_table_block(limit)
+        return block, rows
+
+    async def _read_table_block(self, limit: int) -> tuple[str, bytes, int, list[tuple[str, str]]]:
+        """Read one Data packet (after its type): its table's name (empty for the main table), block, rows, columns."""
+        name = await self.reader.string(limit=MAX_NAME_BYTES) if self.revision >= wire.TEMPORARY_TABLES else ""
+        block, rows, columns = await self._read_unframed(limit)
+        return name, block, rows, columns
+
+    async def _read_unframed(self, limit: int) -> tuple[bytes, int, list[tuple[str, str]]]:
         if self.compression is not None:
             return await self._read_compressed_block(limit)
         tried = 0
@@ -411,12 +457,12 @@ class _Client:
                     tried = len(available)
                 else:
                     self.reader.consume(unframed.end)
-                    return unframed.block, unframed.rows
+                    return unframed.block, unframed.rows, unframed.columns
             if len(available) > limit:
                 raise QueryError(QUERY_IS_TOO_LARGE, f"Data block is larger than the limit of {limit} bytes")
             await self.reader.more()
 
-    async def _read_compressed_block(self, limit: int) -> tuple[bytes, int]:
+    async def _read_compressed_block(self, limit: int) -> tuple[bytes, int, list[tuple[str, str]]]:
         # The block is the payloads of its frames joined; the client ends a frame with the block, so
         # frames are read one at a time (each checked from its header by the codec) until it parses.
         frames = FrameReader(limit, max_frame_bytes=limit + HEADER_BYTES, what="a Data block")
@@ -433,18 +479,34 @@ class _Client:
                 continue
             if unframed.end != len(decoded):
                 raise QueryError(UNEXPECTED_PACKET_FROM_CLIENT, "A compressed Data block does not end with its frame")
-            return unframed.block, unframed.rows
+            return unframed.block, unframed.rows, unframed.columns
 
-    async def _external_tables(self, limit: int) -> None:
-        # After a Query the client sends its external tables, then an empty block.
+    async def _external_tables(self, limit: int) -> dict[str, _ExternalData]:
+        """Read the external tables that follow a Query, up to the empty block that ends them.
+
+        Each table's blocks are joined, all of them within the user's bound; they become the plan's
+        external data, as the files of an HTTP form do (:func:`warehouse_server.query.planning.plan`).
+        """
+        tables: dict[str, _ExternalData] = {}
+        size = 0
         while True:
             packet = await self.reader.wait_packet()
             if packet != wire.CLIENT_DATA:
                 raise QueryError(UNEXPECTED_PACKET_FROM_CLIENT, f"Unexpected packet {packet}: Data expected")
-            _, rows = await self._read_block(limit)
-            if rows == 0:
-                return
-            raise QueryError(NOT_IMPLEMENTED, "External tables are not served over the native port; use HTTP")
+            name, block, rows, columns = await self._read_table_block(limit - size)
+            if rows == 0 and not columns:
+                return tables
+            if not name:
+                raise QueryError(BAD_ARGUMENTS, "An external table without a name")
+            table = tables.get(name)
+            if table is None:
+                if len(tables) >= MAX_SETTINGS:
+                    raise QueryError(QUERY_IS_TOO_LARGE, f"More than {MAX_SETTINGS} external tables in a query")
+                table = tables[name] = _ExternalData(columns)
+            elif table.columns != columns:
+                raise QueryError(BAD_ARGUMENTS, f"The blocks of external table {name[:64]} differ in their columns")
+            table.blocks.append(block)
+            size += len(block)
 
     async def _query(self, user: User) -> None:
         started = time.perf_counter()
@@ -457,12 +519,12 @@ class _Client:
             try:
                 query = await self._read_query()
                 self.compression = _compression(query) if query.is_compressed else None
-                await self._external_tables(limit)
+                external = await self._external_tables(limit)
                 params = self._params(query)
                 self.server.query_ids.claim(query.query_id, user.name, user.readonly == READ_ONLY)
                 release_slot = self.server.executor.admit(user)
                 self.connection.engage()
-                request_plan = await self._plan(query, params, user)
+                request_plan = await self._plan(query, params, user, external)
                 self.server.query_ids.claim(request_plan.query_id, user.name, is_read_only=False)
                 if request_plan.insert_format is not None and not request_plan.data:
                     summary = await self._insert(request_plan, user, release_slot, limit)
@@ -518,11 +580,17 @@ class _Client:
         params["default_format"] = "Native"
         return params
 
-    async def _plan(self, query: _Query, params: dict[str, str], user: User) -> Plan:
+    async def _plan(
+        self, query: _Query, params: dict[str, str], user: User, external: Mapping[str, _ExternalData]
+    ) -> Plan:
         text = query.text.encode("utf-8", "surrogateescape")
+        # External tables reach the plan as an HTTP form's files do, with their structure and format as parameters.
+        files = {name: b"".join(table.blocks) for name, table in external.items()}
+        table_params = {f"{name}_structure": table.structure() for name, table in external.items()}
+        table_params.update({f"{name}_format": "Native" for name in external})
 
         def make() -> Plan:
-            made = plan(method="POST", params=params, headers={}, text=text, user=user)
+            made = plan(method="POST", params={**params, **table_params}, headers={}, text=text, user=user, files=files)
             if made.insert_format is None:  # results are Data blocks, whatever FORMAT the SQL names
                 made = replace(made, sql=without_format(made.sql), output_format="Native")
             return made
@@ -545,7 +613,10 @@ class _Client:
         is_vetted = request_plan.vetted_is_read is not None
         try:
             running = await self._in_worker(
-                partial(self.server.executor.start, is_vetted=is_vetted), request_plan, user.name, release_slot
+                partial(self.server.executor.start, is_vetted=is_vetted, connection=self.session),
+                request_plan,
+                user.name,
+                release_slot,
             )
         except QueryError:
             await self._send_header(request_plan)  # failed before its first block (below): the header first
@@ -633,7 +704,7 @@ class _Client:
         data = memoryview(b"".join(blocks))
         del blocks
         running = await self._in_worker(
-            self.server.executor.start,
+            partial(self.server.executor.start, connection=self.session),
             replace(request_plan, insert_format="Native", data=data),
             user.name,
             release_slot,
@@ -662,14 +733,9 @@ class _Client:
         await self._send(wire.data(header, self.revision, self.compression))
 
     def _on_own_handle(self, request_plan: Plan, sql: str) -> bytes:
-        # Worker thread: ``sql`` as JSONEachRow on a handle of the statement's user, database and parameters.
-        handle = self.server.executor.engine.open(request_plan.readonly)
-        try:
-            if request_plan.database:
-                handle.use(request_plan.database)
-            return handle.execute(sql, "JSONEachRow", request_plan.query_params)[0]
-        finally:
-            handle.close()
+        # Worker thread: ``sql`` as JSONEachRow in the connection's session, or on a handle of the statement's
+        # user, database and parameters.
+        return self.server.executor.describe(request_plan, sql, self.session)
 
 
 def _blocks(chunk: bytes, revision: int) -> list[tuple[bytes, int, list[tuple[str, str]]]]:

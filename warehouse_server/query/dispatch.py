@@ -31,8 +31,14 @@ from warehouse_server.query.nativeframe import (
     NativeFramer,
 )
 from warehouse_server.query.planning import Plan
-from warehouse_server.query.routing import removes_database, without_format
-from warehouse_server.query.sessions import Overlay, Session, SessionStore, parse_session_timeout
+from warehouse_server.query.routing import SESSION_KEYWORDS, leaves_session_state, removes_database, without_format
+from warehouse_server.query.sessions import (
+    ConnectionSession,
+    Overlay,
+    Session,
+    SessionStore,
+    parse_session_timeout,
+)
 from warehouse_server.security.auth import READ_ONLY, User
 from warehouse_server.security.limits import AnalystLimits, ConcurrencyLimit, analyst_handle_settings
 from warehouse_server.security.policy import ReadOnlyPolicy, Request
@@ -41,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 STREAMED_KEYWORDS = frozenset({"SELECT", "WITH"})
 ENGINE_DATABASE = "default"  # chdb's working database: every handle opens in it, and cannot without it
-SESSION_STATEMENTS = frozenset({"SET", "USE"})
 # Statements that may create, drop or rename a database: the read-only policy's catalog is stale after one.
 CATALOG_STATEMENTS = frozenset({"CREATE", "DROP", "RENAME", "ATTACH", "DETACH", "EXCHANGE"})
 
@@ -282,7 +287,7 @@ def _prepare_session(session: Session, plan: Plan) -> None:
     """
     wanted = (plan.database, plan.engine_settings)
     current = session.overlay
-    changes_session = plan.keyword in SESSION_STATEMENTS
+    changes_session = plan.keyword in SESSION_KEYWORDS
     if current is not None and not changes_session and (current.database, current.settings) == wanted:
         return
     if current is not None:
@@ -374,7 +379,13 @@ class Executor:
         return self.concurrency.acquire(user.name) if user.readonly == READ_ONLY else _nothing
 
     def start(
-        self, plan: Plan, user: str, slot: Callable[[], None] | None = None, *, is_vetted: bool = False
+        self,
+        plan: Plan,
+        user: str,
+        slot: Callable[[], None] | None = None,
+        *,
+        is_vetted: bool = False,
+        connection: ConnectionSession | None = None,
     ) -> Running:
         """Start ``plan`` for ``user``: on return the first chunk can be pulled.
 
@@ -383,13 +394,14 @@ class Executor:
             user: the user's name.
             slot: the release of a slot :meth:`admit` took; without one, an analyst's plan takes its own.
             is_vetted: ``plan`` came from :meth:`vet`, so the policy need not run again.
+            connection: the session of the native connection the plan came on (a read-write user's).
 
         Raises:
             QueryError: for refused, invalid or failing requests; nothing is left open, the slot released.
         """
         release = slot if slot is not None else self.concurrency.acquire(user) if plan.is_analyst else _nothing
         try:
-            running = self._start(self._in_database(plan), user, is_vetted)
+            running = self._start(self._in_database(plan), user, is_vetted, connection)
         except QueryError as error:
             release()
             raise _naming_the_user(error, user) from None
@@ -402,9 +414,13 @@ class Executor:
         running.add_cleanup(release)
         return running
 
-    def _start(self, plan: Plan, user: str, is_vetted: bool) -> Running:
+    def _start(self, plan: Plan, user: str, is_vetted: bool, connection: ConnectionSession | None) -> Running:
         if plan.session is not None:
             return self._start_in_session(plan, user, is_vetted)
+        if connection is not None and not plan.is_analyst:
+            session = connection.take(opens=leaves_session_state(plan.sql, plan.keyword))
+            if session is not None:
+                return self._start_on(session, plan, is_vetted, lambda: connection.give_back(session))
         limits = None
         if plan.is_analyst:
             limits = analyst_handle_settings(plan.engine_settings, self.analyst_limits)
@@ -433,12 +449,16 @@ class Executor:
         session = self.sessions.acquire(
             user, request.session_id, 1 if plan.is_analyst else 0, timeout_s, request.must_exist
         )
+        return self._start_on(session, plan, is_vetted, lambda: self.sessions.release(session, close=request.close))
+
+    def _start_on(self, session: Session, plan: Plan, is_vetted: bool, give_back: Callable[[], None]) -> Running:
+        """Start ``plan`` on the taken ``session``; ``give_back`` releases it once the query is done."""
 
         def release() -> None:
             try:
                 _drop_external(session, plan)
             finally:
-                self.sessions.release(session, close=request.close)
+                give_back()
 
         try:
             is_read = _is_read(plan, session.handle, self.policy, is_vetted)
@@ -451,6 +471,28 @@ class Executor:
             release()
             raise
         return Running(stream, release, _has_result(plan, is_read))
+
+    def describe(self, plan: Plan, sql: str, connection: ConnectionSession | None = None) -> bytes:
+        """Run ``sql`` (a DESCRIBE) as JSONEachRow in the plan's database and parameters.
+
+        On the connection's session when it holds one (its temporary tables, its ``SET``), on a
+        fresh handle at the plan's read-only level otherwise.
+        """
+        session = connection.take(opens=False) if connection is not None and not plan.is_analyst else None
+        if session is None:
+            handle = self.engine.open(plan.readonly)
+            try:
+                if plan.database:
+                    handle.use(plan.database)
+                return handle.execute(sql, "JSONEachRow", plan.query_params)[0]
+            finally:
+                handle.close()
+        assert connection is not None
+        try:
+            _prepare_session(session, plan)
+            return session.handle.execute(sql, "JSONEachRow", plan.query_params)[0]
+        finally:
+            connection.give_back(session)
 
 
 def _nothing() -> None:

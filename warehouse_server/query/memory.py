@@ -51,6 +51,7 @@ DIRTY_PAGES_BYTES = 16 << 20  # freed pages jemalloc may keep before the engine'
 # Outdated parts at most removed in parallel: never (the cleanup thread removes them one after another).
 SERIAL_PART_REMOVAL = 1 << 62
 CUSTOM_SETTINGS_PREFIXES = "SQL_"
+QUERY_LOG_FLUSH_MS = 7500  # system.query_log's rows reach its table this often (ClickHouse's default)
 _STATM = Path("/proc/self/statm")  # granted by the confinement
 
 
@@ -72,14 +73,26 @@ def engine_memory_settings(max_memory_mb: int) -> dict[str, str]:
     }
 
 
-def write_engine_config(path: Path, users_config: Path | None = None) -> dict[str, str]:
+def write_engine_config(path: Path, users_config: Path | None = None, query_log_days: int = 0) -> dict[str, str]:
     """Write the engine's configuration file to ``path`` and return the server setting that names it.
 
     Written afresh at every start, before the engine reads it, so nothing the engine itself
     wrote there between two starts is ever read back. ``users_config`` names the engine's user
-    directory (:func:`~warehouse_server.security.auth.write_engine_users`).
+    directory (:func:`~warehouse_server.security.auth.write_engine_users`). With ``query_log_days``
+    the engine keeps ``system.query_log`` (every query's full text) that many days, flushed every
+    :data:`QUERY_LOG_FLUSH_MS`; without, it keeps none.
     """
     users = f"  <users_config>{users_config}</users_config>\n" if users_config is not None else ""
+    query_log = (
+        "  <query_log>\n"
+        "    <database>system</database>\n"
+        "    <table>query_log</table>\n"
+        f"    <flush_interval_milliseconds>{QUERY_LOG_FLUSH_MS}</flush_interval_milliseconds>\n"
+        f"    <ttl>event_date + INTERVAL {int(query_log_days)} DAY DELETE</ttl>\n"
+        "  </query_log>\n"
+        if query_log_days
+        else ""
+    )
     path.write_text(
         "<clickhouse>\n"
         # As a ClickHouse server ships it (Tableau's SQL_ settings). chdb's embedded server never reads
@@ -89,6 +102,7 @@ def write_engine_config(path: Path, users_config: Path | None = None) -> dict[st
         f"    <concurrent_part_removal_threshold>{SERIAL_PART_REMOVAL}</concurrent_part_removal_threshold>\n"
         "  </merge_tree>\n"
         f"{users}"
+        f"{query_log}"
         "</clickhouse>\n",
         encoding="utf-8",
     )

@@ -152,3 +152,20 @@ def analyze(query: bytes, sql_limit: int) -> Statement:
             return Statement(keyword, None, InsertData(statement, insert.input_format, insert.data_offset))
         return Statement(keyword, None, None)
     return Statement(keyword, _output_format(tokens(view)), None)
+
+
+SESSION_KEYWORDS = frozenset({"SET", "USE"})
+
+
+def leaves_session_state(sql: str, keyword: str) -> bool:
+    """Whether the statement changes its session: ``SET``, ``USE`` or ``CREATE [OR REPLACE] TEMPORARY TABLE``.
+
+    A misread here only runs a statement without a session (as an HTTP request without
+    ``session_id`` runs); nothing here decides what a user may do.
+    """
+    if keyword in SESSION_KEYWORDS:
+        return True
+    if keyword != "CREATE":
+        return False
+    words = [token.upper for token in itertools.islice(tokens(sql), 4) if token.kind == "word"]
+    return "TEMPORARY" in words

@@ -193,3 +193,70 @@ class SessionStore:
             self._max_sessions,
         )
         return [oldest]
+
+
+class ConnectionSession:
+    """The session of one native connection: it lives exactly as long as the connection.
+
+    As in ClickHouse, a native connection's ``SET``, ``USE`` and temporary tables carry to its
+    next query. It is not kept in the :class:`SessionStore`: it has no id a client could name,
+    belongs to its connection alone, and is bounded by the connection budget (one per
+    connection), not by ``max_sessions``, so a pool of writer connections is never refused for
+    holding sessions. Its engine handle opens only at the first statement that leaves state on
+    it (:func:`warehouse_server.query.routing.leaves_session_state`); until then each query runs
+    on a fresh handle, as an HTTP request without ``session_id``. The handle closes with the
+    connection, or when the query using it is released if the connection ended meanwhile.
+    """
+
+    def __init__(self, open_handle: Callable[[], Handle], name: str) -> None:
+        """Open the handle with ``open_handle()`` when first needed; ``name`` names it in the log."""
+        self._open_handle = open_handle
+        self._name = name
+        self._session: Session | None = None
+        self._is_closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the session holds an engine handle."""
+        return self._session is not None
+
+    def take(self, opens: bool) -> Session | None:
+        """Return the session, marked busy (opening its handle if ``opens``), or None to run without one.
+
+        Raises:
+            QueryError: SESSION_NOT_FOUND once the connection has ended, SESSION_IS_LOCKED while the
+                connection's previous query still holds it.
+        """
+        with self._lock:
+            if self._is_closed:
+                raise QueryError(SESSION_NOT_FOUND, f"Session of {self._name} is closed")
+            if self._session is None:
+                if not opens:
+                    return None
+                self._session = Session(("", self._name), self._open_handle(), float("inf"), 0.0)
+            session = self._session
+            if session.is_busy:
+                raise QueryError(SESSION_IS_LOCKED, f"Session of {self._name} is locked by its previous query")
+            session.is_busy = True
+            return session
+
+    def give_back(self, session: Session) -> None:
+        """Mark ``session`` idle again; close its handle if it broke or the connection has ended."""
+        with self._lock:
+            session.is_busy = False
+            is_closing = self._is_closed or session.is_broken
+            if is_closing:
+                self._session = None
+        if is_closing:
+            session.handle.close()
+
+    def close(self) -> None:
+        """End the session with its connection: its handle closes now, or when its query is given back."""
+        with self._lock:
+            self._is_closed = True
+            session = self._session
+            if session is None or session.is_busy:
+                return
+            self._session = None
+        session.handle.close()

@@ -1,14 +1,18 @@
 """Types of the execution core's extension module (built from this crate; see its README)."""
 
 from collections import deque
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
+
+from msgspec import Struct
 
 from execution.core.limits import RiskLimits
 from execution.core.risk import RiskView
 from execution.core.state import OrderStatus
 from tickwave.contracts import Message, OrderFilled, Side, Tick
+
+_M = TypeVar("_M", bound=Struct)
 
 __version__: Final[str]
 GENESIS_HASH: Final[str]
@@ -286,3 +290,9 @@ class EngineState:
     def window_start(self, since_ms: int) -> int: ...
     def status_of(self, client_order_id: str) -> OrderStatus | None: ...
     def is_decided(self, signal_id: str) -> bool: ...
+
+# The journaled events (`events.rs`, `events_py.rs`): `tickwave.contracts` structs written by the core.
+def encode_event(message: Struct) -> bytes: ...
+def event_round_trip(message: _M) -> _M: ...
+def event_schema() -> list[tuple[str, str, list[str]]]: ...
+def chain_events(head: str, next_seq: int, messages: Iterable[Struct]) -> tuple[str, int]: ...

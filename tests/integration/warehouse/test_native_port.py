@@ -10,7 +10,6 @@ lock-out window, so each effect shows in seconds.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
@@ -25,18 +24,20 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from clickhouse_driver import Client
+import urllib3
 from clickhouse_driver.errors import ServerException
 
-from adapters.endpoints import Endpoint, free_port
-from adapters.warehouse.credentials import Credentials, resolve_credentials
+from adapters.endpoints import free_port
+from adapters.warehouse.credentials import resolve_credentials
 from dashboards.gocheck import CHECKER_DIR
 from tests.integration.warehouse.http import post
+from tests.integration.warehouse.native import Warehouse
 from tests.plugins.warehouse import start_warehouse
 from tests.sockets import is_closed_by_server, is_closed_now, open_idle
 from warehouse_server.compression import compress_block
 
 MAX_CONNECTIONS = 48
+MAX_SESSIONS = 2  # HTTP sessions per user: a native connection's session is not counted there
 RECEIVE_TIMEOUT_S = 1.5
 SEND_TIMEOUT_S = 2.0
 ANALYST_SLOTS = 4
@@ -51,28 +52,8 @@ SERVER_EXCEPTION = 2
 SERVER_HELLO = 0
 CHECKSUM_DOESNT_MATCH = 40
 DATABASE_ACCESS_DENIED = 291
+UNKNOWN_TABLE = 60
 EMPTY_BLOCK = b"\x01\x00\x02\xff\xff\xff\xff\x00" + b"\x00\x00"  # block info, no columns, no rows
-
-
-@dataclasses.dataclass(frozen=True)
-class Warehouse:
-    endpoint: Endpoint
-    native_port: int
-    credentials: Credentials
-
-    def client(self, *, analyst: bool = False, **options: object) -> Client:
-        credentials = self.credentials
-        user = credentials.analyst_user if analyst else credentials.user
-        password = (credentials.analyst_password if analyst else credentials.password).get_secret_value()
-        return Client(
-            "127.0.0.1",
-            port=self.native_port,
-            user=user,
-            password=password,
-            send_receive_timeout=30,
-            settings={"server_side_params": True},
-            **options,
-        )
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +64,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
         state_dir,
         native_port=native_port,
         max_connections=MAX_CONNECTIONS,
+        max_sessions=MAX_SESSIONS,
         max_connections_per_client=MAX_CONNECTIONS // 2,
         http_receive_timeout_s=RECEIVE_TIMEOUT_S,
         http_send_timeout_s=SEND_TIMEOUT_S,
@@ -226,6 +208,91 @@ def test_native_when_the_service_user_inserts_into_a_table_function_then_its_blo
         client.disconnect()
 
     assert written == 2
+
+
+def test_native_when_the_service_user_makes_a_temporary_table_then_its_connection_alone_keeps_it(
+    warehouse: Warehouse,
+) -> None:
+    client, other, analyst = warehouse.client(), warehouse.client(), warehouse.client(analyst=True)
+    try:
+        client.execute("CREATE TEMPORARY TABLE scratch (pair Tuple(id Int64, code Int64), note String)")
+        client.execute("INSERT INTO scratch VALUES", [((1, 2), "kept")])
+        kept = client.execute("SELECT pair, note FROM scratch")
+        with pytest.raises(ServerException) as elsewhere:
+            other.execute("SELECT * FROM scratch")
+        with pytest.raises(ServerException) as by_the_analyst:
+            analyst.execute("SELECT * FROM scratch")
+        client.disconnect()
+        after_reconnect = client.execute("EXISTS TEMPORARY TABLE scratch")
+    finally:
+        client.disconnect()
+        other.disconnect()
+        analyst.disconnect()
+
+    assert kept == [((1, 2), "kept")]
+    assert elsewhere.value.code == UNKNOWN_TABLE
+    assert "kept" not in by_the_analyst.value.message
+    assert by_the_analyst.value.code in (UNKNOWN_TABLE, READONLY)
+    assert after_reconnect == [(0,)]
+
+
+def test_native_when_the_service_user_sets_and_uses_then_its_next_queries_keep_them(
+    warehouse: Warehouse, table: str
+) -> None:
+    database = table.split(".")[0]
+    client, other = warehouse.client(), warehouse.client()
+    try:
+        client.execute("SET output_format_native_write_json_as_string = 1, max_threads = 3")
+        client.execute(f"USE {database}")
+        kept = client.execute(
+            "SELECT getSetting('output_format_native_write_json_as_string'), getSetting('max_threads'), "
+            "currentDatabase()"
+        )
+        per_query = client.execute("SELECT getSetting('max_threads')", settings={"max_threads": 2})
+        after_per_query = client.execute("SELECT getSetting('max_threads')")
+        elsewhere = other.execute("SELECT getSetting('output_format_native_write_json_as_string'), currentDatabase()")
+    finally:
+        client.disconnect()
+        other.disconnect()
+
+    assert kept == [(True, 3, database)]
+    assert (per_query, after_per_query) == ([(2,)], [(3,)])
+    assert elsewhere[0][0] is False
+    assert elsewhere[0][1] != database
+
+
+def test_native_when_writer_connections_outnumber_the_session_cap_then_each_keeps_its_own_table(
+    warehouse: Warehouse,
+) -> None:
+    # A pool of writer connections is bounded by the connection budget, not by HTTP's max_sessions.
+    clients = [warehouse.client() for _ in range(MAX_SESSIONS * 4)]
+    try:
+        for number, client in enumerate(clients):
+            client.execute("CREATE TEMPORARY TABLE mine (n UInt64)")
+            client.execute("INSERT INTO mine VALUES", [(number,)])
+        seen = [client.execute("SELECT n FROM mine") for client in clients]
+    finally:
+        for client in clients:
+            client.disconnect()
+
+    assert seen == [[(number,)] for number in range(len(clients))]
+
+
+def test_native_when_the_analyst_sets_or_makes_a_temporary_table_then_refused_and_its_limits_hold(
+    warehouse: Warehouse,
+) -> None:
+    analyst = warehouse.client(analyst=True)
+    try:
+        with pytest.raises(ServerException) as loosened:
+            analyst.execute(f"SET max_execution_time = {ANALYST_MAX_EXECUTION_S * 10}")
+        with pytest.raises(ServerException) as scratch:
+            analyst.execute("CREATE TEMPORARY TABLE scratch (n UInt64)")
+        limit = analyst.execute("SELECT getSetting('max_execution_time')")
+    finally:
+        analyst.disconnect()
+
+    assert (loosened.value.code, scratch.value.code) == (READONLY, READONLY)
+    assert limit == [(ANALYST_MAX_EXECUTION_S,)]
 
 
 NAMED_TUPLE = "Tuple(id Int64, code Int64)"
@@ -444,6 +511,55 @@ def test_native_when_the_analyst_sends_a_block_past_its_bound_then_refused_and_c
     # The refusal is written and the connection closed at once: a client still sending sees the reset.
     assert not isinstance(raised.value, ServerException) or raised.value.code == QUERY_IS_TOO_LARGE
     assert warehouse.client(analyst=True).execute("SELECT 5") == [(5,)]
+
+
+MOVIES = {"name": "movies", "structure": [("movie", "String"), ("year", "UInt16")], "data": [("Alien", 1979)]}
+ACTORS = {"name": "actors", "structure": [("actor", "String"), ("year", "UInt16")], "data": [("Weaver", 1979)]}
+
+
+@pytest.mark.parametrize("compression", [False, "lz4"])
+def test_native_when_the_service_user_sends_external_tables_then_its_query_alone_reads_them(
+    warehouse: Warehouse, compression: bool | str
+) -> None:
+    client = warehouse.client(compression=compression)
+    try:
+        client.execute("CREATE TEMPORARY TABLE mine (n UInt64)")  # the connection holds a session: tables are dropped
+        joined = client.execute(
+            "SELECT movie, actor FROM movies JOIN actors USING (year)", external_tables=[MOVIES, ACTORS]
+        )
+        kept = client.execute("EXISTS TEMPORARY TABLE mine")
+        with pytest.raises(ServerException) as gone:  # clickhouse-driver disconnects after an error
+            client.execute("SELECT * FROM movies")
+    finally:
+        client.disconnect()
+
+    assert joined == [("Alien", "Weaver")]
+    assert gone.value.code == UNKNOWN_TABLE
+    assert kept == [(1,)]
+
+
+def test_native_when_the_analyst_sends_external_tables_then_refused_as_over_http(warehouse: Warehouse) -> None:
+    analyst = warehouse.client(analyst=True)
+    body, content_type = urllib3.encode_multipart_formdata(
+        {"query": "SELECT count() FROM movies", "movies": ("movies.tsv", b"Alien\t1979\n", "text/plain")}
+    )
+    try:
+        with pytest.raises(ServerException) as refused:
+            analyst.execute("SELECT count() FROM movies", external_tables=[MOVIES])
+        after = analyst.execute("SELECT 5")
+    finally:
+        analyst.disconnect()
+    over_http = post(
+        warehouse.endpoint.address,
+        warehouse.credentials,
+        body,
+        analyst=True,
+        headers={"Content-Type": content_type},
+        movies_structure="movie String, year UInt16",
+    )
+
+    assert (refused.value.code, after) == (READONLY, [(5,)])
+    assert over_http.code == str(READONLY)
 
 
 def test_native_when_the_service_user_reads_host_files_then_confined_as_over_http(warehouse: Warehouse) -> None:

@@ -24,7 +24,7 @@ from warehouse_server.query.accesslog import RETRY_MAX_S, AccessLog, AccessRecor
 from warehouse_server.query.dispatch import Executor, SessionLimits
 from warehouse_server.query.engine import Engine, Handle, ResultStream
 from warehouse_server.query.planning import plan
-from warehouse_server.query.sessions import SessionStore
+from warehouse_server.query.sessions import ConnectionSession, SessionStore
 from warehouse_server.security.auth import READ_ONLY, READ_WRITE, User
 from warehouse_server.security.limits import AnalystLimits, LoginGuard
 from warehouse_server.security.policy import (
@@ -241,6 +241,68 @@ def test_session_store_when_the_analyst_fills_its_cap_then_only_its_own_sessions
         store.close_all()
 
     assert counts == (1, 2)
+
+
+class CountingOpener:
+    """Opens writer handles on the engine and counts those still open."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.open = 0
+
+    def __call__(self) -> Handle:
+        handle = self.engine.open(READ_WRITE)
+        self.open += 1
+        close = handle.close
+
+        def counted_close() -> None:
+            self.open -= 1
+            close()
+
+        handle.close = counted_close  # type: ignore[method-assign]
+        return handle
+
+
+def run_on(executor: Executor, connection: ConnectionSession, sql: str) -> bytes:
+    request = plan(method="POST", params={}, headers={}, text=sql.encode(), user=SERVICE)
+    running = executor.start(request, SERVICE.name, connection=connection)
+    try:
+        return b"".join(iter(running.stream.next_chunk, None))
+    finally:
+        running.close()
+
+
+def test_connection_session_when_only_reads_and_inserts_run_then_it_holds_no_handle(executor: Executor) -> None:
+    opener = CountingOpener(executor.engine)
+    connection = ConnectionSession(opener, "a test connection")
+    run_on(executor, connection, "SELECT 1")
+    run_on(executor, connection, "INSERT INTO FUNCTION null('x UInt64') VALUES (1)")
+    held_while_reading = opener.open
+    run_on(executor, connection, "CREATE TEMPORARY TABLE kept (x UInt64)")
+    run_on(executor, connection, "INSERT INTO kept VALUES (7)")
+    kept = run_on(executor, connection, "SELECT x FROM kept")
+    held_with_a_table = opener.open
+    connection.close()
+
+    assert (held_while_reading, held_with_a_table, opener.open) == (0, 1, 0)
+    assert kept == b"7\n"
+
+
+def test_connection_session_when_its_connection_ends_mid_query_then_the_handle_closes_once_given_back(
+    engine: Engine,
+) -> None:
+    opener = CountingOpener(engine)
+    connection = ConnectionSession(opener, "a test connection")
+    session = connection.take(opens=True)
+    assert session is not None
+    connection.close()
+    held_while_busy = opener.open
+    connection.give_back(session)
+    with pytest.raises(QueryError) as after_close:
+        connection.take(opens=True)
+
+    assert (held_while_busy, opener.open) == (1, 0)
+    assert after_close.value.code == 372
 
 
 class FailingTransport:

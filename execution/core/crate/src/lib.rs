@@ -7,6 +7,8 @@ pub mod chain;
 pub mod day_screen;
 pub mod engine_state;
 mod engine_state_py;
+pub mod events;
+mod events_py;
 pub mod lifecycle;
 pub mod money;
 pub mod paper;
@@ -526,6 +528,8 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<paper_py::PyPaperVenue>()?;
     // The engine state.
     engine_state_py::add(m)?;
+    // The journaled events and their wire bytes.
+    events_py::add(m)?;
     Ok(())
 }
 

@@ -175,27 +175,8 @@ impl Dec {
         if !x.is_finite() {
             return Err(NotADecimal(format!("{x}")));
         }
-        // Rust's `{:e}` gives the shortest round-trip digits, as Python's repr does: d.ddde<power>.
-        let mut shortest = format!("{:e}", x.abs());
-        // Where two strings of that length read back as the float (its exact value halfway between
-        // them: 8796093022208.3125), repr takes the even one, which is the exact value rounded half
-        // even to that many digits; Rust's shortest takes the other.
-        let count = shortest
-            .split('e')
-            .next()
-            .map_or(0, |m| m.replace('.', "").len());
-        if count > 0 {
-            let nearest = format!("{:.*e}", count - 1, x.abs());
-            if nearest.parse::<f64>() == Ok(x.abs()) {
-                shortest = nearest;
-            }
-        }
-        let (mantissa, power) = shortest
-            .split_once('e')
-            .ok_or_else(|| NotADecimal(shortest.clone()))?;
-        let power: i32 = power.parse().map_err(|_| NotADecimal(shortest.clone()))?;
-        let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-        let digits = if x == 0.0 { "0".to_owned() } else { digits };
+        let shortest = crate::pyfloat::repr_digits(x);
+        let (digits, power) = (shortest.as_str(), shortest.power);
         let count = digits.len() as i32;
         let point = power + 1; // digits are 0.d1d2... x 10^point
                                // repr writes 1e-05 and 1e+16 in exponent form, else positional with at least one decimal.
@@ -204,15 +185,12 @@ impl Dec {
         } else {
             -((count - point).max(1))
         };
-        let mut coefficient: i128 = digits.parse().map_err(|_| NotADecimal(shortest.clone()))?;
+        let bad = || NotADecimal(format!("{x}"));
+        let mut coefficient: i128 = digits.parse().map_err(|_| bad())?;
         let shift = (power - (count - 1)) - exponent; // zeros the positional form appends (100.0)
         coefficient = coefficient
-            .checked_mul(
-                10i128
-                    .checked_pow(shift as u32)
-                    .ok_or_else(|| NotADecimal(shortest.clone()))?,
-            )
-            .ok_or_else(|| NotADecimal(shortest.clone()))?;
+            .checked_mul(10i128.checked_pow(shift as u32).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
         Ok(Dec::new(
             if x.is_sign_negative() {
                 -coefficient
@@ -258,13 +236,9 @@ pub fn parse_python_text(text: &str) -> Result<(bool, Vec<u8>, i64), NotADecimal
 impl fmt::Display for Dec {
     /// As Python's `str(Decimal)` (scientific form for tiny and positive-exponent amounts).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = self.coefficient.magnitude_digits();
-        write_python_text(
-            f,
-            self.coefficient.is_negative(),
-            &digits,
-            self.exponent as i64,
-        )
+        let mut text = Vec::with_capacity(96);
+        self.push_text(&mut text);
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -275,32 +249,71 @@ pub fn write_python_text(
     digits: &str,
     exponent: i64,
 ) -> fmt::Result {
+    let mut text = Vec::with_capacity(digits.len() + 16);
+    push_python_text(&mut text, negative, digits.as_bytes(), exponent);
+    f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+}
+
+/// Append `(-1)^negative x digits x 10^exponent` (ASCII digits) as Python's `str(Decimal)` writes it:
+/// positional when the exponent is at most 0 and the point falls after the sixth place past it,
+/// else one digit, the rest after a point, and `E+n` / `E-n`.
+pub fn push_python_text(out: &mut Vec<u8>, negative: bool, digits: &[u8], exponent: i64) {
     let count = digits.len() as i64;
     let left = exponent + count;
     let dot = if exponent <= 0 && left > -6 { left } else { 1 };
-    let sign = if negative { "-" } else { "" };
-    let (whole, fraction) = if dot <= 0 {
-        (
-            "0".to_owned(),
-            format!(".{}{}", "0".repeat((-dot) as usize), digits),
-        )
+    if negative {
+        out.push(b'-');
+    }
+    if dot <= 0 {
+        out.extend_from_slice(b"0.");
+        out.resize(out.len() + (-dot) as usize, b'0');
+        out.extend_from_slice(digits);
     } else if dot >= count {
-        (
-            format!("{}{}", digits, "0".repeat((dot - count) as usize)),
-            String::new(),
-        )
+        out.extend_from_slice(digits);
+        out.resize(out.len() + (dot - count) as usize, b'0');
     } else {
-        (
-            digits[..dot as usize].to_owned(),
-            format!(".{}", &digits[dot as usize..]),
-        )
-    };
-    let power = if left == dot {
-        String::new()
-    } else {
-        format!("E{:+}", left - dot)
-    };
-    write!(f, "{sign}{whole}{fraction}{power}")
+        out.extend_from_slice(&digits[..dot as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[dot as usize..]);
+    }
+    if left != dot {
+        let power = left - dot;
+        out.extend_from_slice(if power < 0 { b"E" } else { b"E+" });
+        push_int(out, power);
+    }
+}
+
+/// Append an integer in decimal (`-` before a negative one).
+pub fn push_int(out: &mut Vec<u8>, value: i64) {
+    let mut places = [0u8; 20];
+    let mut at = places.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        places[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&places[at..]);
+}
+
+impl Dec {
+    /// Append the amount's `str(Decimal)` text.
+    pub fn push_text(self, out: &mut Vec<u8>) {
+        let mut digits = [0u8; 80];
+        let count = self.coefficient.push_magnitude_digits(&mut digits);
+        push_python_text(
+            out,
+            self.coefficient.is_negative(),
+            &digits[..count],
+            i64::from(self.exponent),
+        );
+    }
 }
 
 /// A decimal from its text, for tests.

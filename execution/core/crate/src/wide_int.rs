@@ -183,21 +183,42 @@ impl Int {
         (rest == [0, 0]).then(|| (u128::from(high) << 64) | u128::from(low))
     }
 
+    /// Write the magnitude's decimal digits at the start of `out` (78 places hold any); return how many.
+    pub fn push_magnitude_digits(self, out: &mut [u8; 80]) -> usize {
+        let mut limbs = self.magnitude;
+        let mut chunks = [0u64; 5]; // 10^19 per chunk: 2^256 < 10^95
+        let mut count = 0;
+        while !is_zero_limbs(&limbs) {
+            chunks[count] = div_small(&mut limbs, TEN_POW_19);
+            count += 1;
+        }
+        if count == 0 {
+            out[0] = b'0';
+            return 1;
+        }
+        let mut len = 0;
+        for (place, chunk) in chunks[..count].iter().rev().enumerate() {
+            let mut part = [b'0'; 19];
+            let mut rest = *chunk;
+            let mut at = part.len();
+            while rest > 0 {
+                at -= 1;
+                part[at] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            let from = if place == 0 { at.min(18) } else { 0 }; // the first chunk without its leading zeros
+            let piece = &part[from..];
+            out[len..len + piece.len()].copy_from_slice(piece);
+            len += piece.len();
+        }
+        len
+    }
+
     /// The magnitude's decimal digits (`"0"` for zero).
     pub fn magnitude_digits(self) -> String {
-        let mut limbs = self.magnitude;
-        let mut chunks = Vec::new();
-        while !is_zero_limbs(&limbs) {
-            chunks.push(div_small(&mut limbs, TEN_POW_19));
-        }
-        let Some(first) = chunks.pop() else {
-            return "0".to_owned();
-        };
-        let mut text = first.to_string();
-        for chunk in chunks.iter().rev() {
-            text.push_str(&format!("{chunk:019}"));
-        }
-        text
+        let mut digits = [0u8; 80];
+        let count = self.push_magnitude_digits(&mut digits);
+        String::from_utf8_lossy(&digits[..count]).into_owned()
     }
 }
 
@@ -265,6 +286,11 @@ mod tests {
             .try_fold(Int::ZERO, |n, _| n.checked_push_digit(9))
             .unwrap();
         assert_eq!(nines.magnitude_digits(), "9".repeat(77));
+        assert_eq!(Int::ZERO.magnitude_digits(), "0");
+        assert_eq!(
+            Int::from_i128(-10_000_000_000_000_000_000).magnitude_digits(),
+            "10000000000000000000"
+        );
         assert!(nines.checked_add(nines).is_none());
         assert_eq!(nines.magnitude_u128(), None);
         assert!(nines.checked_mul(Int::from_i128(10)).is_none());
