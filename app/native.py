@@ -48,7 +48,6 @@ MODULES: tuple[str, ...] = (
     "execution.core.replay",
     "execution.core.risk",
     "execution.core.sizing",
-    "execution.core.state",
     "execution.core.stops",
     "execution.core.valuation",
     "execution.journal_space",

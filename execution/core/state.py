@@ -10,11 +10,11 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-import msgspec
 import tickwave_core
 from tickwave_core import CreationIndex as CreationIndex  # see the note at the end
+from tickwave_core import Order as Order  # see the note before CreationIndex's
+from tickwave_core import moved as moved
 
-from tickwave.contracts import Side
 from tickwave.errors import TickwaveError
 
 
@@ -60,60 +60,11 @@ def transition(client_order_id: str, from_status: OrderStatus, to_status: OrderS
     return to_status
 
 
-class Order(msgspec.Struct, frozen=True):
-    """What the execution process knows about one order (rebuilt from the journal on start).
-
-    A frozen msgspec struct rather than a frozen dataclass: built on the decision path (each
-    ``OrderSubmitted``) and copied on every transition; measured 3.9 -> 0.4 us to build,
-    6.6 -> 1.5 us to move.
-    """
-
-    client_order_id: str
-    signal_id: str
-    symbol: str
-    side: Side
-    quantity_lots: float
-    model_id: str
-    model_version: int
-    created_at_ms: int
-    status: OrderStatus = OrderStatus.NEW
-    filled_lots: float = 0.0
-    broker_order_id: str = ""
-    fill_ids: tuple[str, ...] = ()
-
-    @property
-    def is_terminal(self) -> bool:
-        """True once nothing more can happen to the order."""
-        return self.status in TERMINAL
-
-    @property
-    def is_working(self) -> bool:
-        """True while the broker may still fill it."""
-        return self.status in WORKING
-
-
-def moved(
-    order: Order,
-    to_status: OrderStatus,
-    filled_lots: float | None = None,
-    broker_order_id: str | None = None,
-    fill_id: str | None = None,
-) -> Order:
-    """Return a copy of ``order`` in ``to_status`` (a fill may repeat ``partially_filled``).
-
-    A function, not a method of the struct: compiled code calls a struct's method as Python calls one.
-
-    Raises:
-        IllegalTransition: when the table forbids the move.
-    """
-    status = transition(order.client_order_id, order.status, to_status)
-    return msgspec.structs.replace(
-        order,
-        status=status,
-        filled_lots=order.filled_lots if filled_lots is None else filled_lots,
-        broker_order_id=broker_order_id or order.broker_order_id,
-        fill_ids=order.fill_ids + ((fill_id,) if fill_id else ()),
-    )
+# Order: what the execution process knows about one order (rebuilt from the journal on start), a frozen record
+# of the core (``engine_state.rs``): client_order_id, signal_id, symbol, side, quantity_lots, model_id,
+# model_version, created_at_ms, status (new), filled_lots (0.0), broker_order_id (""), fill_ids (());
+# is_terminal and is_working. moved(order, to_status, filled_lots=None, broker_order_id=None, fill_id=None): a copy
+# of the order in to_status (a fill may repeat partially_filled), or IllegalTransition when the table forbids it.
 
 
 # CreationIndex: order ids by creation time (the core's ``lifecycle.rs``): those created at or after an instant,

@@ -5,6 +5,8 @@
 
 pub mod chain;
 pub mod day_screen;
+pub mod engine_state;
+mod engine_state_py;
 pub mod events;
 mod events_py;
 pub mod lifecycle;
@@ -524,6 +526,8 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_day_screen(m)?;
     // The paper venue.
     m.add_class::<paper_py::PyPaperVenue>()?;
+    // The engine state.
+    engine_state_py::add(m)?;
     // The journaled events and their wire bytes.
     events_py::add(m)?;
     Ok(())

@@ -1,0 +1,1083 @@
+//! The engine state's Python face (`tickwave_core.EngineState`, `tickwave_core.Order`): conversions
+//! only, the rules are `engine_state.rs`.
+//!
+//! Events arrive as the contract's msgspec structs and are read field by field. The decision code
+//! still in Python reads the state through containers this face keeps in step with the core's
+//! values after each change (the orders, books, bookings, the risk view's positions, pending lots,
+//! halts, quotes and price windows): a read costs what a dict lookup costs, and only the core
+//! writes them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyOverflowError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
+
+use crate::engine_state::{self, Answer, Applied, Booked, NumberMap, Refused};
+use crate::lifecycle::{self, Status};
+use crate::money::{Dec, Overflow};
+use crate::positions::Booking;
+use crate::{to_dec, to_py, PyBook, PyBooking, PyPriceWindow};
+
+// The Python classes this face reads or builds, imported once.
+static CONTRACTS: PyOnceLock<Contracts> = PyOnceLock::new();
+static STATUSES: PyOnceLock<Vec<Py<PyAny>>> = PyOnceLock::new();
+static ILLEGAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static RISK_VIEW: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static EXPIRED_PREFIX: PyOnceLock<String> = PyOnceLock::new();
+static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+// Risk event kinds that change state (the rest only inform).
+const TRADING_STATE: &str = "trading_state";
+const SYMBOL_HALTED: &str = "symbol_halted";
+const SYMBOL_RESUMED: &str = "symbol_resumed";
+const DAY_ROLLOVER: &str = "day_rollover";
+
+struct Contracts {
+    submitted: Py<PyType>,
+    accepted: Py<PyType>,
+    rejected: Py<PyType>,
+    filled: Py<PyType>,
+    canceled: Py<PyType>,
+    denied: Py<PyType>,
+    risk_event: Py<PyType>,
+    command: Py<PyType>,
+}
+
+fn contracts(py: Python<'_>) -> PyResult<&Contracts> {
+    CONTRACTS.get_or_try_init(py, || {
+        let module = py.import("tickwave.contracts")?;
+        let class = |name: &str| -> PyResult<Py<PyType>> {
+            Ok(module.getattr(name)?.cast_into::<PyType>()?.unbind())
+        };
+        Ok(Contracts {
+            submitted: class("OrderSubmitted")?,
+            accepted: class("OrderAccepted")?,
+            rejected: class("OrderRejected")?,
+            filled: class("OrderFilled")?,
+            canceled: class("OrderCanceled")?,
+            denied: class("OrderDenied")?,
+            risk_event: class("RiskEvent")?,
+            command: class("ControlCommand")?,
+        })
+    })
+}
+
+/// The `OrderStatus` member of a status (the facade's enum, so callers compare as before).
+fn status_member(py: Python<'_>, status: Status) -> PyResult<Py<PyAny>> {
+    let members = STATUSES.get_or_try_init(py, || {
+        let enum_class = py.import("execution.core.state")?.getattr("OrderStatus")?;
+        lifecycle::ALL
+            .iter()
+            .map(|s| Ok(enum_class.call1((s.name(),))?.unbind()))
+            .collect::<PyResult<Vec<_>>>()
+    })?;
+    let place = lifecycle::ALL
+        .iter()
+        .position(|s| *s == status)
+        .expect("every status is listed");
+    Ok(members[place].clone_ref(py))
+}
+
+fn illegal(py: Python<'_>, message: String) -> PyResult<PyErr> {
+    let class = ILLEGAL.import(py, "execution.core.state", "IllegalTransition")?;
+    Ok(PyErr::from_value(class.call1((message,))?))
+}
+
+fn refused(py: Python<'_>, refusal: Refused) -> PyResult<PyErr> {
+    match refusal {
+        Refused::Illegal(engine_state::IllegalTransition(message)) => illegal(py, message),
+        Refused::Overflow => Ok(PyOverflowError::new_err(Overflow.to_string())),
+        Refused::NotFinite(text) => Ok(PyValueError::new_err(format!(
+            "not a finite number: {text}"
+        ))),
+    }
+}
+
+fn dec_of_float(value: f64) -> PyResult<Dec> {
+    Dec::from_float(value)
+        .map_err(|bad| PyValueError::new_err(format!("not a finite number: {}", bad.0)))
+}
+
+fn text(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(value.cast::<PyString>()?.to_str()?.to_owned())
+}
+
+fn shared_text(value: &Bound<'_, PyAny>) -> PyResult<engine_state::Text> {
+    Ok(value.cast::<PyString>()?.to_str()?.into())
+}
+
+fn field<'py>(
+    event: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
+    event.getattr(name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Order
+// ---------------------------------------------------------------------------------------------
+
+/// What the execution process knows about one order (rebuilt from the journal on start); frozen.
+#[pyclass(frozen, name = "Order", module = "tickwave_core")]
+pub struct PyOrder {
+    pub order: Arc<engine_state::Order>,
+}
+
+#[pymethods]
+impl PyOrder {
+    #[new]
+    #[pyo3(signature = (client_order_id, signal_id, symbol, side, quantity_lots, model_id, model_version,
+        created_at_ms, status="new", filled_lots=0.0, broker_order_id=String::new(), fill_ids=Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        client_order_id: String,
+        signal_id: String,
+        symbol: String,
+        side: String,
+        quantity_lots: f64,
+        model_id: String,
+        model_version: i64,
+        created_at_ms: i64,
+        status: &str,
+        filled_lots: f64,
+        broker_order_id: String,
+        fill_ids: Vec<String>,
+    ) -> PyResult<Self> {
+        let status = Status::parse(status)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown order status {status:?}")))?;
+        Ok(PyOrder {
+            order: Arc::new(engine_state::Order {
+                client_order_id: client_order_id.into(),
+                signal_id: signal_id.into(),
+                symbol: symbol.into(),
+                side: side.into(),
+                quantity_lots,
+                model_id: model_id.into(),
+                model_version,
+                created_at_ms,
+                status,
+                filled_lots,
+                broker_order_id: broker_order_id.into(),
+                fill_ids,
+            }),
+        })
+    }
+
+    #[getter]
+    fn client_order_id(&self) -> &str {
+        &self.order.client_order_id[..]
+    }
+    #[getter]
+    fn signal_id(&self) -> &str {
+        &self.order.signal_id[..]
+    }
+    #[getter]
+    fn symbol(&self) -> &str {
+        &self.order.symbol[..]
+    }
+    #[getter]
+    fn side(&self) -> &str {
+        &self.order.side[..]
+    }
+    #[getter]
+    fn quantity_lots(&self) -> f64 {
+        self.order.quantity_lots
+    }
+    #[getter]
+    fn model_id(&self) -> &str {
+        &self.order.model_id[..]
+    }
+    #[getter]
+    fn model_version(&self) -> i64 {
+        self.order.model_version
+    }
+    #[getter]
+    fn created_at_ms(&self) -> i64 {
+        self.order.created_at_ms
+    }
+    #[getter]
+    fn status(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        status_member(py, self.order.status)
+    }
+    #[getter]
+    fn filled_lots(&self) -> f64 {
+        self.order.filled_lots
+    }
+    #[getter]
+    fn broker_order_id(&self) -> &str {
+        &self.order.broker_order_id[..]
+    }
+    #[getter]
+    fn fill_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, &self.order.fill_ids)
+    }
+
+    /// True once nothing more can happen to the order.
+    #[getter]
+    fn is_terminal(&self) -> bool {
+        self.order.status.is_terminal()
+    }
+
+    /// True while the broker may still fill it.
+    #[getter]
+    fn is_working(&self) -> bool {
+        self.order.status.is_working()
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        match other.cast::<PyOrder>() {
+            Ok(other) => self.order == other.get().order,
+            Err(_) => false,
+        }
+    }
+
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.order.client_order_id.hash(&mut hasher);
+        self.order.status.name().hash(&mut hasher);
+        self.order.fill_ids.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn __repr__(&self) -> String {
+        let o = &self.order;
+        format!(
+            "Order(client_order_id={:?}, signal_id={:?}, symbol={:?}, side={:?}, quantity_lots={:?}, model_id={:?}, model_version={}, created_at_ms={}, status={:?}, filled_lots={:?}, broker_order_id={:?}, fill_ids={:?})",
+            o.client_order_id, o.signal_id, o.symbol, o.side, o.quantity_lots, o.model_id,
+            o.model_version, o.created_at_ms, o.status.name(), o.filled_lots, o.broker_order_id, o.fill_ids
+        )
+    }
+}
+
+/// Return a copy of `order` in `to_status` (a fill may repeat `partially_filled`); `IllegalTransition`
+/// when the lifecycle's table forbids the move.
+#[pyfunction]
+#[pyo3(signature = (order, to_status, filled_lots=None, broker_order_id=None, fill_id=None))]
+pub fn moved(
+    py: Python<'_>,
+    order: &PyOrder,
+    to_status: &str,
+    filled_lots: Option<f64>,
+    broker_order_id: Option<&str>,
+    fill_id: Option<&str>,
+) -> PyResult<PyOrder> {
+    let to = Status::parse(to_status)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown order status {to_status:?}")))?;
+    engine_state::moved(
+        &order.order,
+        to,
+        filled_lots,
+        broker_order_id.unwrap_or(""),
+        fill_id.unwrap_or(""),
+    )
+    .map(|order| PyOrder {
+        order: Arc::new(order),
+    })
+    .map_err(
+        |engine_state::IllegalTransition(message)| match illegal(py, message) {
+            Ok(error) | Err(error) => error,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// EngineState
+// ---------------------------------------------------------------------------------------------
+
+/// A fill booked ahead of its apply on a copy of its symbol's book: the fill object, the books'
+/// revision then, the copy after it and its booking (a cache, not state).
+struct Ahead {
+    fill: Py<PyAny>,
+    books_revision: i64,
+    book: Py<PyBook>,
+    booking: Py<PyAny>,
+}
+
+/// What the engine knows, changed only by its own methods (the single writer; see `engine_state.rs`).
+#[pyclass(name = "EngineState", module = "tickwave_core")]
+pub struct PyEngineState {
+    state: engine_state::EngineState,
+    limits: Py<PyAny>,
+    view: Py<PyAny>,
+    // The containers the Python readers read, kept in step with `state` by this face alone.
+    orders: Py<PyDict>,
+    books: Py<PyDict>,
+    bookings: Py<PyDict>,
+    decided_signals: Py<PyDict>,
+    applied_commands: Py<PySet>,
+    realized_by_day: Py<PyDict>,
+    day_marks: Py<PyDict>,
+    stop_denied_at_ms: Py<PyDict>,
+    defects: Py<PyList>,
+    // The view's containers (the risk checks read them).
+    positions: Py<PyDict>,
+    pending: Py<PyDict>,
+    last_ticks: Py<PyDict>,
+    price_windows: Py<PyDict>,
+    halted_symbols: Py<PySet>,
+    order_times_ms: Py<PyAny>,
+    ahead: HashMap<String, Ahead>,
+    // Python `Decimal`s made, by value (a cache: amounts repeat, and a `Decimal` is immutable).
+    decimals: NumberMap<Dec, Py<PyAny>>,
+}
+
+fn dict_of<'py>(view: &Bound<'py, PyAny>, name: &str) -> PyResult<Py<PyDict>> {
+    Ok(view.getattr(name)?.cast_into::<PyDict>()?.unbind())
+}
+
+#[pymethods]
+impl PyEngineState {
+    #[new]
+    #[pyo3(signature = (limits, view=None))]
+    fn new(py: Python<'_>, limits: Py<PyAny>, view: Option<Py<PyAny>>) -> PyResult<Self> {
+        let view = match view {
+            Some(view) => view,
+            None => RISK_VIEW
+                .import(py, "execution.core.risk", "RiskView")?
+                .call0()?
+                .unbind(),
+        };
+        let bound = view.bind(py);
+        Ok(PyEngineState {
+            state: engine_state::EngineState::new(),
+            limits,
+            positions: dict_of(bound, "positions")?,
+            pending: dict_of(bound, "pending")?,
+            last_ticks: dict_of(bound, "last_ticks")?,
+            price_windows: dict_of(bound, "price_windows")?,
+            halted_symbols: bound
+                .getattr("halted_symbols")?
+                .cast_into::<PySet>()?
+                .unbind(),
+            order_times_ms: bound.getattr("order_times_ms")?.unbind(),
+            view,
+            orders: PyDict::new(py).unbind(),
+            books: PyDict::new(py).unbind(),
+            bookings: PyDict::new(py).unbind(),
+            decided_signals: PyDict::new(py).unbind(),
+            applied_commands: PySet::empty(py)?.unbind(),
+            realized_by_day: PyDict::new(py).unbind(),
+            day_marks: PyDict::new(py).unbind(),
+            stop_denied_at_ms: PyDict::new(py).unbind(),
+            defects: PyList::empty(py).unbind(),
+            ahead: HashMap::new(),
+            decimals: NumberMap::default(),
+        })
+    }
+
+    // ---- what the readers read ------------------------------------------------------------
+
+    /// The limits in force (the configured ones, or an operator's `set_limit`).
+    #[getter]
+    fn limits(&self, py: Python<'_>) -> Py<PyAny> {
+        self.limits.clone_ref(py)
+    }
+
+    /// What the risk checks read (its state half is written here only).
+    #[getter]
+    fn view(&self, py: Python<'_>) -> Py<PyAny> {
+        self.view.clone_ref(py)
+    }
+
+    /// Every order kept, by client order id, in the order first stored.
+    #[getter]
+    fn orders(&self, py: Python<'_>) -> Py<PyDict> {
+        self.orders.clone_ref(py)
+    }
+
+    /// Each symbol's FIFO book.
+    #[getter]
+    fn books(&self, py: Python<'_>) -> Py<PyDict> {
+        self.books.clone_ref(py)
+    }
+
+    /// What each booked fill did to its position, by fill id.
+    #[getter]
+    fn bookings(&self, py: Python<'_>) -> Py<PyDict> {
+        self.bookings.clone_ref(py)
+    }
+
+    /// Signal id -> decided at (ms), in journal order.
+    #[getter]
+    fn decided_signals(&self, py: Python<'_>) -> Py<PyDict> {
+        self.decided_signals.clone_ref(py)
+    }
+
+    #[getter]
+    fn applied_commands(&self, py: Python<'_>) -> Py<PySet> {
+        self.applied_commands.clone_ref(py)
+    }
+
+    /// Realised P&L per trading day and quote currency (exact `Decimal`s).
+    #[getter]
+    fn realized_by_day(&self, py: Python<'_>) -> Py<PyDict> {
+        self.realized_by_day.clone_ref(py)
+    }
+
+    /// Unrealised P&L of each position (quote currency) at the start of `marked_day`.
+    #[getter]
+    fn day_marks(&self, py: Python<'_>) -> Py<PyDict> {
+        self.day_marks.clone_ref(py)
+    }
+
+    #[getter]
+    fn marked_day(&self) -> &str {
+        &self.state.marked_day
+    }
+
+    /// Protective closes denied, when (not journaled).
+    #[getter]
+    fn stop_denied_at_ms(&self, py: Python<'_>) -> Py<PyDict> {
+        self.stop_denied_at_ms.clone_ref(py)
+    }
+
+    #[getter]
+    fn defects(&self, py: Python<'_>) -> Py<PyList> {
+        self.defects.clone_ref(py)
+    }
+
+    #[getter]
+    fn retired_before_ms(&self) -> i64 {
+        self.state.retired_before_ms
+    }
+
+    #[getter]
+    fn retired_orders(&self) -> i64 {
+        self.state.retired_orders
+    }
+
+    #[getter]
+    fn retired_signals(&self) -> i64 {
+        self.state.retired_signals
+    }
+
+    /// Bumped by every change the day's P&L depends on (the latest ticks, the books, the marks).
+    #[getter]
+    fn pnl_revision(&self) -> i64 {
+        self.state.pnl_revision
+    }
+
+    /// Bumped by the changes that are not ticks (a fill booked, the day's marks).
+    #[getter]
+    fn books_revision(&self) -> i64 {
+        self.state.books_revision
+    }
+
+    /// `(pnl_revision, books_revision)` in one call (the facade's copy is refreshed after each change).
+    fn revisions(&self) -> (i64, i64) {
+        (self.state.pnl_revision, self.state.books_revision)
+    }
+
+    // ---- the writers ------------------------------------------------------------------------
+
+    /// Apply one recorded event; return False when it changed nothing (a fill seen before, a defect).
+    ///
+    /// An illegal order transition is a defect: it is logged, kept in `defects` and the order is
+    /// left as it was.
+    fn apply(&mut self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = event.py();
+        match self.dispatch(event)? {
+            Ok(changed) => Ok(changed),
+            Err(Refused::Illegal(engine_state::IllegalTransition(message))) => {
+                self.state.note_defect(message.clone());
+                self.defects.bind(py).append(&message)?;
+                LOGGER
+                    .get_or_try_init(py, || {
+                        Ok::<_, PyErr>(
+                            py.import("logging")?
+                                .call_method1("getLogger", ("execution.core.engine_state",))?
+                                .unbind(),
+                        )
+                    })?
+                    .call_method1(
+                        py,
+                        "error",
+                        ("defect: %s (event %s)", message, event.get_type().name()?),
+                    )?;
+                Ok(false)
+            }
+            Err(other) => Err(refused(py, other)?),
+        }
+    }
+
+    /// Keep the latest quote (a late tick does not replace a newer one) and the symbol's price window;
+    /// return the P&L revision after it.
+    fn observe_tick(&mut self, py: Python<'_>, tick: &Bound<'_, PyAny>) -> PyResult<i64> {
+        let symbol_object = tick.getattr(intern!(py, "symbol"))?;
+        let symbol = symbol_object.cast::<PyString>()?.to_str()?;
+        let time_ms: i64 = tick.getattr(intern!(py, "time_ms"))?.extract()?;
+        if self.state.observe_tick(symbol, time_ms) {
+            self.last_ticks.bind(py).set_item(&symbol_object, tick)?;
+        }
+        let bid: f64 = tick.getattr(intern!(py, "bid"))?.extract()?;
+        let ask: f64 = tick.getattr(intern!(py, "ask"))?.extract()?;
+        let windows = self.price_windows.bind(py);
+        let window = match windows.get_item(&symbol_object)? {
+            Some(window) => window.cast_into::<PyPriceWindow>()?,
+            None => {
+                let window_ms: i64 = self
+                    .limits
+                    .bind(py)
+                    .getattr(intern!(py, "flash_crash_window_ms"))?
+                    .extract()?;
+                let window = Bound::new(py, PyPriceWindow::new(window_ms))?;
+                windows.set_item(&symbol_object, &window)?;
+                window
+            }
+        };
+        window
+            .borrow_mut()
+            .window
+            .update(time_ms, (bid + ask) / 2.0);
+        Ok(self.state.pnl_revision)
+    }
+
+    /// Put an operator's limits in force (until a restart: the command is not replayed).
+    fn set_limits(&mut self, limits: Py<PyAny>) {
+        self.limits = limits;
+    }
+
+    /// Remember that a protective close of `symbol` was denied at `now_ms` (retried a second later).
+    fn note_stop_denied(&mut self, py: Python<'_>, symbol: &str, now_ms: i64) -> PyResult<()> {
+        self.state.note_stop_denied(symbol, now_ms);
+        self.stop_denied_at_ms.bind(py).set_item(symbol, now_ms)
+    }
+
+    /// Let go of what no later event or decision reads; return how many orders were let go.
+    ///
+    /// That is: the orders that ended and were created before `before_ms`, their fills' bookings,
+    /// and the signals decided before it. Positions, books, realised P&L and working orders are
+    /// kept whatever their age; the journal keeps everything.
+    fn retire(&mut self, py: Python<'_>, before_ms: i64) -> PyResult<usize> {
+        let (retired, signals) = self.state.retire(before_ms);
+        let (orders, bookings) = (self.orders.bind(py), self.bookings.bind(py));
+        for order in &retired {
+            orders.del_item(&*order.client_order_id)?;
+            for fill_id in &order.fill_ids {
+                if bookings.contains(fill_id)? {
+                    bookings.del_item(fill_id)?;
+                }
+            }
+        }
+        let decided = self.decided_signals.bind(py);
+        for signal_id in &signals {
+            decided.del_item(&**signal_id)?;
+        }
+        Ok(retired.len())
+    }
+
+    /// Keep a fill booked ahead of its apply on a copy of its symbol's book (`book`: the copy after it).
+    ///
+    /// A cache, not state: the apply of that very event takes it while no fill was booked since
+    /// it was offered (the symbol's book is then the one copied); only the latest offers are kept.
+    fn book_ahead(
+        &mut self,
+        py: Python<'_>,
+        fill: &Bound<'_, PyAny>,
+        book: Py<PyBook>,
+        booking: Py<PyAny>,
+    ) -> PyResult<()> {
+        if self.ahead.len() > 64 {
+            self.ahead.clear();
+        }
+        let fill_id = text(&fill.getattr(intern!(py, "fill_id"))?)?;
+        self.ahead.insert(
+            fill_id,
+            Ahead {
+                fill: fill.clone().unbind(),
+                books_revision: self.state.books_revision,
+                book,
+                booking,
+            },
+        );
+        Ok(())
+    }
+
+    // ---- queries ------------------------------------------------------------------------------
+
+    /// Return the orders the broker may still fill.
+    fn working_orders<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let orders = self.orders.bind(py);
+        let working = PyList::empty(py);
+        for order in self.state.working_orders() {
+            if let Some(kept) = orders.get_item(&*order.client_order_id)? {
+                working.append(kept)?;
+            }
+        }
+        Ok(working)
+    }
+
+    /// Return a reconciliation window's start and its orders, in time order.
+    ///
+    /// The window starts at the earlier of `since_ms` and the oldest order not yet terminal (so
+    /// a working order's late fill is still compared).
+    fn orders_in_window<'py>(
+        &self,
+        py: Python<'py>,
+        since_ms: i64,
+    ) -> PyResult<(i64, Bound<'py, PyDict>)> {
+        let (start_ms, in_window) = self.state.orders_in_window(since_ms);
+        let orders = self.orders.bind(py);
+        let window = PyDict::new(py);
+        for order in in_window {
+            if let Some(kept) = orders.get_item(&*order.client_order_id)? {
+                window.set_item(&*order.client_order_id, kept)?;
+            }
+        }
+        Ok((start_ms, window))
+    }
+
+    /// Return where a reconciliation's window starts: `since_ms`, or the oldest order not yet terminal.
+    fn window_start(&self, since_ms: i64) -> i64 {
+        self.state.window_start(since_ms)
+    }
+
+    /// Return an order's status (None: not kept), without building the order.
+    fn status_of(&self, py: Python<'_>, client_order_id: &str) -> PyResult<Option<Py<PyAny>>> {
+        self.state
+            .orders
+            .get(client_order_id)
+            .map(|order| status_member(py, order.status))
+            .transpose()
+    }
+
+    /// Return whether a signal was decided (and not let go).
+    fn is_decided(&self, signal_id: &str) -> bool {
+        self.state.is_decided(signal_id)
+    }
+}
+
+impl PyEngineState {
+    /// Apply by exact type (contract messages are never subclassed); a Python error is raised as it is.
+    fn dispatch(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Result<bool, Refused>> {
+        let py = event.py();
+        let kinds = contracts(py)?;
+        let kind = event.get_type();
+        if kind.is(kinds.submitted.bind(py)) {
+            return self.submitted(event);
+        }
+        if kind.is(kinds.filled.bind(py))
+            || kind.is(kinds.accepted.bind(py))
+            || kind.is(kinds.rejected.bind(py))
+            || kind.is(kinds.canceled.bind(py))
+        {
+            return self.answered(event, &kind, kinds);
+        }
+        if kind.is(kinds.denied.bind(py)) {
+            let signal_id = event.getattr(intern!(py, "signal_id"))?;
+            let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
+            self.decide(py, &signal_id, at_ms)?;
+        } else if kind.is(kinds.risk_event.bind(py)) {
+            self.risk_event(event)?;
+        } else if kind.is(kinds.command.bind(py)) {
+            let command_id = event.getattr(intern!(py, "command_id"))?;
+            self.state.command(command_id.cast::<PyString>()?.to_str()?);
+            self.applied_commands.bind(py).add(command_id)?;
+        }
+        Ok(Ok(true))
+    }
+
+    fn decide(&mut self, py: Python<'_>, signal_id: &Bound<'_, PyAny>, at_ms: i64) -> PyResult<()> {
+        let id = signal_id.cast::<PyString>()?.to_str()?;
+        if !self.state.is_decided(id) {
+            self.state.denied(id, at_ms);
+            self.decided_signals.bind(py).set_item(signal_id, at_ms)?;
+        }
+        Ok(())
+    }
+
+    fn submitted(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Result<bool, Refused>> {
+        let py = event.py();
+        let signal_id = event.getattr(intern!(py, "signal_id"))?;
+        let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
+        let was_decided = self
+            .state
+            .is_decided(signal_id.cast::<PyString>()?.to_str()?);
+        let order = engine_state::Order {
+            client_order_id: shared_text(&field(event, intern!(py, "client_order_id"))?)?,
+            signal_id: shared_text(&signal_id)?,
+            symbol: shared_text(&field(event, intern!(py, "symbol"))?)?,
+            side: shared_text(&field(event, intern!(py, "side"))?)?,
+            quantity_lots: field(event, intern!(py, "quantity_lots"))?.extract()?,
+            model_id: shared_text(&field(event, intern!(py, "model_id"))?)?,
+            model_version: field(event, intern!(py, "model_version"))?.extract()?,
+            created_at_ms: at_ms,
+            status: Status::Submitted,
+            filled_lots: 0.0,
+            broker_order_id: "".into(),
+            fill_ids: Vec::new(),
+        };
+        let cid_object = field(event, intern!(py, "client_order_id"))?;
+        let (cid, symbol) = (order.client_order_id.clone(), order.symbol.clone());
+        let outcome = self.state.submitted(order);
+        if !was_decided {
+            self.decided_signals.bind(py).set_item(&signal_id, at_ms)?;
+        }
+        self.mirror_order(&cid_object, &cid)?;
+        if let Err(refusal) = outcome {
+            return Ok(Err(refusal));
+        }
+        self.mirror_pending(py, &symbol)?;
+        let times = self.order_times_ms.bind(py);
+        times.call_method1(intern!(py, "append"), (at_ms,))?;
+        while times.len()? > self.state.order_times_ms.len() {
+            times.call_method0(intern!(py, "popleft"))?;
+        }
+        Ok(Ok(true))
+    }
+
+    fn answered(
+        &mut self,
+        event: &Bound<'_, PyAny>,
+        kind: &Bound<'_, PyType>,
+        kinds: &Contracts,
+    ) -> PyResult<Result<bool, Refused>> {
+        let py = event.py();
+        let cid_object = event.getattr(intern!(py, "client_order_id"))?;
+        let cid = cid_object.cast::<PyString>()?.to_str()?;
+        let rejects_before = self.state.consecutive_rejects;
+        let symbol = self.state.orders.get(cid).map(|o| o.symbol.clone());
+        let pending_before = symbol
+            .as_ref()
+            .and_then(|symbol| self.state.pending.get(&**symbol).copied());
+        let outcome = if kind.is(kinds.filled.bind(py)) {
+            match self.filled(event, cid)? {
+                Ok(outcome) => outcome,
+                Err(refusal) => return Ok(Err(refusal)),
+            }
+        } else if kind.is(kinds.accepted.bind(py)) {
+            let broker_order_id = text(&event.getattr(intern!(py, "broker_order_id"))?)?;
+            self.state.answered(
+                cid,
+                Answer::Accepted {
+                    broker_order_id: &broker_order_id,
+                },
+            )
+        } else if kind.is(kinds.rejected.bind(py)) {
+            self.state.answered(cid, Answer::Rejected)
+        } else {
+            let prefix = EXPIRED_PREFIX.get_or_try_init(py, || {
+                py.import("execution.core.broker")?
+                    .getattr("EXPIRED_PREFIX")?
+                    .extract::<String>()
+            })?;
+            let reason = text(&event.getattr(intern!(py, "reason"))?)?;
+            self.state.answered(
+                cid,
+                Answer::Canceled {
+                    is_expired: reason.starts_with(prefix.as_str()),
+                },
+            )
+        };
+        match outcome {
+            Ok(Applied::Unchanged) => Ok(Ok(false)),
+            Ok(Applied::Moved(_)) => {
+                self.mirror_order(&cid_object, cid)?;
+                let symbol = symbol.unwrap_or_default();
+                if self.state.pending.get(&*symbol).copied() != pending_before {
+                    self.mirror_pending(py, &symbol)?;
+                }
+                if self.state.consecutive_rejects != rejects_before {
+                    self.view.bind(py).setattr(
+                        intern!(py, "consecutive_rejects"),
+                        self.state.consecutive_rejects,
+                    )?;
+                }
+                Ok(Ok(true))
+            }
+            Err(refusal) => Ok(Err(refusal)),
+        }
+    }
+
+    /// A fill: booked on its symbol's book (or the book that booked it ahead), its realised P&L
+    /// added to its trading day in its quote currency.
+    fn filled(
+        &mut self,
+        event: &Bound<'_, PyAny>,
+        cid: &str,
+    ) -> PyResult<Result<Result<Applied, Refused>, Refused>> {
+        let py = event.py();
+        let fill_id = text(&event.getattr(intern!(py, "fill_id"))?)?;
+        let cumulative_lots: f64 = event.getattr(intern!(py, "cumulative_lots"))?.extract()?;
+        let fill_lots_float: f64 = event.getattr(intern!(py, "fill_lots"))?.extract()?;
+        let is_final: bool = event.getattr(intern!(py, "is_final"))?.extract()?;
+        let fill_lots = match self.state.exact.of(fill_lots_float) {
+            Ok(lots) => lots,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let ahead = self.ahead.remove(&fill_id).filter(|ahead| {
+            ahead.fill.bind(py).is(event) && ahead.books_revision == self.state.books_revision
+        });
+        let ahead_book = ahead
+            .as_ref()
+            .map(|ahead| ahead.book.bind(py).borrow().book.copy());
+        let booked = match &ahead_book {
+            Some(book) => Booked::Ahead(book),
+            None => {
+                let price: f64 = event.getattr(intern!(py, "fill_price"))?.extract()?;
+                match self.state.exact.of(price) {
+                    Ok(price) => Booked::At(price),
+                    Err(refusal) => return Ok(Err(refusal)),
+                }
+            }
+        };
+        let outcome = self.state.answered(
+            cid,
+            Answer::Filled {
+                fill_id: &fill_id,
+                cumulative_lots,
+                fill_lots,
+                is_final,
+                booked,
+            },
+        );
+        let kept_booking = ahead.map(|ahead| ahead.booking);
+        let (booking, realized) = match (&outcome, kept_booking) {
+            (Ok(Applied::Moved(_)), Some(kept)) => {
+                let realized = to_dec(&kept.bind(py).getattr(intern!(py, "realized"))?)?;
+                (kept, realized)
+            }
+            (Ok(Applied::Moved(Some(booking))), None) => {
+                let realized = booking.realized;
+                (self.py_booking(py, (**booking).clone())?, realized)
+            }
+            _ => return Ok(Ok(outcome)),
+        };
+        let symbol = self
+            .state
+            .orders
+            .get(cid)
+            .map(|o| o.symbol.clone())
+            .unwrap_or_default();
+        self.bookings.bind(py).set_item(&fill_id, &booking)?;
+        if !realized.is_zero() {
+            if let Err(refusal) = self.book_realized(event, &symbol, realized)? {
+                return Ok(Err(refusal));
+            }
+        }
+        self.mirror_book(py, &symbol)?;
+        Ok(Ok(outcome))
+    }
+
+    fn book_realized(
+        &mut self,
+        event: &Bound<'_, PyAny>,
+        symbol: &str,
+        realized: Dec,
+    ) -> PyResult<Result<(), Refused>> {
+        let py = event.py();
+        let limits = self.limits.bind(py);
+        let spec = limits
+            .getattr(intern!(py, "instruments"))?
+            .call_method1(intern!(py, "get"), (symbol,))?;
+        if spec.is_none() {
+            let defect = format!(
+                "no instrument spec for {symbol}: realised P&L {} not booked",
+                realized
+            );
+            self.state.note_defect(defect.clone());
+            self.defects.bind(py).append(defect)?;
+            return Ok(Ok(()));
+        }
+        let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
+        let day = text(
+            &limits
+                .getattr(intern!(py, "market"))?
+                .call_method1(intern!(py, "trading_day"), (at_ms,))?
+                .call_method0(intern!(py, "isoformat"))?,
+        )?;
+        let contract_size = dec_of_float(spec.getattr(intern!(py, "contract_size"))?.extract()?)?;
+        let quote = text(&spec.getattr(intern!(py, "quote"))?)?;
+        let amount = match realized.checked_mul(contract_size) {
+            Ok(amount) => amount,
+            Err(_) => return Ok(Err(Refused::Overflow)),
+        };
+        let total = match self.state.add_realized(&day, &quote, amount) {
+            Ok(total) => total,
+            Err(_) => return Ok(Err(Refused::Overflow)),
+        };
+        let by_day = self.realized_by_day.bind(py);
+        let by_currency = match by_day.get_item(&day)? {
+            Some(known) => known.cast_into::<PyDict>()?,
+            None => {
+                let fresh = PyDict::new(py);
+                by_day.set_item(&day, &fresh)?;
+                fresh
+            }
+        };
+        by_currency.set_item(quote, to_py(py, total)?)?;
+        Ok(Ok(()))
+    }
+
+    fn risk_event(&mut self, event: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = event.py();
+        let kind = text(&event.getattr(intern!(py, "kind"))?)?;
+        let view = self.view.bind(py);
+        match kind.as_str() {
+            DAY_ROLLOVER => {
+                let loads = JSON_LOADS.import(py, "json", "loads")?;
+                let mark = loads.call1((event.getattr(intern!(py, "detail"))?,))?;
+                let day = text(&mark.get_item("trading_day")?)?;
+                let decimal = DECIMAL.import(py, "decimal", "Decimal")?;
+                let marks_mirror = PyDict::new(py);
+                let mut marks = HashMap::new();
+                for (symbol, amount) in mark.get_item("marks")?.cast_into::<PyDict>()?.iter() {
+                    let amount = decimal.call1((amount,))?;
+                    marks.insert(text(&symbol)?, to_dec(&amount)?);
+                    marks_mirror.set_item(symbol, amount)?;
+                }
+                self.state.mark_day(&day, marks);
+                self.day_marks = marks_mirror.unbind();
+            }
+            TRADING_STATE => {
+                let state = event.getattr(intern!(py, "trading_state"))?;
+                self.state
+                    .set_trading_state(state.cast::<PyString>()?.to_str()?);
+                view.setattr(intern!(py, "trading_state"), state)?;
+                view.setattr(
+                    intern!(py, "consecutive_rejects"),
+                    self.state.consecutive_rejects,
+                )?;
+            }
+            SYMBOL_HALTED | SYMBOL_RESUMED => {
+                let symbol = event.getattr(intern!(py, "symbol"))?;
+                let is_halted = kind == SYMBOL_HALTED;
+                self.state
+                    .set_symbol_halted(symbol.cast::<PyString>()?.to_str()?, is_halted);
+                let halted = self.halted_symbols.bind(py);
+                if is_halted {
+                    halted.add(symbol)?;
+                } else {
+                    halted.discard(symbol)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn py_booking(&mut self, py: Python<'_>, booking: Booking) -> PyResult<Py<PyAny>> {
+        let before = self.decimal(py, booking.position_before)?;
+        let after = self.decimal(py, booking.position_after)?;
+        booking_of(py, booking, before, after)
+    }
+
+    /// Keep the core's order `cid` under `key` (the event's own id object: no string made).
+    fn mirror_order(&self, key: &Bound<'_, PyAny>, cid: &str) -> PyResult<()> {
+        let py = key.py();
+        if let Some(order) = self.state.orders.shared(cid) {
+            let kept = Bound::new(
+                py,
+                PyOrder {
+                    order: Arc::clone(order),
+                },
+            )?;
+            self.orders.bind(py).set_item(key, kept)?;
+        }
+        Ok(())
+    }
+
+    /// The `Decimal` of `amount` (one made before when it was the same coefficient and exponent).
+    fn decimal(&mut self, py: Python<'_>, amount: Dec) -> PyResult<Py<PyAny>> {
+        if let Some(known) = self.decimals.get(&amount) {
+            return Ok(known.clone_ref(py));
+        }
+        let made = to_py(py, amount)?;
+        if self.decimals.len() >= 4_096 {
+            self.decimals.clear();
+        }
+        self.decimals.insert(amount, made.clone_ref(py));
+        Ok(made)
+    }
+
+    fn mirror_pending(&mut self, py: Python<'_>, symbol: &str) -> PyResult<()> {
+        if let Some(lots) = self.state.pending.get(symbol).copied() {
+            let lots = self.decimal(py, lots)?;
+            self.pending.bind(py).set_item(symbol, lots)?;
+        }
+        Ok(())
+    }
+
+    fn mirror_book(&mut self, py: Python<'_>, symbol: &str) -> PyResult<()> {
+        let Some(lots) = self.state.books.get(symbol).map(|book| book.lots) else {
+            return Ok(());
+        };
+        let lots = self.decimal(py, lots)?;
+        let book = &self.state.books[symbol];
+        let books = self.books.bind(py);
+        let kept = match books.get_item(symbol)? {
+            Some(kept) => kept.cast_into::<PyBook>()?,
+            None => {
+                let fresh = Bound::new(py, PyBook::wrap(crate::positions::Book::new()))?;
+                books.set_item(symbol, &fresh)?;
+                fresh
+            }
+        };
+        {
+            let mut held = kept.borrow_mut();
+            held.book.take(book);
+            held.book.revision = book.revision;
+            held.lots = Some(lots.clone_ref(py));
+        }
+        self.positions.bind(py).set_item(symbol, lots)
+    }
+}
+
+/// Book `fill` of `order` on `book` (a buy adds lots, a sell takes them): the rule the state books fills with.
+#[pyfunction]
+pub fn book_fill(
+    py: Python<'_>,
+    mut book: PyRefMut<'_, PyBook>,
+    order: &PyOrder,
+    fill: &Bound<'_, PyAny>,
+) -> PyResult<Py<PyAny>> {
+    let fill_lots = dec_of_float(fill.getattr(intern!(py, "fill_lots"))?.extract()?)?;
+    let price = dec_of_float(fill.getattr(intern!(py, "fill_price"))?.extract()?)?;
+    let fill_id = text(&fill.getattr(intern!(py, "fill_id"))?)?;
+    let before = book.lots(py)?;
+    let booking = engine_state::book_fill(&mut book.book, &order.order, fill_lots, price, &fill_id);
+    book.lots = None;
+    let booking = booking.map_err(|_| PyOverflowError::new_err(Overflow.to_string()))?;
+    let after = book.lots(py)?;
+    booking_of(py, booking, before, after)
+}
+
+/// A booking as Python reads it (`Decimal`s), the positions before and after given as made.
+fn booking_of(
+    py: Python<'_>,
+    booking: Booking,
+    before: Py<PyAny>,
+    after: Py<PyAny>,
+) -> PyResult<Py<PyAny>> {
+    Ok(Bound::new(
+        py,
+        PyBooking {
+            position_before: before,
+            position_after: after,
+            entry_value_after: to_py(py, booking.entry_value_after)?,
+            realized: to_py(py, booking.realized)?,
+            round_trip_id: booking.round_trip_id,
+            opens_round_trip_id: booking.opens_round_trip_id,
+        },
+    )?
+    .into_any()
+    .unbind())
+}
+
+/// Register the engine state's classes and functions.
+pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyOrder>()?;
+    m.add_class::<PyEngineState>()?;
+    m.add_function(wrap_pyfunction!(moved, m)?)?;
+    m.add_function(wrap_pyfunction!(book_fill, m)?)?;
+    m.add("RATE_WINDOW_MS", engine_state::RATE_WINDOW_MS)?;
+    m.add("RETIRE_MARGIN_MS", engine_state::RETIRE_MARGIN_MS)?;
+    Ok(())
+}
