@@ -262,15 +262,8 @@ def run_python_suite(suite: PythonSuite, target: Target, sources: Path | None, r
     folder = suite_source(suite, sources)
     python = python_environment(suite)
     report = report_dir / f"{suite.name}.xml"
-    environment = {**_clean_environment(), **suite.environment(target)}
-    completed = subprocess.run(
-        [str(python), "-m", "pytest", *suite.tests, "-q", f"--junitxml={report}"],
-        cwd=folder,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
+    completed = _run(
+        [str(python), "-m", "pytest", *suite.tests, "-q", f"--junitxml={report}"], folder, suite.environment(target)
     )
     (report_dir / f"{suite.name}.log").write_text(completed.stdout + completed.stderr)
     if not report.exists():
@@ -323,16 +316,8 @@ def go_module(suite: GoSuite) -> Path:
 def run_go_suite(suite: GoSuite, target: Target, report_dir: Path) -> Counts:
     """Run a Go module's tests one package at a time and count ``go test -json``'s events."""
     folder = go_module(suite)
-    environment = {**_clean_environment(), **suite.environment(target)}
-    completed = subprocess.run(
-        [shutil.which("go") or "go", "test", "-json", "-count=1", "-p", "1", "-timeout", "20m", *suite.packages],
-        cwd=folder,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-    )
+    command = [shutil.which("go") or "go", "test", "-json", "-count=1", "-p", "1", "-timeout", "20m", *suite.packages]
+    completed = _run(command, folder, suite.environment(target))
     (report_dir / f"{suite.name}.json").write_text(completed.stdout)
     (report_dir / f"{suite.name}.log").write_text(completed.stderr)
     counts = go_counts(completed.stdout)
@@ -362,6 +347,10 @@ def go_counts(stream: str) -> Counts:
     return counts
 
 
-def _clean_environment() -> dict[str, str]:
+def _run(command: list[str], folder: Path, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a suite's command in ``folder`` with its own variables, its output kept, within an hour."""
     # The suites read their own variables only; nothing of this project's settings leaks into them.
-    return {key: value for key, value in os.environ.items() if not key.startswith("TICKWAVE_")}
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("TICKWAVE_")}
+    return subprocess.run(
+        command, cwd=folder, env={**clean, **environment}, capture_output=True, text=True, timeout=3600, check=False
+    )
