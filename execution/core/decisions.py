@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 import msgspec
+from tickwave_core import flash_crash_words
 
 from execution.core.engine_state import DAY_ROLLOVER, RETIRE_MARGIN_MS, SYMBOL_HALTED, TRADING_STATE, EngineState
 from execution.core.limits import RiskLimits
@@ -253,7 +254,7 @@ class SignalDecisions:
         window = state.view.price_windows[tick.symbol]
         move = window.move_pct()
         if move > limits.flash_crash_pct and tick.symbol not in state.view.halted_symbols:
-            detail = f"{tick.symbol} moved {move:.2f}% within {limits.flash_crash_window_ms} ms"
+            detail = flash_crash_words(tick.symbol, move, limits.flash_crash_window_ms)
             events.append(
                 self.events.risk(SYMBOL_HALTED, "critical", detail, now_ms, symbol=tick.symbol, check="flash_crash")
             )

@@ -22,6 +22,17 @@ import msgspec
 import tickwave_core
 from tickwave_core import PriceWindow as PriceWindow  # the flash-crash window, re-exported
 
+# The checks on an order's figures are the core's too (``gate.rs``): each answers ``(check, reason, halts)`` or None.
+from tickwave_core import consecutive_rejects_denial as _consecutive_rejects
+from tickwave_core import flash_crash_denial as _flash_crash
+from tickwave_core import is_reducing as _is_reducing
+from tickwave_core import max_order_size_denial as _max_order_size
+from tickwave_core import max_position_denial as _max_position
+from tickwave_core import signal_timeframe_denial as _signal_timeframe
+from tickwave_core import signal_ttl_denial as _signal_ttl
+from tickwave_core import stale_price as _stale_price
+from tickwave_core import trading_state_denial as _trading_state
+
 from execution.core.limits import RiskLimits
 from tickwave.contracts import Side, Signal, Tick, TradingState
 from tickwave.contracts.core import mid_price
@@ -245,9 +256,7 @@ def is_reducing(order: ProposedOrder, view: RiskView) -> bool:
     """Return True when the order only brings the symbol's position (working orders included) towards flat."""
     if order.reducing is not None:
         return order.reducing
-    current = view.exposure_lots(order.symbol)
-    after = current + order.signed_lots
-    return current != _ZERO and abs(after) < abs(current) and (after == _ZERO or (after > _ZERO) == (current > _ZERO))
+    return _is_reducing(view.exposure_lots(order.symbol), order.signed_lots)
 
 
 # ---------------------------------------------------------------------------------------
@@ -262,22 +271,16 @@ def signal_timeframe_denial(signal: Signal, limits: RiskLimits) -> Denial | None
     flipping what a 1 min signal set a second earlier). Checked before sizing: such a
     signal says nothing about the position, so it is denied for what it is.
     """
-    driver = limits.driving_timeframe(signal.symbol)
-    if signal.timeframe != driver:
-        return Denial("signal_timeframe", f"{signal.timeframe} signal; {signal.symbol} is driven by {driver} signals")
-    return None
+    found = _signal_timeframe(signal.symbol, signal.timeframe, limits.driving_timeframe(signal.symbol))
+    return None if found is None else Denial(*found)
 
 
 def check_trading_state(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """HALTED (globally or for the symbol) denies all; REDUCING denies what does not reduce the position."""
-    symbol = order.symbol
-    if view.trading_state == "HALTED":
-        return Denial("trading_state", "trading is HALTED")
-    if symbol in view.halted_symbols:
-        return Denial("trading_state", f"{symbol} is HALTED")
-    if view.trading_state == "REDUCING" and not is_reducing(order, view):
-        return Denial("trading_state", "REDUCING: the order would not reduce the position")
-    return None
+    symbol, state = order.symbol, view.trading_state
+    reducing = state == "REDUCING" and is_reducing(order, view)  # asked only where it decides
+    found = _trading_state(state, symbol, symbol in view.halted_symbols, reducing)
+    return None if found is None else Denial(*found)
 
 
 def check_symbol_allowed(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
@@ -296,27 +299,20 @@ def check_market_open(order: ProposedOrder, view: RiskView, limits: RiskLimits, 
 
 def check_signal_ttl(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny signals older than the TTL."""
-    age_ms = now_ms - order.signal.created_at_ms
-    if age_ms > limits.signal_ttl_ms:
-        return Denial("signal_ttl", f"signal is {age_ms} ms old (ttl {limits.signal_ttl_ms} ms)")
-    return None
+    found = _signal_ttl(now_ms - order.signal.created_at_ms, limits.signal_ttl_ms)
+    return None if found is None else Denial(*found)
 
 
 def check_max_order_size(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny orders larger than the largest order size."""
-    if order.quantity_lots > limits.max_order_lots:
-        return Denial("max_order_size", f"{order.quantity_lots} lots exceeds {limits.max_order_lots}")
-    return None
+    found = _max_order_size(order.quantity_lots, limits.max_order_lots)
+    return None if found is None else Denial(*found)
 
 
 def stale_price(symbol: str, view: RiskView, limits: RiskLimits, now_ms: int) -> str | None:
     """Say why the symbol has no usable price (no tick, or one older than ``max_tick_age_ms``), or None."""
     tick = view.last_ticks.get(symbol)
-    if tick is None:
-        return f"no price for {symbol} yet"
-    if now_ms - tick.time_ms > limits.max_tick_age_ms:
-        return f"latest {symbol} tick is {now_ms - tick.time_ms} ms old"
-    return None
+    return _stale_price(symbol, None if tick is None else tick.time_ms, now_ms, limits.max_tick_age_ms)
 
 
 def check_no_price(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
@@ -327,12 +323,11 @@ def check_no_price(order: ProposedOrder, view: RiskView, limits: RiskLimits, now
 
 def check_max_position(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny orders that leave the symbol's position (working orders included) beyond its limit."""
-    if is_reducing(order, view):
-        return None  # capital checks let an order that only reduces through
-    after = view.exposure_lots(order.symbol) + order.signed_lots
-    if abs(after) > to_decimal(limits.max_position_lots):
-        return Denial("max_position", f"position would be {after} lots (limit {limits.max_position_lots})")
-    return None
+    # Capital checks let an order that only reduces through.
+    found = _max_position(
+        view.exposure_lots(order.symbol), order.signed_lots, is_reducing(order, view), limits.max_position_lots
+    )
+    return None if found is None else Denial(*found)
 
 
 def check_gross_exposure(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
@@ -401,22 +396,16 @@ def check_daily_loss(order: ProposedOrder, view: RiskView, limits: RiskLimits, n
 
 def check_consecutive_rejects(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny and halt trading after too many broker rejects in a row."""
-    if view.consecutive_rejects >= limits.max_consecutive_rejects:
-        return Denial("consecutive_rejects", f"{view.consecutive_rejects} broker rejects in a row", "trading")
-    return None
+    found = _consecutive_rejects(view.consecutive_rejects, limits.max_consecutive_rejects)
+    return None if found is None else Denial(*found)
 
 
 def check_flash_crash(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny and halt the symbol when its mid moved more than the threshold within the window."""
     window = view.price_windows.get(order.symbol)
     move = window.move_pct() if window is not None else 0.0
-    if move > limits.flash_crash_pct:
-        return Denial(
-            "flash_crash",
-            f"{order.symbol} moved {move:.2f}% within {limits.flash_crash_window_ms} ms",
-            "symbol",
-        )
-    return None
+    found = _flash_crash(order.symbol, move, limits.flash_crash_pct, limits.flash_crash_window_ms)
+    return None if found is None else Denial(*found)
 
 
 CHECKS: Final[tuple[Check, ...]] = (

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
 Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._#\-]+$")]
-EpochMs = Annotated[int, msgspec.Meta(ge=0)]
+# Every integer a message carries fits 64 signed bits: the execution core and the warehouse's columns hold
+# 64-bit integers, so a larger one is refused at decode as malformed (dead-lettered), never met downstream.
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+EpochMs = Count
 Positive = Annotated[float, msgspec.Meta(gt=0.0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0.0)]
 Side = Literal["buy", "sell"]

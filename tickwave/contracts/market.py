@@ -8,8 +8,11 @@ from typing import Annotated, Literal
 import msgspec
 
 from tickwave.contracts.base import (
+    INT64_MAX,
+    Count,
     Direction,
     EpochMs,
+    Int64,
     Message,
     NonNegative,
     Positive,
@@ -29,12 +32,12 @@ class Tick(Message, frozen=True, tag="tick.v1"):
 
     symbol: Symbol
     time_ms: EpochMs
-    seq: Annotated[int, msgspec.Meta(ge=0)]
+    seq: Count
     bid: Positive
     ask: Positive
     last: NonNegative = 0.0
     volume: NonNegative = 0.0
-    flags: int = 0
+    flags: Int64 = 0
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -94,7 +97,7 @@ class Bar(Message, frozen=True, tag="bar.v1"):
     mid_high: float
     mid_low: float
     mid_close: float
-    tick_count: Annotated[int, msgspec.Meta(ge=1)]
+    tick_count: Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)]
     volume: float
     spread_mean: float
     spread_max: float
@@ -180,7 +183,7 @@ class Prediction(Message, frozen=True, tag="prediction.v1"):
     timeframe: str
     bar_start_ms: EpochMs
     model_id: str
-    model_version: int
+    model_version: Int64
     probabilities: dict[str, float]
     inference_latency_us: float
     predicted_at_ms: EpochMs
@@ -211,7 +214,7 @@ class Signal(Message, frozen=True, tag="signal.v1"):
     strength: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
     confidence: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
     model_id: str
-    model_version: int
+    model_version: Int64
     created_at_ms: EpochMs
     # Added compatibly (older messages decode with the default): an ensemble's members
     # ("framework:weight"); their confidence score is ``confidence``.

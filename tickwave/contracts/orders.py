@@ -10,6 +10,7 @@ import msgspec
 
 from tickwave.contracts.base import (
     EpochMs,
+    Int64,
     Message,
     Positive,
     Side,
@@ -31,7 +32,7 @@ class OrderIntent(Message, frozen=True, tag="order_intent.v1"):
     quantity_lots: Positive
     order_type: Literal["market", "limit"]
     model_id: str
-    model_version: int
+    model_version: Int64
     created_at_ms: EpochMs
     limit_price: Positive | None = None
 
@@ -53,7 +54,7 @@ class _OrderEvent(Message, frozen=True):
     signal_id: str
     symbol: Symbol
     model_id: str
-    model_version: int
+    model_version: Int64
     event_at_ms: EpochMs
 
     @property
@@ -93,7 +94,7 @@ class OrderRejected(_OrderEvent, frozen=True, tag="order_rejected.v1"):
     """The broker refused the order."""
 
     reason: str
-    broker_code: int | None = None
+    broker_code: Int64 | None = None
 
 
 class OrderFilled(_OrderEvent, frozen=True, tag="order_filled.v1"):
@@ -157,7 +158,7 @@ class Fill(Message, frozen=True, tag="fill.v1"):
     commission: float
     filled_at_ms: EpochMs
     model_id: str
-    model_version: int
+    model_version: Int64
     broker_deal_id: str = ""
     position_before_lots: Decimal | msgspec.UnsetType = msgspec.UNSET
     position_after_lots: Decimal | msgspec.UnsetType = msgspec.UNSET

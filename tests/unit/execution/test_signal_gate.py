@@ -90,3 +90,24 @@ def test_admit_when_flooded_then_a_bounded_number_recorded_per_second_and_the_re
     assert len(refused) == REFUSALS_RECORDED_PER_S + 1
     assert f"; {flood - REFUSALS_RECORDED_PER_S} more refused before it" in refused[-1].detail
     service.close()
+
+
+def test_admit_when_a_signed_signal_carries_an_integer_beyond_64_bits_then_quarantined_and_the_next_decided(
+    tmp_path: Path,
+) -> None:
+    # The core holds 64-bit integers: a wider one is malformed at decode, before it reaches the engine.
+    clock, publisher = ManualClock(WEDNESDAY_NOON_MS), ListPublisher()
+    service = make_service(tmp_path, clock, publisher)
+    service.handle_tick(tick(WEDNESDAY_NOON_MS))
+    gate = SignalGate(KEY, service)
+    wide = encode(signal(1, WEDNESDAY_NOON_MS)).replace(b'"model_version":1', b'"model_version":18446744073709551616')
+    good = encode(signal(2, WEDNESDAY_NOON_MS))
+
+    refused = gate.admit(wide, signed_headers(KEY, wide), WHERE)
+    admitted = gate.admit(good, signed_headers(KEY, good), WHERE)
+    assert refused is None
+    assert isinstance(admitted, Signal)
+    service.handle_signals([admitted])
+
+    assert [event.signal_id for event in publisher.of_type(OrderSubmitted)] == [admitted.signal_id]
+    service.close()

@@ -4,7 +4,7 @@ import math
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.tickwave.strategies import message_strategy
@@ -232,3 +232,37 @@ def test_order_submitted_when_it_names_its_venue_then_the_venue_round_trips() ->
 
     assert wire.endswith(b',"venue":"mt5:Broker-Live"}')
     assert decode(wire, OrderSubmitted).venue_name == "mt5:Broker-Live"
+
+
+def _integer_fields(kind: type[Message]) -> list[str]:
+    fields = msgspec.inspect.type_info(kind).fields  # type: ignore[attr-defined]
+    names = []
+    for field in fields:
+        types = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+        if any(isinstance(member, msgspec.inspect.IntType) for member in types):
+            names.append(field.encode_name)
+    return names
+
+
+@pytest.mark.parametrize("kind", MESSAGE_TYPES, ids=lambda kind: kind.__name__)
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(data=st.data())
+def test_decode_when_an_integer_is_beyond_64_bits_then_contract_error(kind: type[Message], data: st.DataObject) -> None:
+    # The execution core and the warehouse's columns hold 64-bit integers: a larger one is malformed at decode
+    # (dead-lettered by the consumers).
+    message = data.draw(message_strategy(kind))
+    for name in _integer_fields(kind):
+        fields = msgspec.json.decode(encode(message))
+        for beyond in (2**63, -(2**63) - 1, 2**64 + 5):
+            fields[name] = beyond
+            with pytest.raises(ContractError, match=name):
+                decode(msgspec.json.encode(fields), kind)
+            with pytest.raises(ContractError):
+                decode_any(msgspec.json.encode(fields))
+
+
+def test_integer_fields_when_listed_then_every_time_and_version_is_bounded() -> None:
+    largest = msgspec.structs.replace(GOOD_TICK, time_ms=2**63 - 1, seq=2**63 - 1, flags=-(2**63))
+    assert decode(encode(largest), Tick) == largest
+    assert {"time_ms", "seq", "flags"} <= set(_integer_fields(Tick))
+    assert {"created_at_ms", "bar_start_ms", "model_version"} <= set(_integer_fields(Signal))

@@ -770,13 +770,20 @@ pub fn write_f64(out: &mut Vec<u8>, value: f64) {
         out.extend_from_slice(b"null");
         return;
     }
+    write_shortest(out, value, -5, false);
+}
+
+/// Write a finite float's shortest round-trip digits, positional when its power of ten is from
+/// `lowest` to 15, else in exponent form: msgspec's (`1e16`) or, with `python_exponent`, `repr`'s
+/// (`1e+16`, `1.5e-07`: a sign and at least two digits).
+pub fn write_shortest(out: &mut Vec<u8>, value: f64, lowest: i32, python_exponent: bool) {
     if value.is_sign_negative() {
         out.push(b'-');
     }
     let shortest = repr_digits(value);
     let (digits, power) = (shortest.as_bytes(), shortest.power);
     let count = digits.len() as i32;
-    if (-5..16).contains(&power) {
+    if (lowest..16).contains(&power) {
         if power < 0 {
             out.extend_from_slice(b"0.");
             out.resize(out.len() + (-power - 1) as usize, b'0');
@@ -797,8 +804,29 @@ pub fn write_f64(out: &mut Vec<u8>, value: f64) {
             out.extend_from_slice(&digits[1..]);
         }
         out.push(b'e');
-        write_i64(out, i64::from(power));
+        if python_exponent {
+            out.push(if power < 0 { b'-' } else { b'+' });
+            if power.abs() < 10 {
+                out.push(b'0');
+            }
+            write_i64(out, i64::from(power.abs()));
+        } else {
+            write_i64(out, i64::from(power));
+        }
     }
+}
+
+/// A float's text as Python's `repr` writes it (`10.0`, `0.0001`, `1e-05`, `1e+16`, `inf`, `nan`).
+pub fn py_repr(value: f64) -> String {
+    if value.is_nan() {
+        return "nan".to_owned();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    let mut out = Vec::with_capacity(24);
+    write_shortest(&mut out, value, -4, true);
+    String::from_utf8(out).unwrap_or_default() // only ASCII is written
 }
 
 /// Write an exact decimal as msgspec writes a `Decimal`: its `str()` in quotes.

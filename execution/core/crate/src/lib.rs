@@ -9,6 +9,7 @@ pub mod engine_state;
 mod engine_state_py;
 pub mod events;
 mod events_py;
+pub mod gate;
 pub mod lifecycle;
 pub mod money;
 pub mod paper;
@@ -501,6 +502,113 @@ fn rate_breach(
     Ok(risk::rate_breach(times, count, now_ms, max_per_second))
 }
 
+// ---------------------------------------------------------------------------------------------
+// The gate's rules on an order's figures (`gate.rs`); a denial is `(check, reason, halts)`.
+
+type PyDenial = Option<(&'static str, String, &'static str)>;
+
+fn py_denial(found: Option<gate::Denial>) -> PyDenial {
+    found.map(|denial| (denial.check, denial.reason, denial.halts.name()))
+}
+
+/// Return True when `signed_lots` bring `current_lots` (working orders included) towards flat.
+#[pyfunction]
+fn is_reducing(current_lots: &Bound<'_, PyAny>, signed_lots: &Bound<'_, PyAny>) -> PyResult<bool> {
+    gate::is_reducing(to_dec(current_lots)?, to_dec(signed_lots)?).map_err(overflow)
+}
+
+/// Deny a signal of another timeframe than its symbol's driver.
+#[pyfunction]
+fn signal_timeframe_denial(symbol: &str, timeframe: &str, driver: &str) -> PyDenial {
+    py_denial(gate::signal_timeframe(symbol, timeframe, driver))
+}
+
+/// Deny while trading (or the symbol) is HALTED, or REDUCING and the order does not reduce.
+#[pyfunction]
+fn trading_state_denial(
+    state: &str,
+    symbol: &str,
+    symbol_halted: bool,
+    reducing: bool,
+) -> PyDenial {
+    py_denial(gate::trading_state(state, symbol, symbol_halted, reducing))
+}
+
+/// Deny a signal older than the TTL.
+#[pyfunction]
+fn signal_ttl_denial(age_ms: i64, ttl_ms: i64) -> PyDenial {
+    py_denial(gate::signal_ttl(age_ms, ttl_ms))
+}
+
+/// Deny an order larger than the largest order size.
+#[pyfunction]
+fn max_order_size_denial(quantity_lots: f64, max_order_lots: f64) -> PyDenial {
+    py_denial(gate::max_order_size(quantity_lots, max_order_lots))
+}
+
+/// Say why `symbol` has no usable price (no tick, or one older than `max_age_ms`), or None.
+#[pyfunction]
+fn stale_price(
+    symbol: &str,
+    tick_time_ms: Option<i64>,
+    now_ms: i64,
+    max_age_ms: i64,
+) -> Option<String> {
+    gate::stale_price(symbol, tick_time_ms, now_ms, max_age_ms)
+}
+
+/// Deny an order that leaves the position beyond its limit (one that only reduces passes).
+#[pyfunction]
+fn max_position_denial(
+    exposure_lots: &Bound<'_, PyAny>,
+    signed_lots: &Bound<'_, PyAny>,
+    reducing: bool,
+    max_position_lots: f64,
+) -> PyResult<PyDenial> {
+    let exposure = to_dec(exposure_lots)?;
+    let signed = to_dec(signed_lots)?;
+    gate::max_position(exposure, signed, reducing, max_position_lots)
+        .map(py_denial)
+        .map_err(overflow)
+}
+
+/// Deny, and halt trading, after too many broker rejects in a row.
+#[pyfunction]
+fn consecutive_rejects_denial(rejects: i64, max_rejects: i64) -> PyDenial {
+    py_denial(gate::consecutive_rejects(rejects, max_rejects))
+}
+
+/// Deny, and halt the symbol, when its mid moved more than the threshold within the window.
+#[pyfunction]
+fn flash_crash_denial(symbol: &str, move_pct: f64, threshold_pct: f64, window_ms: i64) -> PyDenial {
+    py_denial(gate::flash_crash(
+        symbol,
+        move_pct,
+        threshold_pct,
+        window_ms,
+    ))
+}
+
+/// The flash-crash breaker's words.
+#[pyfunction]
+fn flash_crash_words(symbol: &str, move_pct: f64, window_ms: i64) -> String {
+    gate::flash_crash_words(symbol, move_pct, window_ms)
+}
+
+fn add_gate(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(is_reducing, m)?)?;
+    m.add_function(wrap_pyfunction!(signal_timeframe_denial, m)?)?;
+    m.add_function(wrap_pyfunction!(trading_state_denial, m)?)?;
+    m.add_function(wrap_pyfunction!(signal_ttl_denial, m)?)?;
+    m.add_function(wrap_pyfunction!(max_order_size_denial, m)?)?;
+    m.add_function(wrap_pyfunction!(stale_price, m)?)?;
+    m.add_function(wrap_pyfunction!(max_position_denial, m)?)?;
+    m.add_function(wrap_pyfunction!(consecutive_rejects_denial, m)?)?;
+    m.add_function(wrap_pyfunction!(flash_crash_denial, m)?)?;
+    m.add_function(wrap_pyfunction!(flash_crash_words, m)?)?;
+    Ok(())
+}
+
 #[pymodule]
 fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", VERSION)?;
@@ -520,6 +628,7 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPriceWindow>()?;
     m.add_function(wrap_pyfunction!(collar_breach, m)?)?;
     m.add_function(wrap_pyfunction!(rate_breach, m)?)?;
+    add_gate(m)?;
     m.add_class::<PyBooking>()?;
     add_rounding(m)?;
     m.add_class::<PyDayParts>()?;
