@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import chdb
 import pytest
 
@@ -159,6 +161,29 @@ def test_reframe_when_a_dynamic_names_types_past_the_bounds_then_refused_as_inco
         reframe_native(b"\x01\x01\x01a" + column + b"\x00", REVISION)
 
     assert refused.value.code == INCORRECT_DATA
+
+
+def _names_past_the_bound(name: bytes) -> bytes:
+    # 1048 type names of 4000 bytes, then the size of one more: past the 4 MiB of names a column may hold.
+    return b"\x07Dynamic\x03" + bytes(7) + varuint(2_000) + (varuint(len(name)) + name) * 1_048 + varuint(4000)
+
+
+def test_reframe_when_megabytes_of_plain_type_names_then_their_letters_cost_no_step_each() -> None:
+    # The server walks a block in its event loop: a Python step per character of 4 MiB of names held
+    # every other connection for over a second. Letters are compared with parentheses, which do cost a
+    # step each, timed in turn (best of three): a step per letter makes them cost alike.
+    letters, parentheses = _names_past_the_bound(b"x" * 4000), _names_past_the_bound(b"()" * 2000)
+    best = {letters: float("inf"), parentheses: float("inf")}
+
+    for _ in range(3):
+        for column in best:
+            started = time.perf_counter()
+            with pytest.raises(QueryError) as refused:
+                reframe_native(b"\x01\x01\x01a" + column + b"\x00", REVISION)
+            best[column] = min(best[column], time.perf_counter() - started)
+            assert refused.value.code == INCORRECT_DATA
+
+    assert best[letters] < best[parentheses] / 4, f"letters {best[letters]:.3f} s, ( and ) {best[parentheses]:.3f} s"
 
 
 def test_reframe_when_json_is_written_as_text_then_walked_as_strings() -> None:
