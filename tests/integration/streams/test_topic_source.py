@@ -36,9 +36,10 @@ def test_source_when_lag_reported_then_exact_and_flow_thread_not_held_by_the_bro
                 values.extend(part.next_batch())
             reports = [record.getMessage() for record in caplog.records if "lag=" in record.getMessage()]
             # Idle now: the consumer's fetch waits at the broker (up to fetch.wait.max.ms, 100 ms). A report
-            # that asked the broker for the watermark queued behind it (~96 ms measured); the cached one takes us.
+            # that asked the broker for the watermark queued behind it (~96 ms measured) at every batch; the
+            # cached one takes microseconds. The median is judged: a busy machine delays a batch, not most.
             idle_s = []
-            for _ in range(5):
+            for _ in range(9):
                 started = time.monotonic()
                 assert part.next_batch() == []
                 idle_s.append(time.monotonic() - started)
@@ -47,7 +48,11 @@ def test_source_when_lag_reported_then_exact_and_flow_thread_not_held_by_the_bro
 
     assert values == [b"m%d" % number for number in range(MESSAGES)]
     assert reports and reports[-1].endswith(f"lag=0 offset={MESSAGES}"), reports[-1:]
-    assert max(idle_s) < 0.05, f"an idle batch with a lag report took {max(idle_s) * 1000:.0f} ms"
+    assert sorted(idle_s)[len(idle_s) // 2] < 0.05, f"idle batches with a lag report took {_ms(idle_s)} ms"
+
+
+def _ms(durations: list[float]) -> str:
+    return ", ".join(f"{duration * 1000:.0f}" for duration in durations)
 
 
 def test_source_when_idle_then_waits_in_librdkafka_for_the_next_message_instead_of_spinning(
