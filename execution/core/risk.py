@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final, Literal, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 import msgspec
 import tickwave_core
@@ -38,6 +38,9 @@ from tickwave.contracts import Side, Signal, Tick, TradingState
 from tickwave.contracts.core import mid_price
 from tickwave.instruments import conversion_route, convert
 from tickwave.money import MONEY_CONTEXT, to_decimal
+
+if TYPE_CHECKING:
+    from tickwave_core import GateDenial  # a type of the core's stubs only
 
 # MONEY_CONTEXT's operations, bound once: looking one up on the context costs ~60 ns (the exact sums run per fill).
 _add: Final = MONEY_CONTEXT.add
@@ -129,6 +132,11 @@ class Denial(msgspec.Struct, frozen=True):
 
 
 Check = Callable[[ProposedOrder, RiskView, RiskLimits, int], "Denial | None"]
+
+
+def _denial(found: GateDenial | None) -> Denial | None:
+    """The core's answer ``(check, reason, halts)`` as a :class:`Denial`, or None when the check passed."""
+    return None if found is None else Denial(*found)
 
 
 def mids_of(view: RiskView) -> dict[str, float]:
@@ -272,7 +280,7 @@ def signal_timeframe_denial(signal: Signal, limits: RiskLimits) -> Denial | None
     signal says nothing about the position, so it is denied for what it is.
     """
     found = _signal_timeframe(signal.symbol, signal.timeframe, limits.driving_timeframe(signal.symbol))
-    return None if found is None else Denial(*found)
+    return _denial(found)
 
 
 def check_trading_state(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
@@ -280,7 +288,7 @@ def check_trading_state(order: ProposedOrder, view: RiskView, limits: RiskLimits
     symbol, state = order.symbol, view.trading_state
     reducing = state == "REDUCING" and is_reducing(order, view)  # asked only where it decides
     found = _trading_state(state, symbol, symbol in view.halted_symbols, reducing)
-    return None if found is None else Denial(*found)
+    return _denial(found)
 
 
 def check_symbol_allowed(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
@@ -300,13 +308,13 @@ def check_market_open(order: ProposedOrder, view: RiskView, limits: RiskLimits, 
 def check_signal_ttl(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny signals older than the TTL."""
     found = _signal_ttl(now_ms - order.signal.created_at_ms, limits.signal_ttl_ms)
-    return None if found is None else Denial(*found)
+    return _denial(found)
 
 
 def check_max_order_size(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny orders larger than the largest order size."""
     found = _max_order_size(order.quantity_lots, limits.max_order_lots)
-    return None if found is None else Denial(*found)
+    return _denial(found)
 
 
 def stale_price(symbol: str, view: RiskView, limits: RiskLimits, now_ms: int) -> str | None:
@@ -327,7 +335,7 @@ def check_max_position(order: ProposedOrder, view: RiskView, limits: RiskLimits,
     found = _max_position(
         view.exposure_lots(order.symbol), order.signed_lots, is_reducing(order, view), limits.max_position_lots
     )
-    return None if found is None else Denial(*found)
+    return _denial(found)
 
 
 def check_gross_exposure(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
@@ -397,7 +405,7 @@ def check_daily_loss(order: ProposedOrder, view: RiskView, limits: RiskLimits, n
 def check_consecutive_rejects(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
     """Deny and halt trading after too many broker rejects in a row."""
     found = _consecutive_rejects(view.consecutive_rejects, limits.max_consecutive_rejects)
-    return None if found is None else Denial(*found)
+    return _denial(found)
 
 
 def check_flash_crash(order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int) -> Denial | None:
@@ -405,7 +413,7 @@ def check_flash_crash(order: ProposedOrder, view: RiskView, limits: RiskLimits, 
     window = view.price_windows.get(order.symbol)
     move = window.move_pct() if window is not None else 0.0
     found = _flash_crash(order.symbol, move, limits.flash_crash_pct, limits.flash_crash_window_ms)
-    return None if found is None else Denial(*found)
+    return _denial(found)
 
 
 CHECKS: Final[tuple[Check, ...]] = (
