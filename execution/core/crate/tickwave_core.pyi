@@ -10,7 +10,7 @@ from msgspec import Struct
 from execution.core.limits import RiskLimits
 from execution.core.risk import RiskView
 from execution.core.state import OrderStatus
-from tickwave.contracts import Message, OrderFilled, Side, Tick
+from tickwave.contracts import Message, OrderFilled, Side, Signal, Tick
 
 _M = TypeVar("_M", bound=Struct)
 
@@ -203,6 +203,18 @@ class PaperVenue:
     def cash(self) -> dict[str, Decimal]: ...
     @property
     def realized(self) -> dict[str, Decimal]: ...
+
+# The replay's timeline and journal (replay.rs).
+
+class ReplayTimeline:
+    def __init__(self, items: Sequence[Tick | Signal], accepted: list[bool] | None = None) -> None: ...
+    def __len__(self) -> int: ...
+
+class ReplayJournal:
+    def __init__(self, messages: Iterable[Message]) -> None: ...
+    def __len__(self) -> int: ...
+    def to_py(self) -> list[Message]: ...
+    def chain(self) -> tuple[str, int]: ...
 
 # ---------------------------------------------------------------------------------------
 # The engine state (engine_state.rs, engine_state_py.rs)

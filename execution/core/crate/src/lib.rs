@@ -17,6 +17,8 @@ pub mod paper;
 mod paper_py;
 pub mod positions;
 pub mod pyfloat;
+pub mod replay;
+mod replay_py;
 pub mod risk;
 pub mod rounding;
 pub mod sizing;
@@ -643,6 +645,9 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_day_screen(m)?;
     // The paper venue.
     m.add_class::<paper_py::PyPaperVenue>()?;
+    // The replay's timeline and journal.
+    m.add_class::<replay_py::PyReplayTimeline>()?;
+    m.add_class::<replay_py::PyReplayJournal>()?;
     // The engine state.
     engine_state_py::add(m)?;
     // The journaled events and their wire bytes.

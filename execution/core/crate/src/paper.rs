@@ -523,6 +523,15 @@ impl Submit {
         }
     }
 
+    /// What the venue answered, taken.
+    pub fn into_answers(self) -> Vec<Event> {
+        match self {
+            Submit::Repeat(_) => Vec::new(),
+            Submit::Refused(answer) => vec![answer],
+            Submit::Acted { answers, .. } => answers,
+        }
+    }
+
     /// What the venue answered.
     pub fn answers(&self) -> &[Event] {
         match self {
@@ -691,7 +700,7 @@ fn add_to(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::money::d;
 
@@ -699,7 +708,8 @@ mod tests {
         Quote { time_ms, bid, ask }
     }
 
-    fn venue<S, F>(latency_ms: i64, slippage_bps: f64) -> Venue<S, F, ()> {
+    /// A venue trading EURUSD, keeping an account.
+    pub(crate) fn venue<S, F>(latency_ms: i64, slippage_bps: f64) -> Venue<S, F, ()> {
         let mut instruments = HashMap::new();
         instruments.insert(
             "EURUSD".to_owned(),
