@@ -90,6 +90,10 @@ def test_replay_journal_when_a_kept_journal_goes_to_the_core_and_back_then_it_is
         journal = tickwave_core.ReplayJournal(events)
 
         assert len(journal) == len(events) and journal.to_py() == events
+        assert journal[0] == events[0] and journal[-1] == events[-1] and list(journal) == events
+        assert journal.of_tags(["order_filled.v1", "fill.v1"]) == [
+            e for e in events if isinstance(e, OrderFilled | Fill)
+        ]
         head, length = journal.chain()
         assert {"head": head, "next_seq": length} == recorded[path.stem]["chain"]
 

@@ -14,6 +14,8 @@
 //!   loop) changes nothing; else the venue keeps its quote, the engine's tick events are recorded, and a
 //!   protective stop's events recorded and its orders journaled, all of them, before any is sent;
 //! - after each item, the venue is polled when an order is due at or before the clock;
+//! - an operator's command (`handle_control`, the backtest's closing `flatten`): journaled and applied, each
+//!   of its events recorded on its own, then its orders journaled, all of them, and sent;
 //! - recording a group (`_record_all`): the engine books its fills (`booked`), the group is journaled,
 //!   then each event applied in order; the follow-ups of the whole group (each event's, then the
 //!   cancellations its halts cause at the venue) are recorded after it, as a group of their own.
@@ -29,7 +31,9 @@
 
 use crate::broker::BrokerFill;
 use crate::chain::GENESIS_HASH;
-use crate::events::{chain_extend, Event, OrderIntent, OrderSubmitted, Signal, Tick};
+use crate::events::{
+    chain_extend, ControlCommand, Event, OrderIntent, OrderSubmitted, Signal, Tick,
+};
 use crate::paper::{Quote, Venue, VenueError};
 
 /// The venue each `OrderSubmitted` of a replay names.
@@ -66,6 +70,15 @@ pub trait Engine {
     fn booked(&mut self, events: Vec<Event>) -> Vec<Event>;
     /// The client order ids of the working orders a halt cancels (none for any other event).
     fn cancellations_for(&self, event: &Event) -> Vec<String>;
+    /// An operator's command (the backtest's closing `flatten`): its events and orders; a repeat yields nothing.
+    fn on_control(&mut self, command: &ControlCommand, now_ms: i64) -> Control;
+}
+
+/// What an operator's command leads to: events to record, orders to send; a repeat of one applied: nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Control {
+    pub outcome: Outcome,
+    pub is_duplicate: bool,
 }
 
 /// One row of a timeline: a tick (with whether the checks let it price anything) or a signal.
@@ -194,6 +207,26 @@ impl<'a, E: Engine> Replay<'a, E> {
             self.record_all(follow_ups)?;
         }
         Ok(())
+    }
+
+    /// Apply an operator's command now (`handle_control`): the command journaled and applied, each of its
+    /// events recorded on its own, then its orders journaled, all of them, and sent.
+    pub fn control(&mut self, command: &ControlCommand) -> Result<(), VenueError> {
+        let control = self.engine.on_control(command, self.now_ms);
+        if control.is_duplicate {
+            return Ok(());
+        }
+        self.journal.push(Event::ControlCommand(command.clone()));
+        if let Some(command) = self.journal.last() {
+            self.engine.apply(command, self.now_ms); // its follow-ups dropped, as the service does
+        }
+        for event in control.outcome.events {
+            self.record_all(vec![event])?;
+        }
+        for intent in &control.outcome.intents {
+            self.journal_order(intent, None);
+        }
+        self.send(control.outcome.intents)
     }
 
     /// Fill every order still waiting, then return the journal and its chain head.
@@ -423,6 +456,44 @@ mod tests {
                     other => other,
                 })
                 .collect()
+        }
+
+        fn on_control(&mut self, command: &ControlCommand, now_ms: i64) -> Control {
+            self.log(|| format!("control {} @{now_ms}", command.command_id));
+            if !self.decided.insert(command.command_id.clone()) {
+                return Control {
+                    is_duplicate: true,
+                    ..Control::default()
+                };
+            }
+            let decision = self.on_signal(
+                &Signal {
+                    signal_id: format!("flatten-{}", command.command_id),
+                    symbol: "EURUSD".to_owned(),
+                    timeframe: "1m".to_owned(),
+                    bar_start_ms: 0,
+                    direction: Direction::Short,
+                    strength: 1.0,
+                    confidence: 1.0,
+                    model_id: "operator".to_owned(),
+                    model_version: 0,
+                    created_at_ms: now_ms,
+                    members: Vec::new(),
+                },
+                now_ms,
+            );
+            let mut intent = decision.intent.expect("a short is an order");
+            intent.model_id = "operator:backtest".to_owned();
+            Control {
+                outcome: Outcome {
+                    events: vec![
+                        risk("flatten", "closes EURUSD", now_ms),
+                        risk("flatten_done", "asked", now_ms),
+                    ],
+                    intents: vec![intent],
+                },
+                is_duplicate: false,
+            }
         }
 
         fn cancellations_for(&self, event: &Event) -> Vec<String> {
@@ -659,6 +730,49 @@ mod tests {
         assert_eq!((fill.header.event_at_ms, fill.fill_price), (110, 1.1002));
         assert_eq!(done.rejected_ticks, 1);
         assert!(!engine.calls.contains(&"tick @150".to_owned()));
+    }
+
+    #[test]
+    fn a_command_is_journaled_then_its_events_one_by_one_then_its_orders_sent() {
+        let mut engine = Scripted::default();
+        let timeline = [tick(0, 1.1), signal("a", 10, Direction::Long)];
+        let mut venue = crate::paper::tests::venue(0, 0.0);
+        let mut replay = Replay::new(&mut engine, &mut venue, 0);
+        replay.run(&timeline).unwrap();
+        let command = ControlCommand {
+            command_id: "backtest-end-10".to_owned(),
+            command: crate::events::Command::Flatten,
+            issued_by: "backtest".to_owned(),
+            issued_at_ms: 10,
+            reason: "the backtest ends".to_owned(),
+            symbol: String::new(),
+            params: Vec::new(),
+        };
+        replay.control(&command).unwrap();
+        replay.control(&command).unwrap(); // applied once
+        let done = replay.finish().unwrap();
+        assert_eq!(
+            shown(&done.events)[6..],
+            [
+                "control_command@-1",
+                "risk_event@10",
+                "risk_event@10",
+                "order_intent@-1",
+                "order_submitted@10",
+                "order_accepted@10",
+                "order_filled@10",
+                "fill@10",
+            ]
+        );
+        let applied = engine.calls.iter().filter(|call| call.starts_with("apply"));
+        assert_eq!(
+            applied.skip(4).take(3).collect::<Vec<_>>(),
+            [
+                "apply control_command.v1 @10",
+                "apply risk_event.v1 @10",
+                "apply risk_event.v1 @10"
+            ]
+        );
     }
 
     /// The loop's own cost per row with the scripted engine (`cargo test --release -- --ignored --nocapture`).

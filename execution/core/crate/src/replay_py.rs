@@ -1,7 +1,7 @@
 //! The replay's Python face: the timeline converted from the shell's ticks and signals once, and the
 //! journal converted back once (`replay.rs` runs between them with no Python per row).
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -78,6 +78,29 @@ impl PyReplayJournal {
     fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
         for event in &self.events {
+            list.append(event_to_py(py, event)?)?;
+        }
+        Ok(list)
+    }
+
+    /// The event at `index` (negative: from the end), built only when read: a lazy sequence of the journal.
+    fn __getitem__<'py>(&self, py: Python<'py>, index: isize) -> PyResult<Bound<'py, PyAny>> {
+        let length = self.events.len() as isize;
+        let at = if index < 0 { index + length } else { index };
+        if !(0..length).contains(&at) {
+            return Err(PyIndexError::new_err("journal index out of range"));
+        }
+        event_to_py(py, &self.events[at as usize])
+    }
+
+    /// The events whose wire tag is one of `tags` (`"order_filled.v1"`), in journal order: only those built.
+    fn of_tags<'py>(&self, py: Python<'py>, tags: Vec<String>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for event in self
+            .events
+            .iter()
+            .filter(|event| tags.iter().any(|tag| tag == event.tag()))
+        {
             list.append(event_to_py(py, event)?)?;
         }
         Ok(list)
