@@ -52,10 +52,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, get_args, get_origin
 import msgspec
 import numpy as np
 import numpy.typing as npt
+import tickwave_core
 
 from tickwave.config.streams import MAX_TICK_LEAD_MS, StreamsSettings
 from tickwave.contracts import DeadLetter, Tick, decode, encode
-from tickwave.contracts.core import mid_price
 from tickwave.errors import ContractError
 from tickwave.instruments import UNLISTED_BOUNDS, TickBounds, tick_bounds
 
@@ -336,30 +336,19 @@ def check_decoded(tick: Tick, rules: ValidationRules, now_ms: int, raw: bytes | 
     return _broken_rule(tick, encode(tick) if raw is None else raw, rules, now_ms) or tick
 
 
-@dataclass
-class SpikeFilter:
+class SpikeFilter(tickwave_core.SpikeFilter):
     """Rejects isolated price spikes of one symbol against a slow EMA reference; believes only held level shifts.
 
-    The one rule of the dataflow's spike filter and of the execution process's prices
-    (:meth:`from_settings`). Built from ``streams.spike_*``; its state is pickled in the
-    dataflow's recovery snapshots (fields added later read their class defaults).
+    The one rule of the dataflow's spike filter, of the execution process's prices and of a
+    replay's, kept in the execution core (``spike.rs``); this class only adds
+    :meth:`from_settings`. Constructed as the dataclass it replaced (the limits, then the state,
+    by keyword); ``check(tick)`` returns a rejection reason or None and reads the tick's
+    ``time_ms``, ``bid`` and ``ask``. Its state is pickled in the dataflow's recovery snapshots
+    as that dataclass's field dict, so snapshots of either load into the other (fields added
+    later read their defaults).
     """
 
-    threshold_bps: float = 300.0
-    alpha: float = 0.05
-    confirm_after: int = 5
-    confirm_ms: int = 10_000  # a level shift holds at least this long in event time
-    tolerance_bps: float = 100.0  # its ticks agree within this of one another
-    max_factor: float = 2.0  # and it is within this factor of a settled reference
-    reference: float = 0.0
-    reference_ms: int = -1  # the newest event time believed at the reference's level
-    held: int = 0  # ticks believed at the reference's level (settled from ``confirm_after``)
-    pending_side: int = 0
-    pending_count: int = 0
-    pending_first_ms: int = 0
-    pending_last_ms: int = 0
-    pending_low: float = 0.0
-    pending_high: float = 0.0
+    __slots__ = ()
 
     @classmethod
     def from_settings(cls, streams: StreamsSettings) -> SpikeFilter:
@@ -371,48 +360,6 @@ class SpikeFilter:
             tolerance_bps=streams.spike_tolerance_bps,
             max_factor=streams.spike_max_factor,
         )
-
-    def check(self, tick: Tick) -> str | None:
-        """Return a rejection reason for a spike, or None (and update the reference)."""
-        mid = mid_price(tick.bid, tick.ask)
-        time_ms = tick.time_ms
-        if self.reference == 0.0:
-            self.reference, self.reference_ms, self.held = mid, time_ms, 1
-            return None
-        move_bps = (mid / self.reference - 1.0) * 10_000.0
-        if abs(move_bps) <= self.threshold_bps:
-            self.reference += self.alpha * (mid - self.reference)
-            self.held += 1
-            if time_ms > self.reference_ms:
-                self.reference_ms = time_ms
-            self.pending_side = self.pending_count = 0
-            return None
-        return self._pending(mid, time_ms, move_bps)
-
-    def _pending(self, mid: float, time_ms: int, move_bps: float) -> str | None:
-        # A tick beyond the threshold: a spike, or one more tick of a level shift that may come to hold.
-        spike = f"spike: mid {mid!r} is {move_bps:+.0f} bps from reference {self.reference!r}"
-        factor = max(mid / self.reference, self.reference / mid)
-        if self.held >= self.confirm_after and factor > self.max_factor:
-            return f"{spike}, beyond {self.max_factor}x of a settled reference: never a level shift"
-        if time_ms < self.reference_ms:
-            return f"{spike}, stamped before the reference's newest tick"
-        side = 1 if move_bps > 0 else -1
-        low, high = min(mid, self.pending_low), max(mid, self.pending_high)
-        if side != self.pending_side or self.pending_low <= 0.0 or (high / low - 1.0) * 10_000.0 > self.tolerance_bps:
-            # A new candidate level starts with this tick.
-            self.pending_side, self.pending_count = side, 0
-            self.pending_first_ms = self.pending_last_ms = time_ms
-            low = high = mid
-        self.pending_count += 1
-        self.pending_low, self.pending_high = low, high
-        self.pending_last_ms = max(self.pending_last_ms, time_ms)
-        if self.pending_count >= self.confirm_after and self.pending_last_ms - self.pending_first_ms >= self.confirm_ms:
-            # A level shift held in time and size: follow it.
-            self.reference, self.reference_ms, self.held = mid, self.pending_last_ms, self.pending_count
-            self.pending_side = self.pending_count = 0
-            return None
-        return spike
 
 
 def dead_letter(rejection: Rejection, received_at_ms: int, source: str = "streams") -> DeadLetter:

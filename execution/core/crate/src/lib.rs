@@ -19,6 +19,8 @@ pub mod pyfloat;
 pub mod risk;
 pub mod rounding;
 pub mod sizing;
+pub mod spike;
+mod spike_py;
 pub mod valuation;
 pub mod wide_int;
 
@@ -639,6 +641,8 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     engine_state_py::add(m)?;
     // The journaled events and their wire bytes.
     events_py::add(m)?;
+    // The spike filter.
+    spike_py::add(m)?;
     Ok(())
 }
 
