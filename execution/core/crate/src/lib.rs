@@ -11,6 +11,8 @@ pub mod events;
 mod events_py;
 pub mod gate;
 pub mod lifecycle;
+pub mod market;
+mod market_py;
 pub mod money;
 pub mod paper;
 mod paper_py;
@@ -643,6 +645,8 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     events_py::add(m)?;
     // The spike filter.
     spike_py::add(m)?;
+    // Market hours and the trading day.
+    market_py::add(m)?;
     Ok(())
 }
 

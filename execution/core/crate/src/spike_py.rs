@@ -117,9 +117,9 @@ impl PySpikeFilter {
 
     /// Load a pickled field dict (the dataclass's or this class's); a missing field reads its default.
     fn __setstate__(&mut self, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        let state = state
-            .cast::<PyDict>()
-            .map_err(|_| PyTypeError::new_err("a spike filter's pickled state is a dict of its fields"))?;
+        let state = state.cast::<PyDict>().map_err(|_| {
+            PyTypeError::new_err("a spike filter's pickled state is a dict of its fields")
+        })?;
         let mut filter = SpikeFilter::default();
         let (l, s) = (&mut filter.limits, &mut filter.state);
         read_field!(state, l.threshold_bps, "threshold_bps");
