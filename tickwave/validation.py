@@ -45,8 +45,9 @@ reference jumps to the new level; a burst of absurd ticks never moves it.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, get_args, get_origin
 
 import msgspec
@@ -171,7 +172,7 @@ def _implausible_rule(bounds: Mapping[str, TickBounds] | None) -> TickRule:
 def tick_rules(
     known_symbols: Container[str] | None,
     min_time_ms: int,
-    horizon_ms: int,
+    horizon_ms: int | npt.NDArray[np.int64],
     bounds: Mapping[str, TickBounds] | None = None,
 ) -> tuple[TickRule, ...]:
     """Return the stateless rules in the order they are checked.
@@ -179,9 +180,13 @@ def tick_rules(
     Args:
         known_symbols: the symbols accepted (None accepts every symbol).
         min_time_ms: the earliest ``time_ms`` accepted.
-        horizon_ms: the latest ``time_ms`` accepted: now + ``max_tick_lead_ms``.
+        horizon_ms: the latest ``time_ms`` accepted: now + ``max_tick_lead_ms`` (one per row
+            where each row has its own now, as in a replay).
         bounds: each symbol's plausibility bounds (a symbol without: ``UNLISTED_BOUNDS``).
     """
+
+    def horizon_of(i: int) -> int:
+        return horizon_ms if isinstance(horizon_ms, int) else int(horizon_ms[i])
 
     def unknown_symbol(c: TickColumns) -> BoolArray:
         if known_symbols is None:
@@ -197,7 +202,9 @@ def tick_rules(
             "before_min_time", lambda c: c.time_ms < min_time_ms, lambda c, i: f"time_ms {c.time_ms[i]} < {min_time_ms}"
         ),
         TickRule(
-            "future_timestamp", lambda c: c.time_ms > horizon_ms, lambda c, i: f"time_ms {c.time_ms[i]} > {horizon_ms}"
+            "future_timestamp",
+            lambda c: c.time_ms > horizon_ms,
+            lambda c, i: f"time_ms {c.time_ms[i]} > {horizon_of(i)}",
         ),
     )
 
@@ -334,6 +341,67 @@ def check_decoded(tick: Tick, rules: ValidationRules, now_ms: int, raw: bytes | 
     ):
         return tick
     return _broken_rule(tick, encode(tick) if raw is None else raw, rules, now_ms) or tick
+
+
+@dataclass(frozen=True)
+class _TickList:
+    # Decoded ticks as columns (a TickColumns), symbols numbered in the order first met.
+    symbols: tuple[str, ...]
+    symbol_code: npt.NDArray[np.int32]
+    time_ms: npt.NDArray[np.int64]
+    bid: npt.NDArray[np.float64]
+    ask: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+    volume: npt.NDArray[np.float64]
+    flags: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, ticks: Sequence[Tick]) -> _TickList:
+        count = len(ticks)
+        codes: dict[str, int] = {}
+        symbol_code = np.fromiter((codes.setdefault(tick.symbol, len(codes)) for tick in ticks), np.int32, count)
+
+        def column(name: str, dtype: type[np.generic]) -> Any:
+            return np.fromiter(map(attrgetter(name), ticks), dtype, count)
+
+        return cls(
+            tuple(codes),
+            symbol_code,
+            column("time_ms", np.int64),
+            column("bid", np.float64),
+            column("ask", np.float64),
+            column("last", np.float64),
+            column("volume", np.float64),
+            column("flags", np.int64),
+        )
+
+
+@dataclass(frozen=True)
+class CheckedTicks:
+    """Which of a sequence of ticks keep the stateless rules, and why the others do not."""
+
+    passed: BoolArray  # one per tick
+    rejections: dict[int, Rejection]  # by the tick's index: what check_decoded returns for it
+
+
+def check_ticks(
+    ticks: Sequence[Tick], rules: ValidationRules, now_ms: int | npt.NDArray[np.int64] | None = None
+) -> CheckedTicks:
+    """:func:`check_decoded` on a replay's decoded ticks in one pass of the rule table (:func:`first_broken`).
+
+    ``now_ms``: the clock each tick is checked at, one for all or one per tick; None: each
+    tick's own ``time_ms``, the replay's clock as it reaches the tick. A rejected tick's
+    ``Rejection`` is the one :func:`check_decoded` makes of it (its raw bytes the tick's encoding).
+    """
+    rows = _TickList.of(ticks)
+    now = rows.time_ms if now_ms is None else np.broadcast_to(np.asarray(now_ms, dtype=np.int64), rows.time_ms.shape)
+    table = tick_rules(rules.known_symbols, rules.min_time_ms, now + rules.max_tick_lead_ms, rules.bounds)
+    failed = first_broken(rows, table)
+    rejections: dict[int, Rejection] = {}
+    for index in np.flatnonzero(failed >= 0).tolist():
+        rule, tick = table[failed[index]], ticks[index]
+        rejections[index] = Rejection(rule.detail(rows, index), encode(tick), tick.symbol, rule.code)
+    return CheckedTicks(failed < 0, rejections)
 
 
 class SpikeFilter(tickwave_core.SpikeFilter):
