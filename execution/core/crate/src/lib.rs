@@ -23,6 +23,7 @@ pub mod rounding;
 pub mod sizing;
 pub mod spike;
 mod spike_py;
+mod tick_columns_py;
 pub mod valuation;
 pub mod wide_int;
 
@@ -647,6 +648,8 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     spike_py::add(m)?;
     // Market hours and the trading day.
     market_py::add(m)?;
+    // Decoded ticks as columns for the kernel's rule table.
+    tick_columns_py::add(m)?;
     Ok(())
 }
 
