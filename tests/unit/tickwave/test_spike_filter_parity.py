@@ -88,13 +88,13 @@ def test_spike_filter_when_pickled_then_its_state_is_the_dataclass_field_dict_bo
     filter_ = SpikeFilter(threshold_bps=50.0, confirm_after=3)
     for index, tick in enumerate(walk(2, 150.0, 5_000)):
         filter_.check(tick)
-        if filter_.pending_count and index > 100:
-            break
+        if filter_.pending_count and filter_.pending_first_ms != filter_.pending_last_ms and index > 100:
+            break  # every field of the state differs from another: a field read as another shows
     state = filter_.__getstate__()
 
     restored = pickle.loads(dataclass_pickle(state))
     again = pickle.loads(pickle.dumps(filter_, protocol=pickle.HIGHEST_PROTOCOL))
 
-    assert restored == filter_ == again and restored.pending_count > 0
+    assert restored == filter_ == again and restored.pending_count > 1
     assert list(state) == list(SpikeFilter().__getstate__()) and len(state) == 15
     assert repr(again).startswith("SpikeFilter(threshold_bps=50.0, alpha=0.05, confirm_after=3,")
