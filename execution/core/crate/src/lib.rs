@@ -12,6 +12,8 @@ pub mod events;
 mod events_py;
 pub mod gate;
 pub mod lifecycle;
+pub mod market;
+mod market_py;
 pub mod money;
 pub mod paper;
 mod paper_py;
@@ -22,6 +24,9 @@ mod replay_py;
 pub mod risk;
 pub mod rounding;
 pub mod sizing;
+pub mod spike;
+mod spike_py;
+mod tick_columns_py;
 pub mod valuation;
 pub mod wide_int;
 
@@ -652,6 +657,12 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     engine_state_py::add(m)?;
     // The journaled events and their wire bytes.
     events_py::add(m)?;
+    // The spike filter.
+    spike_py::add(m)?;
+    // Market hours and the trading day.
+    market_py::add(m)?;
+    // Decoded ticks as columns for the kernel's rule table.
+    tick_columns_py::add(m)?;
     Ok(())
 }
 
