@@ -346,7 +346,9 @@ def over_kafka(
     control.ready.wait(30)
     measured: dict[str, Any] = {}
     driver = threading.Thread(
-        target=_drive, args=(settings, bootstrap, producer, timed, watcher, seconds, rate, measured, stop), daemon=True
+        target=_drive,
+        args=(settings, bootstrap, producer, timed, watcher, seconds, rate, measured, stop, is_fenced),
+        daemon=True,
     )
     driver.start()
     run_hot_loop(execution, execution_bootstrap, service, stop)
@@ -372,8 +374,9 @@ def _drive(
     rate: int,
     measured: dict[str, Any],
     stop: threading.Event,
+    time_halts: bool,
 ) -> None:
-    """Warm up, stream signals at ``rate``, then time 20 halts (confluent run only); stop the loop."""
+    """Warm up, stream signals at ``rate``, then time 20 halts if ``time_halts``; stop the loop."""
     signals_topic = topic_name(settings, SIGNALS)
     key = signals_key(settings)  # signed as the dataflow signs: the hot loop decides no other signal
     try:
@@ -399,7 +402,7 @@ def _drive(
             (timed.returned_ns[sid] - sent) / 1000 for sid, sent in sent_ns.items() if sid in timed.returned_ns
         ]
         halts = []
-        for _ in range(20 if settings.kafka.topic_prefix == "bench-confluent." else 0):
+        for _ in range(20 if time_halts else 0):
             started = time.monotonic_ns()
             command = send_control(settings, bootstrap, "halt", reason="bench", clock=SystemClock())
             while command.command_id not in watcher.halted_ns:
@@ -590,6 +593,8 @@ def main() -> None:
             *(f"{value:.0f}" for value in on["journal sync"]),
             "inside the path above; the rest: decision, journal write, broker call",
         )
+        for part, _note in PATH_PARTS:
+            table.add_row(f"  of which {part}", *_us(on[part]), "as below, after (and before) the fdatasync")
         p50, p99, worst = off["path"]
         table.add_row(
             "in-process: signal decoded -> broker returned",
