@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -350,7 +349,10 @@ class Journal:
         if self.space_problem is not None:
             return self.space_problem
         try:
-            free = shutil.disk_usage(self.path).free  # the file itself: its filesystem, through a link too
+            # The open file's own filesystem (through a link too), asked by descriptor: no path to resolve, as
+            # shutil.disk_usage would. It is on the decision path: the paper ledger asks before each order.
+            found = os.fstatvfs(self._fd)
+            free = found.f_bavail * found.f_frsize  # what shutil.disk_usage calls free
         except OSError as exc:
             return f"journal {self.path}: free space unknown: {exc}"
         if free < floor:

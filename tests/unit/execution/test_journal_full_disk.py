@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +55,26 @@ def test_journal_when_a_write_is_cut_short_by_a_full_disk_then_nothing_of_it_is_
     assert position == 1
     with Journal(path, fsync=False) as reopened:
         assert list(reopened.events()) == [first, later]
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_journal_when_free_space_is_under_the_floor_then_it_names_what_an_unprivileged_writer_has(
+    tmp_path: Path, fsync: bool
+) -> None:
+    # Arrange: a journal (and a paper ledger's, fsync off) on this disk; floors just above and far below its free space
+    journal = Journal(tmp_path / JOURNAL_NAME, fsync=fsync)
+    free = shutil.disk_usage(tmp_path).free  # blocks an unprivileged process may still write, not the root reserve
+
+    # Act
+    short = journal.space_problem_now(free + (1 << 40))
+    plenty = journal.space_problem_now(1)
+    journal.close()
+
+    # Assert: the reported figure is the writable space (another writer on the disk moves it a little meanwhile)
+    assert short is not None and "disk full" in short
+    reported = int(short.split(", ")[1].split(" bytes free")[0])
+    assert abs(reported - free) < 256 << 20, f"{reported} bytes reported free, {free} writable"
+    assert plenty is None
 
 
 def test_journal_when_its_extension_is_refused_then_the_append_stands_and_the_problem_clears_with_space(
