@@ -19,7 +19,7 @@ from tickwave_core import flash_crash_words
 
 from execution.core.engine_state import DAY_ROLLOVER, RETIRE_MARGIN_MS, SYMBOL_HALTED, TRADING_STATE, EngineState
 from execution.core.limits import RiskLimits
-from execution.core.risk import ProposedOrder, first_denial, operator_denial, signal_timeframe_denial
+from execution.core.risk import denial_of, signal_timeframe_denial
 from execution.core.sizing import SizingPolicy, order_for, target_position_lots
 from execution.core.valuation import Valuation
 from tickwave.clock import Clock
@@ -138,8 +138,7 @@ def closing_orders(
     while remaining > 0:
         lots = min(remaining, to_decimal(limits.max_order_lots))
         signal = signal_for(part)
-        proposed = ProposedOrder(signal, side, float(lots))
-        denial = operator_denial(proposed, view, limits, now_ms)
+        denial = denial_of(state.operator_denial(symbol, side, float(lots), signal.created_at_ms, now_ms))
         if denial is not None:
             denials.append(denied(signal, now_ms, denial.check, denial.reason))
         else:
@@ -192,7 +191,7 @@ class SignalDecisions:
         if sized is None:
             return Decision(events=(denied(signal, now_ms, "sizing", "position already at target"),))
         side, lots = sized
-        denial = first_denial(ProposedOrder(signal, side, lots), view, limits, now_ms)
+        denial = denial_of(state.first_denial(signal.symbol, side, lots, signal.created_at_ms, now_ms))
         if denial is None:
             intent = OrderIntent(
                 client_order_id=client_order_id_for(signal.signal_id),

@@ -20,7 +20,7 @@ and the scalars the facade copies after each change. A derived answer is one cal
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import tickwave_core
 from tickwave_core import Book, Booking, Order
@@ -29,7 +29,10 @@ from tickwave_core import book_fill as book_fill  # the fill booking rule the st
 from execution.core.limits import RiskLimits
 from execution.core.risk import RiskView
 from execution.core.state import OrderStatus
-from tickwave.contracts import Message, OrderFilled, Tick
+from tickwave.contracts import Message, OrderFilled, Side, Tick
+
+if TYPE_CHECKING:
+    from tickwave_core import GateDenial  # a type of the core's stubs only
 
 __all__ = [
     "DAY_ROLLOVER",
@@ -172,6 +175,18 @@ class EngineState:
     def status_of(self, client_order_id: str) -> OrderStatus | None:
         """Return an order's status (None: not kept), without building its record."""
         return self._core.status_of(client_order_id)
+
+    def first_denial(
+        self, symbol: str, side: Side, quantity_lots: float, created_at_ms: int, now_ms: int
+    ) -> GateDenial | None:
+        """Run the core's gate on the order a signal asks for; the first denial ``(check, reason, halts)``, or None."""
+        return self._core.denial(symbol, side, quantity_lots, created_at_ms, now_ms, False)
+
+    def operator_denial(
+        self, symbol: str, side: Side, quantity_lots: float, created_at_ms: int, now_ms: int
+    ) -> GateDenial | None:
+        """Run the core's operator checks on an order that must only reduce; the first denial, or None."""
+        return self._core.denial(symbol, side, quantity_lots, created_at_ms, now_ms, True)
 
     def is_decided(self, signal_id: str) -> bool:
         """Return True when the signal was decided (and not let go)."""

@@ -18,6 +18,7 @@ from execution.core.day_screen import FloatDay
 from execution.core.engine_state import EngineState, book_fill
 from execution.core.limits import RiskLimits
 from execution.core.positions import Book, Booking
+from execution.core.risk import mids_of
 from tickwave.contracts import Fill, Message, OrderFilled
 from tickwave.contracts.core import mid_price
 from tickwave.instruments import Instrument, conversion_route, rate_symbols
@@ -225,7 +226,7 @@ class Valuation:
         if booking is None or spec is None:
             return fill
         # Only a conversion reads mids: a fill quoted in the account currency needs none.
-        mids = state.view.leg_values.mids(state.view, limits) if spec.quote != limits.account_currency else {}
+        mids = mids_of(state.view) if spec.quote != limits.account_currency else {}
         return with_booking(fill, booking, spec, limits.account_currency, limits.instruments, mids)
 
 

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use crate::gate::{Quote, View};
 use crate::lifecycle::{self, CreationIndex, Status};
 use crate::money::{Dec, Overflow};
 use crate::positions::{Book, Booking};
@@ -241,8 +242,8 @@ pub struct EngineState {
     /// Unrealised P&L of each position (quote currency) at the start of `marked_day`.
     pub day_marks: HashMap<String, Dec>,
     pub marked_day: String,
-    /// The latest quote's time per symbol (a late tick does not replace a newer one).
-    pub last_tick_ms: HashMap<String, i64>,
+    /// The latest quote per symbol (a late tick does not replace a newer one).
+    pub quotes: HashMap<String, Quote>,
     pub stop_denied_at_ms: HashMap<String, i64>,
     pub defects: Vec<String>,
     pub retired_before_ms: i64,
@@ -281,7 +282,7 @@ impl EngineState {
             realized_by_day: HashMap::new(),
             day_marks: HashMap::new(),
             marked_day: String::new(),
-            last_tick_ms: HashMap::new(),
+            quotes: HashMap::new(),
             stop_denied_at_ms: HashMap::new(),
             defects: Vec::new(),
             retired_before_ms: 0,
@@ -457,16 +458,16 @@ impl EngineState {
     }
 
     /// A quote: return true when it is the symbol's latest (a late tick does not replace a newer one).
-    pub fn observe_tick(&mut self, symbol: &str, time_ms: i64) -> bool {
-        match self.last_tick_ms.get_mut(symbol) {
-            Some(latest) if time_ms < *latest => false,
+    pub fn observe_tick(&mut self, symbol: &str, quote: Quote) -> bool {
+        match self.quotes.get_mut(symbol) {
+            Some(latest) if quote.time_ms < latest.time_ms => false,
             Some(latest) => {
-                *latest = time_ms;
+                *latest = quote;
                 self.pnl_revision += 1;
                 true
             }
             None => {
-                self.last_tick_ms.insert(symbol.to_owned(), time_ms);
+                self.quotes.insert(symbol.to_owned(), quote);
                 self.pnl_revision += 1;
                 true
             }
@@ -550,6 +551,19 @@ impl EngineState {
             .filter_map(|cid| self.orders.get(cid))
             .collect();
         (start_ms, orders)
+    }
+
+    /// What the gate's checks read of the state.
+    pub fn view(&self) -> View<'_> {
+        View {
+            trading_state: &self.trading_state,
+            halted_symbols: &self.halted_symbols,
+            positions: &self.positions,
+            pending: &self.pending,
+            quotes: &self.quotes,
+            order_times_ms: &self.order_times_ms,
+            consecutive_rejects: self.consecutive_rejects,
+        }
     }
 
     /// The signed position as if every working order filled.
@@ -837,9 +851,14 @@ mod tests {
     #[test]
     fn a_late_tick_is_not_the_latest_and_halts_and_states_follow_their_events() {
         let mut state = EngineState::new();
-        assert!(state.observe_tick("EURUSD", 10));
-        assert!(!state.observe_tick("EURUSD", 9));
-        assert!(state.observe_tick("EURUSD", 10));
+        let at = |time_ms| Quote {
+            bid: 1.0,
+            ask: 1.0,
+            time_ms,
+        };
+        assert!(state.observe_tick("EURUSD", at(10)));
+        assert!(!state.observe_tick("EURUSD", at(9)));
+        assert!(state.observe_tick("EURUSD", at(10)));
         assert_eq!(state.pnl_revision, 2);
         state.consecutive_rejects = 3;
         state.set_trading_state("HALTED");

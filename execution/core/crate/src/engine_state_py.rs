@@ -17,9 +17,11 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
 use crate::engine_state::{self, Answer, Applied, Booked, NumberMap, Refused};
+use crate::gate_py::Routes;
 use crate::lifecycle::{self, Status};
 use crate::money::{Dec, Overflow};
 use crate::positions::Booking;
+use crate::{gate, gate_py};
 use crate::{to_dec, to_py, PyBook, PyBooking, PyPriceWindow};
 
 // The Python classes this face reads or builds, imported once.
@@ -305,6 +307,9 @@ struct Ahead {
 pub struct PyEngineState {
     state: engine_state::EngineState,
     limits: Py<PyAny>,
+    gate_limits: Arc<gate::Limits>,
+    // Each currency's conversion route at the quotes of a P&L revision, under the limits in force.
+    routes: (i64, Routes),
     view: Py<PyAny>,
     // The containers the Python readers read, kept in step with `state` by this face alone.
     orders: Py<PyDict>,
@@ -347,6 +352,8 @@ impl PyEngineState {
         let bound = view.bind(py);
         Ok(PyEngineState {
             state: engine_state::EngineState::new(),
+            gate_limits: gate_py::limits_of(limits.bind(py))?,
+            routes: (-1, Routes::new()),
             limits,
             positions: dict_of(bound, "positions")?,
             pending: dict_of(bound, "pending")?,
@@ -512,12 +519,11 @@ impl PyEngineState {
     fn observe_tick(&mut self, py: Python<'_>, tick: &Bound<'_, PyAny>) -> PyResult<i64> {
         let symbol_object = tick.getattr(intern!(py, "symbol"))?;
         let symbol = symbol_object.cast::<PyString>()?.to_str()?;
-        let time_ms: i64 = tick.getattr(intern!(py, "time_ms"))?.extract()?;
-        if self.state.observe_tick(symbol, time_ms) {
+        let quote = gate_py::quote_of(tick)?;
+        let (time_ms, bid, ask) = (quote.time_ms, quote.bid, quote.ask);
+        if self.state.observe_tick(symbol, quote) {
             self.last_ticks.bind(py).set_item(&symbol_object, tick)?;
         }
-        let bid: f64 = tick.getattr(intern!(py, "bid"))?.extract()?;
-        let ask: f64 = tick.getattr(intern!(py, "ask"))?.extract()?;
         let windows = self.price_windows.bind(py);
         let window = match windows.get_item(&symbol_object)? {
             Some(window) => window.cast_into::<PyPriceWindow>()?,
@@ -540,8 +546,37 @@ impl PyEngineState {
     }
 
     /// Put an operator's limits in force (until a restart: the command is not replayed).
-    fn set_limits(&mut self, limits: Py<PyAny>) {
+    fn set_limits(&mut self, py: Python<'_>, limits: Py<PyAny>) -> PyResult<()> {
+        self.gate_limits = gate_py::limits_of(limits.bind(py))?;
+        self.routes = (-1, Routes::new());
         self.limits = limits;
+        Ok(())
+    }
+
+    // ---- the gate over the state's own values ------------------------------------------------
+
+    /// Run the gate on an order from `symbol`'s position: every check in order (a signal's order),
+    /// or, `is_operator`, the operator's checks on an order that must only reduce (flatten, a
+    /// protective stop); the first denial `(check, reason, halts)`, or None when it may go.
+    #[allow(clippy::too_many_arguments)]
+    fn denial(
+        &mut self,
+        py: Python<'_>,
+        symbol: &str,
+        side: &str,
+        quantity_lots: f64,
+        created_at_ms: i64,
+        now_ms: i64,
+        is_operator: bool,
+    ) -> PyResult<gate_py::PyDenial> {
+        let order = gate::Proposed {
+            symbol,
+            is_buy: side == "buy",
+            quantity_lots,
+            limit_price: None, // the engine's orders are market orders
+            created_at_ms,
+        };
+        self.gate(py, &order, now_ms, is_operator)
     }
 
     /// Remember that a protective close of `symbol` was denied at `now_ms` (retried a second later).
@@ -656,6 +691,60 @@ impl PyEngineState {
 
 impl PyEngineState {
     /// Apply by exact type (contract messages are never subclassed); a Python error is raised as it is.
+    /// One pass of the gate over the state's values, asking the kernel what it decides.
+    fn gate(
+        &mut self,
+        py: Python<'_>,
+        order: &gate::Proposed<'_>,
+        now_ms: i64,
+        operator: bool,
+    ) -> PyResult<gate_py::PyDenial> {
+        let limits = self.limits.bind(py);
+        let view = self.view.bind(py);
+        let revision = self.state.pnl_revision;
+        let known = if self.routes.0 == revision {
+            std::mem::take(&mut self.routes.1)
+        } else {
+            Routes::new()
+        };
+        let raised = gate_py::Raised::default();
+        let market = gate_py::PyMarket {
+            market: limits.getattr(intern!(py, "market"))?,
+            raised: &raised,
+        };
+        let converted = Arc::clone(&self.gate_limits);
+        let rates = gate_py::PyRates::new(
+            limits.clone(),
+            &converted.account_currency,
+            &self.state.quotes,
+            known,
+            &raised,
+        );
+        let mut day = gate_py::PyDayLoss {
+            day_pnl: view.getattr(intern!(py, "day_pnl"))?,
+            limits: limits.clone(),
+            now_ms,
+            raised: &raised,
+        };
+        let mut answers = gate::Answers {
+            market: &market,
+            rates: &rates,
+            day: &mut day,
+            move_pct: gate_py::move_pct(self.price_windows.bind(py).as_any(), order.symbol)?,
+        };
+        let view = self.state.view();
+        let found = if operator {
+            gate::operator_denial(order, &view, &converted, &mut answers, now_ms)
+        } else {
+            gate::first_denial(order, &view, &converted, &mut answers, now_ms)
+        }
+        .map_err(|_| PyOverflowError::new_err(Overflow.to_string()))?;
+        let known = rates.known.into_inner();
+        self.routes = (revision, known);
+        raised.check()?;
+        Ok(gate_py::py_denial(found))
+    }
+
     fn dispatch(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Result<bool, Refused>> {
         let py = event.py();
         let kinds = contracts(py)?;
