@@ -8,19 +8,19 @@ commands (:mod:`execution.core.commands`) and the protective stops (:mod:`execut
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
 import msgspec
+import tickwave_core
 from tickwave_core import flash_crash_words
 
-from execution.core.engine_state import DAY_ROLLOVER, RETIRE_MARGIN_MS, SYMBOL_HALTED, TRADING_STATE, EngineState
+from execution.core.engine_state import DAY_ROLLOVER, SYMBOL_HALTED, TRADING_STATE, EngineState
 from execution.core.limits import RiskLimits
-from execution.core.risk import denial_of, signal_timeframe_denial
-from execution.core.sizing import SizingPolicy, order_for, target_position_lots
+from execution.core.risk import denial_of
+from execution.core.sizing import SizingPolicy
 from execution.core.valuation import Valuation
 from tickwave.clock import Clock
 from tickwave.contracts import (
@@ -35,7 +35,6 @@ from tickwave.contracts import (
     Tick,
     TradingState,
     client_order_id_for,
-    stable_id,
 )
 from tickwave.money import to_decimal
 
@@ -78,8 +77,7 @@ class EventBuilder:
 
     def __init__(self, instance_id: str, state: EngineState) -> None:
         self.instance_id = instance_id
-        self._state = state
-        self._sequence = itertools.count()  # an id source, not state: ids only need to differ within a run
+        self._state = state  # its core numbers the events (an id source, not state: ids differ within a run)
 
     def risk(
         self,
@@ -92,17 +90,8 @@ class EventBuilder:
         check: str = "",
     ) -> RiskEvent:
         """Build one risk event; its trading state is ``trading_state``, else the current one."""
-        sequence = next(self._sequence)
-        return RiskEvent(
-            risk_event_id=stable_id("risk", self.instance_id, kind, symbol, now_ms, sequence),
-            kind=kind,
-            severity=severity,
-            trading_state=trading_state or self._state.view.trading_state,
-            detail=detail,
-            occurred_at_ms=now_ms,
-            symbol=symbol,
-            check=check,
-        )
+        state = trading_state or self._state.view.trading_state
+        return self._state.risk_event(self.instance_id, kind, severity, detail, now_ms, state, symbol, check)
 
 
 def denied(signal: Signal, now_ms: int, check: str, reason: str) -> OrderDenied:
@@ -173,68 +162,15 @@ class SignalDecisions:
         self.valuation = valuation
 
     def on_signal(self, signal: Signal) -> Decision:
-        """Size the signal and run the risk gate; a signal decided before yields nothing."""
-        state = self.state
-        if signal.signal_id in state.decided_signals:
-            return Decision(is_duplicate=True)
-        view, limits = state.view, state.limits
-        now_ms = self.clock.now_ms()
-        if state.retired_before_ms and signal.created_at_ms < state.retired_before_ms + RETIRE_MARGIN_MS:
-            # Decisions this old were let go: it may have had its order already, so it gets none.
-            reason = f"signal created at {signal.created_at_ms}, before the decisions kept ({state.retired_before_ms})"
-            return Decision(events=(denied(signal, now_ms, "signal_ttl", reason),))
-        wrong_timeframe = signal_timeframe_denial(signal, limits)
-        if wrong_timeframe is not None:
-            return Decision(events=(denied(signal, now_ms, wrong_timeframe.check, wrong_timeframe.reason),))
-        target = target_position_lots(signal, self.sizing)
-        sized = order_for(target, float(view.exposure_lots(signal.symbol)), self.sizing)
-        if sized is None:
-            return Decision(events=(denied(signal, now_ms, "sizing", "position already at target"),))
-        side, lots = sized
-        denial = denial_of(state.first_denial(signal.symbol, side, lots, signal.created_at_ms, now_ms))
-        if denial is None:
-            intent = OrderIntent(
-                client_order_id=client_order_id_for(signal.signal_id),
-                signal_id=signal.signal_id,
-                symbol=signal.symbol,
-                side=side,
-                quantity_lots=lots,
-                order_type="market",
-                model_id=signal.model_id,
-                model_version=signal.model_version,
-                created_at_ms=now_ms,
-            )
-            return Decision(intent=intent)
-        events: list[OrderDenied | RiskEvent] = [denied(signal, now_ms, denial.check, denial.reason)]
-        if denial.halts == "trading" and view.trading_state != "HALTED":
-            halt: TradingState = limits.daily_loss_action if denial.check == "daily_loss" else "HALTED"
-            if halt != view.trading_state:
-                events.append(
-                    self.events.risk(TRADING_STATE, "critical", denial.reason, now_ms, halt, "", denial.check)
-                )
-        elif denial.halts == "symbol" and signal.symbol not in view.halted_symbols:
-            events.append(
-                self.events.risk(
-                    SYMBOL_HALTED, "critical", denial.reason, now_ms, symbol=signal.symbol, check=denial.check
-                )
-            )
-        return Decision(events=tuple(events))
+        """Size the signal and run the risk gate in the core (``decide.rs``); a signal decided before yields nothing."""
+        intent, events, is_duplicate = self.state.on_signal(
+            signal, self.sizing.rules, self.events.instance_id, self.clock.now_ms()
+        )
+        return Decision(intent, events, is_duplicate)
 
     def submission(self, intent: OrderIntent, venue: str = "") -> OrderSubmitted:
         """Return the event that records ``intent`` as sent to ``venue`` (journaled before the broker call)."""
-        return OrderSubmitted(
-            client_order_id=intent.client_order_id,
-            signal_id=intent.signal_id,
-            symbol=intent.symbol,
-            model_id=intent.model_id,
-            model_version=intent.model_version,
-            event_at_ms=self.clock.now_ms(),
-            side=intent.side,
-            quantity_lots=intent.quantity_lots,
-            order_type=intent.order_type,
-            limit_price=intent.limit_price,
-            venue=venue,
-        )
+        return tickwave_core.submission(intent, venue, self.clock.now_ms())
 
     def on_tick(self, tick: Tick) -> list[RiskEvent]:
         """Mark the day's start; trip the flash-crash and loss breakers (the tick is already observed)."""

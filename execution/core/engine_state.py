@@ -23,13 +23,23 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
 import tickwave_core
-from tickwave_core import Book, Booking, Order
+from tickwave_core import Book, Booking, Order, Sizing
 from tickwave_core import book_fill as book_fill  # the fill booking rule the state books with
 
 from execution.core.limits import RiskLimits
 from execution.core.risk import RiskView
 from execution.core.state import OrderStatus
-from tickwave.contracts import Message, OrderFilled, Side, Tick
+from tickwave.contracts import (
+    Message,
+    OrderDenied,
+    OrderFilled,
+    OrderIntent,
+    RiskEvent,
+    Side,
+    Signal,
+    Tick,
+    TradingState,
+)
 
 if TYPE_CHECKING:
     from tickwave_core import GateDenial  # a type of the core's stubs only
@@ -187,6 +197,26 @@ class EngineState:
     ) -> GateDenial | None:
         """Run the core's operator checks on an order that must only reduce; the first denial, or None."""
         return self._core.denial(symbol, side, quantity_lots, created_at_ms, now_ms, True)
+
+    def on_signal(
+        self, signal: Signal, sizing: Sizing, instance_id: str, now_ms: int
+    ) -> tuple[OrderIntent | None, tuple[OrderDenied | RiskEvent, ...], bool]:
+        """Decide on a signal in the core (``decide.rs``): ``(intent, events, is_duplicate)``; changes nothing."""
+        return self._core.on_signal(signal, sizing, instance_id, now_ms)
+
+    def risk_event(
+        self,
+        instance_id: str,
+        kind: str,
+        severity: str,
+        detail: str,
+        now_ms: int,
+        trading_state: TradingState,
+        symbol: str = "",
+        check: str = "",
+    ) -> RiskEvent:
+        """Build one risk event with its stable id (instance, kind, symbol, time, the next sequence number)."""
+        return self._core.build_risk_event(instance_id, kind, severity, detail, now_ms, trading_state, symbol, check)
 
     def is_decided(self, signal_id: str) -> bool:
         """Return True when the signal was decided (and not let go)."""

@@ -10,7 +10,17 @@ from msgspec import Struct
 from execution.core.limits import RiskLimits
 from execution.core.risk import ProposedOrder, RiskView
 from execution.core.state import OrderStatus
-from tickwave.contracts import Message, OrderFilled, Side, Tick
+from tickwave.contracts import (
+    Message,
+    OrderDenied,
+    OrderFilled,
+    OrderIntent,
+    OrderSubmitted,
+    RiskEvent,
+    Side,
+    Signal,
+    Tick,
+)
 
 _M = TypeVar("_M", bound=Struct)
 
@@ -103,6 +113,9 @@ def gate_denial(
     checks: str, order: ProposedOrder, view: RiskView, limits: RiskLimits, now_ms: int
 ) -> GateDenial | None: ...
 def gate_checks() -> tuple[list[str], list[str]]: ...
+def submission(intent: OrderIntent, venue: str, now_ms: int) -> OrderSubmitted: ...
+def joined_id(text: str, length: int) -> str: ...
+def client_order_id_for(signal_id: str) -> str: ...
 def exposure(
     symbol: str, lots: Decimal, view: RiskView, limits: RiskLimits, mids: dict[str, float] | None = None
 ) -> Decimal | None: ...
@@ -301,6 +314,20 @@ class EngineState:
     def denial(
         self, symbol: str, side: str, quantity_lots: float, created_at_ms: int, now_ms: int, is_operator: bool
     ) -> GateDenial | None: ...
+    def on_signal(
+        self, signal: Signal, sizing: Sizing, instance_id: str, now_ms: int
+    ) -> tuple[OrderIntent | None, tuple[OrderDenied | RiskEvent, ...], bool]: ...
+    def build_risk_event(
+        self,
+        instance_id: str,
+        kind: str,
+        severity: str,
+        detail: str,
+        now_ms: int,
+        trading_state: str,
+        symbol: str,
+        check: str,
+    ) -> RiskEvent: ...
     def note_stop_denied(self, symbol: str, now_ms: int) -> None: ...
     def retire(self, before_ms: int) -> int: ...
     def book_ahead(self, fill: OrderFilled, book: Book, booking: Booking) -> None: ...

@@ -16,11 +16,15 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
+use crate::decide;
 use crate::engine_state::{self, Answer, Applied, Booked, NumberMap, Refused};
+use crate::events::{Event, Severity, TradingState};
+use crate::events_py::{event_from_py, event_to_py};
 use crate::gate_py::Routes;
 use crate::lifecycle::{self, Status};
 use crate::money::{Dec, Overflow};
 use crate::positions::Booking;
+use crate::PySizing;
 use crate::{gate, gate_py};
 use crate::{to_dec, to_py, PyBook, PyBooking, PyPriceWindow};
 
@@ -308,6 +312,8 @@ pub struct PyEngineState {
     state: engine_state::EngineState,
     limits: Py<PyAny>,
     gate_limits: Arc<gate::Limits>,
+    // The next risk event's sequence (an id source, not state: ids only need to differ within a run).
+    risk_sequence: i64,
     // Each currency's conversion route at the quotes of a P&L revision, under the limits in force.
     routes: (i64, Routes),
     view: Py<PyAny>,
@@ -353,6 +359,7 @@ impl PyEngineState {
         Ok(PyEngineState {
             state: engine_state::EngineState::new(),
             gate_limits: gate_py::limits_of(limits.bind(py))?,
+            risk_sequence: 0,
             routes: (-1, Routes::new()),
             limits,
             positions: dict_of(bound, "positions")?,
@@ -579,6 +586,68 @@ impl PyEngineState {
         self.gate(py, &order, now_ms, is_operator)
     }
 
+    /// Decide on a signal (`decide.rs`): `(intent or None, events, is_duplicate)`, the contract's
+    /// structs; `sizing`: the policy's core rules, `instance_id`: the risk events' ids.
+    fn on_signal<'py>(
+        &mut self,
+        py: Python<'py>,
+        signal: &Bound<'py, PyAny>,
+        sizing: PyRef<'py, PySizing>,
+        instance_id: &str,
+        now_ms: i64,
+    ) -> PyResult<(Option<Bound<'py, PyAny>>, Bound<'py, PyTuple>, bool)> {
+        let Event::Signal(signal) = event_from_py(signal)? else {
+            return Err(PyValueError::new_err("on_signal takes a Signal"));
+        };
+        let mut risk = decide::RiskEvents {
+            instance_id: instance_id.to_owned(),
+            sequence: self.risk_sequence,
+        };
+        let policy = sizing.policy;
+        let decision =
+            self.with_answers(py, &signal.symbol, now_ms, |state, limits, answers| {
+                decide::on_signal(state, &policy, limits, answers, &mut risk, &signal, now_ms)
+            })?;
+        self.risk_sequence = risk.sequence;
+        let intent = match decision.intent {
+            Some(intent) => Some(event_to_py(py, &Event::OrderIntent(intent))?),
+            None => None,
+        };
+        let events = decision
+            .events
+            .iter()
+            .map(|event| event_to_py(py, event))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok((intent, PyTuple::new(py, events)?, decision.is_duplicate))
+    }
+
+    /// Build one risk event, the next in sequence, with its stable id (`decide::RiskEvents`).
+    #[allow(clippy::too_many_arguments)]
+    fn build_risk_event<'py>(
+        &mut self,
+        py: Python<'py>,
+        instance_id: &str,
+        kind: &str,
+        severity: &str,
+        detail: String,
+        now_ms: i64,
+        trading_state: &str,
+        symbol: &str,
+        check: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let bad = |what: &str| PyValueError::new_err(format!("not a {what}"));
+        let severity = Severity::from_name(severity).ok_or_else(|| bad("severity"))?;
+        let trading_state =
+            TradingState::from_name(trading_state).ok_or_else(|| bad("trading state"))?;
+        let mut risk = decide::RiskEvents {
+            instance_id: instance_id.to_owned(),
+            sequence: self.risk_sequence,
+        };
+        let event = risk.risk(kind, severity, detail, now_ms, trading_state, symbol, check);
+        self.risk_sequence = risk.sequence;
+        event_to_py(py, &Event::RiskEvent(event))
+    }
+
     /// Remember that a protective close of `symbol` was denied at `now_ms` (retried a second later).
     fn note_stop_denied(&mut self, py: Python<'_>, symbol: &str, now_ms: i64) -> PyResult<()> {
         self.state.note_stop_denied(symbol, now_ms);
@@ -699,6 +768,30 @@ impl PyEngineState {
         now_ms: i64,
         operator: bool,
     ) -> PyResult<gate_py::PyDenial> {
+        let found = self.with_answers(py, order.symbol, now_ms, |state, limits, answers| {
+            let view = state.view();
+            if operator {
+                gate::operator_denial(order, &view, limits, answers, now_ms)
+            } else {
+                gate::first_denial(order, &view, limits, answers, now_ms)
+            }
+        })?;
+        Ok(gate_py::py_denial(found))
+    }
+
+    /// Run `decide` over the state with the kernel's answers (the calendar, the conversion routes,
+    /// kept per P&L revision, the day's P&L) and `symbol`'s flash-crash move; raise what they raised.
+    fn with_answers<T>(
+        &mut self,
+        py: Python<'_>,
+        symbol: &str,
+        now_ms: i64,
+        decide: impl FnOnce(
+            &engine_state::EngineState,
+            &gate::Limits,
+            &mut gate::Answers<'_>,
+        ) -> Result<T, Overflow>,
+    ) -> PyResult<T> {
         let limits = self.limits.bind(py);
         let view = self.view.bind(py);
         let revision = self.state.pnl_revision;
@@ -730,19 +823,14 @@ impl PyEngineState {
             market: &market,
             rates: &rates,
             day: &mut day,
-            move_pct: gate_py::move_pct(self.price_windows.bind(py).as_any(), order.symbol)?,
+            move_pct: gate_py::move_pct(self.price_windows.bind(py).as_any(), symbol)?,
         };
-        let view = self.state.view();
-        let found = if operator {
-            gate::operator_denial(order, &view, &converted, &mut answers, now_ms)
-        } else {
-            gate::first_denial(order, &view, &converted, &mut answers, now_ms)
-        }
-        .map_err(|_| PyOverflowError::new_err(Overflow.to_string()))?;
+        let found = decide(&self.state, &converted, &mut answers)
+            .map_err(|_| PyOverflowError::new_err(Overflow.to_string()))?;
         let known = rates.known.into_inner();
         self.routes = (revision, known);
         raised.check()?;
-        Ok(gate_py::py_denial(found))
+        Ok(found)
     }
 
     fn dispatch(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Result<bool, Refused>> {

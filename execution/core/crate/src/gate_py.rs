@@ -14,9 +14,13 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
 
+use crate::decide;
+use crate::events::Event;
+use crate::events_py::{event_from_py, event_to_py};
 use crate::gate::{
     self, Answers, Check, DayLoss, Limits, MarketHours, Proposed, Quote, Rates, Spec, View,
 };
+use crate::ids;
 use crate::money::Dec;
 use crate::rounding::Wide;
 use crate::{overflow, to_dec, PyPriceWindow};
@@ -485,7 +489,41 @@ fn exposure(
         .transpose()
 }
 
+/// The `OrderSubmitted` that records `intent` as sent to `venue` at `now_ms` (`decide.rs`).
+#[pyfunction]
+fn submission<'py>(
+    py: Python<'py>,
+    intent: &Bound<'py, PyAny>,
+    venue: &str,
+    now_ms: i64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Event::OrderIntent(intent) = event_from_py(intent)? else {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "submission takes an OrderIntent",
+        ));
+    };
+    let submitted = decide::submission(&intent, venue, now_ms);
+    event_to_py(py, &Event::OrderSubmitted(submitted))
+}
+
+/// The id of a text whose parts are joined with U+001F: `length` hex digits (24 or 32; `ids.rs`).
+#[pyfunction]
+fn joined_id(text: &str, length: usize) -> PyResult<String> {
+    ids::joined_id(text, length).ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(format!("an id has 24 or 32 digits, not {length}"))
+    })
+}
+
+/// The id of the one order a signal may produce (`ids.rs`).
+#[pyfunction]
+fn client_order_id_for(signal_id: &str) -> String {
+    ids::client_order_id_for(signal_id)
+}
+
 pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(submission, m)?)?;
+    m.add_function(wrap_pyfunction!(joined_id, m)?)?;
+    m.add_function(wrap_pyfunction!(client_order_id_for, m)?)?;
     m.add_function(wrap_pyfunction!(gate_denial, m)?)?;
     m.add_function(wrap_pyfunction!(gate_checks, m)?)?;
     m.add_function(wrap_pyfunction!(exposure, m)?)?;

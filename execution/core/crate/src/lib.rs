@@ -5,12 +5,14 @@
 
 pub mod chain;
 pub mod day_screen;
+pub mod decide;
 pub mod engine_state;
 mod engine_state_py;
 pub mod events;
 mod events_py;
 pub mod gate;
 mod gate_py;
+pub mod ids;
 pub mod lifecycle;
 pub mod money;
 pub mod paper;
@@ -160,8 +162,8 @@ fn round_lots(steps: i64, lot_step: f64, decimals: Option<u32>) -> f64 {
 
 /// The sizing rules of one policy: caps in steps and decimals worked out once.
 #[pyclass(frozen, name = "Sizing", module = "tickwave_core")]
-struct PySizing {
-    policy: sizing::Policy,
+pub(crate) struct PySizing {
+    pub(crate) policy: sizing::Policy,
 }
 
 #[pymethods]

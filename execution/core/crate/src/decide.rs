@@ -1,0 +1,225 @@
+//! The decision on a signal (no Python): a signal decided before yields nothing; one from before
+//! the decisions kept, of another timeframe than its symbol's driver, or whose position is already
+//! at its target is denied; the rest is sized and goes through the gate, which passes it as an
+//! order intent or denies it, with the breaker a denial trips as a risk event.
+//!
+//! It reads the engine's state and builds `events.rs` values; it changes nothing (the state's one
+//! writer applies what is journaled).
+
+use crate::engine_state::{EngineState, RETIRE_MARGIN_MS};
+use crate::events::{
+    Event, OrderDenied, OrderHeader, OrderIntent, OrderSubmitted, OrderType, RiskEvent, Severity,
+    Side, Signal, TradingState,
+};
+use crate::gate::{self, Answers, Halts, Limits, Proposed};
+use crate::ids::{client_order_id_for, stable_id};
+use crate::money::Overflow;
+use crate::rounding::Wide;
+use crate::sizing::{direction_sign, Policy};
+
+/// Risk event kinds that change state (the rest only inform).
+pub const TRADING_STATE: &str = "trading_state";
+pub const SYMBOL_HALTED: &str = "symbol_halted";
+
+/// What the engine decided about one signal: events to journal (denials, breaker trips), the order
+/// to send, or nothing for a signal decided before.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Decision {
+    pub intent: Option<OrderIntent>,
+    pub events: Vec<Event>,
+    pub is_duplicate: bool,
+}
+
+/// Builds the engine's risk events, each with a stable id (instance, kind, symbol, time, sequence).
+#[derive(Clone, Debug, Default)]
+pub struct RiskEvents {
+    pub instance_id: String,
+    /// The next event's sequence: ids only need to differ within a run.
+    pub sequence: i64,
+}
+
+impl RiskEvents {
+    /// One risk event, the next in sequence.
+    #[allow(clippy::too_many_arguments)]
+    pub fn risk(
+        &mut self,
+        kind: &str,
+        severity: Severity,
+        detail: String,
+        now_ms: i64,
+        trading_state: TradingState,
+        symbol: &str,
+        check: &str,
+    ) -> RiskEvent {
+        let sequence = self.sequence;
+        self.sequence += 1;
+        let (at, number) = (now_ms.to_string(), sequence.to_string());
+        RiskEvent {
+            risk_event_id: stable_id(&["risk", &self.instance_id, kind, symbol, &at, &number]),
+            kind: kind.to_owned(),
+            severity,
+            trading_state,
+            detail,
+            occurred_at_ms: now_ms,
+            symbol: symbol.to_owned(),
+            check: check.to_owned(),
+        }
+    }
+}
+
+/// The state's trading state as the contract's value (ACTIVE for a text it does not allow).
+pub fn trading_state_of(state: &EngineState) -> TradingState {
+    TradingState::from_name(&state.trading_state).unwrap_or(TradingState::Active)
+}
+
+/// The event that records `signal` as denied by `check`.
+pub fn denied(signal: &Signal, now_ms: i64, check: &str, reason: String) -> Event {
+    Event::OrderDenied(OrderDenied {
+        header: OrderHeader {
+            client_order_id: client_order_id_for(&signal.signal_id),
+            signal_id: signal.signal_id.clone(),
+            symbol: signal.symbol.clone(),
+            model_id: signal.model_id.clone(),
+            model_version: signal.model_version,
+            event_at_ms: now_ms,
+        },
+        reason,
+        check: check.to_owned(),
+    })
+}
+
+fn denial_only(event: Event) -> Decision {
+    Decision {
+        events: vec![event],
+        ..Decision::default()
+    }
+}
+
+/// Size the signal and run the gate; a signal decided before yields nothing.
+///
+/// `answers.move_pct`: the signal's symbol's move in its flash-crash window.
+pub fn on_signal(
+    state: &EngineState,
+    sizing: &Policy,
+    limits: &Limits,
+    answers: &mut Answers<'_>,
+    risk: &mut RiskEvents,
+    signal: &Signal,
+    now_ms: i64,
+) -> Result<Decision, Overflow> {
+    if state.is_decided(&signal.signal_id) {
+        return Ok(Decision {
+            is_duplicate: true,
+            ..Decision::default()
+        });
+    }
+    let retired = state.retired_before_ms;
+    if retired != 0 && signal.created_at_ms < retired + RETIRE_MARGIN_MS {
+        // Decisions this old were let go: it may have had its order already, so it gets none.
+        let reason = format!(
+            "signal created at {}, before the decisions kept ({retired})",
+            signal.created_at_ms
+        );
+        return Ok(denial_only(denied(signal, now_ms, "signal_ttl", reason)));
+    }
+    let symbol = signal.symbol.as_str();
+    let driver = limits.driving_timeframe(symbol);
+    if let Some(wrong) = gate::signal_timeframe(symbol, &signal.timeframe, driver) {
+        return Ok(denial_only(denied(
+            signal,
+            now_ms,
+            wrong.check,
+            wrong.reason,
+        )));
+    }
+    let sign = direction_sign(signal.direction.name()).unwrap_or(0);
+    let target = sizing.target_lots(sign, signal.strength);
+    let current = Wide::from_dec(state.exposure_lots(symbol)?).to_f64();
+    let Some((is_buy, lots)) = sizing.order_for(target, current) else {
+        let reason = "position already at target".to_owned();
+        return Ok(denial_only(denied(signal, now_ms, "sizing", reason)));
+    };
+    let order = Proposed {
+        symbol,
+        is_buy,
+        quantity_lots: lots,
+        limit_price: None,
+        created_at_ms: signal.created_at_ms,
+    };
+    let Some(denial) = gate::first_denial(&order, &state.view(), limits, answers, now_ms)? else {
+        return Ok(Decision {
+            intent: Some(OrderIntent {
+                client_order_id: client_order_id_for(&signal.signal_id),
+                signal_id: signal.signal_id.clone(),
+                symbol: signal.symbol.clone(),
+                side: if is_buy { Side::Buy } else { Side::Sell },
+                quantity_lots: lots,
+                order_type: OrderType::Market,
+                model_id: signal.model_id.clone(),
+                model_version: signal.model_version,
+                created_at_ms: now_ms,
+                limit_price: None,
+            }),
+            ..Decision::default()
+        });
+    };
+    let mut events = vec![denied(signal, now_ms, denial.check, denial.reason.clone())];
+    let current_state = trading_state_of(state);
+    match denial.halts {
+        Halts::Trading if current_state != TradingState::Halted => {
+            let halt = if denial.check == "daily_loss" {
+                TradingState::from_name(&limits.daily_loss_action).unwrap_or(TradingState::Halted)
+            } else {
+                TradingState::Halted
+            };
+            if halt != current_state {
+                let event = risk.risk(
+                    TRADING_STATE,
+                    Severity::Critical,
+                    denial.reason,
+                    now_ms,
+                    halt,
+                    "",
+                    denial.check,
+                );
+                events.push(Event::RiskEvent(event));
+            }
+        }
+        Halts::Symbol if !state.halted_symbols.contains(symbol) => {
+            let event = risk.risk(
+                SYMBOL_HALTED,
+                Severity::Critical,
+                denial.reason,
+                now_ms,
+                current_state,
+                symbol,
+                denial.check,
+            );
+            events.push(Event::RiskEvent(event));
+        }
+        _ => {}
+    }
+    Ok(Decision {
+        events,
+        ..Decision::default()
+    })
+}
+
+/// The event that records `intent` as sent to `venue` (journaled before the broker call).
+pub fn submission(intent: &OrderIntent, venue: &str, now_ms: i64) -> OrderSubmitted {
+    OrderSubmitted {
+        header: OrderHeader {
+            client_order_id: intent.client_order_id.clone(),
+            signal_id: intent.signal_id.clone(),
+            symbol: intent.symbol.clone(),
+            model_id: intent.model_id.clone(),
+            model_version: intent.model_version,
+            event_at_ms: now_ms,
+        },
+        side: intent.side,
+        quantity_lots: intent.quantity_lots,
+        order_type: intent.order_type,
+        limit_price: intent.limit_price,
+        venue: Some(venue.to_owned()),
+    }
+}
