@@ -19,7 +19,6 @@ from tickwave_core import flash_crash_words
 
 from execution.core.engine_state import DAY_ROLLOVER, SYMBOL_HALTED, TRADING_STATE, EngineState
 from execution.core.limits import RiskLimits
-from execution.core.risk import denial_of
 from execution.core.sizing import SizingPolicy
 from execution.core.valuation import Valuation
 from tickwave.clock import Clock
@@ -34,9 +33,7 @@ from tickwave.contracts import (
     Signal,
     Tick,
     TradingState,
-    client_order_id_for,
 )
-from tickwave.money import to_decimal
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -94,20 +91,6 @@ class EventBuilder:
         return self._state.risk_event(self.instance_id, kind, severity, detail, now_ms, state, symbol, check)
 
 
-def denied(signal: Signal, now_ms: int, check: str, reason: str) -> OrderDenied:
-    """Build the event that records ``signal`` as denied by ``check``."""
-    return OrderDenied(
-        client_order_id=client_order_id_for(signal.signal_id),
-        signal_id=signal.signal_id,
-        symbol=signal.symbol,
-        model_id=signal.model_id,
-        model_version=signal.model_version,
-        event_at_ms=now_ms,
-        reason=reason,
-        check=check,
-    )
-
-
 def closing_orders(
     state: EngineState, symbol: str, signal_for: Callable[[int], Signal], now_ms: int
 ) -> tuple[list[OrderIntent], list[OrderDenied]]:
@@ -115,38 +98,9 @@ def closing_orders(
 
     They pass the operator checks (price, market hours, collar, rate), not the trading
     state: an operator's flatten and a protective stop work while HALTED. ``signal_for``
-    names the decision each part traces to.
+    names the decision each part traces to. The core's (``decide.rs``), one call.
     """
-    view, limits = state.view, state.limits
-    position = view.position(symbol)
-    remaining = abs(position)
-    side: Literal["buy", "sell"] = "sell" if position > 0 else "buy"
-    intents: list[OrderIntent] = []
-    denials: list[OrderDenied] = []
-    part = 0
-    while remaining > 0:
-        lots = min(remaining, to_decimal(limits.max_order_lots))
-        signal = signal_for(part)
-        denial = denial_of(state.operator_denial(symbol, side, float(lots), signal.created_at_ms, now_ms))
-        if denial is not None:
-            denials.append(denied(signal, now_ms, denial.check, denial.reason))
-        else:
-            intents.append(
-                OrderIntent(
-                    client_order_id=client_order_id_for(signal.signal_id),
-                    signal_id=signal.signal_id,
-                    symbol=symbol,
-                    side=side,
-                    quantity_lots=float(lots),
-                    order_type="market",
-                    model_id=signal.model_id,
-                    model_version=0,
-                    created_at_ms=now_ms,
-                )
-            )
-        remaining -= lots
-        part += 1
-    return intents, denials
+    return state.closing_orders(symbol, signal_for, now_ms)
 
 
 class SignalDecisions:

@@ -19,6 +19,7 @@ and the scalars the facade copies after each change. A derived answer is one cal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
@@ -192,17 +193,17 @@ class EngineState:
         """Run the core's gate on the order a signal asks for; the first denial ``(check, reason, halts)``, or None."""
         return self._core.denial(symbol, side, quantity_lots, created_at_ms, now_ms, False)
 
-    def operator_denial(
-        self, symbol: str, side: Side, quantity_lots: float, created_at_ms: int, now_ms: int
-    ) -> GateDenial | None:
-        """Run the core's operator checks on an order that must only reduce; the first denial, or None."""
-        return self._core.denial(symbol, side, quantity_lots, created_at_ms, now_ms, True)
-
     def on_signal(
         self, signal: Signal, sizing: Sizing, instance_id: str, now_ms: int
     ) -> tuple[OrderIntent | None, tuple[OrderDenied | RiskEvent, ...], bool]:
         """Decide on a signal in the core (``decide.rs``): ``(intent, events, is_duplicate)``; changes nothing."""
         return self._core.on_signal(signal, sizing, instance_id, now_ms)
+
+    def closing_orders(
+        self, symbol: str, signal_for: Callable[[int], Signal], now_ms: int
+    ) -> tuple[list[OrderIntent], list[OrderDenied]]:
+        """Reduce-only orders that close ``symbol``'s position, and the operator checks' denials (``decide.rs``)."""
+        return self._core.closing_orders(symbol, signal_for, now_ms)
 
     def risk_event(
         self,

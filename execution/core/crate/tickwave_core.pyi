@@ -317,6 +317,9 @@ class EngineState:
     def on_signal(
         self, signal: Signal, sizing: Sizing, instance_id: str, now_ms: int
     ) -> tuple[OrderIntent | None, tuple[OrderDenied | RiskEvent, ...], bool]: ...
+    def closing_orders(
+        self, symbol: str, signal_for: Callable[[int], Signal], now_ms: int
+    ) -> tuple[list[OrderIntent], list[OrderDenied]]: ...
     def build_risk_event(
         self,
         instance_id: str,

@@ -13,7 +13,7 @@ use crate::events::{
 };
 use crate::gate::{self, Answers, Halts, Limits, Proposed};
 use crate::ids::{client_order_id_for, stable_id};
-use crate::money::Overflow;
+use crate::money::{Dec, Overflow};
 use crate::rounding::Wide;
 use crate::sizing::{direction_sign, Policy};
 
@@ -222,4 +222,57 @@ pub fn submission(intent: &OrderIntent, venue: &str, now_ms: i64) -> OrderSubmit
         limit_price: intent.limit_price,
         venue: Some(venue.to_owned()),
     }
+}
+
+/// Reduce-only market orders (at most `max_order_lots` each) that close `symbol`'s position, and
+/// the denials of those the operator checks refused (price, market hours, collar, rate; not the
+/// trading state: an operator's flatten and a protective stop work while HALTED). `signal_for`
+/// names the decision each part traces to (None: stop, the caller has the reason).
+pub fn closing_orders(
+    state: &EngineState,
+    limits: &Limits,
+    answers: &mut Answers<'_>,
+    symbol: &str,
+    signal_for: &mut dyn FnMut(i64) -> Option<Signal>,
+    now_ms: i64,
+) -> Result<(Vec<OrderIntent>, Vec<Event>), Overflow> {
+    let position = state.positions.get(symbol).copied().unwrap_or(Dec::ZERO);
+    let mut remaining = position.abs();
+    let is_buy = !position.is_positive();
+    let largest = Dec::from_float(limits.max_order_lots).map_err(|_| Overflow)?;
+    let view = state.view();
+    let (mut intents, mut denials) = (Vec::new(), Vec::new());
+    let mut part = 0;
+    while remaining.is_positive() {
+        let lots = remaining.min_first(largest);
+        let Some(signal) = signal_for(part) else {
+            break;
+        };
+        let quantity_lots = Wide::from_dec(lots).to_f64();
+        let order = Proposed {
+            symbol,
+            is_buy,
+            quantity_lots,
+            limit_price: None,
+            created_at_ms: signal.created_at_ms,
+        };
+        match gate::operator_denial(&order, &view, limits, answers, now_ms)? {
+            Some(denial) => denials.push(denied(&signal, now_ms, denial.check, denial.reason)),
+            None => intents.push(OrderIntent {
+                client_order_id: client_order_id_for(&signal.signal_id),
+                signal_id: signal.signal_id.clone(),
+                symbol: symbol.to_owned(),
+                side: if is_buy { Side::Buy } else { Side::Sell },
+                quantity_lots,
+                order_type: OrderType::Market,
+                model_id: signal.model_id.clone(),
+                model_version: 0,
+                created_at_ms: now_ms,
+                limit_price: None,
+            }),
+        }
+        remaining = remaining.checked_sub(lots)?;
+        part += 1;
+    }
+    Ok((intents, denials))
 }

@@ -621,6 +621,45 @@ impl PyEngineState {
         Ok((intent, PyTuple::new(py, events)?, decision.is_duplicate))
     }
 
+    /// Reduce-only market orders that close `symbol`'s position, and the operator checks' denials
+    /// (`decide::closing_orders`); `signal_for(part)` names the decision each part traces to.
+    fn closing_orders<'py>(
+        &mut self,
+        py: Python<'py>,
+        symbol: &str,
+        signal_for: &Bound<'py, PyAny>,
+        now_ms: i64,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+        let mut failed: Option<PyErr> = None;
+        let mut ask = |part: i64| match signal_for.call1((part,)).and_then(|s| event_from_py(&s)) {
+            Ok(Event::Signal(signal)) => Some(signal),
+            Ok(_) => {
+                failed = Some(PyValueError::new_err("signal_for must return a Signal"));
+                None
+            }
+            Err(error) => {
+                failed = Some(error);
+                None
+            }
+        };
+        let (intents, denials) =
+            self.with_answers(py, symbol, now_ms, |state, limits, answers| {
+                decide::closing_orders(state, limits, answers, symbol, &mut ask, now_ms)
+            })?;
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        let intents = intents
+            .into_iter()
+            .map(|intent| event_to_py(py, &Event::OrderIntent(intent)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let denials = denials
+            .iter()
+            .map(|event| event_to_py(py, event))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok((PyList::new(py, intents)?, PyList::new(py, denials)?))
+    }
+
     /// Build one risk event, the next in sequence, with its stable id (`decide::RiskEvents`).
     #[allow(clippy::too_many_arguments)]
     fn build_risk_event<'py>(
