@@ -8,16 +8,14 @@ commands (:mod:`execution.core.commands`) and the protective stops (:mod:`execut
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
 import msgspec
 import tickwave_core
-from tickwave_core import flash_crash_words
 
-from execution.core.engine_state import DAY_ROLLOVER, SYMBOL_HALTED, TRADING_STATE, EngineState
+from execution.core.engine_state import EngineState
 from execution.core.limits import RiskLimits
 from execution.core.sizing import SizingPolicy
 from execution.core.valuation import Valuation
@@ -127,62 +125,16 @@ class SignalDecisions:
         return tickwave_core.submission(intent, venue, self.clock.now_ms())
 
     def on_tick(self, tick: Tick) -> list[RiskEvent]:
-        """Mark the day's start; trip the flash-crash and loss breakers (the tick is already observed)."""
-        state = self.state
-        limits = state.limits
-        events: list[RiskEvent] = []
+        """Mark the day's start; trip the flash-crash and loss breakers (the tick already observed; the core's)."""
         now_ms = self.clock.now_ms()
-        day = self.valuation.trading_day(limits, now_ms)
-        if day != state.marked_day:
-            marks = {symbol: str(amount) for symbol, amount in sorted(self.valuation.unrealized_now(limits).items())}
-            events.append(
-                self.events.risk(
-                    DAY_ROLLOVER, "info", json.dumps({"trading_day": day, "marks": marks}), now_ms, check="daily_loss"
-                )
-            )
-        window = state.view.price_windows[tick.symbol]
-        move = window.move_pct()
-        if move > limits.flash_crash_pct and tick.symbol not in state.view.halted_symbols:
-            detail = flash_crash_words(tick.symbol, move, limits.flash_crash_window_ms)
-            events.append(
-                self.events.risk(SYMBOL_HALTED, "critical", detail, now_ms, symbol=tick.symbol, check="flash_crash")
-            )
-        if day == state.marked_day:
-            events.extend(self.loss_breaker(now_ms))
-        return events
-
-    def loss_breaker(self, now_ms: int, fill: OrderFilled | None = None) -> list[RiskEvent]:
-        """Move trading to ``daily_loss_action`` when the day's loss reaches the limit (only from ACTIVE).
-
-        ``fill``: the fill booked just now (at ``now_ms``), the only change since the last question.
-        """
-        state = self.state
-        if state.view.trading_state != "ACTIVE":
-            return []
-        limits, floor, valuation = state.limits, -state.limits.daily_loss_limit, self.valuation
-        if valuation.is_above(limits, now_ms, floor) if fill is None else valuation.is_above_after(fill, limits, floor):
-            return []  # short of the limit (most ticks and fills: decided without the exact sums)
-        pnl = valuation.daily_pnl(limits, now_ms)
-        if pnl is None or pnl > floor:
-            return []
-        detail = f"daily P&L {pnl:.2f} {limits.account_currency} breaches -{limits.daily_loss_limit}"
-        return [
-            self.events.risk(TRADING_STATE, "critical", detail, now_ms, limits.daily_loss_action, check="daily_loss")
-        ]
+        day = self.valuation.trading_day(self.state.limits, now_ms)
+        return self.state.tick_breakers(tick.symbol, day, self.events.instance_id, now_ms)
 
     def follow_ups(self, event: Message) -> list[RiskEvent]:
         """Return the breaker trips an applied event leads to: a reject in a row too many, a fill's loss."""
         kind = type(event)  # contract messages are never subclassed; most events are neither
-        if kind is OrderFilled:  # booked just now (the engine asks only after an event changed its state)
-            return self.loss_breaker(cast(OrderFilled, event).event_at_ms, cast(OrderFilled, event))
-        if kind is OrderRejected:
-            event = cast(OrderRejected, event)
-            view, limits = self.state.view, self.state.limits
-            if view.consecutive_rejects >= limits.max_consecutive_rejects and view.trading_state != "HALTED":
-                detail = f"{view.consecutive_rejects} broker rejects in a row (last: {event.reason})"
-                return [
-                    self.events.risk(
-                        TRADING_STATE, "critical", detail, event.event_at_ms, "HALTED", check="consecutive_rejects"
-                    )
-                ]
-        return []
+        if kind is not OrderFilled and kind is not OrderRejected:
+            return []
+        applied = cast(OrderFilled | OrderRejected, event)  # a fill: booked just now
+        day = self.valuation.trading_day(self.state.limits, applied.event_at_ms)
+        return self.state.follow_ups(applied, day, self.events.instance_id)

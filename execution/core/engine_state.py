@@ -35,6 +35,7 @@ from tickwave.contracts import (
     OrderDenied,
     OrderFilled,
     OrderIntent,
+    OrderRejected,
     RiskEvent,
     Side,
     Signal,
@@ -204,6 +205,18 @@ class EngineState:
     ) -> tuple[list[OrderIntent], list[OrderDenied]]:
         """Reduce-only orders that close ``symbol``'s position, and the operator checks' denials (``decide.rs``)."""
         return self._core.closing_orders(symbol, signal_for, now_ms)
+
+    def tick_breakers(self, symbol: str, day: str, instance_id: str, now_ms: int) -> list[RiskEvent]:
+        """The breakers on a tick of ``symbol`` (already observed) in the core; ``day``: its trading day."""
+        return self._core.tick_breakers(symbol, day, instance_id, now_ms)
+
+    def follow_ups(self, event: OrderFilled | OrderRejected, day: str, instance_id: str) -> list[RiskEvent]:
+        """The breaker trips an applied fill or reject leads to, in the core; ``day``: the event's trading day."""
+        return self._core.follow_ups(event, day, instance_id)
+
+    def unrealized_now(self) -> dict[str, Decimal]:
+        """Unrealised P&L of every open position at its latest mid, in its quote currency (exact), by symbol."""
+        return self._core.unrealized_now()
 
     def risk_event(
         self,

@@ -15,6 +15,7 @@ from tickwave.contracts import (
     OrderDenied,
     OrderFilled,
     OrderIntent,
+    OrderRejected,
     OrderSubmitted,
     RiskEvent,
     Side,
@@ -320,6 +321,9 @@ class EngineState:
     def closing_orders(
         self, symbol: str, signal_for: Callable[[int], Signal], now_ms: int
     ) -> tuple[list[OrderIntent], list[OrderDenied]]: ...
+    def tick_breakers(self, symbol: str, day: str, instance_id: str, now_ms: int) -> list[RiskEvent]: ...
+    def follow_ups(self, event: OrderFilled | OrderRejected, day: str, instance_id: str) -> list[RiskEvent]: ...
+    def unrealized_now(self) -> dict[str, Decimal]: ...
     def build_risk_event(
         self,
         instance_id: str,

@@ -7,11 +7,12 @@
 //! writer applies what is journaled).
 
 use crate::engine_state::{EngineState, RETIRE_MARGIN_MS};
+use crate::events::write_str;
 use crate::events::{
     Event, OrderDenied, OrderHeader, OrderIntent, OrderSubmitted, OrderType, RiskEvent, Severity,
     Side, Signal, TradingState,
 };
-use crate::gate::{self, Answers, Halts, Limits, Proposed};
+use crate::gate::{self, Answers, DayLoss, Halts, Limits, Proposed};
 use crate::ids::{client_order_id_for, stable_id};
 use crate::money::{Dec, Overflow};
 use crate::rounding::Wide;
@@ -275,4 +276,166 @@ pub fn closing_orders(
         part += 1;
     }
     Ok((intents, denials))
+}
+
+/// The kind of the risk event that marks each position's unrealised P&L at a trading day's start.
+pub const DAY_ROLLOVER: &str = "day_rollover";
+
+/// Unrealised P&L of every open position at its latest mid, in its quote currency (exact), by symbol.
+pub fn unrealized_now(
+    state: &EngineState,
+    limits: &Limits,
+) -> Result<Vec<(String, Dec)>, Overflow> {
+    let mut amounts = Vec::new();
+    for (symbol, book) in &state.books {
+        if book.lots.is_zero() {
+            continue;
+        }
+        let (Some(quote), Some(spec)) = (state.quotes.get(symbol), limits.instruments.get(symbol))
+        else {
+            continue;
+        };
+        let mid = Dec::from_float(quote.mid()).map_err(|_| Overflow)?;
+        let contract = Dec::from_float(spec.contract_size).map_err(|_| Overflow)?;
+        amounts.push((symbol.clone(), book.unrealized(mid)?.checked_mul(contract)?));
+    }
+    amounts.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(amounts)
+}
+
+/// The day rollover's detail: `json.dumps({"trading_day": day, "marks": {symbol: str(amount)}})`.
+pub fn rollover_detail(day: &str, marks: &[(String, Dec)]) -> String {
+    let mut out = Vec::with_capacity(64 + marks.len() * 32);
+    out.extend_from_slice(b"{\"trading_day\": ");
+    write_str(&mut out, day);
+    out.extend_from_slice(b", \"marks\": {");
+    for (at, (symbol, amount)) in marks.iter().enumerate() {
+        if at > 0 {
+            out.extend_from_slice(b", ");
+        }
+        write_str(&mut out, symbol);
+        out.extend_from_slice(b": ");
+        write_str(&mut out, &amount.to_string());
+    }
+    out.extend_from_slice(b"}}");
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The breakers on a tick of `symbol` (already observed): the day's start marked, the flash-crash
+/// halt, and the loss breaker once the day is marked. `answers.move_pct`: `symbol`'s move.
+pub fn on_tick(
+    state: &EngineState,
+    limits: &Limits,
+    answers: &mut Answers<'_>,
+    risk: &mut RiskEvents,
+    symbol: &str,
+    now_ms: i64,
+) -> Result<Vec<Event>, Overflow> {
+    let mut events = Vec::new();
+    let current = trading_state_of(state);
+    let day = answers.market.trading_day(now_ms);
+    if day != state.marked_day {
+        let detail = rollover_detail(&day, &unrealized_now(state, limits)?);
+        let event = risk.risk(
+            DAY_ROLLOVER,
+            Severity::Info,
+            detail,
+            now_ms,
+            current,
+            "",
+            "daily_loss",
+        );
+        events.push(Event::RiskEvent(event));
+    }
+    let move_pct = answers.move_pct;
+    if move_pct > limits.flash_crash_pct && !state.halted_symbols.contains(symbol) {
+        let detail = gate::flash_crash_words(symbol, move_pct, limits.flash_crash_window_ms);
+        let event = risk.risk(
+            SYMBOL_HALTED,
+            Severity::Critical,
+            detail,
+            now_ms,
+            current,
+            symbol,
+            "flash_crash",
+        );
+        events.push(Event::RiskEvent(event));
+    }
+    if day == state.marked_day {
+        events.extend(loss_breaker(state, limits, answers.day, risk, now_ms));
+    }
+    Ok(events)
+}
+
+/// Move trading to the limits' `daily_loss_action` when the day's loss reaches the limit (only
+/// from ACTIVE); `day` values the day at `now_ms`.
+pub fn loss_breaker(
+    state: &EngineState,
+    limits: &Limits,
+    day: &mut dyn DayLoss,
+    risk: &mut RiskEvents,
+    now_ms: i64,
+) -> Option<Event> {
+    if trading_state_of(state) != TradingState::Active {
+        return None;
+    }
+    let floor = limits.loss_floor();
+    if day.is_above(&floor) {
+        return None; // short of the limit (most ticks and fills: decided without the exact sums)
+    }
+    let pnl = day.daily_pnl()?;
+    if gate::exceeds(&pnl, &floor) {
+        return None;
+    }
+    let detail = format!(
+        "daily P&L {} {} breaches -{}",
+        gate::cents(&pnl),
+        limits.account_currency,
+        limits.daily_loss_limit
+    );
+    let action = TradingState::from_name(&limits.daily_loss_action).unwrap_or(TradingState::Halted);
+    let event = risk.risk(
+        TRADING_STATE,
+        Severity::Critical,
+        detail,
+        now_ms,
+        action,
+        "",
+        "daily_loss",
+    );
+    Some(Event::RiskEvent(event))
+}
+
+/// The breaker trips an applied event leads to: a fill's loss (`day` values the day just after
+/// it), a broker reject in a row too many.
+pub fn follow_ups(
+    state: &EngineState,
+    limits: &Limits,
+    day: &mut dyn DayLoss,
+    risk: &mut RiskEvents,
+    event: &Event,
+) -> Option<Event> {
+    match event {
+        Event::OrderFilled(fill) => loss_breaker(state, limits, day, risk, fill.header.event_at_ms),
+        Event::OrderRejected(rejected)
+            if state.consecutive_rejects >= limits.max_consecutive_rejects
+                && trading_state_of(state) != TradingState::Halted =>
+        {
+            let detail = format!(
+                "{} broker rejects in a row (last: {})",
+                state.consecutive_rejects, rejected.reason
+            );
+            let event = risk.risk(
+                TRADING_STATE,
+                Severity::Critical,
+                detail,
+                rejected.header.event_at_ms,
+                TradingState::Halted,
+                "",
+                "consecutive_rejects",
+            );
+            Some(Event::RiskEvent(event))
+        }
+        _ => None,
+    }
 }

@@ -312,6 +312,8 @@ pub struct PyEngineState {
     state: engine_state::EngineState,
     limits: Py<PyAny>,
     gate_limits: Arc<gate::Limits>,
+    // The limits' loss floor as a `Decimal` (what the valuation is asked about).
+    loss_floor: Py<PyAny>,
     // The next risk event's sequence (an id source, not state: ids only need to differ within a run).
     risk_sequence: i64,
     // Each currency's conversion route at the quotes of a P&L revision, under the limits in force.
@@ -356,9 +358,12 @@ impl PyEngineState {
                 .unbind(),
         };
         let bound = view.bind(py);
+        let converted = gate_py::limits_of(limits.bind(py))?;
+        let loss_floor = gate_py::loss_floor(py, &converted.loss_floor())?.unbind();
         Ok(PyEngineState {
+            loss_floor,
             state: engine_state::EngineState::new(),
-            gate_limits: gate_py::limits_of(limits.bind(py))?,
+            gate_limits: converted,
             risk_sequence: 0,
             routes: (-1, Routes::new()),
             limits,
@@ -555,6 +560,7 @@ impl PyEngineState {
     /// Put an operator's limits in force (until a restart: the command is not replayed).
     fn set_limits(&mut self, py: Python<'_>, limits: Py<PyAny>) -> PyResult<()> {
         self.gate_limits = gate_py::limits_of(limits.bind(py))?;
+        self.loss_floor = gate_py::loss_floor(py, &self.gate_limits.loss_floor())?.unbind();
         self.routes = (-1, Routes::new());
         self.limits = limits;
         Ok(())
@@ -599,15 +605,17 @@ impl PyEngineState {
         let Event::Signal(signal) = event_from_py(signal)? else {
             return Err(PyValueError::new_err("on_signal takes a Signal"));
         };
-        let mut risk = decide::RiskEvents {
-            instance_id: instance_id.to_owned(),
-            sequence: self.risk_sequence,
-        };
+        let mut risk = self.risk_events(instance_id);
         let policy = sizing.policy;
-        let decision =
-            self.with_answers(py, &signal.symbol, now_ms, |state, limits, answers| {
+        let decision = self.with_answers(
+            py,
+            &signal.symbol,
+            now_ms,
+            None,
+            |state, limits, answers| {
                 decide::on_signal(state, &policy, limits, answers, &mut risk, &signal, now_ms)
-            })?;
+            },
+        )?;
         self.risk_sequence = risk.sequence;
         let intent = match decision.intent {
             Some(intent) => Some(event_to_py(py, &Event::OrderIntent(intent))?),
@@ -643,7 +651,7 @@ impl PyEngineState {
             }
         };
         let (intents, denials) =
-            self.with_answers(py, symbol, now_ms, |state, limits, answers| {
+            self.with_answers(py, symbol, now_ms, None, |state, limits, answers| {
                 decide::closing_orders(state, limits, answers, symbol, &mut ask, now_ms)
             })?;
         if let Some(error) = failed {
@@ -658,6 +666,85 @@ impl PyEngineState {
             .map(|event| event_to_py(py, event))
             .collect::<PyResult<Vec<_>>>()?;
         Ok((PyList::new(py, intents)?, PyList::new(py, denials)?))
+    }
+
+    /// The breakers on a tick of `symbol`, already observed (`decide::on_tick`); `day`: the trading
+    /// day of `now_ms` (the valuation's, asked once).
+    fn tick_breakers<'py>(
+        &mut self,
+        py: Python<'py>,
+        symbol: &str,
+        day: String,
+        instance_id: &str,
+        now_ms: i64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut risk = self.risk_events(instance_id);
+        let events = self.with_answers(
+            py,
+            symbol,
+            now_ms,
+            Some((day, None)),
+            |state, limits, answers| {
+                decide::on_tick(state, limits, answers, &mut risk, symbol, now_ms)
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        let events = events
+            .iter()
+            .map(|event| event_to_py(py, event))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, events)
+    }
+
+    /// The breaker trips an applied fill or reject leads to (`decide::follow_ups`); `day`: the
+    /// trading day of the event's time.
+    fn follow_ups<'py>(
+        &mut self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+        day: String,
+        instance_id: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let rust_event = event_from_py(event)?;
+        let (at_ms, fill) = match &rust_event {
+            Event::OrderFilled(fill) => (fill.header.event_at_ms, Some(event.clone())),
+            Event::OrderRejected(rejected) => (rejected.header.event_at_ms, None),
+            _ => return Ok(PyList::empty(py)),
+        };
+        let mut risk = self.risk_events(instance_id);
+        let found = self.with_answers(
+            py,
+            "",
+            at_ms,
+            Some((day, fill)),
+            |state, limits, answers| {
+                Ok(decide::follow_ups(
+                    state,
+                    limits,
+                    answers.day,
+                    &mut risk,
+                    &rust_event,
+                ))
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        let events = found
+            .iter()
+            .map(|event| event_to_py(py, event))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, events)
+    }
+
+    /// Unrealised P&L of every open position at its latest mid, in its quote currency (exact
+    /// `Decimal`s, by symbol; the limits in force give the contract sizes).
+    fn unrealized_now<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let amounts = decide::unrealized_now(&self.state, &self.gate_limits)
+            .map_err(|_| PyOverflowError::new_err(Overflow.to_string()))?;
+        let out = PyDict::new(py);
+        for (symbol, amount) in amounts {
+            out.set_item(symbol, to_py(py, amount)?)?;
+        }
+        Ok(out)
     }
 
     /// Build one risk event, the next in sequence, with its stable id (`decide::RiskEvents`).
@@ -678,10 +765,7 @@ impl PyEngineState {
         let severity = Severity::from_name(severity).ok_or_else(|| bad("severity"))?;
         let trading_state =
             TradingState::from_name(trading_state).ok_or_else(|| bad("trading state"))?;
-        let mut risk = decide::RiskEvents {
-            instance_id: instance_id.to_owned(),
-            sequence: self.risk_sequence,
-        };
+        let mut risk = self.risk_events(instance_id);
         let event = risk.risk(kind, severity, detail, now_ms, trading_state, symbol, check);
         self.risk_sequence = risk.sequence;
         event_to_py(py, &Event::RiskEvent(event))
@@ -807,24 +891,27 @@ impl PyEngineState {
         now_ms: i64,
         operator: bool,
     ) -> PyResult<gate_py::PyDenial> {
-        let found = self.with_answers(py, order.symbol, now_ms, |state, limits, answers| {
-            let view = state.view();
-            if operator {
-                gate::operator_denial(order, &view, limits, answers, now_ms)
-            } else {
-                gate::first_denial(order, &view, limits, answers, now_ms)
-            }
-        })?;
+        let found =
+            self.with_answers(py, order.symbol, now_ms, None, |state, limits, answers| {
+                let view = state.view();
+                if operator {
+                    gate::operator_denial(order, &view, limits, answers, now_ms)
+                } else {
+                    gate::first_denial(order, &view, limits, answers, now_ms)
+                }
+            })?;
         Ok(gate_py::py_denial(found))
     }
 
     /// Run `decide` over the state with the kernel's answers (the calendar, the conversion routes,
     /// kept per P&L revision, the day's P&L) and `symbol`'s flash-crash move; raise what they raised.
-    fn with_answers<T>(
+    /// `asked`: the trading day already asked, and the fill booked just now (the day is valued after it).
+    fn with_answers<'py, T>(
         &mut self,
-        py: Python<'_>,
+        py: Python<'py>,
         symbol: &str,
         now_ms: i64,
+        asked: Option<(String, Option<Bound<'py, PyAny>>)>,
         decide: impl FnOnce(
             &engine_state::EngineState,
             &gate::Limits,
@@ -840,8 +927,13 @@ impl PyEngineState {
             Routes::new()
         };
         let raised = gate_py::Raised::default();
+        let (day, fill) = match asked {
+            Some((day, fill)) => (Some(day), fill),
+            None => (None, None),
+        };
         let market = gate_py::PyMarket {
             market: limits.getattr(intern!(py, "market"))?,
+            day,
             raised: &raised,
         };
         let converted = Arc::clone(&self.gate_limits);
@@ -854,6 +946,8 @@ impl PyEngineState {
         );
         let mut day = gate_py::PyDayLoss {
             day_pnl: view.getattr(intern!(py, "day_pnl"))?,
+            fill,
+            floor: Some(self.loss_floor.bind(py).clone()),
             limits: limits.clone(),
             now_ms,
             raised: &raised,
@@ -870,6 +964,14 @@ impl PyEngineState {
         self.routes = (revision, known);
         raised.check()?;
         Ok(found)
+    }
+
+    /// The risk event builder, numbering from the face's sequence (the caller writes it back).
+    fn risk_events(&self, instance_id: &str) -> decide::RiskEvents {
+        decide::RiskEvents {
+            instance_id: instance_id.to_owned(),
+            sequence: self.risk_sequence,
+        }
     }
 
     fn dispatch(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Result<bool, Refused>> {

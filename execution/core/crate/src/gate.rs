@@ -552,13 +552,13 @@ pub fn order_rate(sent_ms: &VecDeque<i64>, now_ms: i64, max_per_second: i64) -> 
 }
 
 /// `a > b`, exactly.
-fn exceeds(a: &Wide, b: &Wide) -> bool {
+pub fn exceeds(a: &Wide, b: &Wide) -> bool {
     let difference = a.add(&b.negated());
     !difference.is_zero() && !difference.negative
 }
 
 /// Python's `f"{amount:.2f}"` of a `Decimal` (half even, at two places).
-fn cents(amount: &Wide) -> String {
+pub fn cents(amount: &Wide) -> String {
     amount.quantize(2).to_string()
 }
 

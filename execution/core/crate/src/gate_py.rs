@@ -129,9 +129,10 @@ impl Raised {
     }
 }
 
-/// The kernel's calendar (`limits.market`), asked in Python.
+/// The kernel's calendar (`limits.market`), asked in Python; `day`: the trading day already asked.
 pub(crate) struct PyMarket<'a, 'py> {
     pub market: Bound<'py, PyAny>,
+    pub day: Option<String>,
     pub raised: &'a Raised,
 }
 
@@ -145,6 +146,9 @@ impl MarketHours for PyMarket<'_, '_> {
     }
 
     fn trading_day(&self, now_ms: i64) -> String {
+        if let Some(day) = &self.day {
+            return day.clone();
+        }
         let py = self.market.py();
         let answer = self
             .market
@@ -219,9 +223,20 @@ impl Rates for PyRates<'_, '_> {
     }
 }
 
+/// The loss floor as the `Decimal` the valuation compares with.
+pub(crate) fn loss_floor<'py>(py: Python<'py>, floor: &Wide) -> PyResult<Bound<'py, PyAny>> {
+    DECIMAL
+        .import(py, "decimal", "Decimal")?
+        .call1((floor.to_string(),))
+}
+
 /// The day's P&L as the view's `day_pnl` values it (the engine's valuation, or a fixed amount).
 pub(crate) struct PyDayLoss<'a, 'py> {
     pub day_pnl: Bound<'py, PyAny>,
+    /// The fill booked just now (the only change since the last question): asked after it.
+    pub fill: Option<Bound<'py, PyAny>>,
+    /// The loss floor as a `Decimal`, if the caller keeps it (else made from the Rust value).
+    pub floor: Option<Bound<'py, PyAny>>,
     pub limits: Bound<'py, PyAny>,
     pub now_ms: i64,
     pub raised: &'a Raised,
@@ -230,11 +245,19 @@ pub(crate) struct PyDayLoss<'a, 'py> {
 impl PyDayLoss<'_, '_> {
     fn above(&self, floor: &Wide) -> PyResult<bool> {
         let py = self.day_pnl.py();
-        let decimal = DECIMAL.import(py, "decimal", "Decimal")?;
-        let floor = decimal.call1((floor.to_string(),))?;
-        self.day_pnl
-            .call_method1(intern!(py, "is_above"), (&self.limits, self.now_ms, floor))?
-            .is_truthy()
+        let floor = match &self.floor {
+            Some(floor) => floor.clone(),
+            None => loss_floor(py, floor)?,
+        };
+        match &self.fill {
+            Some(fill) => self
+                .day_pnl
+                .call_method1(intern!(py, "is_above_after"), (fill, &self.limits, floor))?,
+            None => self
+                .day_pnl
+                .call_method1(intern!(py, "is_above"), (&self.limits, self.now_ms, floor))?,
+        }
+        .is_truthy()
     }
 
     fn pnl(&self) -> PyResult<Option<Wide>> {
@@ -384,6 +407,7 @@ fn run(
     let raised = Raised::default();
     let market = PyMarket {
         market: limits.getattr("market")?,
+        day: None,
         raised: &raised,
     };
     let rates = PyRates::new(
@@ -395,6 +419,8 @@ fn run(
     );
     let mut day = PyDayLoss {
         day_pnl: view.getattr("day_pnl")?,
+        fill: None,
+        floor: None,
         limits: limits.clone(),
         now_ms,
         raised: &raised,
