@@ -12,9 +12,10 @@ code (:mod:`execution.core.decisions`, :mod:`execution.core.commands`, :mod:`exe
 
 The rules and the values are the core's; this class is its facade, compiled with its readers, so
 what they read is a plain attribute: the containers the core keeps in step with its values (the
-orders, books, bookings, the risk view's positions, pending lots, quotes, price windows and halts)
-and the scalars the facade copies after each change. A derived answer is one call to the core
-(``working_orders``, ``orders_in_window``, ``window_start``, ``status_of``, ``is_decided``).
+orders, books, bookings, the risk view's positions, pending lots, quotes and halts; the
+flash-crash windows are the core's alone) and the scalars the facade copies after each change.
+A derived answer is one call to the core (``working_orders``, ``orders_in_window``,
+``window_start``, ``status_of``, ``is_decided``), and so is a decision (``decide.rs``).
 """
 
 from __future__ import annotations

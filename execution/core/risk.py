@@ -79,7 +79,7 @@ class RiskView:
     last_ticks: dict[str, Tick] = field(default_factory=dict)
     order_times_ms: deque[int] = field(default_factory=deque)
     consecutive_rejects: int = 0
-    price_windows: dict[str, PriceWindow] = field(default_factory=dict)
+    price_windows: dict[str, PriceWindow] = field(default_factory=dict)  # a view built outside the engine only
     # Where the daily loss check values the day's P&L: a query, not state (the engine's valuation).
     day_pnl: DayPnl = field(default_factory=lambda: FixedDayPnl(), repr=False, compare=False)
 

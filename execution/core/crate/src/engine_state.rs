@@ -17,6 +17,7 @@ use crate::gate::{Quote, View};
 use crate::lifecycle::{self, CreationIndex, Status};
 use crate::money::{Dec, Overflow};
 use crate::positions::{Book, Booking};
+use crate::risk::PriceWindow;
 
 /// The order rate's window.
 pub const RATE_WINDOW_MS: i64 = 1_000;
@@ -244,6 +245,8 @@ pub struct EngineState {
     pub marked_day: String,
     /// The latest quote per symbol (a late tick does not replace a newer one).
     pub quotes: HashMap<String, Quote>,
+    /// Each symbol's mids over the flash-crash window (every tick, late ones too).
+    pub windows: HashMap<String, PriceWindow>,
     pub stop_denied_at_ms: HashMap<String, i64>,
     pub defects: Vec<String>,
     pub retired_before_ms: i64,
@@ -283,6 +286,7 @@ impl EngineState {
             day_marks: HashMap::new(),
             marked_day: String::new(),
             quotes: HashMap::new(),
+            windows: HashMap::new(),
             stop_denied_at_ms: HashMap::new(),
             defects: Vec::new(),
             retired_before_ms: 0,
@@ -458,7 +462,10 @@ impl EngineState {
     }
 
     /// A quote: return true when it is the symbol's latest (a late tick does not replace a newer one).
-    pub fn observe_tick(&mut self, symbol: &str, quote: Quote) -> bool {
+    /// `window_ms`: the flash-crash window of a symbol seen for the first time.
+    pub fn observe_tick(&mut self, symbol: &str, quote: Quote, window_ms: i64) -> bool {
+        slot_with(&mut self.windows, symbol, || PriceWindow::new(window_ms))
+            .update(quote.time_ms, quote.mid());
         match self.quotes.get_mut(symbol) {
             Some(latest) if quote.time_ms < latest.time_ms => false,
             Some(latest) => {
@@ -553,6 +560,11 @@ impl EngineState {
         (start_ms, orders)
     }
 
+    /// The high-low move of `symbol`'s mid over its flash-crash window, in percent (0: none seen).
+    pub fn move_pct(&self, symbol: &str) -> f64 {
+        self.windows.get(symbol).map_or(0.0, PriceWindow::move_pct)
+    }
+
     /// What the gate's checks read of the state.
     pub fn view(&self) -> View<'_> {
         View {
@@ -620,12 +632,21 @@ impl EngineState {
     }
 }
 
-/// The value kept under `key`, made (default) on first use without allocating the key again after.
-fn slot<'a, V: Default>(map: &'a mut HashMap<String, V>, key: &str) -> &'a mut V {
+/// The value kept under `key`, made by `make` on first use.
+fn slot_with<'a, V>(
+    map: &'a mut HashMap<String, V>,
+    key: &str,
+    make: impl FnOnce() -> V,
+) -> &'a mut V {
     if !map.contains_key(key) {
-        map.insert(key.to_owned(), V::default());
+        map.insert(key.to_owned(), make());
     }
     map.get_mut(key).expect("just made")
+}
+
+/// The value kept under `key`, made (default) on first use without allocating the key again after.
+fn slot<'a, V: Default>(map: &'a mut HashMap<String, V>, key: &str) -> &'a mut V {
+    slot_with(map, key, V::default)
 }
 
 /// A quick hash (FxHash's multiply and rotate) for the bounded caches' keys, which are numbers: a
@@ -856,9 +877,9 @@ mod tests {
             ask: 1.0,
             time_ms,
         };
-        assert!(state.observe_tick("EURUSD", at(10)));
-        assert!(!state.observe_tick("EURUSD", at(9)));
-        assert!(state.observe_tick("EURUSD", at(10)));
+        assert!(state.observe_tick("EURUSD", at(10), 5_000));
+        assert!(!state.observe_tick("EURUSD", at(9), 5_000));
+        assert!(state.observe_tick("EURUSD", at(10), 5_000));
         assert_eq!(state.pnl_revision, 2);
         state.consecutive_rejects = 3;
         state.set_trading_state("HALTED");

@@ -4,7 +4,7 @@
 //! Events arrive as the contract's msgspec structs and are read field by field. The decision code
 //! still in Python reads the state through containers this face keeps in step with the core's
 //! values after each change (the orders, books, bookings, the risk view's positions, pending lots,
-//! halts, quotes and price windows): a read costs what a dict lookup costs, and only the core
+//! halts and quotes; the flash-crash windows are the core's alone): a read costs what a dict lookup costs, and only the core
 //! writes them.
 
 use std::collections::HashMap;
@@ -26,7 +26,7 @@ use crate::money::{Dec, Overflow};
 use crate::positions::Booking;
 use crate::PySizing;
 use crate::{gate, gate_py};
-use crate::{to_dec, to_py, PyBook, PyBooking, PyPriceWindow};
+use crate::{to_dec, to_py, PyBook, PyBooking};
 
 // The Python classes this face reads or builds, imported once.
 static CONTRACTS: PyOnceLock<Contracts> = PyOnceLock::new();
@@ -333,7 +333,6 @@ pub struct PyEngineState {
     positions: Py<PyDict>,
     pending: Py<PyDict>,
     last_ticks: Py<PyDict>,
-    price_windows: Py<PyDict>,
     halted_symbols: Py<PySet>,
     order_times_ms: Py<PyAny>,
     ahead: HashMap<String, Ahead>,
@@ -370,7 +369,6 @@ impl PyEngineState {
             positions: dict_of(bound, "positions")?,
             pending: dict_of(bound, "pending")?,
             last_ticks: dict_of(bound, "last_ticks")?,
-            price_windows: dict_of(bound, "price_windows")?,
             halted_symbols: bound
                 .getattr("halted_symbols")?
                 .cast_into::<PySet>()?
@@ -532,28 +530,10 @@ impl PyEngineState {
         let symbol_object = tick.getattr(intern!(py, "symbol"))?;
         let symbol = symbol_object.cast::<PyString>()?.to_str()?;
         let quote = gate_py::quote_of(tick)?;
-        let (time_ms, bid, ask) = (quote.time_ms, quote.bid, quote.ask);
-        if self.state.observe_tick(symbol, quote) {
+        let window_ms = self.gate_limits.flash_crash_window_ms;
+        if self.state.observe_tick(symbol, quote, window_ms) {
             self.last_ticks.bind(py).set_item(&symbol_object, tick)?;
         }
-        let windows = self.price_windows.bind(py);
-        let window = match windows.get_item(&symbol_object)? {
-            Some(window) => window.cast_into::<PyPriceWindow>()?,
-            None => {
-                let window_ms: i64 = self
-                    .limits
-                    .bind(py)
-                    .getattr(intern!(py, "flash_crash_window_ms"))?
-                    .extract()?;
-                let window = Bound::new(py, PyPriceWindow::new(window_ms))?;
-                windows.set_item(&symbol_object, &window)?;
-                window
-            }
-        };
-        window
-            .borrow_mut()
-            .window
-            .update(time_ms, (bid + ask) / 2.0);
         Ok(self.state.pnl_revision)
     }
 
@@ -956,7 +936,7 @@ impl PyEngineState {
             market: &market,
             rates: &rates,
             day: &mut day,
-            move_pct: gate_py::move_pct(self.price_windows.bind(py).as_any(), symbol)?,
+            move_pct: self.state.move_pct(symbol),
         };
         let found = decide(&self.state, &converted, &mut answers)
             .map_err(|_| PyOverflowError::new_err(Overflow.to_string()))?;
