@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Final, Protocol
 
 import msgspec
+from tickwave_core import fill_id_for as core_fill_id_for
 
 from execution.core.state import Order, OrderStatus
 from tickwave.contracts import (
@@ -24,7 +25,6 @@ from tickwave.contracts import (
     OrderRejected,
     Side,
     Tick,
-    joined_id,
 )
 from tickwave.money import MONEY_CONTEXT, to_decimal
 
@@ -207,5 +207,5 @@ def cumulative_lots(filled_lots: float, fills: Sequence[BrokerFill]) -> list[flo
 
 
 def fill_id_for(client_order_id: str, sequence: int) -> str:
-    """Return the deterministic id of an order's ``sequence``-th fill."""
-    return joined_id(f"fill\x1f{client_order_id}\x1f{sequence}")
+    """Return the deterministic id of an order's ``sequence``-th fill (the core's ``broker.rs``)."""
+    return core_fill_id_for(client_order_id, sequence)

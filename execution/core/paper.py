@@ -11,7 +11,8 @@ makes it deterministic.
 
 The venue's rules and state (its orders, each symbol's quotes, the fill price, the settlement
 into FIFO books) are the execution core's (``paper.rs``, :class:`tickwave_core.PaperVenue`);
-this facade reads the clock, builds the contract events and writes the ledger.
+this facade reads the clock and the ledger's free space, hands the core the contract structs and writes
+the ledger; the events it answers with are built by the core (``paper.rs``, ``broker.rs``).
 
 Its own state lives in a ledger under the state dir (same line format as the journal),
 written with a plain ``write`` before each answer: like a real venue, it outlives a
@@ -24,26 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Final, TypeGuard, cast
+from typing import Final, cast
 
 from tickwave_core import PaperVenue
 
-from execution.core.broker import (
-    BrokerEvent,
-    BrokerFill,
-    BrokerOrder,
-    accepted,
-    canceled,
-    fill_events,
-    fill_id_for,
-    rejected,
-)
+from execution.core.broker import BrokerEvent, BrokerFill, BrokerOrder
 from execution.core.memory_journal import JournalLike
 from execution.core.state import Order, OrderStatus
 from tickwave.clock import Clock
 from tickwave.config import ExecutionSettings, default_symbols
 from tickwave.contracts import (
-    KindTest,
+    Message,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -61,16 +53,8 @@ LEDGER_MIN_FREE_BYTES: Final = 64 << 10  # less free: an order's ledger write ma
 # the quote of its order's due time), and never more than QUOTE_HISTORY_MAX of them (the core's ``paper.rs``).
 QUOTE_HISTORY_MS: Final = 10_000
 QUOTE_HISTORY_MAX: Final = 4_096
-_CANCELABLE: Final = frozenset((OrderStatus.SUBMITTED, OrderStatus.ACCEPTED))
-
 
 _Ledgered = OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderCanceled
-_LEDGERED: Final = KindTest(OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderCanceled)
-
-
-def _is_ledgered(event: OrderSubmitted | BrokerEvent) -> TypeGuard[_Ledgered]:
-    # The ledger keeps the order's lifecycle; a ``Fill`` record is rebuilt from its ``OrderFilled``.
-    return _LEDGERED(event)
 
 
 class PaperBroker:
@@ -135,63 +119,33 @@ class PaperBroker:
         too (then it changes nothing: idempotent), so the ledger counts what the venue was
         sent, not only what it acted on.
         """
-        now_ms = self.clock.now_ms()
-        submitted = OrderSubmitted(
-            client_order_id=intent.client_order_id,
-            signal_id=intent.signal_id,
-            symbol=intent.symbol,
-            model_id=intent.model_id,
-            model_version=intent.model_version,
-            event_at_ms=now_ms,
-            side=intent.side,
-            quantity_lots=intent.quantity_lots,
-            order_type=intent.order_type,
-            limit_price=intent.limit_price,
-        )
         venue = self._venue
-        if venue.knows(intent.client_order_id):
-            self._ledger.append(submitted)  # received again: recorded, not acted on
-            return []
         # A venue that cannot keep its ledger takes no order: refused before acting, so the
         # account never holds a fill its ledger lacks (the refusal is the caller's to record).
         # Only when nearly nothing is left: the execution halts first, at "disk full".
-        problem = self._ledger.space_problem_now(LEDGER_MIN_FREE_BYTES)
-        if problem is not None:
-            return [rejected(intent, f"the paper ledger is short of space: {problem}", now_ms)]
-        self._apply(submitted)
-        if not venue.has_quote(intent.symbol):
-            answer: OrderAccepted | OrderRejected = rejected(intent, f"no quote for {intent.symbol}", now_ms)
-        elif intent.order_type != "market":
-            answer = rejected(intent, "the paper broker fills market orders only", now_ms)
-        else:
-            answer = accepted(intent, f"paper-{venue.received}", now_ms)
-        self._apply(answer)
-        events: list[BrokerEvent] = [answer]
-        if self.latency_ms == 0 and type(answer) is OrderAccepted:
-            events += self._fill(intent.client_order_id, now_ms)
+        problem = None if venue.knows(intent.client_order_id) else self._ledger.space_problem_now(LEDGER_MIN_FREE_BYTES)
+        ledgered, answers = venue.submit(intent, self.clock.now_ms(), problem)
         # One write for the call: a kill leaves the order wholly recorded or not at all (not
         # accepted without its immediate fill), and it is one syscall on the decision path.
-        self._ledger.append_all([submitted, *[event for event in events if _is_ledgered(event)]])
-        return events
+        if ledgered:
+            self._ledger.append_all(cast(list[Message], ledgered))
+        return cast(list[BrokerEvent], answers)
 
     def cancel(self, order: Order, reason: str) -> list[BrokerEvent]:
-        """Cancel an order still waiting for its fill."""
-        status = self._venue.status(order.client_order_id)
-        if status is None or status not in _CANCELABLE:
+        """Cancel an order still waiting for its fill (written to the ledger before the venue acts on it)."""
+        event = self._venue.cancellation(order.client_order_id, reason, self.clock.now_ms())
+        if event is None:
             return []
-        event = canceled(order, reason, self.clock.now_ms())
-        self._ledger.append(event)
-        self._apply(event)
-        return [event]
+        self._ledger.append(cast(OrderCanceled, event))
+        self._venue.canceled(order.client_order_id, reason)
+        return [cast(OrderCanceled, event)]
 
     def poll(self) -> list[BrokerEvent]:
         """Fill the orders whose latency has elapsed (after a restart, once their symbol has quoted again)."""
-        now_ms = self.clock.now_ms()
-        events: list[BrokerEvent] = []
-        for client_order_id in self._venue.due(now_ms):
-            filled = self._fill(client_order_id, now_ms)
-            self._ledger.append(filled[0])
-            events += filled
+        events = cast(list[BrokerEvent], self._venue.poll(self.clock.now_ms()))
+        for event in events:
+            if type(event) is OrderFilled:  # the ledger rebuilds the Fill record from it
+                self._ledger.append(event)
         return events
 
     def next_due_ms(self) -> int | None:
@@ -268,42 +222,19 @@ class PaperBroker:
             order.side,
             order.quantity_lots,
             OrderStatus(status),
-            cast(tuple[BrokerFill, ...], fills),
+            tuple(BrokerFill(*fill) for fill in fills),
             reason,
         )
 
-    def _fill(self, client_order_id: str, now_ms: int) -> list[BrokerEvent]:
-        # Filled now, at the quote in effect when the order fell due (the poll may come later).
-        venue = self._venue
-        known = venue.order(client_order_id)
-        assert known is not None  # accepted by this venue
-        order, broker_order_id, sequence = cast(OrderSubmitted, known[0]), known[2], len(known[3])
-        fill = BrokerFill(
-            fill_id_for(client_order_id, sequence),
-            venue.fill_price(client_order_id),
-            order.quantity_lots,
-            now_ms,
-            f"{broker_order_id}-{sequence}",
-        )
-        events = fill_events(order, fill, order.quantity_lots, is_final=True)
-        venue.filled(client_order_id, fill.lots, fill.price, True, fill)  # the caller writes it to the ledger
-        return events
-
     def _apply(self, event: _Ledgered) -> None:
-        # Rebuilds the venue from its ledger, and records each answer as it is given.
+        # Rebuilds the venue from its ledger.
         cid, venue = event.client_order_id, self._venue
         if type(event) is OrderSubmitted:  # exact types (never subclassed): an isinstance missing costs ~150 ns
-            venue.submitted(cid, event.event_at_ms, event.symbol, event.side == "buy", event)
+            venue.submitted(event)
         elif type(event) is OrderAccepted:
             venue.accepted(cid, event.broker_order_id, event.event_at_ms)
-        elif type(event) is OrderFilled:  # from the ledger: its fill record rebuilt from the event
-            known = venue.order(cid)
-            if known is None:
-                raise KeyError(cid)
-            fill = BrokerFill(
-                event.fill_id, event.fill_price, event.fill_lots, event.event_at_ms, f"{known[2]}-{len(known[3])}"
-            )
-            venue.filled(cid, event.fill_lots, event.fill_price, event.is_final, fill)
+        elif type(event) is OrderFilled:
+            venue.filled(cid, event.fill_id, event.fill_lots, event.fill_price, event.event_at_ms, event.is_final)
         elif type(event) is OrderRejected:
             venue.rejected(cid, event.reason)
         else:

@@ -177,6 +177,30 @@ def test_replay_when_longer_than_the_reconciliation_window_then_every_round_trip
     assert len(result.orders) == 72 and result.trades == count_trades(result.events) == 36  # open, close, ...
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_replay_when_its_daily_reconciliations_run_then_they_record_nothing(tmp_path: Path, fast: bool) -> None:
+    # A replay compares its journal with its own paper venue, fed the same answers in the same calls: a replay
+    # that leaves the passes out (the core's loop, replay.rs) must journal the same. Each daily pass comes at a
+    # signal whose order is then working (latency), with positions open and days rolled over.
+    hour_ms = 3_600_000
+    signals = [signal(n, WEDNESDAY_NOON_MS + n * hour_ms + 100, "long" if n % 3 else "short") for n in range(80)]
+    ticks = [tick(WEDNESDAY_NOON_MS - 50)]  # the replay's start: each pass is due 50 ms before a signal
+    ticks += [tick(WEDNESDAY_NOON_MS + n * hour_ms + 200, 1.1 + n / 10_000, seq=n) for n in range(80)]
+    execution = {"paper_broker": {"slippage_bps": 0.5, "latency_ms": 500}}
+    daily = load_settings(state_dir=tmp_path, market={"hours": "always"}, execution=execution)
+    never = daily.execution.reconciliation.model_copy(update={"interval_s": 10.0**9})
+    without = daily.model_copy(update={"execution": daily.execution.model_copy(update={"reconciliation": never})})
+
+    with_passes = replay_session(daily, ticks, signals, fast=fast)
+    without_passes = replay_session(without, ticks, signals, fast=fast)
+
+    assert (ticks[-1].time_ms - ticks[0].time_ms) // 86_400_000 >= 3  # three daily passes at least
+    assert with_passes.events == without_passes.events
+    assert with_passes.chain_head == without_passes.chain_head
+    kinds = {getattr(e, "kind", type(e).__name__) for e in with_passes.events}
+    assert {"OrderFilled", "day_rollover"} <= kinds and not [kind for kind in kinds if kind.startswith("reconcile")]
+
+
 @given(tick_times=st.lists(st.integers(0, 6), max_size=25), signal_times=st.lists(st.integers(0, 6), max_size=25))
 def test_timeline_when_times_repeat_and_arrive_out_of_order_then_by_time_ticks_first_then_as_they_came(
     tick_times: list[int], signal_times: list[int]

@@ -81,6 +81,42 @@ def test_core_events_when_a_kept_journal_is_linked_by_the_core_then_the_recorded
         assert next_seq == sum(isinstance(event, CHAINED_TYPES) for event in events) > 0
 
 
+def test_replay_journal_when_a_kept_journal_goes_to_the_core_and_back_then_it_is_the_same_and_linked() -> None:
+    recorded = json.loads((GOLDEN / "scenarios.json").read_text())
+
+    for path in _journals():
+        events = [decode_any(raw) for raw in _journal(path)]
+
+        journal = tickwave_core.ReplayJournal(events)
+
+        assert len(journal) == len(events) and journal.to_py() == events
+        assert journal[0] == events[0] and journal[-1] == events[-1] and list(journal) == events
+        assert journal.of_tags(["order_filled.v1", "fill.v1"]) == [
+            e for e in events if isinstance(e, OrderFilled | Fill)
+        ]
+        head, length = journal.chain()
+        assert {"head": head, "next_seq": length} == recorded[path.stem]["chain"]
+
+
+def test_replay_timeline_when_given_other_messages_or_flags_not_one_per_tick_then_it_is_refused() -> None:
+    ticks = [Tick(symbol="EURUSD", time_ms=n, seq=n, bid=1.1, ask=1.2) for n in range(3)]
+
+    assert len(tickwave_core.ReplayTimeline(ticks, [True, False, True])) == 3
+    with pytest.raises(ValueError, match="one accepted flag per tick"):
+        tickwave_core.ReplayTimeline(ticks, [True] * 4)
+    with pytest.raises(ValueError, match="fewer accepted flags"):
+        tickwave_core.ReplayTimeline(ticks, [True])
+    with pytest.raises(TypeError, match="ticks and signals"):
+        tickwave_core.ReplayTimeline(
+            [
+                *ticks,
+                RiskEvent(
+                    risk_event_id="r", kind="k", severity="info", trading_state="ACTIVE", detail="d", occurred_at_ms=0
+                ),
+            ]
+        )
+
+
 def test_core_events_when_the_schema_is_read_both_ways_then_names_tags_and_fields_agree() -> None:
     core = {name: (tag, fields) for name, tag, fields in tickwave_core.event_schema()}
 

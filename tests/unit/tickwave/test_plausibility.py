@@ -12,6 +12,7 @@ import pickle
 import msgspec
 import pytest
 
+from tests.unit.tickwave.spike_walks import dataclass_pickle
 from tickwave.config import StreamsSettings, SymbolSpec, default_symbols
 from tickwave.contracts import Tick
 from tickwave.instruments import GRID_STEPS, UNLISTED_BOUNDS, instrument_for, tick_bounds
@@ -165,11 +166,10 @@ def test_spike_filter_when_the_first_tick_was_wrong_then_the_market_is_believed_
 
 def test_spike_filter_when_pickled_before_the_time_rule_then_it_reads_the_defaults() -> None:
     old = SpikeFilter(reference=2000.0, pending_side=1, pending_count=2)
-    state = dict(old.__dict__)
+    state = old.__getstate__()
     for name in ("confirm_ms", "tolerance_bps", "max_factor", "reference_ms", "held", "pending_low", "pending_high"):
         state.pop(name)
-    restored = SpikeFilter.__new__(SpikeFilter)
-    restored.__dict__.update(pickle.loads(pickle.dumps(state)))
+    restored = pickle.loads(dataclass_pickle(state))
 
     assert restored.check(Tick("XAUUSD", NOW_MS, 0, 2100.0, 2100.0)) is not None
     assert restored.check(Tick("XAUUSD", NOW_MS + 1, 0, 2000.0, 2000.0)) is None

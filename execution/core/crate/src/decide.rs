@@ -22,14 +22,8 @@ use crate::sizing::{direction_sign, Policy};
 pub const TRADING_STATE: &str = "trading_state";
 pub const SYMBOL_HALTED: &str = "symbol_halted";
 
-/// What the engine decided about one signal: events to journal (denials, breaker trips), the order
-/// to send, or nothing for a signal decided before.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct Decision {
-    pub intent: Option<OrderIntent>,
-    pub events: Vec<Event>,
-    pub is_duplicate: bool,
-}
+/// What the engine decided about one signal (`replay.rs`'s, which the replay loop reads).
+pub use crate::replay::Decision;
 
 /// Builds the engine's risk events, each with a stable id (instance, kind, symbol, time, sequence).
 #[derive(Clone, Debug, Default)]

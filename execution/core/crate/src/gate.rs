@@ -199,11 +199,8 @@ pub fn flash_crash_words(symbol: &str, move_pct: f64, window_ms: i64) -> String 
 // What the gate reads
 // ---------------------------------------------------------------------------------------------
 
-/// The market's hours and trading day (the kernel's calendar; a generated table in a replay).
-pub trait MarketHours {
-    fn is_open(&self, now_ms: i64) -> bool;
-    fn trading_day(&self, now_ms: i64) -> String;
-}
+/// The market's hours and trading day (`market.rs`: the kernel's calendar, or its generated table).
+pub use crate::market::MarketHours;
 
 /// The kernel's conversion route from `currency` to the account currency at the latest mids:
 /// `(mid, multiplies)` pairs (empty: the account currency itself), or None when a rate is missing.
@@ -262,20 +259,8 @@ impl Limits {
     }
 }
 
-/// A symbol's latest quote.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Quote {
-    pub bid: f64,
-    pub ask: f64,
-    pub time_ms: i64,
-}
-
-impl Quote {
-    /// The mid price (`tickwave.contracts.core.mid_price`).
-    pub fn mid(&self) -> f64 {
-        (self.bid + self.ask) / 2.0
-    }
-}
+/// A symbol's latest quote (`paper.rs`'s).
+pub use crate::paper::Quote;
 
 /// What the checks read of the engine's state (never changed by a check).
 pub struct View<'a> {

@@ -535,9 +535,14 @@ fn submission<'py>(
 /// The id of a text whose parts are joined with U+001F: `length` hex digits (24 or 32; `ids.rs`).
 #[pyfunction]
 fn joined_id(text: &str, length: usize) -> PyResult<String> {
-    ids::joined_id(text, length).ok_or_else(|| {
-        pyo3::exceptions::PyValueError::new_err(format!("an id has 24 or 32 digits, not {length}"))
-    })
+    let digits = ids::IdLength::of_digits(length);
+    digits
+        .map(|digits| ids::joined_id(text, digits))
+        .ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "an id has 24 or 32 digits, not {length}"
+            ))
+        })
 }
 
 /// The id of the one order a signal may produce (`ids.rs`).

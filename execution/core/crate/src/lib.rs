@@ -3,6 +3,7 @@
 //! The rules live in plain Rust modules (tested with `cargo test`, no Python linked); this file
 //! is their Python face only: conversions in, conversions out, no rule of its own.
 
+pub mod broker;
 pub mod chain;
 pub mod day_screen;
 pub mod decide;
@@ -14,14 +15,21 @@ pub mod gate;
 mod gate_py;
 pub mod ids;
 pub mod lifecycle;
+pub mod market;
+mod market_py;
 pub mod money;
 pub mod paper;
 mod paper_py;
 pub mod positions;
 pub mod pyfloat;
+pub mod replay;
+mod replay_py;
 pub mod risk;
 pub mod rounding;
 pub mod sizing;
+pub mod spike;
+mod spike_py;
+mod tick_columns_py;
 pub mod valuation;
 pub mod wide_int;
 
@@ -55,6 +63,12 @@ fn chain_extend(head: &str, next_seq: i64, canonicals: Vec<Bound<'_, PyBytes>>) 
         next_seq,
         canonicals.iter().map(|bytes| bytes.as_bytes()),
     )
+}
+
+/// Return the deterministic id of an order's `sequence`-th fill (`broker.rs`).
+#[pyfunction]
+fn fill_id_for(client_order_id: &str, sequence: usize) -> String {
+    broker::fill_id_for(client_order_id, sequence)
 }
 
 /// Return whether the order lifecycle allows `from_status -> to_status` (wire names).
@@ -567,6 +581,7 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", VERSION)?;
     m.add("GENESIS_HASH", chain::GENESIS_HASH)?;
     m.add_function(wrap_pyfunction!(link_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(fill_id_for, m)?)?;
     m.add_function(wrap_pyfunction!(chain_extend, m)?)?;
     m.add_function(wrap_pyfunction!(is_allowed, m)?)?;
     m.add_function(wrap_pyfunction!(transitions, m)?)?;
@@ -586,11 +601,20 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_day_screen(m)?;
     // The paper venue.
     m.add_class::<paper_py::PyPaperVenue>()?;
+    // The replay's timeline and journal.
+    m.add_class::<replay_py::PyReplayTimeline>()?;
+    m.add_class::<replay_py::PyReplayJournal>()?;
     // The engine state.
     engine_state_py::add(m)?;
     gate_py::add(m)?;
     // The journaled events and their wire bytes.
     events_py::add(m)?;
+    // The spike filter.
+    spike_py::add(m)?;
+    // Market hours and the trading day.
+    market_py::add(m)?;
+    // Decoded ticks as columns for the kernel's rule table.
+    tick_columns_py::add(m)?;
     Ok(())
 }
 

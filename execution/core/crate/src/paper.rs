@@ -13,6 +13,8 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use crate::broker::{accepted, canceled, fill_events, fill_id_for, rejected, BrokerFill, Identity};
+use crate::events::{Event, OrderIntent, OrderSubmitted, OrderType, Side};
 use crate::lifecycle::{CreationIndex, Status};
 use crate::money::{Dec, NotADecimal, Overflow};
 use crate::positions::Book;
@@ -31,6 +33,13 @@ pub struct Quote {
     pub time_ms: i64,
     pub bid: f64,
     pub ask: f64,
+}
+
+impl Quote {
+    /// The mid price (`tickwave.contracts.core.mid_price`).
+    pub fn mid(&self) -> f64 {
+        (self.bid + self.ask) / 2.0
+    }
 }
 
 /// A symbol's quotes, oldest first; the first kept is the one in effect at the history's horizon.
@@ -495,6 +504,198 @@ impl<S, F, Q> Venue<S, F, Q> {
     }
 }
 
+/// What the venue did with an order it was sent (`Venue::submit`).
+#[derive(Debug, PartialEq)]
+pub enum Submit {
+    /// Known already: recorded in the ledger, not acted on.
+    Repeat(OrderSubmitted),
+    /// Refused before acting (its ledger is short of space): nothing recorded; the rejection answers.
+    Refused(Event),
+    /// Received, then answered (accepted or rejected; accepted without latency, its fill too).
+    Acted {
+        submitted: OrderSubmitted,
+        answers: Vec<Event>,
+    },
+}
+
+impl Submit {
+    /// The events the venue's ledger records for the call, in order (a `Fill` record is rebuilt from its `OrderFilled`).
+    pub fn ledgered(&self) -> Vec<&Event> {
+        match self {
+            Submit::Repeat(_) | Submit::Refused(_) => Vec::new(),
+            Submit::Acted { answers, .. } => answers
+                .iter()
+                .filter(|answer| !matches!(answer, Event::Fill(_)))
+                .collect(),
+        }
+    }
+
+    /// What the venue answered, taken.
+    pub fn into_answers(self) -> Vec<Event> {
+        match self {
+            Submit::Repeat(_) => Vec::new(),
+            Submit::Refused(answer) => vec![answer],
+            Submit::Acted { answers, .. } => answers,
+        }
+    }
+
+    /// What the venue answered.
+    pub fn answers(&self) -> &[Event] {
+        match self {
+            Submit::Repeat(_) => &[],
+            Submit::Refused(answer) => std::slice::from_ref(answer),
+            Submit::Acted { answers, .. } => answers,
+        }
+    }
+}
+
+/// The venue's own record of an order it was sent: the intent's fields at `now_ms`, no venue named.
+pub fn submission(intent: &OrderIntent, now_ms: i64) -> OrderSubmitted {
+    OrderSubmitted {
+        header: intent.header_at(now_ms),
+        side: intent.side,
+        quantity_lots: intent.quantity_lots,
+        order_type: intent.order_type,
+        limit_price: intent.limit_price,
+        venue: None,
+    }
+}
+
+/// The paper broker: the venue answering with the order events every broker reports.
+impl<Q> Venue<OrderSubmitted, BrokerFill, Q> {
+    /// Take a market order: accepted, and filled at once without latency; a repeat of a known order places
+    /// nothing. `ledger_problem`: why the venue's ledger cannot take the order (then it is refused unread).
+    pub fn submit(
+        &mut self,
+        intent: &OrderIntent,
+        now_ms: i64,
+        ledger_problem: Option<&str>,
+    ) -> Result<Submit, VenueError> {
+        let submitted = submission(intent, now_ms);
+        let cid = intent.client_order_id.as_str();
+        if self.knows(cid) {
+            return Ok(Submit::Repeat(submitted));
+        }
+        if let Some(problem) = ledger_problem {
+            let reason = format!("the paper ledger is short of space: {problem}");
+            return Ok(Submit::Refused(rejected(intent, reason, now_ms)));
+        }
+        let is_buy = intent.side == Side::Buy;
+        self.submitted(cid, now_ms, &intent.symbol, is_buy, submitted.clone());
+        let refusal = if !self.has_quote(&intent.symbol) {
+            Some(format!("no quote for {}", intent.symbol))
+        } else if intent.order_type != OrderType::Market {
+            Some("the paper broker fills market orders only".to_owned())
+        } else {
+            None
+        };
+        let mut answers = Vec::with_capacity(3);
+        match refusal {
+            Some(reason) => {
+                self.rejected(cid, &reason)?;
+                answers.push(rejected(intent, reason, now_ms));
+            }
+            None => {
+                let broker_order_id = format!("paper-{}", self.received);
+                self.accepted(cid, &broker_order_id, now_ms)?;
+                answers.push(accepted(intent, broker_order_id, now_ms));
+                if self.latency_ms == 0 {
+                    answers.extend(self.fill(cid, now_ms)?);
+                }
+            }
+        }
+        Ok(Submit::Acted { submitted, answers })
+    }
+
+    /// Fill an accepted order wholly now, at the quote in effect when it fell due: its `OrderFilled` and `Fill`.
+    pub fn fill(&mut self, client_order_id: &str, now_ms: i64) -> Result<[Event; 2], VenueError> {
+        let price = self.fill_price(client_order_id)?;
+        let order = self.order_mut(client_order_id)?;
+        let (sequence, lots) = (order.fills.len(), order.submitted.quantity_lots);
+        let fill_id = fill_id_for(client_order_id, sequence);
+        let fill = self.next_fill(client_order_id, fill_id, lots, price, now_ms)?;
+        let events = fill_events(
+            &self.order_mut(client_order_id)?.submitted,
+            &fill,
+            lots,
+            true,
+        );
+        self.filled(client_order_id, lots, price, true, fill)?;
+        Ok(events)
+    }
+
+    /// The record of an order's next fill: its deal id counts the order's fills.
+    fn next_fill(
+        &mut self,
+        client_order_id: &str,
+        fill_id: String,
+        lots: f64,
+        price: f64,
+        filled_at_ms: i64,
+    ) -> Result<BrokerFill, VenueError> {
+        let order = self.order_mut(client_order_id)?;
+        Ok(BrokerFill {
+            fill_id,
+            price,
+            lots,
+            filled_at_ms,
+            deal_id: format!("{}-{}", order.broker_order_id, order.fills.len()),
+            commission: 0.0,
+        })
+    }
+
+    /// Fill the orders due at `now_ms` (their symbol quoted), by due time then acceptance.
+    pub fn poll(&mut self, now_ms: i64) -> Result<Vec<Event>, VenueError> {
+        let due = self.due(now_ms);
+        let mut events = Vec::with_capacity(due.len() * 2);
+        for client_order_id in due {
+            events.extend(self.fill(&client_order_id, now_ms)?);
+        }
+        Ok(events)
+    }
+
+    /// The event of canceling an order still waiting for its fill (None: unknown or ended); nothing changes yet.
+    pub fn cancellation(&self, client_order_id: &str, reason: &str, now_ms: i64) -> Option<Event> {
+        let order = self.order(client_order_id)?;
+        matches!(order.status, Status::Submitted | Status::Accepted)
+            .then(|| canceled(&order.submitted, reason.to_owned(), now_ms))
+    }
+
+    /// Cancel an order still waiting for its fill; return its event (None: unknown or ended).
+    pub fn cancel(
+        &mut self,
+        client_order_id: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Option<Event>, VenueError> {
+        let event = self.cancellation(client_order_id, reason, now_ms);
+        if event.is_some() {
+            self.canceled(client_order_id, reason)?;
+        }
+        Ok(event)
+    }
+
+    /// Record a fill read back from the ledger and settle it.
+    pub fn refilled(
+        &mut self,
+        client_order_id: &str,
+        fill_id: &str,
+        lots: f64,
+        price: f64,
+        filled_at_ms: i64,
+        is_final: bool,
+    ) -> Result<(), VenueError> {
+        let record = self.next_fill(
+            client_order_id,
+            fill_id.to_owned(),
+            lots,
+            price,
+            filled_at_ms,
+        )?;
+        self.filled(client_order_id, lots, price, is_final, record)
+    }
+}
+
 fn add_to(
     amounts: &mut BTreeMap<String, Dec>,
     currency: &str,
@@ -506,7 +707,7 @@ fn add_to(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::money::d;
 
@@ -514,7 +715,8 @@ mod tests {
         Quote { time_ms, bid, ask }
     }
 
-    fn venue(latency_ms: i64, slippage_bps: f64) -> Venue<(), (), ()> {
+    /// A venue trading EURUSD, keeping an account.
+    pub(crate) fn venue<S, F>(latency_ms: i64, slippage_bps: f64) -> Venue<S, F, ()> {
         let mut instruments = HashMap::new();
         instruments.insert(
             "EURUSD".to_owned(),
@@ -638,5 +840,81 @@ mod tests {
         );
         assert_eq!(venue.retire(6), 2);
         assert!(venue.ids_since(None).is_empty());
+    }
+
+    fn intent(cid: &str, side: Side) -> OrderIntent {
+        OrderIntent {
+            client_order_id: cid.to_owned(),
+            signal_id: format!("s-{cid}"),
+            symbol: "EURUSD".to_owned(),
+            side,
+            quantity_lots: 0.1,
+            order_type: OrderType::Market,
+            model_id: "m".to_owned(),
+            model_version: 3,
+            created_at_ms: 0,
+            limit_price: None,
+        }
+    }
+
+    #[test]
+    fn the_paper_broker_accepts_fills_when_due_and_cancels_only_a_waiting_order() {
+        let mut venue: Venue<OrderSubmitted, BrokerFill, ()> = venue(100, 0.0);
+        let no_quote = venue.submit(&intent("q", Side::Buy), 0, None).unwrap();
+        assert!(
+            matches!(&no_quote.answers()[0], Event::OrderRejected(r) if r.reason == "no quote for EURUSD")
+        );
+        venue.on_tick("EURUSD", quote(0, 1.0, 1.1), ());
+        let taken = venue.submit(&intent("a", Side::Buy), 5, None).unwrap();
+        let Event::OrderAccepted(accepted) = &taken.answers()[0] else {
+            panic!("accepted: {taken:?}")
+        };
+        assert_eq!(
+            (
+                accepted.broker_order_id.as_str(),
+                accepted.header.event_at_ms
+            ),
+            ("paper-2", 5)
+        );
+        assert_eq!(
+            taken.ledgered().len(),
+            1,
+            "the acceptance (the submission is written with it)"
+        );
+        assert!(matches!(
+            venue.submit(&intent("a", Side::Buy), 6, None).unwrap(),
+            Submit::Repeat(_)
+        ));
+        let refused = venue
+            .submit(&intent("b", Side::Sell), 6, Some("full"))
+            .unwrap();
+        assert!(refused.ledgered().is_empty() && !venue.knows("b"));
+        assert!(venue.poll(104).unwrap().is_empty(), "not due yet");
+        venue.on_tick("EURUSD", quote(106, 1.2, 1.3), ());
+        let filled = venue.poll(200).unwrap();
+        let (Event::OrderFilled(fill), Event::Fill(record)) = (&filled[0], &filled[1]) else {
+            panic!("a fill: {filled:?}")
+        };
+        assert_eq!(
+            (fill.fill_price, fill.header.event_at_ms),
+            (1.1, 200),
+            "the quote in effect at the due time, 105"
+        );
+        assert_eq!(
+            (record.broker_deal_id.as_str(), record.fill_id.as_str()),
+            ("paper-2-0", fill_id_for("a", 0).as_str())
+        );
+        assert!(
+            venue.cancel("a", "late", 201).unwrap().is_none(),
+            "filled: nothing to cancel"
+        );
+        venue.submit(&intent("c", Side::Sell), 300, None).unwrap();
+        assert!(
+            matches!(venue.cancel("c", "halt", 301).unwrap(), Some(Event::OrderCanceled(c)) if c.reason == "halt")
+        );
+        assert!(
+            venue.poll(10_000).unwrap().is_empty(),
+            "a canceled order never fills"
+        );
     }
 }

@@ -1,17 +1,21 @@
 //! The paper venue's Python face (`tickwave_core.PaperVenue`): conversions only, the rules are `paper.rs`.
 //!
-//! The venue keeps the shell's objects as they are (the `OrderSubmitted` of each order, its fill records,
-//! the ticks) and hands them back; amounts go out as `Decimal`s.
+//! The venue keeps the shell's ticks as they are and hands them back; its orders and fills are the core's
+//! values (`events.rs`, `broker.rs`), and the events it answers with go out as `tickwave.contracts` structs,
+//! amounts as `Decimal`s.
 
 use std::collections::HashMap;
 
 use pyo3::exceptions::{PyKeyError, PyOverflowError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
+use crate::broker::BrokerFill;
+use crate::events::{Event, OrderSubmitted};
+use crate::events_py::{event_from_py, event_to_py};
 use crate::money::Overflow;
-use crate::paper::{Quote, Spec, Venue, VenueError};
+use crate::paper::{Quote, Spec, Submit, Venue, VenueError};
 use crate::{to_dec, to_py};
 
 type Kept = Py<PyAny>;
@@ -29,7 +33,15 @@ fn venue_error(error: VenueError) -> PyErr {
 /// The paper venue's orders, quotes and account (see `paper.rs`).
 #[pyclass(name = "PaperVenue", module = "tickwave_core")]
 pub struct PyPaperVenue {
-    venue: Venue<Kept, Kept, Kept>,
+    venue: Venue<OrderSubmitted, BrokerFill, Kept>,
+}
+
+fn events_to_py<'py>(py: Python<'py>, events: &[Event]) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for event in events {
+        list.append(event_to_py(py, event)?)?;
+    }
+    Ok(list)
 }
 
 #[pymethods]
@@ -120,17 +132,74 @@ impl PyPaperVenue {
         self.venue.knows(client_order_id)
     }
 
-    /// Record an order received (its `OrderSubmitted` kept); a repeat changes nothing (False).
-    fn submitted(
+    /// Record an order read back from the ledger (its `OrderSubmitted`); a repeat changes nothing (False).
+    fn submitted(&mut self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Event::OrderSubmitted(submitted) = event_from_py(event)? else {
+            return Err(PyValueError::new_err("not an OrderSubmitted"));
+        };
+        let header = &submitted.header;
+        let (cid, at_ms, symbol) = (
+            header.client_order_id.clone(),
+            header.event_at_ms,
+            header.symbol.clone(),
+        );
+        let is_buy = submitted.side == crate::events::Side::Buy;
+        Ok(self
+            .venue
+            .submitted(&cid, at_ms, &symbol, is_buy, submitted))
+    }
+
+    /// Take an `OrderIntent` at `now_ms` (`ledger_problem`: why the ledger cannot record it, then refused);
+    /// return `(what the ledger records, what the venue answers)`.
+    fn submit<'py>(
         &mut self,
+        intent: &Bound<'py, PyAny>,
+        now_ms: i64,
+        ledger_problem: Option<&str>,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+        let py = intent.py();
+        let Event::OrderIntent(intent) = event_from_py(intent)? else {
+            return Err(PyValueError::new_err("not an OrderIntent"));
+        };
+        let done = self
+            .venue
+            .submit(&intent, now_ms, ledger_problem)
+            .map_err(venue_error)?;
+        let (ledger, answers) = (PyList::empty(py), PyList::empty(py));
+        match &done {
+            Submit::Repeat(submitted) | Submit::Acted { submitted, .. } => {
+                ledger.append(event_to_py(py, &Event::OrderSubmitted(submitted.clone()))?)?;
+            }
+            Submit::Refused(_) => {}
+        }
+        for answer in done.answers() {
+            let answer_py = event_to_py(py, answer)?;
+            if !matches!(answer, Event::Fill(_)) && !matches!(done, Submit::Refused(_)) {
+                ledger.append(&answer_py)?;
+            }
+            answers.append(answer_py)?;
+        }
+        Ok((ledger, answers))
+    }
+
+    /// Fill the orders due at `now_ms`: each one's `OrderFilled` then its `Fill`.
+    fn poll<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<Bound<'py, PyList>> {
+        let events = self.venue.poll(now_ms).map_err(venue_error)?;
+        events_to_py(py, &events)
+    }
+
+    /// The `OrderCanceled` of an order still waiting for its fill (None: unknown or ended); nothing changes yet.
+    fn cancellation<'py>(
+        &self,
+        py: Python<'py>,
         client_order_id: &str,
-        created_at_ms: i64,
-        symbol: &str,
-        is_buy: bool,
-        event: Kept,
-    ) -> bool {
+        reason: &str,
+        now_ms: i64,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         self.venue
-            .submitted(client_order_id, created_at_ms, symbol, is_buy, event)
+            .cancellation(client_order_id, reason, now_ms)
+            .map(|event| event_to_py(py, &event))
+            .transpose()
     }
 
     fn accepted(
@@ -156,22 +225,25 @@ impl PyPaperVenue {
             .map_err(venue_error)
     }
 
-    /// The price the order fills at (its due time's quote, slipped).
-    fn fill_price(&self, client_order_id: &str) -> PyResult<f64> {
-        self.venue.fill_price(client_order_id).map_err(venue_error)
-    }
-
-    /// Record a fill (its record kept) and settle it.
+    /// Record a fill read back from the ledger and settle it.
     fn filled(
         &mut self,
         client_order_id: &str,
+        fill_id: &str,
         lots: f64,
         price: f64,
+        filled_at_ms: i64,
         is_final: bool,
-        record: Kept,
     ) -> PyResult<()> {
         self.venue
-            .filled(client_order_id, lots, price, is_final, record)
+            .refilled(
+                client_order_id,
+                fill_id,
+                lots,
+                price,
+                filled_at_ms,
+                is_final,
+            )
             .map_err(venue_error)
     }
 
@@ -184,7 +256,8 @@ impl PyPaperVenue {
         self.venue.next_due_ms()
     }
 
-    /// `(submitted event, status, broker order id, fill records, reason)` of an order, None if unknown.
+    /// `(submitted event, status, broker order id, fills, reason)` of an order, None if unknown; each fill
+    /// `(fill_id, price, lots, filled_at_ms, deal_id, commission)`: `BrokerFill`'s fields in order.
     fn order<'py>(
         &self,
         py: Python<'py>,
@@ -193,14 +266,28 @@ impl PyPaperVenue {
         let Some(order) = self.venue.order(client_order_id) else {
             return Ok(None);
         };
-        let fills = PyTuple::new(py, order.fills.iter().map(|fill| fill.clone_ref(py)))?;
+        let mut fills = Vec::with_capacity(order.fills.len());
+        for fill in &order.fills {
+            fills.push(
+                (
+                    fill.fill_id.as_str(),
+                    fill.price,
+                    fill.lots,
+                    fill.filled_at_ms,
+                    fill.deal_id.as_str(),
+                    fill.commission,
+                )
+                    .into_pyobject(py)?,
+            );
+        }
+        let submitted = event_to_py(py, &Event::OrderSubmitted(order.submitted.clone()))?;
         Ok(Some(PyTuple::new(
             py,
             [
-                order.submitted.clone_ref(py).into_bound(py),
+                submitted,
                 order.status.name().into_pyobject(py)?.into_any(),
                 order.broker_order_id.as_str().into_pyobject(py)?.into_any(),
-                fills.into_any(),
+                PyTuple::new(py, fills)?.into_any(),
                 order.reason.as_str().into_pyobject(py)?.into_any(),
             ],
         )?))

@@ -1,0 +1,113 @@
+//! The replay's Python face: the timeline converted from the shell's ticks and signals once, and the
+//! journal converted back once (`replay.rs` runs between them with no Python per row).
+
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::chain::GENESIS_HASH;
+use crate::events::{chain_extend, Event};
+use crate::events_py::{event_from_py, event_to_py};
+use crate::replay::Item;
+
+/// A timeline in replay order (`execution.core.replay.timeline`'s), as core values.
+#[pyclass(frozen, name = "ReplayTimeline", module = "tickwave_core")]
+pub struct PyReplayTimeline {
+    pub(crate) items: Vec<Item>,
+}
+
+#[pymethods]
+impl PyReplayTimeline {
+    /// `items`: `Tick`s and `Signal`s in replay order; `accepted`: for each tick in order, whether the tick
+    /// checks let it price anything (None: every one).
+    #[new]
+    #[pyo3(signature = (items, accepted=None))]
+    fn new(items: &Bound<'_, PyAny>, accepted: Option<Vec<bool>>) -> PyResult<Self> {
+        let mut converted = Vec::with_capacity(items.len().unwrap_or(0));
+        let mut ticks = 0;
+        for item in items.try_iter()? {
+            converted.push(match event_from_py(&item?)? {
+                Event::Tick(tick) => {
+                    let is_accepted = match &accepted {
+                        None => true,
+                        Some(flags) => *flags.get(ticks).ok_or_else(|| {
+                            PyValueError::new_err("fewer accepted flags than ticks")
+                        })?,
+                    };
+                    ticks += 1;
+                    Item::Tick { tick, is_accepted }
+                }
+                Event::Signal(signal) => Item::Signal(signal),
+                _ => return Err(PyTypeError::new_err("a timeline holds ticks and signals")),
+            });
+        }
+        if accepted.is_some_and(|flags| flags.len() != ticks) {
+            return Err(PyValueError::new_err("one accepted flag per tick"));
+        }
+        Ok(PyReplayTimeline { items: converted })
+    }
+
+    fn __len__(&self) -> usize {
+        self.items.len()
+    }
+}
+
+/// A replay's journal as core values: converted to `tickwave.contracts` structs once, linked with no Python.
+#[pyclass(frozen, name = "ReplayJournal", module = "tickwave_core")]
+pub struct PyReplayJournal {
+    pub(crate) events: Vec<Event>,
+}
+
+#[pymethods]
+impl PyReplayJournal {
+    /// A journal of the given `tickwave.contracts` events (what the replay loop returns is built in the core).
+    #[new]
+    fn new(messages: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let mut events = Vec::new();
+        for message in messages.try_iter()? {
+            events.push(event_from_py(&message?)?);
+        }
+        Ok(PyReplayJournal { events })
+    }
+
+    fn __len__(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The events as `tickwave.contracts` structs, in journal order.
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for event in &self.events {
+            list.append(event_to_py(py, event)?)?;
+        }
+        Ok(list)
+    }
+
+    /// The event at `index` (negative: from the end), built only when read: a lazy sequence of the journal.
+    fn __getitem__<'py>(&self, py: Python<'py>, index: isize) -> PyResult<Bound<'py, PyAny>> {
+        let length = self.events.len() as isize;
+        let at = if index < 0 { index + length } else { index };
+        if !(0..length).contains(&at) {
+            return Err(PyIndexError::new_err("journal index out of range"));
+        }
+        event_to_py(py, &self.events[at as usize])
+    }
+
+    /// The events whose wire tag is one of `tags` (`"order_filled.v1"`), in journal order: only those built.
+    fn of_tags<'py>(&self, py: Python<'py>, tags: Vec<String>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for event in self
+            .events
+            .iter()
+            .filter(|event| tags.iter().any(|tag| tag == event.tag()))
+        {
+            list.append(event_to_py(py, event)?)?;
+        }
+        Ok(list)
+    }
+
+    /// The audit chain over the order events from its genesis: `(head, length)`.
+    fn chain(&self) -> (String, i64) {
+        chain_extend(GENESIS_HASH, 0, &self.events)
+    }
+}
