@@ -4,14 +4,11 @@
 //! `fill_events`, `fill_id_for`), as `events.rs` values: the paper venue (`paper.rs`) answers with
 //! them, and a replay kept in the core journals them with no Python per order.
 
-use blake2::digest::consts::{U12, U16};
-use blake2::digest::{Digest, OutputSizeUser};
-use blake2::Blake2b;
-
 use crate::events::{
     Event, Fill, OrderAccepted, OrderCanceled, OrderFilled, OrderHeader, OrderIntent,
     OrderRejected, OrderSubmitted, Side,
 };
+use crate::ids::{joined_id, IdLength};
 
 /// One execution as the broker records it (`execution.core.broker.BrokerFill`).
 #[derive(Clone, Debug, PartialEq)]
@@ -125,34 +122,6 @@ pub fn fill_events(
         }),
         Event::Fill(Box::new(record)),
     ]
-}
-
-/// The hex BLAKE2b digest of `text`, of the size the ids use (`tickwave.contracts.joined_id`: 32 hex digits;
-/// an order's id 24).
-pub fn joined_id(text: &str, length: IdLength) -> String {
-    match length {
-        IdLength::Fill => hex_digest::<Blake2b<U16>>(text),
-        IdLength::Order => hex_digest::<Blake2b<U12>>(text),
-    }
-}
-
-/// The hex digits of an id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IdLength {
-    /// 32: a fill's, an event's (the default).
-    Fill,
-    /// 24: an order's (within MT5's 31-character comment with its prefix).
-    Order,
-}
-
-fn hex_digest<H: Digest + OutputSizeUser>(text: &str) -> String {
-    let digest = H::digest(text.as_bytes());
-    let mut out = String::with_capacity(digest.len() * 2);
-    for byte in digest.iter() {
-        out.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
-    }
-    out
 }
 
 /// The deterministic id of an order's `sequence`-th fill.

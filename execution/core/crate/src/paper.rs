@@ -35,6 +35,13 @@ pub struct Quote {
     pub ask: f64,
 }
 
+impl Quote {
+    /// The mid price (`tickwave.contracts.core.mid_price`).
+    pub fn mid(&self) -> f64 {
+        (self.bid + self.ask) / 2.0
+    }
+}
+
 /// A symbol's quotes, oldest first; the first kept is the one in effect at the history's horizon.
 #[derive(Debug)]
 pub struct QuoteHistory<Q> {
