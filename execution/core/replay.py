@@ -18,6 +18,7 @@ from operator import attrgetter
 from typing import Final, Protocol, cast
 
 import msgspec
+from tickwave_core import ReplayTimeline
 
 from execution.core.engine import Engine
 from execution.core.paper import PaperBroker
@@ -26,6 +27,7 @@ from tickwave.clock import ManualClock
 from tickwave.contracts import AnyMessage, OrderDenied, OrderFilled, OrderSubmitted, Signal, Tick, encode
 from tickwave.instruments import Instrument
 from tickwave.money import MONEY_CONTEXT, to_decimal
+from tickwave.validation import ValidationRules, check_ticks
 
 _ENCODER: Final = msgspec.json.Encoder()
 _TICKS_DECODER: Final = msgspec.json.Decoder(list[Tick])
@@ -202,6 +204,18 @@ def timeline(ticks: Iterable[Tick], signals: Iterable[Signal]) -> list[Tick | Si
         merged.append(tick)
     merged += by_creation[waiting:]
     return merged
+
+
+def core_timeline(ordered: Sequence[Tick | Signal], rules: ValidationRules) -> ReplayTimeline:
+    """Return ``ordered`` (a :func:`timeline` of decoded ticks) as the core's values, for its replay loop.
+
+    Each tick carries whether it keeps the stateless rules (:func:`tickwave.validation.check_ticks`,
+    one call for the timeline, each tick at its own time: the replay's clock as it reaches it, the
+    timeline being in order); the spike filter runs in the loop on the ticks that keep them, as the
+    service checks a tick (``handle_decoded_tick``).
+    """
+    ticks = [item for item in ordered if type(item) is Tick]
+    return ReplayTimeline(ordered, check_ticks(ticks, rules).passed.tolist())
 
 
 def time_of(item: Tick | Signal) -> int:

@@ -8,7 +8,8 @@ use pyo3::types::PyList;
 use crate::chain::GENESIS_HASH;
 use crate::events::{chain_extend, Event};
 use crate::events_py::{event_from_py, event_to_py};
-use crate::replay::Item;
+use crate::replay::{Item, TickChecks};
+use crate::spike_py::PySpikeFilter;
 
 /// A timeline in replay order (`execution.core.replay.timeline`'s), as core values.
 #[pyclass(frozen, name = "ReplayTimeline", module = "tickwave_core")]
@@ -18,37 +19,51 @@ pub struct PyReplayTimeline {
 
 #[pymethods]
 impl PyReplayTimeline {
-    /// `items`: `Tick`s and `Signal`s in replay order; `accepted`: for each tick in order, whether the tick
-    /// checks let it price anything (None: every one).
+    /// `items`: `Tick`s and `Signal`s in replay order; `valid`: for each tick in order, whether it keeps the
+    /// stateless rules (`tickwave.validation.check_ticks`' `passed`; None: every one). The spike filter runs
+    /// in the loop.
     #[new]
-    #[pyo3(signature = (items, accepted=None))]
-    fn new(items: &Bound<'_, PyAny>, accepted: Option<Vec<bool>>) -> PyResult<Self> {
+    #[pyo3(signature = (items, valid=None))]
+    fn new(items: &Bound<'_, PyAny>, valid: Option<Vec<bool>>) -> PyResult<Self> {
         let mut converted = Vec::with_capacity(items.len().unwrap_or(0));
         let mut ticks = 0;
         for item in items.try_iter()? {
             converted.push(match event_from_py(&item?)? {
                 Event::Tick(tick) => {
-                    let is_accepted = match &accepted {
+                    let is_valid = match &valid {
                         None => true,
-                        Some(flags) => *flags.get(ticks).ok_or_else(|| {
-                            PyValueError::new_err("fewer accepted flags than ticks")
-                        })?,
+                        Some(flags) => *flags
+                            .get(ticks)
+                            .ok_or_else(|| PyValueError::new_err("fewer valid flags than ticks"))?,
                     };
                     ticks += 1;
-                    Item::Tick { tick, is_accepted }
+                    Item::Tick { tick, is_valid }
                 }
                 Event::Signal(signal) => Item::Signal(signal),
                 _ => return Err(PyTypeError::new_err("a timeline holds ticks and signals")),
             });
         }
-        if accepted.is_some_and(|flags| flags.len() != ticks) {
-            return Err(PyValueError::new_err("one accepted flag per tick"));
+        if valid.is_some_and(|flags| flags.len() != ticks) {
+            return Err(PyValueError::new_err("one valid flag per tick"));
         }
         Ok(PyReplayTimeline { items: converted })
     }
 
     fn __len__(&self) -> usize {
         self.items.len()
+    }
+
+    /// For each tick in order, whether it prices anything: the loop's checks ([`TickChecks`]) over the whole
+    /// timeline, each symbol's spike filter starting as a new one with `spike`'s limits (its state unread).
+    fn accepted(&self, spike: PyRef<'_, PySpikeFilter>) -> Vec<bool> {
+        let mut checks = TickChecks::new(spike.filter.limits);
+        self.items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Tick { tick, is_valid } => Some(checks.accepts(tick, *is_valid)),
+                Item::Signal(_) => None,
+            })
+            .collect()
     }
 }
 
