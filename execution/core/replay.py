@@ -15,19 +15,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from operator import attrgetter
-from typing import Final, Protocol, cast
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import msgspec
-from tickwave_core import ReplayTimeline
+from tickwave_core import ReplayJournal, ReplayTimeline
 
 from execution.core.engine import Engine
 from execution.core.paper import PaperBroker
-from execution.core.positions import Book, book_of
 from tickwave.clock import ManualClock
 from tickwave.contracts import AnyMessage, OrderDenied, OrderFilled, OrderSubmitted, Signal, Tick, encode
 from tickwave.instruments import Instrument
-from tickwave.money import MONEY_CONTEXT, to_decimal
+from tickwave.money import MONEY_CONTEXT
 from tickwave.validation import ValidationRules, check_ticks
+
+if TYPE_CHECKING:
+    from tickwave_core import FillFigure
 
 _ENCODER: Final = msgspec.json.Encoder()
 _TICKS_DECODER: Final = msgspec.json.Decoder(list[Tick])
@@ -82,56 +84,51 @@ class FillPnl:
     currency: str
 
 
-def fill_pnls(events: Iterable[AnyMessage], instruments: Mapping[str, Instrument]) -> list[FillPnl]:
+def _fill_figures(events: Iterable[AnyMessage] | ReplayJournal) -> tuple[list[OrderFilled], list[FillFigure]]:
+    """Return the fills of ``events`` and what each did to its symbol's book, by the core's walk (``figures``).
+
+    Only the orders and fills go to the core (one conversion each), a replay's journal as it is.
+    """
+    if isinstance(events, ReplayJournal):
+        _, _, moves = events.figures()
+        return [cast(OrderFilled, events[move[0]]) for move in moves], moves
+    kept = [event for event in events if type(event) is OrderSubmitted or type(event) is OrderFilled]
+    _, _, moves = ReplayJournal(kept).figures()
+    return [cast(OrderFilled, kept[move[0]]) for move in moves], moves
+
+
+def fill_pnls(events: Iterable[AnyMessage] | ReplayJournal, instruments: Mapping[str, Instrument]) -> list[FillPnl]:
     """Return the realised P&L of every fill in ``events`` (a journal, live or replayed), in order.
 
-    The same first-in first-out books as the engine and the paper broker
-    (:class:`execution.core.positions.Book`): a live journal and a replayed one give the same
-    list exactly when they hold the same fills.
+    The same first-in first-out books as the engine and the paper broker (the core's
+    ``positions.rs``, walked over the journal by its ``figures``): a live journal and a replayed
+    one give the same list exactly when they hold the same fills.
     """
-    sides: dict[str, str] = {}
-    books: dict[str, Book] = {}
+    fills, moves = _fill_figures(events)
     result: list[FillPnl] = []
-    for event in events:
-        if isinstance(event, OrderSubmitted):
-            sides[event.client_order_id] = event.side
-        elif isinstance(event, OrderFilled):
-            side = sides[event.client_order_id]
-            lots, price = to_decimal(event.fill_lots), to_decimal(event.fill_price)
-            moved = book_of(books, event.symbol).fill(lots if side == "buy" else -lots, price)
-            spec = instruments[event.symbol]
-            result.append(
-                FillPnl(
-                    event.client_order_id,
-                    event.fill_id,
-                    event.symbol,
-                    side,
-                    lots,
-                    price,
-                    spec.price_pnl(1, moved),
-                    spec.quote,
-                )
+    for event, (_, side, lots, price, moved, _) in zip(fills, moves, strict=True):
+        spec = instruments[event.symbol]
+        result.append(
+            FillPnl(
+                event.client_order_id,
+                event.fill_id,
+                event.symbol,
+                side,
+                lots,
+                price,
+                spec.price_pnl(1, moved),
+                spec.quote,
             )
+        )
     return result
 
 
-def count_trades(events: Iterable[AnyMessage]) -> int:
+def count_trades(events: Iterable[AnyMessage] | ReplayJournal) -> int:
     """Return how many round trips were opened: from flat, or by a fill that flipped through zero.
 
     The engine's rule (:meth:`execution.core.positions.Book.book`): a fill that opens a round trip.
     """
-    sides: dict[str, str] = {}
-    books: dict[str, Book] = {}
-    trades = 0
-    for event in events:
-        if isinstance(event, OrderSubmitted):
-            sides[event.client_order_id] = event.side
-        elif isinstance(event, OrderFilled):
-            lots = to_decimal(event.fill_lots)
-            signed = lots if sides[event.client_order_id] == "buy" else -lots
-            booking = book_of(books, event.symbol).book(signed, to_decimal(event.fill_price), event.fill_id)
-            trades += booking.opens_round_trip_id != ""
-    return trades
+    return sum(move[5] for move in _fill_figures(events)[1])
 
 
 @dataclass(frozen=True)

@@ -32,14 +32,16 @@
 //!
 //! The engine's decisions are called through [`Engine`], which the engine's own functions implement.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::broker::BrokerFill;
 use crate::chain::GENESIS_HASH;
 use crate::events::{
-    chain_extend, ControlCommand, Event, OrderIntent, OrderSubmitted, Signal, Tick,
+    chain_extend, ControlCommand, Event, OrderIntent, OrderSubmitted, Side, Signal, Tick,
 };
+use crate::money::{Dec, NotADecimal, Overflow};
 use crate::paper::{Quote, Venue, VenueError};
+use crate::positions::Book;
 use crate::spike::{self, SpikeFilter};
 
 /// The venue each `OrderSubmitted` of a replay names.
@@ -361,6 +363,103 @@ impl<'a, E: Engine> Replay<'a, E> {
         }
         Ok(())
     }
+}
+
+/// What one fill of a journal did to its symbol's first-in first-out book (`positions.rs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FillMove {
+    /// The `OrderFilled`'s index in the journal.
+    pub at: usize,
+    pub side: Side,
+    pub lots: Dec,
+    pub price: Dec,
+    /// The realised P&L in price x lots (times the contract size: the quote currency's).
+    pub moved: Dec,
+    /// Whether it opened a round trip: from flat, or through zero.
+    pub opens_round_trip: bool,
+}
+
+/// What a replay's result reads of its journal, in one pass with no Python per event.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// The orders sent (`OrderSubmitted`s).
+    pub orders: usize,
+    /// The denials per check, in the checks' order of text.
+    pub denials: BTreeMap<String, usize>,
+    /// Each fill, in journal order, booked on its symbol's book.
+    pub fills: Vec<FillMove>,
+}
+
+/// Why a journal's figures cannot be read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FiguresError {
+    /// A fill of an order the journal never submitted.
+    UnknownOrder(String),
+    /// A fill's lots or price not finite.
+    NotADecimal(NotADecimal),
+    Overflow(Overflow),
+}
+
+impl From<Overflow> for FiguresError {
+    fn from(overflow: Overflow) -> Self {
+        FiguresError::Overflow(overflow)
+    }
+}
+
+impl From<NotADecimal> for FiguresError {
+    fn from(bad: NotADecimal) -> Self {
+        FiguresError::NotADecimal(bad)
+    }
+}
+
+/// The figures of `events` (a journal, live or replayed): the engine's first-in first-out books
+/// (`Book::book`) over its fills, each signed by its order's side, the lots and price as their
+/// shortest decimal text (`tickwave.money.to_decimal`).
+pub fn figures(events: &[Event]) -> Result<Figures, FiguresError> {
+    let mut sides: HashMap<&str, Side> = HashMap::new();
+    let mut books: HashMap<&str, Book> = HashMap::new();
+    let mut figures = Figures::default();
+    for (at, event) in events.iter().enumerate() {
+        match event {
+            Event::OrderSubmitted(submitted) => {
+                figures.orders += 1;
+                sides.insert(&submitted.header.client_order_id, submitted.side);
+            }
+            Event::OrderDenied(denied) => {
+                *figures.denials.entry(denied.check.clone()).or_insert(0) += 1;
+            }
+            Event::OrderFilled(filled) => {
+                let header = &filled.header;
+                let side = *sides
+                    .get(header.client_order_id.as_str())
+                    .ok_or_else(|| FiguresError::UnknownOrder(header.client_order_id.clone()))?;
+                let (lots, price) = (
+                    Dec::from_float(filled.fill_lots)?,
+                    Dec::from_float(filled.fill_price)?,
+                );
+                let signed = if side == Side::Buy {
+                    lots
+                } else {
+                    lots.negated()
+                };
+                let booking = books.entry(&header.symbol).or_default().book(
+                    signed,
+                    price,
+                    &filled.fill_id,
+                )?;
+                figures.fills.push(FillMove {
+                    at,
+                    side,
+                    lots,
+                    price,
+                    moved: booking.realized,
+                    opens_round_trip: !booking.opens_round_trip_id.is_empty(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(figures)
 }
 
 #[cfg(test)]

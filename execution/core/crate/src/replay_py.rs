@@ -1,14 +1,14 @@
 //! The replay's Python face: the timeline converted from the shell's ticks and signals once, and the
 //! journal converted back once (`replay.rs` runs between them with no Python per row).
 
-use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyKeyError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList};
 
 use crate::chain::GENESIS_HASH;
 use crate::events::{chain_extend, Event};
 use crate::events_py::{event_from_py, event_to_py};
-use crate::replay::{Item, TickChecks};
+use crate::replay::{figures, FiguresError, Item, TickChecks};
 use crate::spike_py::PySpikeFilter;
 
 /// A timeline in replay order (`execution.core.replay.timeline`'s), as core values.
@@ -119,6 +119,44 @@ impl PyReplayJournal {
             list.append(event_to_py(py, event)?)?;
         }
         Ok(list)
+    }
+
+    /// What a replay's result reads of the journal, in one pass (`replay.rs`'s `figures`): the orders sent,
+    /// the denials per check (a dict in the checks' order) and each fill as `(index, side, lots, price,
+    /// moved, opens_round_trip)`, the amounts `Decimal`s, `moved` the realised P&L in price x lots.
+    #[allow(clippy::type_complexity)] // the tuple the Python facade unpacks
+    fn figures<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(
+        usize,
+        Bound<'py, PyDict>,
+        Vec<(usize, &'static str, Py<PyAny>, Py<PyAny>, Py<PyAny>, bool)>,
+    )> {
+        let figures = figures(&self.events).map_err(|error| match error {
+            FiguresError::UnknownOrder(id) => PyKeyError::new_err(id),
+            FiguresError::NotADecimal(bad) => PyValueError::new_err(format!(
+                "a fill's lots and price must be finite, got {}",
+                bad.0
+            )),
+            FiguresError::Overflow(overflow) => PyOverflowError::new_err(overflow.to_string()),
+        })?;
+        let denials = PyDict::new(py);
+        for (check, count) in &figures.denials {
+            denials.set_item(check, count)?;
+        }
+        let mut fills = Vec::with_capacity(figures.fills.len());
+        for fill in &figures.fills {
+            fills.push((
+                fill.at,
+                fill.side.name(),
+                crate::to_py(py, fill.lots)?,
+                crate::to_py(py, fill.price)?,
+                crate::to_py(py, fill.moved)?,
+                fill.opens_round_trip,
+            ));
+        }
+        Ok((figures.orders, denials, fills))
     }
 
     /// The audit chain over the order events from its genesis: `(head, length)`.
