@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from execution.backtest import count_trades, fill_pnls, replay_session
-from execution.core.replay import core_timeline, timeline
+from execution.core.replay import CoreEvents, core_timeline, timeline
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.config import Settings, load_settings
@@ -20,6 +21,7 @@ from tickwave.contracts import Signal, Tick
 from tickwave.instruments import registry
 from tickwave.money import to_decimal
 from tickwave.validation import SpikeFilter
+from tickwave_core import ReplayJournal
 
 
 def _settings(tmp_path: Path, paper_broker: dict[str, object] | None = None, **risk: object) -> Settings:
@@ -311,3 +313,25 @@ def test_core_timeline_when_ticks_break_a_rule_or_spike_then_the_core_accepts_wh
     )
 
     assert accepted == priced == [False, True, False, True, False, True, True, False, True]
+
+
+def test_replay_result_when_its_journal_is_the_core_s_then_it_reads_the_same_without_building_the_events(
+    tmp_path: Path,
+) -> None:
+    ticks, signals = _busy_session()
+    signals.append(signal(len(signals), ticks[-1].time_ms + 1, symbol="GBPUSD"))  # no price: denied
+    config = _settings(tmp_path, {"latency_ms": 250})
+    kept = replay_session(config, ticks, signals)
+    assert kept.orders and kept.fills and kept.denials, "a session with each kind"
+    instruments = registry(config.symbols)
+
+    core = dataclasses.replace(kept, events=CoreEvents(ReplayJournal(kept.events)), round_trips=None)
+
+    assert (core.orders, core.fills, core.denials) == (kept.orders, kept.fills, kept.denials)
+    assert core.denial_counts() == kept.denial_counts()
+    assert core.trades == kept.trades == count_trades(kept.events)
+    assert fill_pnls(core.events, instruments) == fill_pnls(kept.events, instruments)
+    assert isinstance(core.events, CoreEvents) and not core.events.is_built, "no event built but those read"
+    assert core.events[3] == kept.events[3] and len(core.events) == len(kept.events)
+    assert core.events == kept.events and core.events.is_built
+    assert core.denial_counts() == kept.denial_counts() and core.trades == kept.trades
