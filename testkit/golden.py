@@ -491,7 +491,7 @@ class Session:
         self._advance(self.clock.now_ms() - self.start_ms + 10 * SECOND_MS)
         engine = self.service.engine
         now_ms = self.clock.now_ms()
-        unrealized = engine.valuation.unrealized_now(engine.limits)
+        unrealized = engine.valuation.unrealized_now()
         daily = engine.daily_pnl(now_ms)
         currency = self.settings.execution.account_currency
         pnl = {

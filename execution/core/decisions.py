@@ -8,19 +8,16 @@ commands (:mod:`execution.core.commands`) and the protective stops (:mod:`execut
 
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
 import msgspec
-from tickwave_core import flash_crash_words
+import tickwave_core
 
-from execution.core.engine_state import DAY_ROLLOVER, RETIRE_MARGIN_MS, SYMBOL_HALTED, TRADING_STATE, EngineState
+from execution.core.engine_state import EngineState
 from execution.core.limits import RiskLimits
-from execution.core.risk import ProposedOrder, first_denial, operator_denial, signal_timeframe_denial
-from execution.core.sizing import SizingPolicy, order_for, target_position_lots
+from execution.core.sizing import SizingPolicy
 from execution.core.valuation import Valuation
 from tickwave.clock import Clock
 from tickwave.contracts import (
@@ -34,10 +31,7 @@ from tickwave.contracts import (
     Signal,
     Tick,
     TradingState,
-    client_order_id_for,
-    stable_id,
 )
-from tickwave.money import to_decimal
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -78,8 +72,7 @@ class EventBuilder:
 
     def __init__(self, instance_id: str, state: EngineState) -> None:
         self.instance_id = instance_id
-        self._state = state
-        self._sequence = itertools.count()  # an id source, not state: ids only need to differ within a run
+        self._state = state  # its core numbers the events (an id source, not state: ids differ within a run)
 
     def risk(
         self,
@@ -92,31 +85,8 @@ class EventBuilder:
         check: str = "",
     ) -> RiskEvent:
         """Build one risk event; its trading state is ``trading_state``, else the current one."""
-        sequence = next(self._sequence)
-        return RiskEvent(
-            risk_event_id=stable_id("risk", self.instance_id, kind, symbol, now_ms, sequence),
-            kind=kind,
-            severity=severity,
-            trading_state=trading_state or self._state.view.trading_state,
-            detail=detail,
-            occurred_at_ms=now_ms,
-            symbol=symbol,
-            check=check,
-        )
-
-
-def denied(signal: Signal, now_ms: int, check: str, reason: str) -> OrderDenied:
-    """Build the event that records ``signal`` as denied by ``check``."""
-    return OrderDenied(
-        client_order_id=client_order_id_for(signal.signal_id),
-        signal_id=signal.signal_id,
-        symbol=signal.symbol,
-        model_id=signal.model_id,
-        model_version=signal.model_version,
-        event_at_ms=now_ms,
-        reason=reason,
-        check=check,
-    )
+        state = trading_state or self._state.view.trading_state
+        return self._state.risk_event(self.instance_id, kind, severity, detail, now_ms, state, symbol, check)
 
 
 def closing_orders(
@@ -126,39 +96,9 @@ def closing_orders(
 
     They pass the operator checks (price, market hours, collar, rate), not the trading
     state: an operator's flatten and a protective stop work while HALTED. ``signal_for``
-    names the decision each part traces to.
+    names the decision each part traces to. The core's (``decide.rs``), one call.
     """
-    view, limits = state.view, state.limits
-    position = view.position(symbol)
-    remaining = abs(position)
-    side: Literal["buy", "sell"] = "sell" if position > 0 else "buy"
-    intents: list[OrderIntent] = []
-    denials: list[OrderDenied] = []
-    part = 0
-    while remaining > 0:
-        lots = min(remaining, to_decimal(limits.max_order_lots))
-        signal = signal_for(part)
-        proposed = ProposedOrder(signal, side, float(lots))
-        denial = operator_denial(proposed, view, limits, now_ms)
-        if denial is not None:
-            denials.append(denied(signal, now_ms, denial.check, denial.reason))
-        else:
-            intents.append(
-                OrderIntent(
-                    client_order_id=client_order_id_for(signal.signal_id),
-                    signal_id=signal.signal_id,
-                    symbol=symbol,
-                    side=side,
-                    quantity_lots=float(lots),
-                    order_type="market",
-                    model_id=signal.model_id,
-                    model_version=0,
-                    created_at_ms=now_ms,
-                )
-            )
-        remaining -= lots
-        part += 1
-    return intents, denials
+    return state.closing_orders(symbol, signal_for, now_ms)
 
 
 class SignalDecisions:
@@ -174,126 +114,27 @@ class SignalDecisions:
         self.valuation = valuation
 
     def on_signal(self, signal: Signal) -> Decision:
-        """Size the signal and run the risk gate; a signal decided before yields nothing."""
-        state = self.state
-        if signal.signal_id in state.decided_signals:
-            return Decision(is_duplicate=True)
-        view, limits = state.view, state.limits
-        now_ms = self.clock.now_ms()
-        if state.retired_before_ms and signal.created_at_ms < state.retired_before_ms + RETIRE_MARGIN_MS:
-            # Decisions this old were let go: it may have had its order already, so it gets none.
-            reason = f"signal created at {signal.created_at_ms}, before the decisions kept ({state.retired_before_ms})"
-            return Decision(events=(denied(signal, now_ms, "signal_ttl", reason),))
-        wrong_timeframe = signal_timeframe_denial(signal, limits)
-        if wrong_timeframe is not None:
-            return Decision(events=(denied(signal, now_ms, wrong_timeframe.check, wrong_timeframe.reason),))
-        target = target_position_lots(signal, self.sizing)
-        sized = order_for(target, float(view.exposure_lots(signal.symbol)), self.sizing)
-        if sized is None:
-            return Decision(events=(denied(signal, now_ms, "sizing", "position already at target"),))
-        side, lots = sized
-        denial = first_denial(ProposedOrder(signal, side, lots), view, limits, now_ms)
-        if denial is None:
-            intent = OrderIntent(
-                client_order_id=client_order_id_for(signal.signal_id),
-                signal_id=signal.signal_id,
-                symbol=signal.symbol,
-                side=side,
-                quantity_lots=lots,
-                order_type="market",
-                model_id=signal.model_id,
-                model_version=signal.model_version,
-                created_at_ms=now_ms,
-            )
-            return Decision(intent=intent)
-        events: list[OrderDenied | RiskEvent] = [denied(signal, now_ms, denial.check, denial.reason)]
-        if denial.halts == "trading" and view.trading_state != "HALTED":
-            halt: TradingState = limits.daily_loss_action if denial.check == "daily_loss" else "HALTED"
-            if halt != view.trading_state:
-                events.append(
-                    self.events.risk(TRADING_STATE, "critical", denial.reason, now_ms, halt, "", denial.check)
-                )
-        elif denial.halts == "symbol" and signal.symbol not in view.halted_symbols:
-            events.append(
-                self.events.risk(
-                    SYMBOL_HALTED, "critical", denial.reason, now_ms, symbol=signal.symbol, check=denial.check
-                )
-            )
-        return Decision(events=tuple(events))
+        """Size the signal and run the risk gate in the core (``decide.rs``); a signal decided before yields nothing."""
+        intent, events, is_duplicate = self.state.on_signal(
+            signal, self.sizing.rules, self.events.instance_id, self.clock.now_ms()
+        )
+        return Decision(intent, events, is_duplicate)
 
     def submission(self, intent: OrderIntent, venue: str = "") -> OrderSubmitted:
         """Return the event that records ``intent`` as sent to ``venue`` (journaled before the broker call)."""
-        return OrderSubmitted(
-            client_order_id=intent.client_order_id,
-            signal_id=intent.signal_id,
-            symbol=intent.symbol,
-            model_id=intent.model_id,
-            model_version=intent.model_version,
-            event_at_ms=self.clock.now_ms(),
-            side=intent.side,
-            quantity_lots=intent.quantity_lots,
-            order_type=intent.order_type,
-            limit_price=intent.limit_price,
-            venue=venue,
-        )
+        return tickwave_core.submission(intent, venue, self.clock.now_ms())
 
     def on_tick(self, tick: Tick) -> list[RiskEvent]:
-        """Mark the day's start; trip the flash-crash and loss breakers (the tick is already observed)."""
-        state = self.state
-        limits = state.limits
-        events: list[RiskEvent] = []
+        """Mark the day's start; trip the flash-crash and loss breakers (the tick already observed; the core's)."""
         now_ms = self.clock.now_ms()
-        day = self.valuation.trading_day(limits, now_ms)
-        if day != state.marked_day:
-            marks = {symbol: str(amount) for symbol, amount in sorted(self.valuation.unrealized_now(limits).items())}
-            events.append(
-                self.events.risk(
-                    DAY_ROLLOVER, "info", json.dumps({"trading_day": day, "marks": marks}), now_ms, check="daily_loss"
-                )
-            )
-        window = state.view.price_windows[tick.symbol]
-        move = window.move_pct()
-        if move > limits.flash_crash_pct and tick.symbol not in state.view.halted_symbols:
-            detail = flash_crash_words(tick.symbol, move, limits.flash_crash_window_ms)
-            events.append(
-                self.events.risk(SYMBOL_HALTED, "critical", detail, now_ms, symbol=tick.symbol, check="flash_crash")
-            )
-        if day == state.marked_day:
-            events.extend(self.loss_breaker(now_ms))
-        return events
-
-    def loss_breaker(self, now_ms: int, fill: OrderFilled | None = None) -> list[RiskEvent]:
-        """Move trading to ``daily_loss_action`` when the day's loss reaches the limit (only from ACTIVE).
-
-        ``fill``: the fill booked just now (at ``now_ms``), the only change since the last question.
-        """
-        state = self.state
-        if state.view.trading_state != "ACTIVE":
-            return []
-        limits, floor, valuation = state.limits, -state.limits.daily_loss_limit, self.valuation
-        if valuation.is_above(limits, now_ms, floor) if fill is None else valuation.is_above_after(fill, limits, floor):
-            return []  # short of the limit (most ticks and fills: decided without the exact sums)
-        pnl = valuation.daily_pnl(limits, now_ms)
-        if pnl is None or pnl > floor:
-            return []
-        detail = f"daily P&L {pnl:.2f} {limits.account_currency} breaches -{limits.daily_loss_limit}"
-        return [
-            self.events.risk(TRADING_STATE, "critical", detail, now_ms, limits.daily_loss_action, check="daily_loss")
-        ]
+        day = self.valuation.trading_day(self.state.limits, now_ms)
+        return self.state.tick_breakers(tick.symbol, day, self.events.instance_id, now_ms)
 
     def follow_ups(self, event: Message) -> list[RiskEvent]:
         """Return the breaker trips an applied event leads to: a reject in a row too many, a fill's loss."""
         kind = type(event)  # contract messages are never subclassed; most events are neither
-        if kind is OrderFilled:  # booked just now (the engine asks only after an event changed its state)
-            return self.loss_breaker(cast(OrderFilled, event).event_at_ms, cast(OrderFilled, event))
-        if kind is OrderRejected:
-            event = cast(OrderRejected, event)
-            view, limits = self.state.view, self.state.limits
-            if view.consecutive_rejects >= limits.max_consecutive_rejects and view.trading_state != "HALTED":
-                detail = f"{view.consecutive_rejects} broker rejects in a row (last: {event.reason})"
-                return [
-                    self.events.risk(
-                        TRADING_STATE, "critical", detail, event.event_at_ms, "HALTED", check="consecutive_rejects"
-                    )
-                ]
-        return []
+        if kind is not OrderFilled and kind is not OrderRejected:
+            return []
+        applied = cast(OrderFilled | OrderRejected, event)  # a fill: booked just now
+        day = self.valuation.trading_day(self.state.limits, applied.event_at_ms)
+        return self.state.follow_ups(applied, day, self.events.instance_id)

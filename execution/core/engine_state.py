@@ -12,24 +12,40 @@ code (:mod:`execution.core.decisions`, :mod:`execution.core.commands`, :mod:`exe
 
 The rules and the values are the core's; this class is its facade, compiled with its readers, so
 what they read is a plain attribute: the containers the core keeps in step with its values (the
-orders, books, bookings, the risk view's positions, pending lots, quotes, price windows and halts)
-and the scalars the facade copies after each change. A derived answer is one call to the core
-(``working_orders``, ``orders_in_window``, ``window_start``, ``status_of``, ``is_decided``).
+orders, books, bookings, the risk view's positions, pending lots, quotes and halts; the
+flash-crash windows are the core's alone) and the scalars the facade copies after each change.
+A derived answer is one call to the core (``working_orders``, ``orders_in_window``,
+``window_start``, ``status_of``, ``is_decided``), and so is a decision (``decide.rs``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import tickwave_core
-from tickwave_core import Book, Booking, Order
+from tickwave_core import Book, Booking, Order, Sizing
 from tickwave_core import book_fill as book_fill  # the fill booking rule the state books with
 
 from execution.core.limits import RiskLimits
 from execution.core.risk import RiskView
 from execution.core.state import OrderStatus
-from tickwave.contracts import Message, OrderFilled, Tick
+from tickwave.contracts import (
+    Message,
+    OrderDenied,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    RiskEvent,
+    Side,
+    Signal,
+    Tick,
+    TradingState,
+)
+
+if TYPE_CHECKING:
+    from tickwave_core import GateDenial  # a type of the core's stubs only
 
 __all__ = [
     "DAY_ROLLOVER",
@@ -172,6 +188,50 @@ class EngineState:
     def status_of(self, client_order_id: str) -> OrderStatus | None:
         """Return an order's status (None: not kept), without building its record."""
         return self._core.status_of(client_order_id)
+
+    def first_denial(
+        self, symbol: str, side: Side, quantity_lots: float, created_at_ms: int, now_ms: int
+    ) -> GateDenial | None:
+        """Run the core's gate on the order a signal asks for; the first denial ``(check, reason, halts)``, or None."""
+        return self._core.denial(symbol, side, quantity_lots, created_at_ms, now_ms, False)
+
+    def on_signal(
+        self, signal: Signal, sizing: Sizing, instance_id: str, now_ms: int
+    ) -> tuple[OrderIntent | None, tuple[OrderDenied | RiskEvent, ...], bool]:
+        """Decide on a signal in the core (``decide.rs``): ``(intent, events, is_duplicate)``; changes nothing."""
+        return self._core.on_signal(signal, sizing, instance_id, now_ms)
+
+    def closing_orders(
+        self, symbol: str, signal_for: Callable[[int], Signal], now_ms: int
+    ) -> tuple[list[OrderIntent], list[OrderDenied]]:
+        """Reduce-only orders that close ``symbol``'s position, and the operator checks' denials (``decide.rs``)."""
+        return self._core.closing_orders(symbol, signal_for, now_ms)
+
+    def tick_breakers(self, symbol: str, day: str, instance_id: str, now_ms: int) -> list[RiskEvent]:
+        """The breakers on a tick of ``symbol`` (already observed) in the core; ``day``: its trading day."""
+        return self._core.tick_breakers(symbol, day, instance_id, now_ms)
+
+    def follow_ups(self, event: OrderFilled | OrderRejected, day: str, instance_id: str) -> list[RiskEvent]:
+        """The breaker trips an applied fill or reject leads to, in the core; ``day``: the event's trading day."""
+        return self._core.follow_ups(event, day, instance_id)
+
+    def unrealized_now(self) -> dict[str, Decimal]:
+        """Unrealised P&L of every open position at its latest mid, in its quote currency (exact), by symbol."""
+        return self._core.unrealized_now()
+
+    def risk_event(
+        self,
+        instance_id: str,
+        kind: str,
+        severity: str,
+        detail: str,
+        now_ms: int,
+        trading_state: TradingState,
+        symbol: str = "",
+        check: str = "",
+    ) -> RiskEvent:
+        """Build one risk event with its stable id (instance, kind, symbol, time, the next sequence number)."""
+        return self._core.build_risk_event(instance_id, kind, severity, detail, now_ms, trading_state, symbol, check)
 
     def is_decided(self, signal_id: str) -> bool:
         """Return True when the signal was decided (and not let go)."""

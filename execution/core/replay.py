@@ -341,7 +341,7 @@ def booked_pnl(engine: Engine) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
         for currency, amount in amounts.items():
             realized[currency] = MONEY_CONTEXT.add(realized.get(currency, Decimal(0)), amount)
     unrealized: dict[str, Decimal] = {}
-    for symbol, amount in sorted(engine.valuation.unrealized_now(engine.limits).items()):
+    for symbol, amount in sorted(engine.valuation.unrealized_now().items()):
         quote = engine.limits.instruments[symbol].quote
         unrealized[quote] = MONEY_CONTEXT.add(unrealized.get(quote, Decimal(0)), amount)
     return realized, unrealized

@@ -18,11 +18,12 @@ from execution.core.day_screen import FloatDay
 from execution.core.engine_state import EngineState, book_fill
 from execution.core.limits import RiskLimits
 from execution.core.positions import Book, Booking
+from execution.core.risk import mids_of
 from tickwave.contracts import Fill, Message, OrderFilled
 from tickwave.contracts.core import mid_price
 from tickwave.instruments import Instrument, conversion_route, rate_symbols
 from tickwave.market import MarketCalendar
-from tickwave.money import MONEY_CONTEXT, to_decimal
+from tickwave.money import MONEY_CONTEXT
 
 # MONEY_CONTEXT's product, bound once: looking one up on the context costs ~60 ns.
 _multiply: Final = MONEY_CONTEXT.multiply
@@ -81,20 +82,9 @@ class Valuation:
             return True
         return self.is_above(limits, fill.event_at_ms, floor)
 
-    def unrealized_now(self, limits: RiskLimits) -> dict[str, Decimal]:
-        """Unrealised P&L of every open position at the latest mid, in its quote currency (exact)."""
-        amounts: dict[str, Decimal] = {}
-        last_ticks, instruments = self.state.view.last_ticks, limits.instruments
-        for symbol, book in self.state.books.items():
-            if not book.lots:
-                continue
-            tick, spec = last_ticks.get(symbol), instruments.get(symbol)
-            if tick is None or spec is None:
-                continue
-            amounts[symbol] = _multiply(
-                book.unrealized(to_decimal(mid_price(tick.bid, tick.ask))), to_decimal(spec.contract_size)
-            )
-        return amounts
+    def unrealized_now(self) -> dict[str, Decimal]:
+        """Unrealised P&L of every open position at the latest mid, in its quote currency (exact; the core's)."""
+        return self.state.unrealized_now()
 
     def daily_pnl(self, limits: RiskLimits, now_ms: int) -> Decimal | None:
         """Return the trading day's P&L in the account currency, or None when a currency has no rate.
@@ -225,7 +215,7 @@ class Valuation:
         if booking is None or spec is None:
             return fill
         # Only a conversion reads mids: a fill quoted in the account currency needs none.
-        mids = state.view.leg_values.mids(state.view, limits) if spec.quote != limits.account_currency else {}
+        mids = mids_of(state.view) if spec.quote != limits.account_currency else {}
         return with_booking(fill, booking, spec, limits.account_currency, limits.instruments, mids)
 
 

@@ -6,13 +6,12 @@ which asks for them several times per event (from the compiled core, a C call ea
 
 from __future__ import annotations
 
-import hashlib
 from typing import Final
 
 import msgspec
+import tickwave_core
 
 _ENCODER: Final = msgspec.json.Encoder()  # the wire format's one encoder (see tickwave.contracts)
-_BLAKE2B: Final = {n: hashlib.blake2b(digest_size=n // 2) for n in (24, 32)}  # copied: blake2b() parses its keywords
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -26,15 +25,16 @@ def stable_id(*parts: object, length: int = 32) -> str:
 
 
 def joined_id(text: str, length: int = 32) -> str:
-    """Return the :func:`stable_id` of parts joined with its separator (U+001F), as the ids of orders and fills do."""
-    digest = _BLAKE2B[length].copy() if length in _BLAKE2B else hashlib.blake2b(digest_size=length // 2)
-    digest.update(text.encode())
-    return digest.hexdigest()
+    """Return the :func:`stable_id` of parts joined with its separator (U+001F), as the ids of orders and fills do.
+
+    The hex BLAKE2b digest of ``length`` (24 or 32) digits, worked out by the execution core (``ids.rs``).
+    """
+    return tickwave_core.joined_id(text, length)
 
 
 def client_order_id_for(signal_id: str) -> str:
     """Return the id of the one order a signal may produce (31 characters at most: MT5's order ``comment``)."""
-    return "tw-" + joined_id("order\x1f" + signal_id, 24)
+    return tickwave_core.client_order_id_for(signal_id)
 
 
 def mid_price(bid: float, ask: float) -> float:

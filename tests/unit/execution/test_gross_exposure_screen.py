@@ -1,6 +1,6 @@
 """The gross exposure check answered as its exact sum answers it, with or without the float screen.
 
-``check_gross_exposure`` first sums the legs in floats (``LegValues.clears``) and lets the
+``check_gross_exposure`` first sums the legs in floats (the core's ``gate.rs``) and lets the
 order through when that sum is under the limit by more than its error bound; these tests
 hold its answer equal to the exact sum's (each leg's :func:`exposure`, added exactly) at
 limits right beside that sum, where only the exact sum can tell, and far from it.
@@ -16,7 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from execution.core.limits import RiskLimits
-from execution.core.risk import LegValues, ProposedOrder, RiskView, check_gross_exposure, exposure, is_reducing
+from execution.core.risk import ProposedOrder, RiskView, check_gross_exposure, exposure, is_reducing
 from tests.unit.execution.helpers import ALWAYS_OPEN, WEDNESDAY_NOON_MS, execution_settings, signal, tick
 from tickwave.money import MONEY_CONTEXT
 
@@ -81,7 +81,7 @@ def test_gross_exposure_when_the_limit_is_beside_or_far_from_the_sum_then_it_ans
         "far_above": total * 2,
     }[where]
     limits = replace(LIMITS, max_gross_exposure=limit)
-    denial = check_gross_exposure(order, replace(view, leg_values=LegValues()), limits, NOW)
+    denial = check_gross_exposure(order, view, limits, NOW)
     assert (denial is not None) == (total > limit), (total, limit)
     if denial is not None:
         assert denial.check == "gross_exposure"

@@ -16,10 +16,10 @@ from execution.core.engine_state import DAY_ROLLOVER
 from execution.core.limits import RiskLimits
 from execution.core.risk import (
     FixedDayPnl,
-    LegValues,
     ProposedOrder,
     RiskView,
     check_gross_exposure,
+    denial_of,
     exposure,
     first_denial,
     mids_of,
@@ -309,7 +309,7 @@ def test_gate_when_an_order_passes_while_reducing_or_breached_then_it_never_grow
 
 
 # ---------------------------------------------------------------------------------------
-# The gross exposure memo (risk.LegValues): never stale
+# The routes the engine's gate keeps between decisions: never stale
 # ---------------------------------------------------------------------------------------
 
 MEMO_MIDS = {"EURUSD": 1.1, "USDJPY": 150.0, "EURJPY": 165.0, "XAUUSD": 2300.0, "GBPUSD": 1.27, "EURGBP": 0.87}
@@ -334,11 +334,12 @@ memo_steps = st.lists(
 
 @settings(max_examples=150, deadline=None)
 @given(steps=memo_steps, quoted=st.sets(st.sampled_from(MEMO_SYMBOLS), min_size=1))
-def test_gross_exposure_when_ticks_fills_signals_and_limits_change_then_the_memo_equals_a_fresh_valuation(
+def test_gross_exposure_when_ticks_fills_signals_and_limits_change_then_the_gate_equals_one_on_the_view_read_afresh(
     steps: list[tuple[object, ...]], quoted: set[str]
 ) -> None:
-    # Decisions go through the engine (which keeps its memo); after every step, probe orders
-    # on every symbol, both ways, are checked with the engine's memo and with a fresh one.
+    # Decisions go through the engine (whose gate keeps each currency's route while the quotes
+    # and limits are the same); after every step, probe orders on every symbol, both ways, are
+    # decided by the engine's gate and by the gate on its view read afresh.
     engine, clock = _engine(max_gross_exposure=1e6, max_position_lots=5.0, max_order_lots=5.0)
     mids = dict(MEMO_MIDS)
     for symbol in sorted(quoted):  # some symbols unquoted at first: the no_rate path is memoised too
@@ -364,25 +365,28 @@ def test_gross_exposure_when_ticks_fills_signals_and_limits_change_then_the_memo
         else:
             gold = SymbolSpec(digits=2, tick_size=0.01, contract_size=step[1])  # type: ignore[arg-type]
             engine.limits = replace(engine.limits, instruments={**INSTRUMENTS, **registry({"XAUUSD": gold})})
-        _assert_legs_as_valued_afresh(engine)  # as the steps before left the memo
+        _assert_legs_as_valued_afresh(engine)
         for symbol in MEMO_SYMBOLS:
             for side in ("buy", "sell"):
                 order = ProposedOrder(signal(10_000 + number, clock.now_ms(), symbol=symbol), side, 0.7)  # type: ignore[arg-type]
-                fresh = replace(engine.view, leg_values=LegValues())
-                expected = check_gross_exposure(order, fresh, engine.limits, clock.now_ms())
-                assert check_gross_exposure(order, engine.view, engine.limits, clock.now_ms()) == expected
-        _assert_legs_as_valued_afresh(engine)  # the memo holds every leg at its lots for the next step
+                expected = first_denial(order, engine.view, engine.limits, clock.now_ms())
+                found = engine.state.first_denial(symbol, side, 0.7, order.signal.created_at_ms, clock.now_ms())  # type: ignore[arg-type]
+                assert denial_of(found) == expected
+        _assert_legs_as_valued_afresh(engine)
 
 
 def _assert_legs_as_valued_afresh(engine: Engine) -> None:
-    # Each leg's amount itself: a denial shows the total only when it is over the limit.
-    view_mids = mids_of(engine.view)
-    memo_mids = engine.view.leg_values.mids(engine.view, engine.limits)  # the mids the memo values at
-    assert memo_mids == view_mids
+    # Each leg's amount itself (a denial shows the total only when it is over the limit): the core's
+    # against the instrument's notional converted by the kernel.
+    view_mids, limits = mids_of(engine.view), engine.limits
     for symbol in MEMO_SYMBOLS:
         lots = engine.view.exposure_lots(symbol)
-        memoised = engine.view.leg_values.amount(symbol, lots, engine.view, engine.limits, memo_mids)
-        assert memoised == exposure(symbol, lots, engine.view, engine.limits, view_mids)
+        spec, tick = limits.instruments.get(symbol), engine.view.last_ticks.get(symbol)
+        expected = None
+        if spec is not None and tick is not None:
+            notional = spec.notional(lots, mid_price(tick.bid, tick.ask))
+            expected = convert(notional, spec.quote, limits.account_currency, limits.instruments, view_mids)
+        assert exposure(symbol, lots, engine.view, limits, view_mids) == expected
 
 
 @settings(max_examples=150, deadline=None)

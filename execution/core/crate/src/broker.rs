@@ -4,10 +4,6 @@
 //! `fill_events`, `fill_id_for`), as `events.rs` values: the paper venue (`paper.rs`) answers with
 //! them, and a replay kept in the core journals them with no Python per order.
 
-use blake2::digest::consts::{U12, U16};
-use blake2::digest::{Digest, OutputSizeUser};
-use blake2::Blake2b;
-
 use crate::events::{
     Event, Fill, OrderAccepted, OrderCanceled, OrderFilled, OrderHeader, OrderIntent,
     OrderRejected, OrderSubmitted, Side,
@@ -130,10 +126,11 @@ pub fn fill_events(
 /// The hex BLAKE2b digest of `text`, of the size the ids use (`tickwave.contracts.joined_id`: 32 hex digits;
 /// an order's id 24).
 pub fn joined_id(text: &str, length: IdLength) -> String {
-    match length {
-        IdLength::Fill => hex_digest::<Blake2b<U16>>(text),
-        IdLength::Order => hex_digest::<Blake2b<U12>>(text),
-    }
+    let digits = match length {
+        IdLength::Fill => 32,
+        IdLength::Order => 24,
+    };
+    crate::ids::joined_id(text, digits).expect("24 and 32 digits are the ids' lengths")
 }
 
 /// The hex digits of an id.
@@ -143,16 +140,6 @@ pub enum IdLength {
     Fill,
     /// 24: an order's (within MT5's 31-character comment with its prefix).
     Order,
-}
-
-fn hex_digest<H: Digest + OutputSizeUser>(text: &str) -> String {
-    let digest = H::digest(text.as_bytes());
-    let mut out = String::with_capacity(digest.len() * 2);
-    for byte in digest.iter() {
-        out.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
-    }
-    out
 }
 
 /// The deterministic id of an order's `sequence`-th fill.

@@ -13,9 +13,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use crate::gate::{Quote, View};
 use crate::lifecycle::{self, CreationIndex, Status};
 use crate::money::{Dec, Overflow};
 use crate::positions::{Book, Booking};
+use crate::risk::PriceWindow;
 
 /// The order rate's window.
 pub const RATE_WINDOW_MS: i64 = 1_000;
@@ -241,8 +243,10 @@ pub struct EngineState {
     /// Unrealised P&L of each position (quote currency) at the start of `marked_day`.
     pub day_marks: HashMap<String, Dec>,
     pub marked_day: String,
-    /// The latest quote's time per symbol (a late tick does not replace a newer one).
-    pub last_tick_ms: HashMap<String, i64>,
+    /// The latest quote per symbol (a late tick does not replace a newer one).
+    pub quotes: HashMap<String, Quote>,
+    /// Each symbol's mids over the flash-crash window (every tick, late ones too).
+    pub windows: HashMap<String, PriceWindow>,
     pub stop_denied_at_ms: HashMap<String, i64>,
     pub defects: Vec<String>,
     pub retired_before_ms: i64,
@@ -281,7 +285,8 @@ impl EngineState {
             realized_by_day: HashMap::new(),
             day_marks: HashMap::new(),
             marked_day: String::new(),
-            last_tick_ms: HashMap::new(),
+            quotes: HashMap::new(),
+            windows: HashMap::new(),
             stop_denied_at_ms: HashMap::new(),
             defects: Vec::new(),
             retired_before_ms: 0,
@@ -457,16 +462,19 @@ impl EngineState {
     }
 
     /// A quote: return true when it is the symbol's latest (a late tick does not replace a newer one).
-    pub fn observe_tick(&mut self, symbol: &str, time_ms: i64) -> bool {
-        match self.last_tick_ms.get_mut(symbol) {
-            Some(latest) if time_ms < *latest => false,
+    /// `window_ms`: the flash-crash window of a symbol seen for the first time.
+    pub fn observe_tick(&mut self, symbol: &str, quote: Quote, window_ms: i64) -> bool {
+        slot_with(&mut self.windows, symbol, || PriceWindow::new(window_ms))
+            .update(quote.time_ms, quote.mid());
+        match self.quotes.get_mut(symbol) {
+            Some(latest) if quote.time_ms < latest.time_ms => false,
             Some(latest) => {
-                *latest = time_ms;
+                *latest = quote;
                 self.pnl_revision += 1;
                 true
             }
             None => {
-                self.last_tick_ms.insert(symbol.to_owned(), time_ms);
+                self.quotes.insert(symbol.to_owned(), quote);
                 self.pnl_revision += 1;
                 true
             }
@@ -552,6 +560,24 @@ impl EngineState {
         (start_ms, orders)
     }
 
+    /// The high-low move of `symbol`'s mid over its flash-crash window, in percent (0: none seen).
+    pub fn move_pct(&self, symbol: &str) -> f64 {
+        self.windows.get(symbol).map_or(0.0, PriceWindow::move_pct)
+    }
+
+    /// What the gate's checks read of the state.
+    pub fn view(&self) -> View<'_> {
+        View {
+            trading_state: &self.trading_state,
+            halted_symbols: &self.halted_symbols,
+            positions: &self.positions,
+            pending: &self.pending,
+            quotes: &self.quotes,
+            order_times_ms: &self.order_times_ms,
+            consecutive_rejects: self.consecutive_rejects,
+        }
+    }
+
     /// The signed position as if every working order filled.
     pub fn exposure_lots(&self, symbol: &str) -> Result<Dec, Overflow> {
         let held = self.positions.get(symbol).copied().unwrap_or(Dec::ZERO);
@@ -606,12 +632,21 @@ impl EngineState {
     }
 }
 
-/// The value kept under `key`, made (default) on first use without allocating the key again after.
-fn slot<'a, V: Default>(map: &'a mut HashMap<String, V>, key: &str) -> &'a mut V {
+/// The value kept under `key`, made by `make` on first use.
+fn slot_with<'a, V>(
+    map: &'a mut HashMap<String, V>,
+    key: &str,
+    make: impl FnOnce() -> V,
+) -> &'a mut V {
     if !map.contains_key(key) {
-        map.insert(key.to_owned(), V::default());
+        map.insert(key.to_owned(), make());
     }
     map.get_mut(key).expect("just made")
+}
+
+/// The value kept under `key`, made (default) on first use without allocating the key again after.
+fn slot<'a, V: Default>(map: &'a mut HashMap<String, V>, key: &str) -> &'a mut V {
+    slot_with(map, key, V::default)
 }
 
 /// A quick hash (FxHash's multiply and rotate) for the bounded caches' keys, which are numbers: a
@@ -837,9 +872,14 @@ mod tests {
     #[test]
     fn a_late_tick_is_not_the_latest_and_halts_and_states_follow_their_events() {
         let mut state = EngineState::new();
-        assert!(state.observe_tick("EURUSD", 10));
-        assert!(!state.observe_tick("EURUSD", 9));
-        assert!(state.observe_tick("EURUSD", 10));
+        let at = |time_ms| Quote {
+            bid: 1.0,
+            ask: 1.0,
+            time_ms,
+        };
+        assert!(state.observe_tick("EURUSD", at(10), 5_000));
+        assert!(!state.observe_tick("EURUSD", at(9), 5_000));
+        assert!(state.observe_tick("EURUSD", at(10), 5_000));
         assert_eq!(state.pnl_revision, 2);
         state.consecutive_rejects = 3;
         state.set_trading_state("HALTED");

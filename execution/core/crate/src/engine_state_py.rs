@@ -4,7 +4,7 @@
 //! Events arrive as the contract's msgspec structs and are read field by field. The decision code
 //! still in Python reads the state through containers this face keeps in step with the core's
 //! values after each change (the orders, books, bookings, the risk view's positions, pending lots,
-//! halts, quotes and price windows): a read costs what a dict lookup costs, and only the core
+//! halts and quotes; the flash-crash windows are the core's alone): a read costs what a dict lookup costs, and only the core
 //! writes them.
 
 use std::collections::HashMap;
@@ -16,11 +16,17 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
+use crate::decide;
 use crate::engine_state::{self, Answer, Applied, Booked, NumberMap, Refused};
+use crate::events::{Event, Severity, TradingState};
+use crate::events_py::{event_from_py, event_to_py};
+use crate::gate_py::Routes;
 use crate::lifecycle::{self, Status};
 use crate::money::{Dec, Overflow};
 use crate::positions::Booking;
-use crate::{to_dec, to_py, PyBook, PyBooking, PyPriceWindow};
+use crate::PySizing;
+use crate::{gate, gate_py};
+use crate::{to_dec, to_py, PyBook, PyBooking};
 
 // The Python classes this face reads or builds, imported once.
 static CONTRACTS: PyOnceLock<Contracts> = PyOnceLock::new();
@@ -305,6 +311,13 @@ struct Ahead {
 pub struct PyEngineState {
     state: engine_state::EngineState,
     limits: Py<PyAny>,
+    gate_limits: Arc<gate::Limits>,
+    // The limits' loss floor as a `Decimal` (what the valuation is asked about).
+    loss_floor: Py<PyAny>,
+    // The next risk event's sequence (an id source, not state: ids only need to differ within a run).
+    risk_sequence: i64,
+    // Each currency's conversion route at the quotes of a P&L revision, under the limits in force.
+    routes: (i64, Routes),
     view: Py<PyAny>,
     // The containers the Python readers read, kept in step with `state` by this face alone.
     orders: Py<PyDict>,
@@ -320,7 +333,6 @@ pub struct PyEngineState {
     positions: Py<PyDict>,
     pending: Py<PyDict>,
     last_ticks: Py<PyDict>,
-    price_windows: Py<PyDict>,
     halted_symbols: Py<PySet>,
     order_times_ms: Py<PyAny>,
     ahead: HashMap<String, Ahead>,
@@ -345,13 +357,18 @@ impl PyEngineState {
                 .unbind(),
         };
         let bound = view.bind(py);
+        let converted = gate_py::limits_of(limits.bind(py))?;
+        let loss_floor = gate_py::loss_floor(py, &converted.loss_floor())?.unbind();
         Ok(PyEngineState {
+            loss_floor,
             state: engine_state::EngineState::new(),
+            gate_limits: converted,
+            risk_sequence: 0,
+            routes: (-1, Routes::new()),
             limits,
             positions: dict_of(bound, "positions")?,
             pending: dict_of(bound, "pending")?,
             last_ticks: dict_of(bound, "last_ticks")?,
-            price_windows: dict_of(bound, "price_windows")?,
             halted_symbols: bound
                 .getattr("halted_symbols")?
                 .cast_into::<PySet>()?
@@ -512,36 +529,226 @@ impl PyEngineState {
     fn observe_tick(&mut self, py: Python<'_>, tick: &Bound<'_, PyAny>) -> PyResult<i64> {
         let symbol_object = tick.getattr(intern!(py, "symbol"))?;
         let symbol = symbol_object.cast::<PyString>()?.to_str()?;
-        let time_ms: i64 = tick.getattr(intern!(py, "time_ms"))?.extract()?;
-        if self.state.observe_tick(symbol, time_ms) {
+        let quote = gate_py::quote_of(tick)?;
+        let window_ms = self.gate_limits.flash_crash_window_ms;
+        if self.state.observe_tick(symbol, quote, window_ms) {
             self.last_ticks.bind(py).set_item(&symbol_object, tick)?;
         }
-        let bid: f64 = tick.getattr(intern!(py, "bid"))?.extract()?;
-        let ask: f64 = tick.getattr(intern!(py, "ask"))?.extract()?;
-        let windows = self.price_windows.bind(py);
-        let window = match windows.get_item(&symbol_object)? {
-            Some(window) => window.cast_into::<PyPriceWindow>()?,
-            None => {
-                let window_ms: i64 = self
-                    .limits
-                    .bind(py)
-                    .getattr(intern!(py, "flash_crash_window_ms"))?
-                    .extract()?;
-                let window = Bound::new(py, PyPriceWindow::new(window_ms))?;
-                windows.set_item(&symbol_object, &window)?;
-                window
-            }
-        };
-        window
-            .borrow_mut()
-            .window
-            .update(time_ms, (bid + ask) / 2.0);
         Ok(self.state.pnl_revision)
     }
 
     /// Put an operator's limits in force (until a restart: the command is not replayed).
-    fn set_limits(&mut self, limits: Py<PyAny>) {
+    fn set_limits(&mut self, py: Python<'_>, limits: Py<PyAny>) -> PyResult<()> {
+        self.gate_limits = gate_py::limits_of(limits.bind(py))?;
+        self.loss_floor = gate_py::loss_floor(py, &self.gate_limits.loss_floor())?.unbind();
+        self.routes = (-1, Routes::new());
         self.limits = limits;
+        Ok(())
+    }
+
+    // ---- the gate over the state's own values ------------------------------------------------
+
+    /// Run the gate on an order from `symbol`'s position: every check in order (a signal's order),
+    /// or, `is_operator`, the operator's checks on an order that must only reduce (flatten, a
+    /// protective stop); the first denial `(check, reason, halts)`, or None when it may go.
+    #[allow(clippy::too_many_arguments)]
+    fn denial(
+        &mut self,
+        py: Python<'_>,
+        symbol: &str,
+        side: &str,
+        quantity_lots: f64,
+        created_at_ms: i64,
+        now_ms: i64,
+        is_operator: bool,
+    ) -> PyResult<gate_py::PyDenial> {
+        let order = gate::Proposed {
+            symbol,
+            is_buy: side == "buy",
+            quantity_lots,
+            limit_price: None, // the engine's orders are market orders
+            created_at_ms,
+        };
+        self.gate(py, &order, now_ms, is_operator)
+    }
+
+    /// Decide on a signal (`decide.rs`): `(intent or None, events, is_duplicate)`, the contract's
+    /// structs; `sizing`: the policy's core rules, `instance_id`: the risk events' ids.
+    fn on_signal<'py>(
+        &mut self,
+        py: Python<'py>,
+        signal: &Bound<'py, PyAny>,
+        sizing: PyRef<'py, PySizing>,
+        instance_id: &str,
+        now_ms: i64,
+    ) -> PyResult<(Option<Bound<'py, PyAny>>, Bound<'py, PyTuple>, bool)> {
+        let Event::Signal(signal) = event_from_py(signal)? else {
+            return Err(PyValueError::new_err("on_signal takes a Signal"));
+        };
+        let mut risk = self.risk_events(instance_id);
+        let policy = sizing.policy;
+        let decision = self.with_answers(
+            py,
+            &signal.symbol,
+            now_ms,
+            None,
+            |state, limits, answers| {
+                decide::on_signal(state, &policy, limits, answers, &mut risk, &signal, now_ms)
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        let intent = match decision.intent {
+            Some(intent) => Some(event_to_py(py, &Event::OrderIntent(intent))?),
+            None => None,
+        };
+        let events = decision
+            .events
+            .iter()
+            .map(|event| event_to_py(py, event))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok((intent, PyTuple::new(py, events)?, decision.is_duplicate))
+    }
+
+    /// Reduce-only market orders that close `symbol`'s position, and the operator checks' denials
+    /// (`decide::closing_orders`); `signal_for(part)` names the decision each part traces to.
+    fn closing_orders<'py>(
+        &mut self,
+        py: Python<'py>,
+        symbol: &str,
+        signal_for: &Bound<'py, PyAny>,
+        now_ms: i64,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+        let mut failed: Option<PyErr> = None;
+        let mut ask = |part: i64| match signal_for.call1((part,)).and_then(|s| event_from_py(&s)) {
+            Ok(Event::Signal(signal)) => Some(signal),
+            Ok(_) => {
+                failed = Some(PyValueError::new_err("signal_for must return a Signal"));
+                None
+            }
+            Err(error) => {
+                failed = Some(error);
+                None
+            }
+        };
+        let (intents, denials) =
+            self.with_answers(py, symbol, now_ms, None, |state, limits, answers| {
+                decide::closing_orders(state, limits, answers, symbol, &mut ask, now_ms)
+            })?;
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        let intents = intents
+            .into_iter()
+            .map(|intent| event_to_py(py, &Event::OrderIntent(intent)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let denials = denials
+            .iter()
+            .map(|event| event_to_py(py, event))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok((PyList::new(py, intents)?, PyList::new(py, denials)?))
+    }
+
+    /// The breakers on a tick of `symbol`, already observed (`decide::on_tick`); `day`: the trading
+    /// day of `now_ms` (the valuation's, asked once).
+    fn tick_breakers<'py>(
+        &mut self,
+        py: Python<'py>,
+        symbol: &str,
+        day: String,
+        instance_id: &str,
+        now_ms: i64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut risk = self.risk_events(instance_id);
+        let events = self.with_answers(
+            py,
+            symbol,
+            now_ms,
+            Some((day, None)),
+            |state, limits, answers| {
+                decide::on_tick(state, limits, answers, &mut risk, symbol, now_ms)
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        let events = events
+            .iter()
+            .map(|event| event_to_py(py, event))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, events)
+    }
+
+    /// The breaker trips an applied fill or reject leads to (`decide::follow_ups`); `day`: the
+    /// trading day of the event's time.
+    fn follow_ups<'py>(
+        &mut self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+        day: String,
+        instance_id: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let rust_event = event_from_py(event)?;
+        let (at_ms, fill) = match &rust_event {
+            Event::OrderFilled(fill) => (fill.header.event_at_ms, Some(event.clone())),
+            Event::OrderRejected(rejected) => (rejected.header.event_at_ms, None),
+            _ => return Ok(PyList::empty(py)),
+        };
+        let mut risk = self.risk_events(instance_id);
+        let found = self.with_answers(
+            py,
+            "",
+            at_ms,
+            Some((day, fill)),
+            |state, limits, answers| {
+                Ok(decide::follow_ups(
+                    state,
+                    limits,
+                    answers.day,
+                    &mut risk,
+                    &rust_event,
+                ))
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        let events = found
+            .iter()
+            .map(|event| event_to_py(py, event))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, events)
+    }
+
+    /// Unrealised P&L of every open position at its latest mid, in its quote currency (exact
+    /// `Decimal`s, by symbol; the limits in force give the contract sizes).
+    fn unrealized_now<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let amounts = decide::unrealized_now(&self.state, &self.gate_limits)
+            .map_err(|_| PyOverflowError::new_err(Overflow.to_string()))?;
+        let out = PyDict::new(py);
+        for (symbol, amount) in amounts {
+            out.set_item(symbol, to_py(py, amount)?)?;
+        }
+        Ok(out)
+    }
+
+    /// Build one risk event, the next in sequence, with its stable id (`decide::RiskEvents`).
+    #[allow(clippy::too_many_arguments)]
+    fn build_risk_event<'py>(
+        &mut self,
+        py: Python<'py>,
+        instance_id: &str,
+        kind: &str,
+        severity: &str,
+        detail: String,
+        now_ms: i64,
+        trading_state: &str,
+        symbol: &str,
+        check: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let bad = |what: &str| PyValueError::new_err(format!("not a {what}"));
+        let severity = Severity::from_name(severity).ok_or_else(|| bad("severity"))?;
+        let trading_state =
+            TradingState::from_name(trading_state).ok_or_else(|| bad("trading state"))?;
+        let mut risk = self.risk_events(instance_id);
+        let event = risk.risk(kind, severity, detail, now_ms, trading_state, symbol, check);
+        self.risk_sequence = risk.sequence;
+        event_to_py(py, &Event::RiskEvent(event))
     }
 
     /// Remember that a protective close of `symbol` was denied at `now_ms` (retried a second later).
@@ -656,6 +863,97 @@ impl PyEngineState {
 
 impl PyEngineState {
     /// Apply by exact type (contract messages are never subclassed); a Python error is raised as it is.
+    /// One pass of the gate over the state's values, asking the kernel what it decides.
+    fn gate(
+        &mut self,
+        py: Python<'_>,
+        order: &gate::Proposed<'_>,
+        now_ms: i64,
+        operator: bool,
+    ) -> PyResult<gate_py::PyDenial> {
+        let found =
+            self.with_answers(py, order.symbol, now_ms, None, |state, limits, answers| {
+                let view = state.view();
+                if operator {
+                    gate::operator_denial(order, &view, limits, answers, now_ms)
+                } else {
+                    gate::first_denial(order, &view, limits, answers, now_ms)
+                }
+            })?;
+        Ok(gate_py::py_denial(found))
+    }
+
+    /// Run `decide` over the state with the kernel's answers (the calendar, the conversion routes,
+    /// kept per P&L revision, the day's P&L) and `symbol`'s flash-crash move; raise what they raised.
+    /// `asked`: the trading day already asked, and the fill booked just now (the day is valued after it).
+    fn with_answers<'py, T>(
+        &mut self,
+        py: Python<'py>,
+        symbol: &str,
+        now_ms: i64,
+        asked: Option<(String, Option<Bound<'py, PyAny>>)>,
+        decide: impl FnOnce(
+            &engine_state::EngineState,
+            &gate::Limits,
+            &mut gate::Answers<'_>,
+        ) -> Result<T, Overflow>,
+    ) -> PyResult<T> {
+        let limits = self.limits.bind(py);
+        let view = self.view.bind(py);
+        let revision = self.state.pnl_revision;
+        let known = if self.routes.0 == revision {
+            std::mem::take(&mut self.routes.1)
+        } else {
+            Routes::new()
+        };
+        let raised = gate_py::Raised::default();
+        let (day, fill) = match asked {
+            Some((day, fill)) => (Some(day), fill),
+            None => (None, None),
+        };
+        let market = gate_py::PyMarket {
+            market: limits.getattr(intern!(py, "market"))?,
+            day,
+            raised: &raised,
+        };
+        let converted = Arc::clone(&self.gate_limits);
+        let rates = gate_py::PyRates::new(
+            limits.clone(),
+            &converted.account_currency,
+            &self.state.quotes,
+            known,
+            &raised,
+        );
+        let mut day = gate_py::PyDayLoss {
+            day_pnl: view.getattr(intern!(py, "day_pnl"))?,
+            fill,
+            floor: Some(self.loss_floor.bind(py).clone()),
+            limits: limits.clone(),
+            now_ms,
+            raised: &raised,
+        };
+        let mut answers = gate::Answers {
+            market: &market,
+            rates: &rates,
+            day: &mut day,
+            move_pct: self.state.move_pct(symbol),
+        };
+        let found = decide(&self.state, &converted, &mut answers)
+            .map_err(|_| PyOverflowError::new_err(Overflow.to_string()))?;
+        let known = rates.known.into_inner();
+        self.routes = (revision, known);
+        raised.check()?;
+        Ok(found)
+    }
+
+    /// The risk event builder, numbering from the face's sequence (the caller writes it back).
+    fn risk_events(&self, instance_id: &str) -> decide::RiskEvents {
+        decide::RiskEvents {
+            instance_id: instance_id.to_owned(),
+            sequence: self.risk_sequence,
+        }
+    }
+
     fn dispatch(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Result<bool, Refused>> {
         let py = event.py();
         let kinds = contracts(py)?;

@@ -6,11 +6,14 @@
 pub mod broker;
 pub mod chain;
 pub mod day_screen;
+pub mod decide;
 pub mod engine_state;
 mod engine_state_py;
 pub mod events;
 mod events_py;
 pub mod gate;
+mod gate_py;
+pub mod ids;
 pub mod lifecycle;
 pub mod market;
 mod market_py;
@@ -173,8 +176,8 @@ fn round_lots(steps: i64, lot_step: f64, decimals: Option<u32>) -> f64 {
 
 /// The sizing rules of one policy: caps in steps and decimals worked out once.
 #[pyclass(frozen, name = "Sizing", module = "tickwave_core")]
-struct PySizing {
-    policy: sizing::Policy,
+pub(crate) struct PySizing {
+    pub(crate) policy: sizing::Policy,
 }
 
 #[pymethods]
@@ -238,7 +241,7 @@ pub(crate) fn to_py(py: Python<'_>, amount: Dec) -> PyResult<Py<PyAny>> {
         .unbind())
 }
 
-fn overflow(_: Overflow) -> PyErr {
+pub(crate) fn overflow(_: Overflow) -> PyErr {
     PyOverflowError::new_err(Overflow.to_string())
 }
 
@@ -453,8 +456,8 @@ impl PyBook {
 
 /// The lowest and highest mid of one symbol over the last `window_ms` (see `risk.rs`).
 #[pyclass(name = "PriceWindow", module = "tickwave_core")]
-struct PyPriceWindow {
-    window: risk::PriceWindow,
+pub(crate) struct PyPriceWindow {
+    pub(crate) window: risk::PriceWindow,
 }
 
 #[pymethods]
@@ -482,48 +485,10 @@ impl PyPriceWindow {
     }
 }
 
-/// Return what the price collar refuses on a quote: `("spread" | "limit", bps)`, or None.
-#[pyfunction]
-#[pyo3(signature = (bid, ask, limit_price, collar_bps))]
-fn collar_breach(
-    bid: f64,
-    ask: f64,
-    limit_price: Option<f64>,
-    collar_bps: f64,
-) -> Option<(&'static str, f64)> {
-    risk::collar_breach(bid, ask, limit_price, collar_bps).map(|breach| match breach {
-        risk::CollarBreach::Spread(bps) => ("spread", bps),
-        risk::CollarBreach::LimitDistance(bps) => ("limit", bps),
-    })
-}
-
-/// Return the number of orders sent in the last second when it reaches `max_per_second`, else None.
-#[pyfunction]
-fn rate_breach(
-    sent_ms: &Bound<'_, PyAny>,
-    now_ms: i64,
-    max_per_second: i64,
-) -> PyResult<Option<usize>> {
-    let count = sent_ms.len()?;
-    let mut times = Vec::new();
-    for sent in sent_ms.try_iter()? {
-        let sent: i64 = sent?.extract()?;
-        if sent > now_ms - 1000 {
-            break; // the rest are in the window: only the front is read
-        }
-        times.push(sent);
-    }
-    Ok(risk::rate_breach(times, count, now_ms, max_per_second))
-}
-
 // ---------------------------------------------------------------------------------------------
 // The gate's rules on an order's figures (`gate.rs`); a denial is `(check, reason, halts)`.
 
-type PyDenial = Option<(&'static str, String, &'static str)>;
-
-fn py_denial(found: Option<gate::Denial>) -> PyDenial {
-    found.map(|denial| (denial.check, denial.reason, denial.halts.name()))
-}
+use gate_py::{py_denial, PyDenial};
 
 /// Return True when `signed_lots` bring `current_lots` (working orders included) towards flat.
 #[pyfunction]
@@ -535,17 +500,6 @@ fn is_reducing(current_lots: &Bound<'_, PyAny>, signed_lots: &Bound<'_, PyAny>) 
 #[pyfunction]
 fn signal_timeframe_denial(symbol: &str, timeframe: &str, driver: &str) -> PyDenial {
     py_denial(gate::signal_timeframe(symbol, timeframe, driver))
-}
-
-/// Deny while trading (or the symbol) is HALTED, or REDUCING and the order does not reduce.
-#[pyfunction]
-fn trading_state_denial(
-    state: &str,
-    symbol: &str,
-    symbol_halted: bool,
-    reducing: bool,
-) -> PyDenial {
-    py_denial(gate::trading_state(state, symbol, symbol_halted, reducing))
 }
 
 /// Deny a signal older than the TTL.
@@ -612,7 +566,6 @@ fn flash_crash_words(symbol: &str, move_pct: f64, window_ms: i64) -> String {
 fn add_gate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_reducing, m)?)?;
     m.add_function(wrap_pyfunction!(signal_timeframe_denial, m)?)?;
-    m.add_function(wrap_pyfunction!(trading_state_denial, m)?)?;
     m.add_function(wrap_pyfunction!(signal_ttl_denial, m)?)?;
     m.add_function(wrap_pyfunction!(max_order_size_denial, m)?)?;
     m.add_function(wrap_pyfunction!(stale_price, m)?)?;
@@ -641,8 +594,6 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCreationIndex>()?;
     m.add_class::<PyBook>()?;
     m.add_class::<PyPriceWindow>()?;
-    m.add_function(wrap_pyfunction!(collar_breach, m)?)?;
-    m.add_function(wrap_pyfunction!(rate_breach, m)?)?;
     add_gate(m)?;
     m.add_class::<PyBooking>()?;
     add_rounding(m)?;
@@ -655,6 +606,7 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<replay_py::PyReplayJournal>()?;
     // The engine state.
     engine_state_py::add(m)?;
+    gate_py::add(m)?;
     // The journaled events and their wire bytes.
     events_py::add(m)?;
     // The spike filter.
