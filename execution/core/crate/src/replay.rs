@@ -974,6 +974,94 @@ mod tests {
         );
     }
 
+    fn header(id: &str) -> OrderHeader {
+        OrderHeader {
+            client_order_id: id.to_owned(),
+            signal_id: id.to_owned(),
+            symbol: "EURUSD".to_owned(),
+            model_id: "m".to_owned(),
+            model_version: 1,
+            event_at_ms: 0,
+        }
+    }
+
+    fn order(id: &str, side: Side, lots: f64) -> Event {
+        Event::OrderSubmitted(OrderSubmitted {
+            header: header(id),
+            side,
+            quantity_lots: lots,
+            order_type: OrderType::Market,
+            limit_price: None,
+            venue: None,
+        })
+    }
+
+    fn filled(id: &str, lots: f64, price: f64) -> Event {
+        Event::OrderFilled(crate::events::OrderFilled {
+            header: header(id),
+            fill_id: format!("f-{id}"),
+            fill_price: price,
+            fill_lots: lots,
+            cumulative_lots: lots,
+            is_final: true,
+        })
+    }
+
+    fn denial(id: &str, check: &str) -> Event {
+        Event::OrderDenied(OrderDenied {
+            header: header(id),
+            reason: String::new(),
+            check: check.to_owned(),
+        })
+    }
+
+    #[test]
+    fn a_journal_s_figures_are_its_orders_denials_and_each_fill_s_move_on_its_book() {
+        let events = [
+            order("a", Side::Buy, 1.0),
+            denial("x", "max_order_size"),
+            filled("a", 1.0, 1.1),
+            order("b", Side::Sell, 2.0),
+            filled("b", 2.0, 1.2), // closes a at +0.1, then opens a short: through zero
+            denial("y", "collar"),
+            denial("z", "max_order_size"),
+            order("c", Side::Buy, 0.5),
+            filled("c", 0.5, 1.15), // half the short back at a gain of 0.025
+        ];
+
+        let figures = figures(&events).unwrap();
+
+        assert_eq!(figures.orders, 3);
+        assert_eq!(
+            figures.denials.into_iter().collect::<Vec<_>>(),
+            [("collar".to_owned(), 1), ("max_order_size".to_owned(), 2)]
+        );
+        let shown: Vec<(usize, Side, String, bool)> = figures
+            .fills
+            .iter()
+            .map(|fill| {
+                (
+                    fill.at,
+                    fill.side,
+                    fill.moved.to_string(),
+                    fill.opens_round_trip,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (2, Side::Buy, "0".to_owned(), true),
+                (4, Side::Sell, "0.10".to_owned(), true), // 1.0 x 0.1, as Decimal writes it
+                (8, Side::Buy, "0.025".to_owned(), false),
+            ]
+        );
+        assert_eq!(
+            super::figures(&[filled("d", 1.0, 1.1)]),
+            Err(FiguresError::UnknownOrder("d".to_owned()))
+        );
+    }
+
     /// The loop's own cost per row with the scripted engine (`cargo test --release -- --ignored --nocapture`).
     #[test]
     #[ignore]
