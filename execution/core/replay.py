@@ -93,11 +93,18 @@ class CoreEvents(Sequence[AnyMessage]):
     builds alone. Iterating builds every event once and keeps them.
     """
 
-    __slots__ = ("_built", "journal")
+    __slots__ = ("_built", "_figures", "journal")
 
     def __init__(self, journal: ReplayJournal) -> None:
         self.journal = journal
         self._built: tuple[AnyMessage, ...] | None = None
+        self._figures: tuple[int, dict[str, int], list[FillFigure]] | None = None
+
+    def figures(self) -> tuple[int, dict[str, int], list[FillFigure]]:
+        """Return the journal's figures (``ReplayJournal.figures``: orders, denials per check, fills), read once."""
+        if self._figures is None:
+            self._figures = self.journal.figures()
+        return self._figures
 
     @property
     def is_built(self) -> bool:
@@ -139,19 +146,17 @@ class CoreEvents(Sequence[AnyMessage]):
     __hash__ = None  # type: ignore[assignment]  # mutable cache, compared by content
 
 
-def _fill_figures(events: Iterable[AnyMessage] | ReplayJournal) -> tuple[list[OrderFilled], list[FillFigure]]:
-    """Return the fills of ``events`` and what each did to its symbol's book, by the core's walk (``figures``).
+def _fill_figures(events: Iterable[AnyMessage] | ReplayJournal) -> list[FillFigure]:
+    """Return what each fill of ``events`` did to its symbol's book, by the core's walk (``figures``).
 
-    Only the orders and fills go to the core (one conversion each), a replay's journal as it is.
+    Only the orders and fills go to the core (one conversion each); a journal the core holds is read there.
     """
-    if isinstance(events, CoreEvents) and not events.is_built:
-        events = events.journal
+    if isinstance(events, CoreEvents):
+        return events.figures()[2]
     if isinstance(events, ReplayJournal):
-        _, _, moves = events.figures()
-        return [cast(OrderFilled, events[move[0]]) for move in moves], moves
+        return events.figures()[2]
     kept = [event for event in events if type(event) is OrderSubmitted or type(event) is OrderFilled]
-    _, _, moves = ReplayJournal(kept).figures()
-    return [cast(OrderFilled, kept[move[0]]) for move in moves], moves
+    return ReplayJournal(kept).figures()[2]
 
 
 def fill_pnls(events: Iterable[AnyMessage] | ReplayJournal, instruments: Mapping[str, Instrument]) -> list[FillPnl]:
@@ -161,21 +166,11 @@ def fill_pnls(events: Iterable[AnyMessage] | ReplayJournal, instruments: Mapping
     ``positions.rs``, walked over the journal by its ``figures``): a live journal and a replayed
     one give the same list exactly when they hold the same fills.
     """
-    fills, moves = _fill_figures(events)
     result: list[FillPnl] = []
-    for event, (_, side, lots, price, moved, _) in zip(fills, moves, strict=True):
-        spec = instruments[event.symbol]
+    for client_order_id, fill_id, symbol, side, lots, price, moved, _ in _fill_figures(events):
+        spec = instruments[symbol]
         result.append(
-            FillPnl(
-                event.client_order_id,
-                event.fill_id,
-                event.symbol,
-                side,
-                lots,
-                price,
-                spec.price_pnl(1, moved),
-                spec.quote,
-            )
+            FillPnl(client_order_id, fill_id, symbol, side, lots, price, spec.price_pnl(1, moved), spec.quote)
         )
     return result
 
@@ -185,7 +180,7 @@ def count_trades(events: Iterable[AnyMessage] | ReplayJournal) -> int:
 
     The engine's rule (:meth:`execution.core.positions.Book.book`): a fill that opens a round trip.
     """
-    return sum(move[5] for move in _fill_figures(events)[1])
+    return sum(figure[7] for figure in _fill_figures(events))
 
 
 @dataclass(frozen=True)
@@ -237,9 +232,14 @@ class ReplayResult:
 
     def denial_counts(self) -> dict[str, int]:
         """Return the denials per check (``sizing``, ``price_collar``, ...)."""
-        if type(self.events) is CoreEvents and not self.events.is_built:
-            return self.events.journal.figures()[1]
+        if type(self.events) is CoreEvents:
+            return dict(self.events.figures()[1])
         return dict(sorted(Counter(denial.check for denial in self.denials).items()))
+
+    @property
+    def order_count(self) -> int:
+        """Return how many orders were sent (read in the core when it holds the journal)."""
+        return self.events.figures()[0] if type(self.events) is CoreEvents else len(self.orders)
 
     @property
     def trades(self) -> int:

@@ -235,8 +235,8 @@ class ReplayJournal:
     def figures(self) -> tuple[int, dict[str, int], list[FillFigure]]: ...
     def chain(self) -> tuple[str, int]: ...
 
-# A fill's figures: its journal index, side, lots, price, realised P&L in price x lots, whether it opened a trip.
-FillFigure = tuple[int, str, Decimal, Decimal, Decimal, bool]
+# A fill's figures: its order, id, symbol, side, lots, price, realised P&L in price x lots, whether it opened a trip.
+FillFigure = tuple[str, str, str, str, Decimal, Decimal, Decimal, bool]
 
 # ---------------------------------------------------------------------------------------
 # The engine state (engine_state.rs, engine_state_py.rs)

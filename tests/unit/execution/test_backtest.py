@@ -329,6 +329,7 @@ def test_replay_result_when_its_journal_is_the_core_s_then_it_reads_the_same_wit
 
     assert (core.orders, core.fills, core.denials) == (kept.orders, kept.fills, kept.denials)
     assert core.denial_counts() == kept.denial_counts()
+    assert core.order_count == kept.order_count == len(kept.orders)
     assert core.trades == kept.trades == count_trades(kept.events)
     assert fill_pnls(core.events, instruments) == fill_pnls(kept.events, instruments)
     assert isinstance(core.events, CoreEvents) and not core.events.is_built, "no event built but those read"

@@ -67,6 +67,18 @@ impl PyReplayTimeline {
     }
 }
 
+/// A fill's figures as the Python facade unpacks them (`ReplayJournal.figures`).
+type FillFigure = (
+    String,
+    String,
+    String,
+    &'static str,
+    Py<PyAny>,
+    Py<PyAny>,
+    Py<PyAny>,
+    bool,
+);
+
 /// A replay's journal as core values: converted to `tickwave.contracts` structs once, linked with no Python.
 #[pyclass(frozen, name = "ReplayJournal", module = "tickwave_core")]
 pub struct PyReplayJournal {
@@ -122,17 +134,13 @@ impl PyReplayJournal {
     }
 
     /// What a replay's result reads of the journal, in one pass (`replay.rs`'s `figures`): the orders sent,
-    /// the denials per check (a dict in the checks' order) and each fill as `(index, side, lots, price,
-    /// moved, opens_round_trip)`, the amounts `Decimal`s, `moved` the realised P&L in price x lots.
-    #[allow(clippy::type_complexity)] // the tuple the Python facade unpacks
+    /// the denials per check (a dict in the checks' order) and each fill as `(client_order_id, fill_id,
+    /// symbol, side, lots, price, moved, opens_round_trip)`, the amounts `Decimal`s, `moved` the realised
+    /// P&L in price x lots.
     fn figures<'py>(
         &self,
         py: Python<'py>,
-    ) -> PyResult<(
-        usize,
-        Bound<'py, PyDict>,
-        Vec<(usize, &'static str, Py<PyAny>, Py<PyAny>, Py<PyAny>, bool)>,
-    )> {
+    ) -> PyResult<(usize, Bound<'py, PyDict>, Vec<FillFigure>)> {
         let figures = figures(&self.events).map_err(|error| match error {
             FiguresError::UnknownOrder(id) => PyKeyError::new_err(id),
             FiguresError::NotADecimal(bad) => PyValueError::new_err(format!(
@@ -147,8 +155,13 @@ impl PyReplayJournal {
         }
         let mut fills = Vec::with_capacity(figures.fills.len());
         for fill in &figures.fills {
+            let Event::OrderFilled(filled) = &self.events[fill.at] else {
+                unreachable!("a fill's figures come from its OrderFilled")
+            };
             fills.push((
-                fill.at,
+                filled.header.client_order_id.clone(),
+                filled.fill_id.clone(),
+                filled.header.symbol.clone(),
                 fill.side.name(),
                 crate::to_py(py, fill.lots)?,
                 crate::to_py(py, fill.price)?,
