@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tickwave_core import ReplayJournal
 
 from execution.backtest import count_trades, fill_pnls, replay_session
 from execution.core.replay import CoreEvents, core_timeline, timeline
@@ -21,7 +22,6 @@ from tickwave.contracts import Signal, Tick
 from tickwave.instruments import registry
 from tickwave.money import to_decimal
 from tickwave.validation import SpikeFilter
-from tickwave_core import ReplayJournal
 
 
 def _settings(tmp_path: Path, paper_broker: dict[str, object] | None = None, **risk: object) -> Settings:
