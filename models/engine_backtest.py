@@ -197,7 +197,7 @@ def run_engine(
     False leaves it out (a P&L judgement reads no chain) and :meth:`EngineTrading.summary` says so.
     """
     replay = replay_session(settings, ticks, signals, fast=fast, audit_chain=audit_chain)
-    return EngineTrading(replay, replay.total_pnl, replay.trades, len(replay.orders), replay.denial_counts())
+    return EngineTrading(replay, replay.total_pnl, replay.trades, replay.order_count, replay.denial_counts())
 
 
 def engine_positions(

@@ -11,22 +11,27 @@ the engine's booked P&L (:func:`booked_pnl`), all by the engine's own rule
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from operator import attrgetter
-from typing import Final, Protocol, cast
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, cast, overload
 
 import msgspec
+from tickwave_core import ReplayJournal, ReplayTimeline
 
 from execution.core.engine import Engine
 from execution.core.paper import PaperBroker
-from execution.core.positions import Book, book_of
 from tickwave.clock import ManualClock
 from tickwave.contracts import AnyMessage, OrderDenied, OrderFilled, OrderSubmitted, Signal, Tick, encode
 from tickwave.instruments import Instrument
-from tickwave.money import MONEY_CONTEXT, to_decimal
+from tickwave.money import MONEY_CONTEXT
+from tickwave.validation import ValidationRules, check_ticks
 
+if TYPE_CHECKING:
+    from tickwave_core import FillFigure
+
+_M = TypeVar("_M", OrderSubmitted, OrderFilled, OrderDenied)
 _ENCODER: Final = msgspec.json.Encoder()
 _TICKS_DECODER: Final = msgspec.json.Decoder(list[Tick])
 _TICK_TIME: Final = attrgetter("time_ms")
@@ -80,56 +85,102 @@ class FillPnl:
     currency: str
 
 
-def fill_pnls(events: Iterable[AnyMessage], instruments: Mapping[str, Instrument]) -> list[FillPnl]:
+class CoreEvents(Sequence[AnyMessage]):
+    """A journal the core holds (a replay's in the core), as a sequence of contract events built only when read.
+
+    Converting a 200,000-row replay's ~900,000 events to Python costs more than the replay itself; what
+    its result is read for (orders, fills, denials, the figures of :func:`fill_pnls`) the core reads or
+    builds alone. Iterating builds every event once and keeps them.
+    """
+
+    __slots__ = ("_built", "_figures", "journal")
+
+    def __init__(self, journal: ReplayJournal) -> None:
+        self.journal = journal
+        self._built: tuple[AnyMessage, ...] | None = None
+        self._figures: tuple[int, dict[str, int], list[FillFigure]] | None = None
+
+    def figures(self) -> tuple[int, dict[str, int], list[FillFigure]]:
+        """Return the journal's figures (``ReplayJournal.figures``: orders, denials per check, fills), read once."""
+        if self._figures is None:
+            self._figures = self.journal.figures()
+        return self._figures
+
+    @property
+    def is_built(self) -> bool:
+        """Whether every event was built (by iterating, slicing or comparing)."""
+        return self._built is not None
+
+    def built(self) -> tuple[AnyMessage, ...]:
+        """Return every event, built once."""
+        if self._built is None:
+            self._built = cast(tuple[AnyMessage, ...], tuple(self.journal.to_py()))
+        return self._built
+
+    def of_types(self, *types: type[AnyMessage]) -> list[AnyMessage]:
+        """Return the events of ``types`` in order: only those built (from every event when they are)."""
+        if self._built is not None:
+            return [event for event in self._built if type(event) in types]
+        return cast(list[AnyMessage], self.journal.of_tags([str(kind.__struct_config__.tag) for kind in types]))
+
+    def __len__(self) -> int:
+        return len(self.journal)
+
+    @overload
+    def __getitem__(self, index: int) -> AnyMessage: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[AnyMessage, ...]: ...
+    def __getitem__(self, index: int | slice) -> AnyMessage | tuple[AnyMessage, ...]:
+        if isinstance(index, slice):
+            return self.built()[index]
+        return self.built()[index] if self._built is not None else cast(AnyMessage, self.journal[index])
+
+    def __iter__(self) -> Iterator[AnyMessage]:
+        return iter(self.built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CoreEvents):
+            return self.built() == other.built()
+        return isinstance(other, tuple) and self.built() == other
+
+    __hash__ = None  # type: ignore[assignment]  # mutable cache, compared by content
+
+
+def _fill_figures(events: Iterable[AnyMessage] | ReplayJournal) -> list[FillFigure]:
+    """Return what each fill of ``events`` did to its symbol's book, by the core's walk (``figures``).
+
+    Only the orders and fills go to the core (one conversion each); a journal the core holds is read there.
+    """
+    if isinstance(events, CoreEvents):
+        return events.figures()[2]
+    if isinstance(events, ReplayJournal):
+        return events.figures()[2]
+    kept = [event for event in events if type(event) is OrderSubmitted or type(event) is OrderFilled]
+    return ReplayJournal(kept).figures()[2]
+
+
+def fill_pnls(events: Iterable[AnyMessage] | ReplayJournal, instruments: Mapping[str, Instrument]) -> list[FillPnl]:
     """Return the realised P&L of every fill in ``events`` (a journal, live or replayed), in order.
 
-    The same first-in first-out books as the engine and the paper broker
-    (:class:`execution.core.positions.Book`): a live journal and a replayed one give the same
-    list exactly when they hold the same fills.
+    The same first-in first-out books as the engine and the paper broker (the core's
+    ``positions.rs``, walked over the journal by its ``figures``): a live journal and a replayed
+    one give the same list exactly when they hold the same fills.
     """
-    sides: dict[str, str] = {}
-    books: dict[str, Book] = {}
     result: list[FillPnl] = []
-    for event in events:
-        if isinstance(event, OrderSubmitted):
-            sides[event.client_order_id] = event.side
-        elif isinstance(event, OrderFilled):
-            side = sides[event.client_order_id]
-            lots, price = to_decimal(event.fill_lots), to_decimal(event.fill_price)
-            moved = book_of(books, event.symbol).fill(lots if side == "buy" else -lots, price)
-            spec = instruments[event.symbol]
-            result.append(
-                FillPnl(
-                    event.client_order_id,
-                    event.fill_id,
-                    event.symbol,
-                    side,
-                    lots,
-                    price,
-                    spec.price_pnl(1, moved),
-                    spec.quote,
-                )
-            )
+    for client_order_id, fill_id, symbol, side, lots, price, moved, _ in _fill_figures(events):
+        spec = instruments[symbol]
+        result.append(
+            FillPnl(client_order_id, fill_id, symbol, side, lots, price, spec.price_pnl(1, moved), spec.quote)
+        )
     return result
 
 
-def count_trades(events: Iterable[AnyMessage]) -> int:
+def count_trades(events: Iterable[AnyMessage] | ReplayJournal) -> int:
     """Return how many round trips were opened: from flat, or by a fill that flipped through zero.
 
     The engine's rule (:meth:`execution.core.positions.Book.book`): a fill that opens a round trip.
     """
-    sides: dict[str, str] = {}
-    books: dict[str, Book] = {}
-    trades = 0
-    for event in events:
-        if isinstance(event, OrderSubmitted):
-            sides[event.client_order_id] = event.side
-        elif isinstance(event, OrderFilled):
-            lots = to_decimal(event.fill_lots)
-            signed = lots if sides[event.client_order_id] == "buy" else -lots
-            booking = book_of(books, event.symbol).book(signed, to_decimal(event.fill_price), event.fill_id)
-            trades += booking.opens_round_trip_id != ""
-    return trades
+    return sum(figure[7] for figure in _fill_figures(events))
 
 
 @dataclass(frozen=True)
@@ -143,7 +194,7 @@ class ReplayResult:
     account.
     """
 
-    events: tuple[AnyMessage, ...]  # the journal, in order
+    events: tuple[AnyMessage, ...] | CoreEvents  # the journal, in order (the core's: each event built when read)
     positions: dict[str, Decimal]
     realized_by_currency: dict[str, Decimal]
     unrealized_by_currency: dict[str, Decimal]
@@ -159,24 +210,36 @@ class ReplayResult:
     # Exact types (contract messages are never subclassed): an isinstance that misses costs ~65 ns, and a
     # replay of 200,000 rows journals ~900,000 events.
 
+    def _of_type(self, kind: type[_M]) -> list[_M]:
+        if type(self.events) is CoreEvents:
+            return cast(list[_M], self.events.of_types(kind))
+        return [event for event in self.events if type(event) is kind]
+
     @property
     def orders(self) -> list[OrderSubmitted]:
         """Return the orders sent, in order."""
-        return [event for event in self.events if type(event) is OrderSubmitted]
+        return self._of_type(OrderSubmitted)
 
     @property
     def fills(self) -> list[OrderFilled]:
         """Return the fills, in order."""
-        return [event for event in self.events if type(event) is OrderFilled]
+        return self._of_type(OrderFilled)
 
     @property
     def denials(self) -> list[OrderDenied]:
         """Return the signals the gate (or sizing) turned down."""
-        return [event for event in self.events if type(event) is OrderDenied]
+        return self._of_type(OrderDenied)
 
     def denial_counts(self) -> dict[str, int]:
         """Return the denials per check (``sizing``, ``price_collar``, ...)."""
+        if type(self.events) is CoreEvents:
+            return dict(self.events.figures()[1])
         return dict(sorted(Counter(denial.check for denial in self.denials).items()))
+
+    @property
+    def order_count(self) -> int:
+        """Return how many orders were sent (read in the core when it holds the journal)."""
+        return self.events.figures()[0] if type(self.events) is CoreEvents else len(self.orders)
 
     @property
     def trades(self) -> int:
@@ -202,6 +265,18 @@ def timeline(ticks: Iterable[Tick], signals: Iterable[Signal]) -> list[Tick | Si
         merged.append(tick)
     merged += by_creation[waiting:]
     return merged
+
+
+def core_timeline(ordered: Sequence[Tick | Signal], rules: ValidationRules) -> ReplayTimeline:
+    """Return ``ordered`` (a :func:`timeline` of decoded ticks) as the core's values, for its replay loop.
+
+    Each tick carries whether it keeps the stateless rules (:func:`tickwave.validation.check_ticks`,
+    one call for the timeline, each tick at its own time: the replay's clock as it reaches it, the
+    timeline being in order); the spike filter runs in the loop on the ticks that keep them, as the
+    service checks a tick (``handle_decoded_tick``).
+    """
+    ticks = [item for item in ordered if type(item) is Tick]
+    return ReplayTimeline(ordered, check_ticks(ticks, rules).passed.tolist())
 
 
 def time_of(item: Tick | Signal) -> int:

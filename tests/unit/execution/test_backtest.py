@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from decimal import Decimal
 from pathlib import Path
@@ -10,14 +11,17 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tickwave_core import ReplayJournal
 
 from execution.backtest import count_trades, fill_pnls, replay_session
-from execution.core.replay import timeline
-from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, signal, tick
+from execution.core.replay import CoreEvents, core_timeline, timeline
+from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick
+from tickwave.clock import ManualClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import Signal, Tick
 from tickwave.instruments import registry
 from tickwave.money import to_decimal
+from tickwave.validation import SpikeFilter
 
 
 def _settings(tmp_path: Path, paper_broker: dict[str, object] | None = None, **risk: object) -> Settings:
@@ -276,3 +280,59 @@ def test_replay_when_round_trips_on_several_days_then_the_pnl_sums_every_day(tmp
     open_pnl = (to_decimal(tick(end + 1_000, 1.104).mid) - to_decimal(last.fill_price)) * to_decimal(last.fill_lots)
     assert result.unrealized_by_currency == {"USD": open_pnl * 100_000}
     assert result.positions == {"EURUSD": to_decimal(last.fill_lots)}
+
+
+def test_core_timeline_when_ticks_break_a_rule_or_spike_then_the_core_accepts_what_the_service_prices(
+    tmp_path: Path,
+) -> None:
+    start = WEDNESDAY_NOON_MS
+    ticks = [
+        msgspec.structs.replace(tick(start, 9.9), flags=2**33),  # broken first: it must not set the reference
+        tick(start + 10, 1.1),
+        tick(start + 20, 1.2),  # a spike against 1.1
+        tick(start + 30, 1.1001),
+        tick(start + 40, 1.1002, symbol="EURSEK"),  # a symbol the settings do not list
+        tick(start + 50, 1.3, symbol="GBPUSD"),  # another symbol's first: its own filter
+        tick(start + 60, 1.31, symbol="GBPUSD"),
+        tick(start + 70, 0.5, symbol="GBPUSD"),  # a spike there
+        tick(start + 80, 1.1003),
+    ]
+    clock = ManualClock(start)
+    service = make_service(tmp_path, clock)
+    priced = []
+    for item in ticks:  # the service's own checks, one tick at a time
+        clock.set(item.time_ms)
+        before = service.tick_checks.rejected
+        service.handle_decoded_tick(item)
+        priced.append(service.tick_checks.rejected == before)
+    service.close()
+
+    ordered = timeline(ticks, [])
+    accepted = core_timeline(ordered, service.tick_checks.rules).accepted(
+        SpikeFilter.from_settings(service.tick_checks.streams)
+    )
+
+    assert accepted == priced == [False, True, False, True, False, True, True, False, True]
+
+
+def test_replay_result_when_its_journal_is_the_core_s_then_it_reads_the_same_without_building_the_events(
+    tmp_path: Path,
+) -> None:
+    ticks, signals = _busy_session()
+    signals.append(signal(len(signals), ticks[-1].time_ms + 1, symbol="GBPUSD"))  # no price: denied
+    config = _settings(tmp_path, {"latency_ms": 250})
+    kept = replay_session(config, ticks, signals)
+    assert kept.orders and kept.fills and kept.denials, "a session with each kind"
+    instruments = registry(config.symbols)
+
+    core = dataclasses.replace(kept, events=CoreEvents(ReplayJournal(kept.events)), round_trips=None)
+
+    assert (core.orders, core.fills, core.denials) == (kept.orders, kept.fills, kept.denials)
+    assert core.denial_counts() == kept.denial_counts()
+    assert core.order_count == kept.order_count == len(kept.orders)
+    assert core.trades == kept.trades == count_trades(kept.events)
+    assert fill_pnls(core.events, instruments) == fill_pnls(kept.events, instruments)
+    assert isinstance(core.events, CoreEvents) and not core.events.is_built, "no event built but those read"
+    assert core.events[3] == kept.events[3] and len(core.events) == len(kept.events)
+    assert core.events == kept.events and core.events.is_built
+    assert core.denial_counts() == kept.denial_counts() and core.trades == kept.trades

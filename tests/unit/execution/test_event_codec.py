@@ -102,9 +102,9 @@ def test_replay_timeline_when_given_other_messages_or_flags_not_one_per_tick_the
     ticks = [Tick(symbol="EURUSD", time_ms=n, seq=n, bid=1.1, ask=1.2) for n in range(3)]
 
     assert len(tickwave_core.ReplayTimeline(ticks, [True, False, True])) == 3
-    with pytest.raises(ValueError, match="one accepted flag per tick"):
+    with pytest.raises(ValueError, match="one valid flag per tick"):
         tickwave_core.ReplayTimeline(ticks, [True] * 4)
-    with pytest.raises(ValueError, match="fewer accepted flags"):
+    with pytest.raises(ValueError, match="fewer valid flags"):
         tickwave_core.ReplayTimeline(ticks, [True])
     with pytest.raises(TypeError, match="ticks and signals"):
         tickwave_core.ReplayTimeline(

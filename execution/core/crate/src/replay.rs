@@ -10,9 +10,12 @@
 //!   signal is journaled, then its events recorded; with one, the signal, the intent and the engine's
 //!   `OrderSubmitted` are journaled together and the submission applied (`_journal_order`), then the
 //!   venue takes the intent and its answers are recorded (`_send`);
-//! - a tick (`handle_tick`): one the checks refused (validation or spike filter, worked out before the
-//!   loop) changes nothing; else the venue keeps its quote, the engine's tick events are recorded, and a
-//!   protective stop's events recorded and its orders journaled, all of them, before any is sent;
+//! - a tick (`handle_decoded_tick`, then `handle_tick`): checked as the service checks it ([`TickChecks`]):
+//!   one the stateless rules refused (`check_decoded`'s, worked out for the whole timeline before the loop)
+//!   never reaches its symbol's spike filter; one the spike filter refuses changes nothing either; both
+//!   have moved the clock, and the poll after the item runs as after any other; an accepted one: the venue
+//!   keeps its quote, the engine's tick events are recorded, and a protective stop's events recorded and
+//!   its orders journaled, all of them, before any is sent;
 //! - after each item, the venue is polled when an order is due at or before the clock;
 //! - an operator's command (`handle_control`, the backtest's closing `flatten`): journaled and applied, each
 //!   of its events recorded on its own, then its orders journaled, all of them, and sent;
@@ -29,12 +32,17 @@
 //!
 //! The engine's decisions are called through [`Engine`], which the engine's own functions implement.
 
+use std::collections::{BTreeMap, HashMap};
+
 use crate::broker::BrokerFill;
 use crate::chain::GENESIS_HASH;
 use crate::events::{
-    chain_extend, ControlCommand, Event, OrderIntent, OrderSubmitted, Signal, Tick,
+    chain_extend, ControlCommand, Event, OrderIntent, OrderSubmitted, Side, Signal, Tick,
 };
+use crate::money::{Dec, NotADecimal, Overflow};
 use crate::paper::{Quote, Venue, VenueError};
+use crate::positions::Book;
+use crate::spike::{self, SpikeFilter};
 
 /// The venue each `OrderSubmitted` of a replay names.
 pub const VENUE: &str = "paper";
@@ -81,11 +89,53 @@ pub struct Control {
     pub is_duplicate: bool,
 }
 
-/// One row of a timeline: a tick (with whether the checks let it price anything) or a signal.
+/// One row of a timeline: a tick (with whether it keeps the stateless rules, `check_decoded`'s) or a signal.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
-    Tick { tick: Tick, is_accepted: bool },
+    Tick { tick: Tick, is_valid: bool },
     Signal(Signal),
+}
+
+/// The checks a tick passes before it prices anything, in the execution service's order (`TickChecks`):
+/// the stateless rules first (their answer given), then its symbol's spike filter, created on the
+/// symbol's first valid tick; a tick the rules refused never reaches the filter, so it moves no reference.
+#[derive(Clone, Debug)]
+pub struct TickChecks {
+    limits: spike::Limits,
+    filters: HashMap<String, SpikeFilter>,
+    /// Ticks not used for prices, by either check.
+    pub rejected: u64,
+}
+
+impl TickChecks {
+    /// No filter yet; each symbol's starts with `limits` (the settings' `streams.spike_*`).
+    pub fn new(limits: spike::Limits) -> Self {
+        TickChecks {
+            limits,
+            filters: HashMap::new(),
+            rejected: 0,
+        }
+    }
+
+    /// Whether `tick` prices anything: `is_valid` (the stateless rules' answer), then the spike filter.
+    pub fn accepts(&mut self, tick: &Tick, is_valid: bool) -> bool {
+        if !is_valid {
+            self.rejected += 1;
+            return false;
+        }
+        let filter = match self.filters.get_mut(&tick.symbol) {
+            Some(filter) => filter,
+            None => self
+                .filters
+                .entry(tick.symbol.clone())
+                .or_insert_with(|| SpikeFilter::new(self.limits)),
+        };
+        if filter.check(tick.time_ms, tick.bid, tick.ask).is_some() {
+            self.rejected += 1;
+            return false;
+        }
+        true
+    }
 }
 
 impl Item {
@@ -107,7 +157,7 @@ pub struct Replay<'a, E: Engine> {
     venue: &'a mut PaperVenue,
     now_ms: i64,
     journal: Vec<Event>,
-    rejected_ticks: u64,
+    checks: TickChecks,
 }
 
 /// What a replay did: every journaled event in order, and the audit chain over its order events.
@@ -121,14 +171,19 @@ pub struct Replayed {
 }
 
 impl<'a, E: Engine> Replay<'a, E> {
-    /// Start at `start_ms` with an empty journal.
-    pub fn new(engine: &'a mut E, venue: &'a mut PaperVenue, start_ms: i64) -> Self {
+    /// Start at `start_ms` with an empty journal; each symbol's spike filter starts with `spike`.
+    pub fn new(
+        engine: &'a mut E,
+        venue: &'a mut PaperVenue,
+        start_ms: i64,
+        spike: spike::Limits,
+    ) -> Self {
         Replay {
             engine,
             venue,
             now_ms: start_ms,
             journal: Vec::new(),
-            rejected_ticks: 0,
+            checks: TickChecks::new(spike),
         }
     }
 
@@ -151,11 +206,11 @@ impl<'a, E: Engine> Replay<'a, E> {
             self.now_ms = self.now_ms.max(at_ms);
             match item {
                 Item::Signal(signal) => self.handle_signal(signal)?,
-                Item::Tick {
-                    tick,
-                    is_accepted: true,
-                } => self.handle_tick(tick)?,
-                Item::Tick { .. } => self.rejected_ticks += 1,
+                Item::Tick { tick, is_valid } => {
+                    if self.checks.accepts(tick, *is_valid) {
+                        self.handle_tick(tick)?;
+                    }
+                }
             }
             if self
                 .venue
@@ -237,7 +292,7 @@ impl<'a, E: Engine> Replay<'a, E> {
             events: self.journal,
             chain_head,
             chain_length,
-            rejected_ticks: self.rejected_ticks,
+            rejected_ticks: self.checks.rejected,
             now_ms: self.now_ms,
         })
     }
@@ -308,6 +363,103 @@ impl<'a, E: Engine> Replay<'a, E> {
         }
         Ok(())
     }
+}
+
+/// What one fill of a journal did to its symbol's first-in first-out book (`positions.rs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FillMove {
+    /// The `OrderFilled`'s index in the journal.
+    pub at: usize,
+    pub side: Side,
+    pub lots: Dec,
+    pub price: Dec,
+    /// The realised P&L in price x lots (times the contract size: the quote currency's).
+    pub moved: Dec,
+    /// Whether it opened a round trip: from flat, or through zero.
+    pub opens_round_trip: bool,
+}
+
+/// What a replay's result reads of its journal, in one pass with no Python per event.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// The orders sent (`OrderSubmitted`s).
+    pub orders: usize,
+    /// The denials per check, in the checks' order of text.
+    pub denials: BTreeMap<String, usize>,
+    /// Each fill, in journal order, booked on its symbol's book.
+    pub fills: Vec<FillMove>,
+}
+
+/// Why a journal's figures cannot be read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FiguresError {
+    /// A fill of an order the journal never submitted.
+    UnknownOrder(String),
+    /// A fill's lots or price not finite.
+    NotADecimal(NotADecimal),
+    Overflow(Overflow),
+}
+
+impl From<Overflow> for FiguresError {
+    fn from(overflow: Overflow) -> Self {
+        FiguresError::Overflow(overflow)
+    }
+}
+
+impl From<NotADecimal> for FiguresError {
+    fn from(bad: NotADecimal) -> Self {
+        FiguresError::NotADecimal(bad)
+    }
+}
+
+/// The figures of `events` (a journal, live or replayed): the engine's first-in first-out books
+/// (`Book::book`) over its fills, each signed by its order's side, the lots and price as their
+/// shortest decimal text (`tickwave.money.to_decimal`).
+pub fn figures(events: &[Event]) -> Result<Figures, FiguresError> {
+    let mut sides: HashMap<&str, Side> = HashMap::new();
+    let mut books: HashMap<&str, Book> = HashMap::new();
+    let mut figures = Figures::default();
+    for (at, event) in events.iter().enumerate() {
+        match event {
+            Event::OrderSubmitted(submitted) => {
+                figures.orders += 1;
+                sides.insert(&submitted.header.client_order_id, submitted.side);
+            }
+            Event::OrderDenied(denied) => {
+                *figures.denials.entry(denied.check.clone()).or_insert(0) += 1;
+            }
+            Event::OrderFilled(filled) => {
+                let header = &filled.header;
+                let side = *sides
+                    .get(header.client_order_id.as_str())
+                    .ok_or_else(|| FiguresError::UnknownOrder(header.client_order_id.clone()))?;
+                let (lots, price) = (
+                    Dec::from_float(filled.fill_lots)?,
+                    Dec::from_float(filled.fill_price)?,
+                );
+                let signed = if side == Side::Buy {
+                    lots
+                } else {
+                    lots.negated()
+                };
+                let booking = books.entry(&header.symbol).or_default().book(
+                    signed,
+                    price,
+                    &filled.fill_id,
+                )?;
+                figures.fills.push(FillMove {
+                    at,
+                    side,
+                    lots,
+                    price,
+                    moved: booking.realized,
+                    opens_round_trip: !booking.opens_round_trip_id.is_empty(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(figures)
 }
 
 #[cfg(test)]
@@ -519,7 +671,7 @@ mod tests {
                 flags: 0,
                 source: "test".to_owned(),
             },
-            is_accepted: true,
+            is_valid: true,
         }
     }
 
@@ -539,9 +691,19 @@ mod tests {
         })
     }
 
+    /// The spike filter of the tests' timelines: a move within 100 % of the reference is a price.
+    const WIDE: spike::Limits = spike::Limits {
+        threshold_bps: 10_000.0,
+        alpha: 0.05,
+        confirm_after: 5,
+        confirm_ms: 10_000,
+        tolerance_bps: 100.0,
+        max_factor: 2.0,
+    };
+
     fn replay(engine: &mut Scripted, latency_ms: i64, timeline: &[Item]) -> Replayed {
         let mut venue = crate::paper::tests::venue(latency_ms, 0.0);
-        let mut replay = Replay::new(engine, &mut venue, timeline[0].time_ms());
+        let mut replay = Replay::new(engine, &mut venue, timeline[0].time_ms(), WIDE);
         replay.run(timeline).unwrap();
         replay.finish().unwrap()
     }
@@ -720,7 +882,7 @@ mod tests {
             signal("a", 10, Direction::Long),
             Item::Tick {
                 tick: bad,
-                is_accepted: false,
+                is_valid: false,
             },
         ];
         let done = replay(&mut engine, 100, &timeline);
@@ -733,11 +895,48 @@ mod tests {
     }
 
     #[test]
+    fn a_spike_the_filter_refuses_in_the_loop_prices_nothing_and_the_order_fills_at_the_quote_before_it(
+    ) {
+        let mut engine = Scripted::default();
+        let timeline = [
+            tick(0, 1.1),
+            signal("a", 10, Direction::Long),
+            tick(50, 3.0), // 17,000 bps above the reference: a spike, valid by the stateless rules
+        ];
+        let done = replay(&mut engine, 100, &timeline);
+        let Event::OrderFilled(fill) = &done.events[4] else {
+            panic!()
+        };
+        assert_eq!((fill.header.event_at_ms, fill.fill_price), (110, 1.1002));
+        assert_eq!(done.rejected_ticks, 1);
+        assert!(!engine.calls.contains(&"tick @50".to_owned()));
+    }
+
+    #[test]
+    fn a_tick_the_rules_refused_never_reaches_the_spike_filter() {
+        let mut checks = TickChecks::new(spike::Limits::default());
+        let Item::Tick { tick: bad, .. } = tick(0, 9.9) else {
+            panic!()
+        };
+        let Item::Tick { tick: good, .. } = tick(1, 1.1) else {
+            panic!()
+        };
+        assert!(!checks.accepts(&bad, false));
+        // Had the refused tick reached the filter, its mid would be the reference and this one a spike.
+        assert!(checks.accepts(&good, true));
+        let Item::Tick { tick: spike, .. } = tick(2, 9.9) else {
+            panic!()
+        };
+        assert!(!checks.accepts(&spike, true), "the reference is 1.1");
+        assert_eq!(checks.rejected, 2);
+    }
+
+    #[test]
     fn a_command_is_journaled_then_its_events_one_by_one_then_its_orders_sent() {
         let mut engine = Scripted::default();
         let timeline = [tick(0, 1.1), signal("a", 10, Direction::Long)];
         let mut venue = crate::paper::tests::venue(0, 0.0);
-        let mut replay = Replay::new(&mut engine, &mut venue, 0);
+        let mut replay = Replay::new(&mut engine, &mut venue, 0, WIDE);
         replay.run(&timeline).unwrap();
         let command = ControlCommand {
             command_id: "backtest-end-10".to_owned(),
@@ -772,6 +971,94 @@ mod tests {
                 "apply risk_event.v1 @10",
                 "apply risk_event.v1 @10"
             ]
+        );
+    }
+
+    fn header(id: &str) -> OrderHeader {
+        OrderHeader {
+            client_order_id: id.to_owned(),
+            signal_id: id.to_owned(),
+            symbol: "EURUSD".to_owned(),
+            model_id: "m".to_owned(),
+            model_version: 1,
+            event_at_ms: 0,
+        }
+    }
+
+    fn order(id: &str, side: Side, lots: f64) -> Event {
+        Event::OrderSubmitted(OrderSubmitted {
+            header: header(id),
+            side,
+            quantity_lots: lots,
+            order_type: OrderType::Market,
+            limit_price: None,
+            venue: None,
+        })
+    }
+
+    fn filled(id: &str, lots: f64, price: f64) -> Event {
+        Event::OrderFilled(crate::events::OrderFilled {
+            header: header(id),
+            fill_id: format!("f-{id}"),
+            fill_price: price,
+            fill_lots: lots,
+            cumulative_lots: lots,
+            is_final: true,
+        })
+    }
+
+    fn denial(id: &str, check: &str) -> Event {
+        Event::OrderDenied(OrderDenied {
+            header: header(id),
+            reason: String::new(),
+            check: check.to_owned(),
+        })
+    }
+
+    #[test]
+    fn a_journal_s_figures_are_its_orders_denials_and_each_fill_s_move_on_its_book() {
+        let events = [
+            order("a", Side::Buy, 1.0),
+            denial("x", "max_order_size"),
+            filled("a", 1.0, 1.1),
+            order("b", Side::Sell, 2.0),
+            filled("b", 2.0, 1.2), // closes a at +0.1, then opens a short: through zero
+            denial("y", "collar"),
+            denial("z", "max_order_size"),
+            order("c", Side::Buy, 0.5),
+            filled("c", 0.5, 1.15), // half the short back at a gain of 0.025
+        ];
+
+        let figures = figures(&events).unwrap();
+
+        assert_eq!(figures.orders, 3);
+        assert_eq!(
+            figures.denials.into_iter().collect::<Vec<_>>(),
+            [("collar".to_owned(), 1), ("max_order_size".to_owned(), 2)]
+        );
+        let shown: Vec<(usize, Side, String, bool)> = figures
+            .fills
+            .iter()
+            .map(|fill| {
+                (
+                    fill.at,
+                    fill.side,
+                    fill.moved.to_string(),
+                    fill.opens_round_trip,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (2, Side::Buy, "0".to_owned(), true),
+                (4, Side::Sell, "0.10".to_owned(), true), // 1.0 x 0.1, as Decimal writes it
+                (8, Side::Buy, "0.025".to_owned(), false),
+            ]
+        );
+        assert_eq!(
+            super::figures(&[filled("d", 1.0, 1.1)]),
+            Err(FiguresError::UnknownOrder("d".to_owned()))
         );
     }
 

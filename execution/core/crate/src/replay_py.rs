@@ -1,14 +1,15 @@
 //! The replay's Python face: the timeline converted from the shell's ticks and signals once, and the
 //! journal converted back once (`replay.rs` runs between them with no Python per row).
 
-use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyKeyError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList};
 
 use crate::chain::GENESIS_HASH;
 use crate::events::{chain_extend, Event};
 use crate::events_py::{event_from_py, event_to_py};
-use crate::replay::Item;
+use crate::replay::{figures, FiguresError, Item, TickChecks};
+use crate::spike_py::PySpikeFilter;
 
 /// A timeline in replay order (`execution.core.replay.timeline`'s), as core values.
 #[pyclass(frozen, name = "ReplayTimeline", module = "tickwave_core")]
@@ -18,31 +19,32 @@ pub struct PyReplayTimeline {
 
 #[pymethods]
 impl PyReplayTimeline {
-    /// `items`: `Tick`s and `Signal`s in replay order; `accepted`: for each tick in order, whether the tick
-    /// checks let it price anything (None: every one).
+    /// `items`: `Tick`s and `Signal`s in replay order; `valid`: for each tick in order, whether it keeps the
+    /// stateless rules (`tickwave.validation.check_ticks`' `passed`; None: every one). The spike filter runs
+    /// in the loop.
     #[new]
-    #[pyo3(signature = (items, accepted=None))]
-    fn new(items: &Bound<'_, PyAny>, accepted: Option<Vec<bool>>) -> PyResult<Self> {
+    #[pyo3(signature = (items, valid=None))]
+    fn new(items: &Bound<'_, PyAny>, valid: Option<Vec<bool>>) -> PyResult<Self> {
         let mut converted = Vec::with_capacity(items.len().unwrap_or(0));
         let mut ticks = 0;
         for item in items.try_iter()? {
             converted.push(match event_from_py(&item?)? {
                 Event::Tick(tick) => {
-                    let is_accepted = match &accepted {
+                    let is_valid = match &valid {
                         None => true,
-                        Some(flags) => *flags.get(ticks).ok_or_else(|| {
-                            PyValueError::new_err("fewer accepted flags than ticks")
-                        })?,
+                        Some(flags) => *flags
+                            .get(ticks)
+                            .ok_or_else(|| PyValueError::new_err("fewer valid flags than ticks"))?,
                     };
                     ticks += 1;
-                    Item::Tick { tick, is_accepted }
+                    Item::Tick { tick, is_valid }
                 }
                 Event::Signal(signal) => Item::Signal(signal),
                 _ => return Err(PyTypeError::new_err("a timeline holds ticks and signals")),
             });
         }
-        if accepted.is_some_and(|flags| flags.len() != ticks) {
-            return Err(PyValueError::new_err("one accepted flag per tick"));
+        if valid.is_some_and(|flags| flags.len() != ticks) {
+            return Err(PyValueError::new_err("one valid flag per tick"));
         }
         Ok(PyReplayTimeline { items: converted })
     }
@@ -50,7 +52,32 @@ impl PyReplayTimeline {
     fn __len__(&self) -> usize {
         self.items.len()
     }
+
+    /// For each tick in order, whether it prices anything: the loop's checks ([`TickChecks`]) over the whole
+    /// timeline, each symbol's spike filter starting as a new one with `spike`'s limits (its state unread).
+    fn accepted(&self, spike: PyRef<'_, PySpikeFilter>) -> Vec<bool> {
+        let mut checks = TickChecks::new(spike.filter.limits);
+        self.items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Tick { tick, is_valid } => Some(checks.accepts(tick, *is_valid)),
+                Item::Signal(_) => None,
+            })
+            .collect()
+    }
 }
+
+/// A fill's figures as the Python facade unpacks them (`ReplayJournal.figures`).
+type FillFigure = (
+    String,
+    String,
+    String,
+    &'static str,
+    Py<PyAny>,
+    Py<PyAny>,
+    Py<PyAny>,
+    bool,
+);
 
 /// A replay's journal as core values: converted to `tickwave.contracts` structs once, linked with no Python.
 #[pyclass(frozen, name = "ReplayJournal", module = "tickwave_core")]
@@ -104,6 +131,45 @@ impl PyReplayJournal {
             list.append(event_to_py(py, event)?)?;
         }
         Ok(list)
+    }
+
+    /// What a replay's result reads of the journal, in one pass (`replay.rs`'s `figures`): the orders sent,
+    /// the denials per check (a dict in the checks' order) and each fill as `(client_order_id, fill_id,
+    /// symbol, side, lots, price, moved, opens_round_trip)`, the amounts `Decimal`s, `moved` the realised
+    /// P&L in price x lots.
+    fn figures<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(usize, Bound<'py, PyDict>, Vec<FillFigure>)> {
+        let figures = figures(&self.events).map_err(|error| match error {
+            FiguresError::UnknownOrder(id) => PyKeyError::new_err(id),
+            FiguresError::NotADecimal(bad) => PyValueError::new_err(format!(
+                "a fill's lots and price must be finite, got {}",
+                bad.0
+            )),
+            FiguresError::Overflow(overflow) => PyOverflowError::new_err(overflow.to_string()),
+        })?;
+        let denials = PyDict::new(py);
+        for (check, count) in &figures.denials {
+            denials.set_item(check, count)?;
+        }
+        let mut fills = Vec::with_capacity(figures.fills.len());
+        for fill in &figures.fills {
+            let Event::OrderFilled(filled) = &self.events[fill.at] else {
+                unreachable!("a fill's figures come from its OrderFilled")
+            };
+            fills.push((
+                filled.header.client_order_id.clone(),
+                filled.fill_id.clone(),
+                filled.header.symbol.clone(),
+                fill.side.name(),
+                crate::to_py(py, fill.lots)?,
+                crate::to_py(py, fill.price)?,
+                crate::to_py(py, fill.moved)?,
+                fill.opens_round_trip,
+            ));
+        }
+        Ok((figures.orders, denials, fills))
     }
 
     /// The audit chain over the order events from its genesis: `(head, length)`.

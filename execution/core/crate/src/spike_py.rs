@@ -16,7 +16,7 @@ use crate::spike::{Limits, SpikeFilter, State};
 #[pyclass(subclass, eq, name = "SpikeFilter", module = "tickwave_core")]
 #[derive(PartialEq)]
 pub struct PySpikeFilter {
-    filter: SpikeFilter,
+    pub(crate) filter: SpikeFilter,
 }
 
 /// Set `$target` from the dict's `$name` when present.
