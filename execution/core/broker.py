@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Final, Protocol
 
 import msgspec
+from tickwave_core import EXPIRED_PREFIX as CORE_EXPIRED_PREFIX
 from tickwave_core import fill_id_for as core_fill_id_for
 
 from execution.core.state import Order, OrderStatus
@@ -31,7 +32,7 @@ from tickwave.money import MONEY_CONTEXT, to_decimal
 BrokerEvent = OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | Fill
 
 # An order canceled with this reason prefix moves to EXPIRED (the contracts have no separate event).
-EXPIRED_PREFIX: Final = "expired: "
+EXPIRED_PREFIX: Final = CORE_EXPIRED_PREFIX
 
 
 class OrderIdentity(Protocol):

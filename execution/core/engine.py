@@ -29,7 +29,7 @@ from typing import Any
 
 from execution.core.commands import Commands
 from execution.core.decisions import ControlOutcome, Decision, EventBuilder, Severity, SignalDecisions
-from execution.core.engine_state import FLATTEN, SYMBOL_HALTED, TRADING_STATE, EngineState
+from execution.core.engine_state import TRADING_STATE, EngineState
 from execution.core.limits import RiskLimits
 from execution.core.positions import Book, Booking
 from execution.core.risk import RiskView
@@ -174,13 +174,7 @@ class Engine:
 
     def cancellations_for(self, event: RiskEvent) -> list[Order]:
         """Return the working orders a halt cancels (all of them, or the halted symbol's)."""
-        if event.kind == TRADING_STATE and event.trading_state == "HALTED":
-            return self.working_orders()
-        if event.kind == SYMBOL_HALTED or (event.kind == FLATTEN and event.symbol):
-            return [order for order in self.working_orders() if order.symbol == event.symbol]
-        if event.kind == FLATTEN:
-            return self.working_orders()
-        return []
+        return self.state.cancellations_for(event)
 
     def working_orders(self) -> list[Order]:
         """Return the orders the broker may still fill."""

@@ -173,6 +173,10 @@ class EngineState:
         """Return the orders the broker may still fill."""
         return self._core.working_orders()
 
+    def cancellations_for(self, event: RiskEvent) -> list[Order]:
+        """Return the working orders ``event`` cancels: a halt's or a flatten's (all of them, or its symbol's)."""
+        return self._core.cancellations_for(event)
+
     def orders_in_window(self, since_ms: int) -> tuple[int, dict[str, Order]]:
         """Return a reconciliation window's start and its orders, in time order.
 

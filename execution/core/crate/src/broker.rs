@@ -10,6 +10,9 @@ use crate::events::{
 };
 use crate::ids::{joined_id, IdLength};
 
+/// An order canceled with this reason prefix moves to EXPIRED (the contracts have no separate event).
+pub const EXPIRED_PREFIX: &str = "expired: ";
+
 /// One execution as the broker records it (`execution.core.broker.BrokerFill`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BrokerFill {

@@ -21,6 +21,9 @@ use crate::sizing::{direction_sign, Policy};
 /// Risk event kinds that change state (the rest only inform).
 pub const TRADING_STATE: &str = "trading_state";
 pub const SYMBOL_HALTED: &str = "symbol_halted";
+pub const SYMBOL_RESUMED: &str = "symbol_resumed";
+/// An operator's flatten (of one symbol, or of all): it cancels the working orders it covers.
+pub const FLATTEN: &str = "flatten";
 
 /// What the engine decided about one signal (`replay.rs`'s, which the replay loop reads).
 pub use crate::replay::Decision;

@@ -5,7 +5,8 @@
 //! realised P&L per trading day, the day's marks, the trading state and halts, the order rate's
 //! window and the broker's rejects in a row; plus the reconciliation window's indexes and the
 //! revisions a valuation keys its caches on. [`EngineState`] is the only code that changes it:
-//! one method per recorded event, [`EngineState::observe_tick`] per quote,
+//! [`EngineState::apply`] per recorded event (which calls one method per kind),
+//! [`EngineState::observe_tick`] per quote,
 //! [`EngineState::note_stop_denied`] per protective close refused, [`EngineState::retire`] to let
 //! go of what no later event reads.
 
@@ -13,7 +14,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::gate::{Quote, View};
+use crate::broker::EXPIRED_PREFIX;
+use crate::decide::{DAY_ROLLOVER, FLATTEN, SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE};
+use crate::events::{Event, OrderFilled, RiskEvent};
+use crate::gate::{Quote, Spec, View};
 use crate::lifecycle::{self, CreationIndex, Status};
 use crate::money::{Dec, Overflow};
 use crate::positions::{Book, Booking};
@@ -147,12 +151,63 @@ pub enum Refused {
     Illegal(IllegalTransition),
     Overflow,
     NotFinite(String),
+    /// A day rollover whose detail is not the marks' JSON.
+    BadDetail(String),
 }
 
 impl From<Overflow> for Refused {
     fn from(_: Overflow) -> Refused {
         Refused::Overflow
     }
+}
+
+/// What the state asks of the kernel while it applies an event: the instruments in force and the
+/// trading day of an instant (the calendar).
+pub trait Context {
+    fn instrument(&self, symbol: &str) -> Option<&Spec>;
+    fn trading_day(&self, at_ms: i64) -> String;
+}
+
+/// A fill booked ahead of its apply on a copy of its symbol's book (see `Booked::Ahead`): the book
+/// after it and the realised P&L of its booking, which the caller holds.
+#[derive(Clone, Copy, Debug)]
+pub struct Ahead<'a> {
+    pub book: &'a Book,
+    pub realized: Dec,
+}
+
+/// What one applied event changed, for a caller that keeps copies of the state in step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Nothing: the same execution reported twice.
+    Unchanged,
+    /// An order journaled as sent; `newly_decided`: its signal was not decided before.
+    Submitted {
+        newly_decided: bool,
+    },
+    /// A broker's answer moved its order: for a fill booked here its booking, for a fill with a
+    /// realised P&L its trading day, quote currency and that day's total in it (or, when the
+    /// symbol has no instrument, the defect kept instead).
+    Answered {
+        booking: Option<Box<Booking>>,
+        realized: Option<(String, String, Dec)>,
+        defect: Option<String>,
+    },
+    /// A signal denied; `newly_decided` as for a submission.
+    Denied {
+        newly_decided: bool,
+    },
+    /// The day's marks, in the event's order.
+    Rollover {
+        marks: Vec<(String, Dec)>,
+    },
+    TradingState,
+    SymbolHalted {
+        is_halted: bool,
+    },
+    Command,
+    /// An event that changes no state (a tick, a signal, an informational risk event, ...).
+    Nothing,
 }
 
 /// The orders by client order id, in the order first stored (a replaced order keeps its place).
@@ -417,6 +472,195 @@ impl EngineState {
                 Ok(Applied::Moved(None))
             }
         }
+    }
+
+    /// Apply one recorded event: the one writer every event goes through. `ahead`: a fill's booking
+    /// made ahead of it (used only by the `OrderFilled` it was made for). An illegal transition is
+    /// refused, kept in `defects` and changes nothing else.
+    pub fn apply(
+        &mut self,
+        event: &Event,
+        context: &dyn Context,
+        ahead: Option<Ahead<'_>>,
+    ) -> Result<Change, Refused> {
+        let outcome = self.dispatch(event, context, ahead);
+        if let Err(Refused::Illegal(IllegalTransition(message))) = &outcome {
+            self.note_defect(message.clone());
+        }
+        outcome
+    }
+
+    fn dispatch(
+        &mut self,
+        event: &Event,
+        context: &dyn Context,
+        ahead: Option<Ahead<'_>>,
+    ) -> Result<Change, Refused> {
+        match event {
+            Event::OrderSubmitted(submitted) => {
+                let header = &submitted.header;
+                let newly_decided = !self.is_decided(&header.signal_id);
+                self.submitted(Order {
+                    client_order_id: header.client_order_id.as_str().into(),
+                    signal_id: header.signal_id.as_str().into(),
+                    symbol: header.symbol.as_str().into(),
+                    side: submitted.side.name().into(),
+                    quantity_lots: submitted.quantity_lots,
+                    model_id: header.model_id.as_str().into(),
+                    model_version: header.model_version,
+                    created_at_ms: header.event_at_ms,
+                    status: Status::Submitted,
+                    filled_lots: 0.0,
+                    broker_order_id: "".into(),
+                    fill_ids: Vec::new(),
+                })?;
+                Ok(Change::Submitted { newly_decided })
+            }
+            Event::OrderAccepted(accepted) => self.moved_by(
+                &accepted.header.client_order_id,
+                Answer::Accepted {
+                    broker_order_id: &accepted.broker_order_id,
+                },
+            ),
+            Event::OrderRejected(rejected) => {
+                self.moved_by(&rejected.header.client_order_id, Answer::Rejected)
+            }
+            Event::OrderCanceled(canceled) => self.moved_by(
+                &canceled.header.client_order_id,
+                Answer::Canceled {
+                    is_expired: canceled.reason.starts_with(EXPIRED_PREFIX),
+                },
+            ),
+            Event::OrderFilled(filled) => self.apply_fill(filled, context, ahead),
+            Event::OrderDenied(denied) => {
+                let newly_decided = !self.is_decided(&denied.header.signal_id);
+                self.denied(&denied.header.signal_id, denied.header.event_at_ms);
+                Ok(Change::Denied { newly_decided })
+            }
+            Event::RiskEvent(risk) => self.apply_risk(risk),
+            Event::ControlCommand(command) => {
+                self.command(&command.command_id);
+                Ok(Change::Command)
+            }
+            Event::Tick(_) | Event::Signal(_) | Event::OrderIntent(_) | Event::Fill(_) => {
+                Ok(Change::Nothing)
+            }
+        }
+    }
+
+    fn moved_by(&mut self, client_order_id: &str, answer: Answer<'_>) -> Result<Change, Refused> {
+        Ok(match self.answered(client_order_id, answer)? {
+            Applied::Unchanged => Change::Unchanged,
+            Applied::Moved(_) => Change::Answered {
+                booking: None,
+                realized: None,
+                defect: None,
+            },
+        })
+    }
+
+    /// A fill: booked on its symbol's book (or taken as booked ahead), its realised P&L x the
+    /// contract size added to its trading day in its quote currency.
+    fn apply_fill(
+        &mut self,
+        filled: &OrderFilled,
+        context: &dyn Context,
+        ahead: Option<Ahead<'_>>,
+    ) -> Result<Change, Refused> {
+        let cid = &filled.header.client_order_id;
+        let fill_lots = self.exact.of(filled.fill_lots)?;
+        let booked = match ahead {
+            Some(ahead) => Booked::Ahead(ahead.book),
+            None => Booked::At(self.exact.of(filled.fill_price)?),
+        };
+        let booking = match self.answered(
+            cid,
+            Answer::Filled {
+                fill_id: &filled.fill_id,
+                cumulative_lots: filled.cumulative_lots,
+                fill_lots,
+                is_final: filled.is_final,
+                booked,
+            },
+        )? {
+            Applied::Unchanged => return Ok(Change::Unchanged),
+            Applied::Moved(booking) => booking,
+        };
+        let realized = match (&booking, ahead) {
+            (Some(booking), _) => booking.realized,
+            (None, Some(ahead)) => ahead.realized,
+            (None, None) => Dec::ZERO,
+        };
+        let (mut day_total, mut defect) = (None, None);
+        if !realized.is_zero() {
+            let symbol = self
+                .orders
+                .get(cid)
+                .map(|o| o.symbol.clone())
+                .unwrap_or_default();
+            match context.instrument(&symbol) {
+                None => {
+                    let words = format!(
+                        "no instrument spec for {symbol}: realised P&L {realized} not booked"
+                    );
+                    self.note_defect(words.clone());
+                    defect = Some(words);
+                }
+                Some(spec) => {
+                    let day = context.trading_day(filled.header.event_at_ms);
+                    let contract_size = Dec::from_float(spec.contract_size)
+                        .map_err(|bad| Refused::NotFinite(bad.0.to_string()))?;
+                    let amount = realized.checked_mul(contract_size)?;
+                    let total = self.add_realized(&day, &spec.quote, amount)?;
+                    day_total = Some((day, spec.quote.clone(), total));
+                }
+            }
+        }
+        Ok(Change::Answered {
+            booking,
+            realized: day_total,
+            defect,
+        })
+    }
+
+    fn apply_risk(&mut self, risk: &RiskEvent) -> Result<Change, Refused> {
+        Ok(match risk.kind.as_str() {
+            DAY_ROLLOVER => {
+                let (day, marks) = rollover_marks(&risk.detail)
+                    .ok_or_else(|| Refused::BadDetail(risk.detail.clone()))?;
+                self.mark_day(&day, marks.iter().cloned().collect());
+                Change::Rollover { marks }
+            }
+            TRADING_STATE => {
+                self.set_trading_state(risk.trading_state.name());
+                Change::TradingState
+            }
+            SYMBOL_HALTED | SYMBOL_RESUMED => {
+                let is_halted = risk.kind == SYMBOL_HALTED;
+                self.set_symbol_halted(&risk.symbol, is_halted);
+                Change::SymbolHalted { is_halted }
+            }
+            _ => Change::Nothing,
+        })
+    }
+
+    /// The client order ids of the working orders `event` cancels: a halt of trading or a flatten
+    /// of all, every one; a symbol's halt or flatten, that symbol's; any other event, none.
+    pub fn cancellations_for(&self, event: &Event) -> Vec<Text> {
+        let Event::RiskEvent(risk) = event else {
+            return Vec::new();
+        };
+        let kind = risk.kind.as_str();
+        let all = (kind == TRADING_STATE && risk.trading_state.name() == "HALTED")
+            || (kind == FLATTEN && risk.symbol.is_empty());
+        let of_symbol = kind == SYMBOL_HALTED || (kind == FLATTEN && !risk.symbol.is_empty());
+        if !all && !of_symbol {
+            return Vec::new();
+        }
+        self.working_orders()
+            .filter(|order| all || *order.symbol == *risk.symbol)
+            .map(|order| Arc::clone(&order.client_order_id))
+            .collect()
     }
 
     /// Add a fill's realised P&L (already x contract size, quote currency) to trading day `day`.
@@ -704,6 +948,130 @@ impl Exact {
     }
 }
 
+/// The trading day and the marks (in their order) of a day rollover's detail, the JSON
+/// `decide::rollover_detail` writes (`json.dumps` of `{"trading_day": .., "marks": {symbol: text}}`);
+/// None for anything else.
+pub fn rollover_marks(detail: &str) -> Option<(String, Vec<(String, Dec)>)> {
+    let mut json = Json {
+        text: detail.as_bytes(),
+        at: 0,
+    };
+    let (mut day, mut marks) = (None, None);
+    json.expect(b'{')?;
+    loop {
+        let key = json.string()?;
+        json.expect(b':')?;
+        match key.as_str() {
+            "trading_day" => day = Some(json.string()?),
+            "marks" => {
+                let mut kept = Vec::new();
+                json.expect(b'{')?;
+                if !json.eat(b'}') {
+                    loop {
+                        let symbol = json.string()?;
+                        json.expect(b':')?;
+                        let amount = Dec::parse(&json.string()?).ok()?;
+                        kept.push((symbol, amount));
+                        if json.eat(b'}') {
+                            break;
+                        }
+                        json.expect(b',')?;
+                    }
+                }
+                marks = Some(kept);
+            }
+            _ => return None,
+        }
+        if json.eat(b'}') {
+            break;
+        }
+        json.expect(b',')?;
+    }
+    json.skip_space();
+    (json.at == json.text.len()).then_some(())?;
+    Some((day?, marks?))
+}
+
+/// A reader of the JSON texts `json.dumps` writes: objects of strings only.
+struct Json<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl Json<'_> {
+    fn skip_space(&mut self) {
+        while self
+            .text
+            .get(self.at)
+            .is_some_and(|b| b.is_ascii_whitespace())
+        {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        self.skip_space();
+        let found = self.text.get(self.at) == Some(&byte);
+        if found {
+            self.at += 1;
+        }
+        found
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.eat(byte).then_some(())
+    }
+
+    fn string(&mut self) -> Option<String> {
+        self.expect(b'"')?;
+        let mut out = String::new();
+        loop {
+            let rest = std::str::from_utf8(&self.text[self.at..]).ok()?;
+            let mut chars = rest.chars();
+            let c = chars.next()?;
+            self.at += c.len_utf8();
+            match c {
+                '"' => return Some(out),
+                '\\' => {
+                    let escaped = self.text.get(self.at).copied()?;
+                    self.at += 1;
+                    out.push(match escaped {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => self.unicode()?,
+                        _ => return None,
+                    });
+                }
+                c => out.push(c),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = std::str::from_utf8(self.text.get(self.at..self.at + 4)?).ok()?;
+        self.at += 4;
+        u32::from_str_radix(digits, 16).ok()
+    }
+
+    fn unicode(&mut self) -> Option<char> {
+        let high = self.hex4()?;
+        if (0xD800..0xDC00).contains(&high) {
+            (self.text.get(self.at..self.at + 2)? == b"\\u").then_some(())?;
+            self.at += 2;
+            let low = self.hex4()?;
+            (0xDC00..0xE000).contains(&low).then_some(())?;
+            return char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00));
+        }
+        char::from_u32(high)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -898,5 +1266,297 @@ mod tests {
             state.add_realized("2024-01-02", "USD", dec("-0.25")),
             Ok(dec("1.25"))
         );
+    }
+
+    // ---- apply: the dispatch of a recorded event --------------------------------------------
+
+    use crate::events::{
+        OrderAccepted, OrderCanceled, OrderHeader, OrderRejected, OrderSubmitted, OrderType,
+        Severity, Side, TradingState,
+    };
+
+    struct Kernel {
+        instruments: HashMap<String, Spec>,
+    }
+
+    impl Context for Kernel {
+        fn instrument(&self, symbol: &str) -> Option<&Spec> {
+            self.instruments.get(symbol)
+        }
+        fn trading_day(&self, _at_ms: i64) -> String {
+            "2023-11-15".to_owned()
+        }
+    }
+
+    fn kernel() -> Kernel {
+        let spec = Spec {
+            contract_size: 100_000.0,
+            quote: "USD".to_owned(),
+        };
+        Kernel {
+            instruments: HashMap::from([("EURUSD".to_owned(), spec)]),
+        }
+    }
+
+    fn header(n: usize, symbol: &str) -> OrderHeader {
+        OrderHeader {
+            client_order_id: format!("tw-{n}"),
+            signal_id: format!("s{n}"),
+            symbol: symbol.to_owned(),
+            model_id: "m".to_owned(),
+            model_version: 1,
+            event_at_ms: 1_000,
+        }
+    }
+
+    fn submitted(n: usize, symbol: &str, side: Side) -> Event {
+        Event::OrderSubmitted(OrderSubmitted {
+            header: header(n, symbol),
+            side,
+            quantity_lots: 0.1,
+            order_type: OrderType::Market,
+            limit_price: None,
+            venue: None,
+        })
+    }
+
+    fn filled(n: usize, symbol: &str, price: f64) -> Event {
+        Event::OrderFilled(OrderFilled {
+            header: header(n, symbol),
+            fill_id: format!("f{n}"),
+            fill_price: price,
+            fill_lots: 0.1,
+            cumulative_lots: 0.1,
+            is_final: true,
+        })
+    }
+
+    fn risk(kind: &str, symbol: &str, trading_state: TradingState, detail: &str) -> Event {
+        Event::RiskEvent(RiskEvent {
+            risk_event_id: "r".to_owned(),
+            kind: kind.to_owned(),
+            severity: Severity::Critical,
+            trading_state,
+            detail: detail.to_owned(),
+            occurred_at_ms: 1_000,
+            symbol: symbol.to_owned(),
+            check: String::new(),
+        })
+    }
+
+    #[test]
+    fn apply_when_round_trip_then_realised_pnl_booked_under_day_and_quote() {
+        let (mut state, kernel) = (EngineState::new(), kernel());
+        let change = state.apply(&submitted(1, "EURUSD", Side::Buy), &kernel, None);
+        assert_eq!(
+            change,
+            Ok(Change::Submitted {
+                newly_decided: true
+            })
+        );
+        assert_eq!(state.pending["EURUSD"], dec("0.1"));
+        state
+            .apply(&filled(1, "EURUSD", 1.1), &kernel, None)
+            .unwrap();
+        state
+            .apply(&submitted(2, "EURUSD", Side::Sell), &kernel, None)
+            .unwrap();
+        let Ok(Change::Answered {
+            realized,
+            defect,
+            booking,
+        }) = state.apply(&filled(2, "EURUSD", 1.1005), &kernel, None)
+        else {
+            panic!("the closing fill moves its order");
+        };
+        assert_eq!(defect, None);
+        assert!(booking.is_some());
+        let (day, currency, total) = realized.expect("a realised P&L");
+        assert_eq!((day.as_str(), currency.as_str()), ("2023-11-15", "USD"));
+        assert_eq!(
+            total.cmp_value(dec("5")),
+            std::cmp::Ordering::Equal,
+            "{total}"
+        );
+        assert_eq!(state.positions["EURUSD"], Dec::ZERO);
+        assert_eq!(state.orders.get("tw-2").unwrap().status, Status::Filled);
+        // The same execution again changes nothing.
+        assert_eq!(
+            state.apply(&filled(2, "EURUSD", 1.1005), &kernel, None),
+            Ok(Change::Unchanged)
+        );
+    }
+
+    #[test]
+    fn apply_when_no_instrument_then_realised_pnl_kept_as_defect() {
+        let (mut state, kernel) = (EngineState::new(), kernel());
+        for (n, side, price) in [(1, Side::Buy, 1.0), (2, Side::Sell, 1.5)] {
+            state
+                .apply(&submitted(n, "XAUUSD", side), &kernel, None)
+                .unwrap();
+            state
+                .apply(&filled(n, "XAUUSD", price), &kernel, None)
+                .unwrap();
+        }
+        assert!(state.realized_by_day.is_empty());
+        assert_eq!(state.defects.len(), 1);
+        assert!(state.defects[0].starts_with("no instrument spec for XAUUSD"));
+    }
+
+    #[test]
+    fn apply_when_illegal_transition_then_refused_kept_as_defect_and_order_unchanged() {
+        let (mut state, kernel) = (EngineState::new(), kernel());
+        state
+            .apply(&submitted(1, "EURUSD", Side::Buy), &kernel, None)
+            .unwrap();
+        let rejected = Event::OrderRejected(OrderRejected {
+            header: header(1, "EURUSD"),
+            reason: "no money".to_owned(),
+            broker_code: None,
+        });
+        assert_eq!(state.apply(&rejected, &kernel, None).map(|_| ()), Ok(()));
+        assert_eq!(state.consecutive_rejects, 1);
+        let accepted = Event::OrderAccepted(OrderAccepted {
+            header: header(1, "EURUSD"),
+            broker_order_id: "b1".to_owned(),
+        });
+        let refused = state.apply(&accepted, &kernel, None);
+        assert!(matches!(refused, Err(Refused::Illegal(_))), "{refused:?}");
+        assert_eq!(state.orders.get("tw-1").unwrap().status, Status::Rejected);
+        assert_eq!(state.defects.len(), 1);
+        let unknown = Event::OrderAccepted(OrderAccepted {
+            header: header(9, "EURUSD"),
+            broker_order_id: "b9".to_owned(),
+        });
+        assert!(state.apply(&unknown, &kernel, None).is_err());
+        assert_eq!(
+            state.defects[1],
+            "order tw-9: OrderAccepted for an unknown order"
+        );
+    }
+
+    #[test]
+    fn apply_when_canceled_with_expired_reason_then_expired() {
+        let (mut state, kernel) = (EngineState::new(), kernel());
+        for (n, reason, status) in [
+            (1, "expired: ttl", Status::Expired),
+            (2, "operator", Status::Canceled),
+        ] {
+            state
+                .apply(&submitted(n, "EURUSD", Side::Buy), &kernel, None)
+                .unwrap();
+            let canceled = Event::OrderCanceled(OrderCanceled {
+                header: header(n, "EURUSD"),
+                reason: reason.to_owned(),
+            });
+            state.apply(&canceled, &kernel, None).unwrap();
+            assert_eq!(state.orders.get(&format!("tw-{n}")).unwrap().status, status);
+        }
+        assert!(state.pending["EURUSD"].is_zero());
+    }
+
+    #[test]
+    fn apply_when_risk_events_then_halts_states_and_marks_change() {
+        let (mut state, kernel) = (EngineState::new(), kernel());
+        let halted = risk(SYMBOL_HALTED, "EURUSD", TradingState::Active, "");
+        assert_eq!(
+            state.apply(&halted, &kernel, None),
+            Ok(Change::SymbolHalted { is_halted: true })
+        );
+        assert!(state.halted_symbols.contains("EURUSD"));
+        let resumed = risk(SYMBOL_RESUMED, "EURUSD", TradingState::Active, "");
+        state.apply(&resumed, &kernel, None).unwrap();
+        assert!(state.halted_symbols.is_empty());
+        let halt = risk(TRADING_STATE, "", TradingState::Halted, "");
+        assert_eq!(state.apply(&halt, &kernel, None), Ok(Change::TradingState));
+        assert_eq!(state.trading_state, "HALTED");
+        let detail =
+            r#"{"trading_day": "2023-11-15", "marks": {"EURUSD": "-1.50", "GBPUSD": "2"}}"#;
+        let rollover = risk(DAY_ROLLOVER, "", TradingState::Halted, detail);
+        let marks = vec![
+            ("EURUSD".to_owned(), dec("-1.50")),
+            ("GBPUSD".to_owned(), dec("2")),
+        ];
+        assert_eq!(
+            state.apply(&rollover, &kernel, None),
+            Ok(Change::Rollover { marks })
+        );
+        assert_eq!(state.marked_day, "2023-11-15");
+        let bad = risk(DAY_ROLLOVER, "", TradingState::Halted, "{\"marks\": {}}");
+        assert!(matches!(
+            state.apply(&bad, &kernel, None),
+            Err(Refused::BadDetail(_))
+        ));
+    }
+
+    #[test]
+    fn rollover_marks_when_decide_wrote_them_then_read_back() {
+        let marks = vec![
+            ("EUR\"USD\u{e9}".to_owned(), dec("0.000012")),
+            ("GBPUSD".to_owned(), dec("-3E+2")),
+        ];
+        let detail = crate::decide::rollover_detail("2024-02-29", &marks);
+        assert_eq!(
+            rollover_marks(&detail),
+            Some(("2024-02-29".to_owned(), marks))
+        );
+        assert_eq!(
+            rollover_marks(r#"{"trading_day": "d", "marks": {}}"#),
+            Some(("d".to_owned(), Vec::new()))
+        );
+        for bad in [
+            "",
+            "{}",
+            r#"{"trading_day": "d"}"#,
+            r#"{"trading_day": "d", "marks": {"A": 1}}"#,
+        ] {
+            assert_eq!(rollover_marks(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cancellations_for_when_halts_and_flattens_then_working_orders_they_cover() {
+        let (mut state, kernel) = (EngineState::new(), kernel());
+        state
+            .apply(&submitted(1, "EURUSD", Side::Buy), &kernel, None)
+            .unwrap();
+        state
+            .apply(&submitted(2, "GBPUSD", Side::Buy), &kernel, None)
+            .unwrap();
+        state
+            .apply(&submitted(3, "EURUSD", Side::Buy), &kernel, None)
+            .unwrap();
+        state
+            .apply(&filled(3, "EURUSD", 1.1), &kernel, None)
+            .unwrap();
+        let ids = |event: &Event| -> Vec<String> {
+            state
+                .cancellations_for(event)
+                .iter()
+                .map(|id| id.to_string())
+                .collect()
+        };
+        let all = vec!["tw-1".to_owned(), "tw-2".to_owned()];
+        let eurusd = vec!["tw-1".to_owned()];
+        let none: Vec<String> = Vec::new();
+        assert_eq!(ids(&risk(TRADING_STATE, "", TradingState::Halted, "")), all);
+        assert_eq!(
+            ids(&risk(TRADING_STATE, "", TradingState::Reducing, "")),
+            none
+        );
+        assert_eq!(ids(&risk(FLATTEN, "", TradingState::Active, "")), all);
+        assert_eq!(
+            ids(&risk(FLATTEN, "EURUSD", TradingState::Active, "")),
+            eurusd
+        );
+        assert_eq!(
+            ids(&risk(SYMBOL_HALTED, "EURUSD", TradingState::Active, "")),
+            eurusd
+        );
+        assert_eq!(
+            ids(&risk(SYMBOL_RESUMED, "EURUSD", TradingState::Active, "")),
+            none
+        );
+        assert_eq!(ids(&submitted(4, "EURUSD", Side::Buy)), none);
     }
 }

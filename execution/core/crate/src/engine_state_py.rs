@@ -17,7 +17,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
 use crate::decide;
-use crate::engine_state::{self, Answer, Applied, Booked, NumberMap, Refused};
+use crate::engine_state::{self, Change, NumberMap, Refused};
 use crate::events::{Event, Severity, TradingState};
 use crate::events_py::{event_from_py, event_to_py};
 use crate::gate_py::Routes;
@@ -34,15 +34,6 @@ static STATUSES: PyOnceLock<Vec<Py<PyAny>>> = PyOnceLock::new();
 static ILLEGAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static RISK_VIEW: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static EXPIRED_PREFIX: PyOnceLock<String> = PyOnceLock::new();
-static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
-// Risk event kinds that change state (the rest only inform).
-const TRADING_STATE: &str = "trading_state";
-const SYMBOL_HALTED: &str = "symbol_halted";
-const SYMBOL_RESUMED: &str = "symbol_resumed";
-const DAY_ROLLOVER: &str = "day_rollover";
 
 struct Contracts {
     submitted: Py<PyType>,
@@ -102,6 +93,9 @@ fn refused(py: Python<'_>, refusal: Refused) -> PyResult<PyErr> {
         Refused::NotFinite(text) => Ok(PyValueError::new_err(format!(
             "not a finite number: {text}"
         ))),
+        Refused::BadDetail(detail) => Ok(PyValueError::new_err(format!(
+            "not a day rollover's marks: {detail}"
+        ))),
     }
 }
 
@@ -112,17 +106,6 @@ fn dec_of_float(value: f64) -> PyResult<Dec> {
 
 fn text(value: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(value.cast::<PyString>()?.to_str()?.to_owned())
-}
-
-fn shared_text(value: &Bound<'_, PyAny>) -> PyResult<engine_state::Text> {
-    Ok(value.cast::<PyString>()?.to_str()?.into())
-}
-
-fn field<'py>(
-    event: &Bound<'py, PyAny>,
-    name: &Bound<'py, PyString>,
-) -> PyResult<Bound<'py, PyAny>> {
-    event.getattr(name)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,6 +287,24 @@ struct Ahead {
     books_revision: i64,
     book: Py<PyBook>,
     booking: Py<PyAny>,
+}
+
+/// What the core asks while it applies an event: the instruments of the limits in force, and the
+/// kernel's calendar (`limits.market`) for a fill's trading day.
+struct PyContext<'a, 'py> {
+    limits: Arc<gate::Limits>,
+    market: gate_py::PyMarket<'a, 'py>,
+}
+
+impl engine_state::Context for PyContext<'_, '_> {
+    fn instrument(&self, symbol: &str) -> Option<&gate::Spec> {
+        self.limits.instruments.get(symbol)
+    }
+
+    fn trading_day(&self, at_ms: i64) -> String {
+        use crate::market::MarketHours;
+        self.market.trading_day(at_ms)
+    }
 }
 
 /// What the engine knows, changed only by its own methods (the single writer; see `engine_state.rs`).
@@ -503,7 +504,6 @@ impl PyEngineState {
         match self.dispatch(event)? {
             Ok(changed) => Ok(changed),
             Err(Refused::Illegal(engine_state::IllegalTransition(message))) => {
-                self.state.note_defect(message.clone());
                 self.defects.bind(py).append(&message)?;
                 LOGGER
                     .get_or_try_init(py, || {
@@ -809,6 +809,30 @@ impl PyEngineState {
 
     // ---- queries ------------------------------------------------------------------------------
 
+    /// The working orders `event` cancels (a halt or a flatten: all of them, or its symbol's), in
+    /// the order first stored.
+    fn cancellations_for<'py>(
+        &self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let kinds = contracts(py)?;
+        let cancels = if event.get_type().is(kinds.risk_event.bind(py)) {
+            self.state.cancellations_for(&event_from_py(event)?)
+        } else {
+            Vec::new()
+        };
+        let orders = PyList::empty(py);
+        for cid in cancels {
+            if let Some(order) = self.state.orders.shared(&cid) {
+                orders.append(PyOrder {
+                    order: Arc::clone(order),
+                })?;
+            }
+        }
+        Ok(orders)
+    }
+
     /// Return the orders the broker may still fill.
     fn working_orders<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let orders = self.orders.bind(py);
@@ -954,131 +978,126 @@ impl PyEngineState {
         }
     }
 
+    /// Convert a state-changing contract event once and apply it in the core (`EngineState::apply`),
+    /// then bring the Python readers' containers in step with what it changed. An event of any
+    /// other type changes nothing.
     fn dispatch(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Result<bool, Refused>> {
         let py = event.py();
         let kinds = contracts(py)?;
         let kind = event.get_type();
-        if kind.is(kinds.submitted.bind(py)) {
-            return self.submitted(event);
+        let is_fill = kind.is(kinds.filled.bind(py));
+        let changes_state = is_fill
+            || [
+                &kinds.submitted,
+                &kinds.accepted,
+                &kinds.rejected,
+                &kinds.canceled,
+                &kinds.denied,
+                &kinds.risk_event,
+                &kinds.command,
+            ]
+            .iter()
+            .any(|known| kind.is(known.bind(py)));
+        if !changes_state {
+            return Ok(Ok(true));
         }
-        if kind.is(kinds.filled.bind(py))
-            || kind.is(kinds.accepted.bind(py))
-            || kind.is(kinds.rejected.bind(py))
-            || kind.is(kinds.canceled.bind(py))
-        {
-            return self.answered(event, &kind, kinds);
-        }
-        if kind.is(kinds.denied.bind(py)) {
-            let signal_id = event.getattr(intern!(py, "signal_id"))?;
-            let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
-            self.decide(py, &signal_id, at_ms)?;
-        } else if kind.is(kinds.risk_event.bind(py)) {
-            self.risk_event(event)?;
-        } else if kind.is(kinds.command.bind(py)) {
-            let command_id = event.getattr(intern!(py, "command_id"))?;
-            self.state.command(command_id.cast::<PyString>()?.to_str()?);
-            self.applied_commands.bind(py).add(command_id)?;
-        }
-        Ok(Ok(true))
-    }
-
-    fn decide(&mut self, py: Python<'_>, signal_id: &Bound<'_, PyAny>, at_ms: i64) -> PyResult<()> {
-        let id = signal_id.cast::<PyString>()?.to_str()?;
-        if !self.state.is_decided(id) {
-            self.state.denied(id, at_ms);
-            self.decided_signals.bind(py).set_item(signal_id, at_ms)?;
-        }
-        Ok(())
-    }
-
-    fn submitted(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Result<bool, Refused>> {
-        let py = event.py();
-        let signal_id = event.getattr(intern!(py, "signal_id"))?;
-        let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
-        let was_decided = self
-            .state
-            .is_decided(signal_id.cast::<PyString>()?.to_str()?);
-        let order = engine_state::Order {
-            client_order_id: shared_text(&field(event, intern!(py, "client_order_id"))?)?,
-            signal_id: shared_text(&signal_id)?,
-            symbol: shared_text(&field(event, intern!(py, "symbol"))?)?,
-            side: shared_text(&field(event, intern!(py, "side"))?)?,
-            quantity_lots: field(event, intern!(py, "quantity_lots"))?.extract()?,
-            model_id: shared_text(&field(event, intern!(py, "model_id"))?)?,
-            model_version: field(event, intern!(py, "model_version"))?.extract()?,
-            created_at_ms: at_ms,
-            status: Status::Submitted,
-            filled_lots: 0.0,
-            broker_order_id: "".into(),
-            fill_ids: Vec::new(),
+        let converted = event_from_py(event)?;
+        let ahead = match &converted {
+            Event::OrderFilled(filled) => self.ahead.remove(&filled.fill_id).filter(|ahead| {
+                ahead.fill.bind(py).is(event) && ahead.books_revision == self.state.books_revision
+            }),
+            _ => None,
         };
-        let cid_object = field(event, intern!(py, "client_order_id"))?;
-        let (cid, symbol) = (order.client_order_id.clone(), order.symbol.clone());
-        let outcome = self.state.submitted(order);
-        if !was_decided {
-            self.decided_signals.bind(py).set_item(&signal_id, at_ms)?;
-        }
-        self.mirror_order(&cid_object, &cid)?;
-        if let Err(refusal) = outcome {
-            return Ok(Err(refusal));
-        }
-        self.mirror_pending(py, &symbol)?;
-        let times = self.order_times_ms.bind(py);
-        times.call_method1(intern!(py, "append"), (at_ms,))?;
-        while times.len()? > self.state.order_times_ms.len() {
-            times.call_method0(intern!(py, "popleft"))?;
-        }
-        Ok(Ok(true))
-    }
-
-    fn answered(
-        &mut self,
-        event: &Bound<'_, PyAny>,
-        kind: &Bound<'_, PyType>,
-        kinds: &Contracts,
-    ) -> PyResult<Result<bool, Refused>> {
-        let py = event.py();
-        let cid_object = event.getattr(intern!(py, "client_order_id"))?;
-        let cid = cid_object.cast::<PyString>()?.to_str()?;
-        let rejects_before = self.state.consecutive_rejects;
-        let symbol = self.state.orders.get(cid).map(|o| o.symbol.clone());
-        let pending_before = symbol
-            .as_ref()
-            .and_then(|symbol| self.state.pending.get(&**symbol).copied());
-        let outcome = if kind.is(kinds.filled.bind(py)) {
-            match self.filled(event, cid)? {
-                Ok(outcome) => outcome,
-                Err(refusal) => return Ok(Err(refusal)),
+        let ahead_parts = match &ahead {
+            Some(kept) => Some((
+                kept.book.bind(py).borrow().book.copy(),
+                to_dec(&kept.booking.bind(py).getattr(intern!(py, "realized"))?)?,
+            )),
+            None => None,
+        };
+        let (order_before, rejects_before) = match &converted {
+            Event::OrderAccepted(_)
+            | Event::OrderRejected(_)
+            | Event::OrderFilled(_)
+            | Event::OrderCanceled(_) => {
+                let cid = text(&event.getattr(intern!(py, "client_order_id"))?)?;
+                let symbol = self.state.orders.get(&cid).map(|o| o.symbol.clone());
+                let pending = symbol
+                    .as_ref()
+                    .and_then(|symbol| self.state.pending.get(&**symbol).copied());
+                (Some((symbol, pending)), self.state.consecutive_rejects)
             }
-        } else if kind.is(kinds.accepted.bind(py)) {
-            let broker_order_id = text(&event.getattr(intern!(py, "broker_order_id"))?)?;
-            self.state.answered(
-                cid,
-                Answer::Accepted {
-                    broker_order_id: &broker_order_id,
-                },
-            )
-        } else if kind.is(kinds.rejected.bind(py)) {
-            self.state.answered(cid, Answer::Rejected)
-        } else {
-            let prefix = EXPIRED_PREFIX.get_or_try_init(py, || {
-                py.import("execution.core.broker")?
-                    .getattr("EXPIRED_PREFIX")?
-                    .extract::<String>()
-            })?;
-            let reason = text(&event.getattr(intern!(py, "reason"))?)?;
-            self.state.answered(
-                cid,
-                Answer::Canceled {
-                    is_expired: reason.starts_with(prefix.as_str()),
-                },
-            )
+            _ => (None, self.state.consecutive_rejects),
         };
-        match outcome {
-            Ok(Applied::Unchanged) => Ok(Ok(false)),
-            Ok(Applied::Moved(_)) => {
-                self.mirror_order(&cid_object, cid)?;
+        let raised = gate_py::Raised::default();
+        let context = PyContext {
+            limits: Arc::clone(&self.gate_limits),
+            market: gate_py::PyMarket {
+                market: self.limits.bind(py).getattr(intern!(py, "market"))?,
+                day: None,
+                raised: &raised,
+            },
+        };
+        let outcome = self.state.apply(
+            &converted,
+            &context,
+            ahead_parts
+                .as_ref()
+                .map(|(book, realized)| engine_state::Ahead {
+                    book,
+                    realized: *realized,
+                }),
+        );
+        raised.check()?;
+        let change = match outcome {
+            Ok(change) => change,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        match change {
+            Change::Unchanged => return Ok(Ok(false)),
+            Change::Submitted { newly_decided } => {
+                let signal_id = event.getattr(intern!(py, "signal_id"))?;
+                if newly_decided {
+                    let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
+                    self.decided_signals.bind(py).set_item(&signal_id, at_ms)?;
+                }
+                let cid_object = event.getattr(intern!(py, "client_order_id"))?;
+                self.mirror_order(&cid_object, cid_object.cast::<PyString>()?.to_str()?)?;
+                self.mirror_pending(py, &text(&event.getattr(intern!(py, "symbol"))?)?)?;
+                let times = self.order_times_ms.bind(py);
+                if let Some(at_ms) = self.state.order_times_ms.back() {
+                    times.call_method1(intern!(py, "append"), (*at_ms,))?;
+                }
+                while times.len()? > self.state.order_times_ms.len() {
+                    times.call_method0(intern!(py, "popleft"))?;
+                }
+            }
+            Change::Answered {
+                booking,
+                realized,
+                defect,
+            } => {
+                let cid_object = event.getattr(intern!(py, "client_order_id"))?;
+                let cid = cid_object.cast::<PyString>()?.to_str()?;
+                let (symbol, pending_before) = order_before.unwrap_or_default();
                 let symbol = symbol.unwrap_or_default();
+                if is_fill {
+                    let kept = match (ahead, booking) {
+                        (Some(ahead), _) => ahead.booking,
+                        (None, Some(booking)) => self.py_booking(py, *booking)?,
+                        (None, None) => py.None(),
+                    };
+                    let fill_id = event.getattr(intern!(py, "fill_id"))?;
+                    self.bookings.bind(py).set_item(fill_id, kept)?;
+                    if let Some(defect) = defect {
+                        self.defects.bind(py).append(defect)?;
+                    }
+                    if let Some((day, currency, total)) = realized {
+                        self.mirror_realized(py, &day, &currency, total)?;
+                    }
+                    self.mirror_book(py, &symbol)?;
+                }
+                self.mirror_order(&cid_object, cid)?;
                 if self.state.pending.get(&*symbol).copied() != pending_before {
                     self.mirror_pending(py, &symbol)?;
                 }
@@ -1088,167 +1107,34 @@ impl PyEngineState {
                         self.state.consecutive_rejects,
                     )?;
                 }
-                Ok(Ok(true))
             }
-            Err(refusal) => Ok(Err(refusal)),
-        }
-    }
-
-    /// A fill: booked on its symbol's book (or the book that booked it ahead), its realised P&L
-    /// added to its trading day in its quote currency.
-    fn filled(
-        &mut self,
-        event: &Bound<'_, PyAny>,
-        cid: &str,
-    ) -> PyResult<Result<Result<Applied, Refused>, Refused>> {
-        let py = event.py();
-        let fill_id = text(&event.getattr(intern!(py, "fill_id"))?)?;
-        let cumulative_lots: f64 = event.getattr(intern!(py, "cumulative_lots"))?.extract()?;
-        let fill_lots_float: f64 = event.getattr(intern!(py, "fill_lots"))?.extract()?;
-        let is_final: bool = event.getattr(intern!(py, "is_final"))?.extract()?;
-        let fill_lots = match self.state.exact.of(fill_lots_float) {
-            Ok(lots) => lots,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        let ahead = self.ahead.remove(&fill_id).filter(|ahead| {
-            ahead.fill.bind(py).is(event) && ahead.books_revision == self.state.books_revision
-        });
-        let ahead_book = ahead
-            .as_ref()
-            .map(|ahead| ahead.book.bind(py).borrow().book.copy());
-        let booked = match &ahead_book {
-            Some(book) => Booked::Ahead(book),
-            None => {
-                let price: f64 = event.getattr(intern!(py, "fill_price"))?.extract()?;
-                match self.state.exact.of(price) {
-                    Ok(price) => Booked::At(price),
-                    Err(refusal) => return Ok(Err(refusal)),
+            Change::Denied { newly_decided } => {
+                if newly_decided {
+                    let signal_id = event.getattr(intern!(py, "signal_id"))?;
+                    let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
+                    self.decided_signals.bind(py).set_item(signal_id, at_ms)?;
                 }
             }
-        };
-        let outcome = self.state.answered(
-            cid,
-            Answer::Filled {
-                fill_id: &fill_id,
-                cumulative_lots,
-                fill_lots,
-                is_final,
-                booked,
-            },
-        );
-        let kept_booking = ahead.map(|ahead| ahead.booking);
-        let (booking, realized) = match (&outcome, kept_booking) {
-            (Ok(Applied::Moved(_)), Some(kept)) => {
-                let realized = to_dec(&kept.bind(py).getattr(intern!(py, "realized"))?)?;
-                (kept, realized)
-            }
-            (Ok(Applied::Moved(Some(booking))), None) => {
-                let realized = booking.realized;
-                (self.py_booking(py, (**booking).clone())?, realized)
-            }
-            _ => return Ok(Ok(outcome)),
-        };
-        let symbol = self
-            .state
-            .orders
-            .get(cid)
-            .map(|o| o.symbol.clone())
-            .unwrap_or_default();
-        self.bookings.bind(py).set_item(&fill_id, &booking)?;
-        if !realized.is_zero() {
-            if let Err(refusal) = self.book_realized(event, &symbol, realized)? {
-                return Ok(Err(refusal));
-            }
-        }
-        self.mirror_book(py, &symbol)?;
-        Ok(Ok(outcome))
-    }
-
-    fn book_realized(
-        &mut self,
-        event: &Bound<'_, PyAny>,
-        symbol: &str,
-        realized: Dec,
-    ) -> PyResult<Result<(), Refused>> {
-        let py = event.py();
-        let limits = self.limits.bind(py);
-        let spec = limits
-            .getattr(intern!(py, "instruments"))?
-            .call_method1(intern!(py, "get"), (symbol,))?;
-        if spec.is_none() {
-            let defect = format!(
-                "no instrument spec for {symbol}: realised P&L {} not booked",
-                realized
-            );
-            self.state.note_defect(defect.clone());
-            self.defects.bind(py).append(defect)?;
-            return Ok(Ok(()));
-        }
-        let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
-        let day = text(
-            &limits
-                .getattr(intern!(py, "market"))?
-                .call_method1(intern!(py, "trading_day"), (at_ms,))?
-                .call_method0(intern!(py, "isoformat"))?,
-        )?;
-        let contract_size = dec_of_float(spec.getattr(intern!(py, "contract_size"))?.extract()?)?;
-        let quote = text(&spec.getattr(intern!(py, "quote"))?)?;
-        let amount = match realized.checked_mul(contract_size) {
-            Ok(amount) => amount,
-            Err(_) => return Ok(Err(Refused::Overflow)),
-        };
-        let total = match self.state.add_realized(&day, &quote, amount) {
-            Ok(total) => total,
-            Err(_) => return Ok(Err(Refused::Overflow)),
-        };
-        let by_day = self.realized_by_day.bind(py);
-        let by_currency = match by_day.get_item(&day)? {
-            Some(known) => known.cast_into::<PyDict>()?,
-            None => {
-                let fresh = PyDict::new(py);
-                by_day.set_item(&day, &fresh)?;
-                fresh
-            }
-        };
-        by_currency.set_item(quote, to_py(py, total)?)?;
-        Ok(Ok(()))
-    }
-
-    fn risk_event(&mut self, event: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = event.py();
-        let kind = text(&event.getattr(intern!(py, "kind"))?)?;
-        let view = self.view.bind(py);
-        match kind.as_str() {
-            DAY_ROLLOVER => {
-                let loads = JSON_LOADS.import(py, "json", "loads")?;
-                let mark = loads.call1((event.getattr(intern!(py, "detail"))?,))?;
-                let day = text(&mark.get_item("trading_day")?)?;
-                let decimal = DECIMAL.import(py, "decimal", "Decimal")?;
-                let marks_mirror = PyDict::new(py);
-                let mut marks = HashMap::new();
-                for (symbol, amount) in mark.get_item("marks")?.cast_into::<PyDict>()?.iter() {
-                    let amount = decimal.call1((amount,))?;
-                    marks.insert(text(&symbol)?, to_dec(&amount)?);
-                    marks_mirror.set_item(symbol, amount)?;
+            Change::Rollover { marks } => {
+                let mirror = PyDict::new(py);
+                for (symbol, amount) in marks {
+                    mirror.set_item(symbol, to_py(py, amount)?)?;
                 }
-                self.state.mark_day(&day, marks);
-                self.day_marks = marks_mirror.unbind();
+                self.day_marks = mirror.unbind();
             }
-            TRADING_STATE => {
-                let state = event.getattr(intern!(py, "trading_state"))?;
-                self.state
-                    .set_trading_state(state.cast::<PyString>()?.to_str()?);
-                view.setattr(intern!(py, "trading_state"), state)?;
+            Change::TradingState => {
+                let view = self.view.bind(py);
+                view.setattr(
+                    intern!(py, "trading_state"),
+                    event.getattr(intern!(py, "trading_state"))?,
+                )?;
                 view.setattr(
                     intern!(py, "consecutive_rejects"),
                     self.state.consecutive_rejects,
                 )?;
             }
-            SYMBOL_HALTED | SYMBOL_RESUMED => {
+            Change::SymbolHalted { is_halted } => {
                 let symbol = event.getattr(intern!(py, "symbol"))?;
-                let is_halted = kind == SYMBOL_HALTED;
-                self.state
-                    .set_symbol_halted(symbol.cast::<PyString>()?.to_str()?, is_halted);
                 let halted = self.halted_symbols.bind(py);
                 if is_halted {
                     halted.add(symbol)?;
@@ -1256,9 +1142,33 @@ impl PyEngineState {
                     halted.discard(symbol)?;
                 }
             }
-            _ => {}
+            Change::Command => {
+                let command_id = event.getattr(intern!(py, "command_id"))?;
+                self.applied_commands.bind(py).add(command_id)?;
+            }
+            Change::Nothing => {}
         }
-        Ok(())
+        Ok(Ok(true))
+    }
+
+    /// Keep a trading day's realised total in one currency under the day's mirror.
+    fn mirror_realized(
+        &self,
+        py: Python<'_>,
+        day: &str,
+        currency: &str,
+        total: Dec,
+    ) -> PyResult<()> {
+        let by_day = self.realized_by_day.bind(py);
+        let by_currency = match by_day.get_item(day)? {
+            Some(known) => known.cast_into::<PyDict>()?,
+            None => {
+                let fresh = PyDict::new(py);
+                by_day.set_item(day, &fresh)?;
+                fresh
+            }
+        };
+        by_currency.set_item(currency, to_py(py, total)?)
     }
 
     fn py_booking(&mut self, py: Python<'_>, booking: Booking) -> PyResult<Py<PyAny>> {

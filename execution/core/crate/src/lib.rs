@@ -582,6 +582,7 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GENESIS_HASH", chain::GENESIS_HASH)?;
     m.add_function(wrap_pyfunction!(link_hash, m)?)?;
     m.add_function(wrap_pyfunction!(fill_id_for, m)?)?;
+    m.add("EXPIRED_PREFIX", broker::EXPIRED_PREFIX)?;
     m.add_function(wrap_pyfunction!(chain_extend, m)?)?;
     m.add_function(wrap_pyfunction!(is_allowed, m)?)?;
     m.add_function(wrap_pyfunction!(transitions, m)?)?;
