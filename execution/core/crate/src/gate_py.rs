@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::decide;
 use crate::events::Event;
@@ -181,16 +181,18 @@ impl PyRates {
 }
 
 /// The pairs `tickwave.instruments.convert` goes through from `source` to `target` at `mids`
-/// (`(mid, multiplies)`: one, else two via USD), or None; `instruments`: symbol -> `Instrument`.
+/// (`(mid, multiplies)`: one, else two via USD), or None; `instruments`: symbol -> `Instrument`
+/// (only the quoted symbols' are read).
 #[pyfunction]
-fn conversion_route(
+fn conversion_route<'py>(
     source: &str,
     target: &str,
-    instruments: &Bound<'_, PyAny>,
-    mids: &Bound<'_, PyAny>,
-) -> PyResult<Option<rates::Route>> {
+    instruments: &Bound<'py, PyAny>,
+    mids: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let py = mids.py();
     if source == target {
-        return Ok(Some(Vec::new()));
+        return Ok(Some(PyTuple::empty(py)));
     }
     let mut quoted: Vec<(String, f64)> = Vec::new();
     let mut table = HashMap::new();
@@ -205,7 +207,9 @@ fn conversion_route(
     }
     quoted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mids: Vec<(&str, f64)> = quoted.iter().map(|(s, mid)| (s.as_str(), *mid)).collect();
-    Ok(rates::route(source, target, &table, &mids))
+    rates::route(source, target, &table, &mids)
+        .map(|route| PyTuple::new(py, route))
+        .transpose()
 }
 
 /// The loss floor as the `Decimal` the valuation compares with.
@@ -550,5 +554,6 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gate_checks, m)?)?;
     m.add_function(wrap_pyfunction!(exposure, m)?)?;
     m.add_function(wrap_pyfunction!(conversion_route, m)?)?;
+    m.add("CONVERSION_PIVOT", rates::PIVOT)?;
     Ok(())
 }
