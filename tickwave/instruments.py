@@ -42,7 +42,7 @@ from tickwave.money import MONEY_CONTEXT, minor_units, step_places, to_decimal
 # done once, after the exact sums in the quote currency, to 28 significant digits, half even, by
 # the execution core (convert). The context is that rule's precision for other divisions of money.
 CONVERSION_CONTEXT: Final = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
-PIVOT: Final = "USD"
+PIVOT: Final = tickwave_core.CONVERSION_PIVOT  # the currency a conversion without a direct pair goes through
 _FX_LOT: Final = 100_000.0
 GRID_STEPS: Final = float(2**53)  # steps of a grid float64 holds exactly: the widest default bound
 
@@ -222,30 +222,14 @@ def from_mt5_symbol_info(info: Any) -> Instrument:
     )
 
 
-def _pair(
-    source: str, target: str, instruments: Mapping[str, Instrument], mids: Mapping[str, float]
-) -> tuple[float, bool] | None:
-    """The mid of the first quoted pair (by symbol) from ``source`` to ``target`` and whether it multiplies, or None."""
-    for symbol, mid in sorted(mids.items()):
-        spec = instruments.get(symbol)
-        if spec is None or mid <= 0:
-            continue
-        if (spec.base == source and spec.quote == target) or (spec.base == target and spec.quote == source):
-            return mid, spec.base == source
-    return None
-
-
 def conversion_route(
     source: str, target: str, instruments: Mapping[str, Instrument], mids: Mapping[str, float]
 ) -> tuple[tuple[float, bool], ...] | None:
-    """The pairs :func:`convert` goes through (mid, True: multiply, else divide): one, else two via USD; or None."""
-    if source == target:
-        return ()
-    direct = _pair(source, target, instruments, mids)
-    if direct is not None or PIVOT in (source, target):
-        return None if direct is None else (direct,)
-    first, second = _pair(source, PIVOT, instruments, mids), _pair(PIVOT, target, instruments, mids)
-    return None if first is None or second is None else (first, second)
+    """The pairs :func:`convert` goes through (mid, True: multiply, else divide): one, else two via USD; or None.
+
+    The core's rule (``rates.rs``): the first quoted pair by symbol whose mid is above zero.
+    """
+    return tickwave_core.conversion_route(source, target, instruments, mids)
 
 
 def rate_symbols(source: str, target: str, instruments: Mapping[str, Instrument]) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from tickwave.contracts import (
     Signal,
     Tick,
 )
+from tickwave.instruments import Instrument
 
 _M = TypeVar("_M", bound=Struct)
 
@@ -140,6 +141,12 @@ WAREHOUSE_PLACES: Final[int]
 def quantize(amount: Decimal, places: int) -> Decimal: ...
 def within_places(amount: Decimal, places: int) -> Decimal: ...
 def convert_amount(amount: Decimal, route: Sequence[tuple[float, bool]]) -> Decimal: ...
+
+CONVERSION_PIVOT: Final[str]
+
+def conversion_route(
+    source: str, target: str, instruments: Mapping[str, Instrument], mids: Mapping[str, float]
+) -> tuple[tuple[float, bool], ...] | None: ...
 def fill_figures(
     realized: Decimal, entry_value_after: Decimal, contract_size: float, route: Sequence[tuple[float, bool]] | None
 ) -> tuple[Decimal, Decimal | None, Decimal]: ...

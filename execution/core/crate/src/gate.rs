@@ -5,7 +5,7 @@
 //! A check reads the proposed order ([`Proposed`]), what the engine knows ([`View`]) and the
 //! limits ([`Limits`]); it changes nothing. What the kernel decides is asked, never copied: the
 //! market's hours ([`MarketHours`]), the conversion route of a currency at the latest mids
-//! ([`Rates`]) and the day's P&L ([`DayLoss`], the valuation's). The collar, the order rate and
+//! ([`Rates`], `rates.rs`'s in Rust) and the day's P&L ([`DayLoss`], the valuation's). The collar, the order rate and
 //! the flash-crash window are `risk.rs`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -220,6 +220,8 @@ pub trait DayLoss {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     pub contract_size: f64,
+    /// The currency one lot buys (the conversion route's pairs read it with `quote`).
+    pub base: String,
     pub quote: String,
 }
 
@@ -796,6 +798,7 @@ mod tests {
     fn limits(max_gross_exposure: &str, daily_loss_limit: &str) -> Limits {
         let spec = Spec {
             contract_size: 100_000.0,
+            base: "EUR".to_owned(),
             quote: "USD".to_owned(),
         };
         Limits {

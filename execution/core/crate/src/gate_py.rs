@@ -1,9 +1,10 @@
-//! The gate's Python face (`tickwave_core.gate_denial`, `gate_checks`, `exposure`): conversions only, the rules are `gate.rs`.
+//! The gate's Python face (`tickwave_core.gate_denial`, `gate_checks`, `exposure`,
+//! `conversion_route`): conversions only, the rules are `gate.rs` and `rates.rs`.
 //!
 //! The engine's state answers from its own values (`EngineState.first_denial`); these functions
 //! answer for a risk view built outside it (`execution.core.risk.RiskView`), read field by field.
-//! What the kernel decides is asked of it: the calendar (`limits.market`), the conversion route
-//! (`tickwave.instruments.conversion_route`) and the day's P&L (the view's `day_pnl`).
+//! What the kernel decides is asked of it: the calendar (`limits.market`) and the day's P&L (the
+//! view's `day_pnl`); the conversion route is `rates.rs`'s, over the limits' instruments table.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -12,26 +13,25 @@ use std::sync::{Arc, Mutex};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::decide;
 use crate::events::Event;
 use crate::events_py::{event_from_py, event_to_py};
 use crate::gate::{
-    self, Answers, Check, DayLoss, Limits, MarketHours, Proposed, Quote, Rates, Spec, View,
+    self, Answers, Check, DayLoss, Limits, MarketHours, Proposed, Quote, Spec, View,
 };
 use crate::ids;
 use crate::money::Dec;
+use crate::rates::{self, QuoteRates};
 use crate::rounding::Wide;
 use crate::{overflow, to_dec, PyPriceWindow};
 
-static CONVERSION_ROUTE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static DECIMAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 // The limits last converted and their Rust value (limits are replaced, never changed: identity tells).
 static LAST_LIMITS: Mutex<Option<(Py<PyAny>, Arc<Limits>)>> = Mutex::new(None);
 
-/// Each currency's conversion route (None: no rate), as the kernel answered it.
-pub(crate) type Routes = HashMap<String, Option<Vec<(f64, bool)>>>;
+pub(crate) use crate::rates::Routes;
 
 /// A denial as the facade takes it: `(check, reason, halts)`.
 pub(crate) type PyDenial = Option<(&'static str, String, &'static str)>;
@@ -72,15 +72,7 @@ fn convert_limits(limits: &Bound<'_, PyAny>) -> PyResult<Limits> {
     let mut instruments = HashMap::new();
     for item in get("instruments")?.call_method0("items")?.try_iter()? {
         let (symbol, spec): (String, Bound<'_, PyAny>) = item?.extract()?;
-        let contract_size: f64 = spec.getattr("contract_size")?.extract()?;
-        let quote = text(&spec.getattr("quote")?)?;
-        instruments.insert(
-            symbol,
-            Spec {
-                contract_size,
-                quote,
-            },
-        );
+        instruments.insert(symbol, spec_of(&spec)?);
     }
     let mut allowed_symbols = HashSet::new();
     for symbol in get("allowed_symbols")?.try_iter()? {
@@ -111,12 +103,21 @@ fn convert_limits(limits: &Bound<'_, PyAny>) -> PyResult<Limits> {
     })
 }
 
+/// What the gate and the conversion route read of an `Instrument`.
+fn spec_of(spec: &Bound<'_, PyAny>) -> PyResult<Spec> {
+    Ok(Spec {
+        contract_size: spec.getattr("contract_size")?.extract()?,
+        base: text(&spec.getattr("base")?)?,
+        quote: text(&spec.getattr("quote")?)?,
+    })
+}
+
 /// The first error a Python answer raised (the gate's questions answer plainly; the call then raises it).
 #[derive(Default)]
 pub(crate) struct Raised(RefCell<Option<PyErr>>);
 
 impl Raised {
-    fn keep<T>(&self, answer: PyResult<T>, otherwise: T) -> T {
+    pub(crate) fn keep<T>(&self, answer: PyResult<T>, otherwise: T) -> T {
         answer.unwrap_or_else(|error| {
             self.0.borrow_mut().get_or_insert(error);
             otherwise
@@ -159,68 +160,56 @@ impl MarketHours for PyMarket<'_, '_> {
     }
 }
 
-/// The kernel's conversion route (`tickwave.instruments.conversion_route`) at the quotes' mids,
-/// each currency's asked once (`known`: the answers kept, which the caller may carry over while
-/// neither the quotes nor the limits changed).
-pub(crate) struct PyRates<'a, 'py> {
-    pub limits: Bound<'py, PyAny>,
-    pub account: &'a str,
-    pub quotes: &'a HashMap<String, Quote>,
-    pub known: RefCell<Routes>,
-    pub raised: &'a Raised,
-    mids: RefCell<Option<Bound<'py, PyDict>>>,
-}
+/// The conversion routes at the quotes' mids (`rates.rs`) over the limits' instruments table
+/// (converted once per limits); `known`: the answers kept, which the caller may carry over while
+/// neither the quotes nor the limits changed.
+pub(crate) struct PyRates;
 
-impl<'a, 'py> PyRates<'a, 'py> {
-    pub(crate) fn new(
-        limits: Bound<'py, PyAny>,
-        account: &'a str,
+impl PyRates {
+    /// `QuoteRates` over `limits`' table (`account`: the limits' own; the engine state's face calls it so).
+    #[allow(clippy::new_ret_no_self)]
+    pub(crate) fn new<'a>(
+        limits: Bound<'_, PyAny>,
+        _account: &str,
         quotes: &'a HashMap<String, Quote>,
         known: Routes,
-        raised: &'a Raised,
-    ) -> Self {
-        PyRates {
-            limits,
-            account,
-            quotes,
-            known: RefCell::new(known),
-            raised,
-            mids: RefCell::new(None),
-        }
-    }
-
-    fn ask(&self, currency: &str) -> PyResult<Option<Vec<(f64, bool)>>> {
-        let py = self.limits.py();
-        let mids = match self.mids.borrow().as_ref() {
-            Some(mids) => mids.clone(),
-            None => {
-                let mids = PyDict::new(py);
-                for (symbol, quote) in self.quotes {
-                    mids.set_item(symbol, quote.mid())?;
-                }
-                mids
-            }
-        };
-        *self.mids.borrow_mut() = Some(mids.clone());
-        let route = CONVERSION_ROUTE.import(py, "tickwave.instruments", "conversion_route")?;
-        let instruments = self.limits.getattr(intern!(py, "instruments"))?;
-        route
-            .call1((currency, self.account, instruments, mids))?
-            .extract()
+        raised: &Raised,
+    ) -> QuoteRates<'a> {
+        let table = raised.keep(limits_of(&limits).map(Some), None);
+        QuoteRates::new(table, quotes, known)
     }
 }
 
-impl Rates for PyRates<'_, '_> {
-    fn route(&self, currency: &str) -> Option<Vec<(f64, bool)>> {
-        if let Some(known) = self.known.borrow().get(currency) {
-            return known.clone();
-        }
-        let route = self.raised.keep(self.ask(currency), None);
-        self.known
-            .borrow_mut()
-            .insert(currency.to_owned(), route.clone());
-        route
+/// The pairs `tickwave.instruments.convert` goes through from `source` to `target` at `mids`
+/// (`(mid, multiplies)`: one, else two via USD), or None; `instruments`: symbol -> `Instrument`
+/// (only the quoted symbols' are read).
+#[pyfunction]
+fn conversion_route<'py>(
+    source: &str,
+    target: &str,
+    instruments: &Bound<'py, PyAny>,
+    mids: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let py = mids.py();
+    if source == target {
+        return Ok(Some(PyTuple::empty(py)));
     }
+    let mut quoted: Vec<(String, f64)> = Vec::new();
+    let mut table = HashMap::new();
+    for item in mids.call_method0(intern!(mids.py(), "items"))?.try_iter()? {
+        let (symbol, mid): (String, f64) = item?.extract()?;
+        let spec = instruments.call_method1(intern!(mids.py(), "get"), (&symbol,))?;
+        if spec.is_none() {
+            continue;
+        }
+        table.insert(symbol.clone(), spec_of(&spec)?);
+        quoted.push((symbol, mid));
+    }
+    quoted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mids: Vec<(&str, f64)> = quoted.iter().map(|(s, mid)| (s.as_str(), *mid)).collect();
+    rates::route(source, target, &table, &mids)
+        .map(|route| PyTuple::new(py, route))
+        .transpose()
 }
 
 /// The loss floor as the `Decimal` the valuation compares with.
@@ -493,6 +482,11 @@ fn exposure(
     let converted = limits_of(limits)?;
     let values = view_values(view)?;
     let raised = Raised::default();
+    let mut given: Vec<(String, f64)> = match mids {
+        Some(mids) => mids.items().extract()?,
+        None => Vec::new(),
+    };
+    given.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let rates = PyRates::new(
         limits.clone(),
         &converted.account_currency,
@@ -500,9 +494,10 @@ fn exposure(
         HashMap::new(),
         &raised,
     );
-    if let Some(mids) = mids {
-        *rates.mids.borrow_mut() = Some(mids.clone());
-    }
+    let rates = match mids {
+        Some(_) => rates.at_mids(given.iter().map(|(s, mid)| (s.as_str(), *mid)).collect()),
+        None => rates,
+    };
     let amount = gate::exposure(symbol, to_dec(lots)?, &values.quotes, &converted, &rates);
     raised.check()?;
     amount
@@ -558,5 +553,7 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gate_denial, m)?)?;
     m.add_function(wrap_pyfunction!(gate_checks, m)?)?;
     m.add_function(wrap_pyfunction!(exposure, m)?)?;
+    m.add_function(wrap_pyfunction!(conversion_route, m)?)?;
+    m.add("CONVERSION_PIVOT", rates::PIVOT)?;
     Ok(())
 }

@@ -22,6 +22,7 @@ pub mod paper;
 mod paper_py;
 pub mod positions;
 pub mod pyfloat;
+pub mod rates;
 pub mod replay;
 mod replay_py;
 pub mod risk;
