@@ -1291,6 +1291,7 @@ mod tests {
     fn kernel() -> Kernel {
         let spec = Spec {
             contract_size: 100_000.0,
+            base: "EUR".to_owned(),
             quote: "USD".to_owned(),
         };
         Kernel {
