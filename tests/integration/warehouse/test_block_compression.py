@@ -44,7 +44,9 @@ def test_select_when_compress_1_then_frames_decode_to_the_plain_answer(
 def test_select_when_compress_1_and_the_result_is_small_then_one_frame_with_its_length(
     warehouse_endpoint: Endpoint, credentials: Credentials
 ) -> None:
-    framed = post(warehouse_endpoint.address, credentials, b"SELECT 1", compress="1")
+    # Buffered to its end (wait_end_of_query): without it a result still running after 0.1 s is streamed,
+    # as ClickHouse streams one, and on a busy machine even SELECT 1 can take that long.
+    framed = post(warehouse_endpoint.address, credentials, b"SELECT 1", compress="1", wait_end_of_query="1")
 
     assert framed.status == 200
     assert int(framed.headers["content-length"]) == len(framed.body)
