@@ -941,13 +941,7 @@ impl PyEngineState {
             raised: &raised,
         };
         let converted = Arc::clone(&self.gate_limits);
-        let rates = gate_py::PyRates::new(
-            limits.clone(),
-            &converted.account_currency,
-            &self.state.quotes,
-            known,
-            &raised,
-        );
+        let rates = gate_py::quote_rates(limits.clone(), &self.state.quotes, known, &raised);
         let mut day = gate_py::PyDayLoss {
             day_pnl: view.getattr(intern!(py, "day_pnl"))?,
             fill,

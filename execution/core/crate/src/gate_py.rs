@@ -163,21 +163,14 @@ impl MarketHours for PyMarket<'_, '_> {
 /// The conversion routes at the quotes' mids (`rates.rs`) over the limits' instruments table
 /// (converted once per limits); `known`: the answers kept, which the caller may carry over while
 /// neither the quotes nor the limits changed.
-pub(crate) struct PyRates;
-
-impl PyRates {
-    /// `QuoteRates` over `limits`' table (`account`: the limits' own; the engine state's face calls it so).
-    #[allow(clippy::new_ret_no_self)]
-    pub(crate) fn new<'a>(
-        limits: Bound<'_, PyAny>,
-        _account: &str,
-        quotes: &'a HashMap<String, Quote>,
-        known: Routes,
-        raised: &Raised,
-    ) -> QuoteRates<'a> {
-        let table = raised.keep(limits_of(&limits).map(Some), None);
-        QuoteRates::new(table, quotes, known)
-    }
+pub(crate) fn quote_rates<'a>(
+    limits: Bound<'_, PyAny>,
+    quotes: &'a HashMap<String, Quote>,
+    known: Routes,
+    raised: &Raised,
+) -> QuoteRates<'a> {
+    let table = raised.keep(limits_of(&limits).map(Some), None);
+    QuoteRates::new(table, quotes, known)
 }
 
 /// The pairs `tickwave.instruments.convert` goes through from `source` to `target` at `mids`
@@ -399,13 +392,7 @@ fn run(
         day: None,
         raised: &raised,
     };
-    let rates = PyRates::new(
-        limits.clone(),
-        &converted.account_currency,
-        &values.quotes,
-        HashMap::new(),
-        &raised,
-    );
+    let rates = quote_rates(limits.clone(), &values.quotes, HashMap::new(), &raised);
     let mut day = PyDayLoss {
         day_pnl: view.getattr("day_pnl")?,
         fill: None,
@@ -487,13 +474,7 @@ fn exposure(
         None => Vec::new(),
     };
     given.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let rates = PyRates::new(
-        limits.clone(),
-        &converted.account_currency,
-        &values.quotes,
-        HashMap::new(),
-        &raised,
-    );
+    let rates = quote_rates(limits.clone(), &values.quotes, HashMap::new(), &raised);
     let rates = match mids {
         Some(_) => rates.at_mids(given.iter().map(|(s, mid)| (s.as_str(), *mid)).collect()),
         None => rates,
