@@ -21,7 +21,14 @@ the same signals and send every order twice. The fence closes that:
 - a broker that does not answer (restarting, or out of file descriptors) is waited for: the
   confirmation is retried until the broker takes it, says the process was fenced, or the
   process is told to stop. No order leaves meanwhile (each waits for its confirmation), so the
-  wait keeps the guarantee; the health report names it (:meth:`AccountFence.waiting_s`).
+  wait keeps the guarantee; the health report names it (:meth:`AccountFence.waiting_s`);
+- a transaction left open through an outage longer than ``TRANSACTION_TIMEOUT_MS`` is aborted
+  by the coordinator for its age, which fences its producer exactly as a newer holder would.
+  Every offset the process commits carries its own token (the offset's metadata), so it can
+  tell the two apart: when the committed offsets of both its groups are still its own (or its
+  predecessor's, as at its claim) after a newer holder's first confirmation would have shown,
+  no other process has confirmed, and it takes the fence again; it checks once more after
+  taking it, and is fenced if another process's commit shows up (see :meth:`AccountFence.confirm`).
 
 Why a fence and not a lease: a lease is a timer, and a process paused past its lease (GC, a
 stalled VM, a slow disk: this machine's stalls for tens of milliseconds now and then) still
@@ -35,13 +42,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NoReturn, Protocol, TypeVar
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from adapters.bus import Bootstrap, make_consumer, make_producer
 from execution.brokers.registry import broker_kind
@@ -58,9 +66,11 @@ HUNG_AFTER_S = RETRY_FOR_S + 15.0  # a librdkafka call given RETRY_FOR_S that ha
 PROBE_S = 5.0  # a call past HUNG_AFTER_S is hung only if the broker answers a metadata request within this
 WAIT_LOGGED_EVERY_S = 10.0  # a wait for the broker is logged this often
 HUNG_EXIT_CODE = 1
+NEWER_HOLDER_SHOWS_S = 3 * CONFIRM_EVERY_S  # a process that took the account has confirmed (committed) by then
 _FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 
 Consumed = Mapping[tuple[str, int], int]  # (topic, partition) -> the next offset to read
+Committed = dict[tuple[str, str, int], tuple[int, str | None]]  # (group, topic, partition) -> (offset, metadata)
 _Result = TypeVar("_Result")
 
 
@@ -223,20 +233,18 @@ class AccountFence:
     def __init__(self, settings: Settings, bootstrap: Bootstrap, stopping: threading.Event | None = None) -> None:
         """Fence the account of ``settings``; a wait for the broker ends once ``stopping`` is set."""
         self.transactional_id = transactional_id(settings)
+        self._bootstrap = bootstrap
         self._stopping = stopping or threading.Event()
         self._waiting_since: float | None = None
         # Where the open transaction is: a retry resumes it rather than beginning another.
         self._is_begun = self._is_sent = self._needs_abort = False
-        self._producer = make_producer(
-            bootstrap,
-            "latency",
-            **{
-                "transactional.id": self.transactional_id,
-                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                "retry.backoff.ms": 10,
-            },
-        )
+        self._begun_at: float | None = None  # when the open transaction began (the coordinator times it)
+        self._producer = self._new_producer()
+        # Every offset this process commits carries it: a commit by another process is told from its own.
+        self._token = secrets.token_hex(8)
+        self._at_claim: Committed | None = None  # the committed offsets when the account was taken
         group = settings.execution.consumer_group
+        self._groups = (group, f"{group}.fence")
         # Group metadata only (no subscription, no membership): offsets are committed like a manual commit.
         self._signals = make_consumer(bootstrap, group).consumer_group_metadata()
         # An idle confirmation commits a count to the fence's own group (the signals' group is not touched).
@@ -246,6 +254,18 @@ class AccountFence:
         self._staged: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
         self._confirmed_at = time.monotonic()
+
+    def _new_producer(self) -> Producer:
+        """A transactional producer for the account's id (a fenced one is never used again)."""
+        return make_producer(
+            self._bootstrap,
+            "latency",
+            **{
+                "transactional.id": self.transactional_id,
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "retry.backoff.ms": 10,
+            },
+        )
 
     def claim(self, timeout_s: float = 30.0) -> None:
         """Take the account: fence any older holder (its open transaction is aborted).
@@ -258,6 +278,10 @@ class AccountFence:
             self._producer.init_transactions(timeout_s)
         except KafkaException as exc:
             raise ServiceError(f"could not take the fence {self.transactional_id}: {exc.args[0].str()}") from exc
+        try:
+            self._at_claim = self._read_committed()
+        except KafkaException as exc:  # then a transaction aborted for its age ends the process, as a fence does
+            logger.warning("fence %s: the committed offsets could not be read: %s", self.transactional_id, exc)
         self._confirmed_at = time.monotonic()
         logger.info(
             "fence %s taken in %.0f ms: any older process for this account is fenced",
@@ -298,6 +322,8 @@ class AccountFence:
                 except KafkaException as exc:
                     error = exc.args[0]
                     if error.code() in _FENCED_CODES:
+                        if self._outlived_its_timeout() and self._take_again():
+                            continue
                         raise Fenced(
                             f"another execution process took the account's fence {self.transactional_id}"
                             f" ({error.str()})"
@@ -335,12 +361,90 @@ class AccountFence:
             self._is_begun = self._is_sent = self._needs_abort = False
         if not self._is_begun:
             self._producer.begin_transaction()
-            self._is_begun = True
+            self._is_begun, self._begun_at = True, time.monotonic()
         if not self._is_sent:
             self._send_offsets(staged)
             self._is_sent = True
         _bounded("commit_transaction", self._answers, self._producer.commit_transaction, RETRY_FOR_S)
         self._is_begun = self._is_sent = False
+
+    def _outlived_its_timeout(self) -> bool:
+        """Whether the coordinator may have aborted the open transaction for its age (not only a newer holder)."""
+        begun = self._begun_at
+        return self._is_begun and begun is not None and time.monotonic() - begun >= TRANSACTION_TIMEOUT_MS / 1000
+
+    def _take_again(self) -> bool:
+        """Take the fence again after the coordinator aborted this process's transaction for its age.
+
+        Only when no other process has committed since the claim: waits ``NEWER_HOLDER_SHOWS_S``
+        (a newer holder confirms within ``CONFIRM_EVERY_S`` of taking the account), compares both
+        groups' committed offsets with this process's own and those at its claim, takes the id
+        (which aborts any transaction another process has open), then compares again: a commit by
+        another process just before the take means it holds the account, and this one is fenced.
+        A committed offset that cannot be read counts as another's. Returns False when fenced.
+        """
+        if self._stopping.wait(NEWER_HOLDER_SHOWS_S):
+            raise ServiceError(f"fence {self.transactional_id}: stopping while its transaction was aborted")
+        if not self._only_own_commits():
+            return False
+        self._producer = self._new_producer()
+        try:
+            _bounded("init_transactions", self._answers, self._producer.init_transactions, RETRY_FOR_S)
+        except KafkaException as exc:
+            raise ServiceError(f"could not take the fence {self.transactional_id} again: {exc.args[0].str()}") from exc
+        self._is_begun = self._is_sent = self._needs_abort = False
+        self._begun_at = None
+        if not self._only_own_commits():
+            return False
+        logger.warning(
+            "fence %s: the broker aborted the transaction left open through its outage; no other process has"
+            " confirmed since, so the fence is taken again",
+            self.transactional_id,
+        )
+        return True
+
+    def _only_own_commits(self) -> bool:
+        """Whether every committed offset of both groups is this process's or was there at its claim."""
+        at_claim = self._at_claim
+        if at_claim is None:
+            return False
+        try:
+            committed = self._read_committed()
+        except KafkaException:
+            return False
+        return all(mark[1] == self._token or at_claim.get(key) == mark for key, mark in committed.items())
+
+    def _read_committed(self) -> Committed:
+        """Return the committed offsets (with their metadata) of the signals' group and the fence's.
+
+        Read stable only: an offset in another process's open transaction keeps the read waiting.
+        A coordinator that moves or loads (a broker just started) is asked again for ``RETRY_FOR_S``.
+
+        Raises:
+            KafkaException: when the broker does not answer in time.
+        """
+        deadline = time.monotonic() + RETRY_FOR_S
+        while True:
+            try:
+                return {
+                    key: mark for group in self._groups for key, mark in self._committed_of(group, deadline).items()
+                }
+            except KafkaException:
+                if time.monotonic() >= deadline:
+                    raise
+                self._stopping.wait(0.2)
+
+    def _committed_of(self, group: str, deadline: float) -> Committed:
+        """Return ``group``'s committed offsets of the signals' topic, each with its metadata."""
+        topic = self._beat_at.topic
+        consumer = make_consumer(self._bootstrap, group, "latency", **{"isolation.level": "read_committed"})
+        try:
+            partitions = consumer.list_topics(topic, timeout=PROBE_S).topics[topic].partitions
+            asked = [TopicPartition(topic, partition) for partition in partitions]
+            committed = consumer.committed(asked, timeout=max(0.1, deadline - time.monotonic()))
+        finally:
+            consumer.close()
+        return {(group, o.topic, o.partition): (o.offset, o.metadata) for o in committed if o.offset >= 0}
 
     def _answers(self) -> bool:
         """Return whether the broker answers a metadata request within ``PROBE_S``."""
@@ -352,7 +456,10 @@ class AccountFence:
 
     def _send_offsets(self, staged: Mapping[tuple[str, int], int]) -> None:
         if staged:
-            offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in staged.items()]
+            offsets = [
+                TopicPartition(topic, partition, offset, metadata=self._token)
+                for (topic, partition), offset in staged.items()
+            ]
             _bounded(
                 "send_offsets_to_transaction",
                 self._answers,
@@ -363,7 +470,9 @@ class AccountFence:
             )
         else:
             self._confirmations += 1
-            beat = TopicPartition(self._beat_at.topic, self._beat_at.partition, self._confirmations)
+            beat = TopicPartition(
+                self._beat_at.topic, self._beat_at.partition, self._confirmations, metadata=self._token
+            )
             _bounded(
                 "send_offsets_to_transaction",
                 self._answers,

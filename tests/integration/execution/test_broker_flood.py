@@ -196,7 +196,10 @@ def test_execution_when_the_broker_stops_and_comes_back_then_it_waits_at_the_sam
 
         after = make_signal(1, now_ms(), "short", 0.5)
         bus.send(after)
-        bus.wait_for(_decided({after.signal_id}), 60, "a decision after the outage")
+        try:
+            bus.wait_for(_decided({after.signal_id}), 60, "a decision after the outage")
+        except AssertionError as missing:
+            raise AssertionError(f"{missing}; the execution process's log ends:\n{processes.log_tail()}") from None
         assert execution.alive
         assert "waiting for the broker" in processes.log_path.read_text()
     finally:
