@@ -11,6 +11,7 @@ from execution.core.limits import RiskLimits
 from execution.core.risk import ProposedOrder, RiskView
 from execution.core.state import OrderStatus
 from tickwave.contracts import (
+    ControlCommand,
     Message,
     OrderDenied,
     OrderFilled,
@@ -22,6 +23,7 @@ from tickwave.contracts import (
     Signal,
     Tick,
 )
+from tickwave.clock import Clock
 from tickwave.instruments import Instrument
 
 _M = TypeVar("_M", bound=Struct)
@@ -352,9 +354,6 @@ class EngineState:
     def on_signal(
         self, signal: Signal, sizing: Sizing, instance_id: str, now_ms: int
     ) -> tuple[OrderIntent | None, tuple[OrderDenied | RiskEvent, ...], bool]: ...
-    def closing_orders(
-        self, symbol: str, signal_for: Callable[[int], Signal], now_ms: int
-    ) -> tuple[list[OrderIntent], list[OrderDenied]]: ...
     def tick_breakers(self, symbol: str, day: str, instance_id: str, now_ms: int) -> list[RiskEvent]: ...
     def follow_ups(self, event: OrderFilled | OrderRejected, day: str, instance_id: str) -> list[RiskEvent]: ...
     def unrealized_now(self) -> dict[str, Decimal]: ...
@@ -379,6 +378,12 @@ class EngineState:
     def window_start(self, since_ms: int) -> int: ...
     def status_of(self, client_order_id: str) -> OrderStatus | None: ...
     def is_decided(self, signal_id: str) -> bool: ...
+    def protective_stop(
+        self, tick: Tick, clock: Clock, instance_id: str
+    ) -> tuple[tuple[RiskEvent | OrderDenied, ...], tuple[OrderIntent, ...]] | None: ...
+    def on_control(
+        self, command: ControlCommand, instance_id: str, now_ms: int
+    ) -> tuple[tuple[RiskEvent | OrderDenied, ...], tuple[OrderIntent, ...], bool] | str: ...
 
 # The journaled events (`events.rs`, `events_py.rs`): `tickwave.contracts` structs written by the core.
 def encode_event(message: Struct) -> bytes: ...
