@@ -121,6 +121,6 @@ def test_stop_loss_when_the_bid_reaches_the_level_exactly_then_it_closes(tmp_pat
     (close,) = _protective_orders(publisher)
     stops = [e for e in publisher.of_type(RiskEvent) if e.kind == "protective_stop"]
     assert stops[0].detail == (
-        "stop loss EURUSD: 0.5 lots from 1.10010 at 1.0981 (-20.0 pips); closing with 1 reduce-only orders, 0 denied"
+        "stop loss EURUSD: 0.5 lots from 1.1001 at 1.0981 (-20.0 pips); closing with 1 reduce-only orders, 0 denied"
     )
     service.close()
