@@ -209,7 +209,7 @@ class EngineState:
     def protective_stop(
         self, tick: Tick, clock: Clock, instance_id: str
     ) -> tuple[tuple[RiskEvent | OrderDenied, ...], tuple[OrderIntent, ...]] | None:
-        """A protective stop on ``tick`` in the core (``stops.rs``): ``(events, intents)``, None when no level is crossed.
+        """A protective stop on ``tick`` in the core (``stops.rs``): ``(events, intents)``, None when none is crossed.
 
         ``clock`` is asked the time only once a level is crossed; changes nothing.
         """

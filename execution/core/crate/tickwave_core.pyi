@@ -10,6 +10,7 @@ from msgspec import Struct
 from execution.core.limits import RiskLimits
 from execution.core.risk import ProposedOrder, RiskView
 from execution.core.state import OrderStatus
+from tickwave.clock import Clock
 from tickwave.contracts import (
     ControlCommand,
     Message,
@@ -23,7 +24,6 @@ from tickwave.contracts import (
     Signal,
     Tick,
 )
-from tickwave.clock import Clock
 from tickwave.instruments import Instrument
 
 _M = TypeVar("_M", bound=Struct)

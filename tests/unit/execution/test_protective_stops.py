@@ -119,6 +119,7 @@ def test_stop_loss_when_the_bid_reaches_the_level_exactly_then_it_closes(tmp_pat
     service.handle_tick(Tick(symbol="EURUSD", time_ms=clock.now_ms(), seq=2, bid=1.0981, ask=1.0983))
 
     (close,) = _protective_orders(publisher)
+    assert (close.side, close.quantity_lots) == ("sell", 0.5)
     stops = [e for e in publisher.of_type(RiskEvent) if e.kind == "protective_stop"]
     assert stops[0].detail == (
         "stop loss EURUSD: 0.5 lots from 1.1001 at 1.0981 (-20.0 pips); closing with 1 reduce-only orders, 0 denied"
