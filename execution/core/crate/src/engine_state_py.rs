@@ -18,7 +18,7 @@ use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
 use crate::decide;
 use crate::engine_state::{self, Change, NumberMap, Refused};
-use crate::events::{Event, Severity, TradingState};
+use crate::events::{Event, Severity, Tick, TradingState};
 use crate::events_py::{event_from_py, event_to_py};
 use crate::gate_py::Routes;
 use crate::lifecycle::{self, Status};
@@ -857,11 +857,21 @@ impl PyEngineState {
     ) -> PyResult<Option<(Bound<'py, PyTuple>, Bound<'py, PyTuple>)>> {
         let levels = levels_of(self.limits.bind(py))?;
         let symbol = tick.getattr(intern!(py, "symbol"))?;
-        if levels.pips(symbol.cast::<PyString>()?.to_str()?) == (0.0, 0.0) {
+        let symbol = symbol.cast::<PyString>()?.to_str()?;
+        if levels.pips(symbol) == (0.0, 0.0) {
             return Ok(None); // no stop set (the default): the tick is not read further
         }
-        let Event::Tick(tick) = event_from_py(tick)? else {
-            return Err(PyValueError::new_err("protective_stop takes a Tick"));
+        // Only the fields a stop reads (its prices, and its time and sequence for the close's ids).
+        let tick = Tick {
+            symbol: symbol.to_owned(),
+            time_ms: tick.getattr(intern!(py, "time_ms"))?.extract()?,
+            seq: tick.getattr(intern!(py, "seq"))?.extract()?,
+            bid: tick.getattr(intern!(py, "bid"))?.extract()?,
+            ask: tick.getattr(intern!(py, "ask"))?.extract()?,
+            last: 0.0,
+            volume: 0.0,
+            flags: 0,
+            source: String::new(),
         };
         let overflow = |_| PyOverflowError::new_err(Overflow.to_string());
         let Some(crossed) = stops::crossing(&self.state, &levels, &tick).map_err(overflow)? else {
