@@ -1345,8 +1345,8 @@ fn outcome_to_py(
 static LAST_LEVELS: Mutex<Option<(Py<PyAny>, Arc<stops::Levels>)>> = Mutex::new(None);
 
 /// The stop levels of a `RiskLimits` (`stop_pips` and each instrument's `pip_size`), converted once
-/// per limits object.
-fn levels_of(limits: &Bound<'_, PyAny>) -> PyResult<Arc<stops::Levels>> {
+/// per limits object; a replay's timeline builds its engine's levels with it too.
+pub(crate) fn levels_of(limits: &Bound<'_, PyAny>) -> PyResult<Arc<stops::Levels>> {
     let py = limits.py();
     if let Ok(last) = LAST_LEVELS.lock() {
         if let Some((object, levels)) = last.as_ref() {
