@@ -1,9 +1,10 @@
 """Operator commands: halt, reduce, resume, set_limit, flatten and status, decided read-only.
 
 Each command becomes risk events (and, for ``flatten``, reduce-only orders) to journal and
-apply; ``set_limit`` returns the new limits in its outcome and the engine puts them in
-force (limits come from the configuration, so a restart returns to the configured ones
-and the command is not replayed).
+apply; halt, reduce, resume and flatten are decided by the core (``stops.rs``).
+``set_limit`` returns the new limits in its outcome and the engine puts them in force
+(limits come from the configuration, so a restart returns to the configured ones and the
+command is not replayed).
 """
 
 from __future__ import annotations
@@ -12,18 +13,17 @@ import json
 import math
 from dataclasses import fields, replace
 from decimal import Decimal
-from functools import partial
 from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from execution.core.decisions import ControlOutcome, EventBuilder, closing_orders
-from execution.core.engine_state import FLATTEN, SYMBOL_HALTED, SYMBOL_RESUMED, TRADING_STATE, EngineState
+from execution.core.decisions import ControlOutcome, EventBuilder
+from execution.core.engine_state import EngineState
 from execution.core.limits import RiskLimits
 from execution.core.valuation import Valuation, status_summary
 from tickwave.clock import Clock
 from tickwave.config import RiskSettings
-from tickwave.contracts import ControlCommand, OrderDenied, OrderIntent, RiskEvent, Signal
+from tickwave.contracts import ControlCommand
 from tickwave.money import to_decimal
 
 # Limits an operator may change at run time with ``set_limit`` (until the next restart).
@@ -59,22 +59,6 @@ def parse_limit(name: str, text: str) -> float | int | str:
     return value
 
 
-def flatten_signal(command: ControlCommand, symbol: str, part: int, now_ms: int) -> Signal:
-    """The operator's decision a flatten order traces to (its id names the command, symbol and part)."""
-    return Signal(
-        signal_id=f"flatten-{command.command_id}-{symbol}-{part}",
-        symbol=symbol,
-        timeframe="operator",
-        bar_start_ms=now_ms,
-        direction="flat",
-        strength=0.0,
-        confidence=1.0,
-        model_id=f"operator:{command.issued_by}",
-        model_version=0,
-        created_at_ms=now_ms,
-    )
-
-
 class Commands:
     """Turns operator commands into events and orders (reads the state only)."""
 
@@ -85,83 +69,22 @@ class Commands:
         self.valuation = valuation
 
     def on_control(self, command: ControlCommand) -> ControlOutcome:
-        """Turn an operator command into state-change events and the orders to send (flatten)."""
-        if command.command_id in self.state.applied_commands:
-            return ControlOutcome(is_duplicate=True)
+        """Turn an operator command into state-change events and the orders to send (flatten).
+
+        Halt, reduce, resume and flatten are the core's (``stops.rs``), as is a command applied
+        before (a duplicate); ``set_limit`` (the configuration's validation) and ``status`` (the
+        valuation's summary) are decided here.
+        """
         now_ms = self.clock.now_ms()
-        took_ms = now_ms - command.issued_at_ms
-        who = (
-            f"by {command.issued_by} ({command.reason or 'no reason given'}) [command {command.command_id}]; "
-            f"{took_ms} ms after it was issued"
-        )
-        risk = self.events.risk
-        if command.command == "halt" and command.symbol:
-            event = risk(
-                SYMBOL_HALTED,
-                "critical",
-                f"{command.symbol} halted {who}",
-                now_ms,
-                symbol=command.symbol,
-                check="operator",
-            )
-            return ControlOutcome((event,))
-        if command.command == "halt":
-            return ControlOutcome(
-                (risk(TRADING_STATE, "critical", f"HALTED {who}", now_ms, "HALTED", check="operator"),)
-            )
-        if command.command == "reduce":
-            return ControlOutcome(
-                (risk(TRADING_STATE, "warning", f"REDUCING {who}", now_ms, "REDUCING", check="operator"),)
-            )
-        if command.command == "resume":
-            return ControlOutcome(self._resume_events(command, who, now_ms))
+        decided = self.state.on_control(command, self.events.instance_id, now_ms)
+        if not isinstance(decided, str):
+            events, intents, is_duplicate = decided
+            return ControlOutcome(events, intents, is_duplicate)
+        who = decided
         if command.command == "set_limit":
             return self._set_limit(command, who, now_ms)
-        if command.command == "flatten":
-            return self._flatten(command, who, now_ms)
         status = {**status_summary(self.valuation, self.events.instance_id, now_ms), "command_id": command.command_id}
-        return ControlOutcome((risk("status", "info", json.dumps(status, sort_keys=True), now_ms),))
-
-    def _resume_events(self, command: ControlCommand, who: str, now_ms: int) -> tuple[RiskEvent, ...]:
-        risk = self.events.risk
-        symbols = [command.symbol] if command.symbol else sorted(self.state.view.halted_symbols)
-        events = [
-            risk(SYMBOL_RESUMED, "info", f"{symbol} resumed {who}", now_ms, symbol=symbol, check="operator")
-            for symbol in symbols
-        ]
-        if not command.symbol:
-            events.append(risk(TRADING_STATE, "info", f"ACTIVE {who}", now_ms, "ACTIVE", check="operator"))
-        return tuple(events)
-
-    def _flatten(self, command: ControlCommand, who: str, now_ms: int) -> ControlOutcome:
-        """Close positions (all, or one symbol's) with reduce-only market orders; cancel their working orders.
-
-        Each order is named by the command and the symbol (idempotent: a repeated command
-        is a duplicate), is at most ``max_order_lots`` (larger positions close in several
-        orders) and passes the gate except the trading state: an operator may flatten while
-        HALTED. A denied one (no price, market closed, collar) is recorded with its check.
-        """
-        state = self.state
-        symbols = [command.symbol] if command.symbol else sorted(s for s, lots in state.view.positions.items() if lots)
-        intents: list[OrderIntent] = []
-        denials: list[OrderDenied] = []
-        closing: list[str] = []
-        for symbol in symbols:
-            position = state.view.position(symbol)
-            signal_for = partial(flatten_signal, command, symbol, now_ms=now_ms)
-            closes, denied = closing_orders(state, symbol, signal_for, now_ms)
-            intents.extend(closes)
-            denials.extend(denied)
-            if position:
-                closing.append(f"{symbol} {position} lots")
-        working = [order.client_order_id for order in state.working_orders() if order.symbol in symbols]
-        scope = command.symbol or "all symbols"
-        detail = (
-            f"FLATTEN {scope} {who}: closing {', '.join(closing) or 'nothing (flat)'} with {len(intents)} "
-            f"reduce-only orders; canceling {len(working)} working orders; {len(denials)} denied"
-        )
-        report = self.events.risk(FLATTEN, "critical", detail, now_ms, symbol=command.symbol, check="operator")
-        return ControlOutcome(events=(report, *denials), intents=tuple(intents))
+        return ControlOutcome((self.events.risk("status", "info", json.dumps(status, sort_keys=True), now_ms),))
 
     def _set_limit(self, command: ControlCommand, who: str, now_ms: int) -> ControlOutcome:
         risk = self.events.risk

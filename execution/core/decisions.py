@@ -8,7 +8,6 @@ commands (:mod:`execution.core.commands`) and the protective stops (:mod:`execut
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -87,18 +86,6 @@ class EventBuilder:
         """Build one risk event; its trading state is ``trading_state``, else the current one."""
         state = trading_state or self._state.view.trading_state
         return self._state.risk_event(self.instance_id, kind, severity, detail, now_ms, state, symbol, check)
-
-
-def closing_orders(
-    state: EngineState, symbol: str, signal_for: Callable[[int], Signal], now_ms: int
-) -> tuple[list[OrderIntent], list[OrderDenied]]:
-    """Reduce-only market orders (at most ``max_order_lots`` each) that close ``symbol``'s position.
-
-    They pass the operator checks (price, market hours, collar, rate), not the trading
-    state: an operator's flatten and a protective stop work while HALTED. ``signal_for``
-    names the decision each part traces to. The core's (``decide.rs``), one call.
-    """
-    return state.closing_orders(symbol, signal_for, now_ms)
 
 
 class SignalDecisions:

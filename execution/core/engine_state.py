@@ -20,7 +20,6 @@ A derived answer is one call to the core (``working_orders``, ``orders_in_window
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
@@ -31,7 +30,9 @@ from tickwave_core import book_fill as book_fill  # the fill booking rule the st
 from execution.core.limits import RiskLimits
 from execution.core.risk import RiskView
 from execution.core.state import OrderStatus
+from tickwave.clock import Clock
 from tickwave.contracts import (
+    ControlCommand,
     Message,
     OrderDenied,
     OrderFilled,
@@ -205,11 +206,23 @@ class EngineState:
         """Decide on a signal in the core (``decide.rs``): ``(intent, events, is_duplicate)``; changes nothing."""
         return self._core.on_signal(signal, sizing, instance_id, now_ms)
 
-    def closing_orders(
-        self, symbol: str, signal_for: Callable[[int], Signal], now_ms: int
-    ) -> tuple[list[OrderIntent], list[OrderDenied]]:
-        """Reduce-only orders that close ``symbol``'s position, and the operator checks' denials (``decide.rs``)."""
-        return self._core.closing_orders(symbol, signal_for, now_ms)
+    def protective_stop(
+        self, tick: Tick, clock: Clock, instance_id: str
+    ) -> tuple[tuple[RiskEvent | OrderDenied, ...], tuple[OrderIntent, ...]] | None:
+        """A protective stop on ``tick`` in the core (``stops.rs``): ``(events, intents)``, None when none is crossed.
+
+        ``clock`` is asked the time only once a level is crossed; changes nothing.
+        """
+        return self._core.protective_stop(tick, clock, instance_id)
+
+    def on_control(
+        self, command: ControlCommand, instance_id: str, now_ms: int
+    ) -> tuple[tuple[RiskEvent | OrderDenied, ...], tuple[OrderIntent, ...], bool] | str:
+        """An operator's command in the core (``stops.rs``): ``(events, intents, is_duplicate)``; changes nothing.
+
+        For ``set_limit`` and ``status``, which the shell decides, the words naming who issued it.
+        """
+        return self._core.on_control(command, instance_id, now_ms)
 
     def tick_breakers(self, symbol: str, day: str, instance_id: str, now_ms: int) -> list[RiskEvent]:
         """The breakers on a tick of ``symbol`` (already observed) in the core; ``day``: its trading day."""

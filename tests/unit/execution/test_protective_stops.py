@@ -8,7 +8,7 @@ from pathlib import Path
 from execution.service import ExecutionService
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, ListPublisher, make_service, signal, tick
 from tickwave.clock import ManualClock
-from tickwave.contracts import ControlCommand, OrderFilled, OrderSubmitted, RiskEvent
+from tickwave.contracts import ControlCommand, OrderFilled, OrderSubmitted, RiskEvent, Tick
 
 STOPS = {
     "market_hours": "always",
@@ -106,4 +106,22 @@ def test_stops_when_a_symbol_has_its_own_pips_then_they_replace_the_defaults_for
 
     (close,) = _protective_orders(publisher)
     assert (close.side, close.signal_id[:3]) == ("sell", "sl-")
+    service.close()
+
+
+def test_stop_loss_when_the_bid_reaches_the_level_exactly_then_it_closes(tmp_path: Path) -> None:
+    service, clock, publisher = _open(tmp_path)  # long from 1.1001: 20 pips down is a bid of 1.0981 exactly
+
+    clock.advance(100)
+    service.handle_tick(Tick(symbol="EURUSD", time_ms=clock.now_ms(), seq=1, bid=1.0982, ask=1.0984))
+    assert _protective_orders(publisher) == []  # 19 pips
+    clock.advance(100)
+    service.handle_tick(Tick(symbol="EURUSD", time_ms=clock.now_ms(), seq=2, bid=1.0981, ask=1.0983))
+
+    (close,) = _protective_orders(publisher)
+    assert (close.side, close.quantity_lots) == ("sell", 0.5)
+    stops = [e for e in publisher.of_type(RiskEvent) if e.kind == "protective_stop"]
+    assert stops[0].detail == (
+        "stop loss EURUSD: 0.5 lots from 1.1001 at 1.0981 (-20.0 pips); closing with 1 reduce-only orders, 0 denied"
+    )
     service.close()

@@ -8,7 +8,7 @@
 //! writes them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::intern;
@@ -18,7 +18,7 @@ use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
 use crate::decide;
 use crate::engine_state::{self, Change, NumberMap, Refused};
-use crate::events::{Event, Severity, TradingState};
+use crate::events::{Event, Severity, Tick, TradingState};
 use crate::events_py::{event_from_py, event_to_py};
 use crate::gate_py::Routes;
 use crate::lifecycle::{self, Status};
@@ -26,6 +26,7 @@ use crate::money::{Dec, Overflow};
 use crate::positions::Booking;
 use crate::PySizing;
 use crate::{gate, gate_py};
+use crate::{replay, stops};
 use crate::{to_dec, to_py, PyBook, PyBooking};
 
 // The Python classes this face reads or builds, imported once.
@@ -609,45 +610,6 @@ impl PyEngineState {
         Ok((intent, PyTuple::new(py, events)?, decision.is_duplicate))
     }
 
-    /// Reduce-only market orders that close `symbol`'s position, and the operator checks' denials
-    /// (`decide::closing_orders`); `signal_for(part)` names the decision each part traces to.
-    fn closing_orders<'py>(
-        &mut self,
-        py: Python<'py>,
-        symbol: &str,
-        signal_for: &Bound<'py, PyAny>,
-        now_ms: i64,
-    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
-        let mut failed: Option<PyErr> = None;
-        let mut ask = |part: i64| match signal_for.call1((part,)).and_then(|s| event_from_py(&s)) {
-            Ok(Event::Signal(signal)) => Some(signal),
-            Ok(_) => {
-                failed = Some(PyValueError::new_err("signal_for must return a Signal"));
-                None
-            }
-            Err(error) => {
-                failed = Some(error);
-                None
-            }
-        };
-        let (intents, denials) =
-            self.with_answers(py, symbol, now_ms, None, |state, limits, answers| {
-                decide::closing_orders(state, limits, answers, symbol, &mut ask, now_ms)
-            })?;
-        if let Some(error) = failed {
-            return Err(error);
-        }
-        let intents = intents
-            .into_iter()
-            .map(|intent| event_to_py(py, &Event::OrderIntent(intent)))
-            .collect::<PyResult<Vec<_>>>()?;
-        let denials = denials
-            .iter()
-            .map(|event| event_to_py(py, event))
-            .collect::<PyResult<Vec<_>>>()?;
-        Ok((PyList::new(py, intents)?, PyList::new(py, denials)?))
-    }
-
     /// The breakers on a tick of `symbol`, already observed (`decide::on_tick`); `day`: the trading
     /// day of `now_ms` (the valuation's, asked once).
     fn tick_breakers<'py>(
@@ -882,6 +844,83 @@ impl PyEngineState {
     /// Return whether a signal was decided (and not let go).
     fn is_decided(&self, signal_id: &str) -> bool {
         self.state.is_decided(signal_id)
+    }
+
+    /// A protective stop on `tick` (`stops.rs`): `(events, intents)`, the contract's structs, or
+    /// None when the tick crosses no level; `clock.now_ms()` is asked only once one is crossed.
+    fn protective_stop<'py>(
+        &mut self,
+        py: Python<'py>,
+        tick: &Bound<'py, PyAny>,
+        clock: &Bound<'py, PyAny>,
+        instance_id: &str,
+    ) -> PyResult<Option<(Bound<'py, PyTuple>, Bound<'py, PyTuple>)>> {
+        let levels = levels_of(self.limits.bind(py))?;
+        let symbol = tick.getattr(intern!(py, "symbol"))?;
+        let symbol = symbol.cast::<PyString>()?.to_str()?;
+        if levels.pips(symbol) == (0.0, 0.0) {
+            return Ok(None); // no stop set (the default): the tick is not read further
+        }
+        // Only the fields a stop reads (its prices, and its time and sequence for the close's ids).
+        let tick = Tick {
+            symbol: symbol.to_owned(),
+            time_ms: tick.getattr(intern!(py, "time_ms"))?.extract()?,
+            seq: tick.getattr(intern!(py, "seq"))?.extract()?,
+            bid: tick.getattr(intern!(py, "bid"))?.extract()?,
+            ask: tick.getattr(intern!(py, "ask"))?.extract()?,
+            last: 0.0,
+            volume: 0.0,
+            flags: 0,
+            source: String::new(),
+        };
+        let overflow = |_| PyOverflowError::new_err(Overflow.to_string());
+        let Some(crossed) = stops::crossing(&self.state, &levels, &tick).map_err(overflow)? else {
+            return Ok(None);
+        };
+        let now_ms: i64 = clock.call_method0(intern!(py, "now_ms"))?.extract()?;
+        let mut risk = self.risk_events(instance_id);
+        let outcome =
+            self.with_answers(py, &tick.symbol, now_ms, None, |state, limits, answers| {
+                stops::close(state, limits, answers, &mut risk, &tick, &crossed, now_ms)
+            })?;
+        self.risk_sequence = risk.sequence;
+        let (events, intents) = outcome_to_py(py, outcome)?;
+        Ok(Some((events, intents)))
+    }
+
+    /// An operator's command (`stops::on_control`): `(events, intents, is_duplicate)`, the
+    /// contract's structs, or for `set_limit` and `status` (the shell decides them) the words
+    /// naming who issued it.
+    fn on_control<'py>(
+        &mut self,
+        py: Python<'py>,
+        command: &Bound<'py, PyAny>,
+        instance_id: &str,
+        now_ms: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Event::ControlCommand(command) = event_from_py(command)? else {
+            return Err(PyValueError::new_err("on_control takes a ControlCommand"));
+        };
+        let mut risk = self.risk_events(instance_id);
+        let control = self.with_answers(
+            py,
+            &command.symbol,
+            now_ms,
+            None,
+            |state, limits, answers| {
+                stops::on_control(state, limits, answers, &mut risk, &command, now_ms)
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        match control {
+            stops::Answer::Shell { who } => Ok(PyString::new(py, &who).into_any()),
+            stops::Answer::Decided(control) => {
+                let (events, intents) = outcome_to_py(py, control.outcome)?;
+                Ok((events, intents, control.is_duplicate)
+                    .into_pyobject(py)?
+                    .into_any())
+            }
+        }
     }
 }
 
@@ -1282,4 +1321,64 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RATE_WINDOW_MS", engine_state::RATE_WINDOW_MS)?;
     m.add("RETIRE_MARGIN_MS", engine_state::RETIRE_MARGIN_MS)?;
     Ok(())
+}
+
+/// An outcome's events and intents as tuples of the contract's structs.
+fn outcome_to_py(
+    py: Python<'_>,
+    outcome: replay::Outcome,
+) -> PyResult<(Bound<'_, PyTuple>, Bound<'_, PyTuple>)> {
+    let events = outcome
+        .events
+        .iter()
+        .map(|event| event_to_py(py, event))
+        .collect::<PyResult<Vec<_>>>()?;
+    let intents = outcome
+        .intents
+        .into_iter()
+        .map(|intent| event_to_py(py, &Event::OrderIntent(intent)))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((PyTuple::new(py, events)?, PyTuple::new(py, intents)?))
+}
+
+// The limits whose stop levels were last converted (limits are replaced, never changed: identity tells).
+static LAST_LEVELS: Mutex<Option<(Py<PyAny>, Arc<stops::Levels>)>> = Mutex::new(None);
+
+/// The stop levels of a `RiskLimits` (`stop_pips` and each instrument's `pip_size`), converted once
+/// per limits object; a replay's timeline builds its engine's levels with it too.
+pub(crate) fn levels_of(limits: &Bound<'_, PyAny>) -> PyResult<Arc<stops::Levels>> {
+    let py = limits.py();
+    if let Ok(last) = LAST_LEVELS.lock() {
+        if let Some((object, levels)) = last.as_ref() {
+            if object.bind(py).is(limits) {
+                return Ok(Arc::clone(levels));
+            }
+        }
+    }
+    let mut pip_sizes = HashMap::new();
+    for item in limits
+        .getattr("instruments")?
+        .call_method0("items")?
+        .try_iter()?
+    {
+        let (symbol, spec): (String, Bound<'_, PyAny>) = item?.extract()?;
+        pip_sizes.insert(symbol, spec.getattr("pip_size")?.extract()?);
+    }
+    let levels = Arc::new(stops::Levels {
+        default: (
+            limits.getattr("stop_loss_pips")?.extract()?,
+            limits.getattr("take_profit_pips")?.extract()?,
+        ),
+        by_symbol: limits
+            .getattr("stop_pips_by_symbol")?
+            .call_method0("items")?
+            .try_iter()?
+            .map(|item| item?.extract::<(String, (f64, f64))>())
+            .collect::<PyResult<_>>()?,
+        pip_sizes,
+    });
+    if let Ok(mut last) = LAST_LEVELS.lock() {
+        *last = Some((limits.clone().unbind(), Arc::clone(&levels)));
+    }
+    Ok(levels)
 }

@@ -30,6 +30,7 @@ pub mod rounding;
 pub mod sizing;
 pub mod spike;
 mod spike_py;
+pub mod stops;
 mod tick_columns_py;
 pub mod valuation;
 pub mod wide_int;

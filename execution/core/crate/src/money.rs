@@ -316,6 +316,128 @@ impl Dec {
     }
 }
 
+/// Digit values as ASCII digits, without leading zeros (a zero: `0`).
+fn ascii(digits: &[u8]) -> Vec<u8> {
+    let leading = digits.iter().take_while(|d| **d == 0).count();
+    let kept = &digits[leading.min(digits.len().saturating_sub(1))..];
+    if kept.is_empty() {
+        return vec![b'0'];
+    }
+    kept.iter().map(|d| d + b'0').collect()
+}
+
+/// `digits x 10^exponent` (ASCII digits) rounded half even to the exponent `to` (Python's `_rescale`):
+/// zeros appended when `to` is smaller; a zero stays a zero at `to`. Leading zeros dropped.
+fn rescaled(digits: &[u8], exponent: i64, to: i64) -> (Vec<u8>, i64) {
+    if digits.iter().all(|d| *d == b'0') {
+        return (vec![b'0'], to);
+    }
+    if exponent >= to {
+        let mut out = digits.to_vec();
+        out.resize(out.len() + (exponent - to) as usize, b'0');
+        return (out, to);
+    }
+    let drop = (to - exponent) as usize;
+    let mut padded = vec![b'0'; drop.saturating_sub(digits.len())];
+    padded.extend_from_slice(digits);
+    let (kept, dropped) = padded.split_at(padded.len() - drop);
+    let mut kept = if kept.is_empty() {
+        vec![b'0']
+    } else {
+        kept.to_vec()
+    };
+    let beyond_half = dropped[1..].iter().any(|d| *d != b'0');
+    let odd = kept.last().is_some_and(|d| (d - b'0') % 2 == 1);
+    let up = match dropped[0] {
+        b'6'..=b'9' => true,
+        b'5' => beyond_half || odd,
+        _ => false,
+    };
+    if up {
+        let mut at = kept.len();
+        loop {
+            if at == 0 {
+                kept.insert(0, b'1');
+                break;
+            }
+            at -= 1;
+            if kept[at] == b'9' {
+                kept[at] = b'0';
+            } else {
+                kept[at] += 1;
+                break;
+            }
+        }
+    }
+    let leading = kept.iter().take_while(|d| **d == b'0').count();
+    kept.drain(..leading.min(kept.len() - 1));
+    (kept, to)
+}
+
+/// Python's `format(Decimal, spec)` after its rounding: the point placed `dot` digits in, and
+/// `e+n` / `e-n` when it is not where the value puts it (`_format_number`).
+fn placed(negative: bool, digits: &[u8], exponent: i64, dot: i64) -> String {
+    let count = digits.len() as i64;
+    let left = exponent + count;
+    let mut out = Vec::with_capacity(digits.len() + 12);
+    if negative {
+        out.push(b'-');
+    }
+    if dot < 0 {
+        out.extend_from_slice(b"0.");
+        out.resize(out.len() + (-dot) as usize, b'0');
+        out.extend_from_slice(digits);
+    } else if dot >= count {
+        out.extend_from_slice(digits);
+        out.resize(out.len() + (dot - count) as usize, b'0');
+    } else {
+        if dot == 0 {
+            out.push(b'0');
+        } else {
+            out.extend_from_slice(&digits[..dot as usize]);
+        }
+        out.push(b'.');
+        out.extend_from_slice(&digits[dot as usize..]);
+    }
+    if left != dot {
+        let power = left - dot;
+        out.extend_from_slice(if power < 0 { b"e" } else { b"e+" });
+        push_int(&mut out, power);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Python's `f"{value:.{places}f}"` of the `Decimal` `(-1)^negative x digits x 10^exponent`
+/// (digit values, most significant first): rounded half even (the default context's rounding) to
+/// `places` decimals, the sign kept on a zero (`-0.0`), never an exponent.
+pub fn format_fixed(negative: bool, digits: &[u8], exponent: i64, places: u32) -> String {
+    let (digits, exponent) = rescaled(&ascii(digits), exponent, -i64::from(places));
+    placed(negative, &digits, exponent, exponent + digits.len() as i64)
+}
+
+/// Python's `f"{value:.{precision}g}"` of the `Decimal` `(-1)^negative x digits x 10^exponent`
+/// (digit values): rounded half even to `precision` significant digits only when it has more
+/// (its trailing zeros kept, unlike a float's `g`), positional when the exponent is at most 0 and
+/// the point falls after the sixth place past it, else one digit before the point and `e+n` / `e-n`.
+pub fn format_general(negative: bool, digits: &[u8], exponent: i64, precision: usize) -> String {
+    let precision = precision.max(1);
+    let (mut digits, mut exponent) = (ascii(digits), exponent);
+    if digits.len() > precision {
+        (digits, exponent) = rescaled(
+            &digits,
+            exponent,
+            exponent + (digits.len() - precision) as i64,
+        );
+        if digits.len() > precision {
+            // 9.99.. carried into one more digit: drop its last, a zero
+            (digits, exponent) = rescaled(&digits, exponent, exponent + 1);
+        }
+    }
+    let left = exponent + digits.len() as i64;
+    let dot = if exponent <= 0 && left > -6 { left } else { 1 };
+    placed(negative, &digits, exponent, dot)
+}
+
 /// A decimal from its text, for tests.
 #[cfg(test)]
 pub(crate) fn d(text: &str) -> Dec {
@@ -393,5 +515,222 @@ mod tests {
         let wide = Dec::parse(&"9".repeat(77)).unwrap();
         assert_eq!(wide.checked_mul(d("100")), Err(Overflow));
         assert_eq!(wide.checked_add(d("0.01")), Err(Overflow));
+    }
+
+    /// `(text, f"{Decimal(text):.6g}", f"{Decimal(text):.1f}")`, as Python wrote them: zeros
+    /// of both signs and any exponent, ties both ways, trailing zeros, carries, tiny and huge ones.
+    const FORMATS: &[(&str, &str, &str)] = &[
+        ("0", "0", "0.0"),
+        ("-0", "-0", "-0.0"),
+        ("0.000", "0.000", "0.0"),
+        ("-0.00", "-0.00", "-0.0"),
+        ("0E+3", "0e+3", "0.0"),
+        ("-0E-9", "-0e-9", "-0.0"),
+        ("1", "1", "1.0"),
+        ("-1", "-1", "-1.0"),
+        ("5", "5", "5.0"),
+        ("0.05", "0.05", "0.0"),
+        ("-0.05", "-0.05", "-0.0"),
+        ("0.15", "0.15", "0.2"),
+        ("0.25", "0.25", "0.2"),
+        ("-0.35", "-0.35", "-0.4"),
+        ("0.45", "0.45", "0.4"),
+        ("1.10000", "1.10000", "1.1"),
+        ("1.100000", "1.10000", "1.1"),
+        ("1.1000000", "1.10000", "1.1"),
+        ("9.999995", "10.0000", "10.0"),
+        ("9.999985", "9.99998", "10.0"),
+        ("-9.999995", "-10.0000", "-10.0"),
+        ("999999.5", "1.00000e+6", "999999.5"),
+        ("999998.5", "999998", "999998.5"),
+        ("1234565", "1.23456e+6", "1234565.0"),
+        ("1234575", "1.23458e+6", "1234575.0"),
+        ("1.2345650", "1.23456", "1.2"),
+        ("0.000012345650", "0.0000123456", "0.0"),
+        ("1E-7", "1e-7", "0.0"),
+        ("1.5E-7", "1.5e-7", "0.0"),
+        ("-2.5E-6", "-0.0000025", "-0.0"),
+        ("1E+16", "1e+16", "10000000000000000.0"),
+        ("1.2E+5", "1.2e+5", "120000.0"),
+        ("123456", "123456", "123456.0"),
+        ("1234567", "1.23457e+6", "1234567.0"),
+        ("-1234567.5", "-1.23457e+6", "-1234567.5"),
+        ("0.0000010", "0.0000010", "0.0"),
+        ("0.00000099999950", "0.00000100000", "0.0"),
+        ("1.0861", "1.0861", "1.1"),
+        ("1.08612345678901234567890123", "1.08612", "1.1"),
+        ("-0.0004999", "-0.0004999", "-0.0"),
+        ("-0.0005", "-0.0005", "-0.0"),
+        ("0.0005000001", "0.000500000", "0.0"),
+        ("99.95", "99.95", "100.0"),
+        ("99.85", "99.85", "99.8"),
+        ("-99.95", "-99.95", "-100.0"),
+        ("0.95", "0.95", "1.0"),
+        ("0.94999", "0.94999", "0.9"),
+        ("1E+1", "1e+1", "10.0"),
+        ("10", "10", "10.0"),
+        ("100.00", "100.00", "100.0"),
+        ("-0.0000005", "-5e-7", "-0.0"),
+        ("-0.00000049", "-4.9e-7", "-0.0"),
+        (
+            "12345678901234567890.5",
+            "1.23457e+19",
+            "12345678901234567890.5",
+        ),
+        ("3530829E-27", "3.53083e-21", "0.0"),
+        (
+            "90532746179102435345E2",
+            "9.05327e+21",
+            "9053274617910243534500.0",
+        ),
+        ("1E-26", "1e-26", "0.0"),
+        ("80E6", "8.0e+7", "80000000.0"),
+        ("-92657E-27", "-9.2657e-23", "-0.0"),
+        ("-5E-22", "-5e-22", "-0.0"),
+        ("-29361589E6", "-2.93616e+13", "-29361589000000.0"),
+        (
+            "41027473306115483695E6",
+            "4.10275e+25",
+            "41027473306115483695000000.0",
+        ),
+        ("2634613E-26", "2.63461e-20", "0.0"),
+        (
+            "-7738354963060144660903736799E-10",
+            "-7.73835e+17",
+            "-773835496306014466.1",
+        ),
+        (
+            "4580938248964443279645386635E-19",
+            "4.58094e+8",
+            "458093824.9",
+        ),
+        ("-83E1", "-8.3e+2", "-830.0"),
+        ("-766956614152E-23", "-7.66957e-12", "-0.0"),
+        ("-875E1", "-8.75e+3", "-8750.0"),
+        ("-1E6", "-1e+6", "-1000000.0"),
+        ("-6875018E7", "-6.87502e+13", "-68750180000000.0"),
+        ("21E0", "21", "21.0"),
+        ("-4E-2", "-0.04", "-0.0"),
+        ("-99745048E-1", "-9.97450e+6", "-9974504.8"),
+        ("725E-27", "7.25e-25", "0.0"),
+        ("-235623E-5", "-2.35623", "-2.4"),
+        ("-280734720487E5", "-2.80735e+16", "-28073472048700000.0"),
+        ("-938E5", "-9.38e+7", "-93800000.0"),
+        ("58153450E-6", "58.1534", "58.2"),
+        ("185E-16", "1.85e-14", "0.0"),
+        ("-7E-19", "-7e-19", "-0.0"),
+        ("-104295E4", "-1.04295e+9", "-1042950000.0"),
+        ("-9509123969619437046321919526E-27", "-9.50912", "-9.5"),
+        (
+            "-72683320779239780771E0",
+            "-7.26833e+19",
+            "-72683320779239780771.0",
+        ),
+        ("-5E-17", "-5e-17", "-0.0"),
+        ("212E-27", "2.12e-25", "0.0"),
+        ("-5E-24", "-5e-24", "-0.0"),
+        (
+            "9658968483603391946741463545E-6",
+            "9.65897e+21",
+            "9658968483603391946741.5",
+        ),
+        ("464264E0", "464264", "464264.0"),
+        ("-72E-1", "-7.2", "-7.2"),
+        ("-191533708735E-9", "-191.534", "-191.5"),
+        ("863769118135E-29", "8.63769e-18", "0.0"),
+        ("26863013312714856715E-11", "2.68630e+8", "268630133.1"),
+        ("-643578E-20", "-6.43578e-15", "-0.0"),
+        ("-79807E2", "-7.9807e+6", "-7980700.0"),
+        ("90377E-18", "9.0377e-14", "0.0"),
+        ("-40432455E1", "-4.04325e+8", "-404324550.0"),
+        ("-0E0", "-0", "-0.0"),
+        ("-89316E-2", "-893.16", "-893.2"),
+        ("-2351205E-16", "-2.35120e-10", "-0.0"),
+        ("-54265E-30", "-5.4265e-26", "-0.0"),
+        ("-2422346E-23", "-2.42235e-17", "-0.0"),
+        ("-72656E-3", "-72.656", "-72.7"),
+        ("60E-25", "6.0e-24", "0.0"),
+        ("-235E7", "-2.35e+9", "-2350000000.0"),
+        ("-726E0", "-726", "-726.0"),
+        ("661E-29", "6.61e-27", "0.0"),
+        ("-77E-22", "-7.7e-21", "-0.0"),
+        ("-37665E-17", "-3.7665e-13", "-0.0"),
+        (
+            "-97874381753015860556E4",
+            "-9.78744e+23",
+            "-978743817530158605560000.0",
+        ),
+        ("-162E-8", "-0.00000162", "-0.0"),
+        (
+            "6117751466376184704610528279E2",
+            "6.11775e+29",
+            "611775146637618470461052827900.0",
+        ),
+        (
+            "93443968337923456985E-2",
+            "9.34440e+17",
+            "934439683379234569.8",
+        ),
+        (
+            "-8914600794286368125104535565E-21",
+            "-8.91460e+6",
+            "-8914600.8",
+        ),
+        (
+            "-6511067708625734492383233075E3",
+            "-6.51107e+30",
+            "-6511067708625734492383233075000.0",
+        ),
+        ("-85E-18", "-8.5e-17", "-0.0"),
+        ("1E5", "1e+5", "100000.0"),
+        ("66E2", "6.6e+3", "6600.0"),
+        ("574318E0", "574318", "574318.0"),
+        ("-80835493259731326845E-23", "-0.000808355", "-0.0"),
+        ("178666534228E-3", "1.78667e+8", "178666534.2"),
+        ("97749E-23", "9.7749e-19", "0.0"),
+        ("-3398785E-22", "-3.39878e-16", "-0.0"),
+        ("22337E1", "2.2337e+5", "223370.0"),
+        ("-31163E2", "-3.1163e+6", "-3116300.0"),
+        ("8067845E-10", "0.000806784", "0.0"),
+        ("-1326869E-1", "-132687", "-132686.9"),
+        ("6E-12", "6e-12", "0.0"),
+        ("39E-24", "3.9e-23", "0.0"),
+        ("-385125E-19", "-3.85125e-14", "-0.0"),
+        ("-939E-14", "-9.39e-12", "-0.0"),
+        ("-649E6", "-6.49e+8", "-649000000.0"),
+        ("-2500925E-19", "-2.50092e-13", "-0.0"),
+        ("-44E-25", "-4.4e-24", "-0.0"),
+        ("-87E-26", "-8.7e-25", "-0.0"),
+        ("-65E5", "-6.5e+6", "-6500000.0"),
+        ("751905E3", "7.51905e+8", "751905000.0"),
+        ("35E-19", "3.5e-18", "0.0"),
+        ("-759209E-17", "-7.59209e-12", "-0.0"),
+        ("840882239095E-8", "8408.82", "8408.8"),
+        ("138745E2", "1.38745e+7", "13874500.0"),
+        (
+            "-77332571141815713822E4",
+            "-7.73326e+23",
+            "-773325711418157138220000.0",
+        ),
+        ("41133339948516302498E-9", "4.11333e+10", "41133339948.5"),
+        ("514E-27", "5.14e-25", "0.0"),
+        ("-1E-14", "-1e-14", "-0.0"),
+    ];
+
+    #[test]
+    fn formats_write_what_python_writes() {
+        for (text, general, fixed) in FORMATS {
+            let (negative, digits, exponent) = parse_python_text(text).unwrap();
+            assert_eq!(
+                format_general(negative, &digits, exponent, 6),
+                *general,
+                "{text} .6g"
+            );
+            assert_eq!(
+                format_fixed(negative, &digits, exponent, 1),
+                *fixed,
+                "{text} .1f"
+            );
+        }
     }
 }

@@ -200,7 +200,7 @@ impl Wide {
     }
 
     /// Round to `precision` significant digits, half even (Python's context rounding of a result).
-    fn to_precision(&self, precision: usize) -> Wide {
+    pub fn to_precision(&self, precision: usize) -> Wide {
         if self.digits.len() <= precision {
             return self.clone();
         }
