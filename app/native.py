@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES: tuple[str, ...] = (
     "execution.backtest",
     "execution.core.broker",
-    "execution.core.day_screen",
     "execution.core.decisions",
     "execution.core.engine",
     "execution.core.engine_state",

@@ -7,8 +7,9 @@ The engine is event-sourced and holds no I/O (no broker, bus or disk). It coordi
   :class:`~execution.core.commands.Commands` (operator commands) and
   :class:`~execution.core.stops.ProtectiveStops`, which only *read* the state and return
   contract events and orders;
-- :class:`~execution.core.valuation.Valuation`, the day's P&L (which the risk gate reads through
-  the view), each fill's booked figures and the status summary.
+- :class:`~execution.core.valuation.Valuation`, the day's P&L (the core's, as the state's own
+  gate values it; a gate run on the engine's view reads it there), each fill's booked figures
+  and the status summary.
 
 The state changes only in :meth:`Engine.apply`, which the shell calls with each event after
 the journal has recorded it, and where no event exists to journal: a tick's quote
@@ -59,7 +60,7 @@ class Engine:
         self.instance_id = instance_id
         self.state = EngineState(limits)
         self.valuation = Valuation(self.state)
-        self.state.view.day_pnl = self.valuation  # the gate's daily loss check values the day through it
+        self.state.view.day_pnl = self.valuation  # a gate run on the view (risk.first_denial) values the day through it
         events = EventBuilder(instance_id, self.state)
         self.events = events
         self.decisions = SignalDecisions(self.state, sizing, clock, events, self.valuation)

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
 import tickwave_core
-from tickwave_core import Book, Booking, Order, Sizing
+from tickwave_core import Book, Booking, DayValuation, Order, Sizing
 from tickwave_core import book_fill as book_fill  # the fill booking rule the state books with
 
 from execution.core.limits import RiskLimits
@@ -249,6 +249,24 @@ class EngineState:
     ) -> RiskEvent:
         """Build one risk event with its stable id (instance, kind, symbol, time, the next sequence number)."""
         return self._core.build_risk_event(instance_id, kind, severity, detail, now_ms, trading_state, symbol, check)
+
+    def day_is_above(
+        self,
+        memo: DayValuation,
+        limits: RiskLimits,
+        now_ms: int,
+        floor: Decimal,
+        fill: OrderFilled | None = None,
+    ) -> bool:
+        """Whether the trading day's P&L at ``now_ms`` is known and above ``floor`` (the core's, ``day_loss.rs``).
+
+        ``fill``: the fill booked just now, the only change since ``memo`` was last asked (the day at its time).
+        """
+        return self._core.day_is_above(memo, limits, now_ms, floor, fill)
+
+    def daily_pnl(self, memo: DayValuation, limits: RiskLimits, now_ms: int) -> Decimal | None:
+        """The trading day's P&L at ``now_ms`` in the account currency, exact (None: a currency has no rate)."""
+        return self._core.daily_pnl(memo, limits, now_ms)
 
     def is_decided(self, signal_id: str) -> bool:
         """Return True when the signal was decided (and not let go)."""

@@ -32,7 +32,6 @@ from tickwave_core import signal_timeframe_denial as _signal_timeframe
 from execution.core.limits import RiskLimits
 from tickwave.contracts import Side, Signal, Tick, TradingState
 from tickwave.contracts.core import mid_price
-from tickwave.instruments import conversion_route
 from tickwave.money import to_decimal
 
 if TYPE_CHECKING:
@@ -131,17 +130,6 @@ def exposure(
 ) -> Decimal | None:
     """Return |lots| x contract size x mid of ``symbol`` in the account currency, or None without a price or rate."""
     return tickwave_core.exposure(symbol, lots, view, limits, None if mids is None else dict(mids))
-
-
-def float_rate(currency: str, limits: RiskLimits, mids: Mapping[str, float]) -> float | None:
-    """Return the float rate from ``currency`` to the account currency along the conversion's route (None: none)."""
-    route = conversion_route(currency, limits.account_currency, limits.instruments, mids)
-    if route is None:
-        return None
-    rate = 1.0
-    for mid, multiplies in route:
-        rate = rate * mid if multiplies else rate / mid
-    return rate
 
 
 def is_reducing(order: ProposedOrder, view: RiskView) -> bool:

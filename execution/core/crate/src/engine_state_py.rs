@@ -16,9 +16,10 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
+use crate::day_loss::{self, DayValuation, StateDay, Unvalued};
 use crate::decide;
 use crate::engine_state::{self, Change, NumberMap, Refused};
-use crate::events::{Event, Severity, Tick, TradingState};
+use crate::events::{Event, OrderFilled, Severity, Tick, TradingState};
 use crate::events_py::{event_from_py, event_to_py};
 use crate::gate_py::Routes;
 use crate::lifecycle::{self, Status};
@@ -314,8 +315,8 @@ pub struct PyEngineState {
     state: engine_state::EngineState,
     limits: Py<PyAny>,
     gate_limits: Arc<gate::Limits>,
-    // The limits' loss floor as a `Decimal` (what the valuation is asked about).
-    loss_floor: Py<PyAny>,
+    // The day's P&L the gate and the breakers ask about (caches only, `day_loss.rs`).
+    day: DayValuation,
     // The next risk event's sequence (an id source, not state: ids only need to differ within a run).
     risk_sequence: i64,
     // Each currency's conversion route at the quotes of a P&L revision, under the limits in force.
@@ -360,9 +361,8 @@ impl PyEngineState {
         };
         let bound = view.bind(py);
         let converted = gate_py::limits_of(limits.bind(py))?;
-        let loss_floor = gate_py::loss_floor(py, &converted.loss_floor())?.unbind();
         Ok(PyEngineState {
-            loss_floor,
+            day: DayValuation::new(),
             state: engine_state::EngineState::new(),
             gate_limits: converted,
             risk_sequence: 0,
@@ -541,7 +541,6 @@ impl PyEngineState {
     /// Put an operator's limits in force (until a restart: the command is not replayed).
     fn set_limits(&mut self, py: Python<'_>, limits: Py<PyAny>) -> PyResult<()> {
         self.gate_limits = gate_py::limits_of(limits.bind(py))?;
-        self.loss_floor = gate_py::loss_floor(py, &self.gate_limits.loss_floor())?.unbind();
         self.routes = (-1, Routes::new());
         self.limits = limits;
         Ok(())
@@ -649,7 +648,7 @@ impl PyEngineState {
     ) -> PyResult<Bound<'py, PyList>> {
         let rust_event = event_from_py(event)?;
         let (at_ms, fill) = match &rust_event {
-            Event::OrderFilled(fill) => (fill.header.event_at_ms, Some(event.clone())),
+            Event::OrderFilled(fill) => (fill.header.event_at_ms, Some(fill)),
             Event::OrderRejected(rejected) => (rejected.header.event_at_ms, None),
             _ => return Ok(PyList::empty(py)),
         };
@@ -922,6 +921,45 @@ impl PyEngineState {
             }
         }
     }
+
+    // ---- the day's P&L (`day_loss.rs`), kept in `memo` ------------------------------------------
+
+    /// What `daily_pnl(memo, limits, now_ms)` (not None) `> floor` would answer; `fill`: the fill
+    /// booked just now (the only change since the last question), the day valued at its time.
+    #[pyo3(signature = (memo, limits, now_ms, floor, fill=None))]
+    fn day_is_above(
+        &self,
+        memo: &Bound<'_, PyDayValuation>,
+        limits: &Bound<'_, PyAny>,
+        now_ms: i64,
+        floor: &Bound<'_, PyAny>,
+        fill: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let floor = crate::to_wide(floor)?;
+        let fill = match fill.map(event_from_py).transpose()? {
+            Some(Event::OrderFilled(fill)) => Some(fill),
+            Some(_) => return Err(PyValueError::new_err("day_is_above takes an OrderFilled")),
+            None => None,
+        };
+        let mut valuation = memo.borrow_mut();
+        self.ask_day(limits, |on| match &fill {
+            Some(fill) => valuation.valuation.is_above_after(on, fill, &floor),
+            None => valuation.valuation.is_above(on, now_ms, &floor),
+        })
+    }
+
+    /// The trading day's P&L of `now_ms` in the account currency, exact (None: a currency has no rate).
+    fn daily_pnl(
+        &self,
+        memo: &Bound<'_, PyDayValuation>,
+        limits: &Bound<'_, PyAny>,
+        now_ms: i64,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let mut valuation = memo.borrow_mut();
+        let pnl = self.ask_day(limits, |on| valuation.valuation.daily_pnl(on, now_ms))?;
+        pnl.map(|amount| crate::wide_to_py(limits.py(), &amount))
+            .transpose()
+    }
 }
 
 impl PyEngineState {
@@ -947,14 +985,15 @@ impl PyEngineState {
     }
 
     /// Run `decide` over the state with the kernel's answers (the calendar, the conversion routes,
-    /// kept per P&L revision, the day's P&L) and `symbol`'s flash-crash move; raise what they raised.
+    /// kept per P&L revision), the state's own day (`day_loss.rs`) and `symbol`'s flash-crash move;
+    /// raise what they raised.
     /// `asked`: the trading day already asked, and the fill booked just now (the day is valued after it).
     fn with_answers<'py, T>(
         &mut self,
         py: Python<'py>,
         symbol: &str,
         now_ms: i64,
-        asked: Option<(String, Option<Bound<'py, PyAny>>)>,
+        asked: Option<(String, Option<&OrderFilled>)>,
         decide: impl FnOnce(
             &engine_state::EngineState,
             &gate::Limits,
@@ -962,7 +1001,6 @@ impl PyEngineState {
         ) -> Result<T, Overflow>,
     ) -> PyResult<T> {
         let limits = self.limits.bind(py);
-        let view = self.view.bind(py);
         let revision = self.state.pnl_revision;
         let known = if self.routes.0 == revision {
             std::mem::take(&mut self.routes.1)
@@ -981,13 +1019,17 @@ impl PyEngineState {
         };
         let converted = Arc::clone(&self.gate_limits);
         let rates = gate_py::quote_rates(limits.clone(), &self.state.quotes, known, &raised);
-        let mut day = gate_py::PyDayLoss {
-            day_pnl: view.getattr(intern!(py, "day_pnl"))?,
-            fill,
-            floor: Some(self.loss_floor.bind(py).clone()),
-            limits: limits.clone(),
+        let mut day = StateDay {
+            valuation: &mut self.day,
+            on: day_loss::Inputs {
+                state: &self.state,
+                limits: &converted,
+                market: &market,
+                rates: &rates,
+            },
             now_ms,
-            raised: &raised,
+            fill,
+            failed: None,
         };
         let mut answers = gate::Answers {
             market: &market,
@@ -997,10 +1039,39 @@ impl PyEngineState {
         };
         let found = decide(&self.state, &converted, &mut answers)
             .map_err(|_| PyOverflowError::new_err(Overflow.to_string()))?;
+        let failed = day.failed.take();
         let known = rates.known.into_inner();
         self.routes = (revision, known);
         raised.check()?;
+        unvalued(failed)?;
         Ok(found)
+    }
+
+    /// Ask the day's valuation over the state, `limits` (a `RiskLimits`: its instruments table,
+    /// its calendar) and the routes at the state's quotes; raise what it or the calendar raised.
+    fn ask_day<T>(
+        &self,
+        limits: &Bound<'_, PyAny>,
+        ask: impl FnOnce(&day_loss::Inputs<'_>) -> Result<T, Unvalued>,
+    ) -> PyResult<T> {
+        let py = limits.py();
+        let raised = gate_py::Raised::default();
+        let market = gate_py::PyMarket {
+            market: limits.getattr(intern!(py, "market"))?,
+            day: None,
+            raised: &raised,
+        };
+        let converted = gate_py::limits_of(limits)?;
+        let rates =
+            gate_py::quote_rates(limits.clone(), &self.state.quotes, Routes::new(), &raised);
+        let answer = ask(&day_loss::Inputs {
+            state: &self.state,
+            limits: &converted,
+            market: &market,
+            rates: &rates,
+        });
+        raised.check()?;
+        answer.map_err(unvalued_error)
     }
 
     /// The risk event builder, numbering from the face's sequence (the caller writes it back).
@@ -1312,10 +1383,37 @@ fn booking_of(
     .unbind())
 }
 
+/// Why a day could not be valued, as the error raised.
+fn unvalued_error(Unvalued(why): Unvalued) -> PyErr {
+    PyOverflowError::new_err(format!("the day's P&L cannot be valued: {why}"))
+}
+
+/// Raise why a day could not be valued, if it could not.
+fn unvalued(failed: Option<Unvalued>) -> PyResult<()> {
+    failed.map_or(Ok(()), |why| Err(unvalued_error(why)))
+}
+
+/// The caches of one valuation of an engine state's day (`day_loss.rs`): the state's own gate
+/// keeps one, and each `execution.core.valuation.Valuation` another.
+#[pyclass(name = "DayValuation", module = "tickwave_core")]
+#[derive(Default)]
+pub struct PyDayValuation {
+    valuation: DayValuation,
+}
+
+#[pymethods]
+impl PyDayValuation {
+    #[new]
+    fn new() -> Self {
+        PyDayValuation::default()
+    }
+}
+
 /// Register the engine state's classes and functions.
 pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyOrder>()?;
     m.add_class::<PyEngineState>()?;
+    m.add_class::<PyDayValuation>()?;
     m.add_function(wrap_pyfunction!(moved, m)?)?;
     m.add_function(wrap_pyfunction!(book_fill, m)?)?;
     m.add("RATE_WINDOW_MS", engine_state::RATE_WINDOW_MS)?;

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use crate::day_screen::{ESTIMATE_ERROR, FLOAT_ROUNDING};
 use crate::events::py_repr;
 use crate::money::{Dec, Overflow};
+use crate::rates::float_rate;
 use crate::risk::{self, CollarBreach};
 use crate::rounding::{self, Wide};
 
@@ -644,18 +645,7 @@ fn clears(legs: &[(&str, Dec)], view: &View<'_>, limits: &Limits, rates: &dyn Ra
             if spec.quote == limits.account_currency {
                 return Some(1.0);
             }
-            rates.route(&spec.quote).map(|route| {
-                route.iter().fold(
-                    1.0,
-                    |rate, &(mid, multiplies)| {
-                        if multiplies {
-                            rate * mid
-                        } else {
-                            rate / mid
-                        }
-                    },
-                )
-            })
+            rates.route(&spec.quote).map(|route| float_rate(&route))
         });
         let Some(rate) = rate else {
             return false;
@@ -719,6 +709,7 @@ pub fn gross_exposure(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::day_loss::KnownDay;
 
     fn dec(text: &str) -> Dec {
         Dec::parse(text).unwrap()
@@ -781,16 +772,6 @@ mod tests {
         }
     }
 
-    struct Day(Option<Wide>);
-    impl DayLoss for Day {
-        fn is_above(&mut self, floor: &Wide) -> bool {
-            self.0.as_ref().is_some_and(|pnl| exceeds(pnl, floor))
-        }
-        fn daily_pnl(&mut self) -> Option<Wide> {
-            self.0.clone()
-        }
-    }
-
     fn wide(text: &str) -> Wide {
         Wide::parse(text).unwrap()
     }
@@ -848,7 +829,7 @@ mod tests {
             limit_price: None,
             created_at_ms: 1_000,
         };
-        let mut day = Day(Some(wide(pnl)));
+        let mut day = KnownDay(Some(wide(pnl)));
         let mut answers = Answers {
             market: &Open,
             rates: &NoConversion,

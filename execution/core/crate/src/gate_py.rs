@@ -4,7 +4,8 @@
 //! The engine's state answers from its own values (`EngineState.first_denial`); these functions
 //! answer for a risk view built outside it (`execution.core.risk.RiskView`), read field by field.
 //! What the kernel decides is asked of it: the calendar (`limits.market`) and the day's P&L (the
-//! view's `day_pnl`); the conversion route is `rates.rs`'s, over the limits' instruments table.
+//! view's `day_pnl`, asked once for the whole pass); the conversion route is `rates.rs`'s, over the
+//! limits' instruments table.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -15,12 +16,11 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
+use crate::day_loss::KnownDay;
 use crate::decide;
 use crate::events::Event;
 use crate::events_py::{event_from_py, event_to_py};
-use crate::gate::{
-    self, Answers, Check, DayLoss, Limits, MarketHours, Proposed, Quote, Spec, View,
-};
+use crate::gate::{self, Answers, Check, Limits, MarketHours, Proposed, Quote, Spec, View};
 use crate::ids;
 use crate::money::Dec;
 use crate::rates::{self, QuoteRates};
@@ -205,63 +205,21 @@ fn conversion_route<'py>(
         .transpose()
 }
 
-/// The loss floor as the `Decimal` the valuation compares with.
-pub(crate) fn loss_floor<'py>(py: Python<'py>, floor: &Wide) -> PyResult<Bound<'py, PyAny>> {
-    DECIMAL
-        .import(py, "decimal", "Decimal")?
-        .call1((floor.to_string(),))
-}
-
-/// The day's P&L as the view's `day_pnl` values it (the engine's valuation, or a fixed amount).
-pub(crate) struct PyDayLoss<'a, 'py> {
-    pub day_pnl: Bound<'py, PyAny>,
-    /// The fill booked just now (the only change since the last question): asked after it.
-    pub fill: Option<Bound<'py, PyAny>>,
-    /// The loss floor as a `Decimal`, if the caller keeps it (else made from the Rust value).
-    pub floor: Option<Bound<'py, PyAny>>,
-    pub limits: Bound<'py, PyAny>,
-    pub now_ms: i64,
-    pub raised: &'a Raised,
-}
-
-impl PyDayLoss<'_, '_> {
-    fn above(&self, floor: &Wide) -> PyResult<bool> {
-        let py = self.day_pnl.py();
-        let floor = match &self.floor {
-            Some(floor) => floor.clone(),
-            None => loss_floor(py, floor)?,
-        };
-        match &self.fill {
-            Some(fill) => self
-                .day_pnl
-                .call_method1(intern!(py, "is_above_after"), (fill, &self.limits, floor))?,
-            None => self
-                .day_pnl
-                .call_method1(intern!(py, "is_above"), (&self.limits, self.now_ms, floor))?,
-        }
-        .is_truthy()
-    }
-
-    fn pnl(&self) -> PyResult<Option<Wide>> {
-        let py = self.day_pnl.py();
-        let pnl = self
-            .day_pnl
-            .call_method1(intern!(py, "daily_pnl"), (&self.limits, self.now_ms))?;
-        if pnl.is_none() {
-            return Ok(None);
-        }
-        wide(&pnl).map(Some)
-    }
-}
-
-impl DayLoss for PyDayLoss<'_, '_> {
-    fn is_above(&mut self, floor: &Wide) -> bool {
-        self.raised.keep(self.above(floor), true)
-    }
-
-    fn daily_pnl(&mut self) -> Option<Wide> {
-        self.raised.keep(self.pnl(), None)
-    }
+/// The day's P&L the view's `day_pnl` gives (the engine's valuation, or a fixed amount), asked once.
+fn known_day(
+    view: &Bound<'_, PyAny>,
+    limits: &Bound<'_, PyAny>,
+    now_ms: i64,
+) -> PyResult<KnownDay> {
+    let py = view.py();
+    let pnl = view
+        .getattr(intern!(py, "day_pnl"))?
+        .call_method1(intern!(py, "daily_pnl"), (limits, now_ms))?;
+    Ok(KnownDay(if pnl.is_none() {
+        None
+    } else {
+        Some(wide(&pnl)?)
+    }))
 }
 
 /// A `RiskView`'s values, read once.
@@ -393,14 +351,7 @@ fn run(
         raised: &raised,
     };
     let rates = quote_rates(limits.clone(), &values.quotes, HashMap::new(), &raised);
-    let mut day = PyDayLoss {
-        day_pnl: view.getattr("day_pnl")?,
-        fill: None,
-        floor: None,
-        limits: limits.clone(),
-        now_ms,
-        raised: &raised,
-    };
+    let mut day = known_day(view, limits, now_ms)?;
     let mut answers = Answers {
         market: &market,
         rates: &rates,

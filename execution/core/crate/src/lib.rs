@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod chain;
+pub mod day_loss;
 pub mod day_screen;
 pub mod decide;
 pub mod engine_state;
@@ -600,8 +601,6 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_gate(m)?;
     m.add_class::<PyBooking>()?;
     add_rounding(m)?;
-    m.add_class::<PyDayParts>()?;
-    add_day_screen(m)?;
     // The paper venue.
     m.add_class::<paper_py::PyPaperVenue>()?;
     // The replay's timeline and journal.
@@ -625,7 +624,7 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
 // Rounding on purpose (`rounding.rs`): a report's cents, the warehouse's scale, a conversion.
 
 /// Read a Python `Decimal` (or its text) of any width; a NaN or an infinity is refused.
-fn to_wide(value: &Bound<'_, PyAny>) -> PyResult<rounding::Wide> {
+pub(crate) fn to_wide(value: &Bound<'_, PyAny>) -> PyResult<rounding::Wide> {
     let text = value.str()?;
     rounding::Wide::parse(text.to_str()?).map_err(|bad| {
         PyValueError::new_err(format!("amount must be a finite decimal, got {:?}", bad.0))
@@ -633,7 +632,7 @@ fn to_wide(value: &Bound<'_, PyAny>) -> PyResult<rounding::Wide> {
 }
 
 /// Write a wide amount as a Python `Decimal` (the same sign, digits and exponent).
-fn wide_to_py(py: Python<'_>, amount: &rounding::Wide) -> PyResult<Py<PyAny>> {
+pub(crate) fn wide_to_py(py: Python<'_>, amount: &rounding::Wide) -> PyResult<Py<PyAny>> {
     Ok(DECIMAL
         .import(py, "decimal", "Decimal")?
         .call1((amount.to_string(),))?
@@ -711,176 +710,5 @@ fn add_rounding(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(within_places, m)?)?;
     m.add_function(wrap_pyfunction!(convert_amount, m)?)?;
     m.add_function(wrap_pyfunction!(fill_figures, m)?)?;
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The day's P&L (`valuation.rs`).
-
-/// One currency's part as floats: `(currency, constant, [(symbol, units, cost)])`.
-type PartFloats = (String, f64, Vec<(String, f64, f64)>);
-
-/// A conversion route per currency, as Python gives it (None: no rate).
-type Routes = std::collections::HashMap<String, Option<Vec<(f64, bool)>>>;
-
-/// The day's parts per quote currency (see `valuation.rs`): built once per change of the books.
-#[pyclass(name = "DayParts", module = "tickwave_core")]
-struct PyDayParts {
-    parts: valuation::DayParts,
-}
-
-#[pymethods]
-impl PyDayParts {
-    #[new]
-    fn new() -> Self {
-        PyDayParts {
-            parts: valuation::DayParts::new(),
-        }
-    }
-
-    /// Start `currency`'s constant at the day's realised P&L in it.
-    fn set_realized(&mut self, currency: &str, amount: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.parts.set_realized(currency, to_wide(amount)?);
-        Ok(())
-    }
-
-    /// Take a day's mark off its currency's constant.
-    fn subtract_mark(&mut self, currency: &str, mark: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.parts.subtract_mark(currency, &to_wide(mark)?);
-        Ok(())
-    }
-
-    /// Add an open position (its book) at `contract_size`, quoted in `currency`.
-    fn add_position(
-        &mut self,
-        currency: &str,
-        symbol: &str,
-        book: PyRef<'_, PyBook>,
-        contract_size: f64,
-    ) -> PyResult<()> {
-        self.parts
-            .add_position(currency, symbol, &book.book, contract_size)
-            .map_err(|bad| PyOverflowError::new_err(bad.0))
-    }
-
-    /// The quote currencies, in the order first named.
-    fn currencies(&self) -> Vec<String> {
-        self.parts
-            .parts
-            .iter()
-            .map(|part| part.currency.clone())
-            .collect()
-    }
-
-    /// The symbols of the open legs.
-    fn symbols(&self) -> Vec<String> {
-        self.parts
-            .parts
-            .iter()
-            .flat_map(|part| part.legs.iter().map(|leg| leg.symbol.clone()))
-            .collect()
-    }
-
-    /// Per currency: `(currency, constant, [(symbol, units, cost)])` as the nearest floats.
-    fn floats(&self) -> Vec<PartFloats> {
-        self.parts
-            .parts
-            .iter()
-            .map(|part| {
-                let legs = part
-                    .legs
-                    .iter()
-                    .map(|leg| (leg.symbol.clone(), leg.units.to_f64(), leg.cost.to_f64()))
-                    .collect();
-                (part.currency.clone(), part.constant.to_f64(), legs)
-            })
-            .collect()
-    }
-
-    /// The day's P&L in `account`: legs at `mids` (by symbol), currencies along `routes` (None: unknown).
-    fn value(
-        &self,
-        py: Python<'_>,
-        account: &str,
-        mids: std::collections::HashMap<String, f64>,
-        routes: Routes,
-    ) -> PyResult<Option<Py<PyAny>>> {
-        let value = self
-            .parts
-            .value(
-                account,
-                |symbol| mids.get(symbol).copied(),
-                |currency| routes.get(currency).and_then(|route| route.as_deref()),
-            )
-            .map_err(bad_rate)?;
-        value.map(|amount| wide_to_py(py, &amount)).transpose()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The loss checks' float screen (`day_screen.rs`).
-
-/// The day's P&L in floats with an error bound (see `day_screen.rs`).
-#[pyclass(name = "FloatScreen", module = "tickwave_core")]
-struct PyFloatScreen {
-    screen: day_screen::FloatScreen,
-}
-
-#[pymethods]
-impl PyFloatScreen {
-    #[new]
-    fn new() -> Self {
-        PyFloatScreen {
-            screen: day_screen::FloatScreen::new(),
-        }
-    }
-
-    /// Below the exact day's P&L at the last question found clear: `(estimate - error, error)`.
-    #[getter]
-    fn cleared(&self) -> (f64, f64) {
-        self.screen.cleared
-    }
-
-    /// Take `parts` as the nearest floats, with no drift.
-    fn take(&mut self, parts: PyRef<'_, PyDayParts>) {
-        self.screen.take(&parts.parts)
-    }
-
-    /// Carry a fill booked just now: its leg holds `units` after it and `traded` (u x p, signed) more cost.
-    fn carry(&mut self, quote: &str, symbol: &str, units: f64, traded: f64) {
-        self.screen.carry(quote, symbol, units, traded)
-    }
-
-    /// The sum of the parts at `mid_of(symbol)` (None: no mid) and `factor_of(currency)` (None: no
-    /// rate, and then None), with a bound on its error: `(estimate, error)`.
-    fn value(
-        &self,
-        account: &str,
-        mid_of: &Bound<'_, PyAny>,
-        factor_of: &Bound<'_, PyAny>,
-    ) -> PyResult<Option<(f64, f64)>> {
-        self.screen.value(
-            account,
-            |symbol| mid_of.call1((symbol,))?.extract::<Option<f64>>(),
-            |currency| factor_of.call1((currency,))?.extract::<Option<f64>>(),
-        )
-    }
-
-    /// Whether `estimate` (from `value`) is above `floor` by more than its error (False: unsure).
-    #[pyo3(signature = (estimate, floor))]
-    fn clears(&mut self, estimate: Option<(f64, f64)>, floor: f64) -> bool {
-        self.screen.clears(estimate, floor)
-    }
-
-    /// Whether the day, which cleared the floor last, clears it still after one fill (see `day_screen.rs`).
-    fn clears_after(&mut self, units: f64, mid: f64, price: f64, floor: f64) -> bool {
-        self.screen.clears_after(units, mid, price, floor)
-    }
-}
-
-fn add_day_screen(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("ESTIMATE_ERROR", day_screen::ESTIMATE_ERROR)?;
-    m.add("FLOAT_ROUNDING", day_screen::FLOAT_ROUNDING)?;
-    m.add_class::<PyFloatScreen>()?;
     Ok(())
 }

@@ -57,6 +57,20 @@ pub fn route(
     Some(vec![first, second])
 }
 
+/// A route's rate in floats: each leg's mid multiplied or divided in turn (1 for the empty route).
+pub fn float_rate(route: &[(f64, bool)]) -> f64 {
+    route.iter().fold(
+        1.0,
+        |rate, &(mid, multiplies)| {
+            if multiplies {
+                rate * mid
+            } else {
+                rate / mid
+            }
+        },
+    )
+}
+
 /// Each quote's mid, sorted by symbol (the order the route reads them in).
 pub fn sorted_mids(quotes: &HashMap<String, Quote>) -> Vec<(&str, f64)> {
     let mut mids: Vec<(&str, f64)> = quotes
