@@ -18,12 +18,14 @@ use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
 use crate::decide;
 use crate::engine_state::{self, Change, NumberMap, Refused};
+use crate::events::{ControlCommand, OrderIntent, OrderSubmitted, Signal, Tick};
 use crate::events::{Event, Severity, TradingState};
 use crate::events_py::{event_from_py, event_to_py};
 use crate::gate_py::Routes;
 use crate::lifecycle::{self, Status};
 use crate::money::{Dec, Overflow};
 use crate::positions::Booking;
+use crate::replay::{Control, Decision, Engine, Outcome};
 use crate::PySizing;
 use crate::{gate, gate_py};
 use crate::{to_dec, to_py, PyBook, PyBooking};
@@ -585,18 +587,7 @@ impl PyEngineState {
         let Event::Signal(signal) = event_from_py(signal)? else {
             return Err(PyValueError::new_err("on_signal takes a Signal"));
         };
-        let mut risk = self.risk_events(instance_id);
-        let policy = sizing.policy;
-        let decision = self.with_answers(
-            py,
-            &signal.symbol,
-            now_ms,
-            None,
-            |state, limits, answers| {
-                decide::on_signal(state, &policy, limits, answers, &mut risk, &signal, now_ms)
-            },
-        )?;
-        self.risk_sequence = risk.sequence;
+        let decision = self.on_signal_of(py, &signal, &sizing.policy, instance_id, now_ms)?;
         let intent = match decision.intent {
             Some(intent) => Some(event_to_py(py, &Event::OrderIntent(intent))?),
             None => None,
@@ -658,17 +649,7 @@ impl PyEngineState {
         instance_id: &str,
         now_ms: i64,
     ) -> PyResult<Bound<'py, PyList>> {
-        let mut risk = self.risk_events(instance_id);
-        let events = self.with_answers(
-            py,
-            symbol,
-            now_ms,
-            Some((day, None)),
-            |state, limits, answers| {
-                decide::on_tick(state, limits, answers, &mut risk, symbol, now_ms)
-            },
-        )?;
-        self.risk_sequence = risk.sequence;
+        let events = self.tick_breakers_of(py, symbol, day, instance_id, now_ms)?;
         let events = events
             .iter()
             .map(|event| event_to_py(py, event))
@@ -685,29 +666,7 @@ impl PyEngineState {
         day: String,
         instance_id: &str,
     ) -> PyResult<Bound<'py, PyList>> {
-        let rust_event = event_from_py(event)?;
-        let (at_ms, fill) = match &rust_event {
-            Event::OrderFilled(fill) => (fill.header.event_at_ms, Some(event.clone())),
-            Event::OrderRejected(rejected) => (rejected.header.event_at_ms, None),
-            _ => return Ok(PyList::empty(py)),
-        };
-        let mut risk = self.risk_events(instance_id);
-        let found = self.with_answers(
-            py,
-            "",
-            at_ms,
-            Some((day, fill)),
-            |state, limits, answers| {
-                Ok(decide::follow_ups(
-                    state,
-                    limits,
-                    answers.day,
-                    &mut risk,
-                    &rust_event,
-                ))
-            },
-        )?;
-        self.risk_sequence = risk.sequence;
+        let found = self.follow_ups_of(py, &event_from_py(event)?, event, day, instance_id)?;
         let events = found
             .iter()
             .map(|event| event_to_py(py, event))
@@ -1282,4 +1241,380 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RATE_WINDOW_MS", engine_state::RATE_WINDOW_MS)?;
     m.add("RETIRE_MARGIN_MS", engine_state::RETIRE_MARGIN_MS)?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine as the replay loop drives it
+// ---------------------------------------------------------------------------------------------
+
+/// The engine (`execution.core.engine.Engine`) as `replay.rs`'s loop drives it: its decisions in the
+/// core over this face's state (`decide.rs`, `EngineState::apply`, `cancellations_for`), and the pieces
+/// still in Python asked through [`PyPieces`]. Borrows the state only for one call at a time, never
+/// while Python runs that may read it back (a booking offered ahead, a command, a stop). The first
+/// Python error is kept, every later call answers nothing, and [`ReplayEngine::raised`] gives it.
+pub(crate) struct ReplayEngine<'py> {
+    core: Bound<'py, PyEngineState>,
+    facade: Bound<'py, PyAny>,
+    valuation: Bound<'py, PyAny>,
+    pieces: PyPieces<'py>,
+    policy: crate::sizing::Policy,
+    instance_id: String,
+    raised: Option<PyErr>,
+}
+
+/// What the Python engine still decides, one method each: `Engine.booked` (a group's `Fill` records
+/// carrying their booking), `Engine.protective_stop` (asked only of a symbol with a stop), `Engine.on_control`.
+pub(crate) struct PyPieces<'py> {
+    engine: Bound<'py, PyAny>,
+    clock: Bound<'py, PyAny>,
+    // Whether each symbol has a stop, under the limits object it was read from.
+    stops: (Option<Py<PyAny>>, HashMap<String, bool>),
+}
+
+impl<'py> PyPieces<'py> {
+    /// The group with each `Fill` record booked (a group without one is returned as it is).
+    fn booked(&self, events: Vec<Event>) -> PyResult<Vec<Event>> {
+        if !events.iter().any(|event| matches!(event, Event::Fill(_))) {
+            return Ok(events);
+        }
+        let py = self.engine.py();
+        let group = PyList::empty(py);
+        for event in &events {
+            group.append(event_to_py(py, event)?)?;
+        }
+        let booked = self.engine.call_method1(intern!(py, "booked"), (group,))?;
+        booked
+            .try_iter()?
+            .map(|event| event_from_py(&event?))
+            .collect()
+    }
+
+    /// A protective stop's events and orders on `tick` (nothing asked of a symbol without a stop).
+    fn protective_stop(
+        &mut self,
+        limits: &Bound<'py, PyAny>,
+        tick: &Tick,
+        now_ms: i64,
+    ) -> PyResult<Outcome> {
+        let py = self.engine.py();
+        if !self.stops.0.as_ref().is_some_and(|known| known.is(limits)) {
+            self.stops = (Some(limits.clone().unbind()), HashMap::new());
+        }
+        let has_stop = match self.stops.1.get(&tick.symbol) {
+            Some(known) => *known,
+            None => {
+                let (stop_loss, take_profit): (Bound<'_, PyAny>, Bound<'_, PyAny>) = limits
+                    .call_method1(intern!(py, "stop_pips"), (&tick.symbol,))?
+                    .extract()?;
+                let found = stop_loss.is_truthy()? || take_profit.is_truthy()?;
+                self.stops.1.insert(tick.symbol.clone(), found);
+                found
+            }
+        };
+        if !has_stop {
+            return Ok(Outcome::default());
+        }
+        self.clock.call_method1(intern!(py, "set"), (now_ms,))?;
+        let tick = event_to_py(py, &Event::Tick(tick.clone()))?;
+        let outcome = self
+            .engine
+            .call_method1(intern!(py, "protective_stop"), (tick,))?;
+        outcome_of(&outcome)
+    }
+
+    /// An operator's command: its events and orders, or a repeat.
+    fn on_control(&self, command: &ControlCommand, now_ms: i64) -> PyResult<Control> {
+        let py = self.engine.py();
+        self.clock.call_method1(intern!(py, "set"), (now_ms,))?;
+        let command = event_to_py(py, &Event::ControlCommand(command.clone()))?;
+        let outcome = self
+            .engine
+            .call_method1(intern!(py, "on_control"), (command,))?;
+        Ok(Control {
+            outcome: outcome_of(&outcome)?,
+            is_duplicate: outcome.getattr(intern!(py, "is_duplicate"))?.is_truthy()?,
+        })
+    }
+}
+
+/// A `ControlOutcome`'s events and orders as core values.
+fn outcome_of(outcome: &Bound<'_, PyAny>) -> PyResult<Outcome> {
+    let py = outcome.py();
+    let events = outcome
+        .getattr(intern!(py, "events"))?
+        .try_iter()?
+        .map(|event| event_from_py(&event?))
+        .collect::<PyResult<Vec<_>>>()?;
+    let mut intents = Vec::new();
+    for intent in outcome.getattr(intern!(py, "intents"))?.try_iter()? {
+        match event_from_py(&intent?)? {
+            Event::OrderIntent(intent) => intents.push(intent),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "an outcome's intents are OrderIntents",
+                ))
+            }
+        }
+    }
+    Ok(Outcome { events, intents })
+}
+
+impl<'py> ReplayEngine<'py> {
+    /// Drive `engine` (an `execution.core.engine.Engine`, whose clock is `clock`).
+    pub(crate) fn new(engine: &Bound<'py, PyAny>, clock: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let py = engine.py();
+        let facade = engine.getattr(intern!(py, "state"))?;
+        let core = facade
+            .getattr(intern!(py, "_core"))?
+            .cast_into::<PyEngineState>()?;
+        let sizing = engine
+            .getattr(intern!(py, "sizing"))?
+            .getattr(intern!(py, "rules"))?;
+        let policy = sizing.cast::<PySizing>()?.get().policy;
+        let events = engine.getattr(intern!(py, "events"))?;
+        Ok(ReplayEngine {
+            core,
+            valuation: engine.getattr(intern!(py, "valuation"))?,
+            instance_id: text(&events.getattr(intern!(py, "instance_id"))?)?,
+            facade,
+            pieces: PyPieces {
+                engine: engine.clone(),
+                clock: clock.clone(),
+                stops: (None, HashMap::new()),
+            },
+            policy,
+            raised: None,
+        })
+    }
+
+    /// The first Python error a call raised (every later call answered nothing).
+    pub(crate) fn raised(&mut self) -> Option<PyErr> {
+        self.raised.take()
+    }
+
+    /// `found`, or `otherwise` with its error kept.
+    fn kept<T>(&mut self, found: PyResult<T>, otherwise: T) -> T {
+        found.unwrap_or_else(|error| {
+            self.raised.get_or_insert(error);
+            otherwise
+        })
+    }
+
+    fn limits(&self) -> Bound<'py, PyAny> {
+        self.core.borrow().limits.bind(self.core.py()).clone()
+    }
+
+    /// The trading day of `at_ms` as the valuation keys it (its ISO text).
+    fn trading_day(&self, at_ms: i64) -> PyResult<String> {
+        let py = self.core.py();
+        self.valuation
+            .call_method1(intern!(py, "trading_day"), (self.limits(), at_ms))?
+            .extract()
+    }
+
+    fn decide_signal(&mut self, signal: &Signal, now_ms: i64) -> PyResult<Decision> {
+        let py = self.core.py();
+        self.core
+            .borrow_mut()
+            .on_signal_of(py, signal, &self.policy, &self.instance_id, now_ms)
+    }
+
+    fn tick(&mut self, tick: &Tick, now_ms: i64) -> PyResult<Vec<Event>> {
+        let py = self.core.py();
+        let quote = event_to_py(py, &Event::Tick(tick.clone()))?;
+        let revision = self.core.borrow_mut().observe_tick(py, &quote)?;
+        self.facade.setattr(intern!(py, "pnl_revision"), revision)?;
+        let day = self.trading_day(now_ms)?;
+        let events = self.core.borrow_mut().tick_breakers_of(
+            py,
+            &tick.symbol,
+            day,
+            &self.instance_id,
+            now_ms,
+        )?;
+        Ok(events)
+    }
+
+    /// Apply in the core, keep the facade's copies in step (as `EngineState.apply` does), then the
+    /// follow-ups of an applied fill or reject.
+    fn applied(&mut self, event: &Event) -> PyResult<Vec<Event>> {
+        let py = self.core.py();
+        let recorded = event_to_py(py, event)?;
+        if !self.core.borrow_mut().apply(&recorded)? {
+            return Ok(Vec::new());
+        }
+        let ((pnl_revision, books_revision), marked_day, day_marks) = {
+            let core = self.core.borrow();
+            (
+                core.revisions(),
+                core.state.marked_day.clone(),
+                core.day_marks.clone_ref(py),
+            )
+        };
+        let facade = &self.facade;
+        let known: i64 = facade.getattr(intern!(py, "books_revision"))?.extract()?;
+        if books_revision != known {
+            facade.setattr(intern!(py, "books_revision"), books_revision)?;
+            facade.setattr(intern!(py, "marked_day"), marked_day)?;
+            facade.setattr(intern!(py, "day_marks"), day_marks)?;
+        }
+        facade.setattr(intern!(py, "pnl_revision"), pnl_revision)?;
+        let at_ms = match event {
+            Event::OrderFilled(filled) => filled.header.event_at_ms,
+            Event::OrderRejected(rejected) => rejected.header.event_at_ms,
+            _ => return Ok(Vec::new()),
+        };
+        let day = self.trading_day(at_ms)?;
+        self.core
+            .borrow_mut()
+            .follow_ups_of(py, event, &recorded, day, &self.instance_id)
+    }
+}
+
+impl Engine for ReplayEngine<'_> {
+    fn on_signal(&mut self, signal: &Signal, now_ms: i64) -> Decision {
+        if self.raised.is_some() {
+            return Decision::default();
+        }
+        let found = self.decide_signal(signal, now_ms);
+        self.kept(found, Decision::default())
+    }
+
+    fn submission(&self, intent: &OrderIntent, venue: &str, now_ms: i64) -> OrderSubmitted {
+        decide::submission(intent, venue, now_ms)
+    }
+
+    fn on_tick(&mut self, tick: &Tick, now_ms: i64) -> Vec<Event> {
+        if self.raised.is_some() {
+            return Vec::new();
+        }
+        let found = self.tick(tick, now_ms);
+        self.kept(found, Vec::new())
+    }
+
+    fn protective_stop(&mut self, tick: &Tick, now_ms: i64) -> Outcome {
+        if self.raised.is_some() {
+            return Outcome::default();
+        }
+        let limits = self.limits();
+        let found = self.pieces.protective_stop(&limits, tick, now_ms);
+        self.kept(found, Outcome::default())
+    }
+
+    fn apply(&mut self, event: &Event, _now_ms: i64) -> Vec<Event> {
+        if self.raised.is_some() {
+            return Vec::new();
+        }
+        let found = self.applied(event);
+        self.kept(found, Vec::new())
+    }
+
+    fn booked(&mut self, events: Vec<Event>) -> Vec<Event> {
+        if self.raised.is_some() {
+            return Vec::new();
+        }
+        let found = self.pieces.booked(events);
+        self.kept(found, Vec::new())
+    }
+
+    fn cancellations_for(&self, event: &Event) -> Vec<String> {
+        self.core
+            .borrow()
+            .state
+            .cancellations_for(event)
+            .into_iter()
+            .map(|client_order_id| client_order_id.to_string())
+            .collect()
+    }
+
+    fn on_control(&mut self, command: &ControlCommand, now_ms: i64) -> Control {
+        if self.raised.is_some() {
+            return Control::default();
+        }
+        let found = self.pieces.on_control(command, now_ms);
+        self.kept(found, Control::default())
+    }
+}
+
+impl PyEngineState {
+    /// Decide on `signal` (`decide::on_signal`), the risk events numbered from the face's sequence.
+    fn on_signal_of(
+        &mut self,
+        py: Python<'_>,
+        signal: &Signal,
+        policy: &crate::sizing::Policy,
+        instance_id: &str,
+        now_ms: i64,
+    ) -> PyResult<decide::Decision> {
+        let mut risk = self.risk_events(instance_id);
+        let decision = self.with_answers(
+            py,
+            &signal.symbol,
+            now_ms,
+            None,
+            |state, limits, answers| {
+                decide::on_signal(state, policy, limits, answers, &mut risk, signal, now_ms)
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        Ok(decision)
+    }
+
+    /// The breakers on a tick of `symbol`, already observed (`decide::on_tick`); `day`: `now_ms`'s trading day.
+    fn tick_breakers_of(
+        &mut self,
+        py: Python<'_>,
+        symbol: &str,
+        day: String,
+        instance_id: &str,
+        now_ms: i64,
+    ) -> PyResult<Vec<Event>> {
+        let mut risk = self.risk_events(instance_id);
+        let events = self.with_answers(
+            py,
+            symbol,
+            now_ms,
+            Some((day, None)),
+            |state, limits, answers| {
+                decide::on_tick(state, limits, answers, &mut risk, symbol, now_ms)
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        Ok(events)
+    }
+
+    /// The breaker trips applied `event` (a fill or a reject; `recorded`: its contract struct) leads to
+    /// (`decide::follow_ups`); `day`: the trading day of its time.
+    fn follow_ups_of<'py>(
+        &mut self,
+        py: Python<'py>,
+        event: &Event,
+        recorded: &Bound<'py, PyAny>,
+        day: String,
+        instance_id: &str,
+    ) -> PyResult<Vec<Event>> {
+        let (at_ms, fill) = match event {
+            Event::OrderFilled(fill) => (fill.header.event_at_ms, Some(recorded.clone())),
+            Event::OrderRejected(rejected) => (rejected.header.event_at_ms, None),
+            _ => return Ok(Vec::new()),
+        };
+        let mut risk = self.risk_events(instance_id);
+        let found = self.with_answers(
+            py,
+            "",
+            at_ms,
+            Some((day, fill)),
+            |state, limits, answers| {
+                Ok(decide::follow_ups(
+                    state,
+                    limits,
+                    answers.day,
+                    &mut risk,
+                    event,
+                ))
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        Ok(found.into_iter().collect())
+    }
 }

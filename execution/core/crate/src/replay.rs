@@ -187,6 +187,17 @@ impl<'a, E: Engine> Replay<'a, E> {
         }
     }
 
+    /// Start the journal with `events`, journaled before the replay (the service's start): linked with the rest.
+    pub fn journaled_before(mut self, events: Vec<Event>) -> Self {
+        self.journal = events;
+        self
+    }
+
+    /// Whether the venue holds a position (the backtest's closing flatten is sent only then).
+    pub fn has_positions(&self) -> bool {
+        self.venue.positions().next().is_some()
+    }
+
     /// The replay clock.
     pub fn now_ms(&self) -> i64 {
         self.now_ms
