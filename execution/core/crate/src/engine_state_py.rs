@@ -502,28 +502,7 @@ impl PyEngineState {
     /// An illegal order transition is a defect: it is logged, kept in `defects` and the order is
     /// left as it was.
     fn apply(&mut self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let py = event.py();
-        match self.dispatch(event)? {
-            Ok(changed) => Ok(changed),
-            Err(Refused::Illegal(engine_state::IllegalTransition(message))) => {
-                self.defects.bind(py).append(&message)?;
-                LOGGER
-                    .get_or_try_init(py, || {
-                        Ok::<_, PyErr>(
-                            py.import("logging")?
-                                .call_method1("getLogger", ("execution.core.engine_state",))?
-                                .unbind(),
-                        )
-                    })?
-                    .call_method1(
-                        py,
-                        "error",
-                        ("defect: %s (event %s)", message, event.get_type().name()?),
-                    )?;
-                Ok(false)
-            }
-            Err(other) => Err(refused(py, other)?),
-        }
+        self.apply_known(event, None)
     }
 
     /// Keep the latest quote (a late tick does not replace a newer one) and the symbol's price window;
@@ -934,7 +913,11 @@ impl PyEngineState {
     /// Convert a state-changing contract event once and apply it in the core (`EngineState::apply`),
     /// then bring the Python readers' containers in step with what it changed. An event of any
     /// other type changes nothing.
-    fn dispatch(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Result<bool, Refused>> {
+    fn dispatch(
+        &mut self,
+        event: &Bound<'_, PyAny>,
+        converted: Option<Event>,
+    ) -> PyResult<Result<bool, Refused>> {
         let py = event.py();
         let kinds = contracts(py)?;
         let kind = event.get_type();
@@ -954,7 +937,10 @@ impl PyEngineState {
         if !changes_state {
             return Ok(Ok(true));
         }
-        let converted = event_from_py(event)?;
+        let converted = match converted {
+            Some(converted) => converted,
+            None => event_from_py(event)?,
+        };
         let ahead = match &converted {
             Event::OrderFilled(filled) => self.ahead.remove(&filled.fill_id).filter(|ahead| {
                 ahead.fill.bind(py).is(event) && ahead.books_revision == self.state.books_revision
@@ -1259,6 +1245,9 @@ pub(crate) struct ReplayEngine<'py> {
     pieces: PyPieces<'py>,
     policy: crate::sizing::Policy,
     instance_id: String,
+    // The contract structs of the group booked last, in order: each is applied as it was booked (the
+    // booking offered ahead is taken), not converted again.
+    booked: std::collections::VecDeque<Bound<'py, PyAny>>,
     raised: Option<PyErr>,
 }
 
@@ -1272,10 +1261,11 @@ pub(crate) struct PyPieces<'py> {
 }
 
 impl<'py> PyPieces<'py> {
-    /// The group with each `Fill` record booked (a group without one is returned as it is).
-    fn booked(&self, events: Vec<Event>) -> PyResult<Vec<Event>> {
+    /// The group with each `Fill` record booked, and its contract structs (none for a group without a
+    /// `Fill`, returned as it is).
+    fn booked(&self, events: Vec<Event>) -> PyResult<(Vec<Event>, Vec<Bound<'py, PyAny>>)> {
         if !events.iter().any(|event| matches!(event, Event::Fill(_))) {
-            return Ok(events);
+            return Ok((events, Vec::new()));
         }
         let py = self.engine.py();
         let group = PyList::empty(py);
@@ -1283,10 +1273,12 @@ impl<'py> PyPieces<'py> {
             group.append(event_to_py(py, event)?)?;
         }
         let booked = self.engine.call_method1(intern!(py, "booked"), (group,))?;
-        booked
-            .try_iter()?
-            .map(|event| event_from_py(&event?))
-            .collect()
+        let structs = booked.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        let events = structs
+            .iter()
+            .map(event_from_py)
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok((events, structs))
     }
 
     /// A protective stop's events and orders on `tick` (nothing asked of a symbol without a stop).
@@ -1337,6 +1329,12 @@ impl<'py> PyPieces<'py> {
     }
 }
 
+/// Whether applying `event` may change the state (the types `dispatch` converts): an order event (one
+/// the audit chain links), a risk event, a command.
+fn changes_state(event: &Event) -> bool {
+    event.is_chained() || matches!(event, Event::RiskEvent(_) | Event::ControlCommand(_))
+}
+
 /// A `ControlOutcome`'s events and orders as core values.
 fn outcome_of(outcome: &Bound<'_, PyAny>) -> PyResult<Outcome> {
     let py = outcome.py();
@@ -1383,6 +1381,7 @@ impl<'py> ReplayEngine<'py> {
                 stops: (None, HashMap::new()),
             },
             policy,
+            booked: std::collections::VecDeque::new(),
             raised: None,
         })
     }
@@ -1439,8 +1438,19 @@ impl<'py> ReplayEngine<'py> {
     /// follow-ups of an applied fill or reject.
     fn applied(&mut self, event: &Event) -> PyResult<Vec<Event>> {
         let py = self.core.py();
-        let recorded = event_to_py(py, event)?;
-        if !self.core.borrow_mut().apply(&recorded)? {
+        let booked = self.booked.pop_front();
+        if !changes_state(event) {
+            return Ok(Vec::new()); // applying it changes nothing (`dispatch`)
+        }
+        let recorded = match booked {
+            Some(recorded) => recorded,
+            None => event_to_py(py, event)?,
+        };
+        if !self
+            .core
+            .borrow_mut()
+            .apply_known(&recorded, Some(event.clone()))?
+        {
             return Ok(Vec::new());
         }
         let ((pnl_revision, books_revision), marked_day, day_marks) = {
@@ -1513,7 +1523,10 @@ impl Engine for ReplayEngine<'_> {
         if self.raised.is_some() {
             return Vec::new();
         }
-        let found = self.pieces.booked(events);
+        let found = self.pieces.booked(events).map(|(events, structs)| {
+            self.booked = structs.into();
+            events
+        });
         self.kept(found, Vec::new())
     }
 
@@ -1537,6 +1550,36 @@ impl Engine for ReplayEngine<'_> {
 }
 
 impl PyEngineState {
+    /// `apply`, with the event's core value when the caller has it (`converted`).
+    fn apply_known(
+        &mut self,
+        event: &Bound<'_, PyAny>,
+        converted: Option<Event>,
+    ) -> PyResult<bool> {
+        let py = event.py();
+        match self.dispatch(event, converted)? {
+            Ok(changed) => Ok(changed),
+            Err(Refused::Illegal(engine_state::IllegalTransition(message))) => {
+                self.defects.bind(py).append(&message)?;
+                LOGGER
+                    .get_or_try_init(py, || {
+                        Ok::<_, PyErr>(
+                            py.import("logging")?
+                                .call_method1("getLogger", ("execution.core.engine_state",))?
+                                .unbind(),
+                        )
+                    })?
+                    .call_method1(
+                        py,
+                        "error",
+                        ("defect: %s (event %s)", message, event.get_type().name()?),
+                    )?;
+                Ok(false)
+            }
+            Err(other) => Err(refused(py, other)?),
+        }
+    }
+
     /// Decide on `signal` (`decide::on_signal`), the risk events numbered from the face's sequence.
     fn on_signal_of(
         &mut self,
