@@ -154,11 +154,12 @@ def replay_session(
     Two ways, with the same decisions (the same engine, risk gate, sizing and paper broker;
     ``tests/integration/execution/test_fast_replay_parity.py`` holds them equal event by event):
 
-    - ``fast`` (the default): the journal and the paper broker's ledger are kept in memory
-      (:class:`~execution.core.memory_journal.MemoryJournal`; nothing is encoded per event, nothing
-      written; the paper broker keeps its positions, not an account: the P&L is the engine's
-      booking), the broker is polled only when an order falls due or the reconciliation is
-      due (a poll with nothing due changes nothing), and the garbage collector pauses
+    - ``fast`` (the default): the service starts in memory, then the core's replay loop
+      (:func:`~execution.core.replay.replay_in_core`, ``replay.rs``) runs the timeline through its
+      engine and a paper venue on its broker's terms, the journal kept in the core (nothing
+      encoded or written per event; the venue keeps positions, not an account: the P&L is the
+      engine's booking), the venue polled only when an order falls due (the daily
+      reconciliation, against the replay's own venue, finds nothing: it is not run), and the garbage collector pauses
       during the replay (nothing a replay builds is cyclic garbage; what it built is then
       handed to the collector as old objects, see ``_hand_over_as_old``). The audit chain is
       computed once at the end (``audit_chain``; False skips it and leaves ``chain_head`` None).
