@@ -39,17 +39,20 @@ from pathlib import Path
 from typing import Final, cast
 
 from execution.app import build_service
+from execution.core.engine import Engine
 from execution.core.memory_journal import MemoryJournal
-from execution.core.paper import PaperBroker
+from execution.core.paper import PaperBroker, account_value
 from execution.core.replay import (
+    CoreEvents,
     FillPnl,
     ReplayResult,
     booked_pnl,
+    core_timeline,
     count_trades,
     decoded,
     fill_due,
     fill_pnls,
-    replay_fast,
+    replay_in_core,
     time_of,
     timeline,
 )
@@ -60,6 +63,7 @@ from tickwave.config import Settings
 from tickwave.contracts import AnyMessage, ControlCommand, Message, Signal, Tick, encode
 from tickwave.instruments import Instrument, registry
 from tickwave.money import MONEY_CONTEXT
+from tickwave.validation import SpikeFilter
 
 __all__ = [  # with the replay's results and readers from the core, which its callers read here
     "BACKTEST_ACTOR",
@@ -150,11 +154,12 @@ def replay_session(
     Two ways, with the same decisions (the same engine, risk gate, sizing and paper broker;
     ``tests/integration/execution/test_fast_replay_parity.py`` holds them equal event by event):
 
-    - ``fast`` (the default): the journal and the paper broker's ledger are kept in memory
-      (:class:`~execution.core.memory_journal.MemoryJournal`; nothing is encoded per event, nothing
-      written; the paper broker keeps its positions, not an account: the P&L is the engine's
-      booking), the broker is polled only when an order falls due or the reconciliation is
-      due (a poll with nothing due changes nothing), and the garbage collector pauses
+    - ``fast`` (the default): the service starts in memory, then the core's replay loop
+      (:func:`~execution.core.replay.replay_in_core`, ``replay.rs``) runs the timeline through its
+      engine and a paper venue on its broker's terms, the journal kept in the core (nothing
+      encoded or written per event; the venue keeps positions, not an account: the P&L is the
+      engine's booking), the venue polled only when an order falls due (the daily
+      reconciliation, against the replay's own venue, finds nothing: it is not run), and the garbage collector pauses
       during the replay (nothing a replay builds is cyclic garbage; what it built is then
       handed to the collector as old objects, see ``_hand_over_as_old``). The audit chain is
       computed once at the end (``audit_chain``; False skips it and leaves ``chain_head`` None).
@@ -235,7 +240,21 @@ def _replay(
     try:
         service.start()
         if fast:
-            replay_fast(service, broker, clock, ordered, is_decoded)
+            assert memory is not None  # chosen above
+            core = replay_in_core(
+                core_timeline(ordered, service.tick_checks.rules, is_decoded),
+                service.engine,
+                clock,
+                broker,
+                SpikeFilter.from_settings(service.tick_checks.streams),
+                cast(list[AnyMessage], memory.messages),
+                _closing_command if flatten_at_end else None,
+            )
+            positions = core.positions
+            realized, unrealized, total = _booked(service.engine)
+            mids = core.mids
+            realized_pnl = account_value(realized, broker.account_currency, broker.instruments, mids)
+            total_pnl = account_value(total, broker.account_currency, broker.instruments, mids)
         else:
             for item in ordered:
                 at_ms = time_of(item)
@@ -246,36 +265,24 @@ def _replay(
                 else:
                     service.handle_signals([item])
                 service.poll_broker()
-        fill_due(service, broker, clock, before_ms=None)
-        if flatten_at_end and broker.positions():
-            now_ms = clock.now_ms()
-            command = ControlCommand(
-                command_id=f"backtest-end-{now_ms}",
-                command="flatten",
-                issued_by=BACKTEST_ACTOR,
-                issued_at_ms=now_ms,
-                reason="the backtest ends",
-            )
-            service.handle_control(command)
             fill_due(service, broker, clock, before_ms=None)
-        realized, unrealized = booked_pnl(service.engine)
-        total = {
-            currency: MONEY_CONTEXT.add(realized.get(currency, Decimal(0)), unrealized.get(currency, Decimal(0)))
-            for currency in realized.keys() | unrealized.keys()
-        }
-        positions = dict(broker.positions())
-        realized_pnl, total_pnl = broker.account_value(realized), broker.account_value(total)
+            if flatten_at_end and broker.positions():
+                service.handle_control(_closing_command(clock.now_ms()))
+                fill_due(service, broker, clock, before_ms=None)
+            realized, unrealized, total = _booked(service.engine)
+            positions = dict(broker.positions())
+            realized_pnl, total_pnl = broker.account_value(realized), broker.account_value(total)
         # Each fill the engine booked (the journal's, once each): the rule of count_trades, without reading it back.
         round_trips = sum(1 for booking in service.engine.state.bookings.values() if booking.opens_round_trip_id)
     finally:
         service.close()
-    if memory is not None:
-        events = cast(tuple[AnyMessage, ...], tuple(memory.messages))
-        chain = memory.chain()
+    events: tuple[AnyMessage, ...] | CoreEvents
+    if fast:
+        events, head = CoreEvents(core.journal), core.chain_head if audit_chain else None
     else:
         events = cast(tuple[AnyMessage, ...], recorder.journal())
         chain = cast(Journal, service.journal).chain
-    head = None if chain is None else chain.head
+        head = None if chain is None else chain.head
     return ReplayResult(
         events,
         positions,
@@ -288,6 +295,27 @@ def _replay(
         fast,
         round_trips,
     )
+
+
+def _closing_command(now_ms: int) -> ControlCommand:
+    """The operator's flatten that closes the positions a backtest leaves, at ``now_ms``."""
+    return ControlCommand(
+        command_id=f"backtest-end-{now_ms}",
+        command="flatten",
+        issued_by=BACKTEST_ACTOR,
+        issued_at_ms=now_ms,
+        reason="the backtest ends",
+    )
+
+
+def _booked(engine: Engine) -> tuple[dict[str, Decimal], dict[str, Decimal], dict[str, Decimal]]:
+    """The engine's booked P&L per currency: realised, open at the latest mids, and their sum."""
+    realized, unrealized = booked_pnl(engine)
+    total = {
+        currency: MONEY_CONTEXT.add(realized.get(currency, Decimal(0)), unrealized.get(currency, Decimal(0)))
+        for currency in realized.keys() | unrealized.keys()
+    }
+    return realized, unrealized, total
 
 
 def instruments_of(settings: Settings) -> dict[str, Instrument]:

@@ -243,15 +243,30 @@ class PaperBroker:
     def account_value(self, amounts: Mapping[str, Decimal]) -> Decimal | None:
         """Sum per-currency ``amounts`` in the account currency at the latest mids (None without a rate)."""
         mids = {symbol: mid_price(tick.bid, tick.ask) for symbol, tick in self.quotes.items()}
-        total = Decimal(0)
-        for currency, amount in sorted(amounts.items()):
-            converted = convert(amount, currency, self.account_currency, self.instruments, mids)
-            if converted is None:
-                return None
-            total = MONEY_CONTEXT.add(total, converted)
-        return total
+        return account_value(amounts, self.account_currency, self.instruments, mids)
+
+    @property
+    def core(self) -> PaperVenue:
+        """The core's venue (``paper.rs``): a replay in the core runs a venue on its terms."""
+        return self._venue
 
     @property
     def realized_pnl(self) -> Decimal | None:
         """Realised P&L in the account currency at the latest mids."""
         return self.account_value(self.realized)
+
+
+def account_value(
+    amounts: Mapping[str, Decimal],
+    account_currency: str,
+    instruments: Mapping[str, Instrument],
+    mids: Mapping[str, float],
+) -> Decimal | None:
+    """Sum per-currency ``amounts`` in ``account_currency`` at ``mids`` (None without a rate), each converted once."""
+    total = Decimal(0)
+    for currency, amount in sorted(amounts.items()):
+        converted = convert(amount, currency, account_currency, instruments, mids)
+        if converted is None:
+            return None
+        total = MONEY_CONTEXT.add(total, converted)
+    return total

@@ -2,7 +2,7 @@
 
 :func:`execution.backtest.replay_session` (the shell) builds the service as the live process
 does, in memory or in a temporary state dir; this module orders the recorded ticks and signals
-(:func:`timeline`), runs the fast loop over them (:func:`replay_fast`), and reads the result
+(:func:`timeline`, :func:`core_timeline`), runs the core's loop over them (:func:`replay_in_core`), and reads the result
 back: each fill's realised P&L (:func:`fill_pnls`), the round trips (:func:`count_trades`) and
 the engine's booked P&L (:func:`booked_pnl`), all by the engine's own rule
 (:class:`~execution.core.positions.Book`).
@@ -11,22 +11,22 @@ the engine's booked P&L (:func:`booked_pnl`), all by the engine's own rule
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from operator import attrgetter
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar, cast, overload
 
 import msgspec
-from tickwave_core import ReplayJournal, ReplayTimeline
+from tickwave_core import ReplayJournal, ReplayTimeline, replay_engine
 
 from execution.core.engine import Engine
 from execution.core.paper import PaperBroker
 from tickwave.clock import ManualClock
-from tickwave.contracts import AnyMessage, OrderDenied, OrderFilled, OrderSubmitted, Signal, Tick, encode
+from tickwave.contracts import AnyMessage, ControlCommand, OrderDenied, OrderFilled, OrderSubmitted, Signal, Tick
 from tickwave.instruments import Instrument
 from tickwave.money import MONEY_CONTEXT
-from tickwave.validation import ValidationRules, check_ticks
+from tickwave.validation import SpikeFilter, ValidationRules, check_ticks
 
 if TYPE_CHECKING:
     from tickwave_core import FillFigure
@@ -34,41 +34,28 @@ if TYPE_CHECKING:
 _M = TypeVar("_M", OrderSubmitted, OrderFilled, OrderDenied)
 _ENCODER: Final = msgspec.json.Encoder()
 _TICKS_DECODER: Final = msgspec.json.Decoder(list[Tick])
+_TICK_DECODER: Final = msgspec.json.Decoder(Tick)
 _TICK_TIME: Final = attrgetter("time_ms")
 _SIGNAL_TIME: Final = attrgetter("created_at_ms")
 
 
-class ReconciliationTimer(Protocol):
-    """When the service's next reconciliation pass is due."""
-
-    def is_time(self, now_ms: int) -> bool:
-        """True when a pass is due at ``now_ms``."""
-        ...
-
-
 class ReplayedService(Protocol):
-    """What the replay loop calls on the execution service (:class:`execution.service.ExecutionService`)."""
-
-    @property
-    def reconciler(self) -> ReconciliationTimer:
-        """The service's reconciliation, asked whether a pass is due."""
-        ...
-
-    def handle_signals(self, signals: Sequence[Signal]) -> int:
-        """Decide on signals that arrived together."""
-        ...
-
-    def handle_tick_bytes(self, raw: bytes) -> None:
-        """Check one raw tick as the dataflow does, then handle it."""
-        ...
-
-    def handle_decoded_tick(self, tick: Tick) -> None:
-        """Handle a tick decoded from its message."""
-        ...
+    """What the replay through the live process's files calls on the execution service between items."""
 
     def poll_broker(self) -> None:
         """Collect late broker events; reconcile when due."""
         ...
+
+
+@dataclass(frozen=True)
+class CoreReplay:
+    """What the replay loop in the core did: its journal, the audit chain's head, the venue's positions and mids."""
+
+    journal: ReplayJournal
+    chain_head: str
+    positions: dict[str, Decimal]  # net lots by symbol, the flat ones left out
+    mids: dict[str, float]  # the venue's latest mid by symbol
+    now_ms: int  # the replay clock at the end
 
 
 @dataclass(frozen=True)
@@ -267,16 +254,34 @@ def timeline(ticks: Iterable[Tick], signals: Iterable[Signal]) -> list[Tick | Si
     return merged
 
 
-def core_timeline(ordered: Sequence[Tick | Signal], rules: ValidationRules) -> ReplayTimeline:
-    """Return ``ordered`` (a :func:`timeline` of decoded ticks) as the core's values, for its replay loop.
+def core_timeline(ordered: Sequence[Tick | Signal], rules: ValidationRules, is_decoded: bool = True) -> ReplayTimeline:
+    """Return ``ordered`` (a :func:`timeline`) as the core's values, for its replay loop.
 
     Each tick carries whether it keeps the stateless rules (:func:`tickwave.validation.check_ticks`,
     one call for the timeline, each tick at its own time: the replay's clock as it reaches it, the
     timeline being in order); the spike filter runs in the loop on the ticks that keep them, as the
-    service checks a tick (``handle_decoded_tick``).
+    service checks a tick (``handle_decoded_tick``). Not ``is_decoded`` (see :func:`decoded`): each
+    tick goes through its own message first, and one that is not a valid ``Tick`` keeps none of
+    them (``handle_tick_bytes`` rejects it alone), the rest as decoded.
     """
-    ticks = [item for item in ordered if type(item) is Tick]
-    return ReplayTimeline(ordered, check_ticks(ticks, rules).passed.tolist())
+    if is_decoded:
+        given = [item for item in ordered if type(item) is Tick]
+        return ReplayTimeline(ordered, check_ticks(given, rules).passed.tolist())
+    items: list[Tick | Signal] = []
+    ticks: list[Tick] = []  # the valid messages' ticks
+    at: list[int | None] = []  # each timeline tick's place among them (None: not a valid message)
+    for item in ordered:
+        if type(item) is Tick:
+            try:
+                item = _TICK_DECODER.decode(_ENCODER.encode(item))
+            except (msgspec.DecodeError, ValueError, TypeError):
+                at.append(None)
+            else:
+                at.append(len(ticks))
+                ticks.append(item)
+        items.append(item)
+    passed = check_ticks(ticks, rules).passed.tolist() if ticks else []
+    return ReplayTimeline(items, [False if place is None else passed[place] for place in at])
 
 
 def time_of(item: Tick | Signal) -> int:
@@ -299,32 +304,26 @@ def decoded(ticks: Iterable[Tick]) -> tuple[list[Tick], bool]:
         return given, False
 
 
-def replay_fast(
-    service: ReplayedService,
-    broker: PaperBroker,
+def replay_in_core(
+    timeline: ReplayTimeline,
+    engine: Engine,
     clock: ManualClock,
-    timeline: Sequence[Tick | Signal],
-    is_decoded: bool,
-) -> None:
-    """The replay loop without the polls that find nothing due (the decisions are the same calls)."""
-    reconciler = service.reconciler
-    for item in timeline:
-        at_ms = time_of(item)
-        due_ms = broker.next_due_ms()
-        if due_ms is not None and due_ms < at_ms:
-            fill_due(service, broker, clock, before_ms=at_ms)
-        now_ms = at_ms if at_ms > clock.now_ms() else clock.now_ms()
-        clock.set(now_ms)
-        if type(item) is not Tick:
-            service.handle_signals([cast(Signal, item)])
-        elif is_decoded:  # the checks of handle_tick_bytes after its decode
-            service.handle_decoded_tick(item)
-        else:
-            service.handle_tick_bytes(encode(item))
-        # A poll changes something only when an order is due or the reconciliation is (else it returns nothing).
-        due_ms = broker.next_due_ms()
-        if (due_ms is not None and due_ms <= now_ms) or reconciler.is_time(now_ms):
-            service.poll_broker()
+    broker: PaperBroker,
+    spike: SpikeFilter,
+    journaled: Sequence[AnyMessage],
+    flatten_at: Callable[[int], ControlCommand] | None,
+) -> CoreReplay:
+    """Replay ``timeline`` in the core's loop (``replay.rs``) through ``engine`` and a venue on ``broker``'s terms.
+
+    The order of effects is the execution service's (``replay.rs`` lists it); ``journaled``: the
+    events the service journaled before (its start); ``spike``: the limits of each symbol's spike
+    filter; ``flatten_at(now_ms)``: the operator's command that closes the positions left (when
+    there are). ``clock`` ends at the replay's last instant.
+    """
+    journal, (head, _), positions, mids, now_ms = replay_engine(
+        timeline, engine, clock, broker.core, spike, ReplayJournal(journaled), clock.now_ms(), flatten_at
+    )
+    return CoreReplay(journal, head, positions, mids, now_ms)
 
 
 def fill_due(service: ReplayedService, broker: PaperBroker, clock: ManualClock, before_ms: int | None) -> None:

@@ -219,6 +219,19 @@ class ReplayJournal:
 # A fill's figures: its order, id, symbol, side, lots, price, realised P&L in price x lots, whether it opened a trip.
 FillFigure = tuple[str, str, str, str, Decimal, Decimal, Decimal, bool]
 
+# The replay loop over an engine (`execution.core.engine.Engine`) and a venue on a paper venue's terms: the
+# journal, the chain's (head, length), the venue's positions and latest mids, the replay clock at the end.
+def replay_engine(
+    timeline: ReplayTimeline,
+    engine: object,
+    clock: object,
+    venue: PaperVenue,
+    spike: SpikeFilter,
+    journaled: ReplayJournal,
+    start_ms: int,
+    flatten_at: Callable[[int], ControlCommand] | None = None,
+) -> tuple[ReplayJournal, tuple[str, int], dict[str, Decimal], dict[str, float], int]: ...
+
 # ---------------------------------------------------------------------------------------
 # The engine state (engine_state.rs, engine_state_py.rs)
 # ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from execution.core.replay import CoreEvents, core_timeline, timeline
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.config import Settings, load_settings
-from tickwave.contracts import Signal, Tick
+from tickwave.contracts import RiskEvent, Signal, Tick
 from tickwave.instruments import registry
 from tickwave.money import to_decimal
 from tickwave.validation import SpikeFilter
@@ -70,6 +70,25 @@ def test_replay_when_flatten_at_end_then_no_position_is_left_and_the_exit_pays_t
     entry, close = result.fills
     assert (entry.fill_price, close.fill_price) == (ticks[0].bid, ticks[1].ask)
     assert result.realized_pnl == result.total_pnl == (to_decimal(ticks[0].bid) - to_decimal(ticks[1].ask)) * 50_000
+
+
+def test_replay_when_a_fill_takes_the_day_past_its_loss_limit_then_its_follow_up_trips_the_breaker_as_live(
+    tmp_path: Path,
+) -> None:
+    # The spread alone costs 100 USD at the fill (1 lot, 0.002 wide) and no tick comes after it: only the
+    # fill's follow-up (the loss breaker on the day just after it) can see the day past its 50 USD limit.
+    ticks = [tick(WEDNESDAY_NOON_MS, 1.1, spread=0.002)]
+    signals = [signal(1, WEDNESDAY_NOON_MS + 100, "long", 1.0)]
+    settings = _settings(tmp_path, {"slippage_bps": 0.0}, daily_loss_limit=50.0)
+
+    fast = replay_session(settings, ticks, signals)
+    live = replay_session(settings, ticks, signals, fast=False)
+
+    (fill,) = fast.fills
+    trips = [event for event in fast.events if type(event) is RiskEvent and event.kind == "trading_state"]
+    assert [(trip.occurred_at_ms, trip.trading_state) for trip in trips] == [(fill.event_at_ms, "REDUCING")]
+    assert fast.events == live.events
+    assert fast.chain_head == live.chain_head
 
 
 def test_replay_when_signals_break_the_limits_then_the_gate_denies_them_as_live(tmp_path: Path) -> None:

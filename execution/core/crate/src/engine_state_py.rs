@@ -19,12 +19,14 @@ use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 use crate::day_loss::{self, DayValuation, StateDay, Unvalued};
 use crate::decide;
 use crate::engine_state::{self, Change, NumberMap, Refused};
-use crate::events::{Event, OrderFilled, Severity, Tick, TradingState};
+use crate::events::{ControlCommand, OrderFilled, OrderIntent, OrderSubmitted, Signal, Tick};
+use crate::events::{Event, Severity, TradingState};
 use crate::events_py::{event_from_py, event_to_py};
 use crate::gate_py::Routes;
 use crate::lifecycle::{self, Status};
 use crate::money::{Dec, Overflow};
 use crate::positions::Booking;
+use crate::replay::{Control, Decision, Engine, Outcome};
 use crate::PySizing;
 use crate::{gate, gate_py};
 use crate::{replay, stops};
@@ -501,28 +503,7 @@ impl PyEngineState {
     /// An illegal order transition is a defect: it is logged, kept in `defects` and the order is
     /// left as it was.
     fn apply(&mut self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let py = event.py();
-        match self.dispatch(event)? {
-            Ok(changed) => Ok(changed),
-            Err(Refused::Illegal(engine_state::IllegalTransition(message))) => {
-                self.defects.bind(py).append(&message)?;
-                LOGGER
-                    .get_or_try_init(py, || {
-                        Ok::<_, PyErr>(
-                            py.import("logging")?
-                                .call_method1("getLogger", ("execution.core.engine_state",))?
-                                .unbind(),
-                        )
-                    })?
-                    .call_method1(
-                        py,
-                        "error",
-                        ("defect: %s (event %s)", message, event.get_type().name()?),
-                    )?;
-                Ok(false)
-            }
-            Err(other) => Err(refused(py, other)?),
-        }
+        self.apply_known(event, None)
     }
 
     /// Keep the latest quote (a late tick does not replace a newer one) and the symbol's price window;
@@ -585,18 +566,7 @@ impl PyEngineState {
         let Event::Signal(signal) = event_from_py(signal)? else {
             return Err(PyValueError::new_err("on_signal takes a Signal"));
         };
-        let mut risk = self.risk_events(instance_id);
-        let policy = sizing.policy;
-        let decision = self.with_answers(
-            py,
-            &signal.symbol,
-            now_ms,
-            None,
-            |state, limits, answers| {
-                decide::on_signal(state, &policy, limits, answers, &mut risk, &signal, now_ms)
-            },
-        )?;
-        self.risk_sequence = risk.sequence;
+        let decision = self.on_signal_of(py, &signal, &sizing.policy, instance_id, now_ms)?;
         let intent = match decision.intent {
             Some(intent) => Some(event_to_py(py, &Event::OrderIntent(intent))?),
             None => None,
@@ -619,17 +589,7 @@ impl PyEngineState {
         instance_id: &str,
         now_ms: i64,
     ) -> PyResult<Bound<'py, PyList>> {
-        let mut risk = self.risk_events(instance_id);
-        let events = self.with_answers(
-            py,
-            symbol,
-            now_ms,
-            Some((day, None)),
-            |state, limits, answers| {
-                decide::on_tick(state, limits, answers, &mut risk, symbol, now_ms)
-            },
-        )?;
-        self.risk_sequence = risk.sequence;
+        let events = self.tick_breakers_of(py, symbol, day, instance_id, now_ms)?;
         let events = events
             .iter()
             .map(|event| event_to_py(py, event))
@@ -646,29 +606,7 @@ impl PyEngineState {
         day: String,
         instance_id: &str,
     ) -> PyResult<Bound<'py, PyList>> {
-        let rust_event = event_from_py(event)?;
-        let (at_ms, fill) = match &rust_event {
-            Event::OrderFilled(fill) => (fill.header.event_at_ms, Some(fill)),
-            Event::OrderRejected(rejected) => (rejected.header.event_at_ms, None),
-            _ => return Ok(PyList::empty(py)),
-        };
-        let mut risk = self.risk_events(instance_id);
-        let found = self.with_answers(
-            py,
-            "",
-            at_ms,
-            Some((day, fill)),
-            |state, limits, answers| {
-                Ok(decide::follow_ups(
-                    state,
-                    limits,
-                    answers.day,
-                    &mut risk,
-                    &rust_event,
-                ))
-            },
-        )?;
-        self.risk_sequence = risk.sequence;
+        let found = self.follow_ups_of(py, &event_from_py(event)?, day, instance_id)?;
         let events = found
             .iter()
             .map(|event| event_to_py(py, event))
@@ -1085,7 +1023,11 @@ impl PyEngineState {
     /// Convert a state-changing contract event once and apply it in the core (`EngineState::apply`),
     /// then bring the Python readers' containers in step with what it changed. An event of any
     /// other type changes nothing.
-    fn dispatch(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Result<bool, Refused>> {
+    fn dispatch(
+        &mut self,
+        event: &Bound<'_, PyAny>,
+        converted: Option<Event>,
+    ) -> PyResult<Result<bool, Refused>> {
         let py = event.py();
         let kinds = contracts(py)?;
         let kind = event.get_type();
@@ -1105,7 +1047,10 @@ impl PyEngineState {
         if !changes_state {
             return Ok(Ok(true));
         }
-        let converted = event_from_py(event)?;
+        let converted = match converted {
+            Some(converted) => converted,
+            None => event_from_py(event)?,
+        };
         let ahead = match &converted {
             Event::OrderFilled(filled) => self.ahead.remove(&filled.fill_id).filter(|ahead| {
                 ahead.fill.bind(py).is(event) && ahead.books_revision == self.state.books_revision
@@ -1479,4 +1424,415 @@ pub(crate) fn levels_of(limits: &Bound<'_, PyAny>) -> PyResult<Arc<stops::Levels
         *last = Some((limits.clone().unbind(), Arc::clone(&levels)));
     }
     Ok(levels)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine as the replay loop drives it
+// ---------------------------------------------------------------------------------------------
+
+/// The engine (`execution.core.engine.Engine`) as `replay.rs`'s loop drives it: its decisions in the
+/// core over this face's state (`decide.rs`, `EngineState::apply`, `cancellations_for`), and the pieces
+/// still in Python asked through [`PyPieces`]. Borrows the state only for one call at a time, never
+/// while Python runs that may read it back (a booking offered ahead, a command, a stop). The first
+/// Python error is kept, every later call answers nothing, and [`ReplayEngine::raised`] gives it.
+pub(crate) struct ReplayEngine<'py> {
+    core: Bound<'py, PyEngineState>,
+    facade: Bound<'py, PyAny>,
+    valuation: Bound<'py, PyAny>,
+    pieces: PyPieces<'py>,
+    policy: crate::sizing::Policy,
+    instance_id: String,
+    // The contract structs of the group booked last, in order: each is applied as it was booked (the
+    // booking offered ahead is taken), not converted again.
+    booked: std::collections::VecDeque<Bound<'py, PyAny>>,
+    raised: Option<PyErr>,
+}
+
+/// What the Python engine still decides: `Engine.booked` (a group's `Fill` records carrying their booking).
+pub(crate) struct PyPieces<'py> {
+    engine: Bound<'py, PyAny>,
+}
+
+impl<'py> PyPieces<'py> {
+    /// The group with each `Fill` record booked, and its contract structs (none for a group without a
+    /// `Fill`, returned as it is).
+    fn booked(&self, events: Vec<Event>) -> PyResult<(Vec<Event>, Vec<Bound<'py, PyAny>>)> {
+        if !events.iter().any(|event| matches!(event, Event::Fill(_))) {
+            return Ok((events, Vec::new()));
+        }
+        let py = self.engine.py();
+        let group = PyList::empty(py);
+        for event in &events {
+            group.append(event_to_py(py, event)?)?;
+        }
+        let booked = self.engine.call_method1(intern!(py, "booked"), (group,))?;
+        let structs = booked.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        let events = structs
+            .iter()
+            .map(event_from_py)
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok((events, structs))
+    }
+}
+
+/// Whether applying `event` may change the state (the types `dispatch` converts): an order event (one
+/// the audit chain links), a risk event, a command.
+fn changes_state(event: &Event) -> bool {
+    event.is_chained() || matches!(event, Event::RiskEvent(_) | Event::ControlCommand(_))
+}
+
+impl<'py> ReplayEngine<'py> {
+    /// Drive `engine` (an `execution.core.engine.Engine`).
+    pub(crate) fn new(engine: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let py = engine.py();
+        let facade = engine.getattr(intern!(py, "state"))?;
+        let core = facade
+            .getattr(intern!(py, "_core"))?
+            .cast_into::<PyEngineState>()?;
+        let sizing = engine
+            .getattr(intern!(py, "sizing"))?
+            .getattr(intern!(py, "rules"))?;
+        let policy = sizing.cast::<PySizing>()?.get().policy;
+        let events = engine.getattr(intern!(py, "events"))?;
+        Ok(ReplayEngine {
+            core,
+            valuation: engine.getattr(intern!(py, "valuation"))?,
+            instance_id: text(&events.getattr(intern!(py, "instance_id"))?)?,
+            facade,
+            pieces: PyPieces {
+                engine: engine.clone(),
+            },
+            policy,
+            booked: std::collections::VecDeque::new(),
+            raised: None,
+        })
+    }
+
+    /// The first Python error a call raised (every later call answered nothing).
+    pub(crate) fn raised(&mut self) -> Option<PyErr> {
+        self.raised.take()
+    }
+
+    /// `found`, or `otherwise` with its error kept.
+    fn kept<T>(&mut self, found: PyResult<T>, otherwise: T) -> T {
+        found.unwrap_or_else(|error| {
+            self.raised.get_or_insert(error);
+            otherwise
+        })
+    }
+
+    fn limits(&self) -> Bound<'py, PyAny> {
+        self.core.borrow().limits.bind(self.core.py()).clone()
+    }
+
+    /// The trading day of `at_ms` as the valuation keys it (its ISO text).
+    fn trading_day(&self, at_ms: i64) -> PyResult<String> {
+        let py = self.core.py();
+        self.valuation
+            .call_method1(intern!(py, "trading_day"), (self.limits(), at_ms))?
+            .extract()
+    }
+
+    /// A protective stop on `tick` (`stops.rs`); a denied close is noted, retried a second later.
+    fn stop(&mut self, tick: &Tick, now_ms: i64) -> PyResult<Outcome> {
+        let py = self.core.py();
+        let levels = levels_of(&self.limits())?;
+        if levels.pips(&tick.symbol) == (0.0, 0.0) {
+            return Ok(Outcome::default()); // no stop set (the default)
+        }
+        let mut core = self.core.borrow_mut();
+        let mut risk = core.risk_events(&self.instance_id);
+        let outcome =
+            core.with_answers(py, &tick.symbol, now_ms, None, |state, limits, answers| {
+                stops::protective_stop(
+                    state,
+                    limits,
+                    &levels,
+                    answers,
+                    &mut risk,
+                    tick,
+                    &mut || now_ms,
+                )
+            })?;
+        core.risk_sequence = risk.sequence;
+        if outcome
+            .events
+            .iter()
+            .any(|event| matches!(event, Event::OrderDenied(_)))
+        {
+            core.note_stop_denied(py, &tick.symbol, now_ms)?;
+        }
+        Ok(outcome)
+    }
+
+    /// An operator's command (`stops::on_control`); a replay sends only its closing flatten.
+    fn control(&mut self, command: &ControlCommand, now_ms: i64) -> PyResult<Control> {
+        let py = self.core.py();
+        let mut core = self.core.borrow_mut();
+        let mut risk = core.risk_events(&self.instance_id);
+        let answer = core.with_answers(
+            py,
+            &command.symbol,
+            now_ms,
+            None,
+            |state, limits, answers| {
+                stops::on_control(state, limits, answers, &mut risk, command, now_ms)
+            },
+        )?;
+        core.risk_sequence = risk.sequence;
+        match answer {
+            stops::Answer::Decided(control) => Ok(control),
+            stops::Answer::Shell { .. } => Err(PyValueError::new_err(
+                "a replay decides no set_limit or status command (the shell's)",
+            )),
+        }
+    }
+
+    fn decide_signal(&mut self, signal: &Signal, now_ms: i64) -> PyResult<Decision> {
+        let py = self.core.py();
+        self.core
+            .borrow_mut()
+            .on_signal_of(py, signal, &self.policy, &self.instance_id, now_ms)
+    }
+
+    fn tick(&mut self, tick: &Tick, now_ms: i64) -> PyResult<Vec<Event>> {
+        let py = self.core.py();
+        let quote = event_to_py(py, &Event::Tick(tick.clone()))?;
+        let revision = self.core.borrow_mut().observe_tick(py, &quote)?;
+        self.facade.setattr(intern!(py, "pnl_revision"), revision)?;
+        let day = self.trading_day(now_ms)?;
+        let events = self.core.borrow_mut().tick_breakers_of(
+            py,
+            &tick.symbol,
+            day,
+            &self.instance_id,
+            now_ms,
+        )?;
+        Ok(events)
+    }
+
+    /// Apply in the core, keep the facade's copies in step (as `EngineState.apply` does), then the
+    /// follow-ups of an applied fill or reject.
+    fn applied(&mut self, event: &Event) -> PyResult<Vec<Event>> {
+        let py = self.core.py();
+        let booked = self.booked.pop_front();
+        if !changes_state(event) {
+            return Ok(Vec::new()); // applying it changes nothing (`dispatch`)
+        }
+        let recorded = match booked {
+            Some(recorded) => recorded,
+            None => event_to_py(py, event)?,
+        };
+        if !self
+            .core
+            .borrow_mut()
+            .apply_known(&recorded, Some(event.clone()))?
+        {
+            return Ok(Vec::new());
+        }
+        let ((pnl_revision, books_revision), marked_day, day_marks) = {
+            let core = self.core.borrow();
+            (
+                core.revisions(),
+                core.state.marked_day.clone(),
+                core.day_marks.clone_ref(py),
+            )
+        };
+        let facade = &self.facade;
+        let known: i64 = facade.getattr(intern!(py, "books_revision"))?.extract()?;
+        if books_revision != known {
+            facade.setattr(intern!(py, "books_revision"), books_revision)?;
+            facade.setattr(intern!(py, "marked_day"), marked_day)?;
+            facade.setattr(intern!(py, "day_marks"), day_marks)?;
+        }
+        facade.setattr(intern!(py, "pnl_revision"), pnl_revision)?;
+        let at_ms = match event {
+            Event::OrderFilled(filled) => filled.header.event_at_ms,
+            Event::OrderRejected(rejected) => rejected.header.event_at_ms,
+            _ => return Ok(Vec::new()),
+        };
+        let day = self.trading_day(at_ms)?;
+        self.core
+            .borrow_mut()
+            .follow_ups_of(py, event, day, &self.instance_id)
+    }
+}
+
+impl Engine for ReplayEngine<'_> {
+    fn on_signal(&mut self, signal: &Signal, now_ms: i64) -> Decision {
+        if self.raised.is_some() {
+            return Decision::default();
+        }
+        let found = self.decide_signal(signal, now_ms);
+        self.kept(found, Decision::default())
+    }
+
+    fn submission(&self, intent: &OrderIntent, venue: &str, now_ms: i64) -> OrderSubmitted {
+        decide::submission(intent, venue, now_ms)
+    }
+
+    fn on_tick(&mut self, tick: &Tick, now_ms: i64) -> Vec<Event> {
+        if self.raised.is_some() {
+            return Vec::new();
+        }
+        let found = self.tick(tick, now_ms);
+        self.kept(found, Vec::new())
+    }
+
+    fn protective_stop(&mut self, tick: &Tick, now_ms: i64) -> Outcome {
+        if self.raised.is_some() {
+            return Outcome::default();
+        }
+        let found = self.stop(tick, now_ms);
+        self.kept(found, Outcome::default())
+    }
+
+    fn apply(&mut self, event: &Event, _now_ms: i64) -> Vec<Event> {
+        if self.raised.is_some() {
+            return Vec::new();
+        }
+        let found = self.applied(event);
+        self.kept(found, Vec::new())
+    }
+
+    fn booked(&mut self, events: Vec<Event>) -> Vec<Event> {
+        if self.raised.is_some() {
+            return Vec::new();
+        }
+        let found = self.pieces.booked(events).map(|(events, structs)| {
+            self.booked = structs.into();
+            events
+        });
+        self.kept(found, Vec::new())
+    }
+
+    fn cancellations_for(&self, event: &Event) -> Vec<String> {
+        self.core
+            .borrow()
+            .state
+            .cancellations_for(event)
+            .into_iter()
+            .map(|client_order_id| client_order_id.to_string())
+            .collect()
+    }
+
+    fn on_control(&mut self, command: &ControlCommand, now_ms: i64) -> Control {
+        if self.raised.is_some() {
+            return Control::default();
+        }
+        let found = self.control(command, now_ms);
+        self.kept(found, Control::default())
+    }
+}
+
+impl PyEngineState {
+    /// `apply`, with the event's core value when the caller has it (`converted`).
+    fn apply_known(
+        &mut self,
+        event: &Bound<'_, PyAny>,
+        converted: Option<Event>,
+    ) -> PyResult<bool> {
+        let py = event.py();
+        match self.dispatch(event, converted)? {
+            Ok(changed) => Ok(changed),
+            Err(Refused::Illegal(engine_state::IllegalTransition(message))) => {
+                self.defects.bind(py).append(&message)?;
+                LOGGER
+                    .get_or_try_init(py, || {
+                        Ok::<_, PyErr>(
+                            py.import("logging")?
+                                .call_method1("getLogger", ("execution.core.engine_state",))?
+                                .unbind(),
+                        )
+                    })?
+                    .call_method1(
+                        py,
+                        "error",
+                        ("defect: %s (event %s)", message, event.get_type().name()?),
+                    )?;
+                Ok(false)
+            }
+            Err(other) => Err(refused(py, other)?),
+        }
+    }
+
+    /// Decide on `signal` (`decide::on_signal`), the risk events numbered from the face's sequence.
+    fn on_signal_of(
+        &mut self,
+        py: Python<'_>,
+        signal: &Signal,
+        policy: &crate::sizing::Policy,
+        instance_id: &str,
+        now_ms: i64,
+    ) -> PyResult<decide::Decision> {
+        let mut risk = self.risk_events(instance_id);
+        let decision = self.with_answers(
+            py,
+            &signal.symbol,
+            now_ms,
+            None,
+            |state, limits, answers| {
+                decide::on_signal(state, policy, limits, answers, &mut risk, signal, now_ms)
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        Ok(decision)
+    }
+
+    /// The breakers on a tick of `symbol`, already observed (`decide::on_tick`); `day`: `now_ms`'s trading day.
+    fn tick_breakers_of(
+        &mut self,
+        py: Python<'_>,
+        symbol: &str,
+        day: String,
+        instance_id: &str,
+        now_ms: i64,
+    ) -> PyResult<Vec<Event>> {
+        let mut risk = self.risk_events(instance_id);
+        let events = self.with_answers(
+            py,
+            symbol,
+            now_ms,
+            Some((day, None)),
+            |state, limits, answers| {
+                decide::on_tick(state, limits, answers, &mut risk, symbol, now_ms)
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        Ok(events)
+    }
+
+    /// The breaker trips applied `event` (a fill or a reject; `recorded`: its contract struct) leads to
+    /// (`decide::follow_ups`); `day`: the trading day of its time.
+    fn follow_ups_of(
+        &mut self,
+        py: Python<'_>,
+        event: &Event,
+        day: String,
+        instance_id: &str,
+    ) -> PyResult<Vec<Event>> {
+        let (at_ms, fill) = match event {
+            Event::OrderFilled(fill) => (fill.header.event_at_ms, Some(fill)),
+            Event::OrderRejected(rejected) => (rejected.header.event_at_ms, None),
+            _ => return Ok(Vec::new()),
+        };
+        let mut risk = self.risk_events(instance_id);
+        let found = self.with_answers(
+            py,
+            "",
+            at_ms,
+            Some((day, fill)),
+            |state, limits, answers| {
+                Ok(decide::follow_ups(
+                    state,
+                    limits,
+                    answers.day,
+                    &mut risk,
+                    event,
+                ))
+            },
+        )?;
+        self.risk_sequence = risk.sequence;
+        Ok(found.into_iter().collect())
+    }
 }

@@ -606,6 +606,7 @@ fn tickwave_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The replay's timeline and journal.
     m.add_class::<replay_py::PyReplayTimeline>()?;
     m.add_class::<replay_py::PyReplayJournal>()?;
+    m.add_function(wrap_pyfunction!(replay_py::replay_engine, m)?)?;
     // The engine state.
     engine_state_py::add(m)?;
     gate_py::add(m)?;

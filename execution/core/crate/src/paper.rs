@@ -220,7 +220,25 @@ impl<S, F, Q> Venue<S, F, Q> {
         let (buy_factor, sell_factor) = slippage_factors(slippage_bps)?;
         let mut cash = BTreeMap::new();
         cash.insert(account_currency.to_owned(), initial_cash);
-        Ok(Venue {
+        let factors = (buy_factor, sell_factor);
+        Ok(Venue::on_terms(
+            latency_ms,
+            factors,
+            keeps_account,
+            instruments,
+            cash,
+        ))
+    }
+
+    /// A venue on these terms with no order and no quote.
+    fn on_terms(
+        latency_ms: i64,
+        (buy_factor, sell_factor): (Dec, Dec),
+        keeps_account: bool,
+        instruments: HashMap<String, Spec>,
+        cash: BTreeMap<String, Dec>,
+    ) -> Self {
+        Venue {
             latency_ms,
             buy_factor,
             sell_factor,
@@ -237,7 +255,19 @@ impl<S, F, Q> Venue<S, F, Q> {
             books: BTreeMap::new(),
             cash,
             realized: BTreeMap::new(),
-        })
+        }
+    }
+
+    /// A venue on the same terms (latency, slippage, account, instruments, cash as it stands) with no order
+    /// and no quote, keeping quotes of another kind (`R`): a replay's venue beside the shell's.
+    pub fn with_same_terms<R>(&self) -> Venue<S, F, R> {
+        Venue::on_terms(
+            self.latency_ms,
+            (self.buy_factor, self.sell_factor),
+            self.keeps_account,
+            self.instruments.clone(),
+            self.cash.clone(),
+        )
     }
 
     // -- quotes ---------------------------------------------------------------------------------

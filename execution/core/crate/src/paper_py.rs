@@ -33,7 +33,7 @@ fn venue_error(error: VenueError) -> PyErr {
 /// The paper venue's orders, quotes and account (see `paper.rs`).
 #[pyclass(name = "PaperVenue", module = "tickwave_core")]
 pub struct PyPaperVenue {
-    venue: Venue<OrderSubmitted, BrokerFill, Kept>,
+    pub(crate) venue: Venue<OrderSubmitted, BrokerFill, Kept>,
 }
 
 fn events_to_py<'py>(py: Python<'py>, events: &[Event]) -> PyResult<Bound<'py, PyList>> {

@@ -1,8 +1,8 @@
 //! The replay loop: a whole timeline of ticks and signals through the engine and the paper venue, with
 //! no Python per row, the journal kept in memory and the audit chain linked over it.
 //!
-//! The order of effects is the fast replay's (`execution/core/replay.py`, `replay_fast` and `fill_due`)
-//! driving the service (`execution/service.py`), exactly:
+//! The order of effects is the execution service's (`execution/service.py`) as a replay drives it (the
+//! files path of `execution/backtest.py`, with `fill_due`), exactly:
 //!
 //! - before each item, the paper orders due strictly before its time are filled, each due time in turn:
 //!   the clock moves to it and the venue is polled; then the clock moves to the item's time;
@@ -185,6 +185,17 @@ impl<'a, E: Engine> Replay<'a, E> {
             journal: Vec::new(),
             checks: TickChecks::new(spike),
         }
+    }
+
+    /// Start the journal with `events`, journaled before the replay (the service's start): linked with the rest.
+    pub fn journaled_before(mut self, events: Vec<Event>) -> Self {
+        self.journal = events;
+        self
+    }
+
+    /// Whether the venue holds a position (the backtest's closing flatten is sent only then).
+    pub fn has_positions(&self) -> bool {
+        self.venue.positions().next().is_some()
     }
 
     /// The replay clock.

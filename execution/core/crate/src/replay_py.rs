@@ -6,9 +6,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::chain::GENESIS_HASH;
+use crate::engine_state_py::ReplayEngine;
 use crate::events::{chain_extend, Event};
 use crate::events_py::{event_from_py, event_to_py};
-use crate::replay::{figures, FiguresError, Item, TickChecks};
+use crate::paper_py::PyPaperVenue;
+use crate::replay::{figures, FiguresError, Item, PaperVenue, Replay, TickChecks};
 use crate::spike_py::PySpikeFilter;
 
 /// A timeline in replay order (`execution.core.replay.timeline`'s), as core values.
@@ -176,4 +178,78 @@ impl PyReplayJournal {
     fn chain(&self) -> (String, i64) {
         chain_extend(GENESIS_HASH, 0, &self.events)
     }
+}
+
+/// What `replay_engine` returns: the journal, the chain's `(head, length)`, the venue's positions
+/// (`Decimal` lots by symbol, the flat ones left out), its latest mid per symbol and the replay clock.
+type Replayed<'py> = (
+    PyReplayJournal,
+    (String, i64),
+    Bound<'py, PyDict>,
+    Bound<'py, PyDict>,
+    i64,
+);
+
+/// Replay `timeline` through `engine` (an `execution.core.engine.Engine` whose clock is `clock`) and a
+/// paper venue on `venue`'s terms, each symbol's spike filter with `spike`'s limits, from `start_ms`
+/// after the events `journaled` before (the service's start); then every order waiting filled, and with
+/// `flatten_at(now_ms)` (a `ControlCommand`), the positions left closed by it and filled. `replay.rs`'s
+/// loop, with no Python per row but the engine's pieces still in Python.
+#[pyfunction]
+#[pyo3(signature = (timeline, engine, clock, venue, spike, journaled, start_ms, flatten_at=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn replay_engine<'py>(
+    py: Python<'py>,
+    timeline: &PyReplayTimeline,
+    engine: &Bound<'py, PyAny>,
+    clock: &Bound<'py, PyAny>,
+    venue: PyRef<'py, PyPaperVenue>,
+    spike: PyRef<'py, PySpikeFilter>,
+    journaled: &PyReplayJournal,
+    start_ms: i64,
+    flatten_at: Option<Bound<'py, PyAny>>,
+) -> PyResult<Replayed<'py>> {
+    let mut paper: PaperVenue = venue.venue.with_same_terms();
+    drop(venue);
+    let mut driven = ReplayEngine::new(engine)?;
+    let limits = spike.filter.limits;
+    drop(spike);
+    let venue_error = |error| PyValueError::new_err(format!("the paper venue refused: {error:?}"));
+    let mut replay = Replay::new(&mut driven, &mut paper, start_ms, limits)
+        .journaled_before(journaled.events.clone());
+    replay.run(&timeline.items).map_err(venue_error)?;
+    replay.fill_due(None).map_err(venue_error)?;
+    if let Some(flatten_at) = flatten_at {
+        if replay.has_positions() {
+            let command = flatten_at.call1((replay.now_ms(),))?;
+            let Event::ControlCommand(command) = event_from_py(&command)? else {
+                return Err(PyTypeError::new_err(
+                    "flatten_at must return a ControlCommand",
+                ));
+            };
+            replay.control(&command).map_err(venue_error)?;
+        }
+    }
+    let replayed = replay.finish().map_err(venue_error)?;
+    if let Some(error) = driven.raised() {
+        return Err(error);
+    }
+    clock.call_method1("set", (replayed.now_ms,))?;
+    let positions = PyDict::new(py);
+    for (symbol, lots) in paper.positions() {
+        positions.set_item(symbol, crate::to_py(py, lots)?)?;
+    }
+    let mids = PyDict::new(py);
+    for (symbol, (quote, ())) in paper.latest_quotes() {
+        mids.set_item(symbol, quote.mid())?;
+    }
+    Ok((
+        PyReplayJournal {
+            events: replayed.events,
+        },
+        (replayed.chain_head, replayed.chain_length),
+        positions,
+        mids,
+        replayed.now_ms,
+    ))
 }
