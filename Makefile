@@ -117,7 +117,7 @@ integration: bootstrap ## the tests against the real services: Kafka, warehouse,
 
 # Lint and mypy (about 80 s from a cold cache, one core) and the crate's checks (rustfmt, clippy,
 # cargo test: about a minute of one core from nothing) need only the environment: they run beside
-# the builds (the Rust core about 35 s and mypyc about 70 s from nothing, one core each), then the
+# the build of the Rust core (about 35 s from nothing, one core), then the
 # unit tests take both cores; then the service tests on three workers (about 10 minutes).
 test: prereqs ## everything CI runs: lint, type checks and the crate's checks beside the builds and the unit tests, then the service tests
 	@$(MAKE) --no-print-directory -j2 lint typecheck rust unit
