@@ -4,8 +4,7 @@
 # The demo needs Python 3.11+, Java 17+ and Rust 1.88+ with cargo (checked first; Kafka's jars come from Maven Central by a
 # locked list; cargo builds the execution core, the crate execution/core/crate, with maturin from uv.lock: 35-55 s
 # from nothing (about 25 s of CPU), nothing when no source changed; no cargo: https://rustup.rs).
-# The tests need the test toolchain besides: a C compiler and Python's headers (mypyc compiles the execution's
-# Python modules on the hot path; without them those run from their source), Debian's chromium, postgresql and prometheus
+# The tests need the test toolchain besides: Debian's chromium, postgresql and prometheus
 # (installed with apt-get when run as root), a JDK's javac (the JDBC driver's conformance test compiles a small Java
 # program), Go (the dashboards' clickhouse-go test builds a small Go program). Everything else is installed from PyPI
 # (through uv and uv.lock).
@@ -45,7 +44,7 @@ demo-prereqs: ## check what the demo needs, Python 3.11+, Java 17+ and Rust 1.88
 	  if [ "$${r:-0}" -lt 88 ]; then echo "missing: Rust 1.88+ (found $$(rustc --version); rustup update, or $$rustup)"; missing=1; fi; fi; \
 	if [ $$missing -ne 0 ]; then echo "install the above, then run make again"; exit 1; fi
 
-prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's headers, chromium, PostgreSQL, Prometheus, a JDK and Go, saying how to install what is missing
+prereqs: demo-prereqs ## check the test toolchain too: chromium, PostgreSQL, Prometheus, a JDK and Go, saying how to install what is missing
 	@missing=0; \
 	if ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -66,10 +65,6 @@ prereqs: demo-prereqs ## check the test toolchain too: a C compiler and Python's
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
 	      || { echo "missing: prometheus (apt-get install prometheus failed)"; missing=1; }; \
 	  else echo "missing: Debian's prometheus, for the metrics test (sudo apt-get install prometheus)"; missing=1; fi; fi; \
-	if ! command -v $${CC:-cc} >/dev/null; then \
-	  echo "missing: a C compiler, to compile the execution core with mypyc (Debian/Ubuntu: apt-get install gcc)"; missing=1; \
-	elif ! $(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then \
-	  echo "missing: Python's C headers, to compile the execution core (Debian/Ubuntu: apt-get install python3-dev)"; missing=1; fi; \
 	if ! command -v javac >/dev/null && [ ! -x "$${JAVA_HOME:-/nonexistent}/bin/javac" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian's openjdk-17-jdk-headless (javac compiles the JDBC driver's conformance test)"; \
@@ -122,7 +117,7 @@ integration: bootstrap ## the tests against the real services: Kafka, warehouse,
 
 # Lint and mypy (about 80 s from a cold cache, one core) and the crate's checks (rustfmt, clippy,
 # cargo test: about a minute of one core from nothing) need only the environment: they run beside
-# the builds (the Rust core about 35 s and mypyc about 70 s from nothing, one core each), then the
+# the build of the Rust core (about 35 s from nothing, one core), then the
 # unit tests take both cores; then the service tests on three workers (about 10 minutes).
 test: prereqs ## everything CI runs: lint, type checks and the crate's checks beside the builds and the unit tests, then the service tests
 	@$(MAKE) --no-print-directory -j2 lint typecheck rust unit

@@ -35,6 +35,9 @@ PTH_NAME: Final = "tickwave_core.pth"
 # What is not a source of the build: cargo's output, and prose.
 _NOT_SOURCES: Final = ("target",)
 _PROSE: Final = (".md",)
+# What an environment made before the crate may hold: modules compiled to C, whose loader a .pth file ran first.
+FORMER_BUILD: Final = "tickwave-native"
+FORMER_PTH_NAME: Final = "tickwave_native.pth"
 RUSTUP: Final = "https://rustup.rs (curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh), then a new shell"
 
 
@@ -164,6 +167,21 @@ def build(directory: Path | None = None) -> Path:
     return directory
 
 
+def remove_former_build(prefix: Path | None = None, purelib: Path | None = None) -> bool:
+    """Remove a build of Python modules compiled to C from an environment made before the crate; True if one was there.
+
+    Such an environment holds ``tickwave-native/`` (the binaries and their loader) and a ``.pth``
+    file that imports that loader at every start, ahead of the sources: removed, every process
+    imports the sources and the crate. ``prefix`` and ``purelib`` default to this environment's.
+    """
+    folder = (prefix or Path(sys.prefix)) / FORMER_BUILD
+    pth = (purelib or Path(sysconfig.get_paths()["purelib"])) / FORMER_PTH_NAME
+    found = folder.exists() or pth.exists()
+    pth.unlink(missing_ok=True)  # first: without it, nothing imports the folder's loader
+    shutil.rmtree(folder, ignore_errors=True)
+    return found
+
+
 def main() -> int:
     """Build when the build is missing or stale; 1 (and why, on stderr) when it cannot be built or fails.
 
@@ -171,6 +189,8 @@ def main() -> int:
     execution core (through the journal and the audit chain), so the core must exist before it
     starts. Standard library only, as this module.
     """
+    if remove_former_build():
+        print("removed the environment's Python modules compiled to C: the sources run", file=sys.stderr)
     if is_fresh():
         return 0
     missing = missing_tools()

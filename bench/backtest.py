@@ -7,9 +7,7 @@ random walks, random probabilities from which about half the rows signal):
 - the engine backtest of the same signals (``models.engine_backtest.run_engine``: the
   execution service, risk gate, sizing, journal and paper broker under a replayed clock),
   twice: the fast replay (journal and paper ledger in memory, the audit chain linked once
-  at the end) and the replay through the live process's files (the baseline); both run the
-  compiled execution core when it is built (``app.native``), and the fast replay runs once
-  more from the Python source in a process without it (``NATIVE_CORE_DIR=``), its baseline;
+  at the end) and the replay through the live process's files (the baseline);
 - the promotion's whole P&L judgement of the holdout (``models.fold_judgement.judge_window``:
   the candidate and the baselines through the engine, the audit chain not linked; ``flat``
   never holds a position and is not replayed; plus the vectorised cross-check).
@@ -30,15 +28,11 @@ Run: .venv/bin/python -m bench.backtest [--rows 50000 200000 1000000] [--skip-li
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -123,7 +117,6 @@ def main() -> None:
         default=1_000_000,
         help="from this many rows on, leave out the live-path replay (~4 min per 1M rows)",
     )
-    parser.add_argument("--time-fast-replay", type=int, metavar="ROWS", help=argparse.SUPPRESS)  # the source's run
     parser.add_argument(
         "--floor",
         type=int,
@@ -131,9 +124,6 @@ def main() -> None:
         help="time only what any replay of ROWS rows must build (bench/README.md, the floor), beside the replay",
     )
     arguments = parser.parse_args()
-    if arguments.time_fast_replay:
-        print(json.dumps(time_fast_replay(arguments.time_fast_replay)))
-        return
     if arguments.floor:
         print_floor(arguments.floor)
         return
@@ -146,20 +136,6 @@ def replay_settings(state_dir: Path) -> Settings:
     from tickwave.config import load_settings
 
     return load_settings(state_dir=state_dir, market={"hours": "always"}, execution={"risk": {"daily_loss_limit": 1e9}})
-
-
-def time_fast_replay(rows: int) -> dict[str, float | str]:
-    """Time the fast replay of the ``rows``-row holdout in this process; return its wall and CPU seconds and P&L."""
-    from models.engine_backtest import holdout_signals, holdout_ticks, run_engine
-    from tickwave.modeling import SignalRules
-
-    frame, probabilities = synthetic_holdout(rows)
-    with tempfile.TemporaryDirectory() as state:
-        settings = replay_settings(Path(state))
-        ticks = holdout_ticks(frame, "1m")
-        signals = holdout_signals(frame, probabilities, SignalRules(), "1m", "bench", 1)
-        engine, took = timed(lambda: run_engine(settings, ticks, signals))
-    return {"wall_s": took.wall_s, "cpu_s": took.cpu_s, "pnl": str(engine.pnl_account)}
 
 
 def print_floor(rows: int) -> None:
@@ -214,20 +190,6 @@ def print_floor(rows: int) -> None:
     print(f"  together {floor:.2f} ({floor / replay.cpu_s:.0%} of the replay); load {os.getloadavg()[0]:.1f}")
 
 
-def source_fast_replay(rows: int) -> tuple[Timed, str]:
-    """Time the fast replay with the Python source instead of the compiled core (a process without it)."""
-    environment = {**os.environ, "NATIVE_CORE_DIR": ""}  # app.native_loader: the source runs
-    output = subprocess.run(
-        [sys.executable, "-m", "bench.backtest", "--time-fast-replay", str(rows)],
-        env=environment,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    figures = json.loads(output.splitlines()[-1])
-    return Timed(figures["wall_s"], figures["cpu_s"]), figures["pnl"]
-
-
 def bench_rows(rows: int, is_live: bool) -> None:
     """Time every backtest on one holdout of ``rows`` rows."""
     from models.engine_backtest import holdout_signals, holdout_ticks, run_engine
@@ -260,10 +222,6 @@ def bench_rows(rows: int, is_live: bool) -> None:
         window, promotion_t = timed(
             lambda: judge_window(HOLDOUT, frame, probabilities, rules, settings, "1m", ("flat", "last_direction"))
         )
-    import execution.service
-
-    is_compiled = Path(execution.service.__file__ or "").suffix != ".py"  # app.native's build, imported
-    source_t, source_pnl = source_fast_replay(rows) if is_compiled else (engine_t, str(engine.pnl_account))
     load_after = os.getloadavg()[0]
 
     table = Table(title=f"backtests of {rows:,} holdout rows ({len(ticks):,} ticks, {len(signals):,} signals)")
@@ -292,8 +250,6 @@ def bench_rows(rows: int, is_live: bool) -> None:
             unchained.pnl_account,
             f"{unchained.orders:,}",
         )
-    if is_compiled:
-        add("engine backtest, fast replay, Python source (no compiled core)", source_t, Decimal(source_pnl))
     if live is not None and live_t is not None:
         add("engine backtest, live path (journal and ledger files)", live_t, live.pnl_account, f"{live.orders:,}")
     add(
@@ -319,15 +275,7 @@ def bench_rows(rows: int, is_live: bool) -> None:
         f"{promotion_t.wall_s:.1f} s, CPU {promotion_t.cpu_s:.1f} s (target < {TARGET_S:.0f} s: "
         f"{'met' if is_met else 'MISSED'}); load {load_before:.1f} -> {load_after:.1f}{quiet}"
     )
-    core = "compiled core" if is_compiled else "Python source: the compiled core is not built"
-    console.print(
-        f"execution core: {core}; compiled / source: {source_t.cpu_s / engine_t.cpu_s:.2f}x CPU, "
-        f"same P&L: {source_pnl == str(engine.pnl_account)}"
-    )
     baseline = f"vectorised {rows / vectorised_t.wall_s:,.0f} rows/s"
-    if is_compiled:
-        source_rates = f"{rows / source_t.wall_s:,.0f} rows/s ({rows / source_t.cpu_s:,.0f} per CPU s)"
-        baseline = f"Python source {source_rates}; {baseline}"
     if live_t is not None:
         baseline = (
             f"live path {rows / live_t.wall_s:,.0f} rows/s ({rows / live_t.cpu_s:,.0f} per CPU s), "

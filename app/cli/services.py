@@ -30,7 +30,7 @@ from adapters.metrics import (
 )
 from adapters.private_files import tighten
 from adapters.signing import ensure_keys
-from app import core_build, native
+from app import core_build
 from app.cli.common import console, err_console, exit_on_tickwave_error, format_duration, settings_or_exit
 from app.services.kafka import KafkaService, security
 from app.services.metrics import DagsterRunsCollector, SupervisorCollector
@@ -299,7 +299,6 @@ def prepare() -> None:
     """Check prerequisites, build the execution core, fetch what the embedded services need (Kafka's jars)."""
     settings = settings_or_exit()
     prepare_core()
-    prepare_native()
     with exit_on_tickwave_error():
         for service in embedded_services(settings):
             if service.external_address:
@@ -322,6 +321,8 @@ def archive_classes(kafka: KafkaService) -> None:
 
 def prepare_core() -> None:
     """Build the execution core (Rust) when its build is missing or stale (:mod:`app.core_build`); else exit 1."""
+    if core_build.remove_former_build():
+        console.print("[green]✓[/] removed the environment's Python modules compiled to C: the sources run")
     if core_build.is_fresh():
         console.print("[green]✓[/] execution core (Rust) up to date")
         return
@@ -346,23 +347,6 @@ def _build_or_exit(build: Callable[[], Path], doing: str) -> float:
             err_console.print(f"{doing} failed:\n{output}")
             raise typer.Exit(1) from exc
     return time.monotonic() - started
-
-
-def prepare_native() -> None:
-    """Compile the execution core with mypyc when its build is missing or stale (:mod:`app.native`)."""
-    if not native.MODULES:  # every module is in the Rust core now: an earlier build must not shadow it
-        if native.remove():
-            console.print("[green]✓[/] mypyc's build of the execution core removed (nothing is left to compile)")
-        return
-    if native.is_fresh():
-        console.print("[green]✓[/] compiled execution core up to date")
-        return
-    missing = native.missing_tools()
-    if missing is not None:
-        err_console.print(f"[yellow]![/] execution core not compiled: needs {missing}; the Python source runs (slower)")
-        return
-    seconds = _build_or_exit(native.build, "compiling the execution core with mypyc (about a minute)")
-    console.print(f"[green]✓[/] execution core compiled ({seconds:.0f} s)")
 
 
 def register(app: typer.Typer) -> None:

@@ -71,8 +71,7 @@ class BrokerOrder(msgspec.Struct, frozen=True):
     """What the broker knows about one of Tickwave's orders.
 
     A frozen msgspec struct, as :class:`BrokerFill` (positional fields, defaults, equality): a
-    reconciliation builds one per order it compares, and compiled (``app.native``) a dataclass's
-    ``__init__`` would still run in Python.
+    reconciliation builds one per order it compares, and a struct is built in C.
     """
 
     client_order_id: str

@@ -1,7 +1,6 @@
 """The contracts' plain functions: deterministic ids, the mid price, the kind test, the wire encoder.
 
-The one copy of each rule; :mod:`app.native` compiles this module with the execution core,
-which asks for them several times per event (from the compiled core, a C call each).
+The one copy of each rule; the execution core asks for them several times per event.
 """
 
 from __future__ import annotations

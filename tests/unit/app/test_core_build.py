@@ -96,3 +96,24 @@ def test_main_when_the_build_is_stale_and_cargo_is_missing_then_1_and_cargo_is_n
     monkeypatch.setenv("PATH", str(tmp_path))
     assert core_build.main() == 1
     assert "cargo" in capsys.readouterr().err
+
+
+def test_remove_former_build_when_modules_compiled_to_c_are_installed_then_a_new_process_no_longer_loads_them(
+    tmp_path: Path,
+) -> None:
+    # Arrange: an environment's folder of compiled modules, and the .pth that runs its loader at every start
+    prefix, purelib = tmp_path / "env", tmp_path / "site-packages"
+    folder = prefix / core_build.FORMER_BUILD
+    (folder / "modules").mkdir(parents=True)
+    (folder / "tickwave_native_loader.py").write_text("raise SystemExit('the compiled modules were loaded')\n")
+    purelib.mkdir()
+    (purelib / core_build.FORMER_PTH_NAME).write_text(f"{folder}\nimport tickwave_native_loader\n")
+    start = [sys.executable, "-c", f"import site; site.addsitedir({str(purelib)!r}); print('sources')"]
+    assert subprocess.run(start, capture_output=True, text=True).returncode != 0  # the .pth ran the loader
+    # Act
+    found = core_build.remove_former_build(prefix, purelib)
+    again = core_build.remove_former_build(prefix, purelib)
+    # Assert
+    assert found and not again
+    assert not folder.exists() and list(purelib.iterdir()) == []
+    assert subprocess.run(start, check=True, capture_output=True, text=True).stdout.strip() == "sources"

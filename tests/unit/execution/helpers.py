@@ -44,8 +44,8 @@ class ListPublisher:
 class BrokerWith:
     """A broker with some of its attributes replaced, delegating the rest (set as ``service.broker``).
 
-    The paper broker is a compiled class (:mod:`app.native`): its methods cannot be
-    replaced on an instance, so a test that changes what the service's broker answers wraps it.
+    A test that changes what the service's broker answers wraps the broker, leaving the
+    broker itself and its class as the service built them.
     """
 
     def __init__(self, broker: Broker, **replaced: Any) -> None:

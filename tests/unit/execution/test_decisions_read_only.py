@@ -61,13 +61,7 @@ def frozen(value: Any) -> Any:
 
 
 def _attributes(value: Any) -> dict[str, Any] | None:
-    """Return an object's attributes: its ``__dict__``, or a compiled class's (mypyc lists them; no ``__dict__``).
-
-    A class of the Rust core has no ``__dict__`` either: its attributes are its getters.
-    """
-    names = getattr(type(value), "__mypyc_attrs__", None)
-    if names is not None:
-        return {name: getattr(value, name) for name in names if hasattr(value, name)}
+    """Return an object's attributes: its ``__dict__``, or a Rust core class's getters (it has no ``__dict__``)."""
     if type(value).__module__ == "tickwave_core":
         getters = [name for name, member in vars(type(value)).items() if inspect.isgetsetdescriptor(member)]
         return {name: getattr(value, name) for name in getters}
