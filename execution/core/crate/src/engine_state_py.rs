@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
+use crate::booking;
 use crate::day_loss::{self, DayValuation, StateDay, Unvalued};
 use crate::decide;
 use crate::engine_state::{self, Change, NumberMap, Refused};
@@ -44,6 +45,7 @@ struct Contracts {
     accepted: Py<PyType>,
     rejected: Py<PyType>,
     filled: Py<PyType>,
+    fill: Py<PyType>,
     canceled: Py<PyType>,
     denied: Py<PyType>,
     risk_event: Py<PyType>,
@@ -61,6 +63,7 @@ fn contracts(py: Python<'_>) -> PyResult<&Contracts> {
             accepted: class("OrderAccepted")?,
             rejected: class("OrderRejected")?,
             filled: class("OrderFilled")?,
+            fill: class("Fill")?,
             canceled: class("OrderCanceled")?,
             denied: class("OrderDenied")?,
             risk_event: class("RiskEvent")?,
@@ -284,13 +287,11 @@ pub fn moved(
 // EngineState
 // ---------------------------------------------------------------------------------------------
 
-/// A fill booked ahead of its apply on a copy of its symbol's book: the fill object, the books'
-/// revision then, the copy after it and its booking (a cache, not state).
+/// A fill booked ahead of its apply on a copy of its symbol's book (`booking.rs`'s offer): the books'
+/// revision then (a cache, not state).
 struct Ahead {
-    fill: Py<PyAny>,
+    offer: booking::Offer,
     books_revision: i64,
-    book: Py<PyBook>,
-    booking: Py<PyAny>,
 }
 
 /// What the core asks while it applies an event: the instruments of the limits in force, and the
@@ -679,31 +680,30 @@ impl PyEngineState {
         Ok(retired.len())
     }
 
-    /// Keep a fill booked ahead of its apply on a copy of its symbol's book (`book`: the copy after it).
-    ///
-    /// A cache, not state: the apply of that very event takes it while no fill was booked since
-    /// it was offered (the symbol's book is then the one copied); only the latest offers are kept.
-    fn book_ahead(
-        &mut self,
-        py: Python<'_>,
-        fill: &Bound<'_, PyAny>,
-        book: Py<PyBook>,
-        booking: Py<PyAny>,
-    ) -> PyResult<()> {
-        if self.ahead.len() > 64 {
-            self.ahead.clear();
+    /// `events` (a group of broker events, before it is journaled) with each `Fill` record carrying
+    /// what its execution does to the position (`booking.rs`); a symbol's only fill of the group is
+    /// kept booked ahead, taken by the apply of that very event while no fill was booked since.
+    fn booked(&mut self, events: &Bound<'_, PyAny>) -> PyResult<Py<PyList>> {
+        let py = events.py();
+        let given = events.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        let fill = contracts(py)?.fill.bind(py);
+        if !given.iter().any(|event| event.get_type().is(fill)) {
+            return Ok(PyList::new(py, given)?.unbind());
         }
-        let fill_id = text(&fill.getattr(intern!(py, "fill_id"))?)?;
-        self.ahead.insert(
-            fill_id,
-            Ahead {
-                fill: fill.clone().unbind(),
-                books_revision: self.state.books_revision,
-                book,
-                booking,
-            },
-        );
-        Ok(())
+        let converted = given
+            .iter()
+            .map(event_from_py)
+            .collect::<PyResult<Vec<_>>>()?;
+        let booked = self.book_group(py, converted)?;
+        let out = PyList::empty(py);
+        for (event, original) in booked.iter().zip(&given) {
+            if matches!(event, Event::Fill(_)) {
+                out.append(event_to_py(py, event)?)?;
+            } else {
+                out.append(original)?;
+            }
+        }
+        Ok(out.unbind())
     }
 
     // ---- queries ------------------------------------------------------------------------------
@@ -1053,16 +1053,9 @@ impl PyEngineState {
         };
         let ahead = match &converted {
             Event::OrderFilled(filled) => self.ahead.remove(&filled.fill_id).filter(|ahead| {
-                ahead.fill.bind(py).is(event) && ahead.books_revision == self.state.books_revision
+                ahead.offer.fill == *filled && ahead.books_revision == self.state.books_revision
             }),
             _ => None,
-        };
-        let ahead_parts = match &ahead {
-            Some(kept) => Some((
-                kept.book.bind(py).borrow().book.copy(),
-                to_dec(&kept.booking.bind(py).getattr(intern!(py, "realized"))?)?,
-            )),
-            None => None,
         };
         let (order_before, rejects_before) = match &converted {
             Event::OrderAccepted(_)
@@ -1090,12 +1083,10 @@ impl PyEngineState {
         let outcome = self.state.apply(
             &converted,
             &context,
-            ahead_parts
-                .as_ref()
-                .map(|(book, realized)| engine_state::Ahead {
-                    book,
-                    realized: *realized,
-                }),
+            ahead.as_ref().map(|kept| engine_state::Ahead {
+                book: &kept.offer.book,
+                realized: kept.offer.booking.realized,
+            }),
         );
         raised.check()?;
         let change = match outcome {
@@ -1132,7 +1123,7 @@ impl PyEngineState {
                 let symbol = symbol.unwrap_or_default();
                 if is_fill {
                     let kept = match (ahead, booking) {
-                        (Some(ahead), _) => ahead.booking,
+                        (Some(ahead), _) => self.py_booking(py, ahead.offer.booking)?,
                         (None, Some(booking)) => self.py_booking(py, *booking)?,
                         (None, None) => py.None(),
                     };
@@ -1218,6 +1209,43 @@ impl PyEngineState {
             }
         };
         by_currency.set_item(currency, to_py(py, total)?)
+    }
+
+    /// `booking::booked` over this state and the limits in force (a fill booked before: its booking
+    /// as kept); the fills it offers are kept booked ahead (the latest offers only).
+    fn book_group(&mut self, py: Python<'_>, events: Vec<Event>) -> PyResult<Vec<Event>> {
+        let bookings = self.bookings.bind(py);
+        let earlier = |fill_id: &str| -> Option<Booking> {
+            let kept = bookings.get_item(fill_id).ok()??;
+            let kept = kept.cast::<PyBooking>().ok()?.get();
+            let amount = |value: &Py<PyAny>| to_dec(value.bind(py)).ok();
+            Some(Booking {
+                position_before: amount(&kept.position_before)?,
+                position_after: amount(&kept.position_after)?,
+                entry_value_after: amount(&kept.entry_value_after)?,
+                realized: amount(&kept.realized)?,
+                round_trip_id: kept.round_trip_id.clone(),
+                opens_round_trip_id: kept.opens_round_trip_id.clone(),
+            })
+        };
+        let (events, offers) = booking::booked(&self.state, &self.gate_limits, events, &earlier)
+            .map_err(|bad| match bad {
+                booking::Unbooked::Overflow => PyOverflowError::new_err(Overflow.to_string()),
+                other => PyValueError::new_err(other.to_string()),
+            })?;
+        for offer in offers {
+            if self.ahead.len() > 64 {
+                self.ahead.clear();
+            }
+            self.ahead.insert(
+                offer.fill.fill_id.clone(),
+                Ahead {
+                    offer,
+                    books_revision: self.state.books_revision,
+                },
+            );
+        }
+        Ok(events)
     }
 
     fn py_booking(&mut self, py: Python<'_>, booking: Booking) -> PyResult<Py<PyAny>> {
@@ -1431,48 +1459,16 @@ pub(crate) fn levels_of(limits: &Bound<'_, PyAny>) -> PyResult<Arc<stops::Levels
 // ---------------------------------------------------------------------------------------------
 
 /// The engine (`execution.core.engine.Engine`) as `replay.rs`'s loop drives it: its decisions in the
-/// core over this face's state (`decide.rs`, `EngineState::apply`, `cancellations_for`), and the pieces
-/// still in Python asked through [`PyPieces`]. Borrows the state only for one call at a time, never
-/// while Python runs that may read it back (a booking offered ahead, a command, a stop). The first
-/// Python error is kept, every later call answers nothing, and [`ReplayEngine::raised`] gives it.
+/// core over this face's state (`decide.rs`, `booking.rs`, `EngineState::apply`, `cancellations_for`).
+/// Borrows the state only for one call at a time, never while Python runs that may read it back (the
+/// calendar, the facade's copies kept in step). The first Python error is kept, every later call answers nothing, and [`ReplayEngine::raised`] gives it.
 pub(crate) struct ReplayEngine<'py> {
     core: Bound<'py, PyEngineState>,
     facade: Bound<'py, PyAny>,
     valuation: Bound<'py, PyAny>,
-    pieces: PyPieces<'py>,
     policy: crate::sizing::Policy,
     instance_id: String,
-    // The contract structs of the group booked last, in order: each is applied as it was booked (the
-    // booking offered ahead is taken), not converted again.
-    booked: std::collections::VecDeque<Bound<'py, PyAny>>,
     raised: Option<PyErr>,
-}
-
-/// What the Python engine still decides: `Engine.booked` (a group's `Fill` records carrying their booking).
-pub(crate) struct PyPieces<'py> {
-    engine: Bound<'py, PyAny>,
-}
-
-impl<'py> PyPieces<'py> {
-    /// The group with each `Fill` record booked, and its contract structs (none for a group without a
-    /// `Fill`, returned as it is).
-    fn booked(&self, events: Vec<Event>) -> PyResult<(Vec<Event>, Vec<Bound<'py, PyAny>>)> {
-        if !events.iter().any(|event| matches!(event, Event::Fill(_))) {
-            return Ok((events, Vec::new()));
-        }
-        let py = self.engine.py();
-        let group = PyList::empty(py);
-        for event in &events {
-            group.append(event_to_py(py, event)?)?;
-        }
-        let booked = self.engine.call_method1(intern!(py, "booked"), (group,))?;
-        let structs = booked.try_iter()?.collect::<PyResult<Vec<_>>>()?;
-        let events = structs
-            .iter()
-            .map(event_from_py)
-            .collect::<PyResult<Vec<_>>>()?;
-        Ok((events, structs))
-    }
 }
 
 /// Whether applying `event` may change the state (the types `dispatch` converts): an order event (one
@@ -1499,11 +1495,7 @@ impl<'py> ReplayEngine<'py> {
             valuation: engine.getattr(intern!(py, "valuation"))?,
             instance_id: text(&events.getattr(intern!(py, "instance_id"))?)?,
             facade,
-            pieces: PyPieces {
-                engine: engine.clone(),
-            },
             policy,
-            booked: std::collections::VecDeque::new(),
             raised: None,
         })
     }
@@ -1615,14 +1607,10 @@ impl<'py> ReplayEngine<'py> {
     /// follow-ups of an applied fill or reject.
     fn applied(&mut self, event: &Event) -> PyResult<Vec<Event>> {
         let py = self.core.py();
-        let booked = self.booked.pop_front();
         if !changes_state(event) {
             return Ok(Vec::new()); // applying it changes nothing (`dispatch`)
         }
-        let recorded = match booked {
-            Some(recorded) => recorded,
-            None => event_to_py(py, event)?,
-        };
+        let recorded = event_to_py(py, event)?;
         if !self
             .core
             .borrow_mut()
@@ -1699,10 +1687,8 @@ impl Engine for ReplayEngine<'_> {
         if self.raised.is_some() {
             return Vec::new();
         }
-        let found = self.pieces.booked(events).map(|(events, structs)| {
-            self.booked = structs.into();
-            events
-        });
+        let py = self.core.py();
+        let found = self.core.borrow_mut().book_group(py, events);
         self.kept(found, Vec::new())
     }
 
