@@ -25,6 +25,7 @@ use crate::events::{Event, Severity, TradingState};
 use crate::events_py::{event_from_py, event_to_py};
 use crate::gate_py::Routes;
 use crate::lifecycle::{self, Status};
+use crate::market::MarketTable;
 use crate::money::{Dec, Overflow};
 use crate::positions::Booking;
 use crate::replay::{Control, Decision, Engine, Outcome};
@@ -294,6 +295,16 @@ struct Ahead {
     books_revision: i64,
 }
 
+/// The table of `calendar` when a replay gave one (`kept`: the calendar it was made from and the table).
+fn table_of<'a>(
+    kept: &'a Option<(Py<PyAny>, Arc<MarketTable>)>,
+    calendar: &Bound<'_, PyAny>,
+) -> Option<&'a MarketTable> {
+    kept.as_ref()
+        .filter(|(market, _)| market.bind(calendar.py()).is(calendar))
+        .map(|(_, table)| &**table)
+}
+
 /// What the core asks while it applies an event: the instruments of the limits in force, and the
 /// kernel's calendar (`limits.market`) for a fill's trading day.
 struct PyContext<'a, 'py> {
@@ -342,6 +353,8 @@ pub struct PyEngineState {
     halted_symbols: Py<PySet>,
     order_times_ms: Py<PyAny>,
     ahead: HashMap<String, Ahead>,
+    // During a replay: its calendar (the object) and that calendar's table over the replay's span.
+    market_table: Option<(Py<PyAny>, Arc<MarketTable>)>,
     // Python `Decimal`s made, by value (a cache: amounts repeat, and a `Decimal` is immutable).
     decimals: NumberMap<Dec, Py<PyAny>>,
 }
@@ -390,6 +403,7 @@ impl PyEngineState {
             stop_denied_at_ms: PyDict::new(py).unbind(),
             defects: PyList::empty(py).unbind(),
             ahead: HashMap::new(),
+            market_table: None,
             decimals: NumberMap::default(),
         })
     }
@@ -950,10 +964,13 @@ impl PyEngineState {
             Some((day, fill)) => (Some(day), fill),
             None => (None, None),
         };
+        let calendar = limits.getattr(intern!(py, "market"))?;
+        let table = table_of(&self.market_table, &calendar);
         let market = gate_py::PyMarket {
-            market: limits.getattr(intern!(py, "market"))?,
+            market: calendar,
             day,
             raised: &raised,
+            table,
         };
         let converted = Arc::clone(&self.gate_limits);
         let rates = gate_py::quote_rates(limits.clone(), &self.state.quotes, known, &raised);
@@ -994,8 +1011,10 @@ impl PyEngineState {
     ) -> PyResult<T> {
         let py = limits.py();
         let raised = gate_py::Raised::default();
+        let calendar = limits.getattr(intern!(py, "market"))?;
         let market = gate_py::PyMarket {
-            market: limits.getattr(intern!(py, "market"))?,
+            table: table_of(&self.market_table, &calendar),
+            market: calendar,
             day: None,
             raised: &raised,
         };
@@ -1072,10 +1091,12 @@ impl PyEngineState {
             _ => (None, self.state.consecutive_rejects),
         };
         let raised = gate_py::Raised::default();
+        let calendar = self.limits.bind(py).getattr(intern!(py, "market"))?;
         let context = PyContext {
             limits: Arc::clone(&self.gate_limits),
             market: gate_py::PyMarket {
-                market: self.limits.bind(py).getattr(intern!(py, "market"))?,
+                table: table_of(&self.market_table, &calendar),
+                market: calendar,
                 day: None,
                 raised: &raised,
             },
@@ -1468,6 +1489,9 @@ pub(crate) struct ReplayEngine<'py> {
     valuation: Bound<'py, PyAny>,
     policy: crate::sizing::Policy,
     instance_id: String,
+    // The latest tick kept per symbol, in the order first kept: the view's copies are written once,
+    // at the end (`synced`), not at every tick.
+    last_ticks: Vec<(String, Tick)>,
     raised: Option<PyErr>,
 }
 
@@ -1496,6 +1520,7 @@ impl<'py> ReplayEngine<'py> {
             instance_id: text(&events.getattr(intern!(py, "instance_id"))?)?,
             facade,
             policy,
+            last_ticks: Vec::new(),
             raised: None,
         })
     }
@@ -1517,9 +1542,49 @@ impl<'py> ReplayEngine<'py> {
         self.core.borrow().limits.bind(self.core.py()).clone()
     }
 
-    /// The trading day of `at_ms` as the valuation keys it (its ISO text).
+    /// Answer the calendar of the limits in force from its table over `[start_ms, end_ms)` (made
+    /// by `MarketCalendar.table`), where the table answers; a calendar without one is asked as it is.
+    pub(crate) fn use_market_table(&mut self, start_ms: i64, end_ms: i64) -> PyResult<()> {
+        let py = self.core.py();
+        let calendar = self.limits().getattr(intern!(py, "market"))?;
+        if !calendar.hasattr(intern!(py, "table"))? {
+            return Ok(());
+        }
+        let made = calendar.call_method1(intern!(py, "table"), (start_ms, end_ms))?;
+        let table = made
+            .cast::<crate::market_py::PyMarketTable>()?
+            .get()
+            .table
+            .clone();
+        self.core.borrow_mut().market_table = Some((calendar.unbind(), Arc::new(table)));
+        Ok(())
+    }
+
+    /// Bring the facade's copies the replay did not keep in step up to date (the view's latest ticks,
+    /// the P&L revision) and let go of the calendar's table.
+    pub(crate) fn synced(&mut self) -> PyResult<()> {
+        let py = self.core.py();
+        let mut core = self.core.borrow_mut();
+        core.market_table = None;
+        let last_ticks = core.last_ticks.bind(py);
+        for (symbol, tick) in self.last_ticks.drain(..) {
+            last_ticks.set_item(symbol, event_to_py(py, &Event::Tick(tick))?)?;
+        }
+        self.facade
+            .setattr(intern!(py, "pnl_revision"), core.state.pnl_revision)
+    }
+
+    /// The trading day of `at_ms` as the valuation keys it (its ISO text): the calendar's table's, or the valuation's.
     fn trading_day(&self, at_ms: i64) -> PyResult<String> {
         let py = self.core.py();
+        {
+            let core = self.core.borrow();
+            let calendar = core.limits.bind(py).getattr(intern!(py, "market"))?;
+            let known = table_of(&core.market_table, &calendar).and_then(|t| t.trading_day(at_ms));
+            if let Some(day) = known {
+                return Ok(day);
+            }
+        }
         self.valuation
             .call_method1(intern!(py, "trading_day"), (self.limits(), at_ms))?
             .extract()
@@ -1589,9 +1654,25 @@ impl<'py> ReplayEngine<'py> {
 
     fn tick(&mut self, tick: &Tick, now_ms: i64) -> PyResult<Vec<Event>> {
         let py = self.core.py();
-        let quote = event_to_py(py, &Event::Tick(tick.clone()))?;
-        let revision = self.core.borrow_mut().observe_tick(py, &quote)?;
-        self.facade.setattr(intern!(py, "pnl_revision"), revision)?;
+        {
+            let mut core = self.core.borrow_mut();
+            let window_ms = core.gate_limits.flash_crash_window_ms;
+            let quote = gate::Quote {
+                time_ms: tick.time_ms,
+                bid: tick.bid,
+                ask: tick.ask,
+            };
+            if core.state.observe_tick(&tick.symbol, quote, window_ms) {
+                match self
+                    .last_ticks
+                    .iter_mut()
+                    .find(|(symbol, _)| *symbol == tick.symbol)
+                {
+                    Some(kept) => kept.1 = tick.clone(),
+                    None => self.last_ticks.push((tick.symbol.clone(), tick.clone())),
+                }
+            }
+        }
         let day = self.trading_day(now_ms)?;
         let events = self.core.borrow_mut().tick_breakers_of(
             py,
@@ -1643,6 +1724,15 @@ impl<'py> ReplayEngine<'py> {
         self.core
             .borrow_mut()
             .follow_ups_of(py, event, day, &self.instance_id)
+    }
+}
+
+impl Drop for ReplayEngine<'_> {
+    /// The calendar's table was for this replay only.
+    fn drop(&mut self) {
+        if let Ok(mut core) = self.core.try_borrow_mut() {
+            core.market_table = None;
+        }
     }
 }
 
