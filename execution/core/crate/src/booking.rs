@@ -150,3 +150,171 @@ pub fn booked(
     }
     Ok((out, offers))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine_state::Order;
+    use crate::events::{OrderHeader, Side};
+    use crate::gate::{Quote, Spec};
+    use crate::lifecycle::Status;
+    use crate::rounding::w;
+
+    fn limits() -> Limits {
+        let spec = |base: &str, quote: &str| Spec {
+            contract_size: 100_000.0,
+            base: base.to_owned(),
+            quote: quote.to_owned(),
+        };
+        Limits {
+            allowed_symbols: HashSet::new(),
+            signal_ttl_ms: 0,
+            max_order_lots: 0.0,
+            max_position_lots: 0.0,
+            max_gross_exposure: w("0"),
+            instruments: HashMap::from([
+                ("USDJPY".to_owned(), spec("USD", "JPY")),
+                ("EURUSD".to_owned(), spec("EUR", "USD")),
+            ]),
+            account_currency: "USD".to_owned(),
+            max_tick_age_ms: 0,
+            price_collar_bps: 0.0,
+            max_orders_per_second: 0,
+            daily_loss_limit: w("0"),
+            daily_loss_action: String::new(),
+            max_consecutive_rejects: 0,
+            flash_crash_pct: 0.0,
+            flash_crash_window_ms: 0,
+            signal_timeframe: String::new(),
+            signal_timeframes: HashMap::new(),
+        }
+    }
+
+    fn state_with(orders: &[(&str, &str, &str)]) -> EngineState {
+        let mut state = EngineState::new();
+        for &(cid, symbol, side) in orders {
+            state
+                .submitted(Order {
+                    client_order_id: cid.into(),
+                    signal_id: format!("s-{cid}").into(),
+                    symbol: symbol.into(),
+                    side: side.into(),
+                    quantity_lots: 1.0,
+                    model_id: "m".into(),
+                    model_version: 1,
+                    created_at_ms: 0,
+                    status: Status::Submitted,
+                    filled_lots: 0.0,
+                    broker_order_id: "".into(),
+                    fill_ids: Vec::new(),
+                })
+                .unwrap();
+        }
+        state
+    }
+
+    fn fill_of(cid: &str, symbol: &str, fill_id: &str, price: f64) -> [Event; 2] {
+        let filled = OrderFilled {
+            header: OrderHeader {
+                client_order_id: cid.into(),
+                signal_id: format!("s-{cid}"),
+                symbol: symbol.into(),
+                model_id: "m".into(),
+                model_version: 1,
+                event_at_ms: 1,
+            },
+            fill_id: fill_id.into(),
+            fill_price: price,
+            fill_lots: 1.0,
+            cumulative_lots: 1.0,
+            is_final: true,
+        };
+        let record = Fill {
+            fill_id: fill_id.into(),
+            client_order_id: cid.into(),
+            signal_id: format!("s-{cid}"),
+            symbol: symbol.into(),
+            side: Side::Buy,
+            price,
+            quantity_lots: 1.0,
+            commission: 0.0,
+            filled_at_ms: 1,
+            model_id: "m".into(),
+            model_version: 1,
+            broker_deal_id: String::new(),
+            position_before_lots: None,
+            position_after_lots: None,
+            entry_value_after: None,
+            realized_pnl_quote: None,
+            realized_pnl_account: None,
+            round_trip_id: None,
+            opens_round_trip_id: None,
+        };
+        [Event::OrderFilled(filled), Event::Fill(Box::new(record))]
+    }
+
+    fn record(event: &Event) -> &Fill {
+        match event {
+            Event::Fill(fill) => fill,
+            other => panic!("not a Fill record: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_round_trip_in_one_group_is_booked_in_order_and_converted_at_the_latest_mid() {
+        let mut state = state_with(&[("c1", "USDJPY", "buy"), ("c2", "USDJPY", "sell")]);
+        let quote = Quote {
+            time_ms: 1,
+            bid: 124.99,
+            ask: 125.01,
+        };
+        state.observe_tick("USDJPY", quote, 1_000);
+        let group: Vec<Event> = fill_of("c1", "USDJPY", "f1", 150.0)
+            .into_iter()
+            .chain(fill_of("c2", "USDJPY", "f2", 149.5))
+            .collect();
+        let (out, offers) = booked(&state, &limits(), group, &|_| None).unwrap();
+        assert!(
+            offers.is_empty(),
+            "two fills of a symbol: none offered ahead"
+        );
+        let (opening, closing) = (record(&out[1]), record(&out[3]));
+        assert_eq!(opening.position_after_lots.unwrap().to_string(), "1.0");
+        assert_eq!(opening.round_trip_id.as_deref(), Some("f1"));
+        assert_eq!(closing.position_after_lots.unwrap().to_string(), "0");
+        assert_eq!(
+            closing.realized_pnl_quote.unwrap().to_string(),
+            "-50000.000"
+        );
+        // JPY -> USD divides by the USDJPY mid (125.0): Python's Decimal gives -400.00.
+        assert_eq!(
+            closing.realized_pnl_account.unwrap().unwrap().to_string(),
+            "-400.00"
+        );
+        assert!(
+            state.books.get("USDJPY").is_none(),
+            "the state's own book untouched"
+        );
+    }
+
+    #[test]
+    fn a_symbols_only_fill_is_offered_ahead_a_zero_pnl_needs_no_rate_and_a_later_record_keeps_its_booking(
+    ) {
+        let state = state_with(&[("c1", "USDJPY", "sell")]);
+        let group = fill_of("c1", "USDJPY", "f1", 150.0).to_vec();
+        let (out, offers) = booked(&state, &limits(), group, &|_| None).unwrap();
+        assert_eq!(offers.len(), 1);
+        assert_eq!(offers[0].book.lots.to_string(), "-1.0");
+        let opening = record(&out[1]);
+        assert_eq!(opening.realized_pnl_quote.unwrap().to_string(), "0.0");
+        assert_eq!(opening.realized_pnl_account, Some(Some(Dec::ZERO)));
+        let (later, _) = booked(&state, &limits(), vec![out[1].clone()], &|fill_id| {
+            (fill_id == "f1").then(|| offers[0].booking.clone())
+        })
+        .unwrap();
+        assert_eq!(
+            record(&later[0]).position_after_lots,
+            opening.position_after_lots
+        );
+    }
+}
