@@ -292,7 +292,7 @@ mod tests {
             "-400.00"
         );
         assert!(
-            state.books.get("USDJPY").is_none(),
+            !state.books.contains_key("USDJPY"),
             "the state's own book untouched"
         );
     }

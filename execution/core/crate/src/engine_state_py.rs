@@ -305,6 +305,19 @@ fn table_of<'a>(
         .map(|(_, table)| &**table)
 }
 
+/// The order header of an order event (None for any other).
+fn order_header(event: &Event) -> Option<&crate::events::OrderHeader> {
+    match event {
+        Event::OrderSubmitted(e) => Some(&e.header),
+        Event::OrderAccepted(e) => Some(&e.header),
+        Event::OrderRejected(e) => Some(&e.header),
+        Event::OrderFilled(e) => Some(&e.header),
+        Event::OrderCanceled(e) => Some(&e.header),
+        Event::OrderDenied(e) => Some(&e.header),
+        _ => None,
+    }
+}
+
 /// What the core asks while it applies an event: the instruments of the limits in force, and the
 /// kernel's calendar (`limits.market`) for a fill's trading day.
 struct PyContext<'a, 'py> {
@@ -518,7 +531,7 @@ impl PyEngineState {
     /// An illegal order transition is a defect: it is logged, kept in `defects` and the order is
     /// left as it was.
     fn apply(&mut self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.apply_known(event, None)
+        self.apply_known(event)
     }
 
     /// Keep the latest quote (a late tick does not replace a newer one) and the symbol's price window;
@@ -1039,37 +1052,16 @@ impl PyEngineState {
         }
     }
 
-    /// Convert a state-changing contract event once and apply it in the core (`EngineState::apply`),
-    /// then bring the Python readers' containers in step with what it changed. An event of any
-    /// other type changes nothing.
+    /// Apply a state-changing event in the core (`EngineState::apply`), then bring the Python
+    /// readers' containers in step with what it changed, from the event's core value alone.
+    /// `original`: the contract struct it was converted from, when there is one.
     fn dispatch(
         &mut self,
-        event: &Bound<'_, PyAny>,
-        converted: Option<Event>,
+        py: Python<'_>,
+        original: Option<&Bound<'_, PyAny>>,
+        converted: Event,
     ) -> PyResult<Result<bool, Refused>> {
-        let py = event.py();
-        let kinds = contracts(py)?;
-        let kind = event.get_type();
-        let is_fill = kind.is(kinds.filled.bind(py));
-        let changes_state = is_fill
-            || [
-                &kinds.submitted,
-                &kinds.accepted,
-                &kinds.rejected,
-                &kinds.canceled,
-                &kinds.denied,
-                &kinds.risk_event,
-                &kinds.command,
-            ]
-            .iter()
-            .any(|known| kind.is(known.bind(py)));
-        if !changes_state {
-            return Ok(Ok(true));
-        }
-        let converted = match converted {
-            Some(converted) => converted,
-            None => event_from_py(event)?,
-        };
+        let is_fill = matches!(converted, Event::OrderFilled(_));
         let ahead = match &converted {
             Event::OrderFilled(filled) => self.ahead.remove(&filled.fill_id).filter(|ahead| {
                 ahead.offer.fill == *filled && ahead.books_revision == self.state.books_revision
@@ -1081,8 +1073,8 @@ impl PyEngineState {
             | Event::OrderRejected(_)
             | Event::OrderFilled(_)
             | Event::OrderCanceled(_) => {
-                let cid = text(&event.getattr(intern!(py, "client_order_id"))?)?;
-                let symbol = self.state.orders.get(&cid).map(|o| o.symbol.clone());
+                let cid = order_header(&converted).map_or("", |h| h.client_order_id.as_str());
+                let symbol = self.state.orders.get(cid).map(|o| o.symbol.clone());
                 let pending = symbol
                     .as_ref()
                     .and_then(|symbol| self.state.pending.get(&**symbol).copied());
@@ -1117,14 +1109,15 @@ impl PyEngineState {
         match change {
             Change::Unchanged => return Ok(Ok(false)),
             Change::Submitted { newly_decided } => {
-                let signal_id = event.getattr(intern!(py, "signal_id"))?;
+                let header = order_header(&converted).expect("a submission's header");
                 if newly_decided {
-                    let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
-                    self.decided_signals.bind(py).set_item(&signal_id, at_ms)?;
+                    self.decided_signals
+                        .bind(py)
+                        .set_item(&header.signal_id, header.event_at_ms)?;
                 }
-                let cid_object = event.getattr(intern!(py, "client_order_id"))?;
-                self.mirror_order(&cid_object, cid_object.cast::<PyString>()?.to_str()?)?;
-                self.mirror_pending(py, &text(&event.getattr(intern!(py, "symbol"))?)?)?;
+                let cid = &header.client_order_id;
+                self.mirror_order(&PyString::new(py, cid), cid)?;
+                self.mirror_pending(py, &header.symbol)?;
                 let times = self.order_times_ms.bind(py);
                 if let Some(at_ms) = self.state.order_times_ms.back() {
                     times.call_method1(intern!(py, "append"), (*at_ms,))?;
@@ -1138,8 +1131,8 @@ impl PyEngineState {
                 realized,
                 defect,
             } => {
-                let cid_object = event.getattr(intern!(py, "client_order_id"))?;
-                let cid = cid_object.cast::<PyString>()?.to_str()?;
+                let cid = order_header(&converted).map_or("", |h| h.client_order_id.as_str());
+                let cid_object = PyString::new(py, cid);
                 let (symbol, pending_before) = order_before.unwrap_or_default();
                 let symbol = symbol.unwrap_or_default();
                 if is_fill {
@@ -1148,8 +1141,9 @@ impl PyEngineState {
                         (None, Some(booking)) => self.py_booking(py, *booking)?,
                         (None, None) => py.None(),
                     };
-                    let fill_id = event.getattr(intern!(py, "fill_id"))?;
-                    self.bookings.bind(py).set_item(fill_id, kept)?;
+                    if let Event::OrderFilled(filled) = &converted {
+                        self.bookings.bind(py).set_item(&filled.fill_id, kept)?;
+                    }
                     if let Some(defect) = defect {
                         self.defects.bind(py).append(defect)?;
                     }
@@ -1170,10 +1164,10 @@ impl PyEngineState {
                 }
             }
             Change::Denied { newly_decided } => {
-                if newly_decided {
-                    let signal_id = event.getattr(intern!(py, "signal_id"))?;
-                    let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
-                    self.decided_signals.bind(py).set_item(signal_id, at_ms)?;
+                if let (true, Some(header)) = (newly_decided, order_header(&converted)) {
+                    self.decided_signals
+                        .bind(py)
+                        .set_item(&header.signal_id, header.event_at_ms)?;
                 }
             }
             Change::Rollover { marks } => {
@@ -1184,10 +1178,14 @@ impl PyEngineState {
                 self.day_marks = mirror.unbind();
             }
             Change::TradingState => {
+                let recorded = match original {
+                    Some(original) => original.clone(),
+                    None => event_to_py(py, &converted)?,
+                };
                 let view = self.view.bind(py);
                 view.setattr(
                     intern!(py, "trading_state"),
-                    event.getattr(intern!(py, "trading_state"))?,
+                    recorded.getattr(intern!(py, "trading_state"))?,
                 )?;
                 view.setattr(
                     intern!(py, "consecutive_rejects"),
@@ -1195,7 +1193,10 @@ impl PyEngineState {
                 )?;
             }
             Change::SymbolHalted { is_halted } => {
-                let symbol = event.getattr(intern!(py, "symbol"))?;
+                let Event::RiskEvent(risk) = &converted else {
+                    return Ok(Ok(true));
+                };
+                let symbol = &risk.symbol;
                 let halted = self.halted_symbols.bind(py);
                 if is_halted {
                     halted.add(symbol)?;
@@ -1204,8 +1205,9 @@ impl PyEngineState {
                 }
             }
             Change::Command => {
-                let command_id = event.getattr(intern!(py, "command_id"))?;
-                self.applied_commands.bind(py).add(command_id)?;
+                if let Event::ControlCommand(command) = &converted {
+                    self.applied_commands.bind(py).add(&command.command_id)?;
+                }
             }
             Change::Nothing => {}
         }
@@ -1691,11 +1693,10 @@ impl<'py> ReplayEngine<'py> {
         if !changes_state(event) {
             return Ok(Vec::new()); // applying it changes nothing (`dispatch`)
         }
-        let recorded = event_to_py(py, event)?;
         if !self
             .core
             .borrow_mut()
-            .apply_known(&recorded, Some(event.clone()))?
+            .apply_event(py, None, event.clone())?
         {
             return Ok(Vec::new());
         }
@@ -1802,14 +1803,41 @@ impl Engine for ReplayEngine<'_> {
 }
 
 impl PyEngineState {
-    /// `apply`, with the event's core value when the caller has it (`converted`).
-    fn apply_known(
-        &mut self,
-        event: &Bound<'_, PyAny>,
-        converted: Option<Event>,
-    ) -> PyResult<bool> {
+    /// `apply` of a contract struct: an event of a type that changes no state changes nothing;
+    /// the others are converted once and applied (`apply_event`).
+    fn apply_known(&mut self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = event.py();
-        match self.dispatch(event, converted)? {
+        let kinds = contracts(py)?;
+        let kind = event.get_type();
+        let changes_state = [
+            &kinds.submitted,
+            &kinds.accepted,
+            &kinds.rejected,
+            &kinds.filled,
+            &kinds.canceled,
+            &kinds.denied,
+            &kinds.risk_event,
+            &kinds.command,
+        ]
+        .iter()
+        .any(|known| kind.is(known.bind(py)));
+        if !changes_state {
+            return Ok(true);
+        }
+        let converted = event_from_py(event)?;
+        self.apply_event(py, Some(event), converted)
+    }
+
+    /// Apply an event that may change the state (`dispatch`); an illegal order transition is a
+    /// defect: logged, kept in `defects`, the order left as it was.
+    fn apply_event(
+        &mut self,
+        py: Python<'_>,
+        original: Option<&Bound<'_, PyAny>>,
+        converted: Event,
+    ) -> PyResult<bool> {
+        let name = crate::events::SCHEMA[converted.kind()].name;
+        match self.dispatch(py, original, converted)? {
             Ok(changed) => Ok(changed),
             Err(Refused::Illegal(engine_state::IllegalTransition(message))) => {
                 self.defects.bind(py).append(&message)?;
@@ -1821,11 +1849,7 @@ impl PyEngineState {
                                 .unbind(),
                         )
                     })?
-                    .call_method1(
-                        py,
-                        "error",
-                        ("defect: %s (event %s)", message, event.get_type().name()?),
-                    )?;
+                    .call_method1(py, "error", ("defect: %s (event %s)", message, name))?;
                 Ok(false)
             }
             Err(other) => Err(refused(py, other)?),
