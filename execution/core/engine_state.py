@@ -20,6 +20,7 @@ A derived answer is one call to the core (``working_orders``, ``orders_in_window
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
@@ -157,14 +158,13 @@ class EngineState:
         """Remember that a protective close of ``symbol`` was denied at ``now_ms`` (retried a second later)."""
         self._core.note_stop_denied(symbol, now_ms)
 
-    def book_ahead(self, fill: OrderFilled, book: Book, booking: Booking) -> None:
-        """Keep a fill booked ahead of its apply on a copy of its symbol's book (``book``: the copy after it).
+    def booked(self, events: Sequence[Message]) -> list[Message]:
+        """Return ``events`` with each ``Fill`` record carrying its booking (the core's ``booking.rs``).
 
-        A cache, not state: the apply of that very event takes it while no fill was booked since
-        it was offered (the symbol's book is then the one copied, so booking the fill again would
-        give exactly ``booking`` and ``book``); only the latest offers are kept.
+        A symbol's only fill of the group is kept booked ahead (a cache, not state): the apply of
+        that very fill takes it while no fill was booked since.
         """
-        self._core.book_ahead(fill, book, booking)
+        return self._core.booked(events)
 
     # -----------------------------------------------------------------------------------
     # Queries

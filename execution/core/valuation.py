@@ -9,22 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
 
 from msgspec.structs import replace as replace_struct
 from tickwave_core import DayValuation, fill_figures
 
-from execution.core.engine_state import EngineState, book_fill
+from execution.core.engine_state import EngineState
 from execution.core.limits import RiskLimits
-from execution.core.positions import Book, Booking
-from execution.core.risk import mids_of
+from execution.core.positions import Booking
 from tickwave.contracts import Fill, Message, OrderFilled
 from tickwave.instruments import Instrument, conversion_route
 from tickwave.market import MarketCalendar
-from tickwave.money import MONEY_CONTEXT
-
-# MONEY_CONTEXT's product, bound once: looking one up on the context costs ~60 ns.
-_multiply: Final = MONEY_CONTEXT.multiply
 
 
 class Valuation:
@@ -77,46 +72,15 @@ class Valuation:
     def booked(self, events: Sequence[Message]) -> list[Message]:
         """Return ``events`` with each ``Fill`` record carrying what its execution does to the position.
 
-        Called on a group of broker events before it is journaled: each ``OrderFilled`` is
-        booked, in order, on a copy of its symbol's book (with :func:`book_fill`, exactly as
-        the state will book it), and the ``Fill`` record of that execution gets the figures
-        (see :class:`~tickwave.contracts.Fill`); a fill booked before gets its recorded
-        figures. The realised P&L is also converted to the account currency at the latest mids.
-        A symbol's only fill of the group is offered to the state (:meth:`EngineState.book_ahead`),
-        so the state books it once, not twice.
+        Called on a group of broker events before it is journaled; the core's rule (``booking.rs``,
+        through :meth:`EngineState.booked`): each ``OrderFilled`` is booked, in order, on a copy of
+        its symbol's book exactly as the state will book it, and the ``Fill`` record of that
+        execution gets the figures (see :class:`~tickwave.contracts.Fill`; the realised P&L also
+        converted to the account currency at the latest mids); a fill booked before gets its
+        recorded figures. A symbol's only fill of the group is kept booked ahead, so the state books
+        it once, not twice.
         """
-        if Fill not in map(type, events):  # exact types (never subclassed), compared in C
-            return list(events)
-        state = self.state
-        previews: dict[str, Book] = {}
-        bookings: dict[str, Booking] = {}
-        fills_of: dict[str, list[OrderFilled]] = {}  # symbol -> the fills booked on its preview
-        for event in events:
-            if type(event) is not OrderFilled:
-                continue
-            order = state.orders.get(event.client_order_id)
-            if order is None or event.fill_id in order.fill_ids or event.fill_id in bookings:
-                continue
-            book = previews.get(order.symbol)
-            if book is None:
-                held = state.books.get(order.symbol)
-                book = previews[order.symbol] = Book() if held is None else held.copy()
-            bookings[event.fill_id] = book_fill(book, order, event)
-            fills_of.setdefault(order.symbol, []).append(event)
-        for symbol, fills in fills_of.items():
-            if len(fills) == 1:  # the preview is then the book just after that fill
-                state.book_ahead(fills[0], previews[symbol], bookings[fills[0].fill_id])
-        return [self._with_booking(event, bookings) if type(event) is Fill else event for event in events]
-
-    def _with_booking(self, fill: Fill, bookings: dict[str, Booking]) -> Fill:
-        state, limits = self.state, self.state.limits
-        booking = bookings.get(fill.fill_id) or state.bookings.get(fill.fill_id)
-        spec = limits.instruments.get(fill.symbol)
-        if booking is None or spec is None:
-            return fill
-        # Only a conversion reads mids: a fill quoted in the account currency needs none.
-        mids = mids_of(state.view) if spec.quote != limits.account_currency else {}
-        return with_booking(fill, booking, spec, limits.account_currency, limits.instruments, mids)
+        return self.state.booked(events)
 
 
 def status_summary(valuation: Valuation, instance_id: str, now_ms: int) -> dict[str, Any]:

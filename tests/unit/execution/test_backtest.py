@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from tickwave_core import ReplayJournal
 
 from execution.backtest import count_trades, fill_pnls, replay_session
+from execution.core.limits import RiskLimits
 from execution.core.replay import CoreEvents, core_timeline, timeline
+from execution.core.valuation import Valuation
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.config import Settings, load_settings
@@ -355,3 +357,34 @@ def test_replay_result_when_its_journal_is_the_core_s_then_it_reads_the_same_wit
     assert core.events[3] == kept.events[3] and len(core.events) == len(kept.events)
     assert core.events == kept.events and core.events.is_built
     assert core.denial_counts() == kept.denial_counts() and core.trades == kept.trades
+
+
+def test_fast_replay_when_days_roll_over_then_each_trading_day_comes_from_the_calendars_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day_ms = 86_400_000
+    ticks = [
+        tick(WEDNESDAY_NOON_MS + day * day_ms + offset, 1.1 + offset / 1e6) for day in range(3) for offset in (0, 500)
+    ]
+    signals = [
+        signal(day, WEDNESDAY_NOON_MS + day * day_ms + 100, "long" if day % 2 else "short", 0.5) for day in range(3)
+    ]
+    asked: list[int] = []
+    python_day = Valuation.trading_day
+
+    def counted(valuation: Valuation, limits: RiskLimits, now_ms: int) -> str:
+        asked.append(now_ms)
+        return python_day(valuation, limits, now_ms)
+
+    monkeypatch.setattr(Valuation, "trading_day", counted)
+
+    result = replay_session(_settings(tmp_path, {"slippage_bps": 0.0}), ticks, signals, fast=True)
+
+    rollovers = [event for event in result.events if isinstance(event, RiskEvent) and event.kind == "day_rollover"]
+    assert [msgspec.json.decode(event.detail)["trading_day"] for event in rollovers] == [
+        "2023-11-15",
+        "2023-11-16",
+        "2023-11-17",
+    ]
+    assert len(result.fills) == 3
+    assert asked == []

@@ -10,19 +10,24 @@ in the trip plus open P&L at a mark equals the trip's cash flow plus the positio
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.backtest import replay_settings, synthetic_holdout
+from execution.backtest import replay_session
 from execution.core.broker import BrokerFill, fill_events
 from execution.core.engine import Engine
 from execution.core.limits import RiskLimits
 from execution.core.positions import Book
 from execution.core.sizing import SizingPolicy
+from models.engine_backtest import holdout_signals, holdout_ticks
 from tests.unit.execution.helpers import (
     ALWAYS_OPEN,
     WEDNESDAY_NOON_MS,
@@ -34,8 +39,9 @@ from tests.unit.execution.helpers import (
 )
 from tickwave.clock import ManualClock
 from tickwave.config import SymbolSpec
-from tickwave.contracts import Fill, OrderFilled, OrderSubmitted, decode, encode
+from tickwave.contracts import Fill, Message, OrderFilled, OrderSubmitted, decode, encode
 from tickwave.instruments import instrument_for
+from tickwave.modeling import SignalRules
 from tickwave.money import to_decimal
 from tickwave.warehouse.tables import FILLS, row_for, to_arrow
 
@@ -321,3 +327,27 @@ def test_fill_events_when_built_then_the_event_and_the_record_carry_the_executio
         model_version=3,
         broker_deal_id="deal-7",
     )
+
+
+def test_fast_replay_when_fills_are_booked_then_the_core_books_them_without_the_python_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay loop books each fill group in the core: the Python engine's ``booked`` never sees a fill."""
+    frame, probabilities = synthetic_holdout(1_500)
+    ticks = holdout_ticks(frame, "1m")
+    signals = holdout_signals(frame, probabilities, SignalRules(), "1m", "booking", 1)
+    calls: list[int] = []
+    python_booked = Engine.booked
+
+    def counted(engine: Engine, events: Sequence[Message]) -> list[Message]:
+        calls.extend(1 for event in events if isinstance(event, Fill))
+        return python_booked(engine, events)
+
+    monkeypatch.setattr(Engine, "booked", counted)
+
+    result = replay_session(replay_settings(tmp_path), ticks, signals, fast=True)
+
+    records = [event for event in result.events if isinstance(event, Fill)]
+    assert len(records) > 50  # the holdout trades
+    assert all(record.realized_pnl_quote is not None and record.round_trip_id for record in records)
+    assert calls == []

@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
+use crate::booking;
 use crate::day_loss::{self, DayValuation, StateDay, Unvalued};
 use crate::decide;
 use crate::engine_state::{self, Change, NumberMap, Refused};
@@ -24,6 +25,7 @@ use crate::events::{Event, Severity, TradingState};
 use crate::events_py::{event_from_py, event_to_py};
 use crate::gate_py::Routes;
 use crate::lifecycle::{self, Status};
+use crate::market::MarketTable;
 use crate::money::{Dec, Overflow};
 use crate::positions::Booking;
 use crate::replay::{Control, Decision, Engine, Outcome};
@@ -44,6 +46,7 @@ struct Contracts {
     accepted: Py<PyType>,
     rejected: Py<PyType>,
     filled: Py<PyType>,
+    fill: Py<PyType>,
     canceled: Py<PyType>,
     denied: Py<PyType>,
     risk_event: Py<PyType>,
@@ -61,6 +64,7 @@ fn contracts(py: Python<'_>) -> PyResult<&Contracts> {
             accepted: class("OrderAccepted")?,
             rejected: class("OrderRejected")?,
             filled: class("OrderFilled")?,
+            fill: class("Fill")?,
             canceled: class("OrderCanceled")?,
             denied: class("OrderDenied")?,
             risk_event: class("RiskEvent")?,
@@ -284,13 +288,34 @@ pub fn moved(
 // EngineState
 // ---------------------------------------------------------------------------------------------
 
-/// A fill booked ahead of its apply on a copy of its symbol's book: the fill object, the books'
-/// revision then, the copy after it and its booking (a cache, not state).
+/// A fill booked ahead of its apply on a copy of its symbol's book (`booking.rs`'s offer): the books'
+/// revision then (a cache, not state).
 struct Ahead {
-    fill: Py<PyAny>,
+    offer: booking::Offer,
     books_revision: i64,
-    book: Py<PyBook>,
-    booking: Py<PyAny>,
+}
+
+/// The table of `calendar` when a replay gave one (`kept`: the calendar it was made from and the table).
+fn table_of<'a>(
+    kept: &'a Option<(Py<PyAny>, Arc<MarketTable>)>,
+    calendar: &Bound<'_, PyAny>,
+) -> Option<&'a MarketTable> {
+    kept.as_ref()
+        .filter(|(market, _)| market.bind(calendar.py()).is(calendar))
+        .map(|(_, table)| &**table)
+}
+
+/// The order header of an order event (None for any other).
+fn order_header(event: &Event) -> Option<&crate::events::OrderHeader> {
+    match event {
+        Event::OrderSubmitted(e) => Some(&e.header),
+        Event::OrderAccepted(e) => Some(&e.header),
+        Event::OrderRejected(e) => Some(&e.header),
+        Event::OrderFilled(e) => Some(&e.header),
+        Event::OrderCanceled(e) => Some(&e.header),
+        Event::OrderDenied(e) => Some(&e.header),
+        _ => None,
+    }
 }
 
 /// What the core asks while it applies an event: the instruments of the limits in force, and the
@@ -341,6 +366,8 @@ pub struct PyEngineState {
     halted_symbols: Py<PySet>,
     order_times_ms: Py<PyAny>,
     ahead: HashMap<String, Ahead>,
+    // During a replay: its calendar (the object) and that calendar's table over the replay's span.
+    market_table: Option<(Py<PyAny>, Arc<MarketTable>)>,
     // Python `Decimal`s made, by value (a cache: amounts repeat, and a `Decimal` is immutable).
     decimals: NumberMap<Dec, Py<PyAny>>,
 }
@@ -389,6 +416,7 @@ impl PyEngineState {
             stop_denied_at_ms: PyDict::new(py).unbind(),
             defects: PyList::empty(py).unbind(),
             ahead: HashMap::new(),
+            market_table: None,
             decimals: NumberMap::default(),
         })
     }
@@ -503,7 +531,7 @@ impl PyEngineState {
     /// An illegal order transition is a defect: it is logged, kept in `defects` and the order is
     /// left as it was.
     fn apply(&mut self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.apply_known(event, None)
+        self.apply_known(event)
     }
 
     /// Keep the latest quote (a late tick does not replace a newer one) and the symbol's price window;
@@ -679,31 +707,30 @@ impl PyEngineState {
         Ok(retired.len())
     }
 
-    /// Keep a fill booked ahead of its apply on a copy of its symbol's book (`book`: the copy after it).
-    ///
-    /// A cache, not state: the apply of that very event takes it while no fill was booked since
-    /// it was offered (the symbol's book is then the one copied); only the latest offers are kept.
-    fn book_ahead(
-        &mut self,
-        py: Python<'_>,
-        fill: &Bound<'_, PyAny>,
-        book: Py<PyBook>,
-        booking: Py<PyAny>,
-    ) -> PyResult<()> {
-        if self.ahead.len() > 64 {
-            self.ahead.clear();
+    /// `events` (a group of broker events, before it is journaled) with each `Fill` record carrying
+    /// what its execution does to the position (`booking.rs`); a symbol's only fill of the group is
+    /// kept booked ahead, taken by the apply of that very event while no fill was booked since.
+    fn booked(&mut self, events: &Bound<'_, PyAny>) -> PyResult<Py<PyList>> {
+        let py = events.py();
+        let given = events.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        let fill = contracts(py)?.fill.bind(py);
+        if !given.iter().any(|event| event.get_type().is(fill)) {
+            return Ok(PyList::new(py, given)?.unbind());
         }
-        let fill_id = text(&fill.getattr(intern!(py, "fill_id"))?)?;
-        self.ahead.insert(
-            fill_id,
-            Ahead {
-                fill: fill.clone().unbind(),
-                books_revision: self.state.books_revision,
-                book,
-                booking,
-            },
-        );
-        Ok(())
+        let converted = given
+            .iter()
+            .map(event_from_py)
+            .collect::<PyResult<Vec<_>>>()?;
+        let booked = self.book_group(py, converted)?;
+        let out = PyList::empty(py);
+        for (event, original) in booked.iter().zip(&given) {
+            if matches!(event, Event::Fill(_)) {
+                out.append(event_to_py(py, event)?)?;
+            } else {
+                out.append(original)?;
+            }
+        }
+        Ok(out.unbind())
     }
 
     // ---- queries ------------------------------------------------------------------------------
@@ -950,10 +977,13 @@ impl PyEngineState {
             Some((day, fill)) => (Some(day), fill),
             None => (None, None),
         };
+        let calendar = limits.getattr(intern!(py, "market"))?;
+        let table = table_of(&self.market_table, &calendar);
         let market = gate_py::PyMarket {
-            market: limits.getattr(intern!(py, "market"))?,
+            market: calendar,
             day,
             raised: &raised,
+            table,
         };
         let converted = Arc::clone(&self.gate_limits);
         let rates = gate_py::quote_rates(limits.clone(), &self.state.quotes, known, &raised);
@@ -994,8 +1024,10 @@ impl PyEngineState {
     ) -> PyResult<T> {
         let py = limits.py();
         let raised = gate_py::Raised::default();
+        let calendar = limits.getattr(intern!(py, "market"))?;
         let market = gate_py::PyMarket {
-            market: limits.getattr(intern!(py, "market"))?,
+            table: table_of(&self.market_table, &calendar),
+            market: calendar,
             day: None,
             raised: &raised,
         };
@@ -1020,57 +1052,29 @@ impl PyEngineState {
         }
     }
 
-    /// Convert a state-changing contract event once and apply it in the core (`EngineState::apply`),
-    /// then bring the Python readers' containers in step with what it changed. An event of any
-    /// other type changes nothing.
+    /// Apply a state-changing event in the core (`EngineState::apply`), then bring the Python
+    /// readers' containers in step with what it changed, from the event's core value alone.
+    /// `original`: the contract struct it was converted from, when there is one.
     fn dispatch(
         &mut self,
-        event: &Bound<'_, PyAny>,
-        converted: Option<Event>,
+        py: Python<'_>,
+        original: Option<&Bound<'_, PyAny>>,
+        converted: Event,
     ) -> PyResult<Result<bool, Refused>> {
-        let py = event.py();
-        let kinds = contracts(py)?;
-        let kind = event.get_type();
-        let is_fill = kind.is(kinds.filled.bind(py));
-        let changes_state = is_fill
-            || [
-                &kinds.submitted,
-                &kinds.accepted,
-                &kinds.rejected,
-                &kinds.canceled,
-                &kinds.denied,
-                &kinds.risk_event,
-                &kinds.command,
-            ]
-            .iter()
-            .any(|known| kind.is(known.bind(py)));
-        if !changes_state {
-            return Ok(Ok(true));
-        }
-        let converted = match converted {
-            Some(converted) => converted,
-            None => event_from_py(event)?,
-        };
+        let is_fill = matches!(converted, Event::OrderFilled(_));
         let ahead = match &converted {
             Event::OrderFilled(filled) => self.ahead.remove(&filled.fill_id).filter(|ahead| {
-                ahead.fill.bind(py).is(event) && ahead.books_revision == self.state.books_revision
+                ahead.offer.fill == *filled && ahead.books_revision == self.state.books_revision
             }),
             _ => None,
-        };
-        let ahead_parts = match &ahead {
-            Some(kept) => Some((
-                kept.book.bind(py).borrow().book.copy(),
-                to_dec(&kept.booking.bind(py).getattr(intern!(py, "realized"))?)?,
-            )),
-            None => None,
         };
         let (order_before, rejects_before) = match &converted {
             Event::OrderAccepted(_)
             | Event::OrderRejected(_)
             | Event::OrderFilled(_)
             | Event::OrderCanceled(_) => {
-                let cid = text(&event.getattr(intern!(py, "client_order_id"))?)?;
-                let symbol = self.state.orders.get(&cid).map(|o| o.symbol.clone());
+                let cid = order_header(&converted).map_or("", |h| h.client_order_id.as_str());
+                let symbol = self.state.orders.get(cid).map(|o| o.symbol.clone());
                 let pending = symbol
                     .as_ref()
                     .and_then(|symbol| self.state.pending.get(&**symbol).copied());
@@ -1079,10 +1083,12 @@ impl PyEngineState {
             _ => (None, self.state.consecutive_rejects),
         };
         let raised = gate_py::Raised::default();
+        let calendar = self.limits.bind(py).getattr(intern!(py, "market"))?;
         let context = PyContext {
             limits: Arc::clone(&self.gate_limits),
             market: gate_py::PyMarket {
-                market: self.limits.bind(py).getattr(intern!(py, "market"))?,
+                table: table_of(&self.market_table, &calendar),
+                market: calendar,
                 day: None,
                 raised: &raised,
             },
@@ -1090,12 +1096,10 @@ impl PyEngineState {
         let outcome = self.state.apply(
             &converted,
             &context,
-            ahead_parts
-                .as_ref()
-                .map(|(book, realized)| engine_state::Ahead {
-                    book,
-                    realized: *realized,
-                }),
+            ahead.as_ref().map(|kept| engine_state::Ahead {
+                book: &kept.offer.book,
+                realized: kept.offer.booking.realized,
+            }),
         );
         raised.check()?;
         let change = match outcome {
@@ -1105,14 +1109,15 @@ impl PyEngineState {
         match change {
             Change::Unchanged => return Ok(Ok(false)),
             Change::Submitted { newly_decided } => {
-                let signal_id = event.getattr(intern!(py, "signal_id"))?;
+                let header = order_header(&converted).expect("a submission's header");
                 if newly_decided {
-                    let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
-                    self.decided_signals.bind(py).set_item(&signal_id, at_ms)?;
+                    self.decided_signals
+                        .bind(py)
+                        .set_item(&header.signal_id, header.event_at_ms)?;
                 }
-                let cid_object = event.getattr(intern!(py, "client_order_id"))?;
-                self.mirror_order(&cid_object, cid_object.cast::<PyString>()?.to_str()?)?;
-                self.mirror_pending(py, &text(&event.getattr(intern!(py, "symbol"))?)?)?;
+                let cid = &header.client_order_id;
+                self.mirror_order(&PyString::new(py, cid), cid)?;
+                self.mirror_pending(py, &header.symbol)?;
                 let times = self.order_times_ms.bind(py);
                 if let Some(at_ms) = self.state.order_times_ms.back() {
                     times.call_method1(intern!(py, "append"), (*at_ms,))?;
@@ -1126,18 +1131,19 @@ impl PyEngineState {
                 realized,
                 defect,
             } => {
-                let cid_object = event.getattr(intern!(py, "client_order_id"))?;
-                let cid = cid_object.cast::<PyString>()?.to_str()?;
+                let cid = order_header(&converted).map_or("", |h| h.client_order_id.as_str());
+                let cid_object = PyString::new(py, cid);
                 let (symbol, pending_before) = order_before.unwrap_or_default();
                 let symbol = symbol.unwrap_or_default();
                 if is_fill {
                     let kept = match (ahead, booking) {
-                        (Some(ahead), _) => ahead.booking,
+                        (Some(ahead), _) => self.py_booking(py, ahead.offer.booking)?,
                         (None, Some(booking)) => self.py_booking(py, *booking)?,
                         (None, None) => py.None(),
                     };
-                    let fill_id = event.getattr(intern!(py, "fill_id"))?;
-                    self.bookings.bind(py).set_item(fill_id, kept)?;
+                    if let Event::OrderFilled(filled) = &converted {
+                        self.bookings.bind(py).set_item(&filled.fill_id, kept)?;
+                    }
                     if let Some(defect) = defect {
                         self.defects.bind(py).append(defect)?;
                     }
@@ -1158,10 +1164,10 @@ impl PyEngineState {
                 }
             }
             Change::Denied { newly_decided } => {
-                if newly_decided {
-                    let signal_id = event.getattr(intern!(py, "signal_id"))?;
-                    let at_ms: i64 = event.getattr(intern!(py, "event_at_ms"))?.extract()?;
-                    self.decided_signals.bind(py).set_item(signal_id, at_ms)?;
+                if let (true, Some(header)) = (newly_decided, order_header(&converted)) {
+                    self.decided_signals
+                        .bind(py)
+                        .set_item(&header.signal_id, header.event_at_ms)?;
                 }
             }
             Change::Rollover { marks } => {
@@ -1172,10 +1178,14 @@ impl PyEngineState {
                 self.day_marks = mirror.unbind();
             }
             Change::TradingState => {
+                let recorded = match original {
+                    Some(original) => original.clone(),
+                    None => event_to_py(py, &converted)?,
+                };
                 let view = self.view.bind(py);
                 view.setattr(
                     intern!(py, "trading_state"),
-                    event.getattr(intern!(py, "trading_state"))?,
+                    recorded.getattr(intern!(py, "trading_state"))?,
                 )?;
                 view.setattr(
                     intern!(py, "consecutive_rejects"),
@@ -1183,7 +1193,10 @@ impl PyEngineState {
                 )?;
             }
             Change::SymbolHalted { is_halted } => {
-                let symbol = event.getattr(intern!(py, "symbol"))?;
+                let Event::RiskEvent(risk) = &converted else {
+                    return Ok(Ok(true));
+                };
+                let symbol = &risk.symbol;
                 let halted = self.halted_symbols.bind(py);
                 if is_halted {
                     halted.add(symbol)?;
@@ -1192,8 +1205,9 @@ impl PyEngineState {
                 }
             }
             Change::Command => {
-                let command_id = event.getattr(intern!(py, "command_id"))?;
-                self.applied_commands.bind(py).add(command_id)?;
+                if let Event::ControlCommand(command) = &converted {
+                    self.applied_commands.bind(py).add(&command.command_id)?;
+                }
             }
             Change::Nothing => {}
         }
@@ -1218,6 +1232,43 @@ impl PyEngineState {
             }
         };
         by_currency.set_item(currency, to_py(py, total)?)
+    }
+
+    /// `booking::booked` over this state and the limits in force (a fill booked before: its booking
+    /// as kept); the fills it offers are kept booked ahead (the latest offers only).
+    fn book_group(&mut self, py: Python<'_>, events: Vec<Event>) -> PyResult<Vec<Event>> {
+        let bookings = self.bookings.bind(py);
+        let earlier = |fill_id: &str| -> Option<Booking> {
+            let kept = bookings.get_item(fill_id).ok()??;
+            let kept = kept.cast::<PyBooking>().ok()?.get();
+            let amount = |value: &Py<PyAny>| to_dec(value.bind(py)).ok();
+            Some(Booking {
+                position_before: amount(&kept.position_before)?,
+                position_after: amount(&kept.position_after)?,
+                entry_value_after: amount(&kept.entry_value_after)?,
+                realized: amount(&kept.realized)?,
+                round_trip_id: kept.round_trip_id.clone(),
+                opens_round_trip_id: kept.opens_round_trip_id.clone(),
+            })
+        };
+        let (events, offers) = booking::booked(&self.state, &self.gate_limits, events, &earlier)
+            .map_err(|bad| match bad {
+                booking::Unbooked::Overflow => PyOverflowError::new_err(Overflow.to_string()),
+                other => PyValueError::new_err(other.to_string()),
+            })?;
+        for offer in offers {
+            if self.ahead.len() > 64 {
+                self.ahead.clear();
+            }
+            self.ahead.insert(
+                offer.fill.fill_id.clone(),
+                Ahead {
+                    offer,
+                    books_revision: self.state.books_revision,
+                },
+            );
+        }
+        Ok(events)
     }
 
     fn py_booking(&mut self, py: Python<'_>, booking: Booking) -> PyResult<Py<PyAny>> {
@@ -1431,48 +1482,19 @@ pub(crate) fn levels_of(limits: &Bound<'_, PyAny>) -> PyResult<Arc<stops::Levels
 // ---------------------------------------------------------------------------------------------
 
 /// The engine (`execution.core.engine.Engine`) as `replay.rs`'s loop drives it: its decisions in the
-/// core over this face's state (`decide.rs`, `EngineState::apply`, `cancellations_for`), and the pieces
-/// still in Python asked through [`PyPieces`]. Borrows the state only for one call at a time, never
-/// while Python runs that may read it back (a booking offered ahead, a command, a stop). The first
-/// Python error is kept, every later call answers nothing, and [`ReplayEngine::raised`] gives it.
+/// core over this face's state (`decide.rs`, `booking.rs`, `EngineState::apply`, `cancellations_for`).
+/// Borrows the state only for one call at a time, never while Python runs that may read it back (the
+/// calendar, the facade's copies kept in step). The first Python error is kept, every later call answers nothing, and [`ReplayEngine::raised`] gives it.
 pub(crate) struct ReplayEngine<'py> {
     core: Bound<'py, PyEngineState>,
     facade: Bound<'py, PyAny>,
     valuation: Bound<'py, PyAny>,
-    pieces: PyPieces<'py>,
     policy: crate::sizing::Policy,
     instance_id: String,
-    // The contract structs of the group booked last, in order: each is applied as it was booked (the
-    // booking offered ahead is taken), not converted again.
-    booked: std::collections::VecDeque<Bound<'py, PyAny>>,
+    // The latest tick kept per symbol, in the order first kept: the view's copies are written once,
+    // at the end (`synced`), not at every tick.
+    last_ticks: Vec<(String, Tick)>,
     raised: Option<PyErr>,
-}
-
-/// What the Python engine still decides: `Engine.booked` (a group's `Fill` records carrying their booking).
-pub(crate) struct PyPieces<'py> {
-    engine: Bound<'py, PyAny>,
-}
-
-impl<'py> PyPieces<'py> {
-    /// The group with each `Fill` record booked, and its contract structs (none for a group without a
-    /// `Fill`, returned as it is).
-    fn booked(&self, events: Vec<Event>) -> PyResult<(Vec<Event>, Vec<Bound<'py, PyAny>>)> {
-        if !events.iter().any(|event| matches!(event, Event::Fill(_))) {
-            return Ok((events, Vec::new()));
-        }
-        let py = self.engine.py();
-        let group = PyList::empty(py);
-        for event in &events {
-            group.append(event_to_py(py, event)?)?;
-        }
-        let booked = self.engine.call_method1(intern!(py, "booked"), (group,))?;
-        let structs = booked.try_iter()?.collect::<PyResult<Vec<_>>>()?;
-        let events = structs
-            .iter()
-            .map(event_from_py)
-            .collect::<PyResult<Vec<_>>>()?;
-        Ok((events, structs))
-    }
 }
 
 /// Whether applying `event` may change the state (the types `dispatch` converts): an order event (one
@@ -1499,11 +1521,8 @@ impl<'py> ReplayEngine<'py> {
             valuation: engine.getattr(intern!(py, "valuation"))?,
             instance_id: text(&events.getattr(intern!(py, "instance_id"))?)?,
             facade,
-            pieces: PyPieces {
-                engine: engine.clone(),
-            },
             policy,
-            booked: std::collections::VecDeque::new(),
+            last_ticks: Vec::new(),
             raised: None,
         })
     }
@@ -1525,9 +1544,49 @@ impl<'py> ReplayEngine<'py> {
         self.core.borrow().limits.bind(self.core.py()).clone()
     }
 
-    /// The trading day of `at_ms` as the valuation keys it (its ISO text).
+    /// Answer the calendar of the limits in force from its table over `[start_ms, end_ms)` (made
+    /// by `MarketCalendar.table`), where the table answers; a calendar without one is asked as it is.
+    pub(crate) fn use_market_table(&mut self, start_ms: i64, end_ms: i64) -> PyResult<()> {
+        let py = self.core.py();
+        let calendar = self.limits().getattr(intern!(py, "market"))?;
+        if !calendar.hasattr(intern!(py, "table"))? {
+            return Ok(());
+        }
+        let made = calendar.call_method1(intern!(py, "table"), (start_ms, end_ms))?;
+        let table = made
+            .cast::<crate::market_py::PyMarketTable>()?
+            .get()
+            .table
+            .clone();
+        self.core.borrow_mut().market_table = Some((calendar.unbind(), Arc::new(table)));
+        Ok(())
+    }
+
+    /// Bring the facade's copies the replay did not keep in step up to date (the view's latest ticks,
+    /// the P&L revision) and let go of the calendar's table.
+    pub(crate) fn synced(&mut self) -> PyResult<()> {
+        let py = self.core.py();
+        let mut core = self.core.borrow_mut();
+        core.market_table = None;
+        let last_ticks = core.last_ticks.bind(py);
+        for (symbol, tick) in self.last_ticks.drain(..) {
+            last_ticks.set_item(symbol, event_to_py(py, &Event::Tick(tick))?)?;
+        }
+        self.facade
+            .setattr(intern!(py, "pnl_revision"), core.state.pnl_revision)
+    }
+
+    /// The trading day of `at_ms` as the valuation keys it (its ISO text): the calendar's table's, or the valuation's.
     fn trading_day(&self, at_ms: i64) -> PyResult<String> {
         let py = self.core.py();
+        {
+            let core = self.core.borrow();
+            let calendar = core.limits.bind(py).getattr(intern!(py, "market"))?;
+            let known = table_of(&core.market_table, &calendar).and_then(|t| t.trading_day(at_ms));
+            if let Some(day) = known {
+                return Ok(day);
+            }
+        }
         self.valuation
             .call_method1(intern!(py, "trading_day"), (self.limits(), at_ms))?
             .extract()
@@ -1597,9 +1656,25 @@ impl<'py> ReplayEngine<'py> {
 
     fn tick(&mut self, tick: &Tick, now_ms: i64) -> PyResult<Vec<Event>> {
         let py = self.core.py();
-        let quote = event_to_py(py, &Event::Tick(tick.clone()))?;
-        let revision = self.core.borrow_mut().observe_tick(py, &quote)?;
-        self.facade.setattr(intern!(py, "pnl_revision"), revision)?;
+        {
+            let mut core = self.core.borrow_mut();
+            let window_ms = core.gate_limits.flash_crash_window_ms;
+            let quote = gate::Quote {
+                time_ms: tick.time_ms,
+                bid: tick.bid,
+                ask: tick.ask,
+            };
+            if core.state.observe_tick(&tick.symbol, quote, window_ms) {
+                match self
+                    .last_ticks
+                    .iter_mut()
+                    .find(|(symbol, _)| *symbol == tick.symbol)
+                {
+                    Some(kept) => kept.1 = tick.clone(),
+                    None => self.last_ticks.push((tick.symbol.clone(), tick.clone())),
+                }
+            }
+        }
         let day = self.trading_day(now_ms)?;
         let events = self.core.borrow_mut().tick_breakers_of(
             py,
@@ -1615,18 +1690,13 @@ impl<'py> ReplayEngine<'py> {
     /// follow-ups of an applied fill or reject.
     fn applied(&mut self, event: &Event) -> PyResult<Vec<Event>> {
         let py = self.core.py();
-        let booked = self.booked.pop_front();
         if !changes_state(event) {
             return Ok(Vec::new()); // applying it changes nothing (`dispatch`)
         }
-        let recorded = match booked {
-            Some(recorded) => recorded,
-            None => event_to_py(py, event)?,
-        };
         if !self
             .core
             .borrow_mut()
-            .apply_known(&recorded, Some(event.clone()))?
+            .apply_event(py, None, event.clone())?
         {
             return Ok(Vec::new());
         }
@@ -1655,6 +1725,15 @@ impl<'py> ReplayEngine<'py> {
         self.core
             .borrow_mut()
             .follow_ups_of(py, event, day, &self.instance_id)
+    }
+}
+
+impl Drop for ReplayEngine<'_> {
+    /// The calendar's table was for this replay only.
+    fn drop(&mut self) {
+        if let Ok(mut core) = self.core.try_borrow_mut() {
+            core.market_table = None;
+        }
     }
 }
 
@@ -1699,10 +1778,8 @@ impl Engine for ReplayEngine<'_> {
         if self.raised.is_some() {
             return Vec::new();
         }
-        let found = self.pieces.booked(events).map(|(events, structs)| {
-            self.booked = structs.into();
-            events
-        });
+        let py = self.core.py();
+        let found = self.core.borrow_mut().book_group(py, events);
         self.kept(found, Vec::new())
     }
 
@@ -1726,14 +1803,41 @@ impl Engine for ReplayEngine<'_> {
 }
 
 impl PyEngineState {
-    /// `apply`, with the event's core value when the caller has it (`converted`).
-    fn apply_known(
-        &mut self,
-        event: &Bound<'_, PyAny>,
-        converted: Option<Event>,
-    ) -> PyResult<bool> {
+    /// `apply` of a contract struct: an event of a type that changes no state changes nothing;
+    /// the others are converted once and applied (`apply_event`).
+    fn apply_known(&mut self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = event.py();
-        match self.dispatch(event, converted)? {
+        let kinds = contracts(py)?;
+        let kind = event.get_type();
+        let changes_state = [
+            &kinds.submitted,
+            &kinds.accepted,
+            &kinds.rejected,
+            &kinds.filled,
+            &kinds.canceled,
+            &kinds.denied,
+            &kinds.risk_event,
+            &kinds.command,
+        ]
+        .iter()
+        .any(|known| kind.is(known.bind(py)));
+        if !changes_state {
+            return Ok(true);
+        }
+        let converted = event_from_py(event)?;
+        self.apply_event(py, Some(event), converted)
+    }
+
+    /// Apply an event that may change the state (`dispatch`); an illegal order transition is a
+    /// defect: logged, kept in `defects`, the order left as it was.
+    fn apply_event(
+        &mut self,
+        py: Python<'_>,
+        original: Option<&Bound<'_, PyAny>>,
+        converted: Event,
+    ) -> PyResult<bool> {
+        let name = crate::events::SCHEMA[converted.kind()].name;
+        match self.dispatch(py, original, converted)? {
             Ok(changed) => Ok(changed),
             Err(Refused::Illegal(engine_state::IllegalTransition(message))) => {
                 self.defects.bind(py).append(&message)?;
@@ -1745,11 +1849,7 @@ impl PyEngineState {
                                 .unbind(),
                         )
                     })?
-                    .call_method1(
-                        py,
-                        "error",
-                        ("defect: %s (event %s)", message, event.get_type().name()?),
-                    )?;
+                    .call_method1(py, "error", ("defect: %s (event %s)", message, name))?;
                 Ok(false)
             }
             Err(other) => Err(refused(py, other)?),

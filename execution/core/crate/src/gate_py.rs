@@ -135,10 +135,16 @@ pub(crate) struct PyMarket<'a, 'py> {
     pub market: Bound<'py, PyAny>,
     pub day: Option<String>,
     pub raised: &'a Raised,
+    /// The calendar's table over a span (`market.rs`, made from this calendar): asked first, the
+    /// calendar only outside its span.
+    pub table: Option<&'a crate::market::MarketTable>,
 }
 
 impl MarketHours for PyMarket<'_, '_> {
     fn is_open(&self, now_ms: i64) -> bool {
+        if let Some(open) = self.table.and_then(|table| table.is_open(now_ms)) {
+            return open;
+        }
         let answer = self
             .market
             .call_method1(intern!(self.market.py(), "is_open"), (now_ms,));
@@ -149,6 +155,9 @@ impl MarketHours for PyMarket<'_, '_> {
     fn trading_day(&self, now_ms: i64) -> String {
         if let Some(day) = &self.day {
             return day.clone();
+        }
+        if let Some(day) = self.table.and_then(|table| table.trading_day(now_ms)) {
+            return day;
         }
         let py = self.market.py();
         let answer = self
@@ -349,6 +358,7 @@ fn run(
         market: limits.getattr("market")?,
         day: None,
         raised: &raised,
+        table: None,
     };
     let rates = quote_rates(limits.clone(), &values.quotes, HashMap::new(), &raised);
     let mut day = known_day(view, limits, now_ms)?;

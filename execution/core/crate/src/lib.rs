@@ -3,6 +3,7 @@
 //! The rules live in plain Rust modules (tested with `cargo test`, no Python linked); this file
 //! is their Python face only: conversions in, conversions out, no rule of its own.
 
+pub mod booking;
 pub mod broker;
 pub mod chain;
 pub mod day_loss;

@@ -9,7 +9,7 @@ use crate::market::MarketTable;
 /// When the market is open and the trading day, over a span of UTC ms (see `market.rs`).
 #[pyclass(frozen, name = "MarketTable", module = "tickwave_core")]
 pub struct PyMarketTable {
-    table: MarketTable,
+    pub(crate) table: MarketTable,
 }
 
 #[pymethods]

@@ -212,6 +212,11 @@ pub fn replay_engine<'py>(
     let mut paper: PaperVenue = venue.venue.with_same_terms();
     drop(venue);
     let mut driven = ReplayEngine::new(engine)?;
+    let times = timeline.items.iter().map(Item::time_ms);
+    if let (Some(first), Some(last)) = (times.clone().min(), times.max()) {
+        // a day past the last row: what comes due after it, the closing flatten
+        driven.use_market_table(first.min(start_ms), last.max(start_ms) + 86_400_000)?;
+    }
     let limits = spike.filter.limits;
     drop(spike);
     let venue_error = |error| PyValueError::new_err(format!("the paper venue refused: {error:?}"));
@@ -234,6 +239,7 @@ pub fn replay_engine<'py>(
     if let Some(error) = driven.raised() {
         return Err(error);
     }
+    driven.synced()?;
     clock.call_method1("set", (replayed.now_ms,))?;
     let positions = PyDict::new(py);
     for (symbol, lots) in paper.positions() {
