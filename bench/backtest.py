@@ -49,10 +49,10 @@ if TYPE_CHECKING:
 SYMBOLS = {"EURUSD": (1.1, 0.0001), "USDJPY": (150.0, 0.01), "XAUUSD": (2000.0, 0.2)}
 WEDNESDAY_MS = 1_700_049_600_000
 T = TypeVar("T")
-TARGET_S = 30.0
+TARGET_S = 5.0  # the promotion's P&L judgement at TARGET_AT_ROWS rows
 TARGET_ROWS_PER_S = 25_000
 TARGET_AT_ROWS = 200_000
-TARGET_RATIO = 0.5  # the fast replay's rate against the vectorised backtest's, in the same run
+TARGET_RATIO = 2.0  # the fast replay's rate against the vectorised backtest's, in the same run
 RATIO_AT_ROWS = (50_000, TARGET_AT_ROWS)
 
 
