@@ -237,8 +237,8 @@ class AccountFence:
         self._stopping = stopping or threading.Event()
         self._waiting_since: float | None = None
         # Where the open transaction is: a retry resumes it rather than beginning another.
-        self._is_begun = self._is_sent = self._needs_abort = False
-        self._begun_at: float | None = None  # when the open transaction began (the coordinator times it)
+        self._is_sent = self._needs_abort = False
+        self._begun_at: float | None = None  # when the open transaction began (the coordinator times it); None: none
         self._producer = self._new_producer()
         # Every offset this process commits carries it: a commit by another process is told from its own.
         self._token = secrets.token_hex(8)
@@ -358,20 +358,20 @@ class AccountFence:
     def _commit(self, staged: Mapping[tuple[str, int], int]) -> None:
         if self._needs_abort:
             _bounded("abort_transaction", self._answers, self._producer.abort_transaction, RETRY_FOR_S)
-            self._is_begun = self._is_sent = self._needs_abort = False
-        if not self._is_begun:
+            self._begun_at, self._is_sent, self._needs_abort = None, False, False
+        if self._begun_at is None:
             self._producer.begin_transaction()
-            self._is_begun, self._begun_at = True, time.monotonic()
+            self._begun_at = time.monotonic()
         if not self._is_sent:
             self._send_offsets(staged)
             self._is_sent = True
         _bounded("commit_transaction", self._answers, self._producer.commit_transaction, RETRY_FOR_S)
-        self._is_begun = self._is_sent = False
+        self._begun_at, self._is_sent = None, False
 
     def _outlived_its_timeout(self) -> bool:
         """Whether the coordinator may have aborted the open transaction for its age (not only a newer holder)."""
         begun = self._begun_at
-        return self._is_begun and begun is not None and time.monotonic() - begun >= TRANSACTION_TIMEOUT_MS / 1000
+        return begun is not None and time.monotonic() - begun >= TRANSACTION_TIMEOUT_MS / 1000
 
     def _take_again(self) -> bool:
         """Take the fence again after the coordinator aborted this process's transaction for its age.
@@ -392,8 +392,7 @@ class AccountFence:
             _bounded("init_transactions", self._answers, self._producer.init_transactions, RETRY_FOR_S)
         except KafkaException as exc:
             raise ServiceError(f"could not take the fence {self.transactional_id} again: {exc.args[0].str()}") from exc
-        self._is_begun = self._is_sent = self._needs_abort = False
-        self._begun_at = None
+        self._begun_at, self._is_sent, self._needs_abort = None, False, False
         if not self._only_own_commits():
             return False
         logger.warning(
