@@ -3,7 +3,8 @@
 The service, its hot loop, its control listener and the account's fence run in this process,
 as ``execution.app.run`` wires them, against the session broker. One journal write of the
 batch's first order is held until the listener has read a signed ``halt`` from
-``execution.control``, so the halt is read while the batch is being decided, every time.
+``execution.control`` and handed it to the service, so the halt is read while the batch is
+being decided, every time.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
-from confluent_kafka import Message as KafkaMessage
 
 from adapters.bus import make_producer, resolve_bootstrap
 from adapters.signing import signals_key, signed_headers
@@ -28,7 +27,7 @@ from tests.plugins.services import bus_section
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import SystemClock
 from tickwave.config import Settings, load_settings
-from tickwave.contracts import Message, OrderDenied, OrderSubmitted, RiskEvent, encode
+from tickwave.contracts import ControlCommand, Message, OrderCanceled, OrderDenied, OrderSubmitted, RiskEvent, encode
 from tickwave.topics import SIGNALS, topic_name
 
 BATCH = 20  # signals queued before the loop starts: its first poll takes them together
@@ -53,30 +52,14 @@ class Recorded:
         return 0
 
 
-class ReadWatch:
-    """The listener's consumer, noting when it has handed a message over."""
-
-    def __init__(self, consumer: Any) -> None:
-        self._consumer = consumer
-        self.read = threading.Event()
-
-    def poll(self, timeout: float) -> KafkaMessage | None:
-        message = self._consumer.poll(timeout)
-        if message is not None and message.error() is None:
-            self.read.set()
-        return message
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._consumer, name)
-
-
 @pytest.fixture
 def wired(topics: Settings, tmp_path: Path) -> Iterator[tuple[Settings, ExecutionService, AccountFence, Recorded]]:
     settings = load_settings(
         state_dir=tmp_path / "state",
         kafka=bus_section(topics),
         market={"hours": "always"},
-        execution={"risk": {"max_orders_per_second": 1000}},
+        # Paper orders wait a minute for their fill: the batch's order is still working when the halt comes.
+        execution={"risk": {"max_orders_per_second": 1000}, "paper_broker": {"latency_ms": 60_000}},
     )
     fence = AccountFence(settings, resolve_bootstrap(settings))
     fence.claim()
@@ -114,21 +97,24 @@ def test_kill_switch_when_a_halt_is_read_during_a_batch_then_no_later_signal_of_
 
     stop = threading.Event()
     listener = ControlListener(settings, bootstrap, service, stop)
-    watch = ReadWatch(listener._consumer)
-    listener._consumer = watch
     listener.start()
     assert listener.ready.wait(30)
-    deciding = threading.Event()
-    journal_append_all = service.journal.append_all
+    deciding, handed = threading.Event(), threading.Event()
+    handle_control, journal_append_all = service.handle_control, service.journal.append_all
+
+    def noted_handle_control(command: ControlCommand) -> None:
+        handed.set()  # the listener has read the halt, checked its signature and hands it to the service
+        handle_control(command)
 
     def held_append_all(messages: Sequence[Message], *, sync: bool = False) -> range:
-        # The batch's first order waits here until the listener has read the halt (and had time to act on it).
+        # The batch's first order waits here until the listener has handed the halt over.
         if any(isinstance(message, OrderSubmitted) for message in messages) and not deciding.is_set():
             deciding.set()
-            assert watch.read.wait(15), "the listener never read the halt"
-            time.sleep(0.3)
+            assert handed.wait(15), "the listener never handed the halt over"
+            time.sleep(0.1)
         return journal_append_all(messages, sync=sync)
 
+    service.handle_control = noted_handle_control  # type: ignore[method-assign]
     service.journal.append_all = held_append_all  # type: ignore[method-assign]
     loop = threading.Thread(target=run_hot_loop, args=(settings, bootstrap, service, stop), daemon=True)
     loop.start()
@@ -162,6 +148,15 @@ def test_kill_switch_when_a_halt_is_read_during_a_batch_then_no_later_signal_of_
         assert isinstance(denial, OrderDenied) and denial.check == "trading_state", denial
         assert position > halted[0], "the halt is on the journal before every later decision"
     assert decisions[signals[0].signal_id][0][0] < halted[0]
+    # The order decided before the halt reached the broker before the halt, which canceled it there.
+    first = decisions[signals[0].signal_id][0][1]
+    assert isinstance(first, OrderSubmitted)
+    canceled = [
+        position
+        for position, event in enumerate(events)
+        if isinstance(event, OrderCanceled) and event.client_order_id == first.client_order_id
+    ]
+    assert canceled and canceled[0] > halted[0], "the halt left the batch's order working"
     # Exactly once: every signal read is committed by the fence's transactions, none twice over.
     committed = fence._read_committed()
     signals_topic = topic_name(settings, SIGNALS)
