@@ -18,8 +18,10 @@ topic without the key places no order. A flood of them records at most
 ``REFUSALS_RECORDED_PER_S`` events a second; the rest are counted into the next one.
 
 The control listener is its own thread and consumer, so a halt never queues behind a
-backlog of ticks; it commits each command after applying it, and commands are
-idempotent (``command_id``), so one redelivered after a crash changes nothing. A command is
+backlog of ticks; the service applies a command before the hot loop's next decision
+(:meth:`ExecutionService.handle_control`). The listener commits each command after it is
+applied, and commands are idempotent (``command_id``), so one redelivered after a crash
+changes nothing. A command is
 acted on only if signed (HMAC-SHA256, ``adapters.signing``) and within
 ``execution.control.max_age_s`` of its issue; anything else is refused as a critical
 ``control_refused`` event and committed: nothing a control message holds stops the process.
@@ -41,6 +43,7 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
+    Producer,
     TopicPartition,
 )
 
@@ -461,13 +464,16 @@ def send_control(
     issued_by: str = "cli",
     *,
     clock: Clock,
+    producer: Producer | None = None,
 ) -> ControlCommand:
     """Publish one control command, stamped ``issued_at_ms`` by ``clock``, and wait until the broker has it.
 
     The producer is not idempotent: its first send would wait 0.5-1 s for a producer id
-    (measured here), and a duplicated command is harmless anyway (``command_id``).
+    (measured here), and a duplicated command is harmless anyway (``command_id``). A new one
+    is made unless one is given (:func:`control_producer`): its first send also opens and
+    authenticates its connections to the broker, most of a halt's time when the process is idle.
     """
-    producer = make_producer(bootstrap, "latency", **{"enable.idempotence": False})
+    producer = producer or control_producer(bootstrap)
     message = ControlCommand(
         command_id=uuid.uuid4().hex,
         command=command,  # type: ignore[arg-type]
@@ -484,6 +490,11 @@ def send_control(
     if producer.flush(10) != 0:
         raise ServiceError("the control command was not acknowledged by Kafka within 10 s")
     return message
+
+
+def control_producer(bootstrap: Bootstrap) -> Producer:
+    """Return a producer for control commands (one kept by an operator's tool sends without connecting first)."""
+    return make_producer(bootstrap, "latency", **{"enable.idempotence": False})
 
 
 def audit_tail(settings: Settings, bootstrap: Bootstrap) -> Consumer:

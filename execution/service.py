@@ -16,7 +16,13 @@ between (1) and (3) leaves a recorded order the broker may or may not have, whic
 reconciliation on the next start settles. Either way a signal never yields two orders.
 
 Every entry point takes the one lock: the control listener's thread and the signal loop
-never interleave inside a decision, and a halt waits at most for the decision in flight.
+never interleave inside a decision. An operator command is queued as soon as it is read and
+applied by whichever thread holds the lock first (:meth:`handle_control`): the signal loop
+applies it before its next decision, after sending the orders it decided before the command
+was read. So a halt is in force for every signal decided after it was read, and is on the
+journal before any of their decisions; it waits at most for the orders already decided to be
+sent (the fsync, the fence's transaction, their broker calls), never for the rest of a batch
+nor for a lock the loop's next batch takes first.
 
 A full disk: once the journal is short of space (:meth:`Journal.space_problem_now`, looked
 at before each batch of signals and with each broker poll) or refuses a write
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -163,6 +170,8 @@ class ExecutionService:
         self.reconciler = Reconciler(engine, broker, self._record_all, reconcile_every_s, reconcile_window_s)
         self.broker = broker
         self.lock = threading.RLock()
+        # Commands read by the control listener and not yet applied, in the order read (see handle_control).
+        self._controls: deque[ControlCommand] = deque()
         self.last_signal: tuple[str, int] | None = None  # for the health report (adapters.health): (signal_id, at ms)
         self.broker_answered_at_ms: int | None = None  # and when the broker last answered
         self.space = JournalSpace(engine, journal, self._record, self.reconciler)
@@ -213,12 +222,18 @@ class ExecutionService:
         ``consumed`` (how far they were read) goes with the fence's next confirmation once all are decided.
         """
         with self.lock:
+            if self._controls:
+                self._apply_controls()
             if not self.space.check():
                 return 0
             to_send: list[_Journaled] = []
             decided = 0  # how many, from the first
             with self.space.refusals():
                 for signal in signals:
+                    if self._controls:  # read meanwhile: the orders decided before it first, then the command
+                        self._send(to_send)
+                        to_send = []
+                        self._apply_controls()
                     decision = self.engine.on_signal(signal)
                     if decision.is_duplicate:
                         logger.debug("signal=%s seen before; ignored", signal.signal_id)
@@ -300,6 +315,8 @@ class ExecutionService:
         order at a bad price, nor move the day's P&L.
         """
         with self.lock:
+            if self._controls:
+                self._apply_controls()
             reason = self.tick_checks.spike_filter(tick.symbol).check(tick)
             if reason is not None:
                 self.tick_checks.skip("spike", reason)
@@ -314,18 +331,35 @@ class ExecutionService:
                     self._send([self._journal_order(intent) for intent in stop.intents])
 
     def handle_control(self, command: ControlCommand) -> None:
-        """Apply an operator command; a halt is fsynced so it survives a restart."""
+        """Apply an operator command before any later decision; a halt is fsynced so it survives a restart.
+
+        Queued, then applied by whichever thread holds the lock first: this one once it has the
+        lock, or the signal loop at its next step (:meth:`handle_signals` before each decision,
+        :meth:`handle_tick`, :meth:`poll_broker`). Returns once the command is applied, so the
+        caller may commit it; a command whose application raised stays queued and raises here.
+        """
+        self._controls.append(command)
         with self.lock:
-            outcome = self.engine.on_control(command)
-            if outcome.is_duplicate:
-                return
-            with self.space.refusals():
-                self._publish(command, self.journal.append(command))
-                self.engine.apply(command)
-                for event in outcome.events:
-                    self._record(event)
-                    logger.warning("control %s: %s", command.command, getattr(event, "detail", event))
-                self._send([self._journal_order(intent) for intent in outcome.intents])
+            self._apply_controls()
+
+    def _apply_controls(self) -> None:
+        # Under the lock, no order journaled and not yet sent: the queued commands in order, each
+        # dequeued once applied.
+        while self._controls:
+            self._apply_control(self._controls[0])
+            self._controls.popleft()
+
+    def _apply_control(self, command: ControlCommand) -> None:
+        outcome = self.engine.on_control(command)
+        if outcome.is_duplicate:
+            return
+        with self.space.refusals():
+            self._publish(command, self.journal.append(command))
+            self.engine.apply(command)
+            for event in outcome.events:
+                self._record(event)
+                logger.warning("control %s: %s", command.command, getattr(event, "detail", event))
+            self._send([self._journal_order(intent) for intent in outcome.intents])
 
     def refuse_control(self, reason: str) -> None:
         """Record a control message that was not acted on (unsigned, wrongly signed, stale, invalid)."""
@@ -343,6 +377,8 @@ class ExecutionService:
     def poll_broker(self) -> None:
         """Collect late broker events (paper latency fills, MT5 deal updates); reconcile when due."""
         with self.lock:
+            if self._controls:
+                self._apply_controls()
             with self.space.refusals():  # events refused: the reconciliation after the space is back
                 events = self.broker.poll()
                 self.broker_answered_at_ms = self.engine.clock.now_ms()
