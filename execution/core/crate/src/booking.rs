@@ -5,7 +5,7 @@
 //! a fill booked before keeps its recorded figures. A symbol's only fill of the group is offered back
 //! (`Offer`): the state then takes the booked copy instead of booking that fill twice.
 
-use std::collections::{HashMap, HashSet};
+use crate::maps::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::engine_state::{book_fill, EngineState};
 use crate::events::{Event, Fill, OrderFilled};
@@ -172,7 +172,7 @@ mod tests {
             max_order_lots: 0.0,
             max_position_lots: 0.0,
             max_gross_exposure: w("0"),
-            instruments: HashMap::from([
+            instruments: HashMap::from_iter([
                 ("USDJPY".to_owned(), spec("USD", "JPY")),
                 ("EURUSD".to_owned(), spec("EUR", "USD")),
             ]),

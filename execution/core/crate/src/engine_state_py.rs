@@ -7,7 +7,7 @@
 //! halts and quotes; the flash-crash windows are the core's alone): a read costs what a dict lookup costs, and only the core
 //! writes them.
 
-use std::collections::HashMap;
+use crate::maps::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyOverflowError, PyValueError};

@@ -11,7 +11,9 @@
 //! What the shell hands over and gets back untouched (the submitted event, the fill record, the tick)
 //! are the type parameters `S`, `F` and `Q`: the venue keeps them beside its own figures.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::maps::{HashMap, HashMapExt};
 
 use crate::broker::{accepted, canceled, fill_events, fill_id_for, rejected, BrokerFill, Identity};
 use crate::events::{Event, OrderIntent, OrderSubmitted, OrderType, Side};
