@@ -209,7 +209,7 @@ pub fn replay_engine<'py>(
     start_ms: i64,
     flatten_at: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Replayed<'py>> {
-    let mut paper: PaperVenue = venue.venue.with_same_terms();
+    let mut paper: PaperVenue = venue.venue.with_same_terms().forgetting_ended();
     drop(venue);
     let mut driven = ReplayEngine::new(engine)?;
     let times = timeline.items.iter().map(Item::time_ms);
