@@ -46,7 +46,7 @@ fn exact(value: f64) -> Result<Dec, Unbooked> {
 }
 
 fn dec(amount: &Wide) -> Result<Dec, Unbooked> {
-    Dec::parse(&amount.to_string()).map_err(|_| Unbooked::Overflow)
+    amount.to_dec().map_err(|_| Unbooked::Overflow)
 }
 
 /// `events` with each `Fill` record carrying what its execution does to the position, and the
