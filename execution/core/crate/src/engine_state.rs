@@ -358,6 +358,16 @@ impl EngineState {
         }
     }
 
+    /// Room for `signals` more signals decided and as many orders, made at once (a replay knows how
+    /// many it brings): no table grows and rehashes on the way.
+    pub fn reserve(&mut self, signals: usize) {
+        self.decided.reserve(signals);
+        self.decided_ids.reserve(signals);
+        self.orders.slots.reserve(signals);
+        self.orders.places.reserve(signals);
+        self.created.reserve(signals);
+    }
+
     // -------------------------------------------------------------------------------------
     // The writers
     // -------------------------------------------------------------------------------------

@@ -1527,6 +1527,11 @@ impl<'py> ReplayEngine<'py> {
         })
     }
 
+    /// Room in the state for a timeline's `signals` (`EngineState::reserve`).
+    pub(crate) fn reserve(&mut self, signals: usize) {
+        self.core.borrow_mut().state.reserve(signals);
+    }
+
     /// The first Python error a call raised (every later call answered nothing).
     pub(crate) fn raised(&mut self) -> Option<PyErr> {
         self.raised.take()
