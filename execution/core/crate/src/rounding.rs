@@ -76,9 +76,17 @@ impl Wide {
     /// The same decimal as a `Dec` (its coefficient and exponent, a zero's sign as `Dec::parse` of its
     /// text keeps it); beyond a `Dec`'s 77 digits or its exponent's range, `Overflow`.
     pub fn to_dec(&self) -> Result<Dec, Overflow> {
+        // 18 digits at a time (each step's value within the final one's: no overflow on the way that
+        // the digits one by one would not meet)
         let mut coefficient = Int::ZERO;
-        for &digit in &self.digits {
-            coefficient = coefficient.checked_push_digit(digit).ok_or(Overflow)?;
+        for chunk in self.digits.chunks(18) {
+            let value = chunk
+                .iter()
+                .fold(0i128, |value, &digit| value * 10 + i128::from(digit));
+            coefficient = coefficient
+                .checked_mul(Int::from_i128(10i128.pow(chunk.len() as u32)))
+                .and_then(|shifted| shifted.checked_add(Int::from_i128(value)))
+                .ok_or(Overflow)?;
         }
         let exponent = i32::try_from(self.exponent).map_err(|_| Overflow)?;
         Ok(Dec::of(
@@ -413,6 +421,15 @@ mod tests {
         }
         let wider = Wide::new(false, vec![9; 78], 0);
         assert_eq!(wider.to_dec(), Err(Overflow), "78 digits");
+        for count in [17, 18, 19, 36, 37, 77] {
+            let digits: Vec<u8> = (0..count).map(|at| (at * 7 % 10) as u8).collect();
+            let wide = Wide::new(true, digits, -3);
+            assert_eq!(
+                wide.to_dec(),
+                Ok(Dec::parse(&wide.to_string()).unwrap()),
+                "{count} digits"
+            );
+        }
         assert_eq!(Wide::new(true, vec![1], 1 << 40).to_dec(), Err(Overflow));
     }
 
