@@ -5,10 +5,10 @@
 //! a fill booked before keeps its recorded figures. A symbol's only fill of the group is offered back
 //! (`Offer`): the state then takes the booked copy instead of booking that fill twice.
 
-use std::collections::{HashMap, HashSet};
+use crate::maps::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::engine_state::{book_fill, EngineState};
-use crate::events::{Event, Fill, OrderFilled};
+use crate::events::{Event, OrderFilled};
 use crate::gate::Limits;
 use crate::money::Dec;
 use crate::positions::{Book, Booking};
@@ -46,7 +46,7 @@ fn exact(value: f64) -> Result<Dec, Unbooked> {
 }
 
 fn dec(amount: &Wide) -> Result<Dec, Unbooked> {
-    Dec::parse(&amount.to_string()).map_err(|_| Unbooked::Overflow)
+    amount.to_dec().map_err(|_| Unbooked::Overflow)
 }
 
 /// `events` with each `Fill` record carrying what its execution does to the position, and the
@@ -100,16 +100,17 @@ pub fn booked(
             // the preview is then the book just after that fill
             offers.push(Offer {
                 fill: (*only).clone(),
-                book: previews[symbol].clone(),
+                book: previews.remove(symbol).unwrap_or_default(),
                 booking: bookings[only.fill_id.as_str()].clone(),
             });
         }
     }
     let mids = sorted_mids(&state.quotes);
-    let mut out = Vec::with_capacity(events.len());
+    // Each event's new figures (a `Fill` record's), worked out first, then written in place.
+    let mut figures_of = Vec::with_capacity(events.len());
     for event in &events {
         let Event::Fill(fill) = event else {
-            out.push(event.clone());
+            figures_of.push(None);
             continue;
         };
         let booking = match bookings.get(fill.fill_id.as_str()) {
@@ -117,7 +118,7 @@ pub fn booked(
             None => earlier(&fill.fill_id),
         };
         let (Some(booking), Some(spec)) = (booking, limits.instruments.get(&fill.symbol)) else {
-            out.push(event.clone());
+            figures_of.push(None);
             continue;
         };
         let found = route(
@@ -137,25 +138,36 @@ pub fn booked(
             Some(amount) => Some(dec(amount)?),
             None => None,
         };
-        out.push(Event::Fill(Box::new(Fill {
-            position_before_lots: Some(booking.position_before),
-            position_after_lots: Some(booking.position_after),
-            entry_value_after: Some(dec(&figures.entry_value_after)?),
-            realized_pnl_quote: Some(dec(&figures.realized_quote)?),
-            realized_pnl_account: Some(account),
-            round_trip_id: Some(booking.round_trip_id),
-            opens_round_trip_id: Some(booking.opens_round_trip_id),
-            ..(**fill).clone()
-        })));
+        figures_of.push(Some((
+            booking,
+            dec(&figures.entry_value_after)?,
+            dec(&figures.realized_quote)?,
+            account,
+        )));
     }
-    Ok((out, offers))
+    let mut events = events;
+    for (event, figures) in events.iter_mut().zip(figures_of) {
+        let (Event::Fill(fill), Some((booking, entry_value_after, realized_quote, account))) =
+            (event, figures)
+        else {
+            continue;
+        };
+        fill.position_before_lots = Some(booking.position_before);
+        fill.position_after_lots = Some(booking.position_after);
+        fill.entry_value_after = Some(entry_value_after);
+        fill.realized_pnl_quote = Some(realized_quote);
+        fill.realized_pnl_account = Some(account);
+        fill.round_trip_id = Some(booking.round_trip_id);
+        fill.opens_round_trip_id = Some(booking.opens_round_trip_id);
+    }
+    Ok((events, offers))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine_state::Order;
-    use crate::events::{OrderHeader, Side};
+    use crate::events::{Fill, OrderHeader, Side};
     use crate::gate::{Quote, Spec};
     use crate::lifecycle::Status;
     use crate::rounding::w;
@@ -172,7 +184,7 @@ mod tests {
             max_order_lots: 0.0,
             max_position_lots: 0.0,
             max_gross_exposure: w("0"),
-            instruments: HashMap::from([
+            instruments: HashMap::from_iter([
                 ("USDJPY".to_owned(), spec("USD", "JPY")),
                 ("EURUSD".to_owned(), spec("EUR", "USD")),
             ]),

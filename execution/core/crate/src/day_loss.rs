@@ -9,7 +9,7 @@
 //! each fill, the last question found clear. The limits are compared by identity (a new `Arc` is
 //! new limits), so an operator's limits are valued afresh.
 
-use std::collections::HashMap;
+use crate::maps::HashMap;
 use std::sync::Arc;
 
 use crate::day_screen::FloatScreen;
@@ -382,7 +382,7 @@ impl DayLoss for KnownDay {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use crate::maps::{HashMapExt, HashSet, HashSetExt};
 
     use super::*;
     use crate::engine_state::Context;
@@ -419,7 +419,7 @@ mod tests {
             max_order_lots: 10.0,
             max_position_lots: 10.0,
             max_gross_exposure: wide("1e9"),
-            instruments: HashMap::from([
+            instruments: HashMap::from_iter([
                 ("EURUSD".to_owned(), spec("EUR", "USD")),
                 ("USDJPY".to_owned(), spec("USD", "JPY")),
             ]),

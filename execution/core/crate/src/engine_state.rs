@@ -10,7 +10,9 @@
 //! [`EngineState::note_stop_denied`] per protective close refused, [`EngineState::retire`] to let
 //! go of what no later event reads.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::maps::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -281,8 +283,9 @@ pub struct EngineState {
     pub orders: Orders,
     /// Signal id -> decided at (ms), in journal order (the first decision kept).
     decided: VecDeque<(Text, i64)>,
-    decided_ids: HashSet<Text>,
-    pub applied_commands: HashSet<String>,
+    // Ids a producer chooses: the standard keyed hash (`maps.rs`).
+    decided_ids: std::collections::HashSet<Text>,
+    pub applied_commands: std::collections::HashSet<String>,
     pub books: HashMap<String, Book>,
     /// Signed lots of working orders not yet filled, per symbol.
     pub pending: HashMap<String, Dec>,
@@ -328,8 +331,8 @@ impl EngineState {
         EngineState {
             orders: Orders::default(),
             decided: VecDeque::new(),
-            decided_ids: HashSet::new(),
-            applied_commands: HashSet::new(),
+            decided_ids: std::collections::HashSet::new(),
+            applied_commands: std::collections::HashSet::new(),
             books: HashMap::new(),
             pending: HashMap::new(),
             positions: HashMap::new(),
@@ -353,6 +356,16 @@ impl EngineState {
             open_ids: HashSet::new(),
             exact: Exact::default(),
         }
+    }
+
+    /// Room for `signals` more signals decided and as many orders, made at once (a replay knows how
+    /// many it brings): no table grows and rehashes on the way.
+    pub fn reserve(&mut self, signals: usize) {
+        self.decided.reserve(signals);
+        self.decided_ids.reserve(signals);
+        self.orders.slots.reserve(signals);
+        self.orders.places.reserve(signals);
+        self.created.reserve(signals);
     }
 
     // -------------------------------------------------------------------------------------
@@ -894,7 +907,7 @@ fn slot<'a, V: Default>(map: &'a mut HashMap<String, V>, key: &str) -> &'a mut V
 }
 
 /// A quick hash (FxHash's multiply and rotate) for the bounded caches' keys, which are numbers: a
-/// float's bits, an exact amount. Text from outside keeps the standard keyed hash.
+/// float's bits, an exact amount. Text keeps `maps.rs`'s maps.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NumberHasher {
     hash: u64,
@@ -925,7 +938,7 @@ impl Hasher for NumberHasher {
 }
 
 /// A map keyed by numbers, hashed with [`NumberHasher`] (for bounded caches).
-pub type NumberMap<K, V> = HashMap<K, V, BuildHasherDefault<NumberHasher>>;
+pub type NumberMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<NumberHasher>>;
 
 /// Floats' exact decimals (their shortest text), remembered: a cache, not state (lots and prices repeat).
 #[derive(Clone, Debug, Default)]
@@ -1295,7 +1308,7 @@ mod tests {
             quote: "USD".to_owned(),
         };
         Kernel {
-            instruments: HashMap::from([("EURUSD".to_owned(), spec)]),
+            instruments: HashMap::from_iter([("EURUSD".to_owned(), spec)]),
         }
     }
 

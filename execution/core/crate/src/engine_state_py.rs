@@ -7,7 +7,7 @@
 //! halts and quotes; the flash-crash windows are the core's alone): a read costs what a dict lookup costs, and only the core
 //! writes them.
 
-use std::collections::HashMap;
+use crate::maps::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyOverflowError, PyValueError};
@@ -1059,7 +1059,7 @@ impl PyEngineState {
         &mut self,
         py: Python<'_>,
         original: Option<&Bound<'_, PyAny>>,
-        converted: Event,
+        converted: &Event,
     ) -> PyResult<Result<bool, Refused>> {
         let is_fill = matches!(converted, Event::OrderFilled(_));
         let ahead = match &converted {
@@ -1073,7 +1073,7 @@ impl PyEngineState {
             | Event::OrderRejected(_)
             | Event::OrderFilled(_)
             | Event::OrderCanceled(_) => {
-                let cid = order_header(&converted).map_or("", |h| h.client_order_id.as_str());
+                let cid = order_header(converted).map_or("", |h| h.client_order_id.as_str());
                 let symbol = self.state.orders.get(cid).map(|o| o.symbol.clone());
                 let pending = symbol
                     .as_ref()
@@ -1094,7 +1094,7 @@ impl PyEngineState {
             },
         };
         let outcome = self.state.apply(
-            &converted,
+            converted,
             &context,
             ahead.as_ref().map(|kept| engine_state::Ahead {
                 book: &kept.offer.book,
@@ -1109,7 +1109,7 @@ impl PyEngineState {
         match change {
             Change::Unchanged => return Ok(Ok(false)),
             Change::Submitted { newly_decided } => {
-                let header = order_header(&converted).expect("a submission's header");
+                let header = order_header(converted).expect("a submission's header");
                 if newly_decided {
                     self.decided_signals
                         .bind(py)
@@ -1131,7 +1131,7 @@ impl PyEngineState {
                 realized,
                 defect,
             } => {
-                let cid = order_header(&converted).map_or("", |h| h.client_order_id.as_str());
+                let cid = order_header(converted).map_or("", |h| h.client_order_id.as_str());
                 let cid_object = PyString::new(py, cid);
                 let (symbol, pending_before) = order_before.unwrap_or_default();
                 let symbol = symbol.unwrap_or_default();
@@ -1164,7 +1164,7 @@ impl PyEngineState {
                 }
             }
             Change::Denied { newly_decided } => {
-                if let (true, Some(header)) = (newly_decided, order_header(&converted)) {
+                if let (true, Some(header)) = (newly_decided, order_header(converted)) {
                     self.decided_signals
                         .bind(py)
                         .set_item(&header.signal_id, header.event_at_ms)?;
@@ -1180,7 +1180,7 @@ impl PyEngineState {
             Change::TradingState => {
                 let recorded = match original {
                     Some(original) => original.clone(),
-                    None => event_to_py(py, &converted)?,
+                    None => event_to_py(py, converted)?,
                 };
                 let view = self.view.bind(py);
                 view.setattr(
@@ -1527,6 +1527,11 @@ impl<'py> ReplayEngine<'py> {
         })
     }
 
+    /// Room in the state for a timeline's `signals` (`EngineState::reserve`).
+    pub(crate) fn reserve(&mut self, signals: usize) {
+        self.core.borrow_mut().state.reserve(signals);
+    }
+
     /// The first Python error a call raised (every later call answered nothing).
     pub(crate) fn raised(&mut self) -> Option<PyErr> {
         self.raised.take()
@@ -1693,11 +1698,7 @@ impl<'py> ReplayEngine<'py> {
         if !changes_state(event) {
             return Ok(Vec::new()); // applying it changes nothing (`dispatch`)
         }
-        if !self
-            .core
-            .borrow_mut()
-            .apply_event(py, None, event.clone())?
-        {
+        if !self.core.borrow_mut().apply_event(py, None, event)? {
             return Ok(Vec::new());
         }
         let ((pnl_revision, books_revision), marked_day, day_marks) = {
@@ -1825,7 +1826,7 @@ impl PyEngineState {
             return Ok(true);
         }
         let converted = event_from_py(event)?;
-        self.apply_event(py, Some(event), converted)
+        self.apply_event(py, Some(event), &converted)
     }
 
     /// Apply an event that may change the state (`dispatch`); an illegal order transition is a
@@ -1834,7 +1835,7 @@ impl PyEngineState {
         &mut self,
         py: Python<'_>,
         original: Option<&Bound<'_, PyAny>>,
-        converted: Event,
+        converted: &Event,
     ) -> PyResult<bool> {
         let name = crate::events::SCHEMA[converted.kind()].name;
         match self.dispatch(py, original, converted)? {

@@ -8,7 +8,9 @@
 //! ([`Rates`], `rates.rs`'s in Rust) and the day's P&L ([`DayLoss`], the valuation's). The collar, the order rate and
 //! the flash-crash window are `risk.rs`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::maps::{HashMap, HashMapExt, HashSet};
 
 // A float estimate's error bound, relative to the sum of its terms, and a float's own (`day_screen.rs`'s).
 use crate::day_screen::{ESTIMATE_ERROR, FLOAT_ROUNDING};
@@ -710,6 +712,7 @@ pub fn gross_exposure(
 mod tests {
     use super::*;
     use crate::day_loss::KnownDay;
+    use crate::maps::HashSetExt;
 
     fn dec(text: &str) -> Dec {
         Dec::parse(text).unwrap()
@@ -783,12 +786,12 @@ mod tests {
             quote: "USD".to_owned(),
         };
         Limits {
-            allowed_symbols: HashSet::from(["EURUSD".to_owned()]),
+            allowed_symbols: HashSet::from_iter(["EURUSD".to_owned()]),
             signal_ttl_ms: 5_000,
             max_order_lots: 10.0,
             max_position_lots: 10.0,
             max_gross_exposure: wide(max_gross_exposure),
-            instruments: HashMap::from([("EURUSD".to_owned(), spec)]),
+            instruments: HashMap::from_iter([("EURUSD".to_owned(), spec)]),
             account_currency: "USD".to_owned(),
             max_tick_age_ms: 60_000,
             price_collar_bps: 50.0,
@@ -811,7 +814,7 @@ mod tests {
             time_ms: 1_000,
         };
         let (positions, pending) = (HashMap::new(), HashMap::new());
-        let quotes = HashMap::from([("EURUSD".to_owned(), quote)]);
+        let quotes = HashMap::from_iter([("EURUSD".to_owned(), quote)]);
         let (halted, sent) = (HashSet::new(), VecDeque::new());
         let view = View {
             trading_state: "ACTIVE",

@@ -17,6 +17,7 @@ pub mod gate;
 mod gate_py;
 pub mod ids;
 pub mod lifecycle;
+pub mod maps;
 pub mod market;
 mod market_py;
 pub mod money;

@@ -154,6 +154,11 @@ impl CreationIndex {
         CreationIndex::default()
     }
 
+    /// Room for `count` more entries.
+    pub fn reserve(&mut self, count: usize) {
+        self.entries.reserve(count);
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

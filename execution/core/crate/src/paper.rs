@@ -11,7 +11,9 @@
 //! What the shell hands over and gets back untouched (the submitted event, the fill record, the tick)
 //! are the type parameters `S`, `F` and `Q`: the venue keeps them beside its own figures.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::maps::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::broker::{accepted, canceled, fill_events, fill_id_for, rejected, BrokerFill, Identity};
 use crate::events::{Event, OrderIntent, OrderSubmitted, OrderType, Side};
@@ -182,6 +184,8 @@ pub struct Venue<S, F, Q> {
     instruments: HashMap<String, Spec>,
     quotes: HashMap<String, QuoteHistory<Q>>,
     orders: HashMap<String, Order<S, F>>,
+    /// Set (a replay's venue): the ids of the orders let go as they ended, each record dropped then.
+    ended: Option<HashSet<String>>,
     working: BTreeMap<(i64, u64), String>, // by due time, then acceptance
     accepted: u64,
     created: CreationIndex,
@@ -247,6 +251,7 @@ impl<S, F, Q> Venue<S, F, Q> {
             instruments,
             quotes: HashMap::new(),
             orders: HashMap::new(),
+            ended: None,
             working: BTreeMap::new(),
             accepted: 0,
             created: CreationIndex::new(),
@@ -305,8 +310,29 @@ impl<S, F, Q> Venue<S, F, Q> {
 
     // -- orders ---------------------------------------------------------------------------------
 
+    /// Let go of each order as it ends (filled wholly, rejected or canceled), keeping only its id, so
+    /// that a repeat of it is still known; no order is then listed by `ids_since` or let go by `retire`.
+    /// A replay's venue: its memory is its working orders, not every order it was sent.
+    pub fn forgetting_ended(mut self) -> Self {
+        self.ended = Some(HashSet::new());
+        self
+    }
+
     pub fn knows(&self, client_order_id: &str) -> bool {
         self.orders.contains_key(client_order_id)
+            || self
+                .ended
+                .as_ref()
+                .is_some_and(|ended| ended.contains(client_order_id))
+    }
+
+    /// Let go of an order that ended, when the venue forgets them.
+    fn ended(&mut self, client_order_id: &str) {
+        if let Some(ended) = self.ended.as_mut() {
+            if let Some((cid, _)) = self.orders.remove_entry(client_order_id) {
+                ended.insert(cid);
+            }
+        }
     }
 
     pub fn order(&self, client_order_id: &str) -> Option<&Order<S, F>> {
@@ -337,7 +363,7 @@ impl<S, F, Q> Venue<S, F, Q> {
         is_buy: bool,
         submitted: S,
     ) -> bool {
-        if self.orders.contains_key(client_order_id) {
+        if self.knows(client_order_id) {
             return false;
         }
         self.orders.insert(
@@ -355,7 +381,9 @@ impl<S, F, Q> Venue<S, F, Q> {
                 working_key: None,
             },
         );
-        self.created.add(created_at_ms, client_order_id);
+        if self.ended.is_none() {
+            self.created.add(created_at_ms, client_order_id);
+        }
         self.received += 1;
         true
     }
@@ -383,6 +411,7 @@ impl<S, F, Q> Venue<S, F, Q> {
         let order = self.stop_working(client_order_id)?;
         order.status = Status::Rejected;
         order.reason = reason.to_owned();
+        self.ended(client_order_id);
         Ok(())
     }
 
@@ -390,6 +419,7 @@ impl<S, F, Q> Venue<S, F, Q> {
         let order = self.stop_working(client_order_id)?;
         order.status = Status::Canceled;
         order.reason = reason.to_owned();
+        self.ended(client_order_id);
         Ok(())
     }
 
@@ -427,6 +457,9 @@ impl<S, F, Q> Venue<S, F, Q> {
         };
         order.fills.push(record);
         let (symbol, is_buy) = (order.symbol.clone(), order.is_buy);
+        if is_final {
+            self.ended(client_order_id);
+        }
         self.settle(&symbol, is_buy, lots, price)
     }
 
@@ -945,6 +978,50 @@ pub(crate) mod tests {
         assert!(
             venue.poll(10_000).unwrap().is_empty(),
             "a canceled order never fills"
+        );
+    }
+
+    #[test]
+    fn a_forgetting_venue_lets_go_of_an_ended_order_but_still_knows_its_id() {
+        let mut venue: Venue<OrderSubmitted, BrokerFill, ()> = venue(100, 0.0).forgetting_ended();
+        venue.on_tick("EURUSD", quote(0, 1.0, 1.1), ());
+        for cid in ["a", "c"] {
+            venue.submit(&intent(cid, Side::Buy), 5, None).unwrap();
+        }
+        venue.cancel("c", "halt", 6).unwrap();
+        let cid = "p";
+        venue.submitted(
+            cid,
+            7,
+            "EURUSD",
+            false,
+            submission(&intent(cid, Side::Sell), 7),
+        );
+        venue.accepted(cid, "paper-p", 7).unwrap();
+        let record = venue.next_fill(cid, "p-0".to_owned(), 0.5, 1.0, 8).unwrap();
+        venue.filled(cid, 0.5, 1.0, false, record).unwrap();
+        assert_eq!(venue.poll(200).unwrap().len(), 2, "a's fill");
+        assert!(venue.order("a").is_none() && venue.order("c").is_none());
+        assert_eq!(
+            venue
+                .order(cid)
+                .map(|order| (order.status, order.fills.len())),
+            Some((Status::PartiallyFilled, 1)),
+            "a partly filled order is kept"
+        );
+        assert!(matches!(
+            venue.submit(&intent("a", Side::Buy), 300, None).unwrap(),
+            Submit::Repeat(_)
+        ));
+        assert!(matches!(
+            venue.submit(&intent("c", Side::Buy), 300, None).unwrap(),
+            Submit::Repeat(_)
+        ));
+        assert!(venue.cancel("a", "late", 301).unwrap().is_none());
+        assert_eq!(venue.received, 3, "no repeat received again");
+        assert_eq!(
+            venue.positions().collect::<Vec<_>>(),
+            [("EURUSD", d("-0.4"))]
         );
     }
 }

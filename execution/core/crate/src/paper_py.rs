@@ -4,7 +4,7 @@
 //! values (`events.rs`, `broker.rs`), and the events it answers with go out as `tickwave.contracts` structs,
 //! amounts as `Decimal`s.
 
-use std::collections::HashMap;
+use crate::maps::{HashMap, HashMapExt};
 
 use pyo3::exceptions::{PyKeyError, PyOverflowError, PyValueError};
 use pyo3::intern;

@@ -13,7 +13,24 @@ pub fn round_to(x: f64, decimals: u32) -> f64 {
     if !x.is_finite() || x == 0.0 || decimals > NDIGITS_MAX {
         return x;
     }
+    if has_at_most(x, decimals) {
+        return x;
+    }
     format!("{:.*}", decimals as usize, x).parse().unwrap_or(x)
+}
+
+/// Whether `round(x, decimals)` is `x` itself because its shortest text has at most `decimals`
+/// places (a whole number of lot steps, mostly) and a unit in its last place is below a tenth of
+/// `10^-decimals`: that text is within half a unit of `x`, every other number of as many places at
+/// least `10^-decimals` minus that away, so the exact value's nearest is that text, read back as `x`.
+fn has_at_most(x: f64, decimals: u32) -> bool {
+    // |x| x 2^-52 bounds the unit in its last place; 1e15 < 2^52 / 4
+    if decimals > 15 || x.abs() >= 1e15 / 10f64.powi(decimals as i32) {
+        return false;
+    }
+    let digits = repr_digits(x);
+    let places = digits.as_bytes().len() as i64 - 1 - i64::from(digits.power);
+    places <= i64::from(decimals)
 }
 
 /// The digits of a float's shortest text and the power of ten of the first (see [`repr_digits`]).
@@ -206,6 +223,40 @@ fn digits_of(text: &str) -> Digits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_float_with_few_enough_places_rounds_to_itself_as_the_text_path_finds() {
+        let by_text = |x: f64, decimals: u32| -> f64 {
+            format!("{:.*}", decimals as usize, x).parse().unwrap_or(x)
+        };
+        for lot_step in [1.0, 0.5, 0.1, 0.01, 0.001, 0.05, 0.25, 0.3] {
+            for steps in -3000..3000 {
+                let x = steps as f64 * lot_step;
+                for decimals in 0..8 {
+                    if x != 0.0 {
+                        assert_eq!(
+                            round_to(x, decimals).to_bits(),
+                            by_text(x, decimals).to_bits(),
+                            "{x} to {decimals}"
+                        );
+                    }
+                }
+            }
+        }
+        let mut x = 1.0e-7_f64;
+        while x < 1.0e17 {
+            for value in [x, -x, x * 1.2345678901, x / 3.0] {
+                for decimals in [0, 1, 2, 3, 5, 9, 15, 16, 17] {
+                    assert_eq!(
+                        round_to(value, decimals).to_bits(),
+                        by_text(value, decimals).to_bits(),
+                        "{value} to {decimals}"
+                    );
+                }
+            }
+            x *= 1.7;
+        }
+    }
 
     #[test]
     fn ties_go_to_even_on_the_exact_binary_value() {

@@ -3,8 +3,8 @@
 //! mid that multiplies (the pair's base is the source) or divides. [`QuoteRates`] answers the
 //! gate's [`Rates`] from the engine's quotes with no Python.
 
+use crate::maps::HashMap;
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::gate::{Limits, Quote, Rates, Spec};
@@ -145,7 +145,7 @@ mod tests {
     }
 
     fn table() -> HashMap<String, Spec> {
-        HashMap::from([
+        HashMap::from_iter([
             ("EURUSD".to_owned(), spec("EUR", "USD")),
             ("USDJPY".to_owned(), spec("USD", "JPY")),
             ("GBPUSD".to_owned(), spec("GBP", "USD")),

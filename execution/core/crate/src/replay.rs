@@ -32,7 +32,9 @@
 //!
 //! The engine's decisions are called through [`Engine`], which the engine's own functions implement.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::maps::{HashMap, HashMapExt};
 
 use crate::broker::BrokerFill;
 use crate::chain::GENESIS_HASH;

@@ -209,9 +209,14 @@ pub fn replay_engine<'py>(
     start_ms: i64,
     flatten_at: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Replayed<'py>> {
-    let mut paper: PaperVenue = venue.venue.with_same_terms();
+    let mut paper: PaperVenue = venue.venue.with_same_terms().forgetting_ended();
     drop(venue);
     let mut driven = ReplayEngine::new(engine)?;
+    let signals = timeline
+        .items
+        .iter()
+        .filter(|item| matches!(item, Item::Signal(_)));
+    driven.reserve(signals.count());
     let times = timeline.items.iter().map(Item::time_ms);
     if let (Some(first), Some(last)) = (times.clone().min(), times.max()) {
         // a day past the last row: what comes due after it, the closing flatten

@@ -9,7 +9,8 @@
 
 use std::fmt;
 
-use crate::money::{parse_python_text, write_python_text, Dec, NotADecimal};
+use crate::money::{parse_python_text, write_python_text, Dec, NotADecimal, Overflow};
+use crate::wide_int::Int;
 
 /// Significant digits of a conversion (Python's `CONVERSION_CONTEXT`: `prec=28`, half even).
 pub const CONVERSION_DIGITS: usize = 28;
@@ -70,6 +71,32 @@ impl Wide {
             .map(|b| b - b'0')
             .collect();
         Wide::new(amount.is_negative(), digits, amount.exponent as i64)
+    }
+
+    /// The same decimal as a `Dec` (its coefficient and exponent, a zero's sign as `Dec::parse` of its
+    /// text keeps it); beyond a `Dec`'s 77 digits or its exponent's range, `Overflow`.
+    pub fn to_dec(&self) -> Result<Dec, Overflow> {
+        // 18 digits at a time (each step's value within the final one's: no overflow on the way that
+        // the digits one by one would not meet)
+        let mut coefficient = Int::ZERO;
+        for chunk in self.digits.chunks(18) {
+            let value = chunk
+                .iter()
+                .fold(0i128, |value, &digit| value * 10 + i128::from(digit));
+            coefficient = coefficient
+                .checked_mul(Int::from_i128(10i128.pow(chunk.len() as u32)))
+                .and_then(|shifted| shifted.checked_add(Int::from_i128(value)))
+                .ok_or(Overflow)?;
+        }
+        let exponent = i32::try_from(self.exponent).map_err(|_| Overflow)?;
+        Ok(Dec::of(
+            if self.negative {
+                coefficient.negated()
+            } else {
+                coefficient
+            },
+            exponent,
+        ))
     }
 
     /// Read a finite decimal as Python's `str(Decimal)` writes it (`-0E-18`, `1.5E+3`, `-0.00`).
@@ -369,6 +396,42 @@ pub(crate) fn w(text: &str) -> Wide {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wide_decimal_is_the_dec_its_text_reads_as() {
+        for text in [
+            "0",
+            "-0",
+            "0.50",
+            "-0.00",
+            "0E-18",
+            "-0E-18",
+            "1E+1",
+            "1.5E-7",
+            "123.4560",
+            "0E+3",
+            "-98765432109876543210.123456789012345678",
+        ] {
+            let wide = w(text);
+            assert_eq!(
+                wide.to_dec(),
+                Ok(Dec::parse(&wide.to_string()).unwrap()),
+                "{text}"
+            );
+        }
+        let wider = Wide::new(false, vec![9; 78], 0);
+        assert_eq!(wider.to_dec(), Err(Overflow), "78 digits");
+        for count in [17, 18, 19, 36, 37, 77] {
+            let digits: Vec<u8> = (0..count).map(|at| (at * 7 % 10) as u8).collect();
+            let wide = Wide::new(true, digits, -3);
+            assert_eq!(
+                wide.to_dec(),
+                Ok(Dec::parse(&wide.to_string()).unwrap()),
+                "{count} digits"
+            );
+        }
+        assert_eq!(Wide::new(true, vec![1], 1 << 40).to_dec(), Err(Overflow));
+    }
 
     #[test]
     fn text_round_trips_as_python_writes_it() {

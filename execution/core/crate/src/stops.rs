@@ -7,7 +7,7 @@
 //! `set_limit` (the configuration's own validation) and `status` (the valuation's summary) are
 //! the shell's to decide: [`on_control`] answers [`Answer::Shell`] for them.
 
-use std::collections::HashMap;
+use crate::maps::HashMap;
 
 use crate::decide::{
     closing_orders, trading_state_of, RiskEvents, FLATTEN, SYMBOL_HALTED, SYMBOL_RESUMED,

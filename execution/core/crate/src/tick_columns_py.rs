@@ -1,7 +1,7 @@
 //! Decoded ticks as columns for the kernel's rule table (`tickwave.validation.check_ticks`):
 //! conversions only, one pass over the ticks with no Python per field. The rules stay the kernel's.
 
-use std::collections::HashMap;
+use crate::maps::{HashMap, HashMapExt};
 
 use pyo3::intern;
 use pyo3::prelude::*;
