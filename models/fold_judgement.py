@@ -67,7 +67,7 @@ from models.fold_figures import HOLDOUT, NO_POSITION, FoldJudgement, StrategyFig
 from models.results import TrainingResult
 from tickwave.config import Settings
 from tickwave.contracts import Signal, Tick
-from tickwave.instruments import Instrument, convert
+from tickwave.instruments import Instrument, conversion_route, convert_along
 from tickwave.modeling import SignalRules
 from tickwave.money import MONEY_CONTEXT, quantize
 
@@ -85,6 +85,7 @@ def strategy_figures(
     if trading.pnl_account is None:
         raise ValueError(f"the engine backtest cannot value its P&L in {account_currency}: a rate is missing")
     positions: dict[str, Decimal] = {}
+    routes: dict[str, tuple[tuple[float, bool], ...] | None] = {}  # each currency's at the window's last mids
     equity, peak, worst = Decimal(0), Decimal(0), Decimal(0)
     closing = gains = 0
     for fill in fill_pnls(trading.replay.events, instruments):
@@ -95,10 +96,12 @@ def strategy_figures(
             continue  # opened or added to a position: nothing realised
         closing += 1
         gains += fill.realized > 0
-        amount = convert(fill.realized, fill.currency, account_currency, instruments, mids)
-        if amount is None:
+        if fill.currency not in routes:
+            routes[fill.currency] = conversion_route(fill.currency, account_currency, instruments, mids)
+        route = routes[fill.currency]
+        if route is None:
             raise ValueError(f"no rate to convert {fill.symbol}'s {fill.currency} P&L to {account_currency}")
-        equity = MONEY_CONTEXT.add(equity, amount)
+        equity = MONEY_CONTEXT.add(equity, convert_along(fill.realized, route))
         peak = max(peak, equity)
         worst = max(worst, MONEY_CONTEXT.subtract(peak, equity))
     worst = max(worst, MONEY_CONTEXT.subtract(peak, trading.pnl_account))  # what stayed open at the end

@@ -39,6 +39,7 @@ _TICKS_DECODER: Final = msgspec.json.Decoder(list[Tick])
 _TICK_DECODER: Final = msgspec.json.Decoder(Tick)
 _TICK_TIME: Final = attrgetter("time_ms")
 _SIGNAL_TIME: Final = attrgetter("created_at_ms")
+_ONE_LOT: Final = Decimal(1)  # a fill's move is per lot already
 
 
 class ReplayedService(Protocol):
@@ -168,7 +169,7 @@ def fill_pnls(events: Iterable[AnyMessage] | ReplayJournal, instruments: Mapping
     for client_order_id, fill_id, symbol, side, lots, price, moved, _ in _fill_figures(events):
         spec = instruments[symbol]
         result.append(
-            FillPnl(client_order_id, fill_id, symbol, side, lots, price, spec.price_pnl(1, moved), spec.quote)
+            FillPnl(client_order_id, fill_id, symbol, side, lots, price, spec.price_pnl(_ONE_LOT, moved), spec.quote)
         )
     return result
 
