@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from execution.backtest import fill_pnls, instruments_of
+from execution.backtest import collector_paused, fill_pnls, instruments_of
 from models.dataset import Dataset
 from models.engine_backtest import (
     EngineTrading,
@@ -149,12 +149,17 @@ class _Replay:
         return position_signals(self.frame, self.signals_of, self.timeframe, self.model_id, self.model_version)
 
     def run(self, ticks: Sequence[Tick] | None = None) -> tuple[StrategyFigures, str]:
-        """Replay the strategy on the engine; return its figures and its line of the notes."""
-        ticks = holdout_ticks(self.frame, self.timeframe) if ticks is None else ticks
-        # A P&L judgement reads no audit chain: it is not linked (each run's note says so).
-        trading = run_engine(self.settings, ticks, self.signals(), audit_chain=False)
-        instruments, currency = instruments_of(self.settings), self.settings.execution.account_currency
-        return strategy_figures(trading, instruments, currency, self.mids), trading.summary(self.key)
+        """Replay the strategy on the engine; return its figures and its line of the notes.
+
+        The collector paused throughout, as in the replay: the signals, the journal's figures and
+        what they are read into stay alive to the end (its passes took ~0.9 s of a 200,000-row window).
+        """
+        with collector_paused():
+            ticks = holdout_ticks(self.frame, self.timeframe) if ticks is None else ticks
+            # A P&L judgement reads no audit chain: it is not linked (each run's note says so).
+            trading = run_engine(self.settings, ticks, self.signals(), audit_chain=False)
+            instruments, currency = instruments_of(self.settings), self.settings.execution.account_currency
+            return strategy_figures(trading, instruments, currency, self.mids), trading.summary(self.key)
 
 
 def _run(replay: _Replay) -> tuple[StrategyFigures, str]:
