@@ -137,13 +137,13 @@ def position_signals(
     """Return full-strength signals for -1/0/+1 positions (a baseline's), and each symbol's ``holdout-end`` flat."""
     frame_ms = timeframe_seconds(timeframe) * 1000
     signals = []
-    for symbol, start, position in zip(
+    for symbol, start, sign in zip(
         frame["symbol"].astype(str).tolist(),
         frame["bar_start_ms"].to_numpy(np.int64).tolist(),
-        np.asarray(positions).astype(int).tolist(),
+        np.sign(np.asarray(positions).astype(int)).tolist(),
         strict=True,
     ):
-        direction = _DIRECTIONS[int(np.sign(position))]
+        direction = _DIRECTIONS[sign]
         signals.append(
             Signal(
                 signal_id=Signal.make_id(model_id, model_version, symbol, timeframe, start),
@@ -151,7 +151,7 @@ def position_signals(
                 timeframe=timeframe,
                 bar_start_ms=start,
                 direction=direction,
-                strength=1.0 if position else 0.0,
+                strength=1.0 if sign else 0.0,
                 confidence=1.0,
                 model_id=model_id,
                 model_version=model_version,
