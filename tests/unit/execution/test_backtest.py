@@ -8,10 +8,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tickwave_core import ReplayJournal
+from tickwave_core import ReplayJournal, ReplayTimeline
 
 from execution.backtest import count_trades, fill_pnls, replay_session
 from execution.core.limits import RiskLimits
@@ -436,3 +437,33 @@ def test_batch_timeline_when_ticks_break_a_rule_or_spike_then_the_core_accepts_w
     accepted = batch_timeline(QuoteBatch.of_quotes(ticks, "recorded"), [], rules).accepted(spike)
 
     assert accepted == core_timeline(timeline(ticks, []), rules).accepted(spike) == [True, True, False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("order", "valid", "code"),
+    [
+        ([0, 0, 2], [1, 1], 0),  # a tick twice, the other never
+        ([0, 1, 2, 2], [1, 1], 0),  # a signal twice
+        ([0, 1], [1, 1], 0),  # the signal never
+        ([0, 1, 3], [1, 1], 0),  # past the items
+        ([0, -1, 2], [1, 1], 0),  # a negative place
+        ([0, 1, 2], [1], 0),  # a flag short
+        ([0, 1, 2], [1, 1], 1),  # a symbol code outside the symbols
+    ],
+)
+def test_replay_timeline_of_columns_when_the_columns_do_not_name_each_item_once_then_refused(
+    order: list[int], valid: list[int], code: int
+) -> None:
+    batch = QuoteBatch.of_quotes([tick(WEDNESDAY_NOON_MS), tick(WEDNESDAY_NOON_MS + 1)])
+    codes = np.array([0, code], dtype=np.int32)
+    columns = (codes, batch.time_ms, batch.seq, batch.bid, batch.ask, batch.last, batch.volume, batch.flags)
+
+    with pytest.raises(ValueError):
+        ReplayTimeline.of_columns(
+            list(batch.symbols),
+            tuple(column.tobytes() for column in columns),  # type: ignore[arg-type]
+            "",
+            bytes(valid),
+            [signal(0, WEDNESDAY_NOON_MS)],
+            np.array(order, dtype=np.int64).tobytes(),
+        )
