@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from execution.backtest import collector_paused, fill_pnls, instruments_of
+from execution.backtest import collector_paused, fill_moves, instruments_of, realized_of
 from models.dataset import Dataset
 from models.engine_backtest import (
     EngineTrading,
@@ -88,20 +88,23 @@ def strategy_figures(
     routes: dict[str, tuple[tuple[float, bool], ...] | None] = {}  # each currency's at the window's last mids
     equity, peak, worst = Decimal(0), Decimal(0), Decimal(0)
     closing = gains = 0
-    for fill in fill_pnls(trading.replay.events, instruments):
-        held = positions.get(fill.symbol, Decimal(0))
-        signed = fill.lots if fill.side == "buy" else MONEY_CONTEXT.minus(fill.lots)
-        positions[fill.symbol] = MONEY_CONTEXT.add(held, signed)
+    # Each fill's move (fill_pnls' figures): the money of the closing fills alone.
+    for _order, _fill, symbol, side, lots, _price, moved, _opens in fill_moves(trading.replay.events):
+        held = positions.get(symbol, Decimal(0))
+        signed = lots if side == "buy" else MONEY_CONTEXT.minus(lots)
+        positions[symbol] = MONEY_CONTEXT.add(held, signed)
         if not held or (held > 0) == (signed > 0):
             continue  # opened or added to a position: nothing realised
+        spec = instruments[symbol]
+        realized = realized_of(spec, moved)
         closing += 1
-        gains += fill.realized > 0
-        if fill.currency not in routes:
-            routes[fill.currency] = conversion_route(fill.currency, account_currency, instruments, mids)
-        route = routes[fill.currency]
+        gains += realized > 0
+        if spec.quote not in routes:
+            routes[spec.quote] = conversion_route(spec.quote, account_currency, instruments, mids)
+        route = routes[spec.quote]
         if route is None:
-            raise ValueError(f"no rate to convert {fill.symbol}'s {fill.currency} P&L to {account_currency}")
-        equity = MONEY_CONTEXT.add(equity, convert_along(fill.realized, route))
+            raise ValueError(f"no rate to convert {symbol}'s {spec.quote} P&L to {account_currency}")
+        equity = MONEY_CONTEXT.add(equity, convert_along(realized, route))
         peak = max(peak, equity)
         worst = max(worst, MONEY_CONTEXT.subtract(peak, equity))
     worst = max(worst, MONEY_CONTEXT.subtract(peak, trading.pnl_account))  # what stayed open at the end

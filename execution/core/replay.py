@@ -145,8 +145,12 @@ class CoreEvents(Sequence[AnyMessage]):
     __hash__ = None  # type: ignore[assignment]  # mutable cache, compared by content
 
 
-def _fill_figures(events: Iterable[AnyMessage] | ReplayJournal) -> list[FillFigure]:
+def fill_moves(events: Iterable[AnyMessage] | ReplayJournal) -> list[FillFigure]:
     """Return what each fill of ``events`` did to its symbol's book, by the core's walk (``figures``).
+
+    Each as ``(client_order_id, fill_id, symbol, side, lots, price, moved, opens_round_trip)``,
+    ``moved`` the realised P&L in price x lots (:func:`fill_pnls` gives it in money), for readers
+    of many fills that need the money of a few.
 
     Only the orders and fills go to the core (one conversion each); a journal the core holds is read there.
     """
@@ -166,12 +170,17 @@ def fill_pnls(events: Iterable[AnyMessage] | ReplayJournal, instruments: Mapping
     one give the same list exactly when they hold the same fills.
     """
     result: list[FillPnl] = []
-    for client_order_id, fill_id, symbol, side, lots, price, moved, _ in _fill_figures(events):
+    for client_order_id, fill_id, symbol, side, lots, price, moved, _ in fill_moves(events):
         spec = instruments[symbol]
         result.append(
-            FillPnl(client_order_id, fill_id, symbol, side, lots, price, spec.price_pnl(_ONE_LOT, moved), spec.quote)
+            FillPnl(client_order_id, fill_id, symbol, side, lots, price, realized_of(spec, moved), spec.quote)
         )
     return result
+
+
+def realized_of(spec: Instrument, moved: Decimal) -> Decimal:
+    """Return a fill's realised P&L in its instrument's quote currency from its move (:func:`fill_moves`)."""
+    return spec.price_pnl(_ONE_LOT, moved)
 
 
 def count_trades(events: Iterable[AnyMessage] | ReplayJournal) -> int:
@@ -179,7 +188,7 @@ def count_trades(events: Iterable[AnyMessage] | ReplayJournal) -> int:
 
     The engine's rule (:meth:`execution.core.positions.Book.book`): a fill that opens a round trip.
     """
-    return sum(figure[7] for figure in _fill_figures(events))
+    return sum(figure[7] for figure in fill_moves(events))
 
 
 @dataclass(frozen=True)
