@@ -33,10 +33,11 @@ from __future__ import annotations
 import gc
 import logging
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from execution.app import build_service
 from execution.core.engine import Engine
@@ -46,13 +47,17 @@ from execution.core.replay import (
     CoreEvents,
     FillPnl,
     ReplayResult,
+    batch_timeline,
     booked_pnl,
     core_timeline,
     count_trades,
     decoded,
     fill_due,
+    fill_moves,
     fill_pnls,
+    realized_of,
     replay_in_core,
+    start_ms,
     time_of,
     timeline,
 )
@@ -63,15 +68,21 @@ from tickwave.config import Settings
 from tickwave.contracts import AnyMessage, ControlCommand, Message, Signal, Tick, encode
 from tickwave.instruments import Instrument, registry
 from tickwave.money import MONEY_CONTEXT
-from tickwave.validation import SpikeFilter
+from tickwave.validation import QuoteBatch, SpikeFilter, ValidationRules
+
+if TYPE_CHECKING:
+    from tickwave_core import ReplayTimeline
 
 __all__ = [  # with the replay's results and readers from the core, which its callers read here
     "BACKTEST_ACTOR",
     "FillPnl",
     "ReplayResult",
+    "collector_paused",
     "count_trades",
+    "fill_moves",
     "fill_pnls",
     "instruments_of",
+    "realized_of",
     "replay_session",
     "replay_settings",
     "signals_in",
@@ -183,12 +194,27 @@ def replay_session(
             return replay_session(
                 settings, ticks, signals, flatten_at_end=flatten_at_end, state_dir=Path(temporary), fast=False
             )
-    is_collecting, is_decoded = gc.isenabled(), False
-    if fast:
-        gc.disable()  # from the timeline on: its tuples alone took 0.45 s of collections at 200,000 rows, 0.07 without
-        ticks, is_decoded = decoded(ticks)
+    with collector_paused(fast):  # fast: what a replay builds is alive to its end, no garbage to look for
+        if fast:
+            return _replay(settings, *_fast_timeline(ticks, signals), None, flatten_at_end, state_dir, audit_chain)
+        ordered = timeline(ticks, signals)
+        return _replay(
+            settings, time_of(ordered[0]) if ordered else 0, None, ordered, flatten_at_end, state_dir, audit_chain
+        )
+
+
+@contextmanager
+def collector_paused(is_paused: bool = True) -> Iterator[None]:
+    """Pause the garbage collector (when ``is_paused``) for work that builds much and leaves no cycles: a replay.
+
+    Then hand what was built to the collector as old objects (:func:`_hand_over_as_old`) and
+    collect again, when it collected before (nested, the outermost does it).
+    """
+    is_collecting = gc.isenabled()
+    if is_paused:
+        gc.disable()
     try:
-        return _replay(settings, timeline(ticks, signals), flatten_at_end, state_dir, fast, audit_chain, is_decoded)
+        yield
     finally:
         if is_collecting:
             _hand_over_as_old()
@@ -210,20 +236,40 @@ def _hand_over_as_old() -> None:
         gc.unfreeze()
 
 
+def _fast_timeline(
+    ticks: Iterable[Tick], signals: Iterable[Signal]
+) -> tuple[int, Callable[[ValidationRules], ReplayTimeline]]:
+    """Return a fast replay's start and how its timeline becomes the core's values under the service's rules.
+
+    A :class:`~tickwave.validation.QuoteBatch` that decodes as sent goes from its columns
+    (:func:`~execution.core.replay.batch_timeline`); other ticks through one encode and one decode
+    (:func:`~execution.core.replay.decoded`) and the timeline of their objects.
+    """
+    given = list(signals)
+    if type(ticks) is QuoteBatch and ticks.is_decodable():
+        batch = ticks
+        return start_ms(batch, given), lambda rules: batch_timeline(batch, given, rules)
+    decoded_ticks, is_decoded = decoded(ticks)
+    ordered = timeline(decoded_ticks, given)
+    return (time_of(ordered[0]) if ordered else 0), lambda rules: core_timeline(ordered, rules, is_decoded)
+
+
 def _replay(
     settings: Settings,
-    ordered: Sequence[Tick | Signal],
+    at_ms: int,
+    to_core: Callable[[ValidationRules], ReplayTimeline] | None,
+    ordered: Sequence[Tick | Signal] | None,
     flatten_at_end: bool,
     state_dir: Path | None,
-    fast: bool,
     audit_chain: bool,
-    is_decoded: bool,
 ) -> ReplayResult:
-    """Replay ``ordered`` (see :func:`replay_session`); the caller pauses the garbage collector when ``fast``.
+    """Replay from ``at_ms`` (see :func:`replay_session`); the caller pauses the garbage collector when fast.
 
-    ``is_decoded``: the timeline's ticks are decoded already (see :func:`decoded`).
+    ``to_core``: the fast replay's timeline as the core's values, given the service's rules;
+    else ``ordered``, the timeline replayed through the live process's files.
     """
-    clock = ManualClock(time_of(ordered[0]) if ordered else 0)
+    fast = to_core is not None
+    clock = ManualClock(at_ms)
     recorder = _Recorder()
     memory: MemoryJournal | None = None
     if fast:
@@ -240,9 +286,9 @@ def _replay(
     try:
         service.start()
         if fast:
-            assert memory is not None  # chosen above
+            assert memory is not None and to_core is not None  # chosen above
             core = replay_in_core(
-                core_timeline(ordered, service.tick_checks.rules, is_decoded),
+                to_core(service.tick_checks.rules),
                 service.engine,
                 clock,
                 broker,
@@ -256,6 +302,7 @@ def _replay(
             realized_pnl = account_value(realized, broker.account_currency, broker.instruments, mids)
             total_pnl = account_value(total, broker.account_currency, broker.instruments, mids)
         else:
+            assert ordered is not None  # not fast
             for item in ordered:
                 at_ms = time_of(item)
                 fill_due(service, broker, clock, before_ms=at_ms)

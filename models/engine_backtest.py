@@ -48,13 +48,11 @@ from tickwave.config import Settings
 from tickwave.contracts import Direction, OrderFilled, OrderSubmitted, Prediction, Signal, Tick
 from tickwave.modeling import SignalRules
 from tickwave.money import MONEY_CONTEXT, quantize, to_decimal
+from tickwave.validation import QuoteBatch
 
 HOLDOUT_END = "holdout-end"
+_SOURCE = "holdout"  # the holdout's ticks' source
 _DIRECTIONS: dict[int, Direction] = {1: "long", -1: "short", 0: "flat"}
-
-
-def _tick(symbol: str, time_ms: int, bid: float, ask: float) -> Tick:
-    return Tick(symbol=symbol, time_ms=time_ms, seq=0, bid=bid, ask=ask, source="holdout")
 
 
 def _end_signal(symbol: str, timeframe: str, at_ms: int, model_id: str, model_version: int) -> Signal:
@@ -72,24 +70,37 @@ def _end_signal(symbol: str, timeframe: str, at_ms: int, model_id: str, model_ve
     )
 
 
-def holdout_ticks(frame: pd.DataFrame, timeframe: str) -> list[Tick]:
+def holdout_ticks(frame: pd.DataFrame, timeframe: str) -> QuoteBatch:
     """Return one tick per row at its bar's end - 1 ms (close bid/ask), and one after each symbol's last row.
 
     The last one quotes ``next_mid_close`` with the last row's spread, each side computed
-    exactly (decimal) and rounded once to the nearest float.
+    exactly (decimal) and rounded once to the nearest float. The ticks are the frame's columns
+    (a :class:`~tickwave.validation.QuoteBatch`: no Python tick per row unless one is read).
     """
     frame_ms = timeframe_seconds(timeframe) * 1000
-    ticks: list[Tick] = []
-    for symbol, rows in frame.groupby("symbol", sort=True):
+    symbols: list[str] = []
+    codes, times, bids, asks = [], [], [], []
+    for code, (symbol, rows) in enumerate(frame.groupby("symbol", sort=True)):
         rows = rows.sort_values("bar_start_ms", kind="stable")
-        starts = rows["bar_start_ms"].to_numpy(np.int64).tolist()
-        bids, asks = rows["bid_close"].to_numpy(np.float64).tolist(), rows["ask_close"].to_numpy(np.float64).tolist()
-        for start, bid, ask in zip(starts, bids, asks, strict=True):
-            ticks.append(_tick(str(symbol), start + frame_ms - 1, bid, ask))
-        half = MONEY_CONTEXT.divide(MONEY_CONTEXT.subtract(to_decimal(asks[-1]), to_decimal(bids[-1])), 2)
+        starts = rows["bar_start_ms"].to_numpy(np.int64)
+        bid, ask = rows["bid_close"].to_numpy(np.float64), rows["ask_close"].to_numpy(np.float64)
+        half = MONEY_CONTEXT.divide(MONEY_CONTEXT.subtract(to_decimal(float(ask[-1])), to_decimal(float(bid[-1]))), 2)
         mid = to_decimal(float(rows["next_mid_close"].to_numpy(np.float64)[-1]))
-        ticks.append(_tick(str(symbol), starts[-1] + 2 * frame_ms - 1, float(mid - half), float(mid + half)))
-    return ticks
+        symbols.append(str(symbol))
+        codes.append(np.full(len(starts) + 1, code, dtype=np.int32))
+        times.append(np.append(starts + frame_ms - 1, starts[-1] + 2 * frame_ms - 1))
+        bids.append(np.append(bid, float(mid - half)))
+        asks.append(np.append(ask, float(mid + half)))
+    if not symbols:
+        return QuoteBatch((), np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), _SOURCE)
+    return QuoteBatch(
+        tuple(symbols),
+        np.concatenate(codes),
+        np.concatenate(times),
+        np.concatenate(bids),
+        np.concatenate(asks),
+        _SOURCE,
+    )
 
 
 def holdout_signals(
@@ -126,13 +137,13 @@ def position_signals(
     """Return full-strength signals for -1/0/+1 positions (a baseline's), and each symbol's ``holdout-end`` flat."""
     frame_ms = timeframe_seconds(timeframe) * 1000
     signals = []
-    for symbol, start, position in zip(
+    for symbol, start, sign in zip(
         frame["symbol"].astype(str).tolist(),
         frame["bar_start_ms"].to_numpy(np.int64).tolist(),
-        np.asarray(positions).astype(int).tolist(),
+        np.sign(np.asarray(positions).astype(int)).tolist(),
         strict=True,
     ):
-        direction = _DIRECTIONS[int(np.sign(position))]
+        direction = _DIRECTIONS[sign]
         signals.append(
             Signal(
                 signal_id=Signal.make_id(model_id, model_version, symbol, timeframe, start),
@@ -140,7 +151,7 @@ def position_signals(
                 timeframe=timeframe,
                 bar_start_ms=start,
                 direction=direction,
-                strength=1.0 if position else 0.0,
+                strength=1.0 if sign else 0.0,
                 confidence=1.0,
                 model_id=model_id,
                 model_version=model_version,

@@ -251,6 +251,12 @@ def convert(
     to 28 significant digits, half even (the core's ``rounding.rs``).
     """
     route = conversion_route(source, target, instruments, mids)
-    if route is None:
-        return None
+    return None if route is None else convert_along(amount, route)
+
+
+def convert_along(amount: Decimal, route: tuple[tuple[float, bool], ...]) -> Decimal:
+    """Return ``amount`` converted through ``route`` (:func:`conversion_route`'s), as :func:`convert` does.
+
+    For many amounts at the same mids: the route found once.
+    """
     return tickwave_core.convert_amount(amount, route) if route else amount

@@ -45,9 +45,9 @@ reference jumps to the new level; a burst of absurd ticks never moves it.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Final, Protocol, get_args, get_origin, overload
 
 import msgspec
 import numpy as np
@@ -266,6 +266,119 @@ def _fields_struct() -> type[msgspec.Struct]:
     )
 
 
+def _column_struct() -> type[msgspec.Struct]:
+    # Tick's fields with their contract types (bounds included), each a column of them but the
+    # symbol (the distinct symbols) and the source (one for all): what a QuoteBatch's rows must
+    # hold to decode as Ticks, built from Tick itself.
+    columns = {"symbol": "symbols", "source": "source"}
+    return msgspec.defstruct(
+        "QuoteBatchFields",
+        [
+            (columns.get(info.name, info.name), info.type if info.name == "source" else list[info.type])  # type: ignore[name-defined]
+            for info in msgspec.structs.fields(Tick)
+        ],
+        forbid_unknown_fields=True,
+    )
+
+
+class QuoteBatch(Sequence[Tick]):
+    """Quotes of one source as columns (a backtest's ticks), each :class:`~tickwave.contracts.Tick` built when read.
+
+    The rule table reads it as it is (a :class:`TickColumns`); the replay hands its columns to
+    the execution core without a Python tick per row; anything else reads ``Tick``s. ``seq``,
+    ``last``, ``volume`` and ``flags`` are zero. Every row is a tick the contract constructs:
+    a row the value rules flag is built as a ``Tick`` on construction, which raises its error.
+    """
+
+    __slots__ = ("ask", "bid", "flags", "last", "seq", "source", "symbol_code", "symbols", "time_ms", "volume")
+
+    def __init__(
+        self,
+        symbols: tuple[str, ...],
+        symbol_code: npt.NDArray[np.int32],
+        time_ms: npt.NDArray[np.int64],
+        bid: npt.NDArray[np.float64],
+        ask: npt.NDArray[np.float64],
+        source: str = "",
+    ) -> None:
+        self.symbols, self.source = symbols, source
+        self.symbol_code = np.ascontiguousarray(symbol_code, dtype=np.int32)
+        self.time_ms = np.ascontiguousarray(time_ms, dtype=np.int64)
+        self.bid = np.ascontiguousarray(bid, dtype=np.float64)
+        self.ask = np.ascontiguousarray(ask, dtype=np.float64)
+        if not len(self.symbol_code) == len(self.time_ms) == len(self.bid) == len(self.ask):
+            raise ValueError("one symbol code, time, bid and ask per row")
+        if len(self.symbol_code) and not 0 <= self.symbol_code.min() <= self.symbol_code.max() < len(symbols):
+            raise ValueError("a symbol code outside the symbols")
+        self.seq = self.flags = np.zeros(len(self.time_ms), dtype=np.int64)
+        self.last = self.volume = np.zeros(len(self.time_ms), dtype=np.float64)
+        for index in np.flatnonzero(first_broken(self, _VALUE_RULES) >= 0).tolist():
+            self[index]  # the contract raises its own error
+
+    @classmethod
+    def of_quotes(cls, ticks: Sequence[Tick], source: str = "") -> QuoteBatch:
+        """Return the quotes of ``ticks`` (symbol, time, bid, ask) as a batch from ``source``."""
+        symbols = tuple(dict.fromkeys(tick.symbol for tick in ticks))
+        code = {symbol: index for index, symbol in enumerate(symbols)}
+        return cls(
+            symbols,
+            np.array([code[tick.symbol] for tick in ticks], dtype=np.int32),
+            np.array([tick.time_ms for tick in ticks], dtype=np.int64),
+            np.array([tick.bid for tick in ticks], dtype=np.float64),
+            np.array([tick.ask for tick in ticks], dtype=np.float64),
+            source,
+        )
+
+    def is_decodable(self) -> bool:
+        """Whether every row holds what the wire carries (each field within its contract type, as ``decode`` reads it).
+
+        A batch's message is its rows' messages: True when each would decode back to the same
+        tick (the replay then takes the columns as the live process decodes them).
+        """
+        values = {name: getattr(self, name).tolist() for name in ("time_ms", "seq", "bid", "ask", "last", "volume")}
+        try:
+            msgspec.convert(
+                {**values, "flags": self.flags.tolist(), "symbols": list(self.symbols), "source": self.source},
+                _COLUMN_STRUCT,
+            )
+        except msgspec.ValidationError:
+            return False
+        return True
+
+    def __len__(self) -> int:
+        return len(self.time_ms)
+
+    @overload
+    def __getitem__(self, index: int) -> Tick: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Tick]: ...
+    def __getitem__(self, index: int | slice) -> Tick | list[Tick]:
+        if isinstance(index, slice):
+            return [self[at] for at in range(*index.indices(len(self)))]
+        return Tick(
+            symbol=self.symbols[int(self.symbol_code[index])],
+            time_ms=int(self.time_ms[index]),
+            seq=0,
+            bid=float(self.bid[index]),
+            ask=float(self.ask[index]),
+            source=self.source,
+        )
+
+    def __iter__(self) -> Iterator[Tick]:
+        symbols, source = self.symbols, self.source
+        for code, time_ms, bid, ask in zip(
+            self.symbol_code.tolist(), self.time_ms.tolist(), self.bid.tolist(), self.ask.tolist(), strict=True
+        ):
+            yield Tick(symbol=symbols[code], time_ms=time_ms, seq=0, bid=bid, ask=ask, source=source)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(self) == len(other) and all(mine == theirs for mine, theirs in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compared by content
+
+
 @dataclass(frozen=True)
 class _Columns:
     # Ticks' fields as columns (a TickColumns): one message's, or a replay's decoded ticks.
@@ -309,6 +422,7 @@ class _Columns:
 
 
 _decode_fields = msgspec.json.Decoder(_fields_struct()).decode
+_COLUMN_STRUCT: Final = _column_struct()
 
 
 def _broken_rule(tick: Any, raw: bytes, rules: ValidationRules, now_ms: int) -> Rejection | None:
@@ -368,7 +482,7 @@ def check_ticks(
     tick's own ``time_ms``, the replay's clock as it reaches the tick. A rejected tick's
     ``Rejection`` is the one :func:`check_decoded` makes of it (its raw bytes the tick's encoding).
     """
-    rows = _Columns.of_ticks(ticks)
+    rows = ticks if type(ticks) is QuoteBatch else _Columns.of_ticks(ticks)
     now = rows.time_ms if now_ms is None else np.broadcast_to(np.asarray(now_ms, dtype=np.int64), rows.time_ms.shape)
     table = tick_rules(rules.known_symbols, rules.min_time_ms, now + rules.max_tick_lead_ms, rules.bounds)
     failed = first_broken(rows, table)

@@ -8,14 +8,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tickwave_core import ReplayJournal
+from tickwave_core import ReplayJournal, ReplayTimeline
 
 from execution.backtest import count_trades, fill_pnls, replay_session
 from execution.core.limits import RiskLimits
-from execution.core.replay import CoreEvents, core_timeline, timeline
+from execution.core.replay import CoreEvents, batch_timeline, core_timeline, timeline
 from execution.core.valuation import Valuation
 from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick
 from tickwave.clock import ManualClock
@@ -23,7 +24,7 @@ from tickwave.config import Settings, load_settings
 from tickwave.contracts import RiskEvent, Signal, Tick
 from tickwave.instruments import registry
 from tickwave.money import to_decimal
-from tickwave.validation import SpikeFilter
+from tickwave.validation import MIN_TIME_MS, QuoteBatch, SpikeFilter
 
 
 def _settings(tmp_path: Path, paper_broker: dict[str, object] | None = None, **risk: object) -> Settings:
@@ -388,3 +389,81 @@ def test_fast_replay_when_days_roll_over_then_each_trading_day_comes_from_the_ca
     ]
     assert len(result.fills) == 3
     assert asked == []
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        [],
+        [tick(WEDNESDAY_NOON_MS + 130, 1.2)],  # a spike: never a price
+        [tick(WEDNESDAY_NOON_MS + 130, 1.1, symbol="EURSEK")],  # a symbol the settings do not list
+        [tick(MIN_TIME_MS - 1, 1.2)],  # the first, too early: no price, nor the spike filter's reference
+        [tick(WEDNESDAY_NOON_MS + 130, 1.1, symbol="EUR USD")],  # not a symbol the contract holds: as its message
+    ],
+)
+@pytest.mark.parametrize("latency_ms", [0, 250])
+def test_replay_when_ticks_come_as_columns_then_the_same_replay_as_the_ticks_they_hold(
+    tmp_path: Path, odd: list[Tick], latency_ms: int
+) -> None:
+    ticks, signals = _busy_session()
+    ticks = [*ticks[:3], *odd, *ticks[3:]]  # out of time order too
+    config = _settings(tmp_path, {"latency_ms": latency_ms})
+    batch = QuoteBatch.of_quotes(ticks, "recorded")
+
+    from_columns = replay_session(config, batch, signals, flatten_at_end=True)
+    from_ticks = replay_session(config, list(batch), signals, flatten_at_end=True)
+
+    assert from_columns.events == from_ticks.events and from_columns.chain_head == from_ticks.chain_head
+    assert (from_columns.total_pnl, from_columns.positions) == (from_ticks.total_pnl, from_ticks.positions)
+    assert from_columns.denial_counts() == from_ticks.denial_counts()
+    assert from_columns.order_count == from_ticks.order_count > 0
+
+
+def test_batch_timeline_when_ticks_break_a_rule_or_spike_then_the_core_accepts_what_the_service_prices(
+    tmp_path: Path,
+) -> None:
+    start = WEDNESDAY_NOON_MS
+    ticks = [
+        tick(start, 1.1),
+        tick(start + 10, 1.2),  # a spike against 1.1
+        tick(start + 20, 1.1001, symbol="EURSEK"),  # a symbol the settings do not list
+        tick(start - 1, 1.1002),  # out of order
+        tick(start + 30, 1.1002),
+    ]
+    service = make_service(tmp_path, ManualClock(start))
+    rules, spike = service.tick_checks.rules, SpikeFilter.from_settings(service.tick_checks.streams)
+    service.close()
+
+    accepted = batch_timeline(QuoteBatch.of_quotes(ticks, "recorded"), [], rules).accepted(spike)
+
+    assert accepted == core_timeline(timeline(ticks, []), rules).accepted(spike) == [True, True, False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("order", "valid", "code"),
+    [
+        ([0, 0, 2], [1, 1], 0),  # a tick twice, the other never
+        ([0, 1, 2, 2], [1, 1], 0),  # a signal twice
+        ([0, 1], [1, 1], 0),  # the signal never
+        ([0, 1, 3], [1, 1], 0),  # past the items
+        ([0, -1, 2], [1, 1], 0),  # a negative place
+        ([0, 1, 2], [1], 0),  # a flag short
+        ([0, 1, 2], [1, 1], 1),  # a symbol code outside the symbols
+    ],
+)
+def test_replay_timeline_of_columns_when_the_columns_do_not_name_each_item_once_then_refused(
+    order: list[int], valid: list[int], code: int
+) -> None:
+    batch = QuoteBatch.of_quotes([tick(WEDNESDAY_NOON_MS), tick(WEDNESDAY_NOON_MS + 1)])
+    codes = np.array([0, code], dtype=np.int32)
+    columns = (codes, batch.time_ms, batch.seq, batch.bid, batch.ask, batch.last, batch.volume, batch.flags)
+
+    with pytest.raises(ValueError):
+        ReplayTimeline.of_columns(
+            list(batch.symbols),
+            tuple(column.tobytes() for column in columns),  # type: ignore[arg-type]
+            "",
+            bytes(valid),
+            [signal(0, WEDNESDAY_NOON_MS)],
+            np.array(order, dtype=np.int64).tobytes(),
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from bench.backtest import synthetic_holdout
 from models.fold_figures import HOLDOUT, NO_POSITION, folds_table, judged_folds
-from models.fold_judgement import judge_window, judgement_pool
+from models.fold_judgement import _Replay, judge_window, judgement_pool
 from tests.unit.models.test_engine_backtest import ONE_HOT, RULES, _frame, _settings
 
 
@@ -91,3 +92,37 @@ def test_judgement_pool_when_the_window_is_below_the_threshold_then_none(tmp_pat
 
     with judgement_pool(config, rows - 1, 2) as small, judgement_pool(config, rows, 1) as alone:
         assert small is None and alone is None
+
+
+def test_judge_window_when_its_replays_run_then_the_collector_waits_and_collects_again_after(tmp_path: Path) -> None:
+    frame, probabilities = synthetic_holdout(600)
+    config = _settings(tmp_path)
+    replayed: list[int] = []  # the collections that ran while a strategy replayed
+    monitor = _Collections()
+    gc.callbacks.append(monitor)
+    original = _Replay.run
+
+    def counted(replay: _Replay, ticks: object = None) -> object:
+        before = monitor.count
+        result = original(replay, ticks)  # type: ignore[arg-type]
+        replayed.append(monitor.count - before)
+        return result
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_Replay, "run", counted)
+            judge_window(HOLDOUT, frame, probabilities, RULES, config, "1m", ("flat", "last_direction"))
+    finally:
+        gc.callbacks.remove(monitor)
+
+    assert replayed == [0, 0] and gc.isenabled()
+
+
+class _Collections:
+    """Counts the collector's passes (a ``gc.callbacks`` entry)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        self.count += phase == "start"

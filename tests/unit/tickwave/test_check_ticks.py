@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 import pytest
 
 from tickwave.config import SymbolSpec, default_symbols
 from tickwave.contracts import Tick
-from tickwave.validation import MIN_TIME_MS, UINT32_MAX, ValidationRules, check_decoded, check_ticks
+from tickwave.validation import MIN_TIME_MS, UINT32_MAX, QuoteBatch, ValidationRules, check_decoded, check_ticks
 
 NOW_MS = 1_709_539_200_000
 SYMBOLS = {**default_symbols(), "XAUUSD": SymbolSpec(digits=2, tick_size=0.01, price_min=100.0, price_max=1e5)}
@@ -86,3 +87,41 @@ def test_check_ticks_when_none_then_empty() -> None:
     checked = check_ticks([], RULES)
 
     assert len(checked.passed) == 0 and checked.rejections == {}
+
+
+def _quotes(ticks: list[Tick]) -> list[Tick]:
+    """``ticks`` as a batch holds them: the quotes alone (seq, last, volume and flags zero)."""
+    return [Tick(tick.symbol, tick.time_ms, 0, tick.bid, tick.ask) for tick in ticks]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_check_ticks_when_the_ticks_are_columns_then_what_it_gives_for_the_ticks_they_hold(seed: int) -> None:
+    quotes = _quotes(_ticks(seed, 1_000))
+    batch = QuoteBatch.of_quotes(quotes)
+
+    checked, expected = check_ticks(batch, RULES), check_ticks(quotes, RULES)
+
+    assert batch == quotes and batch[5:8] == quotes[5:8] and batch[-1] == quotes[-1]
+    assert checked.passed.tolist() == expected.passed.tolist() and checked.rejections == expected.rejections
+    assert not checked.passed.all(), "the rules refuse some"
+
+
+@pytest.mark.parametrize(
+    ("symbol", "time_ms", "is_decodable"),
+    [("EURUSD", NOW_MS, True), ("EUR USD", NOW_MS, False), ("", NOW_MS, False), ("EURUSD", -1, False)],
+)
+def test_tick_batch_when_a_row_is_not_what_the_wire_carries_then_it_does_not_decode_as_sent(
+    symbol: str, time_ms: int, is_decodable: bool
+) -> None:
+    batch = QuoteBatch.of_quotes([Tick("EURUSD", NOW_MS, 0, 1.1, 1.1001), Tick(symbol, time_ms, 0, 1.1, 1.1001)])
+
+    assert batch.is_decodable() is is_decodable
+
+
+@pytest.mark.parametrize(("bid", "ask"), [(float("nan"), 1.1), (1.1, 1.0), (0.0, 1.1), (1.1, float("inf"))])
+def test_tick_batch_when_a_row_is_no_tick_then_the_contract_s_error_is_raised(bid: float, ask: float) -> None:
+    with pytest.raises(ValueError) as raised:
+        Tick("EURUSD", NOW_MS, 0, bid, ask)
+
+    with pytest.raises(ValueError, match=re.escape(str(raised.value))):
+        QuoteBatch(("EURUSD",), np.zeros(2, np.int32), np.full(2, NOW_MS), np.array([1.1, bid]), np.array([1.2, ask]))

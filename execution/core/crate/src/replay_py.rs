@@ -1,13 +1,15 @@
 //! The replay's Python face: the timeline converted from the shell's ticks and signals once, and the
 //! journal converted back once (`replay.rs` runs between them with no Python per row).
 
+use std::collections::BTreeMap;
+
 use pyo3::exceptions::{PyIndexError, PyKeyError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::chain::GENESIS_HASH;
 use crate::engine_state_py::ReplayEngine;
-use crate::events::{chain_extend, Event};
+use crate::events::{chain_extend, Event, Signal, Tick};
 use crate::events_py::{event_from_py, event_to_py};
 use crate::paper_py::PyPaperVenue;
 use crate::replay::{figures, FiguresError, Item, PaperVenue, Replay, TickChecks};
@@ -51,6 +53,101 @@ impl PyReplayTimeline {
         Ok(PyReplayTimeline { items: converted })
     }
 
+    /// A timeline whose ticks come as columns (`tickwave.validation.QuoteBatch`'s, each native-endian bytes:
+    /// `symbol_code` i32 indexing `symbols`, `time_ms` and `seq` i64, `bid`, `ask`, `last`, `volume` f64,
+    /// `flags` i64; every tick from `source`), with no Python tick per row. `valid`: one byte per tick,
+    /// whether it keeps the stateless rules (0: no). `signals`: the `Signal`s, converted once each. `order`:
+    /// the items in replay order, native-endian i64 (`execution.core.replay.replay_order`'s): below the
+    /// ticks' count a tick's row, from it on a signal's index plus that count.
+    #[staticmethod]
+    #[pyo3(signature = (symbols, columns, source, valid, signals, order))]
+    fn of_columns(
+        symbols: Vec<String>,
+        columns: TickColumnBytes<'_>,
+        source: &str,
+        valid: &[u8],
+        signals: &Bound<'_, PyAny>,
+        order: &[u8],
+    ) -> PyResult<Self> {
+        let (codes, time_ms, seq, bid, ask, last, volume, flags) = columns;
+        let codes = ne_column(codes, i32::from_ne_bytes)?;
+        let time_ms = ne_column(time_ms, i64::from_ne_bytes)?;
+        let seq = ne_column(seq, i64::from_ne_bytes)?;
+        let floats = [bid, ask, last, volume].map(|column| ne_column(column, f64::from_ne_bytes));
+        let [bid, ask, last, volume] = floats;
+        let (bid, ask, last, volume) = (bid?, ask?, last?, volume?);
+        let flags = ne_column(flags, i64::from_ne_bytes)?;
+        let ticks = codes.len();
+        let lengths = [
+            time_ms.len(),
+            seq.len(),
+            bid.len(),
+            ask.len(),
+            last.len(),
+            volume.len(),
+        ];
+        if lengths
+            .iter()
+            .chain([&flags.len(), &valid.len()])
+            .any(|length| *length != ticks)
+        {
+            return Err(PyValueError::new_err("one value per tick in every column"));
+        }
+        let mut converted_signals = Vec::new();
+        for signal in signals.try_iter()? {
+            match event_from_py(&signal?)? {
+                Event::Signal(signal) => converted_signals.push(signal),
+                _ => return Err(PyTypeError::new_err("signals holds Signals")),
+            }
+        }
+        let order = ne_column(order, i64::from_ne_bytes)?;
+        if order.len() != ticks + converted_signals.len() {
+            return Err(PyValueError::new_err(
+                "the order names each tick and signal once",
+            ));
+        }
+        let mut signals: Vec<Option<Signal>> = converted_signals.into_iter().map(Some).collect();
+        let mut is_placed = vec![false; ticks];
+        let mut items = Vec::with_capacity(order.len());
+        for at in order {
+            let at = usize::try_from(at)
+                .map_err(|_| PyValueError::new_err("a negative place in the order"))?;
+            if at < ticks {
+                if std::mem::replace(&mut is_placed[at], true) {
+                    return Err(PyValueError::new_err("the order names a tick twice"));
+                }
+                let symbol = usize::try_from(codes[at])
+                    .ok()
+                    .and_then(|code| symbols.get(code))
+                    .ok_or_else(|| PyValueError::new_err("a symbol code outside the symbols"))?;
+                let tick = Tick {
+                    symbol: symbol.clone(),
+                    time_ms: time_ms[at],
+                    seq: seq[at],
+                    bid: bid[at],
+                    ask: ask[at],
+                    last: last[at],
+                    volume: volume[at],
+                    flags: flags[at],
+                    source: source.to_owned(),
+                };
+                items.push(Item::Tick {
+                    tick,
+                    is_valid: valid[at] != 0,
+                });
+            } else {
+                let signal = signals
+                    .get_mut(at - ticks)
+                    .and_then(Option::take)
+                    .ok_or_else(|| {
+                        PyValueError::new_err("the order names a signal twice or none")
+                    })?;
+                items.push(Item::Signal(signal));
+            }
+        }
+        Ok(PyReplayTimeline { items })
+    }
+
     fn __len__(&self) -> usize {
         self.items.len()
     }
@@ -67,6 +164,32 @@ impl PyReplayTimeline {
             })
             .collect()
     }
+}
+
+/// The columns of `ReplayTimeline.of_columns`: symbol codes, times, sequence numbers, bids, asks, lasts,
+/// volumes, flags.
+type TickColumnBytes<'a> = (
+    &'a [u8],
+    &'a [u8],
+    &'a [u8],
+    &'a [u8],
+    &'a [u8],
+    &'a [u8],
+    &'a [u8],
+    &'a [u8],
+);
+
+/// A column of native-endian values of `N` bytes each.
+fn ne_column<T, const N: usize>(bytes: &[u8], read: fn([u8; N]) -> T) -> PyResult<Vec<T>> {
+    if !bytes.len().is_multiple_of(N) {
+        return Err(PyValueError::new_err(format!(
+            "a column of {N}-byte values"
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(N)
+        .map(|chunk| read(chunk.try_into().expect("chunks of N bytes")))
+        .collect())
 }
 
 /// A fill's figures as the Python facade unpacks them (`ReplayJournal.figures`).
@@ -135,6 +258,25 @@ impl PyReplayJournal {
         Ok(list)
     }
 
+    /// The orders sent and the denials per check (a dict in the checks' order): `figures`' first two parts,
+    /// without booking the fills (what a result reads when it reads no fill).
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<(usize, Bound<'py, PyDict>)> {
+        let mut orders = 0;
+        let mut denials: BTreeMap<&str, usize> = BTreeMap::new();
+        for event in &self.events {
+            match event {
+                Event::OrderSubmitted(_) => orders += 1,
+                Event::OrderDenied(denied) => *denials.entry(&denied.check).or_insert(0) += 1,
+                _ => {}
+            }
+        }
+        let counted = PyDict::new(py);
+        for (check, count) in denials {
+            counted.set_item(check, count)?;
+        }
+        Ok((orders, counted))
+    }
+
     /// What a replay's result reads of the journal, in one pass (`replay.rs`'s `figures`): the orders sent,
     /// the denials per check (a dict in the checks' order) and each fill as `(client_order_id, fill_id,
     /// symbol, side, lots, price, moved, opens_round_trip)`, the amounts `Decimal`s, `moved` the realised
@@ -143,7 +285,23 @@ impl PyReplayJournal {
         &self,
         py: Python<'py>,
     ) -> PyResult<(usize, Bound<'py, PyDict>, Vec<FillFigure>)> {
-        let figures = figures(&self.events).map_err(|error| match error {
+        self.figures_of(py, &self.events)
+    }
+
+    /// The audit chain over the order events from its genesis: `(head, length)`.
+    fn chain(&self) -> (String, i64) {
+        chain_extend(GENESIS_HASH, 0, &self.events)
+    }
+}
+
+impl PyReplayJournal {
+    /// `figures` over `events` (the journal's, or those of it a reader reads).
+    fn figures_of<'py>(
+        &self,
+        py: Python<'py>,
+        events: &[Event],
+    ) -> PyResult<(usize, Bound<'py, PyDict>, Vec<FillFigure>)> {
+        let figures = figures(events).map_err(|error| match error {
             FiguresError::UnknownOrder(id) => PyKeyError::new_err(id),
             FiguresError::NotADecimal(bad) => PyValueError::new_err(format!(
                 "a fill's lots and price must be finite, got {}",
@@ -157,7 +315,7 @@ impl PyReplayJournal {
         }
         let mut fills = Vec::with_capacity(figures.fills.len());
         for fill in &figures.fills {
-            let Event::OrderFilled(filled) = &self.events[fill.at] else {
+            let Event::OrderFilled(filled) = &events[fill.at] else {
                 unreachable!("a fill's figures come from its OrderFilled")
             };
             fills.push((
@@ -172,11 +330,6 @@ impl PyReplayJournal {
             ));
         }
         Ok((figures.orders, denials, fills))
-    }
-
-    /// The audit chain over the order events from its genesis: `(head, length)`.
-    fn chain(&self) -> (String, i64) {
-        chain_extend(GENESIS_HASH, 0, &self.events)
     }
 }
 
