@@ -373,6 +373,18 @@ pub struct PyEngineState {
     decimals: NumberMap<Dec, Py<PyAny>>,
     // During a replay: what the containers above have not taken yet (`flush` writes it at its end).
     deferred: Option<Box<Deferred>>,
+    // After a replay: the orders and decided signals it changed, not yet written (`sync_rows`, on
+    // the first read of either container, or before anything else writes them).
+    rows: Option<Rows>,
+}
+
+/// What a replay changed in the orders and the decided signals (one entry per signal, most of its
+/// containers' rows): written to their containers only when one is read.
+#[derive(Default)]
+struct Rows {
+    // The orders as they were at the start: a place holding another `Arc` at the end moved.
+    orders_at_start: Vec<Option<Arc<engine_state::Order>>>,
+    decided_from: usize,
 }
 
 /// What a replay changed that the Python readers' containers have not taken yet: no Python runs
@@ -381,9 +393,7 @@ pub struct PyEngineState {
 /// would have put it (a new key in the order first changed).
 #[derive(Default)]
 struct Deferred {
-    // The orders as they were at the start: a place holding another `Arc` at the end moved.
-    orders_at_start: Vec<Option<Arc<engine_state::Order>>>,
-    decided_from: usize,
+    rows: Rows,
     // The symbols of the orders sent, in the order first sent (pending lots' new keys).
     sent_symbols: Vec<engine_state::Text>,
     order_times: bool,
@@ -405,8 +415,10 @@ struct Deferred {
 impl Deferred {
     fn new(state: &engine_state::EngineState) -> Deferred {
         Deferred {
-            orders_at_start: state.orders.slots().to_vec(),
-            decided_from: state.decided_len(),
+            rows: Rows {
+                orders_at_start: state.orders.slots().to_vec(),
+                decided_from: state.decided_len(),
+            },
             ..Deferred::default()
         }
     }
@@ -528,6 +540,7 @@ impl PyEngineState {
             market_table: None,
             decimals: NumberMap::default(),
             deferred: None,
+            rows: None,
         })
     }
 
@@ -547,8 +560,9 @@ impl PyEngineState {
 
     /// Every order kept, by client order id, in the order first stored.
     #[getter]
-    fn orders(&self, py: Python<'_>) -> Py<PyDict> {
-        self.orders.clone_ref(py)
+    fn orders(&mut self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        self.sync_rows(py)?;
+        Ok(self.orders.clone_ref(py))
     }
 
     /// Each symbol's FIFO book.
@@ -565,8 +579,9 @@ impl PyEngineState {
 
     /// Signal id -> decided at (ms), in journal order.
     #[getter]
-    fn decided_signals(&self, py: Python<'_>) -> Py<PyDict> {
-        self.decided_signals.clone_ref(py)
+    fn decided_signals(&mut self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        self.sync_rows(py)?;
+        Ok(self.decided_signals.clone_ref(py))
     }
 
     #[getter]
@@ -800,6 +815,7 @@ impl PyEngineState {
     /// and the signals decided before it. Positions, books, realised P&L and working orders are
     /// kept whatever their age; the journal keeps everything.
     fn retire(&mut self, py: Python<'_>, before_ms: i64) -> PyResult<usize> {
+        self.sync_rows(py)?;
         let (retired, signals) = self.state.retire(before_ms);
         let (orders, bookings) = (self.orders.bind(py), self.bookings.bind(py));
         for order in &retired {
@@ -870,7 +886,8 @@ impl PyEngineState {
     }
 
     /// Return the orders the broker may still fill.
-    fn working_orders<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    fn working_orders<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.sync_rows(py)?;
         let orders = self.orders.bind(py);
         let working = PyList::empty(py);
         for order in self.state.working_orders() {
@@ -886,10 +903,11 @@ impl PyEngineState {
     /// The window starts at the earlier of `since_ms` and the oldest order not yet terminal (so
     /// a working order's late fill is still compared).
     fn orders_in_window<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         since_ms: i64,
     ) -> PyResult<(i64, Bound<'py, PyDict>)> {
+        self.sync_rows(py)?;
         let (start_ms, in_window) = self.state.orders_in_window(since_ms);
         let orders = self.orders.bind(py);
         let window = PyDict::new(py);
@@ -1466,33 +1484,22 @@ impl PyEngineState {
     }
 
     /// From now on (a replay), keep what changes from the Python readers' containers until `flush`.
-    fn defer(&mut self) {
+    fn defer(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.sync_rows(py)?;
         if self.deferred.is_none() {
             self.deferred = Some(Box::new(Deferred::new(&self.state)));
         }
+        Ok(())
     }
 
     /// Bring the Python readers' containers in step with the core after `defer`: each changed key
-    /// written once, from the core's values, where writing it at each event would have put it.
+    /// written once, from the core's values, where writing it at each event would have put it; the
+    /// orders and the decided signals when one of them is first read (`Rows`, `sync_rows`).
     fn flush(&mut self, py: Python<'_>) -> PyResult<()> {
         let Some(deferred) = self.deferred.take() else {
             return Ok(());
         };
-        let orders = self.orders.bind(py);
-        for (place, order) in self.state.orders.slots().iter().enumerate() {
-            let Some(order) = order else { continue };
-            let was = deferred.orders_at_start.get(place).and_then(Option::as_ref);
-            if !was.is_some_and(|was| Arc::ptr_eq(was, order)) {
-                let kept = PyOrder {
-                    order: Arc::clone(order),
-                };
-                orders.set_item(&*order.client_order_id, kept)?;
-            }
-        }
-        let decided = self.decided_signals.bind(py);
-        for (signal_id, at_ms) in self.state.decided_since(deferred.decided_from) {
-            decided.set_item(&**signal_id, *at_ms)?;
-        }
+        self.rows = Some(deferred.rows);
         let mut pending: Vec<engine_state::Text> = deferred.sent_symbols.clone();
         for symbol in self.state.pending.keys() {
             first_of(&mut pending, symbol);
@@ -1548,6 +1555,29 @@ impl PyEngineState {
                 mirror.set_item(symbol, to_py(py, amount)?)?;
             }
             self.day_marks = mirror.unbind();
+        }
+        Ok(())
+    }
+
+    /// Write the orders and decided signals a replay changed to their containers (`Rows`).
+    fn sync_rows(&mut self, py: Python<'_>) -> PyResult<()> {
+        let Some(rows) = self.rows.take() else {
+            return Ok(());
+        };
+        let orders = self.orders.bind(py);
+        for (place, order) in self.state.orders.slots().iter().enumerate() {
+            let Some(order) = order else { continue };
+            let was = rows.orders_at_start.get(place).and_then(Option::as_ref);
+            if !was.is_some_and(|was| Arc::ptr_eq(was, order)) {
+                let kept = PyOrder {
+                    order: Arc::clone(order),
+                };
+                orders.set_item(&*order.client_order_id, kept)?;
+            }
+        }
+        let decided = self.decided_signals.bind(py);
+        for (signal_id, at_ms) in self.state.decided_since(rows.decided_from) {
+            decided.set_item(&**signal_id, *at_ms)?;
         }
         Ok(())
     }
@@ -1731,7 +1761,7 @@ impl<'py> ReplayEngine<'py> {
             .getattr(intern!(py, "rules"))?;
         let policy = sizing.cast::<PySizing>()?.get().policy;
         let events = engine.getattr(intern!(py, "events"))?;
-        core.borrow_mut().defer();
+        core.borrow_mut().defer(py)?;
         Ok(ReplayEngine {
             core,
             valuation: engine.getattr(intern!(py, "valuation"))?,
@@ -2019,7 +2049,9 @@ impl PyEngineState {
     /// the others are converted once and applied (`apply_event`).
     fn apply_known(&mut self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = event.py();
-        self.flush(py)?; // the containers in step first, were a replay's changes still kept back
+        // the containers in step first, were a replay's changes still kept back
+        self.flush(py)?;
+        self.sync_rows(py)?;
         let kinds = contracts(py)?;
         let kind = event.get_type();
         let changes_state = [
