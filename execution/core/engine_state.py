@@ -10,10 +10,12 @@ the gate refused and :meth:`EngineState.retire` with the reconciliation's window
 code (:mod:`execution.core.decisions`, :mod:`execution.core.commands`, :mod:`execution.core.stops`,
 :mod:`execution.core.valuation`) only reads it.
 
-The rules and the values are the core's; this class is its facade, compiled with its readers, so
-what they read is a plain attribute: the containers the core keeps in step with its values (the
-orders, books, bookings, the risk view's positions, pending lots, quotes and halts; the
-flash-crash windows are the core's alone) and the scalars the facade copies after each change.
+The rules and the values are the core's; this class is its facade, so what its readers read is a
+plain attribute: the containers the core keeps in step with its values (the books, bookings, the
+risk view's positions, pending lots, quotes and halts; the flash-crash windows are the core's
+alone) and the scalars the facade copies after each change. The orders and the decided signals
+are the core's containers read through a property: after a replay in the core, which writes the
+containers once at its end, those two (a row per order and per signal) are written when first read.
 A derived answer is one call to the core (``working_orders``, ``orders_in_window``,
 ``window_start``, ``status_of``, ``is_decided``), and so is a decision (``decide.rs``).
 """
@@ -82,11 +84,9 @@ class EngineState:
         self._core = core
         self.limits = limits
         self.view: RiskView = core.view
-        self.orders: dict[str, Order] = core.orders
         self.books: dict[str, Book] = core.books
         # What each booked fill did to its position (by fill_id): a redelivered Fill record gets the same figures.
         self.bookings: dict[str, Booking] = core.bookings
-        self.decided_signals: dict[str, int] = core.decided_signals  # signal id -> decided at (ms), in journal order
         self.applied_commands: set[str] = core.applied_commands
         self.stop_denied_at_ms: dict[str, int] = core.stop_denied_at_ms  # protective closes denied (not journaled)
         # Realised P&L per trading day and quote currency (exact); converted only when valued.
@@ -105,6 +105,16 @@ class EngineState:
         self.pnl_revision = 0
         # Bumped by the changes of those that are not ticks (a fill booked, the day's marks).
         self.books_revision = 0
+
+    @property
+    def orders(self) -> dict[str, Order]:
+        """Every order kept, by client order id, in the order first stored."""
+        return self._core.orders  # the core's, brought up to date first after a replay
+
+    @property
+    def decided_signals(self) -> dict[str, int]:
+        """Signal id -> decided at (ms), in journal order."""
+        return self._core.decided_signals  # as ``orders``
 
     # -----------------------------------------------------------------------------------
     # The writers

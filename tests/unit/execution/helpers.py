@@ -6,17 +6,27 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bench.backtest import synthetic_holdout
 from execution.app import build_service
 from execution.core.broker import Broker
 from execution.core.engine import Engine
 from execution.service import ExecutionService
+from models.engine_backtest import holdout_signals, holdout_ticks
 from tickwave.audit_chain import ChainLink
 from tickwave.clock import ManualClock
 from tickwave.config import ExecutionSettings, MarketSettings, RiskSettings, load_settings
 from tickwave.contracts import Message, OrderFilled, OrderSubmitted, RiskEvent, Signal, Tick
+from tickwave.modeling import SignalRules
 
 # A Wednesday, 12:00 UTC: the fx market is open.
 WEDNESDAY_NOON_MS = 1_700_049_600_000
+
+
+def holdout_timeline(rows: int, model_id: str) -> tuple[list[Tick], list[Signal]]:
+    """The benchmark's synthetic holdout of ``rows`` minute bars: its ticks and the signals of ``model_id`` on it."""
+    frame, probabilities = synthetic_holdout(rows)
+    ticks = holdout_ticks(frame, "1m")
+    return ticks, holdout_signals(frame, probabilities, SignalRules(), "1m", model_id, 1)
 
 
 class ListPublisher:

@@ -6,6 +6,7 @@ import dataclasses
 import gc
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -14,11 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tickwave_core import ReplayJournal, ReplayTimeline
 
+from bench.backtest import replay_settings
+from execution import backtest
 from execution.backtest import count_trades, fill_pnls, replay_session
+from execution.core.engine import Engine
+from execution.core.engine_state import EngineState
 from execution.core.limits import RiskLimits
-from execution.core.replay import CoreEvents, batch_timeline, core_timeline, timeline
+from execution.core.replay import CoreEvents, CoreReplay, batch_timeline, core_timeline, replay_in_core, timeline
 from execution.core.valuation import Valuation
-from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, make_service, signal, tick
+from tests.unit.execution.helpers import WEDNESDAY_NOON_MS, holdout_timeline, make_service, signal, tick
 from tickwave.clock import ManualClock
 from tickwave.config import Settings, load_settings
 from tickwave.contracts import RiskEvent, Signal, Tick
@@ -467,3 +472,52 @@ def test_replay_timeline_of_columns_when_the_columns_do_not_name_each_item_once_
             [signal(0, WEDNESDAY_NOON_MS)],
             np.array(order, dtype=np.int64).tobytes(),
         )
+
+
+def _containers(state: EngineState) -> dict[str, object]:
+    """What a reader of an engine state's containers gets, in their orders."""
+    view = state.view
+    return {
+        "orders": list(state.orders.items()),
+        "bookings": list(state.bookings.items()),
+        "decided_signals": list(state.decided_signals.items()),
+        "applied_commands": sorted(state.applied_commands),
+        "realized_by_day": [(day, list(amounts.items())) for day, amounts in state.realized_by_day.items()],
+        "books": [(symbol, book.lots) for symbol, book in state.books.items()],
+        "day_marks": list(state.day_marks.items()),
+        "marked_day": state.marked_day,
+        "defects": list(state.defects),
+        "positions": list(view.positions.items()),
+        "pending": list(view.pending.items()),
+        "halted_symbols": sorted(view.halted_symbols),
+        "order_times_ms": list(view.order_times_ms),
+        "consecutive_rejects": view.consecutive_rejects,
+        "trading_state": view.trading_state,
+        "revisions": (state.pnl_revision, state.books_revision),
+    }
+
+
+def test_fast_replay_when_it_ends_then_the_engines_containers_hold_what_its_journal_applied_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The core's replay keeps the state's Python containers back until its end: they then read as event by event."""
+    ticks, signals = holdout_timeline(3_000, "containers")
+    engines: list[Engine] = []
+
+    def kept(*args: Any) -> CoreReplay:
+        engines.append(args[1])
+        return replay_in_core(*args)
+
+    monkeypatch.setattr(backtest, "replay_in_core", kept)
+    result = replay_session(replay_settings(tmp_path), ticks, signals, fast=True, flatten_at_end=True)
+    (engine,) = engines
+    rebuilt = EngineState(engine.state.limits)
+    for event in result.events:
+        rebuilt.apply(event)
+
+    replayed, applied = _containers(engine.state), _containers(rebuilt)
+    assert len(replayed["orders"]) > 50 and len(replayed["bookings"]) > 50  # type: ignore[arg-type]
+    assert {key: value for key, value in replayed.items() if key != "revisions"} == {
+        key: value for key, value in applied.items() if key != "revisions"
+    }
+    assert engine.state.books_revision == rebuilt.books_revision

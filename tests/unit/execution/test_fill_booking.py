@@ -20,19 +20,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.backtest import replay_settings, synthetic_holdout
+from bench.backtest import replay_settings
 from execution.backtest import replay_session
 from execution.core.broker import BrokerFill, fill_events
 from execution.core.engine import Engine
 from execution.core.limits import RiskLimits
 from execution.core.positions import Book
 from execution.core.sizing import SizingPolicy
-from models.engine_backtest import holdout_signals, holdout_ticks
 from tests.unit.execution.helpers import (
     ALWAYS_OPEN,
     WEDNESDAY_NOON_MS,
     ListPublisher,
     execution_settings,
+    holdout_timeline,
     make_service,
     signal,
     tick,
@@ -41,7 +41,6 @@ from tickwave.clock import ManualClock
 from tickwave.config import SymbolSpec
 from tickwave.contracts import Fill, Message, OrderFilled, OrderSubmitted, decode, encode
 from tickwave.instruments import instrument_for
-from tickwave.modeling import SignalRules
 from tickwave.money import to_decimal
 from tickwave.warehouse.tables import FILLS, row_for, to_arrow
 
@@ -333,9 +332,7 @@ def test_fast_replay_when_fills_are_booked_then_the_core_books_them_without_the_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The replay loop books each fill group in the core: the Python engine's ``booked`` never sees a fill."""
-    frame, probabilities = synthetic_holdout(1_500)
-    ticks = holdout_ticks(frame, "1m")
-    signals = holdout_signals(frame, probabilities, SignalRules(), "1m", "booking", 1)
+    ticks, signals = holdout_timeline(1_500, "booking")
     calls: list[int] = []
     python_booked = Engine.booked
 

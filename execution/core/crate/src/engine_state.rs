@@ -249,6 +249,12 @@ impl Orders {
         self.slots.iter().flatten().map(|order| &**order)
     }
 
+    /// Each place's order in the order first stored (a let-go one: None). A moved order is
+    /// another `Arc` in its place, so a copy of this slice tells later which orders moved since.
+    pub fn slots(&self) -> &[Option<Arc<Order>>] {
+        &self.slots
+    }
+
     fn put(&mut self, order: Order) {
         match self.places.get(&order.client_order_id) {
             Some(&place) => self.slots[place] = Some(Arc::new(order)),
@@ -785,6 +791,16 @@ impl EngineState {
     /// Whether a signal was decided (and not let go).
     pub fn is_decided(&self, signal_id: &str) -> bool {
         self.decided_ids.contains(signal_id)
+    }
+
+    /// How many signals are kept decided (`decided_since`'s start for what comes next).
+    pub fn decided_len(&self) -> usize {
+        self.decided.len()
+    }
+
+    /// The signals decided (id, at ms) from the `from`-th kept on, in journal order.
+    pub fn decided_since(&self, from: usize) -> impl Iterator<Item = &(Text, i64)> {
+        self.decided.iter().skip(from)
     }
 
     /// The signals decided, in journal order.

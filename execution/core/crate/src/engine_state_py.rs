@@ -5,7 +5,8 @@
 //! still in Python reads the state through containers this face keeps in step with the core's
 //! values after each change (the orders, books, bookings, the risk view's positions, pending lots,
 //! halts and quotes; the flash-crash windows are the core's alone): a read costs what a dict lookup costs, and only the core
-//! writes them.
+//! writes them. During a replay in the core (`ReplayEngine`), no Python reads them: they are
+//! written once, at its end (`Deferred`, `PyEngineState::flush`).
 
 use crate::maps::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
@@ -370,6 +371,126 @@ pub struct PyEngineState {
     market_table: Option<(Py<PyAny>, Arc<MarketTable>)>,
     // Python `Decimal`s made, by value (a cache: amounts repeat, and a `Decimal` is immutable).
     decimals: NumberMap<Dec, Py<PyAny>>,
+    // During a replay: what the containers above have not taken yet (`flush` writes it at its end).
+    deferred: Option<Box<Deferred>>,
+    // After a replay: the orders and decided signals it changed, not yet written (`sync_rows`, on
+    // the first read of either container, or before anything else writes them).
+    rows: Option<Rows>,
+}
+
+/// What a replay changed in the orders and the decided signals (one entry per signal, most of its
+/// containers' rows): written to their containers only when one is read.
+#[derive(Default)]
+struct Rows {
+    // The orders as they were at the start: a place holding another `Arc` at the end moved.
+    orders_at_start: Vec<Option<Arc<engine_state::Order>>>,
+    decided_from: usize,
+}
+
+/// What a replay changed that the Python readers' containers have not taken yet: no Python runs
+/// that reads them while `replay_engine` runs, so they are written once, at its end
+/// (`PyEngineState::flush`), from the core's values, each key where writing it event by event
+/// would have put it (a new key in the order first changed).
+#[derive(Default)]
+struct Deferred {
+    rows: Rows,
+    // The symbols of the orders sent, in the order first sent (pending lots' new keys).
+    sent_symbols: Vec<engine_state::Text>,
+    order_times: bool,
+    // Each fill's booking (or None) in the order applied, and where each fill id (the venue's
+    // digest, `ids.rs`) is in it.
+    bookings: Vec<(String, Option<Booking>)>,
+    booking_at: HashMap<String, usize>,
+    // The symbols of the fills, in the order first filled (books and positions).
+    filled_symbols: Vec<engine_state::Text>,
+    // Each (trading day, currency) with realised P&L, in the order first booked.
+    realized: Vec<(String, String)>,
+    rejects: bool,
+    trading_state: bool,
+    halts: Vec<String>,
+    commands: Vec<String>,
+    marks: Option<Vec<(String, Dec)>>,
+}
+
+impl Deferred {
+    fn new(state: &engine_state::EngineState) -> Deferred {
+        Deferred {
+            rows: Rows {
+                orders_at_start: state.orders.slots().to_vec(),
+                decided_from: state.decided_len(),
+            },
+            ..Deferred::default()
+        }
+    }
+
+    /// Note `change`, made by applying `event` (`ahead`: the fill's booking made ahead, taken).
+    fn note(
+        &mut self,
+        state: &engine_state::EngineState,
+        event: &Event,
+        change: Change,
+        ahead: Option<Ahead>,
+    ) {
+        match change {
+            Change::Submitted { .. } => {
+                if let Some(header) = order_header(event) {
+                    first_of(&mut self.sent_symbols, header.symbol.as_str());
+                }
+                self.order_times = true;
+            }
+            Change::Answered {
+                booking, realized, ..
+            } => {
+                let Event::OrderFilled(filled) = event else {
+                    return;
+                };
+                let kept = match (ahead, booking) {
+                    (Some(ahead), _) => Some(ahead.offer.booking),
+                    (None, booking) => booking.map(|booking| *booking),
+                };
+                self.booking_at
+                    .insert(filled.fill_id.clone(), self.bookings.len());
+                self.bookings.push((filled.fill_id.clone(), kept));
+                if let Some(order) = state.orders.get(&filled.header.client_order_id) {
+                    first_of(&mut self.filled_symbols, &order.symbol);
+                }
+                if let Some((day, currency, _)) = realized {
+                    if !self
+                        .realized
+                        .iter()
+                        .any(|(d, c)| *d == day && *c == currency)
+                    {
+                        self.realized.push((day, currency));
+                    }
+                }
+            }
+            Change::Rollover { marks } => self.marks = Some(marks),
+            Change::TradingState => self.trading_state = true,
+            Change::SymbolHalted { .. } => {
+                if let Event::RiskEvent(risk) = event {
+                    self.halts.push(risk.symbol.clone());
+                }
+            }
+            Change::Command => {
+                if let Event::ControlCommand(command) = event {
+                    self.commands.push(command.command_id.clone());
+                }
+            }
+            Change::Unchanged | Change::Denied { .. } | Change::Nothing => {}
+        }
+    }
+
+    /// The booking of a fill applied since the start (None inside: applied without one).
+    fn booking(&self, fill_id: &str) -> Option<&Option<Booking>> {
+        self.booking_at.get(fill_id).map(|&at| &self.bookings[at].1)
+    }
+}
+
+/// Keep `symbol` in `symbols` (a few), where it first came.
+fn first_of(symbols: &mut Vec<engine_state::Text>, symbol: &str) {
+    if !symbols.iter().any(|known| **known == *symbol) {
+        symbols.push(symbol.into());
+    }
 }
 
 fn dict_of<'py>(view: &Bound<'py, PyAny>, name: &str) -> PyResult<Py<PyDict>> {
@@ -418,6 +539,8 @@ impl PyEngineState {
             ahead: HashMap::new(),
             market_table: None,
             decimals: NumberMap::default(),
+            deferred: None,
+            rows: None,
         })
     }
 
@@ -437,8 +560,9 @@ impl PyEngineState {
 
     /// Every order kept, by client order id, in the order first stored.
     #[getter]
-    fn orders(&self, py: Python<'_>) -> Py<PyDict> {
-        self.orders.clone_ref(py)
+    fn orders(&mut self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        self.sync_rows(py)?;
+        Ok(self.orders.clone_ref(py))
     }
 
     /// Each symbol's FIFO book.
@@ -455,8 +579,9 @@ impl PyEngineState {
 
     /// Signal id -> decided at (ms), in journal order.
     #[getter]
-    fn decided_signals(&self, py: Python<'_>) -> Py<PyDict> {
-        self.decided_signals.clone_ref(py)
+    fn decided_signals(&mut self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        self.sync_rows(py)?;
+        Ok(self.decided_signals.clone_ref(py))
     }
 
     #[getter]
@@ -690,6 +815,7 @@ impl PyEngineState {
     /// and the signals decided before it. Positions, books, realised P&L and working orders are
     /// kept whatever their age; the journal keeps everything.
     fn retire(&mut self, py: Python<'_>, before_ms: i64) -> PyResult<usize> {
+        self.sync_rows(py)?;
         let (retired, signals) = self.state.retire(before_ms);
         let (orders, bookings) = (self.orders.bind(py), self.bookings.bind(py));
         for order in &retired {
@@ -760,7 +886,8 @@ impl PyEngineState {
     }
 
     /// Return the orders the broker may still fill.
-    fn working_orders<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    fn working_orders<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.sync_rows(py)?;
         let orders = self.orders.bind(py);
         let working = PyList::empty(py);
         for order in self.state.working_orders() {
@@ -776,10 +903,11 @@ impl PyEngineState {
     /// The window starts at the earlier of `since_ms` and the oldest order not yet terminal (so
     /// a working order's late fill is still compared).
     fn orders_in_window<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         since_ms: i64,
     ) -> PyResult<(i64, Bound<'py, PyDict>)> {
+        self.sync_rows(py)?;
         let (start_ms, in_window) = self.state.orders_in_window(since_ms);
         let orders = self.orders.bind(py);
         let window = PyDict::new(py);
@@ -1069,6 +1197,7 @@ impl PyEngineState {
             _ => None,
         };
         let (order_before, rejects_before) = match &converted {
+            _ if self.deferred.is_some() => (None, self.state.consecutive_rejects),
             Event::OrderAccepted(_)
             | Event::OrderRejected(_)
             | Event::OrderFilled(_)
@@ -1106,6 +1235,19 @@ impl PyEngineState {
             Ok(change) => change,
             Err(refusal) => return Ok(Err(refusal)),
         };
+        if let Some(deferred) = self.deferred.as_mut() {
+            let changed = !matches!(change, Change::Unchanged);
+            if let Change::Answered {
+                defect: Some(defect),
+                ..
+            } = &change
+            {
+                self.defects.bind(py).append(defect)?;
+            }
+            deferred.rejects |= self.state.consecutive_rejects != rejects_before;
+            deferred.note(&self.state, converted, change, ahead);
+            return Ok(Ok(changed));
+        }
         match change {
             Change::Unchanged => return Ok(Ok(false)),
             Change::Submitted { newly_decided } => {
@@ -1238,7 +1380,11 @@ impl PyEngineState {
     /// as kept); the fills it offers are kept booked ahead (the latest offers only).
     fn book_group(&mut self, py: Python<'_>, events: Vec<Event>) -> PyResult<Vec<Event>> {
         let bookings = self.bookings.bind(py);
+        let deferred = self.deferred.as_deref();
         let earlier = |fill_id: &str| -> Option<Booking> {
+            if let Some(kept) = deferred.and_then(|deferred| deferred.booking(fill_id)) {
+                return kept.clone();
+            }
             let kept = bookings.get_item(fill_id).ok()??;
             let kept = kept.cast::<PyBooking>().ok()?.get();
             let amount = |value: &Py<PyAny>| to_dec(value.bind(py)).ok();
@@ -1335,6 +1481,105 @@ impl PyEngineState {
             held.lots = Some(lots.clone_ref(py));
         }
         self.positions.bind(py).set_item(symbol, lots)
+    }
+
+    /// From now on (a replay), keep what changes from the Python readers' containers until `flush`.
+    fn defer(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.sync_rows(py)?;
+        if self.deferred.is_none() {
+            self.deferred = Some(Box::new(Deferred::new(&self.state)));
+        }
+        Ok(())
+    }
+
+    /// Bring the Python readers' containers in step with the core after `defer`: each changed key
+    /// written once, from the core's values, where writing it at each event would have put it; the
+    /// orders and the decided signals when one of them is first read (`Rows`, `sync_rows`).
+    fn flush(&mut self, py: Python<'_>) -> PyResult<()> {
+        let Some(deferred) = self.deferred.take() else {
+            return Ok(());
+        };
+        self.rows = Some(deferred.rows);
+        let mut pending: Vec<engine_state::Text> = deferred.sent_symbols.clone();
+        for symbol in self.state.pending.keys() {
+            first_of(&mut pending, symbol);
+        }
+        for symbol in &pending {
+            self.mirror_pending(py, symbol)?;
+        }
+        if deferred.order_times {
+            let times = self.order_times_ms.bind(py);
+            times.call_method0(intern!(py, "clear"))?;
+            let kept: Vec<i64> = self.state.order_times_ms.iter().copied().collect();
+            times.call_method1(intern!(py, "extend"), (kept,))?;
+        }
+        for symbol in &deferred.filled_symbols {
+            self.mirror_book(py, symbol)?;
+        }
+        for (fill_id, kept) in deferred.bookings {
+            let kept = match kept {
+                Some(booking) => self.py_booking(py, booking)?,
+                None => py.None(),
+            };
+            self.bookings.bind(py).set_item(fill_id, kept)?;
+        }
+        for (day, currency) in &deferred.realized {
+            let total = self.state.realized_by_day[day][currency];
+            self.mirror_realized(py, day, currency, total)?;
+        }
+        let view = self.view.bind(py);
+        if deferred.trading_state {
+            view.setattr(intern!(py, "trading_state"), &self.state.trading_state)?;
+        }
+        if deferred.trading_state || deferred.rejects {
+            view.setattr(
+                intern!(py, "consecutive_rejects"),
+                self.state.consecutive_rejects,
+            )?;
+        }
+        let halted = self.halted_symbols.bind(py);
+        for symbol in &deferred.halts {
+            if self.state.halted_symbols.contains(symbol) {
+                halted.add(symbol)?;
+            } else {
+                halted.discard(symbol)?;
+            }
+        }
+        let applied = self.applied_commands.bind(py);
+        for command_id in &deferred.commands {
+            applied.add(command_id)?;
+        }
+        if let Some(marks) = deferred.marks {
+            let mirror = PyDict::new(py);
+            for (symbol, amount) in marks {
+                mirror.set_item(symbol, to_py(py, amount)?)?;
+            }
+            self.day_marks = mirror.unbind();
+        }
+        Ok(())
+    }
+
+    /// Write the orders and decided signals a replay changed to their containers (`Rows`).
+    fn sync_rows(&mut self, py: Python<'_>) -> PyResult<()> {
+        let Some(rows) = self.rows.take() else {
+            return Ok(());
+        };
+        let orders = self.orders.bind(py);
+        for (place, order) in self.state.orders.slots().iter().enumerate() {
+            let Some(order) = order else { continue };
+            let was = rows.orders_at_start.get(place).and_then(Option::as_ref);
+            if !was.is_some_and(|was| Arc::ptr_eq(was, order)) {
+                let kept = PyOrder {
+                    order: Arc::clone(order),
+                };
+                orders.set_item(&*order.client_order_id, kept)?;
+            }
+        }
+        let decided = self.decided_signals.bind(py);
+        for (signal_id, at_ms) in self.state.decided_since(rows.decided_from) {
+            decided.set_item(&**signal_id, *at_ms)?;
+        }
+        Ok(())
     }
 }
 
@@ -1516,6 +1761,7 @@ impl<'py> ReplayEngine<'py> {
             .getattr(intern!(py, "rules"))?;
         let policy = sizing.cast::<PySizing>()?.get().policy;
         let events = engine.getattr(intern!(py, "events"))?;
+        core.borrow_mut().defer(py)?;
         Ok(ReplayEngine {
             core,
             valuation: engine.getattr(intern!(py, "valuation"))?,
@@ -1567,18 +1813,25 @@ impl<'py> ReplayEngine<'py> {
         Ok(())
     }
 
-    /// Bring the facade's copies the replay did not keep in step up to date (the view's latest ticks,
-    /// the P&L revision) and let go of the calendar's table.
+    /// Bring the facade's copies the replay did not keep in step up to date (its containers, the
+    /// view's latest ticks, the revisions, the day's marks) and let go of the calendar's table.
     pub(crate) fn synced(&mut self) -> PyResult<()> {
         let py = self.core.py();
         let mut core = self.core.borrow_mut();
         core.market_table = None;
+        core.flush(py)?;
         let last_ticks = core.last_ticks.bind(py);
         for (symbol, tick) in self.last_ticks.drain(..) {
             last_ticks.set_item(symbol, event_to_py(py, &Event::Tick(tick))?)?;
         }
-        self.facade
-            .setattr(intern!(py, "pnl_revision"), core.state.pnl_revision)
+        let facade = &self.facade;
+        let known: i64 = facade.getattr(intern!(py, "books_revision"))?.extract()?;
+        if core.state.books_revision != known {
+            facade.setattr(intern!(py, "books_revision"), core.state.books_revision)?;
+            facade.setattr(intern!(py, "marked_day"), &core.state.marked_day)?;
+            facade.setattr(intern!(py, "day_marks"), core.day_marks.clone_ref(py))?;
+        }
+        facade.setattr(intern!(py, "pnl_revision"), core.state.pnl_revision)
     }
 
     /// The trading day of `at_ms` as the valuation keys it (its ISO text): the calendar's table's, or the valuation's.
@@ -1701,22 +1954,6 @@ impl<'py> ReplayEngine<'py> {
         if !self.core.borrow_mut().apply_event(py, None, event)? {
             return Ok(Vec::new());
         }
-        let ((pnl_revision, books_revision), marked_day, day_marks) = {
-            let core = self.core.borrow();
-            (
-                core.revisions(),
-                core.state.marked_day.clone(),
-                core.day_marks.clone_ref(py),
-            )
-        };
-        let facade = &self.facade;
-        let known: i64 = facade.getattr(intern!(py, "books_revision"))?.extract()?;
-        if books_revision != known {
-            facade.setattr(intern!(py, "books_revision"), books_revision)?;
-            facade.setattr(intern!(py, "marked_day"), marked_day)?;
-            facade.setattr(intern!(py, "day_marks"), day_marks)?;
-        }
-        facade.setattr(intern!(py, "pnl_revision"), pnl_revision)?;
         let at_ms = match event {
             Event::OrderFilled(filled) => filled.header.event_at_ms,
             Event::OrderRejected(rejected) => rejected.header.event_at_ms,
@@ -1730,10 +1967,14 @@ impl<'py> ReplayEngine<'py> {
 }
 
 impl Drop for ReplayEngine<'_> {
-    /// The calendar's table was for this replay only.
+    /// The calendar's table was for this replay only; the containers are brought in step with
+    /// the core even when the replay ended in an error.
     fn drop(&mut self) {
         if let Ok(mut core) = self.core.try_borrow_mut() {
             core.market_table = None;
+            if let Err(error) = core.flush(self.core.py()) {
+                error.write_unraisable(self.core.py(), None);
+            }
         }
     }
 }
@@ -1808,6 +2049,9 @@ impl PyEngineState {
     /// the others are converted once and applied (`apply_event`).
     fn apply_known(&mut self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = event.py();
+        // the containers in step first, were a replay's changes still kept back
+        self.flush(py)?;
+        self.sync_rows(py)?;
         let kinds = contracts(py)?;
         let kind = event.get_type();
         let changes_state = [
