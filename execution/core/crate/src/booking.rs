@@ -168,39 +168,9 @@ mod tests {
     use super::*;
     use crate::engine_state::Order;
     use crate::events::{Fill, OrderHeader, Side};
-    use crate::gate::{Quote, Spec};
+    use crate::fixtures;
+    use crate::gate::Quote;
     use crate::lifecycle::Status;
-    use crate::rounding::w;
-
-    fn limits() -> Limits {
-        let spec = |base: &str, quote: &str| Spec {
-            contract_size: 100_000.0,
-            base: base.to_owned(),
-            quote: quote.to_owned(),
-        };
-        Limits {
-            allowed_symbols: HashSet::new(),
-            signal_ttl_ms: 0,
-            max_order_lots: 0.0,
-            max_position_lots: 0.0,
-            max_gross_exposure: w("0"),
-            instruments: HashMap::from_iter([
-                ("USDJPY".to_owned(), spec("USD", "JPY")),
-                ("EURUSD".to_owned(), spec("EUR", "USD")),
-            ]),
-            account_currency: "USD".to_owned(),
-            max_tick_age_ms: 0,
-            price_collar_bps: 0.0,
-            max_orders_per_second: 0,
-            daily_loss_limit: w("0"),
-            daily_loss_action: String::new(),
-            max_consecutive_rejects: 0,
-            flash_crash_pct: 0.0,
-            flash_crash_window_ms: 0,
-            signal_timeframe: String::new(),
-            signal_timeframes: HashMap::new(),
-        }
-    }
 
     fn state_with(orders: &[(&str, &str, &str)]) -> EngineState {
         let mut state = EngineState::new();
@@ -226,43 +196,13 @@ mod tests {
     }
 
     fn fill_of(cid: &str, symbol: &str, fill_id: &str, price: f64) -> [Event; 2] {
-        let filled = OrderFilled {
-            header: OrderHeader {
-                client_order_id: cid.into(),
-                signal_id: format!("s-{cid}"),
-                symbol: symbol.into(),
-                model_id: "m".into(),
-                model_version: 1,
-                event_at_ms: 1,
-            },
-            fill_id: fill_id.into(),
-            fill_price: price,
-            fill_lots: 1.0,
-            cumulative_lots: 1.0,
-            is_final: true,
-        };
-        let record = Fill {
-            fill_id: fill_id.into(),
+        let header = OrderHeader {
             client_order_id: cid.into(),
             signal_id: format!("s-{cid}"),
-            symbol: symbol.into(),
-            side: Side::Buy,
-            price,
-            quantity_lots: 1.0,
-            commission: 0.0,
-            filled_at_ms: 1,
-            model_id: "m".into(),
-            model_version: 1,
-            broker_deal_id: String::new(),
-            position_before_lots: None,
-            position_after_lots: None,
-            entry_value_after: None,
-            realized_pnl_quote: None,
-            realized_pnl_account: None,
-            round_trip_id: None,
-            opens_round_trip_id: None,
+            event_at_ms: 1,
+            ..fixtures::header(0, symbol)
         };
-        [Event::OrderFilled(filled), Event::Fill(Box::new(record))]
+        fixtures::filled(header, Side::Buy, 1.0, price, fill_id)
     }
 
     fn record(event: &Event) -> &Fill {
@@ -285,7 +225,7 @@ mod tests {
             .into_iter()
             .chain(fill_of("c2", "USDJPY", "f2", 149.5))
             .collect();
-        let (out, offers) = booked(&state, &limits(), group, &|_| None).unwrap();
+        let (out, offers) = booked(&state, &fixtures::limits(), group, &|_| None).unwrap();
         assert!(
             offers.is_empty(),
             "two fills of a symbol: none offered ahead"
@@ -314,15 +254,18 @@ mod tests {
     ) {
         let state = state_with(&[("c1", "USDJPY", "sell")]);
         let group = fill_of("c1", "USDJPY", "f1", 150.0).to_vec();
-        let (out, offers) = booked(&state, &limits(), group, &|_| None).unwrap();
+        let (out, offers) = booked(&state, &fixtures::limits(), group, &|_| None).unwrap();
         assert_eq!(offers.len(), 1);
         assert_eq!(offers[0].book.lots.to_string(), "-1.0");
         let opening = record(&out[1]);
         assert_eq!(opening.realized_pnl_quote.unwrap().to_string(), "0.0");
         assert_eq!(opening.realized_pnl_account, Some(Some(Dec::ZERO)));
-        let (later, _) = booked(&state, &limits(), vec![out[1].clone()], &|fill_id| {
-            (fill_id == "f1").then(|| offers[0].booking.clone())
-        })
+        let (later, _) = booked(
+            &state,
+            &fixtures::limits(),
+            vec![out[1].clone()],
+            &|fill_id| (fill_id == "f1").then(|| offers[0].booking.clone()),
+        )
         .unwrap();
         assert_eq!(
             record(&later[0]).position_after_lots,

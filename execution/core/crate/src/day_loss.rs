@@ -382,11 +382,10 @@ impl DayLoss for KnownDay {
 
 #[cfg(test)]
 mod tests {
-    use crate::maps::{HashMapExt, HashSet, HashSetExt};
-
     use super::*;
     use crate::engine_state::Context;
-    use crate::events::{Event, OrderHeader, OrderSubmitted, OrderType, Side};
+    use crate::events::{Event, OrderSubmitted, OrderType, Side};
+    use crate::fixtures;
     use crate::gate::{Quote, Spec};
     use crate::rates::QuoteRates;
 
@@ -403,38 +402,8 @@ mod tests {
         }
     }
 
-    fn spec(base: &str, quote: &str) -> Spec {
-        Spec {
-            contract_size: 100_000.0,
-            base: base.to_owned(),
-            quote: quote.to_owned(),
-        }
-    }
-
     fn limits() -> Arc<Limits> {
-        let wide = |text: &str| Wide::parse(text).unwrap();
-        Arc::new(Limits {
-            allowed_symbols: HashSet::new(),
-            signal_ttl_ms: 5_000,
-            max_order_lots: 10.0,
-            max_position_lots: 10.0,
-            max_gross_exposure: wide("1e9"),
-            instruments: HashMap::from_iter([
-                ("EURUSD".to_owned(), spec("EUR", "USD")),
-                ("USDJPY".to_owned(), spec("USD", "JPY")),
-            ]),
-            account_currency: "USD".to_owned(),
-            max_tick_age_ms: 60_000,
-            price_collar_bps: 50.0,
-            max_orders_per_second: 5,
-            daily_loss_limit: wide("1000"),
-            daily_loss_action: "REDUCING".to_owned(),
-            max_consecutive_rejects: 3,
-            flash_crash_pct: 3.0,
-            flash_crash_window_ms: 5_000,
-            signal_timeframe: "1m".to_owned(),
-            signal_timeframes: HashMap::new(),
-        })
+        Arc::new(fixtures::limits())
     }
 
     struct Kernel(Arc<Limits>);
@@ -449,14 +418,7 @@ mod tests {
     }
 
     fn fill(n: usize, symbol: &str, side: Side, lots: f64, price: f64) -> [Event; 2] {
-        let header = OrderHeader {
-            client_order_id: format!("tw-{n}"),
-            signal_id: format!("s{n}"),
-            symbol: symbol.to_owned(),
-            model_id: "m".to_owned(),
-            model_version: 1,
-            event_at_ms: 1_000,
-        };
+        let header = fixtures::header(n, symbol);
         [
             Event::OrderSubmitted(OrderSubmitted {
                 header: header.clone(),

@@ -1300,9 +1300,10 @@ mod tests {
     // ---- apply: the dispatch of a recorded event --------------------------------------------
 
     use crate::events::{
-        OrderAccepted, OrderCanceled, OrderHeader, OrderRejected, OrderSubmitted, OrderType,
-        Severity, Side, TradingState,
+        OrderAccepted, OrderCanceled, OrderRejected, OrderSubmitted, OrderType, Severity, Side,
+        TradingState,
     };
+    use crate::fixtures::header;
 
     struct Kernel {
         instruments: HashMap<String, Spec>,
@@ -1325,17 +1326,6 @@ mod tests {
         };
         Kernel {
             instruments: HashMap::from_iter([("EURUSD".to_owned(), spec)]),
-        }
-    }
-
-    fn header(n: usize, symbol: &str) -> OrderHeader {
-        OrderHeader {
-            client_order_id: format!("tw-{n}"),
-            signal_id: format!("s{n}"),
-            symbol: symbol.to_owned(),
-            model_id: "m".to_owned(),
-            model_version: 1,
-            event_at_ms: 1_000,
         }
     }
 

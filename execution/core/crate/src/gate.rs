@@ -712,6 +712,7 @@ pub fn gross_exposure(
 mod tests {
     use super::*;
     use crate::day_loss::KnownDay;
+    use crate::fixtures;
     use crate::maps::HashSetExt;
 
     fn dec(text: &str) -> Dec {
@@ -779,30 +780,14 @@ mod tests {
         Wide::parse(text).unwrap()
     }
 
+    /// The crate's test limits with EURUSD alone allowed and known.
     fn limits(max_gross_exposure: &str, daily_loss_limit: &str) -> Limits {
-        let spec = Spec {
-            contract_size: 100_000.0,
-            base: "EUR".to_owned(),
-            quote: "USD".to_owned(),
-        };
         Limits {
             allowed_symbols: HashSet::from_iter(["EURUSD".to_owned()]),
-            signal_ttl_ms: 5_000,
-            max_order_lots: 10.0,
-            max_position_lots: 10.0,
             max_gross_exposure: wide(max_gross_exposure),
-            instruments: HashMap::from_iter([("EURUSD".to_owned(), spec)]),
-            account_currency: "USD".to_owned(),
-            max_tick_age_ms: 60_000,
-            price_collar_bps: 50.0,
-            max_orders_per_second: 5,
+            instruments: HashMap::from_iter([("EURUSD".to_owned(), fixtures::spec("EUR", "USD"))]),
             daily_loss_limit: wide(daily_loss_limit),
-            daily_loss_action: "REDUCING".to_owned(),
-            max_consecutive_rejects: 3,
-            flash_crash_pct: 3.0,
-            flash_crash_window_ms: 5_000,
-            signal_timeframe: "1m".to_owned(),
-            signal_timeframes: HashMap::new(),
+            ..fixtures::limits()
         }
     }
 

@@ -13,6 +13,8 @@ pub mod engine_state;
 mod engine_state_py;
 pub mod events;
 mod events_py;
+#[cfg(test)]
+mod fixtures;
 pub mod gate;
 mod gate_py;
 pub mod ids;
